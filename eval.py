@@ -1,0 +1,10 @@
+"""The seed's entry point: ``python eval.py --dataset cifar10 --dataset_path PATH --checkpoint_path CKPT``."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "src"))
+
+from mobilenet_v1.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(["eval"] + sys.argv[1:]))

@@ -1,0 +1,156 @@
+"""The ``mobilenet-v1`` command: one sub-command per task.
+
+``train`` and ``eval`` take the seed's configuration keys as ``--key=value`` or ``--key value``
+(``--config_path F`` for a YAML file); the other sub-commands have their own flags.
+"""
+import argparse
+import json
+import sys
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+USAGE = """usage: mobilenet-v1 COMMAND [options]
+
+commands:
+  train          train on CIFAR-10 binaries or an ImageNet-style folder (--config_path, --key=value ...)
+  eval           top-1/top-5 of a checkpoint (--checkpoint_path CKPT --dataset_path PATH [--json])
+  info           parameters and multiply-adds (--width_mult A --image_size R --class_num K [--json])
+  lr-schedule    write the per-step learning rate of a configuration (--config_path F --out lr.csv)
+
+'mobilenet-v1 COMMAND --help' describes one command."""
+
+
+def pop_flag(argv: List[str], flag: str) -> bool:
+    present = flag in argv
+    while flag in argv:
+        argv.remove(flag)
+    return present
+
+
+def pop_option(argv: List[str], name: str) -> Optional[str]:
+    """Remove ``--name value`` / ``--name=value`` from ``argv``; return the value (the last one)."""
+    value, out, i = None, [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a == name:
+            if i + 1 >= len(argv):
+                raise SystemExit(f"mobilenet-v1: option {name} needs a value")
+            value = argv[i + 1]
+            i += 2
+            continue
+        if a.startswith(name + "="):
+            value = a.split("=", 1)[1]
+        else:
+            out.append(a)
+        i += 1
+    argv[:] = out
+    return value
+
+
+def cmd_train(argv: List[str]) -> int:
+    from . import train
+    return train.main(argv)
+
+
+def cmd_eval(argv: List[str]) -> int:
+    from . import evaluate
+    return evaluate.main(argv)
+
+
+def cmd_info(argv: List[str]) -> int:
+    from .info import count_macs, count_params
+    from .model import MobileNetV1
+
+    p = argparse.ArgumentParser(prog="mobilenet-v1 info", description="Parameters and multiply-adds.")
+    p.add_argument("--width_mult", type=float, default=1.0, help="the paper's alpha (default 1.0)")
+    p.add_argument("--image_size", type=int, default=224, help="input resolution (default 224)")
+    p.add_argument("--class_num", type=int, default=1000, help="classifier outputs (default 1000)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    a = p.parse_args(argv)
+    if a.width_mult <= 0 or a.image_size < 1 or a.class_num < 1:
+        p.error("--width_mult must be > 0, --image_size and --class_num >= 1")
+    counts = count_params(a.width_mult, a.class_num)
+    model = MobileNetV1(a.class_num, a.width_mult)
+    built = sum(t.numel() for t in model.parameters())
+    assert built == counts["params"], (built, counts)
+    macs = count_macs(a.width_mult, a.image_size, a.class_num)
+    out = {"width_mult": a.width_mult, "image_size": a.image_size, "class_num": a.class_num,
+           "params": counts["params"], "macs": macs, "layers": len(model.network),
+           "feature_channels": model.num_features}
+    if a.json:
+        print(json.dumps(out))
+    else:
+        print(f"MobileNetV1 width_mult {a.width_mult:g}, {a.image_size}x{a.image_size}, {a.class_num} classes")
+        print(f"  parameters:     {out['params']:,}")
+        print(f"  multiply-adds:  {macs:,} ({macs / 1e6:.1f} M)")
+        print(f"  layers:         {out['layers']} conv + 1 fc, {out['feature_channels']} features")
+    return 0
+
+
+def cmd_lr_schedule(argv: List[str]) -> int:
+    from .config import load_config
+    from .schedules import get_lr
+
+    if pop_flag(argv, "--help") or pop_flag(argv, "-h"):
+        print("usage: mobilenet-v1 lr-schedule [--config_path F] [--key=value ...] [--steps_per_epoch N] "
+              "[--out lr.csv]\n\nWrites step,epoch,lr for every global step (stdout without --out). "
+              "steps_per_epoch defaults to the full data set's: 50,000 CIFAR-10 or 1,281,167 ImageNet "
+              "images over batch_size x device_num.")
+        return 0
+    out = pop_option(argv, "--out")
+    spe = pop_option(argv, "--steps_per_epoch")
+    cfg = load_config(argv)
+    if spe is None:
+        images = 50_000 if cfg.dataset == "cifar10" else 1_281_167
+        steps = images // (cfg.batch_size * cfg.device_num)
+    else:
+        try:
+            steps = int(spe)
+        except ValueError:
+            raise SystemExit(f"mobilenet-v1 lr-schedule: --steps_per_epoch must be an integer, got {spe!r}")
+    lr = get_lr(cfg.lr_init, cfg.lr_end, cfg.lr_max, cfg.warmup_epochs, cfg.epoch_size, steps, cfg.lr_decay_mode)
+    lines = ["step,epoch,lr"] + [f"{i},{i // steps + 1},{repr(float(v))}" for i, v in enumerate(lr)]
+    text = "\n".join(lines) + "\n"
+    if out:
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"wrote {len(lr)} steps ({cfg.epoch_size} epochs x {steps}) of lr_decay_mode {cfg.lr_decay_mode} "
+              f"to {out}: first {float(lr[0]):.6g}, max {float(lr.max()):.6g}, last {float(lr[-1]):.6g}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+COMMANDS: Dict[str, Callable[[List[str]], int]] = {
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "info": cmd_info,
+    "lr-schedule": cmd_lr_schedule,
+}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .data import DataError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"mobilenet-v1: unknown command {name!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    if name in ("train", "eval") and ("--help" in rest or "-h" in rest):
+        from .config import Config, CHOICES
+        import dataclasses
+        print(f"usage: mobilenet-v1 {name} [--config_path F] [--key=value | --key value ...]\n\nkeys (default):")
+        for f in dataclasses.fields(Config):
+            extra = f"  one of {list(CHOICES[f.name])}" if f.name in CHOICES else ""
+            print(f"  --{f.name} ({f.default!r}){extra}")
+        return 0
+    try:
+        return COMMANDS[name](rest)
+    except (ConfigError, DataError, CheckpointError, ValueError, OSError) as e:
+        print(f"mobilenet-v1 {name}: error: {e}", file=sys.stderr)
+        return 1

@@ -1,0 +1,247 @@
+"""One typed configuration: dataclass defaults, then a YAML file, then ``--key=value`` overrides.
+
+Key names are the seed's (``default_config.yaml``), so a migrating user's files and flags keep working.
+The defaults are the seed's CIFAR-10 values; ``--dataset imagenet2012`` starts from the seed's ImageNet
+values instead (``DATASET_PRESETS``). Unknown keys are errors.
+"""
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import yaml
+
+DATASETS = ("cifar10", "imagenet2012")
+
+
+@dataclass
+class Config:
+    # --- the seed's keys (default_config.yaml) ---
+    dataset: str = "cifar10"
+    dataset_path: str = ""
+    class_num: int = 10
+    batch_size: int = 32
+    loss_scale: float = 1024.0
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    epoch_size: int = 90
+    pretrain_epoch_size: int = 0
+    save_checkpoint: bool = True
+    save_checkpoint_epochs: int = 5
+    keep_checkpoint_max: int = 10
+    save_checkpoint_path: str = "./"
+    warmup_epochs: int = 5
+    lr_decay_mode: str = "poly"
+    lr_init: float = 0.01
+    lr_end: float = 0.00001
+    lr_max: float = 0.1
+    use_label_smooth: bool = False
+    label_smooth_factor: float = 0.1
+    pre_trained: str = ""
+    checkpoint_path: str = ""
+    run_distribute: bool = False
+    device_num: int = 1
+    # The seed defaults to Ascend; here "auto" takes the GPU when CUDA is present, else the CPU.
+    device_target: str = "auto"
+    # export (the seed's export.py)
+    ckpt_file: str = ""
+    width: int = 224
+    height: int = 224
+    file_name: str = "mobilenetv1"
+    file_format: str = "ONNX"
+    # --- beyond the seed ---
+    width_mult: float = 1.0
+    image_size: int = 224
+    padding: str = "same"
+    # "auto": bf16 autocast on a GPU, fp32 on the CPU.
+    precision: str = "auto"
+    seed: int = 1
+    num_workers: int = -1  # -1: min(8, CPU count)
+    # The seed drops the last partial eval batch (49,920 of 50,000 ImageNet images); we count all.
+    eval_drop_last: bool = False
+    eval_batch_size: int = 0  # 0: batch_size
+    channels_last: bool = True
+    compile: bool = False
+    # "auto": the GPU pipeline when CUDA is present (ImageNet folders), else the CPU one.
+    data_pipeline: str = "auto"
+    random_flip: bool = True
+    log_interval: int = 0  # steps between progress lines; 0: once per epoch only (the seed)
+
+
+CHOICES: Dict[str, Tuple[Any, ...]] = {
+    "dataset": DATASETS,
+    "lr_decay_mode": ("steps", "poly", "cosine", "linear"),
+    "device_target": ("auto", "CPU", "GPU", "Ascend"),
+    "file_format": ("ONNX", "AIR", "MINDIR"),
+    "padding": ("same", "symmetric"),
+    "precision": ("auto", "fp32", "bf16", "fp16"),
+    "data_pipeline": ("auto", "cpu", "gpu"),
+}
+
+# The seed's ImageNet values (default_config_imagenet.yaml) that differ from its CIFAR-10 ones.
+DATASET_PRESETS: Dict[str, Dict[str, Any]] = {
+    "cifar10": {},
+    "imagenet2012": {
+        "class_num": 1001, "batch_size": 256, "warmup_epochs": 0, "lr_decay_mode": "linear",
+        "lr_init": 0.0, "lr_max": 0.8, "lr_end": 0.0, "use_label_smooth": True,
+        "label_smooth_factor": 0.1,
+    },
+}
+
+
+class ConfigError(ValueError):
+    """A configuration file or option that cannot be used; the message names it."""
+
+
+def _field_types() -> Dict[str, type]:
+    return {f.name: type(f.default) for f in fields(Config)}
+
+
+def _parse_bool(text: str, key: str) -> bool:
+    low = text.strip().lower()
+    if low in ("true", "1", "yes", "on"):
+        return True
+    if low in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"option --{key}: expected True or False, got {text!r}")
+
+
+def coerce(key: str, value: Any, source: str) -> Any:
+    """Convert ``value`` to the type of ``Config.<key>``; ``source`` names where it came from."""
+    types = _field_types()
+    if key not in types:
+        raise ConfigError(f"{source}: unknown key {key!r}")
+    want = types[key]
+    try:
+        if want is bool:
+            if isinstance(value, bool):
+                return value
+            return _parse_bool(str(value), key)
+        if want is int:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+            if not number.is_integer():
+                raise ValueError
+            return int(number)
+        if want is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if value is None:
+            return ""
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: {key} must be {want.__name__}, got {value!r}") from None
+
+
+def read_yaml(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Values and allowed choices of a config file.
+
+    A file is either one YAML mapping, or the seed's three documents: values, help texts, choices.
+    """
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            docs = [d for d in yaml.safe_load_all(f)]
+    except OSError as e:
+        raise ConfigError(f"config file {path}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path}: not valid YAML: {e}") from None
+    docs = [d for d in docs if d is not None]
+    if not docs:
+        return {}, {}
+    if not all(isinstance(d, dict) for d in docs):
+        raise ConfigError(f"config file {path}: each YAML document must be a mapping of key: value")
+    values = docs[0]
+    choices = docs[2] if len(docs) >= 3 else {}
+    return values, choices
+
+
+def _validate(cfg: Config, extra_choices: Dict[str, Any], source: str) -> None:
+    for key, allowed in list(CHOICES.items()) + list(extra_choices.items()):
+        if not hasattr(cfg, key) or not isinstance(allowed, (list, tuple)):
+            continue
+        value = getattr(cfg, key)
+        if value not in allowed:
+            raise ConfigError(f"{source}: {key}={value!r} is not one of {list(allowed)}")
+    positive = ("batch_size", "epoch_size", "save_checkpoint_epochs", "keep_checkpoint_max", "class_num",
+                "image_size", "device_num")
+    for key in positive:
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"{source}: {key} must be at least 1, got {getattr(cfg, key)}")
+    if cfg.width_mult <= 0:
+        raise ConfigError(f"{source}: width_mult must be positive, got {cfg.width_mult}")
+    if not 0 <= cfg.pretrain_epoch_size < cfg.epoch_size:
+        raise ConfigError(f"{source}: pretrain_epoch_size must be in [0, epoch_size), got "
+                          f"{cfg.pretrain_epoch_size} with epoch_size {cfg.epoch_size}")
+    if cfg.warmup_epochs < 0:
+        raise ConfigError(f"{source}: warmup_epochs must be >= 0, got {cfg.warmup_epochs}")
+    if not 0 <= cfg.label_smooth_factor < 1:
+        raise ConfigError(f"{source}: label_smooth_factor must be in [0, 1), got {cfg.label_smooth_factor}")
+
+
+def parse_overrides(argv: Sequence[str]) -> List[Tuple[str, str]]:
+    """``--key=value`` and ``--key value`` pairs, in order. Anything else is an error."""
+    pairs, i = [], 0
+    argv = list(argv)
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--") or len(arg) == 2:
+            raise ConfigError(f"unexpected argument {arg!r}: options are --key=value or --key value")
+        body = arg[2:]
+        if "=" in body:
+            key, value = body.split("=", 1)
+        else:
+            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+                raise ConfigError(f"option --{body} needs a value")
+            key, value = body, argv[i + 1]
+            i += 1
+        pairs.append((key.replace("-", "_"), value))
+        i += 1
+    return pairs
+
+
+def load_config(argv: Sequence[str] = (), config_path: Optional[str] = None) -> Config:
+    """Resolve the configuration: defaults -> dataset preset -> YAML file -> command line."""
+    overrides = parse_overrides(argv)
+    for key, value in overrides:
+        if key == "config_path":
+            config_path = value
+    overrides = [(k, v) for k, v in overrides if k != "config_path"]
+    file_values, file_choices = read_yaml(config_path) if config_path else ({}, {})
+    types = _field_types()
+    for key in file_values:
+        if key not in types:
+            raise ConfigError(f"config file {config_path}: unknown key {key!r}")
+
+    dataset = file_values.get("dataset", "cifar10")
+    for key, value in overrides:
+        if key == "dataset":
+            dataset = value
+    if dataset not in DATASETS:
+        raise ConfigError(f"option --dataset: {dataset!r} is not one of {list(DATASETS)}")
+
+    values: Dict[str, Any] = dict(DATASET_PRESETS[dataset])
+    for key, value in file_values.items():
+        values[key] = coerce(key, value, f"config file {config_path}")
+    for key, value in overrides:
+        values[key] = coerce(key, value, f"option --{key}")
+    cfg = Config(**values)
+    source = f"config file {config_path}" if config_path else "configuration"
+    _validate(cfg, file_choices, source)
+    return cfg
+
+
+def to_dict(cfg: Config) -> Dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(values: Dict[str, Any], source: str = "checkpoint") -> Config:
+    """Rebuild a Config saved by :func:`to_dict`; keys this version does not know are dropped."""
+    known = {f.name for f in fields(Config)}
+    return Config(**{k: coerce(k, v, source) for k, v in values.items() if k in known})
+
+
+def dump_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

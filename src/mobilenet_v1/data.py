@@ -1,0 +1,304 @@
+"""Data sets of the seed: CIFAR-10 binary files and ImageNet-style folders of images.
+
+A loader yields ``(images, labels)`` already on the training device: float32, normalised, and
+channels_last when asked. Every random choice comes from the run's seed, the epoch and the sample's
+position, so an epoch's data order and augmentation do not depend on the number of loader workers.
+"""
+import glob
+import os
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from . import transforms as T
+
+CIFAR_RECORD = 1 + 3 * 32 * 32  # label byte + 3,072 pixel bytes
+CIFAR_TRAIN_FOLDER = "cifar-10-batches-bin"
+CIFAR_EVAL_FOLDER = "cifar-10-verify-bin"
+IMAGENET_TRAIN_FOLDER = "train"
+IMAGENET_EVAL_FOLDER = "validation_preprocess"
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
+
+
+class DataError(ValueError):
+    """A data set that cannot be read; the message names the file or folder."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# CIFAR-10 binary version
+
+def read_cifar_bin(path: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Images (N, 3, 32, 32) uint8 and labels (N,) int64 of one CIFAR-10 ``.bin`` file."""
+    size = os.path.getsize(path)
+    if size == 0 or size % CIFAR_RECORD:
+        raise DataError(f"CIFAR-10 file {path}: {size} bytes is not a whole number of "
+                        f"{CIFAR_RECORD}-byte records (1 label byte + 3,072 pixel bytes)")
+    raw = np.fromfile(path, dtype=np.uint8).reshape(-1, CIFAR_RECORD)
+    labels = raw[:, 0].astype(np.int64)
+    bad = np.flatnonzero(labels > 9)
+    if bad.size:
+        raise DataError(f"CIFAR-10 file {path}: record {int(bad[0])} has label {int(labels[bad[0]])}, "
+                        f"outside 0..9 ({bad.size} such records)")
+    images = raw[:, 1:].reshape(-1, 3, 32, 32)
+    return images, labels
+
+
+def write_cifar_bin(path: str, images: np.ndarray, labels: np.ndarray) -> None:
+    """Write (N, 3, 32, 32) uint8 images and labels in the CIFAR-10 binary record format."""
+    images = np.asarray(images, dtype=np.uint8)
+    labels = np.asarray(labels)
+    if images.shape[1:] != (3, 32, 32) or len(images) != len(labels):
+        raise ValueError(f"expected (N, 3, 32, 32) images and N labels, got {images.shape}, {labels.shape}")
+    records = np.concatenate([labels.astype(np.uint8)[:, None], images.reshape(len(images), -1)], axis=1)
+    records.tofile(path)
+
+
+def cifar_files(root: str, train: bool) -> List[str]:
+    """The ``.bin`` files of the train or eval split under ``root``.
+
+    ``root`` is the seed's folder itself (``cifar-10-batches-bin`` for training, ``cifar-10-verify-bin``
+    for evaluation) or the folder that holds both.
+    """
+    if not os.path.isdir(root):
+        raise DataError(f"dataset_path {root!r} is not a folder")
+    sub = os.path.join(root, CIFAR_TRAIN_FOLDER if train else CIFAR_EVAL_FOLDER)
+    if os.path.isdir(sub):
+        root = sub
+    pattern = "data_batch_*.bin" if train else "test_batch.bin"
+    files = sorted(glob.glob(os.path.join(root, pattern))) or sorted(glob.glob(os.path.join(root, "*.bin")))
+    if not files:
+        raise DataError(f"dataset_path {root!r}: no CIFAR-10 .bin files ({pattern}) found")
+    return files
+
+
+def load_cifar(root: str, train: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    parts = [read_cifar_bin(f) for f in cifar_files(root, train)]
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+# ---------------------------------------------------------------------------------------------------
+# sampling
+
+def sample_seed(seed: int, epoch: int, position: int) -> int:
+    """A sample's augmentation seed from the run's seed, the epoch and its position in the epoch."""
+    return (seed * 1_000_003 + epoch) * 10_000_019 + position
+
+
+class ShardSampler(Sampler):
+    """Indices of one shard of a data set, reshuffled each epoch from the run's seed.
+
+    Every shard sees the same permutation and takes every ``num_shards``-th element from ``shard_id``
+    (MindSpore's ``num_shards``/``shard_id``). With ``even``, each shard gets ``N // num_shards``
+    samples (training); without, the shards cover every sample exactly once (evaluation).
+    Yields ``(index, augmentation seed)`` pairs.
+    """
+
+    def __init__(self, size: int, shuffle: bool, seed: int, num_shards: int = 1, shard_id: int = 0,
+                 even: bool = True):
+        self.size, self.shuffle, self.seed = size, shuffle, seed
+        self.num_shards, self.shard_id, self.even = num_shards, shard_id, even
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def indices(self) -> torch.Tensor:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 7919 + self.epoch)
+            order = torch.randperm(self.size, generator=g)
+        else:
+            order = torch.arange(self.size)
+        if self.even:
+            order = order[: self.size // self.num_shards * self.num_shards]
+        return order[self.shard_id::self.num_shards]
+
+    def __len__(self) -> int:
+        if self.even:
+            return self.size // self.num_shards
+        return len(range(self.shard_id, self.size, self.num_shards))
+
+    def __iter__(self):
+        for pos, idx in enumerate(self.indices().tolist()):
+            yield idx, sample_seed(self.seed, self.epoch, pos * self.num_shards + self.shard_id)
+
+
+# ---------------------------------------------------------------------------------------------------
+# loaders
+
+class DeviceLoader:
+    """Common face of the loaders: iterate ``(images, labels)`` on ``device``; ``set_epoch``; ``len``."""
+
+    num_samples: int
+    classes: Optional[List[str]] = None
+
+    def set_epoch(self, epoch: int) -> None:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+
+class CifarLoader(DeviceLoader):
+    """CIFAR-10 held whole as uint8 on ``device``; the seed's transforms run batched there.
+
+    train: RandomCrop 32 with 4 px zero padding, flip p=0.5, Resize to ``image_size``, Normalize.
+    eval: Resize, Normalize.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, train: bool,
+                 image_size: int, device: torch.device, seed: int, drop_last: bool = True,
+                 num_shards: int = 1, shard_id: int = 0, channels_last: bool = False, flip: bool = True):
+        self.images = images.to(device)
+        self.labels = labels.to(device)
+        self.batch_size, self.train, self.image_size = batch_size, train, image_size
+        self.device, self.drop_last, self.flip = device, drop_last, flip
+        self.sampler = ShardSampler(len(labels), shuffle=train, seed=seed, num_shards=num_shards,
+                                    shard_id=shard_id, even=train)
+        self.normalize = T.Normalize(T.CIFAR_MEAN, T.CIFAR_STD, device, channels_last)
+        self.num_samples = len(self.sampler)
+        self.seed = seed
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        n = self.num_samples
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self):
+        order = self.sampler.indices().to(self.device)
+        g = torch.Generator().manual_seed(sample_seed(self.seed, self.sampler.epoch, self.sampler.shard_id))
+        for b in range(len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            x = self.images[idx]
+            if self.train:
+                x = T.batch_random_crop(x, 4, g)
+                if self.flip:
+                    x = T.batch_flip(x, g)
+            x = T.batch_resize_uint8(x, self.image_size)
+            yield self.normalize(x), self.labels[idx]
+
+
+def find_images(root: str) -> Tuple[List[Tuple[str, int]], List[str]]:
+    """(path, label) of every image under ``root/<class>/``; labels by sorted class-folder name."""
+    if not os.path.isdir(root):
+        raise DataError(f"image folder {root!r} does not exist")
+    classes = sorted(d.name for d in os.scandir(root) if d.is_dir())
+    if not classes:
+        raise DataError(f"image folder {root!r} has no class sub-folders")
+    samples = []
+    for label, cls in enumerate(classes):
+        for dirpath, _, names in sorted(os.walk(os.path.join(root, cls), followlinks=True)):
+            for name in sorted(names):
+                if name.lower().endswith(IMAGE_EXTENSIONS):
+                    samples.append((os.path.join(dirpath, name), label))
+    if not samples:
+        raise DataError(f"image folder {root!r}: no image files in its class sub-folders")
+    return samples, classes
+
+
+def imagenet_folder(root: str, train: bool) -> str:
+    """The seed appends ``train`` / ``validation_preprocess``; a folder that is itself a split works too."""
+    sub = os.path.join(root, IMAGENET_TRAIN_FOLDER if train else IMAGENET_EVAL_FOLDER)
+    return sub if os.path.isdir(sub) else root
+
+
+def read_bytes(path: str) -> torch.Tensor:
+    with open(path, "rb") as f:
+        data = f.read()
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
+
+
+class ImageFolderDataset(Dataset):
+    """Decodes and transforms one image per item (the CPU pipeline); returns uint8 (3, S, S), label."""
+
+    def __init__(self, samples: Sequence[Tuple[str, int]], train: bool, image_size: int, flip: bool = True):
+        self.samples, self.train, self.image_size, self.flip = list(samples), train, image_size, flip
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, item: Tuple[int, int]):
+        index, seed = item
+        path, label = self.samples[index]
+        img = T.decode_rgb(read_bytes(path), path)
+        if self.train:
+            g = torch.Generator().manual_seed(seed)
+            img = T.random_resized_crop(img, self.image_size, g, flip=self.flip)
+        else:
+            img = T.resize_center_crop(img, self.image_size)
+        return img, label
+
+
+class ImageFolderLoader(DeviceLoader):
+    """Loader workers decode and augment on the CPU; normalisation runs on ``device``."""
+
+    def __init__(self, root: str, batch_size: int, train: bool, image_size: int, device: torch.device,
+                 seed: int, num_workers: int, drop_last: bool = True, num_shards: int = 1,
+                 shard_id: int = 0, channels_last: bool = False, flip: bool = True):
+        samples, self.classes = find_images(root)
+        self.dataset = ImageFolderDataset(samples, train, image_size, flip)
+        self.sampler = ShardSampler(len(samples), shuffle=train, seed=seed, num_shards=num_shards,
+                                    shard_id=shard_id, even=train)
+        self.num_samples = len(self.sampler)
+        self.device = device
+        self.normalize = T.Normalize(T.IMAGENET_MEAN, T.IMAGENET_STD, device, channels_last)
+        self.loader = DataLoader(self.dataset, batch_size=batch_size, sampler=self.sampler,
+                                 num_workers=num_workers, drop_last=drop_last,
+                                 pin_memory=device.type == "cuda", persistent_workers=num_workers > 0,
+                                 prefetch_factor=4 if num_workers > 0 else None)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for images, labels in self.loader:
+            images = images.to(self.device, non_blocking=True)
+            labels = labels.to(self.device, non_blocking=True)
+            yield self.normalize(images), labels
+
+
+@dataclass
+class DataOptions:
+    """What a loader needs from the run's configuration."""
+    dataset: str
+    dataset_path: str
+    batch_size: int
+    image_size: int
+    seed: int
+    num_workers: int
+    channels_last: bool
+    flip: bool = True
+    pipeline: str = "cpu"
+
+
+def default_workers(requested: int) -> int:
+    if requested >= 0:
+        return requested
+    return min(8, os.cpu_count() or 1)
+
+
+def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last: bool = True,
+                 num_shards: int = 1, shard_id: int = 0) -> DeviceLoader:
+    if not opts.dataset_path:
+        raise DataError("dataset_path is not set: pass --dataset_path PATH")
+    if opts.dataset == "cifar10":
+        images, labels = load_cifar(opts.dataset_path, train)
+        return CifarLoader(images, labels, opts.batch_size, train, opts.image_size, device, opts.seed,
+                           drop_last=drop_last, num_shards=num_shards, shard_id=shard_id,
+                           channels_last=opts.channels_last, flip=opts.flip)
+    root = imagenet_folder(opts.dataset_path, train)
+    return ImageFolderLoader(root, opts.batch_size, train, opts.image_size, device, opts.seed,
+                             default_workers(opts.num_workers), drop_last=drop_last, num_shards=num_shards,
+                             shard_id=shard_id, channels_last=opts.channels_last, flip=opts.flip)

@@ -1,0 +1,48 @@
+"""The demo data set: scikit-learn's bundled digits written as CIFAR-10 binary folders.
+
+1,797 real 8x8 handwritten digits (16 grey levels), upscaled to 32x32 RGB, split 80/20 with a fixed
+seed into ``cifar-10-batches-bin/data_batch_1.bin`` and ``cifar-10-verify-bin/test_batch.bin``.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import CIFAR_EVAL_FOLDER, CIFAR_TRAIN_FOLDER, write_cifar_bin
+
+
+def digits_as_cifar(seed: int = 0):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = torch.from_numpy(digits.images.astype(np.float32) * (255.0 / 16.0))[:, None]  # (N, 1, 8, 8)
+    images = F.interpolate(images, size=(32, 32), mode="bilinear", align_corners=False)
+    images = images.round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1).numpy()
+    labels = digits.target.astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(labels))
+    cut = int(round(0.8 * len(labels)))
+    return (images[order[:cut]], labels[order[:cut]]), (images[order[cut:]], labels[order[cut:]])
+
+
+def write_demo_data(out_dir: str) -> None:
+    (xtr, ytr), (xte, yte) = digits_as_cifar()
+    os.makedirs(os.path.join(out_dir, CIFAR_TRAIN_FOLDER), exist_ok=True)
+    os.makedirs(os.path.join(out_dir, CIFAR_EVAL_FOLDER), exist_ok=True)
+    write_cifar_bin(os.path.join(out_dir, CIFAR_TRAIN_FOLDER, "data_batch_1.bin"), xtr, ytr)
+    write_cifar_bin(os.path.join(out_dir, CIFAR_EVAL_FOLDER, "test_batch.bin"), xte, yte)
+    print(f"wrote {len(ytr)} training and {len(yte)} evaluation digits as CIFAR-10 binaries under {out_dir}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m mobilenet_v1.demo", description=__doc__)
+    p.add_argument("--out", default="data/digits", help="folder to write (default data/digits)")
+    a = p.parse_args(argv)
+    write_demo_data(a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

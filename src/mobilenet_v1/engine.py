@@ -1,0 +1,127 @@
+"""The training step, one epoch of training, and evaluation."""
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(device_target: str) -> torch.device:
+    """``GPU`` is CUDA; ``auto`` takes CUDA when present. The seed's ``Ascend`` does not exist here."""
+    if device_target == "Ascend":
+        raise ValueError("device_target Ascend: this toolkit runs on CUDA GPUs and CPUs; "
+                         "use --device_target GPU or CPU")
+    if device_target == "GPU":
+        if not torch.cuda.is_available():
+            raise ValueError("device_target GPU: no CUDA device is visible; use --device_target CPU")
+        return torch.device("cuda", torch.cuda.current_device())
+    if device_target == "CPU":
+        return torch.device("cpu")
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return precision
+
+
+def autocast(device: torch.device, precision: str):
+    dtype = AUTOCAST_DTYPES[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def make_scaler(precision: str, device: torch.device, loss_scale: float) -> torch.amp.GradScaler:
+    """fp16 gets dynamic loss scaling starting at the seed's ``loss_scale``: an overflowed step is
+    skipped and the scale halved (the seed's fixed scale applies such a step anyway)."""
+    return torch.amp.GradScaler(device.type, init_scale=loss_scale, enabled=precision == "fp16")
+
+
+def param_groups(model: nn.Module, weight_decay: float):
+    """Weight decay on conv and FC weights only; BatchNorm gamma/beta and biases get none (the seed)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.ndim > 1 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float,
+                   device: torch.device) -> torch.optim.SGD:
+    # One fused kernel for all parameters on CUDA; the multi-tensor path on the CPU.
+    fused = device.type == "cuda"
+    return torch.optim.SGD(param_groups(model, weight_decay), lr=lr, momentum=momentum,
+                           fused=fused or None, foreach=None if fused else True)
+
+
+@dataclass
+class EpochResult:
+    last_loss: float
+    mean_loss: float
+    steps: int
+    seconds: float
+    images: int
+
+
+def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
+                    optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                    lrs: Sequence[float], device: torch.device, precision: str,
+                    on_step: Optional[Callable[[int, torch.Tensor, float], None]] = None) -> EpochResult:
+    """One pass over ``loader``; step ``i`` of the epoch runs at learning rate ``lrs[i]``.
+
+    The loss stays on the device: nothing here waits for the GPU except ``on_step`` when it reads it.
+    """
+    model.train()
+    start = time.perf_counter()
+    loss_sum = torch.zeros((), device=device)
+    loss = torch.zeros((), device=device)
+    steps = images = 0
+    for i, (x, y) in enumerate(loader):
+        if i >= len(lrs):
+            break
+        lr = float(lrs[i])
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with autocast(device, precision):
+            logits = model(x)
+        loss = criterion(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        loss = loss.detach()
+        loss_sum += loss
+        steps += 1
+        images += x.shape[0]
+        if on_step is not None:
+            on_step(i, loss, lr)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    return EpochResult(float(loss), float(loss_sum) / max(steps, 1), steps, seconds, images)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision: str = "fp32") -> Dict[str, int]:
+    """Top-1 and top-5 hits over every batch of ``loader``, and the sample count."""
+    model.eval()
+    correct1 = torch.zeros((), dtype=torch.long, device=device)
+    correct5 = torch.zeros((), dtype=torch.long, device=device)
+    total = 0
+    for x, y in loader:
+        with autocast(device, precision):
+            logits = model(x)
+        k = min(5, logits.shape[1])
+        top = logits.float().topk(k, dim=1).indices
+        hit = top == y[:, None]
+        correct1 += hit[:, 0].sum()
+        correct5 += hit.any(dim=1).sum()
+        total += y.shape[0]
+    return {"top_1_correct": int(correct1), "top_5_correct": int(correct5), "total": total}

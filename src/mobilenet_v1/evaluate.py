@@ -1,0 +1,50 @@
+"""``mobilenet-v1 eval``: top-1 and top-5 of a checkpoint over the whole eval set."""
+import json
+from typing import Dict, Sequence
+
+import torch
+
+from . import checkpoint as ckpt_io
+from .api import model_from_checkpoint
+from .config import Config, load_config
+from .data import build_loader
+from .engine import evaluate, resolve_device, resolve_precision
+from .runtime import print0
+from .train import data_options
+
+
+def accuracy(counts: Dict[str, int]) -> Dict[str, float]:
+    total = max(counts["total"], 1)
+    return {"top_5_accuracy": counts["top_5_correct"] / total, "top_1_accuracy": counts["top_1_correct"] / total}
+
+
+def run(cfg: Config) -> Dict[str, float]:
+    if not cfg.checkpoint_path:
+        raise ValueError("checkpoint_path is not set: pass --checkpoint_path CKPT")
+    device = resolve_device(cfg.device_target)
+    precision = resolve_precision(cfg.precision, device)
+    path = ckpt_io.resolve_checkpoint_path(cfg.checkpoint_path)
+    model, _ = model_from_checkpoint(ckpt_io.load_file(path), path)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model = model.to(device=device, memory_format=memory_format)
+    loader = build_loader(data_options(cfg, device, train=False), train=False, device=device,
+                          drop_last=cfg.eval_drop_last)
+    counts = evaluate(model, loader, device, precision)
+    if counts["total"] == 0:
+        raise ValueError(f"dataset_path {cfg.dataset_path}: no evaluation samples")
+    return {**accuracy(counts), "total": counts["total"], "ckpt": path}
+
+
+def main(argv: Sequence[str]) -> int:
+    argv = list(argv)
+    as_json = "--json" in argv
+    argv = [a for a in argv if a != "--json"]
+    cfg = load_config(argv)
+    result = run(cfg)
+    if as_json:
+        print(json.dumps({"top_1_accuracy": result["top_1_accuracy"], "top_5_accuracy": result["top_5_accuracy"],
+                          "total": result["total"], "ckpt": result["ckpt"]}))
+    else:
+        print0("result: {'top_5_accuracy': %r, 'top_1_accuracy': %r} ckpt=%s"
+               % (result["top_5_accuracy"], result["top_1_accuracy"], result["ckpt"]))
+    return 0

@@ -1,0 +1,168 @@
+"""MobileNetV1 (Howard et al. 2017, arXiv 1704.04861) as the MindSpore model zoo builds it.
+
+This file imports only torch. Parameter names mirror the seed's (``network.{k}.0.weight`` for the conv
+of layer k, ``network.{k}.1.*`` for its BatchNorm, ``fc.*``) so that checkpoint interchange is a rename
+of BatchNorm fields only.
+"""
+import math
+from typing import List, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# (kind, out_channels at width 1.0, stride). "conv" is the full 3x3 stem, "dw" a 3x3 depthwise conv,
+# "pw" a 1x1 pointwise conv. 27 layers, paper Table 1.
+ARCH: Tuple[Tuple[str, int, int], ...] = (
+    ("conv", 32, 2),
+    ("dw", 32, 1), ("pw", 64, 1),
+    ("dw", 64, 2), ("pw", 128, 1),
+    ("dw", 128, 1), ("pw", 128, 1),
+    ("dw", 128, 2), ("pw", 256, 1),
+    ("dw", 256, 1), ("pw", 256, 1),
+    ("dw", 256, 2), ("pw", 512, 1),
+    ("dw", 512, 1), ("pw", 512, 1),
+    ("dw", 512, 1), ("pw", 512, 1),
+    ("dw", 512, 1), ("pw", 512, 1),
+    ("dw", 512, 1), ("pw", 512, 1),
+    ("dw", 512, 1), ("pw", 512, 1),
+    ("dw", 512, 2), ("pw", 1024, 1),
+    ("dw", 1024, 1), ("pw", 1024, 1),
+)
+
+PADDINGS = ("same", "symmetric")
+
+
+def scale_channels(channels: int, width_mult: float, divisor: int = 8) -> int:
+    """Channels of a layer at width multiplier ``width_mult`` (the paper's alpha).
+
+    Rounded to the nearest multiple of ``divisor`` (never below ``divisor``, never more than 10% under
+    the exact product), the convention of torchvision's and timm's MobileNets. Every layer's count is a
+    multiple of 32 at alpha 1, so alpha 0.25, 0.5, 0.75 and 1.0 give the paper's counts exactly.
+    """
+    exact = channels * width_mult
+    rounded = max(divisor, int(exact + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * exact:
+        rounded += divisor
+    return rounded
+
+
+def same_padding(size: int, kernel: int, stride: int) -> Tuple[int, int]:
+    """TensorFlow/MindSpore ``SAME`` padding of one spatial dimension: (before, after).
+
+    The total is ``max((ceil(size / stride) - 1) * stride + kernel - size, 0)``; the smaller half goes
+    before. A stride-2 3x3 conv on an even size pads (0, 1), which PyTorch's ``padding=1`` cannot express.
+    """
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class Conv2dSame(nn.Conv2d):
+    """A bias-free conv with SAME padding computed from the input's size at each call."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kh, kw = self.kernel_size
+        sh, sw = self.stride
+        top, bottom = same_padding(x.shape[-2], kh, sh)
+        left, right = same_padding(x.shape[-1], kw, sw)
+        if top == bottom and left == right:
+            # Symmetric: let the conv pad, which costs no extra copy of the input.
+            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation, self.groups)
+        x = F.pad(x, (left, right, top, bottom))
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def conv_bn_relu(in_ch: int, out_ch: int, kernel: int, stride: int, groups: int, padding: str) -> nn.Sequential:
+    if padding == "same":
+        conv = Conv2dSame(in_ch, out_ch, kernel, stride, groups=groups, bias=False)
+    else:
+        conv = nn.Conv2d(in_ch, out_ch, kernel, stride, padding=kernel // 2, groups=groups, bias=False)
+    # eps and momentum are MindSpore's defaults (its momentum 0.9 is PyTorch's 0.1).
+    return nn.Sequential(conv, nn.BatchNorm2d(out_ch, eps=1e-5, momentum=0.1), nn.ReLU6(inplace=True))
+
+
+class MobileNetV1(nn.Module):
+    """27 ``conv -> BN -> ReLU6`` layers, global average pool, one fully connected layer.
+
+    Args:
+        class_num: outputs of the classifier (the seed uses 10 for CIFAR-10, 1001 for ImageNet).
+        width_mult: the paper's alpha; channels are scaled by :func:`scale_channels`.
+        padding: ``"same"`` (TensorFlow/MindSpore, the seed's; weights trained by the seed need it) or
+            ``"symmetric"`` (PyTorch's ``padding=1``).
+        features_only: ``forward`` returns the list of the 27 layer outputs instead of logits.
+    """
+
+    def __init__(self, class_num: int = 1001, width_mult: float = 1.0, padding: str = "same",
+                 features_only: bool = False, in_chans: int = 3):
+        super().__init__()
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+        if width_mult <= 0:
+            raise ValueError(f"width_mult must be positive, got {width_mult}")
+        if class_num < 1:
+            raise ValueError(f"class_num must be at least 1, got {class_num}")
+        self.class_num = class_num
+        self.width_mult = width_mult
+        self.padding = padding
+        self.features_only = features_only
+        layers: List[nn.Module] = []
+        in_ch = in_chans
+        for kind, channels, stride in ARCH:
+            out_ch = in_ch if kind == "dw" else scale_channels(channels, width_mult)
+            kernel = 1 if kind == "pw" else 3
+            groups = in_ch if kind == "dw" else 1
+            layers.append(conv_bn_relu(in_ch, out_ch, kernel, stride, groups, padding))
+            in_ch = out_ch
+        self.network = nn.Sequential(*layers)
+        self.num_features = in_ch
+        self.fc = nn.Linear(in_ch, class_num)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The seed's initialisation: Xavier-uniform convs, truncated-normal(0.01) FC weight, BN 1/0."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.xavier_uniform_(m.weight, gain=1.0)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+                m.reset_running_stats()
+        nn.init.trunc_normal_(self.fc.weight, mean=0.0, std=0.01, a=-0.02, b=0.02)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The 27 layers: (N, 3, H, W) -> (N, C, H/32, W/32)."""
+        return self.network(x)
+
+    def forward_intermediates(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """The output of every one of the 27 layers, in order."""
+        outs = []
+        for layer in self.network:
+            x = layer(x)
+            outs.append(x)
+        return outs
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global average pool over H and W, then the classifier (skipped with ``pre_logits``)."""
+        x = x.mean(dim=(2, 3))
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor):
+        if self.features_only:
+            return self.forward_intermediates(x)
+        return self.forward_head(self.forward_features(x))
+
+
+def mobilenet_v1(class_num: int = 1001, features_only: bool = False, **kwargs) -> MobileNetV1:
+    """The seed's factory: ``mobilenet_v1(class_num=1001)``."""
+    return MobileNetV1(class_num=class_num, features_only=features_only, **kwargs)
+
+
+def layer_specs(width_mult: float = 1.0, in_chans: int = 3) -> Sequence[Tuple[str, int, int, int]]:
+    """(kind, in_channels, out_channels, stride) of each layer at ``width_mult``, without building it."""
+    specs, in_ch = [], in_chans
+    for kind, channels, stride in ARCH:
+        out_ch = in_ch if kind == "dw" else scale_channels(channels, width_mult)
+        specs.append((kind, in_ch, out_ch, stride))
+        in_ch = out_ch
+    return specs

@@ -1,0 +1,56 @@
+"""The seed's learning-rate schedules (its ``lr_generator.get_lr``): one float32 value per global step.
+
+Pure functions of their arguments; the arithmetic follows the seed's order of operations in Python
+floats before the cast to float32, so the arrays are the seed's bit for bit.
+"""
+import math
+
+import numpy as np
+
+LR_DECAY_MODES = ("steps", "poly", "cosine", "linear")
+
+
+def lr_at(i: int, lr_init: float, lr_end: float, lr_max: float, warmup_steps: int, total_steps: int,
+          lr_decay_mode: str) -> float:
+    """The learning rate of global step ``i`` (a Python float, before the seed's float32 cast)."""
+    lr_init, lr_end, lr_max = float(lr_init), float(lr_end), float(lr_max)
+    if lr_decay_mode == "steps":
+        if i < warmup_steps:
+            return lr_init + (lr_max - lr_init) * i / warmup_steps
+        if i < 0.3 * total_steps:
+            return lr_max
+        if i < 0.6 * total_steps:
+            return lr_max * 0.1
+        if i < 0.8 * total_steps:
+            return lr_max * 0.01
+        return lr_max * 0.001
+    if lr_decay_mode == "poly":
+        if i < warmup_steps:
+            return lr_init + (lr_max - lr_init) / float(warmup_steps) * float(i)
+        base = 1.0 - (float(i) - float(warmup_steps)) / (float(total_steps) - float(warmup_steps))
+        return max(lr_max * base * base, 0.0)
+    if lr_decay_mode == "cosine":
+        decay_steps = total_steps - warmup_steps
+        if i < warmup_steps:
+            return lr_init + (lr_max - lr_init) / float(warmup_steps) * (i + 1)
+        linear_decay = (total_steps - i) / decay_steps
+        cosine_decay = 0.5 * (1 + math.cos(math.pi * 2 * 0.47 * i / decay_steps))
+        return lr_max * (linear_decay * cosine_decay + 0.00001)
+    # "linear" and anything else, as in the seed.
+    if i < warmup_steps:
+        return lr_init + (lr_max - lr_init) * i / warmup_steps
+    return lr_max - (lr_max - lr_end) * (i - warmup_steps) / (total_steps - warmup_steps)
+
+
+def get_lr(lr_init: float, lr_end: float, lr_max: float, warmup_epochs: int, total_epochs: int,
+           steps_per_epoch: int, lr_decay_mode: str) -> np.ndarray:
+    """The seed's per-step schedule over ``total_epochs * steps_per_epoch`` steps, as float32."""
+    if steps_per_epoch < 1 or total_epochs < 1:
+        raise ValueError(f"steps_per_epoch and total_epochs must be >= 1, got {steps_per_epoch}, {total_epochs}")
+    total_steps = steps_per_epoch * total_epochs
+    warmup_steps = steps_per_epoch * warmup_epochs
+    if warmup_steps >= total_steps:
+        raise ValueError(f"warmup_epochs ({warmup_epochs}) must be fewer than total_epochs ({total_epochs})")
+    values = [lr_at(i, lr_init, lr_end, lr_max, warmup_steps, total_steps, lr_decay_mode)
+              for i in range(total_steps)]
+    return np.array(values).astype(np.float32)

@@ -1,0 +1,175 @@
+"""Image transforms as pure tensor functions: batched where they can be, on any device.
+
+The same functions serve the CPU pipeline (inside loader workers), the CIFAR-10 on-device pipeline and
+the GPU JPEG pipeline, so the tests on the CPU check the code the GPU runs.
+"""
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms.v2 import functional as TF
+
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2023, 0.1994, 0.2010)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# The seed's RandomResizedCrop.
+RRC_SCALE = (0.08, 1.0)
+RRC_RATIO = (0.75, 1.333)
+
+
+def eval_resize_size(image_size: int) -> int:
+    """Shorter side before the centre crop: 256 for 224, the same 0.875 crop ratio otherwise."""
+    return 256 if image_size == 224 else int(math.floor(image_size / 0.875 + 0.5))
+
+
+# ---------------------------------------------------------------------------------------------------
+# decoding
+
+class DecodeError(ValueError):
+    """A file that is not a readable image."""
+
+
+def decode_rgb(data: torch.Tensor, name: str = "<bytes>") -> torch.Tensor:
+    """Decode JPEG/PNG/GIF/WebP bytes (uint8 1-D tensor) to a uint8 (3, H, W) RGB tensor.
+
+    Grayscale, CMYK and palette images come out as RGB. Falls back to PIL for anything libjpeg/libpng
+    through torchvision cannot read, and raises :class:`DecodeError` naming ``name`` if neither can.
+    """
+    if data.numel() == 0:
+        raise DecodeError(f"{name}: empty file")
+    try:
+        img = decode_image(data, mode=ImageReadMode.RGB)
+        if img.ndim == 4:  # animated GIF: first frame
+            img = img[0]
+        return img
+    except (RuntimeError, ValueError):
+        pass
+    return _decode_with_pil(data, name)
+
+
+def _decode_with_pil(data: torch.Tensor, name: str) -> torch.Tensor:
+    import io
+
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data.numpy().tobytes())) as im:
+            arr = np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise DecodeError(f"{name}: not a readable image ({e})") from None
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+
+
+# ---------------------------------------------------------------------------------------------------
+# random parameters (one generator, so a sample's augmentation depends only on its seed)
+
+def random_resized_crop_box(height: int, width: int, generator: torch.Generator,
+                            scale: Sequence[float] = RRC_SCALE,
+                            ratio: Sequence[float] = RRC_RATIO) -> Tuple[int, int, int, int]:
+    """(top, left, h, w) of a RandomResizedCrop: area in ``scale``, aspect ratio w/h in ``ratio``.
+
+    Ten tries at a random area and log-uniform ratio, then the largest centred crop whose ratio is
+    clamped into range (the algorithm of Szegedy et al., as torchvision and MindSpore implement it).
+    """
+    area = height * width
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        u = torch.rand(3, generator=generator).tolist()
+        target_area = area * (scale[0] + (scale[1] - scale[0]) * u[0])
+        aspect = math.exp(log_ratio[0] + (log_ratio[1] - log_ratio[0]) * u[1])
+        w = int(round(math.sqrt(target_area * aspect)))
+        h = int(round(math.sqrt(target_area / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            top_left = torch.randint(0, height - h + 1, (1,), generator=generator).item()
+            left = torch.randint(0, width - w + 1, (1,), generator=generator).item()
+            return int(top_left), int(left), h, w
+    in_ratio = width / height
+    if in_ratio < min(ratio):
+        w = width
+        h = int(round(w / min(ratio)))
+    elif in_ratio > max(ratio):
+        h = height
+        w = int(round(h * max(ratio)))
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+# ---------------------------------------------------------------------------------------------------
+# per-image transforms (uint8 in, uint8 out)
+
+def random_resized_crop(img: torch.Tensor, size: int, generator: torch.Generator,
+                        flip: bool = True) -> torch.Tensor:
+    """The seed's train transform of one decoded image: RandomResizedCrop(size) then a p=0.5 flip."""
+    top, left, h, w = random_resized_crop_box(img.shape[-2], img.shape[-1], generator)
+    out = TF.resized_crop(img, top, left, h, w, [size, size], antialias=True)
+    if flip and torch.rand(1, generator=generator).item() < 0.5:
+        out = out.flip(-1)
+    return out
+
+
+def resize_center_crop(img: torch.Tensor, size: int) -> torch.Tensor:
+    """The seed's eval transform of one decoded image: shorter side to 256 (for 224), centre crop."""
+    out = TF.resize(img, [eval_resize_size(size)], antialias=True)
+    return TF.center_crop(out, [size, size])
+
+
+# ---------------------------------------------------------------------------------------------------
+# batched transforms
+
+def batch_random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
+    """RandomCrop with zero padding for a (N, C, H, W) batch: each image its own offset."""
+    n, c, h, w = images.shape
+    padded = F.pad(images, (padding, padding, padding, padding))
+    dev = images.device
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(dev)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(dev)
+    rows = (dy[:, None] + torch.arange(h, device=dev)[None, :])  # (N, H)
+    cols = (dx[:, None] + torch.arange(w, device=dev)[None, :])  # (N, W)
+    batch = torch.arange(n, device=dev)[:, None, None]
+    # Advanced indexing over dims 0, 2, 3 puts the channel dim last: (N, H, W, C).
+    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
+    return out.permute(0, 3, 1, 2)
+
+
+def batch_flip(images: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    """Flip each image of a (N, C, H, W) batch left-right with probability ``p``."""
+    flip = (torch.rand(images.shape[0], generator=generator) < p).to(images.device)
+    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+def batch_resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize of a uint8 batch to (size, size), rounded back to uint8 as the seed's Resize is."""
+    if images.shape[-2:] == (size, size):
+        return images
+    out = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False,
+                        antialias=size < max(images.shape[-2:]))
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+class Normalize:
+    """uint8 (N, 3, H, W) -> float32, ``(x / 255 - mean) / std``, optionally channels_last."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device,
+                 channels_last: bool = False):
+        std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        self.scale = 1.0 / (255.0 * std_t)
+        self.shift = -mean_t / std_t
+        self.channels_last = channels_last
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        out = torch.addcmul(self.shift, images.float(), self.scale)
+        if self.channels_last:
+            out = out.contiguous(memory_format=torch.channels_last)
+        return out
+
+
+def stack_uint8(images: List[torch.Tensor]) -> torch.Tensor:
+    return torch.stack(images, 0)

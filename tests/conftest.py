@@ -1,0 +1,78 @@
+import io
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+
+from mobilenet_v1.data import CIFAR_EVAL_FOLDER, CIFAR_TRAIN_FOLDER, write_cifar_bin  # noqa: E402
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def class_images(labels: np.ndarray, seed: int) -> np.ndarray:
+    """32x32 images whose class is visible: a bright square at a class-specific place, plus noise."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 60, size=(len(labels), 3, 32, 32), dtype=np.uint8)
+    for i, y in enumerate(labels):
+        r, c = divmod(int(y), 4)
+        images[i, int(y) % 3, r * 8:r * 8 + 12, c * 8:c * 8 + 12] = 250
+    return images
+
+
+@pytest.fixture
+def cifar_dir(tmp_path):
+    """A small CIFAR-10 binary data set: 2 train files of 96 records, 1 eval file of 40 (4 classes)."""
+    root = tmp_path / "cifar"
+    (root / CIFAR_TRAIN_FOLDER).mkdir(parents=True)
+    (root / CIFAR_EVAL_FOLDER).mkdir()
+    rng = np.random.default_rng(0)
+    for k in (1, 2):
+        y = rng.integers(0, 4, 96)
+        write_cifar_bin(str(root / CIFAR_TRAIN_FOLDER / f"data_batch_{k}.bin"), class_images(y, k), y)
+    y = np.arange(40) % 4
+    write_cifar_bin(str(root / CIFAR_EVAL_FOLDER / "test_batch.bin"), class_images(y, 9), y)
+    return root
+
+
+def jpeg_bytes(array: np.ndarray, mode: str = "RGB", fmt: str = "JPEG") -> bytes:
+    from PIL import Image
+
+    img = Image.fromarray(array).convert(mode)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def smooth_image(h: int, w: int, seed: int) -> np.ndarray:
+    """A natural-looking (smooth, structured) RGB image rather than noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.zeros((h, w, 3), np.float32)
+    for c in range(3):
+        fx, fy, ph = rng.uniform(0.005, 0.05, 2).tolist() + [rng.uniform(0, 6.28)]
+        img[..., c] = 127 + 100 * np.sin(xx * fx + yy * fy + ph)
+    return img.clip(0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """An ImageNet-style folder (train/ and validation_preprocess/, 2 classes) whose odd files are a
+    grayscale JPEG, a CMYK JPEG and a PNG named .JPEG."""
+    root = tmp_path / "imagenet"
+    for split, n in (("train", 6), ("validation_preprocess", 3)):
+        for cls in ("n01", "n02"):
+            d = root / split / cls
+            d.mkdir(parents=True)
+            for i in range(n):
+                arr = smooth_image(60 + 7 * i, 80 - 5 * i, seed=hash((split, cls, i)) % 1000)
+                (d / f"img_{i}.JPEG").write_bytes(jpeg_bytes(arr))
+    odd = root / "train" / "n01"
+    arr = smooth_image(50, 70, 1)
+    (odd / "gray.JPEG").write_bytes(jpeg_bytes(arr, "L"))
+    (odd / "cmyk.JPEG").write_bytes(jpeg_bytes(arr, "CMYK"))
+    (odd / "png_named.JPEG").write_bytes(jpeg_bytes(arr, "RGB", "PNG"))
+    return root

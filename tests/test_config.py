@@ -1,0 +1,62 @@
+import os
+
+import pytest
+
+from mobilenet_v1.config import Config, ConfigError, load_config, parse_overrides
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+def test_defaults_are_the_seeds_cifar10_values():
+    cfg = load_config([])
+    assert (cfg.class_num, cfg.batch_size, cfg.epoch_size, cfg.warmup_epochs) == (10, 32, 90, 5)
+    assert (cfg.lr_decay_mode, cfg.lr_init, cfg.lr_max, cfg.lr_end) == ("poly", 0.01, 0.1, 0.00001)
+    assert (cfg.save_checkpoint_epochs, cfg.keep_checkpoint_max, cfg.loss_scale) == (5, 10, 1024)
+
+
+def test_imagenet_dataset_starts_from_the_seeds_imagenet_values():
+    cfg = load_config(["--dataset", "imagenet2012"])
+    assert (cfg.class_num, cfg.batch_size, cfg.warmup_epochs, cfg.lr_decay_mode) == (1001, 256, 0, "linear")
+    assert (cfg.lr_max, cfg.use_label_smooth, cfg.label_smooth_factor) == (0.8, True, 0.1)
+
+
+@pytest.mark.parametrize("name", ["cifar10.yaml", "imagenet2012.yaml", "imagenet2012_gpu.yaml", "demo.yaml"])
+def test_shipped_configs_load(name):
+    cfg = load_config(["--config_path", os.path.join(ROOT, "configs", name)])
+    assert isinstance(cfg, Config)
+
+
+def test_file_then_command_line_override_both_spellings(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("batch_size: 64\nlr_max: 0.5\n")
+    cfg = load_config([f"--config_path={f}", "--lr_max=0.2", "--epoch_size", "3", "--save_checkpoint", "False"])
+    assert (cfg.batch_size, cfg.lr_max, cfg.epoch_size, cfg.save_checkpoint) == (64, 0.2, 3, False)
+
+
+def test_unknown_keys_are_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key 'bn_wd'"):
+        load_config(["--bn_wd=1"])
+    f = tmp_path / "c.yaml"
+    f.write_text("batch_sise: 64\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml.*batch_sise"):
+        load_config(["--config_path", str(f)])
+
+
+def test_bad_values_name_the_option():
+    with pytest.raises(ConfigError, match="batch_size must be int"):
+        load_config(["--batch_size=3.5"])
+    with pytest.raises(ConfigError, match="lr_decay_mode"):
+        load_config(["--lr_decay_mode=exp"])
+    with pytest.raises(ConfigError, match="save_checkpoint"):
+        load_config(["--save_checkpoint=maybe"])
+    with pytest.raises(ConfigError, match="needs a value"):
+        parse_overrides(["--epoch_size"])
+
+
+def test_seed_three_document_file_validates_choices(tmp_path):
+    f = tmp_path / "seed.yaml"
+    f.write_text("dataset: cifar10\nlr_decay_mode: poly\n---\nlr_decay_mode: 'schedule'\n---\n"
+                 "lr_decay_mode: ['poly', 'steps']\n")
+    assert load_config(["--config_path", str(f)]).lr_decay_mode == "poly"
+    with pytest.raises(ConfigError, match="cosine"):
+        load_config(["--config_path", str(f), "--lr_decay_mode", "cosine"])

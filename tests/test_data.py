@@ -1,0 +1,139 @@
+import numpy as np
+import pytest
+import torch
+
+from mobilenet_v1 import transforms as T
+from mobilenet_v1.data import (CifarLoader, DataError, DataOptions, ImageFolderDataset, ShardSampler, build_loader,
+                               find_images, load_cifar, read_cifar_bin, write_cifar_bin)
+
+
+def test_cifar_round_trip(tmp_path):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (5, 3, 32, 32), dtype=np.uint8)
+    labels = np.array([0, 9, 3, 3, 7])
+    path = tmp_path / "data_batch_1.bin"
+    write_cifar_bin(str(path), images, labels)
+    assert path.stat().st_size == 5 * 3073
+    raw = path.read_bytes()
+    # record layout: label byte, then 1024 red, 1024 green, 1024 blue bytes, row-major
+    assert raw[3073] == 9 and raw[3073 + 1 + 1024] == images[1, 1, 0, 0] and raw[1 + 33] == images[0, 0, 1, 1]
+    x, y = read_cifar_bin(str(path))
+    assert np.array_equal(x, images) and np.array_equal(y, labels)
+
+
+def test_cifar_refuses_bad_size_and_bad_label(tmp_path):
+    bad = tmp_path / "data_batch_1.bin"
+    bad.write_bytes(b"\x00" * (3073 * 2 + 5))
+    with pytest.raises(DataError, match=r"data_batch_1\.bin.*3073"):
+        read_cifar_bin(str(bad))
+    labels = tmp_path / "data_batch_2.bin"
+    rec = bytearray(3073 * 3)
+    rec[3073] = 12
+    labels.write_bytes(bytes(rec))
+    with pytest.raises(DataError, match=r"data_batch_2\.bin: record 1 has label 12"):
+        read_cifar_bin(str(labels))
+
+
+def test_cifar_folder_layouts(cifar_dir):
+    x, y = load_cifar(str(cifar_dir), train=True)
+    assert x.shape == (192, 3, 32, 32) and y.shape == (192,)
+    x2, _ = load_cifar(str(cifar_dir / "cifar-10-batches-bin"), train=True)
+    assert torch.equal(x, x2)
+    xe, _ = load_cifar(str(cifar_dir / "cifar-10-verify-bin"), train=False)
+    assert xe.shape[0] == 40
+    with pytest.raises(DataError, match="no CIFAR-10"):
+        load_cifar(str(cifar_dir.parent), train=True)
+
+
+def test_cifar_loader_batches_drop_last_and_shuffle_by_seed(cifar_dir):
+    opts = DataOptions("cifar10", str(cifar_dir), batch_size=50, image_size=64, seed=1, num_workers=0,
+                       channels_last=False)
+    loader = build_loader(opts, train=True, device=torch.device("cpu"))
+    assert len(loader) == 3  # 192 // 50, last partial batch dropped
+    batches = list(loader)
+    assert all(x.shape == (50, 3, 64, 64) and x.dtype == torch.float32 for x, _ in batches)
+    again = [y for _, y in build_loader(opts, train=True, device=torch.device("cpu"))]
+    assert all(torch.equal(a, b) for a, b in zip(again, [y for _, y in batches]))
+    loader.set_epoch(1)
+    assert not torch.equal(next(iter(loader))[1], batches[0][1])
+    ev = build_loader(opts, train=False, device=torch.device("cpu"), drop_last=False)
+    assert sum(y.numel() for _, y in ev) == 40  # every eval sample counted
+
+
+def test_cifar_eval_transform_is_resize_and_normalize(cifar_dir):
+    images, labels = load_cifar(str(cifar_dir), train=False)
+    loader = CifarLoader(images, labels, 8, train=False, image_size=32, device=torch.device("cpu"), seed=1,
+                         drop_last=False)
+    x, y = next(iter(loader))
+    mean = torch.tensor(T.CIFAR_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(T.CIFAR_STD).view(1, 3, 1, 1)
+    expect = (images[:8].float() / 255 - mean) / std
+    torch.testing.assert_close(x, expect, rtol=1e-5, atol=1e-5)
+    assert torch.equal(y, labels[:8])
+
+
+def test_batch_random_crop_is_a_shifted_window_with_zero_padding():
+    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.uint8).view(2, 1, 6, 6) + 1
+    g = torch.Generator().manual_seed(3)
+    out = T.batch_random_crop(x, 2, g)
+    assert out.shape == x.shape
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(2):
+        found = [(dy, dx) for dy in range(5) for dx in range(5) if torch.equal(padded[i, :, dy:dy + 6, dx:dx + 6], out[i])]
+        assert len(found) == 1
+
+
+def test_batch_flip_flips_about_half():
+    x = torch.arange(4).view(1, 1, 1, 4).repeat(1000, 1, 1, 1)
+    out = T.batch_flip(x, torch.Generator().manual_seed(0))
+    flipped = (out[:, 0, 0, 0] == 3).float().mean().item()
+    assert 0.45 < flipped < 0.55
+
+
+def test_shard_sampler_disjoint_and_covering():
+    shards = [ShardSampler(103, shuffle=True, seed=1, num_shards=3, shard_id=r, even=False) for r in range(3)]
+    parts = [[i for i, _ in s] for s in shards]
+    assert sorted(sum(parts, [])) == list(range(103))
+    even = [ShardSampler(103, shuffle=True, seed=1, num_shards=3, shard_id=r, even=True) for r in range(3)]
+    assert all(len(list(s)) == 34 == len(s) for s in even)
+
+
+def test_image_folder_decodes_gray_cmyk_and_png_to_rgb(image_folder):
+    samples, classes = find_images(str(image_folder / "train"))
+    assert classes == ["n01", "n02"] and len(samples) == 15
+    ds = ImageFolderDataset(samples, train=True, image_size=48)
+    names = {p.split("/")[-1]: i for i, (p, _) in enumerate(samples)}
+    for name in ("gray.JPEG", "cmyk.JPEG", "png_named.JPEG", "img_0.JPEG"):
+        img, label = ds[(names[name], 7)]
+        assert img.shape == (3, 48, 48) and img.dtype == torch.uint8
+        if name != "img_0.JPEG":
+            assert label == 0  # the odd files sit in class folder n01
+    gray, _ = ds[(names["gray.JPEG"], 7)]
+    assert torch.equal(gray[0], gray[1]) and torch.equal(gray[1], gray[2])
+
+
+
+def test_image_folder_loader_end_to_end(image_folder):
+    opts = DataOptions("imagenet2012", str(image_folder), batch_size=4, image_size=32, seed=1, num_workers=0,
+                       channels_last=True)
+    train = build_loader(opts, train=True, device=torch.device("cpu"))
+    assert len(train) == 3 and train.classes == ["n01", "n02"]
+    x, y = next(iter(train))
+    assert x.shape == (4, 3, 32, 32) and x.is_contiguous(memory_format=torch.channels_last)
+    ev = build_loader(opts, train=False, device=torch.device("cpu"), drop_last=False)
+    assert sum(y.numel() for _, y in ev) == 6
+
+
+def test_random_resized_crop_box_within_seed_ranges():
+    g = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        top, left, h, w = T.random_resized_crop_box(375, 500, g)
+        assert 0 <= top and top + h <= 375 and 0 <= left and left + w <= 500
+        area = h * w / (375 * 500)
+        assert 0.08 * 0.97 <= area <= 1.0
+        assert 0.75 * 0.97 <= w / h <= 1.333 * 1.03
+
+
+def test_missing_folder_is_named():
+    with pytest.raises(DataError, match="nope"):
+        find_images("/nonexistent/nope")

@@ -1,0 +1,122 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mobilenet_v1.info import count_macs, count_params
+from mobilenet_v1.model import MobileNetV1, mobilenet_v1, same_padding, scale_channels
+
+
+@pytest.mark.parametrize("alpha", [0.25, 0.5, 0.75, 1.0])
+@pytest.mark.parametrize("size", [128, 160, 192, 224])
+def test_output_shapes_over_width_and_resolution(alpha, size):
+    model = MobileNetV1(class_num=7, width_mult=alpha).eval()
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        feats = model.forward_features(x)
+        logits = model(x)
+    assert feats.shape == (2, int(1024 * alpha), size // 32, size // 32)
+    assert logits.shape == (2, 7)
+
+
+def test_paper_channel_counts_exact():
+    # Paper Table 1 at alpha 1, scaled: every layer's count times alpha, no rounding.
+    for alpha in (0.25, 0.5, 0.75, 1.0):
+        for c in (32, 64, 128, 256, 512, 1024):
+            assert scale_channels(c, alpha) == c * alpha
+    # Other alphas round to a multiple of 8, never below 8 and never 10% under.
+    assert scale_channels(32, 0.1) == 8
+    assert scale_channels(1024, 0.35) == 360
+    assert scale_channels(100, 0.35) % 8 == 0
+
+
+def test_parameter_and_mac_counts_match_paper():
+    model = MobileNetV1(class_num=1000)
+    assert sum(p.numel() for p in model.parameters()) == 4_231_976
+    assert sum(p.numel() for p in mobilenet_v1().parameters()) == 4_233_001  # the seed's 1001 classes
+    assert count_params(1.0, 1000)["params"] == 4_231_976
+    for alpha, paper in ((1.0, 569e6), (0.75, 325e6), (0.5, 149e6), (0.25, 41e6)):
+        macs = count_macs(alpha, 224, 1000)
+        assert abs(macs - paper) / paper < 0.01, (alpha, macs)
+
+
+def test_layer_structure_and_names():
+    model = MobileNetV1(class_num=10)
+    assert len(model.network) == 27
+    dw = model.network[1][0]
+    assert dw.groups == 32 and tuple(dw.weight.shape) == (32, 1, 3, 3)
+    names = set(model.state_dict())
+    assert {"network.0.0.weight", "network.26.1.running_var", "fc.weight", "fc.bias"} <= names
+    assert all(m.bias is None for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def test_same_padding_formula():
+    assert same_padding(224, 3, 2) == (0, 1)
+    assert same_padding(7, 3, 2) == (1, 1)
+    assert same_padding(224, 3, 1) == (1, 1)
+    assert same_padding(224, 1, 1) == (0, 0)
+
+
+def test_same_padding_matches_explicit_pad_reference():
+    torch.manual_seed(0)
+    model = MobileNetV1(class_num=5, width_mult=0.25).eval()
+    x = torch.randn(1, 3, 64, 64)
+    layer0 = model.network[0]
+    conv, bn = layer0[0], layer0[1]
+    # Reference: TensorFlow SAME at stride 2 on an even input is 0 before, 1 after.
+    ref = F.conv2d(F.pad(x, (0, 1, 0, 1)), conv.weight, stride=2)
+    ours = conv(x)
+    assert torch.equal(ours, ref)
+    # and it is not PyTorch's symmetric padding=1
+    sym = F.conv2d(x, conv.weight, stride=2, padding=1)
+    assert ours.shape == sym.shape and (ours - sym).abs().max() > 1e-3
+    # a stride-2 depthwise layer deeper in the net
+    dw = model.network[3][0]
+    h = torch.randn(1, dw.in_channels, 32, 32)
+    ref = F.conv2d(F.pad(h, (0, 1, 0, 1)), dw.weight, stride=2, groups=dw.groups)
+    assert torch.equal(dw(h), ref)
+
+
+def test_symmetric_padding_option_is_pytorch_padding_1():
+    model = MobileNetV1(class_num=5, width_mult=0.25, padding="symmetric").eval()
+    conv = model.network[0][0]
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(conv(x), F.conv2d(x, conv.weight, stride=2, padding=1))
+
+
+def test_features_only_returns_27_layer_outputs():
+    model = MobileNetV1(class_num=3, width_mult=0.25, features_only=True).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 64, 64))
+    assert len(outs) == 27
+    assert outs[0].shape == (1, 8, 32, 32)
+    assert outs[-1].shape == (1, 256, 2, 2)
+    assert all(o.min() >= 0 and o.max() <= 6 for o in outs)  # ReLU6
+
+
+def test_forward_head_and_features_compose():
+    model = MobileNetV1(class_num=4, width_mult=0.25).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x), model.forward_head(model.forward_features(x)))
+        pre = model.forward_head(model.forward_features(x), pre_logits=True)
+    assert pre.shape == (2, 256)
+
+
+def test_seed_initialisation():
+    torch.manual_seed(0)
+    model = MobileNetV1(class_num=1000)
+    w = model.fc.weight
+    assert w.abs().max() <= 0.02 + 1e-7 and 0.006 < w.std() < 0.011
+    assert torch.count_nonzero(model.fc.bias) == 0
+    conv = model.network[2][0].weight  # pw 32 -> 64: Xavier bound sqrt(6 / (32 + 64))
+    bound = (6 / (32 + 64)) ** 0.5
+    assert conv.abs().max() <= bound and conv.abs().max() > 0.9 * bound
+    bn = model.network[5][1]
+    assert torch.all(bn.weight == 1) and torch.all(bn.bias == 0)
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="padding"):
+        MobileNetV1(padding="valid")
+    with pytest.raises(ValueError, match="width_mult"):
+        MobileNetV1(width_mult=0)

@@ -1,0 +1,70 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mobilenet_v1.losses import CrossEntropySmooth
+from mobilenet_v1.schedules import get_lr
+
+# 5 epochs x 2 steps = 10 steps, 1 warm-up epoch = 2 steps; lr_init 0.01, lr_max 0.1, lr_end 0.
+HAND = {
+    "steps": [0.01, 0.055, 0.1, 0.01, 0.01, 0.01, 0.001, 0.001, 0.0001, 0.0001],
+    "poly": [0.01, 0.055, 0.1, 0.0765625, 0.05625, 0.0390625, 0.025, 0.0140625, 0.00625, 0.0015625],
+    "linear": [0.01, 0.055, 0.1, 0.0875, 0.075, 0.0625, 0.05, 0.0375, 0.025, 0.0125],
+}
+
+
+@pytest.mark.parametrize("mode", sorted(HAND))
+def test_lr_modes_against_hand_table(mode):
+    lr = get_lr(0.01, 0.0, 0.1, 1, 5, 2, mode)
+    assert lr.dtype == np.float32 and lr.shape == (10,)
+    np.testing.assert_allclose(lr, np.array(HAND[mode], dtype=np.float32), rtol=1e-6, atol=0)
+
+
+def test_cosine_mode_against_hand_values():
+    lr = get_lr(0.01, 0.0, 0.1, 1, 5, 2, "cosine")
+    # warm-up counts from i + 1: 0.01 + 0.045 * 1, 0.01 + 0.045 * 2
+    assert lr[0] == np.float32(0.055) and lr[1] == np.float32(0.1)
+    # i = 2: linear factor 8/8, cosine 0.5 * (1 + cos(0.94 pi * 2 / 8)); i = 9: factor 1/8
+    c2 = 0.5 * (1 + math.cos(math.pi * 0.235))
+    assert lr[2] == pytest.approx(0.1 * (c2 + 1e-5), rel=1e-6)
+    c9 = 0.5 * (1 + math.cos(math.pi * 2 * 0.47 * 9 / 8))
+    assert lr[9] == pytest.approx(0.1 * (c9 / 8 + 1e-5), rel=1e-6)
+
+
+def test_seed_imagenet_linear_without_warmup():
+    lr = get_lr(0.0, 0.0, 0.8, 0, 90, 5004, "linear")
+    assert lr.shape == (450360,)
+    assert lr[0] == np.float32(0.8)
+    assert lr[-1] == np.float32(0.8 - 0.8 * 450359 / 450360)
+
+
+def test_unknown_mode_is_linear_as_in_the_seed():
+    np.testing.assert_array_equal(get_lr(0.01, 0.0, 0.1, 1, 5, 2, "other"), get_lr(0.01, 0.0, 0.1, 1, 5, 2, "linear"))
+
+
+def test_cross_entropy_smooth_against_hand_computation():
+    logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+    labels = torch.tensor([0, 2])
+    e = 0.1
+    loss = CrossEntropySmooth(smooth_factor=e, num_classes=3)(logits, labels)
+    total = 0.0
+    for row, y in zip(logits.tolist(), labels.tolist()):
+        z = math.log(sum(math.exp(v) for v in row))
+        target = [e / 2] * 3
+        target[y] = 1 - e
+        total += -sum(t * (v - z) for t, v in zip(target, row))
+    assert loss.item() == pytest.approx(total / 2, rel=1e-6)
+    # It is not PyTorch's label_smoothing (e / K on every class).
+    torch_ls = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=e)
+    assert abs(torch_ls.item() - loss.item()) > 1e-4
+
+
+def test_cross_entropy_smooth_without_smoothing_is_cross_entropy():
+    logits = torch.randn(8, 1001)
+    labels = torch.randint(0, 1000, (8,))
+    ours = CrossEntropySmooth(smooth_factor=0.0, num_classes=1001)(logits, labels)
+    assert ours.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item(), rel=1e-5)
+    per = CrossEntropySmooth(smooth_factor=0.1, num_classes=1001, reduction="none")(logits, labels)
+    assert per.shape == (8,)

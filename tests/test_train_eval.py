@@ -1,0 +1,156 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from mobilenet_v1 import checkpoint as ckpt_io
+from mobilenet_v1 import evaluate as evaluate_mod
+from mobilenet_v1 import load_model, train
+from mobilenet_v1.config import load_config
+from mobilenet_v1.data import CIFAR_EVAL_FOLDER, write_cifar_bin
+from mobilenet_v1.model import MobileNetV1
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+SMALL = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU", "--num_workers=0",
+         "--warmup_epochs=0", "--lr_decay_mode=linear", "--lr_max=0.05"]
+
+
+def run_cli(*args, cwd=ROOT):
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_short_training_run_loss_falls_and_checkpoints(cifar_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    cfg = load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=6", "--save_checkpoint_epochs=2",
+                               "--keep_checkpoint_max=2", "--class_num=4", f"--save_checkpoint_path={out}"])
+    result = train.run(cfg)
+    log = capsys.readouterr().out
+    losses = [float(line.split("loss is ")[1]) for line in log.splitlines() if line.startswith("epoch: ")]
+    assert len(losses) == 6
+    assert np.mean(losses[-2:]) < 0.6 * np.mean(losses[:2])
+    assert "epoch: 6 step: 12, loss is " in log and "Epoch time: " in log and ", per step time: " in log
+    names = sorted(os.listdir(out))
+    assert names == ["config.yaml", "mobilenetv1-4_12.ckpt", "mobilenetv1-6_12.ckpt"]
+    assert result["checkpoint"] == str(out / "mobilenetv1-6_12.ckpt")
+    ck = ckpt_io.load_file(result["checkpoint"])
+    assert {"model", "optimizer", "scaler", "epoch", "step", "config", "rng"} <= set(ck)
+    assert ck["epoch"] == 6 and ck["step"] == 72 and ck["config"]["class_num"] == 4
+
+
+def test_checkpoint_save_load_identical_logits(tmp_path):
+    model = MobileNetV1(class_num=6, width_mult=0.5).eval()
+    model.network[4][1].running_mean.uniform_(-1, 1)  # buffers travel too
+    path = tmp_path / "m.ckpt"
+    ckpt_io.atomic_save({"model": model.state_dict(), "model_args": {"class_num": 6, "width_mult": 0.5}}, str(path))
+    loaded = load_model(str(path))
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+    assert not loaded.training
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_load_refuses_wrong_shapes_and_names(tmp_path):
+    state = MobileNetV1(class_num=6, width_mult=0.5).state_dict()
+    state["network.3.0.weight"] = torch.zeros(5, 1, 3, 3)
+    with pytest.raises(ckpt_io.CheckpointError, match=r"network\.3\.0\.weight"):
+        ckpt_io.load_weights(MobileNetV1(class_num=6, width_mult=0.5), state, "x.ckpt")
+    del state["network.3.0.weight"]
+    with pytest.raises(ckpt_io.CheckpointError, match=r"missing 1: network\.3\.0\.weight"):
+        ckpt_io.load_weights(MobileNetV1(class_num=6, width_mult=0.5), state, "x.ckpt")
+    garbage = tmp_path / "g.ckpt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(ckpt_io.CheckpointError, match=r"g\.ckpt"):
+        ckpt_io.load_file(str(garbage))
+
+
+def test_eval_on_a_case_with_a_known_answer(tmp_path):
+    """A model whose logits are its bias always ranks classes 3, 1, 4, 0, 2, ...: top-1 is the share of
+    label 3 and top-5 the share of labels {3, 1, 4, 0, 2}."""
+    model = MobileNetV1(class_num=10, width_mult=0.25)
+    with torch.no_grad():
+        model.fc.weight.zero_()
+        model.fc.bias.copy_(torch.tensor([5.0, 8, 4, 9, 7, 0, 1, 2, 3, -1]))
+    path = tmp_path / "known.ckpt"
+    ckpt_io.atomic_save({"model": model.state_dict()}, str(path))
+    labels = np.array([3] * 7 + [1] * 5 + [2] * 3 + [9] * 6 + [5] * 2)  # 23 samples: no full batch of 16 twice
+    data = tmp_path / "d" / CIFAR_EVAL_FOLDER
+    data.mkdir(parents=True)
+    write_cifar_bin(str(data / "test_batch.bin"), np.zeros((23, 3, 32, 32), np.uint8), labels)
+    args = SMALL + [f"--dataset_path={tmp_path / 'd'}", f"--checkpoint_path={path}"]
+    res = evaluate_mod.run(load_config(args))
+    assert res["total"] == 23
+    assert res["top_1_accuracy"] == pytest.approx(7 / 23) and res["top_5_accuracy"] == pytest.approx(15 / 23)
+    # The seed's count (last partial batch dropped) stays reachable: 16 samples.
+    res = evaluate_mod.run(load_config(args + ["--eval_drop_last=True"]))
+    assert res["total"] == 16
+
+
+def test_pre_trained_with_another_head_is_fine_tuned(cifar_dir, tmp_path, capsys):
+    src = MobileNetV1(class_num=1001, width_mult=0.25)
+    path = tmp_path / "imagenet.ckpt"
+    ckpt_io.atomic_save({"model": src.state_dict()}, str(path))
+    cfg = load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", "--class_num=4",
+                               f"--pre_trained={path}", f"--save_checkpoint_path={tmp_path / 'ft'}"])
+    train.run(cfg)
+    assert "left out fc.weight, fc.bias" in capsys.readouterr().out
+    tuned = load_model(str(tmp_path / "ft" / "mobilenetv1-1_12.ckpt"))
+    assert tuned.fc.out_features == 4
+
+
+def test_pretrain_epoch_size_continues_the_schedule(cifar_dir, tmp_path, capsys):
+    cfg = load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=4", "--pretrain_epoch_size=3",
+                               "--class_num=4", f"--save_checkpoint_path={tmp_path / 'c'}"])
+    train.run(cfg)
+    log = capsys.readouterr().out
+    assert "epochs 4..4" in log and "epoch: 4 step: 12" in log and "epoch: 1 " not in log
+
+
+def test_seed_invocations_train_then_eval(cifar_dir, tmp_path):
+    out = tmp_path / "seedrun"
+    r = run_cli("train.py", "--dataset", "cifar10", "--dataset_path", str(cifar_dir), "--device_target", "CPU",
+                "--epoch_size=1", "--class_num=4", *SMALL, f"--save_checkpoint_path={out}")
+    assert r.returncode == 0, r.stderr
+    assert "epoch: 1 step: 12, loss is" in r.stdout
+    ck = out / "mobilenetv1-1_12.ckpt"
+    r = run_cli("eval.py", "--dataset", "cifar10", "--dataset_path", str(cifar_dir), "--checkpoint_path", str(ck),
+                "--device_target=CPU", "--image_size=32")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("result: {'top_5_accuracy': ") and f"ckpt={ck}" in r.stdout
+    r = run_cli("-m", "mobilenet_v1", "eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", str(out),
+                "--device_target=CPU", "--image_size=32", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["total"] == 40 and json.loads(r.stdout)["ckpt"] == str(ck)  # a folder: its newest
+
+
+def test_cli_errors_are_clear_and_nonzero(tmp_path):
+    r = run_cli("-m", "mobilenet_v1", "train", "--no_such_key=1")
+    assert r.returncode != 0 and "unknown key 'no_such_key'" in r.stderr
+    r = run_cli("-m", "mobilenet_v1", "eval", "--checkpoint_path", str(tmp_path / "missing.ckpt"),
+                "--dataset_path", str(tmp_path), "--device_target=CPU")
+    assert r.returncode != 0 and "missing.ckpt" in r.stderr
+    r = run_cli("-m", "mobilenet_v1", "train", "--dataset_path", str(tmp_path), "--device_target=CPU",
+                f"--save_checkpoint_path={tmp_path / 'out'}")
+    assert r.returncode != 0 and "no CIFAR-10 .bin files" in r.stderr
+    assert not (tmp_path / "out").exists()  # nothing written for a run that could not start
+
+
+def test_info_and_lr_schedule_commands(tmp_path):
+    r = run_cli("-m", "mobilenet_v1", "info", "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["params"] == 4_231_976 and abs(info["macs"] - 569e6) / 569e6 < 0.01
+    r = run_cli("-m", "mobilenet_v1", "info", "--width_mult", "0.5", "--image_size", "160", "--json")
+    assert json.loads(r.stdout)["macs"] < 149e6 * 0.6
+    out = tmp_path / "lr.csv"
+    r = run_cli("-m", "mobilenet_v1", "lr-schedule", "--config_path", "configs/cifar10.yaml", "--epoch_size=5",
+                "--warmup_epochs=1", "--steps_per_epoch", "2", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    rows = out.read_text().splitlines()
+    assert rows[0] == "step,epoch,lr" and len(rows) == 11
+    assert [float(r.split(",")[2]) for r in rows[1:3]] == pytest.approx([0.01, 0.055])
