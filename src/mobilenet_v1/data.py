@@ -12,6 +12,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+from torchvision.io import ImageReadMode, decode_jpeg
 
 from . import transforms as T
 
@@ -269,6 +270,172 @@ class ImageFolderLoader(DeviceLoader):
             yield self.normalize(images), labels
 
 
+ENCODED, DECODED = 0, 1
+
+
+class EncodedImageDataset(Dataset):
+    """The GPU pipeline's per-item work: read the file's bytes. Files that nvJPEG cannot take (PNG,
+    CMYK, grayscale, ...) are decoded here, in the worker, and travel decoded."""
+
+    def __init__(self, samples: Sequence[Tuple[str, int]]):
+        self.samples = list(samples)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, item: Tuple[int, int]):
+        index, seed = item
+        path, label = self.samples[index]
+        with open(path, "rb") as f:
+            raw = f.read()
+        data = torch.frombuffer(bytearray(raw), dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
+        if T.gpu_decodable(raw):
+            return ENCODED, data, label, seed, path
+        return DECODED, T.decode_rgb(data, path), label, seed, path
+
+
+def collate_encoded(batch):
+    kinds, datas, labels, seeds, paths = zip(*batch)
+    return list(kinds), list(datas), torch.tensor(labels, dtype=torch.long), list(seeds), list(paths)
+
+
+def decode_batch(kinds: List[int], datas: List[torch.Tensor], paths: List[str], device: torch.device) -> List[torch.Tensor]:
+    """Decode a batch's JPEG bytes on ``device`` in one batched call (nvJPEG on CUDA); images the
+    workers already decoded are moved there. A file the batched call rejects is retried alone, then
+    on the CPU, which names it if it cannot be read."""
+    out: List[Optional[torch.Tensor]] = [None] * len(kinds)
+    encoded = [i for i, k in enumerate(kinds) if k == ENCODED]
+    if encoded:
+        try:
+            decoded = decode_jpeg([datas[i] for i in encoded], mode=ImageReadMode.RGB, device=device)
+        except RuntimeError:
+            decoded = [_decode_one(datas[i], paths[i], device) for i in encoded]
+        for i, img in zip(encoded, decoded):
+            out[i] = img
+    for i, k in enumerate(kinds):
+        if k == DECODED:
+            out[i] = datas[i].to(device, non_blocking=True)
+    return out  # type: ignore[return-value]
+
+
+def _decode_one(data: torch.Tensor, path: str, device: torch.device) -> torch.Tensor:
+    try:
+        return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+    except RuntimeError:
+        return T.decode_rgb(data, path).to(device)
+
+
+def crop_and_flip_params(sizes: Sequence[Tuple[int, int]], seeds: Sequence[int]):
+    """RandomResizedCrop boxes and flip flags drawn exactly as the CPU pipeline draws them."""
+    boxes, flips = [], []
+    for (h, w), seed in zip(sizes, seeds):
+        g = torch.Generator().manual_seed(seed)
+        boxes.append(T.random_resized_crop_box(h, w, g))
+        flips.append(torch.rand(1, generator=g).item() < 0.5)
+    return boxes, torch.tensor(flips)
+
+
+class BatchedImageLoader(DeviceLoader):
+    """The GPU pipeline: workers read bytes; decoding (batched nvJPEG), RandomResizedCrop, flip and
+    normalisation run batched on ``device``. The same code runs with ``device`` the CPU."""
+
+    def __init__(self, root: str, batch_size: int, train: bool, image_size: int, device: torch.device,
+                 seed: int, num_workers: int, drop_last: bool = True, num_shards: int = 1,
+                 shard_id: int = 0, channels_last: bool = False, flip: bool = True):
+        samples, self.classes = find_images(root)
+        self.sampler = ShardSampler(len(samples), shuffle=train, seed=seed, num_shards=num_shards,
+                                    shard_id=shard_id, even=train)
+        self.num_samples = len(self.sampler)
+        self.train, self.image_size, self.device, self.flip = train, image_size, device, flip
+        self.normalize = T.Normalize(T.IMAGENET_MEAN, T.IMAGENET_STD, device, channels_last)
+        self.loader = DataLoader(EncodedImageDataset(samples), batch_size=batch_size, sampler=self.sampler,
+                                 num_workers=num_workers, drop_last=drop_last, collate_fn=collate_encoded,
+                                 persistent_workers=num_workers > 0,
+                                 prefetch_factor=4 if num_workers > 0 else None)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def transform(self, images: List[torch.Tensor], seeds: Sequence[int]) -> torch.Tensor:
+        """Decoded uint8 images of any sizes -> one (N, 3, S, S) batch in [0, 255]."""
+        if self.train:
+            boxes, flips = crop_and_flip_params([img.shape[-2:] for img in images], seeds)
+            x = T.batch_resized_crop(images, boxes, self.image_size)
+            return T.flip_where(x, flips) if self.flip else x
+        return torch.stack([T.resize_center_crop(img, self.image_size) for img in images])
+
+    def batches(self):
+        for kinds, datas, labels, seeds, paths in self.loader:
+            images = decode_batch(kinds, datas, paths, self.device)
+            x = self.transform(images, seeds)
+            yield self.normalize(x), labels.to(self.device, non_blocking=True)
+
+    def __iter__(self):
+        if self.device.type == "cuda":
+            return iter(BackgroundBatches(self.batches(), self.device))
+        return self.batches()
+
+
+class BackgroundBatches:
+    """Runs a batch generator in a thread on its own CUDA stream, ``depth`` batches ahead, so decoding
+    and augmenting the next batch overlaps the training step on the current one."""
+
+    _DONE = object()
+
+    def __init__(self, batches, device: torch.device, depth: int = 3):
+        self.batches, self.device, self.depth = batches, device, depth
+
+    def __iter__(self):
+        import queue
+        import threading
+
+        q: "queue.Queue" = queue.Queue(maxsize=self.depth)
+        stop = threading.Event()
+        stream = torch.cuda.Stream(device=self.device)
+
+        def put(item) -> bool:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def produce():
+            try:
+                with torch.cuda.stream(stream):
+                    for x, y in self.batches:
+                        event = torch.cuda.Event()
+                        event.record(stream)
+                        if not put((x, y, event)):
+                            return
+                put(self._DONE)
+            except BaseException as e:  # handed to the consumer, which re-raises it
+                put(e)
+
+        thread = threading.Thread(target=produce, daemon=True, name="mobilenet-v1-batches")
+        thread.start()
+        try:
+            while True:
+                item = q.get()
+                if item is self._DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                x, y, event = item
+                current = torch.cuda.current_stream(self.device)
+                current.wait_event(event)
+                x.record_stream(current)
+                y.record_stream(current)
+                yield x, y
+        finally:
+            stop.set()
+
+
 @dataclass
 class DataOptions:
     """What a loader needs from the run's configuration."""
@@ -299,6 +466,8 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
                            drop_last=drop_last, num_shards=num_shards, shard_id=shard_id,
                            channels_last=opts.channels_last, flip=opts.flip)
     root = imagenet_folder(opts.dataset_path, train)
-    return ImageFolderLoader(root, opts.batch_size, train, opts.image_size, device, opts.seed,
+    pipeline = opts.pipeline if opts.pipeline != "auto" else ("gpu" if device.type == "cuda" else "cpu")
+    cls = BatchedImageLoader if pipeline == "gpu" else ImageFolderLoader
+    return cls(root, opts.batch_size, train, opts.image_size, device, opts.seed,
                              default_workers(opts.num_workers), drop_last=drop_last, num_shards=num_shards,
                              shard_id=shard_id, channels_last=opts.channels_last, flip=opts.flip)

@@ -171,5 +171,77 @@ class Normalize:
         return out
 
 
-def stack_uint8(images: List[torch.Tensor]) -> torch.Tensor:
-    return torch.stack(images, 0)
+def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, int, int, int]], size: int,
+                       dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """Crop ``boxes[i]`` = (top, left, h, w) out of ``images[i]`` (uint8, (3, H_i, W_i), sizes may differ)
+    and resize each crop to (size, size) bilinearly, all in one ``roi_align`` call.
+
+    roi_align averages ``ceil(crop / size)`` bilinear samples per output pixel and axis, which filters
+    a downscale the way an antialiased resize does. Returns a (N, 3, size, size) tensor of ``dtype``
+    (float16 on CUDA, float32 on the CPU by default) with values in [0, 255].
+    """
+    from torchvision.ops import roi_align
+
+    device = images[0].device
+    if dtype is None:
+        dtype = torch.float16 if device.type == "cuda" else torch.float32
+    crops = []
+    for img, (top, left, h, w) in zip(images, boxes):
+        crop = img[:, top:top + h, left:left + w]
+        if max(h, w) > 4 * size:
+            # A very large crop would inflate the shared canvas: pre-shrink it, antialiased, to 2x.
+            scale = 2 * size / max(h, w)
+            crop = TF.resize(crop, [max(1, round(h * scale)), max(1, round(w * scale))], antialias=True)
+        crops.append(crop)
+    height = max(c.shape[-2] for c in crops) + 1
+    width = max(c.shape[-1] for c in crops) + 1
+    canvas = torch.zeros((len(crops), 3, height, width), dtype=dtype, device=device)
+    rois = torch.zeros((len(crops), 5), dtype=torch.float32)
+    for i, crop in enumerate(crops):
+        h, w = crop.shape[-2:]
+        canvas[i, :, :h, :w] = crop
+        # Repeat the last row and column once: bilinear samples near the crop's edge must not blend
+        # in the canvas's zero padding.
+        canvas[i, :, h, :w] = crop[:, -1, :]
+        canvas[i, :, :h + 1, w] = canvas[i, :, :h + 1, w - 1]
+        rois[i] = torch.tensor([i, 0.0, 0.0, float(w), float(h)])
+    return roi_align(canvas, rois.to(device=device, dtype=dtype), (size, size), spatial_scale=1.0,
+                     sampling_ratio=-1, aligned=True)
+
+
+def flip_where(images: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
+    """Flip left-right the images of a batch whose flag is true."""
+    return torch.where(flags.to(images.device)[:, None, None, None], images.flip(-1), images)
+
+
+def jpeg_frame(data: bytes) -> Tuple[int, int]:
+    """(SOF marker, colour components) from a JPEG's frame header: the marker says baseline (0xC0),
+    extended (0xC1), progressive (0xC2) or another coding; components are 3 for YCbCr, 1 for grayscale,
+    4 for CMYK/YCCK. (0, 0) if ``data`` is not a JPEG whose frame header could be found."""
+    if len(data) < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        return 0, 0
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return 0, 0
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC)
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return (marker, data[i + 9]) if i + 9 < len(data) else (0, 0)
+        if marker == 0xDA:  # start of scan before any frame header
+            return 0, 0
+        i += 2 + ((data[i + 2] << 8) | data[i + 3])
+    return 0, 0
+
+
+def gpu_decodable(data: bytes) -> bool:
+    """Baseline, extended or progressive YCbCr JPEGs go to nvJPEG; CMYK, grayscale, lossless,
+    arithmetic-coded and non-JPEG files are decoded on the CPU."""
+    marker, components = jpeg_frame(data)
+    return components == 3 and marker in (0xC0, 0xC1, 0xC2)
