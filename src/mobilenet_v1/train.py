@@ -83,6 +83,9 @@ def run(cfg: Config) -> Dict[str, Any]:
     device = resolve_device(cfg.device_target)
     precision = resolve_precision(cfg.precision, device)
     seed_everything(cfg.seed)
+    if device.type == "cuda":
+        # Fixed input shapes: let cuDNN pick the fastest algorithm per layer once.
+        torch.backends.cudnn.benchmark = True
     out_dir = cfg.save_checkpoint_path
     print0(header(device))
     print0("configuration:\n" + dump_yaml(cfg).rstrip())
@@ -114,11 +117,12 @@ def run(cfg: Config) -> Dict[str, Any]:
 
     print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch, epochs "
            f"{cfg.pretrain_epoch_size + 1}..{cfg.epoch_size}, precision {precision}, device {device}")
-    last_path, result = "", None
+    last_path, result, epoch_seconds = "", None, []
     for epoch in range(cfg.pretrain_epoch_size, cfg.epoch_size):
         loader.set_epoch(epoch)
         lrs = lr[epoch * steps_per_epoch:(epoch + 1) * steps_per_epoch]
         result = train_one_epoch(step_model, loader, criterion, optimizer, scaler, lrs, device, precision)
+        epoch_seconds.append(result.seconds)
         for line in epoch_lines(epoch + 1, result):
             print0(line)
         done = epoch + 1
@@ -128,7 +132,8 @@ def run(cfg: Config) -> Dict[str, Any]:
                                      loader.classes)
             ckpt_io.prune_checkpoints(out_dir, cfg.keep_checkpoint_max)
     return {"checkpoint": last_path, "last_loss": result.last_loss if result else float("nan"),
-            "steps_per_epoch": steps_per_epoch}
+            "steps_per_epoch": steps_per_epoch, "epoch_seconds": epoch_seconds,
+            "images_per_epoch": steps_per_epoch * cfg.batch_size}
 
 
 def main(argv: Sequence[str]) -> int:

@@ -177,8 +177,10 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
     and resize each crop to (size, size) bilinearly, all in one ``roi_align`` call.
 
     roi_align averages ``ceil(crop / size)`` bilinear samples per output pixel and axis, which filters
-    a downscale the way an antialiased resize does. Returns a (N, 3, size, size) tensor of ``dtype``
-    (float16 on CUDA, float32 on the CPU by default) with values in [0, 255].
+    a downscale the way an antialiased resize does. The crops are copied once each into a shared
+    canvas; each region of interest spans the crop's first to last pixel centre, so no sample reaches
+    the canvas beyond its crop (which is left unwritten). Returns a (N, 3, size, size) tensor of
+    ``dtype`` (float16 on CUDA, float32 on the CPU by default) with values in [0, 255].
     """
     from torchvision.ops import roi_align
 
@@ -191,22 +193,18 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
         if max(h, w) > 4 * size:
             # A very large crop would inflate the shared canvas: pre-shrink it, antialiased, to 2x.
             scale = 2 * size / max(h, w)
-            crop = TF.resize(crop, [max(1, round(h * scale)), max(1, round(w * scale))], antialias=True)
+            crop = TF.resize(crop, [max(2, round(h * scale)), max(2, round(w * scale))], antialias=True)
         crops.append(crop)
-    height = max(c.shape[-2] for c in crops) + 1
-    width = max(c.shape[-1] for c in crops) + 1
-    canvas = torch.zeros((len(crops), 3, height, width), dtype=dtype, device=device)
-    rois = torch.zeros((len(crops), 5), dtype=torch.float32)
+    height = max(c.shape[-2] for c in crops)
+    width = max(c.shape[-1] for c in crops)
+    canvas = torch.empty((len(crops), 3, height, width), dtype=dtype, device=device)
+    rois = []
     for i, crop in enumerate(crops):
         h, w = crop.shape[-2:]
         canvas[i, :, :h, :w] = crop
-        # Repeat the last row and column once: bilinear samples near the crop's edge must not blend
-        # in the canvas's zero padding.
-        canvas[i, :, h, :w] = crop[:, -1, :]
-        canvas[i, :, :h + 1, w] = canvas[i, :, :h + 1, w - 1]
-        rois[i] = torch.tensor([i, 0.0, 0.0, float(w), float(h)])
-    return roi_align(canvas, rois.to(device=device, dtype=dtype), (size, size), spatial_scale=1.0,
-                     sampling_ratio=-1, aligned=True)
+        rois.append((i, 0.5, 0.5, w - 0.5, h - 0.5))
+    rois_t = torch.tensor(rois, dtype=torch.float32).to(device=device, dtype=dtype)
+    return roi_align(canvas, rois_t, (size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
 
 
 def flip_where(images: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:

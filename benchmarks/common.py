@@ -1,0 +1,90 @@
+"""Shared by the benchmark scripts: synthetic natural-looking JPEGs, timing, table printing."""
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from multiprocessing import Pool
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+
+
+def natural_image(seed: int, height: int = 375, width: int = 500) -> np.ndarray:
+    """A photo-like RGB image: smooth colour gradients, overlapping soft-edged shapes, fine texture
+    and sensor noise, so JPEG sizes (about 40-60 KB at quality 90) and decode cost resemble ImageNet's."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    img = np.empty((height, width, 3), np.float32)
+    base = rng.uniform(40, 200, 3)
+    for c in range(3):
+        gx, gy = rng.uniform(-0.25, 0.25, 2)
+        img[..., c] = base[c] + gx * xx + gy * yy
+    for _ in range(rng.integers(6, 14)):
+        cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+        ry, rx = rng.uniform(15, height / 2), rng.uniform(15, width / 2)
+        d = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
+        mask = 1.0 / (1.0 + np.exp(np.minimum((d - 1.0) * 8.0, 50.0)))
+        colour = rng.uniform(0, 255, 3)
+        img = img * (1 - mask[..., None]) + colour * mask[..., None]
+    fx, fy = rng.uniform(0.05, 0.4, 2)
+    img += 12 * np.sin(xx * fx + rng.uniform(0, 6))[..., None] * np.sin(yy * fy)[..., None]
+    img += rng.normal(0, 6, img.shape)
+    return img.clip(0, 255).astype(np.uint8)
+
+
+def _write_one(args):
+    path, seed = args
+    from PIL import Image
+
+    Image.fromarray(natural_image(seed)).save(path, format="JPEG", quality=90)
+    return os.path.getsize(path)
+
+
+def make_jpeg_folder(root: str, count: int, classes: int = 10) -> Dict[str, float]:
+    """``count`` JPEGs of 500x375 in ``classes`` class folders under ``root`` (reused if present)."""
+    jobs = []
+    for i in range(count):
+        folder = os.path.join(root, f"class_{i % classes:03d}")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"img_{i:06d}.JPEG")
+        if not os.path.exists(path):
+            jobs.append((path, i))
+    if jobs:
+        with Pool(os.cpu_count()) as pool:
+            pool.map(_write_one, jobs, chunksize=16)
+    sizes = [os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs]
+    return {"files": len(sizes), "mean_kb": sum(sizes) / len(sizes) / 1024}
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def machine() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
+    return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def print_table(title: str, rows: List[Dict], columns: Sequence[str]) -> None:
+    print(f"\n{title}")
+    widths = [max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns]
+    print("| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print("| " + " | ".join(str(r.get(c, "")).ljust(w) for c, w in zip(columns, widths)) + " |")
+
+
+def emit_json(path_or_flag, payload) -> None:
+    text = json.dumps(payload, indent=1)
+    if path_or_flag is True or path_or_flag == "-":
+        print(text)
+    elif path_or_flag:
+        with open(path_or_flag, "w") as f:
+            f.write(text)

@@ -1,0 +1,91 @@
+"""Input pipeline throughput: the CPU pipeline (loader workers decode and augment with PIL-free
+torchvision ops) against the GPU pipeline (workers read bytes; batched nvJPEG decode, roi_align crop
+and resize, flip, normalise on the GPU) over the same JPEG files, training transforms, batch 256.
+Images/s of a full pass after one warm-up pass; output is the normalised batch on the device.
+
+    python benchmarks/input_pipeline.py --images 8192
+"""
+import argparse
+import os
+import tempfile
+import time
+
+from common import emit_json, machine, make_jpeg_folder, median, print_table
+
+import torch
+from torchvision.io import ImageReadMode, decode_jpeg
+
+from mobilenet_v1.data import BatchedImageLoader, ImageFolderLoader, find_images
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def rate_of(loader, device, passes):
+    rates = []
+    for epoch in range(passes + 1):
+        loader.set_epoch(epoch)
+        sync(device)
+        t = time.perf_counter()
+        n = 0
+        for x, _ in loader:
+            n += x.shape[0]
+        sync(device)
+        if epoch:  # the first pass starts the workers
+            rates.append(n / (time.perf_counter() - t))
+    return median(rates)
+
+
+def decode_only(folder, device, batch):
+    samples, _ = find_images(folder)
+    datas = []
+    for path, _ in samples:
+        with open(path, "rb") as f:
+            datas.append(torch.frombuffer(bytearray(f.read()), dtype=torch.uint8))
+    decode_jpeg(datas[:batch], mode=ImageReadMode.RGB, device=device)
+    sync(device)
+    t = time.perf_counter()
+    for i in range(0, len(datas) - batch + 1, batch):
+        decode_jpeg(datas[i:i + batch], mode=ImageReadMode.RGB, device=device)
+    sync(device)
+    return (len(datas) // batch * batch) / (time.perf_counter() - t)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--images", type=int, default=4096)
+    p.add_argument("--batch_size", type=int, default=256)
+    p.add_argument("--image_size", type=int, default=224)
+    p.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
+    p.add_argument("--passes", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "mobilenet_v1_bench_jpegs"))
+    p.add_argument("--json", nargs="?", const=True, default=None)
+    args = p.parse_args()
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          (args.device if args.device != "auto" else "cpu"))
+    info = make_jpeg_folder(args.data_dir, args.images)
+    common = dict(batch_size=args.batch_size, train=True, image_size=args.image_size, device=device, seed=1,
+                  num_workers=args.workers, channels_last=True)
+    rows, payload = [], {"machine": machine(), "files": info["files"], "mean_kb": info["mean_kb"],
+                         "workers": args.workers, "images_per_s": {}}
+    for name, cls in (("cpu", ImageFolderLoader), ("gpu", BatchedImageLoader)):
+        rate = rate_of(cls(args.data_dir, **common), device, args.passes)
+        payload["images_per_s"][name] = rate
+        rows.append({"pipeline": f"{name} ({'workers decode+augment' if name == 'cpu' else 'batched on ' + device.type})",
+                     "images/s": f"{rate:,.0f}"})
+        print(rows[-1], flush=True)
+    rate = decode_only(args.data_dir, device, args.batch_size)
+    payload["images_per_s"]["decode_only"] = rate
+    rows.append({"pipeline": f"decode only, batched decode_jpeg on {device.type}", "images/s": f"{rate:,.0f}"})
+    payload["gpu_over_cpu"] = payload["images_per_s"]["gpu"] / payload["images_per_s"]["cpu"]
+    print_table(f"Input pipeline, {machine()}: {info['files']} JPEGs 500x375 (mean {info['mean_kb']:.0f} KB), "
+                f"RandomResizedCrop {args.image_size} + flip + normalise, batch {args.batch_size}, "
+                f"{args.workers} workers", rows, ["pipeline", "images/s"])
+    emit_json(args.json, payload)
+
+
+if __name__ == "__main__":
+    main()

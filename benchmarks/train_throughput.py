@@ -1,0 +1,228 @@
+"""Training throughput: our training step against timm's ``mobilenetv1_100`` in the same run, and our
+whole ``train`` path end to end from a folder of JPEGs.
+
+Step benchmark: same batch, precision, memory format and compile setting for both, synthetic inputs
+already on the device, cuDNN autotuning on for both. Ours runs through ``engine.train_one_epoch``
+(the code ``mobilenet-v1 train`` runs: fused SGD on CUDA, no host sync inside the step); timm's step
+is the usual autocast / backward / ``torch.optim.SGD`` (foreach) loop of its train.py. Each figure is
+the median images/s of ``--windows`` timed windows of ``--steps`` steps after ``--warmup`` steps.
+
+    python benchmarks/train_throughput.py                       # GPU: batch 256, bf16, channels_last
+    python benchmarks/train_throughput.py --device cpu --batch_size 32 --precision fp32 --no-compile-variants
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+from common import emit_json, machine, make_jpeg_folder, median, print_table
+
+import torch
+import torch.nn.functional as F
+
+from mobilenet_v1.engine import autocast, make_optimizer, make_scaler, train_one_epoch
+from mobilenet_v1.model import MobileNetV1
+
+
+class Repeat:
+    """A loader that yields the same device batch ``n`` times."""
+
+    def __init__(self, x, y, n):
+        self.x, self.y, self.n = x, y, n
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        for _ in range(self.n):
+            yield self.x, self.y
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def depthwise_in_fp16(model):
+    """Experiment: run the 13 depthwise convs in fp16 inside bf16 autocast (their inputs are ReLU6
+    outputs in [0, 6], which fp16 holds well), to see whether bf16 depthwise kernels limit the step."""
+    import types
+
+    from mobilenet_v1.model import same_padding
+
+    def forward(self, x):
+        top, bottom = same_padding(x.shape[-2], 3, self.stride[0])
+        left, right = same_padding(x.shape[-1], 3, self.stride[1])
+        with torch.autocast("cuda", enabled=False):
+            x = torch.nn.functional.pad(x.half(), (left, right, top, bottom))
+            out = torch.nn.functional.conv2d(x, self.weight.half(), None, self.stride, 0, 1, self.groups)
+        return out.to(torch.bfloat16)
+
+    for layer in model.network:
+        if layer[0].groups > 1:
+            layer[0].forward = types.MethodType(forward, layer[0])
+    return model
+
+
+def bench_ours(args, device, compile_mode, variant=""):
+    model = MobileNetV1(class_num=1000, padding=args.padding).to(device, memory_format=args.memory_format)
+    if variant == "dw_fp16":
+        depthwise_in_fp16(model)
+    opt = make_optimizer(model, 0.1, 0.9, 1e-4, device)
+    scaler = make_scaler(args.precision, device, 1024.0)
+    step_model = torch.compile(model, mode=compile_mode) if compile_mode else model
+    x = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device).contiguous(
+        memory_format=args.memory_format)
+    y = torch.randint(0, 1000, (args.batch_size,), device=device)
+    crit = torch.nn.CrossEntropyLoss()
+    lrs = [0.1] * max(args.steps, args.warmup)
+    train_one_epoch(step_model, Repeat(x, y, args.warmup), crit, opt, scaler, lrs, device, args.precision)
+    rates = []
+    for _ in range(args.windows):
+        sync(device)
+        t = time.perf_counter()
+        r = train_one_epoch(step_model, Repeat(x, y, args.steps), crit, opt, scaler, lrs, device, args.precision)
+        rates.append(r.images / (time.perf_counter() - t))
+    return median(rates)
+
+
+def bench_timm(args, device, compile_mode):
+    import timm
+
+    model = timm.create_model("mobilenetv1_100", num_classes=1000).to(device, memory_format=args.memory_format)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    step_model = torch.compile(model, mode=compile_mode) if compile_mode else model
+    x = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device).contiguous(
+        memory_format=args.memory_format)
+    y = torch.randint(0, 1000, (args.batch_size,), device=device)
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
+    scaler = torch.amp.GradScaler(device.type, enabled=args.precision == "fp16")
+
+    def step():
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss = F.cross_entropy(step_model(x), y)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    step_model.train()
+    for _ in range(args.warmup):
+        step()
+    rates = []
+    for _ in range(args.windows):
+        sync(device)
+        t = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        sync(device)
+        rates.append(args.steps * args.batch_size / (time.perf_counter() - t))
+    return median(rates)
+
+
+def bench_end_to_end(args, device, folder, pipeline):
+    from mobilenet_v1 import train
+    from mobilenet_v1.config import load_config
+
+    out = tempfile.mkdtemp(prefix="e2e_")
+    cfg = load_config([
+        # 1000 classes: the graph of the step benchmark, so a compiled model comes from Inductor's cache
+        "--dataset=imagenet2012", f"--dataset_path={folder}", "--class_num=1000",
+        f"--batch_size={args.batch_size}", f"--image_size={args.image_size}", f"--epoch_size={args.e2e_epochs}",
+        f"--precision={args.precision}", f"--compile={bool(args.e2e_compile)}", "--save_checkpoint=False",
+        f"--data_pipeline={pipeline}", f"--num_workers={args.workers}", f"--save_checkpoint_path={out}",
+        f"--device_target={'GPU' if device.type == 'cuda' else 'CPU'}", f"--padding={args.padding}",
+    ])
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = train.run(cfg)
+    steady = result["epoch_seconds"][1:] or result["epoch_seconds"]
+    return result["images_per_epoch"] / median(steady)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch_size", type=int, default=None, help="default 256 on GPU, 32 on CPU")
+    p.add_argument("--image_size", type=int, default=224)
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16"], help="default bf16 GPU, fp32 CPU")
+    p.add_argument("--channels_last", type=int, default=None, help="default 1 on GPU, 0 on CPU")
+    p.add_argument("--padding", default="same", choices=["same", "symmetric"])
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--warmup", type=int, default=None)
+    p.add_argument("--windows", type=int, default=3)
+    p.add_argument("--modes", default=None,
+                   help="comma list of eager,default,reduce-overhead (compile modes); default GPU: all three, "
+                        "CPU: eager")
+    p.add_argument("--no-timm", action="store_true")
+    p.add_argument("--e2e_images", type=int, default=0, help="JPEGs for the end-to-end run (0: skip)")
+    p.add_argument("--e2e_epochs", type=int, default=4)
+    p.add_argument("--e2e_compile", type=int, default=1)
+    p.add_argument("--e2e_pipelines", default="gpu,cpu")
+    p.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
+    p.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "mobilenet_v1_bench_jpegs"))
+    p.add_argument("--json", nargs="?", const=True, default=None, help="print JSON (or write it to a file)")
+    args = p.parse_args()
+
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          (args.device if args.device != "auto" else "cpu"))
+    gpu = device.type == "cuda"
+    args.batch_size = args.batch_size or (256 if gpu else 32)
+    args.precision = args.precision or ("bf16" if gpu else "fp32")
+    cl = args.channels_last if args.channels_last is not None else int(gpu)
+    args.memory_format = torch.channels_last if cl else torch.contiguous_format
+    args.steps = args.steps or (30 if gpu else 5)
+    args.warmup = args.warmup or (15 if gpu else 3)
+    modes = (args.modes or ("eager,default,reduce-overhead" if gpu else "eager")).split(",")
+    torch.backends.cudnn.benchmark = True
+
+    rows, payload = [], {"machine": machine(), "batch_size": args.batch_size, "precision": args.precision,
+                         "channels_last": bool(cl), "image_size": args.image_size, "padding": args.padding,
+                         "step": {}, "end_to_end": {}}
+    for mode in modes:
+        if not mode:
+            continue
+        variant = ""
+        if mode.endswith("+dw_fp16"):
+            mode, variant = mode[: -len("+dw_fp16")], "dw_fp16"
+        compile_mode = None if mode == "eager" else mode
+        ours = bench_ours(args, device, compile_mode, variant)
+        if variant:
+            mode = f"{mode}+{variant}"
+        row = {"setting": mode, "ours img/s": f"{ours:,.0f}"}
+        payload["step"][f"ours_{mode}"] = ours
+        if not args.no_timm and mode in ("eager", "default"):
+            theirs = bench_timm(args, device, compile_mode)
+            payload["step"][f"timm_{mode}"] = theirs
+            row.update({"timm img/s": f"{theirs:,.0f}", "ours / timm": f"{ours / theirs:.2f}"})
+        rows.append(row)
+        print(row, flush=True)
+        if args.json not in (None, True, "-"):
+            emit_json(args.json, payload)  # keep what is measured if a later setting is cut short
+    if "timm_default" in payload["step"]:
+        best = max(v for k, v in payload["step"].items() if k.startswith("ours") and "dw_fp16" not in k)
+        payload["step"]["best_ours_vs_timm_compiled"] = best / payload["step"]["timm_default"]
+    print_table(f"Training step, {machine()}: batch {args.batch_size}, {args.image_size}x{args.image_size}, "
+                f"{args.precision}, {'channels_last' if cl else 'NCHW'}, padding {args.padding}, "
+                f"median of {args.windows} x {args.steps} steps", rows,
+                ["setting", "ours img/s", "timm img/s", "ours / timm"])
+
+    if args.e2e_images:
+        info = make_jpeg_folder(args.data_dir, args.e2e_images)
+        e2e_rows = []
+        for pipeline in args.e2e_pipelines.split(","):
+            rate = bench_end_to_end(args, device, args.data_dir, pipeline)
+            payload["end_to_end"][pipeline] = rate
+            e2e_rows.append({"pipeline": pipeline, "train img/s": f"{rate:,.0f}"})
+            print(e2e_rows[-1], flush=True)
+        print_table(f"End-to-end `train` from {info['files']} JPEGs of 500x375 (mean {info['mean_kb']:.0f} KB), "
+                    f"{args.workers} loader workers, compile {bool(args.e2e_compile)}, median epoch after the first",
+                    e2e_rows, ["pipeline", "train img/s"])
+    emit_json(args.json, payload)
+
+
+if __name__ == "__main__":
+    main()

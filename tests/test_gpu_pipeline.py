@@ -1,0 +1,164 @@
+"""The GPU input pipeline's code, run on the CPU (``device="cpu"``): same functions as on CUDA."""
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mobilenet_v1 import transforms as T
+from mobilenet_v1.data import (BatchedImageLoader, CifarLoader, DataOptions, EncodedImageDataset, ImageFolderLoader,
+                               build_loader, decode_batch, load_cifar)
+
+from conftest import jpeg_bytes, smooth_image
+
+CPU = torch.device("cpu")
+
+
+def coordinate_png(h: int, w: int) -> bytes:
+    """A lossless image whose red channel is x * 255 / (w - 1) and green y * 255 / (h - 1)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    arr = np.stack([xx * 255.0 / (w - 1), yy * 255.0 / (h - 1), np.full_like(xx, 128.0)], -1)
+    buf = io.BytesIO()
+    Image.fromarray(arr.round().astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def coordinate_folder(tmp_path):
+    root = tmp_path / "coords"
+    (root / "a").mkdir(parents=True)
+    for i, (h, w) in enumerate([(255, 256), (200, 320), (300, 180), (256, 256)]):
+        (root / "a" / f"{i}.png").write_bytes(coordinate_png(h, w))
+    return root
+
+
+def test_batched_crops_stay_in_the_seeds_area_and_ratio_and_flip_half(coordinate_folder):
+    """Read the crop back from the pixels: the red channel at the left/right edge gives x, the green
+    channel at the top/bottom gives y; so the output reveals the box and whether it was flipped."""
+    loader = BatchedImageLoader(str(coordinate_folder), batch_size=4, train=True, image_size=32, device=CPU, seed=3,
+                                num_workers=0)
+    loader.normalize = lambda x: x  # inspect pixel values in [0, 255]
+    sizes = [(255, 256), (200, 320), (300, 180), (256, 256)]
+    areas, ratios, flips = [], [], 0
+    for epoch in range(40):
+        loader.set_epoch(epoch)
+        for x, y in loader:
+            for img, idx in zip(x, loader.sampler.indices().tolist()):
+                h, w = sizes[idx]
+                red, green = img[0].double(), img[1].double()
+                x_left, x_right = red[:, 0].mean() * (w - 1) / 255, red[:, -1].mean() * (w - 1) / 255
+                if x_left > x_right:
+                    flips += 1
+                    x_left, x_right = x_right, x_left
+                y_top, y_bottom = green[0].mean() * (h - 1) / 255, green[-1].mean() * (h - 1) / 255
+                # edge pixel centres sit half an output pixel inside the crop
+                cw = (x_right - x_left) * 32 / 31
+                ch = (y_bottom - y_top) * 32 / 31
+                areas.append(cw * ch / (h * w))
+                ratios.append(cw / ch)
+    assert len(areas) == 160
+    assert min(areas) > 0.08 * 0.85 and max(areas) < 1.0 * 1.05
+    assert min(ratios) > 0.75 * 0.9 and max(ratios) < 1.333 * 1.1
+    assert np.percentile(areas, 90) - np.percentile(areas, 10) > 0.3  # really random, not one box
+    assert 0.35 < flips / 160 < 0.65
+
+
+def test_gpu_pipeline_draws_the_cpu_pipelines_boxes(image_folder):
+    """Same seeds, same boxes and flips: the two pipelines differ only in the resampling kernel."""
+    opts = dict(batch_size=5, train=True, image_size=40, device=CPU, seed=11, num_workers=0)
+    cpu = ImageFolderLoader(str(image_folder / "train"), **opts)
+    gpu = BatchedImageLoader(str(image_folder / "train"), **opts)
+    (xc, yc), (xg, yg) = next(iter(cpu)), next(iter(gpu))
+    assert torch.equal(yc, yg)
+    # antialiased bilinear resize vs roi_align box-averaged bilinear samples: close, not identical
+    assert (xc - xg).abs().mean() < 0.1
+
+
+def test_gpu_pipeline_eval_matches_cpu_pipeline_within_rounding(image_folder):
+    opts = dict(batch_size=3, train=False, image_size=32, device=CPU, seed=1, num_workers=0, drop_last=False)
+    cpu = list(ImageFolderLoader(str(image_folder / "validation_preprocess"), **opts))
+    gpu = list(BatchedImageLoader(str(image_folder / "validation_preprocess"), **opts))
+    assert len(cpu) == len(gpu) == 2
+    for (xc, yc), (xg, yg) in zip(cpu, gpu):
+        assert torch.equal(yc, yg)
+        # one uint8 step, normalised: 1 / (255 * 0.224)
+        assert (xc - xg).abs().max() <= 1 / (255 * 0.224) + 1e-5
+
+
+def test_encoded_dataset_routes_files_to_gpu_or_cpu_decoding(image_folder, tmp_path):
+    odd = image_folder / "train" / "n01"
+    samples = [(str(odd / n), 0) for n in ("img_0.JPEG", "gray.JPEG", "cmyk.JPEG", "png_named.JPEG")]
+    ds = EncodedImageDataset(samples)
+    items = [ds[(i, 0)] for i in range(4)]
+    kinds = [k for k, *_ in items]
+    assert kinds == [0, 1, 1, 1]  # only the YCbCr JPEG travels encoded
+    images = decode_batch(kinds, [d for _, d, *_ in items], [p for *_, p in items], CPU)
+    for img, (path, _) in zip(images, samples):
+        assert img.dtype == torch.uint8 and img.shape[0] == 3
+        ref = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)
+        assert img.shape == ref.shape
+        # libjpeg versions and CMYK conversions differ in rounding, never in content
+        assert (img.float() - ref.float()).abs().mean() < 4, path
+
+
+def test_damaged_jpeg_falls_back_and_is_named(image_folder, tmp_path):
+    good = (image_folder / "train" / "n02" / "img_0.JPEG").read_bytes()
+    bad = tmp_path / "broken.JPEG"
+    bad.write_bytes(good[: len(good) // 3])  # a truncated file still has its header
+    ds = EncodedImageDataset([(str(bad), 0), (str(image_folder / "train" / "n02" / "img_0.JPEG"), 1)])
+    items = [ds[(i, 0)] for i in range(2)]
+    kinds = [k for k, *_ in items]
+    assert kinds == [0, 0]
+    try:
+        images = decode_batch(kinds, [d for _, d, *_ in items], [p for *_, p in items], CPU)
+    except T.DecodeError as e:  # libjpeg refused the truncated file: the error names it
+        assert "broken.JPEG" in str(e)
+    else:  # libjpeg decoded what it had (grey fill): the good image is intact
+        assert images[1].shape == (3,) + tuple(T.decode_rgb(items[1][1]).shape[1:])
+    zero = tmp_path / "zero.JPEG"
+    zero.write_bytes(b"")
+    with pytest.raises(T.DecodeError, match="zero.JPEG"):
+        kind, data, _, _, path = EncodedImageDataset([(str(zero), 0)])[(0, 0)]
+
+
+def test_jpeg_frame_header_parsing():
+    arr = smooth_image(20, 30, 0)
+    assert T.jpeg_frame(jpeg_bytes(arr)) == (0xC0, 3)
+    assert T.jpeg_frame(jpeg_bytes(arr, "L")) == (0xC0, 1)
+    assert T.jpeg_frame(jpeg_bytes(arr, "CMYK"))[1] == 4
+    assert T.jpeg_frame(jpeg_bytes(arr, "RGB", "PNG")) == (0, 0)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", progressive=True)
+    assert T.jpeg_frame(buf.getvalue()) == (0xC2, 3) and T.gpu_decodable(buf.getvalue())
+
+
+def test_auto_pipeline_is_cpu_without_cuda_and_gpu_when_asked(image_folder):
+    opts = DataOptions("imagenet2012", str(image_folder), batch_size=2, image_size=32, seed=1, num_workers=0,
+                       channels_last=True)
+    assert isinstance(build_loader(opts, True, CPU), ImageFolderLoader)
+    opts.pipeline = "gpu"
+    loader = build_loader(opts, True, CPU)
+    assert isinstance(loader, BatchedImageLoader)
+    x, _ = next(iter(loader))
+    assert x.shape == (2, 3, 32, 32) and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_cifar_on_device_eval_batches_equal_per_sample_reference(cifar_dir):
+    """The batched on-device CIFAR path against a per-sample torchvision reference of the seed's eval
+    transform (Resize 224 bilinear -> uint8, Rescale, Normalize)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    images, labels = load_cifar(str(cifar_dir), train=False)
+    loader = CifarLoader(images, labels, 8, train=False, image_size=64, device=CPU, seed=1, drop_last=False)
+    mean = torch.tensor(T.CIFAR_MEAN).view(3, 1, 1)
+    std = torch.tensor(T.CIFAR_STD).view(3, 1, 1)
+    seen = 0
+    for x, y in loader:
+        for i in range(len(y)):
+            ref = TF.resize(images[seen + i], [64, 64], antialias=False)
+            ref = (ref.float() / 255 - mean) / std
+            # uint8 rounding of the resize may differ by one step
+            assert (x[i] - ref).abs().max() <= 1 / (255 * 0.1994) + 1e-5
+        seen += len(y)
+    assert seen == 40
