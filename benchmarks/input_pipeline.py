@@ -38,6 +38,30 @@ def rate_of(loader, device, passes):
     return median(rates)
 
 
+def stages(loader, device):
+    """Seconds of one pass spent up to each stage of the GPU pipeline, to see which one limits it."""
+    from mobilenet_v1.data import decode_batch
+
+    times = {"read (workers -> main)": 0.0, "+ decode": 0.0, "+ crop/resize/flip/normalise": 0.0}
+    n = 0
+    for mode in times:
+        loader.set_epoch(7)
+        sync(device)
+        t = time.perf_counter()
+        n = 0
+        for batch in loader.loader:
+            n += len(batch.kinds)
+            if mode == "read (workers -> main)":
+                continue
+            images = decode_batch(batch, device)
+            if mode == "+ decode":
+                continue
+            loader.normalize(loader.transform(images, batch.seeds))
+        sync(device)
+        times[mode] = n / (time.perf_counter() - t)
+    return times
+
+
 def decode_only(folder, device, batch):
     samples, _ = find_images(folder)
     datas = []
@@ -76,6 +100,11 @@ def main():
         payload["images_per_s"][name] = rate
         rows.append({"pipeline": f"{name} ({'workers decode+augment' if name == 'cpu' else 'batched on ' + device.type})",
                      "images/s": f"{rate:,.0f}"})
+        print(rows[-1], flush=True)
+    gpu_loader = BatchedImageLoader(args.data_dir, **common)
+    for stage, rate in stages(gpu_loader, device).items():
+        payload["images_per_s"][f"gpu stage: {stage}"] = rate
+        rows.append({"pipeline": f"gpu pipeline, one thread, up to: {stage}", "images/s": f"{rate:,.0f}"})
         print(rows[-1], flush=True)
     rate = decode_only(args.data_dir, device, args.batch_size)
     payload["images_per_s"]["decode_only"] = rate

@@ -176,7 +176,7 @@ def main():
     args.memory_format = torch.channels_last if cl else torch.contiguous_format
     args.steps = args.steps or (30 if gpu else 5)
     args.warmup = args.warmup or (15 if gpu else 3)
-    modes = (args.modes or ("eager,default,reduce-overhead" if gpu else "eager")).split(",")
+    modes = (args.modes if args.modes is not None else ("eager,default,reduce-overhead" if gpu else "eager")).split(",")
     torch.backends.cudnn.benchmark = True
 
     rows, payload = [], {"machine": machine(), "batch_size": args.batch_size, "precision": args.precision,

@@ -8,7 +8,7 @@ from PIL import Image
 
 from mobilenet_v1 import transforms as T
 from mobilenet_v1.data import (BatchedImageLoader, CifarLoader, DataOptions, EncodedImageDataset, ImageFolderLoader,
-                               build_loader, decode_batch, load_cifar)
+                               build_loader, collate_encoded, decode_batch, load_cifar)
 
 from conftest import jpeg_bytes, smooth_image
 
@@ -90,10 +90,10 @@ def test_encoded_dataset_routes_files_to_gpu_or_cpu_decoding(image_folder, tmp_p
     odd = image_folder / "train" / "n01"
     samples = [(str(odd / n), 0) for n in ("img_0.JPEG", "gray.JPEG", "cmyk.JPEG", "png_named.JPEG")]
     ds = EncodedImageDataset(samples)
-    items = [ds[(i, 0)] for i in range(4)]
-    kinds = [k for k, *_ in items]
-    assert kinds == [0, 1, 1, 1]  # only the YCbCr JPEG travels encoded
-    images = decode_batch(kinds, [d for _, d, *_ in items], [p for *_, p in items], CPU)
+    batch = collate_encoded([ds[(i, 0)] for i in range(4)])
+    assert batch.kinds == [0, 1, 1, 1]  # only the YCbCr JPEG travels encoded
+    assert batch.flat.numel() == (odd / "img_0.JPEG").stat().st_size and len(batch.decoded) == 3
+    images = decode_batch(batch, CPU)
     for img, (path, _) in zip(images, samples):
         assert img.dtype == torch.uint8 and img.shape[0] == 3
         ref = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)
@@ -108,10 +108,10 @@ def test_damaged_jpeg_falls_back_and_is_named(image_folder, tmp_path):
     bad.write_bytes(good[: len(good) // 3])  # a truncated file still has its header
     ds = EncodedImageDataset([(str(bad), 0), (str(image_folder / "train" / "n02" / "img_0.JPEG"), 1)])
     items = [ds[(i, 0)] for i in range(2)]
-    kinds = [k for k, *_ in items]
-    assert kinds == [0, 0]
+    batch = collate_encoded(items)
+    assert batch.kinds == [0, 0]
     try:
-        images = decode_batch(kinds, [d for _, d, *_ in items], [p for *_, p in items], CPU)
+        images = decode_batch(batch, CPU)
     except T.DecodeError as e:  # libjpeg refused the truncated file: the error names it
         assert "broken.JPEG" in str(e)
     else:  # libjpeg decoded what it had (grey fill): the good image is intact

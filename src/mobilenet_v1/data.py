@@ -232,8 +232,7 @@ class ImageFolderDataset(Dataset):
         path, label = self.samples[index]
         img = T.decode_rgb(read_bytes(path), path)
         if self.train:
-            g = torch.Generator().manual_seed(seed)
-            img = T.random_resized_crop(img, self.image_size, g, flip=self.flip)
+            img = T.random_resized_crop(img, self.image_size, seed, flip=self.flip)
         else:
             img = T.resize_center_crop(img, self.image_size)
         return img, label
@@ -294,27 +293,46 @@ class EncodedImageDataset(Dataset):
         return DECODED, T.decode_rgb(data, path), label, seed, path
 
 
-def collate_encoded(batch):
+@dataclass
+class EncodedBatch:
+    """One batch from the GPU pipeline's workers: the encoded files concatenated into one uint8
+    tensor (one shared-memory transfer per batch, not one per file), plus the few images the
+    workers decoded themselves."""
+    kinds: List[int]
+    flat: torch.Tensor
+    lengths: List[int]
+    decoded: List[torch.Tensor]
+    labels: torch.Tensor
+    seeds: List[int]
+    paths: List[str]
+
+
+def collate_encoded(batch) -> EncodedBatch:
     kinds, datas, labels, seeds, paths = zip(*batch)
-    return list(kinds), list(datas), torch.tensor(labels, dtype=torch.long), list(seeds), list(paths)
+    encoded = [d for k, d in zip(kinds, datas) if k == ENCODED]
+    flat = torch.cat(encoded) if encoded else torch.empty(0, dtype=torch.uint8)
+    return EncodedBatch(list(kinds), flat, [d.numel() for d in encoded],
+                        [d for k, d in zip(kinds, datas) if k == DECODED],
+                        torch.tensor(labels, dtype=torch.long), list(seeds), list(paths))
 
 
-def decode_batch(kinds: List[int], datas: List[torch.Tensor], paths: List[str], device: torch.device) -> List[torch.Tensor]:
+def decode_batch(batch: EncodedBatch, device: torch.device) -> List[torch.Tensor]:
     """Decode a batch's JPEG bytes on ``device`` in one batched call (nvJPEG on CUDA); images the
     workers already decoded are moved there. A file the batched call rejects is retried alone, then
     on the CPU, which names it if it cannot be read."""
-    out: List[Optional[torch.Tensor]] = [None] * len(kinds)
-    encoded = [i for i, k in enumerate(kinds) if k == ENCODED]
-    if encoded:
+    out: List[Optional[torch.Tensor]] = [None] * len(batch.kinds)
+    encoded_at = [i for i, k in enumerate(batch.kinds) if k == ENCODED]
+    if encoded_at:
+        datas = list(torch.split(batch.flat, batch.lengths))
         try:
-            decoded = decode_jpeg([datas[i] for i in encoded], mode=ImageReadMode.RGB, device=device)
+            decoded = decode_jpeg(datas, mode=ImageReadMode.RGB, device=device)
         except RuntimeError:
-            decoded = [_decode_one(datas[i], paths[i], device) for i in encoded]
-        for i, img in zip(encoded, decoded):
+            decoded = [_decode_one(d, batch.paths[i], device) for d, i in zip(datas, encoded_at)]
+        for i, img in zip(encoded_at, decoded):
             out[i] = img
-    for i, k in enumerate(kinds):
-        if k == DECODED:
-            out[i] = datas[i].to(device, non_blocking=True)
+    decoded_at = [i for i, k in enumerate(batch.kinds) if k == DECODED]
+    for i, img in zip(decoded_at, batch.decoded):
+        out[i] = img.to(device, non_blocking=True)
     return out  # type: ignore[return-value]
 
 
@@ -323,16 +341,6 @@ def _decode_one(data: torch.Tensor, path: str, device: torch.device) -> torch.Te
         return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
     except RuntimeError:
         return T.decode_rgb(data, path).to(device)
-
-
-def crop_and_flip_params(sizes: Sequence[Tuple[int, int]], seeds: Sequence[int]):
-    """RandomResizedCrop boxes and flip flags drawn exactly as the CPU pipeline draws them."""
-    boxes, flips = [], []
-    for (h, w), seed in zip(sizes, seeds):
-        g = torch.Generator().manual_seed(seed)
-        boxes.append(T.random_resized_crop_box(h, w, g))
-        flips.append(torch.rand(1, generator=g).item() < 0.5)
-    return boxes, torch.tensor(flips)
 
 
 class BatchedImageLoader(DeviceLoader):
@@ -362,16 +370,16 @@ class BatchedImageLoader(DeviceLoader):
     def transform(self, images: List[torch.Tensor], seeds: Sequence[int]) -> torch.Tensor:
         """Decoded uint8 images of any sizes -> one (N, 3, S, S) batch in [0, 255]."""
         if self.train:
-            boxes, flips = crop_and_flip_params([img.shape[-2:] for img in images], seeds)
-            x = T.batch_resized_crop(images, boxes, self.image_size)
-            return T.flip_where(x, flips) if self.flip else x
+            params = [T.crop_and_flip(img.shape[-2], img.shape[-1], s) for img, s in zip(images, seeds)]
+            x = T.batch_resized_crop(images, [box for box, _ in params], self.image_size)
+            return T.flip_where(x, torch.tensor([f for _, f in params])) if self.flip else x
         return torch.stack([T.resize_center_crop(img, self.image_size) for img in images])
 
     def batches(self):
-        for kinds, datas, labels, seeds, paths in self.loader:
-            images = decode_batch(kinds, datas, paths, self.device)
-            x = self.transform(images, seeds)
-            yield self.normalize(x), labels.to(self.device, non_blocking=True)
+        for batch in self.loader:
+            images = decode_batch(batch, self.device)
+            x = self.transform(images, batch.seeds)
+            yield self.normalize(x), batch.labels.to(self.device, non_blocking=True)
 
     def __iter__(self):
         if self.device.type == "cuda":

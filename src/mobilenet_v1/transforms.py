@@ -4,6 +4,7 @@ The same functions serve the CPU pipeline (inside loader workers), the CIFAR-10 
 the GPU JPEG pipeline, so the tests on the CPU check the code the GPU runs.
 """
 import math
+import random
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -67,26 +68,26 @@ def _decode_with_pil(data: torch.Tensor, name: str) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------
 # random parameters (one generator, so a sample's augmentation depends only on its seed)
 
-def random_resized_crop_box(height: int, width: int, generator: torch.Generator,
+def random_resized_crop_box(height: int, width: int, rng: random.Random,
                             scale: Sequence[float] = RRC_SCALE,
                             ratio: Sequence[float] = RRC_RATIO) -> Tuple[int, int, int, int]:
     """(top, left, h, w) of a RandomResizedCrop: area in ``scale``, aspect ratio w/h in ``ratio``.
 
     Ten tries at a random area and log-uniform ratio, then the largest centred crop whose ratio is
     clamped into range (the algorithm of Szegedy et al., as torchvision and MindSpore implement it).
+    ``rng`` is a per-sample ``random.Random``: drawing is plain Python, a few microseconds a sample.
     """
     area = height * width
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
     for _ in range(10):
-        u = torch.rand(3, generator=generator).tolist()
-        target_area = area * (scale[0] + (scale[1] - scale[0]) * u[0])
-        aspect = math.exp(log_ratio[0] + (log_ratio[1] - log_ratio[0]) * u[1])
+        target_area = area * rng.uniform(scale[0], scale[1])
+        aspect = math.exp(rng.uniform(log_ratio[0], log_ratio[1]))
         w = int(round(math.sqrt(target_area * aspect)))
         h = int(round(math.sqrt(target_area / aspect)))
         if 0 < w <= width and 0 < h <= height:
-            top_left = torch.randint(0, height - h + 1, (1,), generator=generator).item()
-            left = torch.randint(0, width - w + 1, (1,), generator=generator).item()
-            return int(top_left), int(left), h, w
+            top = rng.randint(0, height - h)
+            left = rng.randint(0, width - w)
+            return top, left, h, w
     in_ratio = width / height
     if in_ratio < min(ratio):
         w = width
@@ -99,17 +100,21 @@ def random_resized_crop_box(height: int, width: int, generator: torch.Generator,
     return (height - h) // 2, (width - w) // 2, h, w
 
 
+def crop_and_flip(height: int, width: int, seed: int) -> Tuple[Tuple[int, int, int, int], bool]:
+    """A sample's RandomResizedCrop box and flip, from its seed alone: both pipelines draw this."""
+    rng = random.Random(seed)
+    box = random_resized_crop_box(height, width, rng)
+    return box, rng.random() < 0.5
+
+
 # ---------------------------------------------------------------------------------------------------
 # per-image transforms (uint8 in, uint8 out)
 
-def random_resized_crop(img: torch.Tensor, size: int, generator: torch.Generator,
-                        flip: bool = True) -> torch.Tensor:
+def random_resized_crop(img: torch.Tensor, size: int, seed: int, flip: bool = True) -> torch.Tensor:
     """The seed's train transform of one decoded image: RandomResizedCrop(size) then a p=0.5 flip."""
-    top, left, h, w = random_resized_crop_box(img.shape[-2], img.shape[-1], generator)
+    (top, left, h, w), flipped = crop_and_flip(img.shape[-2], img.shape[-1], seed)
     out = TF.resized_crop(img, top, left, h, w, [size, size], antialias=True)
-    if flip and torch.rand(1, generator=generator).item() < 0.5:
-        out = out.flip(-1)
-    return out
+    return out.flip(-1) if flip and flipped else out
 
 
 def resize_center_crop(img: torch.Tensor, size: int) -> torch.Tensor:
@@ -179,7 +184,7 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
     roi_align averages ``ceil(crop / size)`` bilinear samples per output pixel and axis, which filters
     a downscale the way an antialiased resize does. The crops are copied once each into a shared
     canvas; each region of interest spans the crop's first to last pixel centre, so no sample reaches
-    the canvas beyond its crop (which is left unwritten). Returns a (N, 3, size, size) tensor of
+    the canvas beyond its crop with a non-zero weight. Returns a (N, 3, size, size) tensor of
     ``dtype`` (float16 on CUDA, float32 on the CPU by default) with values in [0, 255].
     """
     from torchvision.ops import roi_align
@@ -197,7 +202,9 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
         crops.append(crop)
     height = max(c.shape[-2] for c in crops)
     width = max(c.shape[-1] for c in crops)
-    canvas = torch.empty((len(crops), 3, height, width), dtype=dtype, device=device)
+    # Zeroed: bilinear taps at a crop's last pixel centre read the next pixel with weight 0, and
+    # 0 * (NaN in uninitialised memory) would be NaN.
+    canvas = torch.zeros((len(crops), 3, height, width), dtype=dtype, device=device)
     rois = []
     for i, crop in enumerate(crops):
         h, w = crop.shape[-2:]
