@@ -205,10 +205,11 @@ def main():
     if "timm_default" in payload["step"]:
         best = max(v for k, v in payload["step"].items() if k.startswith("ours") and "dw_fp16" not in k)
         payload["step"]["best_ours_vs_timm_compiled"] = best / payload["step"]["timm_default"]
-    print_table(f"Training step, {machine()}: batch {args.batch_size}, {args.image_size}x{args.image_size}, "
-                f"{args.precision}, {'channels_last' if cl else 'NCHW'}, padding {args.padding}, "
-                f"median of {args.windows} x {args.steps} steps", rows,
-                ["setting", "ours img/s", "timm img/s", "ours / timm"])
+    if rows:
+        print_table(f"Training step, {machine()}: batch {args.batch_size}, {args.image_size}x{args.image_size}, "
+                    f"{args.precision}, {'channels_last' if cl else 'NCHW'}, padding {args.padding}, "
+                    f"median of {args.windows} x {args.steps} steps", rows,
+                    ["setting", "ours img/s", "timm img/s", "ours / timm"])
 
     if args.e2e_images:
         info = make_jpeg_folder(args.data_dir, args.e2e_images)
