@@ -28,12 +28,12 @@ def model_from_checkpoint(ckpt: Dict[str, Any], source: str, **overrides) -> Tup
     args.update(ckpt.get("model_args") or {})
     args.update({k: v for k, v in overrides.items() if v is not None})
     model = MobileNetV1(**args)
-    ckpt_io.load_weights(model, state, source)
+    ckpt_io.load_weights(model, state, source, naming=ckpt.get("naming", "ours"))
     return model.eval(), args
 
 
 def load_model(path: str, **overrides) -> MobileNetV1:
-    """An eval-mode model on the CPU from a checkpoint file; ``overrides`` (``padding``, ...) win
-    over what the file records."""
+    """An eval-mode model on the CPU from a checkpoint file (ours, a MindSpore ``.ckpt`` or a
+    ``.safetensors``); ``overrides`` (``padding``, ...) win over what the file records."""
     model, _ = model_from_checkpoint(ckpt_io.load_file(path), path, **overrides)
     return model

@@ -131,6 +131,14 @@ def set_rng_state(state: Dict[str, Any]) -> None:
 
 
 def load_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
+    """Read any supported checkpoint: ours (PyTorch), a MindSpore ``.ckpt`` or a ``.safetensors``, told
+    apart by content (``mindspore_io.read_any``). Returns a dict with ``model`` in our names."""
+    from .mindspore_io import read_any
+
+    return read_any(path, map_location)
+
+
+def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     """Read a checkpoint of ours with ``weights_only=True`` (no pickled code is ever run)."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path}: no such file")
@@ -156,12 +164,21 @@ def model_state(ckpt: Dict[str, Any]) -> Dict[str, torch.Tensor]:
 
 
 def load_weights(model: nn.Module, state: Dict[str, torch.Tensor], source: str,
-                 skip_head_mismatch: bool = False) -> List[str]:
+                 skip_head_mismatch: bool = False, naming: str = "ours") -> List[str]:
     """Load ``state`` into ``model`` after checking every name and shape; nothing is half-loaded.
 
     With ``skip_head_mismatch`` a classifier of another class count is left out (fine-tuning); the
-    names left out are returned.
+    names left out are returned. ``naming="mindspore"`` (a MindSpore file, the ``naming`` of its
+    checkpoint dict) reports names as that file spells them (``moving_variance``, not ``running_var``).
     """
+    if naming == "mindspore":
+        from .mindspore_io import to_seed_name
+
+        def show(name: str) -> str:
+            return to_seed_name(name) or name
+    else:
+        def show(name: str) -> str:
+            return name
     target = unwrap(model).state_dict()
     skipped = []
     if skip_head_mismatch:
@@ -169,9 +186,9 @@ def load_weights(model: nn.Module, state: Dict[str, torch.Tensor], source: str,
             if name in state and name in target and state[name].shape != target[name].shape:
                 skipped.append(name)
         state = {k: v for k, v in state.items() if k not in skipped}
-    missing = [k for k in target if k not in state and k not in skipped]
-    unexpected = [k for k in state if k not in target]
-    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}"
+    missing = [f"{show(k)} {tuple(target[k].shape)}" for k in target if k not in state and k not in skipped]
+    unexpected = [f"{show(k)} {tuple(state[k].shape)}" for k in state if k not in target]
+    wrong = [f"{show(k)}: file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}"
              for k in state if k in target and state[k].shape != target[k].shape]
     problems = []
     if missing:
@@ -185,7 +202,7 @@ def load_weights(model: nn.Module, state: Dict[str, torch.Tensor], source: str,
         raise CheckpointError(f"checkpoint {source} does not fit this model ({'; '.join(problems)})")
     for k, v in state.items():
         if v.is_floating_point() and not torch.isfinite(v).all():
-            raise CheckpointError(f"checkpoint {source}: tensor {k} holds NaN or infinite values")
+            raise CheckpointError(f"checkpoint {source}: tensor {show(k)} holds NaN or infinite values")
     unwrap(model).load_state_dict(state, strict=not skipped)
     return skipped
 

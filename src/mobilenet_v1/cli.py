@@ -15,6 +15,7 @@ commands:
   eval           top-1/top-5 of a checkpoint (--checkpoint_path CKPT --dataset_path PATH [--json])
   info           parameters and multiply-adds (--width_mult A --image_size R --class_num K [--json])
   lr-schedule    write the per-step learning rate of a configuration (--config_path F --out lr.csv)
+  convert        rewrite a checkpoint: MindSpore .ckpt, our .pt, .safetensors (SRC DST [--format F])
 
 'mobilenet-v1 COMMAND --help' describes one command."""
 
@@ -120,11 +121,37 @@ def cmd_lr_schedule(argv: List[str]) -> int:
     return 0
 
 
+def cmd_convert(argv: List[str]) -> int:
+    from .mindspore_io import FORMAT_NAMES, convert
+
+    p = argparse.ArgumentParser(
+        prog="mobilenet-v1 convert",
+        description="Rewrite a MobileNetV1 checkpoint in another format. SRC may be ours (PyTorch), a MindSpore "
+                    ".ckpt or a .safetensors (told apart by content). DST's format comes from its extension: "
+                    ".ckpt is written as a MindSpore checkpoint (what a MindSpore deployment loads), .pt/.pth as "
+                    "ours, .safetensors with MindSpore's names.")
+    p.add_argument("src", metavar="SRC", help="checkpoint to read")
+    p.add_argument("dst", metavar="DST", help="file to write (atomically)")
+    p.add_argument("--format", choices=("ckpt", "pt", "safetensors"), default=None,
+                   help="output format, overriding DST's extension")
+    a = p.parse_args(argv)
+    out = convert(a.src, a.dst, a.format)
+    written = {"ckpt": "MindSpore checkpoint", "pt": "PyTorch checkpoint", "safetensors": "safetensors"}[out["format"]]
+    extra = (", momentum buffers" if out["moments"] else "") + (
+        f", global_step {out['global_step']}" if out["global_step"] is not None else "")
+    print(f"wrote {a.dst}: {written}, {out['tensors']} tensors (MobileNetV1 width_mult {out['width_mult']:g}, "
+          f"{out['class_num']} classes{extra}) from {FORMAT_NAMES.get(out['source_format'], '?')} {a.src}")
+    if out["warning"]:
+        print(f"mobilenet-v1 convert: warning: {out['warning']}", file=sys.stderr)
+    return 0
+
+
 COMMANDS: Dict[str, Callable[[List[str]], int]] = {
     "train": cmd_train,
     "eval": cmd_eval,
     "info": cmd_info,
     "lr-schedule": cmd_lr_schedule,
+    "convert": cmd_convert,
 }
 
 

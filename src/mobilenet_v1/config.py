@@ -79,6 +79,18 @@ CHOICES: Dict[str, Tuple[Any, ...]] = {
     "data_pipeline": ("auto", "cpu", "gpu"),
 }
 
+# Keys of the seed's YAML files (values and help documents) that mean nothing here: Huawei cloud paths
+# (ModelArts/OBS), Ascend device and rank ids, profiling, the parameter server, the Ascend 310 inference
+# pre/post-processing. A seed file (or flag) holding them loads; they are listed in one line, not used.
+SEED_IGNORED_KEYS: Tuple[str, ...] = (
+    "enable_modelarts", "data_url", "train_url", "checkpoint_url", "data_path", "output_path", "load_path",
+    "checkpoint_file", "checkpoint_file_path", "device_id", "rank_id", "enable_profiling", "parameter_server",
+    "only_create_dataset", "do_train", "do_eval", "result_dir", "label_dir", "dataset_name", "result_path",
+)
+
+# Values we add to a seed key's choices; accepted where a seed file's choice list does not name them.
+CHOICE_EXTENSIONS: Dict[str, Tuple[Any, ...]] = {"device_target": ("auto",)}
+
 # The seed's ImageNet values (default_config_imagenet.yaml) that differ from its CIFAR-10 ones.
 DATASET_PRESETS: Dict[str, Dict[str, Any]] = {
     "cifar10": {},
@@ -163,7 +175,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], source: str) -> None:
         if not hasattr(cfg, key) or not isinstance(allowed, (list, tuple)):
             continue
         value = getattr(cfg, key)
-        if value not in allowed:
+        if value not in allowed and value not in CHOICE_EXTENSIONS.get(key, ()):
             raise ConfigError(f"{source}: {key}={value!r} is not one of {list(allowed)}")
     positive = ("batch_size", "epoch_size", "save_checkpoint_epochs", "keep_checkpoint_max", "class_num",
                 "image_size", "device_num")
@@ -212,8 +224,13 @@ def load_config(argv: Sequence[str] = (), config_path: Optional[str] = None) -> 
     file_values, file_choices = read_yaml(config_path) if config_path else ({}, {})
     types = _field_types()
     for key in file_values:
-        if key not in types:
+        if key not in types and key not in SEED_IGNORED_KEYS:
             raise ConfigError(f"config file {config_path}: unknown key {key!r}")
+    ignored = {k: v for k, v in file_values.items() if k not in types}
+    ignored.update((k, v) for k, v in overrides if k in SEED_IGNORED_KEYS and k not in types)
+    _check_ignored(ignored, file_choices, config_path)
+    file_values = {k: v for k, v in file_values.items() if k not in ignored}
+    overrides = [(k, v) for k, v in overrides if k not in ignored]
 
     dataset = file_values.get("dataset", "cifar10")
     for key, value in overrides:
@@ -231,6 +248,17 @@ def load_config(argv: Sequence[str] = (), config_path: Optional[str] = None) -> 
     source = f"config file {config_path}" if config_path else "configuration"
     _validate(cfg, file_choices, source)
     return cfg
+
+
+def _check_ignored(ignored: Dict[str, Any], file_choices: Dict[str, Any], config_path: Optional[str]) -> None:
+    """Seed keys with no meaning here still obey the file's choices; then they are named in one line."""
+    for key, value in ignored.items():
+        allowed = file_choices.get(key)
+        if isinstance(allowed, (list, tuple)) and str(value) not in [str(a) for a in allowed]:
+            raise ConfigError(f"config file {config_path}: {key}={value!r} is not one of {list(allowed)}")
+    if ignored and int(os.environ.get("RANK", "0")) == 0:
+        # stderr: lr-schedule writes its table to stdout.
+        print(f"ignored seed keys with no meaning here: {', '.join(ignored)}", file=sys.stderr, flush=True)
 
 
 def to_dict(cfg: Config) -> Dict[str, Any]:

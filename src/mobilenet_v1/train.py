@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt_io
+from . import mindspore_io
 from .config import Config, dump_yaml, load_config, to_dict
 from .data import DataOptions, build_loader
 from .engine import (EpochResult, autocast, make_optimizer, make_scaler, resolve_device,
@@ -78,6 +79,24 @@ def save_training_checkpoint(path: str, model, optimizer, scaler, epoch: int, st
     ckpt_io.atomic_save(state, path)
 
 
+def restore_moments(cfg: Config, source: Dict[str, Any], model, optimizer, skipped: List[str],
+                    steps_per_epoch: int) -> None:
+    """A MindSpore training checkpoint's Momentum buffers go into the SGD state when the run continues
+    (``pretrain_epoch_size`` > 0); a run from epoch 0 starts with fresh buffers."""
+    step = source.get("global_step")
+    at = f" (its global_step {step})" if step is not None else ""
+    if cfg.pretrain_epoch_size == 0:
+        print0(f"pre_trained: momentum buffers{at} left out: pretrain_epoch_size is 0, a fresh run")
+        return
+    count = mindspore_io.load_momentum(optimizer, model, source["moments"], cfg.pre_trained, skip=skipped)
+    print0(f"pre_trained: momentum buffers of {count} parameters restored{at}; continuing at epoch "
+           f"{cfg.pretrain_epoch_size + 1}")
+    if step is not None and step != cfg.pretrain_epoch_size * steps_per_epoch:
+        print0(f"pre_trained: note: global_step {step} is not pretrain_epoch_size {cfg.pretrain_epoch_size} x "
+               f"{steps_per_epoch} steps per epoch here; the schedule continues at step "
+               f"{cfg.pretrain_epoch_size * steps_per_epoch}")
+
+
 def run(cfg: Config) -> Dict[str, Any]:
     """Train as configured; returns the last epoch's figures and the last checkpoint's path."""
     device = resolve_device(cfg.device_target)
@@ -104,7 +123,7 @@ def run(cfg: Config) -> Dict[str, Any]:
     if cfg.pre_trained:
         source = ckpt_io.load_file(cfg.pre_trained)
         skipped = ckpt_io.load_weights(model, ckpt_io.model_state(source), cfg.pre_trained,
-                                       skip_head_mismatch=True)
+                                       skip_head_mismatch=True, naming=source.get("naming", "ours"))
         print0(f"pre_trained: loaded {cfg.pre_trained}" +
                (f"; left out {', '.join(skipped)} (another class count), the classifier starts fresh"
                 if skipped else ""))
@@ -113,6 +132,8 @@ def run(cfg: Config) -> Dict[str, Any]:
     criterion = build_criterion(cfg)
     optimizer = make_optimizer(model, float(lr[0]), cfg.momentum, cfg.weight_decay, device)
     scaler = make_scaler(precision, device, cfg.loss_scale)
+    if cfg.pre_trained and source.get("moments"):
+        restore_moments(cfg, source, model, optimizer, skipped, steps_per_epoch)
     step_model = torch.compile(model) if cfg.compile else model
 
     print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch, epochs "

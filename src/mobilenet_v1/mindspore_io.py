@@ -1,0 +1,453 @@
+"""Interchange with MindSpore: the seed's ``.ckpt`` (protobuf) and ``.safetensors`` files, read and written.
+
+Every place that accepts a checkpoint goes through :func:`read_any` (``checkpoint.load_file`` calls it),
+which tells the format from the file's first bytes, not its name: our own training checkpoints end in
+``.ckpt`` like MindSpore's but are zip archives.
+
+- PyTorch (ours): a zip archive, ``PK\\x03\\x04`` (or a legacy pickle, ``\\x80``).
+- safetensors: an 8-byte little-endian header length, then the JSON header ``{...``.
+- MindSpore ``.ckpt``: serialized ``Checkpoint`` messages (``mindspore_checkpoint.proto``), which start
+  with the tag of field 1 (``0x0a``), a length, and the tag of ``Value.tag`` (``0x0a`` again).
+
+Names: the seed's BatchNorm fields ``gamma``, ``beta``, ``moving_mean``, ``moving_variance`` are our
+``weight``, ``bias``, ``running_mean``, ``running_var``; conv and fc names are the same on both sides.
+``num_batches_tracked`` has no MindSpore counterpart: dropped on export, and on import set to the file's
+``global_step`` (0 when it has none). A seed training checkpoint also holds ``moments.<name>`` (the
+Momentum optimiser's buffers, which are PyTorch SGD's ``momentum_buffer``: both update
+``v = momentum * v + grad; p -= lr * v``), ``global_step``, ``learning_rate`` and ``momentum``.
+"""
+import binascii
+import json
+import math
+import os
+import re
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from . import checkpoint as ckpt_io
+from .checkpoint import CheckpointError
+
+MOMENTS_PREFIX = "moments."
+# Optimiser and loop state a MindSpore training checkpoint may hold beside the network's parameters.
+# global_step is used (continuing a run); the others have no use here and are listed as ignored.
+TRAINING_STATE = ("global_step", "learning_rate", "momentum", "scale_sense", "loss_scale", "epoch_num",
+                  "step_num", "current_iterator_step", "last_overflow_iterator_step")
+
+_BN_TO_SEED = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
+_BN_FROM_SEED = {v: k for k, v in _BN_TO_SEED.items()}
+_OUR_BN = re.compile(r"^(network\.\d+\.1)\.(weight|bias|running_mean|running_var|num_batches_tracked)$")
+_SEED_BN = re.compile(r"^(network\.\d+\.1)\.(gamma|beta|moving_mean|moving_variance)$")
+
+# MindSpore's tensor_type names (str(mindspore.dtype)).
+MS_DTYPES: Dict[str, torch.dtype] = {
+    "Float32": torch.float32, "Float16": torch.float16, "BFloat16": torch.bfloat16, "Float64": torch.float64,
+    "Int8": torch.int8, "Int16": torch.int16, "Int32": torch.int32, "Int64": torch.int64,
+    "UInt8": torch.uint8, "UInt16": torch.uint16, "UInt32": torch.uint32, "UInt64": torch.uint64,
+    "Bool": torch.bool,
+}
+_TORCH_TO_MS = {v: k for k, v in MS_DTYPES.items()}
+
+FORMAT_NAMES = {"torch": "PyTorch checkpoint", "mindspore": "MindSpore checkpoint", "safetensors": "safetensors"}
+# Output formats of `convert`, by file extension.
+OUTPUT_FORMATS = {".ckpt": "ckpt", ".pt": "pt", ".pth": "pt", ".safetensors": "safetensors"}
+_MODEL_ARGS_KEY = "mobilenet_v1.model_args"  # safetensors metadata: how to rebuild the model exactly
+
+
+# ----------------------------------------------------------------------------------------------- names
+
+def to_seed_name(name: str) -> Optional[str]:
+    """Our parameter name as the seed's network calls it; None for ``num_batches_tracked`` (no counterpart)."""
+    m = _OUR_BN.match(name)
+    if not m:
+        return name
+    if m.group(2) == "num_batches_tracked":
+        return None
+    return f"{m.group(1)}.{_BN_TO_SEED[m.group(2)]}"
+
+
+def from_seed_name(name: str) -> str:
+    """The seed's parameter name as ours; names already ours (and conv/fc names) are returned unchanged."""
+    m = _SEED_BN.match(name)
+    return f"{m.group(1)}.{_BN_FROM_SEED[m.group(2)]}" if m else name
+
+
+# -------------------------------------------------------------------------------------- the schema
+
+def _file_descriptor():
+    """``mindspore_checkpoint.proto`` as a FileDescriptorProto (kept in step with the file by a test)."""
+    from google.protobuf import descriptor_pb2
+
+    F = descriptor_pb2.FieldDescriptorProto
+    fdp = descriptor_pb2.FileDescriptorProto(name="mobilenet_v1/mindspore_checkpoint.proto", syntax="proto2")
+    tensor = fdp.message_type.add(name="TensorProto")
+    # proto2 repeated scalars are unpacked unless declared packed; MindSpore's are not, and neither are ours.
+    tensor.field.add(name="dims", number=1, label=F.LABEL_REPEATED, type=F.TYPE_INT64)
+    tensor.field.add(name="tensor_type", number=2, label=F.LABEL_REQUIRED, type=F.TYPE_STRING)
+    tensor.field.add(name="tensor_content", number=3, label=F.LABEL_REQUIRED, type=F.TYPE_BYTES)
+    maptensor = fdp.message_type.add(name="MapTensorProto")
+    maptensor.field.add(name="tensor", number=1, label=F.LABEL_REPEATED, type=F.TYPE_MESSAGE,
+                        type_name=".TensorProto")
+    ckpt = fdp.message_type.add(name="Checkpoint")
+    value = ckpt.nested_type.add(name="Value")
+    value.oneof_decl.add(name="value")
+    value.field.add(name="tag", number=1, label=F.LABEL_REQUIRED, type=F.TYPE_STRING)
+    value.field.add(name="tensor", number=2, label=F.LABEL_OPTIONAL, type=F.TYPE_MESSAGE,
+                    type_name=".TensorProto", oneof_index=0)
+    value.field.add(name="maptensor", number=3, label=F.LABEL_OPTIONAL, type=F.TYPE_MESSAGE,
+                    type_name=".MapTensorProto", oneof_index=0)
+    ckpt.field.add(name="value", number=1, label=F.LABEL_REPEATED, type=F.TYPE_MESSAGE,
+                   type_name=".Checkpoint.Value")
+    return fdp
+
+
+_MESSAGES: Dict[str, Any] = {}
+
+
+def message_class(name: str):
+    """The message class ``Checkpoint``, ``TensorProto`` or ``MapTensorProto``, built once per process in a
+    private descriptor pool (so it never clashes with MindSpore's own classes if both are imported)."""
+    if not _MESSAGES:
+        from google.protobuf import descriptor_pool, message_factory
+
+        pool = descriptor_pool.DescriptorPool()
+        pool.AddSerializedFile(_file_descriptor().SerializeToString())
+        for full in ("Checkpoint", "TensorProto", "MapTensorProto"):
+            desc = pool.FindMessageTypeByName(full)
+            if hasattr(message_factory, "GetMessageClass"):  # protobuf >= 4.22
+                _MESSAGES[full] = message_factory.GetMessageClass(desc)
+            else:
+                _MESSAGES[full] = message_factory.MessageFactory(pool).GetPrototype(desc)
+    return _MESSAGES[name]
+
+
+# --------------------------------------------------------------------------------- format detection
+
+def detect_format(path: str) -> str:
+    """``torch``, ``safetensors``, ``mindspore``, ``empty`` or ``unknown``, from the file's first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if not head:
+        return "empty"
+    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":  # zip (torch.save), legacy pickle
+        return "torch"
+    if len(head) >= 9 and head[8:9] == b"{":
+        header_len = int.from_bytes(head[:8], "little")
+        if 0 < header_len < 100 * 2 ** 20:  # a header claiming more than the file is a truncated file
+            return "safetensors"
+    if head[0] == 0x0A:
+        # Checkpoint.value (field 1, length-delimited): a varint length, then Value.tag (field 1 again).
+        i = 1
+        while i < len(head) and head[i] & 0x80:
+            i += 1
+        if i + 1 < len(head) and head[i + 1] == 0x0A:
+            return "mindspore"
+    return "unknown"
+
+
+# ------------------------------------------------------------------------------------ MindSpore .ckpt
+
+def _tensor_from_bytes(tag: str, dims: List[int], ttype: str, content: bytes, source: str) -> torch.Tensor:
+    dtype = MS_DTYPES.get(ttype)
+    if dtype is None:
+        raise CheckpointError(f"checkpoint {source}: tensor {tag} has tensor_type {ttype!r}, not one of "
+                              f"{sorted(MS_DTYPES)}")
+    if any(d < 0 for d in dims):
+        raise CheckpointError(f"checkpoint {source}: tensor {tag} has a negative dimension in {list(dims)}")
+    item = torch.empty((), dtype=dtype).element_size()
+    shape = tuple(dims)
+    if shape == (0,) and len(content) == item:
+        shape = ()  # MindSpore writes a scalar as dims [0] with one element
+    expected = math.prod(shape) * item
+    if len(content) != expected:
+        raise CheckpointError(f"checkpoint {source}: tensor {tag} holds {len(content)} bytes, but shape "
+                              f"{shape} of {ttype} needs {expected}; the file is damaged")
+    if expected == 0:
+        return torch.empty(shape, dtype=dtype)
+    # A copy into a bytearray: the tensor owns writable memory, not the protobuf's bytes.
+    return torch.frombuffer(bytearray(content), dtype=dtype).reshape(shape)
+
+
+def _strip_crc(data: bytes, source: str) -> bytes:
+    """MindSpore's ``save_checkpoint(crc_check=True)`` appends ``b"crc_num"`` and a 10-byte big-endian
+    CRC-32 of everything before it; check and remove it."""
+    if len(data) >= 17 and data[-17:-10] == b"crc_num":
+        want = int.from_bytes(data[-10:], "big")
+        body = data[:-17]
+        if binascii.crc32(body) != want:
+            raise CheckpointError(f"checkpoint {source}: CRC check failed, the file is damaged")
+        return body
+    return data
+
+
+def read_mindspore_ckpt(path: str) -> Tuple[Dict[str, torch.Tensor], List[str]]:
+    """The tensors of a MindSpore ``.ckpt`` by name (in file order), and the names of entries that are not
+    numeric tensors (strings saved with ``append_dict``)."""
+    from google.protobuf.message import DecodeError
+
+    with open(path, "rb") as f:
+        data = _strip_crc(f.read(), path)
+    msg = message_class("Checkpoint")()
+    try:
+        msg.ParseFromString(data)
+    except DecodeError as e:
+        raise CheckpointError(f"checkpoint {path}: not a complete MindSpore checkpoint ({e}); the file is "
+                              f"truncated or damaged") from None
+    # A parameter over 512 MB is written as several Values with the same tag and the full dims.
+    parts: Dict[str, Tuple[List[int], str, List[bytes]]] = {}
+    skipped: List[str] = []
+    for value in msg.value:
+        kind = value.WhichOneof("value")
+        if kind != "tensor":
+            raise CheckpointError(f"checkpoint {path}: entry {value.tag} is a {kind or 'value without data'}, "
+                                  f"not a tensor: not a MobileNetV1 checkpoint")
+        t = value.tensor
+        if t.tensor_type == "str":
+            skipped.append(value.tag)
+            continue
+        if value.tag in parts:
+            dims, ttype, chunks = parts[value.tag]
+            if list(t.dims) != dims or t.tensor_type != ttype:
+                raise CheckpointError(f"checkpoint {path}: tensor {value.tag} appears twice with different "
+                                      f"shapes or types")
+            chunks.append(t.tensor_content)
+        else:
+            parts[value.tag] = (list(t.dims), t.tensor_type, [t.tensor_content])
+    if not parts:
+        raise CheckpointError(f"checkpoint {path}: a MindSpore checkpoint with no tensors")
+    tensors = {tag: _tensor_from_bytes(tag, dims, ttype, b"".join(chunks), path)
+               for tag, (dims, ttype, chunks) in parts.items()}
+    return tensors, skipped
+
+
+def _tensor_bytes(t: torch.Tensor) -> bytes:
+    # Raw little-endian C-order bytes (every machine this runs on is little-endian).
+    return t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def mindspore_bytes(tensors: Dict[str, torch.Tensor]) -> bytes:
+    """A MindSpore ``.ckpt`` file's bytes: one serialized ``Checkpoint`` per tensor, back to back, as
+    MindSpore writes them."""
+    Checkpoint = message_class("Checkpoint")
+    out = []
+    for name, t in tensors.items():
+        if t.dtype not in _TORCH_TO_MS:
+            raise ValueError(f"tensor {name}: dtype {t.dtype} has no MindSpore tensor_type")
+        msg = Checkpoint()
+        value = msg.value.add()
+        value.tag = name
+        value.tensor.dims.extend(list(t.shape) if t.dim() else [0])
+        value.tensor.tensor_type = _TORCH_TO_MS[t.dtype]
+        value.tensor.tensor_content = _tensor_bytes(t)
+        out.append(msg.SerializeToString())
+    return b"".join(out)
+
+
+def write_mindspore_ckpt(path: str, tensors: Dict[str, torch.Tensor]) -> None:
+    data = mindspore_bytes(tensors)
+    with ckpt_io.atomic_write(path) as f:
+        f.write(data)
+
+
+# ------------------------------------------------------------------------------------------ safetensors
+
+def read_safetensors(path: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
+    """The tensors and the metadata of a ``.safetensors`` file."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, framework="pt", device="cpu") as f:
+            meta = dict(f.metadata() or {})
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+    except SafetensorError as e:
+        raise CheckpointError(f"checkpoint {path}: not a complete safetensors file ({e}); the file is "
+                              f"truncated or damaged") from None
+    if not tensors:
+        raise CheckpointError(f"checkpoint {path}: a safetensors file with no tensors")
+    return tensors, meta
+
+
+def write_safetensors(path: str, tensors: Dict[str, torch.Tensor], metadata: Dict[str, str]) -> None:
+    from safetensors.torch import save
+
+    # clone(): safetensors refuses tensors that share storage (views of one buffer).
+    data = save({k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}, metadata=metadata)
+    with ckpt_io.atomic_write(path) as f:
+        f.write(data)
+
+
+# ------------------------------------------------------------------------------------- one entry point
+
+def from_seed_state(raw: Dict[str, torch.Tensor], source: str, fmt: str,
+                    ignored: Iterable[str] = ()) -> Dict[str, Any]:
+    """A checkpoint dict of ours from the entries of a MindSpore file: ``model`` (our names), and when the
+    file has them ``moments`` (our names) and ``global_step``; ``ignored`` lists the entries not used."""
+    model: Dict[str, torch.Tensor] = {}
+    moments: Dict[str, torch.Tensor] = {}
+    ignored = list(ignored)
+    global_step: Optional[int] = None
+    renamed = False
+    for name, t in raw.items():
+        if name.startswith(MOMENTS_PREFIX):
+            moments[from_seed_name(name[len(MOMENTS_PREFIX):])] = t
+        elif name in TRAINING_STATE:
+            if name == "global_step" and t.numel() >= 1:
+                global_step = int(t.reshape(-1)[0])
+            else:
+                ignored.append(name)
+        else:
+            ours = from_seed_name(name)
+            renamed = renamed or ours != name
+            model[ours] = t
+    if not model:
+        raise CheckpointError(f"checkpoint {source}: holds no network parameters, only "
+                              f"{', '.join(list(raw)[:8])}")
+    for name in list(model):
+        m = _OUR_BN.match(name)
+        if m and m.group(1) + ".num_batches_tracked" not in model:
+            model[m.group(1) + ".num_batches_tracked"] = torch.tensor(global_step or 0, dtype=torch.long)
+    out: Dict[str, Any] = {"format": fmt, "model": model, "naming": "mindspore" if renamed else "ours",
+                           "ignored": ignored}
+    if moments:
+        out["moments"] = moments
+    if global_step is not None:
+        out["global_step"] = global_step
+    return out
+
+
+def to_seed_state(ckpt: Dict[str, Any]) -> Dict[str, torch.Tensor]:
+    """The entries of a MindSpore file (seed names) for a checkpoint dict of ours: the network, and
+    ``moments.*`` and ``global_step`` when the dict has them."""
+    out: Dict[str, torch.Tensor] = {}
+    for name, t in ckpt_io.model_state(ckpt).items():
+        seed = to_seed_name(name)
+        if seed is not None:
+            out[seed] = t
+    for name, t in (ckpt.get("moments") or {}).items():
+        out[MOMENTS_PREFIX + to_seed_name(name)] = t
+    if ckpt.get("global_step") is not None:
+        out["global_step"] = torch.tensor([int(ckpt["global_step"])], dtype=torch.int32)  # MindSpore's own
+    return out
+
+
+def read_any(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
+    """A checkpoint dict with ``model`` (our names) from any supported file: ours, a MindSpore ``.ckpt`` or
+    a ``.safetensors``; MindSpore files add ``moments`` and ``global_step`` when they hold them."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path}: no such file")
+    fmt = detect_format(path)
+    if fmt == "torch":
+        return ckpt_io.load_torch_file(path, map_location)
+    if fmt == "empty":
+        raise CheckpointError(f"checkpoint {path}: the file is empty")
+    if fmt == "unknown":
+        with open(path, "rb") as f:
+            head = f.read(8)
+        raise CheckpointError(f"checkpoint {path}: neither a PyTorch checkpoint (zip), a safetensors file nor "
+                              f"a MindSpore checkpoint (protobuf); it starts with {head!r}")
+    model_args: Dict[str, Any] = {}
+    if fmt == "mindspore":
+        raw, skipped = read_mindspore_ckpt(path)
+    else:
+        raw, meta = read_safetensors(path)
+        skipped = []
+        if _MODEL_ARGS_KEY in meta:
+            try:
+                stored = json.loads(meta[_MODEL_ARGS_KEY])
+            except ValueError:
+                raise CheckpointError(f"checkpoint {path}: metadata {_MODEL_ARGS_KEY} is not JSON") from None
+            model_args = {k: stored[k] for k in ("class_num", "width_mult", "padding") if k in stored}
+    ckpt = from_seed_state(raw, path, fmt, skipped)
+    if model_args:
+        ckpt["model_args"] = model_args
+    if map_location not in (None, "cpu"):
+        ckpt["model"] = {k: v.to(map_location) for k, v in ckpt["model"].items()}
+    return ckpt
+
+
+# ------------------------------------------------------------------------------------- momentum buffers
+
+def check_moments(model: nn.Module, moments: Dict[str, torch.Tensor], source: str,
+                  skip: Iterable[str] = ()) -> List[str]:
+    """The parameter names whose buffers ``moments`` provides, after checking every name and shape."""
+    params = dict(ckpt_io.unwrap(model).named_parameters())
+    skip = set(skip)
+    wanted = [n for n in params if n not in skip]
+    missing = [n for n in wanted if n not in moments]
+    unexpected = [n for n in moments if n not in params]
+    wrong = [f"{n}: file {tuple(moments[n].shape)} vs model {tuple(params[n].shape)}"
+             for n in wanted if n in moments and moments[n].shape != params[n].shape]
+    problems = []
+    if missing:
+        problems.append(f"missing moments.{', moments.'.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
+    if unexpected:
+        problems.append(f"unexpected moments.{', moments.'.join(unexpected[:8])}")
+    if wrong:
+        problems.append(f"wrong shape: {'; '.join(wrong[:8])}")
+    if problems:
+        raise CheckpointError(f"checkpoint {source}: momentum buffers do not fit this model ({'; '.join(problems)})")
+    return wanted
+
+
+def load_momentum(optimizer: torch.optim.Optimizer, model: nn.Module, moments: Dict[str, torch.Tensor],
+                  source: str, skip: Iterable[str] = ()) -> int:
+    """Put MindSpore Momentum buffers into an SGD optimizer's state (all checked first, so nothing is
+    half-loaded); returns how many. ``skip``: parameters left out (a classifier of another class count)."""
+    names = check_moments(model, moments, source, skip)
+    params = dict(ckpt_io.unwrap(model).named_parameters())
+    for name in names:
+        p = params[name]
+        # empty_like keeps the parameter's device, dtype and memory format (channels_last), which the
+        # fused and foreach SGD kernels expect of their buffers.
+        optimizer.state[p]["momentum_buffer"] = torch.empty_like(p).copy_(moments[name])
+    return len(names)
+
+
+# ------------------------------------------------------------------------------------------------ convert
+
+def output_format(dst: str, fmt: Optional[str] = None) -> str:
+    if fmt:
+        if fmt not in ("ckpt", "pt", "safetensors"):
+            raise ValueError(f"--format {fmt!r}: expected ckpt, pt or safetensors")
+        return fmt
+    ext = os.path.splitext(dst)[1].lower()
+    if ext not in OUTPUT_FORMATS:
+        raise ValueError(f"{dst}: cannot tell the format from the extension {ext or '(none)'}; name it .ckpt "
+                         f"(MindSpore), .pt (PyTorch) or .safetensors, or pass --format ckpt|pt|safetensors")
+    return OUTPUT_FORMATS[ext]
+
+
+def convert(src: str, dst: str, fmt: Optional[str] = None) -> Dict[str, Any]:
+    """Write ``src`` (any supported file) as ``dst`` in ``fmt`` (by default from ``dst``'s extension):
+    ``ckpt`` a MindSpore checkpoint, ``pt`` a PyTorch one of ours, ``safetensors`` MindSpore's names.
+
+    The source is checked as a MobileNetV1 (every name and shape) before anything is written, the
+    tensors are written as they are in the file (no dtype change), and the write is atomic."""
+    from .api import model_from_checkpoint
+
+    fmt = output_format(dst, fmt)
+    ckpt = read_any(src)
+    model, args = model_from_checkpoint(ckpt, src)
+    if ckpt.get("moments"):
+        check_moments(model, ckpt["moments"], src)
+    state = ckpt_io.model_state(ckpt)
+    extra = {k: ckpt[k] for k in ("moments", "global_step") if ckpt.get(k) is not None}
+    args = {"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"]}
+    if fmt == "pt":
+        ckpt_io.atomic_save({"format": ckpt_io.FORMAT, "model": state, "model_args": args, **extra}, dst)
+        count = len(state) + len(extra.get("moments", {}))
+    else:
+        entries = to_seed_state({"model": state, **extra})
+        if fmt == "ckpt":
+            write_mindspore_ckpt(dst, entries)
+        else:
+            write_safetensors(dst, entries, {"format": "ms", _MODEL_ARGS_KEY: json.dumps(args)})
+        count = len(entries)
+    warning = ""
+    if fmt != "pt" and args["padding"] != "same":
+        warning = (f"{src} was trained with padding {args['padding']!r}; MindSpore's network pads SAME, so it "
+                   f"will not reproduce this model's outputs there")
+    return {"format": fmt, "tensors": count, "class_num": args["class_num"], "width_mult": args["width_mult"],
+            "source_format": detect_format(src), "moments": "moments" in extra,
+            "global_step": extra.get("global_step"), "warning": warning}

@@ -1,0 +1,332 @@
+"""MindSpore interchange: .ckpt (protobuf) and .safetensors read and written, names mapped, a seed training
+run continued. MindSpore itself is not needed: the files are built with the schema of SPEC.md section 6."""
+import os
+import re
+
+import pytest
+import torch
+
+from mobilenet_v1 import checkpoint as ckpt_io
+from mobilenet_v1 import cli, load_model, mindspore_io, train
+from mobilenet_v1.api import model_from_checkpoint
+from mobilenet_v1.config import load_config
+from mobilenet_v1.model import MobileNetV1
+
+SRC = os.path.join(os.path.dirname(__file__), "..", "src", "mobilenet_v1")
+SMALL = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU", "--num_workers=0",
+         "--warmup_epochs=0", "--lr_decay_mode=linear", "--lr_max=0.05"]
+
+
+def trained_looking(class_num: int, width_mult: float, seed: int = 0) -> MobileNetV1:
+    """A model whose every tensor is distinct and non-default, BatchNorm statistics included."""
+    torch.manual_seed(seed)
+    model = MobileNetV1(class_num=class_num, width_mult=width_mult, padding="same")
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.num_batches_tracked.fill_(123)
+        model.fc.bias.uniform_(-1, 1)
+    return model.eval()
+
+
+def seed_entries(model: MobileNetV1, moments: bool = False, global_step: int = 0):
+    """What the seed's MindSpore network would save for ``model``, written out by hand from SPEC.md's name
+    list (not with mindspore_io's mapping, which is under test)."""
+    out = {}
+    for k, layer in enumerate(model.network):
+        conv, bn = layer[0], layer[1]
+        out[f"network.{k}.0.weight"] = conv.weight.detach().clone()
+        out[f"network.{k}.1.gamma"] = bn.weight.detach().clone()
+        out[f"network.{k}.1.beta"] = bn.bias.detach().clone()
+        out[f"network.{k}.1.moving_mean"] = bn.running_mean.clone()
+        out[f"network.{k}.1.moving_variance"] = bn.running_var.clone()
+    out["fc.weight"] = model.fc.weight.detach().clone()
+    out["fc.bias"] = model.fc.bias.detach().clone()
+    if moments:
+        g = torch.Generator().manual_seed(7)
+        for name in [n for n in list(out) if not n.endswith(("moving_mean", "moving_variance"))]:
+            out["moments." + name] = torch.randn(out[name].shape, generator=g) * 0.01
+        out["learning_rate"] = torch.linspace(0.1, 0.0, 24)  # the seed passes its whole lr array
+        out["momentum"] = torch.tensor(0.9)
+        out["global_step"] = torch.tensor([global_step], dtype=torch.int32)
+    return out
+
+
+def write_seed_ckpt(path, entries):
+    """A .ckpt laid out as MindSpore writes it: one Checkpoint message per parameter, back to back."""
+    path.write_bytes(mindspore_io.mindspore_bytes(entries))
+    return str(path)
+
+
+def test_wire_format_is_the_schemas():
+    """Bytes computed by hand from the schema (field numbers, unpacked dims, the scalar as dims [0])."""
+    data = mindspore_io.mindspore_bytes({"a": torch.tensor([1.0, 2.0]), "s": torch.tensor(3, dtype=torch.int32)})
+    content = torch.tensor([1.0, 2.0]).numpy().tobytes()
+    tensor_a = b"\x08\x02" + b"\x12\x07Float32" + b"\x1a\x08" + content
+    value_a = b"\x0a\x01a" + b"\x12" + bytes([len(tensor_a)]) + tensor_a
+    tensor_s = b"\x08\x00" + b"\x12\x05Int32" + b"\x1a\x04" + (3).to_bytes(4, "little")
+    value_s = b"\x0a\x01s" + b"\x12" + bytes([len(tensor_s)]) + tensor_s
+    assert data == (b"\x0a" + bytes([len(value_a)]) + value_a) + (b"\x0a" + bytes([len(value_s)]) + value_s)
+
+
+def test_runtime_schema_matches_the_proto_file():
+    text = open(os.path.join(SRC, "mindspore_checkpoint.proto")).read()
+    in_file = set(re.findall(r"^\s*(required|optional|repeated)?\s*(\w+)\s+(\w+)\s*=\s*(\d+);", text, re.M))
+    in_file = {(label or "optional", t, n, int(i)) for label, t, n, i in in_file}  # oneof members: optional
+    fdp = mindspore_io._file_descriptor()
+    built = set()
+    types = {3: "int64", 9: "string", 12: "bytes"}
+    labels = {1: "optional", 2: "required", 3: "repeated"}
+
+    def walk(messages):
+        for m in messages:
+            for f in m.field:
+                built.add((labels[f.label], types.get(f.type, f.type_name.split(".")[-1]), f.name, f.number))
+            walk(m.nested_type)
+    walk(fdp.message_type)
+    assert built == in_file and len(built) == 8
+    assert all(not f.options.packed for m in fdp.message_type for f in m.field)
+
+
+@pytest.mark.parametrize("class_num,width_mult", [(10, 0.25), (1000, 0.5), (1001, 1.0)])
+def test_round_trip_ours_mindspore_ours_is_bit_exact(tmp_path, class_num, width_mult):
+    model = trained_looking(class_num, width_mult)
+    ours = tmp_path / "ours.pt"
+    ckpt_io.atomic_save({"model": model.state_dict()}, str(ours))
+    for ext in ("ckpt", "safetensors"):
+        assert cli.main(["convert", str(ours), str(tmp_path / f"ms.{ext}")]) == 0
+        assert cli.main(["convert", str(tmp_path / f"ms.{ext}"), str(tmp_path / f"back_{ext}.pt")]) == 0
+        back = ckpt_io.load_file(str(tmp_path / f"back_{ext}.pt"))["model"]
+        assert set(back) == set(model.state_dict())
+        for name, t in model.state_dict().items():
+            if name.endswith("num_batches_tracked"):
+                assert back[name].item() == 0  # no MindSpore counterpart: synthesised
+                continue
+            assert back[name].dtype == t.dtype and torch.equal(back[name], t), name
+    # The MindSpore file holds exactly the seed's names.
+    raw, _ = mindspore_io.read_mindspore_ckpt(str(tmp_path / "ms.ckpt"))
+    assert list(raw) == list(seed_entries(model))
+
+
+def test_seed_file_gives_the_same_logits_with_same_padding(tmp_path):
+    model = trained_looking(1001, 1.0, seed=3)
+    path = write_seed_ckpt(tmp_path / "mobilenetv1-90_1251.ckpt", seed_entries(model))
+    assert mindspore_io.detect_format(path) == "mindspore"
+    loaded = load_model(path)
+    assert not loaded.training and loaded.padding == "same" and loaded.fc.out_features == 1001
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert (loaded(x) - model(x)).abs().max().item() <= 1e-6
+    # The same names as a MindSpore-style .safetensors (sorted keys, format "ms").
+    from safetensors.torch import save_file
+    save_file(seed_entries(model), str(tmp_path / "m.safetensors"), metadata={"format": "ms"})
+    with torch.no_grad():
+        assert (load_model(str(tmp_path / "m.safetensors"))(x) - model(x)).abs().max().item() <= 1e-6
+
+
+def test_slices_of_one_parameter_and_crc_trailer_are_read(tmp_path):
+    """MindSpore splits big parameters into several Values with one tag, and can append a CRC."""
+    import binascii
+
+    model = trained_looking(10, 0.25)
+    entries = seed_entries(model)
+    Checkpoint = mindspore_io.message_class("Checkpoint")
+    data = b""
+    for name, t in entries.items():
+        flat = t.reshape(-1)
+        halves = [flat[: flat.numel() // 2], flat[flat.numel() // 2:]] if name == "fc.weight" else [flat]
+        for part in halves:
+            msg = Checkpoint()
+            v = msg.value.add()
+            v.tag = name
+            v.tensor.dims.extend(list(t.shape))
+            v.tensor.tensor_type = "Float32"
+            v.tensor.tensor_content = part.numpy().tobytes()
+            data += msg.SerializeToString()
+    (tmp_path / "split.ckpt").write_bytes(data + b"crc_num" + binascii.crc32(data).to_bytes(10, "big"))
+    loaded = load_model(str(tmp_path / "split.ckpt"))
+    assert torch.equal(loaded.fc.weight, model.fc.weight)
+    bad = data + b"crc_num" + (binascii.crc32(data) ^ 1).to_bytes(10, "big")
+    (tmp_path / "badcrc.ckpt").write_bytes(bad)
+    with pytest.raises(ckpt_io.CheckpointError, match=r"badcrc\.ckpt: CRC"):
+        load_model(str(tmp_path / "badcrc.ckpt"))
+
+
+def test_mismatches_are_named_and_nothing_is_half_loaded(tmp_path):
+    model = trained_looking(10, 0.5)
+    entries = seed_entries(model)
+    wrong = dict(entries, **{"network.3.0.weight": torch.zeros(5, 1, 3, 3)})
+    with pytest.raises(ckpt_io.CheckpointError,
+                       match=r"wrong\.ckpt.*network\.3\.0\.weight: file \(5, 1, 3, 3\) vs model \(32, 1, 3, 3\)"):
+        load_model(write_seed_ckpt(tmp_path / "wrong.ckpt", wrong))
+    missing = {k: v for k, v in entries.items() if k != "network.5.1.moving_variance"}
+    with pytest.raises(ckpt_io.CheckpointError, match=r"missing 1: network\.5\.1\.moving_variance \(64,\)"):
+        load_model(write_seed_ckpt(tmp_path / "missing.ckpt", missing))
+    extra = dict(entries, **{"network.27.0.weight": torch.zeros(3, 3, 1, 1)})
+    with pytest.raises(ckpt_io.CheckpointError, match=r"unexpected 1: network\.27\.0\.weight \(3, 3, 1, 1\)"):
+        load_model(write_seed_ckpt(tmp_path / "extra.ckpt", extra))
+    resnet = {"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(1000, 2048),
+              "fc.bias": torch.zeros(1000)}
+    with pytest.raises(ckpt_io.CheckpointError, match=r"resnet\.ckpt.*unexpected 1: conv1\.weight \(64, 3, 7, 7\)"):
+        load_model(write_seed_ckpt(tmp_path / "resnet.ckpt", resnet))
+    # pre_trained: the target model is untouched when the file does not fit.
+    target = MobileNetV1(class_num=10, width_mult=0.5)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    ck = ckpt_io.load_file(str(tmp_path / "wrong.ckpt"))
+    with pytest.raises(ckpt_io.CheckpointError):
+        ckpt_io.load_weights(target, ck["model"], "wrong.ckpt", naming=ck["naming"])
+    assert all(torch.equal(before[k], v) for k, v in target.state_dict().items())
+
+
+def test_truncated_and_foreign_files_are_refused_naming_the_file(tmp_path):
+    model = trained_looking(10, 0.25)
+    good = write_seed_ckpt(tmp_path / "good.ckpt", seed_entries(model))
+    data = open(good, "rb").read()
+    (tmp_path / "cut.ckpt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ckpt_io.CheckpointError, match=r"cut\.ckpt: not a complete MindSpore checkpoint"):
+        load_model(str(tmp_path / "cut.ckpt"))
+    # Cut exactly between two parameters: protobuf reads it, the missing names are named.
+    boundary = len(mindspore_io.mindspore_bytes(dict(list(seed_entries(model).items())[:-1])))
+    (tmp_path / "short.ckpt").write_bytes(data[:boundary])
+    with pytest.raises(ckpt_io.CheckpointError, match=r"short\.ckpt.*missing 1: fc\.bias"):
+        load_model(str(tmp_path / "short.ckpt"))
+    st = tmp_path / "good.safetensors"
+    mindspore_io.write_safetensors(str(st), seed_entries(model), {"format": "ms"})
+    raw = st.read_bytes()
+    for cut in (len(raw) - 100, 200, 12):
+        (tmp_path / "cut.safetensors").write_bytes(raw[:cut])
+        with pytest.raises(ckpt_io.CheckpointError, match=r"cut\.safetensors: not a complete safetensors file"):
+            load_model(str(tmp_path / "cut.safetensors"))
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    with pytest.raises(ckpt_io.CheckpointError, match=r"empty\.ckpt: the file is empty"):
+        ckpt_io.load_file(str(tmp_path / "empty.ckpt"))
+    (tmp_path / "text.ckpt").write_bytes(b"hello world, not a checkpoint")
+    with pytest.raises(ckpt_io.CheckpointError, match=r"text\.ckpt: neither"):
+        ckpt_io.load_file(str(tmp_path / "text.ckpt"))
+    # A content size that does not match dims (a damaged length) is caught per tensor.
+    entries = {"fc.bias": torch.zeros(4)}
+    blob = bytearray(mindspore_io.mindspore_bytes(entries))
+    Checkpoint = mindspore_io.message_class("Checkpoint")
+    msg = Checkpoint()
+    msg.ParseFromString(bytes(blob))
+    msg.value[0].tensor.dims[0] = 5
+    (tmp_path / "dims.ckpt").write_bytes(msg.SerializeToString())
+    with pytest.raises(ckpt_io.CheckpointError, match=r"dims\.ckpt: tensor fc\.bias holds 16 bytes"):
+        ckpt_io.load_file(str(tmp_path / "dims.ckpt"))
+
+
+def test_dtypes_survive_and_unknown_types_are_refused(tmp_path):
+    tensors = {"f16": torch.randn(3, 2).half(), "bf16": torch.randn(4).bfloat16(), "i64": torch.arange(5),
+               "u8": torch.arange(6, dtype=torch.uint8), "b": torch.tensor([True, False]),
+               "f64": torch.randn(2, dtype=torch.float64), "scalar": torch.tensor(2.5)}
+    path = tmp_path / "t.ckpt"
+    mindspore_io.write_mindspore_ckpt(str(path), tensors)
+    back, _ = mindspore_io.read_mindspore_ckpt(str(path))
+    for k, t in tensors.items():
+        assert back[k].dtype == t.dtype and back[k].shape == t.shape and torch.equal(back[k], t), k
+    msg = mindspore_io.message_class("Checkpoint")()
+    msg.ParseFromString(path.read_bytes())
+    msg.value[0].tensor.tensor_type = "Complex64"
+    path.write_bytes(msg.SerializeToString())
+    with pytest.raises(ckpt_io.CheckpointError, match=r"tensor f16 has tensor_type 'Complex64'"):
+        mindspore_io.read_mindspore_ckpt(str(path))
+
+
+def test_every_entry_point_takes_mindspore_files(cifar_dir, tmp_path, capsys):
+    """eval's checkpoint_path, train's pre_trained and load_model read a seed .ckpt directly."""
+    from mobilenet_v1 import evaluate as evaluate_mod
+
+    model = trained_looking(4, 0.25, seed=5)
+    ours = tmp_path / "ours.pt"
+    ckpt_io.atomic_save({"model": model.state_dict()}, str(ours))
+    seed = write_seed_ckpt(tmp_path / "seed.ckpt", seed_entries(model))
+    args = SMALL + ["--class_num=4", f"--dataset_path={cifar_dir}"]
+    a = evaluate_mod.run(load_config(args + [f"--checkpoint_path={ours}"]))
+    b = evaluate_mod.run(load_config(args + [f"--checkpoint_path={seed}"]))
+    assert (a["top_1_accuracy"], a["top_5_accuracy"], a["total"]) == (b["top_1_accuracy"], b["top_5_accuracy"], 40)
+    cfg = load_config(args + ["--epoch_size=1", f"--pre_trained={seed}", f"--save_checkpoint_path={tmp_path / 'r'}"])
+    train.run(cfg)
+    assert f"pre_trained: loaded {seed}" in capsys.readouterr().out
+
+
+def test_seed_training_checkpoint_continues_here(cifar_dir, tmp_path, capsys):
+    """A seed run saved after 2 epochs (moments + global_step) continues at epoch 3 with its momentum."""
+    model = trained_looking(4, 0.25, seed=9)
+    entries = seed_entries(model, moments=True, global_step=24)  # 2 epochs of 12 steps
+    path = write_seed_ckpt(tmp_path / "mobilenetv1-2_12.ckpt", entries)
+    ck = ckpt_io.load_file(path)
+    assert ck["global_step"] == 24 and sorted(ck["ignored"]) == ["learning_rate", "momentum"]
+    assert torch.equal(ck["moments"]["network.4.1.weight"], entries["moments.network.4.1.gamma"])
+    # The buffers are SGD's momentum_buffer: one step with a zero gradient moves p by -lr * momentum * v,
+    # as MindSpore's ApplyMomentum would (v = momentum * v + grad; p -= lr * v).
+    net = MobileNetV1(class_num=4, width_mult=0.25)
+    ckpt_io.load_weights(net, ck["model"], path, naming=ck["naming"])
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    assert mindspore_io.load_momentum(opt, net, ck["moments"], path) == len(list(net.parameters()))
+    before = net.fc.weight.detach().clone()
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    expected = before - 0.1 * 0.9 * entries["moments.fc.weight"]
+    assert torch.allclose(net.fc.weight, expected, atol=1e-7)
+
+    def run(moments_file, out):
+        cfg = load_config(SMALL + [f"--dataset_path={cifar_dir}", "--class_num=4", "--epoch_size=3",
+                                   "--pretrain_epoch_size=2", f"--pre_trained={moments_file}",
+                                   f"--save_checkpoint_path={tmp_path / out}"])
+        return train.run(cfg)
+
+    first = run(path, "a")
+    log = capsys.readouterr().out
+    n = len(list(model.parameters()))
+    assert f"momentum buffers of {n} parameters restored (its global_step 24); continuing at epoch 3" in log
+    assert "epochs 3..3" in log and "epoch: 3 step: 12" in log and "epoch: 1 " not in log
+    assert "note: global_step" not in log  # 24 = 2 x 12
+    # The buffers matter: zeroed buffers (a fresh optimizer) end elsewhere.
+    zero = dict(entries, **{k: torch.zeros_like(v) for k, v in entries.items() if k.startswith("moments.")})
+    second = run(write_seed_ckpt(tmp_path / "zero.ckpt", zero), "b")
+    w1 = ckpt_io.load_file(first["checkpoint"])["model"]["fc.weight"]
+    w2 = ckpt_io.load_file(second["checkpoint"])["model"]["fc.weight"]
+    assert not torch.allclose(w1, w2)
+    # Buffers of the wrong shape are refused before training starts.
+    bad = dict(entries, **{"moments.fc.bias": torch.zeros(7)})
+    with pytest.raises(ckpt_io.CheckpointError, match=r"momentum buffers.*fc\.bias: file \(7,\) vs model \(4,\)"):
+        run(write_seed_ckpt(tmp_path / "bad.ckpt", bad), "c")
+
+
+def test_convert_cli_both_directions_and_errors(tmp_path, capsys):
+    model = trained_looking(1001, 0.25)
+    seed = write_seed_ckpt(tmp_path / "seed.ckpt", seed_entries(model, moments=True, global_step=1251))
+    assert cli.main(["convert", seed, str(tmp_path / "ours.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "wrote" in out and "PyTorch checkpoint" in out and "1001 classes" in out and "global_step 1251" in out
+    assert mindspore_io.detect_format(str(tmp_path / "ours.pt")) == "torch"
+    ck = ckpt_io.load_file(str(tmp_path / "ours.pt"))
+    assert ck["model_args"] == {"class_num": 1001, "width_mult": 0.25, "padding": "same"}
+    # Back to MindSpore, named .ckpt like our own training checkpoints, but written as protobuf.
+    assert cli.main(["convert", str(tmp_path / "ours.pt"), str(tmp_path / "again.ckpt")]) == 0
+    assert mindspore_io.detect_format(str(tmp_path / "again.ckpt")) == "mindspore"
+    raw, _ = mindspore_io.read_mindspore_ckpt(str(tmp_path / "again.ckpt"))
+    original, _ = mindspore_io.read_mindspore_ckpt(seed)
+    for name, t in raw.items():
+        assert torch.equal(t, original[name]), name
+    assert set(original) - set(raw) == {"learning_rate", "momentum"}  # optimiser settings, not state
+    # --format overrides the extension; an unknown extension is an error; nothing is written on errors.
+    assert cli.main(["convert", seed, str(tmp_path / "x.bin"), "--format", "safetensors"]) == 0
+    assert mindspore_io.detect_format(str(tmp_path / "x.bin")) == "safetensors"
+    assert cli.main(["convert", seed, str(tmp_path / "x.weights")]) == 1
+    assert "cannot tell the format" in capsys.readouterr().err
+    bad = write_seed_ckpt(tmp_path / "bad.ckpt", {"conv1.weight": torch.zeros(2, 3, 3, 3)})
+    assert cli.main(["convert", bad, str(tmp_path / "never.pt")]) == 1
+    assert "bad.ckpt" in capsys.readouterr().err and not (tmp_path / "never.pt").exists()
+    # A symmetric-padding model still converts, with a warning.
+    sym = MobileNetV1(class_num=10, width_mult=0.25, padding="symmetric")
+    ckpt_io.atomic_save({"model": sym.state_dict(), "model_args": {"class_num": 10, "width_mult": 0.25,
+                                                                   "padding": "symmetric"}}, str(tmp_path / "s.pt"))
+    assert cli.main(["convert", str(tmp_path / "s.pt"), str(tmp_path / "s.ckpt")]) == 0
+    assert "pads SAME" in capsys.readouterr().err
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]

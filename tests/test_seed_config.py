@@ -1,0 +1,99 @@
+"""The seed's own three-document YAML files (tests/fixtures/seed/) load unchanged."""
+import os
+
+import pytest
+
+from mobilenet_v1 import cli
+from mobilenet_v1.config import SEED_IGNORED_KEYS, ConfigError, load_config, read_yaml
+
+SEED = os.path.join(os.path.dirname(__file__), "fixtures", "seed")
+FILES = ("default_config.yaml", "default_config_imagenet.yaml", "default_config_gpu_imagenet.yaml")
+# The keys of the seed's files with no meaning here, in file order (what the one line lists).
+IGNORED = ["enable_modelarts", "data_url", "train_url", "checkpoint_url", "data_path", "output_path", "load_path",
+           "checkpoint_file", "enable_profiling", "parameter_server", "device_id", "result_dir", "label_dir",
+           "dataset_name", "result_path"]
+
+
+def seed_file(name: str) -> str:
+    return os.path.join(SEED, name)
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_seed_files_are_three_documents(name):
+    import yaml
+
+    with open(seed_file(name)) as f:
+        docs = list(yaml.safe_load_all(f))
+    assert len(docs) == 3
+    values, helps, choices = docs
+    assert set(choices) == {"device_target", "file_format", "dataset_name"}
+    assert set(values) >= set(IGNORED) and all(isinstance(h, str) for h in helps.values())
+
+
+@pytest.mark.parametrize("name,expect", [
+    ("default_config.yaml", dict(dataset="cifar10", class_num=10, batch_size=32, warmup_epochs=5,
+                                 lr_decay_mode="poly", lr_init=0.01, lr_max=0.1, lr_end=0.00001, device_num=1,
+                                 device_target="Ascend", use_label_smooth=False)),
+    ("default_config_imagenet.yaml", dict(dataset="imagenet2012", class_num=1001, batch_size=256, warmup_epochs=0,
+                                          lr_decay_mode="linear", lr_init=0.0, lr_max=0.8, lr_end=0.0, device_num=1,
+                                          device_target="Ascend", use_label_smooth=True, label_smooth_factor=0.1)),
+    ("default_config_gpu_imagenet.yaml", dict(dataset="imagenet2012", class_num=1001, batch_size=256,
+                                              lr_decay_mode="linear", lr_max=0.8, device_num=4, device_target="GPU",
+                                              use_label_smooth=True)),
+])
+def test_seed_files_load_unchanged(name, expect, capsys):
+    cfg = load_config(["--config_path", seed_file(name)])
+    for key, value in expect.items():
+        assert getattr(cfg, key) == value, key
+    # The seed's common values (SPEC.md section 5).
+    assert (cfg.loss_scale, cfg.momentum, cfg.weight_decay, cfg.epoch_size, cfg.pretrain_epoch_size) == \
+        (1024, 0.9, 0.0001, 90, 0)
+    assert (cfg.save_checkpoint, cfg.save_checkpoint_epochs, cfg.keep_checkpoint_max, cfg.save_checkpoint_path) == \
+        (True, 5, 10, "./")
+    assert (cfg.file_name, cfg.file_format, cfg.width, cfg.height) == ("mobilenetv1", "MINDIR", 224, 224)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["ignored seed keys with no meaning here: " + ", ".join(IGNORED)]
+
+
+def test_ignored_keys_are_seed_keys_only(tmp_path):
+    assert set(IGNORED) <= set(SEED_IGNORED_KEYS)
+    f = tmp_path / "mine.yaml"
+    f.write_text(open(seed_file("default_config.yaml")).read().replace("enable_profiling: False",
+                                                                        "enable_profiling: False\nbn_wd: 1"))
+    with pytest.raises(ConfigError, match=r"mine\.yaml: unknown key 'bn_wd'"):
+        load_config(["--config_path", str(f)])
+    # The seed's scripts pass some of them as flags too.
+    cfg = load_config(["--config_path", seed_file("default_config.yaml"), "--enable_modelarts=False",
+                       "--device_id", "3", "--device_target", "CPU"])
+    assert cfg.device_target == "CPU"
+
+
+def test_values_outside_the_files_choices_are_refused(tmp_path):
+    path = seed_file("default_config_gpu_imagenet.yaml")
+    _, choices = read_yaml(path)
+    assert choices["device_target"] == ["Ascend", "GPU", "CPU"]
+    with pytest.raises(ConfigError, match=r"device_target='TPU' is not one of"):
+        load_config(["--config_path", path, "--device_target=TPU"])
+    # The third document narrows what we would accept.
+    f = tmp_path / "ascend_only.yaml"
+    f.write_text(open(path).read().replace("device_target: ['Ascend', 'GPU', 'CPU']", "device_target: ['Ascend']"))
+    with pytest.raises(ConfigError, match=r"ascend_only\.yaml: device_target='GPU' is not one of \['Ascend'\]"):
+        load_config(["--config_path", str(f)])
+    # A key with no meaning here still obeys the file's choices.
+    with pytest.raises(ConfigError, match=r"dataset_name='mnist' is not one of \['cifar10', 'imagenet2012'\]"):
+        load_config(["--config_path", path, "--dataset_name=mnist"])
+    # A file whose own value breaks its choices.
+    f = tmp_path / "bad.yaml"
+    f.write_text(open(path).read().replace("file_format: 'MINDIR'", "file_format: 'PNG'"))
+    with pytest.raises(ConfigError, match=r"bad\.yaml: file_format='PNG' is not one of"):
+        load_config(["--config_path", str(f)])
+    # Our own addition to a seed key's choices stays accepted.
+    assert load_config(["--config_path", path, "--device_target=auto"]).device_target == "auto"
+
+
+def test_lr_schedule_from_a_seed_file_keeps_stdout_a_table(capsys):
+    rc = cli.main(["lr-schedule", "--config_path", seed_file("default_config_gpu_imagenet.yaml"), "--epoch_size=2",
+                   "--steps_per_epoch", "3"])
+    out, err = capsys.readouterr()
+    assert rc == 0 and out.splitlines()[0] == "step,epoch,lr" and len(out.splitlines()) == 7
+    assert err.startswith("ignored seed keys with no meaning here: enable_modelarts, ")
