@@ -13,15 +13,13 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 
 from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import cli, train
 from mobilenet_v1.config import load_config
-from mobilenet_v1.data import (CIFAR_TRAIN_FOLDER, BadSampleWarning, DataError, DataOptions, build_loader,
-                               write_cifar_bin)
+from mobilenet_v1.data import (CIFAR_TRAIN_FOLDER, BadSampleWarning, DataError, DataOptions, build_loader)
 from mobilenet_v1.engine import make_optimizer, make_scaler, train_one_epoch
 from mobilenet_v1.model import MobileNetV1
 from mobilenet_v1.nonfinite import NonFiniteError, NonFiniteGuard, init_momentum_buffers
@@ -189,11 +187,14 @@ def test_a_sigkill_at_20_random_moments_leaves_a_newest_checkpoint_that_loads(ci
             z.start(argv, log)
             in_save = k % 4 == 3
             if in_save:
-                # Kill as soon as a new save's temporary file shows: inside torch.save, the fsync or the rename.
-                old = set(ckpt_io.partial_files(str(out))) if out.exists() else set()
+                # Kill as soon as a new checkpoint's temporary file shows: inside torch.save, the fsync or
+                # the rename.
+                def saving():
+                    return {p for p in (ckpt_io.partial_files(str(out)) if out.exists() else ())
+                            if os.path.basename(p).startswith("." + ckpt_io.CKPT_PREFIX)}
+                old = saving()
                 deadline = time.time() + 20
-                while time.time() < deadline and not (set(ckpt_io.partial_files(str(out))) - old
-                                                       if out.exists() else None):
+                while time.time() < deadline and not saving() - old:
                     time.sleep(0.0005)
             else:
                 time.sleep(rng.uniform(0.1, 1.2))
@@ -209,9 +210,11 @@ def test_a_sigkill_at_20_random_moments_leaves_a_newest_checkpoint_that_loads(ci
             assert all(not os.path.basename(p).startswith(".") for _, p in named)
             kills.append({"in_save": in_save, "partial": [os.path.basename(p) for p in partial],
                           "newest": position, "count": len(steps)})
+        print("kills (newest checkpoint as (epochs done, steps into the next)):", *kills, sep="\n  ")
         positions = [r["newest"][0] * spe + r["newest"][1] for r in kills if r["newest"]]
         assert positions and positions == sorted(positions) and positions[-1] >= 12  # the run moved on across kills
-        assert [r for r in kills if r["partial"]], f"no kill landed inside a save: {kills}"
+        assert [r for r in kills if any(n.startswith("." + ckpt_io.CKPT_PREFIX) for n in r["partial"])], \
+            f"no kill landed inside a checkpoint save: {kills}"
         # After the last kill, a run left alone continues from the newest checkpoint to its end.
         finish = kills[-1]["newest"][0] + 1
         assert z.run(argv + [f"--epoch_size={finish}"], log) == (0, 0)

@@ -97,6 +97,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
         if x.shape[0] < 2:
             # A batch that lost all but one sample to unreadable files: BatchNorm cannot train on one
             # sample at small resolutions. The position still counts, so the schedule stays in step.
+            # (Under DDP the ranks must agree to skip, or the others wait in all-reduce.)
             continue
         lr = float(lrs[i])
         for group in optimizer.param_groups:
