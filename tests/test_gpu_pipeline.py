@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from mobilenet_v1 import transforms as T
-from mobilenet_v1.data import (BatchedImageLoader, CifarLoader, DataOptions, EncodedImageDataset, ImageFolderLoader,
+from mobilenet_v1.data import (BAD, BatchedImageLoader, CifarLoader, DataOptions, EncodedImageDataset, ImageFolderLoader,
                                build_loader, collate_encoded, decode_batch, load_cifar)
 
 from conftest import jpeg_bytes, smooth_image
@@ -102,24 +102,25 @@ def test_encoded_dataset_routes_files_to_gpu_or_cpu_decoding(image_folder, tmp_p
         assert (img.float() - ref.float()).abs().mean() < 4, path
 
 
-def test_damaged_jpeg_falls_back_and_is_named(image_folder, tmp_path):
+def test_damaged_jpeg_is_named_and_left_out(image_folder, tmp_path):
     good = (image_folder / "train" / "n02" / "img_0.JPEG").read_bytes()
     bad = tmp_path / "broken.JPEG"
     bad.write_bytes(good[: len(good) // 3])  # a truncated file still has its header
-    ds = EncodedImageDataset([(str(bad), 0), (str(image_folder / "train" / "n02" / "img_0.JPEG"), 1)])
-    items = [ds[(i, 0)] for i in range(2)]
-    batch = collate_encoded(items)
-    assert batch.kinds == [0, 0]
-    try:
-        images = decode_batch(batch, CPU)
-    except T.DecodeError as e:  # libjpeg refused the truncated file: the error names it
-        assert "broken.JPEG" in str(e)
-    else:  # libjpeg decoded what it had (grey fill): the good image is intact
-        assert images[1].shape == (3,) + tuple(T.decode_rgb(items[1][1]).shape[1:])
     zero = tmp_path / "zero.JPEG"
     zero.write_bytes(b"")
-    with pytest.raises(T.DecodeError, match="zero.JPEG"):
-        kind, data, _, _, path = EncodedImageDataset([(str(zero), 0)])[(0, 0)]
+    ds = EncodedImageDataset([(str(bad), 0), (str(image_folder / "train" / "n02" / "img_0.JPEG"), 1), (str(zero), 0)])
+    items = [ds[(i, 0)] for i in range(3)]
+    batch = collate_encoded(items)
+    # Caught in the worker, before nvJPEG (which may fill a truncated file's missing rows with grey).
+    assert batch.kinds == [BAD, 0, BAD]
+    with pytest.raises(T.DecodeError, match="broken.JPEG"):
+        decode_batch(batch, CPU)
+    found = []
+    images = decode_batch(batch, CPU, found)
+    assert images[0] is None and images[2] is None
+    assert images[1].shape == (3,) + tuple(T.decode_rgb(items[1][1]).shape[1:])  # the good image is intact
+    assert [p for p, _ in found] == [str(bad), str(zero)]
+    assert "truncated JPEG" in found[0][1] and "empty file" in found[1][1]
 
 
 def test_jpeg_frame_header_parsing():

@@ -10,7 +10,7 @@ import glob
 import os
 import re
 import tempfile
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -86,13 +86,17 @@ def atomic_save_text(text: str, path: str) -> None:
 
 
 def list_checkpoints(folder: str) -> List[Tuple[int, str]]:
-    """(epoch, path) of the run's checkpoints in ``folder``, oldest first."""
+    """(epoch, path) of the run's checkpoints in ``folder``, oldest first.
+
+    Names are the seed's ``mobilenetv1-{epoch}_{step}.ckpt`` with ``step`` the steps done in that
+    epoch (MindSpore's numbering of mid-epoch saves): ordered by epoch, then step as a number.
+    """
     found = []
     for path in glob.glob(os.path.join(folder, CKPT_PREFIX + "-*.ckpt")):
         m = _NAME_RE.match(os.path.basename(path))
         if m:
-            found.append((int(m.group(1)), path))
-    return sorted(found)
+            found.append((int(m.group(1)), int(m.group(2)), path))
+    return [(epoch, path) for epoch, _, path in sorted(found)]
 
 
 def resolve_checkpoint_path(path: str) -> str:
@@ -117,17 +121,39 @@ def prune_checkpoints(folder: str, keep: int) -> List[str]:
 
 
 def rng_state() -> Dict[str, Any]:
-    state = {"torch": torch.get_rng_state()}
+    """Every random generator a run may draw from: torch (CPU and CUDA), Python's and NumPy's.
+
+    NumPy's state is stored as plain values and a tensor so that ``weights_only=True`` reads it back.
+    """
+    import random
+
+    import numpy as np
+
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                       "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: Dict[str, Any]) -> None:
+    import random
+
+    import numpy as np
+
     if "torch" in state:
         torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+    if "python" in state:
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+    if "numpy" in state:
+        s = state["numpy"]
+        np.random.set_state((s["name"], s["keys"].numpy().astype(np.uint32), s["pos"], s["has_gauss"],
+                             s["cached_gaussian"]))
 
 
 def load_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
@@ -206,3 +232,164 @@ def load_weights(model: nn.Module, state: Dict[str, torch.Tensor], source: str,
     unwrap(model).load_state_dict(state, strict=not skipped)
     return skipped
 
+
+
+# ---------------------------------------------------------------------------------------------------
+# Resuming: which file to trust. A checkpoint is used only after every tensor it holds was checked
+# against the model and optimiser it is to continue (names, shapes, dtypes, finiteness).
+
+TRAINING_KEYS = ("format", "model", "optimizer", "scaler", "epoch", "step", "rng")
+
+
+def partial_files(folder: str) -> List[str]:
+    """Temporary files that an interrupted :func:`atomic_write` of a checkpoint or of config.yaml left."""
+    found = glob.glob(os.path.join(folder, "." + CKPT_PREFIX + "-*.ckpt.*.tmp"))
+    found += glob.glob(os.path.join(folder, ".config.yaml.*.tmp"))
+    return sorted(found)
+
+
+def remove_partial_files(folder: str) -> List[str]:
+    """Remove what :func:`partial_files` lists; returns the removed paths. They are never a checkpoint:
+    a save is complete only once renamed to its checkpoint name."""
+    removed = []
+    for path in partial_files(folder):
+        try:
+            os.unlink(path)
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _listing(items: List[str], limit: int = 8) -> str:
+    return ", ".join(items[:limit]) + (f" ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+def check_tensors(state: Any, reference: Dict[str, torch.Tensor], what: str) -> List[str]:
+    """What is wrong with ``state`` as a stand-in for ``reference``: missing or unexpected names, other
+    shapes or dtypes, values that are not tensors, NaN or infinite values. Empty when nothing is."""
+    if not isinstance(state, dict):
+        return [f"{what} is a {type(state).__name__}, not a dict of tensors"]
+    missing = [k for k in reference if k not in state]
+    unexpected = [k for k in state if k not in reference]
+    not_tensor, shape, dtype, nonfinite = [], [], [], []
+    for k, ref in reference.items():
+        if k not in state:
+            continue
+        v = state[k]
+        if not isinstance(v, torch.Tensor):
+            not_tensor.append(f"{k} ({type(v).__name__})")
+        elif v.shape != ref.shape:
+            shape.append(f"{k}: file {tuple(v.shape)} vs {tuple(ref.shape)}")
+        elif v.dtype != ref.dtype:
+            dtype.append(f"{k}: file {v.dtype} vs {ref.dtype}")
+        elif v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            nonfinite.append(k)
+    problems = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("not a tensor", not_tensor),
+                         ("wrong shape", shape), ("wrong dtype", dtype), ("NaN or infinite values in", nonfinite)):
+        if items:
+            problems.append(f"{what}: {label} {len(items)}: {_listing(items)}")
+    return problems
+
+
+def check_optimizer_state(saved: Any, optimizer: torch.optim.Optimizer) -> List[str]:
+    """What is wrong with ``saved`` as the state of ``optimizer``: its parameter groups, and each
+    per-parameter tensor (a momentum buffer, ...) against its parameter's shape and dtype."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("param_groups"), list) \
+            or not isinstance(saved.get("state"), dict):
+        return ["optimizer: not an optimizer state dict (no param_groups/state)"]
+    groups = saved["param_groups"]
+    if len(groups) != len(optimizer.param_groups) or any(
+            not isinstance(g, dict) or len(g.get("params", ())) != len(ref["params"])
+            for g, ref in zip(groups, optimizer.param_groups)):
+        return [f"optimizer: parameter groups of sizes {[len(g.get('params', ())) for g in groups if isinstance(g, dict)]}"
+                f" vs this model's {[len(g['params']) for g in optimizer.param_groups]}"]
+    params = {}
+    for g, ref in zip(groups, optimizer.param_groups):
+        params.update(zip(g["params"], ref["params"]))
+    problems = []
+    unknown = [str(k) for k in saved["state"] if k not in params]
+    if unknown:
+        problems.append(f"optimizer: state for unknown parameters {_listing(unknown)}")
+    for pid, entry in saved["state"].items():
+        if pid not in params or not isinstance(entry, dict):
+            continue
+        p = params[pid]
+        for name, v in entry.items():
+            if v is None or not isinstance(v, torch.Tensor) or v.ndim == 0:
+                continue  # step counters and the like
+            if v.shape != p.shape or v.dtype != p.dtype:
+                problems.append(f"optimizer: {name} of parameter {pid} is {v.dtype} {tuple(v.shape)}, "
+                                f"the parameter {p.dtype} {tuple(p.shape)}")
+            elif v.is_floating_point() and not bool(torch.isfinite(v).all()):
+                problems.append(f"optimizer: {name} of parameter {pid} holds NaN or infinite values")
+    return problems
+
+
+def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+                                 steps_per_epoch: int) -> Tuple[int, int]:
+    """Check that ``ckpt`` can continue training ``model`` with ``optimizer`` at ``steps_per_epoch``:
+    the keys a training checkpoint needs, its format, every model and optimiser tensor, the scaler,
+    the recorded position and RNG state. Returns (epochs completed, steps done in the epoch in progress);
+    raises :class:`CheckpointError` naming the file and every problem found."""
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"checkpoint {source}: not a dict")
+    missing = [k for k in TRAINING_KEYS if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"checkpoint {source}: not a training checkpoint (no {', '.join(missing)}); "
+                              f"pass weights with --pre_trained instead")
+    problems = []
+    if ckpt["format"] != FORMAT:
+        problems.append(f"format {ckpt['format']!r}, expected {FORMAT!r}")
+    problems += check_tensors(model_state(ckpt), unwrap(model).state_dict(), "model")
+    problems += check_optimizer_state(ckpt["optimizer"], optimizer)
+    scaler = ckpt["scaler"]
+    if not isinstance(scaler, dict):
+        problems.append("scaler: not a dict")
+    elif "scale" in scaler:
+        scale = scaler["scale"]
+        try:
+            value = float(scale)
+        except (TypeError, ValueError, RuntimeError):
+            value = float("nan")
+        if not 0 < value < float("inf"):
+            problems.append(f"scaler: loss scale {scale!r} is not a positive finite number")
+    rng = ckpt["rng"]
+    if not isinstance(rng, dict) or not isinstance(rng.get("torch"), torch.Tensor) or rng["torch"].dtype != torch.uint8:
+        problems.append("rng: no torch generator state")
+    position = None
+    fields = [ckpt["epoch"], ckpt["step"], ckpt.get("step_in_epoch", 0), ckpt.get("steps_per_epoch", steps_per_epoch)]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in fields):
+        problems.append(f"position: epoch {fields[0]!r}, step {fields[1]!r}, step_in_epoch {fields[2]!r}, "
+                        f"steps_per_epoch {fields[3]!r} are not counts")
+    else:
+        epoch, step, in_epoch, spe = fields
+        if spe != steps_per_epoch:
+            problems.append(f"written at {spe} steps per epoch, this run has {steps_per_epoch} (another batch "
+                            f"size, data set or device count): the position inside the epoch has no meaning here")
+        elif step != epoch * spe + in_epoch or in_epoch >= spe:
+            problems.append(f"position: step {step} is not epoch {epoch} x {spe} + {in_epoch}")
+        else:
+            position = (epoch, in_epoch)
+    if problems or position is None:
+        raise CheckpointError(f"checkpoint {source}: cannot continue this run: " + "; ".join(problems))
+    return position
+
+
+def find_resume_checkpoint(folder: str, validate: Callable[[Dict[str, Any], str], Any],
+                           map_location: Any = "cpu") -> Tuple[Optional[str], Optional[Dict[str, Any]], Any,
+                                                              List[Tuple[str, str]]]:
+    """The newest checkpoint in ``folder`` that loads and passes ``validate(ckpt, path)`` (which raises
+    :class:`CheckpointError` to refuse one). Returns (path, checkpoint, what ``validate`` returned,
+    [(path, why it was passed over), ...] for the newer ones refused); path is None when none passes."""
+    passed_over: List[Tuple[str, str]] = []
+    for _, path in reversed(list_checkpoints(folder)):
+        try:
+            ckpt = load_file(path, map_location=map_location)
+            result = validate(ckpt, path)
+        except CheckpointError as e:
+            passed_over.append((path, str(e)))
+            continue
+        return path, ckpt, result, passed_over
+    return None, None, None, passed_over

@@ -67,6 +67,16 @@ class Config:
     data_pipeline: str = "auto"
     random_flip: bool = True
     log_interval: int = 0  # steps between progress lines; 0: once per epoch only (the seed)
+    # --- crash safety ---
+    # "auto": continue from the newest valid checkpoint in save_checkpoint_path (none: start afresh);
+    # a file path: continue from that checkpoint; "": start afresh.
+    resume: str = ""
+    # Also save every N global steps, mid-epoch included; 0: only every save_checkpoint_epochs (the seed).
+    save_checkpoint_steps: int = 0
+    # Unreadable image files tolerated before the run stops; -1: 0.1% of the data set.
+    max_bad_samples: int = -1
+    # Steps in a row with a non-finite loss or gradient (each one skipped) before the run stops.
+    max_nonfinite_steps: int = 10
 
 
 CHOICES: Dict[str, Tuple[Any, ...]] = {
@@ -189,6 +199,13 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], source: str) -> None:
                           f"{cfg.pretrain_epoch_size} with epoch_size {cfg.epoch_size}")
     if cfg.warmup_epochs < 0:
         raise ConfigError(f"{source}: warmup_epochs must be >= 0, got {cfg.warmup_epochs}")
+    if cfg.save_checkpoint_steps < 0:
+        raise ConfigError(f"{source}: save_checkpoint_steps must be >= 0, got {cfg.save_checkpoint_steps}")
+    if cfg.max_bad_samples < -1:
+        raise ConfigError(f"{source}: max_bad_samples must be >= 0, or -1 for 0.1% of the data set, "
+                          f"got {cfg.max_bad_samples}")
+    if cfg.max_nonfinite_steps < 1:
+        raise ConfigError(f"{source}: max_nonfinite_steps must be at least 1, got {cfg.max_nonfinite_steps}")
     if not 0 <= cfg.label_smooth_factor < 1:
         raise ConfigError(f"{source}: label_smooth_factor must be in [0, 1), got {cfg.label_smooth_factor}")
 

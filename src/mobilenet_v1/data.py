@@ -6,8 +6,9 @@ position, so an epoch's data order and augmentation do not depend on the number 
 """
 import glob
 import os
-from dataclasses import dataclass
-from typing import Iterator, List, Optional, Sequence, Tuple
+import warnings
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -26,6 +27,10 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 
 class DataError(ValueError):
     """A data set that cannot be read; the message names the file or folder."""
+
+
+class BadSampleWarning(UserWarning):
+    """An unreadable image file was skipped."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -104,9 +109,13 @@ class ShardSampler(Sampler):
         self.size, self.shuffle, self.seed = size, shuffle, seed
         self.num_shards, self.shard_id, self.even = num_shards, shard_id, even
         self.epoch = 0
+        self.start = 0  # the position this shard's next pass begins at (a resumed epoch)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """The epoch whose permutation the next pass follows, beginning at its ``start``-th position:
+        the positions before are not visited (nothing is read or decoded for them), those after keep
+        their indices and augmentation seeds."""
+        self.epoch, self.start = epoch, start
 
     def indices(self) -> torch.Tensor:
         if self.shuffle:
@@ -124,20 +133,28 @@ class ShardSampler(Sampler):
         return len(range(self.shard_id, self.size, self.num_shards))
 
     def __iter__(self):
-        for pos, idx in enumerate(self.indices().tolist()):
-            yield idx, sample_seed(self.seed, self.epoch, pos * self.num_shards + self.shard_id)
+        order = self.indices().tolist()
+        for pos in range(self.start, len(order)):
+            yield order[pos], sample_seed(self.seed, self.epoch, pos * self.num_shards + self.shard_id)
 
 
 # ---------------------------------------------------------------------------------------------------
 # loaders
 
 class DeviceLoader:
-    """Common face of the loaders: iterate ``(images, labels)`` on ``device``; ``set_epoch``; ``len``."""
+    """Common face of the loaders: iterate ``(images, labels)`` on ``device``; ``set_epoch``; ``len``.
+
+    ``len`` is the number of batches of a whole epoch. ``set_epoch(epoch, start_batch)`` makes the next
+    pass begin at batch ``start_batch`` of that epoch (resuming inside an epoch) with the very batches
+    and augmentations an uninterrupted pass would give from there. Folder loaders may yield batches
+    smaller than ``batch_size`` (even empty ones) where files could not be read (``bad_samples``).
+    """
 
     num_samples: int
     classes: Optional[List[str]] = None
+    bad_samples: Optional["BadSamples"] = None
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         raise NotImplementedError
 
     def __len__(self) -> int:
@@ -166,9 +183,11 @@ class CifarLoader(DeviceLoader):
         self.normalize = T.Normalize(T.CIFAR_MEAN, T.CIFAR_STD, device, channels_last)
         self.num_samples = len(self.sampler)
         self.seed = seed
+        self.start_batch = 0
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.sampler.set_epoch(epoch)
+        self.start_batch = start_batch
 
     def __len__(self) -> int:
         n = self.num_samples
@@ -176,8 +195,11 @@ class CifarLoader(DeviceLoader):
 
     def __iter__(self):
         order = self.sampler.indices().to(self.device)
-        g = torch.Generator().manual_seed(sample_seed(self.seed, self.sampler.epoch, self.sampler.shard_id))
-        for b in range(len(self)):
+        s = self.sampler
+        for b in range(self.start_batch, len(self)):
+            # One generator per batch, seeded by (seed, epoch, batch, shard): a resumed epoch starts at
+            # any batch with the augmentation an uninterrupted epoch gives it, without replaying the rest.
+            g = torch.Generator().manual_seed(sample_seed(self.seed, s.epoch, b * s.num_shards + s.shard_id))
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             x = self.images[idx]
             if self.train:
@@ -218,8 +240,73 @@ def read_bytes(path: str) -> torch.Tensor:
     return torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
 
 
+class BadSample(NamedTuple):
+    """Stands in for a sample whose file could not be read or decoded (it travels back from loader
+    workers, where nothing can be counted for the run)."""
+    path: str
+    reason: str
+
+
+class BadSamples:
+    """The unreadable files a loader met. Each is named in a :class:`BadSampleWarning` the first time
+    and counted once however many epochs meet it; past ``limit`` files the run stops with the list.
+    ``limit`` -1 is 0.1% of ``dataset_size``."""
+
+    def __init__(self, dataset_size: int, limit: int = -1):
+        self.default = limit < 0
+        self.limit = int(dataset_size * 0.001) if limit < 0 else limit
+        self.dataset_size = dataset_size
+        self.files: Dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def describe_limit(self) -> str:
+        return (f"max_bad_samples {self.limit}" + (f" (0.1% of {self.dataset_size} files)" if self.default else ""))
+
+    def record(self, bad: Sequence[Tuple[str, str]]) -> None:
+        for path, reason in bad:
+            if path in self.files:
+                continue
+            self.files[path] = reason
+            warnings.warn(f"skipped unreadable image file {reason} ({len(self.files)} so far, "
+                          f"{self.describe_limit()})", BadSampleWarning, stacklevel=2)
+        if len(self.files) > self.limit:
+            listing = "\n".join(f"  {reason}" for reason in self.files.values())
+            raise DataError(f"{len(self.files)} image files could not be read, more than {self.describe_limit()}; "
+                            f"fix or remove them, or raise --max_bad_samples:\n{listing}")
+
+
+def read_failure(e: BaseException) -> str:
+    """A reason naming the file: DecodeError's message does; an OSError's filename is added."""
+    if isinstance(e, OSError):
+        return f"{e.filename}: {e.strerror or e}"
+    return str(e)
+
+
+class CollateImages:
+    """Stack the readable samples of a batch; the unreadable ones are left out (not replaced: the batch
+    gets smaller) and listed, as ``(images, labels, [(path, reason), ...])``."""
+
+    def __init__(self, image_size: int):
+        self.image_size = image_size
+
+    def __call__(self, batch):
+        good = [(img, label) for img, label in batch if not isinstance(img, BadSample)]
+        bad = [(img.path, img.reason) for img, _ in batch if isinstance(img, BadSample)]
+        if good:
+            images = torch.stack([img for img, _ in good])
+        else:
+            images = torch.empty((0, 3, self.image_size, self.image_size), dtype=torch.uint8)
+        labels = torch.tensor([label for _, label in good], dtype=torch.long)
+        return images, labels, bad
+
+
 class ImageFolderDataset(Dataset):
-    """Decodes and transforms one image per item (the CPU pipeline); returns uint8 (3, S, S), label."""
+    """Decodes and transforms one image per item (the CPU pipeline); returns uint8 (3, S, S), label.
+
+    A file that cannot be read or decoded (zero bytes, truncated, not an image) gives a
+    :class:`BadSample` in place of the image."""
 
     def __init__(self, samples: Sequence[Tuple[str, int]], train: bool, image_size: int, flip: bool = True):
         self.samples, self.train, self.image_size, self.flip = list(samples), train, image_size, flip
@@ -230,7 +317,10 @@ class ImageFolderDataset(Dataset):
     def __getitem__(self, item: Tuple[int, int]):
         index, seed = item
         path, label = self.samples[index]
-        img = T.decode_rgb(read_bytes(path), path)
+        try:
+            img = T.decode_rgb(read_bytes(path), path)
+        except (T.DecodeError, OSError) as e:
+            return BadSample(path, read_failure(e)), label
         if self.train:
             img = T.random_resized_crop(img, self.image_size, seed, flip=self.flip)
         else:
@@ -243,38 +333,44 @@ class ImageFolderLoader(DeviceLoader):
 
     def __init__(self, root: str, batch_size: int, train: bool, image_size: int, device: torch.device,
                  seed: int, num_workers: int, drop_last: bool = True, num_shards: int = 1,
-                 shard_id: int = 0, channels_last: bool = False, flip: bool = True):
+                 shard_id: int = 0, channels_last: bool = False, flip: bool = True, max_bad_samples: int = -1):
         samples, self.classes = find_images(root)
         self.dataset = ImageFolderDataset(samples, train, image_size, flip)
         self.sampler = ShardSampler(len(samples), shuffle=train, seed=seed, num_shards=num_shards,
                                     shard_id=shard_id, even=train)
         self.num_samples = len(self.sampler)
+        self.batch_size = batch_size
+        self.bad_samples = BadSamples(len(samples), max_bad_samples)
         self.device = device
         self.normalize = T.Normalize(T.IMAGENET_MEAN, T.IMAGENET_STD, device, channels_last)
         self.loader = DataLoader(self.dataset, batch_size=batch_size, sampler=self.sampler,
-                                 num_workers=num_workers, drop_last=drop_last,
+                                 num_workers=num_workers, drop_last=drop_last, collate_fn=CollateImages(image_size),
                                  pin_memory=device.type == "cuda", persistent_workers=num_workers > 0,
                                  prefetch_factor=4 if num_workers > 0 else None)
+        self._len = len(self.loader)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.sampler.set_epoch(epoch, start_batch * self.batch_size)
 
     def __len__(self) -> int:
-        return len(self.loader)
+        return self._len
 
     def __iter__(self):
-        for images, labels in self.loader:
+        for images, labels, bad in self.loader:
+            if bad:
+                self.bad_samples.record(bad)
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
             yield self.normalize(images), labels
 
 
-ENCODED, DECODED = 0, 1
+ENCODED, DECODED, BAD = 0, 1, 2
 
 
 class EncodedImageDataset(Dataset):
     """The GPU pipeline's per-item work: read the file's bytes. Files that nvJPEG cannot take (PNG,
-    CMYK, grayscale, ...) are decoded here, in the worker, and travel decoded."""
+    CMYK, grayscale, ...) are decoded here, in the worker, and travel decoded. A file that cannot be
+    read or decoded here travels as kind ``BAD`` with a :class:`BadSample`."""
 
     def __init__(self, samples: Sequence[Tuple[str, int]]):
         self.samples = list(samples)
@@ -285,12 +381,17 @@ class EncodedImageDataset(Dataset):
     def __getitem__(self, item: Tuple[int, int]):
         index, seed = item
         path, label = self.samples[index]
-        with open(path, "rb") as f:
-            raw = f.read()
-        data = torch.frombuffer(bytearray(raw), dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
-        if T.gpu_decodable(raw):
-            return ENCODED, data, label, seed, path
-        return DECODED, T.decode_rgb(data, path), label, seed, path
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+            data = torch.frombuffer(bytearray(raw), dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
+            if T.gpu_decodable(raw):
+                if not T.jpeg_complete(raw):
+                    raise T.DecodeError(f"{path}: truncated JPEG (no end-of-image marker)")
+                return ENCODED, data, label, seed, path
+            return DECODED, T.decode_rgb(data, path), label, seed, path
+        except (T.DecodeError, OSError) as e:
+            return BAD, BadSample(path, read_failure(e)), label, seed, path
 
 
 @dataclass
@@ -305,6 +406,7 @@ class EncodedBatch:
     labels: torch.Tensor
     seeds: List[int]
     paths: List[str]
+    bad: List[Tuple[str, str]] = field(default_factory=list)  # (path, reason) of the kind-BAD items
 
 
 def collate_encoded(batch) -> EncodedBatch:
@@ -313,13 +415,18 @@ def collate_encoded(batch) -> EncodedBatch:
     flat = torch.cat(encoded) if encoded else torch.empty(0, dtype=torch.uint8)
     return EncodedBatch(list(kinds), flat, [d.numel() for d in encoded],
                         [d for k, d in zip(kinds, datas) if k == DECODED],
-                        torch.tensor(labels, dtype=torch.long), list(seeds), list(paths))
+                        torch.tensor(labels, dtype=torch.long), list(seeds), list(paths),
+                        [(d.path, d.reason) for k, d in zip(kinds, datas) if k == BAD])
 
 
-def decode_batch(batch: EncodedBatch, device: torch.device) -> List[torch.Tensor]:
+def decode_batch(batch: EncodedBatch, device: torch.device,
+                 bad: Optional[List[Tuple[str, str]]] = None) -> List[Optional[torch.Tensor]]:
     """Decode a batch's JPEG bytes on ``device`` in one batched call (nvJPEG on CUDA); images the
     workers already decoded are moved there. A file the batched call rejects is retried alone, then
-    on the CPU, which names it if it cannot be read."""
+    on the CPU, which names it if it cannot be read.
+
+    With ``bad`` a list, a file that cannot be decoded (or that the workers could not read) gets None
+    in the result and ``(path, reason)`` in ``bad``; without, it raises :class:`transforms.DecodeError`."""
     out: List[Optional[torch.Tensor]] = [None] * len(batch.kinds)
     encoded_at = [i for i, k in enumerate(batch.kinds) if k == ENCODED]
     if encoded_at:
@@ -327,13 +434,25 @@ def decode_batch(batch: EncodedBatch, device: torch.device) -> List[torch.Tensor
         try:
             decoded = decode_jpeg(datas, mode=ImageReadMode.RGB, device=device)
         except RuntimeError:
-            decoded = [_decode_one(d, batch.paths[i], device) for d, i in zip(datas, encoded_at)]
+            decoded = []
+            for d, i in zip(datas, encoded_at):
+                try:
+                    decoded.append(_decode_one(d, batch.paths[i], device))
+                except T.DecodeError as e:
+                    if bad is None:
+                        raise
+                    bad.append((batch.paths[i], str(e)))
+                    decoded.append(None)
         for i, img in zip(encoded_at, decoded):
             out[i] = img
     decoded_at = [i for i, k in enumerate(batch.kinds) if k == DECODED]
     for i, img in zip(decoded_at, batch.decoded):
         out[i] = img.to(device, non_blocking=True)
-    return out  # type: ignore[return-value]
+    if batch.bad:
+        if bad is None:
+            raise T.DecodeError(batch.bad[0][1])
+        bad.extend(batch.bad)
+    return out
 
 
 def _decode_one(data: torch.Tensor, path: str, device: torch.device) -> torch.Tensor:
@@ -349,23 +468,26 @@ class BatchedImageLoader(DeviceLoader):
 
     def __init__(self, root: str, batch_size: int, train: bool, image_size: int, device: torch.device,
                  seed: int, num_workers: int, drop_last: bool = True, num_shards: int = 1,
-                 shard_id: int = 0, channels_last: bool = False, flip: bool = True):
+                 shard_id: int = 0, channels_last: bool = False, flip: bool = True, max_bad_samples: int = -1):
         samples, self.classes = find_images(root)
         self.sampler = ShardSampler(len(samples), shuffle=train, seed=seed, num_shards=num_shards,
                                     shard_id=shard_id, even=train)
         self.num_samples = len(self.sampler)
+        self.batch_size = batch_size
+        self.bad_samples = BadSamples(len(samples), max_bad_samples)
         self.train, self.image_size, self.device, self.flip = train, image_size, device, flip
         self.normalize = T.Normalize(T.IMAGENET_MEAN, T.IMAGENET_STD, device, channels_last)
         self.loader = DataLoader(EncodedImageDataset(samples), batch_size=batch_size, sampler=self.sampler,
                                  num_workers=num_workers, drop_last=drop_last, collate_fn=collate_encoded,
                                  persistent_workers=num_workers > 0,
                                  prefetch_factor=4 if num_workers > 0 else None)
+        self._len = len(self.loader)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.sampler.set_epoch(epoch, start_batch * self.batch_size)
 
     def __len__(self) -> int:
-        return len(self.loader)
+        return self._len
 
     def transform(self, images: List[torch.Tensor], seeds: Sequence[int]) -> torch.Tensor:
         """Decoded uint8 images of any sizes -> one (N, 3, S, S) batch in [0, 255]."""
@@ -377,9 +499,20 @@ class BatchedImageLoader(DeviceLoader):
 
     def batches(self):
         for batch in self.loader:
-            images = decode_batch(batch, self.device)
-            x = self.transform(images, batch.seeds)
-            yield self.normalize(x), batch.labels.to(self.device, non_blocking=True)
+            bad: List[Tuple[str, str]] = []
+            decoded = decode_batch(batch, self.device, bad)
+            seeds, labels = batch.seeds, batch.labels
+            if bad:
+                self.bad_samples.record(bad)
+                keep = [i for i, img in enumerate(decoded) if img is not None]
+                decoded = [decoded[i] for i in keep]
+                seeds = [seeds[i] for i in keep]
+                labels = labels[keep]
+            if decoded:
+                x = self.transform(decoded, seeds)
+            else:
+                x = torch.empty((0, 3, self.image_size, self.image_size), dtype=torch.uint8, device=self.device)
+            yield self.normalize(x), labels.to(self.device, non_blocking=True)
 
     def __iter__(self):
         if self.device.type == "cuda":
@@ -456,6 +589,7 @@ class DataOptions:
     channels_last: bool
     flip: bool = True
     pipeline: str = "cpu"
+    max_bad_samples: int = -1  # -1: 0.1% of the data set
 
 
 def default_workers(requested: int) -> int:
@@ -478,4 +612,5 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
     cls = BatchedImageLoader if pipeline == "gpu" else ImageFolderLoader
     return cls(root, opts.batch_size, train, opts.image_size, device, opts.seed,
                              default_workers(opts.num_workers), drop_last=drop_last, num_shards=num_shards,
-                             shard_id=shard_id, channels_last=opts.channels_last, flip=opts.flip)
+                             shard_id=shard_id, channels_last=opts.channels_last, flip=opts.flip,
+                             max_bad_samples=opts.max_bad_samples)

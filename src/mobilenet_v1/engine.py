@@ -2,10 +2,13 @@
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from .nonfinite import NonFiniteGuard
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -73,8 +76,13 @@ class EpochResult:
 def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
                     optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                     lrs: Sequence[float], device: torch.device, precision: str,
-                    on_step: Optional[Callable[[int, torch.Tensor, float], None]] = None) -> EpochResult:
+                    on_step: Optional[Callable[[int, torch.Tensor, float], None]] = None,
+                    start_step: int = 0, guard: Optional["NonFiniteGuard"] = None) -> EpochResult:
     """One pass over ``loader``; step ``i`` of the epoch runs at learning rate ``lrs[i]``.
+
+    ``start_step``: the loader begins at that step of the epoch (a resumed epoch); ``lrs`` is still the
+    whole epoch's. With ``guard`` (:class:`nonfinite.NonFiniteGuard`) a step whose loss or gradients
+    are not finite is skipped and counted.
 
     The loss stays on the device: nothing here waits for the GPU except ``on_step`` when it reads it.
     """
@@ -83,21 +91,32 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
     loss_sum = torch.zeros((), device=device)
     loss = torch.zeros((), device=device)
     steps = images = 0
-    for i, (x, y) in enumerate(loader):
+    for i, (x, y) in enumerate(loader, start_step):
         if i >= len(lrs):
             break
+        if x.shape[0] < 2:
+            # A batch that lost all but one sample to unreadable files: BatchNorm cannot train on one
+            # sample at small resolutions. The position still counts, so the schedule stays in step.
+            # (Under DDP the ranks must agree to skip, or the others wait in all-reduce.)
+            continue
         lr = float(lrs[i])
         for group in optimizer.param_groups:
             group["lr"] = lr
+        if guard is not None:
+            guard.begin()
         with autocast(device, precision):
             logits = model(x)
         loss = criterion(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        scaler.step(optimizer)
+        if guard is None:
+            scaler.step(optimizer)
+        else:
+            guard.step(loss, scaler)
         scaler.update()
         loss = loss.detach()
-        loss_sum += loss
+        # A skipped step's NaN would make the epoch's mean NaN; it counts as 0 there.
+        loss_sum += torch.where(torch.isfinite(loss), loss, 0.0)
         steps += 1
         images += x.shape[0]
         if on_step is not None:
@@ -116,6 +135,8 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
     correct5 = torch.zeros((), dtype=torch.long, device=device)
     total = 0
     for x, y in loader:
+        if y.shape[0] == 0:  # every file of the batch was unreadable (skipped and counted by the loader)
+            continue
         with autocast(device, precision):
             logits = model(x)
         k = min(5, logits.shape[1])

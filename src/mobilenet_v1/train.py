@@ -3,7 +3,7 @@ import os
 import random
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ from .engine import (EpochResult, autocast, make_optimizer, make_scaler, resolve
                      resolve_precision, train_one_epoch)
 from .losses import CrossEntropySmooth
 from .model import MobileNetV1
+from .nonfinite import NonFiniteError, NonFiniteGuard
 from .runtime import header, print0
 from .schedules import get_lr
 
@@ -30,7 +31,8 @@ def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataO
     batch = cfg.batch_size if train or not cfg.eval_batch_size else cfg.eval_batch_size
     return DataOptions(dataset=cfg.dataset, dataset_path=cfg.dataset_path, batch_size=batch,
                        image_size=cfg.image_size, seed=cfg.seed, num_workers=cfg.num_workers,
-                       channels_last=cfg.channels_last, flip=cfg.random_flip, pipeline=cfg.data_pipeline)
+                       channels_last=cfg.channels_last, flip=cfg.random_flip, pipeline=cfg.data_pipeline,
+                       max_bad_samples=cfg.max_bad_samples)
 
 
 def build_model(cfg: Config) -> MobileNetV1:
@@ -62,8 +64,9 @@ def epoch_lines(epoch: int, result: EpochResult) -> List[str]:
             f"Epoch time: {ms:.3f}, per step time: {ms / max(result.steps, 1):.3f}"]
 
 
-def save_training_checkpoint(path: str, model, optimizer, scaler, epoch: int, step: int, cfg: Config,
-                             classes: Optional[List[str]]) -> None:
+def training_state(model, optimizer, scaler, epoch: int, step: int, cfg: Config, classes: Optional[List[str]],
+                   extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The checkpoint dictionary; ``epoch`` counts completed epochs and ``step`` global steps."""
     state = {
         "format": ckpt_io.FORMAT,
         "model": ckpt_io.unwrap(model).state_dict(),
@@ -76,7 +79,109 @@ def save_training_checkpoint(path: str, model, optimizer, scaler, epoch: int, st
         "classes": classes,
         "rng": ckpt_io.rng_state(),
     }
-    ckpt_io.atomic_save(state, path)
+    state.update(extra or {})
+    return state
+
+
+def save_training_checkpoint(path: str, model, optimizer, scaler, epoch: int, step: int, cfg: Config,
+                             classes: Optional[List[str]], extra: Optional[Dict[str, Any]] = None) -> None:
+    ckpt_io.atomic_save(training_state(model, optimizer, scaler, epoch, step, cfg, classes, extra), path)
+
+
+def nonfinite_entries(state: Dict[str, Any]) -> List[str]:
+    """Names of the model and optimiser tensors in a checkpoint dictionary that hold NaN or inf."""
+    bad = [k for k, v in state["model"].items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    for pid, entry in state["optimizer"].get("state", {}).items():
+        for k, v in entry.items():
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all()):
+                bad.append(f"optimizer {k} of parameter {pid}")
+    return bad
+
+
+class CheckpointWriter:
+    """Writes a run's training checkpoints: each one complete or not at all (``atomic_save``), never
+    one with NaN or infinite tensors; the oldest is pruned only after a new one is complete.
+
+    A checkpoint after ``k`` steps of epoch ``e`` (counting from 1) is ``mobilenetv1-{e}_{k}.ckpt``:
+    the seed's ``mobilenetv1-{e}_{steps_per_epoch}.ckpt`` at an epoch's end, MindSpore's numbering of
+    mid-epoch saves otherwise."""
+
+    def __init__(self, cfg: Config, model, optimizer, scaler, guard: NonFiniteGuard, steps_per_epoch: int,
+                 classes: Optional[List[str]]):
+        self.cfg, self.model, self.optimizer, self.scaler, self.guard = cfg, model, optimizer, scaler, guard
+        self.folder, self.steps_per_epoch, self.classes = cfg.save_checkpoint_path, steps_per_epoch, classes
+        self.last = ""
+
+    def newest(self) -> str:
+        found = ckpt_io.list_checkpoints(self.folder)
+        return found[-1][1] if found else "none"
+
+    def save(self, epoch: int, in_epoch: int) -> str:
+        """Save the state after ``in_epoch`` steps of the epoch that follows ``epoch`` completed ones."""
+        spe = self.steps_per_epoch
+        name = ckpt_io.checkpoint_name(epoch, spe) if in_epoch == 0 else ckpt_io.checkpoint_name(epoch + 1, in_epoch)
+        path = os.path.join(self.folder, name)
+        extra = {"step_in_epoch": in_epoch, "steps_per_epoch": spe, "nonfinite": self.guard.state_dict()}
+        state = training_state(self.model, self.optimizer, self.scaler, epoch, epoch * spe + in_epoch, self.cfg,
+                               self.classes, extra)
+        bad = nonfinite_entries(state)
+        if bad:
+            raise NonFiniteError(f"refusing to write checkpoint {path}: {', '.join(bad[:8])}"
+                                 f"{' ...' if len(bad) > 8 else ''} hold NaN or infinite values; the last good "
+                                 f"state is the newest checkpoint in {self.folder} ({self.newest()})")
+        try:
+            ckpt_io.atomic_save(state, path)
+        except OSError as e:
+            where = f"epoch {epoch + 1}, step {in_epoch} of {spe}" if in_epoch else f"the end of epoch {epoch}"
+            raise ckpt_io.CheckpointError(
+                f"cannot write checkpoint {path}: {e.strerror or e}; training stopped at {where}. "
+                f"The earlier checkpoints in {self.folder} are intact (newest: "
+                f"{self.newest()}); free space or make the folder writable, then run again with --resume auto, "
+                f"which continues from that one") from None
+        self.last = path
+        try:
+            ckpt_io.prune_checkpoints(self.folder, self.cfg.keep_checkpoint_max)
+        except OSError as e:  # not fatal: the new checkpoint is complete, an old one merely stays
+            print(f"warning: could not remove an old checkpoint in {self.folder}: {e}", file=sys.stderr)
+        return path
+
+
+def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, scaler, guard: NonFiniteGuard) -> None:
+    """Load a validated training checkpoint into the run's objects (the RNG comes later, just before
+    the first step)."""
+    ckpt_io.load_weights(model, ckpt_io.model_state(ckpt), source)
+    # How the optimiser runs (fused on CUDA, foreach on the CPU) belongs to this run, not to the file.
+    how = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups]
+    optimizer.load_state_dict(ckpt["optimizer"])
+    for group, settings in zip(optimizer.param_groups, how):
+        group.update(settings)
+    if scaler.is_enabled() and ckpt["scaler"]:
+        scaler.load_state_dict(ckpt["scaler"])
+    guard.load_state_dict(ckpt.get("nonfinite") or {})
+
+
+def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int) -> Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]]:
+    """The checkpoint ``--resume`` names (``auto``: the newest valid one in save_checkpoint_path; a
+    folder: its newest valid one; a file: that one), validated against this run. Prints which one and
+    why newer ones were passed over. Returns ("", None, (0, 0)) when ``auto`` finds no checkpoint."""
+    def validate(ckpt: Dict[str, Any], path: str) -> Tuple[int, int]:
+        return ckpt_io.validate_training_checkpoint(ckpt, path, model, optimizer, steps_per_epoch)
+
+    if cfg.resume == "auto" or os.path.isdir(cfg.resume):
+        folder = cfg.save_checkpoint_path if cfg.resume == "auto" else cfg.resume
+        path, ckpt, position, passed = ckpt_io.find_resume_checkpoint(folder, validate)
+        for _, why in passed:
+            print0(f"resume: passed over {why}")
+        if path is None:
+            if passed:
+                raise ckpt_io.CheckpointError(
+                    f"resume {cfg.resume}: none of the {len(passed)} checkpoints in {folder} can continue this "
+                    f"run (each is named above with what is wrong); move them away to start afresh")
+            print0(f"resume {cfg.resume}: no checkpoint in {folder} yet, starting from the beginning")
+            return "", None, (0, 0)
+        return path, ckpt, position
+    ckpt = ckpt_io.load_file(cfg.resume)
+    return cfg.resume, ckpt, validate(ckpt, cfg.resume)
 
 
 def restore_moments(cfg: Config, source: Dict[str, Any], model, optimizer, skipped: List[str],
@@ -110,8 +215,16 @@ def run(cfg: Config) -> Dict[str, Any]:
     print0("configuration:\n" + dump_yaml(cfg).rstrip())
     loader = build_loader(data_options(cfg, device), train=True, device=device, drop_last=True)
     if cfg.save_checkpoint:
-        os.makedirs(out_dir, exist_ok=True)
-        ckpt_io.atomic_save_text(dump_yaml(cfg), os.path.join(out_dir, "config.yaml"))
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+            removed = ckpt_io.remove_partial_files(out_dir)
+            ckpt_io.atomic_save_text(dump_yaml(cfg), os.path.join(out_dir, "config.yaml"))
+        except OSError as e:
+            raise ckpt_io.CheckpointError(f"save_checkpoint_path {out_dir}: cannot write there "
+                                          f"({e.strerror or e}); nothing was trained or changed") from None
+        if removed:
+            print0(f"removed {len(removed)} partial file(s) left by an interrupted save (never a checkpoint): "
+                   + ", ".join(os.path.basename(p) for p in removed))
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
         raise ValueError(f"dataset_path {cfg.dataset_path}: {loader.num_samples} training samples make no "
@@ -134,27 +247,63 @@ def run(cfg: Config) -> Dict[str, Any]:
     scaler = make_scaler(precision, device, cfg.loss_scale)
     if cfg.pre_trained and source.get("moments"):
         restore_moments(cfg, source, model, optimizer, skipped, steps_per_epoch)
+    guard = NonFiniteGuard(model, optimizer, device, cfg.max_nonfinite_steps)
+
+    start_epoch, start_step, rng = cfg.pretrain_epoch_size, 0, None
+    resumed_from = ""
+    if cfg.resume:
+        resumed_from, ckpt, (done_epochs, in_epoch) = find_resume(cfg, model, optimizer, steps_per_epoch)
+        if ckpt is not None:
+            restore_training_state(ckpt, resumed_from, model, optimizer, scaler, guard)
+            start_epoch, start_step, rng = done_epochs, in_epoch, ckpt["rng"]
+            print0(f"resume: continuing from {resumed_from} after epoch {done_epochs}"
+                   + (f" and {in_epoch} of the {steps_per_epoch} steps of epoch {done_epochs + 1}" if in_epoch else "")
+                   + f" (global step {ckpt['step']}); model, optimizer, loss scale, schedule, data order and "
+                     f"random state continue from there"
+                   + ("; pre_trained is ignored" if cfg.pre_trained else ""))
     step_model = torch.compile(model) if cfg.compile else model
+    writer = CheckpointWriter(cfg, model, optimizer, scaler, guard, steps_per_epoch, loader.classes)
+    every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
 
     print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch, epochs "
-           f"{cfg.pretrain_epoch_size + 1}..{cfg.epoch_size}, precision {precision}, device {device}")
-    last_path, result, epoch_seconds = "", None, []
-    for epoch in range(cfg.pretrain_epoch_size, cfg.epoch_size):
-        loader.set_epoch(epoch)
+           f"{start_epoch + 1}..{cfg.epoch_size}, precision {precision}, device {device}")
+    if start_epoch >= cfg.epoch_size:
+        print0(f"resume: training is complete ({cfg.epoch_size} epochs); nothing to do")
+    if rng is not None:
+        ckpt_io.set_rng_state(rng)
+    last_path, result, epoch_seconds = resumed_from, None, []
+    for epoch in range(start_epoch, cfg.epoch_size):
+        first = start_step if epoch == start_epoch else 0
+        loader.set_epoch(epoch, first)
         lrs = lr[epoch * steps_per_epoch:(epoch + 1) * steps_per_epoch]
-        result = train_one_epoch(step_model, loader, criterion, optimizer, scaler, lrs, device, precision)
+
+        def save_mid_epoch(i: int, loss: torch.Tensor, step_lr: float, epoch: int = epoch) -> None:
+            nonlocal last_path
+            if (epoch * steps_per_epoch + i + 1) % every == 0 and i + 1 < steps_per_epoch:
+                last_path = writer.save(epoch, i + 1)
+
+        result = train_one_epoch(step_model, loader, criterion, optimizer, scaler, lrs, device, precision,
+                                 on_step=save_mid_epoch if every else None, start_step=first, guard=guard)
         epoch_seconds.append(result.seconds)
+        counts = guard.sync()
         for line in epoch_lines(epoch + 1, result):
             print0(line)
+        if counts["total"]:
+            print0(f"skipped {counts['total']} step(s) with a non-finite loss or gradient so far "
+                   f"(max_nonfinite_steps {cfg.max_nonfinite_steps} in a row)")
+        if loader.bad_samples is not None and len(loader.bad_samples):
+            print0(f"skipped {len(loader.bad_samples)} unreadable image file(s) so far "
+                   f"({loader.bad_samples.describe_limit()})")
         done = epoch + 1
-        if cfg.save_checkpoint and (done % cfg.save_checkpoint_epochs == 0 or done == cfg.epoch_size):
-            last_path = os.path.join(out_dir, ckpt_io.checkpoint_name(done, steps_per_epoch))
-            save_training_checkpoint(last_path, model, optimizer, scaler, done, done * steps_per_epoch, cfg,
-                                     loader.classes)
-            ckpt_io.prune_checkpoints(out_dir, cfg.keep_checkpoint_max)
+        if cfg.save_checkpoint and (done % cfg.save_checkpoint_epochs == 0 or done == cfg.epoch_size
+                                    or (every and done * steps_per_epoch % every == 0)):
+            last_path = writer.save(done, 0)
+    counts = guard.sync()
     return {"checkpoint": last_path, "last_loss": result.last_loss if result else float("nan"),
             "steps_per_epoch": steps_per_epoch, "epoch_seconds": epoch_seconds,
-            "images_per_epoch": steps_per_epoch * cfg.batch_size}
+            "images_per_epoch": steps_per_epoch * cfg.batch_size, "resumed_from": resumed_from,
+            "skipped_steps": counts["total"],
+            "bad_samples": len(loader.bad_samples) if loader.bad_samples is not None else 0}
 
 
 def main(argv: Sequence[str]) -> int:

@@ -250,3 +250,28 @@ def gpu_decodable(data: bytes) -> bool:
     arithmetic-coded and non-JPEG files are decoded on the CPU."""
     marker, components = jpeg_frame(data)
     return components == 3 and marker in (0xC0, 0xC1, 0xC2)
+
+
+def jpeg_complete(data: bytes) -> bool:
+    """Whether a JPEG's data runs to its end-of-image marker (FF D9) after the start of its first scan.
+
+    Entropy-coded scan data never holds FF D9 (a data byte FF is stuffed as FF 00), and thumbnails sit
+    before the first scan, so a file cut short anywhere in its scans has none there. libjpeg on the
+    CPU refuses such a file; nvJPEG may decode it with the missing rows grey, so the GPU pipeline checks
+    first and both pipelines skip the same files. Bytes after the marker are allowed, as libjpeg allows them.
+    """
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return False
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        if marker == 0xDA:
+            return data.rfind(b"\xff\xd9") > i
+        i += 2 + ((data[i + 2] << 8) | data[i + 3])
+    return False

@@ -1,0 +1,63 @@
+"""GPU checks of the crash-safety work: what nvJPEG does with truncated files, and that a guarded
+training step (bf16, fp16, fp32; NaN batches among them) makes no host sync (CUDA sync debug mode).
+
+    python benchmarks/nonfinite_gpu_check.py
+"""
+import io, os, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.io import ImageReadMode, decode_jpeg
+from mobilenet_v1.engine import make_optimizer, make_scaler, train_one_epoch
+from mobilenet_v1.model import MobileNetV1
+from mobilenet_v1.nonfinite import NonFiniteGuard
+
+dev = torch.device("cuda")
+yy, xx = np.mgrid[0:375, 0:500]
+arr = np.stack([(127 + 100 * np.sin(xx * f + yy * g)).astype(np.uint8) for f, g in ((0.01, 0.02), (0.03, 0.01), (0.02, 0.02))], -1)
+buf = io.BytesIO(); Image.fromarray(arr).save(buf, "JPEG", quality=90); good = buf.getvalue()
+full = decode_jpeg(torch.frombuffer(bytearray(good), dtype=torch.uint8), mode=ImageReadMode.RGB, device=dev)
+for cut in (len(good) - 2, len(good) // 2, len(good) // 5):
+    t = torch.frombuffer(bytearray(good[:cut]), dtype=torch.uint8)
+    for how in ("single", "batched"):
+        try:
+            img = decode_jpeg(t, mode=ImageReadMode.RGB, device=dev) if how == "single" else \
+                decode_jpeg([t, torch.frombuffer(bytearray(good), dtype=torch.uint8)], mode=ImageReadMode.RGB, device=dev)[0]
+            torch.cuda.synchronize()
+            diff = (img.float() - full.float()).abs().mean().item()
+            print(f"nvjpeg {how} cut {cut}/{len(good)}: decoded without error, mean abs diff to full {diff:.2f}")
+        except RuntimeError as e:
+            print(f"nvjpeg {how} cut {cut}/{len(good)}: raised {str(e).splitlines()[0][:120]}")
+
+class Batches:
+    def __init__(self, b): self.b = b
+    def __len__(self): return len(self.b)
+    def __iter__(self): return iter(self.b)
+
+torch.backends.cudnn.benchmark = True
+for precision in ("bf16", "fp16", "fp32"):
+    model = MobileNetV1(1001, 1.0).to(dev, memory_format=torch.channels_last)
+    opt = make_optimizer(model, 0.01, 0.9, 1e-4, dev)
+    scaler = make_scaler(precision, dev, 1024.0)
+    guard = NonFiniteGuard(model, opt, dev, max_in_a_row=10)
+    x = torch.randn(64, 3, 224, 224, device=dev).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 1001, (64,), device=dev)
+    nan = torch.full_like(x, float("nan"))
+    crit = torch.nn.CrossEntropyLoss()
+    train_one_epoch(model, Batches([(x, y)] * 3), crit, opt, scaler, [0.01] * 3, dev, precision, guard=guard)  # warm-up
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    err, done = None, []
+    try:
+        seq = [(x, y), (nan, y), (x, y), (nan, y), (nan, y), (x, y)]
+        # The epoch's end reads its figures once (a sync, allowed): done tells where an error came from.
+        train_one_epoch(model, Batches(seq), crit, opt, scaler, [0.01] * 6, dev, precision, guard=guard,
+                        on_step=lambda i, loss, lr: done.append(i))
+    except RuntimeError as e:
+        err = str(e).splitlines()[0]
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    counts = guard.sync()
+    finite = all(bool(torch.isfinite(v).all()) for v in model.state_dict().values() if v.is_floating_point())
+    print(f"{precision}: steps done before any sync {len(done)}/6; sync-debug error: {err}; counters {counts}; weights finite {finite}")

@@ -1,0 +1,172 @@
+"""Steps with a non-finite loss or gradient are skipped and counted, without waiting for the GPU.
+
+A step is bad when its loss or any gradient is NaN or infinite. A bad step changes nothing: not the
+weights, not the optimiser's momentum, not BatchNorm's running statistics (which the forward pass
+already moved). After ``max_in_a_row`` bad steps in a row the run stops with :class:`NonFiniteError`.
+
+Why nothing here reads a value back every step: on a GPU, ``tensor.item()`` waits for every queued
+kernel, so a per-step check would stall the CPU once per step and leave the GPU idle while the next
+step is queued. Instead the decision stays on the device:
+
+- the finite check is one fused kernel over all gradients (``_amp_foreach_non_finite_check_and_unscale_``
+  with a scale of exactly 1, the kernel GradScaler uses) plus ``isfinite(loss)``;
+- with a fused optimiser (ours on CUDA) the flag is passed as ``found_inf``: the fused SGD kernel then
+  leaves parameters and momentum untouched on the device (GradScaler's own mechanism);
+- BatchNorm statistics are copied before the forward pass and put back with ``torch.where`` on the flag;
+- the counters live on the device; the host sees them through a non-blocking copy into pinned memory,
+  read only once its CUDA event has completed (a step or two late, never waiting). The streak is
+  tracked as the longest since the start, so a streak that reached the limit between two reads is
+  still caught. Before a checkpoint and at each epoch's end the counters are read exactly.
+
+On the CPU there is no queue to stall: the flag is read at once and a bad step simply skips the
+optimiser (the CPU optimiser is not fused).
+
+With fp16, GradScaler already skips a step whose scaled gradients overflow (and lowers the scale); the
+guard counts that step and, if only the loss is non-finite, makes the scaler see it too.
+"""
+from typing import Dict, List, Optional
+
+import torch
+from torch import nn
+
+from .checkpoint import unwrap
+
+
+class NonFiniteError(ValueError):
+    """Too many steps in a row had a non-finite loss or gradient; the message says how many."""
+
+
+def init_momentum_buffers(optimizer: torch.optim.Optimizer) -> None:
+    """Give every parameter a zero momentum buffer before the first step.
+
+    The fused SGD kernel treats its first step specially (it copies the gradient into freshly
+    allocated, uninitialised buffers); when that first step is skipped through ``found_inf`` the
+    buffers stay uninitialised and the next step reads garbage. With zero buffers every step is an
+    ordinary one, and ``0.9 * 0 + g`` is ``g``: the same update as a first step.
+    """
+    for group in optimizer.param_groups:
+        if not group.get("momentum"):
+            continue
+        for p in group["params"]:
+            state = optimizer.state[p]
+            if state.get("momentum_buffer") is None:
+                state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+
+
+class NonFiniteGuard:
+    """Skips and counts bad steps for one model and optimiser; see the module's notes."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device,
+                 max_in_a_row: int = 10):
+        self.optimizer, self.device, self.max_in_a_row = optimizer, device, max_in_a_row
+        self.fused = any(g.get("fused") for g in optimizer.param_groups)
+        init_momentum_buffers(optimizer)
+        self.stats: List[torch.Tensor] = []
+        for m in unwrap(model).modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+                self.stats += [b for b in (m.running_mean, m.running_var) if b is not None]
+        self.saved = [torch.empty_like(b) for b in self.stats]
+        self.one = torch.ones(1, device=device)
+        z = lambda: torch.zeros((), dtype=torch.int64, device=device)  # noqa: E731
+        self.in_a_row, self.total, self.longest = z(), z(), z()
+        self._on_cuda = device.type == "cuda"
+        self._host = torch.zeros(3, dtype=torch.int64, pin_memory=self._on_cuda)
+        self._event: Optional[torch.cuda.Event] = None
+        self.seen = {"in_a_row": 0, "total": 0, "longest": 0}  # as last read by the host
+
+    # -- per step ----------------------------------------------------------------------------------
+
+    def begin(self) -> None:
+        """Before the forward pass: remember BatchNorm's running statistics."""
+        if self.stats:
+            torch._foreach_copy_(self.saved, self.stats)
+
+    def step(self, loss: torch.Tensor, scaler: torch.amp.GradScaler) -> None:
+        """After ``backward``: the optimiser step (through ``scaler``) if the step is good, else nothing."""
+        optimizer = self.optimizer
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        found = (~torch.isfinite(loss.detach().float())).float().reshape(1)
+        by_kind: Dict[tuple, List[torch.Tensor]] = {}
+        for g in grads:
+            by_kind.setdefault((g.device, g.dtype), []).append(g)
+        for (dev, _), group in by_kind.items():
+            # Sets found to 1 if any element is NaN/inf; multiplying by exactly 1 leaves the gradients' bits.
+            torch._amp_foreach_non_finite_check_and_unscale_(group, found, self.one.to(dev))
+        bad = found.bool()
+        host_bad: Optional[bool] = None if self._on_cuda else bool(bad)
+        if scaler.is_enabled():
+            if grads:
+                # A non-finite loss with finite gradients (rare) must stop the scaler too: give it one NaN.
+                g0 = grads[0][(0,) * grads[0].ndim]  # a view of one element, whatever the memory layout
+                g0.copy_(torch.where(bad.reshape(()), torch.full_like(g0, float("nan")), g0))
+            scaler.step(optimizer)
+        elif self.fused:
+            optimizer.found_inf = found
+            try:
+                optimizer.step()
+            finally:
+                del optimizer.found_inf
+        elif host_bad is None:
+            # A non-fused optimiser on a GPU: the only way left is to ask (one sync per step).
+            if not bool(bad):
+                optimizer.step()
+        elif not host_bad:
+            optimizer.step()
+        self._restore_stats(bad, host_bad)
+        b = found.to(torch.int64).reshape(())
+        self.in_a_row.add_(b).mul_(b)
+        self.total.add_(b)
+        torch.maximum(self.longest, self.in_a_row, out=self.longest)
+        self.poll()
+
+    def _restore_stats(self, bad: torch.Tensor, host_bad: Optional[bool]) -> None:
+        if not self.stats:
+            return
+        if host_bad is not None:
+            if host_bad:
+                torch._foreach_copy_(self.stats, self.saved)
+            return
+        for stat, saved in zip(self.stats, self.saved):
+            torch.where(bad, saved, stat, out=stat)
+
+    # -- reading the counters ----------------------------------------------------------------------
+
+    def _counters(self) -> torch.Tensor:
+        return torch.stack([self.in_a_row, self.total, self.longest])
+
+    def _accept(self, values: List[int]) -> None:
+        self.seen = dict(zip(("in_a_row", "total", "longest"), values))
+        if self.seen["longest"] >= self.max_in_a_row:
+            raise NonFiniteError(
+                f"{self.seen['longest']} training steps in a row had a non-finite loss or gradient "
+                f"(max_nonfinite_steps {self.max_in_a_row}); each was skipped, so the weights are those "
+                f"from before them, but training is not recovering: lower lr_max, check the data, or use "
+                f"another precision. {self.seen['total']} steps were skipped in all.")
+
+    def poll(self) -> None:
+        """Look at the counters if they are at hand without waiting; raise past the limit."""
+        if not self._on_cuda:
+            self._accept(self._counters().tolist())
+            return
+        if self._event is not None:
+            if not self._event.query():
+                return
+            self._accept(self._host.tolist())
+        self._host.copy_(self._counters(), non_blocking=True)
+        self._event = torch.cuda.Event()
+        self._event.record()
+
+    def sync(self) -> Dict[str, int]:
+        """Read the counters now (waits for the device); raise past the limit. Returns them."""
+        self._accept(self._counters().tolist())
+        return dict(self.seen)
+
+    # -- checkpoints -------------------------------------------------------------------------------
+
+    def state_dict(self) -> Dict[str, int]:
+        return self.sync()
+
+    def load_state_dict(self, state: Dict[str, int]) -> None:
+        for name in ("in_a_row", "total", "longest"):
+            getattr(self, name).fill_(int(state.get(name, 0)))
+        self.seen = {k: int(state.get(k, 0)) for k in ("in_a_row", "total", "longest")}

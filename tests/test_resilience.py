@@ -1,0 +1,622 @@
+"""Never lose a run: kills, exact resume, untrusted files, bad data, non-finite steps, storage faults.
+
+The issue's tests (a)-(g) are marked in each test's name. The kill tests fork their training processes
+from one helper process that imported torch once (``Zygote``): a run starts in a fraction of a second
+rather than the seconds of a fresh interpreter, so twenty kills fit the time budget.
+"""
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from mobilenet_v1 import checkpoint as ckpt_io
+from mobilenet_v1 import cli, train
+from mobilenet_v1.config import load_config
+from mobilenet_v1.data import (CIFAR_TRAIN_FOLDER, BadSampleWarning, DataError, DataOptions, build_loader)
+from mobilenet_v1.engine import make_optimizer, make_scaler, train_one_epoch
+from mobilenet_v1.model import MobileNetV1
+from mobilenet_v1.nonfinite import NonFiniteError, NonFiniteGuard, init_momentum_buffers
+from mobilenet_v1 import transforms as T
+
+from conftest import jpeg_bytes, smooth_image
+
+SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+SMALL = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU", "--num_workers=0",
+         "--warmup_epochs=0", "--lr_decay_mode=linear", "--lr_max=0.05", "--class_num=4"]
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine, OpenMP threads competing with other processes
+    slow tiny models down by orders of magnitude."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------------------------------------------
+# helpers
+
+_ZYGOTE = r'''
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+import torch
+torch.set_num_threads(1)  # no OpenMP pool exists before fork: forking is safe
+import mobilenet_v1.cli, mobilenet_v1.train
+print("ready", flush=True)
+for line in sys.stdin:
+    job = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        fd = os.open(job["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        rc = 1
+        try:
+            rc = mobilenet_v1.cli.main(["train"] + job["argv"])
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(rc)
+    print(pid, flush=True)
+    _, status = os.waitpid(pid, 0)
+    print(json.dumps({"signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0,
+                      "exitcode": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None}), flush=True)
+'''
+
+
+class Zygote:
+    """A process that imported torch and the package once and forks one training run per request."""
+
+    def __init__(self):
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        self.proc = subprocess.Popen([sys.executable, "-c", _ZYGOTE, SRC], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=env)
+        assert self.proc.stdout.readline().strip() == "ready"
+        self.pid = None
+
+    def start(self, argv, log) -> int:
+        self.proc.stdin.write(json.dumps({"argv": [str(a) for a in argv], "log": str(log)}) + "\n")
+        self.proc.stdin.flush()
+        self.pid = int(self.proc.stdout.readline())
+        return self.pid
+
+    def wait(self):
+        """(signal that ended the run or 0, exit code or None)"""
+        status = json.loads(self.proc.stdout.readline())
+        self.pid = None
+        return status["signal"], status["exitcode"]
+
+    def kill(self):
+        os.kill(self.pid, signal.SIGKILL)
+        return self.wait()
+
+    def run(self, argv, log):
+        self.start(argv, log)
+        return self.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def run_args(cifar_dir, out, *extra):
+    return SMALL + [f"--dataset_path={cifar_dir}", f"--save_checkpoint_path={out}", *extra]
+
+
+def fresh_model_and_optimizer(cfg):
+    """What ``train.run`` builds before it resumes: the reference checkpoints are validated against."""
+    model = train.build_model(cfg).to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, 0.1, cfg.momentum, cfg.weight_decay, torch.device("cpu"))
+    init_momentum_buffers(optimizer)
+    return model, optimizer
+
+
+def make_read_only(path) -> bool:
+    """Make a folder read-only for this process: permissions, or for root (whom permissions do not stop)
+    the immutable attribute. False if neither holds."""
+    os.chmod(path, 0o555)
+    probe = os.path.join(path, ".probe")
+    try:
+        open(probe, "w").close()
+    except OSError:
+        return True
+    os.unlink(probe)
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        return False
+    try:
+        open(probe, "w").close()
+    except OSError:
+        return True
+    os.unlink(probe)
+    return False
+
+
+def make_writable(path) -> None:
+    subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+    os.chmod(path, 0o755)
+
+
+def snapshot(model, optimizer):
+    # num_batches_tracked counts forward passes, skipped ones included (unused with a fixed momentum).
+    state = {k: v.detach().clone() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    moments = [optimizer.state[p]["momentum_buffer"].clone() for g in optimizer.param_groups for p in g["params"]]
+    return state, moments
+
+
+def same(a, b) -> bool:
+    return all(torch.equal(a[0][k], b[0][k]) for k in a[0]) and all(torch.equal(x, y) for x, y in zip(a[1], b[1]))
+
+
+# ---------------------------------------------------------------------------------------------------
+# (a) SIGKILL at 20 random moments
+
+def test_a_sigkill_at_20_random_moments_leaves_a_newest_checkpoint_that_loads(cifar_dir, tmp_path):
+    out = tmp_path / "run"
+    argv = run_args(cifar_dir, out, "--epoch_size=60", "--save_checkpoint_steps=2", "--keep_checkpoint_max=3",
+                    "--resume=auto")
+    cfg = load_config(argv)
+    model, optimizer = fresh_model_and_optimizer(cfg)
+    spe = 12
+
+    def validate(ckpt, path):
+        return ckpt_io.validate_training_checkpoint(ckpt, path, model, optimizer, spe)
+
+    rng = random.Random(20)
+    log = tmp_path / "train.log"
+    kills = []
+    with Zygote() as z:
+        for k in range(20):
+            z.start(argv, log)
+            in_save = k % 4 == 3
+            if in_save:
+                # Kill as soon as a new checkpoint's temporary file shows: inside torch.save, the fsync or
+                # the rename.
+                def saving():
+                    return {p for p in (ckpt_io.partial_files(str(out)) if out.exists() else ())
+                            if os.path.basename(p).startswith("." + ckpt_io.CKPT_PREFIX)}
+                old = saving()
+                deadline = time.time() + 20
+                while time.time() < deadline and not saving() - old:
+                    time.sleep(0.0005)
+            else:
+                time.sleep(rng.uniform(0.1, 1.2))
+            sig, code = z.kill()
+            assert sig == signal.SIGKILL, f"run {k} ended by itself with exit code {code}:\n{log.read_text()[-3000:]}"
+            named = ckpt_io.list_checkpoints(str(out)) if out.exists() else []
+            partial = ckpt_io.partial_files(str(out)) if out.exists() else []
+            # Every file under a checkpoint name is complete and valid, so the newest one is.
+            steps = [validate(ckpt_io.load_file(p), p) for _, p in named]
+            path, _, position, passed = ckpt_io.find_resume_checkpoint(str(out), validate)
+            assert passed == []
+            assert path == (named[-1][1] if named else None)
+            assert all(not os.path.basename(p).startswith(".") for _, p in named)
+            kills.append({"in_save": in_save, "partial": [os.path.basename(p) for p in partial],
+                          "newest": position, "count": len(steps)})
+        print("kills (newest checkpoint as (epochs done, steps into the next)):", *kills, sep="\n  ")
+        positions = [r["newest"][0] * spe + r["newest"][1] for r in kills if r["newest"]]
+        assert positions and positions == sorted(positions) and positions[-1] >= 12  # the run moved on across kills
+        assert [r for r in kills if any(n.startswith("." + ckpt_io.CKPT_PREFIX) for n in r["partial"])], \
+            f"no kill landed inside a checkpoint save: {kills}"
+        # After the last kill, a run left alone continues from the newest checkpoint to its end.
+        finish = kills[-1]["newest"][0] + 1
+        assert z.run(argv + [f"--epoch_size={finish}"], log) == (0, 0)
+    text = log.read_text()
+    assert text.count("resume: continuing from") >= 1 and "resume: passed over" not in text
+    assert not ckpt_io.partial_files(str(out))  # what interrupted saves left was cleared, never used
+    assert ckpt_io.list_checkpoints(str(out))[-1][1] == str(out / f"mobilenetv1-{finish}_12.ckpt")
+
+
+# ---------------------------------------------------------------------------------------------------
+# (b) N steps straight == K steps + kill + resume to N, bit for bit
+
+def test_b_kill_and_resume_gives_bitwise_identical_weights_and_optimizer(cifar_dir, tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    extra = ["--epoch_size=3", "--save_checkpoint_steps=5", "--resume=auto"]
+    with Zygote() as z:
+        assert z.run(run_args(cifar_dir, straight, *extra), tmp_path / "straight.log") == (0, 0)
+        z.start(run_args(cifar_dir, killed, *extra), tmp_path / "killed.log")
+        deadline = time.time() + 60
+        # Kill once a mid-epoch checkpoint of epoch 2 exists (global step 15 = epoch 2, step 3).
+        while time.time() < deadline and not any(e >= 2 for e, _ in ckpt_io.list_checkpoints(str(killed))):
+            time.sleep(0.002)
+        assert z.kill()[0] == signal.SIGKILL
+        newest = ckpt_io.list_checkpoints(str(killed))[-1][1]
+        assert z.run(run_args(cifar_dir, killed, *extra), tmp_path / "resumed.log") == (0, 0)
+    log = (tmp_path / "resumed.log").read_text()
+    assert f"resume: continuing from {newest} after epoch " in log and " steps of epoch " in log
+    a = ckpt_io.load_file(str(straight / "mobilenetv1-3_12.ckpt"))
+    b = ckpt_io.load_file(str(killed / "mobilenetv1-3_12.ckpt"))
+    assert a["step"] == b["step"] == 36
+    assert a["model"].keys() == b["model"].keys()
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert sa.keys() == sb.keys() and len(sa) == len(list(train.build_model(load_config(SMALL)).parameters()))
+    for k in sa:
+        assert torch.equal(sa[k]["momentum_buffer"], sb[k]["momentum_buffer"]), k
+    assert [g["lr"] for g in a["optimizer"]["param_groups"]] == [g["lr"] for g in b["optimizer"]["param_groups"]]
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+
+
+def test_loaders_resume_inside_an_epoch_with_the_same_batches(cifar_dir, image_folder, one_thread):
+    """Starting an epoch at batch k gives exactly the batches k.. of a whole pass, in every loader."""
+    cases = [DataOptions("cifar10", str(cifar_dir), 16, 32, seed=3, num_workers=0, channels_last=False)]
+    for pipeline in ("cpu", "gpu"):  # the GPU pipeline's code runs with the CPU as its device here
+        cases.append(DataOptions("imagenet2012", str(image_folder), 3, 32, seed=3, num_workers=0,
+                                 channels_last=False, pipeline=pipeline))
+    for opts in cases:
+        loader = build_loader(opts, train=True, device=torch.device("cpu"))
+        loader.set_epoch(2)
+        whole = list(loader)
+        loader.set_epoch(2, start_batch=3)
+        tail = list(loader)
+        assert len(whole) == len(loader) and len(tail) == len(loader) - 3, opts
+        for (x1, y1), (x2, y2) in zip(whole[3:], tail):
+            assert torch.equal(x1, x2) and torch.equal(y1, y2)
+        loader.set_epoch(3)  # the next epoch starts at its beginning again
+        assert len(list(loader)) == len(whole)
+
+
+# ---------------------------------------------------------------------------------------------------
+# (c) untrusted files
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_c_pickle_payload_is_refused_without_running(cifar_dir, tmp_path, capsys, one_thread):
+    import pickle
+
+    marker = tmp_path / "PWNED"
+    state = MobileNetV1(class_num=4, width_mult=0.25).state_dict()
+    zipped = tmp_path / "zipped.ckpt"
+    torch.save({"model": state, "epoch": _Payload(marker)}, str(zipped))
+    raw = tmp_path / "raw.ckpt"
+    raw.write_bytes(pickle.dumps({"model": _Payload(marker)}))
+    for path in (zipped, raw):
+        with pytest.raises(ckpt_io.CheckpointError, match=str(path.name)):
+            ckpt_io.load_file(str(path))
+    # Through every way a file comes in: eval, pre_trained, resume PATH, and resume auto (passed over).
+    run = tmp_path / "run"
+    assert cli.main(["eval", f"--checkpoint_path={zipped}", f"--dataset_path={cifar_dir}", "--device_target=CPU",
+                     "--image_size=32"]) == 1
+    assert cli.main(["train", *run_args(cifar_dir, run, f"--pre_trained={zipped}", "--epoch_size=1")]) == 1
+    assert cli.main(["train", *run_args(cifar_dir, run, f"--resume={raw}", "--epoch_size=1")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("zipped.ckpt: cannot be read") == 2 and "raw.ckpt: cannot be read" in err
+    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2")]) == 0
+    (run / "mobilenetv1-3_12.ckpt").write_bytes(zipped.read_bytes())  # planted as the newest
+    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--resume=auto")]) == 0
+    out = capsys.readouterr().out
+    assert "resume: passed over checkpoint" in out and "mobilenetv1-3_12.ckpt: cannot be read" in out
+    assert f"continuing from {run / 'mobilenetv1-2_12.ckpt'}" in out and "training is complete" in out
+    assert not marker.exists()
+
+
+def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread):
+    run = tmp_path / "run"
+    train.run(load_config(run_args(cifar_dir, run, "--epoch_size=2", "--save_checkpoint_epochs=1")))
+    cfg = load_config(SMALL)
+    model, optimizer = fresh_model_and_optimizer(cfg)
+    good = ckpt_io.load_file(str(run / "mobilenetv1-2_12.ckpt"))
+    assert ckpt_io.validate_training_checkpoint(good, "g", model, optimizer, 12) == (2, 0)
+
+    def problem(mutate, spe=12):
+        ck = ckpt_io.load_file(str(run / "mobilenetv1-2_12.ckpt"))
+        mutate(ck)
+        with pytest.raises(ckpt_io.CheckpointError) as e:
+            ckpt_io.validate_training_checkpoint(ck, "x.ckpt", model, optimizer, spe)
+        assert "x.ckpt" in str(e.value)
+        return str(e.value)
+
+    assert "wrong dtype 1: fc.weight" in problem(lambda c: c["model"].update({"fc.weight": c["model"]["fc.weight"].double()}))
+    assert "NaN or infinite values in 1: network.3.1.running_var" in problem(
+        lambda c: c["model"]["network.3.1.running_var"].fill_(float("inf")))
+    assert "momentum_buffer of parameter 0 holds NaN" in problem(
+        lambda c: c["optimizer"]["state"][0]["momentum_buffer"].fill_(float("nan")))
+    assert "missing 1: fc.bias" in problem(lambda c: c["model"].pop("fc.bias"))
+    assert "not a training checkpoint (no optimizer)" in problem(lambda c: c.pop("optimizer"))
+    assert "written at 12 steps per epoch, this run has 6" in problem(lambda c: None, spe=6)
+    assert "step 5 is not epoch 2 x 12 + 0" in problem(lambda c: c.update({"step": 5}))
+    assert "loss scale" in problem(lambda c: c.update({"scaler": {"scale": float("nan")}}))
+    # Newest first, damaged ones passed over with the reason; none valid is an error, not a fresh start.
+    newest = run / "mobilenetv1-2_12.ckpt"
+    newest.write_bytes(newest.read_bytes()[:4096])
+    capsys.readouterr()
+    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--save_checkpoint_epochs=1",
+                                        "--resume=auto")]) == 0
+    out = capsys.readouterr().out
+    assert f"passed over checkpoint {newest}: cannot be read" in out
+    assert f"continuing from {run / 'mobilenetv1-1_12.ckpt'}" in out and "epoch: 2 step: 12" in out
+    for _, p in ckpt_io.list_checkpoints(str(run)):
+        open(p, "wb").close()
+    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--resume=auto")]) == 1
+    assert "none of the 2 checkpoints" in capsys.readouterr().err
+
+
+def test_checkpoint_names_sort_by_step_number(tmp_path):
+    for name in ("mobilenetv1-3_12.ckpt", "mobilenetv1-3_4.ckpt", "mobilenetv1-10_2.ckpt", "mobilenetv1-3_10.ckpt",
+                 ".mobilenetv1-3_6.ckpt.abc.tmp"):
+        (tmp_path / name).write_bytes(b"")
+    assert [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(tmp_path))] == [
+        "mobilenetv1-3_4.ckpt", "mobilenetv1-3_10.ckpt", "mobilenetv1-3_12.ckpt", "mobilenetv1-10_2.ckpt"]
+    assert [os.path.basename(p) for p in ckpt_io.remove_partial_files(str(tmp_path))] == [".mobilenetv1-3_6.ckpt.abc.tmp"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# (d) bad data
+
+def add_bad_files(root):
+    good = jpeg_bytes(smooth_image(64, 64, 5))
+    folder = root / "train" / "n02"
+    (folder / "truncated.JPEG").write_bytes(good[: len(good) // 2])
+    (folder / "empty.JPEG").write_bytes(b"")
+    (folder / "text.JPEG").write_text("this is not an image\n")
+    return {"truncated.JPEG", "empty.JPEG", "text.JPEG"}
+
+
+# Worker processes decode (or read) the files: the count is kept in the main process all the same.
+@pytest.mark.parametrize("pipeline,workers,device", [("cpu", 2, "cpu"), ("gpu", 0, "cpu")] + (
+    [("gpu", 2, "cuda"), ("cpu", 2, "cuda")] if torch.cuda.is_available() else []))
+def test_d_unreadable_images_are_skipped_counted_and_past_the_limit_stop(image_folder, tmp_path, capsys, pipeline,
+                                                                         workers, device, one_thread):
+    bad = add_bad_files(image_folder)
+    # The eval loader sees every file once: the batches hold every readable file, none repeated.
+    opts = DataOptions("imagenet2012", str(image_folder / "train"), 4, 32, seed=1, num_workers=workers,
+                       channels_last=False, pipeline=pipeline, max_bad_samples=3)
+    loader = build_loader(opts, train=False, device=torch.device(device), drop_last=False)
+    with pytest.warns(BadSampleWarning) as caught:
+        total = sum(y.numel() for _, y in loader)
+    assert total == 15 and len(loader.bad_samples) == 3
+    assert {os.path.basename(p) for p in loader.bad_samples.files} == bad
+    assert all(any(name in str(w.message) for w in caught) for name in bad)
+
+    args = ["--dataset=imagenet2012", f"--dataset_path={image_folder}", "--class_num=2", "--image_size=32",
+            "--width_mult=0.25", "--batch_size=3", f"--device_target={'GPU' if device == 'cuda' else 'CPU'}",
+            f"--num_workers={workers}",
+            f"--data_pipeline={pipeline}", "--epoch_size=2", f"--save_checkpoint_path={tmp_path / 'run'}"]
+    with pytest.warns(BadSampleWarning):
+        result = train.run(load_config(args + ["--max_bad_samples=3"]))
+    assert result["bad_samples"] == 3 and os.path.exists(result["checkpoint"])
+    assert "skipped 3 unreadable image file(s) so far (max_bad_samples 3)" in capsys.readouterr().out
+    with pytest.warns(BadSampleWarning), pytest.raises(DataError) as e:
+        train.run(load_config(args + ["--max_bad_samples=2"]))
+    assert "3 image files could not be read, more than max_bad_samples 2" in str(e.value)
+    assert all(name in str(e.value) for name in bad)
+    # The default, 0.1% of 18 files, tolerates none: the first bad file stops the run.
+    with pytest.warns(BadSampleWarning), pytest.raises(DataError, match=r"max_bad_samples 0 \(0.1% of 18 files\)"):
+        train.run(load_config(args))
+
+
+def test_d_damaged_cifar_file_is_refused_at_start(cifar_dir, tmp_path, capsys):
+    f = cifar_dir / CIFAR_TRAIN_FOLDER / "data_batch_2.bin"
+    f.write_bytes(f.read_bytes()[:-100])
+    assert cli.main(["train", *run_args(cifar_dir, tmp_path / "run", "--epoch_size=1")]) == 1
+    assert "data_batch_2.bin" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_truncated_jpeg_is_seen_before_the_gpu_decoder():
+    data = jpeg_bytes(smooth_image(40, 50, 2))
+    assert T.jpeg_complete(data) and T.jpeg_complete(data + b"\0" * 64)
+    assert not any(T.jpeg_complete(data[:n]) for n in (len(data) - 1, len(data) - 2, len(data) // 2, 100))
+
+
+# ---------------------------------------------------------------------------------------------------
+# (e) non-finite steps are skipped: weights, momentum and BatchNorm statistics stay as they were
+
+class Batches:
+    """A fixed list of batches with the loader's face."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("precision,fused,poison", [("fp16", None, "overflow"), ("fp32", True, "nan"),
+                                                     ("fp32", False, "nan"), ("bf16", True, "inf")])
+def test_e_non_finite_step_is_skipped_and_weights_stay_finite(device, precision, fused, poison, one_thread):
+    device = torch.device(device)
+    torch.manual_seed(0)
+    model = MobileNetV1(class_num=4, width_mult=0.25).to(device)
+    if fused is None:
+        optimizer = make_optimizer(model, 0.05, 0.9, 1e-4, device)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, fused=fused or None,
+                                    foreach=None if fused else True)
+    scaler = make_scaler(precision, device, 1024.0)
+    guard = NonFiniteGuard(model, optimizer, device, max_in_a_row=3)
+    g = torch.Generator().manual_seed(1)
+    batches = [(torch.randn(8, 3, 32, 32, generator=g).to(device), torch.randint(0, 4, (8,), generator=g).to(device))
+               for _ in range(4)]
+    x, y = batches[1]
+    # fp16 overflow: values past 65504 become inf inside the fp16 convolution.
+    bad_x = {"overflow": x * 1e6, "nan": x.clone().fill_(float("nan")), "inf": x * float("inf")}[poison]
+    batches[1] = (bad_x, y)
+    states = []
+    scales = []
+    train_one_epoch(model, Batches(batches), torch.nn.CrossEntropyLoss(), optimizer, scaler, [0.05] * 4, device,
+                    precision, on_step=lambda i, loss, lr: (states.append(snapshot(model, optimizer)),
+                                                            scales.append(scaler.get_scale())), guard=guard)
+    assert guard.sync() == {"in_a_row": 0, "total": 1, "longest": 1}
+    assert same(states[0], states[1])  # step 2 skipped: weights, BN statistics and momentum unchanged
+    assert not same(states[1], states[2]) and not same(states[2], states[3])
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
+    if precision == "fp16":
+        assert scales[1] == scales[0] / 2  # the scaler lowered its scale for the overflow
+
+
+def test_guard_stops_after_max_in_a_row_and_counts(one_thread):
+    model = MobileNetV1(class_num=4, width_mult=0.25)
+    optimizer = make_optimizer(model, 0.05, 0.9, 1e-4, torch.device("cpu"))
+    guard = NonFiniteGuard(model, optimizer, torch.device("cpu"), max_in_a_row=3)
+    nan = (torch.full((4, 3, 32, 32), float("nan")), torch.zeros(4, dtype=torch.long))
+    ok = (torch.randn(4, 3, 32, 32), torch.zeros(4, dtype=torch.long))
+    args = (torch.nn.CrossEntropyLoss(), optimizer, make_scaler("fp32", torch.device("cpu"), 1.0), [0.01] * 8,
+            torch.device("cpu"), "fp32")
+    train_one_epoch(model, Batches([nan, nan, ok, nan, nan]), *args, guard=guard)  # two in a row: fine
+    assert guard.sync() == {"in_a_row": 2, "total": 4, "longest": 2}
+    with pytest.raises(NonFiniteError, match="3 training steps in a row had a non-finite loss or gradient"):
+        train_one_epoch(model, Batches([nan, ok]), *args, guard=guard)
+
+
+# ---------------------------------------------------------------------------------------------------
+# (f) a NaN-producing batch sequence stops the run; the last good checkpoint stays
+
+class NaNFrom:
+    """Wraps the run's loader: from global step ``first`` on, every batch is NaN."""
+
+    def __init__(self, loader, first):
+        self.loader, self.first, self.epoch, self.start = loader, first, 0, 0
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+    def __len__(self):
+        return len(self.loader)
+
+    def set_epoch(self, epoch, start_batch=0):
+        self.epoch, self.start = epoch, start_batch
+        self.loader.set_epoch(epoch, start_batch)
+
+    def __iter__(self):
+        for b, (x, y) in enumerate(self.loader, self.start):
+            yield (x.clone().fill_(float("nan")) if self.epoch * len(self) + b >= self.first else x), y
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_f_nan_batches_stop_the_run_and_keep_the_last_good_checkpoint(cifar_dir, tmp_path, monkeypatch, capsys,
+                                                                      device, one_thread):
+    real = train.build_loader
+    monkeypatch.setattr(train, "build_loader", lambda *a, **k: NaNFrom(real(*a, **k), first=20))
+    run = tmp_path / "run"
+    args = run_args(cifar_dir, run, "--epoch_size=4", "--save_checkpoint_steps=6",
+                    f"--device_target={'GPU' if device == 'cuda' else 'CPU'}")
+    assert cli.main(["train", *args]) == 1
+    err = capsys.readouterr().err
+    assert "10 training steps in a row had a non-finite loss or gradient (max_nonfinite_steps 10)" in err
+    names = [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(run))]
+    # Global step 24 (2_12) came 4 NaN steps in: its weights are still those after step 20.
+    assert names == ["mobilenetv1-1_6.ckpt", "mobilenetv1-1_12.ckpt", "mobilenetv1-2_6.ckpt", "mobilenetv1-2_12.ckpt"]
+    last = ckpt_io.load_file(str(run / "mobilenetv1-2_12.ckpt"))
+    assert last["nonfinite"] == {"in_a_row": 4, "total": 4, "longest": 4}
+    assert all(torch.isfinite(v).all() for v in last["model"].values() if v.is_floating_point())
+    assert not ckpt_io.partial_files(str(run))
+    # Resuming with clean data from the last good checkpoint finishes the run.
+    monkeypatch.setattr(train, "build_loader", real)
+    assert cli.main(["train", *args, "--resume=auto"]) == 0
+    assert os.path.exists(run / "mobilenetv1-4_12.ckpt")
+
+
+def test_checkpoint_with_non_finite_weights_is_never_written(cifar_dir, tmp_path, one_thread):
+    cfg = load_config(run_args(cifar_dir, tmp_path / "run", "--epoch_size=1"))
+    model, optimizer = fresh_model_and_optimizer(cfg)
+    guard = NonFiniteGuard(model, optimizer, torch.device("cpu"))
+    writer = train.CheckpointWriter(cfg, model, optimizer, make_scaler("fp32", torch.device("cpu"), 1.0), guard,
+                                    12, None)
+    writer.save(0, 5)
+    with torch.no_grad():
+        model.network[3][0].weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match=r"refusing to write checkpoint .*mobilenetv1-1_6\.ckpt: "
+                                             r"network\.3\.0\.weight.*newest checkpoint .*mobilenetv1-1_5\.ckpt"):
+        writer.save(0, 6)
+    assert sorted(os.listdir(tmp_path / "run")) == ["mobilenetv1-1_5.ckpt"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# (g) storage faults: read-only folder, full disk
+
+def test_g_read_only_checkpoint_folder_fails_cleanly(cifar_dir, tmp_path, capsys, one_thread):
+    run = tmp_path / "run"
+    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=1")]) == 0
+    before = {n: (run / n).read_bytes() for n in os.listdir(run)}
+    if not make_read_only(run):
+        make_writable(run)
+        pytest.skip("cannot make a folder read-only on this machine")
+    try:
+        rc = cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--resume=auto")])
+    finally:
+        make_writable(run)
+    err = capsys.readouterr().err
+    assert rc == 1 and f"save_checkpoint_path {run}: cannot write there" in err
+    assert {n: (run / n).read_bytes() for n in os.listdir(run)} == before
+
+
+def test_g_folder_turning_read_only_mid_run_stops_with_earlier_checkpoints_intact(cifar_dir, tmp_path, monkeypatch,
+                                                                                 capsys, one_thread):
+    run = tmp_path / "run"
+    real = train.build_loader
+    state = {"ro": None}
+
+    class ReadOnlyAt(NaNFrom):  # at global step 15 the folder stops taking writes
+        def __iter__(self):
+            for b, (x, y) in enumerate(self.loader, self.start):
+                if self.epoch * len(self) + b == 15 and state["ro"] is None:
+                    state["ro"] = make_read_only(run)
+                yield x, y
+
+    monkeypatch.setattr(train, "build_loader", lambda *a, **k: ReadOnlyAt(real(*a, **k), 0))
+    try:
+        rc = cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=3", "--save_checkpoint_steps=6")])
+    finally:
+        make_writable(run)
+    if not state["ro"]:
+        pytest.skip("cannot make a folder read-only on this machine")
+    err = capsys.readouterr().err
+    assert rc == 1 and f"cannot write checkpoint {run / 'mobilenetv1-2_6.ckpt'}" in err
+    assert f"earlier checkpoints in {run} are intact (newest: {run / 'mobilenetv1-1_12.ckpt'})" in err
+    assert "--resume auto" in err
+    names = sorted(os.listdir(run))
+    assert names == ["config.yaml", "mobilenetv1-1_12.ckpt", "mobilenetv1-1_6.ckpt"]
+    assert ckpt_io.load_file(str(run / "mobilenetv1-1_12.ckpt"))["step"] == 12
+
+
+def test_g_full_disk_stops_with_a_clear_error_and_earlier_checkpoints_intact(cifar_dir, tmp_path, monkeypatch,
+                                                                            capsys, one_thread):
+    run = tmp_path / "run"
+    real_save = torch.save
+    calls = []
+
+    def save_until_disk_full(obj, f, *a, **k):
+        calls.append(1)
+        if len(calls) >= 3:
+            f.write(b"\x00" * 1000)  # part of the file made it to disk, then the device filled up
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", save_until_disk_full)
+    rc = cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=3", "--save_checkpoint_steps=6")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "cannot write checkpoint" in err and "No space left on device" in err
+    assert sorted(os.listdir(run)) == ["config.yaml", "mobilenetv1-1_12.ckpt", "mobilenetv1-1_6.ckpt"]
+    monkeypatch.setattr(torch, "save", real_save)
+    for _, p in ckpt_io.list_checkpoints(str(run)):
+        assert ckpt_io.load_file(p)["format"] == ckpt_io.FORMAT
