@@ -15,6 +15,7 @@ commands:
   eval           top-1/top-5 of a checkpoint (--checkpoint_path CKPT --dataset_path PATH [--json])
   info           parameters and multiply-adds (--width_mult A --image_size R --class_num K [--json])
   lr-schedule    write the per-step learning rate of a configuration (--config_path F --out lr.csv)
+  plot           loss, lr and top-1 curves of run folders, overlaid (RUN_DIR [RUN_DIR ...] --out curves.png)
 
 'mobilenet-v1 COMMAND --help' describes one command."""
 
@@ -120,11 +121,22 @@ def cmd_lr_schedule(argv: List[str]) -> int:
     return 0
 
 
+def cmd_plot(argv: List[str]) -> int:
+    from . import plot
+
+    try:
+        return plot.main(argv)
+    except plot.MissingDependency as e:
+        print(f"mobilenet-v1 plot: error: {e}", file=sys.stderr)
+        return 1
+
+
 COMMANDS: Dict[str, Callable[[List[str]], int]] = {
     "train": cmd_train,
     "eval": cmd_eval,
     "info": cmd_info,
     "lr-schedule": cmd_lr_schedule,
+    "plot": cmd_plot,
 }
 
 

@@ -11,12 +11,13 @@ import torch
 from . import checkpoint as ckpt_io
 from .config import Config, dump_yaml, load_config, to_dict
 from .data import DataOptions, build_loader
-from .engine import (EpochResult, autocast, make_optimizer, make_scaler, resolve_device,
+from .engine import (EpochResult, autocast, evaluate, make_optimizer, make_scaler, resolve_device,
                      resolve_precision, train_one_epoch)
 from .losses import CrossEntropySmooth
 from .model import MobileNetV1
-from .runtime import header, print0
+from .runtime import header, is_rank0, print0
 from .schedules import get_lr
+from .tracking import RunLogger
 
 
 def seed_everything(seed: int) -> None:
@@ -62,7 +63,7 @@ def epoch_lines(epoch: int, result: EpochResult) -> List[str]:
 
 
 def save_training_checkpoint(path: str, model, optimizer, scaler, epoch: int, step: int, cfg: Config,
-                             classes: Optional[List[str]]) -> None:
+                             classes: Optional[List[str]], extra: Optional[Dict[str, Any]] = None) -> None:
     state = {
         "format": ckpt_io.FORMAT,
         "model": ckpt_io.unwrap(model).state_dict(),
@@ -74,8 +75,17 @@ def save_training_checkpoint(path: str, model, optimizer, scaler, epoch: int, st
         "config": to_dict(cfg),
         "classes": classes,
         "rng": ckpt_io.rng_state(),
+        **(extra or {}),
     }
     ckpt_io.atomic_save(state, path)
+
+
+def evaluate_accuracy(model, loader, device: torch.device, precision: str) -> Dict[str, float]:
+    """Top-1/top-5 over the eval split during training (the model is left in eval mode)."""
+    counts = evaluate(model, loader, device, precision)
+    total = max(counts["total"], 1)
+    return {"top_1": counts["top_1_correct"] / total, "top_5": counts["top_5_correct"] / total,
+            "eval_images": counts["total"]}
 
 
 def run(cfg: Config) -> Dict[str, Any]:
@@ -84,9 +94,13 @@ def run(cfg: Config) -> Dict[str, Any]:
     precision = resolve_precision(cfg.precision, device)
     seed_everything(cfg.seed)
     out_dir = cfg.save_checkpoint_path
-    print0(header(device))
-    print0("configuration:\n" + dump_yaml(cfg).rstrip())
+    preamble = [header(device), "configuration:\n" + dump_yaml(cfg).rstrip()]
+    for line in preamble:
+        print0(line)
     loader = build_loader(data_options(cfg, device), train=True, device=device, drop_last=True)
+    # Built before training so that a missing eval split stops the run at once, not epochs later.
+    eval_loader = (build_loader(data_options(cfg, device, train=False), train=False, device=device,
+                                drop_last=cfg.eval_drop_last) if cfg.eval_interval else None)
     if cfg.save_checkpoint:
         os.makedirs(out_dir, exist_ok=True)
         ckpt_io.atomic_save_text(dump_yaml(cfg), os.path.join(out_dir, "config.yaml"))
@@ -112,21 +126,40 @@ def run(cfg: Config) -> Dict[str, Any]:
     scaler = make_scaler(precision, device, cfg.loss_scale)
     step_model = torch.compile(model) if cfg.compile else model
 
+    tracker = RunLogger(out_dir if cfg.save_checkpoint else None, cfg.epoch_size, steps_per_epoch,
+                        cfg.pretrain_epoch_size, cfg.log_interval, preamble)
+    on_step = lambda i, loss, step_lr: tracker.log_step(i, loss, step_lr, cfg.batch_size)  # noqa: E731
     print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch, epochs "
            f"{cfg.pretrain_epoch_size + 1}..{cfg.epoch_size}, precision {precision}, device {device}")
     last_path, result = "", None
-    for epoch in range(cfg.pretrain_epoch_size, cfg.epoch_size):
-        loader.set_epoch(epoch)
-        lrs = lr[epoch * steps_per_epoch:(epoch + 1) * steps_per_epoch]
-        result = train_one_epoch(step_model, loader, criterion, optimizer, scaler, lrs, device, precision)
-        for line in epoch_lines(epoch + 1, result):
-            print0(line)
-        done = epoch + 1
-        if cfg.save_checkpoint and (done % cfg.save_checkpoint_epochs == 0 or done == cfg.epoch_size):
-            last_path = os.path.join(out_dir, ckpt_io.checkpoint_name(done, steps_per_epoch))
-            save_training_checkpoint(last_path, model, optimizer, scaler, done, done * steps_per_epoch, cfg,
-                                     loader.classes)
-            ckpt_io.prune_checkpoints(out_dir, cfg.keep_checkpoint_max)
+    try:
+        for epoch in range(cfg.pretrain_epoch_size, cfg.epoch_size):
+            loader.set_epoch(epoch)
+            lrs = lr[epoch * steps_per_epoch:(epoch + 1) * steps_per_epoch]
+            tracker.begin_epoch(epoch + 1)
+            result = train_one_epoch(step_model, loader, criterion, optimizer, scaler, lrs, device, precision,
+                                     on_step=on_step)
+            for line in epoch_lines(epoch + 1, result):
+                print0(line)
+            done = epoch + 1
+            accuracy = None
+            if eval_loader is not None and (done % cfg.eval_interval == 0 or done == cfg.epoch_size):
+                accuracy = evaluate_accuracy(model, eval_loader, device, precision)
+                best = tracker.improved(accuracy["top_1"])
+                print0(f"eval: epoch {done} top-1 {accuracy['top_1']:.4f} top-5 {accuracy['top_5']:.4f} "
+                       f"({accuracy['eval_images']} images)" + (", best so far" if best else ""))
+                if best and cfg.save_checkpoint and is_rank0():
+                    save_training_checkpoint(os.path.join(out_dir, ckpt_io.BEST_NAME), model, optimizer, scaler,
+                                             done, done * steps_per_epoch, cfg, loader.classes,
+                                             extra={"metrics": accuracy})
+            tracker.log_epoch(done, result, float(lrs[-1]), accuracy)
+            if cfg.save_checkpoint and (done % cfg.save_checkpoint_epochs == 0 or done == cfg.epoch_size):
+                last_path = os.path.join(out_dir, ckpt_io.checkpoint_name(done, steps_per_epoch))
+                save_training_checkpoint(last_path, model, optimizer, scaler, done, done * steps_per_epoch, cfg,
+                                         loader.classes)
+                ckpt_io.prune_checkpoints(out_dir, cfg.keep_checkpoint_max)
+    finally:
+        tracker.close()
     return {"checkpoint": last_path, "last_loss": result.last_loss if result else float("nan"),
             "steps_per_epoch": steps_per_epoch}
 
