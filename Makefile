@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= test,demo
+# tensorboard: event files in each run folder; plot: matplotlib for `mobilenet-v1 plot` (make demo draws its curves).
+EXTRAS ?= test,demo,tensorboard,plot
 
 .PHONY: demo test venv clean
 
@@ -18,6 +19,7 @@ demo: $(VENV)/.installed
 	$(PY) -m mobilenet_v1.demo --out data/digits
 	$(PY) -m mobilenet_v1 train --config_path configs/demo.yaml
 	$(PY) -m mobilenet_v1 eval --config_path configs/demo.yaml --checkpoint_path runs/demo
+	$(PY) -m mobilenet_v1 plot runs/demo --out runs/demo/curves.png
 
 test: $(VENV)/.installed
 	$(PY) -m pytest tests

@@ -34,7 +34,7 @@ def test_short_training_run_loss_falls_and_checkpoints(cifar_dir, tmp_path, caps
     assert len(losses) == 6
     assert np.mean(losses[-2:]) < 0.6 * np.mean(losses[:2])
     assert "epoch: 6 step: 12, loss is " in log and "Epoch time: " in log and ", per step time: " in log
-    names = sorted(os.listdir(out))
+    names = sorted(n for n in os.listdir(out) if n.endswith((".ckpt", ".yaml")))  # tests/test_tracking.py: the rest
     assert names == ["config.yaml", "mobilenetv1-4_12.ckpt", "mobilenetv1-6_12.ckpt"]
     assert result["checkpoint"] == str(out / "mobilenetv1-6_12.ckpt")
     ck = ckpt_io.load_file(result["checkpoint"])

@@ -17,6 +17,8 @@ from torch import nn
 
 FORMAT = "mobilenet-v1/1"
 CKPT_PREFIX = "mobilenetv1"
+# The best checkpoint by top-1 (``--eval_interval``); outside _NAME_RE, so pruning never removes it.
+BEST_NAME = CKPT_PREFIX + "-best.ckpt"
 _NAME_RE = re.compile(r"^" + CKPT_PREFIX + r"-(\d+)_(\d+)\.ckpt$")
 
 

@@ -16,6 +16,7 @@ commands:
   info           parameters and multiply-adds (--width_mult A --image_size R --class_num K [--json])
   lr-schedule    write the per-step learning rate of a configuration (--config_path F --out lr.csv)
   convert        rewrite a checkpoint: MindSpore .ckpt, our .pt, .safetensors (SRC DST [--format F])
+  plot           loss, lr and top-1 curves of run folders, overlaid (RUN_DIR [RUN_DIR ...] --out curves.png)
 
 'mobilenet-v1 COMMAND --help' describes one command."""
 
@@ -144,6 +145,14 @@ def cmd_convert(argv: List[str]) -> int:
     if out["warning"]:
         print(f"mobilenet-v1 convert: warning: {out['warning']}", file=sys.stderr)
     return 0
+def cmd_plot(argv: List[str]) -> int:
+    from . import plot
+
+    try:
+        return plot.main(argv)
+    except plot.MissingDependency as e:
+        print(f"mobilenet-v1 plot: error: {e}", file=sys.stderr)
+        return 1
 
 
 COMMANDS: Dict[str, Callable[[List[str]], int]] = {
@@ -152,6 +161,7 @@ COMMANDS: Dict[str, Callable[[List[str]], int]] = {
     "info": cmd_info,
     "lr-schedule": cmd_lr_schedule,
     "convert": cmd_convert,
+    "plot": cmd_plot,
 }
 
 

@@ -66,7 +66,10 @@ class Config:
     # "auto": the GPU pipeline when CUDA is present (ImageNet folders), else the CPU one.
     data_pipeline: str = "auto"
     random_flip: bool = True
-    log_interval: int = 0  # steps between progress lines; 0: once per epoch only (the seed)
+    # Steps between logged records (metrics.jsonl, TensorBoard, progress lines); 0: once per epoch only.
+    # Each one reads the loss back from the device, so it should be tens of steps, not every step.
+    log_interval: int = 50
+    eval_interval: int = 0  # evaluate every N epochs while training, keep the best by top-1; 0: never (the seed)
     # --- crash safety ---
     # "auto": continue from the newest valid checkpoint in save_checkpoint_path (none: start afresh);
     # a file path: continue from that checkpoint; "": start afresh.
@@ -192,6 +195,9 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], source: str) -> None:
     for key in positive:
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{source}: {key} must be at least 1, got {getattr(cfg, key)}")
+    for key in ("log_interval", "eval_interval"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"{source}: {key} must be >= 0 (0: off), got {getattr(cfg, key)}")
     if cfg.width_mult <= 0:
         raise ConfigError(f"{source}: width_mult must be positive, got {cfg.width_mult}")
     if not 0 <= cfg.pretrain_epoch_size < cfg.epoch_size:

@@ -3,6 +3,7 @@ import os
 import platform
 import subprocess
 import sys
+from typing import IO, List
 
 import torch
 import torchvision
@@ -12,11 +13,39 @@ def is_rank0() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+# Files that receive a copy of what print0 prints to stdout (a run's log.txt).
+_log_files: List[IO[str]] = []
+
+
+def add_log_file(path: str) -> IO[str]:
+    """Append everything :func:`print0` prints to stdout to ``path`` as well, until
+    :func:`remove_log_file`. Only call on rank 0: the other ranks print nothing."""
+    f = open(path, "a", encoding="utf-8")
+    _log_files.append(f)
+    return f
+
+
+def remove_log_file(f: IO[str]) -> None:
+    if f in _log_files:
+        _log_files.remove(f)
+    f.close()
+
+
 def print0(*args, **kwargs) -> None:
-    """print() on rank 0 only; output is flushed so logs interleave in order."""
+    """print() on rank 0 only; output is flushed so logs interleave in order. What goes to stdout
+    also goes to the log files of :func:`add_log_file`."""
     if is_rank0():
         kwargs.setdefault("flush", True)
         print(*args, **kwargs)
+        if kwargs.get("file") in (None, sys.stdout):
+            log0(*args, sep=kwargs.get("sep", " "), end=kwargs.get("end", "\n"))
+
+
+def log0(*args, sep: str = " ", end: str = "\n") -> None:
+    """Write to the log files only (what a terminal shows as a progress bar instead)."""
+    if is_rank0():
+        for f in _log_files:
+            print(*args, sep=sep, end=end, file=f, flush=True)
 
 
 def git_revision() -> str:

@@ -12,13 +12,14 @@ from . import checkpoint as ckpt_io
 from . import mindspore_io
 from .config import Config, dump_yaml, load_config, to_dict
 from .data import DataOptions, build_loader
-from .engine import (EpochResult, autocast, make_optimizer, make_scaler, resolve_device,
+from .engine import (EpochResult, autocast, evaluate, make_optimizer, make_scaler, resolve_device,
                      resolve_precision, train_one_epoch)
 from .losses import CrossEntropySmooth
 from .model import MobileNetV1
 from .nonfinite import NonFiniteError, NonFiniteGuard
-from .runtime import header, print0
+from .runtime import header, is_rank0, print0
 from .schedules import get_lr
+from .tracking import RunLogger
 
 
 def seed_everything(seed: int) -> None:
@@ -83,11 +84,6 @@ def training_state(model, optimizer, scaler, epoch: int, step: int, cfg: Config,
     return state
 
 
-def save_training_checkpoint(path: str, model, optimizer, scaler, epoch: int, step: int, cfg: Config,
-                             classes: Optional[List[str]], extra: Optional[Dict[str, Any]] = None) -> None:
-    ckpt_io.atomic_save(training_state(model, optimizer, scaler, epoch, step, cfg, classes, extra), path)
-
-
 def nonfinite_entries(state: Dict[str, Any]) -> List[str]:
     """Names of the model and optimiser tensors in a checkpoint dictionary that hold NaN or inf."""
     bad = [k for k, v in state["model"].items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
@@ -116,12 +112,15 @@ class CheckpointWriter:
         found = ckpt_io.list_checkpoints(self.folder)
         return found[-1][1] if found else "none"
 
-    def save(self, epoch: int, in_epoch: int) -> str:
-        """Save the state after ``in_epoch`` steps of the epoch that follows ``epoch`` completed ones."""
+    def save(self, epoch: int, in_epoch: int, name: str = "", extra: Optional[Dict[str, Any]] = None) -> str:
+        """Save the state after ``in_epoch`` steps of the epoch that follows ``epoch`` completed ones
+        (under ``name`` instead of the numbered one when given, e.g. the best checkpoint)."""
         spe = self.steps_per_epoch
-        name = ckpt_io.checkpoint_name(epoch, spe) if in_epoch == 0 else ckpt_io.checkpoint_name(epoch + 1, in_epoch)
+        if not name:
+            name = ckpt_io.checkpoint_name(epoch, spe) if in_epoch == 0 else ckpt_io.checkpoint_name(epoch + 1, in_epoch)
         path = os.path.join(self.folder, name)
-        extra = {"step_in_epoch": in_epoch, "steps_per_epoch": spe, "nonfinite": self.guard.state_dict()}
+        extra = {"step_in_epoch": in_epoch, "steps_per_epoch": spe, "nonfinite": self.guard.state_dict(),
+                 **(extra or {})}
         state = training_state(self.model, self.optimizer, self.scaler, epoch, epoch * spe + in_epoch, self.cfg,
                                self.classes, extra)
         bad = nonfinite_entries(state)
@@ -202,6 +201,14 @@ def restore_moments(cfg: Config, source: Dict[str, Any], model, optimizer, skipp
                f"{cfg.pretrain_epoch_size * steps_per_epoch}")
 
 
+def evaluate_accuracy(model, loader, device: torch.device, precision: str) -> Dict[str, float]:
+    """Top-1/top-5 over the eval split during training (the model is left in eval mode)."""
+    counts = evaluate(model, loader, device, precision)
+    total = max(counts["total"], 1)
+    return {"top_1": counts["top_1_correct"] / total, "top_5": counts["top_5_correct"] / total,
+            "eval_images": counts["total"]}
+
+
 def run(cfg: Config) -> Dict[str, Any]:
     """Train as configured; returns the last epoch's figures and the last checkpoint's path."""
     device = resolve_device(cfg.device_target)
@@ -211,9 +218,13 @@ def run(cfg: Config) -> Dict[str, Any]:
         # Fixed input shapes: let cuDNN pick the fastest algorithm per layer once.
         torch.backends.cudnn.benchmark = True
     out_dir = cfg.save_checkpoint_path
-    print0(header(device))
-    print0("configuration:\n" + dump_yaml(cfg).rstrip())
+    preamble = [header(device), "configuration:\n" + dump_yaml(cfg).rstrip()]
+    for line in preamble:
+        print0(line)
     loader = build_loader(data_options(cfg, device), train=True, device=device, drop_last=True)
+    # Built before training so that a missing eval split stops the run at once, not epochs later.
+    eval_loader = (build_loader(data_options(cfg, device, train=False), train=False, device=device,
+                                drop_last=cfg.eval_drop_last) if cfg.eval_interval else None)
     if cfg.save_checkpoint:
         try:
             os.makedirs(out_dir, exist_ok=True)
@@ -265,6 +276,8 @@ def run(cfg: Config) -> Dict[str, Any]:
     writer = CheckpointWriter(cfg, model, optimizer, scaler, guard, steps_per_epoch, loader.classes)
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
 
+    tracker = RunLogger(out_dir if cfg.save_checkpoint else None, cfg.epoch_size, steps_per_epoch,
+                        start_epoch, cfg.log_interval, preamble)
     print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch, epochs "
            f"{start_epoch + 1}..{cfg.epoch_size}, precision {precision}, device {device}")
     if start_epoch >= cfg.epoch_size:
@@ -272,33 +285,47 @@ def run(cfg: Config) -> Dict[str, Any]:
     if rng is not None:
         ckpt_io.set_rng_state(rng)
     last_path, result, epoch_seconds = resumed_from, None, []
-    for epoch in range(start_epoch, cfg.epoch_size):
-        first = start_step if epoch == start_epoch else 0
-        loader.set_epoch(epoch, first)
-        lrs = lr[epoch * steps_per_epoch:(epoch + 1) * steps_per_epoch]
+    try:
+        for epoch in range(start_epoch, cfg.epoch_size):
+            first = start_step if epoch == start_epoch else 0
+            loader.set_epoch(epoch, first)
+            lrs = lr[epoch * steps_per_epoch:(epoch + 1) * steps_per_epoch]
+            tracker.begin_epoch(epoch + 1)
 
-        def save_mid_epoch(i: int, loss: torch.Tensor, step_lr: float, epoch: int = epoch) -> None:
-            nonlocal last_path
-            if (epoch * steps_per_epoch + i + 1) % every == 0 and i + 1 < steps_per_epoch:
-                last_path = writer.save(epoch, i + 1)
+            def on_step(i: int, loss: torch.Tensor, step_lr: float, epoch: int = epoch) -> None:
+                nonlocal last_path
+                tracker.log_step(i, loss, step_lr, cfg.batch_size)
+                if every and (epoch * steps_per_epoch + i + 1) % every == 0 and i + 1 < steps_per_epoch:
+                    last_path = writer.save(epoch, i + 1)
 
-        result = train_one_epoch(step_model, loader, criterion, optimizer, scaler, lrs, device, precision,
-                                 on_step=save_mid_epoch if every else None, start_step=first, guard=guard)
-        epoch_seconds.append(result.seconds)
+            result = train_one_epoch(step_model, loader, criterion, optimizer, scaler, lrs, device, precision,
+                                     on_step=on_step, start_step=first, guard=guard)
+            epoch_seconds.append(result.seconds)
+            counts = guard.sync()
+            for line in epoch_lines(epoch + 1, result):
+                print0(line)
+            if counts["total"]:
+                print0(f"skipped {counts['total']} step(s) with a non-finite loss or gradient so far "
+                       f"(max_nonfinite_steps {cfg.max_nonfinite_steps} in a row)")
+            if loader.bad_samples is not None and len(loader.bad_samples):
+                print0(f"skipped {len(loader.bad_samples)} unreadable image file(s) so far "
+                       f"({loader.bad_samples.describe_limit()})")
+            done = epoch + 1
+            accuracy = None
+            if eval_loader is not None and (done % cfg.eval_interval == 0 or done == cfg.epoch_size):
+                accuracy = evaluate_accuracy(model, eval_loader, device, precision)
+                best = tracker.improved(accuracy["top_1"])
+                print0(f"eval: epoch {done} top-1 {accuracy['top_1']:.4f} top-5 {accuracy['top_5']:.4f} "
+                       f"({accuracy['eval_images']} images)" + (", best so far" if best else ""))
+                if best and cfg.save_checkpoint and is_rank0():
+                    writer.save(done, 0, name=ckpt_io.BEST_NAME, extra={"metrics": accuracy})
+            tracker.log_epoch(done, result, float(lrs[-1]), accuracy)
+            if cfg.save_checkpoint and (done % cfg.save_checkpoint_epochs == 0 or done == cfg.epoch_size
+                                        or (every and done * steps_per_epoch % every == 0)):
+                last_path = writer.save(done, 0)
         counts = guard.sync()
-        for line in epoch_lines(epoch + 1, result):
-            print0(line)
-        if counts["total"]:
-            print0(f"skipped {counts['total']} step(s) with a non-finite loss or gradient so far "
-                   f"(max_nonfinite_steps {cfg.max_nonfinite_steps} in a row)")
-        if loader.bad_samples is not None and len(loader.bad_samples):
-            print0(f"skipped {len(loader.bad_samples)} unreadable image file(s) so far "
-                   f"({loader.bad_samples.describe_limit()})")
-        done = epoch + 1
-        if cfg.save_checkpoint and (done % cfg.save_checkpoint_epochs == 0 or done == cfg.epoch_size
-                                    or (every and done * steps_per_epoch % every == 0)):
-            last_path = writer.save(done, 0)
-    counts = guard.sync()
+    finally:
+        tracker.close()
     return {"checkpoint": last_path, "last_loss": result.last_loss if result else float("nan"),
             "steps_per_epoch": steps_per_epoch, "epoch_seconds": epoch_seconds,
             "images_per_epoch": steps_per_epoch * cfg.batch_size, "resumed_from": resumed_from,

@@ -1,0 +1,166 @@
+"""``mobilenet-v1 plot``: loss, learning rate and top-1 of one or more runs against the epoch.
+
+Reads each run folder's ``metrics.jsonl``. Each run keeps one colour in every panel and its name is
+written at the end of its curves, so overlaid runs read without a legend. matplotlib is an optional
+extra (``pip install 'mobilenet-v1[plot]'``), imported only here; the figure is drawn with the Agg
+canvas directly, so no pyplot state or display is involved.
+"""
+import argparse
+import math
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from .tracking import read_metrics
+
+WIDTH_IN, HEIGHT_IN = 12.0, 3.6  # three panels in a row: wide enough for a README
+LABEL_ROOM = 0.30  # share of the x range kept free right of the curves for the run names
+
+
+class MissingDependency(RuntimeError):
+    """An optional package the command needs is not installed; the message says how to install it."""
+
+
+def _matplotlib():
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise MissingDependency("plotting needs matplotlib: pip install 'mobilenet-v1[plot]'") from None
+    return Figure, FigureCanvasAgg
+
+
+def run_names(run_dirs: Sequence[str]) -> List[str]:
+    """Short names that tell the runs apart: the folder name, with parents added while two are equal."""
+    parts = [os.path.normpath(os.path.abspath(d)).split(os.sep) for d in run_dirs]
+    depth = 1
+    while True:
+        names = ["/".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names) or depth >= max(len(p) for p in parts):
+            return names
+        depth += 1
+
+
+def _spread(ys: List[float], gap: float) -> List[float]:
+    """Move the label positions ``ys`` (display units) apart by at least ``gap``, keeping their order."""
+    order = sorted(range(len(ys)), key=lambda i: ys[i])
+    out = list(ys)
+    for a, b in zip(order, order[1:]):
+        if out[b] - out[a] < gap:
+            out[b] = out[a] + gap
+    # Centre the block on the original positions so labels do not all drift upwards.
+    shift = (sum(ys) - sum(out)) / len(ys) if ys else 0.0
+    return [y + shift for y in out]
+
+
+def _label_ends(ax, ends: List[Tuple[float, float, str, Any]], dpi: float, fontsize: float) -> None:
+    """Write each run's name just right of its curve's last point."""
+    if not ends:
+        return
+    to_display = ax.transData.transform
+    ys = [float(to_display((x, y))[1]) for x, y, _, _ in ends]
+    placed = _spread(ys, gap=fontsize * 1.25 * dpi / 72.0)
+    for (x, y, text, colour), y0, y1 in zip(ends, ys, placed):
+        ax.annotate(text, xy=(x, y), xytext=(5, (y1 - y0) * 72.0 / dpi), textcoords="offset points",
+                    color=colour, fontsize=fontsize, va="center", ha="left", annotation_clip=False,
+                    bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+
+
+def plot_runs(run_dirs: Sequence[str], out: str, dpi: int = 150, title: Optional[str] = None) -> Dict[str, Any]:
+    """Draw the curves of ``run_dirs`` into the PNG ``out``; returns what was drawn per run."""
+    if not run_dirs:
+        raise ValueError("plot: give at least one run folder")
+    histories = [read_metrics(d) for d in run_dirs]  # errors name the file before matplotlib loads
+    for d, h in zip(run_dirs, histories):
+        if not h["epochs"] and not h["steps"]:
+            raise ValueError(f"{os.path.join(d, 'metrics.jsonl')}: holds no step or epoch records yet")
+    Figure, FigureCanvasAgg = _matplotlib()
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+    names = run_names(run_dirs)
+    fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=dpi)
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.15, top=0.80 if title else 0.88, wspace=0.28)
+    ax_loss, ax_lr, ax_top1 = fig.subplots(1, 3)
+    colours = [f"C{i % 10}" for i in range(len(run_dirs))]
+    fontsize = 8.5
+    ends: Dict[str, List[Tuple[float, float, str, Any]]] = {"loss": [], "lr": [], "top1": []}
+    x_max = 0.0
+    drawn = {}
+    for name, colour, h in zip(names, colours, histories):
+        steps, epochs = h["steps"], h["epochs"]
+        # Loss: the epoch mean (the per-step losses are single batches: shown faintly for texture).
+        if steps:
+            ax_loss.plot([r["epoch"] for r in steps], [r["loss"] for r in steps], color=colour, alpha=0.25,
+                         linewidth=0.8)
+        if epochs:
+            xs, ys = [r["epoch"] for r in epochs], [r["mean_loss"] for r in epochs]
+            ax_loss.plot(xs, ys, color=colour, linewidth=1.6, marker="o" if len(xs) <= 40 else None, markersize=2.5)
+            ends["loss"].append((xs[-1], ys[-1], name, colour))
+        lr_src = steps or epochs
+        xs, ys = [r["epoch"] for r in lr_src], [r["lr"] for r in lr_src]
+        ax_lr.plot(xs, ys, color=colour, linewidth=1.6)
+        ends["lr"].append((xs[-1], ys[-1], name, colour))
+        x_max = max(x_max, xs[-1])
+        evals = [r for r in epochs if "top_1" in r]
+        if evals:
+            xs, ys = [r["epoch"] for r in evals], [100.0 * r["top_1"] for r in evals]
+            ax_top1.plot(xs, ys, color=colour, linewidth=1.6, marker="o", markersize=3)
+            best = max(range(len(ys)), key=lambda i: (ys[i], -i))
+            ax_top1.plot([xs[best]], [ys[best]], marker="*", markersize=9, color=colour, linestyle="none")
+            ends["top1"].append((xs[-1], ys[-1], f"{name} {ys[-1]:.1f}%", colour))
+        drawn[name] = {"epochs": len(epochs), "steps": len(steps), "evaluations": len(evals),
+                       "best_top_1": max((r["top_1"] for r in evals), default=None)}
+    if all(y > 0 for line in ax_loss.get_lines() for y in line.get_ydata()):
+        ax_loss.set_yscale("log")  # losses fall by orders of magnitude; a linear axis flattens the tail
+        ax_loss.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.4, not 4x10^-1
+        low, high = ax_loss.get_ylim()
+        # Over more than a decade, labelling every minor tick (0.2, 0.3, ... 0.9) makes a smear: keep 2 and 5.
+        wanted = (2, 3, 4, 5, 6, 7, 8, 9) if high / low < 10 else (2, 5)
+        ax_loss.yaxis.set_minor_formatter(FuncFormatter(
+            lambda v, _: f"{v:g}" if round(v / 10 ** math.floor(math.log10(v))) in wanted else ""))
+    ax_loss.set_title("training loss (epoch mean; faint: logged steps)", fontsize=10)
+    ax_lr.set_title("learning rate", fontsize=10)
+    ax_top1.set_title("top-1 on the eval split, % (star: best)", fontsize=10)
+    if not ends["top1"]:
+        ax_top1.text(0.5, 0.5, "no evaluations\n(train with --eval_interval N)", ha="center", va="center",
+                     transform=ax_top1.transAxes, color="0.4")
+    for ax in (ax_loss, ax_lr, ax_top1):
+        ax.set_xlabel("epoch")
+        ax.set_xlim(0, max(x_max, 1.0) * (1 + LABEL_ROOM))
+        # Ticks only under the curves: the room on the right is for the run names.
+        ax.set_xticks([t for t in MaxNLocator(nbins=6, integer=True).tick_values(0, max(x_max, 1.0))
+                       if 0 <= t <= max(x_max, 1.0)])
+        ax.grid(True, color="0.9", linewidth=0.6)
+        ax.tick_params(which="both", labelsize=8)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    # Label positions are computed in display units: the limits and layout must be final first.
+    fig.canvas.draw()
+    _label_ends(ax_loss, ends["loss"], dpi, fontsize)
+    _label_ends(ax_lr, ends["lr"], dpi, fontsize)
+    _label_ends(ax_top1, ends["top1"], dpi, fontsize)
+    folder = os.path.dirname(os.path.abspath(out))
+    os.makedirs(folder, exist_ok=True)
+    fig.savefig(out, dpi=dpi, format="png")
+    return {"out": out, "width": int(round(WIDTH_IN * dpi)), "height": int(round(HEIGHT_IN * dpi)), "runs": drawn}
+
+
+def main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="mobilenet-v1 plot",
+                                description="Loss, learning rate and top-1 against the epoch, from the "
+                                            "metrics.jsonl of one or more run folders, overlaid.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a training run folder (save_checkpoint_path)")
+    p.add_argument("--out", default="curves.png", help="the PNG to write (default curves.png)")
+    p.add_argument("--dpi", type=int, default=150, help=f"pixels per inch of the {WIDTH_IN:g}x{HEIGHT_IN:g} inch "
+                                                         "figure (default 150: 1800x540 pixels)")
+    p.add_argument("--title", default=None, help="a title above the panels")
+    a = p.parse_args(list(argv))
+    if a.dpi < 10:
+        p.error("--dpi must be at least 10")
+    result = plot_runs(a.run_dirs, a.out, a.dpi, a.title)
+    for name, r in result["runs"].items():
+        best = f", best top-1 {100 * r['best_top_1']:.2f}%" if r["best_top_1"] is not None else ""
+        print(f"{name}: {r['epochs']} epochs, {r['steps']} logged steps, {r['evaluations']} evaluations{best}")
+    print(f"wrote {a.out} ({result['width']}x{result['height']} pixels)")
+    return 0

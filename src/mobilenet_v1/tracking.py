@@ -1,0 +1,243 @@
+"""What a run leaves to watch: ``log.txt``, ``metrics.jsonl``, TensorBoard event files and a progress bar.
+
+All of it lives in the run folder (``save_checkpoint_path``) and is written by rank 0 only. The training
+step never waits for the accelerator because of this module: the loss tensor is read back to the host
+only every ``log_interval`` steps and at the end of each epoch.
+
+``metrics.jsonl`` holds one JSON object per line, ``kind`` being
+- ``start``: a run (or a continuation with ``pretrain_epoch_size``) begins after ``epoch``/``step``;
+  records written earlier in the file from that step on belong to a superseded run;
+- ``step``: ``step`` (global, counted from 1), ``epoch`` (epochs done, fractional), ``loss``, ``lr``,
+  ``images_per_s`` (since the previous logged step);
+- ``epoch``: ``epoch`` (counted from 1), ``step``, ``loss`` (the last step's, as the seed's log line),
+  ``mean_loss``, ``lr`` (the last step's), ``images_per_s``, ``epoch_seconds`` and, when the epoch was
+  evaluated, ``top_1``, ``top_5``, ``eval_images``.
+"""
+import json
+import math
+import os
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+
+from . import runtime
+from .engine import EpochResult
+
+LOG_FILE = "log.txt"
+METRICS_FILE = "metrics.jsonl"
+TB_INSTALL_HINT = "pip install 'mobilenet-v1[tensorboard]'"
+
+
+def read_metrics(run_dir: str) -> Dict[str, List[Dict[str, Any]]]:
+    """The ``step`` and ``epoch`` records of a run folder's ``metrics.jsonl``, as the latest run left them.
+
+    A ``start`` record at step ``s`` drops the records before it whose step is above ``s``: a run started
+    afresh (``s`` = 0) replaces the whole history, a continuation replaces what followed its checkpoint.
+    """
+    path = os.path.join(run_dir, METRICS_FILE)
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file ({run_dir} is not a run folder of mobilenet-v1 train)")
+    records: List[Dict[str, Any]] = []
+    with open(path, "r", encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                # A run killed mid-write leaves a partial last line: everything before it still counts.
+                if not line.endswith("\n"):
+                    break
+                raise ValueError(f"{path} line {number}: not JSON ({e.msg})") from None
+            if not isinstance(rec, dict) or "kind" not in rec or not isinstance(rec.get("step"), int):
+                raise ValueError(f"{path} line {number}: not a metrics record (needs 'kind' and an integer 'step')")
+            if rec["kind"] == "start":
+                records = [r for r in records if r["step"] <= rec["step"]]
+            else:
+                records.append(rec)
+    return {"steps": [r for r in records if r["kind"] == "step"],
+            "epochs": [r for r in records if r["kind"] == "epoch"]}
+
+
+def _open_for_append(path: str):
+    """Open a JSON-lines file to append to, first cutting off a partial last line (a killed run's)."""
+    if os.path.isfile(path):
+        with open(path, "rb+") as f:
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
+    return open(path, "a", encoding="utf-8")
+
+
+def _clock(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class RunLogger:
+    """Logs one training run. ``run_dir`` None writes no files (``save_checkpoint`` off); on ranks other
+    than 0 every method does nothing.
+
+    Use: ``begin_epoch(e)``; ``log_step(i, loss, lr, images)`` after every step (the ``on_step`` hook of
+    :func:`engine.train_one_epoch`); ``log_epoch(e, result, accuracy)``; ``close()`` at the end.
+    """
+
+    def __init__(self, run_dir: Optional[str], epochs: int, steps_per_epoch: int, start_epoch: int = 0,
+                 log_interval: int = 50, preamble: Sequence[str] = (), progress: Optional[bool] = None,
+                 tensorboard: bool = True) -> None:
+        self.active = runtime.is_rank0()
+        self.run_dir = run_dir if self.active else None
+        self.epochs = epochs
+        self.steps_per_epoch = steps_per_epoch
+        self.log_interval = log_interval
+        # A bar needs a terminal to redraw on; in a log file it would be a smear of carriage returns.
+        self.progress = (sys.stdout.isatty() if progress is None else progress) and self.active
+        self.best_top_1 = -math.inf
+        self._log = self._metrics = self._writer = self._bar = None
+        self._epoch = start_epoch
+        self._t0 = self._t_last = time.perf_counter()
+        self._images = self._images_last = 0
+        self._loss: Optional[float] = None
+        if self.run_dir is None:
+            return
+        os.makedirs(self.run_dir, exist_ok=True)
+        self._log = runtime.add_log_file(os.path.join(self.run_dir, LOG_FILE))
+        for line in preamble:  # already printed before the folder existed
+            runtime.log0(line)
+        start_step = start_epoch * steps_per_epoch
+        if start_epoch > 0:
+            self.best_top_1 = self._best_before(start_epoch)
+        self._metrics = _open_for_append(os.path.join(self.run_dir, METRICS_FILE))
+        self._write({"kind": "start", "epoch": start_epoch, "step": start_step, "time": round(time.time(), 3)})
+        if tensorboard:
+            self._writer = self._open_tensorboard(start_step)
+
+    def _best_before(self, start_epoch: int) -> float:
+        """A continuation keeps the best top-1 its earlier epochs reached, if their best checkpoint is there."""
+        from .checkpoint import BEST_NAME
+
+        if not os.path.isfile(os.path.join(self.run_dir, BEST_NAME)):
+            return -math.inf
+        try:
+            history = read_metrics(self.run_dir)["epochs"]
+        except ValueError:
+            return -math.inf
+        tops = [r["top_1"] for r in history if "top_1" in r and r["epoch"] <= start_epoch]
+        return max(tops, default=-math.inf)
+
+    def _open_tensorboard(self, start_step: int):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            runtime.print0(f"TensorBoard files are off: the tensorboard package is not installed ({TB_INSTALL_HINT})")
+            return None
+        # purge_step: TensorBoard hides what earlier runs in this folder logged from this step on.
+        return SummaryWriter(log_dir=self.run_dir, purge_step=start_step)
+
+    def _write(self, record: Dict[str, Any]) -> None:
+        if self._metrics is not None:
+            self._metrics.write(json.dumps(record) + "\n")
+            self._metrics.flush()
+
+    def _scalars(self, values: Dict[str, float], step: int) -> None:
+        if self._writer is not None:
+            for tag, value in values.items():
+                self._writer.add_scalar(tag, value, step)
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Epoch ``epoch`` (counted from 1) starts."""
+        if not self.active:
+            return
+        self._epoch = epoch
+        self._t0 = self._t_last = time.perf_counter()
+        self._images = self._images_last = 0
+        if self.progress:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch}/{self.epochs}", unit="step",
+                             leave=False, file=sys.stdout, dynamic_ncols=True, mininterval=0.5)
+
+    def log_step(self, i: int, loss: torch.Tensor, lr: float, images: int) -> None:
+        """Step ``i`` (0-based, within the epoch) is queued. Reads ``loss`` back only when a record is due."""
+        if not self.active:
+            return
+        self._images += images
+        done = i + 1
+        step = (self._epoch - 1) * self.steps_per_epoch + done
+        last = done >= self.steps_per_epoch
+        due = last or (self.log_interval > 0 and step % self.log_interval == 0)
+        if due:
+            self._loss = float(loss)  # the one host synchronisation, so the clock below is true
+        now = time.perf_counter()
+        elapsed = now - self._t0
+        if self._bar is not None:
+            loss_text = f"loss {self._loss:.4f}, " if self._loss is not None else ""
+            self._bar.set_postfix_str(f"{loss_text}lr {lr:.4g}, {self._images / max(elapsed, 1e-9):.0f} img/s",
+                                      refresh=False)
+            shown = self._bar.update(1)
+            if due and not last and not shown:
+                self._bar.refresh()  # a fresh loss: show it now, not at the next timed redraw
+            if last:
+                self._bar.close()
+                self._bar = None
+        if not due:
+            return
+        rate = (self._images - self._images_last) / max(now - self._t_last, 1e-9)
+        self._t_last, self._images_last = now, self._images
+        self._write({"kind": "step", "step": step, "epoch": round(step / self.steps_per_epoch, 6),
+                     "loss": self._loss, "lr": lr, "images_per_s": round(rate, 2)})
+        self._scalars({"train/loss": self._loss, "train/lr": lr, "train/images_per_s": rate}, step)
+        if not last:  # the seed's epoch line follows the last step
+            per_step = elapsed / done  # training only: evaluations between epochs are not in it
+            left = (self.steps_per_epoch - done) * per_step
+            run_left = left + (self.epochs - self._epoch) * self.steps_per_epoch * per_step
+            line = (f"epoch {self._epoch}/{self.epochs} step {done}/{self.steps_per_epoch}: loss {self._loss:.4f}, "
+                    f"lr {lr:.6g}, {rate:.1f} images/s, {_clock(left)} left in epoch, {_clock(run_left)} in run")
+            # On a terminal the bar shows this; log.txt keeps it either way.
+            (runtime.log0 if self.progress else runtime.print0)(line)
+
+    def improved(self, top_1: float) -> bool:
+        """Whether ``top_1`` beats every earlier evaluation of this run (and records it)."""
+        if top_1 > self.best_top_1:
+            self.best_top_1 = top_1
+            return True
+        return False
+
+    def log_epoch(self, epoch: int, result: EpochResult, lr: float,
+                  accuracy: Optional[Dict[str, float]] = None) -> None:
+        if not self.active:
+            return
+        if self._bar is not None:  # an epoch that ended early
+            self._bar.close()
+            self._bar = None
+        step = epoch * self.steps_per_epoch
+        rate = result.images / max(result.seconds, 1e-9)
+        record: Dict[str, Any] = {"kind": "epoch", "epoch": epoch, "step": step, "loss": result.last_loss,
+                                  "mean_loss": result.mean_loss, "lr": lr, "images_per_s": round(rate, 2),
+                                  "epoch_seconds": round(result.seconds, 3)}
+        record.update(accuracy or {})
+        self._write(record)
+        tags = {"epoch/mean_loss": result.mean_loss, "epoch/images_per_s": rate}
+        if accuracy:
+            tags.update({"eval/top_1": accuracy["top_1"], "eval/top_5": accuracy["top_5"]})
+        self._scalars(tags, step)
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None
+        if self._log is not None:
+            runtime.remove_log_file(self._log)
+            self._log = None

@@ -1,0 +1,264 @@
+"""The run folder: log.txt, metrics.jsonl, TensorBoard files, progress output, the best checkpoint, plots."""
+import glob
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import class_images
+from mobilenet_v1 import checkpoint as ckpt_io
+from mobilenet_v1 import cli, runtime, train
+from mobilenet_v1 import evaluate as evaluate_mod
+from mobilenet_v1.config import ConfigError, load_config
+from mobilenet_v1.data import CIFAR_EVAL_FOLDER, CIFAR_TRAIN_FOLDER, write_cifar_bin
+from mobilenet_v1.engine import EpochResult
+from mobilenet_v1.schedules import get_lr
+from mobilenet_v1.tracking import METRICS_FILE, RunLogger, read_metrics
+
+SMALL = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU", "--num_workers=0",
+         "--warmup_epochs=0", "--lr_decay_mode=linear", "--lr_max=0.05", "--class_num=4"]
+TAGS = {"train/loss", "train/lr", "train/images_per_s", "epoch/mean_loss", "epoch/images_per_s", "eval/top_1",
+        "eval/top_5"}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """The conftest CIFAR set (2 x 96 train, 40 eval, 4 classes), built once for this module."""
+    root = tmp_path_factory.mktemp("cifar")
+    (root / CIFAR_TRAIN_FOLDER).mkdir()
+    (root / CIFAR_EVAL_FOLDER).mkdir()
+    rng = np.random.default_rng(0)
+    for k in (1, 2):
+        y = rng.integers(0, 4, 96)
+        write_cifar_bin(str(root / CIFAR_TRAIN_FOLDER / f"data_batch_{k}.bin"), class_images(y, k), y)
+    y = np.arange(40) % 4
+    write_cifar_bin(str(root / CIFAR_EVAL_FOLDER / "test_batch.bin"), class_images(y, 9), y)
+    return root
+
+
+@pytest.fixture(scope="module")
+def short_run(data_dir, tmp_path_factory):
+    """Four epochs of 12 steps, evaluated every epoch, a record every 5 steps; stdout captured."""
+    out = tmp_path_factory.mktemp("runs") / "short"
+    args = SMALL + [f"--dataset_path={data_dir}", "--epoch_size=4", "--eval_interval=1", "--log_interval=5",
+                    "--save_checkpoint_epochs=1", "--keep_checkpoint_max=2", f"--save_checkpoint_path={out}"]
+    cfg = load_config(args)
+    capture = tmp_path_factory.mktemp("stdout") / "stdout.txt"
+    saved = sys.stdout
+    with open(capture, "w", encoding="utf-8") as f:
+        sys.stdout = f  # a file: not a terminal, so plain progress lines
+        try:
+            train.run(cfg)
+        finally:
+            sys.stdout = saved
+    return {"dir": out, "cfg": cfg, "args": args, "stdout": capture.read_text()}
+
+
+def test_run_folder_holds_every_file(short_run):
+    names = sorted(os.listdir(short_run["dir"]))
+    events = glob.glob(str(short_run["dir"] / "events.out.tfevents.*"))
+    assert len(events) == 1
+    assert sorted(set(names) - {os.path.basename(events[0])}) == [
+        "config.yaml", "log.txt", "metrics.jsonl", "mobilenetv1-3_12.ckpt", "mobilenetv1-4_12.ckpt",
+        "mobilenetv1-best.ckpt"]  # pruning to 2 kept the best checkpoint
+
+
+def test_log_txt_is_the_printed_output_with_header_and_seed_lines(short_run):
+    log = (short_run["dir"] / "log.txt").read_text()
+    assert log == short_run["stdout"]
+    first = log.splitlines()[0]
+    assert first.startswith("mobilenet-v1 ") and "(git " in first and f"torch {torch.__version__}" in first
+    assert "device cpu" in first
+    assert "\nconfiguration:\n" in log and "eval_interval: 1\n" in log and "log_interval: 5\n" in log
+    assert "epoch: 4 step: 12, loss is " in log and "Epoch time: " in log
+    assert "epoch 1/4 step 5/12: loss " in log and " images/s, " in log and " left in epoch" in log
+    assert "epoch 1/4 step 12/12" not in log  # the seed's epoch line stands for the last step
+
+
+def test_metrics_jsonl_parses_and_matches_the_log(short_run):
+    lines = (short_run["dir"] / METRICS_FILE).read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert records[0]["kind"] == "start" and records[0]["step"] == 0
+    steps = [r for r in records if r["kind"] == "step"]
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    # Every 5th global step and every epoch's last one.
+    assert [r["step"] for r in steps] == sorted({s for s in range(1, 49) if s % 5 == 0 or s % 12 == 0})
+    assert [r["epoch"] for r in epochs] == [1, 2, 3, 4]
+    log = (short_run["dir"] / "log.txt").read_text()
+    seed_losses = [line.split("loss is ")[1] for line in log.splitlines() if line.startswith("epoch: ")]
+    assert [train.float32_repr(r["loss"]) for r in epochs] == seed_losses
+    by_step = {r["step"]: r for r in steps}
+    for r in epochs:
+        assert by_step[r["step"]]["loss"] == r["loss"]  # the epoch-end step record is the same step
+        assert 0 < r["mean_loss"] and r["images_per_s"] > 0 and 0 <= r["top_1"] <= r["top_5"] <= 1
+        assert r["eval_images"] == 40
+    progress = {int(line.split(" step ")[1].split("/")[0]) + 12 * (int(line.split("/")[0][6:]) - 1):
+                line.split("loss ")[1].split(",")[0] for line in log.splitlines() if " left in epoch" in line}
+    assert progress and all(f"{by_step[s]['loss']:.4f}" == text for s, text in progress.items())
+    # Each record's lr is the schedule's value at that step.
+    cfg = short_run["cfg"]
+    lr = get_lr(cfg.lr_init, cfg.lr_end, cfg.lr_max, cfg.warmup_epochs, cfg.epoch_size, 12, cfg.lr_decay_mode)
+    assert [r["lr"] for r in steps] == pytest.approx([float(lr[r["step"] - 1]) for r in steps], rel=1e-6)
+    assert read_metrics(str(short_run["dir"])) == {"steps": steps, "epochs": epochs}
+
+
+def test_tensorboard_files_hold_the_scalars(short_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(short_run["dir"]))
+    acc.Reload()
+    assert TAGS <= set(acc.Tags()["scalars"])
+    history = read_metrics(str(short_run["dir"]))
+    loss = acc.Scalars("train/loss")
+    assert [e.step for e in loss] == [r["step"] for r in history["steps"]]
+    assert [e.value for e in loss] == pytest.approx([r["loss"] for r in history["steps"]], rel=1e-6)
+    top1 = acc.Scalars("eval/top_1")
+    assert [(e.step, e.value) for e in top1] == [(r["step"], pytest.approx(r["top_1"])) for r in history["epochs"]]
+
+
+def test_best_checkpoint_is_the_highest_recorded_top1(short_run):
+    epochs = read_metrics(str(short_run["dir"]))["epochs"]
+    tops = [r["top_1"] for r in epochs]
+    best_epoch = epochs[tops.index(max(tops))]["epoch"]  # the first epoch reaching the maximum
+    best = ckpt_io.load_file(str(short_run["dir"] / ckpt_io.BEST_NAME))
+    assert best["epoch"] == best_epoch and best["metrics"]["top_1"] == max(tops)
+    again = evaluate_mod.run(load_config(short_run["args"] +
+                                         [f"--checkpoint_path={short_run['dir'] / ckpt_io.BEST_NAME}"]))
+    assert again["top_1_accuracy"] == pytest.approx(max(tops))
+    log = (short_run["dir"] / "log.txt").read_text()
+    assert f"eval: epoch {best_epoch} top-1 {max(tops):.4f}" in log
+    # A run folder passed to eval still stands for its newest numbered checkpoint, not the best one.
+    assert ckpt_io.resolve_checkpoint_path(str(short_run["dir"])).endswith("mobilenetv1-4_12.ckpt")
+
+
+def test_plot_writes_a_png_of_the_expected_size(short_run, tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    # A second run by hand: an older history superseded by a restart (start record at step 0).
+    rows = [{"kind": "start", "epoch": 0, "step": 0}, {"kind": "epoch", "epoch": 1, "step": 10, "loss": 9.0,
+            "mean_loss": 9.0, "lr": 1.0, "top_1": 0.01}, {"kind": "start", "epoch": 0, "step": 0}]
+    rows += [{"kind": "step", "step": 10 * e, "epoch": e, "loss": 2.0 / e, "lr": 0.1 / e} for e in (1, 2, 3)]
+    rows += [{"kind": "epoch", "epoch": e, "step": 10 * e, "loss": 2.0 / e, "mean_loss": 2.2 / e, "lr": 0.1 / e,
+              "top_1": 0.3 * e} for e in (1, 2, 3)]
+    (other / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert [r["mean_loss"] for r in read_metrics(str(other))["epochs"]] == pytest.approx([2.2, 1.1, 2.2 / 3])
+    out = tmp_path / "curves.png"
+    assert cli.main(["plot", str(short_run["dir"]), str(other), "--out", str(out)]) == 0
+    with Image.open(out) as img:
+        assert img.format == "PNG" and img.size == (1800, 540)
+        pixels = np.asarray(img.convert("RGB"))
+    assert (pixels < 250).any(axis=2).mean() > 0.02  # something is drawn, not a blank canvas
+    printed = capsys.readouterr().out
+    assert "short: 4 epochs" in printed and "other: 3 epochs" in printed and "best top-1 90.00%" in printed
+    assert cli.main(["plot", str(other), "--out", str(tmp_path / "small.png"), "--dpi", "100"]) == 0
+    with Image.open(tmp_path / "small.png") as img:
+        assert img.size == (1200, 360)
+
+
+def test_plot_errors_name_the_file(tmp_path, capsys, monkeypatch):
+    assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 1
+    assert f"{tmp_path / METRICS_FILE}: no such file" in capsys.readouterr().err
+    (tmp_path / METRICS_FILE).write_text('{"kind": "start", "step": 0}\nnot json\n{"kind": "step"}\n')
+    assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 1
+    assert "line 2: not JSON" in capsys.readouterr().err
+    (tmp_path / METRICS_FILE).write_text('{"kind": "step", "step": 1, "epoch": 1, "loss": 1, "lr": 1}\n')
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # as if matplotlib were not installed
+    assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 1
+    assert "pip install 'mobilenet-v1[plot]'" in capsys.readouterr().err
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_training_without_tensorboard_says_so_once(data_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    out = tmp_path / "notb"
+    train.run(load_config(SMALL + [f"--dataset_path={data_dir}", "--epoch_size=1", f"--save_checkpoint_path={out}"]))
+    printed = capsys.readouterr().out
+    assert printed.count("TensorBoard files are off") == 1 and "mobilenet-v1[tensorboard]" in printed
+    assert not glob.glob(str(out / "events.out.tfevents.*"))
+    assert len(read_metrics(str(out))["epochs"]) == 1 and (out / "log.txt").is_file()
+
+
+class CountingLoss:
+    """Stands for a loss tensor on an accelerator: counts how often it is read back to the host."""
+
+    def __init__(self, value: float):
+        self.value, self.reads = value, 0
+
+    def __float__(self) -> float:
+        self.reads += 1
+        return self.value
+
+
+def test_loss_is_read_back_only_when_a_record_is_due(tmp_path, capsys):
+    logger = RunLogger(str(tmp_path), epochs=2, steps_per_epoch=10, log_interval=4, progress=False,
+                       tensorboard=False)
+    losses = []
+    for epoch in (1, 2):
+        logger.begin_epoch(epoch)
+        for i in range(10):
+            losses.append(CountingLoss(1.0 / (len(losses) + 1)))
+            logger.log_step(i, losses[-1], 0.1, 8)
+        logger.log_epoch(epoch, EpochResult(losses[-1].value, 0.5, 10, 1.0, 80), 0.1)
+    logger.close()
+    due = [s for s in range(1, 21) if s % 4 == 0 or s % 10 == 0]
+    assert [i + 1 for i, loss in enumerate(losses) if loss.reads] == due
+    assert all(loss.reads <= 1 for loss in losses)
+    assert [r["step"] for r in read_metrics(str(tmp_path))["steps"]] == due
+
+
+def test_progress_bar_on_a_terminal_and_lines_in_the_log(tmp_path, capsys):
+    logger = RunLogger(str(tmp_path), epochs=3, steps_per_epoch=6, log_interval=2, progress=True,
+                       tensorboard=False)
+    logger.begin_epoch(1)
+    for i in range(6):
+        logger.log_step(i, torch.tensor(2.0 - 0.1 * i), 0.05, 16)
+    logger.log_epoch(1, EpochResult(1.5, 1.75, 6, 0.1, 96), 0.05)
+    logger.close()
+    shown = capsys.readouterr().out
+    assert "epoch 1/3" in shown and "4/6" in shown and "img/s" in shown and "loss 1.7000, lr 0.05" in shown
+    assert "left in epoch" not in shown  # the plain lines are the bar's job on a terminal
+    log = (tmp_path / "log.txt").read_text()
+    assert "epoch 1/3 step 2/6: loss 1.9000" in log and "epoch 1/3 step 4/6: loss 1.7000" in log
+    assert "\r" not in log
+
+
+def test_other_ranks_write_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    logger = RunLogger(str(tmp_path / "r1"), epochs=1, steps_per_epoch=2, log_interval=1, preamble=["header"])
+    logger.begin_epoch(1)
+    logger.log_step(0, torch.tensor(1.0), 0.1, 4)
+    logger.log_epoch(1, EpochResult(1.0, 1.0, 2, 0.1, 8), 0.1, {"top_1": 0.5, "top_5": 1.0})
+    logger.close()
+    assert not (tmp_path / "r1").exists() and capsys.readouterr().out == ""
+
+
+def test_continuation_keeps_history_and_best(tmp_path):
+    """A restart after epoch 2 (pretrain_epoch_size=2) supersedes what a crashed run logged after it."""
+    rows = [{"kind": "start", "epoch": 0, "step": 0}]
+    rows += [{"kind": "epoch", "epoch": e, "step": 10 * e, "loss": 1.0, "mean_loss": 1.0, "lr": 0.1,
+              "top_1": t} for e, t in ((1, 0.6), (2, 0.7), (3, 0.9))]
+    (tmp_path / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"kind": "ep')
+    (tmp_path / ckpt_io.BEST_NAME).write_bytes(b"")
+    logger = RunLogger(str(tmp_path), epochs=4, steps_per_epoch=10, start_epoch=2, tensorboard=False)
+    assert logger.best_top_1 == 0.7  # epoch 3's 0.9 came after the checkpoint this run continues from
+    assert not logger.improved(0.65) and logger.improved(0.75)
+    logger.close()
+    history = read_metrics(str(tmp_path))
+    assert [r["epoch"] for r in history["epochs"]] == [1, 2]  # partial line cut, epoch 3 superseded
+    fresh = RunLogger(str(tmp_path), epochs=4, steps_per_epoch=10, tensorboard=False)
+    assert fresh.best_top_1 == -math.inf and read_metrics(str(tmp_path)) == {"steps": [], "epochs": []}
+    fresh.close()
+    assert runtime._log_files == []  # closed loggers stop copying print0 into their log.txt
+
+
+def test_interval_keys_are_checked():
+    with pytest.raises(ConfigError, match="eval_interval must be >= 0"):
+        load_config(["--eval_interval=-1"])
+    with pytest.raises(ConfigError, match="log_interval must be >= 0"):
+        load_config(["--log_interval=-2"])
+    assert load_config([]).eval_interval == 0 and load_config([]).log_interval == 50
