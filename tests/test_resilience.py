@@ -594,7 +594,8 @@ def test_g_folder_turning_read_only_mid_run_stops_with_earlier_checkpoints_intac
     assert rc == 1 and f"cannot write checkpoint {run / 'mobilenetv1-2_6.ckpt'}" in err
     assert f"earlier checkpoints in {run} are intact (newest: {run / 'mobilenetv1-1_12.ckpt'})" in err
     assert "--resume auto" in err
-    names = sorted(os.listdir(run))
+    assert not [n for n in os.listdir(run) if n.endswith(".tmp")]
+    names = sorted(n for n in os.listdir(run) if n.endswith((".ckpt", ".yaml")))  # beside log.txt, metrics
     assert names == ["config.yaml", "mobilenetv1-1_12.ckpt", "mobilenetv1-1_6.ckpt"]
     assert ckpt_io.load_file(str(run / "mobilenetv1-1_12.ckpt"))["step"] == 12
 
@@ -616,7 +617,9 @@ def test_g_full_disk_stops_with_a_clear_error_and_earlier_checkpoints_intact(cif
     rc = cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=3", "--save_checkpoint_steps=6")])
     err = capsys.readouterr().err
     assert rc == 1 and "cannot write checkpoint" in err and "No space left on device" in err
-    assert sorted(os.listdir(run)) == ["config.yaml", "mobilenetv1-1_12.ckpt", "mobilenetv1-1_6.ckpt"]
+    assert not [n for n in os.listdir(run) if n.endswith(".tmp")]
+    assert sorted(n for n in os.listdir(run) if n.endswith((".ckpt", ".yaml"))) == [
+        "config.yaml", "mobilenetv1-1_12.ckpt", "mobilenetv1-1_6.ckpt"]
     monkeypatch.setattr(torch, "save", real_save)
     for _, p in ckpt_io.list_checkpoints(str(run)):
         assert ckpt_io.load_file(p)["format"] == ckpt_io.FORMAT
