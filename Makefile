@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= test,demo
+EXTRAS ?= test,demo,onnx
 
 .PHONY: demo test venv clean
 
