@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# tensorboard: event files in each run folder; plot: matplotlib for `mobilenet-v1 plot` (make demo draws its curves).
-EXTRAS ?= test,demo,tensorboard,plot
+# tensorboard: event files in each run folder; plot: matplotlib for `mobilenet-v1 plot` (make demo draws its curves);
+# onnx: export, quantize and ONNX evaluation.
+EXTRAS ?= test,demo,tensorboard,plot,onnx
 
 .PHONY: demo test venv clean
 

@@ -12,11 +12,14 @@ USAGE = """usage: mobilenet-v1 COMMAND [options]
 
 commands:
   train          train on CIFAR-10 binaries or an ImageNet-style folder (--config_path, --key=value ...)
-  eval           top-1/top-5 of a checkpoint (--checkpoint_path CKPT --dataset_path PATH [--json])
+  eval           top-1/top-5 of a checkpoint or .onnx file (--checkpoint_path CKPT --dataset_path PATH [--json])
   info           parameters and multiply-adds (--width_mult A --image_size R --class_num K [--json])
   lr-schedule    write the per-step learning rate of a configuration (--config_path F --out lr.csv)
   convert        rewrite a checkpoint: MindSpore .ckpt, our .pt, .safetensors (SRC DST [--format F])
   plot           loss, lr and top-1 curves of run folders, overlaid (RUN_DIR [RUN_DIR ...] --out curves.png)
+  export         checkpoint -> ONNX, checked in ONNX Runtime (--ckpt_file C --file_name N --file_format ONNX)
+  quantize       ONNX -> INT8 ONNX, calibrated on training images (--onnx F --calib_data PATH --out G)
+  predict        top-k classes of image files (IMAGE... --ckpt_file C|F.onnx [--top_k 5] [--json])
 
 'mobilenet-v1 COMMAND --help' describes one command."""
 
@@ -155,6 +158,21 @@ def cmd_plot(argv: List[str]) -> int:
         return 1
 
 
+def cmd_export(argv: List[str]) -> int:
+    from . import export
+    return export.main(argv)
+
+
+def cmd_quantize(argv: List[str]) -> int:
+    from . import quantize
+    return quantize.main(argv)
+
+
+def cmd_predict(argv: List[str]) -> int:
+    from . import predict
+    return predict.main(argv)
+
+
 COMMANDS: Dict[str, Callable[[List[str]], int]] = {
     "train": cmd_train,
     "eval": cmd_eval,
@@ -162,6 +180,9 @@ COMMANDS: Dict[str, Callable[[List[str]], int]] = {
     "lr-schedule": cmd_lr_schedule,
     "convert": cmd_convert,
     "plot": cmd_plot,
+    "export": cmd_export,
+    "quantize": cmd_quantize,
+    "predict": cmd_predict,
 }
 
 

@@ -173,13 +173,14 @@ class CifarLoader(DeviceLoader):
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, train: bool,
                  image_size: int, device: torch.device, seed: int, drop_last: bool = True,
-                 num_shards: int = 1, shard_id: int = 0, channels_last: bool = False, flip: bool = True):
+                 num_shards: int = 1, shard_id: int = 0, channels_last: bool = False, flip: bool = True,
+                 shuffle: Optional[bool] = None):
         self.images = images.to(device)
         self.labels = labels.to(device)
         self.batch_size, self.train, self.image_size = batch_size, train, image_size
         self.device, self.drop_last, self.flip = device, drop_last, flip
-        self.sampler = ShardSampler(len(labels), shuffle=train, seed=seed, num_shards=num_shards,
-                                    shard_id=shard_id, even=train)
+        self.sampler = ShardSampler(len(labels), shuffle=train if shuffle is None else shuffle, seed=seed,
+                                    num_shards=num_shards, shard_id=shard_id, even=train)
         self.normalize = T.Normalize(T.CIFAR_MEAN, T.CIFAR_STD, device, channels_last)
         self.num_samples = len(self.sampler)
         self.seed = seed
@@ -333,11 +334,12 @@ class ImageFolderLoader(DeviceLoader):
 
     def __init__(self, root: str, batch_size: int, train: bool, image_size: int, device: torch.device,
                  seed: int, num_workers: int, drop_last: bool = True, num_shards: int = 1,
-                 shard_id: int = 0, channels_last: bool = False, flip: bool = True, max_bad_samples: int = -1):
+                 shard_id: int = 0, channels_last: bool = False, flip: bool = True, max_bad_samples: int = -1,
+                 shuffle: Optional[bool] = None):
         samples, self.classes = find_images(root)
         self.dataset = ImageFolderDataset(samples, train, image_size, flip)
-        self.sampler = ShardSampler(len(samples), shuffle=train, seed=seed, num_shards=num_shards,
-                                    shard_id=shard_id, even=train)
+        self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
+                                    num_shards=num_shards, shard_id=shard_id, even=train)
         self.num_samples = len(self.sampler)
         self.batch_size = batch_size
         self.bad_samples = BadSamples(len(samples), max_bad_samples)
@@ -468,10 +470,11 @@ class BatchedImageLoader(DeviceLoader):
 
     def __init__(self, root: str, batch_size: int, train: bool, image_size: int, device: torch.device,
                  seed: int, num_workers: int, drop_last: bool = True, num_shards: int = 1,
-                 shard_id: int = 0, channels_last: bool = False, flip: bool = True, max_bad_samples: int = -1):
+                 shard_id: int = 0, channels_last: bool = False, flip: bool = True, max_bad_samples: int = -1,
+                 shuffle: Optional[bool] = None):
         samples, self.classes = find_images(root)
-        self.sampler = ShardSampler(len(samples), shuffle=train, seed=seed, num_shards=num_shards,
-                                    shard_id=shard_id, even=train)
+        self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
+                                    num_shards=num_shards, shard_id=shard_id, even=train)
         self.num_samples = len(self.sampler)
         self.batch_size = batch_size
         self.bad_samples = BadSamples(len(samples), max_bad_samples)
@@ -599,18 +602,28 @@ def default_workers(requested: int) -> int:
 
 
 def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last: bool = True,
-                 num_shards: int = 1, shard_id: int = 0) -> DeviceLoader:
+                 num_shards: int = 1, shard_id: int = 0, split: Optional[str] = None,
+                 shuffle: Optional[bool] = None) -> DeviceLoader:
+    """A loader of the training (``train``: augmented, shuffled) or evaluation transforms.
+
+    ``split`` ("train" or "eval") reads that split's files whatever the transforms, and ``shuffle``
+    overrides the sampling order: INT8 calibration takes a random sample of training images through
+    the evaluation transforms.
+    """
     if not opts.dataset_path:
         raise DataError("dataset_path is not set: pass --dataset_path PATH")
+    if split not in (None, "train", "eval"):
+        raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
+    train_files = train if split is None else split == "train"
     if opts.dataset == "cifar10":
-        images, labels = load_cifar(opts.dataset_path, train)
+        images, labels = load_cifar(opts.dataset_path, train_files)
         return CifarLoader(images, labels, opts.batch_size, train, opts.image_size, device, opts.seed,
                            drop_last=drop_last, num_shards=num_shards, shard_id=shard_id,
-                           channels_last=opts.channels_last, flip=opts.flip)
-    root = imagenet_folder(opts.dataset_path, train)
+                           channels_last=opts.channels_last, flip=opts.flip, shuffle=shuffle)
+    root = imagenet_folder(opts.dataset_path, train_files)
     pipeline = opts.pipeline if opts.pipeline != "auto" else ("gpu" if device.type == "cuda" else "cpu")
     cls = BatchedImageLoader if pipeline == "gpu" else ImageFolderLoader
     return cls(root, opts.batch_size, train, opts.image_size, device, opts.seed,
                              default_workers(opts.num_workers), drop_last=drop_last, num_shards=num_shards,
                              shard_id=shard_id, channels_last=opts.channels_last, flip=opts.flip,
-                             max_bad_samples=opts.max_bad_samples)
+                             max_bad_samples=opts.max_bad_samples, shuffle=shuffle)

@@ -1,4 +1,6 @@
-"""``mobilenet-v1 eval``: top-1 and top-5 of a checkpoint over the whole eval set."""
+"""``mobilenet-v1 eval``: top-1 and top-5 of a checkpoint, or of an ONNX file (fp32 or INT8, run in
+ONNX Runtime on the CPU), over the whole eval set; both through the same loader and ``engine.evaluate``."""
+import dataclasses
 import json
 from typing import Dict, Sequence
 
@@ -9,6 +11,7 @@ from .api import model_from_checkpoint
 from .config import Config, load_config
 from .data import build_loader
 from .engine import evaluate, resolve_device, resolve_precision
+from .onnx_io import OnnxModel, is_onnx_file
 from .runtime import print0
 from .train import data_options
 
@@ -18,17 +21,38 @@ def accuracy(counts: Dict[str, int]) -> Dict[str, float]:
     return {"top_5_accuracy": counts["top_5_correct"] / total, "top_1_accuracy": counts["top_1_correct"] / total}
 
 
+def onnx_model_and_data(cfg: Config, path: str):
+    """An ONNX file runs in ONNX Runtime on the CPU, so its batches are made there, in fp32 and NCHW; its
+    graph has a fixed input size, which must be the configuration's ``image_size``."""
+    model = OnnxModel(path)
+    hw = model.image_hw
+    if hw is not None and hw != (cfg.image_size, cfg.image_size):
+        raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs but image_size is {cfg.image_size}: "
+                         f"pass --image_size {hw[0]}" if hw[0] == hw[1] else
+                         f"{path} takes {hw[0]}x{hw[1]} inputs; evaluation needs a square image_size")
+    trained_on = model.metadata.get("dataset")
+    if trained_on and trained_on != cfg.dataset:
+        raise ValueError(f"{path} was exported from a {trained_on} model, whose inputs are normalised "
+                         f"differently from {cfg.dataset}'s: pass --dataset {trained_on}")
+    device = torch.device("cpu")
+    opts = dataclasses.replace(data_options(cfg, device, train=False), channels_last=False)
+    return model, device, "fp32", opts
+
+
 def run(cfg: Config) -> Dict[str, float]:
     if not cfg.checkpoint_path:
         raise ValueError("checkpoint_path is not set: pass --checkpoint_path CKPT")
-    device = resolve_device(cfg.device_target)
-    precision = resolve_precision(cfg.precision, device)
     path = ckpt_io.resolve_checkpoint_path(cfg.checkpoint_path)
-    model, _ = model_from_checkpoint(ckpt_io.load_file(path), path)
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model = model.to(device=device, memory_format=memory_format)
-    loader = build_loader(data_options(cfg, device, train=False), train=False, device=device,
-                          drop_last=cfg.eval_drop_last)
+    if is_onnx_file(path):
+        model, device, precision, opts = onnx_model_and_data(cfg, path)
+    else:
+        device = resolve_device(cfg.device_target)
+        precision = resolve_precision(cfg.precision, device)
+        model, _ = model_from_checkpoint(ckpt_io.load_file(path), path)
+        memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        model = model.to(device=device, memory_format=memory_format)
+        opts = data_options(cfg, device, train=False)
+    loader = build_loader(opts, train=False, device=device, drop_last=cfg.eval_drop_last)
     counts = evaluate(model, loader, device, precision)
     if counts["total"] == 0:
         raise ValueError(f"dataset_path {cfg.dataset_path}: no evaluation samples")

@@ -1,0 +1,178 @@
+"""CPU inference latency: PyTorch eager, ONNX Runtime fp32 and ONNX Runtime INT8, for our MobileNetV1 and
+timm's ``mobilenetv1_100`` (the same network), exported and quantized the same way in the same run.
+
+    python benchmarks/latency.py                       # table; batch 1 and 32, 224x224, all cores
+    python benchmarks/latency.py --json latency.json   # also one JSON object
+
+Both models are exported by ``mobilenet_v1.export.to_onnx`` (PyTorch's torch.export-based exporter,
+opset 18, dynamic batch) and quantized by ``mobilenet_v1.quantize.quantize_file`` (static INT8, QDQ,
+per-channel weights). Latency does not depend on the weights' values, so both start from their
+random initialisation, and calibration uses random inputs of the normalised-image scale.
+
+Timing: the variants run in rounds, each variant a block of calls per round, so slow phases of a
+shared machine fall on every variant alike; a figure is the median over all timed calls, after
+warm-up calls that are not timed. ``timm`` is needed only here (``pip install -e .[bench]``).
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from typing import Callable, Dict, List
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+
+from mobilenet_v1.export import save_onnx, to_onnx  # noqa: E402
+from mobilenet_v1.model import MobileNetV1  # noqa: E402
+from mobilenet_v1.onnx_io import OnnxModel  # noqa: E402
+from mobilenet_v1.quantize import quantize_file  # noqa: E402
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def random_batches(n_batches: int, batch: int, size: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(n_batches):
+        yield torch.randn(batch, 3, size, size, generator=g), torch.zeros(batch, dtype=torch.long)
+
+
+def prepare(name: str, model: torch.nn.Module, folder: str, size: int, threads: int,
+            calib_batches: int) -> Dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """The three runnable forms of one model: eager, ONNX fp32, ONNX INT8."""
+    model = model.eval()
+    fp32_path = os.path.join(folder, f"{name}.onnx")
+    int8_path = os.path.join(folder, f"{name}_int8.onnx")
+    t = time.perf_counter()
+    save_onnx(to_onnx(model, size, size, batch_size=1, dynamic_batch=True), fp32_path)
+    exported = time.perf_counter() - t
+    t = time.perf_counter()
+    quantize_file(fp32_path, int8_path, random_batches(calib_batches, 8, size, seed=1))
+    quantized = time.perf_counter() - t
+    print(f"{name}: exported in {exported:.1f} s ({os.path.getsize(fp32_path) / 1e6:.1f} MB), quantized in "
+          f"{quantized:.1f} s ({os.path.getsize(int8_path) / 1e6:.1f} MB)", flush=True)
+
+    def eager(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return model(x)
+
+    return {"PyTorch eager fp32": eager, "ONNX Runtime fp32": OnnxModel(fp32_path, threads),
+            "ONNX Runtime INT8": OnnxModel(int8_path, threads)}
+
+
+def measure(variants: Dict[str, Callable], batch: int, size: int, rounds: int, per_round: int,
+            warmup: int) -> Dict[str, List[float]]:
+    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+    times: Dict[str, List[float]] = {k: [] for k in variants}
+    for fn in variants.values():
+        for _ in range(warmup):
+            fn(x)
+    for _ in range(rounds):
+        for key, fn in variants.items():
+            for _ in range(per_round):
+                t = time.perf_counter()
+                fn(x)
+                times[key].append((time.perf_counter() - t) * 1000.0)
+    return times
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--image_size", type=int, default=224)
+    p.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 32])
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="PyTorch and ONNX Runtime intra-op threads (default: all CPUs)")
+    p.add_argument("--calls", type=int, default=300, help="timed calls per variant at batch 1 (default 300)")
+    p.add_argument("--calls_large", type=int, default=30,
+                   help="timed calls per variant at batches above 8 (default 30)")
+    p.add_argument("--calib_batches", type=int, default=4, help="random calibration batches of 8 (default 4)")
+    p.add_argument("--no_timm", action="store_true", help="skip the timm reference")
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    a = p.parse_args(argv)
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    models = {"mobilenet_v1 (ours)": MobileNetV1(class_num=1000, width_mult=1.0, padding="same")}
+    if not a.no_timm:
+        import timm
+
+        models["timm mobilenetv1_100"] = timm.create_model("mobilenetv1_100", pretrained=False, num_classes=1000)
+    import onnxruntime
+
+    env = {"cpu": cpu_name(), "cpus": os.cpu_count(), "threads": a.threads, "python": platform.python_version(),
+           "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+           "timm": None if a.no_timm else __import__("timm").__version__,
+           "date": time.strftime("%Y-%m-%d"), "image_size": a.image_size}
+    print(f"{env['cpu']}, {env['cpus']} CPUs, {a.threads} threads; torch {env['torch']}, onnxruntime "
+          f"{env['onnxruntime']}, timm {env['timm']}; {a.image_size}x{a.image_size}", flush=True)
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="latency-") as folder:
+        variants: Dict[str, Callable] = {}
+        for name, model in models.items():
+            for kind, fn in prepare(name.split()[0], model, folder, a.image_size, a.threads,
+                                    a.calib_batches).items():
+                variants[f"{name}|{kind}"] = fn
+        for batch in a.batch_sizes:
+            calls = a.calls if batch <= 8 else a.calls_large
+            per_round = 10 if batch <= 8 else 2
+            rounds = max(1, calls // per_round)
+            t = time.perf_counter()
+            times = measure(variants, batch, a.image_size, rounds, per_round, warmup=3 if batch > 8 else 10)
+            print(f"batch {batch}: {rounds * per_round} timed calls per variant in "
+                  f"{time.perf_counter() - t:.0f} s", flush=True)
+            for key, ts in times.items():
+                model, kind = key.split("|")
+                results.append({"model": model, "runtime": kind, "batch": batch, "calls": len(ts),
+                                "median_ms": float(np.median(ts)), "p10_ms": float(np.percentile(ts, 10)),
+                                "p90_ms": float(np.percentile(ts, 90))})
+
+    def median(model: str, kind: str, batch: int) -> float:
+        return next(r["median_ms"] for r in results
+                    if r["model"] == model and r["runtime"] == kind and r["batch"] == batch)
+
+    ratios = []
+    for model in models:
+        for batch in a.batch_sizes:
+            fp32 = median(model, "ONNX Runtime fp32", batch)
+            ratios.append({"model": model, "batch": batch,
+                           "int8_over_ort_fp32": median(model, "ONNX Runtime INT8", batch) / fp32,
+                           "ort_fp32_over_eager": fp32 / median(model, "PyTorch eager fp32", batch)})
+
+    print()
+    head = "| model | runtime | " + " | ".join(f"batch {b} (ms)" for b in a.batch_sizes) + " |"
+    print(head)
+    print("|" + "---|" * (2 + len(a.batch_sizes)))
+    for model in models:
+        for kind in ("PyTorch eager fp32", "ONNX Runtime fp32", "ONNX Runtime INT8"):
+            cells = []
+            for b in a.batch_sizes:
+                r = next(r for r in results if r["model"] == model and r["runtime"] == kind and r["batch"] == b)
+                cells.append(f"{r['median_ms']:.2f} ({r['p10_ms']:.2f}-{r['p90_ms']:.2f})")
+            print(f"| {model} | {kind} | " + " | ".join(cells) + " |")
+    print()
+    for r in ratios:
+        print(f"{r['model']}, batch {r['batch']}: INT8 / ONNX fp32 = {r['int8_over_ort_fp32']:.2f}, "
+              f"ONNX fp32 / eager = {r['ort_fp32_over_eager']:.2f}")
+    if a.json:
+        with open(a.json, "w", encoding="utf-8") as f:
+            json.dump({"env": env, "results": results, "ratios": ratios}, f, indent=1)
+        print(f"wrote {a.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

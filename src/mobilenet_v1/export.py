@@ -1,0 +1,192 @@
+"""``mobilenet-v1 export``: a checkpoint to an ONNX file, checked in ONNX Runtime against PyTorch.
+
+The seed's ``export.py`` flags: ``--ckpt_file C --file_name N --file_format ONNX [--batch_size B]
+[--width W --height H]``. The file is ``N.onnx`` (the seed's MindSpore ``export`` also appends the
+format's extension). The batch axis is dynamic unless ``--static_batch``; height and width are fixed
+because SAME padding is computed from the input size while the graph is built.
+
+BatchNorm is folded into the convolutions before export, so the graph is 27 ``Conv -> Clip`` pairs, a
+``ReduceMean`` and a ``Gemm`` in any runtime, whatever graph optimisations it has. After writing, the
+command runs the file in ONNX Runtime on a random batch and fails if any logit differs from PyTorch's
+by more than ``--atol`` (1e-4).
+"""
+import argparse
+import copy
+import os
+import warnings
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from . import checkpoint as ckpt_io
+from .api import model_from_checkpoint
+from .model import MobileNetV1
+from .onnx_io import OnnxModel, write_metadata
+from .runtime import print0
+from .transforms import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD
+
+# The dynamo exporter's lowest opset; ONNX Runtime 1.17+ and current mobile runtimes read it.
+OPSET = 18
+ATOL = 1e-4
+MINDSPORE_FORMATS = ("MINDIR", "AIR")
+
+
+class ExportError(ValueError):
+    """An export that cannot be done or that does not reproduce PyTorch's outputs."""
+
+
+def fold_batchnorm(model: MobileNetV1) -> MobileNetV1:
+    """An eval-mode copy whose BatchNorms are folded into the convs before them (each conv gains a bias).
+
+    Same outputs up to float rounding; the exported graph then needs no BatchNormalization op and no
+    runtime has to fuse one.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = copy.deepcopy(model).eval()
+    for block in folded.network:
+        conv, bn = block[0], block[1]
+        if isinstance(bn, nn.BatchNorm2d):
+            block[0] = fuse_conv_bn_eval(conv, bn)
+            block[1] = nn.Identity()
+    return folded
+
+
+def to_onnx(model: nn.Module, height: int, width: int, batch_size: int = 1, dynamic_batch: bool = True):
+    """The ``onnx.ModelProto`` of ``model`` (eval mode) for (N, 3, height, width) inputs.
+
+    Uses PyTorch's ``torch.export``-based exporter (the TorchScript one is deprecated). Input ``input``,
+    output ``logits``; with ``dynamic_batch`` the first axis is the symbol ``batch``.
+    """
+    model = model.eval()
+    if isinstance(model, MobileNetV1):
+        model = fold_batchnorm(model)
+    # torch.export specialises a dimension whose example size is 1, so trace a dynamic batch with 2.
+    example = torch.randn(max(batch_size, 2) if dynamic_batch else batch_size, 3, height, width)
+    kwargs: Dict[str, Any] = {}
+    if dynamic_batch:
+        kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch")},)
+    with warnings.catch_warnings():
+        # The exporter announces its own internals (deprecations inside torch.export, onnxscript).
+        warnings.simplefilter("ignore")
+        with torch.no_grad():
+            program = torch.onnx.export(model, (example,), dynamo=True, input_names=["input"],
+                                        output_names=["logits"], opset_version=OPSET, external_data=False,
+                                        verbose=False, **kwargs)
+    return program.model_proto
+
+
+def save_onnx(model_proto, path: str) -> None:
+    """Write a model as one self-contained file (weights inside), atomically."""
+    with ckpt_io.atomic_write(path) as f:
+        f.write(model_proto.SerializeToString())
+
+
+def preprocessing_metadata(dataset: str, image_size: int) -> Dict[str, Any]:
+    mean, std = (CIFAR_MEAN, CIFAR_STD) if dataset == "cifar10" else (IMAGENET_MEAN, IMAGENET_STD)
+    return {"dataset": dataset, "image_size": image_size, "mean": list(mean), "std": list(std)}
+
+
+def max_difference(onnx_path: str, model: nn.Module, batch_sizes: Sequence[int], height: int, width: int,
+                   seed: int = 0) -> Dict[int, float]:
+    """Largest absolute logit difference between ONNX Runtime and PyTorch, per batch size, on random
+    normal inputs (the scale of normalised images)."""
+    session = OnnxModel(onnx_path)
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for n in batch_sizes:
+        x = torch.randn(n, 3, height, width, generator=g)
+        with torch.no_grad():
+            expected = model.eval()(x).float()
+        out[n] = float((session(x) - expected).abs().max())
+    return out
+
+
+def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = None, width: Optional[int] = None,
+                      batch_size: int = 1, dynamic_batch: bool = True, atol: float = ATOL) -> Dict[str, Any]:
+    """Export a checkpoint to ``file_name`` (``.onnx`` appended when missing) and check it; returns the
+    path, the input size and the largest difference from PyTorch per checked batch size."""
+    path = ckpt_io.resolve_checkpoint_path(ckpt_file)
+    ckpt = ckpt_io.load_file(path)
+    model, args = model_from_checkpoint(ckpt, path)
+    config = ckpt.get("config") or {}
+    dataset = config.get("dataset") or ("cifar10" if args["class_num"] == 10 else "imagenet2012")
+    trained_size = int(config.get("image_size") or 224)
+    height = height or trained_size
+    width = width or trained_size
+    if height < 1 or width < 1 or batch_size < 1:
+        raise ExportError(f"--height {height}, --width {width}, --batch_size {batch_size}: each must be >= 1")
+    out_path = file_name if file_name.lower().endswith(".onnx") else file_name + ".onnx"
+
+    proto = to_onnx(model, height, width, batch_size, dynamic_batch)
+    meta = preprocessing_metadata(dataset, trained_size)
+    meta.update({"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"],
+                 "classes": ckpt.get("classes"), "source": os.path.basename(path)})
+    write_metadata(proto, meta)
+    save_onnx(proto, out_path)
+
+    sizes: List[int] = [batch_size] if not dynamic_batch else sorted({1, max(batch_size, 2)})
+    diffs = max_difference(out_path, model, sizes, height, width)
+    worst = max(diffs.values())
+    if not worst <= atol:  # also catches NaN
+        raise ExportError(f"{out_path}: ONNX Runtime's logits differ from PyTorch's by {worst:.3g} "
+                          f"(more than {atol:g}); the file is not a faithful export")
+    return {"path": out_path, "height": height, "width": width, "dynamic_batch": dynamic_batch,
+            "max_abs_diff": diffs, "bytes": os.path.getsize(out_path), "ckpt": path}
+
+
+def mindspore_format_message(fmt: str) -> str:
+    return (f"--file_format {fmt}: {fmt} files are MindSpore's own format and only MindSpore can write "
+            f"them. To deploy with MindSpore, write a MindSpore checkpoint with "
+            f"'mobilenet-v1 convert MODEL.ckpt mindspore.ckpt' and run the seed's "
+            f"'python export.py --ckpt_file mindspore.ckpt --file_format {fmt}' under MindSpore; "
+            f"for ONNX Runtime, TensorRT, OpenVINO or mobile runtimes use --file_format ONNX")
+
+
+def main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="mobilenet-v1 export", description=(
+        "Export a checkpoint to ONNX (the seed's export.py flags) and check the file in ONNX Runtime."))
+    p.add_argument("--ckpt_file", default=None, help="checkpoint (or a run folder: its newest)")
+    p.add_argument("--file_name", default=None, help="output name; .onnx is appended (mobilenetv1)")
+    p.add_argument("--file_format", default=None, type=str.upper,
+                   help="ONNX (default); the seed's MINDIR and AIR need MindSpore (see the error they give)")
+    p.add_argument("--batch_size", type=int, default=None,
+                   help="batch of the check (and of the graph with --static_batch); default 1")
+    p.add_argument("--width", type=int, default=None, help="input width (default: the training image_size)")
+    p.add_argument("--height", type=int, default=None, help="input height (default: the training image_size)")
+    p.add_argument("--static_batch", action="store_true", help="fix the batch axis at --batch_size")
+    p.add_argument("--atol", type=float, default=ATOL, help=f"largest allowed logit difference ({ATOL:g})")
+    p.add_argument("--config_path", default=None,
+                   help="a config file (the seed's too) whose export keys (ckpt_file, file_name, file_format, "
+                        "batch_size, width, height) stand in for flags not given")
+    a = p.parse_args(list(argv))
+    if a.config_path:
+        from .config import read_yaml
+
+        values, _ = read_yaml(a.config_path)
+        for key in ("ckpt_file", "file_name", "file_format", "batch_size", "width", "height"):
+            if getattr(a, key) is None and values.get(key) not in (None, ""):
+                value = values[key]
+                setattr(a, key, str(value).upper() if key == "file_format" else value)
+    fmt = a.file_format or "ONNX"
+    if fmt in MINDSPORE_FORMATS:
+        raise ExportError(mindspore_format_message(fmt))
+    if fmt != "ONNX":
+        raise ExportError(f"--file_format {fmt!r}: expected ONNX (or the seed's MINDIR/AIR)")
+    if not a.ckpt_file:
+        p.error("--ckpt_file is required")
+    try:
+        batch_size = int(a.batch_size or 1)
+        height = int(a.height) if a.height is not None else None
+        width = int(a.width) if a.width is not None else None
+    except (TypeError, ValueError):
+        raise ExportError(f"config file {a.config_path}: batch_size, width and height must be integers") from None
+    result = export_checkpoint(a.ckpt_file, a.file_name or "mobilenetv1", height, width, batch_size,
+                               dynamic_batch=not a.static_batch, atol=a.atol)
+    diffs = ", ".join(f"batch {n}: {d:.2e}" for n, d in result["max_abs_diff"].items())
+    print0(f"wrote {result['path']} ({result['bytes'] / 1e6:.2f} MB, input (N, 3, {result['height']}, "
+           f"{result['width']}), batch {'dynamic' if result['dynamic_batch'] else batch_size}) from "
+           f"{result['ckpt']}")
+    print0(f"ONNX Runtime vs PyTorch, largest logit difference: {diffs} (limit {a.atol:g})")
+    return 0

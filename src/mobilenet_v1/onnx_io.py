@@ -1,0 +1,149 @@
+"""ONNX files of ours: recognising one, reading its metadata, and running it in ONNX Runtime.
+
+:class:`OnnxModel` wraps an ONNX Runtime session as a ``torch.nn.Module`` that maps a normalised
+(N, 3, H, W) batch to logits, so evaluation, prediction and benchmarks run an ``.onnx`` file through
+the same code as a checkpoint (``engine.evaluate`` included).
+
+Our exporter records in the file's ``metadata_props`` what a runtime needs beyond the graph:
+``dataset`` (which normalisation the input needs), ``image_size``, ``classes`` (a JSON list, when the
+training run recorded class names), ``mean`` and ``std`` (JSON, on the [0, 1] pixel scale).
+"""
+import json
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import CheckpointError
+
+META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "padding", "mean", "std",
+             "source", "quantization")
+
+
+def is_onnx_file(path: str) -> bool:
+    """True for a ``.onnx`` file, or a file whose content starts as an ONNX ``ModelProto`` does.
+
+    An ONNX file is a protobuf message whose first field is ``ir_version`` (field 1, a varint: byte
+    0x08) followed by a small version number. PyTorch checkpoints are zip files (``PK``) or pickles
+    (0x80), MindSpore checkpoints start with field 1 as a length-delimited message (0x0A).
+    """
+    if path.lower().endswith(".onnx"):
+        return True
+    if not os.path.isfile(path):
+        return False
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return len(head) == 2 and head[0] == 0x08 and 3 <= head[1] <= 20
+
+
+def session_options(threads: int = 0):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads > 0:
+        so.intra_op_num_threads = threads
+    # Warnings about unused initialisers etc. are for graph authors, not for someone running a model.
+    so.log_severity_level = 3
+    return so
+
+
+class OnnxModel(nn.Module):
+    """An ONNX classifier on ONNX Runtime's CPU provider, called like the PyTorch model.
+
+    ``forward`` takes a float tensor on any device and returns float32 logits on the same device.
+    """
+
+    def __init__(self, path: str, threads: int = 0):
+        super().__init__()
+        import onnxruntime as ort
+
+        if not os.path.isfile(path):
+            raise CheckpointError(f"ONNX file {path}: no such file")
+        try:
+            self.session = ort.InferenceSession(path, session_options(threads),
+                                                providers=["CPUExecutionProvider"])
+        except Exception as e:  # ONNX Runtime raises its own exception types for damaged or foreign files
+            raise CheckpointError(f"ONNX file {path}: ONNX Runtime cannot load it "
+                                  f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+            raise CheckpointError(f"ONNX file {path}: expected one (N, 3, H, W) input, found "
+                                  f"{[(i.name, i.shape) for i in inputs]}")
+        self.path = path
+        self.input_name = inputs[0].name
+        self.input_shape = list(inputs[0].shape)
+        self.metadata = read_metadata(self.session.get_modelmeta().custom_metadata_map)
+
+    @property
+    def image_hw(self) -> Optional[Tuple[int, int]]:
+        """The fixed (H, W) the graph takes, or None if they are symbolic."""
+        h, w = self.input_shape[2], self.input_shape[3]
+        return (h, w) if isinstance(h, int) and isinstance(w, int) else None
+
+    @property
+    def fixed_batch(self) -> Optional[int]:
+        n = self.input_shape[0]
+        return n if isinstance(n, int) else None
+
+    @property
+    def class_num(self) -> Optional[int]:
+        dim = self.session.get_outputs()[0].shape[-1]
+        return dim if isinstance(dim, int) else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
+        n = self.fixed_batch
+        if n is not None and batch.shape[0] != n:
+            return torch.cat([self.forward(part) for part in _split_fixed(x, n)])[: x.shape[0]]
+        out = self.session.run(None, {self.input_name: batch})[0]
+        return torch.from_numpy(out).to(x.device)
+
+
+def _split_fixed(x: torch.Tensor, n: int) -> List[torch.Tensor]:
+    """A batch cut into pieces of exactly ``n`` rows for a graph exported with a static batch
+    (the last piece padded with zeros; the caller drops the padded rows' outputs)."""
+    parts = []
+    for start in range(0, x.shape[0], n):
+        part = x[start:start + n]
+        if part.shape[0] < n:
+            part = torch.cat([part, part.new_zeros((n - part.shape[0],) + tuple(part.shape[1:]))])
+        parts.append(part)
+    return parts
+
+
+def read_metadata(props: Dict[str, str]) -> Dict[str, Any]:
+    """Our metadata entries, decoded (JSON values parsed, numbers as numbers); other keys dropped."""
+    out: Dict[str, Any] = {}
+    for key in META_KEYS:
+        if key not in props:
+            continue
+        value = props[key]
+        if key in ("classes", "mean", "std"):
+            out[key] = json.loads(value)
+        elif key in ("image_size", "class_num"):
+            out[key] = int(value)
+        elif key == "width_mult":
+            out[key] = float(value)
+        else:
+            out[key] = value
+    return out
+
+
+def write_metadata(model_proto, values: Dict[str, Any]) -> None:
+    """Set our metadata entries on an ``onnx.ModelProto`` (replacing earlier values of the same keys)."""
+    encoded = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        if key not in META_KEYS:
+            raise KeyError(f"unknown ONNX metadata key {key!r}")
+        encoded[key] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+    kept = [p for p in model_proto.metadata_props if p.key not in encoded]
+    del model_proto.metadata_props[:]
+    model_proto.metadata_props.extend(kept)
+    for key, value in encoded.items():
+        entry = model_proto.metadata_props.add()
+        entry.key, entry.value = key, value

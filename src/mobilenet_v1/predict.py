@@ -1,0 +1,204 @@
+"""``mobilenet-v1 predict IMAGE... --ckpt_file C``: the top-k classes of image files, with probabilities.
+
+The model is a checkpoint (or a run folder: its newest) or an ONNX file from ``export``/``quantize``.
+Images get the evaluation transform of the data the model was trained on, which a training checkpoint
+records in its configuration and an exported ONNX file in its metadata:
+
+- ImageNet-style folders: shorter side resized (256 for 224), centre crop, ImageNet normalisation.
+- CIFAR-10 binaries: the model only ever saw 32x32 images resized to ``image_size``. A photo is
+  centre-cropped to a square and shrunk to 32x32 first, then given the CIFAR-10 evaluation transform
+  (resize to ``image_size``, CIFAR-10 normalisation); a 32x32 image passes through exactly as in eval.
+
+Class names, first found: ``--labels FILE`` (one name per line, in label order; or the built-in lists
+``imagenet`` and ``cifar10``); the folder names the training run recorded (synset folders shown with
+their English name); the built-in ImageNet names for a 1000- or 1001-class model; else the index.
+The seed's 1001-class layout has labels 0..999 from the sorted synset folders and one logit (1000)
+that no label uses: it is left out. TF-slim's layout puts "background" at 0 (``--background_class``).
+"""
+import argparse
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from . import checkpoint as ckpt_io
+from . import transforms as T
+from .api import model_from_checkpoint
+from .data import read_bytes
+from .onnx_io import OnnxModel, is_onnx_file
+from .runtime import print0
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR_NATIVE_SIZE = 32
+BATCH = 32
+
+
+def imagenet_classes() -> List[tuple]:
+    """(WordNet id, English name) of the 1000 ImageNet classes, in sorted-synset (label) order."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "imagenet_classes.tsv")
+    with open(path, encoding="utf-8") as f:
+        rows = [line.rstrip("\n").split("\t") for line in f if line.strip() and not line.startswith("#")]
+    assert len(rows) == 1000, f"{path}: {len(rows)} classes"
+    return [(r[0], r[1]) for r in rows]
+
+
+def readable(name: str, synsets: Dict[str, str]) -> str:
+    """A recorded folder name, with the English name when it is an ImageNet synset id."""
+    return f"{synsets[name]} ({name})" if name in synsets else name
+
+
+def read_labels_file(path: str) -> List[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [line.strip() for line in f]
+    except OSError as e:
+        raise ValueError(f"--labels {path}: {e.strerror or e}") from None
+    while lines and not lines[-1]:
+        lines.pop()
+    if not lines or any(not line for line in lines):
+        raise ValueError(f"--labels {path}: expected one non-empty class name per line, in label order")
+    return lines
+
+
+def class_names(class_num: int, recorded: Optional[Sequence[str]], labels: Optional[str],
+                background_class: bool) -> List[Optional[str]]:
+    """The name of each output index; None marks an index that is no class (the seed's unused logit).
+
+    ``labels`` is a file of names or one of the built-in lists ``imagenet`` and ``cifar10``.
+    """
+    synsets = dict(imagenet_classes())
+    if labels == "imagenet":
+        names: Optional[List[str]] = [n for _, n in imagenet_classes()]
+        source = "the built-in ImageNet list"
+    elif labels == "cifar10":
+        names, source = list(CIFAR10_CLASSES), "the built-in CIFAR-10 list"
+    elif labels:
+        names, source = read_labels_file(labels), f"--labels {labels}"
+    elif recorded:
+        names, source = [readable(n, synsets) for n in recorded], "the class folders the checkpoint recorded"
+    elif class_num in (1000, 1001):
+        names, source = [f"{n} ({w})" for w, n in imagenet_classes()], "the built-in ImageNet list"
+    else:
+        return [str(i) for i in range(class_num)]
+    if background_class:
+        names = ["background"] + list(names)
+    if len(names) == class_num:
+        return list(names)
+    if class_num == 1001 and len(names) == 1000 and not background_class:
+        return list(names) + [None]  # the seed's 1001 layout: the last logit is no label
+    raise ValueError(f"{source} has {len(names)} names{' with background' if background_class else ''}, "
+                     f"but the model has {class_num} outputs")
+
+
+@dataclass
+class Predictor:
+    model: nn.Module
+    source: str
+    dataset: str
+    image_size: int
+    names: List[Optional[str]]
+
+    def transform(self, img: torch.Tensor) -> torch.Tensor:
+        """A decoded uint8 (3, H, W) image -> the uint8 (3, S, S) the model's evaluation pipeline makes."""
+        if self.dataset == "imagenet2012":
+            return T.resize_center_crop(img, self.image_size)
+        h, w = img.shape[-2:]
+        side = min(h, w)
+        img = img[:, (h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
+        img = T.batch_resize_uint8(img[None], CIFAR_NATIVE_SIZE)
+        return T.batch_resize_uint8(img, self.image_size)[0]
+
+    def normalize(self, batch: torch.Tensor) -> torch.Tensor:
+        mean, std = (T.IMAGENET_MEAN, T.IMAGENET_STD) if self.dataset == "imagenet2012" else (T.CIFAR_MEAN, T.CIFAR_STD)
+        return T.Normalize(mean, std, torch.device("cpu"))(batch)
+
+    @torch.no_grad()
+    def probabilities(self, images: Sequence[str]) -> torch.Tensor:
+        """(len(images), outputs) class probabilities; indices that are no class get 0."""
+        valid = torch.tensor([n is not None for n in self.names])
+        out = []
+        for start in range(0, len(images), BATCH):
+            batch = torch.stack([self.transform(T.decode_rgb(read_bytes(p), p)) for p in images[start:start + BATCH]])
+            logits = self.model(self.normalize(batch)).float()
+            out.append(torch.softmax(logits.masked_fill(~valid, float("-inf")), dim=1))
+        return torch.cat(out)
+
+    def top_k(self, images: Sequence[str], k: int) -> List[Dict[str, Any]]:
+        probs = self.probabilities(images)
+        k = min(k, sum(n is not None for n in self.names))
+        values, indices = probs.topk(k, dim=1)
+        return [{"image": path, "top_k": [{"index": int(i), "label": self.names[int(i)], "probability": float(v)}
+                                          for v, i in zip(values[row], indices[row])]}
+                for row, path in enumerate(images)]
+
+
+def guess_dataset(class_num: int) -> str:
+    """For a file that does not say: the seed's CIFAR-10 models have 10 classes, anything else is taken
+    to be an ImageNet-style model."""
+    return "cifar10" if class_num == 10 else "imagenet2012"
+
+
+def load_predictor(path: str, labels: Optional[str] = None, background_class: bool = False,
+                   dataset: Optional[str] = None, image_size: Optional[int] = None) -> Predictor:
+    """A model file and what it takes to run it on image files; ``dataset`` and ``image_size`` override
+    what the file records."""
+    path = ckpt_io.resolve_checkpoint_path(path)
+    if is_onnx_file(path):
+        onnx_model = OnnxModel(path)
+        meta = onnx_model.metadata
+        class_num = onnx_model.class_num or int(meta.get("class_num", 0))
+        hw = onnx_model.image_hw
+        size = image_size or (hw[0] if hw else None) or meta.get("image_size") or 224
+        if hw is not None and hw != (size, size):
+            raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs, not --image_size {size}")
+        model: nn.Module = onnx_model
+        recorded, trained_on = meta.get("classes"), meta.get("dataset")
+    else:
+        ckpt = ckpt_io.load_file(path)
+        model, args = model_from_checkpoint(ckpt, path)
+        config = ckpt.get("config") or {}
+        class_num = args["class_num"]
+        size = image_size or config.get("image_size") or 224
+        recorded, trained_on = ckpt.get("classes"), config.get("dataset")
+    if not class_num:
+        raise ValueError(f"{path}: the number of classes cannot be read from the file")
+    return Predictor(model=model, source=path, dataset=dataset or trained_on or guess_dataset(class_num),
+                     image_size=int(size), names=class_names(class_num, recorded, labels, background_class))
+
+
+def main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="mobilenet-v1 predict", description=(
+        "Top-k classes with probabilities for image files, from a checkpoint or an ONNX file."))
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
+    p.add_argument("--ckpt_file", required=True, help="checkpoint, run folder (its newest) or .onnx file")
+    p.add_argument("--top_k", type=int, default=5, help="classes per image (default 5)")
+    p.add_argument("--labels", default=None,
+                   help="class names: a file with one per line in label order, or 'imagenet' / 'cifar10'")
+    p.add_argument("--background_class", action="store_true",
+                   help="output 0 is 'background' (TF-slim's 1001-class layout), not the seed's layout")
+    p.add_argument("--dataset", choices=("cifar10", "imagenet2012"), default=None,
+                   help="the evaluation transform to use (default: what the file records)")
+    p.add_argument("--image_size", type=int, default=None, help="input size (default: what the file records)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    a = p.parse_args(list(argv))
+    if a.top_k < 1:
+        p.error("--top_k must be at least 1")
+    if a.image_size is not None and a.image_size < 1:
+        p.error("--image_size must be at least 1")
+    for path in a.images:
+        if not os.path.isfile(path):
+            raise ValueError(f"image {path}: no such file")
+    predictor = load_predictor(a.ckpt_file, a.labels, a.background_class, a.dataset, a.image_size)
+    results = predictor.top_k(a.images, a.top_k)
+    if a.json:
+        print(json.dumps({"model": predictor.source, "dataset": predictor.dataset,
+                          "image_size": predictor.image_size, "predictions": results}))
+        return 0
+    for r in results:
+        print0(r["image"])
+        for t in r["top_k"]:
+            print0(f"  {t['probability']:7.2%}  {t['label']}  [{t['index']}]")
+    return 0

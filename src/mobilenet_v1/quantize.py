@@ -1,0 +1,180 @@
+"""``mobilenet-v1 quantize``: an fp32 ONNX file to a static INT8 one, with ONNX Runtime's quantizer.
+
+QDQ format (QuantizeLinear/DequantizeLinear pairs around standard ops, which ONNX Runtime fuses into
+integer kernels and other runtimes read as well), int8 weights per output channel, uint8 activations
+(x86's fast u8 x s8 dot products; VNNI needs no reduced range). Activation ranges are the min/max over
+a random sample of a few hundred *training* images, put through the evaluation transforms by our own
+loader, so the ranges are those the model sees at evaluation without looking at the evaluation set.
+
+The ReLU6 after each conv is absorbed into the conv's output range. The classifier's weights are
+INT8 too, but its output (the logits) stays float: 256 levels over the logits' range would make close
+classes tie and flip predictions for almost no speed.
+"""
+import argparse
+import os
+import tempfile
+from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import checkpoint as ckpt_io
+from .data import DataOptions, build_loader
+from .onnx_io import OnnxModel, is_onnx_file, read_metadata, write_metadata
+from .runtime import print0
+
+DEFAULT_CALIB_IMAGES = 300
+CALIB_BATCH = 16
+
+
+class QuantizeError(ValueError):
+    """A quantization that cannot be done; the message names the file or option."""
+
+
+def calibration_loader(dataset: str, calib_data: str, image_size: int, count: int, seed: int,
+                       batch_size: int = CALIB_BATCH, num_workers: int = -1) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    """``count`` training images chosen at random (``seed``) with their labels, as normalised float32
+    NCHW batches on the CPU made by the evaluation transforms (resize, and centre crop for ImageNet
+    folders; normalisation)."""
+    opts = DataOptions(dataset=dataset, dataset_path=calib_data, batch_size=batch_size, image_size=image_size,
+                       seed=seed, num_workers=num_workers, channels_last=False, flip=False, pipeline="cpu")
+    loader = build_loader(opts, train=False, device=torch.device("cpu"), drop_last=False, split="train",
+                          shuffle=True)
+    taken = 0
+    for x, y in loader:
+        x, y = x[: count - taken], y[: count - taken]
+        taken += x.shape[0]
+        yield x, y
+        if taken >= count:
+            return
+
+
+def _reader(batches: Iterator[Tuple[torch.Tensor, torch.Tensor]], input_name: str, fixed_batch: Optional[int]):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        """Feeds the calibration batches to ONNX Runtime's calibrator one at a time."""
+
+        def __init__(self):
+            self.images = 0
+
+        def get_next(self) -> Optional[Dict[str, np.ndarray]]:
+            for x, _ in batches:
+                if fixed_batch is not None and x.shape[0] != fixed_batch:
+                    continue  # a graph exported with a static batch takes no partial batch
+                self.images += x.shape[0]
+                return {input_name: np.ascontiguousarray(x.numpy(), dtype=np.float32)}
+            return None
+
+    return Reader()
+
+
+def quantize_file(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torch.Tensor]], per_channel: bool = True,
+                  reduce_range: bool = False) -> Dict[str, Any]:
+    """Static INT8 quantization of ``src`` into ``dst`` (QDQ; see the module's docstring).
+
+    ``batches`` are the calibration inputs, (images, labels) pairs; the labels are not used. The metadata of ``src`` is kept and a ``quantization``
+    entry added. Returns the sizes of both files and the number of calibration images.
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    import onnx
+
+    fp32 = OnnxModel(src)
+    source_proto = onnx.load(src)
+    folder = os.path.dirname(os.path.abspath(dst))
+    os.makedirs(folder, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".quantize-") as tmp:
+        prepared = os.path.join(tmp, "prepared.onnx")
+        # Shape inference and ONNX Runtime's portable (basic-level) graph clean-up, as the quantizer's
+        # documentation asks, so that every tensor the quantizer looks at has a known type and shape.
+        quant_pre_process(src, prepared)
+        reader = _reader(batches, fp32.input_name, fp32.fixed_batch)
+        out = os.path.join(tmp, "int8.onnx")
+        quantize_static(prepared, out, reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        reduce_range=reduce_range, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"OpTypesToExcludeOutputQuantization": ["Gemm"]})
+        if reader.images == 0:
+            raise QuantizeError("no calibration images were read")
+        proto = onnx.load(out)
+    meta = read_metadata({p.key: p.value for p in source_proto.metadata_props})
+    meta["quantization"] = (f"INT8 static, QDQ, {'per-channel' if per_channel else 'per-tensor'} int8 weights, "
+                            f"uint8 activations, min/max over {reader.images} images")
+    write_metadata(proto, meta)
+    with ckpt_io.atomic_write(dst) as f:
+        f.write(proto.SerializeToString())
+    return {"path": dst, "bytes": os.path.getsize(dst), "fp32_bytes": os.path.getsize(src),
+            "calib_images": reader.images}
+
+
+@torch.no_grad()
+def compare_top1(reference: nn.Module, candidate: nn.Module,
+                 loader: Iterable[Tuple[torch.Tensor, torch.Tensor]]) -> Dict[str, float]:
+    """Top-1 accuracy of two models over the same batches, and the share of images on which their top-1
+    classes agree (whether right or wrong)."""
+    ref_hits = cand_hits = same = total = 0
+    for x, y in loader:
+        a = reference(x).argmax(1).to(y.device)
+        b = candidate(x).argmax(1).to(y.device)
+        ref_hits += int((a == y).sum())
+        cand_hits += int((b == y).sum())
+        same += int((a == b).sum())
+        total += y.shape[0]
+    n = max(total, 1)
+    return {"images": total, "reference_top1": ref_hits / n, "candidate_top1": cand_hits / n, "agreement": same / n}
+
+
+def main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="mobilenet-v1 quantize", description=(
+        "Static INT8 quantization (ONNX Runtime, QDQ, per-channel weights) of an ONNX file from "
+        "'mobilenet-v1 export', calibrated on training images through the evaluation transforms."))
+    p.add_argument("--onnx", required=True, help="fp32 ONNX file (from mobilenet-v1 export)")
+    p.add_argument("--calib_data", required=True,
+                   help="the data set's folder (as --dataset_path in training); its training split is read")
+    p.add_argument("--dataset", choices=("cifar10", "imagenet2012"), default=None,
+                   help="layout and normalisation of --calib_data (default: what the ONNX file records)")
+    p.add_argument("--out", required=True, help="INT8 ONNX file to write")
+    p.add_argument("--calib_images", type=int, default=DEFAULT_CALIB_IMAGES,
+                   help=f"training images for the activation ranges (default {DEFAULT_CALIB_IMAGES})")
+    p.add_argument("--per_tensor", action="store_true", help="one weight scale per tensor, not per channel")
+    p.add_argument("--reduce_range", action="store_true",
+                   help="7-bit weights, for x86 CPUs without VNNI where u8 x s8 products can saturate")
+    p.add_argument("--seed", type=int, default=1, help="which training images are drawn (default 1)")
+    p.add_argument("--num_workers", type=int, default=-1, help="image decoding workers (default min(8, CPUs))")
+    a = p.parse_args(list(argv))
+    if a.calib_images < 1:
+        p.error("--calib_images must be at least 1")
+    if not is_onnx_file(a.onnx):
+        raise QuantizeError(f"--onnx {a.onnx}: not an ONNX file (export a checkpoint with "
+                            f"'mobilenet-v1 export --ckpt_file C --file_name N' first)")
+    if os.path.abspath(a.out) == os.path.abspath(a.onnx):
+        raise QuantizeError(f"--out {a.out}: is the input file; write the INT8 model to another file")
+    fp32 = OnnxModel(a.onnx)
+    if fp32.metadata.get("quantization"):
+        raise QuantizeError(f"--onnx {a.onnx}: is already quantized ({fp32.metadata['quantization']})")
+    hw = fp32.image_hw
+    if hw is None or hw[0] != hw[1]:
+        raise QuantizeError(f"--onnx {a.onnx}: needs a fixed square input size, found {fp32.input_shape}")
+    dataset = a.dataset or fp32.metadata.get("dataset")
+    if dataset is None:
+        raise QuantizeError(f"--onnx {a.onnx} does not record its data set: pass --dataset cifar10|imagenet2012")
+    if fp32.metadata.get("dataset") not in (None, dataset):
+        raise QuantizeError(f"--dataset {dataset}: {a.onnx} was exported from a {fp32.metadata['dataset']} "
+                            f"model, whose inputs are normalised differently")
+    batch = fp32.fixed_batch or CALIB_BATCH
+
+    def batches():
+        return calibration_loader(dataset, a.calib_data, hw[0], a.calib_images, a.seed, batch, a.num_workers)
+
+    result = quantize_file(a.onnx, a.out, batches(), per_channel=not a.per_tensor, reduce_range=a.reduce_range)
+    check = compare_top1(fp32, OnnxModel(a.out), batches())
+    print0(f"wrote {result['path']}: {result['bytes'] / 1e6:.2f} MB ({result['bytes'] / result['fp32_bytes']:.2f}x "
+           f"the fp32 file's {result['fp32_bytes'] / 1e6:.2f} MB), activation ranges from "
+           f"{result['calib_images']} training images of {a.calib_data}")
+    print0(f"on those images: top-1 {check['reference_top1']:.2%} fp32, {check['candidate_top1']:.2%} INT8; "
+           f"the two agree on {check['agreement']:.2%}. Evaluation accuracy: "
+           f"'mobilenet-v1 eval --checkpoint_path {a.out} --dataset {dataset} "
+           f"--dataset_path ... --image_size {hw[0]}'")
+    return 0
