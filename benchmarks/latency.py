@@ -11,7 +11,8 @@ random initialisation, and calibration uses random inputs of the normalised-imag
 
 Timing: the variants run in rounds, each variant a block of calls per round, so slow phases of a
 shared machine fall on every variant alike; a figure is the median over all timed calls, after
-warm-up calls that are not timed. ``timm`` is needed only here (``pip install -e .[bench]``).
+warm-up calls that are not timed. Ratios are given both of those medians and as the median over
+rounds of the ratio within a round (robust to load from elsewhere). ``timm`` is needed only here (``pip install -e .[bench]``).
 """
 import argparse
 import json
@@ -74,14 +75,18 @@ def prepare(name: str, model: torch.nn.Module, folder: str, size: int, threads: 
 
 
 def measure(variants: Dict[str, Callable], batch: int, size: int, rounds: int, per_round: int,
-            warmup: int) -> Dict[str, List[float]]:
+            settle: int) -> Dict[str, List[float]]:
+    """Per round, each variant in turn: ``settle`` untimed calls (the previous variant's threads may
+    still be spinning, and its data fills the caches), then ``per_round`` timed calls."""
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
     times: Dict[str, List[float]] = {k: [] for k in variants}
     for fn in variants.values():
-        for _ in range(warmup):
+        for _ in range(3 * settle):
             fn(x)
     for _ in range(rounds):
         for key, fn in variants.items():
+            for _ in range(settle):
+                fn(x)
             for _ in range(per_round):
                 t = time.perf_counter()
                 fn(x)
@@ -128,21 +133,32 @@ def main(argv=None) -> int:
                 variants[f"{name}|{kind}"] = fn
         for batch in a.batch_sizes:
             calls = a.calls if batch <= 8 else a.calls_large
-            per_round = 10 if batch <= 8 else 2
+            per_round = 20 if batch <= 8 else 3
             rounds = max(1, calls // per_round)
             t = time.perf_counter()
-            times = measure(variants, batch, a.image_size, rounds, per_round, warmup=3 if batch > 8 else 10)
+            times = measure(variants, batch, a.image_size, rounds, per_round, settle=1 if batch > 8 else 5)
             print(f"batch {batch}: {rounds * per_round} timed calls per variant in "
                   f"{time.perf_counter() - t:.0f} s", flush=True)
             for key, ts in times.items():
                 model, kind = key.split("|")
                 results.append({"model": model, "runtime": kind, "batch": batch, "calls": len(ts),
                                 "median_ms": float(np.median(ts)), "p10_ms": float(np.percentile(ts, 10)),
-                                "p90_ms": float(np.percentile(ts, 90))})
+                                "p90_ms": float(np.percentile(ts, 90)), "per_round": per_round,
+                                "times_ms": [round(v, 3) for v in ts]})
 
     def median(model: str, kind: str, batch: int) -> float:
         return next(r["median_ms"] for r in results
                     if r["model"] == model and r["runtime"] == kind and r["batch"] == batch)
+
+    def paired_ratio(model: str, num: str, den: str, batch: int) -> float:
+        """Median over rounds of the ratio of two variants' block medians in the same round: a burst of
+        load from elsewhere slows both sides of a ratio alike, so this resists it better than a ratio
+        of overall medians."""
+        def blocks(kind: str) -> np.ndarray:
+            r = next(r for r in results if r["model"] == model and r["runtime"] == kind and r["batch"] == batch)
+            per = r["per_round"]
+            return np.median(np.array(r["times_ms"]).reshape(-1, per), axis=1)
+        return float(np.median(blocks(num) / blocks(den)))
 
     ratios = []
     for model in models:
@@ -150,7 +166,11 @@ def main(argv=None) -> int:
             fp32 = median(model, "ONNX Runtime fp32", batch)
             ratios.append({"model": model, "batch": batch,
                            "int8_over_ort_fp32": median(model, "ONNX Runtime INT8", batch) / fp32,
-                           "ort_fp32_over_eager": fp32 / median(model, "PyTorch eager fp32", batch)})
+                           "int8_over_ort_fp32_paired": paired_ratio(model, "ONNX Runtime INT8",
+                                                                     "ONNX Runtime fp32", batch),
+                           "ort_fp32_over_eager": fp32 / median(model, "PyTorch eager fp32", batch),
+                           "ort_fp32_over_eager_paired": paired_ratio(model, "ONNX Runtime fp32",
+                                                                      "PyTorch eager fp32", batch)})
 
     print()
     head = "| model | runtime | " + " | ".join(f"batch {b} (ms)" for b in a.batch_sizes) + " |"
@@ -165,8 +185,9 @@ def main(argv=None) -> int:
             print(f"| {model} | {kind} | " + " | ".join(cells) + " |")
     print()
     for r in ratios:
-        print(f"{r['model']}, batch {r['batch']}: INT8 / ONNX fp32 = {r['int8_over_ort_fp32']:.2f}, "
-              f"ONNX fp32 / eager = {r['ort_fp32_over_eager']:.2f}")
+        print(f"{r['model']}, batch {r['batch']}: INT8 / ONNX fp32 = {r['int8_over_ort_fp32']:.2f} "
+              f"(per round: {r['int8_over_ort_fp32_paired']:.2f}), ONNX fp32 / eager = "
+              f"{r['ort_fp32_over_eager']:.2f} (per round: {r['ort_fp32_over_eager_paired']:.2f})")
     if a.json:
         with open(a.json, "w", encoding="utf-8") as f:
             json.dump({"env": env, "results": results, "ratios": ratios}, f, indent=1)

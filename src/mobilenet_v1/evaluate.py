@@ -26,10 +26,11 @@ def onnx_model_and_data(cfg: Config, path: str):
     graph has a fixed input size, which must be the configuration's ``image_size``."""
     model = OnnxModel(path)
     hw = model.image_hw
-    if hw is not None and hw != (cfg.image_size, cfg.image_size):
+    if hw is not None and hw[0] != hw[1]:
+        raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs; evaluation needs a square image_size")
+    if hw is not None and hw[0] != cfg.image_size:
         raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs but image_size is {cfg.image_size}: "
-                         f"pass --image_size {hw[0]}" if hw[0] == hw[1] else
-                         f"{path} takes {hw[0]}x{hw[1]} inputs; evaluation needs a square image_size")
+                         f"pass --image_size {hw[0]}")
     trained_on = model.metadata.get("dataset")
     if trained_on and trained_on != cfg.dataset:
         raise ValueError(f"{path} was exported from a {trained_on} model, whose inputs are normalised "
