@@ -67,6 +67,8 @@ class Config:
     data_pipeline: str = "auto"
     random_flip: bool = True
     log_interval: int = 0  # steps between progress lines; 0: once per epoch only (the seed)
+    # BatchNorm statistics over the global batch in a distributed run (off, as in the seed).
+    sync_bn: bool = False
 
 
 CHOICES: Dict[str, Tuple[Any, ...]] = {

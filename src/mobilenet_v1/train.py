@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt_io
+from . import distributed
 from .config import Config, dump_yaml, load_config, to_dict
 from .data import DataOptions, build_loader
 from .engine import (EpochResult, autocast, make_optimizer, make_scaler, resolve_device,
@@ -79,18 +80,31 @@ def save_training_checkpoint(path: str, model, optimizer, scaler, epoch: int, st
 
 
 def run(cfg: Config) -> Dict[str, Any]:
-    """Train as configured; returns the last epoch's figures and the last checkpoint's path."""
+    """Train as configured; returns the last epoch's figures and the last checkpoint's path.
+
+    Started by torchrun, every process calls this: DDP over a shard of the data each, rank 0 prints and
+    saves under ``ckpt_0/``; the process group is left on return and on error."""
+    dist = distributed.setup(cfg, "train")
+    try:
+        return _run(dist.apply(cfg), dist)
+    finally:
+        dist.cleanup()
+
+
+def _run(cfg: Config, dist: distributed.Context) -> Dict[str, Any]:
     device = resolve_device(cfg.device_target)
     precision = resolve_precision(cfg.precision, device)
     seed_everything(cfg.seed)
     if device.type == "cuda":
         # Fixed input shapes: let cuDNN pick the fastest algorithm per layer once.
         torch.backends.cudnn.benchmark = True
-    out_dir = cfg.save_checkpoint_path
+    out_dir = dist.checkpoint_dir(cfg.save_checkpoint_path)
     print0(header(device))
     print0("configuration:\n" + dump_yaml(cfg).rstrip())
-    loader = build_loader(data_options(cfg, device), train=True, device=device, drop_last=True)
-    if cfg.save_checkpoint:
+    if dist.enabled:
+        print0(dist.describe(cfg.batch_size))
+    loader = build_loader(data_options(cfg, device), train=True, device=device, drop_last=True, **dist.shard())
+    if cfg.save_checkpoint and dist.is_rank0:
         os.makedirs(out_dir, exist_ok=True)
         ckpt_io.atomic_save_text(dump_yaml(cfg), os.path.join(out_dir, "config.yaml"))
     steps_per_epoch = len(loader)
@@ -110,6 +124,7 @@ def run(cfg: Config) -> Dict[str, Any]:
                 if skipped else ""))
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format)
+    model = dist.wrap(model, device, cfg.sync_bn)
     criterion = build_criterion(cfg)
     optimizer = make_optimizer(model, float(lr[0]), cfg.momentum, cfg.weight_decay, device)
     scaler = make_scaler(precision, device, cfg.loss_scale)
@@ -123,17 +138,20 @@ def run(cfg: Config) -> Dict[str, Any]:
         lrs = lr[epoch * steps_per_epoch:(epoch + 1) * steps_per_epoch]
         result = train_one_epoch(step_model, loader, criterion, optimizer, scaler, lrs, device, precision)
         epoch_seconds.append(result.seconds)
+        dist.sync_buffers(model)
         for line in epoch_lines(epoch + 1, result):
             print0(line)
         done = epoch + 1
         if cfg.save_checkpoint and (done % cfg.save_checkpoint_epochs == 0 or done == cfg.epoch_size):
             last_path = os.path.join(out_dir, ckpt_io.checkpoint_name(done, steps_per_epoch))
-            save_training_checkpoint(last_path, model, optimizer, scaler, done, done * steps_per_epoch, cfg,
-                                     loader.classes)
-            ckpt_io.prune_checkpoints(out_dir, cfg.keep_checkpoint_max)
+            if dist.is_rank0:
+                save_training_checkpoint(last_path, model, optimizer, scaler, done, done * steps_per_epoch, cfg,
+                                         loader.classes)
+                ckpt_io.prune_checkpoints(out_dir, cfg.keep_checkpoint_max)
+    dist.check_replicas(model)
     return {"checkpoint": last_path, "last_loss": result.last_loss if result else float("nan"),
             "steps_per_epoch": steps_per_epoch, "epoch_seconds": epoch_seconds,
-            "images_per_epoch": steps_per_epoch * cfg.batch_size}
+            "images_per_epoch": steps_per_epoch * cfg.batch_size * dist.world_size}
 
 
 def main(argv: Sequence[str]) -> int:
