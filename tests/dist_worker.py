@@ -67,7 +67,8 @@ def same_math(ctx: distributed.Context, cfg, steps: int, sync_bn: bool) -> list:
             opt.step()
         a, b = distributed.unwrap_module(job).state_dict(), alone.state_dict()
         diffs.append(max(float((a[k].double() - b[k].double()).abs().max()) for k in a))
-    moved = max(float((alone.state_dict()[k].double() - v.double()).abs().max()) for k, v in start.state_dict().items())
+    moved = max(float((alone.state_dict()[k] - v).abs().max()) for k, v in start.state_dict().items()
+                if v.is_floating_point())
     return [diffs, moved]
 
 
