@@ -72,22 +72,25 @@ def test_cifar_eval_transform_is_resize_and_normalize(cifar_dir):
     assert torch.equal(y, labels[:8])
 
 
-def test_batch_random_crop_is_a_shifted_window_with_zero_padding():
-    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.uint8).view(2, 1, 6, 6) + 1
-    g = torch.Generator().manual_seed(3)
-    out = T.batch_random_crop(x, 2, g)
-    assert out.shape == x.shape
+def test_crop_at_is_the_shifted_window_of_the_zero_padded_image():
+    x = torch.arange(3 * 1 * 6 * 6, dtype=torch.uint8).view(3, 1, 6, 6) + 1
+    dy, dx = torch.tensor([0, 4, 2]), torch.tensor([3, 0, 4])
+    out = T.crop_at(x, 2, dy, dx)
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
-    for i in range(2):
-        found = [(dy, dx) for dy in range(5) for dx in range(5) if torch.equal(padded[i, :, dy:dy + 6, dx:dx + 6], out[i])]
-        assert len(found) == 1
+    for i in range(3):
+        assert torch.equal(out[i], padded[i, :, dy[i]:dy[i] + 6, dx[i]:dx[i] + 6])
 
 
-def test_batch_flip_flips_about_half():
-    x = torch.arange(4).view(1, 1, 1, 4).repeat(1000, 1, 1, 1)
-    out = T.batch_flip(x, torch.Generator().manual_seed(0))
-    flipped = (out[:, 0, 0, 0] == 3).float().mean().item()
-    assert 0.45 < flipped < 0.55
+def test_seeded_uniform_depends_on_the_seed_alone_and_flips_about_half():
+    seeds = torch.arange(4000, dtype=torch.int64) * 7919 + 11
+    u = T.seeded_uniform(seeds, 3)
+    assert u.shape == (4000, 3) and float(u.min()) >= 0.0 and float(u.max()) < 1.0
+    torch.testing.assert_close(T.seeded_uniform(seeds[1234:1300].flip(0), 3), u[1234:1300].flip(0), rtol=0, atol=0)
+    assert 0.45 < (u[:, 2] < 0.5).float().mean().item() < 0.55
+    assert abs(torch.corrcoef(u.T)[0, 1].item()) < 0.05  # the columns are not the same numbers
+    x = torch.arange(4).view(1, 1, 1, 4).repeat(4000, 1, 1, 1)
+    out = T.flip_where(x, u[:, 2] < 0.5)
+    assert torch.equal(out[:, 0, 0, 0] == 3, u[:, 2] < 0.5)
 
 
 def test_shard_sampler_disjoint_and_covering():

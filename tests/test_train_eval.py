@@ -25,21 +25,22 @@ def run_cli(*args, cwd=ROOT):
 
 
 def test_short_training_run_loss_falls_and_checkpoints(cifar_dir, tmp_path, capsys):
+    # 8 epochs: the criterion reads single-batch losses, and over 6 it held for only some seeds.
     out = tmp_path / "run"
-    cfg = load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=6", "--save_checkpoint_epochs=2",
+    cfg = load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=8", "--save_checkpoint_epochs=2",
                                "--keep_checkpoint_max=2", "--class_num=4", f"--save_checkpoint_path={out}"])
     result = train.run(cfg)
     log = capsys.readouterr().out
     losses = [float(line.split("loss is ")[1]) for line in log.splitlines() if line.startswith("epoch: ")]
-    assert len(losses) == 6
+    assert len(losses) == 8
     assert np.mean(losses[-2:]) < 0.6 * np.mean(losses[:2])
-    assert "epoch: 6 step: 12, loss is " in log and "Epoch time: " in log and ", per step time: " in log
+    assert "epoch: 8 step: 12, loss is " in log and "Epoch time: " in log and ", per step time: " in log
     names = sorted(n for n in os.listdir(out) if n.endswith((".ckpt", ".yaml")))  # tests/test_tracking.py: the rest
-    assert names == ["config.yaml", "mobilenetv1-4_12.ckpt", "mobilenetv1-6_12.ckpt"]
-    assert result["checkpoint"] == str(out / "mobilenetv1-6_12.ckpt")
+    assert names == ["config.yaml", "mobilenetv1-6_12.ckpt", "mobilenetv1-8_12.ckpt"]
+    assert result["checkpoint"] == str(out / "mobilenetv1-8_12.ckpt")
     ck = ckpt_io.load_file(result["checkpoint"])
     assert {"model", "optimizer", "scaler", "epoch", "step", "config", "rng"} <= set(ck)
-    assert ck["epoch"] == 6 and ck["step"] == 72 and ck["config"]["class_num"] == 4
+    assert ck["epoch"] == 8 and ck["step"] == 96 and ck["config"]["class_num"] == 4
 
 
 def test_checkpoint_save_load_identical_logits(tmp_path):

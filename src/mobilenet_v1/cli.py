@@ -5,6 +5,7 @@
 """
 import argparse
 import json
+import os
 import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -210,5 +211,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return COMMANDS[name](rest)
     except (ConfigError, DataError, CheckpointError, ValueError, OSError) as e:
-        print(f"mobilenet-v1 {name}: error: {e}", file=sys.stderr)
+        # Under torchrun every process reports; say which one.
+        where = f" (rank {os.environ['RANK']})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
+        print(f"mobilenet-v1 {name}{where}: error: {e}", file=sys.stderr)
         return 1

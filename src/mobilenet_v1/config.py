@@ -71,7 +71,8 @@ class Config:
     log_interval: int = 50
     eval_interval: int = 0  # evaluate every N epochs while training, keep the best by top-1; 0: never (the seed)
     # --- crash safety ---
-    # "auto": continue from the newest valid checkpoint in save_checkpoint_path (none: start afresh);
+    # "auto": continue from the newest valid checkpoint in save_checkpoint_path (its ckpt_0/ in a
+    # distributed run; none: start afresh); chosen by itself when torchrun restarts the workers;
     # a file path: continue from that checkpoint; "": start afresh.
     resume: str = ""
     # Also save every N global steps, mid-epoch included; 0: only every save_checkpoint_epochs (the seed).
@@ -80,6 +81,8 @@ class Config:
     max_bad_samples: int = -1
     # Steps in a row with a non-finite loss or gradient (each one skipped) before the run stops.
     max_nonfinite_steps: int = 10
+    # BatchNorm statistics over the global batch in a distributed run (off, as in the seed).
+    sync_bn: bool = False
 
 
 CHOICES: Dict[str, Tuple[Any, ...]] = {

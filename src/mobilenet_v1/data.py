@@ -18,6 +18,7 @@ from torchvision.io import ImageReadMode, decode_jpeg
 from . import transforms as T
 
 CIFAR_RECORD = 1 + 3 * 32 * 32  # label byte + 3,072 pixel bytes
+CIFAR_CROP_PADDING = 4  # the seed's RandomCrop(32, padding=4)
 CIFAR_TRAIN_FOLDER = "cifar-10-batches-bin"
 CIFAR_EVAL_FOLDER = "cifar-10-verify-bin"
 IMAGENET_TRAIN_FOLDER = "train"
@@ -132,6 +133,11 @@ class ShardSampler(Sampler):
             return self.size // self.num_shards
         return len(range(self.shard_id, self.size, self.num_shards))
 
+    def seeds(self) -> torch.Tensor:
+        """The augmentation seed of each of this shard's samples, as :func:`sample_seed` (int64)."""
+        positions = torch.arange(len(self), dtype=torch.int64) * self.num_shards + self.shard_id
+        return (self.seed * 1_000_003 + self.epoch) * 10_000_019 + positions
+
     def __iter__(self):
         order = self.indices().tolist()
         for pos in range(self.start, len(order)):
@@ -196,17 +202,21 @@ class CifarLoader(DeviceLoader):
 
     def __iter__(self):
         order = self.sampler.indices().to(self.device)
-        s = self.sampler
+        if self.train:
+            # Offsets and flips from each sample's seed (its global position in the epoch), not from one
+            # stream per process: a sample is augmented alike whatever the number of processes, and a
+            # resumed epoch starting at any batch gets what an uninterrupted one gives it there.
+            u = T.seeded_uniform(self.sampler.seeds().to(self.device), 3)
+            offsets = (u[:, :2] * (2 * CIFAR_CROP_PADDING + 1)).long()
+            flips = u[:, 2] < 0.5
         for b in range(self.start_batch, len(self)):
-            # One generator per batch, seeded by (seed, epoch, batch, shard): a resumed epoch starts at
-            # any batch with the augmentation an uninterrupted epoch gives it, without replaying the rest.
-            g = torch.Generator().manual_seed(sample_seed(self.seed, s.epoch, b * s.num_shards + s.shard_id))
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            part = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            idx = order[part]
             x = self.images[idx]
             if self.train:
-                x = T.batch_random_crop(x, 4, g)
+                x = T.crop_at(x, CIFAR_CROP_PADDING, offsets[part, 0], offsets[part, 1])
                 if self.flip:
-                    x = T.batch_flip(x, g)
+                    x = T.flip_where(x, flips[part])
             x = T.batch_resize_uint8(x, self.image_size)
             yield self.normalize(x), self.labels[idx]
 

@@ -7,6 +7,7 @@ from typing import Dict, Sequence
 import torch
 
 from . import checkpoint as ckpt_io
+from . import distributed
 from .api import model_from_checkpoint
 from .config import Config, load_config
 from .data import build_loader
@@ -41,6 +42,17 @@ def onnx_model_and_data(cfg: Config, path: str):
 
 
 def run(cfg: Config) -> Dict[str, float]:
+    """Top-1/top-5 of ``checkpoint_path``. Started by torchrun, each process evaluates a disjoint shard
+    (together every sample exactly once, no padding) and the hit counts are summed over the ranks, so
+    the result equals the single-process one."""
+    dist = distributed.setup(cfg, "eval")
+    try:
+        return _run(cfg, dist)
+    finally:
+        dist.cleanup()
+
+
+def _run(cfg: Config, dist: distributed.Context) -> Dict[str, float]:
     if not cfg.checkpoint_path:
         raise ValueError("checkpoint_path is not set: pass --checkpoint_path CKPT")
     path = ckpt_io.resolve_checkpoint_path(cfg.checkpoint_path)
@@ -53,8 +65,11 @@ def run(cfg: Config) -> Dict[str, float]:
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(device=device, memory_format=memory_format)
         opts = data_options(cfg, device, train=False)
-    loader = build_loader(opts, train=False, device=device, drop_last=cfg.eval_drop_last)
-    counts = evaluate(model, loader, device, precision)
+    if dist.enabled and cfg.eval_drop_last:
+        print0(f"eval_drop_last: each of the {dist.world_size} processes drops its own last partial batch; "
+               f"the count matches the seed's only in one process")
+    loader = build_loader(opts, train=False, device=device, drop_last=cfg.eval_drop_last, **dist.shard())
+    counts = dist.all_reduce_counts(evaluate(model, loader, device, precision), device)
     if counts["total"] == 0:
         raise ValueError(f"dataset_path {cfg.dataset_path}: no evaluation samples")
     return {**accuracy(counts), "total": counts["total"], "ckpt": path}
@@ -67,8 +82,8 @@ def main(argv: Sequence[str]) -> int:
     cfg = load_config(argv)
     result = run(cfg)
     if as_json:
-        print(json.dumps({"top_1_accuracy": result["top_1_accuracy"], "top_5_accuracy": result["top_5_accuracy"],
-                          "total": result["total"], "ckpt": result["ckpt"]}))
+        print0(json.dumps({"top_1_accuracy": result["top_1_accuracy"], "top_5_accuracy": result["top_5_accuracy"],
+                           "total": result["total"], "ckpt": result["ckpt"]}))
     else:
         print0("result: {'top_5_accuracy': %r, 'top_1_accuracy': %r} ckpt=%s"
                % (result["top_5_accuracy"], result["top_1_accuracy"], result["ckpt"]))

@@ -60,6 +60,8 @@ class NonFiniteGuard:
                  max_in_a_row: int = 10):
         self.optimizer, self.device, self.max_in_a_row = optimizer, device, max_in_a_row
         self.fused = any(g.get("fused") for g in optimizer.param_groups)
+        dist = torch.distributed
+        self.world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         init_momentum_buffers(optimizer)
         self.stats: List[torch.Tensor] = []
         for m in unwrap(model).modules():
@@ -92,6 +94,9 @@ class NonFiniteGuard:
         for (dev, _), group in by_kind.items():
             # Sets found to 1 if any element is NaN/inf; multiplying by exactly 1 leaves the gradients' bits.
             torch._amp_foreach_non_finite_check_and_unscale_(group, found, self.one.to(dev))
+        if self.world_size > 1:
+            # One rank's non-finite loss with finite gradients would make it alone skip: decide together.
+            torch.distributed.all_reduce(found, op=torch.distributed.ReduceOp.MAX)
         bad = found.bool()
         host_bad: Optional[bool] = None if self._on_cuda else bool(bad)
         if scaler.is_enabled():

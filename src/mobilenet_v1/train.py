@@ -1,4 +1,5 @@
 """``mobilenet-v1 train``: wires configuration, data, model, optimiser and checkpoints together."""
+import dataclasses
 import os
 import random
 import sys
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt_io
-from . import mindspore_io
+from . import distributed, mindspore_io
 from .config import Config, dump_yaml, load_config, to_dict
 from .data import DataOptions, build_loader
 from .engine import (EpochResult, autocast, evaluate, make_optimizer, make_scaler, resolve_device,
@@ -17,7 +18,7 @@ from .engine import (EpochResult, autocast, evaluate, make_optimizer, make_scale
 from .losses import CrossEntropySmooth
 from .model import MobileNetV1
 from .nonfinite import NonFiniteError, NonFiniteGuard
-from .runtime import header, is_rank0, print0
+from .runtime import header, print0
 from .schedules import get_lr
 from .tracking import RunLogger
 
@@ -103,9 +104,13 @@ class CheckpointWriter:
     mid-epoch saves otherwise."""
 
     def __init__(self, cfg: Config, model, optimizer, scaler, guard: NonFiniteGuard, steps_per_epoch: int,
-                 classes: Optional[List[str]]):
+                 classes: Optional[List[str]], folder: Optional[str] = None, writes: bool = True):
         self.cfg, self.model, self.optimizer, self.scaler, self.guard = cfg, model, optimizer, scaler, guard
-        self.folder, self.steps_per_epoch, self.classes = cfg.save_checkpoint_path, steps_per_epoch, classes
+        # The run's checkpoint folder: save_checkpoint_path, or its ckpt_0/ in a distributed run.
+        self.folder = cfg.save_checkpoint_path if folder is None else folder
+        self.steps_per_epoch, self.classes = steps_per_epoch, classes
+        # False on the ranks of a distributed run other than 0: save() returns the path rank 0 writes.
+        self.writes = writes
         self.last = ""
 
     def newest(self) -> str:
@@ -119,6 +124,10 @@ class CheckpointWriter:
         if not name:
             name = ckpt_io.checkpoint_name(epoch, spe) if in_epoch == 0 else ckpt_io.checkpoint_name(epoch + 1, in_epoch)
         path = os.path.join(self.folder, name)
+        if not self.writes:
+            self.guard.sync()  # every rank reads its counters where rank 0 does (it raises alike)
+            self.last = path
+            return path
         extra = {"step_in_epoch": in_epoch, "steps_per_epoch": spe, "nonfinite": self.guard.state_dict(),
                  **(extra or {})}
         state = training_state(self.model, self.optimizer, self.scaler, epoch, epoch * spe + in_epoch, self.cfg,
@@ -159,15 +168,33 @@ def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, 
     guard.load_state_dict(ckpt.get("nonfinite") or {})
 
 
-def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int) -> Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]]:
-    """The checkpoint ``--resume`` names (``auto``: the newest valid one in save_checkpoint_path; a
-    folder: its newest valid one; a file: that one), validated against this run. Prints which one and
-    why newer ones were passed over. Returns ("", None, (0, 0)) when ``auto`` finds no checkpoint."""
+def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: str,
+                dist: Optional[distributed.Context] = None) -> Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]]:
+    """The checkpoint ``--resume`` names (``auto``: the newest valid one in the run's checkpoint folder
+    ``run_dir``; a folder: its newest valid one; a file: that one), validated against this run. Prints
+    which one and why newer ones were passed over. Returns ("", None, (0, 0)) when ``auto`` finds no
+    checkpoint. In a distributed run rank 0 chooses and every rank loads the file it chose."""
     def validate(ckpt: Dict[str, Any], path: str) -> Tuple[int, int]:
         return ckpt_io.validate_training_checkpoint(ckpt, path, model, optimizer, steps_per_epoch)
 
+    if dist is not None and dist.enabled:
+        chosen, error = None, None
+        if dist.is_rank0:
+            try:
+                chosen = find_resume(cfg, model, optimizer, steps_per_epoch, run_dir)[0]
+            except (ValueError, OSError) as e:  # the other ranks must not wait for a choice that never comes
+                error = e
+        chosen, message = dist.broadcast_object((chosen, str(error) if error else None))
+        if error is not None:
+            raise error
+        if message is not None:
+            raise ckpt_io.CheckpointError(f"rank 0 could not choose a checkpoint to resume from: {message}")
+        if not chosen:
+            return "", None, (0, 0)
+        ckpt = ckpt_io.load_file(chosen)
+        return chosen, ckpt, validate(ckpt, chosen)
     if cfg.resume == "auto" or os.path.isdir(cfg.resume):
-        folder = cfg.save_checkpoint_path if cfg.resume == "auto" else cfg.resume
+        folder = run_dir if cfg.resume == "auto" else cfg.resume
         path, ckpt, position, passed = ckpt_io.find_resume_checkpoint(folder, validate)
         for _, why in passed:
             print0(f"resume: passed over {why}")
@@ -201,31 +228,55 @@ def restore_moments(cfg: Config, source: Dict[str, Any], model, optimizer, skipp
                f"{cfg.pretrain_epoch_size * steps_per_epoch}")
 
 
-def evaluate_accuracy(model, loader, device: torch.device, precision: str) -> Dict[str, float]:
-    """Top-1/top-5 over the eval split during training (the model is left in eval mode)."""
-    counts = evaluate(model, loader, device, precision)
+def evaluate_accuracy(model, loader, device: torch.device, precision: str,
+                      dist: Optional[distributed.Context] = None) -> Dict[str, float]:
+    """Top-1/top-5 over the eval split during training (the model is left in eval mode). Distributed,
+    each rank evaluates its shard and the counts are summed; the plain module runs, not DDP, whose
+    forward would wait for the other ranks at every batch (their shards may differ by one batch)."""
+    counts = evaluate(ckpt_io.unwrap(model), loader, device, precision)
+    if dist is not None:
+        counts = dist.all_reduce_counts(counts, device)
     total = max(counts["total"], 1)
     return {"top_1": counts["top_1_correct"] / total, "top_5": counts["top_5_correct"] / total,
             "eval_images": counts["total"]}
 
 
 def run(cfg: Config) -> Dict[str, Any]:
-    """Train as configured; returns the last epoch's figures and the last checkpoint's path."""
+    """Train as configured; returns the last epoch's figures and the last checkpoint's path.
+
+    Started by torchrun, every process calls this: DDP over a shard of the data each, rank 0 prints and
+    saves under ``ckpt_0/``; the process group is left on return and on error."""
+    dist = distributed.setup(cfg, "train")
+    try:
+        return _run(dist.apply(cfg), dist)
+    finally:
+        dist.cleanup()
+
+
+def _run(cfg: Config, dist: distributed.Context) -> Dict[str, Any]:
     device = resolve_device(cfg.device_target)
     precision = resolve_precision(cfg.precision, device)
     seed_everything(cfg.seed)
     if device.type == "cuda":
         # Fixed input shapes: let cuDNN pick the fastest algorithm per layer once.
         torch.backends.cudnn.benchmark = True
-    out_dir = cfg.save_checkpoint_path
+    out_dir = dist.checkpoint_dir(cfg.save_checkpoint_path)
+    if not cfg.resume and dist.restarted:
+        # A worker of this job died and torchrun restarted them all: starting over would discard the run.
+        cfg = dataclasses.replace(cfg, resume="auto")
     preamble = [header(device), "configuration:\n" + dump_yaml(cfg).rstrip()]
+    if dist.enabled:
+        preamble.append(dist.describe(cfg.batch_size))
+    if dist.restarted:
+        preamble.append(f"torchrun restart {dist.restarted}: continuing from the newest complete checkpoint "
+                        f"in {out_dir} (--resume {cfg.resume})")
     for line in preamble:
         print0(line)
-    loader = build_loader(data_options(cfg, device), train=True, device=device, drop_last=True)
+    loader = build_loader(data_options(cfg, device), train=True, device=device, drop_last=True, **dist.shard())
     # Built before training so that a missing eval split stops the run at once, not epochs later.
     eval_loader = (build_loader(data_options(cfg, device, train=False), train=False, device=device,
-                                drop_last=cfg.eval_drop_last) if cfg.eval_interval else None)
-    if cfg.save_checkpoint:
+                                drop_last=cfg.eval_drop_last, **dist.shard()) if cfg.eval_interval else None)
+    if cfg.save_checkpoint and dist.is_rank0:
         try:
             os.makedirs(out_dir, exist_ok=True)
             removed = ckpt_io.remove_partial_files(out_dir)
@@ -253,6 +304,7 @@ def run(cfg: Config) -> Dict[str, Any]:
                 if skipped else ""))
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format)
+    model = dist.wrap(model, device, cfg.sync_bn)
     criterion = build_criterion(cfg)
     optimizer = make_optimizer(model, float(lr[0]), cfg.momentum, cfg.weight_decay, device)
     scaler = make_scaler(precision, device, cfg.loss_scale)
@@ -263,7 +315,8 @@ def run(cfg: Config) -> Dict[str, Any]:
     start_epoch, start_step, rng = cfg.pretrain_epoch_size, 0, None
     resumed_from = ""
     if cfg.resume:
-        resumed_from, ckpt, (done_epochs, in_epoch) = find_resume(cfg, model, optimizer, steps_per_epoch)
+        resumed_from, ckpt, (done_epochs, in_epoch) = find_resume(cfg, model, optimizer, steps_per_epoch, out_dir,
+                                                                         dist)
         if ckpt is not None:
             restore_training_state(ckpt, resumed_from, model, optimizer, scaler, guard)
             start_epoch, start_step, rng = done_epochs, in_epoch, ckpt["rng"]
@@ -273,7 +326,8 @@ def run(cfg: Config) -> Dict[str, Any]:
                      f"random state continue from there"
                    + ("; pre_trained is ignored" if cfg.pre_trained else ""))
     step_model = torch.compile(model) if cfg.compile else model
-    writer = CheckpointWriter(cfg, model, optimizer, scaler, guard, steps_per_epoch, loader.classes)
+    writer = CheckpointWriter(cfg, model, optimizer, scaler, guard, steps_per_epoch, loader.classes, out_dir,
+                              writes=dist.is_rank0)
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
 
     tracker = RunLogger(out_dir if cfg.save_checkpoint else None, cfg.epoch_size, steps_per_epoch,
@@ -302,6 +356,7 @@ def run(cfg: Config) -> Dict[str, Any]:
                                      on_step=on_step, start_step=first, guard=guard)
             epoch_seconds.append(result.seconds)
             counts = guard.sync()
+            dist.sync_buffers(model)
             for line in epoch_lines(epoch + 1, result):
                 print0(line)
             if counts["total"]:
@@ -313,22 +368,23 @@ def run(cfg: Config) -> Dict[str, Any]:
             done = epoch + 1
             accuracy = None
             if eval_loader is not None and (done % cfg.eval_interval == 0 or done == cfg.epoch_size):
-                accuracy = evaluate_accuracy(model, eval_loader, device, precision)
+                accuracy = evaluate_accuracy(model, eval_loader, device, precision, dist)
                 best = tracker.improved(accuracy["top_1"])
                 print0(f"eval: epoch {done} top-1 {accuracy['top_1']:.4f} top-5 {accuracy['top_5']:.4f} "
                        f"({accuracy['eval_images']} images)" + (", best so far" if best else ""))
-                if best and cfg.save_checkpoint and is_rank0():
+                if best and cfg.save_checkpoint:
                     writer.save(done, 0, name=ckpt_io.BEST_NAME, extra={"metrics": accuracy})
             tracker.log_epoch(done, result, float(lrs[-1]), accuracy)
             if cfg.save_checkpoint and (done % cfg.save_checkpoint_epochs == 0 or done == cfg.epoch_size
                                         or (every and done * steps_per_epoch % every == 0)):
                 last_path = writer.save(done, 0)
         counts = guard.sync()
+        dist.check_replicas(model)
     finally:
         tracker.close()
     return {"checkpoint": last_path, "last_loss": result.last_loss if result else float("nan"),
             "steps_per_epoch": steps_per_epoch, "epoch_seconds": epoch_seconds,
-            "images_per_epoch": steps_per_epoch * cfg.batch_size, "resumed_from": resumed_from,
+            "images_per_epoch": steps_per_epoch * cfg.batch_size * dist.world_size, "resumed_from": resumed_from,
             "skipped_steps": counts["total"],
             "bad_samples": len(loader.bad_samples) if loader.bad_samples is not None else 0}
 

@@ -107,6 +107,38 @@ def crop_and_flip(height: int, width: int, seed: int) -> Tuple[Tuple[int, int, i
     return box, rng.random() < 0.5
 
 
+_M32 = 0xFFFFFFFF
+
+
+def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
+    """``x * c mod 2**32`` for int64 ``0 <= x < 2**32``, in halves so that no product leaves int64."""
+    lo, hi = c & 0xFFFF, c >> 16
+    return (x * lo + (((x * hi) & 0xFFFF) << 16)) & _M32
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash with good avalanche (C. Wellons' "lowbias32")."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def seeded_uniform(seeds: torch.Tensor, k: int) -> torch.Tensor:
+    """``k`` uniform numbers in [0, 1) per int64 seed, as a (len(seeds), k) float32 tensor.
+
+    Counter-based (a hash of seed and column), so batched transforms give each sample numbers that
+    depend on its seed alone, on any device and whatever batch it lands in: a sample keeps its
+    augmentation when the same global batch is split over several processes.
+    """
+    seeds = seeds.to(torch.int64)
+    base = _mix32((seeds & _M32) ^ _mix32((seeds >> 32) & _M32))
+    cols = [_mix32((base + _mix32(torch.full_like(base, j + 1))) & _M32) for j in range(k)]
+    # The top 24 bits, so the float32 values are exact and strictly below 1.
+    return torch.stack([(c >> 8).to(torch.float32) / float(1 << 24) for c in cols], dim=1)
+
+
 # ---------------------------------------------------------------------------------------------------
 # per-image transforms (uint8 in, uint8 out)
 
@@ -126,25 +158,18 @@ def resize_center_crop(img: torch.Tensor, size: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------
 # batched transforms
 
-def batch_random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
-    """RandomCrop with zero padding for a (N, C, H, W) batch: each image its own offset."""
+def crop_at(images: torch.Tensor, padding: int, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+    """The window at offset (``dy[i]``, ``dx[i]``) in ``0..2*padding`` of each zero-padded image."""
     n, c, h, w = images.shape
     padded = F.pad(images, (padding, padding, padding, padding))
     dev = images.device
-    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(dev)
-    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(dev)
+    dy, dx = dy.to(dev), dx.to(dev)
     rows = (dy[:, None] + torch.arange(h, device=dev)[None, :])  # (N, H)
     cols = (dx[:, None] + torch.arange(w, device=dev)[None, :])  # (N, W)
     batch = torch.arange(n, device=dev)[:, None, None]
     # Advanced indexing over dims 0, 2, 3 puts the channel dim last: (N, H, W, C).
     out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
     return out.permute(0, 3, 1, 2)
-
-
-def batch_flip(images: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
-    """Flip each image of a (N, C, H, W) batch left-right with probability ``p``."""
-    flip = (torch.rand(images.shape[0], generator=generator) < p).to(images.device)
-    return torch.where(flip[:, None, None, None], images.flip(-1), images)
 
 
 def batch_resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:

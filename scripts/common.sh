@@ -1,0 +1,47 @@
+# Sourced by the run_*.sh scripts: paths, the Python to use, and the seed's argument checks.
+# The scripts call the package as `python -m mobilenet_v1` with the repository's src/ on PYTHONPATH,
+# so they work from a checkout without installing it.
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PYTHONPATH="$REPO_ROOT/src${PYTHONPATH:+:$PYTHONPATH}"
+
+# $PYTHON if set, else the repository's .venv (what `make` builds), else python3.
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x "$REPO_ROOT/.venv/bin/python" ]; then
+        PYTHON="$REPO_ROOT/.venv/bin/python"
+    else
+        PYTHON=python3
+    fi
+fi
+
+# Absolute form of a path given relative to where the script was started (the seed's get_real_path):
+# the scripts run in a work folder of their own, so relative paths must be resolved first.
+get_real_path() {
+    if [ "${1:0:1}" == "/" ]; then
+        echo "$1"
+    else
+        realpath -m "$PWD/$1"
+    fi
+}
+
+# Print an error and the usage line to stderr and exit 1.
+die() {
+    echo "error: $1" >&2
+    echo "$USAGE" >&2
+    exit 1
+}
+
+check_dataset() {
+    if [ "$1" != "cifar10" ] && [ "$1" != "imagenet2012" ]; then
+        die "the selected dataset '$1' is neither cifar10 nor imagenet2012"
+    fi
+}
+
+# The seed's configuration per data set.
+config_for() {
+    if [ "$1" == "cifar10" ]; then
+        echo "$REPO_ROOT/configs/cifar10.yaml"
+    else
+        echo "$REPO_ROOT/configs/imagenet2012.yaml"
+    fi
+}

@@ -1,0 +1,52 @@
+#!/bin/bash
+# Data-parallel training with torchrun on this machine: DEVICE_NUM processes (default: the visible
+# GPUs, or 2 on a machine without one), batch_size per process. Works in ./train_parallel/
+# (checkpoints in ./train_parallel/ckpt_0/ with save_checkpoint_path "./", written by rank 0) and logs
+# to ./train_parallel/log.txt. EXTRA_ARGS adds options, e.g. EXTRA_ARGS="--sync_bn True".
+# Several machines: see "Several GPUs, several machines" in README.md.
+USAGE="Usage: bash run_distribute_train.sh [cifar10|imagenet2012] [CONFIG_PATH] [DATASET_PATH] [PRETRAINED_CKPT_PATH](optional)"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+if [ $# != 3 ] && [ $# != 4 ]; then
+    echo "$USAGE" >&2
+    exit 1
+fi
+check_dataset "$1"
+CONFIG_PATH=$(get_real_path "$2")
+DATASET_PATH=$(get_real_path "$3")
+if [ ! -f "$CONFIG_PATH" ]; then
+    die "CONFIG_PATH=$CONFIG_PATH is not a file"
+fi
+if [ ! -d "$DATASET_PATH" ]; then
+    die "DATASET_PATH=$DATASET_PATH is not a directory"
+fi
+ARGS=(--config_path="$CONFIG_PATH" --dataset="$1" --dataset_path="$DATASET_PATH" --run_distribute=True)
+if [ $# == 4 ]; then
+    PRETRAINED=$(get_real_path "$4")
+    if [ ! -f "$PRETRAINED" ]; then
+        die "PRETRAINED_CKPT_PATH=$PRETRAINED is not a file"
+    fi
+    ARGS+=(--pre_trained="$PRETRAINED")
+fi
+
+GPUS=$("$PYTHON" -c "import torch; print(torch.cuda.device_count())") || die "cannot run $PYTHON with torch"
+if [ -z "${DEVICE_NUM:-}" ]; then
+    if [ "$GPUS" -gt 0 ]; then DEVICE_NUM=$GPUS; else DEVICE_NUM=2; fi
+fi
+if ! [[ "$DEVICE_NUM" =~ ^[1-9][0-9]*$ ]]; then
+    die "DEVICE_NUM=$DEVICE_NUM is not a positive integer"
+fi
+if [ "$GPUS" -eq 0 ]; then
+    # torchrun gives each process one thread; on the CPU share the cores instead.
+    CORES=$(nproc 2>/dev/null || echo 1)
+    THREADS=$(( CORES / DEVICE_NUM ))
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( THREADS > 0 ? THREADS : 1 ))}
+fi
+
+mkdir -p ./train_parallel && cd ./train_parallel || exit 1
+echo "start training with $DEVICE_NUM processes in $PWD, log in $PWD/log.txt"
+# `python -m torch.distributed.run` is torchrun, run by the same Python as the workers.
+# shellcheck disable=SC2086  # EXTRA_ARGS is a list of options
+"$PYTHON" -m torch.distributed.run --standalone --nproc_per_node="$DEVICE_NUM" \
+    -m mobilenet_v1 train "${ARGS[@]}" ${EXTRA_ARGS:-} 2>&1 | tee log.txt
+exit "${PIPESTATUS[0]}"

@@ -1,0 +1,26 @@
+#!/bin/bash
+# Top-1/top-5 of a checkpoint (or of the newest one in a folder) with the seed's configuration for the
+# data set. Works in ./eval/ and logs to ./eval/log.txt. EXTRA_ARGS adds options.
+USAGE="Usage: bash run_eval.sh [cifar10|imagenet2012] [DATASET_PATH] [CHECKPOINT_PATH]"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+if [ $# != 3 ]; then
+    echo "$USAGE" >&2
+    exit 1
+fi
+check_dataset "$1"
+DATASET_PATH=$(get_real_path "$2")
+CHECKPOINT_PATH=$(get_real_path "$3")
+if [ ! -d "$DATASET_PATH" ]; then
+    die "DATASET_PATH=$DATASET_PATH is not a directory"
+fi
+if [ ! -e "$CHECKPOINT_PATH" ]; then
+    die "CHECKPOINT_PATH=$CHECKPOINT_PATH does not exist"
+fi
+
+mkdir -p ./eval && cd ./eval || exit 1
+echo "start evaluation in $PWD, log in $PWD/log.txt"
+# shellcheck disable=SC2086  # EXTRA_ARGS is a list of options
+"$PYTHON" -m mobilenet_v1 eval --config_path="$(config_for "$1")" --dataset="$1" --dataset_path="$DATASET_PATH" \
+    --checkpoint_path="$CHECKPOINT_PATH" ${EXTRA_ARGS:-} 2>&1 | tee log.txt
+exit "${PIPESTATUS[0]}"

@@ -1,0 +1,300 @@
+"""Data-parallel training and evaluation across processes started by ``torchrun``.
+
+``torchrun`` (PyTorch's launcher, c10d rendezvous) starts one process per GPU, on one machine or
+several, and tells each its place through the environment: ``RANK`` (global), ``WORLD_SIZE``,
+``LOCAL_RANK`` (on its machine), ``MASTER_ADDR``/``MASTER_PORT``. :func:`setup` reads them, joins the
+process group (NCCL on CUDA, gloo on the CPU) and returns a :class:`Context` that the commands use to
+shard data, wrap the model in DDP, reduce evaluation counts and decide who writes. Without torchrun
+the context is a single process and every method is a no-op, so the commands have one code path.
+
+Layout of a distributed run (the seed's): checkpoints and ``config.yaml`` go to
+``<save_checkpoint_path>/ckpt_0/``, written by global rank 0 only; no other rank writes anything.
+"""
+import dataclasses
+import hashlib
+import os
+from typing import Any, Dict, List, Optional
+
+import torch
+import torch.distributed as dist
+from torch.distributed.rendezvous import rendezvous
+from torch import nn
+
+from .runtime import print0
+
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+class DistributedError(ValueError):
+    """A distributed launch that cannot work; the message says how to launch it."""
+
+
+def launch_hint(command: str) -> str:
+    return (f"torchrun --standalone --nproc_per_node=NUM_PROCESSES -m mobilenet_v1 {command} [--key=value ...] "
+            f"on one machine (scripts/run_distribute_train.sh does this), or on each of N machines: "
+            f"torchrun --nnodes=N --nproc_per_node=NUM_GPUS --rdzv_backend=c10d --rdzv_endpoint=HOST:PORT "
+            f"--rdzv_id=JOB -m mobilenet_v1 {command} [--key=value ...]")
+
+
+def torchrun_env() -> Optional[Dict[str, str]]:
+    """The launcher's variables when this process was started by torchrun, else None."""
+    if "WORLD_SIZE" not in os.environ or "RANK" not in os.environ:
+        return None
+    missing = [k for k in TORCHRUN_ENV if k not in os.environ]
+    if missing:
+        raise DistributedError(f"RANK and WORLD_SIZE are set but {', '.join(missing)} are not: start the "
+                               f"processes with torchrun, which sets all of {', '.join(TORCHRUN_ENV)}")
+    return {k: os.environ[k] for k in TORCHRUN_ENV}
+
+
+@dataclasses.dataclass
+class Context:
+    """Where this process stands in the job. ``world_size == 1`` and ``backend == ""``: not distributed."""
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str = ""
+    # False when the caller had already joined a process group: we neither create nor destroy it.
+    owns_group: bool = False
+
+    # How many times torchrun has restarted this job's workers (TORCHELASTIC_RESTART_COUNT); 0 at first.
+    restarted: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.backend)
+
+    @property
+    def is_rank0(self) -> bool:
+        return self.rank == 0
+
+    def apply(self, cfg):
+        """The configuration as run: ``device_num`` is the world size, ``run_distribute`` whether it is one."""
+        if not self.enabled:
+            return cfg
+        if cfg.device_num not in (1, self.world_size):
+            print0(f"device_num {cfg.device_num}: torchrun started {self.world_size} processes; using "
+                   f"{self.world_size}")
+        return dataclasses.replace(cfg, device_num=self.world_size, run_distribute=True)
+
+    def describe(self, batch_size: int) -> str:
+        return (f"distributed: {self.world_size} processes ({self.backend}), batch_size {batch_size} per "
+                f"process = {batch_size * self.world_size} per step; rank 0 prints and saves")
+
+    def checkpoint_dir(self, base: str) -> str:
+        """The run's checkpoint folder, the same for every rank: ``<save_checkpoint_path>/ckpt_0`` when
+        distributed (the seed's ``ckpt_{rank}`` of the one rank that saves), ``save_checkpoint_path``
+        itself otherwise. Every rank reads from it (a resumed or restarted job: all ranks must load the
+        same file), only rank 0 writes to it."""
+        return os.path.join(base, "ckpt_0") if self.enabled else base
+
+    def shard(self) -> Dict[str, int]:
+        """``build_loader`` arguments: this rank's disjoint shard of the data set."""
+        return {"num_shards": self.world_size, "shard_id": self.rank}
+
+    def wrap(self, model: nn.Module, device: torch.device, sync_bn: bool = False) -> nn.Module:
+        """DDP around ``model`` (already on ``device``); BatchNorm synchronised across ranks with ``sync_bn``.
+
+        Call before the optimizer is made: ``sync_bn`` replaces the BatchNorm modules (their parameters
+        and buffers carry over, so checkpoints keep the plain model's names).
+        """
+        if not self.enabled:
+            if sync_bn:
+                print0("sync_bn: a single process has nothing to synchronise with; plain BatchNorm")
+            return model
+        if sync_bn:
+            if device.type == "cuda":
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            else:
+                # torch.nn.SyncBatchNorm refuses CPU tensors (and DDP refuses it on CPU modules).
+                model = convert_sync_batchnorm(model)
+        device_ids = [device.index] if device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+    def sync_buffers(self, model: nn.Module) -> None:
+        """Give every rank rank 0's BatchNorm running statistics.
+
+        Without ``sync_bn`` each rank's last forward pass updates its statistics from its own shard. DDP
+        copies rank 0's buffers to the others before every forward pass anyway, so doing it at the end of
+        an epoch changes no result; it makes every rank hold exactly what rank 0 saves.
+        """
+        if not self.enabled:
+            return
+        for buf in unwrap_module(model).buffers():
+            dist.broadcast(buf, src=0)
+
+    def broadcast_object(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` (anything picklable) on every rank."""
+        if not self.enabled:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def all_reduce_counts(self, counts: Dict[str, int], device: torch.device) -> Dict[str, int]:
+        """Sum integer counts (evaluation hits and samples) over the ranks."""
+        if not self.enabled:
+            return counts
+        keys = sorted(counts)
+        on = torch.device("cpu")
+        if self.backend == "nccl":
+            # NCCL reduces CUDA tensors only, whatever device the counts came from (ONNX models run on the CPU).
+            on = device if device.type == "cuda" else torch.device("cuda", torch.cuda.current_device())
+        t = torch.tensor([int(counts[k]) for k in keys], dtype=torch.long, device=on)
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return {k: int(v) for k, v in zip(keys, t.tolist())}
+
+    def check_replicas(self, model: nn.Module) -> Optional[List[str]]:
+        """Every rank's digest of its weights and buffers; rank 0 prints them and warns if they differ.
+
+        Data parallelism keeps identical replicas by construction; different digests mean the job is
+        broken (a rank saw other weights, or a non-deterministic collective), so the log says so.
+        """
+        if not self.enabled:
+            return None
+        mine = state_digest(unwrap_module(model).state_dict())
+        digests: List[Optional[str]] = [None] * self.world_size
+        dist.all_gather_object(digests, mine)
+        listed = " ".join(f"{r}:{d[:16]}" for r, d in enumerate(digests))  # type: ignore[index]
+        if len(set(digests)) == 1:
+            print0(f"replicas: sha256 of weights and buffers per rank {listed} (identical)")
+        else:
+            print0(f"WARNING replicas differ: sha256 of weights and buffers per rank {listed}; the checkpoint "
+                   f"holds rank 0's")
+        return digests  # type: ignore[return-value]
+
+    def cleanup(self) -> None:
+        if self.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+        self.owns_group = False
+
+
+def setup(cfg, command: str = "train") -> Context:
+    """Join the process group when started by torchrun; a single-process context otherwise.
+
+    ``--run_distribute True`` without torchrun is an error that shows the launch command. On CUDA each
+    process takes the GPU ``LOCAL_RANK`` and NCCL; on the CPU (``--device_target CPU`` or no GPU) gloo.
+    """
+    env = torchrun_env()
+    if env is None:
+        if cfg.run_distribute:
+            raise DistributedError(f"run_distribute is True but this process was not started by torchrun "
+                                   f"({', '.join(TORCHRUN_ENV[:3])} are not set); launch it as: "
+                                   + launch_hint(command))
+        return Context()
+    rank, world, local_rank = int(env["RANK"]), int(env["WORLD_SIZE"]), int(env["LOCAL_RANK"])
+    use_cuda = cfg.device_target == "GPU" or (cfg.device_target == "auto" and torch.cuda.is_available())
+    if use_cuda:
+        if not torch.cuda.is_available():
+            raise DistributedError("device_target GPU: no CUDA device is visible; use --device_target CPU")
+        if local_rank >= torch.cuda.device_count():
+            raise DistributedError(f"LOCAL_RANK {local_rank}: this machine shows {torch.cuda.device_count()} "
+                                   f"GPUs; start at most that many processes per machine (--nproc_per_node)")
+        # Before any CUDA work: resolve_device() and NCCL then use this process's own GPU.
+        torch.cuda.set_device(local_rank)
+    backend = "nccl" if use_cuda else "gloo"
+    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+    if dist.is_initialized():
+        return Context(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
+                       backend=dist.get_backend(), owns_group=False, restarted=restarted)
+    if restarted:
+        # torchrun's workers share its rendezvous store, which outlives a restart: the keys the process
+        # group publishes (gloo's and NCCL's addresses) must not be read from the previous attempt's.
+        store, _, _ = next(rendezvous("env://"))
+        dist.init_process_group(backend=backend, store=dist.PrefixStore(f"mobilenet_v1/attempt_{restarted}", store),
+                                rank=rank, world_size=world)
+    else:
+        dist.init_process_group(backend=backend, init_method="env://")
+    return Context(rank=rank, world_size=world, local_rank=local_rank, backend=backend, owns_group=True,
+                   restarted=restarted)
+
+
+def unwrap_module(model: nn.Module) -> nn.Module:
+    from .checkpoint import unwrap
+
+    return unwrap(model)
+
+
+def state_digest(state: Dict[str, torch.Tensor]) -> str:
+    """sha256 over names, dtypes, shapes and bytes of a state dict, independent of memory layout."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().to("cpu").contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------
+# synchronised BatchNorm for CPU processes (gloo)
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over the ranks, differentiable: the gradient of a sum shared by every rank is the sum of the
+    ranks' gradients (torch.distributed.nn.all_reduce does this too, but is deprecated)."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        out = tensor.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        out = grad.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+
+class SyncBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics are over the whole global batch, on any device.
+
+    ``torch.nn.SyncBatchNorm`` (used on CUDA) only takes GPU tensors. This one reduces the per-channel
+    sum and count, then the sum of squared deviations, with a differentiable all-reduce whose backward
+    sums the gradients of the statistics over the ranks; with DDP's gradient averaging the result is
+    the gradient of the mean loss over the global batch, as if one process had the whole batch. The
+    variance is two-pass (like PyTorch's BatchNorm); running statistics use the unbiased variance over
+    the global count. Same parameter and buffer names as BatchNorm2d.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        self._check_input_dim(x)
+        c = x.shape[1]
+        xf = x if x.dtype == torch.float64 else x.float()  # statistics in fp32 at least
+        count = torch.full((1,), x.numel() // c, dtype=xf.dtype, device=x.device)
+        total = _AllReduceSum.apply(torch.cat([xf.sum(dim=(0, 2, 3)), count]))
+        n = total[c]
+        mean = total[:c] / n
+        centered = xf - mean.view(1, c, 1, 1)
+        var = _AllReduceSum.apply((centered * centered).sum(dim=(0, 2, 3))) / n
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                unbiased = var * (n / (n - 1).clamp(min=1))
+                self.running_mean.mul_(1 - factor).add_(mean.to(self.running_mean.dtype), alpha=factor)
+                self.running_var.mul_(1 - factor).add_(unbiased.to(self.running_var.dtype), alpha=factor)
+        y = centered * torch.rsqrt(var + self.eps).view(1, c, 1, 1)
+        if self.affine:
+            y = y * self.weight.view(1, c, 1, 1) + self.bias.view(1, c, 1, 1)
+        return y.to(x.dtype)
+
+
+def convert_sync_batchnorm(module: nn.Module) -> nn.Module:
+    """Replace every BatchNorm2d in ``module`` by :class:`SyncBatchNorm2d` sharing its parameters and buffers."""
+    if isinstance(module, nn.BatchNorm2d) and not isinstance(module, SyncBatchNorm2d):
+        new = SyncBatchNorm2d(module.num_features, module.eps, module.momentum, module.affine,
+                              module.track_running_stats)
+        if module.affine:
+            new.weight, new.bias = module.weight, module.bias
+        if module.track_running_stats:
+            new.running_mean, new.running_var = module.running_mean, module.running_var
+            new.num_batches_tracked = module.num_batches_tracked
+        new.train(module.training)
+        return new
+    for name, child in module.named_children():
+        converted = convert_sync_batchnorm(child)
+        if converted is not child:
+            setattr(module, name, converted)
+    return module

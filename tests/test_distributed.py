@@ -1,0 +1,280 @@
+"""Data-parallel training through real torchrun processes on the CPU (gloo), and the seed's scripts.
+
+torchrun launches are the slow part (each process imports torch): the tests share launches where
+one run can answer several questions.
+"""
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import class_images
+from mobilenet_v1 import checkpoint as ckpt_io
+from mobilenet_v1 import cli, distributed, evaluate, train
+from mobilenet_v1 import transforms as T
+from mobilenet_v1.config import load_config
+from mobilenet_v1.data import (CIFAR_EVAL_FOLDER, CIFAR_TRAIN_FOLDER, CifarLoader, sample_seed,
+                               write_cifar_bin)
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+TINY = ["--width_mult=0.25", "--image_size=32", "--device_target=CPU", "--num_workers=0", "--warmup_epochs=0",
+        "--lr_decay_mode=linear", "--lr_max=0.05", "--precision=fp32"]
+REPLICAS = re.compile(r"replicas: sha256 of weights and buffers per rank (.*) \((identical)\)")
+
+
+def child_env(**extra):
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src") + os.pathsep + os.path.join(ROOT, "tests"),
+               OMP_NUM_THREADS="1", PYTHON=sys.executable)
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "EXTRA_ARGS", "DEVICE_NUM"):
+        env.pop(key, None)
+    env.update(extra)
+    return env
+
+
+def torchrun(*args, cwd=ROOT, timeout=120):
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", *args], cwd=cwd, env=child_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def replica_digests(log: str):
+    """Per-rank digests from the run's ``replicas:`` line (there must be exactly one: rank 0's)."""
+    lines = [m for m in REPLICAS.finditer(log)]
+    assert len(lines) == 1, log[-3000:]
+    return dict(item.split(":") for item in lines[0].group(1).split())
+
+
+def run_files(folder):
+    """A run folder's files, TensorBoard event files as "tfevents": only rank 0 writes, so one of each."""
+    return sorted("tfevents" if n.startswith("events.out.tfevents.") else n for n in os.listdir(folder))
+
+
+def checkpoint_digest(path) -> str:
+    return distributed.state_digest(ckpt_io.model_state(ckpt_io.load_file(str(path))))
+
+
+@pytest.fixture
+def odd_cifar(tmp_path):
+    """CIFAR-10 binaries with odd counts: 195 training records (one left out of 2 even shards) and 41
+    evaluation records (shards of 21 and 20)."""
+    root = tmp_path / "odd"
+    (root / CIFAR_TRAIN_FOLDER).mkdir(parents=True)
+    (root / CIFAR_EVAL_FOLDER).mkdir()
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 4, 195)
+    write_cifar_bin(str(root / CIFAR_TRAIN_FOLDER / "data_batch_1.bin"), class_images(y, 1), y)
+    y = rng.integers(0, 4, 41)
+    write_cifar_bin(str(root / CIFAR_EVAL_FOLDER / "test_batch.bin"), class_images(y, 2), y)
+    return root
+
+
+# ---------------------------------------------------------------------------------------------------
+# in one process
+
+def test_run_distribute_without_torchrun_says_how_to_launch(cifar_dir, monkeypatch, capsys):
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    assert cli.main(["train", f"--dataset_path={cifar_dir}", "--run_distribute=True"] + TINY) == 1
+    err = capsys.readouterr().err
+    assert "run_distribute is True but this process was not started by torchrun" in err
+    assert "torchrun --standalone --nproc_per_node=NUM_PROCESSES -m mobilenet_v1 train" in err
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(distributed.DistributedError, match="LOCAL_RANK, MASTER_ADDR, MASTER_PORT are not"):
+        distributed.setup(load_config(TINY))
+
+
+def test_a_sample_is_augmented_alike_in_any_number_of_shards():
+    """Batch k of one process at batch 2B holds exactly the samples of batch k of 2 shards at batch B,
+    each cropped and flipped the same (the augmentation follows the sample's global position)."""
+    n, b = 50, 4
+    images = torch.arange(n, dtype=torch.uint8)[:, None, None, None].expand(n, 3, 32, 32).clone()
+    images[:, :, :4, :7] = 255  # a corner mark that crops and flips move
+    labels = torch.arange(n)
+    cpu = torch.device("cpu")
+    make = lambda batch, shards, shard: CifarLoader(images, labels, batch, True, 32, cpu, seed=5,  # noqa: E731
+                                                    num_shards=shards, shard_id=shard)
+    whole, parts = make(2 * b, 1, 0), [make(b, 2, r) for r in (0, 1)]
+    for loader in [whole] + parts:
+        loader.set_epoch(3)
+    assert len(whole) == len(parts[0]) == len(parts[1]) == n // (2 * b)
+    for (xw, yw), (x0, y0), (x1, y1) in zip(whole, *parts):
+        got = {int(y): x for x, y in zip(torch.cat([x0, x1]), torch.cat([y0, y1]))}
+        assert sorted(got) == sorted(yw.tolist())
+        for x, y in zip(xw, yw):
+            assert torch.equal(x, got[int(y)])
+    # The seeds are those every pipeline uses: sample_seed of the sample's global position.
+    sampler = parts[1].sampler
+    assert sampler.seeds().tolist() == [seed for _, seed in sampler]
+    assert sampler.seeds()[2] == sample_seed(5, 3, 2 * 2 + 1)
+    u = T.seeded_uniform(torch.arange(20_000), 3)
+    assert u.min() >= 0 and u.max() < 1 and abs(float(u.mean()) - 0.5) < 0.01
+    assert abs(float(torch.corrcoef(u.T)[0, 1])) < 0.03
+
+
+# ---------------------------------------------------------------------------------------------------
+# torchrun, CPU, gloo
+
+def test_two_ranks_shards_sync_bn_and_eval(odd_cifar, tmp_path):
+    """One 2-process launch: the shards are disjoint and cover the data, reshuffled per epoch; with
+    sync_bn, 2 x batch 8 takes the same steps as 1 process x batch 16; a sync_bn training run; the
+    2-process eval counts every sample once and gives the single-process top-1."""
+    spec = {"train": TINY + [f"--dataset_path={odd_cifar}", "--class_num=4", "--batch_size=8", "--epoch_size=1",
+                             "--lr_max=0.01", "--sync_bn=True", f"--save_checkpoint_path={tmp_path / 'two'}"],
+            "eval": TINY + [f"--dataset_path={odd_cifar}", "--batch_size=8"],
+            "steps": 6, "out": str(tmp_path / "worker.json")}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    r = torchrun("--standalone", "--nproc_per_node=2", os.path.join(ROOT, "tests", "dist_worker.py"),
+                 str(tmp_path / "spec.json"))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    out = json.loads((tmp_path / "worker.json").read_text())
+
+    s0, s1 = out["shards"]
+    for key in ("train_epoch0", "train_epoch1"):
+        a, b = s0[key], s1[key]
+        assert len(a) == len(b) == 97 and not set(a) & set(b)
+        assert len(set(a) | set(b)) == 194 and set(a) | set(b) <= set(range(195))
+    assert s0["train_epoch0"] != s0["train_epoch1"]  # reshuffled every epoch
+    assert sorted(s0["eval"] + s1["eval"]) == list(range(41)) and len(s0["eval"]) == 21
+    assert len(s0["eval_labels"]) + len(s1["eval_labels"]) == 41  # no padding duplicates
+
+    diffs, moved = out["synced"]
+    assert len(diffs) == 6 and max(diffs) < 1e-5, diffs
+    assert moved > 1e-2  # the weights did move: agreeing to 1e-5 says something
+    # Without sync_bn each rank normalises by its own 8 samples: one step already differs.
+    assert out["unsynced"][0][0] > 1e-3, out["unsynced"]
+
+    ckpt = out["checkpoint"]
+    assert ckpt == str(tmp_path / "two" / "ckpt_0" / "mobilenetv1-1_12.ckpt")
+    assert sorted(os.listdir(tmp_path / "two")) == ["ckpt_0"]
+    assert run_files(tmp_path / "two" / "ckpt_0") == ["config.yaml", "log.txt", "metrics.jsonl",
+                                                      "mobilenetv1-1_12.ckpt", "tfevents"]
+    digests = replica_digests(r.stdout)
+    assert digests["0"] == digests["1"] and checkpoint_digest(ckpt).startswith(digests["0"])
+
+    single = evaluate.run(load_config(spec["eval"] + [f"--checkpoint_path={ckpt}"]))
+    assert out["eval"]["total"] == single["total"] == 41
+    assert out["eval"]["top_1_accuracy"] == single["top_1_accuracy"]
+    assert out["eval"]["top_5_accuracy"] == single["top_5_accuracy"]
+
+
+def test_two_single_node_launches_form_a_two_node_job(cifar_dir, tmp_path):
+    port = free_port()
+    args = ["--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}",
+            "--rdzv_id=test-two-nodes", "--rdzv_conf=join_timeout=60", "-m", "mobilenet_v1", "train",
+            f"--dataset_path={cifar_dir}", "--class_num=4", "--batch_size=16", "--epoch_size=1",
+            f"--save_checkpoint_path={tmp_path / 'run'}"] + TINY
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", *args], cwd=ROOT, env=child_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    logs = [p.communicate(timeout=120)[0] for p in nodes]
+    assert [p.returncode for p in nodes] == [0, 0], "\n".join(log[-2000:] for log in logs)
+    log = "\n".join(logs)
+    assert "distributed: 2 processes (gloo), batch_size 16 per process = 32 per step" in log
+    assert log.count("epoch: 1 step: 6, loss is ") == 1  # 192 samples / 2 ranks / 16; only rank 0 prints
+    digests = replica_digests(log)
+    assert sorted(digests) == ["0", "1"] and len(set(digests.values())) == 1
+    ckpt = tmp_path / "run" / "ckpt_0" / "mobilenetv1-1_6.ckpt"
+    assert checkpoint_digest(ckpt).startswith(digests["0"])
+
+
+def test_a_killed_worker_restarts_and_resumes_to_the_same_weights(cifar_dir, tmp_path):
+    """torchrun --max-restarts 1: rank 1 is SIGKILLed mid-epoch on the first attempt; the restarted job
+    resumes by itself from the newest complete checkpoint in ckpt_0/ (no --resume given) and ends with
+    the full number of epochs and exactly the weights of a job that was never interrupted."""
+    opts = [f"--dataset_path={cifar_dir}", "--class_num=4", "--batch_size=16", "--epoch_size=5",
+            "--save_checkpoint_steps=3", "--keep_checkpoint_max=20", "--log_interval=0"] + TINY
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    env = child_env(FAULT_AFTER=str(killed / "ckpt_0" / "mobilenetv1-2_3.ckpt"))  # epoch 2, step 3 of 6
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        "--max-restarts=1", os.path.join(ROOT, "tests", "fault_worker.py"),
+                        f"--save_checkpoint_path={killed}", *opts], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=180)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "failed (exitcode: -9) local_rank: 1" in r.stderr, r.stderr[-3000:]  # rank 1 died of SIGKILL
+    log = r.stdout
+    assert log.count("torchrun restart 1: continuing from the newest complete checkpoint") == 1
+    resumed = re.search(r"resume: continuing from (\S+) after epoch (\d+)(?: and (\d+) of the 6 steps)?", log)
+    assert resumed, log[-3000:]
+    # Lost at most the steps since the newest checkpoint: the one the kill waited for, or a later one.
+    done = int(resumed.group(2)) * 6 + int(resumed.group(3) or 0)
+    assert done >= 1 * 6 + 3 and os.path.dirname(resumed.group(1)) == str(killed / "ckpt_0")
+    assert log.count("epoch: 5 step: 6, loss is ") == 1
+
+    r = torchrun("--standalone", "--nproc_per_node=2", "-m", "mobilenet_v1", "train",
+                 f"--save_checkpoint_path={whole}", *opts)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    final = "mobilenetv1-5_6.ckpt"
+    a, b = ckpt_io.load_file(str(killed / "ckpt_0" / final)), ckpt_io.load_file(str(whole / "ckpt_0" / final))
+    assert a["epoch"] == b["epoch"] == 5 and a["step"] == b["step"] == 30
+    assert checkpoint_digest(killed / "ckpt_0" / final) == checkpoint_digest(whole / "ckpt_0" / final)
+    assert ckpt_io.partial_files(str(killed / "ckpt_0")) == []
+
+
+def run_script(name, *args, cwd, extra=""):
+    return subprocess.run(["bash", os.path.join(ROOT, "scripts", name), *map(str, args)], cwd=cwd,
+                          env=child_env(EXTRA_ARGS=extra), capture_output=True, text=True, timeout=180)
+
+
+def test_scripts_train_distributed_standalone_and_eval_on_the_demo_data(tmp_path):
+    from mobilenet_v1.demo import write_demo_data
+
+    data = tmp_path / "digits"
+    write_demo_data(str(data))  # 1,438 training and 359 evaluation digits
+    work = tmp_path / "work"
+    work.mkdir()
+    tiny = " ".join(TINY + ["--epoch_size=1", "--batch_size=32"])
+
+    r = run_script("run_distribute_train.sh", "cifar10", os.path.join(ROOT, "configs", "cifar10.yaml"), data,
+                   cwd=work, extra=tiny)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    log = (work / "train_parallel" / "log.txt").read_text()
+    assert log.count("epoch: 1 step: 22, loss is ") == 1  # 1,438 // 2 // 32; rank 0 alone prints
+    assert "distributed: 2 processes (gloo)" in log
+    assert sorted(os.listdir(work / "train_parallel")) == ["ckpt_0", "log.txt"]  # rank 1 wrote nothing
+    assert run_files(work / "train_parallel" / "ckpt_0") == ["config.yaml", "log.txt", "metrics.jsonl",
+                                                             "mobilenetv1-1_22.ckpt", "tfevents"]
+    digests = replica_digests(log)  # both ranks end with bitwise-identical weights and buffers
+    assert sorted(digests) == ["0", "1"] and digests["0"] == digests["1"]
+    parallel_ckpt = work / "train_parallel" / "ckpt_0" / "mobilenetv1-1_22.ckpt"
+    assert checkpoint_digest(parallel_ckpt).startswith(digests["0"])
+
+    r = run_script("run_standalone_train.sh", "cifar10", data, parallel_ckpt, cwd=work, extra=tiny)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    log = (work / "train" / "log.txt").read_text()
+    assert f"pre_trained: loaded {parallel_ckpt}" in log and "epoch: 1 step: 44, loss is " in log
+    assert (work / "train" / "mobilenetv1-1_44.ckpt").is_file()
+
+    r = run_script("run_eval.sh", "cifar10", data, work / "train", cwd=work, extra=tiny)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    line = (work / "eval" / "log.txt").read_text().strip().splitlines()[-1]
+    assert line.startswith("result: {'top_5_accuracy': ") and line.endswith(f"ckpt={work / 'train'}/mobilenetv1-1_44.ckpt")
+
+    refusals = [
+        ("run_standalone_train.sh", ["cifar10"], "Usage: bash run_standalone_train.sh [cifar10|imagenet2012] "
+                                                 "[DATASET_PATH] [PRETRAINED_CKPT_PATH](optional)"),
+        ("run_standalone_train.sh", ["mnist", data], "neither cifar10 nor imagenet2012"),
+        ("run_standalone_train.sh", ["cifar10", tmp_path / "nope"], "is not a directory"),
+        ("run_standalone_train.sh", ["cifar10", data, tmp_path / "nope.ckpt"], "is not a file"),
+        ("run_distribute_train.sh", ["cifar10", data], "Usage: bash run_distribute_train.sh [cifar10|imagenet2012] "
+                                                       "[CONFIG_PATH] [DATASET_PATH] [PRETRAINED_CKPT_PATH](optional)"),
+        ("run_distribute_train.sh", ["cifar10", tmp_path / "no.yaml", data], "CONFIG_PATH="),
+        ("run_eval.sh", ["cifar10", data], "Usage: bash run_eval.sh [cifar10|imagenet2012] [DATASET_PATH] "
+                                           "[CHECKPOINT_PATH]"),
+        ("run_eval.sh", ["cifar10", data, tmp_path / "nope.ckpt"], "does not exist"),
+        ("run_eval.sh", ["imagenet", data, parallel_ckpt], "neither cifar10 nor imagenet2012"),
+    ]
+    for name, args, message in refusals:
+        r = run_script(name, *args, cwd=work)
+        assert r.returncode != 0 and message in r.stderr, (name, args, r.stderr)
+        assert "Usage: bash " + name in r.stderr
