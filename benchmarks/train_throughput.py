@@ -5,10 +5,11 @@ Step benchmark: same batch, precision, memory format and compile setting for bot
 already on the device, cuDNN autotuning on for both. Ours runs through ``engine.train_one_epoch``
 (the code ``mobilenet-v1 train`` runs: fused SGD on CUDA, no host sync inside the step); timm's step
 is the usual autocast / backward / ``torch.optim.SGD`` (foreach) loop of its train.py. Each figure is
-the median images/s of ``--windows`` timed windows of ``--steps`` steps after ``--warmup`` steps.
+the median images/s of ``--windows`` timed windows of ``--steps`` steps after ``--warmup`` steps; ours
+and timm's windows alternate, and "paired" is the median of the per-window ratios.
 
     python benchmarks/train_throughput.py                       # GPU: batch 256, bf16, channels_last
-    python benchmarks/train_throughput.py --device cpu --batch_size 32 --precision fp32 --no-compile-variants
+    python benchmarks/train_throughput.py --device cpu                 # CPU: batch 32, fp32, NCHW, eager
 """
 import argparse
 import os
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 
 from mobilenet_v1.engine import autocast, make_optimizer, make_scaler, train_one_epoch
 from mobilenet_v1.model import MobileNetV1
+from mobilenet_v1.nonfinite import NonFiniteGuard
 
 
 class Repeat:
@@ -65,7 +67,8 @@ def depthwise_in_fp16(model):
     return model
 
 
-def bench_ours(args, device, compile_mode, variant=""):
+def ours_stepper(args, device, compile_mode, variant=""):
+    """Our step, warmed up; returns run(n): images/s of n more steps."""
     model = MobileNetV1(class_num=1000, padding=args.padding).to(device, memory_format=args.memory_format)
     if variant == "dw_fp16":
         depthwise_in_fp16(model)
@@ -77,17 +80,22 @@ def bench_ours(args, device, compile_mode, variant=""):
     y = torch.randint(0, 1000, (args.batch_size,), device=device)
     crit = torch.nn.CrossEntropyLoss()
     lrs = [0.1] * max(args.steps, args.warmup)
-    train_one_epoch(step_model, Repeat(x, y, args.warmup), crit, opt, scaler, lrs, device, args.precision)
-    rates = []
-    for _ in range(args.windows):
+    # The non-finite step guard that `mobilenet-v1 train` always runs (nonfinite.py), unless --no-guard.
+    guard = None if args.no_guard else NonFiniteGuard(model, opt, device)
+    train_one_epoch(step_model, Repeat(x, y, args.warmup), crit, opt, scaler, lrs, device, args.precision,
+                    guard=guard)
+
+    def run(n):
         sync(device)
         t = time.perf_counter()
-        r = train_one_epoch(step_model, Repeat(x, y, args.steps), crit, opt, scaler, lrs, device, args.precision)
-        rates.append(r.images / (time.perf_counter() - t))
-    return median(rates)
+        r = train_one_epoch(step_model, Repeat(x, y, n), crit, opt, scaler, lrs, device, args.precision,
+                            guard=guard)
+        return r.images / (time.perf_counter() - t)
+    return run
 
 
-def bench_timm(args, device, compile_mode):
+def timm_stepper(args, device, compile_mode):
+    """timm's step (its train.py loop), warmed up; returns run(n): images/s of n more steps."""
     import timm
 
     model = timm.create_model("mobilenetv1_100", num_classes=1000).to(device, memory_format=args.memory_format)
@@ -110,15 +118,25 @@ def bench_timm(args, device, compile_mode):
     step_model.train()
     for _ in range(args.warmup):
         step()
-    rates = []
-    for _ in range(args.windows):
+
+    def run(n):
         sync(device)
         t = time.perf_counter()
-        for _ in range(args.steps):
+        for _ in range(n):
             step()
         sync(device)
-        rates.append(args.steps * args.batch_size / (time.perf_counter() - t))
-    return median(rates)
+        return n * args.batch_size / (time.perf_counter() - t)
+    return run
+
+
+def interleaved(runners, windows, steps):
+    """Images/s of each runner over ``windows`` rounds that time every runner once, in turn: on a shared
+    machine a slow spell then hits all of them, and the per-round ratios show it."""
+    rates = {name: [] for name in runners}
+    for _ in range(windows):
+        for name, run in runners.items():
+            rates[name].append(run(steps))
+    return rates
 
 
 def bench_end_to_end(args, device, folder, pipeline):
@@ -158,6 +176,7 @@ def main():
                    help="comma list of eager,default,reduce-overhead (compile modes); default GPU: all three, "
                         "CPU: eager")
     p.add_argument("--no-timm", action="store_true")
+    p.add_argument("--no-guard", action="store_true", help="leave out the non-finite step guard (train runs it)")
     p.add_argument("--e2e_images", type=int, default=0, help="JPEGs for the end-to-end run (0: skip)")
     p.add_argument("--e2e_epochs", type=int, default=4)
     p.add_argument("--e2e_compile", type=int, default=1)
@@ -189,15 +208,24 @@ def main():
         if mode.endswith("+dw_fp16"):
             mode, variant = mode[: -len("+dw_fp16")], "dw_fp16"
         compile_mode = None if mode == "eager" else mode
-        ours = bench_ours(args, device, compile_mode, variant)
+        runners = {"ours": ours_stepper(args, device, compile_mode, variant)}
         if variant:
             mode = f"{mode}+{variant}"
-        row = {"setting": mode, "ours img/s": f"{ours:,.0f}"}
+        with_timm = not args.no_timm and mode in ("eager", "default")
+        if with_timm:
+            runners["timm"] = timm_stepper(args, device, compile_mode)
+        rates = interleaved(runners, args.windows, args.steps)
+        ours = median(rates["ours"])
+        row = {"setting": mode, "ours img/s": f"{ours:,.1f}" if ours < 100 else f"{ours:,.0f}"}
         payload["step"][f"ours_{mode}"] = ours
-        if not args.no_timm and mode in ("eager", "default"):
-            theirs = bench_timm(args, device, compile_mode)
+        payload["step"][f"windows_{mode}"] = rates
+        if with_timm:
+            theirs = median(rates["timm"])
+            paired = median([a / b for a, b in zip(rates["ours"], rates["timm"])])
             payload["step"][f"timm_{mode}"] = theirs
-            row.update({"timm img/s": f"{theirs:,.0f}", "ours / timm": f"{ours / theirs:.2f}"})
+            payload["step"][f"ours_over_timm_paired_{mode}"] = paired
+            row.update({"timm img/s": f"{theirs:,.1f}" if theirs < 100 else f"{theirs:,.0f}",
+                        "ours / timm": f"{ours / theirs:.3f}", "paired": f"{paired:.3f}"})
         rows.append(row)
         print(row, flush=True)
         if args.json not in (None, True, "-"):
@@ -209,7 +237,7 @@ def main():
         print_table(f"Training step, {machine()}: batch {args.batch_size}, {args.image_size}x{args.image_size}, "
                     f"{args.precision}, {'channels_last' if cl else 'NCHW'}, padding {args.padding}, "
                     f"median of {args.windows} x {args.steps} steps", rows,
-                    ["setting", "ours img/s", "timm img/s", "ours / timm"])
+                    ["setting", "ours img/s", "timm img/s", "ours / timm", "paired"])
 
     if args.e2e_images:
         info = make_jpeg_folder(args.data_dir, args.e2e_images)
