@@ -31,6 +31,19 @@ die() {
     exit 1
 }
 
+# require_dir NAME PATH / require_file NAME PATH: stop with the usage line unless PATH is one.
+require_dir() {
+    if [ ! -d "$2" ]; then
+        die "$1=$2 is not a directory"
+    fi
+}
+
+require_file() {
+    if [ ! -f "$2" ]; then
+        die "$1=$2 is not a file"
+    fi
+}
+
 check_dataset() {
     if [ "$1" != "cifar10" ] && [ "$1" != "imagenet2012" ]; then
         die "the selected dataset '$1' is neither cifar10 nor imagenet2012"

@@ -14,18 +14,12 @@ fi
 check_dataset "$1"
 CONFIG_PATH=$(get_real_path "$2")
 DATASET_PATH=$(get_real_path "$3")
-if [ ! -f "$CONFIG_PATH" ]; then
-    die "CONFIG_PATH=$CONFIG_PATH is not a file"
-fi
-if [ ! -d "$DATASET_PATH" ]; then
-    die "DATASET_PATH=$DATASET_PATH is not a directory"
-fi
+require_file CONFIG_PATH "$CONFIG_PATH"
+require_dir DATASET_PATH "$DATASET_PATH"
 ARGS=(--config_path="$CONFIG_PATH" --dataset="$1" --dataset_path="$DATASET_PATH" --run_distribute=True)
 if [ $# == 4 ]; then
     PRETRAINED=$(get_real_path "$4")
-    if [ ! -f "$PRETRAINED" ]; then
-        die "PRETRAINED_CKPT_PATH=$PRETRAINED is not a file"
-    fi
+    require_file PRETRAINED_CKPT_PATH "$PRETRAINED"
     ARGS+=(--pre_trained="$PRETRAINED")
 fi
 

@@ -11,9 +11,7 @@ fi
 check_dataset "$1"
 DATASET_PATH=$(get_real_path "$2")
 CHECKPOINT_PATH=$(get_real_path "$3")
-if [ ! -d "$DATASET_PATH" ]; then
-    die "DATASET_PATH=$DATASET_PATH is not a directory"
-fi
+require_dir DATASET_PATH "$DATASET_PATH"
 if [ ! -e "$CHECKPOINT_PATH" ]; then
     die "CHECKPOINT_PATH=$CHECKPOINT_PATH does not exist"
 fi

@@ -19,6 +19,7 @@ from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import cli, distributed, evaluate, train
 from mobilenet_v1 import transforms as T
 from mobilenet_v1.config import load_config
+from mobilenet_v1.tracking import read_metrics
 from mobilenet_v1.data import (CIFAR_EVAL_FOLDER, CIFAR_TRAIN_FOLDER, CifarLoader, sample_seed,
                                write_cifar_bin)
 
@@ -163,7 +164,10 @@ def test_two_ranks_shards_sync_bn_and_eval(odd_cifar, tmp_path):
     digests = replica_digests(r.stdout)
     assert digests["0"] == digests["1"] and checkpoint_digest(ckpt).startswith(digests["0"])
 
-    single = evaluate.run(load_config(spec["eval"] + [f"--checkpoint_path={ckpt}"]))
+    # The run's save_checkpoint_path stands for the newest checkpoint and the metrics in its ckpt_0/.
+    single = evaluate.run(load_config(spec["eval"] + [f"--checkpoint_path={tmp_path / 'two'}"]))
+    assert single["ckpt"] == ckpt
+    assert [r["epoch"] for r in read_metrics(str(tmp_path / "two"))["epochs"]] == [1]
     assert out["eval"]["total"] == single["total"] == 41
     assert out["eval"]["top_1_accuracy"] == single["top_1_accuracy"]
     assert out["eval"]["top_5_accuracy"] == single["top_5_accuracy"]
@@ -252,7 +256,8 @@ def test_scripts_train_distributed_standalone_and_eval_on_the_demo_data(tmp_path
     r = run_script("run_standalone_train.sh", "cifar10", data, parallel_ckpt, cwd=work, extra=tiny)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     log = (work / "train" / "log.txt").read_text()
-    assert f"pre_trained: loaded {parallel_ckpt}" in log and "epoch: 1 step: 44, loss is " in log
+    assert f"pre_trained: loaded {parallel_ckpt}" in log and log.count("epoch: 1 step: 44, loss is ") == 1
+    assert "epoch: 1 step: 44, loss is " in (work / "train" / "console.log").read_text()
     assert (work / "train" / "mobilenetv1-1_44.ckpt").is_file()
 
     r = run_script("run_eval.sh", "cifar10", data, work / "train", cwd=work, extra=tiny)

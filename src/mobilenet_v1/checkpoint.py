@@ -101,9 +101,24 @@ def list_checkpoints(folder: str) -> List[Tuple[int, str]]:
     return [(epoch, path) for epoch, _, path in sorted(found)]
 
 
+DISTRIBUTED_SUBFOLDER = "ckpt_0"
+
+
+def run_folder(path: str) -> str:
+    """``path``, or its ``ckpt_0/`` where ``path`` is the ``save_checkpoint_path`` of a distributed run
+    (whose checkpoints and logs go to ``ckpt_0/``, the seed's layout) and holds no run of its own."""
+    sub = os.path.join(path, DISTRIBUTED_SUBFOLDER)
+    if (os.path.isdir(sub) and not list_checkpoints(path)
+            and not os.path.isfile(os.path.join(path, "metrics.jsonl"))):
+        return sub
+    return path
+
+
 def resolve_checkpoint_path(path: str) -> str:
-    """A checkpoint file, or a run folder standing for its newest ``mobilenetv1-*.ckpt``."""
+    """A checkpoint file, or a run folder standing for its newest ``mobilenetv1-*.ckpt`` (a distributed
+    run's ``save_checkpoint_path``: the newest in its ``ckpt_0/``)."""
     if os.path.isdir(path):
+        path = run_folder(path)
         found = list_checkpoints(path)
         if not found:
             raise CheckpointError(f"checkpoint folder {path}: holds no {CKPT_PREFIX}-*.ckpt file")

@@ -86,7 +86,9 @@ class Context:
         distributed (the seed's ``ckpt_{rank}`` of the one rank that saves), ``save_checkpoint_path``
         itself otherwise. Every rank reads from it (a resumed or restarted job: all ranks must load the
         same file), only rank 0 writes to it."""
-        return os.path.join(base, "ckpt_0") if self.enabled else base
+        from .checkpoint import DISTRIBUTED_SUBFOLDER
+
+        return os.path.join(base, DISTRIBUTED_SUBFOLDER) if self.enabled else base
 
     def shard(self) -> Dict[str, int]:
         """``build_loader`` arguments: this rank's disjoint shard of the data set."""

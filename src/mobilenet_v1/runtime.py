@@ -31,14 +31,34 @@ def remove_log_file(f: IO[str]) -> None:
     f.close()
 
 
+# Lists that keep what print0 prints to stdout (one string a call) until released: what a run prints
+# before its folder's log.txt is open, written there once it is.
+_captures: List[List[str]] = []
+
+
+def capture_output() -> List[str]:
+    """Start keeping what :func:`print0` prints to stdout in the returned list; stop with
+    :func:`release_capture`."""
+    buf: List[str] = []
+    _captures.append(buf)
+    return buf
+
+
+def release_capture(buf: List[str]) -> None:
+    _captures[:] = [c for c in _captures if c is not buf]
+
+
 def print0(*args, **kwargs) -> None:
     """print() on rank 0 only; output is flushed so logs interleave in order. What goes to stdout
-    also goes to the log files of :func:`add_log_file`."""
+    also goes to the log files of :func:`add_log_file` and the lists of :func:`capture_output`."""
     if is_rank0():
         kwargs.setdefault("flush", True)
         print(*args, **kwargs)
         if kwargs.get("file") in (None, sys.stdout):
-            log0(*args, sep=kwargs.get("sep", " "), end=kwargs.get("end", "\n"))
+            sep = kwargs.get("sep", " ")
+            log0(*args, sep=sep, end=kwargs.get("end", "\n"))
+            for buf in _captures:
+                buf.append(sep.join(str(a) for a in args))
 
 
 def log0(*args, sep: str = " ", end: str = "\n") -> None:

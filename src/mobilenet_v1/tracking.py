@@ -31,12 +31,15 @@ TB_INSTALL_HINT = "pip install 'mobilenet-v1[tensorboard]'"
 
 
 def read_metrics(run_dir: str) -> Dict[str, List[Dict[str, Any]]]:
-    """The ``step`` and ``epoch`` records of a run folder's ``metrics.jsonl``, as the latest run left them.
+    """The ``step`` and ``epoch`` records of a run folder's ``metrics.jsonl`` (a distributed run's: its
+    ``ckpt_0/``), as the latest run left them.
 
     A ``start`` record at step ``s`` drops the records before it whose step is above ``s``: a run started
     afresh (``s`` = 0) replaces the whole history, a continuation replaces what followed its checkpoint.
     """
-    path = os.path.join(run_dir, METRICS_FILE)
+    from .checkpoint import run_folder
+
+    path = os.path.join(run_folder(run_dir), METRICS_FILE)
     if not os.path.isfile(path):
         raise ValueError(f"{path}: no such file ({run_dir} is not a run folder of mobilenet-v1 train)")
     records: List[Dict[str, Any]] = []

@@ -18,6 +18,7 @@ from .engine import (EpochResult, autocast, evaluate, make_optimizer, make_scale
 from .losses import CrossEntropySmooth
 from .model import MobileNetV1
 from .nonfinite import NonFiniteError, NonFiniteGuard
+from . import runtime
 from .runtime import header, print0
 from .schedules import get_lr
 from .tracking import RunLogger
@@ -194,7 +195,7 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
         ckpt = ckpt_io.load_file(chosen)
         return chosen, ckpt, validate(ckpt, chosen)
     if cfg.resume == "auto" or os.path.isdir(cfg.resume):
-        folder = run_dir if cfg.resume == "auto" else cfg.resume
+        folder = run_dir if cfg.resume == "auto" else ckpt_io.run_folder(cfg.resume)
         path, ckpt, position, passed = ckpt_io.find_resume_checkpoint(folder, validate)
         for _, why in passed:
             print0(f"resume: passed over {why}")
@@ -246,14 +247,18 @@ def run(cfg: Config) -> Dict[str, Any]:
 
     Started by torchrun, every process calls this: DDP over a shard of the data each, rank 0 prints and
     saves under ``ckpt_0/``; the process group is left on return and on error."""
-    dist = distributed.setup(cfg, "train")
+    early = runtime.capture_output()  # printed before the run folder's log.txt is open; written there then
+    dist = None
     try:
-        return _run(dist.apply(cfg), dist)
+        dist = distributed.setup(cfg, "train")
+        return _run(dist.apply(cfg), dist, early)
     finally:
-        dist.cleanup()
+        runtime.release_capture(early)
+        if dist is not None:
+            dist.cleanup()
 
 
-def _run(cfg: Config, dist: distributed.Context) -> Dict[str, Any]:
+def _run(cfg: Config, dist: distributed.Context, early: List[str]) -> Dict[str, Any]:
     device = resolve_device(cfg.device_target)
     precision = resolve_precision(cfg.precision, device)
     seed_everything(cfg.seed)
@@ -264,14 +269,13 @@ def _run(cfg: Config, dist: distributed.Context) -> Dict[str, Any]:
     if not cfg.resume and dist.restarted:
         # A worker of this job died and torchrun restarted them all: starting over would discard the run.
         cfg = dataclasses.replace(cfg, resume="auto")
-    preamble = [header(device), "configuration:\n" + dump_yaml(cfg).rstrip()]
+    print0(header(device))
+    print0("configuration:\n" + dump_yaml(cfg).rstrip())
     if dist.enabled:
-        preamble.append(dist.describe(cfg.batch_size))
+        print0(dist.describe(cfg.batch_size))
     if dist.restarted:
-        preamble.append(f"torchrun restart {dist.restarted}: continuing from the newest complete checkpoint "
-                        f"in {out_dir} (--resume {cfg.resume})")
-    for line in preamble:
-        print0(line)
+        print0(f"torchrun restart {dist.restarted}: continuing from the newest complete checkpoint in {out_dir} "
+               f"(--resume {cfg.resume})")
     loader = build_loader(data_options(cfg, device), train=True, device=device, drop_last=True, **dist.shard())
     # Built before training so that a missing eval split stops the run at once, not epochs later.
     eval_loader = (build_loader(data_options(cfg, device, train=False), train=False, device=device,
@@ -331,7 +335,8 @@ def _run(cfg: Config, dist: distributed.Context) -> Dict[str, Any]:
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
 
     tracker = RunLogger(out_dir if cfg.save_checkpoint else None, cfg.epoch_size, steps_per_epoch,
-                        start_epoch, cfg.log_interval, preamble)
+                        start_epoch, cfg.log_interval, early)
+    runtime.release_capture(early)  # from here on print0 writes to the log itself
     print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch, epochs "
            f"{start_epoch + 1}..{cfg.epoch_size}, precision {precision}, device {device}")
     if start_epoch >= cfg.epoch_size:
