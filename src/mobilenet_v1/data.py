@@ -136,7 +136,7 @@ class ShardSampler(Sampler):
     def seeds(self) -> torch.Tensor:
         """The augmentation seed of each of this shard's samples, as :func:`sample_seed` (int64)."""
         positions = torch.arange(len(self), dtype=torch.int64) * self.num_shards + self.shard_id
-        return (self.seed * 1_000_003 + self.epoch) * 10_000_019 + positions
+        return sample_seed(self.seed, self.epoch, positions)  # type: ignore[arg-type]  # elementwise
 
     def __iter__(self):
         order = self.indices().tolist()

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt_io
-from . import distributed, mindspore_io
+from . import distributed, mindspore_io, runtime
 from .config import Config, dump_yaml, load_config, to_dict
 from .data import DataOptions, build_loader
 from .engine import (EpochResult, autocast, evaluate, make_optimizer, make_scaler, resolve_device,
@@ -18,7 +18,6 @@ from .engine import (EpochResult, autocast, evaluate, make_optimizer, make_scale
 from .losses import CrossEntropySmooth
 from .model import MobileNetV1
 from .nonfinite import NonFiniteError, NonFiniteGuard
-from . import runtime
 from .runtime import header, print0
 from .schedules import get_lr
 from .tracking import RunLogger
