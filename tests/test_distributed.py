@@ -225,6 +225,49 @@ def test_a_killed_worker_restarts_and_resumes_to_the_same_weights(cifar_dir, tmp
     assert ckpt_io.partial_files(str(killed / "ckpt_0")) == []
 
 
+def test_a_batch_emptied_by_unreadable_files_on_one_rank_does_not_stall_the_others(tmp_path):
+    """2 ranks, batch 2 each, an image folder where half the files are unreadable: in some steps one rank
+    is left with fewer than 2 images while the other has 2. That rank cannot train on its batch but must
+    still take part in the gradient all-reduce: it runs a stand-in batch and every rank skips the step
+    (before, the other rank waited forever). The run ends, replicas identical, nothing counted as a
+    non-finite step."""
+    import warnings
+
+    from conftest import jpeg_bytes, smooth_image
+    from mobilenet_v1.data import build_loader
+    root = tmp_path / "folder"
+    for cls in ("n01", "n02"):
+        (root / "train" / cls).mkdir(parents=True)
+        for i in range(4):
+            (root / "train" / cls / f"good_{i}.JPEG").write_bytes(jpeg_bytes(smooth_image(40, 48, 10 * i + len(cls))))
+            (root / "train" / cls / f"empty_{i}.JPEG").write_bytes(b"")
+    opts = TINY + [f"--dataset_path={root}", "--dataset=imagenet2012", "--class_num=2", "--batch_size=2",
+                   "--epoch_size=2", "--max_bad_samples=100", "--seed=3", "--log_interval=0"]
+    cfg = load_config(opts)
+    sizes = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for rank in (0, 1):
+            loader = build_loader(train.data_options(cfg, torch.device("cpu")), True, torch.device("cpu"), True,
+                                  num_shards=2, shard_id=rank)
+            for epoch in (0, 1):
+                loader.set_epoch(epoch)
+                sizes[rank, epoch] = [int(y.numel()) for _, y in loader]
+    uneven = [(e, k) for e in (0, 1) for k in range(len(sizes[0, e]))
+              if min(sizes[0, e][k], sizes[1, e][k]) < 2 <= max(sizes[0, e][k], sizes[1, e][k])]
+    assert uneven, sizes  # the case this test is about happens in this data set
+
+    r = torchrun("--standalone", "--nproc_per_node=2", "-m", "mobilenet_v1", "train",
+                 f"--save_checkpoint_path={tmp_path / 'run'}", *opts, timeout=150)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    # The seed's line counts the steps that trained: those where both ranks had 2 images.
+    trained = [int(m) for m in re.findall(r"^epoch: \d step: (\d+), loss is ", r.stdout, re.M)]
+    assert trained == [sum(min(a, b) >= 2 for a, b in zip(sizes[0, e], sizes[1, e])) for e in (0, 1)], sizes
+    assert "non-finite" not in r.stdout
+    digests = replica_digests(r.stdout)
+    assert digests["0"] == digests["1"]
+
+
 def run_script(name, *args, cwd, extra=""):
     return subprocess.run(["bash", os.path.join(ROOT, "scripts", name), *map(str, args)], cwd=cwd,
                           env=child_env(EXTRA_ARGS=extra), capture_output=True, text=True, timeout=180)

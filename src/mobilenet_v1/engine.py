@@ -94,11 +94,17 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
     for i, (x, y) in enumerate(loader, start_step):
         if i >= len(lrs):
             break
-        if x.shape[0] < 2:
+        stand_in = x.shape[0] < 2
+        if stand_in:
             # A batch that lost all but one sample to unreadable files: BatchNorm cannot train on one
-            # sample at small resolutions. The position still counts, so the schedule stays in step.
-            # (Under DDP the ranks must agree to skip, or the others wait in all-reduce.)
-            continue
+            # sample at small resolutions, so the step is skipped; its position still counts, so the
+            # schedule stays in step. In a distributed run the other ranks would wait for this one in
+            # the gradient all-reduce: it runs a stand-in batch instead and the guard has every rank
+            # skip the step together (with fp16 the loss scale then halves once, as after an overflow).
+            if guard is None or guard.world_size == 1:
+                continue
+            x, y = stand_in_batch(x, y)
+        prev = loss
         lr = float(lrs[i])
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -112,8 +118,13 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
         if guard is None:
             scaler.step(optimizer)
         else:
-            guard.step(loss, scaler)
+            guard.step(loss, scaler, skip=stand_in)
         scaler.update()
+        if stand_in:
+            loss = prev
+            if on_step is not None:
+                on_step(i, loss, lr)
+            continue
         loss = loss.detach()
         # A skipped step's NaN would make the epoch's mean NaN; it counts as 0 there.
         loss_sum += torch.where(torch.isfinite(loss), loss, 0.0)
@@ -125,6 +136,16 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     return EpochResult(float(loss), float(loss_sum) / max(steps, 1), steps, seconds, images)
+
+
+def stand_in_batch(x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Two zero images (``x``'s shape, dtype, device and memory format) and labels 0: a batch that
+    only lets a step take part in the collectives, whose result is then discarded."""
+    images = x.new_zeros((2, *x.shape[1:]))
+    if x.dim() == 4 and x.shape[0] > 0 and x.is_contiguous(memory_format=torch.channels_last) \
+            and not x.is_contiguous():
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images, y.new_zeros((2,))
 
 
 @torch.no_grad()

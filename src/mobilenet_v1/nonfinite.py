@@ -83,8 +83,11 @@ class NonFiniteGuard:
         if self.stats:
             torch._foreach_copy_(self.saved, self.stats)
 
-    def step(self, loss: torch.Tensor, scaler: torch.amp.GradScaler) -> None:
-        """After ``backward``: the optimiser step (through ``scaler``) if the step is good, else nothing."""
+    def step(self, loss: torch.Tensor, scaler: torch.amp.GradScaler, skip: bool = False) -> None:
+        """After ``backward``: the optimiser step (through ``scaler``) if the step is good, else nothing.
+
+        ``skip``: skip this step whatever its values, without counting it as non-finite (a stand-in
+        batch, see :func:`engine.train_one_epoch`); in a distributed run every rank then skips."""
         optimizer = self.optimizer
         grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
         found = (~torch.isfinite(loss.detach().float())).float().reshape(1)
@@ -94,9 +97,15 @@ class NonFiniteGuard:
         for (dev, _), group in by_kind.items():
             # Sets found to 1 if any element is NaN/inf; multiplying by exactly 1 leaves the gradients' bits.
             torch._amp_foreach_non_finite_check_and_unscale_(group, found, self.one.to(dev))
+        forced = found.new_full((1,), float(skip))
         if self.world_size > 1:
-            # One rank's non-finite loss with finite gradients would make it alone skip: decide together.
-            torch.distributed.all_reduce(found, op=torch.distributed.ReduceOp.MAX)
+            # One rank's non-finite loss with finite gradients, or its stand-in batch, would make it alone
+            # skip while the others step: decide together.
+            flags = torch.cat([found, forced])
+            torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+            found, forced = flags[0:1], flags[1:2]
+        counted = found * (1 - forced)  # what max_nonfinite_steps counts: not the forced skips
+        found = torch.maximum(found, forced)
         bad = found.bool()
         host_bad: Optional[bool] = None if self._on_cuda else bool(bad)
         if scaler.is_enabled():
@@ -118,7 +127,7 @@ class NonFiniteGuard:
         elif not host_bad:
             optimizer.step()
         self._restore_stats(bad, host_bad)
-        b = found.to(torch.int64).reshape(())
+        b = counted.to(torch.int64).reshape(())
         self.in_a_row.add_(b).mul_(b)
         self.total.add_(b)
         torch.maximum(self.longest, self.in_a_row, out=self.longest)
