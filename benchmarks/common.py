@@ -4,7 +4,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 from multiprocessing import Pool
 from typing import Dict, List, Sequence
 

@@ -13,7 +13,6 @@ and timm's windows alternate, and "paired" is the median of the per-window ratio
 """
 import argparse
 import os
-import sys
 import tempfile
 import time
 
@@ -22,7 +21,7 @@ from common import emit_json, machine, make_jpeg_folder, median, print_table
 import torch
 import torch.nn.functional as F
 
-from mobilenet_v1.engine import autocast, make_optimizer, make_scaler, train_one_epoch
+from mobilenet_v1.engine import make_optimizer, make_scaler, train_one_epoch
 from mobilenet_v1.model import MobileNetV1
 from mobilenet_v1.nonfinite import NonFiniteGuard
 

@@ -31,6 +31,19 @@ die() {
     exit 1
 }
 
+# require_argc GIVEN ALLOWED...: stop with the usage line unless the script got one of ALLOWED arguments.
+require_argc() {
+    local given=$1
+    shift
+    for allowed in "$@"; do
+        if [ "$given" == "$allowed" ]; then
+            return 0
+        fi
+    done
+    echo "$USAGE" >&2
+    exit 1
+}
+
 # require_dir NAME PATH / require_file NAME PATH: stop with the usage line unless PATH is one.
 require_dir() {
     if [ ! -d "$2" ]; then

@@ -7,10 +7,7 @@
 USAGE="Usage: bash run_distribute_train.sh [cifar10|imagenet2012] [CONFIG_PATH] [DATASET_PATH] [PRETRAINED_CKPT_PATH](optional)"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-if [ $# != 3 ] && [ $# != 4 ]; then
-    echo "$USAGE" >&2
-    exit 1
-fi
+require_argc $# 3 4
 check_dataset "$1"
 CONFIG_PATH=$(get_real_path "$2")
 DATASET_PATH=$(get_real_path "$3")

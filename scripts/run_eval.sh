@@ -4,10 +4,7 @@
 USAGE="Usage: bash run_eval.sh [cifar10|imagenet2012] [DATASET_PATH] [CHECKPOINT_PATH]"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-if [ $# != 3 ]; then
-    echo "$USAGE" >&2
-    exit 1
-fi
+require_argc $# 3
 check_dataset "$1"
 DATASET_PATH=$(get_real_path "$2")
 CHECKPOINT_PATH=$(get_real_path "$3")

@@ -6,10 +6,7 @@
 USAGE="Usage: bash run_standalone_train.sh [cifar10|imagenet2012] [DATASET_PATH] [PRETRAINED_CKPT_PATH](optional)"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-if [ $# != 2 ] && [ $# != 3 ]; then
-    echo "$USAGE" >&2
-    exit 1
-fi
+require_argc $# 2 3
 check_dataset "$1"
 DATASET_PATH=$(get_real_path "$2")
 require_dir DATASET_PATH "$DATASET_PATH"

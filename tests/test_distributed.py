@@ -9,19 +9,20 @@ import re
 import socket
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import class_images
+from conftest import class_images, jpeg_bytes, smooth_image
 from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import cli, distributed, evaluate, train
 from mobilenet_v1 import transforms as T
 from mobilenet_v1.config import load_config
-from mobilenet_v1.tracking import read_metrics
-from mobilenet_v1.data import (CIFAR_EVAL_FOLDER, CIFAR_TRAIN_FOLDER, CifarLoader, sample_seed,
+from mobilenet_v1.data import (CIFAR_EVAL_FOLDER, CIFAR_TRAIN_FOLDER, CifarLoader, build_loader, sample_seed,
                                write_cifar_bin)
+from mobilenet_v1.tracking import read_metrics
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 TINY = ["--width_mult=0.25", "--image_size=32", "--device_target=CPU", "--num_workers=0", "--warmup_epochs=0",
@@ -231,10 +232,6 @@ def test_a_batch_emptied_by_unreadable_files_on_one_rank_does_not_stall_the_othe
     still take part in the gradient all-reduce: it runs a stand-in batch and every rank skips the step
     (before, the other rank waited forever). The run ends, replicas identical, nothing counted as a
     non-finite step."""
-    import warnings
-
-    from conftest import jpeg_bytes, smooth_image
-    from mobilenet_v1.data import build_loader
     root = tmp_path / "folder"
     for cls in ("n01", "n02"):
         (root / "train" / cls).mkdir(parents=True)

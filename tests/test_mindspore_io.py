@@ -8,7 +8,6 @@ import torch
 
 from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import cli, load_model, mindspore_io, train
-from mobilenet_v1.api import model_from_checkpoint
 from mobilenet_v1.config import load_config
 from mobilenet_v1.model import MobileNetV1
 

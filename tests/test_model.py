@@ -61,7 +61,7 @@ def test_same_padding_matches_explicit_pad_reference():
     model = MobileNetV1(class_num=5, width_mult=0.25).eval()
     x = torch.randn(1, 3, 64, 64)
     layer0 = model.network[0]
-    conv, bn = layer0[0], layer0[1]
+    conv = layer0[0]
     # Reference: TensorFlow SAME at stride 2 on an even input is 0 before, 1 after.
     ref = F.conv2d(F.pad(x, (0, 1, 0, 1)), conv.weight, stride=2)
     ours = conv(x)

@@ -106,12 +106,9 @@ DISTRIBUTED_SUBFOLDER = "ckpt_0"
 
 def run_folder(path: str) -> str:
     """``path``, or its ``ckpt_0/`` where ``path`` is the ``save_checkpoint_path`` of a distributed run
-    (whose checkpoints and logs go to ``ckpt_0/``, the seed's layout) and holds no run of its own."""
+    (whose checkpoints and logs go to ``ckpt_0/``, the seed's layout) and holds no checkpoint itself."""
     sub = os.path.join(path, DISTRIBUTED_SUBFOLDER)
-    if (os.path.isdir(sub) and not list_checkpoints(path)
-            and not os.path.isfile(os.path.join(path, "metrics.jsonl"))):
-        return sub
-    return path
+    return sub if os.path.isdir(sub) and not list_checkpoints(path) else path
 
 
 def resolve_checkpoint_path(path: str) -> str:

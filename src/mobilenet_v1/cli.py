@@ -7,7 +7,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
 USAGE = """usage: mobilenet-v1 COMMAND [options]
 

@@ -7,8 +7,8 @@ values instead (``DATASET_PRESETS``). Unknown keys are errors.
 import dataclasses
 import os
 import sys
-from dataclasses import dataclass, field, fields
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, fields
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 

@@ -199,14 +199,11 @@ def setup(cfg, command: str = "train") -> Context:
     if dist.is_initialized():
         return Context(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
                        backend=dist.get_backend(), owns_group=False, restarted=restarted)
-    if restarted:
-        # torchrun's workers share its rendezvous store, which outlives a restart: the keys the process
-        # group publishes (gloo's and NCCL's addresses) must not be read from the previous attempt's.
-        store, _, _ = next(rendezvous("env://"))
-        dist.init_process_group(backend=backend, store=dist.PrefixStore(f"mobilenet_v1/attempt_{restarted}", store),
-                                rank=rank, world_size=world)
-    else:
-        dist.init_process_group(backend=backend, init_method="env://")
+    # torchrun's workers share its rendezvous store, which outlives a restart: the keys the process
+    # group publishes (gloo's and NCCL's addresses) must not be read from the previous attempt's.
+    store, _, _ = next(rendezvous("env://"))
+    dist.init_process_group(backend=backend, store=dist.PrefixStore(f"mobilenet_v1/attempt_{restarted}", store),
+                            rank=rank, world_size=world)
     return Context(rank=rank, world_size=world, local_rank=local_rank, backend=backend, owns_group=True,
                    restarted=restarted)
 

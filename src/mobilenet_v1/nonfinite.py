@@ -97,15 +97,17 @@ class NonFiniteGuard:
         for (dev, _), group in by_kind.items():
             # Sets found to 1 if any element is NaN/inf; multiplying by exactly 1 leaves the gradients' bits.
             torch._amp_foreach_non_finite_check_and_unscale_(group, found, self.one.to(dev))
-        forced = found.new_full((1,), float(skip))
-        if self.world_size > 1:
-            # One rank's non-finite loss with finite gradients, or its stand-in batch, would make it alone
-            # skip while the others step: decide together.
-            flags = torch.cat([found, forced])
-            torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
-            found, forced = flags[0:1], flags[1:2]
-        counted = found * (1 - forced)  # what max_nonfinite_steps counts: not the forced skips
-        found = torch.maximum(found, forced)
+        counted = found  # what max_nonfinite_steps counts: not the forced skips
+        if skip or self.world_size > 1:
+            forced = found.new_full((1,), float(skip))
+            if self.world_size > 1:
+                # One rank's non-finite loss with finite gradients, or its stand-in batch, would make it
+                # alone skip while the others step: decide together (one 2-element all-reduce a step).
+                flags = torch.cat([found, forced])
+                torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+                found, forced = flags[0:1], flags[1:2]
+            counted = found * (1 - forced)
+            found = torch.maximum(found, forced)
         bad = found.bool()
         host_bad: Optional[bool] = None if self._on_cuda else bool(bad)
         if scaler.is_enabled():

@@ -3,7 +3,6 @@ import dataclasses
 import os
 import random
 import sys
-import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -13,7 +12,7 @@ from . import checkpoint as ckpt_io
 from . import distributed, mindspore_io, runtime
 from .config import Config, dump_yaml, load_config, to_dict
 from .data import DataOptions, build_loader
-from .engine import (EpochResult, autocast, evaluate, make_optimizer, make_scaler, resolve_device,
+from .engine import (EpochResult, evaluate, make_optimizer, make_scaler, resolve_device,
                      resolve_precision, train_one_epoch)
 from .losses import CrossEntropySmooth
 from .model import MobileNetV1
