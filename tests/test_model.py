@@ -83,6 +83,57 @@ def test_symmetric_padding_option_is_pytorch_padding_1():
     assert torch.equal(conv(x), F.conv2d(x, conv.weight, stride=2, padding=1))
 
 
+@pytest.mark.parametrize("size", [(224, 224), (97, 64), (33, 35), (2, 1)])
+def test_training_forward_in_the_flipped_frame_equals_the_padded_path(size):
+    # A training step with SAME padding runs on the flipped input (no padded copies); its logits and
+    # every gradient must be those of the layers run directly, odd and non-square sizes included.
+    torch.manual_seed(0)
+    model = MobileNetV1(class_num=6, width_mult=0.25).double().train()
+    x = torch.randn(3, 3, *size, dtype=torch.float64)
+    fast = model(x)
+    fast.square().sum().backward()
+    fast_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    direct = model.forward_head(model.network(x))  # each layer's own forward: F.pad, then the conv
+    direct.square().sum().backward()
+    assert torch.allclose(fast, direct, rtol=0, atol=1e-12)
+    for g, p in zip(fast_grads, model.parameters()):
+        assert torch.allclose(g, p.grad, rtol=1e-10, atol=1e-12)
+    # the two paths share nothing but the parameters: a wrong flip would be far off, not 1e-12
+    assert fast.abs().max() > 1e-3
+
+
+def test_relu6_in_training_matches_pytorch_relu6_values_and_gradients():
+    relu6 = MobileNetV1(class_num=2, width_mult=0.25).network[0][2]
+    x = torch.randn(4, 8, 5, 5, dtype=torch.float64) * 5
+    x[0, 0, 0, :3] = torch.tensor([0.0, 6.0, -0.0])  # the kinks: PyTorch's gradient there is 0
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ours = relu6(a * 1.0)
+    ref = F.relu6(b * 1.0, inplace=True)
+    g = torch.randn_like(x)
+    ours.backward(g)
+    ref.backward(g)
+    assert torch.equal(ours, ref) and torch.equal(a.grad, b.grad)
+
+
+def test_training_step_copies_no_activation():
+    # What makes the step fast on a CPU: no padded copy of any input (SAME padding) and no copy of an
+    # activation kept for ReLU6's backward (PyTorch's in-place ReLU6 clones its input).
+    from torch.profiler import ProfilerActivity, profile
+
+    model = MobileNetV1(class_num=3, width_mult=0.25).train()
+    x = torch.randn(2, 3, 64, 64)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        model(x).sum().backward()
+    ops = {e.name for e in prof.events()}
+    copies = [(e.name, e.input_shapes[0]) for e in prof.events()
+              if e.name in ("aten::clone", "aten::copy_") and e.input_shapes and len(e.input_shapes[0]) == 4]
+    assert "aten::convolution" in ops and "aten::constant_pad_nd" not in ops and not copies, copies
+    with profile(activities=[ProfilerActivity.CPU]) as prof, torch.no_grad():
+        model.eval()(x)  # evaluation keeps the direct path, the one that is exported
+    assert "aten::constant_pad_nd" in {e.key for e in prof.key_averages()}
+
+
 def test_features_only_returns_27_layer_outputs():
     model = MobileNetV1(class_num=3, width_mult=0.25, features_only=True).eval()
     with torch.no_grad():

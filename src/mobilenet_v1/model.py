@@ -71,6 +71,66 @@ class Conv2dSame(nn.Conv2d):
         x = F.pad(x, (left, right, top, bottom))
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
+    def forward_flipped(self, x: torch.Tensor) -> torch.Tensor:
+        """The same conv on an input flipped in height and width: returns the output, flipped likewise.
+
+        Flipping an image turns the SAME pad of a stride-2 conv on an even size, (0, 1), into (1, 0),
+        which ``padding=1`` gives with no copy of the input: its extra pad row and column are never read.
+        The kernel is flipped instead of the data (9 weights a channel, a tiny copy).
+        """
+        kh, kw = self.kernel_size
+        sh, sw = self.stride
+        top, bottom = same_padding(x.shape[-2], kh, sh)
+        left, right = same_padding(x.shape[-1], kw, sw)
+        # Flipped, the larger half goes before; a symmetric pad of that size gives the same output size.
+        pad_h, pad_w = max(top, bottom), max(left, right)
+        out_h = (x.shape[-2] + 2 * pad_h - kh) // sh + 1
+        out_w = (x.shape[-1] + 2 * pad_w - kw) // sw + 1
+        weight = self.weight if kh == kw == 1 else self.weight.flip(-2, -1)
+        if (out_h, out_w) != (math.ceil(x.shape[-2] / sh), math.ceil(x.shape[-1] / sw)):
+            x = F.pad(x, (right, left, bottom, top))
+            pad_h = pad_w = 0
+        return F.conv2d(x, weight, self.bias, self.stride, (pad_h, pad_w), self.dilation, self.groups)
+
+
+class _ReLU6InPlace(torch.autograd.Function):
+    """ReLU6 in place whose backward reads its output: PyTorch's ``hardtanh_`` keeps a copy of its input
+    for the backward, a clone of every activation of the network at each training step."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.mark_dirty(x)
+        x.clamp_(0.0, 6.0)
+        ctx.save_for_backward(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        # 0 < y < 6 exactly where 0 < x < 6: the output gives the same mask as the input.
+        return torch.ops.aten.hardtanh_backward(grad, y, 0.0, 6.0)
+
+
+class ReLU6(nn.ReLU6):
+    """``nn.ReLU6(inplace=True)`` that trains without copying its input (:class:`_ReLU6InPlace`).
+
+    Compiled, traced or without gradients it is the plain in-place ReLU6, which compilers fuse and
+    exporters know (ONNX ``Clip``).
+    """
+
+    def __init__(self):
+        super().__init__(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.requires_grad and torch.is_grad_enabled() and _eager():
+            return _ReLU6InPlace.apply(x)
+        return F.relu6(x, inplace=True)
+
+
+def _eager() -> bool:
+    """Not inside torch.compile, torch.export or a TorchScript trace."""
+    return not (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting())
+
 
 def conv_bn_relu(in_ch: int, out_ch: int, kernel: int, stride: int, groups: int, padding: str) -> nn.Sequential:
     if padding == "same":
@@ -78,7 +138,7 @@ def conv_bn_relu(in_ch: int, out_ch: int, kernel: int, stride: int, groups: int,
     else:
         conv = nn.Conv2d(in_ch, out_ch, kernel, stride, padding=kernel // 2, groups=groups, bias=False)
     # eps and momentum are MindSpore's defaults (its momentum 0.9 is PyTorch's 0.1).
-    return nn.Sequential(conv, nn.BatchNorm2d(out_ch, eps=1e-5, momentum=0.1), nn.ReLU6(inplace=True))
+    return nn.Sequential(conv, nn.BatchNorm2d(out_ch, eps=1e-5, momentum=0.1), ReLU6())
 
 
 class MobileNetV1(nn.Module):
@@ -105,6 +165,9 @@ class MobileNetV1(nn.Module):
         self.width_mult = width_mult
         self.padding = padding
         self.features_only = features_only
+        # Training steps with SAME padding run in the flipped frame (forward_features); False: the
+        # padded path always (a benchmark's baseline).
+        self.flip_same = True
         layers: List[nn.Module] = []
         in_ch = in_chans
         for kind, channels, stride in ARCH:
@@ -131,8 +194,21 @@ class MobileNetV1(nn.Module):
         nn.init.zeros_(self.fc.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The 27 layers: (N, 3, H, W) -> (N, C, H/32, W/32)."""
-        return self.network(x)
+        """The 27 layers: (N, 3, H, W) -> (N, C, H/32, W/32).
+
+        A training step with SAME padding runs the layers on the input flipped in height and width
+        (:meth:`Conv2dSame.forward_flipped`) and flips the small final map back: BatchNorm, ReLU6 and
+        the 1x1 convs do not care, and the 3x3 convs then need no padded copy of their inputs, forward
+        or backward. Same result up to float rounding; evaluation and export take the direct path.
+        Forward hooks on the 27 ``network[k]`` blocks therefore fire in evaluation only; hooks on the
+        BatchNorm and ReLU6 modules fire in both (and see flipped maps in training).
+        """
+        if self.padding != "same" or not (self.flip_same and torch.is_grad_enabled() and _eager()):
+            return self.network(x)
+        x = x.flip(-2, -1)
+        for conv, bn, act in self.network:
+            x = act(bn(conv.forward_flipped(x)))
+        return x.flip(-2, -1)
 
     def forward_intermediates(self, x: torch.Tensor) -> List[torch.Tensor]:
         """The output of every one of the 27 layers, in order."""
