@@ -11,9 +11,13 @@ DATA=/tmp/mobilenet_v1_bench_jpegs
   python3 -c "import torch, torchvision, timm, os; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'timm', timm.__version__, 'cpus', os.cpu_count())"
 } 2>&1 | tee "$OUT/env.txt"
 
-echo "== step: ours vs timm (batch 256, bf16, channels_last)"
-timeout 275 python3 benchmarks/train_throughput.py --modes eager,eager+dw_fp16,default,reduce-overhead \
-  --json "$OUT/step.json" 2>&1 | grep -v Warning | tail -20 | tee "$OUT/step.log"
+echo "== step: ours vs timm, and vs our plain-layer baseline in eager (batch 256, bf16, channels_last)"
+timeout 200 python3 benchmarks/train_throughput.py --modes eager --plain \
+  --json "$OUT/step_eager.json" 2>&1 | grep -v Warning | tail -8 | tee "$OUT/step_eager.log"
+timeout 200 python3 benchmarks/train_throughput.py --modes default,reduce-overhead \
+  --json "$OUT/step.json" 2>&1 | grep -v Warning | tail -8 | tee "$OUT/step.log"
+echo "== non-finite guard on the GPU"
+timeout 60 python3 benchmarks/nonfinite_gpu_check.py 2>&1 | tail -8 | tee "$OUT/nonfinite.log"
 
 echo "== end-to-end train from JPEGs (GPU pipeline, compiled)"
 timeout 110 python3 benchmarks/train_throughput.py --modes "" --e2e_images 8192 --e2e_pipelines gpu \

@@ -9,7 +9,7 @@ the median images/s of ``--windows`` timed windows of ``--steps`` steps after ``
 and timm's windows alternate, and "paired" is the median of the per-window ratios.
 
     python benchmarks/train_throughput.py                       # GPU: batch 256, bf16, channels_last
-    python benchmarks/train_throughput.py --device cpu                 # CPU: batch 32, fp32, NCHW, eager
+    python benchmarks/train_throughput.py --device cpu         # CPU: batch 32, fp32, channels_last, eager
 """
 import argparse
 import os
@@ -45,32 +45,20 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def depthwise_in_fp16(model):
-    """Experiment: run the 13 depthwise convs in fp16 inside bf16 autocast (their inputs are ReLU6
-    outputs in [0, 6], which fp16 holds well), to see whether bf16 depthwise kernels limit the step."""
-    import types
-
-    from mobilenet_v1.model import same_padding
-
-    def forward(self, x):
-        top, bottom = same_padding(x.shape[-2], 3, self.stride[0])
-        left, right = same_padding(x.shape[-1], 3, self.stride[1])
-        with torch.autocast("cuda", enabled=False):
-            x = torch.nn.functional.pad(x.half(), (left, right, top, bottom))
-            out = torch.nn.functional.conv2d(x, self.weight.half(), None, self.stride, 0, 1, self.groups)
-        return out.to(torch.bfloat16)
-
-    for layer in model.network:
-        if layer[0].groups > 1:
-            layer[0].forward = types.MethodType(forward, layer[0])
+def plain_layers(model):
+    """The baseline of ``--plain``: PyTorch's ``nn.ReLU6(inplace=True)`` and the padded SAME path in
+    training too, i.e. our network before the training-step work of model.py (flipped frame, ReLU6)."""
+    model.flip_same = False
+    for block in model.network:
+        block[2] = torch.nn.ReLU6(inplace=True)
     return model
 
 
-def ours_stepper(args, device, compile_mode, variant=""):
+def ours_stepper(args, device, compile_mode, plain=False):
     """Our step, warmed up; returns run(n): images/s of n more steps."""
     model = MobileNetV1(class_num=1000, padding=args.padding).to(device, memory_format=args.memory_format)
-    if variant == "dw_fp16":
-        depthwise_in_fp16(model)
+    if plain:
+        plain_layers(model)
     opt = make_optimizer(model, 0.1, 0.9, 1e-4, device)
     scaler = make_scaler(args.precision, device, 1024.0)
     step_model = torch.compile(model, mode=compile_mode) if compile_mode else model
@@ -166,7 +154,7 @@ def main():
     p.add_argument("--batch_size", type=int, default=None, help="default 256 on GPU, 32 on CPU")
     p.add_argument("--image_size", type=int, default=224)
     p.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16"], help="default bf16 GPU, fp32 CPU")
-    p.add_argument("--channels_last", type=int, default=None, help="default 1 on GPU, 0 on CPU")
+    p.add_argument("--channels_last", type=int, default=1, help="1 (the default of train) or 0 (NCHW)")
     p.add_argument("--padding", default="same", choices=["same", "symmetric"])
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--warmup", type=int, default=None)
@@ -175,6 +163,8 @@ def main():
                    help="comma list of eager,default,reduce-overhead (compile modes); default GPU: all three, "
                         "CPU: eager")
     p.add_argument("--no-timm", action="store_true")
+    p.add_argument("--plain", action="store_true",
+                   help="also time our network with PyTorch's ReLU6 and padded SAME convs (the before figure)")
     p.add_argument("--no-guard", action="store_true", help="leave out the non-finite step guard (train runs it)")
     p.add_argument("--e2e_images", type=int, default=0, help="JPEGs for the end-to-end run (0: skip)")
     p.add_argument("--e2e_epochs", type=int, default=4)
@@ -190,7 +180,7 @@ def main():
     gpu = device.type == "cuda"
     args.batch_size = args.batch_size or (256 if gpu else 32)
     args.precision = args.precision or ("bf16" if gpu else "fp32")
-    cl = args.channels_last if args.channels_last is not None else int(gpu)
+    cl = args.channels_last
     args.memory_format = torch.channels_last if cl else torch.contiguous_format
     args.steps = args.steps or (30 if gpu else 5)
     args.warmup = args.warmup or (15 if gpu else 3)
@@ -203,13 +193,10 @@ def main():
     for mode in modes:
         if not mode:
             continue
-        variant = ""
-        if mode.endswith("+dw_fp16"):
-            mode, variant = mode[: -len("+dw_fp16")], "dw_fp16"
         compile_mode = None if mode == "eager" else mode
-        runners = {"ours": ours_stepper(args, device, compile_mode, variant)}
-        if variant:
-            mode = f"{mode}+{variant}"
+        runners = {"ours": ours_stepper(args, device, compile_mode)}
+        if args.plain:
+            runners["plain"] = ours_stepper(args, device, compile_mode, plain=True)
         with_timm = not args.no_timm and mode in ("eager", "default")
         if with_timm:
             runners["timm"] = timm_stepper(args, device, compile_mode)
@@ -225,18 +212,25 @@ def main():
             payload["step"][f"ours_over_timm_paired_{mode}"] = paired
             row.update({"timm img/s": f"{theirs:,.1f}" if theirs < 100 else f"{theirs:,.0f}",
                         "ours / timm": f"{ours / theirs:.3f}", "paired": f"{paired:.3f}"})
+        if args.plain:
+            plain = median(rates["plain"])
+            vs_plain = median([a / b for a, b in zip(rates["ours"], rates["plain"])])
+            payload["step"][f"plain_{mode}"] = plain
+            payload["step"][f"ours_over_plain_paired_{mode}"] = vs_plain
+            row.update({"plain img/s": f"{plain:,.1f}" if plain < 100 else f"{plain:,.0f}",
+                        "ours / plain": f"{vs_plain:.3f}"})
         rows.append(row)
         print(row, flush=True)
         if args.json not in (None, True, "-"):
             emit_json(args.json, payload)  # keep what is measured if a later setting is cut short
     if "timm_default" in payload["step"]:
-        best = max(v for k, v in payload["step"].items() if k.startswith("ours") and "dw_fp16" not in k)
+        best = max(v for k, v in payload["step"].items() if k.startswith("ours_") and "_over_" not in k)
         payload["step"]["best_ours_vs_timm_compiled"] = best / payload["step"]["timm_default"]
     if rows:
         print_table(f"Training step, {machine()}: batch {args.batch_size}, {args.image_size}x{args.image_size}, "
                     f"{args.precision}, {'channels_last' if cl else 'NCHW'}, padding {args.padding}, "
                     f"median of {args.windows} x {args.steps} steps", rows,
-                    ["setting", "ours img/s", "timm img/s", "ours / timm", "paired"])
+                    ["setting", "ours img/s", "timm img/s", "ours / timm", "paired", "plain img/s", "ours / plain"])
 
     if args.e2e_images:
         info = make_jpeg_folder(args.data_dir, args.e2e_images)
