@@ -60,11 +60,14 @@ def same_padding(size: int, kernel: int, stride: int) -> Tuple[int, int]:
 class Conv2dSame(nn.Conv2d):
     """A bias-free conv with SAME padding computed from the input's size at each call."""
 
+    def _pads(self, x: torch.Tensor) -> Tuple[int, int, int, int]:
+        """SAME padding of ``x`` for this conv: (top, bottom, left, right)."""
+        top, bottom = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0])
+        left, right = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1])
+        return top, bottom, left, right
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kh, kw = self.kernel_size
-        sh, sw = self.stride
-        top, bottom = same_padding(x.shape[-2], kh, sh)
-        left, right = same_padding(x.shape[-1], kw, sw)
+        top, bottom, left, right = self._pads(x)
         if top == bottom and left == right:
             # Symmetric: let the conv pad, which costs no extra copy of the input.
             return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation, self.groups)
@@ -80,8 +83,7 @@ class Conv2dSame(nn.Conv2d):
         """
         kh, kw = self.kernel_size
         sh, sw = self.stride
-        top, bottom = same_padding(x.shape[-2], kh, sh)
-        left, right = same_padding(x.shape[-1], kw, sw)
+        top, bottom, left, right = self._pads(x)
         # Flipped, the larger half goes before; a symmetric pad of that size gives the same output size.
         pad_h, pad_w = max(top, bottom), max(left, right)
         out_h = (x.shape[-2] + 2 * pad_h - kh) // sh + 1
