@@ -14,6 +14,7 @@ import torch
 import torch.distributed as tdist
 
 from mobilenet_v1 import distributed, evaluate, train
+from mobilenet_v1.checkpoint import unwrap
 from mobilenet_v1.config import load_config
 from mobilenet_v1.data import build_loader
 from mobilenet_v1.engine import make_optimizer
@@ -65,7 +66,7 @@ def same_math(ctx: distributed.Context, cfg, steps: int, sync_bn: bool) -> list:
             opt.zero_grad(set_to_none=True)
             criterion(model(xb.double()), yb).backward()
             opt.step()
-        a, b = distributed.unwrap_module(job).state_dict(), alone.state_dict()
+        a, b = unwrap(job).state_dict(), alone.state_dict()
         diffs.append(max(float((a[k].double() - b[k].double()).abs().max()) for k in a))
     moved = max(float((alone.state_dict()[k] - v).abs().max()) for k, v in start.state_dict().items()
                 if v.is_floating_point())

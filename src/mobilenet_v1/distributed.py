@@ -20,6 +20,7 @@ import torch.distributed as dist
 from torch.distributed.rendezvous import rendezvous
 from torch import nn
 
+from .checkpoint import DISTRIBUTED_SUBFOLDER, unwrap
 from .runtime import print0
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -86,8 +87,6 @@ class Context:
         distributed (the seed's ``ckpt_{rank}`` of the one rank that saves), ``save_checkpoint_path``
         itself otherwise. Every rank reads from it (a resumed or restarted job: all ranks must load the
         same file), only rank 0 writes to it."""
-        from .checkpoint import DISTRIBUTED_SUBFOLDER
-
         return os.path.join(base, DISTRIBUTED_SUBFOLDER) if self.enabled else base
 
     def shard(self) -> Dict[str, int]:
@@ -122,7 +121,7 @@ class Context:
         """
         if not self.enabled:
             return
-        for buf in unwrap_module(model).buffers():
+        for buf in unwrap(model).buffers():
             dist.broadcast(buf, src=0)
 
     def broadcast_object(self, obj: Any) -> Any:
@@ -154,7 +153,7 @@ class Context:
         """
         if not self.enabled:
             return None
-        mine = state_digest(unwrap_module(model).state_dict())
+        mine = state_digest(unwrap(model).state_dict())
         digests: List[Optional[str]] = [None] * self.world_size
         dist.all_gather_object(digests, mine)
         listed = " ".join(f"{r}:{d[:16]}" for r, d in enumerate(digests))  # type: ignore[index]
@@ -206,12 +205,6 @@ def setup(cfg, command: str = "train") -> Context:
                             rank=rank, world_size=world)
     return Context(rank=rank, world_size=world, local_rank=local_rank, backend=backend, owns_group=True,
                    restarted=restarted)
-
-
-def unwrap_module(model: nn.Module) -> nn.Module:
-    from .checkpoint import unwrap
-
-    return unwrap(model)
 
 
 def state_digest(state: Dict[str, torch.Tensor]) -> str:

@@ -177,19 +177,20 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
         return ckpt_io.validate_training_checkpoint(ckpt, path, model, optimizer, steps_per_epoch)
 
     if dist is not None and dist.enabled:
-        chosen, error = None, None
+        found: Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]] = ("", None, (0, 0))
+        error = None
         if dist.is_rank0:
             try:
-                chosen = find_resume(cfg, model, optimizer, steps_per_epoch, run_dir)[0]
+                found = find_resume(cfg, model, optimizer, steps_per_epoch, run_dir)
             except (ValueError, OSError) as e:  # the other ranks must not wait for a choice that never comes
                 error = e
-        chosen, message = dist.broadcast_object((chosen, str(error) if error else None))
+        chosen, message = dist.broadcast_object((found[0], str(error) if error else None))
         if error is not None:
             raise error
         if message is not None:
             raise ckpt_io.CheckpointError(f"rank 0 could not choose a checkpoint to resume from: {message}")
-        if not chosen:
-            return "", None, (0, 0)
+        if not chosen or dist.is_rank0:
+            return found  # rank 0 loaded and validated it while choosing
         ckpt = ckpt_io.load_file(chosen)
         return chosen, ckpt, validate(ckpt, chosen)
     if cfg.resume == "auto" or os.path.isdir(cfg.resume):
