@@ -39,12 +39,16 @@ def rate_of(loader, device, passes):
 
 
 def stages(loader, device):
-    """Seconds of one pass spent up to each stage of the GPU pipeline, to see which one limits it."""
+    """Images/s of one pass in one thread up to each stage of the GPU pipeline, to see which one
+    limits it; "pinned" copies each batch's bytes out of the workers' shared memory into pinned
+    memory before decoding (is the decode slowed by where its input lives?)."""
     from mobilenet_v1.data import decode_batch
 
-    times = {"read (workers -> main)": 0.0, "+ decode": 0.0, "+ crop/resize/flip/normalise": 0.0}
-    n = 0
-    for mode in times:
+    modes = ["read (workers -> main)", "+ decode", "+ decode, bytes pinned first", "+ crop/resize/flip/normalise"]
+    if device.type != "cuda":
+        modes.remove("+ decode, bytes pinned first")
+    rates = {}
+    for mode in modes:
         loader.set_epoch(7)
         sync(device)
         t = time.perf_counter()
@@ -53,13 +57,15 @@ def stages(loader, device):
             n += len(batch.kinds)
             if mode == "read (workers -> main)":
                 continue
+            if mode == "+ decode, bytes pinned first":
+                batch.flat = batch.flat.pin_memory()
             images = decode_batch(batch, device)
-            if mode == "+ decode":
+            if mode.startswith("+ decode"):
                 continue
             loader.normalize(loader.transform(images, batch.seeds))
         sync(device)
-        times[mode] = n / (time.perf_counter() - t)
-    return times
+        rates[mode] = n / (time.perf_counter() - t)
+    return rates
 
 
 def decode_only(folder, device, batch):
@@ -83,6 +89,8 @@ def main():
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--image_size", type=int, default=224)
     p.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
+    p.add_argument("--gpu_workers", default="",
+                   help="comma-separated worker counts to time the GPU pipeline with as well, e.g. 8,4,2")
     p.add_argument("--passes", type=int, default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "mobilenet_v1_bench_jpegs"))
@@ -100,6 +108,11 @@ def main():
         payload["images_per_s"][name] = rate
         rows.append({"pipeline": f"{name} ({'workers decode+augment' if name == 'cpu' else 'batched on ' + device.type})",
                      "images/s": f"{rate:,.0f}"})
+        print(rows[-1], flush=True)
+    for workers in [int(w) for w in args.gpu_workers.split(",") if w]:
+        rate = rate_of(BatchedImageLoader(args.data_dir, **dict(common, num_workers=workers)), device, args.passes)
+        payload["images_per_s"][f"gpu, {workers} workers"] = rate
+        rows.append({"pipeline": f"gpu (batched on {device.type}), {workers} workers", "images/s": f"{rate:,.0f}"})
         print(rows[-1], flush=True)
     gpu_loader = BatchedImageLoader(args.data_dir, **common)
     for stage, rate in stages(gpu_loader, device).items():

@@ -102,6 +102,42 @@ def test_encoded_dataset_routes_files_to_gpu_or_cpu_decoding(image_folder, tmp_p
         assert (img.float() - ref.float()).abs().mean() < 4, path
 
 
+def test_cuda_decode_drains_the_loader_stream_on_the_host_first(image_folder, monkeypatch):
+    """nvJPEG's hardware decoder can overwrite blocks that kernels queued on the caller's stream still
+    read (``data.drain_before_decode``), so on CUDA every batched decode comes after a host wait on the
+    current stream. Checked through the same ``decode_batch`` here, by recording the calls it makes."""
+    import mobilenet_v1.data as data
+
+    calls = []
+
+    class Stream:
+        def synchronize(self):
+            calls.append("drain")
+
+    def current_stream(device=None):
+        calls.append(("stream", device))
+        return Stream()
+
+    real_decode = data.decode_jpeg
+
+    def decode_jpeg(datas, mode, device):
+        calls.append(("decode", str(device), len(datas)))
+        return real_decode(datas, mode=mode, device="cpu")
+
+    monkeypatch.setattr(torch.cuda, "current_stream", current_stream)
+    monkeypatch.setattr(data, "decode_jpeg", decode_jpeg)
+    files = [image_folder / "train" / "n02" / f"img_{i}.JPEG" for i in range(2)]
+    batch = collate_encoded(EncodedImageDataset([(str(f), 0) for f in files])[(i, 0)] for i in range(2))
+    cuda = torch.device("cuda")
+    images = decode_batch(batch, cuda)
+    assert calls == [("stream", cuda), "drain", ("decode", "cuda", 2)]
+    assert [tuple(img.shape) for img in images] == [tuple(T.decode_rgb(d).shape) for d in
+                                                    torch.split(batch.flat, batch.lengths)]
+    calls.clear()
+    decode_batch(batch, CPU)
+    assert calls == [("decode", "cpu", 2)]  # nothing to wait for on the CPU
+
+
 def test_damaged_jpeg_is_named_and_left_out(image_folder, tmp_path):
     good = (image_folder / "train" / "n02" / "img_0.JPEG").read_bytes()
     bad = tmp_path / "broken.JPEG"

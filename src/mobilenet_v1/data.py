@@ -443,6 +443,7 @@ def decode_batch(batch: EncodedBatch, device: torch.device,
     encoded_at = [i for i, k in enumerate(batch.kinds) if k == ENCODED]
     if encoded_at:
         datas = list(torch.split(batch.flat, batch.lengths))
+        drain_before_decode(device)
         try:
             decoded = decode_jpeg(datas, mode=ImageReadMode.RGB, device=device)
         except RuntimeError:
@@ -465,6 +466,24 @@ def decode_batch(batch: EncodedBatch, device: torch.device,
             raise T.DecodeError(batch.bad[0][1])
         bad.extend(batch.bad)
     return out
+
+
+def drain_before_decode(device: torch.device) -> None:
+    """Wait on the host until the current CUDA stream has run what is queued on it; nothing on the CPU.
+
+    ``decode_jpeg(..., device="cuda")`` allocates its outputs on the caller's stream, and the caching
+    allocator hands out a block as soon as it is freed on that stream, while kernels queued there may
+    still read it (here: the crop, resize and normalise of earlier batches, whose inputs and
+    intermediates are freed as soon as their kernels are queued). torchvision then decodes on a
+    stream of its own that never waits for the caller's, and nvJPEG's hardware decoder writes its
+    outputs when it is called, whatever the stream, so the decode can overwrite the inputs of queued
+    kernels: silently wrong training images. Reported in pytorch/vision#9606 and
+    meta-pytorch/torchcodec#1634 (H100, the H200's chip; nvJPEG 12.3 to 13.2), where a device-side wait
+    (``wait_stream``, ``wait_event``) did not order the hardware decoder's writes and a host wait did.
+    On the loader's own stream this waits for the loader's kernels only, not for the training step.
+    ``benchmarks/nvjpeg_stream_check.py`` shows the fault and this remedy on a GPU."""
+    if device.type == "cuda":
+        torch.cuda.current_stream(device).synchronize()
 
 
 def _decode_one(data: torch.Tensor, path: str, device: torch.device) -> torch.Tensor:
