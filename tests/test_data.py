@@ -101,6 +101,24 @@ def test_shard_sampler_disjoint_and_covering():
     assert all(len(list(s)) == 34 == len(s) for s in even)
 
 
+@pytest.mark.parametrize("seed", [1, 920_000, 1_000_000, 2_000_000, 2**32 - 1])
+def test_shard_sampler_seeds_as_int64_for_every_accepted_seed(seed, cifar_dir):
+    """The CIFAR path takes its per-sample seeds as one int64 tensor, the folder pipelines one Python int
+    at a time: the same numbers wherever they fit in int64, the same modulo 2**64 beyond, for every run
+    seed the configuration takes (up to 2**32 - 1). Run seeds over about 1.84 million used to stop the
+    CIFAR path with an OverflowError."""
+    sampler = ShardSampler(50, shuffle=True, seed=seed, num_shards=3, shard_id=2)
+    sampler.set_epoch(5)
+    yielded = [s for _, s in sampler]
+    wrapped = [(s + 2**63) % 2**64 - 2**63 for s in yielded]
+    assert sampler.seeds().dtype == torch.int64 and sampler.seeds().tolist() == wrapped
+    assert (wrapped == yielded) == (seed <= 920_000)
+    loader = CifarLoader(*load_cifar(str(cifar_dir), True), batch_size=8, train=True, image_size=32,
+                         device=torch.device("cpu"), seed=seed)
+    x, y = next(iter(loader))
+    assert x.shape == (8, 3, 32, 32) and torch.isfinite(x).all()
+
+
 def test_image_folder_decodes_gray_cmyk_and_png_to_rgb(image_folder):
     samples, classes = find_images(str(image_folder / "train"))
     assert classes == ["n01", "n02"] and len(samples) == 15

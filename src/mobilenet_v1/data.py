@@ -134,9 +134,13 @@ class ShardSampler(Sampler):
         return len(range(self.shard_id, self.size, self.num_shards))
 
     def seeds(self) -> torch.Tensor:
-        """The augmentation seed of each of this shard's samples, as :func:`sample_seed` (int64)."""
-        positions = torch.arange(len(self), dtype=torch.int64) * self.num_shards + self.shard_id
-        return sample_seed(self.seed, self.epoch, positions)  # type: ignore[arg-type]  # elementwise
+        """The augmentation seed of each of this shard's samples (what :meth:`__iter__` yields) as int64:
+        :func:`sample_seed` modulo 2**64 in two's complement: the seed itself for run seeds up to about
+        920,000, and defined for every run seed the configuration takes (up to 2**32 - 1), although
+        sample seeds outgrow int64 (and, past run seeds of about 1.84 million, uint64)."""
+        positions = np.arange(len(self), dtype=np.uint64) * np.uint64(self.num_shards) + np.uint64(self.shard_id)
+        first = np.uint64(sample_seed(self.seed, self.epoch, 0) % 2**64)
+        return torch.from_numpy((positions + first).view(np.int64))  # uint64 arrays wrap modulo 2**64
 
     def __iter__(self):
         order = self.indices().tolist()
