@@ -488,6 +488,21 @@ def test_guard_stops_after_max_in_a_row_and_counts(one_thread):
         train_one_epoch(model, Batches([nan, ok]), *args, guard=guard)
 
 
+def test_distributed_epoch_without_guard_is_refused_before_any_step(one_thread, monkeypatch):
+    """Without the guard a rank whose batch lost its samples would skip alone and leave the others
+    waiting in DDP's all-reduce: refused at once with a message, not a hang."""
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda group=None: 2)
+    model = MobileNetV1(class_num=4, width_mult=0.25)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = make_optimizer(model, 0.05, 0.9, 1e-4, torch.device("cpu"))
+    batch = (torch.randn(4, 3, 32, 32), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="a distributed run needs guard"):
+        train_one_epoch(model, Batches([batch]), torch.nn.CrossEntropyLoss(), optimizer,
+                        make_scaler("fp32", torch.device("cpu"), 1.0), [0.01], torch.device("cpu"), "fp32")
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
 # ---------------------------------------------------------------------------------------------------
 # (f) a NaN-producing batch sequence stops the run; the last good checkpoint stays
 

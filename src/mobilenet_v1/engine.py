@@ -85,7 +85,16 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
     are not finite is skipped and counted.
 
     The loss stays on the device: nothing here waits for the GPU except ``on_step`` when it reads it.
+
+    In a distributed run (a process group of several ranks) ``guard`` is required: it is what makes
+    every rank skip a step together when one rank's batch is a stand-in or its step is non-finite.
     """
+    dist = torch.distributed
+    distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    if distributed and guard is None:
+        raise ValueError("train_one_epoch: a distributed run needs guard (a nonfinite.NonFiniteGuard), which "
+                         "makes every rank skip a step together; without it a rank that skips would leave the "
+                         "others waiting in the gradient all-reduce")
     model.train()
     start = time.perf_counter()
     loss_sum = torch.zeros((), device=device)
@@ -101,7 +110,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
             # schedule stays in step. In a distributed run the other ranks would wait for this one in
             # the gradient all-reduce: it runs a stand-in batch instead and the guard has every rank
             # skip the step together (with fp16 the loss scale then halves once, as after an overflow).
-            if guard is None or guard.world_size == 1:
+            if not distributed:
                 continue
             x, y = stand_in_batch(x, y)
         prev = loss
