@@ -229,7 +229,7 @@ def test_progress_bar_on_a_terminal_and_lines_in_the_log(tmp_path, capsys):
 
 def test_other_ranks_write_nothing(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("RANK", "1")
-    logger = RunLogger(str(tmp_path / "r1"), epochs=1, steps_per_epoch=2, log_interval=1, preamble=["header"])
+    logger = RunLogger(str(tmp_path / "r1"), epochs=1, steps_per_epoch=2, log_interval=1, preamble="header\n")
     logger.begin_epoch(1)
     logger.log_step(0, torch.tensor(1.0), 0.1, 4)
     logger.log_epoch(1, EpochResult(1.0, 1.0, 2, 0.1, 8), 0.1, {"top_1": 0.5, "top_5": 1.0})

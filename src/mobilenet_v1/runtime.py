@@ -1,4 +1,5 @@
 """What every run prints first: versions, device, git revision; and rank-0-only printing."""
+import io
 import os
 import platform
 import subprocess
@@ -13,7 +14,8 @@ def is_rank0() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-# Files that receive a copy of what print0 prints to stdout (a run's log.txt).
+# Files that receive a copy of what print0 prints to stdout (a run's log.txt), and in-memory ones
+# that keep what a run prints before its folder's log.txt is open (:func:`capture_output`).
 _log_files: List[IO[str]] = []
 
 
@@ -26,39 +28,28 @@ def add_log_file(path: str) -> IO[str]:
 
 
 def remove_log_file(f: IO[str]) -> None:
+    """Stop copying output to ``f`` and close it; a second call does nothing more."""
     if f in _log_files:
         _log_files.remove(f)
     f.close()
 
 
-# Lists that keep what print0 prints to stdout (one string a call) until released: what a run prints
-# before its folder's log.txt is open, written there once it is.
-_captures: List[List[str]] = []
-
-
-def capture_output() -> List[str]:
-    """Start keeping what :func:`print0` prints to stdout in the returned list; stop with
-    :func:`release_capture`."""
-    buf: List[str] = []
-    _captures.append(buf)
+def capture_output() -> io.StringIO:
+    """Keep what :func:`print0` prints to stdout, as a log file would receive it, in the returned
+    buffer until :func:`remove_log_file` (whose close frees it: read ``getvalue()`` before)."""
+    buf = io.StringIO()
+    _log_files.append(buf)
     return buf
-
-
-def release_capture(buf: List[str]) -> None:
-    _captures[:] = [c for c in _captures if c is not buf]
 
 
 def print0(*args, **kwargs) -> None:
     """print() on rank 0 only; output is flushed so logs interleave in order. What goes to stdout
-    also goes to the log files of :func:`add_log_file` and the lists of :func:`capture_output`."""
+    also goes to the log files of :func:`add_log_file` and the buffers of :func:`capture_output`."""
     if is_rank0():
         kwargs.setdefault("flush", True)
         print(*args, **kwargs)
         if kwargs.get("file") in (None, sys.stdout):
-            sep = kwargs.get("sep", " ")
-            log0(*args, sep=sep, end=kwargs.get("end", "\n"))
-            for buf in _captures:
-                buf.append(sep.join(str(a) for a in args))
+            log0(*args, sep=kwargs.get("sep", " "), end=kwargs.get("end", "\n"))
 
 
 def log0(*args, sep: str = " ", end: str = "\n") -> None:

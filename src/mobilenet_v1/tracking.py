@@ -18,7 +18,7 @@ import math
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -90,7 +90,7 @@ class RunLogger:
     """
 
     def __init__(self, run_dir: Optional[str], epochs: int, steps_per_epoch: int, start_epoch: int = 0,
-                 log_interval: int = 50, preamble: Sequence[str] = (), progress: Optional[bool] = None,
+                 log_interval: int = 50, preamble: str = "", progress: Optional[bool] = None,
                  tensorboard: bool = True) -> None:
         self.active = runtime.is_rank0()
         self.run_dir = run_dir if self.active else None
@@ -109,8 +109,8 @@ class RunLogger:
             return
         os.makedirs(self.run_dir, exist_ok=True)
         self._log = runtime.add_log_file(os.path.join(self.run_dir, LOG_FILE))
-        for line in preamble:  # already printed before the folder existed
-            runtime.log0(line)
+        self._log.write(preamble)  # already printed before the folder existed
+        self._log.flush()
         start_step = start_epoch * steps_per_epoch
         if start_epoch > 0:
             self.best_top_1 = self._best_before(start_epoch)

@@ -1,5 +1,6 @@
 """``mobilenet-v1 train``: wires configuration, data, model, optimiser and checkpoints together."""
 import dataclasses
+import io
 import os
 import random
 import sys
@@ -252,12 +253,12 @@ def run(cfg: Config) -> Dict[str, Any]:
         dist = distributed.setup(cfg, "train")
         return _run(dist.apply(cfg), dist, early)
     finally:
-        runtime.release_capture(early)
+        runtime.remove_log_file(early)
         if dist is not None:
             dist.cleanup()
 
 
-def _run(cfg: Config, dist: distributed.Context, early: List[str]) -> Dict[str, Any]:
+def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str, Any]:
     device = resolve_device(cfg.device_target)
     precision = resolve_precision(cfg.precision, device)
     seed_everything(cfg.seed)
@@ -334,8 +335,8 @@ def _run(cfg: Config, dist: distributed.Context, early: List[str]) -> Dict[str, 
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
 
     tracker = RunLogger(out_dir if cfg.save_checkpoint else None, cfg.epoch_size, steps_per_epoch,
-                        start_epoch, cfg.log_interval, early)
-    runtime.release_capture(early)  # from here on print0 writes to the log itself
+                        start_epoch, cfg.log_interval, early.getvalue())
+    runtime.remove_log_file(early)  # from here on print0 writes to the log itself
     print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch, epochs "
            f"{start_epoch + 1}..{cfg.epoch_size}, precision {precision}, device {device}")
     if start_epoch >= cfg.epoch_size:
