@@ -134,6 +134,55 @@ def test_image_folder_decodes_gray_cmyk_and_png_to_rgb(image_folder):
 
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_16_bit_images_decode_to_their_top_8_bits(fmt):
+    """torchvision decodes a 16-bit PNG to uint16 and PIL's convert("RGB") clips a 16-bit TIFF at 255:
+    both come out as uint8 RGB holding the top 8 bits, as an 8-bit copy of the picture would."""
+    import io
+
+    from PIL import Image
+
+    ramp = np.linspace(0, 65535, 32 * 48).reshape(32, 48).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(ramp).save(buf, format=fmt)
+    img = T.decode_rgb(torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8), f"ramp.{fmt}")
+    assert img.dtype == torch.uint8 and img.shape == (3, 32, 48)
+    expected = torch.from_numpy((ramp >> 8).astype(np.uint8))
+    assert all(torch.equal(img[c], expected) for c in range(3))
+
+
+def test_header_claiming_a_decompression_bomb_is_an_unreadable_file(tmp_path):
+    """PIL refuses a header of over ~179 million pixels with DecompressionBombError, which is not an
+    OSError: it must become a DecodeError naming the file, so the loaders skip it like other bad files."""
+    import struct
+
+    header = (b"BM" + struct.pack("<IHHI", 62, 0, 0, 62)
+              + struct.pack("<IiiHHIIiiII", 40, 20000, 20000, 1, 1, 0, 0, 0, 0, 0, 0) + b"\0" * 8)
+    with pytest.raises(T.DecodeError, match="huge.bmp: not a readable image"):
+        T.decode_rgb(torch.frombuffer(bytearray(header), dtype=torch.uint8), "huge.bmp")
+    root = tmp_path / "folder"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "huge.bmp").write_bytes(header)
+    for i in range(2):
+        (root / "a" / f"ok{i}.bmp").write_bytes(_bmp(np.full((20, 20, 3), 90, np.uint8)))
+    loader = build_loader(DataOptions("imagenet2012", str(root), batch_size=4, image_size=16, seed=1,
+                                      num_workers=0, channels_last=False, max_bad_samples=5),
+                          train=False, device=torch.device("cpu"), drop_last=False)
+    with pytest.warns(UserWarning, match="huge.bmp"):
+        batches = list(loader)
+    assert [len(y) for _, y in batches] == [2] and len(loader.bad_samples) == 1
+
+
+def _bmp(arr: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="BMP")
+    return buf.getvalue()
+
+
 def test_image_folder_loader_end_to_end(image_folder):
     opts = DataOptions("imagenet2012", str(image_folder), batch_size=4, image_size=32, seed=1, num_workers=0,
                        channels_last=True)

@@ -36,8 +36,9 @@ class DecodeError(ValueError):
 def decode_rgb(data: torch.Tensor, name: str = "<bytes>") -> torch.Tensor:
     """Decode JPEG/PNG/GIF/WebP bytes (uint8 1-D tensor) to a uint8 (3, H, W) RGB tensor.
 
-    Grayscale, CMYK and palette images come out as RGB. Falls back to PIL for anything libjpeg/libpng
-    through torchvision cannot read, and raises :class:`DecodeError` naming ``name`` if neither can.
+    Grayscale, CMYK and palette images come out as RGB, 16-bit images as their top 8 bits. Falls back
+    to PIL for anything libjpeg/libpng through torchvision cannot read, and raises
+    :class:`DecodeError` naming ``name`` if neither can.
     """
     if data.numel() == 0:
         raise DecodeError(f"{name}: empty file")
@@ -45,6 +46,8 @@ def decode_rgb(data: torch.Tensor, name: str = "<bytes>") -> torch.Tensor:
         img = decode_image(data, mode=ImageReadMode.RGB)
         if img.ndim == 4:  # animated GIF: first frame
             img = img[0]
+        if img.dtype != torch.uint8:  # a 16-bit PNG decodes to uint16
+            img = (img.to(torch.int32) >> 8).to(torch.uint8)
         return img
     except (RuntimeError, ValueError):
         pass
@@ -59,8 +62,17 @@ def _decode_with_pil(data: torch.Tensor, name: str) -> torch.Tensor:
 
     try:
         with Image.open(io.BytesIO(data.numpy().tobytes())) as im:
-            arr = np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+            if im.mode.startswith("I;16") or im.mode == "I":
+                # 16- or 32-bit grayscale (TIFF, PGM): convert("RGB") would clip it at 255, not scale it.
+                gray = np.asarray(im).astype(np.int64)
+                if im.mode != "I" or gray.max(initial=0) > 255:
+                    gray = gray >> 8
+                arr = np.repeat(gray.clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
+            else:
+                arr = np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        # A header that claims over ~179 million pixels is PIL's DecompressionBombError: a damaged or
+        # hostile file, skipped like any other unreadable one.
         raise DecodeError(f"{name}: not a readable image ({e})") from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
