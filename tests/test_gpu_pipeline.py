@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from mobilenet_v1 import transforms as T
+from torchvision.transforms.v2 import functional as TF
 from mobilenet_v1.data import (BAD, BatchedImageLoader, CifarLoader, DataOptions, EncodedImageDataset, ImageFolderLoader,
                                build_loader, collate_encoded, decode_batch, load_cifar)
 
@@ -73,6 +74,29 @@ def test_gpu_pipeline_draws_the_cpu_pipelines_boxes(image_folder):
     assert torch.equal(yc, yg)
     # antialiased bilinear resize vs roi_align box-averaged bilinear samples: close, not identical
     assert (xc - xg).abs().mean() < 0.1
+
+
+def test_batched_crops_one_pixel_high_or_wide_keep_their_pixels():
+    """RandomResizedCrop draws 1-pixel sides on images a few pixels across (and on 1xN images): the
+    batched crop gives what the per-image one gives (a 1-pixel side resampled is that pixel), not the
+    zeros of an empty roi_align region."""
+    ramp = torch.arange(50, dtype=torch.uint8).mul(5).view(1, 1, 50).expand(3, 1, 50).contiguous()
+    column = ramp.transpose(1, 2).contiguous()  # 50x1
+    small = torch.arange(27, dtype=torch.uint8).mul(9).view(3, 3, 3)
+    cases = [(ramp, (0, 24, 1, 1)), (small, (0, 1, 1, 1)), (ramp, (0, 10, 1, 30)), (column, (10, 0, 30, 1)),
+             (small, (1, 1, 2, 1))]
+    out = T.batch_resized_crop([img for img, _ in cases], [box for _, box in cases], 8)
+    for (img, (top, left, h, w)), got in zip(cases, out):
+        crop = img[:, top:top + h, left:left + w].float()
+        want = TF.resized_crop(img, top, left, h, w, [8, 8], antialias=True).float()
+        if h == w == 1:
+            assert torch.equal(got, crop.expand(3, 8, 8)) and torch.equal(want, got)
+        # constant along the 1-pixel side, inside the crop's range, on both paths
+        axis = 1 if h == 1 else 2
+        assert torch.equal(got, got.narrow(axis, 0, 1).expand_as(got))
+        assert crop.amin() - 0.5 <= got.amin() and got.amax() <= crop.amax() + 0.5
+        if h == 1 or w == 1 and h > 2:  # a long thin crop: the same samples as the per-image resize
+            assert (got - want).abs().max() <= 2.0, (tuple(img.shape), (top, left, h, w))
 
 
 def test_gpu_pipeline_eval_matches_cpu_pipeline_within_rounding(image_folder):

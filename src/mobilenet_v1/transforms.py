@@ -236,6 +236,10 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
             # A very large crop would inflate the shared canvas: pre-shrink it, antialiased, to 2x.
             scale = 2 * size / max(h, w)
             crop = TF.resize(crop, [max(2, round(h * scale)), max(2, round(w * scale))], antialias=True)
+        elif h == 1 or w == 1:
+            # A region from the first to the last pixel centre of a 1-pixel side has no extent, and
+            # roi_align takes no samples there (all zeros): two copies of the pixel resample alike.
+            crop = crop.repeat(1, 2 if h == 1 else 1, 2 if w == 1 else 1)
         crops.append(crop)
     height = max(c.shape[-2] for c in crops)
     width = max(c.shape[-1] for c in crops)
