@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -181,6 +183,43 @@ def _bmp(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="BMP")
     return buf.getvalue()
+
+
+def test_find_images_skips_hidden_entries_and_symlink_loops(tmp_path):
+    """Hidden folders (.ipynb_checkpoints, .git) would become a class and shift every label; macOS ._*
+    files are not images; a link back up a class folder listed its images again and again, and two
+    links to the folder itself made the walk run forever."""
+    root = tmp_path / "train"
+    for cls in ("cat", "dog"):
+        (root / cls / "sub").mkdir(parents=True)
+        (root / cls / "a.png").write_bytes(b"png")
+        (root / cls / "sub" / "b.png").write_bytes(b"png")
+    (root / ".ipynb_checkpoints").mkdir()
+    (root / "cat" / ".git").mkdir()
+    (root / "cat" / ".git" / "c.png").write_bytes(b"png")
+    (root / "cat" / "._a.png").write_bytes(b"AppleDouble")
+    os.symlink("..", root / "cat" / "parent")
+    os.symlink(".", root / "dog" / "self1")
+    os.symlink(".", root / "dog" / "self2")
+    samples, classes = find_images(str(root))
+    assert classes == ["cat", "dog"]
+    # cat/parent is the root folder, read once from there; its cat folder is not read again
+    assert [(os.path.relpath(p, root), y) for p, y in samples] == [
+        ("cat/a.png", 0), ("cat/parent/dog/a.png", 0), ("cat/parent/dog/sub/b.png", 0), ("cat/sub/b.png", 0),
+        ("dog/a.png", 1), ("dog/sub/b.png", 1)]
+
+
+def test_find_images_with_a_class_list_keeps_its_labels(tmp_path):
+    root = tmp_path / "val"
+    for cls in ("dog", "ant"):
+        (root / cls).mkdir(parents=True)
+        (root / cls / "x.png").write_bytes(b"png")
+    samples, classes = find_images(str(root), ["ant", "bee", "cat", "dog"])
+    assert classes == ["ant", "bee", "cat", "dog"]
+    assert [(os.path.basename(os.path.dirname(p)), y) for p, y in samples] == [("ant", 0), ("dog", 3)]
+    assert [y for _, y in find_images(str(root))[0]] == [0, 1]  # its own sorted folders otherwise
+    with pytest.raises(DataError, match=r"class folder\(s\) ant, dog are not among the 2 classes"):
+        find_images(str(root), ["cat", "emu"])
 
 
 def test_image_folder_loader_end_to_end(image_folder):

@@ -342,6 +342,16 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
     assert "written at 12 steps per epoch, this run has 6" in problem(lambda c: None, spe=6)
     assert "step 5 is not epoch 2 x 12 + 0" in problem(lambda c: c.update({"step": 5}))
     assert "loss scale" in problem(lambda c: c.update({"scaler": {"scale": float("nan")}}))
+    # An image folder that gained, lost or renamed a class folder would relabel the data mid-run.
+    with_classes = lambda c: c.update({"classes": ["n01", "n02"]})  # noqa: E731
+    ck = ckpt_io.load_file(str(run / "mobilenetv1-2_12.ckpt"))
+    with_classes(ck)
+    assert ckpt_io.validate_training_checkpoint(ck, "g", model, optimizer, 12, ["n01", "n02"]) == (2, 0)
+    with pytest.raises(ckpt_io.CheckpointError, match=r"trained on 2 class folders, the data set now has 3 "
+                                                      r"\(new: n00\): the labels would change"):
+        ckpt_io.validate_training_checkpoint(ck, "x.ckpt", model, optimizer, 12, ["n00", "n01", "n02"])
+    with pytest.raises(ckpt_io.CheckpointError, match=r"now has 2 in another order"):
+        ckpt_io.validate_training_checkpoint(ck, "x.ckpt", model, optimizer, 12, ["n02", "n01"])
     # Newest first, damaged ones passed over with the reason; none valid is an error, not a fresh start.
     newest = run / "mobilenetv1-2_12.ckpt"
     newest.write_bytes(newest.read_bytes()[:4096])

@@ -11,8 +11,10 @@ from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import evaluate as evaluate_mod
 from mobilenet_v1 import load_model, train
 from mobilenet_v1.config import load_config
-from mobilenet_v1.data import CIFAR_EVAL_FOLDER, write_cifar_bin
+from mobilenet_v1.data import CIFAR_EVAL_FOLDER, DataError, write_cifar_bin
 from mobilenet_v1.model import MobileNetV1
+
+from conftest import jpeg_bytes, smooth_image
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 SMALL = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU", "--num_workers=0",
@@ -90,6 +92,29 @@ def test_eval_on_a_case_with_a_known_answer(tmp_path):
     # The seed's count (last partial batch dropped) stays reachable: 16 samples.
     res = evaluate_mod.run(load_config(args + ["--eval_drop_last=True"]))
     assert res["total"] == 16
+
+
+def test_eval_of_an_image_folder_uses_the_class_list_the_model_was_trained_on(tmp_path):
+    """An evaluation folder holding some of the training classes keeps their training labels: the
+    model below always answers "cat", the third of its classes, and the folder holds only cats. A folder
+    of a class the model never saw is an error naming it."""
+    model = MobileNetV1(class_num=3, width_mult=0.25)
+    with torch.no_grad():
+        model.fc.weight.zero_()
+        model.fc.bias.copy_(torch.tensor([0.0, 1.0, 5.0]))
+    path = tmp_path / "cats.ckpt"
+    ckpt_io.atomic_save({"model": model.state_dict(), "classes": ["ant", "bee", "cat"]}, str(path))
+    folder = tmp_path / "data" / "validation_preprocess"
+    (folder / "cat").mkdir(parents=True)
+    for i in range(4):
+        (folder / "cat" / f"{i}.png").write_bytes(jpeg_bytes(smooth_image(40, 40, i), fmt="PNG"))
+    args = SMALL + ["--dataset=imagenet2012", f"--dataset_path={tmp_path / 'data'}", f"--checkpoint_path={path}"]
+    res = evaluate_mod.run(load_config(args))
+    assert res["total"] == 4 and res["top_1_accuracy"] == 1.0  # labelled 2, not 0 (its place in the folder)
+    (folder / "dog").mkdir()
+    (folder / "dog" / "0.png").write_bytes(jpeg_bytes(smooth_image(40, 40, 9), fmt="PNG"))
+    with pytest.raises(DataError, match=r"class folder\(s\) dog are not among the 3 classes"):
+        evaluate_mod.run(load_config(args))
 
 
 def test_pre_trained_with_another_head_is_fine_tuned(cifar_dir, tmp_path, capsys):

@@ -342,11 +342,12 @@ def check_optimizer_state(saved: Any, optimizer: torch.optim.Optimizer) -> List[
 
 
 def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optimizer: torch.optim.Optimizer,
-                                 steps_per_epoch: int) -> Tuple[int, int]:
+                                 steps_per_epoch: int, classes: Optional[List[str]] = None) -> Tuple[int, int]:
     """Check that ``ckpt`` can continue training ``model`` with ``optimizer`` at ``steps_per_epoch``:
     the keys a training checkpoint needs, its format, every model and optimiser tensor, the scaler,
-    the recorded position and RNG state. Returns (epochs completed, steps done in the epoch in progress);
-    raises :class:`CheckpointError` naming the file and every problem found."""
+    the recorded position and RNG state, and (an image folder's ``classes``) the class list, whose
+    order gives the labels. Returns (epochs completed, steps done in the epoch in progress); raises
+    :class:`CheckpointError` naming the file and every problem found."""
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"checkpoint {source}: not a dict")
     missing = [k for k in TRAINING_KEYS if k not in ckpt]
@@ -386,6 +387,15 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
             problems.append(f"position: step {step} is not epoch {epoch} x {spe} + {in_epoch}")
         else:
             position = (epoch, in_epoch)
+    recorded = ckpt.get("classes")
+    if classes is not None and recorded is not None and list(recorded) != list(classes):
+        added = [c for c in classes if c not in recorded]
+        gone = [c for c in recorded if c not in classes]
+        problems.append(f"trained on {len(recorded)} class folders, the data set now has {len(classes)}"
+                        + (f" (new: {', '.join(added[:5])})" if added else "")
+                        + (f" (missing: {', '.join(gone[:5])})" if gone else "")
+                        + ("" if added or gone else " in another order")
+                        + ": the labels would change")
     if problems or position is None:
         raise CheckpointError(f"checkpoint {source}: cannot continue this run: " + "; ".join(problems))
     return position

@@ -225,22 +225,45 @@ class CifarLoader(DeviceLoader):
             yield self.normalize(x), self.labels[idx]
 
 
-def find_images(root: str) -> Tuple[List[Tuple[str, int]], List[str]]:
-    """(path, label) of every image under ``root/<class>/``; labels by sorted class-folder name."""
+def find_images(root: str, classes: Optional[Sequence[str]] = None) -> Tuple[List[Tuple[str, int]], List[str]]:
+    """(path, label) of every image under ``root/<class>/`` (sub-folders included), and the class list.
+
+    Without ``classes`` the labels number the class folders in sorted order. With ``classes`` (the
+    list a model was trained on) a folder's label is its name's place in that list, so an evaluation
+    folder holding some of the classes, or listing them in another order, keeps the training labels;
+    a folder whose name is not in the list is an error. Hidden folders and files (``.git``,
+    ``.ipynb_checkpoints``, macOS ``._*`` files) are not data; a folder that a class folder reaches
+    twice through symbolic links (a loop) is read once.
+    """
     if not os.path.isdir(root):
         raise DataError(f"image folder {root!r} does not exist")
-    classes = sorted(d.name for d in os.scandir(root) if d.is_dir())
-    if not classes:
+    folders = sorted(d.name for d in os.scandir(root) if d.is_dir() and not d.name.startswith("."))
+    if not folders:
         raise DataError(f"image folder {root!r} has no class sub-folders")
+    if classes is None:
+        classes = folders
+    labels = {name: i for i, name in enumerate(classes)}
+    unknown = [f for f in folders if f not in labels]
+    if unknown:
+        raise DataError(f"image folder {root!r}: class folder(s) {', '.join(unknown[:5])}"
+                        f"{' ...' if len(unknown) > 5 else ''} are not among the {len(classes)} classes "
+                        f"the model was trained on ({', '.join(list(classes)[:5])}{' ...' if len(classes) > 5 else ''})")
     samples = []
-    for label, cls in enumerate(classes):
-        for dirpath, _, names in sorted(os.walk(os.path.join(root, cls), followlinks=True)):
-            for name in sorted(names):
-                if name.lower().endswith(IMAGE_EXTENSIONS):
-                    samples.append((os.path.join(dirpath, name), label))
+    for cls in folders:
+        found, seen = [], set()
+        for dirpath, dirnames, names in os.walk(os.path.join(root, cls), followlinks=True):
+            st = os.stat(dirpath)
+            if (st.st_dev, st.st_ino) in seen:  # a link back to a folder already read (a loop)
+                dirnames[:] = []
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            found.append((dirpath, [n for n in names if not n.startswith(".") and n.lower().endswith(IMAGE_EXTENSIONS)]))
+        for dirpath, names in sorted(found):
+            samples += [(os.path.join(dirpath, name), labels[cls]) for name in sorted(names)]
     if not samples:
         raise DataError(f"image folder {root!r}: no image files in its class sub-folders")
-    return samples, classes
+    return samples, list(classes)
 
 
 def imagenet_folder(root: str, train: bool) -> str:
@@ -349,8 +372,8 @@ class ImageFolderLoader(DeviceLoader):
     def __init__(self, root: str, batch_size: int, train: bool, image_size: int, device: torch.device,
                  seed: int, num_workers: int, drop_last: bool = True, num_shards: int = 1,
                  shard_id: int = 0, channels_last: bool = False, flip: bool = True, max_bad_samples: int = -1,
-                 shuffle: Optional[bool] = None):
-        samples, self.classes = find_images(root)
+                 shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None):
+        samples, self.classes = find_images(root, classes)
         self.dataset = ImageFolderDataset(samples, train, image_size, flip)
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train)
@@ -504,8 +527,8 @@ class BatchedImageLoader(DeviceLoader):
     def __init__(self, root: str, batch_size: int, train: bool, image_size: int, device: torch.device,
                  seed: int, num_workers: int, drop_last: bool = True, num_shards: int = 1,
                  shard_id: int = 0, channels_last: bool = False, flip: bool = True, max_bad_samples: int = -1,
-                 shuffle: Optional[bool] = None):
-        samples, self.classes = find_images(root)
+                 shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None):
+        samples, self.classes = find_images(root, classes)
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train)
         self.num_samples = len(self.sampler)
@@ -636,12 +659,13 @@ def default_workers(requested: int) -> int:
 
 def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last: bool = True,
                  num_shards: int = 1, shard_id: int = 0, split: Optional[str] = None,
-                 shuffle: Optional[bool] = None) -> DeviceLoader:
+                 shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None) -> DeviceLoader:
     """A loader of the training (``train``: augmented, shuffled) or evaluation transforms.
 
     ``split`` ("train" or "eval") reads that split's files whatever the transforms, and ``shuffle``
     overrides the sampling order: INT8 calibration takes a random sample of training images through
-    the evaluation transforms.
+    the evaluation transforms. ``classes``: an image folder's labels follow that class list (the one
+    the model was trained on, see :func:`find_images`); CIFAR-10's labels are in its files.
     """
     if not opts.dataset_path:
         raise DataError("dataset_path is not set: pass --dataset_path PATH")
@@ -659,4 +683,4 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
     return cls(root, opts.batch_size, train, opts.image_size, device, opts.seed,
                              default_workers(opts.num_workers), drop_last=drop_last, num_shards=num_shards,
                              shard_id=shard_id, channels_last=opts.channels_last, flip=opts.flip,
-                             max_bad_samples=opts.max_bad_samples, shuffle=shuffle)
+                             max_bad_samples=opts.max_bad_samples, shuffle=shuffle, classes=classes)

@@ -58,17 +58,22 @@ def _run(cfg: Config, dist: distributed.Context) -> Dict[str, float]:
     path = ckpt_io.resolve_checkpoint_path(cfg.checkpoint_path)
     if is_onnx_file(path):
         model, device, precision, opts = onnx_model_and_data(cfg, path)
+        classes = model.metadata.get("classes")
     else:
         device = resolve_device(cfg.device_target)
         precision = resolve_precision(cfg.precision, device)
-        model, _ = model_from_checkpoint(ckpt_io.load_file(path), path)
+        ckpt = ckpt_io.load_file(path)
+        model, _ = model_from_checkpoint(ckpt, path)
+        classes = ckpt.get("classes")
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(device=device, memory_format=memory_format)
         opts = data_options(cfg, device, train=False)
     if dist.enabled and cfg.eval_drop_last:
         print0(f"eval_drop_last: each of the {dist.world_size} processes drops its own last partial batch; "
                f"the count matches the seed's only in one process")
-    loader = build_loader(opts, train=False, device=device, drop_last=cfg.eval_drop_last, **dist.shard())
+    # An image folder is labelled by the class list the model was trained on, where the file records it.
+    loader = build_loader(opts, train=False, device=device, drop_last=cfg.eval_drop_last,
+                          classes=classes if isinstance(classes, list) else None, **dist.shard())
     counts = dist.all_reduce_counts(evaluate(model, loader, device, precision), device)
     if counts["total"] == 0:
         raise ValueError(f"dataset_path {cfg.dataset_path}: no evaluation samples")

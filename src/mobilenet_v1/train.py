@@ -169,20 +169,21 @@ def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, 
 
 
 def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: str,
-                dist: Optional[distributed.Context] = None) -> Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]]:
+                dist: Optional[distributed.Context] = None,
+                classes: Optional[List[str]] = None) -> Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]]:
     """The checkpoint ``--resume`` names (``auto``: the newest valid one in the run's checkpoint folder
     ``run_dir``; a folder: its newest valid one; a file: that one), validated against this run. Prints
     which one and why newer ones were passed over. Returns ("", None, (0, 0)) when ``auto`` finds no
     checkpoint. In a distributed run rank 0 chooses and every rank loads the file it chose."""
     def validate(ckpt: Dict[str, Any], path: str) -> Tuple[int, int]:
-        return ckpt_io.validate_training_checkpoint(ckpt, path, model, optimizer, steps_per_epoch)
+        return ckpt_io.validate_training_checkpoint(ckpt, path, model, optimizer, steps_per_epoch, classes)
 
     if dist is not None and dist.enabled:
         found: Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]] = ("", None, (0, 0))
         error = None
         if dist.is_rank0:
             try:
-                found = find_resume(cfg, model, optimizer, steps_per_epoch, run_dir)
+                found = find_resume(cfg, model, optimizer, steps_per_epoch, run_dir, classes=classes)
             except (ValueError, OSError) as e:  # the other ranks must not wait for a choice that never comes
                 error = e
         chosen, message = dist.broadcast_object((found[0], str(error) if error else None))
@@ -278,8 +279,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                f"(--resume {cfg.resume})")
     loader = build_loader(data_options(cfg, device), train=True, device=device, drop_last=True, **dist.shard())
     # Built before training so that a missing eval split stops the run at once, not epochs later.
+    # An image folder's eval split takes the training split's labels (a folder of another name is an error).
     eval_loader = (build_loader(data_options(cfg, device, train=False), train=False, device=device,
-                                drop_last=cfg.eval_drop_last, **dist.shard()) if cfg.eval_interval else None)
+                                drop_last=cfg.eval_drop_last, classes=loader.classes, **dist.shard())
+                   if cfg.eval_interval else None)
     if cfg.save_checkpoint and dist.is_rank0:
         try:
             os.makedirs(out_dir, exist_ok=True)
@@ -320,7 +323,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
     resumed_from = ""
     if cfg.resume:
         resumed_from, ckpt, (done_epochs, in_epoch) = find_resume(cfg, model, optimizer, steps_per_epoch, out_dir,
-                                                                         dist)
+                                                                         dist, loader.classes)
         if ckpt is not None:
             restore_training_state(ckpt, resumed_from, model, optimizer, scaler, guard)
             start_epoch, start_step, rng = done_epochs, in_epoch, ckpt["rng"]
