@@ -222,6 +222,35 @@ def test_find_images_with_a_class_list_keeps_its_labels(tmp_path):
         find_images(str(root), ["cat", "emu"])
 
 
+def test_eval_transform_of_a_long_thin_image_resizes_only_the_window_it_keeps(monkeypatch):
+    """Shorter side to 256 first would turn a 1x100000 banner into 256x25,600,000 (20 GB); only the
+    centre window the crop keeps is resized, and the crop is the full path's up to its rounding."""
+    import sys
+
+    from torchvision.transforms.v2 import functional as TF
+
+    from conftest import smooth_image
+
+    for (h, w), size in [((20, 400), 224), ((400, 20), 32), ((3, 300), 224), ((31, 249), 32), ((1, 50), 224)]:
+        img = torch.from_numpy(smooth_image(h, w, 3)).permute(2, 0, 1).contiguous()
+        full = TF.center_crop(TF.resize(img, [T.eval_resize_size(size)], antialias=True), [size, size]).float()
+        got = T.resize_center_crop(img, size).float()
+        assert got.shape == full.shape == (3, size, size)
+        assert (got - full).abs().max() <= 6 and (got - full).abs().mean() < 2, (h, w, size)
+    sizes = []
+    resize = TF.resize
+
+    def recording_resize(img, out, **kw):
+        result = resize(img, out, **kw)
+        sizes.append(result.numel())
+        return result
+
+    monkeypatch.setattr(sys.modules[T.__name__].TF, "resize", recording_resize)
+    banner = torch.full((3, 1, 100_000), 77, dtype=torch.uint8)
+    assert torch.equal(T.resize_center_crop(banner, 224), torch.full((3, 224, 224), 77, dtype=torch.uint8))
+    assert sizes and max(sizes) <= 3 * 256 * 1024  # the 224 crop of a 256 x 768 window, not 256 x 25.6 M
+
+
 def test_image_folder_loader_end_to_end(image_folder):
     opts = DataOptions("imagenet2012", str(image_folder), batch_size=4, image_size=32, seed=1, num_workers=0,
                        channels_last=True)

@@ -162,8 +162,25 @@ def random_resized_crop(img: torch.Tensor, size: int, seed: int, flip: bool = Tr
 
 
 def resize_center_crop(img: torch.Tensor, size: int) -> torch.Tensor:
-    """The seed's eval transform of one decoded image: shorter side to 256 (for 224), centre crop."""
-    out = TF.resize(img, [eval_resize_size(size)], antialias=True)
+    """The seed's eval transform of one decoded image: shorter side to 256 (for 224), centre crop.
+
+    An image over about 7 times longer than wide (a 1x8000 banner would first become 256x2,048,000,
+    gigabytes) has only the centre window that the crop keeps resized, at the same scale, plus a
+    margin pixel on each side: the same crop up to the rounding of its position."""
+    target = eval_resize_size(size)
+    h, w = img.shape[-2:]
+    short, long = min(h, w), max(h, w)
+    if long * target > 8 * size * short:
+        scale = target / short
+        keep = min(long, math.ceil(size / scale) + 2)
+        start = (long - keep) // 2
+        if w >= h:
+            img, out_hw = img[..., start:start + keep], [target, max(size, round(keep * scale))]
+        else:
+            img, out_hw = img[..., start:start + keep, :], [max(size, round(keep * scale)), target]
+        out = TF.resize(img, out_hw, antialias=True)
+    else:
+        out = TF.resize(img, [target], antialias=True)
     return TF.center_crop(out, [size, size])
 
 
