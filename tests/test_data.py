@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from mobilenet_v1 import transforms as T
-from mobilenet_v1.data import (CifarLoader, DataError, DataOptions, ImageFolderDataset, ShardSampler, build_loader,
-                               find_images, load_cifar, read_cifar_bin, write_cifar_bin)
+from mobilenet_v1.data import (CifarLoader, DataError, DataOptions, DataWarning, ImageFolderDataset, ShardSampler,
+                               build_loader, cifar_files, find_images, load_cifar, read_cifar_bin, write_cifar_bin)
 
 
 def test_cifar_round_trip(tmp_path):
@@ -45,6 +45,17 @@ def test_cifar_folder_layouts(cifar_dir):
     assert xe.shape[0] == 40
     with pytest.raises(DataError, match="no CIFAR-10"):
         load_cifar(str(cifar_dir.parent), train=True)
+
+
+def test_cifar_files_of_other_names_never_take_the_other_splits_files(tmp_path):
+    """Without test_batch.bin, evaluation used to read every .bin file, the training batches included."""
+    images, labels = np.zeros((2, 3, 32, 32), np.uint8), np.zeros(2, np.int64)
+    for name in ("data_batch_1.bin", "data_batch_2.bin", "my_test.bin"):
+        write_cifar_bin(str(tmp_path / name), images, labels)
+    assert [os.path.basename(f) for f in cifar_files(str(tmp_path), True)] == ["data_batch_1.bin", "data_batch_2.bin"]
+    with pytest.warns(DataWarning, match="no test_batch.bin; reading every other .bin file there for evaluation: "
+                                         "my_test.bin"):
+        assert [os.path.basename(f) for f in cifar_files(str(tmp_path), False)] == ["my_test.bin"]
 
 
 def test_cifar_loader_batches_drop_last_and_shuffle_by_seed(cifar_dir):

@@ -34,6 +34,10 @@ class BadSampleWarning(UserWarning):
     """An unreadable image file was skipped."""
 
 
+class DataWarning(UserWarning):
+    """A data set was read in a way its user may not expect; the message says how."""
+
+
 # ---------------------------------------------------------------------------------------------------
 # CIFAR-10 binary version
 
@@ -74,8 +78,17 @@ def cifar_files(root: str, train: bool) -> List[str]:
     sub = os.path.join(root, CIFAR_TRAIN_FOLDER if train else CIFAR_EVAL_FOLDER)
     if os.path.isdir(sub):
         root = sub
-    pattern = "data_batch_*.bin" if train else "test_batch.bin"
-    files = sorted(glob.glob(os.path.join(root, pattern))) or sorted(glob.glob(os.path.join(root, "*.bin")))
+    pattern, other = ("data_batch_*.bin", "test_batch.bin") if train else ("test_batch.bin", "data_batch_*.bin")
+    files = sorted(glob.glob(os.path.join(root, pattern)))
+    if not files:
+        # Files of other names: every .bin file but the other split's, said aloud, since nothing tells
+        # a training file from an evaluation one then.
+        theirs = set(glob.glob(os.path.join(root, other)))
+        files = sorted(f for f in glob.glob(os.path.join(root, "*.bin")) if f not in theirs)
+        if files:
+            warnings.warn(f"dataset_path {root!r}: no {pattern}; reading every other .bin file there for "
+                          f"{'training' if train else 'evaluation'}: {', '.join(os.path.basename(f) for f in files)}",
+                          DataWarning)
     if not files:
         raise DataError(f"dataset_path {root!r}: no CIFAR-10 .bin files ({pattern}) found")
     return files
