@@ -53,6 +53,25 @@ def test_bad_values_name_the_option():
         parse_overrides(["--epoch_size"])
 
 
+def test_out_of_range_values_name_where_they_came_from(tmp_path):
+    """A value given on the command line is blamed on the option, one from the file on the file; floats
+    must be finite (a NaN lr_max used to train 10 steps before stopping) and loss_scale positive (a
+    negative one wrote checkpoints that --resume then refused)."""
+    f = tmp_path / "c.yaml"
+    f.write_text("batch_size: 0\nepoch_size: 3\n")
+    with pytest.raises(ConfigError, match=r"^config file .*c\.yaml: batch_size must be at least 1, got 0$"):
+        load_config(["--config_path", str(f)])
+    with pytest.raises(ConfigError, match=r"^option --epoch_size: epoch_size must be at least 1, got 0$"):
+        load_config(["--config_path", str(f), "--batch_size=4", "--epoch_size=0"])
+    for option, message in [("--lr_max=nan", "lr_max must be a finite number, got nan"),
+                            ("--width_mult=inf", "width_mult must be a finite number, got inf"),
+                            ("--loss_scale=-5", "loss_scale must be positive, got -5.0"),
+                            ("--eval_batch_size=-4", "eval_batch_size must be >= 0"),
+                            ("--pretrain_epoch_size=-1", "pretrain_epoch_size must be in")]:
+        with pytest.raises(ConfigError, match=f"^option {option.split('=')[0]}: {message}"):
+            load_config([option])
+
+
 def test_seed_three_document_file_validates_choices(tmp_path):
     f = tmp_path / "seed.yaml"
     f.write_text("dataset: cifar10\nlr_decay_mode: poly\n---\nlr_decay_mode: 'schedule'\n---\n"

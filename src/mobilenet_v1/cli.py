@@ -5,6 +5,7 @@
 """
 import argparse
 import json
+import math
 import os
 import sys
 from typing import Callable, Dict, List, Optional, Sequence
@@ -72,8 +73,8 @@ def cmd_info(argv: List[str]) -> int:
     p.add_argument("--class_num", type=int, default=1000, help="classifier outputs (default 1000)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
-    if a.width_mult <= 0 or a.image_size < 1 or a.class_num < 1:
-        p.error("--width_mult must be > 0, --image_size and --class_num >= 1")
+    if not (math.isfinite(a.width_mult) and a.width_mult > 0) or a.image_size < 1 or a.class_num < 1:
+        p.error("--width_mult must be a finite number > 0, --image_size and --class_num >= 1")
     counts = count_params(a.width_mult, a.class_num)
     model = MobileNetV1(a.class_num, a.width_mult)
     built = sum(t.numel() for t in model.parameters())

@@ -5,10 +5,11 @@ The defaults are the seed's CIFAR-10 values; ``--dataset imagenet2012`` starts f
 values instead (``DATASET_PRESETS``). Unknown keys are errors.
 """
 import dataclasses
+import math
 import os
 import sys
 from dataclasses import dataclass, fields
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -186,37 +187,50 @@ def read_yaml(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     return values, choices
 
 
-def _validate(cfg: Config, extra_choices: Dict[str, Any], source: str) -> None:
+def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str], str]) -> None:
+    """Refuse values no run can use; each message names where the value came from (``origin(key)``:
+    the option, the config file or the default)."""
+    def fail(key: str, what: str) -> None:
+        raise ConfigError(f"{origin(key)}: {what}")
+
     for key, allowed in list(CHOICES.items()) + list(extra_choices.items()):
         if not hasattr(cfg, key) or not isinstance(allowed, (list, tuple)):
             continue
         value = getattr(cfg, key)
         if value not in allowed and value not in CHOICE_EXTENSIONS.get(key, ()):
-            raise ConfigError(f"{source}: {key}={value!r} is not one of {list(allowed)}")
+            fail(key, f"{key}={value!r} is not one of {list(allowed)}")
+    for f in fields(Config):
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            fail(f.name, f"{f.name} must be a finite number, got {value}")
     positive = ("batch_size", "epoch_size", "save_checkpoint_epochs", "keep_checkpoint_max", "class_num",
                 "image_size", "device_num")
     for key in positive:
         if getattr(cfg, key) < 1:
-            raise ConfigError(f"{source}: {key} must be at least 1, got {getattr(cfg, key)}")
+            fail(key, f"{key} must be at least 1, got {getattr(cfg, key)}")
     for key in ("log_interval", "eval_interval"):
         if getattr(cfg, key) < 0:
-            raise ConfigError(f"{source}: {key} must be >= 0 (0: off), got {getattr(cfg, key)}")
+            fail(key, f"{key} must be >= 0 (0: off), got {getattr(cfg, key)}")
+    if cfg.eval_batch_size < 0:
+        fail("eval_batch_size", f"eval_batch_size must be >= 0 (0: batch_size), got {cfg.eval_batch_size}")
     if cfg.width_mult <= 0:
-        raise ConfigError(f"{source}: width_mult must be positive, got {cfg.width_mult}")
+        fail("width_mult", f"width_mult must be positive, got {cfg.width_mult}")
+    if cfg.loss_scale <= 0:
+        fail("loss_scale", f"loss_scale must be positive, got {cfg.loss_scale}")
     if not 0 <= cfg.pretrain_epoch_size < cfg.epoch_size:
-        raise ConfigError(f"{source}: pretrain_epoch_size must be in [0, epoch_size), got "
-                          f"{cfg.pretrain_epoch_size} with epoch_size {cfg.epoch_size}")
+        fail("pretrain_epoch_size", f"pretrain_epoch_size must be in [0, epoch_size), got "
+                                    f"{cfg.pretrain_epoch_size} with epoch_size {cfg.epoch_size}")
     if cfg.warmup_epochs < 0:
-        raise ConfigError(f"{source}: warmup_epochs must be >= 0, got {cfg.warmup_epochs}")
+        fail("warmup_epochs", f"warmup_epochs must be >= 0, got {cfg.warmup_epochs}")
     if cfg.save_checkpoint_steps < 0:
-        raise ConfigError(f"{source}: save_checkpoint_steps must be >= 0, got {cfg.save_checkpoint_steps}")
+        fail("save_checkpoint_steps", f"save_checkpoint_steps must be >= 0, got {cfg.save_checkpoint_steps}")
     if cfg.max_bad_samples < -1:
-        raise ConfigError(f"{source}: max_bad_samples must be >= 0, or -1 for 0.1% of the data set, "
-                          f"got {cfg.max_bad_samples}")
+        fail("max_bad_samples", f"max_bad_samples must be >= 0, or -1 for 0.1% of the data set, "
+                                f"got {cfg.max_bad_samples}")
     if cfg.max_nonfinite_steps < 1:
-        raise ConfigError(f"{source}: max_nonfinite_steps must be at least 1, got {cfg.max_nonfinite_steps}")
+        fail("max_nonfinite_steps", f"max_nonfinite_steps must be at least 1, got {cfg.max_nonfinite_steps}")
     if not 0 <= cfg.label_smooth_factor < 1:
-        raise ConfigError(f"{source}: label_smooth_factor must be in [0, 1), got {cfg.label_smooth_factor}")
+        fail("label_smooth_factor", f"label_smooth_factor must be in [0, 1), got {cfg.label_smooth_factor}")
 
 
 def parse_overrides(argv: Sequence[str]) -> List[Tuple[str, str]]:
@@ -271,8 +285,16 @@ def load_config(argv: Sequence[str] = (), config_path: Optional[str] = None) -> 
     for key, value in overrides:
         values[key] = coerce(key, value, f"option --{key}")
     cfg = Config(**values)
-    source = f"config file {config_path}" if config_path else "configuration"
-    _validate(cfg, file_choices, source)
+    given = {key: f"option --{key}" for key, _ in overrides}
+
+    def origin(key: str) -> str:  # where a value came from, for its error message
+        if key in given:
+            return given[key]
+        if key in file_values:
+            return f"config file {config_path}"
+        return f"the default of {key}"
+
+    _validate(cfg, file_choices, origin)
     return cfg
 
 
