@@ -625,6 +625,56 @@ def test_g_folder_turning_read_only_mid_run_stops_with_earlier_checkpoints_intac
     assert ckpt_io.load_file(str(run / "mobilenetv1-1_12.ckpt"))["step"] == 12
 
 
+def test_g_full_disk_under_the_real_torch_save_is_an_oserror_naming_the_file(tmp_path, monkeypatch):
+    """When the disk fills during torch.save, PyTorch raises a RuntimeError about stream positions
+    (the OSError is only its context): atomic_save turns it back into ENOSPC naming the file, which
+    the commands report cleanly; the file already there stays as it was."""
+    real_fdopen = os.fdopen
+
+    class FillsUp:
+        def __init__(self, f):
+            self.f, self.written = f, 0
+
+        def write(self, data):
+            if self.written + len(data) > 200_000:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self.written += len(data)
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.f.__exit__(*exc)
+
+    path = tmp_path / "model.ckpt"
+    ckpt_io.atomic_save({"w": torch.zeros(10)}, str(path))
+    before = path.read_bytes()
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode="r", *a, **k: FillsUp(real_fdopen(fd, mode, *a, **k)))
+    with pytest.raises(OSError) as e:
+        ckpt_io.atomic_save({"w": torch.zeros(200_000)}, str(path))
+    assert e.value.errno == errno.ENOSPC and str(path) in str(e.value)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["model.ckpt"]
+
+
+def test_written_files_get_the_users_usual_mode(tmp_path):
+    """mkstemp makes temporary files 0600; a checkpoint or an exported file renamed from one stayed
+    private, unlike every other file the user makes (log.txt: 0644 under umask 022)."""
+    old = os.umask(0o022)
+    try:
+        ckpt_io.atomic_save({"w": torch.zeros(2)}, str(tmp_path / "a.ckpt"))
+        ckpt_io.atomic_save_text("x: 1\n", str(tmp_path / "config.yaml"))
+        os.umask(0o027)
+        ckpt_io.atomic_save({"w": torch.zeros(2)}, str(tmp_path / "b.ckpt"))
+    finally:
+        os.umask(old)
+    modes = {n: os.stat(tmp_path / n).st_mode & 0o777 for n in ("a.ckpt", "config.yaml", "b.ckpt")}
+    assert modes == {"a.ckpt": 0o644, "config.yaml": 0o644, "b.ckpt": 0o640}
+
+
 def test_g_full_disk_stops_with_a_clear_error_and_earlier_checkpoints_intact(cifar_dir, tmp_path, monkeypatch,
                                                                             capsys, one_thread):
     run = tmp_path / "run"

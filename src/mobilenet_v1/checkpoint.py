@@ -62,6 +62,8 @@ def atomic_write(path: str, mode: str = "wb"):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:
+        # mkstemp makes the file private (0600); give it the mode any new file of this user gets.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
@@ -76,10 +78,23 @@ def atomic_write(path: str, mode: str = "wb"):
     fsync_dir(folder)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_save(obj: Any, path: str) -> None:
-    """``torch.save`` to ``path`` through :func:`atomic_write`."""
+    """``torch.save`` to ``path`` through :func:`atomic_write`. A failed write (a full disk) is an
+    OSError naming ``path``: torch.save reports it as a RuntimeError about stream positions."""
     with atomic_write(path) as f:
-        torch.save(obj, f)
+        try:
+            torch.save(obj, f)
+        except RuntimeError as e:
+            cause = e.__cause__ or e.__context__
+            if isinstance(cause, OSError) and cause.errno:
+                raise OSError(cause.errno, cause.strerror, path) from None
+            raise OSError(f"{path}: writing failed ({str(e).splitlines()[0]})") from None
 
 
 def atomic_save_text(text: str, path: str) -> None:
