@@ -367,6 +367,33 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
     assert "none of the 2 checkpoints" in capsys.readouterr().err
 
 
+def test_a_fresh_run_moves_an_earlier_runs_checkpoints_aside_intact(cifar_dir, tmp_path, capsys, one_thread):
+    """A new run (no --resume) in a folder with a longer run's checkpoints overwrote mobilenetv1-1_12,
+    then pruned it as the oldest by name: it kept nothing of its own, and eval of the folder took the
+    earlier run's epoch 3. Those files now move to earlier-run-1/, byte for byte."""
+    run = tmp_path / "run"
+    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=3", "--save_checkpoint_epochs=1")]) == 0
+    earlier = {n: (run / n).read_bytes() for n in os.listdir(run) if n.endswith(".ckpt")}
+    assert sorted(earlier) == ["mobilenetv1-1_12.ckpt", "mobilenetv1-2_12.ckpt", "mobilenetv1-3_12.ckpt"]
+    capsys.readouterr()
+    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=1", "--keep_checkpoint_max=2")]) == 0
+    assert f"moved them to {run / 'earlier-run-1'}" in capsys.readouterr().out
+    assert [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(run))] == ["mobilenetv1-1_12.ckpt"]
+    assert {n: (run / "earlier-run-1" / n).read_bytes() for n in os.listdir(run / "earlier-run-1")} == earlier
+    assert ckpt_io.resolve_checkpoint_path(str(run)) == str(run / "mobilenetv1-1_12.ckpt")
+    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=1")]) == 0  # and again: the next number
+    assert sorted(os.listdir(run / "earlier-run-2")) == ["mobilenetv1-1_12.ckpt"]
+
+
+def test_a_refused_resume_leaves_the_runs_config_yaml(cifar_dir, tmp_path, capsys, one_thread):
+    run = tmp_path / "run"
+    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=1")]) == 0
+    before = (run / "config.yaml").read_text()
+    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--batch_size=8", "--resume=auto")]) == 1
+    assert "none of the 1 checkpoints" in capsys.readouterr().err
+    assert (run / "config.yaml").read_text() == before
+
+
 def test_checkpoint_names_sort_by_step_number(tmp_path):
     for name in ("mobilenetv1-3_12.ckpt", "mobilenetv1-3_4.ckpt", "mobilenetv1-10_2.ckpt", "mobilenetv1-3_10.ckpt",
                  ".mobilenetv1-3_6.ckpt.abc.tmp"):

@@ -138,6 +138,33 @@ def resolve_checkpoint_path(path: str) -> str:
     return path
 
 
+def check_writable(folder: str) -> None:
+    """Create and remove a temporary file in ``folder``; raises the OSError if that cannot be done."""
+    fd, tmp = tempfile.mkstemp(prefix=".write-test.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def move_checkpoints_aside(folder: str) -> str:
+    """Move the training checkpoints in ``folder`` (numbered and best) into a new sub-folder
+    ``earlier-run-N`` (N the first free number) and return its path; "" when there are none."""
+    names = [os.path.basename(p) for _, p in list_checkpoints(folder)]
+    if os.path.isfile(os.path.join(folder, BEST_NAME)):
+        names.append(BEST_NAME)
+    if not names:
+        return ""
+    n = 1
+    while os.path.exists(os.path.join(folder, f"earlier-run-{n}")):
+        n += 1
+    aside = os.path.join(folder, f"earlier-run-{n}")
+    os.mkdir(aside)
+    for name in names:
+        os.replace(os.path.join(folder, name), os.path.join(aside, name))
+    fsync_dir(aside)
+    fsync_dir(folder)
+    return aside
+
+
 def prune_checkpoints(folder: str, keep: int) -> List[str]:
     """Remove the oldest checkpoints beyond ``keep`` (the newest two always stay); returns removed paths."""
     keep = max(keep, 2)

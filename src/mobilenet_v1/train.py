@@ -287,7 +287,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
         try:
             os.makedirs(out_dir, exist_ok=True)
             removed = ckpt_io.remove_partial_files(out_dir)
-            ckpt_io.atomic_save_text(dump_yaml(cfg), os.path.join(out_dir, "config.yaml"))
+            ckpt_io.check_writable(out_dir)  # config.yaml waits until the run knows it will train
         except OSError as e:
             raise ckpt_io.CheckpointError(f"save_checkpoint_path {out_dir}: cannot write there "
                                           f"({e.strerror or e}); nothing was trained or changed") from None
@@ -332,6 +332,19 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                    + f" (global step {ckpt['step']}); model, optimizer, loss scale, schedule, data order and "
                      f"random state continue from there"
                    + ("; pre_trained is ignored" if cfg.pre_trained else ""))
+    if cfg.save_checkpoint and dist.is_rank0:
+        try:
+            if not resumed_from:
+                # A fresh run in a folder holding another run's checkpoints: they move aside whole, so
+                # neither the pruning of the oldest nor --resume or eval (the newest) mixes the two runs.
+                moved_to = ckpt_io.move_checkpoints_aside(out_dir)
+                if moved_to:
+                    print0(f"save_checkpoint_path {out_dir} held the checkpoints of an earlier run, which this "
+                           f"one does not continue (no --resume): moved them to {moved_to}")
+            ckpt_io.atomic_save_text(dump_yaml(cfg), os.path.join(out_dir, "config.yaml"))
+        except OSError as e:
+            raise ckpt_io.CheckpointError(f"save_checkpoint_path {out_dir}: cannot write there "
+                                          f"({e.strerror or e}); nothing was trained") from None
     step_model = torch.compile(model) if cfg.compile else model
     writer = CheckpointWriter(cfg, model, optimizer, scaler, guard, steps_per_epoch, loader.classes, out_dir,
                               writes=dist.is_rank0)
