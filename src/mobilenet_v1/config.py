@@ -9,7 +9,7 @@ import math
 import os
 import sys
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import yaml
 
@@ -252,6 +252,16 @@ def parse_overrides(argv: Sequence[str]) -> List[Tuple[str, str]]:
         pairs.append((key.replace("-", "_"), value))
         i += 1
     return pairs
+
+
+def given_keys(argv: Sequence[str]) -> Set[str]:
+    """The keys a command line sets, itself or through its ``--config_path`` file (not the defaults)."""
+    pairs = parse_overrides(argv)
+    keys = {key for key, _ in pairs}
+    path = next((value for key, value in pairs if key == "config_path"), None)
+    if path:
+        keys |= set(read_yaml(path)[0])
+    return keys
 
 
 def load_config(argv: Sequence[str] = (), config_path: Optional[str] = None) -> Config:
