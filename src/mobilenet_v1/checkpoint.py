@@ -400,7 +400,10 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
     if ckpt["format"] != FORMAT:
         problems.append(f"format {ckpt['format']!r}, expected {FORMAT!r}")
     problems += check_tensors(model_state(ckpt), unwrap(model).state_dict(), "model")
-    problems += check_optimizer_state(ckpt["optimizer"], optimizer)
+    optimizer_problems = check_optimizer_state(ckpt["optimizer"], optimizer)
+    if len(optimizer_problems) > 8:  # one per parameter when the model differs: say how many
+        optimizer_problems = optimizer_problems[:8] + [f"... and {len(optimizer_problems) - 8} more optimizer problems"]
+    problems += optimizer_problems
     scaler = ckpt["scaler"]
     if not isinstance(scaler, dict):
         problems.append("scaler: not a dict")

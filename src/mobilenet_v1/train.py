@@ -353,10 +353,12 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
     tracker = RunLogger(out_dir if cfg.save_checkpoint else None, cfg.epoch_size, steps_per_epoch,
                         start_epoch, cfg.log_interval, early.getvalue())
     runtime.remove_log_file(early)  # from here on print0 writes to the log itself
-    print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch, epochs "
-           f"{start_epoch + 1}..{cfg.epoch_size}, precision {precision}, device {device}")
     if start_epoch >= cfg.epoch_size:
-        print0(f"resume: training is complete ({cfg.epoch_size} epochs); nothing to do")
+        print0(f"resume: training is complete ({cfg.epoch_size} epoch{'s' if cfg.epoch_size > 1 else ''}); "
+               f"nothing to do")
+    else:
+        print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch, epochs "
+               f"{start_epoch + 1}..{cfg.epoch_size}, precision {precision}, device {device}")
     if rng is not None:
         ckpt_io.set_rng_state(rng)
     last_path, result, epoch_seconds = resumed_from, None, []
