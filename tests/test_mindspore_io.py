@@ -329,3 +329,34 @@ def test_convert_cli_both_directions_and_errors(tmp_path, capsys):
     assert cli.main(["convert", str(tmp_path / "s.pt"), str(tmp_path / "s.ckpt")]) == 0
     assert "pads SAME" in capsys.readouterr().err
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_convert_keeps_what_predict_and_export_read(tmp_path, capsys):
+    """A converted file keeps the training run's configuration and class names (in a .safetensors as JSON
+    metadata): without them predict and export fall back to 224x224 and a guessed normalisation."""
+    from mobilenet_v1.config import to_dict
+    from mobilenet_v1.predict import load_predictor
+
+    model = trained_looking(10, 0.25)
+    cfg = load_config(["--dataset=imagenet2012", "--class_num=10", "--width_mult=0.25", "--image_size=40"])
+    classes = [f"class_{i}" for i in range(10)]
+    src = str(tmp_path / "mobilenetv1-1_5.ckpt")
+    ckpt_io.atomic_save({"format": ckpt_io.FORMAT, "model": model.state_dict(),
+                         "model_args": {"class_num": 10, "width_mult": 0.25, "padding": "same"},
+                         "config": to_dict(cfg), "classes": classes}, src)
+    pt, st, back = str(tmp_path / "m.pt"), str(tmp_path / "m.safetensors"), str(tmp_path / "back.pt")
+    assert cli.main(["convert", src, pt]) == 0
+    assert cli.main(["convert", src, st]) == 0
+    assert cli.main(["convert", st, back]) == 0  # and on from a .safetensors
+    assert capsys.readouterr().err == ""
+    for path in (pt, st, back):
+        ck = ckpt_io.load_file(path)
+        assert ck["config"] == to_dict(cfg), path
+        assert ck["classes"] == classes, path
+        assert ck["model_args"] == {"class_num": 10, "width_mult": 0.25, "padding": "same"}, path
+        predictor = load_predictor(path)
+        assert (predictor.dataset, predictor.image_size, predictor.names) == ("imagenet2012", 40, classes), path
+    # A MindSpore .ckpt cannot hold them: converted all the same, and the user is told.
+    assert cli.main(["convert", pt, str(tmp_path / "m.ckpt")]) == 0
+    err = capsys.readouterr().err
+    assert "training configuration" in err and "class names" in err and "m.ckpt" in err

@@ -149,6 +149,11 @@ def cmd_convert(argv: List[str]) -> int:
           f"{out['class_num']} classes{extra}) from {FORMAT_NAMES.get(out['source_format'], '?')} {a.src}")
     if out["warning"]:
         print(f"mobilenet-v1 convert: warning: {out['warning']}", file=sys.stderr)
+    if out["dropped"]:
+        what = {"config": "training configuration (image size, normalisation)", "classes": "class names"}
+        lost = " and ".join(what[k] for k in out["dropped"])
+        print(f"mobilenet-v1 convert: note: a MindSpore .ckpt holds only tensors: the source's {lost} "
+              f"{'are' if len(out['dropped']) > 1 else 'is'} not kept in {a.dst}", file=sys.stderr)
     return 0
 def cmd_plot(argv: List[str]) -> int:
     from . import plot

@@ -52,7 +52,12 @@ _TORCH_TO_MS = {v: k for k, v in MS_DTYPES.items()}
 FORMAT_NAMES = {"torch": "PyTorch checkpoint", "mindspore": "MindSpore checkpoint", "safetensors": "safetensors"}
 # Output formats of `convert`, by file extension.
 OUTPUT_FORMATS = {".ckpt": "ckpt", ".pt": "pt", ".pth": "pt", ".safetensors": "safetensors"}
-_MODEL_ARGS_KEY = "mobilenet_v1.model_args"  # safetensors metadata: how to rebuild the model exactly
+# safetensors metadata (JSON strings): how to rebuild the model exactly, and what the training run
+# recorded that deployment needs (the configuration's dataset and image_size pick the input
+# normalisation and size; classes name the outputs). A MindSpore .ckpt has no place for them.
+_MODEL_ARGS_KEY = "mobilenet_v1.model_args"
+_CONFIG_KEY = "mobilenet_v1.config"
+_CLASSES_KEY = "mobilenet_v1.classes"
 
 
 # ----------------------------------------------------------------------------------------------- names
@@ -331,6 +336,37 @@ def to_seed_state(ckpt: Dict[str, Any]) -> Dict[str, torch.Tensor]:
     return out
 
 
+def _json_entry(meta: Dict[str, str], key: str, path: str) -> Any:
+    try:
+        return json.loads(meta[key])
+    except ValueError:
+        raise CheckpointError(f"checkpoint {path}: metadata {key} is not JSON") from None
+
+
+def recorded_metadata(meta: Dict[str, str], path: str) -> Dict[str, Any]:
+    """``model_args``, ``config`` and ``classes`` of a checkpoint dict, from the metadata that
+    :func:`convert` writes into a ``.safetensors`` (absent from MindSpore's own files)."""
+    out: Dict[str, Any] = {}
+    if _MODEL_ARGS_KEY in meta:
+        stored = _json_entry(meta, _MODEL_ARGS_KEY, path)
+        if not isinstance(stored, dict):
+            raise CheckpointError(f"checkpoint {path}: metadata {_MODEL_ARGS_KEY} is not a JSON object")
+        model_args = {k: stored[k] for k in ("class_num", "width_mult", "padding") if k in stored}
+        if model_args:
+            out["model_args"] = model_args
+    if _CONFIG_KEY in meta:
+        config = _json_entry(meta, _CONFIG_KEY, path)
+        if not isinstance(config, dict):
+            raise CheckpointError(f"checkpoint {path}: metadata {_CONFIG_KEY} is not a JSON object")
+        out["config"] = config
+    if _CLASSES_KEY in meta:
+        classes = _json_entry(meta, _CLASSES_KEY, path)
+        if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+            raise CheckpointError(f"checkpoint {path}: metadata {_CLASSES_KEY} is not a JSON list of names")
+        out["classes"] = classes
+    return out
+
+
 def read_any(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     """A checkpoint dict with ``model`` (our names) from any supported file: ours, a MindSpore ``.ckpt`` or
     a ``.safetensors``; MindSpore files add ``moments`` and ``global_step`` when they hold them."""
@@ -346,21 +382,15 @@ def read_any(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
             head = f.read(8)
         raise CheckpointError(f"checkpoint {path}: neither a PyTorch checkpoint (zip), a safetensors file nor "
                               f"a MindSpore checkpoint (protobuf); it starts with {head!r}")
-    model_args: Dict[str, Any] = {}
+    recorded: Dict[str, Any] = {}
     if fmt == "mindspore":
         raw, skipped = read_mindspore_ckpt(path)
     else:
         raw, meta = read_safetensors(path)
         skipped = []
-        if _MODEL_ARGS_KEY in meta:
-            try:
-                stored = json.loads(meta[_MODEL_ARGS_KEY])
-            except ValueError:
-                raise CheckpointError(f"checkpoint {path}: metadata {_MODEL_ARGS_KEY} is not JSON") from None
-            model_args = {k: stored[k] for k in ("class_num", "width_mult", "padding") if k in stored}
+        recorded = recorded_metadata(meta, path)
     ckpt = from_seed_state(raw, path, fmt, skipped)
-    if model_args:
-        ckpt["model_args"] = model_args
+    ckpt.update(recorded)
     if map_location not in (None, "cpu"):
         ckpt["model"] = {k: v.to(map_location) for k, v in ckpt["model"].items()}
     return ckpt
@@ -423,7 +453,9 @@ def convert(src: str, dst: str, fmt: Optional[str] = None) -> Dict[str, Any]:
     ``ckpt`` a MindSpore checkpoint, ``pt`` a PyTorch one of ours, ``safetensors`` MindSpore's names.
 
     The source is checked as a MobileNetV1 (every name and shape) before anything is written, the
-    tensors are written as they are in the file (no dtype change), and the write is atomic."""
+    tensors are written as they are in the file (no dtype change), and the write is atomic. The
+    training configuration and class names the source records go into a ``.pt`` as they are and into a
+    ``.safetensors`` as JSON metadata; a MindSpore ``.ckpt`` has no place for them (``dropped``)."""
     from .api import model_from_checkpoint
 
     fmt = output_format(dst, fmt)
@@ -434,15 +466,25 @@ def convert(src: str, dst: str, fmt: Optional[str] = None) -> Dict[str, Any]:
     state = ckpt_io.model_state(ckpt)
     extra = {k: ckpt[k] for k in ("moments", "global_step") if ckpt.get(k) is not None}
     args = {"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"]}
+    # What predict and export read beside the weights: without it they fall back to 224x224 and
+    # ImageNet normalisation, silently wrong for a model trained otherwise.
+    recorded = {k: ckpt[k] for k in ("config", "classes") if ckpt.get(k) is not None}
     if fmt == "pt":
-        ckpt_io.atomic_save({"format": ckpt_io.FORMAT, "model": state, "model_args": args, **extra}, dst)
+        ckpt_io.atomic_save({"format": ckpt_io.FORMAT, "model": state, "model_args": args, **recorded, **extra},
+                            dst)
         count = len(state) + len(extra.get("moments", {}))
     else:
         entries = to_seed_state({"model": state, **extra})
         if fmt == "ckpt":
             write_mindspore_ckpt(dst, entries)
         else:
-            write_safetensors(dst, entries, {"format": "ms", _MODEL_ARGS_KEY: json.dumps(args)})
+            meta = {"format": "ms", _MODEL_ARGS_KEY: json.dumps(args)}
+            if "config" in recorded:
+                # default=str: a value JSON cannot hold is kept readable rather than failing the convert.
+                meta[_CONFIG_KEY] = json.dumps(recorded["config"], default=str)
+            if "classes" in recorded:
+                meta[_CLASSES_KEY] = json.dumps(list(recorded["classes"]))
+            write_safetensors(dst, entries, meta)
         count = len(entries)
     warning = ""
     if fmt != "pt" and args["padding"] != "same":
@@ -450,4 +492,5 @@ def convert(src: str, dst: str, fmt: Optional[str] = None) -> Dict[str, Any]:
                    f"will not reproduce this model's outputs there")
     return {"format": fmt, "tensors": count, "class_num": args["class_num"], "width_mult": args["width_mult"],
             "source_format": detect_format(src), "moments": "moments" in extra,
-            "global_step": extra.get("global_step"), "warning": warning}
+            "global_step": extra.get("global_step"), "warning": warning,
+            "dropped": sorted(recorded) if fmt == "ckpt" else []}
