@@ -360,3 +360,48 @@ def test_convert_keeps_what_predict_and_export_read(tmp_path, capsys):
     assert cli.main(["convert", pt, str(tmp_path / "m.ckpt")]) == 0
     err = capsys.readouterr().err
     assert "training configuration" in err and "class names" in err and "m.ckpt" in err
+
+
+@pytest.mark.parametrize("width_mult", [0.1, 0.3, 0.6, 1.3])
+def test_any_width_round_trips_through_a_mindspore_file(tmp_path, width_mult):
+    """A MindSpore .ckpt records no width: it is read off every layer's channel count. The last layer's
+    alone (1024 x alpha) gives 616 / 1024 at 0.6, whose 512-channel layers have 312 channels, not 304."""
+    from mobilenet_v1.api import infer_model_args
+
+    model = trained_looking(10, width_mult)
+    state = model.state_dict()
+    args = infer_model_args(state, "bare")
+    rebuilt = MobileNetV1(args["class_num"], args["width_mult"]).state_dict()
+    assert args == {"class_num": 10, "width_mult": width_mult}  # the simplest width that fits: the one typed
+    assert {k: v.shape for k, v in rebuilt.items()} == {k: v.shape for k, v in state.items()}
+    bare, ms, back = str(tmp_path / "bare.pt"), str(tmp_path / "w.ckpt"), str(tmp_path / "back.pt")
+    torch.save(state, bare)  # a bare state dict: no model_args either
+    assert mindspore_io.convert(bare, ms)["width_mult"] == width_mult
+    assert mindspore_io.convert(ms, back)["width_mult"] == width_mult
+    again = ckpt_io.load_file(back)["model"]
+    assert set(again) == set(state)
+    for name, t in state.items():
+        if name.endswith("num_batches_tracked"):
+            assert int(again[name]) == 0  # MindSpore has no such counter
+        else:
+            assert torch.equal(again[name], t), name
+
+
+def test_channel_counts_of_no_single_width_are_refused(tmp_path):
+    from mobilenet_v1.api import infer_model_args
+
+    state = MobileNetV1(10, 0.6).state_dict()
+    mixed = dict(state, **{"network.12.0.weight": torch.zeros(296, 152, 1, 1)})  # 0.6 elsewhere, 0.58 here
+    with pytest.raises(ckpt_io.CheckpointError, match=r"no width_mult gives every layer.*network\.12.* 296"):
+        infer_model_args(mixed, "mixed")
+    odd = dict(state, **{"network.12.0.weight": torch.zeros(300, 152, 1, 1)})
+    with pytest.raises(ckpt_io.CheckpointError, match=r"network\.12 has 300 channels.*multiples of 8"):
+        infer_model_args(odd, "odd")
+    ms = str(tmp_path / "mixed.ckpt")
+    mindspore_io.write_mindspore_ckpt(ms, mindspore_io.to_seed_state({"model": mixed}))
+    # Loading names the layer that disagrees with the others, as for any shape that does not fit.
+    with pytest.raises(ckpt_io.CheckpointError, match=r"network\.12\.0\.weight: file \(296, 152, 1, 1\) vs model "
+                                                      r"\(304, 152, 1, 1\).*no width_mult gives every layer"):
+        load_model(ms)
+    assert cli.main(["convert", ms, str(tmp_path / "never.pt")]) == 1
+    assert not (tmp_path / "never.pt").exists()

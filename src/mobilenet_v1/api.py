@@ -1,4 +1,5 @@
 """Loading a trained model from a file: ``mobilenet_v1.load_model(path)``."""
+import math
 from typing import Any, Dict, Tuple
 
 import torch
@@ -7,28 +8,128 @@ from . import checkpoint as ckpt_io
 from .model import ARCH, MobileNetV1, scale_channels
 
 
+def _first_width(channels: int, reaches: int) -> float:
+    """The smallest width_mult (to float precision) at which a layer of ``channels`` at width 1 gets at
+    least ``reaches`` channels; ``scale_channels`` never shrinks as the width grows, so a bisection finds it."""
+    if scale_channels(channels, 0.0) >= reaches:
+        return 0.0
+    lo, hi = 0.0, (reaches + 16) / channels  # scale_channels(channels, hi) > reaches + 8
+    while True:
+        mid = (lo + hi) / 2
+        if mid in (lo, hi):
+            return hi
+        if scale_channels(channels, mid) >= reaches:
+            hi = mid
+        else:
+            lo = mid
+
+
+def _simplest_width(lo: float, hi: float, fits) -> float:
+    """The number in [lo, hi) with the fewest decimals for which ``fits`` holds (among as many
+    decimals, the one nearest the middle); 0 when none with up to 15 decimals does."""
+    middle = (lo + hi) / 2
+    for decimals in range(16):
+        scale = 10 ** decimals
+        first, last = math.ceil(lo * scale), math.floor(hi * scale)
+        candidates = [m / scale for m in range(max(first, 1), last + 1) if lo <= m / scale < hi]
+        for width in sorted(candidates, key=lambda w: abs(w - middle)):
+            if fits(width):
+                return width
+    return 0.0
+
+
+class NoWidthFits(ckpt_io.CheckpointError):
+    """Channel counts that no single width_mult gives (``reason`` says which); ``last_layer_width`` is the
+    simplest width that gives the classifier's inputs theirs (0 when none does)."""
+
+    def __init__(self, source: str, reason: str, last_layer_width: float):
+        super().__init__(f"checkpoint {source}: {reason}: not a MobileNetV1 of one width")
+        self.reason, self.last_layer_width = reason, last_layer_width
+
+
+def _width_interval(base: int, count: int) -> Tuple[float, float]:
+    """The widths [start, end) at which a layer of ``base`` channels at width 1 gets ``count`` channels;
+    empty (start == end) when none does."""
+    start, end = _first_width(base, count), _first_width(base, count + 1)
+    return (start, end) if scale_channels(base, start) == count else (start, start)
+
+
+def infer_width_mult(state: Dict[str, torch.Tensor], source: str) -> float:
+    """The width_mult that gives every layer of ``state`` its channel count, the simplest such number.
+
+    A MindSpore file records no width. Reading it off the last layer alone (1024 x alpha) is not enough:
+    ``scale_channels`` rounds each layer to a multiple of 8, so at alpha 0.6 that guess, 616 / 1024,
+    gives the 512-channel layers 312 channels instead of 304. Each layer's count allows an interval of
+    widths; their intersection holds every width that rebuilds the file's shapes, and the number with the
+    fewest decimals in it is the one a person would have typed (0.6, 0.25, 1.3). Raises
+    :class:`NoWidthFits` when the intersection is empty.
+    """
+    layers = [(f"network.{k}", base, int(state[f"network.{k}.0.weight"].shape[0]))
+              for k, (_, base, _) in enumerate(ARCH)
+              if f"network.{k}.0.weight" in state and state[f"network.{k}.0.weight"].dim() > 0]
+    last = ("fc (its inputs)", ARCH[-1][1], int(state["fc.weight"].shape[1]))
+    layers.append(last)
+
+    def fits(w: float) -> bool:
+        return all(scale_channels(b, w) == n for _, b, n in layers)
+
+    lo, hi, lo_layer, hi_layer = 0.0, math.inf, last, last
+    problem = ""
+    for layer in layers:
+        name, base, count = layer
+        start, end = _width_interval(base, count)
+        if start == end:
+            problem = (f"{name} has {count} channels, which no width_mult gives a layer of {base} channels "
+                       f"at width 1 (counts are multiples of 8)")
+            break
+        if start > lo:
+            lo, lo_layer = start, layer
+        if end < hi:
+            hi, hi_layer = end, layer
+    if not problem:
+        width = _simplest_width(lo, hi, fits) if lo < hi else 0.0
+        if width:
+            return width
+        problem = (f"no width_mult gives every layer its channel count: {lo_layer[0]} has {lo_layer[2]} "
+                   f"channels (width_mult >= {lo:.6g}), {hi_layer[0]} has {hi_layer[2]} (width_mult < {hi:.6g})")
+    start, end = _width_interval(last[1], last[2])
+    fallback = _simplest_width(start, end, lambda w: scale_channels(last[1], w) == last[2]) if start < end else 0.0
+    raise NoWidthFits(source, problem, fallback)
+
+
 def infer_model_args(state: Dict[str, torch.Tensor], source: str) -> Dict[str, Any]:
     """class_num and width_mult read off the tensor shapes of a MobileNetV1 state dict."""
-    try:
-        class_num = int(state["fc.weight"].shape[0])
-        last = int(state["fc.weight"].shape[1])
-    except KeyError:
-        raise ckpt_io.CheckpointError(f"checkpoint {source}: no fc.weight, not a MobileNetV1 state dict") from None
-    for alpha in (1.0, 0.75, 0.5, 0.25):
-        if scale_channels(ARCH[-1][1], alpha) == last:
-            return {"class_num": class_num, "width_mult": alpha}
-    # Any other alpha: the last layer's 1024 * alpha, as close as the rounding allows.
-    return {"class_num": class_num, "width_mult": last / ARCH[-1][1]}
+    if "fc.weight" not in state or state["fc.weight"].dim() != 2:
+        raise ckpt_io.CheckpointError(f"checkpoint {source}: no fc.weight, not a MobileNetV1 state dict")
+    return {"class_num": int(state["fc.weight"].shape[0]), "width_mult": infer_width_mult(state, source)}
 
 
 def model_from_checkpoint(ckpt: Dict[str, Any], source: str, **overrides) -> Tuple[MobileNetV1, Dict[str, Any]]:
     state = ckpt_io.model_state(ckpt)
+    given = dict(ckpt.get("model_args") or {})
+    given.update({k: v for k, v in overrides.items() if v is not None})
     args = {"padding": "same"}
-    args.update(infer_model_args(state, source))
-    args.update(ckpt.get("model_args") or {})
-    args.update({k: v for k, v in overrides.items() if v is not None})
+    no_width = None
+    if "class_num" not in given or "width_mult" not in given:
+        # What the file records wins; a file that records it is checked by load_weights below.
+        try:
+            args.update(infer_model_args(state, source))
+        except NoWidthFits as e:
+            if not e.last_layer_width:
+                raise
+            # Built at the width of the last layer, load_weights names each layer that disagrees.
+            no_width = e
+            args.update(class_num=int(state["fc.weight"].shape[0]), width_mult=e.last_layer_width)
+    args.update(given)
     model = MobileNetV1(**args)
-    ckpt_io.load_weights(model, state, source, naming=ckpt.get("naming", "ours"))
+    try:
+        ckpt_io.load_weights(model, state, source, naming=ckpt.get("naming", "ours"))
+    except ckpt_io.CheckpointError as e:
+        if no_width is None:
+            raise
+        raise ckpt_io.CheckpointError(f"{e}; {no_width.reason}") from None
+    if no_width is not None and "width_mult" not in given:
+        raise no_width
     return model.eval(), args
 
 
