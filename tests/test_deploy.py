@@ -216,3 +216,19 @@ def test_predict_gives_the_trained_classes(digits_run, tmp_path, capsys):
     assert text[0] == str(big) and len(text) == 6
     assert cli.main(["predict", str(tmp_path / "missing.png"), "--ckpt_file", digits_run["ckpt"]]) == 1
     assert "missing.png: no such file" in capsys.readouterr().err
+
+
+def test_a_failed_check_leaves_an_earlier_file_untouched(tmp_path, capsys):
+    """The ONNX file is checked under a temporary name and renamed only once it passes."""
+    model = randomise_batchnorm(MobileNetV1(class_num=4, width_mult=0.25), seed=5)
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    keep = tmp_path / "keep.onnx"
+    keep.write_bytes(b"an earlier, good export")
+    # Logits of order 1-10 through 27 layers: float rounding alone is far above 1e-12.
+    rc = cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "keep"), "--atol", "1e-12"])
+    assert rc == 1
+    assert keep.read_bytes() == b"an earlier, good export"
+    assert sorted(os.listdir(tmp_path)) == ["keep.onnx", "m.ckpt"]  # no temporary file left behind
+    err = capsys.readouterr().err
+    assert "not a faithful export" in err and "keep.onnx is left as it was" in err

@@ -656,7 +656,7 @@ def test_g_full_disk_under_the_real_torch_save_is_an_oserror_naming_the_file(tmp
     """When the disk fills during torch.save, PyTorch raises a RuntimeError about stream positions
     (the OSError is only its context): atomic_save turns it back into ENOSPC naming the file, which
     the commands report cleanly; the file already there stays as it was."""
-    real_fdopen = os.fdopen
+    real_open = open
 
     class FillsUp:
         def __init__(self, f):
@@ -680,7 +680,7 @@ def test_g_full_disk_under_the_real_torch_save_is_an_oserror_naming_the_file(tmp
     path = tmp_path / "model.ckpt"
     ckpt_io.atomic_save({"w": torch.zeros(10)}, str(path))
     before = path.read_bytes()
-    monkeypatch.setattr(os, "fdopen", lambda fd, mode="r", *a, **k: FillsUp(real_fdopen(fd, mode, *a, **k)))
+    monkeypatch.setattr(ckpt_io, "open", lambda *a, **k: FillsUp(real_open(*a, **k)), raising=False)
     with pytest.raises(OSError) as e:
         ckpt_io.atomic_save({"w": torch.zeros(200_000)}, str(path))
     assert e.value.errno == errno.ENOSPC and str(path) in str(e.value)

@@ -55,19 +55,24 @@ def fsync_dir(path: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str, mode: str = "wb"):
-    """Open a temporary file beside ``path``; on success flush, fsync, rename it over ``path`` and fsync
-    the folder. On any error the temporary file is removed and ``path`` is left as it was."""
+def atomic_output(path: str):
+    """A temporary path beside ``path`` for the caller to write, and to check before it takes the name:
+    when the block ends without an error the file is fsynced, renamed over ``path`` and the folder
+    fsynced. On any error (a failed check included) the temporary file is removed and ``path`` is left
+    as it was."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    # mkstemp makes the file private (0600); give it the mode any new file of this user gets.
+    os.fchmod(fd, 0o666 & ~_umask())
+    os.close(fd)
     try:
-        # mkstemp makes the file private (0600); give it the mode any new file of this user gets.
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -82,6 +87,17 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, mode: str = "wb"):
+    """Open a temporary file beside ``path``; on success flush, fsync, rename it over ``path`` and fsync
+    the folder. On any error the temporary file is removed and ``path`` is left as it was."""
+    with atomic_output(path) as tmp:
+        with open(tmp, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def atomic_save(obj: Any, path: str) -> None:

@@ -8,7 +8,8 @@ because SAME padding is computed from the input size while the graph is built.
 BatchNorm is folded into the convolutions before export, so the graph is 27 ``Conv -> Clip`` pairs, a
 ``ReduceMean`` and a ``Gemm`` in any runtime, whatever graph optimisations it has. After writing, the
 command runs the file in ONNX Runtime on a random batch and fails if any logit differs from PyTorch's
-by more than ``--atol`` (1e-4).
+by more than ``--atol`` (1e-4). The file is written and checked under a temporary name in the same
+folder and takes its name only once it passes, so a failed export leaves any earlier file untouched.
 """
 import argparse
 import copy
@@ -124,14 +125,19 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     meta.update({"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"],
                  "classes": ckpt.get("classes"), "source": os.path.basename(path)})
     write_metadata(proto, meta)
-    save_onnx(proto, out_path)
 
     sizes: List[int] = [batch_size] if not dynamic_batch else sorted({1, max(batch_size, 2)})
-    diffs = max_difference(out_path, model, sizes, height, width)
-    worst = max(diffs.values())
-    if not worst <= atol:  # also catches NaN
-        raise ExportError(f"{out_path}: ONNX Runtime's logits differ from PyTorch's by {worst:.3g} "
-                          f"(more than {atol:g}); the file is not a faithful export")
+    # Checked under a temporary name and renamed only when faithful: a failed check must not have
+    # replaced a good file of the same name already.
+    with ckpt_io.atomic_output(out_path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(proto.SerializeToString())
+        diffs = max_difference(tmp, model, sizes, height, width)
+        worst = max(diffs.values())
+        if not worst <= atol:  # also catches NaN
+            kept = f"; {out_path} is left as it was" if os.path.exists(out_path) else ""
+            raise ExportError(f"{out_path}: ONNX Runtime's logits differ from PyTorch's by {worst:.3g} "
+                              f"(more than {atol:g}); not a faithful export, not written{kept}")
     return {"path": out_path, "height": height, "width": width, "dynamic_batch": dynamic_batch,
             "max_abs_diff": diffs, "bytes": os.path.getsize(out_path), "ckpt": path}
 
