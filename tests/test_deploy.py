@@ -232,3 +232,17 @@ def test_a_failed_check_leaves_an_earlier_file_untouched(tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == ["keep.onnx", "m.ckpt"]  # no temporary file left behind
     err = capsys.readouterr().err
     assert "not a faithful export" in err and "keep.onnx is left as it was" in err
+
+
+def test_export_sizes_below_1_are_refused_naming_the_option(tmp_path, capsys):
+    """0 or a negative size is a mistake, not a request for the default (batch 1, the training size)."""
+    model = MobileNetV1(class_num=4, width_mult=0.25)
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    for flags, named in ((["--batch_size", "0"], "--batch_size 0"), (["--height", "0"], "--height 0"),
+                         (["--width", "-3"], "--width -3"), (["--batch_size=-1", "--height=0"], "--height 0")):
+        rc = cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m"), *flags])
+        err = capsys.readouterr().err
+        assert rc == 1, flags
+        assert err.startswith("mobilenet-v1 export: error: ") and named in err and "at least 1" in err, err
+    assert os.listdir(tmp_path) == ["m.ckpt"]

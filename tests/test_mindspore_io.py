@@ -405,3 +405,23 @@ def test_channel_counts_of_no_single_width_are_refused(tmp_path):
         load_model(ms)
     assert cli.main(["convert", ms, str(tmp_path / "never.pt")]) == 1
     assert not (tmp_path / "never.pt").exists()
+
+
+def test_convert_takes_a_run_folder_as_eval_does(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    for epoch, seed in ((1, 0), (2, 1)):
+        ckpt_io.atomic_save({"model": trained_looking(10, 0.25, seed).state_dict()},
+                            str(run / ckpt_io.checkpoint_name(epoch, 5)))
+    assert cli.main(["convert", str(run), str(tmp_path / "newest.pt")]) == 0
+    assert "mobilenetv1-2_5.ckpt" in capsys.readouterr().out
+    newest = ckpt_io.load_file(str(tmp_path / "newest.pt"))["model"]
+    assert torch.equal(newest["fc.bias"], trained_looking(10, 0.25, 1).fc.bias)
+    # A folder with no checkpoint is named as a folder, not as a missing file.
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["convert", str(tmp_path / "empty"), str(tmp_path / "never.pt")]) == 1
+    err = capsys.readouterr().err
+    assert "folder" in err and "no such file" not in err
+    with pytest.raises(ckpt_io.CheckpointError, match="a folder, not a file"):
+        ckpt_io.load_file(str(run))
+    assert not (tmp_path / "never.pt").exists()

@@ -136,7 +136,7 @@ def cmd_convert(argv: List[str]) -> int:
                     ".ckpt or a .safetensors (told apart by content). DST's format comes from its extension: "
                     ".ckpt is written as a MindSpore checkpoint (what a MindSpore deployment loads), .pt/.pth as "
                     "ours, .safetensors with MindSpore's names.")
-    p.add_argument("src", metavar="SRC", help="checkpoint to read")
+    p.add_argument("src", metavar="SRC", help="checkpoint to read (or a run folder: its newest)")
     p.add_argument("dst", metavar="DST", help="file to write (atomically)")
     p.add_argument("--format", choices=("ckpt", "pt", "safetensors"), default=None,
                    help="output format, overriding DST's extension")
@@ -146,7 +146,7 @@ def cmd_convert(argv: List[str]) -> int:
     extra = (", momentum buffers" if out["moments"] else "") + (
         f", global_step {out['global_step']}" if out["global_step"] is not None else "")
     print(f"wrote {a.dst}: {written}, {out['tensors']} tensors (MobileNetV1 width_mult {out['width_mult']:g}, "
-          f"{out['class_num']} classes{extra}) from {FORMAT_NAMES.get(out['source_format'], '?')} {a.src}")
+          f"{out['class_num']} classes{extra}) from {FORMAT_NAMES.get(out['source_format'], '?')} {out['source']}")
     if out["warning"]:
         print(f"mobilenet-v1 convert: warning: {out['warning']}", file=sys.stderr)
     if out["dropped"]:

@@ -108,16 +108,19 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                       batch_size: int = 1, dynamic_batch: bool = True, atol: float = ATOL) -> Dict[str, Any]:
     """Export a checkpoint to ``file_name`` (``.onnx`` appended when missing) and check it; returns the
     path, the input size and the largest difference from PyTorch per checked batch size."""
+    # None means "the default"; 0 or less is a mistake, not a request for the default.
+    bad = [f"--{name} {value}" for name, value in (("batch_size", batch_size), ("height", height), ("width", width))
+           if value is not None and value < 1]
+    if bad:
+        raise ExportError(f"{', '.join(bad)}: {'each' if len(bad) > 1 else 'it'} must be at least 1")
     path = ckpt_io.resolve_checkpoint_path(ckpt_file)
     ckpt = ckpt_io.load_file(path)
     model, args = model_from_checkpoint(ckpt, path)
     config = ckpt.get("config") or {}
     dataset = config.get("dataset") or ("cifar10" if args["class_num"] == 10 else "imagenet2012")
     trained_size = int(config.get("image_size") or 224)
-    height = height or trained_size
-    width = width or trained_size
-    if height < 1 or width < 1 or batch_size < 1:
-        raise ExportError(f"--height {height}, --width {width}, --batch_size {batch_size}: each must be >= 1")
+    height = trained_size if height is None else height
+    width = trained_size if width is None else width
     out_path = file_name if file_name.lower().endswith(".onnx") else file_name + ".onnx"
 
     proto = to_onnx(model, height, width, batch_size, dynamic_batch)
@@ -183,7 +186,7 @@ def main(argv: Sequence[str]) -> int:
     if not a.ckpt_file:
         p.error("--ckpt_file is required")
     try:
-        batch_size = int(a.batch_size or 1)
+        batch_size = int(a.batch_size) if a.batch_size is not None else 1
         height = int(a.height) if a.height is not None else None
         width = int(a.width) if a.width is not None else None
     except (TypeError, ValueError):

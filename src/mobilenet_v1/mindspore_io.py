@@ -370,6 +370,8 @@ def recorded_metadata(meta: Dict[str, str], path: str) -> Dict[str, Any]:
 def read_any(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     """A checkpoint dict with ``model`` (our names) from any supported file: ours, a MindSpore ``.ckpt`` or
     a ``.safetensors``; MindSpore files add ``moments`` and ``global_step`` when they hold them."""
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path}: a folder, not a file")
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path}: no such file")
     fmt = detect_format(path)
@@ -449,7 +451,8 @@ def output_format(dst: str, fmt: Optional[str] = None) -> str:
 
 
 def convert(src: str, dst: str, fmt: Optional[str] = None) -> Dict[str, Any]:
-    """Write ``src`` (any supported file) as ``dst`` in ``fmt`` (by default from ``dst``'s extension):
+    """Write ``src`` (any supported file, or a run folder: its newest checkpoint, ``source`` in the
+    result) as ``dst`` in ``fmt`` (by default from ``dst``'s extension):
     ``ckpt`` a MindSpore checkpoint, ``pt`` a PyTorch one of ours, ``safetensors`` MindSpore's names.
 
     The source is checked as a MobileNetV1 (every name and shape) before anything is written, the
@@ -459,6 +462,7 @@ def convert(src: str, dst: str, fmt: Optional[str] = None) -> Dict[str, Any]:
     from .api import model_from_checkpoint
 
     fmt = output_format(dst, fmt)
+    src = ckpt_io.resolve_checkpoint_path(src)  # a run folder: its newest checkpoint, as eval takes it
     ckpt = read_any(src)
     model, args = model_from_checkpoint(ckpt, src)
     if ckpt.get("moments"):
@@ -490,7 +494,7 @@ def convert(src: str, dst: str, fmt: Optional[str] = None) -> Dict[str, Any]:
     if fmt != "pt" and args["padding"] != "same":
         warning = (f"{src} was trained with padding {args['padding']!r}; MindSpore's network pads SAME, so it "
                    f"will not reproduce this model's outputs there")
-    return {"format": fmt, "tensors": count, "class_num": args["class_num"], "width_mult": args["width_mult"],
+    return {"source": src, "format": fmt, "tensors": count, "class_num": args["class_num"], "width_mult": args["width_mult"],
             "source_format": detect_format(src), "moments": "moments" in extra,
             "global_step": extra.get("global_step"), "warning": warning,
             "dropped": sorted(recorded) if fmt == "ckpt" else []}
