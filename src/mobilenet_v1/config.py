@@ -254,18 +254,15 @@ def parse_overrides(argv: Sequence[str]) -> List[Tuple[str, str]]:
     return pairs
 
 
-def given_keys(argv: Sequence[str]) -> Set[str]:
-    """The keys a command line sets, itself or through its ``--config_path`` file (not the defaults)."""
-    pairs = parse_overrides(argv)
-    keys = {key for key, _ in pairs}
-    path = next((value for key, value in pairs if key == "config_path"), None)
-    if path:
-        keys |= set(read_yaml(path)[0])
-    return keys
-
-
 def load_config(argv: Sequence[str] = (), config_path: Optional[str] = None) -> Config:
     """Resolve the configuration: defaults -> dataset preset -> YAML file -> command line."""
+    return load_config_and_given(argv, config_path)[0]
+
+
+def load_config_and_given(argv: Sequence[str] = (),
+                          config_path: Optional[str] = None) -> Tuple[Config, Set[str]]:
+    """:func:`load_config`, and the keys the user set (on the command line or in the config file),
+    as opposed to those left at their defaults."""
     overrides = parse_overrides(argv)
     for key, value in overrides:
         if key == "config_path":
@@ -305,7 +302,7 @@ def load_config(argv: Sequence[str] = (), config_path: Optional[str] = None) -> 
         return f"the default of {key}"
 
     _validate(cfg, file_choices, origin)
-    return cfg
+    return cfg, set(given) | set(file_values)
 
 
 def _check_ignored(ignored: Dict[str, Any], file_choices: Dict[str, Any], config_path: Optional[str]) -> None:

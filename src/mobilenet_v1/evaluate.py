@@ -10,7 +10,7 @@ import torch
 from . import checkpoint as ckpt_io
 from . import distributed
 from .api import model_from_checkpoint
-from .config import Config, given_keys, load_config
+from .config import Config, load_config_and_given
 from .data import build_loader
 from .engine import evaluate, resolve_device, resolve_precision
 from .onnx_io import OnnxModel, is_onnx_file
@@ -47,7 +47,7 @@ def run(cfg: Config, given: Optional[Set[str]] = None) -> Dict[str, float]:
     (together every sample exactly once, no padding) and the hit counts are summed over the ranks, so
     the result equals the single-process one.
 
-    ``given``: the keys the user set (``config.given_keys``); an ``image_size`` left at its default
+    ``given``: the keys the user set (``config.load_config_and_given``); an ``image_size`` left at its default
     becomes the one the checkpoint was trained at. None: every value of ``cfg`` is meant as it is."""
     dist = distributed.setup(cfg, "eval")
     try:
@@ -105,8 +105,8 @@ def main(argv: Sequence[str]) -> int:
     argv = list(argv)
     as_json = "--json" in argv
     argv = [a for a in argv if a != "--json"]
-    cfg = load_config(argv)
-    result = run(cfg, given_keys(argv))
+    cfg, given = load_config_and_given(argv)
+    result = run(cfg, given)
     if as_json:
         print0(json.dumps({"top_1_accuracy": result["top_1_accuracy"], "top_5_accuracy": result["top_5_accuracy"],
                            "total": result["total"], "ckpt": result["ckpt"]}))
