@@ -521,7 +521,7 @@ def drain_before_decode(device: torch.device) -> None:
     meta-pytorch/torchcodec#1634 (H100, the H200's chip; nvJPEG 12.3 to 13.2), where a device-side wait
     (``wait_stream``, ``wait_event``) did not order the hardware decoder's writes and a host wait did.
     On the loader's own stream this waits for the loader's kernels only, not for the training step.
-    ``benchmarks/nvjpeg_stream_check.py`` shows the fault and this remedy on a GPU."""
+    ``benchmarks/nvjpeg_stream_check.py`` is to show the fault and this remedy on a GPU (not yet run)."""
     if device.type == "cuda":
         torch.cuda.current_stream(device).synchronize()
 
