@@ -155,8 +155,9 @@ def resolve_checkpoint_path(path: str) -> str:
 
 
 def check_writable(folder: str) -> None:
-    """Create and remove a temporary file in ``folder``; raises the OSError if that cannot be done."""
-    fd, tmp = tempfile.mkstemp(prefix=".write-test.", suffix=".tmp", dir=folder)
+    """Create and remove a temporary file in ``folder``; raises the OSError if that cannot be done. Named
+    as config.yaml's temporary files are, so one left by a kill is among :func:`partial_files`."""
+    fd, tmp = tempfile.mkstemp(prefix=".config.yaml.write-test.", suffix=".tmp", dir=folder)
     os.close(fd)
     os.unlink(tmp)
 
