@@ -4,6 +4,11 @@ and resize, flip, normalise on the GPU) over the same JPEG files, training trans
 Images/s of a full pass after one warm-up pass; output is the normalised batch on the device.
 
     python benchmarks/input_pipeline.py --images 8192
+
+``--host_work R`` instead times, on the CPU, the GPU pipeline's work per batch in the process that
+feeds the model (decode, crop/resize, flip, normalise of a batch of tiny JPEGs, where per-sample Python
+and per-call overhead is all there is): with the crops drawn by the loader workers, against drawn in
+that process (as before the workers drew them), R alternating rounds each.
 """
 import argparse
 import os
@@ -83,6 +88,35 @@ def decode_only(folder, device, batch):
     return (len(datas) // batch * batch) / (time.perf_counter() - t)
 
 
+def host_work(batch_size, rounds, data_dir):
+    """Milliseconds per batch of the feeding process's work on tiny images, CPU; see the docstring."""
+    from common import natural_image
+    from PIL import Image
+    from mobilenet_v1.data import decode_batch
+
+    os.makedirs(os.path.join(data_dir, "tiny"), exist_ok=True)
+    for i in range(batch_size):
+        path = os.path.join(data_dir, "tiny", f"{i:04d}.jpg")
+        if not os.path.exists(path):
+            Image.fromarray(natural_image(i, 40 + i % 9, 48 - i % 7)).save(path, quality=90)
+    cpu = torch.device("cpu")
+    loader = BatchedImageLoader(data_dir, batch_size=batch_size, train=True, image_size=8, device=cpu, seed=1,
+                                num_workers=0, channels_last=True)
+    batch = next(iter(loader.loader))
+
+    def feed(draws):
+        t = time.perf_counter()
+        images = decode_batch(batch, cpu)
+        loader.normalize(loader.transform(images, batch.seeds, draws))
+        return (time.perf_counter() - t) * 1e3
+
+    times = {"workers draw the crops": [], "feeding process draws them": []}
+    for _ in range(rounds):
+        times["workers draw the crops"].append(feed(batch.draws))
+        times["feeding process draws them"].append(feed(None))
+    return {k: median(v) for k, v in times.items()}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=int, default=4096)
@@ -95,7 +129,17 @@ def main():
     p.add_argument("--device", default="auto")
     p.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "mobilenet_v1_bench_jpegs"))
     p.add_argument("--json", nargs="?", const=True, default=None)
+    p.add_argument("--host_work", type=int, default=0, help="rounds of the host-work comparison (0: skip)")
     args = p.parse_args()
+    if args.host_work:
+        torch.set_num_threads(1)
+        ms = host_work(args.batch_size, args.host_work, os.path.join(args.data_dir + "_tiny"))
+        rows = [{"feeding process, per batch": k, "ms": f"{v:.2f}"} for k, v in ms.items()]
+        print_table(f"GPU pipeline's host work in the feeding process, {machine()}: {args.batch_size} JPEGs of "
+                    f"about 44x45, decode + crop/resize + flip + normalise on the CPU, one thread, median of "
+                    f"{args.host_work} rounds", rows, ["feeding process, per batch", "ms"])
+        emit_json(args.json, {"machine": machine(), "host_ms_per_batch": ms})
+        return
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           (args.device if args.device != "auto" else "cpu"))
     info = make_jpeg_folder(args.data_dir, args.images)

@@ -8,8 +8,8 @@ from PIL import Image
 
 from mobilenet_v1 import transforms as T
 from torchvision.transforms.v2 import functional as TF
-from mobilenet_v1.data import (BAD, BatchedImageLoader, CifarLoader, DataOptions, EncodedImageDataset, ImageFolderLoader,
-                               build_loader, collate_encoded, decode_batch, load_cifar)
+from mobilenet_v1.data import (BAD, BatchedImageLoader, CifarLoader, CropDraw, DataOptions, EncodedImageDataset,
+                               ImageFolderLoader, build_loader, collate_encoded, decode_batch, find_images, load_cifar)
 
 from conftest import jpeg_bytes, smooth_image
 
@@ -74,6 +74,26 @@ def test_gpu_pipeline_draws_the_cpu_pipelines_boxes(image_folder):
     assert torch.equal(yc, yg)
     # antialiased bilinear resize vs roi_align box-averaged bilinear samples: close, not identical
     assert (xc - xg).abs().mean() < 0.1
+
+
+def test_workers_draw_the_training_crops_from_the_file_header(image_folder):
+    """Loader workers draw each training sample's box and flip from the size in its JPEG header (or
+    the image they decoded themselves); the batch is the same as when drawn after decoding, and a
+    draw made for another size than the decoded image's is not used."""
+    folder = str(image_folder / "train")
+    samples, _ = find_images(folder)
+    batch = collate_encoded([EncodedImageDataset(samples, train=True)[(i, 500 + i)] for i in range(len(samples))])
+    images = decode_batch(batch, CPU)
+    assert len(images) == len(samples) == 15 and batch.kinds.count(0) == 12
+    for img, draw, seed in zip(images, batch.draws, batch.seeds):
+        assert draw.size == tuple(img.shape[-2:])
+        assert (draw.box, draw.flip) == T.crop_and_flip(img.shape[-2], img.shape[-1], seed)
+    loader = BatchedImageLoader(folder, batch_size=4, train=True, image_size=24, device=CPU, seed=1, num_workers=0)
+    after_decoding = loader.transform(images, batch.seeds)
+    assert torch.equal(loader.transform(images, batch.seeds, batch.draws), after_decoding)
+    other_size = [CropDraw((d.size[0] + 1, d.size[1]), (0, 0, 2, 2), not d.flip) for d in batch.draws]
+    assert torch.equal(loader.transform(images, batch.seeds, other_size), after_decoding)
+    assert EncodedImageDataset(samples)[(0, 1)][-1] is None  # evaluation: nothing to draw
 
 
 def test_batched_crops_one_pixel_high_or_wide_keep_their_pixels():
@@ -185,13 +205,15 @@ def test_damaged_jpeg_is_named_and_left_out(image_folder, tmp_path):
 
 def test_jpeg_frame_header_parsing():
     arr = smooth_image(20, 30, 0)
-    assert T.jpeg_frame(jpeg_bytes(arr)) == (0xC0, 3)
-    assert T.jpeg_frame(jpeg_bytes(arr, "L")) == (0xC0, 1)
+    assert T.jpeg_frame(jpeg_bytes(arr)) == (0xC0, 3, 20, 30)
+    assert T.jpeg_frame(jpeg_bytes(arr, "L")) == (0xC0, 1, 20, 30)
     assert T.jpeg_frame(jpeg_bytes(arr, "CMYK"))[1] == 4
-    assert T.jpeg_frame(jpeg_bytes(arr, "RGB", "PNG")) == (0, 0)
+    assert T.jpeg_frame(jpeg_bytes(arr, "RGB", "PNG")) == (0, 0, 0, 0)
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="JPEG", progressive=True)
-    assert T.jpeg_frame(buf.getvalue()) == (0xC2, 3) and T.gpu_decodable(buf.getvalue())
+    assert T.jpeg_frame(buf.getvalue()) == (0xC2, 3, 20, 30) and T.gpu_decodable(buf.getvalue())
+    assert not T.gpu_decodable(jpeg_bytes(arr, "L")) and T.gpu_decodable(jpeg_bytes(smooth_image(300, 2, 1)))
+    assert T.jpeg_frame(jpeg_bytes(smooth_image(300, 2, 1)))[2:] == (300, 2)  # two-byte sizes
 
 
 def test_auto_pipeline_is_cpu_without_cuda_and_gpu_when_asked(image_folder):

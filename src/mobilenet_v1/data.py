@@ -419,13 +419,26 @@ class ImageFolderLoader(DeviceLoader):
 ENCODED, DECODED, BAD = 0, 1, 2
 
 
+class CropDraw(NamedTuple):
+    """A training sample's RandomResizedCrop box and flip (:func:`transforms.crop_and_flip`), drawn by
+    a loader worker for an image of ``size`` (height, width) as its file header gives it."""
+    size: Tuple[int, int]
+    box: Tuple[int, int, int, int]
+    flip: bool
+
+
 class EncodedImageDataset(Dataset):
     """The GPU pipeline's per-item work: read the file's bytes. Files that nvJPEG cannot take (PNG,
     CMYK, grayscale, ...) are decoded here, in the worker, and travel decoded. A file that cannot be
-    read or decoded here travels as kind ``BAD`` with a :class:`BadSample`."""
+    read or decoded here travels as kind ``BAD`` with a :class:`BadSample`.
 
-    def __init__(self, samples: Sequence[Tuple[str, int]]):
+    With ``train``, the worker also draws the sample's crop and flip from the image size in the JPEG
+    header (:class:`CropDraw`; None where the header has no size): Python work per sample that the
+    workers do in parallel instead of the process that feeds the GPU."""
+
+    def __init__(self, samples: Sequence[Tuple[str, int]], train: bool = False):
         self.samples = list(samples)
+        self.train = train
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -437,13 +450,20 @@ class EncodedImageDataset(Dataset):
             with open(path, "rb") as f:
                 raw = f.read()
             data = torch.frombuffer(bytearray(raw), dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
-            if T.gpu_decodable(raw):
+            frame = T.jpeg_frame(raw)
+            if frame.gpu_decodable:
                 if not T.jpeg_complete(raw):
                     raise T.DecodeError(f"{path}: truncated JPEG (no end-of-image marker)")
-                return ENCODED, data, label, seed, path
-            return DECODED, T.decode_rgb(data, path), label, seed, path
+                return ENCODED, data, label, seed, path, self._draw((frame.height, frame.width), seed)
+            img = T.decode_rgb(data, path)
+            return DECODED, img, label, seed, path, self._draw(tuple(img.shape[-2:]), seed)
         except (T.DecodeError, OSError) as e:
-            return BAD, BadSample(path, read_failure(e)), label, seed, path
+            return BAD, BadSample(path, read_failure(e)), label, seed, path, None
+
+    def _draw(self, size: Tuple[int, int], seed: int) -> Optional[CropDraw]:
+        if not self.train or min(size) < 1:
+            return None
+        return CropDraw(size, *T.crop_and_flip(size[0], size[1], seed))
 
 
 @dataclass
@@ -459,16 +479,17 @@ class EncodedBatch:
     seeds: List[int]
     paths: List[str]
     bad: List[Tuple[str, str]] = field(default_factory=list)  # (path, reason) of the kind-BAD items
+    draws: List[Optional[CropDraw]] = field(default_factory=list)  # per item; empty: none drawn
 
 
 def collate_encoded(batch) -> EncodedBatch:
-    kinds, datas, labels, seeds, paths = zip(*batch)
+    kinds, datas, labels, seeds, paths, draws = zip(*batch)
     encoded = [d for k, d in zip(kinds, datas) if k == ENCODED]
     flat = torch.cat(encoded) if encoded else torch.empty(0, dtype=torch.uint8)
     return EncodedBatch(list(kinds), flat, [d.numel() for d in encoded],
                         [d for k, d in zip(kinds, datas) if k == DECODED],
                         torch.tensor(labels, dtype=torch.long), list(seeds), list(paths),
-                        [(d.path, d.reason) for k, d in zip(kinds, datas) if k == BAD])
+                        [(d.path, d.reason) for k, d in zip(kinds, datas) if k == BAD], list(draws))
 
 
 def decode_batch(batch: EncodedBatch, device: torch.device,
@@ -549,7 +570,7 @@ class BatchedImageLoader(DeviceLoader):
         self.bad_samples = BadSamples(len(samples), max_bad_samples)
         self.train, self.image_size, self.device, self.flip = train, image_size, device, flip
         self.normalize = T.Normalize(T.IMAGENET_MEAN, T.IMAGENET_STD, device, channels_last)
-        self.loader = DataLoader(EncodedImageDataset(samples), batch_size=batch_size, sampler=self.sampler,
+        self.loader = DataLoader(EncodedImageDataset(samples, train), batch_size=batch_size, sampler=self.sampler,
                                  num_workers=num_workers, drop_last=drop_last, collate_fn=collate_encoded,
                                  persistent_workers=num_workers > 0,
                                  prefetch_factor=4 if num_workers > 0 else None)
@@ -561,10 +582,16 @@ class BatchedImageLoader(DeviceLoader):
     def __len__(self) -> int:
         return self._len
 
-    def transform(self, images: List[torch.Tensor], seeds: Sequence[int]) -> torch.Tensor:
-        """Decoded uint8 images of any sizes -> one (N, 3, S, S) batch in [0, 255]."""
+    def transform(self, images: List[torch.Tensor], seeds: Sequence[int],
+                  draws: Optional[Sequence[Optional[CropDraw]]] = None) -> torch.Tensor:
+        """Decoded uint8 images of any sizes -> one (N, 3, S, S) batch in [0, 255]. A training image's
+        crop and flip come from ``draws[i]`` (the workers') when it was drawn for the image's size,
+        otherwise they are drawn here from its seed: the same values either way."""
         if self.train:
-            params = [T.crop_and_flip(img.shape[-2], img.shape[-1], s) for img, s in zip(images, seeds)]
+            if not draws:
+                draws = [None] * len(images)
+            params = [(d.box, d.flip) if d is not None and img.shape[-2:] == d.size else
+                      T.crop_and_flip(img.shape[-2], img.shape[-1], s) for img, s, d in zip(images, seeds, draws)]
             x = T.batch_resized_crop(images, [box for box, _ in params], self.image_size)
             return T.flip_where(x, torch.tensor([f for _, f in params])) if self.flip else x
         return torch.stack([T.resize_center_crop(img, self.image_size) for img in images])
@@ -573,15 +600,16 @@ class BatchedImageLoader(DeviceLoader):
         for batch in self.loader:
             bad: List[Tuple[str, str]] = []
             decoded = decode_batch(batch, self.device, bad)
-            seeds, labels = batch.seeds, batch.labels
+            seeds, labels, draws = batch.seeds, batch.labels, batch.draws
             if bad:
                 self.bad_samples.record(bad)
                 keep = [i for i, img in enumerate(decoded) if img is not None]
                 decoded = [decoded[i] for i in keep]
                 seeds = [seeds[i] for i in keep]
+                draws = [draws[i] for i in keep] if draws else draws
                 labels = labels[keep]
             if decoded:
-                x = self.transform(decoded, seeds)
+                x = self.transform(decoded, seeds, draws)
             else:
                 x = torch.empty((0, 3, self.image_size, self.image_size), dtype=torch.uint8, device=self.device)
             yield self.normalize(x), labels.to(self.device, non_blocking=True)

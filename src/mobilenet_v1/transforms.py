@@ -5,7 +5,7 @@ the GPU JPEG pipeline, so the tests on the CPU check the code the GPU runs.
 """
 import math
 import random
-from typing import List, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -277,16 +277,31 @@ def flip_where(images: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
     return torch.where(flags.to(images.device)[:, None, None, None], images.flip(-1), images)
 
 
-def jpeg_frame(data: bytes) -> Tuple[int, int]:
-    """(SOF marker, colour components) from a JPEG's frame header: the marker says baseline (0xC0),
-    extended (0xC1), progressive (0xC2) or another coding; components are 3 for YCbCr, 1 for grayscale,
-    4 for CMYK/YCCK. (0, 0) if ``data`` is not a JPEG whose frame header could be found."""
+class JpegFrame(NamedTuple):
+    """A JPEG's frame header: the SOF marker says baseline (0xC0), extended (0xC1), progressive (0xC2)
+    or another coding; components are 3 for YCbCr, 1 for grayscale, 4 for CMYK/YCCK; height and width
+    are the decoded image's (height 0: given later in the file, by a DNL marker)."""
+    marker: int = 0
+    components: int = 0
+    height: int = 0
+    width: int = 0
+
+    @property
+    def gpu_decodable(self) -> bool:
+        """Baseline, extended or progressive YCbCr JPEGs go to nvJPEG; CMYK, grayscale, lossless,
+        arithmetic-coded and non-JPEG files are decoded on the CPU."""
+        return self.components == 3 and self.marker in (0xC0, 0xC1, 0xC2)
+
+
+def jpeg_frame(data: bytes) -> JpegFrame:
+    """The frame header of a JPEG file's bytes; all zeros if ``data`` is not a JPEG whose frame header
+    could be found."""
     if len(data) < 4 or data[0] != 0xFF or data[1] != 0xD8:
-        return 0, 0
+        return JpegFrame()
     i = 2
     while i + 4 <= len(data):
         if data[i] != 0xFF:
-            return 0, 0
+            return JpegFrame()
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
@@ -294,20 +309,20 @@ def jpeg_frame(data: bytes) -> Tuple[int, int]:
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
             i += 2
             continue
-        # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC)
+        # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC): length, precision, height, width, components
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return (marker, data[i + 9]) if i + 9 < len(data) else (0, 0)
+            if i + 9 >= len(data):
+                return JpegFrame()
+            return JpegFrame(marker, data[i + 9], (data[i + 5] << 8) | data[i + 6], (data[i + 7] << 8) | data[i + 8])
         if marker == 0xDA:  # start of scan before any frame header
-            return 0, 0
+            return JpegFrame()
         i += 2 + ((data[i + 2] << 8) | data[i + 3])
-    return 0, 0
+    return JpegFrame()
 
 
 def gpu_decodable(data: bytes) -> bool:
-    """Baseline, extended or progressive YCbCr JPEGs go to nvJPEG; CMYK, grayscale, lossless,
-    arithmetic-coded and non-JPEG files are decoded on the CPU."""
-    marker, components = jpeg_frame(data)
-    return components == 3 and marker in (0xC0, 0xC1, 0xC2)
+    """Whether nvJPEG takes this file (:attr:`JpegFrame.gpu_decodable`)."""
+    return jpeg_frame(data).gpu_decodable
 
 
 def jpeg_complete(data: bytes) -> bool:
