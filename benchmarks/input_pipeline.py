@@ -46,7 +46,8 @@ def rate_of(loader, device, passes):
 def stages(loader, device):
     """Images/s of one pass in one thread up to each stage of the GPU pipeline, to see which one
     limits it; "pinned" copies each batch's bytes out of the workers' shared memory into pinned
-    memory before decoding (is the decode slowed by where its input lives?)."""
+    memory before decoding (is the decode slowed by where its input lives?); "workers idle" decodes
+    batches read beforehand (is it slowed by the workers running beside it?)."""
     from mobilenet_v1.data import decode_batch
 
     modes = ["read (workers -> main)", "+ decode", "+ decode, bytes pinned first", "+ crop/resize/flip/normalise"]
@@ -70,6 +71,20 @@ def stages(loader, device):
             loader.normalize(loader.transform(images, batch.seeds))
         sync(device)
         rates[mode] = n / (time.perf_counter() - t)
+    # The same batches read to the end first, so no worker runs beside the decode: as the workers left
+    # them (shared memory), and copied into this process's own memory.
+    loader.set_epoch(7)
+    held = list(loader.loader)
+    for mode in ("+ decode, workers idle, bytes in shared memory", "+ decode, workers idle, bytes copied"):
+        if mode.endswith("copied"):
+            for batch in held:
+                batch.flat = batch.flat.clone()
+        sync(device)
+        t = time.perf_counter()
+        for batch in held:
+            decode_batch(batch, device)
+        sync(device)
+        rates[mode] = sum(len(b.kinds) for b in held) / (time.perf_counter() - t)
     return rates
 
 

@@ -622,9 +622,15 @@ class BatchedImageLoader(DeviceLoader):
 
 class BackgroundBatches:
     """Runs a batch generator in a thread on its own CUDA stream, ``depth`` batches ahead, so decoding
-    and augmenting the next batch overlaps the training step on the current one."""
+    and augmenting the next batch overlaps the training step on the current one.
+
+    The stream has the highest priority: its few short kernels (crop, resize, normalise) are scheduled
+    ahead of the training step's queued ones rather than behind them, because the thread waits on the
+    host for them before each batched decode (:func:`drain_before_decode`). ``stream_priority = 0``
+    (the default priority) is what ``benchmarks/train_throughput.py --e2e_stream_priority`` compares."""
 
     _DONE = object()
+    stream_priority = -1  # high (lower is higher; PyTorch clamps it into the device's range)
 
     def __init__(self, batches, device: torch.device, depth: int = 3):
         self.batches, self.device, self.depth = batches, device, depth
@@ -635,7 +641,7 @@ class BackgroundBatches:
 
         q: "queue.Queue" = queue.Queue(maxsize=self.depth)
         stop = threading.Event()
-        stream = torch.cuda.Stream(device=self.device)
+        stream = torch.cuda.Stream(device=self.device, priority=self.stream_priority)
 
         def put(item) -> bool:
             while not stop.is_set():
