@@ -54,11 +54,13 @@ def plain_layers(model):
     return model
 
 
-def ours_stepper(args, device, compile_mode, plain=False):
-    """Our step, warmed up; returns run(n): images/s of n more steps."""
+def ours_stepper(args, device, compile_mode, plain=False, taps=False):
+    """Our step, warmed up; returns run(n): images/s of n more steps. ``taps``: compiled, the
+    depthwise convs run as sums of their taps (model.depthwise_taps, an experiment)."""
     model = MobileNetV1(class_num=1000, padding=args.padding).to(device, memory_format=args.memory_format)
     if plain:
         plain_layers(model)
+    model.depthwise_taps = taps
     opt = make_optimizer(model, 0.1, 0.9, 1e-4, device)
     scaler = make_scaler(args.precision, device, 1024.0)
     step_model = torch.compile(model, mode=compile_mode) if compile_mode else model
@@ -163,6 +165,8 @@ def main():
                    help="comma list of eager,default,reduce-overhead (compile modes); default GPU: all three, "
                         "CPU: eager")
     p.add_argument("--no-timm", action="store_true")
+    p.add_argument("--taps", action="store_true",
+                   help="compiled modes: also time ours with the depthwise convs as sums of their taps")
     p.add_argument("--plain", action="store_true",
                    help="also time our network with PyTorch's ReLU6 and padded SAME convs (the before figure)")
     p.add_argument("--no-guard", action="store_true", help="leave out the non-finite step guard (train runs it)")
@@ -200,6 +204,8 @@ def main():
         runners = {"ours": ours_stepper(args, device, compile_mode)}
         if args.plain:
             runners["plain"] = ours_stepper(args, device, compile_mode, plain=True)
+        if args.taps and compile_mode:
+            runners["taps"] = ours_stepper(args, device, compile_mode, taps=True)
         with_timm = not args.no_timm and mode in ("eager", "default")
         if with_timm:
             runners["timm"] = timm_stepper(args, device, compile_mode)
@@ -222,6 +228,15 @@ def main():
             payload["step"][f"ours_over_plain_paired_{mode}"] = vs_plain
             row.update({"plain img/s": f"{plain:,.1f}" if plain < 100 else f"{plain:,.0f}",
                         "ours / plain": f"{vs_plain:.3f}"})
+        if "taps" in rates:
+            taps = median(rates["taps"])
+            payload["step"][f"taps_{mode}"] = taps
+            payload["step"][f"taps_over_ours_paired_{mode}"] = median([a / b for a, b in zip(rates["taps"], rates["ours"])])
+            row.update({"taps img/s": f"{taps:,.0f}", "taps / ours": f"{payload['step'][f'taps_over_ours_paired_{mode}']:.3f}"})
+            if with_timm:
+                payload["step"][f"taps_over_timm_paired_{mode}"] = median(
+                    [a / b for a, b in zip(rates["taps"], rates["timm"])])
+                row["taps / timm"] = f"{payload['step'][f'taps_over_timm_paired_{mode}']:.3f}"
         rows.append(row)
         print(row, flush=True)
         if args.json not in (None, True, "-"):
@@ -233,7 +248,8 @@ def main():
         print_table(f"Training step, {machine()}: batch {args.batch_size}, {args.image_size}x{args.image_size}, "
                     f"{args.precision}, {'channels_last' if cl else 'NCHW'}, padding {args.padding}, "
                     f"median of {args.windows} x {args.steps} steps", rows,
-                    ["setting", "ours img/s", "timm img/s", "ours / timm", "paired", "plain img/s", "ours / plain"])
+                    ["setting", "ours img/s", "timm img/s", "ours / timm", "paired", "plain img/s", "ours / plain",
+                     "taps img/s", "taps / ours", "taps / timm"])
 
     if args.e2e_images:
         info = make_jpeg_folder(args.data_dir, args.e2e_images)

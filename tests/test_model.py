@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from mobilenet_v1.info import count_macs, count_params
-from mobilenet_v1.model import MobileNetV1, mobilenet_v1, same_padding, scale_channels
+from mobilenet_v1.model import Conv2dSame, MobileNetV1, depthwise_taps, mobilenet_v1, same_padding, scale_channels
 
 
 @pytest.mark.parametrize("alpha", [0.25, 0.5, 0.75, 1.0])
@@ -101,6 +101,49 @@ def test_training_forward_in_the_flipped_frame_equals_the_padded_path(size):
         assert torch.allclose(g, p.grad, rtol=1e-10, atol=1e-12)
     # the two paths share nothing but the parameters: a wrong flip would be far off, not 1e-12
     assert fast.abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("padding", ["same", "symmetric"])
+@pytest.mark.parametrize("stride,size", [(1, (8, 8)), (1, (7, 9)), (2, (8, 8)), (2, (7, 9)), (2, (1, 2))])
+def test_depthwise_conv_as_a_sum_of_taps_equals_the_conv(padding, stride, size):
+    torch.manual_seed(0)
+    if padding == "same":
+        conv = Conv2dSame(5, 5, 3, stride, groups=5, bias=False).double()
+    else:
+        conv = torch.nn.Conv2d(5, 5, 3, stride, padding=1, groups=5, bias=False).double()
+    x = torch.randn(2, 5, *size, dtype=torch.float64, requires_grad=True)
+    ref, taps = conv(x), depthwise_taps(x, conv)
+    assert taps.shape == ref.shape
+    assert torch.allclose(taps, ref, rtol=0, atol=1e-12)
+    for a, b in zip(torch.autograd.grad(ref.square().sum(), [x, conv.weight]),
+                    torch.autograd.grad(taps.square().sum(), [x, conv.weight])):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_depthwise_taps_run_only_when_compiled_and_asked(monkeypatch):
+    """model.depthwise_taps: under torch.compile the 13 depthwise convs become sums of taps, the same
+    network (checked here eagerly, with is_compiling patched, so the test needs no compiler)."""
+    import mobilenet_v1.model as model_module
+
+    calls = []
+    real = model_module.depthwise_taps
+    monkeypatch.setattr(model_module, "depthwise_taps", lambda x, conv: calls.append(conv) or real(x, conv))
+    torch.manual_seed(0)
+    model = MobileNetV1(class_num=6, width_mult=0.25).double().train()
+    x = torch.randn(2, 3, 40, 33, dtype=torch.float64)
+    direct = model(x)
+    direct.square().sum().backward()
+    direct_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model.depthwise_taps = True
+    assert model(x) is not None and calls == []  # eager: the convs
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    out = model(x)
+    out.square().sum().backward()
+    assert calls == [layer[0] for layer in model.network if layer[0].groups > 1] and len(calls) == 13
+    assert torch.allclose(out, direct, rtol=0, atol=1e-12)
+    for g, p in zip(direct_grads, model.parameters()):
+        assert torch.allclose(g, p.grad, rtol=1e-10, atol=1e-12)
 
 
 def test_relu6_in_training_matches_pytorch_relu6_values_and_gradients():

@@ -95,6 +95,39 @@ class Conv2dSame(nn.Conv2d):
         return F.conv2d(x, weight, self.bias, self.stride, (pad_h, pad_w), self.dilation, self.groups)
 
 
+def depthwise_taps(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """The depthwise ``conv`` (groups = channels, no bias) of ``x`` written as a sum of its kernel taps:
+    each tap a strided slice of the padded input times one weight per channel.
+
+    The same numbers as the conv up to float rounding. Eagerly it is slower (a kernel per tap); for
+    ``torch.compile``, whose Inductor hands convs to cuDNN whole but fuses element-wise work, the taps
+    become one generated kernel that can take the BatchNorm and ReLU6 around them too, forward and
+    backward, instead of a conv between separate passes over memory. Under autocast the conv's inputs
+    are cast as the conv's would be. (SAME or the conv's own symmetric padding.)
+    """
+    if isinstance(conv, Conv2dSame):
+        top, bottom, left, right = conv._pads(x)
+    else:
+        top = bottom = conv.padding[0]
+        left = right = conv.padding[1]
+    weight = conv.weight
+    if torch.is_autocast_enabled(x.device.type):
+        dtype = torch.get_autocast_dtype(x.device.type)
+        x, weight = x.to(dtype), weight.to(dtype)
+    x = F.pad(x, (left, right, top, bottom))
+    kh, kw = conv.kernel_size
+    sh, sw = conv.stride
+    out_h = (x.shape[-2] - kh) // sh + 1
+    out_w = (x.shape[-1] - kw) // sw + 1
+    taps = weight.reshape(1, -1, kh, kw)
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            tap = x[:, :, i:i + sh * (out_h - 1) + 1:sh, j:j + sw * (out_w - 1) + 1:sw] * taps[:, :, i:i + 1, j:j + 1]
+            out = tap if out is None else out + tap
+    return out
+
+
 class _ReLU6InPlace(torch.autograd.Function):
     """ReLU6 in place whose backward reads its output: PyTorch's ``hardtanh_`` keeps a copy of its input
     for the backward, a clone of every activation of the network at each training step."""
@@ -170,6 +203,9 @@ class MobileNetV1(nn.Module):
         # Training steps with SAME padding run in the flipped frame (forward_features); False: the
         # padded path always (a benchmark's baseline).
         self.flip_same = True
+        # Compiled, the depthwise convs run as sums of their taps (depthwise_taps). An experiment, off
+        # until a GPU measures it (benchmarks/train_throughput.py --taps).
+        self.depthwise_taps = False
         layers: List[nn.Module] = []
         in_ch = in_chans
         for kind, channels, stride in ARCH:
@@ -205,6 +241,10 @@ class MobileNetV1(nn.Module):
         Forward hooks on the 27 ``network[k]`` blocks therefore fire in evaluation only; hooks on the
         BatchNorm and ReLU6 modules fire in both (and see flipped maps in training).
         """
+        if self.depthwise_taps and torch.compiler.is_compiling():
+            for conv, bn, act in self.network:
+                x = act(bn(depthwise_taps(x, conv) if conv.groups > 1 else conv(x)))
+            return x
         if self.padding != "same" or not (self.flip_same and torch.is_grad_enabled() and _eager()):
             return self.network(x)
         x = x.flip(-2, -1)
