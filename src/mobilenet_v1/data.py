@@ -624,7 +624,7 @@ class BackgroundBatches:
     """Runs a batch generator in a thread on its own CUDA stream, ``depth`` batches ahead, so decoding
     and augmenting the next batch overlaps the training step on the current one.
 
-    The stream has the highest priority: its few short kernels (crop, resize, normalise) are scheduled
+    The stream has a high priority: its few short kernels (crop, resize, normalise) are scheduled
     ahead of the training step's queued ones rather than behind them, because the thread waits on the
     host for them before each batched decode (:func:`drain_before_decode`). ``stream_priority = 0``
     (the default priority) is what ``benchmarks/train_throughput.py --e2e_stream_priority`` compares."""
