@@ -246,3 +246,23 @@ def test_export_sizes_below_1_are_refused_naming_the_option(tmp_path, capsys):
         assert rc == 1, flags
         assert err.startswith("mobilenet-v1 export: error: ") and named in err and "at least 1" in err, err
     assert os.listdir(tmp_path) == ["m.ckpt"]
+
+
+def test_export_atol_must_be_finite_and_not_negative(tmp_path, capsys):
+    """A negative or NaN --atol fails every export and infinity checks nothing: refused by the parser (exit 2)
+    before the checkpoint is read or anything written."""
+    from mobilenet_v1.export import ExportError
+
+    model = MobileNetV1(class_num=4, width_mult=0.25)
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    for flags in (["--atol", "-0.5"], ["--atol=-1e-4"], ["--atol", "nan"], ["--atol", "inf"]):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m"), *flags])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2, flags
+        assert "mobilenet-v1 export: error: --atol must be a finite number >= 0" in err, err
+    assert os.listdir(tmp_path) == ["m.ckpt"]
+    for atol in (-1e-4, float("nan")):
+        with pytest.raises(ExportError, match="atol"):
+            export_checkpoint(str(tmp_path / "missing.ckpt"), str(tmp_path / "m"), atol=atol)

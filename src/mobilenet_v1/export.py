@@ -13,6 +13,7 @@ folder and takes its name only once it passes, so a failed export leaves any ear
 """
 import argparse
 import copy
+import math
 import os
 import warnings
 from typing import Any, Dict, List, Optional, Sequence
@@ -113,6 +114,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
            if value is not None and value < 1]
     if bad:
         raise ExportError(f"{', '.join(bad)}: {'each' if len(bad) > 1 else 'it'} must be at least 1")
+    if not (math.isfinite(atol) and atol >= 0):
+        raise ExportError(f"atol {atol:g}: must be a finite number >= 0")
     path = ckpt_io.resolve_checkpoint_path(ckpt_file)
     ckpt = ckpt_io.load_file(path)
     model, args = model_from_checkpoint(ckpt, path)
@@ -170,6 +173,9 @@ def main(argv: Sequence[str]) -> int:
                    help="a config file (the seed's too) whose export keys (ckpt_file, file_name, file_format, "
                         "batch_size, width, height) stand in for flags not given")
     a = p.parse_args(list(argv))
+    if not (math.isfinite(a.atol) and a.atol >= 0):
+        # A negative or NaN limit fails every export, and only once it has run; infinity checks nothing.
+        p.error(f"--atol must be a finite number >= 0, got {a.atol:g}")
     if a.config_path:
         from .config import read_yaml
 
