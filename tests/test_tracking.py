@@ -173,6 +173,29 @@ def test_plot_errors_name_the_file(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "c.png").exists()
 
 
+def test_plot_names_the_line_of_a_record_without_a_drawn_key(tmp_path, capsys):
+    """A hand-edited metrics.jsonl whose epoch record lacks mean_loss: an error naming the file, the line
+    and the key (not a KeyError); a superseded record is not drawn, so it needs nothing."""
+    metrics = tmp_path / METRICS_FILE
+    epoch = {"kind": "epoch", "epoch": 1, "step": 10, "loss": 2.0, "mean_loss": 2.1, "lr": 0.1}
+    old = {k: v for k, v in epoch.items() if k != "mean_loss"}  # superseded by the restart below
+    rows = [{"kind": "start", "step": 0}, old, {"kind": "start", "step": 0}, epoch,
+            {k: v for k, v in dict(epoch, epoch=2, step=20).items() if k != "mean_loss"}]
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mobilenet-v1 plot: error: ") and "Traceback" not in err
+    assert f"{metrics} line 5: the epoch record lacks 'mean_loss' (a number is needed)" in err, err
+    rows[-1] = dict(rows[-1], mean_loss=None)
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 1
+    assert "line 5: the epoch record has null as 'mean_loss'" in capsys.readouterr().err
+    assert not (tmp_path / "c.png").exists()
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
+    assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 0
+    assert "1 epochs" in capsys.readouterr().out and (tmp_path / "c.png").exists()
+
+
 def test_training_without_tensorboard_says_so_once(data_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     out = tmp_path / "notb"

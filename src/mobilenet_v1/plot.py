@@ -14,6 +14,8 @@ from .tracking import read_metrics
 
 WIDTH_IN, HEIGHT_IN = 12.0, 3.6  # three panels in a row: wide enough for a README
 LABEL_ROOM = 0.30  # share of the x range kept free right of the curves for the run names
+# What every record drawn needs; top_1 is drawn where an epoch record has it.
+PLOTTED_KEYS = {"step": ("epoch", "loss", "lr"), "epoch": ("epoch", "mean_loss", "lr")}
 
 
 class MissingDependency(RuntimeError):
@@ -69,7 +71,8 @@ def plot_runs(run_dirs: Sequence[str], out: str, dpi: int = 150, title: Optional
     """Draw the curves of ``run_dirs`` into the PNG ``out``; returns what was drawn per run."""
     if not run_dirs:
         raise ValueError("plot: give at least one run folder")
-    histories = [read_metrics(d) for d in run_dirs]  # errors name the file before matplotlib loads
+    # Errors name the file (and a record without a key drawn here, its line) before matplotlib loads.
+    histories = [read_metrics(d, required=PLOTTED_KEYS) for d in run_dirs]
     for d, h in zip(run_dirs, histories):
         if not h["epochs"] and not h["steps"]:
             raise ValueError(f"{os.path.join(d, 'metrics.jsonl')}: holds no step or epoch records yet")

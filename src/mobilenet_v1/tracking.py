@@ -18,7 +18,7 @@ import math
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
@@ -30,12 +30,15 @@ METRICS_FILE = "metrics.jsonl"
 TB_INSTALL_HINT = "pip install 'mobilenet-v1[tensorboard]'"
 
 
-def read_metrics(run_dir: str) -> Dict[str, List[Dict[str, Any]]]:
+def read_metrics(run_dir: str, required: Optional[Dict[str, Sequence[str]]] = None
+                 ) -> Dict[str, List[Dict[str, Any]]]:
     """The ``step`` and ``epoch`` records of a run folder's ``metrics.jsonl`` (a distributed run's: its
     ``ckpt_0/``), as the latest run left them.
 
     A ``start`` record at step ``s`` drops the records before it whose step is above ``s``: a run started
     afresh (``s`` = 0) replaces the whole history, a continuation replaces what followed its checkpoint.
+    ``required`` maps a kind to the keys its kept records must hold as numbers (a hand-edited file may
+    lack them); a record without one is a ValueError naming the file, the line and the key.
     """
     from .checkpoint import run_folder
 
@@ -43,6 +46,7 @@ def read_metrics(run_dir: str) -> Dict[str, List[Dict[str, Any]]]:
     if not os.path.isfile(path):
         raise ValueError(f"{path}: no such file ({run_dir} is not a run folder of mobilenet-v1 train)")
     records: List[Dict[str, Any]] = []
+    lines: List[int] = []  # the line of each record, for errors
     with open(path, "r", encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
@@ -57,9 +61,18 @@ def read_metrics(run_dir: str) -> Dict[str, List[Dict[str, Any]]]:
             if not isinstance(rec, dict) or "kind" not in rec or not isinstance(rec.get("step"), int):
                 raise ValueError(f"{path} line {number}: not a metrics record (needs 'kind' and an integer 'step')")
             if rec["kind"] == "start":
-                records = [r for r in records if r["step"] <= rec["step"]]
+                kept = [i for i, r in enumerate(records) if r["step"] <= rec["step"]]
+                records, lines = [records[i] for i in kept], [lines[i] for i in kept]
             else:
                 records.append(rec)
+                lines.append(number)
+    for rec, number in zip(records, lines):
+        for key in (required or {}).get(rec["kind"], ()):
+            value = rec.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                problem = "lacks" if key not in rec else f"has {json.dumps(value)} as"
+                raise ValueError(f"{path} line {number}: the {rec['kind']} record {problem} {key!r} "
+                                 f"(a number is needed)")
     return {"steps": [r for r in records if r["kind"] == "step"],
             "epochs": [r for r in records if r["kind"] == "epoch"]}
 
