@@ -58,6 +58,27 @@ def test_checkpoint_save_load_identical_logits(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
+def test_load_model_of_a_run_folder_is_its_newest_checkpoint(tmp_path):
+    """The rule of eval --checkpoint_path DIR and convert DIR: the newest mobilenetv1-E_S.ckpt by number
+    (epoch 10 after epoch 9), not the best one; a distributed run's folder: the newest in its ckpt_0/."""
+    (tmp_path / "run").mkdir()
+    models = {}
+    for seed, name in enumerate((ckpt_io.checkpoint_name(9, 5), ckpt_io.checkpoint_name(10, 5), ckpt_io.BEST_NAME)):
+        torch.manual_seed(seed)
+        models[name] = MobileNetV1(class_num=4, width_mult=0.25).eval()
+        ckpt_io.atomic_save({"model": models[name].state_dict()}, str(tmp_path / "run" / name))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(load_model(str(tmp_path / "run"))(x), models["mobilenetv1-10_5.ckpt"](x))
+        # A distributed run's save_checkpoint_path holds its checkpoints in ckpt_0/.
+        (tmp_path / "dist").mkdir()
+        os.rename(tmp_path / "run", tmp_path / "dist" / ckpt_io.DISTRIBUTED_SUBFOLDER)
+        assert torch.equal(load_model(str(tmp_path / "dist"))(x), models["mobilenetv1-10_5.ckpt"](x))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ckpt_io.CheckpointError, match=r"checkpoint folder .*empty: holds no mobilenetv1-\*\.ckpt"):
+        load_model(str(tmp_path / "empty"))
+
+
 def test_load_refuses_wrong_shapes_and_names(tmp_path):
     state = MobileNetV1(class_num=6, width_mult=0.5).state_dict()
     state["network.3.0.weight"] = torch.zeros(5, 1, 3, 3)

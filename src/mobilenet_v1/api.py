@@ -135,6 +135,12 @@ def model_from_checkpoint(ckpt: Dict[str, Any], source: str, **overrides) -> Tup
 
 def load_model(path: str, **overrides) -> MobileNetV1:
     """An eval-mode model on the CPU from a checkpoint file (ours, a MindSpore ``.ckpt`` or a
-    ``.safetensors``); ``overrides`` (``padding``, ...) win over what the file records."""
+    ``.safetensors``); ``overrides`` (``padding``, ...) win over what the file records.
+
+    ``path`` may be a training run folder (``save_checkpoint_path``): it stands for its newest
+    ``mobilenetv1-*.ckpt`` (a distributed run's: the newest in its ``ckpt_0/``), as for
+    ``eval --checkpoint_path``, ``export``, ``convert`` and ``predict`` (``mobilenetv1-best.ckpt`` only by
+    its name)."""
+    path = ckpt_io.resolve_checkpoint_path(path)
     model, _ = model_from_checkpoint(ckpt_io.load_file(path), path, **overrides)
     return model
