@@ -266,3 +266,40 @@ def test_export_atol_must_be_finite_and_not_negative(tmp_path, capsys):
     for atol in (-1e-4, float("nan")):
         with pytest.raises(ExportError, match="atol"):
             export_checkpoint(str(tmp_path / "missing.ckpt"), str(tmp_path / "m"), atol=atol)
+
+
+def test_static_batch_calibration_uses_whole_batches_and_says_how_many(cifar_dir, tmp_path, capsys):
+    """A graph exported with a static batch takes only whole batches: --calib_images is rounded up to them
+    (a note says so), calibration and the fp32/INT8 comparison see the same images, and the counts printed
+    and recorded are those used. A dynamic batch takes the count as asked."""
+    import onnx
+
+    model = randomise_batchnorm(MobileNetV1(class_num=4, width_mult=0.25), seed=6)
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    static = export_checkpoint(ckpt, str(tmp_path / "static"), batch_size=10, dynamic_batch=False)["path"]
+    dynamic = export_checkpoint(ckpt, str(tmp_path / "dynamic"))["path"]
+
+    def quantize(onnx_path, images):
+        out = str(tmp_path / f"int8_{images}_{os.path.basename(onnx_path)}")
+        rc = cli.main(["quantize", "--onnx", onnx_path, "--calib_data", str(cifar_dir), "--out", out,
+                       "--calib_images", str(images), "--num_workers", "0"])
+        captured = capsys.readouterr()
+        assert rc == 0, captured.err
+        recorded = {p.key: p.value for p in onnx.load(out).metadata_props}["quantization"]
+        return captured.out, captured.err, recorded
+
+    out, err, recorded = quantize(static, 15)
+    assert f"{static} takes batches of exactly 10 images" in err
+    assert "calibrating on 20 images, --calib_images 15 rounded up to 2 whole batches" in err
+    assert "activation ranges from 20 training images" in out and "on those 20 images:" in out
+    assert recorded.endswith("min/max over 20 images")
+    # The data set (192 training images) holds 19 whole batches: all of them, for both steps.
+    out, err, recorded = quantize(static, 245)
+    assert "rounded up to 25 whole batches" in err
+    assert "activation ranges from 190 training images" in out and "on those 190 images:" in out
+    assert recorded.endswith("min/max over 190 images")
+    out, err, recorded = quantize(dynamic, 15)
+    assert err == ""
+    assert "activation ranges from 15 training images" in out and "on those 15 images:" in out
+    assert recorded.endswith("min/max over 15 images")

@@ -12,6 +12,7 @@ classes tie and flip predictions for almost no speed.
 """
 import argparse
 import os
+import sys
 import tempfile
 from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple
 
@@ -32,14 +33,27 @@ class QuantizeError(ValueError):
     """A quantization that cannot be done; the message names the file or option."""
 
 
+def whole_batches(count: int, batch_size: int) -> int:
+    """``count`` rounded up to a whole number of batches: a graph exported with a static batch takes
+    only batches of exactly its size, so the calibration sample is that many images."""
+    return -(-count // batch_size) * batch_size
+
+
 def calibration_loader(dataset: str, calib_data: str, image_size: int, count: int, seed: int,
-                       batch_size: int = CALIB_BATCH, num_workers: int = -1) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+                       batch_size: int = CALIB_BATCH, num_workers: int = -1,
+                       static_batch: bool = False) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
     """``count`` training images chosen at random (``seed``) with their labels, as normalised float32
     NCHW batches on the CPU made by the evaluation transforms (resize, and centre crop for ImageNet
-    folders; normalisation)."""
+    folders; normalisation).
+
+    ``static_batch``: every batch holds exactly ``batch_size`` images (``count`` must be a multiple of it,
+    see :func:`whole_batches`); a data set of fewer images than ``count`` ends at its last whole batch.
+    Calibration and the comparison after it then see the same images."""
+    if static_batch and count % batch_size:
+        raise ValueError(f"calibration_loader: {count} images are not whole batches of {batch_size}")
     opts = DataOptions(dataset=dataset, dataset_path=calib_data, batch_size=batch_size, image_size=image_size,
                        seed=seed, num_workers=num_workers, channels_last=False, flip=False, pipeline="cpu")
-    loader = build_loader(opts, train=False, device=torch.device("cpu"), drop_last=False, split="train",
+    loader = build_loader(opts, train=False, device=torch.device("cpu"), drop_last=static_batch, split="train",
                           shuffle=True)
     taken = 0
     for x, y in loader:
@@ -137,7 +151,8 @@ def main(argv: Sequence[str]) -> int:
                    help="layout and normalisation of --calib_data (default: what the ONNX file records)")
     p.add_argument("--out", required=True, help="INT8 ONNX file to write")
     p.add_argument("--calib_images", type=int, default=DEFAULT_CALIB_IMAGES,
-                   help=f"training images for the activation ranges (default {DEFAULT_CALIB_IMAGES})")
+                   help=f"training images for the activation ranges (default {DEFAULT_CALIB_IMAGES}; for a file "
+                        f"exported with --static_batch, rounded up to whole batches)")
     p.add_argument("--per_tensor", action="store_true", help="one weight scale per tensor, not per channel")
     p.add_argument("--reduce_range", action="store_true",
                    help="7-bit weights, for x86 CPUs without VNNI where u8 x s8 products can saturate")
@@ -164,17 +179,24 @@ def main(argv: Sequence[str]) -> int:
         raise QuantizeError(f"--dataset {dataset}: {a.onnx} was exported from a {fp32.metadata['dataset']} "
                             f"model, whose inputs are normalised differently")
     batch = fp32.fixed_batch or CALIB_BATCH
+    count = a.calib_images
+    if fp32.fixed_batch is not None and count % batch:
+        count = whole_batches(count, batch)
+        print(f"mobilenet-v1 quantize: note: {a.onnx} takes batches of exactly {batch} images (exported with "
+              f"--static_batch): calibrating on {count} images, --calib_images {a.calib_images} rounded up to "
+              f"{count // batch} whole batches", file=sys.stderr)
 
     def batches():
-        return calibration_loader(dataset, a.calib_data, hw[0], a.calib_images, a.seed, batch, a.num_workers)
+        return calibration_loader(dataset, a.calib_data, hw[0], count, a.seed, batch, a.num_workers,
+                                  static_batch=fp32.fixed_batch is not None)
 
     result = quantize_file(a.onnx, a.out, batches(), per_channel=not a.per_tensor, reduce_range=a.reduce_range)
     check = compare_top1(fp32, OnnxModel(a.out), batches())
     print0(f"wrote {result['path']}: {result['bytes'] / 1e6:.2f} MB ({result['bytes'] / result['fp32_bytes']:.2f}x "
            f"the fp32 file's {result['fp32_bytes'] / 1e6:.2f} MB), activation ranges from "
            f"{result['calib_images']} training images of {a.calib_data}")
-    print0(f"on those images: top-1 {check['reference_top1']:.2%} fp32, {check['candidate_top1']:.2%} INT8; "
-           f"the two agree on {check['agreement']:.2%}. Evaluation accuracy: "
+    print0(f"on those {check['images']} images: top-1 {check['reference_top1']:.2%} fp32, "
+           f"{check['candidate_top1']:.2%} INT8; the two agree on {check['agreement']:.2%}. Evaluation accuracy: "
            f"'mobilenet-v1 eval --checkpoint_path {a.out} --dataset {dataset} "
            f"--dataset_path ... --image_size {hw[0]}'")
     return 0
