@@ -303,3 +303,49 @@ def test_static_batch_calibration_uses_whole_batches_and_says_how_many(cifar_dir
     assert err == ""
     assert "activation ranges from 15 training images" in out and "on those 15 images:" in out
     assert recorded.endswith("min/max over 15 images")
+
+
+def test_export_of_a_file_without_its_data_set_says_what_it_guessed_and_takes_dataset(tmp_path, capsys):
+    """A MindSpore .ckpt records no training configuration: the normalisation written into the ONNX file
+    is guessed from the class count, the guess is named on stderr with the option that changes it, and
+    --dataset changes it. A checkpoint that records its data set needs no guess and refuses another."""
+    from mobilenet_v1 import mindspore_io
+    from mobilenet_v1.transforms import CIFAR_MEAN, IMAGENET_MEAN
+
+    def bare(class_num):
+        path = str(tmp_path / f"bare{class_num}.ckpt")
+        state = randomise_batchnorm(MobileNetV1(class_num=class_num, width_mult=0.25), seed=7).state_dict()
+        mindspore_io.write_mindspore_ckpt(path, mindspore_io.to_seed_state({"model": state}))
+        return path
+
+    def export(ckpt, name, *flags):
+        rc = cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / name), "--height", "32",
+                       "--width", "32", *flags])
+        captured = capsys.readouterr()
+        return rc, captured.err, str(tmp_path / f"{name}.onnx")
+
+    ten, five = bare(10), bare(5)
+    rc, err, path = export(ten, "guessed")
+    assert rc == 0
+    assert f"note: {ten} does not record the data set it was trained on" in err
+    assert "records cifar10's input normalisation, guessed from its 10 classes" in err
+    assert "export again with --dataset imagenet2012" in err
+    meta = OnnxModel(path).metadata
+    assert meta["dataset"] == "cifar10" and meta["mean"] == pytest.approx(list(CIFAR_MEAN))
+    rc, err, path = export(five, "guessed5")
+    assert rc == 0 and "imagenet2012's input normalisation, guessed from its 5 classes" in err
+    assert "--dataset cifar10" in err and OnnxModel(path).metadata["dataset"] == "imagenet2012"
+
+    rc, err, path = export(ten, "told", "--dataset", "imagenet2012")
+    assert rc == 0 and err == ""
+    meta = OnnxModel(path).metadata
+    assert meta["dataset"] == "imagenet2012" and meta["mean"] == pytest.approx(list(IMAGENET_MEAN))
+
+    recorded = str(tmp_path / "recorded.ckpt")
+    ckpt_io.atomic_save({"model": MobileNetV1(class_num=10, width_mult=0.25).state_dict(),
+                         "config": {"dataset": "cifar10", "image_size": 32}}, recorded)
+    rc, err, _ = export(recorded, "recorded")
+    assert rc == 0 and err == ""
+    rc, err, path = export(recorded, "mislabelled", "--dataset", "imagenet2012")
+    assert rc == 1 and not os.path.exists(path)
+    assert f"--dataset imagenet2012: {recorded} was trained on cifar10" in err

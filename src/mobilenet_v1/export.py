@@ -15,6 +15,7 @@ import argparse
 import copy
 import math
 import os
+import sys
 import warnings
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -25,6 +26,7 @@ from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
 from .model import MobileNetV1
 from .onnx_io import OnnxModel, write_metadata
+from .predict import guess_dataset
 from .runtime import print0
 from .transforms import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD
 
@@ -32,6 +34,7 @@ from .transforms import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD
 OPSET = 18
 ATOL = 1e-4
 MINDSPORE_FORMATS = ("MINDIR", "AIR")
+DATASETS = ("cifar10", "imagenet2012")
 
 
 class ExportError(ValueError):
@@ -106,9 +109,16 @@ def max_difference(onnx_path: str, model: nn.Module, batch_sizes: Sequence[int],
 
 
 def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = None, width: Optional[int] = None,
-                      batch_size: int = 1, dynamic_batch: bool = True, atol: float = ATOL) -> Dict[str, Any]:
+                      batch_size: int = 1, dynamic_batch: bool = True, atol: float = ATOL,
+                      dataset: Optional[str] = None) -> Dict[str, Any]:
     """Export a checkpoint to ``file_name`` (``.onnx`` appended when missing) and check it; returns the
-    path, the input size and the largest difference from PyTorch per checked batch size."""
+    path, the input size, the largest difference from PyTorch per checked batch size and the data set
+    whose normalisation the file records.
+
+    That data set is the one the checkpoint's training configuration names. A file that records none
+    (a MindSpore ``.ckpt`` holds only tensors) takes ``dataset``, or else a guess from its class count
+    (``dataset_guessed`` in the result): cifar10 for 10 classes, as the seed's CIFAR-10 models have,
+    imagenet2012 otherwise. ``dataset`` other than the recorded one is an error."""
     # None means "the default"; 0 or less is a mistake, not a request for the default.
     bad = [f"--{name} {value}" for name, value in (("batch_size", batch_size), ("height", height), ("width", width))
            if value is not None and value < 1]
@@ -120,7 +130,12 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     ckpt = ckpt_io.load_file(path)
     model, args = model_from_checkpoint(ckpt, path)
     config = ckpt.get("config") or {}
-    dataset = config.get("dataset") or ("cifar10" if args["class_num"] == 10 else "imagenet2012")
+    recorded = config.get("dataset")
+    if dataset is not None and recorded not in (None, dataset):
+        raise ExportError(f"--dataset {dataset}: {path} was trained on {recorded} (its configuration says so), "
+                          f"whose inputs are normalised differently")
+    guessed = recorded is None and dataset is None
+    dataset = recorded or dataset or guess_dataset(args["class_num"])
     trained_size = int(config.get("image_size") or 224)
     height = trained_size if height is None else height
     width = trained_size if width is None else width
@@ -145,7 +160,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
             raise ExportError(f"{out_path}: ONNX Runtime's logits differ from PyTorch's by {worst:.3g} "
                               f"(more than {atol:g}); not a faithful export, not written{kept}")
     return {"path": out_path, "height": height, "width": width, "dynamic_batch": dynamic_batch,
-            "max_abs_diff": diffs, "bytes": os.path.getsize(out_path), "ckpt": path}
+            "max_abs_diff": diffs, "bytes": os.path.getsize(out_path), "ckpt": path, "dataset": dataset,
+            "dataset_guessed": guessed, "class_num": args["class_num"]}
 
 
 def mindspore_format_message(fmt: str) -> str:
@@ -168,6 +184,10 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--width", type=int, default=None, help="input width (default: the training image_size)")
     p.add_argument("--height", type=int, default=None, help="input height (default: the training image_size)")
     p.add_argument("--static_batch", action="store_true", help="fix the batch axis at --batch_size")
+    p.add_argument("--dataset", choices=DATASETS, default=None,
+                   help="whose input normalisation the file records, for a checkpoint that does not say (a "
+                        "MindSpore .ckpt); default: what the checkpoint records, else cifar10 for 10 classes "
+                        "and imagenet2012 otherwise")
     p.add_argument("--atol", type=float, default=ATOL, help=f"largest allowed logit difference ({ATOL:g})")
     p.add_argument("--config_path", default=None,
                    help="a config file (the seed's too) whose export keys (ckpt_file, file_name, file_format, "
@@ -198,7 +218,13 @@ def main(argv: Sequence[str]) -> int:
     except (TypeError, ValueError):
         raise ExportError(f"config file {a.config_path}: batch_size, width and height must be integers") from None
     result = export_checkpoint(a.ckpt_file, a.file_name or "mobilenetv1", height, width, batch_size,
-                               dynamic_batch=not a.static_batch, atol=a.atol)
+                               dynamic_batch=not a.static_batch, atol=a.atol, dataset=a.dataset)
+    if result["dataset_guessed"]:
+        other = next(d for d in DATASETS if d != result["dataset"])
+        print(f"mobilenet-v1 export: note: {result['ckpt']} does not record the data set it was trained on: "
+              f"{result['path']} records {result['dataset']}'s input normalisation, guessed from its "
+              f"{result['class_num']} classes; if it was trained otherwise, export again with --dataset {other}",
+              file=sys.stderr)
     diffs = ", ".join(f"batch {n}: {d:.2e}" for n, d in result["max_abs_diff"].items())
     print0(f"wrote {result['path']} ({result['bytes'] / 1e6:.2f} MB, input (N, 3, {result['height']}, "
            f"{result['width']}), batch {'dynamic' if result['dynamic_batch'] else batch_size}) from "
