@@ -285,3 +285,24 @@ def test_interval_keys_are_checked():
     with pytest.raises(ConfigError, match="log_interval must be >= 0"):
         load_config(["--log_interval=-2"])
     assert load_config([]).eval_interval == 0 and load_config([]).log_interval == 50
+
+
+def test_resume_from_a_mid_epoch_checkpoint_keeps_the_steps_it_holds(data_dir, tmp_path):
+    """A run resumed from mobilenetv1-2_4.ckpt (global step 16) supersedes the records after step 16,
+    not those of steps 13..16, which the checkpoint holds and the resumed run does not repeat."""
+    run = tmp_path / "run"
+    args = SMALL + [f"--dataset_path={data_dir}", "--epoch_size=2", "--log_interval=2", "--save_checkpoint_steps=4",
+                    "--keep_checkpoint_max=20", f"--save_checkpoint_path={run}"]
+    train.run(load_config(args))
+    full = read_metrics(str(run))
+    assert [r["step"] for r in full["steps"]] == list(range(2, 25, 2))
+    for name in ("mobilenetv1-2_8.ckpt", "mobilenetv1-2_12.ckpt"):  # as if killed after step 16
+        os.unlink(run / name)
+    result = train.run(load_config(args + ["--resume=auto"]))
+    assert result["resumed_from"] == str(run / "mobilenetv1-2_4.ckpt")
+    resumed = read_metrics(str(run))
+    assert [r["step"] for r in resumed["steps"]] == list(range(2, 25, 2))  # 14 and 16 were lost before
+    assert resumed["steps"][:8] == full["steps"][:8]
+    assert [r["epoch"] for r in resumed["epochs"]] == [1, 2]
+    starts = [json.loads(line) for line in (run / METRICS_FILE).read_text().splitlines() if '"start"' in line]
+    assert [(s["epoch"], s["step"]) for s in starts] == [(0, 0), (1, 16)]

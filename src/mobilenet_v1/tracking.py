@@ -104,7 +104,7 @@ class RunLogger:
 
     def __init__(self, run_dir: Optional[str], epochs: int, steps_per_epoch: int, start_epoch: int = 0,
                  log_interval: int = 50, preamble: str = "", progress: Optional[bool] = None,
-                 tensorboard: bool = True) -> None:
+                 tensorboard: bool = True, start_in_epoch: int = 0) -> None:
         self.active = runtime.is_rank0()
         self.run_dir = run_dir if self.active else None
         self.epochs = epochs
@@ -124,7 +124,9 @@ class RunLogger:
         self._log = runtime.add_log_file(os.path.join(self.run_dir, LOG_FILE))
         self._log.write(preamble)  # already printed before the folder existed
         self._log.flush()
-        start_step = start_epoch * steps_per_epoch
+        # A resume from a mid-epoch checkpoint continues after start_in_epoch steps of the next epoch:
+        # the records of those steps, which the checkpoint holds, stay.
+        start_step = start_epoch * steps_per_epoch + start_in_epoch
         if start_epoch > 0:
             self.best_top_1 = self._best_before(start_epoch)
         self._metrics = _open_for_append(os.path.join(self.run_dir, METRICS_FILE))

@@ -351,7 +351,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
 
     tracker = RunLogger(out_dir if cfg.save_checkpoint else None, cfg.epoch_size, steps_per_epoch,
-                        start_epoch, cfg.log_interval, early.getvalue())
+                        start_epoch, cfg.log_interval, early.getvalue(), start_in_epoch=start_step)
     runtime.remove_log_file(early)  # from here on print0 writes to the log itself
     if start_epoch >= cfg.epoch_size:
         print0(f"resume: training is complete ({cfg.epoch_size} epoch{'s' if cfg.epoch_size > 1 else ''}); "
