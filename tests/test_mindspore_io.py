@@ -218,6 +218,19 @@ def test_truncated_and_foreign_files_are_refused_naming_the_file(tmp_path):
         ckpt_io.load_file(str(tmp_path / "dims.ckpt"))
 
 
+def test_a_damaged_name_is_refused_naming_the_file(tmp_path, capsys):
+    """A flipped byte in a parameter's name makes it invalid UTF-8, which protobuf returns as bytes: a
+    clear error naming the file (it was a TypeError traceback from the name mapping)."""
+    data = mindspore_io.mindspore_bytes(seed_entries(trained_looking(4, 0.25)))
+    at = data.index(b"network.0.1.gamma")
+    (tmp_path / "name.ckpt").write_bytes(data[:at] + b"\xff" + data[at + 1:])
+    with pytest.raises(ckpt_io.CheckpointError, match=r"name\.ckpt: the name of entry 2 is not UTF-8 text "
+                                                      r"\(b'\\xffetwork\.0\.1\.gamma'\); the file is damaged"):
+        ckpt_io.load_file(str(tmp_path / "name.ckpt"))
+    assert cli.main(["convert", str(tmp_path / "name.ckpt"), str(tmp_path / "out.pt")]) == 1
+    assert "name.ckpt: the name of entry 2 is not UTF-8 text" in capsys.readouterr().err
+    assert not (tmp_path / "out.pt").exists()
+
 def test_dtypes_survive_and_unknown_types_are_refused(tmp_path):
     tensors = {"f16": torch.randn(3, 2).half(), "bf16": torch.randn(4).bfloat16(), "i64": torch.arange(5),
                "u8": torch.arange(6, dtype=torch.uint8), "b": torch.tensor([True, False]),

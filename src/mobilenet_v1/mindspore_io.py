@@ -202,7 +202,10 @@ def read_mindspore_ckpt(path: str) -> Tuple[Dict[str, torch.Tensor], List[str]]:
     # A parameter over 512 MB is written as several Values with the same tag and the full dims.
     parts: Dict[str, Tuple[List[int], str, List[bytes]]] = {}
     skipped: List[str] = []
-    for value in msg.value:
+    for number, value in enumerate(msg.value, 1):
+        if not isinstance(value.tag, str):  # protobuf hands a name that is not UTF-8 back as bytes
+            raise CheckpointError(f"checkpoint {path}: the name of entry {number} is not UTF-8 text "
+                                  f"({value.tag[:40]!r}); the file is damaged")
         kind = value.WhichOneof("value")
         if kind != "tensor":
             raise CheckpointError(f"checkpoint {path}: entry {value.tag} is a {kind or 'value without data'}, "
