@@ -371,7 +371,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
 
             def on_step(i: int, loss: torch.Tensor, step_lr: float, epoch: int = epoch) -> None:
                 nonlocal last_path
-                tracker.log_step(i, loss, step_lr, cfg.batch_size)
+                tracker.log_step(i, loss, step_lr, cfg.batch_size * dist.world_size)  # the job's images
                 if every and (epoch * steps_per_epoch + i + 1) % every == 0 and i + 1 < steps_per_epoch:
                     last_path = writer.save(epoch, i + 1)
 
@@ -397,7 +397,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                        f"({accuracy['eval_images']} images)" + (", best so far" if best else ""))
                 if best and cfg.save_checkpoint:
                     writer.save(done, 0, name=ckpt_io.BEST_NAME, extra={"metrics": accuracy})
-            tracker.log_epoch(done, result, float(lrs[-1]), accuracy)
+            # images_per_s is the job's: every rank's images (unreadable files may leave them unequal).
+            images = dist.all_reduce_counts({"images": result.images}, device)["images"]
+            tracker.log_epoch(done, dataclasses.replace(result, images=images), float(lrs[-1]), accuracy)
             if cfg.save_checkpoint and (done % cfg.save_checkpoint_epochs == 0 or done == cfg.epoch_size
                                         or (every and done * steps_per_epoch % every == 0)):
                 last_path = writer.save(done, 0)
