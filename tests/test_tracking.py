@@ -306,3 +306,18 @@ def test_resume_from_a_mid_epoch_checkpoint_keeps_the_steps_it_holds(data_dir, t
     assert [r["epoch"] for r in resumed["epochs"]] == [1, 2]
     starts = [json.loads(line) for line in (run / METRICS_FILE).read_text().splitlines() if '"start"' in line]
     assert [(s["epoch"], s["step"]) for s in starts] == [(0, 0), (1, 16)]
+
+
+def test_time_left_in_a_resumed_epoch_counts_only_the_steps_run(tmp_path, capsys, monkeypatch):
+    """An epoch resumed after 6 of its 10 steps, at 1 s a step: 2 steps run leave 2 s, not the 0.5 s
+    (2 s over 8 steps) of counting the 6 steps the checkpoint held as run in no time."""
+    clock = iter(range(100))
+    monkeypatch.setattr("mobilenet_v1.tracking.time.perf_counter", lambda: float(next(clock)))
+    logger = RunLogger(str(tmp_path), epochs=2, steps_per_epoch=10, start_epoch=0, log_interval=2,
+                       progress=False, tensorboard=False, start_in_epoch=6)
+    logger.begin_epoch(1, 6)
+    for i in (6, 7):
+        logger.log_step(i, torch.tensor(1.0), 0.1, 8)
+    logger.close()
+    assert "epoch 1/2 step 8/10: loss 1.0000, lr 0.1, 8.0 images/s, 0:00:02 left in epoch, 0:00:12 in run" \
+        in capsys.readouterr().out

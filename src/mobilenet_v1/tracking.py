@@ -114,7 +114,7 @@ class RunLogger:
         self.progress = (sys.stdout.isatty() if progress is None else progress) and self.active
         self.best_top_1 = -math.inf
         self._log = self._metrics = self._writer = self._bar = None
-        self._epoch = start_epoch
+        self._epoch, self._first_step = start_epoch, 0
         self._t0 = self._t_last = time.perf_counter()
         self._images = self._images_last = 0
         self._loss: Optional[float] = None
@@ -166,18 +166,19 @@ class RunLogger:
             for tag, value in values.items():
                 self._writer.add_scalar(tag, value, step)
 
-    def begin_epoch(self, epoch: int) -> None:
-        """Epoch ``epoch`` (counted from 1) starts."""
+    def begin_epoch(self, epoch: int, first_step: int = 0) -> None:
+        """Epoch ``epoch`` (counted from 1) starts, at its step ``first_step`` (a resumed epoch: the steps
+        before it were run by an earlier process and take no time here)."""
         if not self.active:
             return
-        self._epoch = epoch
+        self._epoch, self._first_step = epoch, first_step
         self._t0 = self._t_last = time.perf_counter()
         self._images = self._images_last = 0
         if self.progress:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch}/{self.epochs}", unit="step",
-                             leave=False, file=sys.stdout, dynamic_ncols=True, mininterval=0.5)
+            self._bar = tqdm(total=self.steps_per_epoch, initial=first_step, desc=f"epoch {epoch}/{self.epochs}",
+                             unit="step", leave=False, file=sys.stdout, dynamic_ncols=True, mininterval=0.5)
 
     def log_step(self, i: int, loss: torch.Tensor, lr: float, images: int) -> None:
         """Step ``i`` (0-based, within the epoch) is queued. Reads ``loss`` back only when a record is due."""
@@ -210,7 +211,7 @@ class RunLogger:
                      "loss": self._loss, "lr": lr, "images_per_s": round(rate, 2)})
         self._scalars({"train/loss": self._loss, "train/lr": lr, "train/images_per_s": rate}, step)
         if not last:  # the seed's epoch line follows the last step
-            per_step = elapsed / done  # training only: evaluations between epochs are not in it
+            per_step = elapsed / (done - self._first_step)  # training only: evaluations between epochs are not in it
             left = (self.steps_per_epoch - done) * per_step
             run_left = left + (self.epochs - self._epoch) * self.steps_per_epoch * per_step
             line = (f"epoch {self._epoch}/{self.epochs} step {done}/{self.steps_per_epoch}: loss {self._loss:.4f}, "

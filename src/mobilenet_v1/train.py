@@ -367,7 +367,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
             first = start_step if epoch == start_epoch else 0
             loader.set_epoch(epoch, first)
             lrs = lr[epoch * steps_per_epoch:(epoch + 1) * steps_per_epoch]
-            tracker.begin_epoch(epoch + 1)
+            tracker.begin_epoch(epoch + 1, first)
 
             def on_step(i: int, loss: torch.Tensor, step_lr: float, epoch: int = epoch) -> None:
                 nonlocal last_path
