@@ -326,3 +326,36 @@ def test_scripts_train_distributed_standalone_and_eval_on_the_demo_data(tmp_path
         r = run_script(name, *args, cwd=work)
         assert r.returncode != 0 and message in r.stderr, (name, args, r.stderr)
         assert "Usage: bash " + name in r.stderr
+
+
+def test_two_ranks_evaluate_the_checkpoint_rank_0_chose_in_a_folder(odd_cifar, tmp_path):
+    """eval --checkpoint_path FOLDER on 2 ranks while training goes on there: a checkpoint that lands
+    after rank 0 took the newest, but before rank 1 looked, must not be evaluated on rank 1's shard
+    (the summed counts would mix two models); rank 0 chooses and every rank loads that file."""
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.manual_seed(0)
+    cfg = load_config(TINY + ["--class_num=4"])
+    older = train.build_model(cfg)
+    ckpt_io.atomic_save({"model": older.state_dict(), "model_args": train.model_args(cfg)},
+                        str(run / "mobilenetv1-1_12.ckpt"))
+    newer = train.build_model(cfg)
+    with torch.no_grad():  # predicts class 1 for every image (the untrained older one: 3)
+        newer.fc.weight.zero_()
+        newer.fc.bias.copy_(torch.tensor([0.0, 100.0, 0.0, 0.0]))
+    ckpt_io.atomic_save({"model": newer.state_dict(), "model_args": train.model_args(cfg)},
+                        str(tmp_path / "newer.ckpt"))
+    opts = TINY + [f"--dataset_path={odd_cifar}", "--batch_size=8", f"--checkpoint_path={run}", "--json"]
+    single = evaluate.run(load_config(opts[:-1]))
+    assert single["ckpt"] == str(run / "mobilenetv1-1_12.ckpt")
+    env = child_env(MARK=str(tmp_path / "mark"), FOLDER=str(run), NEWER=str(tmp_path / "newer.ckpt"),
+                    NEWER_NAME="mobilenetv1-2_12.ckpt")
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        os.path.join(ROOT, "tests", "eval_worker.py"), *opts], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert (run / "mobilenetv1-2_12.ckpt").is_file()  # it did land during the evaluation
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["ckpt"] == single["ckpt"] and result["total"] == 41
+    assert result["top_1_accuracy"] == single["top_1_accuracy"]
+    assert result["top_5_accuracy"] == single["top_5_accuracy"]

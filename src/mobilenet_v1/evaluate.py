@@ -75,7 +75,17 @@ def trained_size(cfg: Config, ckpt: Dict, path: str, given: Optional[Set[str]]) 
 def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = None) -> Dict[str, float]:
     if not cfg.checkpoint_path:
         raise ValueError("checkpoint_path is not set: pass --checkpoint_path CKPT")
-    path = ckpt_io.resolve_checkpoint_path(cfg.checkpoint_path)
+    # A run folder stands for its newest checkpoint, which may change while training goes on there:
+    # rank 0 chooses and every rank evaluates that file (summed counts of two models mean nothing).
+    path, error = "", None
+    if dist.is_rank0:
+        try:
+            path = ckpt_io.resolve_checkpoint_path(cfg.checkpoint_path)
+        except ckpt_io.CheckpointError as e:  # the other ranks must not wait for a choice that never comes
+            error = str(e)
+    path, error = dist.broadcast_object((path, error))
+    if error is not None:
+        raise ckpt_io.CheckpointError(error)
     if is_onnx_file(path):
         model, device, precision, opts = onnx_model_and_data(cfg, path)
         classes = model.metadata.get("classes")
