@@ -146,6 +146,23 @@ def test_depthwise_taps_run_only_when_compiled_and_asked(monkeypatch):
         assert torch.allclose(g, p.grad, rtol=1e-10, atol=1e-12)
 
 
+def test_flipped_frame_is_taken_under_compile_but_not_export(monkeypatch):
+    """torch.compile materialises an uneven SAME pad before cuDNN's conv as eager PyTorch does, so a
+    compiled training step runs in the flipped frame too; torch.export and traces get the direct path."""
+    calls = []
+    real = Conv2dSame.forward_flipped
+    monkeypatch.setattr(Conv2dSame, "forward_flipped", lambda self, x: calls.append(self) or real(self, x))
+    model = MobileNetV1(class_num=4, width_mult=0.25).train()
+    x = torch.randn(2, 3, 32, 32)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    model(x)
+    assert len(calls) == 27
+    calls.clear()
+    monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)
+    model(x)
+    assert calls == []
+
+
 def test_relu6_in_training_matches_pytorch_relu6_values_and_gradients():
     relu6 = MobileNetV1(class_num=2, width_mult=0.25).network[0][2]
     x = torch.randn(4, 8, 5, 5, dtype=torch.float64) * 5

@@ -162,6 +162,11 @@ class ReLU6(nn.ReLU6):
         return F.relu6(x, inplace=True)
 
 
+def _not_exporting() -> bool:
+    """Not inside torch.export or a TorchScript trace (torch.compile is fine)."""
+    return not (torch.compiler.is_exporting() or torch.jit.is_tracing() or torch.jit.is_scripting())
+
+
 def _eager() -> bool:
     """Not inside torch.compile, torch.export or a TorchScript trace."""
     return not (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting())
@@ -237,7 +242,9 @@ class MobileNetV1(nn.Module):
         A training step with SAME padding runs the layers on the input flipped in height and width
         (:meth:`Conv2dSame.forward_flipped`) and flips the small final map back: BatchNorm, ReLU6 and
         the 1x1 convs do not care, and the 3x3 convs then need no padded copy of their inputs, forward
-        or backward. Same result up to float rounding; evaluation and export take the direct path.
+        or backward, eagerly and under torch.compile (whose Inductor cannot fold an uneven pad into a
+        cuDNN conv either). Same result up to float rounding; evaluation (no gradients), torch.export and
+        TorchScript traces take the direct path.
         Forward hooks on the 27 ``network[k]`` blocks therefore fire in evaluation only; hooks on the
         BatchNorm and ReLU6 modules fire in both (and see flipped maps in training).
         """
@@ -245,7 +252,7 @@ class MobileNetV1(nn.Module):
             for conv, bn, act in self.network:
                 x = act(bn(depthwise_taps(x, conv) if conv.groups > 1 else conv(x)))
             return x
-        if self.padding != "same" or not (self.flip_same and torch.is_grad_enabled() and _eager()):
+        if self.padding != "same" or not (self.flip_same and torch.is_grad_enabled() and _not_exporting()):
             return self.network(x)
         x = x.flip(-2, -1)
         for conv, bn, act in self.network:
