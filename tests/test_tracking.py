@@ -279,6 +279,30 @@ def test_continuation_keeps_history_and_best(tmp_path):
     assert runtime._log_files == []  # closed loggers stop copying print0 into their log.txt
 
 
+def test_continuation_keeps_the_checkpoints_own_step_in_tensorboard(tmp_path):
+    """A run resumed after epoch 1 (step 10) hides what a crashed run logged after step 10 from TensorBoard,
+    and keeps epoch 1's evaluation, logged at step 10 itself."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    first = RunLogger(str(tmp_path), epochs=2, steps_per_epoch=10, log_interval=5, progress=False)
+    for epoch in (1, 2):  # the crashed run got through epoch 2 before its checkpoint was lost
+        first.begin_epoch(epoch)
+        for i in range(10):
+            first.log_step(i, torch.tensor(float(epoch)), 0.1, 8)
+        first.log_epoch(epoch, EpochResult(1.0, 1.0, 10, 1.0, 80), 0.1, {"top_1": 0.5 * epoch, "top_5": 1.0})
+    first.close()
+    again = RunLogger(str(tmp_path), epochs=2, steps_per_epoch=10, start_epoch=1, log_interval=5, progress=False)
+    again.begin_epoch(2)
+    for i in range(10):
+        again.log_step(i, torch.tensor(3.0), 0.1, 8)
+    again.log_epoch(2, EpochResult(3.0, 3.0, 10, 1.0, 80), 0.1, {"top_1": 0.9, "top_5": 1.0})
+    again.close()
+    acc = EventAccumulator(str(tmp_path))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("eval/top_1")] == [(10, 0.5), (20, pytest.approx(0.9))]
+    assert [(e.step, e.value) for e in acc.Scalars("train/loss")] == [(5, 1.0), (10, 1.0), (15, 3.0), (20, 3.0)]
+
+
 def test_interval_keys_are_checked():
     with pytest.raises(ConfigError, match="eval_interval must be >= 0"):
         load_config(["--eval_interval=-1"])

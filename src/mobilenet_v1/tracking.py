@@ -153,8 +153,9 @@ class RunLogger:
         except ImportError:
             runtime.print0(f"TensorBoard files are off: the tensorboard package is not installed ({TB_INSTALL_HINT})")
             return None
-        # purge_step: TensorBoard hides what earlier runs in this folder logged from this step on.
-        return SummaryWriter(log_dir=self.run_dir, purge_step=start_step)
+        # purge_step: TensorBoard hides what earlier runs in this folder logged from this step on. The
+        # checkpoint's own step stays: its records (an epoch's eval/top_1) are the ones this run continues.
+        return SummaryWriter(log_dir=self.run_dir, purge_step=start_step + 1)
 
     def _write(self, record: Dict[str, Any]) -> None:
         if self._metrics is not None:
