@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one prepared call on a lent GPU machine (nothing installed there: PYTHONPATH=src).
-# Parts run in order of importance, each under its own time limit (about 545 s in all, inside one
+# Parts run in order of importance, each under its own time limit (about 585 s in all, inside one
 # 600 s call), so one that runs long leaves the others their figures.
 #   bash benchmarks/gpu_session.sh        (writes logs and JSON under $OUT)
 set -u
@@ -16,12 +16,12 @@ echo "== nvJPEG and the caller's stream: torchvision's decode against ours (drai
 timeout 30 python3 benchmarks/nvjpeg_stream_check.py --rounds 60 --json "$OUT/nvjpeg_stream.json" 2>&1 \
   | tail -8 | tee "$OUT/nvjpeg_stream.log"
 
-echo "== step, compiled (batch 256, bf16, channels_last): ours vs timm, vs ours before the flipped frame (plain), vs taps"
-timeout 250 python3 benchmarks/train_throughput.py --modes default --plain --taps \
+echo "== step, compiled (batch 256, bf16, channels_last): ours vs timm, vs ours before the flipped frame (plain)"
+timeout 200 python3 benchmarks/train_throughput.py --modes default --plain \
   --json "$OUT/step.json" 2>&1 | grep -v Warning | tail -8 | tee "$OUT/step.log"
 
 echo "== input pipeline: CPU workers vs GPU, GPU with fewer workers, stages in one thread"
-timeout 85 python3 benchmarks/input_pipeline.py --images 8192 --passes 2 --gpu_workers 8 \
+timeout 100 python3 benchmarks/input_pipeline.py --images 8192 --passes 2 --gpu_workers 8 \
   --json "$OUT/input_pipeline.json" 2>&1 | tail -14 | tee "$OUT/input_pipeline.log"
 
 echo "== end-to-end train from JPEGs (GPU pipeline, compiled): loader stream high priority, then default"
@@ -36,4 +36,7 @@ timeout 30 bash -c "python3 -m mobilenet_v1 train --dataset imagenet2012 --datas
     --batch_size 128 --epoch_size 1 --device_target GPU --save_checkpoint_path /tmp/smoke2 --num_workers 8 && \
   python3 -m mobilenet_v1 eval --dataset imagenet2012 --dataset_path $DATA --checkpoint_path /tmp/smoke2 \
     --device_target GPU --num_workers 8 --json" 2>&1 | grep -E "epoch: |Epoch time|top_1|rror" | tail -5 | tee "$OUT/smoke2.log"
+echo "== step, compiled: the depthwise-taps experiment against ours (last: two more cold compiles)"
+timeout 75 python3 benchmarks/train_throughput.py --modes default --taps --no-timm \
+  --json "$OUT/step_taps.json" 2>&1 | grep -v Warning | tail -6 | tee "$OUT/step_taps.log"
 echo "== done"

@@ -256,6 +256,7 @@ def main():
         e2e_rows = []
         from mobilenet_v1.data import BackgroundBatches
 
+        default_priority = BackgroundBatches.stream_priority
         for pipeline in args.e2e_pipelines.split(","):
             priorities = [int(v) for v in args.e2e_stream_priority.split(",")] if pipeline == "gpu" else [None]
             for priority in priorities:
@@ -263,7 +264,10 @@ def main():
                 if priority is not None:
                     BackgroundBatches.stream_priority = priority
                     name = f"gpu, loader stream priority {priority}" if len(priorities) > 1 else pipeline
-                rate = bench_end_to_end(args, device, args.data_dir, pipeline)
+                try:
+                    rate = bench_end_to_end(args, device, args.data_dir, pipeline)
+                finally:
+                    BackgroundBatches.stream_priority = default_priority
                 payload["end_to_end"][name] = rate
                 e2e_rows.append({"pipeline": name, "train img/s": f"{rate:,.0f}"})
                 print(e2e_rows[-1], flush=True)
