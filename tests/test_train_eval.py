@@ -79,6 +79,19 @@ def test_load_model_of_a_run_folder_is_its_newest_checkpoint(tmp_path):
         load_model(str(tmp_path / "empty"))
 
 
+def test_eval_of_an_unlistable_run_folder_is_a_checkpoint_error(tmp_path, monkeypatch):
+    """Rank 0 turns an OSError of listing the folder into the error it hands the other ranks (raised
+    past the broadcast, it left them waiting for a choice that never came)."""
+    (tmp_path / "run").mkdir()
+
+    def unreadable(folder):
+        raise PermissionError(13, "Permission denied", folder)
+
+    monkeypatch.setattr(ckpt_io, "list_checkpoints", unreadable)
+    with pytest.raises(ckpt_io.CheckpointError, match=r"checkpoint_path .*run: cannot list it: Permission denied"):
+        evaluate_mod.run(load_config([f"--checkpoint_path={tmp_path / 'run'}", f"--dataset_path={tmp_path}"]))
+
+
 def test_load_refuses_wrong_shapes_and_names(tmp_path):
     state = MobileNetV1(class_num=6, width_mult=0.5).state_dict()
     state["network.3.0.weight"] = torch.zeros(5, 1, 3, 3)
