@@ -144,6 +144,10 @@ def test_depthwise_taps_run_only_when_compiled_and_asked(monkeypatch):
     assert torch.allclose(out, direct, rtol=0, atol=1e-12)
     for g, p in zip(direct_grads, model.parameters()):
         assert torch.allclose(g, p.grad, rtol=1e-10, atol=1e-12)
+    calls.clear()
+    monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)  # an exported graph keeps the convs
+    model(x)
+    assert calls == []
 
 
 def test_flipped_frame_is_taken_under_compile_but_not_export(monkeypatch):

@@ -248,7 +248,8 @@ class MobileNetV1(nn.Module):
         Forward hooks on the 27 ``network[k]`` blocks therefore fire in evaluation only; hooks on the
         BatchNorm and ReLU6 modules fire in both (and see flipped maps in training).
         """
-        if self.depthwise_taps and torch.compiler.is_compiling():
+        # The taps experiment runs in the direct frame (its pads are element-wise work Inductor fuses).
+        if self.depthwise_taps and torch.compiler.is_compiling() and not torch.compiler.is_exporting():
             for conv, bn, act in self.network:
                 x = act(bn(depthwise_taps(x, conv) if conv.groups > 1 else conv(x)))
             return x
