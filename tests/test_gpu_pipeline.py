@@ -78,8 +78,8 @@ def test_gpu_pipeline_draws_the_cpu_pipelines_boxes(image_folder):
 
 def test_workers_draw_the_training_crops_from_the_file_header(image_folder):
     """Loader workers draw each training sample's box and flip from the size in its JPEG header (or
-    the image they decoded themselves); the batch is the same as when drawn after decoding, and a
-    draw made for another size than the decoded image's is not used."""
+    the image they decoded themselves); the batch is the same as when drawn after decoding, a draw made
+    for the decoded image's size is what the crop follows, and one made for another size is not used."""
     folder = str(image_folder / "train")
     samples, _ = find_images(folder)
     batch = collate_encoded([EncodedImageDataset(samples, train=True)[(i, 500 + i)] for i in range(len(samples))])
@@ -93,6 +93,9 @@ def test_workers_draw_the_training_crops_from_the_file_header(image_folder):
     assert torch.equal(loader.transform(images, batch.seeds, batch.draws), after_decoding)
     other_size = [CropDraw((d.size[0] + 1, d.size[1]), (0, 0, 2, 2), not d.flip) for d in batch.draws]
     assert torch.equal(loader.transform(images, batch.seeds, other_size), after_decoding)
+    same_size = [CropDraw(d.size, (0, 0, 2, 2), d.flip) for d in batch.draws]  # a draw that fits is used
+    taken = loader.transform(images, batch.seeds, same_size)
+    assert all(not torch.equal(a, b) for a, b in zip(taken, after_decoding))
     assert EncodedImageDataset(samples)[(0, 1)][-1] is None  # evaluation: nothing to draw
 
 
