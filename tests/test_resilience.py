@@ -385,6 +385,38 @@ def test_a_fresh_run_moves_an_earlier_runs_checkpoints_aside_intact(cifar_dir, t
     assert sorted(os.listdir(run / "earlier-run-2")) == ["mobilenetv1-1_12.ckpt"]
 
 
+def test_a_restarted_job_given_resume_file_continues_from_its_own_newer_checkpoint(cifar_dir, tmp_path, capsys,
+                                                                                  monkeypatch, one_thread):
+    """torchrun --max-restarts runs the same command line again: with --resume FILE the restarted job
+    went back to FILE and lost the epochs it had saved since. It now takes its own newer checkpoint;
+    FILE still wins over older ones, and a first attempt (no restart) takes FILE as asked."""
+    first, run = tmp_path / "first", tmp_path / "run"
+    assert cli.main(["train", *run_args(cifar_dir, first, "--epoch_size=1")]) == 0
+    start = str(first / "mobilenetv1-1_12.ckpt")
+    args = run_args(cifar_dir, run, "--epoch_size=3", "--save_checkpoint_epochs=1", "--keep_checkpoint_max=5",
+                    f"--resume={start}")
+    assert train.run(load_config(args))["resumed_from"] == start
+    os.unlink(run / "mobilenetv1-3_12.ckpt")  # killed in epoch 3
+    assert train.run(load_config(args))["resumed_from"] == start  # no restart: as asked
+    os.unlink(run / "mobilenetv1-3_12.ckpt")
+    restarted = train.distributed.Context(restarted=1)
+    monkeypatch.setattr(train.distributed, "setup", lambda *a, **k: restarted)
+    capsys.readouterr()
+    assert train.run(load_config(args))["resumed_from"] == str(run / "mobilenetv1-2_12.ckpt")
+    assert "torchrun restart 1: run/mobilenetv1-2_12.ckpt, saved by this job" in capsys.readouterr().out.replace(
+        str(tmp_path) + os.sep, "")
+    for name in ("mobilenetv1-2_12.ckpt", "mobilenetv1-3_12.ckpt"):
+        os.unlink(run / name)  # only a checkpoint before FILE's is left
+    os.rename(first / "mobilenetv1-1_12.ckpt", tmp_path / "start.ckpt")
+    older = cli.main(["train", *run_args(cifar_dir, first, "--epoch_size=1", "--save_checkpoint_steps=6",
+                                         "--keep_checkpoint_max=5")])
+    assert older == 0 and (first / "mobilenetv1-1_6.ckpt").is_file()
+    os.replace(first / "mobilenetv1-1_6.ckpt", run / "mobilenetv1-1_6.ckpt")
+    back = run_args(cifar_dir, run, "--epoch_size=3", "--save_checkpoint_epochs=1", "--keep_checkpoint_max=5",
+                    f"--resume={tmp_path / 'start.ckpt'}")
+    assert train.run(load_config(back))["resumed_from"] == str(tmp_path / "start.ckpt")
+
+
 def test_a_refused_resume_leaves_the_runs_config_yaml(cifar_dir, tmp_path, capsys, one_thread):
     run = tmp_path / "run"
     assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=1")]) == 0

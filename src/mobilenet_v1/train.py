@@ -169,12 +169,16 @@ def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, 
 
 
 def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: str,
-                dist: Optional[distributed.Context] = None,
-                classes: Optional[List[str]] = None) -> Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]]:
+                dist: Optional[distributed.Context] = None, classes: Optional[List[str]] = None,
+                restarted: int = 0) -> Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]]:
     """The checkpoint ``--resume`` names (``auto``: the newest valid one in the run's checkpoint folder
     ``run_dir``; a folder: its newest valid one; a file: that one), validated against this run. Prints
     which one and why newer ones were passed over. Returns ("", None, (0, 0)) when ``auto`` finds no
-    checkpoint. In a distributed run rank 0 chooses and every rank loads the file it chose."""
+    checkpoint. In a distributed run rank 0 chooses and every rank loads the file it chose.
+
+    ``restarted`` (torchrun restarted the job, which runs the same command line again): a file named by
+    ``--resume`` gives way to a valid checkpoint in ``run_dir`` further on, one this job saved before
+    the restart; going back to the file would throw that work away."""
     def validate(ckpt: Dict[str, Any], path: str) -> Tuple[int, int]:
         return ckpt_io.validate_training_checkpoint(ckpt, path, model, optimizer, steps_per_epoch, classes)
 
@@ -183,7 +187,8 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
         error = None
         if dist.is_rank0:
             try:
-                found = find_resume(cfg, model, optimizer, steps_per_epoch, run_dir, classes=classes)
+                found = find_resume(cfg, model, optimizer, steps_per_epoch, run_dir, classes=classes,
+                                    restarted=dist.restarted)
             except (ValueError, OSError) as e:  # the other ranks must not wait for a choice that never comes
                 error = e
         chosen, message = dist.broadcast_object((found[0], str(error) if error else None))
@@ -209,7 +214,14 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
             return "", None, (0, 0)
         return path, ckpt, position
     ckpt = ckpt_io.load_file(cfg.resume)
-    return cfg.resume, ckpt, validate(ckpt, cfg.resume)
+    position = validate(ckpt, cfg.resume)
+    if restarted and os.path.isdir(run_dir):
+        path, saved, further, _ = ckpt_io.find_resume_checkpoint(run_dir, validate)
+        if path is not None and further > position:
+            print0(f"resume {cfg.resume}: torchrun restart {restarted}: {path}, saved by this job since it "
+                   f"started from that file, is further on")
+            return path, saved, further
+    return cfg.resume, ckpt, position
 
 
 def restore_moments(cfg: Config, source: Dict[str, Any], model, optimizer, skipped: List[str],
@@ -275,8 +287,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
     if dist.enabled:
         print0(dist.describe(cfg.batch_size))
     if dist.restarted:
+        given_file = cfg.resume != "auto" and not os.path.isdir(cfg.resume)
         print0(f"torchrun restart {dist.restarted}: continuing from the newest complete checkpoint in {out_dir} "
-               f"(--resume {cfg.resume})")
+               + (f"if it is further on than --resume {cfg.resume}" if given_file else f"(--resume {cfg.resume})"))
     loader = build_loader(data_options(cfg, device), train=True, device=device, drop_last=True, **dist.shard())
     # Built before training so that a missing eval split stops the run at once, not epochs later.
     # An image folder's eval split takes the training split's labels (a folder of another name is an error).
@@ -323,7 +336,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
     resumed_from = ""
     if cfg.resume:
         resumed_from, ckpt, (done_epochs, in_epoch) = find_resume(cfg, model, optimizer, steps_per_epoch, out_dir,
-                                                                         dist, loader.classes)
+                                                                         dist, loader.classes, dist.restarted)
         if ckpt is not None:
             restore_training_state(ckpt, resumed_from, model, optimizer, scaler, guard)
             start_epoch, start_step, rng = done_epochs, in_epoch, ckpt["rng"]
