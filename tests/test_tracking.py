@@ -303,6 +303,15 @@ def test_continuation_keeps_the_checkpoints_own_step_in_tensorboard(tmp_path):
     assert [(e.step, e.value) for e in acc.Scalars("train/loss")] == [(5, 1.0), (10, 1.0), (15, 3.0), (20, 3.0)]
 
 
+def test_a_logger_that_cannot_open_its_files_leaves_nothing_registered(tmp_path):
+    (tmp_path / METRICS_FILE).mkdir()  # metrics.jsonl cannot be opened
+    with pytest.raises(OSError):
+        RunLogger(str(tmp_path), epochs=1, steps_per_epoch=10, tensorboard=False)
+    assert runtime._log_files == []  # print0 no longer copies into that folder's log.txt
+    runtime.print0("after the failed start")
+    assert "after the failed start" not in (tmp_path / "log.txt").read_text()
+
+
 def test_interval_keys_are_checked():
     with pytest.raises(ConfigError, match="eval_interval must be >= 0"):
         load_config(["--eval_interval=-1"])

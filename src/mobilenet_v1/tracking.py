@@ -122,17 +122,21 @@ class RunLogger:
             return
         os.makedirs(self.run_dir, exist_ok=True)
         self._log = runtime.add_log_file(os.path.join(self.run_dir, LOG_FILE))
-        self._log.write(preamble)  # already printed before the folder existed
-        self._log.flush()
-        # A resume from a mid-epoch checkpoint continues after start_in_epoch steps of the next epoch:
-        # the records of those steps, which the checkpoint holds, stay.
-        start_step = start_epoch * steps_per_epoch + start_in_epoch
-        if start_epoch > 0:
-            self.best_top_1 = self._best_before(start_epoch)
-        self._metrics = _open_for_append(os.path.join(self.run_dir, METRICS_FILE))
-        self._write({"kind": "start", "epoch": start_epoch, "step": start_step, "time": round(time.time(), 3)})
-        if tensorboard:
-            self._writer = self._open_tensorboard(start_step)
+        try:
+            self._log.write(preamble)  # already printed before the folder existed
+            self._log.flush()
+            # A resume from a mid-epoch checkpoint continues after start_in_epoch steps of the next epoch:
+            # the records of those steps, which the checkpoint holds, stay.
+            start_step = start_epoch * steps_per_epoch + start_in_epoch
+            if start_epoch > 0:
+                self.best_top_1 = self._best_before(start_epoch)
+            self._metrics = _open_for_append(os.path.join(self.run_dir, METRICS_FILE))
+            self._write({"kind": "start", "epoch": start_epoch, "step": start_step, "time": round(time.time(), 3)})
+            if tensorboard:
+                self._writer = self._open_tensorboard(start_step)
+        except BaseException:
+            self.close()  # or print0 would go on copying this process's output into a run that never started
+            raise
 
     def _best_before(self, start_epoch: int) -> float:
         """A continuation keeps the best top-1 its earlier epochs reached, if their best checkpoint is there."""
