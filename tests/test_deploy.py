@@ -11,13 +11,13 @@ import torch
 from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import cli, evaluate, train
 from mobilenet_v1.config import load_config
-from mobilenet_v1.data import DataOptions, build_loader, load_cifar
+from mobilenet_v1.data import BadSampleWarning, DataOptions, build_loader, load_cifar
 from mobilenet_v1.demo import write_demo_data
 from mobilenet_v1.export import export_checkpoint
 from mobilenet_v1.model import MobileNetV1
 from mobilenet_v1.onnx_io import OnnxModel, is_onnx_file
 from mobilenet_v1.predict import class_names, load_predictor
-from mobilenet_v1.quantize import compare_top1
+from mobilenet_v1.quantize import calibration_loader, compare_top1
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
@@ -303,6 +303,26 @@ def test_static_batch_calibration_uses_whole_batches_and_says_how_many(cifar_dir
     assert err == ""
     assert "activation ranges from 15 training images" in out and "on those 15 images:" in out
     assert recorded.endswith("min/max over 15 images")
+
+
+def test_static_batch_calibration_regroups_batches_shortened_by_unreadable_files(image_folder):
+    """A loader batch that lost an unreadable file held 3 images, which a graph exported with a static
+    batch of 4 refuses (the fp32/INT8 comparison failed in ONNX Runtime; calibration skipped it): the
+    readable images are regrouped into whole batches."""
+    (image_folder / "train" / "n02" / "cut.JPEG").write_bytes(b"\xff\xd8\xff\xe0 cut short")  # 16 files, 15 readable
+
+    def batches():
+        return list(calibration_loader("imagenet2012", str(image_folder), 32, 12, seed=3, batch_size=4,
+                                       num_workers=0, static_batch=True, max_bad_samples=1))
+
+    with pytest.warns(BadSampleWarning, match="cut.JPEG"):
+        first = batches()
+    assert [x.shape[0] for x, _ in first] == [4, 4, 4] and [y.shape[0] for _, y in first] == [4, 4, 4]
+    images = torch.cat([x for x, _ in first]).flatten(1)
+    assert torch.unique(images, dim=0).shape[0] == 12  # twelve different images, none repeated
+    with pytest.warns(BadSampleWarning):
+        again = batches()
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(first, again))  # calibration and comparison agree
 
 
 def test_export_of_a_file_without_its_data_set_says_what_it_guessed_and_takes_dataset(tmp_path, capsys):

@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 import tempfile
-from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -40,28 +40,46 @@ def whole_batches(count: int, batch_size: int) -> int:
 
 
 def calibration_loader(dataset: str, calib_data: str, image_size: int, count: int, seed: int,
-                       batch_size: int = CALIB_BATCH, num_workers: int = -1,
-                       static_batch: bool = False) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+                       batch_size: int = CALIB_BATCH, num_workers: int = -1, static_batch: bool = False,
+                       max_bad_samples: int = -1) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
     """``count`` training images chosen at random (``seed``) with their labels, as normalised float32
     NCHW batches on the CPU made by the evaluation transforms (resize, and centre crop for ImageNet
-    folders; normalisation).
+    folders; normalisation). Unreadable files are skipped as in training (``max_bad_samples``).
 
     ``static_batch``: every batch holds exactly ``batch_size`` images (``count`` must be a multiple of it,
-    see :func:`whole_batches`); a data set of fewer images than ``count`` ends at its last whole batch.
-    Calibration and the comparison after it then see the same images."""
+    see :func:`whole_batches`), also where skipped files shortened a batch of the loader; a data set of
+    fewer images than ``count`` ends at its last whole batch. Calibration and the comparison after it
+    then see the same images."""
     if static_batch and count % batch_size:
         raise ValueError(f"calibration_loader: {count} images are not whole batches of {batch_size}")
     opts = DataOptions(dataset=dataset, dataset_path=calib_data, batch_size=batch_size, image_size=image_size,
-                       seed=seed, num_workers=num_workers, channels_last=False, flip=False, pipeline="cpu")
+                       seed=seed, num_workers=num_workers, channels_last=False, flip=False, pipeline="cpu",
+                       max_bad_samples=max_bad_samples)
     loader = build_loader(opts, train=False, device=torch.device("cpu"), drop_last=static_batch, split="train",
                           shuffle=True)
     taken = 0
-    for x, y in loader:
+    for x, y in (_whole_batches_of(loader, batch_size) if static_batch else loader):
         x, y = x[: count - taken], y[: count - taken]
         taken += x.shape[0]
         yield x, y
         if taken >= count:
             return
+
+
+def _whole_batches_of(batches: Iterable[Tuple[torch.Tensor, torch.Tensor]],
+                      size: int) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    """``batches`` regrouped into batches of exactly ``size``; the images left over at the end are dropped."""
+    xs: List[torch.Tensor] = []
+    ys: List[torch.Tensor] = []
+    held = 0
+    for x, y in batches:
+        xs.append(x)
+        ys.append(y)
+        held += x.shape[0]
+        while held >= size:
+            x_all, y_all = torch.cat(xs), torch.cat(ys)
+            yield x_all[:size], y_all[:size]
+            xs, ys, held = [x_all[size:]], [y_all[size:]], held - size
 
 
 def _reader(batches: Iterator[Tuple[torch.Tensor, torch.Tensor]], input_name: str, fixed_batch: Optional[int]):
