@@ -12,6 +12,7 @@ classes tie and flip predictions for almost no speed.
 """
 import argparse
 import os
+import platform
 import sys
 import tempfile
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -31,6 +32,21 @@ CALIB_BATCH = 16
 
 class QuantizeError(ValueError):
     """A quantization that cannot be done; the message names the file or option."""
+
+
+def x86_without_vnni(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this is an x86-64 CPU whose flags (Linux's ``cpuinfo``) show no VNNI. ONNX Runtime's u8 x s8
+    kernels there (AVX2, AVX-512 without VNNI) add pairs of products in 16 bits, which saturate for
+    full-range weights: a model quantized for other CPUs can lose several points of top-1 on this one.
+    False where it cannot tell (another OS, no flags line)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
+    except OSError:
+        return False
+    return flags is not None and not {"avx512_vnni", "avx_vnni"} & set(flags)
 
 
 def whole_batches(count: int, batch_size: int) -> int:
@@ -132,8 +148,9 @@ def quantize_file(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torc
             raise QuantizeError("no calibration images were read")
         proto = onnx.load(out)
     meta = read_metadata({p.key: p.value for p in source_proto.metadata_props})
-    meta["quantization"] = (f"INT8 static, QDQ, {'per-channel' if per_channel else 'per-tensor'} int8 weights, "
-                            f"uint8 activations, min/max over {reader.images} images")
+    meta["quantization"] = (f"INT8 static, QDQ, {'per-channel' if per_channel else 'per-tensor'} int8 weights"
+                            f"{' (7-bit range)' if reduce_range else ''}, uint8 activations, "
+                            f"min/max over {reader.images} images")
     write_metadata(proto, meta)
     with ckpt_io.atomic_write(dst) as f:
         f.write(proto.SerializeToString())
@@ -203,6 +220,12 @@ def main(argv: Sequence[str]) -> int:
         print(f"mobilenet-v1 quantize: note: {a.onnx} takes batches of exactly {batch} images (exported with "
               f"--static_batch): calibrating on {count} images, --calib_images {a.calib_images} rounded up to "
               f"{count // batch} whole batches", file=sys.stderr)
+
+    if not a.reduce_range and x86_without_vnni():
+        print(f"mobilenet-v1 quantize: note: this x86 CPU has no VNNI, where ONNX Runtime's u8 x s8 products "
+              f"saturate with full-range weights: the comparison below is this CPU's, and an INT8 file meant for "
+              f"x86 CPUs without VNNI wants --reduce_range (ARM and VNNI CPUs run the full range as it is)",
+              file=sys.stderr)
 
     def batches():
         return calibration_loader(dataset, a.calib_data, hw[0], count, a.seed, batch, a.num_workers,
