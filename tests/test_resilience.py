@@ -417,6 +417,30 @@ def test_a_restarted_job_given_resume_file_continues_from_its_own_newer_checkpoi
     assert train.run(load_config(back))["resumed_from"] == str(tmp_path / "start.ckpt")
 
 
+def test_a_resume_moves_a_best_checkpoint_saved_after_it_aside(cifar_dir, tmp_path, capsys, one_thread):
+    """Resumed from epoch 1 of a run whose best checkpoint came from epoch 3, the resumed run's history
+    (epochs 1, 2, ...) no longer holds epoch 3: that best.ckpt moves, byte for byte, into
+    earlier-run-1/, and the next evaluation saves this run's own. One saved before the resume stays."""
+    run = tmp_path / "run"
+    args = run_args(cifar_dir, run, "--epoch_size=3", "--save_checkpoint_epochs=1", "--keep_checkpoint_max=5",
+                    "--eval_interval=1")
+    assert cli.main(["train", *args]) == 0
+    superseded = ckpt_io.load_file(str(run / "mobilenetv1-3_12.ckpt"))
+    superseded["metrics"] = {"top_1": 1.0, "top_5": 1.0}  # unbeatable: left in place, it would stay the best
+    ckpt_io.atomic_save(superseded, str(run / ckpt_io.BEST_NAME))
+    before = (run / ckpt_io.BEST_NAME).read_bytes()
+    capsys.readouterr()
+    resume = [f"--resume={run / 'mobilenetv1-1_12.ckpt'}"]
+    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--save_checkpoint_epochs=1",
+                                         "--keep_checkpoint_max=5", "--eval_interval=1"), *resume]) == 0
+    assert f"moved it to {run / 'earlier-run-1' / ckpt_io.BEST_NAME}" in capsys.readouterr().out
+    assert (run / "earlier-run-1" / ckpt_io.BEST_NAME).read_bytes() == before
+    best = ckpt_io.load_file(str(run / ckpt_io.BEST_NAME))
+    assert best["step"] == 24 and best["metrics"]["top_1"] < 1.0  # epoch 2's evaluation: the only one since
+    assert cli.main(["train", *args, "--resume=auto"]) == 0  # resumed after epoch 2: its best (epoch 2) stays
+    assert not (run / "earlier-run-2").exists()
+
+
 def test_a_refused_resume_leaves_the_runs_config_yaml(cifar_dir, tmp_path, capsys, one_thread):
     run = tmp_path / "run"
     assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=1")]) == 0

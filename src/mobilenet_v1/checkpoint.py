@@ -168,6 +168,28 @@ def move_checkpoints_aside(folder: str) -> str:
     names = [os.path.basename(p) for _, p in list_checkpoints(folder)]
     if os.path.isfile(os.path.join(folder, BEST_NAME)):
         names.append(BEST_NAME)
+    return _move_aside(folder, names)
+
+
+def move_superseded_best(folder: str, step: int) -> str:
+    """A run resumed at global ``step`` supersedes whatever was trained after it: a best checkpoint
+    saved later (by the continuation that the resume discards) moves, untouched, into a new
+    ``earlier-run-N``; returns its new path, or "" when there is none or it is not later. Left there,
+    it stood as the best of a history that no longer holds its epoch, unless an evaluation of the
+    resumed run beat the earlier epochs. One that cannot be read stays where it is."""
+    path = os.path.join(folder, BEST_NAME)
+    if not os.path.isfile(path):
+        return ""
+    try:
+        saved_at = load_file(path).get("step")
+    except CheckpointError:
+        return ""
+    if not isinstance(saved_at, int) or saved_at <= step:
+        return ""
+    return os.path.join(_move_aside(folder, [BEST_NAME]), BEST_NAME)
+
+
+def _move_aside(folder: str, names: List[str]) -> str:
     if not names:
         return ""
     n = 1

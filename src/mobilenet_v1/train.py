@@ -354,6 +354,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                 if moved_to:
                     print0(f"save_checkpoint_path {out_dir} held the checkpoints of an earlier run, which this "
                            f"one does not continue (no --resume): moved them to {moved_to}")
+            else:
+                moved_to = ckpt_io.move_superseded_best(out_dir, start_epoch * steps_per_epoch + start_step)
+                if moved_to:
+                    print0(f"resume: {ckpt_io.BEST_NAME} was saved after {resumed_from}, by training that this "
+                           f"run supersedes: moved it to {moved_to}; the next evaluation saves a new one")
             ckpt_io.atomic_save_text(dump_yaml(cfg), os.path.join(out_dir, "config.yaml"))
         except OSError as e:
             raise ckpt_io.CheckpointError(f"save_checkpoint_path {out_dir}: cannot write there "
