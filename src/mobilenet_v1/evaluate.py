@@ -85,7 +85,6 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
             error = str(e)
         except OSError as e:  # the folder unreadable, or gone between the look and the listing
             error = f"checkpoint_path {cfg.checkpoint_path}: cannot list it: {e.strerror or e}"
-
     path, error = dist.broadcast_object((path, error))
     if error is not None:
         raise ckpt_io.CheckpointError(error)
