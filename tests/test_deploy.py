@@ -294,7 +294,7 @@ def test_static_batch_calibration_uses_whole_batches_and_says_how_many(cifar_dir
         recorded = {p.key: p.value for p in onnx.load(out).metadata_props}["quantization"]
         return captured.out, captured.err, recorded
 
-    monkeypatch.setattr("mobilenet_v1.quantize.x86_without_vnni", lambda: False)  # its note: the next test
+    monkeypatch.setattr("mobilenet_v1.quantize.x86_without_vnni", lambda: False)  # the no-VNNI note: below
     out, err, recorded = quantize(static, 15)
     assert f"{static} takes batches of exactly 10 images" in err
     assert "calibrating on 20 images, --calib_images 15 rounded up to 2 whole batches" in err
