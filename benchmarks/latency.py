@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from mobilenet_v1.export import save_onnx, to_onnx  # noqa: E402
 from mobilenet_v1.model import MobileNetV1  # noqa: E402
 from mobilenet_v1.onnx_io import OnnxModel  # noqa: E402
-from mobilenet_v1.quantize import quantize_file  # noqa: E402
+from mobilenet_v1.quantize import quantize_file, x86_without_vnni  # noqa: E402
 
 
 def cpu_name() -> str:
@@ -52,7 +52,7 @@ def random_batches(n_batches: int, batch: int, size: int, seed: int):
 
 
 def prepare(name: str, model: torch.nn.Module, folder: str, size: int, threads: int,
-            calib_batches: int) -> Dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+            calib_batches: int, reduce_range: bool = False) -> Dict[str, Callable[[torch.Tensor], torch.Tensor]]:
     """The three runnable forms of one model: eager, ONNX fp32, ONNX INT8."""
     model = model.eval()
     fp32_path = os.path.join(folder, f"{name}.onnx")
@@ -61,7 +61,7 @@ def prepare(name: str, model: torch.nn.Module, folder: str, size: int, threads: 
     save_onnx(to_onnx(model, size, size, batch_size=1, dynamic_batch=True), fp32_path)
     exported = time.perf_counter() - t
     t = time.perf_counter()
-    quantize_file(fp32_path, int8_path, random_batches(calib_batches, 8, size, seed=1))
+    quantize_file(fp32_path, int8_path, random_batches(calib_batches, 8, size, seed=1), reduce_range=reduce_range)
     quantized = time.perf_counter() - t
     print(f"{name}: exported in {exported:.1f} s ({os.path.getsize(fp32_path) / 1e6:.1f} MB), quantized in "
           f"{quantized:.1f} s ({os.path.getsize(int8_path) / 1e6:.1f} MB)", flush=True)
@@ -105,6 +105,8 @@ def main(argv=None) -> int:
                    help="timed calls per variant at batches above 8 (default 30)")
     p.add_argument("--calib_batches", type=int, default=4, help="random calibration batches of 8 (default 4)")
     p.add_argument("--no_timm", action="store_true", help="skip the timm reference")
+    p.add_argument("--reduce_range", action="store_true",
+                   help="7-bit INT8 weights (quantize --reduce_range, for x86 CPUs without VNNI)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     a = p.parse_args(argv)
 
@@ -120,16 +122,19 @@ def main(argv=None) -> int:
     env = {"cpu": cpu_name(), "cpus": os.cpu_count(), "threads": a.threads, "python": platform.python_version(),
            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
            "timm": None if a.no_timm else __import__("timm").__version__,
-           "date": time.strftime("%Y-%m-%d"), "image_size": a.image_size}
+           "date": time.strftime("%Y-%m-%d"), "image_size": a.image_size, "reduce_range": a.reduce_range,
+           "x86_without_vnni": x86_without_vnni()}
     print(f"{env['cpu']}, {env['cpus']} CPUs, {a.threads} threads; torch {env['torch']}, onnxruntime "
-          f"{env['onnxruntime']}, timm {env['timm']}; {a.image_size}x{a.image_size}", flush=True)
+          f"{env['onnxruntime']}, timm {env['timm']}; {a.image_size}x{a.image_size}"
+          f"{'; x86 without VNNI' if env['x86_without_vnni'] else ''}"
+          f"{'; INT8 weights in 7 bits' if a.reduce_range else ''}", flush=True)
 
     results = []
     with tempfile.TemporaryDirectory(prefix="latency-") as folder:
         variants: Dict[str, Callable] = {}
         for name, model in models.items():
             for kind, fn in prepare(name.split()[0], model, folder, a.image_size, a.threads,
-                                    a.calib_batches).items():
+                                    a.calib_batches, a.reduce_range).items():
                 variants[f"{name}|{kind}"] = fn
         for batch in a.batch_sizes:
             calls = a.calls if batch <= 8 else a.calls_large
