@@ -22,9 +22,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from mobilenet_v1.config import load_config  # noqa: E402
 from mobilenet_v1.data import DataOptions, build_loader  # noqa: E402
 from mobilenet_v1.export import export_checkpoint  # noqa: E402
-from mobilenet_v1.onnx_io import OnnxModel  # noqa: E402
-from mobilenet_v1.quantize import (DEFAULT_CALIB_IMAGES, calibration_loader, compare_top1, quantize_file,  # noqa: E402
-                                   x86_without_vnni)
+from mobilenet_v1.onnx_io import OnnxModel, x86_without_vnni  # noqa: E402
+from mobilenet_v1.quantize import DEFAULT_CALIB_IMAGES, calibration_loader, compare_top1, quantize_file  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -30,8 +30,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from mobilenet_v1.export import save_onnx, to_onnx  # noqa: E402
 from mobilenet_v1.model import MobileNetV1  # noqa: E402
-from mobilenet_v1.onnx_io import OnnxModel  # noqa: E402
-from mobilenet_v1.quantize import quantize_file, x86_without_vnni  # noqa: E402
+from mobilenet_v1.onnx_io import OnnxModel, x86_without_vnni  # noqa: E402
+from mobilenet_v1.quantize import quantize_file  # noqa: E402
 
 
 def cpu_name() -> str:

@@ -15,9 +15,9 @@ from mobilenet_v1.data import BadSampleWarning, DataOptions, build_loader, load_
 from mobilenet_v1.demo import write_demo_data
 from mobilenet_v1.export import export_checkpoint
 from mobilenet_v1.model import MobileNetV1
-from mobilenet_v1.onnx_io import OnnxModel, is_onnx_file
+from mobilenet_v1.onnx_io import OnnxModel, is_onnx_file, x86_without_vnni
 from mobilenet_v1.predict import class_names, load_predictor
-from mobilenet_v1.quantize import calibration_loader, compare_top1, x86_without_vnni
+from mobilenet_v1.quantize import calibration_loader, compare_top1
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
@@ -314,6 +314,17 @@ def test_static_batch_calibration_uses_whole_batches_and_says_how_many(cifar_dir
     assert "this x86 CPU has no VNNI" in err and "wants --reduce_range" in err and "7-bit" not in recorded
     out, err, recorded = quantize(dynamic, 17, "--reduce_range")
     assert err == "" and "int8 weights (7-bit range), uint8 activations" in recorded
+    # eval and predict of a full-range INT8 file on such a CPU say so; of a 7-bit one, or an fp32 one, not.
+    monkeypatch.setattr("mobilenet_v1.onnx_io.x86_without_vnni", lambda: True)
+    for name, noted in (("int8_16_dynamic.onnx", True), ("int8_17_dynamic.onnx", False), (dynamic, False)):
+        path = str(tmp_path / name)
+        result = evaluate.run(load_config([f"--dataset_path={cifar_dir}", f"--checkpoint_path={path}",
+                                           "--image_size=32", "--class_num=4", "--num_workers=0"]))
+        assert result["total"] == 40
+        load_predictor(path)
+        err = capsys.readouterr().err
+        assert err.count("has no VNNI: ONNX Runtime's integer kernels saturate") == (2 if noted else 0), (name, err)
+        assert ("quantize --reduce_range" in err) == noted
 
 
 def test_x86_without_vnni_reads_the_cpu_flags(tmp_path, monkeypatch):

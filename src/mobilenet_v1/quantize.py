@@ -12,7 +12,6 @@ classes tie and flip predictions for almost no speed.
 """
 import argparse
 import os
-import platform
 import sys
 import tempfile
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -23,7 +22,7 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .data import DataOptions, build_loader
-from .onnx_io import OnnxModel, is_onnx_file, read_metadata, write_metadata
+from .onnx_io import OnnxModel, is_onnx_file, read_metadata, write_metadata, x86_without_vnni
 from .runtime import print0
 
 DEFAULT_CALIB_IMAGES = 300
@@ -32,21 +31,6 @@ CALIB_BATCH = 16
 
 class QuantizeError(ValueError):
     """A quantization that cannot be done; the message names the file or option."""
-
-
-def x86_without_vnni(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """Whether this is an x86-64 CPU whose flags (Linux's ``cpuinfo``) show no VNNI. ONNX Runtime's u8 x s8
-    kernels there (AVX2, AVX-512 without VNNI) add pairs of products in 16 bits, which saturate for
-    full-range weights: a model quantized for other CPUs can lose several points of top-1 on this one.
-    False where it cannot tell (another OS, no flags line)."""
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return False
-    try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
-    except OSError:
-        return False
-    return flags is not None and not {"avx512_vnni", "avx_vnni"} & set(flags)
 
 
 def whole_batches(count: int, batch_size: int) -> int:
@@ -222,9 +206,9 @@ def main(argv: Sequence[str]) -> int:
               f"{count // batch} whole batches", file=sys.stderr)
 
     if not a.reduce_range and x86_without_vnni():
-        print(f"mobilenet-v1 quantize: note: this x86 CPU has no VNNI, where ONNX Runtime's u8 x s8 products "
-              f"saturate with full-range weights: the comparison below is this CPU's, and an INT8 file meant for "
-              f"x86 CPUs without VNNI wants --reduce_range (ARM and VNNI CPUs run the full range as it is)",
+        print("mobilenet-v1 quantize: note: this x86 CPU has no VNNI, where ONNX Runtime's u8 x s8 products "
+              "saturate with full-range weights: the comparison below is this CPU's, and an INT8 file meant for "
+              "x86 CPUs without VNNI wants --reduce_range (ARM and VNNI CPUs run the full range as it is)",
               file=sys.stderr)
 
     def batches():
