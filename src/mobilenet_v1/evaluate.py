@@ -37,8 +37,9 @@ def onnx_model_and_data(cfg: Config, path: str):
     if trained_on and trained_on != cfg.dataset:
         raise ValueError(f"{path} was exported from a {trained_on} model, whose inputs are normalised "
                          f"differently from {cfg.dataset}'s: pass --dataset {trained_on}")
-    if model.saturation_note():
-        print0(model.saturation_note(), file=sys.stderr)
+    note = model.saturation_note()
+    if note:
+        print0(note, file=sys.stderr)
     device = torch.device("cpu")
     opts = dataclasses.replace(data_options(cfg, device, train=False), channels_last=False)
     return model, device, "fp32", opts

@@ -149,8 +149,9 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
     path = ckpt_io.resolve_checkpoint_path(path)
     if is_onnx_file(path):
         onnx_model = OnnxModel(path)
-        if onnx_model.saturation_note():
-            print(onnx_model.saturation_note(), file=sys.stderr)
+        note = onnx_model.saturation_note()
+        if note:
+            print(note, file=sys.stderr)
         meta = onnx_model.metadata
         class_num = onnx_model.class_num or int(meta.get("class_num", 0))
         hw = onnx_model.image_hw
