@@ -99,8 +99,8 @@ class OnnxModel(nn.Module):
         quantization = self.metadata.get("quantization") or ""
         if not quantization.startswith("INT8") or "7-bit" in quantization or not x86_without_vnni():
             return ""
-        return (f"note: {self.path} is INT8 with full-range weights, and this x86 CPU has no VNNI: ONNX "
-                f"Runtime's integer kernels saturate here and its accuracy can be points lower than on ARM "
+        return (f"note: {self.path} is INT8 and records no 7-bit weight range, and this x86 CPU has no VNNI: "
+                f"ONNX Runtime's integer kernels saturate here and its accuracy can be points lower than on ARM "
                 f"or VNNI CPUs; 'mobilenet-v1 quantize --reduce_range' makes a file for CPUs like this one")
 
     @property
