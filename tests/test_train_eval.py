@@ -81,13 +81,17 @@ def test_load_model_of_a_run_folder_is_its_newest_checkpoint(tmp_path):
 
 def test_eval_of_an_unlistable_run_folder_is_a_checkpoint_error(tmp_path, monkeypatch):
     """Rank 0 turns an OSError of listing the folder into the error it hands the other ranks (raised
-    past the broadcast, it left them waiting for a choice that never came)."""
+    past the broadcast, it left them waiting for a choice that never came); the listing lets it through
+    (glob said "no checkpoints" of an unreadable folder)."""
     (tmp_path / "run").mkdir()
+    listdir = os.listdir
 
-    def unreadable(folder):
-        raise PermissionError(13, "Permission denied", folder)
+    def unreadable(folder):  # as for a user without read permission there (root reads anything)
+        if str(folder) == str(tmp_path / "run"):
+            raise PermissionError(13, "Permission denied", folder)
+        return listdir(folder)
 
-    monkeypatch.setattr(ckpt_io, "list_checkpoints", unreadable)
+    monkeypatch.setattr(os, "listdir", unreadable)
     with pytest.raises(ckpt_io.CheckpointError, match=r"checkpoint_path .*run: cannot list it: Permission denied"):
         evaluate_mod.run(load_config([f"--checkpoint_path={tmp_path / 'run'}", f"--dataset_path={tmp_path}"]))
 

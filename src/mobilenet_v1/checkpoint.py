@@ -124,12 +124,23 @@ def list_checkpoints(folder: str) -> List[Tuple[int, str]]:
     Names are the seed's ``mobilenetv1-{epoch}_{step}.ckpt`` with ``step`` the steps done in that
     epoch (MindSpore's numbering of mid-epoch saves): ordered by epoch, then step as a number.
     """
+    return [(epoch, path) for epoch, _, path in _numbered(folder)]
+
+
+def _numbered(folder: str) -> List[Tuple[int, int, str]]:
+    """(epoch, step in the name, path) of the numbered checkpoints in ``folder``, oldest first; none for
+    a folder that does not exist. A folder that cannot be read raises its OSError (glob would have
+    said "no checkpoints" of an unreadable folder)."""
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
     found = []
-    for path in glob.glob(os.path.join(folder, CKPT_PREFIX + "-*.ckpt")):
-        m = _NAME_RE.match(os.path.basename(path))
+    for name in names:
+        m = _NAME_RE.match(name)
         if m:
-            found.append((int(m.group(1)), int(m.group(2)), path))
-    return [(epoch, path) for epoch, _, path in sorted(found)]
+            found.append((int(m.group(1)), int(m.group(2)), os.path.join(folder, name)))
+    return sorted(found)
 
 
 DISTRIBUTED_SUBFOLDER = "ckpt_0"
