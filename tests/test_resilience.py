@@ -417,10 +417,13 @@ def test_a_restarted_job_given_resume_file_continues_from_its_own_newer_checkpoi
     assert train.run(load_config(back))["resumed_from"] == str(tmp_path / "start.ckpt")
 
 
-def test_a_resume_moves_a_best_checkpoint_saved_after_it_aside(cifar_dir, tmp_path, capsys, one_thread):
-    """Resumed from epoch 1 of a run whose best checkpoint came from epoch 3, the resumed run's history
-    (epochs 1, 2, ...) no longer holds epoch 3: that best.ckpt moves, byte for byte, into
-    earlier-run-1/, and the next evaluation saves this run's own. One saved before the resume stays."""
+def test_a_run_sent_back_moves_what_came_after_aside_and_a_restart_keeps_to_its_own(cifar_dir, tmp_path, capsys,
+                                                                                  monkeypatch, one_thread):
+    """A 3-epoch run, then sent back to its epoch 1 in the same folder. Epochs 2 and 3 and the best
+    checkpoint (epoch 3's) belong to the training it discards: they move, byte for byte, into
+    earlier-run-1/ (the run would overwrite them under the same names, and a best left there would
+    stay the best of a history without its epoch). The run dies after saving its own epoch 2; torchrun's
+    restart, repeating --resume FILE, goes on from that epoch 2, not from the old epoch 3."""
     run = tmp_path / "run"
     args = run_args(cifar_dir, run, "--epoch_size=3", "--save_checkpoint_epochs=1", "--keep_checkpoint_max=5",
                     "--eval_interval=1")
@@ -428,17 +431,48 @@ def test_a_resume_moves_a_best_checkpoint_saved_after_it_aside(cifar_dir, tmp_pa
     superseded = ckpt_io.load_file(str(run / "mobilenetv1-3_12.ckpt"))
     superseded["metrics"] = {"top_1": 1.0, "top_5": 1.0}  # unbeatable: left in place, it would stay the best
     ckpt_io.atomic_save(superseded, str(run / ckpt_io.BEST_NAME))
-    before = (run / ckpt_io.BEST_NAME).read_bytes()
+    later = ["mobilenetv1-2_12.ckpt", "mobilenetv1-3_12.ckpt", ckpt_io.BEST_NAME]
+    before = {name: (run / name).read_bytes() for name in later}
+    save = train.CheckpointWriter.save
+
+    def save_then_die(self, epoch, in_epoch, name="", extra=None):
+        path = save(self, epoch, in_epoch, name, extra)
+        if epoch == 2 and not name:
+            raise RuntimeError("killed after saving epoch 2")
+        return path
+
+    monkeypatch.setattr(train.CheckpointWriter, "save", save_then_die)
+    back = args + [f"--resume={run / 'mobilenetv1-1_12.ckpt'}"]
     capsys.readouterr()
-    resume = [f"--resume={run / 'mobilenetv1-1_12.ckpt'}"]
-    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--save_checkpoint_epochs=1",
-                                         "--keep_checkpoint_max=5", "--eval_interval=1"), *resume]) == 0
-    assert f"moved it to {run / 'earlier-run-1' / ckpt_io.BEST_NAME}" in capsys.readouterr().out
-    assert (run / "earlier-run-1" / ckpt_io.BEST_NAME).read_bytes() == before
-    best = ckpt_io.load_file(str(run / ckpt_io.BEST_NAME))
-    assert best["step"] == 24 and best["metrics"]["top_1"] < 1.0  # epoch 2's evaluation: the only one since
-    assert cli.main(["train", *args, "--resume=auto"]) == 0  # resumed after epoch 2: its best (epoch 2) stays
-    assert not (run / "earlier-run-2").exists()
+    with pytest.raises(RuntimeError, match="killed after saving epoch 2"):
+        train.run(load_config(back))
+    assert f"from training that this run supersedes: moved to {run / 'earlier-run-1'}" in capsys.readouterr().out
+    assert {name: (run / "earlier-run-1" / name).read_bytes() for name in later} == before
+    own = ckpt_io.load_file(str(run / "mobilenetv1-2_12.ckpt"))
+    assert own["step"] == 24 and not (run / "mobilenetv1-3_12.ckpt").exists()
+    best = ckpt_io.load_file(str(run / ckpt_io.BEST_NAME))  # epoch 2's evaluation: the only one since
+    assert best["step"] == 24 and best["metrics"]["top_1"] < 1.0
+
+    monkeypatch.setattr(train.CheckpointWriter, "save", save)
+    restarted = train.distributed.Context(restarted=1)
+    monkeypatch.setattr(train.distributed, "setup", lambda *a, **k: restarted)
+    assert train.run(load_config(back))["resumed_from"] == str(run / "mobilenetv1-2_12.ckpt")
+    assert not (run / "earlier-run-2").exists()  # nothing came after the point it resumed from
+    assert ckpt_io.load_file(str(run / "mobilenetv1-3_12.ckpt"))["step"] == 36
+
+
+def test_a_restart_given_resume_folder_keeps_to_its_own_newer_checkpoint(cifar_dir, tmp_path, monkeypatch,
+                                                                         one_thread):
+    """--resume FOLDER (another run's) on a torchrun restart: this job's own newer checkpoint wins."""
+    first, run = tmp_path / "first", tmp_path / "run"
+    assert cli.main(["train", *run_args(cifar_dir, first, "--epoch_size=1")]) == 0
+    args = run_args(cifar_dir, run, "--epoch_size=3", "--save_checkpoint_epochs=1", "--keep_checkpoint_max=5",
+                    f"--resume={first}")
+    assert train.run(load_config(args))["resumed_from"] == str(first / "mobilenetv1-1_12.ckpt")
+    os.unlink(run / "mobilenetv1-3_12.ckpt")  # killed in epoch 3
+    restarted = train.distributed.Context(restarted=1)
+    monkeypatch.setattr(train.distributed, "setup", lambda *a, **k: restarted)
+    assert train.run(load_config(args))["resumed_from"] == str(run / "mobilenetv1-2_12.ckpt")
 
 
 def test_a_refused_resume_leaves_the_runs_config_yaml(cifar_dir, tmp_path, capsys, one_thread):

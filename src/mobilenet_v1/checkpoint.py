@@ -182,22 +182,25 @@ def move_checkpoints_aside(folder: str) -> str:
     return _move_aside(folder, names)
 
 
-def move_superseded_best(folder: str, step: int) -> str:
-    """A run resumed at global ``step`` supersedes whatever was trained after it: a best checkpoint
-    saved later (by the continuation that the resume discards) moves, untouched, into a new
-    ``earlier-run-N``; returns its new path, or "" when there is none or it is not later. Left there,
-    it stood as the best of a history that no longer holds its epoch, unless an evaluation of the
-    resumed run beat the earlier epochs. One that cannot be read stays where it is."""
-    path = os.path.join(folder, BEST_NAME)
-    if not os.path.isfile(path):
-        return ""
-    try:
-        saved_at = load_file(path).get("step")
-    except CheckpointError:
-        return ""
-    if not isinstance(saved_at, int) or saved_at <= step:
-        return ""
-    return os.path.join(_move_aside(folder, [BEST_NAME]), BEST_NAME)
+def move_superseded(folder: str, epoch: int, in_epoch: int, steps_per_epoch: int) -> Tuple[str, List[str]]:
+    """A run that resumes after ``in_epoch`` steps of the epoch following ``epoch`` completed ones discards
+    whatever was trained after that point. The checkpoints in ``folder`` saved after it (a run sent back
+    to an earlier checkpoint, or newer ones a resume passed over) move, untouched, into a new
+    ``earlier-run-N``: the resumed run would overwrite them under the same names, and a torchrun restart
+    would take them for its own. So does a best checkpoint saved after it, which would otherwise stand as
+    the best of a history that no longer holds its epoch. One that cannot be read stays. Returns the
+    folder and the names moved ("", [] when none)."""
+    at = (epoch, steps_per_epoch) if in_epoch == 0 else (epoch + 1, in_epoch)
+    names = [os.path.basename(path) for e, k, path in _numbered(folder) if (e, k) > at]
+    best = os.path.join(folder, BEST_NAME)
+    if os.path.isfile(best):
+        try:
+            saved_at = load_file(best).get("step")
+        except CheckpointError:
+            saved_at = None
+        if isinstance(saved_at, int) and saved_at > epoch * steps_per_epoch + in_epoch:
+            names.append(BEST_NAME)
+    return _move_aside(folder, names), names
 
 
 def _move_aside(folder: str, names: List[str]) -> str:

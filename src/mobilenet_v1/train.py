@@ -176,9 +176,10 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
     which one and why newer ones were passed over. Returns ("", None, (0, 0)) when ``auto`` finds no
     checkpoint. In a distributed run rank 0 chooses and every rank loads the file it chose.
 
-    ``restarted`` (torchrun restarted the job, which runs the same command line again): a file named by
-    ``--resume`` gives way to a valid checkpoint in ``run_dir`` further on, one this job saved before
-    the restart; going back to the file would throw that work away."""
+    ``restarted`` (torchrun restarted the job, which runs the same command line again): a file or folder
+    named by ``--resume`` gives way to a valid checkpoint in ``run_dir`` further on, one this job saved
+    before the restart; going back would throw that work away. (What ``run_dir`` held after the point a
+    run resumed from was moved aside when it started: :func:`checkpoint.move_superseded`.)"""
     def validate(ckpt: Dict[str, Any], path: str) -> Tuple[int, int]:
         return ckpt_io.validate_training_checkpoint(ckpt, path, model, optimizer, steps_per_epoch, classes)
 
@@ -205,23 +206,23 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
         path, ckpt, position, passed = ckpt_io.find_resume_checkpoint(folder, validate)
         for _, why in passed:
             print0(f"resume: passed over {why}")
-        if path is None:
-            if passed:
-                raise ckpt_io.CheckpointError(
-                    f"resume {cfg.resume}: none of the {len(passed)} checkpoints in {folder} can continue this "
-                    f"run (each is named above with what is wrong); move them away to start afresh")
-            print0(f"resume {cfg.resume}: no checkpoint in {folder} yet, starting from the beginning")
-            return "", None, (0, 0)
-        return path, ckpt, position
-    ckpt = ckpt_io.load_file(cfg.resume)
-    position = validate(ckpt, cfg.resume)
-    if restarted and os.path.isdir(run_dir):
-        path, saved, further, _ = ckpt_io.find_resume_checkpoint(run_dir, validate)
-        if path is not None and further > position:
-            print0(f"resume {cfg.resume}: torchrun restart {restarted}: {path}, saved by this job since it "
-                   f"started from that file, is further on")
-            return path, saved, further
-    return cfg.resume, ckpt, position
+        if path is None and passed:
+            raise ckpt_io.CheckpointError(
+                f"resume {cfg.resume}: none of the {len(passed)} checkpoints in {folder} can continue this "
+                f"run (each is named above with what is wrong); move them away to start afresh")
+    else:
+        path, ckpt = cfg.resume, ckpt_io.load_file(cfg.resume)
+        position = validate(ckpt, cfg.resume)
+    if restarted and cfg.resume != "auto" and os.path.isdir(run_dir):
+        own, saved, further, _ = ckpt_io.find_resume_checkpoint(run_dir, validate)
+        if own is not None and own != path and (path is None or further > position):
+            print0(f"resume {cfg.resume}: torchrun restart {restarted}: {own}, saved by this job since it "
+                   f"started, is further on")
+            return own, saved, further
+    if path is None:
+        print0(f"resume {cfg.resume}: no checkpoint in {folder} yet, starting from the beginning")
+        return "", None, (0, 0)
+    return path, ckpt, position
 
 
 def restore_moments(cfg: Config, source: Dict[str, Any], model, optimizer, skipped: List[str],
@@ -287,9 +288,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
     if dist.enabled:
         print0(dist.describe(cfg.batch_size))
     if dist.restarted:
-        given_file = cfg.resume != "auto" and not os.path.isdir(cfg.resume)
         print0(f"torchrun restart {dist.restarted}: continuing from the newest complete checkpoint in {out_dir} "
-               + (f"if it is further on than --resume {cfg.resume}" if given_file else f"(--resume {cfg.resume})"))
+               + (f"(--resume {cfg.resume})" if cfg.resume == "auto" else
+                  f"if it is further on than --resume {cfg.resume}"))
     loader = build_loader(data_options(cfg, device), train=True, device=device, drop_last=True, **dist.shard())
     # Built before training so that a missing eval split stops the run at once, not epochs later.
     # An image folder's eval split takes the training split's labels (a folder of another name is an error).
@@ -355,10 +356,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                     print0(f"save_checkpoint_path {out_dir} held the checkpoints of an earlier run, which this "
                            f"one does not continue (no --resume): moved them to {moved_to}")
             else:
-                moved_to = ckpt_io.move_superseded_best(out_dir, start_epoch * steps_per_epoch + start_step)
+                moved_to, names = ckpt_io.move_superseded(out_dir, start_epoch, start_step, steps_per_epoch)
                 if moved_to:
-                    print0(f"resume: {ckpt_io.BEST_NAME} was saved after {resumed_from}, by training that this "
-                           f"run supersedes: moved it to {moved_to}; the next evaluation saves a new one")
+                    print0(f"resume: {', '.join(names)} in {out_dir} came after {resumed_from}, from training "
+                           f"that this run supersedes: moved to {moved_to}"
+                           + ("; the next evaluation saves a new best" if ckpt_io.BEST_NAME in names else ""))
             ckpt_io.atomic_save_text(dump_yaml(cfg), os.path.join(out_dir, "config.yaml"))
         except OSError as e:
             raise ckpt_io.CheckpointError(f"save_checkpoint_path {out_dir}: cannot write there "
