@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one prepared call on a lent GPU machine (nothing installed there: PYTHONPATH=src).
-# Parts run in order of importance, each under its own time limit (about 585 s in all, inside one
+# Parts run in order of importance, each under its own time limit (about 575 s in all, inside one
 # 600 s call), so one that runs long leaves the others their figures.
 #   bash benchmarks/gpu_session.sh        (writes logs and JSON under $OUT)
 set -u
@@ -37,6 +37,6 @@ timeout 30 bash -c "python3 -m mobilenet_v1 train --dataset imagenet2012 --datas
   python3 -m mobilenet_v1 eval --dataset imagenet2012 --dataset_path $DATA --checkpoint_path /tmp/smoke2 \
     --device_target GPU --num_workers 8 --json" 2>&1 | grep -E "epoch: |Epoch time|top_1|rror" | tail -5 | tee "$OUT/smoke2.log"
 echo "== step, compiled: the depthwise-taps experiment against ours (last: two more cold compiles)"
-timeout 75 python3 benchmarks/train_throughput.py --modes default --taps --no-timm \
+timeout 65 python3 benchmarks/train_throughput.py --modes default --taps --no-timm \
   --json "$OUT/step_taps.json" 2>&1 | grep -v Warning | tail -6 | tee "$OUT/step_taps.log"
 echo "== done"
