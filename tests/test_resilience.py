@@ -461,6 +461,28 @@ def test_a_run_sent_back_moves_what_came_after_aside_and_a_restart_keeps_to_its_
     assert ckpt_io.load_file(str(run / "mobilenetv1-3_12.ckpt"))["step"] == 36
 
 
+def test_what_a_resume_point_supersedes(tmp_path):
+    """After 5 of the 10 steps of epoch 2: the checkpoints named after that point and a best saved
+    later, or by a run of another number of steps per epoch, move aside; the rest stays."""
+    model = {"w": torch.zeros(1)}
+    for name in ("mobilenetv1-1_10.ckpt", "mobilenetv1-2_5.ckpt", "mobilenetv1-2_10.ckpt", "mobilenetv1-3_4.ckpt"):
+        ckpt_io.atomic_save({"model": model}, str(tmp_path / name))
+    best = str(tmp_path / ckpt_io.BEST_NAME)
+    ckpt_io.atomic_save({"model": model, "step": 15, "steps_per_epoch": 10}, best)  # saved at that very point
+    aside, names = ckpt_io.move_superseded(str(tmp_path), 1, 5, 10)
+    assert aside == str(tmp_path / "earlier-run-1") and names == ["mobilenetv1-2_10.ckpt", "mobilenetv1-3_4.ckpt"]
+    assert sorted(os.listdir(tmp_path / "earlier-run-1")) == names and os.path.isfile(best)
+    for saved, moved in (({"step": 16, "steps_per_epoch": 10}, True), ({"step": 12, "steps_per_epoch": 8}, True),
+                         ({"step": 12}, False), ({}, False)):
+        ckpt_io.atomic_save({"model": model, **saved}, best)
+        aside, names = ckpt_io.move_superseded(str(tmp_path), 1, 5, 10)
+        assert (names == [ckpt_io.BEST_NAME]) == moved and os.path.isfile(best) != moved, saved
+        if moved:
+            os.replace(os.path.join(aside, ckpt_io.BEST_NAME), best)
+    assert [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(tmp_path))] == [
+        "mobilenetv1-1_10.ckpt", "mobilenetv1-2_5.ckpt"]
+
+
 def test_a_restart_given_resume_folder_keeps_to_its_own_newer_checkpoint(cifar_dir, tmp_path, monkeypatch,
                                                                          one_thread):
     """--resume FOLDER (another run's) on a torchrun restart: this job's own newer checkpoint wins."""

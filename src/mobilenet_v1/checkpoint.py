@@ -187,18 +187,21 @@ def move_superseded(folder: str, epoch: int, in_epoch: int, steps_per_epoch: int
     whatever was trained after that point. The checkpoints in ``folder`` saved after it (a run sent back
     to an earlier checkpoint, or newer ones a resume passed over) move, untouched, into a new
     ``earlier-run-N``: the resumed run would overwrite them under the same names, and a torchrun restart
-    would take them for its own. So does a best checkpoint saved after it, which would otherwise stand as
-    the best of a history that no longer holds its epoch. One that cannot be read stays. Returns the
-    folder and the names moved ("", [] when none)."""
+    would take them for its own. So does a best checkpoint saved after it, or by a run of another number
+    of steps per epoch (whose steps are other points), which would otherwise stand as the best of a
+    history that no longer holds its epoch. One that cannot be read, or records neither, stays. Returns
+    the folder and the names moved ("", [] when none)."""
     at = (epoch, steps_per_epoch) if in_epoch == 0 else (epoch + 1, in_epoch)
     names = [os.path.basename(path) for e, k, path in _numbered(folder) if (e, k) > at]
     best = os.path.join(folder, BEST_NAME)
     if os.path.isfile(best):
         try:
-            saved_at = load_file(best).get("step")
+            saved = load_file(best)
         except CheckpointError:
-            saved_at = None
-        if isinstance(saved_at, int) and saved_at > epoch * steps_per_epoch + in_epoch:
+            saved = {}
+        other_run = saved.get("steps_per_epoch") not in (None, steps_per_epoch)
+        later = isinstance(saved.get("step"), int) and saved["step"] > epoch * steps_per_epoch + in_epoch
+        if other_run or later:
             names.append(BEST_NAME)
     return _move_aside(folder, names), names
 
