@@ -4,7 +4,7 @@ import io
 import os
 import random
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -169,38 +169,44 @@ def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, 
 
 
 def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: str,
-                dist: Optional[distributed.Context] = None, classes: Optional[List[str]] = None,
-                restarted: int = 0) -> Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]]:
+                dist: Optional[distributed.Context] = None,
+                classes: Optional[List[str]] = None) -> Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]]:
     """The checkpoint ``--resume`` names (``auto``: the newest valid one in the run's checkpoint folder
     ``run_dir``; a folder: its newest valid one; a file: that one), validated against this run. Prints
     which one and why newer ones were passed over. Returns ("", None, (0, 0)) when ``auto`` finds no
     checkpoint. In a distributed run rank 0 chooses and every rank loads the file it chose.
 
-    ``restarted`` (torchrun restarted the job, which runs the same command line again): a file or folder
-    named by ``--resume`` gives way to a valid checkpoint in ``run_dir`` further on, one this job saved
-    before the restart; going back would throw that work away. (What ``run_dir`` held after the point a
-    run resumed from was moved aside when it started: :func:`checkpoint.move_superseded`.)"""
+    After a torchrun restart (``dist.restarted``), which runs the same command line again, a file or
+    folder named by ``--resume`` gives way to a valid checkpoint in ``run_dir`` further on, one this job
+    saved before the restart; going back would throw that work away. (What ``run_dir`` held after the
+    point a run resumed from was moved aside when it started: :func:`checkpoint.move_superseded`.)"""
     def validate(ckpt: Dict[str, Any], path: str) -> Tuple[int, int]:
         return ckpt_io.validate_training_checkpoint(ckpt, path, model, optimizer, steps_per_epoch, classes)
 
-    if dist is not None and dist.enabled:
-        found: Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]] = ("", None, (0, 0))
-        error = None
-        if dist.is_rank0:
-            try:
-                found = find_resume(cfg, model, optimizer, steps_per_epoch, run_dir, classes=classes,
-                                    restarted=dist.restarted)
-            except (ValueError, OSError) as e:  # the other ranks must not wait for a choice that never comes
-                error = e
-        chosen, message = dist.broadcast_object((found[0], str(error) if error else None))
-        if error is not None:
-            raise error
-        if message is not None:
-            raise ckpt_io.CheckpointError(f"rank 0 could not choose a checkpoint to resume from: {message}")
-        if not chosen or dist.is_rank0:
-            return found  # rank 0 loaded and validated it while choosing
-        ckpt = ckpt_io.load_file(chosen)
-        return chosen, ckpt, validate(ckpt, chosen)
+    restarted = dist.restarted if dist is not None else 0
+    if dist is None or not dist.enabled:
+        return _choose_resume(cfg, run_dir, validate, restarted)
+    found: Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]] = ("", None, (0, 0))
+    error = None
+    if dist.is_rank0:
+        try:
+            found = _choose_resume(cfg, run_dir, validate, restarted)
+        except (ValueError, OSError) as e:  # the other ranks must not wait for a choice that never comes
+            error = e
+    chosen, message = dist.broadcast_object((found[0], str(error) if error else None))
+    if error is not None:
+        raise error
+    if message is not None:
+        raise ckpt_io.CheckpointError(f"rank 0 could not choose a checkpoint to resume from: {message}")
+    if not chosen or dist.is_rank0:
+        return found  # rank 0 loaded and validated it while choosing
+    ckpt = ckpt_io.load_file(chosen)
+    return chosen, ckpt, validate(ckpt, chosen)
+
+
+def _choose_resume(cfg: Config, run_dir: str, validate: Callable[[Dict[str, Any], str], Tuple[int, int]],
+                   restarted: int) -> Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]]:
+    """:func:`find_resume`'s choice, made in one process."""
     if cfg.resume == "auto" or os.path.isdir(cfg.resume):
         folder = run_dir if cfg.resume == "auto" else ckpt_io.run_folder(cfg.resume)
         path, ckpt, position, passed = ckpt_io.find_resume_checkpoint(folder, validate)
@@ -337,7 +343,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
     resumed_from = ""
     if cfg.resume:
         resumed_from, ckpt, (done_epochs, in_epoch) = find_resume(cfg, model, optimizer, steps_per_epoch, out_dir,
-                                                                         dist, loader.classes, dist.restarted)
+                                                                         dist, loader.classes)
         if ckpt is not None:
             restore_training_state(ckpt, resumed_from, model, optimizer, scaler, guard)
             start_epoch, start_step, rng = done_epochs, in_epoch, ckpt["rng"]
