@@ -121,6 +121,12 @@ def run_args(cifar_dir, out, *extra):
     return SMALL + [f"--dataset_path={cifar_dir}", f"--save_checkpoint_path={out}", *extra]
 
 
+def as_restarted(monkeypatch) -> None:
+    """This process stands for a worker that torchrun restarted once (TORCHELASTIC_RESTART_COUNT=1)."""
+    restarted = train.distributed.Context(restarted=1)
+    monkeypatch.setattr(train.distributed, "setup", lambda *a, **k: restarted)
+
+
 def fresh_model_and_optimizer(cfg):
     """What ``train.run`` builds before it resumes: the reference checkpoints are validated against."""
     model = train.build_model(cfg).to(memory_format=torch.channels_last)
@@ -385,26 +391,29 @@ def test_a_fresh_run_moves_an_earlier_runs_checkpoints_aside_intact(cifar_dir, t
     assert sorted(os.listdir(run / "earlier-run-2")) == ["mobilenetv1-1_12.ckpt"]
 
 
-def test_a_restarted_job_given_resume_file_continues_from_its_own_newer_checkpoint(cifar_dir, tmp_path, capsys,
-                                                                                  monkeypatch, one_thread):
-    """torchrun --max-restarts runs the same command line again: with --resume FILE the restarted job
-    went back to FILE and lost the epochs it had saved since. It now takes its own newer checkpoint;
-    FILE still wins over older ones, and a first attempt (no restart) takes FILE as asked."""
+@pytest.mark.parametrize("given", ["file", "folder"])
+def test_a_restarted_job_given_resume_continues_from_its_own_newer_checkpoint(cifar_dir, tmp_path, capsys,
+                                                                              monkeypatch, one_thread, given):
+    """torchrun --max-restarts runs the same command line again: with --resume FILE (or another run's
+    folder) the restarted job went back there and lost the epochs it had saved since. It now takes its
+    own newer checkpoint; a first attempt (no restart) takes what it was given, and (FILE) that file
+    still wins over an older checkpoint of the run's folder."""
     first, run = tmp_path / "first", tmp_path / "run"
     assert cli.main(["train", *run_args(cifar_dir, first, "--epoch_size=1")]) == 0
     start = str(first / "mobilenetv1-1_12.ckpt")
     args = run_args(cifar_dir, run, "--epoch_size=3", "--save_checkpoint_epochs=1", "--keep_checkpoint_max=5",
-                    f"--resume={start}")
+                    f"--resume={start if given == 'file' else first}")
     assert train.run(load_config(args))["resumed_from"] == start
     os.unlink(run / "mobilenetv1-3_12.ckpt")  # killed in epoch 3
     assert train.run(load_config(args))["resumed_from"] == start  # no restart: as asked
     os.unlink(run / "mobilenetv1-3_12.ckpt")
-    restarted = train.distributed.Context(restarted=1)
-    monkeypatch.setattr(train.distributed, "setup", lambda *a, **k: restarted)
+    as_restarted(monkeypatch)
     capsys.readouterr()
     assert train.run(load_config(args))["resumed_from"] == str(run / "mobilenetv1-2_12.ckpt")
     assert "torchrun restart 1: run/mobilenetv1-2_12.ckpt, saved by this job" in capsys.readouterr().out.replace(
         str(tmp_path) + os.sep, "")
+    if given == "folder":
+        return
     for name in ("mobilenetv1-2_12.ckpt", "mobilenetv1-3_12.ckpt"):
         os.unlink(run / name)  # only a checkpoint before FILE's is left
     os.rename(first / "mobilenetv1-1_12.ckpt", tmp_path / "start.ckpt")
@@ -454,8 +463,7 @@ def test_a_run_sent_back_moves_what_came_after_aside_and_a_restart_keeps_to_its_
     assert best["step"] == 24 and best["metrics"]["top_1"] < 1.0
 
     monkeypatch.setattr(train.CheckpointWriter, "save", save)
-    restarted = train.distributed.Context(restarted=1)
-    monkeypatch.setattr(train.distributed, "setup", lambda *a, **k: restarted)
+    as_restarted(monkeypatch)
     assert train.run(load_config(back))["resumed_from"] == str(run / "mobilenetv1-2_12.ckpt")
     assert not (run / "earlier-run-2").exists()  # nothing came after the point it resumed from
     assert ckpt_io.load_file(str(run / "mobilenetv1-3_12.ckpt"))["step"] == 36
@@ -481,20 +489,6 @@ def test_what_a_resume_point_supersedes(tmp_path):
             os.replace(os.path.join(aside, ckpt_io.BEST_NAME), best)
     assert [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(tmp_path))] == [
         "mobilenetv1-1_10.ckpt", "mobilenetv1-2_5.ckpt"]
-
-
-def test_a_restart_given_resume_folder_keeps_to_its_own_newer_checkpoint(cifar_dir, tmp_path, monkeypatch,
-                                                                         one_thread):
-    """--resume FOLDER (another run's) on a torchrun restart: this job's own newer checkpoint wins."""
-    first, run = tmp_path / "first", tmp_path / "run"
-    assert cli.main(["train", *run_args(cifar_dir, first, "--epoch_size=1")]) == 0
-    args = run_args(cifar_dir, run, "--epoch_size=3", "--save_checkpoint_epochs=1", "--keep_checkpoint_max=5",
-                    f"--resume={first}")
-    assert train.run(load_config(args))["resumed_from"] == str(first / "mobilenetv1-1_12.ckpt")
-    os.unlink(run / "mobilenetv1-3_12.ckpt")  # killed in epoch 3
-    restarted = train.distributed.Context(restarted=1)
-    monkeypatch.setattr(train.distributed, "setup", lambda *a, **k: restarted)
-    assert train.run(load_config(args))["resumed_from"] == str(run / "mobilenetv1-2_12.ckpt")
 
 
 def test_a_refused_resume_leaves_the_runs_config_yaml(cifar_dir, tmp_path, capsys, one_thread):
