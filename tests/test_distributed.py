@@ -133,7 +133,8 @@ def test_two_ranks_shards_sync_bn_and_eval(odd_cifar, tmp_path):
     sync_bn, 2 x batch 8 takes the same steps as 1 process x batch 16; a sync_bn training run; the
     2-process eval counts every sample once and gives the single-process top-1."""
     spec = {"train": TINY + [f"--dataset_path={odd_cifar}", "--class_num=4", "--batch_size=8", "--epoch_size=1",
-                             "--lr_max=0.01", "--sync_bn=True", f"--save_checkpoint_path={tmp_path / 'two'}"],
+                             "--lr_max=0.01", "--sync_bn=True", "--ema_decay=0.9", "--eval_interval=1",
+                             f"--save_checkpoint_path={tmp_path / 'two'}"],
             "eval": TINY + [f"--dataset_path={odd_cifar}", "--batch_size=8"],
             "steps": 6, "out": str(tmp_path / "worker.json")}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
@@ -161,15 +162,20 @@ def test_two_ranks_shards_sync_bn_and_eval(odd_cifar, tmp_path):
     assert ckpt == str(tmp_path / "two" / "ckpt_0" / "mobilenetv1-1_12.ckpt")
     assert sorted(os.listdir(tmp_path / "two")) == ["ckpt_0"]
     assert run_files(tmp_path / "two" / "ckpt_0") == ["config.yaml", "log.txt", "metrics.jsonl",
-                                                      "mobilenetv1-1_12.ckpt", "tfevents"]
+                                                      "mobilenetv1-1_12.ckpt", "mobilenetv1-best.ckpt", "tfevents"]
     digests = replica_digests(r.stdout)
     assert digests["0"] == digests["1"] and checkpoint_digest(ckpt).startswith(digests["0"])
+    # The weight average, kept beside SyncBatchNorm's model on each rank, took all 12 steps.
+    average = ckpt_io.load_file(ckpt)["ema"]
+    assert average["updates"] == 12 and average["model"].keys() == ckpt_io.load_file(ckpt)["model"].keys()
 
     # The run's save_checkpoint_path stands for the newest checkpoint and the metrics in its ckpt_0/.
     single = evaluate.run(load_config(spec["eval"] + [f"--checkpoint_path={tmp_path / 'two'}"]))
     assert single["ckpt"] == ckpt
     epochs = read_metrics(str(tmp_path / "two"))["epochs"]
     assert [r["epoch"] for r in epochs] == [1]
+    # Evaluated during training on both ranks: the average (top_1, what eval takes) and the trained weights.
+    assert epochs[0]["top_1"] == single["top_1_accuracy"] and "raw_top_1" in epochs[0]
     # images_per_s is the job's: 12 steps x 8 images x 2 ranks in epoch_seconds (rank 0's 96 before).
     assert abs(epochs[0]["images_per_s"] * epochs[0]["epoch_seconds"] - 192) < 2, epochs
     assert out["eval"]["total"] == single["total"] == 41

@@ -235,7 +235,8 @@ def test_a_sigkill_at_20_random_moments_leaves_a_newest_checkpoint_that_loads(ci
 
 def test_b_kill_and_resume_gives_bitwise_identical_weights_and_optimizer(cifar_dir, tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    extra = ["--epoch_size=3", "--save_checkpoint_steps=5", "--resume=auto"]
+    # With a weight average: it too must continue exactly.
+    extra = ["--epoch_size=3", "--save_checkpoint_steps=5", "--resume=auto", "--ema_decay=0.9"]
     with Zygote() as z:
         assert z.run(run_args(cifar_dir, straight, *extra), tmp_path / "straight.log") == (0, 0)
         z.start(run_args(cifar_dir, killed, *extra), tmp_path / "killed.log")
@@ -260,6 +261,11 @@ def test_b_kill_and_resume_gives_bitwise_identical_weights_and_optimizer(cifar_d
         assert torch.equal(sa[k]["momentum_buffer"], sb[k]["momentum_buffer"]), k
     assert [g["lr"] for g in a["optimizer"]["param_groups"]] == [g["lr"] for g in b["optimizer"]["param_groups"]]
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+    assert a["ema"]["updates"] == b["ema"]["updates"] == 36
+    assert a["ema"]["model"].keys() == a["model"].keys()
+    for k in a["model"]:
+        assert torch.equal(a["ema"]["model"][k], b["ema"]["model"][k]), k
+    assert not torch.equal(a["ema"]["model"]["fc.weight"], a["model"]["fc.weight"])
 
 
 def test_loaders_resume_inside_an_epoch_with_the_same_batches(cifar_dir, image_folder, one_thread):

@@ -104,8 +104,11 @@ def infer_model_args(state: Dict[str, torch.Tensor], source: str) -> Dict[str, A
     return {"class_num": int(state["fc.weight"].shape[0]), "width_mult": infer_width_mult(state, source)}
 
 
-def model_from_checkpoint(ckpt: Dict[str, Any], source: str, **overrides) -> Tuple[MobileNetV1, Dict[str, Any]]:
-    state = ckpt_io.model_state(ckpt)
+def model_from_checkpoint(ckpt: Dict[str, Any], source: str, use_ema: bool = True,
+                          **overrides) -> Tuple[MobileNetV1, Dict[str, Any]]:
+    """An eval-mode model with the weights of ``ckpt`` (its weight average, if it holds one and
+    ``use_ema``: :func:`checkpoint.weights_to_use`) and the arguments it was built with."""
+    state, _ = ckpt_io.weights_to_use(ckpt, use_ema)
     given = dict(ckpt.get("model_args") or {})
     given.update({k: v for k, v in overrides.items() if v is not None})
     args = {"padding": "same"}
@@ -133,14 +136,15 @@ def model_from_checkpoint(ckpt: Dict[str, Any], source: str, **overrides) -> Tup
     return model.eval(), args
 
 
-def load_model(path: str, **overrides) -> MobileNetV1:
+def load_model(path: str, use_ema: bool = True, **overrides) -> MobileNetV1:
     """An eval-mode model on the CPU from a checkpoint file (ours, a MindSpore ``.ckpt`` or a
-    ``.safetensors``); ``overrides`` (``padding``, ...) win over what the file records.
+    ``.safetensors``); ``overrides`` (``padding``, ...) win over what the file records. A checkpoint
+    of a run with ``--ema_decay`` gives its weight average, or with ``use_ema=False`` its trained weights.
 
     ``path`` may be a training run folder (``save_checkpoint_path``): it stands for its newest
     ``mobilenetv1-*.ckpt`` (a distributed run's: the newest in its ``ckpt_0/``), as for
     ``eval --checkpoint_path``, ``export``, ``convert`` and ``predict`` (``mobilenetv1-best.ckpt`` only by
     its name)."""
     path = ckpt_io.resolve_checkpoint_path(path)
-    model, _ = model_from_checkpoint(ckpt_io.load_file(path), path, **overrides)
+    model, _ = model_from_checkpoint(ckpt_io.load_file(path), path, use_ema, **overrides)
     return model

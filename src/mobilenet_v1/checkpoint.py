@@ -1,7 +1,8 @@
 """Checkpoints: one dictionary per file, written atomically, read with ``weights_only=True``.
 
 A training checkpoint holds ``model``, ``optimizer``, ``scaler``, ``epoch``, ``step``, ``config``,
-``rng`` and ``format``. A file is written as a temporary file in the same folder, flushed and fsynced,
+``rng`` and ``format``, and ``ema`` (``decay``, ``updates``, ``model``: the weight average) in a run with
+``--ema_decay``. A file is written as a temporary file in the same folder, flushed and fsynced,
 then renamed over the target, and the folder is fsynced: an interrupted save never leaves a partial
 file under a checkpoint's name.
 """
@@ -301,6 +302,30 @@ def model_state(ckpt: Dict[str, Any]) -> Dict[str, torch.Tensor]:
     return state
 
 
+def ema_state(ckpt: Dict[str, Any]) -> Optional[Dict[str, torch.Tensor]]:
+    """The exponential moving average of the weights that a training checkpoint of a run with
+    ``--ema_decay`` holds (a state dict like ``model``'s), or None."""
+    ema = ckpt.get("ema")
+    if isinstance(ema, dict) and isinstance(ema.get("model"), dict):
+        return model_state(ema)
+    return None
+
+
+def weights_to_use(ckpt: Dict[str, Any], use_ema: bool = True) -> Tuple[Dict[str, torch.Tensor], str]:
+    """The weights that evaluation, export, conversion and prediction take from ``ckpt``: its weight
+    average when it holds one (unless ``use_ema`` is False), else its trained weights; and a note
+    saying which, "" for a file without an average."""
+    average = ema_state(ckpt)
+    if average is None:
+        return model_state(ckpt), ""
+    ema = ckpt["ema"]
+    what = f"ema_decay {ema.get('decay')}, {ema.get('updates')} updates"
+    if use_ema:
+        return average, f"weights: the exponential moving average of the trained weights ({what}); " \
+                         f"--use_ema False takes the trained weights"
+    return model_state(ckpt), f"weights: the trained weights (--use_ema False; the file also holds their average, {what})"
+
+
 def load_weights(model: nn.Module, state: Dict[str, torch.Tensor], source: str,
                  skip_head_mismatch: bool = False, naming: str = "ours") -> List[str]:
     """Load ``state`` into ``model`` after checking every name and shape; nothing is half-loaded.
@@ -455,7 +480,15 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
     problems = []
     if ckpt["format"] != FORMAT:
         problems.append(f"format {ckpt['format']!r}, expected {FORMAT!r}")
-    problems += check_tensors(model_state(ckpt), unwrap(model).state_dict(), "model")
+    reference = unwrap(model).state_dict()
+    problems += check_tensors(model_state(ckpt), reference, "model")
+    if "ema" in ckpt:
+        ema = ckpt["ema"]
+        if not isinstance(ema, dict) or "model" not in ema or not isinstance(ema.get("updates"), int) \
+                or isinstance(ema.get("updates"), bool) or ema["updates"] < 0:
+            problems.append("ema: not a weight average (decay, updates, model)")
+        else:
+            problems += check_tensors(model_state(ema), reference, "ema")
     optimizer_problems = check_optimizer_state(ckpt["optimizer"], optimizer)
     if len(optimizer_problems) > 8:  # one per parameter when the model differs: say how many
         optimizer_problems = optimizer_problems[:8] + [f"... and {len(optimizer_problems) - 8} more optimizer problems"]

@@ -128,6 +128,7 @@ def cmd_lr_schedule(argv: List[str]) -> int:
 
 
 def cmd_convert(argv: List[str]) -> int:
+    from .config import bool_option
     from .mindspore_io import FORMAT_NAMES, convert
 
     p = argparse.ArgumentParser(
@@ -140,13 +141,18 @@ def cmd_convert(argv: List[str]) -> int:
     p.add_argument("dst", metavar="DST", help="file to write (atomically)")
     p.add_argument("--format", choices=("ckpt", "pt", "safetensors"), default=None,
                    help="output format, overriding DST's extension")
+    p.add_argument("--use_ema", type=bool_option, default=True, metavar="True|False",
+                   help="a checkpoint of a run with --ema_decay: write its weight average (True, the default) "
+                        "or its trained weights")
     a = p.parse_args(argv)
-    out = convert(a.src, a.dst, a.format)
+    out = convert(a.src, a.dst, a.format, a.use_ema)
     written = {"ckpt": "MindSpore checkpoint", "pt": "PyTorch checkpoint", "safetensors": "safetensors"}[out["format"]]
     extra = (", momentum buffers" if out["moments"] else "") + (
         f", global_step {out['global_step']}" if out["global_step"] is not None else "")
     print(f"wrote {a.dst}: {written}, {out['tensors']} tensors (MobileNetV1 width_mult {out['width_mult']:g}, "
           f"{out['class_num']} classes{extra}) from {FORMAT_NAMES.get(out['source_format'], '?')} {out['source']}")
+    if out["weights"]:
+        print(out["weights"])
     if out["warning"]:
         print(f"mobilenet-v1 convert: warning: {out['warning']}", file=sys.stderr)
     if out["dropped"]:

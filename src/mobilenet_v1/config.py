@@ -71,6 +71,11 @@ class Config:
     # Each one reads the loss back from the device, so it should be tens of steps, not every step.
     log_interval: int = 50
     eval_interval: int = 0  # evaluate every N epochs while training, keep the best by top-1; 0: never (the seed)
+    # An exponential moving average of the weights, updated after every step (timm's default decay is
+    # 0.9998); evaluated, kept as the best and deployed by default. 0: none (the seed).
+    ema_decay: float = 0.0
+    # eval, export: a checkpoint's weight average when it holds one; False: its trained weights.
+    use_ema: bool = True
     # --- crash safety ---
     # "auto": continue from the newest valid checkpoint in save_checkpoint_path (its ckpt_0/ in a
     # distributed run; none: start afresh); chosen by itself when torchrun restarts the workers;
@@ -134,6 +139,17 @@ def _parse_bool(text: str, key: str) -> bool:
     if low in ("false", "0", "no", "off"):
         return False
     raise ConfigError(f"option --{key}: expected True or False, got {text!r}")
+
+
+def bool_option(text: str) -> bool:
+    """An argparse ``type`` for ``--flag True|False`` options, spelled as the configuration keys are."""
+    low = text.strip().lower()
+    if low in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+        return low in ("true", "1", "yes", "on")
+    raise ValueError(text)
+
+
+bool_option.__name__ = "True or False"  # argparse names the expected type by it: "invalid True or False value"
 
 
 def coerce(key: str, value: Any, source: str) -> Any:
@@ -229,6 +245,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
                                 f"got {cfg.max_bad_samples}")
     if cfg.max_nonfinite_steps < 1:
         fail("max_nonfinite_steps", f"max_nonfinite_steps must be at least 1, got {cfg.max_nonfinite_steps}")
+    if not 0 <= cfg.ema_decay < 1:
+        fail("ema_decay", f"ema_decay must be in [0, 1) (0: no weight average), got {cfg.ema_decay}")
     if not 0 <= cfg.label_smooth_factor < 1:
         fail("label_smooth_factor", f"label_smooth_factor must be in [0, 1), got {cfg.label_smooth_factor}")
 

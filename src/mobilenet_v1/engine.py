@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
+    from .ema import WeightAverage
     from .nonfinite import NonFiniteGuard
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -77,12 +78,14 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
                     optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                     lrs: Sequence[float], device: torch.device, precision: str,
                     on_step: Optional[Callable[[int, torch.Tensor, float], None]] = None,
-                    start_step: int = 0, guard: Optional["NonFiniteGuard"] = None) -> EpochResult:
+                    start_step: int = 0, guard: Optional["NonFiniteGuard"] = None,
+                    ema: Optional["WeightAverage"] = None) -> EpochResult:
     """One pass over ``loader``; step ``i`` of the epoch runs at learning rate ``lrs[i]``.
 
     ``start_step``: the loader begins at that step of the epoch (a resumed epoch); ``lrs`` is still the
     whole epoch's. With ``guard`` (:class:`nonfinite.NonFiniteGuard`) a step whose loss or gradients
-    are not finite is skipped and counted.
+    are not finite is skipped and counted. With ``ema`` (:class:`ema.WeightAverage`) the weight
+    average takes every step's weights, before ``on_step`` (which may save a checkpoint) sees the step.
 
     The loss stays on the device: nothing here waits for the GPU except ``on_step`` when it reads it.
 
@@ -129,6 +132,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
         else:
             guard.step(loss, scaler, skip=stand_in)
         scaler.update()
+        if ema is not None:
+            ema.update()
         if stand_in:
             loss = prev
             if on_step is not None:

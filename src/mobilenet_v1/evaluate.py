@@ -98,7 +98,10 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         device = resolve_device(cfg.device_target)
         precision = resolve_precision(cfg.precision, device)
         ckpt = ckpt_io.load_file(path)
-        model, _ = model_from_checkpoint(ckpt, path)
+        model, _ = model_from_checkpoint(ckpt, path, cfg.use_ema)
+        _, note = ckpt_io.weights_to_use(ckpt, cfg.use_ema)
+        if note:
+            print0(note)
         classes = ckpt.get("classes")
         cfg = trained_size(cfg, ckpt, path, given)
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format

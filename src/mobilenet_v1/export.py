@@ -24,6 +24,7 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
+from .config import bool_option
 from .model import MobileNetV1
 from .onnx_io import OnnxModel, write_metadata
 from .predict import guess_dataset
@@ -110,10 +111,11 @@ def max_difference(onnx_path: str, model: nn.Module, batch_sizes: Sequence[int],
 
 def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = None, width: Optional[int] = None,
                       batch_size: int = 1, dynamic_batch: bool = True, atol: float = ATOL,
-                      dataset: Optional[str] = None) -> Dict[str, Any]:
+                      dataset: Optional[str] = None, use_ema: bool = True) -> Dict[str, Any]:
     """Export a checkpoint to ``file_name`` (``.onnx`` appended when missing) and check it; returns the
-    path, the input size, the largest difference from PyTorch per checked batch size and the data set
-    whose normalisation the file records.
+    path, the input size, the largest difference from PyTorch per checked batch size, the data set
+    whose normalisation the file records and ``weights``, which weights a checkpoint with a weight
+    average gave ("" for one without; ``use_ema``: :func:`checkpoint.weights_to_use`).
 
     That data set is the one the checkpoint's training configuration names. A file that records none
     (a MindSpore ``.ckpt`` holds only tensors) takes ``dataset``, or else a guess from its class count
@@ -128,7 +130,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
         raise ExportError(f"atol {atol:g}: must be a finite number >= 0")
     path = ckpt_io.resolve_checkpoint_path(ckpt_file)
     ckpt = ckpt_io.load_file(path)
-    model, args = model_from_checkpoint(ckpt, path)
+    model, args = model_from_checkpoint(ckpt, path, use_ema)
+    _, weights = ckpt_io.weights_to_use(ckpt, use_ema)
     config = ckpt.get("config") or {}
     recorded = config.get("dataset")
     if dataset is not None and recorded not in (None, dataset):
@@ -145,6 +148,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     meta = preprocessing_metadata(dataset, trained_size)
     meta.update({"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"],
                  "classes": ckpt.get("classes"), "source": os.path.basename(path)})
+    if ckpt_io.ema_state(ckpt) is not None:
+        meta["weights"] = "ema" if use_ema else "trained"
     write_metadata(proto, meta)
 
     sizes: List[int] = [batch_size] if not dynamic_batch else sorted({1, max(batch_size, 2)})
@@ -161,7 +166,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                               f"(more than {atol:g}); not a faithful export, not written{kept}")
     return {"path": out_path, "height": height, "width": width, "dynamic_batch": dynamic_batch,
             "max_abs_diff": diffs, "bytes": os.path.getsize(out_path), "ckpt": path, "dataset": dataset,
-            "dataset_guessed": guessed, "class_num": args["class_num"]}
+            "dataset_guessed": guessed, "class_num": args["class_num"], "weights": weights}
 
 
 def mindspore_format_message(fmt: str) -> str:
@@ -189,6 +194,9 @@ def main(argv: Sequence[str]) -> int:
                         "MindSpore .ckpt); default: what the checkpoint records, else cifar10 for 10 classes "
                         "and imagenet2012 otherwise")
     p.add_argument("--atol", type=float, default=ATOL, help=f"largest allowed logit difference ({ATOL:g})")
+    p.add_argument("--use_ema", type=bool_option, default=True, metavar="True|False",
+                   help="a checkpoint of a run with --ema_decay: export its weight average (True, the default) "
+                        "or its trained weights")
     p.add_argument("--config_path", default=None,
                    help="a config file (the seed's too) whose export keys (ckpt_file, file_name, file_format, "
                         "batch_size, width, height) stand in for flags not given")
@@ -218,7 +226,10 @@ def main(argv: Sequence[str]) -> int:
     except (TypeError, ValueError):
         raise ExportError(f"config file {a.config_path}: batch_size, width and height must be integers") from None
     result = export_checkpoint(a.ckpt_file, a.file_name or "mobilenetv1", height, width, batch_size,
-                               dynamic_batch=not a.static_batch, atol=a.atol, dataset=a.dataset)
+                               dynamic_batch=not a.static_batch, atol=a.atol, dataset=a.dataset,
+                               use_ema=a.use_ema)
+    if result["weights"]:
+        print0(result["weights"])
     if result["dataset_guessed"]:
         other = next(d for d in DATASETS if d != result["dataset"])
         print(f"mobilenet-v1 export: note: {result['ckpt']} does not record the data set it was trained on: "

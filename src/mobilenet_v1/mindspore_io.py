@@ -453,10 +453,12 @@ def output_format(dst: str, fmt: Optional[str] = None) -> str:
     return OUTPUT_FORMATS[ext]
 
 
-def convert(src: str, dst: str, fmt: Optional[str] = None) -> Dict[str, Any]:
+def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True) -> Dict[str, Any]:
     """Write ``src`` (any supported file, or a run folder: its newest checkpoint, ``source`` in the
     result) as ``dst`` in ``fmt`` (by default from ``dst``'s extension):
     ``ckpt`` a MindSpore checkpoint, ``pt`` a PyTorch one of ours, ``safetensors`` MindSpore's names.
+    A training checkpoint with a weight average gives that average unless ``use_ema`` is False
+    (``weights`` in the result says which; :func:`checkpoint.weights_to_use`).
 
     The source is checked as a MobileNetV1 (every name and shape) before anything is written, the
     tensors are written as they are in the file (no dtype change), and the write is atomic. The
@@ -467,10 +469,10 @@ def convert(src: str, dst: str, fmt: Optional[str] = None) -> Dict[str, Any]:
     fmt = output_format(dst, fmt)
     src = ckpt_io.resolve_checkpoint_path(src)  # a run folder: its newest checkpoint, as eval takes it
     ckpt = read_any(src)
-    model, args = model_from_checkpoint(ckpt, src)
+    model, args = model_from_checkpoint(ckpt, src, use_ema)
     if ckpt.get("moments"):
         check_moments(model, ckpt["moments"], src)
-    state = ckpt_io.model_state(ckpt)
+    state, weights = ckpt_io.weights_to_use(ckpt, use_ema)
     extra = {k: ckpt[k] for k in ("moments", "global_step") if ckpt.get(k) is not None}
     args = {"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"]}
     # What predict and export read beside the weights: without it they fall back to 224x224 and
@@ -499,5 +501,5 @@ def convert(src: str, dst: str, fmt: Optional[str] = None) -> Dict[str, Any]:
                    f"will not reproduce this model's outputs there")
     return {"source": src, "format": fmt, "tensors": count, "class_num": args["class_num"], "width_mult": args["width_mult"],
             "source_format": detect_format(src), "moments": "moments" in extra,
-            "global_step": extra.get("global_step"), "warning": warning,
+            "global_step": extra.get("global_step"), "warning": warning, "weights": weights,
             "dropped": sorted(recorded) if fmt == "ckpt" else []}

@@ -20,7 +20,7 @@ from torch import nn
 from .checkpoint import CheckpointError
 
 META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "padding", "mean", "std",
-             "source", "quantization")
+             "source", "quantization", "weights")
 
 
 def is_onnx_file(path: str) -> bool:

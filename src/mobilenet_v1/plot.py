@@ -88,6 +88,7 @@ def plot_runs(run_dirs: Sequence[str], out: str, dpi: int = 150, title: Optional
     ends: Dict[str, List[Tuple[float, float, str, Any]]] = {"loss": [], "lr": [], "top1": []}
     x_max = 0.0
     drawn = {}
+    any_raw = False
     for name, colour, h in zip(names, colours, histories):
         steps, epochs = h["steps"], h["epochs"]
         # Loss: the epoch mean (the per-step losses are single batches: shown faintly for texture).
@@ -107,6 +108,11 @@ def plot_runs(run_dirs: Sequence[str], out: str, dpi: int = 150, title: Optional
         if evals:
             xs, ys = [r["epoch"] for r in evals], [100.0 * r["top_1"] for r in evals]
             ax_top1.plot(xs, ys, color=colour, linewidth=1.6, marker="o", markersize=3)
+            raw = [r for r in evals if "raw_top_1" in r]
+            if raw:  # a run with --ema_decay: top_1 is the weight average's, dashed the trained weights'
+                any_raw = True
+                ax_top1.plot([r["epoch"] for r in raw], [100.0 * r["raw_top_1"] for r in raw], color=colour,
+                             linewidth=1.0, linestyle="--", alpha=0.7)
             best = max(range(len(ys)), key=lambda i: (ys[i], -i))
             ax_top1.plot([xs[best]], [ys[best]], marker="*", markersize=9, color=colour, linestyle="none")
             ends["top1"].append((xs[-1], ys[-1], f"{name} {ys[-1]:.1f}%", colour))
@@ -122,7 +128,8 @@ def plot_runs(run_dirs: Sequence[str], out: str, dpi: int = 150, title: Optional
             lambda v, _: f"{v:g}" if round(v / 10 ** math.floor(math.log10(v))) in wanted else ""))
     ax_loss.set_title("training loss (epoch mean; faint: logged steps)", fontsize=10)
     ax_lr.set_title("learning rate", fontsize=10)
-    ax_top1.set_title("top-1 on the eval split, % (star: best)", fontsize=10)
+    ax_top1.set_title("top-1 on the eval split, % (star: best" +
+                      (")\ndashed: trained weights, solid: average" if any_raw else ")"), fontsize=10)
     if not ends["top1"]:
         ax_top1.text(0.5, 0.5, "no evaluations\n(train with --eval_interval N)", ha="center", va="center",
                      transform=ax_top1.transAxes, color="0.4")

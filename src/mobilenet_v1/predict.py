@@ -28,6 +28,7 @@ from torch import nn
 from . import checkpoint as ckpt_io
 from . import transforms as T
 from .api import model_from_checkpoint
+from .config import bool_option
 from .data import read_bytes
 from .onnx_io import OnnxModel, is_onnx_file
 from .runtime import print0
@@ -143,9 +144,9 @@ def guess_dataset(class_num: int) -> str:
 
 
 def load_predictor(path: str, labels: Optional[str] = None, background_class: bool = False,
-                   dataset: Optional[str] = None, image_size: Optional[int] = None) -> Predictor:
+                   dataset: Optional[str] = None, image_size: Optional[int] = None, use_ema: bool = True) -> Predictor:
     """A model file and what it takes to run it on image files; ``dataset`` and ``image_size`` override
-    what the file records."""
+    what the file records. A checkpoint with a weight average predicts with it unless ``use_ema`` is False."""
     path = ckpt_io.resolve_checkpoint_path(path)
     if is_onnx_file(path):
         onnx_model = OnnxModel(path)
@@ -162,7 +163,7 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
         recorded, trained_on = meta.get("classes"), meta.get("dataset")
     else:
         ckpt = ckpt_io.load_file(path)
-        model, args = model_from_checkpoint(ckpt, path)
+        model, args = model_from_checkpoint(ckpt, path, use_ema)
         config = ckpt.get("config") or {}
         class_num = args["class_num"]
         size = image_size or config.get("image_size") or 224
@@ -186,6 +187,9 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--dataset", choices=("cifar10", "imagenet2012"), default=None,
                    help="the evaluation transform to use (default: what the file records)")
     p.add_argument("--image_size", type=int, default=None, help="input size (default: what the file records)")
+    p.add_argument("--use_ema", type=bool_option, default=True, metavar="True|False",
+                   help="a checkpoint of a run with --ema_decay: its weight average (True, the default) or its "
+                        "trained weights")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(list(argv))
     if a.top_k < 1:
@@ -195,7 +199,7 @@ def main(argv: Sequence[str]) -> int:
     for path in a.images:
         if not os.path.isfile(path):
             raise ValueError(f"image {path}: no such file")
-    predictor = load_predictor(a.ckpt_file, a.labels, a.background_class, a.dataset, a.image_size)
+    predictor = load_predictor(a.ckpt_file, a.labels, a.background_class, a.dataset, a.image_size, a.use_ema)
     results = predictor.top_k(a.images, a.top_k)
     if a.json:
         print(json.dumps({"model": predictor.source, "dataset": predictor.dataset,

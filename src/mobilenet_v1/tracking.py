@@ -11,7 +11,9 @@ only every ``log_interval`` steps and at the end of each epoch.
   ``images_per_s`` (since the previous logged step);
 - ``epoch``: ``epoch`` (counted from 1), ``step``, ``loss`` (the last step's, as the seed's log line),
   ``mean_loss``, ``lr`` (the last step's), ``images_per_s``, ``epoch_seconds`` and, when the epoch was
-  evaluated, ``top_1``, ``top_5``, ``eval_images``.
+  evaluated, ``top_1``, ``top_5``, ``eval_images``; in a run with ``--ema_decay`` those are the weight
+  average's (what ``eval`` and ``export`` take from its checkpoints, and what picks the best one) and
+  ``raw_top_1``, ``raw_top_5`` the trained weights'.
 """
 import json
 import math
@@ -248,6 +250,8 @@ class RunLogger:
         tags = {"epoch/mean_loss": result.mean_loss, "epoch/images_per_s": rate}
         if accuracy:
             tags.update({"eval/top_1": accuracy["top_1"], "eval/top_5": accuracy["top_5"]})
+            if "raw_top_1" in accuracy:
+                tags.update({"eval/raw_top_1": accuracy["raw_top_1"], "eval/raw_top_5": accuracy["raw_top_5"]})
         self._scalars(tags, step)
         if self._writer is not None:
             self._writer.flush()

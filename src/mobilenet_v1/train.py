@@ -13,6 +13,7 @@ from . import checkpoint as ckpt_io
 from . import distributed, mindspore_io, runtime
 from .config import Config, dump_yaml, load_config, to_dict
 from .data import DataOptions, build_loader
+from .ema import WeightAverage
 from .engine import (EpochResult, evaluate, make_optimizer, make_scaler, resolve_device,
                      resolve_precision, train_one_epoch)
 from .losses import CrossEntropySmooth
@@ -86,8 +87,10 @@ def training_state(model, optimizer, scaler, epoch: int, step: int, cfg: Config,
 
 
 def nonfinite_entries(state: Dict[str, Any]) -> List[str]:
-    """Names of the model and optimiser tensors in a checkpoint dictionary that hold NaN or inf."""
+    """Names of the model, weight-average and optimiser tensors in a checkpoint dictionary that hold NaN or inf."""
     bad = [k for k, v in state["model"].items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    bad += [f"ema {k}" for k, v in (state.get("ema") or {}).get("model", {}).items()
+            if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     for pid, entry in state["optimizer"].get("state", {}).items():
         for k, v in entry.items():
             if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all()):
@@ -104,8 +107,10 @@ class CheckpointWriter:
     mid-epoch saves otherwise."""
 
     def __init__(self, cfg: Config, model, optimizer, scaler, guard: NonFiniteGuard, steps_per_epoch: int,
-                 classes: Optional[List[str]], folder: Optional[str] = None, writes: bool = True):
+                 classes: Optional[List[str]], folder: Optional[str] = None, writes: bool = True,
+                 ema: Optional[WeightAverage] = None):
         self.cfg, self.model, self.optimizer, self.scaler, self.guard = cfg, model, optimizer, scaler, guard
+        self.ema = ema
         # The run's checkpoint folder: save_checkpoint_path, or its ckpt_0/ in a distributed run.
         self.folder = cfg.save_checkpoint_path if folder is None else folder
         self.steps_per_epoch, self.classes = steps_per_epoch, classes
@@ -130,6 +135,8 @@ class CheckpointWriter:
             return path
         extra = {"step_in_epoch": in_epoch, "steps_per_epoch": spe, "nonfinite": self.guard.state_dict(),
                  **(extra or {})}
+        if self.ema is not None:
+            extra["ema"] = self.ema.state_dict()
         state = training_state(self.model, self.optimizer, self.scaler, epoch, epoch * spe + in_epoch, self.cfg,
                                self.classes, extra)
         bad = nonfinite_entries(state)
@@ -154,10 +161,20 @@ class CheckpointWriter:
         return path
 
 
-def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, scaler, guard: NonFiniteGuard) -> None:
+def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, scaler, guard: NonFiniteGuard,
+                           ema: Optional[WeightAverage] = None) -> None:
     """Load a validated training checkpoint into the run's objects (the RNG comes later, just before
-    the first step)."""
+    the first step). A run with ``ema`` takes the file's weight average, or starts one at its weights."""
     ckpt_io.load_weights(model, ckpt_io.model_state(ckpt), source)
+    if ema is not None and "ema" in ckpt:
+        ema.load_state_dict(ckpt["ema"])
+    elif ema is not None:
+        ema.reset()
+        print0(f"resume: {source} holds no weight average (its run had no ema_decay); the average starts "
+               f"here from its weights")
+    elif "ema" in ckpt:
+        print0(f"resume: ema_decay is 0: the weight average in {source} is not continued, and this run's "
+               f"checkpoints hold none")
     # How the optimiser runs (fused on CUDA, foreach on the CPU) belongs to this run, not to the file.
     how = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups]
     optimizer.load_state_dict(ckpt["optimizer"])
@@ -324,7 +341,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
     model = build_model(cfg)
     if cfg.pre_trained:
         source = ckpt_io.load_file(cfg.pre_trained)
-        skipped = ckpt_io.load_weights(model, ckpt_io.model_state(source), cfg.pre_trained,
+        weights, note = ckpt_io.weights_to_use(source, cfg.use_ema)  # a run's weight average, by default
+        if note:
+            print0(f"pre_trained: {note}")
+        skipped = ckpt_io.load_weights(model, weights, cfg.pre_trained,
                                        skip_head_mismatch=True, naming=source.get("naming", "ours"))
         print0(f"pre_trained: loaded {cfg.pre_trained}" +
                (f"; left out {', '.join(skipped)} (another class count), the classifier starts fresh"
@@ -332,6 +352,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format)
     model = dist.wrap(model, device, cfg.sync_bn)
+    ema = None
+    if cfg.ema_decay:
+        with torch.random.fork_rng(devices=[]):  # its initial weights are overwritten: keep the RNG stream
+            average = build_model(cfg)
+        ema = WeightAverage(model, average.to(device=device, memory_format=memory_format), cfg.ema_decay)
     criterion = build_criterion(cfg)
     optimizer = make_optimizer(model, float(lr[0]), cfg.momentum, cfg.weight_decay, device)
     scaler = make_scaler(precision, device, cfg.loss_scale)
@@ -345,7 +370,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
         resumed_from, ckpt, (done_epochs, in_epoch) = find_resume(cfg, model, optimizer, steps_per_epoch, out_dir,
                                                                          dist, loader.classes)
         if ckpt is not None:
-            restore_training_state(ckpt, resumed_from, model, optimizer, scaler, guard)
+            restore_training_state(ckpt, resumed_from, model, optimizer, scaler, guard, ema)
             start_epoch, start_step, rng = done_epochs, in_epoch, ckpt["rng"]
             print0(f"resume: continuing from {resumed_from} after epoch {done_epochs}"
                    + (f" and {in_epoch} of the {steps_per_epoch} steps of epoch {done_epochs + 1}" if in_epoch else "")
@@ -373,7 +398,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                                           f"({e.strerror or e}); nothing was trained") from None
     step_model = torch.compile(model) if cfg.compile else model
     writer = CheckpointWriter(cfg, model, optimizer, scaler, guard, steps_per_epoch, loader.classes, out_dir,
-                              writes=dist.is_rank0)
+                              writes=dist.is_rank0, ema=ema)
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
 
     tracker = RunLogger(out_dir if cfg.save_checkpoint else None, cfg.epoch_size, steps_per_epoch,
@@ -402,10 +427,12 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                     last_path = writer.save(epoch, i + 1)
 
             result = train_one_epoch(step_model, loader, criterion, optimizer, scaler, lrs, device, precision,
-                                     on_step=on_step, start_step=first, guard=guard)
+                                     on_step=on_step, start_step=first, guard=guard, ema=ema)
             epoch_seconds.append(result.seconds)
             counts = guard.sync()
             dist.sync_buffers(model)
+            if ema is not None:
+                dist.sync_buffers(ema.module)  # each rank averaged its own BatchNorm statistics
             for line in epoch_lines(epoch + 1, result):
                 print0(line)
             if counts["total"]:
@@ -418,9 +445,17 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
             accuracy = None
             if eval_loader is not None and (done % cfg.eval_interval == 0 or done == cfg.epoch_size):
                 accuracy = evaluate_accuracy(model, eval_loader, device, precision, dist)
+                trained = ""
+                if ema is not None:
+                    # The average is what eval and export take from the checkpoint: it is the one judged.
+                    raw = accuracy
+                    accuracy = evaluate_accuracy(ema.module, eval_loader, device, precision, dist)
+                    accuracy.update(raw_top_1=raw["top_1"], raw_top_5=raw["top_5"])
+                    trained = (f"; weight average; the trained weights: top-1 {raw['top_1']:.4f} "
+                               f"top-5 {raw['top_5']:.4f}")
                 best = tracker.improved(accuracy["top_1"])
                 print0(f"eval: epoch {done} top-1 {accuracy['top_1']:.4f} top-5 {accuracy['top_5']:.4f} "
-                       f"({accuracy['eval_images']} images)" + (", best so far" if best else ""))
+                       f"({accuracy['eval_images']} images{trained})" + (", best so far" if best else ""))
                 if best and cfg.save_checkpoint:
                     writer.save(done, 0, name=ckpt_io.BEST_NAME, extra={"metrics": accuracy})
             # images_per_s is the job's: every rank's images (unreadable files may leave them unequal).

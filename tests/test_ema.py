@@ -1,0 +1,167 @@
+"""The weight average (``--ema_decay``): its arithmetic, its place in training, checkpoints and resume,
+and which weights eval, export, convert, predict and load_model take."""
+import pytest
+import torch
+from torch import nn
+
+from mobilenet_v1 import checkpoint as ckpt_io
+from mobilenet_v1 import cli, evaluate, load_model, train
+from mobilenet_v1.config import ConfigError, load_config
+from mobilenet_v1.ema import WeightAverage, decay_at
+from mobilenet_v1.tracking import read_metrics
+
+SMALL = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU", "--num_workers=0",
+         "--warmup_epochs=0", "--lr_decay_mode=linear", "--lr_max=0.05", "--class_num=4"]
+
+
+def tiny():
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+
+
+def test_the_average_follows_tensorflows_formula_with_its_warm_up():
+    model = tiny()
+    average = WeightAverage(model, tiny(), decay=0.9)
+    w0 = model[0].weight.detach().clone()
+    assert torch.equal(average.module[0].weight, w0)  # starts as a copy of the model
+    expected = w0.clone()
+    expected_mean = model[1].running_mean.clone()
+    for n in range(30):
+        with torch.no_grad():
+            model[0].weight.add_(1.0)
+            model[1].running_mean.add_(0.5)
+        model[1].num_batches_tracked += 1
+        average.update()
+        d = min(0.9, (1 + n) / (10 + n))
+        expected = d * expected + (1 - d) * model[0].weight.detach()
+        expected_mean = d * expected_mean + (1 - d) * model[1].running_mean
+    assert decay_at(0.9, 0) == 0.1 and decay_at(0.9, 1000) == 0.9
+    torch.testing.assert_close(average.module[0].weight, expected, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(average.module[1].running_mean, expected_mean, rtol=1e-6, atol=1e-5)
+    # The average trails the weights, which moved by 30 in all.
+    assert 20 < float((average.module[0].weight - w0).mean()) < 29
+    state = average.state_dict()
+    assert state["updates"] == 30 and state["decay"] == 0.9
+    assert int(state["model"]["1.num_batches_tracked"]) == 30  # counters are the model's, not averaged
+    assert not average.module.training and not any(p.requires_grad for p in average.module.parameters())
+
+
+def test_ema_decay_out_of_range_is_refused_naming_the_option():
+    for bad in ("1", "-0.1", "1.5"):
+        with pytest.raises(ConfigError, match="ema_decay"):
+            load_config([f"--ema_decay={bad}"])
+
+
+@pytest.fixture
+def ema_run(cifar_dir, tmp_path_factory):
+    """Six epochs of the small model with a weight average, evaluated after the 3rd and the 6th (where
+    the average and the trained weights score differently)."""
+    out = tmp_path_factory.mktemp("ema") / "run"
+    cfg = load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=6", "--eval_interval=3",
+                               "--ema_decay=0.95", "--save_checkpoint_epochs=1", f"--save_checkpoint_path={out}"])
+    result = train.run(cfg)
+    return cifar_dir, out, result
+
+
+def test_training_evaluates_and_saves_the_average_and_eval_takes_it(ema_run, capsys):
+    cifar_dir, out, result = ema_run
+    ck = ckpt_io.load_file(result["checkpoint"])
+    assert ck["ema"]["updates"] == 72 and ck["ema"]["decay"] == 0.95
+    assert ck["ema"]["model"].keys() == ck["model"].keys()
+    assert not torch.equal(ck["ema"]["model"]["fc.weight"], ck["model"]["fc.weight"])
+    last = read_metrics(str(out))["epochs"][-1]
+    assert {"top_1", "top_5", "raw_top_1", "raw_top_5"} <= set(last)
+    # eval of the checkpoint: the average by default, what training reported as top_1; the trained
+    # weights with --use_ema False, what it reported as raw_top_1.
+    base = SMALL + [f"--dataset_path={cifar_dir}", f"--checkpoint_path={result['checkpoint']}"]
+    averaged = evaluate.run(load_config(base))
+    trained = evaluate.run(load_config(base + ["--use_ema=False"]))
+    assert averaged["top_1_accuracy"] == pytest.approx(last["top_1"])
+    assert trained["top_1_accuracy"] == pytest.approx(last["raw_top_1"])
+    printed = capsys.readouterr().out
+    assert "weights: the exponential moving average of the trained weights (ema_decay 0.95, 72 updates)" in printed
+    assert "weights: the trained weights (--use_ema False" in printed
+    # The best checkpoint is chosen by the average's top-1.
+    best = ckpt_io.load_file(str(out / ckpt_io.BEST_NAME))
+    tops = [r["top_1"] for r in read_metrics(str(out))["epochs"] if "top_1" in r]
+    assert best["metrics"]["top_1"] == max(tops) and "raw_top_1" in best["metrics"]
+
+
+def test_load_model_convert_and_export_take_the_average_unless_told(ema_run, tmp_path, capsys):
+    _, _, result = ema_run
+    path = result["checkpoint"]
+    ck = ckpt_io.load_file(path)
+    x = torch.randn(2, 3, 32, 32)
+
+    def same(model, state):
+        return all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+
+    assert same(load_model(path), ck["ema"]["model"])
+    assert same(load_model(path, use_ema=False), ck["model"])
+    assert cli.main(["convert", path, str(tmp_path / "avg.pt")]) == 0
+    assert cli.main(["convert", path, str(tmp_path / "raw.pt"), "--use_ema", "False"]) == 0
+    assert "weights: the exponential moving average" in capsys.readouterr().out
+    assert same(load_model(str(tmp_path / "avg.pt")), ck["ema"]["model"])
+    assert same(load_model(str(tmp_path / "raw.pt")), ck["model"])
+    assert "ema" not in ckpt_io.load_file(str(tmp_path / "avg.pt"))
+    with pytest.raises(SystemExit):
+        cli.main(["convert", path, str(tmp_path / "x.pt"), "--use_ema", "maybe"])
+    assert "--use_ema: invalid True or False value: 'maybe'" in capsys.readouterr().err
+
+    pytest.importorskip("onnxruntime")
+    from mobilenet_v1.onnx_io import OnnxModel
+
+    assert cli.main(["export", "--ckpt_file", path, "--file_name", str(tmp_path / "avg")]) == 0
+    onnx_model = OnnxModel(str(tmp_path / "avg.onnx"))
+    assert onnx_model.metadata["weights"] == "ema"
+    with torch.no_grad():
+        expected, raw = load_model(path)(x), load_model(path, use_ema=False)(x)
+    got = onnx_model(x)
+    assert (got - expected).abs().max() < 1e-4 < (got - raw).abs().max()
+
+
+def test_pre_trained_takes_the_average_unless_told(ema_run, tmp_path, capsys):
+    cifar_dir, _, result = ema_run
+    ck = ckpt_io.load_file(result["checkpoint"])
+    for use_ema, expected in (("True", ck["ema"]["model"]), ("False", ck["model"])):
+        # A learning rate of 0: the weights stay those loaded (BatchNorm statistics still move).
+        cfg = load_config(SMALL + [f"--dataset_path={cifar_dir}", f"--save_checkpoint_path={tmp_path / use_ema}",
+                                   f"--pre_trained={result['checkpoint']}", f"--use_ema={use_ema}",
+                                   "--epoch_size=1", "--lr_max=0", "--lr_end=0"])
+        tuned = ckpt_io.load_file(train.run(cfg)["checkpoint"])["model"]
+        assert torch.equal(tuned["fc.weight"], expected["fc.weight"]), use_ema
+    log = capsys.readouterr().out
+    assert "pre_trained: weights: the exponential moving average" in log
+    assert "pre_trained: weights: the trained weights (--use_ema False" in log
+
+
+def test_resume_starts_an_average_or_drops_one_and_says_so(cifar_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    base = SMALL + [f"--dataset_path={cifar_dir}", f"--save_checkpoint_path={out}", "--save_checkpoint_epochs=1"]
+    train.run(load_config(base + ["--epoch_size=1"]))  # no average
+    capsys.readouterr()
+    result = train.run(load_config(base + ["--epoch_size=2", "--resume=auto", "--ema_decay=0.9"]))
+    log = capsys.readouterr().out
+    assert "holds no weight average (its run had no ema_decay); the average starts here from its weights" in log
+    ck = ckpt_io.load_file(result["checkpoint"])
+    assert ck["ema"]["updates"] == 12  # the steps of epoch 2 only
+    result = train.run(load_config(base + ["--epoch_size=3", "--resume=auto"]))
+    log = capsys.readouterr().out
+    assert "ema_decay is 0: the weight average in" in log and "is not continued" in log
+    assert "ema" not in ckpt_io.load_file(result["checkpoint"])
+
+
+def test_a_checkpoint_whose_average_is_damaged_is_passed_over(cifar_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = SMALL + [f"--dataset_path={cifar_dir}", f"--save_checkpoint_path={out}", "--save_checkpoint_epochs=1",
+                    "--ema_decay=0.9"]
+    train.run(load_config(args + ["--epoch_size=2"]))
+    newest = ckpt_io.list_checkpoints(str(out))[-1][1]
+    ck = ckpt_io.load_file(newest)
+    ck["ema"]["model"]["fc.bias"][0] = float("nan")
+    ckpt_io.atomic_save(ck, newest)
+    capsys.readouterr()
+    train.run(load_config(args + ["--epoch_size=3", "--resume=auto"]))
+    log = capsys.readouterr().out
+    assert "resume: passed over checkpoint " + newest in log and "ema: NaN or infinite values in 1: fc.bias" in log
+    assert "resume: continuing from " + str(out / "mobilenetv1-1_12.ckpt") in log
+    assert ckpt_io.load_file(str(out / "mobilenetv1-3_12.ckpt"))["ema"]["updates"] == 36
