@@ -21,6 +21,7 @@ from common import emit_json, machine, make_jpeg_folder, median, print_table
 import torch
 import torch.nn.functional as F
 
+from mobilenet_v1.ema import WeightAverage
 from mobilenet_v1.engine import make_optimizer, make_scaler, train_one_epoch
 from mobilenet_v1.model import MobileNetV1
 from mobilenet_v1.nonfinite import NonFiniteGuard
@@ -54,9 +55,10 @@ def plain_layers(model):
     return model
 
 
-def ours_stepper(args, device, compile_mode, plain=False, taps=False):
+def ours_stepper(args, device, compile_mode, plain=False, taps=False, ema=False):
     """Our step, warmed up; returns run(n): images/s of n more steps. ``taps``: compiled, the
-    depthwise convs run as sums of their taps (model.depthwise_taps, an experiment)."""
+    depthwise convs run as sums of their taps (model.depthwise_taps, an experiment). ``ema``: with the
+    weight average of ``--ema_decay`` (ema.WeightAverage) updated after every step, as train runs it."""
     model = MobileNetV1(class_num=1000, padding=args.padding).to(device, memory_format=args.memory_format)
     if plain:
         plain_layers(model)
@@ -71,14 +73,18 @@ def ours_stepper(args, device, compile_mode, plain=False, taps=False):
     lrs = [0.1] * max(args.steps, args.warmup)
     # The non-finite step guard that `mobilenet-v1 train` always runs (nonfinite.py), unless --no-guard.
     guard = None if args.no_guard else NonFiniteGuard(model, opt, device)
+    average = None
+    if ema:
+        average = WeightAverage(model, MobileNetV1(class_num=1000, padding=args.padding).to(
+            device, memory_format=args.memory_format), 0.9998)
     train_one_epoch(step_model, Repeat(x, y, args.warmup), crit, opt, scaler, lrs, device, args.precision,
-                    guard=guard)
+                    guard=guard, ema=average)
 
     def run(n):
         sync(device)
         t = time.perf_counter()
         r = train_one_epoch(step_model, Repeat(x, y, n), crit, opt, scaler, lrs, device, args.precision,
-                            guard=guard)
+                            guard=guard, ema=average)
         return r.images / (time.perf_counter() - t)
     return run
 
@@ -170,6 +176,8 @@ def main():
     p.add_argument("--plain", action="store_true",
                    help="also time our network with PyTorch's ReLU6 and padded SAME convs (the before figure)")
     p.add_argument("--no-guard", action="store_true", help="leave out the non-finite step guard (train runs it)")
+    p.add_argument("--ema", action="store_true",
+                   help="also time our step with the weight average of --ema_decay (as 'ema', against ours)")
     p.add_argument("--e2e_images", type=int, default=0, help="JPEGs for the end-to-end run (0: skip)")
     p.add_argument("--e2e_epochs", type=int, default=4)
     p.add_argument("--e2e_compile", type=int, default=1)
@@ -206,6 +214,8 @@ def main():
             runners["plain"] = ours_stepper(args, device, compile_mode, plain=True)
         if args.taps and compile_mode:
             runners["taps"] = ours_stepper(args, device, compile_mode, taps=True)
+        if args.ema:
+            runners["ema"] = ours_stepper(args, device, compile_mode, ema=True)
         with_timm = not args.no_timm and mode in ("eager", "default")
         if with_timm:
             runners["timm"] = timm_stepper(args, device, compile_mode)
@@ -237,6 +247,11 @@ def main():
                 payload["step"][f"taps_over_timm_paired_{mode}"] = median(
                     [a / b for a, b in zip(rates["taps"], rates["timm"])])
                 row["taps / timm"] = f"{payload['step'][f'taps_over_timm_paired_{mode}']:.3f}"
+        if "ema" in rates:
+            payload["step"][f"ema_{mode}"] = median(rates["ema"])
+            payload["step"][f"ema_over_ours_paired_{mode}"] = median([a / b for a, b in zip(rates["ema"], rates["ours"])])
+            row.update({"ema img/s": f"{payload['step'][f'ema_{mode}']:,.1f}",
+                        "ema / ours": f"{payload['step'][f'ema_over_ours_paired_{mode}']:.3f}"})
         rows.append(row)
         print(row, flush=True)
         if args.json not in (None, True, "-"):
@@ -249,7 +264,7 @@ def main():
                     f"{args.precision}, {'channels_last' if cl else 'NCHW'}, padding {args.padding}, "
                     f"median of {args.windows} x {args.steps} steps", rows,
                     ["setting", "ours img/s", "timm img/s", "ours / timm", "paired", "plain img/s", "ours / plain",
-                     "taps img/s", "taps / ours", "taps / timm"])
+                     "taps img/s", "taps / ours", "taps / timm", "ema img/s", "ema / ours"])
 
     if args.e2e_images:
         info = make_jpeg_folder(args.data_dir, args.e2e_images)
