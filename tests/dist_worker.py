@@ -17,7 +17,8 @@ from mobilenet_v1 import distributed, evaluate, train
 from mobilenet_v1.checkpoint import unwrap
 from mobilenet_v1.config import load_config
 from mobilenet_v1.data import build_loader
-from mobilenet_v1.engine import make_optimizer
+from mobilenet_v1.engine import make_optimizer, make_scaler, train_one_epoch
+from mobilenet_v1.nonfinite import NonFiniteGuard
 from mobilenet_v1.schedules import get_lr
 
 CPU = torch.device("cpu")
@@ -73,6 +74,31 @@ def same_math(ctx: distributed.Context, cfg, steps: int, sync_bn: bool) -> list:
     return [diffs, moved]
 
 
+def accumulated_math(ctx: distributed.Context, cfg, steps: int) -> list:
+    """[largest weight/buffer difference, how far the weights moved] after ``steps`` steps of two
+    batches each through ``engine.train_one_epoch(accumulate=2)``: this job (DDP, which all-reduces
+    only the second batch's gradients, and sync_bn) against one process with the whole global batches,
+    in float64 (see :func:`same_math`)."""
+    one_cfg = dataclasses.replace(cfg, batch_size=cfg.batch_size * ctx.world_size)
+    train.seed_everything(cfg.seed)
+    start = train.build_model(cfg).double()
+    job = ctx.wrap(copy.deepcopy(start), CPU, sync_bn=True)
+    alone = copy.deepcopy(start)
+    criterion = train.build_criterion(cfg)
+    lrs = [0.05 * (steps - i) / steps for i in range(steps)]
+    for model, run_cfg, shard in ((job, cfg, ctx.shard()), (alone, one_cfg, {})):
+        loader = build_loader(train.data_options(run_cfg, CPU), True, CPU, True, **shard)
+        loader.set_epoch(0)
+        opt = make_optimizer(model, lrs[0], cfg.momentum, cfg.weight_decay, CPU)
+        # Both runs take part in the guard's all-reduce (a process group is joined), each on every rank.
+        train_one_epoch(model, ((x.double(), y) for x, y in loader), criterion, opt, make_scaler("fp32", CPU, 1.0),
+                        lrs, CPU, "fp32", guard=NonFiniteGuard(model, opt, CPU), accumulate=2)
+    a, b = unwrap(job).state_dict(), alone.state_dict()
+    diff = max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
+    moved = max(float((b[k] - v).abs().max()) for k, v in start.state_dict().items() if v.is_floating_point())
+    return [diff, moved]
+
+
 def main() -> None:
     with open(sys.argv[1], encoding="utf-8") as f:
         spec = json.load(f)
@@ -83,12 +109,13 @@ def main() -> None:
         tdist.all_gather_object(gathered, shards(ctx, cfg))
         synced = same_math(ctx, cfg, spec["steps"], sync_bn=True)
         unsynced = same_math(ctx, cfg, 1, sync_bn=False)
+        accumulated = accumulated_math(ctx, cfg, 3)
         # train.run and evaluate.run find the process group joined and use it.
         result = train.run(cfg)
         ev = evaluate.run(load_config(spec["eval"] + [f"--checkpoint_path={result['checkpoint']}"]))
         if ctx.is_rank0:
             with open(spec["out"], "w", encoding="utf-8") as f:
-                json.dump({"shards": gathered, "synced": synced, "unsynced": unsynced, "eval": ev,
+                json.dump({"shards": gathered, "synced": synced, "unsynced": unsynced, "accumulated": accumulated, "eval": ev,
                            "checkpoint": result["checkpoint"]}, f)
     finally:
         ctx.cleanup()

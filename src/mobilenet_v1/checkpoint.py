@@ -516,7 +516,7 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
         epoch, step, in_epoch, spe = fields
         if spe != steps_per_epoch:
             problems.append(f"written at {spe} steps per epoch, this run has {steps_per_epoch} (another batch "
-                            f"size, data set or device count): the position inside the epoch has no meaning here")
+                            f"size, grad_accum_steps, data set or device count): the position inside the epoch has no meaning here")
         elif step != epoch * spe + in_epoch or in_epoch >= spe:
             problems.append(f"position: step {step} is not epoch {epoch} x {spe} + {in_epoch}")
         else:

@@ -101,14 +101,14 @@ def cmd_lr_schedule(argv: List[str]) -> int:
         print("usage: mobilenet-v1 lr-schedule [--config_path F] [--key=value ...] [--steps_per_epoch N] "
               "[--out lr.csv]\n\nWrites step,epoch,lr for every global step (stdout without --out). "
               "steps_per_epoch defaults to the full data set's: 50,000 CIFAR-10 or 1,281,167 ImageNet "
-              "images over batch_size x device_num.")
+              "images over batch_size x device_num, over grad_accum_steps.")
         return 0
     out = pop_option(argv, "--out")
     spe = pop_option(argv, "--steps_per_epoch")
     cfg = load_config(argv)
     if spe is None:
         images = 50_000 if cfg.dataset == "cifar10" else 1_281_167
-        steps = images // (cfg.batch_size * cfg.device_num)
+        steps = images // (cfg.batch_size * cfg.device_num) // cfg.grad_accum_steps
     else:
         try:
             steps = int(spe)

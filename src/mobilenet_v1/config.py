@@ -76,6 +76,9 @@ class Config:
     ema_decay: float = 0.0
     # eval, export: a checkpoint's weight average when it holds one; False: its trained weights.
     use_ema: bool = True
+    # Batches whose gradients add up to one optimiser step (their mean loss): the step of a global batch
+    # batch_size x device count x grad_accum_steps, e.g. the seed's 4 GPUs x 256 on one GPU with 4.
+    grad_accum_steps: int = 1
     # --- crash safety ---
     # "auto": continue from the newest valid checkpoint in save_checkpoint_path (its ckpt_0/ in a
     # distributed run; none: start afresh); chosen by itself when torchrun restarts the workers;
@@ -220,7 +223,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         if isinstance(value, float) and not math.isfinite(value):
             fail(f.name, f"{f.name} must be a finite number, got {value}")
     positive = ("batch_size", "epoch_size", "save_checkpoint_epochs", "keep_checkpoint_max", "class_num",
-                "image_size", "device_num")
+                "image_size", "device_num", "grad_accum_steps")
     for key in positive:
         if getattr(cfg, key) < 1:
             fail(key, f"{key} must be at least 1, got {getattr(cfg, key)}")

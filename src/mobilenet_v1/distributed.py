@@ -78,9 +78,12 @@ class Context:
                    f"{self.world_size}")
         return dataclasses.replace(cfg, device_num=self.world_size, run_distribute=True)
 
-    def describe(self, batch_size: int) -> str:
+    def describe(self, batch_size: int, accumulate: int = 1) -> str:
+        per_step = (f"{batch_size * self.world_size} per step" if accumulate == 1 else
+                    f"{batch_size * self.world_size} per batch, x grad_accum_steps {accumulate} = "
+                    f"{batch_size * self.world_size * accumulate} per step")
         return (f"distributed: {self.world_size} processes ({self.backend}), batch_size {batch_size} per "
-                f"process = {batch_size * self.world_size} per step; rank 0 prints and saves")
+                f"process = {per_step}; rank 0 prints and saves")
 
     def checkpoint_dir(self, base: str) -> str:
         """The run's checkpoint folder, the same for every rank: ``<save_checkpoint_path>/ckpt_0`` when

@@ -1,5 +1,6 @@
 """The training step, one epoch of training, and evaluation."""
 import contextlib
+import itertools
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Dict, Iterable, Optional, Sequence, Tuple
@@ -79,8 +80,13 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
                     lrs: Sequence[float], device: torch.device, precision: str,
                     on_step: Optional[Callable[[int, torch.Tensor, float], None]] = None,
                     start_step: int = 0, guard: Optional["NonFiniteGuard"] = None,
-                    ema: Optional["WeightAverage"] = None) -> EpochResult:
+                    ema: Optional["WeightAverage"] = None, accumulate: int = 1) -> EpochResult:
     """One pass over ``loader``; step ``i`` of the epoch runs at learning rate ``lrs[i]``.
+
+    ``accumulate``: a step adds up the gradients of that many batches of ``loader`` (its loss is their
+    mean) before the optimiser steps once: step ``i`` takes batches ``i * accumulate`` to
+    ``(i + 1) * accumulate - 1`` of the epoch, so a resumed epoch's loader starts at batch
+    ``start_step * accumulate``. With DDP the gradients are all-reduced once per step.
 
     ``start_step``: the loader begins at that step of the epoch (a resumed epoch); ``lrs`` is still the
     whole epoch's. With ``guard`` (:class:`nonfinite.NonFiniteGuard`) a step whose loss or gradients
@@ -99,14 +105,18 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
                          "makes every rank skip a step together; without it a rank that skips would leave the "
                          "others waiting in the gradient all-reduce")
     model.train()
+    ddp = _ddp_of(model)
     start = time.perf_counter()
     loss_sum = torch.zeros((), device=device)
     loss = torch.zeros((), device=device)
     steps = images = 0
-    for i, (x, y) in enumerate(loader, start_step):
-        if i >= len(lrs):
-            break
-        stand_in = x.shape[0] < 2
+    batches = iter(loader)
+    i = start_step
+    while i < len(lrs):
+        group = list(itertools.islice(batches, accumulate))
+        if len(group) < accumulate:
+            break  # the loader's end (the batches of an incomplete step are left unread)
+        stand_in = any(x.shape[0] < 2 for x, _ in group)
         if stand_in:
             # A batch that lost all but one sample to unreadable files: BatchNorm cannot train on one
             # sample at small resolutions, so the step is skipped; its position still counts, so the
@@ -114,23 +124,31 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
             # the gradient all-reduce: it runs a stand-in batch instead and the guard has every rank
             # skip the step together (with fp16 the loss scale then halves once, as after an overflow).
             if not distributed:
+                i += 1
                 continue
-            x, y = stand_in_batch(x, y)
+            group = [stand_in_batch(x, y) if x.shape[0] < 2 else (x, y) for x, y in group]
         prev = loss
         lr = float(lrs[i])
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        for param_group in optimizer.param_groups:
+            param_group["lr"] = lr
         if guard is not None:
             guard.begin()
-        with autocast(device, precision):
-            logits = model(x)
-        loss = criterion(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        step_loss = None
+        for j, (x, y) in enumerate(group):
+            # Gradients add up over the step's batches; DDP all-reduces them once, after the last.
+            with ddp.no_sync() if ddp is not None and j < len(group) - 1 else contextlib.nullcontext():
+                with autocast(device, precision):
+                    logits = model(x)
+                part = criterion(logits.float(), y)
+                if accumulate > 1:
+                    part = part / accumulate  # the step's loss is the mean over its batches
+                scaler.scale(part).backward()
+            step_loss = part.detach() if step_loss is None else step_loss + part.detach()
         if guard is None:
             scaler.step(optimizer)
         else:
-            guard.step(loss, scaler, skip=stand_in)
+            guard.step(step_loss, scaler, skip=stand_in)
         scaler.update()
         if ema is not None:
             ema.update()
@@ -138,18 +156,28 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
             loss = prev
             if on_step is not None:
                 on_step(i, loss, lr)
+            i += 1
             continue
-        loss = loss.detach()
+        loss = step_loss
         # A skipped step's NaN would make the epoch's mean NaN; it counts as 0 there.
         loss_sum += torch.where(torch.isfinite(loss), loss, 0.0)
         steps += 1
-        images += x.shape[0]
+        images += sum(x.shape[0] for x, _ in group)
         if on_step is not None:
             on_step(i, loss, lr)
+        i += 1
+    if hasattr(batches, "close"):
+        batches.close()  # a generator left before its end (an incomplete last step): stop its producer now
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     return EpochResult(float(loss), float(loss_sum) / max(steps, 1), steps, seconds, images)
+
+
+def _ddp_of(model: nn.Module) -> Optional[nn.parallel.DistributedDataParallel]:
+    """The DDP module that ``model`` is or compiles (``torch.compile`` keeps it as ``_orig_mod``)."""
+    inner = getattr(model, "_orig_mod", model)
+    return inner if isinstance(inner, nn.parallel.DistributedDataParallel) else None
 
 
 def stand_in_batch(x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -309,7 +309,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
     print0(header(device))
     print0("configuration:\n" + dump_yaml(cfg).rstrip())
     if dist.enabled:
-        print0(dist.describe(cfg.batch_size))
+        print0(dist.describe(cfg.batch_size, cfg.grad_accum_steps))
     if dist.restarted:
         print0(f"torchrun restart {dist.restarted}: continuing from the newest complete checkpoint in {out_dir} "
                + (f"(--resume {cfg.resume})" if cfg.resume == "auto" else
@@ -331,10 +331,12 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
         if removed:
             print0(f"removed {len(removed)} partial file(s) left by an interrupted save (never a checkpoint): "
                    + ", ".join(os.path.basename(p) for p in removed))
-    steps_per_epoch = len(loader)
+    # A step takes grad_accum_steps batches; the batches left over at an epoch's end (fewer) are not read.
+    steps_per_epoch = len(loader) // cfg.grad_accum_steps
     if steps_per_epoch == 0:
         raise ValueError(f"dataset_path {cfg.dataset_path}: {loader.num_samples} training samples make no "
-                         f"full batch of batch_size {cfg.batch_size}")
+                         f"full batch of batch_size {cfg.batch_size}"
+                         + (f" x grad_accum_steps {cfg.grad_accum_steps}" if cfg.grad_accum_steps > 1 else ""))
     lr = get_lr(cfg.lr_init, cfg.lr_end, cfg.lr_max, cfg.warmup_epochs, cfg.epoch_size, steps_per_epoch,
                 cfg.lr_decay_mode)
 
@@ -408,26 +410,30 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
         print0(f"resume: training is complete ({cfg.epoch_size} epoch{'s' if cfg.epoch_size > 1 else ''}); "
                f"nothing to do")
     else:
-        print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch, epochs "
+        accumulated = (f" (each step adds up the gradients of {cfg.grad_accum_steps} batches of {cfg.batch_size})"
+                       if cfg.grad_accum_steps > 1 else "")
+        print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch{accumulated}, epochs "
                f"{start_epoch + 1}..{cfg.epoch_size}, precision {precision}, device {device}")
     if rng is not None:
         ckpt_io.set_rng_state(rng)
     last_path, result, epoch_seconds = resumed_from, None, []
+    step_images = cfg.batch_size * cfg.grad_accum_steps * dist.world_size  # the job's images per step
     try:
         for epoch in range(start_epoch, cfg.epoch_size):
             first = start_step if epoch == start_epoch else 0
-            loader.set_epoch(epoch, first)
+            loader.set_epoch(epoch, first * cfg.grad_accum_steps)
             lrs = lr[epoch * steps_per_epoch:(epoch + 1) * steps_per_epoch]
             tracker.begin_epoch(epoch + 1, first)
 
             def on_step(i: int, loss: torch.Tensor, step_lr: float, epoch: int = epoch) -> None:
                 nonlocal last_path
-                tracker.log_step(i, loss, step_lr, cfg.batch_size * dist.world_size)  # the job's images
+                tracker.log_step(i, loss, step_lr, step_images)
                 if every and (epoch * steps_per_epoch + i + 1) % every == 0 and i + 1 < steps_per_epoch:
                     last_path = writer.save(epoch, i + 1)
 
             result = train_one_epoch(step_model, loader, criterion, optimizer, scaler, lrs, device, precision,
-                                     on_step=on_step, start_step=first, guard=guard, ema=ema)
+                                     on_step=on_step, start_step=first, guard=guard, ema=ema,
+                                     accumulate=cfg.grad_accum_steps)
             epoch_seconds.append(result.seconds)
             counts = guard.sync()
             dist.sync_buffers(model)
@@ -470,7 +476,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
         tracker.close()
     return {"checkpoint": last_path, "last_loss": result.last_loss if result else float("nan"),
             "steps_per_epoch": steps_per_epoch, "epoch_seconds": epoch_seconds,
-            "images_per_epoch": steps_per_epoch * cfg.batch_size * dist.world_size, "resumed_from": resumed_from,
+            "images_per_epoch": steps_per_epoch * step_images, "resumed_from": resumed_from,
             "skipped_steps": counts["total"],
             "bad_samples": len(loader.bad_samples) if loader.bad_samples is not None else 0}
 

@@ -1,0 +1,92 @@
+"""Gradient accumulation (``--grad_accum_steps``): K batches of B make the step of one batch of K x B."""
+import shutil
+
+import pytest
+import torch
+from torch import nn
+
+from mobilenet_v1 import checkpoint as ckpt_io
+from mobilenet_v1 import train
+from mobilenet_v1.config import ConfigError, load_config
+from mobilenet_v1.engine import make_optimizer, make_scaler, train_one_epoch
+
+SMALL = ["--width_mult=0.25", "--image_size=32", "--device_target=CPU", "--num_workers=0",
+         "--warmup_epochs=0", "--lr_decay_mode=linear", "--lr_max=0.05", "--class_num=4"]
+
+
+def test_k_batches_of_b_step_as_one_batch_of_k_times_b():
+    """Without BatchNorm (whose statistics are per batch) the two are the same arithmetic: the mean
+    loss over 16 samples is the mean of the two means over 8."""
+    torch.manual_seed(0)
+    x, y = torch.randn(96, 20), torch.randint(0, 5, (96,))
+    start = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 5))
+    lrs = [0.1, 0.08, 0.06, 0.04, 0.02, 0.01]
+    cpu = torch.device("cpu")
+    results = {}
+    for batch, accumulate in ((16, 1), (8, 2), (4, 4)):
+        model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 5))
+        model.load_state_dict(start.state_dict())
+        opt = make_optimizer(model, lrs[0], 0.9, 1e-4, cpu)
+        batches = [(x[i:i + batch], y[i:i + batch]) for i in range(0, 96, batch)]
+        seen = []
+        r = train_one_epoch(model, batches, nn.CrossEntropyLoss(), opt, make_scaler("fp32", cpu, 1.0), lrs, cpu,
+                            "fp32", on_step=lambda i, loss, lr: seen.append((i, lr)), accumulate=accumulate)
+        assert r.steps == 6 and r.images == 96 and seen == list(enumerate(lrs))
+        results[accumulate] = (model.state_dict(), r.mean_loss)
+    one, _ = results[1]
+    assert max(float((one[k] - start.state_dict()[k]).abs().max()) for k in one) > 1e-2  # the weights moved
+    for accumulate in (2, 4):
+        state, mean_loss = results[accumulate]
+        for k in one:
+            torch.testing.assert_close(state[k], one[k], rtol=1e-5, atol=1e-6)
+        assert mean_loss == pytest.approx(results[1][1], rel=1e-5)
+
+
+def test_an_incomplete_last_step_is_left_unread():
+    cpu = torch.device("cpu")
+    model = nn.Linear(4, 2)
+    read = []
+
+    def batches():
+        for k in range(7):
+            read.append(k)
+            yield torch.randn(3, 4), torch.randint(0, 2, (3,))
+
+    r = train_one_epoch(model, batches(), nn.CrossEntropyLoss(), make_optimizer(model, 0.1, 0.9, 0.0, cpu),
+                        make_scaler("fp32", cpu, 1.0), [0.1] * 10, cpu, "fp32", accumulate=3)
+    assert r.steps == 2 and r.images == 18 and read == [0, 1, 2, 3, 4, 5, 6]
+
+
+def test_grad_accum_steps_below_1_is_refused():
+    with pytest.raises(ConfigError, match="grad_accum_steps must be at least 1"):
+        load_config(["--grad_accum_steps=0"])
+
+
+def test_a_run_counts_steps_of_k_batches_and_resumes_inside_an_epoch_exactly(cifar_dir, tmp_path, capsys):
+    """192 samples, batch 8, 2 batches a step: 12 steps an epoch, named and scheduled as such; resumed
+    from a checkpoint saved after 3 steps of epoch 2 (6 batches), the run ends with the same weights."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    args = SMALL + [f"--dataset_path={cifar_dir}", "--batch_size=8", "--grad_accum_steps=2", "--epoch_size=2",
+                    "--save_checkpoint_steps=5", "--keep_checkpoint_max=10"]
+    result = train.run(load_config(args + [f"--save_checkpoint_path={straight}"]))
+    log = capsys.readouterr().out
+    assert "training: 192 samples, 12 steps per epoch (each step adds up the gradients of 2 batches of 8)" in log
+    assert "epoch: 2 step: 12, loss is " in log
+    assert [p.rsplit("/", 1)[1] for _, p in ckpt_io.list_checkpoints(str(straight))] == [
+        "mobilenetv1-1_5.ckpt", "mobilenetv1-1_10.ckpt", "mobilenetv1-2_3.ckpt", "mobilenetv1-2_8.ckpt",
+        "mobilenetv1-2_12.ckpt"]
+    assert result["images_per_epoch"] == 192
+    resumed.mkdir()
+    shutil.copy(straight / "mobilenetv1-2_3.ckpt", resumed)
+    train.run(load_config(args + [f"--save_checkpoint_path={resumed}", "--resume=auto"]))
+    assert "after epoch 1 and 3 of the 12 steps of epoch 2" in capsys.readouterr().out
+    a = ckpt_io.load_file(str(straight / "mobilenetv1-2_12.ckpt"))
+    b = ckpt_io.load_file(str(resumed / "mobilenetv1-2_12.ckpt"))
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    # Another number of batches per step is another position inside the epoch: refused.
+    shutil.copy(straight / "mobilenetv1-2_3.ckpt", tmp_path / "other.ckpt")
+    with pytest.raises(ckpt_io.CheckpointError, match="another batch size, grad_accum_steps"):
+        train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--batch_size=8", "--grad_accum_steps=3",
+                                       "--epoch_size=2", f"--save_checkpoint_path={tmp_path / 'x'}",
+                                       f"--resume={tmp_path / 'other.ckpt'}"]))
