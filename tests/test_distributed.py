@@ -128,7 +128,7 @@ def test_a_sample_is_augmented_alike_in_any_number_of_shards():
 # ---------------------------------------------------------------------------------------------------
 # torchrun, CPU, gloo
 
-def test_two_ranks_shards_sync_bn_and_eval(odd_cifar, tmp_path):
+def test_two_ranks_shards_sync_bn_and_eval(odd_cifar, tmp_path, capsys):
     """One 2-process launch: the shards are disjoint and cover the data, reshuffled per epoch; with
     sync_bn, 2 x batch 8 takes the same steps as 1 process x batch 16; a sync_bn training run; the
     2-process eval counts every sample once and gives the single-process top-1."""
@@ -169,11 +169,15 @@ def test_two_ranks_shards_sync_bn_and_eval(odd_cifar, tmp_path):
     digests = replica_digests(r.stdout)
     assert digests["0"] == digests["1"] and checkpoint_digest(ckpt).startswith(digests["0"])
     # The weight average, kept beside SyncBatchNorm's model on each rank, took all 12 steps.
-    average = ckpt_io.load_file(ckpt)["ema"]
-    assert average["updates"] == 12 and average["model"].keys() == ckpt_io.load_file(ckpt)["model"].keys()
+    saved = ckpt_io.load_file(ckpt)
+    average = saved["ema"]
+    assert average["updates"] == 12 and average["model"].keys() == saved["model"].keys()
+    assert not torch.equal(average["model"]["fc.weight"], saved["model"]["fc.weight"])
 
     # The run's save_checkpoint_path stands for the newest checkpoint and the metrics in its ckpt_0/.
+    capsys.readouterr()
     single = evaluate.run(load_config(spec["eval"] + [f"--checkpoint_path={tmp_path / 'two'}"]))
+    assert "weights: the exponential moving average of the trained weights" in capsys.readouterr().out
     assert single["ckpt"] == ckpt
     epochs = read_metrics(str(tmp_path / "two"))["epochs"]
     assert [r["epoch"] for r in epochs] == [1]
@@ -190,7 +194,7 @@ def test_two_single_node_launches_form_a_two_node_job(cifar_dir, tmp_path):
     port = free_port()
     args = ["--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}",
             "--rdzv_id=test-two-nodes", "--rdzv_conf=join_timeout=60", "-m", "mobilenet_v1", "train",
-            f"--dataset_path={cifar_dir}", "--class_num=4", "--batch_size=16", "--epoch_size=1",
+            f"--dataset_path={cifar_dir}", "--class_num=4", "--batch_size=16", "--epoch_size=1", "--ema_decay=0.9",
             f"--save_checkpoint_path={tmp_path / 'run'}"] + TINY
     nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", *args], cwd=ROOT, env=child_env(),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
@@ -201,6 +205,8 @@ def test_two_single_node_launches_form_a_two_node_job(cifar_dir, tmp_path):
     assert log.count("epoch: 1 step: 6, loss is ") == 1  # 192 samples / 2 ranks / 16; only rank 0 prints
     digests = replica_digests(log)
     assert sorted(digests) == ["0", "1"] and len(set(digests.values())) == 1
+    # Without sync_bn each rank averages its own BatchNorm statistics; the epoch's end gives them rank 0's.
+    assert re.search(r"replicas: sha256 of the weight average per rank 0:\w+ 1:\w+ \(identical\)", log), log[-3000:]
     ckpt = tmp_path / "run" / "ckpt_0" / "mobilenetv1-1_6.ckpt"
     assert checkpoint_digest(ckpt).startswith(digests["0"])
 

@@ -1,5 +1,7 @@
 """The weight average (``--ema_decay``): its arithmetic, its place in training, checkpoints and resume,
 and which weights eval, export, convert, predict and load_model take."""
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -103,6 +105,21 @@ def test_load_model_convert_and_export_take_the_average_unless_told(ema_run, tmp
     assert same(load_model(str(tmp_path / "avg.pt")), ck["ema"]["model"])
     assert same(load_model(str(tmp_path / "raw.pt")), ck["model"])
     assert "ema" not in ckpt_io.load_file(str(tmp_path / "avg.pt"))
+    # predict says which weights it ran (stderr; "weights" in its JSON).
+    from PIL import Image
+
+    Image.fromarray(torch.randint(0, 255, (32, 32, 3), dtype=torch.uint8).numpy()).save(tmp_path / "x.png")
+    for flag, weights in (("True", "ema"), ("False", "trained")):
+        capsys.readouterr()
+        assert cli.main(["predict", str(tmp_path / "x.png"), "--ckpt_file", path, "--json", "--use_ema", flag]) == 0
+        printed = capsys.readouterr()
+        assert json.loads(printed.out)["weights"] == weights and "weights: the " in printed.err
+    # A damaged average is named as such, and the trained weights beside it still load.
+    damaged = dict(ck, ema=dict(ck["ema"], model=dict(ck["ema"]["model"], **{"fc.bias": ck["model"]["fc.bias"] * float("nan")})))
+    ckpt_io.atomic_save(damaged, str(tmp_path / "damaged.ckpt"))
+    with pytest.raises(ckpt_io.CheckpointError, match=r"fc.bias holds NaN .*\(in its weight average, 'ema'; --use_ema False"):
+        load_model(str(tmp_path / "damaged.ckpt"))
+    assert same(load_model(str(tmp_path / "damaged.ckpt"), use_ema=False), ck["model"])
     with pytest.raises(SystemExit):
         cli.main(["convert", path, str(tmp_path / "x.pt"), "--use_ema", "maybe"])
     assert "--use_ema: invalid True or False value: 'maybe'" in capsys.readouterr().err
@@ -144,7 +161,9 @@ def test_resume_starts_an_average_or_drops_one_and_says_so(cifar_dir, tmp_path, 
     assert "holds no weight average (its run had no ema_decay); the average starts here from its weights" in log
     ck = ckpt_io.load_file(result["checkpoint"])
     assert ck["ema"]["updates"] == 12  # the steps of epoch 2 only
-    result = train.run(load_config(base + ["--epoch_size=3", "--resume=auto"]))
+    train.run(load_config(base + ["--epoch_size=3", "--resume=auto", "--ema_decay=0.5"]))
+    assert "was kept with ema_decay 0.9; it continues with this run's 0.5" in capsys.readouterr().out
+    result = train.run(load_config(base + ["--epoch_size=4", "--resume=auto"]))
     log = capsys.readouterr().out
     assert "ema_decay is 0: the weight average in" in log and "is not continued" in log
     assert "ema" not in ckpt_io.load_file(result["checkpoint"])
@@ -165,3 +184,8 @@ def test_a_checkpoint_whose_average_is_damaged_is_passed_over(cifar_dir, tmp_pat
     assert "resume: passed over checkpoint " + newest in log and "ema: NaN or infinite values in 1: fc.bias" in log
     assert "resume: continuing from " + str(out / "mobilenetv1-1_12.ckpt") in log
     assert ckpt_io.load_file(str(out / "mobilenetv1-3_12.ckpt"))["ema"]["updates"] == 36
+    # A run that drops the average (ema_decay 0) does not refuse a checkpoint for it.
+    capsys.readouterr()
+    train.run(load_config(args[:-1] + ["--epoch_size=3", f"--resume={out / 'earlier-run-1' / 'mobilenetv1-2_12.ckpt'}",
+                                       f"--save_checkpoint_path={tmp_path / 'dropped'}"]))
+    assert "the weight average in" in capsys.readouterr().out

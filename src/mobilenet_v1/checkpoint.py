@@ -465,11 +465,12 @@ def check_optimizer_state(saved: Any, optimizer: torch.optim.Optimizer) -> List[
 
 
 def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optimizer: torch.optim.Optimizer,
-                                 steps_per_epoch: int, classes: Optional[List[str]] = None) -> Tuple[int, int]:
+                                 steps_per_epoch: int, classes: Optional[List[str]] = None,
+                                 check_ema: bool = True) -> Tuple[int, int]:
     """Check that ``ckpt`` can continue training ``model`` with ``optimizer`` at ``steps_per_epoch``:
     the keys a training checkpoint needs, its format, every model and optimiser tensor, the scaler,
-    the recorded position and RNG state, and (an image folder's ``classes``) the class list, whose
-    order gives the labels. Returns (epochs completed, steps done in the epoch in progress); raises
+    the recorded position and RNG state, (an image folder's ``classes``) the class list, whose
+    order gives the labels, and with ``check_ema`` the weight average it may hold. Returns (epochs completed, steps done in the epoch in progress); raises
     :class:`CheckpointError` naming the file and every problem found."""
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"checkpoint {source}: not a dict")
@@ -482,7 +483,7 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
         problems.append(f"format {ckpt['format']!r}, expected {FORMAT!r}")
     reference = unwrap(model).state_dict()
     problems += check_tensors(model_state(ckpt), reference, "model")
-    if "ema" in ckpt:
+    if "ema" in ckpt and check_ema:  # not checked for a run that drops it (--ema_decay 0)
         ema = ckpt["ema"]
         if not isinstance(ema, dict) or "model" not in ema or not isinstance(ema.get("updates"), int) \
                 or isinstance(ema.get("updates"), bool) or ema["updates"] < 0:

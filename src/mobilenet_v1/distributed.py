@@ -148,8 +148,9 @@ class Context:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return {k: int(v) for k, v in zip(keys, t.tolist())}
 
-    def check_replicas(self, model: nn.Module) -> Optional[List[str]]:
-        """Every rank's digest of its weights and buffers; rank 0 prints them and warns if they differ.
+    def check_replicas(self, model: nn.Module, what: str = "weights and buffers") -> Optional[List[str]]:
+        """Every rank's digest of ``model``'s weights and buffers; rank 0 prints them (as ``what``) and
+        warns if they differ.
 
         Data parallelism keeps identical replicas by construction; different digests mean the job is
         broken (a rank saw other weights, or a non-deterministic collective), so the log says so.
@@ -161,9 +162,9 @@ class Context:
         dist.all_gather_object(digests, mine)
         listed = " ".join(f"{r}:{d[:16]}" for r, d in enumerate(digests))  # type: ignore[index]
         if len(set(digests)) == 1:
-            print0(f"replicas: sha256 of weights and buffers per rank {listed} (identical)")
+            print0(f"replicas: sha256 of {what} per rank {listed} (identical)")
         else:
-            print0(f"WARNING replicas differ: sha256 of weights and buffers per rank {listed}; the checkpoint "
+            print0(f"WARNING replicas differ: sha256 of {what} per rank {listed}; the checkpoint "
                    f"holds rank 0's")
         return digests  # type: ignore[return-value]
 

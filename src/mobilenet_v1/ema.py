@@ -9,7 +9,9 @@ random initial weights for thousands of steps. The average is what TF-slim (``--
 torchvision's references and timm (``--model-ema``) evaluate and ship; the trained weights keep training.
 
 A step that the non-finite guard skips leaves the weights as they were; the average still takes its
-update (toward unchanged weights), as every step counts the same whatever happens on the device.
+update (toward unchanged weights): the decision stays on the device, and the host does not know. A
+step that one process leaves out for a batch emptied by unreadable files (``engine.train_one_epoch``)
+makes no update; ``updates`` counts the updates made, and a checkpoint keeps it.
 """
 from typing import Any, Dict, List
 
@@ -44,15 +46,14 @@ class WeightAverage:
         self._names = [k for k, v in source.items() if v.is_floating_point()]
         self._sources: List[torch.Tensor] = [source[k].detach() for k in self._names]
         self._averages: List[torch.Tensor] = [target[k].detach() for k in self._names]
-        # Counters (num_batches_tracked) are not averaged: the average holds the model's.
-        self._counted = [(source[k].detach(), target[k].detach()) for k in source if k not in self._names]
+        # Counters (num_batches_tracked) are not averaged: a saved average holds the model's.
+        self._counters = {k: source[k].detach() for k in source if k not in self._names}
         self.reset()
 
     @torch.no_grad()
     def reset(self) -> None:
         """Start the average afresh at the model's current state."""
         torch._foreach_copy_(self._averages, self._sources)
-        self._copy_counters()
         self.updates = 0
 
     @torch.no_grad()
@@ -62,19 +63,18 @@ class WeightAverage:
         torch._foreach_lerp_(self._averages, self._sources, weight)
         self.updates += 1
 
-    def _copy_counters(self) -> None:
-        for src, dst in self._counted:
-            dst.copy_(src)
-
     @torch.no_grad()
     def state_dict(self) -> Dict[str, Any]:
-        """What a checkpoint keeps: ``decay``, ``updates`` and ``model`` (a state dict like the model's)."""
-        self._copy_counters()
-        return {"decay": self.decay, "updates": self.updates, "model": self.module.state_dict()}
+        """What a checkpoint keeps: ``decay``, ``updates`` and ``model`` (a state dict like the model's,
+        its counters the model's). ``module`` itself is left as it is: only rank 0 saves, and every
+        rank's average must stay the same."""
+        model = self.module.state_dict()
+        model.update({k: v.clone() for k, v in self._counters.items()})
+        return {"decay": self.decay, "updates": self.updates, "model": model}
 
     @torch.no_grad()
     def load_state_dict(self, state: Dict[str, Any]) -> None:
-        """Take a checkpoint's average (checked beforehand by ``checkpoint.check_ema``). The decay stays
-        this run's."""
+        """Take a checkpoint's average (checked beforehand by ``checkpoint.validate_training_checkpoint``).
+        The decay stays this run's."""
         self.module.load_state_dict(state["model"])
         self.updates = int(state["updates"])

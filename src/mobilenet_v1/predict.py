@@ -102,6 +102,8 @@ class Predictor:
     dataset: str
     image_size: int
     names: List[Optional[str]]
+    # A checkpoint with a weight average, or an ONNX file exported from one: "ema" or "trained"; else "".
+    weights: str = ""
 
     def transform(self, img: torch.Tensor) -> torch.Tensor:
         """A decoded uint8 (3, H, W) image -> the uint8 (3, S, S) the model's evaluation pipeline makes."""
@@ -161,9 +163,14 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
             raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs, not --image_size {size}")
         model: nn.Module = onnx_model
         recorded, trained_on = meta.get("classes"), meta.get("dataset")
+        weights = meta.get("weights", "")  # chosen when it was exported
     else:
         ckpt = ckpt_io.load_file(path)
         model, args = model_from_checkpoint(ckpt, path, use_ema)
+        _, note = ckpt_io.weights_to_use(ckpt, use_ema)
+        if note:
+            print(note, file=sys.stderr)
+        weights = ("ema" if use_ema else "trained") if note else ""
         config = ckpt.get("config") or {}
         class_num = args["class_num"]
         size = image_size or config.get("image_size") or 224
@@ -171,7 +178,8 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
     if not class_num:
         raise ValueError(f"{path}: the number of classes cannot be read from the file")
     return Predictor(model=model, source=path, dataset=dataset or trained_on or guess_dataset(class_num),
-                     image_size=int(size), names=class_names(class_num, recorded, labels, background_class))
+                     image_size=int(size), names=class_names(class_num, recorded, labels, background_class),
+                     weights=weights)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -202,8 +210,9 @@ def main(argv: Sequence[str]) -> int:
     predictor = load_predictor(a.ckpt_file, a.labels, a.background_class, a.dataset, a.image_size, a.use_ema)
     results = predictor.top_k(a.images, a.top_k)
     if a.json:
+        extra = {"weights": predictor.weights} if predictor.weights else {}
         print(json.dumps({"model": predictor.source, "dataset": predictor.dataset,
-                          "image_size": predictor.image_size, "predictions": results}))
+                          "image_size": predictor.image_size, **extra, "predictions": results}))
         return 0
     for r in results:
         print0(r["image"])

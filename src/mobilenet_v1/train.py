@@ -168,6 +168,9 @@ def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, 
     ckpt_io.load_weights(model, ckpt_io.model_state(ckpt), source)
     if ema is not None and "ema" in ckpt:
         ema.load_state_dict(ckpt["ema"])
+        if ckpt["ema"].get("decay") != ema.decay:
+            print0(f"resume: the weight average in {source} was kept with ema_decay {ckpt['ema'].get('decay')}; "
+                   f"it continues with this run's {ema.decay}")
     elif ema is not None:
         ema.reset()
         print0(f"resume: {source} holds no weight average (its run had no ema_decay); the average starts "
@@ -198,7 +201,8 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
     saved before the restart; going back would throw that work away. (What ``run_dir`` held after the
     point a run resumed from was moved aside when it started: :func:`checkpoint.move_superseded`.)"""
     def validate(ckpt: Dict[str, Any], path: str) -> Tuple[int, int]:
-        return ckpt_io.validate_training_checkpoint(ckpt, path, model, optimizer, steps_per_epoch, classes)
+        return ckpt_io.validate_training_checkpoint(ckpt, path, model, optimizer, steps_per_epoch, classes,
+                                                    check_ema=cfg.ema_decay > 0)
 
     restarted = dist.restarted if dist is not None else 0
     if dist is None or not dist.enabled:
@@ -472,6 +476,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                 last_path = writer.save(done, 0)
         counts = guard.sync()
         dist.check_replicas(model)
+        if ema is not None:
+            dist.check_replicas(ema.module, "the weight average")
     finally:
         tracker.close()
     return {"checkpoint": last_path, "last_loss": result.last_loss if result else float("nan"),
