@@ -115,7 +115,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
     while i < len(lrs):
         group = list(itertools.islice(batches, accumulate))
         if len(group) < accumulate:
-            break  # the loader's end (the batches of an incomplete step are left unread)
+            break  # the loader's end: the batches of an incomplete step are not trained on
         stand_in = any(x.shape[0] < 2 for x, _ in group)
         if stand_in:
             # A batch that lost all but one sample to unreadable files: BatchNorm cannot train on one
@@ -166,8 +166,12 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
         if on_step is not None:
             on_step(i, loss, lr)
         i += 1
-    if hasattr(batches, "close"):
-        batches.close()  # a generator left before its end (an incomplete last step): stop its producer now
+    if accumulate > 1:
+        # The batches after the last whole step (fewer than ``accumulate``) are read and dropped rather
+        # than left: the GPU pipeline's thread would go on reading from the loader's persistent workers
+        # while the next epoch starts over them.
+        for _ in itertools.islice(batches, accumulate - 1):
+            pass
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start

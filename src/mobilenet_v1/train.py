@@ -335,7 +335,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
         if removed:
             print0(f"removed {len(removed)} partial file(s) left by an interrupted save (never a checkpoint): "
                    + ", ".join(os.path.basename(p) for p in removed))
-    # A step takes grad_accum_steps batches; the batches left over at an epoch's end (fewer) are not read.
+    # A step takes grad_accum_steps batches; those left over at an epoch's end (fewer) are not trained on.
     steps_per_epoch = len(loader) // cfg.grad_accum_steps
     if steps_per_epoch == 0:
         raise ValueError(f"dataset_path {cfg.dataset_path}: {loader.num_samples} training samples make no "
