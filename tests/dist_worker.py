@@ -75,10 +75,12 @@ def same_math(ctx: distributed.Context, cfg, steps: int, sync_bn: bool) -> list:
 
 
 def accumulated_math(ctx: distributed.Context, cfg, steps: int) -> list:
-    """[largest weight/buffer difference, how far the weights moved] after ``steps`` steps of two
-    batches each through ``engine.train_one_epoch(accumulate=2)``: this job (DDP, which all-reduces
-    only the second batch's gradients, and sync_bn) against one process with the whole global batches,
-    in float64 (see :func:`same_math`)."""
+    """[largest weight/buffer difference, how far the weights moved, gradient all-reduces (whole ones)]
+    after ``steps`` steps of two batches each through ``engine.train_one_epoch(accumulate=2)``: this job
+    (DDP, which all-reduces only the second batch's gradients, and sync_bn) against one process with
+    the whole global batches, in float64 (see :func:`same_math`)."""
+    from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
     one_cfg = dataclasses.replace(cfg, batch_size=cfg.batch_size * ctx.world_size)
     train.seed_everything(cfg.seed)
     start = train.build_model(cfg).double()
@@ -86,6 +88,13 @@ def accumulated_math(ctx: distributed.Context, cfg, steps: int) -> list:
     alone = copy.deepcopy(start)
     criterion = train.build_criterion(cfg)
     lrs = [0.05 * (steps - i) / steps for i in range(steps)]
+    calls = [0]
+
+    def counting(state, bucket):
+        calls[0] += bucket.is_last()  # one all-reduce of the gradients ends with the last bucket
+        return default_hooks.allreduce_hook(state, bucket)
+
+    job.register_comm_hook(None, counting)
     for model, run_cfg, shard in ((job, cfg, ctx.shard()), (alone, one_cfg, {})):
         loader = build_loader(train.data_options(run_cfg, CPU), True, CPU, True, **shard)
         loader.set_epoch(0)
@@ -96,7 +105,7 @@ def accumulated_math(ctx: distributed.Context, cfg, steps: int) -> list:
     a, b = unwrap(job).state_dict(), alone.state_dict()
     diff = max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
     moved = max(float((b[k] - v).abs().max()) for k, v in start.state_dict().items() if v.is_floating_point())
-    return [diff, moved]
+    return [diff, moved, calls[0]]
 
 
 def main() -> None:

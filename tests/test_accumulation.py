@@ -9,6 +9,7 @@ from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import train
 from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.engine import make_optimizer, make_scaler, train_one_epoch
+from mobilenet_v1.nonfinite import NonFiniteGuard
 
 SMALL = ["--width_mult=0.25", "--image_size=32", "--device_target=CPU", "--num_workers=0",
          "--warmup_epochs=0", "--lr_decay_mode=linear", "--lr_max=0.05", "--class_num=4"]
@@ -62,6 +63,31 @@ def test_an_incomplete_last_step_is_not_trained_on_and_the_loader_is_read_to_its
         assert r.steps == 2 and r.images == 18 and read == [0, 1, 2, 3, 4, 5, 6, "end"], lrs
 
 
+@pytest.mark.parametrize("bad_batch", [0, 1])
+def test_a_nan_in_any_batch_of_a_step_skips_the_whole_step(bad_batch):
+    """K=2 with BatchNorm: a NaN in either batch leaves weights and running statistics as they were
+    before the step's first batch, and counts one skipped step."""
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Linear(8, 3))
+    opt = make_optimizer(model, 0.1, 0.9, 0.0, cpu)
+    guard = NonFiniteGuard(model, opt, cpu)
+    good = [(torch.randn(4, 6), torch.randint(0, 3, (4,))) for _ in range(2)]
+    train_one_epoch(model, good, nn.CrossEntropyLoss(), opt, make_scaler("fp32", cpu, 1.0), [0.1], cpu, "fp32",
+                    guard=guard, accumulate=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    batches = [(torch.randn(4, 6), torch.randint(0, 3, (4,))) for _ in range(2)]
+    batches[bad_batch][0][1, 2] = float("nan")
+    train_one_epoch(model, batches, nn.CrossEntropyLoss(), opt, make_scaler("fp32", cpu, 1.0), [0.1], cpu, "fp32",
+                    guard=guard, accumulate=2)
+    after = model.state_dict()
+    for k, v in before.items():
+        if k.endswith("num_batches_tracked"):
+            continue
+        assert torch.equal(after[k], v), k
+    assert guard.sync()["total"] == 1
+
+
 def test_grad_accum_steps_below_1_is_refused():
     with pytest.raises(ConfigError, match="grad_accum_steps must be at least 1"):
         load_config(["--grad_accum_steps=0"])
@@ -95,3 +121,20 @@ def test_a_run_counts_steps_of_k_batches_and_resumes_inside_an_epoch_exactly(cif
         train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--batch_size=8", "--grad_accum_steps=3",
                                        "--epoch_size=2", f"--save_checkpoint_path={tmp_path / 'x'}",
                                        f"--resume={tmp_path / 'other.ckpt'}"]))
+
+
+def test_a_step_of_other_samples_is_refused_inside_an_epoch_even_with_the_same_steps_per_epoch(cifar_dir, tmp_path):
+    """24 batches of 8: 5 or 6 a step both make 4 steps an epoch, but 2 steps are 80 or 96 samples."""
+    args = SMALL + [f"--dataset_path={cifar_dir}", "--batch_size=8", "--epoch_size=2"]
+    train.run(load_config(args + ["--grad_accum_steps=5", "--save_checkpoint_steps=2",
+                                  f"--save_checkpoint_path={tmp_path / 'five'}"]))
+    mid = tmp_path / "five" / "mobilenetv1-1_2.ckpt"
+    assert ckpt_io.load_file(str(mid))["samples_per_step"] == 40
+    with pytest.raises(ckpt_io.CheckpointError, match="saved after 2 steps of 40 samples into epoch 1, this run's "
+                                                      "steps take 48"):
+        train.run(load_config(args + ["--grad_accum_steps=6", f"--save_checkpoint_path={tmp_path / 'six'}",
+                                      f"--resume={mid}"]))
+    # From an epoch's end the position is the epoch's start whatever the steps: accepted.
+    end = tmp_path / "five" / "mobilenetv1-1_4.ckpt"
+    train.run(load_config(args + ["--grad_accum_steps=6", f"--save_checkpoint_path={tmp_path / 'six'}",
+                                  f"--resume={end}"]))

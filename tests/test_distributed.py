@@ -158,8 +158,8 @@ def test_two_ranks_shards_sync_bn_and_eval(odd_cifar, tmp_path, capsys):
     # Without sync_bn each rank normalises by its own 8 samples: one step already differs.
     assert out["unsynced"][0][0] > 1e-3, out["unsynced"]
     # Accumulating two batches a step (DDP all-reduces the second's only) is the same arithmetic too.
-    diff, moved = out["accumulated"]
-    assert diff < 1e-5 and moved > 1e-2, out["accumulated"]
+    diff, moved, syncs = out["accumulated"]
+    assert diff < 1e-5 and moved > 1e-2 and syncs == 3, out["accumulated"]  # one all-reduce a step
 
     ckpt = out["checkpoint"]
     assert ckpt == str(tmp_path / "two" / "ckpt_0" / "mobilenetv1-1_12.ckpt")

@@ -466,11 +466,13 @@ def check_optimizer_state(saved: Any, optimizer: torch.optim.Optimizer) -> List[
 
 def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optimizer: torch.optim.Optimizer,
                                  steps_per_epoch: int, classes: Optional[List[str]] = None,
-                                 check_ema: bool = True) -> Tuple[int, int]:
+                                 check_ema: bool = True, samples_per_step: Optional[int] = None) -> Tuple[int, int]:
     """Check that ``ckpt`` can continue training ``model`` with ``optimizer`` at ``steps_per_epoch``:
     the keys a training checkpoint needs, its format, every model and optimiser tensor, the scaler,
     the recorded position and RNG state, (an image folder's ``classes``) the class list, whose
-    order gives the labels, and with ``check_ema`` the weight average it may hold. Returns (epochs completed, steps done in the epoch in progress); raises
+    order gives the labels, and with ``check_ema`` the weight average it may hold. A checkpoint saved
+    inside an epoch must record this run's ``samples_per_step`` (batch_size x grad_accum_steps x
+    processes) where it records one: its position counts steps of that many samples. Returns (epochs completed, steps done in the epoch in progress); raises
     :class:`CheckpointError` naming the file and every problem found."""
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"checkpoint {source}: not a dict")
@@ -520,6 +522,11 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
                             f"size, grad_accum_steps, data set or device count): the position inside the epoch has no meaning here")
         elif step != epoch * spe + in_epoch or in_epoch >= spe:
             problems.append(f"position: step {step} is not epoch {epoch} x {spe} + {in_epoch}")
+        elif in_epoch and samples_per_step is not None and ckpt.get("samples_per_step") not in (None, samples_per_step):
+            problems.append(f"saved after {in_epoch} steps of {ckpt['samples_per_step']} samples into epoch "
+                            f"{epoch + 1}, this run's steps take {samples_per_step} (another batch_size, "
+                            f"grad_accum_steps or device count): it would skip or repeat samples of that epoch; "
+                            f"resume from an epoch's end")
         else:
             position = (epoch, in_epoch)
     recorded = ckpt.get("classes")

@@ -681,6 +681,9 @@ class BackgroundBatches:
                 yield x, y
         finally:
             stop.set()
+            # Left before its end, the producer may still be inside the loader: let it leave before the
+            # next epoch resets the loader's persistent workers (it stops at its next batch).
+            thread.join(timeout=60)
 
 
 @dataclass

@@ -166,12 +166,11 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
         if on_step is not None:
             on_step(i, loss, lr)
         i += 1
-    if accumulate > 1:
-        # The batches after the last whole step (fewer than ``accumulate``) are read and dropped rather
-        # than left: the GPU pipeline's thread would go on reading from the loader's persistent workers
-        # while the next epoch starts over them.
-        for _ in itertools.islice(batches, accumulate - 1):
-            pass
+    # The batches after the last whole step (fewer than ``accumulate``) are read and dropped, and the
+    # loader asked past its end, rather than left: the GPU pipeline's thread would go on reading from
+    # the loader's persistent workers while the next epoch starts over them.
+    for _ in itertools.islice(batches, accumulate):
+        pass
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start

@@ -108,7 +108,7 @@ class CheckpointWriter:
 
     def __init__(self, cfg: Config, model, optimizer, scaler, guard: NonFiniteGuard, steps_per_epoch: int,
                  classes: Optional[List[str]], folder: Optional[str] = None, writes: bool = True,
-                 ema: Optional[WeightAverage] = None):
+                 ema: Optional[WeightAverage] = None, world_size: int = 1):
         self.cfg, self.model, self.optimizer, self.scaler, self.guard = cfg, model, optimizer, scaler, guard
         self.ema = ema
         # The run's checkpoint folder: save_checkpoint_path, or its ckpt_0/ in a distributed run.
@@ -116,6 +116,7 @@ class CheckpointWriter:
         self.steps_per_epoch, self.classes = steps_per_epoch, classes
         # False on the ranks of a distributed run other than 0: save() returns the path rank 0 writes.
         self.writes = writes
+        self.world_size = world_size  # processes: a step's samples are batch_size x grad_accum_steps x these
         self.last = ""
 
     def newest(self) -> str:
@@ -134,6 +135,7 @@ class CheckpointWriter:
             self.last = path
             return path
         extra = {"step_in_epoch": in_epoch, "steps_per_epoch": spe, "nonfinite": self.guard.state_dict(),
+                 "samples_per_step": self.cfg.batch_size * self.cfg.grad_accum_steps * self.world_size,
                  **(extra or {})}
         if self.ema is not None:
             extra["ema"] = self.ema.state_dict()
@@ -201,8 +203,10 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
     saved before the restart; going back would throw that work away. (What ``run_dir`` held after the
     point a run resumed from was moved aside when it started: :func:`checkpoint.move_superseded`.)"""
     def validate(ckpt: Dict[str, Any], path: str) -> Tuple[int, int]:
+        world = dist.world_size if dist is not None else 1
         return ckpt_io.validate_training_checkpoint(ckpt, path, model, optimizer, steps_per_epoch, classes,
-                                                    check_ema=cfg.ema_decay > 0)
+                                                    check_ema=cfg.ema_decay > 0,
+                                                    samples_per_step=cfg.batch_size * cfg.grad_accum_steps * world)
 
     restarted = dist.restarted if dist is not None else 0
     if dist is None or not dist.enabled:
@@ -404,7 +408,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                                           f"({e.strerror or e}); nothing was trained") from None
     step_model = torch.compile(model) if cfg.compile else model
     writer = CheckpointWriter(cfg, model, optimizer, scaler, guard, steps_per_epoch, loader.classes, out_dir,
-                              writes=dist.is_rank0, ema=ema)
+                              writes=dist.is_rank0, ema=ema, world_size=dist.world_size)
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
 
     tracker = RunLogger(out_dir if cfg.save_checkpoint else None, cfg.epoch_size, steps_per_epoch,
