@@ -38,6 +38,16 @@ def shards(ctx: distributed.Context, cfg) -> dict:
     return mine
 
 
+def job_and_alone(ctx: distributed.Context, cfg, sync_bn: bool):
+    """The configuration of one process with the whole global batch, the float64 starting model, this
+    job's DDP copy of it, the lone process's copy, and the criterion."""
+    one_cfg = dataclasses.replace(cfg, batch_size=cfg.batch_size * ctx.world_size)
+    train.seed_everything(cfg.seed)
+    start = train.build_model(cfg).double()
+    job = ctx.wrap(copy.deepcopy(start), CPU, sync_bn=sync_bn)
+    return one_cfg, start, job, copy.deepcopy(start), train.build_criterion(cfg)
+
+
 def same_math(ctx: distributed.Context, cfg, steps: int, sync_bn: bool) -> list:
     """Largest weight/buffer difference after each of ``steps`` SGD steps between this job (batch_size
     per rank, DDP, ``sync_bn``) and one process with the whole global batch, in float64.
@@ -46,12 +56,7 @@ def same_math(ctx: distributed.Context, cfg, steps: int, sync_bn: bool) -> list:
     process against itself in float64 differs by ~1e-3 in gradients, and a perturbation grows about
     100x per step at lr 0.05, whatever the arithmetic order. In float64 rounding stays ~1e-14 and only
     a difference in the computation shows."""
-    one_cfg = dataclasses.replace(cfg, batch_size=cfg.batch_size * ctx.world_size)
-    train.seed_everything(cfg.seed)
-    start = train.build_model(cfg).double()
-    job = ctx.wrap(copy.deepcopy(start), CPU, sync_bn=sync_bn)
-    alone = copy.deepcopy(start)
-    criterion = train.build_criterion(cfg)
+    one_cfg, start, job, alone, criterion = job_and_alone(ctx, cfg, sync_bn)
     loader = build_loader(train.data_options(cfg, CPU), True, CPU, True, **ctx.shard())
     loader_one = build_loader(train.data_options(one_cfg, CPU), True, CPU, True)
     lr = get_lr(cfg.lr_init, cfg.lr_end, cfg.lr_max, cfg.warmup_epochs, cfg.epoch_size, len(loader),
@@ -81,12 +86,7 @@ def accumulated_math(ctx: distributed.Context, cfg, steps: int) -> list:
     the whole global batches, in float64 (see :func:`same_math`)."""
     from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
-    one_cfg = dataclasses.replace(cfg, batch_size=cfg.batch_size * ctx.world_size)
-    train.seed_everything(cfg.seed)
-    start = train.build_model(cfg).double()
-    job = ctx.wrap(copy.deepcopy(start), CPU, sync_bn=True)
-    alone = copy.deepcopy(start)
-    criterion = train.build_criterion(cfg)
+    one_cfg, start, job, alone, criterion = job_and_alone(ctx, cfg, sync_bn=True)
     lrs = [0.05 * (steps - i) / steps for i in range(steps)]
     calls = [0]
 
