@@ -108,9 +108,10 @@ def model_from_checkpoint(ckpt: Dict[str, Any], source: str, use_ema: bool = Tru
                           **overrides) -> Tuple[MobileNetV1, Dict[str, Any]]:
     """An eval-mode model with the weights of ``ckpt`` (its weight average, if it holds one and
     ``use_ema``: :func:`checkpoint.weights_to_use`) and the arguments it was built with."""
-    state, note = ckpt_io.weights_to_use(ckpt, use_ema)
+    state = ckpt_io.weights_to_use(ckpt, use_ema)
     # A fault in the average is named as one: the trained weights beside it may still be sound.
-    where = " (in its weight average, 'ema'; --use_ema False takes the trained weights)" if note and use_ema else ""
+    where = (" (in its weight average, 'ema'; --use_ema False takes the trained weights)"
+             if ckpt_io.which_weights(ckpt, use_ema) == "ema" else "")
     given = dict(ckpt.get("model_args") or {})
     given.update({k: v for k, v in overrides.items() if v is not None})
     args = {"padding": "same"}
@@ -130,11 +131,9 @@ def model_from_checkpoint(ckpt: Dict[str, Any], source: str, use_ema: bool = Tru
     try:
         ckpt_io.load_weights(model, state, source, naming=ckpt.get("naming", "ours"))
     except ckpt_io.CheckpointError as e:
-        if no_width is None:
-            if not where:
-                raise
-            raise ckpt_io.CheckpointError(f"{e}{where}") from None
-        raise ckpt_io.CheckpointError(f"{e}{where}; {no_width.reason}") from None
+        if no_width is None and not where:
+            raise
+        raise ckpt_io.CheckpointError(f"{e}{where}" + (f"; {no_width.reason}" if no_width else "")) from None
     if no_width is not None and "width_mult" not in given:
         raise no_width
     return model.eval(), args

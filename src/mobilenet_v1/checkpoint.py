@@ -311,19 +311,30 @@ def ema_state(ckpt: Dict[str, Any]) -> Optional[Dict[str, torch.Tensor]]:
     return None
 
 
-def weights_to_use(ckpt: Dict[str, Any], use_ema: bool = True) -> Tuple[Dict[str, torch.Tensor], str]:
-    """The weights that evaluation, export, conversion and prediction take from ``ckpt``: its weight
-    average when it holds one (unless ``use_ema`` is False), else its trained weights; and a note
-    saying which, "" for a file without an average."""
-    average = ema_state(ckpt)
-    if average is None:
-        return model_state(ckpt), ""
-    ema = ckpt["ema"]
-    what = f"ema_decay {ema.get('decay')}, {ema.get('updates')} updates"
-    if use_ema:
-        return average, f"weights: the exponential moving average of the trained weights ({what}); " \
-                         f"--use_ema False takes the trained weights"
-    return model_state(ckpt), f"weights: the trained weights (--use_ema False; the file also holds their average, {what})"
+def which_weights(ckpt: Dict[str, Any], use_ema: bool = True) -> str:
+    """Which weights evaluation, export, conversion and prediction take from ``ckpt``: "ema", its weight
+    average, when it holds one (unless ``use_ema`` is False), then "trained"; "" for a file without an
+    average (its only weights)."""
+    if ema_state(ckpt) is None:
+        return ""
+    return "ema" if use_ema else "trained"
+
+
+def weights_to_use(ckpt: Dict[str, Any], use_ema: bool = True) -> Dict[str, torch.Tensor]:
+    """The state dict :func:`which_weights` names."""
+    return ema_state(ckpt) if which_weights(ckpt, use_ema) == "ema" else model_state(ckpt)
+
+
+def weights_note(ckpt: Dict[str, Any], use_ema: bool = True) -> str:
+    """One line saying which weights :func:`weights_to_use` took; "" for a file without an average."""
+    which = which_weights(ckpt, use_ema)
+    if not which:
+        return ""
+    what = f"ema_decay {ckpt['ema'].get('decay')}, {ckpt['ema'].get('updates')} updates"
+    if which == "ema":
+        return (f"weights: the exponential moving average of the trained weights ({what}); "
+                f"--use_ema False takes the trained weights")
+    return f"weights: the trained weights (--use_ema False; the file also holds their average, {what})"
 
 
 def load_weights(model: nn.Module, state: Dict[str, torch.Tensor], source: str,

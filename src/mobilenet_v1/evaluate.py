@@ -99,7 +99,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         precision = resolve_precision(cfg.precision, device)
         ckpt = ckpt_io.load_file(path)
         model, _ = model_from_checkpoint(ckpt, path, cfg.use_ema)
-        _, note = ckpt_io.weights_to_use(ckpt, cfg.use_ema)
+        note = ckpt_io.weights_note(ckpt, cfg.use_ema)
         if note:
             print0(note)
         classes = ckpt.get("classes")

@@ -114,8 +114,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                       dataset: Optional[str] = None, use_ema: bool = True) -> Dict[str, Any]:
     """Export a checkpoint to ``file_name`` (``.onnx`` appended when missing) and check it; returns the
     path, the input size, the largest difference from PyTorch per checked batch size, the data set
-    whose normalisation the file records and ``weights``, which weights a checkpoint with a weight
-    average gave ("" for one without; ``use_ema``: :func:`checkpoint.weights_to_use`).
+    whose normalisation the file records and ``weights``, the line saying which weights a checkpoint
+    with a weight average gave ("" for one without; :func:`checkpoint.weights_note`).
 
     That data set is the one the checkpoint's training configuration names. A file that records none
     (a MindSpore ``.ckpt`` holds only tensors) takes ``dataset``, or else a guess from its class count
@@ -131,7 +131,6 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     path = ckpt_io.resolve_checkpoint_path(ckpt_file)
     ckpt = ckpt_io.load_file(path)
     model, args = model_from_checkpoint(ckpt, path, use_ema)
-    _, weights = ckpt_io.weights_to_use(ckpt, use_ema)
     config = ckpt.get("config") or {}
     recorded = config.get("dataset")
     if dataset is not None and recorded not in (None, dataset):
@@ -148,8 +147,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     meta = preprocessing_metadata(dataset, trained_size)
     meta.update({"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"],
                  "classes": ckpt.get("classes"), "source": os.path.basename(path)})
-    if ckpt_io.ema_state(ckpt) is not None:
-        meta["weights"] = "ema" if use_ema else "trained"
+    meta["weights"] = ckpt_io.which_weights(ckpt, use_ema) or None  # None: not written
     write_metadata(proto, meta)
 
     sizes: List[int] = [batch_size] if not dynamic_batch else sorted({1, max(batch_size, 2)})
@@ -166,7 +164,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                               f"(more than {atol:g}); not a faithful export, not written{kept}")
     return {"path": out_path, "height": height, "width": width, "dynamic_batch": dynamic_batch,
             "max_abs_diff": diffs, "bytes": os.path.getsize(out_path), "ckpt": path, "dataset": dataset,
-            "dataset_guessed": guessed, "class_num": args["class_num"], "weights": weights}
+            "dataset_guessed": guessed, "class_num": args["class_num"],
+            "weights": ckpt_io.weights_note(ckpt, use_ema)}
 
 
 def mindspore_format_message(fmt: str) -> str:

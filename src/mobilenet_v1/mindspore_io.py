@@ -458,7 +458,7 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True)
     result) as ``dst`` in ``fmt`` (by default from ``dst``'s extension):
     ``ckpt`` a MindSpore checkpoint, ``pt`` a PyTorch one of ours, ``safetensors`` MindSpore's names.
     A training checkpoint with a weight average gives that average unless ``use_ema`` is False
-    (``weights`` in the result says which; :func:`checkpoint.weights_to_use`).
+    (``weights`` in the result says which: :func:`checkpoint.weights_note`).
 
     The source is checked as a MobileNetV1 (every name and shape) before anything is written, the
     tensors are written as they are in the file (no dtype change), and the write is atomic. The
@@ -472,7 +472,7 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True)
     model, args = model_from_checkpoint(ckpt, src, use_ema)
     if ckpt.get("moments"):
         check_moments(model, ckpt["moments"], src)
-    state, weights = ckpt_io.weights_to_use(ckpt, use_ema)
+    state, weights = ckpt_io.weights_to_use(ckpt, use_ema), ckpt_io.weights_note(ckpt, use_ema)
     extra = {k: ckpt[k] for k in ("moments", "global_step") if ckpt.get(k) is not None}
     args = {"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"]}
     # What predict and export read beside the weights: without it they fall back to 224x224 and

@@ -167,10 +167,9 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
     else:
         ckpt = ckpt_io.load_file(path)
         model, args = model_from_checkpoint(ckpt, path, use_ema)
-        _, note = ckpt_io.weights_to_use(ckpt, use_ema)
-        if note:
-            print(note, file=sys.stderr)
-        weights = ("ema" if use_ema else "trained") if note else ""
+        weights = ckpt_io.which_weights(ckpt, use_ema)
+        if weights:
+            print(ckpt_io.weights_note(ckpt, use_ema), file=sys.stderr)
         config = ckpt.get("config") or {}
         class_num = args["class_num"]
         size = image_size or config.get("image_size") or 224

@@ -55,6 +55,11 @@ def build_criterion(cfg: Config) -> torch.nn.Module:
     return torch.nn.CrossEntropyLoss()
 
 
+def samples_per_step(cfg: Config, dist: Optional[distributed.Context]) -> int:
+    """The job's samples per optimiser step: batch_size x grad_accum_steps x processes."""
+    return cfg.batch_size * cfg.grad_accum_steps * (dist.world_size if dist is not None else 1)
+
+
 def float32_repr(value: float) -> str:
     """A loss as the seed prints it (a float32, shortest round-trip digits: ``2.1829057``)."""
     return str(np.float32(value))
@@ -88,9 +93,9 @@ def training_state(model, optimizer, scaler, epoch: int, step: int, cfg: Config,
 
 def nonfinite_entries(state: Dict[str, Any]) -> List[str]:
     """Names of the model, weight-average and optimiser tensors in a checkpoint dictionary that hold NaN or inf."""
-    bad = [k for k, v in state["model"].items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    bad += [f"ema {k}" for k, v in (state.get("ema") or {}).get("model", {}).items()
-            if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    named = [("", state["model"]), ("ema ", (state.get("ema") or {}).get("model", {}))]
+    bad = [prefix + k for prefix, tensors in named for k, v in tensors.items()
+           if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     for pid, entry in state["optimizer"].get("state", {}).items():
         for k, v in entry.items():
             if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all()):
@@ -108,7 +113,7 @@ class CheckpointWriter:
 
     def __init__(self, cfg: Config, model, optimizer, scaler, guard: NonFiniteGuard, steps_per_epoch: int,
                  classes: Optional[List[str]], folder: Optional[str] = None, writes: bool = True,
-                 ema: Optional[WeightAverage] = None, world_size: int = 1):
+                 ema: Optional[WeightAverage] = None, samples_per_step: int = 0):
         self.cfg, self.model, self.optimizer, self.scaler, self.guard = cfg, model, optimizer, scaler, guard
         self.ema = ema
         # The run's checkpoint folder: save_checkpoint_path, or its ckpt_0/ in a distributed run.
@@ -116,7 +121,7 @@ class CheckpointWriter:
         self.steps_per_epoch, self.classes = steps_per_epoch, classes
         # False on the ranks of a distributed run other than 0: save() returns the path rank 0 writes.
         self.writes = writes
-        self.world_size = world_size  # processes: a step's samples are batch_size x grad_accum_steps x these
+        self.samples_per_step = samples_per_step  # recorded: a mid-epoch position counts steps of these
         self.last = ""
 
     def newest(self) -> str:
@@ -135,7 +140,7 @@ class CheckpointWriter:
             self.last = path
             return path
         extra = {"step_in_epoch": in_epoch, "steps_per_epoch": spe, "nonfinite": self.guard.state_dict(),
-                 "samples_per_step": self.cfg.batch_size * self.cfg.grad_accum_steps * self.world_size,
+                 "samples_per_step": self.samples_per_step,
                  **(extra or {})}
         if self.ema is not None:
             extra["ema"] = self.ema.state_dict()
@@ -203,10 +208,9 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
     saved before the restart; going back would throw that work away. (What ``run_dir`` held after the
     point a run resumed from was moved aside when it started: :func:`checkpoint.move_superseded`.)"""
     def validate(ckpt: Dict[str, Any], path: str) -> Tuple[int, int]:
-        world = dist.world_size if dist is not None else 1
         return ckpt_io.validate_training_checkpoint(ckpt, path, model, optimizer, steps_per_epoch, classes,
                                                     check_ema=cfg.ema_decay > 0,
-                                                    samples_per_step=cfg.batch_size * cfg.grad_accum_steps * world)
+                                                    samples_per_step=samples_per_step(cfg, dist))
 
     restarted = dist.restarted if dist is not None else 0
     if dist is None or not dist.enabled:
@@ -351,10 +355,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
     model = build_model(cfg)
     if cfg.pre_trained:
         source = ckpt_io.load_file(cfg.pre_trained)
-        weights, note = ckpt_io.weights_to_use(source, cfg.use_ema)  # a run's weight average, by default
+        note = ckpt_io.weights_note(source, cfg.use_ema)  # a run's weight average, by default
         if note:
             print0(f"pre_trained: {note}")
-        skipped = ckpt_io.load_weights(model, weights, cfg.pre_trained,
+        skipped = ckpt_io.load_weights(model, ckpt_io.weights_to_use(source, cfg.use_ema), cfg.pre_trained,
                                        skip_head_mismatch=True, naming=source.get("naming", "ours"))
         print0(f"pre_trained: loaded {cfg.pre_trained}" +
                (f"; left out {', '.join(skipped)} (another class count), the classifier starts fresh"
@@ -408,7 +412,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                                           f"({e.strerror or e}); nothing was trained") from None
     step_model = torch.compile(model) if cfg.compile else model
     writer = CheckpointWriter(cfg, model, optimizer, scaler, guard, steps_per_epoch, loader.classes, out_dir,
-                              writes=dist.is_rank0, ema=ema, world_size=dist.world_size)
+                              writes=dist.is_rank0, ema=ema, samples_per_step=samples_per_step(cfg, dist))
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
 
     tracker = RunLogger(out_dir if cfg.save_checkpoint else None, cfg.epoch_size, steps_per_epoch,
@@ -425,7 +429,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
     if rng is not None:
         ckpt_io.set_rng_state(rng)
     last_path, result, epoch_seconds = resumed_from, None, []
-    step_images = cfg.batch_size * cfg.grad_accum_steps * dist.world_size  # the job's images per step
+    step_images = samples_per_step(cfg, dist)  # the job's images per step
     try:
         for epoch in range(start_epoch, cfg.epoch_size):
             first = start_step if epoch == start_epoch else 0
