@@ -55,8 +55,8 @@ def test_bad_values_name_the_option():
 
 def test_out_of_range_values_name_where_they_came_from(tmp_path):
     """A value given on the command line is blamed on the option, one from the file on the file; floats
-    must be finite (a NaN lr_max used to train 10 steps before stopping) and loss_scale positive (a
-    negative one wrote checkpoints that --resume then refused)."""
+    must be finite (a NaN lr_max used to train 10 steps before stopping), loss_scale positive (a
+    negative one wrote checkpoints that --resume then refused) and seed what numpy can take."""
     f = tmp_path / "c.yaml"
     f.write_text("batch_size: 0\nepoch_size: 3\n")
     with pytest.raises(ConfigError, match=r"^config file .*c\.yaml: batch_size must be at least 1, got 0$"):
@@ -67,7 +67,10 @@ def test_out_of_range_values_name_where_they_came_from(tmp_path):
                             ("--width_mult=inf", "width_mult must be a finite number, got inf"),
                             ("--loss_scale=-5", "loss_scale must be positive, got -5.0"),
                             ("--eval_batch_size=-4", "eval_batch_size must be >= 0"),
-                            ("--pretrain_epoch_size=-1", "pretrain_epoch_size must be in")]:
+                            ("--pretrain_epoch_size=-1", "pretrain_epoch_size must be in"),
+                            # numpy's seeding refused it with a traceback once the data was loaded
+                            ("--seed=-3", r"seed must be in \[0, 2\*\*32 - 1\], got -3"),
+                            ("--seed=4294967296", "seed must be in")]:
         with pytest.raises(ConfigError, match=f"^option {option.split('=')[0]}: {message}"):
             load_config([option])
 

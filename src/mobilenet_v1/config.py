@@ -250,6 +250,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("max_nonfinite_steps", f"max_nonfinite_steps must be at least 1, got {cfg.max_nonfinite_steps}")
     if not 0 <= cfg.ema_decay < 1:
         fail("ema_decay", f"ema_decay must be in [0, 1) (0: no weight average), got {cfg.ema_decay}")
+    if not 0 <= cfg.seed < 2**32:
+        fail("seed", f"seed must be in [0, 2**32 - 1], got {cfg.seed}")
     if not 0 <= cfg.label_smooth_factor < 1:
         fail("label_smooth_factor", f"label_smooth_factor must be in [0, 1), got {cfg.label_smooth_factor}")
 
