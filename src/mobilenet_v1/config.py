@@ -79,6 +79,15 @@ class Config:
     # Batches whose gradients add up to one optimiser step (their mean loss): the step of a global batch
     # batch_size x device count x grad_accum_steps, e.g. the seed's 4 GPUs x 256 on one GPU with 4.
     grad_accum_steps: int = 1
+    # Batch augmentations (batch_augment.py), all off by default (the seed has none). Mixup / CutMix:
+    # lam ~ Beta(alpha, alpha) per batch; torchvision's references use 0.2 / 1.0; with both, a mixed
+    # batch takes one or the other at even odds.
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    mix_prob: float = 1.0  # the share of batches mixed
+    random_erase: float = 0.0  # each sample's chance of a box set to the mean colour (torchvision's 0.1-0.2)
+    # Scale each step's gradients down to this global L2 norm when above it; 0: off (the seed).
+    clip_grad_norm: float = 0.0
     # --- crash safety ---
     # "auto": continue from the newest valid checkpoint in save_checkpoint_path (its ckpt_0/ in a
     # distributed run; none: start afresh); chosen by itself when torchrun restarts the workers;
@@ -250,6 +259,12 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("max_nonfinite_steps", f"max_nonfinite_steps must be at least 1, got {cfg.max_nonfinite_steps}")
     if not 0 <= cfg.ema_decay < 1:
         fail("ema_decay", f"ema_decay must be in [0, 1) (0: no weight average), got {cfg.ema_decay}")
+    for key in ("mixup_alpha", "cutmix_alpha", "clip_grad_norm"):
+        if getattr(cfg, key) < 0:
+            fail(key, f"{key} must be >= 0 (0: off), got {getattr(cfg, key)}")
+    for key in ("mix_prob", "random_erase"):
+        if not 0 <= getattr(cfg, key) <= 1:
+            fail(key, f"{key} must be in [0, 1], got {getattr(cfg, key)}")
     if not 0 <= cfg.seed < 2**32:
         fail("seed", f"seed must be in [0, 2**32 - 1], got {cfg.seed}")
     if not 0 <= cfg.label_smooth_factor < 1:

@@ -80,7 +80,10 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
                     lrs: Sequence[float], device: torch.device, precision: str,
                     on_step: Optional[Callable[[int, torch.Tensor, float], None]] = None,
                     start_step: int = 0, guard: Optional["NonFiniteGuard"] = None,
-                    ema: Optional["WeightAverage"] = None, accumulate: int = 1) -> EpochResult:
+                    ema: Optional["WeightAverage"] = None, accumulate: int = 1,
+                    augment: Optional[Callable[[int, torch.Tensor, torch.Tensor],
+                                               Tuple[torch.Tensor, torch.Tensor, float]]] = None,
+                    clip_grad_norm: float = 0.0) -> EpochResult:
     """One pass over ``loader``; step ``i`` of the epoch runs at learning rate ``lrs[i]``.
 
     ``accumulate``: a step adds up the gradients of that many batches of ``loader`` (its loss is their
@@ -92,6 +95,12 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
     whole epoch's. With ``guard`` (:class:`nonfinite.NonFiniteGuard`) a step whose loss or gradients
     are not finite is skipped and counted. With ``ema`` (:class:`ema.WeightAverage`) the weight
     average takes every step's weights, before ``on_step`` (which may save a checkpoint) sees the step.
+
+    ``augment(position, images, labels)`` (a :class:`batch_augment.BatchAugment` bound to the epoch)
+    returns the batch at that position of the epoch augmented, its partners' labels and ``lam``; the
+    batch's loss is then ``lam * loss(labels) + (1 - lam) * loss(partners' labels)``.
+    ``clip_grad_norm``: above 0, the step's gradients (all-reduced, unscaled) are scaled down to that
+    global L2 norm when above it.
 
     The loss stays on the device: nothing here waits for the GPU except ``on_step`` when it reads it.
 
@@ -136,19 +145,27 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
         optimizer.zero_grad(set_to_none=True)
         step_loss = None
         for j, (x, y) in enumerate(group):
+            lam, partner = 1.0, y
+            if augment is not None:
+                x, partner, lam = augment(i * accumulate + j, x, y)
             # Gradients add up over the step's batches; DDP all-reduces them once, after the last.
             with ddp.no_sync() if ddp is not None and j < len(group) - 1 else contextlib.nullcontext():
                 with autocast(device, precision):
                     logits = model(x)
                 part = criterion(logits.float(), y)
+                if lam < 1.0:
+                    part = lam * part + (1.0 - lam) * criterion(logits.float(), partner)
                 if accumulate > 1:
                     part = part / accumulate  # the step's loss is the mean over its batches
                 scaler.scale(part).backward()
             step_loss = part.detach() if step_loss is None else step_loss + part.detach()
         if guard is None:
+            if clip_grad_norm:
+                scaler.unscale_(optimizer)
+                clip_gradients(optimizer, clip_grad_norm)
             scaler.step(optimizer)
         else:
-            guard.step(step_loss, scaler, skip=stand_in)
+            guard.step(step_loss, scaler, skip=stand_in, clip_grad_norm=clip_grad_norm)
         scaler.update()
         if ema is not None:
             ema.update()
@@ -175,6 +192,13 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     return EpochResult(float(loss), float(loss_sum) / max(steps, 1), steps, seconds, images)
+
+
+def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float) -> torch.Tensor:
+    """Scale the optimiser's gradients down to a global L2 norm of ``max_norm`` when above it; on the
+    device, nothing read back. Returns the norm before clipping."""
+    params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    return torch.nn.utils.clip_grad_norm_(params, max_norm)
 
 
 def _ddp_of(model: nn.Module) -> Optional[nn.parallel.DistributedDataParallel]:

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .checkpoint import unwrap
+from .engine import clip_gradients
 
 
 class NonFiniteError(ValueError):
@@ -83,11 +84,14 @@ class NonFiniteGuard:
         if self.stats:
             torch._foreach_copy_(self.saved, self.stats)
 
-    def step(self, loss: torch.Tensor, scaler: torch.amp.GradScaler, skip: bool = False) -> None:
+    def step(self, loss: torch.Tensor, scaler: torch.amp.GradScaler, skip: bool = False,
+             clip_grad_norm: float = 0.0) -> None:
         """After ``backward``: the optimiser step (through ``scaler``) if the step is good, else nothing.
 
         ``skip``: skip this step whatever its values, without counting it as non-finite (a stand-in
-        batch, see :func:`engine.train_one_epoch`); in a distributed run every rank then skips."""
+        batch, see :func:`engine.train_one_epoch`); in a distributed run every rank then skips.
+        ``clip_grad_norm``: above 0, the gradients are clipped to that global norm (unscaled first)
+        after the step is judged on the gradients as they came."""
         optimizer = self.optimizer
         grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
         found = (~torch.isfinite(loss.detach().float())).float().reshape(1)
@@ -115,19 +119,26 @@ class NonFiniteGuard:
                 # A non-finite loss with finite gradients (rare) must stop the scaler too: give it one NaN.
                 g0 = grads[0][(0,) * grads[0].ndim]  # a view of one element, whatever the memory layout
                 g0.copy_(torch.where(bad.reshape(()), torch.full_like(g0, float("nan")), g0))
+            if clip_grad_norm:
+                # After the NaN above: unscale_ is where the scaler records whether to skip the step.
+                scaler.unscale_(optimizer)
+                clip_gradients(optimizer, clip_grad_norm)
             scaler.step(optimizer)
-        elif self.fused:
-            optimizer.found_inf = found
-            try:
+        else:
+            if clip_grad_norm:
+                clip_gradients(optimizer, clip_grad_norm)
+            if self.fused:
+                optimizer.found_inf = found
+                try:
+                    optimizer.step()
+                finally:
+                    del optimizer.found_inf
+            elif host_bad is None:
+                # A non-fused optimiser on a GPU: the only way left is to ask (one sync per step).
+                if not bool(bad):
+                    optimizer.step()
+            elif not host_bad:
                 optimizer.step()
-            finally:
-                del optimizer.found_inf
-        elif host_bad is None:
-            # A non-fused optimiser on a GPU: the only way left is to ask (one sync per step).
-            if not bool(bad):
-                optimizer.step()
-        elif not host_bad:
-            optimizer.step()
         self._restore_stats(bad, host_bad)
         b = counted.to(torch.int64).reshape(())
         self.in_a_row.add_(b).mul_(b)

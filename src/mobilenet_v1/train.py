@@ -1,5 +1,6 @@
 """``mobilenet-v1 train``: wires configuration, data, model, optimiser and checkpoints together."""
 import dataclasses
+import functools
 import io
 import os
 import random
@@ -11,6 +12,7 @@ import torch
 
 from . import checkpoint as ckpt_io
 from . import distributed, mindspore_io, runtime
+from .batch_augment import BatchAugment
 from .config import Config, dump_yaml, load_config, to_dict
 from .data import DataOptions, build_loader
 from .ema import WeightAverage
@@ -372,6 +374,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
             average = build_model(cfg)
         ema = WeightAverage(model, average.to(device=device, memory_format=memory_format), cfg.ema_decay)
     criterion = build_criterion(cfg)
+    augment = BatchAugment(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mix_prob, cfg.random_erase, cfg.seed, dist.rank)
     optimizer = make_optimizer(model, float(lr[0]), cfg.momentum, cfg.weight_decay, device)
     scaler = make_scaler(precision, device, cfg.loss_scale)
     if cfg.pre_trained and source.get("moments"):
@@ -445,7 +448,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
 
             result = train_one_epoch(step_model, loader, criterion, optimizer, scaler, lrs, device, precision,
                                      on_step=on_step, start_step=first, guard=guard, ema=ema,
-                                     accumulate=cfg.grad_accum_steps)
+                                     accumulate=cfg.grad_accum_steps,
+                                     augment=functools.partial(augment, epoch) if augment.enabled else None,
+                                     clip_grad_norm=cfg.clip_grad_norm)
             epoch_seconds.append(result.seconds)
             counts = guard.sync()
             dist.sync_buffers(model)

@@ -1,0 +1,233 @@
+"""Batch augmentations (``--mixup_alpha``, ``--cutmix_alpha``, ``--mix_prob``, ``--random_erase``) and
+``--clip_grad_norm``."""
+import functools
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mobilenet_v1.batch_augment import BatchAugment, erase, erase_boxes
+from mobilenet_v1.config import ConfigError, load_config
+from mobilenet_v1.engine import make_optimizer, make_scaler, train_one_epoch
+from mobilenet_v1.losses import CrossEntropySmooth
+from mobilenet_v1.nonfinite import NonFiniteGuard
+
+CPU = torch.device("cpu")
+
+
+def test_mixup_blends_each_sample_with_its_partner_in_the_reversed_batch():
+    mixer = BatchAugment(mixup_alpha=0.4, seed=3)
+    x = torch.randn(5, 3, 6, 7).contiguous(memory_format=torch.channels_last)
+    y = torch.tensor([0, 1, 2, 3, 4])
+    lams = set()
+    for position in range(6):
+        mixed, partner, lam = mixer(2, position, x, y)
+        assert 0 < lam < 1 and mixer.draw(2, position, 5, 6, 7)[0].box is None
+        torch.testing.assert_close(mixed, lam * x + (1 - lam) * x[[4, 3, 2, 1, 0]])
+        assert partner.tolist() == [4, 3, 2, 1, 0]
+        assert mixed.is_contiguous(memory_format=torch.channels_last)
+        lams.add(lam)
+    assert len(lams) == 6
+
+
+def test_cutmix_pastes_one_box_of_the_partner_and_lam_is_the_share_left_as_it_was():
+    mixer = BatchAugment(cutmix_alpha=1.0, seed=5)
+    h, w = 20, 28
+    x = torch.randn(4, 3, h, w)
+    y = torch.tensor([7, 8, 9, 6])
+    partner_x = x.flip(0)
+    clipped = 0
+    for position in range(40):
+        mixed, partner, lam = mixer(0, position, x, y)
+        if lam == 1.0:  # an empty box: the batch as it was
+            assert torch.equal(mixed, x)
+            continue
+        changed = (mixed != x).any(dim=1)  # (4, h, w): where a pixel came from the partner
+        rows = torch.nonzero(changed[0].any(dim=1)).flatten()
+        cols = torch.nonzero(changed[0].any(dim=0)).flatten()
+        top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        assert mixer.draw(0, position, 4, h, w)[0].box == (top, bottom, left, right)
+        inside = torch.zeros(h, w, dtype=torch.bool)
+        inside[top:bottom, left:right] = True
+        assert torch.equal(changed[0], inside)  # one rectangle, nothing outside it
+        assert torch.equal(mixed[..., top:bottom, left:right], partner_x[..., top:bottom, left:right])
+        assert torch.equal(mixed[..., ~inside], x[..., ~inside])
+        assert lam == pytest.approx(1 - (bottom - top) * (right - left) / (h * w), abs=1e-12)
+        assert partner.tolist() == [6, 9, 8, 7]
+        clipped += top == 0 or left == 0 or bottom == h or right == w
+    assert clipped > 0  # boxes centred near an edge are cut there
+
+
+@pytest.mark.parametrize("criterion", [CrossEntropySmooth(smooth_factor=0.1, num_classes=7), nn.CrossEntropyLoss()],
+                         ids=["seed-smoothed", "plain"])
+def test_the_two_label_loss_is_the_loss_of_the_mixed_target(criterion):
+    """What the engine computes (lam * loss(y) + (1 - lam) * loss(partner)) is cross entropy against
+    the mixed target vector, smoothing included (the seed's puts e / (classes - 1) off the label)."""
+    torch.manual_seed(0)
+    logits, y = torch.randn(6, 7), torch.randint(0, 7, (6,))
+    lam = 0.3
+    e = getattr(criterion, "on_value", None)
+
+    def target(labels):
+        if e is None:
+            return F.one_hot(labels, 7).float()
+        t = torch.full((6, 7), criterion.off_value)
+        return t.scatter(1, labels[:, None], criterion.on_value)
+
+    mixed_target = lam * target(y) + (1 - lam) * target(y.flip(0))
+    dense = -(mixed_target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    two_labels = lam * criterion(logits, y) + (1 - lam) * criterion(logits, y.flip(0))
+    torch.testing.assert_close(two_labels, dense)
+    if e is not None:  # and what the seed's loss gives for a dense target
+        torch.testing.assert_close(CrossEntropySmooth(sparse=False)(logits, mixed_target), dense)
+
+
+def test_draws_follow_seed_epoch_position_and_rank_and_the_options():
+    def draws(mixer, epoch=0, rank_positions=range(400)):
+        return [mixer.draw(epoch, p, 8, 32, 32)[0] for p in rank_positions]
+
+    both = BatchAugment(0.2, 1.0, seed=1)
+    assert draws(both) == draws(BatchAugment(0.2, 1.0, seed=1))  # no global random state
+    for other in (BatchAugment(0.2, 1.0, seed=2), BatchAugment(0.2, 1.0, seed=1, rank=1)):
+        assert draws(other) != draws(both)
+    assert draws(both, epoch=1) != draws(both)
+    cut = sum(d.box is not None for d in draws(both))
+    assert 160 < cut < 240  # even odds between the two
+    # Beta(0.2, 0.2) piles up near 0 and 1: few mixup lams in the middle; Beta(1, 1) is uniform.
+    mix_lams = [d.lam for d in draws(BatchAugment(0.2, 0.0))]
+    assert sum(0.2 < lam < 0.8 for lam in mix_lams) < 0.3 * len(mix_lams)
+    assert 0.4 < sum(mix_lams) / len(mix_lams) < 0.6
+    quarter = draws(BatchAugment(0.2, 1.0, mix_prob=0.25))
+    assert 70 < sum(d.lam < 1 for d in quarter) < 130
+    assert all(d.lam == 1.0 for d in draws(BatchAugment(0.2, 1.0, mix_prob=0.0)) + draws(BatchAugment()))
+
+
+def test_random_erasing_sets_one_box_of_the_drawn_size_to_zero_in_the_chosen_samples():
+    rng = np.random.default_rng(0)
+    h, w = 24, 40
+    boxes = erase_boxes(2000, h, w, 1.0, rng)
+    top, bottom, left, right = boxes.T
+    assert ((0 <= top) & (top < bottom) & (bottom <= h) & (0 <= left) & (left < right) & (right <= w)).all()
+    area = (bottom - top) * (right - left) / (h * w)
+    aspect = (bottom - top) / (right - left)
+    # Rounded sides: a little past the drawn 2%..1/3 of the area and 0.3..3.3 aspect.
+    assert area.min() >= 0.015 and area.max() <= 0.37 and 0.15 < area.mean() < 0.19  # uniform: 0.177
+    assert aspect.min() >= 0.25 and aspect.max() <= 4.0
+    assert (aspect < 1).mean() == pytest.approx(0.5, abs=0.05)  # log-uniform about 1
+    some = erase_boxes(2000, h, w, 0.25, np.random.default_rng(1))
+    assert 0.2 < some.any(axis=1).mean() < 0.3
+    assert not erase_boxes(100, h, w, 0.0, rng).any()
+    x = torch.randn(3, 2, h, w).contiguous(memory_format=torch.channels_last)
+    chosen = torch.tensor([[2, 9, 5, 6], [0, 0, 0, 0], [0, 24, 30, 40]])
+    out = erase(x, chosen)
+    mask = torch.zeros(3, 1, h, w, dtype=torch.bool)
+    mask[0, :, 2:9, 5:6] = True
+    mask[2, :, 0:24, 30:40] = True
+    assert torch.equal(out, torch.where(mask, torch.zeros(()), x))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_batch_is_erased_then_mixed_and_erasing_leaves_the_mixing_draws_alone():
+    x, y = torch.randn(6, 3, 16, 16) + 5, torch.arange(6)
+    both = BatchAugment(mixup_alpha=0.5, erase_prob=0.5, seed=4)
+    mixing_only = BatchAugment(mixup_alpha=0.5, seed=4)
+    for position in range(5):
+        mix, boxes = both.draw(1, position, 6, 16, 16)
+        assert mix == mixing_only.draw(1, position, 6, 16, 16)[0]
+        out, partner, lam = both(1, position, x, y)
+        erased = erase(x, torch.from_numpy(boxes))
+        torch.testing.assert_close(out, lam * erased + (1 - lam) * erased.flip(0))
+        assert lam == mix.lam and partner.tolist() == [5, 4, 3, 2, 1, 0]
+    erase_only = BatchAugment(erase_prob=1.0, seed=4)
+    out, partner, lam = erase_only(0, 0, x, y)
+    assert lam == 1.0 and torch.equal(partner, y) and (out == 0).any() and not (x == 0).any()
+
+
+def test_train_one_epoch_feeds_the_model_the_mixed_batches_and_mixes_the_loss():
+    """A resumed epoch (start_step 1) with two batches a step: the model sees the batches at epoch
+    positions 2.. mixed as the mixer draws them, and the loss is the two-label loss. lr 0 keeps the
+    weights, so the expected losses can be computed from the same model afterwards."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5))
+    seen = []
+    model.register_forward_pre_hook(lambda m, args: seen.append(args[0].clone()))
+    batches = [(torch.randn(4, 3, 8, 8), torch.randint(0, 5, (4,))) for _ in range(4)]  # positions 2..5
+    mixer = BatchAugment(0.2, 1.0, erase_prob=0.5, seed=9)
+    losses = []
+    train_one_epoch(model, batches, nn.CrossEntropyLoss(), make_optimizer(model, 0.0, 0.0, 0.0, CPU),
+                    make_scaler("fp32", CPU, 1.0), [0.0] * 3, CPU, "fp32", start_step=1, accumulate=2,
+                    augment=functools.partial(mixer, 7), on_step=lambda i, loss, lr: losses.append(float(loss)))
+    assert len(seen) == 4 and len(losses) == 2
+    expected = []
+    with torch.no_grad():
+        for k, (x, y) in enumerate(batches):
+            mixed, partner, lam = mixer(7, 2 + k, x, y)
+            assert torch.equal(seen[k], mixed)
+            logits = model(mixed)
+            expected.append((lam * F.cross_entropy(logits, y) + (1 - lam) * F.cross_entropy(logits, partner)) / 2)
+    assert any(not torch.equal(seen[k], batches[k][0]) for k in range(4))
+    assert losses == pytest.approx([float(expected[0] + expected[1]), float(expected[2] + expected[3])], rel=1e-6)
+
+
+def test_mix_and_clip_options_are_checked():
+    cfg = load_config(["--mixup_alpha=0.2", "--cutmix_alpha=1", "--mix_prob=0.5", "--random_erase=0.2",
+                       "--clip_grad_norm=2"])
+    assert (cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mix_prob, cfg.random_erase, cfg.clip_grad_norm) == (
+        0.2, 1.0, 0.5, 0.2, 2.0)
+    for bad, message in (("--mixup_alpha=-0.1", "option --mixup_alpha: mixup_alpha must be >= 0"),
+                         ("--cutmix_alpha=-1", "option --cutmix_alpha: cutmix_alpha must be >= 0"),
+                         ("--mix_prob=1.5", "option --mix_prob: mix_prob must be in [0, 1]"),
+                         ("--random_erase=-0.1", "option --random_erase: random_erase must be in [0, 1]"),
+                         ("--clip_grad_norm=-1", "option --clip_grad_norm: clip_grad_norm must be >= 0")):
+        with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+            load_config([bad])
+
+
+# --- clipping -------------------------------------------------------------------------------------
+
+def _one_step(max_norm, guard, scale=None, criterion=None):
+    """One SGD step (lr 1, no momentum, no decay) of a small net; returns the weights before, after, and
+    the gradient of the unscaled loss computed apart."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+    x, y = torch.randn(5, 6) * 10, torch.randint(0, 3, (5,))
+    criterion = criterion or nn.CrossEntropyLoss()
+    before = [p.detach().clone() for p in model.parameters()]
+    model.zero_grad()
+    nn.CrossEntropyLoss()(model(x), y).backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    opt = make_optimizer(model, 1.0, 0.0, 0.0, CPU)
+    scaler = torch.amp.GradScaler("cpu", init_scale=scale, enabled=scale is not None)
+    g = NonFiniteGuard(model, opt, CPU) if guard else None
+    train_one_epoch(model, [(x, y)], criterion, opt, scaler, [1.0], CPU, "fp32", guard=g, clip_grad_norm=max_norm)
+    return before, [p.detach().clone() for p in model.parameters()], grads, g
+
+
+@pytest.mark.parametrize("guard", [True, False], ids=["guard", "no-guard"])
+@pytest.mark.parametrize("scale", [None, 1024.0], ids=["fp32", "loss-scaled"])
+def test_clipping_scales_the_step_to_the_norm_of_the_unscaled_gradients(guard, scale):
+    before, after, grads, _ = _one_step(0.0, guard, scale)
+    norm = float(torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads])))
+    for b, a, g in zip(before, after, grads):  # unclipped: the plain step
+        torch.testing.assert_close(b - a, g)
+    assert norm > 1.0
+    max_norm = norm / 4
+    before, after, grads, _ = _one_step(max_norm, guard, scale)
+    for b, a, g in zip(before, after, grads):
+        torch.testing.assert_close(b - a, g * (max_norm / norm), rtol=1e-4, atol=1e-6)
+    before, after, grads, _ = _one_step(norm * 2, guard, scale)  # under the limit: untouched
+    for b, a, g in zip(before, after, grads):
+        torch.testing.assert_close(b - a, g)
+
+
+def test_a_non_finite_loss_is_still_skipped_when_clipping_unscales_first():
+    """A NaN loss with finite gradients: the guard hands the scaler a NaN gradient, which only counts
+    if it is there before unscale_ (where the scaler decides)."""
+    def nan_loss(logits, y):
+        return F.cross_entropy(logits, y) + float("nan")
+
+    before, after, _, guard = _one_step(0.5, True, 1024.0, criterion=nan_loss)
+    assert all(torch.equal(b, a) for b, a in zip(before, after))
+    assert guard.sync()["total"] == 1
