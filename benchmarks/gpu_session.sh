@@ -31,10 +31,10 @@ timeout 125 python3 benchmarks/train_throughput.py --modes "" --e2e_images 8192 
 echo "== non-finite guard on the GPU"
 timeout 25 python3 benchmarks/nonfinite_gpu_check.py 2>&1 | tail -8 | tee "$OUT/nonfinite.log"
 
-echo "== smoke: ImageNet-folder train 1 epoch (with a weight average) + eval through the GPU pipeline"
+echo "== smoke: ImageNet-folder train 1 epoch (weight average, batch augmentations, clipping) + eval, GPU pipeline"
 timeout 30 bash -c "python3 -m mobilenet_v1 train --dataset imagenet2012 --dataset_path $DATA --class_num 10 \
     --batch_size 128 --epoch_size 1 --device_target GPU --save_checkpoint_path /tmp/smoke2 --num_workers 8 \
-    --ema_decay 0.999 && \
+    --ema_decay 0.999 --mixup_alpha 0.2 --cutmix_alpha 1.0 --random_erase 0.25 --clip_grad_norm 5 && \
   python3 -m mobilenet_v1 eval --dataset imagenet2012 --dataset_path $DATA --checkpoint_path /tmp/smoke2 \
     --device_target GPU --num_workers 8 --json" 2>&1 | grep -E "epoch: |Epoch time|weights:|top_1|rror" | tail -5 | tee "$OUT/smoke2.log"
 echo "== step, compiled: the depthwise-taps experiment against ours (last: two more cold compiles)"

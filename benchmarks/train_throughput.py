@@ -21,6 +21,7 @@ from common import emit_json, machine, make_jpeg_folder, median, print_table
 import torch
 import torch.nn.functional as F
 
+from mobilenet_v1.batch_augment import BatchAugment
 from mobilenet_v1.ema import WeightAverage
 from mobilenet_v1.engine import make_optimizer, make_scaler, train_one_epoch
 from mobilenet_v1.model import MobileNetV1
@@ -55,10 +56,12 @@ def plain_layers(model):
     return model
 
 
-def ours_stepper(args, device, compile_mode, plain=False, taps=False, ema=False):
+def ours_stepper(args, device, compile_mode, plain=False, taps=False, ema=False, augment=False):
     """Our step, warmed up; returns run(n): images/s of n more steps. ``taps``: compiled, the
     depthwise convs run as sums of their taps (model.depthwise_taps, an experiment). ``ema``: with the
-    weight average of ``--ema_decay`` (ema.WeightAverage) updated after every step, as train runs it."""
+    weight average of ``--ema_decay`` (ema.WeightAverage) updated after every step, as train runs it.
+    ``augment``: with torchvision's recipe extras as train runs them: ``--mixup_alpha 0.2
+    --cutmix_alpha 1.0 --random_erase 0.25 --clip_grad_norm 5``."""
     model = MobileNetV1(class_num=1000, padding=args.padding).to(device, memory_format=args.memory_format)
     if plain:
         plain_layers(model)
@@ -77,14 +80,18 @@ def ours_stepper(args, device, compile_mode, plain=False, taps=False, ema=False)
     if ema:
         average = WeightAverage(model, MobileNetV1(class_num=1000, padding=args.padding).to(
             device, memory_format=args.memory_format), 0.9998)
+    extras = {}
+    if augment:
+        batch_aug = BatchAugment(mixup_alpha=0.2, cutmix_alpha=1.0, erase_prob=0.25)
+        extras = {"augment": lambda position, x, y: batch_aug(0, position, x, y), "clip_grad_norm": 5.0}
     train_one_epoch(step_model, Repeat(x, y, args.warmup), crit, opt, scaler, lrs, device, args.precision,
-                    guard=guard, ema=average)
+                    guard=guard, ema=average, **extras)
 
     def run(n):
         sync(device)
         t = time.perf_counter()
         r = train_one_epoch(step_model, Repeat(x, y, n), crit, opt, scaler, lrs, device, args.precision,
-                            guard=guard, ema=average)
+                            guard=guard, ema=average, **extras)
         return r.images / (time.perf_counter() - t)
     return run
 
@@ -178,6 +185,9 @@ def main():
     p.add_argument("--no-guard", action="store_true", help="leave out the non-finite step guard (train runs it)")
     p.add_argument("--ema", action="store_true",
                    help="also time our step with the weight average of --ema_decay (as 'ema', against ours)")
+    p.add_argument("--augment", action="store_true",
+                   help="also time our step with mixup/cutmix 0.2/1.0, random erasing 0.25 and gradient clipping "
+                        "(as 'aug', against ours)")
     p.add_argument("--e2e_images", type=int, default=0, help="JPEGs for the end-to-end run (0: skip)")
     p.add_argument("--e2e_epochs", type=int, default=4)
     p.add_argument("--e2e_compile", type=int, default=1)
@@ -216,6 +226,8 @@ def main():
             runners["taps"] = ours_stepper(args, device, compile_mode, taps=True)
         if args.ema:
             runners["ema"] = ours_stepper(args, device, compile_mode, ema=True)
+        if args.augment:
+            runners["aug"] = ours_stepper(args, device, compile_mode, augment=True)
         with_timm = not args.no_timm and mode in ("eager", "default")
         if with_timm:
             runners["timm"] = timm_stepper(args, device, compile_mode)
@@ -247,11 +259,13 @@ def main():
                 payload["step"][f"taps_over_timm_paired_{mode}"] = median(
                     [a / b for a, b in zip(rates["taps"], rates["timm"])])
                 row["taps / timm"] = f"{payload['step'][f'taps_over_timm_paired_{mode}']:.3f}"
-        if "ema" in rates:
-            payload["step"][f"ema_{mode}"] = median(rates["ema"])
-            payload["step"][f"ema_over_ours_paired_{mode}"] = median([a / b for a, b in zip(rates["ema"], rates["ours"])])
-            row.update({"ema img/s": f"{payload['step'][f'ema_{mode}']:,.1f}",
-                        "ema / ours": f"{payload['step'][f'ema_over_ours_paired_{mode}']:.3f}"})
+        for variant in ("ema", "aug"):  # ours with an addition, against ours
+            if variant in rates:
+                payload["step"][f"{variant}_{mode}"] = median(rates[variant])
+                paired = median([a / b for a, b in zip(rates[variant], rates["ours"])])
+                payload["step"][f"{variant}_over_ours_paired_{mode}"] = paired
+                row.update({f"{variant} img/s": f"{payload['step'][f'{variant}_{mode}']:,.1f}",
+                            f"{variant} / ours": f"{paired:.3f}"})
         rows.append(row)
         print(row, flush=True)
         if args.json not in (None, True, "-"):
@@ -263,8 +277,9 @@ def main():
         print_table(f"Training step, {machine()}: batch {args.batch_size}, {args.image_size}x{args.image_size}, "
                     f"{args.precision}, {'channels_last' if cl else 'NCHW'}, padding {args.padding}, "
                     f"median of {args.windows} x {args.steps} steps", rows,
-                    ["setting", "ours img/s", "timm img/s", "ours / timm", "paired", "plain img/s", "ours / plain",
-                     "taps img/s", "taps / ours", "taps / timm", "ema img/s", "ema / ours"])
+                    [c for c in ("setting", "ours img/s", "timm img/s", "ours / timm", "paired", "plain img/s",
+                                 "ours / plain", "taps img/s", "taps / ours", "taps / timm", "ema img/s",
+                                 "ema / ours", "aug img/s", "aug / ours") if any(c in r for r in rows)])
 
     if args.e2e_images:
         info = make_jpeg_folder(args.data_dir, args.e2e_images)
