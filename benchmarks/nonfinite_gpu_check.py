@@ -1,5 +1,6 @@
 """GPU checks of the crash-safety work: what nvJPEG does with truncated files, and that a guarded
-training step (bf16, fp16, fp32; NaN batches among them) makes no host sync (CUDA sync debug mode).
+training step (bf16, fp16, fp32; NaN batches among them; plain, and with the batch augmentations and
+gradient clipping of train) makes no host sync (CUDA sync debug mode).
 
     python benchmarks/nonfinite_gpu_check.py
 """
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
+from mobilenet_v1.batch_augment import BatchAugment
 from mobilenet_v1.engine import make_optimizer, make_scaler, train_one_epoch
 from mobilenet_v1.model import MobileNetV1
 from mobilenet_v1.nonfinite import NonFiniteGuard
@@ -36,7 +38,9 @@ class Batches:
     def __iter__(self): return iter(self.b)
 
 torch.backends.cudnn.benchmark = True
-for precision in ("bf16", "fp16", "fp32"):
+augment = BatchAugment(mixup_alpha=0.2, cutmix_alpha=1.0, erase_prob=0.25)
+for precision, extras in [(p, e) for e in ("", "augment+clip") for p in ("bf16", "fp16", "fp32")]:
+    kw = {"augment": lambda pos, x, y: augment(0, pos, x, y), "clip_grad_norm": 5.0} if extras else {}
     model = MobileNetV1(1001, 1.0).to(dev, memory_format=torch.channels_last)
     opt = make_optimizer(model, 0.01, 0.9, 1e-4, dev)
     scaler = make_scaler(precision, dev, 1024.0)
@@ -45,7 +49,7 @@ for precision in ("bf16", "fp16", "fp32"):
     y = torch.randint(0, 1001, (64,), device=dev)
     nan = torch.full_like(x, float("nan"))
     crit = torch.nn.CrossEntropyLoss()
-    train_one_epoch(model, Batches([(x, y)] * 3), crit, opt, scaler, [0.01] * 3, dev, precision, guard=guard)  # warm-up
+    train_one_epoch(model, Batches([(x, y)] * 3), crit, opt, scaler, [0.01] * 3, dev, precision, guard=guard, **kw)  # warm-up
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     err, done = None, []
@@ -53,11 +57,12 @@ for precision in ("bf16", "fp16", "fp32"):
         seq = [(x, y), (nan, y), (x, y), (nan, y), (nan, y), (x, y)]
         # The epoch's end reads its figures once (a sync, allowed): done tells where an error came from.
         train_one_epoch(model, Batches(seq), crit, opt, scaler, [0.01] * 6, dev, precision, guard=guard,
-                        on_step=lambda i, loss, lr: done.append(i))
+                        on_step=lambda i, loss, lr: done.append(i), **kw)
     except RuntimeError as e:
         err = str(e).splitlines()[0]
     finally:
         torch.cuda.set_sync_debug_mode(0)
     counts = guard.sync()
     finite = all(bool(torch.isfinite(v).all()) for v in model.state_dict().values() if v.is_floating_point())
-    print(f"{precision}: steps done before any sync {len(done)}/6; sync-debug error: {err}; counters {counts}; weights finite {finite}")
+    print(f"{precision}{' ' + extras if extras else ''}: steps done before any sync {len(done)}/6; sync-debug error: {err}; "
+          f"counters {counts}; weights finite {finite}")

@@ -187,9 +187,10 @@ def test_mix_and_clip_options_are_checked():
 
 # --- clipping -------------------------------------------------------------------------------------
 
-def _one_step(max_norm, guard, scale=None, criterion=None):
+def _one_step(max_norm, guard, scale=None, criterion=None, fused=False):
     """One SGD step (lr 1, no momentum, no decay) of a small net; returns the weights before, after, and
-    the gradient of the unscaled loss computed apart."""
+    the gradient of the unscaled loss computed apart. ``fused``: the fused SGD that train runs on CUDA
+    (the guard then skips through its found_inf, the scaler through its own)."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
     x, y = torch.randn(5, 6) * 10, torch.randint(0, 3, (5,))
@@ -198,36 +199,41 @@ def _one_step(max_norm, guard, scale=None, criterion=None):
     model.zero_grad()
     nn.CrossEntropyLoss()(model(x), y).backward()
     grads = [p.grad.clone() for p in model.parameters()]
-    opt = make_optimizer(model, 1.0, 0.0, 0.0, CPU)
+    opt = (torch.optim.SGD(model.parameters(), lr=1.0, momentum=0.0, fused=True) if fused
+           else make_optimizer(model, 1.0, 0.0, 0.0, CPU))
     scaler = torch.amp.GradScaler("cpu", init_scale=scale, enabled=scale is not None)
     g = NonFiniteGuard(model, opt, CPU) if guard else None
     train_one_epoch(model, [(x, y)], criterion, opt, scaler, [1.0], CPU, "fp32", guard=g, clip_grad_norm=max_norm)
     return before, [p.detach().clone() for p in model.parameters()], grads, g
 
 
-@pytest.mark.parametrize("guard", [True, False], ids=["guard", "no-guard"])
+@pytest.mark.parametrize("guard,fused", [(True, False), (False, False), (True, True)],
+                         ids=["guard", "no-guard", "guard-fused"])
 @pytest.mark.parametrize("scale", [None, 1024.0], ids=["fp32", "loss-scaled"])
-def test_clipping_scales_the_step_to_the_norm_of_the_unscaled_gradients(guard, scale):
-    before, after, grads, _ = _one_step(0.0, guard, scale)
+def test_clipping_scales_the_step_to_the_norm_of_the_unscaled_gradients(guard, fused, scale):
+    step = functools.partial(_one_step, guard=guard, scale=scale, fused=fused)
+    before, after, grads, _ = step(0.0)
     norm = float(torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads])))
     for b, a, g in zip(before, after, grads):  # unclipped: the plain step
         torch.testing.assert_close(b - a, g)
     assert norm > 1.0
     max_norm = norm / 4
-    before, after, grads, _ = _one_step(max_norm, guard, scale)
+    before, after, grads, _ = step(max_norm)
     for b, a, g in zip(before, after, grads):
         torch.testing.assert_close(b - a, g * (max_norm / norm), rtol=1e-4, atol=1e-6)
-    before, after, grads, _ = _one_step(norm * 2, guard, scale)  # under the limit: untouched
+    before, after, grads, _ = step(norm * 2)  # under the limit: untouched
     for b, a, g in zip(before, after, grads):
         torch.testing.assert_close(b - a, g)
 
 
-def test_a_non_finite_loss_is_still_skipped_when_clipping_unscales_first():
-    """A NaN loss with finite gradients: the guard hands the scaler a NaN gradient, which only counts
-    if it is there before unscale_ (where the scaler decides)."""
+@pytest.mark.parametrize("scale", [None, 1024.0], ids=["fp32", "loss-scaled"])
+@pytest.mark.parametrize("fused", [False, True], ids=["foreach", "fused"])
+def test_a_non_finite_loss_is_still_skipped_when_clipping(scale, fused):
+    """A NaN loss with finite gradients. With loss scaling the guard hands the scaler a NaN gradient,
+    which only counts if it is there before unscale_ (where the scaler decides)."""
     def nan_loss(logits, y):
         return F.cross_entropy(logits, y) + float("nan")
 
-    before, after, _, guard = _one_step(0.5, True, 1024.0, criterion=nan_loss)
+    before, after, _, guard = _one_step(0.5, True, scale, criterion=nan_loss, fused=fused)
     assert all(torch.equal(b, a) for b, a in zip(before, after))
     assert guard.sync()["total"] == 1
