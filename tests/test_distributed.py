@@ -361,12 +361,12 @@ def test_two_ranks_evaluate_the_checkpoint_rank_0_chose_in_a_folder(odd_cifar, t
     ckpt_io.atomic_save({"model": newer.state_dict(), "model_args": train.model_args(cfg)},
                         str(tmp_path / "newer.ckpt"))
     opts = TINY + [f"--dataset_path={odd_cifar}", "--batch_size=8", f"--checkpoint_path={run}", "--json"]
-    single = evaluate.run(load_config(opts[:-1]))
+    single = evaluate.run(load_config(opts[:-1]), confusion=True)
     assert single["ckpt"] == str(run / "mobilenetv1-1_12.ckpt")
     env = child_env(MARK=str(tmp_path / "mark"), FOLDER=str(run), NEWER=str(tmp_path / "newer.ckpt"),
                     NEWER_NAME="mobilenetv1-2_12.ckpt")
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                        os.path.join(ROOT, "tests", "eval_worker.py"), *opts], cwd=ROOT, env=env,
+                        os.path.join(ROOT, "tests", "eval_worker.py"), *opts, "--per_class"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert (run / "mobilenetv1-2_12.ckpt").is_file()  # it did land during the evaluation
@@ -374,3 +374,6 @@ def test_two_ranks_evaluate_the_checkpoint_rank_0_chose_in_a_folder(odd_cifar, t
     assert result["ckpt"] == single["ckpt"] and result["total"] == 41
     assert result["top_1_accuracy"] == single["top_1_accuracy"]
     assert result["top_5_accuracy"] == single["top_5_accuracy"]
+    # The confusion matrices of the two shards add up to the one of the whole set.
+    assert result["per_class"] == evaluate.per_class(single["confusion"], single["classes"])
+    assert sum(r["images"] for r in result["per_class"]) == 41

@@ -132,6 +132,72 @@ def test_eval_on_a_case_with_a_known_answer(tmp_path):
     assert res["total"] == 16
 
 
+def test_per_class_figures_and_confusion_matrix_on_a_case_with_a_known_answer(tmp_path, capsys):
+    """The model below answers 3 for every image: each label's images all land in column 3, class 3
+    is right on its 7 images but only 7 of its 23 predictions, the others are taken for 3."""
+    model = MobileNetV1(class_num=10, width_mult=0.25)
+    with torch.no_grad():
+        model.fc.weight.zero_()
+        model.fc.bias.copy_(torch.tensor([5.0, 8, 4, 9, 7, 0, 1, 2, 3, -1]))
+    path = tmp_path / "known.ckpt"
+    ckpt_io.atomic_save({"model": model.state_dict()}, str(path))
+    counts = {3: 7, 1: 5, 2: 3, 9: 6, 5: 2}
+    labels = np.concatenate([[label] * n for label, n in counts.items()])
+    data = tmp_path / "d" / CIFAR_EVAL_FOLDER
+    data.mkdir(parents=True)
+    write_cifar_bin(str(data / "test_batch.bin"), np.zeros((23, 3, 32, 32), np.uint8), labels)
+    args = SMALL + [f"--dataset_path={tmp_path / 'd'}", f"--checkpoint_path={path}"]
+    res = evaluate_mod.run(load_config(args), confusion=True)
+    expected = torch.zeros(10, 10, dtype=torch.long)
+    for label, n in counts.items():
+        expected[label, 3] = n
+    assert torch.equal(res["confusion"], expected) and res["classes"] == [str(i) for i in range(10)]
+    rows = evaluate_mod.per_class(res["confusion"], res["classes"])
+    assert [r["class"] for r in rows] == ["1", "2", "3", "5", "9"]  # the classes with images or predictions
+    three = rows[2]
+    assert (three["images"], three["top_1"], three["taken_for"]) == (7, 1.0, None)
+    assert three["precision"] == pytest.approx(7 / 23)
+    assert rows[0] == {"class": "1", "index": 1, "images": 5, "top_1": 0.0, "precision": None,
+                       "taken_for": {"class": "3", "images": 5}}
+
+    csv_path = tmp_path / "cm.csv"
+    assert evaluate_mod.main(args + ["--per_class", "--json", "--confusion_csv", str(csv_path)]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["per_class"] == rows and out["top_1_accuracy"] == pytest.approx(7 / 23)
+    lines = csv_path.read_text().splitlines()
+    assert lines[0] == "label \\ top-1 prediction,0,1,2,3,4,5,6,7,8,9"
+    assert [[int(v) for v in line.split(",")[1:]] for line in lines[1:]] == expected.tolist()
+    assert evaluate_mod.main(args + ["--per_class"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("result: ") and table[1].startswith("per class, worst top-1 first")
+    body = [line.split() for line in table[3:]]
+    assert [b[0] for b in body] == ["1", "2", "5", "9", "3"]  # top-1 0 first (by index), then class 3
+    assert body[-1] == ["3", "7", "1.0000", "0.3043", "-"] and body[0][-2:] == ["3", "(5)"]
+    # A folder that does not exist is refused before anything is evaluated.
+    with pytest.raises(ValueError, match=r"--confusion_csv .*nowhere.*is not a folder"):
+        evaluate_mod.main(args + ["--confusion_csv", str(tmp_path / "nowhere" / "cm.csv")])
+
+
+def test_the_confusion_matrix_leaves_out_labels_past_the_outputs_and_matches_the_hits():
+    """Batch by batch on the device: its diagonal is the top-1 hits; a label the model has no output
+    for (a data set of more classes) counts in the total, not in the matrix."""
+    from mobilenet_v1.engine import evaluate
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(6, 4)
+    batches = [(torch.randn(5, 6), torch.tensor([0, 1, 2, 3, 5])), (torch.randn(3, 6), torch.tensor([3, 3, 1]))]
+    res = evaluate(model, batches, torch.device("cpu"), confusion_classes=4)
+    first = [int(model(x).argmax(1)[i]) for x, _ in batches for i in range(len(x))]
+    expected = torch.zeros(4, 4, dtype=torch.long)
+    for label, pred in zip([0, 1, 2, 3, 5, 3, 3, 1], first):
+        if label < 4:
+            expected[label, pred] += 1
+    assert torch.equal(res["confusion"], expected) and res["total"] == 8
+    assert int(expected.trace()) == res["top_1_correct"] and int(expected.sum()) == 7
+    with pytest.raises(ValueError, match="the model has 4 outputs, not confusion_classes 3"):
+        evaluate(model, batches, torch.device("cpu"), confusion_classes=3)
+
+
 def test_eval_of_an_image_folder_uses_the_class_list_the_model_was_trained_on(tmp_path):
     """An evaluation folder holding some of the training classes keeps their training labels: the
     model below always answers "cat", the third of its classes, and the folder holds only cats. A folder
@@ -147,8 +213,9 @@ def test_eval_of_an_image_folder_uses_the_class_list_the_model_was_trained_on(tm
     for i in range(4):
         (folder / "cat" / f"{i}.png").write_bytes(jpeg_bytes(smooth_image(40, 40, i), fmt="PNG"))
     args = SMALL + ["--dataset=imagenet2012", f"--dataset_path={tmp_path / 'data'}", f"--checkpoint_path={path}"]
-    res = evaluate_mod.run(load_config(args))
+    res = evaluate_mod.run(load_config(args), confusion=True)
     assert res["total"] == 4 and res["top_1_accuracy"] == 1.0  # labelled 2, not 0 (its place in the folder)
+    assert res["classes"] == ["ant", "bee", "cat"] and res["confusion"].tolist() == [[0] * 3, [0] * 3, [0, 0, 4]]
     (folder / "dog").mkdir()
     (folder / "dog" / "0.png").write_bytes(jpeg_bytes(smooth_image(40, 40, 9), fmt="PNG"))
     with pytest.raises(DataError, match=r"class folder\(s\) dog are not among the 3 classes"):

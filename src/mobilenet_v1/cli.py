@@ -14,7 +14,8 @@ USAGE = """usage: mobilenet-v1 COMMAND [options]
 
 commands:
   train          train on CIFAR-10 binaries or an ImageNet-style folder (--config_path, --key=value ...)
-  eval           top-1/top-5 of a checkpoint or .onnx file (--checkpoint_path CKPT --dataset_path PATH [--json])
+  eval           top-1/top-5 of a checkpoint or .onnx file (--checkpoint_path CKPT --dataset_path PATH [--json]
+                 [--per_class] [--confusion_csv F])
   info           parameters and multiply-adds (--width_mult A --image_size R --class_num K [--json])
   lr-schedule    write the per-step learning rate of a configuration (--config_path F --out lr.csv)
   convert        rewrite a checkpoint: MindSpore .ckpt, our .pt, .safetensors (SRC DST [--format F])

@@ -140,13 +140,20 @@ class Context:
         if not self.enabled:
             return counts
         keys = sorted(counts)
+        t = self.all_reduce_sum(torch.tensor([int(counts[k]) for k in keys], dtype=torch.long), device)
+        return {k: int(v) for k, v in zip(keys, t.tolist())}
+
+    def all_reduce_sum(self, tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """``tensor`` summed over the ranks, as a CPU tensor (every rank must pass one of the same shape)."""
+        if not self.enabled:
+            return tensor.cpu()
         on = torch.device("cpu")
         if self.backend == "nccl":
             # NCCL reduces CUDA tensors only, whatever device the counts came from (ONNX models run on the CPU).
             on = device if device.type == "cuda" else torch.device("cuda", torch.cuda.current_device())
-        t = torch.tensor([int(counts[k]) for k in keys], dtype=torch.long, device=on)
+        t = tensor.to(on, copy=True)
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        return {k: int(v) for k, v in zip(keys, t.tolist())}
+        return t.cpu()
 
     def check_replicas(self, model: nn.Module, what: str = "weights and buffers") -> Optional[List[str]]:
         """Every rank's digest of ``model``'s weights and buffers; rank 0 prints them (as ``what``) and

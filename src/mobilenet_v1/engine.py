@@ -3,7 +3,7 @@ import contextlib
 import itertools
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Dict, Iterable, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -214,11 +214,18 @@ def stand_in_batch(x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torc
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision: str = "fp32") -> Dict[str, int]:
-    """Top-1 and top-5 hits over every batch of ``loader``, and the sample count."""
+def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision: str = "fp32",
+             confusion_classes: int = 0) -> Dict[str, Any]:
+    """Top-1 and top-5 hits over every batch of ``loader``, and the sample count.
+
+    ``confusion_classes``: the model's outputs; then also ``"confusion"``, a (classes, classes) int64
+    CPU tensor counting each (label, top-1 prediction) pair (a label past the outputs is not counted
+    there), counted on the device without reading anything back until the end."""
     model.eval()
     correct1 = torch.zeros((), dtype=torch.long, device=device)
     correct5 = torch.zeros((), dtype=torch.long, device=device)
+    c = confusion_classes
+    pairs = torch.zeros(c * c + 1, dtype=torch.long, device=device) if c else None  # +1: labels past c
     total = 0
     for x, y in loader:
         if y.shape[0] == 0:  # every file of the batch was unreadable (skipped and counted by the loader)
@@ -231,4 +238,13 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
         correct1 += hit[:, 0].sum()
         correct5 += hit.any(dim=1).sum()
         total += y.shape[0]
-    return {"top_1_correct": int(correct1), "top_5_correct": int(correct5), "total": total}
+        if pairs is not None:
+            if logits.shape[1] != c:
+                raise ValueError(f"evaluate: the model has {logits.shape[1]} outputs, not confusion_classes {c}")
+            y, first = y.to(device).long(), top[:, 0].to(device)
+            index = torch.where(y < c, y * c + first, c * c)
+            pairs.scatter_add_(0, index, torch.ones_like(index))  # not bincount, which reads its max back
+    result: Dict[str, Any] = {"top_1_correct": int(correct1), "top_5_correct": int(correct5), "total": total}
+    if pairs is not None:
+        result["confusion"] = pairs[:-1].reshape(c, c).cpu()
+    return result

@@ -1,19 +1,25 @@
 """``mobilenet-v1 eval``: top-1 and top-5 of a checkpoint, or of an ONNX file (fp32 or INT8, run in
-ONNX Runtime on the CPU), over the whole eval set; both through the same loader and ``engine.evaluate``."""
+ONNX Runtime on the CPU), over the whole eval set; both through the same loader and ``engine.evaluate``.
+With ``--per_class``, each class's figures from the confusion matrix (``--confusion_csv`` writes it)."""
+import csv
 import dataclasses
+import io
 import json
+import os
 import sys
-from typing import Dict, Optional, Sequence, Set
+from typing import Any, Dict, List, Optional, Sequence, Set
 
 import torch
 
 from . import checkpoint as ckpt_io
 from . import distributed
 from .api import model_from_checkpoint
+from .cli import pop_flag, pop_option
 from .config import Config, load_config_and_given
 from .data import build_loader
 from .engine import evaluate, resolve_device, resolve_precision
 from .onnx_io import OnnxModel, is_onnx_file
+from .predict import imagenet_classes, readable
 from .runtime import print0
 from .train import data_options
 
@@ -45,16 +51,73 @@ def onnx_model_and_data(cfg: Config, path: str):
     return model, device, "fp32", opts
 
 
-def run(cfg: Config, given: Optional[Set[str]] = None) -> Dict[str, float]:
+def class_labels(classes: Optional[Sequence[str]], n: int) -> List[str]:
+    """A name for each of ``n`` outputs: the class folder's (with the English name of an ImageNet
+    synset id), else the index."""
+    synsets = dict(imagenet_classes())
+    names = [readable(str(c), synsets) for c in classes] if classes else []
+    return names[:n] + [str(i) for i in range(len(names), n)]
+
+
+def per_class(confusion: Any, names: Sequence[str]) -> List[Dict[str, Any]]:
+    """Each class that has eval images or was predicted, in class order: its images, top-1 (the share
+    of its images ranked first), precision (the share of its top-1 predictions that were right, None
+    if never predicted) and the class its images were most often taken for (None if never wrong)."""
+    rows = []
+    for i in range(confusion.shape[0]):
+        row, images, predicted, right = confusion[i], int(confusion[i].sum()), int(confusion[:, i].sum()), \
+            int(confusion[i, i])
+        if not images and not predicted:
+            continue
+        wrong = row.clone()
+        wrong[i] = 0
+        j = int(wrong.argmax())
+        rows.append({"class": names[i], "index": i, "images": images,
+                     "top_1": right / images if images else None,
+                     "precision": right / predicted if predicted else None,
+                     "taken_for": {"class": names[j], "images": int(wrong[j])} if int(wrong[j]) else None})
+    return rows
+
+
+def per_class_table(rows: List[Dict[str, Any]]) -> str:
+    """The rows of :func:`per_class`, worst top-1 first, as aligned text."""
+    def fmt(v: Optional[float]) -> str:
+        return "-" if v is None else f"{v:.4f}"
+
+    ordered = sorted(rows, key=lambda r: (r["top_1"] is None, r["top_1"] or 0.0, r["index"]))
+    width = min(40, max([len("class")] + [len(r["class"]) for r in rows]))
+    lines = ["per class, worst top-1 first (top-1: the share of the class's images ranked first; precision: "
+             "the share of its top-1 predictions that were right)",
+             f"{'class':<{width}}  {'images':>7}  {'top-1':>6}  {'precision':>9}  most often taken for"]
+    for r in ordered:
+        taken = f"{r['taken_for']['class']} ({r['taken_for']['images']})" if r["taken_for"] else "-"
+        lines.append(f"{r['class'][:width]:<{width}}  {r['images']:>7}  {fmt(r['top_1']):>6}  "
+                     f"{fmt(r['precision']):>9}  {taken}")
+    return "\n".join(lines)
+
+
+def confusion_csv(confusion: Any, names: Sequence[str]) -> str:
+    """The matrix as CSV: a row per label, a column per top-1 prediction, both named."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["label \\ top-1 prediction", *names])
+    for name, row in zip(names, confusion.tolist()):
+        w.writerow([name, *row])
+    return out.getvalue()
+
+
+def run(cfg: Config, given: Optional[Set[str]] = None, confusion: bool = False) -> Dict[str, Any]:
     """Top-1/top-5 of ``checkpoint_path``. Started by torchrun, each process evaluates a disjoint shard
     (together every sample exactly once, no padding) and the hit counts are summed over the ranks, so
     the result equals the single-process one.
 
     ``given``: the keys the user set (``config.load_config_and_given``); an ``image_size`` left at its default
-    becomes the one the checkpoint was trained at. None: every value of ``cfg`` is meant as it is."""
+    becomes the one the checkpoint was trained at. None: every value of ``cfg`` is meant as it is.
+    ``confusion``: the result also holds ``confusion`` (:func:`engine.evaluate`, summed over the ranks)
+    and ``classes``, a name per output (:func:`class_labels`)."""
     dist = distributed.setup(cfg, "eval")
     try:
-        return _run(cfg, dist, given)
+        return _run(cfg, dist, given, confusion)
     finally:
         dist.cleanup()
 
@@ -75,7 +138,8 @@ def trained_size(cfg: Config, ckpt: Dict, path: str, given: Optional[Set[str]]) 
     return cfg
 
 
-def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = None) -> Dict[str, float]:
+def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = None,
+         confusion: bool = False) -> Dict[str, Any]:
     if not cfg.checkpoint_path:
         raise ValueError("checkpoint_path is not set: pass --checkpoint_path CKPT")
     # A run folder stands for its newest checkpoint, which may change while training goes on there:
@@ -94,11 +158,13 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     if is_onnx_file(path):
         model, device, precision, opts = onnx_model_and_data(cfg, path)
         classes = model.metadata.get("classes")
+        outputs = model.class_num or model.metadata.get("class_num")
     else:
         device = resolve_device(cfg.device_target)
         precision = resolve_precision(cfg.precision, device)
         ckpt = ckpt_io.load_file(path)
-        model, _ = model_from_checkpoint(ckpt, path, cfg.use_ema)
+        model, args = model_from_checkpoint(ckpt, path, cfg.use_ema)
+        outputs = args["class_num"]
         note = ckpt_io.weights_note(ckpt, cfg.use_ema)
         if note:
             print0(note)
@@ -113,22 +179,45 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     # An image folder is labelled by the class list the model was trained on, where the file records it.
     loader = build_loader(opts, train=False, device=device, drop_last=cfg.eval_drop_last,
                           classes=classes if isinstance(classes, list) else None, **dist.shard())
-    counts = dist.all_reduce_counts(evaluate(model, loader, device, precision), device)
+    if confusion and not outputs:
+        raise ValueError(f"{path}: its number of classes is not fixed in the graph nor recorded, which the "
+                         f"per-class figures need")
+    counts = evaluate(model, loader, device, precision, confusion_classes=outputs if confusion else 0)
+    matrix = counts.pop("confusion", None)
+    counts = dist.all_reduce_counts(counts, device)
     if counts["total"] == 0:
         raise ValueError(f"dataset_path {cfg.dataset_path}: no evaluation samples")
-    return {**accuracy(counts), "total": counts["total"], "ckpt": path}
+    result: Dict[str, Any] = {**accuracy(counts), "total": counts["total"], "ckpt": path}
+    if matrix is not None:
+        result.update(confusion=dist.all_reduce_sum(matrix, device), classes=class_labels(loader.classes, outputs))
+    return result
 
 
 def main(argv: Sequence[str]) -> int:
     argv = list(argv)
-    as_json = "--json" in argv
-    argv = [a for a in argv if a != "--json"]
+    as_json, by_class = pop_flag(argv, "--json"), pop_flag(argv, "--per_class")
+    csv_path = pop_option(argv, "--confusion_csv")
+    if csv_path is not None:
+        folder = os.path.dirname(os.path.abspath(csv_path))
+        if not csv_path or not os.path.isdir(folder):  # before the evaluation, not after it
+            raise ValueError(f"--confusion_csv {csv_path!r}: {folder} is not a folder")
     cfg, given = load_config_and_given(argv)
-    result = run(cfg, given)
+    result = run(cfg, given, confusion=by_class or csv_path is not None)
+    rows = per_class(result["confusion"], result["classes"]) if by_class else None
     if as_json:
-        print0(json.dumps({"top_1_accuracy": result["top_1_accuracy"], "top_5_accuracy": result["top_5_accuracy"],
-                           "total": result["total"], "ckpt": result["ckpt"]}))
+        out = {"top_1_accuracy": result["top_1_accuracy"], "top_5_accuracy": result["top_5_accuracy"],
+               "total": result["total"], "ckpt": result["ckpt"]}
+        print0(json.dumps({**out, "per_class": rows} if rows is not None else out))
     else:
         print0("result: {'top_5_accuracy': %r, 'top_1_accuracy': %r} ckpt=%s"
                % (result["top_5_accuracy"], result["top_1_accuracy"], result["ckpt"]))
+        if rows is not None:
+            print0(per_class_table(rows))
+    if csv_path is not None and int(os.environ.get("RANK", "0")) == 0:
+        try:
+            ckpt_io.atomic_save_text(confusion_csv(result["confusion"], result["classes"]), csv_path)
+        except OSError as e:
+            raise ValueError(f"--confusion_csv {csv_path}: cannot write it: {e.strerror or e}") from None
+        print0(f"confusion matrix ({len(result['classes'])} classes; rows: labels, columns: top-1 "
+               f"predictions) written to {csv_path}", file=sys.stderr)
     return 0
