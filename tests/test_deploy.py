@@ -223,6 +223,67 @@ def test_predict_gives_the_trained_classes(digits_run, tmp_path, capsys):
     assert "missing.png: no such file" in capsys.readouterr().err
 
 
+def test_predict_over_folders_writes_a_results_file_and_skips_unreadable_files(digits_run, tmp_path, capsys):
+    """A folder stands for its image files (recursively, sorted; other files and hidden ones left out).
+    A corrupt image is listed with its error and the exit status is 1, but every other image is still
+    predicted, alike to naming the files one by one."""
+    from PIL import Image
+
+    images, _ = load_cifar(digits_run["data"], train=False)
+    folder = tmp_path / "photos"
+    (folder / "b").mkdir(parents=True)
+    (folder / ".cache").mkdir()
+    names = ["a1.png", "a0.png", "b/c.png", "b/d.jpg"]
+    for i, name in enumerate(names):
+        Image.fromarray(images[i].permute(1, 2, 0).numpy()).save(folder / name, quality=95)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / ".hidden.png").write_bytes(b"")
+    (folder / ".cache" / "x.png").write_bytes(b"")
+    (folder / "b" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    expected_order = [str(folder / n) for n in ("a0.png", "a1.png", "b/broken.jpg", "b/c.png", "b/d.jpg")]
+
+    assert cli.main(["predict", str(folder), "--ckpt_file", digits_run["ckpt"], "--top_k", "2", "--json"]) == 1
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert [p["image"] for p in out["predictions"]] == expected_order
+    broken = out["predictions"][2]
+    assert "top_k" not in broken and broken["error"]
+    assert "1 of 5 image file(s) could not be read or decoded" in captured.err and "broken.jpg" in captured.err
+    one_by_one = [str(folder / n) for n in ("a0.png", "a1.png", "b/c.png", "b/d.jpg")]
+    assert cli.main(["predict", *one_by_one, "--ckpt_file", digits_run["ckpt"], "--top_k", "2", "--json"]) == 0
+    single = json.loads(capsys.readouterr().out)["predictions"]
+    assert [p for p in out["predictions"] if "top_k" in p] == single
+
+    csv_path = tmp_path / "results.csv"
+    assert cli.main(["predict", str(folder), "--ckpt_file", digits_run["ckpt"], "--top_k", "2",
+                     "--out", str(csv_path)]) == 1
+    assert "4 image(s) predicted" in capsys.readouterr().out
+    rows = csv_path.read_text().splitlines()
+    assert rows[0] == "image,label_1,probability_1,index_1,label_2,probability_2,index_2,error"
+    cells = [r.split(",") for r in rows[1:]]
+    assert [c[0] for c in cells] == expected_order
+    for c, p in zip([c for c in cells if not c[-1]], single):
+        assert [int(c[3]), int(c[6])] == [t["index"] for t in p["top_k"]]
+        assert float(c[2]) == pytest.approx(p["top_k"][0]["probability"], abs=1e-6)
+    assert cells[2][1:7] == [""] * 6 and cells[2][-1]
+    json_path = tmp_path / "results.json"
+    assert cli.main(["predict", *one_by_one, "--ckpt_file", digits_run["ckpt"], "--top_k", "2",
+                     "--out", str(json_path)]) == 0
+    assert json.loads(json_path.read_text())["predictions"] == single
+    capsys.readouterr()
+    # Refused before anything runs: another extension, a folder that is not there, one without images.
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["predict", str(folder), "--ckpt_file", digits_run["ckpt"], "--out", str(tmp_path / "r.txt")])
+    assert exit_.value.code == 2
+    assert "must end in .csv or .json" in capsys.readouterr().err
+    assert cli.main(["predict", str(folder), "--ckpt_file", digits_run["ckpt"], "--out",
+                     str(tmp_path / "nowhere" / "r.csv")]) == 1
+    assert "nowhere is not a folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["predict", str(tmp_path / "empty"), "--ckpt_file", digits_run["ckpt"]]) == 1
+    assert "empty: no image files" in capsys.readouterr().err
+
+
 def test_a_failed_check_leaves_an_earlier_file_untouched(tmp_path, capsys):
     """The ONNX file is checked under a temporary name and renamed only once it passes."""
     model = randomise_batchnorm(MobileNetV1(class_num=4, width_mult=0.25), seed=5)

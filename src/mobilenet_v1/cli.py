@@ -22,7 +22,8 @@ commands:
   plot           loss, lr and top-1 curves of run folders, overlaid (RUN_DIR [RUN_DIR ...] --out curves.png)
   export         checkpoint -> ONNX, checked in ONNX Runtime (--ckpt_file C --file_name N --file_format ONNX)
   quantize       ONNX -> INT8 ONNX, calibrated on training images (--onnx F --calib_data PATH --out G)
-  predict        top-k classes of image files (IMAGE... --ckpt_file C|F.onnx [--top_k 5] [--json])
+  predict        top-k classes of image files or folders of them (IMAGE|FOLDER... --ckpt_file C|F.onnx
+                 [--top_k 5] [--json] [--out F.csv|F.json])
 
 'mobilenet-v1 COMMAND --help' describes one command."""
 

@@ -1,4 +1,8 @@
-"""``mobilenet-v1 predict IMAGE... --ckpt_file C``: the top-k classes of image files, with probabilities.
+"""``mobilenet-v1 predict IMAGE|FOLDER... --ckpt_file C``: the top-k classes of image files, with
+probabilities; a folder stands for the image files under it (recursively, sorted). ``--out F.csv`` or
+``F.json`` writes the results to a file (timm's ``inference.py --results-file``) instead of the screen.
+A file that cannot be read or decoded is listed and skipped; the others are still predicted and
+written, and the exit status is then 1.
 
 The model is a checkpoint (or a run folder: its newest) or an ONNX file from ``export``/``quantize``.
 Images get the evaluation transform of the data the model was trained on, which a training checkpoint
@@ -16,6 +20,8 @@ The seed's 1001-class layout has labels 0..999 from the sorted synset folders an
 that no label uses: it is left out. TF-slim's layout puts "background" at 0 (``--background_class``).
 """
 import argparse
+import csv
+import io
 import json
 import os
 import sys
@@ -29,7 +35,7 @@ from . import checkpoint as ckpt_io
 from . import transforms as T
 from .api import model_from_checkpoint
 from .config import bool_option
-from .data import read_bytes
+from .data import IMAGE_EXTENSIONS, read_bytes
 from .onnx_io import OnnxModel, is_onnx_file
 from .runtime import print0
 
@@ -120,23 +126,64 @@ class Predictor:
         return T.Normalize(mean, std, torch.device("cpu"))(batch)
 
     @torch.no_grad()
-    def probabilities(self, images: Sequence[str]) -> torch.Tensor:
-        """(len(images), outputs) class probabilities; indices that are no class get 0."""
-        valid = torch.tensor([n is not None for n in self.names])
-        out = []
-        for start in range(0, len(images), BATCH):
-            batch = torch.stack([self.transform(T.decode_rgb(read_bytes(p), p)) for p in images[start:start + BATCH]])
-            logits = self.model(self.normalize(batch)).float()
-            out.append(torch.softmax(logits.masked_fill(~valid, float("-inf")), dim=1))
-        return torch.cat(out)
-
     def top_k(self, images: Sequence[str], k: int) -> List[Dict[str, Any]]:
-        probs = self.probabilities(images)
-        k = min(k, sum(n is not None for n in self.names))
-        values, indices = probs.topk(k, dim=1)
-        return [{"image": path, "top_k": [{"index": int(i), "label": self.names[int(i)], "probability": float(v)}
-                                          for v, i in zip(values[row], indices[row])]}
-                for row, path in enumerate(images)]
+        """The ``k`` most probable classes of each image, in order (indices that are no class get 0).
+        A file that cannot be read or decoded gets ``"error"`` instead of ``"top_k"``."""
+        valid = torch.tensor([n is not None for n in self.names])
+        k = min(k, int(valid.sum()))
+        results: List[Dict[str, Any]] = []
+        for start in range(0, len(images), BATCH):
+            batch, rows = [], []
+            for path in images[start:start + BATCH]:
+                try:
+                    batch.append(self.transform(T.decode_rgb(read_bytes(path), path)))
+                except (OSError, ValueError) as e:  # unreadable, or not an image (DecodeError)
+                    results.append({"image": path, "error": getattr(e, "strerror", None) or str(e)})
+                    continue
+                rows.append(len(results))
+                results.append({"image": path})
+            if not batch:
+                continue
+            logits = self.model(self.normalize(torch.stack(batch))).float()
+            probs = torch.softmax(logits.masked_fill(~valid, float("-inf")), dim=1)
+            values, indices = probs.topk(k, dim=1)
+            for row, vs, ids in zip(rows, values.tolist(), indices.tolist()):
+                results[row]["top_k"] = [{"index": i, "label": self.names[i], "probability": v}
+                                         for v, i in zip(vs, ids)]
+        return results
+
+
+def image_files(paths: Sequence[str]) -> List[str]:
+    """Files as given; a folder: the image files under it (by extension, hidden ones left out), sorted."""
+    files: List[str] = []
+    for path in paths:
+        if os.path.isfile(path):
+            files.append(path)
+            continue
+        if not os.path.isdir(path):
+            raise ValueError(f"image {path}: no such file or folder")
+        found = []
+        for dirpath, dirnames, names in os.walk(path):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            found += [os.path.join(dirpath, n) for n in names
+                      if not n.startswith(".") and n.lower().endswith(IMAGE_EXTENSIONS)]
+        if not found:
+            raise ValueError(f"folder {path}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in it")
+        files += sorted(found)
+    return files
+
+
+def results_csv(results: Sequence[Dict[str, Any]], k: int) -> str:
+    """One row per image: its path, then label, probability and index of each of its top ``k``; an
+    unreadable file has its error in the last column instead."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["image"] + [f"{c}_{j}" for j in range(1, k + 1) for c in ("label", "probability", "index")]
+               + ["error"])
+    for r in results:
+        cells = [x for t in r.get("top_k", []) for x in (t["label"], f"{t['probability']:.6f}", t["index"])]
+        w.writerow([r["image"]] + cells + [""] * (3 * k - len(cells)) + [r.get("error", "")])
+    return out.getvalue()
 
 
 def guess_dataset(class_num: int) -> str:
@@ -184,7 +231,8 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="mobilenet-v1 predict", description=(
         "Top-k classes with probabilities for image files, from a checkpoint or an ONNX file."))
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files (JPEG, PNG, ...) or folders of them (searched recursively)")
     p.add_argument("--ckpt_file", required=True, help="checkpoint, run folder (its newest) or .onnx file")
     p.add_argument("--top_k", type=int, default=5, help="classes per image (default 5)")
     p.add_argument("--labels", default=None,
@@ -198,23 +246,42 @@ def main(argv: Sequence[str]) -> int:
                    help="a checkpoint of a run with --ema_decay: its weight average (True, the default) or its "
                         "trained weights")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--out", default=None, metavar="F.csv|F.json",
+                   help="write the results to this file (CSV or JSON, by extension) and print a summary")
     a = p.parse_args(list(argv))
     if a.top_k < 1:
         p.error("--top_k must be at least 1")
     if a.image_size is not None and a.image_size < 1:
         p.error("--image_size must be at least 1")
-    for path in a.images:
-        if not os.path.isfile(path):
-            raise ValueError(f"image {path}: no such file")
+    if a.out is not None:  # checked before the model runs over a folder of images
+        if not a.out.lower().endswith((".csv", ".json")):
+            p.error(f"--out {a.out}: the file name must end in .csv or .json")
+        if not os.path.isdir(os.path.dirname(os.path.abspath(a.out))):
+            raise ValueError(f"--out {a.out}: {os.path.dirname(os.path.abspath(a.out))} is not a folder")
+    images = image_files(a.images)
     predictor = load_predictor(a.ckpt_file, a.labels, a.background_class, a.dataset, a.image_size, a.use_ema)
-    results = predictor.top_k(a.images, a.top_k)
-    if a.json:
-        extra = {"weights": predictor.weights} if predictor.weights else {}
-        print(json.dumps({"model": predictor.source, "dataset": predictor.dataset,
-                          "image_size": predictor.image_size, **extra, "predictions": results}))
-        return 0
-    for r in results:
-        print0(r["image"])
-        for t in r["top_k"]:
-            print0(f"  {t['probability']:7.2%}  {t['label']}  [{t['index']}]")
+    results = predictor.top_k(images, a.top_k)
+    failed = [r for r in results if "error" in r]
+    extra = {"weights": predictor.weights} if predictor.weights else {}
+    payload = {"model": predictor.source, "dataset": predictor.dataset, "image_size": predictor.image_size,
+               **extra, "predictions": results}
+    if a.out is not None:
+        k = max((len(r["top_k"]) for r in results if "top_k" in r), default=0)
+        text = results_csv(results, k) if a.out.lower().endswith(".csv") else json.dumps(payload, indent=1)
+        ckpt_io.atomic_save_text(text, a.out)
+        print0(f"{len(results) - len(failed)} image(s) predicted by {predictor.source}: results in {a.out}")
+    elif a.json:
+        print(json.dumps(payload))
+    else:
+        for r in results:
+            if "top_k" not in r:
+                continue
+            print0(r["image"])
+            for t in r["top_k"]:
+                print0(f"  {t['probability']:7.2%}  {t['label']}  [{t['index']}]")
+    if failed:
+        print(f"mobilenet-v1 predict: {len(failed)} of {len(results)} image file(s) could not be read or decoded "
+              f"(the others were predicted): " + "; ".join(f"{r['image']}: {r['error']}" for r in failed[:10])
+              + (" ..." if len(failed) > 10 else ""), file=sys.stderr)
+        return 1
     return 0
