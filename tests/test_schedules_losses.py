@@ -68,3 +68,17 @@ def test_cross_entropy_smooth_without_smoothing_is_cross_entropy():
     assert ours.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item(), rel=1e-5)
     per = CrossEntropySmooth(smooth_factor=0.1, num_classes=1001, reduction="none")(logits, labels)
     assert per.shape == (8,)
+
+
+def test_use_label_smooth_is_honoured_for_cifar10_too():
+    """The seed ignores use_label_smooth for CIFAR-10 (plain cross entropy); a run that sets it here
+    gets the seed's smoothing, and the default stays the seed's plain loss."""
+    from mobilenet_v1.config import load_config
+    from mobilenet_v1.train import build_criterion
+
+    assert type(build_criterion(load_config([]))) is torch.nn.CrossEntropyLoss
+    smooth = build_criterion(load_config(["--use_label_smooth=True", "--label_smooth_factor=0.2"]))
+    assert isinstance(smooth, CrossEntropySmooth)
+    assert (smooth.on_value, smooth.off_value) == pytest.approx((0.8, 0.2 / 9))
+    plain = build_criterion(load_config(["--dataset=imagenet2012", "--use_label_smooth=False"]))
+    assert isinstance(plain, CrossEntropySmooth) and plain.off_value == 0.0
