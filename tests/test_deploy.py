@@ -237,27 +237,38 @@ def test_predict_over_folders_writes_a_results_file_and_skips_unreadable_files(d
     for i, name in enumerate(names):
         Image.fromarray(images[i].permute(1, 2, 0).numpy()).save(folder / name, quality=95)
     (folder / "notes.txt").write_text("not an image")
+    (folder / "b" / "text.png").write_text("no image format at all")  # PIL's message named its buffer's address
     (folder / ".hidden.png").write_bytes(b"")
     (folder / ".cache" / "x.png").write_bytes(b"")
     (folder / "b" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    expected_order = [str(folder / n) for n in ("a0.png", "a1.png", "b/broken.jpg", "b/c.png", "b/d.jpg")]
+    elsewhere = tmp_path / "elsewhere"  # reached through a link, as training's folder walk does
+    elsewhere.mkdir()
+    Image.fromarray(images[4].permute(1, 2, 0).numpy()).save(elsewhere / "e.png")
+    (folder / "link").symlink_to(elsewhere, target_is_directory=True)
+    (elsewhere / "loop").symlink_to(folder, target_is_directory=True)  # read once, not forever
+    expected_order = [str(folder / n) for n in ("a0.png", "a1.png", "b/broken.jpg", "b/c.png", "b/d.jpg",
+                                                "b/text.png", "link/e.png")]
 
     assert cli.main(["predict", str(folder), "--ckpt_file", digits_run["ckpt"], "--top_k", "2", "--json"]) == 1
     captured = capsys.readouterr()
     out = json.loads(captured.out)
     assert [p["image"] for p in out["predictions"]] == expected_order
-    broken = out["predictions"][2]
-    assert "top_k" not in broken and broken["error"]
-    assert "1 of 5 image file(s) could not be read or decoded" in captured.err and "broken.jpg" in captured.err
-    one_by_one = [str(folder / n) for n in ("a0.png", "a1.png", "b/c.png", "b/d.jpg")]
-    assert cli.main(["predict", *one_by_one, "--ckpt_file", digits_run["ckpt"], "--top_k", "2", "--json"]) == 0
+    broken, text = out["predictions"][2], out["predictions"][5]
+    assert text["error"] == "not a readable image (no image format recognised)"
+    assert "top_k" not in broken and broken["error"].startswith("not a readable image")  # the path not twice
+    assert "2 of 7 image file(s) could not be read or decoded" in captured.err and "broken.jpg" in captured.err
+    one_by_one = [str(folder / n) for n in ("a0.png", "a1.png", "b/c.png", "b/d.jpg", "link/e.png")]
+    # A file named twice (here also inside the folder) is predicted once.
+    assert cli.main(["predict", *one_by_one, one_by_one[0], "--ckpt_file", digits_run["ckpt"], "--top_k", "2",
+                     "--json"]) == 0
     single = json.loads(capsys.readouterr().out)["predictions"]
+    assert [p["image"] for p in single] == one_by_one
     assert [p for p in out["predictions"] if "top_k" in p] == single
 
     csv_path = tmp_path / "results.csv"
     assert cli.main(["predict", str(folder), "--ckpt_file", digits_run["ckpt"], "--top_k", "2",
                      "--out", str(csv_path)]) == 1
-    assert "4 image(s) predicted" in capsys.readouterr().out
+    assert "5 image(s) predicted" in capsys.readouterr().out
     rows = csv_path.read_text().splitlines()
     assert rows[0] == "image,label_1,probability_1,index_1,label_2,probability_2,index_2,error"
     cells = [r.split(",") for r in rows[1:]]
@@ -265,17 +276,27 @@ def test_predict_over_folders_writes_a_results_file_and_skips_unreadable_files(d
     for c, p in zip([c for c in cells if not c[-1]], single):
         assert [int(c[3]), int(c[6])] == [t["index"] for t in p["top_k"]]
         assert float(c[2]) == pytest.approx(p["top_k"][0]["probability"], abs=1e-6)
-    assert cells[2][1:7] == [""] * 6 and cells[2][-1]
+    assert cells[2][1:7] == [""] * 6 and cells[2][-1] and cells[5][-1]
     json_path = tmp_path / "results.json"
     assert cli.main(["predict", *one_by_one, "--ckpt_file", digits_run["ckpt"], "--top_k", "2",
                      "--out", str(json_path)]) == 0
     assert json.loads(json_path.read_text())["predictions"] == single
     capsys.readouterr()
-    # Refused before anything runs: another extension, a folder that is not there, one without images.
-    with pytest.raises(SystemExit) as exit_:
-        cli.main(["predict", str(folder), "--ckpt_file", digits_run["ckpt"], "--out", str(tmp_path / "r.txt")])
-    assert exit_.value.code == 2
-    assert "must end in .csv or .json" in capsys.readouterr().err
+    # Every file unreadable: the same columns, an error each.
+    assert cli.main(["predict", str(folder / "b" / "broken.jpg"), "--ckpt_file", digits_run["ckpt"], "--top_k", "2",
+                     "--out", str(csv_path)]) == 1
+    assert csv_path.read_text().splitlines()[0] == rows[0]
+    capsys.readouterr()
+    # Refused before anything runs: another extension, --json beside --out, a folder for a file, a
+    # folder that is not there, one without images.
+    for extra, message in ((["--out", str(tmp_path / "r.txt")], "must end in .csv or .json"),
+                           (["--out", str(csv_path), "--json"], "give one of the two")):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(["predict", str(folder), "--ckpt_file", digits_run["ckpt"], *extra])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    (tmp_path / "dir.csv").mkdir()
+    assert cli.main(["predict", str(folder), "--ckpt_file", digits_run["ckpt"], "--out", str(tmp_path / "dir.csv")]) == 1
+    assert "is a folder" in capsys.readouterr().err
     assert cli.main(["predict", str(folder), "--ckpt_file", digits_run["ckpt"], "--out",
                      str(tmp_path / "nowhere" / "r.csv")]) == 1
     assert "nowhere is not a folder" in capsys.readouterr().err

@@ -238,6 +238,22 @@ class CifarLoader(DeviceLoader):
             yield self.normalize(x), self.labels[idx]
 
 
+def image_files_under(folder: str) -> List[str]:
+    """The image files (by extension) under ``folder`` and its sub-folders, sorted by folder then name.
+    Hidden folders and files (``.git``, ``.ipynb_checkpoints``, macOS ``._*`` files) are not data;
+    symbolic links are followed, and a folder reached twice through them (a loop) is read once."""
+    found, seen = [], set()
+    for dirpath, dirnames, names in os.walk(folder, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:  # a link back to a folder already read (a loop)
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        found.append((dirpath, [n for n in names if not n.startswith(".") and n.lower().endswith(IMAGE_EXTENSIONS)]))
+    return [os.path.join(dirpath, name) for dirpath, names in sorted(found) for name in sorted(names)]
+
+
 def find_images(root: str, classes: Optional[Sequence[str]] = None) -> Tuple[List[Tuple[str, int]], List[str]]:
     """(path, label) of every image under ``root/<class>/`` (sub-folders included), and the class list.
 
@@ -263,17 +279,7 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None) -> Tuple[Lis
                         f"the model was trained on ({', '.join(list(classes)[:5])}{' ...' if len(classes) > 5 else ''})")
     samples = []
     for cls in folders:
-        found, seen = [], set()
-        for dirpath, dirnames, names in os.walk(os.path.join(root, cls), followlinks=True):
-            st = os.stat(dirpath)
-            if (st.st_dev, st.st_ino) in seen:  # a link back to a folder already read (a loop)
-                dirnames[:] = []
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            found.append((dirpath, [n for n in names if not n.startswith(".") and n.lower().endswith(IMAGE_EXTENSIONS)]))
-        for dirpath, names in sorted(found):
-            samples += [(os.path.join(dirpath, name), labels[cls]) for name in sorted(names)]
+        samples += [(path, labels[cls]) for path in image_files_under(os.path.join(root, cls))]
     if not samples:
         raise DataError(f"image folder {root!r}: no image files in its class sub-folders")
     return samples, list(classes)

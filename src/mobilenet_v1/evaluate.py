@@ -53,9 +53,11 @@ def onnx_model_and_data(cfg: Config, path: str):
 
 def class_labels(classes: Optional[Sequence[str]], n: int) -> List[str]:
     """A name for each of ``n`` outputs: the class folder's (with the English name of an ImageNet
-    synset id), else the index."""
+    synset id), else the index; the seed's 1001st ImageNet output, which no label uses, is "(no class)"."""
     synsets = dict(imagenet_classes())
     names = [readable(str(c), synsets) for c in classes] if classes else []
+    if n == 1001 and len(names) == 1000:
+        return names + ["(no class)"]
     return names[:n] + [str(i) for i in range(len(names), n)]
 
 
@@ -197,9 +199,11 @@ def main(argv: Sequence[str]) -> int:
     argv = list(argv)
     as_json, by_class = pop_flag(argv, "--json"), pop_flag(argv, "--per_class")
     csv_path = pop_option(argv, "--confusion_csv")
-    if csv_path is not None:
+    if csv_path is not None:  # checked before the evaluation, not after it
         folder = os.path.dirname(os.path.abspath(csv_path))
-        if not csv_path or not os.path.isdir(folder):  # before the evaluation, not after it
+        if not csv_path or os.path.isdir(csv_path):
+            raise ValueError(f"--confusion_csv {csv_path!r}: needs a file name")
+        if not os.path.isdir(folder):
             raise ValueError(f"--confusion_csv {csv_path!r}: {folder} is not a folder")
     cfg, given = load_config_and_given(argv)
     result = run(cfg, given, confusion=by_class or csv_path is not None)

@@ -35,7 +35,7 @@ from . import checkpoint as ckpt_io
 from . import transforms as T
 from .api import model_from_checkpoint
 from .config import bool_option
-from .data import IMAGE_EXTENSIONS, read_bytes
+from .data import IMAGE_EXTENSIONS, image_files_under, read_bytes, read_failure
 from .onnx_io import OnnxModel, is_onnx_file
 from .runtime import print0
 
@@ -138,7 +138,9 @@ class Predictor:
                 try:
                     batch.append(self.transform(T.decode_rgb(read_bytes(path), path)))
                 except (OSError, ValueError) as e:  # unreadable, or not an image (DecodeError)
-                    results.append({"image": path, "error": getattr(e, "strerror", None) or str(e)})
+                    reason = read_failure(e)  # names the file; the error without it
+                    results.append({"image": path, "error": reason.split(": ", 1)[-1] if reason.startswith(path)
+                                    else reason})
                     continue
                 rows.append(len(results))
                 results.append({"image": path})
@@ -154,7 +156,8 @@ class Predictor:
 
 
 def image_files(paths: Sequence[str]) -> List[str]:
-    """Files as given; a folder: the image files under it (by extension, hidden ones left out), sorted."""
+    """Files as given; a folder: the image files under it (:func:`data.image_files_under`, as training
+    reads a class folder). A file named twice (itself, or also inside a folder given) comes once."""
     files: List[str] = []
     for path in paths:
         if os.path.isfile(path):
@@ -162,15 +165,12 @@ def image_files(paths: Sequence[str]) -> List[str]:
             continue
         if not os.path.isdir(path):
             raise ValueError(f"image {path}: no such file or folder")
-        found = []
-        for dirpath, dirnames, names in os.walk(path):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            found += [os.path.join(dirpath, n) for n in names
-                      if not n.startswith(".") and n.lower().endswith(IMAGE_EXTENSIONS)]
+        found = image_files_under(path)
         if not found:
             raise ValueError(f"folder {path}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in it")
-        files += sorted(found)
-    return files
+        files += found
+    seen = set()
+    return [f for f in files if not (os.path.realpath(f) in seen or seen.add(os.path.realpath(f)))]
 
 
 def results_csv(results: Sequence[Dict[str, Any]], k: int) -> str:
@@ -254,8 +254,12 @@ def main(argv: Sequence[str]) -> int:
     if a.image_size is not None and a.image_size < 1:
         p.error("--image_size must be at least 1")
     if a.out is not None:  # checked before the model runs over a folder of images
+        if a.json:
+            p.error("--json prints the results, --out writes them to a file: give one of the two")
         if not a.out.lower().endswith((".csv", ".json")):
             p.error(f"--out {a.out}: the file name must end in .csv or .json")
+        if os.path.isdir(a.out):
+            raise ValueError(f"--out {a.out}: is a folder; give a file name")
         if not os.path.isdir(os.path.dirname(os.path.abspath(a.out))):
             raise ValueError(f"--out {a.out}: {os.path.dirname(os.path.abspath(a.out))} is not a folder")
     images = image_files(a.images)
@@ -266,7 +270,7 @@ def main(argv: Sequence[str]) -> int:
     payload = {"model": predictor.source, "dataset": predictor.dataset, "image_size": predictor.image_size,
                **extra, "predictions": results}
     if a.out is not None:
-        k = max((len(r["top_k"]) for r in results if "top_k" in r), default=0)
+        k = min(a.top_k, sum(n is not None for n in predictor.names))  # the columns whatever the outcome
         text = results_csv(results, k) if a.out.lower().endswith(".csv") else json.dumps(payload, indent=1)
         ckpt_io.atomic_save_text(text, a.out)
         print0(f"{len(results) - len(failed)} image(s) predicted by {predictor.source}: results in {a.out}")

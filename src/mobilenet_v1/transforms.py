@@ -70,7 +70,9 @@ def _decode_with_pil(data: torch.Tensor, name: str) -> torch.Tensor:
                 arr = np.repeat(gray.clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
             else:
                 arr = np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except UnidentifiedImageError:  # PIL's message holds the address of its buffer: not the same twice
+        raise DecodeError(f"{name}: not a readable image (no image format recognised)") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         # A header that claims over ~179 million pixels is PIL's DecompressionBombError: a damaged or
         # hostile file, skipped like any other unreadable one.
         raise DecodeError(f"{name}: not a readable image ({e})") from None
