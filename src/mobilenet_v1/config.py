@@ -86,6 +86,10 @@ class Config:
     cutmix_alpha: float = 0.0
     mix_prob: float = 1.0  # the share of batches mixed
     random_erase: float = 0.0  # each sample's chance of a box set to the mean colour (torchvision's 0.1-0.2)
+    # Per-sample operations after the crop and flip (autoaugment.py): "ta_wide" (TrivialAugment) or "ra"
+    # (RandAugment: 2 operations at bin ra_magnitude of 31), torchvision's --auto-augment; "": none.
+    auto_augment: str = ""
+    ra_magnitude: int = 9
     # Scale each step's gradients down to this global L2 norm when above it; 0: off (the seed).
     clip_grad_norm: float = 0.0
     # --- crash safety ---
@@ -111,6 +115,7 @@ CHOICES: Dict[str, Tuple[Any, ...]] = {
     "padding": ("same", "symmetric"),
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "data_pipeline": ("auto", "cpu", "gpu"),
+    "auto_augment": ("", "ta_wide", "ra"),
 }
 
 # Keys of the seed's YAML files (values and help documents) that mean nothing here: Huawei cloud paths
@@ -262,6 +267,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     for key in ("mixup_alpha", "cutmix_alpha", "clip_grad_norm"):
         if getattr(cfg, key) < 0:
             fail(key, f"{key} must be >= 0 (0: off), got {getattr(cfg, key)}")
+    if not 0 <= cfg.ra_magnitude <= 30:
+        fail("ra_magnitude", f"ra_magnitude must be in [0, 30] (a bin of 31), got {cfg.ra_magnitude}")
     for key in ("mix_prob", "random_erase"):
         if not 0 <= getattr(cfg, key) <= 1:
             fail(key, f"{key} must be in [0, 1], got {getattr(cfg, key)}")

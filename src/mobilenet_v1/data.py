@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from . import transforms as T
+from .autoaugment import AutoAugment, Plan, apply as apply_plan, as_int64
 
 CIFAR_RECORD = 1 + 3 * 32 * 32  # label byte + 3,072 pixel bytes
 CIFAR_CROP_PADDING = 4  # the seed's RandomCrop(32, padding=4)
@@ -197,7 +198,8 @@ class CifarLoader(DeviceLoader):
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, train: bool,
                  image_size: int, device: torch.device, seed: int, drop_last: bool = True,
                  num_shards: int = 1, shard_id: int = 0, channels_last: bool = False, flip: bool = True,
-                 shuffle: Optional[bool] = None):
+                 shuffle: Optional[bool] = None, auto_augment: Optional[AutoAugment] = None):
+        self.auto_augment = auto_augment if train else None
         self.images = images.to(device)
         self.labels = labels.to(device)
         self.batch_size, self.train, self.image_size = batch_size, train, image_size
@@ -223,9 +225,11 @@ class CifarLoader(DeviceLoader):
             # Offsets and flips from each sample's seed (its global position in the epoch), not from one
             # stream per process: a sample is augmented alike whatever the number of processes, and a
             # resumed epoch starting at any batch gets what an uninterrupted one gives it there.
-            u = T.seeded_uniform(self.sampler.seeds().to(self.device), 3)
+            seeds = self.sampler.seeds()
+            u = T.seeded_uniform(seeds.to(self.device), 3)
             offsets = (u[:, :2] * (2 * CIFAR_CROP_PADDING + 1)).long()
             flips = u[:, 2] < 0.5
+            plans = self.auto_augment.plans(seeds, *self.images.shape[-2:]) if self.auto_augment else []
         for b in range(self.start_batch, len(self)):
             part = slice(b * self.batch_size, (b + 1) * self.batch_size)
             idx = order[part]
@@ -234,6 +238,8 @@ class CifarLoader(DeviceLoader):
                 x = T.crop_at(x, CIFAR_CROP_PADDING, offsets[part, 0], offsets[part, 1])
                 if self.flip:
                     x = T.flip_where(x, flips[part])
+                for plan in plans:  # at 32x32, before the resize, as torchvision's CIFAR-10 recipes
+                    x = apply_plan(x, Plan(plan.ops[part], plan.values[part]))
             x = T.batch_resize_uint8(x, self.image_size)
             yield self.normalize(x), self.labels[idx]
 
@@ -365,8 +371,10 @@ class ImageFolderDataset(Dataset):
     A file that cannot be read or decoded (zero bytes, truncated, not an image) gives a
     :class:`BadSample` in place of the image."""
 
-    def __init__(self, samples: Sequence[Tuple[str, int]], train: bool, image_size: int, flip: bool = True):
+    def __init__(self, samples: Sequence[Tuple[str, int]], train: bool, image_size: int, flip: bool = True,
+                 auto_augment: Optional[AutoAugment] = None):
         self.samples, self.train, self.image_size, self.flip = list(samples), train, image_size, flip
+        self.auto_augment = auto_augment if train else None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -380,6 +388,8 @@ class ImageFolderDataset(Dataset):
             return BadSample(path, read_failure(e)), label
         if self.train:
             img = T.random_resized_crop(img, self.image_size, seed, flip=self.flip)
+            if self.auto_augment is not None:
+                img = self.auto_augment(img[None], [as_int64(seed)])[0]
         else:
             img = T.resize_center_crop(img, self.image_size)
         return img, label
@@ -391,9 +401,10 @@ class ImageFolderLoader(DeviceLoader):
     def __init__(self, root: str, batch_size: int, train: bool, image_size: int, device: torch.device,
                  seed: int, num_workers: int, drop_last: bool = True, num_shards: int = 1,
                  shard_id: int = 0, channels_last: bool = False, flip: bool = True, max_bad_samples: int = -1,
-                 shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None):
+                 shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None,
+                 auto_augment: Optional[AutoAugment] = None):
         samples, self.classes = find_images(root, classes)
-        self.dataset = ImageFolderDataset(samples, train, image_size, flip)
+        self.dataset = ImageFolderDataset(samples, train, image_size, flip, auto_augment)
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train)
         self.num_samples = len(self.sampler)
@@ -567,8 +578,10 @@ class BatchedImageLoader(DeviceLoader):
     def __init__(self, root: str, batch_size: int, train: bool, image_size: int, device: torch.device,
                  seed: int, num_workers: int, drop_last: bool = True, num_shards: int = 1,
                  shard_id: int = 0, channels_last: bool = False, flip: bool = True, max_bad_samples: int = -1,
-                 shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None):
+                 shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None,
+                 auto_augment: Optional[AutoAugment] = None):
         samples, self.classes = find_images(root, classes)
+        self.auto_augment = auto_augment if train else None
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train)
         self.num_samples = len(self.sampler)
@@ -599,7 +612,11 @@ class BatchedImageLoader(DeviceLoader):
             params = [(d.box, d.flip) if d is not None and img.shape[-2:] == d.size else
                       T.crop_and_flip(img.shape[-2], img.shape[-1], s) for img, s, d in zip(images, seeds, draws)]
             x = T.batch_resized_crop(images, [box for box, _ in params], self.image_size)
-            return T.flip_where(x, torch.tensor([f for _, f in params])) if self.flip else x
+            if self.flip:
+                x = T.flip_where(x, torch.tensor([f for _, f in params]))
+            if self.auto_augment is not None:
+                x = self.auto_augment(x, [as_int64(s) for s in seeds])
+            return x
         return torch.stack([T.resize_center_crop(img, self.image_size) for img in images])
 
     def batches(self):
@@ -705,6 +722,8 @@ class DataOptions:
     flip: bool = True
     pipeline: str = "cpu"
     max_bad_samples: int = -1  # -1: 0.1% of the data set
+    auto_augment: str = ""  # "", "ta_wide" or "ra" (autoaugment.py), training only
+    ra_magnitude: int = 9
 
 
 def default_workers(requested: int) -> int:
@@ -728,15 +747,18 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
     if split not in (None, "train", "eval"):
         raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
     train_files = train if split is None else split == "train"
+    auto_augment = AutoAugment(opts.auto_augment, opts.ra_magnitude) if train and opts.auto_augment else None
     if opts.dataset == "cifar10":
         images, labels = load_cifar(opts.dataset_path, train_files)
         return CifarLoader(images, labels, opts.batch_size, train, opts.image_size, device, opts.seed,
                            drop_last=drop_last, num_shards=num_shards, shard_id=shard_id,
-                           channels_last=opts.channels_last, flip=opts.flip, shuffle=shuffle)
+                           channels_last=opts.channels_last, flip=opts.flip, shuffle=shuffle,
+                           auto_augment=auto_augment)
     root = imagenet_folder(opts.dataset_path, train_files)
     pipeline = opts.pipeline if opts.pipeline != "auto" else ("gpu" if device.type == "cuda" else "cpu")
     cls = BatchedImageLoader if pipeline == "gpu" else ImageFolderLoader
     return cls(root, opts.batch_size, train, opts.image_size, device, opts.seed,
                              default_workers(opts.num_workers), drop_last=drop_last, num_shards=num_shards,
                              shard_id=shard_id, channels_last=opts.channels_last, flip=opts.flip,
-                             max_bad_samples=opts.max_bad_samples, shuffle=shuffle, classes=classes)
+                             max_bad_samples=opts.max_bad_samples, shuffle=shuffle, classes=classes,
+                             auto_augment=auto_augment)

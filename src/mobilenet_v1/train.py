@@ -37,7 +37,8 @@ def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataO
     return DataOptions(dataset=cfg.dataset, dataset_path=cfg.dataset_path, batch_size=batch,
                        image_size=cfg.image_size, seed=cfg.seed, num_workers=cfg.num_workers,
                        channels_last=cfg.channels_last, flip=cfg.random_flip, pipeline=cfg.data_pipeline,
-                       max_bad_samples=cfg.max_bad_samples)
+                       max_bad_samples=cfg.max_bad_samples, auto_augment=cfg.auto_augment,
+                       ra_magnitude=cfg.ra_magnitude)
 
 
 def build_model(cfg: Config) -> MobileNetV1:

@@ -1,0 +1,248 @@
+"""TrivialAugment (Müller & Hutter 2021, its "wide" ranges) and RandAugment (Cubuk et al. 2020) as
+batched tensor functions: each sample of a batch gets its own operation and magnitude.
+
+The 14 operations and their magnitude ranges (31 bins) are those of torchvision's
+``TrivialAugmentWide`` and ``RandAugment`` (``num_ops`` 2, ``magnitude`` 9 by default), and so is each
+operation's arithmetic on uint8 images (nearest-neighbour geometry with a black fill, blends truncated
+to uint8), so a model trained here sees what torchvision's recipes (``--auto-augment ta_wide`` / ``ra``)
+show theirs. ``tests/test_autoaugment.py`` checks every operation against torchvision's functional
+ops image by image: the same values, the geometry up to ties of nearest-neighbour rounding (a sample
+position exactly between two pixels, which the two grids may round apart).
+
+A sample's operations come from its augmentation seed (the seed that draws its crop and flip; here a
+Python ``random.Random`` of its own, a few microseconds a sample): a sample is augmented alike in any
+pipeline, split over any number of processes, and from any batch a resumed epoch starts at. On a
+device the batch is split by operation (one ``index_select``/``index_copy_`` pair each) with index
+tensors copied without waiting, so nothing reads back from the device.
+
+Images are (N, 3, H, W) with values in [0, 255]: uint8 (CPU and CIFAR-10 pipelines) or float (the GPU
+pipeline's resampled crops, float16 on CUDA), after the crop and flip, before normalisation.
+"""
+import math
+import random
+from typing import Dict, List, NamedTuple, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+
+POLICIES = ("ta_wide", "ra")
+OPS = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness", "Color",
+       "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize")
+BINS = 31
+# Mixed into a sample's seed: its operations are drawn from a stream other than its crop's.
+_SALT = 0x9E3779B97F4A7C15
+_GEOMETRIC = {"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"}
+_SIGNED = _GEOMETRIC | {"Brightness", "Color", "Contrast", "Sharpness"}
+
+
+def magnitude(policy: str, op: str, level: int, height: int, width: int) -> float:
+    """The magnitude of bin ``level`` (0..30) of ``op``, unsigned (torchvision's tables)."""
+    t = level / (BINS - 1)
+    wide = policy == "ta_wide"
+    if op in ("ShearX", "ShearY"):
+        return (0.99 if wide else 0.3) * t
+    if op in ("TranslateX", "TranslateY"):
+        side = width if op == "TranslateX" else height
+        return (32.0 if wide else 150.0 / 331.0 * side) * t
+    if op == "Rotate":
+        return (135.0 if wide else 30.0) * t
+    if op in ("Brightness", "Color", "Contrast", "Sharpness"):
+        return (0.99 if wide else 0.9) * t
+    if op == "Posterize":  # bits kept: 8 down to 2 (ta_wide) or 4 (ra)
+        return float(round(8 - level / ((BINS - 1) / (6 if wide else 4))))
+    if op == "Solarize":  # the threshold, as a share of 255
+        return 1.0 - t
+    return 0.0
+
+
+class Plan(NamedTuple):
+    """One round of operations for a batch: ``ops[i]`` indexes :data:`OPS`, ``values[i]`` is its signed
+    magnitude (CPU tensors; float64, as torchvision's Python-float magnitudes)."""
+    ops: torch.Tensor
+    values: torch.Tensor
+
+
+class AutoAugment:
+    """``policy`` "ta_wide" (one operation a sample, a uniform bin) or "ra" (``num_ops`` operations a
+    sample at bin ``level``)."""
+
+    def __init__(self, policy: str, level: int = 9, num_ops: int = 2):
+        if policy not in POLICIES:
+            raise ValueError(f"auto_augment must be one of {list(POLICIES)}, got {policy!r}")
+        if not 0 <= level < BINS:
+            raise ValueError(f"ra_magnitude must be in [0, {BINS - 1}], got {level}")
+        self.policy, self.level = policy, level
+        self.rounds = 1 if policy == "ta_wide" else num_ops
+        self._tables: Dict[Tuple[int, int], torch.Tensor] = {}
+
+    def table(self, height: int, width: int) -> torch.Tensor:
+        """(operations, bins) magnitudes for images of this size (RandAugment's translations scale)."""
+        if (height, width) not in self._tables:
+            self._tables[(height, width)] = torch.tensor(
+                [[magnitude(self.policy, op, b, height, width) for b in range(BINS)] for op in OPS], dtype=torch.float64)
+        return self._tables[(height, width)]
+
+    def plans(self, seeds: Union[Sequence[int], torch.Tensor], height: int, width: int) -> List[Plan]:
+        """The operations of samples with augmentation ``seeds`` (int64 values), one plan a round."""
+        table = self.table(height, width).tolist()
+        ops = [[0] * len(seeds) for _ in range(self.rounds)]
+        values = [[0.0] * len(seeds) for _ in range(self.rounds)]
+        for i, seed in enumerate(seeds.tolist() if isinstance(seeds, torch.Tensor) else seeds):
+            # A stream of its own per sample; % 2**64: Random takes a negative seed's absolute value.
+            rng = random.Random((int(seed) % 2**64) ^ _SALT)
+            for r in range(self.rounds):
+                op = rng.randrange(len(OPS))
+                level = rng.randrange(BINS) if self.policy == "ta_wide" else self.level
+                negative = rng.random() < 0.5 and OPS[op] in _SIGNED
+                ops[r][i], values[r][i] = op, -table[op][level] if negative else table[op][level]
+        return [Plan(torch.tensor(o, dtype=torch.int64), torch.tensor(v, dtype=torch.float64))
+                for o, v in zip(ops, values)]
+
+    def __call__(self, images: torch.Tensor, seeds: Union[Sequence[int], torch.Tensor]) -> torch.Tensor:
+        for plan in self.plans(seeds, images.shape[-2], images.shape[-1]):
+            images = apply(images, plan)
+        return images
+
+
+def as_int64(seed: int) -> int:
+    """A sample seed (a Python int, possibly past 64 bits) as the int64 its loader's tensors hold:
+    modulo 2**64, two's complement."""
+    return (seed + 2**63) % 2**64 - 2**63
+
+
+def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    if device.type == "cuda":  # pinned, so the copy does not wait for what is queued
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+def apply(images: torch.Tensor, plan: Plan) -> torch.Tensor:
+    """``images`` with each sample's operation of ``plan`` applied; the dtype is kept."""
+    ops = plan.ops.tolist()
+    if len(set(ops)) == 1:  # one operation for all (a single image: the CPU pipeline's workers)
+        return images if OPS[ops[0]] == "Identity" else run_op(OPS[ops[0]], images,
+                                                                _to_device(plan.values, images.device))
+    out = images.clone()
+    for k in sorted(set(ops)):
+        name = OPS[k]
+        if name == "Identity":
+            continue
+        rows = [i for i, op in enumerate(ops) if op == k]
+        index = _to_device(torch.tensor(rows), images.device)
+        values = _to_device(plan.values[rows], images.device)
+        part = images.index_select(0, index)
+        out.index_copy_(0, index, run_op(name, part, values))
+    return out
+
+
+def run_op(name: str, images: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Operation ``name`` on each image with its own signed magnitude ``values[i]``; dtype kept."""
+    integer = not images.is_floating_point()
+    x = images.float()
+    v = values.double().view(-1, 1, 1, 1)
+    # A blend's two weights are rounded to float32 apart, each from its double (as torchvision's
+    # scalar factors are): 1 - f computed in float32 would move uint8 results by one now and then.
+    factor = 1 + v
+    factor, rest = factor.float(), (1 - factor).float()
+    v = v.float()
+    if name in _GEOMETRIC:
+        y = _geometric(name, x, values.float())
+    elif name == "Brightness":
+        y = x * factor
+    elif name == "Color":
+        y = _blend(x, _gray(x, integer), factor, rest)
+    elif name == "Contrast":
+        y = _blend(x, _gray(x, integer).mean(dim=(-3, -2, -1), keepdim=True), factor, rest)
+    elif name == "Sharpness":
+        y = _sharpness(x, rest, integer)
+    elif name == "Posterize":
+        step = torch.exp2(8 - v)
+        y = torch.floor(torch.floor(x) / step) * step
+    elif name == "Solarize":
+        y = torch.where(x >= 255 * v, 255 - x, x)
+    elif name == "AutoContrast":
+        low, high = x.amin(dim=(-2, -1), keepdim=True), x.amax(dim=(-2, -1), keepdim=True)
+        flat = high == low
+        y = torch.where(flat, x, (x - low) / torch.where(flat, 1.0, (high - low) * (1.0 / 255)))
+    elif name == "Equalize":
+        y = _equalize(x)
+    else:
+        raise ValueError(f"unknown operation {name!r}")
+    y = y.clamp_(0, 255)
+    return y.to(images.dtype)  # to uint8: truncated, as torchvision's blends
+
+
+def _gray(x: torch.Tensor, integer: bool) -> torch.Tensor:
+    g = 0.2989 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+    return g.floor() if integer else g
+
+
+def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
+    """``factor`` of ``x`` and ``rest`` (1 - factor) of ``other``."""
+    return _fma(x * factor, other, rest)
+
+
+def _fma(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """``a + b * c`` rounded once, as a fused multiply-add: what torchvision's ``add_(alpha=)`` blends
+    compute (a separate multiply and add round twice and move a uint8 result by one now and then)."""
+    return torch.addcmul(a, b, c)
+
+
+def _sharpness(x: torch.Tensor, rest: torch.Tensor, integer: bool) -> torch.Tensor:
+    """Blend with the image smoothed by a 3x3 kernel (1s around a 5, over 13), ``rest`` of the smoothed
+    one; the border stays."""
+    h, w = x.shape[-2:]
+    if h <= 2 or w <= 2:
+        return x
+    kernel = torch.full((3, 3), 1.0 / 13, device=x.device)
+    kernel[1, 1] = 5.0 / 13
+    smooth = F.conv2d(x, kernel.expand(3, 1, 3, 3), groups=3)
+    if integer:
+        smooth = smooth.round()
+    out = x.clone()
+    inner = out[..., 1:-1, 1:-1]
+    out[..., 1:-1, 1:-1] = _fma(inner, smooth - inner, rest)
+    return out
+
+
+def _equalize(x: torch.Tensor) -> torch.Tensor:
+    """Histogram equalisation of each channel of each image (PIL's ``ImageOps.equalize``): the levels
+    spread by cumulative count; a channel of one level (or nearly) is left as it is."""
+    n, c, h, w = x.shape
+    levels = x.round().clamp(0, 255).long().reshape(n * c, h * w)
+    hist = torch.zeros(n * c, 256, dtype=torch.long, device=x.device).scatter_add_(1, levels, torch.ones_like(levels))
+    # The count of the highest level present is left out of the spread.
+    top = 255 - (hist.flip(1) > 0).long().argmax(dim=1, keepdim=True)
+    step = (h * w - hist.gather(1, top)) // 255
+    below = hist.cumsum(1) - hist
+    lut = ((below + step // 2) // step.clamp(min=1)).clamp(max=255)
+    out = torch.where(step > 0, lut.gather(1, levels), levels)
+    return out.reshape(n, c, h, w).to(x.dtype)
+
+
+def _geometric(name: str, x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Shear, translate or rotate with nearest-neighbour sampling and black outside, each image by its
+    own ``values[i]``. The matrix maps an output pixel centre to its source, in pixels from the image
+    centre; shears are about the top-left pixel (torchvision's ``center=[0, 0]``), translations are
+    whole pixels (truncated), rotations (degrees, counter-clockwise) about the centre."""
+    n, _, h, w = x.shape
+    a00, a01, a10, a11 = (torch.ones_like(values), torch.zeros_like(values),
+                          torch.zeros_like(values), torch.ones_like(values))
+    b0, b1 = torch.zeros_like(values), torch.zeros_like(values)
+    if name == "ShearX":  # the source of x is x + s (y - top), top the image's upper edge
+        a01, b0 = values, values * h / 2
+    elif name == "ShearY":
+        a10, b1 = values, values * w / 2
+    elif name == "TranslateX":
+        b0 = -values.trunc()
+    elif name == "TranslateY":
+        b1 = -values.trunc()
+    else:
+        rad = values * (math.pi / 180)
+        cos, sin = torch.cos(rad), torch.sin(rad)
+        a00, a01, a10, a11 = cos, -sin, sin, cos
+    # From pixels about the centre to affine_grid's [-1, 1] (align_corners False: x_px = x_n * w / 2).
+    theta = torch.stack([torch.stack([a00, a01 * h / w, b0 * 2 / w], dim=1),
+                         torch.stack([a10 * w / h, a11, b1 * 2 / h], dim=1)], dim=1)
+    grid = F.affine_grid(theta, [n, 3, h, w], align_corners=False)
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)

@@ -1,0 +1,193 @@
+"""TrivialAugment / RandAugment (``--auto_augment ta_wide|ra``): each operation against torchvision's,
+the per-sample plans, and the three pipelines that apply them."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+
+from mobilenet_v1 import transforms as T
+from mobilenet_v1.autoaugment import OPS, AutoAugment, Plan, apply, as_int64, magnitude, run_op
+from mobilenet_v1.config import ConfigError, load_config
+from mobilenet_v1.data import (BatchedImageLoader, DataOptions, ImageFolderDataset, build_loader, find_images,
+                               imagenet_folder, read_bytes)
+
+CPU = torch.device("cpu")
+NEAREST = InterpolationMode.NEAREST
+
+
+def torchvision_op(name, img, m):
+    """torchvision's operation as its TrivialAugmentWide / RandAugment call it (v2 functional)."""
+    if name == "Identity":
+        return img
+    if name in ("ShearX", "ShearY"):
+        shear = [math.degrees(math.atan(m)), 0.0] if name == "ShearX" else [0.0, math.degrees(math.atan(m))]
+        return TF.affine(img, angle=0.0, translate=[0, 0], scale=1.0, shear=shear, interpolation=NEAREST,
+                         fill=None, center=[0, 0])
+    if name in ("TranslateX", "TranslateY"):
+        shift = [int(m), 0] if name == "TranslateX" else [0, int(m)]
+        return TF.affine(img, angle=0.0, translate=shift, scale=1.0, shear=[0.0, 0.0], interpolation=NEAREST,
+                         fill=None)
+    if name == "Rotate":
+        return TF.rotate(img, angle=m, interpolation=NEAREST, fill=None)
+    return {"Brightness": lambda: TF.adjust_brightness(img, 1.0 + m),
+            "Color": lambda: TF.adjust_saturation(img, 1.0 + m),
+            "Contrast": lambda: TF.adjust_contrast(img, 1.0 + m),
+            "Sharpness": lambda: TF.adjust_sharpness(img, 1.0 + m),
+            "Posterize": lambda: TF.posterize(img, int(m)),
+            "Solarize": lambda: TF.solarize(img, 255.0 * m),
+            "AutoContrast": lambda: TF.autocontrast(img),
+            "Equalize": lambda: TF.equalize(img)}[name]()
+
+
+def sample_images():
+    """Four non-square uint8 images: noise, a smooth picture, a low-contrast one and a flat one."""
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randint(0, 256, (3, 29, 41), generator=g, dtype=torch.uint8)
+    yy, xx = torch.meshgrid(torch.arange(29.0), torch.arange(41.0), indexing="ij")
+    smooth = torch.stack([127 + 100 * torch.sin(xx * f + yy * h) for f, h in ((0.2, 0.1), (0.05, 0.3), (0.1, 0.1))])
+    low = (smooth * 0.2 + 90).round()
+    flat = torch.full((3, 29, 41), 77.0)
+    return torch.stack([noise, smooth.round().to(torch.uint8), low.to(torch.uint8), flat.to(torch.uint8)])
+
+
+# Magnitudes whose sampling positions fall on no tie of nearest-neighbour rounding, where the two
+# implementations' grids (affine_grid here, torchvision's own) may round a .5 apart.
+GEOMETRIC = {"ShearX": [0.37, -0.23, 0.61, -0.83], "ShearY": [0.37, -0.23, 0.61, -0.83],
+             "TranslateX": [12.7, -5.3, 31.0, -0.4], "TranslateY": [7.9, -20.1, 3.0, 14.2],
+             "Rotate": [31.7, -100.0, 7.3, 135.0]}
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_each_operation_is_torchvisions_image_by_image(name):
+    """Each sample of the batch with its own magnitude, against torchvision on that image alone: the
+    same uint8 values (geometry at magnitudes with no rounding ties), for every bin of both policies."""
+    images = sample_images()
+    if name in GEOMETRIC:
+        sets = [GEOMETRIC[name]]
+    else:
+        levels = [[b, 30 - b, (7 * b) % 31, (11 * b + 3) % 31] for b in range(0, 31, 3)]
+        sign = [1, -1, 1, -1]
+        sets = [[magnitude(policy, name, b, 29, 41) * (s if name in ("Brightness", "Color", "Contrast", "Sharpness")
+                                                        else 1) for b, s in zip(bins, sign)]
+                for policy in ("ta_wide", "ra") for bins in levels]
+    for values in sets:
+        ours = run_op(name, images, torch.tensor(values, dtype=torch.float64)) if name != "Identity" else images
+        for i, m in enumerate(values):
+            assert torch.equal(ours[i], torchvision_op(name, images[i], m)), (name, m, i)
+
+
+def test_geometry_at_the_policies_own_magnitudes_differs_only_at_rounding_ties():
+    images = sample_images()
+    for name in GEOMETRIC:
+        for policy in ("ta_wide", "ra"):
+            values = [magnitude(policy, name, b, 29, 41) * s for b, s in ((30, 1), (9, -1), (17, 1), (4, -1))]
+            ours = run_op(name, images, torch.tensor(values, dtype=torch.float64))
+            for i, m in enumerate(values):
+                same = (ours[i] == torchvision_op(name, images[i], m)).float().mean()
+                assert same > 0.95, (name, policy, m, float(same))
+
+
+def test_float_images_follow_the_uint8_arithmetic_without_its_truncation():
+    """The GPU pipeline's crops are float in [0, 255]: the same operations, within the one level uint8
+    truncates to (and half a level more where uint8 rounds an intermediate that a factor above 1
+    then extrapolates: the sharpness blend)."""
+    images = sample_images()
+    for name in OPS[1:]:
+        values = torch.tensor([GEOMETRIC[name][0]] * 4 if name in GEOMETRIC
+                              else [magnitude("ta_wide", name, 12, 29, 41)] * 4, dtype=torch.float64)
+        as_uint8 = run_op(name, images, values).float()
+        as_float = run_op(name, images.float(), values)
+        assert as_float.dtype == torch.float32 and 0 <= float(as_float.min()) and float(as_float.max()) <= 255
+        assert float((as_float - as_uint8).abs().max()) <= 1.5, name
+
+
+def test_plans_draw_each_operation_and_bin_evenly_from_the_seed_alone():
+    seeds = torch.arange(20000, dtype=torch.int64) * 7919 + 12345
+    ta = AutoAugment("ta_wide")
+    (plan,) = ta.plans(seeds, 224, 224)
+    again = AutoAugment("ta_wide").plans(seeds.flip(0), 224, 224)[0]
+    assert torch.equal(plan.ops, again.ops.flip(0)) and torch.equal(plan.values, again.values.flip(0))
+    counts = torch.bincount(plan.ops, minlength=len(OPS)).float()
+    assert float(counts.min()) > 0.85 * 20000 / 14 and float(counts.max()) < 1.15 * 20000 / 14
+    rotate = plan.values[plan.ops == OPS.index("Rotate")]
+    assert float(rotate.abs().max()) == pytest.approx(135.0) and 0.4 < float((rotate < 0).float().mean()) < 0.6
+    posterize = plan.values[plan.ops == OPS.index("Posterize")]
+    assert set(posterize.tolist()) == {2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0}  # bits: never signed
+    ra = AutoAugment("ra", level=9).plans(seeds, 224, 224)
+    assert len(ra) == 2 and not torch.equal(ra[0].ops, ra[1].ops)
+    shear = ra[0].values[ra[0].ops == OPS.index("ShearX")].abs()
+    assert torch.allclose(shear, torch.full_like(shear, 0.3 * 9 / 30))
+    assert set(ra[1].values[ra[1].ops == OPS.index("Posterize")].tolist()) == {7.0}
+    translate = ra[0].values[ra[0].ops == OPS.index("TranslateX")].abs()
+    assert torch.allclose(translate, torch.full_like(translate, 150 / 331 * 224 * 9 / 30))
+    with pytest.raises(ValueError, match=r"ra_magnitude must be in \[0, 30\]"):
+        AutoAugment("ra", level=31)
+    with pytest.raises(ConfigError, match="auto_augment='rand-m9' is not one of"):
+        load_config(["--auto_augment=rand-m9"])
+    with pytest.raises(ConfigError, match=r"option --ra_magnitude: ra_magnitude must be in \[0, 30\]"):
+        load_config(["--auto_augment=ra", "--ra_magnitude=40"])
+
+
+def test_apply_gives_each_sample_its_own_operation():
+    images = sample_images().repeat(4, 1, 1, 1)  # 16
+    ops = torch.tensor([OPS.index(n) for n in ("Identity", "Rotate", "Solarize", "Equalize")] * 4)
+    values = torch.tensor([0.0, 40.0, 0.5, 0.0] * 4, dtype=torch.float64)
+    out = apply(images, Plan(ops, values))
+    for i in range(16):
+        expected = run_op(OPS[int(ops[i])], images[i:i + 1], values[i:i + 1])[0] if ops[i] else images[i]
+        assert torch.equal(out[i], expected), i
+
+
+def test_cifar_pipeline_applies_each_samples_plan_and_a_resumed_epoch_keeps_them(cifar_dir):
+    """The CIFAR-10 loader (batched, on the device) augments after its crop and flip: undoing the
+    normalisation of the plain loader's batch and applying the samples' plans gives its batch."""
+    def loader(aa):
+        opts = DataOptions("cifar10", str(cifar_dir), 16, 32, seed=3, num_workers=0, channels_last=False,
+                           auto_augment=aa)
+        return build_loader(opts, train=True, device=CPU)
+
+    plain, augmented = loader(""), loader("ta_wide")
+    for lo in (plain, augmented):
+        lo.set_epoch(2)
+    seeds = augmented.sampler.seeds()
+    (plan,) = AutoAugment("ta_wide").plans(seeds, 32, 32)
+    mean = torch.tensor(T.CIFAR_MEAN).view(1, 3, 1, 1) * 255
+    std = torch.tensor(T.CIFAR_STD).view(1, 3, 1, 1) * 255
+    batches = list(augmented)
+    for b, ((x, y), (xa, ya)) in enumerate(zip(plain, batches)):
+        raw = (x * std + mean).round().to(torch.uint8)
+        part = slice(16 * b, 16 * (b + 1))
+        expected = (apply(raw, Plan(plan.ops[part], plan.values[part])).float() - mean) / std
+        assert torch.equal(y, ya) and torch.allclose(xa, expected, atol=1e-4), b
+    assert not torch.allclose(batches[0][0], next(iter(plain))[0])
+    augmented.set_epoch(2, 3)  # a resumed epoch: from its fourth batch on, the same images
+    for (x, _), (x_full, _) in zip(augmented, batches[3:]):
+        assert torch.equal(x, x_full)
+
+
+def test_folder_pipelines_apply_the_plan_of_each_samples_seed(image_folder):
+    """Both folder pipelines (CPU workers; batched, here on the CPU) augment a sample by the plan of
+    its seed, after its crop and flip."""
+    samples, _ = find_images(imagenet_folder(str(image_folder), train=True))
+    aa = AutoAugment("ra", level=12)
+    plain, augmented = ImageFolderDataset(samples, True, 40), ImageFolderDataset(samples, True, 40, auto_augment=aa)
+    seed = 2**70 + 5  # a sample seed past 64 bits (large run seeds), as the sampler makes them
+    for index in range(4):
+        img = augmented[(index, seed + index)][0]
+        assert torch.equal(img, aa(plain[(index, seed + index)][0][None], [as_int64(seed + index)])[0])
+    root = imagenet_folder(str(image_folder), train=True)
+    kw = dict(batch_size=4, train=True, image_size=40, device=CPU, seed=1, num_workers=0)
+    batched_plain, batched = BatchedImageLoader(root, **kw), BatchedImageLoader(root, **kw, auto_augment=aa)
+    images = [T.decode_rgb(read_bytes(path), path) for path, _ in samples[:4]]
+    seeds = [seed + i for i in range(4)]
+    assert torch.equal(batched.transform(images, seeds),
+                       aa(batched_plain.transform(images, seeds), [as_int64(s) for s in seeds]))
+    assert not torch.equal(batched.transform(images, seeds), batched_plain.transform(images, seeds))
+
+
+def test_as_int64_is_the_samplers_wrapping():
+    for seed in (0, 5, 2**63 - 1, 2**63, 2**64 + 3, 3 * 2**70 + 11):
+        assert as_int64(seed) == int(np.array(seed % 2**64, dtype=np.uint64).view(np.int64))
