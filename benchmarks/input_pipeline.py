@@ -4,6 +4,7 @@ and resize, flip, normalise on the GPU) over the same JPEG files, training trans
 Images/s of a full pass after one warm-up pass; output is the normalised batch on the device.
 
     python benchmarks/input_pipeline.py --images 8192
+    python benchmarks/input_pipeline.py --images 8192 --auto_augment ta_wide   # also both with TrivialAugment
 
 ``--host_work R`` instead times, on the CPU, the GPU pipeline's work per batch in the process that
 feeds the model (decode, crop/resize, flip, normalise of a batch of tiny JPEGs, where per-sample Python
@@ -20,6 +21,7 @@ from common import emit_json, machine, make_jpeg_folder, median, print_table
 import torch
 from torchvision.io import ImageReadMode, decode_jpeg
 
+from mobilenet_v1.autoaugment import AutoAugment
 from mobilenet_v1.data import BatchedImageLoader, ImageFolderLoader, find_images
 
 
@@ -145,6 +147,9 @@ def main():
     p.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "mobilenet_v1_bench_jpegs"))
     p.add_argument("--json", nargs="?", const=True, default=None)
     p.add_argument("--host_work", type=int, default=0, help="rounds of the host-work comparison (0: skip)")
+    p.add_argument("--auto_augment", default="", choices=["", "ta_wide", "ra"],
+                   help="also time both pipelines with this per-sample policy (as train --auto_augment)")
+    p.add_argument("--stages", type=int, default=1, help="0: leave out the per-stage and decode-only rows")
     args = p.parse_args()
     if args.host_work:
         torch.set_num_threads(1)
@@ -162,25 +167,34 @@ def main():
                   num_workers=args.workers, channels_last=True)
     rows, payload = [], {"machine": machine(), "files": info["files"], "mean_kb": info["mean_kb"],
                          "workers": args.workers, "images_per_s": {}}
-    for name, cls in (("cpu", ImageFolderLoader), ("gpu", BatchedImageLoader)):
-        rate = rate_of(cls(args.data_dir, **common), device, args.passes)
-        payload["images_per_s"][name] = rate
-        rows.append({"pipeline": f"{name} ({'workers decode+augment' if name == 'cpu' else 'batched on ' + device.type})",
-                     "images/s": f"{rate:,.0f}"})
-        print(rows[-1], flush=True)
+    policies = [""] + ([args.auto_augment] if args.auto_augment else [])
+    for policy in policies:
+        for name, cls in (("cpu", ImageFolderLoader), ("gpu", BatchedImageLoader)):
+            aa = AutoAugment(policy) if policy else None
+            rate = rate_of(cls(args.data_dir, **common, auto_augment=aa), device, args.passes)
+            key = name + (f" + {policy}" if policy else "")
+            payload["images_per_s"][key] = rate
+            where = "workers decode+augment" if name == "cpu" else "batched on " + device.type
+            rows.append({"pipeline": f"{key} ({where})", "images/s": f"{rate:,.0f}"})
+            print(rows[-1], flush=True)
+    for policy in policies[1:]:
+        for name in ("cpu", "gpu"):
+            payload[f"{name}_{policy}_over_plain"] = (payload["images_per_s"][f"{name} + {policy}"]
+                                                      / payload["images_per_s"][name])
     for workers in [int(w) for w in args.gpu_workers.split(",") if w]:
         rate = rate_of(BatchedImageLoader(args.data_dir, **dict(common, num_workers=workers)), device, args.passes)
         payload["images_per_s"][f"gpu, {workers} workers"] = rate
         rows.append({"pipeline": f"gpu (batched on {device.type}), {workers} workers", "images/s": f"{rate:,.0f}"})
         print(rows[-1], flush=True)
-    gpu_loader = BatchedImageLoader(args.data_dir, **common)
-    for stage, rate in stages(gpu_loader, device).items():
-        payload["images_per_s"][f"gpu stage: {stage}"] = rate
-        rows.append({"pipeline": f"gpu pipeline, one thread, up to: {stage}", "images/s": f"{rate:,.0f}"})
-        print(rows[-1], flush=True)
-    rate = decode_only(args.data_dir, device, args.batch_size)
-    payload["images_per_s"]["decode_only"] = rate
-    rows.append({"pipeline": f"decode only, batched decode_jpeg on {device.type}", "images/s": f"{rate:,.0f}"})
+    if args.stages:
+        gpu_loader = BatchedImageLoader(args.data_dir, **common)
+        for stage, rate in stages(gpu_loader, device).items():
+            payload["images_per_s"][f"gpu stage: {stage}"] = rate
+            rows.append({"pipeline": f"gpu pipeline, one thread, up to: {stage}", "images/s": f"{rate:,.0f}"})
+            print(rows[-1], flush=True)
+        rate = decode_only(args.data_dir, device, args.batch_size)
+        payload["images_per_s"]["decode_only"] = rate
+        rows.append({"pipeline": f"decode only, batched decode_jpeg on {device.type}", "images/s": f"{rate:,.0f}"})
     payload["gpu_over_cpu"] = payload["images_per_s"]["gpu"] / payload["images_per_s"]["cpu"]
     print_table(f"Input pipeline, {machine()}: {info['files']} JPEGs 500x375 (mean {info['mean_kb']:.0f} KB), "
                 f"RandomResizedCrop {args.image_size} + flip + normalise, batch {args.batch_size}, "
