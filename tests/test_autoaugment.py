@@ -9,7 +9,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from mobilenet_v1 import transforms as T
-from mobilenet_v1.autoaugment import OPS, AutoAugment, Plan, apply, as_int64, magnitude, run_op
+from mobilenet_v1.autoaugment import OPS, AutoAugment, Plan, apply, magnitudes, run_op, seed_uniforms
 from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.data import (BatchedImageLoader, DataOptions, ImageFolderDataset, build_loader, find_images,
                                imagenet_folder, read_bytes)
@@ -60,6 +60,21 @@ GEOMETRIC = {"ShearX": [0.37, -0.23, 0.61, -0.83], "ShearY": [0.37, -0.23, 0.61,
              "Rotate": [31.7, -100.0, 7.3, 135.0]}
 
 
+@pytest.mark.parametrize("policy", ["ta_wide", "ra"])
+def test_the_magnitude_tables_are_torchvisions(policy):
+    """Value for value, float32 rounding included: an exact 16.0 px where torchvision holds 15.999999
+    would translate a pixel further after int(), and solarize thresholds would fall apart."""
+    from torchvision.transforms.v2 import RandAugment, TrivialAugmentWide
+
+    space = (TrivialAugmentWide if policy == "ta_wide" else RandAugment)._AUGMENTATION_SPACE
+    assert set(space) == set(OPS)
+    for h, w in ((32, 32), (224, 224), (331, 331), (29, 41)):
+        for op in OPS:
+            theirs = space[op][0](31, h, w)
+            expected = [0.0] * 31 if theirs is None else [float(v) for v in theirs]
+            assert magnitudes(policy, op, h, w) == expected, (op, h, w)
+
+
 @pytest.mark.parametrize("name", OPS)
 def test_each_operation_is_torchvisions_image_by_image(name):
     """Each sample of the batch with its own magnitude, against torchvision on that image alone: the
@@ -70,8 +85,8 @@ def test_each_operation_is_torchvisions_image_by_image(name):
     else:
         levels = [[b, 30 - b, (7 * b) % 31, (11 * b + 3) % 31] for b in range(0, 31, 3)]
         sign = [1, -1, 1, -1]
-        sets = [[magnitude(policy, name, b, 29, 41) * (s if name in ("Brightness", "Color", "Contrast", "Sharpness")
-                                                        else 1) for b, s in zip(bins, sign)]
+        signed = name in ("Brightness", "Color", "Contrast", "Sharpness")
+        sets = [[magnitudes(policy, name, 29, 41)[b] * (s if signed else 1) for b, s in zip(bins, sign)]
                 for policy in ("ta_wide", "ra") for bins in levels]
     for values in sets:
         ours = run_op(name, images, torch.tensor(values, dtype=torch.float64)) if name != "Identity" else images
@@ -83,7 +98,7 @@ def test_geometry_at_the_policies_own_magnitudes_differs_only_at_rounding_ties()
     images = sample_images()
     for name in GEOMETRIC:
         for policy in ("ta_wide", "ra"):
-            values = [magnitude(policy, name, b, 29, 41) * s for b, s in ((30, 1), (9, -1), (17, 1), (4, -1))]
+            values = [magnitudes(policy, name, 29, 41)[b] * s for b, s in ((30, 1), (9, -1), (17, 1), (4, -1))]
             ours = run_op(name, images, torch.tensor(values, dtype=torch.float64))
             for i, m in enumerate(values):
                 same = (ours[i] == torchvision_op(name, images[i], m)).float().mean()
@@ -97,7 +112,7 @@ def test_float_images_follow_the_uint8_arithmetic_without_its_truncation():
     images = sample_images()
     for name in OPS[1:]:
         values = torch.tensor([GEOMETRIC[name][0]] * 4 if name in GEOMETRIC
-                              else [magnitude("ta_wide", name, 12, 29, 41)] * 4, dtype=torch.float64)
+                              else [magnitudes("ta_wide", name, 29, 41)[12]] * 4, dtype=torch.float64)
         as_uint8 = run_op(name, images, values).float()
         as_float = run_op(name, images.float(), values)
         assert as_float.dtype == torch.float32 and 0 <= float(as_float.min()) and float(as_float.max()) <= 255
@@ -177,17 +192,23 @@ def test_folder_pipelines_apply_the_plan_of_each_samples_seed(image_folder):
     seed = 2**70 + 5  # a sample seed past 64 bits (large run seeds), as the sampler makes them
     for index in range(4):
         img = augmented[(index, seed + index)][0]
-        assert torch.equal(img, aa(plain[(index, seed + index)][0][None], [as_int64(seed + index)])[0])
+        assert torch.equal(img, aa(plain[(index, seed + index)][0][None], [seed + index])[0])
     root = imagenet_folder(str(image_folder), train=True)
     kw = dict(batch_size=4, train=True, image_size=40, device=CPU, seed=1, num_workers=0)
     batched_plain, batched = BatchedImageLoader(root, **kw), BatchedImageLoader(root, **kw, auto_augment=aa)
     images = [T.decode_rgb(read_bytes(path), path) for path, _ in samples[:4]]
     seeds = [seed + i for i in range(4)]
     assert torch.equal(batched.transform(images, seeds),
-                       aa(batched_plain.transform(images, seeds), [as_int64(s) for s in seeds]))
+                       aa(batched_plain.transform(images, seeds), seeds))
     assert not torch.equal(batched.transform(images, seeds), batched_plain.transform(images, seeds))
 
 
-def test_as_int64_is_the_samplers_wrapping():
-    for seed in (0, 5, 2**63 - 1, 2**63, 2**64 + 3, 3 * 2**70 + 11):
-        assert as_int64(seed) == int(np.array(seed % 2**64, dtype=np.uint64).view(np.int64))
+def test_a_seed_draws_alike_as_a_python_int_and_as_the_samplers_int64():
+    """The folder pipelines hand over Python ints (past 64 bits for large run seeds), the CIFAR-10
+    sampler int64 tensors of them modulo 2**64 (ShardSampler.seeds): the same draws either way."""
+    seeds = [0, 5, 2**63 - 1, 2**63, 2**64 + 3, 3 * 2**70 + 11]
+    wrapped = torch.tensor([int(np.array(s % 2**64, dtype=np.uint64).view(np.int64)) for s in seeds])
+    assert np.array_equal(seed_uniforms(seeds, 6), seed_uniforms(wrapped, 6))
+    u = seed_uniforms(list(range(100000)), 3)
+    assert u.min() >= 0 and u.max() < 1 and abs(u.mean() - 0.5) < 0.005
+    assert abs(np.corrcoef(u[:, 0], u[:, 1])[0, 1]) < 0.02  # the columns are independent

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from . import transforms as T
-from .autoaugment import AutoAugment, Plan, apply as apply_plan, as_int64
+from .autoaugment import AutoAugment, Plan, apply as apply_plan
 
 CIFAR_RECORD = 1 + 3 * 32 * 32  # label byte + 3,072 pixel bytes
 CIFAR_CROP_PADDING = 4  # the seed's RandomCrop(32, padding=4)
@@ -389,7 +389,7 @@ class ImageFolderDataset(Dataset):
         if self.train:
             img = T.random_resized_crop(img, self.image_size, seed, flip=self.flip)
             if self.auto_augment is not None:
-                img = self.auto_augment(img[None], [as_int64(seed)])[0]
+                img = self.auto_augment(img[None], [seed])[0]
         else:
             img = T.resize_center_crop(img, self.image_size)
         return img, label
@@ -615,7 +615,7 @@ class BatchedImageLoader(DeviceLoader):
             if self.flip:
                 x = T.flip_where(x, torch.tensor([f for _, f in params]))
             if self.auto_augment is not None:
-                x = self.auto_augment(x, [as_int64(s) for s in seeds])
+                x = self.auto_augment(x, seeds)
             return x
         return torch.stack([T.resize_center_crop(img, self.image_size) for img in images])
 
