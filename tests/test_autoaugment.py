@@ -1,5 +1,5 @@
-"""TrivialAugment / RandAugment (``--auto_augment ta_wide|ra``): each operation against torchvision's,
-the per-sample plans, and the three pipelines that apply them."""
+"""TrivialAugment / RandAugment / AutoAugment's ImageNet policy (``--auto_augment ta_wide|ra|imagenet``):
+each operation against torchvision's, the per-sample plans, and the three pipelines that apply them."""
 import math
 
 import numpy as np
@@ -9,7 +9,8 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from mobilenet_v1 import transforms as T
-from mobilenet_v1.autoaugment import OPS, AutoAugment, Plan, apply, magnitudes, run_op, seed_uniforms
+from mobilenet_v1.autoaugment import (CHOSEN, IMAGENET_POLICY, OPS, AutoAugment, Plan, apply, magnitudes, run_op,
+                                      seed_uniforms)
 from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.data import (BatchedImageLoader, DataOptions, ImageFolderDataset, build_loader, find_images,
                                imagenet_folder, read_bytes)
@@ -39,7 +40,8 @@ def torchvision_op(name, img, m):
             "Posterize": lambda: TF.posterize(img, int(m)),
             "Solarize": lambda: TF.solarize(img, 255.0 * m),
             "AutoContrast": lambda: TF.autocontrast(img),
-            "Equalize": lambda: TF.equalize(img)}[name]()
+            "Equalize": lambda: TF.equalize(img),
+            "Invert": lambda: TF.invert(img)}[name]()
 
 
 def sample_images():
@@ -60,19 +62,39 @@ GEOMETRIC = {"ShearX": [0.37, -0.23, 0.61, -0.83], "ShearY": [0.37, -0.23, 0.61,
              "Rotate": [31.7, -100.0, 7.3, 135.0]}
 
 
-@pytest.mark.parametrize("policy", ["ta_wide", "ra"])
+@pytest.mark.parametrize("policy", ["ta_wide", "ra", "imagenet"])
 def test_the_magnitude_tables_are_torchvisions(policy):
     """Value for value, float32 rounding included: an exact 16.0 px where torchvision holds 15.999999
     would translate a pixel further after int(), and solarize thresholds would fall apart."""
+    from torchvision.transforms.v2 import AutoAugment as TvAutoAugment
     from torchvision.transforms.v2 import RandAugment, TrivialAugmentWide
 
-    space = (TrivialAugmentWide if policy == "ta_wide" else RandAugment)._AUGMENTATION_SPACE
-    assert set(space) == set(OPS)
+    cls = {"ta_wide": TrivialAugmentWide, "ra": RandAugment, "imagenet": TvAutoAugment}[policy]
+    space, bins = cls._AUGMENTATION_SPACE, 10 if policy == "imagenet" else 31
+    assert set(space) == (set(OPS[:CHOSEN]) if policy != "imagenet" else set(OPS) - {"Identity"})
     for h, w in ((32, 32), (224, 224), (331, 331), (29, 41)):
-        for op in OPS:
-            theirs = space[op][0](31, h, w)
-            expected = [0.0] * 31 if theirs is None else [float(v) for v in theirs]
+        for op in space:
+            theirs = space[op][0](bins, h, w)
+            expected = [0.0] * bins if theirs is None else [float(v) for v in theirs]
             assert magnitudes(policy, op, h, w) == expected, (op, h, w)
+
+
+def test_the_imagenet_policy_is_torchvisions_and_takes_each_operation_with_its_probability():
+    from torchvision.transforms.v2 import AutoAugment as TvAutoAugment
+
+    theirs = TvAutoAugment()._policies  # the ImageNet policy by default
+    assert [tuple((n, p, b or 0) for n, p, b in sub) for sub in theirs] == [tuple(sub) for sub in IMAGENET_POLICY]
+    seeds = torch.arange(40000)
+    first, second = AutoAugment("imagenet").plans(seeds, 224, 224)
+    for r, plan in enumerate((first, second)):
+        for op in ("Identity", "Invert", "Equalize", "Rotate"):
+            expected = sum(p for sub in IMAGENET_POLICY for name, p, _ in sub[r:r + 1] if name == op) / 25
+            if op == "Identity":
+                expected = 1 - sum(sub[r][1] for sub in IMAGENET_POLICY) / 25
+            share = float((plan.ops == OPS.index(op)).float().mean())
+            assert share == pytest.approx(expected, abs=0.012), (r, op)
+    rotate = first.values[first.ops == OPS.index("Rotate")].abs()
+    assert set(rotate.tolist()) <= {magnitudes("imagenet", "Rotate", 224, 224)[b] for b in (3, 8, 9)}
 
 
 @pytest.mark.parametrize("name", OPS)
@@ -126,6 +148,8 @@ def test_plans_draw_each_operation_and_bin_evenly_from_the_seed_alone():
     again = AutoAugment("ta_wide").plans(seeds.flip(0), 224, 224)[0]
     assert torch.equal(plan.ops, again.ops.flip(0)) and torch.equal(plan.values, again.values.flip(0))
     counts = torch.bincount(plan.ops, minlength=len(OPS)).float()
+    assert counts[CHOSEN:].sum() == 0  # AutoAugment's Invert is not among TrivialAugment's
+    counts = counts[:CHOSEN]
     assert float(counts.min()) > 0.85 * 20000 / 14 and float(counts.max()) < 1.15 * 20000 / 14
     rotate = plan.values[plan.ops == OPS.index("Rotate")]
     assert float(rotate.abs().max()) == pytest.approx(135.0) and 0.4 < float((rotate < 0).float().mean()) < 0.6
@@ -140,6 +164,7 @@ def test_plans_draw_each_operation_and_bin_evenly_from_the_seed_alone():
     assert torch.allclose(translate, torch.full_like(translate, 150 / 331 * 224 * 9 / 30))
     with pytest.raises(ValueError, match=r"ra_magnitude must be in \[0, 30\]"):
         AutoAugment("ra", level=31)
+    assert load_config(["--auto_augment=imagenet"]).auto_augment == "imagenet"
     with pytest.raises(ConfigError, match="auto_augment='rand-m9' is not one of"):
         load_config(["--auto_augment=rand-m9"])
     with pytest.raises(ConfigError, match=r"option --ra_magnitude: ra_magnitude must be in \[0, 30\]"):

@@ -1,11 +1,13 @@
-"""TrivialAugment (Müller & Hutter 2021, its "wide" ranges) and RandAugment (Cubuk et al. 2020) as
-batched tensor functions: each sample of a batch gets its own operation and magnitude.
+"""TrivialAugment (Müller & Hutter 2021, its "wide" ranges), RandAugment (Cubuk et al. 2020) and
+AutoAugment's ImageNet policy (Cubuk et al. 2019) as batched tensor functions: each sample of a batch
+gets its own operations and magnitudes.
 
-The 14 operations and their magnitude ranges (31 bins) are those of torchvision's
-``TrivialAugmentWide`` and ``RandAugment`` (``num_ops`` 2, ``magnitude`` 9 by default), and so is each
+The operations and their magnitude ranges (31 bins; AutoAugment's 10) are those of torchvision's
+``TrivialAugmentWide``, ``RandAugment`` (``num_ops`` 2, ``magnitude`` 9 by default) and
+``AutoAugment(AutoAugmentPolicy.IMAGENET)``, and so is each
 operation's arithmetic on uint8 images (nearest-neighbour geometry with a black fill, blends truncated
-to uint8), so a model trained here sees what torchvision's recipes (``--auto-augment ta_wide`` / ``ra``)
-show theirs. ``tests/test_autoaugment.py`` checks every operation against torchvision's functional
+to uint8), so a model trained here sees what torchvision's recipes (``--auto-augment ta_wide`` / ``ra``
+/ ``imagenet``) show theirs. ``tests/test_autoaugment.py`` checks every operation against torchvision's functional
 ops image by image: the same values, the geometry up to ties of nearest-neighbour rounding (a sample
 position exactly between two pixels, which the two grids may round apart).
 
@@ -25,10 +27,28 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-POLICIES = ("ta_wide", "ra")
+POLICIES = ("ta_wide", "ra", "imagenet")
 OPS = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness", "Color",
-       "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize")
+       "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize", "Invert")
+CHOSEN = 14  # TrivialAugment and RandAugment pick among the first 14 (Invert is AutoAugment's only)
 BINS = 31
+# AutoAugment's ImageNet policy (Cubuk et al. 2019): 25 sub-policies of two (operation, probability,
+# magnitude bin of 10) each; an image takes one sub-policy, each of its operations with its probability.
+IMAGENET_POLICY = (
+    (("Posterize", 0.4, 8), ("Rotate", 0.6, 9)), (("Solarize", 0.6, 5), ("AutoContrast", 0.6, 0)),
+    (("Equalize", 0.8, 0), ("Equalize", 0.6, 0)), (("Posterize", 0.6, 7), ("Posterize", 0.6, 6)),
+    (("Equalize", 0.4, 0), ("Solarize", 0.2, 4)), (("Equalize", 0.4, 0), ("Rotate", 0.8, 8)),
+    (("Solarize", 0.6, 3), ("Equalize", 0.6, 0)), (("Posterize", 0.8, 5), ("Equalize", 1.0, 0)),
+    (("Rotate", 0.2, 3), ("Solarize", 0.6, 8)), (("Equalize", 0.6, 0), ("Posterize", 0.4, 6)),
+    (("Rotate", 0.8, 8), ("Color", 0.4, 0)), (("Rotate", 0.4, 9), ("Equalize", 0.6, 0)),
+    (("Equalize", 0.0, 0), ("Equalize", 0.8, 0)), (("Invert", 0.6, 0), ("Equalize", 1.0, 0)),
+    (("Color", 0.6, 4), ("Contrast", 1.0, 8)), (("Rotate", 0.8, 8), ("Color", 1.0, 2)),
+    (("Color", 0.8, 8), ("Solarize", 0.8, 7)), (("Sharpness", 0.4, 7), ("Invert", 0.6, 0)),
+    (("ShearX", 0.6, 5), ("Equalize", 1.0, 0)), (("Color", 0.4, 0), ("Equalize", 0.6, 0)),
+    (("Equalize", 0.4, 0), ("Solarize", 0.2, 4)), (("Solarize", 0.6, 5), ("AutoContrast", 0.6, 0)),
+    (("Invert", 0.6, 0), ("Equalize", 1.0, 0)), (("Color", 0.6, 4), ("Contrast", 1.0, 8)),
+    (("Equalize", 0.8, 0), ("Equalize", 0.6, 0)),
+)
 # Mixed into a sample's seed: its operations are drawn apart from its crop.
 _SALT = 0x5DEECE66DA3B1F27
 _GEOMETRIC = {"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"}
@@ -36,12 +56,14 @@ _SIGNED = _GEOMETRIC | {"Brightness", "Color", "Contrast", "Sharpness"}
 
 
 def magnitudes(policy: str, op: str, height: int, width: int) -> List[float]:
-    """The 31 unsigned magnitudes of ``op``: torchvision's tables, built as it builds them (float32
-    ``linspace``), since an exact 16.0 where it holds 15.999999 shifts one pixel more after ``int()``."""
+    """The unsigned magnitudes of ``op``, one a bin (31; AutoAugment's 10): torchvision's tables, built
+    as it builds them (float32 ``linspace``), since an exact 16.0 where it holds 15.999999 shifts one
+    pixel more after ``int()``."""
     wide = policy == "ta_wide"
+    bins = 10 if policy == "imagenet" else BINS
 
     def ramp(top: float) -> List[float]:
-        return torch.linspace(0.0, top, BINS).tolist()
+        return torch.linspace(0.0, top, bins).tolist()
 
     if op in ("ShearX", "ShearY"):
         return ramp(0.99 if wide else 0.3)
@@ -51,11 +73,11 @@ def magnitudes(policy: str, op: str, height: int, width: int) -> List[float]:
         return ramp(135.0 if wide else 30.0)
     if op in ("Brightness", "Color", "Contrast", "Sharpness"):
         return ramp(0.99 if wide else 0.9)
-    if op == "Posterize":  # bits kept: 8 down to 2 (ta_wide) or 4 (ra)
-        return (8 - torch.arange(BINS) / ((BINS - 1) / (6 if wide else 4))).round().tolist()
+    if op == "Posterize":  # bits kept: 8 down to 2 (ta_wide) or 4
+        return (8 - torch.arange(bins) / ((bins - 1) / (6 if wide else 4))).round().tolist()
     if op == "Solarize":  # the threshold, as a share of 255
-        return torch.linspace(1.0, 0.0, BINS).tolist()
-    return [0.0] * BINS
+        return torch.linspace(1.0, 0.0, bins).tolist()
+    return [0.0] * bins
 
 
 class Plan(NamedTuple):
@@ -66,8 +88,8 @@ class Plan(NamedTuple):
 
 
 class AutoAugment:
-    """``policy`` "ta_wide" (one operation a sample, a uniform bin) or "ra" (``num_ops`` operations a
-    sample at bin ``level``)."""
+    """``policy`` "ta_wide" (one operation a sample, a uniform bin), "ra" (``num_ops`` operations a
+    sample at bin ``level``) or "imagenet" (AutoAugment's ImageNet policy, :data:`IMAGENET_POLICY`)."""
 
     def __init__(self, policy: str, level: int = 9, num_ops: int = 2):
         if policy not in POLICIES:
@@ -75,7 +97,7 @@ class AutoAugment:
         if not 0 <= level < BINS:
             raise ValueError(f"ra_magnitude must be in [0, {BINS - 1}], got {level}")
         self.policy, self.level = policy, level
-        self.rounds = 1 if policy == "ta_wide" else num_ops
+        self.rounds = {"ta_wide": 1, "ra": num_ops, "imagenet": 2}[policy]
         self._tables: Dict[Tuple[int, int], torch.Tensor] = {}
 
     def table(self, height: int, width: int) -> torch.Tensor:
@@ -88,14 +110,23 @@ class AutoAugment:
     def plans(self, seeds: Union[Sequence[int], torch.Tensor], height: int, width: int) -> List[Plan]:
         """The operations of samples with augmentation ``seeds`` (Python ints of any size, or an int64
         tensor of them modulo 2**64, as the samplers hold them), one plan a round."""
-        u = seed_uniforms(seeds, 3 * self.rounds)
+        u = seed_uniforms(seeds, 3 * self.rounds + 1)
         table = self.table(height, width).numpy()
         signed = np.array([op in _SIGNED for op in OPS])
+        if self.policy == "imagenet":
+            chosen = np.minimum((u[:, -1] * len(IMAGENET_POLICY)).astype(np.int64), len(IMAGENET_POLICY) - 1)
         out = []
         for r in range(self.rounds):
-            ops = np.minimum((u[:, 3 * r] * len(OPS)).astype(np.int64), len(OPS) - 1)
-            level = (np.minimum((u[:, 3 * r + 1] * BINS).astype(np.int64), BINS - 1) if self.policy == "ta_wide"
-                     else np.full_like(ops, self.level))
+            if self.policy == "imagenet":  # the sub-policy's r-th operation, with its probability
+                step = [sub[r] for sub in IMAGENET_POLICY]
+                named = np.array([OPS.index(name) for name, _, _ in step])[chosen]
+                taken = u[:, 3 * r] < np.array([p for _, p, _ in step])[chosen]
+                ops = np.where(taken, named, 0)
+                level = np.array([b for _, _, b in step])[chosen]
+            else:
+                ops = np.minimum((u[:, 3 * r] * CHOSEN).astype(np.int64), CHOSEN - 1)
+                level = (np.minimum((u[:, 3 * r + 1] * BINS).astype(np.int64), BINS - 1) if self.policy == "ta_wide"
+                         else np.full_like(ops, self.level))
             values = table[ops, level]
             values = np.where(signed[ops] & (u[:, 3 * r + 2] < 0.5), -values, values)
             out.append(Plan(torch.from_numpy(ops), torch.from_numpy(values)))
@@ -181,6 +212,8 @@ def run_op(name: str, images: torch.Tensor, values: torch.Tensor) -> torch.Tenso
         y = torch.where(flat, x, (x - low) / torch.where(flat, 1.0, (high - low) * (1.0 / 255)))
     elif name == "Equalize":
         y = _equalize(x)
+    elif name == "Invert":
+        y = 255 - x
     else:
         raise ValueError(f"unknown operation {name!r}")
     y = y.clamp_(0, 255)

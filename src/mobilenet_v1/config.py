@@ -86,8 +86,9 @@ class Config:
     cutmix_alpha: float = 0.0
     mix_prob: float = 1.0  # the share of batches mixed
     random_erase: float = 0.0  # each sample's chance of a box set to the mean colour (torchvision's 0.1-0.2)
-    # Per-sample operations after the crop and flip (autoaugment.py): "ta_wide" (TrivialAugment) or "ra"
-    # (RandAugment: 2 operations at bin ra_magnitude of 31), torchvision's --auto-augment; "": none.
+    # Per-sample operations after the crop and flip (autoaugment.py): "ta_wide" (TrivialAugment), "ra"
+    # (RandAugment: 2 operations at bin ra_magnitude of 31) or "imagenet" (AutoAugment's ImageNet
+    # policy), torchvision's --auto-augment; "": none.
     auto_augment: str = ""
     ra_magnitude: int = 9
     # Scale each step's gradients down to this global L2 norm when above it; 0: off (the seed).
@@ -115,7 +116,7 @@ CHOICES: Dict[str, Tuple[Any, ...]] = {
     "padding": ("same", "symmetric"),
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "data_pipeline": ("auto", "cpu", "gpu"),
-    "auto_augment": ("", "ta_wide", "ra"),
+    "auto_augment": ("", "ta_wide", "ra", "imagenet"),
 }
 
 # Keys of the seed's YAML files (values and help documents) that mean nothing here: Huawei cloud paths

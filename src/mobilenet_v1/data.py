@@ -722,7 +722,7 @@ class DataOptions:
     flip: bool = True
     pipeline: str = "cpu"
     max_bad_samples: int = -1  # -1: 0.1% of the data set
-    auto_augment: str = ""  # "", "ta_wide" or "ra" (autoaugment.py), training only
+    auto_augment: str = ""  # "", "ta_wide", "ra" or "imagenet" (autoaugment.py), training only
     ra_magnitude: int = 9
 
 
