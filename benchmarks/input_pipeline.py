@@ -147,7 +147,7 @@ def main():
     p.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "mobilenet_v1_bench_jpegs"))
     p.add_argument("--json", nargs="?", const=True, default=None)
     p.add_argument("--host_work", type=int, default=0, help="rounds of the host-work comparison (0: skip)")
-    p.add_argument("--auto_augment", default="", choices=["", "ta_wide", "ra"],
+    p.add_argument("--auto_augment", default="", choices=["", "ta_wide", "ra", "imagenet"],
                    help="also time both pipelines with this per-sample policy (as train --auto_augment)")
     p.add_argument("--stages", type=int, default=1, help="0: leave out the per-stage and decode-only rows")
     args = p.parse_args()
