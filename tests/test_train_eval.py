@@ -110,20 +110,28 @@ def test_load_refuses_wrong_shapes_and_names(tmp_path):
         ckpt_io.load_file(str(garbage))
 
 
-def test_eval_on_a_case_with_a_known_answer(tmp_path):
-    """A model whose logits are its bias always ranks classes 3, 1, 4, 0, 2, ...: top-1 is the share of
-    label 3 and top-5 the share of labels {3, 1, 4, 0, 2}."""
+KNOWN_LABELS = {3: 7, 1: 5, 2: 3, 9: 6, 5: 2}  # label: images; 23 in all, no full batch of 16 twice
+
+
+def known_answer_case(tmp_path):
+    """The eval options of a model whose logits are its bias (it always ranks classes 3, 1, 4, 0, 2,
+    ...) over 23 blank images labelled as :data:`KNOWN_LABELS`."""
     model = MobileNetV1(class_num=10, width_mult=0.25)
     with torch.no_grad():
         model.fc.weight.zero_()
         model.fc.bias.copy_(torch.tensor([5.0, 8, 4, 9, 7, 0, 1, 2, 3, -1]))
     path = tmp_path / "known.ckpt"
     ckpt_io.atomic_save({"model": model.state_dict()}, str(path))
-    labels = np.array([3] * 7 + [1] * 5 + [2] * 3 + [9] * 6 + [5] * 2)  # 23 samples: no full batch of 16 twice
+    labels = np.concatenate([[label] * n for label, n in KNOWN_LABELS.items()])
     data = tmp_path / "d" / CIFAR_EVAL_FOLDER
     data.mkdir(parents=True)
     write_cifar_bin(str(data / "test_batch.bin"), np.zeros((23, 3, 32, 32), np.uint8), labels)
-    args = SMALL + [f"--dataset_path={tmp_path / 'd'}", f"--checkpoint_path={path}"]
+    return SMALL + [f"--dataset_path={tmp_path / 'd'}", f"--checkpoint_path={path}"]
+
+
+def test_eval_on_a_case_with_a_known_answer(tmp_path):
+    """Top-1 is the share of label 3 and top-5 the share of labels {3, 1, 4, 0, 2}."""
+    args = known_answer_case(tmp_path)
     res = evaluate_mod.run(load_config(args))
     assert res["total"] == 23
     assert res["top_1_accuracy"] == pytest.approx(7 / 23) and res["top_5_accuracy"] == pytest.approx(15 / 23)
@@ -133,23 +141,12 @@ def test_eval_on_a_case_with_a_known_answer(tmp_path):
 
 
 def test_per_class_figures_and_confusion_matrix_on_a_case_with_a_known_answer(tmp_path, capsys):
-    """The model below answers 3 for every image: each label's images all land in column 3, class 3
-    is right on its 7 images but only 7 of its 23 predictions, the others are taken for 3."""
-    model = MobileNetV1(class_num=10, width_mult=0.25)
-    with torch.no_grad():
-        model.fc.weight.zero_()
-        model.fc.bias.copy_(torch.tensor([5.0, 8, 4, 9, 7, 0, 1, 2, 3, -1]))
-    path = tmp_path / "known.ckpt"
-    ckpt_io.atomic_save({"model": model.state_dict()}, str(path))
-    counts = {3: 7, 1: 5, 2: 3, 9: 6, 5: 2}
-    labels = np.concatenate([[label] * n for label, n in counts.items()])
-    data = tmp_path / "d" / CIFAR_EVAL_FOLDER
-    data.mkdir(parents=True)
-    write_cifar_bin(str(data / "test_batch.bin"), np.zeros((23, 3, 32, 32), np.uint8), labels)
-    args = SMALL + [f"--dataset_path={tmp_path / 'd'}", f"--checkpoint_path={path}"]
+    """The model answers 3 for every image: each label's images all land in column 3, class 3 is
+    right on its 7 images but only 7 of its 23 predictions, the others are taken for 3."""
+    args = known_answer_case(tmp_path)
     res = evaluate_mod.run(load_config(args), confusion=True)
     expected = torch.zeros(10, 10, dtype=torch.long)
-    for label, n in counts.items():
+    for label, n in KNOWN_LABELS.items():
         expected[label, 3] = n
     assert torch.equal(res["confusion"], expected) and res["classes"] == [str(i) for i in range(10)]
     rows = evaluate_mod.per_class(res["confusion"], res["classes"])

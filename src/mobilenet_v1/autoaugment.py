@@ -27,6 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .transforms import to_device_nowait
+
 POLICIES = ("ta_wide", "ra", "imagenet")
 OPS = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness", "Color",
        "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize", "Invert")
@@ -53,6 +55,11 @@ IMAGENET_POLICY = (
 _SALT = 0x5DEECE66DA3B1F27
 _GEOMETRIC = {"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"}
 _SIGNED = _GEOMETRIC | {"Brightness", "Color", "Contrast", "Sharpness"}
+_SIGNED_OP = np.array([op in _SIGNED for op in OPS])
+# IMAGENET_POLICY as (sub-policy, step) arrays of operation index, probability and bin.
+_POLICY_OP = np.array([[OPS.index(name) for name, _, _ in sub] for sub in IMAGENET_POLICY])
+_POLICY_P = np.array([[p for _, p, _ in sub] for sub in IMAGENET_POLICY])
+_POLICY_BIN = np.array([[b for _, _, b in sub] for sub in IMAGENET_POLICY])
 
 
 def magnitudes(policy: str, op: str, height: int, width: int) -> List[float]:
@@ -110,25 +117,22 @@ class AutoAugment:
     def plans(self, seeds: Union[Sequence[int], torch.Tensor], height: int, width: int) -> List[Plan]:
         """The operations of samples with augmentation ``seeds`` (Python ints of any size, or an int64
         tensor of them modulo 2**64, as the samplers hold them), one plan a round."""
-        u = seed_uniforms(seeds, 3 * self.rounds + 1)
+        imagenet = self.policy == "imagenet"
+        u = seed_uniforms(seeds, 3 * self.rounds + imagenet)  # AutoAugment also draws its sub-policy
         table = self.table(height, width).numpy()
-        signed = np.array([op in _SIGNED for op in OPS])
-        if self.policy == "imagenet":
+        if imagenet:
             chosen = np.minimum((u[:, -1] * len(IMAGENET_POLICY)).astype(np.int64), len(IMAGENET_POLICY) - 1)
         out = []
         for r in range(self.rounds):
-            if self.policy == "imagenet":  # the sub-policy's r-th operation, with its probability
-                step = [sub[r] for sub in IMAGENET_POLICY]
-                named = np.array([OPS.index(name) for name, _, _ in step])[chosen]
-                taken = u[:, 3 * r] < np.array([p for _, p, _ in step])[chosen]
-                ops = np.where(taken, named, 0)
-                level = np.array([b for _, _, b in step])[chosen]
+            if imagenet:  # the sub-policy's r-th operation, with its probability
+                ops = np.where(u[:, 3 * r] < _POLICY_P[chosen, r], _POLICY_OP[chosen, r], 0)
+                level = _POLICY_BIN[chosen, r]
             else:
                 ops = np.minimum((u[:, 3 * r] * CHOSEN).astype(np.int64), CHOSEN - 1)
                 level = (np.minimum((u[:, 3 * r + 1] * BINS).astype(np.int64), BINS - 1) if self.policy == "ta_wide"
                          else np.full_like(ops, self.level))
             values = table[ops, level]
-            values = np.where(signed[ops] & (u[:, 3 * r + 2] < 0.5), -values, values)
+            values = np.where(_SIGNED_OP[ops] & (u[:, 3 * r + 2] < 0.5), -values, values)
             out.append(Plan(torch.from_numpy(ops), torch.from_numpy(values)))
         return out
 
@@ -156,26 +160,20 @@ def seed_uniforms(seeds: Union[Sequence[int], torch.Tensor], k: int) -> np.ndarr
     return out
 
 
-def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    if device.type == "cuda":  # pinned, so the copy does not wait for what is queued
-        return t.pin_memory().to(device, non_blocking=True)
-    return t.to(device)
-
-
 def apply(images: torch.Tensor, plan: Plan) -> torch.Tensor:
     """``images`` with each sample's operation of ``plan`` applied; the dtype is kept."""
     ops = plan.ops.tolist()
     if len(set(ops)) == 1:  # one operation for all (a single image: the CPU pipeline's workers)
         return images if OPS[ops[0]] == "Identity" else run_op(OPS[ops[0]], images,
-                                                                _to_device(plan.values, images.device))
+                                                                to_device_nowait(plan.values, images.device))
     out = images.clone()
     for k in sorted(set(ops)):
         name = OPS[k]
         if name == "Identity":
             continue
         rows = [i for i, op in enumerate(ops) if op == k]
-        index = _to_device(torch.tensor(rows), images.device)
-        values = _to_device(plan.values[rows], images.device)
+        index = to_device_nowait(torch.tensor(rows), images.device)
+        values = to_device_nowait(plan.values[rows], images.device)
         part = images.index_select(0, index)
         out.index_copy_(0, index, run_op(name, part, values))
     return out

@@ -30,6 +30,8 @@ from typing import NamedTuple, Optional, Tuple
 import numpy as np
 import torch
 
+from .transforms import to_device_nowait
+
 ERASE_SCALE = (0.02, 1.0 / 3.0)
 ERASE_RATIO = (0.3, 3.3)
 ERASE_TRIES = 10
@@ -147,10 +149,7 @@ class BatchAugment:
         ``lam * loss(labels) + (1 - lam) * loss(partners' labels)``."""
         mix, boxes = self.draw(epoch, position, images.shape[0], images.shape[-2], images.shape[-1])
         if boxes.any():
-            boxes_t = torch.from_numpy(boxes)
-            if images.device.type == "cuda":  # pinned, so the copy does not wait for the queued steps
-                boxes_t = boxes_t.pin_memory()
-            images = erase(images, boxes_t.to(images.device, non_blocking=True))
+            images = erase(images, to_device_nowait(torch.from_numpy(boxes), images.device))
         if mix.lam >= 1.0:
             return images, labels, 1.0
         mixed = cutmix(images, mix.box) if mix.box is not None else mixup(images, mix.lam)

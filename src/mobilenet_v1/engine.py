@@ -151,18 +151,17 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
             # Gradients add up over the step's batches; DDP all-reduces them once, after the last.
             with ddp.no_sync() if ddp is not None and j < len(group) - 1 else contextlib.nullcontext():
                 with autocast(device, precision):
-                    logits = model(x)
-                part = criterion(logits.float(), y)
+                    logits = model(x).float()
+                part = criterion(logits, y)
                 if lam < 1.0:
-                    part = lam * part + (1.0 - lam) * criterion(logits.float(), partner)
+                    part = lam * part + (1.0 - lam) * criterion(logits, partner)
                 if accumulate > 1:
                     part = part / accumulate  # the step's loss is the mean over its batches
                 scaler.scale(part).backward()
             step_loss = part.detach() if step_loss is None else step_loss + part.detach()
         if guard is None:
             if clip_grad_norm:
-                scaler.unscale_(optimizer)
-                clip_gradients(optimizer, clip_grad_norm)
+                clip_gradients(optimizer, clip_grad_norm, scaler)
             scaler.step(optimizer)
         else:
             guard.step(step_loss, scaler, skip=stand_in, clip_grad_norm=clip_grad_norm)
@@ -194,9 +193,13 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
     return EpochResult(float(loss), float(loss_sum) / max(steps, 1), steps, seconds, images)
 
 
-def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float) -> torch.Tensor:
-    """Scale the optimiser's gradients down to a global L2 norm of ``max_norm`` when above it; on the
-    device, nothing read back. Returns the norm before clipping."""
+def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float,
+                   scaler: torch.amp.GradScaler) -> torch.Tensor:
+    """Unscale the optimiser's gradients (with fp16 loss scaling; a no-op otherwise) and scale them
+    down to a global L2 norm of ``max_norm`` when above it; on the device, nothing read back. After
+    ``unscale_`` the scaler's ``step`` skips the step on what it found then. Returns the norm before
+    clipping."""
+    scaler.unscale_(optimizer)
     params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
     return torch.nn.utils.clip_grad_norm_(params, max_norm)
 

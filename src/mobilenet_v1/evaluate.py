@@ -20,7 +20,7 @@ from .data import build_loader
 from .engine import evaluate, resolve_device, resolve_precision
 from .onnx_io import OnnxModel, is_onnx_file
 from .predict import imagenet_classes, readable
-from .runtime import print0
+from .runtime import is_rank0, print0
 from .train import data_options
 
 
@@ -217,7 +217,7 @@ def main(argv: Sequence[str]) -> int:
                % (result["top_5_accuracy"], result["top_1_accuracy"], result["ckpt"]))
         if rows is not None:
             print0(per_class_table(rows))
-    if csv_path is not None and int(os.environ.get("RANK", "0")) == 0:
+    if csv_path is not None and is_rank0():
         try:
             ckpt_io.atomic_save_text(confusion_csv(result["confusion"], result["classes"]), csv_path)
         except OSError as e:

@@ -23,6 +23,9 @@ optimiser (the CPU optimiser is not fused).
 
 With fp16, GradScaler already skips a step whose scaled gradients overflow (and lowers the scale); the
 guard counts that step and, if only the loss is non-finite, makes the scaler see it too.
+
+Gradient clipping (``clip_grad_norm``) happens here, after the step is judged on its gradients as
+they came and, with fp16, after the NaN hand-off above: ``unscale_`` is where GradScaler decides.
 """
 from typing import Dict, List, Optional
 
@@ -114,31 +117,27 @@ class NonFiniteGuard:
             found = torch.maximum(found, forced)
         bad = found.bool()
         host_bad: Optional[bool] = None if self._on_cuda else bool(bad)
+        if scaler.is_enabled() and grads:
+            # A non-finite loss with finite gradients (rare) must stop the scaler too: give it one NaN.
+            g0 = grads[0][(0,) * grads[0].ndim]  # a view of one element, whatever the memory layout
+            g0.copy_(torch.where(bad.reshape(()), torch.full_like(g0, float("nan")), g0))
+        if clip_grad_norm:
+            # After the NaN above: unscale_ (inside) is where the scaler records whether to skip the step.
+            clip_gradients(optimizer, clip_grad_norm, scaler)
         if scaler.is_enabled():
-            if grads:
-                # A non-finite loss with finite gradients (rare) must stop the scaler too: give it one NaN.
-                g0 = grads[0][(0,) * grads[0].ndim]  # a view of one element, whatever the memory layout
-                g0.copy_(torch.where(bad.reshape(()), torch.full_like(g0, float("nan")), g0))
-            if clip_grad_norm:
-                # After the NaN above: unscale_ is where the scaler records whether to skip the step.
-                scaler.unscale_(optimizer)
-                clip_gradients(optimizer, clip_grad_norm)
             scaler.step(optimizer)
-        else:
-            if clip_grad_norm:
-                clip_gradients(optimizer, clip_grad_norm)
-            if self.fused:
-                optimizer.found_inf = found
-                try:
-                    optimizer.step()
-                finally:
-                    del optimizer.found_inf
-            elif host_bad is None:
-                # A non-fused optimiser on a GPU: the only way left is to ask (one sync per step).
-                if not bool(bad):
-                    optimizer.step()
-            elif not host_bad:
+        elif self.fused:
+            optimizer.found_inf = found
+            try:
                 optimizer.step()
+            finally:
+                del optimizer.found_inf
+        elif host_bad is None:
+            # A non-fused optimiser on a GPU: the only way left is to ask (one sync per step).
+            if not bool(bad):
+                optimizer.step()
+        elif not host_bad:
+            optimizer.step()
         self._restore_stats(bad, host_bad)
         b = counted.to(torch.int64).reshape(())
         self.in_a_row.add_(b).mul_(b)

@@ -138,9 +138,7 @@ class Predictor:
                 try:
                     batch.append(self.transform(T.decode_rgb(read_bytes(path), path)))
                 except (OSError, ValueError) as e:  # unreadable, or not an image (DecodeError)
-                    reason = read_failure(e)  # names the file; the error without it
-                    results.append({"image": path, "error": reason.split(": ", 1)[-1] if reason.startswith(path)
-                                    else reason})
+                    results.append({"image": path, "error": read_failure(e)})  # as the loaders report it
                     continue
                 rows.append(len(results))
                 results.append({"image": path})
@@ -169,13 +167,15 @@ def image_files(paths: Sequence[str]) -> List[str]:
         if not found:
             raise ValueError(f"folder {path}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in it")
         files += found
-    seen = set()
-    return [f for f in files if not (os.path.realpath(f) in seen or seen.add(os.path.realpath(f)))]
+    unique: Dict[str, str] = {}
+    for f in files:
+        unique.setdefault(os.path.realpath(f), f)
+    return list(unique.values())
 
 
 def results_csv(results: Sequence[Dict[str, Any]], k: int) -> str:
     """One row per image: its path, then label, probability and index of each of its top ``k``; an
-    unreadable file has its error in the last column instead."""
+    unreadable file has its error (which names it) in the last column instead."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["image"] + [f"{c}_{j}" for j in range(1, k + 1) for c in ("label", "probability", "index")]
@@ -285,7 +285,7 @@ def main(argv: Sequence[str]) -> int:
                 print0(f"  {t['probability']:7.2%}  {t['label']}  [{t['index']}]")
     if failed:
         print(f"mobilenet-v1 predict: {len(failed)} of {len(results)} image file(s) could not be read or decoded "
-              f"(the others were predicted): " + "; ".join(f"{r['image']}: {r['error']}" for r in failed[:10])
+              f"(the others were predicted): " + "; ".join(r["error"] for r in failed[:10])
               + (" ..." if len(failed) > 10 else ""), file=sys.stderr)
         return 1
     return 0

@@ -274,6 +274,14 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
     return roi_align(canvas, rois_t, (size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
 
 
+def to_device_nowait(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small host tensor (draws, indices) on ``device``: through pinned memory on CUDA, so the copy
+    does not wait for the work queued there."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def flip_where(images: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
     """Flip left-right the images of a batch whose flag is true."""
     return torch.where(flags.to(images.device)[:, None, None, None], images.flip(-1), images)
