@@ -70,7 +70,10 @@ def test_out_of_range_values_name_where_they_came_from(tmp_path):
                             ("--pretrain_epoch_size=-1", "pretrain_epoch_size must be in"),
                             # numpy's seeding refused it with a traceback once the data was loaded
                             ("--seed=-3", r"seed must be in \[0, 2\*\*32 - 1\], got -3"),
-                            ("--seed=4294967296", "seed must be in")]:
+                            ("--seed=4294967296", "seed must be in"),
+                            ("--val_split=1", r"val_split must be in \[0, 1\) \(0: none\), got 1.0"),
+                            # CIFAR-10 has its test batch: a share of it would be held out of nothing
+                            ("--val_split=0.1", "val_split 0.1 holds out images of an image folder")]:
         with pytest.raises(ConfigError, match=f"^option {option.split('=')[0]}: {message}"):
             load_config([option])
 

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from mobilenet_v1 import transforms as T
-from mobilenet_v1.data import (CifarLoader, DataError, DataOptions, DataWarning, ImageFolderDataset, ShardSampler,
-                               build_loader, cifar_files, find_images, load_cifar, read_cifar_bin, write_cifar_bin)
+from mobilenet_v1.data import (CifarLoader, DataError, DataOptions, DataWarning, Holdout, ImageFolderDataset,
+                               ShardSampler, build_loader, cifar_files, find_images, image_split, load_cifar,
+                               read_cifar_bin, write_cifar_bin)
 
 
 def test_cifar_round_trip(tmp_path):
@@ -231,6 +232,62 @@ def test_find_images_with_a_class_list_keeps_its_labels(tmp_path):
     assert [y for _, y in find_images(str(root))[0]] == [0, 1]  # its own sorted folders otherwise
     with pytest.raises(DataError, match=r"class folder\(s\) ant, dog are not among the 2 classes"):
         find_images(str(root), ["cat", "emu"])
+
+
+def class_tree(root, sizes):
+    """Class folders ``c0, c1, ...`` of ``sizes[i]`` empty .png files each (names only matter here)."""
+    for c, n in enumerate(sizes):
+        (root / f"c{c}").mkdir(parents=True)
+        for i in range(n):
+            (root / f"c{c}" / f"img{i:03d}.png").write_bytes(b"png")
+
+
+def test_val_split_holds_out_a_share_of_each_class_chosen_by_file_name(tmp_path):
+    """Each class gives round(share x n) of its images (at least one, never all: a class of one image
+    stays in training); the two parts are disjoint and cover the folder; the choice follows the file
+    names, so a copy of the folder elsewhere holds out the same files, and a file added to a class
+    moves at most one of the others."""
+    sizes = [1, 2, 10, 25, 40]
+    class_tree(tmp_path / "a", sizes)
+    share = 0.2
+    held, rest = (find_images(str(tmp_path / "a"), holdout=Holdout(share, ev))[0] for ev in (True, False))
+    all_files, _ = find_images(str(tmp_path / "a"))
+    assert sorted(held + rest) == sorted(all_files) and not set(held) & set(rest)
+    assert [sum(y == c for _, y in held) for c in range(len(sizes))] == [0, 1, 2, 5, 8]
+    assert [s for s in held if s[1] == 4] != [s for s in all_files if s[1] == 4][:8]  # not a class's first files
+    class_tree(tmp_path / "b", sizes)
+    moved = find_images(str(tmp_path / "b"), holdout=Holdout(share, True))[0]
+    assert [os.path.relpath(p, tmp_path / "b") for p, _ in moved] == [os.path.relpath(p, tmp_path / "a") for p, _ in held]
+    (tmp_path / "a" / "c3" / "img999.png").write_bytes(b"png")  # 26 images: still 5 held out
+    after = {p for p, _ in find_images(str(tmp_path / "a"), holdout=Holdout(share, True))[0]}
+    before = {p for p, y in held if y == 3}
+    assert len({p for p in after if "/c3/" in p} ^ before) <= 2  # one in, one out at most
+
+
+def test_image_split_finds_val_folders_and_refuses_what_would_mislead(tmp_path):
+    """The seed's validation_preprocess/, then torchvision's val/ and validation/; a train/ folder with
+    no evaluation folder is an error (it used to be read as one class named "train") that points to
+    --val_split; val_split beside an evaluation folder is an error too."""
+    root = tmp_path / "data"
+    class_tree(root / "train", [3, 3])
+    with pytest.raises(DataError, match=r"has a train/ folder but no evaluation folder .*--val_split 0\.1"):
+        image_split(str(root), train=False)
+    assert image_split(str(root), train=True) == (str(root / "train"), None)
+    assert image_split(str(root), train=False, val_split=0.25) == (str(root / "train"), Holdout(0.25, True))
+    assert image_split(str(root), train=True, val_split=0.25) == (str(root / "train"), Holdout(0.25, False))
+    class_tree(root / "validation", [1])
+    assert image_split(str(root), train=False) == (str(root / "validation"), None)
+    class_tree(root / "val", [1])
+    assert image_split(str(root), train=False) == (str(root / "val"), None)  # val/ before validation/
+    with pytest.raises(DataError, match=r"val_split 0\.25: dataset_path .* has an evaluation folder .*val\)"):
+        image_split(str(root), train=False, val_split=0.25)
+    flat = tmp_path / "flat"  # a folder that is itself a split: both read it whole, as before
+    class_tree(flat, [2])
+    assert image_split(str(flat), train=False) == image_split(str(flat), train=True) == (str(flat), None)
+    opts = DataOptions(dataset="imagenet2012", dataset_path=str(flat), batch_size=1, image_size=8, seed=0,
+                       num_workers=0, channels_last=False, val_split=0.5)
+    loaders = [build_loader(opts, train=t, device=torch.device("cpu"), drop_last=False) for t in (True, False)]
+    assert [l.num_samples for l in loaders] == [1, 1] and [l.num_classes for l in loaders] == [1, 1]
 
 
 def test_eval_transform_of_a_long_thin_image_resizes_only_the_window_it_keeps(monkeypatch):

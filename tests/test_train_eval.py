@@ -10,7 +10,7 @@ import torch
 from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import evaluate as evaluate_mod
 from mobilenet_v1 import load_model, train
-from mobilenet_v1.config import load_config
+from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.data import CIFAR_EVAL_FOLDER, DataError, write_cifar_bin
 from mobilenet_v1.model import MobileNetV1
 
@@ -255,6 +255,49 @@ def test_pre_trained_with_another_head_is_fine_tuned(cifar_dir, tmp_path, capsys
     assert "left out fc.weight, fc.bias" in capsys.readouterr().out
     tuned = load_model(str(tmp_path / "ft" / "mobilenetv1-1_12.ckpt"))
     assert tuned.fc.out_features == 4
+
+
+def test_own_folder_with_val_split_trains_on_the_rest_and_eval_takes_the_held_out_share(tmp_path, capsys):
+    """A flat folder of class folders: --val_split holds out round(share x n) of each class (here 2 of
+    6), evaluation during training reads those, training the others; eval of the run, told nothing,
+    takes the run's val_split (else it would count the training images), and --val_split 0 counts all."""
+    from mobilenet_v1 import cli
+
+    data = tmp_path / "photos"
+    for c, name in enumerate(("ant", "bee", "cat")):
+        (data / name).mkdir(parents=True)
+        for i in range(6):
+            (data / name / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(36, 44, 10 * c + i)))
+    run_dir = tmp_path / "run"
+    args = SMALL + ["--dataset=imagenet2012", f"--dataset_path={data}", "--batch_size=4", "--epoch_size=1",
+                    "--eval_interval=1", f"--save_checkpoint_path={run_dir}"]
+    with pytest.raises(ConfigError, match=rf"class_num 2 is too small for dataset_path {data}: it has 3 class "
+                                          rf"folders; pass --class_num 3"):
+        train.run(load_config(args + ["--class_num=2"]))
+    assert not run_dir.exists()  # refused before anything was written
+    train.run(load_config(args + ["--val_split=0.34"]))  # class_num 1001 from the imagenet2012 preset
+    out = capsys.readouterr().out
+    assert "class_num 1001: dataset_path" in out and "(--class_num 3 fits it)" in out
+    assert "training: 12 samples, 3 steps per epoch" in out and "(6 images)" in out
+    assert "evaluation reads the training images" not in out
+    base = ["eval", "--dataset=imagenet2012", f"--dataset_path={data}", f"--checkpoint_path={run_dir}",
+            "--device_target=CPU", "--num_workers=0", "--json"]
+    assert cli.main(base) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.splitlines()[-1])["total"] == 6
+    assert "val_split 0.34: evaluating on the share of each class" in captured.err
+    assert cli.main(base + ["--val_split=0"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["total"] == 18
+    train.run(load_config(args + ["--class_num=3"]))  # without a split: said, not silent
+    assert "has no evaluation folder, so evaluation reads the training images" in capsys.readouterr().out
+
+
+def test_class_num_below_the_labels_of_cifar_binaries_is_refused(cifar_dir, tmp_path):
+    with pytest.raises(ConfigError, match=r"class_num 3 is too small .* labels 0\.\.3 in its \.bin files; "
+                                          r"pass --class_num 4"):
+        train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--class_num=3",
+                                       f"--save_checkpoint_path={tmp_path / 'c'}"]))
+    assert not (tmp_path / "c").exists()
 
 
 def test_pretrain_epoch_size_continues_the_schedule(cifar_dir, tmp_path, capsys):

@@ -93,6 +93,9 @@ class Config:
     ra_magnitude: int = 9
     # Scale each step's gradients down to this global L2 norm when above it; 0: off (the seed).
     clip_grad_norm: float = 0.0
+    # An image folder without an evaluation split (val/, validation_preprocess/): hold out this share of
+    # each class's images (chosen by file name) to evaluate on, and train on the rest; 0: none.
+    val_split: float = 0.0
     # --- crash safety ---
     # "auto": continue from the newest valid checkpoint in save_checkpoint_path (its ckpt_0/ in a
     # distributed run; none: start afresh); chosen by itself when torchrun restarts the workers;
@@ -273,6 +276,11 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     for key in ("mix_prob", "random_erase"):
         if not 0 <= getattr(cfg, key) <= 1:
             fail(key, f"{key} must be in [0, 1], got {getattr(cfg, key)}")
+    if not 0 <= cfg.val_split < 1:
+        fail("val_split", f"val_split must be in [0, 1) (0: none), got {cfg.val_split}")
+    if cfg.val_split and cfg.dataset == "cifar10":
+        fail("val_split", f"val_split {cfg.val_split:g} holds out images of an image folder (dataset "
+                          f"imagenet2012); CIFAR-10 evaluates on its test_batch.bin")
     if not 0 <= cfg.seed < 2**32:
         fail("seed", f"seed must be in [0, 2**32 - 1], got {cfg.seed}")
     if not 0 <= cfg.label_smooth_factor < 1:

@@ -5,10 +5,11 @@ channels_last when asked. Every random choice comes from the run's seed, the epo
 position, so an epoch's data order and augmentation do not depend on the number of loader workers.
 """
 import glob
+import hashlib
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
@@ -24,6 +25,8 @@ CIFAR_TRAIN_FOLDER = "cifar-10-batches-bin"
 CIFAR_EVAL_FOLDER = "cifar-10-verify-bin"
 IMAGENET_TRAIN_FOLDER = "train"
 IMAGENET_EVAL_FOLDER = "validation_preprocess"
+# Where an image folder's evaluation split is looked for: the seed's name, then torchvision's and timm's.
+IMAGENET_EVAL_FOLDERS = (IMAGENET_EVAL_FOLDER, "val", "validation")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 
 
@@ -176,6 +179,7 @@ class DeviceLoader:
 
     num_samples: int
     classes: Optional[List[str]] = None
+    num_classes: int = 0  # the labels are 0 .. num_classes - 1 (an image folder's class list, CIFAR's labels)
     bad_samples: Optional["BadSamples"] = None
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
@@ -200,6 +204,7 @@ class CifarLoader(DeviceLoader):
                  num_shards: int = 1, shard_id: int = 0, channels_last: bool = False, flip: bool = True,
                  shuffle: Optional[bool] = None, auto_augment: Optional[AutoAugment] = None):
         self.auto_augment = auto_augment if train else None
+        self.num_classes = int(labels.max()) + 1 if len(labels) else 0
         self.images = images.to(device)
         self.labels = labels.to(device)
         self.batch_size, self.train, self.image_size = batch_size, train, image_size
@@ -260,7 +265,29 @@ def image_files_under(folder: str) -> List[str]:
     return [os.path.join(dirpath, name) for dirpath, names in sorted(found) for name in sorted(names)]
 
 
-def find_images(root: str, classes: Optional[Sequence[str]] = None) -> Tuple[List[Tuple[str, int]], List[str]]:
+class Holdout(NamedTuple):
+    """A share of each class's images kept out of training to evaluate on (``val_split``), for a folder
+    without an evaluation split; ``eval`` picks the held-out images, else the rest."""
+    share: float
+    eval: bool
+
+
+def held_out(files: Sequence[str], root: str, share: float) -> Set[str]:
+    """The files of one class that ``share`` holds out: ``round(share * n)`` of its ``n`` (at least one,
+    and never all, so a class of one image stays in training), those whose path under ``root`` hashes
+    lowest. The choice depends on the file names only: not on the seed, the order of the listing, the
+    process count or where the data set is mounted."""
+    n = len(files)
+    if n < 2:
+        return set()
+    k = min(max(round(share * n), 1), n - 1)
+    key = {f: hashlib.blake2b(os.path.relpath(f, root).replace(os.sep, "/").encode(), digest_size=8).digest()
+           for f in files}
+    return set(sorted(files, key=lambda f: (key[f], f))[:k])
+
+
+def find_images(root: str, classes: Optional[Sequence[str]] = None,
+                holdout: Optional[Holdout] = None) -> Tuple[List[Tuple[str, int]], List[str]]:
     """(path, label) of every image under ``root/<class>/`` (sub-folders included), and the class list.
 
     Without ``classes`` the labels number the class folders in sorted order. With ``classes`` (the
@@ -268,7 +295,8 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None) -> Tuple[Lis
     folder holding some of the classes, or listing them in another order, keeps the training labels;
     a folder whose name is not in the list is an error. Hidden folders and files (``.git``,
     ``.ipynb_checkpoints``, macOS ``._*`` files) are not data; a folder that a class folder reaches
-    twice through symbolic links (a loop) is read once.
+    twice through symbolic links (a loop) is read once. ``holdout``: only the images of each class that
+    it holds out (:func:`held_out`), or only the others.
     """
     if not os.path.isdir(root):
         raise DataError(f"image folder {root!r} does not exist")
@@ -285,16 +313,51 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None) -> Tuple[Lis
                         f"the model was trained on ({', '.join(list(classes)[:5])}{' ...' if len(classes) > 5 else ''})")
     samples = []
     for cls in folders:
-        samples += [(path, labels[cls]) for path in image_files_under(os.path.join(root, cls))]
+        files = image_files_under(os.path.join(root, cls))
+        if holdout is not None:
+            held = held_out(files, root, holdout.share)
+            files = [f for f in files if (f in held) == holdout.eval]
+        samples += [(path, labels[cls]) for path in files]
     if not samples:
-        raise DataError(f"image folder {root!r}: no image files in its class sub-folders")
+        raise DataError(f"image folder {root!r}: no image files in its class sub-folders"
+                        + (" held out by val_split" if holdout is not None and holdout.eval else ""))
     return samples, list(classes)
 
 
+def eval_folder(root: str) -> Optional[str]:
+    """The evaluation split of an image folder (``IMAGENET_EVAL_FOLDERS``, the first present), or None."""
+    for name in IMAGENET_EVAL_FOLDERS:
+        if os.path.isdir(os.path.join(root, name)):
+            return os.path.join(root, name)
+    return None
+
+
 def imagenet_folder(root: str, train: bool) -> str:
-    """The seed appends ``train`` / ``validation_preprocess``; a folder that is itself a split works too."""
-    sub = os.path.join(root, IMAGENET_TRAIN_FOLDER if train else IMAGENET_EVAL_FOLDER)
-    return sub if os.path.isdir(sub) else root
+    """The seed appends ``train`` / ``validation_preprocess`` (``val`` and ``validation`` work too); a
+    folder that is itself a split works too, but not one with a training split and no evaluation one."""
+    if train:
+        sub = os.path.join(root, IMAGENET_TRAIN_FOLDER)
+        return sub if os.path.isdir(sub) else root
+    found = eval_folder(root)
+    if found is not None:
+        return found
+    if os.path.isdir(os.path.join(root, IMAGENET_TRAIN_FOLDER)):
+        raise DataError(f"dataset_path {root}: it has a {IMAGENET_TRAIN_FOLDER}/ folder but no evaluation folder "
+                        f"({', '.join(n + '/' for n in IMAGENET_EVAL_FOLDERS)}); add one, or hold out a share of "
+                        f"each class of {IMAGENET_TRAIN_FOLDER}/ with --val_split 0.1")
+    return root
+
+
+def image_split(root: str, train: bool, val_split: float = 0.0) -> Tuple[str, Optional[Holdout]]:
+    """The folder a split of ``--dataset_path root`` reads, and which of its images (``val_split``: both
+    splits read the training folder, the evaluation split the share it holds out, training the rest)."""
+    if not val_split:
+        return imagenet_folder(root, train), None
+    found = eval_folder(root)
+    if found is not None:
+        raise DataError(f"val_split {val_split:g}: dataset_path {root} has an evaluation folder ({found}), which "
+                        f"evaluation reads; val_split is for a folder without one: leave it at 0")
+    return imagenet_folder(root, True), Holdout(val_split, not train)
 
 
 def read_bytes(path: str) -> torch.Tensor:
@@ -402,8 +465,9 @@ class ImageFolderLoader(DeviceLoader):
                  seed: int, num_workers: int, drop_last: bool = True, num_shards: int = 1,
                  shard_id: int = 0, channels_last: bool = False, flip: bool = True, max_bad_samples: int = -1,
                  shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None,
-                 auto_augment: Optional[AutoAugment] = None):
-        samples, self.classes = find_images(root, classes)
+                 auto_augment: Optional[AutoAugment] = None, holdout: Optional[Holdout] = None):
+        samples, self.classes = find_images(root, classes, holdout)
+        self.num_classes = len(self.classes)
         self.dataset = ImageFolderDataset(samples, train, image_size, flip, auto_augment)
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train)
@@ -579,8 +643,9 @@ class BatchedImageLoader(DeviceLoader):
                  seed: int, num_workers: int, drop_last: bool = True, num_shards: int = 1,
                  shard_id: int = 0, channels_last: bool = False, flip: bool = True, max_bad_samples: int = -1,
                  shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None,
-                 auto_augment: Optional[AutoAugment] = None):
-        samples, self.classes = find_images(root, classes)
+                 auto_augment: Optional[AutoAugment] = None, holdout: Optional[Holdout] = None):
+        samples, self.classes = find_images(root, classes, holdout)
+        self.num_classes = len(self.classes)
         self.auto_augment = auto_augment if train else None
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train)
@@ -724,6 +789,7 @@ class DataOptions:
     max_bad_samples: int = -1  # -1: 0.1% of the data set
     auto_augment: str = ""  # "", "ta_wide", "ra" or "imagenet" (autoaugment.py), training only
     ra_magnitude: int = 9
+    val_split: float = 0.0  # an image folder without an evaluation split: the share of each class held out
 
 
 def default_workers(requested: int) -> int:
@@ -754,11 +820,11 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
                            drop_last=drop_last, num_shards=num_shards, shard_id=shard_id,
                            channels_last=opts.channels_last, flip=opts.flip, shuffle=shuffle,
                            auto_augment=auto_augment)
-    root = imagenet_folder(opts.dataset_path, train_files)
+    root, holdout = image_split(opts.dataset_path, train_files, opts.val_split)
     pipeline = opts.pipeline if opts.pipeline != "auto" else ("gpu" if device.type == "cuda" else "cpu")
     cls = BatchedImageLoader if pipeline == "gpu" else ImageFolderLoader
     return cls(root, opts.batch_size, train, opts.image_size, device, opts.seed,
                              default_workers(opts.num_workers), drop_last=drop_last, num_shards=num_shards,
                              shard_id=shard_id, channels_last=opts.channels_last, flip=opts.flip,
                              max_bad_samples=opts.max_bad_samples, shuffle=shuffle, classes=classes,
-                             auto_augment=auto_augment)
+                             auto_augment=auto_augment, holdout=holdout)

@@ -16,7 +16,7 @@ from . import distributed
 from .api import model_from_checkpoint
 from .cli import pop_flag, pop_option
 from .config import Config, load_config_and_given
-from .data import build_loader
+from .data import build_loader, eval_folder
 from .engine import evaluate, resolve_device, resolve_precision
 from .onnx_io import OnnxModel, is_onnx_file
 from .predict import imagenet_classes, readable
@@ -140,6 +140,18 @@ def trained_size(cfg: Config, ckpt: Dict, path: str, given: Optional[Set[str]]) 
     return cfg
 
 
+def trained_split(cfg: Config, ckpt: Dict, path: str, given: Optional[Set[str]]) -> Config:
+    """``cfg`` with the ``val_split`` the checkpoint's run held out, where the user set none and the
+    image folder has no evaluation split: without it, its training images would count too."""
+    recorded = (ckpt.get("config") or {}).get("val_split")
+    if (given is None or "val_split" in given or cfg.dataset != "imagenet2012" or not isinstance(recorded, float)
+            or not recorded or eval_folder(cfg.dataset_path) is not None):
+        return cfg
+    print0(f"val_split {recorded:g}: evaluating on the share of each class that {path}'s run held out from "
+           f"training (--val_split 0 for every image)", file=sys.stderr)
+    return dataclasses.replace(cfg, val_split=recorded)
+
+
 def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = None,
          confusion: bool = False) -> Dict[str, Any]:
     if not cfg.checkpoint_path:
@@ -171,7 +183,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         if note:
             print0(note)
         classes = ckpt.get("classes")
-        cfg = trained_size(cfg, ckpt, path, given)
+        cfg = trained_split(trained_size(cfg, ckpt, path, given), ckpt, path, given)
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(device=device, memory_format=memory_format)
         opts = data_options(cfg, device, train=False)

@@ -13,8 +13,8 @@ import torch
 from . import checkpoint as ckpt_io
 from . import distributed, mindspore_io, runtime
 from .batch_augment import BatchAugment
-from .config import Config, dump_yaml, load_config, to_dict
-from .data import DataOptions, build_loader
+from .config import Config, ConfigError, dump_yaml, load_config, to_dict
+from .data import DataOptions, build_loader, imagenet_folder
 from .ema import WeightAverage
 from .engine import (EpochResult, evaluate, make_optimizer, make_scaler, resolve_device,
                      resolve_precision, train_one_epoch)
@@ -38,7 +38,7 @@ def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataO
                        image_size=cfg.image_size, seed=cfg.seed, num_workers=cfg.num_workers,
                        channels_last=cfg.channels_last, flip=cfg.random_flip, pipeline=cfg.data_pipeline,
                        max_bad_samples=cfg.max_bad_samples, auto_augment=cfg.auto_augment,
-                       ra_magnitude=cfg.ra_magnitude)
+                       ra_magnitude=cfg.ra_magnitude, val_split=cfg.val_split)
 
 
 def build_model(cfg: Config) -> MobileNetV1:
@@ -59,6 +59,28 @@ def build_criterion(cfg: Config) -> torch.nn.Module:
     if cfg.dataset == "imagenet2012":
         return CrossEntropySmooth(sparse=True, reduction="mean", smooth_factor=0.0, num_classes=cfg.class_num)
     return torch.nn.CrossEntropyLoss()
+
+
+def check_class_num(cfg: Config, loader, evaluates: bool) -> None:
+    """A data set with more classes than the model has outputs is refused before anything is built or
+    written (cross entropy would fail at the first batch, on a GPU as a device assert); a class count
+    far below ``class_num`` gets a note, as does evaluation on the training images themselves."""
+    found = loader.num_classes
+    if loader.classes is not None:
+        folder = imagenet_folder(cfg.dataset_path, True)
+        where = f"{found} class folders" + (f" in {folder}" if folder != cfg.dataset_path else "")
+    else:
+        where = f"labels 0..{found - 1} in its .bin files"
+    if found > cfg.class_num:
+        raise ConfigError(f"class_num {cfg.class_num} is too small for dataset_path {cfg.dataset_path}: it has "
+                          f"{where}; pass --class_num {found}")
+    if loader.classes is not None and cfg.class_num > found + 1:
+        print0(f"class_num {cfg.class_num}: dataset_path {cfg.dataset_path} has {where}; the other outputs are "
+               f"never a label (--class_num {found} fits it)")
+    if evaluates and loader.classes is not None and not cfg.val_split and \
+            imagenet_folder(cfg.dataset_path, False) == imagenet_folder(cfg.dataset_path, True):
+        print0(f"eval_interval: dataset_path {cfg.dataset_path} has no evaluation folder, so evaluation reads the "
+               f"training images; --val_split 0.1 holds out a tenth of each class instead")
 
 
 def samples_per_step(cfg: Config, dist: Optional[distributed.Context]) -> int:
@@ -338,6 +360,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
     eval_loader = (build_loader(data_options(cfg, device, train=False), train=False, device=device,
                                 drop_last=cfg.eval_drop_last, classes=loader.classes, **dist.shard())
                    if cfg.eval_interval else None)
+    check_class_num(cfg, loader, eval_loader is not None)
     if cfg.save_checkpoint and dist.is_rank0:
         try:
             os.makedirs(out_dir, exist_ok=True)
