@@ -28,8 +28,8 @@ echo "== end-to-end train from JPEGs (GPU pipeline, compiled): loader stream hig
 timeout 125 python3 benchmarks/train_throughput.py --modes "" --e2e_images 8192 --e2e_pipelines gpu \
   --e2e_stream_priority=-1,0 --e2e_epochs 4 --json "$OUT/e2e.json" 2>&1 | tail -8 | tee "$OUT/e2e.log"
 
-echo "== non-finite guard on the GPU (plain; with batch augmentations and clipping)"
-timeout 35 python3 benchmarks/nonfinite_gpu_check.py 2>&1 | tail -12 | tee "$OUT/nonfinite.log"
+echo "== non-finite guard on the GPU (plain; with batch augmentations and clipping; fused AdamW)"
+timeout 45 python3 benchmarks/nonfinite_gpu_check.py 2>&1 | tail -16 | tee "$OUT/nonfinite.log"
 
 echo "== smoke: ImageNet-folder train 1 epoch (weight average, batch augmentations, clipping) + eval, GPU pipeline"
 timeout 30 bash -c "python3 -m mobilenet_v1 train --dataset imagenet2012 --dataset_path $DATA --class_num 10 \
@@ -38,6 +38,6 @@ timeout 30 bash -c "python3 -m mobilenet_v1 train --dataset imagenet2012 --datas
   python3 -m mobilenet_v1 eval --dataset imagenet2012 --dataset_path $DATA --checkpoint_path /tmp/smoke2 \
     --device_target GPU --num_workers 8 --json" 2>&1 | grep -E "epoch: |Epoch time|weights:|top_1|rror" | tail -5 | tee "$OUT/smoke2.log"
 echo "== step, compiled: the depthwise-taps experiment against ours (last: two more cold compiles)"
-timeout 55 python3 benchmarks/train_throughput.py --modes default --taps --no-timm \
+timeout 45 python3 benchmarks/train_throughput.py --modes default --taps --no-timm \
   --json "$OUT/step_taps.json" 2>&1 | grep -v Warning | tail -6 | tee "$OUT/step_taps.log"
 echo "== done"

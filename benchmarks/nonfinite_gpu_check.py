@@ -1,6 +1,6 @@
 """GPU checks of the crash-safety work: what nvJPEG does with truncated files, and that a guarded
 training step (bf16, fp16, fp32; NaN batches among them; plain, and with the batch augmentations and
-gradient clipping of train) makes no host sync (CUDA sync debug mode).
+gradient clipping of train; SGD and fused AdamW) makes no host sync (CUDA sync debug mode).
 
     python benchmarks/nonfinite_gpu_check.py
 """
@@ -39,10 +39,14 @@ class Batches:
 
 torch.backends.cudnn.benchmark = True
 augment = BatchAugment(mixup_alpha=0.2, cutmix_alpha=1.0, erase_prob=0.25)
-for precision, extras in [(p, e) for e in ("", "augment+clip") for p in ("bf16", "fp16", "fp32")]:
+# The seed's SGD in each precision, plain and with augmentations and clipping; fused AdamW (--opt adamw),
+# which skips through found_inf too. (RMSprop has no fused kernel: its guard syncs once a step, by design.)
+cases = [(p, e, "momentum") for e in ("", "augment+clip") for p in ("bf16", "fp16", "fp32")]
+cases += [("bf16", "", "adamw"), ("fp16", "", "adamw")]
+for precision, extras, opt_name in cases:
     kw = {"augment": lambda pos, x, y: augment(0, pos, x, y), "clip_grad_norm": 5.0} if extras else {}
     model = MobileNetV1(1001, 1.0).to(dev, memory_format=torch.channels_last)
-    opt = make_optimizer(model, 0.01, 0.9, 1e-4, dev)
+    opt = make_optimizer(model, 0.01, 0.9, 1e-4, dev, opt_name)
     scaler = make_scaler(precision, dev, 1024.0)
     guard = NonFiniteGuard(model, opt, dev, max_in_a_row=10)
     x = torch.randn(64, 3, 224, 224, device=dev).contiguous(memory_format=torch.channels_last)
@@ -64,5 +68,5 @@ for precision, extras in [(p, e) for e in ("", "augment+clip") for p in ("bf16",
         torch.cuda.set_sync_debug_mode(0)
     counts = guard.sync()
     finite = all(bool(torch.isfinite(v).all()) for v in model.state_dict().values() if v.is_floating_point())
-    print(f"{precision}{' ' + extras if extras else ''}: steps done before any sync {len(done)}/6; sync-debug error: {err}; "
+    print(f"{precision}{' ' + extras if extras else ''}{' ' + opt_name if opt_name != 'momentum' else ''}: steps done before any sync {len(done)}/6; sync-debug error: {err}; "
           f"counters {counts}; weights finite {finite}")

@@ -286,10 +286,10 @@ def test_seed_training_checkpoint_continues_here(cifar_dir, tmp_path, capsys):
     expected = before - 0.1 * 0.9 * entries["moments.fc.weight"]
     assert torch.allclose(net.fc.weight, expected, atol=1e-7)
 
-    def run(moments_file, out):
+    def run(moments_file, out, *extra):
         cfg = load_config(SMALL + [f"--dataset_path={cifar_dir}", "--class_num=4", "--epoch_size=3",
                                    "--pretrain_epoch_size=2", f"--pre_trained={moments_file}",
-                                   f"--save_checkpoint_path={tmp_path / out}"])
+                                   f"--save_checkpoint_path={tmp_path / out}", *extra])
         return train.run(cfg)
 
     first = run(path, "a")
@@ -308,6 +308,12 @@ def test_seed_training_checkpoint_continues_here(cifar_dir, tmp_path, capsys):
     bad = dict(entries, **{"moments.fc.bias": torch.zeros(7)})
     with pytest.raises(ckpt_io.CheckpointError, match=r"momentum buffers.*fc\.bias: file \(7,\) vs model \(4,\)"):
         run(write_seed_ckpt(tmp_path / "bad.ckpt", bad), "c")
+    # Another optimiser has no use for Momentum buffers: they are left out, with a word, and it trains.
+    capsys.readouterr()
+    adamw = run(path, "d", "--opt=adamw", "--lr_max=0.002")
+    assert "buffers (its global_step 24) left out: they are the seed's Momentum optimiser's, this run's is adamw" \
+        in capsys.readouterr().out
+    assert ckpt_io.load_file(adamw["checkpoint"])["optimizer_type"] == "AdamW"
 
 
 def test_convert_cli_both_directions_and_errors(tmp_path, capsys):

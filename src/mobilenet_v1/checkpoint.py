@@ -441,6 +441,10 @@ def check_tensors(state: Any, reference: Dict[str, torch.Tensor], what: str) -> 
     return problems
 
 
+# The --opt value of each optimiser class a training checkpoint may name.
+OPT_NAMES = {"SGD": "momentum", "RMSprop": "rmsprop", "AdamW": "adamw"}
+
+
 def check_optimizer_state(saved: Any, optimizer: torch.optim.Optimizer) -> List[str]:
     """What is wrong with ``saved`` as the state of ``optimizer``: its parameter groups, and each
     per-parameter tensor (a momentum buffer, ...) against its parameter's shape and dtype."""
@@ -503,7 +507,13 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
             problems.append("ema: not a weight average (decay, updates, model)")
         else:
             problems += check_tensors(model_state(ema), reference, "ema")
-    optimizer_problems = check_optimizer_state(ckpt["optimizer"], optimizer)
+    kind = ckpt.get("optimizer_type", "SGD")  # written before --opt: always SGD
+    if kind != type(optimizer).__name__:
+        optimizer_problems = [f"optimizer: its state is {kind}'s, this run's optimizer is {type(optimizer).__name__} "
+                              f"(--opt {OPT_NAMES.get(type(optimizer).__name__, '?')}; the file's was --opt "
+                              f"{OPT_NAMES.get(kind, '?')})"]
+    else:
+        optimizer_problems = check_optimizer_state(ckpt["optimizer"], optimizer)
     if len(optimizer_problems) > 8:  # one per parameter when the model differs: say how many
         optimizer_problems = optimizer_problems[:8] + [f"... and {len(optimizer_problems) - 8} more optimizer problems"]
     problems += optimizer_problems

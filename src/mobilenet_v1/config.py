@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 import yaml
 
 DATASETS = ("cifar10", "imagenet2012")
+OPTIMIZERS = ("momentum", "rmsprop", "adamw")
 
 
 @dataclass
@@ -26,6 +27,11 @@ class Config:
     loss_scale: float = 1024.0
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    # Beyond the seed: the optimiser, "momentum" (the seed's Momentum, PyTorch's SGD), "rmsprop" (the
+    # MobileNet paper's; torchvision's MobileNetV2/V3 recipe) or "adamw"; opt_eps: its eps, 0 for the
+    # recipe's (engine.DEFAULT_EPS).
+    opt: str = "momentum"
+    opt_eps: float = 0.0
     epoch_size: int = 90
     pretrain_epoch_size: int = 0
     save_checkpoint: bool = True
@@ -120,6 +126,7 @@ CHOICES: Dict[str, Tuple[Any, ...]] = {
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "data_pipeline": ("auto", "cpu", "gpu"),
     "auto_augment": ("", "ta_wide", "ra", "imagenet"),
+    "opt": OPTIMIZERS,
 }
 
 # Keys of the seed's YAML files (values and help documents) that mean nothing here: Huawei cloud paths
@@ -268,7 +275,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("max_nonfinite_steps", f"max_nonfinite_steps must be at least 1, got {cfg.max_nonfinite_steps}")
     if not 0 <= cfg.ema_decay < 1:
         fail("ema_decay", f"ema_decay must be in [0, 1) (0: no weight average), got {cfg.ema_decay}")
-    for key in ("mixup_alpha", "cutmix_alpha", "clip_grad_norm"):
+    for key in ("mixup_alpha", "cutmix_alpha", "clip_grad_norm", "opt_eps", "weight_decay", "momentum"):
         if getattr(cfg, key) < 0:
             fail(key, f"{key} must be >= 0 (0: off), got {getattr(cfg, key)}")
     if not 0 <= cfg.ra_magnitude <= 30:

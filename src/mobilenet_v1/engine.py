@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Seque
 import torch
 from torch import nn
 
+from .config import OPTIMIZERS
+
 if TYPE_CHECKING:
     from .ema import WeightAverage
     from .nonfinite import NonFiniteGuard
@@ -58,12 +60,31 @@ def param_groups(model: nn.Module, weight_decay: float):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+# Each optimiser's eps where opt_eps is 0: torchvision's MobileNetV2/V3 recipe for RMSprop (0.0316, about
+# TensorFlow's 1e-3 inside the square root, with alpha 0.9), PyTorch's default for AdamW.
+DEFAULT_EPS = {"rmsprop": 0.0316, "adamw": 1e-8}
+RMSPROP_ALPHA = 0.9
+
+
 def make_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float,
-                   device: torch.device) -> torch.optim.SGD:
-    # One fused kernel for all parameters on CUDA; the multi-tensor path on the CPU.
-    fused = device.type == "cuda"
-    return torch.optim.SGD(param_groups(model, weight_decay), lr=lr, momentum=momentum,
-                           fused=fused or None, foreach=None if fused else True)
+                   device: torch.device, opt: str = "momentum", eps: float = 0.0,
+                   fused: Optional[bool] = None) -> torch.optim.Optimizer:
+    """The seed's Momentum (PyTorch's SGD: the same update), or RMSprop (the MobileNet paper's, with
+    torchvision's recipe settings and ``momentum``) or AdamW (decoupled ``weight_decay``; ``momentum``
+    unused). Weight decay on conv and FC weights only (:func:`param_groups`). One fused kernel for
+    all parameters on CUDA where PyTorch has one (SGD, AdamW), the multi-tensor path otherwise
+    (``fused``: whether to fuse, whatever the device; the tests take the CUDA path on the CPU)."""
+    groups = param_groups(model, weight_decay)
+    fused = (device.type == "cuda" if fused is None else fused) and opt != "rmsprop"
+    how = {"fused": True} if fused else {"foreach": True}
+    if opt == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=lr, alpha=RMSPROP_ALPHA, eps=eps or DEFAULT_EPS[opt],
+                                   momentum=momentum, **how)
+    if opt == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, eps=eps or DEFAULT_EPS[opt], **how)
+    if opt != "momentum":
+        raise ValueError(f"opt {opt!r}: expected one of {', '.join(OPTIMIZERS)}")
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, **how)
 
 
 @dataclass

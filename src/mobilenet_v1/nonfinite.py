@@ -10,8 +10,9 @@ step is queued. Instead the decision stays on the device:
 
 - the finite check is one fused kernel over all gradients (``_amp_foreach_non_finite_check_and_unscale_``
   with a scale of exactly 1, the kernel GradScaler uses) plus ``isfinite(loss)``;
-- with a fused optimiser (ours on CUDA) the flag is passed as ``found_inf``: the fused SGD kernel then
-  leaves parameters and momentum untouched on the device (GradScaler's own mechanism);
+- with a fused optimiser (SGD and AdamW on CUDA) the flag is passed as ``found_inf``: the fused kernel
+  then leaves parameters, momentum and AdamW's averages and step count untouched on the device
+  (GradScaler's own mechanism); RMSprop has no fused kernel, so on a GPU its flag is read back (a sync);
 - BatchNorm statistics are copied before the forward pass and put back with ``torch.where`` on the flag;
 - the counters live on the device; the host sees them through a non-blocking copy into pinned memory,
   read only once its CUDA event has completed (a step or two late, never waiting). The streak is
@@ -48,6 +49,8 @@ def init_momentum_buffers(optimizer: torch.optim.Optimizer) -> None:
     buffers stay uninitialised and the next step reads garbage. With zero buffers every step is an
     ordinary one, and ``0.9 * 0 + g`` is ``g``: the same update as a first step.
     """
+    if not isinstance(optimizer, torch.optim.SGD):
+        return  # RMSprop and AdamW make all their state, zeros, at their first step
     for group in optimizer.param_groups:
         if not group.get("momentum"):
             continue
@@ -127,7 +130,7 @@ class NonFiniteGuard:
         if scaler.is_enabled():
             scaler.step(optimizer)
         elif self.fused:
-            optimizer.found_inf = found
+            optimizer.found_inf = found.reshape(())  # 0-dim, as GradScaler's: fused AdamW takes it off its step counts
             try:
                 optimizer.step()
             finally:

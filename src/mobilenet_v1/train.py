@@ -108,6 +108,7 @@ def training_state(model, optimizer, scaler, epoch: int, step: int, cfg: Config,
         "model": ckpt_io.unwrap(model).state_dict(),
         "model_args": model_args(cfg),
         "optimizer": optimizer.state_dict(),
+        "optimizer_type": type(optimizer).__name__,
         "scaler": scaler.state_dict(),
         "epoch": epoch,
         "step": step,
@@ -297,6 +298,10 @@ def restore_moments(cfg: Config, source: Dict[str, Any], model, optimizer, skipp
     if cfg.pretrain_epoch_size == 0:
         print0(f"pre_trained: momentum buffers{at} left out: pretrain_epoch_size is 0, a fresh run")
         return
+    if cfg.opt != "momentum":
+        print0(f"pre_trained: momentum buffers{at} left out: they are the seed's Momentum optimiser's, this run's "
+               f"is {cfg.opt}, whose state starts afresh")
+        return
     count = mindspore_io.load_momentum(optimizer, model, source["moments"], cfg.pre_trained, skip=skipped)
     print0(f"pre_trained: momentum buffers of {count} parameters restored{at}; continuing at epoch "
            f"{cfg.pretrain_epoch_size + 1}")
@@ -405,7 +410,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
         print0(f"use_label_smooth: label smoothing {cfg.label_smooth_factor} on cifar10, as set (the seed "
                f"smooths only ImageNet's labels and ignores the key for cifar10)")
     augment = BatchAugment(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mix_prob, cfg.random_erase, cfg.seed, dist.rank)
-    optimizer = make_optimizer(model, float(lr[0]), cfg.momentum, cfg.weight_decay, device)
+    optimizer = make_optimizer(model, float(lr[0]), cfg.momentum, cfg.weight_decay, device, cfg.opt, cfg.opt_eps)
     scaler = make_scaler(precision, device, cfg.loss_scale)
     if cfg.pre_trained and source.get("moments"):
         restore_moments(cfg, source, model, optimizer, skipped, steps_per_epoch)

@@ -1,0 +1,114 @@
+"""--opt: the seed's Momentum, RMSprop and AdamW, each with its recipe's settings; resume keeps to one."""
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from mobilenet_v1 import checkpoint as ckpt_io
+from mobilenet_v1 import train
+from mobilenet_v1.config import ConfigError, load_config
+from mobilenet_v1.engine import make_optimizer
+
+CPU = torch.device("cpu")
+SMALL = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU", "--num_workers=0",
+         "--warmup_epochs=0", "--lr_decay_mode=linear", "--class_num=4"]
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def two_steps(opt, **kw):
+    """Two steps (lr 0.1, momentum 0.9, weight decay 0.01) of a linear layer on fixed gradients; returns
+    the weights and bias before and after each step, and the gradients."""
+    torch.manual_seed(0)
+    layer = nn.Linear(3, 2)
+    optimizer = make_optimizer(layer, 0.1, 0.9, 0.01, CPU, opt, **kw)
+    grads = [(torch.randn(2, 3), torch.randn(2)) for _ in range(2)]
+    params = [(layer.weight.detach().clone(), layer.bias.detach().clone())]
+    for gw, gb in grads:
+        layer.weight.grad, layer.bias.grad = gw.clone(), gb.clone()
+        optimizer.step()
+        params.append((layer.weight.detach().clone(), layer.bias.detach().clone()))
+    return params, grads, optimizer
+
+
+def test_rmsprop_is_torchvisions_recipe_update_with_decay_on_weights_only():
+    """square_avg = 0.9 sq + 0.1 g^2; buf = 0.9 buf + g / (sqrt(square_avg) + 0.0316); p -= lr buf, with
+    g = grad + 0.01 p for the weight and the plain gradient for the bias."""
+    params, grads, optimizer = two_steps("rmsprop")
+    assert isinstance(optimizer, torch.optim.RMSprop)
+    for i, wd in ((0, 0.01), (1, 0.0)):
+        p, sq, buf = params[0][i].double(), 0.0, 0.0
+        for step, g in enumerate(grads):
+            g = g[i].double() + wd * p
+            sq = 0.9 * sq + 0.1 * g * g
+            buf = 0.9 * buf + g / (sq.sqrt() + 0.0316)
+            p = p - 0.1 * buf
+            assert torch.allclose(params[step + 1][i].double(), p, rtol=1e-5, atol=1e-6)
+    assert optimizer.param_groups[0]["eps"] == 0.0316 and make_optimizer(nn.Linear(1, 1), 0.1, 0.9, 0, CPU, "rmsprop",
+                                                                          1e-3).param_groups[0]["eps"] == 1e-3
+
+
+def test_adamw_decays_weights_apart_from_the_gradient_and_not_the_bias():
+    """p = p (1 - lr wd), then Adam's bias-corrected step with eps 1e-8; momentum is not used. Fused
+    (as on CUDA) gives the same values as the multi-tensor path."""
+    params, grads, optimizer = two_steps("adamw")
+    assert isinstance(optimizer, torch.optim.AdamW)
+    for i, wd in ((0, 0.01), (1, 0.0)):
+        p, m, v = params[0][i].double(), 0.0, 0.0
+        for step, g in enumerate(grads, 1):
+            g = g[i].double()
+            p = p * (1 - 0.1 * wd)
+            m = 0.9 * m + 0.1 * g
+            v = 0.999 * v + 0.001 * g * g
+            p = p - 0.1 * (m / (1 - 0.9 ** step)) / ((v / (1 - 0.999 ** step)).sqrt() + 1e-8)
+            assert torch.allclose(params[step][i].double(), p, rtol=1e-5, atol=1e-6)
+    fused, _, fused_optimizer = two_steps("adamw", fused=True)
+    assert fused_optimizer.param_groups[0]["fused"]
+    assert all(torch.allclose(a, b, rtol=1e-6, atol=1e-7) for pa, pb in zip(params, fused) for a, b in zip(pa, pb))
+
+
+def test_momentum_is_the_seeds_sgd_and_bad_values_name_the_option():
+    params, grads, optimizer = two_steps("momentum")
+    assert type(optimizer) is torch.optim.SGD and optimizer.param_groups[1]["weight_decay"] == 0.0
+    expected = params[0][1] - 0.1 * grads[0][1]  # first step: the buffer is the gradient
+    assert torch.allclose(params[1][1], expected)
+    with pytest.raises(ConfigError, match=r"option --opt: opt='adam' is not one of \['momentum', 'rmsprop', 'adamw'\]"):
+        load_config(["--opt=adam"])
+    with pytest.raises(ConfigError, match="option --opt_eps: opt_eps must be >= 0"):
+        load_config(["--opt=rmsprop", "--opt_eps=-1"])
+
+
+@pytest.mark.parametrize("opt,lr", [("rmsprop", "0.002"), ("adamw", "0.002")])
+def test_a_resumed_run_continues_exactly_and_another_opt_is_refused(opt, lr, cifar_dir, tmp_path, one_thread):
+    """From a checkpoint saved inside epoch 2 the run ends with the same weights and optimiser state
+    (square averages, step counts) as the run that went straight through; resuming it with another
+    --opt is refused naming the file and both optimisers, before anything is trained."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    common = SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=2", f"--opt={opt}", f"--lr_max={lr}"]
+    train.run(load_config(common + [f"--save_checkpoint_path={straight}", "--save_checkpoint_steps=6"]))
+    middle = straight / "mobilenetv1-2_6.ckpt"
+    assert middle.exists()
+    train.run(load_config(common + [f"--save_checkpoint_path={resumed}", f"--resume={middle}"]))
+    a = ckpt_io.load_file(str(straight / "mobilenetv1-2_12.ckpt"))
+    b = ckpt_io.load_file(str(resumed / "mobilenetv1-2_12.ckpt"))
+    assert a["optimizer_type"] == b["optimizer_type"] == {"rmsprop": "RMSprop", "adamw": "AdamW"}[opt]
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert sa.keys() == sb.keys() and sa
+    for pid in sa:
+        assert sa[pid].keys() == sb[pid].keys() and len(sa[pid]) >= 2
+        for name in sa[pid]:
+            assert torch.equal(sa[pid][name], sb[pid][name]), (pid, name)
+    with pytest.raises(ckpt_io.CheckpointError, match=rf"{middle}.*its state is {a['optimizer_type']}'s, this run's "
+                                                      rf"optimizer is SGD \(--opt momentum; the file's was --opt {opt}\)"):
+        train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=2",
+                                       f"--save_checkpoint_path={tmp_path / 'other'}", f"--resume={middle}"]))
+    assert not os.path.exists(tmp_path / "other" / "mobilenetv1-2_12.ckpt")
