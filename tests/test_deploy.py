@@ -221,6 +221,13 @@ def test_predict_gives_the_trained_classes(digits_run, tmp_path, capsys):
     assert text[0] == str(big) and len(text) == 6
     assert cli.main(["predict", str(tmp_path / "missing.png"), "--ckpt_file", digits_run["ckpt"]]) == 1
     assert "missing.png: no such file" in capsys.readouterr().err
+    # An ONNX file runs in ONNX Runtime on the CPU: asking for the GPU is an error that says so.
+    assert cli.main(["predict", str(big), "--ckpt_file", digits_run["fp32"], "--device_target", "GPU"]) == 1
+    assert "is an ONNX file, which runs in ONNX Runtime on the CPU" in capsys.readouterr().err
+    for bad in (["--batch_size", "0"], ["--num_workers", "-2"]):
+        with pytest.raises(SystemExit):
+            cli.main(["predict", str(big), "--ckpt_file", digits_run["ckpt"], *bad])
+        assert bad[0] in capsys.readouterr().err
 
 
 def test_predict_over_folders_writes_a_results_file_and_skips_unreadable_files(digits_run, tmp_path, capsys):
@@ -259,6 +266,17 @@ def test_predict_over_folders_writes_a_results_file_and_skips_unreadable_files(d
     assert "top_k" not in broken and broken["error"].startswith(f"{folder / 'b' / 'broken.jpg'}: not a readable image")
     assert "2 of 7 image file(s) could not be read or decoded" in captured.err
     assert captured.err.count("broken.jpg") == 1  # named once
+    # Loader workers reading the files, in batches of 2 (an error inside a batch, one at a batch's end),
+    # give the same list: order, errors, classes (probabilities to float rounding of another batch size).
+    assert cli.main(["predict", str(folder), "--ckpt_file", digits_run["ckpt"], "--top_k", "2", "--json",
+                     "--num_workers", "2", "--batch_size", "2", "--device_target", "CPU"]) == 1
+    workers = json.loads(capsys.readouterr().out)["predictions"]
+    assert [{k: v for k, v in p.items() if k != "top_k"} for p in workers] == \
+        [{k: v for k, v in p.items() if k != "top_k"} for p in out["predictions"]]
+    for a, b in zip(workers, out["predictions"]):
+        assert [t["index"] for t in a.get("top_k", [])] == [t["index"] for t in b.get("top_k", [])]
+        assert [t["probability"] for t in a.get("top_k", [])] == \
+            pytest.approx([t["probability"] for t in b.get("top_k", [])], abs=1e-5)
     one_by_one = [str(folder / n) for n in ("a0.png", "a1.png", "b/c.png", "b/d.jpg", "link/e.png")]
     # A file named twice (here also inside the folder) is predicted once.
     assert cli.main(["predict", *one_by_one, one_by_one[0], "--ckpt_file", digits_run["ckpt"], "--top_k", "2",

@@ -26,16 +26,18 @@ import json
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from . import checkpoint as ckpt_io
 from . import transforms as T
 from .api import model_from_checkpoint
 from .config import bool_option
-from .data import IMAGE_EXTENSIONS, image_files_under, read_bytes, read_failure
+from .data import IMAGE_EXTENSIONS, default_workers, image_files_under, read_bytes, read_failure
+from .engine import resolve_device
 from .onnx_io import OnnxModel, is_onnx_file
 from .runtime import print0
 
@@ -101,6 +103,44 @@ def class_names(class_num: int, recorded: Optional[Sequence[str]], labels: Optio
                      f"but the model has {class_num} outputs")
 
 
+def eval_image(img: torch.Tensor, dataset: str, image_size: int) -> torch.Tensor:
+    """A decoded uint8 (3, H, W) image -> the uint8 (3, S, S) the model's evaluation pipeline makes."""
+    if dataset == "imagenet2012":
+        return T.resize_center_crop(img, image_size)
+    h, w = img.shape[-2:]
+    side = min(h, w)
+    img = img[:, (h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
+    img = T.batch_resize_uint8(img[None], CIFAR_NATIVE_SIZE)
+    return T.batch_resize_uint8(img, image_size)[0]
+
+
+class ImageFiles(Dataset):
+    """Item ``i``: (its path, the uint8 image :func:`eval_image` makes of it or None, the error that
+    stopped it or ""); read and decoded in a loader worker."""
+
+    def __init__(self, paths: Sequence[str], dataset: str, image_size: int):
+        self.paths, self.dataset, self.image_size = list(paths), dataset, image_size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> Tuple[str, Optional[torch.Tensor], str]:
+        path = self.paths[i]
+        try:
+            return path, eval_image(T.decode_rgb(read_bytes(path), path), self.dataset, self.image_size), ""
+        except (OSError, ValueError) as e:  # unreadable, or not an image (DecodeError)
+            return path, None, read_failure(e)  # as the loaders report it
+
+
+def predict_workers(requested: int, images: int, batch_size: int, device: torch.device) -> int:
+    """-1: training's default where the model runs on a GPU and more than one batch is to be read; none
+    on the CPU, whose cores the model's own threads already use (on the 2-core development CPU two
+    workers gave 0.96 to 0.98x, benchmarks/RESULTS.md), nor for one batch (starting workers costs more)."""
+    if requested >= 0:
+        return requested
+    return default_workers(-1) if device.type == "cuda" and images > batch_size else 0
+
+
 @dataclass
 class Predictor:
     model: nn.Module
@@ -110,41 +150,37 @@ class Predictor:
     names: List[Optional[str]]
     # A checkpoint with a weight average, or an ONNX file exported from one: "ema" or "trained"; else "".
     weights: str = ""
-
-    def transform(self, img: torch.Tensor) -> torch.Tensor:
-        """A decoded uint8 (3, H, W) image -> the uint8 (3, S, S) the model's evaluation pipeline makes."""
-        if self.dataset == "imagenet2012":
-            return T.resize_center_crop(img, self.image_size)
-        h, w = img.shape[-2:]
-        side = min(h, w)
-        img = img[:, (h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
-        img = T.batch_resize_uint8(img[None], CIFAR_NATIVE_SIZE)
-        return T.batch_resize_uint8(img, self.image_size)[0]
+    device: torch.device = torch.device("cpu")  # where the model runs (an ONNX file: ONNX Runtime's CPU)
 
     def normalize(self, batch: torch.Tensor) -> torch.Tensor:
         mean, std = (T.IMAGENET_MEAN, T.IMAGENET_STD) if self.dataset == "imagenet2012" else (T.CIFAR_MEAN, T.CIFAR_STD)
-        return T.Normalize(mean, std, torch.device("cpu"))(batch)
+        return T.Normalize(mean, std, self.device)(batch.to(self.device))
 
     @torch.no_grad()
-    def top_k(self, images: Sequence[str], k: int) -> List[Dict[str, Any]]:
+    def top_k(self, images: Sequence[str], k: int, num_workers: int = 0,
+              batch_size: int = BATCH) -> List[Dict[str, Any]]:
         """The ``k`` most probable classes of each image, in order (indices that are no class get 0).
-        A file that cannot be read or decoded gets ``"error"`` instead of ``"top_k"``."""
+        A file that cannot be read or decoded gets ``"error"`` instead of ``"top_k"``. ``num_workers``
+        loader processes read and decode the files (0: this one; -1: :func:`predict_workers`) while
+        the model runs on batches of ``batch_size``; the results are the same whatever the number."""
         valid = torch.tensor([n is not None for n in self.names])
         k = min(k, int(valid.sum()))
+        workers = predict_workers(num_workers, len(images), batch_size, self.device)
+        loader = DataLoader(ImageFiles(images, self.dataset, self.image_size), batch_size=batch_size,
+                            num_workers=workers, collate_fn=list, prefetch_factor=4 if workers else None)
         results: List[Dict[str, Any]] = []
-        for start in range(0, len(images), BATCH):
+        for items in loader:
             batch, rows = [], []
-            for path in images[start:start + BATCH]:
-                try:
-                    batch.append(self.transform(T.decode_rgb(read_bytes(path), path)))
-                except (OSError, ValueError) as e:  # unreadable, or not an image (DecodeError)
-                    results.append({"image": path, "error": read_failure(e)})  # as the loaders report it
+            for path, img, error in items:
+                if img is None:
+                    results.append({"image": path, "error": error})
                     continue
                 rows.append(len(results))
                 results.append({"image": path})
+                batch.append(img)
             if not batch:
                 continue
-            logits = self.model(self.normalize(torch.stack(batch))).float()
+            logits = self.model(self.normalize(torch.stack(batch))).float().cpu()
             probs = torch.softmax(logits.masked_fill(~valid, float("-inf")), dim=1)
             values, indices = probs.topk(k, dim=1)
             for row, vs, ids in zip(rows, values.tolist(), indices.tolist()):
@@ -193,11 +229,18 @@ def guess_dataset(class_num: int) -> str:
 
 
 def load_predictor(path: str, labels: Optional[str] = None, background_class: bool = False,
-                   dataset: Optional[str] = None, image_size: Optional[int] = None, use_ema: bool = True) -> Predictor:
+                   dataset: Optional[str] = None, image_size: Optional[int] = None, use_ema: bool = True,
+                   device_target: str = "CPU") -> Predictor:
     """A model file and what it takes to run it on image files; ``dataset`` and ``image_size`` override
-    what the file records. A checkpoint with a weight average predicts with it unless ``use_ema`` is False."""
+    what the file records. A checkpoint with a weight average predicts with it unless ``use_ema`` is False.
+    ``device_target`` (CPU, GPU or auto) is where a checkpoint's model runs; an ONNX file runs in ONNX
+    Runtime on the CPU."""
     path = ckpt_io.resolve_checkpoint_path(path)
+    device = torch.device("cpu")
     if is_onnx_file(path):
+        if device_target == "GPU":
+            raise ValueError(f"--device_target GPU: {path} is an ONNX file, which runs in ONNX Runtime on the CPU "
+                             f"here; predict with the checkpoint it was exported from to use the GPU")
         onnx_model = OnnxModel(path)
         note = onnx_model.saturation_note()
         if note:
@@ -214,6 +257,8 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
     else:
         ckpt = ckpt_io.load_file(path)
         model, args = model_from_checkpoint(ckpt, path, use_ema)
+        device = resolve_device(device_target)
+        model = model.to(device)
         weights = ckpt_io.which_weights(ckpt, use_ema)
         if weights:
             print(ckpt_io.weights_note(ckpt, use_ema), file=sys.stderr)
@@ -225,7 +270,7 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
         raise ValueError(f"{path}: the number of classes cannot be read from the file")
     return Predictor(model=model, source=path, dataset=dataset or trained_on or guess_dataset(class_num),
                      image_size=int(size), names=class_names(class_num, recorded, labels, background_class),
-                     weights=weights)
+                     weights=weights, device=device)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -245,6 +290,13 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--use_ema", type=bool_option, default=True, metavar="True|False",
                    help="a checkpoint of a run with --ema_decay: its weight average (True, the default) or its "
                         "trained weights")
+    p.add_argument("--batch_size", type=int, default=BATCH, help=f"images per forward pass (default {BATCH})")
+    p.add_argument("--num_workers", type=int, default=-1,
+                   help="loader processes that read and decode the files (default -1: min(8, CPU count) with "
+                        "the model on a GPU, none on the CPU, whose cores the model uses)")
+    p.add_argument("--device_target", choices=("auto", "CPU", "GPU"), default="auto",
+                   help="where a checkpoint's model runs (default auto: the GPU when CUDA is present); an "
+                        "ONNX file runs in ONNX Runtime on the CPU")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", default=None, metavar="F.csv|F.json",
                    help="write the results to this file (CSV or JSON, by extension) and print a summary")
@@ -253,6 +305,10 @@ def main(argv: Sequence[str]) -> int:
         p.error("--top_k must be at least 1")
     if a.image_size is not None and a.image_size < 1:
         p.error("--image_size must be at least 1")
+    if a.batch_size < 1:
+        p.error("--batch_size must be at least 1")
+    if a.num_workers < -1:
+        p.error("--num_workers must be >= 0, or -1 for the default")
     if a.out is not None:  # checked before the model runs over a folder of images
         if a.json:
             p.error("--json prints the results, --out writes them to a file: give one of the two")
@@ -263,8 +319,9 @@ def main(argv: Sequence[str]) -> int:
         if not os.path.isdir(os.path.dirname(os.path.abspath(a.out))):
             raise ValueError(f"--out {a.out}: {os.path.dirname(os.path.abspath(a.out))} is not a folder")
     images = image_files(a.images)
-    predictor = load_predictor(a.ckpt_file, a.labels, a.background_class, a.dataset, a.image_size, a.use_ema)
-    results = predictor.top_k(images, a.top_k)
+    predictor = load_predictor(a.ckpt_file, a.labels, a.background_class, a.dataset, a.image_size, a.use_ema,
+                               a.device_target)
+    results = predictor.top_k(images, a.top_k, a.num_workers, a.batch_size)
     failed = [r for r in results if "error" in r]
     extra = {"weights": predictor.weights} if predictor.weights else {}
     payload = {"model": predictor.source, "dataset": predictor.dataset, "image_size": predictor.image_size,
