@@ -37,7 +37,8 @@ timeout 30 bash -c "python3 -m mobilenet_v1 train --dataset imagenet2012 --datas
     --ema_decay 0.999 --mixup_alpha 0.2 --cutmix_alpha 1.0 --random_erase 0.25 --clip_grad_norm 5 && \
   python3 -m mobilenet_v1 eval --dataset imagenet2012 --dataset_path $DATA --checkpoint_path /tmp/smoke2 \
     --device_target GPU --num_workers 8 --json" 2>&1 | grep -E "epoch: |Epoch time|weights:|top_1|rror" | tail -5 | tee "$OUT/smoke2.log"
-echo "== step, compiled: the depthwise-taps experiment against ours (last: two more cold compiles)"
-timeout 45 python3 benchmarks/train_throughput.py --modes default --taps --no-timm \
-  --json "$OUT/step_taps.json" 2>&1 | grep -v Warning | tail -6 | tee "$OUT/step_taps.log"
+echo "== a run saved on the CPU continues on the GPU: SGD, AdamW (fused: step counts move), RMSprop"
+timeout 45 python3 benchmarks/cross_device_resume.py 2>&1 | grep -E "^(momentum|adamw|rmsprop): CPU" \
+  | tee "$OUT/cross_device_resume.log"
+# (The depthwise-taps experiment, train_throughput.py --taps --no-timm, left the session for the line above.)
 echo "== done"

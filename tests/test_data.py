@@ -270,7 +270,7 @@ def test_image_split_finds_val_folders_and_refuses_what_would_mislead(tmp_path):
     --val_split; val_split beside an evaluation folder is an error too."""
     root = tmp_path / "data"
     class_tree(root / "train", [3, 3])
-    with pytest.raises(DataError, match=r"has a train/ folder but no evaluation folder .*--val_split 0\.1"):
+    with pytest.raises(DataError, match=r"has a train/ folder but no evaluation folder .*--val_split \(e\.g\. 0\.1"):
         image_split(str(root), train=False)
     assert image_split(str(root), train=True) == (str(root / "train"), None)
     assert image_split(str(root), train=False, val_split=0.25) == (str(root / "train"), Holdout(0.25, True))
@@ -288,6 +288,24 @@ def test_image_split_finds_val_folders_and_refuses_what_would_mislead(tmp_path):
                        num_workers=0, channels_last=False, val_split=0.5)
     loaders = [build_loader(opts, train=t, device=torch.device("cpu"), drop_last=False) for t in (True, False)]
     assert [l.num_samples for l in loaders] == [1, 1] and [l.num_classes for l in loaders] == [1, 1]
+
+
+@pytest.mark.parametrize("pipeline", ["cpu", "gpu"])
+def test_val_split_loaders_read_the_held_out_files_and_train_on_the_others(tmp_path, pipeline):
+    """Both pipelines, a P/train/ layout: evaluation reads exactly the files held out (by name), training
+    exactly the others, and calibration-style reads of the training split (split="train") too."""
+    root = tmp_path / "data"
+    class_tree(root / "train", [5, 9])
+    opts = DataOptions(dataset="imagenet2012", dataset_path=str(root), batch_size=2, image_size=8, seed=0,
+                       num_workers=0, channels_last=False, pipeline=pipeline, val_split=0.3)
+    cpu = torch.device("cpu")
+    files = lambda loader: {p for p, _ in loader.loader.dataset.samples}  # noqa: E731
+    train_files = files(build_loader(opts, train=True, device=cpu))
+    eval_files = files(build_loader(opts, train=False, device=cpu, drop_last=False))
+    calib_files = files(build_loader(opts, train=False, device=cpu, split="train", shuffle=True))
+    held = {p for p, _ in find_images(str(root / "train"), holdout=Holdout(0.3, True))[0]}
+    assert eval_files == held and len(held) == 2 + 3  # round(1.5) = 2 (even), round(2.7) = 3
+    assert train_files == calib_files == {p for p, _ in find_images(str(root / "train"))[0]} - held
 
 
 def test_eval_transform_of_a_long_thin_image_resizes_only_the_window_it_keeps(monkeypatch):

@@ -83,6 +83,8 @@ def test_momentum_is_the_seeds_sgd_and_bad_values_name_the_option():
         load_config(["--opt=adam"])
     with pytest.raises(ConfigError, match="option --opt_eps: opt_eps must be >= 0"):
         load_config(["--opt=rmsprop", "--opt_eps=-1"])
+    with pytest.raises(ConfigError, match="option --opt_eps: opt_eps 0.5 is RMSprop's and AdamW's; opt momentum"):
+        load_config(["--opt_eps=0.5"])  # it would be ignored without a word
 
 
 @pytest.mark.parametrize("opt,lr", [("rmsprop", "0.002"), ("adamw", "0.002")])
@@ -112,3 +114,19 @@ def test_a_resumed_run_continues_exactly_and_another_opt_is_refused(opt, lr, cif
         train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=2",
                                        f"--save_checkpoint_path={tmp_path / 'other'}", f"--resume={middle}"]))
     assert not os.path.exists(tmp_path / "other" / "mobilenetv1-2_12.ckpt")
+
+
+def test_a_checkpoint_from_before_opt_is_taken_for_the_seeds_momentum(cifar_dir, tmp_path, one_thread):
+    """Files written before checkpoints named their optimiser held SGD's state: they continue a run
+    with --opt momentum and are refused by one with another optimiser."""
+    common = SMALL + [f"--dataset_path={cifar_dir}", "--lr_max=0.05"]
+    train.run(load_config(common + ["--epoch_size=1", f"--save_checkpoint_path={tmp_path / 'old'}"]))
+    path = tmp_path / "old" / "mobilenetv1-1_12.ckpt"
+    ckpt = ckpt_io.load_file(str(path))
+    del ckpt["optimizer_type"]
+    ckpt_io.atomic_save(ckpt, str(path))
+    more = common + ["--epoch_size=2", f"--resume={path}"]
+    with pytest.raises(ckpt_io.CheckpointError, match="its state is SGD's, this run's optimizer is AdamW"):
+        train.run(load_config(more + ["--opt=adamw", f"--save_checkpoint_path={tmp_path / 'a'}"]))
+    result = train.run(load_config(more + [f"--save_checkpoint_path={tmp_path / 'b'}"]))
+    assert result["resumed_from"] == str(path) and result["checkpoint"].endswith("mobilenetv1-2_12.ckpt")

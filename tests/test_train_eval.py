@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -259,8 +260,10 @@ def test_pre_trained_with_another_head_is_fine_tuned(cifar_dir, tmp_path, capsys
 
 def test_own_folder_with_val_split_trains_on_the_rest_and_eval_takes_the_held_out_share(tmp_path, capsys):
     """A flat folder of class folders: --val_split holds out round(share x n) of each class (here 2 of
-    6), evaluation during training reads those, training the others; eval of the run, told nothing,
-    takes the run's val_split (else it would count the training images), and --val_split 0 counts all."""
+    6), evaluation during training reads those, training the others; eval of the run (its checkpoint,
+    and an ONNX file exported from it), told nothing, takes the run's val_split (else it would count the
+    training images), but not for another folder; --val_split 0 counts all; a resume must keep the
+    share; INT8 calibration leaves the held-out images out."""
     from mobilenet_v1 import cli
 
     data = tmp_path / "photos"
@@ -288,6 +291,27 @@ def test_own_folder_with_val_split_trains_on_the_rest_and_eval_takes_the_held_ou
     assert "val_split 0.34: evaluating on the share of each class" in captured.err
     assert cli.main(base + ["--val_split=0"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["total"] == 18
+    onnx = tmp_path / "own.onnx"
+    assert cli.main(["export", "--ckpt_file", str(run_dir), "--file_name", str(onnx)]) == 0
+    capsys.readouterr()
+    onnx_args = [a if not a.startswith("--checkpoint_path") else f"--checkpoint_path={onnx}" for a in base]
+    assert cli.main(onnx_args + ["--image_size=32"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.splitlines()[-1])["total"] == 6 and "val_split 0.34: evaluating" in captured.err
+    int8 = tmp_path / "own_int8.onnx"
+    assert cli.main(["quantize", "--onnx", str(onnx), "--calib_data", str(data), "--calib_images", "18",
+                     "--out", str(int8), "--num_workers", "0"]) == 0
+    captured = capsys.readouterr()
+    assert "(val_split 0.34) is left out" in captured.err and "from 12 training images" in captured.out
+    copy = tmp_path / "copy"  # another folder: evaluated whole, with a word
+    shutil.copytree(data, copy)
+    assert cli.main([a.replace(str(data), str(copy)) for a in base]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.splitlines()[-1])["total"] == 18 and "is evaluated whole" in captured.err
+    # Resuming without the share would train on the images held out so far: refused, naming it.
+    with pytest.raises(ckpt_io.CheckpointError, match=r"held out val_split 0\.34 of each class .* this run 0: "
+                                                      r"pass --val_split 0\.34"):
+        train.run(load_config(args + ["--epoch_size=2", f"--resume={run_dir / 'mobilenetv1-1_3.ckpt'}"]))
     train.run(load_config(args + ["--class_num=3"]))  # without a split: said, not silent
     assert "has no evaluation folder, so evaluation reads the training images" in capsys.readouterr().out
 

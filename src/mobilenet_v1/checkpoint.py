@@ -481,13 +481,15 @@ def check_optimizer_state(saved: Any, optimizer: torch.optim.Optimizer) -> List[
 
 def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optimizer: torch.optim.Optimizer,
                                  steps_per_epoch: int, classes: Optional[List[str]] = None,
-                                 check_ema: bool = True, samples_per_step: Optional[int] = None) -> Tuple[int, int]:
+                                 check_ema: bool = True, samples_per_step: Optional[int] = None,
+                                 val_split: Optional[float] = None) -> Tuple[int, int]:
     """Check that ``ckpt`` can continue training ``model`` with ``optimizer`` at ``steps_per_epoch``:
     the keys a training checkpoint needs, its format, every model and optimiser tensor, the scaler,
     the recorded position and RNG state, (an image folder's ``classes``) the class list, whose
     order gives the labels, and with ``check_ema`` the weight average it may hold. A checkpoint saved
     inside an epoch must record this run's ``samples_per_step`` (batch_size x grad_accum_steps x
-    processes) where it records one: its position counts steps of that many samples. Returns (epochs completed, steps done in the epoch in progress); raises
+    processes) where it records one: its position counts steps of that many samples. With
+    ``val_split``, the file's run must have held out the same share (or none with 0). Returns (epochs completed, steps done in the epoch in progress); raises
     :class:`CheckpointError` naming the file and every problem found."""
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"checkpoint {source}: not a dict")
@@ -507,6 +509,10 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
             problems.append("ema: not a weight average (decay, updates, model)")
         else:
             problems += check_tensors(model_state(ema), reference, "ema")
+    held = (ckpt.get("held_out") or {}).get("val_split", 0.0)
+    if val_split is not None and held != val_split:
+        problems.append(f"its run held out val_split {held:g} of each class to evaluate on, this run {val_split:g}: "
+                        f"pass --val_split {held:g} (another share would train on images held out so far)")
     kind = ckpt.get("optimizer_type", "SGD")  # written before --opt: always SGD
     if kind != type(optimizer).__name__:
         optimizer_problems = [f"optimizer: its state is {kind}'s, this run's optimizer is {type(optimizer).__name__} "

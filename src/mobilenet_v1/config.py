@@ -283,6 +283,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     for key in ("mix_prob", "random_erase"):
         if not 0 <= getattr(cfg, key) <= 1:
             fail(key, f"{key} must be in [0, 1], got {getattr(cfg, key)}")
+    if cfg.opt_eps and cfg.opt == "momentum":
+        fail("opt_eps", f"opt_eps {cfg.opt_eps:g} is RMSprop's and AdamW's; opt momentum (SGD) has none")
     if not 0 <= cfg.val_split < 1:
         fail("val_split", f"val_split must be in [0, 1) (0: none), got {cfg.val_split}")
     if cfg.val_split and cfg.dataset == "cifar10":

@@ -9,7 +9,7 @@ import hashlib
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
@@ -344,8 +344,28 @@ def imagenet_folder(root: str, train: bool) -> str:
     if os.path.isdir(os.path.join(root, IMAGENET_TRAIN_FOLDER)):
         raise DataError(f"dataset_path {root}: it has a {IMAGENET_TRAIN_FOLDER}/ folder but no evaluation folder "
                         f"({', '.join(n + '/' for n in IMAGENET_EVAL_FOLDERS)}); add one, or hold out a share of "
-                        f"each class of {IMAGENET_TRAIN_FOLDER}/ with --val_split 0.1")
+                        f"each class of {IMAGENET_TRAIN_FOLDER}/ with --val_split (e.g. 0.1 when training; the "
+                        f"model's own share when evaluating it)")
     return root
+
+
+def held_out_record(root: str, val_split: float) -> Optional[Dict[str, Any]]:
+    """What a checkpoint (and an ONNX file exported from it) records of the images its run held out with
+    ``val_split`` from ``--dataset_path root``, to find them again (:func:`recorded_val_split`)."""
+    if not val_split:
+        return None
+    return {"val_split": val_split, "folder": os.path.realpath(imagenet_folder(root, True))}
+
+
+def recorded_val_split(record: Any, root: str) -> Optional[Tuple[float, bool]]:
+    """What a model file records of the images its run held out (``record``, :func:`held_out_record`),
+    for ``--dataset_path root`` without an evaluation split: (its ``val_split``, whether ``root`` is the
+    folder it trained on, where that share finds those images again). None where it held nothing out,
+    or ``root`` has an evaluation split of its own."""
+    if not isinstance(record, dict) or not isinstance(record.get("val_split"), float) or not record["val_split"] \
+            or eval_folder(root) is not None:
+        return None
+    return record["val_split"], os.path.realpath(imagenet_folder(root, True)) == record.get("folder")
 
 
 def image_split(root: str, train: bool, val_split: float = 0.0) -> Tuple[str, Optional[Holdout]]:

@@ -16,7 +16,7 @@ from . import distributed
 from .api import model_from_checkpoint
 from .cli import pop_flag, pop_option
 from .config import Config, load_config_and_given
-from .data import build_loader, eval_folder
+from .data import build_loader, recorded_val_split
 from .engine import evaluate, resolve_device, resolve_precision
 from .onnx_io import OnnxModel, is_onnx_file
 from .predict import imagenet_classes, readable
@@ -29,10 +29,11 @@ def accuracy(counts: Dict[str, int]) -> Dict[str, float]:
     return {"top_5_accuracy": counts["top_5_correct"] / total, "top_1_accuracy": counts["top_1_correct"] / total}
 
 
-def onnx_model_and_data(cfg: Config, path: str):
+def onnx_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = None):
     """An ONNX file runs in ONNX Runtime on the CPU, so its batches are made there, in fp32 and NCHW; its
     graph has a fixed input size, which must be the configuration's ``image_size``."""
     model = OnnxModel(path)
+    cfg = trained_split(cfg, model.metadata.get("held_out"), path, given)
     hw = model.image_hw
     if hw is not None and hw[0] != hw[1]:
         raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs; evaluation needs a square image_size")
@@ -140,16 +141,23 @@ def trained_size(cfg: Config, ckpt: Dict, path: str, given: Optional[Set[str]]) 
     return cfg
 
 
-def trained_split(cfg: Config, ckpt: Dict, path: str, given: Optional[Set[str]]) -> Config:
-    """``cfg`` with the ``val_split`` the checkpoint's run held out, where the user set none and the
-    image folder has no evaluation split: without it, its training images would count too."""
-    recorded = (ckpt.get("config") or {}).get("val_split")
-    if (given is None or "val_split" in given or cfg.dataset != "imagenet2012" or not isinstance(recorded, float)
-            or not recorded or eval_folder(cfg.dataset_path) is not None):
+def trained_split(cfg: Config, held_out: Any, path: str, given: Optional[Set[str]]) -> Config:
+    """``cfg`` with the ``val_split`` that the run of ``path`` held out (``held_out``, what the file records),
+    where the user set none and the image folder is the one it trained on, without an evaluation split:
+    otherwise its training images would count too (:func:`data.recorded_val_split`)."""
+    if given is None or "val_split" in given or cfg.dataset != "imagenet2012":
         return cfg
-    print0(f"val_split {recorded:g}: evaluating on the share of each class that {path}'s run held out from "
-           f"training (--val_split 0 for every image)", file=sys.stderr)
-    return dataclasses.replace(cfg, val_split=recorded)
+    found = recorded_val_split(held_out, cfg.dataset_path)
+    if found is None:
+        return cfg
+    share, same = found
+    if same:
+        print0(f"val_split {share:g}: evaluating on the share of each class that {path}'s run held out from "
+               f"training in {cfg.dataset_path} (--val_split 0 for every image)", file=sys.stderr)
+        return dataclasses.replace(cfg, val_split=share)
+    print0(f"note: {path}'s run held out val_split {share:g} of another folder; {cfg.dataset_path} is evaluated "
+           f"whole (--val_split {share:g} holds out files of the same names)", file=sys.stderr)
+    return cfg
 
 
 def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = None,
@@ -170,7 +178,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     if error is not None:
         raise ckpt_io.CheckpointError(error)
     if is_onnx_file(path):
-        model, device, precision, opts = onnx_model_and_data(cfg, path)
+        model, device, precision, opts = onnx_model_and_data(cfg, path, given)
         classes = model.metadata.get("classes")
         outputs = model.class_num or model.metadata.get("class_num")
     else:
@@ -183,7 +191,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         if note:
             print0(note)
         classes = ckpt.get("classes")
-        cfg = trained_split(trained_size(cfg, ckpt, path, given), ckpt, path, given)
+        cfg = trained_split(trained_size(cfg, ckpt, path, given), ckpt.get("held_out"), path, given)
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(device=device, memory_format=memory_format)
         opts = data_options(cfg, device, train=False)

@@ -148,6 +148,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     meta.update({"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"],
                  "classes": ckpt.get("classes"), "source": os.path.basename(path)})
     meta["weights"] = ckpt_io.which_weights(ckpt, use_ema) or None  # None: not written
+    meta["held_out"] = ckpt.get("held_out")  # the images its run kept out of training, for eval and quantize
     write_metadata(proto, meta)
 
     sizes: List[int] = [batch_size] if not dynamic_batch else sorted({1, max(batch_size, 2)})

@@ -20,7 +20,7 @@ from torch import nn
 from .checkpoint import CheckpointError
 
 META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "padding", "mean", "std",
-             "source", "quantization", "weights")
+             "source", "quantization", "weights", "held_out")
 
 
 def is_onnx_file(path: str) -> bool:
@@ -147,7 +147,7 @@ def read_metadata(props: Dict[str, str]) -> Dict[str, Any]:
         if key not in props:
             continue
         value = props[key]
-        if key in ("classes", "mean", "std"):
+        if key in ("classes", "mean", "std", "held_out"):
             out[key] = json.loads(value)
         elif key in ("image_size", "class_num"):
             out[key] = int(value)
@@ -166,7 +166,7 @@ def write_metadata(model_proto, values: Dict[str, Any]) -> None:
             continue
         if key not in META_KEYS:
             raise KeyError(f"unknown ONNX metadata key {key!r}")
-        encoded[key] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+        encoded[key] = json.dumps(value) if isinstance(value, (list, tuple, dict)) else str(value)
     kept = [p for p in model_proto.metadata_props if p.key not in encoded]
     del model_proto.metadata_props[:]
     model_proto.metadata_props.extend(kept)

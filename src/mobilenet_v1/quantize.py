@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt_io
-from .data import DataOptions, build_loader
+from .data import DataOptions, build_loader, recorded_val_split
 from .onnx_io import OnnxModel, is_onnx_file, read_metadata, write_metadata, x86_without_vnni
 from .runtime import print0
 
@@ -41,7 +41,7 @@ def whole_batches(count: int, batch_size: int) -> int:
 
 def calibration_loader(dataset: str, calib_data: str, image_size: int, count: int, seed: int,
                        batch_size: int = CALIB_BATCH, num_workers: int = -1, static_batch: bool = False,
-                       max_bad_samples: int = -1) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+                       max_bad_samples: int = -1, val_split: float = 0.0) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
     """``count`` training images chosen at random (``seed``) with their labels, as normalised float32
     NCHW batches on the CPU made by the evaluation transforms (resize, and centre crop for ImageNet
     folders; normalisation). Unreadable files are skipped as in training (``max_bad_samples``).
@@ -49,12 +49,13 @@ def calibration_loader(dataset: str, calib_data: str, image_size: int, count: in
     ``static_batch``: every batch holds exactly ``batch_size`` images (``count`` must be a multiple of it,
     see :func:`whole_batches`), also where skipped files shortened a batch of the loader; a data set of
     fewer images than ``count`` ends at its last whole batch. Calibration and the comparison after it
-    then see the same images."""
+    then see the same images. ``val_split``: an image folder's share of each class held out from
+    training (:mod:`data`), left out here too."""
     if static_batch and count % batch_size:
         raise ValueError(f"calibration_loader: {count} images are not whole batches of {batch_size}")
     opts = DataOptions(dataset=dataset, dataset_path=calib_data, batch_size=batch_size, image_size=image_size,
                        seed=seed, num_workers=num_workers, channels_last=False, flip=False, pipeline="cpu",
-                       max_bad_samples=max_bad_samples)
+                       max_bad_samples=max_bad_samples, val_split=val_split)
     loader = build_loader(opts, train=False, device=torch.device("cpu"), drop_last=static_batch, split="train",
                           shuffle=True)
     taken = 0
@@ -211,9 +212,15 @@ def main(argv: Sequence[str]) -> int:
               "x86 CPUs without VNNI wants --reduce_range (ARM and VNNI CPUs run the full range as it is)",
               file=sys.stderr)
 
+    found = recorded_val_split(fp32.metadata.get("held_out"), a.calib_data) if dataset == "imagenet2012" else None
+    val_split = found[0] if found is not None and found[1] else 0.0
+    if val_split:
+        print(f"mobilenet-v1 quantize: calibrating on the training images of {a.calib_data}: the share of each "
+              f"class its run held out to evaluate on (val_split {val_split:g}) is left out", file=sys.stderr)
+
     def batches():
         return calibration_loader(dataset, a.calib_data, hw[0], count, a.seed, batch, a.num_workers,
-                                  static_batch=fp32.fixed_batch is not None)
+                                  static_batch=fp32.fixed_batch is not None, val_split=val_split)
 
     result = quantize_file(a.onnx, a.out, batches(), per_channel=not a.per_tensor, reduce_range=a.reduce_range)
     check = compare_top1(fp32, OnnxModel(a.out), batches())

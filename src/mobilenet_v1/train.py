@@ -14,7 +14,7 @@ from . import checkpoint as ckpt_io
 from . import distributed, mindspore_io, runtime
 from .batch_augment import BatchAugment
 from .config import Config, ConfigError, dump_yaml, load_config, to_dict
-from .data import DataOptions, build_loader, imagenet_folder
+from .data import DataOptions, build_loader, held_out_record, imagenet_folder
 from .ema import WeightAverage
 from .engine import (EpochResult, evaluate, make_optimizer, make_scaler, resolve_device,
                      resolve_precision, train_one_epoch)
@@ -116,6 +116,9 @@ def training_state(model, optimizer, scaler, epoch: int, step: int, cfg: Config,
         "classes": classes,
         "rng": ckpt_io.rng_state(),
     }
+    held = held_out_record(cfg.dataset_path, cfg.val_split)
+    if held:
+        state["held_out"] = held
     state.update(extra or {})
     return state
 
@@ -214,11 +217,13 @@ def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, 
     elif "ema" in ckpt:
         print0(f"resume: ema_decay is 0: the weight average in {source} is not continued, and this run's "
                f"checkpoints hold none")
-    # How the optimiser runs (fused on CUDA, foreach on the CPU) belongs to this run, not to the file.
+    # How the optimiser runs (fused on CUDA, foreach on the CPU) belongs to this run, not to the file,
+    # and goes in before loading: where the state's step counts go follows it (fused AdamW wants them on
+    # the parameters' device, so a checkpoint of a CPU run continues on a GPU).
     how = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups]
-    optimizer.load_state_dict(ckpt["optimizer"])
-    for group, settings in zip(optimizer.param_groups, how):
-        group.update(settings)
+    saved = ckpt["optimizer"]
+    optimizer.load_state_dict({**saved, "param_groups": [{**g, **settings} for g, settings
+                                                           in zip(saved["param_groups"], how)]})
     if scaler.is_enabled() and ckpt["scaler"]:
         scaler.load_state_dict(ckpt["scaler"])
     guard.load_state_dict(ckpt.get("nonfinite") or {})
@@ -239,7 +244,8 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
     def validate(ckpt: Dict[str, Any], path: str) -> Tuple[int, int]:
         return ckpt_io.validate_training_checkpoint(ckpt, path, model, optimizer, steps_per_epoch, classes,
                                                     check_ema=cfg.ema_decay > 0,
-                                                    samples_per_step=samples_per_step(cfg, dist))
+                                                    samples_per_step=samples_per_step(cfg, dist),
+                                                    val_split=cfg.val_split)
 
     restarted = dist.restarted if dist is not None else 0
     if dist is None or not dist.enabled:
