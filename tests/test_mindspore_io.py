@@ -362,7 +362,8 @@ def test_convert_keeps_what_predict_and_export_read(tmp_path, capsys):
     src = str(tmp_path / "mobilenetv1-1_5.ckpt")
     ckpt_io.atomic_save({"format": ckpt_io.FORMAT, "model": model.state_dict(),
                          "model_args": {"class_num": 10, "width_mult": 0.25, "padding": "same"},
-                         "config": to_dict(cfg), "classes": classes}, src)
+                         "config": to_dict(cfg), "classes": classes,
+                         "held_out": {"val_split": 0.1, "folder": "/data/photos"}}, src)
     pt, st, back = str(tmp_path / "m.pt"), str(tmp_path / "m.safetensors"), str(tmp_path / "back.pt")
     assert cli.main(["convert", src, pt]) == 0
     assert cli.main(["convert", src, st]) == 0
@@ -372,13 +373,14 @@ def test_convert_keeps_what_predict_and_export_read(tmp_path, capsys):
         ck = ckpt_io.load_file(path)
         assert ck["config"] == to_dict(cfg), path
         assert ck["classes"] == classes, path
+        assert ck["held_out"] == {"val_split": 0.1, "folder": "/data/photos"}, path  # eval finds them again
         assert ck["model_args"] == {"class_num": 10, "width_mult": 0.25, "padding": "same"}, path
         predictor = load_predictor(path)
         assert (predictor.dataset, predictor.image_size, predictor.names) == ("imagenet2012", 40, classes), path
     # A MindSpore .ckpt cannot hold them: converted all the same, and the user is told.
     assert cli.main(["convert", pt, str(tmp_path / "m.ckpt")]) == 0
     err = capsys.readouterr().err
-    assert "training configuration" in err and "class names" in err and "m.ckpt" in err
+    assert "training configuration" in err and "class names" in err and "m.ckpt" in err and "val_split" in err
 
 
 @pytest.mark.parametrize("width_mult", [0.1, 0.3, 0.6, 1.3])

@@ -158,8 +158,10 @@ def cmd_convert(argv: List[str]) -> int:
     if out["warning"]:
         print(f"mobilenet-v1 convert: warning: {out['warning']}", file=sys.stderr)
     if out["dropped"]:
-        what = {"config": "training configuration (image size, normalisation)", "classes": "class names"}
-        lost = " and ".join(what[k] for k in out["dropped"])
+        what = {"config": "training configuration (image size, normalisation)", "classes": "class names",
+                "held_out": "record of the images its run held out (val_split)"}
+        names = [what[k] for k in out["dropped"]]
+        lost = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
         print(f"mobilenet-v1 convert: note: a MindSpore .ckpt holds only tensors: the source's {lost} "
               f"{'are' if len(out['dropped']) > 1 else 'is'} not kept in {a.dst}", file=sys.stderr)
     return 0

@@ -58,6 +58,7 @@ OUTPUT_FORMATS = {".ckpt": "ckpt", ".pt": "pt", ".pth": "pt", ".safetensors": "s
 _MODEL_ARGS_KEY = "mobilenet_v1.model_args"
 _CONFIG_KEY = "mobilenet_v1.config"
 _CLASSES_KEY = "mobilenet_v1.classes"
+_HELD_OUT_KEY = "mobilenet_v1.held_out"  # the images a run held out with val_split (data.held_out_record)
 
 
 # ----------------------------------------------------------------------------------------------- names
@@ -347,7 +348,7 @@ def _json_entry(meta: Dict[str, str], key: str, path: str) -> Any:
 
 
 def recorded_metadata(meta: Dict[str, str], path: str) -> Dict[str, Any]:
-    """``model_args``, ``config`` and ``classes`` of a checkpoint dict, from the metadata that
+    """``model_args``, ``config``, ``classes`` and ``held_out`` of a checkpoint dict, from the metadata that
     :func:`convert` writes into a ``.safetensors`` (absent from MindSpore's own files)."""
     out: Dict[str, Any] = {}
     if _MODEL_ARGS_KEY in meta:
@@ -367,6 +368,11 @@ def recorded_metadata(meta: Dict[str, str], path: str) -> Dict[str, Any]:
         if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
             raise CheckpointError(f"checkpoint {path}: metadata {_CLASSES_KEY} is not a JSON list of names")
         out["classes"] = classes
+    if _HELD_OUT_KEY in meta:
+        held = _json_entry(meta, _HELD_OUT_KEY, path)
+        if not isinstance(held, dict):
+            raise CheckpointError(f"checkpoint {path}: metadata {_HELD_OUT_KEY} is not a JSON object")
+        out["held_out"] = held
     return out
 
 
@@ -477,7 +483,7 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True)
     args = {"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"]}
     # What predict and export read beside the weights: without it they fall back to 224x224 and
     # ImageNet normalisation, silently wrong for a model trained otherwise.
-    recorded = {k: ckpt[k] for k in ("config", "classes") if ckpt.get(k) is not None}
+    recorded = {k: ckpt[k] for k in ("config", "classes", "held_out") if ckpt.get(k) is not None}
     if fmt == "pt":
         ckpt_io.atomic_save({"format": ckpt_io.FORMAT, "model": state, "model_args": args, **recorded, **extra},
                             dst)
@@ -493,6 +499,8 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True)
                 meta[_CONFIG_KEY] = json.dumps(recorded["config"], default=str)
             if "classes" in recorded:
                 meta[_CLASSES_KEY] = json.dumps(list(recorded["classes"]))
+            if "held_out" in recorded:
+                meta[_HELD_OUT_KEY] = json.dumps(recorded["held_out"])
             write_safetensors(dst, entries, meta)
         count = len(entries)
     warning = ""
