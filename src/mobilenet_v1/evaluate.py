@@ -155,8 +155,8 @@ def trained_split(cfg: Config, held_out: Any, path: str, given: Optional[Set[str
         print0(f"val_split {share:g}: evaluating on the share of each class that {path}'s run held out from "
                f"training in {cfg.dataset_path} (--val_split 0 for every image)", file=sys.stderr)
         return dataclasses.replace(cfg, val_split=share)
-    print0(f"note: {path}'s run held out val_split {share:g} of another folder; {cfg.dataset_path} is evaluated "
-           f"whole (--val_split {share:g} holds out files of the same names)", file=sys.stderr)
+    print0(f"note: {path}'s run held out val_split {share:g} of another folder, so none is held out of "
+           f"{cfg.dataset_path} (--val_split {share:g} holds out files of the same names)", file=sys.stderr)
     return cfg
 
 

@@ -135,7 +135,7 @@ class ImageFiles(Dataset):
 def predict_workers(requested: int, images: int, batch_size: int, device: torch.device) -> int:
     """-1: training's default where the model runs on a GPU and more than one batch is to be read; none
     on the CPU, whose cores the model's own threads already use (on the 2-core development CPU two
-    workers gave 0.96 to 0.98x, benchmarks/RESULTS.md), nor for one batch (starting workers costs more)."""
+    workers gave 0.91 to 1.03x, benchmarks/RESULTS.md), nor for one batch (starting workers costs more)."""
     if requested >= 0:
         return requested
     return default_workers(-1) if device.type == "cuda" and images > batch_size else 0
@@ -152,9 +152,9 @@ class Predictor:
     weights: str = ""
     device: torch.device = torch.device("cpu")  # where the model runs (an ONNX file: ONNX Runtime's CPU)
 
-    def normalize(self, batch: torch.Tensor) -> torch.Tensor:
+    def normalizer(self) -> T.Normalize:
         mean, std = (T.IMAGENET_MEAN, T.IMAGENET_STD) if self.dataset == "imagenet2012" else (T.CIFAR_MEAN, T.CIFAR_STD)
-        return T.Normalize(mean, std, self.device)(batch.to(self.device))
+        return T.Normalize(mean, std, self.device)
 
     @torch.no_grad()
     def top_k(self, images: Sequence[str], k: int, num_workers: int = 0,
@@ -168,6 +168,7 @@ class Predictor:
         workers = predict_workers(num_workers, len(images), batch_size, self.device)
         loader = DataLoader(ImageFiles(images, self.dataset, self.image_size), batch_size=batch_size,
                             num_workers=workers, collate_fn=list, prefetch_factor=4 if workers else None)
+        normalize = self.normalizer()
         results: List[Dict[str, Any]] = []
         for items in loader:
             batch, rows = [], []
@@ -180,7 +181,7 @@ class Predictor:
                 batch.append(img)
             if not batch:
                 continue
-            logits = self.model(self.normalize(torch.stack(batch))).float().cpu()
+            logits = self.model(normalize(torch.stack(batch).to(self.device))).float().cpu()
             probs = torch.softmax(logits.masked_fill(~valid, float("-inf")), dim=1)
             values, indices = probs.topk(k, dim=1)
             for row, vs, ids in zip(rows, values.tolist(), indices.tolist()):
@@ -293,7 +294,8 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--batch_size", type=int, default=BATCH, help=f"images per forward pass (default {BATCH})")
     p.add_argument("--num_workers", type=int, default=-1,
                    help="loader processes that read and decode the files (default -1: min(8, CPU count) with "
-                        "the model on a GPU, none on the CPU, whose cores the model uses)")
+                        "the model on a GPU and more than one batch of files, else none: on the CPU the model "
+                        "uses the cores)")
     p.add_argument("--device_target", choices=("auto", "CPU", "GPU"), default="auto",
                    help="where a checkpoint's model runs (default auto: the GPU when CUDA is present); an "
                         "ONNX file runs in ONNX Runtime on the CPU")
