@@ -313,7 +313,7 @@ def test_seed_training_checkpoint_continues_here(cifar_dir, tmp_path, capsys):
     adamw = run(path, "d", "--opt=adamw", "--lr_max=0.002")
     assert "buffers (its global_step 24) left out: they are the seed's Momentum optimiser's, this run's is adamw" \
         in capsys.readouterr().out
-    assert ckpt_io.load_file(adamw["checkpoint"])["optimizer_type"] == "AdamW"
+    assert ckpt_io.load_file(adamw["checkpoint"])["optimizer"]["state"][0].keys() == {"step", "exp_avg", "exp_avg_sq"}
 
 
 def test_convert_cli_both_directions_and_errors(tmp_path, capsys):

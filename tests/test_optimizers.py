@@ -100,7 +100,7 @@ def test_a_resumed_run_continues_exactly_and_another_opt_is_refused(opt, lr, cif
     train.run(load_config(common + [f"--save_checkpoint_path={resumed}", f"--resume={middle}"]))
     a = ckpt_io.load_file(str(straight / "mobilenetv1-2_12.ckpt"))
     b = ckpt_io.load_file(str(resumed / "mobilenetv1-2_12.ckpt"))
-    assert a["optimizer_type"] == b["optimizer_type"] == {"rmsprop": "RMSprop", "adamw": "AdamW"}[opt]
+    assert a["config"]["opt"] == b["config"]["opt"] == opt
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
     sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
@@ -109,24 +109,24 @@ def test_a_resumed_run_continues_exactly_and_another_opt_is_refused(opt, lr, cif
         assert sa[pid].keys() == sb[pid].keys() and len(sa[pid]) >= 2
         for name in sa[pid]:
             assert torch.equal(sa[pid][name], sb[pid][name]), (pid, name)
-    with pytest.raises(ckpt_io.CheckpointError, match=rf"{middle}.*its state is {a['optimizer_type']}'s, this run's "
-                                                      rf"optimizer is SGD \(--opt momentum; the file's was --opt {opt}\)"):
+    with pytest.raises(ckpt_io.CheckpointError, match=rf"{middle}.*its run trained with --opt {opt}, this run with "
+                                                      rf"--opt momentum, whose state is another \(pass --opt {opt}\)"):
         train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=2",
                                        f"--save_checkpoint_path={tmp_path / 'other'}", f"--resume={middle}"]))
     assert not os.path.exists(tmp_path / "other" / "mobilenetv1-2_12.ckpt")
 
 
 def test_a_checkpoint_from_before_opt_is_taken_for_the_seeds_momentum(cifar_dir, tmp_path, one_thread):
-    """Files written before checkpoints named their optimiser held SGD's state: they continue a run
-    with --opt momentum and are refused by one with another optimiser."""
+    """Files written before --opt existed (no opt in their configuration) held SGD's state: they continue a
+    run with --opt momentum and are refused by one with another optimiser."""
     common = SMALL + [f"--dataset_path={cifar_dir}", "--lr_max=0.05"]
     train.run(load_config(common + ["--epoch_size=1", f"--save_checkpoint_path={tmp_path / 'old'}"]))
     path = tmp_path / "old" / "mobilenetv1-1_12.ckpt"
     ckpt = ckpt_io.load_file(str(path))
-    del ckpt["optimizer_type"]
+    del ckpt["config"]["opt"]
     ckpt_io.atomic_save(ckpt, str(path))
     more = common + ["--epoch_size=2", f"--resume={path}"]
-    with pytest.raises(ckpt_io.CheckpointError, match="its state is SGD's, this run's optimizer is AdamW"):
+    with pytest.raises(ckpt_io.CheckpointError, match="its run trained with --opt momentum, this run with --opt adamw"):
         train.run(load_config(more + ["--opt=adamw", f"--save_checkpoint_path={tmp_path / 'a'}"]))
     result = train.run(load_config(more + [f"--save_checkpoint_path={tmp_path / 'b'}"]))
     assert result["resumed_from"] == str(path) and result["checkpoint"].endswith("mobilenetv1-2_12.ckpt")

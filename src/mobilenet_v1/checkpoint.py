@@ -441,10 +441,6 @@ def check_tensors(state: Any, reference: Dict[str, torch.Tensor], what: str) -> 
     return problems
 
 
-# The --opt value of each optimiser class a training checkpoint may name.
-OPT_NAMES = {"SGD": "momentum", "RMSprop": "rmsprop", "AdamW": "adamw"}
-
-
 def check_optimizer_state(saved: Any, optimizer: torch.optim.Optimizer) -> List[str]:
     """What is wrong with ``saved`` as the state of ``optimizer``: its parameter groups, and each
     per-parameter tensor (a momentum buffer, ...) against its parameter's shape and dtype."""
@@ -482,14 +478,15 @@ def check_optimizer_state(saved: Any, optimizer: torch.optim.Optimizer) -> List[
 def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optimizer: torch.optim.Optimizer,
                                  steps_per_epoch: int, classes: Optional[List[str]] = None,
                                  check_ema: bool = True, samples_per_step: Optional[int] = None,
-                                 val_split: Optional[float] = None) -> Tuple[int, int]:
+                                 val_split: Optional[float] = None, opt: Optional[str] = None) -> Tuple[int, int]:
     """Check that ``ckpt`` can continue training ``model`` with ``optimizer`` at ``steps_per_epoch``:
     the keys a training checkpoint needs, its format, every model and optimiser tensor, the scaler,
     the recorded position and RNG state, (an image folder's ``classes``) the class list, whose
     order gives the labels, and with ``check_ema`` the weight average it may hold. A checkpoint saved
     inside an epoch must record this run's ``samples_per_step`` (batch_size x grad_accum_steps x
     processes) where it records one: its position counts steps of that many samples. With
-    ``val_split``, the file's run must have held out the same share (or none with 0). Returns (epochs completed, steps done in the epoch in progress); raises
+    ``val_split``, the file's run must have held out the same share (or none with 0); with ``opt``, it
+    must have trained with that optimiser (its configuration says which; none: the seed's momentum). Returns (epochs completed, steps done in the epoch in progress); raises
     :class:`CheckpointError` naming the file and every problem found."""
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"checkpoint {source}: not a dict")
@@ -513,11 +510,10 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
     if val_split is not None and held != val_split:
         problems.append(f"its run held out val_split {held:g} of each class to evaluate on, this run {val_split:g}: "
                         f"pass --val_split {held:g} (another share would train on images held out so far)")
-    kind = ckpt.get("optimizer_type", "SGD")  # written before --opt: always SGD
-    if kind != type(optimizer).__name__:
-        optimizer_problems = [f"optimizer: its state is {kind}'s, this run's optimizer is {type(optimizer).__name__} "
-                              f"(--opt {OPT_NAMES.get(type(optimizer).__name__, '?')}; the file's was --opt "
-                              f"{OPT_NAMES.get(kind, '?')})"]
+    trained_with = (ckpt.get("config") or {}).get("opt", "momentum")  # files from before --opt: momentum
+    if opt is not None and trained_with != opt:
+        optimizer_problems = [f"optimizer: its run trained with --opt {trained_with}, this run with --opt {opt}, whose "
+                              f"state is another (pass --opt {trained_with})"]
     else:
         optimizer_problems = check_optimizer_state(ckpt["optimizer"], optimizer)
     if len(optimizer_problems) > 8:  # one per parameter when the model differs: say how many

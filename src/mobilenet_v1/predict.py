@@ -26,7 +26,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -36,7 +36,7 @@ from . import checkpoint as ckpt_io
 from . import transforms as T
 from .api import model_from_checkpoint
 from .config import bool_option
-from .data import IMAGE_EXTENSIONS, default_workers, image_files_under, read_bytes, read_failure
+from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
 from .engine import resolve_device
 from .onnx_io import OnnxModel, is_onnx_file
 from .runtime import print0
@@ -115,8 +115,9 @@ def eval_image(img: torch.Tensor, dataset: str, image_size: int) -> torch.Tensor
 
 
 class ImageFiles(Dataset):
-    """Item ``i``: (its path, the uint8 image :func:`eval_image` makes of it or None, the error that
-    stopped it or ""); read and decoded in a loader worker."""
+    """Item ``i``: its path and the uint8 image :func:`eval_image` makes of it, or the
+    :class:`data.BadSample` that stopped it (as the training loaders report one); read and decoded in a
+    loader worker."""
 
     def __init__(self, paths: Sequence[str], dataset: str, image_size: int):
         self.paths, self.dataset, self.image_size = list(paths), dataset, image_size
@@ -124,12 +125,12 @@ class ImageFiles(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> Tuple[str, Optional[torch.Tensor], str]:
+    def __getitem__(self, i: int) -> Tuple[str, Union[torch.Tensor, BadSample]]:
         path = self.paths[i]
         try:
-            return path, eval_image(T.decode_rgb(read_bytes(path), path), self.dataset, self.image_size), ""
+            return path, eval_image(T.decode_rgb(read_bytes(path), path), self.dataset, self.image_size)
         except (OSError, ValueError) as e:  # unreadable, or not an image (DecodeError)
-            return path, None, read_failure(e)  # as the loaders report it
+            return path, BadSample(path, read_failure(e))
 
 
 def predict_workers(requested: int, images: int, batch_size: int, device: torch.device) -> int:
@@ -172,9 +173,9 @@ class Predictor:
         results: List[Dict[str, Any]] = []
         for items in loader:
             batch, rows = [], []
-            for path, img, error in items:
-                if img is None:
-                    results.append({"image": path, "error": error})
+            for path, img in items:
+                if isinstance(img, BadSample):
+                    results.append({"image": path, "error": img.reason})
                     continue
                 rows.append(len(results))
                 results.append({"image": path})

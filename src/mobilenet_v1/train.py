@@ -108,7 +108,6 @@ def training_state(model, optimizer, scaler, epoch: int, step: int, cfg: Config,
         "model": ckpt_io.unwrap(model).state_dict(),
         "model_args": model_args(cfg),
         "optimizer": optimizer.state_dict(),
-        "optimizer_type": type(optimizer).__name__,
         "scaler": scaler.state_dict(),
         "epoch": epoch,
         "step": step,
@@ -218,8 +217,9 @@ def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, 
         print0(f"resume: ema_decay is 0: the weight average in {source} is not continued, and this run's "
                f"checkpoints hold none")
     # How the optimiser runs (fused on CUDA, foreach on the CPU) belongs to this run, not to the file,
-    # and goes in before loading: where the state's step counts go follows it (fused AdamW wants them on
-    # the parameters' device, so a checkpoint of a CPU run continues on a GPU).
+    # and goes in before loading: where the state's step counts go follows it (torch's load_state_dict
+    # puts them on the parameters' device for a fused group, which fused AdamW on CUDA needs; that a CPU
+    # run's checkpoint continues on a GPU is for benchmarks/cross_device_resume.py to show, not yet run).
     how = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups]
     saved = ckpt["optimizer"]
     optimizer.load_state_dict({**saved, "param_groups": [{**g, **settings} for g, settings
@@ -245,7 +245,7 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
         return ckpt_io.validate_training_checkpoint(ckpt, path, model, optimizer, steps_per_epoch, classes,
                                                     check_ema=cfg.ema_decay > 0,
                                                     samples_per_step=samples_per_step(cfg, dist),
-                                                    val_split=cfg.val_split)
+                                                    val_split=cfg.val_split, opt=cfg.opt)
 
     restarted = dist.restarted if dist is not None else 0
     if dist is None or not dist.enabled:
