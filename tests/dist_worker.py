@@ -19,7 +19,7 @@ from mobilenet_v1.config import load_config
 from mobilenet_v1.data import build_loader
 from mobilenet_v1.engine import make_optimizer, make_scaler, train_one_epoch
 from mobilenet_v1.nonfinite import NonFiniteGuard
-from mobilenet_v1.schedules import get_lr
+from mobilenet_v1.schedules import schedule
 
 CPU = torch.device("cpu")
 
@@ -59,8 +59,7 @@ def same_math(ctx: distributed.Context, cfg, steps: int, sync_bn: bool) -> list:
     one_cfg, start, job, alone, criterion = job_and_alone(ctx, cfg, sync_bn)
     loader = build_loader(train.data_options(cfg, CPU), True, CPU, True, **ctx.shard())
     loader_one = build_loader(train.data_options(one_cfg, CPU), True, CPU, True)
-    lr = get_lr(cfg.lr_init, cfg.lr_end, cfg.lr_max, cfg.warmup_epochs, cfg.epoch_size, len(loader),
-                cfg.lr_decay_mode)
+    lr = schedule(cfg, len(loader))
     optimizers = [make_optimizer(m, float(lr[0]), cfg.momentum, cfg.weight_decay, CPU) for m in (job, alone)]
     diffs = []
     for step, ((x, y), (x1, y1)) in enumerate(zip(loader, loader_one)):

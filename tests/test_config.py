@@ -20,7 +20,8 @@ def test_imagenet_dataset_starts_from_the_seeds_imagenet_values():
     assert (cfg.lr_max, cfg.use_label_smooth, cfg.label_smooth_factor) == (0.8, True, 0.1)
 
 
-@pytest.mark.parametrize("name", ["cifar10.yaml", "imagenet2012.yaml", "imagenet2012_gpu.yaml", "demo.yaml"])
+@pytest.mark.parametrize("name", ["cifar10.yaml", "imagenet2012.yaml", "imagenet2012_gpu.yaml", "imagenet2012_rmsprop.yaml",
+                                  "demo.yaml"])
 def test_shipped_configs_load(name):
     cfg = load_config(["--config_path", os.path.join(ROOT, "configs", name)])
     assert isinstance(cfg, Config)
@@ -51,6 +52,21 @@ def test_bad_values_name_the_option():
         load_config(["--save_checkpoint=maybe"])
     with pytest.raises(ConfigError, match="needs a value"):
         parse_overrides(["--epoch_size"])
+
+
+def test_exponential_decay_keys():
+    """lr_decay_rate / lr_decay_epochs: checked, and refused where the schedule would ignore them."""
+    cfg = load_config(["--lr_decay_mode=exponential", "--lr_decay_rate=0.973", "--lr_decay_epochs=2.4"])
+    assert (cfg.lr_decay_rate, cfg.lr_decay_epochs) == (0.973, 2.4)
+    for bad, match in (("--lr_decay_rate=0", r"option --lr_decay_rate: lr_decay_rate must be in \(0, 1\]"),
+                       ("--lr_decay_rate=1.5", "lr_decay_rate must be in"),
+                       ("--lr_decay_epochs=0", "option --lr_decay_epochs: lr_decay_epochs must be positive")):
+        with pytest.raises(ConfigError, match=match):
+            load_config(["--lr_decay_mode=exponential", bad])
+    with pytest.raises(ConfigError, match="lr_decay_rate 0.9 is lr_decay_mode exponential's; lr_decay_mode poly"):
+        load_config(["--lr_decay_rate=0.9"])
+    with pytest.raises(ConfigError, match="lr_decay_epochs 3 is .* lr_decay_mode linear does not use it"):
+        load_config(["--dataset=imagenet2012", "--lr_decay_epochs=3"])
 
 
 def test_out_of_range_values_name_where_they_came_from(tmp_path):

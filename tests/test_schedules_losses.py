@@ -40,6 +40,23 @@ def test_seed_imagenet_linear_without_warmup():
     assert lr[-1] == np.float32(0.8 - 0.8 * 450359 / 450360)
 
 
+def test_exponential_staircase_after_a_linear_warmup():
+    """Warm-up as the seed's linear mode, then lr_max * rate ** k in the k-th period of
+    int(decay_epochs x steps_per_epoch) steps counted from the warm-up's end (torchvision's StepLR
+    after its warm-up; TF-slim's staircase)."""
+    # 6 epochs x 4 steps, 1 warm-up epoch, a decay every 1.5 epochs = 6 steps.
+    lr = get_lr(0.02, 0.0, 0.1, 1, 6, 4, "exponential", 0.5, 1.5)
+    want = [0.02, 0.04, 0.06, 0.08] + [0.1] * 6 + [0.05] * 6 + [0.025] * 6 + [0.0125] * 2
+    np.testing.assert_allclose(lr, np.array(want, dtype=np.float32), rtol=1e-6, atol=0)
+    # torchvision's MobileNetV3 recipe, gamma 0.973 every 2 epochs, no warm-up: epoch e at 0.973 ** (e // 2).
+    lr = get_lr(0.0, 0.0, 0.064, 0, 600, 3, "exponential", 0.973, 2)
+    for epoch in (0, 1, 2, 5, 599):
+        assert lr[epoch * 3] == lr[epoch * 3 + 2] == np.float32(0.064 * 0.973 ** (epoch // 2))
+    # A period shorter than one step still decays once a step; rate 1 is constant.
+    assert get_lr(0.0, 0.0, 1.0, 0, 1, 4, "exponential", 0.5, 0.1).tolist() == [1.0, 0.5, 0.25, 0.125]
+    assert set(get_lr(0.0, 0.0, 0.3, 0, 3, 4, "exponential", 1.0, 1.0).tolist()) == {np.float32(0.3)}
+
+
 def test_unknown_mode_is_linear_as_in_the_seed():
     np.testing.assert_array_equal(get_lr(0.01, 0.0, 0.1, 1, 5, 2, "other"), get_lr(0.01, 0.0, 0.1, 1, 5, 2, "linear"))
 

@@ -17,7 +17,7 @@ from mobilenet_v1 import evaluate as evaluate_mod
 from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.data import CIFAR_EVAL_FOLDER, CIFAR_TRAIN_FOLDER, write_cifar_bin
 from mobilenet_v1.engine import EpochResult
-from mobilenet_v1.schedules import get_lr
+from mobilenet_v1.schedules import schedule
 from mobilenet_v1.tracking import METRICS_FILE, RunLogger, read_metrics
 
 SMALL = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU", "--num_workers=0",
@@ -102,7 +102,7 @@ def test_metrics_jsonl_parses_and_matches_the_log(short_run):
     assert progress and all(f"{by_step[s]['loss']:.4f}" == text for s, text in progress.items())
     # Each record's lr is the schedule's value at that step.
     cfg = short_run["cfg"]
-    lr = get_lr(cfg.lr_init, cfg.lr_end, cfg.lr_max, cfg.warmup_epochs, cfg.epoch_size, 12, cfg.lr_decay_mode)
+    lr = schedule(cfg, 12)
     assert [r["lr"] for r in steps] == pytest.approx([float(lr[r["step"] - 1]) for r in steps], rel=1e-6)
     assert read_metrics(str(short_run["dir"])) == {"steps": steps, "epochs": epochs}
 

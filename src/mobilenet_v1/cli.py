@@ -97,7 +97,7 @@ def cmd_info(argv: List[str]) -> int:
 
 def cmd_lr_schedule(argv: List[str]) -> int:
     from .config import load_config
-    from .schedules import get_lr
+    from .schedules import schedule
 
     if pop_flag(argv, "--help") or pop_flag(argv, "-h"):
         print("usage: mobilenet-v1 lr-schedule [--config_path F] [--key=value ...] [--steps_per_epoch N] "
@@ -116,7 +116,7 @@ def cmd_lr_schedule(argv: List[str]) -> int:
             steps = int(spe)
         except ValueError:
             raise SystemExit(f"mobilenet-v1 lr-schedule: --steps_per_epoch must be an integer, got {spe!r}")
-    lr = get_lr(cfg.lr_init, cfg.lr_end, cfg.lr_max, cfg.warmup_epochs, cfg.epoch_size, steps, cfg.lr_decay_mode)
+    lr = schedule(cfg, steps)
     lines = ["step,epoch,lr"] + [f"{i},{i // steps + 1},{repr(float(v))}" for i, v in enumerate(lr)]
     text = "\n".join(lines) + "\n"
     if out:

@@ -1,19 +1,37 @@
-"""The seed's learning-rate schedules (its ``lr_generator.get_lr``): one float32 value per global step.
+"""The learning-rate schedules: one float32 value per global step.
 
-Pure functions of their arguments; the arithmetic follows the seed's order of operations in Python
-floats before the cast to float32, so the arrays are the seed's bit for bit.
+The seed's four (its ``lr_generator.get_lr``) follow its order of operations in Python floats before
+the cast to float32, so the arrays are the seed's bit for bit. ``exponential`` is ours: the staircase
+decay of TF-slim's MobileNet training and of torchvision's MobileNetV2/V3 recipes (``StepLR``).
+Pure functions of their arguments.
 """
 import math
 
 import numpy as np
 
-LR_DECAY_MODES = ("steps", "poly", "cosine", "linear")
+LR_DECAY_MODES = ("steps", "poly", "cosine", "linear")  # the seed's
+SCHEDULES = LR_DECAY_MODES + ("exponential",)
+
+
+def decay_period(lr_decay_epochs: float, steps_per_epoch: int) -> int:
+    """Steps between two decays of ``exponential``: ``lr_decay_epochs`` epochs' steps, at least one
+    (TF-slim's ``int(steps_per_epoch * num_epochs_per_decay)``)."""
+    return max(1, int(steps_per_epoch * lr_decay_epochs))
 
 
 def lr_at(i: int, lr_init: float, lr_end: float, lr_max: float, warmup_steps: int, total_steps: int,
-          lr_decay_mode: str) -> float:
-    """The learning rate of global step ``i`` (a Python float, before the seed's float32 cast)."""
+          lr_decay_mode: str, decay_rate: float = 1.0, decay_steps: int = 1) -> float:
+    """The learning rate of global step ``i`` (a Python float, before the seed's float32 cast).
+
+    ``exponential``: a linear warm-up from ``lr_init`` as the seed's ``linear`` mode, then
+    ``lr_max * decay_rate ** k`` in the ``k``-th period of ``decay_steps`` steps after it (``lr_end``
+    unused); ``decay_rate`` and ``decay_steps`` mean nothing to the other modes.
+    """
     lr_init, lr_end, lr_max = float(lr_init), float(lr_end), float(lr_max)
+    if lr_decay_mode == "exponential":
+        if i < warmup_steps:
+            return lr_init + (lr_max - lr_init) * i / warmup_steps
+        return lr_max * float(decay_rate) ** ((i - warmup_steps) // decay_steps)
     if lr_decay_mode == "steps":
         if i < warmup_steps:
             return lr_init + (lr_max - lr_init) * i / warmup_steps
@@ -43,14 +61,23 @@ def lr_at(i: int, lr_init: float, lr_end: float, lr_max: float, warmup_steps: in
 
 
 def get_lr(lr_init: float, lr_end: float, lr_max: float, warmup_epochs: int, total_epochs: int,
-           steps_per_epoch: int, lr_decay_mode: str) -> np.ndarray:
-    """The seed's per-step schedule over ``total_epochs * steps_per_epoch`` steps, as float32."""
+           steps_per_epoch: int, lr_decay_mode: str, decay_rate: float = 1.0,
+           decay_epochs: float = 1.0) -> np.ndarray:
+    """The per-step schedule over ``total_epochs * steps_per_epoch`` steps, as float32 (the seed's
+    signature; ``decay_rate`` and ``decay_epochs`` are ``exponential``'s)."""
     if steps_per_epoch < 1 or total_epochs < 1:
         raise ValueError(f"steps_per_epoch and total_epochs must be >= 1, got {steps_per_epoch}, {total_epochs}")
     total_steps = steps_per_epoch * total_epochs
     warmup_steps = steps_per_epoch * warmup_epochs
     if warmup_steps >= total_steps:
         raise ValueError(f"warmup_epochs ({warmup_epochs}) must be fewer than total_epochs ({total_epochs})")
-    values = [lr_at(i, lr_init, lr_end, lr_max, warmup_steps, total_steps, lr_decay_mode)
+    period = decay_period(decay_epochs, steps_per_epoch)
+    values = [lr_at(i, lr_init, lr_end, lr_max, warmup_steps, total_steps, lr_decay_mode, decay_rate, period)
               for i in range(total_steps)]
     return np.array(values).astype(np.float32)
+
+
+def schedule(cfg, steps_per_epoch: int) -> np.ndarray:
+    """The schedule a configuration (``config.Config``) trains with, at ``steps_per_epoch`` steps."""
+    return get_lr(cfg.lr_init, cfg.lr_end, cfg.lr_max, cfg.warmup_epochs, cfg.epoch_size, steps_per_epoch,
+                  cfg.lr_decay_mode, cfg.lr_decay_rate, cfg.lr_decay_epochs)

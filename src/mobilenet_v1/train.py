@@ -22,7 +22,7 @@ from .losses import CrossEntropySmooth
 from .model import MobileNetV1
 from .nonfinite import NonFiniteError, NonFiniteGuard
 from .runtime import header, print0
-from .schedules import get_lr
+from .schedules import schedule
 from .tracking import RunLogger
 
 
@@ -389,8 +389,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
         raise ValueError(f"dataset_path {cfg.dataset_path}: {loader.num_samples} training samples make no "
                          f"full batch of batch_size {cfg.batch_size}"
                          + (f" x grad_accum_steps {cfg.grad_accum_steps}" if cfg.grad_accum_steps > 1 else ""))
-    lr = get_lr(cfg.lr_init, cfg.lr_end, cfg.lr_max, cfg.warmup_epochs, cfg.epoch_size, steps_per_epoch,
-                cfg.lr_decay_mode)
+    lr = schedule(cfg, steps_per_epoch)
 
     model = build_model(cfg)
     if cfg.pre_trained:
