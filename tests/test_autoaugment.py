@@ -1,4 +1,4 @@
-"""TrivialAugment / RandAugment / AutoAugment's ImageNet policy (``--auto_augment ta_wide|ra|imagenet``):
+"""TrivialAugment / RandAugment / AutoAugment's policies (``--auto_augment ta_wide|ra|imagenet|cifar10|svhn``):
 each operation against torchvision's, the per-sample plans, and the three pipelines that apply them."""
 import math
 
@@ -9,9 +9,9 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from mobilenet_v1 import transforms as T
-from mobilenet_v1.autoaugment import (CHOSEN, IMAGENET_POLICY, OPS, AutoAugment, Plan, apply, magnitudes, run_op,
-                                      seed_uniforms)
-from mobilenet_v1.config import ConfigError, load_config
+from mobilenet_v1.autoaugment import (AUTOAUGMENT_POLICIES, CHOSEN, OPS, POLICIES, AutoAugment, Plan, apply,
+                                      magnitudes, run_op, seed_uniforms)
+from mobilenet_v1.config import AUTO_AUGMENT_POLICIES, ConfigError, load_config
 from mobilenet_v1.data import (BatchedImageLoader, DataOptions, ImageFolderDataset, build_loader, find_images,
                                imagenet_folder, read_bytes)
 
@@ -62,16 +62,17 @@ GEOMETRIC = {"ShearX": [0.37, -0.23, 0.61, -0.83], "ShearY": [0.37, -0.23, 0.61,
              "Rotate": [31.7, -100.0, 7.3, 135.0]}
 
 
-@pytest.mark.parametrize("policy", ["ta_wide", "ra", "imagenet"])
+@pytest.mark.parametrize("policy", ["ta_wide", "ra", "imagenet", "cifar10", "svhn"])
 def test_the_magnitude_tables_are_torchvisions(policy):
     """Value for value, float32 rounding included: an exact 16.0 px where torchvision holds 15.999999
     would translate a pixel further after int(), and solarize thresholds would fall apart."""
     from torchvision.transforms.v2 import AutoAugment as TvAutoAugment
     from torchvision.transforms.v2 import RandAugment, TrivialAugmentWide
 
-    cls = {"ta_wide": TrivialAugmentWide, "ra": RandAugment, "imagenet": TvAutoAugment}[policy]
-    space, bins = cls._AUGMENTATION_SPACE, 10 if policy == "imagenet" else 31
-    assert set(space) == (set(OPS[:CHOSEN]) if policy != "imagenet" else set(OPS) - {"Identity"})
+    auto = policy in AUTOAUGMENT_POLICIES
+    cls = TvAutoAugment if auto else {"ta_wide": TrivialAugmentWide, "ra": RandAugment}[policy]
+    space, bins = cls._AUGMENTATION_SPACE, 10 if auto else 31
+    assert set(space) == (set(OPS) - {"Identity"} if auto else set(OPS[:CHOSEN]))
     for h, w in ((32, 32), (224, 224), (331, 331), (29, 41)):
         for op in space:
             theirs = space[op][0](bins, h, w)
@@ -79,22 +80,31 @@ def test_the_magnitude_tables_are_torchvisions(policy):
             assert magnitudes(policy, op, h, w) == expected, (op, h, w)
 
 
-def test_the_imagenet_policy_is_torchvisions_and_takes_each_operation_with_its_probability():
+@pytest.mark.parametrize("policy", sorted(AUTOAUGMENT_POLICIES))
+def test_each_policy_is_torchvisions_and_takes_each_operation_with_its_probability(policy):
+    from torchvision.transforms import AutoAugmentPolicy
     from torchvision.transforms.v2 import AutoAugment as TvAutoAugment
 
-    theirs = TvAutoAugment()._policies  # the ImageNet policy by default
-    assert [tuple((n, p, b or 0) for n, p, b in sub) for sub in theirs] == [tuple(sub) for sub in IMAGENET_POLICY]
+    table = AUTOAUGMENT_POLICIES[policy]
+    theirs = TvAutoAugment(AutoAugmentPolicy(policy))._policies
+    assert [tuple((n, p, b or 0) for n, p, b in sub) for sub in theirs] == [tuple(sub) for sub in table]
     seeds = torch.arange(40000)
-    first, second = AutoAugment("imagenet").plans(seeds, 224, 224)
+    size = 32 if policy != "imagenet" else 224
+    first, second = AutoAugment(policy).plans(seeds, size, size)
     for r, plan in enumerate((first, second)):
-        for op in ("Identity", "Invert", "Equalize", "Rotate"):
-            expected = sum(p for sub in IMAGENET_POLICY for name, p, _ in sub[r:r + 1] if name == op) / 25
+        for op in OPS:
+            expected = sum(p for sub in table for name, p, _ in sub[r:r + 1] if name == op) / 25
             if op == "Identity":
-                expected = 1 - sum(sub[r][1] for sub in IMAGENET_POLICY) / 25
+                expected = 1 - sum(sub[r][1] for sub in table) / 25
             share = float((plan.ops == OPS.index(op)).float().mean())
             assert share == pytest.approx(expected, abs=0.012), (r, op)
-    rotate = first.values[first.ops == OPS.index("Rotate")].abs()
-    assert set(rotate.tolist()) <= {magnitudes("imagenet", "Rotate", 224, 224)[b] for b in (3, 8, 9)}
+        # Each operation at its sub-policies' bins only, signed at even odds where it has a sign.
+        for op in ("Rotate", "TranslateY", "ShearX", "Solarize"):
+            chosen = plan.values[plan.ops == OPS.index(op)]
+            bins = {b for sub in table for name, _, b in sub[r:r + 1] if name == op}
+            assert set(chosen.abs().tolist()) <= {magnitudes(policy, op, size, size)[b] for b in bins}, (r, op)
+            if op != "Solarize" and len(chosen) > 400:
+                assert float((chosen < 0).float().mean()) == pytest.approx(0.5, abs=0.08), (r, op)
 
 
 @pytest.mark.parametrize("name", OPS)
@@ -164,7 +174,9 @@ def test_plans_draw_each_operation_and_bin_evenly_from_the_seed_alone():
     assert torch.allclose(translate, torch.full_like(translate, 150 / 331 * 224 * 9 / 30))
     with pytest.raises(ValueError, match=r"ra_magnitude must be in \[0, 30\]"):
         AutoAugment("ra", level=31)
-    assert load_config(["--auto_augment=imagenet"]).auto_augment == "imagenet"
+    assert AUTO_AUGMENT_POLICIES == POLICIES  # the configuration's list is the module's
+    for policy in POLICIES:
+        assert load_config([f"--auto_augment={policy}"]).auto_augment == policy
     with pytest.raises(ConfigError, match="auto_augment='rand-m9' is not one of"):
         load_config(["--auto_augment=rand-m9"])
     with pytest.raises(ConfigError, match=r"option --ra_magnitude: ra_magnitude must be in \[0, 30\]"):
@@ -181,7 +193,8 @@ def test_apply_gives_each_sample_its_own_operation():
         assert torch.equal(out[i], expected), i
 
 
-def test_cifar_pipeline_applies_each_samples_plan_and_a_resumed_epoch_keeps_them(cifar_dir):
+@pytest.mark.parametrize("policy", ["ta_wide", "cifar10"])
+def test_cifar_pipeline_applies_each_samples_plan_and_a_resumed_epoch_keeps_them(cifar_dir, policy):
     """The CIFAR-10 loader (batched, on the device) augments after its crop and flip: undoing the
     normalisation of the plain loader's batch and applying the samples' plans gives its batch."""
     def loader(aa):
@@ -189,18 +202,20 @@ def test_cifar_pipeline_applies_each_samples_plan_and_a_resumed_epoch_keeps_them
                            auto_augment=aa)
         return build_loader(opts, train=True, device=CPU)
 
-    plain, augmented = loader(""), loader("ta_wide")
+    plain, augmented = loader(""), loader(policy)
     for lo in (plain, augmented):
         lo.set_epoch(2)
     seeds = augmented.sampler.seeds()
-    (plan,) = AutoAugment("ta_wide").plans(seeds, 32, 32)
+    plans = AutoAugment(policy).plans(seeds, 32, 32)
     mean = torch.tensor(T.CIFAR_MEAN).view(1, 3, 1, 1) * 255
     std = torch.tensor(T.CIFAR_STD).view(1, 3, 1, 1) * 255
     batches = list(augmented)
     for b, ((x, y), (xa, ya)) in enumerate(zip(plain, batches)):
         raw = (x * std + mean).round().to(torch.uint8)
         part = slice(16 * b, 16 * (b + 1))
-        expected = (apply(raw, Plan(plan.ops[part], plan.values[part])).float() - mean) / std
+        for plan in plans:
+            raw = apply(raw, Plan(plan.ops[part], plan.values[part]))
+        expected = (raw.float() - mean) / std
         assert torch.equal(y, ya) and torch.allclose(xa, expected, atol=1e-4), b
     assert not torch.allclose(batches[0][0], next(iter(plain))[0])
     augmented.set_epoch(2, 3)  # a resumed epoch: from its fourth batch on, the same images

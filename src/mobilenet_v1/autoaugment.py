@@ -1,15 +1,16 @@
 """TrivialAugment (Müller & Hutter 2021, its "wide" ranges), RandAugment (Cubuk et al. 2020) and
-AutoAugment's ImageNet policy (Cubuk et al. 2019) as batched tensor functions: each sample of a batch
-gets its own operations and magnitudes.
+AutoAugment's ImageNet, CIFAR-10 and SVHN policies (Cubuk et al. 2019) as batched tensor functions:
+each sample of a batch gets its own operations and magnitudes.
 
 The operations and their magnitude ranges (31 bins; AutoAugment's 10) are those of torchvision's
 ``TrivialAugmentWide``, ``RandAugment`` (``num_ops`` 2, ``magnitude`` 9 by default) and
-``AutoAugment(AutoAugmentPolicy.IMAGENET)``, and so is each
+``AutoAugment(AutoAugmentPolicy.IMAGENET | CIFAR10 | SVHN)``, and so is each
 operation's arithmetic on uint8 images (nearest-neighbour geometry with a black fill, blends truncated
 to uint8), so a model trained here sees what torchvision's recipes (``--auto-augment ta_wide`` / ``ra``
-/ ``imagenet``) show theirs. ``tests/test_autoaugment.py`` checks every operation against torchvision's functional
-ops image by image: the same values, the geometry up to ties of nearest-neighbour rounding (a sample
-position exactly between two pixels, which the two grids may round apart).
+/ ``imagenet`` / ``cifar10`` / ``svhn``) show theirs. ``tests/test_autoaugment.py`` checks every
+operation against torchvision's functional ops image by image: the same values, the geometry up to
+ties of nearest-neighbour rounding (a sample position exactly between two pixels, which the two grids
+may round apart).
 
 A sample's operations come from its augmentation seed (the seed that draws its crop and flip, through
 a hash of its own: :func:`seed_uniforms`): a sample is augmented alike in any pipeline, split over any
@@ -29,13 +30,14 @@ import torch.nn.functional as F
 
 from .transforms import to_device_nowait
 
-POLICIES = ("ta_wide", "ra", "imagenet")
+POLICIES = ("ta_wide", "ra", "imagenet", "cifar10", "svhn")
 OPS = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness", "Color",
        "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize", "Invert")
 CHOSEN = 14  # TrivialAugment and RandAugment pick among the first 14 (Invert is AutoAugment's only)
 BINS = 31
-# AutoAugment's ImageNet policy (Cubuk et al. 2019): 25 sub-policies of two (operation, probability,
-# magnitude bin of 10) each; an image takes one sub-policy, each of its operations with its probability.
+# AutoAugment's policies (Cubuk et al. 2019, found on ImageNet, reduced CIFAR-10 and reduced SVHN): 25
+# sub-policies of two (operation, probability, magnitude bin of 10) each; an image takes one
+# sub-policy, each of its operations with its probability.
 IMAGENET_POLICY = (
     (("Posterize", 0.4, 8), ("Rotate", 0.6, 9)), (("Solarize", 0.6, 5), ("AutoContrast", 0.6, 0)),
     (("Equalize", 0.8, 0), ("Equalize", 0.6, 0)), (("Posterize", 0.6, 7), ("Posterize", 0.6, 6)),
@@ -51,15 +53,47 @@ IMAGENET_POLICY = (
     (("Invert", 0.6, 0), ("Equalize", 1.0, 0)), (("Color", 0.6, 4), ("Contrast", 1.0, 8)),
     (("Equalize", 0.8, 0), ("Equalize", 0.6, 0)),
 )
+CIFAR10_POLICY = (
+    (("Invert", 0.1, 0), ("Contrast", 0.2, 6)), (("Rotate", 0.7, 2), ("TranslateX", 0.3, 9)),
+    (("Sharpness", 0.8, 1), ("Sharpness", 0.9, 3)), (("ShearY", 0.5, 8), ("TranslateY", 0.7, 9)),
+    (("AutoContrast", 0.5, 0), ("Equalize", 0.9, 0)), (("ShearY", 0.2, 7), ("Posterize", 0.3, 7)),
+    (("Color", 0.4, 3), ("Brightness", 0.6, 7)), (("Sharpness", 0.3, 9), ("Brightness", 0.7, 9)),
+    (("Equalize", 0.6, 0), ("Equalize", 0.5, 0)), (("Contrast", 0.6, 7), ("Sharpness", 0.6, 5)),
+    (("Color", 0.7, 7), ("TranslateX", 0.5, 8)), (("Equalize", 0.3, 0), ("AutoContrast", 0.4, 0)),
+    (("TranslateY", 0.4, 3), ("Sharpness", 0.2, 6)), (("Brightness", 0.9, 6), ("Color", 0.2, 8)),
+    (("Solarize", 0.5, 2), ("Invert", 0.0, 0)), (("Equalize", 0.2, 0), ("AutoContrast", 0.6, 0)),
+    (("Equalize", 0.2, 0), ("Equalize", 0.6, 0)), (("Color", 0.9, 9), ("Equalize", 0.6, 0)),
+    (("AutoContrast", 0.8, 0), ("Solarize", 0.2, 8)), (("Brightness", 0.1, 3), ("Color", 0.7, 0)),
+    (("Solarize", 0.4, 5), ("AutoContrast", 0.9, 0)), (("TranslateY", 0.9, 9), ("TranslateY", 0.7, 9)),
+    (("AutoContrast", 0.9, 0), ("Solarize", 0.8, 3)), (("Equalize", 0.8, 0), ("Invert", 0.1, 0)),
+    (("TranslateY", 0.7, 9), ("AutoContrast", 0.9, 0)),
+)
+SVHN_POLICY = (
+    (("ShearX", 0.9, 4), ("Invert", 0.2, 0)), (("ShearY", 0.9, 8), ("Invert", 0.7, 0)),
+    (("Equalize", 0.6, 0), ("Solarize", 0.6, 6)), (("Invert", 0.9, 0), ("Equalize", 0.6, 0)),
+    (("Equalize", 0.6, 0), ("Rotate", 0.9, 3)), (("ShearX", 0.9, 4), ("AutoContrast", 0.8, 0)),
+    (("ShearY", 0.9, 8), ("Invert", 0.4, 0)), (("ShearY", 0.9, 5), ("Solarize", 0.2, 6)),
+    (("Invert", 0.9, 0), ("AutoContrast", 0.8, 0)), (("Equalize", 0.6, 0), ("Rotate", 0.9, 3)),
+    (("ShearX", 0.9, 4), ("Solarize", 0.3, 3)), (("ShearY", 0.8, 8), ("Invert", 0.7, 0)),
+    (("Equalize", 0.9, 0), ("TranslateY", 0.6, 6)), (("Invert", 0.9, 0), ("Equalize", 0.6, 0)),
+    (("Contrast", 0.3, 3), ("Rotate", 0.8, 4)), (("Invert", 0.8, 0), ("TranslateY", 0.0, 2)),
+    (("ShearY", 0.7, 6), ("Solarize", 0.4, 8)), (("Invert", 0.6, 0), ("Rotate", 0.8, 4)),
+    (("ShearY", 0.3, 7), ("TranslateX", 0.9, 3)), (("ShearX", 0.1, 6), ("Invert", 0.6, 0)),
+    (("Solarize", 0.7, 2), ("TranslateY", 0.6, 7)), (("ShearY", 0.8, 4), ("Invert", 0.8, 0)),
+    (("ShearX", 0.7, 9), ("TranslateY", 0.8, 3)), (("ShearY", 0.8, 5), ("AutoContrast", 0.7, 0)),
+    (("ShearX", 0.7, 2), ("Invert", 0.1, 0)),
+)
+AUTOAUGMENT_POLICIES = {"imagenet": IMAGENET_POLICY, "cifar10": CIFAR10_POLICY, "svhn": SVHN_POLICY}
 # Mixed into a sample's seed: its operations are drawn apart from its crop.
 _SALT = 0x5DEECE66DA3B1F27
 _GEOMETRIC = {"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"}
 _SIGNED = _GEOMETRIC | {"Brightness", "Color", "Contrast", "Sharpness"}
 _SIGNED_OP = np.array([op in _SIGNED for op in OPS])
-# IMAGENET_POLICY as (sub-policy, step) arrays of operation index, probability and bin.
-_POLICY_OP = np.array([[OPS.index(name) for name, _, _ in sub] for sub in IMAGENET_POLICY])
-_POLICY_P = np.array([[p for _, p, _ in sub] for sub in IMAGENET_POLICY])
-_POLICY_BIN = np.array([[b for _, _, b in sub] for sub in IMAGENET_POLICY])
+# Each of AUTOAUGMENT_POLICIES as (sub-policy, step) arrays of operation index, probability and bin.
+_POLICY_ARRAYS = {name: (np.array([[OPS.index(op) for op, _, _ in sub] for sub in table]),
+                         np.array([[p for _, p, _ in sub] for sub in table]),
+                         np.array([[b for _, _, b in sub] for sub in table]))
+                  for name, table in AUTOAUGMENT_POLICIES.items()}
 
 
 def magnitudes(policy: str, op: str, height: int, width: int) -> List[float]:
@@ -67,7 +101,7 @@ def magnitudes(policy: str, op: str, height: int, width: int) -> List[float]:
     as it builds them (float32 ``linspace``), since an exact 16.0 where it holds 15.999999 shifts one
     pixel more after ``int()``."""
     wide = policy == "ta_wide"
-    bins = 10 if policy == "imagenet" else BINS
+    bins = 10 if policy in AUTOAUGMENT_POLICIES else BINS
 
     def ramp(top: float) -> List[float]:
         return torch.linspace(0.0, top, bins).tolist()
@@ -96,7 +130,8 @@ class Plan(NamedTuple):
 
 class AutoAugment:
     """``policy`` "ta_wide" (one operation a sample, a uniform bin), "ra" (``num_ops`` operations a
-    sample at bin ``level``) or "imagenet" (AutoAugment's ImageNet policy, :data:`IMAGENET_POLICY`)."""
+    sample at bin ``level``), or one of AutoAugment's policies, "imagenet", "cifar10" or "svhn"
+    (:data:`AUTOAUGMENT_POLICIES`)."""
 
     def __init__(self, policy: str, level: int = 9, num_ops: int = 2):
         if policy not in POLICIES:
@@ -104,7 +139,7 @@ class AutoAugment:
         if not 0 <= level < BINS:
             raise ValueError(f"ra_magnitude must be in [0, {BINS - 1}], got {level}")
         self.policy, self.level = policy, level
-        self.rounds = {"ta_wide": 1, "ra": num_ops, "imagenet": 2}[policy]
+        self.rounds = {"ta_wide": 1, "ra": num_ops}.get(policy, 2)
         self._tables: Dict[Tuple[int, int], torch.Tensor] = {}
 
     def table(self, height: int, width: int) -> torch.Tensor:
@@ -117,16 +152,17 @@ class AutoAugment:
     def plans(self, seeds: Union[Sequence[int], torch.Tensor], height: int, width: int) -> List[Plan]:
         """The operations of samples with augmentation ``seeds`` (Python ints of any size, or an int64
         tensor of them modulo 2**64, as the samplers hold them), one plan a round."""
-        imagenet = self.policy == "imagenet"
-        u = seed_uniforms(seeds, 3 * self.rounds + imagenet)  # AutoAugment also draws its sub-policy
+        policy = _POLICY_ARRAYS.get(self.policy)
+        u = seed_uniforms(seeds, 3 * self.rounds + (policy is not None))  # AutoAugment also draws its sub-policy
         table = self.table(height, width).numpy()
-        if imagenet:
-            chosen = np.minimum((u[:, -1] * len(IMAGENET_POLICY)).astype(np.int64), len(IMAGENET_POLICY) - 1)
+        if policy is not None:
+            policy_op, policy_p, policy_bin = policy
+            chosen = np.minimum((u[:, -1] * len(policy_op)).astype(np.int64), len(policy_op) - 1)
         out = []
         for r in range(self.rounds):
-            if imagenet:  # the sub-policy's r-th operation, with its probability
-                ops = np.where(u[:, 3 * r] < _POLICY_P[chosen, r], _POLICY_OP[chosen, r], 0)
-                level = _POLICY_BIN[chosen, r]
+            if policy is not None:  # the sub-policy's r-th operation, with its probability
+                ops = np.where(u[:, 3 * r] < policy_p[chosen, r], policy_op[chosen, r], 0)
+                level = policy_bin[chosen, r]
             else:
                 ops = np.minimum((u[:, 3 * r] * CHOSEN).astype(np.int64), CHOSEN - 1)
                 level = (np.minimum((u[:, 3 * r + 1] * BINS).astype(np.int64), BINS - 1) if self.policy == "ta_wide"

@@ -15,6 +15,9 @@ import yaml
 
 from .schedules import SCHEDULES
 
+# autoaugment.POLICIES, spelled out here (tests check they agree): that module loads torchvision.
+AUTO_AUGMENT_POLICIES = ("ta_wide", "ra", "imagenet", "cifar10", "svhn")
+
 DATASETS = ("cifar10", "imagenet2012")
 OPTIMIZERS = ("momentum", "rmsprop", "adamw")
 
@@ -99,8 +102,8 @@ class Config:
     mix_prob: float = 1.0  # the share of batches mixed
     random_erase: float = 0.0  # each sample's chance of a box set to the mean colour (torchvision's 0.1-0.2)
     # Per-sample operations after the crop and flip (autoaugment.py): "ta_wide" (TrivialAugment), "ra"
-    # (RandAugment: 2 operations at bin ra_magnitude of 31) or "imagenet" (AutoAugment's ImageNet
-    # policy), torchvision's --auto-augment; "": none.
+    # (RandAugment: 2 operations at bin ra_magnitude of 31) or one of AutoAugment's policies,
+    # "imagenet", "cifar10" or "svhn", torchvision's --auto-augment; "": none.
     auto_augment: str = ""
     ra_magnitude: int = 9
     # Scale each step's gradients down to this global L2 norm when above it; 0: off (the seed).
@@ -131,7 +134,7 @@ CHOICES: Dict[str, Tuple[Any, ...]] = {
     "padding": ("same", "symmetric"),
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "data_pipeline": ("auto", "cpu", "gpu"),
-    "auto_augment": ("", "ta_wide", "ra", "imagenet"),
+    "auto_augment": ("",) + AUTO_AUGMENT_POLICIES,
     "opt": OPTIMIZERS,
 }
 

@@ -807,7 +807,7 @@ class DataOptions:
     flip: bool = True
     pipeline: str = "cpu"
     max_bad_samples: int = -1  # -1: 0.1% of the data set
-    auto_augment: str = ""  # "", "ta_wide", "ra" or "imagenet" (autoaugment.py), training only
+    auto_augment: str = ""  # "" or one of autoaugment.POLICIES, training only
     ra_magnitude: int = 9
     val_split: float = 0.0  # an image folder without an evaluation split: the share of each class held out
 
