@@ -118,13 +118,28 @@ def main() -> None:
         synced = same_math(ctx, cfg, spec["steps"], sync_bn=True)
         unsynced = same_math(ctx, cfg, 1, sync_bn=False)
         accumulated = accumulated_math(ctx, cfg, 3)
-        # train.run and evaluate.run find the process group joined and use it.
-        result = train.run(cfg)
+        # train.run and evaluate.run find the process group joined and use it. Each rank's own step
+        # losses are recorded on their way to train.run's logging.
+        own, train_one_epoch_as_is = [], train.train_one_epoch
+
+        def recording(*args, on_step, **kwargs):
+            def hook(i, loss, lr):
+                own.append(float(loss))
+                on_step(i, loss, lr)
+            return train_one_epoch_as_is(*args, on_step=hook, **kwargs)
+
+        train.train_one_epoch = recording
+        try:
+            result = train.run(cfg)
+        finally:
+            train.train_one_epoch = train_one_epoch_as_is
+        losses = [None] * ctx.world_size
+        tdist.all_gather_object(losses, own)
         ev = evaluate.run(load_config(spec["eval"] + [f"--checkpoint_path={result['checkpoint']}"]))
         if ctx.is_rank0:
             with open(spec["out"], "w", encoding="utf-8") as f:
                 json.dump({"shards": gathered, "synced": synced, "unsynced": unsynced, "accumulated": accumulated, "eval": ev,
-                           "checkpoint": result["checkpoint"]}, f)
+                           "checkpoint": result["checkpoint"], "losses": losses}, f)
     finally:
         ctx.cleanup()
 

@@ -134,7 +134,7 @@ def test_two_ranks_shards_sync_bn_and_eval(odd_cifar, tmp_path, capsys):
     2-process eval counts every sample once and gives the single-process top-1."""
     spec = {"train": TINY + [f"--dataset_path={odd_cifar}", "--class_num=4", "--batch_size=8", "--epoch_size=1",
                              "--lr_max=0.01", "--sync_bn=True", "--ema_decay=0.9", "--eval_interval=1",
-                             f"--save_checkpoint_path={tmp_path / 'two'}"],
+                             "--log_interval=5", f"--save_checkpoint_path={tmp_path / 'two'}"],
             "eval": TINY + [f"--dataset_path={odd_cifar}", "--batch_size=8"],
             "steps": 6, "out": str(tmp_path / "worker.json")}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
@@ -185,6 +185,18 @@ def test_two_ranks_shards_sync_bn_and_eval(odd_cifar, tmp_path, capsys):
     assert epochs[0]["top_1"] == single["top_1_accuracy"] and "raw_top_1" in epochs[0]
     # images_per_s is the job's: 12 steps x 8 images x 2 ranks in epoch_seconds (rank 0's 96 before).
     assert abs(epochs[0]["images_per_s"] * epochs[0]["epoch_seconds"] - 192) < 2, epochs
+    # The logged losses are the job's: each logged step's is the mean of the two ranks' (which differ),
+    # the epoch's mean is over both ranks' steps.
+    own = out["losses"]
+    assert len(own[0]) == len(own[1]) == 12 and own[0] != own[1]
+    history = read_metrics(str(tmp_path / "two"))
+    logged = {r["step"]: r["loss"] for r in history["steps"]}
+    assert sorted(logged) == [5, 10, 12]
+    for step, loss in logged.items():
+        assert loss == pytest.approx((own[0][step - 1] + own[1][step - 1]) / 2, rel=1e-6), step
+        assert loss != pytest.approx(own[0][step - 1], rel=1e-6)
+    assert epochs[0]["mean_loss"] == pytest.approx(sum(own[0] + own[1]) / 24, rel=1e-6)
+    assert epochs[0]["loss"] == pytest.approx(logged[12], rel=1e-6)
     assert out["eval"]["total"] == single["total"] == 41
     assert out["eval"]["top_1_accuracy"] == single["top_1_accuracy"]
     assert out["eval"]["top_5_accuracy"] == single["top_5_accuracy"]

@@ -155,6 +155,15 @@ class Context:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t.cpu()
 
+    def mean_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
+        """The mean of a float tensor over the ranks, left on its device (nothing waits for it: the
+        loss of a logged step). Every rank must call it at the same steps."""
+        if not self.enabled:
+            return value
+        total = value.detach().clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)  # gloo has no AVG
+        return total / self.world_size
+
     def check_replicas(self, model: nn.Module, what: str = "weights and buffers") -> Optional[List[str]]:
         """Every rank's digest of ``model``'s weights and buffers; rank 0 prints them (as ``what``) and
         warns if they differ.

@@ -187,6 +187,13 @@ class RunLogger:
             self._bar = tqdm(total=self.steps_per_epoch, initial=first_step, desc=f"epoch {epoch}/{self.epochs}",
                              unit="step", leave=False, file=sys.stdout, dynamic_ncols=True, mininterval=0.5)
 
+    def record_due(self, epoch: int, i: int) -> bool:
+        """Whether step ``i`` (0-based) of epoch ``epoch`` (from 1) makes a record (and reads its loss
+        back): on every rank alike, so that a distributed run can average the loss over the ranks there."""
+        done = i + 1
+        step = (epoch - 1) * self.steps_per_epoch + done
+        return done >= self.steps_per_epoch or (self.log_interval > 0 and step % self.log_interval == 0)
+
     def log_step(self, i: int, loss: torch.Tensor, lr: float, images: int) -> None:
         """Step ``i`` (0-based, within the epoch) is queued. Reads ``loss`` back only when a record is due."""
         if not self.active:
@@ -195,7 +202,7 @@ class RunLogger:
         done = i + 1
         step = (self._epoch - 1) * self.steps_per_epoch + done
         last = done >= self.steps_per_epoch
-        due = last or (self.log_interval > 0 and step % self.log_interval == 0)
+        due = self.record_due(self._epoch, i)
         if due:
             self._loss = float(loss)  # the one host synchronisation, so the clock below is true
         now = time.perf_counter()

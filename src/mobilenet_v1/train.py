@@ -100,6 +100,16 @@ def epoch_lines(epoch: int, result: EpochResult) -> List[str]:
             f"Epoch time: {ms:.3f}, per step time: {ms / max(result.steps, 1):.3f}"]
 
 
+def job_losses(result: EpochResult, dist, device: torch.device) -> EpochResult:
+    """In a distributed run, the epoch's losses as the job's: its last step's averaged over the ranks
+    (as each logged step's is), and the mean over every rank's steps (a stand-in step is in none)."""
+    if not dist.enabled:
+        return result
+    last, total, steps = dist.all_reduce_sum(torch.tensor(
+        [result.last_loss, result.mean_loss * result.steps, result.steps], dtype=torch.float64), device).tolist()
+    return dataclasses.replace(result, last_loss=last / dist.world_size, mean_loss=total / max(steps, 1.0))
+
+
 def training_state(model, optimizer, scaler, epoch: int, step: int, cfg: Config, classes: Optional[List[str]],
                    extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The checkpoint dictionary; ``epoch`` counts completed epochs and ``step`` global steps."""
@@ -482,6 +492,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
 
             def on_step(i: int, loss: torch.Tensor, step_lr: float, epoch: int = epoch) -> None:
                 nonlocal last_path
+                if dist.enabled and tracker.record_due(epoch + 1, i):
+                    loss = dist.mean_over_ranks(loss)  # the job's loss, as timm logs it
                 tracker.log_step(i, loss, step_lr, step_images)
                 if every and (epoch * steps_per_epoch + i + 1) % every == 0 and i + 1 < steps_per_epoch:
                     last_path = writer.save(epoch, i + 1)
@@ -492,6 +504,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                                      augment=functools.partial(augment, epoch) if augment.enabled else None,
                                      clip_grad_norm=cfg.clip_grad_norm)
             epoch_seconds.append(result.seconds)
+            result = job_losses(result, dist, device)
             counts = guard.sync()
             dist.sync_buffers(model)
             if ema is not None:
