@@ -183,6 +183,14 @@ def test_mix_and_clip_options_are_checked():
                          ("--clip_grad_norm=-1", "option --clip_grad_norm: clip_grad_norm must be >= 0")):
         with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
             load_config([bad])
+    # A key the run would ignore is refused rather than ignored silently.
+    with pytest.raises(ConfigError, match="option --mix_prob: mix_prob 0.5 is the share .* mixup_alpha and "
+                                          "cutmix_alpha are 0"):
+        load_config(["--mix_prob=0.5"])
+    assert load_config(["--cutmix_alpha=1", "--mix_prob=0.5"]).mix_prob == 0.5
+    with pytest.raises(ConfigError, match="option --ra_magnitude: ra_magnitude 12 is RandAugment's; "
+                                          "auto_augment ta_wide does not use it"):
+        load_config(["--auto_augment=ta_wide", "--ra_magnitude=12"])
 
 
 # --- clipping -------------------------------------------------------------------------------------

@@ -292,6 +292,12 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     for key in ("mix_prob", "random_erase"):
         if not 0 <= getattr(cfg, key) <= 1:
             fail(key, f"{key} must be in [0, 1], got {getattr(cfg, key)}")
+    if cfg.mix_prob != 1 and not (cfg.mixup_alpha or cfg.cutmix_alpha):
+        fail("mix_prob", f"mix_prob {cfg.mix_prob:g} is the share of batches mixed by Mixup or CutMix; "
+                         f"mixup_alpha and cutmix_alpha are 0, so none is")
+    if cfg.ra_magnitude != Config.ra_magnitude and cfg.auto_augment != "ra":
+        fail("ra_magnitude", f"ra_magnitude {cfg.ra_magnitude} is RandAugment's; auto_augment "
+                             f"{cfg.auto_augment or chr(39) * 2} does not use it (--auto_augment ra)")
     if not 0 < cfg.lr_decay_rate <= 1:
         fail("lr_decay_rate", f"lr_decay_rate must be in (0, 1], got {cfg.lr_decay_rate}")
     if cfg.lr_decay_epochs <= 0:
