@@ -130,3 +130,22 @@ def test_a_checkpoint_from_before_opt_is_taken_for_the_seeds_momentum(cifar_dir,
         train.run(load_config(more + ["--opt=adamw", f"--save_checkpoint_path={tmp_path / 'a'}"]))
     result = train.run(load_config(more + [f"--save_checkpoint_path={tmp_path / 'b'}"]))
     assert result["resumed_from"] == str(path) and result["checkpoint"].endswith("mobilenetv1-2_12.ckpt")
+
+
+def test_a_resumed_run_trains_with_its_own_momentum_weight_decay_and_eps(cifar_dir, tmp_path, one_thread, capsys):
+    """config.yaml and the log say what the optimiser runs with: settings changed for the resume take
+    effect (the file's used to, silently), on the decayed group only for weight_decay, and are named."""
+    common = SMALL + [f"--dataset_path={cifar_dir}", "--opt=rmsprop", "--lr_max=0.002"]
+    train.run(load_config(common + ["--epoch_size=1", f"--save_checkpoint_path={tmp_path / 'a'}"]))
+    path = tmp_path / "a" / "mobilenetv1-1_12.ckpt"
+    capsys.readouterr()
+    train.run(load_config(common + ["--epoch_size=2", "--weight_decay=0.00005", "--momentum=0.8", "--opt_eps=0.001",
+                                    f"--resume={path}", f"--save_checkpoint_path={tmp_path / 'b'}"]))
+    out = capsys.readouterr().out
+    assert (f"resume: {path} was trained with momentum 0.9, weight_decay 0.0001, eps 0.0316; continuing with "
+            f"this run's momentum 0.8, weight_decay 5e-05, eps 0.001") in out
+    groups = ckpt_io.load_file(str(tmp_path / "b" / "mobilenetv1-2_12.ckpt"))["optimizer"]["param_groups"]
+    assert [(g["momentum"], g["weight_decay"], g["eps"]) for g in groups] == [(0.8, 5e-05, 0.001), (0.8, 0.0, 0.001)]
+    # The same settings again: nothing to say.
+    train.run(load_config(common + ["--epoch_size=2", f"--resume={path}", f"--save_checkpoint_path={tmp_path / 'c'}"]))
+    assert "was trained with" not in capsys.readouterr().out

@@ -209,6 +209,10 @@ class CheckpointWriter:
         return path
 
 
+# Optimiser settings a resumed run takes from its own configuration rather than from the checkpoint.
+RESUMED_SETTINGS = ("momentum", "weight_decay", "eps")
+
+
 def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, scaler, guard: NonFiniteGuard,
                            ema: Optional[WeightAverage] = None) -> None:
     """Load a validated training checkpoint into the run's objects (the RNG comes later, just before
@@ -230,10 +234,20 @@ def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, 
     # and goes in before loading: where the state's step counts go follows it (torch's load_state_dict
     # puts them on the parameters' device for a fused group, which fused AdamW on CUDA needs; that a CPU
     # run's checkpoint continues on a GPU is for benchmarks/cross_device_resume.py to show, not yet run).
-    how = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups]
+    # So do the configured momentum, weight_decay and eps: the run trains with what its configuration
+    # (config.yaml, the log) says, which may change them on purpose; the change is named.
+    ours = [{k: g[k] for k in ("fused", "foreach") + RESUMED_SETTINGS if k in g} for g in optimizer.param_groups]
     saved = ckpt["optimizer"]
+    changed: Dict[str, Tuple[Any, Any]] = {}
+    for g, settings in zip(saved["param_groups"], ours):
+        for k in RESUMED_SETTINGS:
+            if k in g and k in settings and g[k] != settings[k]:
+                changed.setdefault(k, (g[k], settings[k]))
+    if changed:
+        print0(f"resume: {source} was trained with " + ", ".join(f"{k} {old:g}" for k, (old, _) in changed.items())
+               + "; continuing with this run's " + ", ".join(f"{k} {new:g}" for k, (_, new) in changed.items()))
     optimizer.load_state_dict({**saved, "param_groups": [{**g, **settings} for g, settings
-                                                           in zip(saved["param_groups"], how)]})
+                                                           in zip(saved["param_groups"], ours)]})
     if scaler.is_enabled() and ckpt["scaler"]:
         scaler.load_state_dict(ckpt["scaler"])
     guard.load_state_dict(ckpt.get("nonfinite") or {})
