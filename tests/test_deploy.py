@@ -508,3 +508,54 @@ def test_export_of_a_file_without_its_data_set_says_what_it_guessed_and_takes_da
     rc, err, path = export(recorded, "mislabelled", "--dataset", "imagenet2012")
     assert rc == 1 and not os.path.exists(path)
     assert f"--dataset imagenet2012: {recorded} was trained on cifar10" in err
+
+
+def test_crop_pct_follows_the_model_through_eval_export_predict_and_quantize(image_folder, tmp_path, capsys,
+                                                                              monkeypatch):
+    """A run's evaluation crop (crop_pct, recorded in its configuration) is what eval, an exported ONNX
+    file (its metadata), predict and INT8 calibration use unless told otherwise; eval says so."""
+    from mobilenet_v1 import quantize
+    from mobilenet_v1.config import ConfigError
+
+    path = str(tmp_path / "wide.ckpt")
+    ckpt_io.atomic_save({"model": MobileNetV1(class_num=2, width_mult=0.25).state_dict(), "classes": ["n01", "n02"],
+                         "config": {"dataset": "imagenet2012", "image_size": 32, "crop_pct": 1.0}}, path)
+    crops = []
+    for module in (evaluate, quantize):
+        real = module.build_loader
+        monkeypatch.setattr(module, "build_loader",
+                            lambda opts, real=real, **kw: crops.append(opts.crop_pct) or real(opts, **kw))
+    base = ["eval", "--dataset=imagenet2012", f"--dataset_path={image_folder}", "--device_target=CPU",
+            "--num_workers=0"]
+    assert cli.main(base + [f"--checkpoint_path={path}"]) == 0
+    assert f"crop_pct 1: the evaluation crop of {path}'s run" in capsys.readouterr().err
+    assert cli.main(base + [f"--checkpoint_path={path}", "--crop_pct=0.95"]) == 0
+    assert "the evaluation crop of" not in capsys.readouterr().err
+
+    onnx_path = str(tmp_path / "wide.onnx")
+    export_checkpoint(path, str(tmp_path / "wide"))
+    assert OnnxModel(onnx_path).metadata["crop_pct"] == 1.0
+    capsys.readouterr()
+    assert cli.main(base + [f"--checkpoint_path={onnx_path}"]) == 0  # at the graph's size, as a checkpoint's
+    assert f"image_size 32: the size {onnx_path} takes" in capsys.readouterr().err
+    assert cli.main(base + [f"--checkpoint_path={onnx_path}", "--image_size=48"]) == 1
+    assert f"{onnx_path} takes 32x32 inputs but image_size is 48" in capsys.readouterr().err
+    assert cli.main(["quantize", "--onnx", onnx_path, "--calib_data", str(image_folder), "--calib_images", "4",
+                     "--out", str(tmp_path / "wide_int8.onnx")]) == 0
+    assert crops == [1.0, 0.95, 1.0, 1.0, 1.0]  # quantize: the calibration pass and the comparison
+    assert OnnxModel(str(tmp_path / "wide_int8.onnx")).metadata["crop_pct"] == 1.0
+
+    assert load_predictor(path).crop_pct == load_predictor(onnx_path).crop_pct == 1.0
+    assert load_predictor(path, crop_pct=0.5).crop_pct == 0.5
+    with pytest.raises(ValueError, match="--crop_pct 0.5: .* CIFAR-10's evaluation transform"):
+        load_predictor(path, dataset="cifar10", crop_pct=0.5)
+    capsys.readouterr()
+    image = str(image_folder / "validation_preprocess" / "n01" / "img_0.JPEG")
+    assert cli.main(["predict", image, "--ckpt_file", path, "--json", "--crop_pct", "0.8"]) == 0
+    assert json.loads(capsys.readouterr().out)["crop_pct"] == 0.8
+
+    assert load_config(["--dataset=imagenet2012", "--crop_pct=1"]).crop_pct == 1.0
+    for bad, message in ((["--dataset=imagenet2012", "--crop_pct=0"], r"option --crop_pct: crop_pct must be in \(0, 1\]"),
+                         (["--crop_pct=0.9"], "crop_pct 0.9 is for image folders' evaluation; CIFAR-10's")):
+        with pytest.raises(ConfigError, match=message):
+            load_config(bad)

@@ -122,8 +122,10 @@ def test_batched_crops_one_pixel_high_or_wide_keep_their_pixels():
             assert (got - want).abs().max() <= 2.0, (tuple(img.shape), (top, left, h, w))
 
 
-def test_gpu_pipeline_eval_matches_cpu_pipeline_within_rounding(image_folder):
-    opts = dict(batch_size=3, train=False, image_size=32, device=CPU, seed=1, num_workers=0, drop_last=False)
+@pytest.mark.parametrize("crop_pct", [T.CROP_PCT, 1.0])
+def test_gpu_pipeline_eval_matches_cpu_pipeline_within_rounding(image_folder, crop_pct):
+    opts = dict(batch_size=3, train=False, image_size=32, device=CPU, seed=1, num_workers=0, drop_last=False,
+                crop_pct=crop_pct)
     cpu = list(ImageFolderLoader(str(image_folder / "validation_preprocess"), **opts))
     gpu = list(BatchedImageLoader(str(image_folder / "validation_preprocess"), **opts))
     assert len(cpu) == len(gpu) == 2
@@ -131,6 +133,28 @@ def test_gpu_pipeline_eval_matches_cpu_pipeline_within_rounding(image_folder):
         assert torch.equal(yc, yg)
         # one uint8 step, normalised: 1 / (255 * 0.224)
         assert (xc - xg).abs().max() <= 1 / (255 * 0.224) + 1e-5
+
+
+@pytest.mark.parametrize("pipeline", ["cpu", "gpu"])
+def test_eval_crop_pct_sets_the_share_of_the_shorter_side_kept(coordinate_folder, pipeline):
+    """crop_pct 1 keeps the whole shorter side (rows 0..h-1 of a landscape image, whose green channel
+    is the row), the seed's 0.875 its middle 224/256; the longer side is cut to the square either way."""
+    def rows_seen(crop_pct):
+        opts = DataOptions("imagenet2012", str(coordinate_folder), 4, 64, seed=1, num_workers=0,
+                           channels_last=False, pipeline=pipeline, crop_pct=crop_pct)
+        x, _ = next(iter(build_loader(opts, train=False, device=CPU, drop_last=False)))
+        green = x[1, 1] * 0.224 + 0.456  # the 200x320 image, un-normalised to [0, 1]
+        return float(green.min()), float(green.max())
+
+    from mobilenet_v1.config import Config
+
+    assert Config.crop_pct == T.CROP_PCT  # the configuration's default is the transforms'
+    assert T.eval_resize_size(224) == 256 and T.eval_resize_size(64, 1.0) == 64 and T.eval_resize_size(100, 0.5) == 200
+    low, high = rows_seen(1.0)
+    assert low < 0.02 and high > 0.98
+    low, high = rows_seen(T.CROP_PCT)
+    margin = (73 - 64) / 2 / 73  # 200 rows resized to 73, 64 of them kept
+    assert low == pytest.approx(margin, abs=0.02) and high == pytest.approx(1 - margin, abs=0.02)
 
 
 def test_encoded_dataset_routes_files_to_gpu_or_cpu_decoding(image_folder, tmp_path):

@@ -69,6 +69,9 @@ class Config:
     # --- beyond the seed ---
     width_mult: float = 1.0
     image_size: int = 224
+    # Image folders' evaluation: the shorter side is resized to image_size / crop_pct and the centre
+    # image_size square kept (the seed's 256 -> 224 at 0.875; timm's crop_pct).
+    crop_pct: float = 0.875
     padding: str = "same"
     # "auto": bf16 autocast on a GPU, fp32 on the CPU.
     precision: str = "auto"
@@ -298,6 +301,12 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     if cfg.ra_magnitude != Config.ra_magnitude and cfg.auto_augment != "ra":
         fail("ra_magnitude", f"ra_magnitude {cfg.ra_magnitude} is RandAugment's; auto_augment "
                              f"{cfg.auto_augment or chr(39) * 2} does not use it (--auto_augment ra)")
+    if not 0 < cfg.crop_pct <= 1:
+        fail("crop_pct", f"crop_pct must be in (0, 1] (the centre crop's share of the resized shorter side), "
+                         f"got {cfg.crop_pct}")
+    if cfg.crop_pct != Config.crop_pct and cfg.dataset == "cifar10":
+        fail("crop_pct", f"crop_pct {cfg.crop_pct:g} is for image folders' evaluation; CIFAR-10's resizes the "
+                         f"whole 32x32 image")
     if not 0 < cfg.lr_decay_rate <= 1:
         fail("lr_decay_rate", f"lr_decay_rate must be in (0, 1], got {cfg.lr_decay_rate}")
     if cfg.lr_decay_epochs <= 0:

@@ -455,9 +455,10 @@ class ImageFolderDataset(Dataset):
     :class:`BadSample` in place of the image."""
 
     def __init__(self, samples: Sequence[Tuple[str, int]], train: bool, image_size: int, flip: bool = True,
-                 auto_augment: Optional[AutoAugment] = None):
+                 auto_augment: Optional[AutoAugment] = None, crop_pct: float = T.CROP_PCT):
         self.samples, self.train, self.image_size, self.flip = list(samples), train, image_size, flip
         self.auto_augment = auto_augment if train else None
+        self.crop_pct = crop_pct
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -474,7 +475,7 @@ class ImageFolderDataset(Dataset):
             if self.auto_augment is not None:
                 img = self.auto_augment(img[None], [seed])[0]
         else:
-            img = T.resize_center_crop(img, self.image_size)
+            img = T.resize_center_crop(img, self.image_size, self.crop_pct)
         return img, label
 
 
@@ -485,10 +486,11 @@ class ImageFolderLoader(DeviceLoader):
                  seed: int, num_workers: int, drop_last: bool = True, num_shards: int = 1,
                  shard_id: int = 0, channels_last: bool = False, flip: bool = True, max_bad_samples: int = -1,
                  shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None,
-                 auto_augment: Optional[AutoAugment] = None, holdout: Optional[Holdout] = None):
+                 auto_augment: Optional[AutoAugment] = None, holdout: Optional[Holdout] = None,
+                 crop_pct: float = T.CROP_PCT):
         samples, self.classes = find_images(root, classes, holdout)
         self.num_classes = len(self.classes)
-        self.dataset = ImageFolderDataset(samples, train, image_size, flip, auto_augment)
+        self.dataset = ImageFolderDataset(samples, train, image_size, flip, auto_augment, crop_pct)
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train)
         self.num_samples = len(self.sampler)
@@ -663,10 +665,12 @@ class BatchedImageLoader(DeviceLoader):
                  seed: int, num_workers: int, drop_last: bool = True, num_shards: int = 1,
                  shard_id: int = 0, channels_last: bool = False, flip: bool = True, max_bad_samples: int = -1,
                  shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None,
-                 auto_augment: Optional[AutoAugment] = None, holdout: Optional[Holdout] = None):
+                 auto_augment: Optional[AutoAugment] = None, holdout: Optional[Holdout] = None,
+                 crop_pct: float = T.CROP_PCT):
         samples, self.classes = find_images(root, classes, holdout)
         self.num_classes = len(self.classes)
         self.auto_augment = auto_augment if train else None
+        self.crop_pct = crop_pct
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train)
         self.num_samples = len(self.sampler)
@@ -702,7 +706,7 @@ class BatchedImageLoader(DeviceLoader):
             if self.auto_augment is not None:
                 x = self.auto_augment(x, seeds)
             return x
-        return torch.stack([T.resize_center_crop(img, self.image_size) for img in images])
+        return torch.stack([T.resize_center_crop(img, self.image_size, self.crop_pct) for img in images])
 
     def batches(self):
         for batch in self.loader:
@@ -810,6 +814,7 @@ class DataOptions:
     auto_augment: str = ""  # "" or one of autoaugment.POLICIES, training only
     ra_magnitude: int = 9
     val_split: float = 0.0  # an image folder without an evaluation split: the share of each class held out
+    crop_pct: float = T.CROP_PCT  # image folders' evaluation: the centre crop's share of the resized shorter side
 
 
 def default_workers(requested: int) -> int:
@@ -847,4 +852,4 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
                              default_workers(opts.num_workers), drop_last=drop_last, num_shards=num_shards,
                              shard_id=shard_id, channels_last=opts.channels_last, flip=opts.flip,
                              max_bad_samples=opts.max_bad_samples, shuffle=shuffle, classes=classes,
-                             auto_augment=auto_augment, holdout=holdout)
+                             auto_augment=auto_augment, holdout=holdout, crop_pct=opts.crop_pct)

@@ -31,12 +31,17 @@ def accuracy(counts: Dict[str, int]) -> Dict[str, float]:
 
 def onnx_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = None):
     """An ONNX file runs in ONNX Runtime on the CPU, so its batches are made there, in fp32 and NCHW; its
-    graph has a fixed input size, which must be the configuration's ``image_size``."""
+    graph has a fixed input size, which becomes the ``image_size`` where the user left it at its
+    default (as a checkpoint's training size does) and must be the one they asked for otherwise."""
     model = OnnxModel(path)
     cfg = trained_split(cfg, model.metadata.get("held_out"), path, given)
+    cfg = trained_crop(cfg, model.metadata.get("crop_pct"), path, given)
     hw = model.image_hw
     if hw is not None and hw[0] != hw[1]:
         raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs; evaluation needs a square image_size")
+    if hw is not None and hw[0] != cfg.image_size and given is not None and "image_size" not in given:
+        print0(f"image_size {hw[0]}: the size {path} takes", file=sys.stderr)
+        cfg = dataclasses.replace(cfg, image_size=hw[0])
     if hw is not None and hw[0] != cfg.image_size:
         raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs but image_size is {cfg.image_size}: "
                          f"pass --image_size {hw[0]}")
@@ -141,6 +146,18 @@ def trained_size(cfg: Config, ckpt: Dict, path: str, given: Optional[Set[str]]) 
     return cfg
 
 
+def trained_crop(cfg: Config, recorded: Any, path: str, given: Optional[Set[str]]) -> Config:
+    """``cfg`` with the ``crop_pct`` that the run of ``path`` evaluated with (``recorded``: its
+    configuration's or ONNX metadata's) where the user left it at its default, and said so."""
+    if cfg.dataset == "cifar10" or not isinstance(recorded, (int, float)) or recorded == cfg.crop_pct:
+        return cfg
+    if given is not None and "crop_pct" not in given:
+        print0(f"crop_pct {recorded:g}: the evaluation crop of {path}'s run (--crop_pct to evaluate with another)",
+               file=sys.stderr)
+        return dataclasses.replace(cfg, crop_pct=float(recorded))
+    return cfg
+
+
 def trained_split(cfg: Config, held_out: Any, path: str, given: Optional[Set[str]]) -> Config:
     """``cfg`` with the ``val_split`` that the run of ``path`` held out (``held_out``, what the file records),
     where the user set none and the image folder is the one it trained on, without an evaluation split:
@@ -192,6 +209,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
             print0(note)
         classes = ckpt.get("classes")
         cfg = trained_split(trained_size(cfg, ckpt, path, given), ckpt.get("held_out"), path, given)
+        cfg = trained_crop(cfg, (ckpt.get("config") or {}).get("crop_pct"), path, given)
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(device=device, memory_format=memory_format)
         opts = data_options(cfg, device, train=False)

@@ -29,7 +29,7 @@ from .model import MobileNetV1
 from .onnx_io import OnnxModel, write_metadata
 from .predict import guess_dataset
 from .runtime import print0
-from .transforms import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD
+from .transforms import CIFAR_MEAN, CIFAR_STD, CROP_PCT, IMAGENET_MEAN, IMAGENET_STD
 
 # The dynamo exporter's lowest opset; ONNX Runtime 1.17+ and current mobile runtimes read it.
 OPSET = 18
@@ -149,6 +149,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                  "classes": ckpt.get("classes"), "source": os.path.basename(path)})
     meta["weights"] = ckpt_io.which_weights(ckpt, use_ema) or None  # None: not written
     meta["held_out"] = ckpt.get("held_out")  # the images its run kept out of training, for eval and quantize
+    if dataset == "imagenet2012":  # the evaluation crop its run used, for eval, predict and quantize
+        meta["crop_pct"] = float(config.get("crop_pct") or CROP_PCT)
     write_metadata(proto, meta)
 
     sizes: List[int] = [batch_size] if not dynamic_batch else sorted({1, max(batch_size, 2)})

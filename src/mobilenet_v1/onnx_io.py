@@ -20,7 +20,7 @@ from torch import nn
 from .checkpoint import CheckpointError
 
 META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "padding", "mean", "std",
-             "source", "quantization", "weights", "held_out")
+             "source", "quantization", "weights", "held_out", "crop_pct")
 
 
 def is_onnx_file(path: str) -> bool:
@@ -151,7 +151,7 @@ def read_metadata(props: Dict[str, str]) -> Dict[str, Any]:
             out[key] = json.loads(value)
         elif key in ("image_size", "class_num"):
             out[key] = int(value)
-        elif key == "width_mult":
+        elif key in ("width_mult", "crop_pct"):
             out[key] = float(value)
         else:
             out[key] = value

@@ -8,7 +8,8 @@ The model is a checkpoint (or a run folder: its newest) or an ONNX file from ``e
 Images get the evaluation transform of the data the model was trained on, which a training checkpoint
 records in its configuration and an exported ONNX file in its metadata:
 
-- ImageNet-style folders: shorter side resized (256 for 224), centre crop, ImageNet normalisation.
+- ImageNet-style folders: shorter side resized (256 for 224; ``image_size / crop_pct``, the crop_pct the
+  run evaluated with), centre crop, ImageNet normalisation.
 - CIFAR-10 binaries: the model only ever saw 32x32 images resized to ``image_size``. A photo is
   centre-cropped to a square and shrunk to 32x32 first, then given the CIFAR-10 evaluation transform
   (resize to ``image_size``, CIFAR-10 normalisation); a 32x32 image passes through exactly as in eval.
@@ -103,10 +104,10 @@ def class_names(class_num: int, recorded: Optional[Sequence[str]], labels: Optio
                      f"but the model has {class_num} outputs")
 
 
-def eval_image(img: torch.Tensor, dataset: str, image_size: int) -> torch.Tensor:
+def eval_image(img: torch.Tensor, dataset: str, image_size: int, crop_pct: float = T.CROP_PCT) -> torch.Tensor:
     """A decoded uint8 (3, H, W) image -> the uint8 (3, S, S) the model's evaluation pipeline makes."""
     if dataset == "imagenet2012":
-        return T.resize_center_crop(img, image_size)
+        return T.resize_center_crop(img, image_size, crop_pct)
     h, w = img.shape[-2:]
     side = min(h, w)
     img = img[:, (h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
@@ -119,8 +120,8 @@ class ImageFiles(Dataset):
     :class:`data.BadSample` that stopped it (as the training loaders report one); read and decoded in a
     loader worker."""
 
-    def __init__(self, paths: Sequence[str], dataset: str, image_size: int):
-        self.paths, self.dataset, self.image_size = list(paths), dataset, image_size
+    def __init__(self, paths: Sequence[str], dataset: str, image_size: int, crop_pct: float = T.CROP_PCT):
+        self.paths, self.dataset, self.image_size, self.crop_pct = list(paths), dataset, image_size, crop_pct
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -128,7 +129,8 @@ class ImageFiles(Dataset):
     def __getitem__(self, i: int) -> Tuple[str, Union[torch.Tensor, BadSample]]:
         path = self.paths[i]
         try:
-            return path, eval_image(T.decode_rgb(read_bytes(path), path), self.dataset, self.image_size)
+            return path, eval_image(T.decode_rgb(read_bytes(path), path), self.dataset, self.image_size,
+                                    self.crop_pct)
         except (OSError, ValueError) as e:  # unreadable, or not an image (DecodeError)
             return path, BadSample(path, read_failure(e))
 
@@ -152,6 +154,7 @@ class Predictor:
     # A checkpoint with a weight average, or an ONNX file exported from one: "ema" or "trained"; else "".
     weights: str = ""
     device: torch.device = torch.device("cpu")  # where the model runs (an ONNX file: ONNX Runtime's CPU)
+    crop_pct: float = T.CROP_PCT  # an ImageNet-style model's centre crop (transforms.resize_center_crop)
 
     def normalizer(self) -> T.Normalize:
         mean, std = (T.IMAGENET_MEAN, T.IMAGENET_STD) if self.dataset == "imagenet2012" else (T.CIFAR_MEAN, T.CIFAR_STD)
@@ -167,7 +170,7 @@ class Predictor:
         valid = torch.tensor([n is not None for n in self.names])
         k = min(k, int(valid.sum()))
         workers = predict_workers(num_workers, len(images), batch_size, self.device)
-        loader = DataLoader(ImageFiles(images, self.dataset, self.image_size), batch_size=batch_size,
+        loader = DataLoader(ImageFiles(images, self.dataset, self.image_size, self.crop_pct), batch_size=batch_size,
                             num_workers=workers, collate_fn=list, prefetch_factor=4 if workers else None)
         normalize = self.normalizer()
         results: List[Dict[str, Any]] = []
@@ -232,9 +235,9 @@ def guess_dataset(class_num: int) -> str:
 
 def load_predictor(path: str, labels: Optional[str] = None, background_class: bool = False,
                    dataset: Optional[str] = None, image_size: Optional[int] = None, use_ema: bool = True,
-                   device_target: str = "CPU") -> Predictor:
-    """A model file and what it takes to run it on image files; ``dataset`` and ``image_size`` override
-    what the file records. A checkpoint with a weight average predicts with it unless ``use_ema`` is False.
+                   device_target: str = "CPU", crop_pct: Optional[float] = None) -> Predictor:
+    """A model file and what it takes to run it on image files; ``dataset``, ``image_size`` and
+    ``crop_pct`` override what the file records. A checkpoint with a weight average predicts with it unless ``use_ema`` is False.
     ``device_target`` (CPU, GPU or auto) is where a checkpoint's model runs; an ONNX file runs in ONNX
     Runtime on the CPU."""
     path = ckpt_io.resolve_checkpoint_path(path)
@@ -256,6 +259,7 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
         model: nn.Module = onnx_model
         recorded, trained_on = meta.get("classes"), meta.get("dataset")
         weights = meta.get("weights", "")  # chosen when it was exported
+        crop = meta.get("crop_pct")
     else:
         ckpt = ckpt_io.load_file(path)
         model, args = model_from_checkpoint(ckpt, path, use_ema)
@@ -268,11 +272,16 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
         class_num = args["class_num"]
         size = image_size or config.get("image_size") or 224
         recorded, trained_on = ckpt.get("classes"), config.get("dataset")
+        crop = config.get("crop_pct")
     if not class_num:
         raise ValueError(f"{path}: the number of classes cannot be read from the file")
-    return Predictor(model=model, source=path, dataset=dataset or trained_on or guess_dataset(class_num),
-                     image_size=int(size), names=class_names(class_num, recorded, labels, background_class),
-                     weights=weights, device=device)
+    dataset = dataset or trained_on or guess_dataset(class_num)
+    if crop_pct is not None and dataset != "imagenet2012":
+        raise ValueError(f"--crop_pct {crop_pct:g}: {path} takes CIFAR-10's evaluation transform (resize, no "
+                         f"crop); crop_pct is ImageNet-style models'")
+    return Predictor(model=model, source=path, dataset=dataset, image_size=int(size),
+                     names=class_names(class_num, recorded, labels, background_class), weights=weights,
+                     device=device, crop_pct=float(crop_pct or crop or T.CROP_PCT))
 
 
 def main(argv: Sequence[str]) -> int:
@@ -289,6 +298,9 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--dataset", choices=("cifar10", "imagenet2012"), default=None,
                    help="the evaluation transform to use (default: what the file records)")
     p.add_argument("--image_size", type=int, default=None, help="input size (default: what the file records)")
+    p.add_argument("--crop_pct", type=float, default=None,
+                   help="ImageNet-style models: the centre crop's share of the resized shorter side (default: "
+                        f"what the file records, else {T.CROP_PCT}, the seed's 224 of 256)")
     p.add_argument("--use_ema", type=bool_option, default=True, metavar="True|False",
                    help="a checkpoint of a run with --ema_decay: its weight average (True, the default) or its "
                         "trained weights")
@@ -310,6 +322,8 @@ def main(argv: Sequence[str]) -> int:
         p.error("--image_size must be at least 1")
     if a.batch_size < 1:
         p.error("--batch_size must be at least 1")
+    if a.crop_pct is not None and not 0 < a.crop_pct <= 1:
+        p.error(f"--crop_pct must be in (0, 1], got {a.crop_pct:g}")
     if a.num_workers < -1:
         p.error("--num_workers must be >= 0, or -1 for the default")
     if a.out is not None:  # checked before the model runs over a folder of images
@@ -323,10 +337,12 @@ def main(argv: Sequence[str]) -> int:
             raise ValueError(f"--out {a.out}: {os.path.dirname(os.path.abspath(a.out))} is not a folder")
     images = image_files(a.images)
     predictor = load_predictor(a.ckpt_file, a.labels, a.background_class, a.dataset, a.image_size, a.use_ema,
-                               a.device_target)
+                               a.device_target, a.crop_pct)
     results = predictor.top_k(images, a.top_k, a.num_workers, a.batch_size)
     failed = [r for r in results if "error" in r]
     extra = {"weights": predictor.weights} if predictor.weights else {}
+    if predictor.dataset == "imagenet2012":
+        extra["crop_pct"] = predictor.crop_pct
     payload = {"model": predictor.source, "dataset": predictor.dataset, "image_size": predictor.image_size,
                **extra, "predictions": results}
     if a.out is not None:

@@ -21,9 +21,13 @@ RRC_SCALE = (0.08, 1.0)
 RRC_RATIO = (0.75, 1.333)
 
 
-def eval_resize_size(image_size: int) -> int:
-    """Shorter side before the centre crop: 256 for 224, the same 0.875 crop ratio otherwise."""
-    return 256 if image_size == 224 else int(math.floor(image_size / 0.875 + 0.5))
+# The seed's evaluation crop: 224 of a shorter side of 256 (timm's crop_pct).
+CROP_PCT = 0.875
+
+
+def eval_resize_size(image_size: int, crop_pct: float = CROP_PCT) -> int:
+    """Shorter side before the centre crop: ``image_size / crop_pct`` rounded (256 for 224 at 0.875)."""
+    return int(math.floor(image_size / crop_pct + 0.5))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -163,13 +167,14 @@ def random_resized_crop(img: torch.Tensor, size: int, seed: int, flip: bool = Tr
     return out.flip(-1) if flip and flipped else out
 
 
-def resize_center_crop(img: torch.Tensor, size: int) -> torch.Tensor:
-    """The seed's eval transform of one decoded image: shorter side to 256 (for 224), centre crop.
+def resize_center_crop(img: torch.Tensor, size: int, crop_pct: float = CROP_PCT) -> torch.Tensor:
+    """The seed's eval transform of one decoded image: shorter side to 256 (for 224; ``size /
+    crop_pct``), centre crop.
 
     An image over about 7 times longer than wide (a 1x8000 banner would first become 256x2,048,000,
     gigabytes) has only the centre window that the crop keeps resized, at the same scale, plus a
     margin pixel on each side: the same crop up to the rounding of its position."""
-    target = eval_resize_size(size)
+    target = eval_resize_size(size, crop_pct)
     h, w = img.shape[-2:]
     short, long = min(h, w), max(h, w)
     if long * target > 8 * size * short:
