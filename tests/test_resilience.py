@@ -273,6 +273,59 @@ def test_b_kill_and_resume_gives_bitwise_identical_weights_and_optimizer(cifar_d
     assert not torch.equal(a["ema"]["model"]["fc.weight"], a["model"]["fc.weight"])
 
 
+def signal_self_at(monkeypatch, step: int, signum: int) -> None:
+    """The run's process gets ``signum`` during global step ``step`` of this process's training loop."""
+    as_is, done = train.train_one_epoch, [0]
+
+    def wrapped(*args, on_step, **kwargs):
+        def hook(i, loss, lr):
+            done[0] += 1
+            if done[0] == step:
+                os.kill(os.getpid(), signum)
+            on_step(i, loss, lr)
+        return as_is(*args, on_step=hook, **kwargs)
+
+    monkeypatch.setattr(train, "train_one_epoch", wrapped)
+
+
+def test_sigterm_stops_after_the_step_with_a_checkpoint_that_resumes_exactly(cifar_dir, tmp_path, monkeypatch,
+                                                                             capsys, one_thread):
+    """SIGTERM (a preemption) during step 7 of 12: the run saves after step 7 and exits 143; resumed, it
+    ends with the weights and optimiser state of a run never stopped. SIGINT during an epoch's last step
+    saves the epoch's end and leaves out its evaluation; exit 130. The handlers are gone afterwards."""
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    extra = ["--epoch_size=2", "--ema_decay=0.9", "--resume=auto"]
+    assert cli.main(["train", *run_args(cifar_dir, straight, *extra)]) == 0
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with monkeypatch.context() as m:
+        signal_self_at(m, 7, signal.SIGTERM)
+        assert cli.main(["train", *run_args(cifar_dir, stopped, *extra)]) == 128 + signal.SIGTERM
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == handlers
+    middle = stopped / "mobilenetv1-1_7.ckpt"
+    out = capsys.readouterr()
+    assert "SIGTERM received: stopping after the step under way, with a checkpoint there" in out.err
+    assert f"stopped by SIGTERM after step 7 of epoch 1: checkpoint {middle}; --resume auto continues" in out.out
+    assert [p for _, p in ckpt_io.list_checkpoints(str(stopped))] == [str(middle)]
+    assert cli.main(["train", *run_args(cifar_dir, stopped, *extra)]) == 0
+    a = ckpt_io.load_file(str(straight / "mobilenetv1-2_12.ckpt"))
+    b = ckpt_io.load_file(str(stopped / "mobilenetv1-2_12.ckpt"))
+    for part in ("model",):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), k
+    for k in a["ema"]["model"]:
+        assert torch.equal(a["ema"]["model"][k], b["ema"]["model"][k]), k
+    for pid in a["optimizer"]["state"]:
+        assert torch.equal(a["optimizer"]["state"][pid]["momentum_buffer"], b["optimizer"]["state"][pid]["momentum_buffer"])
+
+    at_end = tmp_path / "at_end"
+    with monkeypatch.context() as m:
+        signal_self_at(m, 12, signal.SIGINT)
+        assert cli.main(["train", *run_args(cifar_dir, at_end, "--epoch_size=2", "--eval_interval=1")]) == 130
+    out = capsys.readouterr().out
+    assert (f"stopped by SIGINT after the end of epoch 1 (its evaluation left out): checkpoint "
+            f"{at_end / 'mobilenetv1-1_12.ckpt'}") in out and "eval: epoch" not in out
+
+
 def test_loaders_resume_inside_an_epoch_with_the_same_batches(cifar_dir, image_folder, one_thread):
     """Starting an epoch at batch k gives exactly the batches k.. of a whole pass, in every loader."""
     cases = [DataOptions("cifar10", str(cifar_dir), 16, 32, seed=3, num_workers=0, channels_last=False)]
@@ -741,7 +794,7 @@ def test_g_read_only_checkpoint_folder_fails_cleanly(cifar_dir, tmp_path, capsys
 
 
 def test_g_folder_turning_read_only_mid_run_stops_with_earlier_checkpoints_intact(cifar_dir, tmp_path, monkeypatch,
-                                                                                 capsys, one_thread):
+                                                                               capsys, one_thread):
     run = tmp_path / "run"
     real = train.build_loader
     state = {"ro": None}

@@ -94,6 +94,7 @@ class EpochResult:
     steps: int
     seconds: float
     images: int
+    stopped_after: Optional[int] = None  # asked to stop (``stop``): the steps of the epoch done by then
 
 
 def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
@@ -104,7 +105,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
                     ema: Optional["WeightAverage"] = None, accumulate: int = 1,
                     augment: Optional[Callable[[int, torch.Tensor, torch.Tensor],
                                                Tuple[torch.Tensor, torch.Tensor, float]]] = None,
-                    clip_grad_norm: float = 0.0) -> EpochResult:
+                    clip_grad_norm: float = 0.0, stop: Optional[Callable[[int], bool]] = None) -> EpochResult:
     """One pass over ``loader``; step ``i`` of the epoch runs at learning rate ``lrs[i]``.
 
     ``accumulate``: a step adds up the gradients of that many batches of ``loader`` (its loss is their
@@ -123,6 +124,9 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
     ``clip_grad_norm``: above 0, the step's gradients (all-reduced, unscaled) are scaled down to that
     global L2 norm when above it.
 
+    ``stop(i)``, after ``on_step`` of every step: True ends the pass there (a run asked to stop,
+    :mod:`stopping`); the result's ``stopped_after`` is then ``i + 1``.
+
     The loss stays on the device: nothing here waits for the GPU except ``on_step`` when it reads it.
 
     In a distributed run (a process group of several ranks) ``guard`` is required: it is what makes
@@ -140,6 +144,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
     loss_sum = torch.zeros((), device=device)
     loss = torch.zeros((), device=device)
     steps = images = 0
+    stopped_after = None
     batches = iter(loader)
     i = start_step
     while i < len(lrs):
@@ -194,6 +199,9 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
             if on_step is not None:
                 on_step(i, loss, lr)
             i += 1
+            if stop is not None and stop(i - 1):
+                stopped_after = i
+                break
             continue
         loss = step_loss
         # A skipped step's NaN would make the epoch's mean NaN; it counts as 0 there.
@@ -203,15 +211,18 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
         if on_step is not None:
             on_step(i, loss, lr)
         i += 1
+        if stop is not None and stop(i - 1):
+            stopped_after = i
+            break
     # The batches after the last whole step (fewer than ``accumulate``) are read and dropped, and the
     # loader asked past its end, rather than left: the GPU pipeline's thread would go on reading from
-    # the loader's persistent workers while the next epoch starts over them.
-    for _ in itertools.islice(batches, accumulate):
+    # the loader's persistent workers while the next epoch starts over them. (A stopped run starts none.)
+    for _ in itertools.islice(batches, accumulate if stopped_after is None else 0):
         pass
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    return EpochResult(float(loss), float(loss_sum) / max(steps, 1), steps, seconds, images)
+    return EpochResult(float(loss), float(loss_sum) / max(steps, 1), steps, seconds, images, stopped_after)
 
 
 def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float,

@@ -4,6 +4,7 @@ import functools
 import io
 import os
 import random
+import signal
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -23,6 +24,7 @@ from .model import MobileNetV1
 from .nonfinite import NonFiniteError, NonFiniteGuard
 from .runtime import header, print0
 from .schedules import schedule
+from .stopping import StopRequest, signal_name
 from .tracking import RunLogger
 
 
@@ -497,7 +499,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
         ckpt_io.set_rng_state(rng)
     last_path, result, epoch_seconds = resumed_from, None, []
     step_images = samples_per_step(cfg, dist)  # the job's images per step
+    stopper = StopRequest(dist.enabled)
     try:
+        stopper.__enter__()
         for epoch in range(start_epoch, cfg.epoch_size):
             first = start_step if epoch == start_epoch else 0
             loader.set_epoch(epoch, first * cfg.grad_accum_steps)
@@ -512,11 +516,21 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                 if every and (epoch * steps_per_epoch + i + 1) % every == 0 and i + 1 < steps_per_epoch:
                     last_path = writer.save(epoch, i + 1)
 
+            def stop(i: int, epoch: int = epoch) -> bool:
+                return stopper.should_stop(epoch * steps_per_epoch + i + 1)
+
             result = train_one_epoch(step_model, loader, criterion, optimizer, scaler, lrs, device, precision,
                                      on_step=on_step, start_step=first, guard=guard, ema=ema,
                                      accumulate=cfg.grad_accum_steps,
                                      augment=functools.partial(augment, epoch) if augment.enabled else None,
-                                     clip_grad_norm=cfg.clip_grad_norm)
+                                     clip_grad_norm=cfg.clip_grad_norm, stop=stop)
+            if result.stopped_after is not None and result.stopped_after < steps_per_epoch:
+                guard.sync()  # raises alike on every rank, before rank 0 would save
+                name = ckpt_io.checkpoint_name(epoch + 1, result.stopped_after)
+                if cfg.save_checkpoint and os.path.basename(last_path) != name:  # not saved at this step already
+                    last_path = writer.save(epoch, result.stopped_after)
+                stopped_at = f"step {result.stopped_after} of epoch {epoch + 1}"
+                break
             epoch_seconds.append(result.seconds)
             result = job_losses(result, dist, device)
             counts = guard.sync()
@@ -533,7 +547,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                        f"({loader.bad_samples.describe_limit()})")
             done = epoch + 1
             accuracy = None
-            if eval_loader is not None and (done % cfg.eval_interval == 0 or done == cfg.epoch_size):
+            stopping = stopper.agree_now()  # evaluation could outlast a preemption's notice: not when stopping
+            if not stopping and eval_loader is not None and (done % cfg.eval_interval == 0 or done == cfg.epoch_size):
                 accuracy = evaluate_accuracy(model, eval_loader, device, precision, dist)
                 trained = ""
                 if ema is not None:
@@ -552,15 +567,27 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
             images = dist.all_reduce_counts({"images": result.images}, device)["images"]
             tracker.log_epoch(done, dataclasses.replace(result, images=images), float(lrs[-1]), accuracy)
             if cfg.save_checkpoint and (done % cfg.save_checkpoint_epochs == 0 or done == cfg.epoch_size
-                                        or (every and done * steps_per_epoch % every == 0)):
+                                        or (every and done * steps_per_epoch % every == 0) or stopping):
                 last_path = writer.save(done, 0)
+            if stopping and done < cfg.epoch_size:
+                stopped_at = f"the end of epoch {done}" + (" (its evaluation left out)" if eval_loader is not None
+                                                            and done % cfg.eval_interval == 0 else "")
+                break
+        else:
+            stopped_at = ""
+        if stopped_at:
+            print0(f"stopped by {signal_name(stopper.agreed)} after {stopped_at}: "
+                   + (f"checkpoint {last_path}; --resume auto continues from there" if cfg.save_checkpoint
+                      else "save_checkpoint is off, so nothing was saved"))
         counts = guard.sync()
         dist.check_replicas(model)
         if ema is not None:
             dist.check_replicas(ema.module, "the weight average")
     finally:
         tracker.close()
+        stopper.__exit__(*sys.exc_info())
     return {"checkpoint": last_path, "last_loss": result.last_loss if result else float("nan"),
+            "stopped": signal_name(stopper.agreed) if stopped_at else "",
             "steps_per_epoch": steps_per_epoch, "epoch_seconds": epoch_seconds,
             "images_per_epoch": steps_per_epoch * step_images, "resumed_from": resumed_from,
             "skipped_steps": counts["total"],
@@ -569,5 +596,6 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
 
 def main(argv: Sequence[str]) -> int:
     cfg = load_config(argv)
-    run(cfg)
-    return 0
+    result = run(cfg)
+    # Stopped by a signal: the exit status of a process that signal ended (a scheduler requeues on it).
+    return 128 + int(signal.Signals[result["stopped"]]) if result["stopped"] else 0
