@@ -1,3 +1,4 @@
+import dataclasses
 import os
 
 import pytest
@@ -101,3 +102,14 @@ def test_seed_three_document_file_validates_choices(tmp_path):
     assert load_config(["--config_path", str(f)]).lr_decay_mode == "poly"
     with pytest.raises(ConfigError, match="cosine"):
         load_config(["--config_path", str(f), "--lr_decay_mode", "cosine"])
+
+
+def test_every_key_has_a_help_line_and_help_lists_them(capsys):
+    from mobilenet_v1 import cli
+    from mobilenet_v1.config import KEY_HELP
+
+    assert list(KEY_HELP) == [f.name for f in dataclasses.fields(Config)]
+    assert cli.main(["eval", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--per_class" in out and "--confusion_csv F" in out
+    assert "  --crop_pct (0.875)  image folders' evaluation: centre crop's share of the resized shorter side" in out

@@ -112,8 +112,12 @@ def test_class_names_for_each_layout(tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("red\ngreen\nblue\n")
     assert class_names(3, ["a", "b", "c"], str(labels), False) == ["red", "green", "blue"]
-    with pytest.raises(ValueError, match=r"labels\.txt has 3 names.*4 outputs"):
+    with pytest.raises(ValueError, match=r"labels\.txt: 3 names.*4 outputs"):
         class_names(4, None, str(labels), False)
+    # A run with class_num above its folders' count (training notes it): the extra outputs are no label.
+    assert class_names(5, ["a", "b", "c"], None, False) == ["a", "b", "c", None, None]
+    with pytest.raises(ValueError, match=r"the class folders the checkpoint recorded: 4 names.*3 outputs"):
+        class_names(3, ["a", "b", "c", "d"], None, False)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -217,12 +217,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"mobilenet-v1: unknown command {name!r}\n\n{USAGE}", file=sys.stderr)
         return 2
     if name in ("train", "eval") and ("--help" in rest or "-h" in rest):
-        from .config import Config, CHOICES
+        from .config import Config, CHOICES, KEY_HELP
         import dataclasses
-        print(f"usage: mobilenet-v1 {name} [--config_path F] [--key=value | --key value ...]\n\nkeys (default):")
+        if name == "eval":
+            print("usage: mobilenet-v1 eval --checkpoint_path CKPT|RUN_DIR|F.onnx --dataset_path PATH [--json] "
+                  "[--per_class] [--confusion_csv F] [--config_path F] [--key=value ...]\n\n"
+                  "  --json               print one JSON object\n"
+                  "  --per_class          each class's images, top-1, precision and most frequent confusion\n"
+                  "  --confusion_csv F    write the confusion matrix (rows: labels, columns: predictions)\n\n"
+                  "the configuration's keys (those of training take no effect here):")
+        else:
+            print("usage: mobilenet-v1 train [--config_path F] [--key=value | --key value ...]\n\nkeys (default):")
         for f in dataclasses.fields(Config):
-            extra = f"  one of {list(CHOICES[f.name])}" if f.name in CHOICES else ""
-            print(f"  --{f.name} ({f.default!r}){extra}")
+            extra = f"; one of {list(CHOICES[f.name])}" if f.name in CHOICES else ""
+            print(f"  --{f.name} ({f.default!r})  {KEY_HELP[f.name]}{extra}")
         return 0
     try:
         return COMMANDS[name](rest)

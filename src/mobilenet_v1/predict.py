@@ -100,7 +100,11 @@ def class_names(class_num: int, recorded: Optional[Sequence[str]], labels: Optio
         return list(names)
     if class_num == 1001 and len(names) == 1000 and not background_class:
         return list(names) + [None]  # the seed's 1001 layout: the last logit is no label
-    raise ValueError(f"{source} has {len(names)} names{' with background' if background_class else ''}, "
+    if recorded and not labels and len(names) < class_num:
+        # Trained with class_num above its folders' count (training said so): the outputs past the
+        # folders were never a label, as the seed's 1001st is not.
+        return list(names) + [None] * (class_num - len(names))
+    raise ValueError(f"{source}: {len(names)} names{' with background' if background_class else ''}, "
                      f"but the model has {class_num} outputs")
 
 
