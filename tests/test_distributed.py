@@ -224,9 +224,9 @@ def test_two_single_node_launches_form_a_two_node_job(cifar_dir, tmp_path):
 
 
 def test_a_sigterm_to_one_rank_stops_every_rank_after_the_same_step_with_a_checkpoint(cifar_dir, tmp_path):
-    """Rank 1 alone gets SIGTERM during step 3 (a preempted node): the ranks agree at their next check
-    (started at step 10, read at 20), both stop after step 20, rank 0 saves there, both exit 128 + 15,
-    and --resume auto goes on from that checkpoint to the end."""
+    """Rank 1 alone gets SIGTERM during step 3 (a preempted node): the ranks' agreement started after
+    step 3 is read after step 4, both stop there, rank 0 saves there, both exit 128 + 15, and --resume
+    auto goes on from that checkpoint to the end."""
     opts = [f"--dataset_path={cifar_dir}", "--class_num=4", "--batch_size=4", "--epoch_size=2",
             "--log_interval=0", f"--save_checkpoint_path={tmp_path / 'run'}"] + TINY
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -234,12 +234,12 @@ def test_a_sigterm_to_one_rank_stops_every_rank_after_the_same_step_with_a_check
                        env=child_env(SIGTERM_AT_STEP="3"), capture_output=True, text=True, timeout=180)
     assert r.returncode != 0 and r.stderr.count("exitcode  : 143") == 2, r.stdout[-3000:] + r.stderr[-3000:]
     assert "SIGTERM received: stopping after the step under way" in r.stderr
-    ckpt = tmp_path / "run" / "ckpt_0" / "mobilenetv1-1_20.ckpt"  # 192 samples / 2 ranks / 4 = 24 steps an epoch
-    assert f"stopped by SIGTERM after step 20 of epoch 1: checkpoint {ckpt}; --resume auto" in r.stdout
+    ckpt = tmp_path / "run" / "ckpt_0" / "mobilenetv1-1_4.ckpt"  # 192 samples / 2 ranks / 4 = 24 steps an epoch
+    assert f"stopped by SIGTERM after step 4 of epoch 1: checkpoint {ckpt}; --resume auto" in r.stdout
     assert [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(tmp_path / "run" / "ckpt_0"))] == [ckpt.name]
     r = torchrun("--standalone", "--nproc_per_node=2", "-m", "mobilenet_v1", "train", "--resume=auto", *opts)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert f"resume: continuing from {ckpt} after epoch 0 and 20 of the 24 steps of epoch 1" in r.stdout
+    assert f"resume: continuing from {ckpt} after epoch 0 and 4 of the 24 steps of epoch 1" in r.stdout
     assert r.stdout.count("epoch: 2 step: 24, loss is ") == 1
 
 

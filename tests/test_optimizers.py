@@ -149,3 +149,11 @@ def test_a_resumed_run_trains_with_its_own_momentum_weight_decay_and_eps(cifar_d
     # The same settings again: nothing to say.
     train.run(load_config(common + ["--epoch_size=2", f"--resume={path}", f"--save_checkpoint_path={tmp_path / 'c'}"]))
     assert "was trained with" not in capsys.readouterr().out
+    # Momentum switched on: the buffers the file lacks start at zero (RMSprop failed on the missing key).
+    for opt, lr in (("rmsprop", "0.002"), ("momentum", "0.05")):
+        plain = SMALL + [f"--dataset_path={cifar_dir}", f"--opt={opt}", f"--lr_max={lr}"]
+        train.run(load_config(plain + ["--epoch_size=1", "--momentum=0", f"--save_checkpoint_path={tmp_path / opt}"]))
+        result = train.run(load_config(plain + ["--epoch_size=2", f"--resume={tmp_path / opt}",
+                                                f"--save_checkpoint_path={tmp_path / (opt + '_on')}"]))
+        state = ckpt_io.load_file(result["checkpoint"])["optimizer"]["state"]
+        assert state and all(s["momentum_buffer"].abs().sum() > 0 for s in state.values()), opt

@@ -273,14 +273,22 @@ def test_b_kill_and_resume_gives_bitwise_identical_weights_and_optimizer(cifar_d
     assert not torch.equal(a["ema"]["model"]["fc.weight"], a["model"]["fc.weight"])
 
 
-def signal_self_at(monkeypatch, step: int, signum: int) -> None:
-    """The run's process gets ``signum`` during global step ``step`` of this process's training loop."""
+def signal_self_at(monkeypatch, step: int, signum: int, children: bool = False) -> None:
+    """The run's process (and with ``children`` its loader workers first, as a scheduler signals every
+    process of a job) gets ``signum`` during global step ``step`` of this process's training loop."""
+    import multiprocessing
+
     as_is, done = train.train_one_epoch, [0]
 
     def wrapped(*args, on_step, **kwargs):
         def hook(i, loss, lr):
             done[0] += 1
             if done[0] == step:
+                workers = multiprocessing.active_children() if children else []
+                assert len(workers) == children
+                for worker in workers:
+                    os.kill(worker.pid, signum)
+                time.sleep(0.2 if children else 0)  # the workers' turn before the run's
                 os.kill(os.getpid(), signum)
             on_step(i, loss, lr)
         return as_is(*args, on_step=hook, **kwargs)
@@ -324,6 +332,65 @@ def test_sigterm_stops_after_the_step_with_a_checkpoint_that_resumes_exactly(cif
     out = capsys.readouterr().out
     assert (f"stopped by SIGINT after the end of epoch 1 (its evaluation left out): checkpoint "
             f"{at_end / 'mobilenetv1-1_12.ckpt'}") in out and "eval: epoch" not in out
+    # At the last epoch's end: trained in full, but not evaluated, which the exit status and log say.
+    with monkeypatch.context() as m:
+        signal_self_at(m, 12, signal.SIGTERM)
+        assert cli.main(["train", *run_args(cifar_dir, at_end, "--epoch_size=2", "--eval_interval=1",
+                                            "--resume=auto")]) == 143
+    last = at_end / "mobilenetv1-2_12.ckpt"
+    assert (f"stopped by SIGTERM after the end of epoch 2 (its evaluation left out): training is complete, in "
+            f"checkpoint {last}; `mobilenet-v1 eval --checkpoint_path {last}` evaluates it") in capsys.readouterr().out
+
+
+def test_sigterm_to_the_loader_workers_too_still_stops_with_a_checkpoint(image_folder, tmp_path, monkeypatch, capsys,
+                                                                         one_thread):
+    """A scheduler signals every process of the job: torch's handler would end a loader worker on
+    SIGTERM and the run would fail on the lost worker; the workers ignore it and the run stops after
+    its step, with a checkpoint there."""
+    args = ["train", "--dataset=imagenet2012", f"--dataset_path={image_folder}", "--class_num=2", "--image_size=32",
+            "--width_mult=0.25", "--batch_size=4", "--num_workers=1", "--data_pipeline=cpu", "--device_target=CPU",
+            "--epoch_size=2", "--warmup_epochs=0", f"--save_checkpoint_path={tmp_path / 'run'}"]
+    with monkeypatch.context() as m:
+        signal_self_at(m, 2, signal.SIGTERM, children=True)
+        assert cli.main(args) == 143
+    assert f"stopped by SIGTERM after step 2 of epoch 1: checkpoint {tmp_path / 'run' / 'mobilenetv1-1_2.ckpt'}" in \
+        capsys.readouterr().out
+
+
+_BLOCKED = r'''
+import datetime, os, signal, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+import torch, torch.distributed as dist
+from mobilenet_v1 import stopping
+rank, store = int(sys.argv[2]), sys.argv[3]
+dist.init_process_group("gloo", init_method="file://" + store, rank=rank, world_size=2,
+                        timeout=datetime.timedelta(seconds=60))
+if rank == 1:
+    time.sleep(60)  # never joins the all-reduce below: a peer that hangs or died
+stopping.GRACE_SECONDS = 1.0
+with stopping.StopRequest():
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    dist.all_reduce(torch.ones(1))  # blocks in C: the Python handler cannot run
+'''
+
+
+def test_a_process_blocked_on_a_dead_peer_exits_after_the_grace_period(tmp_path):
+    """The Python handler waits for the interpreter, which a process blocked in a collective never gets
+    back to: the watchdog hears of the signal at once and exits after the grace period (here 1 s)."""
+    store = str(tmp_path / "store")
+    peer = subprocess.Popen([sys.executable, "-c", _BLOCKED, SRC, "1", store])
+    try:
+        start = time.time()
+        r = subprocess.run([sys.executable, "-c", _BLOCKED, SRC, "0", store], capture_output=True, text=True,
+                           timeout=50)
+        took = time.time() - start
+    finally:
+        peer.kill()
+        peer.wait()
+    assert r.returncode == 143, r.stderr[-2000:]
+    assert "SIGTERM received: stopping after the step under way" in r.stderr
+    assert "no training step completed for 1 s after it; exiting now" in r.stderr
+    assert took < 30, took  # not the collective's 60 s timeout
 
 
 def test_loaders_resume_inside_an_epoch_with_the_same_batches(cifar_dir, image_folder, one_thread):

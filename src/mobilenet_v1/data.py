@@ -18,6 +18,7 @@ from torchvision.io import ImageReadMode, decode_jpeg
 
 from . import transforms as T
 from .autoaugment import AutoAugment, Plan, apply as apply_plan
+from .stopping import ignore_in_worker
 
 CIFAR_RECORD = 1 + 3 * 32 * 32  # label byte + 3,072 pixel bytes
 CIFAR_CROP_PADDING = 4  # the seed's RandomCrop(32, padding=4)
@@ -501,7 +502,7 @@ class ImageFolderLoader(DeviceLoader):
         self.loader = DataLoader(self.dataset, batch_size=batch_size, sampler=self.sampler,
                                  num_workers=num_workers, drop_last=drop_last, collate_fn=CollateImages(image_size),
                                  pin_memory=device.type == "cuda", persistent_workers=num_workers > 0,
-                                 prefetch_factor=4 if num_workers > 0 else None)
+                                 prefetch_factor=4 if num_workers > 0 else None, worker_init_fn=ignore_in_worker)
         self._len = len(self.loader)
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
@@ -681,7 +682,7 @@ class BatchedImageLoader(DeviceLoader):
         self.loader = DataLoader(EncodedImageDataset(samples, train), batch_size=batch_size, sampler=self.sampler,
                                  num_workers=num_workers, drop_last=drop_last, collate_fn=collate_encoded,
                                  persistent_workers=num_workers > 0,
-                                 prefetch_factor=4 if num_workers > 0 else None)
+                                 prefetch_factor=4 if num_workers > 0 else None, worker_init_fn=ignore_in_worker)
         self._len = len(self.loader)
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:

@@ -3,20 +3,27 @@
 SIGTERM is how a scheduler preempts a job (SLURM, Kubernetes, a spot instance's notice) and how
 torchrun stops its workers; SIGINT is Ctrl-C. Either one makes ``train`` finish the step under way,
 save a checkpoint at that step and exit with 128 + the signal's number, so ``--resume auto`` goes on
-from there and nothing is trained twice. A second SIGINT stops at once (``KeyboardInterrupt``).
+from there and nothing is trained twice. A second Ctrl-C stops at once.
 
 In a distributed run every rank must stop after the same step: one that left early would leave the
 others waiting in the next gradient all-reduce. A signal reaches the processes at different steps, or
-only some of them, so the ranks agree every :data:`CHECK_STEPS` steps on the largest signal any of them
-received, with an all-reduce on the CPU (gloo) that is started without waiting and read at the next
-check, long after it completed: no step waits for it, and the run stops within ``2 * CHECK_STEPS``
-steps of the signal.
+only some of them, so after every step the ranks start an all-reduce on the CPU (gloo) of the largest
+signal any of them received, without waiting for it, and read the previous step's, which has long
+completed: no step waits for it, and every rank stops after the same step, at most two steps after
+the signal.
 
-A process that completes no training step for :data:`GRACE_SECONDS` after the signal (blocked in a
-collective on a peer that died, or evaluating) exits at once, as it would have without the handler:
-checkpoints are written atomically, so what was saved before stays whole.
+The Python handler only runs when the main thread comes back to the interpreter, which a process
+blocked in a collective on a peer that died never does. So the signal also reaches a watchdog thread at
+once (``signal.set_wakeup_fd``): a process that completes no training step for the grace period after
+it (:data:`GRACE_SECONDS`, or three times its longest step if that is longer), blocked or evaluating,
+exits there, with what was saved before whole (checkpoints are written atomically).
+
+Loader worker processes ignore both signals (:func:`ignore_in_worker`, their ``worker_init_fn``):
+torch's own handler would end a worker on SIGTERM, which a scheduler sends to every process of the job,
+and the run would fail on the lost worker before it could stop. They end with their parent.
 """
 import os
+import select
 import signal
 import sys
 import threading
@@ -26,7 +33,6 @@ from typing import Dict, Optional
 import torch
 import torch.distributed as dist
 
-CHECK_STEPS = 10
 GRACE_SECONDS = 10.0
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -35,10 +41,16 @@ def signal_name(signum: int) -> str:
     return signal.Signals(signum).name
 
 
+def ignore_in_worker(worker_id: int = 0) -> None:
+    """A loader worker's ``worker_init_fn``: the run decides when to stop, not its workers."""
+    for signum in SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
 class StopRequest:
-    """Installs the handlers for its ``with`` block (from the main thread; elsewhere it only answers
-    "no"). ``should_stop(step)`` after every step, on every rank; ``agree_now()`` where every rank
-    waits anyway (an epoch's end)."""
+    """Installs the handlers and the watchdog for its ``with`` block, from the main thread (elsewhere
+    it only answers "no"). ``should_stop(step)`` after every step, on every rank; ``agree_now()``
+    where every rank waits anyway (an epoch's end)."""
 
     def __init__(self, distributed: bool = False):
         self.received = 0  # the first signal's number; 0: none
@@ -47,57 +59,93 @@ class StopRequest:
         self._group = None
         self._pending = None
         self._previous: Dict[int, object] = {}
-        self._last_step = time.monotonic()
+        self._wakeup = None  # (read end, write end, the wakeup fd before ours)
+        self._done = threading.Event()
         self._watchdog: Optional[threading.Thread] = None
+        self._signalled_at: Optional[float] = None
+        self._last_step = time.monotonic()
+        self._longest_step = 0.0
+        self._measure = False  # whether the time since the last step is a step's
 
     def __enter__(self) -> "StopRequest":
         if self._distributed and dist.get_backend() != "gloo":
             self._group = dist.new_group(backend="gloo")  # every rank creates it, in the same order
-        if threading.current_thread() is threading.main_thread():
-            for signum in SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        read, write = os.pipe()
+        os.set_blocking(write, False)
+        self._wakeup = (read, write, signal.set_wakeup_fd(write, warn_on_full_buffer=False))
+        for signum in SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        self._watchdog = threading.Thread(target=self._watch, name="stop-watchdog", daemon=True)
+        self._watchdog.start()
         return self
 
     def __exit__(self, *exc) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
+        self._done.set()
+        if self._watchdog is not None:
+            self._watchdog.join()
+        if self._wakeup is not None:
+            read, write, before = self._wakeup
+            signal.set_wakeup_fd(before)
+            os.close(read)
+            os.close(write)
+            self._wakeup = None
         if self._pending is not None and exc[0] is None:
             self._pending[0].wait()  # every rank started it: finishing it leaves no collective behind
         self._pending = None
-        self._watchdog = None  # a daemon thread: it ends with the process
 
     def _handle(self, signum: int, frame) -> None:
-        if self.received:
-            if signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            return
-        self.received = signum
-        print(f"{signal_name(signum)} received: stopping after the step under way, with a checkpoint there"
-              + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""), file=sys.stderr, flush=True)
-        self._last_step = time.monotonic()
-        self._watchdog = threading.Thread(target=self._watch, name="stop-watchdog", daemon=True)
-        self._watchdog.start()
+        """The Python-level handler (between two bytecodes of the main thread): it only records the
+        signal, so that the step under way is the last; the watchdog, which hears of it through the
+        wakeup fd even while the main thread is blocked, does the rest."""
+        self.received = self.received or signum
+
+    def grace(self) -> float:
+        return max(GRACE_SECONDS, 3 * self._longest_step)
 
     def _watch(self) -> None:
-        while not self.agreed:  # once agreed, the run is at a step boundary, saving and leaving
-            time.sleep(0.2)
-            if time.monotonic() - self._last_step > GRACE_SECONDS and not self.agreed:
-                print(f"{signal_name(self.received)}: no training step completed for {GRACE_SECONDS:g} s; exiting now "
-                      f"(the checkpoints written before are whole)", file=sys.stderr, flush=True)
-                os._exit(128 + self.received)
+        read = self._wakeup[0]
+        while not self._done.is_set():
+            ready, _, _ = select.select([read], [], [], 0.2)
+            if ready:
+                for signum in os.read(read, 64):
+                    if signum not in SIGNALS:
+                        continue
+                    if self._signalled_at is None:
+                        self.received = self.received or signum
+                        self._signalled_at = time.monotonic()
+                        print(f"{signal_name(signum)} received: stopping after the step under way, with a checkpoint "
+                              f"there" + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""),
+                              file=sys.stderr, flush=True)
+                    elif signum == signal.SIGINT:
+                        print("SIGINT again: stopping now", file=sys.stderr, flush=True)
+                        os._exit(128 + signum)
+            if self._signalled_at is not None and not self.agreed and not self._done.is_set():
+                idle = time.monotonic() - max(self._last_step, self._signalled_at)
+                if idle > self.grace():
+                    print(f"{signal_name(self.received)}: no training step completed for {self.grace():g} s after it; "
+                          f"exiting now (the checkpoints written before are whole)", file=sys.stderr, flush=True)
+                    os._exit(128 + self.received)
+
+    def _stepped(self) -> None:
+        now = time.monotonic()
+        if self._measure:
+            self._longest_step = max(self._longest_step, now - self._last_step)
+        self._last_step, self._measure = now, True
 
     def should_stop(self, global_step: int) -> bool:
         """Whether the run stops after global step ``global_step`` (counted from 1): the same answer on
         every rank, which must each call this after every step."""
-        self._last_step = time.monotonic()
+        self._stepped()
         if self.agreed:
             return True
         if not self._distributed:
             self.agreed = self.received
             return bool(self.agreed)
-        if global_step % CHECK_STEPS:
-            return False
         self._collect()
         if self.agreed:
             return True
@@ -106,8 +154,9 @@ class StopRequest:
         return False
 
     def agree_now(self) -> bool:
-        """:meth:`should_stop` at a point where every rank waits anyway: answered at once."""
-        self._last_step = time.monotonic()
+        """:meth:`should_stop` at a point where every rank waits anyway: answered at once. What follows
+        until the next step (evaluation) is no step's time."""
+        self._last_step, self._measure = time.monotonic(), False
         if not self._distributed:
             self.agreed = self.agreed or self.received
             return bool(self.agreed)

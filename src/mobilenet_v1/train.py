@@ -250,6 +250,13 @@ def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, 
                + "; continuing with this run's " + ", ".join(f"{k} {new:g}" for k, (_, new) in changed.items()))
     optimizer.load_state_dict({**saved, "param_groups": [{**g, **settings} for g, settings
                                                            in zip(saved["param_groups"], ours)]})
+    # Momentum switched on for the resume: the file's state has no buffers, which start at zero (RMSprop
+    # would fail on the missing key; SGD's first step would make one, outside the non-finite guard's ken).
+    for group in optimizer.param_groups:
+        for p in group["params"] if group.get("momentum") else ():
+            state = optimizer.state[p]
+            if (state or isinstance(optimizer, torch.optim.SGD)) and state.get("momentum_buffer") is None:
+                state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
     if scaler.is_enabled() and ckpt["scaler"]:
         scaler.load_state_dict(ckpt["scaler"])
     guard.load_state_dict(ckpt.get("nonfinite") or {})
@@ -569,16 +576,21 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
             if cfg.save_checkpoint and (done % cfg.save_checkpoint_epochs == 0 or done == cfg.epoch_size
                                         or (every and done * steps_per_epoch % every == 0) or stopping):
                 last_path = writer.save(done, 0)
-            if stopping and done < cfg.epoch_size:
-                stopped_at = f"the end of epoch {done}" + (" (its evaluation left out)" if eval_loader is not None
-                                                            and done % cfg.eval_interval == 0 else "")
+            if stopping:
+                left_out = eval_loader is not None and (done % cfg.eval_interval == 0 or done == cfg.epoch_size)
+                stopped_at = f"the end of epoch {done}" + (" (its evaluation left out)" if left_out else "")
                 break
         else:
             stopped_at = ""
         if stopped_at:
-            print0(f"stopped by {signal_name(stopper.agreed)} after {stopped_at}: "
-                   + (f"checkpoint {last_path}; --resume auto continues from there" if cfg.save_checkpoint
-                      else "save_checkpoint is off, so nothing was saved"))
+            if not cfg.save_checkpoint:
+                then = "save_checkpoint is off, so nothing was saved"
+            elif (result.stopped_after is not None and result.stopped_after < steps_per_epoch) or done < cfg.epoch_size:
+                then = f"checkpoint {last_path}; --resume auto continues from there"
+            else:  # the last epoch's end: trained in full
+                then = (f"training is complete, in checkpoint {last_path}"
+                        + (f"; `mobilenet-v1 eval --checkpoint_path {last_path}` evaluates it" if eval_loader else ""))
+            print0(f"stopped by {signal_name(stopper.agreed)} after {stopped_at}: {then}")
         counts = guard.sync()
         dist.check_replicas(model)
         if ema is not None:
