@@ -18,9 +18,9 @@ once (``signal.set_wakeup_fd``): a process that completes no training step for t
 it (:data:`GRACE_SECONDS`, or three times its longest step if that is longer), blocked or evaluating,
 exits there, with what was saved before whole (checkpoints are written atomically).
 
-Loader worker processes ignore both signals (:func:`ignore_in_worker`, their ``worker_init_fn``):
-torch's own handler would end a worker on SIGTERM, which a scheduler sends to every process of the job,
-and the run would fail on the lost worker before it could stop. They end with their parent.
+Loader worker processes ignore Ctrl-C and leave quietly on SIGTERM (:func:`ignore_in_worker`, their
+``worker_init_fn``): torch's own handler would end a worker as killed by SIGTERM, which a scheduler sends
+to every process of the job, and the run would fail on the lost worker before it could stop.
 """
 import os
 import select
@@ -41,10 +41,18 @@ def signal_name(signum: int) -> str:
     return signal.Signals(signum).name
 
 
+def _leave_quietly(signum: int, frame) -> None:
+    os._exit(0)
+
+
 def ignore_in_worker(worker_id: int = 0) -> None:
-    """A loader worker's ``worker_init_fn``: the run decides when to stop, not its workers."""
-    for signum in SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
+    """A loader worker's ``worker_init_fn``: Ctrl-C is the run's to act on; SIGTERM ends the worker
+    with exit status 0, which the run's process does not take for a failure, where torch's own handler
+    ends it as killed by the signal, which fails the run at once. (Ignoring SIGTERM altogether would
+    leave multiprocessing's exit, which terminates daemonic children and waits for them, waiting for
+    ever.) The batches it had already made are there for the step under way."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _leave_quietly)
 
 
 class StopRequest:
