@@ -533,6 +533,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                                      clip_grad_norm=cfg.clip_grad_norm, stop=stop)
             if result.stopped_after is not None and result.stopped_after < steps_per_epoch:
                 guard.sync()  # raises alike on every rank, before rank 0 would save
+                dist.sync_buffers(model)  # as at an epoch's end: every rank holds what rank 0 saves
+                if ema is not None:
+                    dist.sync_buffers(ema.module)
                 name = ckpt_io.checkpoint_name(epoch + 1, result.stopped_after)
                 if cfg.save_checkpoint and os.path.basename(last_path) != name:  # not saved at this step already
                     last_path = writer.save(epoch, result.stopped_after)
