@@ -42,21 +42,26 @@ class NonFiniteError(ValueError):
 
 
 def init_momentum_buffers(optimizer: torch.optim.Optimizer) -> None:
-    """Give every parameter a zero momentum buffer before the first step.
+    """Give every parameter a zero momentum buffer where the optimiser's momentum would want one and
+    none is there.
 
-    The fused SGD kernel treats its first step specially (it copies the gradient into freshly
-    allocated, uninitialised buffers); when that first step is skipped through ``found_inf`` the
-    buffers stay uninitialised and the next step reads garbage. With zero buffers every step is an
-    ordinary one, and ``0.9 * 0 + g`` is ``g``: the same update as a first step.
+    SGD, before its first step: the fused kernel treats its first step specially (it copies the
+    gradient into freshly allocated, uninitialised buffers); when that first step is skipped through
+    ``found_inf`` the buffers stay uninitialised and the next step reads garbage. With zero buffers
+    every step is an ordinary one, and ``0.9 * 0 + g`` is ``g``: the same update as a first step.
+    RMSprop makes all its state, zeros, at its first step, but a state loaded from a run without
+    momentum lacks the buffer, which it then fails on (a resume that switches momentum on). AdamW has
+    no momentum buffer.
     """
-    if not isinstance(optimizer, torch.optim.SGD):
-        return  # RMSprop and AdamW make all their state, zeros, at their first step
+    sgd = isinstance(optimizer, torch.optim.SGD)
+    if not sgd and not isinstance(optimizer, torch.optim.RMSprop):
+        return
     for group in optimizer.param_groups:
         if not group.get("momentum"):
             continue
         for p in group["params"]:
             state = optimizer.state[p]
-            if state.get("momentum_buffer") is None:
+            if (sgd or state) and state.get("momentum_buffer") is None:
                 state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
 

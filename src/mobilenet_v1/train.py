@@ -21,7 +21,7 @@ from .engine import (EpochResult, evaluate, make_optimizer, make_scaler, resolve
                      resolve_precision, train_one_epoch)
 from .losses import CrossEntropySmooth
 from .model import MobileNetV1
-from .nonfinite import NonFiniteError, NonFiniteGuard
+from .nonfinite import NonFiniteError, NonFiniteGuard, init_momentum_buffers
 from .runtime import header, print0
 from .schedules import schedule
 from .stopping import StopRequest, signal_name
@@ -250,13 +250,7 @@ def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, 
                + "; continuing with this run's " + ", ".join(f"{k} {new:g}" for k, (_, new) in changed.items()))
     optimizer.load_state_dict({**saved, "param_groups": [{**g, **settings} for g, settings
                                                            in zip(saved["param_groups"], ours)]})
-    # Momentum switched on for the resume: the file's state has no buffers, which start at zero (RMSprop
-    # would fail on the missing key; SGD's first step would make one, outside the non-finite guard's ken).
-    for group in optimizer.param_groups:
-        for p in group["params"] if group.get("momentum") else ():
-            state = optimizer.state[p]
-            if (state or isinstance(optimizer, torch.optim.SGD)) and state.get("momentum_buffer") is None:
-                state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    init_momentum_buffers(optimizer)  # momentum switched on for the resume: the file's state has no buffers
     if scaler.is_enabled() and ckpt["scaler"]:
         scaler.load_state_dict(ckpt["scaler"])
     guard.load_state_dict(ckpt.get("nonfinite") or {})
