@@ -1,5 +1,5 @@
-"""Batch augmentations (``--mixup_alpha``, ``--cutmix_alpha``, ``--mix_prob``, ``--random_erase``) and
-``--clip_grad_norm``."""
+"""Batch augmentations (``--mixup_alpha``, ``--cutmix_alpha``, ``--mix_prob``, ``--random_erase``),
+``--clip_grad_norm`` and ``--drop_rate``."""
 import functools
 
 import numpy as np
@@ -12,6 +12,7 @@ from mobilenet_v1.batch_augment import BatchAugment, erase, erase_boxes
 from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.engine import make_optimizer, make_scaler, train_one_epoch
 from mobilenet_v1.losses import CrossEntropySmooth
+from mobilenet_v1.model import MobileNetV1
 from mobilenet_v1.nonfinite import NonFiniteGuard
 
 CPU = torch.device("cpu")
@@ -180,7 +181,9 @@ def test_mix_and_clip_options_are_checked():
                          ("--cutmix_alpha=-1", "option --cutmix_alpha: cutmix_alpha must be >= 0"),
                          ("--mix_prob=1.5", "option --mix_prob: mix_prob must be in [0, 1]"),
                          ("--random_erase=-0.1", "option --random_erase: random_erase must be in [0, 1]"),
-                         ("--clip_grad_norm=-1", "option --clip_grad_norm: clip_grad_norm must be >= 0")):
+                         ("--clip_grad_norm=-1", "option --clip_grad_norm: clip_grad_norm must be >= 0"),
+                         ("--drop_rate=1", r"option --drop_rate: drop_rate must be in [0, 1\)"),
+                         ("--drop_rate=-0.2", r"option --drop_rate: drop_rate must be in [0, 1\)")):
         with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
             load_config([bad])
     # A key the run would ignore is refused rather than ignored silently.
@@ -191,6 +194,33 @@ def test_mix_and_clip_options_are_checked():
     with pytest.raises(ConfigError, match="option --ra_magnitude: ra_magnitude 12 is RandAugment's; "
                                           "auto_augment ta_wide does not use it"):
         load_config(["--auto_augment=ta_wide", "--ra_magnitude=12"])
+
+
+# --- dropout --------------------------------------------------------------------------------------
+
+def test_drop_rate_drops_pooled_features_in_training_only():
+    torch.manual_seed(0)
+    plain = MobileNetV1(class_num=7, width_mult=0.25)
+    dropping = MobileNetV1(class_num=7, width_mult=0.25, drop_rate=0.5)
+    dropping.load_state_dict(plain.state_dict())  # no parameters of its own: the same checkpoint keys
+    assert plain.state_dict().keys() == dropping.state_dict().keys()
+    x = torch.randn(4, 3, 32, 32)
+    plain.eval(), dropping.eval()
+    with torch.no_grad():
+        features = plain.forward_head(plain.forward_features(x), pre_logits=True)
+        torch.testing.assert_close(dropping(x), plain(x), rtol=0, atol=0)  # evaluation: no dropout
+    dropping.train()
+    seen = []
+    # In training, the classifier sees each pooled feature either zeroed or scaled by 1 / (1 - p).
+    dropping.fc.register_forward_hook(lambda m, args, out: seen.append(args[0].detach()))
+    with torch.no_grad():
+        torch.manual_seed(1)
+        dropping.forward_head(features.unsqueeze(-1).unsqueeze(-1))
+    kept, live = seen[0] != 0, features != 0  # (ReLU6 leaves some features 0 before any dropout)
+    torch.testing.assert_close(seen[0][kept], (features * 2)[kept])
+    assert int(live.sum()) > 200 and 0.4 < float(kept[live].float().mean()) < 0.6
+    with pytest.raises(ValueError, match=r"drop_rate must be in \[0, 1\)"):
+        MobileNetV1(drop_rate=1.0)
 
 
 # --- clipping -------------------------------------------------------------------------------------

@@ -111,6 +111,9 @@ class Config:
     ra_magnitude: int = 9
     # Scale each step's gradients down to this global L2 norm when above it; 0: off (the seed).
     clip_grad_norm: float = 0.0
+    # Dropout on the pooled features before the classifier, in training (timm's --drop; torchvision's
+    # MobileNetV2/V3 use 0.2); 0: none (the seed).
+    drop_rate: float = 0.0
     # An image folder without an evaluation split (val/, validation_preprocess/): hold out this share of
     # each class's images (chosen by file name) to evaluate on, and train on the rest; 0: none.
     val_split: float = 0.0
@@ -202,6 +205,7 @@ KEY_HELP: Dict[str, str] = {
     "auto_augment": "per-image policy: TrivialAugment, RandAugment or an AutoAugment policy; '': none",
     "ra_magnitude": "RandAugment's magnitude bin (of 31)",
     "clip_grad_norm": "clip gradients to this global L2 norm; 0: off",
+    "drop_rate": "dropout before the classifier, in training; 0: none",
     "val_split": "image folder without an eval split: share of each class held out",
     "resume": "auto (the run folder's newest valid checkpoint), a checkpoint or folder, or '' (afresh)",
     "save_checkpoint_steps": "also save every N steps, mid-epoch included; 0: epochs only",
@@ -364,6 +368,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     for key in ("mix_prob", "random_erase"):
         if not 0 <= getattr(cfg, key) <= 1:
             fail(key, f"{key} must be in [0, 1], got {getattr(cfg, key)}")
+    if not 0 <= cfg.drop_rate < 1:
+        fail("drop_rate", f"drop_rate must be in [0, 1) (the share of features dropped; 0: none), got {cfg.drop_rate}")
     if cfg.mix_prob != 1 and not (cfg.mixup_alpha or cfg.cutmix_alpha):
         fail("mix_prob", f"mix_prob {cfg.mix_prob:g} is the share of batches mixed by Mixup or CutMix; "
                          f"mixup_alpha and cutmix_alpha are 0, so none is")

@@ -190,10 +190,12 @@ class MobileNetV1(nn.Module):
         padding: ``"same"`` (TensorFlow/MindSpore, the seed's; weights trained by the seed need it) or
             ``"symmetric"`` (PyTorch's ``padding=1``).
         features_only: ``forward`` returns the list of the 27 layer outputs instead of logits.
+        drop_rate: dropout on the pooled features before the classifier, in training only (timm's
+            ``drop_rate``; torchvision's MobileNetV2/V3 use 0.2); 0, the seed's: none.
     """
 
     def __init__(self, class_num: int = 1001, width_mult: float = 1.0, padding: str = "same",
-                 features_only: bool = False, in_chans: int = 3):
+                 features_only: bool = False, in_chans: int = 3, drop_rate: float = 0.0):
         super().__init__()
         if padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
@@ -201,10 +203,13 @@ class MobileNetV1(nn.Module):
             raise ValueError(f"width_mult must be positive, got {width_mult}")
         if class_num < 1:
             raise ValueError(f"class_num must be at least 1, got {class_num}")
+        if not 0 <= drop_rate < 1:
+            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
         self.class_num = class_num
         self.width_mult = width_mult
         self.padding = padding
         self.features_only = features_only
+        self.drop_rate = drop_rate
         # Training steps with SAME padding run in the flipped frame (forward_features); False: the
         # padded path always (a benchmark's baseline).
         self.flip_same = True
@@ -269,9 +274,14 @@ class MobileNetV1(nn.Module):
         return outs
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Global average pool over H and W, then the classifier (skipped with ``pre_logits``)."""
+        """Global average pool over H and W, then (in training, with ``drop_rate``) dropout and the
+        classifier (both skipped with ``pre_logits``)."""
         x = x.mean(dim=(2, 3))
-        return x if pre_logits else self.fc(x)
+        if pre_logits:
+            return x
+        if self.drop_rate:
+            x = F.dropout(x, self.drop_rate, self.training)
+        return self.fc(x)
 
     def forward(self, x: torch.Tensor):
         if self.features_only:
