@@ -148,7 +148,34 @@ def test_a_resumed_run_trains_with_its_own_momentum_weight_decay_and_eps(cifar_d
     assert [(g["momentum"], g["weight_decay"], g["eps"]) for g in groups] == [(0.8, 5e-05, 0.001), (0.8, 0.0, 0.001)]
     # The same settings again: nothing to say.
     train.run(load_config(common + ["--epoch_size=2", f"--resume={path}", f"--save_checkpoint_path={tmp_path / 'c'}"]))
-    assert "was trained with" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "was trained with" not in out
+    # Two epochs where the file's run had one: the linear decay now ends later, which is named with the
+    # rate of the next step under each schedule (its run ended at lr_end 0; this one is halfway down).
+    now = train.schedule(load_config(common + ["--epoch_size=2"]), 12)[12]
+    then = train.schedule(load_config(common + ["--epoch_size=1"]), 12)[11]
+    assert now > 5 * then
+    assert [line for line in out.splitlines() if "schedule differs" in line] == [
+        f"resume: the learning-rate schedule differs from that of {path}'s run: epoch_size 1 -> 2; step 13 "
+        f"trains at {now:.6g}, where that run's last step trained at {then:.6g}"]
+    out_c = ckpt_io.load_file(str(tmp_path / "c" / "mobilenetv1-2_12.ckpt"))
+    assert out_c["optimizer"]["param_groups"][0]["lr"] == pytest.approx(train.schedule(load_config(
+        common + ["--epoch_size=2"]), 12)[-1])
+    # The same schedule: nothing to say; a mid-epoch resume into a changed one names it too.
+    train.run(load_config(common + ["--epoch_size=2", "--save_checkpoint_steps=5",
+                                    f"--save_checkpoint_path={tmp_path / 'd'}"]))
+    train.run(load_config(common + ["--epoch_size=2", f"--resume={tmp_path / 'd' / 'mobilenetv1-1_10.ckpt'}",
+                                    f"--save_checkpoint_path={tmp_path / 'e'}"]))
+    assert "schedule differs" not in capsys.readouterr().out
+    train.run(load_config(common + ["--epoch_size=2", "--lr_max=0.004", "--lr_end=0.001",
+                                    f"--resume={tmp_path / 'd' / 'mobilenetv1-1_10.ckpt'}",
+                                    f"--save_checkpoint_path={tmp_path / 'f'}"]))
+    now = train.schedule(load_config(common + ["--epoch_size=2", "--lr_max=0.004", "--lr_end=0.001"]), 12)[10]
+    then = train.schedule(load_config(common + ["--epoch_size=2"]), 12)[10]
+    assert [line for line in capsys.readouterr().out.splitlines() if "schedule differs" in line] == [
+        f"resume: the learning-rate schedule differs from that of {tmp_path / 'd' / 'mobilenetv1-1_10.ckpt'}'s "
+        f"run: lr_end 1e-05 -> 0.001, lr_max 0.002 -> 0.004; step 11 trains at {now:.6g}, where that run's would "
+        f"train at {then:.6g}"]
     # Momentum switched on: the buffers the file lacks start at zero (RMSprop failed on the missing key).
     for opt, lr in (("rmsprop", "0.002"), ("momentum", "0.05")):
         plain = SMALL + [f"--dataset_path={cifar_dir}", f"--opt={opt}", f"--lr_max={lr}"]

@@ -77,6 +77,11 @@ def get_lr(lr_init: float, lr_end: float, lr_max: float, warmup_epochs: int, tot
     return np.array(values).astype(np.float32)
 
 
+# The configuration keys a schedule is made of (with the steps per epoch).
+SCHEDULE_KEYS = ("lr_decay_mode", "lr_init", "lr_end", "lr_max", "warmup_epochs", "epoch_size",
+                 "lr_decay_rate", "lr_decay_epochs")
+
+
 def schedule(cfg, steps_per_epoch: int) -> np.ndarray:
     """The schedule a configuration (``config.Config``) trains with, at ``steps_per_epoch`` steps."""
     return get_lr(cfg.lr_init, cfg.lr_end, cfg.lr_max, cfg.warmup_epochs, cfg.epoch_size, steps_per_epoch,

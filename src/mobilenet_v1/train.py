@@ -23,7 +23,7 @@ from .losses import CrossEntropySmooth
 from .model import MobileNetV1
 from .nonfinite import NonFiniteError, NonFiniteGuard, init_momentum_buffers
 from .runtime import header, print0
-from .schedules import schedule
+from .schedules import SCHEDULE_KEYS, schedule
 from .stopping import StopRequest, signal_name
 from .tracking import RunLogger
 
@@ -44,7 +44,8 @@ def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataO
 
 
 def build_model(cfg: Config) -> MobileNetV1:
-    return MobileNetV1(class_num=cfg.class_num, width_mult=cfg.width_mult, padding=cfg.padding)
+    return MobileNetV1(class_num=cfg.class_num, width_mult=cfg.width_mult, padding=cfg.padding,
+                       drop_rate=cfg.drop_rate)
 
 
 def model_args(cfg: Config) -> Dict[str, Any]:
@@ -256,6 +257,32 @@ def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, 
     guard.load_state_dict(ckpt.get("nonfinite") or {})
 
 
+def schedule_change(ckpt: Dict[str, Any], source: str, cfg: Config, lr: Sequence[float], step: int) -> str:
+    """A line naming how this run's learning-rate schedule differs from that of the run that saved
+    ``ckpt`` (its recorded configuration), with the rate each gives the next step (``step``: its index
+    in this run's schedule ``lr``; ``ckpt["step"]`` in the other's), or "" where none of
+    :data:`schedules.SCHEDULE_KEYS` changed.
+
+    Continuing with another schedule is legitimate (more epochs, a lower peak for a second stage), but
+    the rate jumps where the two differ, which a loss curve shows without saying why."""
+    recorded = ckpt.get("config") or {}
+    changed = [k for k in SCHEDULE_KEYS if k in recorded and recorded[k] != getattr(cfg, k)]
+    if not changed or step >= len(lr):
+        return ""
+    text = (f"resume: the learning-rate schedule differs from that of {source}'s run: "
+            + ", ".join(f"{k} {recorded[k]} -> {getattr(cfg, k)}" for k in changed)
+            + f"; step {step + 1} trains at {float(lr[step]):.6g}")
+    try:
+        theirs = schedule(dataclasses.replace(cfg, **{k: recorded[k] for k in changed}),
+                          int(ckpt.get("steps_per_epoch") or 0) or len(lr) // cfg.epoch_size)
+    except (TypeError, ValueError):  # a schedule that the recorded values do not make
+        return text
+    at = int(ckpt["step"])
+    if at < len(theirs):
+        return text + f", where that run's would train at {float(theirs[at]):.6g}"
+    return text + f", where that run's last step trained at {float(theirs[-1]):.6g}"
+
+
 def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: str,
                 dist: Optional[distributed.Context] = None,
                 classes: Optional[List[str]] = None) -> Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]]:
@@ -456,11 +483,14 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
         if ckpt is not None:
             restore_training_state(ckpt, resumed_from, model, optimizer, scaler, guard, ema)
             start_epoch, start_step, rng = done_epochs, in_epoch, ckpt["rng"]
+            change = schedule_change(ckpt, resumed_from, cfg, lr, done_epochs * steps_per_epoch + in_epoch)
             print0(f"resume: continuing from {resumed_from} after epoch {done_epochs}"
                    + (f" and {in_epoch} of the {steps_per_epoch} steps of epoch {done_epochs + 1}" if in_epoch else "")
                    + f" (global step {ckpt['step']}); model, optimizer, loss scale, schedule, data order and "
                      f"random state continue from there"
                    + ("; pre_trained is ignored" if cfg.pre_trained else ""))
+            if change:
+                print0(change)
     if cfg.save_checkpoint and dist.is_rank0:
         try:
             if not resumed_from:
