@@ -10,6 +10,7 @@ and timm's windows alternate, and "paired" is the median of the per-window ratio
 
     python benchmarks/train_throughput.py                       # GPU: batch 256, bf16, channels_last
     python benchmarks/train_throughput.py --device cpu         # CPU: batch 32, fp32, channels_last, eager
+    python benchmarks/train_throughput.py --device cpu --no-timm --freeze 13,27   # fine-tuning's frozen layers
 """
 import argparse
 import os
@@ -56,13 +57,14 @@ def plain_layers(model):
     return model
 
 
-def ours_stepper(args, device, compile_mode, plain=False, taps=False, ema=False, augment=False):
+def ours_stepper(args, device, compile_mode, plain=False, taps=False, ema=False, augment=False, freeze=0):
     """Our step, warmed up; returns run(n): images/s of n more steps. ``taps``: compiled, the
     depthwise convs run as sums of their taps (model.depthwise_taps, an experiment). ``ema``: with the
     weight average of ``--ema_decay`` (ema.WeightAverage) updated after every step, as train runs it.
     ``augment``: with torchvision's recipe extras as train runs them: ``--mixup_alpha 0.2
-    --cutmix_alpha 1.0 --random_erase 0.25 --clip_grad_norm 5``."""
-    model = MobileNetV1(class_num=1000, padding=args.padding).to(device, memory_format=args.memory_format)
+    --cutmix_alpha 1.0 --random_erase 0.25 --clip_grad_norm 5``. ``freeze``: ``--freeze_layers`` (the
+    first layers frozen for fine-tuning, MobileNetV1.freeze)."""
+    model = MobileNetV1(class_num=1000, padding=args.padding).freeze(freeze).to(device, memory_format=args.memory_format)
     if plain:
         plain_layers(model)
     model.depthwise_taps = taps
@@ -188,6 +190,8 @@ def main():
     p.add_argument("--augment", action="store_true",
                    help="also time our step with mixup/cutmix 0.2/1.0, random erasing 0.25 and gradient clipping "
                         "(as 'aug', against ours)")
+    p.add_argument("--freeze", type=lambda v: [int(n) for n in v.split(",") if n], default=[],
+                   help="also time the step with these --freeze_layers (comma-separated, e.g. 13,27)")
     p.add_argument("--e2e_images", type=int, default=0, help="JPEGs for the end-to-end run (0: skip)")
     p.add_argument("--e2e_epochs", type=int, default=4)
     p.add_argument("--e2e_compile", type=int, default=1)
@@ -228,6 +232,8 @@ def main():
             runners["ema"] = ours_stepper(args, device, compile_mode, ema=True)
         if args.augment:
             runners["aug"] = ours_stepper(args, device, compile_mode, augment=True)
+        for n in args.freeze:
+            runners[f"freeze{n}"] = ours_stepper(args, device, compile_mode, freeze=n)
         with_timm = not args.no_timm and mode in ("eager", "default")
         if with_timm:
             runners["timm"] = timm_stepper(args, device, compile_mode)
@@ -259,7 +265,7 @@ def main():
                 payload["step"][f"taps_over_timm_paired_{mode}"] = median(
                     [a / b for a, b in zip(rates["taps"], rates["timm"])])
                 row["taps / timm"] = f"{payload['step'][f'taps_over_timm_paired_{mode}']:.3f}"
-        for variant in ("ema", "aug"):  # ours with an addition, against ours
+        for variant in ("ema", "aug") + tuple(f"freeze{n}" for n in args.freeze):  # ours with an addition, against ours
             if variant in rates:
                 payload["step"][f"{variant}_{mode}"] = median(rates[variant])
                 paired = median([a / b for a, b in zip(rates[variant], rates["ours"])])
@@ -279,7 +285,9 @@ def main():
                     f"median of {args.windows} x {args.steps} steps", rows,
                     [c for c in ("setting", "ours img/s", "timm img/s", "ours / timm", "paired", "plain img/s",
                                  "ours / plain", "taps img/s", "taps / ours", "taps / timm", "ema img/s",
-                                 "ema / ours", "aug img/s", "aug / ours") if any(c in r for r in rows)])
+                                 "ema / ours", "aug img/s", "aug / ours")
+                     + tuple(c for n in args.freeze for c in (f"freeze{n} img/s", f"freeze{n} / ours"))
+                     if any(c in r for r in rows)])
 
     if args.e2e_images:
         info = make_jpeg_folder(args.data_dir, args.e2e_images)

@@ -478,7 +478,8 @@ def check_optimizer_state(saved: Any, optimizer: torch.optim.Optimizer) -> List[
 def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optimizer: torch.optim.Optimizer,
                                  steps_per_epoch: int, classes: Optional[List[str]] = None,
                                  check_ema: bool = True, samples_per_step: Optional[int] = None,
-                                 val_split: Optional[float] = None, opt: Optional[str] = None) -> Tuple[int, int]:
+                                 val_split: Optional[float] = None, opt: Optional[str] = None,
+                                 freeze_layers: Optional[int] = None) -> Tuple[int, int]:
     """Check that ``ckpt`` can continue training ``model`` with ``optimizer`` at ``steps_per_epoch``:
     the keys a training checkpoint needs, its format, every model and optimiser tensor, the scaler,
     the recorded position and RNG state, (an image folder's ``classes``) the class list, whose
@@ -486,7 +487,9 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
     inside an epoch must record this run's ``samples_per_step`` (batch_size x grad_accum_steps x
     processes) where it records one: its position counts steps of that many samples. With
     ``val_split``, the file's run must have held out the same share (or none with 0); with ``opt``, it
-    must have trained with that optimiser (its configuration says which; none: the seed's momentum). Returns (epochs completed, steps done in the epoch in progress); raises
+    must have trained with that optimiser (its configuration says which; none: the seed's momentum);
+    with ``freeze_layers``, it must have frozen as many layers (the optimiser holds the others' state).
+    Returns (epochs completed, steps done in the epoch in progress); raises
     :class:`CheckpointError` naming the file and every problem found."""
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"checkpoint {source}: not a dict")
@@ -511,9 +514,14 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
         problems.append(f"its run held out val_split {held:g} of each class to evaluate on, this run {val_split:g}: "
                         f"pass --val_split {held:g} (another share would train on images held out so far)")
     trained_with = (ckpt.get("config") or {}).get("opt", "momentum")  # files from before --opt: momentum
+    froze = (ckpt.get("config") or {}).get("freeze_layers", 0)
     if opt is not None and trained_with != opt:
         optimizer_problems = [f"optimizer: its run trained with --opt {trained_with}, this run with --opt {opt}, whose "
                               f"state is another (pass --opt {trained_with})"]
+    elif freeze_layers is not None and froze != freeze_layers:
+        optimizer_problems = [f"optimizer: its run froze freeze_layers {froze}, this run {freeze_layers}, so the "
+                              f"optimiser trains other parameters (pass --freeze_layers {froze} to continue it; "
+                              f"--pre_trained {source} without --resume starts a new stage from its weights)"]
     else:
         optimizer_problems = check_optimizer_state(ckpt["optimizer"], optimizer)
     if len(optimizer_problems) > 8:  # one per parameter when the model differs: say how many

@@ -15,6 +15,9 @@ import yaml
 
 from .schedules import SCHEDULES
 
+# The network's layers (model.ARCH, which imports torch; a test checks that they agree).
+LAYERS = 27
+
 # autoaugment.POLICIES, spelled out here (tests check they agree): that module loads torchvision.
 AUTO_AUGMENT_POLICIES = ("ta_wide", "ra", "imagenet", "cifar10", "svhn")
 
@@ -114,6 +117,9 @@ class Config:
     # Dropout on the pooled features before the classifier, in training (timm's --drop; torchvision's
     # MobileNetV2/V3 use 0.2); 0: none (the seed).
     drop_rate: float = 0.0
+    # Fine-tuning: the first N of the 27 layers keep their (pre-trained) weights and BatchNorm
+    # statistics; 27 trains the classifier only (a linear probe); 0: every layer trains.
+    freeze_layers: int = 0
     # An image folder without an evaluation split (val/, validation_preprocess/): hold out this share of
     # each class's images (chosen by file name) to evaluate on, and train on the rest; 0: none.
     val_split: float = 0.0
@@ -206,6 +212,7 @@ KEY_HELP: Dict[str, str] = {
     "ra_magnitude": "RandAugment's magnitude bin (of 31)",
     "clip_grad_norm": "clip gradients to this global L2 norm; 0: off",
     "drop_rate": "dropout before the classifier, in training; 0: none",
+    "freeze_layers": "fine-tuning: the first N of the 27 layers keep their weights and BatchNorm statistics; 27: classifier only",
     "val_split": "image folder without an eval split: share of each class held out",
     "resume": "auto (the run folder's newest valid checkpoint), a checkpoint or folder, or '' (afresh)",
     "save_checkpoint_steps": "also save every N steps, mid-epoch included; 0: epochs only",
@@ -368,6 +375,9 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     for key in ("mix_prob", "random_erase"):
         if not 0 <= getattr(cfg, key) <= 1:
             fail(key, f"{key} must be in [0, 1], got {getattr(cfg, key)}")
+    if not 0 <= cfg.freeze_layers <= LAYERS:
+        fail("freeze_layers", f"freeze_layers must be in [0, {LAYERS}] (layers of the network, from the input; "
+                              f"{LAYERS}: all but the classifier), got {cfg.freeze_layers}")
     if not 0 <= cfg.drop_rate < 1:
         fail("drop_rate", f"drop_rate must be in [0, 1) (the share of features dropped; 0: none), got {cfg.drop_rate}")
     if cfg.mix_prob != 1 and not (cfg.mixup_alpha or cfg.cutmix_alpha):

@@ -210,6 +210,7 @@ class MobileNetV1(nn.Module):
         self.padding = padding
         self.features_only = features_only
         self.drop_rate = drop_rate
+        self.frozen_layers = 0  # see freeze()
         # Training steps with SAME padding run in the flipped frame (forward_features); False: the
         # padded path always (a benchmark's baseline).
         self.flip_same = True
@@ -240,6 +241,26 @@ class MobileNetV1(nn.Module):
                 m.reset_running_stats()
         nn.init.trunc_normal_(self.fc.weight, mean=0.0, std=0.01, a=-0.02, b=0.02)
         nn.init.zeros_(self.fc.bias)
+
+    def freeze(self, layers: int) -> "MobileNetV1":
+        """Keep the first ``layers`` of the 27 layers (``network.0`` to ``network.{layers - 1}``) as they
+        are, for fine-tuning: their weights get no gradients, and their BatchNorm layers normalise with
+        their running statistics and update none, in training too (as timm's ``freeze`` with
+        FrozenBatchNorm2d does). 27: only the classifier trains (a linear probe); 0: every layer trains.
+        Backpropagation then stops at the first layer that trains. Returns the model."""
+        if not 0 <= layers <= len(self.network):
+            raise ValueError(f"freeze_layers must be in [0, {len(self.network)}], got {layers}")
+        self.frozen_layers = layers
+        for k, layer in enumerate(self.network):
+            layer.requires_grad_(k >= layers)
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> "MobileNetV1":
+        """``nn.Module.train``, but the frozen layers (:meth:`freeze`) stay in evaluation mode."""
+        super().train(mode)
+        for layer in self.network[:self.frozen_layers]:
+            layer.eval()
+        return self
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The 27 layers: (N, 3, H, W) -> (N, C, H/32, W/32).

@@ -44,8 +44,9 @@ def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataO
 
 
 def build_model(cfg: Config) -> MobileNetV1:
-    return MobileNetV1(class_num=cfg.class_num, width_mult=cfg.width_mult, padding=cfg.padding,
-                       drop_rate=cfg.drop_rate)
+    model = MobileNetV1(class_num=cfg.class_num, width_mult=cfg.width_mult, padding=cfg.padding,
+                        drop_rate=cfg.drop_rate)
+    return model.freeze(cfg.freeze_layers) if cfg.freeze_layers else model
 
 
 def model_args(cfg: Config) -> Dict[str, Any]:
@@ -299,7 +300,8 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
         return ckpt_io.validate_training_checkpoint(ckpt, path, model, optimizer, steps_per_epoch, classes,
                                                     check_ema=cfg.ema_decay > 0,
                                                     samples_per_step=samples_per_step(cfg, dist),
-                                                    val_split=cfg.val_split, opt=cfg.opt)
+                                                    val_split=cfg.val_split, opt=cfg.opt,
+                                                    freeze_layers=cfg.freeze_layers)
 
     restarted = dist.restarted if dist is not None else 0
     if dist is None or not dist.enabled:
@@ -456,6 +458,13 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
         print0(f"pre_trained: loaded {cfg.pre_trained}" +
                (f"; left out {', '.join(skipped)} (another class count), the classifier starts fresh"
                 if skipped else ""))
+    if cfg.freeze_layers:
+        frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+        trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        print0(f"freeze_layers {cfg.freeze_layers}: network.0 to network.{cfg.freeze_layers - 1} keep their weights "
+               f"({frozen:,} parameters) and BatchNorm statistics; {trained:,} parameters train"
+               + ("" if cfg.pre_trained or cfg.resume else " (no pre_trained: the frozen layers keep their random "
+                                                            "initial weights)"))
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format)
     model = dist.wrap(model, device, cfg.sync_bn)

@@ -1,0 +1,111 @@
+"""--freeze_layers: fine-tuning with the first layers kept as they are (weights and BatchNorm statistics)."""
+import pytest
+import torch
+from torch import nn
+
+from mobilenet_v1 import checkpoint as ckpt_io
+from mobilenet_v1 import train
+from mobilenet_v1.config import LAYERS, ConfigError, load_config
+from mobilenet_v1.engine import make_optimizer, make_scaler, train_one_epoch
+from mobilenet_v1.model import ARCH, MobileNetV1
+from mobilenet_v1.nonfinite import NonFiniteGuard
+
+CPU = torch.device("cpu")
+SMALL = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU", "--num_workers=0",
+         "--warmup_epochs=0", "--lr_decay_mode=linear", "--lr_max=0.05", "--class_num=4"]
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def snapshot(module: nn.Module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("padding", ["same", "symmetric"])
+def test_frozen_layers_keep_weights_and_statistics_through_training_steps(padding, one_thread):
+    torch.manual_seed(0)
+    model = MobileNetV1(class_num=5, width_mult=0.25, padding=padding).freeze(10)
+    model.train()
+    assert [m.training for m in model.network] == [False] * 10 + [True] * (LAYERS - 10)
+    assert model.training and model.fc.training
+    assert all(not p.requires_grad for p in model.network[:10].parameters())
+    assert all(p.requires_grad for p in model.network[10:].parameters())
+    before = snapshot(model)
+    optimizer = make_optimizer(model, 0.1, 0.9, 1e-4, CPU)
+    # Only the trained parameters are the optimiser's (weight decay groups included).
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(
+        [p for p in model.parameters() if p.requires_grad])
+    scaler = make_scaler("fp32", CPU, 1.0)
+    batches = [(torch.randn(4, 3, 32, 32), torch.randint(0, 5, (4,))) for _ in range(3)]
+    train_one_epoch(model, batches, nn.CrossEntropyLoss(), optimizer, scaler, [0.1] * 3, CPU, "fp32",
+                    guard=NonFiniteGuard(model, optimizer, CPU))
+    after = snapshot(model)
+    for k in before:
+        layer = int(k.split(".")[1]) if k.startswith("network.") else LAYERS
+        same = torch.equal(before[k], after[k])
+        if layer < 10:
+            assert same, k  # weights, running statistics and their counters
+        elif k.endswith(("weight", "running_mean")):
+            assert not same, k
+    # eval() and train() again: the frozen layers never leave evaluation mode; freeze(0) lets them go.
+    model.eval().train()
+    assert not any(m.training for m in model.network[:10]) and model.network[10].training
+    model.freeze(0)
+    assert all(m.training for m in model.network) and all(p.requires_grad for p in model.parameters())
+    with pytest.raises(ValueError, match=r"freeze_layers must be in \[0, 27\], got 28"):
+        model.freeze(28)
+
+
+def test_freezing_every_layer_trains_the_classifier_only(one_thread):
+    torch.manual_seed(1)
+    model = MobileNetV1(class_num=3, width_mult=0.25).freeze(LAYERS)
+    x = torch.randn(2, 3, 32, 32)
+    model.train()
+    loss = model(x).sum()
+    loss.backward()
+    assert [n for n, p in model.named_parameters() if p.grad is not None] == ["fc.weight", "fc.bias"]
+    # A linear probe's features are the evaluation ones: the same in train and eval mode.
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_features(x), model.eval().forward_features(x))
+
+
+def test_layers_constant_matches_the_architecture():
+    assert LAYERS == len(ARCH)
+    with pytest.raises(ConfigError, match=r"option --freeze_layers: freeze_layers must be in \[0, 27\]"):
+        load_config(["--freeze_layers=28"])
+
+
+def test_fine_tuning_with_frozen_layers_and_a_resume_that_would_change_them(cifar_dir, tmp_path, capsys, one_thread):
+    common = SMALL + [f"--dataset_path={cifar_dir}"]
+    base = train.run(load_config(common + ["--epoch_size=1", f"--save_checkpoint_path={tmp_path / 'base'}"]))
+    source = ckpt_io.load_file(base["checkpoint"])["model"]
+    out = tmp_path / "probe"
+    result = train.run(load_config(common + ["--epoch_size=1", f"--pre_trained={base['checkpoint']}",
+                                             f"--freeze_layers={LAYERS}", "--ema_decay=0.9",
+                                             f"--save_checkpoint_path={out}"]))
+    text = capsys.readouterr().out
+    assert f"freeze_layers 27: network.0 to network.26 keep their weights (" in text
+    ckpt = ckpt_io.load_file(result["checkpoint"])
+    for k, v in ckpt["model"].items():
+        if k.startswith("network."):
+            assert torch.equal(v, source[k]), k  # running statistics too: the layers ran in eval mode
+            assert torch.equal(ckpt["ema"]["model"][k], source[k]), k
+    assert not torch.equal(ckpt["model"]["fc.weight"], source["fc.weight"])
+    assert len(ckpt["optimizer"]["state"]) == 2  # fc.weight and fc.bias
+    # Continuing with every layer trained would give the optimiser other parameters: refused, named.
+    with pytest.raises(ckpt_io.CheckpointError, match=r"its run froze freeze_layers 27, this run 0, so the optimiser "
+                                                      r"trains other parameters \(pass --freeze_layers 27"):
+        train.run(load_config(common + ["--epoch_size=2", f"--resume={result['checkpoint']}",
+                                        f"--save_checkpoint_path={tmp_path / 'other'}"]))
+    # The next stage starts from its weights instead, every layer training, with the classifier it learnt.
+    stage = train.run(load_config(common + ["--epoch_size=1", f"--pre_trained={result['checkpoint']}",
+                                            f"--save_checkpoint_path={tmp_path / 'stage2'}"]))
+    moved = ckpt_io.load_file(stage["checkpoint"])["model"]
+    assert not torch.equal(moved["network.0.0.weight"], source["network.0.0.weight"])
+    assert "left out" not in capsys.readouterr().out
