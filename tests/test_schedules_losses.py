@@ -33,6 +33,17 @@ def test_cosine_mode_against_hand_values():
     assert lr[9] == pytest.approx(0.1 * (c9 / 8 + 1e-5), rel=1e-6)
 
 
+@pytest.mark.parametrize("mode", ["steps", "poly", "cosine", "linear", "exponential"])
+def test_a_warmup_as_long_as_the_run_is_all_warmup_as_in_the_seed(mode):
+    """The seed's formulas divide by T - W only after the warm-up: with W >= T every step warms up (a
+    one-epoch trial of a configuration with one warm-up epoch). This used to be an error here."""
+    lr = get_lr(0.01, 0.0, 0.1, 2, 2, 4, mode)
+    first = 1 if mode == "cosine" else 0  # the seed's cosine warm-up counts from i + 1
+    want = [0.01 + 0.09 * (i + first) / 8 for i in range(8)]
+    np.testing.assert_allclose(lr, np.array(want, dtype=np.float32), rtol=1e-6, atol=0)
+    assert get_lr(0.01, 0.0, 0.1, 3, 2, 4, mode)[-1] < lr[-1]
+
+
 def test_seed_imagenet_linear_without_warmup():
     lr = get_lr(0.0, 0.0, 0.8, 0, 90, 5004, "linear")
     assert lr.shape == (450360,)

@@ -256,6 +256,16 @@ def test_pre_trained_with_another_head_is_fine_tuned(cifar_dir, tmp_path, capsys
     assert "left out fc.weight, fc.bias" in capsys.readouterr().out
     tuned = load_model(str(tmp_path / "ft" / "mobilenetv1-1_12.ckpt"))
     assert tuned.fc.out_features == 4
+    # A one-epoch trial of a configuration with a warm-up epoch warms up throughout, as the seed does
+    # (it used to stop with an error), and says so.
+    cfg = load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", "--warmup_epochs=1",
+                               "--lr_init=0.01", "--class_num=4", f"--save_checkpoint_path={tmp_path / 'warm'}"])
+    train.run(cfg)
+    last = 0.01 + (0.05 - 0.01) * 11 / 12
+    assert (f"warmup_epochs 1 >= epoch_size 1: every step is a warm-up step (the rate climbs from lr_init 0.01 to "
+            f"{float(np.float32(last)):.6g}, short of lr_max 0.05)") in capsys.readouterr().out
+    groups = ckpt_io.load_file(str(tmp_path / "warm" / "mobilenetv1-1_12.ckpt"))["optimizer"]["param_groups"]
+    assert groups[0]["lr"] == pytest.approx(last)
 
 
 def test_own_folder_with_val_split_trains_on_the_rest_and_eval_takes_the_held_out_share(tmp_path, capsys):

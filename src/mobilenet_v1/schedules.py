@@ -68,9 +68,9 @@ def get_lr(lr_init: float, lr_end: float, lr_max: float, warmup_epochs: int, tot
     if steps_per_epoch < 1 or total_epochs < 1:
         raise ValueError(f"steps_per_epoch and total_epochs must be >= 1, got {steps_per_epoch}, {total_epochs}")
     total_steps = steps_per_epoch * total_epochs
+    # warmup_epochs >= total_epochs: every step is a warm-up one, as in the seed (whose formulas divide by
+    # T - W only after the warm-up), the rate climbing toward lr_max without reaching it.
     warmup_steps = steps_per_epoch * warmup_epochs
-    if warmup_steps >= total_steps:
-        raise ValueError(f"warmup_epochs ({warmup_epochs}) must be fewer than total_epochs ({total_epochs})")
     period = decay_period(decay_epochs, steps_per_epoch)
     values = [lr_at(i, lr_init, lr_end, lr_max, warmup_steps, total_steps, lr_decay_mode, decay_rate, period)
               for i in range(total_steps)]

@@ -446,6 +446,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                          f"full batch of batch_size {cfg.batch_size}"
                          + (f" x grad_accum_steps {cfg.grad_accum_steps}" if cfg.grad_accum_steps > 1 else ""))
     lr = schedule(cfg, steps_per_epoch)
+    if cfg.warmup_epochs >= cfg.epoch_size:
+        print0(f"warmup_epochs {cfg.warmup_epochs} >= epoch_size {cfg.epoch_size}: every step is a warm-up step "
+               f"(the rate climbs from lr_init {cfg.lr_init:g} to {float(lr[-1]):.6g}, short of lr_max "
+               f"{cfg.lr_max:g}), as in the seed's schedule")
 
     model = build_model(cfg)
     if cfg.pre_trained:
