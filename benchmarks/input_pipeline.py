@@ -21,7 +21,7 @@ from common import emit_json, machine, make_jpeg_folder, median, print_table
 import torch
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from mobilenet_v1.autoaugment import AutoAugment
+from mobilenet_v1.autoaugment import POLICIES, make_augment
 from mobilenet_v1.data import BatchedImageLoader, ImageFolderLoader, find_images
 
 
@@ -147,7 +147,7 @@ def main():
     p.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "mobilenet_v1_bench_jpegs"))
     p.add_argument("--json", nargs="?", const=True, default=None)
     p.add_argument("--host_work", type=int, default=0, help="rounds of the host-work comparison (0: skip)")
-    p.add_argument("--auto_augment", default="", choices=["", "ta_wide", "ra", "imagenet"],
+    p.add_argument("--auto_augment", default="", choices=("",) + POLICIES,
                    help="also time both pipelines with this per-sample policy (as train --auto_augment)")
     p.add_argument("--stages", type=int, default=1, help="0: leave out the per-stage and decode-only rows")
     args = p.parse_args()
@@ -170,7 +170,7 @@ def main():
     policies = [""] + ([args.auto_augment] if args.auto_augment else [])
     for policy in policies:
         for name, cls in (("cpu", ImageFolderLoader), ("gpu", BatchedImageLoader)):
-            aa = AutoAugment(policy) if policy else None
+            aa = make_augment(policy) if policy else None
             rate = rate_of(cls(args.data_dir, **common, auto_augment=aa), device, args.passes)
             key = name + (f" + {policy}" if policy else "")
             payload["images_per_s"][key] = rate

@@ -1,5 +1,6 @@
-"""TrivialAugment / RandAugment / AutoAugment's policies (``--auto_augment ta_wide|ra|imagenet|cifar10|svhn``):
-each operation against torchvision's, the per-sample plans, and the three pipelines that apply them."""
+"""TrivialAugment / RandAugment / AutoAugment's policies / AugMix
+(``--auto_augment ta_wide|ra|imagenet|cifar10|svhn|augmix``): each operation against torchvision's, the
+per-sample plans, and the three pipelines that apply them."""
 import math
 
 import numpy as np
@@ -9,8 +10,9 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from mobilenet_v1 import transforms as T
-from mobilenet_v1.autoaugment import (AUTOAUGMENT_POLICIES, CHOSEN, OPS, POLICIES, AutoAugment, Plan, apply,
-                                      magnitudes, run_op, seed_uniforms)
+from mobilenet_v1.autoaugment import (AUGMIX_OPS, AUTOAUGMENT_POLICIES, CHOSEN, MIX_BINS, MIX_DEPTH, MIX_WIDTH, OPS,
+                                      POLICIES, AugMix, AutoAugment, MixPlan, Plan, apply, magnitudes,
+                                      make_augment, run_op, seed_uniforms)
 from mobilenet_v1.config import AUTO_AUGMENT_POLICIES, ConfigError, load_config
 from mobilenet_v1.data import (BatchedImageLoader, DataOptions, ImageFolderDataset, build_loader, find_images,
                                imagenet_folder, read_bytes)
@@ -19,20 +21,21 @@ CPU = torch.device("cpu")
 NEAREST = InterpolationMode.NEAREST
 
 
-def torchvision_op(name, img, m):
-    """torchvision's operation as its TrivialAugmentWide / RandAugment call it (v2 functional)."""
+def torchvision_op(name, img, m, interpolation=NEAREST):
+    """torchvision's operation as its TrivialAugmentWide / RandAugment (AugMix: ``interpolation``
+    bilinear) call it (v2 functional)."""
     if name == "Identity":
         return img
     if name in ("ShearX", "ShearY"):
         shear = [math.degrees(math.atan(m)), 0.0] if name == "ShearX" else [0.0, math.degrees(math.atan(m))]
-        return TF.affine(img, angle=0.0, translate=[0, 0], scale=1.0, shear=shear, interpolation=NEAREST,
+        return TF.affine(img, angle=0.0, translate=[0, 0], scale=1.0, shear=shear, interpolation=interpolation,
                          fill=None, center=[0, 0])
     if name in ("TranslateX", "TranslateY"):
         shift = [int(m), 0] if name == "TranslateX" else [0, int(m)]
-        return TF.affine(img, angle=0.0, translate=shift, scale=1.0, shear=[0.0, 0.0], interpolation=NEAREST,
+        return TF.affine(img, angle=0.0, translate=shift, scale=1.0, shear=[0.0, 0.0], interpolation=interpolation,
                          fill=None)
     if name == "Rotate":
-        return TF.rotate(img, angle=m, interpolation=NEAREST, fill=None)
+        return TF.rotate(img, angle=m, interpolation=interpolation, fill=None)
     return {"Brightness": lambda: TF.adjust_brightness(img, 1.0 + m),
             "Color": lambda: TF.adjust_saturation(img, 1.0 + m),
             "Contrast": lambda: TF.adjust_contrast(img, 1.0 + m),
@@ -193,7 +196,7 @@ def test_apply_gives_each_sample_its_own_operation():
         assert torch.equal(out[i], expected), i
 
 
-@pytest.mark.parametrize("policy", ["ta_wide", "cifar10"])
+@pytest.mark.parametrize("policy", ["ta_wide", "cifar10", "augmix"])
 def test_cifar_pipeline_applies_each_samples_plan_and_a_resumed_epoch_keeps_them(cifar_dir, policy):
     """The CIFAR-10 loader (batched, on the device) augments after its crop and flip: undoing the
     normalisation of the plain loader's batch and applying the samples' plans gives its batch."""
@@ -206,15 +209,15 @@ def test_cifar_pipeline_applies_each_samples_plan_and_a_resumed_epoch_keeps_them
     for lo in (plain, augmented):
         lo.set_epoch(2)
     seeds = augmented.sampler.seeds()
-    plans = AutoAugment(policy).plans(seeds, 32, 32)
+    augment = make_augment(policy)
+    plans = augment.plans(seeds, 32, 32)
     mean = torch.tensor(T.CIFAR_MEAN).view(1, 3, 1, 1) * 255
     std = torch.tensor(T.CIFAR_STD).view(1, 3, 1, 1) * 255
     batches = list(augmented)
     for b, ((x, y), (xa, ya)) in enumerate(zip(plain, batches)):
         raw = (x * std + mean).round().to(torch.uint8)
         part = slice(16 * b, 16 * (b + 1))
-        for plan in plans:
-            raw = apply(raw, Plan(plan.ops[part], plan.values[part]))
+        raw = augment.apply_plans(raw, plans, part)
         expected = (raw.float() - mean) / std
         assert torch.equal(y, ya) and torch.allclose(xa, expected, atol=1e-4), b
     assert not torch.allclose(batches[0][0], next(iter(plain))[0])
@@ -223,11 +226,12 @@ def test_cifar_pipeline_applies_each_samples_plan_and_a_resumed_epoch_keeps_them
         assert torch.equal(x, x_full)
 
 
-def test_folder_pipelines_apply_the_plan_of_each_samples_seed(image_folder):
+@pytest.mark.parametrize("policy", ["ra", "augmix"])
+def test_folder_pipelines_apply_the_plan_of_each_samples_seed(image_folder, policy):
     """Both folder pipelines (CPU workers; batched, here on the CPU) augment a sample by the plan of
     its seed, after its crop and flip."""
     samples, _ = find_images(imagenet_folder(str(image_folder), train=True))
-    aa = AutoAugment("ra", level=12)
+    aa = AutoAugment("ra", level=12) if policy == "ra" else AugMix(severity=5)
     plain, augmented = ImageFolderDataset(samples, True, 40), ImageFolderDataset(samples, True, 40, auto_augment=aa)
     seed = 2**70 + 5  # a sample seed past 64 bits (large run seeds), as the sampler makes them
     for index in range(4):
@@ -252,3 +256,129 @@ def test_a_seed_draws_alike_as_a_python_int_and_as_the_samplers_int64():
     u = seed_uniforms(list(range(100000)), 3)
     assert u.min() >= 0 and u.max() < 1 and abs(u.mean() - 0.5) < 0.005
     assert abs(np.corrcoef(u[:, 0], u[:, 1])[0, 1]) < 0.02  # the columns are independent
+
+
+# --- AugMix -------------------------------------------------------------------------------------------
+
+def test_augmix_magnitude_table_is_torchvisions():
+    from torchvision.transforms.v2 import AugMix as TvAugMix
+
+    space = TvAugMix._AUGMENTATION_SPACE
+    assert tuple(space) == AUGMIX_OPS  # the same operations in the same order (all_ops)
+    assert TvAugMix().severity == AugMix().severity == 3 and TvAugMix()._PARAMETER_MAX == MIX_BINS
+    for h, w in ((32, 32), (224, 224), (29, 41)):
+        for op, (fn, _) in space.items():
+            theirs = fn(MIX_BINS, h, w)
+            expected = [0.0] * MIX_BINS if theirs is None else [float(v) for v in theirs]
+            assert magnitudes("augmix", op, h, w) == expected, (op, h, w)
+
+
+def hand_plan(chains, weights):
+    """A MixPlan of one sample: ``chains`` lists (operation, signed magnitude) steps per chain."""
+    ops = torch.zeros(1, MIX_WIDTH, MIX_DEPTH, dtype=torch.int64)
+    values = torch.zeros(1, MIX_WIDTH, MIX_DEPTH, dtype=torch.float64)
+    for c, chain in enumerate(chains):
+        for d, (name, m) in enumerate(chain):
+            ops[0, c, d], values[0, c, d] = OPS.index(name), m
+    return MixPlan(ops, values, torch.tensor([weights], dtype=torch.float32))
+
+
+def torchvision_mix(img, chains, weights, interpolation=InterpolationMode.BILINEAR):
+    """torchvision's AugMix.forward with the draws given: the image's weight times the image, plus each
+    chain's weight times the chain, in float32, truncated to uint8."""
+    w = torch.tensor(weights, dtype=torch.float32)
+    mix = w[0] * img
+    for c, chain in enumerate(chains):
+        aug = img
+        for name, m in chain:
+            aug = torchvision_op(name, aug, m, interpolation)
+        mix.add_(w[1 + c] * aug)
+    return mix.to(img.dtype)
+
+
+def test_augmix_mixes_each_image_with_its_chains_as_torchvision_does():
+    """Given the same draws, the same uint8 image as torchvision's AugMix: exactly without geometry,
+    within one level with it (bilinear sampling on two grids: affine_grid here, torchvision's own)."""
+    images = sample_images()
+    cases = [
+        ([[("Posterize", 3.0), ("Solarize", 0.8)], [("Equalize", 0.0)], [("Color", -0.5), ("Contrast", 0.7),
+                                                                           ("Sharpness", 0.3)]],
+         [0.31, 0.2, 0.09, 0.4]),
+        ([[("AutoContrast", 0.0), ("Brightness", 0.6)], [("Solarize", 0.9)], [("Posterize", 4.0)]],
+         [0.7, 0.1, 0.15, 0.05]),
+    ]
+    for chains, weights in cases:
+        plan = hand_plan(chains, weights)
+        for i in range(len(images)):
+            ours = AugMix().apply_plans(images[i:i + 1], [plan])[0]
+            assert torch.equal(ours, torchvision_mix(images[i], chains, weights)), (chains, i)
+    # (Geometry only: a level apart before Equalize, say, can move a whole histogram bin.)
+    chains = [[("Rotate", 17.3), ("ShearX", -0.2)], [("TranslateY", 6.7)], [("ShearY", 0.25), ("TranslateX", -3.2)]]
+    weights = [0.25, 0.3, 0.2, 0.25]
+    for i in range(len(images)):
+        ours = AugMix().apply_plans(images[i:i + 1], [hand_plan(chains, weights)])[0].int()
+        theirs = torchvision_mix(images[i], chains, weights).int()
+        assert int((ours - theirs).abs().max()) <= 1 and float((ours != theirs).float().mean()) < 0.05, i
+        # Nearest-neighbour geometry would be another augmentation: bilinear it is.
+        nearest = torchvision_mix(images[i], chains, weights, NEAREST).int()
+        if i < 2:  # the noise and the smooth image; a flat image looks alike either way
+            assert float((ours != nearest).float().mean()) > 0.2, i
+
+
+def test_bilinear_geometry_is_torchvisions_within_one_level():
+    images = sample_images()
+    for name in GEOMETRIC:
+        values = GEOMETRIC[name]
+        ours = run_op(name, images, torch.tensor(values, dtype=torch.float64), bilinear=True).int()
+        for i, m in enumerate(values):
+            theirs = torchvision_op(name, images[i], m, InterpolationMode.BILINEAR).int()
+            diff = (ours[i] - theirs).abs()
+            assert int(diff.max()) <= 1 and float((diff > 0).float().mean()) < 0.05, (name, m, i)
+
+
+def test_augmix_plans_draw_chains_operations_and_weights_from_the_seed_alone():
+    seeds = torch.arange(20000, dtype=torch.int64) * 7919 + 12345
+    (plan,) = AugMix(severity=4).plans(seeds, 224, 224)
+    (again,) = AugMix(severity=4).plans(seeds.flip(0), 224, 224)
+    assert torch.equal(plan.ops, again.ops.flip(0)) and torch.equal(plan.weights, again.weights.flip(0))
+    assert plan.ops.shape == plan.values.shape == (20000, MIX_WIDTH, MIX_DEPTH) and plan.weights.shape == (20000, 4)
+    # Chains of 1 to 3 operations at even odds, Identity past their depth, never inside it.
+    depth = (plan.ops != 0).sum(dim=2)
+    for d in (1, 2, 3):
+        assert float((depth == d).float().mean()) == pytest.approx(1 / 3, abs=0.015), d
+    assert bool(((plan.ops != 0).int().diff(dim=2) <= 0).all())
+    used = plan.ops[plan.ops != 0]
+    counts = torch.bincount(used, minlength=len(OPS))
+    assert {OPS[k] for k in torch.nonzero(counts).flatten().tolist()} == set(AUGMIX_OPS)
+    share = counts[counts > 0].float() / len(used)
+    assert float(share.min()) > 0.9 / 13 and float(share.max()) < 1.1 / 13
+    # Bins below the severity: rotations of 0, 3.33, 6.67 and 10 degrees, signed at even odds.
+    rotate = plan.values[plan.ops == OPS.index("Rotate")]
+    assert sorted({round(v, 4) for v in rotate.abs().tolist()}) == [0.0, 3.3333, 6.6667, 10.0]
+    assert float((rotate < 0).float().mean()) == pytest.approx(0.375, abs=0.03)  # bin 0 has no sign
+    assert set(plan.values[plan.ops == OPS.index("Posterize")].tolist()) == {4.0, 3.0}
+    # The image's weight ~ Beta(1, 1); the chains share the rest at even odds (Dirichlet(1, 1, 1)).
+    w = plan.weights.double()
+    torch.testing.assert_close(w.sum(dim=1), torch.ones(20000, dtype=torch.float64), atol=1e-6, rtol=0)
+    assert float(w[:, 0].mean()) == pytest.approx(0.5, abs=0.01) and float(w[:, 0].std()) == pytest.approx(
+        (1 / 12) ** 0.5, abs=0.01)
+    for c in (1, 2, 3):
+        assert float(w[:, c].mean()) == pytest.approx(1 / 6, abs=0.01), c
+    with pytest.raises(ValueError, match=r"augmix_severity must be in \[1, 10\]"):
+        AugMix(severity=11)
+
+
+def test_augmix_options_are_checked_and_float_images_keep_their_dtype():
+    assert load_config(["--auto_augment=augmix", "--augmix_severity=6"]).augmix_severity == 6
+    with pytest.raises(ConfigError, match="option --augmix_severity: augmix_severity 6 is AugMix's; auto_augment "
+                                          "ta_wide does not use it"):
+        load_config(["--auto_augment=ta_wide", "--augmix_severity=6"])
+    with pytest.raises(ConfigError, match=r"augmix_severity must be in \[1, 10\]"):
+        load_config(["--auto_augment=augmix", "--augmix_severity=0"])
+    # The GPU pipeline's float crops (float16 on CUDA): mixed in float32, no truncation, in [0, 255].
+    images = sample_images()
+    as_uint8 = AugMix()(images, [1, 2, 3, 4])
+    for dtype in (torch.float32, torch.float16):
+        as_float = AugMix()(images.to(dtype), [1, 2, 3, 4])
+        assert as_float.dtype == dtype and 0 <= float(as_float.min()) and float(as_float.max()) <= 255
+        assert float((as_float.float() - as_uint8.float()).abs().max()) <= 2.5, dtype

@@ -1,13 +1,14 @@
-"""TrivialAugment (Müller & Hutter 2021, its "wide" ranges), RandAugment (Cubuk et al. 2020) and
-AutoAugment's ImageNet, CIFAR-10 and SVHN policies (Cubuk et al. 2019) as batched tensor functions:
-each sample of a batch gets its own operations and magnitudes.
+"""TrivialAugment (Müller & Hutter 2021, its "wide" ranges), RandAugment (Cubuk et al. 2020),
+AutoAugment's ImageNet, CIFAR-10 and SVHN policies (Cubuk et al. 2019) and AugMix (Hendrycks et al.
+2020) as batched tensor functions: each sample of a batch gets its own operations and magnitudes.
 
 The operations and their magnitude ranges (31 bins; AutoAugment's 10) are those of torchvision's
 ``TrivialAugmentWide``, ``RandAugment`` (``num_ops`` 2, ``magnitude`` 9 by default) and
-``AutoAugment(AutoAugmentPolicy.IMAGENET | CIFAR10 | SVHN)``, and so is each
+``AutoAugment(AutoAugmentPolicy.IMAGENET | CIFAR10 | SVHN)`` and ``AugMix`` (severity 3), and so is each
 operation's arithmetic on uint8 images (nearest-neighbour geometry with a black fill, blends truncated
 to uint8), so a model trained here sees what torchvision's recipes (``--auto-augment ta_wide`` / ``ra``
-/ ``imagenet`` / ``cifar10`` / ``svhn``) show theirs. ``tests/test_autoaugment.py`` checks every
+/ ``imagenet`` / ``cifar10`` / ``svhn`` / ``augmix``) show theirs; AugMix's geometry is bilinear, as in
+torchvision's. ``tests/test_autoaugment.py`` checks every
 operation against torchvision's functional ops image by image: the same values, the geometry up to
 ties of nearest-neighbour rounding (a sample position exactly between two pixels, which the two grids
 may round apart).
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 
 from .transforms import to_device_nowait
 
-POLICIES = ("ta_wide", "ra", "imagenet", "cifar10", "svhn")
+POLICIES = ("ta_wide", "ra", "imagenet", "cifar10", "svhn", "augmix")
 OPS = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness", "Color",
        "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize", "Invert")
 CHOSEN = 14  # TrivialAugment and RandAugment pick among the first 14 (Invert is AutoAugment's only)
@@ -96,10 +97,20 @@ _POLICY_ARRAYS = {name: (np.array([[OPS.index(op) for op, _, _ in sub] for sub i
                   for name, table in AUTOAUGMENT_POLICIES.items()}
 
 
+# AugMix: each image is mixed with MIX_WIDTH chains of 1 to MIX_DEPTH operations among these (torchvision's
+# AugMix with all_ops, in its order), a bin below the severity of MIX_BINS each.
+AUGMIX_OPS = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Posterize", "Solarize", "AutoContrast",
+              "Equalize", "Brightness", "Color", "Contrast", "Sharpness")
+MIX_WIDTH, MIX_DEPTH, MIX_BINS = 3, 3, 10
+_AUGMIX_OP_INDEX = np.array([OPS.index(op) for op in AUGMIX_OPS])
+
+
 def magnitudes(policy: str, op: str, height: int, width: int) -> List[float]:
     """The unsigned magnitudes of ``op``, one a bin (31; AutoAugment's 10): torchvision's tables, built
     as it builds them (float32 ``linspace``), since an exact 16.0 where it holds 15.999999 shifts one
     pixel more after ``int()``."""
+    if policy == "augmix":
+        return augmix_magnitudes(op, height, width)
     wide = policy == "ta_wide"
     bins = 10 if policy in AUTOAUGMENT_POLICIES else BINS
 
@@ -121,6 +132,27 @@ def magnitudes(policy: str, op: str, height: int, width: int) -> List[float]:
     return [0.0] * bins
 
 
+def augmix_magnitudes(op: str, height: int, width: int) -> List[float]:
+    """AugMix's unsigned magnitudes of ``op`` over its 10 bins (torchvision's ``AugMix`` table; its
+    solarize thresholds as shares of 255, as for the other policies)."""
+    def ramp(top: float) -> List[float]:
+        return torch.linspace(0.0, top, MIX_BINS).tolist()
+
+    if op in ("ShearX", "ShearY"):
+        return ramp(0.3)
+    if op in ("TranslateX", "TranslateY"):
+        return ramp((width if op == "TranslateX" else height) / 3.0)
+    if op == "Rotate":
+        return ramp(30.0)
+    if op in ("Brightness", "Color", "Contrast", "Sharpness"):
+        return ramp(0.9)
+    if op == "Posterize":  # bits kept: 4 down to 0
+        return (4 - torch.arange(MIX_BINS) / ((MIX_BINS - 1) / 4)).round().tolist()
+    if op == "Solarize":
+        return torch.linspace(1.0, 0.0, MIX_BINS).tolist()
+    return [0.0] * MIX_BINS
+
+
 class Plan(NamedTuple):
     """One round of operations for a batch: ``ops[i]`` indexes :data:`OPS`, ``values[i]`` is its signed
     magnitude (CPU tensors; float64 holding torchvision's float32 table values, as its Python floats do)."""
@@ -134,8 +166,8 @@ class AutoAugment:
     (:data:`AUTOAUGMENT_POLICIES`)."""
 
     def __init__(self, policy: str, level: int = 9, num_ops: int = 2):
-        if policy not in POLICIES:
-            raise ValueError(f"auto_augment must be one of {list(POLICIES)}, got {policy!r}")
+        if policy not in POLICIES or policy == "augmix":
+            raise ValueError(f"auto_augment must be one of {list(POLICIES[:-1])} (augmix: AugMix), got {policy!r}")
         if not 0 <= level < BINS:
             raise ValueError(f"ra_magnitude must be in [0, {BINS - 1}], got {level}")
         self.policy, self.level = policy, level
@@ -172,10 +204,94 @@ class AutoAugment:
             out.append(Plan(torch.from_numpy(ops), torch.from_numpy(values)))
         return out
 
-    def __call__(self, images: torch.Tensor, seeds: Union[Sequence[int], torch.Tensor]) -> torch.Tensor:
-        for plan in self.plans(seeds, images.shape[-2], images.shape[-1]):
-            images = apply(images, plan)
+    def apply_plans(self, images: torch.Tensor, plans: List[Plan], rows: slice = slice(None)) -> torch.Tensor:
+        """``images``, the samples ``rows`` of those ``plans`` were drawn for, with their operations."""
+        for plan in plans:
+            images = apply(images, Plan(plan.ops[rows], plan.values[rows]))
         return images
+
+    def __call__(self, images: torch.Tensor, seeds: Union[Sequence[int], torch.Tensor]) -> torch.Tensor:
+        return self.apply_plans(images, self.plans(seeds, images.shape[-2], images.shape[-1]))
+
+
+class MixPlan(NamedTuple):
+    """AugMix's draws for a batch (CPU tensors): ``ops[i, c, d]`` (indexes :data:`OPS`) and ``values[i, c, d]``
+    are the ``d``-th operation of sample ``i``'s chain ``c`` (Identity past the chain's depth); ``weights[i]``
+    (float32) that of the image itself, then those of its chains: together 1."""
+    ops: torch.Tensor
+    values: torch.Tensor
+    weights: torch.Tensor
+
+
+class AugMix:
+    """AugMix (Hendrycks et al. 2020) as torchvision's ``AugMix()`` (``--auto-augment augmix`` of its
+    references): an image becomes ``m * image + sum_c w_c * chain_c(image)``, ``m ~ Beta(1, 1)`` and the
+    ``w_c`` a Dirichlet(1, 1, 1) share of ``1 - m``, over :data:`MIX_WIDTH` chains of 1 to :data:`MIX_DEPTH`
+    operations (uniform among :data:`AUGMIX_OPS`, a uniform bin below ``severity``, a random sign), with
+    bilinear geometry. The sum is taken in float32 and truncated to uint8, as torchvision's. The draws come
+    from each sample's augmentation seed, as :class:`AutoAugment`'s (AugMix without its JSD loss, which
+    needs three views of each image)."""
+
+    policy = "augmix"
+
+    def __init__(self, severity: int = 3):
+        if not 1 <= severity <= MIX_BINS:
+            raise ValueError(f"augmix_severity must be in [1, {MIX_BINS}], got {severity}")
+        self.severity = severity
+        self._tables: Dict[Tuple[int, int], np.ndarray] = {}
+
+    def table(self, height: int, width: int) -> np.ndarray:
+        """(AUGMIX_OPS, bins) magnitudes for images of this size (translations scale with it)."""
+        if (height, width) not in self._tables:
+            self._tables[(height, width)] = np.array([augmix_magnitudes(op, height, width) for op in AUGMIX_OPS])
+        return self._tables[(height, width)]
+
+    def plans(self, seeds: Union[Sequence[int], torch.Tensor], height: int, width: int) -> List[MixPlan]:
+        """The draws of samples with augmentation ``seeds`` (as :meth:`AutoAugment.plans`), in a list of one."""
+        steps = MIX_WIDTH * MIX_DEPTH
+        u = seed_uniforms(seeds, 2 + MIX_WIDTH + MIX_WIDTH + 3 * steps)
+        n = u.shape[0]
+        # Dirichlet(1, ..., 1): exponential draws, each over their sum; Beta(1, 1) is the first of two.
+        e = -np.log1p(-u[:, :2 + MIX_WIDTH])
+        keep = e[:, 0] / (e[:, 0] + e[:, 1])
+        chains = e[:, 2:] / e[:, 2:].sum(axis=1, keepdims=True)
+        weights = np.concatenate([keep[:, None], chains * (1 - keep)[:, None]], axis=1).astype(np.float32)
+        depth = 1 + np.minimum((u[:, 2 + MIX_WIDTH:2 + 2 * MIX_WIDTH] * MIX_DEPTH).astype(np.int64), MIX_DEPTH - 1)
+        draws = u[:, 2 + 2 * MIX_WIDTH:].reshape(n, MIX_WIDTH, MIX_DEPTH, 3)
+        which = np.minimum((draws[..., 0] * len(AUGMIX_OPS)).astype(np.int64), len(AUGMIX_OPS) - 1)
+        level = np.minimum((draws[..., 1] * self.severity).astype(np.int64), self.severity - 1)
+        values = self.table(height, width)[which, level]
+        ops = _AUGMIX_OP_INDEX[which]
+        values = np.where(_SIGNED_OP[ops] & (draws[..., 2] < 0.5), -values, values)
+        within = np.arange(MIX_DEPTH)[None, None, :] < depth[:, :, None]
+        ops = np.where(within, ops, 0)
+        values = np.where(within, values, 0.0)
+        return [MixPlan(torch.from_numpy(ops), torch.from_numpy(values), torch.from_numpy(weights))]
+
+    def apply_plans(self, images: torch.Tensor, plans: List[MixPlan], rows: slice = slice(None)) -> torch.Tensor:
+        """``images``, the samples ``rows`` of those ``plans`` were drawn for, mixed with their chains."""
+        (plan,) = plans
+        ops, values = plan.ops[rows], plan.values[rows]
+        weights = to_device_nowait(plan.weights[rows], images.device).view(-1, 1 + MIX_WIDTH, 1, 1, 1)
+        mix = weights[:, 0] * images.float()
+        for c in range(MIX_WIDTH):
+            chain = images
+            for d in range(MIX_DEPTH):
+                chain = apply(chain, Plan(ops[:, c, d], values[:, c, d]), bilinear=True)
+            mix.add_(weights[:, 1 + c] * chain.float())
+        return mix.to(images.dtype)
+
+    def __call__(self, images: torch.Tensor, seeds: Union[Sequence[int], torch.Tensor]) -> torch.Tensor:
+        return self.apply_plans(images, self.plans(seeds, images.shape[-2], images.shape[-1]))
+
+
+# What the loaders hold: either kind, with plans(seeds, h, w), apply_plans(images, plans, rows) and a call.
+Augment = Union[AutoAugment, AugMix]
+
+
+def make_augment(policy: str, ra_magnitude: int = 9, augmix_severity: int = 3) -> Augment:
+    """The per-sample augmentation of ``--auto_augment policy``."""
+    return AugMix(augmix_severity) if policy == "augmix" else AutoAugment(policy, ra_magnitude)
 
 
 def seed_uniforms(seeds: Union[Sequence[int], torch.Tensor], k: int) -> np.ndarray:
@@ -196,12 +312,14 @@ def seed_uniforms(seeds: Union[Sequence[int], torch.Tensor], k: int) -> np.ndarr
     return out
 
 
-def apply(images: torch.Tensor, plan: Plan) -> torch.Tensor:
-    """``images`` with each sample's operation of ``plan`` applied; the dtype is kept."""
+def apply(images: torch.Tensor, plan: Plan, bilinear: bool = False) -> torch.Tensor:
+    """``images`` with each sample's operation of ``plan`` applied; the dtype is kept. ``bilinear``:
+    geometric operations resample bilinearly (AugMix's), not from the nearest pixel."""
     ops = plan.ops.tolist()
     if len(set(ops)) == 1:  # one operation for all (a single image: the CPU pipeline's workers)
         return images if OPS[ops[0]] == "Identity" else run_op(OPS[ops[0]], images,
-                                                                to_device_nowait(plan.values, images.device))
+                                                                to_device_nowait(plan.values, images.device),
+                                                                bilinear)
     out = images.clone()
     for k in sorted(set(ops)):
         name = OPS[k]
@@ -211,12 +329,13 @@ def apply(images: torch.Tensor, plan: Plan) -> torch.Tensor:
         index = to_device_nowait(torch.tensor(rows), images.device)
         values = to_device_nowait(plan.values[rows], images.device)
         part = images.index_select(0, index)
-        out.index_copy_(0, index, run_op(name, part, values))
+        out.index_copy_(0, index, run_op(name, part, values, bilinear))
     return out
 
 
-def run_op(name: str, images: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """Operation ``name`` on each image with its own signed magnitude ``values[i]``; dtype kept."""
+def run_op(name: str, images: torch.Tensor, values: torch.Tensor, bilinear: bool = False) -> torch.Tensor:
+    """Operation ``name`` on each image with its own signed magnitude ``values[i]``; dtype kept.
+    ``bilinear``: see :func:`apply` (uint8 results are then rounded, as torchvision's)."""
     integer = not images.is_floating_point()
     x = images.float()
     v = values.double().view(-1, 1, 1, 1)
@@ -226,7 +345,9 @@ def run_op(name: str, images: torch.Tensor, values: torch.Tensor) -> torch.Tenso
     factor, rest = factor.float(), (1 - factor).float()
     v = v.float()
     if name in _GEOMETRIC:
-        y = _geometric(name, x, values.float())
+        y = _geometric(name, x, values.float(), bilinear)
+        if bilinear and integer:
+            y = y.round_()
     elif name == "Brightness":
         y = x * factor
     elif name == "Color":
@@ -302,8 +423,8 @@ def _equalize(x: torch.Tensor) -> torch.Tensor:
     return out.reshape(n, c, h, w).to(x.dtype)
 
 
-def _geometric(name: str, x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """Shear, translate or rotate with nearest-neighbour sampling and black outside, each image by its
+def _geometric(name: str, x: torch.Tensor, values: torch.Tensor, bilinear: bool = False) -> torch.Tensor:
+    """Shear, translate or rotate with nearest-neighbour (or ``bilinear``) sampling and black outside, each image by its
     own ``values[i]``. The matrix maps an output pixel centre to its source, in pixels from the image
     centre; shears are about the image's top-left corner (torchvision's ``center=[0, 0]``),
     translations are whole pixels (truncated), rotations (degrees, counter-clockwise) about the centre."""
@@ -326,5 +447,18 @@ def _geometric(name: str, x: torch.Tensor, values: torch.Tensor) -> torch.Tensor
     # From pixels about the centre to affine_grid's [-1, 1] (align_corners False: x_px = x_n * w / 2).
     theta = torch.stack([torch.stack([a00, a01 * h / w, b0 * 2 / w], dim=1),
                          torch.stack([a10 * w / h, a11, b1 * 2 / h], dim=1)], dim=1)
-    grid = F.affine_grid(theta, [n, 3, h, w], align_corners=False)
-    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    grid = _affine_grid(theta, h, w)
+    return F.grid_sample(x, grid, mode="bilinear" if bilinear else "nearest", padding_mode="zeros",
+                         align_corners=False)
+
+
+def _affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``F.affine_grid(theta, [n, c, h, w], align_corners=False)`` by broadcasting: each output's source
+    is ``theta @ (x, y, 1)``, two multiply-adds a pixel instead of affine_grid's batched matrix product
+    (which took half of a geometric operation's time on a 224x224 image)."""
+    t = theta.unsqueeze(1).unsqueeze(1)  # (n, 1, 1, 2, 3)
+    xs = (torch.arange(w, device=theta.device, dtype=theta.dtype) * 2 + 1) / w - 1
+    ys = (torch.arange(h, device=theta.device, dtype=theta.dtype) * 2 + 1) / h - 1
+    xs, ys = xs.view(1, 1, w, 1), ys.view(1, h, 1, 1)
+    return t[..., 0] * xs + t[..., 1] * ys + t[..., 2]
+

@@ -19,7 +19,7 @@ from .schedules import SCHEDULES
 LAYERS = 27
 
 # autoaugment.POLICIES, spelled out here (tests check they agree): that module loads torchvision.
-AUTO_AUGMENT_POLICIES = ("ta_wide", "ra", "imagenet", "cifar10", "svhn")
+AUTO_AUGMENT_POLICIES = ("ta_wide", "ra", "imagenet", "cifar10", "svhn", "augmix")
 
 DATASETS = ("cifar10", "imagenet2012")
 OPTIMIZERS = ("momentum", "rmsprop", "adamw")
@@ -109,9 +109,11 @@ class Config:
     random_erase: float = 0.0  # each sample's chance of a box set to the mean colour (torchvision's 0.1-0.2)
     # Per-sample operations after the crop and flip (autoaugment.py): "ta_wide" (TrivialAugment), "ra"
     # (RandAugment: 2 operations at bin ra_magnitude of 31) or one of AutoAugment's policies,
-    # "imagenet", "cifar10" or "svhn", torchvision's --auto-augment; "": none.
+    # "imagenet", "cifar10" or "svhn", or "augmix" (AugMix: 3 chains of 1 to 3 operations below bin
+    # augmix_severity of 10, mixed with the image), torchvision's --auto-augment; "": none.
     auto_augment: str = ""
     ra_magnitude: int = 9
+    augmix_severity: int = 3
     # Scale each step's gradients down to this global L2 norm when above it; 0: off (the seed).
     clip_grad_norm: float = 0.0
     # Dropout on the pooled features before the classifier, in training (timm's --drop; torchvision's
@@ -208,8 +210,9 @@ KEY_HELP: Dict[str, str] = {
     "cutmix_alpha": "CutMix's Beta alpha; 0: off",
     "mix_prob": "share of batches mixed",
     "random_erase": "each image's chance of an erased box; 0: off",
-    "auto_augment": "per-image policy: TrivialAugment, RandAugment or an AutoAugment policy; '': none",
+    "auto_augment": "per-image policy: TrivialAugment, RandAugment, an AutoAugment policy or AugMix; '': none",
     "ra_magnitude": "RandAugment's magnitude bin (of 31)",
+    "augmix_severity": "AugMix's operations take bins below this (of 10)",
     "clip_grad_norm": "clip gradients to this global L2 norm; 0: off",
     "drop_rate": "dropout before the classifier, in training; 0: none",
     "freeze_layers": "fine-tuning: the first N of the 27 layers keep their weights and BatchNorm statistics; 27: classifier only",
@@ -383,6 +386,11 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     if cfg.mix_prob != 1 and not (cfg.mixup_alpha or cfg.cutmix_alpha):
         fail("mix_prob", f"mix_prob {cfg.mix_prob:g} is the share of batches mixed by Mixup or CutMix; "
                          f"mixup_alpha and cutmix_alpha are 0, so none is")
+    if not 1 <= cfg.augmix_severity <= 10:
+        fail("augmix_severity", f"augmix_severity must be in [1, 10], got {cfg.augmix_severity}")
+    if cfg.augmix_severity != Config.augmix_severity and cfg.auto_augment != "augmix":
+        fail("augmix_severity", f"augmix_severity {cfg.augmix_severity} is AugMix's; auto_augment "
+                                f"{cfg.auto_augment or chr(39) * 2} does not use it (--auto_augment augmix)")
     if cfg.ra_magnitude != Config.ra_magnitude and cfg.auto_augment != "ra":
         fail("ra_magnitude", f"ra_magnitude {cfg.ra_magnitude} is RandAugment's; auto_augment "
                              f"{cfg.auto_augment or chr(39) * 2} does not use it (--auto_augment ra)")

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from . import transforms as T
-from .autoaugment import AutoAugment, Plan, apply as apply_plan
+from .autoaugment import Augment, make_augment
 from .stopping import ignore_in_worker
 
 CIFAR_RECORD = 1 + 3 * 32 * 32  # label byte + 3,072 pixel bytes
@@ -203,7 +203,7 @@ class CifarLoader(DeviceLoader):
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, train: bool,
                  image_size: int, device: torch.device, seed: int, drop_last: bool = True,
                  num_shards: int = 1, shard_id: int = 0, channels_last: bool = False, flip: bool = True,
-                 shuffle: Optional[bool] = None, auto_augment: Optional[AutoAugment] = None):
+                 shuffle: Optional[bool] = None, auto_augment: Optional[Augment] = None):
         self.auto_augment = auto_augment if train else None
         self.num_classes = int(labels.max()) + 1 if len(labels) else 0
         self.images = images.to(device)
@@ -244,8 +244,8 @@ class CifarLoader(DeviceLoader):
                 x = T.crop_at(x, CIFAR_CROP_PADDING, offsets[part, 0], offsets[part, 1])
                 if self.flip:
                     x = T.flip_where(x, flips[part])
-                for plan in plans:  # at 32x32, before the resize, as torchvision's CIFAR-10 recipes
-                    x = apply_plan(x, Plan(plan.ops[part], plan.values[part]))
+                if plans:  # at 32x32, before the resize, as torchvision's CIFAR-10 recipes
+                    x = self.auto_augment.apply_plans(x, plans, part)
             x = T.batch_resize_uint8(x, self.image_size)
             yield self.normalize(x), self.labels[idx]
 
@@ -456,7 +456,7 @@ class ImageFolderDataset(Dataset):
     :class:`BadSample` in place of the image."""
 
     def __init__(self, samples: Sequence[Tuple[str, int]], train: bool, image_size: int, flip: bool = True,
-                 auto_augment: Optional[AutoAugment] = None, crop_pct: float = T.CROP_PCT):
+                 auto_augment: Optional[Augment] = None, crop_pct: float = T.CROP_PCT):
         self.samples, self.train, self.image_size, self.flip = list(samples), train, image_size, flip
         self.auto_augment = auto_augment if train else None
         self.crop_pct = crop_pct
@@ -487,7 +487,7 @@ class ImageFolderLoader(DeviceLoader):
                  seed: int, num_workers: int, drop_last: bool = True, num_shards: int = 1,
                  shard_id: int = 0, channels_last: bool = False, flip: bool = True, max_bad_samples: int = -1,
                  shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None,
-                 auto_augment: Optional[AutoAugment] = None, holdout: Optional[Holdout] = None,
+                 auto_augment: Optional[Augment] = None, holdout: Optional[Holdout] = None,
                  crop_pct: float = T.CROP_PCT):
         samples, self.classes = find_images(root, classes, holdout)
         self.num_classes = len(self.classes)
@@ -666,7 +666,7 @@ class BatchedImageLoader(DeviceLoader):
                  seed: int, num_workers: int, drop_last: bool = True, num_shards: int = 1,
                  shard_id: int = 0, channels_last: bool = False, flip: bool = True, max_bad_samples: int = -1,
                  shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None,
-                 auto_augment: Optional[AutoAugment] = None, holdout: Optional[Holdout] = None,
+                 auto_augment: Optional[Augment] = None, holdout: Optional[Holdout] = None,
                  crop_pct: float = T.CROP_PCT):
         samples, self.classes = find_images(root, classes, holdout)
         self.num_classes = len(self.classes)
@@ -814,6 +814,7 @@ class DataOptions:
     max_bad_samples: int = -1  # -1: 0.1% of the data set
     auto_augment: str = ""  # "" or one of autoaugment.POLICIES, training only
     ra_magnitude: int = 9
+    augmix_severity: int = 3
     val_split: float = 0.0  # an image folder without an evaluation split: the share of each class held out
     crop_pct: float = T.CROP_PCT  # image folders' evaluation: the centre crop's share of the resized shorter side
 
@@ -839,7 +840,8 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
     if split not in (None, "train", "eval"):
         raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
     train_files = train if split is None else split == "train"
-    auto_augment = AutoAugment(opts.auto_augment, opts.ra_magnitude) if train and opts.auto_augment else None
+    auto_augment = (make_augment(opts.auto_augment, opts.ra_magnitude, opts.augmix_severity)
+                    if train and opts.auto_augment else None)
     if opts.dataset == "cifar10":
         images, labels = load_cifar(opts.dataset_path, train_files)
         return CifarLoader(images, labels, opts.batch_size, train, opts.image_size, device, opts.seed,

@@ -40,7 +40,8 @@ def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataO
                        image_size=cfg.image_size, seed=cfg.seed, num_workers=cfg.num_workers,
                        channels_last=cfg.channels_last, flip=cfg.random_flip, pipeline=cfg.data_pipeline,
                        max_bad_samples=cfg.max_bad_samples, auto_augment=cfg.auto_augment,
-                       ra_magnitude=cfg.ra_magnitude, val_split=cfg.val_split, crop_pct=cfg.crop_pct)
+                       ra_magnitude=cfg.ra_magnitude, augmix_severity=cfg.augmix_severity,
+                       val_split=cfg.val_split, crop_pct=cfg.crop_pct)
 
 
 def build_model(cfg: Config) -> MobileNetV1:

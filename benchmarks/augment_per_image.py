@@ -1,0 +1,84 @@
+"""Per-sample augmentation of one image at a time, as the CPU pipeline's loader workers run it: ours
+(``--auto_augment POLICY``) against torchvision's v2 transform of the same policy, on the same images,
+one thread. Rounds alternate between the two; "paired" is the median of the per-round ratios
+(ours' time over torchvision's: above 1, ours is slower).
+
+    python benchmarks/augment_per_image.py --policy augmix
+    python benchmarks/augment_per_image.py --policy ta_wide --size 224 --images 200 --rounds 5
+    python benchmarks/augment_per_image.py --policy ta_wide --grid_ab   # ours: our sampling grid vs F.affine_grid
+"""
+import argparse
+import time
+
+from common import emit_json, machine, median, print_table
+
+import torch
+import torch.nn.functional as F
+from torchvision.transforms import v2
+
+from mobilenet_v1 import autoaugment
+
+from mobilenet_v1.autoaugment import POLICIES, make_augment
+
+
+def torchvision_transform(policy: str):
+    if policy == "augmix":
+        return v2.AugMix()  # severity 3, bilinear: as ours
+    if policy == "ta_wide":
+        return v2.TrivialAugmentWide()
+    if policy == "ra":
+        return v2.RandAugment()
+    return v2.AutoAugment(v2.AutoAugmentPolicy(policy))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--policy", default="augmix", choices=POLICIES)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--images", type=int, default=200)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--grid_ab", action="store_true",
+                   help="instead: ours with its broadcast sampling grid against ours with F.affine_grid")
+    p.add_argument("--json", nargs="?", const=True, default=None)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (args.images, 3, args.size, args.size), generator=g, dtype=torch.uint8)
+    ours, theirs = make_augment(args.policy), torchvision_transform(args.policy)
+    grid = autoaugment._affine_grid
+    if args.grid_ab:  # "torchvision" is then ours with F.affine_grid, on the same draws
+        def theirs(image, seeds):
+            autoaugment._affine_grid = lambda theta, h, w: F.affine_grid(theta, [theta.shape[0], 3, h, w],
+                                                                         align_corners=False)
+            try:
+                return ours(image, seeds)
+            finally:
+                autoaugment._affine_grid = grid
+    times = {"ours": [], "torchvision": []}
+    for r in range(args.rounds + 1):  # round 0 warms up
+        t = time.perf_counter()
+        for i in range(args.images):
+            ours(images[i:i + 1], [r * args.images + i])
+        mine = (time.perf_counter() - t) / args.images * 1000
+        t = time.perf_counter()
+        for i in range(args.images):
+            if args.grid_ab:
+                theirs(images[i:i + 1], [r * args.images + i])
+            else:
+                theirs(images[i])
+        tv = (time.perf_counter() - t) / args.images * 1000
+        if r:
+            times["ours"].append(mine)
+            times["torchvision"].append(tv)
+    paired = median([a / b for a, b in zip(times["ours"], times["torchvision"])])
+    other = "ours, F.affine_grid" if args.grid_ab else "torchvision"
+    row = {"policy": args.policy, "ours ms/image": f"{median(times['ours']):.2f}",
+           f"{other} ms/image": f"{median(times['torchvision']):.2f}", f"paired ours / {other}": f"{paired:.2f}"}
+    print_table(f"Per-image augmentation, {machine()}: {args.images} random {args.size}x{args.size} uint8 images, "
+                f"one thread, median of {args.rounds} rounds", [row], list(row))
+    emit_json(args.json, {"machine": machine(), "policy": args.policy, "size": args.size, "ms": times,
+                          "paired_ours_over_torchvision": paired})
+
+
+if __name__ == "__main__":
+    main()
