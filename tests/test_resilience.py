@@ -237,11 +237,13 @@ def test_a_sigkill_at_20_random_moments_leaves_a_newest_checkpoint_that_loads(ci
 
 def test_b_kill_and_resume_gives_bitwise_identical_weights_and_optimizer(cifar_dir, tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    # With a weight average, TrivialAugment, batch augmentations, clipping and dropout: they too must
-    # continue exactly.
+    # With a weight average, TrivialAugment, batch augmentations, clipping, dropout and a teacher: they
+    # too must continue exactly.
+    teacher = tmp_path / "teacher.ckpt"
+    ckpt_io.atomic_save({"model": MobileNetV1(4, 0.5).state_dict()}, str(teacher))
     extra = ["--epoch_size=3", "--save_checkpoint_steps=5", "--resume=auto", "--ema_decay=0.9",
              "--mixup_alpha=0.2", "--cutmix_alpha=1.0", "--random_erase=0.25", "--clip_grad_norm=1.0",
-             "--auto_augment=ta_wide", "--drop_rate=0.2"]
+             "--auto_augment=ta_wide", "--drop_rate=0.2", f"--teacher={teacher}", "--distill_alpha=0.3"]
     with Zygote() as z:
         assert z.run(run_args(cifar_dir, straight, *extra), tmp_path / "straight.log") == (0, 0)
         z.start(run_args(cifar_dir, killed, *extra), tmp_path / "killed.log")

@@ -122,6 +122,12 @@ class Config:
     # Fine-tuning: the first N of the 27 layers keep their (pre-trained) weights and BatchNorm
     # statistics; 27 trains the classifier only (a linear probe); 0: every layer trains.
     freeze_layers: int = 0
+    # Knowledge distillation: a trained model's checkpoint (or run folder) whose outputs the training
+    # loss also follows, (1 - distill_alpha) x the loss + distill_alpha x T^2 KL at distill_temperature
+    # T (DeiT's soft distillation); "": none.
+    teacher: str = ""
+    distill_alpha: float = 0.5
+    distill_temperature: float = 1.0
     # An image folder without an evaluation split (val/, validation_preprocess/): hold out this share of
     # each class's images (chosen by file name) to evaluate on, and train on the rest; 0: none.
     val_split: float = 0.0
@@ -216,6 +222,9 @@ KEY_HELP: Dict[str, str] = {
     "clip_grad_norm": "clip gradients to this global L2 norm; 0: off",
     "drop_rate": "dropout before the classifier, in training; 0: none",
     "freeze_layers": "fine-tuning: the first N of the 27 layers keep their weights and BatchNorm statistics; 27: classifier only",
+    "teacher": "knowledge distillation: a trained checkpoint or run folder whose outputs the loss also follows",
+    "distill_alpha": "distillation: the teacher divergence's share of the loss",
+    "distill_temperature": "distillation: softmax temperature of both models' outputs",
     "val_split": "image folder without an eval split: share of each class held out",
     "resume": "auto (the run folder's newest valid checkpoint), a checkpoint or folder, or '' (afresh)",
     "save_checkpoint_steps": "also save every N steps, mid-epoch included; 0: epochs only",
@@ -381,6 +390,14 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     if not 0 <= cfg.freeze_layers <= LAYERS:
         fail("freeze_layers", f"freeze_layers must be in [0, {LAYERS}] (layers of the network, from the input; "
                               f"{LAYERS}: all but the classifier), got {cfg.freeze_layers}")
+    if not 0 < cfg.distill_alpha <= 1:
+        fail("distill_alpha", f"distill_alpha must be in (0, 1] (the teacher's share of the loss), got {cfg.distill_alpha}")
+    if cfg.distill_temperature <= 0:
+        fail("distill_temperature", f"distill_temperature must be positive, got {cfg.distill_temperature}")
+    if not cfg.teacher:
+        for key in ("distill_alpha", "distill_temperature"):
+            if getattr(cfg, key) != getattr(Config, key):
+                fail(key, f"{key} {getattr(cfg, key):g} is knowledge distillation's; no teacher is set (--teacher CKPT)")
     if not 0 <= cfg.drop_rate < 1:
         fail("drop_rate", f"drop_rate must be in [0, 1) (the share of features dropped; 0: none), got {cfg.drop_rate}")
     if cfg.mix_prob != 1 and not (cfg.mixup_alpha or cfg.cutmix_alpha):

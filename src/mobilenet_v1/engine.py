@@ -12,6 +12,7 @@ from .config import OPTIMIZERS
 
 if TYPE_CHECKING:
     from .ema import WeightAverage
+    from .losses import Distiller
     from .nonfinite import NonFiniteGuard
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -105,7 +106,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
                     ema: Optional["WeightAverage"] = None, accumulate: int = 1,
                     augment: Optional[Callable[[int, torch.Tensor, torch.Tensor],
                                                Tuple[torch.Tensor, torch.Tensor, float]]] = None,
-                    clip_grad_norm: float = 0.0, stop: Optional[Callable[[int], bool]] = None) -> EpochResult:
+                    clip_grad_norm: float = 0.0, stop: Optional[Callable[[int], bool]] = None,
+                    distill: Optional["Distiller"] = None) -> EpochResult:
     """One pass over ``loader``; step ``i`` of the epoch runs at learning rate ``lrs[i]``.
 
     ``accumulate``: a step adds up the gradients of that many batches of ``loader`` (its loss is their
@@ -123,6 +125,9 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
     batch's loss is then ``lam * loss(labels) + (1 - lam) * loss(partners' labels)``.
     ``clip_grad_norm``: above 0, the step's gradients (all-reduced, unscaled) are scaled down to that
     global L2 norm when above it.
+
+    ``distill`` (:class:`losses.Distiller`): each batch's loss is its blend of that loss and the
+    divergence from a teacher's outputs on the same (augmented) batch.
 
     ``stop(i)``, after ``on_step`` of every step: True ends the pass there (a run asked to stop,
     :mod:`stopping`); the result's ``stopped_after`` is then ``i + 1``.
@@ -181,6 +186,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
                 part = criterion(logits, y)
                 if lam < 1.0:
                     part = lam * part + (1.0 - lam) * criterion(logits, partner)
+                if distill is not None:
+                    part = distill(x, logits, part, lambda: autocast(device, precision))
                 if accumulate > 1:
                     part = part / accumulate  # the step's loss is the mean over its batches
                 scaler.scale(part).backward()

@@ -1,4 +1,4 @@
-"""The seed's ``CrossEntropySmooth``.
+"""The seed's ``CrossEntropySmooth``, and knowledge distillation from a teacher (:class:`Distiller`).
 
 Its smoothing puts ``1 - e`` on the true class and ``e / (num_classes - 1)`` on every other class, which
 is not PyTorch's ``label_smoothing=e`` (``e / num_classes`` on every class, the true one included).
@@ -35,3 +35,33 @@ class CrossEntropySmooth(nn.Module):
         if self.reduction == "sum":
             return loss.sum()
         return loss
+
+
+class Distiller:
+    """Knowledge distillation (Hinton et al. 2015) from a trained ``teacher``: a training step's loss
+    becomes ``(1 - alpha) * task_loss + alpha * T**2 * KL(softmax(teacher / T) || softmax(student / T))``,
+    the KL averaged over the batch (DeiT's soft distillation; ``alpha`` 0.5, ``T`` 1 by default there).
+
+    The teacher sees the batch the student sees (augmented and mixed alike), in evaluation mode, without
+    gradients, under the run's autocast; it never trains."""
+
+    def __init__(self, teacher: nn.Module, alpha: float = 0.5, temperature: float = 1.0):
+        if not 0 < alpha <= 1:
+            raise ValueError(f"distill_alpha must be in (0, 1], got {alpha}")
+        if temperature <= 0:
+            raise ValueError(f"distill_temperature must be positive, got {temperature}")
+        self.teacher = teacher.eval().requires_grad_(False)
+        self.alpha, self.temperature = alpha, temperature
+
+    def divergence(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """``T**2 * KL(p_teacher || p_student)`` at temperature ``T``, the mean over the batch."""
+        t = self.temperature
+        return F.kl_div(F.log_softmax(student.float() / t, dim=1), F.log_softmax(teacher.float() / t, dim=1),
+                        reduction="batchmean", log_target=True) * (t * t)
+
+    def __call__(self, x: torch.Tensor, student: torch.Tensor, task_loss: torch.Tensor, autocast) -> torch.Tensor:
+        """The step's loss for the batch ``x``, given the student's logits and its task loss; ``autocast``:
+        the run's autocast context (a callable returning it)."""
+        with torch.no_grad(), autocast():
+            teacher = self.teacher(x)
+        return (1 - self.alpha) * task_loss + self.alpha * self.divergence(student, teacher)

@@ -13,13 +13,14 @@ import torch
 
 from . import checkpoint as ckpt_io
 from . import distributed, mindspore_io, runtime
+from .api import model_from_checkpoint
 from .batch_augment import BatchAugment
 from .config import Config, ConfigError, dump_yaml, load_config, to_dict
 from .data import DataOptions, build_loader, held_out_record, imagenet_folder
 from .ema import WeightAverage
 from .engine import (EpochResult, evaluate, make_optimizer, make_scaler, resolve_device,
                      resolve_precision, train_one_epoch)
-from .losses import CrossEntropySmooth
+from .losses import CrossEntropySmooth, Distiller
 from .model import MobileNetV1
 from .nonfinite import NonFiniteError, NonFiniteGuard, init_momentum_buffers
 from .runtime import header, print0
@@ -64,6 +65,33 @@ def build_criterion(cfg: Config) -> torch.nn.Module:
     if cfg.dataset == "imagenet2012":
         return CrossEntropySmooth(sparse=True, reduction="mean", smooth_factor=0.0, num_classes=cfg.class_num)
     return torch.nn.CrossEntropyLoss()
+
+
+def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.device,
+                    memory_format: torch.memory_format) -> Distiller:
+    """The teacher of ``--teacher`` (a checkpoint, or a run folder: its newest; its weight average where
+    it holds one and ``use_ema``), which must have this run's outputs: as many, and for an image folder
+    the same class folders in the same order (``classes``)."""
+    path = ckpt_io.resolve_checkpoint_path(cfg.teacher)
+    ckpt = ckpt_io.load_file(path)
+    teacher, args = model_from_checkpoint(ckpt, path, cfg.use_ema)
+    if args["class_num"] != cfg.class_num:
+        raise ConfigError(f"teacher {path}: it has {args['class_num']} outputs, this run's class_num is "
+                          f"{cfg.class_num}; a teacher must score the same classes")
+    recorded = ckpt.get("classes")
+    if classes is not None and recorded is not None and list(recorded) != list(classes):
+        raise ConfigError(f"teacher {path}: it was trained on the class folders {', '.join(recorded[:5])}"
+                          f"{' ...' if len(recorded) > 5 else ''}, this data set's are {', '.join(classes[:5])}"
+                          f"{' ...' if len(classes) > 5 else ''}: its outputs would mean other labels")
+    trained_at = (ckpt.get("config") or {}).get("image_size")
+    size = f", trained at image_size {trained_at}, here fed {cfg.image_size}" if trained_at not in (None, cfg.image_size) \
+        else ""
+    which = ckpt_io.weights_note(ckpt, cfg.use_ema)
+    print0(f"teacher: {path} (width_mult {args['width_mult']:g}{size}{'; ' + which if which else ''}); the loss is "
+           f"{1 - cfg.distill_alpha:g} x the task loss + {cfg.distill_alpha:g} x T^2 KL(teacher || student) at T "
+           f"{cfg.distill_temperature:g}")
+    return Distiller(teacher.to(device=device, memory_format=memory_format), cfg.distill_alpha,
+                     cfg.distill_temperature)
 
 
 def check_class_num(cfg: Config, loader, evaluates: bool) -> None:
@@ -479,6 +507,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
             average = build_model(cfg)
         ema = WeightAverage(model, average.to(device=device, memory_format=memory_format), cfg.ema_decay)
     criterion = build_criterion(cfg)
+    distill = build_distiller(cfg, loader.classes, device, memory_format) if cfg.teacher else None
     if cfg.use_label_smooth and cfg.dataset == "cifar10":
         print0(f"use_label_smooth: label smoothing {cfg.label_smooth_factor} on cifar10, as set (the seed "
                f"smooths only ImageNet's labels and ignores the key for cifar10)")
@@ -568,7 +597,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                                      on_step=on_step, start_step=first, guard=guard, ema=ema,
                                      accumulate=cfg.grad_accum_steps,
                                      augment=functools.partial(augment, epoch) if augment.enabled else None,
-                                     clip_grad_norm=cfg.clip_grad_norm, stop=stop)
+                                     clip_grad_norm=cfg.clip_grad_norm, stop=stop, distill=distill)
             if result.stopped_after is not None and result.stopped_after < steps_per_epoch:
                 guard.sync()  # raises alike on every rank, before rank 0 would save
                 dist.sync_buffers(model)  # as at an epoch's end: every rank holds what rank 0 saves

@@ -1,0 +1,112 @@
+"""--teacher: knowledge distillation from a trained checkpoint (losses.Distiller)."""
+import contextlib
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mobilenet_v1 import checkpoint as ckpt_io
+from mobilenet_v1 import load_model, train
+from mobilenet_v1.config import ConfigError, load_config
+from mobilenet_v1.data import DataOptions, build_loader
+from mobilenet_v1.losses import Distiller
+from mobilenet_v1.model import MobileNetV1
+
+CPU = torch.device("cpu")
+SMALL = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU", "--num_workers=0",
+         "--warmup_epochs=0", "--lr_decay_mode=linear", "--lr_max=0.05", "--class_num=4"]
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class Fixed(nn.Module):
+    """A teacher that answers with given logits, and counts its calls and the batches it saw."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits, self.seen = logits, []
+
+    def forward(self, x):
+        self.seen.append(x)
+        return self.logits
+
+
+def test_the_loss_blends_the_task_loss_with_the_temperature_scaled_divergence():
+    torch.manual_seed(0)
+    student, teacher = torch.randn(6, 5) * 3, torch.randn(6, 5) * 3
+    task = torch.tensor(1.7)
+    x = torch.randn(6, 3, 8, 8)
+    for alpha, t in ((0.5, 1.0), (0.9, 4.0), (1.0, 2.0)):
+        fixed = Fixed(teacher)
+        d = Distiller(fixed, alpha, t)
+        p_t, log_p_s = F.softmax(teacher / t, dim=1), F.log_softmax(student / t, dim=1)
+        kl = (p_t * (p_t.log() - log_p_s)).sum(dim=1).mean() * t * t
+        got = d(x, student, task, contextlib.nullcontext)
+        torch.testing.assert_close(got, (1 - alpha) * task + alpha * kl)
+        assert fixed.seen[0] is x and not fixed.training  # the student's batch; evaluation mode
+    assert float(Distiller(Fixed(teacher)).divergence(teacher, teacher)) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match=r"distill_alpha must be in \(0, 1\]"):
+        Distiller(Fixed(teacher), 0.0)
+
+
+def test_gradient_steps_move_the_student_toward_the_teacher():
+    torch.manual_seed(1)
+    x = torch.randn(64, 10)
+    teacher_net = nn.Linear(10, 3)
+    student = nn.Linear(10, 3)
+    d = Distiller(teacher_net, alpha=1.0, temperature=2.0)
+    opt = torch.optim.SGD(student.parameters(), lr=0.5)
+    before = float(d.divergence(student(x), teacher_net(x)))
+    for _ in range(50):
+        opt.zero_grad()
+        d(x, student(x), torch.zeros(()), contextlib.nullcontext).backward()
+        opt.step()
+    assert float(d.divergence(student(x), teacher_net(x))) < 0.2 * before
+    assert all(p.grad is None for p in teacher_net.parameters())  # the teacher never trains
+
+
+def divergence_on(run_ckpt, teacher_ckpt, cifar_dir):
+    """T=1 KL(teacher || student) over the eval images."""
+    student, teacher = load_model(run_ckpt), load_model(teacher_ckpt)
+    opts = DataOptions("cifar10", str(cifar_dir), 40, 32, seed=1, num_workers=0, channels_last=False)
+    d = Distiller(teacher)
+    with torch.no_grad():
+        return sum(float(d.divergence(student(x), teacher(x))) for x, _ in build_loader(opts, train=False, device=CPU))
+
+
+def test_a_distilled_student_follows_its_teacher_and_bad_teachers_are_refused(cifar_dir, tmp_path, capsys,
+                                                                               one_thread):
+    common = SMALL + [f"--dataset_path={cifar_dir}"]
+    teacher = train.run(load_config(common + ["--epoch_size=3", "--width_mult=0.5",
+                                              f"--save_checkpoint_path={tmp_path / 'teacher'}"]))["checkpoint"]
+    before = {k: v.clone() for k, v in ckpt_io.load_file(teacher)["model"].items()}
+    student = common + ["--epoch_size=5", "--seed=5"]
+    plain = train.run(load_config(student + [f"--save_checkpoint_path={tmp_path / 'plain'}"]))["checkpoint"]
+    capsys.readouterr()
+    taught = train.run(load_config(student + [f"--teacher={tmp_path / 'teacher'}", "--distill_alpha=1.0",
+                                              "--distill_temperature=2", f"--save_checkpoint_path={tmp_path / 'kd'}"]))
+    out = capsys.readouterr().out
+    assert (f"teacher: {teacher} (width_mult 0.5); the loss is 0 x the task loss + 1 x T^2 KL(teacher || student) "
+            f"at T 2") in out
+    kd, ce = divergence_on(taught["checkpoint"], teacher, cifar_dir), divergence_on(plain, teacher, cifar_dir)
+    assert kd < 0.7 * ce, (kd, ce)
+    for k, v in ckpt_io.load_file(teacher)["model"].items():
+        assert torch.equal(v, before[k]), k  # not even its BatchNorm statistics moved
+    # A teacher of other outputs, and distillation keys without a teacher, are refused by name.
+    other = tmp_path / "five.ckpt"
+    ckpt_io.atomic_save({"model": MobileNetV1(5, 0.25).state_dict()}, str(other))
+    with pytest.raises(ConfigError, match=f"teacher {other}: it has 5 outputs, this run's class_num is 4"):
+        train.run(load_config(student + [f"--teacher={other}", f"--save_checkpoint_path={tmp_path / 'x'}"]))
+    with pytest.raises(ConfigError, match="option --distill_alpha: distill_alpha 0.7 is knowledge distillation's; "
+                                          "no teacher is set"):
+        load_config(["--distill_alpha=0.7"])
+    with pytest.raises(ckpt_io.CheckpointError, match="no such"):
+        train.run(load_config(student + [f"--teacher={tmp_path / 'missing.ckpt'}",
+                                         f"--save_checkpoint_path={tmp_path / 'y'}"]))
