@@ -109,3 +109,16 @@ def test_fine_tuning_with_frozen_layers_and_a_resume_that_would_change_them(cifa
     moved = ckpt_io.load_file(stage["checkpoint"])["model"]
     assert not torch.equal(moved["network.0.0.weight"], source["network.0.0.weight"])
     assert "left out" not in capsys.readouterr().out
+
+
+def test_frozen_random_weights_are_named_even_under_resume_auto_with_nothing_to_resume(cifar_dir, tmp_path, capsys,
+                                                                                        one_thread):
+    train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", "--freeze_layers=1",
+                                   "--resume=auto", f"--save_checkpoint_path={tmp_path / 'r'}"]))
+    out = capsys.readouterr().out
+    assert "freeze_layers 1: network.0 keeps its weights (" in out
+    assert ("freeze_layers 1: no pre_trained (and nothing resumed): the frozen layers keep their random initial "
+            "weights") in out
+    train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=2", "--freeze_layers=1",
+                                   "--resume=auto", f"--save_checkpoint_path={tmp_path / 'r'}"]))
+    assert "random initial weights" not in capsys.readouterr().out  # resumed: its own trained state

@@ -314,6 +314,12 @@ def test_seed_training_checkpoint_continues_here(cifar_dir, tmp_path, capsys):
     assert "buffers (its global_step 24) left out: they are the seed's Momentum optimiser's, this run's is adamw" \
         in capsys.readouterr().out
     assert ckpt_io.load_file(adamw["checkpoint"])["optimizer"]["state"][0].keys() == {"step", "exp_avg", "exp_avg_sq"}
+    # Frozen layers (fine-tuning) get no buffers: the optimiser does not hold them, and torch refused to
+    # save its state with theirs in it, after a whole epoch of training.
+    frozen = run(path, "e", "--freeze_layers=13")
+    trained = [p for name, p in MobileNetV1(4, 0.25).freeze(13).named_parameters() if p.requires_grad]
+    assert f"momentum buffers of {len(trained)} parameters restored" in capsys.readouterr().out
+    assert len(ckpt_io.load_file(frozen["checkpoint"])["optimizer"]["state"]) == len(trained) < n
 
 
 def test_convert_cli_both_directions_and_errors(tmp_path, capsys):

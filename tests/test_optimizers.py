@@ -1,4 +1,5 @@
 """--opt: the seed's Momentum, RMSprop and AdamW, each with its recipe's settings; resume keeps to one."""
+import dataclasses
 import os
 
 import pytest
@@ -184,3 +185,23 @@ def test_a_resumed_run_trains_with_its_own_momentum_weight_decay_and_eps(cifar_d
                                                 f"--save_checkpoint_path={tmp_path / (opt + '_on')}"]))
         state = ckpt_io.load_file(result["checkpoint"])["optimizer"]["state"]
         assert state and all(s["momentum_buffer"].abs().sum() > 0 for s in state.values()), opt
+
+
+def test_the_schedule_note_names_only_keys_both_schedules_use_and_the_recipe_note_names_the_rest():
+    """exponential -> cosine: the decay rate is exponential's alone (cosine's default 0.98 is no change,
+    and passing 0.5 back would be refused), but the earlier run's rate still made its schedule."""
+    was = load_config(["--lr_decay_mode=exponential", "--lr_decay_rate=0.5", "--epoch_size=2", "--warmup_epochs=0",
+                       "--drop_rate=0.2", "--auto_augment=ta_wide"])
+    now = load_config(["--lr_decay_mode=cosine", "--epoch_size=4", "--warmup_epochs=0", "--mixup_alpha=0.2"])
+    ckpt = {"config": dataclasses.asdict(was), "step": 20, "steps_per_epoch": 10}  # its run, complete
+    lr = train.schedule(now, 10)
+    line = train.schedule_change(ckpt, "a.ckpt", now, lr, 20)
+    assert line == (f"resume: the learning-rate schedule differs from that of a.ckpt's run: lr_decay_mode exponential "
+                    f"-> cosine, epoch_size 2 -> 4; step 21 trains at {float(lr[20]):.6g}, where that run's last step "
+                    f"trained at {float(train.schedule(was, 10)[-1]):.6g}")
+    assert float(train.schedule(was, 10)[-1]) == pytest.approx(was.lr_max * 0.5, rel=1e-6)  # its rate, not 0.98
+    assert train.recipe_change(ckpt, "a.ckpt", now) == (
+        "resume: a.ckpt's run trained with drop_rate 0.2, auto_augment 'ta_wide', mixup_alpha 0; continuing with "
+        "this run's drop_rate 0, auto_augment '', mixup_alpha 0.2")
+    assert train.recipe_change({"config": dataclasses.asdict(now)}, "b.ckpt", now) == ""
+    assert train.recipe_change({}, "c.ckpt", now) == ""  # a file without a recorded configuration

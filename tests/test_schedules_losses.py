@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from mobilenet_v1.losses import CrossEntropySmooth
-from mobilenet_v1.schedules import get_lr
+from mobilenet_v1.config import load_config
+from mobilenet_v1.schedules import get_lr, schedule, warmup_note
 
 # 5 epochs x 2 steps = 10 steps, 1 warm-up epoch = 2 steps; lr_init 0.01, lr_max 0.1, lr_end 0.
 HAND = {
@@ -42,6 +43,14 @@ def test_a_warmup_as_long_as_the_run_is_all_warmup_as_in_the_seed(mode):
     want = [0.01 + 0.09 * (i + first) / 8 for i in range(8)]
     np.testing.assert_allclose(lr, np.array(want, dtype=np.float32), rtol=1e-6, atol=0)
     assert get_lr(0.01, 0.0, 0.1, 3, 2, 4, mode)[-1] < lr[-1]
+    # The note gives the rates it climbs from and to; the seed's cosine warm-up (from i + 1) reaches lr_max.
+    cfg = load_config([f"--lr_decay_mode={mode}", "--lr_init=0.01", "--lr_max=0.1", "--warmup_epochs=2",
+                       "--epoch_size=2"] + (["--lr_end=0"] if mode == "linear" else []))
+    note = warmup_note(cfg, schedule(cfg, 4))
+    reach = "" if mode == "cosine" else ", short of lr_max 0.1"
+    assert note == (f"warmup_epochs 2 >= epoch_size 2: every step is a warm-up step (the rate climbs from "
+                    f"{float(lr[0]):.6g} to {float(lr[-1]):.6g}{reach}), as in the seed's schedule")
+    assert warmup_note(load_config([f"--lr_decay_mode={mode}", "--warmup_epochs=1", "--epoch_size=2"]), lr) == ""
 
 
 def test_seed_imagenet_linear_without_warmup():

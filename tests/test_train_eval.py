@@ -262,7 +262,7 @@ def test_pre_trained_with_another_head_is_fine_tuned(cifar_dir, tmp_path, capsys
                                "--lr_init=0.01", "--class_num=4", f"--save_checkpoint_path={tmp_path / 'warm'}"])
     train.run(cfg)
     last = 0.01 + (0.05 - 0.01) * 11 / 12
-    assert (f"warmup_epochs 1 >= epoch_size 1: every step is a warm-up step (the rate climbs from lr_init 0.01 to "
+    assert (f"warmup_epochs 1 >= epoch_size 1: every step is a warm-up step (the rate climbs from 0.01 to "
             f"{float(np.float32(last)):.6g}, short of lr_max 0.05)") in capsys.readouterr().out
     groups = ckpt_io.load_file(str(tmp_path / "warm" / "mobilenetv1-1_12.ckpt"))["optimizer"]["param_groups"]
     assert groups[0]["lr"] == pytest.approx(last)

@@ -97,7 +97,7 @@ def cmd_info(argv: List[str]) -> int:
 
 def cmd_lr_schedule(argv: List[str]) -> int:
     from .config import load_config
-    from .schedules import schedule
+    from .schedules import schedule, warmup_note
 
     if pop_flag(argv, "--help") or pop_flag(argv, "-h"):
         print("usage: mobilenet-v1 lr-schedule [--config_path F] [--key=value ...] [--steps_per_epoch N] "
@@ -117,6 +117,8 @@ def cmd_lr_schedule(argv: List[str]) -> int:
         except ValueError:
             raise SystemExit(f"mobilenet-v1 lr-schedule: --steps_per_epoch must be an integer, got {spe!r}")
     lr = schedule(cfg, steps)
+    if warmup_note(cfg, lr):
+        print(warmup_note(cfg, lr), file=sys.stderr)
     lines = ["step,epoch,lr"] + [f"{i},{i // steps + 1},{repr(float(v))}" for i, v in enumerate(lr)]
     text = "\n".join(lines) + "\n"
     if out:

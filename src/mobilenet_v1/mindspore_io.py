@@ -434,9 +434,12 @@ def check_moments(model: nn.Module, moments: Dict[str, torch.Tensor], source: st
 def load_momentum(optimizer: torch.optim.Optimizer, model: nn.Module, moments: Dict[str, torch.Tensor],
                   source: str, skip: Iterable[str] = ()) -> int:
     """Put MindSpore Momentum buffers into an SGD optimizer's state (all checked first, so nothing is
-    half-loaded); returns how many. ``skip``: parameters left out (a classifier of another class count)."""
-    names = check_moments(model, moments, source, skip)
+    half-loaded); returns how many. ``skip``: parameters left out (a classifier of another class count).
+    Parameters the optimizer does not hold (frozen: ``--freeze_layers``) get none: torch's optimizers
+    refuse to save state for a parameter outside their groups."""
     params = dict(ckpt_io.unwrap(model).named_parameters())
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    names = [n for n in check_moments(model, moments, source, skip) if id(params[n]) in held]
     for name in names:
         p = params[name]
         # empty_like keeps the parameter's device, dtype and memory format (channels_last), which the

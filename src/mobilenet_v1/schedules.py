@@ -82,6 +82,27 @@ SCHEDULE_KEYS = ("lr_decay_mode", "lr_init", "lr_end", "lr_max", "warmup_epochs"
                  "lr_decay_rate", "lr_decay_epochs")
 
 
+def uses(lr_decay_mode: str, key: str) -> bool:
+    """Whether a schedule of ``lr_decay_mode`` depends on the configuration key ``key`` (one of
+    :data:`SCHEDULE_KEYS`): ``lr_end`` is the seed's linear mode's only, the decay rate and period
+    ``exponential``'s."""
+    if key in ("lr_decay_rate", "lr_decay_epochs"):
+        return lr_decay_mode == "exponential"
+    if key == "lr_end":
+        return lr_decay_mode not in ("steps", "poly", "cosine", "exponential")
+    return True
+
+
+def warmup_note(cfg, lr: np.ndarray) -> str:
+    """A line for a configuration whose warm-up is as long as its run (every step a warm-up one, as in
+    the seed), with the rates it runs from and to; "" otherwise."""
+    if cfg.warmup_epochs < cfg.epoch_size:
+        return ""
+    short = f", short of lr_max {cfg.lr_max:g}" if float(lr[-1]) != float(np.float32(cfg.lr_max)) else ""
+    return (f"warmup_epochs {cfg.warmup_epochs} >= epoch_size {cfg.epoch_size}: every step is a warm-up step (the "
+            f"rate climbs from {float(lr[0]):.6g} to {float(lr[-1]):.6g}{short}), as in the seed's schedule")
+
+
 def schedule(cfg, steps_per_epoch: int) -> np.ndarray:
     """The schedule a configuration (``config.Config``) trains with, at ``steps_per_epoch`` steps."""
     return get_lr(cfg.lr_init, cfg.lr_end, cfg.lr_max, cfg.warmup_epochs, cfg.epoch_size, steps_per_epoch,

@@ -24,7 +24,7 @@ from .losses import CrossEntropySmooth, Distiller
 from .model import MobileNetV1
 from .nonfinite import NonFiniteError, NonFiniteGuard, init_momentum_buffers
 from .runtime import header, print0
-from .schedules import SCHEDULE_KEYS, schedule
+from .schedules import SCHEDULE_KEYS, schedule, uses, warmup_note
 from .stopping import StopRequest, signal_name
 from .tracking import RunLogger
 
@@ -296,14 +296,17 @@ def schedule_change(ckpt: Dict[str, Any], source: str, cfg: Config, lr: Sequence
     Continuing with another schedule is legitimate (more epochs, a lower peak for a second stage), but
     the rate jumps where the two differ, which a loss curve shows without saying why."""
     recorded = ckpt.get("config") or {}
-    changed = [k for k in SCHEDULE_KEYS if k in recorded and recorded[k] != getattr(cfg, k)]
+    mode = recorded.get("lr_decay_mode", cfg.lr_decay_mode)
+    # A key that one of the two schedules does not use is no difference (nor could it be passed back).
+    changed = [k for k in SCHEDULE_KEYS if k in recorded and recorded[k] != getattr(cfg, k)
+               and (k == "lr_decay_mode" or (uses(mode, k) and uses(cfg.lr_decay_mode, k)))]
     if not changed or step >= len(lr):
         return ""
     text = (f"resume: the learning-rate schedule differs from that of {source}'s run: "
             + ", ".join(f"{k} {recorded[k]} -> {getattr(cfg, k)}" for k in changed)
             + f"; step {step + 1} trains at {float(lr[step]):.6g}")
     try:
-        theirs = schedule(dataclasses.replace(cfg, **{k: recorded[k] for k in changed}),
+        theirs = schedule(dataclasses.replace(cfg, **{k: recorded[k] for k in SCHEDULE_KEYS if k in recorded}),
                           int(ckpt.get("steps_per_epoch") or 0) or len(lr) // cfg.epoch_size)
     except (TypeError, ValueError):  # a schedule that the recorded values do not make
         return text
@@ -311,6 +314,27 @@ def schedule_change(ckpt: Dict[str, Any], source: str, cfg: Config, lr: Sequence
     if at < len(theirs):
         return text + f", where that run's would train at {float(theirs[at]):.6g}"
     return text + f", where that run's last step trained at {float(theirs[-1]):.6g}"
+
+
+# Training-recipe keys a resume may change (the run then trains with its own), named when it does.
+RECIPE_KEYS = ("drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "random_erase", "mixup_alpha",
+               "cutmix_alpha", "mix_prob", "clip_grad_norm", "use_label_smooth", "label_smooth_factor",
+               "random_flip", "teacher", "distill_alpha", "distill_temperature")
+
+
+def recipe_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
+    """A line naming the :data:`RECIPE_KEYS` whose values differ from those the checkpoint's run recorded
+    (this run trains with its own from here), or ""."""
+    recorded = ckpt.get("config") or {}
+    changed = [k for k in RECIPE_KEYS if k in recorded and recorded[k] != getattr(cfg, k)]
+    if not changed:
+        return ""
+
+    def shown(v: Any) -> str:
+        return repr(v) if isinstance(v, str) else f"{v:g}" if isinstance(v, float) else str(v)
+
+    return (f"resume: {source}'s run trained with " + ", ".join(f"{k} {shown(recorded[k])}" for k in changed)
+            + "; continuing with this run's " + ", ".join(f"{k} {shown(getattr(cfg, k))}" for k in changed))
 
 
 def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: str,
@@ -475,10 +499,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                          f"full batch of batch_size {cfg.batch_size}"
                          + (f" x grad_accum_steps {cfg.grad_accum_steps}" if cfg.grad_accum_steps > 1 else ""))
     lr = schedule(cfg, steps_per_epoch)
-    if cfg.warmup_epochs >= cfg.epoch_size:
-        print0(f"warmup_epochs {cfg.warmup_epochs} >= epoch_size {cfg.epoch_size}: every step is a warm-up step "
-               f"(the rate climbs from lr_init {cfg.lr_init:g} to {float(lr[-1]):.6g}, short of lr_max "
-               f"{cfg.lr_max:g}), as in the seed's schedule")
+    if warmup_note(cfg, lr):
+        print0(warmup_note(cfg, lr))
 
     model = build_model(cfg)
     if cfg.pre_trained:
@@ -494,10 +516,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
     if cfg.freeze_layers:
         frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
         trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        print0(f"freeze_layers {cfg.freeze_layers}: network.0 to network.{cfg.freeze_layers - 1} keep their weights "
-               f"({frozen:,} parameters) and BatchNorm statistics; {trained:,} parameters train"
-               + ("" if cfg.pre_trained or cfg.resume else " (no pre_trained: the frozen layers keep their random "
-                                                            "initial weights)"))
+        layers = ("network.0 keeps its" if cfg.freeze_layers == 1
+                  else f"network.0 to network.{cfg.freeze_layers - 1} keep their")
+        print0(f"freeze_layers {cfg.freeze_layers}: {layers} weights ({frozen:,} parameters) and BatchNorm "
+               f"statistics; {trained:,} parameters train")
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format)
     model = dist.wrap(model, device, cfg.sync_bn)
@@ -532,8 +554,12 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                    + f" (global step {ckpt['step']}); model, optimizer, loss scale, schedule, data order and "
                      f"random state continue from there"
                    + ("; pre_trained is ignored" if cfg.pre_trained else ""))
-            if change:
-                print0(change)
+            for line in (change, recipe_change(ckpt, resumed_from, cfg)):
+                if line:
+                    print0(line)
+    if cfg.freeze_layers and not cfg.pre_trained and not resumed_from:
+        print0(f"freeze_layers {cfg.freeze_layers}: no pre_trained (and nothing resumed): the frozen layers keep their "
+               f"random initial weights")
     if cfg.save_checkpoint and dist.is_rank0:
         try:
             if not resumed_from:
