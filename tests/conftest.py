@@ -24,6 +24,16 @@ def class_images(labels: np.ndarray, seed: int) -> np.ndarray:
 
 
 @pytest.fixture
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine, OpenMP threads competing with other processes
+    slow tiny models down by orders of magnitude."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def cifar_dir(tmp_path):
     """A small CIFAR-10 binary data set: 2 train files of 96 records, 1 eval file of 40 (4 classes)."""
     root = tmp_path / "cifar"

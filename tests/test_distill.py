@@ -18,14 +18,6 @@ SMALL = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_ta
          "--warmup_epochs=0", "--lr_decay_mode=linear", "--lr_max=0.05", "--class_num=4"]
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Fixed(nn.Module):
     """A teacher that answers with given logits, and counts its calls and the batches it saw."""
 

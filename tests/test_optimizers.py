@@ -16,14 +16,6 @@ SMALL = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_ta
          "--warmup_epochs=0", "--lr_decay_mode=linear", "--class_num=4"]
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def two_steps(opt, **kw):
     """Two steps (lr 0.1, momentum 0.9, weight decay 0.01) of a linear layer on fixed gradients; returns
     the weights and bias before and after each step, and the gradients."""

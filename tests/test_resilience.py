@@ -33,16 +33,6 @@ SMALL = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_ta
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, OpenMP threads competing with other processes
-    slow tiny models down by orders of magnitude."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ---------------------------------------------------------------------------------------------------
 # helpers
 

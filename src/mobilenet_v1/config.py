@@ -405,12 +405,11 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
                          f"mixup_alpha and cutmix_alpha are 0, so none is")
     if not 1 <= cfg.augmix_severity <= 10:
         fail("augmix_severity", f"augmix_severity must be in [1, 10], got {cfg.augmix_severity}")
-    if cfg.augmix_severity != Config.augmix_severity and cfg.auto_augment != "augmix":
-        fail("augmix_severity", f"augmix_severity {cfg.augmix_severity} is AugMix's; auto_augment "
-                                f"{cfg.auto_augment or chr(39) * 2} does not use it (--auto_augment augmix)")
-    if cfg.ra_magnitude != Config.ra_magnitude and cfg.auto_augment != "ra":
-        fail("ra_magnitude", f"ra_magnitude {cfg.ra_magnitude} is RandAugment's; auto_augment "
-                             f"{cfg.auto_augment or chr(39) * 2} does not use it (--auto_augment ra)")
+    # A policy's own key, set for another policy, would be ignored silently.
+    for key, policy, whose in (("ra_magnitude", "ra", "RandAugment's"), ("augmix_severity", "augmix", "AugMix's")):
+        if getattr(cfg, key) != getattr(Config, key) and cfg.auto_augment != policy:
+            fail(key, f"{key} {getattr(cfg, key)} is {whose}; auto_augment {cfg.auto_augment or chr(39) * 2} does "
+                      f"not use it (--auto_augment {policy})")
     if not 0 < cfg.crop_pct <= 1:
         fail("crop_pct", f"crop_pct must be in (0, 1] (the centre crop's share of the resized shorter side), "
                          f"got {cfg.crop_pct}")
