@@ -91,7 +91,7 @@ def test_fine_tuning_with_frozen_layers_and_a_resume_that_would_change_them(cifa
     assert not torch.equal(ckpt["model"]["fc.weight"], source["fc.weight"])
     assert len(ckpt["optimizer"]["state"]) == 2  # fc.weight and fc.bias
     # Continuing with every layer trained would give the optimiser other parameters: refused, named.
-    with pytest.raises(ckpt_io.CheckpointError, match=r"its run froze freeze_layers 27, this run 0, so the optimiser "
+    with pytest.raises(ckpt_io.CheckpointError, match=r"its run trained with freeze_layers 27, this run 0, so the optimiser "
                                                       r"trains other parameters \(pass --freeze_layers 27"):
         train.run(load_config(common + ["--epoch_size=2", f"--resume={result['checkpoint']}",
                                         f"--save_checkpoint_path={tmp_path / 'other'}"]))

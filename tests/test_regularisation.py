@@ -275,3 +275,30 @@ def test_a_non_finite_loss_is_still_skipped_when_clipping(scale, fused):
     before, after, _, guard = _one_step(0.5, True, scale, criterion=nan_loss, fused=fused)
     assert all(torch.equal(b, a) for b, a in zip(before, after))
     assert guard.sync()["total"] == 1
+
+
+def test_dropout_resumes_exactly_from_an_image_folder_and_differs_by_rank(image_folder, tmp_path, one_thread):
+    """PyTorch's DataLoader draws its workers' base seed from torch's global generator at each epoch's
+    iterator (no workers) or once (persistent ones), which used to shift dropout's masks after a resume;
+    every step now starts from train.step_seed(seed, rank, step)."""
+    from mobilenet_v1 import checkpoint as ckpt_io
+    from mobilenet_v1 import train
+
+    common = ["--dataset=imagenet2012", f"--dataset_path={image_folder}", "--width_mult=0.25", "--image_size=32",
+              "--batch_size=3", "--device_target=CPU", "--num_workers=0", "--warmup_epochs=0",
+              "--lr_decay_mode=linear", "--lr_max=0.05", "--class_num=2", "--drop_rate=0.5", "--epoch_size=3"]
+    a = tmp_path / "a"
+    straight = train.run(load_config(common + ["--save_checkpoint_steps=2", "--save_checkpoint_epochs=1",
+                                              f"--save_checkpoint_path={a}"]))
+    final = ckpt_io.load_file(straight["checkpoint"])["model"]
+    assert straight["steps_per_epoch"] == 5
+    # From its checkpoint at an epoch's end, and from one inside an epoch (every 2 global steps: 2_3 is step 8).
+    for name in ("mobilenetv1-1_5.ckpt", "mobilenetv1-2_3.ckpt"):
+        out = tmp_path / name
+        resumed = train.run(load_config(common + [f"--resume={a / name}", f"--save_checkpoint_path={out}"]))
+        again = ckpt_io.load_file(resumed["checkpoint"])["model"]
+        assert again.keys() == final.keys()
+        for k in final:
+            assert torch.equal(again[k], final[k]), (name, k)
+    seeds = {train.step_seed(1, rank, step) for rank in range(4) for step in range(100)}
+    assert len(seeds) == 400 and train.step_seed(1, 0, 7) == train.step_seed(1, 0, 7)

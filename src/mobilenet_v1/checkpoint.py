@@ -519,7 +519,7 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
         optimizer_problems = [f"optimizer: its run trained with --opt {trained_with}, this run with --opt {opt}, whose "
                               f"state is another (pass --opt {trained_with})"]
     elif freeze_layers is not None and froze != freeze_layers:
-        optimizer_problems = [f"optimizer: its run froze freeze_layers {froze}, this run {freeze_layers}, so the "
+        optimizer_problems = [f"optimizer: its run trained with freeze_layers {froze}, this run {freeze_layers}, so the "
                               f"optimiser trains other parameters (pass --freeze_layers {froze} to continue it; "
                               f"--pre_trained {source} without --resume starts a new stage from its weights)"]
     else:

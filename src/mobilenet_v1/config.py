@@ -124,7 +124,7 @@ class Config:
     freeze_layers: int = 0
     # Knowledge distillation: a trained model's checkpoint (or run folder) whose outputs the training
     # loss also follows, (1 - distill_alpha) x the loss + distill_alpha x T^2 KL at distill_temperature
-    # T (DeiT's soft distillation); "": none.
+    # T (Hinton et al.'s, the KL averaged over the batch); "": none.
     teacher: str = ""
     distill_alpha: float = 0.5
     distill_temperature: float = 1.0
@@ -210,7 +210,7 @@ KEY_HELP: Dict[str, str] = {
     "log_interval": "steps between logged records; 0: epochs only",
     "eval_interval": "evaluate every N epochs and keep the best; 0: never",
     "ema_decay": "weight average's decay (timm: 0.9998); 0: none",
-    "use_ema": "eval/export/predict: a checkpoint's weight average when it has one",
+    "use_ema": "eval/export/predict/pre_trained/teacher: a checkpoint's weight average when it has one",
     "grad_accum_steps": "batches whose gradients make one step",
     "mixup_alpha": "Mixup's Beta alpha; 0: off",
     "cutmix_alpha": "CutMix's Beta alpha; 0: off",

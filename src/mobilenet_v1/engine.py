@@ -107,7 +107,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
                     augment: Optional[Callable[[int, torch.Tensor, torch.Tensor],
                                                Tuple[torch.Tensor, torch.Tensor, float]]] = None,
                     clip_grad_norm: float = 0.0, stop: Optional[Callable[[int], bool]] = None,
-                    distill: Optional["Distiller"] = None) -> EpochResult:
+                    distill: Optional["Distiller"] = None,
+                    step_seed: Optional[Callable[[int], int]] = None) -> EpochResult:
     """One pass over ``loader``; step ``i`` of the epoch runs at learning rate ``lrs[i]``.
 
     ``accumulate``: a step adds up the gradients of that many batches of ``loader`` (its loss is their
@@ -128,6 +129,9 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
 
     ``distill`` (:class:`losses.Distiller`): each batch's loss is its blend of that loss and the
     divergence from a teacher's outputs on the same (augmented) batch.
+
+    ``step_seed(i)``: torch's generators are seeded with it before step ``i`` (what the model draws in
+    the step, dropout's masks, is then a function of it: :func:`train.step_seed`).
 
     ``stop(i)``, after ``on_step`` of every step: True ends the pass there (a run asked to stop,
     :mod:`stopping`); the result's ``stopped_after`` is then ``i + 1``.
@@ -168,6 +172,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
                 continue
             group = [stand_in_batch(x, y) if x.shape[0] < 2 else (x, y) for x, y in group]
         prev = loss
+        if step_seed is not None:
+            torch.manual_seed(step_seed(i))
         lr = float(lrs[i])
         for param_group in optimizer.param_groups:
             param_group["lr"] = lr

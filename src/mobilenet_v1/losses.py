@@ -40,7 +40,8 @@ class CrossEntropySmooth(nn.Module):
 class Distiller:
     """Knowledge distillation (Hinton et al. 2015) from a trained ``teacher``: a training step's loss
     becomes ``(1 - alpha) * task_loss + alpha * T**2 * KL(softmax(teacher / T) || softmax(student / T))``,
-    the KL averaged over the batch (DeiT's soft distillation; ``alpha`` 0.5, ``T`` 1 by default there).
+    the KL summed over the classes and averaged over the batch (Hinton et al.'s scaling; DeiT's soft
+    distillation divides by batch x classes instead, so its ``alpha`` weighs the KL 1/classes as much).
 
     The teacher sees the batch the student sees (augmented and mixed alike), in evaluation mode, without
     gradients, under the run's autocast; it never trains."""

@@ -258,7 +258,7 @@ class MobileNetV1(nn.Module):
     def train(self, mode: bool = True) -> "MobileNetV1":
         """``nn.Module.train``, but the frozen layers (:meth:`freeze`) stay in evaluation mode."""
         super().train(mode)
-        for layer in self.network[:self.frozen_layers]:
+        for layer in self.network[:getattr(self, "frozen_layers", 0)]:
             layer.eval()
         return self
 

@@ -1,6 +1,7 @@
 """``mobilenet-v1 train``: wires configuration, data, model, optimiser and checkpoints together."""
 import dataclasses
 import functools
+import hashlib
 import io
 import os
 import random
@@ -114,6 +115,18 @@ def check_class_num(cfg: Config, loader, evaluates: bool) -> None:
             imagenet_folder(cfg.dataset_path, False) == imagenet_folder(cfg.dataset_path, True):
         print0(f"eval_interval: dataset_path {cfg.dataset_path} has no evaluation folder, so evaluation reads the "
                f"training images; --val_split 0.1 holds out a tenth of each class instead")
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of torch's generators at global step ``step`` of process ``rank`` in a run of ``seed``.
+
+    With ``drop_rate`` every step starts from it, so dropout's masks depend on the seed, the rank and the
+    step alone, like the data's augmentation: a resumed run (from any step, with any loader: PyTorch's
+    DataLoader draws its workers' base seed from the global generator) drops as an uninterrupted one
+    would, on every rank (a checkpoint holds rank 0's generators only), and the ranks draw different
+    masks (one seed for all would give sample k of every rank's batch the same one)."""
+    digest = hashlib.blake2b(f"dropout {seed} {rank} {step}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
 
 
 def samples_per_step(cfg: Config, dist: Optional[distributed.Context]) -> int:
@@ -298,8 +311,10 @@ def schedule_change(ckpt: Dict[str, Any], source: str, cfg: Config, lr: Sequence
     recorded = ckpt.get("config") or {}
     mode = recorded.get("lr_decay_mode", cfg.lr_decay_mode)
     # A key that one of the two schedules does not use is no difference (nor could it be passed back).
+    warm = recorded.get("warmup_epochs", cfg.warmup_epochs) or cfg.warmup_epochs  # lr_init is the warm-up's
     changed = [k for k in SCHEDULE_KEYS if k in recorded and recorded[k] != getattr(cfg, k)
-               and (k == "lr_decay_mode" or (uses(mode, k) and uses(cfg.lr_decay_mode, k)))]
+               and (k == "lr_decay_mode" or (uses(mode, k) and uses(cfg.lr_decay_mode, k)))
+               and (k != "lr_init" or warm)]
     if not changed or step >= len(lr):
         return ""
     text = (f"resume: the learning-rate schedule differs from that of {source}'s run: "
@@ -418,8 +433,9 @@ def restore_moments(cfg: Config, source: Dict[str, Any], model, optimizer, skipp
                f"is {cfg.opt}, whose state starts afresh")
         return
     count = mindspore_io.load_momentum(optimizer, model, source["moments"], cfg.pre_trained, skip=skipped)
-    print0(f"pre_trained: momentum buffers of {count} parameters restored{at}; continuing at epoch "
-           f"{cfg.pretrain_epoch_size + 1}")
+    print0(f"pre_trained: momentum buffers of {count} parameters restored{at}"
+           + (f" (the frozen layers' left out)" if cfg.freeze_layers else "")
+           + f"; continuing at epoch {cfg.pretrain_epoch_size + 1}")
     if step is not None and step != cfg.pretrain_epoch_size * steps_per_epoch:
         print0(f"pre_trained: note: global_step {step} is not pretrain_epoch_size {cfg.pretrain_epoch_size} x "
                f"{steps_per_epoch} steps per epoch here; the schedule continues at step "
@@ -529,7 +545,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
             average = build_model(cfg)
         ema = WeightAverage(model, average.to(device=device, memory_format=memory_format), cfg.ema_decay)
     criterion = build_criterion(cfg)
-    distill = build_distiller(cfg, loader.classes, device, memory_format) if cfg.teacher else None
+    # Its initial weights are overwritten: keep the RNG stream as a run without a teacher has it.
+    with torch.random.fork_rng(devices=[]):
+        distill = build_distiller(cfg, loader.classes, device, memory_format) if cfg.teacher else None
     if cfg.use_label_smooth and cfg.dataset == "cifar10":
         print0(f"use_label_smooth: label smoothing {cfg.label_smooth_factor} on cifar10, as set (the seed "
                f"smooths only ImageNet's labels and ignores the key for cifar10)")
@@ -619,11 +637,15 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
             def stop(i: int, epoch: int = epoch) -> bool:
                 return stopper.should_stop(epoch * steps_per_epoch + i + 1)
 
+            def seed_of(i: int, epoch: int = epoch) -> int:
+                return step_seed(cfg.seed, dist.rank, epoch * steps_per_epoch + i)
+
             result = train_one_epoch(step_model, loader, criterion, optimizer, scaler, lrs, device, precision,
                                      on_step=on_step, start_step=first, guard=guard, ema=ema,
                                      accumulate=cfg.grad_accum_steps,
                                      augment=functools.partial(augment, epoch) if augment.enabled else None,
-                                     clip_grad_norm=cfg.clip_grad_norm, stop=stop, distill=distill)
+                                     clip_grad_norm=cfg.clip_grad_norm, stop=stop, distill=distill,
+                                     step_seed=seed_of if cfg.drop_rate else None)
             if result.stopped_after is not None and result.stopped_after < steps_per_epoch:
                 guard.sync()  # raises alike on every rank, before rank 0 would save
                 dist.sync_buffers(model)  # as at an epoch's end: every rank holds what rank 0 saves
