@@ -382,3 +382,62 @@ def test_augmix_options_are_checked_and_float_images_keep_their_dtype():
         as_float = AugMix()(images.to(dtype), [1, 2, 3, 4])
         assert as_float.dtype == dtype and 0 <= float(as_float.min()) and float(as_float.max()) <= 255
         assert float((as_float.float() - as_uint8.float()).abs().max()) <= 2.5, dtype
+
+
+def test_augmix_is_torchvisions_v2_augmix_given_the_same_draws(monkeypatch):
+    """torchvision's own v2.AugMix.forward, its draws (torch.randint, torch.rand, the Dirichlet samples)
+    scripted to be a sample's plan here: the same uint8 image, for each sample whose chains hold no
+    geometric operation (bilinear grids differ in their last bits; test_bilinear_geometry... covers them).
+    This follows torchvision if its forward changes, where torchvision_mix above is a copy of it."""
+    from torchvision.transforms.v2 import AugMix as TvAugMix
+
+    images = sample_images()
+    ours = AugMix(severity=5)
+    (plan,) = ours.plans(list(range(600)), 29, 41)
+    geometric = torch.tensor([OPS.index(op) for op in ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")])
+    chosen = [i for i in range(600) if not torch.isin(plan.ops[i], geometric).any()][:12]
+    assert len(chosen) == 12
+    real_randint, real_rand = torch.randint, torch.rand
+    for n, i in enumerate(chosen):
+        img = images[n % len(images)]
+        # torchvision's weights, in its float32 arithmetic; ours are then given the same.
+        m = torch.tensor([[float(plan.weights[i, 0]), 1 - float(plan.weights[i, 0])]])
+        d = plan.weights[i, 1:].double() / plan.weights[i, 1:].double().sum()
+        dirichlets = iter([m, d.float()[None]])
+        script = []  # what each torch.randint / torch.rand call of its forward returns, in order
+        for c in range(MIX_DEPTH):
+            ops = [int(k) for k in plan.ops[i, c] if k != 0]
+            script.append(("randint", torch.tensor([len(ops)])))
+            for step, k in enumerate(ops):
+                name, value = OPS[k], float(plan.values[i, c, step])
+                script.append(("randint", torch.tensor(AUGMIX_OPS.index(name))))
+                if name not in ("AutoContrast", "Equalize"):
+                    table = magnitudes("augmix", name, 29, 41)
+                    script.append(("randint", torch.tensor(table.index(abs(value)))))
+                    if name in ("Brightness", "Color", "Contrast", "Sharpness"):
+                        script.append(("rand", torch.tensor(0.0 if value < 0 else 1.0)))
+        calls = iter(script)
+
+        def scripted(kind):
+            def draw(*args, **kwargs):
+                got, value = next(calls)
+                assert got == kind, (got, kind)
+                return value
+            return draw
+
+        class Scripted(TvAugMix):
+            def _sample_dirichlet(self, params):
+                return next(dirichlets)
+
+        tv = Scripted(severity=5)
+        monkeypatch.setattr(torch, "randint", scripted("randint"))
+        monkeypatch.setattr(torch, "rand", scripted("rand"))
+        try:
+            theirs = tv(img)
+        finally:
+            monkeypatch.setattr(torch, "randint", real_randint)
+            monkeypatch.setattr(torch, "rand", real_rand)
+        assert next(calls, None) is None  # every scripted draw was taken
+        weights = torch.cat([m[:, 0], d.float() * m[0, 1]])
+        mine = MixPlan(plan.ops[i:i + 1], plan.values[i:i + 1], weights[None])
+        assert torch.equal(ours.apply_plans(img[None], [mine])[0], theirs), (i, plan.ops[i].tolist())

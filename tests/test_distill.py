@@ -44,6 +44,8 @@ def test_the_loss_blends_the_task_loss_with_the_temperature_scaled_divergence():
         torch.testing.assert_close(got, (1 - alpha) * task + alpha * kl)
         assert fixed.seen[0] is x and not fixed.training  # the student's batch; evaluation mode
     assert float(Distiller(Fixed(teacher)).divergence(teacher, teacher)) == pytest.approx(0.0, abs=1e-6)
+    pure = Distiller(Fixed(teacher), alpha=1.0)(x, student, torch.tensor(float("nan")), contextlib.nullcontext)
+    assert torch.isfinite(pure)  # the task loss takes no part with alpha 1, not even as 0 x NaN
     with pytest.raises(ValueError, match=r"distill_alpha must be in \(0, 1\]"):
         Distiller(Fixed(teacher), 0.0)
 

@@ -65,4 +65,7 @@ class Distiller:
         the run's autocast context (a callable returning it)."""
         with torch.no_grad(), autocast():
             teacher = self.teacher(x)
-        return (1 - self.alpha) * task_loss + self.alpha * self.divergence(student, teacher)
+        kd = self.divergence(student, teacher)
+        if self.alpha == 1:  # the teacher alone: a non-finite task loss (0 x NaN is NaN) is no concern then
+            return kd
+        return (1 - self.alpha) * task_loss + self.alpha * kd
