@@ -1,6 +1,4 @@
 """--teacher: knowledge distillation from a trained checkpoint (losses.Distiller)."""
-import contextlib
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -40,11 +38,11 @@ def test_the_loss_blends_the_task_loss_with_the_temperature_scaled_divergence():
         d = Distiller(fixed, alpha, t)
         p_t, log_p_s = F.softmax(teacher / t, dim=1), F.log_softmax(student / t, dim=1)
         kl = (p_t * (p_t.log() - log_p_s)).sum(dim=1).mean() * t * t
-        got = d(x, student, task, contextlib.nullcontext)
+        got = d(task, student, d.logits(x))
         torch.testing.assert_close(got, (1 - alpha) * task + alpha * kl)
         assert fixed.seen[0] is x and not fixed.training  # the student's batch; evaluation mode
     assert float(Distiller(Fixed(teacher)).divergence(teacher, teacher)) == pytest.approx(0.0, abs=1e-6)
-    pure = Distiller(Fixed(teacher), alpha=1.0)(x, student, torch.tensor(float("nan")), contextlib.nullcontext)
+    pure = Distiller(Fixed(teacher), alpha=1.0)(torch.tensor(float("nan")), student, teacher)
     assert torch.isfinite(pure)  # the task loss takes no part with alpha 1, not even as 0 x NaN
     with pytest.raises(ValueError, match=r"distill_alpha must be in \(0, 1\]"):
         Distiller(Fixed(teacher), 0.0)
@@ -61,7 +59,7 @@ def test_gradient_steps_move_the_student_toward_the_teacher():
         before = float(d.divergence(student(x), teacher_net(x)))
     for _ in range(50):
         opt.zero_grad()
-        d(x, student(x), torch.zeros(()), contextlib.nullcontext).backward()
+        d(torch.zeros(()), student(x), d.logits(x)).backward()
         opt.step()
     with torch.no_grad():
         assert float(d.divergence(student(x), teacher_net(x))) < 0.2 * before

@@ -193,7 +193,7 @@ def test_the_schedule_note_names_only_keys_both_schedules_use_and_the_recipe_not
                     f"trained at {float(train.schedule(was, 10)[-1]):.6g}")
     assert float(train.schedule(was, 10)[-1]) == pytest.approx(was.lr_max * 0.5, rel=1e-6)  # its rate, not 0.98
     assert train.recipe_change(ckpt, "a.ckpt", now) == (
-        "resume: a.ckpt's run trained with drop_rate 0.2, auto_augment 'ta_wide', mixup_alpha 0; continuing with "
+        "resume: a.ckpt was trained with drop_rate 0.2, auto_augment 'ta_wide', mixup_alpha 0; continuing with "
         "this run's drop_rate 0, auto_augment '', mixup_alpha 0.2")
     assert train.recipe_change({"config": dataclasses.asdict(now)}, "b.ckpt", now) == ""
     assert train.recipe_change({}, "c.ckpt", now) == ""  # a file without a recorded configuration

@@ -22,8 +22,9 @@ tensors copied without waiting, so nothing reads back from the device.
 Images are (N, 3, H, W) with values in [0, 255]: uint8 (CPU and CIFAR-10 pipelines) or float (the GPU
 pipeline's resampled crops, float16 on CUDA), after the crop and flip, before normalisation.
 """
+import functools
 import math
-from typing import Dict, List, NamedTuple, Sequence, Tuple, Union
+from typing import List, NamedTuple, Sequence, Union
 
 import numpy as np
 import torch
@@ -106,51 +107,37 @@ _AUGMIX_OP_INDEX = np.array([OPS.index(op) for op in AUGMIX_OPS])
 
 
 def magnitudes(policy: str, op: str, height: int, width: int) -> List[float]:
-    """The unsigned magnitudes of ``op``, one a bin (31; AutoAugment's 10): torchvision's tables, built
-    as it builds them (float32 ``linspace``), since an exact 16.0 where it holds 15.999999 shifts one
-    pixel more after ``int()``."""
-    if policy == "augmix":
-        return augmix_magnitudes(op, height, width)
-    wide = policy == "ta_wide"
-    bins = 10 if policy in AUTOAUGMENT_POLICIES else BINS
+    """The unsigned magnitudes of ``op``, one a bin (31; AutoAugment's and AugMix's 10): torchvision's
+    tables, built as it builds them (float32 ``linspace``), since an exact 16.0 where it holds 15.999999
+    shifts one pixel more after ``int()``. AugMix's are RandAugment's but for translations (a third of
+    the side) and posterize (4 bits kept down to 0)."""
+    wide, augmix = policy == "ta_wide", policy == "augmix"
+    bins = MIX_BINS if augmix else 10 if policy in AUTOAUGMENT_POLICIES else BINS
 
     def ramp(top: float) -> List[float]:
         return torch.linspace(0.0, top, bins).tolist()
 
+    side = width if op == "TranslateX" else height
     if op in ("ShearX", "ShearY"):
         return ramp(0.99 if wide else 0.3)
     if op in ("TranslateX", "TranslateY"):
-        return ramp(32.0 if wide else 150.0 / 331.0 * (width if op == "TranslateX" else height))
+        return ramp(32.0 if wide else side / 3.0 if augmix else 150.0 / 331.0 * side)
     if op == "Rotate":
         return ramp(135.0 if wide else 30.0)
     if op in ("Brightness", "Color", "Contrast", "Sharpness"):
         return ramp(0.99 if wide else 0.9)
-    if op == "Posterize":  # bits kept: 8 down to 2 (ta_wide) or 4
-        return (8 - torch.arange(bins) / ((bins - 1) / (6 if wide else 4))).round().tolist()
+    if op == "Posterize":  # bits kept: 8 down to 2 (ta_wide) or 4; AugMix's 4 down to 0
+        return ((4 if augmix else 8) - torch.arange(bins) / ((bins - 1) / (6 if wide else 4))).round().tolist()
     if op == "Solarize":  # the threshold, as a share of 255
         return torch.linspace(1.0, 0.0, bins).tolist()
     return [0.0] * bins
 
 
-def augmix_magnitudes(op: str, height: int, width: int) -> List[float]:
-    """AugMix's unsigned magnitudes of ``op`` over its 10 bins (torchvision's ``AugMix`` table; its
-    solarize thresholds as shares of 255, as for the other policies)."""
-    def ramp(top: float) -> List[float]:
-        return torch.linspace(0.0, top, MIX_BINS).tolist()
-
-    if op in ("ShearX", "ShearY"):
-        return ramp(0.3)
-    if op in ("TranslateX", "TranslateY"):
-        return ramp((width if op == "TranslateX" else height) / 3.0)
-    if op == "Rotate":
-        return ramp(30.0)
-    if op in ("Brightness", "Color", "Contrast", "Sharpness"):
-        return ramp(0.9)
-    if op == "Posterize":  # bits kept: 4 down to 0
-        return (4 - torch.arange(MIX_BINS) / ((MIX_BINS - 1) / 4)).round().tolist()
-    if op == "Solarize":
-        return torch.linspace(1.0, 0.0, MIX_BINS).tolist()
-    return [0.0] * MIX_BINS
+@functools.lru_cache(maxsize=None)
+def magnitude_table(policy: str, height: int, width: int) -> np.ndarray:
+    """(:data:`OPS`, bins) :func:`magnitudes` of ``policy`` for images of this size (translations scale
+    with it), built once a size."""
+    return np.array([magnitudes(policy, op, height, width) for op in OPS])
 
 
 class Plan(NamedTuple):
@@ -173,21 +160,13 @@ class AutoAugment:
             raise ValueError(f"ra_magnitude must be in [0, {BINS - 1}], got {level}")
         self.policy, self.level = policy, level
         self.rounds = {"ta_wide": 1, "ra": num_ops}.get(policy, 2)
-        self._tables: Dict[Tuple[int, int], torch.Tensor] = {}
-
-    def table(self, height: int, width: int) -> torch.Tensor:
-        """(operations, bins) magnitudes for images of this size (RandAugment's translations scale)."""
-        if (height, width) not in self._tables:
-            self._tables[(height, width)] = torch.tensor(
-                [magnitudes(self.policy, op, height, width) for op in OPS], dtype=torch.float64)
-        return self._tables[(height, width)]
 
     def plans(self, seeds: Union[Sequence[int], torch.Tensor], height: int, width: int) -> List[Plan]:
         """The operations of samples with augmentation ``seeds`` (Python ints of any size, or an int64
         tensor of them modulo 2**64, as the samplers hold them), one plan a round."""
         policy = _POLICY_ARRAYS.get(self.policy)
         u = seed_uniforms(seeds, 3 * self.rounds + (policy is not None))  # AutoAugment also draws its sub-policy
-        table = self.table(height, width).numpy()
+        table = magnitude_table(self.policy, height, width)
         if policy is not None:
             policy_op, policy_p, policy_bin = policy
             chosen = np.minimum((u[:, -1] * len(policy_op)).astype(np.int64), len(policy_op) - 1)
@@ -239,13 +218,6 @@ class AugMix:
         if not 1 <= severity <= MIX_BINS:
             raise ValueError(f"augmix_severity must be in [1, {MIX_BINS}], got {severity}")
         self.severity = severity
-        self._tables: Dict[Tuple[int, int], np.ndarray] = {}
-
-    def table(self, height: int, width: int) -> np.ndarray:
-        """(AUGMIX_OPS, bins) magnitudes for images of this size (translations scale with it)."""
-        if (height, width) not in self._tables:
-            self._tables[(height, width)] = np.array([augmix_magnitudes(op, height, width) for op in AUGMIX_OPS])
-        return self._tables[(height, width)]
 
     def plans(self, seeds: Union[Sequence[int], torch.Tensor], height: int, width: int) -> List[MixPlan]:
         """The draws of samples with augmentation ``seeds`` (as :meth:`AutoAugment.plans`), in a list of one."""
@@ -261,8 +233,8 @@ class AugMix:
         draws = u[:, 2 + 2 * MIX_WIDTH:].reshape(n, MIX_WIDTH, MIX_DEPTH, 3)
         which = np.minimum((draws[..., 0] * len(AUGMIX_OPS)).astype(np.int64), len(AUGMIX_OPS) - 1)
         level = np.minimum((draws[..., 1] * self.severity).astype(np.int64), self.severity - 1)
-        values = self.table(height, width)[which, level]
         ops = _AUGMIX_OP_INDEX[which]
+        values = magnitude_table(self.policy, height, width)[ops, level]
         values = np.where(_SIGNED_OP[ops] & (draws[..., 2] < 0.5), -values, values)
         within = np.arange(MIX_DEPTH)[None, None, :] < depth[:, :, None]
         ops = np.where(within, ops, 0)

@@ -117,8 +117,9 @@ def cmd_lr_schedule(argv: List[str]) -> int:
         except ValueError:
             raise SystemExit(f"mobilenet-v1 lr-schedule: --steps_per_epoch must be an integer, got {spe!r}")
     lr = schedule(cfg, steps)
-    if warmup_note(cfg, lr):
-        print(warmup_note(cfg, lr), file=sys.stderr)
+    note = warmup_note(cfg, lr)
+    if note:
+        print(note, file=sys.stderr)
     lines = ["step,epoch,lr"] + [f"{i},{i // steps + 1},{repr(float(v))}" for i, v in enumerate(lr)]
     text = "\n".join(lines) + "\n"
     if out:

@@ -394,39 +394,17 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("distill_alpha", f"distill_alpha must be in (0, 1] (the teacher's share of the loss), got {cfg.distill_alpha}")
     if cfg.distill_temperature <= 0:
         fail("distill_temperature", f"distill_temperature must be positive, got {cfg.distill_temperature}")
-    if not cfg.teacher:
-        for key in ("distill_alpha", "distill_temperature"):
-            if getattr(cfg, key) != getattr(Config, key):
-                fail(key, f"{key} {getattr(cfg, key):g} is knowledge distillation's; no teacher is set (--teacher CKPT)")
     if not 0 <= cfg.drop_rate < 1:
         fail("drop_rate", f"drop_rate must be in [0, 1) (the share of features dropped; 0: none), got {cfg.drop_rate}")
-    if cfg.mix_prob != 1 and not (cfg.mixup_alpha or cfg.cutmix_alpha):
-        fail("mix_prob", f"mix_prob {cfg.mix_prob:g} is the share of batches mixed by Mixup or CutMix; "
-                         f"mixup_alpha and cutmix_alpha are 0, so none is")
     if not 1 <= cfg.augmix_severity <= 10:
         fail("augmix_severity", f"augmix_severity must be in [1, 10], got {cfg.augmix_severity}")
-    # A policy's own key, set for another policy, would be ignored silently.
-    for key, policy, whose in (("ra_magnitude", "ra", "RandAugment's"), ("augmix_severity", "augmix", "AugMix's")):
-        if getattr(cfg, key) != getattr(Config, key) and cfg.auto_augment != policy:
-            fail(key, f"{key} {getattr(cfg, key)} is {whose}; auto_augment {cfg.auto_augment or chr(39) * 2} does "
-                      f"not use it (--auto_augment {policy})")
     if not 0 < cfg.crop_pct <= 1:
         fail("crop_pct", f"crop_pct must be in (0, 1] (the centre crop's share of the resized shorter side), "
                          f"got {cfg.crop_pct}")
-    if cfg.crop_pct != Config.crop_pct and cfg.dataset == "cifar10":
-        fail("crop_pct", f"crop_pct {cfg.crop_pct:g} is for image folders' evaluation; CIFAR-10's resizes the "
-                         f"whole 32x32 image")
     if not 0 < cfg.lr_decay_rate <= 1:
         fail("lr_decay_rate", f"lr_decay_rate must be in (0, 1], got {cfg.lr_decay_rate}")
     if cfg.lr_decay_epochs <= 0:
         fail("lr_decay_epochs", f"lr_decay_epochs must be positive, got {cfg.lr_decay_epochs}")
-    if cfg.lr_decay_mode != "exponential":
-        for key in ("lr_decay_rate", "lr_decay_epochs"):
-            if getattr(cfg, key) != getattr(Config, key):
-                fail(key, f"{key} {getattr(cfg, key):g} is lr_decay_mode exponential's; lr_decay_mode "
-                          f"{cfg.lr_decay_mode} does not use it")
-    if cfg.opt_eps and cfg.opt == "momentum":
-        fail("opt_eps", f"opt_eps {cfg.opt_eps:g} is RMSprop's and AdamW's; opt momentum (SGD) has none")
     if not 0 <= cfg.val_split < 1:
         fail("val_split", f"val_split must be in [0, 1) (0: none), got {cfg.val_split}")
     if cfg.val_split and cfg.dataset == "cifar10":
@@ -436,6 +414,28 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("seed", f"seed must be in [0, 2**32 - 1], got {cfg.seed}")
     if not 0 <= cfg.label_smooth_factor < 1:
         fail("label_smooth_factor", f"label_smooth_factor must be in [0, 1), got {cfg.label_smooth_factor}")
+    # Keys that only one setting of another key uses, set while it is another: they would be ignored
+    # silently. (keys, whether this configuration uses them, whose they are, why not here)
+    blank = chr(39) * 2
+    owned = (
+        (("ra_magnitude",), cfg.auto_augment == "ra", "RandAugment's",
+         f"auto_augment {cfg.auto_augment or blank} does not use it (--auto_augment ra)"),
+        (("augmix_severity",), cfg.auto_augment == "augmix", "AugMix's",
+         f"auto_augment {cfg.auto_augment or blank} does not use it (--auto_augment augmix)"),
+        (("mix_prob",), bool(cfg.mixup_alpha or cfg.cutmix_alpha), "the share of batches mixed by Mixup or CutMix",
+         "mixup_alpha and cutmix_alpha are 0, so none is"),
+        (("lr_decay_rate", "lr_decay_epochs"), cfg.lr_decay_mode == "exponential", "lr_decay_mode exponential's",
+         f"lr_decay_mode {cfg.lr_decay_mode} does not use it"),
+        (("opt_eps",), cfg.opt != "momentum", "RMSprop's and AdamW's", "opt momentum (SGD) has none"),
+        (("distill_alpha", "distill_temperature"), bool(cfg.teacher), "knowledge distillation's",
+         "no teacher is set (--teacher CKPT)"),
+        (("crop_pct",), cfg.dataset != "cifar10", "for image folders' evaluation",
+         "CIFAR-10's resizes the whole 32x32 image"),
+    )
+    for keys, used, whose, why in owned:
+        for key in keys:
+            if not used and getattr(cfg, key) != getattr(Config, key):
+                fail(key, f"{key} {getattr(cfg, key):g} is {whose}; {why}")
 
 
 def parse_overrides(argv: Sequence[str]) -> List[Tuple[str, str]]:

@@ -189,11 +189,12 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
             with ddp.no_sync() if ddp is not None and j < len(group) - 1 else contextlib.nullcontext():
                 with autocast(device, precision):
                     logits = model(x).float()
+                    taught = distill.logits(x) if distill is not None else None
                 part = criterion(logits, y)
                 if lam < 1.0:
                     part = lam * part + (1.0 - lam) * criterion(logits, partner)
                 if distill is not None:
-                    part = distill(x, logits, part, lambda: autocast(device, precision))
+                    part = distill(part, logits, taught)
                 if accumulate > 1:
                     part = part / accumulate  # the step's loss is the mean over its batches
                 scaler.scale(part).backward()

@@ -44,7 +44,8 @@ class Distiller:
     distillation divides by batch x classes instead, so its ``alpha`` weighs the KL 1/classes as much).
 
     The teacher sees the batch the student sees (augmented and mixed alike), in evaluation mode, without
-    gradients, under the run's autocast; it never trains."""
+    gradients (under the run's autocast: :func:`engine.train_one_epoch` calls :meth:`logits` where the
+    student runs); it never trains."""
 
     def __init__(self, teacher: nn.Module, alpha: float = 0.5, temperature: float = 1.0):
         if not 0 < alpha <= 1:
@@ -60,11 +61,13 @@ class Distiller:
         return F.kl_div(F.log_softmax(student.float() / t, dim=1), F.log_softmax(teacher.float() / t, dim=1),
                         reduction="batchmean", log_target=True) * (t * t)
 
-    def __call__(self, x: torch.Tensor, student: torch.Tensor, task_loss: torch.Tensor, autocast) -> torch.Tensor:
-        """The step's loss for the batch ``x``, given the student's logits and its task loss; ``autocast``:
-        the run's autocast context (a callable returning it)."""
-        with torch.no_grad(), autocast():
-            teacher = self.teacher(x)
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The teacher's outputs for the batch ``x``."""
+        return self.teacher(x)
+
+    def __call__(self, task_loss: torch.Tensor, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """A batch's loss from its task loss and the student's and teacher's (:meth:`logits`) outputs."""
         kd = self.divergence(student, teacher)
         if self.alpha == 1:  # the teacher alone: a non-finite task loss (0 x NaN is NaN) is no concern then
             return kd

@@ -255,6 +255,15 @@ class CheckpointWriter:
         return path
 
 
+def changes_line(source: str, changed: Dict[str, Tuple[Any, Any]]) -> str:
+    """A resume's line naming settings (key: (the checkpoint's, this run's)) it continues with changed."""
+    def shown(v: Any) -> str:
+        return repr(v) if isinstance(v, str) else f"{v:g}" if isinstance(v, float) else str(v)
+
+    return (f"resume: {source} was trained with " + ", ".join(f"{k} {shown(old)}" for k, (old, _) in changed.items())
+            + "; continuing with this run's " + ", ".join(f"{k} {shown(new)}" for k, (_, new) in changed.items()))
+
+
 # Optimiser settings a resumed run takes from its own configuration rather than from the checkpoint.
 RESUMED_SETTINGS = ("momentum", "weight_decay", "eps")
 
@@ -290,8 +299,7 @@ def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, 
             if k in g and k in settings and g[k] != settings[k]:
                 changed.setdefault(k, (g[k], settings[k]))
     if changed:
-        print0(f"resume: {source} was trained with " + ", ".join(f"{k} {old:g}" for k, (old, _) in changed.items())
-               + "; continuing with this run's " + ", ".join(f"{k} {new:g}" for k, (_, new) in changed.items()))
+        print0(changes_line(source, changed))
     optimizer.load_state_dict({**saved, "param_groups": [{**g, **settings} for g, settings
                                                            in zip(saved["param_groups"], ours)]})
     init_momentum_buffers(optimizer)  # momentum switched on for the resume: the file's state has no buffers
@@ -309,12 +317,12 @@ def schedule_change(ckpt: Dict[str, Any], source: str, cfg: Config, lr: Sequence
     Continuing with another schedule is legitimate (more epochs, a lower peak for a second stage), but
     the rate jumps where the two differ, which a loss curve shows without saying why."""
     recorded = ckpt.get("config") or {}
-    mode = recorded.get("lr_decay_mode", cfg.lr_decay_mode)
+    theirs_uses = functools.partial(uses, recorded.get("lr_decay_mode", cfg.lr_decay_mode),
+                                    recorded.get("warmup_epochs", cfg.warmup_epochs))
+    ours_uses = functools.partial(uses, cfg.lr_decay_mode, cfg.warmup_epochs)
     # A key that one of the two schedules does not use is no difference (nor could it be passed back).
-    warm = recorded.get("warmup_epochs", cfg.warmup_epochs) or cfg.warmup_epochs  # lr_init is the warm-up's
     changed = [k for k in SCHEDULE_KEYS if k in recorded and recorded[k] != getattr(cfg, k)
-               and (k == "lr_decay_mode" or (uses(mode, k) and uses(cfg.lr_decay_mode, k)))
-               and (k != "lr_init" or warm)]
+               and (k == "lr_decay_mode" or (theirs_uses(k) and ours_uses(k)))]
     if not changed or step >= len(lr):
         return ""
     text = (f"resume: the learning-rate schedule differs from that of {source}'s run: "
@@ -341,15 +349,8 @@ def recipe_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
     """A line naming the :data:`RECIPE_KEYS` whose values differ from those the checkpoint's run recorded
     (this run trains with its own from here), or ""."""
     recorded = ckpt.get("config") or {}
-    changed = [k for k in RECIPE_KEYS if k in recorded and recorded[k] != getattr(cfg, k)]
-    if not changed:
-        return ""
-
-    def shown(v: Any) -> str:
-        return repr(v) if isinstance(v, str) else f"{v:g}" if isinstance(v, float) else str(v)
-
-    return (f"resume: {source}'s run trained with " + ", ".join(f"{k} {shown(recorded[k])}" for k in changed)
-            + "; continuing with this run's " + ", ".join(f"{k} {shown(getattr(cfg, k))}" for k in changed))
+    changed = {k: (recorded[k], getattr(cfg, k)) for k in RECIPE_KEYS if k in recorded and recorded[k] != getattr(cfg, k)}
+    return changes_line(source, changed) if changed else ""
 
 
 def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: str,
@@ -515,8 +516,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                          f"full batch of batch_size {cfg.batch_size}"
                          + (f" x grad_accum_steps {cfg.grad_accum_steps}" if cfg.grad_accum_steps > 1 else ""))
     lr = schedule(cfg, steps_per_epoch)
-    if warmup_note(cfg, lr):
-        print0(warmup_note(cfg, lr))
+    note = warmup_note(cfg, lr)
+    if note:
+        print0(note)
 
     model = build_model(cfg)
     if cfg.pre_trained:
