@@ -2,6 +2,7 @@
 import dataclasses
 import os
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -10,6 +11,7 @@ from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import train
 from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.engine import make_optimizer
+from mobilenet_v1.schedules import get_lr, scale_note
 
 CPU = torch.device("cpu")
 SMALL = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU", "--num_workers=0",
@@ -197,3 +199,57 @@ def test_the_schedule_note_names_only_keys_both_schedules_use_and_the_recipe_not
         "this run's drop_rate 0, auto_augment '', mixup_alpha 0.2")
     assert train.recipe_change({"config": dataclasses.asdict(now)}, "b.ckpt", now) == ""
     assert train.recipe_change({}, "c.ckpt", now) == ""  # a file without a recorded configuration
+
+
+@pytest.mark.parametrize("opt,rule,factor", [("momentum", "auto", 0.125), ("rmsprop", "auto", 0.125),
+                                              ("adamw", "auto", 0.125 ** 0.5), ("momentum", "sqrt", 0.125 ** 0.5),
+                                              ("adamw", "linear", 0.125)])
+def test_lr_base_size_scales_every_rate_to_the_global_batch(opt, rule, factor):
+    """Rates meant for a global batch of 256, run at 16 x 2 processes: timm's rule, linear for SGD and
+    RMSprop, sqrt for AdamW, unless lr_base_scale says which; without lr_base_size the batch is ignored."""
+    keys = ["--lr_init=0.02", "--lr_max=0.4", "--lr_end=0.004", "--warmup_epochs=1", "--epoch_size=3",
+            "--lr_decay_mode=linear", "--batch_size=16", "--device_num=2", f"--opt={opt}"]
+    cfg = load_config(keys + ["--lr_base_size=256"] + ([f"--lr_base_scale={rule}"] if rule != "auto" else []))
+    want = get_lr(0.02 * factor, 0.004 * factor, 0.4 * factor, 1, 3, 5, "linear")
+    np.testing.assert_array_equal(train.schedule(cfg, 5), want)
+    np.testing.assert_array_equal(train.schedule(cfg, 5, 32), want)  # batch_size x device_num
+    np.testing.assert_array_equal(train.schedule(cfg, 5, 256), get_lr(0.02, 0.004, 0.4, 1, 3, 5, "linear"))
+    plain = load_config(keys)
+    np.testing.assert_array_equal(train.schedule(plain, 5, 4096), get_lr(0.02, 0.004, 0.4, 1, 3, 5, "linear"))
+    assert scale_note(plain, 32) == ""
+    assert scale_note(cfg, 32) == (
+        f"lr_base_size 256: the rates are meant for a global batch of 256; this run's is 32, so they are scaled "
+        f"x{factor:.6g} ({'sqrt' if factor > 0.2 else 'linear'}): lr_max 0.4 -> {0.4 * factor:.6g}, "
+        f"lr_init 0.02 -> {0.02 * factor:.6g}, lr_end 0.004 -> {0.004 * factor:.6g}")
+
+
+def test_lr_base_keys_are_checked():
+    with pytest.raises(ConfigError, match="option --lr_base_scale: lr_base_scale sqrt is how the rates follow the "
+                                          "global batch; lr_base_size is 0"):
+        load_config(["--lr_base_scale=sqrt"])
+    with pytest.raises(ConfigError, match="lr_base_size must be >= 0"):
+        load_config(["--lr_base_size=-256"])
+    with pytest.raises(ConfigError, match=r"lr_base_scale='cube' is not one of \['auto', 'linear', 'sqrt'\]"):
+        load_config(["--lr_base_size=256", "--lr_base_scale=cube"])
+
+
+def test_a_run_trains_at_the_scaled_rates_and_a_resume_names_a_changed_factor(cifar_dir, tmp_path, capsys):
+    """The optimiser's rate is the scaled schedule's at every step (the last one checked); a resume
+    whose global batch gives the rates another factor says so, as a changed key would be."""
+    common = SMALL + [f"--dataset_path={cifar_dir}", "--lr_max=0.4", "--lr_end=0.04", "--lr_base_size=64"]
+    result = train.run(load_config(common + ["--epoch_size=1", f"--save_checkpoint_path={tmp_path / 'a'}"]))
+    out = capsys.readouterr().out
+    assert ("lr_base_size 64: the rates are meant for a global batch of 64; this run's is 16, so they are scaled "
+            "x0.25 (linear): lr_max 0.4 -> 0.1, lr_init 0.01 -> 0.0025, lr_end 0.04 -> 0.01") in out
+    ckpt = ckpt_io.load_file(result["checkpoint"])
+    first = train.schedule(load_config(common + ["--epoch_size=1"]), 12, 16)
+    assert float(first[0]) == pytest.approx(0.1) and float(first[-1]) == pytest.approx(0.1 - 0.09 * 11 / 12)
+    assert ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(float(first[-1]))
+    # Resumed with twice the batch per step (grad_accum_steps 2): the factor doubles, and is named.
+    now = load_config(common + ["--epoch_size=2", "--grad_accum_steps=2"])
+    lr = train.schedule(now, 6, 32)
+    line = train.schedule_change(ckpt, "a.ckpt", now, lr, 6, 32)
+    assert line == ("resume: the learning-rate schedule differs from that of a.ckpt's run: epoch_size 1 -> 2, the "
+                    "rates' factor x0.25 -> x0.5 (lr_base_size 64 -> 64, global batch 16 -> 32); step 7 trains at "
+                    f"{float(lr[6]):.6g}, where that run's last step trained at {float(first[-1]):.6g}")
+    assert train.schedule_change(ckpt, "a.ckpt", load_config(common + ["--epoch_size=1"]), first, 11, 16) == ""

@@ -97,3 +97,15 @@ def test_lr_schedule_from_a_seed_file_keeps_stdout_a_table(capsys):
     out, err = capsys.readouterr()
     assert rc == 0 and out.splitlines()[0] == "step,epoch,lr" and len(out.splitlines()) == 7
     assert err.startswith("ignored seed keys with no meaning here: enable_modelarts, ")
+
+
+def test_lr_schedule_scales_the_seed_gpu_rate_to_another_device_count(capsys):
+    """The seed's GPU file: lr_max 0.8 for 4 x 256. Said to be meant for 1,024 images, on 8 GPUs it peaks
+    at 1.6, and the note on stderr says why; stdout stays the table."""
+    rc = cli.main(["lr-schedule", "--config_path", seed_file("default_config_gpu_imagenet.yaml"), "--epoch_size=2",
+                   "--steps_per_epoch", "3", "--lr_base_size=1024", "--device_num=8"])
+    out, err = capsys.readouterr()
+    rates = [float(line.split(",")[2]) for line in out.splitlines()[1:]]
+    assert rc == 0 and rates[0] == pytest.approx(1.6) and rates[3] == pytest.approx(1.6 / 2)
+    assert ("lr_base_size 1024: the rates are meant for a global batch of 1024; this run's is 2048, so they are "
+            "scaled x2 (linear): lr_max 0.8 -> 1.6") in err

@@ -97,13 +97,14 @@ def cmd_info(argv: List[str]) -> int:
 
 def cmd_lr_schedule(argv: List[str]) -> int:
     from .config import load_config
-    from .schedules import schedule, warmup_note
+    from .schedules import global_batch, lr_scale, scale_note, schedule, warmup_note
 
     if pop_flag(argv, "--help") or pop_flag(argv, "-h"):
         print("usage: mobilenet-v1 lr-schedule [--config_path F] [--key=value ...] [--steps_per_epoch N] "
               "[--out lr.csv]\n\nWrites step,epoch,lr for every global step (stdout without --out). "
               "steps_per_epoch defaults to the full data set's: 50,000 CIFAR-10 or 1,281,167 ImageNet "
-              "images over batch_size x device_num, over grad_accum_steps.")
+              "images over batch_size x device_num, over grad_accum_steps. With lr_base_size, the rates are "
+              "scaled to the global batch batch_size x device_num x grad_accum_steps.")
         return 0
     out = pop_option(argv, "--out")
     spe = pop_option(argv, "--steps_per_epoch")
@@ -117,9 +118,9 @@ def cmd_lr_schedule(argv: List[str]) -> int:
         except ValueError:
             raise SystemExit(f"mobilenet-v1 lr-schedule: --steps_per_epoch must be an integer, got {spe!r}")
     lr = schedule(cfg, steps)
-    note = warmup_note(cfg, lr)
-    if note:
-        print(note, file=sys.stderr)
+    for note in (scale_note(cfg, global_batch(cfg)), warmup_note(cfg, lr, lr_scale(cfg, global_batch(cfg)))):
+        if note:
+            print(note, file=sys.stderr)
     lines = ["step,epoch,lr"] + [f"{i},{i // steps + 1},{repr(float(v))}" for i, v in enumerate(lr)]
     text = "\n".join(lines) + "\n"
     if out:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import yaml
 
-from .schedules import SCHEDULES
+from .schedules import LR_BASE_SCALES, SCHEDULES
 
 # The network's layers (model.ARCH, which imports torch; a test checks that they agree).
 LAYERS = 27
@@ -55,6 +55,12 @@ class Config:
     # lr_decay_epochs epochs after the warm-up (torchvision's MobileNetV2 recipe: 0.98 every epoch).
     lr_decay_rate: float = 0.98
     lr_decay_epochs: float = 1.0
+    # Beyond the seed: the rates (lr_init, lr_max, lr_end) are meant for a global batch of lr_base_size
+    # and are scaled to the run's (batch_size x processes x grad_accum_steps), as timm's --lr-base-size:
+    # lr_base_scale "linear" (Goyal et al. 2017), "sqrt", or "auto": sqrt for adamw, linear otherwise
+    # (timm's rule). 0: the rates as given, whatever the batch (the seed).
+    lr_base_size: int = 0
+    lr_base_scale: str = "auto"
     use_label_smooth: bool = False
     label_smooth_factor: float = 0.1
     pre_trained: str = ""
@@ -156,6 +162,7 @@ CHOICES: Dict[str, Tuple[Any, ...]] = {
     "data_pipeline": ("auto", "cpu", "gpu"),
     "auto_augment": ("",) + AUTO_AUGMENT_POLICIES,
     "opt": OPTIMIZERS,
+    "lr_base_scale": LR_BASE_SCALES,
 }
 
 # One line of `train --help` / `eval --help` for each key (tests/test_config.py checks none is missing).
@@ -182,6 +189,8 @@ KEY_HELP: Dict[str, str] = {
     "lr_max": "peak learning rate",
     "lr_decay_rate": "exponential schedule: the factor every lr_decay_epochs",
     "lr_decay_epochs": "exponential schedule: epochs between decays",
+    "lr_base_size": "the global batch the rates are meant for, scaled to the run's; 0: as given",
+    "lr_base_scale": "lr_base_size's scaling: linear, sqrt, or auto (sqrt for adamw, else linear)",
     "use_label_smooth": "label smoothing",
     "label_smooth_factor": "label smoothing's share",
     "pre_trained": "checkpoint (ours, MindSpore .ckpt, .safetensors) to start from; another classifier size is left out",
@@ -403,6 +412,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
                          f"got {cfg.crop_pct}")
     if not 0 < cfg.lr_decay_rate <= 1:
         fail("lr_decay_rate", f"lr_decay_rate must be in (0, 1], got {cfg.lr_decay_rate}")
+    if cfg.lr_base_size < 0:
+        fail("lr_base_size", f"lr_base_size must be >= 0 (0: the rates as given), got {cfg.lr_base_size}")
     if cfg.lr_decay_epochs <= 0:
         fail("lr_decay_epochs", f"lr_decay_epochs must be positive, got {cfg.lr_decay_epochs}")
     if not 0 <= cfg.val_split < 1:
@@ -431,11 +442,14 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          "no teacher is set (--teacher CKPT)"),
         (("crop_pct",), cfg.dataset != "cifar10", "for image folders' evaluation",
          "CIFAR-10's resizes the whole 32x32 image"),
+        (("lr_base_scale",), cfg.lr_base_size > 0, "how the rates follow the global batch",
+         "lr_base_size is 0, so they are used as given (--lr_base_size N: the batch they are meant for)"),
     )
     for keys, used, whose, why in owned:
         for key in keys:
             if not used and getattr(cfg, key) != getattr(Config, key):
-                fail(key, f"{key} {getattr(cfg, key):g} is {whose}; {why}")
+                value = getattr(cfg, key)
+                fail(key, f"{key} {value if isinstance(value, str) else format(value, 'g')} is {whose}; {why}")
 
 
 def parse_overrides(argv: Sequence[str]) -> List[Tuple[str, str]]:

@@ -11,6 +11,8 @@ import numpy as np
 
 LR_DECAY_MODES = ("steps", "poly", "cosine", "linear")  # the seed's
 SCHEDULES = LR_DECAY_MODES + ("exponential",)
+# How rates meant for one global batch (lr_base_size) follow another (:func:`lr_scale`).
+LR_BASE_SCALES = ("auto", "linear", "sqrt")
 
 
 def decay_period(lr_decay_epochs: float, steps_per_epoch: int) -> int:
@@ -95,17 +97,53 @@ def uses(lr_decay_mode: str, warmup_epochs: int, key: str) -> bool:
     return True
 
 
-def warmup_note(cfg, lr: np.ndarray) -> str:
+def global_batch(cfg) -> int:
+    """The global batch of a configuration run on ``device_num`` processes: batch_size x device_num x
+    grad_accum_steps (``train`` passes its own, from the processes torchrun started)."""
+    return cfg.batch_size * cfg.device_num * cfg.grad_accum_steps
+
+
+def scale_rule(cfg) -> str:
+    """``lr_base_scale`` resolved: "auto" is timm's rule, sqrt for Adam-type optimisers, linear otherwise."""
+    if cfg.lr_base_scale != "auto":
+        return cfg.lr_base_scale
+    return "sqrt" if cfg.opt == "adamw" else "linear"
+
+
+def lr_scale(cfg, batch: int) -> float:
+    """The factor on the rates (lr_init, lr_max, lr_end) of a configuration run at global batch ``batch``:
+    1 without ``lr_base_size``; else ``batch / lr_base_size`` (linear) or its square root."""
+    if not cfg.lr_base_size:
+        return 1.0
+    ratio = batch / cfg.lr_base_size
+    return math.sqrt(ratio) if scale_rule(cfg) == "sqrt" else ratio
+
+
+def scale_note(cfg, batch: int) -> str:
+    """A line saying how the rates were scaled to the global batch ``batch``; "" without lr_base_size."""
+    if not cfg.lr_base_size:
+        return ""
+    factor = lr_scale(cfg, batch)
+    rates = ", ".join(f"{k} {getattr(cfg, k):g} -> {getattr(cfg, k) * factor:.6g}" for k in ("lr_max", "lr_init", "lr_end")
+                      if getattr(cfg, k))
+    return (f"lr_base_size {cfg.lr_base_size}: the rates are meant for a global batch of {cfg.lr_base_size}; this "
+            f"run's is {batch}, so they are scaled x{factor:.6g} ({scale_rule(cfg)}): {rates or 'all 0'}")
+
+
+def warmup_note(cfg, lr: np.ndarray, scale: float = 1.0) -> str:
     """A line for a configuration whose warm-up is as long as its run (every step a warm-up one, as in
-    the seed), with the rates it runs from and to; "" otherwise."""
+    the seed), with the rates it runs from and to; "" otherwise. ``scale``: :func:`lr_scale`."""
     if cfg.warmup_epochs < cfg.epoch_size:
         return ""
-    short = f", short of lr_max {cfg.lr_max:g}" if float(lr[-1]) != float(np.float32(cfg.lr_max)) else ""
+    peak = cfg.lr_max * scale
+    short = f", short of lr_max {peak:.6g}" if float(lr[-1]) != float(np.float32(peak)) else ""
     return (f"warmup_epochs {cfg.warmup_epochs} >= epoch_size {cfg.epoch_size}: every step is a warm-up step (the "
             f"rate climbs from {float(lr[0]):.6g} to {float(lr[-1]):.6g}{short}), as in the seed's schedule")
 
 
-def schedule(cfg, steps_per_epoch: int) -> np.ndarray:
-    """The schedule a configuration (``config.Config``) trains with, at ``steps_per_epoch`` steps."""
-    return get_lr(cfg.lr_init, cfg.lr_end, cfg.lr_max, cfg.warmup_epochs, cfg.epoch_size, steps_per_epoch,
-                  cfg.lr_decay_mode, cfg.lr_decay_rate, cfg.lr_decay_epochs)
+def schedule(cfg, steps_per_epoch: int, batch: int = 0) -> np.ndarray:
+    """The schedule a configuration (``config.Config``) trains with, at ``steps_per_epoch`` steps of a
+    global batch of ``batch`` (0: :func:`global_batch`), which only ``lr_base_size`` looks at."""
+    k = lr_scale(cfg, batch or global_batch(cfg))
+    return get_lr(cfg.lr_init * k, cfg.lr_end * k, cfg.lr_max * k, cfg.warmup_epochs, cfg.epoch_size,
+                  steps_per_epoch, cfg.lr_decay_mode, cfg.lr_decay_rate, cfg.lr_decay_epochs)

@@ -25,7 +25,7 @@ from .losses import CrossEntropySmooth, Distiller
 from .model import MobileNetV1
 from .nonfinite import NonFiniteError, NonFiniteGuard, init_momentum_buffers
 from .runtime import header, print0
-from .schedules import SCHEDULE_KEYS, schedule, uses, warmup_note
+from .schedules import SCHEDULE_KEYS, lr_scale, scale_note, schedule, uses, warmup_note
 from .stopping import StopRequest, signal_name
 from .tracking import RunLogger
 
@@ -308,11 +308,13 @@ def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, 
     guard.load_state_dict(ckpt.get("nonfinite") or {})
 
 
-def schedule_change(ckpt: Dict[str, Any], source: str, cfg: Config, lr: Sequence[float], step: int) -> str:
+def schedule_change(ckpt: Dict[str, Any], source: str, cfg: Config, lr: Sequence[float], step: int,
+                    batch: int = 0) -> str:
     """A line naming how this run's learning-rate schedule differs from that of the run that saved
     ``ckpt`` (its recorded configuration), with the rate each gives the next step (``step``: its index
     in this run's schedule ``lr``; ``ckpt["step"]`` in the other's), or "" where none of
-    :data:`schedules.SCHEDULE_KEYS` changed.
+    :data:`schedules.SCHEDULE_KEYS` changed nor the factor ``lr_base_size`` puts on the rates (``batch``:
+    this run's global batch; the checkpoint records its own).
 
     Continuing with another schedule is legitimate (more epochs, a lower peak for a second stage), but
     the rate jumps where the two differ, which a loss curve shows without saying why."""
@@ -321,17 +323,27 @@ def schedule_change(ckpt: Dict[str, Any], source: str, cfg: Config, lr: Sequence
                                     recorded.get("warmup_epochs", cfg.warmup_epochs))
     ours_uses = functools.partial(uses, cfg.lr_decay_mode, cfg.warmup_epochs)
     # A key that one of the two schedules does not use is no difference (nor could it be passed back).
-    changed = [k for k in SCHEDULE_KEYS if k in recorded and recorded[k] != getattr(cfg, k)
+    changed = [f"{k} {recorded[k]} -> {getattr(cfg, k)}" for k in SCHEDULE_KEYS
+               if k in recorded and recorded[k] != getattr(cfg, k)
                and (k == "lr_decay_mode" or (theirs_uses(k) and ours_uses(k)))]
+    batch = batch or samples_per_step(cfg, None)
+    try:
+        was = dataclasses.replace(cfg, **{k: recorded[k] for k in SCHEDULE_KEYS + ("lr_base_size", "lr_base_scale", "opt")
+                                          if k in recorded})
+        their_batch = int(ckpt.get("samples_per_step") or batch)
+        their_scale, our_scale = lr_scale(was, their_batch), lr_scale(cfg, batch)
+    except (TypeError, ValueError):  # values that make no schedule
+        was, their_batch, their_scale, our_scale = None, batch, 1.0, 1.0
+    if their_scale != our_scale:
+        changed.append(f"the rates' factor x{their_scale:.6g} -> x{our_scale:.6g} (lr_base_size "
+                       f"{was.lr_base_size} -> {cfg.lr_base_size}, global batch {their_batch} -> {batch})")
     if not changed or step >= len(lr):
         return ""
-    text = (f"resume: the learning-rate schedule differs from that of {source}'s run: "
-            + ", ".join(f"{k} {recorded[k]} -> {getattr(cfg, k)}" for k in changed)
+    text = (f"resume: the learning-rate schedule differs from that of {source}'s run: " + ", ".join(changed)
             + f"; step {step + 1} trains at {float(lr[step]):.6g}")
     try:
-        theirs = schedule(dataclasses.replace(cfg, **{k: recorded[k] for k in SCHEDULE_KEYS if k in recorded}),
-                          int(ckpt.get("steps_per_epoch") or 0) or len(lr) // cfg.epoch_size)
-    except (TypeError, ValueError):  # a schedule that the recorded values do not make
+        theirs = schedule(was, int(ckpt.get("steps_per_epoch") or 0) or len(lr) // cfg.epoch_size, their_batch)
+    except (AttributeError, TypeError, ValueError):  # a schedule that the recorded values do not make
         return text
     at = int(ckpt["step"])
     if at < len(theirs):
@@ -515,10 +527,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
         raise ValueError(f"dataset_path {cfg.dataset_path}: {loader.num_samples} training samples make no "
                          f"full batch of batch_size {cfg.batch_size}"
                          + (f" x grad_accum_steps {cfg.grad_accum_steps}" if cfg.grad_accum_steps > 1 else ""))
-    lr = schedule(cfg, steps_per_epoch)
-    note = warmup_note(cfg, lr)
-    if note:
-        print0(note)
+    step_images = samples_per_step(cfg, dist)  # the job's images per step
+    lr = schedule(cfg, steps_per_epoch, step_images)
+    for note in (scale_note(cfg, step_images), warmup_note(cfg, lr, lr_scale(cfg, step_images))):
+        if note:
+            print0(note)
 
     model = build_model(cfg)
     if cfg.pre_trained:
@@ -568,7 +581,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
         if ckpt is not None:
             restore_training_state(ckpt, resumed_from, model, optimizer, scaler, guard, ema)
             start_epoch, start_step, rng = done_epochs, in_epoch, ckpt["rng"]
-            change = schedule_change(ckpt, resumed_from, cfg, lr, done_epochs * steps_per_epoch + in_epoch)
+            change = schedule_change(ckpt, resumed_from, cfg, lr, done_epochs * steps_per_epoch + in_epoch,
+                                     step_images)
             print0(f"resume: continuing from {resumed_from} after epoch {done_epochs}"
                    + (f" and {in_epoch} of the {steps_per_epoch} steps of epoch {done_epochs + 1}" if in_epoch else "")
                    + f" (global step {ckpt['step']}); model, optimizer, loss scale, schedule, data order and "
@@ -601,7 +615,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                                           f"({e.strerror or e}); nothing was trained") from None
     step_model = torch.compile(model) if cfg.compile else model
     writer = CheckpointWriter(cfg, model, optimizer, scaler, guard, steps_per_epoch, loader.classes, out_dir,
-                              writes=dist.is_rank0, ema=ema, samples_per_step=samples_per_step(cfg, dist))
+                              writes=dist.is_rank0, ema=ema, samples_per_step=step_images)
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
 
     tracker = RunLogger(out_dir if cfg.save_checkpoint else None, cfg.epoch_size, steps_per_epoch,
@@ -618,7 +632,6 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
     if rng is not None:
         ckpt_io.set_rng_state(rng)
     last_path, result, epoch_seconds = resumed_from, None, []
-    step_images = samples_per_step(cfg, dist)  # the job's images per step
     stopper = StopRequest(dist.enabled)
     try:
         stopper.__enter__()
