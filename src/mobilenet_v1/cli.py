@@ -19,6 +19,7 @@ commands:
   info           parameters and multiply-adds (--width_mult A --image_size R --class_num K [--json])
   lr-schedule    write the per-step learning rate of a configuration (--config_path F --out lr.csv)
   convert        rewrite a checkpoint: MindSpore .ckpt, our .pt, .safetensors (SRC DST [--format F])
+  average        the mean of several checkpoints' weights (RUN_DIR|CKPT... --out F [--last N])
   plot           loss, lr and top-1 curves of run folders, overlaid (RUN_DIR [RUN_DIR ...] --out curves.png)
   export         checkpoint -> ONNX, checked in ONNX Runtime (--ckpt_file C --file_name N --file_format ONNX)
   quantize       ONNX -> INT8 ONNX, calibrated on training images (--onnx F --calib_data PATH --out G)
@@ -133,6 +134,10 @@ def cmd_lr_schedule(argv: List[str]) -> int:
     return 0
 
 
+# What convert and average call the format they wrote.
+WRITTEN = {"ckpt": "MindSpore checkpoint", "pt": "PyTorch checkpoint", "safetensors": "safetensors"}
+
+
 def cmd_convert(argv: List[str]) -> int:
     from .config import bool_option
     from .mindspore_io import FORMAT_NAMES, convert
@@ -152,7 +157,7 @@ def cmd_convert(argv: List[str]) -> int:
                         "or its trained weights")
     a = p.parse_args(argv)
     out = convert(a.src, a.dst, a.format, a.use_ema)
-    written = {"ckpt": "MindSpore checkpoint", "pt": "PyTorch checkpoint", "safetensors": "safetensors"}[out["format"]]
+    written = WRITTEN[out["format"]]
     extra = (", momentum buffers" if out["moments"] else "") + (
         f", global_step {out['global_step']}" if out["global_step"] is not None else "")
     print(f"wrote {a.dst}: {written}, {out['tensors']} tensors (MobileNetV1 width_mult {out['width_mult']:g}, "
@@ -169,6 +174,41 @@ def cmd_convert(argv: List[str]) -> int:
         print(f"mobilenet-v1 convert: note: a MindSpore .ckpt holds only tensors: the source's {lost} "
               f"{'are' if len(out['dropped']) > 1 else 'is'} not kept in {a.dst}", file=sys.stderr)
     return 0
+
+
+def cmd_average(argv: List[str]) -> int:
+    from .averaging import average
+    from .config import bool_option
+
+    p = argparse.ArgumentParser(
+        prog="mobilenet-v1 average",
+        description="Write one model whose weights (and BatchNorm statistics) are the mean of several "
+                    "checkpoints' (timm's avg_checkpoints.py): say the last checkpoints of a run. Every file is "
+                    "checked before anything is written.")
+    p.add_argument("src", metavar="SRC", nargs="+",
+                   help="checkpoint files (any format convert reads), or run folders: their numbered checkpoints")
+    p.add_argument("--out", required=True, metavar="DST", help="file to write (atomically); not one of the sources")
+    p.add_argument("--last", type=int, default=0, metavar="N", help="only the last N of the checkpoints (0: all)")
+    p.add_argument("--format", choices=("ckpt", "pt", "safetensors"), default=None,
+                   help="output format, overriding DST's extension (.ckpt: MindSpore; .pt/.pth: ours)")
+    p.add_argument("--use_ema", type=bool_option, default=True, metavar="True|False",
+                   help="checkpoints of a run with --ema_decay: average their weight averages (True, the default) "
+                        "or their trained weights")
+    a = p.parse_args(argv)
+    out = average(a.src, a.out, a.format, a.use_ema, a.last)
+    written = WRITTEN[out["format"]]
+    names = ", ".join(os.path.basename(f) for f in out["sources"])
+    print(f"wrote {a.out}: {written}, {out['tensors']} tensors (MobileNetV1 width_mult {out['width_mult']:g}, "
+          f"{out['class_num']} classes), the mean of {len(out['sources'])} checkpoints: {names}")
+    if out["ema"]:
+        print(f"{out['ema']} of them hold a weight average (--ema_decay): that is what was averaged from them "
+              f"(--use_ema False for their trained weights)")
+    if out["dropped"]:
+        print(f"mobilenet-v1 average: note: a MindSpore .ckpt holds only tensors: the training configuration "
+              f"and class names are not kept in {a.out}", file=sys.stderr)
+    return 0
+
+
 def cmd_plot(argv: List[str]) -> int:
     from . import plot
 
@@ -200,6 +240,7 @@ COMMANDS: Dict[str, Callable[[List[str]], int]] = {
     "info": cmd_info,
     "lr-schedule": cmd_lr_schedule,
     "convert": cmd_convert,
+    "average": cmd_average,
     "plot": cmd_plot,
     "export": cmd_export,
     "quantize": cmd_quantize,

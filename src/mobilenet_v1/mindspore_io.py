@@ -462,6 +462,33 @@ def output_format(dst: str, fmt: Optional[str] = None) -> str:
     return OUTPUT_FORMATS[ext]
 
 
+def write_checkpoint(dst: str, fmt: str, state: Dict[str, torch.Tensor], args: Dict[str, Any],
+                     recorded: Dict[str, Any], extra: Optional[Dict[str, Any]] = None) -> int:
+    """Write a model's weights ``state`` (our names) atomically as ``dst`` in ``fmt`` (:func:`output_format`),
+    with its ``model_args`` and what its run ``recorded`` (``config``, ``classes``, ``held_out``: a ``.pt``
+    keeps them as they are, a ``.safetensors`` as JSON metadata, a MindSpore ``.ckpt`` has no place for
+    them) and ``extra`` (a MindSpore file's ``moments`` and ``global_step``). Returns the tensors written."""
+    extra = extra or {}
+    if fmt == "pt":
+        ckpt_io.atomic_save({"format": ckpt_io.FORMAT, "model": state, "model_args": args, **recorded, **extra},
+                            dst)
+        return len(state) + len(extra.get("moments", {}))
+    entries = to_seed_state({"model": state, **extra})
+    if fmt == "ckpt":
+        write_mindspore_ckpt(dst, entries)
+    else:
+        meta = {"format": "ms", _MODEL_ARGS_KEY: json.dumps(args)}
+        if "config" in recorded:
+            # default=str: a value JSON cannot hold is kept readable rather than failing the convert.
+            meta[_CONFIG_KEY] = json.dumps(recorded["config"], default=str)
+        if "classes" in recorded:
+            meta[_CLASSES_KEY] = json.dumps(list(recorded["classes"]))
+        if "held_out" in recorded:
+            meta[_HELD_OUT_KEY] = json.dumps(recorded["held_out"])
+        write_safetensors(dst, entries, meta)
+    return len(entries)
+
+
 def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True) -> Dict[str, Any]:
     """Write ``src`` (any supported file, or a run folder: its newest checkpoint, ``source`` in the
     result) as ``dst`` in ``fmt`` (by default from ``dst``'s extension):
@@ -487,25 +514,7 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True)
     # What predict and export read beside the weights: without it they fall back to 224x224 and
     # ImageNet normalisation, silently wrong for a model trained otherwise.
     recorded = {k: ckpt[k] for k in ("config", "classes", "held_out") if ckpt.get(k) is not None}
-    if fmt == "pt":
-        ckpt_io.atomic_save({"format": ckpt_io.FORMAT, "model": state, "model_args": args, **recorded, **extra},
-                            dst)
-        count = len(state) + len(extra.get("moments", {}))
-    else:
-        entries = to_seed_state({"model": state, **extra})
-        if fmt == "ckpt":
-            write_mindspore_ckpt(dst, entries)
-        else:
-            meta = {"format": "ms", _MODEL_ARGS_KEY: json.dumps(args)}
-            if "config" in recorded:
-                # default=str: a value JSON cannot hold is kept readable rather than failing the convert.
-                meta[_CONFIG_KEY] = json.dumps(recorded["config"], default=str)
-            if "classes" in recorded:
-                meta[_CLASSES_KEY] = json.dumps(list(recorded["classes"]))
-            if "held_out" in recorded:
-                meta[_HELD_OUT_KEY] = json.dumps(recorded["held_out"])
-            write_safetensors(dst, entries, meta)
-        count = len(entries)
+    count = write_checkpoint(dst, fmt, state, args, recorded, extra)
     warning = ""
     if fmt != "pt" and args["padding"] != "same":
         warning = (f"{src} was trained with padding {args['padding']!r}; MindSpore's network pads SAME, so it "

@@ -1,0 +1,99 @@
+"""``mobilenet-v1 average``: one model whose weights are the mean of several checkpoints' (timm's
+``avg_checkpoints.py``): the last checkpoints of a run, which often evaluates a little better than any
+one of them, and costs nothing at training time (unlike ``--ema_decay``, it needs no choice before the
+run). BatchNorm's running statistics are averaged like the weights, as timm does.
+
+Written through :func:`mindspore_io.write_checkpoint`, so the result is any format ``convert`` writes,
+and ``eval``, ``export``, ``predict`` and ``--pre_trained`` read it. It holds no optimiser state: it is
+a model, not a point to resume training from."""
+import os
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+
+from . import checkpoint as ckpt_io
+from .mindspore_io import output_format, read_any, write_checkpoint
+
+
+def sources(paths: Sequence[str], last: int = 0) -> List[str]:
+    """The checkpoint files ``paths`` name, in order: a file as it is, a run folder (its ``ckpt_0/`` for
+    a distributed run) its numbered checkpoints, oldest first; of those, the last ``last`` (0: all)."""
+    if last < 0:
+        raise ValueError(f"--last must be >= 0 (0: all), got {last}")
+    files: List[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            folder = ckpt_io.run_folder(path)
+            found = [p for _, p in ckpt_io.list_checkpoints(folder)]
+            if not found:
+                raise ckpt_io.CheckpointError(f"checkpoint folder {folder}: holds no {ckpt_io.CKPT_PREFIX}-*.ckpt file")
+            files.extend(found)
+        else:
+            files.append(path)
+    if last:
+        files = files[-last:]
+    seen: Dict[str, str] = {}
+    for f in files:
+        real = os.path.realpath(f)
+        if real in seen:
+            also = f" (also as {seen[real]})" if seen[real] != f else ""
+            raise ValueError(f"checkpoint {f} is named twice{also}: each is averaged once")
+        seen[real] = f
+    if len(files) < 2:
+        raise ValueError(f"averaging needs two checkpoints or more, got {len(files)} ({', '.join(files) or 'none'}); "
+                         f"`mobilenet-v1 convert` rewrites one")
+    return files
+
+
+def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: bool = True,
+            last: int = 0) -> Dict[str, Any]:
+    """Write the mean of the weights of the checkpoints ``paths`` name (:func:`sources`) as ``dst``.
+
+    Every file is read and checked (a MobileNetV1 of the same width, classes and padding, the same
+    class names where they are recorded, finite values: :func:`checkpoint.load_weights`) before
+    anything is written; the means are
+    taken in float64 and stored as float32, counters (BatchNorm's ``num_batches_tracked``) are the last
+    file's. A training checkpoint with a weight average gives that average unless ``use_ema`` is False.
+    The training configuration, class names and held-out record are the last file's. ``dst`` may not
+    be one of the sources; the write is atomic."""
+    from .api import model_from_checkpoint
+
+    fmt = output_format(dst, fmt)
+    files = sources(paths, last)
+    for f in files:
+        if os.path.realpath(f) == os.path.realpath(dst):
+            raise ValueError(f"--out {dst} is one of the checkpoints averaged: write the mean to another file")
+    sums: Dict[str, torch.Tensor] = {}
+    latest: Dict[str, torch.Tensor] = {}
+    first: Dict[str, Any] = {}
+    weights: List[str] = []
+    ckpt: Dict[str, Any] = {}
+    for f in files:
+        ckpt = read_any(f)
+        model, args = model_from_checkpoint(ckpt, f, use_ema)
+        args = {"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"]}
+        classes = ckpt.get("classes")
+        if not first:
+            first = {"file": f, "args": args, "classes": classes}
+        elif args != first["args"]:
+            raise ckpt_io.CheckpointError(f"checkpoint {f} is a MobileNetV1 of {shown(args)}, {first['file']} one of "
+                                          f"{shown(first['args'])}: only models of one shape average")
+        elif classes and first["classes"] and list(classes) != list(first["classes"]):
+            raise ckpt_io.CheckpointError(f"checkpoint {f} was trained on other classes than {first['file']} "
+                                          f"(their recorded class folders differ): the mean would mix them")
+        weights.append(ckpt_io.which_weights(ckpt, use_ema))
+        for name, value in model.state_dict().items():
+            if not value.is_floating_point():
+                latest[name] = value.clone()
+                continue
+            value = value.double()
+            sums[name] = sums[name] + value if name in sums else value
+    mean = {name: (sums[name] / len(files)).float() if name in sums else latest[name] for name in model.state_dict()}
+    recorded = {k: ckpt[k] for k in ("config", "classes", "held_out") if ckpt.get(k) is not None}
+    count = write_checkpoint(dst, fmt, mean, first["args"], recorded)
+    return {"sources": files, "format": fmt, "tensors": count, **first["args"],
+            "ema": weights.count("ema"), "dropped": sorted(recorded) if fmt == "ckpt" else []}
+
+
+def shown(args: Dict[str, Any]) -> str:
+    return f"width_mult {args['width_mult']:g}, {args['class_num']} classes, padding {args['padding']}"

@@ -1,0 +1,131 @@
+"""mobilenet-v1 average: the mean of several checkpoints' weights, checked before anything is written."""
+import hashlib
+import os
+
+import pytest
+import torch
+
+from mobilenet_v1 import checkpoint as ckpt_io
+from mobilenet_v1 import cli, load_model, mindspore_io
+from mobilenet_v1.averaging import average
+from mobilenet_v1.model import MobileNetV1
+
+
+def random_model(seed: int, width_mult: float = 0.25, class_num: int = 4, steps: int = 0) -> MobileNetV1:
+    """A model whose every float tensor is random (BatchNorm statistics included)."""
+    torch.manual_seed(seed)
+    model = MobileNetV1(class_num=class_num, width_mult=width_mult)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if t.is_floating_point():
+                t.uniform_(0.5, 1.5) if "running_var" in name else t.normal_()
+            else:
+                t.fill_(steps)
+    return model
+
+
+def save(path, model: MobileNetV1, classes=("a", "b", "c", "d"), image_size: int = 32, ema: MobileNetV1 = None):
+    ckpt = {"format": ckpt_io.FORMAT, "model": model.state_dict(), "classes": list(classes),
+            "model_args": {"class_num": model.class_num, "width_mult": model.width_mult, "padding": "same"},
+            "config": {"image_size": image_size, "dataset": "imagenet2012"}}
+    if ema is not None:
+        ckpt["ema"] = {"model": ema.state_dict(), "decay": 0.99}
+    torch.save(ckpt, str(path))
+    return str(path)
+
+
+def digest(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_the_mean_of_a_run_folders_last_checkpoints_in_every_format(tmp_path):
+    """A run folder gives its numbered checkpoints oldest first (not its best); --last N the newest N.
+    Every float tensor is the float64 mean stored as float32, counters and recorded facts the newest's;
+    .safetensors and MindSpore's .ckpt hold the same numbers."""
+    run = tmp_path / "run"
+    run.mkdir()
+    models = [random_model(s, steps=10 * s) for s in range(4)]
+    for epoch, m in enumerate(models, 1):
+        save(run / f"mobilenetv1-{epoch}_7.ckpt", m, image_size=32 + epoch)
+    save(run / ckpt_io.BEST_NAME, random_model(99))  # never averaged by the folder
+    out = average([str(run)], str(tmp_path / "avg.pt"), last=3)
+    assert [os.path.basename(f) for f in out["sources"]] == ["mobilenetv1-2_7.ckpt", "mobilenetv1-3_7.ckpt",
+                                                             "mobilenetv1-4_7.ckpt"]
+    saved = ckpt_io.load_file(str(tmp_path / "avg.pt"))
+    assert saved["config"]["image_size"] == 36 and saved["classes"] == ["a", "b", "c", "d"]
+    assert "optimizer" not in saved  # a model, not a point to resume from
+    states = [m.state_dict() for m in models[1:]]
+    for name, value in saved["model"].items():
+        if value.is_floating_point():
+            want = (sum(s[name].double() for s in states) / 3).float()
+            assert value.dtype == torch.float32 and torch.equal(value, want), name
+        else:
+            assert int(value) == 30, name
+    loaded = load_model(str(tmp_path / "avg.pt"))
+    x = torch.randn(2, 3, 32, 32)
+    reference = MobileNetV1(class_num=4, width_mult=0.25).eval()
+    reference.load_state_dict(saved["model"])
+    assert torch.equal(loaded(x), reference(x))
+    for fmt in ("safetensors", "ckpt"):
+        average([str(run)], str(tmp_path / f"avg.{fmt}"), last=3)
+        other = ckpt_io.load_file(str(tmp_path / f"avg.{fmt}"))
+        for name, value in saved["model"].items():
+            if value.is_floating_point():
+                assert torch.equal(other["model"][name].float(), value), (fmt, name)
+
+
+def test_files_of_any_format_average_under_our_names_and_ema_is_taken_by_default(tmp_path):
+    """A MindSpore file beside ours averages by tensor (names mapped); a run's weight average is what is
+    averaged unless use_ema is False."""
+    a, b, b_ema = random_model(1), random_model(2), random_model(3)
+    save(tmp_path / "a.pt", a)
+    save(tmp_path / "b.pt", b, ema=b_ema)
+    mindspore_io.convert(str(tmp_path / "a.pt"), str(tmp_path / "a.ckpt"))
+    w = "network.5.0.weight"
+    out = average([str(tmp_path / "a.ckpt"), str(tmp_path / "b.pt")], str(tmp_path / "m.pt"))
+    assert out["ema"] == 1
+    got = ckpt_io.load_file(str(tmp_path / "m.pt"))["model"][w]
+    assert torch.equal(got, ((a.state_dict()[w].double() + b_ema.state_dict()[w].double()) / 2).float())
+    average([str(tmp_path / "a.ckpt"), str(tmp_path / "b.pt")], str(tmp_path / "t.pt"), use_ema=False)
+    got = ckpt_io.load_file(str(tmp_path / "t.pt"))["model"][w]
+    assert torch.equal(got, ((a.state_dict()[w].double() + b.state_dict()[w].double()) / 2).float())
+
+
+def test_what_cannot_be_averaged_is_refused_before_anything_is_written(tmp_path, capsys):
+    a = save(tmp_path / "a.pt", random_model(1))
+    b = save(tmp_path / "b.pt", random_model(2))
+    before = digest(b)
+    cases = [
+        ([a, save(tmp_path / "wide.pt", random_model(3, width_mult=0.5))], "is a MobileNetV1 of width_mult 0.5, "
+         "4 classes, padding same, .*a.pt one of width_mult 0.25, 4 classes, padding same: only models of one shape"),
+        ([a, save(tmp_path / "five.pt", random_model(3, class_num=5), classes="abcde")], "5 classes"),
+        ([a, save(tmp_path / "other.pt", random_model(3), classes="wxyz")], "other.pt was trained on other classes"),
+        ([a], r"averaging needs two checkpoints or more, got 1"),
+        ([a, str(tmp_path / "a.pt")], "a.pt is named twice: each is averaged once"),
+        ([a, str(tmp_path / "missing.pt")], "missing.pt: no such file"),
+    ]
+    nan = random_model(4)
+    with torch.no_grad():
+        nan.fc.weight[0, 0] = float("nan")
+    cases.append(([a, save(tmp_path / "nan.pt", nan)], "nan.pt: tensor fc.weight holds NaN or infinite values"))
+    for paths, message in cases:
+        with pytest.raises((ValueError, ckpt_io.CheckpointError), match=message):
+            average(paths, str(tmp_path / "out.pt"))
+        assert not os.path.exists(tmp_path / "out.pt")
+    # The output may not be a source: the file stays as it was, and the command says so with status 1.
+    assert cli.main(["average", a, b, "--out", b]) == 1
+    assert "--out " + b + " is one of the checkpoints averaged" in capsys.readouterr().err
+    assert digest(b) == before
+    with pytest.raises(ValueError, match="--last must be >= 0"):
+        average([a, b], str(tmp_path / "out.pt"), last=-1)
+
+
+def test_the_command_names_what_it_averaged(tmp_path, capsys):
+    a = save(tmp_path / "a.pt", random_model(1))
+    b = save(tmp_path / "b.pt", random_model(2), ema=random_model(3))
+    assert cli.main(["average", a, b, "--out", str(tmp_path / "m.safetensors")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"wrote {tmp_path / 'm.safetensors'}: safetensors, ")
+    assert "the mean of 2 checkpoints: a.pt, b.pt" in out
+    assert "1 of them hold a weight average (--ema_decay)" in out
+    assert load_model(str(tmp_path / "m.safetensors")).width_mult == 0.25
