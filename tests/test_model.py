@@ -3,7 +3,9 @@ import torch
 import torch.nn.functional as F
 
 from mobilenet_v1.info import count_macs, count_params
-from mobilenet_v1.model import Conv2dSame, MobileNetV1, depthwise_taps, mobilenet_v1, same_padding, scale_channels
+from mobilenet_v1 import load_model
+from mobilenet_v1.model import (STAGE_ENDS, Conv2dSame, MobileNetV1, depthwise_taps, mobilenet_v1, same_padding,
+                                scale_channels)
 
 
 @pytest.mark.parametrize("alpha", [0.25, 0.5, 0.75, 1.0])
@@ -206,6 +208,38 @@ def test_features_only_returns_27_layer_outputs():
     assert outs[0].shape == (1, 8, 32, 32)
     assert outs[-1].shape == (1, 256, 2, 2)
     assert all(o.min() >= 0 and o.max() <= 6 for o in outs)  # ReLU6
+
+
+def test_out_indices_pick_layers_and_feature_info_describes_them(tmp_path):
+    """timm's five levels (strides 2 to 32) are the 27 outputs at STAGE_ENDS; negative indices count from
+    the end; the layers after the last one asked for are not run; a checkpoint loads as a backbone."""
+    every = MobileNetV1(class_num=3, width_mult=0.25, features_only=True).eval()
+    levels = MobileNetV1(class_num=3, width_mult=0.25, features_only=True, out_indices=STAGE_ENDS).eval()
+    levels.load_state_dict(every.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        outs, picked = every(x), levels(x)
+    assert [tuple(o.shape[1:]) for o in picked] == [(16, 32, 32), (32, 16, 16), (64, 8, 8), (128, 4, 4), (256, 2, 2)]
+    assert all(torch.equal(outs[k], o) for k, o in zip(STAGE_ENDS, picked))
+    assert levels.feature_info == [{"module": f"network.{k}", "num_chs": o.shape[1], "reduction": 64 // o.shape[-1]}
+                                   for k, o in zip(STAGE_ENDS, picked)]
+    assert MobileNetV1(features_only=True, out_indices=(-1, -5, 22)).out_indices == [22, 26]
+    ran = []
+    early = MobileNetV1(class_num=3, width_mult=0.25, features_only=True, out_indices=(10,)).eval()
+    for k, layer in enumerate(early.network):
+        layer.register_forward_hook(lambda *_, k=k: ran.append(k))
+    with torch.no_grad():
+        assert len(early(x)) == 1
+    assert ran == list(range(11))
+    for bad in ((27,), (-28,), ()):
+        with pytest.raises(ValueError, match=r"out_indices must name layers of the 27 \(0 to 26"):
+            MobileNetV1(features_only=True, out_indices=bad)
+    with pytest.raises(ValueError, match="pass features_only=True"):
+        MobileNetV1(out_indices=(3,))
+    torch.save({"model": every.state_dict(), "model_args": {"class_num": 3, "width_mult": 0.25}}, tmp_path / "m.pt")
+    backbone = load_model(str(tmp_path / "m.pt"), features_only=True, out_indices=STAGE_ENDS[-2:])
+    with torch.no_grad():
+        assert [torch.equal(a, b) for a, b in zip(backbone(x), picked[-2:])] == [True, True]
 
 
 def test_forward_head_and_features_compose():

@@ -5,7 +5,7 @@ of layer k, ``network.{k}.1.*`` for its BatchNorm, ``fc.*``) so that checkpoint 
 of BatchNorm fields only.
 """
 import math
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,10 @@ ARCH: Tuple[Tuple[str, int, int], ...] = (
 )
 
 PADDINGS = ("same", "symmetric")
+
+# The last layer at each resolution, strides 2, 4, 8, 16 and 32: the five feature levels timm's
+# ``features_only`` models give (SSD-MobileNetV1 takes the last two: 512 and 1,024 channels at width 1).
+STAGE_ENDS: Tuple[int, ...] = (2, 6, 10, 22, 26)
 
 
 def scale_channels(channels: int, width_mult: float, divisor: int = 8) -> int:
@@ -189,13 +193,18 @@ class MobileNetV1(nn.Module):
         width_mult: the paper's alpha; channels are scaled by :func:`scale_channels`.
         padding: ``"same"`` (TensorFlow/MindSpore, the seed's; weights trained by the seed need it) or
             ``"symmetric"`` (PyTorch's ``padding=1``).
-        features_only: ``forward`` returns the list of the 27 layer outputs instead of logits.
+        features_only: ``forward`` returns the list of the 27 layer outputs instead of logits (the seed's),
+            or those of ``out_indices``.
+        out_indices: with ``features_only``, the layers (0 to 26, or from the end: -1 is the last) whose
+            outputs ``forward`` returns, in layer order, computing no layer after the last of them;
+            :data:`STAGE_ENDS` gives timm's five levels. ``feature_info`` describes them.
         drop_rate: dropout on the pooled features before the classifier, in training only (timm's
             ``drop_rate``; torchvision's MobileNetV2/V3 use 0.2); 0, the seed's: none.
     """
 
     def __init__(self, class_num: int = 1001, width_mult: float = 1.0, padding: str = "same",
-                 features_only: bool = False, in_chans: int = 3, drop_rate: float = 0.0):
+                 features_only: bool = False, in_chans: int = 3, drop_rate: float = 0.0,
+                 out_indices: Optional[Sequence[int]] = None):
         super().__init__()
         if padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
@@ -205,6 +214,14 @@ class MobileNetV1(nn.Module):
             raise ValueError(f"class_num must be at least 1, got {class_num}")
         if not 0 <= drop_rate < 1:
             raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+        if out_indices is not None and not features_only:
+            raise ValueError("out_indices chooses the layers features_only returns: pass features_only=True")
+        layers_out = range(len(ARCH)) if out_indices is None else out_indices
+        bad = [k for k in layers_out if not -len(ARCH) <= k < len(ARCH)]
+        if bad or not layers_out:
+            raise ValueError(f"out_indices must name layers of the {len(ARCH)} (0 to {len(ARCH) - 1}, or -{len(ARCH)} "
+                             f"to -1 from the end), got {list(layers_out)}")
+        self.out_indices = sorted({k % len(ARCH) for k in layers_out})
         self.class_num = class_num
         self.width_mult = width_mult
         self.padding = padding
@@ -226,6 +243,13 @@ class MobileNetV1(nn.Module):
             layers.append(conv_bn_relu(in_ch, out_ch, kernel, stride, groups, padding))
             in_ch = out_ch
         self.network = nn.Sequential(*layers)
+        # timm's description of the features forward_intermediates returns: module, channels, stride.
+        self.feature_info = []
+        reduction = 1
+        for k, (kind, _, out_ch, stride) in enumerate(layer_specs(width_mult, in_chans)):
+            reduction *= stride
+            if k in self.out_indices:
+                self.feature_info.append({"module": f"network.{k}", "num_chs": out_ch, "reduction": reduction})
         self.num_features = in_ch
         self.fc = nn.Linear(in_ch, class_num)
         self.reset_parameters()
@@ -287,11 +311,12 @@ class MobileNetV1(nn.Module):
         return x.flip(-2, -1)
 
     def forward_intermediates(self, x: torch.Tensor) -> List[torch.Tensor]:
-        """The output of every one of the 27 layers, in order."""
+        """The outputs of the layers ``out_indices`` names (by default every one of the 27), in order."""
         outs = []
-        for layer in self.network:
+        for k, layer in enumerate(self.network[:self.out_indices[-1] + 1]):
             x = layer(x)
-            outs.append(x)
+            if k in self.out_indices:
+                outs.append(x)
         return outs
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
