@@ -240,10 +240,15 @@ def test_eval_takes_the_image_size_the_checkpoint_was_trained_at_unless_told(tmp
     monkeypatch.setattr(evaluate_mod, "build_loader", lambda opts, **kw: sizes.append(opts.image_size) or real(opts, **kw))
     base = ["eval", f"--dataset_path={tmp_path / 'd'}", f"--checkpoint_path={path}", "--device_target=CPU"]
     assert cli.main(base) == 0
-    assert "image_size 40: the size" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "image_size 40: the size" in err and "not used here" not in err
     assert cli.main(base + ["--image_size=48"]) == 0
     assert "trained at image_size 40; evaluating at 48 as asked" in capsys.readouterr().err
     assert sizes == [40, 48]
+    # Options evaluation ignores are named (a config file shared with training may hold them silently).
+    assert cli.main(base + ["--lr_max=0.3", "--width_mult=0.5", "--seed=3", "--epoch_size=2"]) == 0
+    assert ("eval: not used here: --width_mult (the model is the checkpoint's, read off the file); --lr_max, "
+            "--epoch_size (training's or export's)") in capsys.readouterr().err
 
 
 def test_pre_trained_with_another_head_is_fine_tuned(cifar_dir, tmp_path, capsys):

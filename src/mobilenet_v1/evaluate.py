@@ -15,7 +15,7 @@ from . import checkpoint as ckpt_io
 from . import distributed
 from .api import model_from_checkpoint
 from .cli import pop_flag, pop_option
-from .config import Config, load_config_and_given
+from .config import Config, load_config_and_given, parse_overrides
 from .data import build_loader, recorded_val_split
 from .engine import evaluate, resolve_device, resolve_precision
 from .onnx_io import OnnxModel, is_onnx_file
@@ -233,6 +233,28 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     return result
 
 
+# The configuration keys evaluation reads. The others are training's or export's, or (class_num,
+# width_mult, padding) read off the checkpoint. A config file shared with training holds them by design;
+# given on eval's command line they are named, as the seed's keys with no meaning here are.
+EVAL_KEYS = frozenset({"config_path", "dataset", "dataset_path", "checkpoint_path", "batch_size", "eval_batch_size",
+                       "image_size", "crop_pct", "val_split", "num_workers", "data_pipeline", "max_bad_samples",
+                       "channels_last", "precision", "device_target", "use_ema", "eval_drop_last", "seed",
+                       "run_distribute", "device_num"})
+MODEL_KEYS = ("class_num", "width_mult", "padding")
+
+
+def unused_options_note(argv: Sequence[str]) -> str:
+    """A line naming the ``--key`` options of ``argv`` that evaluation does not use, or ""."""
+    keys = list(dict.fromkeys(k for k, _ in parse_overrides(argv) if k not in EVAL_KEYS))
+    if not keys:
+        return ""
+    model = [k for k in keys if k in MODEL_KEYS]
+    rest = [k for k in keys if k not in MODEL_KEYS]
+    parts = ([f"{', '.join('--' + k for k in model)} (the model is the checkpoint's, read off the file)"] if model else []) + \
+            ([f"{', '.join('--' + k for k in rest)} (training's or export's)"] if rest else [])
+    return f"eval: not used here: {'; '.join(parts)}"
+
+
 def main(argv: Sequence[str]) -> int:
     argv = list(argv)
     as_json, by_class = pop_flag(argv, "--json"), pop_flag(argv, "--per_class")
@@ -244,6 +266,9 @@ def main(argv: Sequence[str]) -> int:
         if not os.path.isdir(folder):
             raise ValueError(f"--confusion_csv {csv_path!r}: {folder} is not a folder")
     cfg, given = load_config_and_given(argv)
+    note = unused_options_note(argv)
+    if note:
+        print0(note, file=sys.stderr)
     result = run(cfg, given, confusion=by_class or csv_path is not None)
     rows = per_class(result["confusion"], result["classes"]) if by_class else None
     if as_json:
