@@ -82,6 +82,29 @@ def test_momentum_is_the_seeds_sgd_and_bad_values_name_the_option():
         load_config(["--opt_eps=0.5"])  # it would be ignored without a word
 
 
+@pytest.mark.parametrize("fused", [False, True])
+def test_nesterov_steps_along_the_updated_buffer_and_is_sgds_alone(fused):
+    """buf = 0.9 buf + g; p -= lr (g + 0.9 buf), with g = grad + 0.01 p for the weight (MindSpore's
+    use_nesterov, PyTorch's nesterov): the fused kernel (CUDA's) and the multi-tensor path alike."""
+    params, grads, optimizer = two_steps("momentum", nesterov=True, fused=fused)
+    assert optimizer.param_groups[0]["nesterov"] is True
+    for i, wd in ((0, 0.01), (1, 0.0)):
+        p, buf = params[0][i].double(), 0.0
+        for step, g in enumerate(grads):
+            g = g[i].double() + wd * p
+            buf = 0.9 * buf + g
+            p = p - 0.1 * (g + 0.9 * buf)
+            assert torch.allclose(params[step + 1][i].double(), p, rtol=1e-5, atol=1e-6)
+    plain = two_steps("momentum", fused=fused)[0]
+    assert not torch.allclose(plain[2][0], params[2][0])  # it is another update
+    assert load_config(["--nesterov=True"]).nesterov is True
+    with pytest.raises(ConfigError, match="option --nesterov: nesterov True is SGD's \\(opt momentum\\); opt adamw has "
+                                          "no such variant"):
+        load_config(["--opt=adamw", "--nesterov=True"])
+    with pytest.raises(ConfigError, match="option --nesterov: nesterov needs a momentum above 0, got momentum 0"):
+        load_config(["--nesterov=True", "--momentum=0"])
+
+
 @pytest.mark.parametrize("opt,lr", [("rmsprop", "0.002"), ("adamw", "0.002")])
 def test_a_resumed_run_continues_exactly_and_another_opt_is_refused(opt, lr, cifar_dir, tmp_path, one_thread):
     """From a checkpoint saved inside epoch 2 the run ends with the same weights and optimiser state
@@ -171,6 +194,16 @@ def test_a_resumed_run_trains_with_its_own_momentum_weight_decay_and_eps(cifar_d
         f"resume: the learning-rate schedule differs from that of {tmp_path / 'd' / 'mobilenetv1-1_10.ckpt'}'s "
         f"run: lr_end 1e-05 -> 0.001, lr_max 0.002 -> 0.004; step 11 trains at {now:.6g}, where that run's would "
         f"train at {then:.6g}"]
+    # Nesterov switched on for a resume of a plain-momentum run: named, and in the optimiser from there.
+    plain = SMALL + [f"--dataset_path={cifar_dir}", "--lr_max=0.05"]
+    train.run(load_config(plain + ["--epoch_size=1", f"--save_checkpoint_path={tmp_path / 'sgd'}"]))
+    capsys.readouterr()
+    result = train.run(load_config(plain + ["--epoch_size=2", "--nesterov=True", f"--resume={tmp_path / 'sgd'}",
+                                            f"--save_checkpoint_path={tmp_path / 'nesterov'}"]))
+    assert (f"resume: {tmp_path / 'sgd' / 'mobilenetv1-1_12.ckpt'} was trained with nesterov False; continuing "
+            f"with this run's nesterov True") in capsys.readouterr().out
+    groups = ckpt_io.load_file(result["checkpoint"])["optimizer"]["param_groups"]
+    assert [g["nesterov"] for g in groups] == [True, True]
     # Momentum switched on: the buffers the file lacks start at zero (RMSprop failed on the missing key).
     for opt, lr in (("rmsprop", "0.002"), ("momentum", "0.05")):
         plain = SMALL + [f"--dataset_path={cifar_dir}", f"--opt={opt}", f"--lr_max={lr}"]

@@ -40,6 +40,9 @@ class Config:
     # recipe's (engine.DEFAULT_EPS).
     opt: str = "momentum"
     opt_eps: float = 0.0
+    # Nesterov's momentum for opt momentum (MindSpore Momentum's use_nesterov, PyTorch SGD's nesterov;
+    # timm's default "sgd"); False: the seed's plain momentum.
+    nesterov: bool = False
     epoch_size: int = 90
     pretrain_epoch_size: int = 0
     save_checkpoint: bool = True
@@ -176,6 +179,7 @@ KEY_HELP: Dict[str, str] = {
     "weight_decay": "L2 decay of conv and FC weights (AdamW: decoupled)",
     "opt": "optimiser (momentum: the seed's, SGD)",
     "opt_eps": "RMSprop's or AdamW's eps; 0: the recipe's",
+    "nesterov": "opt momentum: Nesterov's momentum (timm's sgd); False: the seed's",
     "epoch_size": "epochs to train",
     "pretrain_epoch_size": "epochs a pre_trained seed checkpoint already trained (the schedule goes on)",
     "save_checkpoint": "write checkpoints, config.yaml, log.txt and metrics",
@@ -412,6 +416,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
                          f"got {cfg.crop_pct}")
     if not 0 < cfg.lr_decay_rate <= 1:
         fail("lr_decay_rate", f"lr_decay_rate must be in (0, 1], got {cfg.lr_decay_rate}")
+    if cfg.nesterov and cfg.opt == "momentum" and cfg.momentum <= 0:
+        fail("nesterov", f"nesterov needs a momentum above 0, got momentum {cfg.momentum:g}")
     if cfg.lr_base_size < 0:
         fail("lr_base_size", f"lr_base_size must be >= 0 (0: the rates as given), got {cfg.lr_base_size}")
     if cfg.lr_decay_epochs <= 0:
@@ -438,6 +444,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         (("lr_decay_rate", "lr_decay_epochs"), cfg.lr_decay_mode == "exponential", "lr_decay_mode exponential's",
          f"lr_decay_mode {cfg.lr_decay_mode} does not use it"),
         (("opt_eps",), cfg.opt != "momentum", "RMSprop's and AdamW's", "opt momentum (SGD) has none"),
+        (("nesterov",), cfg.opt == "momentum", "SGD's (opt momentum)", f"opt {cfg.opt} has no such variant"),
         (("distill_alpha", "distill_temperature"), bool(cfg.teacher), "knowledge distillation's",
          "no teacher is set (--teacher CKPT)"),
         (("crop_pct",), cfg.dataset != "cifar10", "for image folders' evaluation",
@@ -449,7 +456,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         for key in keys:
             if not used and getattr(cfg, key) != getattr(Config, key):
                 value = getattr(cfg, key)
-                fail(key, f"{key} {value if isinstance(value, str) else format(value, 'g')} is {whose}; {why}")
+                shown = value if isinstance(value, (str, bool)) else format(value, "g")
+                fail(key, f"{key} {shown} is {whose}; {why}")
 
 
 def parse_overrides(argv: Sequence[str]) -> List[Tuple[str, str]]:

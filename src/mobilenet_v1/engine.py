@@ -69,8 +69,8 @@ RMSPROP_ALPHA = 0.9
 
 def make_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float,
                    device: torch.device, opt: str = "momentum", eps: float = 0.0,
-                   fused: Optional[bool] = None) -> torch.optim.Optimizer:
-    """The seed's Momentum (PyTorch's SGD: the same update), or RMSprop (the MobileNet paper's, with
+                   fused: Optional[bool] = None, nesterov: bool = False) -> torch.optim.Optimizer:
+    """The seed's Momentum (PyTorch's SGD: the same update; ``nesterov``: Nesterov's), or RMSprop (the MobileNet paper's, with
     torchvision's recipe settings and ``momentum``) or AdamW (decoupled ``weight_decay``; ``momentum``
     unused). Weight decay on conv and FC weights only (:func:`param_groups`). One fused kernel for
     all parameters on CUDA where PyTorch has one (SGD, AdamW), the multi-tensor path otherwise
@@ -85,7 +85,7 @@ def make_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: f
         return torch.optim.AdamW(groups, lr=lr, eps=eps or DEFAULT_EPS[opt], **how)
     if opt != "momentum":
         raise ValueError(f"opt {opt!r}: expected one of {', '.join(OPTIMIZERS)}")
-    return torch.optim.SGD(groups, lr=lr, momentum=momentum, **how)
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov, **how)
 
 
 @dataclass

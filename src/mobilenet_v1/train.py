@@ -265,7 +265,7 @@ def changes_line(source: str, changed: Dict[str, Tuple[Any, Any]]) -> str:
 
 
 # Optimiser settings a resumed run takes from its own configuration rather than from the checkpoint.
-RESUMED_SETTINGS = ("momentum", "weight_decay", "eps")
+RESUMED_SETTINGS = ("momentum", "nesterov", "weight_decay", "eps")
 
 
 def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, scaler, guard: NonFiniteGuard,
@@ -289,7 +289,7 @@ def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, 
     # and goes in before loading: where the state's step counts go follows it (torch's load_state_dict
     # puts them on the parameters' device for a fused group, which fused AdamW on CUDA needs; that a CPU
     # run's checkpoint continues on a GPU is for benchmarks/cross_device_resume.py to show, not yet run).
-    # So do the configured momentum, weight_decay and eps: the run trains with what its configuration
+    # So do the configured momentum, nesterov, weight_decay and eps: the run trains with what its configuration
     # (config.yaml, the log) says, which may change them on purpose; the change is named.
     ours = [{k: g[k] for k in ("fused", "foreach") + RESUMED_SETTINGS if k in g} for g in optimizer.param_groups]
     saved = ckpt["optimizer"]
@@ -567,7 +567,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
         print0(f"use_label_smooth: label smoothing {cfg.label_smooth_factor} on cifar10, as set (the seed "
                f"smooths only ImageNet's labels and ignores the key for cifar10)")
     augment = BatchAugment(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mix_prob, cfg.random_erase, cfg.seed, dist.rank)
-    optimizer = make_optimizer(model, float(lr[0]), cfg.momentum, cfg.weight_decay, device, cfg.opt, cfg.opt_eps)
+    optimizer = make_optimizer(model, float(lr[0]), cfg.momentum, cfg.weight_decay, device, cfg.opt, cfg.opt_eps,
+                               nesterov=cfg.nesterov)
     scaler = make_scaler(precision, device, cfg.loss_scale)
     if cfg.pre_trained and source.get("moments"):
         restore_moments(cfg, source, model, optimizer, skipped, steps_per_epoch)
