@@ -138,8 +138,17 @@ def cmd_lr_schedule(argv: List[str]) -> int:
 WRITTEN = {"ckpt": "MindSpore checkpoint", "pt": "PyTorch checkpoint", "safetensors": "safetensors"}
 
 
-def cmd_convert(argv: List[str]) -> int:
+def add_writer_options(p: argparse.ArgumentParser, ema_use: str) -> None:
+    """convert's and average's --format and --use_ema (``ema_use``: what True and False do)."""
     from .config import bool_option
+
+    p.add_argument("--format", choices=("ckpt", "pt", "safetensors"), default=None,
+                   help="output format, overriding DST's extension (.ckpt: MindSpore; .pt/.pth: ours)")
+    p.add_argument("--use_ema", type=bool_option, default=True, metavar="True|False",
+                   help=ema_use)
+
+
+def cmd_convert(argv: List[str]) -> int:
     from .mindspore_io import FORMAT_NAMES, convert
 
     p = argparse.ArgumentParser(
@@ -150,11 +159,8 @@ def cmd_convert(argv: List[str]) -> int:
                     "ours, .safetensors with MindSpore's names.")
     p.add_argument("src", metavar="SRC", help="checkpoint to read (or a run folder: its newest)")
     p.add_argument("dst", metavar="DST", help="file to write (atomically)")
-    p.add_argument("--format", choices=("ckpt", "pt", "safetensors"), default=None,
-                   help="output format, overriding DST's extension")
-    p.add_argument("--use_ema", type=bool_option, default=True, metavar="True|False",
-                   help="a checkpoint of a run with --ema_decay: write its weight average (True, the default) "
-                        "or its trained weights")
+    add_writer_options(p, "a checkpoint of a run with --ema_decay: write its weight average (True, the default) "
+                          "or its trained weights")
     a = p.parse_args(argv)
     out = convert(a.src, a.dst, a.format, a.use_ema)
     written = WRITTEN[out["format"]]
@@ -178,7 +184,6 @@ def cmd_convert(argv: List[str]) -> int:
 
 def cmd_average(argv: List[str]) -> int:
     from .averaging import average
-    from .config import bool_option
 
     p = argparse.ArgumentParser(
         prog="mobilenet-v1 average",
@@ -189,11 +194,8 @@ def cmd_average(argv: List[str]) -> int:
                    help="checkpoint files (any format convert reads), or run folders: their numbered checkpoints")
     p.add_argument("--out", required=True, metavar="DST", help="file to write (atomically); not one of the sources")
     p.add_argument("--last", type=int, default=0, metavar="N", help="only the last N of the checkpoints (0: all)")
-    p.add_argument("--format", choices=("ckpt", "pt", "safetensors"), default=None,
-                   help="output format, overriding DST's extension (.ckpt: MindSpore; .pt/.pth: ours)")
-    p.add_argument("--use_ema", type=bool_option, default=True, metavar="True|False",
-                   help="checkpoints of a run with --ema_decay: average their weight averages (True, the default) "
-                        "or their trained weights")
+    add_writer_options(p, "checkpoints of a run with --ema_decay: average their weight averages (True, the "
+                          "default) or their trained weights")
     a = p.parse_args(argv)
     out = average(a.src, a.out, a.format, a.use_ema, a.last)
     written = WRITTEN[out["format"]]
