@@ -129,3 +129,28 @@ def test_the_command_names_what_it_averaged(tmp_path, capsys):
     assert "the mean of 2 checkpoints: a.pt, b.pt" in out
     assert "1 of them hold a weight average (--ema_decay)" in out
     assert load_model(str(tmp_path / "m.safetensors")).width_mult == 0.25
+
+
+def test_recorded_facts_survive_a_last_file_without_them_and_a_lost_padding_is_warned_of(tmp_path, capsys):
+    """A MindSpore .ckpt named last records no configuration nor classes: those of the files before it
+    are kept (export and eval would fall back to 224x224 otherwise). A model of symmetric padding
+    written in MindSpore's format gets convert's warning."""
+    a = save(tmp_path / "a.pt", random_model(1), image_size=40)
+    save(tmp_path / "b.pt", random_model(2))
+    mindspore_io.convert(str(tmp_path / "b.pt"), str(tmp_path / "b.ckpt"))
+    average([a, str(tmp_path / "b.ckpt")], str(tmp_path / "m.pt"))
+    saved = ckpt_io.load_file(str(tmp_path / "m.pt"))
+    assert saved["config"]["image_size"] == 40 and saved["classes"] == ["a", "b", "c", "d"]
+    symmetric = []
+    for seed in (3, 4):
+        model = random_model(seed)
+        path = tmp_path / f"s{seed}.pt"
+        torch.save({"model": model.state_dict(), "model_args": {"class_num": 4, "width_mult": 0.25,
+                                                                "padding": "symmetric"}}, str(path))
+        symmetric.append(str(path))
+    assert cli.main(["average", *symmetric, "--out", str(tmp_path / "s.ckpt")]) == 0
+    err = capsys.readouterr().err
+    assert "mobilenet-v1 average: warning: the mean of " in err and "MindSpore's network pads SAME" in err
+    assert average(symmetric, str(tmp_path / "s.pt"))["warning"] == ""  # ours keeps the padding
+    assert load_model(str(tmp_path / "s.pt")).padding == "symmetric"
+

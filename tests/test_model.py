@@ -231,9 +231,11 @@ def test_out_indices_pick_layers_and_feature_info_describes_them(tmp_path):
     with torch.no_grad():
         assert len(early(x)) == 1
     assert ran == list(range(11))
-    for bad in ((27,), (-28,), ()):
+    for bad in ((27,), (-28,), (), (1.5,), (True,)):
         with pytest.raises(ValueError, match=r"out_indices must name layers of the 27 \(0 to 26"):
             MobileNetV1(features_only=True, out_indices=bad)
+    with pytest.raises(ValueError, match="out_indices must be a sequence of layer indices, such as"):
+        MobileNetV1(features_only=True, out_indices=26)
     with pytest.raises(ValueError, match="pass features_only=True"):
         MobileNetV1(out_indices=(3,))
     torch.save({"model": every.state_dict(), "model_args": {"class_num": 3, "width_mult": 0.25}}, tmp_path / "m.pt")

@@ -286,3 +286,9 @@ def test_a_run_trains_at_the_scaled_rates_and_a_resume_names_a_changed_factor(ci
                     "rates' factor x0.25 -> x0.5 (lr_base_size 64 -> 64, global batch 16 -> 32); step 7 trains at "
                     f"{float(lr[6]):.6g}, where that run's last step trained at {float(first[-1]):.6g}")
     assert train.schedule_change(ckpt, "a.ckpt", load_config(common + ["--epoch_size=1"]), first, 11, 16) == ""
+    # A file from before lr_base_size (no such key recorded) trained at its rates as given.
+    old = {**ckpt, "config": {k: v for k, v in ckpt["config"].items() if not k.startswith("lr_base")}}
+    line = train.schedule_change(old, "old.ckpt", load_config(common + ["--epoch_size=1"]), first, 11, 16)
+    assert line.startswith("resume: the learning-rate schedule differs from that of old.ckpt's run: the rates' factor "
+                           "x1 -> x0.25 (lr_base_size 0 -> 64, global batch 16 -> 16); step 12 trains at ")
+    assert line.endswith(f"where that run's last step trained at {0.4 - 0.36 * 11 / 12:.6g}")  # unscaled

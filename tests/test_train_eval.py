@@ -248,7 +248,12 @@ def test_eval_takes_the_image_size_the_checkpoint_was_trained_at_unless_told(tmp
     # Options evaluation ignores are named (a config file shared with training may hold them silently).
     assert cli.main(base + ["--lr_max=0.3", "--width_mult=0.5", "--seed=3", "--epoch_size=2"]) == 0
     assert ("eval: not used here: --width_mult (the model is the checkpoint's, read off the file); --lr_max, "
-            "--epoch_size (training's or export's)") in capsys.readouterr().err
+            "--seed, --epoch_size (training's or export's)") in capsys.readouterr().err
+    # An ONNX file fixes its precision, layout, device and weights too; a checkpoint takes those options.
+    assert evaluate_mod.unused_options_note(["--precision=bf16", "--use_ema=False", "--dataset_path=d"]) == ""
+    assert evaluate_mod.unused_options_note(["--precision=bf16", "--use_ema=False", "--device_num=2"], onnx=True) == (
+        "eval: not used here: --precision, --use_ema (an ONNX file runs in ONNX Runtime on the CPU, in fp32); "
+        "--device_num (training's or export's)")
 
 
 def test_pre_trained_with_another_head_is_fine_tuned(cifar_dir, tmp_path, capsys):

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 
 from . import checkpoint as ckpt_io
-from .mindspore_io import output_format, read_any, write_checkpoint
+from .mindspore_io import output_format, padding_warning, read_any, write_checkpoint
 
 
 def sources(paths: Sequence[str], last: int = 0) -> List[str]:
@@ -54,8 +54,9 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     anything is written; the means are
     taken in float64 and stored as float32, counters (BatchNorm's ``num_batches_tracked``) are the last
     file's. A training checkpoint with a weight average gives that average unless ``use_ema`` is False.
-    The training configuration, class names and held-out record are the last file's. ``dst`` may not
-    be one of the sources; the write is atomic."""
+    The training configuration, class names and held-out record are those of the last file (in the
+    order named; a folder's newest) that records them. ``dst`` may not be one of the sources; the write
+    is atomic."""
     from .api import model_from_checkpoint
 
     fmt = output_format(dst, fmt)
@@ -67,21 +68,26 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     latest: Dict[str, torch.Tensor] = {}
     first: Dict[str, Any] = {}
     weights: List[str] = []
-    ckpt: Dict[str, Any] = {}
+    recorded: Dict[str, Any] = {}
     for f in files:
         ckpt = read_any(f)
         model, args = model_from_checkpoint(ckpt, f, use_ema)
         args = {"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"]}
         classes = ckpt.get("classes")
         if not first:
-            first = {"file": f, "args": args, "classes": classes}
+            first = {"file": f, "args": args}
         elif args != first["args"]:
             raise ckpt_io.CheckpointError(f"checkpoint {f} is a MobileNetV1 of {shown(args)}, {first['file']} one of "
                                           f"{shown(first['args'])}: only models of one shape average")
-        elif classes and first["classes"] and list(classes) != list(first["classes"]):
-            raise ckpt_io.CheckpointError(f"checkpoint {f} was trained on other classes than {first['file']} "
+        if classes and "classes" in first and list(classes) != list(first["classes"]):
+            raise ckpt_io.CheckpointError(f"checkpoint {f} was trained on other classes than {first['classes_file']} "
                                           f"(their recorded class folders differ): the mean would mix them")
+        if classes and "classes" not in first:
+            first.update(classes=classes, classes_file=f)
         weights.append(ckpt_io.which_weights(ckpt, use_ema))
+        # What export and predict read beside the weights (image size, normalisation, class names): the
+        # last file's that records it, where a later one (a MindSpore .ckpt) records none.
+        recorded.update((k, ckpt[k]) for k in ("config", "classes", "held_out") if ckpt.get(k) is not None)
         for name, value in model.state_dict().items():
             if not value.is_floating_point():
                 latest[name] = value.clone()
@@ -89,10 +95,10 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
             value = value.double()
             sums[name] = sums[name] + value if name in sums else value
     mean = {name: (sums[name] / len(files)).float() if name in sums else latest[name] for name in model.state_dict()}
-    recorded = {k: ckpt[k] for k in ("config", "classes", "held_out") if ckpt.get(k) is not None}
     count = write_checkpoint(dst, fmt, mean, first["args"], recorded)
     return {"sources": files, "format": fmt, "tensors": count, **first["args"],
-            "ema": weights.count("ema"), "dropped": sorted(recorded) if fmt == "ckpt" else []}
+            "ema": weights.count("ema"), "dropped": sorted(recorded) if fmt == "ckpt" else [],
+            "warning": padding_warning(f"the mean of {', '.join(files)}", fmt, first["args"]["padding"])}
 
 
 def shown(args: Dict[str, Any]) -> str:

@@ -205,6 +205,8 @@ def cmd_average(argv: List[str]) -> int:
     if out["ema"]:
         print(f"{out['ema']} of them hold a weight average (--ema_decay): that is what was averaged from them "
               f"(--use_ema False for their trained weights)")
+    if out["warning"]:
+        print(f"mobilenet-v1 average: warning: {out['warning']}", file=sys.stderr)
     if out["dropped"]:
         print(f"mobilenet-v1 average: note: a MindSpore .ckpt holds only tensors: the training configuration "
               f"and class names are not kept in {a.out}", file=sys.stderr)

@@ -238,21 +238,21 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
 # given on eval's command line they are named, as the seed's keys with no meaning here are.
 EVAL_KEYS = frozenset({"config_path", "dataset", "dataset_path", "checkpoint_path", "batch_size", "eval_batch_size",
                        "image_size", "crop_pct", "val_split", "num_workers", "data_pipeline", "max_bad_samples",
-                       "channels_last", "precision", "device_target", "use_ema", "eval_drop_last", "seed",
-                       "run_distribute", "device_num"})
+                       "channels_last", "precision", "device_target", "use_ema", "eval_drop_last", "run_distribute"})
 MODEL_KEYS = ("class_num", "width_mult", "padding")
+# An ONNX file runs in ONNX Runtime on the CPU, in fp32, NCHW, with the weights it was exported with.
+ONNX_FIXED = ("channels_last", "precision", "device_target", "use_ema")
 
 
-def unused_options_note(argv: Sequence[str]) -> str:
-    """A line naming the ``--key`` options of ``argv`` that evaluation does not use, or ""."""
-    keys = list(dict.fromkeys(k for k, _ in parse_overrides(argv) if k not in EVAL_KEYS))
-    if not keys:
-        return ""
-    model = [k for k in keys if k in MODEL_KEYS]
-    rest = [k for k in keys if k not in MODEL_KEYS]
-    parts = ([f"{', '.join('--' + k for k in model)} (the model is the checkpoint's, read off the file)"] if model else []) + \
-            ([f"{', '.join('--' + k for k in rest)} (training's or export's)"] if rest else [])
-    return f"eval: not used here: {'; '.join(parts)}"
+def unused_options_note(argv: Sequence[str], onnx: bool = False) -> str:
+    """A line naming the ``--key`` options of ``argv`` that evaluation (of an ONNX file: ``onnx``) does
+    not use, or ""."""
+    keys = list(dict.fromkeys(k for k, _ in parse_overrides(argv)))
+    groups = (([k for k in keys if k in MODEL_KEYS], "the model is the checkpoint's, read off the file"),
+              ([k for k in keys if onnx and k in ONNX_FIXED], "an ONNX file runs in ONNX Runtime on the CPU, in fp32"),
+              ([k for k in keys if k not in EVAL_KEYS and k not in MODEL_KEYS], "training's or export's"))
+    parts = [f"{', '.join('--' + k for k in group)} ({why})" for group, why in groups if group]
+    return f"eval: not used here: {'; '.join(parts)}" if parts else ""
 
 
 def main(argv: Sequence[str]) -> int:
@@ -266,7 +266,7 @@ def main(argv: Sequence[str]) -> int:
         if not os.path.isdir(folder):
             raise ValueError(f"--confusion_csv {csv_path!r}: {folder} is not a folder")
     cfg, given = load_config_and_given(argv)
-    note = unused_options_note(argv)
+    note = unused_options_note(argv, is_onnx_file(cfg.checkpoint_path))
     if note:
         print0(note, file=sys.stderr)
     result = run(cfg, given, confusion=by_class or csv_path is not None)

@@ -489,6 +489,15 @@ def write_checkpoint(dst: str, fmt: str, state: Dict[str, torch.Tensor], args: D
     return len(entries)
 
 
+def padding_warning(what: str, fmt: str, padding: str) -> str:
+    """A warning for writing a model of ``padding`` other than SAME in MindSpore's names (``fmt`` ckpt or
+    safetensors), which MindSpore's network and our reader take for SAME; "" otherwise."""
+    if fmt == "pt" or padding == "same":
+        return ""
+    return (f"{what} was trained with padding {padding!r}; MindSpore's network pads SAME, so it will not "
+            f"reproduce this model's outputs there")
+
+
 def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True) -> Dict[str, Any]:
     """Write ``src`` (any supported file, or a run folder: its newest checkpoint, ``source`` in the
     result) as ``dst`` in ``fmt`` (by default from ``dst``'s extension):
@@ -515,10 +524,7 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True)
     # ImageNet normalisation, silently wrong for a model trained otherwise.
     recorded = {k: ckpt[k] for k in ("config", "classes", "held_out") if ckpt.get(k) is not None}
     count = write_checkpoint(dst, fmt, state, args, recorded, extra)
-    warning = ""
-    if fmt != "pt" and args["padding"] != "same":
-        warning = (f"{src} was trained with padding {args['padding']!r}; MindSpore's network pads SAME, so it "
-                   f"will not reproduce this model's outputs there")
+    warning = padding_warning(src, fmt, args["padding"])
     return {"source": src, "format": fmt, "tensors": count, "class_num": args["class_num"], "width_mult": args["width_mult"],
             "source_format": detect_format(src), "moments": "moments" in extra,
             "global_step": extra.get("global_step"), "warning": warning, "weights": weights,

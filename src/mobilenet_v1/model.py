@@ -5,6 +5,7 @@ of layer k, ``network.{k}.1.*`` for its BatchNorm, ``fc.*``) so that checkpoint 
 of BatchNorm fields only.
 """
 import math
+import operator
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -176,6 +177,15 @@ def _eager() -> bool:
     return not (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting())
 
 
+def _is_index(k) -> bool:
+    """An integer (Python's, numpy's, a 0-d integer tensor), not a float or bool."""
+    try:
+        operator.index(k)
+    except TypeError:
+        return False
+    return not isinstance(k, bool)
+
+
 def conv_bn_relu(in_ch: int, out_ch: int, kernel: int, stride: int, groups: int, padding: str) -> nn.Sequential:
     if padding == "same":
         conv = Conv2dSame(in_ch, out_ch, kernel, stride, groups=groups, bias=False)
@@ -216,12 +226,14 @@ class MobileNetV1(nn.Module):
             raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
         if out_indices is not None and not features_only:
             raise ValueError("out_indices chooses the layers features_only returns: pass features_only=True")
-        layers_out = range(len(ARCH)) if out_indices is None else out_indices
-        bad = [k for k in layers_out if not -len(ARCH) <= k < len(ARCH)]
+        if _is_index(out_indices) or isinstance(out_indices, (str, bytes)):
+            raise ValueError(f"out_indices must be a sequence of layer indices, such as (22, 26), got {out_indices!r}")
+        layers_out = list(range(len(ARCH)) if out_indices is None else out_indices)
+        bad = [k for k in layers_out if not (_is_index(k) and -len(ARCH) <= k < len(ARCH))]
         if bad or not layers_out:
             raise ValueError(f"out_indices must name layers of the {len(ARCH)} (0 to {len(ARCH) - 1}, or -{len(ARCH)} "
                              f"to -1 from the end), got {list(layers_out)}")
-        self.out_indices = sorted({k % len(ARCH) for k in layers_out})
+        self.out_indices = sorted({operator.index(k) % len(ARCH) for k in layers_out})
         self.class_num = class_num
         self.width_mult = width_mult
         self.padding = padding

@@ -328,8 +328,10 @@ def schedule_change(ckpt: Dict[str, Any], source: str, cfg: Config, lr: Sequence
                and (k == "lr_decay_mode" or (theirs_uses(k) and ours_uses(k)))]
     batch = batch or samples_per_step(cfg, None)
     try:
-        was = dataclasses.replace(cfg, **{k: recorded[k] for k in SCHEDULE_KEYS + ("lr_base_size", "lr_base_scale", "opt")
-                                          if k in recorded})
+        # A file from before lr_base_size trained at its rates as given.
+        keys = {"lr_base_size": 0, "lr_base_scale": "auto"} if recorded else {}
+        keys.update((k, recorded[k]) for k in SCHEDULE_KEYS + ("lr_base_size", "lr_base_scale", "opt") if k in recorded)
+        was = dataclasses.replace(cfg, **keys)
         their_batch = int(ckpt.get("samples_per_step") or batch)
         their_scale, our_scale = lr_scale(was, their_batch), lr_scale(cfg, batch)
     except (TypeError, ValueError):  # values that make no schedule
