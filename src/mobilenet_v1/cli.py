@@ -274,7 +274,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   "  --json               print one JSON object\n"
                   "  --per_class          each class's images, top-1, precision and most frequent confusion\n"
                   "  --confusion_csv F    write the confusion matrix (rows: labels, columns: predictions)\n\n"
-                  "the configuration's keys (those of training take no effect here; given as options, they are named on stderr):")
+                  "the configuration's keys (those of training take no effect here; given as options, they are "
+                  "named on stderr):")
         else:
             print("usage: mobilenet-v1 train [--config_path F] [--key=value | --key value ...]\n\nkeys (default):")
         for f in dataclasses.fields(Config):

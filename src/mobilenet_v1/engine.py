@@ -70,11 +70,12 @@ RMSPROP_ALPHA = 0.9
 def make_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float,
                    device: torch.device, opt: str = "momentum", eps: float = 0.0,
                    fused: Optional[bool] = None, nesterov: bool = False) -> torch.optim.Optimizer:
-    """The seed's Momentum (PyTorch's SGD: the same update; ``nesterov``: Nesterov's), or RMSprop (the MobileNet paper's, with
-    torchvision's recipe settings and ``momentum``) or AdamW (decoupled ``weight_decay``; ``momentum``
-    unused). Weight decay on conv and FC weights only (:func:`param_groups`). One fused kernel for
-    all parameters on CUDA where PyTorch has one (SGD, AdamW), the multi-tensor path otherwise
-    (``fused``: whether to fuse, whatever the device; the tests take the CUDA path on the CPU)."""
+    """The seed's Momentum (PyTorch's SGD: the same update; ``nesterov``: Nesterov's), or RMSprop (the
+    MobileNet paper's, with torchvision's recipe settings and ``momentum``) or AdamW (decoupled
+    ``weight_decay``; ``momentum`` unused). Weight decay on conv and FC weights only
+    (:func:`param_groups`). One fused kernel for all parameters on CUDA where PyTorch has one (SGD,
+    AdamW), the multi-tensor path otherwise (``fused``: whether to fuse, whatever the device; the tests
+    take the CUDA path on the CPU)."""
     groups = param_groups(model, weight_decay)
     fused = (device.type == "cuda" if fused is None else fused) and opt != "rmsprop"
     how = {"fused": True} if fused else {"foreach": True}
