@@ -6,6 +6,7 @@ one thread. Rounds alternate between the two; "paired" is the median of the per-
     python benchmarks/augment_per_image.py --policy augmix
     python benchmarks/augment_per_image.py --policy ta_wide --size 224 --images 200 --rounds 5
     python benchmarks/augment_per_image.py --policy ta_wide --grid_ab   # ours: our sampling grid vs F.affine_grid
+    python benchmarks/augment_per_image.py --ops    # the colour operations one by one, uint8 and float paths
 """
 import argparse
 import time
@@ -15,10 +16,16 @@ from common import emit_json, machine, median, print_table
 import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
 
 from mobilenet_v1 import autoaugment
 
-from mobilenet_v1.autoaugment import POLICIES, make_augment
+from mobilenet_v1.autoaugment import POLICIES, magnitudes, make_augment, run_op
+
+# The operations --ops times, with torchvision's functional form at magnitude m.
+OPS_TIMED = {"Posterize": lambda img, m: TF.posterize(img, int(m)), "Solarize": lambda img, m: TF.solarize(img, 255.0 * m),
+             "Invert": lambda img, m: TF.invert(img), "Equalize": lambda img, m: TF.equalize(img),
+             "AutoContrast": lambda img, m: TF.autocontrast(img)}
 
 
 def torchvision_transform(policy: str):
@@ -39,11 +46,16 @@ def main():
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--grid_ab", action="store_true",
                    help="instead: ours with its broadcast sampling grid against ours with F.affine_grid")
+    p.add_argument("--ops", action="store_true",
+                   help="instead: each colour operation alone (TrivialAugment's bin 15): ours on uint8, ours through "
+                        "the float path (how ours ran uint8 images before the integer operations), torchvision's")
     p.add_argument("--json", nargs="?", const=True, default=None)
     args = p.parse_args()
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (args.images, 3, args.size, args.size), generator=g, dtype=torch.uint8)
+    if args.ops:
+        return time_ops(images, args)
     ours, theirs = make_augment(args.policy), torchvision_transform(args.policy)
     grid = autoaugment._affine_grid
     if args.grid_ab:  # "torchvision" is then ours with F.affine_grid, on the same draws
@@ -78,6 +90,43 @@ def main():
                 f"one thread, median of {args.rounds} rounds", [row], list(row))
     emit_json(args.json, {"machine": machine(), "policy": args.policy, "size": args.size, "ms": times,
                           "paired_ours_over_torchvision": paired})
+
+
+def time_ops(images: torch.Tensor, args) -> None:
+    """Per-operation ms per image, rounds alternating between the three ways, medians and paired ratios."""
+    integer_ops = autoaugment._INTEGER_OPS
+
+    def float_path(name, image, v):
+        autoaugment._INTEGER_OPS = ()
+        try:
+            return run_op(name, image, v)
+        finally:
+            autoaugment._INTEGER_OPS = integer_ops
+
+    rows, out = [], {}
+    for name, tv in OPS_TIMED.items():
+        m = magnitudes("ta_wide", name, args.size, args.size)[15]
+        v = torch.tensor([m], dtype=torch.float64)
+        ways = {"ours": lambda img: run_op(name, img, v), "ours, float path": lambda img: float_path(name, img, v),
+                "torchvision": lambda img: tv(img[0], m)}
+        times = {k: [] for k in ways}
+        for r in range(args.rounds + 1):  # round 0 warms up
+            for k, fn in ways.items():
+                t = time.perf_counter()
+                for i in range(args.images):
+                    fn(images[i:i + 1])
+                if r:
+                    times[k].append((time.perf_counter() - t) / args.images * 1000)
+        ratio = {k: median([a / b for a, b in zip(times["ours"], times[k])]) for k in ("ours, float path", "torchvision")}
+        rows.append({"operation": name, "ours ms": f"{median(times['ours']):.3f}",
+                     "float path ms": f"{median(times['ours, float path']):.3f}",
+                     "torchvision ms": f"{median(times['torchvision']):.3f}",
+                     "ours / float path": f"{ratio['ours, float path']:.2f}",
+                     "ours / torchvision": f"{ratio['torchvision']:.2f}"})
+        out[name] = {"ms": times, "paired": ratio}
+    print_table(f"Per-operation time, {machine()}: {args.images} random {args.size}x{args.size} uint8 images, one "
+                f"thread, median of {args.rounds} rounds (paired: medians of the per-round ratios)", rows, list(rows[0]))
+    emit_json(args.json, {"machine": machine(), "size": args.size, "operations": out})
 
 
 if __name__ == "__main__":

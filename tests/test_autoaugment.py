@@ -9,6 +9,7 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from mobilenet_v1 import autoaugment
 from mobilenet_v1 import transforms as T
 from mobilenet_v1.autoaugment import (AUGMIX_OPS, AUTOAUGMENT_POLICIES, CHOSEN, MIX_BINS, MIX_DEPTH, MIX_WIDTH, OPS,
                                       POLICIES, AugMix, AutoAugment, MixPlan, Plan, apply, magnitudes,
@@ -152,6 +153,21 @@ def test_float_images_follow_the_uint8_arithmetic_without_its_truncation():
         as_float = run_op(name, images.float(), values)
         assert as_float.dtype == torch.float32 and 0 <= float(as_float.min()) and float(as_float.max()) <= 255
         assert float((as_float - as_uint8).abs().max()) <= 1.5, name
+
+
+def test_the_integer_operations_on_uint8_equal_the_float_path():
+    """Posterize, Solarize, Invert and Equalize run on uint8 images without a float copy: the same
+    values as on the images in float, at every bin of every policy (AugMix's posterize down to 0 bits)."""
+    images = sample_images()
+    for name in autoaugment._INTEGER_OPS:
+        values = sorted({m for policy in ("ta_wide", "ra", "imagenet", "augmix")
+                         for m in magnitudes(policy, name, 29, 41)})
+        for m in values:
+            v = torch.full((4,), m, dtype=torch.float64)
+            ours = run_op(name, images, v)
+            assert ours.dtype == torch.uint8
+            assert torch.equal(ours, run_op(name, images.float(), v).to(torch.uint8)), (name, m)
+    assert len({m for m in magnitudes("augmix", "Posterize", 29, 41)} & {0.0, 4.0}) == 2
 
 
 def test_plans_draw_each_operation_and_bin_evenly_from_the_seed_alone():

@@ -312,6 +312,8 @@ def run_op(name: str, images: torch.Tensor, values: torch.Tensor, bilinear: bool
     """Operation ``name`` on each image with its own signed magnitude ``values[i]``; dtype kept.
     ``bilinear``: see :func:`apply` (uint8 results are then rounded, as torchvision's)."""
     integer = not images.is_floating_point()
+    if integer and name in _INTEGER_OPS:
+        return _integer_op(name, images, values)
     x = images.float()
     v = values.double().view(-1, 1, 1, 1)
     # A blend's two weights are rounded to float32 apart, each from its double (as torchvision's
@@ -348,6 +350,26 @@ def run_op(name: str, images: torch.Tensor, values: torch.Tensor, bilinear: bool
         raise ValueError(f"unknown operation {name!r}")
     y = y.clamp_(0, 255)
     return y.to(images.dtype)  # to uint8: truncated, as torchvision's blends
+
+
+# Operations whose uint8 results need no float arithmetic: run on the integers, without a float copy
+# of the image (torchvision's are integer too); the same values as the float path, truncated (tested).
+_INTEGER_OPS = ("Posterize", "Solarize", "Invert", "Equalize")
+
+
+def _integer_op(name: str, images: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """:data:`_INTEGER_OPS` on uint8 ``images``, each with its magnitude ``values[i]``."""
+    if name == "Invert":
+        return images.bitwise_not()  # 255 - x
+    if name == "Equalize":
+        return _equalize(images)
+    v = values.float().view(-1, 1, 1, 1)
+    if name == "Posterize":  # keep the top v bits (whole numbers, 0 to 8): a mask, not a floor
+        mask = (255 << (8 - v.long())) & 255
+        return images & mask.to(torch.uint8)
+    # Solarize: x >= 255 v (in float32, as the float path) holds for a whole x from ceil(255 v) on; there
+    # x XOR 255 = 255 - x (an XOR by a 0/255 mask is faster here than torch.where).
+    return images ^ (images >= torch.ceil(255 * v).long()).to(torch.uint8).mul_(255)
 
 
 def _gray(x: torch.Tensor, integer: bool) -> torch.Tensor:
@@ -387,7 +409,7 @@ def _equalize(x: torch.Tensor) -> torch.Tensor:
     """Histogram equalisation of each channel of each image (PIL's ``ImageOps.equalize``): the levels
     spread by cumulative count; a channel of one level (or nearly) is left as it is."""
     n, c, h, w = x.shape
-    levels = x.round().clamp(0, 255).long().reshape(n * c, h * w)
+    levels = (x.round().clamp(0, 255) if x.is_floating_point() else x).long().reshape(n * c, h * w)
     hist = torch.zeros(n * c, 256, dtype=torch.long, device=x.device).scatter_add_(1, levels, torch.ones_like(levels))
     # The count of the highest level present is left out of the spread.
     top = 255 - (hist.flip(1) > 0).long().argmax(dim=1, keepdim=True)
