@@ -98,7 +98,7 @@ def cmd_info(argv: List[str]) -> int:
 
 def cmd_lr_schedule(argv: List[str]) -> int:
     from .config import load_config
-    from .schedules import global_batch, lr_scale, scale_note, schedule, warmup_note
+    from .schedules import global_batch, schedule, schedule_notes
 
     if pop_flag(argv, "--help") or pop_flag(argv, "-h"):
         print("usage: mobilenet-v1 lr-schedule [--config_path F] [--key=value ...] [--steps_per_epoch N] "
@@ -119,9 +119,8 @@ def cmd_lr_schedule(argv: List[str]) -> int:
         except ValueError:
             raise SystemExit(f"mobilenet-v1 lr-schedule: --steps_per_epoch must be an integer, got {spe!r}")
     lr = schedule(cfg, steps)
-    for note in (scale_note(cfg, global_batch(cfg)), warmup_note(cfg, lr, lr_scale(cfg, global_batch(cfg)))):
-        if note:
-            print(note, file=sys.stderr)
+    for note in schedule_notes(cfg, lr, global_batch(cfg)):
+        print(note, file=sys.stderr)
     lines = ["step,epoch,lr"] + [f"{i},{i // steps + 1},{repr(float(v))}" for i, v in enumerate(lr)]
     text = "\n".join(lines) + "\n"
     if out:

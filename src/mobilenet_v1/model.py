@@ -247,21 +247,18 @@ class MobileNetV1(nn.Module):
         # until a GPU measures it (benchmarks/train_throughput.py --taps).
         self.depthwise_taps = False
         layers: List[nn.Module] = []
-        in_ch = in_chans
-        for kind, channels, stride in ARCH:
-            out_ch = in_ch if kind == "dw" else scale_channels(channels, width_mult)
-            kernel = 1 if kind == "pw" else 3
-            groups = in_ch if kind == "dw" else 1
-            layers.append(conv_bn_relu(in_ch, out_ch, kernel, stride, groups, padding))
-            in_ch = out_ch
-        self.network = nn.Sequential(*layers)
         # timm's description of the features forward_intermediates returns: module, channels, stride.
         self.feature_info = []
         reduction = 1
-        for k, (kind, _, out_ch, stride) in enumerate(layer_specs(width_mult, in_chans)):
+        for k, (kind, in_ch, out_ch, stride) in enumerate(layer_specs(width_mult, in_chans)):
+            kernel = 1 if kind == "pw" else 3
+            groups = in_ch if kind == "dw" else 1
+            layers.append(conv_bn_relu(in_ch, out_ch, kernel, stride, groups, padding))
             reduction *= stride
             if k in self.out_indices:
                 self.feature_info.append({"module": f"network.{k}", "num_chs": out_ch, "reduction": reduction})
+        self.network = nn.Sequential(*layers)
+        in_ch = out_ch
         self.num_features = in_ch
         self.fc = nn.Linear(in_ch, class_num)
         self.reset_parameters()

@@ -6,6 +6,7 @@ decay of TF-slim's MobileNet training and of torchvision's MobileNetV2/V3 recipe
 Pure functions of their arguments.
 """
 import math
+from typing import List
 
 import numpy as np
 
@@ -97,10 +98,10 @@ def uses(lr_decay_mode: str, warmup_epochs: int, key: str) -> bool:
     return True
 
 
-def global_batch(cfg) -> int:
-    """The global batch of a configuration run on ``device_num`` processes: batch_size x device_num x
-    grad_accum_steps (``train`` passes its own, from the processes torchrun started)."""
-    return cfg.batch_size * cfg.device_num * cfg.grad_accum_steps
+def global_batch(cfg, processes: int = 0) -> int:
+    """The samples of one optimiser step of a configuration: batch_size x processes x grad_accum_steps,
+    the processes ``device_num`` unless given (``train`` gives those torchrun started)."""
+    return cfg.batch_size * (processes or cfg.device_num) * cfg.grad_accum_steps
 
 
 def scale_rule(cfg) -> str:
@@ -128,6 +129,12 @@ def scale_note(cfg, batch: int) -> str:
                       for k in ("lr_max", "lr_init", "lr_end") if getattr(cfg, k))
     return (f"lr_base_size {cfg.lr_base_size}: the rates are meant for a global batch of {cfg.lr_base_size}; this "
             f"run's is {batch}, so they are scaled x{factor:.6g} ({scale_rule(cfg)}): {rates or 'all 0'}")
+
+
+def schedule_notes(cfg, lr: np.ndarray, batch: int) -> List[str]:
+    """What ``train`` and ``lr-schedule`` say of the schedule ``lr`` of ``cfg`` at global batch ``batch``:
+    how its rates were scaled (:func:`scale_note`), and a warm-up as long as the run (:func:`warmup_note`)."""
+    return [note for note in (scale_note(cfg, batch), warmup_note(cfg, lr, lr_scale(cfg, batch))) if note]
 
 
 def warmup_note(cfg, lr: np.ndarray, scale: float = 1.0) -> str:

@@ -25,7 +25,7 @@ from .losses import CrossEntropySmooth, Distiller
 from .model import MobileNetV1
 from .nonfinite import NonFiniteError, NonFiniteGuard, init_momentum_buffers
 from .runtime import header, print0
-from .schedules import SCHEDULE_KEYS, lr_scale, scale_note, schedule, uses, warmup_note
+from .schedules import SCHEDULE_KEYS, global_batch, lr_scale, schedule, schedule_notes, uses
 from .stopping import StopRequest, signal_name
 from .tracking import RunLogger
 
@@ -131,7 +131,7 @@ def step_seed(seed: int, rank: int, step: int) -> int:
 
 def samples_per_step(cfg: Config, dist: Optional[distributed.Context]) -> int:
     """The job's samples per optimiser step: batch_size x grad_accum_steps x processes."""
-    return cfg.batch_size * cfg.grad_accum_steps * (dist.world_size if dist is not None else 1)
+    return global_batch(cfg, dist.world_size if dist is not None else 1)
 
 
 def float32_repr(value: float) -> str:
@@ -327,17 +327,18 @@ def schedule_change(ckpt: Dict[str, Any], source: str, cfg: Config, lr: Sequence
                if k in recorded and recorded[k] != getattr(cfg, k)
                and (k == "lr_decay_mode" or (theirs_uses(k) and ours_uses(k)))]
     batch = batch or samples_per_step(cfg, None)
+    # That run's schedule from its recorded keys (a file from before lr_base_size trained at its rates
+    # as given), at its own global batch.
+    keys = {"lr_base_size": 0, "lr_base_scale": "auto"} if recorded else {}
+    keys.update((k, recorded[k]) for k in SCHEDULE_KEYS + ("lr_base_size", "lr_base_scale", "opt") if k in recorded)
+    was = dataclasses.replace(cfg, **keys)
+    their_batch, ours = int(ckpt.get("samples_per_step") or batch), lr_scale(cfg, batch)
     try:
-        # A file from before lr_base_size trained at its rates as given.
-        keys = {"lr_base_size": 0, "lr_base_scale": "auto"} if recorded else {}
-        keys.update((k, recorded[k]) for k in SCHEDULE_KEYS + ("lr_base_size", "lr_base_scale", "opt") if k in recorded)
-        was = dataclasses.replace(cfg, **keys)
-        their_batch = int(ckpt.get("samples_per_step") or batch)
-        their_scale, our_scale = lr_scale(was, their_batch), lr_scale(cfg, batch)
-    except (TypeError, ValueError):  # values that make no schedule
-        was, their_batch, their_scale, our_scale = None, batch, 1.0, 1.0
-    if their_scale != our_scale:
-        changed.append(f"the rates' factor x{their_scale:.6g} -> x{our_scale:.6g} (lr_base_size "
+        theirs_factor = lr_scale(was, their_batch)
+    except (TypeError, ValueError, ZeroDivisionError):  # recorded values that make no factor
+        theirs_factor = ours
+    if theirs_factor != ours:
+        changed.append(f"the rates' factor x{theirs_factor:.6g} -> x{ours:.6g} (lr_base_size "
                        f"{was.lr_base_size} -> {cfg.lr_base_size}, global batch {their_batch} -> {batch})")
     if not changed or step >= len(lr):
         return ""
@@ -345,7 +346,7 @@ def schedule_change(ckpt: Dict[str, Any], source: str, cfg: Config, lr: Sequence
             + f"; step {step + 1} trains at {float(lr[step]):.6g}")
     try:
         theirs = schedule(was, int(ckpt.get("steps_per_epoch") or 0) or len(lr) // cfg.epoch_size, their_batch)
-    except (AttributeError, TypeError, ValueError):  # a schedule that the recorded values do not make
+    except (TypeError, ValueError, ZeroDivisionError):  # a schedule that the recorded values do not make
         return text
     at = int(ckpt["step"])
     if at < len(theirs):
@@ -531,9 +532,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                          + (f" x grad_accum_steps {cfg.grad_accum_steps}" if cfg.grad_accum_steps > 1 else ""))
     step_images = samples_per_step(cfg, dist)  # the job's images per step
     lr = schedule(cfg, steps_per_epoch, step_images)
-    for note in (scale_note(cfg, step_images), warmup_note(cfg, lr, lr_scale(cfg, step_images))):
-        if note:
-            print0(note)
+    for note in schedule_notes(cfg, lr, step_images):
+        print0(note)
 
     model = build_model(cfg)
     if cfg.pre_trained:
