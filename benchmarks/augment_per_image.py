@@ -56,16 +56,18 @@ def main():
     images = torch.randint(0, 256, (args.images, 3, args.size, args.size), generator=g, dtype=torch.uint8)
     if args.ops:
         return time_ops(images, args)
-    ours, theirs = make_augment(args.policy), torchvision_transform(args.policy)
+    ours = make_augment(args.policy)
     grid = autoaugment._affine_grid
-    if args.grid_ab:  # "torchvision" is then ours with F.affine_grid, on the same draws
-        def theirs(image, seeds):
-            autoaugment._affine_grid = lambda theta, h, w: F.affine_grid(theta, [theta.shape[0], 3, h, w],
-                                                                         align_corners=False)
-            try:
-                return ours(image, seeds)
-            finally:
-                autoaugment._affine_grid = grid
+
+    def ours_with_affine_grid(image, seeds):  # --grid_ab's "torchvision": ours with F.affine_grid, same draws
+        autoaugment._affine_grid = lambda theta, h, w: F.affine_grid(theta, [theta.shape[0], 3, h, w],
+                                                                     align_corners=False)
+        try:
+            return ours(image, seeds)
+        finally:
+            autoaugment._affine_grid = grid
+
+    theirs = ours_with_affine_grid if args.grid_ab else torchvision_transform(args.policy)
     times = {"ours": [], "torchvision": []}
     for r in range(args.rounds + 1):  # round 0 warms up
         t = time.perf_counter()

@@ -450,7 +450,7 @@ def restore_moments(cfg: Config, source: Dict[str, Any], model, optimizer, skipp
         return
     count = mindspore_io.load_momentum(optimizer, model, source["moments"], cfg.pre_trained, skip=skipped)
     print0(f"pre_trained: momentum buffers of {count} parameters restored{at}"
-           + (f" (the frozen layers' left out)" if cfg.freeze_layers else "")
+           + (" (the frozen layers' left out)" if cfg.freeze_layers else "")
            + f"; continuing at epoch {cfg.pretrain_epoch_size + 1}")
     if step is not None and step != cfg.pretrain_epoch_size * steps_per_epoch:
         print0(f"pre_trained: note: global_step {step} is not pretrain_epoch_size {cfg.pretrain_epoch_size} x "
