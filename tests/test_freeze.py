@@ -82,7 +82,7 @@ def test_fine_tuning_with_frozen_layers_and_a_resume_that_would_change_them(cifa
                                              f"--freeze_layers={LAYERS}", "--ema_decay=0.9",
                                              f"--save_checkpoint_path={out}"]))
     text = capsys.readouterr().out
-    assert f"freeze_layers 27: network.0 to network.26 keep their weights (" in text
+    assert "freeze_layers 27: network.0 to network.26 keep their weights (" in text
     ckpt = ckpt_io.load_file(result["checkpoint"])
     for k, v in ckpt["model"].items():
         if k.startswith("network."):
