@@ -20,6 +20,8 @@ commands:
   lr-schedule    write the per-step learning rate of a configuration (--config_path F --out lr.csv)
   convert        rewrite a checkpoint: MindSpore .ckpt, our .pt, .safetensors (SRC DST [--format F])
   average        the mean of several checkpoints' weights (RUN_DIR|CKPT... --out F [--last N])
+  recalibrate-bn measure a checkpoint's BatchNorm statistics anew, say at another image size
+                 (CKPT --dataset_path PATH --image_size N --out F)
   plot           loss, lr and top-1 curves of run folders, overlaid (RUN_DIR [RUN_DIR ...] --out curves.png)
   export         checkpoint -> ONNX, checked in ONNX Runtime (--ckpt_file C --file_name N --file_format ONNX)
   quantize       ONNX -> INT8 ONNX, calibrated on training images (--onnx F --calib_data PATH --out G)
@@ -232,6 +234,11 @@ def cmd_quantize(argv: List[str]) -> int:
     return quantize.main(argv)
 
 
+def cmd_recalibrate_bn(argv: List[str]) -> int:
+    from . import recalibrate
+    return recalibrate.main(argv)
+
+
 def cmd_predict(argv: List[str]) -> int:
     from . import predict
     return predict.main(argv)
@@ -244,6 +251,7 @@ COMMANDS: Dict[str, Callable[[List[str]], int]] = {
     "lr-schedule": cmd_lr_schedule,
     "convert": cmd_convert,
     "average": cmd_average,
+    "recalibrate-bn": cmd_recalibrate_bn,
     "plot": cmd_plot,
     "export": cmd_export,
     "quantize": cmd_quantize,

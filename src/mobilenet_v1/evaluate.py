@@ -134,14 +134,17 @@ def trained_size(cfg: Config, ckpt: Dict, path: str, given: Optional[Set[str]]) 
     """``cfg`` with the checkpoint's training image_size where the user left it at its default (a
     demo model trained at 64 scored 16% at the default 224 without a word); a note where they chose
     another size."""
-    recorded = (ckpt.get("config") or {}).get("image_size")
+    config = ckpt.get("config") or {}
+    recorded = config.get("image_size")
     if not isinstance(recorded, int) or recorded == cfg.image_size:
         return cfg
+    made = ("has its BatchNorm statistics measured at (recalibrate-bn)" if config.get("bn_recalibration")
+            else "was trained at")
     if given is not None and "image_size" not in given:
-        print0(f"image_size {recorded}: the size {path} was trained at (--image_size to evaluate at another)",
+        print0(f"image_size {recorded}: the size {path} {made} (--image_size to evaluate at another)",
                file=sys.stderr)
         return dataclasses.replace(cfg, image_size=recorded)
-    print0(f"note: {path} was trained at image_size {recorded}; evaluating at {cfg.image_size} as asked",
+    print0(f"note: {path} {made} image_size {recorded}; evaluating at {cfg.image_size} as asked",
            file=sys.stderr)
     return cfg
 
