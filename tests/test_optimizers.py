@@ -82,6 +82,22 @@ def test_momentum_is_the_seeds_sgd_and_bad_values_name_the_option():
         load_config(["--opt_eps=0.5"])  # it would be ignored without a word
 
 
+@pytest.mark.parametrize("opt", ["momentum", "adamw"])
+def test_decay_norm_bias_decays_the_bias_as_the_weight(opt):
+    """The seed's GPU/CPU path and torchvision's references: the bias (and BatchNorm's gamma and beta) decay
+    at weight_decay too, SGD's through the gradient, AdamW's apart from it."""
+    params, grads, optimizer = two_steps(opt, decay_norm_bias=True)
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.01, 0.01]
+    p, buf = params[0][1].double(), 0.0
+    g = grads[0][1].double()
+    first = p - 0.1 * (g + 0.01 * p) if opt == "momentum" else p * (1 - 0.1 * 0.01) - 0.1 * g.sign()
+    assert torch.allclose(params[1][1].double(), first, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(two_steps(opt)[0][1][1], params[1][1])  # not the default's update
+    with pytest.raises(ConfigError, match="option --decay_norm_bias: decay_norm_bias True is a setting of weight "
+                                          "decay's; weight_decay is 0"):
+        load_config(["--decay_norm_bias=True", "--weight_decay=0"])
+
+
 @pytest.mark.parametrize("fused", [False, True])
 def test_nesterov_steps_along_the_updated_buffer_and_is_sgds_alone(fused):
     """buf = 0.9 buf + g; p -= lr (g + 0.9 buf), with g = grad + 0.01 p for the weight (MindSpore's
@@ -204,6 +220,13 @@ def test_a_resumed_run_trains_with_its_own_momentum_weight_decay_and_eps(cifar_d
             f"with this run's nesterov True") in capsys.readouterr().out
     groups = ckpt_io.load_file(result["checkpoint"])["optimizer"]["param_groups"]
     assert [g["nesterov"] for g in groups] == [True, True]
+    # decay_norm_bias switched on: the group of BatchNorm and biases is named apart, the other unchanged.
+    result = train.run(load_config(plain + ["--epoch_size=2", "--decay_norm_bias=True", f"--resume={tmp_path / 'sgd'}",
+                                            f"--save_checkpoint_path={tmp_path / 'decay_all'}"]))
+    assert (f"resume: {tmp_path / 'sgd' / 'mobilenetv1-1_12.ckpt'} was trained with weight_decay of BatchNorm and "
+            f"biases 0; continuing with this run's weight_decay of BatchNorm and biases 0.0001") in capsys.readouterr().out
+    groups = ckpt_io.load_file(result["checkpoint"])["optimizer"]["param_groups"]
+    assert [g["weight_decay"] for g in groups] == [1e-4, 1e-4]
     # Momentum switched on: the buffers the file lacks start at zero (RMSprop failed on the missing key).
     for opt, lr in (("rmsprop", "0.002"), ("momentum", "0.05")):
         plain = SMALL + [f"--dataset_path={cifar_dir}", f"--opt={opt}", f"--lr_max={lr}"]

@@ -43,6 +43,9 @@ class Config:
     # Nesterov's momentum for opt momentum (MindSpore Momentum's use_nesterov, PyTorch SGD's nesterov;
     # timm's default "sgd"); False: the seed's plain momentum.
     nesterov: bool = False
+    # Weight decay on BatchNorm's gamma and beta and the classifier's bias too: the seed's GPU/CPU path and
+    # torchvision's references; False: conv and FC weights only, the seed's Ascend path (SPEC) and timm's.
+    decay_norm_bias: bool = False
     epoch_size: int = 90
     pretrain_epoch_size: int = 0
     save_checkpoint: bool = True
@@ -180,6 +183,8 @@ KEY_HELP: Dict[str, str] = {
     "opt": "optimiser (momentum: the seed's, SGD)",
     "opt_eps": "RMSprop's or AdamW's eps; 0: the recipe's",
     "nesterov": "opt momentum: Nesterov's momentum (timm's sgd); False: the seed's",
+    "decay_norm_bias": "weight decay on BatchNorm gamma/beta and the FC bias too (the seed's GPU/CPU path, "
+                       "torchvision's); False: conv and FC weights only (the seed's Ascend path, timm's)",
     "epoch_size": "epochs to train",
     "pretrain_epoch_size": "epochs a pre_trained seed checkpoint already trained (the schedule goes on)",
     "save_checkpoint": "write checkpoints, config.yaml, log.txt and metrics",
@@ -445,6 +450,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          f"lr_decay_mode {cfg.lr_decay_mode} does not use it"),
         (("opt_eps",), cfg.opt != "momentum", "RMSprop's and AdamW's", "opt momentum (SGD) has none"),
         (("nesterov",), cfg.opt == "momentum", "SGD's (opt momentum)", f"opt {cfg.opt} has no such variant"),
+        (("decay_norm_bias",), cfg.weight_decay > 0, "a setting of weight decay's", "weight_decay is 0"),
         (("distill_alpha", "distill_temperature"), bool(cfg.teacher), "knowledge distillation's",
          "no teacher is set (--teacher CKPT)"),
         (("crop_pct",), cfg.dataset != "cifar10", "for image folders' evaluation",

@@ -51,14 +51,17 @@ def make_scaler(precision: str, device: torch.device, loss_scale: float) -> torc
     return torch.amp.GradScaler(device.type, init_scale=loss_scale, enabled=precision == "fp16")
 
 
-def param_groups(model: nn.Module, weight_decay: float):
-    """Weight decay on conv and FC weights only; BatchNorm gamma/beta and biases get none (the seed)."""
-    decay, no_decay = [], []
+def param_groups(model: nn.Module, weight_decay: float, decay_norm_bias: bool = False):
+    """Two groups: conv and FC weights, decayed; BatchNorm gamma/beta and biases, not decayed (the seed's
+    Ascend path, timm's) or, with ``decay_norm_bias``, decayed alike (the seed's GPU/CPU path,
+    torchvision's). Two groups either way, so a checkpoint's optimiser state fits both."""
+    decay, norm_bias = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (decay if p.ndim > 1 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        (decay if p.ndim > 1 else norm_bias).append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": norm_bias, "weight_decay": weight_decay if decay_norm_bias else 0.0}]
 
 
 # Each optimiser's eps where opt_eps is 0: torchvision's MobileNetV2/V3 recipe for RMSprop (0.0316, about
@@ -69,14 +72,15 @@ RMSPROP_ALPHA = 0.9
 
 def make_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float,
                    device: torch.device, opt: str = "momentum", eps: float = 0.0,
-                   fused: Optional[bool] = None, nesterov: bool = False) -> torch.optim.Optimizer:
+                   fused: Optional[bool] = None, nesterov: bool = False,
+                   decay_norm_bias: bool = False) -> torch.optim.Optimizer:
     """The seed's Momentum (PyTorch's SGD: the same update; ``nesterov``: Nesterov's), or RMSprop (the
     MobileNet paper's, with torchvision's recipe settings and ``momentum``) or AdamW (decoupled
-    ``weight_decay``; ``momentum`` unused). Weight decay on conv and FC weights only
-    (:func:`param_groups`). One fused kernel for all parameters on CUDA where PyTorch has one (SGD,
-    AdamW), the multi-tensor path otherwise (``fused``: whether to fuse, whatever the device; the tests
-    take the CUDA path on the CPU)."""
-    groups = param_groups(model, weight_decay)
+    ``weight_decay``; ``momentum`` unused). Weight decay on conv and FC weights only, or on every
+    parameter with ``decay_norm_bias`` (:func:`param_groups`). One fused kernel for all parameters on
+    CUDA where PyTorch has one (SGD, AdamW), the multi-tensor path otherwise (``fused``: whether to fuse,
+    whatever the device; the tests take the CUDA path on the CPU)."""
+    groups = param_groups(model, weight_decay, decay_norm_bias)
     fused = (device.type == "cuda" if fused is None else fused) and opt != "rmsprop"
     how = {"fused": True} if fused else {"foreach": True}
     if opt == "rmsprop":

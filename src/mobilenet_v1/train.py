@@ -294,10 +294,13 @@ def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, 
     ours = [{k: g[k] for k in ("fused", "foreach") + RESUMED_SETTINGS if k in g} for g in optimizer.param_groups]
     saved = ckpt["optimizer"]
     changed: Dict[str, Tuple[Any, Any]] = {}
-    for g, settings in zip(saved["param_groups"], ours):
+    for i, (g, settings) in enumerate(zip(saved["param_groups"], ours)):
         for k in RESUMED_SETTINGS:
             if k in g and k in settings and g[k] != settings[k]:
-                changed.setdefault(k, (g[k], settings[k]))
+                # The second group (engine.param_groups) is named where it changed apart from the first:
+                # decay_norm_bias switched, say.
+                same = i == 0 or changed.get(k) == (g[k], settings[k])
+                changed.setdefault(k if same else f"{k} of BatchNorm and biases", (g[k], settings[k]))
     if changed:
         print0(changes_line(source, changed))
     optimizer.load_state_dict({**saved, "param_groups": [{**g, **settings} for g, settings
@@ -570,7 +573,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                f"smooths only ImageNet's labels and ignores the key for cifar10)")
     augment = BatchAugment(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mix_prob, cfg.random_erase, cfg.seed, dist.rank)
     optimizer = make_optimizer(model, float(lr[0]), cfg.momentum, cfg.weight_decay, device, cfg.opt, cfg.opt_eps,
-                               nesterov=cfg.nesterov)
+                               nesterov=cfg.nesterov, decay_norm_bias=cfg.decay_norm_bias)
     scaler = make_scaler(precision, device, cfg.loss_scale)
     if cfg.pre_trained and source.get("moments"):
         restore_moments(cfg, source, model, optimizer, skipped, steps_per_epoch)
