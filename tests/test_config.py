@@ -42,6 +42,13 @@ def test_unknown_keys_are_errors(tmp_path):
     f.write_text("batch_sise: 64\n")
     with pytest.raises(ConfigError, match=r"c\.yaml.*batch_sise"):
         load_config(["--config_path", str(f)])
+    # The seed README's own spellings point to this toolkit's keys.
+    with pytest.raises(ConfigError, match=r"unknown key 'platform' \(a name from the seed's README: here it is "
+                                          r"--device_target\)"):
+        load_config(["--platform", "GPU"])
+    f.write_text("pretrain_ckpt: m.ckpt\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: unknown key 'pretrain_ckpt' \(.*--checkpoint_path in eval"):
+        load_config(["--config_path", str(f)])
 
 
 def test_bad_values_name_the_option():

@@ -302,11 +302,21 @@ def bool_option(text: str) -> bool:
 bool_option.__name__ = "True or False"  # argparse names the expected type by it: "invalid True or False value"
 
 
+# Names the seed's README uses for keys its code (and this toolkit) spells otherwise.
+SEED_README_NAMES = {"platform": "--device_target", "pretrain_ckpt": "--checkpoint_path in eval, --pre_trained in train"}
+
+
+def unknown_key(key: str, source: str) -> ConfigError:
+    other = SEED_README_NAMES.get(key)
+    hint = f" (a name from the seed's README: here it is {other})" if other else ""
+    return ConfigError(f"{source}: unknown key {key!r}{hint}")
+
+
 def coerce(key: str, value: Any, source: str) -> Any:
     """Convert ``value`` to the type of ``Config.<key>``; ``source`` names where it came from."""
     types = _field_types()
     if key not in types:
-        raise ConfigError(f"{source}: unknown key {key!r}")
+        raise unknown_key(key, source)
     want = types[key]
     try:
         if want is bool:
@@ -505,7 +515,7 @@ def load_config_and_given(argv: Sequence[str] = (),
     types = _field_types()
     for key in file_values:
         if key not in types and key not in SEED_IGNORED_KEYS:
-            raise ConfigError(f"config file {config_path}: unknown key {key!r}")
+            raise unknown_key(key, f"config file {config_path}")
     ignored = {k: v for k, v in file_values.items() if k not in types}
     ignored.update((k, v) for k, v in overrides if k in SEED_IGNORED_KEYS and k not in types)
     _check_ignored(ignored, file_choices, config_path)
