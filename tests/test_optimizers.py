@@ -94,7 +94,7 @@ def test_decay_norm_bias_decays_the_bias_as_the_weight(opt):
     assert torch.allclose(params[1][1].double(), first, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(two_steps(opt)[0][1][1], params[1][1])  # not the default's update
     with pytest.raises(ConfigError, match="option --decay_norm_bias: decay_norm_bias True is a setting of weight "
-                                          "decay's; weight_decay is 0"):
+                                          "decay's; weight_decay is 0 \\(--decay_norm_bias False with it\\)"):
         load_config(["--decay_norm_bias=True", "--weight_decay=0"])
 
 

@@ -29,9 +29,9 @@ def small_net() -> nn.Sequential:
 
 
 def test_the_statistics_become_the_mean_of_every_batchs_and_nothing_else_changes():
-    """Each BatchNorm's running mean and variance are the mean over the batches of each batch's own
-    (measured here by a copy that takes each batch's statistics whole, momentum 1); weights, momenta and
-    eval mode are as before; a batch of one image is passed over."""
+    """Each BatchNorm's running mean and variance are the mean over the batches of each batch's own,
+    weighted by its images (measured here by a copy that takes each batch's statistics whole, momentum
+    1); weights, momenta and eval mode are as before; a batch of one image is passed over."""
     net = small_net().eval()
     weights = {k: v.clone() for k, v in net.state_dict().items() if "running" not in k and "num_batches" not in k}
     g = torch.Generator().manual_seed(1)
@@ -47,10 +47,14 @@ def test_the_statistics_become_the_mean_of_every_batchs_and_nothing_else_changes
             if x.shape[0] > 1:
                 probe(x)
                 for i in stats:
-                    stats[i].append((probe[i].running_mean.clone(), probe[i].running_var.clone()))
+                    stats[i].append((x.shape[0], probe[i].running_mean.clone(), probe[i].running_var.clone()))
     for i, seen in stats.items():
-        assert torch.allclose(net[i].running_mean, torch.stack([m for m, _ in seen]).mean(0), atol=1e-6)
-        assert torch.allclose(net[i].running_var, torch.stack([v for _, v in seen]).mean(0), atol=1e-6)
+        mean = sum(n * m for n, m, _ in seen) / 12
+        var = sum(n * v for n, _, v in seen) / 12
+        assert torch.allclose(net[i].running_mean, mean, atol=1e-6)
+        assert torch.allclose(net[i].running_var, var, atol=1e-6)
+        # Not the plain mean of the batches': the batch of 3 weighs less than those of 5 and 4.
+        assert not torch.allclose(net[i].running_var, torch.stack([v for _, _, v in seen]).mean(0), atol=1e-4)
     for k, v in weights.items():
         assert torch.equal(net.state_dict()[k], v), k
     assert not net.training and net[1].momentum == 0.1 and net[4].momentum == 0.01
@@ -105,6 +109,47 @@ def test_the_command_measures_at_the_new_size_and_records_it_for_eval_and_predic
     assert "has its BatchNorm statistics measured at (recalibrate-bn)" in capsys.readouterr().err
     assert trained_size(Config(image_size=32), after, out, given={"image_size"}).image_size == 32
     assert load_predictor(out).image_size == 24
+    # Recalibrated again, at its recorded size by default: the size it was trained at stays 32.
+    again = str(tmp_path / "again.pt")
+    assert cli.main(["recalibrate-bn", out, "--dataset_path", str(cifar_dir), "--images", "32", "--out", again]) == 0
+    assert "at image_size 24 (trained at 32)" in capsys.readouterr().out
+    assert ckpt_io.load_file(again)["config"]["bn_recalibration"]["trained_at"] == 32
+
+
+def test_an_image_folders_held_out_share_stays_out_and_another_folder_is_named(tmp_path, capsys):
+    """The share of each class the run held out is left out on the folder it trained on; on a copy the
+    command says none is, and --val_split holds out the files of the same names there."""
+    import shutil
+
+    import numpy as np
+    from conftest import jpeg_bytes, smooth_image
+    from mobilenet_v1.data import held_out_record
+
+    root = tmp_path / "photos"
+    for c in ("a", "b", "c", "d"):
+        (root / c).mkdir(parents=True)
+        for i in range(5):
+            (root / c / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(40, 48, seed=10 * ord(c) + i)))
+    src = save(tmp_path / "m.pt")
+    ckpt = ckpt_io.load_file(src)
+    ckpt["config"] = {"dataset": "imagenet2012", "image_size": 32, "crop_pct": 1.0}
+    ckpt["held_out"] = held_out_record(str(root), 0.2)  # one image of each class's five
+    torch.save(ckpt, src)
+    assert np.isclose(ckpt["held_out"]["val_split"], 0.2)
+    assert cli.main(["recalibrate-bn", src, "--dataset_path", str(root), "--batch_size", "4",
+                     "--out", str(tmp_path / "o.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "measured on 16 training images" in out and "(val_split 0.2) was left out" in out
+    assert ckpt_io.load_file(str(tmp_path / "o.pt"))["config"]["crop_pct"] == 1.0  # the run's crop, kept
+    shutil.copytree(root, tmp_path / "copy")
+    assert cli.main(["recalibrate-bn", src, "--dataset_path", str(tmp_path / "copy"), "--batch_size", "4",
+                     "--out", str(tmp_path / "o.pt")]) == 0
+    said = capsys.readouterr()
+    assert "measured on 20 training images" in said.out
+    assert "held out val_split 0.2 of another folder, so none is held out of" in said.err
+    assert cli.main(["recalibrate-bn", src, "--dataset_path", str(tmp_path / "copy"), "--batch_size", "4",
+                     "--val_split", "0.2", "--out", str(tmp_path / "o.pt")]) == 0
+    assert "measured on 16 training images" in capsys.readouterr().out
 
 
 def test_bad_requests_are_refused_and_the_source_is_left_whole(tmp_path, cifar_dir, capsys):
@@ -118,6 +163,12 @@ def test_bad_requests_are_refused_and_the_source_is_left_whole(tmp_path, cifar_d
         (["--out", str(tmp_path / "o.pt"), "--images", "1"], "--images 1: must be at least 2"),
         (["--out", str(tmp_path / "o.pt"), "--image_size", "0"], "--image_size 0: must be at least 1"),
         (["--out", str(tmp_path / "o.bin")], "cannot tell the format from the extension .bin"),
+        (["--out", str(tmp_path / "o.pt"), "--crop_pct", "0.5"], "--crop_pct: a CIFAR-10 model's data set has no "
+                                                                   "use for it"),
+        (["--out", str(tmp_path / "o.pt"), "--val_split", "0.1"], "--val_split: a CIFAR-10 model's"),
+        (["--out", str(tmp_path / "o.pt"), "--val_split", "1"], r"--val_split 1: must be in \[0, 1\)"),
+        (["--out", str(tmp_path)], f"--out {tmp_path}: is a folder"),
+        (["--out", str(cifar_dir)], "is a folder"),
     ]
     for extra, message in cases:
         assert cli.main(["recalibrate-bn", src, *data, *extra]) == 1

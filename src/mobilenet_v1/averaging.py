@@ -93,6 +93,8 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
                 continue
             value = value.double()
             sums[name] = sums[name] + value if name in sums else value
+    if "bn_recalibration" in recorded.get("config", {}):  # the mean's statistics are no file's measurement
+        recorded["config"] = {k: v for k, v in recorded["config"].items() if k != "bn_recalibration"}
     mean = {name: (sums[name] / len(files)).float() if name in sums else latest[name] for name in model.state_dict()}
     count = write_checkpoint(dst, fmt, mean, first["args"], recorded)
     return {"sources": files, "format": fmt, "tensors": count, **first["args"],

@@ -5,14 +5,14 @@ those wrong for the model one ships:
 
 - **Another image size.** A MobileNet trained at 224 and run at 160 or 128 on a phone (the paper's
   resolution multiplier) sees features of other statistics: the demo model, trained at 64 and
-  evaluated at 48, falls from 0.98 to 0.36 top-1, and 0.84 with its statistics measured at 48 (Touvron
-  et al. 2019, "Fixing the train-test resolution discrepancy", adapt BatchNorm the same way).
+  evaluated at 48, falls from 0.98 to 0.36 top-1, and is at 0.79 with its statistics measured at 48
+  (Touvron et al. 2019, "Fixing the train-test resolution discrepancy", show the discrepancy and fine-tune
+  BatchNorm and the classifier at the test size; this only measures the statistics).
 - **An average of weights** (``mobilenet-v1 average``): the mean of several checkpoints' statistics is
   not the statistics of the mean of their weights (Izmailov et al. 2018 recompute them for SWA).
 
-Here every BatchNorm's running mean and variance are reset and set to the mean over a sample of
-training images of each batch's (BatchNorm's cumulative average, ``momentum=None``), in fp32, with the
-weights untouched. The images go through the evaluation transforms at the new size, the input the
+Here every BatchNorm's running mean and variance are set to the mean over a sample of training images
+of each batch's, weighted by the batch's images, in fp32, with the weights untouched. The images go through the evaluation transforms at the new size, the input the
 model will see, drawn at random (``--seed``) as ``quantize`` draws its calibration images; the share
 of an image folder its run held out (``val_split``) stays out. The result records the new image size,
 so ``eval``, ``export`` and ``predict`` take it.
@@ -40,41 +40,54 @@ def batchnorms(model: nn.Module):
 
 def recalibrate(model: nn.Module, batches: Iterable[Tuple[torch.Tensor, Any]], device: torch.device) -> int:
     """Replace the running statistics of every BatchNorm of ``model`` by the mean over ``batches`` of each
-    batch's mean and (unbiased) variance; nothing else changes. Returns the images used. A batch of one
-    image is passed over (its variance is undefined where a layer's output is 1x1)."""
+    batch's mean and (unbiased) variance, weighted by its images (a short last batch counts for what it
+    holds). The weights and momenta stay; the model is left in eval mode and each layer's
+    ``num_batches_tracked`` counts the batches. Returns the images used. A batch of one image is passed
+    over (its variance is undefined where a layer's output is 1x1)."""
     layers = batchnorms(model)
     if not layers:
         raise ValueError("the model has no BatchNorm layer to recalibrate")
     momenta = [m.momentum for m in layers]
+    sums = [(torch.zeros_like(m.running_mean), torch.zeros_like(m.running_var)) for m in layers]
     model.eval()
     for m in layers:
         m.reset_running_stats()
-        m.momentum = None  # the cumulative average: every batch weighs the same
+        m.momentum = 1.0  # after each batch the running statistics are that batch's
         m.train()
     seen = 0
     try:
         with torch.no_grad():
             for x, _ in batches:
-                if x.shape[0] < 2:
+                n = x.shape[0]
+                if n < 2:
                     continue
                 model(x.to(device, torch.float32, non_blocking=True))
-                seen += x.shape[0]
+                for m, (mean, var) in zip(layers, sums):
+                    mean.add_(m.running_mean, alpha=n)
+                    var.add_(m.running_var, alpha=n)
+                seen += n
     finally:
         for m, momentum in zip(layers, momenta):
             m.momentum = momentum
         model.eval()
     if seen == 0:
         raise ValueError("no batch of two images or more to measure the BatchNorm statistics on")
+    for m, (mean, var) in zip(layers, sums):
+        m.running_mean.copy_(mean / seen)
+        m.running_var.copy_(var / seen)
     return seen
 
 
 def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, image_size: Optional[int] = None,
         crop_pct: Optional[float] = None, images: int = DEFAULT_IMAGES, batch_size: int = DEFAULT_BATCH,
         seed: int = 1, num_workers: int = -1, fmt: Optional[str] = None, use_ema: bool = True,
-        device_target: str = "auto") -> Dict[str, Any]:
+        device_target: str = "auto", val_split: Optional[float] = None) -> Dict[str, Any]:
     """Write the model of ``src`` (a checkpoint of any format, or a run folder: its newest) with its
     BatchNorm statistics measured on ``images`` training images of ``dataset_path`` at ``image_size``
-    (by default the size it was trained at) as ``dst`` (format from its extension, or ``fmt``)."""
+    (by default the size it was trained at) as ``dst`` (format from its extension, or ``fmt``).
+    ``val_split``: an image folder's share of each class left out (by default the share ``src``'s run
+    held out, where ``dataset_path`` is the folder it trained on). Everything is checked before the
+    measurement."""
     from .api import model_from_checkpoint
     from .engine import resolve_device
     from .quantize import calibration_loader
@@ -84,7 +97,17 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
             raise ValueError(f"--{name} {value}: must be at least {low}")
     if crop_pct is not None and not 0 < crop_pct <= 1:
         raise ValueError(f"--crop_pct {crop_pct:g}: must be in (0, 1]")
+    if val_split is not None and not 0 <= val_split < 1:
+        raise ValueError(f"--val_split {val_split:g}: must be in [0, 1)")
+    if os.path.isdir(dst):
+        raise ValueError(f"--out {dst}: is a folder; name the file to write")
     fmt = output_format(dst, fmt)
+    folder = os.path.dirname(os.path.abspath(dst))
+    if os.path.isdir(folder):
+        try:
+            ckpt_io.check_writable(folder)
+        except OSError as e:
+            raise ValueError(f"--out {dst}: cannot write in {folder}: {e.strerror or e}") from None
     path = ckpt_io.resolve_checkpoint_path(src)
     if os.path.realpath(path) == os.path.realpath(dst):
         raise ValueError(f"--out {dst} is the checkpoint read ({path}): write the result to another file")
@@ -102,9 +125,21 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
         if not isinstance(trained_at, int):
             raise ValueError(f"{path} does not record the image size it was trained at: pass --image_size N")
         image_size = trained_at
+    if dataset == "cifar10":
+        for name, value in (("crop_pct", crop_pct), ("val_split", val_split)):
+            if value is not None:
+                raise ValueError(f"--{name}: a CIFAR-10 model's data set has no use for it (its evaluation resizes "
+                                 f"the whole 32x32 image; its evaluation images are a file of their own)")
     crop_pct = crop_pct if crop_pct is not None else float(config.get("crop_pct") or CROP_PCT)
+    note = ""
     found = recorded_val_split(ckpt.get("held_out"), dataset_path) if dataset == "imagenet2012" else None
-    val_split = found[0] if found is not None and found[1] else 0.0
+    if val_split is None:
+        val_split = found[0] if found is not None and found[1] else 0.0
+        if found is not None and not found[1]:
+            note = (f"{path}'s run held out val_split {found[0]:g} of another folder, so none is held out of "
+                    f"{dataset_path} (--val_split {found[0]:g} holds out files of the same names)")
+    # Recalibrated before: the size it was trained at is the one that file recorded.
+    trained_at = (config.get("bn_recalibration") or {}).get("trained_at", trained_at)
 
     device = resolve_device(device_target)
     model = model.to(device)
@@ -122,7 +157,8 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     recorded["config"] = config
     count = write_checkpoint(dst, fmt, state, args, recorded)
     return {"source": path, "format": fmt, "tensors": count, "images": seen, "image_size": image_size,
-            "trained_at": trained_at, "val_split": val_split, "weights": ckpt_io.which_weights(ckpt, use_ema),
+            "trained_at": trained_at, "val_split": val_split, "note": note,
+            "weights": ckpt_io.which_weights(ckpt, use_ema),
             "layers": len(batchnorms(model)), **args,
             "warning": padding_warning(path, fmt, args["padding"])}
 
@@ -143,9 +179,13 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--dataset", choices=("cifar10", "imagenet2012"), default=None,
                    help="layout and normalisation of --dataset_path (default: what SRC records)")
     p.add_argument("--image_size", type=int, default=None,
-                   help="the size the model will run at (default: the size SRC was trained at)")
+                   help="the size the model will run at (default: the size SRC records: the one it was trained at, "
+                        "or recalibrated for)")
     p.add_argument("--crop_pct", type=float, default=None,
                    help="image folders' centre crop (default: SRC's run's, else 0.875)")
+    p.add_argument("--val_split", type=float, default=None,
+                   help="an image folder without an evaluation split: the share of each class to leave out "
+                        "(default: the share SRC's run held out, where --dataset_path is the folder it trained on)")
     p.add_argument("--images", type=int, default=DEFAULT_IMAGES,
                    help=f"training images to measure on, drawn at random (default {DEFAULT_IMAGES}; fewer where "
                         f"the data set has fewer)")
@@ -158,7 +198,7 @@ def main(argv: Sequence[str]) -> int:
                           "default) or its trained weights")
     a = p.parse_args(list(argv))
     out = run(a.src, a.out, a.dataset_path, a.dataset, a.image_size, a.crop_pct, a.images, a.batch_size, a.seed,
-              a.num_workers, a.format, a.use_ema, a.device_target)
+              a.num_workers, a.format, a.use_ema, a.device_target, a.val_split)
     size = (f"at image_size {out['image_size']} (trained at {out['trained_at']})"
             if out["trained_at"] not in (None, out["image_size"]) else f"at image_size {out['image_size']}")
     print(f"wrote {a.out}: {WRITTEN[out['format']]}, {out['tensors']} tensors (MobileNetV1 width_mult "
@@ -168,12 +208,13 @@ def main(argv: Sequence[str]) -> int:
         print(f"{out['source']} holds a weight average (--ema_decay): that is what was recalibrated "
               f"(--use_ema False for its trained weights)")
     if out["val_split"]:
-        print(f"the share of each class its run held out to evaluate on (val_split {out['val_split']:g}) was left "
-              f"out")
+        print(f"the share of each class held out to evaluate on (val_split {out['val_split']:g}) was left out")
+    if out["note"]:
+        print(f"mobilenet-v1 recalibrate-bn: note: {out['note']}", file=sys.stderr)
     if out["warning"]:
         print(f"mobilenet-v1 recalibrate-bn: warning: {out['warning']}", file=sys.stderr)
     if out["format"] == "ckpt":
-        print(f"mobilenet-v1 recalibrate-bn: note: a MindSpore .ckpt holds only tensors: the image size "
-              f"{out['image_size']} is not recorded in {a.out}; pass --image_size {out['image_size']} to eval, "
-              f"export and predict", file=sys.stderr)
+        print(f"mobilenet-v1 recalibrate-bn: note: a MindSpore .ckpt holds only tensors: the training "
+              f"configuration (with the image size {out['image_size']}) and class names are not kept in {a.out}; "
+              f"pass --image_size {out['image_size']} to eval, export and predict", file=sys.stderr)
     return 0
