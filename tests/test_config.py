@@ -60,6 +60,19 @@ def test_bad_values_name_the_option():
         load_config(["--save_checkpoint=maybe"])
     with pytest.raises(ConfigError, match="needs a value"):
         parse_overrides(["--epoch_size"])
+    # A negative rate climbs the loss; one class is no classification (the loss needs two).
+    for key in ("lr_init", "lr_max", "lr_end"):
+        with pytest.raises(ConfigError, match=f"option --{key}: {key} must be >= 0, got -0.1"):
+            load_config([f"--{key}=-0.1"])
+    with pytest.raises(ConfigError, match=r"option --class_num: class_num must be at least 2 \(a classifier"):
+        load_config(["--class_num=1"])
+
+
+def test_a_config_file_that_is_not_text_is_named(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match=r"config file .*c\.yaml: not UTF-8 text \(byte 0"):
+        load_config(["--config_path", str(f)])
 
 
 def test_exponential_decay_keys():

@@ -88,7 +88,7 @@ def test_decay_norm_bias_decays_the_bias_as_the_weight(opt):
     at weight_decay too, SGD's through the gradient, AdamW's apart from it."""
     params, grads, optimizer = two_steps(opt, decay_norm_bias=True)
     assert [g["weight_decay"] for g in optimizer.param_groups] == [0.01, 0.01]
-    p, buf = params[0][1].double(), 0.0
+    p = params[0][1].double()
     g = grads[0][1].double()
     first = p - 0.1 * (g + 0.01 * p) if opt == "momentum" else p * (1 - 0.1 * 0.01) - 0.1 * g.sign()
     assert torch.allclose(params[1][1].double(), first, rtol=1e-5, atol=1e-6)

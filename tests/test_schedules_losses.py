@@ -81,6 +81,13 @@ def test_unknown_mode_is_linear_as_in_the_seed():
     np.testing.assert_array_equal(get_lr(0.01, 0.0, 0.1, 1, 5, 2, "other"), get_lr(0.01, 0.0, 0.1, 1, 5, 2, "linear"))
 
 
+def test_a_schedule_of_absurdly_many_steps_is_refused_at_once():
+    """--epoch_size 10000000000 used to fill the memory a step at a time, with no word."""
+    with pytest.raises(ValueError, match="epoch_size 10000000000 x 44 steps per epoch is 440,000,000,000 steps, "
+                                         "more than 200,000,000: check --epoch_size"):
+        get_lr(0.0, 0.0, 0.1, 0, 10_000_000_000, 44, "cosine")
+
+
 def test_cross_entropy_smooth_against_hand_computation():
     logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
     labels = torch.tensor([0, 2])

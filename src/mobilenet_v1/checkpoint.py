@@ -11,7 +11,7 @@ import glob
 import os
 import re
 import tempfile
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -164,6 +164,25 @@ def resolve_checkpoint_path(path: str) -> str:
             raise CheckpointError(f"checkpoint folder {path}: holds no {CKPT_PREFIX}-*.ckpt file")
         return found[-1][1]
     return path
+
+
+# How model files are named: an output that holds no model (a CSV, a PNG) may not take such a name.
+MODEL_EXTENSIONS = (".ckpt", ".pt", ".pth", ".safetensors", ".onnx")
+
+
+def check_output(option: str, path: str, reads: Sequence[str] = (), holds: str = "") -> None:
+    """Refuse an output ``path`` (given as ``option``) whose write would destroy something: a folder, a
+    file the command reads (``reads``, compared by real path: a symbolic link or ``..`` is no way
+    round it), or, for an output that holds no model (``holds``: "a CSV"), a file named as a model."""
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path}: is a folder; name the file to write")
+    real = os.path.realpath(path)
+    for source in reads:
+        if source and os.path.realpath(source) == real:
+            also = "" if os.path.abspath(source) == os.path.abspath(path) else f" (as {source})"
+            raise ValueError(f"{option} {path}: is the file this command reads{also}; write to another file")
+    if holds and os.path.splitext(path)[1].lower() in MODEL_EXTENSIONS:
+        raise ValueError(f"{option} {path}: is named as a model file, and would hold {holds}; name it otherwise")
 
 
 def check_writable(folder: str) -> None:

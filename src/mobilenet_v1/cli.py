@@ -109,9 +109,14 @@ def cmd_lr_schedule(argv: List[str]) -> int:
               "images over batch_size x device_num, over grad_accum_steps. With lr_base_size, the rates are "
               "scaled to the global batch batch_size x device_num x grad_accum_steps.")
         return 0
+    from .checkpoint import check_output
+
     out = pop_option(argv, "--out")
     spe = pop_option(argv, "--steps_per_epoch")
+    config_path = pop_option(list(argv), "--config_path")
     cfg = load_config(argv)
+    if out:
+        check_output("--out", out, [config_path or ""], "a CSV")
     if spe is None:
         images = 50_000 if cfg.dataset == "cifar10" else 1_281_167
         steps = images // (cfg.batch_size * cfg.device_num) // cfg.grad_accum_steps
@@ -126,8 +131,8 @@ def cmd_lr_schedule(argv: List[str]) -> int:
     lines = ["step,epoch,lr"] + [f"{i},{i // steps + 1},{repr(float(v))}" for i, v in enumerate(lr)]
     text = "\n".join(lines) + "\n"
     if out:
-        with open(out, "w", encoding="utf-8") as f:
-            f.write(text)
+        from .checkpoint import atomic_save_text
+        atomic_save_text(text, out)
         print(f"wrote {len(lr)} steps ({cfg.epoch_size} epochs x {steps}) of lr_decay_mode {cfg.lr_decay_mode} "
               f"to {out}: first {float(lr[0]):.6g}, max {float(lr.max()):.6g}, last {float(lr[-1]):.6g}")
     else:
@@ -289,10 +294,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             extra = f"; one of {list(CHOICES[f.name])}" if f.name in CHOICES else ""
             print(f"  --{f.name} ({f.default!r})  {KEY_HELP[f.name]}{extra}")
         return 0
+    import warnings
+    from .data import BadSampleWarning, DataWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        # Our own warnings are for the user: one line, without the source line Python would print.
+        if issubclass(category, (DataWarning, BadSampleWarning)):
+            print(f"mobilenet-v1 {name}: warning: {message}", file=file or sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    # Under torchrun every process reports; say which one.
+    where = f" (rank {os.environ['RANK']})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
     try:
         return COMMANDS[name](rest)
     except (ConfigError, DataError, CheckpointError, ValueError, OSError) as e:
-        # Under torchrun every process reports; say which one.
-        where = f" (rank {os.environ['RANK']})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
         print(f"mobilenet-v1 {name}{where}: error: {e}", file=sys.stderr)
         return 1
+    except (MemoryError, RuntimeError) as e:
+        # A CPU allocation that fails is a RuntimeError ("can't allocate memory"), a GPU one torch's
+        # OutOfMemoryError: a setting too large for the machine, not a fault of the code.
+        text = str(e)
+        if not isinstance(e, MemoryError) and "out of memory" not in text.lower() and "can't allocate" not in text:
+            raise
+        first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+        print(f"mobilenet-v1 {name}{where}: error: out of memory ({first[:200]}); a smaller batch_size or "
+              f"image_size needs less", file=sys.stderr)
+        return 1
+    finally:
+        warnings.showwarning = shown

@@ -303,7 +303,8 @@ bool_option.__name__ = "True or False"  # argparse names the expected type by it
 
 
 # Names the seed's README uses for keys its code (and this toolkit) spells otherwise.
-SEED_README_NAMES = {"platform": "--device_target", "pretrain_ckpt": "--checkpoint_path in eval, --pre_trained in train"}
+SEED_README_NAMES = {"platform": "--device_target",
+                     "pretrain_ckpt": "--checkpoint_path in eval, --pre_trained in train"}
 
 
 def unknown_key(key: str, source: str) -> ConfigError:
@@ -353,6 +354,8 @@ def read_yaml(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
         raise ConfigError(f"config file {path}: {e.strerror or e}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {path}: not valid YAML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
     docs = [d for d in docs if d is not None]
     if not docs:
         return {}, {}
@@ -379,11 +382,13 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         value = getattr(cfg, f.name)
         if isinstance(value, float) and not math.isfinite(value):
             fail(f.name, f"{f.name} must be a finite number, got {value}")
-    positive = ("batch_size", "epoch_size", "save_checkpoint_epochs", "keep_checkpoint_max", "class_num",
+    positive = ("batch_size", "epoch_size", "save_checkpoint_epochs", "keep_checkpoint_max",
                 "image_size", "device_num", "grad_accum_steps")
     for key in positive:
         if getattr(cfg, key) < 1:
             fail(key, f"{key} must be at least 1, got {getattr(cfg, key)}")
+    if cfg.class_num < 2:
+        fail("class_num", f"class_num must be at least 2 (a classifier tells classes apart), got {cfg.class_num}")
     for key in ("log_interval", "eval_interval"):
         if getattr(cfg, key) < 0:
             fail(key, f"{key} must be >= 0 (0: off), got {getattr(cfg, key)}")
@@ -410,6 +415,9 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     for key in ("mixup_alpha", "cutmix_alpha", "clip_grad_norm", "opt_eps", "weight_decay", "momentum"):
         if getattr(cfg, key) < 0:
             fail(key, f"{key} must be >= 0 (0: off), got {getattr(cfg, key)}")
+    for key in ("lr_init", "lr_max", "lr_end"):
+        if getattr(cfg, key) < 0:  # a negative rate climbs the loss
+            fail(key, f"{key} must be >= 0, got {getattr(cfg, key)}")
     if not 0 <= cfg.ra_magnitude <= 30:
         fail("ra_magnitude", f"ra_magnitude must be in [0, 30] (a bin of 31), got {cfg.ra_magnitude}")
     for key in ("mix_prob", "random_erase"):

@@ -211,6 +211,10 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         if note:
             print0(note)
         classes = ckpt.get("classes")
+        trained_on = (ckpt.get("config") or {}).get("dataset")
+        if trained_on and trained_on != cfg.dataset:
+            raise ValueError(f"{path} was trained on {trained_on} (its configuration says so), whose inputs are "
+                             f"read and normalised differently from {cfg.dataset}'s: pass --dataset {trained_on}")
         cfg = trained_split(trained_size(cfg, ckpt, path, given), ckpt.get("held_out"), path, given)
         cfg = trained_crop(cfg, (ckpt.get("config") or {}).get("crop_pct"), path, given)
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -222,6 +226,10 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     # An image folder is labelled by the class list the model was trained on, where the file records it.
     loader = build_loader(opts, train=False, device=device, drop_last=cfg.eval_drop_last,
                           classes=classes if isinstance(classes, list) else None, **dist.shard())
+    if outputs and loader.num_classes > outputs:
+        where = "class folders" if loader.classes is not None else "labels in its .bin files"
+        raise ValueError(f"{path} has {outputs} outputs, and dataset_path {cfg.dataset_path} has "
+                         f"{loader.num_classes} {where}: not the data set the model was trained for")
     if confusion and not outputs:
         raise ValueError(f"{path}: its number of classes is not fixed in the graph nor recorded, which the "
                          f"per-class figures need")
@@ -262,13 +270,14 @@ def main(argv: Sequence[str]) -> int:
     argv = list(argv)
     as_json, by_class = pop_flag(argv, "--json"), pop_flag(argv, "--per_class")
     csv_path = pop_option(argv, "--confusion_csv")
+    cfg, given = load_config_and_given(argv)
     if csv_path is not None:  # checked before the evaluation, not after it
         folder = os.path.dirname(os.path.abspath(csv_path))
         if not csv_path or os.path.isdir(csv_path):
             raise ValueError(f"--confusion_csv {csv_path!r}: needs a file name")
         if not os.path.isdir(folder):
             raise ValueError(f"--confusion_csv {csv_path!r}: {folder} is not a folder")
-    cfg, given = load_config_and_given(argv)
+        ckpt_io.check_output("--confusion_csv", csv_path, [cfg.checkpoint_path], "a CSV")
     note = unused_options_note(argv, is_onnx_file(cfg.checkpoint_path))
     if note:
         print0(note, file=sys.stderr)

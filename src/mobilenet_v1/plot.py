@@ -168,6 +168,8 @@ def main(argv: Sequence[str]) -> int:
     a = p.parse_args(list(argv))
     if a.dpi < 10:
         p.error("--dpi must be at least 10")
+    if not a.out.lower().endswith(".png"):
+        p.error(f"--out {a.out}: plot writes a PNG; name it .png")
     result = plot_runs(a.run_dirs, a.out, a.dpi, a.title)
     for name, r in result["runs"].items():
         best = f", best top-1 {100 * r['best_top_1']:.2f}%" if r["best_top_1"] is not None else ""

@@ -183,6 +183,9 @@ def main(argv: Sequence[str]) -> int:
     a = p.parse_args(list(argv))
     if a.calib_images < 1:
         p.error("--calib_images must be at least 1")
+    if not os.path.isdir(a.calib_data):
+        raise QuantizeError(f"--calib_data {a.calib_data}: not a folder (the data set's, as --dataset_path in "
+                            f"training)")
     if not is_onnx_file(a.onnx):
         raise QuantizeError(f"--onnx {a.onnx}: not an ONNX file (export a checkpoint with "
                             f"'mobilenet-v1 export --ckpt_file C --file_name N' first)")

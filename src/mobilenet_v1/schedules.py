@@ -63,6 +63,10 @@ def lr_at(i: int, lr_init: float, lr_end: float, lr_max: float, warmup_steps: in
     return lr_max - (lr_max - lr_end) * (i - warmup_steps) / (total_steps - warmup_steps)
 
 
+# More optimiser steps than any run makes (90 ImageNet epochs at a global batch of 1 are 115 million).
+MAX_STEPS = 200_000_000
+
+
 def get_lr(lr_init: float, lr_end: float, lr_max: float, warmup_epochs: int, total_epochs: int,
            steps_per_epoch: int, lr_decay_mode: str, decay_rate: float = 1.0,
            decay_epochs: float = 1.0) -> np.ndarray:
@@ -71,6 +75,9 @@ def get_lr(lr_init: float, lr_end: float, lr_max: float, warmup_epochs: int, tot
     if steps_per_epoch < 1 or total_epochs < 1:
         raise ValueError(f"steps_per_epoch and total_epochs must be >= 1, got {steps_per_epoch}, {total_epochs}")
     total_steps = steps_per_epoch * total_epochs
+    if total_steps > MAX_STEPS:  # a slip of the keyboard, which would fill the memory step by step
+        raise ValueError(f"epoch_size {total_epochs} x {steps_per_epoch} steps per epoch is {total_steps:,} steps, "
+                         f"more than {MAX_STEPS:,}: check --epoch_size")
     # warmup_epochs >= total_epochs: every step is a warm-up one, as in the seed (whose formulas divide by
     # T - W only after the warm-up), the rate climbing toward lr_max without reaching it.
     warmup_steps = steps_per_epoch * warmup_epochs

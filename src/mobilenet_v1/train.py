@@ -102,9 +102,13 @@ def check_class_num(cfg: Config, loader, evaluates: bool) -> None:
     found = loader.num_classes
     if loader.classes is not None:
         folder = imagenet_folder(cfg.dataset_path, True)
-        where = f"{found} class folders" + (f" in {folder}" if folder != cfg.dataset_path else "")
+        where = (f"{found} class folder{'s' if found != 1 else ''}"
+                 + (f" in {folder}" if folder != cfg.dataset_path else ""))
     else:
         where = f"labels 0..{found - 1} in its .bin files"
+    if found < 2:
+        raise ConfigError(f"dataset_path {cfg.dataset_path}: it has {where}; a classifier needs two classes or "
+                          f"more")
     if found > cfg.class_num:
         raise ConfigError(f"class_num {cfg.class_num} is too small for dataset_path {cfg.dataset_path}: it has "
                           f"{where}; pass --class_num {found}")

@@ -1,0 +1,134 @@
+"""What a user's slip meets: an output that would destroy an input, a model evaluated on another data
+set, our warnings, running out of memory. Each is refused or said in one line, with nothing lost."""
+import hashlib
+import os
+
+import pytest
+import torch
+
+from conftest import jpeg_bytes, smooth_image
+from mobilenet_v1 import checkpoint as ckpt_io
+from mobilenet_v1 import cli, export
+from mobilenet_v1.model import MobileNetV1
+
+
+def save(path, class_num=4, dataset="cifar10", classes=None) -> str:
+    torch.manual_seed(0)
+    model = MobileNetV1(class_num=class_num, width_mult=0.25)
+    ckpt = {"format": ckpt_io.FORMAT, "model": model.state_dict(),
+            "model_args": {"class_num": class_num, "width_mult": 0.25, "padding": "same"},
+            "config": {"dataset": dataset, "image_size": 32}}
+    if classes:
+        ckpt["classes"] = list(classes)
+    torch.save(ckpt, str(path))
+    return str(path)
+
+
+def digest(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_no_command_writes_over_what_it_reads(tmp_path, cifar_dir, capsys):
+    ckpt = save(tmp_path / "m.ckpt")
+    os.symlink(ckpt, tmp_path / "link.ckpt")
+    config = tmp_path / "c.yaml"
+    config.write_text("epoch_size: 2\n")
+    before = digest(ckpt), config.read_text()
+    data = ["--dataset_path", str(cifar_dir), "--checkpoint_path", ckpt]
+    cases = [
+        (["convert", ckpt, str(tmp_path / "link.ckpt")], f"DST {tmp_path / 'link.ckpt'}: is the file this command "
+                                                        f"reads (as {ckpt})"),
+        (["convert", ckpt, ckpt], f"DST {ckpt}: is the file this command reads; write to another file"),
+        (["eval", *data, "--confusion_csv", ckpt], f"--confusion_csv {ckpt}: is the file this command reads"),
+        (["eval", *data, "--confusion_csv", str(tmp_path / "other.pt")], "is named as a model file, and would hold "
+                                                                       "a CSV"),
+        (["lr-schedule", "--config_path", str(config), "--out", str(config)], "is the file this command reads"),
+    ]
+    for argv, message in cases:
+        assert cli.main(argv) == 1, argv
+        assert message in capsys.readouterr().err, argv
+    assert (digest(ckpt), config.read_text()) == before and not (tmp_path / "other.pt").exists()
+    with pytest.raises(SystemExit):  # argparse's exit, status 2
+        cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "metrics.jsonl")])
+    assert "plot writes a PNG; name it .png" in capsys.readouterr().err
+    # What may be written still is, atomically.
+    assert cli.main(["lr-schedule", "--config_path", str(config), "--steps_per_epoch", "3",
+                     "--out", str(tmp_path / "lr.csv")]) == 0
+    assert len((tmp_path / "lr.csv").read_text().splitlines()) == 1 + 2 * 3
+
+
+def test_eval_refuses_a_checkpoint_of_another_data_set_or_of_fewer_outputs(tmp_path, cifar_dir, capsys):
+    """A 3-output model scored against labels 0..3 (its top-5 of 3 outputs), or a CIFAR-10 model fed an
+    image folder's normalisation, gave numbers that meant nothing; ONNX files were refused already."""
+    three = save(tmp_path / "three.pt", class_num=3)
+    assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", three]) == 1
+    assert (f"{three} has 3 outputs, and dataset_path {cifar_dir} has 4 labels in its .bin files: not the data set "
+            f"the model was trained for") in capsys.readouterr().err
+    folder_model = save(tmp_path / "f.pt", dataset="imagenet2012")
+    assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", folder_model]) == 1
+    assert (f"{folder_model} was trained on imagenet2012 (its configuration says so), whose inputs are read and "
+            f"normalised differently from cifar10's: pass --dataset imagenet2012") in capsys.readouterr().err
+    assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", save(tmp_path / "four.pt")]) == 0
+
+
+def test_our_warnings_are_one_line_and_a_one_class_folder_is_refused_for_training(image_folder, tmp_path, capsys):
+    """A skipped unreadable file is said as 'mobilenet-v1 eval: warning: ...', not with Python's file,
+    line number and source line."""
+    (image_folder / "validation_preprocess" / "n01" / "empty.JPEG").write_bytes(b"")
+    model = save(tmp_path / "m.pt", class_num=2, dataset="imagenet2012", classes=["n01", "n02"])
+    assert cli.main(["eval", "--dataset", "imagenet2012", "--dataset_path", str(image_folder),
+                     "--checkpoint_path", model, "--num_workers", "0", "--device_target", "CPU", "--max_bad_samples", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "mobilenet-v1 eval: warning: skipped unreadable image file" in err and "empty.JPEG" in err
+    assert ".py:" not in err and "BadSampleWarning" not in err
+    # A folder of one class: training says a classifier needs two, where it used to advise --class_num 1.
+    one = tmp_path / "one" / "train" / "a"
+    one.mkdir(parents=True)
+    for i in range(3):
+        (one / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(40, 40, seed=i)))
+    assert cli.main(["train", "--dataset", "imagenet2012", "--dataset_path", str(tmp_path / "one"), "--class_num",
+                     "2", "--image_size", "32", "--num_workers", "0", "--device_target", "CPU",
+                     "--save_checkpoint_path", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert "has 1 class folder in " in err and "a classifier needs two classes or more" in err
+
+
+def test_running_out_of_memory_is_one_line_and_other_errors_still_surface(monkeypatch, capsys):
+    def oom(argv):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you "
+                           "tried to allocate 3840000000000 bytes")
+
+    monkeypatch.setitem(cli.COMMANDS, "info", oom)
+    assert cli.main(["info"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mobilenet-v1 info: error: out of memory ([enforce fail")
+    assert "a smaller batch_size or image_size needs less" in err
+
+    def bug(argv):
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setitem(cli.COMMANDS, "info", bug)
+    with pytest.raises(RuntimeError, match="a bug of ours"):  # a traceback to report, not a message
+        cli.main(["info"])
+
+
+def test_an_export_that_differs_by_rounding_of_large_logits_points_to_atol(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    model = save(tmp_path / "m.pt")
+    monkeypatch.setattr(export, "max_difference", lambda *a, **k: ({1: 0.0067, 2: 0.005}, 377.0))
+    with pytest.raises(export.ExportError, match=r"differ from PyTorch's by 0.0067 \(more than 0.0001\); the logits "
+                                                 r"reach 377, so that is 1.8e-05 of them, float32 rounding \(--atol "
+                                                 r"0.01 accepts it\); not a faithful export, not written"):
+        export.export_checkpoint(model, str(tmp_path / "m"))
+    # A difference beyond rounding is not waved through.
+    monkeypatch.setattr(export, "max_difference", lambda *a, **k: ({1: 0.5, 2: 0.5}, 377.0))
+    with pytest.raises(export.ExportError) as e:
+        export.export_checkpoint(model, str(tmp_path / "m"))
+    assert "--atol" not in str(e.value) and "0.0013 of them" in str(e.value)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_quantize_names_its_own_option_for_a_missing_folder(tmp_path, capsys):
+    assert cli.main(["quantize", "--onnx", str(tmp_path / "m.onnx"), "--calib_data", str(tmp_path / "nowhere"),
+                     "--out", str(tmp_path / "q.onnx")]) == 1
+    assert f"--calib_data {tmp_path / 'nowhere'}: not a folder" in capsys.readouterr().err
