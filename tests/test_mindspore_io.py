@@ -452,3 +452,71 @@ def test_convert_takes_a_run_folder_as_eval_does(tmp_path, capsys):
     with pytest.raises(ckpt_io.CheckpointError, match="a folder, not a file"):
         ckpt_io.load_file(str(run))
     assert not (tmp_path / "never.pt").exists()
+
+
+# timm's MobileNetV1 state dict, by its own naming scheme (written out here, not taken from our reader):
+# conv_stem/bn1, then blocks.<stage>.<block> of conv_dw/bn1 and conv_pw/bn2 over stages of 1, 2, 2, 6 and
+# 2 blocks, then classifier.
+TIMM_STAGES = (1, 2, 2, 6, 2)
+
+
+def timm_names() -> list:
+    """(timm's prefix, our prefix) for every conv and BatchNorm, in layer order."""
+    pairs = [("conv_stem", "network.0.0"), ("bn1", "network.0.1")]
+    layer = 1
+    for stage, blocks in enumerate(TIMM_STAGES):
+        for block in range(blocks):
+            p = f"blocks.{stage}.{block}"
+            pairs += [(f"{p}.conv_dw", f"network.{layer}.0"), (f"{p}.bn1", f"network.{layer}.1"),
+                      (f"{p}.conv_pw", f"network.{layer + 1}.0"), (f"{p}.bn2", f"network.{layer + 1}.1")]
+            layer += 2
+    return pairs + [("classifier", "fc")]
+
+
+def test_timm_weights_load_with_their_normalisation_folded_into_the_first_layer(tmp_path, capsys):
+    """A bare timm state dict (.bin, .safetensors) loads as a model of padding symmetric. Every tensor is
+    timm's but the first convolution and its BatchNorm's mean, which make our ImageNet-normalised input
+    give what timm's mean/std 0.5 gave: the first layer's outputs agree inside the image's edge."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    reference = MobileNetV1(class_num=5, width_mult=0.25, padding="symmetric").eval()
+    with torch.no_grad():
+        for name, t in reference.state_dict().items():
+            if t.is_floating_point():
+                t.uniform_(0.5, 1.5) if "running_var" in name else t.normal_()
+    ours_state = reference.state_dict()
+    timm_state = {}
+    for theirs, ours in timm_names():
+        for name, t in ours_state.items():
+            if name.startswith(ours + "."):
+                timm_state[theirs + name[len(ours):]] = t.clone()
+    assert len(timm_state) == len(ours_state)
+    torch.save(timm_state, str(tmp_path / "pytorch_model.bin"))
+    save_file(timm_state, str(tmp_path / "model.safetensors"))
+    x = torch.rand(2, 3, 40, 40)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    for f in ("pytorch_model.bin", "model.safetensors"):
+        model = load_model(str(tmp_path / f))
+        assert (model.padding, model.class_num, model.width_mult) == ("symmetric", 5, 0.25)
+        state = model.state_dict()
+        changed = {"network.0.0.weight", "network.0.1.running_mean"}
+        for name, t in ours_state.items():
+            assert torch.equal(state[name], t) != (name in changed), name
+        with torch.no_grad():
+            got = model.network[0](((x - mean) / std))
+            want = reference.network[0]((x - 0.5) / 0.5)
+        assert torch.allclose(got[..., 1:-1, 1:-1], want[..., 1:-1, 1:-1], atol=1e-4)
+        assert not torch.allclose(got, want, atol=1e-4)  # the edge, where zero padding means another colour
+    # convert writes ours and says what was done; the result records an ImageNet model.
+    assert cli.main(["convert", str(tmp_path / "model.safetensors"), str(tmp_path / "ours.pt")]) == 0
+    assert "timm's MobileNetV1 weights (ReLU6, padding symmetric)" in capsys.readouterr().out
+    saved = ckpt_io.load_file(str(tmp_path / "ours.pt"))
+    assert saved["config"]["dataset"] == "imagenet2012" and saved["model_args"]["padding"] == "symmetric"
+    # timm's variants with a head convolution are another network: named, not loaded.
+    timm_state["conv_head.weight"] = torch.zeros(8, 256, 1, 1)
+    torch.save(timm_state, str(tmp_path / "h.bin"))
+    with pytest.raises(ckpt_io.CheckpointError, match=r"h.bin: timm's names of no MobileNetV1 layer: "
+                                                      r"conv_head.weight \(timm's mobilenetv1_\*h models"):
+        load_model(str(tmp_path / "h.bin"))

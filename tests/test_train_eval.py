@@ -257,13 +257,17 @@ def test_eval_takes_the_image_size_the_checkpoint_was_trained_at_unless_told(tmp
 
 
 def test_pre_trained_with_another_head_is_fine_tuned(cifar_dir, tmp_path, capsys):
-    src = MobileNetV1(class_num=1001, width_mult=0.25)
+    src = MobileNetV1(class_num=1001, width_mult=0.25, padding="symmetric")
     path = tmp_path / "imagenet.ckpt"
-    ckpt_io.atomic_save({"model": src.state_dict()}, str(path))
+    ckpt_io.atomic_save({"model": src.state_dict(), "model_args": {"padding": "symmetric"}}, str(path))
     cfg = load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", "--class_num=4",
                                f"--pre_trained={path}", f"--save_checkpoint_path={tmp_path / 'ft'}"])
     train.run(cfg)
-    assert "left out fc.weight, fc.bias" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "left out fc.weight, fc.bias" in out
+    # Its padding is not this run's: said, with the option that keeps to it.
+    assert (f"pre_trained: note: {path} was trained with padding symmetric, this run pads same (--padding "
+            f"symmetric keeps to its)") in out
     tuned = load_model(str(tmp_path / "ft" / "mobilenetv1-1_12.ckpt"))
     assert tuned.fc.out_features == 4
     # A one-epoch trial of a configuration with a warm-up epoch warms up throughout, as the seed does

@@ -176,6 +176,8 @@ def cmd_convert(argv: List[str]) -> int:
           f"{out['class_num']} classes{extra}) from {FORMAT_NAMES.get(out['source_format'], '?')} {out['source']}")
     if out["weights"]:
         print(out["weights"])
+    if out["imported"]:
+        print(out["imported"])
     if out["warning"]:
         print(f"mobilenet-v1 convert: warning: {out['warning']}", file=sys.stderr)
     if out["dropped"]:

@@ -210,6 +210,8 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         note = ckpt_io.weights_note(ckpt, cfg.use_ema)
         if note:
             print0(note)
+        if ckpt.get("imported"):
+            print0(ckpt["imported"], file=sys.stderr)
         classes = ckpt.get("classes")
         trained_on = (ckpt.get("config") or {}).get("dataset")
         if trained_on and trained_on != cfg.dataset:

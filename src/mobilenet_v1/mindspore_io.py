@@ -15,6 +15,10 @@ Names: the seed's BatchNorm fields ``gamma``, ``beta``, ``moving_mean``, ``movin
 ``global_step`` (0 when it has none). A seed training checkpoint also holds ``moments.<name>`` (the
 Momentum optimiser's buffers, which are PyTorch SGD's ``momentum_buffer``: both update
 ``v = momentum * v + grad; p -= lr * v``), ``global_step``, ``learning_rate`` and ``momentum``.
+
+timm's MobileNetV1 (``mobilenetv1_100``, ``mobilenetv1_125``: a bare state dict in a ``.pth``/``.bin``
+or a ``.safetensors``, as its model hub holds them) is read too (:func:`from_timm_state`): the same 27
+layers with ReLU6 and PyTorch's symmetric padding, under other names.
 """
 import binascii
 import json
@@ -385,7 +389,7 @@ def read_any(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
         raise CheckpointError(f"checkpoint {path}: no such file")
     fmt = detect_format(path)
     if fmt == "torch":
-        return ckpt_io.load_torch_file(path, map_location)
+        return timm_checkpoint(ckpt_io.load_torch_file(path, map_location), path)
     if fmt == "empty":
         raise CheckpointError(f"checkpoint {path}: the file is empty")
     if fmt == "unknown":
@@ -402,9 +406,86 @@ def read_any(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
         recorded = recorded_metadata(meta, path)
     ckpt = from_seed_state(raw, path, fmt, skipped)
     ckpt.update(recorded)
+    ckpt = timm_checkpoint(ckpt, path)
     if map_location not in (None, "cpu"):
         ckpt["model"] = {k: v.to(map_location) for k, v in ckpt["model"].items()}
     return ckpt
+
+
+# ------------------------------------------------------------------------------------------------ timm
+
+# timm's mobilenetv1_* (its EfficientNet builder): conv_stem and bn1, then blocks.<stage>.<block>, each a
+# depthwise conv_dw/bn1 and a pointwise conv_pw/bn2, in layer order, then classifier.
+_TIMM_BLOCK = re.compile(r"^blocks\.(\d+)\.(\d+)\.(conv_dw|bn1|conv_pw|bn2)\.(.+)$")
+_TIMM_STEM = re.compile(r"^(conv_stem|bn1)\.(.+)$")
+# The normalisation timm's MobileNetV1 weights were trained with (their pretrained_cfg: the ra4 recipe).
+TIMM_MEAN, TIMM_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+
+
+def is_timm_state(state: Dict[str, Any]) -> bool:
+    return "conv_stem.weight" in state and any(k.startswith("blocks.") for k in state)
+
+
+def from_timm_state(state: Dict[str, torch.Tensor], source: str) -> Dict[str, torch.Tensor]:
+    """timm's names as ours: the stem is layer 0, block k (in stage, then block order) layers 2k + 1
+    (depthwise) and 2k + 2 (pointwise), the classifier ``fc``. A name of no layer here is an error."""
+    blocks = sorted({(int(m.group(1)), int(m.group(2))) for m in map(_TIMM_BLOCK.match, state) if m})
+    first = {sb: 1 + 2 * i for i, sb in enumerate(blocks)}
+    out: Dict[str, torch.Tensor] = {}
+    unknown = []
+    for name, t in state.items():
+        block, stem = _TIMM_BLOCK.match(name), _TIMM_STEM.match(name)
+        if block:
+            layer = first[(int(block.group(1)), int(block.group(2)))] + (block.group(3) in ("conv_pw", "bn2"))
+            out[f"network.{layer}.{0 if block.group(3).startswith('conv') else 1}.{block.group(4)}"] = t
+        elif stem:
+            out[f"network.0.{0 if stem.group(1) == 'conv_stem' else 1}.{stem.group(2)}"] = t
+        elif name.startswith("classifier."):
+            out["fc." + name[len("classifier."):]] = t
+        else:
+            unknown.append(name)
+    if unknown:
+        raise CheckpointError(f"checkpoint {source}: timm's names of no MobileNetV1 layer: {', '.join(unknown[:6])}"
+                              f"{' ...' if len(unknown) > 6 else ''} (timm's mobilenetv1_*h models end in a head "
+                              f"convolution this network does not have)")
+    return out
+
+
+def fold_normalisation(state: Dict[str, torch.Tensor], mean_from: Iterable[float], std_from: Iterable[float],
+                       mean_to: Iterable[float], std_to: Iterable[float]) -> None:
+    """Make a model trained on inputs normalised by (``mean_from``, ``std_from``) give the same outputs on
+    inputs normalised by (``mean_to``, ``std_to``), in place: such an input is ``a x + b`` of the other
+    (``a = std_to / std_from``, ``b = (mean_to - mean_from) / std_from``, per channel), so the first
+    convolution's weights take ``a`` and its BatchNorm's running mean loses what ``b`` adds to each
+    output. Exact but at the image's edge, where the convolution's zero padding stands for another
+    colour (timm's weights through our ImageNet normalisation: logits within 2e-4, tested)."""
+    f32 = dict(dtype=torch.float32)
+    mean_from, std_from = torch.tensor(list(mean_from), **f32), torch.tensor(list(std_from), **f32)
+    mean_to, std_to = torch.tensor(list(mean_to), **f32), torch.tensor(list(std_to), **f32)
+    weight = state["network.0.0.weight"]
+    a, b = (std_to / std_from).view(1, 3, 1, 1), ((mean_to - mean_from) / std_from).view(1, 3, 1, 1)
+    shift = (weight.float() * b).sum(dim=(1, 2, 3))
+    state["network.0.0.weight"] = (weight.float() * a).to(weight.dtype)
+    mean = state["network.0.1.running_mean"]
+    state["network.0.1.running_mean"] = (mean.float() - shift).to(mean.dtype)
+
+
+def timm_checkpoint(ckpt: Dict[str, Any], source: str) -> Dict[str, Any]:
+    """``ckpt`` as it is, or, where its ``model`` has timm's names, our checkpoint of those weights:
+    padding symmetric (timm's), normalisation folded from timm's mean and std (0.5) into our ImageNet
+    one (:func:`fold_normalisation`), recorded as an ImageNet model, with ``imported`` saying so."""
+    if not is_timm_state(ckpt.get("model") or {}):
+        return ckpt
+    from .transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    state = from_timm_state(ckpt["model"], source)
+    if "network.0.0.weight" not in state or "network.0.1.running_mean" not in state:
+        raise CheckpointError(f"checkpoint {source}: timm's names without conv_stem and bn1 statistics")
+    fold_normalisation(state, TIMM_MEAN, TIMM_STD, IMAGENET_MEAN, IMAGENET_STD)
+    return {"format": ckpt_io.FORMAT, "model": state, "model_args": {"padding": "symmetric"},
+            "config": {"dataset": "imagenet2012"},
+            "imported": ("timm's MobileNetV1 weights (ReLU6, padding symmetric); its first convolution rescaled "
+                         "from timm's input normalisation (mean and std 0.5) to ImageNet's, this toolkit's")}
 
 
 # ------------------------------------------------------------------------------------- momentum buffers
@@ -529,4 +610,5 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True)
     return {"source": src, "format": fmt, "tensors": count, "class_num": args["class_num"], "width_mult": args["width_mult"],
             "source_format": detect_format(src), "moments": "moments" in extra,
             "global_step": extra.get("global_step"), "warning": warning, "weights": weights,
+            "imported": ckpt.get("imported", ""),
             "dropped": sorted(recorded) if fmt == "ckpt" else []}

@@ -553,6 +553,12 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
         print0(f"pre_trained: loaded {cfg.pre_trained}" +
                (f"; left out {', '.join(skipped)} (another class count), the classifier starts fresh"
                 if skipped else ""))
+        if source.get("imported"):
+            print0(f"pre_trained: {source['imported']}")
+        padded = (source.get("model_args") or {}).get("padding")
+        if padded and padded != cfg.padding:
+            print0(f"pre_trained: note: {cfg.pre_trained} was trained with padding {padded}, this run pads "
+                   f"{cfg.padding} (--padding {padded} keeps to its)")
     if cfg.freeze_layers:
         frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
         trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
