@@ -157,7 +157,7 @@ def test_bad_requests_are_refused_and_the_source_is_left_whole(tmp_path, cifar_d
     before = digest(src)
     data = ["--dataset_path", str(cifar_dir)]
     cases = [
-        (["--out", src], f"--out {src} is the checkpoint read"),
+        (["--out", src], f"--out {src}: is the file this command reads"),
         (["--out", str(tmp_path / "o.pt"), "--dataset", "imagenet2012"],
          "--dataset imagenet2012: .*m.pt was trained on cifar10"),
         (["--out", str(tmp_path / "o.pt"), "--images", "1"], "--images 1: must be at least 2"),

@@ -12,10 +12,11 @@ those wrong for the model one ships:
   not the statistics of the mean of their weights (Izmailov et al. 2018 recompute them for SWA).
 
 Here every BatchNorm's running mean and variance are set to the mean over a sample of training images
-of each batch's, weighted by the batch's images, in fp32, with the weights untouched. The images go through the evaluation transforms at the new size, the input the
-model will see, drawn at random (``--seed``) as ``quantize`` draws its calibration images; the share
-of an image folder its run held out (``val_split``) stays out. The result records the new image size,
-so ``eval``, ``export`` and ``predict`` take it.
+of each batch's, weighted by the batch's images, in fp32, with the weights untouched. The images go
+through the evaluation transforms at the new size, the input the model will see, drawn at random
+(``--seed``) as ``quantize`` draws its calibration images; the share of an image folder that its run
+held out (``val_split``) stays out where it is the folder the run trained on (``--val_split`` holds it
+out of a copy). The result records the new image size, so ``eval``, ``export`` and ``predict`` take it.
 """
 import argparse
 import os
@@ -99,8 +100,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
         raise ValueError(f"--crop_pct {crop_pct:g}: must be in (0, 1]")
     if val_split is not None and not 0 <= val_split < 1:
         raise ValueError(f"--val_split {val_split:g}: must be in [0, 1)")
-    if os.path.isdir(dst):
-        raise ValueError(f"--out {dst}: is a folder; name the file to write")
+    ckpt_io.check_output("--out", dst)
     fmt = output_format(dst, fmt)
     folder = os.path.dirname(os.path.abspath(dst))
     if os.path.isdir(folder):
@@ -109,8 +109,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
         except OSError as e:
             raise ValueError(f"--out {dst}: cannot write in {folder}: {e.strerror or e}") from None
     path = ckpt_io.resolve_checkpoint_path(src)
-    if os.path.realpath(path) == os.path.realpath(dst):
-        raise ValueError(f"--out {dst} is the checkpoint read ({path}): write the result to another file")
+    ckpt_io.check_output("--out", dst, [path])
     ckpt = read_any(path)
     model, args = model_from_checkpoint(ckpt, path, use_ema)
     config = dict(ckpt.get("config") or {})
