@@ -2,6 +2,8 @@
 set, our warnings, running out of memory. Each is refused or said in one line, with nothing lost."""
 import hashlib
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -9,7 +11,10 @@ import torch
 from conftest import jpeg_bytes, smooth_image
 from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import cli, export
+from mobilenet_v1.data import BadSampleWarning
 from mobilenet_v1.model import MobileNetV1
+
+SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 
 
 def save(path, class_num=4, dataset="cifar10", classes=None) -> str:
@@ -40,9 +45,12 @@ def test_no_command_writes_over_what_it_reads(tmp_path, cifar_dir, capsys):
                                                         f"reads (as {ckpt})"),
         (["convert", ckpt, ckpt], f"DST {ckpt}: is the file this command reads; write to another file"),
         (["eval", *data, "--confusion_csv", ckpt], f"--confusion_csv {ckpt}: is the file this command reads"),
-        (["eval", *data, "--confusion_csv", str(tmp_path / "other.pt")], "is named as a model file, and would hold "
-                                                                       "a CSV"),
+        (["eval", *data, "--confusion_csv", str(tmp_path / "other.pt")], "other.pt: name it .csv"),
+        (["eval", *data, "--confusion_csv", str(config)], "c.yaml: name it .csv"),
+        (["eval", *data, "--confusion_csv", str(cifar_dir / "cm.csv")], f"is inside {cifar_dir}, the data this "
+                                                                       f"command reads"),
         (["lr-schedule", "--config_path", str(config), "--out", str(config)], "is the file this command reads"),
+        (["lr-schedule", "--config_path", str(config), "--out", str(tmp_path / "lr.txt")], "lr.txt: name it .csv"),
     ]
     for argv, message in cases:
         assert cli.main(argv) == 1, argv
@@ -73,14 +81,20 @@ def test_eval_refuses_a_checkpoint_of_another_data_set_or_of_fewer_outputs(tmp_p
 
 def test_our_warnings_are_one_line_and_a_one_class_folder_is_refused_for_training(image_folder, tmp_path, capsys):
     """A skipped unreadable file is said as 'mobilenet-v1 eval: warning: ...', not with Python's file,
-    line number and source line."""
+    line number and source line (a process of its own: pytest records warnings rather than print them);
+    a caller that records warnings still gets them."""
     (image_folder / "validation_preprocess" / "n01" / "empty.JPEG").write_bytes(b"")
     model = save(tmp_path / "m.pt", class_num=2, dataset="imagenet2012", classes=["n01", "n02"])
-    assert cli.main(["eval", "--dataset", "imagenet2012", "--dataset_path", str(image_folder),
-                     "--checkpoint_path", model, "--num_workers", "0", "--device_target", "CPU", "--max_bad_samples", "1"]) == 0
-    err = capsys.readouterr().err
-    assert "mobilenet-v1 eval: warning: skipped unreadable image file" in err and "empty.JPEG" in err
-    assert ".py:" not in err and "BadSampleWarning" not in err
+    argv = ["eval", "--dataset", "imagenet2012", "--dataset_path", str(image_folder), "--checkpoint_path", model,
+            "--num_workers", "0", "--device_target", "CPU", "--max_bad_samples", "1"]
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = subprocess.run([sys.executable, "-m", "mobilenet_v1", *argv], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "mobilenet-v1 eval: warning: skipped unreadable image file" in r.stderr and "empty.JPEG" in r.stderr
+    assert ".py:" not in r.stderr and "BadSampleWarning" not in r.stderr
+    with pytest.warns(BadSampleWarning, match="empty.JPEG"):
+        assert cli.main(argv) == 0
     # A folder of one class: training says a classifier needs two, where it used to advise --class_num 1.
     one = tmp_path / "one" / "train" / "a"
     one.mkdir(parents=True)
@@ -91,6 +105,20 @@ def test_our_warnings_are_one_line_and_a_one_class_folder_is_refused_for_trainin
                      "--save_checkpoint_path", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
     assert "has 1 class folder in " in err and "a classifier needs two classes or more" in err
+
+
+def test_a_launcher_setting_world_size_alone_breaks_nothing(monkeypatch, capsys):
+    """WORLD_SIZE without RANK (or empty) is no torchrun job: the command runs, its errors say no rank."""
+    for value in ("2", ""):
+        monkeypatch.setenv("WORLD_SIZE", value)
+        monkeypatch.delenv("RANK", raising=False)
+        assert cli.main(["info", "--width_mult", "0.25", "--json"]) == 0
+        assert cli.main(["convert", "nowhere.pt", "x.pt"]) == 1
+        assert "mobilenet-v1 convert: error: checkpoint nowhere.pt: no such file" in capsys.readouterr().err
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert cli.main(["convert", "nowhere.pt", "x.pt"]) == 1
+    assert "mobilenet-v1 convert (rank 1): error: checkpoint nowhere.pt: no such file" in capsys.readouterr().err
 
 
 def test_running_out_of_memory_is_one_line_and_other_errors_still_surface(monkeypatch, capsys):

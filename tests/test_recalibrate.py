@@ -169,6 +169,8 @@ def test_bad_requests_are_refused_and_the_source_is_left_whole(tmp_path, cifar_d
         (["--out", str(tmp_path / "o.pt"), "--val_split", "1"], r"--val_split 1: must be in \[0, 1\)"),
         (["--out", str(tmp_path)], f"--out {tmp_path}: is a folder"),
         (["--out", str(cifar_dir)], "is a folder"),
+        (["--out", str(cifar_dir / "cifar-10-batches-bin" / "data_batch_1.bin"), "--format", "pt"],
+         f"is inside {cifar_dir}, the data this command reads"),
     ]
     for extra, message in cases:
         assert cli.main(["recalibrate-bn", src, *data, *extra]) == 1

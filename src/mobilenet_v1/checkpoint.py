@@ -166,14 +166,12 @@ def resolve_checkpoint_path(path: str) -> str:
     return path
 
 
-# How model files are named: an output that holds no model (a CSV, a PNG) may not take such a name.
-MODEL_EXTENSIONS = (".ckpt", ".pt", ".pth", ".safetensors", ".onnx")
-
-
-def check_output(option: str, path: str, reads: Sequence[str] = (), holds: str = "") -> None:
+def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequence[str] = (),
+                 suffix: str = "") -> None:
     """Refuse an output ``path`` (given as ``option``) whose write would destroy something: a folder, a
-    file the command reads (``reads``, compared by real path: a symbolic link or ``..`` is no way
-    round it), or, for an output that holds no model (``holds``: "a CSV"), a file named as a model."""
+    file the command reads (``reads``) or one under a folder it reads (``inside``: the data set),
+    compared by real path (a symbolic link or ``..`` is no way round it); and, where the output is of
+    one kind (``suffix``: ".csv"), a name without that suffix (a config, a checkpoint, a data file)."""
     if os.path.isdir(path):
         raise ValueError(f"{option} {path}: is a folder; name the file to write")
     real = os.path.realpath(path)
@@ -181,8 +179,11 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), holds: str =
         if source and os.path.realpath(source) == real:
             also = "" if os.path.abspath(source) == os.path.abspath(path) else f" (as {source})"
             raise ValueError(f"{option} {path}: is the file this command reads{also}; write to another file")
-    if holds and os.path.splitext(path)[1].lower() in MODEL_EXTENSIONS:
-        raise ValueError(f"{option} {path}: is named as a model file, and would hold {holds}; name it otherwise")
+    for folder in inside:
+        if folder and os.path.isdir(folder) and real.startswith(os.path.join(os.path.realpath(folder), "")):
+            raise ValueError(f"{option} {path}: is inside {folder}, the data this command reads; write elsewhere")
+    if suffix and not path.lower().endswith(suffix):
+        raise ValueError(f"{option} {path}: name it {suffix} (it is written as such, over any file of that name)")
 
 
 def check_writable(folder: str) -> None:

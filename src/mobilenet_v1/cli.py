@@ -116,7 +116,7 @@ def cmd_lr_schedule(argv: List[str]) -> int:
     config_path = pop_option(list(argv), "--config_path")
     cfg = load_config(argv)
     if out:
-        check_output("--out", out, [config_path or ""], "a CSV")
+        check_output("--out", out, [config_path or ""], suffix=".csv")
     if spe is None:
         images = 50_000 if cfg.dataset == "cifar10" else 1_281_167
         steps = images // (cfg.batch_size * cfg.device_num) // cfg.grad_accum_steps
@@ -299,22 +299,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import warnings
     from .data import BadSampleWarning, DataWarning
 
-    shown = warnings.showwarning
+    formatted = warnings.formatwarning
 
-    def show(message, category, filename, lineno, file=None, line=None):
-        # Our own warnings are for the user: one line, without the source line Python would print.
+    def one_line(message, category, filename, lineno, line=None):
+        # Our own warnings are for the user: one line, without the source line Python would print. (The
+        # format, not the showing: warnings.catch_warnings(record=True) still records them.)
         if issubclass(category, (DataWarning, BadSampleWarning)):
-            print(f"mobilenet-v1 {name}: warning: {message}", file=file or sys.stderr)
-        else:
-            shown(message, category, filename, lineno, file, line)
+            return f"mobilenet-v1 {name}{rank_label()}: warning: {message}\n"
+        return formatted(message, category, filename, lineno, line)
 
-    warnings.showwarning = show
-    # Under torchrun every process reports; say which one.
-    where = f" (rank {os.environ['RANK']})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
+    warnings.formatwarning = one_line
     try:
         return COMMANDS[name](rest)
     except (ConfigError, DataError, CheckpointError, ValueError, OSError) as e:
-        print(f"mobilenet-v1 {name}{where}: error: {e}", file=sys.stderr)
+        print(f"mobilenet-v1 {name}{rank_label()}: error: {e}", file=sys.stderr)
         return 1
     except (MemoryError, RuntimeError) as e:
         # A CPU allocation that fails is a RuntimeError ("can't allocate memory"), a GPU one torch's
@@ -323,8 +321,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not isinstance(e, MemoryError) and "out of memory" not in text.lower() and "can't allocate" not in text:
             raise
         first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
-        print(f"mobilenet-v1 {name}{where}: error: out of memory ({first[:200]}); a smaller batch_size or "
-              f"image_size needs less", file=sys.stderr)
+        print(f"mobilenet-v1 {name}{rank_label()}: error: out of memory ({first[:200]}); a smaller batch_size "
+              f"or image_size needs less", file=sys.stderr)
         return 1
     finally:
-        warnings.showwarning = shown
+        warnings.formatwarning = formatted
+
+
+def rank_label() -> str:
+    """" (rank N)" in a process of several (torchrun's WORLD_SIZE and RANK), where each one reports."""
+    try:
+        several = int(os.environ.get("WORLD_SIZE") or 1) > 1
+    except ValueError:
+        several = False
+    return f" (rank {os.environ['RANK']})" if several and "RANK" in os.environ else ""

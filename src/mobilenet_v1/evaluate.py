@@ -279,7 +279,7 @@ def main(argv: Sequence[str]) -> int:
             raise ValueError(f"--confusion_csv {csv_path!r}: needs a file name")
         if not os.path.isdir(folder):
             raise ValueError(f"--confusion_csv {csv_path!r}: {folder} is not a folder")
-        ckpt_io.check_output("--confusion_csv", csv_path, [cfg.checkpoint_path], "a CSV")
+        ckpt_io.check_output("--confusion_csv", csv_path, [cfg.checkpoint_path], [cfg.dataset_path], ".csv")
     note = unused_options_note(argv, is_onnx_file(cfg.checkpoint_path))
     if note:
         print0(note, file=sys.stderr)

@@ -446,8 +446,9 @@ def from_timm_state(state: Dict[str, torch.Tensor], source: str) -> Dict[str, to
             unknown.append(name)
     if unknown:
         raise CheckpointError(f"checkpoint {source}: timm's names of no MobileNetV1 layer: {', '.join(unknown[:6])}"
-                              f"{' ...' if len(unknown) > 6 else ''} (timm's mobilenetv1_*h models end in a head "
-                              f"convolution this network does not have)")
+                              f"{' ...' if len(unknown) > 6 else ''}: another of timm's networks (its "
+                              f"mobilenetv1_*h models end in a head convolution, MobileNetV2 and EfficientNet "
+                              f"have other blocks)")
     return out
 
 
@@ -459,10 +460,10 @@ def fold_normalisation(state: Dict[str, torch.Tensor], mean_from: Iterable[float
     convolution's weights take ``a`` and its BatchNorm's running mean loses what ``b`` adds to each
     output. Exact but at the image's edge, where the convolution's zero padding stands for another
     colour (timm's weights through our ImageNet normalisation: logits within 2e-4, tested)."""
-    f32 = dict(dtype=torch.float32)
+    weight = state["network.0.0.weight"]
+    f32 = dict(dtype=torch.float32, device=weight.device)
     mean_from, std_from = torch.tensor(list(mean_from), **f32), torch.tensor(list(std_from), **f32)
     mean_to, std_to = torch.tensor(list(mean_to), **f32), torch.tensor(list(std_to), **f32)
-    weight = state["network.0.0.weight"]
     a, b = (std_to / std_from).view(1, 3, 1, 1), ((mean_to - mean_from) / std_from).view(1, 3, 1, 1)
     shift = (weight.float() * b).sum(dim=(1, 2, 3))
     state["network.0.0.weight"] = (weight.float() * a).to(weight.dtype)

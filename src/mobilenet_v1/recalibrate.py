@@ -109,7 +109,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
         except OSError as e:
             raise ValueError(f"--out {dst}: cannot write in {folder}: {e.strerror or e}") from None
     path = ckpt_io.resolve_checkpoint_path(src)
-    ckpt_io.check_output("--out", dst, [path])
+    ckpt_io.check_output("--out", dst, [path], inside=[dataset_path])
     ckpt = read_any(path)
     model, args = model_from_checkpoint(ckpt, path, use_ema)
     config = dict(ckpt.get("config") or {})
