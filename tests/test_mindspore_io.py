@@ -518,5 +518,6 @@ def test_timm_weights_load_with_their_normalisation_folded_into_the_first_layer(
     timm_state["conv_head.weight"] = torch.zeros(8, 256, 1, 1)
     torch.save(timm_state, str(tmp_path / "h.bin"))
     with pytest.raises(ckpt_io.CheckpointError, match=r"h.bin: timm's names of no MobileNetV1 layer: "
-                                                      r"conv_head.weight: another of timm's networks \(its mobilenetv1_\*h models end in a head"):
+                                                      r"conv_head.weight: another of timm's networks \(its "
+                                                      r"mobilenetv1_\*h models end in a head"):
         load_model(str(tmp_path / "h.bin"))
