@@ -156,9 +156,11 @@ def test_float_images_follow_the_uint8_arithmetic_without_its_truncation():
 
 
 def test_the_integer_operations_on_uint8_equal_the_float_path():
-    """Posterize, Solarize, Invert and Equalize run on uint8 images without a float copy: the same
-    values as on the images in float, at every bin of every policy (AugMix's posterize down to 0 bits)."""
+    """Posterize, Solarize, Invert, Equalize and AutoContrast run on uint8 images without a float copy:
+    the same values as on the images in float, at every bin of every policy (AugMix's posterize down to
+    0 bits), a channel of one level (AutoContrast leaves it) included."""
     images = sample_images()
+    images[0, 1] = 77
     for name in autoaugment._INTEGER_OPS:
         values = sorted({m for policy in ("ta_wide", "ra", "imagenet", "augmix")
                          for m in magnitudes(policy, name, 29, 41)})

@@ -354,7 +354,7 @@ def run_op(name: str, images: torch.Tensor, values: torch.Tensor, bilinear: bool
 
 # Operations whose uint8 results need no float arithmetic: run on the integers, without a float copy
 # of the image (torchvision's are integer too); the same values as the float path, truncated (tested).
-_INTEGER_OPS = ("Posterize", "Solarize", "Invert", "Equalize")
+_INTEGER_OPS = ("Posterize", "Solarize", "Invert", "Equalize", "AutoContrast")
 
 
 def _integer_op(name: str, images: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -363,6 +363,8 @@ def _integer_op(name: str, images: torch.Tensor, values: torch.Tensor) -> torch.
         return images.bitwise_not()  # 255 - x
     if name == "Equalize":
         return _equalize(images)
+    if name == "AutoContrast":
+        return _autocontrast_lut(images)
     v = values.float().view(-1, 1, 1, 1)
     if name == "Posterize":  # keep the top v bits (whole numbers, 0 to 8): a mask, not a floor
         mask = (255 << (8 - v.long())) & 255
@@ -370,6 +372,19 @@ def _integer_op(name: str, images: torch.Tensor, values: torch.Tensor) -> torch.
     # Solarize: x >= 255 v (in float32, as the float path) holds for a whole x from ceil(255 v) on; there
     # x XOR 255 = 255 - x (an XOR by a 0/255 mask is faster here than torch.where).
     return images ^ (images >= torch.ceil(255 * v).long()).to(torch.uint8).mul_(255)
+
+
+def _autocontrast_lut(images: torch.Tensor) -> torch.Tensor:
+    """AutoContrast of uint8 ``images`` through a table of 256 levels per channel, computed by the float
+    path's own float32 formula (so the same bytes come out), then looked up: no float copy of the image."""
+    n, c, h, w = images.shape
+    flat = images.reshape(n * c, h * w)
+    low, high = flat.amin(1, keepdim=True).float(), flat.amax(1, keepdim=True).float()
+    levels = torch.arange(256, dtype=torch.float32, device=images.device).expand(n * c, 256)
+    flat_channel = high == low
+    spread = torch.where(flat_channel, 1.0, (high - low) * (1.0 / 255))
+    table = torch.where(flat_channel, levels, (levels - low) / spread)
+    return table.clamp_(0, 255).to(torch.uint8).gather(1, flat.long()).reshape(n, c, h, w)
 
 
 def _gray(x: torch.Tensor, integer: bool) -> torch.Tensor:
