@@ -570,7 +570,9 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
         epoch, step, in_epoch, spe = fields
         if spe != steps_per_epoch:
             problems.append(f"written at {spe} steps per epoch, this run has {steps_per_epoch} (another batch "
-                            f"size, grad_accum_steps, data set or device count): the position inside the epoch has no meaning here")
+                            f"size, grad_accum_steps, data set or device count): its step count and schedule "
+                            f"position mean another point here (the settings or files it ran with continue it; "
+                            f"--pre_trained {source} starts a new run from its weights)")
         elif step != epoch * spe + in_epoch or in_epoch >= spe:
             problems.append(f"position: step {step} is not epoch {epoch} x {spe} + {in_epoch}")
         elif in_epoch and samples_per_step is not None and ckpt.get("samples_per_step") not in (None, samples_per_step):
