@@ -114,7 +114,7 @@ def test_what_cannot_be_averaged_is_refused_before_anything_is_written(tmp_path,
         assert not os.path.exists(tmp_path / "out.pt")
     # The output may not be a source: the file stays as it was, and the command says so with status 1.
     assert cli.main(["average", a, b, "--out", b]) == 1
-    assert "--out " + b + " is one of the checkpoints averaged" in capsys.readouterr().err
+    assert "--out " + b + ": is the file this command reads; write to another file" in capsys.readouterr().err
     assert digest(b) == before
     with pytest.raises(ValueError, match="--last must be >= 0"):
         average([a, b], str(tmp_path / "out.pt"), last=-1)

@@ -74,9 +74,21 @@ def test_eval_refuses_a_checkpoint_of_another_data_set_or_of_fewer_outputs(tmp_p
             f"the model was trained for") in capsys.readouterr().err
     folder_model = save(tmp_path / "f.pt", dataset="imagenet2012")
     assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", folder_model]) == 1
-    assert (f"{folder_model} was trained on imagenet2012 (its configuration says so), whose inputs are read and "
-            f"normalised differently from cifar10's: pass --dataset imagenet2012") in capsys.readouterr().err
-    assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", save(tmp_path / "four.pt")]) == 0
+    assert (f"--dataset cifar10: {folder_model} was trained on imagenet2012 (the file records it), whose inputs are "
+            f"read and normalised differently: pass --dataset imagenet2012") in capsys.readouterr().err
+    four = save(tmp_path / "four.pt")
+    assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", four]) == 0
+    # One refusal for every command that reads a model file: an ONNX file's recorded data set too.
+    pytest.importorskip("onnxruntime")
+    assert cli.main(["export", "--ckpt_file", four, "--file_name", str(tmp_path / "four")]) == 0
+    onnx = str(tmp_path / "four.onnx")
+    capsys.readouterr()
+    for argv in (["eval", "--dataset", "imagenet2012", "--dataset_path", str(cifar_dir), "--checkpoint_path", onnx],
+                 ["quantize", "--onnx", onnx, "--dataset", "imagenet2012", "--calib_data", str(cifar_dir),
+                  "--out", str(tmp_path / "q.onnx")]):
+        assert cli.main(argv) == 1, argv
+        assert (f"--dataset imagenet2012: {onnx} was trained on cifar10 (the file records it), whose inputs are read "
+                f"and normalised differently: pass --dataset cifar10") in capsys.readouterr().err, argv
 
 
 def test_our_warnings_are_one_line_and_a_one_class_folder_is_refused_for_training(image_folder, tmp_path, capsys):

@@ -60,9 +60,7 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
 
     fmt = output_format(dst, fmt)
     files = sources(paths, last)
-    for f in files:
-        if os.path.realpath(f) == os.path.realpath(dst):
-            raise ValueError(f"--out {dst} is one of the checkpoints averaged: write the mean to another file")
+    ckpt_io.check_output("--out", dst, files)
     sums: Dict[str, torch.Tensor] = {}
     latest: Dict[str, torch.Tensor] = {}
     first: Dict[str, Any] = {}

@@ -186,6 +186,16 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
         raise ValueError(f"{option} {path}: name it {suffix} (it is written as such, over any file of that name)")
 
 
+def trained_dataset(path: str, recorded: Any, asked: Optional[str]) -> Optional[str]:
+    """The data set a model file is for: the one it records (``recorded``: its configuration's or ONNX
+    metadata's), which ``asked`` (the run's --dataset) must match; else ``asked``; None where neither
+    says. Another data set's images are read and normalised otherwise: the outputs would mean nothing."""
+    if recorded and asked and recorded != asked:
+        raise CheckpointError(f"--dataset {asked}: {path} was trained on {recorded} (the file records it), whose "
+                              f"inputs are read and normalised differently: pass --dataset {recorded}")
+    return recorded or asked
+
+
 def check_writable(folder: str) -> None:
     """Create and remove a temporary file in ``folder``; raises the OSError if that cannot be done. Named
     as config.yaml's temporary files are, so one left by a kill is among :func:`partial_files`."""

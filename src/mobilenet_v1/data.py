@@ -369,6 +369,20 @@ def recorded_val_split(record: Any, root: str) -> Optional[Tuple[float, bool]]:
     return record["val_split"], os.path.realpath(imagenet_folder(root, True)) == record.get("folder")
 
 
+def held_out_for(record: Any, root: str, source: str) -> Tuple[float, str]:
+    """The share of each class to hold out of ``--dataset_path root`` for the model file ``source``, whose
+    run recorded ``record`` (:func:`recorded_val_split`): its ``val_split`` where ``root`` is the folder
+    it trained on; else 0.0, with a note where it held a share out of another folder."""
+    found = recorded_val_split(record, root)
+    if found is None:
+        return 0.0, ""
+    share, same = found
+    if same:
+        return share, ""
+    return 0.0, (f"{source}'s run held out val_split {share:g} of another folder, so none is held out of {root} "
+                 f"(--val_split {share:g} holds out files of the same names)")
+
+
 def image_split(root: str, train: bool, val_split: float = 0.0) -> Tuple[str, Optional[Holdout]]:
     """The folder a split of ``--dataset_path root`` reads, and which of its images (``val_split``: both
     splits read the training folder, the evaluation split the share it holds out, training the rest)."""

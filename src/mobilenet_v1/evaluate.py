@@ -16,7 +16,7 @@ from . import distributed
 from .api import model_from_checkpoint
 from .cli import pop_flag, pop_option
 from .config import Config, load_config_and_given, parse_overrides
-from .data import build_loader, recorded_val_split
+from .data import build_loader, held_out_for
 from .engine import evaluate, resolve_device, resolve_precision
 from .onnx_io import OnnxModel, is_onnx_file
 from .predict import imagenet_classes, readable
@@ -45,10 +45,7 @@ def onnx_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = None
     if hw is not None and hw[0] != cfg.image_size:
         raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs but image_size is {cfg.image_size}: "
                          f"pass --image_size {hw[0]}")
-    trained_on = model.metadata.get("dataset")
-    if trained_on and trained_on != cfg.dataset:
-        raise ValueError(f"{path} was exported from a {trained_on} model, whose inputs are normalised "
-                         f"differently from {cfg.dataset}'s: pass --dataset {trained_on}")
+    ckpt_io.trained_dataset(path, model.metadata.get("dataset"), cfg.dataset)
     note = model.saturation_note()
     if note:
         print0(note, file=sys.stderr)
@@ -164,19 +161,16 @@ def trained_crop(cfg: Config, recorded: Any, path: str, given: Optional[Set[str]
 def trained_split(cfg: Config, held_out: Any, path: str, given: Optional[Set[str]]) -> Config:
     """``cfg`` with the ``val_split`` that the run of ``path`` held out (``held_out``, what the file records),
     where the user set none and the image folder is the one it trained on, without an evaluation split:
-    otherwise its training images would count too (:func:`data.recorded_val_split`)."""
+    otherwise its training images would count too (:func:`data.held_out_for`)."""
     if given is None or "val_split" in given or cfg.dataset != "imagenet2012":
         return cfg
-    found = recorded_val_split(held_out, cfg.dataset_path)
-    if found is None:
-        return cfg
-    share, same = found
-    if same:
+    share, note = held_out_for(held_out, cfg.dataset_path, path)
+    if share:
         print0(f"val_split {share:g}: evaluating on the share of each class that {path}'s run held out from "
                f"training in {cfg.dataset_path} (--val_split 0 for every image)", file=sys.stderr)
         return dataclasses.replace(cfg, val_split=share)
-    print0(f"note: {path}'s run held out val_split {share:g} of another folder, so none is held out of "
-           f"{cfg.dataset_path} (--val_split {share:g} holds out files of the same names)", file=sys.stderr)
+    if note:
+        print0(f"note: {note}", file=sys.stderr)
     return cfg
 
 
@@ -213,10 +207,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         if ckpt.get("imported"):
             print0(ckpt["imported"], file=sys.stderr)
         classes = ckpt.get("classes")
-        trained_on = (ckpt.get("config") or {}).get("dataset")
-        if trained_on and trained_on != cfg.dataset:
-            raise ValueError(f"{path} was trained on {trained_on} (its configuration says so), whose inputs are "
-                             f"read and normalised differently from {cfg.dataset}'s: pass --dataset {trained_on}")
+        ckpt_io.trained_dataset(path, (ckpt.get("config") or {}).get("dataset"), cfg.dataset)
         cfg = trained_split(trained_size(cfg, ckpt, path, given), ckpt.get("held_out"), path, given)
         cfg = trained_crop(cfg, (ckpt.get("config") or {}).get("crop_pct"), path, given)
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -275,7 +266,7 @@ def main(argv: Sequence[str]) -> int:
     cfg, given = load_config_and_given(argv)
     if csv_path is not None:  # checked before the evaluation, not after it
         folder = os.path.dirname(os.path.abspath(csv_path))
-        if not csv_path or os.path.isdir(csv_path):
+        if not csv_path:
             raise ValueError(f"--confusion_csv {csv_path!r}: needs a file name")
         if not os.path.isdir(folder):
             raise ValueError(f"--confusion_csv {csv_path!r}: {folder} is not a folder")

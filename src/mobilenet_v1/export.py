@@ -133,12 +133,9 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     ckpt = ckpt_io.load_file(path)
     model, args = model_from_checkpoint(ckpt, path, use_ema)
     config = ckpt.get("config") or {}
-    recorded = config.get("dataset")
-    if dataset is not None and recorded not in (None, dataset):
-        raise ExportError(f"--dataset {dataset}: {path} was trained on {recorded} (its configuration says so), "
-                          f"whose inputs are normalised differently")
-    guessed = recorded is None and dataset is None
-    dataset = recorded or dataset or guess_dataset(args["class_num"])
+    dataset = ckpt_io.trained_dataset(path, config.get("dataset"), dataset)
+    guessed = dataset is None
+    dataset = dataset or guess_dataset(args["class_num"])
     trained_size = int(config.get("image_size") or 224)
     height = trained_size if height is None else height
     width = trained_size if width is None else width

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt_io
-from .data import DataOptions, build_loader, recorded_val_split
+from .data import DataOptions, build_loader, held_out_for
 from .onnx_io import OnnxModel, is_onnx_file, read_metadata, write_metadata, x86_without_vnni
 from .runtime import print0
 from .transforms import CROP_PCT
@@ -196,12 +196,9 @@ def main(argv: Sequence[str]) -> int:
     hw = fp32.image_hw
     if hw is None or hw[0] != hw[1]:
         raise QuantizeError(f"--onnx {a.onnx}: needs a fixed square input size, found {fp32.input_shape}")
-    dataset = a.dataset or fp32.metadata.get("dataset")
+    dataset = ckpt_io.trained_dataset(a.onnx, fp32.metadata.get("dataset"), a.dataset)
     if dataset is None:
         raise QuantizeError(f"--onnx {a.onnx} does not record its data set: pass --dataset cifar10|imagenet2012")
-    if fp32.metadata.get("dataset") not in (None, dataset):
-        raise QuantizeError(f"--dataset {dataset}: {a.onnx} was exported from a {fp32.metadata['dataset']} "
-                            f"model, whose inputs are normalised differently")
     batch = fp32.fixed_batch or CALIB_BATCH
     count = a.calib_images
     if fp32.fixed_batch is not None and count % batch:
@@ -216,8 +213,10 @@ def main(argv: Sequence[str]) -> int:
               "x86 CPUs without VNNI wants --reduce_range (ARM and VNNI CPUs run the full range as it is)",
               file=sys.stderr)
 
-    found = recorded_val_split(fp32.metadata.get("held_out"), a.calib_data) if dataset == "imagenet2012" else None
-    val_split = found[0] if found is not None and found[1] else 0.0
+    val_split, note = (held_out_for(fp32.metadata.get("held_out"), a.calib_data, a.onnx) if dataset == "imagenet2012"
+                       else (0.0, ""))
+    if note:
+        print(f"mobilenet-v1 quantize: note: {note}", file=sys.stderr)
     if val_split:
         print(f"mobilenet-v1 quantize: calibrating on the training images of {a.calib_data}: the share of each "
               f"class its run held out to evaluate on (val_split {val_split:g}) is left out", file=sys.stderr)

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt_io
-from .data import recorded_val_split
+from .data import held_out_for
 from .mindspore_io import output_format, padding_warning, read_any, write_checkpoint
 from .transforms import CROP_PCT
 
@@ -113,17 +113,15 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     ckpt = read_any(path)
     model, args = model_from_checkpoint(ckpt, path, use_ema)
     config = dict(ckpt.get("config") or {})
-    if dataset is not None and config.get("dataset") not in (None, dataset):
-        raise ValueError(f"--dataset {dataset}: {path} was trained on {config['dataset']} (its configuration "
-                         f"says so), whose inputs are normalised differently")
-    dataset = dataset or config.get("dataset")
+    dataset = ckpt_io.trained_dataset(path, config.get("dataset"), dataset)
     if dataset is None:
         raise ValueError(f"{path} does not record its data set: pass --dataset cifar10|imagenet2012")
-    trained_at = config.get("image_size")
     if image_size is None:
-        if not isinstance(trained_at, int):
+        if not isinstance(config.get("image_size"), int):
             raise ValueError(f"{path} does not record the image size it was trained at: pass --image_size N")
-        image_size = trained_at
+        image_size = config["image_size"]
+    # Recalibrated before: the size it was trained at is the one that file recorded.
+    trained_at = (config.get("bn_recalibration") or {}).get("trained_at", config.get("image_size"))
     if dataset == "cifar10":
         for name, value in (("crop_pct", crop_pct), ("val_split", val_split)):
             if value is not None:
@@ -131,14 +129,9 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
                                  f"the whole 32x32 image; its evaluation images are a file of their own)")
     crop_pct = crop_pct if crop_pct is not None else float(config.get("crop_pct") or CROP_PCT)
     note = ""
-    found = recorded_val_split(ckpt.get("held_out"), dataset_path) if dataset == "imagenet2012" else None
     if val_split is None:
-        val_split = found[0] if found is not None and found[1] else 0.0
-        if found is not None and not found[1]:
-            note = (f"{path}'s run held out val_split {found[0]:g} of another folder, so none is held out of "
-                    f"{dataset_path} (--val_split {found[0]:g} holds out files of the same names)")
-    # Recalibrated before: the size it was trained at is the one that file recorded.
-    trained_at = (config.get("bn_recalibration") or {}).get("trained_at", trained_at)
+        val_split, note = (held_out_for(ckpt.get("held_out"), dataset_path, path) if dataset == "imagenet2012"
+                           else (0.0, ""))
 
     device = resolve_device(device_target)
     model = model.to(device)
