@@ -20,8 +20,8 @@ echo "== step, compiled (batch 256, bf16, channels_last): ours vs timm, vs ours 
 timeout 200 python3 benchmarks/train_throughput.py --modes default --plain \
   --json "$OUT/step.json" 2>&1 | grep -v Warning | tail -8 | tee "$OUT/step.log"
 
-echo "== input pipeline: CPU workers vs GPU (both also with TrivialAugment), GPU with fewer workers, stages in one thread"
-timeout 100 python3 benchmarks/input_pipeline.py --images 8192 --passes 2 --gpu_workers 8 --auto_augment ta_wide \
+echo "== input pipeline: CPU workers vs GPU (both also with TrivialAugment), GPU with 8 and 4 workers, stages in one thread"
+timeout 100 python3 benchmarks/input_pipeline.py --images 8192 --passes 2 --gpu_workers 8,4 --auto_augment ta_wide \
   --json "$OUT/input_pipeline.json" 2>&1 | tail -16 | tee "$OUT/input_pipeline.log"
 
 echo "== end-to-end train from JPEGs (GPU pipeline, compiled): loader stream high priority, then default"
