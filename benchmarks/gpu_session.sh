@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one prepared call on a lent GPU machine (nothing installed there: PYTHONPATH=src).
-# Parts run in order of importance, each under its own time limit (about 575 s in all, inside one
+# Parts run in order of importance, each under its own time limit (about 580 s in all, inside one
 # 600 s call), so one that runs long leaves the others their figures.
 #   bash benchmarks/gpu_session.sh        (writes logs and JSON under $OUT)
 set -u
@@ -12,33 +12,30 @@ DATA=/tmp/mobilenet_v1_bench_jpegs
   python3 -c "import torch, torchvision, timm, os; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'timm', timm.__version__, 'cpus', os.cpu_count())"
 } 2>&1 | tee "$OUT/env.txt"
 
-echo "== nvJPEG and the caller's stream: torchvision's decode against ours (drains the stream first)"
-timeout 30 python3 benchmarks/nvjpeg_stream_check.py --rounds 60 --json "$OUT/nvjpeg_stream.json" 2>&1 \
-  | tail -8 | tee "$OUT/nvjpeg_stream.log"
+echo "== step, compiled (batch 256, bf16, channels_last): ours vs timm"
+timeout 150 python3 benchmarks/train_throughput.py --modes default \
+  --json "$OUT/step.json" 2>&1 | grep -v Warning | tail -8
 
-echo "== step, compiled (batch 256, bf16, channels_last): ours vs timm, vs ours before the flipped frame (plain)"
-timeout 200 python3 benchmarks/train_throughput.py --modes default --plain \
-  --json "$OUT/step.json" 2>&1 | grep -v Warning | tail -8 | tee "$OUT/step.log"
-
-echo "== input pipeline: CPU workers vs GPU (both also with TrivialAugment), GPU with 8 and 4 workers, stages in one thread"
-timeout 100 python3 benchmarks/input_pipeline.py --images 8192 --passes 2 --gpu_workers 8,4 --auto_augment ta_wide \
-  --json "$OUT/input_pipeline.json" 2>&1 | tail -16 | tee "$OUT/input_pipeline.log"
+echo "== input pipeline: CPU workers vs GPU (both also with TrivialAugment), GPU with 4 workers, pinned bytes (3 rounds), stages"
+timeout 150 python3 benchmarks/input_pipeline.py --images 8192 --passes 2 --gpu_workers 4 --auto_augment ta_wide \
+  --pinned_bytes 3 --json "$OUT/input_pipeline.json" 2>&1 | tail -18
 
 echo "== end-to-end train from JPEGs (GPU pipeline, compiled): loader stream high priority, then default"
 timeout 125 python3 benchmarks/train_throughput.py --modes "" --e2e_images 8192 --e2e_pipelines gpu \
-  --e2e_stream_priority=-1,0 --e2e_epochs 4 --json "$OUT/e2e.json" 2>&1 | tail -8 | tee "$OUT/e2e.log"
+  --e2e_stream_priority=-1,0 --e2e_epochs 4 --json "$OUT/e2e.json" 2>&1 | tail -8
 
 echo "== non-finite guard on the GPU (plain; with batch augmentations and clipping; fused AdamW)"
-timeout 45 python3 benchmarks/nonfinite_gpu_check.py 2>&1 | tail -16 | tee "$OUT/nonfinite.log"
+timeout 90 python3 benchmarks/nonfinite_gpu_check.py 2>&1 | tail -16 | tee "$OUT/nonfinite.log"
 
 echo "== smoke: ImageNet-folder train 1 epoch (weight average, batch augmentations, clipping) + eval, GPU pipeline"
-timeout 30 bash -c "python3 -m mobilenet_v1 train --dataset imagenet2012 --dataset_path $DATA --class_num 10 \
+timeout 60 bash -c "python3 -m mobilenet_v1 train --dataset imagenet2012 --dataset_path $DATA --class_num 10 \
     --batch_size 128 --epoch_size 1 --device_target GPU --save_checkpoint_path /tmp/smoke2 --num_workers 8 \
     --ema_decay 0.999 --mixup_alpha 0.2 --cutmix_alpha 1.0 --random_erase 0.25 --clip_grad_norm 5 && \
   python3 -m mobilenet_v1 eval --dataset imagenet2012 --dataset_path $DATA --checkpoint_path /tmp/smoke2 \
-    --device_target GPU --num_workers 8 --json" 2>&1 | grep -E "epoch: |Epoch time|weights:|top_1|rror" | tail -5 | tee "$OUT/smoke2.log"
-echo "== a run saved on the CPU continues on the GPU: SGD, AdamW (fused: step counts move), RMSprop"
-timeout 45 python3 benchmarks/cross_device_resume.py 2>&1 | grep -E "^(momentum|adamw|rmsprop): CPU" \
-  | tee "$OUT/cross_device_resume.log"
-# (The depthwise-taps experiment, train_throughput.py --taps --no-timm, left the session for the line above.)
+    --device_target GPU --num_workers 8 --json" > "$OUT/smoke.log" 2>&1
+echo "smoke exit $?"; grep -E "epoch: |Epoch time|weights:|top_1|rror" "$OUT/smoke.log" | tail -5
+# Measured on 2026-11-29 and left out for room: benchmarks/nvjpeg_stream_check.py (torchvision's decode
+# overwrote memory still read by queued kernels in 59 of 60 rounds, ours in none), the padded path
+# before the flipped frame (train_throughput.py --plain: the same speed compiled) and
+# benchmarks/cross_device_resume.py (all three optimisers continued on the GPU). Rerun them alone.
 echo "== done"

@@ -5,6 +5,7 @@ Images/s of a full pass after one warm-up pass; output is the normalised batch o
 
     python benchmarks/input_pipeline.py --images 8192
     python benchmarks/input_pipeline.py --images 8192 --auto_augment ta_wide   # also both with TrivialAugment
+    python benchmarks/input_pipeline.py --images 8192 --pinned_bytes 3 --stages 0   # pinned bytes, 3 rounds
 
 ``--host_work R`` instead times, on the CPU, the GPU pipeline's work per batch in the process that
 feeds the model (decode, crop/resize, flip, normalise of a batch of tiny JPEGs, where per-sample Python
@@ -12,6 +13,7 @@ and per-call overhead is all there is): with the crops drawn by the loader worke
 that process (as before the workers drew them), R alternating rounds each.
 """
 import argparse
+import dataclasses
 import os
 import tempfile
 import time
@@ -22,7 +24,9 @@ import torch
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from mobilenet_v1.autoaugment import POLICIES, make_augment
-from mobilenet_v1.data import BatchedImageLoader, ImageFolderLoader, find_images
+from mobilenet_v1.data import (BatchedImageLoader, EncodedBatch, ImageFolderLoader, collate_encoded, find_images,
+                               ignore_in_worker)
+from torch.utils.data import DataLoader
 
 
 def sync(device):
@@ -43,6 +47,32 @@ def rate_of(loader, device, passes):
         if epoch:  # the first pass starts the workers
             rates.append(n / (time.perf_counter() - t))
     return median(rates)
+
+
+class PinnableBatch(EncodedBatch):
+    """An EncodedBatch that the DataLoader's pin thread copies into pinned memory: its bytes, labels and
+    the images the workers decoded (the experiment of ``--pinned_bytes``)."""
+
+    def pin_memory(self):
+        return dataclasses.replace(self, flat=self.flat.pin_memory(), labels=self.labels.pin_memory(),
+                                   decoded=[d.pin_memory() for d in self.decoded])
+
+
+def collate_pinnable(batch) -> PinnableBatch:
+    return PinnableBatch(**vars(collate_encoded(batch)))
+
+
+def pinned_bytes_loader(root, **kw) -> BatchedImageLoader:
+    """The GPU pipeline with the DataLoader's pin thread between the workers and the decode: it receives
+    each batch and pins its bytes, so the decode reads pinned memory (one thread that pinned and then
+    decoded ran faster than one decoding the workers' shared memory, RESULTS.md, 2026-11-29)."""
+    loader = BatchedImageLoader(root, **kw)
+    old = loader.loader
+    loader.loader = DataLoader(old.dataset, batch_size=old.batch_size, sampler=old.sampler,
+                               num_workers=old.num_workers, drop_last=old.drop_last, collate_fn=collate_pinnable,
+                               pin_memory=True, persistent_workers=old.num_workers > 0,
+                               prefetch_factor=4 if old.num_workers > 0 else None, worker_init_fn=ignore_in_worker)
+    return loader
 
 
 def stages(loader, device):
@@ -150,6 +180,9 @@ def main():
     p.add_argument("--auto_augment", default="", choices=("",) + POLICIES,
                    help="also time both pipelines with this per-sample policy (as train --auto_augment)")
     p.add_argument("--stages", type=int, default=1, help="0: leave out the per-stage and decode-only rows")
+    p.add_argument("--pinned_bytes", type=int, default=0, metavar="R",
+                   help="R > 0 (CUDA): the GPU pipeline without and with the bytes pinned by the DataLoader's pin "
+                        "thread, alternated over R rounds, medians")
     args = p.parse_args()
     if args.host_work:
         torch.set_num_threads(1)
@@ -186,6 +219,18 @@ def main():
         payload["images_per_s"][f"gpu, {workers} workers"] = rate
         rows.append({"pipeline": f"gpu (batched on {device.type}), {workers} workers", "images/s": f"{rate:,.0f}"})
         print(rows[-1], flush=True)
+    if args.pinned_bytes and device.type == "cuda":
+        rates = {"gpu, alternated with the next": [], "gpu, bytes pinned by the DataLoader's pin thread": []}
+        for r in range(args.pinned_bytes):  # alternate which goes first
+            for name in sorted(rates, reverse=bool(r % 2)):
+                make = pinned_bytes_loader if "pinned" in name else BatchedImageLoader
+                rates[name].append(rate_of(make(args.data_dir, **common), device, args.passes))
+        for name, values in rates.items():
+            payload["images_per_s"][name] = median(values)
+            payload.setdefault("rounds", {})[name] = values
+            rows.append({"pipeline": f"{name} (median of {len(values)}: "
+                                     f"{', '.join(f'{v:,.0f}' for v in values)})", "images/s": f"{median(values):,.0f}"})
+            print(rows[-1], flush=True)
     if args.stages:
         gpu_loader = BatchedImageLoader(args.data_dir, **common)
         for stage, rate in stages(gpu_loader, device).items():
