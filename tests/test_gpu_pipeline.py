@@ -247,7 +247,8 @@ def test_damaged_jpeg_is_named_and_left_out(image_folder, tmp_path):
     ds = EncodedImageDataset([(str(bad), 0), (str(image_folder / "train" / "n02" / "img_0.JPEG"), 1), (str(zero), 0)])
     items = [ds[(i, 0)] for i in range(3)]
     batch = collate_encoded(items)
-    # Caught in the worker, before nvJPEG (which may fill a truncated file's missing rows with grey).
+    # Caught in the worker, before nvJPEG (which decodes one without an error, its output not the file's:
+    # benchmarks/RESULTS.md, 2026-11-29).
     assert batch.kinds == [BAD, 0, BAD]
     with pytest.raises(T.DecodeError, match="broken.JPEG"):
         decode_batch(batch, CPU)

@@ -291,8 +291,8 @@ def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, 
                f"checkpoints hold none")
     # How the optimiser runs (fused on CUDA, foreach on the CPU) belongs to this run, not to the file,
     # and goes in before loading: where the state's step counts go follows it (torch's load_state_dict
-    # puts them on the parameters' device for a fused group, which fused AdamW on CUDA needs; that a CPU
-    # run's checkpoint continues on a GPU is for benchmarks/cross_device_resume.py to show, not yet run).
+    # puts them on the parameters' device for a fused group, which fused AdamW on CUDA needs; a CPU run's
+    # checkpoint continued on an H200 with SGD, fused AdamW and RMSprop: benchmarks/cross_device_resume.py).
     # So do the configured momentum, nesterov, weight_decay and eps: the run trains with what its configuration
     # (config.yaml, the log) says, which may change them on purpose; the change is named.
     ours = [{k: g[k] for k in ("fused", "foreach") + RESUMED_SETTINGS if k in g} for g in optimizer.param_groups]
