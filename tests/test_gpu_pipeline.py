@@ -122,35 +122,6 @@ def test_batched_crops_one_pixel_high_or_wide_keep_their_pixels():
             assert (got - want).abs().max() <= 2.0, (tuple(img.shape), (top, left, h, w))
 
 
-def test_batched_crops_of_whole_images_stacked_by_size_match_crop_by_crop(monkeypatch):
-    """Images that share a size are stacked whole and cropped as regions of them; the rest (a lone
-    size, a 1-pixel side, a crop large enough to be pre-shrunk) go crop by crop into a canvas. Both
-    resample a crop alike, and the batch keeps its order."""
-    from torchvision.ops import roi_align
-
-    g = torch.Generator().manual_seed(0)
-    shapes = [(3, 40, 50), (3, 33, 47), (3, 40, 50), (3, 40, 50), (3, 61, 20), (3, 33, 47), (3, 300, 300)]
-    images = [torch.randint(0, 256, s, dtype=torch.uint8, generator=g) for s in shapes]
-    boxes = [(5, 7, 20, 30), (1, 2, 30, 40), (0, 0, 40, 50), (10, 3, 1, 30), (4, 4, 50, 10), (0, 0, 33, 47),
-             (0, 0, 300, 300)]
-    stacked = []
-    real_stack = torch.stack
-    monkeypatch.setattr(torch, "stack", lambda ts, *a, **k: stacked.append(len(ts)) or real_stack(ts, *a, **k))
-    out = T.batch_resized_crop(images, boxes, 16)
-    assert sorted(stacked) == [2, 2]  # indices 0, 2 (40x50) and 1, 5 (33x47); the rest one by one
-    one_by_one = T._crops_resized(images, boxes, list(range(len(images))), 16, torch.float32, roi_align)
-    assert out.shape == (7, 3, 16, 16) and out.dtype == torch.float32
-    assert (out - one_by_one).abs().max() < 0.01
-    assert (out[0] - one_by_one[2]).abs().max() > 1  # noise: another crop differs, so order is checked
-    stacked.clear()
-    monkeypatch.setattr(T, "WHOLE_PIXELS", 2 * 40 * 50)  # canvases of two 40x50 images at most
-    three = [images[0], images[2], images[0]]
-    out = T.batch_resized_crop(three, [boxes[0], boxes[2], boxes[2]], 16)
-    assert stacked == [2]  # the third alone
-    assert (out - T._crops_resized(three, [boxes[0], boxes[2], boxes[2]], [0, 1, 2], 16, torch.float32,
-                                   roi_align)).abs().max() < 0.01
-
-
 @pytest.mark.parametrize("crop_pct", [T.CROP_PCT, 1.0])
 def test_gpu_pipeline_eval_matches_cpu_pipeline_within_rounding(image_folder, crop_pct):
     opts = dict(batch_size=3, train=False, image_size=32, device=CPU, seed=1, num_workers=0, drop_last=False,

@@ -20,7 +20,7 @@ device the batch is split by operation (one ``index_select``/``index_copy_`` pai
 tensors copied without waiting, so nothing reads back from the device.
 
 Images are (N, 3, H, W) with values in [0, 255]: uint8 (CPU and CIFAR-10 pipelines) or float (the GPU
-pipeline's resampled crops, float32), after the crop and flip, before normalisation.
+pipeline's resampled crops, float16 on CUDA), after the crop and flip, before normalisation.
 """
 import functools
 import math

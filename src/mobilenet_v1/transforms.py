@@ -5,7 +5,7 @@ the GPU JPEG pipeline, so the tests on the CPU check the code the GPU runs.
 """
 import math
 import random
-from typing import Dict, List, NamedTuple, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -237,65 +237,24 @@ class Normalize:
         return out
 
 
-# The most pixels stacked into one canvas of whole images (float32: 400 MB for 3 channels).
-WHOLE_PIXELS = 1 << 25
-
-
 def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, int, int, int]], size: int,
-                       dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                       dtype: Optional[torch.dtype] = None) -> torch.Tensor:
     """Crop ``boxes[i]`` = (top, left, h, w) out of ``images[i]`` (uint8, (3, H_i, W_i), sizes may differ)
-    and resize each crop to (size, size) bilinearly, in one ``roi_align`` call per group below.
+    and resize each crop to (size, size) bilinearly, all in one ``roi_align`` call.
 
     roi_align averages ``ceil(crop / size)`` bilinear samples per output pixel and axis, which filters
-    a downscale the way an antialiased resize does. Each region of interest spans its crop's first to
-    last pixel centre, so no sample reaches beyond the crop with a non-zero weight. Images that share
-    their size with another of the batch are stacked whole (a few copy launches for the group, where
-    a canvas of crops takes one launch and a Python indexing per crop) and their crops are regions of
-    those images; the others are copied crop by crop into a shared canvas. Either way a crop resamples
-    alike. Returns a (N, 3, size, size) tensor of ``dtype`` with values in [0, 255], the images' order
-    kept. float32 on every device: roi_align computes its sample positions in its input's type, and in
-    float16 a position near 500 is off by up to an eighth of a pixel, near 1000 by a quarter.
+    a downscale the way an antialiased resize does. The crops are copied once each into a shared
+    canvas; each region of interest spans the crop's first to last pixel centre, so no sample reaches
+    the canvas beyond its crop with a non-zero weight. Returns a (N, 3, size, size) tensor of
+    ``dtype`` (float16 on CUDA, float32 on the CPU by default) with values in [0, 255].
     """
     from torchvision.ops import roi_align
 
     device = images[0].device
-    whole_max = max(1024, 4 * size)  # a stacked group's canvas is its images' size: bound it
-    by_size: Dict[Tuple[int, ...], List[int]] = {}
-    for i, (img, (_, _, h, w)) in enumerate(zip(images, boxes)):
-        if h > 1 and w > 1 and max(h, w) <= 4 * size and max(img.shape[-2:]) <= whole_max:
-            by_size.setdefault(tuple(img.shape), []).append(i)
-    chunks = []
-    for shape, same in by_size.items():  # a stacked canvas holds at most WHOLE_PIXELS pixels
-        per = max(2, WHOLE_PIXELS // (shape[-2] * shape[-1]))
-        chunks += [same[at:at + per] for at in range(0, len(same), per)]
-    parts: List[Tuple[List[int], torch.Tensor]] = []
-    alone = set(range(len(images)))
-    for group in chunks:
-        if len(group) < 2:
-            continue
-        alone.difference_update(group)
-        canvas = torch.stack([images[i] for i in group]).to(dtype)
-        rois = [(j, left + 0.5, top + 0.5, left + w - 0.5, top + h - 0.5)
-                for j, (top, left, h, w) in enumerate(boxes[i] for i in group)]
-        parts.append((group, roi_align(canvas, to_device_nowait(torch.tensor(rois, dtype=dtype), device),
-                                       (size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)))
-    if alone:
-        rest = sorted(alone)
-        parts.append((rest, _crops_resized(images, boxes, rest, size, dtype, roi_align)))
-    order = [i for group, _ in parts for i in group]
-    out = torch.cat([x for _, x in parts]) if len(parts) > 1 else parts[0][1]
-    if order != list(range(len(order))):
-        where = torch.empty(len(order), dtype=torch.long)
-        where[torch.tensor(order)] = torch.arange(len(order))
-        out = out.index_select(0, to_device_nowait(where, device))
-    return out
-
-
-def _crops_resized(images, boxes, at: List[int], size: int, dtype: torch.dtype, roi_align) -> torch.Tensor:
-    """:func:`batch_resized_crop` of ``images[i]`` for ``i`` in ``at``, each crop copied into a canvas."""
+    if dtype is None:
+        dtype = torch.float16 if device.type == "cuda" else torch.float32
     crops = []
-    for i in at:
-        img, (top, left, h, w) = images[i], boxes[i]
+    for img, (top, left, h, w) in zip(images, boxes):
         crop = img[:, top:top + h, left:left + w]
         if max(h, w) > 4 * size:
             # A very large crop would inflate the shared canvas: pre-shrink it, antialiased, to 2x.
@@ -310,14 +269,14 @@ def _crops_resized(images, boxes, at: List[int], size: int, dtype: torch.dtype, 
     width = max(c.shape[-1] for c in crops)
     # Zeroed: bilinear taps at a crop's last pixel centre read the next pixel with weight 0, and
     # 0 * (NaN in uninitialised memory) would be NaN.
-    canvas = torch.zeros((len(crops), 3, height, width), dtype=dtype, device=images[0].device)
+    canvas = torch.zeros((len(crops), 3, height, width), dtype=dtype, device=device)
     rois = []
     for i, crop in enumerate(crops):
         h, w = crop.shape[-2:]
         canvas[i, :, :h, :w] = crop
         rois.append((i, 0.5, 0.5, w - 0.5, h - 0.5))
-    return roi_align(canvas, to_device_nowait(torch.tensor(rois, dtype=dtype), canvas.device), (size, size),
-                     spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+    rois_t = torch.tensor(rois, dtype=torch.float32).to(device=device, dtype=dtype)
+    return roi_align(canvas, rois_t, (size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
 
 
 def to_device_nowait(t: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -329,11 +288,8 @@ def to_device_nowait(t: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def flip_where(images: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
-    """Flip left-right the images of a batch whose flag is true (flags on the host are copied without
-    waiting for the work queued on the device)."""
-    if flags.device != images.device:
-        flags = to_device_nowait(flags, images.device)
-    return torch.where(flags[:, None, None, None], images.flip(-1), images)
+    """Flip left-right the images of a batch whose flag is true."""
+    return torch.where(flags.to(images.device)[:, None, None, None], images.flip(-1), images)
 
 
 class JpegFrame(NamedTuple):
