@@ -5,7 +5,8 @@ Images/s of a full pass after one warm-up pass; output is the normalised batch o
 
     python benchmarks/input_pipeline.py --images 8192
     python benchmarks/input_pipeline.py --images 8192 --auto_augment ta_wide   # also both with TrivialAugment
-    python benchmarks/input_pipeline.py --images 8192 --pinned_bytes 3 --stages 0   # pinned bytes, 3 rounds
+    python benchmarks/input_pipeline.py --images 8192 --stages 0 --pinned_bytes --stacked_crops --rounds 3
+                                  # each experiment against the pipeline as it is, alternated over 3 rounds
 
 ``--host_work R`` instead times, on the CPU, the GPU pipeline's work per batch in the process that
 feeds the model (decode, crop/resize, flip, normalise of a batch of tiny JPEGs, where per-sample Python
@@ -23,6 +24,7 @@ from common import emit_json, machine, make_jpeg_folder, median, print_table
 import torch
 from torchvision.io import ImageReadMode, decode_jpeg
 
+from mobilenet_v1 import transforms as T
 from mobilenet_v1.autoaugment import POLICIES, make_augment
 from mobilenet_v1.data import (BatchedImageLoader, EncodedBatch, ImageFolderLoader, collate_encoded, find_images,
                                ignore_in_worker)
@@ -73,6 +75,68 @@ def pinned_bytes_loader(root, **kw) -> BatchedImageLoader:
                                pin_memory=True, persistent_workers=old.num_workers > 0,
                                prefetch_factor=4 if old.num_workers > 0 else None, worker_init_fn=ignore_in_worker)
     return loader
+
+
+PACKAGE_CROP = T.batch_resized_crop
+WHOLE_PIXELS = 1 << 25  # the most pixels in one stacked canvas (float32: 400 MB for 3 channels)
+
+
+def stacked_resized_crop(images, boxes, size, dtype=None):
+    """The experiment of ``--stacked_crops`` in place of ``transforms.batch_resized_crop``: images that
+    share a size are stacked whole (a few copy launches for the group, where the package's canvas of
+    crops takes a Python indexing and a launch per crop) and their crops are roi_align regions of
+    them, in float32 (positions near 500 px need it: roi_align computes them in its input's type); the
+    others go through the package's canvas. In one build with a pin thread it ran slower in alternated
+    pairs on an H200 (RESULTS.md, 2026-11-29); measured alone, not yet."""
+    from torchvision.ops import roi_align
+
+    device = images[0].device
+    by_size = {}
+    for i, (img, (_, _, h, w)) in enumerate(zip(images, boxes)):
+        if h > 1 and w > 1 and max(h, w) <= 4 * size and max(img.shape[-2:]) <= max(1024, 4 * size):
+            by_size.setdefault(tuple(img.shape), []).append(i)
+    parts, alone = [], set(range(len(images)))
+    for shape, same in by_size.items():
+        per = max(2, WHOLE_PIXELS // (shape[-2] * shape[-1]))
+        for group in (same[at:at + per] for at in range(0, len(same), per)):
+            if len(group) < 2:
+                continue
+            alone.difference_update(group)
+            canvas = torch.stack([images[i] for i in group]).float()
+            rois = [(j, left + 0.5, top + 0.5, left + w - 0.5, top + h - 0.5)
+                    for j, (top, left, h, w) in enumerate(boxes[i] for i in group)]
+            parts.append((group, roi_align(canvas, T.to_device_nowait(torch.tensor(rois), device), (size, size),
+                                           spatial_scale=1.0, sampling_ratio=-1, aligned=True)))
+    if alone:
+        rest = sorted(alone)
+        parts.append((rest, PACKAGE_CROP([images[i] for i in rest], [boxes[i] for i in rest], size, torch.float32)))
+    order = [i for group, _ in parts for i in group]
+    out = torch.cat([x for _, x in parts]) if len(parts) > 1 else parts[0][1]
+    if order != list(range(len(order))):
+        where = torch.empty(len(order), dtype=torch.long)
+        where[torch.tensor(order)] = torch.arange(len(order))
+        out = out.index_select(0, T.to_device_nowait(where, device))
+    return out
+
+
+def stacked_crops_rate(root, passes, **kw):
+    T.batch_resized_crop = stacked_resized_crop  # data.py calls it through the module
+    try:
+        return rate_of(BatchedImageLoader(root, **kw), kw["device"], passes)
+    finally:
+        T.batch_resized_crop = PACKAGE_CROP
+
+
+def alternated(experiments, rounds, root, passes, common):
+    """{row name: [images/s of each round]} of the GPU pipeline as it is and with each experiment
+    (``name -> function(root, passes, **common) -> images/s``), the order turned each round."""
+    plain = lambda root, passes, **kw: rate_of(BatchedImageLoader(root, **kw), kw["device"], passes)
+    runs = {"gpu pipeline as it is, alternated with the next": plain, **experiments}
+    rates = {name: [] for name in runs}
+    for r in range(rounds):
+        for name in (list(runs) if r % 2 == 0 else list(reversed(list(runs)))):
+            rates[name].append(runs[name](root, passes, **common))
+    return rates
 
 
 def stages(loader, device):
@@ -180,9 +244,13 @@ def main():
     p.add_argument("--auto_augment", default="", choices=("",) + POLICIES,
                    help="also time both pipelines with this per-sample policy (as train --auto_augment)")
     p.add_argument("--stages", type=int, default=1, help="0: leave out the per-stage and decode-only rows")
-    p.add_argument("--pinned_bytes", type=int, default=0, metavar="R",
-                   help="R > 0 (CUDA): the GPU pipeline without and with the bytes pinned by the DataLoader's pin "
-                        "thread, alternated over R rounds, medians")
+    p.add_argument("--pinned_bytes", action="store_true",
+                   help="CUDA: the GPU pipeline with each batch's bytes pinned by the DataLoader's pin thread")
+    p.add_argument("--stacked_crops", action="store_true",
+                   help="the GPU pipeline with stacked_resized_crop (images of one size stacked whole, float32)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds of --pinned_bytes / --stacked_crops against the pipeline as it is, alternated "
+                        "(--workers workers; medians)")
     args = p.parse_args()
     if args.host_work:
         torch.set_num_threads(1)
@@ -219,13 +287,17 @@ def main():
         payload["images_per_s"][f"gpu, {workers} workers"] = rate
         rows.append({"pipeline": f"gpu (batched on {device.type}), {workers} workers", "images/s": f"{rate:,.0f}"})
         print(rows[-1], flush=True)
-    if args.pinned_bytes and device.type == "cuda":
-        rates = {"gpu, alternated with the next": [], "gpu, bytes pinned by the DataLoader's pin thread": []}
-        for r in range(args.pinned_bytes):  # alternate which goes first
-            for name in sorted(rates, reverse=bool(r % 2)):
-                make = pinned_bytes_loader if "pinned" in name else BatchedImageLoader
-                rates[name].append(rate_of(make(args.data_dir, **common), device, args.passes))
-        for name, values in rates.items():
+    experiments = {}
+    if args.pinned_bytes:
+        if device.type == "cuda":
+            experiments["gpu, bytes pinned by the DataLoader's pin thread"] = \
+                lambda root, passes, **kw: rate_of(pinned_bytes_loader(root, **kw), kw["device"], passes)
+        else:
+            print("--pinned_bytes: pinned memory needs CUDA; left out", flush=True)
+    if args.stacked_crops:
+        experiments["gpu, stacked_resized_crop"] = stacked_crops_rate
+    if experiments:
+        for name, values in alternated(experiments, args.rounds, args.data_dir, args.passes, common).items():
             payload["images_per_s"][name] = median(values)
             payload.setdefault("rounds", {})[name] = values
             rows.append({"pipeline": f"{name} (median of {len(values)}: "
