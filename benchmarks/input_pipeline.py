@@ -8,6 +8,9 @@ Images/s of a full pass after one warm-up pass; output is the normalised batch o
     python benchmarks/input_pipeline.py --images 8192 --stages 0 --pinned_bytes --stacked_crops --rounds 3
                                   # each experiment against the pipeline as it is, alternated over 3 rounds
 
+``--receive R`` instead times how long the feeding process takes to receive a batch from the workers
+(labels as a list, as the package sends them, against a tensor, as before), R alternating rounds.
+
 ``--host_work R`` instead times, on the CPU, the GPU pipeline's work per batch in the process that
 feeds the model (decode, crop/resize, flip, normalise of a batch of tiny JPEGs, where per-sample Python
 and per-call overhead is all there is): with the crops drawn by the loader workers, against drawn in
@@ -52,12 +55,11 @@ def rate_of(loader, device, passes):
 
 
 class PinnableBatch(EncodedBatch):
-    """An EncodedBatch that the DataLoader's pin thread copies into pinned memory: its bytes, labels and
-    the images the workers decoded (the experiment of ``--pinned_bytes``)."""
+    """An EncodedBatch that the DataLoader's pin thread copies into pinned memory: its bytes and the
+    images the workers decoded (the experiment of ``--pinned_bytes``)."""
 
     def pin_memory(self):
-        return dataclasses.replace(self, flat=self.flat.pin_memory(), labels=self.labels.pin_memory(),
-                                   decoded=[d.pin_memory() for d in self.decoded])
+        return dataclasses.replace(self, flat=self.flat.pin_memory(), decoded=[d.pin_memory() for d in self.decoded])
 
 
 def collate_pinnable(batch) -> PinnableBatch:
@@ -199,6 +201,37 @@ def decode_only(folder, device, batch):
     return (len(datas) // batch * batch) / (time.perf_counter() - t)
 
 
+def collate_labels_tensor(batch):
+    """collate_encoded as it was before 2026-11-29: the labels as a tensor, a second file descriptor."""
+    collated = collate_encoded(batch)
+    return dataclasses.replace(collated, labels=torch.tensor(collated.labels))
+
+
+def receive(data_dir, batch_size, workers, rounds, batches=6):
+    """Milliseconds the process that feeds the GPU spends receiving one batch from the GPU pipeline's
+    workers (``next`` on its DataLoader once the workers are ahead), with the package's collate and with
+    the labels as a tensor, R alternating rounds of ``batches`` batches each; medians."""
+    base = BatchedImageLoader(data_dir, batch_size=batch_size, train=True, image_size=224,
+                              device=torch.device("cpu"), seed=1, num_workers=workers)
+    old = base.loader
+    loaders = {name: DataLoader(old.dataset, batch_size=batch_size, sampler=old.sampler, num_workers=workers,
+                                collate_fn=fn, persistent_workers=True, prefetch_factor=4,
+                                worker_init_fn=ignore_in_worker)
+               for name, fn in (("labels as a list (the package)", collate_encoded),
+                                ("labels as a tensor (before)", collate_labels_tensor))}
+    times = {name: [] for name in loaders}
+    for r in range(rounds):
+        for name in sorted(loaders, reverse=bool(r % 2)):
+            it = iter(loaders[name])
+            time.sleep(2 + batch_size / 64)  # the workers fill their queue
+            for _ in range(min(batches, len(old))):
+                t = time.perf_counter()
+                next(it)
+                times[name].append((time.perf_counter() - t) * 1e3)
+            del it
+    return {name: median(v) for name, v in times.items()}
+
+
 def host_work(batch_size, rounds, data_dir):
     """Milliseconds per batch of the feeding process's work on tiny images, CPU; see the docstring."""
     from common import natural_image
@@ -241,6 +274,8 @@ def main():
     p.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "mobilenet_v1_bench_jpegs"))
     p.add_argument("--json", nargs="?", const=True, default=None)
     p.add_argument("--host_work", type=int, default=0, help="rounds of the host-work comparison (0: skip)")
+    p.add_argument("--receive", type=int, default=0, metavar="R",
+                   help="rounds of the receive-time comparison (labels as a list or a tensor; 0: skip)")
     p.add_argument("--auto_augment", default="", choices=("",) + POLICIES,
                    help="also time both pipelines with this per-sample policy (as train --auto_augment)")
     p.add_argument("--stages", type=int, default=1, help="0: leave out the per-stage and decode-only rows")
@@ -260,6 +295,15 @@ def main():
                     f"about 44x45, decode + crop/resize + flip + normalise on the CPU, one thread, median of "
                     f"{args.host_work} rounds", rows, ["feeding process, per batch", "ms"])
         emit_json(args.json, {"machine": machine(), "host_ms_per_batch": ms})
+        return
+    if args.receive:
+        info = make_jpeg_folder(args.data_dir, args.images)
+        ms = receive(args.data_dir, args.batch_size, args.workers, args.receive)
+        rows = [{"collate": k, "ms per batch": f"{v:.2f}"} for k, v in ms.items()]
+        print_table(f"Receiving a batch of the GPU pipeline from {args.workers} workers, {machine()}: "
+                    f"batch {args.batch_size} of {info['files']} JPEGs, median of {args.receive} alternating "
+                    f"rounds", rows, ["collate", "ms per batch"])
+        emit_json(args.json, {"machine": machine(), "receive_ms_per_batch": ms})
         return
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           (args.device if args.device != "auto" else "cpu"))

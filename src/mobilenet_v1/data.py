@@ -588,12 +588,15 @@ class EncodedImageDataset(Dataset):
 class EncodedBatch:
     """One batch from the GPU pipeline's workers: the encoded files concatenated into one uint8
     tensor (one shared-memory transfer per batch, not one per file), plus the few images the
-    workers decoded themselves."""
+    workers decoded themselves. Everything else travels as Python values: each tensor that crosses
+    from a worker costs the receiving process a connection to fetch its file descriptor (receiving
+    a batch of 256 took 0.88x as long once the labels were a list: ``benchmarks/input_pipeline.py
+    --receive``, benchmarks/RESULTS.md)."""
     kinds: List[int]
     flat: torch.Tensor
     lengths: List[int]
     decoded: List[torch.Tensor]
-    labels: torch.Tensor
+    labels: List[int]
     seeds: List[int]
     paths: List[str]
     bad: List[Tuple[str, str]] = field(default_factory=list)  # (path, reason) of the kind-BAD items
@@ -606,7 +609,7 @@ def collate_encoded(batch) -> EncodedBatch:
     flat = torch.cat(encoded) if encoded else torch.empty(0, dtype=torch.uint8)
     return EncodedBatch(list(kinds), flat, [d.numel() for d in encoded],
                         [d for k, d in zip(kinds, datas) if k == DECODED],
-                        torch.tensor(labels, dtype=torch.long), list(seeds), list(paths),
+                        list(labels), list(seeds), list(paths),
                         [(d.path, d.reason) for k, d in zip(kinds, datas) if k == BAD], list(draws))
 
 
@@ -729,7 +732,7 @@ class BatchedImageLoader(DeviceLoader):
         for batch in self.loader:
             bad: List[Tuple[str, str]] = []
             decoded = decode_batch(batch, self.device, bad)
-            seeds, labels, draws = batch.seeds, batch.labels, batch.draws
+            seeds, labels, draws = batch.seeds, torch.tensor(batch.labels, dtype=torch.long), batch.draws
             if bad:
                 self.bad_samples.record(bad)
                 keep = [i for i, img in enumerate(decoded) if img is not None]
