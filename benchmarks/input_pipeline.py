@@ -287,23 +287,22 @@ def main():
                    help="rounds of --pinned_bytes / --stacked_crops against the pipeline as it is, alternated "
                         "(--workers workers; medians)")
     args = p.parse_args()
-    if args.host_work:
-        torch.set_num_threads(1)
-        ms = host_work(args.batch_size, args.host_work, args.data_dir + "_tiny")
-        rows = [{"feeding process, per batch": k, "ms": f"{v:.2f}"} for k, v in ms.items()]
-        print_table(f"GPU pipeline's host work in the feeding process, {machine()}: {args.batch_size} JPEGs of "
-                    f"about 44x45, decode + crop/resize + flip + normalise on the CPU, one thread, median of "
-                    f"{args.host_work} rounds", rows, ["feeding process, per batch", "ms"])
-        emit_json(args.json, {"machine": machine(), "host_ms_per_batch": ms})
-        return
-    if args.receive:
-        info = make_jpeg_folder(args.data_dir, args.images)
-        ms = receive(args.data_dir, args.batch_size, args.workers, args.receive)
-        rows = [{"collate": k, "ms per batch": f"{v:.2f}"} for k, v in ms.items()]
-        print_table(f"Receiving a batch of the GPU pipeline from {args.workers} workers, {machine()}: "
-                    f"batch {args.batch_size} of {info['files']} JPEGs, median of {args.receive} alternating "
-                    f"rounds", rows, ["collate", "ms per batch"])
-        emit_json(args.json, {"machine": machine(), "receive_ms_per_batch": ms})
+    if args.host_work or args.receive:
+        if args.host_work:
+            torch.set_num_threads(1)
+            ms = host_work(args.batch_size, args.host_work, args.data_dir + "_tiny")
+            key, title = "feeding process, per batch", (
+                f"GPU pipeline's host work in the feeding process, {machine()}: {args.batch_size} JPEGs of about "
+                f"44x45, decode + crop/resize + flip + normalise on the CPU, one thread, median of "
+                f"{args.host_work} rounds")
+        else:
+            info = make_jpeg_folder(args.data_dir, args.images)
+            ms = receive(args.data_dir, args.batch_size, args.workers, args.receive)
+            key, title = "collate", (
+                f"Receiving a batch of the GPU pipeline from {args.workers} workers, {machine()}: batch "
+                f"{args.batch_size} of {info['files']} JPEGs, median of {args.receive} alternating rounds")
+        print_table(title, [{key: k, "ms": f"{v:.2f}"} for k, v in ms.items()], [key, "ms"])
+        emit_json(args.json, {"machine": machine(), "ms_per_batch": ms})
         return
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           (args.device if args.device != "auto" else "cpu"))
