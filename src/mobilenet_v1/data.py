@@ -352,32 +352,22 @@ def imagenet_folder(root: str, train: bool) -> str:
 
 def held_out_record(root: str, val_split: float) -> Optional[Dict[str, Any]]:
     """What a checkpoint (and an ONNX file exported from it) records of the images its run held out with
-    ``val_split`` from ``--dataset_path root``, to find them again (:func:`recorded_val_split`)."""
+    ``val_split`` from ``--dataset_path root``, to find them again (:func:`held_out_for`)."""
     if not val_split:
         return None
     return {"val_split": val_split, "folder": os.path.realpath(imagenet_folder(root, True))}
 
 
-def recorded_val_split(record: Any, root: str) -> Optional[Tuple[float, bool]]:
-    """What a model file records of the images its run held out (``record``, :func:`held_out_record`),
-    for ``--dataset_path root`` without an evaluation split: (its ``val_split``, whether ``root`` is the
-    folder it trained on, where that share finds those images again). None where it held nothing out,
-    or ``root`` has an evaluation split of its own."""
-    if not isinstance(record, dict) or not isinstance(record.get("val_split"), float) or not record["val_split"] \
-            or eval_folder(root) is not None:
-        return None
-    return record["val_split"], os.path.realpath(imagenet_folder(root, True)) == record.get("folder")
-
-
 def held_out_for(record: Any, root: str, source: str) -> Tuple[float, str]:
     """The share of each class to hold out of ``--dataset_path root`` for the model file ``source``, whose
-    run recorded ``record`` (:func:`recorded_val_split`): its ``val_split`` where ``root`` is the folder
-    it trained on; else 0.0, with a note where it held a share out of another folder."""
-    found = recorded_val_split(record, root)
-    if found is None:
+    run recorded ``record`` (:func:`held_out_record`): its ``val_split`` where ``root`` is the folder it
+    trained on, so that share finds those images again; else 0.0, with a note where it held a share out
+    of another folder. Nothing where it held nothing out or ``root`` has an evaluation split of its own."""
+    if not isinstance(record, dict) or not isinstance(record.get("val_split"), float) or not record["val_split"] \
+            or eval_folder(root) is not None:
         return 0.0, ""
-    share, same = found
-    if same:
+    share = record["val_split"]
+    if os.path.realpath(imagenet_folder(root, True)) == record.get("folder"):
         return share, ""
     return 0.0, (f"{source}'s run held out val_split {share:g} of another folder, so none is held out of {root} "
                  f"(--val_split {share:g} holds out files of the same names)")

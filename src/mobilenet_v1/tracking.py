@@ -15,6 +15,7 @@ only every ``log_interval`` steps and at the end of each epoch.
   average's (what ``eval`` and ``export`` take from its checkpoints, and what picks the best one) and
   ``raw_top_1``, ``raw_top_5`` the trained weights'.
 """
+import io
 import json
 import math
 import os
@@ -51,27 +52,27 @@ def read_metrics(run_dir: str, required: Optional[Dict[str, Sequence[str]]] = No
     lines: List[int] = []  # the line of each record, for errors
     try:
         with open(path, "r", encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    # A run killed mid-write leaves a partial last line: everything before it still counts.
-                    if not line.endswith("\n"):
-                        break
-                    raise ValueError(f"{path} line {number}: not JSON ({e.msg})") from None
-                if not isinstance(rec, dict) or "kind" not in rec or not isinstance(rec.get("step"), int):
-                    raise ValueError(f"{path} line {number}: not a metrics record (needs 'kind' and an integer "
-                                     f"'step')")
-                if rec["kind"] == "start":
-                    kept = [i for i, r in enumerate(records) if r["step"] <= rec["step"]]
-                    records, lines = [records[i] for i in kept], [lines[i] for i in kept]
-                else:
-                    records.append(rec)
-                    lines.append(number)
+            text = f.read()
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason}), not a metrics file") from None
+    for number, line in enumerate(io.StringIO(text), 1):  # lines as the file gave them
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            # A run killed mid-write leaves a partial last line: everything before it still counts.
+            if not line.endswith("\n"):
+                break
+            raise ValueError(f"{path} line {number}: not JSON ({e.msg})") from None
+        if not isinstance(rec, dict) or "kind" not in rec or not isinstance(rec.get("step"), int):
+            raise ValueError(f"{path} line {number}: not a metrics record (needs 'kind' and an integer 'step')")
+        if rec["kind"] == "start":
+            kept = [i for i, r in enumerate(records) if r["step"] <= rec["step"]]
+            records, lines = [records[i] for i in kept], [lines[i] for i in kept]
+        else:
+            records.append(rec)
+            lines.append(number)
     for rec, number in zip(records, lines):
         for key in (required or {}).get(rec["kind"], ()):
             value = rec.get(key)
