@@ -100,7 +100,8 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
         raise ValueError(f"--crop_pct {crop_pct:g}: must be in (0, 1]")
     if val_split is not None and not 0 <= val_split < 1:
         raise ValueError(f"--val_split {val_split:g}: must be in [0, 1)")
-    ckpt_io.check_output("--out", dst)
+    path = ckpt_io.resolve_checkpoint_path(src)
+    ckpt_io.check_output("--out", dst, [path], inside=[dataset_path])
     fmt = output_format(dst, fmt)
     folder = os.path.dirname(os.path.abspath(dst))
     if os.path.isdir(folder):
@@ -108,8 +109,6 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
             ckpt_io.check_writable(folder)
         except OSError as e:
             raise ValueError(f"--out {dst}: cannot write in {folder}: {e.strerror or e}") from None
-    path = ckpt_io.resolve_checkpoint_path(src)
-    ckpt_io.check_output("--out", dst, [path], inside=[dataset_path])
     ckpt = read_any(path)
     model, args = model_from_checkpoint(ckpt, path, use_ema)
     config = dict(ckpt.get("config") or {})
