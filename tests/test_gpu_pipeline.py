@@ -1,5 +1,6 @@
 """The GPU input pipeline's code, run on the CPU (``device="cpu"``): same functions as on CUDA."""
 import io
+import threading
 
 import numpy as np
 import pytest
@@ -9,7 +10,8 @@ from PIL import Image
 from mobilenet_v1 import transforms as T
 from torchvision.transforms.v2 import functional as TF
 from mobilenet_v1.data import (BAD, BatchedImageLoader, CifarLoader, CropDraw, DataOptions, EncodedImageDataset,
-                               ImageFolderLoader, build_loader, collate_encoded, decode_batch, find_images, load_cifar)
+                               ImageFolderLoader, build_loader, collate_encoded, decode_batch, find_images, load_cifar,
+                               run_ahead)
 
 from conftest import jpeg_bytes, smooth_image
 
@@ -229,6 +231,31 @@ def test_damaged_jpeg_is_named_and_left_out(image_folder, tmp_path):
     assert images[1].shape == (3,) + tuple(T.decode_rgb(items[1][1]).shape[1:])  # the good image is intact
     assert [p for p, _ in found] == [str(bad), str(zero)]
     assert "truncated JPEG" in found[0][1] and "empty file" in found[1][1]
+
+
+def test_run_ahead_keeps_order_raises_where_it_failed_and_stops_its_thread_when_left():
+    closed = []
+
+    def items(fail_at=None):
+        try:
+            for k in range(20):
+                if k == fail_at:
+                    raise KeyError(k)
+                yield k
+        finally:
+            closed.append(threading.current_thread().name)
+
+    assert list(run_ahead(items(), 3, "t-all", after=lambda k: k * 10)) == [10 * k for k in range(20)]
+    got = []
+    with pytest.raises(KeyError, match="7"):
+        for k in run_ahead(items(fail_at=7), 3, "t-fail"):
+            got.append(k)
+    assert got == list(range(7))  # every item before the failure, then the failure itself
+    ahead = run_ahead(items(), 2, "t-left")
+    assert [next(ahead), next(ahead)] == [0, 1]
+    ahead.close()  # left early: the thread stops and closes its generator, in that thread
+    assert closed == ["t-all", "t-fail", "t-left"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("t-")]
 
 
 def test_jpeg_frame_header_parsing():

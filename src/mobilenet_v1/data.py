@@ -4,12 +4,17 @@ A loader yields ``(images, labels)`` already on the training device: float32, no
 channels_last when asked. Every random choice comes from the run's seed, the epoch and the sample's
 position, so an epoch's data order and augmentation do not depend on the number of loader workers.
 """
+import contextlib
 import glob
 import hashlib
+import inspect
 import os
+import queue
+import threading
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import (Any, Callable, ContextManager, Dict, Iterable, Iterator, List, NamedTuple, Optional,
+                    Sequence, Set, Tuple)
 
 import numpy as np
 import torch
@@ -742,6 +747,63 @@ class BatchedImageLoader(DeviceLoader):
         return self.batches()
 
 
+class _Raised(NamedTuple):
+    error: BaseException
+
+
+_DONE = object()
+
+
+def run_ahead(items: Iterable, depth: int, name: str,
+              enter: Callable[[], ContextManager] = contextlib.nullcontext,
+              after: Callable[[Any], Any] = lambda item: item) -> Iterator:
+    """``items`` in order, taken in a thread of its own (``name``) up to ``depth`` items ahead of
+    the caller; ``enter()`` is the context that thread runs in and ``after(item)`` its work on each
+    item. What the thread raises is raised here, at the item it would have given.
+
+    Left before the end (or closed), this stops the thread at its next item and waits for it (up to
+    60 s), so it is out of ``items`` before the caller reuses them; ``items``, if a generator, is
+    closed in that thread."""
+    q: "queue.Queue" = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            with enter():
+                for item in items:
+                    if not put(after(item)):
+                        return
+            put(_DONE)
+        except BaseException as e:  # handed to the caller, which raises it
+            put(_Raised(e))
+        finally:
+            if inspect.isgenerator(items):
+                items.close()
+
+    thread = threading.Thread(target=produce, daemon=True, name=name)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Raised):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+
+
 class BackgroundBatches:
     """Runs a batch generator in a thread on its own CUDA stream, ``depth`` batches ahead, so decoding
     and augmenting the next batch overlaps the training step on the current one.
@@ -751,61 +813,29 @@ class BackgroundBatches:
     host for them before each batched decode (:func:`drain_before_decode`). ``stream_priority = 0``
     (the default priority) is what ``benchmarks/train_throughput.py --e2e_stream_priority`` compares."""
 
-    _DONE = object()
     stream_priority = -1  # high (lower is higher; PyTorch clamps it into the device's range)
 
     def __init__(self, batches, device: torch.device, depth: int = 3):
         self.batches, self.device, self.depth = batches, device, depth
 
     def __iter__(self):
-        import queue
-        import threading
-
-        q: "queue.Queue" = queue.Queue(maxsize=self.depth)
-        stop = threading.Event()
         stream = torch.cuda.Stream(device=self.device, priority=self.stream_priority)
 
-        def put(item) -> bool:
-            while not stop.is_set():
-                try:
-                    q.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
+        def recorded(batch):
+            event = torch.cuda.Event()
+            event.record(stream)
+            return batch, event
 
-        def produce():
-            try:
-                with torch.cuda.stream(stream):
-                    for x, y in self.batches:
-                        event = torch.cuda.Event()
-                        event.record(stream)
-                        if not put((x, y, event)):
-                            return
-                put(self._DONE)
-            except BaseException as e:  # handed to the consumer, which re-raises it
-                put(e)
-
-        thread = threading.Thread(target=produce, daemon=True, name="mobilenet-v1-batches")
-        thread.start()
-        try:
-            while True:
-                item = q.get()
-                if item is self._DONE:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                x, y, event = item
+        # Left before its end, the thread may still be inside the loader: run_ahead lets it leave before
+        # the next epoch resets the loader's persistent workers (it stops at its next batch).
+        with contextlib.closing(run_ahead(self.batches, self.depth, "mobilenet-v1-batches",
+                                          enter=lambda: torch.cuda.stream(stream), after=recorded)) as batches:
+            for (x, y), event in batches:
                 current = torch.cuda.current_stream(self.device)
                 current.wait_event(event)
                 x.record_stream(current)
                 y.record_stream(current)
                 yield x, y
-        finally:
-            stop.set()
-            # Left before its end, the producer may still be inside the loader: let it leave before the
-            # next epoch resets the loader's persistent workers (it stops at its next batch).
-            thread.join(timeout=60)
 
 
 @dataclass
