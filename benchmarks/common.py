@@ -36,22 +36,23 @@ def natural_image(seed: int, height: int = 375, width: int = 500) -> np.ndarray:
 
 
 def _write_one(args):
-    path, seed = args
+    path, seed, (height, width) = args
     from PIL import Image
 
-    Image.fromarray(natural_image(seed)).save(path, format="JPEG", quality=90)
+    Image.fromarray(natural_image(seed, height, width)).save(path, format="JPEG", quality=90)
     return os.path.getsize(path)
 
 
-def make_jpeg_folder(root: str, count: int, classes: int = 10) -> Dict[str, float]:
-    """``count`` JPEGs of 500x375 in ``classes`` class folders under ``root`` (reused if present)."""
+def make_jpeg_folder(root: str, count: int, classes: int = 10, size=(375, 500)) -> Dict[str, float]:
+    """``count`` JPEGs of ``size`` (height, width) in ``classes`` class folders under ``root`` (files
+    already there are reused, whatever their size)."""
     jobs = []
     for i in range(count):
         folder = os.path.join(root, f"class_{i % classes:03d}")
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"img_{i:06d}.JPEG")
         if not os.path.exists(path):
-            jobs.append((path, i))
+            jobs.append((path, i, size))
     if jobs:
         with Pool(os.cpu_count()) as pool:
             pool.map(_write_one, jobs, chunksize=16)

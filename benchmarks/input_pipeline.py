@@ -7,6 +7,8 @@ Images/s of a full pass after one warm-up pass; output is the normalised batch o
     python benchmarks/input_pipeline.py --images 8192 --auto_augment ta_wide   # also both with TrivialAugment
     python benchmarks/input_pipeline.py --images 8192 --stages 0 --pinned_bytes --stacked_crops --rounds 3
                                   # each experiment against the pipeline as it is, alternated over 3 rounds
+    python benchmarks/input_pipeline.py --images 8192 --stages 0 --received_inline --rounds 3
+                                  # the same: the batches received in a thread of their own, or not
 
 ``--receive R`` instead times how long the feeding process takes to receive a batch from the workers
 (labels as a list, as the package sends them, against a tensor, as before), R alternating rounds.
@@ -127,6 +129,13 @@ def stacked_crops_rate(root, passes, **kw):
         return rate_of(BatchedImageLoader(root, **kw), kw["device"], passes)
     finally:
         T.batch_resized_crop = PACKAGE_CROP
+
+
+def received_inline_rate(root, passes, **kw):
+    """The GPU pipeline receiving the workers' batches in its decoding thread, as it did until 2026-11-29."""
+    loader = BatchedImageLoader(root, **kw)
+    loader.receive_ahead = 0
+    return rate_of(loader, kw["device"], passes)
 
 
 def alternated(experiments, rounds, root, passes, common):
@@ -271,7 +280,10 @@ def main():
                    help="comma-separated worker counts to time the GPU pipeline with as well, e.g. 8,4,2")
     p.add_argument("--passes", type=int, default=2)
     p.add_argument("--device", default="auto")
-    p.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "mobilenet_v1_bench_jpegs"))
+    p.add_argument("--data_dir", default=None,
+                   help="where the JPEGs are made, or reused (default: a folder in the temporary directory)")
+    p.add_argument("--jpeg_size", default="500x375", metavar="WxH",
+                   help="the JPEGs' width and height; smaller ones make the host's work per image count more")
     p.add_argument("--json", nargs="?", const=True, default=None)
     p.add_argument("--host_work", type=int, default=0, help="rounds of the host-work comparison (0: skip)")
     p.add_argument("--receive", type=int, default=0, metavar="R",
@@ -283,10 +295,16 @@ def main():
                    help="CUDA: the GPU pipeline with each batch's bytes pinned by the DataLoader's pin thread")
     p.add_argument("--stacked_crops", action="store_true",
                    help="the GPU pipeline with stacked_resized_crop (images of one size stacked whole, float32)")
+    p.add_argument("--received_inline", action="store_true",
+                   help="the GPU pipeline receiving the workers' batches in its decoding thread (as before)")
     p.add_argument("--rounds", type=int, default=3,
-                   help="rounds of --pinned_bytes / --stacked_crops against the pipeline as it is, alternated "
-                        "(--workers workers; medians)")
+                   help="rounds of --pinned_bytes / --stacked_crops / --received_inline against the pipeline as "
+                        "it is, alternated (--workers workers; medians)")
     args = p.parse_args()
+    width, height = (int(v) for v in args.jpeg_size.split("x"))
+    if args.data_dir is None:
+        args.data_dir = os.path.join(tempfile.gettempdir(), "mobilenet_v1_bench_jpegs" +
+                                     ("" if (width, height) == (500, 375) else f"_{width}x{height}"))
     if args.host_work or args.receive:
         if args.host_work:
             torch.set_num_threads(1)
@@ -296,7 +314,7 @@ def main():
                 f"44x45, decode + crop/resize + flip + normalise on the CPU, one thread, median of "
                 f"{args.host_work} rounds")
         else:
-            info = make_jpeg_folder(args.data_dir, args.images)
+            info = make_jpeg_folder(args.data_dir, args.images, size=(height, width))
             ms = receive(args.data_dir, args.batch_size, args.workers, args.receive)
             key, title = "collate", (
                 f"Receiving a batch of the GPU pipeline from {args.workers} workers, {machine()}: batch "
@@ -306,7 +324,7 @@ def main():
         return
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           (args.device if args.device != "auto" else "cpu"))
-    info = make_jpeg_folder(args.data_dir, args.images)
+    info = make_jpeg_folder(args.data_dir, args.images, size=(height, width))
     common = dict(batch_size=args.batch_size, train=True, image_size=args.image_size, device=device, seed=1,
                   num_workers=args.workers, channels_last=True)
     rows, payload = [], {"machine": machine(), "files": info["files"], "mean_kb": info["mean_kb"],
@@ -339,6 +357,8 @@ def main():
             print("--pinned_bytes: pinned memory needs CUDA; left out", flush=True)
     if args.stacked_crops:
         experiments["gpu, stacked_resized_crop"] = stacked_crops_rate
+    if args.received_inline:
+        experiments["gpu, batches received in the decoding thread (before)"] = received_inline_rate
     if experiments:
         for name, values in alternated(experiments, args.rounds, args.data_dir, args.passes, common).items():
             payload["images_per_s"][name] = median(values)
@@ -356,7 +376,7 @@ def main():
         payload["images_per_s"]["decode_only"] = rate
         rows.append({"pipeline": f"decode only, batched decode_jpeg on {device.type}", "images/s": f"{rate:,.0f}"})
     payload["gpu_over_cpu"] = payload["images_per_s"]["gpu"] / payload["images_per_s"]["cpu"]
-    print_table(f"Input pipeline, {machine()}: {info['files']} JPEGs 500x375 (mean {info['mean_kb']:.0f} KB), "
+    print_table(f"Input pipeline, {machine()}: {info['files']} JPEGs {width}x{height} (mean {info['mean_kb']:.0f} KB), "
                 f"RandomResizedCrop {args.image_size} + flip + normalise, batch {args.batch_size}, "
                 f"{args.workers} workers", rows, ["pipeline", "images/s"])
     emit_json(args.json, payload)

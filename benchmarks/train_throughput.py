@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from mobilenet_v1.batch_augment import BatchAugment
+from mobilenet_v1.data import BackgroundBatches, BatchedImageLoader
 from mobilenet_v1.ema import WeightAverage
 from mobilenet_v1.engine import make_optimizer, make_scaler, train_one_epoch
 from mobilenet_v1.model import MobileNetV1
@@ -199,6 +200,9 @@ def main():
     p.add_argument("--e2e_stream_priority", default="-1",
                    help="comma list of CUDA stream priorities for the GPU pipeline's loader stream, e.g. "
                         "-1,0 (-1, high, is train's; 0 the default priority)")
+    p.add_argument("--e2e_receive_ahead", default=str(BatchedImageLoader.receive_ahead),
+                   help="comma list of the GPU pipeline's receive_ahead (batches received from the workers in a "
+                        "thread of their own; 0: in the decoding thread, as until 2026-11-29), e.g. 2,0")
     p.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
     p.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "mobilenet_v1_bench_jpegs"))
     p.add_argument("--json", nargs="?", const=True, default=None, help="print JSON (or write it to a file)")
@@ -292,20 +296,22 @@ def main():
     if args.e2e_images:
         info = make_jpeg_folder(args.data_dir, args.e2e_images)
         e2e_rows = []
-        from mobilenet_v1.data import BackgroundBatches
-
-        default_priority = BackgroundBatches.stream_priority
+        defaults = BackgroundBatches.stream_priority, BatchedImageLoader.receive_ahead
         for pipeline in args.e2e_pipelines.split(","):
-            priorities = [int(v) for v in args.e2e_stream_priority.split(",")] if pipeline == "gpu" else [None]
-            for priority in priorities:
+            variants = [(None, None)]
+            if pipeline == "gpu":
+                variants = [(int(p), int(a)) for p in args.e2e_stream_priority.split(",")
+                            for a in args.e2e_receive_ahead.split(",")]
+            for priority, ahead in variants:
                 name = pipeline
                 if priority is not None:
-                    BackgroundBatches.stream_priority = priority
-                    name = f"gpu, loader stream priority {priority}" if len(priorities) > 1 else pipeline
+                    BackgroundBatches.stream_priority, BatchedImageLoader.receive_ahead = priority, ahead
+                    if len(variants) > 1:
+                        name = f"gpu, loader stream priority {priority}, received {ahead} batches ahead"
                 try:
                     rate = bench_end_to_end(args, device, args.data_dir, pipeline)
                 finally:
-                    BackgroundBatches.stream_priority = default_priority
+                    BackgroundBatches.stream_priority, BatchedImageLoader.receive_ahead = defaults
                 payload["end_to_end"][name] = rate
                 e2e_rows.append({"pipeline": name, "train img/s": f"{rate:,.0f}"})
                 print(e2e_rows[-1], flush=True)

@@ -258,6 +258,39 @@ def test_run_ahead_keeps_order_raises_where_it_failed_and_stops_its_thread_when_
     assert not [t for t in threading.enumerate() if t.name.startswith("t-")]
 
 
+def test_batches_received_in_a_thread_equal_those_received_inline_and_a_left_epoch_stops_it(image_folder):
+    """With workers, the GPU pipeline receives their batches in a thread of its own: the same batches in
+    the same order as received in the decoding thread, and an epoch left after one batch stops that
+    thread before the next epoch resets the workers."""
+    kw = dict(batch_size=4, train=True, image_size=24, device=CPU, seed=5, num_workers=2)
+    inline, threaded = BatchedImageLoader(image_folder / "train", **kw), BatchedImageLoader(image_folder / "train", **kw)
+    inline.receive_ahead = 0
+
+    def receiving():
+        return [t for t in threading.enumerate() if t.name == "mobilenet-v1-receive"]
+
+    for epoch in (0, 1):
+        inline.set_epoch(epoch)
+        threaded.set_epoch(epoch)
+        want = list(inline)
+        assert not receiving()
+        it = iter(threaded)
+        first = next(it)
+        assert receiving()  # the path under test is the threaded one
+        if epoch == 0:
+            it.close()  # left after one batch
+            assert not receiving()
+            threaded.set_epoch(epoch)
+            it = iter(threaded)
+            first = next(it)
+        got = [first, *it]
+        assert not receiving()
+        assert len(got) == len(want) == len(threaded) == 3
+        for (x, y), (wx, wy) in zip(got, want):
+            torch.testing.assert_close(x, wx, rtol=0, atol=0)
+            assert torch.equal(y, wy)
+
+
 def test_jpeg_frame_header_parsing():
     arr = smooth_image(20, 30, 0)
     assert T.jpeg_frame(jpeg_bytes(arr)) == (0xC0, 3, 20, 30)

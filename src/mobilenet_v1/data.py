@@ -676,6 +676,8 @@ class BatchedImageLoader(DeviceLoader):
     """The GPU pipeline: workers read bytes; decoding (batched nvJPEG), RandomResizedCrop, flip and
     normalisation run batched on ``device``. The same code runs with ``device`` the CPU."""
 
+    receive_ahead = 2  # batches received from the workers ahead of the decode, in a thread (0: in the same thread)
+
     def __init__(self, root: str, batch_size: int, train: bool, image_size: int, device: torch.device,
                  seed: int, num_workers: int, drop_last: bool = True, num_shards: int = 1,
                  shard_id: int = 0, channels_last: bool = False, flip: bool = True, max_bad_samples: int = -1,
@@ -723,23 +725,42 @@ class BatchedImageLoader(DeviceLoader):
             return x
         return torch.stack([T.resize_center_crop(img, self.image_size, self.crop_pct) for img in images])
 
+    def received(self) -> Iterator[EncodedBatch]:
+        """The workers' batches, received in a thread of their own ``receive_ahead`` batches ahead when
+        there are workers: taking a batch from them (unpickling it, fetching its shared memory's file
+        descriptor) is host work of its own, which then overlaps the decode instead of preceding it."""
+        batches = iter(self.loader)
+        if self.receive_ahead and self.loader.num_workers > 0:
+            return run_ahead(batches, self.receive_ahead, "mobilenet-v1-receive")
+        return batches
+
     def batches(self):
-        for batch in self.loader:
-            bad: List[Tuple[str, str]] = []
-            decoded = decode_batch(batch, self.device, bad)
-            seeds, labels, draws = batch.seeds, torch.tensor(batch.labels, dtype=torch.long), batch.draws
-            if bad:
-                self.bad_samples.record(bad)
-                keep = [i for i, img in enumerate(decoded) if img is not None]
-                decoded = [decoded[i] for i in keep]
-                seeds = [seeds[i] for i in keep]
-                draws = [draws[i] for i in keep] if draws else draws
-                labels = labels[keep]
-            if decoded:
-                x = self.transform(decoded, seeds, draws)
-            else:
-                x = torch.empty((0, 3, self.image_size, self.image_size), dtype=torch.uint8, device=self.device)
-            yield self.normalize(x), labels.to(self.device, non_blocking=True)
+        received = self.received()
+        try:
+            for batch in received:
+                yield self.prepare(batch)
+        finally:
+            close = getattr(received, "close", None)
+            if close is not None:  # stops the receiving thread before the workers are reset
+                close()
+
+    def prepare(self, batch: EncodedBatch) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One batch from the workers -> normalised images and labels on the device."""
+        bad: List[Tuple[str, str]] = []
+        decoded = decode_batch(batch, self.device, bad)
+        seeds, labels, draws = batch.seeds, torch.tensor(batch.labels, dtype=torch.long), batch.draws
+        if bad:
+            self.bad_samples.record(bad)
+            keep = [i for i, img in enumerate(decoded) if img is not None]
+            decoded = [decoded[i] for i in keep]
+            seeds = [seeds[i] for i in keep]
+            draws = [draws[i] for i in keep] if draws else draws
+            labels = labels[keep]
+        if decoded:
+            x = self.transform(decoded, seeds, draws)
+        else:
+            x = torch.empty((0, 3, self.image_size, self.image_size), dtype=torch.uint8, device=self.device)
+        return self.normalize(x), labels.to(self.device, non_blocking=True)
 
     def __iter__(self):
         if self.device.type == "cuda":
