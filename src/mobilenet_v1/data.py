@@ -363,13 +363,14 @@ def held_out_record(root: str, val_split: float) -> Optional[Dict[str, Any]]:
     return {"val_split": val_split, "folder": os.path.realpath(imagenet_folder(root, True))}
 
 
-def held_out_for(record: Any, root: str, source: str) -> Tuple[float, str]:
+def held_out_for(record: Any, root: str, source: str, dataset: str) -> Tuple[float, str]:
     """The share of each class to hold out of ``--dataset_path root`` for the model file ``source``, whose
     run recorded ``record`` (:func:`held_out_record`): its ``val_split`` where ``root`` is the folder it
     trained on, so that share finds those images again; else 0.0, with a note where it held a share out
-    of another folder. Nothing where it held nothing out or ``root`` has an evaluation split of its own."""
-    if not isinstance(record, dict) or not isinstance(record.get("val_split"), float) or not record["val_split"] \
-            or eval_folder(root) is not None:
+    of another folder. Nothing where it held nothing out, ``root`` has an evaluation split of its own
+    or ``dataset`` is not an image folder's (CIFAR-10's evaluation images are a file of their own)."""
+    if dataset != "imagenet2012" or not isinstance(record, dict) or not isinstance(record.get("val_split"), float) \
+            or not record["val_split"] or eval_folder(root) is not None:
         return 0.0, ""
     share = record["val_split"]
     if os.path.realpath(imagenet_folder(root, True)) == record.get("folder"):

@@ -162,9 +162,9 @@ def trained_split(cfg: Config, held_out: Any, path: str, given: Optional[Set[str
     """``cfg`` with the ``val_split`` that the run of ``path`` held out (``held_out``, what the file records),
     where the user set none and the image folder is the one it trained on, without an evaluation split:
     otherwise its training images would count too (:func:`data.held_out_for`)."""
-    if given is None or "val_split" in given or cfg.dataset != "imagenet2012":
+    if given is None or "val_split" in given:
         return cfg
-    share, note = held_out_for(held_out, cfg.dataset_path, path)
+    share, note = held_out_for(held_out, cfg.dataset_path, path, cfg.dataset)
     if share:
         print0(f"val_split {share:g}: evaluating on the share of each class that {path}'s run held out from "
                f"training in {cfg.dataset_path} (--val_split 0 for every image)", file=sys.stderr)

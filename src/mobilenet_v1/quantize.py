@@ -213,8 +213,7 @@ def main(argv: Sequence[str]) -> int:
               "x86 CPUs without VNNI wants --reduce_range (ARM and VNNI CPUs run the full range as it is)",
               file=sys.stderr)
 
-    val_split, note = (held_out_for(fp32.metadata.get("held_out"), a.calib_data, a.onnx) if dataset == "imagenet2012"
-                       else (0.0, ""))
+    val_split, note = held_out_for(fp32.metadata.get("held_out"), a.calib_data, a.onnx, dataset)
     if note:
         print(f"mobilenet-v1 quantize: note: {note}", file=sys.stderr)
     if val_split:

@@ -129,8 +129,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     crop_pct = crop_pct if crop_pct is not None else float(config.get("crop_pct") or CROP_PCT)
     note = ""
     if val_split is None:
-        val_split, note = (held_out_for(ckpt.get("held_out"), dataset_path, path) if dataset == "imagenet2012"
-                           else (0.0, ""))
+        val_split, note = held_out_for(ckpt.get("held_out"), dataset_path, path, dataset)
 
     device = resolve_device(device_target)
     model = model.to(device)
