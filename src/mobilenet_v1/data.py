@@ -912,8 +912,7 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
     root, holdout = image_split(opts.dataset_path, train_files, opts.val_split)
     pipeline = opts.pipeline if opts.pipeline != "auto" else ("gpu" if device.type == "cuda" else "cpu")
     cls = BatchedImageLoader if pipeline == "gpu" else ImageFolderLoader
-    return cls(root, opts.batch_size, train, opts.image_size, device, opts.seed,
-                             default_workers(opts.num_workers), drop_last=drop_last, num_shards=num_shards,
-                             shard_id=shard_id, channels_last=opts.channels_last, flip=opts.flip,
-                             max_bad_samples=opts.max_bad_samples, shuffle=shuffle, classes=classes,
-                             auto_augment=auto_augment, holdout=holdout, crop_pct=opts.crop_pct)
+    return cls(root, opts.batch_size, train, opts.image_size, device, opts.seed, default_workers(opts.num_workers),
+               drop_last=drop_last, num_shards=num_shards, shard_id=shard_id, channels_last=opts.channels_last,
+               flip=opts.flip, max_bad_samples=opts.max_bad_samples, shuffle=shuffle, classes=classes,
+               auto_augment=auto_augment, holdout=holdout, crop_pct=opts.crop_pct)
