@@ -71,8 +71,10 @@ def collate_pinnable(batch) -> PinnableBatch:
 def pinned_bytes_loader(root, **kw) -> BatchedImageLoader:
     """The GPU pipeline with the DataLoader's pin thread between the workers and the decode: it receives
     each batch and pins its bytes, so the decode reads pinned memory (one thread that pinned and then
-    decoded ran faster than one decoding the workers' shared memory, RESULTS.md, 2026-11-29)."""
+    decoded ran faster than one decoding the workers' shared memory, RESULTS.md, 2026-11-29). The pin
+    thread receives the batches, so the package's own receiving thread is left out."""
     loader = BatchedImageLoader(root, **kw)
+    loader.receive_ahead = 0
     old = loader.loader
     loader.loader = DataLoader(old.dataset, batch_size=old.batch_size, sampler=old.sampler,
                                num_workers=old.num_workers, drop_last=old.drop_last, collate_fn=collate_pinnable,

@@ -1,6 +1,8 @@
 """The GPU input pipeline's code, run on the CPU (``device="cpu"``): same functions as on CUDA."""
+import contextlib
 import io
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ from PIL import Image
 
 from mobilenet_v1 import transforms as T
 from torchvision.transforms.v2 import functional as TF
-from mobilenet_v1.data import (BAD, BatchedImageLoader, CifarLoader, CropDraw, DataOptions, EncodedImageDataset,
+from mobilenet_v1.data import (BAD, BackgroundBatches, BatchedImageLoader, CifarLoader, CropDraw, DataOptions, EncodedImageDataset,
                                ImageFolderLoader, build_loader, collate_encoded, decode_batch, find_images, load_cifar,
                                run_ahead)
 
@@ -246,6 +248,20 @@ def test_run_ahead_keeps_order_raises_where_it_failed_and_stops_its_thread_when_
             closed.append(threading.current_thread().name)
 
     assert list(run_ahead(items(), 3, "t-all", after=lambda k: k * 10)) == [10 * k for k in range(20)]
+    made = []
+
+    def counted():
+        for k in range(20):
+            made.append(k)
+            yield k
+
+    ahead = run_ahead(counted(), 3, "t-bound")
+    taken = [next(ahead) for _ in range(4)]
+    time.sleep(0.3)  # time for the thread to run as far ahead as it may
+    assert taken == [0, 1, 2, 3] and len(made) <= 4 + 3 + 1  # 3 in the queue, 1 waiting to go in
+    ahead.close()
+    with pytest.raises(ValueError, match="depth"):
+        next(run_ahead(items(), 0, "t-zero"))  # a queue of size 0 would have no bound
     got = []
     with pytest.raises(KeyError, match="7"):
         for k in run_ahead(items(fail_at=7), 3, "t-fail"):
@@ -254,8 +270,61 @@ def test_run_ahead_keeps_order_raises_where_it_failed_and_stops_its_thread_when_
     ahead = run_ahead(items(), 2, "t-left")
     assert [next(ahead), next(ahead)] == [0, 1]
     ahead.close()  # left early: the thread stops and closes its generator, in that thread
-    assert closed == ["t-all", "t-fail", "t-left"]
+    assert closed == ["t-all", "t-fail", "t-left"]  # t-bound's generator is not one of these
     assert not [t for t in threading.enumerate() if t.name.startswith("t-")]
+
+
+def test_background_batches_are_made_on_the_loader_stream_and_handed_over_behind_an_event(monkeypatch):
+    """BackgroundBatches with stand-ins for CUDA's stream, event and record_stream: each batch is made in
+    its thread with the loader's stream current, an event is recorded there after it, and the training
+    stream waits on that event and records its use of the batch before the batch is handed on."""
+    log, local = [], threading.local()
+
+    class Stream:
+        def __init__(self, device=None, priority=0):
+            self.priority = priority
+
+        def wait_event(self, event):
+            log.append(("wait", event.k, self))
+
+    training = Stream()
+
+    class Event:
+        def record(self, stream):
+            self.k = len([e for e in log if e[0] == "record"])
+            log.append(("record", self.k, stream, getattr(local, "stream", None)))
+
+    @contextlib.contextmanager
+    def use(stream):
+        local.stream = stream
+        yield
+        local.stream = None
+
+    monkeypatch.setattr(torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    monkeypatch.setattr(torch.cuda, "stream", use)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: getattr(local, "stream", None) or training)
+    monkeypatch.setattr(torch.Tensor, "record_stream", lambda t, stream: log.append(("use", int(t[0]), stream)))
+
+    def batches():
+        for k in range(4):
+            log.append(("make", k, threading.current_thread().name, local.stream))
+            yield torch.tensor([k]), torch.tensor([10 + k])
+
+    got = []
+    for x, y in BackgroundBatches(batches(), torch.device("cuda"), depth=2):
+        got.append((int(x), int(y)))
+        log.append(("handed", int(x)))
+    assert got == [(k, 10 + k) for k in range(4)]
+    loader = next(e[3] for e in log if e[0] == "make")
+    assert loader is not training and loader.priority == BackgroundBatches.stream_priority
+    for k in range(4):
+        make = log.index(("make", k, "mobilenet-v1-batches", loader))
+        record = log.index(("record", k, loader, loader))
+        wait = log.index(("wait", k, training))
+        handed = log.index(("handed", k))
+        assert make < record < wait < handed
+        assert log.index(("use", k, training)) < handed and log.index(("use", 10 + k, training)) < handed
 
 
 def test_batches_received_in_a_thread_equal_those_received_inline_and_a_left_epoch_stops_it(image_folder):
@@ -265,6 +334,7 @@ def test_batches_received_in_a_thread_equal_those_received_inline_and_a_left_epo
     kw = dict(batch_size=4, train=True, image_size=24, device=CPU, seed=5, num_workers=2)
     inline, threaded = BatchedImageLoader(image_folder / "train", **kw), BatchedImageLoader(image_folder / "train", **kw)
     inline.receive_ahead = 0
+    threaded.receive_ahead = 2  # < 3 batches - 1: the thread is still there after the first (it waits to hand on its end)
 
     def receiving():
         return [t for t in threading.enumerate() if t.name == "mobilenet-v1-receive"]

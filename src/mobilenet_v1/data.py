@@ -729,7 +729,8 @@ class BatchedImageLoader(DeviceLoader):
     def received(self) -> Iterator[EncodedBatch]:
         """The workers' batches, received in a thread of their own ``receive_ahead`` batches ahead when
         there are workers: taking a batch from them (unpickling it, fetching its shared memory's file
-        descriptor) is host work of its own, which then overlaps the decode instead of preceding it."""
+        descriptor) is host work of its own, which can then overlap the decode instead of preceding it
+        (as far as the GIL lets it: unpickling holds it)."""
         batches = iter(self.loader)
         if self.receive_ahead and self.loader.num_workers > 0:
             return run_ahead(batches, self.receive_ahead, "mobilenet-v1-receive")
@@ -783,9 +784,11 @@ def run_ahead(items: Iterable, depth: int, name: str,
     the caller; ``enter()`` is the context that thread runs in and ``after(item)`` its work on each
     item. What the thread raises is raised here, at the item it would have given.
 
-    Left before the end (or closed), this stops the thread at its next item and waits for it (up to
-    60 s), so it is out of ``items`` before the caller reuses them; ``items``, if a generator, is
-    closed in that thread."""
+    Left before the end (or closed), this stops the thread at its next item and waits for it, so it is
+    out of ``items`` before the caller reuses them (a thread still inside them after 60 s is an error);
+    ``items``, if a generator, is closed in that thread."""
+    if depth < 1:
+        raise ValueError(f"run_ahead: depth must be at least 1, got {depth}")  # a Queue of maxsize 0 has no bound
     q: "queue.Queue" = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -824,6 +827,9 @@ def run_ahead(items: Iterable, depth: int, name: str,
     finally:
         stop.set()
         thread.join(timeout=60)
+        if thread.is_alive():
+            raise RuntimeError(f"thread {name} did not stop within 60 s of being left; what it reads from "
+                               f"(the loader's workers) cannot be reused safely")
 
 
 class BackgroundBatches:
@@ -833,7 +839,10 @@ class BackgroundBatches:
     The stream has a high priority: its few short kernels (crop, resize, normalise) are scheduled
     ahead of the training step's queued ones rather than behind them, because the thread waits on the
     host for them before each batched decode (:func:`drain_before_decode`). ``stream_priority = 0``
-    (the default priority) is what ``benchmarks/train_throughput.py --e2e_stream_priority`` compares."""
+    (the default priority) is what ``benchmarks/train_throughput.py --e2e_stream_priority`` compares;
+    on two H200 machines, one run each, end to end (benchmarks/RESULTS.md, 2026-11-29), high priority
+    was slower on one (6,831 against 7,174 images/s) and faster on the other (8,768 against 8,623):
+    not settled."""
 
     stream_priority = -1  # high (lower is higher; PyTorch clamps it into the device's range)
 
