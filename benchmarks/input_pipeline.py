@@ -7,8 +7,9 @@ Images/s of a full pass after one warm-up pass; output is the normalised batch o
     python benchmarks/input_pipeline.py --images 8192 --auto_augment ta_wide   # also both with TrivialAugment
     python benchmarks/input_pipeline.py --images 8192 --stages 0 --pinned_bytes --stacked_crops --rounds 3
                                   # each experiment against the pipeline as it is, alternated over 3 rounds
-    python benchmarks/input_pipeline.py --images 8192 --stages 0 --received_inline --rounds 3
-                                  # the same: the batches received in a thread of their own, or not
+    python benchmarks/input_pipeline.py --images 8192 --stages 0 --received_inline --decoded_ahead --rounds 3
+                                  # the same: batches received in the decoding thread (as before), and
+                                  # decoded in a thread of their own, ahead of the crop
 
 ``--receive R`` instead times how long the feeding process takes to receive a batch from the workers
 (labels as a list, as the package sends them, against a tensor, as before), R alternating rounds.
@@ -137,6 +138,13 @@ def received_inline_rate(root, passes, **kw):
     """The GPU pipeline receiving the workers' batches in its decoding thread, as it did until 2026-11-29."""
     loader = BatchedImageLoader(root, **kw)
     loader.receive_ahead = 0
+    return rate_of(loader, kw["device"], passes)
+
+
+def decoded_ahead_rate(root, passes, **kw):
+    """The GPU pipeline decoding in a thread (and CUDA stream) of its own, 2 batches ahead of the crop."""
+    loader = BatchedImageLoader(root, **kw)
+    loader.decode_ahead = 2
     return rate_of(loader, kw["device"], passes)
 
 
@@ -299,9 +307,11 @@ def main():
                    help="the GPU pipeline with stacked_resized_crop (images of one size stacked whole, float32)")
     p.add_argument("--received_inline", action="store_true",
                    help="the GPU pipeline receiving the workers' batches in its decoding thread (as before)")
+    p.add_argument("--decoded_ahead", action="store_true",
+                   help="the GPU pipeline decoding in a thread and stream of its own, 2 batches ahead of the crop")
     p.add_argument("--rounds", type=int, default=3,
-                   help="rounds of --pinned_bytes / --stacked_crops / --received_inline against the pipeline as "
-                        "it is, alternated (--workers workers; medians)")
+                   help="rounds of --pinned_bytes / --stacked_crops / --received_inline / --decoded_ahead against "
+                        "the pipeline as it is, alternated (--workers workers; medians)")
     args = p.parse_args()
     width, height = (int(v) for v in args.jpeg_size.split("x"))
     if args.data_dir is None:
@@ -361,6 +371,8 @@ def main():
         experiments["gpu, stacked_resized_crop"] = stacked_crops_rate
     if args.received_inline:
         experiments["gpu, batches received in the decoding thread (before)"] = received_inline_rate
+    if args.decoded_ahead:
+        experiments["gpu, decoded in a thread of its own, 2 ahead of the crop"] = decoded_ahead_rate
     if experiments:
         for name, values in alternated(experiments, args.rounds, args.data_dir, args.passes, common).items():
             payload["images_per_s"][name] = median(values)

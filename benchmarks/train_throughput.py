@@ -13,6 +13,7 @@ and timm's windows alternate, and "paired" is the median of the per-window ratio
     python benchmarks/train_throughput.py --device cpu --no-timm --freeze 13,27   # fine-tuning's frozen layers
 """
 import argparse
+import itertools
 import os
 import tempfile
 import time
@@ -203,6 +204,9 @@ def main():
     p.add_argument("--e2e_receive_ahead", default=str(BatchedImageLoader.receive_ahead),
                    help="comma list of the GPU pipeline's receive_ahead (batches received from the workers in a "
                         "thread of their own; 0: in the decoding thread, as until 2026-11-29), e.g. 2,0")
+    p.add_argument("--e2e_decode_ahead", default=str(BatchedImageLoader.decode_ahead),
+                   help="comma list of the GPU pipeline's decode_ahead (batches decoded in a thread and CUDA stream "
+                        "of their own, ahead of the crop; 0: decoded and cropped in one thread), e.g. 0,2")
     p.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
     p.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "mobilenet_v1_bench_jpegs"))
     p.add_argument("--json", nargs="?", const=True, default=None, help="print JSON (or write it to a file)")
@@ -296,22 +300,25 @@ def main():
     if args.e2e_images:
         info = make_jpeg_folder(args.data_dir, args.e2e_images)
         e2e_rows = []
-        defaults = BackgroundBatches.stream_priority, BatchedImageLoader.receive_ahead
+        knobs = ((BackgroundBatches, "stream_priority", "loader stream priority", args.e2e_stream_priority),
+                 (BatchedImageLoader, "receive_ahead", "received ahead", args.e2e_receive_ahead),
+                 (BatchedImageLoader, "decode_ahead", "decoded ahead", args.e2e_decode_ahead))
+        defaults = [getattr(cls, attr) for cls, attr, _, _ in knobs]
         for pipeline in args.e2e_pipelines.split(","):
-            variants = [(None, None)]
+            variants = [()]
             if pipeline == "gpu":
-                variants = [(int(p), int(a)) for p in args.e2e_stream_priority.split(",")
-                            for a in args.e2e_receive_ahead.split(",")]
-            for priority, ahead in variants:
+                variants = list(itertools.product(*[[int(v) for v in values.split(",")] for *_, values in knobs]))
+            for values in variants:
                 name = pipeline
-                if priority is not None:
-                    BackgroundBatches.stream_priority, BatchedImageLoader.receive_ahead = priority, ahead
-                    if len(variants) > 1:
-                        name = f"gpu, loader stream priority {priority}, received {ahead} batches ahead"
+                for (cls, attr, _, _), value in zip(knobs, values):
+                    setattr(cls, attr, value)
+                if len(variants) > 1:
+                    name = "gpu, " + ", ".join(f"{label} {v}" for (_, _, label, _), v in zip(knobs, values))
                 try:
                     rate = bench_end_to_end(args, device, args.data_dir, pipeline)
                 finally:
-                    BackgroundBatches.stream_priority, BatchedImageLoader.receive_ahead = defaults
+                    for (cls, attr, _, _), value in zip(knobs, defaults):
+                        setattr(cls, attr, value)
                 payload["end_to_end"][name] = rate
                 e2e_rows.append({"pipeline": name, "train img/s": f"{rate:,.0f}"})
                 print(e2e_rows[-1], flush=True)

@@ -325,36 +325,49 @@ def test_background_batches_are_made_on_the_loader_stream_and_handed_over_behind
         handed = log.index(("handed", k))
         assert make < record < wait < handed
         assert log.index(("use", k, training)) < handed and log.index(("use", 10 + k, training)) < handed
+    # Another stage's items (the decode's: images and what goes with them): the stream is recorded on the
+    # tensors that tensors() names, in a thread of that name.
+    log.clear()
+    items = (([torch.tensor([k]), torch.tensor([5])], threading.current_thread().name) for k in range(2))
+    parts = list(BackgroundBatches(items, torch.device("cuda"), 1, "t-decode", tensors=lambda part: part[0]))
+    assert [(int(images[0]), made_in) for images, made_in in parts] == [(0, "t-decode"), (1, "t-decode")]
+    assert [e[1] for e in log if e[0] == "use"] == [0, 5, 1, 5]
 
 
-def test_batches_received_in_a_thread_equal_those_received_inline_and_a_left_epoch_stops_it(image_folder):
-    """With workers, the GPU pipeline receives their batches in a thread of its own: the same batches in
-    the same order as received in the decoding thread, and an epoch left after one batch stops that
-    thread before the next epoch resets the workers."""
+@pytest.mark.parametrize("decode_ahead", [0, 2])
+def test_batches_received_and_decoded_in_threads_equal_those_of_one_thread_and_a_left_epoch_stops_them(
+        image_folder, decode_ahead):
+    """With workers, the GPU pipeline receives their batches in a thread of its own (and, with
+    ``decode_ahead``, decodes them in another, ahead of the crop): the same batches in the same order as
+    all in one thread, and an epoch left after one batch stops those threads before the next epoch
+    resets the workers."""
     kw = dict(batch_size=4, train=True, image_size=24, device=CPU, seed=5, num_workers=2)
     inline, threaded = BatchedImageLoader(image_folder / "train", **kw), BatchedImageLoader(image_folder / "train", **kw)
     inline.receive_ahead = 0
-    threaded.receive_ahead = 2  # < 3 batches - 1: the thread is still there after the first (it waits to hand on its end)
+    # Below 3 batches - 1: the last thread before the caller is still there after the first batch (it
+    # waits to hand on its end); the receiving thread behind a decoding one may have finished by then.
+    threaded.receive_ahead, threaded.decode_ahead = 2, decode_ahead
+    last = "mobilenet-v1-decode" if decode_ahead else "mobilenet-v1-receive"
 
-    def receiving():
-        return [t for t in threading.enumerate() if t.name == "mobilenet-v1-receive"]
+    def running():
+        return {t.name for t in threading.enumerate() if t.name.startswith("mobilenet-v1-")}
 
     for epoch in (0, 1):
         inline.set_epoch(epoch)
         threaded.set_epoch(epoch)
         want = list(inline)
-        assert not receiving()
+        assert not running()
         it = iter(threaded)
         first = next(it)
-        assert receiving()  # the path under test is the threaded one
+        assert last in running()  # the path under test is the threaded one
         if epoch == 0:
             it.close()  # left after one batch
-            assert not receiving()
+            assert not running()
             threaded.set_epoch(epoch)
             it = iter(threaded)
             first = next(it)
         got = [first, *it]
-        assert not receiving()
+        assert not running()
         assert len(got) == len(want) == len(threaded) == 3
         for (x, y), (wx, wy) in zip(got, want):
             torch.testing.assert_close(x, wx, rtol=0, atol=0)

@@ -678,6 +678,7 @@ class BatchedImageLoader(DeviceLoader):
     normalisation run batched on ``device``. The same code runs with ``device`` the CPU."""
 
     receive_ahead = 2  # batches received from the workers ahead of the decode, in a thread (0: in the same thread)
+    decode_ahead = 0  # batches decoded ahead of the crop, in a thread and CUDA stream of their own (0: same thread)
 
     def __init__(self, root: str, batch_size: int, train: bool, image_size: int, device: torch.device,
                  seed: int, num_workers: int, drop_last: bool = True, num_shards: int = 1,
@@ -739,15 +740,29 @@ class BatchedImageLoader(DeviceLoader):
     def batches(self):
         received = self.received()
         try:
-            for batch in received:
-                yield self.prepare(batch)
+            if not self.decode_ahead:
+                for batch in received:
+                    yield self.finish(*self.decode(batch))
+                return
+            # Images decoded on the decode stream, cropped on this one: see BackgroundBatches for why the
+            # decode cannot then write over what the crop still reads.
+            decoded = (self.decode(batch) for batch in received)
+            if self.device.type == "cuda":
+                ahead = iter(BackgroundBatches(decoded, self.device, self.decode_ahead, "mobilenet-v1-decode",
+                                               tensors=lambda part: part.images))
+            else:
+                ahead = run_ahead(decoded, self.decode_ahead, "mobilenet-v1-decode")
+            with contextlib.closing(ahead):
+                for part in ahead:
+                    yield self.finish(*part)
         finally:
             close = getattr(received, "close", None)
             if close is not None:  # stops the receiving thread before the workers are reset
                 close()
 
-    def prepare(self, batch: EncodedBatch) -> Tuple[torch.Tensor, torch.Tensor]:
-        """One batch from the workers -> normalised images and labels on the device."""
+    def decode(self, batch: EncodedBatch) -> "DecodedBatch":
+        """A batch from the workers, decoded on the device; files that could not be read are counted
+        (``bad_samples``) and left out."""
         bad: List[Tuple[str, str]] = []
         decoded = decode_batch(batch, self.device, bad)
         seeds, labels, draws = batch.seeds, torch.tensor(batch.labels, dtype=torch.long), batch.draws
@@ -758,8 +773,13 @@ class BatchedImageLoader(DeviceLoader):
             seeds = [seeds[i] for i in keep]
             draws = [draws[i] for i in keep] if draws else draws
             labels = labels[keep]
-        if decoded:
-            x = self.transform(decoded, seeds, draws)
+        return DecodedBatch(decoded, seeds, draws, labels)
+
+    def finish(self, images: List[torch.Tensor], seeds: Sequence[int], draws: Sequence[Optional[CropDraw]],
+               labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Decoded images -> the normalised (cropped, flipped) batch and its labels on the device."""
+        if images:
+            x = self.transform(images, seeds, draws)
         else:
             x = torch.empty((0, 3, self.image_size, self.image_size), dtype=torch.uint8, device=self.device)
         return self.normalize(x), labels.to(self.device, non_blocking=True)
@@ -768,6 +788,14 @@ class BatchedImageLoader(DeviceLoader):
         if self.device.type == "cuda":
             return iter(BackgroundBatches(self.batches(), self.device))
         return self.batches()
+
+
+class DecodedBatch(NamedTuple):
+    """A batch between :meth:`BatchedImageLoader.decode` and :meth:`~BatchedImageLoader.finish`."""
+    images: List[torch.Tensor]  # uint8 (3, H, W) on the device, sizes differ
+    seeds: Sequence[int]
+    draws: Sequence[Optional[CropDraw]]
+    labels: torch.Tensor  # on the host
 
 
 class _Raised(NamedTuple):
@@ -833,8 +861,16 @@ def run_ahead(items: Iterable, depth: int, name: str,
 
 
 class BackgroundBatches:
-    """Runs a batch generator in a thread on its own CUDA stream, ``depth`` batches ahead, so decoding
-    and augmenting the next batch overlaps the training step on the current one.
+    """Runs a batch generator in a thread (``name``) on its own CUDA stream, ``depth`` batches ahead, so
+    decoding and augmenting the next batch overlaps the training step on the current one (and, with
+    ``BatchedImageLoader.decode_ahead``, decoding the next batch overlaps cropping this one).
+
+    Each batch is handed over behind an event recorded on that stream after it, which the caller's
+    stream waits for, and the caller's stream is recorded on its ``tensors(batch)`` (default: the batch
+    itself, ``(images, labels)``). So a batch's blocks go back to the caching allocator only once the
+    caller's kernels that read them have run: a batched nvJPEG decode, which writes its outputs
+    whatever the stream (:func:`drain_before_decode`), is never handed a block that the caller's
+    queued kernels still read. The thread itself waits on the host only for its own stream.
 
     The stream has a high priority: its few short kernels (crop, resize, normalise) are scheduled
     ahead of the training step's queued ones rather than behind them, because the thread waits on the
@@ -846,8 +882,9 @@ class BackgroundBatches:
 
     stream_priority = -1  # high (lower is higher; PyTorch clamps it into the device's range)
 
-    def __init__(self, batches, device: torch.device, depth: int = 3):
-        self.batches, self.device, self.depth = batches, device, depth
+    def __init__(self, batches, device: torch.device, depth: int = 3, name: str = "mobilenet-v1-batches",
+                 tensors: Callable[[Any], Iterable[torch.Tensor]] = lambda batch: batch):
+        self.batches, self.device, self.depth, self.name, self.tensors = batches, device, depth, name, tensors
 
     def __iter__(self):
         stream = torch.cuda.Stream(device=self.device, priority=self.stream_priority)
@@ -859,14 +896,14 @@ class BackgroundBatches:
 
         # Left before its end, the thread may still be inside the loader: run_ahead lets it leave before
         # the next epoch resets the loader's persistent workers (it stops at its next batch).
-        with contextlib.closing(run_ahead(self.batches, self.depth, "mobilenet-v1-batches",
+        with contextlib.closing(run_ahead(self.batches, self.depth, self.name,
                                           enter=lambda: torch.cuda.stream(stream), after=recorded)) as batches:
-            for (x, y), event in batches:
+            for batch, event in batches:
                 current = torch.cuda.current_stream(self.device)
                 current.wait_event(event)
-                x.record_stream(current)
-                y.record_stream(current)
-                yield x, y
+                for t in self.tensors(batch):
+                    t.record_stream(current)
+                yield batch
 
 
 @dataclass
