@@ -20,19 +20,19 @@ echo "== input pipeline: CPU workers vs GPU, four experiments alternated over 3 
 timeout 160 python3 benchmarks/input_pipeline.py --images 8192 --passes 2 --pinned_bytes --stacked_crops \
   --received_inline --decoded_ahead --rounds 3 --json "$OUT/input_pipeline.json" 2>&1 | tail -19
 
-echo "== the pipeline's threads deliver what one thread does (decode on its own stream: nvJPEG's writes)"
-timeout 35 python3 benchmarks/pipeline_threads_check.py --images 8192 --settings 2:0,2:2 \
-  --json "$OUT/threads.json" 2>&1 | tail -6
+echo "== the pipeline's threads deliver what one thread does (decode on its own stream; control without record_stream)"
+timeout 45 python3 benchmarks/pipeline_threads_check.py --images 8192 --settings 2:0,2:2 \
+  --json "$OUT/threads.json" 2>&1 | tail -7
 
 echo "== end-to-end train from JPEGs (GPU pipeline, compiled): decoded in the crop's thread, then ahead of it"
-timeout 115 python3 benchmarks/train_throughput.py --modes "" --e2e_images 8192 --e2e_pipelines gpu \
+timeout 110 python3 benchmarks/train_throughput.py --modes "" --e2e_images 8192 --e2e_pipelines gpu \
   --e2e_decode_ahead=0,2 --e2e_epochs 4 --json "$OUT/e2e.json" 2>&1 | tail -8
 
 echo "== non-finite guard on the GPU (plain; with batch augmentations and clipping; fused AdamW)"
 timeout 75 python3 benchmarks/nonfinite_gpu_check.py 2>&1 | tail -16 | tee "$OUT/nonfinite.log"
 
 echo "== smoke: ImageNet-folder train 1 epoch (weight average, batch augmentations, clipping) + eval, GPU pipeline"
-timeout 50 bash -c "python3 -m mobilenet_v1 train --dataset imagenet2012 --dataset_path $DATA --class_num 10 \
+timeout 45 bash -c "python3 -m mobilenet_v1 train --dataset imagenet2012 --dataset_path $DATA --class_num 10 \
     --batch_size 128 --epoch_size 1 --device_target GPU --save_checkpoint_path /tmp/smoke2 --num_workers 8 \
     --ema_decay 0.999 --mixup_alpha 0.2 --cutmix_alpha 1.0 --random_erase 0.25 --clip_grad_norm 5 && \
   python3 -m mobilenet_v1 eval --dataset imagenet2012 --dataset_path $DATA --checkpoint_path /tmp/smoke2 \

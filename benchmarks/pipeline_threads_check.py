@@ -1,15 +1,19 @@
-"""Check: do the GPU pipeline's threads change what it delivers? One epoch of training batches (fixed
-crops and flips: they come from the seed) is read all in one thread (``receive_ahead = 0``,
-``decode_ahead = 0``), then with each setting of ``--settings``, while the consumer keeps the GPU busy
-between batches (``--busy_ms`` of matrix products on the training stream, as a training step would),
-so kernels of the pipeline's streams queue behind it. Each batch is compared with the one-thread
-batch; a batch that differs anywhere beyond ``--atol`` is counted.
+"""GPU check: with ``decode_ahead`` the GPU pipeline decodes on a stream of its own, without waiting
+for the stream that resizes the decoded images, and nvJPEG writes its outputs whatever the stream
+(``data.drain_before_decode``). What keeps a later decode from writing into images that queued
+resize kernels still read is ``record_stream`` on the handed-over images (``data.BackgroundBatches``).
+This checks it.
 
-With ``decode_ahead`` the decode runs on a stream of its own and nvJPEG writes its outputs whatever
-the stream (``data.drain_before_decode``): this is the check that the crop's kernels, queued on the
-loader stream, never read a block that a later decode wrote (``data.BackgroundBatches``).
+One epoch of evaluation batches (resize and centre crop, whose kernels read the decoded images after
+the resizing thread has moved on: the training crop's host copies of its regions and flips make that
+thread wait for them) is read all in one thread (``receive_ahead = 0``, ``decode_ahead = 0``), then with
+each setting of ``--settings`` (``receive_ahead:decode_ahead``), while each batch's resize kernels queue
+behind a spin of ``--resize_delay_ms`` on the loader stream and the consumer queues ``--busy_ms`` of
+matrix products on its own stream after each batch, as a training step would. A last run does the
+same with ``record_stream`` turned off: the control, which should differ where the protection is
+needed. A batch that differs anywhere beyond ``--atol`` (or is NaN) is counted.
 
-    python benchmarks/pipeline_threads_check.py [--images 4096] [--settings 2:0,2:2] [--json out.json]
+    python benchmarks/pipeline_threads_check.py [--settings 2:0,2:2] [--json out.json]
 """
 import argparse
 import os
@@ -26,9 +30,9 @@ from mobilenet_v1.data import BatchedImageLoader
 def epoch(loader, busy):
     out = []
     for x, y in loader:
+        out.append((x.clone(), y.clone()))
         if busy is not None:
             busy()
-        out.append((x.clone(), y.clone()))
     return out
 
 
@@ -38,6 +42,8 @@ def gpu_work(device, ms):
     if device.type != "cuda":
         return None
     a = torch.randn(4096, 4096, device=device, dtype=torch.bfloat16)
+    for _ in range(3):  # cuBLAS's start-up outside the timing
+        a @ a
     torch.cuda.synchronize(device)
     t = time.perf_counter()
     for _ in range(10):
@@ -57,8 +63,11 @@ def main():
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
     p.add_argument("--settings", default="2:0,2:2",
-                   help="comma list of receive_ahead:decode_ahead to compare with 0:0 (all in one thread)")
+                   help="comma list of receive_ahead:decode_ahead to compare with 0:0 (all in one thread); the "
+                        "last one is also run as the control, without record_stream")
     p.add_argument("--busy_ms", type=float, default=20.0, help="GPU work queued by the consumer after each batch")
+    p.add_argument("--resize_delay_ms", type=float, default=5.0,
+                   help="GPU spin queued on the loader stream before each batch's resize (CUDA only)")
     p.add_argument("--atol", type=float, default=1e-4)
     p.add_argument("--device", default="auto")
     p.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "mobilenet_v1_bench_jpegs"))
@@ -67,34 +76,53 @@ def main():
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           (args.device if args.device != "auto" else "cpu"))
     info = make_jpeg_folder(args.data_dir, args.images)
-
     busy = gpu_work(device, args.busy_ms)
 
     def loader(receive_ahead, decode_ahead):
-        lo = BatchedImageLoader(args.data_dir, batch_size=args.batch_size, train=True, image_size=224, device=device,
+        lo = BatchedImageLoader(args.data_dir, batch_size=args.batch_size, train=False, image_size=224, device=device,
                                 seed=3, num_workers=args.workers, channels_last=True)
         lo.receive_ahead, lo.decode_ahead = receive_ahead, decode_ahead
-        lo.set_epoch(1)
         return lo
 
     reference = epoch(loader(0, 0), None)
+    finish, record_stream = BatchedImageLoader.finish, torch.Tensor.record_stream
+    if device.type == "cuda":
+        cycles = int(args.resize_delay_ms * 2e6)  # about 2 GHz (H100/H200 SM clocks run 1.6 to 2 GHz)
+
+        def delayed_finish(self, *part):
+            torch.cuda._sleep(cycles)  # on the loader stream, current in the resizing thread
+            return finish(self, *part)
+
+        BatchedImageLoader.finish = delayed_finish
+    settings = args.settings.split(",")
+    runs = [(s, False) for s in settings] + [(settings[-1], True)]
     rows, payload = [], {"machine": machine(), "files": info["files"], "batches": len(reference), "settings": {}}
-    for setting in args.settings.split(","):
-        receive_ahead, decode_ahead = (int(v) for v in setting.split(":"))
-        got = epoch(loader(receive_ahead, decode_ahead), busy)
-        worst, differing = 0.0, 0
-        for (x, y), (rx, ry) in zip(got, reference):
-            diff = (x - rx).abs().max().item() if x.shape == rx.shape else float("inf")
-            worst = max(worst, diff)
-            differing += diff > args.atol or not torch.equal(y, ry)
-        differing += abs(len(got) - len(reference))
-        payload["settings"][setting] = {"differing_batches": differing, "max_abs_diff": worst}
-        rows.append({"receive_ahead:decode_ahead": setting, "batches": f"{len(got)}/{len(reference)}",
-                     "differing": differing, "max |diff|": f"{worst:.2g}"})
-        print(rows[-1], flush=True)
-    print_table(f"GPU pipeline's threads against one thread, {machine()}: {len(reference)} batches of "
-                f"{args.batch_size} from {info['files']} JPEGs, {args.workers} workers, consumer busy "
-                f"{args.busy_ms:g} ms a batch", rows, ["receive_ahead:decode_ahead", "batches", "differing", "max |diff|"])
+    try:
+        for setting, control in runs:
+            receive_ahead, decode_ahead = (int(v) for v in setting.split(":"))
+            if control:
+                torch.Tensor.record_stream = lambda t, stream: None
+            try:
+                got = epoch(loader(receive_ahead, decode_ahead), busy)
+            finally:
+                torch.Tensor.record_stream = record_stream
+            worst, differing = 0.0, abs(len(got) - len(reference))
+            for (x, y), (rx, ry) in zip(got, reference):
+                diff = (x - rx).abs().max().item() if x.shape == rx.shape else float("inf")
+                worst = max(worst, diff) if diff == diff else float("nan")
+                differing += not diff <= args.atol or not torch.equal(y, ry)
+            name = setting + (" without record_stream (control)" if control else "")
+            payload["settings"][name] = {"differing_batches": differing, "max_abs_diff": worst}
+            rows.append({"receive_ahead:decode_ahead": name, "batches": f"{len(got)}/{len(reference)}",
+                         "differing": differing, "max |diff|": f"{worst:.2g}"})
+            print(rows[-1], flush=True)
+    finally:
+        BatchedImageLoader.finish = finish
+    stress = (f", resizes {args.resize_delay_ms:g} ms late, consumer busy {args.busy_ms:g} ms a batch"
+              if device.type == "cuda" else "")
+    print_table(f"GPU pipeline's threads against one thread, {machine()}: {len(reference)} evaluation batches "
+                f"of {args.batch_size} from {info['files']} JPEGs, {args.workers} workers{stress}", rows,
+                ["receive_ahead:decode_ahead", "batches", "differing", "max |diff|"])
     emit_json(args.json, payload)
 
 

@@ -3,6 +3,7 @@ import contextlib
 import io
 import threading
 import time
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
@@ -11,9 +12,9 @@ from PIL import Image
 
 from mobilenet_v1 import transforms as T
 from torchvision.transforms.v2 import functional as TF
-from mobilenet_v1.data import (BAD, BackgroundBatches, BatchedImageLoader, CifarLoader, CropDraw, DataOptions, EncodedImageDataset,
-                               ImageFolderLoader, build_loader, collate_encoded, decode_batch, find_images, load_cifar,
-                               run_ahead)
+from mobilenet_v1.data import (BAD, BackgroundBatches, BatchedImageLoader, CifarLoader, CropDraw, DataOptions,
+                               DecodedBatch, EncodedImageDataset, ImageFolderLoader, build_loader, collate_encoded,
+                               decode_batch, find_images, load_cifar, run_ahead)
 
 from conftest import jpeg_bytes, smooth_image
 
@@ -274,10 +275,15 @@ def test_run_ahead_keeps_order_raises_where_it_failed_and_stops_its_thread_when_
     assert not [t for t in threading.enumerate() if t.name.startswith("t-")]
 
 
-def test_background_batches_are_made_on_the_loader_stream_and_handed_over_behind_an_event(monkeypatch):
-    """BackgroundBatches with stand-ins for CUDA's stream, event and record_stream: each batch is made in
-    its thread with the loader's stream current, an event is recorded there after it, and the training
-    stream waits on that event and records its use of the batch before the batch is handed on."""
+class FakeCuda(NamedTuple):
+    log: list  # ("wait", event, stream), ("record", event, stream, current stream), ("use", tensor[0], stream), ...
+    local: threading.local  # .stream: the thread's current stream
+    training: Any  # the stream current where none is set: the training loop's
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """Stand-ins for CUDA's streams, events and record_stream that log what is done, in order."""
     log, local = [], threading.local()
 
     class Stream:
@@ -291,7 +297,7 @@ def test_background_batches_are_made_on_the_loader_stream_and_handed_over_behind
 
     class Event:
         def record(self, stream):
-            self.k = len([e for e in log if e[0] == "record"])
+            self.k = len([e for e in log if e[0] == "record"])  # the event's number
             log.append(("record", self.k, stream, getattr(local, "stream", None)))
 
     @contextlib.contextmanager
@@ -305,6 +311,14 @@ def test_background_batches_are_made_on_the_loader_stream_and_handed_over_behind
     monkeypatch.setattr(torch.cuda, "stream", use)
     monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: getattr(local, "stream", None) or training)
     monkeypatch.setattr(torch.Tensor, "record_stream", lambda t, stream: log.append(("use", int(t[0]), stream)))
+    return FakeCuda(log, local, training)
+
+
+def test_background_batches_are_made_on_the_loader_stream_and_handed_over_behind_an_event(fake_cuda):
+    """BackgroundBatches with stand-ins for CUDA's stream, event and record_stream: each batch is made in
+    its thread with the loader's stream current, an event is recorded there after it, and the training
+    stream waits on that event and records its use of the batch before the batch is handed on."""
+    log, local, training = fake_cuda
 
     def batches():
         for k in range(4):
@@ -332,6 +346,38 @@ def test_background_batches_are_made_on_the_loader_stream_and_handed_over_behind
     parts = list(BackgroundBatches(items, torch.device("cuda"), 1, "t-decode", tensors=lambda part: part[0]))
     assert [(int(images[0]), made_in) for images, made_in in parts] == [(0, "t-decode"), (1, "t-decode")]
     assert [e[1] for e in log if e[0] == "use"] == [0, 5, 1, 5]
+
+
+def test_decode_ahead_on_cuda_decodes_on_a_stream_of_its_own_and_hands_the_images_to_the_crop(image_folder,
+                                                                                             fake_cuda):
+    """With ``decode_ahead`` on CUDA (stand-ins): each batch is decoded in the decoding thread on a stream
+    other than the loader's, and cropped in the loader's thread on the loader stream only after that
+    stream has waited for the decode's event and recorded its use of every decoded image."""
+    log, local, training = fake_cuda
+    lo = BatchedImageLoader(image_folder / "train", batch_size=4, train=True, image_size=24, device=CPU, seed=5,
+                            num_workers=0)
+    lo.device, lo.decode_ahead = torch.device("cuda"), 2
+
+    def decode(batch):
+        k = len([e for e in log if e[0] == "decode"])
+        log.append(("decode", k, threading.current_thread().name, local.stream))
+        return DecodedBatch([torch.tensor([k]), torch.tensor([100 + k])], [], [], torch.tensor([k]))
+
+    def finish(images, seeds, draws, labels):
+        log.append(("finish", int(images[0]), threading.current_thread().name, local.stream))
+        return images[0].clone(), labels
+
+    lo.decode, lo.finish = decode, finish
+    assert [int(x) for x, _ in lo] == [0, 1, 2]
+    decoding = next(e[3] for e in log if e[0] == "decode")
+    loader = next(e[3] for e in log if e[0] == "finish")
+    assert len({id(decoding), id(loader), id(training)}) == 3
+    for k in range(3):
+        decoded = log.index(("decode", k, "mobilenet-v1-decode", decoding))
+        cropped = log.index(("finish", k, "mobilenet-v1-batches", loader))
+        event = next(e[1] for e in log[decoded:] if e[0] == "record" and e[2] is decoding)
+        assert decoded < log.index(("wait", event, loader)) < cropped
+        assert log.index(("use", k, loader)) < cropped and log.index(("use", 100 + k, loader)) < cropped
 
 
 @pytest.mark.parametrize("decode_ahead", [0, 2])

@@ -756,9 +756,10 @@ class BatchedImageLoader(DeviceLoader):
                 for part in ahead:
                     yield self.finish(*part)
         finally:
-            close = getattr(received, "close", None)
-            if close is not None:  # stops the receiving thread before the workers are reset
-                close()
+            # Stops the receiving thread before the workers are reset; unless a decoding thread that did
+            # not stop is still inside it (run_ahead raises that), where closing would hide the error.
+            if inspect.isgenerator(received) and inspect.getgeneratorstate(received) != inspect.GEN_RUNNING:
+                received.close()
 
     def decode(self, batch: EncodedBatch) -> "DecodedBatch":
         """A batch from the workers, decoded on the device; files that could not be read are counted
@@ -874,7 +875,8 @@ class BackgroundBatches:
 
     The stream has a high priority: its few short kernels (crop, resize, normalise) are scheduled
     ahead of the training step's queued ones rather than behind them, because the thread waits on the
-    host for them before each batched decode (:func:`drain_before_decode`). ``stream_priority = 0``
+    host for them before each batched decode (:func:`drain_before_decode`; with ``decode_ahead`` the
+    decoding thread waits for its own stream only, which has the same priority). ``stream_priority = 0``
     (the default priority) is what ``benchmarks/train_throughput.py --e2e_stream_priority`` compares;
     on two H200 machines, one run each, end to end (benchmarks/RESULTS.md, 2026-11-29), high priority
     was slower on one (6,831 against 7,174 images/s) and faster on the other (8,768 against 8,623):
