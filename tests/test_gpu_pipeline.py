@@ -380,6 +380,25 @@ def test_decode_ahead_on_cuda_decodes_on_a_stream_of_its_own_and_hands_the_image
         assert log.index(("use", k, loader)) < cropped and log.index(("use", 100 + k, loader)) < cropped
 
 
+def test_on_cuda_the_workers_start_from_the_callers_thread(image_folder, fake_cuda, monkeypatch):
+    """The GPU pipeline decodes in a background thread on CUDA, but its DataLoader iterator (which starts
+    the workers) is made in the caller's thread: only from the main thread does PyTorch install its
+    handler for a worker's sudden death (SIGCHLD)."""
+    from torch.utils.data._utils import signal_handling
+
+    called_from = []
+    monkeypatch.setattr(signal_handling, "_set_SIGCHLD_handler",
+                        lambda: called_from.append(threading.current_thread().name))
+    lo = BatchedImageLoader(image_folder / "train", batch_size=4, train=True, image_size=24, device=CPU, seed=5,
+                            num_workers=1)
+    lo.device = torch.device("cuda")
+    lo.decode = lambda batch: DecodedBatch([], [], [], torch.tensor(batch.labels))
+    lo.finish = lambda images, seeds, draws, labels: (torch.zeros(len(labels)), labels)
+    labels = [y for _, y in lo]
+    assert len(labels) == 3 and threading.current_thread().name == "MainThread"
+    assert called_from == ["MainThread"]
+
+
 @pytest.mark.parametrize("decode_ahead", [0, 2])
 def test_batches_received_and_decoded_in_threads_equal_those_of_one_thread_and_a_left_epoch_stops_them(
         image_folder, decode_ahead):

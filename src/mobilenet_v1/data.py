@@ -727,18 +727,17 @@ class BatchedImageLoader(DeviceLoader):
             return x
         return torch.stack([T.resize_center_crop(img, self.image_size, self.crop_pct) for img in images])
 
-    def received(self) -> Iterator[EncodedBatch]:
-        """The workers' batches, received in a thread of their own ``receive_ahead`` batches ahead when
+    def received(self, batches: Iterator[EncodedBatch]) -> Iterator[EncodedBatch]:
+        """The workers' ``batches``, received in a thread of their own ``receive_ahead`` batches ahead when
         there are workers: taking a batch from them (unpickling it, fetching its shared memory's file
         descriptor) is host work of its own, which can then overlap the decode instead of preceding it
         (as far as the GIL lets it: unpickling holds it)."""
-        batches = iter(self.loader)
         if self.receive_ahead and self.loader.num_workers > 0:
             return run_ahead(batches, self.receive_ahead, "mobilenet-v1-receive")
         return batches
 
-    def batches(self):
-        received = self.received()
+    def batches(self, workers: Iterator[EncodedBatch]):
+        received = self.received(workers)
         try:
             if not self.decode_ahead:
                 for batch in received:
@@ -786,9 +785,13 @@ class BatchedImageLoader(DeviceLoader):
         return self.normalize(x), labels.to(self.device, non_blocking=True)
 
     def __iter__(self):
+        # The workers' iterator is made here, in the caller's thread: the first one starts the workers,
+        # and PyTorch installs its handler for a worker's sudden death (SIGCHLD) only from the main
+        # thread; made in a background thread, such a death is seen only at the next 5 s check.
+        workers = iter(self.loader)
         if self.device.type == "cuda":
-            return iter(BackgroundBatches(self.batches(), self.device))
-        return self.batches()
+            return iter(BackgroundBatches(self.batches(workers), self.device))
+        return self.batches(workers)
 
 
 class DecodedBatch(NamedTuple):
