@@ -1,17 +1,16 @@
 """GPU check: with ``decode_ahead`` the GPU pipeline decodes on a stream of its own, without waiting
-for the stream that resizes the decoded images, and nvJPEG writes its outputs whatever the stream
-(``data.drain_before_decode``). What keeps a later decode from writing into images that queued
-resize kernels still read is ``record_stream`` on the handed-over images (``data.BackgroundBatches``).
+for the stream that crops the decoded images, and nvJPEG writes its outputs whatever the stream
+(``data.drain_before_decode``). What keeps a later decode from writing into images that queued crop
+kernels still read is ``record_stream`` on the handed-over images (``data.BackgroundBatches``).
 This checks it.
 
-One epoch of evaluation batches (resize and centre crop, whose kernels read the decoded images after
-the resizing thread has moved on: the training crop's host copies of its regions and flips make that
-thread wait for them) is read all in one thread (``receive_ahead = 0``, ``decode_ahead = 0``), then with
-each setting of ``--settings`` (``receive_ahead:decode_ahead``), while each batch's resize kernels queue
-behind a spin of ``--resize_delay_ms`` on the loader stream and the consumer queues ``--busy_ms`` of
-matrix products on its own stream after each batch, as a training step would. A last run does the
-same with ``record_stream`` turned off: the control, which should differ where the protection is
-needed. A batch that differs anywhere beyond ``--atol`` (or is NaN) is counted.
+One epoch of training batches (crops and flips come from the seed, so they are the same each time) is
+read all in one thread (``receive_ahead = 0``, ``decode_ahead = 0``), then with each setting of
+``--settings`` (``receive_ahead:decode_ahead``), while each batch's crop kernels queue behind a spin of
+``--crop_delay_ms`` on the loader stream and the consumer queues ``--busy_ms`` of matrix products on
+its own stream after each batch, as a training step would. A last run does the same with
+``record_stream`` turned off: the control, which should differ where the protection is needed. A
+batch that differs anywhere beyond ``--atol`` (or is NaN) is counted.
 
     python benchmarks/pipeline_threads_check.py [--settings 2:0,2:2] [--json out.json]
 """
@@ -66,8 +65,8 @@ def main():
                    help="comma list of receive_ahead:decode_ahead to compare with 0:0 (all in one thread); the "
                         "last one is also run as the control, without record_stream")
     p.add_argument("--busy_ms", type=float, default=20.0, help="GPU work queued by the consumer after each batch")
-    p.add_argument("--resize_delay_ms", type=float, default=5.0,
-                   help="GPU spin queued on the loader stream before each batch's resize (CUDA only)")
+    p.add_argument("--crop_delay_ms", type=float, default=5.0,
+                   help="GPU spin queued on the loader stream before each batch's crop (CUDA only)")
     p.add_argument("--atol", type=float, default=1e-4)
     p.add_argument("--device", default="auto")
     p.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "mobilenet_v1_bench_jpegs"))
@@ -79,7 +78,7 @@ def main():
     busy = gpu_work(device, args.busy_ms)
 
     def loader(receive_ahead, decode_ahead):
-        lo = BatchedImageLoader(args.data_dir, batch_size=args.batch_size, train=False, image_size=224, device=device,
+        lo = BatchedImageLoader(args.data_dir, batch_size=args.batch_size, train=True, image_size=224, device=device,
                                 seed=3, num_workers=args.workers, channels_last=True)
         lo.receive_ahead, lo.decode_ahead = receive_ahead, decode_ahead
         return lo
@@ -87,10 +86,10 @@ def main():
     reference = epoch(loader(0, 0), None)
     finish, record_stream = BatchedImageLoader.finish, torch.Tensor.record_stream
     if device.type == "cuda":
-        cycles = int(args.resize_delay_ms * 2e6)  # about 2 GHz (H100/H200 SM clocks run 1.6 to 2 GHz)
+        cycles = int(args.crop_delay_ms * 2e6)  # about 2 GHz (H100/H200 SM clocks run 1.6 to 2 GHz)
 
         def delayed_finish(self, *part):
-            torch.cuda._sleep(cycles)  # on the loader stream, current in the resizing thread
+            torch.cuda._sleep(cycles)  # on the loader stream, current in the cropping thread
             return finish(self, *part)
 
         BatchedImageLoader.finish = delayed_finish
@@ -118,9 +117,9 @@ def main():
             print(rows[-1], flush=True)
     finally:
         BatchedImageLoader.finish = finish
-    stress = (f", resizes {args.resize_delay_ms:g} ms late, consumer busy {args.busy_ms:g} ms a batch"
+    stress = (f", crops {args.crop_delay_ms:g} ms late, consumer busy {args.busy_ms:g} ms a batch"
               if device.type == "cuda" else "")
-    print_table(f"GPU pipeline's threads against one thread, {machine()}: {len(reference)} evaluation batches "
+    print_table(f"GPU pipeline's threads against one thread, {machine()}: {len(reference)} training batches "
                 f"of {args.batch_size} from {info['files']} JPEGs, {args.workers} workers{stress}", rows,
                 ["receive_ahead:decode_ahead", "batches", "differing", "max |diff|"])
     emit_json(args.json, payload)

@@ -737,27 +737,26 @@ class BatchedImageLoader(DeviceLoader):
         return batches
 
     def batches(self, workers: Iterator[EncodedBatch]):
-        received = self.received(workers)
-        try:
-            if not self.decode_ahead:
-                for batch in received:
-                    yield self.finish(*self.decode(batch))
-                return
+        decoded = self.decoded(self.received(workers))
+        if self.decode_ahead:
             # Images decoded on the decode stream, cropped on this one: see BackgroundBatches for why the
             # decode cannot then write over what the crop still reads.
-            decoded = (self.decode(batch) for batch in received)
-            if self.device.type == "cuda":
-                ahead = iter(BackgroundBatches(decoded, self.device, self.decode_ahead, "mobilenet-v1-decode",
-                                               tensors=lambda part: part.images))
-            else:
-                ahead = run_ahead(decoded, self.decode_ahead, "mobilenet-v1-decode")
-            with contextlib.closing(ahead):
-                for part in ahead:
-                    yield self.finish(*part)
+            decoded = (iter(BackgroundBatches(decoded, self.device, self.decode_ahead, "mobilenet-v1-decode",
+                                              tensors=lambda part: part.images)) if self.device.type == "cuda"
+                       else run_ahead(decoded, self.decode_ahead, "mobilenet-v1-decode"))
+        try:
+            for part in decoded:
+                yield self.finish(*part)
         finally:
-            # Stops the receiving thread before the workers are reset; unless a decoding thread that did
-            # not stop is still inside it (run_ahead raises that), where closing would hide the error.
-            if inspect.isgenerator(received) and inspect.getgeneratorstate(received) != inspect.GEN_RUNNING:
+            decoded.close()  # stops the threads (decoding, then receiving) before the workers are reset
+
+    def decoded(self, received: Iterator[EncodedBatch]) -> Iterator["DecodedBatch"]:
+        """:meth:`decode` of each batch; closed, it closes ``received`` in the thread that reads it."""
+        try:
+            for batch in received:
+                yield self.decode(batch)
+        finally:
+            if inspect.isgenerator(received):
                 received.close()
 
     def decode(self, batch: EncodedBatch) -> "DecodedBatch":

@@ -275,7 +275,8 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
         h, w = crop.shape[-2:]
         canvas[i, :, :h, :w] = crop
         rois.append((i, 0.5, 0.5, w - 0.5, h - 0.5))
-    rois_t = torch.tensor(rois, dtype=torch.float32).to(device=device, dtype=dtype)
+    # Not waiting for the copies just queued (a plain copy from pageable memory would wait for them on the host).
+    rois_t = to_device_nowait(torch.tensor(rois, dtype=torch.float32), device).to(dtype)
     return roi_align(canvas, rois_t, (size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
 
 
@@ -289,7 +290,7 @@ def to_device_nowait(t: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def flip_where(images: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
     """Flip left-right the images of a batch whose flag is true."""
-    return torch.where(flags.to(images.device)[:, None, None, None], images.flip(-1), images)
+    return torch.where(to_device_nowait(flags, images.device)[:, None, None, None], images.flip(-1), images)
 
 
 class JpegFrame(NamedTuple):
