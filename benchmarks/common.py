@@ -60,6 +60,15 @@ def make_jpeg_folder(root: str, count: int, classes: int = 10, size=(375, 500)) 
     return {"files": len(sizes), "mean_kb": sum(sizes) / len(sizes) / 1024}
 
 
+def pick_device(name: str):
+    """``--device``: "auto" is CUDA where present, else the CPU; anything else as given."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 

@@ -25,16 +25,15 @@ import os
 import tempfile
 import time
 
-from common import emit_json, machine, make_jpeg_folder, median, print_table
+from common import emit_json, machine, make_jpeg_folder, median, pick_device, print_table
 
 import torch
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from mobilenet_v1 import transforms as T
 from mobilenet_v1.autoaugment import POLICIES, make_augment
-from mobilenet_v1.data import (BatchedImageLoader, EncodedBatch, ImageFolderLoader, collate_encoded, find_images,
-                               ignore_in_worker)
-from torch.utils.data import DataLoader
+from mobilenet_v1.data import (BatchedImageLoader, EncodedBatch, ImageFolderLoader, collate_encoded, encoded_loader,
+                               find_images)
 
 
 def sync(device):
@@ -77,10 +76,8 @@ def pinned_bytes_loader(root, **kw) -> BatchedImageLoader:
     loader = BatchedImageLoader(root, **kw)
     loader.receive_ahead = 0
     old = loader.loader
-    loader.loader = DataLoader(old.dataset, batch_size=old.batch_size, sampler=old.sampler,
-                               num_workers=old.num_workers, drop_last=old.drop_last, collate_fn=collate_pinnable,
-                               pin_memory=True, persistent_workers=old.num_workers > 0,
-                               prefetch_factor=4 if old.num_workers > 0 else None, worker_init_fn=ignore_in_worker)
+    loader.loader = encoded_loader(old.dataset, old.batch_size, old.sampler, old.num_workers, old.drop_last,
+                                   collate_pinnable, pin_memory=True)
     return loader
 
 
@@ -88,7 +85,7 @@ PACKAGE_CROP = T.batch_resized_crop
 WHOLE_PIXELS = 1 << 25  # the most pixels in one stacked canvas (float32: 400 MB for 3 channels)
 
 
-def stacked_resized_crop(images, boxes, size, dtype=None):
+def stacked_resized_crop(images, boxes, size):
     """The experiment of ``--stacked_crops`` in place of ``transforms.batch_resized_crop``: images that
     share a size are stacked whole (a few copy launches for the group, where the package's canvas of
     crops takes a Python indexing and a launch per crop) and their crops are roi_align regions of
@@ -129,30 +126,27 @@ def stacked_resized_crop(images, boxes, size, dtype=None):
 def stacked_crops_rate(root, passes, **kw):
     T.batch_resized_crop = stacked_resized_crop  # data.py calls it through the module
     try:
-        return rate_of(BatchedImageLoader(root, **kw), kw["device"], passes)
+        return pipeline_with()(root, passes, **kw)
     finally:
         T.batch_resized_crop = PACKAGE_CROP
 
 
-def received_inline_rate(root, passes, **kw):
-    """The GPU pipeline receiving the workers' batches in its decoding thread, as it did until 2026-11-29."""
-    loader = BatchedImageLoader(root, **kw)
-    loader.receive_ahead = 0
-    return rate_of(loader, kw["device"], passes)
-
-
-def decoded_ahead_rate(root, passes, **kw):
-    """The GPU pipeline decoding in a thread (and CUDA stream) of its own, 2 batches ahead of the crop."""
-    loader = BatchedImageLoader(root, **kw)
-    loader.decode_ahead = 2
-    return rate_of(loader, kw["device"], passes)
+def pipeline_with(make=BatchedImageLoader, **settings):
+    """A function(root, passes, **loader kw) -> images/s of the GPU pipeline that ``make(root, **kw)``
+    builds, with these settings of its loader (``receive_ahead``, ``decode_ahead``); none: the pipeline
+    as it is."""
+    def rate(root, passes, **kw):
+        loader = make(root, **kw)
+        for name, value in settings.items():
+            setattr(loader, name, value)
+        return rate_of(loader, kw["device"], passes)
+    return rate
 
 
 def alternated(experiments, rounds, root, passes, common):
     """{row name: [images/s of each round]} of the GPU pipeline as it is and with each experiment
     (``name -> function(root, passes, **common) -> images/s``), the order turned each round."""
-    plain = lambda root, passes, **kw: rate_of(BatchedImageLoader(root, **kw), kw["device"], passes)
-    runs = {"gpu pipeline as it is, alternated with the next": plain, **experiments}
+    runs = {"gpu pipeline as it is, alternated with the next": pipeline_with(), **experiments}
     rates = {name: [] for name in runs}
     for r in range(rounds):
         for name in (list(runs) if r % 2 == 0 else list(reversed(list(runs)))):
@@ -162,11 +156,10 @@ def alternated(experiments, rounds, root, passes, common):
 
 def stages(loader, device):
     """Images/s of one pass in one thread up to each stage of the GPU pipeline, to see which one
-    limits it; "pinned" copies each batch's bytes out of the workers' shared memory into pinned
-    memory before decoding (is the decode slowed by where its input lives?); "workers idle" decodes
-    batches read beforehand (is it slowed by the workers running beside it?)."""
-    from mobilenet_v1.data import decode_batch
-
+    limits it (each stage is the package's own: ``loader.decode``, ``loader.finish``); "pinned" copies
+    each batch's bytes out of the workers' shared memory into pinned memory before decoding (is the
+    decode slowed by where its input lives?); "workers idle" decodes batches read beforehand (is it
+    slowed by the workers running beside it?)."""
     modes = ["read (workers -> main)", "+ decode", "+ decode, bytes pinned first", "+ crop/resize/flip/normalise"]
     if device.type != "cuda":
         modes.remove("+ decode, bytes pinned first")
@@ -182,10 +175,10 @@ def stages(loader, device):
                 continue
             if mode == "+ decode, bytes pinned first":
                 batch.flat = batch.flat.pin_memory()
-            images = decode_batch(batch, device)
+            part = loader.decode(batch)
             if mode.startswith("+ decode"):
                 continue
-            loader.normalize(loader.transform(images, batch.seeds, batch.draws))
+            loader.finish(*part)
         sync(device)
         rates[mode] = n / (time.perf_counter() - t)
     # The same batches read to the end first, so no worker runs beside the decode: as the workers left
@@ -199,7 +192,7 @@ def stages(loader, device):
         sync(device)
         t = time.perf_counter()
         for batch in held:
-            decode_batch(batch, device)
+            loader.decode(batch)
         sync(device)
         rates[mode] = sum(len(b.kinds) for b in held) / (time.perf_counter() - t)
     return rates
@@ -233,9 +226,7 @@ def receive(data_dir, batch_size, workers, rounds, batches=6):
     base = BatchedImageLoader(data_dir, batch_size=batch_size, train=True, image_size=224,
                               device=torch.device("cpu"), seed=1, num_workers=workers)
     old = base.loader
-    loaders = {name: DataLoader(old.dataset, batch_size=batch_size, sampler=old.sampler, num_workers=workers,
-                                collate_fn=fn, persistent_workers=True, prefetch_factor=4,
-                                worker_init_fn=ignore_in_worker)
+    loaders = {name: encoded_loader(old.dataset, batch_size, old.sampler, workers, old.drop_last, fn)
                for name, fn in (("labels as a list (the package)", collate_encoded),
                                 ("labels as a tensor (before)", collate_labels_tensor))}
     times = {name: [] for name in loaders}
@@ -255,7 +246,6 @@ def host_work(batch_size, rounds, data_dir):
     """Milliseconds per batch of the feeding process's work on tiny images, CPU; see the docstring."""
     from common import natural_image
     from PIL import Image
-    from mobilenet_v1.data import decode_batch
 
     os.makedirs(os.path.join(data_dir, "tiny"), exist_ok=True)
     for i in range(batch_size):
@@ -269,8 +259,8 @@ def host_work(batch_size, rounds, data_dir):
 
     def feed(draws):
         t = time.perf_counter()
-        images = decode_batch(batch, cpu)
-        loader.normalize(loader.transform(images, batch.seeds, draws))
+        part = loader.decode(batch)
+        loader.finish(part.images, part.seeds, draws, part.labels)
         return (time.perf_counter() - t) * 1e3
 
     times = {"workers draw the crops": [], "feeding process draws them": []}
@@ -334,8 +324,7 @@ def main():
         print_table(title, [{key: k, "ms": f"{v:.2f}"} for k, v in ms.items()], [key, "ms"])
         emit_json(args.json, {"machine": machine(), "ms_per_batch": ms})
         return
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          (args.device if args.device != "auto" else "cpu"))
+    device = pick_device(args.device)
     info = make_jpeg_folder(args.data_dir, args.images, size=(height, width))
     common = dict(batch_size=args.batch_size, train=True, image_size=args.image_size, device=device, seed=1,
                   num_workers=args.workers, channels_last=True)
@@ -363,16 +352,15 @@ def main():
     experiments = {}
     if args.pinned_bytes:
         if device.type == "cuda":
-            experiments["gpu, bytes pinned by the DataLoader's pin thread"] = \
-                lambda root, passes, **kw: rate_of(pinned_bytes_loader(root, **kw), kw["device"], passes)
+            experiments["gpu, bytes pinned by the DataLoader's pin thread"] = pipeline_with(pinned_bytes_loader)
         else:
             print("--pinned_bytes: pinned memory needs CUDA; left out", flush=True)
     if args.stacked_crops:
         experiments["gpu, stacked_resized_crop"] = stacked_crops_rate
     if args.received_inline:
-        experiments["gpu, batches received in the decoding thread (before)"] = received_inline_rate
+        experiments["gpu, batches received in the decoding thread (before)"] = pipeline_with(receive_ahead=0)
     if args.decoded_ahead:
-        experiments["gpu, decoded in a thread of its own, 2 ahead of the crop"] = decoded_ahead_rate
+        experiments["gpu, decoded in a thread of its own, 2 ahead of the crop"] = pipeline_with(decode_ahead=2)
     if experiments:
         for name, values in alternated(experiments, args.rounds, args.data_dir, args.passes, common).items():
             payload["images_per_s"][name] = median(values)

@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from common import emit_json, machine, make_jpeg_folder, print_table
+from common import emit_json, machine, make_jpeg_folder, pick_device, print_table
 
 from mobilenet_v1.data import BatchedImageLoader
 
@@ -72,8 +72,7 @@ def main():
     p.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "mobilenet_v1_bench_jpegs"))
     p.add_argument("--json", nargs="?", const=True, default=None)
     args = p.parse_args()
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          (args.device if args.device != "auto" else "cpu"))
+    device = pick_device(args.device)
     info = make_jpeg_folder(args.data_dir, args.images)
     busy = gpu_work(device, args.busy_ms)
 

@@ -18,7 +18,7 @@ import os
 import tempfile
 import time
 
-from common import emit_json, machine, make_jpeg_folder, median, print_table
+from common import emit_json, machine, make_jpeg_folder, median, pick_device, print_table
 
 import torch
 import torch.nn.functional as F
@@ -212,8 +212,7 @@ def main():
     p.add_argument("--json", nargs="?", const=True, default=None, help="print JSON (or write it to a file)")
     args = p.parse_args()
 
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          (args.device if args.device != "auto" else "cpu"))
+    device = pick_device(args.device)
     gpu = device.type == "cuda"
     args.batch_size = args.batch_size or (256 if gpu else 32)
     args.precision = args.precision or ("bf16" if gpu else "fp32")

@@ -609,6 +609,15 @@ def collate_encoded(batch) -> EncodedBatch:
                         [(d.path, d.reason) for k, d in zip(kinds, datas) if k == BAD], list(draws))
 
 
+def encoded_loader(dataset: Dataset, batch_size: int, sampler: Sampler, num_workers: int, drop_last: bool,
+                   collate_fn: Callable = collate_encoded, pin_memory: bool = False) -> DataLoader:
+    """The GPU pipeline's DataLoader over ``dataset`` (:class:`EncodedImageDataset`): persistent
+    workers, 4 batches ahead each. (``collate_fn`` and ``pin_memory``: the benchmarks' variants.)"""
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=drop_last,
+                      collate_fn=collate_fn, pin_memory=pin_memory, persistent_workers=num_workers > 0,
+                      prefetch_factor=4 if num_workers > 0 else None, worker_init_fn=ignore_in_worker)
+
+
 def decode_batch(batch: EncodedBatch, device: torch.device,
                  bad: Optional[List[Tuple[str, str]]] = None) -> List[Optional[torch.Tensor]]:
     """Decode a batch's JPEG bytes on ``device`` in one batched call (nvJPEG on CUDA); images the
@@ -697,10 +706,8 @@ class BatchedImageLoader(DeviceLoader):
         self.bad_samples = BadSamples(len(samples), max_bad_samples)
         self.train, self.image_size, self.device, self.flip = train, image_size, device, flip
         self.normalize = T.Normalize(T.IMAGENET_MEAN, T.IMAGENET_STD, device, channels_last)
-        self.loader = DataLoader(EncodedImageDataset(samples, train), batch_size=batch_size, sampler=self.sampler,
-                                 num_workers=num_workers, drop_last=drop_last, collate_fn=collate_encoded,
-                                 persistent_workers=num_workers > 0,
-                                 prefetch_factor=4 if num_workers > 0 else None, worker_init_fn=ignore_in_worker)
+        self.loader = encoded_loader(EncodedImageDataset(samples, train), batch_size, self.sampler, num_workers,
+                                     drop_last)
         self._len = len(self.loader)
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
