@@ -42,7 +42,7 @@ echo "smoke exit $?"; grep -E "epoch: |Epoch time|weights:|top_1|rror" "$OUT/smo
 # overwrote memory still read by queued kernels in 59 of 60 rounds, ours in none), the padded path
 # before the flipped frame (train_throughput.py --plain: the same speed compiled) and
 # benchmarks/cross_device_resume.py (all three optimisers continued on the GPU), the pipeline with 4 workers
-# (10,081 images/s against 9,503 with 16) and the loader stream's priority end to end (one run on each of
-# two machines: -1 slower on one, 6,831 against 7,174, faster on the other, 8,768 against 8,623: not settled).
-# Rerun them alone.
+# (10,081 images/s against 9,503 with 16). Left out for room and not settled: the loader stream's priority
+# end to end (one run: -1 slower, 6,831 against 7,174; on another machine with an experimental build,
+# faster, 8,768 against 8,623). Rerun them alone.
 echo "== done"

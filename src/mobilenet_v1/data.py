@@ -887,9 +887,9 @@ class BackgroundBatches:
     host for them before each batched decode (:func:`drain_before_decode`; with ``decode_ahead`` the
     decoding thread waits for its own stream only, which has the same priority). ``stream_priority = 0``
     (the default priority) is what ``benchmarks/train_throughput.py --e2e_stream_priority`` compares;
-    on two H200 machines, one run each, end to end (benchmarks/RESULTS.md, 2026-11-29), high priority
-    was slower on one (6,831 against 7,174 images/s) and faster on the other (8,768 against 8,623):
-    not settled."""
+    end to end on an H200 with this pipeline (benchmarks/RESULTS.md, 2026-11-29, one run each) high
+    priority was slower, 6,831 against 7,174 images/s; on another H200 with an experimental build
+    (stacked crops, a pin thread) faster, 8,768 against 8,623: not settled."""
 
     stream_priority = -1  # high (lower is higher; PyTorch clamps it into the device's range)
 
