@@ -10,9 +10,12 @@ Images/s of a full pass after one warm-up pass; output is the normalised batch o
     python benchmarks/input_pipeline.py --images 8192 --stages 0 --received_inline --decoded_ahead --rounds 3
                                   # the same: batches received in the decoding thread (as before), and
                                   # decoded in a thread of their own, ahead of the crop
+    python benchmarks/input_pipeline.py --images 8192 --stages 0 --tensor_per_batch --rounds 3
+                                  # the same: each batch's bytes in a tensor of their own (as before)
 
-``--receive R`` instead times how long the feeding process takes to receive a batch from the workers
-(labels as a list, as the package sends them, against a tensor, as before), R alternating rounds.
+``--receive R`` instead times how long the feeding process takes to receive a batch from the workers,
+read its pages and let it go (the bytes in shared buffers used again, as the package sends them,
+against a tensor of their own per batch, as before), R alternating rounds.
 
 ``--host_work R`` instead times, on the CPU, the GPU pipeline's work per batch in the process that
 feeds the model (decode, crop/resize, flip, normalise of a batch of tiny JPEGs, where per-sample Python
@@ -213,31 +216,36 @@ def decode_only(folder, device, batch):
     return (len(datas) // batch * batch) / (time.perf_counter() - t)
 
 
-def collate_labels_tensor(batch):
-    """collate_encoded as it was before 2026-11-29: the labels as a tensor, a second file descriptor."""
-    collated = collate_encoded(batch)
-    return dataclasses.replace(collated, labels=torch.tensor(collated.labels))
+class TensorPerBatch(BatchedImageLoader):
+    """The GPU pipeline as before 2026-11-30: each batch's bytes cross from the worker in a tensor of
+    their own (new shared memory per batch), not in ``data.SharedSlots``' buffers."""
+    shared_buffers = False
 
 
 def receive(data_dir, batch_size, workers, rounds, batches=6):
-    """Milliseconds the process that feeds the GPU spends receiving one batch from the GPU pipeline's
-    workers (``next`` on its DataLoader once the workers are ahead), with the package's collate and with
-    the labels as a tensor, R alternating rounds of ``batches`` batches each; medians."""
-    base = BatchedImageLoader(data_dir, batch_size=batch_size, train=True, image_size=224,
-                              device=torch.device("cpu"), seed=1, num_workers=workers)
-    old = base.loader
-    loaders = {name: encoded_loader(old.dataset, batch_size, old.sampler, workers, old.drop_last, fn)
-               for name, fn in (("labels as a list (the package)", collate_encoded),
-                                ("labels as a tensor (before)", collate_labels_tensor))}
+    """Milliseconds the process that feeds the GPU spends on one batch from the GPU pipeline's workers
+    besides decoding it, once the workers are ahead: receiving it (``next`` on its DataLoader), reading
+    one byte of each page of its bytes (the page faults the decode's first reads of a new mapping take)
+    and letting it go (its buffer back to the worker, or its pages freed). The package (the bytes in
+    shared buffers that are used again) against a tensor of their own per batch (before), R alternating
+    rounds of ``batches`` batches after one round each not counted; medians."""
+    loaders = {name: make(data_dir, batch_size=batch_size, train=True, image_size=224, device=torch.device("cpu"),
+                          seed=1, num_workers=workers).loader
+               for name, make in (("shared buffers (the package)", BatchedImageLoader),
+                                  ("a tensor per batch (before)", TensorPerBatch))}
     times = {name: [] for name in loaders}
-    for r in range(rounds):
+    for r in range(rounds + 1):
         for name in sorted(loaders, reverse=bool(r % 2)):
             it = iter(loaders[name])
             time.sleep(2 + batch_size / 64)  # the workers fill their queue
-            for _ in range(min(batches, len(old))):
+            for _ in range(min(batches, len(loaders[name]))):
                 t = time.perf_counter()
-                next(it)
-                times[name].append((time.perf_counter() - t) * 1e3)
+                batch = next(it)
+                int(batch.flat[::4096].sum())
+                batch.release()
+                del batch
+                if r:
+                    times[name].append((time.perf_counter() - t) * 1e3)
             del it
     return {name: median(v) for name, v in times.items()}
 
@@ -287,7 +295,7 @@ def main():
     p.add_argument("--json", nargs="?", const=True, default=None)
     p.add_argument("--host_work", type=int, default=0, help="rounds of the host-work comparison (0: skip)")
     p.add_argument("--receive", type=int, default=0, metavar="R",
-                   help="rounds of the receive-time comparison (labels as a list or a tensor; 0: skip)")
+                   help="rounds of the receive-time comparison (shared buffers or a tensor per batch; 0: skip)")
     p.add_argument("--auto_augment", default="", choices=("",) + POLICIES,
                    help="also time both pipelines with this per-sample policy (as train --auto_augment)")
     p.add_argument("--stages", type=int, default=1, help="0: leave out the per-stage and decode-only rows")
@@ -299,8 +307,11 @@ def main():
                    help="the GPU pipeline receiving the workers' batches in its decoding thread (as before)")
     p.add_argument("--decoded_ahead", action="store_true",
                    help="the GPU pipeline decoding in a thread and stream of its own, 2 batches ahead of the crop")
+    p.add_argument("--tensor_per_batch", action="store_true",
+                   help="the GPU pipeline with each batch's bytes in a tensor of their own (as before shared buffers)")
     p.add_argument("--rounds", type=int, default=3,
-                   help="rounds of --pinned_bytes / --stacked_crops / --received_inline / --decoded_ahead against "
+                   help="rounds of --pinned_bytes / --stacked_crops / --received_inline / --decoded_ahead / "
+                        "--tensor_per_batch against "
                         "the pipeline as it is, alternated (--workers workers; medians)")
     args = p.parse_args()
     width, height = (int(v) for v in args.jpeg_size.split("x"))
@@ -318,8 +329,9 @@ def main():
         else:
             info = make_jpeg_folder(args.data_dir, args.images, size=(height, width))
             ms = receive(args.data_dir, args.batch_size, args.workers, args.receive)
-            key, title = "collate", (
-                f"Receiving a batch of the GPU pipeline from {args.workers} workers, {machine()}: batch "
+            key, title = "bytes cross in", (
+                f"Receiving, reading and letting go a batch of the GPU pipeline from {args.workers} workers, "
+                f"{machine()}: batch "
                 f"{args.batch_size} of {info['files']} JPEGs, median of {args.receive} alternating rounds")
         print_table(title, [{key: k, "ms": f"{v:.2f}"} for k, v in ms.items()], [key, "ms"])
         emit_json(args.json, {"machine": machine(), "ms_per_batch": ms})
@@ -361,6 +373,8 @@ def main():
         experiments["gpu, batches received in the decoding thread (before)"] = pipeline_with(receive_ahead=0)
     if args.decoded_ahead:
         experiments["gpu, decoded in a thread of its own, 2 ahead of the crop"] = pipeline_with(decode_ahead=2)
+    if args.tensor_per_batch:
+        experiments["gpu, a tensor per batch (before)"] = pipeline_with(TensorPerBatch)
     if experiments:
         for name, values in alternated(experiments, args.rounds, args.data_dir, args.passes, common).items():
             payload["images_per_s"][name] = median(values)

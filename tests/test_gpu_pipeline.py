@@ -1,8 +1,11 @@
 """The GPU input pipeline's code, run on the CPU (``device="cpu"``): same functions as on CUDA."""
 import contextlib
+import gc
 import io
+import os
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -12,9 +15,10 @@ from PIL import Image
 
 from mobilenet_v1 import transforms as T
 from torchvision.transforms.v2 import functional as TF
-from mobilenet_v1.data import (BAD, BackgroundBatches, BatchedImageLoader, CifarLoader, CropDraw, DataOptions,
-                               DecodedBatch, EncodedImageDataset, ImageFolderLoader, build_loader, collate_encoded,
-                               decode_batch, find_images, load_cifar, run_ahead)
+from mobilenet_v1.data import (BAD, ENCODED, PREFETCH_BATCHES, BackgroundBatches, BatchedImageLoader, CifarLoader,
+                               CropDraw, DataOptions, DecodedBatch, EncodedImageDataset, ImageFolderLoader,
+                               SharedSlots, build_loader, collate_encoded, decode_batch, encoded_loader, find_images,
+                               load_cifar, run_ahead)
 
 from conftest import jpeg_bytes, smooth_image
 
@@ -437,6 +441,69 @@ def test_batches_received_and_decoded_in_threads_equal_those_of_one_thread_and_a
         for (x, y), (wx, wy) in zip(got, want):
             torch.testing.assert_close(x, wx, rtol=0, atol=0)
             assert torch.equal(y, wy)
+
+
+class TensorPerBatch(BatchedImageLoader):
+    shared_buffers = False
+
+
+def test_bytes_in_shared_buffers_give_the_batches_of_a_tensor_per_batch_and_the_buffers_are_used_again(
+        image_folder):
+    """With workers, the GPU pipeline's bytes cross in shared buffers (SharedSlots), each used again once
+    its batch is decoded: over two epochs, more batches than buffers, every batch came through one and
+    equals the batch made with a tensor per batch; none is held at the end. (A batch of only images the
+    workers decoded, here grayscale, CMYK or PNG, has no bytes to send.)"""
+    kw = dict(batch_size=2, train=True, image_size=24, device=CPU, seed=7, num_workers=2)
+    shared, own = BatchedImageLoader(image_folder / "train", **kw), TensorPerBatch(image_folder / "train", **kw)
+    slots = shared.loader.collate_fn.keywords["slots"]
+    assert own.loader.collate_fn is collate_encoded
+    count = with_bytes = 0
+    for epoch in (0, 1):
+        own.set_epoch(epoch)
+        with_bytes += sum(batch.flat.numel() > 0 for batch in own.loader)
+        shared.set_epoch(epoch)
+        own.set_epoch(epoch)
+        for (x, y), (wx, wy) in zip(shared, own, strict=True):
+            torch.testing.assert_close(x, wx, rtol=0, atol=0)
+            assert torch.equal(y, wy)
+            count += 1
+    assert count == 2 * len(shared) and with_bytes > slots.buffers.shape[0]
+    assert slots.received == with_bytes
+    assert int(slots.held.sum()) == 0
+
+
+def test_batches_held_undecoded_keep_their_bytes_and_give_their_buffers_back(image_folder):
+    """A worker whose buffers are all held by batches not yet decoded sends the next in a tensor of its
+    own; a held buffer is not written over; release() gives one back at once, and a batch dropped
+    undecoded gives its own back."""
+    loader = BatchedImageLoader(image_folder / "train", batch_size=2, train=False, image_size=24, device=CPU,
+                                seed=1, num_workers=2)
+    slots = SharedSlots(workers=2, count=2, capacity=1 << 20)
+    old = loader.loader
+    loader.loader = encoded_loader(old.dataset, 2, old.sampler, 2, True, slots=slots)
+    held = list(loader.loader)
+    assert len(held) == 7 and sum(b.slot is not None for b in held) == 4  # each worker's 2 buffers
+    for batch in held:
+        files = [open(path, "rb").read() for path, kind in zip(batch.paths, batch.kinds) if kind == ENCODED]
+        assert bytes(batch.flat.numpy()) == b"".join(files)
+    assert int(slots.held.sum()) == 4
+    first = next(b for b in held if b.slot is not None)
+    first.release()
+    assert int(slots.held[first.slot[1]]) == 0 and int(slots.held.sum()) == 3 and first.flat.numel() == 0
+    del held, first, batch
+    gc.collect()
+    assert int(slots.held.sum()) == 0
+
+
+def test_shared_buffers_are_sized_from_the_files_and_left_out_without_room(image_folder, monkeypatch):
+    paths = [path for path, _ in find_images(image_folder / "train")[0]]
+    slots = SharedSlots.for_files(paths, 4, workers=3)
+    assert slots.count == PREFETCH_BATCHES + 2 and slots.buffers.shape[0] == 3 * slots.count
+    assert slots.capacity >= 4 * max(os.path.getsize(p) for p in paths)  # any batch of 4 of them fits
+    assert SharedSlots.for_files([], 4, workers=3) is None
+    if os.path.isdir("/dev/shm"):
+        monkeypatch.setattr(os, "statvfs", lambda path: SimpleNamespace(f_bavail=slots.nbytes, f_frsize=1))
+        assert SharedSlots.for_files(paths, 4, workers=3) is None  # the buffers made already take that room
 
 
 def test_jpeg_frame_header_parsing():

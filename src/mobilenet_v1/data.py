@@ -5,20 +5,23 @@ channels_last when asked. Every random choice comes from the run's seed, the epo
 position, so an epoch's data order and augmentation do not depend on the number of loader workers.
 """
 import contextlib
+import functools
 import glob
 import hashlib
 import inspect
+import itertools
 import os
 import queue
 import threading
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from typing import (Any, Callable, ContextManager, Dict, Iterable, Iterator, List, NamedTuple, Optional,
                     Sequence, Set, Tuple)
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from . import transforms as T
@@ -582,12 +585,12 @@ class EncodedImageDataset(Dataset):
 
 @dataclass
 class EncodedBatch:
-    """One batch from the GPU pipeline's workers: the encoded files concatenated into one uint8
-    tensor (one shared-memory transfer per batch, not one per file), plus the few images the
-    workers decoded themselves. Everything else travels as Python values: each tensor that crosses
-    from a worker costs the receiving process a connection to fetch its file descriptor (receiving
-    a batch of 256 took 0.88x as long once the labels were a list: ``benchmarks/input_pipeline.py
-    --receive``, benchmarks/RESULTS.md)."""
+    """One batch from the GPU pipeline's workers: the encoded files one after the other in one uint8
+    tensor (``flat``: in a buffer of :class:`SharedSlots` where there is one, else in a tensor of its
+    own, one shared-memory transfer per batch, not one per file), plus the few images the workers
+    decoded themselves. Everything else travels as Python values: each tensor that crosses from a
+    worker costs the receiving process a connection to fetch its file descriptor (receiving a batch of
+    256 took 0.88x as long once the labels were a list: benchmarks/RESULTS.md, 2026-11-29)."""
     kinds: List[int]
     flat: torch.Tensor
     lengths: List[int]
@@ -597,25 +600,153 @@ class EncodedBatch:
     paths: List[str]
     bad: List[Tuple[str, str]] = field(default_factory=list)  # (path, reason) of the kind-BAD items
     draws: List[Optional[CropDraw]] = field(default_factory=list)  # per item; empty: none drawn
+    slot: Optional[Tuple[str, int]] = None  # (SharedSlots token, buffer index) holding the bytes; None: flat
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_release", None)
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        """Unpickled in the process that decodes it: bytes left in a shared buffer are read in place
+        (``flat`` is a view of the buffer), which stays this batch's until :meth:`release`, or until the
+        batch is dropped undecoded (an epoch left early)."""
+        self.__dict__.update(state)
+        if self.slot is not None:
+            slots = _SHARED_SLOTS.get(self.slot[0])
+            if slots is None:
+                raise RuntimeError("a GPU-pipeline batch arrived after the loader that made its shared buffers "
+                                   "was gone")
+            self.flat = slots.view(self.slot[1], sum(self.lengths))
+            self._release = weakref.finalize(self, slots.release, self.slot[1])
+            self._release.atexit = False
+
+    def release(self) -> None:
+        """Done with the bytes: their shared buffer goes back to its worker, which may overwrite it from
+        now on (``flat`` becomes empty). Nothing for bytes in a tensor of their own. (A copy of the batch,
+        e.g. ``dataclasses.replace``, shares the buffer but does not hold it.)"""
+        finalizer = self.__dict__.pop("_release", None)
+        if finalizer is not None:
+            self.flat = torch.empty(0, dtype=torch.uint8)
+            finalizer()
 
 
-def collate_encoded(batch) -> EncodedBatch:
+_SHARED_SLOTS: "weakref.WeakValueDictionary[str, SharedSlots]" = weakref.WeakValueDictionary()
+_SLOT_TOKENS = itertools.count()
+PREFETCH_BATCHES = 4  # batches each GPU-pipeline worker makes ahead
+
+
+class SharedSlots:
+    """Buffers in shared memory, made before the GPU pipeline's workers start, into which each worker
+    copies its batches' file bytes. A batch then crosses to the process that decodes it as Python
+    values (which buffer, how many bytes), and the buffer is used again once that batch is decoded.
+    A tensor of its own per batch costs that process, for each batch, a connection to the worker to
+    fetch its file descriptor, the page faults of a new mapping as the decode reads it and the freeing
+    of its pages when it is dropped: ``benchmarks/input_pipeline.py --receive``, benchmarks/RESULTS.md.
+
+    Each of ``workers`` has ``count`` buffers of ``capacity`` bytes. A batch larger than that, or one
+    made while all its worker's buffers are held by batches not yet decoded, travels in a tensor of its
+    own as before: slower, never wrong. A buffer's pages are taken from shared memory as they are
+    first written, not when it is made."""
+
+    def __init__(self, workers: int, count: int, capacity: int):
+        if workers < 1 or count < 1 or capacity < 1:
+            raise ValueError(f"SharedSlots: workers, count and capacity must be at least 1, got "
+                             f"{workers}, {count}, {capacity}")
+        self.count, self.capacity = count, capacity
+        self.nbytes = workers * count * capacity
+        storage = torch.UntypedStorage._new_shared(self.nbytes)  # in shared memory from the start: no copy
+        self.buffers = torch.empty(0, dtype=torch.uint8).set_(storage).view(workers * count, capacity)
+        self.held = torch.zeros(workers * count, dtype=torch.uint8).share_memory_()  # 1: a batch's bytes are there
+        self.received = 0  # batches that arrived in a buffer (counted where they are unpickled)
+        self.token = f"{os.getpid()}-{next(_SLOT_TOKENS)}"
+        _SHARED_SLOTS[self.token] = self
+
+    @classmethod
+    def for_files(cls, paths: Sequence[str], batch_size: int, workers: int,
+                  count: int = PREFETCH_BATCHES + 2) -> Optional["SharedSlots"]:
+        """Buffers for batches of ``batch_size`` of the files ``paths``, ``count`` a worker (those it makes
+        ahead, plus those the decoding process holds): each 1.25 times a mean batch (from up to 256 of the
+        files' sizes) plus 4 times the largest file seen. Fewer of them where they would take more than
+        half of what /dev/shm has free besides the buffers already made (shared by the processes torchrun
+        starts on this machine, ``LOCAL_WORLD_SIZE``), down to 2 a worker; None where not even those fit,
+        or no file could be read."""
+        if workers < 1 or not paths:
+            return None
+        step = max(1, len(paths) // 256)
+        sizes = []
+        for path in paths[::step][:256]:
+            try:
+                sizes.append(os.path.getsize(path))
+            except OSError:
+                continue
+        if not sizes or max(sizes) == 0:
+            return None
+        capacity = int(batch_size * sum(sizes) / len(sizes) * 1.25) + 4 * max(sizes)
+        capacity = -(-capacity // 65536) * 65536
+        if os.path.isdir("/dev/shm"):
+            shm = os.statvfs("/dev/shm")
+            local = os.environ.get("LOCAL_WORLD_SIZE", "")
+            processes = int(local) if local.isdigit() and int(local) > 0 else 1
+            made = sum(s.nbytes for s in list(_SHARED_SLOTS.values()))
+            room = (shm.f_bavail * shm.f_frsize // processes - made) // 2
+            count = min(count, room // (workers * capacity))
+            if count < 2:
+                return None
+        try:
+            return cls(workers, count, capacity)
+        except (RuntimeError, OSError):  # no shared memory to be had here: a tensor per batch, as before
+            return None
+
+    def put(self, parts: Sequence[torch.Tensor], nbytes: int) -> Optional[int]:
+        """In a loader worker: copy ``parts`` (``nbytes`` in all), one after the other, into a free buffer
+        of this worker's and return its index; None outside a worker, for too many bytes, or when all of
+        the worker's buffers are held."""
+        info = get_worker_info()
+        if info is None or not 0 < nbytes <= self.capacity or (info.id + 1) * self.count > len(self.held):
+            return None
+        held = self.held.numpy()
+        for index in range(info.id * self.count, (info.id + 1) * self.count):
+            if not held[index]:
+                held[index] = 1
+                torch.cat(list(parts), out=self.buffers[index, :nbytes])
+                return index
+        return None
+
+    def view(self, index: int, nbytes: int) -> torch.Tensor:
+        self.received += 1
+        return self.buffers[index, :nbytes]
+
+    def release(self, index: int) -> None:
+        self.held.numpy()[index] = 0
+
+
+def collate_encoded(batch, slots: Optional[SharedSlots] = None) -> EncodedBatch:
     kinds, datas, labels, seeds, paths, draws = zip(*batch)
     encoded = [d for k, d in zip(kinds, datas) if k == ENCODED]
-    flat = torch.cat(encoded) if encoded else torch.empty(0, dtype=torch.uint8)
-    return EncodedBatch(list(kinds), flat, [d.numel() for d in encoded],
-                        [d for k, d in zip(kinds, datas) if k == DECODED],
+    lengths = [d.numel() for d in encoded]
+    index = slots.put(encoded, sum(lengths)) if slots is not None and encoded else None
+    if index is None:
+        flat = torch.cat(encoded) if encoded else torch.empty(0, dtype=torch.uint8)
+    else:
+        flat = torch.empty(0, dtype=torch.uint8)  # the bytes are in the shared buffer
+    return EncodedBatch(list(kinds), flat, lengths, [d for k, d in zip(kinds, datas) if k == DECODED],
                         list(labels), list(seeds), list(paths),
-                        [(d.path, d.reason) for k, d in zip(kinds, datas) if k == BAD], list(draws))
+                        [(d.path, d.reason) for k, d in zip(kinds, datas) if k == BAD], list(draws),
+                        None if index is None else (slots.token, index))
 
 
 def encoded_loader(dataset: Dataset, batch_size: int, sampler: Sampler, num_workers: int, drop_last: bool,
-                   collate_fn: Callable = collate_encoded, pin_memory: bool = False) -> DataLoader:
+                   collate_fn: Optional[Callable] = None, pin_memory: bool = False,
+                   slots: Optional[SharedSlots] = None) -> DataLoader:
     """The GPU pipeline's DataLoader over ``dataset`` (:class:`EncodedImageDataset`): persistent
-    workers, 4 batches ahead each. (``collate_fn`` and ``pin_memory``: the benchmarks' variants.)"""
+    workers, :data:`PREFETCH_BATCHES` batches ahead each, which put the bytes into ``slots``' buffers
+    where they can. (``collate_fn`` and ``pin_memory``: the benchmarks' variants.)"""
+    if collate_fn is None:
+        collate_fn = collate_encoded if slots is None else functools.partial(collate_encoded, slots=slots)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=drop_last,
                       collate_fn=collate_fn, pin_memory=pin_memory, persistent_workers=num_workers > 0,
-                      prefetch_factor=4 if num_workers > 0 else None, worker_init_fn=ignore_in_worker)
+                      prefetch_factor=PREFETCH_BATCHES if num_workers > 0 else None, worker_init_fn=ignore_in_worker)
 
 
 def decode_batch(batch: EncodedBatch, device: torch.device,
@@ -688,6 +819,7 @@ class BatchedImageLoader(DeviceLoader):
 
     receive_ahead = 2  # batches received from the workers ahead of the decode, in a thread (0: in the same thread)
     decode_ahead = 0  # batches decoded ahead of the crop, in a thread and CUDA stream of their own (0: same thread)
+    shared_buffers = True  # workers put the bytes into SharedSlots (False: a tensor of their own per batch)
 
     def __init__(self, root: str, batch_size: int, train: bool, image_size: int, device: torch.device,
                  seed: int, num_workers: int, drop_last: bool = True, num_shards: int = 1,
@@ -706,8 +838,10 @@ class BatchedImageLoader(DeviceLoader):
         self.bad_samples = BadSamples(len(samples), max_bad_samples)
         self.train, self.image_size, self.device, self.flip = train, image_size, device, flip
         self.normalize = T.Normalize(T.IMAGENET_MEAN, T.IMAGENET_STD, device, channels_last)
+        slots = (SharedSlots.for_files([path for path, _ in samples], batch_size, num_workers)
+                 if self.shared_buffers and num_workers > 0 else None)
         self.loader = encoded_loader(EncodedImageDataset(samples, train), batch_size, self.sampler, num_workers,
-                                     drop_last)
+                                     drop_last, slots=slots)
         self._len = len(self.loader)
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
@@ -758,10 +892,13 @@ class BatchedImageLoader(DeviceLoader):
             decoded.close()  # stops the threads (decoding, then receiving) before the workers are reset
 
     def decoded(self, received: Iterator[EncodedBatch]) -> Iterator["DecodedBatch"]:
-        """:meth:`decode` of each batch; closed, it closes ``received`` in the thread that reads it."""
+        """:meth:`decode` of each batch, whose shared buffer then goes back to its worker; closed, it
+        closes ``received`` in the thread that reads it."""
         try:
             for batch in received:
-                yield self.decode(batch)
+                part = self.decode(batch)
+                batch.release()  # read: decode_jpeg on CUDA returns after its stream has run
+                yield part
         finally:
             if inspect.isgenerator(received):
                 received.close()
