@@ -207,6 +207,9 @@ def main():
     p.add_argument("--e2e_decode_ahead", default=str(BatchedImageLoader.decode_ahead),
                    help="comma list of the GPU pipeline's decode_ahead (batches decoded in a thread and CUDA stream "
                         "of their own, ahead of the crop; 0: decoded and cropped in one thread), e.g. 0,2")
+    p.add_argument("--e2e_shared_buffers", default=str(int(BatchedImageLoader.shared_buffers)),
+                   help="comma list of the GPU pipeline's shared_buffers (1: the workers' bytes cross in shared "
+                        "buffers used again; 0: a tensor per batch, as until 2026-11-30), e.g. 1,0")
     p.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
     p.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "mobilenet_v1_bench_jpegs"))
     p.add_argument("--json", nargs="?", const=True, default=None, help="print JSON (or write it to a file)")
@@ -301,7 +304,8 @@ def main():
         e2e_rows = []
         knobs = ((BackgroundBatches, "stream_priority", "loader stream priority", args.e2e_stream_priority),
                  (BatchedImageLoader, "receive_ahead", "received ahead", args.e2e_receive_ahead),
-                 (BatchedImageLoader, "decode_ahead", "decoded ahead", args.e2e_decode_ahead))
+                 (BatchedImageLoader, "decode_ahead", "decoded ahead", args.e2e_decode_ahead),
+                 (BatchedImageLoader, "shared_buffers", "shared buffers", args.e2e_shared_buffers))
         defaults = [getattr(cls, attr) for cls, attr, _, _ in knobs]
         for pipeline in args.e2e_pipelines.split(","):
             variants = [()]
