@@ -300,7 +300,8 @@ def main():
                    help="also time both pipelines with this per-sample policy (as train --auto_augment)")
     p.add_argument("--stages", type=int, default=1, help="0: leave out the per-stage and decode-only rows")
     p.add_argument("--pinned_bytes", action="store_true",
-                   help="CUDA: the GPU pipeline with each batch's bytes pinned by the DataLoader's pin thread")
+                   help="CUDA: the GPU pipeline with each batch's bytes pinned by the DataLoader's pin thread "
+                        "(and in shared memory of their own per batch, not in the shared buffers)")
     p.add_argument("--stacked_crops", action="store_true",
                    help="the GPU pipeline with stacked_resized_crop (images of one size stacked whole, float32)")
     p.add_argument("--received_inline", action="store_true",

@@ -1,8 +1,10 @@
 """The GPU input pipeline's code, run on the CPU (``device="cpu"``): same functions as on CUDA."""
 import contextlib
+import copy
 import gc
 import io
 import os
+import pickle
 import threading
 import time
 from types import SimpleNamespace
@@ -15,7 +17,7 @@ from PIL import Image
 
 from mobilenet_v1 import transforms as T
 from torchvision.transforms.v2 import functional as TF
-from mobilenet_v1.data import (BAD, ENCODED, PREFETCH_BATCHES, BackgroundBatches, BatchedImageLoader, CifarLoader,
+from mobilenet_v1.data import (BAD, ENCODED, BackgroundBatches, BatchedImageLoader, CifarLoader,
                                CropDraw, DataOptions, DecodedBatch, EncodedImageDataset, ImageFolderLoader,
                                SharedSlots, build_loader, collate_encoded, decode_batch, encoded_loader, find_images,
                                load_cifar, run_ahead)
@@ -488,6 +490,15 @@ def test_batches_held_undecoded_keep_their_bytes_and_give_their_buffers_back(ima
         assert bytes(batch.flat.numpy()) == b"".join(files)
     assert int(slots.held.sum()) == 4
     first = next(b for b in held if b.slot is not None)
+    # A copy has bytes of its own, and neither it nor a batch unpickled in this process holds the buffer.
+    twin, again = copy.copy(first), pickle.loads(pickle.dumps(first))
+    assert twin.slot is None and torch.equal(twin.flat, first.flat) and twin.flat.data_ptr() != first.flat.data_ptr()
+    assert torch.equal(copy.deepcopy(first).flat, first.flat) and torch.equal(again.flat, first.flat)
+    del twin, again
+    gc.collect()
+    assert int(slots.held.sum()) == 4
+    slots.release(first.slot[1], os.getpid() + 1)  # another process's finalizer (one forked from here)
+    assert int(slots.held.sum()) == 4
     first.release()
     assert int(slots.held[first.slot[1]]) == 0 and int(slots.held.sum()) == 3 and first.flat.numel() == 0
     del held, first, batch
@@ -496,14 +507,21 @@ def test_batches_held_undecoded_keep_their_bytes_and_give_their_buffers_back(ima
 
 
 def test_shared_buffers_are_sized_from_the_files_and_left_out_without_room(image_folder, monkeypatch):
+    """Each buffer holds 1.25 mean batches plus twice the largest file; where /dev/shm has room for fewer
+    than asked, fewer, but not fewer than 2 a worker, and its room is shared by torchrun's local
+    processes."""
     paths = [path for path, _ in find_images(image_folder / "train")[0]]
-    slots = SharedSlots.for_files(paths, 4, workers=3)
-    assert slots.count == PREFETCH_BATCHES + 2 and slots.buffers.shape[0] == 3 * slots.count
-    assert slots.capacity >= 4 * max(os.path.getsize(p) for p in paths)  # any batch of 4 of them fits
-    assert SharedSlots.for_files([], 4, workers=3) is None
+    sizes = [os.path.getsize(p) for p in paths]
+    want = 4 * sum(sizes) / len(sizes) * 1.25 + 2 * max(sizes)
+    slots = SharedSlots.for_files(paths, 4, workers=3, count=5)
+    assert slots.count == 5 and slots.buffers.shape[0] == 15 and want <= slots.capacity < want + 65536
+    assert SharedSlots.for_files([], 4, workers=3, count=5) is None
     if os.path.isdir("/dev/shm"):
-        monkeypatch.setattr(os, "statvfs", lambda path: SimpleNamespace(f_bavail=slots.nbytes, f_frsize=1))
-        assert SharedSlots.for_files(paths, 4, workers=3) is None  # the buffers made already take that room
+        free = 2 * 3 * 2 * slots.capacity  # room (half of it) for 2 buffers a worker
+        monkeypatch.setattr(os, "statvfs", lambda path: SimpleNamespace(f_bavail=free, f_frsize=1))
+        assert SharedSlots.for_files(paths, 4, workers=3, count=5).count == 2
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+        assert SharedSlots.for_files(paths, 4, workers=3, count=5) is None
 
 
 def test_jpeg_frame_header_parsing():

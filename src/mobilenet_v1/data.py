@@ -5,6 +5,8 @@ channels_last when asked. Every random choice comes from the run's seed, the epo
 position, so an epoch's data order and augmentation do not depend on the number of loader workers.
 """
 import contextlib
+import copy
+import dataclasses
 import functools
 import glob
 import hashlib
@@ -603,32 +605,52 @@ class EncodedBatch:
     slot: Optional[Tuple[str, int]] = None  # (SharedSlots token, buffer index) holding the bytes; None: flat
 
     def __getstate__(self) -> Dict[str, Any]:
-        state = dict(self.__dict__)
-        state.pop("_release", None)
-        return state
+        return {**self.__dict__, "_pickled_in": os.getpid()}
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
-        """Unpickled in the process that decodes it: bytes left in a shared buffer are read in place
-        (``flat`` is a view of the buffer), which stays this batch's until :meth:`release`, or until the
-        batch is dropped undecoded (an epoch left early)."""
+        """Unpickled in the process that decodes it, having crossed from a worker: bytes left in a shared
+        buffer are read in place (``flat`` is a view of the buffer), which stays this batch's until
+        :meth:`release`, or until the batch is dropped undecoded (an epoch left early). Unpickled in the
+        process that pickled it, nothing is taken: the batch is as it was there."""
+        pickled_in = state.pop("_pickled_in", None)
         self.__dict__.update(state)
-        if self.slot is not None:
+        if self.slot is not None and pickled_in is not None and pickled_in != os.getpid():
             slots = _SHARED_SLOTS.get(self.slot[0])
             if slots is None:
                 raise RuntimeError("a GPU-pipeline batch arrived after the loader that made its shared buffers "
                                    "was gone")
             self.flat = slots.view(self.slot[1], sum(self.lengths))
-            self._release = weakref.finalize(self, slots.release, self.slot[1])
-            self._release.atexit = False
+            hold = weakref.finalize(self, _let_go, id(self), slots, self.slot[1], os.getpid())
+            hold.atexit = False
+            _HOLDS[id(self)] = hold
+
+    def __copy__(self) -> "EncodedBatch":
+        """A copy has bytes of its own: it neither shares nor holds a shared buffer."""
+        return dataclasses.replace(self, flat=self.flat.clone(), slot=None)
+
+    def __deepcopy__(self, memo: Dict[int, Any]) -> "EncodedBatch":
+        return dataclasses.replace(self, **{f.name: copy.deepcopy(getattr(self, f.name), memo)
+                                            for f in dataclasses.fields(self) if f.name not in ("flat", "slot")},
+                                   flat=self.flat.clone(), slot=None)
 
     def release(self) -> None:
         """Done with the bytes: their shared buffer goes back to its worker, which may overwrite it from
-        now on (``flat`` becomes empty). Nothing for bytes in a tensor of their own. (A copy of the batch,
-        e.g. ``dataclasses.replace``, shares the buffer but does not hold it.)"""
-        finalizer = self.__dict__.pop("_release", None)
-        if finalizer is not None:
+        now on (``flat`` becomes empty). Nothing for bytes in a tensor of their own. (A batch made with
+        ``dataclasses.replace`` shares the buffer but does not hold it: ``copy.copy`` copies the bytes.)"""
+        hold = _HOLDS.get(id(self))
+        if hold is not None and hold.alive:
             self.flat = torch.empty(0, dtype=torch.uint8)
-            finalizer()
+            hold()
+
+
+# The finalizers of the received batches that hold a shared buffer, by the batch's id (kept out of its
+# __dict__, which vars() and dataclasses.replace read); each leaves when it runs.
+_HOLDS: Dict[int, "weakref.finalize"] = {}
+
+
+def _let_go(key: int, slots: "SharedSlots", index: int, pid: int) -> None:
+    _HOLDS.pop(key, None)
+    slots.release(index, pid)
 
 
 _SHARED_SLOTS: "weakref.WeakValueDictionary[str, SharedSlots]" = weakref.WeakValueDictionary()
@@ -646,8 +668,9 @@ class SharedSlots:
 
     Each of ``workers`` has ``count`` buffers of ``capacity`` bytes. A batch larger than that, or one
     made while all its worker's buffers are held by batches not yet decoded, travels in a tensor of its
-    own as before: slower, never wrong. A buffer's pages are taken from shared memory as they are
-    first written, not when it is made."""
+    own as before: slower, never wrong. The buffers take their memory in /dev/shm when they are made
+    (PyTorch allocates shared memory in full, so a full /dev/shm is an error then, not a SIGBUS later)
+    and keep it for as long as their loader lives."""
 
     def __init__(self, workers: int, count: int, capacity: int):
         if workers < 1 or count < 1 or capacity < 1:
@@ -663,33 +686,29 @@ class SharedSlots:
         _SHARED_SLOTS[self.token] = self
 
     @classmethod
-    def for_files(cls, paths: Sequence[str], batch_size: int, workers: int,
-                  count: int = PREFETCH_BATCHES + 2) -> Optional["SharedSlots"]:
-        """Buffers for batches of ``batch_size`` of the files ``paths``, ``count`` a worker (those it makes
-        ahead, plus those the decoding process holds): each 1.25 times a mean batch (from up to 256 of the
-        files' sizes) plus 4 times the largest file seen. Fewer of them where they would take more than
-        half of what /dev/shm has free besides the buffers already made (shared by the processes torchrun
-        starts on this machine, ``LOCAL_WORLD_SIZE``), down to 2 a worker; None where not even those fit,
-        or no file could be read."""
+    def for_files(cls, paths: Sequence[str], batch_size: int, workers: int, count: int) -> Optional["SharedSlots"]:
+        """Buffers for batches of ``batch_size`` of the files ``paths``, ``count`` a worker: each 1.25 times
+        a mean batch plus twice the largest file, from the sizes of up to 256 files spread over ``paths``.
+        Fewer of them where they would take more than half of what /dev/shm has free (a share of it for
+        each process torchrun starts on this machine, ``LOCAL_WORLD_SIZE``), down to 2 a worker; None
+        where not even those fit, or no file could be read."""
         if workers < 1 or not paths:
             return None
-        step = max(1, len(paths) // 256)
         sizes = []
-        for path in paths[::step][:256]:
+        for i in range(min(256, len(paths))):
             try:
-                sizes.append(os.path.getsize(path))
+                sizes.append(os.path.getsize(paths[i * len(paths) // min(256, len(paths))]))
             except OSError:
                 continue
         if not sizes or max(sizes) == 0:
             return None
-        capacity = int(batch_size * sum(sizes) / len(sizes) * 1.25) + 4 * max(sizes)
+        capacity = int(batch_size * sum(sizes) / len(sizes) * 1.25) + 2 * max(sizes)
         capacity = -(-capacity // 65536) * 65536
         if os.path.isdir("/dev/shm"):
-            shm = os.statvfs("/dev/shm")
+            shm = os.statvfs("/dev/shm")  # what buffers made already take is no longer free
             local = os.environ.get("LOCAL_WORLD_SIZE", "")
             processes = int(local) if local.isdigit() and int(local) > 0 else 1
-            made = sum(s.nbytes for s in list(_SHARED_SLOTS.values()))
-            room = (shm.f_bavail * shm.f_frsize // processes - made) // 2
+            room = shm.f_bavail * shm.f_frsize // processes // 2
             count = min(count, room // (workers * capacity))
             if count < 2:
                 return None
@@ -717,8 +736,11 @@ class SharedSlots:
         self.received += 1
         return self.buffers[index, :nbytes]
 
-    def release(self, index: int) -> None:
-        self.held.numpy()[index] = 0
+    def release(self, index: int, pid: int) -> None:
+        """Buffer ``index`` is free again, if this is the process (``pid``) that took it: a finalizer
+        inherited by a process forked from it (another loader's worker) frees nothing."""
+        if os.getpid() == pid:
+            self.held.numpy()[index] = 0
 
 
 def collate_encoded(batch, slots: Optional[SharedSlots] = None) -> EncodedBatch:
@@ -838,8 +860,13 @@ class BatchedImageLoader(DeviceLoader):
         self.bad_samples = BadSamples(len(samples), max_bad_samples)
         self.train, self.image_size, self.device, self.flip = train, image_size, device, flip
         self.normalize = T.Normalize(T.IMAGENET_MEAN, T.IMAGENET_STD, device, channels_last)
-        slots = (SharedSlots.for_files([path for path, _ in samples], batch_size, num_workers)
-                 if self.shared_buffers and num_workers > 0 else None)
+        slots = None
+        if self.shared_buffers and num_workers > 0:
+            # Each worker's batches made ahead, plus its share of those this process holds undecoded: the
+            # receiving thread's queue, the one it waits to queue and the one being decoded.
+            held_here = self.receive_ahead + 2
+            slots = SharedSlots.for_files([path for path, _ in samples], batch_size, num_workers,
+                                          PREFETCH_BATCHES + -(-held_here // num_workers))
         self.loader = encoded_loader(EncodedImageDataset(samples, train), batch_size, self.sampler, num_workers,
                                      drop_last, slots=slots)
         self._len = len(self.loader)
