@@ -494,6 +494,7 @@ def test_batches_held_undecoded_keep_their_bytes_and_give_their_buffers_back(ima
     twin, again = copy.copy(first), pickle.loads(pickle.dumps(first))
     assert twin.slot is None and torch.equal(twin.flat, first.flat) and twin.flat.data_ptr() != first.flat.data_ptr()
     assert torch.equal(copy.deepcopy(first).flat, first.flat) and torch.equal(again.flat, first.flat)
+    assert copy.copy(again).slot == again.slot == first.slot  # a batch that holds nothing copies as it is
     del twin, again
     gc.collect()
     assert int(slots.held.sum()) == 4

@@ -625,13 +625,21 @@ class EncodedBatch:
             _HOLDS[id(self)] = hold
 
     def __copy__(self) -> "EncodedBatch":
-        """A copy has bytes of its own: it neither shares nor holds a shared buffer."""
+        """A copy of a batch that holds a shared buffer has bytes of its own: it neither shares nor holds
+        the buffer."""
+        if not self._holds():
+            return dataclasses.replace(self)
         return dataclasses.replace(self, flat=self.flat.clone(), slot=None)
 
     def __deepcopy__(self, memo: Dict[int, Any]) -> "EncodedBatch":
-        return dataclasses.replace(self, **{f.name: copy.deepcopy(getattr(self, f.name), memo)
-                                            for f in dataclasses.fields(self) if f.name not in ("flat", "slot")},
-                                   flat=self.flat.clone(), slot=None)
+        kept = ("flat", "slot") if self._holds() else ()
+        copied = {f.name: copy.deepcopy(getattr(self, f.name), memo) for f in dataclasses.fields(self)
+                  if f.name not in kept}
+        return dataclasses.replace(self, **copied, **({"flat": self.flat.clone(), "slot": None} if kept else {}))
+
+    def _holds(self) -> bool:
+        hold = _HOLDS.get(id(self))
+        return hold is not None and hold.alive
 
     def release(self) -> None:
         """Done with the bytes: their shared buffer goes back to its worker, which may overwrite it from
