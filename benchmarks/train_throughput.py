@@ -13,6 +13,7 @@ and timm's windows alternate, and "paired" is the median of the per-window ratio
     python benchmarks/train_throughput.py --device cpu --no-timm --freeze 13,27   # fine-tuning's frozen layers
 """
 import argparse
+import functools
 import itertools
 import os
 import tempfile
@@ -161,8 +162,15 @@ def bench_end_to_end(args, device, folder, pipeline):
     import contextlib
     import io
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        result = train.run(cfg)
+    compile_fn = torch.compile
+    if args.e2e_compile and getattr(args, "compile_mode", "default") != "default":
+        # train compiles with torch.compile's default mode; this experiment gives it another
+        torch.compile = functools.partial(compile_fn, mode=args.compile_mode)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            result = train.run(cfg)
+    finally:
+        torch.compile = compile_fn
     steady = result["epoch_seconds"][1:] or result["epoch_seconds"]
     return result["images_per_epoch"] / median(steady)
 
@@ -210,6 +218,10 @@ def main():
     p.add_argument("--e2e_shared_buffers", default=str(int(BatchedImageLoader.shared_buffers)),
                    help="comma list of the GPU pipeline's shared_buffers (1: the workers' bytes cross in shared "
                         "buffers used again; 0: a tensor per batch, as until 2026-11-30), e.g. 1,0")
+    p.add_argument("--e2e_compile_modes", default="default",
+                   help="comma list of torch.compile modes for the end-to-end train (an experiment: train itself "
+                        "compiles with the default mode), e.g. default,reduce-overhead (CUDA graphs: the step's "
+                        "kernel launches then leave the host, and its GIL, to the input pipeline)")
     p.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
     p.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "mobilenet_v1_bench_jpegs"))
     p.add_argument("--json", nargs="?", const=True, default=None, help="print JSON (or write it to a file)")
@@ -307,7 +319,9 @@ def main():
                  (BatchedImageLoader, "decode_ahead", "decoded ahead", args.e2e_decode_ahead),
                  (BatchedImageLoader, "shared_buffers", "shared buffers", args.e2e_shared_buffers))
         defaults = [getattr(cls, attr) for cls, attr, _, _ in knobs]
-        for pipeline in args.e2e_pipelines.split(","):
+        compile_modes = [m for m in args.e2e_compile_modes.split(",") if m] if args.e2e_compile else ["default"]
+        for pipeline, compile_mode in itertools.product(args.e2e_pipelines.split(","), compile_modes):
+            args.compile_mode = compile_mode
             variants = [()]
             if pipeline == "gpu":
                 variants = list(itertools.product(*[[int(v) for v in values.split(",")] for *_, values in knobs]))
@@ -317,6 +331,8 @@ def main():
                     setattr(cls, attr, value)
                 if len(variants) > 1:
                     name = "gpu, " + ", ".join(f"{label} {v}" for (_, _, label, _), v in zip(knobs, values))
+                if len(compile_modes) > 1:
+                    name += f", compile mode {args.compile_mode}"
                 try:
                     rate = bench_end_to_end(args, device, args.data_dir, pipeline)
                 finally:
