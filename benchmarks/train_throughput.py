@@ -319,7 +319,8 @@ def main():
                  (BatchedImageLoader, "decode_ahead", "decoded ahead", args.e2e_decode_ahead),
                  (BatchedImageLoader, "shared_buffers", "shared buffers", args.e2e_shared_buffers))
         defaults = [getattr(cls, attr) for cls, attr, _, _ in knobs]
-        compile_modes = [m for m in args.e2e_compile_modes.split(",") if m] if args.e2e_compile else ["default"]
+        compile_modes = (list(dict.fromkeys(m for m in args.e2e_compile_modes.split(",") if m))
+                         if args.e2e_compile else ["default"])
         for pipeline, compile_mode in itertools.product(args.e2e_pipelines.split(","), compile_modes):
             args.compile_mode = compile_mode
             variants = [()]
@@ -331,7 +332,7 @@ def main():
                     setattr(cls, attr, value)
                 if len(variants) > 1:
                     name = "gpu, " + ", ".join(f"{label} {v}" for (_, _, label, _), v in zip(knobs, values))
-                if len(compile_modes) > 1:
+                if compile_modes != ["default"]:
                     name += f", compile mode {args.compile_mode}"
                 try:
                     rate = bench_end_to_end(args, device, args.data_dir, pipeline)

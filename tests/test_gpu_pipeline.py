@@ -15,9 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
+from mobilenet_v1 import data
 from mobilenet_v1 import transforms as T
 from torchvision.transforms.v2 import functional as TF
-from mobilenet_v1.data import (BAD, ENCODED, BackgroundBatches, BatchedImageLoader, CifarLoader,
+from mobilenet_v1.data import (BAD, ENCODED, PREFETCH_BATCHES, BackgroundBatches, BatchedImageLoader, CifarLoader,
                                CropDraw, DataOptions, DecodedBatch, EncodedImageDataset, ImageFolderLoader,
                                SharedSlots, build_loader, collate_encoded, decode_batch, encoded_loader, find_images,
                                load_cifar, run_ahead)
@@ -470,6 +471,9 @@ def test_bytes_in_shared_buffers_give_the_batches_of_a_tensor_per_batch_and_the_
             assert torch.equal(y, wy)
             count += 1
     assert count == 2 * len(shared) and with_bytes > slots.buffers.shape[0]
+    # Each worker's 4 batches ahead, and half of the 4 this process may hold undecoded: 2 queued by the
+    # receiving thread, 1 it waits to queue, 1 being decoded.
+    assert slots.count == PREFETCH_BATCHES + 2
     assert slots.received == with_bytes
     assert int(slots.held.sum()) == 0
 
@@ -490,21 +494,25 @@ def test_batches_held_undecoded_keep_their_bytes_and_give_their_buffers_back(ima
         assert bytes(batch.flat.numpy()) == b"".join(files)
     assert int(slots.held.sum()) == 4
     first = next(b for b in held if b.slot is not None)
-    # A copy has bytes of its own, and neither it nor a batch unpickled in this process holds the buffer.
-    twin, again = copy.copy(first), pickle.loads(pickle.dumps(first))
-    assert twin.slot is None and torch.equal(twin.flat, first.flat) and twin.flat.data_ptr() != first.flat.data_ptr()
-    assert torch.equal(copy.deepcopy(first).flat, first.flat) and torch.equal(again.flat, first.flat)
-    assert copy.copy(again).slot == again.slot == first.slot  # a batch that holds nothing copies as it is
-    del twin, again
+    index = first.slot[1]
+    # Copies and pickles carry the bytes, not the buffer (nor all the buffers' storage), and hold nothing.
+    twin, deep, again = copy.copy(first), copy.deepcopy(first), pickle.loads(pickle.dumps(first))
+    for other in (twin, deep, again):
+        assert other.slot is None and torch.equal(other.flat, first.flat)
+        assert other.flat.untyped_storage().nbytes() == first.flat.numel()
+    shell = copy.copy(held[-1])  # bytes in a tensor of their own: copied as they are
+    assert shell.slot is None and shell.flat is held[-1].flat
+    del twin, deep, again, other, shell
     gc.collect()
     assert int(slots.held.sum()) == 4
-    slots.release(first.slot[1], os.getpid() + 1)  # another process's finalizer (one forked from here)
+    slots.release(index, os.getpid() + 1)  # another process's finalizer (one forked from here)
     assert int(slots.held.sum()) == 4
     first.release()
-    assert int(slots.held[first.slot[1]]) == 0 and int(slots.held.sum()) == 3 and first.flat.numel() == 0
+    assert int(slots.held[index]) == 0 and int(slots.held.sum()) == 3
+    assert first.flat.numel() == 0 and first.slot is None
     del held, first, batch
     gc.collect()
-    assert int(slots.held.sum()) == 0
+    assert int(slots.held.sum()) == 0 and not data._HOLDS
 
 
 def test_shared_buffers_are_sized_from_the_files_and_left_out_without_room(image_folder, monkeypatch):
@@ -512,10 +520,14 @@ def test_shared_buffers_are_sized_from_the_files_and_left_out_without_room(image
     than asked, fewer, but not fewer than 2 a worker, and its room is shared by torchrun's local
     processes."""
     paths = [path for path, _ in find_images(image_folder / "train")[0]]
-    sizes = [os.path.getsize(p) for p in paths]
-    want = 4 * sum(sizes) / len(sizes) * 1.25 + 2 * max(sizes)
+    sizes = {p: 100_000 + 1_000 * i for i, p in enumerate(paths)}
+    monkeypatch.setattr(os.path, "getsize", sizes.__getitem__)
+    want = 4 * sum(sizes.values()) / len(sizes) * 1.25 + 2 * max(sizes.values())
     slots = SharedSlots.for_files(paths, 4, workers=3, count=5)
     assert slots.count == 5 and slots.buffers.shape[0] == 15 and want <= slots.capacity < want + 65536
+    one = BatchedImageLoader(image_folder / "train", batch_size=4, train=True, image_size=24, device=CPU, seed=1,
+                             num_workers=1)
+    assert one.loader.collate_fn.keywords["slots"].count == PREFETCH_BATCHES + 4  # one worker: all 4 held here
     assert SharedSlots.for_files([], 4, workers=3, count=5) is None
     if os.path.isdir("/dev/shm"):
         free = 2 * 3 * 2 * slots.capacity  # room (half of it) for 2 buffers a worker

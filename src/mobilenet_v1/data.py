@@ -605,6 +605,8 @@ class EncodedBatch:
     slot: Optional[Tuple[str, int]] = None  # (SharedSlots token, buffer index) holding the bytes; None: flat
 
     def __getstate__(self) -> Dict[str, Any]:
+        if self._in_buffer():  # read from a shared buffer here: the bytes travel, not the buffer
+            return {**self.__dict__, "flat": self.flat.clone(), "slot": None}
         return {**self.__dict__, "_pickled_in": os.getpid()}
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
@@ -625,29 +627,30 @@ class EncodedBatch:
             _HOLDS[id(self)] = hold
 
     def __copy__(self) -> "EncodedBatch":
-        """A copy of a batch that holds a shared buffer has bytes of its own: it neither shares nor holds
-        the buffer."""
-        if not self._holds():
+        """A copy of a batch whose bytes are read from a shared buffer has bytes of its own: it neither
+        shares nor holds the buffer."""
+        if not self._in_buffer():
             return dataclasses.replace(self)
         return dataclasses.replace(self, flat=self.flat.clone(), slot=None)
 
     def __deepcopy__(self, memo: Dict[int, Any]) -> "EncodedBatch":
-        kept = ("flat", "slot") if self._holds() else ()
+        kept = ("flat", "slot") if self._in_buffer() else ()
         copied = {f.name: copy.deepcopy(getattr(self, f.name), memo) for f in dataclasses.fields(self)
                   if f.name not in kept}
         return dataclasses.replace(self, **copied, **({"flat": self.flat.clone(), "slot": None} if kept else {}))
 
-    def _holds(self) -> bool:
-        hold = _HOLDS.get(id(self))
-        return hold is not None and hold.alive
+    def _in_buffer(self) -> bool:
+        """Whether ``flat`` is a view of a shared buffer (in a worker, before it is sent, it is empty)."""
+        return self.slot is not None and self.flat.numel() > 0
 
     def release(self) -> None:
         """Done with the bytes: their shared buffer goes back to its worker, which may overwrite it from
-        now on (``flat`` becomes empty). Nothing for bytes in a tensor of their own. (A batch made with
-        ``dataclasses.replace`` shares the buffer but does not hold it: ``copy.copy`` copies the bytes.)"""
+        now on (``flat`` becomes empty, ``slot`` None). Nothing for bytes in a tensor of their own. (A batch
+        made with ``dataclasses.replace`` shares the buffer but does not hold it: ``copy.copy`` and pickle
+        copy the bytes.)"""
         hold = _HOLDS.get(id(self))
         if hold is not None and hold.alive:
-            self.flat = torch.empty(0, dtype=torch.uint8)
+            self.flat, self.slot = torch.empty(0, dtype=torch.uint8), None
             hold()
 
 
@@ -714,8 +717,10 @@ class SharedSlots:
         capacity = -(-capacity // 65536) * 65536
         if os.path.isdir("/dev/shm"):
             shm = os.statvfs("/dev/shm")  # what buffers made already take is no longer free
-            local = os.environ.get("LOCAL_WORLD_SIZE", "")
-            processes = int(local) if local.isdigit() and int(local) > 0 else 1
+            try:
+                processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+            except ValueError:
+                processes = 1
             room = shm.f_bavail * shm.f_frsize // processes // 2
             count = min(count, room // (workers * capacity))
             if count < 2:
@@ -871,8 +876,9 @@ class BatchedImageLoader(DeviceLoader):
         slots = None
         if self.shared_buffers and num_workers > 0:
             # Each worker's batches made ahead, plus its share of those this process holds undecoded: the
-            # receiving thread's queue, the one it waits to queue and the one being decoded.
-            held_here = self.receive_ahead + 2
+            # receiving thread's queue, the one it waits to queue and the one being decoded (without that
+            # thread, the one being decoded).
+            held_here = self.receive_ahead + 2 if self.receive_ahead else 1
             slots = SharedSlots.for_files([path for path, _ in samples], batch_size, num_workers,
                                           PREFETCH_BATCHES + -(-held_here // num_workers))
         self.loader = encoded_loader(EncodedImageDataset(samples, train), batch_size, self.sampler, num_workers,
