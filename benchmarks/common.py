@@ -69,6 +69,15 @@ def pick_device(name: str):
     return torch.device(name)
 
 
+def configured(**settings):
+    """BatchedImageLoader with these class attributes (``receive_ahead``, ``decode_ahead``,
+    ``shared_buffers``) in place before a loader is made: its __init__ sizes the shared buffers by them,
+    so setting them on a loader already made would measure another one."""
+    from mobilenet_v1.data import BatchedImageLoader
+
+    return type("BatchedImageLoader", (BatchedImageLoader,), settings) if settings else BatchedImageLoader
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 

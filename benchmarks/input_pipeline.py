@@ -28,7 +28,7 @@ import os
 import tempfile
 import time
 
-from common import emit_json, machine, make_jpeg_folder, median, pick_device, print_table
+from common import configured, emit_json, machine, make_jpeg_folder, median, pick_device, print_table
 
 import torch
 from torchvision.io import ImageReadMode, decode_jpeg
@@ -134,15 +134,14 @@ def stacked_crops_rate(root, passes, **kw):
         T.batch_resized_crop = PACKAGE_CROP
 
 
-def pipeline_with(make=BatchedImageLoader, **settings):
+def pipeline_with(make=None, **settings):
     """A function(root, passes, **loader kw) -> images/s of the GPU pipeline that ``make(root, **kw)``
-    builds, with these settings of its loader (``receive_ahead``, ``decode_ahead``); none: the pipeline
-    as it is."""
+    builds (default: the package's loader with these settings, ``common.configured``); none: the
+    pipeline as it is."""
+    make = make or configured(**settings)
+
     def rate(root, passes, **kw):
-        loader = make(root, **kw)
-        for name, value in settings.items():
-            setattr(loader, name, value)
-        return rate_of(loader, kw["device"], passes)
+        return rate_of(make(root, **kw), kw["device"], passes)
     return rate
 
 
@@ -216,12 +215,6 @@ def decode_only(folder, device, batch):
     return (len(datas) // batch * batch) / (time.perf_counter() - t)
 
 
-class TensorPerBatch(BatchedImageLoader):
-    """The GPU pipeline as before 2026-11-30: each batch's bytes cross from the worker in a tensor of
-    their own (new shared memory per batch), not in ``data.SharedSlots``' buffers."""
-    shared_buffers = False
-
-
 def receive(data_dir, batch_size, workers, rounds, batches=6):
     """Milliseconds the process that feeds the GPU spends on one batch from the GPU pipeline's workers
     besides decoding it, once the workers are ahead: receiving it (``next`` on its DataLoader), reading
@@ -232,7 +225,7 @@ def receive(data_dir, batch_size, workers, rounds, batches=6):
     loaders = {name: make(data_dir, batch_size=batch_size, train=True, image_size=224, device=torch.device("cpu"),
                           seed=1, num_workers=workers).loader
                for name, make in (("shared buffers (the package)", BatchedImageLoader),
-                                  ("a tensor per batch (before)", TensorPerBatch))}
+                                  ("a tensor per batch (before)", configured(shared_buffers=False)))}
     times = {name: [] for name in loaders}
     for r in range(rounds + 1):
         for name in sorted(loaders, reverse=bool(r % 2)):
@@ -375,7 +368,7 @@ def main():
     if args.decoded_ahead:
         experiments["gpu, decoded in a thread of its own, 2 ahead of the crop"] = pipeline_with(decode_ahead=2)
     if args.tensor_per_batch:
-        experiments["gpu, a tensor per batch (before)"] = pipeline_with(TensorPerBatch)
+        experiments["gpu, a tensor per batch (before)"] = pipeline_with(shared_buffers=False)
     if experiments:
         for name, values in alternated(experiments, args.rounds, args.data_dir, args.passes, common).items():
             payload["images_per_s"][name] = median(values)

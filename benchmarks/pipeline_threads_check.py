@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from common import emit_json, machine, make_jpeg_folder, pick_device, print_table
+from common import configured, emit_json, machine, make_jpeg_folder, pick_device, print_table
 
 from mobilenet_v1.data import BatchedImageLoader
 
@@ -77,10 +77,9 @@ def main():
     busy = gpu_work(device, args.busy_ms)
 
     def loader(receive_ahead, decode_ahead):
-        lo = BatchedImageLoader(args.data_dir, batch_size=args.batch_size, train=True, image_size=224, device=device,
-                                seed=3, num_workers=args.workers, channels_last=True)
-        lo.receive_ahead, lo.decode_ahead = receive_ahead, decode_ahead
-        return lo
+        return configured(receive_ahead=receive_ahead, decode_ahead=decode_ahead)(
+            args.data_dir, batch_size=args.batch_size, train=True, image_size=224, device=device, seed=3,
+            num_workers=args.workers, channels_last=True)
 
     reference = epoch(loader(0, 0), None)
     finish, record_stream = BatchedImageLoader.finish, torch.Tensor.record_stream

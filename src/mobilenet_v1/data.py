@@ -5,8 +5,6 @@ channels_last when asked. Every random choice comes from the run's seed, the epo
 position, so an epoch's data order and augmentation do not depend on the number of loader workers.
 """
 import contextlib
-import copy
-import dataclasses
 import functools
 import glob
 import hashlib
@@ -605,18 +603,18 @@ class EncodedBatch:
     slot: Optional[Tuple[str, int]] = None  # (SharedSlots token, buffer index) holding the bytes; None: flat
 
     def __getstate__(self) -> Dict[str, Any]:
-        if self._in_buffer():  # read from a shared buffer here: the bytes travel, not the buffer
+        """Pickled (or copied) where its bytes are read from a shared buffer, the bytes travel, not the
+        buffer: the copy neither shares nor holds it."""
+        if self.slot is not None and self.flat.numel():
             return {**self.__dict__, "flat": self.flat.clone(), "slot": None}
-        return {**self.__dict__, "_pickled_in": os.getpid()}
+        return dict(self.__dict__)
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         """Unpickled in the process that decodes it, having crossed from a worker: bytes left in a shared
         buffer are read in place (``flat`` is a view of the buffer), which stays this batch's until
-        :meth:`release`, or until the batch is dropped undecoded (an epoch left early). Unpickled in the
-        process that pickled it, nothing is taken: the batch is as it was there."""
-        pickled_in = state.pop("_pickled_in", None)
+        :meth:`release`, or until the batch is dropped undecoded (an epoch left early)."""
         self.__dict__.update(state)
-        if self.slot is not None and pickled_in is not None and pickled_in != os.getpid():
+        if self.slot is not None:
             slots = _SHARED_SLOTS.get(self.slot[0])
             if slots is None:
                 raise RuntimeError("a GPU-pipeline batch arrived after the loader that made its shared buffers "
@@ -626,28 +624,11 @@ class EncodedBatch:
             hold.atexit = False
             _HOLDS[id(self)] = hold
 
-    def __copy__(self) -> "EncodedBatch":
-        """A copy of a batch whose bytes are read from a shared buffer has bytes of its own: it neither
-        shares nor holds the buffer."""
-        if not self._in_buffer():
-            return dataclasses.replace(self)
-        return dataclasses.replace(self, flat=self.flat.clone(), slot=None)
-
-    def __deepcopy__(self, memo: Dict[int, Any]) -> "EncodedBatch":
-        kept = ("flat", "slot") if self._in_buffer() else ()
-        copied = {f.name: copy.deepcopy(getattr(self, f.name), memo) for f in dataclasses.fields(self)
-                  if f.name not in kept}
-        return dataclasses.replace(self, **copied, **({"flat": self.flat.clone(), "slot": None} if kept else {}))
-
-    def _in_buffer(self) -> bool:
-        """Whether ``flat`` is a view of a shared buffer (in a worker, before it is sent, it is empty)."""
-        return self.slot is not None and self.flat.numel() > 0
-
     def release(self) -> None:
         """Done with the bytes: their shared buffer goes back to its worker, which may overwrite it from
         now on (``flat`` becomes empty, ``slot`` None). Nothing for bytes in a tensor of their own. (A batch
-        made with ``dataclasses.replace`` shares the buffer but does not hold it: ``copy.copy`` and pickle
-        copy the bytes.)"""
+        made with ``dataclasses.replace`` shares the buffer but does not hold it: ``copy`` and pickle copy
+        the bytes.)"""
         hold = _HOLDS.get(id(self))
         if hold is not None and hold.alive:
             self.flat, self.slot = torch.empty(0, dtype=torch.uint8), None
@@ -688,11 +669,9 @@ class SharedSlots:
             raise ValueError(f"SharedSlots: workers, count and capacity must be at least 1, got "
                              f"{workers}, {count}, {capacity}")
         self.count, self.capacity = count, capacity
-        self.nbytes = workers * count * capacity
-        storage = torch.UntypedStorage._new_shared(self.nbytes)  # in shared memory from the start: no copy
+        storage = torch.UntypedStorage._new_shared(workers * count * capacity)  # in shared memory at once: no copy
         self.buffers = torch.empty(0, dtype=torch.uint8).set_(storage).view(workers * count, capacity)
         self.held = torch.zeros(workers * count, dtype=torch.uint8).share_memory_()  # 1: a batch's bytes are there
-        self.received = 0  # batches that arrived in a buffer (counted where they are unpickled)
         self.token = f"{os.getpid()}-{next(_SLOT_TOKENS)}"
         _SHARED_SLOTS[self.token] = self
 
@@ -705,10 +684,10 @@ class SharedSlots:
         where not even those fit, or no file could be read."""
         if workers < 1 or not paths:
             return None
-        sizes = []
-        for i in range(min(256, len(paths))):
+        sizes, sampled = [], min(256, len(paths))
+        for i in range(sampled):
             try:
-                sizes.append(os.path.getsize(paths[i * len(paths) // min(256, len(paths))]))
+                sizes.append(os.path.getsize(paths[i * len(paths) // sampled]))
             except OSError:
                 continue
         if not sizes or max(sizes) == 0:
@@ -746,7 +725,6 @@ class SharedSlots:
         return None
 
     def view(self, index: int, nbytes: int) -> torch.Tensor:
-        self.received += 1
         return self.buffers[index, :nbytes]
 
     def release(self, index: int, pid: int) -> None:
@@ -966,7 +944,8 @@ class BatchedImageLoader(DeviceLoader):
             x = self.transform(images, seeds, draws)
         else:
             x = torch.empty((0, 3, self.image_size, self.image_size), dtype=torch.uint8, device=self.device)
-        return self.normalize(x), labels.to(self.device, non_blocking=True)
+        # Not from pageable memory: that copy would wait on the host for the crop queued on this stream.
+        return self.normalize(x), T.to_device_nowait(labels, self.device)
 
     def __iter__(self):
         # The workers' iterator is made here, in the caller's thread: the first one starts the workers,
