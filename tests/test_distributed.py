@@ -413,3 +413,23 @@ def test_two_ranks_evaluate_the_checkpoint_rank_0_chose_in_a_folder(odd_cifar, t
     # The confusion matrices of the two shards add up to the one of the whole set.
     assert result["per_class"] == evaluate.per_class(single["confusion"], single["classes"])
     assert sum(r["images"] for r in result["per_class"]) == 41
+
+
+def test_a_run_of_one_process_continues_on_two_in_its_own_folder(cifar_dir, tmp_path):
+    """One process, 12 steps an epoch, then torchrun with 2 (6 steps an epoch) and --resume auto: the
+    job finds the run's checkpoints in save_checkpoint_path itself (a distributed run's own would be in
+    ckpt_0/), continues there from the epoch's end at the new count, and counts the global step on."""
+    run = tmp_path / "run"
+    opts = TINY + [f"--dataset_path={cifar_dir}", "--class_num=4", "--batch_size=16", "--save_checkpoint_epochs=1",
+                   f"--save_checkpoint_path={run}", "--log_interval=0"]
+    train.run(load_config(opts + ["--epoch_size=2"]))
+    r = torchrun("--standalone", "--nproc_per_node=2", "-m", "mobilenet_v1", "train", *opts, "--epoch_size=3",
+                 "--resume=auto")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert f"the checkpoints of this run are in {run}, written by one process: it continues there" in r.stdout
+    assert f"continuing from {run / 'mobilenetv1-2_12.ckpt'} after epoch 2" in r.stdout
+    assert "this run makes 6 of 32" in r.stdout
+    assert not (run / "ckpt_0").exists()
+    last = ckpt_io.load_file(str(run / "mobilenetv1-3_6.ckpt"))
+    assert (last["step"], last["step_offset"], last["samples_per_step"]) == (30, 12, 32)
+    assert [rec["step"] for rec in read_metrics(str(run))["epochs"]] == [12, 24, 30]

@@ -23,6 +23,7 @@ from mobilenet_v1.data import (CIFAR_TRAIN_FOLDER, BadSampleWarning, DataError, 
 from mobilenet_v1.engine import make_optimizer, make_scaler, train_one_epoch
 from mobilenet_v1.model import MobileNetV1
 from mobilenet_v1.nonfinite import NonFiniteError, NonFiniteGuard, init_momentum_buffers
+from mobilenet_v1.tracking import read_metrics
 from mobilenet_v1 import transforms as T
 
 from conftest import jpeg_bytes, smooth_image
@@ -468,10 +469,15 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
         lambda c: c["optimizer"]["state"][0]["momentum_buffer"].fill_(float("nan")))
     assert "missing 1: fc.bias" in problem(lambda c: c["model"].pop("fc.bias"))
     assert "not a training checkpoint (no optimizer)" in problem(lambda c: c.pop("optimizer"))
-    # Another count of steps per epoch (a bad file removed from a small folder, say): what continues it is said.
-    assert ("written at 12 steps per epoch, this run has 6" in problem(lambda c: None, spe=6)
-            and "--pre_trained x.ckpt starts a new run from its weights" in problem(lambda c: None, spe=6))
+    # Another count of steps per epoch (a bad file removed from a small folder, another batch size or
+    # process count): an epoch's end continues there, a point inside an epoch does not, and what does is said.
+    assert ckpt_io.validate_training_checkpoint(good, "g", model, optimizer, 6) == (2, 0)
+    inside = problem(lambda c: c.update({"epoch": 1, "step": 15, "step_in_epoch": 3}), spe=6)
+    assert ("saved after 3 of the 12 steps of epoch 2, this run makes 6 steps an epoch" in inside
+            and "resume from an epoch's end" in inside and "--pre_trained x.ckpt starts a new run" in inside)
     assert "step 5 is not epoch 2 x 12 + 0" in problem(lambda c: c.update({"step": 5}))
+    assert "step 24 is not epoch 2 x 12 + 0 + step_offset 3" in problem(lambda c: c.update({"step_offset": 3}))
+    assert "step_offset '3' are not counts" in problem(lambda c: c.update({"step_offset": "3"}))
     assert "loss scale" in problem(lambda c: c.update({"scaler": {"scale": float("nan")}}))
     # An image folder that gained, lost or renamed a class folder would relabel the data mid-run.
     with_classes = lambda c: c.update({"classes": ["n01", "n02"]})  # noqa: E731
@@ -596,16 +602,20 @@ def test_a_run_sent_back_moves_what_came_after_aside_and_a_restart_keeps_to_its_
 
 def test_what_a_resume_point_supersedes(tmp_path):
     """After 5 of the 10 steps of epoch 2: the checkpoints named after that point and a best saved
-    later, or by a run of another number of steps per epoch, move aside; the rest stays."""
+    later (as a share of epochs, whatever its steps per epoch) move aside; the rest stays."""
     model = {"w": torch.zeros(1)}
     for name in ("mobilenetv1-1_10.ckpt", "mobilenetv1-2_5.ckpt", "mobilenetv1-2_10.ckpt", "mobilenetv1-3_4.ckpt"):
         ckpt_io.atomic_save({"model": model}, str(tmp_path / name))
     best = str(tmp_path / ckpt_io.BEST_NAME)
-    ckpt_io.atomic_save({"model": model, "step": 15, "steps_per_epoch": 10}, best)  # saved at that very point
+    at_point = {"epoch": 1, "step_in_epoch": 5, "steps_per_epoch": 10}
+    ckpt_io.atomic_save({"model": model, **at_point}, best)  # saved at that very point
     aside, names = ckpt_io.move_superseded(str(tmp_path), 1, 5, 10)
     assert aside == str(tmp_path / "earlier-run-1") and names == ["mobilenetv1-2_10.ckpt", "mobilenetv1-3_4.ckpt"]
     assert sorted(os.listdir(tmp_path / "earlier-run-1")) == names and os.path.isfile(best)
-    for saved, moved in (({"step": 16, "steps_per_epoch": 10}, True), ({"step": 12, "steps_per_epoch": 8}, True),
+    for saved, moved in (({"epoch": 1, "step_in_epoch": 6, "steps_per_epoch": 10}, True),
+                         ({"epoch": 1, "step_in_epoch": 4, "steps_per_epoch": 8}, False),  # 1.5 epochs too
+                         ({"epoch": 1, "step_in_epoch": 5, "steps_per_epoch": 8}, True),
+                         ({"epoch": 2, "steps_per_epoch": 4}, True), ({"epoch": 1}, False),
                          ({"step": 12}, False), ({}, False)):
         ckpt_io.atomic_save({"model": model, **saved}, best)
         aside, names = ckpt_io.move_superseded(str(tmp_path), 1, 5, 10)
@@ -614,15 +624,77 @@ def test_what_a_resume_point_supersedes(tmp_path):
             os.replace(os.path.join(aside, ckpt_io.BEST_NAME), best)
     assert [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(tmp_path))] == [
         "mobilenetv1-1_10.ckpt", "mobilenetv1-2_5.ckpt"]
+    # From the end of epoch 2 at 10 steps (the resumed run may make another number): what is named after
+    # epoch 2 came after it, whatever its number; epoch 2's own files came before it or are it.
+    for name in ("mobilenetv1-2_10.ckpt", "mobilenetv1-3_4.ckpt", "mobilenetv1-3_20.ckpt"):
+        ckpt_io.atomic_save({"model": model}, str(tmp_path / name))
+    aside, names = ckpt_io.move_superseded(str(tmp_path), 2, 0, 10)
+    assert names == ["mobilenetv1-3_4.ckpt", "mobilenetv1-3_20.ckpt"]
+    assert [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(tmp_path))] == [
+        "mobilenetv1-1_10.ckpt", "mobilenetv1-2_5.ckpt", "mobilenetv1-2_10.ckpt"]
 
 
 def test_a_refused_resume_leaves_the_runs_config_yaml(cifar_dir, tmp_path, capsys, one_thread):
     run = tmp_path / "run"
     assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=1")]) == 0
     before = (run / "config.yaml").read_text()
-    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--batch_size=8", "--resume=auto")]) == 1
+    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--width_mult=0.5", "--resume=auto")]) == 1
     assert "none of the 1 checkpoints" in capsys.readouterr().err
     assert (run / "config.yaml").read_text() == before
+
+
+def test_an_epoch_end_resumes_at_another_number_of_steps_per_epoch(cifar_dir, tmp_path, capsys, one_thread):
+    """Twice the batch (say, twice the GPUs): from an epoch's end the schedule goes on from the next
+    epoch's start in the new count, the global step counts on, and a checkpoint inside an epoch of the
+    old count is passed over and moved aside. A further resume at the new count keeps counting."""
+    run = tmp_path / "run"
+    saves = ["--save_checkpoint_epochs=1", "--save_checkpoint_steps=30"]
+    train.run(load_config(run_args(cifar_dir, run, "--epoch_size=3", *saves)))  # 12 steps an epoch; step 30: 3_6
+    (run / "mobilenetv1-3_12.ckpt").unlink()  # killed after the save inside epoch 3
+    capsys.readouterr()
+    args = run_args(cifar_dir, run, "--epoch_size=4", "--batch_size=32", *saves, "--resume=auto")
+    result = train.run(load_config(args))
+    out = capsys.readouterr().out
+    assert "passed over checkpoint " + str(run / "mobilenetv1-3_6.ckpt") in out and "resume from an epoch's end" in out
+    assert result["resumed_from"] == str(run / "mobilenetv1-2_12.ckpt") and result["steps_per_epoch"] == 6
+    assert ("was written at 12 steps per epoch of 16 samples, this run makes 6 of 32: the schedule continues at "
+            in out and "from the start of epoch 3 (step 13 of this run's), the global step from 25" in out)
+    # A longer schedule too: its rate is named at the global step.
+    assert "epoch_size 3 -> 4; step 25 trains at" in out
+    assert os.listdir(run / "earlier-run-1") == ["mobilenetv1-3_6.ckpt"]
+    # Epoch 3's 6 steps are global steps 25 to 30 (30: a multiple of save_checkpoint_steps, saved at its end).
+    assert [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(run))][-2:] == [
+        "mobilenetv1-3_6.ckpt", "mobilenetv1-4_6.ckpt"]
+    last = ckpt_io.load_file(str(run / "mobilenetv1-4_6.ckpt"))
+    assert (last["epoch"], last["step"], last["step_offset"], last["steps_per_epoch"]) == (4, 36, 12, 6)
+    epochs = read_metrics(str(run))["epochs"]
+    assert [(r["epoch"], r["step"]) for r in epochs] == [(1, 12), (2, 24), (3, 30), (4, 36)]
+    # The rates are the new schedule's at the same epochs: its steps 18 and 24 end epochs 3 and 4.
+    lr = train.schedule(load_config(args), 6, 32)
+    assert [r["lr"] for r in epochs[2:]] == pytest.approx([float(lr[17]), float(lr[23])], rel=1e-6)
+    # At the new count the offset carries on: one more epoch is global steps 37 to 42.
+    train.run(load_config(args[:-1] + ["--epoch_size=5", "--resume=auto"]))
+    further = ckpt_io.load_file(str(run / "mobilenetv1-5_6.ckpt"))
+    assert (further["step"], further["step_offset"]) == (42, 12)
+    assert [r["step"] for r in read_metrics(str(run))["epochs"]] == [12, 24, 30, 36, 42]
+
+
+def test_a_distributed_runs_checkpoints_continue_in_one_process_in_its_ckpt_0(cifar_dir, tmp_path, capsys,
+                                                                             one_thread):
+    """--resume auto in one process with a distributed run's save_checkpoint_path (checkpoints in its
+    ckpt_0/, none beside it) continues that run there rather than start over beside it."""
+    run = tmp_path / "run"
+    train.run(load_config(run_args(cifar_dir, run / "ckpt_0", "--epoch_size=1", "--save_checkpoint_epochs=1")))
+    capsys.readouterr()
+    result = train.run(load_config(run_args(cifar_dir, run, "--epoch_size=2", "--resume=auto")))
+    out = capsys.readouterr().out
+    assert f"the checkpoints of this run are in {run / 'ckpt_0'}, written by a distributed run" in out
+    assert result["resumed_from"] == str(run / "ckpt_0" / "mobilenetv1-1_12.ckpt")
+    assert result["checkpoint"] == str(run / "ckpt_0" / "mobilenetv1-2_12.ckpt")
+    assert sorted(os.listdir(run)) == ["ckpt_0"]
+    # Without --resume, a run starts in its own folder (the earlier one stays where it is).
+    train.run(load_config(run_args(cifar_dir, run, "--epoch_size=1")))
+    assert (run / "mobilenetv1-1_12.ckpt").is_file() and (run / "ckpt_0" / "mobilenetv1-2_12.ckpt").is_file()
 
 
 def test_checkpoint_names_sort_by_step_number(tmp_path):

@@ -4,6 +4,7 @@ import json
 import math
 import os
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -291,6 +292,9 @@ def test_continuation_keeps_the_checkpoints_own_step_in_tensorboard(tmp_path):
             first.log_step(i, torch.tensor(float(epoch)), 0.1, 8)
         first.log_epoch(epoch, EpochResult(1.0, 1.0, 10, 1.0, 80), 0.1, {"top_1": 0.5 * epoch, "top_5": 1.0})
     first.close()
+    # TensorBoard reads event files in name order: the second they were made in, then a counter of this
+    # process's writers, which sorts "10" before "9". In another second they sort as they were made.
+    time.sleep(1.01 - time.time() % 1.0)
     again = RunLogger(str(tmp_path), epochs=2, steps_per_epoch=10, start_epoch=1, log_interval=5, progress=False)
     again.begin_epoch(2)
     for i in range(10):

@@ -214,25 +214,28 @@ def move_checkpoints_aside(folder: str) -> str:
 
 
 def move_superseded(folder: str, epoch: int, in_epoch: int, steps_per_epoch: int) -> Tuple[str, List[str]]:
-    """A run that resumes after ``in_epoch`` steps of the epoch following ``epoch`` completed ones discards
-    whatever was trained after that point. The checkpoints in ``folder`` saved after it (a run sent back
-    to an earlier checkpoint, or newer ones a resume passed over) move, untouched, into a new
+    """A run that resumes after ``in_epoch`` of the ``steps_per_epoch`` steps of the epoch following
+    ``epoch`` completed ones (the point and count of the checkpoint it resumes from) discards whatever
+    was trained after that point. The checkpoints in ``folder`` saved after it (a run sent back to an
+    earlier checkpoint, or newer ones a resume passed over) move, untouched, into a new
     ``earlier-run-N``: the resumed run would overwrite them under the same names, and a torchrun restart
-    would take them for its own. So does a best checkpoint saved after it, or by a run of another number
-    of steps per epoch (whose steps are other points), which would otherwise stand as the best of a
-    history that no longer holds its epoch. One that cannot be read, or records neither, stays. Returns
-    the folder and the names moved ("", [] when none)."""
-    at = (epoch, steps_per_epoch) if in_epoch == 0 else (epoch + 1, in_epoch)
-    names = [os.path.basename(path) for e, k, path in _numbered(folder) if (e, k) > at]
+    would take them for its own. So does a best checkpoint saved after it, which would otherwise stand
+    as the best of a history that no longer holds its epoch. Points compare as shares of epochs, so a
+    history whose steps per epoch changed at an epoch's end compares alike. One that cannot be read, or
+    records no epoch, stays. Returns the folder and the names moved ("", [] when none)."""
+    if in_epoch == 0:  # an epoch's end: everything named after a later epoch (of whatever count) came after
+        names = [os.path.basename(path) for e, _, path in _numbered(folder) if e > epoch]
+    else:
+        names = [os.path.basename(path) for e, k, path in _numbered(folder) if (e, k) > (epoch + 1, in_epoch)]
     best = os.path.join(folder, BEST_NAME)
     if os.path.isfile(best):
         try:
             saved = load_file(best)
         except CheckpointError:
             saved = {}
-        other_run = saved.get("steps_per_epoch") not in (None, steps_per_epoch)
-        later = isinstance(saved.get("step"), int) and saved["step"] > epoch * steps_per_epoch + in_epoch
-        if other_run or later:
+        e, k, spe = saved.get("epoch"), saved.get("step_in_epoch", 0), saved.get("steps_per_epoch") or steps_per_epoch
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in (e, k, spe)) and spe > 0 \
+                and (e * spe + k) * steps_per_epoch > (epoch * steps_per_epoch + in_epoch) * spe:
             names.append(BEST_NAME)
     return _move_aside(folder, names), names
 
@@ -513,9 +516,11 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
     """Check that ``ckpt`` can continue training ``model`` with ``optimizer`` at ``steps_per_epoch``:
     the keys a training checkpoint needs, its format, every model and optimiser tensor, the scaler,
     the recorded position and RNG state, (an image folder's ``classes``) the class list, whose
-    order gives the labels, and with ``check_ema`` the weight average it may hold. A checkpoint saved
-    inside an epoch must record this run's ``samples_per_step`` (batch_size x grad_accum_steps x
-    processes) where it records one: its position counts steps of that many samples. With
+    order gives the labels, and with ``check_ema`` the weight average it may hold. A checkpoint saved at
+    an epoch's end continues at any number of steps per epoch (another batch size or process count:
+    the next epoch starts); one saved inside an epoch must have been written at ``steps_per_epoch`` and
+    record this run's ``samples_per_step`` (batch_size x grad_accum_steps x processes) where it records
+    one: its position counts steps of that many samples. With
     ``val_split``, the file's run must have held out the same share (or none with 0); with ``opt``, it
     must have trained with that optimiser (its configuration says which; none: the seed's momentum);
     with ``freeze_layers``, it must have frozen as many layers (the optimiser holds the others' state).
@@ -573,18 +578,23 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
         problems.append("rng: no torch generator state")
     position = None
     fields = [ckpt["epoch"], ckpt["step"], ckpt.get("step_in_epoch", 0), ckpt.get("steps_per_epoch", steps_per_epoch)]
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in fields):
+    offset = ckpt.get("step_offset", 0)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in fields) \
+            or not isinstance(offset, int) or isinstance(offset, bool):
         problems.append(f"position: epoch {fields[0]!r}, step {fields[1]!r}, step_in_epoch {fields[2]!r}, "
-                        f"steps_per_epoch {fields[3]!r} are not counts")
+                        f"steps_per_epoch {fields[3]!r}, step_offset {offset!r} are not counts")
     else:
         epoch, step, in_epoch, spe = fields
-        if spe != steps_per_epoch:
-            problems.append(f"written at {spe} steps per epoch, this run has {steps_per_epoch} (another batch "
-                            f"size, grad_accum_steps, data set or device count): its step count and schedule "
-                            f"position mean another point here (the settings or files it ran with continue it; "
-                            f"--pre_trained {source} starts a new run from its weights)")
-        elif step != epoch * spe + in_epoch or in_epoch >= spe:
-            problems.append(f"position: step {step} is not epoch {epoch} x {spe} + {in_epoch}")
+        if step != epoch * spe + in_epoch + offset or in_epoch >= spe:
+            problems.append(f"position: step {step} is not epoch {epoch} x {spe} + {in_epoch}"
+                            + (f" + step_offset {offset}" if offset else ""))
+        elif in_epoch and spe != steps_per_epoch:
+            # A point inside an epoch is a share of its steps; at another count it falls between two
+            # steps, or on one whose checkpoint name would sort before this file's.
+            problems.append(f"saved after {in_epoch} of the {spe} steps of epoch {epoch + 1}, this run makes "
+                            f"{steps_per_epoch} steps an epoch (another batch size, grad_accum_steps, data set or "
+                            f"device count): resume from an epoch's end, which continues at any count (or with the "
+                            f"settings it ran with; --pre_trained {source} starts a new run from its weights)")
         elif in_epoch and samples_per_step is not None and ckpt.get("samples_per_step") not in (None, samples_per_step):
             problems.append(f"saved after {in_epoch} steps of {ckpt['samples_per_step']} samples into epoch "
                             f"{epoch + 1}, this run's steps take {samples_per_step} (another batch_size, "

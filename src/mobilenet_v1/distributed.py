@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch.distributed.rendezvous import rendezvous
 from torch import nn
 
-from .checkpoint import DISTRIBUTED_SUBFOLDER, unwrap
+from .checkpoint import DISTRIBUTED_SUBFOLDER, list_checkpoints, unwrap
 from .runtime import print0
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -85,12 +85,22 @@ class Context:
         return (f"distributed: {self.world_size} processes ({self.backend}), batch_size {batch_size} per "
                 f"process = {per_step}; rank 0 prints and saves")
 
-    def checkpoint_dir(self, base: str) -> str:
+    def checkpoint_dir(self, base: str, continuing: bool = False) -> str:
         """The run's checkpoint folder, the same for every rank: ``<save_checkpoint_path>/ckpt_0`` when
         distributed (the seed's ``ckpt_{rank}`` of the one rank that saves), ``save_checkpoint_path``
         itself otherwise. Every rank reads from it (a resumed or restarted job: all ranks must load the
-        same file), only rank 0 writes to it."""
-        return os.path.join(base, DISTRIBUTED_SUBFOLDER) if self.enabled else base
+        same file), only rank 0 writes to it.
+
+        A run ``continuing`` (``--resume auto``) whose folder holds no checkpoint keeps to the other one
+        where that holds its history: a run trained by one process goes on under torchrun in
+        ``save_checkpoint_path`` itself, and a distributed one goes on in one process in its ``ckpt_0/``,
+        rather than start over beside it."""
+        own = os.path.join(base, DISTRIBUTED_SUBFOLDER) if self.enabled else base
+        if continuing:
+            other = base if self.enabled else os.path.join(base, DISTRIBUTED_SUBFOLDER)
+            if not list_checkpoints(own) and list_checkpoints(other):
+                return other
+        return own
 
     def shard(self) -> Dict[str, int]:
         """``build_loader`` arguments: this rank's disjoint shard of the data set."""

@@ -7,7 +7,8 @@ only every ``log_interval`` steps and at the end of each epoch.
 ``metrics.jsonl`` holds one JSON object per line, ``kind`` being
 - ``start``: a run (or a continuation with ``pretrain_epoch_size``) begins after ``epoch``/``step``;
   records written earlier in the file from that step on belong to a superseded run;
-- ``step``: ``step`` (global, counted from 1), ``epoch`` (epochs done, fractional), ``loss``, ``lr``,
+- ``step``: ``step`` (global, counted from 1: the optimiser steps taken, which go on counting through a
+  resume at another number of steps per epoch), ``epoch`` (epochs done, fractional), ``loss``, ``lr``,
   ``images_per_s`` (since the previous logged step);
 - ``epoch``: ``epoch`` (counted from 1), ``step``, ``loss`` (the last step's, as the seed's log line),
   ``mean_loss``, ``lr`` (the last step's), ``images_per_s``, ``epoch_seconds`` and, when the epoch was
@@ -111,12 +112,15 @@ class RunLogger:
 
     def __init__(self, run_dir: Optional[str], epochs: int, steps_per_epoch: int, start_epoch: int = 0,
                  log_interval: int = 50, preamble: str = "", progress: Optional[bool] = None,
-                 tensorboard: bool = True, start_in_epoch: int = 0) -> None:
+                 tensorboard: bool = True, start_in_epoch: int = 0, step_offset: int = 0) -> None:
         self.active = runtime.is_rank0()
         self.run_dir = run_dir if self.active else None
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
         self.log_interval = log_interval
+        # The global step minus the position in the schedule: not 0 after a resume at another number of
+        # steps per epoch, so that steps, TensorBoard's axis included, count on from the checkpoint's.
+        self.step_offset = step_offset
         # A bar needs a terminal to redraw on; in a log file it would be a smear of carriage returns.
         self.progress = (sys.stdout.isatty() if progress is None else progress) and self.active
         self.best_top_1 = -math.inf
@@ -134,7 +138,7 @@ class RunLogger:
             self._log.flush()
             # A resume from a mid-epoch checkpoint continues after start_in_epoch steps of the next epoch:
             # the records of those steps, which the checkpoint holds, stay.
-            start_step = start_epoch * steps_per_epoch + start_in_epoch
+            start_step = start_epoch * steps_per_epoch + start_in_epoch + step_offset
             if start_epoch > 0:
                 self.best_top_1 = self._best_before(start_epoch)
             self._metrics = _open_for_append(os.path.join(self.run_dir, METRICS_FILE))
@@ -196,7 +200,7 @@ class RunLogger:
         """Whether step ``i`` (0-based) of epoch ``epoch`` (from 1) makes a record (and reads its loss
         back): on every rank alike, so that a distributed run can average the loss over the ranks there."""
         done = i + 1
-        step = (epoch - 1) * self.steps_per_epoch + done
+        step = (epoch - 1) * self.steps_per_epoch + done + self.step_offset
         return done >= self.steps_per_epoch or (self.log_interval > 0 and step % self.log_interval == 0)
 
     def log_step(self, i: int, loss: torch.Tensor, lr: float, images: int) -> None:
@@ -205,7 +209,8 @@ class RunLogger:
             return
         self._images += images
         done = i + 1
-        step = (self._epoch - 1) * self.steps_per_epoch + done
+        position = (self._epoch - 1) * self.steps_per_epoch + done
+        step = position + self.step_offset
         last = done >= self.steps_per_epoch
         due = self.record_due(self._epoch, i)
         if due:
@@ -226,7 +231,7 @@ class RunLogger:
             return
         rate = (self._images - self._images_last) / max(now - self._t_last, 1e-9)
         self._t_last, self._images_last = now, self._images
-        self._write({"kind": "step", "step": step, "epoch": round(step / self.steps_per_epoch, 6),
+        self._write({"kind": "step", "step": step, "epoch": round(position / self.steps_per_epoch, 6),
                      "loss": self._loss, "lr": lr, "images_per_s": round(rate, 2)})
         self._scalars({"train/loss": self._loss, "train/lr": lr, "train/images_per_s": rate}, step)
         if not last:  # the seed's epoch line follows the last step
@@ -252,7 +257,7 @@ class RunLogger:
         if self._bar is not None:  # an epoch that ended early
             self._bar.close()
             self._bar = None
-        step = epoch * self.steps_per_epoch
+        step = epoch * self.steps_per_epoch + self.step_offset
         rate = result.images / max(result.seconds, 1e-9)
         record: Dict[str, Any] = {"kind": "epoch", "epoch": epoch, "step": step, "loss": result.last_loss,
                                   "mean_loss": result.mean_loss, "lr": lr, "images_per_s": round(rate, 2),

@@ -200,11 +200,13 @@ class CheckpointWriter:
 
     A checkpoint after ``k`` steps of epoch ``e`` (counting from 1) is ``mobilenetv1-{e}_{k}.ckpt``:
     the seed's ``mobilenetv1-{e}_{steps_per_epoch}.ckpt`` at an epoch's end, MindSpore's numbering of
-    mid-epoch saves otherwise."""
+    mid-epoch saves otherwise. Its ``step`` counts the optimiser steps taken: the schedule position
+    ``epoch x steps_per_epoch + step_in_epoch`` plus ``step_offset``, which is not 0 after a resume
+    at another number of steps per epoch."""
 
     def __init__(self, cfg: Config, model, optimizer, scaler, guard: NonFiniteGuard, steps_per_epoch: int,
                  classes: Optional[List[str]], folder: Optional[str] = None, writes: bool = True,
-                 ema: Optional[WeightAverage] = None, samples_per_step: int = 0):
+                 ema: Optional[WeightAverage] = None, samples_per_step: int = 0, step_offset: int = 0):
         self.cfg, self.model, self.optimizer, self.scaler, self.guard = cfg, model, optimizer, scaler, guard
         self.ema = ema
         # The run's checkpoint folder: save_checkpoint_path, or its ckpt_0/ in a distributed run.
@@ -213,6 +215,7 @@ class CheckpointWriter:
         # False on the ranks of a distributed run other than 0: save() returns the path rank 0 writes.
         self.writes = writes
         self.samples_per_step = samples_per_step  # recorded: a mid-epoch position counts steps of these
+        self.step_offset = step_offset
         self.last = ""
 
     def newest(self) -> str:
@@ -231,12 +234,12 @@ class CheckpointWriter:
             self.last = path
             return path
         extra = {"step_in_epoch": in_epoch, "steps_per_epoch": spe, "nonfinite": self.guard.state_dict(),
-                 "samples_per_step": self.samples_per_step,
+                 "samples_per_step": self.samples_per_step, "step_offset": self.step_offset,
                  **(extra or {})}
         if self.ema is not None:
             extra["ema"] = self.ema.state_dict()
-        state = training_state(self.model, self.optimizer, self.scaler, epoch, epoch * spe + in_epoch, self.cfg,
-                               self.classes, extra)
+        state = training_state(self.model, self.optimizer, self.scaler, epoch,
+                               epoch * spe + in_epoch + self.step_offset, self.cfg, self.classes, extra)
         bad = nonfinite_entries(state)
         if bad:
             raise NonFiniteError(f"refusing to write checkpoint {path}: {', '.join(bad[:8])}"
@@ -316,12 +319,13 @@ def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, 
 
 
 def schedule_change(ckpt: Dict[str, Any], source: str, cfg: Config, lr: Sequence[float], step: int,
-                    batch: int = 0) -> str:
+                    batch: int = 0, offset: int = 0) -> str:
     """A line naming how this run's learning-rate schedule differs from that of the run that saved
     ``ckpt`` (its recorded configuration), with the rate each gives the next step (``step``: its index
-    in this run's schedule ``lr``; ``ckpt["step"]`` in the other's), or "" where none of
+    in this run's schedule ``lr``; the checkpoint's position in the other's), or "" where none of
     :data:`schedules.SCHEDULE_KEYS` changed nor the factor ``lr_base_size`` puts on the rates (``batch``:
-    this run's global batch; the checkpoint records its own).
+    this run's global batch; the checkpoint records its own). The line names the next step by its global
+    number, ``step + 1 + offset`` (``offset``: see :class:`CheckpointWriter`).
 
     Continuing with another schedule is legitimate (more epochs, a lower peak for a second stage), but
     the rate jumps where the two differ, which a loss curve shows without saying why."""
@@ -350,15 +354,33 @@ def schedule_change(ckpt: Dict[str, Any], source: str, cfg: Config, lr: Sequence
     if not changed or step >= len(lr):
         return ""
     text = (f"resume: the learning-rate schedule differs from that of {source}'s run: " + ", ".join(changed)
-            + f"; step {step + 1} trains at {float(lr[step]):.6g}")
+            + f"; step {step + 1 + offset} trains at {float(lr[step]):.6g}")
     try:
         theirs = schedule(was, int(ckpt.get("steps_per_epoch") or 0) or len(lr) // cfg.epoch_size, their_batch)
     except (TypeError, ValueError, ZeroDivisionError):  # a schedule that the recorded values do not make
         return text
-    at = int(ckpt["step"])
+    at = int(ckpt["step"]) - int(ckpt.get("step_offset") or 0)
     if at < len(theirs):
         return text + f", where that run's would train at {float(theirs[at]):.6g}"
     return text + f", where that run's last step trained at {float(theirs[-1]):.6g}"
+
+
+def steps_change(ckpt: Dict[str, Any], source: str, steps_per_epoch: int, batch: int, lr: Sequence[float],
+                 position: int) -> str:
+    """A line saying that the run resumes from an epoch's end at another number of steps per epoch
+    (another global batch, data set or process count), or "": the schedule goes on from the same
+    epoch, at position ``position`` of this run's ``lr``, while the global step counts on from the
+    checkpoint's (logs, TensorBoard and ``save_checkpoint_steps`` stay continuous)."""
+    theirs = ckpt.get("steps_per_epoch")
+    if not theirs or theirs == steps_per_epoch:
+        return ""
+    their_batch = ckpt.get("samples_per_step")
+    rate = f" at {float(lr[position]):.6g}" if position < len(lr) else ""
+    return (f"resume: {source} was written at {theirs} steps per epoch"
+            + (f" of {their_batch} samples" if their_batch else "")
+            + f", this run makes {steps_per_epoch} of {batch}: the schedule continues{rate} from the start of "
+              f"epoch {ckpt['epoch'] + 1} (step {position + 1} of this run's), the global step from "
+              f"{ckpt['step'] + 1}")
 
 
 # Training-recipe keys a resume may change (the run then trains with its own), named when it does.
@@ -501,7 +523,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
     if device.type == "cuda":
         # Fixed input shapes: let cuDNN pick the fastest algorithm per layer once.
         torch.backends.cudnn.benchmark = True
-    out_dir = dist.checkpoint_dir(cfg.save_checkpoint_path)
+    # Before a restart's resume below: a job started afresh keeps to its own folder when restarted (the
+    # other may hold an earlier run's checkpoints, which it never continued).
+    out_dir = dist.checkpoint_dir(cfg.save_checkpoint_path, continuing=cfg.resume == "auto")
     if not cfg.resume and dist.restarted:
         # A worker of this job died and torchrun restarted them all: starting over would discard the run.
         cfg = dataclasses.replace(cfg, resume="auto")
@@ -509,6 +533,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
     print0("configuration:\n" + dump_yaml(cfg).rstrip())
     if dist.enabled:
         print0(dist.describe(cfg.batch_size, cfg.grad_accum_steps))
+    if out_dir != dist.checkpoint_dir(cfg.save_checkpoint_path):
+        print0(f"resume auto: the checkpoints of this run are in {out_dir}, written by "
+               f"{'one process' if dist.enabled else 'a distributed run'}: it continues there")
     if dist.restarted:
         print0(f"torchrun restart {dist.restarted}: continuing from the newest complete checkpoint in {out_dir} "
                + (f"(--resume {cfg.resume})" if cfg.resume == "auto" else
@@ -590,6 +617,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
     guard = NonFiniteGuard(model, optimizer, device, cfg.max_nonfinite_steps)
 
     start_epoch, start_step, rng = cfg.pretrain_epoch_size, 0, None
+    step_offset = 0  # optimiser steps taken minus the schedule position: not 0 after a change of steps per epoch
     resumed_from = ""
     if cfg.resume:
         resumed_from, ckpt, (done_epochs, in_epoch) = find_resume(cfg, model, optimizer, steps_per_epoch, out_dir,
@@ -597,14 +625,16 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
         if ckpt is not None:
             restore_training_state(ckpt, resumed_from, model, optimizer, scaler, guard, ema)
             start_epoch, start_step, rng = done_epochs, in_epoch, ckpt["rng"]
-            change = schedule_change(ckpt, resumed_from, cfg, lr, done_epochs * steps_per_epoch + in_epoch,
-                                     step_images)
+            position = done_epochs * steps_per_epoch + in_epoch
+            step_offset = ckpt["step"] - position
+            change = schedule_change(ckpt, resumed_from, cfg, lr, position, step_images, step_offset)
             print0(f"resume: continuing from {resumed_from} after epoch {done_epochs}"
                    + (f" and {in_epoch} of the {steps_per_epoch} steps of epoch {done_epochs + 1}" if in_epoch else "")
                    + f" (global step {ckpt['step']}); model, optimizer, loss scale, schedule, data order and "
                      f"random state continue from there"
                    + ("; pre_trained is ignored" if cfg.pre_trained else ""))
-            for line in (change, recipe_change(ckpt, resumed_from, cfg)):
+            spe_change = steps_change(ckpt, resumed_from, steps_per_epoch, step_images, lr, position)
+            for line in (spe_change, change, recipe_change(ckpt, resumed_from, cfg)):
                 if line:
                     print0(line)
     if cfg.freeze_layers and not cfg.pre_trained and not resumed_from:
@@ -620,7 +650,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                     print0(f"save_checkpoint_path {out_dir} held the checkpoints of an earlier run, which this "
                            f"one does not continue (no --resume): moved them to {moved_to}")
             else:
-                moved_to, names = ckpt_io.move_superseded(out_dir, start_epoch, start_step, steps_per_epoch)
+                # In the checkpoint's own count: the names and the best checkpoint of its history use it.
+                moved_to, names = ckpt_io.move_superseded(out_dir, start_epoch, start_step,
+                                                          ckpt.get("steps_per_epoch") or steps_per_epoch)
                 if moved_to:
                     print0(f"resume: {', '.join(names)} in {out_dir} came after {resumed_from}, from training "
                            f"that this run supersedes: moved to {moved_to}"
@@ -631,11 +663,12 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                                           f"({e.strerror or e}); nothing was trained") from None
     step_model = torch.compile(model) if cfg.compile else model
     writer = CheckpointWriter(cfg, model, optimizer, scaler, guard, steps_per_epoch, loader.classes, out_dir,
-                              writes=dist.is_rank0, ema=ema, samples_per_step=step_images)
+                              writes=dist.is_rank0, ema=ema, samples_per_step=step_images, step_offset=step_offset)
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
 
     tracker = RunLogger(out_dir if cfg.save_checkpoint else None, cfg.epoch_size, steps_per_epoch,
-                        start_epoch, cfg.log_interval, early.getvalue(), start_in_epoch=start_step)
+                        start_epoch, cfg.log_interval, early.getvalue(), start_in_epoch=start_step,
+                        step_offset=step_offset)
     runtime.remove_log_file(early)  # from here on print0 writes to the log itself
     if start_epoch >= cfg.epoch_size:
         print0(f"resume: training is complete ({cfg.epoch_size} epoch{'s' if cfg.epoch_size > 1 else ''}); "
@@ -662,7 +695,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                 if dist.enabled and tracker.record_due(epoch + 1, i):
                     loss = dist.mean_over_ranks(loss)  # the job's loss, as timm logs it
                 tracker.log_step(i, loss, step_lr, step_images)
-                if every and (epoch * steps_per_epoch + i + 1) % every == 0 and i + 1 < steps_per_epoch:
+                if every and (epoch * steps_per_epoch + i + 1 + step_offset) % every == 0 and i + 1 < steps_per_epoch:
                     last_path = writer.save(epoch, i + 1)
 
             def stop(i: int, epoch: int = epoch) -> bool:
@@ -723,7 +756,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
             images = dist.all_reduce_counts({"images": result.images}, device)["images"]
             tracker.log_epoch(done, dataclasses.replace(result, images=images), float(lrs[-1]), accuracy)
             if cfg.save_checkpoint and (done % cfg.save_checkpoint_epochs == 0 or done == cfg.epoch_size
-                                        or (every and done * steps_per_epoch % every == 0) or stopping):
+                                        or (every and (done * steps_per_epoch + step_offset) % every == 0)
+                                        or stopping):
                 last_path = writer.save(done, 0)
             if stopping:
                 left_out = eval_loader is not None and (done % cfg.eval_interval == 0 or done == cfg.epoch_size)
