@@ -250,6 +250,16 @@ def test_the_schedule_note_names_only_keys_both_schedules_use_and_the_recipe_not
                     f"-> cosine, epoch_size 2 -> 4; step 21 trains at {float(lr[20]):.6g}, where that run's last step "
                     f"trained at {float(train.schedule(was, 10)[-1]):.6g}")
     assert float(train.schedule(was, 10)[-1]) == pytest.approx(was.lr_max * 0.5, rel=1e-6)  # its rate, not 0.98
+    # A file from a run that changed its steps per epoch: global step 17 is step 12 of its schedule (10 an
+    # epoch after a resume from 5), and this run's next step takes the global number on.
+    shorter = load_config(["--lr_decay_mode=cosine", "--epoch_size=3", "--warmup_epochs=0"])
+    midway = {"config": dataclasses.asdict(shorter), "step": 17, "step_offset": 5, "steps_per_epoch": 10,
+              "epoch": 1, "step_in_epoch": 2}
+    line = train.schedule_change(midway, "m.ckpt", now, lr, 12, offset=5)
+    theirs = train.schedule(shorter, 10)
+    assert theirs[12] != theirs[17] and line.endswith(
+        f"epoch_size 3 -> 4; step 18 trains at {float(lr[12]):.6g}, where that run's would train at "
+        f"{float(theirs[12]):.6g}")
     assert train.recipe_change(ckpt, "a.ckpt", now) == (
         "resume: a.ckpt was trained with drop_rate 0.2, auto_augment 'ta_wide', mixup_alpha 0; continuing with "
         "this run's drop_rate 0, auto_augment '', mixup_alpha 0.2")

@@ -643,16 +643,36 @@ def test_a_refused_resume_leaves_the_runs_config_yaml(cifar_dir, tmp_path, capsy
     assert (run / "config.yaml").read_text() == before
 
 
-def test_an_epoch_end_resumes_at_another_number_of_steps_per_epoch(cifar_dir, tmp_path, capsys, one_thread):
+def test_an_epoch_end_resumes_at_another_number_of_steps_per_epoch(cifar_dir, tmp_path, capsys, monkeypatch,
+                                                                    one_thread):
     """Twice the batch (say, twice the GPUs): from an epoch's end the schedule goes on from the next
-    epoch's start in the new count, the global step counts on, and a checkpoint inside an epoch of the
-    old count is passed over and moved aside. A further resume at the new count keeps counting."""
+    epoch's start in the new count and the global step counts on (records, TensorBoard, saves every N
+    steps). The pruning spared that epoch's end among saves inside epochs; those saved after it, of the
+    old count, are passed over and moved aside. A further resume at the new count keeps counting."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     run = tmp_path / "run"
-    saves = ["--save_checkpoint_epochs=1", "--save_checkpoint_steps=30"]
-    train.run(load_config(run_args(cifar_dir, run, "--epoch_size=3", *saves)))  # 12 steps an epoch; step 30: 3_6
-    (run / "mobilenetv1-3_12.ckpt").unlink()  # killed after the save inside epoch 3
+    # 12 steps an epoch; a save every 5 global steps, the newest two kept; a record every 5 steps.
+    common = ["--save_checkpoint_epochs=1", "--save_checkpoint_steps=5", "--keep_checkpoint_max=2",
+              "--log_interval=5"]
+    save = train.CheckpointWriter.save
+
+    def save_then_die(self, epoch, in_epoch, name="", extra=None):
+        path = save(self, epoch, in_epoch, name, extra)
+        if (epoch, in_epoch) == (2, 6):
+            raise RuntimeError("killed after saving step 6 of epoch 3")
+        return path
+
+    monkeypatch.setattr(train.CheckpointWriter, "save", save_then_die)
+    with pytest.raises(RuntimeError, match="killed after saving"):
+        train.run(load_config(run_args(cifar_dir, run, "--epoch_size=3", *common)))
+    monkeypatch.setattr(train.CheckpointWriter, "save", save)
+    names = [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(run))]
+    assert names == ["mobilenetv1-2_12.ckpt", "mobilenetv1-3_1.ckpt", "mobilenetv1-3_6.ckpt"]  # 2_12 spared
+    assert ckpt_io.load_file(str(run / "mobilenetv1-3_6.ckpt"))["epoch_end"] == "mobilenetv1-2_12.ckpt"
+    time.sleep(1.01 - time.time() % 1.0)  # TensorBoard's files in name order: see test_tracking
     capsys.readouterr()
-    args = run_args(cifar_dir, run, "--epoch_size=4", "--batch_size=32", *saves, "--resume=auto")
+    args = run_args(cifar_dir, run, "--epoch_size=4", "--batch_size=32", *common, "--resume=auto")
     result = train.run(load_config(args))
     out = capsys.readouterr().out
     assert "passed over checkpoint " + str(run / "mobilenetv1-3_6.ckpt") in out and "resume from an epoch's end" in out
@@ -661,22 +681,50 @@ def test_an_epoch_end_resumes_at_another_number_of_steps_per_epoch(cifar_dir, tm
             in out and "from the start of epoch 3 (step 13 of this run's), the global step from 25" in out)
     # A longer schedule too: its rate is named at the global step.
     assert "epoch_size 3 -> 4; step 25 trains at" in out
-    assert os.listdir(run / "earlier-run-1") == ["mobilenetv1-3_6.ckpt"]
-    # Epoch 3's 6 steps are global steps 25 to 30 (30: a multiple of save_checkpoint_steps, saved at its end).
-    assert [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(run))][-2:] == [
-        "mobilenetv1-3_6.ckpt", "mobilenetv1-4_6.ckpt"]
+    assert sorted(os.listdir(run / "earlier-run-1")) == ["mobilenetv1-3_1.ckpt", "mobilenetv1-3_6.ckpt"]
+    # Epochs 3 and 4 are global steps 25 to 36: saves at 25 (3_1), 30 (3_6, the end), 35 (4_5), 36 (4_6).
+    assert [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(run))] == [
+        "mobilenetv1-4_5.ckpt", "mobilenetv1-4_6.ckpt"]
+    inside = ckpt_io.load_file(str(run / "mobilenetv1-4_5.ckpt"))
+    assert (inside["step"], inside["step_in_epoch"], inside["epoch_end"]) == (35, 5, "mobilenetv1-3_6.ckpt")
     last = ckpt_io.load_file(str(run / "mobilenetv1-4_6.ckpt"))
     assert (last["epoch"], last["step"], last["step_offset"], last["steps_per_epoch"]) == (4, 36, 12, 6)
-    epochs = read_metrics(str(run))["epochs"]
-    assert [(r["epoch"], r["step"]) for r in epochs] == [(1, 12), (2, 24), (3, 30), (4, 36)]
+    history = read_metrics(str(run))
+    assert [r["step"] for r in history["steps"]] == [5, 10, 12, 15, 20, 24, 25, 30, 35, 36]
+    assert [r["epoch"] for r in history["steps"]][6:] == pytest.approx([13 / 6, 3, 23 / 6, 4], abs=1e-6)
+    assert [(r["epoch"], r["step"]) for r in history["epochs"]] == [(1, 12), (2, 24), (3, 30), (4, 36)]
     # The rates are the new schedule's at the same epochs: its steps 18 and 24 end epochs 3 and 4.
     lr = train.schedule(load_config(args), 6, 32)
-    assert [r["lr"] for r in epochs[2:]] == pytest.approx([float(lr[17]), float(lr[23])], rel=1e-6)
+    assert [r["lr"] for r in history["epochs"][2:]] == pytest.approx([float(lr[17]), float(lr[23])], rel=1e-6)
+    events = EventAccumulator(str(run))
+    events.Reload()  # the killed run's steps after 24 hidden, its earlier ones kept
+    assert [e.step for e in events.Scalars("train/loss")] == [5, 10, 12, 15, 20, 24, 25, 30, 35, 36]
     # At the new count the offset carries on: one more epoch is global steps 37 to 42.
     train.run(load_config(args[:-1] + ["--epoch_size=5", "--resume=auto"]))
     further = ckpt_io.load_file(str(run / "mobilenetv1-5_6.ckpt"))
     assert (further["step"], further["step_offset"]) == (42, 12)
     assert [r["step"] for r in read_metrics(str(run))["epochs"]] == [12, 24, 30, 36, 42]
+
+
+def test_a_restart_at_another_count_goes_on_from_its_own_epoch_end(cifar_dir, tmp_path, capsys, monkeypatch,
+                                                                   one_thread):
+    """A job started with --resume FILE (inside an epoch) and restarted by torchrun with another number
+    of steps per epoch (an elastic job that lost a node): the file cannot continue there, the job's
+    own epoch's end can."""
+    first, job = tmp_path / "first", tmp_path / "job"
+    train.run(load_config(run_args(cifar_dir, first, "--epoch_size=2", "--save_checkpoint_steps=18")))
+    inside = first / "mobilenetv1-2_6.ckpt"
+    job_args = run_args(cifar_dir, job, "--epoch_size=3", "--save_checkpoint_epochs=1", f"--resume={inside}")
+    train.run(load_config(job_args))
+    assert (job / "mobilenetv1-3_12.ckpt").is_file()
+    as_restarted(monkeypatch)
+    capsys.readouterr()
+    result = train.run(load_config(job_args + ["--batch_size=32", "--epoch_size=4"]))
+    assert result["resumed_from"] == str(job / "mobilenetv1-3_12.ckpt")
+    assert "saved by this job since it started, is one this run can continue from" in capsys.readouterr().out
+    # Nothing of the job's own to go on from: the file's refusal stands.
+    with pytest.raises(ckpt_io.CheckpointError, match="saved after 6 of the 12 steps of epoch 2"):
+        train.run(load_config(run_args(cifar_dir, tmp_path / "other", f"--resume={inside}", "--batch_size=32")))
 
 
 def test_a_distributed_runs_checkpoints_continue_in_one_process_in_its_ckpt_0(cifar_dir, tmp_path, capsys,
@@ -692,8 +740,12 @@ def test_a_distributed_runs_checkpoints_continue_in_one_process_in_its_ckpt_0(ci
     assert result["resumed_from"] == str(run / "ckpt_0" / "mobilenetv1-1_12.ckpt")
     assert result["checkpoint"] == str(run / "ckpt_0" / "mobilenetv1-2_12.ckpt")
     assert sorted(os.listdir(run)) == ["ckpt_0"]
-    # Without --resume, a run starts in its own folder (the earlier one stays where it is).
-    train.run(load_config(run_args(cifar_dir, run, "--epoch_size=1")))
+    # A run started afresh beside it and killed before its first checkpoint (its config.yaml is there)
+    # is relaunched with --resume auto: it starts again in its own folder, not in the other run's.
+    (run / ckpt_io.RUN_CONFIG).write_text((run / "ckpt_0" / ckpt_io.RUN_CONFIG).read_text())
+    capsys.readouterr()
+    assert train.run(load_config(run_args(cifar_dir, run, "--epoch_size=1", "--resume=auto")))["resumed_from"] == ""
+    assert f"no checkpoint in {run} yet, starting from the beginning" in capsys.readouterr().out
     assert (run / "mobilenetv1-1_12.ckpt").is_file() and (run / "ckpt_0" / "mobilenetv1-2_12.ckpt").is_file()
 
 

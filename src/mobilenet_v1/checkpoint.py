@@ -145,6 +145,7 @@ def _numbered(folder: str) -> List[Tuple[int, int, str]]:
 
 
 DISTRIBUTED_SUBFOLDER = "ckpt_0"
+RUN_CONFIG = "config.yaml"  # the configuration a training run writes into its checkpoint folder at start
 
 
 def run_folder(path: str) -> str:
@@ -255,12 +256,16 @@ def _move_aside(folder: str, names: List[str]) -> str:
     return aside
 
 
-def prune_checkpoints(folder: str, keep: int) -> List[str]:
-    """Remove the oldest checkpoints beyond ``keep`` (the newest two always stay); returns removed paths."""
+def prune_checkpoints(folder: str, keep: int, spare: str = "") -> List[str]:
+    """Remove the oldest checkpoints beyond ``keep`` (the newest two always stay), all but ``spare``
+    (the run's newest from an epoch's end, the one point a resume at another number of steps per
+    epoch can continue from, however many saves inside epochs came since); returns removed paths."""
     keep = max(keep, 2)
     found = list_checkpoints(folder)
     removed = []
     for _, path in found[: max(len(found) - keep, 0)]:
+        if spare and os.path.abspath(path) == os.path.abspath(spare):
+            continue
         os.unlink(path)
         removed.append(path)
     return removed

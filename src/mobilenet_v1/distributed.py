@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch.distributed.rendezvous import rendezvous
 from torch import nn
 
-from .checkpoint import DISTRIBUTED_SUBFOLDER, list_checkpoints, unwrap
+from .checkpoint import DISTRIBUTED_SUBFOLDER, RUN_CONFIG, list_checkpoints, unwrap
 from .runtime import print0
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -91,14 +91,16 @@ class Context:
         itself otherwise. Every rank reads from it (a resumed or restarted job: all ranks must load the
         same file), only rank 0 writes to it.
 
-        A run ``continuing`` (``--resume auto``) whose folder holds no checkpoint keeps to the other one
-        where that holds its history: a run trained by one process goes on under torchrun in
-        ``save_checkpoint_path`` itself, and a distributed one goes on in one process in its ``ckpt_0/``,
-        rather than start over beside it."""
+        A run ``continuing`` (``--resume auto``) keeps to the other folder where that holds its history
+        and its own shows no run started there (no checkpoint, no ``config.yaml``): a run trained by one
+        process goes on under torchrun in ``save_checkpoint_path`` itself, and a distributed one goes on
+        in one process in its ``ckpt_0/``, rather than start over beside it. (A run started afresh in
+        its own folder and stopped before its first checkpoint is not sent to another run's.)"""
         own = os.path.join(base, DISTRIBUTED_SUBFOLDER) if self.enabled else base
         if continuing:
             other = base if self.enabled else os.path.join(base, DISTRIBUTED_SUBFOLDER)
-            if not list_checkpoints(own) and list_checkpoints(other):
+            started = list_checkpoints(own) or os.path.exists(os.path.join(own, RUN_CONFIG))
+            if not started and list_checkpoints(other):
                 return other
         return own
 

@@ -206,7 +206,8 @@ class CheckpointWriter:
 
     def __init__(self, cfg: Config, model, optimizer, scaler, guard: NonFiniteGuard, steps_per_epoch: int,
                  classes: Optional[List[str]], folder: Optional[str] = None, writes: bool = True,
-                 ema: Optional[WeightAverage] = None, samples_per_step: int = 0, step_offset: int = 0):
+                 ema: Optional[WeightAverage] = None, samples_per_step: int = 0, step_offset: int = 0,
+                 epoch_end: str = ""):
         self.cfg, self.model, self.optimizer, self.scaler, self.guard = cfg, model, optimizer, scaler, guard
         self.ema = ema
         # The run's checkpoint folder: save_checkpoint_path, or its ckpt_0/ in a distributed run.
@@ -216,6 +217,9 @@ class CheckpointWriter:
         self.writes = writes
         self.samples_per_step = samples_per_step  # recorded: a mid-epoch position counts steps of these
         self.step_offset = step_offset
+        # The newest checkpoint from an epoch's end, spared by the pruning: a resume at another number of
+        # steps per epoch can continue from no other point.
+        self.epoch_end = epoch_end
         self.last = ""
 
     def newest(self) -> str:
@@ -233,8 +237,10 @@ class CheckpointWriter:
             self.guard.sync()  # every rank reads its counters where rank 0 does (it raises alike)
             self.last = path
             return path
+        numbered_end = in_epoch == 0 and name == ckpt_io.checkpoint_name(epoch, spe)
         extra = {"step_in_epoch": in_epoch, "steps_per_epoch": spe, "nonfinite": self.guard.state_dict(),
                  "samples_per_step": self.samples_per_step, "step_offset": self.step_offset,
+                 "epoch_end": name if numbered_end else os.path.basename(self.epoch_end),
                  **(extra or {})}
         if self.ema is not None:
             extra["ema"] = self.ema.state_dict()
@@ -255,8 +261,10 @@ class CheckpointWriter:
                 f"{self.newest()}); free space or make the folder writable, then run again with --resume auto, "
                 f"which continues from that one") from None
         self.last = path
+        if numbered_end:
+            self.epoch_end = path
         try:
-            ckpt_io.prune_checkpoints(self.folder, self.cfg.keep_checkpoint_max)
+            ckpt_io.prune_checkpoints(self.folder, self.cfg.keep_checkpoint_max, self.epoch_end)
         except OSError as e:  # not fatal: the new checkpoint is complete, an old one merely stays
             print(f"warning: could not remove an old checkpoint in {self.folder}: {e}", file=sys.stderr)
         return path
@@ -440,6 +448,7 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
 def _choose_resume(cfg: Config, run_dir: str, validate: Callable[[Dict[str, Any], str], Tuple[int, int]],
                    restarted: int) -> Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]]:
     """:func:`find_resume`'s choice, made in one process."""
+    refused = None
     if cfg.resume == "auto" or os.path.isdir(cfg.resume):
         folder = run_dir if cfg.resume == "auto" else ckpt_io.run_folder(cfg.resume)
         path, ckpt, position, passed = ckpt_io.find_resume_checkpoint(folder, validate)
@@ -451,13 +460,22 @@ def _choose_resume(cfg: Config, run_dir: str, validate: Callable[[Dict[str, Any]
                 f"run (each is named above with what is wrong); move them away to start afresh")
     else:
         path, ckpt = cfg.resume, ckpt_io.load_file(cfg.resume)
-        position = validate(ckpt, cfg.resume)
+        try:
+            position = validate(ckpt, cfg.resume)
+        except ckpt_io.CheckpointError as e:
+            if not restarted:
+                raise
+            # A restart at another number of steps per epoch (an elastic job that lost or gained a node)
+            # cannot continue from a point inside an epoch; this job's own epoch's end may do.
+            path, ckpt, refused = None, None, e
     if restarted and cfg.resume != "auto" and os.path.isdir(run_dir):
         own, saved, further, _ = ckpt_io.find_resume_checkpoint(run_dir, validate)
         if own is not None and own != path and (path is None or further > position):
             print0(f"resume {cfg.resume}: torchrun restart {restarted}: {own}, saved by this job since it "
-                   f"started, is further on")
+                   f"started, is " + ("further on" if path else "one this run can continue from"))
             return own, saved, further
+    if refused is not None:
+        raise refused
     if path is None:
         print0(f"resume {cfg.resume}: no checkpoint in {folder} yet, starting from the beginning")
         return "", None, (0, 0)
@@ -618,7 +636,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
 
     start_epoch, start_step, rng = cfg.pretrain_epoch_size, 0, None
     step_offset = 0  # optimiser steps taken minus the schedule position: not 0 after a change of steps per epoch
-    resumed_from = ""
+    resumed_from, ckpt = "", None
     if cfg.resume:
         resumed_from, ckpt, (done_epochs, in_epoch) = find_resume(cfg, model, optimizer, steps_per_epoch, out_dir,
                                                                          dist, loader.classes)
@@ -657,13 +675,18 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                     print0(f"resume: {', '.join(names)} in {out_dir} came after {resumed_from}, from training "
                            f"that this run supersedes: moved to {moved_to}"
                            + ("; the next evaluation saves a new best" if ckpt_io.BEST_NAME in names else ""))
-            ckpt_io.atomic_save_text(dump_yaml(cfg), os.path.join(out_dir, "config.yaml"))
+            ckpt_io.atomic_save_text(dump_yaml(cfg), os.path.join(out_dir, ckpt_io.RUN_CONFIG))
         except OSError as e:
             raise ckpt_io.CheckpointError(f"save_checkpoint_path {out_dir}: cannot write there "
                                           f"({e.strerror or e}); nothing was trained") from None
     step_model = torch.compile(model) if cfg.compile else model
+    # The newest checkpoint from an epoch's end, which the pruning spares: the one resumed from, or the
+    # one that a checkpoint saved inside an epoch names.
+    epoch_end = ("" if ckpt is None else resumed_from if start_step == 0
+                 else os.path.join(out_dir, ckpt["epoch_end"]) if ckpt.get("epoch_end") else "")
     writer = CheckpointWriter(cfg, model, optimizer, scaler, guard, steps_per_epoch, loader.classes, out_dir,
-                              writes=dist.is_rank0, ema=ema, samples_per_step=step_images, step_offset=step_offset)
+                              writes=dist.is_rank0, ema=ema, samples_per_step=step_images, step_offset=step_offset,
+                              epoch_end=epoch_end)
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
 
     tracker = RunLogger(out_dir if cfg.save_checkpoint else None, cfg.epoch_size, steps_per_epoch,
@@ -702,7 +725,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                 return stopper.should_stop(epoch * steps_per_epoch + i + 1)
 
             def seed_of(i: int, epoch: int = epoch) -> int:
-                return step_seed(cfg.seed, dist.rank, epoch * steps_per_epoch + i)
+                return step_seed(cfg.seed, dist.rank, epoch * steps_per_epoch + i + step_offset)
 
             result = train_one_epoch(step_model, loader, criterion, optimizer, scaler, lrs, device, precision,
                                      on_step=on_step, start_step=first, guard=guard, ema=ema,
