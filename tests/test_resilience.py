@@ -722,9 +722,36 @@ def test_a_restart_at_another_count_goes_on_from_its_own_epoch_end(cifar_dir, tm
     result = train.run(load_config(job_args + ["--batch_size=32", "--epoch_size=4"]))
     assert result["resumed_from"] == str(job / "mobilenetv1-3_12.ckpt")
     assert "saved by this job since it started, is one this run can continue from" in capsys.readouterr().out
-    # Nothing of the job's own to go on from: the file's refusal stands.
+    # Nothing of the job's own to go on from: the file's refusal stands. An earlier run's checkpoint in
+    # the folder (epoch 1's end, before the file's point) is not taken for the job's.
+    other = tmp_path / "other"
+    train.run(load_config(run_args(cifar_dir, other, "--epoch_size=1", "--save_checkpoint_epochs=1", "--seed=7")))
     with pytest.raises(ckpt_io.CheckpointError, match="saved after 6 of the 12 steps of epoch 2"):
-        train.run(load_config(run_args(cifar_dir, tmp_path / "other", f"--resume={inside}", "--batch_size=32")))
+        train.run(load_config(run_args(cifar_dir, other, "--epoch_size=3", f"--resume={inside}", "--batch_size=32")))
+
+
+def test_a_resume_inside_an_epoch_still_spares_the_epochs_end(cifar_dir, tmp_path, monkeypatch, one_thread):
+    """Saves every 5 steps, the newest two kept: a run killed inside epoch 3 and resumed there (the same
+    count) keeps sparing epoch 2's end, which the checkpoint it resumed from names, through later saves."""
+    run = tmp_path / "run"
+    args = run_args(cifar_dir, run, "--epoch_size=3", "--save_checkpoint_epochs=1", "--save_checkpoint_steps=5",
+                    "--keep_checkpoint_max=2", "--log_interval=0")
+    save = train.CheckpointWriter.save
+
+    def dies_after(point):
+        def save_then_die(self, epoch, in_epoch, name="", extra=None):
+            path = save(self, epoch, in_epoch, name, extra)
+            if (epoch, in_epoch) == point:
+                raise RuntimeError("killed")
+            return path
+        return save_then_die
+
+    for point, resume in (((2, 1), []), ((2, 11), ["--resume=auto"])):
+        monkeypatch.setattr(train.CheckpointWriter, "save", dies_after(point))
+        with pytest.raises(RuntimeError, match="killed"):
+            train.run(load_config(args + resume))
+    assert [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(run))] == [
+        "mobilenetv1-2_12.ckpt", "mobilenetv1-3_6.ckpt", "mobilenetv1-3_11.ckpt"]
 
 
 def test_a_distributed_runs_checkpoints_continue_in_one_process_in_its_ckpt_0(cifar_dir, tmp_path, capsys,

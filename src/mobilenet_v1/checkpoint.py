@@ -11,6 +11,7 @@ import glob
 import os
 import re
 import tempfile
+from fractions import Fraction
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -214,6 +215,15 @@ def move_checkpoints_aside(folder: str) -> str:
     return _move_aside(folder, names)
 
 
+def epochs_done(ckpt: Dict[str, Any]) -> Optional[Fraction]:
+    """The point a training checkpoint was saved at, in epochs (exactly: 2 1/4 after a quarter of epoch
+    3), whatever its steps per epoch; None where it records none."""
+    e, k, spe = ckpt.get("epoch"), ckpt.get("step_in_epoch", 0), ckpt.get("steps_per_epoch")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (e, k, spe or 1)) or (spe or 1) <= 0:
+        return None
+    return e + Fraction(k, spe or 1)
+
+
 def move_superseded(folder: str, epoch: int, in_epoch: int, steps_per_epoch: int) -> Tuple[str, List[str]]:
     """A run that resumes after ``in_epoch`` of the ``steps_per_epoch`` steps of the epoch following
     ``epoch`` completed ones (the point and count of the checkpoint it resumes from) discards whatever
@@ -234,9 +244,8 @@ def move_superseded(folder: str, epoch: int, in_epoch: int, steps_per_epoch: int
             saved = load_file(best)
         except CheckpointError:
             saved = {}
-        e, k, spe = saved.get("epoch"), saved.get("step_in_epoch", 0), saved.get("steps_per_epoch") or steps_per_epoch
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in (e, k, spe)) and spe > 0 \
-                and (e * spe + k) * steps_per_epoch > (epoch * steps_per_epoch + in_epoch) * spe:
+        at = epochs_done(dict(saved, steps_per_epoch=saved.get("steps_per_epoch") or steps_per_epoch))
+        if at is not None and at > epoch + Fraction(in_epoch, steps_per_epoch):
             names.append(BEST_NAME)
     return _move_aside(folder, names), names
 

@@ -448,7 +448,7 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
 def _choose_resume(cfg: Config, run_dir: str, validate: Callable[[Dict[str, Any], str], Tuple[int, int]],
                    restarted: int) -> Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]]:
     """:func:`find_resume`'s choice, made in one process."""
-    refused = None
+    refused, start = None, None
     if cfg.resume == "auto" or os.path.isdir(cfg.resume):
         folder = run_dir if cfg.resume == "auto" else ckpt_io.run_folder(cfg.resume)
         path, ckpt, position, passed = ckpt_io.find_resume_checkpoint(folder, validate)
@@ -459,17 +459,24 @@ def _choose_resume(cfg: Config, run_dir: str, validate: Callable[[Dict[str, Any]
                 f"resume {cfg.resume}: none of the {len(passed)} checkpoints in {folder} can continue this "
                 f"run (each is named above with what is wrong); move them away to start afresh")
     else:
-        path, ckpt = cfg.resume, ckpt_io.load_file(cfg.resume)
+        path, ckpt = cfg.resume, None
         try:
+            ckpt = ckpt_io.load_file(cfg.resume)
             position = validate(ckpt, cfg.resume)
         except ckpt_io.CheckpointError as e:
             if not restarted:
                 raise
-            # A restart at another number of steps per epoch (an elastic job that lost or gained a node)
-            # cannot continue from a point inside an epoch; this job's own epoch's end may do.
+            # A restart with fewer processes cannot continue from a point inside an epoch; what this job
+            # saved since it started from there may do (an epoch's end). Only what lies further on than
+            # the file counts as this job's: an earlier run's checkpoints may be in its folder too.
+            start = ckpt_io.epochs_done(ckpt) if isinstance(ckpt, dict) else None
             path, ckpt, refused = None, None, e
     if restarted and cfg.resume != "auto" and os.path.isdir(run_dir):
         own, saved, further, _ = ckpt_io.find_resume_checkpoint(run_dir, validate)
+        if refused is not None and own is not None:
+            reached = ckpt_io.epochs_done(saved)
+            if start is None or reached is None or reached <= start:
+                own = None
         if own is not None and own != path and (path is None or further > position):
             print0(f"resume {cfg.resume}: torchrun restart {restarted}: {own}, saved by this job since it "
                    f"started, is " + ("further on" if path else "one this run can continue from"))
@@ -681,9 +688,14 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                                           f"({e.strerror or e}); nothing was trained") from None
     step_model = torch.compile(model) if cfg.compile else model
     # The newest checkpoint from an epoch's end, which the pruning spares: the one resumed from, or the
-    # one that a checkpoint saved inside an epoch names.
-    epoch_end = ("" if ckpt is None else resumed_from if start_step == 0
-                 else os.path.join(out_dir, ckpt["epoch_end"]) if ckpt.get("epoch_end") else "")
+    # one beside it that a checkpoint saved inside an epoch names (a file from before the key: the end
+    # of its previous epoch, by name, if it is there). Elsewhere than the run's folder it spares nothing.
+    epoch_end = ""
+    if ckpt is not None:
+        named = ckpt.get("epoch_end")
+        if not isinstance(named, str) or not named:
+            named = ckpt_io.checkpoint_name(start_epoch, steps_per_epoch)
+        epoch_end = resumed_from if start_step == 0 else os.path.join(os.path.dirname(resumed_from), named)
     writer = CheckpointWriter(cfg, model, optimizer, scaler, guard, steps_per_epoch, loader.classes, out_dir,
                               writes=dist.is_rank0, ema=ema, samples_per_step=step_images, step_offset=step_offset,
                               epoch_end=epoch_end)
