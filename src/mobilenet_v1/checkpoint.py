@@ -217,11 +217,14 @@ def move_checkpoints_aside(folder: str) -> str:
 
 def epochs_done(ckpt: Dict[str, Any]) -> Optional[Fraction]:
     """The point a training checkpoint was saved at, in epochs (exactly: 2 1/4 after a quarter of epoch
-    3), whatever its steps per epoch; None where it records none."""
+    3), whatever its steps per epoch; None where it records none (or a point inside an epoch without
+    its steps per epoch)."""
     e, k, spe = ckpt.get("epoch"), ckpt.get("step_in_epoch", 0), ckpt.get("steps_per_epoch")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (e, k, spe or 1)) or (spe or 1) <= 0:
+    if spe is None and k == 0:
+        spe = 1  # an epoch's end needs no count
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (e, k, spe)) or spe <= 0:
         return None
-    return e + Fraction(k, spe or 1)
+    return e + Fraction(k, spe)
 
 
 def move_superseded(folder: str, epoch: int, in_epoch: int, steps_per_epoch: int) -> Tuple[str, List[str]]:
