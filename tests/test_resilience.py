@@ -706,30 +706,6 @@ def test_an_epoch_end_resumes_at_another_number_of_steps_per_epoch(cifar_dir, tm
     assert [r["step"] for r in read_metrics(str(run))["epochs"]] == [12, 24, 30, 36, 42]
 
 
-def test_a_restart_at_another_count_goes_on_from_its_own_epoch_end(cifar_dir, tmp_path, capsys, monkeypatch,
-                                                                   one_thread):
-    """A job started with --resume FILE (inside an epoch) and restarted by torchrun with another number
-    of steps per epoch (an elastic job that lost a node): the file cannot continue there, the job's
-    own epoch's end can."""
-    first, job = tmp_path / "first", tmp_path / "job"
-    train.run(load_config(run_args(cifar_dir, first, "--epoch_size=2", "--save_checkpoint_steps=18")))
-    inside = first / "mobilenetv1-2_6.ckpt"
-    job_args = run_args(cifar_dir, job, "--epoch_size=3", "--save_checkpoint_epochs=1", f"--resume={inside}")
-    train.run(load_config(job_args))
-    assert (job / "mobilenetv1-3_12.ckpt").is_file()
-    as_restarted(monkeypatch)
-    capsys.readouterr()
-    result = train.run(load_config(job_args + ["--batch_size=32", "--epoch_size=4"]))
-    assert result["resumed_from"] == str(job / "mobilenetv1-3_12.ckpt")
-    assert "saved by this job since it started, is one this run can continue from" in capsys.readouterr().out
-    # Nothing of the job's own to go on from: the file's refusal stands. An earlier run's checkpoint in
-    # the folder (epoch 1's end, before the file's point) is not taken for the job's.
-    other = tmp_path / "other"
-    train.run(load_config(run_args(cifar_dir, other, "--epoch_size=1", "--save_checkpoint_epochs=1", "--seed=7")))
-    with pytest.raises(ckpt_io.CheckpointError, match="saved after 6 of the 12 steps of epoch 2"):
-        train.run(load_config(run_args(cifar_dir, other, "--epoch_size=3", f"--resume={inside}", "--batch_size=32")))
-
-
 def test_a_resume_inside_an_epoch_still_spares_the_epochs_end(cifar_dir, tmp_path, monkeypatch, one_thread):
     """Saves every 5 steps, the newest two kept: a run killed inside epoch 3 and resumed there (the same
     count) keeps sparing epoch 2's end, which the checkpoint it resumed from names, through later saves."""

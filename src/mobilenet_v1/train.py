@@ -230,6 +230,7 @@ class CheckpointWriter:
         """Save the state after ``in_epoch`` steps of the epoch that follows ``epoch`` completed ones
         (under ``name`` instead of the numbered one when given, e.g. the best checkpoint)."""
         spe = self.steps_per_epoch
+        numbered_end = not name and in_epoch == 0  # the seed's name of an epoch's end
         if not name:
             name = ckpt_io.checkpoint_name(epoch, spe) if in_epoch == 0 else ckpt_io.checkpoint_name(epoch + 1, in_epoch)
         path = os.path.join(self.folder, name)
@@ -237,7 +238,6 @@ class CheckpointWriter:
             self.guard.sync()  # every rank reads its counters where rank 0 does (it raises alike)
             self.last = path
             return path
-        numbered_end = in_epoch == 0 and name == ckpt_io.checkpoint_name(epoch, spe)
         extra = {"step_in_epoch": in_epoch, "steps_per_epoch": spe, "nonfinite": self.guard.state_dict(),
                  "samples_per_step": self.samples_per_step, "step_offset": self.step_offset,
                  "epoch_end": name if numbered_end else os.path.basename(self.epoch_end),
@@ -448,7 +448,6 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
 def _choose_resume(cfg: Config, run_dir: str, validate: Callable[[Dict[str, Any], str], Tuple[int, int]],
                    restarted: int) -> Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]]:
     """:func:`find_resume`'s choice, made in one process."""
-    refused, start = None, None
     if cfg.resume == "auto" or os.path.isdir(cfg.resume):
         folder = run_dir if cfg.resume == "auto" else ckpt_io.run_folder(cfg.resume)
         path, ckpt, position, passed = ckpt_io.find_resume_checkpoint(folder, validate)
@@ -459,30 +458,14 @@ def _choose_resume(cfg: Config, run_dir: str, validate: Callable[[Dict[str, Any]
                 f"resume {cfg.resume}: none of the {len(passed)} checkpoints in {folder} can continue this "
                 f"run (each is named above with what is wrong); move them away to start afresh")
     else:
-        path, ckpt = cfg.resume, None
-        try:
-            ckpt = ckpt_io.load_file(cfg.resume)
-            position = validate(ckpt, cfg.resume)
-        except ckpt_io.CheckpointError as e:
-            if not restarted:
-                raise
-            # A restart with fewer processes cannot continue from a point inside an epoch; what this job
-            # saved since it started from there may do (an epoch's end). Only what lies further on than
-            # the file counts as this job's: an earlier run's checkpoints may be in its folder too.
-            start = ckpt_io.epochs_done(ckpt) if isinstance(ckpt, dict) else None
-            path, ckpt, refused = None, None, e
+        path, ckpt = cfg.resume, ckpt_io.load_file(cfg.resume)
+        position = validate(ckpt, cfg.resume)
     if restarted and cfg.resume != "auto" and os.path.isdir(run_dir):
         own, saved, further, _ = ckpt_io.find_resume_checkpoint(run_dir, validate)
-        if refused is not None and own is not None:
-            reached = ckpt_io.epochs_done(saved)
-            if start is None or reached is None or reached <= start:
-                own = None
         if own is not None and own != path and (path is None or further > position):
             print0(f"resume {cfg.resume}: torchrun restart {restarted}: {own}, saved by this job since it "
-                   f"started, is " + ("further on" if path else "one this run can continue from"))
+                   f"started, is further on")
             return own, saved, further
-    if refused is not None:
-        raise refused
     if path is None:
         print0(f"resume {cfg.resume}: no checkpoint in {folder} yet, starting from the beginning")
         return "", None, (0, 0)
