@@ -54,11 +54,14 @@ def x86_without_vnni(cpuinfo: str = "/proc/cpuinfo") -> bool:
     return flags is not None and not {"avx512_vnni", "avx_vnni"} & set(flags)
 
 
-def session_options(threads: int = 0):
+def session_options(threads: int = 0, reference: bool = False):
+    """ONNX Runtime's options: every graph optimisation (an INT8 file's QDQ pairs fused into integer
+    kernels), or with ``reference`` none, each op computed as the ONNX standard defines it."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_DISABLE_ALL if reference
+                                   else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
     if threads > 0:
         so.intra_op_num_threads = threads
     # Warnings about unused initialisers etc. are for graph authors, not for someone running a model.
@@ -70,16 +73,17 @@ class OnnxModel(nn.Module):
     """An ONNX classifier on ONNX Runtime's CPU provider, called like the PyTorch model.
 
     ``forward`` takes a float tensor on any device and returns float32 logits on the same device.
+    ``reference``: no graph optimisation (:func:`session_options`).
     """
 
-    def __init__(self, path: str, threads: int = 0):
+    def __init__(self, path: str, threads: int = 0, reference: bool = False):
         super().__init__()
         import onnxruntime as ort
 
         if not os.path.isfile(path):
             raise CheckpointError(f"ONNX file {path}: no such file")
         try:
-            self.session = ort.InferenceSession(path, session_options(threads),
+            self.session = ort.InferenceSession(path, session_options(threads, reference),
                                                 providers=["CPUExecutionProvider"])
         except Exception as e:  # ONNX Runtime raises its own exception types for damaged or foreign files
             raise CheckpointError(f"ONNX file {path}: ONNX Runtime cannot load it "

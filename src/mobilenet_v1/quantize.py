@@ -105,6 +105,31 @@ def _reader(batches: Iterator[Tuple[torch.Tensor, torch.Tensor]], input_name: st
     return Reader()
 
 
+def _quantize_static(src: str, reader, tmp: str, per_channel: bool = True, reduce_range: bool = False,
+                     overrides: Optional[Dict[str, List[Dict[str, Any]]]] = None):
+    """ONNX Runtime's static QDQ quantization of ``src`` (see the module's docstring), worked in the
+    folder ``tmp``; returns the quantized ``onnx.ModelProto``. ``overrides``: ONNX Runtime's
+    ``TensorQuantOverrides``, a tensor's scale and zero point given instead of calibrated."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    import onnx
+
+    prepared = os.path.join(tmp, "prepared.onnx")
+    # Shape inference and ONNX Runtime's portable (basic-level) graph clean-up, as the quantizer's
+    # documentation asks, so that every tensor the quantizer looks at has a known type and shape.
+    quant_pre_process(src, prepared)
+    out = os.path.join(tmp, "int8.onnx")
+    extra: Dict[str, Any] = {"OpTypesToExcludeOutputQuantization": ["Gemm"]}
+    if overrides:
+        # The weight scales stay max |w| / 127 per channel, as the model that learned the ranges had them.
+        extra.update(TensorQuantOverrides=overrides, QDQDisableWeightAdjustForInt32Bias=True)
+    quantize_static(prepared, out, reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                    reduce_range=reduce_range, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                    extra_options=extra)
+    return onnx.load(out)
+
+
 def quantize_file(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torch.Tensor]], per_channel: bool = True,
                   reduce_range: bool = False) -> Dict[str, Any]:
     """Static INT8 quantization of ``src`` into ``dst`` (QDQ; see the module's docstring).
@@ -112,8 +137,6 @@ def quantize_file(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torc
     ``batches`` are the calibration inputs, (images, labels) pairs; the labels are not used. The metadata of ``src`` is kept and a ``quantization``
     entry added. Returns the sizes of both files and the number of calibration images.
     """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
     import onnx
 
     fp32 = OnnxModel(src)
@@ -121,19 +144,10 @@ def quantize_file(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torc
     folder = os.path.dirname(os.path.abspath(dst))
     os.makedirs(folder, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".quantize-") as tmp:
-        prepared = os.path.join(tmp, "prepared.onnx")
-        # Shape inference and ONNX Runtime's portable (basic-level) graph clean-up, as the quantizer's
-        # documentation asks, so that every tensor the quantizer looks at has a known type and shape.
-        quant_pre_process(src, prepared)
         reader = _reader(batches, fp32.input_name, fp32.fixed_batch)
-        out = os.path.join(tmp, "int8.onnx")
-        quantize_static(prepared, out, reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                        reduce_range=reduce_range, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"OpTypesToExcludeOutputQuantization": ["Gemm"]})
+        proto = _quantize_static(src, reader, tmp, per_channel, reduce_range)
         if reader.images == 0:
             raise QuantizeError("no calibration images were read")
-        proto = onnx.load(out)
     meta = read_metadata({p.key: p.value for p in source_proto.metadata_props})
     meta["quantization"] = (f"INT8 static, QDQ, {'per-channel' if per_channel else 'per-tensor'} int8 weights"
                             f"{' (7-bit range)' if reduce_range else ''}, uint8 activations, "
