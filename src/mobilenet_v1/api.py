@@ -139,6 +139,13 @@ def model_from_checkpoint(ckpt: Dict[str, Any], source: str, use_ema: bool = Tru
     return model.eval(), args
 
 
+def refuse_quantization_aware(model: MobileNetV1, source: str, instead: str) -> None:
+    """An error for a command that has no meaning for a quantization-aware model (``train --qat``),
+    saying what to do ``instead``."""
+    if model.quant is not None:
+        raise ckpt_io.CheckpointError(f"checkpoint {source} is quantization-aware (train --qat True): {instead}")
+
+
 def load_model(path: str, use_ema: bool = True, **overrides) -> MobileNetV1:
     """An eval-mode model on the CPU from a checkpoint file (ours, a MindSpore ``.ckpt`` or a
     ``.safetensors``); ``overrides`` (``padding``, ...) win over what the file records. A checkpoint

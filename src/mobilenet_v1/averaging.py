@@ -56,7 +56,7 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     checkpoint with a weight average gives that average unless ``use_ema`` is False. The training
     configuration, class names and held-out record are those of the last file that records them.
     ``dst`` may not be one of the sources; the write is atomic."""
-    from .api import model_from_checkpoint
+    from .api import model_from_checkpoint, refuse_quantization_aware
 
     fmt = output_format(dst, fmt)
     files = sources(paths, last)
@@ -69,6 +69,8 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     for f in files:
         ckpt = read_any(f)
         model, args = model_from_checkpoint(ckpt, f, use_ema)
+        refuse_quantization_aware(model, f, "an average of weights would not round as any of them learned to; "
+                                            "average the float run's checkpoints and fine-tune that with --qat True")
         args = {"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"]}
         classes = ckpt.get("classes")
         if not first:

@@ -143,6 +143,11 @@ class Config:
     # An image folder without an evaluation split (val/, validation_preprocess/): hold out this share of
     # each class's images (chosen by file name) to evaluate on, and train on the rest; 0: none.
     val_split: float = 0.0
+    # Quantization-aware training (fine-tuning a trained model for INT8): the forward pass rounds
+    # weights and activations as the INT8 file export then writes does, BatchNorm frozen (see qat.py);
+    # qat_reduce_range: 7-bit weights, for x86 CPUs without VNNI (quantize's --reduce_range).
+    qat: bool = False
+    qat_reduce_range: bool = False
     # --- crash safety ---
     # "auto": continue from the newest valid checkpoint in save_checkpoint_path (its ckpt_0/ in a
     # distributed run; none: start afresh); chosen by itself when torchrun restarts the workers;
@@ -244,6 +249,8 @@ KEY_HELP: Dict[str, str] = {
     "distill_alpha": "distillation: the teacher divergence's share of the loss",
     "distill_temperature": "distillation: softmax temperature of both models' outputs",
     "val_split": "image folder without an eval split: share of each class held out",
+    "qat": "quantization-aware training: weights and activations rounded as in the INT8 file export writes; BatchNorm frozen",
+    "qat_reduce_range": "qat: 7-bit weights, for x86 CPUs without VNNI (quantize's --reduce_range)",
     "resume": "auto (the run folder's newest valid checkpoint), a checkpoint or folder, or '' (afresh)",
     "save_checkpoint_steps": "also save every N steps, mid-epoch included; 0: epochs only",
     "max_bad_samples": "unreadable images tolerated; -1: 0.1% of the data",
@@ -452,6 +459,19 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
                           f"imagenet2012); CIFAR-10 evaluates on its test_batch.bin")
     if not 0 <= cfg.seed < 2**32:
         fail("seed", f"seed must be in [0, 2**32 - 1], got {cfg.seed}")
+    if cfg.qat and not cfg.pre_trained:
+        fail("qat", "qat fine-tunes a trained model for INT8, with BatchNorm frozen at its statistics: give "
+                    "--pre_trained CKPT (a float run's checkpoint)")
+    if cfg.qat:
+        # Each of these would run something the INT8 file does not compute, or is not built for it yet.
+        for key, on, why in (
+                ("precision", cfg.precision in ("bf16", "fp16"),
+                 "the simulated INT8 arithmetic runs in float32 (precision auto or fp32)"),
+                ("compile", cfg.compile, "the quantization-aware forward pass is not compiled yet"),
+                ("ema_decay", cfg.ema_decay > 0, "an average of weights would not be the weights whose rounding "
+                                                 "was learned; average the float run before (mobilenet-v1 average)")):
+            if on:
+                fail(key, f"{key} {getattr(cfg, key)} with qat: {why}")
     if not 0 <= cfg.label_smooth_factor < 1:
         fail("label_smooth_factor", f"label_smooth_factor must be in [0, 1), got {cfg.label_smooth_factor}")
     # Keys that only one setting of another key uses, set while it is another: they would be ignored
@@ -476,6 +496,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          "CIFAR-10's resizes the whole 32x32 image"),
         (("lr_base_scale",), cfg.lr_base_size > 0, "how the rates follow the global batch",
          "lr_base_size is 0, so they are used as given (--lr_base_size N: the batch they are meant for)"),
+        (("qat_reduce_range",), cfg.qat, "quantization-aware training's", "qat is False (--qat True)"),
     )
     for keys, used, whose, why in owned:
         for key in keys:

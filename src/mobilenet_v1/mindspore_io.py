@@ -592,13 +592,15 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True)
     tensors are written as they are in the file (no dtype change), and the write is atomic. The
     training configuration and class names the source records go into a ``.pt`` as they are and into a
     ``.safetensors`` as JSON metadata; a MindSpore ``.ckpt`` has no place for them (``dropped``)."""
-    from .api import model_from_checkpoint
+    from .api import model_from_checkpoint, refuse_quantization_aware
 
     fmt = output_format(dst, fmt)
     src = ckpt_io.resolve_checkpoint_path(src)  # a run folder: its newest checkpoint, as eval takes it
     ckpt_io.check_output("DST", dst, [src])
     ckpt = read_any(src)
     model, args = model_from_checkpoint(ckpt, src, use_ema)
+    refuse_quantization_aware(model, src, "convert writes float models; its INT8 form is the ONNX file "
+                                          "'mobilenet-v1 export' writes")
     if ckpt.get("moments"):
         check_moments(model, ckpt["moments"], src)
     state, weights = ckpt_io.weights_to_use(ckpt, use_ema), ckpt_io.weights_note(ckpt, use_ema)

@@ -4,6 +4,7 @@ This file imports only torch. Parameter names mirror the seed's (``network.{k}.0
 of layer k, ``network.{k}.1.*`` for its BatchNorm, ``fc.*``) so that checkpoint interchange is a rename
 of BatchNorm fields only.
 """
+import copy
 import math
 import operator
 from typing import List, Optional, Sequence, Tuple
@@ -11,6 +12,8 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from . import qat as qat_sim
 
 # (kind, out_channels at width 1.0, stride). "conv" is the full 3x3 stem, "dw" a 3x3 depthwise conv,
 # "pw" a 1x1 pointwise conv. 27 layers, paper Table 1.
@@ -210,11 +213,17 @@ class MobileNetV1(nn.Module):
             :data:`STAGE_ENDS` gives timm's five levels. ``feature_info`` describes them.
         drop_rate: dropout on the pooled features before the classifier, in training only (timm's
             ``drop_rate``; torchvision's MobileNetV2/V3 use 0.2); 0, the seed's: none.
+        qat: quantization-aware: the forward pass simulates the INT8 model ``export`` writes, with
+            BatchNorm folded at its frozen running statistics (:mod:`qat`); the activation ranges it
+            learns are the buffers ``quant.ranges`` and ``quant.observed``.
+        qat_reduce_range: with ``qat``, 7-bit weights (ONNX Runtime's ``reduce_range``, for x86 CPUs
+            without VNNI).
     """
 
     def __init__(self, class_num: int = 1001, width_mult: float = 1.0, padding: str = "same",
                  features_only: bool = False, in_chans: int = 3, drop_rate: float = 0.0,
-                 out_indices: Optional[Sequence[int]] = None):
+                 out_indices: Optional[Sequence[int]] = None, qat: bool = False,
+                 qat_reduce_range: bool = False):
         super().__init__()
         if padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
@@ -224,6 +233,10 @@ class MobileNetV1(nn.Module):
             raise ValueError(f"class_num must be at least 1, got {class_num}")
         if not 0 <= drop_rate < 1:
             raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+        if qat_reduce_range and not qat:
+            raise ValueError("qat_reduce_range sets the weight grid of qat: pass qat=True")
+        if qat and features_only:
+            raise ValueError("qat simulates the INT8 classifier export writes; it has no features_only form")
         if out_indices is not None and not features_only:
             raise ValueError("out_indices chooses the layers features_only returns: pass features_only=True")
         if _is_index(out_indices) or isinstance(out_indices, (str, bytes)):
@@ -261,6 +274,8 @@ class MobileNetV1(nn.Module):
         in_ch = out_ch
         self.num_features = in_ch
         self.fc = nn.Linear(in_ch, class_num)
+        self.quant = (qat_sim.ActivationRanges(qat_sim.activation_points(len(layers)), qat_reduce_range) if qat
+                      else None)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -338,7 +353,16 @@ class MobileNetV1(nn.Module):
             x = F.dropout(x, self.drop_rate, self.training)
         return self.fc(x)
 
+    def without_quant(self) -> "MobileNetV1":
+        """A copy of a ``qat`` model that computes in float, with the same weights and BatchNorm (what
+        ``export`` folds and then quantizes with the learned ranges)."""
+        plain = copy.deepcopy(self)
+        plain.quant = None
+        return plain
+
     def forward(self, x: torch.Tensor):
+        if self.quant is not None:
+            return qat_sim.forward(self, x)
         if self.features_only:
             return self.forward_intermediates(x)
         return self.forward_head(self.forward_features(x))

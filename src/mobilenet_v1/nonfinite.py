@@ -1,8 +1,8 @@
 """Steps with a non-finite loss or gradient are skipped and counted, without waiting for the GPU.
 
 A step is bad when its loss or any gradient is NaN or infinite. A bad step changes nothing: not the
-weights, not the optimiser's momentum, not BatchNorm's running statistics (which the forward pass
-already moved). After ``max_in_a_row`` bad steps in a row the run stops with :class:`NonFiniteError`.
+weights, not the optimiser's momentum, not BatchNorm's running statistics nor quantization-aware
+training's activation ranges (which the forward pass already moved). After ``max_in_a_row`` bad steps in a row the run stops with :class:`NonFiniteError`.
 
 Why nothing here reads a value back every step: on a GPU, ``tensor.item()`` waits for every queued
 kernel, so a per-step check would stall the CPU once per step and leave the GPU idle while the next
@@ -13,7 +13,8 @@ step is queued. Instead the decision stays on the device:
 - with a fused optimiser (SGD and AdamW on CUDA) the flag is passed as ``found_inf``: the fused kernel
   then leaves parameters, momentum and AdamW's averages and step count untouched on the device
   (GradScaler's own mechanism); RMSprop has no fused kernel, so on a GPU its flag is read back (a sync);
-- BatchNorm statistics are copied before the forward pass and put back with ``torch.where`` on the flag;
+- BatchNorm statistics (and activation ranges) are copied before the forward pass and put back with
+  ``torch.where`` on the flag;
 - the counters live on the device; the host sees them through a non-blocking copy into pinned memory,
   read only once its CUDA event has completed (a step or two late, never waiting). The streak is
   tracked as the longest since the start, so a streak that reached the limit between two reads is
@@ -35,6 +36,7 @@ from torch import nn
 
 from .checkpoint import unwrap
 from .engine import clip_gradients
+from .qat import ActivationRanges
 
 
 class NonFiniteError(ValueError):
@@ -79,6 +81,8 @@ class NonFiniteGuard:
         for m in unwrap(model).modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
                 self.stats += [b for b in (m.running_mean, m.running_var) if b is not None]
+            elif isinstance(m, ActivationRanges):  # quantization-aware training's observed ranges
+                self.stats += [m.ranges, m.observed]
         self.saved = [torch.empty_like(b) for b in self.stats]
         self.one = torch.ones(1, device=device)
         z = lambda: torch.zeros((), dtype=torch.int64, device=device)  # noqa: E731
@@ -91,7 +95,8 @@ class NonFiniteGuard:
     # -- per step ----------------------------------------------------------------------------------
 
     def begin(self) -> None:
-        """Before the forward pass: remember BatchNorm's running statistics."""
+        """Before the forward pass: remember BatchNorm's running statistics (and quantization-aware
+        training's activation ranges)."""
         if self.stats:
             torch._foreach_copy_(self.saved, self.stats)
 

@@ -99,13 +99,16 @@ class OnnxModel(nn.Module):
 
     def saturation_note(self) -> str:
         """A note for an INT8 file with full-range weights run on an x86 CPU without VNNI, whose integer
-        kernels saturate (:func:`x86_without_vnni`); "" otherwise."""
+        kernels saturate (:func:`x86_without_vnni`), naming the way to a file for it; "" otherwise."""
         quantization = self.metadata.get("quantization") or ""
         if not quantization.startswith("INT8") or "7-bit" in quantization or not x86_without_vnni():
             return ""
         return (f"note: {self.path} is INT8 and records no 7-bit weight range, and this x86 CPU has no VNNI: "
                 f"ONNX Runtime's integer kernels saturate here and its accuracy can be points lower than on ARM "
-                f"or VNNI CPUs; 'mobilenet-v1 quantize --reduce_range' makes a file for CPUs like this one")
+                f"or VNNI CPUs; " + ("'mobilenet-v1 train --qat True --qat_reduce_range True' trains a model"
+                                     if "quantization-aware" in quantization else
+                                     "'mobilenet-v1 quantize --reduce_range' makes a file")
+                + " for CPUs like this one")
 
     @property
     def image_hw(self) -> Optional[Tuple[int, int]]:

@@ -159,6 +159,88 @@ def quantize_file(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torc
             "calib_images": reader.images}
 
 
+def activation_tensors(proto) -> List[str]:
+    """The names of the tensors a quantization-aware model rounds, in its order (:mod:`qat`): the graph's
+    input, the output of each layer's ``Conv -> Clip`` (layer k's conv weight is ``network.k.0.weight``)
+    and the ``ReduceMean``'s. A graph of another shape is an error."""
+    import re
+
+    graph = proto.graph
+    consumers: Dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    convs = {}
+    for node in graph.node:
+        found = re.fullmatch(r"network\.(\d+)\.0\.weight", node.input[1]) if node.op_type == "Conv" else None
+        if found:
+            convs[int(found.group(1))] = node
+    names = [graph.input[0].name]
+    if sorted(convs) != list(range(len(convs))) or not convs:
+        raise QuantizeError(f"not a MobileNetV1 graph of export's: convs of layers {sorted(convs)}")
+    for k in range(len(convs)):
+        if [n.op_type for n in consumers.get(convs[k].output[0], [])] != ["Clip"]:
+            raise QuantizeError(f"not a MobileNetV1 graph of export's: layer {k}'s Conv is not followed by one Clip")
+        names.append(consumers[convs[k].output[0]][0].output[0])
+    pooled = [n for n in consumers.get(names[-1], []) if n.op_type == "ReduceMean"]
+    if len(pooled) != 1:
+        raise QuantizeError("not a MobileNetV1 graph of export's: no ReduceMean after the last layer")
+    names.append(pooled[0].output[0])
+    return names
+
+
+def roundings(proto) -> Tuple[List[Tuple[float, int]], List[np.ndarray], List[np.ndarray]]:
+    """How an INT8 file of ``export`` rounds, read off its ``DequantizeLinear`` nodes in graph order: the
+    (scale, zero point) of the input of each ``Conv``, of the ``ReduceMean`` and of the ``Gemm`` (29 for
+    MobileNetV1); the per-channel weight scales of each ``Conv`` and of the ``Gemm``; and their biases as
+    the file holds them (int32 levels times their scales, in float32)."""
+    from onnx import numpy_helper
+
+    constants = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    producer = {out: node for node in proto.graph.node for out in node.output}
+
+    def dequantized(name: str) -> Tuple[np.ndarray, np.ndarray]:
+        node = producer.get(name)
+        if node is None or node.op_type != "DequantizeLinear" or node.input[1] not in constants:
+            raise QuantizeError(f"tensor {name} of the INT8 graph is not dequantized from constants")
+        zero = constants[node.input[2]] if len(node.input) > 2 and node.input[2] else np.zeros((), np.uint8)
+        return constants[node.input[1]], zero
+
+    activations, weights, biases = [], [], []
+    for node in proto.graph.node:
+        if node.op_type in ("Conv", "ReduceMean", "Gemm"):
+            scale, zero = dequantized(node.input[0])
+            activations.append((float(scale), int(zero)))
+            if node.op_type != "ReduceMean":
+                weights.append(dequantized(node.input[1])[0])
+                if len(node.input) < 3 or not node.input[2]:
+                    raise QuantizeError(f"the {node.op_type} of the INT8 graph has no bias")
+                levels = producer[node.input[2]].input[0]
+                biases.append(constants[levels].astype(np.float32) * dequantized(node.input[2])[0])
+    return activations, weights, biases
+
+
+def quantize_with_ranges(src: str, qparams: Sequence[Tuple[float, int]], tmp: str, reduce_range: bool = False):
+    """``src`` (an fp32 file of ``export``) quantized with the activation scales and zero points a
+    quantization-aware model learned, one (scale, zero point) for each of :func:`activation_tensors`,
+    instead of calibrated ones; returns the ``onnx.ModelProto``. Weights and biases are quantized by
+    ONNX Runtime as in :func:`quantize_file` (per channel; 7-bit with ``reduce_range``), which is how
+    :mod:`qat` rounds them."""
+    import onnx
+
+    fp32 = OnnxModel(src)
+    names = activation_tensors(onnx.load(src))
+    if len(names) != len(qparams):
+        raise QuantizeError(f"{src}: {len(names)} activations to quantize, {len(qparams)} ranges given")
+    overrides = {name: [{"scale": np.array(scale, np.float32), "zero_point": np.array(zero_point, np.uint8)}]
+                 for name, (scale, zero_point) in zip(names, qparams)}
+    # The calibrator still reads one batch; every range it measures is overridden.
+    shape = [fp32.fixed_batch or 1, 3, *fp32.image_hw]
+    one = iter([(torch.zeros(shape), torch.zeros(shape[0], dtype=torch.long))])
+    return _quantize_static(src, _reader(one, fp32.input_name, fp32.fixed_batch), tmp, reduce_range=reduce_range,
+                            overrides=overrides)
+
+
 @torch.no_grad()
 def compare_top1(reference: nn.Module, candidate: nn.Module,
                  loader: Iterable[Tuple[torch.Tensor, torch.Tensor]]) -> Dict[str, float]:

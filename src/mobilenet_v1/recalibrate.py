@@ -89,7 +89,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     ``val_split``: an image folder's share of each class left out (by default the share ``src``'s run
     held out, where ``dataset_path`` is the folder it trained on). Everything is checked before the
     measurement."""
-    from .api import model_from_checkpoint
+    from .api import model_from_checkpoint, refuse_quantization_aware
     from .engine import resolve_device
     from .quantize import calibration_loader
 
@@ -111,6 +111,9 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
             raise ValueError(f"--out {dst}: cannot write in {folder}: {e.strerror or e}") from None
     ckpt = read_any(path)
     model, args = model_from_checkpoint(ckpt, path, use_ema)
+    refuse_quantization_aware(model, path, "its weights learned their rounding at the BatchNorm statistics it "
+                                           "froze; recalibrate the float model it was fine-tuned from, then "
+                                           "fine-tune that with --qat True")
     config = dict(ckpt.get("config") or {})
     dataset = ckpt_io.trained_dataset(path, config.get("dataset"), dataset)
     if dataset is None:

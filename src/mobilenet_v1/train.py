@@ -48,12 +48,32 @@ def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataO
 
 def build_model(cfg: Config) -> MobileNetV1:
     model = MobileNetV1(class_num=cfg.class_num, width_mult=cfg.width_mult, padding=cfg.padding,
-                        drop_rate=cfg.drop_rate)
+                        drop_rate=cfg.drop_rate, qat=cfg.qat, qat_reduce_range=cfg.qat_reduce_range)
     return model.freeze(cfg.freeze_layers) if cfg.freeze_layers else model
 
 
 def model_args(cfg: Config) -> Dict[str, Any]:
-    return {"class_num": cfg.class_num, "width_mult": cfg.width_mult, "padding": cfg.padding}
+    args = {"class_num": cfg.class_num, "width_mult": cfg.width_mult, "padding": cfg.padding}
+    if cfg.qat:
+        args.update(qat=True, qat_reduce_range=cfg.qat_reduce_range)
+    return args
+
+
+def pre_trained_state(state: Dict[str, torch.Tensor], model: MobileNetV1,
+                      source: str) -> Tuple[Dict[str, torch.Tensor], str]:
+    """``state`` made to fit ``model`` where one of them is quantization-aware and the other not, and a
+    note saying so ("" where nothing changed): a float model's weights start quantization-aware training
+    with activation ranges measured from its first step; a quantization-aware model's weights start a
+    float run without its ranges."""
+    ranges = [k for k in state if k.startswith("quant.")]
+    if model.quant is not None and not ranges:
+        state = {**state, **{f"quant.{k}": v for k, v in model.quant.state_dict().items()}}
+        return state, (f"{source} holds float weights: quantization-aware training starts from them, the "
+                       f"activation ranges measured from the first step on")
+    if model.quant is None and ranges:
+        return ({k: v for k, v in state.items() if k not in ranges},
+                f"{source} is quantization-aware: its weights are taken, its activation ranges left out")
+    return state, ""
 
 
 def build_criterion(cfg: Config) -> torch.nn.Module:
@@ -418,6 +438,14 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
     saved before the restart; going back would throw that work away. (What ``run_dir`` held after the
     point a run resumed from was moved aside when it started: :func:`checkpoint.move_superseded`.)"""
     def validate(ckpt: Dict[str, Any], path: str) -> Tuple[int, int]:
+        args = ckpt.get("model_args") or {}
+        trained = (bool(args.get("qat")), bool(args.get("qat_reduce_range")))
+        if trained != (cfg.qat, cfg.qat_reduce_range):
+            # The same tensors either way for a change of weight grid: it would go on silently.
+            raise ckpt_io.CheckpointError(
+                f"checkpoint {path}: its run trained with qat {trained[0]}, qat_reduce_range {trained[1]}; this run "
+                f"with qat {cfg.qat}, qat_reduce_range {cfg.qat_reduce_range} (pass those of the checkpoint to "
+                f"continue it; --pre_trained starts another run from its weights)")
         return ckpt_io.validate_training_checkpoint(ckpt, path, model, optimizer, steps_per_epoch, classes,
                                                     check_ema=cfg.ema_decay > 0,
                                                     samples_per_step=samples_per_step(cfg, dist),
@@ -526,7 +554,8 @@ def run(cfg: Config) -> Dict[str, Any]:
 
 def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str, Any]:
     device = resolve_device(cfg.device_target)
-    precision = resolve_precision(cfg.precision, device)
+    # Quantization-aware training simulates INT8 arithmetic in float32 (bf16 would round it again).
+    precision = "fp32" if cfg.qat else resolve_precision(cfg.precision, device)
     seed_everything(cfg.seed)
     if device.type == "cuda":
         # Fixed input shapes: let cuDNN pick the fastest algorithm per layer once.
@@ -583,8 +612,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
         note = ckpt_io.weights_note(source, cfg.use_ema)  # a run's weight average, by default
         if note:
             print0(f"pre_trained: {note}")
-        skipped = ckpt_io.load_weights(model, ckpt_io.weights_to_use(source, cfg.use_ema), cfg.pre_trained,
-                                       skip_head_mismatch=True, naming=source.get("naming", "ours"))
+        state, qat_note = pre_trained_state(ckpt_io.weights_to_use(source, cfg.use_ema), model, cfg.pre_trained)
+        if qat_note:
+            print0(f"pre_trained: {qat_note}")
+        skipped = ckpt_io.load_weights(model, state, cfg.pre_trained, skip_head_mismatch=True,
+                                       naming=source.get("naming", "ours"))
         print0(f"pre_trained: loaded {cfg.pre_trained}" +
                (f"; left out {', '.join(skipped)} (another class count), the classifier starts fresh"
                 if skipped else ""))
@@ -594,6 +626,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
         if padded and padded != cfg.padding:
             print0(f"pre_trained: note: {cfg.pre_trained} was trained with padding {padded}, this run pads "
                    f"{cfg.padding} (--padding {padded} keeps to its)")
+    if cfg.qat:
+        print0(f"qat: quantization-aware training: BatchNorm frozen at its running statistics and folded into the "
+               f"convs, their weights rounded to int8 per channel{' (7-bit)' if cfg.qat_reduce_range else ''}, the "
+               f"input, each layer's output and the pooled features to uint8 within ranges that follow the batches; "
+               f"float32 throughout. 'mobilenet-v1 export' writes the INT8 ONNX file this model computes")
     if cfg.freeze_layers:
         frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
         trained = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,171 @@
+"""Quantization-aware training (QAT): the forward pass of the INT8 file ``export`` writes, simulated.
+
+A model built with ``qat=True`` computes what ONNX Runtime's QDQ INT8 graph of it computes (the graph
+:mod:`quantize` makes, with the ranges learned here instead of calibrated ones), in float arithmetic
+(Jacob et al. 2018; Krishnamoorthi 2018):
+
+- BatchNorm is folded into each conv with its running statistics, which stay as the pre-trained model
+  left them (frozen BatchNorm: the folded weights trained are the ones deployed; gamma and beta train);
+- the folded weights are rounded to int8, symmetric, one scale per output channel (``amax / 127``; with
+  ``reduce_range``, 7 bits, ``amax / 64``: ONNX Runtime's integer kernels on x86 CPUs without VNNI
+  saturate on full-range weights); each bias to int32 at the scale of its input times its weights',
+  clipped to int32's range;
+- the input, every layer's ReLU6 output and the pooled features are rounded to uint8 with one scale and
+  zero point each, from ranges that follow a moving average of each training batch's minimum and maximum
+  (a batch with a non-finite value moves none);
+- the logits stay float.
+
+The convs run on the integer levels (the products and their sums exact, as in integer kernels, and on a
+GPU whether or not its convs use TF32), then scaled; the classifier in float32.
+
+Rounding passes gradients straight through (zero where a value was clipped to the range), so the
+weights learn to sit well on the int8 grid. The same rules as ONNX Runtime's quantizer make the scales,
+so the exported file's integer kernels and this model agree up to the rounding of ties: a value exactly
+between two levels, which two float computations in another order can round to either side (and
+PyTorch's rounding multiplies by the inverse scale where ONNX Runtime divides).
+
+This file imports only torch.
+"""
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACT_QMIN, ACT_QMAX = 0, 255  # uint8 activations
+W_QMAX = 127  # int8 weights, symmetric: [-127, 127]
+W_QMAX_REDUCED = 64  # 7-bit weights ([-64, 64], ONNX Runtime's reduce_range), for x86 CPUs without VNNI
+INT32_MAX = 2 ** 31 - 1
+# The moving average's weight on each new batch's range (PyTorch's MovingAverageMinMaxObserver's).
+RANGE_MOMENTUM = 0.01
+
+
+def activation_points(layers: int) -> int:
+    """Quantized activations of a network of ``layers`` conv layers: the input, each layer's output and
+    the pooled features."""
+    return layers + 2
+
+
+class ActivationRanges(nn.Module):
+    """The learned (minimum, maximum) of each quantized activation, and how many training batches
+    observed them. ``ranges[0]`` is the input's, ``ranges[k + 1]`` layer k's output, ``ranges[-1]`` the
+    pooled features'. Before the first observation (``observed`` 0) activations and biases are not
+    rounded (the weights are). A batch with a non-finite value leaves a range as it was."""
+
+    def __init__(self, points: int, reduce_range: bool = False):
+        super().__init__()
+        self.reduce_range = reduce_range
+        self.weight_qmax = W_QMAX_REDUCED if reduce_range else W_QMAX
+        self.register_buffer("ranges", torch.zeros(points, 2))
+        self.register_buffer("observed", torch.zeros((), dtype=torch.long))
+
+    def qparams(self, i: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Scale (float32) and zero point (int32) of activation ``i``, by ONNX Runtime's rule for uint8:
+        the range widened to hold 0, ``scale = (max - min) / 255``, ``zero_point = round(-min / scale)``."""
+        lo = self.ranges[i, 0].double().clamp(max=0)
+        hi = self.ranges[i, 1].double().clamp(min=0)
+        scale = (hi - lo) / (ACT_QMAX - ACT_QMIN)
+        degenerate = scale.float() < torch.finfo(torch.float32).tiny
+        scale = torch.where(degenerate, torch.ones_like(scale), scale)
+        zero_point = torch.where(degenerate, torch.zeros_like(lo), torch.round(ACT_QMIN - lo / scale))
+        return scale.float().reshape(1), zero_point.to(torch.int32).reshape(1)
+
+    def forward(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """``x`` rounded to the uint8 grid of activation ``i``; in training, the range follows ``x`` first."""
+        if self.training:
+            with torch.no_grad():
+                lo, hi = torch.aminmax(x.detach().float())
+                new = torch.stack((lo, hi))
+                moved = torch.where(self.observed == 0, new, self.ranges[i] + RANGE_MOMENTUM * (new - self.ranges[i]))
+                self.ranges[i] = torch.where(torch.isfinite(new).all(), moved, self.ranges[i])
+        elif not int(self.observed):
+            return x
+        scale, zero_point = self.qparams(i)
+        return torch.fake_quantize_per_tensor_affine(x, scale, zero_point, ACT_QMIN, ACT_QMAX)
+
+
+def weight_scales(w: torch.Tensor, qmax: int = W_QMAX) -> torch.Tensor:
+    """Per output channel, ONNX Runtime's symmetric int8 scale: ``max |w| / qmax`` (127, or 64 for 7-bit
+    weights; 1 for an all-zero channel)."""
+    amax = w.detach().abs().reshape(w.shape[0], -1).amax(1).double()
+    scale = (2 * amax / (2 * qmax)).float()
+    return torch.where(scale < torch.finfo(torch.float32).tiny, torch.ones_like(scale), scale)
+
+
+def quantize_weight(w: torch.Tensor, qmax: int = W_QMAX) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``w`` rounded to int8 in [-qmax, qmax] per output channel (gradients straight through), and its scales."""
+    scale = weight_scales(w, qmax)
+    zero = torch.zeros(w.shape[0], dtype=torch.int32, device=w.device)
+    return torch.fake_quantize_per_channel_affine(w, scale, zero, 0, -qmax, qmax), scale
+
+
+def quantize_bias(b: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``b`` rounded to int32 at ``scale`` (input scale x weight scales, a float32 product), clipped to
+    int32's range, as ONNX Runtime stores a float32 bias; gradients pass straight through."""
+    q = torch.round(b.detach().double() / scale.double()).clamp(-INT32_MAX - 1, INT32_MAX)
+    # Dequantized as DequantizeLinear does: the level in float32 (2**31 - 1 becomes 2**31) times the scale.
+    return (q.float() * scale) + (b - b.detach())  # the rounded value exactly; the gradient of b
+
+
+def folded(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of ``conv`` followed by ``bn`` at its running statistics: the arithmetic of
+    ``torch.nn.utils.fusion.fuse_conv_bn_weights`` (``export``'s folding), so the exported weights are
+    these to the bit. Differentiable in the conv's weight and BatchNorm's gamma and beta."""
+    rsqrt = torch.rsqrt(bn.running_var + bn.eps)
+    weight = conv.weight * (bn.weight * rsqrt).reshape(-1, 1, 1, 1)
+    bias = (torch.zeros_like(bn.running_mean) - bn.running_mean) * rsqrt * bn.weight + bn.bias
+    return weight, bias
+
+
+def _conv(conv: nn.Conv2d, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``conv`` (SAME-padded or not) of ``x`` with other weights and a bias."""
+    pads = getattr(conv, "_pads", None)
+    if pads is None:
+        return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+    top, bottom, left, right = pads(x)
+    if (top, left) != (bottom, right):
+        x = F.pad(x, (left, right, top, bottom))
+        top = left = 0
+    return F.conv2d(x, weight, bias, conv.stride, (top, left), conv.dilation, conv.groups)
+
+
+def _on_grid(t: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``t / scale`` rounded to integers (``t`` a rounded tensor: its integer levels, zero point taken
+    off), with the gradients of ``t / scale``."""
+    v = t / scale
+    return torch.round(v).detach() + (v - v.detach())
+
+
+def forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The logits of a MobileNetV1 built with ``qat=True`` (see the module's docstring)."""
+    with torch.autocast(x.device.type, enabled=False):  # float32 whatever the precision around it
+        return _forward(model, x.float())
+
+
+def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    q = model.quant
+    observed = bool(q.training) or bool(int(q.observed))
+    x = q(0, x)
+    for k, (conv, bn, _) in enumerate(model.network):
+        weight, bias = folded(conv, bn)
+        weight, w_scale = quantize_weight(weight, q.weight_qmax)
+        if observed:
+            # On the integer levels, as integer kernels compute: the products and their sums are exact
+            # in float32 (and in TF32, which cuDNN convs use by default on a GPU), then scaled once.
+            scale = q.qparams(k)[0] * w_scale
+            y = _conv(conv, _on_grid(x, q.qparams(k)[0]), _on_grid(weight, w_scale.reshape(-1, 1, 1, 1)), None)
+            y = y * scale.reshape(1, -1, 1, 1) + quantize_bias(bias, scale).reshape(1, -1, 1, 1)
+        else:
+            y = _conv(conv, x, weight, bias)
+        x = q(k + 1, F.relu6(y))
+    x = q(len(model.network) + 1, x.mean(dim=(2, 3)))
+    if model.drop_rate:
+        x = F.dropout(x, model.drop_rate, model.training)
+    weight, w_scale = quantize_weight(model.fc.weight, q.weight_qmax)
+    bias = model.fc.bias
+    if observed:
+        bias = quantize_bias(bias, q.qparams(len(model.network) + 1)[0] * w_scale)
+    if q.training:
+        with torch.no_grad():
+            q.observed += 1
+    return F.linear(x, weight, bias)

@@ -1,0 +1,296 @@
+"""Quantization-aware training: the simulated rounding, fine-tuning, the INT8 file export writes of it."""
+import os
+
+import numpy as np
+import pytest
+import torch
+from onnx import numpy_helper
+
+from mobilenet_v1 import checkpoint as ckpt_io
+from mobilenet_v1 import cli, evaluate, qat, train
+from mobilenet_v1.api import load_model
+from mobilenet_v1.config import ConfigError, load_config
+from mobilenet_v1.demo import write_demo_data
+from mobilenet_v1.export import ExportError, export_checkpoint, to_onnx
+from mobilenet_v1.model import MobileNetV1
+from mobilenet_v1.onnx_io import OnnxModel
+from mobilenet_v1.quantize import quantize_with_ranges, roundings
+
+
+def observed_model(seed: int, reduce_range: bool = False, padding: str = "same") -> MobileNetV1:
+    """A quantization-aware model with BatchNorm statistics far from their initial values, a classifier with
+    logits of order 1-10, and activation ranges observed on a few random batches."""
+    torch.manual_seed(seed)
+    model = MobileNetV1(10, 0.25, padding=padding, qat=True, qat_reduce_range=reduce_range)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.3, 0.3)
+                m.running_var.uniform_(0.2, 2.2)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.3, 0.3)
+        model.fc.weight.normal_(0, 1)
+        model.fc.bias.uniform_(-1, 1)
+        # A channel whose BatchNorm gamma is all but 0, as dead channels of trained depthwise layers have: its
+        # int32 bias overflows and is clipped, in the file and in the model alike.
+        model.network[5][1].weight[3] = 1e-7
+        model.network[5][1].bias[3] = 0.8
+        model.train()
+        for _ in range(3):
+            model(torch.randn(8, 3, 32, 32))
+    return model.eval()
+
+
+@pytest.mark.parametrize("reduce_range,padding", [(False, "same"), (True, "symmetric")])
+def test_the_simulation_is_the_int8_graph_export_writes(tmp_path, reduce_range, padding, monkeypatch):
+    model = observed_model(0, reduce_range, padding)
+    fp32 = str(tmp_path / "fp32.onnx")
+    with open(fp32, "wb") as f:
+        f.write(to_onnx(model.without_quant(), 32, 32).SerializeToString())
+    qparams = [tuple(t.item() for t in model.quant.qparams(i)) for i in range(29)]
+    proto = quantize_with_ranges(fp32, qparams, str(tmp_path), reduce_range=reduce_range)
+    int8 = str(tmp_path / "int8.onnx")
+    with open(int8, "wb") as f:
+        f.write(proto.SerializeToString())
+    # The file rounds where the model does, at the model's scales and zero points, and adds the biases the
+    # model's forward pass adds (recorded as it runs), to the bit.
+    activations, weights, biases = roundings(proto)
+    assert activations == [(float(np.float32(s)), z) for s, z in qparams]
+    for (conv, bn, _), scales in zip(model.network, weights):
+        with torch.no_grad():
+            expected = qat.weight_scales(qat.folded(conv, bn)[0], model.quant.weight_qmax)
+        assert np.array_equal(scales, expected.numpy())
+    used = []
+    rounded = qat.quantize_bias
+    monkeypatch.setattr(qat, "quantize_bias", lambda b, scale: used.append(rounded(b, scale)) or used[-1])
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 32, 32))
+    assert len(used) == len(biases) == 28
+    for k, (file_bias, model_bias) in enumerate(zip(biases, used)):
+        assert np.array_equal(file_bias, model_bias.numpy()), k
+    assert abs(float(used[5][3])) < 0.1  # the overflowing bias: clipped to int32 (0.8 would not fit)
+    monkeypatch.undo()
+    # And computes what the model computes: far closer than the float model before rounding is.
+    x = torch.randn(32, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        simulated, unrounded = model(x), model.without_quant()(x)
+    graph = OnnxModel(int8, reference=True)(x)
+    assert simulated.abs().mean() > 0.5
+    assert (graph - simulated).abs().mean() < 1e-4 * simulated.abs().mean()
+    assert (graph - unrounded).abs().mean() > 100 * (graph - simulated).abs().mean()
+    assert torch.equal(graph.argmax(1), simulated.argmax(1))
+    if reduce_range:  # 7-bit weights: this CPU's integer kernels agree too, VNNI or not
+        kernels = OnnxModel(int8)(x)
+        assert (kernels - simulated).abs().mean() < 1e-4 * simulated.abs().mean()
+
+
+def test_weights_and_activations_land_on_their_grids_and_gradients_pass_inside_the_range():
+    w = torch.randn(6, 4, 3, 3)
+    w[2] = 0  # an all-zero channel: scale 1, as ONNX Runtime gives it
+    for qmax in (qat.W_QMAX, qat.W_QMAX_REDUCED):
+        rounded, scale = qat.quantize_weight(w, qmax)
+        steps = rounded / scale.reshape(-1, 1, 1, 1)
+        assert torch.allclose(steps, steps.round(), atol=1e-4)
+        assert steps.abs().amax((1, 2, 3)).tolist() == pytest.approx([qmax] * 2 + [0] + [qmax] * 3)
+        assert scale[2] == 1
+    ranges = qat.ActivationRanges(2).train()
+    a, b = torch.randn(100) * 2, torch.randn(100) * 3 + 1
+    ranges(1, a)
+    assert ranges.ranges[1].tolist() == pytest.approx([float(a.min()), float(a.max())])  # the first batch's
+    ranges.observed += 1
+    ranges(1, b)
+    expected = [float(a.min()) + qat.RANGE_MOMENTUM * (float(b.min()) - float(a.min())),
+                float(a.max()) + qat.RANGE_MOMENTUM * (float(b.max()) - float(a.max()))]
+    assert ranges.ranges[1].tolist() == pytest.approx(expected)
+    ranges.eval()
+    x = torch.linspace(-8, 8, 401, requires_grad=True)
+    y = ranges(1, x)
+    scale, zero = ranges.qparams(1)
+    steps = y.detach() / scale + zero
+    assert torch.allclose(steps, steps.round(), atol=1e-3) and steps.min() >= 0 and steps.max() <= 255
+    y.sum().backward()
+    grid = torch.round(x.detach() / scale) + zero
+    inside = (grid >= 0) & (grid <= 255)
+    assert 0 < inside.sum() < x.numel()
+    assert torch.equal(x.grad, inside.float())  # straight through inside the range, nothing outside
+
+
+def test_the_model_refuses_what_it_does_not_simulate():
+    with pytest.raises(ValueError, match="features_only"):
+        MobileNetV1(10, qat=True, features_only=True)
+    with pytest.raises(ValueError, match="qat=True"):
+        MobileNetV1(10, qat_reduce_range=True)
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """The demo's digits, a float model trained on them briefly, and a quantization-aware fine-tune of it
+    (7-bit weights: the INT8 file is run on this CPU, whose integer kernels may lack VNNI)."""
+    root = tmp_path_factory.mktemp("qat")
+    data = str(root / "data")
+    write_demo_data(data)
+    base = [f"--dataset_path={data}", "--class_num=10", "--width_mult=0.25", "--image_size=32", "--batch_size=64",
+            "--random_flip=False", "--device_target=CPU", "--num_workers=0", "--warmup_epochs=0"]
+    float_run = train.run(load_config(base + ["--epoch_size=4", "--lr_max=0.1", "--lr_decay_mode=cosine",
+                                              f"--save_checkpoint_path={root / 'float'}",
+                                              "--save_checkpoint_epochs=4"]))
+    qat_args = base + ["--qat=True", "--qat_reduce_range=True", f"--pre_trained={float_run['checkpoint']}",
+                       "--epoch_size=1", "--lr_max=0.01", "--lr_init=0.01", "--lr_decay_mode=cosine",
+                       f"--save_checkpoint_path={root / 'qat'}", "--save_checkpoint_epochs=1"]
+    qat_run = train.run(load_config(qat_args))
+    return {"root": root, "data": data, "base": base, "float": float_run["checkpoint"], "qat_args": qat_args,
+            "qat": qat_run["checkpoint"]}
+
+
+def test_fine_tuning_keeps_batchnorm_and_export_writes_the_int8_model_it_trained(digits, capsys):
+    before, after = ckpt_io.load_file(digits["float"]), ckpt_io.load_file(digits["qat"])
+    assert after["model_args"]["qat"] and after["model_args"]["qat_reduce_range"]
+    for name, value in before["model"].items():
+        if "running_" in name:  # BatchNorm frozen: the statistics the weights were folded with
+            assert torch.equal(after["model"][name], value), name
+    assert not torch.equal(after["model"]["network.3.0.weight"], before["model"]["network.3.0.weight"])
+    steps = after["steps_per_epoch"]
+    assert int(after["model"]["quant.observed"]) == steps
+    ranges = after["model"]["quant.ranges"]
+    assert torch.isfinite(ranges).all() and (ranges[1:, 0] >= 0).all() and (ranges[1:, 1] <= 6).all()
+
+    out = str(digits["root"] / "digits_qat")
+    assert cli.main(["export", "--ckpt_file", digits["qat"], "--file_name", out]) == 0
+    printed = capsys.readouterr().out
+    assert "every scale and zero point the model's" in printed
+    recorded = OnnxModel(out + ".onnx").metadata["quantization"]
+    assert "quantization-aware" in recorded and "7-bit range" in recorded and f"{steps} training batches" in recorded
+
+    def top1(path: str) -> float:
+        return evaluate.run(load_config(digits["base"] + [f"--checkpoint_path={path}"]))["top_1_accuracy"]
+
+    simulated, deployed = top1(digits["qat"]), top1(out + ".onnx")
+    assert simulated > 0.5  # a model that learned: the comparison means something
+    assert abs(simulated - deployed) <= 2 / 359 + 1e-9  # the same predictions, ties aside
+
+
+def test_a_quantization_aware_run_resumes_with_its_ranges(digits, tmp_path):
+    folder = tmp_path / "qat"
+    first = train.run(load_config(digits["qat_args"] + [f"--save_checkpoint_path={folder}"]))
+    ranges = ckpt_io.load_file(first["checkpoint"])["model"]["quant.ranges"]
+    args = [a for a in digits["qat_args"] if not a.startswith("--epoch_size")]
+    second = train.run(load_config(args + ["--epoch_size=2", f"--save_checkpoint_path={folder}", "--resume=auto"]))
+    resumed = ckpt_io.load_file(second["checkpoint"])
+    spe = resumed["steps_per_epoch"]
+    assert int(resumed["model"]["quant.observed"]) == 2 * spe  # counted on, not started over
+    # The moving average went on from the saved ranges: one more epoch moves them a little, not anew.
+    assert not torch.equal(resumed["model"]["quant.ranges"], ranges)
+    assert torch.allclose(resumed["model"]["quant.ranges"], ranges, rtol=0.5, atol=0.5)
+
+
+def test_pre_trained_across_float_and_quantization_aware(digits, tmp_path, capsys):
+    # A quantization-aware model's weights start a float run, its ranges left out with a note.
+    result = train.run(load_config(digits["base"] + [f"--pre_trained={digits['qat']}", "--epoch_size=1",
+                                                     "--lr_max=0.01", f"--save_checkpoint_path={tmp_path / 'f'}"]))
+    assert "its activation ranges left out" in capsys.readouterr().out
+    assert not any(k.startswith("quant.") for k in ckpt_io.load_file(result["checkpoint"])["model"])
+    # A float model's weights start quantization-aware training: ranges from its first step.
+    model = load_model(digits["qat"])
+    assert model.quant is not None and int(model.quant.observed) > 0
+
+
+@pytest.mark.parametrize("extra,key", [
+    (["--qat=True"], "pre_trained"),
+    (["--qat=True", "--pre_trained=x.ckpt", "--compile=True"], "compile"),
+    (["--qat=True", "--pre_trained=x.ckpt", "--precision=bf16"], "precision"),
+    (["--qat=True", "--pre_trained=x.ckpt", "--ema_decay=0.999"], "ema_decay"),
+    (["--qat_reduce_range=True"], "qat_reduce_range"),
+])
+def test_settings_quantization_aware_training_cannot_take_are_refused(extra, key):
+    with pytest.raises(ConfigError, match=key):
+        load_config(["--dataset_path=d"] + extra)
+
+
+def test_commands_for_float_models_refuse_a_quantization_aware_checkpoint(digits, tmp_path, capsys):
+    out = tmp_path / "out.pt"
+    for argv in (["average", digits["qat"], digits["float"], "--out", str(out)],
+                 ["recalibrate-bn", digits["qat"], "--dataset_path", digits["data"], "--image_size", "40",
+                  "--out", str(out)],
+                 ["convert", digits["qat"], str(tmp_path / "out.ckpt")]):
+        assert cli.main(argv) != 0, argv[0]
+        err = capsys.readouterr().err
+        assert "is quantization-aware" in err and digits["qat"] in err, argv[0]
+    assert os.listdir(tmp_path) == []
+
+
+def test_export_refuses_ranges_never_measured_and_a_file_that_rounds_otherwise(digits, tmp_path, monkeypatch):
+    # Never trained: nothing to write.
+    ckpt = ckpt_io.load_file(digits["qat"])
+    state = dict(ckpt["model"])
+    state["quant.observed"] = torch.zeros((), dtype=torch.long)
+    fresh = str(tmp_path / "fresh.ckpt")
+    torch.save({**ckpt, "model": state}, fresh)
+    with pytest.raises(ExportError, match="never measured"):
+        export_checkpoint(fresh, str(tmp_path / "fresh"))
+    # A quantizer that moves one range, or one weight scale, or one bias: each caught by the check, an
+    # earlier file left as it was.
+    good = str(tmp_path / "q.onnx")
+    export_checkpoint(digits["qat"], good)
+    kept = open(good, "rb").read()
+    import mobilenet_v1.quantize as quantize
+
+    real = quantize.quantize_with_ranges
+
+    def shifted(src, qparams, tmp, reduce_range=False):
+        qparams = list(qparams)
+        qparams[5] = (qparams[5][0] * 1.5, qparams[5][1])
+        return real(src, qparams, tmp, reduce_range)
+
+    def altered(suffix, change):
+        def quantizer(src, qparams, tmp, reduce_range=False):
+            proto = real(src, qparams, tmp, reduce_range)
+            found = next(i for i in proto.graph.initializer if i.name.startswith("network.4.0.")
+                         and i.name.endswith(suffix))
+            found.CopyFrom(numpy_helper.from_array(change(numpy_helper.to_array(found).copy()), found.name))
+            return proto
+        return quantizer
+
+    def first_doubled(value):
+        value.reshape(-1)[0] += value.reshape(-1)[0] or 1
+        return value
+
+    # The int8 levels themselves have no scale to compare: the logits tell (here the signs flipped).
+    for quantizer, named in ((shifted, "rounds otherwise.*activation 5"),
+                             (altered("weight_scale", first_doubled), "rounds otherwise.*weights of layer 4"),
+                             (altered("bias_quantized", first_doubled), "rounds otherwise.*bias of layer 4"),
+                             (altered("weight_quantized", lambda v: -v), "differ from the quantization-aware")):
+        monkeypatch.setattr(quantize, "quantize_with_ranges", quantizer)
+        with pytest.raises(ExportError, match=named):
+            export_checkpoint(digits["qat"], good)
+        assert open(good, "rb").read() == kept
+
+
+def test_a_bad_batch_leaves_the_ranges_as_they_were(digits):
+    model = load_model(digits["qat"]).train()
+    before = model.quant.ranges.clone()
+    x = torch.randn(4, 3, 32, 32)
+    x[0, 0, 0, 0] = float("inf")
+    model(x)  # a non-finite input: no range moves to it
+    assert torch.isfinite(model.quant.ranges).all() and torch.equal(model.quant.ranges[0], before[0])
+    # A step the guard skips (a non-finite loss) takes back what its forward pass observed.
+    from mobilenet_v1.nonfinite import NonFiniteGuard
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    guard = NonFiniteGuard(model, optimizer, torch.device("cpu"))
+    ranges, observed = model.quant.ranges.clone(), int(model.quant.observed)
+    guard.begin()
+    loss = model(torch.randn(4, 3, 32, 32) * 3).sum() * float("nan")
+    loss.backward()
+    assert not torch.equal(model.quant.ranges, ranges)
+    guard.step(loss, torch.amp.GradScaler("cpu", enabled=False))
+    assert torch.equal(model.quant.ranges, ranges) and int(model.quant.observed) == observed
+
+
+def test_a_resume_keeps_to_the_weight_grid_it_trained_on(digits, tmp_path):
+    folder = tmp_path / "qat"
+    saved = train.run(load_config(digits["qat_args"] + [f"--save_checkpoint_path={folder}"]))["checkpoint"]
+    args = [a for a in digits["qat_args"] if not a.startswith(("--epoch_size", "--qat_reduce_range"))]
+    with pytest.raises(ckpt_io.CheckpointError, match="qat_reduce_range True; this run with qat True, "
+                                                      "qat_reduce_range False"):
+        train.run(load_config(args + ["--epoch_size=2", f"--save_checkpoint_path={folder}",
+                                      f"--resume={saved}"]))
