@@ -157,7 +157,7 @@ def test_fine_tuning_keeps_batchnorm_and_export_writes_the_int8_model_it_trained
     out = str(digits["root"] / "digits_qat")
     assert cli.main(["export", "--ckpt_file", digits["qat"], "--file_name", out]) == 0
     printed = capsys.readouterr().out
-    assert "every scale and zero point the model's" in printed
+    assert "every scale, zero point and bias the model's" in printed
     recorded = OnnxModel(out + ".onnx").metadata["quantization"]
     assert "quantization-aware" in recorded and "7-bit range" in recorded and f"{steps} training batches" in recorded
 

@@ -10,6 +10,10 @@ BatchNorm is folded into the convolutions before export, so the graph is 27 ``Co
 command runs the file in ONNX Runtime on a random batch and fails if any logit differs from PyTorch's
 by more than ``--atol`` (1e-4). The file is written and checked under a temporary name in the same
 folder and takes its name only once it passes, so a failed export leaves any earlier file untouched.
+
+A quantization-aware checkpoint (``train --qat True``, :mod:`qat`) is exported as its INT8 file: the
+float graph as above, quantized with the ranges the run learned (:func:`quantize.quantize_with_ranges`),
+then checked scale for scale and bias for bias against the model, and on its logits (:func:`_finish_qat`).
 """
 import argparse
 import copy
@@ -230,7 +234,7 @@ def _finish_qat(tmp: str, out_path: str, model: MobileNetV1, meta: Dict[str, Any
                 height: int, width: int, result: Dict[str, Any]) -> Dict[str, Any]:
     """The fp32 file ``tmp`` of a quantization-aware ``model`` rewritten in place as its INT8 file (the
     ranges the model learned, :func:`quantize.quantize_with_ranges`) and checked against the model: every
-    scale and zero point of the file must be the model's, and the mean absolute logit difference
+    scale, zero point and bias of the file must be the model's, and the mean absolute logit difference
     (:func:`qat_difference`) at most :data:`QAT_RTOL` of the mean logit. Returns ``result`` completed."""
     from . import qat as qat_sim
     from .quantize import quantize_with_ranges, roundings
@@ -256,17 +260,17 @@ def _finish_qat(tmp: str, out_path: str, model: MobileNetV1, meta: Dict[str, Any
         wrong += [f"{what} of {'layer ' + str(k) if k < len(model.network) else 'the classifier'}"
                   for k, (a, b) in enumerate(zip(found, wanted))
                   if not np.array_equal(np.asarray(a, np.float32).reshape(-1), b)]
+    kept = f"; {out_path} is left as it was" if os.path.exists(out_path) else ""
     if wrong or len(activations) != len(learned) or len(weights) != len(expected) or len(biases) != len(expected):
         raise ExportError(f"{out_path}: ONNX Runtime's quantizer rounds otherwise than the quantization-aware "
                           f"model learned ({len(activations)} activation and {len(weights)} weight scales, expected "
                           f"{len(learned)} and {len(expected)}; {'; '.join(wrong[:4]) or 'counts differ'}): not "
-                          f"written")
+                          f"written{kept}")
     write_metadata(proto, meta)
     with open(tmp, "wb") as f:
         f.write(proto.SerializeToString())
     diff = qat_difference(tmp, model, sizes, height, width)
     if not diff["mean"] <= QAT_RTOL * diff["logits"]:  # also catches NaN
-        kept = f"; {out_path} is left as it was" if os.path.exists(out_path) else ""
         raise ExportError(f"{out_path}: the INT8 file's logits differ from the quantization-aware model's by "
                           f"{diff['mean']:.3g} on average, {diff['mean'] / diff['logits']:.2%} of the mean logit "
                           f"(more than {QAT_RTOL:.2%}; largest {diff['max']:.3g}): not a faithful export, not "
@@ -350,7 +354,8 @@ def main(argv: Sequence[str]) -> int:
         print0(f"{result['quantization']}; ONNX Runtime vs the quantization-aware PyTorch model, logit difference: "
                f"mean {diff['mean']:.2e}, {diff['mean'] / diff['logits']:.3%} of the mean logit (limit "
                f"{QAT_RTOL:.0%}; --atol is for float files), largest {diff['max']:.2e} (rounding ties); with this "
-               f"CPU's integer kernels, largest {diff['kernels_max']:.2e}; every scale and zero point the model's")
+               f"CPU's integer kernels, largest {diff['kernels_max']:.2e}; every scale, zero point and bias the "
+               f"model's")
         note = OnnxModel(result["path"]).saturation_note()
         if note:
             print(f"mobilenet-v1 export: {note}", file=sys.stderr)

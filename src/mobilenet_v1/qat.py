@@ -15,8 +15,8 @@ A model built with ``qat=True`` computes what ONNX Runtime's QDQ INT8 graph of i
   (a batch with a non-finite value moves none);
 - the logits stay float.
 
-The convs run on the integer levels (the products and their sums exact, as in integer kernels, and on a
-GPU whether or not its convs use TF32), then scaled; the classifier in float32.
+The convs run on the integer levels (the products and their sums exact below 2**24, as in integer
+kernels, and on a GPU whether or not its convs use TF32), then scaled; the classifier in float32.
 
 Rounding passes gradients straight through (zero where a value was clipped to the range), so the
 weights learn to sit well on the int8 grid. The same rules as ONNX Runtime's quantizer make the scales,
@@ -150,10 +150,11 @@ def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         weight, bias = folded(conv, bn)
         weight, w_scale = quantize_weight(weight, q.weight_qmax)
         if observed:
-            # On the integer levels, as integer kernels compute: the products and their sums are exact
-            # in float32 (and in TF32, which cuDNN convs use by default on a GPU), then scaled once.
-            scale = q.qparams(k)[0] * w_scale
-            y = _conv(conv, _on_grid(x, q.qparams(k)[0]), _on_grid(weight, w_scale.reshape(-1, 1, 1, 1)), None)
+            # On the integer levels, as integer kernels compute: the products and their sums (below 2**24)
+            # are exact in float32, and in TF32, which cuDNN convs use by default on a GPU; then scaled once.
+            x_scale = q.qparams(k)[0]
+            scale = x_scale * w_scale
+            y = _conv(conv, _on_grid(x, x_scale), _on_grid(weight, w_scale.reshape(-1, 1, 1, 1)), None)
             y = y * scale.reshape(1, -1, 1, 1) + quantize_bias(bias, scale).reshape(1, -1, 1, 1)
         else:
             y = _conv(conv, x, weight, bias)

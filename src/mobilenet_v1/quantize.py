@@ -121,7 +121,7 @@ def _quantize_static(src: str, reader, tmp: str, per_channel: bool = True, reduc
     out = os.path.join(tmp, "int8.onnx")
     extra: Dict[str, Any] = {"OpTypesToExcludeOutputQuantization": ["Gemm"]}
     if overrides:
-        # The weight scales stay max |w| / 127 per channel, as the model that learned the ranges had them.
+        # The weight scales stay max |w| / 127 (or 64) per channel, as the model that learned the ranges had them.
         extra.update(TensorQuantOverrides=overrides, QDQDisableWeightAdjustForInt32Bias=True)
     quantize_static(prepared, out, reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
                     reduce_range=reduce_range, activation_type=QuantType.QUInt8,
@@ -213,8 +213,9 @@ def roundings(proto) -> Tuple[List[Tuple[float, int]], List[np.ndarray], List[np
             activations.append((float(scale), int(zero)))
             if node.op_type != "ReduceMean":
                 weights.append(dequantized(node.input[1])[0])
-                if len(node.input) < 3 or not node.input[2]:
-                    raise QuantizeError(f"the {node.op_type} of the INT8 graph has no bias")
+                if len(node.input) < 3 or not node.input[2]:  # the exporter drops a bias of zeros
+                    biases.append(np.zeros(weights[-1].size, np.float32))
+                    continue
                 levels = producer[node.input[2]].input[0]
                 biases.append(constants[levels].astype(np.float32) * dequantized(node.input[2])[0])
     return activations, weights, biases
