@@ -294,3 +294,18 @@ def test_a_resume_keeps_to_the_weight_grid_it_trained_on(digits, tmp_path):
                                                       "qat_reduce_range False"):
         train.run(load_config(args + ["--epoch_size=2", f"--save_checkpoint_path={folder}",
                                       f"--resume={saved}"]))
+
+
+def test_a_classifier_bias_of_zeros_exports(tmp_path):
+    # torch.export leaves a zero bias out of the Gemm: the file's bias is then zeros, as the model's is.
+    model = observed_model(2)
+    with torch.no_grad():
+        model.fc.bias.zero_()
+    path = str(tmp_path / "zero_bias.ckpt")
+    torch.save({"model": model.state_dict(), "config": {"image_size": 32, "dataset": "cifar10"},
+                "model_args": {"class_num": 10, "width_mult": 0.25, "padding": "same", "qat": True}}, path)
+    result = export_checkpoint(path, str(tmp_path / "zero_bias"))
+    assert result["qat"]["mean"] < 1e-4 * result["qat"]["logits"]
+    with torch.no_grad():
+        x = torch.randn(4, 3, 32, 32)
+        assert torch.equal(OnnxModel(result["path"], reference=True)(x).argmax(1), model(x).argmax(1))
