@@ -189,9 +189,14 @@ def test_pre_trained_across_float_and_quantization_aware(digits, tmp_path, capsy
                                                      "--lr_max=0.01", f"--save_checkpoint_path={tmp_path / 'f'}"]))
     assert "its activation ranges left out" in capsys.readouterr().out
     assert not any(k.startswith("quant.") for k in ckpt_io.load_file(result["checkpoint"])["model"])
-    # A float model's weights start quantization-aware training: ranges from its first step.
-    model = load_model(digits["qat"])
-    assert model.quant is not None and int(model.quant.observed) > 0
+    # A float model's weights start quantization-aware training: ranges measured from its first step.
+    state = ckpt_io.load_file(digits["float"])["model"]
+    model = MobileNetV1(10, 0.25, qat=True)
+    fitted, note = train.pre_trained_state(state, model, digits["float"])
+    assert "holds float weights" in note and int(fitted["quant.observed"]) == 0
+    assert {k: v for k, v in fitted.items() if not k.startswith("quant.")} == state
+    ckpt_io.load_weights(model, fitted, digits["float"])  # fits the model: nothing missing or unexpected
+    assert int(load_model(digits["qat"]).quant.observed) > 0  # the fine-tune went on from there
 
 
 @pytest.mark.parametrize("extra,key", [
