@@ -104,8 +104,9 @@ def test_weights_and_activations_land_on_their_grids_and_gradients_pass_inside_t
     assert ranges.ranges[1].tolist() == pytest.approx(expected)
     ranges.eval()
     x = torch.linspace(-8, 8, 401, requires_grad=True)
-    y = ranges(1, x)
-    scale, zero = ranges.qparams(1)
+    y, scale = ranges(1, x)
+    assert torch.equal(scale, ranges.qparams(1)[0])
+    zero = ranges.qparams(1)[1]
     steps = y.detach() / scale + zero
     assert torch.allclose(steps, steps.round(), atol=1e-3) and steps.min() >= 0 and steps.max() <= 255
     y.sum().backward()

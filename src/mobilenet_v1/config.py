@@ -459,10 +459,10 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
                           f"imagenet2012); CIFAR-10 evaluates on its test_batch.bin")
     if not 0 <= cfg.seed < 2**32:
         fail("seed", f"seed must be in [0, 2**32 - 1], got {cfg.seed}")
-    if cfg.qat and not cfg.pre_trained:
-        fail("qat", "qat fine-tunes a trained model for INT8, with BatchNorm frozen at its statistics: give "
-                    "--pre_trained CKPT (a float run's checkpoint)")
     if cfg.qat:
+        if not cfg.pre_trained:
+            fail("qat", "qat fine-tunes a trained model for INT8, with BatchNorm frozen at its statistics: give "
+                        "--pre_trained CKPT (a float run's checkpoint)")
         # Each of these would run something the INT8 file does not compute, or is not built for it yet.
         for key, on, why in (
                 ("precision", cfg.precision in ("bf16", "fp16"),

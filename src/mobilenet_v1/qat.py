@@ -26,7 +26,7 @@ PyTorch's rounding multiplies by the inverse scale where ONNX Runtime divides).
 
 This file imports only torch.
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -49,8 +49,8 @@ def activation_points(layers: int) -> int:
 class ActivationRanges(nn.Module):
     """The learned (minimum, maximum) of each quantized activation, and how many training batches
     observed them. ``ranges[0]`` is the input's, ``ranges[k + 1]`` layer k's output, ``ranges[-1]`` the
-    pooled features'. Before the first observation (``observed`` 0) activations and biases are not
-    rounded (the weights are). A batch with a non-finite value leaves a range as it was."""
+    pooled features'. A model before the first observation (``observed`` 0) rounds its weights only
+    (:func:`forward`). A batch with a non-finite value leaves a range as it was."""
 
     def __init__(self, points: int, reduce_range: bool = False):
         super().__init__()
@@ -70,18 +70,17 @@ class ActivationRanges(nn.Module):
         zero_point = torch.where(degenerate, torch.zeros_like(lo), torch.round(ACT_QMIN - lo / scale))
         return scale.float().reshape(1), zero_point.to(torch.int32).reshape(1)
 
-    def forward(self, i: int, x: torch.Tensor) -> torch.Tensor:
-        """``x`` rounded to the uint8 grid of activation ``i``; in training, the range follows ``x`` first."""
+    def forward(self, i: int, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``x`` rounded to the uint8 grid of activation ``i``, and that grid's scale (for the layer that
+        takes it); in training, the range follows ``x`` first."""
         if self.training:
             with torch.no_grad():
                 lo, hi = torch.aminmax(x.detach().float())
                 new = torch.stack((lo, hi))
                 moved = torch.where(self.observed == 0, new, self.ranges[i] + RANGE_MOMENTUM * (new - self.ranges[i]))
                 self.ranges[i] = torch.where(torch.isfinite(new).all(), moved, self.ranges[i])
-        elif not int(self.observed):
-            return x
         scale, zero_point = self.qparams(i)
-        return torch.fake_quantize_per_tensor_affine(x, scale, zero_point, ACT_QMIN, ACT_QMAX)
+        return torch.fake_quantize_per_tensor_affine(x, scale, zero_point, ACT_QMIN, ACT_QMAX), scale
 
 
 def weight_scales(w: torch.Tensor, qmax: int = W_QMAX) -> torch.Tensor:
@@ -144,28 +143,33 @@ def forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     q = model.quant
+    # Ranges never observed (a model not trained yet) round nothing but the weights. Read once a forward
+    # pass, and never in training (no wait for the GPU there).
     observed = bool(q.training) or bool(int(q.observed))
-    x = q(0, x)
+
+    def rounded(i: int, t: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        return q(i, t) if observed else (t, None)
+
+    x, x_scale = rounded(0, x)
     for k, (conv, bn, _) in enumerate(model.network):
         weight, bias = folded(conv, bn)
         weight, w_scale = quantize_weight(weight, q.weight_qmax)
         if observed:
             # On the integer levels, as integer kernels compute: the products and their sums (below 2**24)
             # are exact in float32, and in TF32, which cuDNN convs use by default on a GPU; then scaled once.
-            x_scale = q.qparams(k)[0]
             scale = x_scale * w_scale
             y = _conv(conv, _on_grid(x, x_scale), _on_grid(weight, w_scale.reshape(-1, 1, 1, 1)), None)
             y = y * scale.reshape(1, -1, 1, 1) + quantize_bias(bias, scale).reshape(1, -1, 1, 1)
         else:
             y = _conv(conv, x, weight, bias)
-        x = q(k + 1, F.relu6(y))
-    x = q(len(model.network) + 1, x.mean(dim=(2, 3)))
+        x, x_scale = rounded(k + 1, F.relu6(y))
+    x, x_scale = rounded(len(model.network) + 1, x.mean(dim=(2, 3)))
     if model.drop_rate:
         x = F.dropout(x, model.drop_rate, model.training)
     weight, w_scale = quantize_weight(model.fc.weight, q.weight_qmax)
     bias = model.fc.bias
     if observed:
-        bias = quantize_bias(bias, q.qparams(len(model.network) + 1)[0] * w_scale)
+        bias = quantize_bias(bias, x_scale * w_scale)
     if q.training:
         with torch.no_grad():
             q.observed += 1
