@@ -17,7 +17,7 @@ timeout 140 python3 benchmarks/train_throughput.py --modes default \
   --json "$OUT/step.json" 2>&1 | grep -v Warning | tail -8
 
 echo "== input pipeline: CPU workers vs GPU, four experiments alternated over 3 rounds, stages"
-timeout 160 python3 benchmarks/input_pipeline.py --images 8192 --passes 2 --pinned_bytes \
+timeout 160 python3 benchmarks/input_pipeline.py --images 8192 --passes 2 --canvas_per_crop \
   --received_inline --decoded_ahead --tensor_per_batch --rounds 3 --json "$OUT/input_pipeline.json" 2>&1 | tail -19
 
 echo "== the pipeline's threads deliver what one thread does (decode on its own stream; control without record_stream)"
@@ -45,5 +45,6 @@ echo "smoke exit $?"; grep -E "epoch: |Epoch time|weights:|top_1|rror" "$OUT/smo
 # (10,081 images/s against 9,503 with 16). Left out for room and not settled: the loader stream's priority
 # end to end (one run: -1 slower, 6,831 against 7,174; on another machine with an experimental build,
 # faster, 8,768 against 8,623), and the stacked crops (input_pipeline.py --stacked_crops: slower in
-# alternated pairs, in one build together with a pin thread). Rerun them alone.
+# alternated pairs, in one build together with a pin thread), and the bytes pinned by the DataLoader's pin
+# thread (input_pipeline.py --pinned_bytes; left out on 2026-11-30 for --canvas_per_crop). Rerun them alone.
 echo "== done"

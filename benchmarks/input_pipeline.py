@@ -10,17 +10,21 @@ Images/s of a full pass after one warm-up pass; output is the normalised batch o
     python benchmarks/input_pipeline.py --images 8192 --stages 0 --received_inline --decoded_ahead --rounds 3
                                   # the same: batches received in the decoding thread (as before), and
                                   # decoded in a thread of their own, ahead of the crop
-    python benchmarks/input_pipeline.py --images 8192 --stages 0 --tensor_per_batch --rounds 3
-                                  # the same: each batch's bytes in a tensor of their own (as before)
+    python benchmarks/input_pipeline.py --images 8192 --stages 0 --tensor_per_batch --canvas_per_crop --rounds 3
+                                  # the same: each batch's bytes in a tensor of their own (as before), and
+                                  # each crop copied into the canvas on its own (as before)
 
 ``--receive R`` instead times how long the feeding process takes to receive a batch from the workers,
 read its pages and let it go (the bytes in shared buffers used again, as the package sends them,
 against a tensor of their own per batch, as before), R alternating rounds.
 
 ``--host_work R`` instead times, on the CPU, the GPU pipeline's work per batch in the process that
-feeds the model (decode, crop/resize, flip, normalise of a batch of tiny JPEGs, where per-sample Python
-and per-call overhead is all there is): with the crops drawn by the loader workers, against drawn in
-that process (as before the workers drew them), R alternating rounds each.
+feeds the model after the decode (crop/resize, flip, normalise of a batch of tiny decoded JPEGs, where
+per-sample Python and per-call overhead is most of what there is), R alternating rounds each: the
+package; the crops drawn in that process (as before the loader workers drew them); each crop copied
+into the canvas on its own (as before the canvas was gathered). It also counts the ATen operations
+each dispatches per batch: on CUDA, each that is not a view is a kernel launch, host time that this
+CPU's timing cannot separate from the work itself.
 """
 import argparse
 import dataclasses
@@ -126,12 +130,45 @@ def stacked_resized_crop(images, boxes, size):
     return out
 
 
-def stacked_crops_rate(root, passes, **kw):
-    T.batch_resized_crop = stacked_resized_crop  # data.py calls it through the module
-    try:
-        return pipeline_with()(root, passes, **kw)
-    finally:
-        T.batch_resized_crop = PACKAGE_CROP
+def canvas_per_crop(images, boxes, size, dtype=None):
+    """``transforms.batch_resized_crop`` as it was before its canvas was gathered in batched operations
+    (the experiment of ``--canvas_per_crop``): each crop sliced out and copied into a zeroed canvas, a
+    Python indexing and a copy launch per crop. The same output, bit for bit."""
+    from torchvision.ops import roi_align
+    from torchvision.transforms.v2 import functional as TF
+
+    device = images[0].device
+    dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+    crops = []
+    for img, (top, left, h, w) in zip(images, boxes):
+        crop = img[:, top:top + h, left:left + w]
+        if max(h, w) > 4 * size:
+            scale = 2 * size / max(h, w)
+            crop = TF.resize(crop, [max(2, round(h * scale)), max(2, round(w * scale))], antialias=True)
+        elif h == 1 or w == 1:
+            crop = crop.repeat(1, 2 if h == 1 else 1, 2 if w == 1 else 1)
+        crops.append(crop)
+    canvas = torch.zeros((len(crops), 3, max(c.shape[-2] for c in crops), max(c.shape[-1] for c in crops)),
+                         dtype=dtype, device=device)
+    rois = []
+    for i, crop in enumerate(crops):
+        h, w = crop.shape[-2:]
+        canvas[i, :, :h, :w] = crop
+        rois.append((i, 0.5, 0.5, w - 0.5, h - 0.5))
+    rois_t = T.to_device_nowait(torch.tensor(rois, dtype=torch.float32), device).to(dtype)
+    return roi_align(canvas, rois_t, (size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+
+
+def with_crop(crop, rate):
+    """``rate`` (a function(root, passes, **kw) -> images/s) with ``crop`` in place of the package's
+    ``transforms.batch_resized_crop`` (data.py calls it through the module)."""
+    def run(root, passes, **kw):
+        T.batch_resized_crop = crop
+        try:
+            return rate(root, passes, **kw)
+        finally:
+            T.batch_resized_crop = PACKAGE_CROP
+    return run
 
 
 def pipeline_with(make=None, **settings):
@@ -243,8 +280,33 @@ def receive(data_dir, batch_size, workers, rounds, batches=6):
     return {name: median(v) for name, v in times.items()}
 
 
+class DispatchCount:
+    """Counts the ATen operations dispatched while it is entered (on CUDA, each that is not a view
+    launches a kernel), through a TorchDispatchMode."""
+
+    def __init__(self):
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        counter = self
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                counter.ops += 1
+                return func(*args, **(kwargs or {}))
+        self.ops, self.mode = 0, Mode()
+
+    def __enter__(self):
+        self.ops = 0
+        self.mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.mode.__exit__(*exc)
+
+
 def host_work(batch_size, rounds, data_dir):
-    """Milliseconds per batch of the feeding process's work on tiny images, CPU; see the docstring."""
+    """Milliseconds per batch of the feeding process's work after the decode on tiny images, CPU, and
+    the ATen operations it dispatches per batch; see the docstring."""
     from common import natural_image
     from PIL import Image
 
@@ -254,21 +316,37 @@ def host_work(batch_size, rounds, data_dir):
         if not os.path.exists(path):
             Image.fromarray(natural_image(i, 40 + i % 9, 48 - i % 7)).save(path, quality=90)
     cpu = torch.device("cpu")
-    loader = BatchedImageLoader(data_dir, batch_size=batch_size, train=True, image_size=8, device=cpu, seed=1,
+    # Crops of up to 48 pixels to 16: none is pre-shrunk (a crop over 4x the output is), as none of a
+    # 500x375 JPEG is at 224.
+    loader = BatchedImageLoader(data_dir, batch_size=batch_size, train=True, image_size=16, device=cpu, seed=1,
                                 num_workers=0, channels_last=True)
     batch = next(iter(loader.loader))
+    part = loader.decode(batch)
+    # Contiguous, as nvJPEG returns them (the CPU's decode_jpeg gives a permuted view of its HWC output).
+    images = [img.contiguous() for img in part.images]
+    variants = {"the package (workers draw the crops)": (PACKAGE_CROP, batch.draws),
+                "feeding process draws the crops": (PACKAGE_CROP, None),
+                "a canvas copy per crop (before)": (canvas_per_crop, batch.draws)}
 
-    def feed(draws):
-        t = time.perf_counter()
-        part = loader.decode(batch)
-        loader.finish(part.images, part.seeds, draws, part.labels)
-        return (time.perf_counter() - t) * 1e3
+    def feed(name):
+        T.batch_resized_crop, draws = variants[name]
+        try:
+            t = time.perf_counter()
+            loader.finish(images, part.seeds, draws, part.labels)
+            return (time.perf_counter() - t) * 1e3
+        finally:
+            T.batch_resized_crop = PACKAGE_CROP
 
-    times = {"workers draw the crops": [], "feeding process draws them": []}
-    for r in range(rounds):  # alternate which goes first, so neither always runs on a warmer cache
+    times = {name: [] for name in variants}
+    for r in range(rounds):  # alternate the order, so none always runs on a warmer cache
         for name in sorted(times, reverse=bool(r % 2)):
-            times[name].append(feed(batch.draws if name.startswith("workers") else None))
-    return {k: median(v) for k, v in times.items()}
+            times[name].append(feed(name))
+    ops = {}
+    for name in variants:
+        with DispatchCount() as count:
+            feed(name)
+        ops[name] = count.ops
+    return {k: median(v) for k, v in times.items()}, ops
 
 
 def main():
@@ -297,6 +375,8 @@ def main():
                         "(and in shared memory of their own per batch, not in the shared buffers)")
     p.add_argument("--stacked_crops", action="store_true",
                    help="the GPU pipeline with stacked_resized_crop (images of one size stacked whole, float32)")
+    p.add_argument("--canvas_per_crop", action="store_true",
+                   help="the GPU pipeline copying each crop into the canvas on its own (as before)")
     p.add_argument("--received_inline", action="store_true",
                    help="the GPU pipeline receiving the workers' batches in its decoding thread (as before)")
     p.add_argument("--decoded_ahead", action="store_true",
@@ -304,7 +384,8 @@ def main():
     p.add_argument("--tensor_per_batch", action="store_true",
                    help="the GPU pipeline with each batch's bytes in a tensor of their own (as before shared buffers)")
     p.add_argument("--rounds", type=int, default=3,
-                   help="rounds of --pinned_bytes / --stacked_crops / --received_inline / --decoded_ahead / "
+                   help="rounds of --pinned_bytes / --stacked_crops / --canvas_per_crop / --received_inline / "
+                        "--decoded_ahead / "
                         "--tensor_per_batch against "
                         "the pipeline as it is, alternated (--workers workers; medians)")
     args = p.parse_args()
@@ -315,20 +396,20 @@ def main():
     if args.host_work or args.receive:
         if args.host_work:
             torch.set_num_threads(1)
-            ms = host_work(args.batch_size, args.host_work, args.data_dir + "_tiny")
-            key, title = "feeding process, per batch", (
-                f"GPU pipeline's host work in the feeding process, {machine()}: {args.batch_size} JPEGs of about "
-                f"44x45, decode + crop/resize + flip + normalise on the CPU, one thread, median of "
-                f"{args.host_work} rounds")
+            ms, ops = host_work(args.batch_size, args.host_work, args.data_dir + "_tiny")
+            rows = [{"feeding process, per batch": k, "ms": f"{v:.2f}", "ATen ops": ops[k]} for k, v in ms.items()]
+            print_table(f"GPU pipeline's host work in the feeding process, {machine()}: {args.batch_size} JPEGs of "
+                        f"about 44x45 decoded beforehand, crop/resize to 16 + flip + normalise on the CPU, one thread, median "
+                        f"of {args.host_work} rounds", rows, ["feeding process, per batch", "ms", "ATen ops"])
+            emit_json(args.json, {"machine": machine(), "ms_per_batch": ms, "aten_ops_per_batch": ops})
         else:
             info = make_jpeg_folder(args.data_dir, args.images, size=(height, width))
             ms = receive(args.data_dir, args.batch_size, args.workers, args.receive)
-            key, title = "bytes cross in", (
-                f"Receiving, reading and letting go a batch of the GPU pipeline from {args.workers} workers, "
-                f"{machine()}: batch "
-                f"{args.batch_size} of {info['files']} JPEGs, median of {args.receive} alternating rounds")
-        print_table(title, [{key: k, "ms": f"{v:.2f}"} for k, v in ms.items()], [key, "ms"])
-        emit_json(args.json, {"machine": machine(), "ms_per_batch": ms})
+            key = "bytes cross in"
+            print_table(f"Receiving, reading and letting go a batch of the GPU pipeline from {args.workers} workers, "
+                        f"{machine()}: batch {args.batch_size} of {info['files']} JPEGs, median of {args.receive} "
+                        f"alternating rounds", [{key: k, "ms": f"{v:.2f}"} for k, v in ms.items()], [key, "ms"])
+            emit_json(args.json, {"machine": machine(), "ms_per_batch": ms})
         return
     device = pick_device(args.device)
     info = make_jpeg_folder(args.data_dir, args.images, size=(height, width))
@@ -362,7 +443,9 @@ def main():
         else:
             print("--pinned_bytes: pinned memory needs CUDA; left out", flush=True)
     if args.stacked_crops:
-        experiments["gpu, stacked_resized_crop"] = stacked_crops_rate
+        experiments["gpu, stacked_resized_crop"] = with_crop(stacked_resized_crop, pipeline_with())
+    if args.canvas_per_crop:
+        experiments["gpu, a canvas copy per crop (before)"] = with_crop(canvas_per_crop, pipeline_with())
     if args.received_inline:
         experiments["gpu, batches received in the decoding thread (before)"] = pipeline_with(receive_ahead=0)
     if args.decoded_ahead:

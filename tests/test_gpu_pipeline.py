@@ -111,6 +111,33 @@ def test_workers_draw_the_training_crops_from_the_file_header(image_folder):
     assert EncodedImageDataset(samples)[(0, 1)][-1] is None  # evaluation: nothing to draw
 
 
+def test_each_batched_crop_is_its_crop_resampled_alone():
+    """The batch's canvas is gathered from all the images joined into one tensor: each crop must come
+    out as roi_align makes it of that crop alone, whatever the other images' sizes and crops (an offset
+    one row, channel or image out would read other random pixels), and a crop too large for the canvas
+    (pre-shrunk) must still be that crop resized."""
+    gen = torch.Generator().manual_seed(3)
+    sizes = [(37, 52), (3, 90), (64, 5), (2, 2), (120, 71), (50, 50), (9, 200), (71, 64)]
+    images = [torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=gen) for h, w in sizes]
+    images[4] = torch.from_numpy(smooth_image(120, 71, 4)).permute(2, 0, 1).contiguous()  # the pre-shrunk one
+    boxes = [(5, 7, 30, 40), (0, 3, 2, 60), (10, 0, 50, 5), (0, 0, 2, 2), (3, 2, 110, 69), (0, 0, 50, 50),
+             (1, 150, 8, 50), (20, 30, 51, 34)]
+    out = T.batch_resized_crop(images, boxes, 16)
+    assert out.shape == (8, 3, 16, 16) and out.dtype == torch.float32
+    from torchvision.ops import roi_align
+    for img, (top, left, h, w), got in zip(images, boxes, out):
+        crop = img[:, top:top + h, left:left + w].float()
+        if max(h, w) > 4 * 16:  # pre-shrunk: the crop resized, near enough
+            want = TF.resized_crop(img, top, left, h, w, [16, 16], antialias=True).float()
+            # (the region from first to last pixel centre zooms in by a pixel: a few levels on this image;
+            # another image's pixels, all noise, would be tens)
+            assert (got - want).abs().mean() < 4.0, (h, w)
+        else:
+            alone = roi_align(crop[None], torch.tensor([[0, 0.5, 0.5, w - 0.5, h - 0.5]]), (16, 16),
+                              spatial_scale=1.0, sampling_ratio=-1, aligned=True)[0]
+            assert torch.equal(got, alone), (h, w)
+
+
 def test_batched_crops_one_pixel_high_or_wide_keep_their_pixels():
     """RandomResizedCrop draws 1-pixel sides on images a few pixels across (and on 1xN images): the
     batched crop gives what the per-image one gives (a 1-pixel side resampled is that pixel), not the

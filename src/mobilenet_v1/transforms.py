@@ -243,39 +243,49 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
     and resize each crop to (size, size) bilinearly, all in one ``roi_align`` call.
 
     roi_align averages ``ceil(crop / size)`` bilinear samples per output pixel and axis, which filters
-    a downscale the way an antialiased resize does. The crops are copied once each into a shared
-    canvas; each region of interest spans the crop's first to last pixel centre, so no sample reaches
-    the canvas beyond its crop with a non-zero weight. Returns a (N, 3, size, size) tensor of
-    ``dtype`` (float16 on CUDA, float32 on the CPU by default) with values in [0, 255].
+    a downscale the way an antialiased resize does. The crops share one canvas, crop ``i`` at the top
+    left of image ``i``; each region of interest spans the crop's first to last pixel centre, so no
+    sample reaches the canvas beyond its crop with a non-zero weight (what lies there is other pixels
+    of the batch, or zeros). The canvas is gathered in a few batched operations, whatever the batch
+    size: the images are joined into one flat tensor and each canvas row is the window of it where
+    the crop's row starts. Copying the crops in one by one cost a Python indexing and a copy launch
+    per crop in the thread that feeds the GPU. Returns a (N, 3, size, size) tensor of ``dtype``
+    (float16 on CUDA, float32 on the CPU by default) with values in [0, 255].
     """
     from torchvision.ops import roi_align
 
     device = images[0].device
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" else torch.float32
-    crops = []
-    for img, (top, left, h, w) in zip(images, boxes):
-        crop = img[:, top:top + h, left:left + w]
-        if max(h, w) > 4 * size:
-            # A very large crop would inflate the shared canvas: pre-shrink it, antialiased, to 2x.
-            scale = 2 * size / max(h, w)
-            crop = TF.resize(crop, [max(2, round(h * scale)), max(2, round(w * scale))], antialias=True)
-        elif h == 1 or w == 1:
-            # A region from the first to the last pixel centre of a 1-pixel side has no extent, and
-            # roi_align takes no samples there (all zeros): two copies of the pixel resample alike.
-            crop = crop.repeat(1, 2 if h == 1 else 1, 2 if w == 1 else 1)
-        crops.append(crop)
-    height = max(c.shape[-2] for c in crops)
-    width = max(c.shape[-1] for c in crops)
-    # Zeroed: bilinear taps at a crop's last pixel centre read the next pixel with weight 0, and
-    # 0 * (NaN in uninitialised memory) would be NaN.
-    canvas = torch.zeros((len(crops), 3, height, width), dtype=dtype, device=device)
-    rois = []
-    for i, crop in enumerate(crops):
-        h, w = crop.shape[-2:]
-        canvas[i, :, :h, :w] = crop
+    flats, starts, rois = [], [], []
+    offset = height = width = 0
+    for i, (img, (top, left, h, w)) in enumerate(zip(images, boxes)):
+        if max(h, w) > 4 * size or h == 1 or w == 1:
+            crop = img[:, top:top + h, left:left + w]
+            if max(h, w) > 4 * size:
+                # A very large crop would inflate the shared canvas: pre-shrink it, antialiased, to 2x.
+                scale = 2 * size / max(h, w)
+                crop = TF.resize(crop, [max(2, round(h * scale)), max(2, round(w * scale))], antialias=True)
+            else:
+                # A region from the first to the last pixel centre of a 1-pixel side has no extent, and
+                # roi_align takes no samples there (all zeros): two copies of the pixel resample alike.
+                crop = crop.repeat(1, 2 if h == 1 else 1, 2 if w == 1 else 1)
+            img, (top, left), (h, w) = crop, (0, 0), crop.shape[-2:]
+        rows, cols = img.shape[-2:]
+        flats.append(img.reshape(-1))
+        # where the crop's first row starts in the flat tensor; a channel, and a row, further on
+        starts.append((offset + top * cols + left, rows * cols, cols, h))
         rois.append((i, 0.5, 0.5, w - 0.5, h - 0.5))
-    # Not waiting for the copies just queued (a plain copy from pageable memory would wait for them on the host).
+        offset += 3 * rows * cols
+        height, width = max(height, h), max(width, w)
+    # The canvas rows below a crop's last row read this run of zeros.
+    flats.append(torch.zeros(width, dtype=torch.uint8, device=device))
+    windows = torch.cat(flats).as_strided((offset + 1, width), (1, 1))  # row r: flat[r:r + width]
+    first, channel, row, crop_h = to_device_nowait(torch.tensor(starts, dtype=torch.long), device).T[:, :, None, None]
+    y = torch.arange(height, device=device)
+    at = first + torch.arange(3, device=device)[:, None] * channel + y * row
+    canvas = windows[torch.where(y < crop_h, at, offset)].to(dtype)  # (N, 3, height, width)
+    # Not waiting for the work just queued (a plain copy from pageable memory would wait for it on the host).
     rois_t = to_device_nowait(torch.tensor(rois, dtype=torch.float32), device).to(dtype)
     return roi_align(canvas, rois_t, (size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
 
