@@ -109,6 +109,11 @@ def test_out_of_range_values_name_where_they_came_from(tmp_path):
                             ("--seed=-3", r"seed must be in \[0, 2\*\*32 - 1\], got -3"),
                             ("--seed=4294967296", "seed must be in"),
                             ("--val_split=1", r"val_split must be in \[0, 1\) \(0: none\), got 1.0"),
+                            ("--crop_scale_min=0", r"crop_scale_min must be in \(0, 1\] \(the smallest"),
+                            ("--crop_scale_min=1.5", "crop_scale_min must be in"),
+                            # CIFAR-10's training crop is the seed's padded 32x32 crop: it would be ignored
+                            ("--crop_scale_min=0.3", "crop_scale_min 0.3 is for image folders' training crops; "
+                                                     "CIFAR-10's is the seed's"),
                             # CIFAR-10 has its test batch: a share of it would be held out of nothing
                             ("--val_split=0.1", "val_split 0.1 holds out images of an image folder")]:
         with pytest.raises(ConfigError, match=f"^option {option.split('=')[0]}: {message}"):

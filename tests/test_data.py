@@ -1,8 +1,10 @@
+import dataclasses
 import os
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from mobilenet_v1 import transforms as T
 from mobilenet_v1.data import (CifarLoader, DataError, DataOptions, DataWarning, Holdout, ImageFolderDataset,
@@ -358,6 +360,44 @@ def test_random_resized_crop_box_within_seed_ranges():
         area = h * w / (375 * 500)
         assert 0.08 * 0.97 <= area <= 1.0
         assert 0.75 * 0.97 <= w / h <= 1.333 * 1.03
+
+
+def test_crop_scale_min_bounds_every_training_crop_of_both_pipelines(tmp_path):
+    """train --crop_scale_min reaches the crop draws of the CPU pipeline's dataset and of the GPU
+    pipeline's workers and feeding process: every box keeps at least that share of the image's area,
+    and the draws of a seed are the two pipelines' same box; the seed's 0.08 draws smaller ones."""
+    from mobilenet_v1.config import load_config
+    from mobilenet_v1.data import BatchedImageLoader, EncodedImageDataset, ImageFolderLoader
+    from mobilenet_v1.train import data_options
+
+    for c in range(2):
+        (tmp_path / "train" / f"c{c}").mkdir(parents=True)
+        for i in range(2):
+            gradient = np.broadcast_to(np.arange(160, dtype=np.uint8)[None, :, None], (120, 160, 3)) + 40 * i + c
+            Image.fromarray(np.ascontiguousarray(gradient)).save(tmp_path / "train" / f"c{c}" / f"{i}.jpg")
+    cfg = load_config(["--dataset=imagenet2012", f"--dataset_path={tmp_path}", "--crop_scale_min=0.5",
+                       "--num_workers=0", "--batch_size=2"])
+    opts = data_options(cfg, torch.device("cpu"))
+    cpu = build_loader(opts, train=True, device=torch.device("cpu"))
+    gpu = build_loader(dataclasses.replace(opts, pipeline="gpu"), train=True, device=torch.device("cpu"))
+    assert isinstance(cpu, ImageFolderLoader) and isinstance(gpu, BatchedImageLoader)
+    workers = gpu.loader.dataset
+    assert isinstance(workers, EncodedImageDataset)
+    areas = []
+    for seed in range(400):
+        box, flip = T.crop_and_flip(120, 160, seed, cpu.dataset.crop_scale)
+        assert workers._draw((120, 160), seed) == (((120, 160), box, flip))
+        assert T.crop_and_flip(120, 160, seed, gpu.crop_scale) == (box, flip)  # the feeding process's draw
+        areas.append(box[2] * box[3] / (120 * 160))
+    assert min(areas) >= 0.5 * 0.97 and max(areas) <= 1.0
+    seed_areas = [b[2] * b[3] / (120 * 160) for b, _ in (T.crop_and_flip(120, 160, s) for s in range(400))]
+    assert min(seed_areas) < 0.3  # the default (the seed's 0.08) does draw crops the option rules out
+    # the CPU pipeline's workers crop with it (the images are gradients, so another box differs)
+    path, _ = cpu.dataset.samples[0]
+    img = T.decode_rgb(torch.from_numpy(np.fromfile(path, np.uint8)), path)
+    seed = next(s for s in range(400) if T.crop_and_flip(120, 160, s)[0] != T.crop_and_flip(120, 160, s, (0.5, 1.0))[0])
+    got, _ = cpu.dataset[(0, seed)]
+    assert torch.equal(got, T.random_resized_crop(img, 224, seed, scale=(0.5, 1.0)))
 
 
 def test_missing_folder_is_named():

@@ -87,6 +87,9 @@ class Config:
     # Image folders' evaluation: the shorter side is resized to image_size / crop_pct and the centre
     # image_size square kept (the seed's 256 -> 224 at 0.875; timm's crop_pct).
     crop_pct: float = 0.875
+    # Image folders' training: RandomResizedCrop's smallest crop, as a share of the image's area (the
+    # seed's 0.08; timm's --scale). The MobileNet paper trained with larger small crops than Inception.
+    crop_scale_min: float = 0.08
     padding: str = "same"
     # "auto": bf16 autocast on a GPU, fp32 on the CPU.
     precision: str = "auto"
@@ -220,6 +223,7 @@ KEY_HELP: Dict[str, str] = {
     "width_mult": "the paper's width multiplier alpha",
     "image_size": "input resolution",
     "crop_pct": "image folders' evaluation: centre crop's share of the resized shorter side",
+    "crop_scale_min": "image folders' training: the smallest random crop's share of the image's area",
     "padding": "same (the seed's, TensorFlow's SAME) or symmetric (PyTorch's padding=1)",
     "precision": "auto: bf16 on a GPU, fp32 on the CPU",
     "seed": "random seed: weights, data order, augmentation",
@@ -444,6 +448,9 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     if not 0 < cfg.crop_pct <= 1:
         fail("crop_pct", f"crop_pct must be in (0, 1] (the centre crop's share of the resized shorter side), "
                          f"got {cfg.crop_pct}")
+    if not 0 < cfg.crop_scale_min <= 1:
+        fail("crop_scale_min", f"crop_scale_min must be in (0, 1] (the smallest training crop's share of the "
+                               f"image's area; 1: the whole image), got {cfg.crop_scale_min}")
     if not 0 < cfg.lr_decay_rate <= 1:
         fail("lr_decay_rate", f"lr_decay_rate must be in (0, 1], got {cfg.lr_decay_rate}")
     if cfg.nesterov and cfg.opt == "momentum" and cfg.momentum <= 0:
@@ -494,6 +501,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          "no teacher is set (--teacher CKPT)"),
         (("crop_pct",), cfg.dataset != "cifar10", "for image folders' evaluation",
          "CIFAR-10's resizes the whole 32x32 image"),
+        (("crop_scale_min",), cfg.dataset != "cifar10", "for image folders' training crops",
+         "CIFAR-10's is the seed's 32x32 crop of the image padded by 4 pixels"),
         (("lr_base_scale",), cfg.lr_base_size > 0, "how the rates follow the global batch",
          "lr_base_size is 0, so they are used as given (--lr_base_size N: the batch they are meant for)"),
         (("qat_reduce_range",), cfg.qat, "quantization-aware training's", "qat is False (--qat True)"),

@@ -469,10 +469,11 @@ class ImageFolderDataset(Dataset):
     :class:`BadSample` in place of the image."""
 
     def __init__(self, samples: Sequence[Tuple[str, int]], train: bool, image_size: int, flip: bool = True,
-                 auto_augment: Optional[Augment] = None, crop_pct: float = T.CROP_PCT):
+                 auto_augment: Optional[Augment] = None, crop_pct: float = T.CROP_PCT,
+                 crop_scale: Tuple[float, float] = T.RRC_SCALE):
         self.samples, self.train, self.image_size, self.flip = list(samples), train, image_size, flip
         self.auto_augment = auto_augment if train else None
-        self.crop_pct = crop_pct
+        self.crop_pct, self.crop_scale = crop_pct, crop_scale
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -485,7 +486,7 @@ class ImageFolderDataset(Dataset):
         except (T.DecodeError, OSError) as e:
             return BadSample(path, read_failure(e)), label
         if self.train:
-            img = T.random_resized_crop(img, self.image_size, seed, flip=self.flip)
+            img = T.random_resized_crop(img, self.image_size, seed, flip=self.flip, scale=self.crop_scale)
             if self.auto_augment is not None:
                 img = self.auto_augment(img[None], [seed])[0]
         else:
@@ -501,10 +502,10 @@ class ImageFolderLoader(DeviceLoader):
                  shard_id: int = 0, channels_last: bool = False, flip: bool = True, max_bad_samples: int = -1,
                  shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None,
                  auto_augment: Optional[Augment] = None, holdout: Optional[Holdout] = None,
-                 crop_pct: float = T.CROP_PCT):
+                 crop_pct: float = T.CROP_PCT, crop_scale: Tuple[float, float] = T.RRC_SCALE):
         samples, self.classes = find_images(root, classes, holdout)
         self.num_classes = len(self.classes)
-        self.dataset = ImageFolderDataset(samples, train, image_size, flip, auto_augment, crop_pct)
+        self.dataset = ImageFolderDataset(samples, train, image_size, flip, auto_augment, crop_pct, crop_scale)
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train)
         self.num_samples = len(self.sampler)
@@ -553,9 +554,10 @@ class EncodedImageDataset(Dataset):
     header (:class:`CropDraw`; None where the header has no size): Python work per sample that the
     workers do in parallel instead of the process that feeds the GPU."""
 
-    def __init__(self, samples: Sequence[Tuple[str, int]], train: bool = False):
+    def __init__(self, samples: Sequence[Tuple[str, int]], train: bool = False,
+                 crop_scale: Tuple[float, float] = T.RRC_SCALE):
         self.samples = list(samples)
-        self.train = train
+        self.train, self.crop_scale = train, crop_scale
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -580,7 +582,7 @@ class EncodedImageDataset(Dataset):
     def _draw(self, size: Tuple[int, int], seed: int) -> Optional[CropDraw]:
         if not self.train or min(size) < 1:
             return None
-        return CropDraw(size, *T.crop_and_flip(size[0], size[1], seed))
+        return CropDraw(size, *T.crop_and_flip(size[0], size[1], seed, self.crop_scale))
 
 
 @dataclass
@@ -839,11 +841,11 @@ class BatchedImageLoader(DeviceLoader):
                  shard_id: int = 0, channels_last: bool = False, flip: bool = True, max_bad_samples: int = -1,
                  shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None,
                  auto_augment: Optional[Augment] = None, holdout: Optional[Holdout] = None,
-                 crop_pct: float = T.CROP_PCT):
+                 crop_pct: float = T.CROP_PCT, crop_scale: Tuple[float, float] = T.RRC_SCALE):
         samples, self.classes = find_images(root, classes, holdout)
         self.num_classes = len(self.classes)
         self.auto_augment = auto_augment if train else None
-        self.crop_pct = crop_pct
+        self.crop_pct, self.crop_scale = crop_pct, crop_scale
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train)
         self.num_samples = len(self.sampler)
@@ -859,7 +861,7 @@ class BatchedImageLoader(DeviceLoader):
             held_here = self.receive_ahead + 2 if self.receive_ahead else 1
             slots = SharedSlots.for_files([path for path, _ in samples], batch_size, num_workers,
                                           PREFETCH_BATCHES + -(-held_here // num_workers))
-        self.loader = encoded_loader(EncodedImageDataset(samples, train), batch_size, self.sampler, num_workers,
+        self.loader = encoded_loader(EncodedImageDataset(samples, train, crop_scale), batch_size, self.sampler, num_workers,
                                      drop_last, slots=slots)
         self._len = len(self.loader)
 
@@ -878,7 +880,8 @@ class BatchedImageLoader(DeviceLoader):
             if not draws:
                 draws = [None] * len(images)
             params = [(d.box, d.flip) if d is not None and img.shape[-2:] == d.size else
-                      T.crop_and_flip(img.shape[-2], img.shape[-1], s) for img, s, d in zip(images, seeds, draws)]
+                      T.crop_and_flip(img.shape[-2], img.shape[-1], s, self.crop_scale)
+                      for img, s, d in zip(images, seeds, draws)]
             x = T.batch_resized_crop(images, [box for box, _ in params], self.image_size)
             if self.flip:
                 x = T.flip_where(x, torch.tensor([f for _, f in params]))
@@ -1092,6 +1095,7 @@ class DataOptions:
     augmix_severity: int = 3
     val_split: float = 0.0  # an image folder without an evaluation split: the share of each class held out
     crop_pct: float = T.CROP_PCT  # image folders' evaluation: the centre crop's share of the resized shorter side
+    crop_scale_min: float = T.RRC_SCALE[0]  # image folders' training: the smallest crop's share of the image's area
 
 
 def default_workers(requested: int) -> int:
@@ -1129,4 +1133,5 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
     return cls(root, opts.batch_size, train, opts.image_size, device, opts.seed, default_workers(opts.num_workers),
                drop_last=drop_last, num_shards=num_shards, shard_id=shard_id, channels_last=opts.channels_last,
                flip=opts.flip, max_bad_samples=opts.max_bad_samples, shuffle=shuffle, classes=classes,
-               auto_augment=auto_augment, holdout=holdout, crop_pct=opts.crop_pct)
+               auto_augment=auto_augment, holdout=holdout, crop_pct=opts.crop_pct,
+               crop_scale=(opts.crop_scale_min, T.RRC_SCALE[1]))

@@ -43,7 +43,7 @@ def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataO
                        channels_last=cfg.channels_last, flip=cfg.random_flip, pipeline=cfg.data_pipeline,
                        max_bad_samples=cfg.max_bad_samples, auto_augment=cfg.auto_augment,
                        ra_magnitude=cfg.ra_magnitude, augmix_severity=cfg.augmix_severity,
-                       val_split=cfg.val_split, crop_pct=cfg.crop_pct)
+                       val_split=cfg.val_split, crop_pct=cfg.crop_pct, crop_scale_min=cfg.crop_scale_min)
 
 
 def build_model(cfg: Config) -> MobileNetV1:
@@ -414,7 +414,7 @@ def steps_change(ckpt: Dict[str, Any], source: str, steps_per_epoch: int, batch:
 # Training-recipe keys a resume may change (the run then trains with its own), named when it does.
 RECIPE_KEYS = ("drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "random_erase", "mixup_alpha",
                "cutmix_alpha", "mix_prob", "clip_grad_norm", "use_label_smooth", "label_smooth_factor",
-               "random_flip", "teacher", "distill_alpha", "distill_temperature")
+               "random_flip", "crop_scale_min", "teacher", "distill_alpha", "distill_temperature")
 
 
 def recipe_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:

@@ -118,10 +118,12 @@ def random_resized_crop_box(height: int, width: int, rng: random.Random,
     return (height - h) // 2, (width - w) // 2, h, w
 
 
-def crop_and_flip(height: int, width: int, seed: int) -> Tuple[Tuple[int, int, int, int], bool]:
-    """A sample's RandomResizedCrop box and flip, from its seed alone: both pipelines draw this."""
+def crop_and_flip(height: int, width: int, seed: int,
+                  scale: Sequence[float] = RRC_SCALE) -> Tuple[Tuple[int, int, int, int], bool]:
+    """A sample's RandomResizedCrop box (its area a share ``scale`` of the image's) and flip, from its
+    seed alone: both pipelines draw this."""
     rng = random.Random(seed)
-    box = random_resized_crop_box(height, width, rng)
+    box = random_resized_crop_box(height, width, rng, scale)
     return box, rng.random() < 0.5
 
 
@@ -160,9 +162,10 @@ def seeded_uniform(seeds: torch.Tensor, k: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------
 # per-image transforms (uint8 in, uint8 out)
 
-def random_resized_crop(img: torch.Tensor, size: int, seed: int, flip: bool = True) -> torch.Tensor:
-    """The seed's train transform of one decoded image: RandomResizedCrop(size) then a p=0.5 flip."""
-    (top, left, h, w), flipped = crop_and_flip(img.shape[-2], img.shape[-1], seed)
+def random_resized_crop(img: torch.Tensor, size: int, seed: int, flip: bool = True,
+                        scale: Sequence[float] = RRC_SCALE) -> torch.Tensor:
+    """The seed's train transform of one decoded image: RandomResizedCrop(size, scale) then a p=0.5 flip."""
+    (top, left, h, w), flipped = crop_and_flip(img.shape[-2], img.shape[-1], seed, scale)
     out = TF.resized_crop(img, top, left, h, w, [size, size], antialias=True)
     return out.flip(-1) if flip and flipped else out
 
