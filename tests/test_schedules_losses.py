@@ -34,7 +34,7 @@ def test_cosine_mode_against_hand_values():
     assert lr[9] == pytest.approx(0.1 * (c9 / 8 + 1e-5), rel=1e-6)
 
 
-@pytest.mark.parametrize("mode", ["steps", "poly", "cosine", "linear", "exponential"])
+@pytest.mark.parametrize("mode", ["steps", "poly", "cosine", "linear", "exponential", "cosine_annealing"])
 def test_a_warmup_as_long_as_the_run_is_all_warmup_as_in_the_seed(mode):
     """The seed's formulas divide by T - W only after the warm-up: with W >= T every step warms up (a
     one-epoch trial of a configuration with one warm-up epoch). This used to be an error here."""
@@ -75,6 +75,25 @@ def test_exponential_staircase_after_a_linear_warmup():
     # A period shorter than one step still decays once a step; rate 1 is constant.
     assert get_lr(0.0, 0.0, 1.0, 0, 1, 4, "exponential", 0.5, 0.1).tolist() == [1.0, 0.5, 0.25, 0.125]
     assert set(get_lr(0.0, 0.0, 0.3, 0, 3, 4, "exponential", 1.0, 1.0).tolist()) == {np.float32(0.3)}
+
+
+def test_cosine_annealing_is_torchs_cosine_annealing_after_a_linear_warmup():
+    """Warm-up as the seed's linear mode, then the rates of torch's CosineAnnealingLR stepped once a
+    step (T_max: the steps after the warm-up, eta_min: lr_end), from lr_max down toward lr_end; not the
+    seed's cosine."""
+    lr = get_lr(0.01, 0.001, 0.1, 1, 5, 4, "cosine_annealing")
+    np.testing.assert_allclose(lr[:4], np.array([0.01, 0.0325, 0.055, 0.0775], np.float32), rtol=1e-6)
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=0.1)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=16, eta_min=0.001)
+    theirs = []
+    for _ in range(16):
+        theirs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    np.testing.assert_allclose(lr[4:], np.array(theirs, np.float32), rtol=1e-5)
+    assert lr[4] == np.float32(0.1) and lr[-1] < 0.0021 and np.all(np.diff(lr[4:]) < 0)
+    assert not np.allclose(lr, get_lr(0.01, 0.001, 0.1, 1, 5, 4, "cosine"), rtol=0.01)
 
 
 def test_unknown_mode_is_linear_as_in_the_seed():

@@ -53,6 +53,8 @@ class Config:
     keep_checkpoint_max: int = 10
     save_checkpoint_path: str = "./"
     warmup_epochs: int = 5
+    # The seed's steps, poly, cosine (TensorFlow's linear cosine decay) or linear; beyond the seed,
+    # exponential (below) and cosine_annealing (the half cosine from lr_max to lr_end of timm and torchvision).
     lr_decay_mode: str = "poly"
     lr_init: float = 0.01
     lr_end: float = 0.00001
@@ -202,7 +204,7 @@ KEY_HELP: Dict[str, str] = {
     "warmup_epochs": "epochs of linear warm-up from lr_init",
     "lr_decay_mode": "learning-rate schedule",
     "lr_init": "learning rate at the warm-up's start",
-    "lr_end": "final learning rate (linear schedule)",
+    "lr_end": "final learning rate (linear and cosine_annealing schedules)",
     "lr_max": "peak learning rate",
     "lr_decay_rate": "exponential schedule: the factor every lr_decay_epochs",
     "lr_decay_epochs": "exponential schedule: epochs between decays",
@@ -272,7 +274,8 @@ SEED_IGNORED_KEYS: Tuple[str, ...] = (
 )
 
 # Values we add to a seed key's choices; accepted where a seed file's choice list does not name them.
-CHOICE_EXTENSIONS: Dict[str, Tuple[Any, ...]] = {"device_target": ("auto",), "lr_decay_mode": ("exponential",)}
+CHOICE_EXTENSIONS: Dict[str, Tuple[Any, ...]] = {"device_target": ("auto",),
+                                                  "lr_decay_mode": ("exponential", "cosine_annealing")}
 
 # The seed's ImageNet values (default_config_imagenet.yaml) that differ from its CIFAR-10 ones.
 DATASET_PRESETS: Dict[str, Dict[str, Any]] = {

@@ -3,6 +3,9 @@
 The seed's four (its ``lr_generator.get_lr``) follow its order of operations in Python floats before
 the cast to float32, so the arrays are the seed's bit for bit. ``exponential`` is ours: the staircase
 decay of TF-slim's MobileNet training and of torchvision's MobileNetV2/V3 recipes (``StepLR``).
+``cosine_annealing`` is ours too: the half cosine from ``lr_max`` to ``lr_end`` of timm's default
+schedule and torchvision's ``CosineAnnealingLR`` (Loshchilov & Hutter 2017, without restarts), per
+step; the seed's ``cosine`` is another curve (TensorFlow's linear cosine decay, 0.47 periods).
 Pure functions of their arguments.
 """
 import math
@@ -11,7 +14,7 @@ from typing import List
 import numpy as np
 
 LR_DECAY_MODES = ("steps", "poly", "cosine", "linear")  # the seed's
-SCHEDULES = LR_DECAY_MODES + ("exponential",)
+SCHEDULES = LR_DECAY_MODES + ("exponential", "cosine_annealing")
 # How rates meant for one global batch (lr_base_size) follow another (:func:`lr_scale`).
 LR_BASE_SCALES = ("auto", "linear", "sqrt")
 
@@ -28,9 +31,16 @@ def lr_at(i: int, lr_init: float, lr_end: float, lr_max: float, warmup_steps: in
 
     ``exponential``: a linear warm-up from ``lr_init`` as the seed's ``linear`` mode, then
     ``lr_max * decay_rate ** k`` in the ``k``-th period of ``decay_steps`` steps after it (``lr_end``
-    unused); ``decay_rate`` and ``decay_steps`` mean nothing to the other modes.
+    unused); ``decay_rate`` and ``decay_steps`` mean nothing to the other modes. ``cosine_annealing``:
+    the same warm-up, then ``lr_end + (lr_max - lr_end) * (1 + cos(pi * t)) / 2`` at the share ``t``
+    of the steps after it that have been taken (``lr_max`` at the first, near ``lr_end`` at the last).
     """
     lr_init, lr_end, lr_max = float(lr_init), float(lr_end), float(lr_max)
+    if lr_decay_mode == "cosine_annealing":
+        if i < warmup_steps:
+            return lr_init + (lr_max - lr_init) * i / warmup_steps
+        done = (i - warmup_steps) / (total_steps - warmup_steps)
+        return lr_end + (lr_max - lr_end) * 0.5 * (1.0 + math.cos(math.pi * done))
     if lr_decay_mode == "exponential":
         if i < warmup_steps:
             return lr_init + (lr_max - lr_init) * i / warmup_steps
