@@ -176,6 +176,50 @@ def test_int8_is_small_and_as_accurate_as_fp32(digits_run):
     assert both["agreement"] >= 0.99
 
 
+def test_an_image_input_file_takes_pixels_and_computes_what_the_float_file_does(digits_run, tmp_path, capsys):
+    """export --image_input True: the file's input is uint8 RGB pixels (N, H, W, 3), normalised inside,
+    and on pixels its logits are the float file's on the same images normalised as our loaders do them;
+    eval and predict, which hand ONNX files normalised batches, get the pixels back exactly. quantize
+    keeps the image input in front of the INT8 graph it calibrates, which is the float file's INT8 graph."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from mobilenet_v1.transforms import CIFAR_MEAN, CIFAR_STD, Normalize
+
+    stem = str(tmp_path / "digits_image")
+    assert cli.main(["export", "--ckpt_file", digits_run["ckpt"], "--file_name", stem, "--image_input", "True"]) == 0
+    assert f"input uint8 image (N, {DIGITS_SIZE}, {DIGITS_SIZE}, 3), normalised inside" in capsys.readouterr().out
+    pixels = torch.randint(0, 256, (6, 3, DIGITS_SIZE, DIGITS_SIZE), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(5))
+    x = Normalize(CIFAR_MEAN, CIFAR_STD, torch.device("cpu"))(pixels)
+    nhwc = pixels.permute(0, 2, 3, 1).contiguous().numpy()
+
+    def logits(path, feed):
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        return session, session.run(None, {session.get_inputs()[0].name: feed})[0]
+
+    image_session, got = logits(stem + ".onnx", nhwc)
+    _, want = logits(digits_run["fp32"], x.numpy())
+    spec = image_session.get_inputs()[0]
+    assert (spec.name, spec.type, spec.shape) == ("image", "tensor(uint8)", ["batch", DIGITS_SIZE, DIGITS_SIZE, 3])
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+    model = OnnxModel(stem + ".onnx")
+    assert model.image_input and model.image_hw == (DIGITS_SIZE, DIGITS_SIZE)
+    assert np.array_equal(model.pixels(x), nhwc)  # what eval and predict feed it: the pixels, exactly
+    assert evaluate.run(load_config(digits_run["args"] + [f"--checkpoint_path={stem}.onnx"]))["top_1_accuracy"] == \
+        evaluate.run(load_config(digits_run["args"] + [f"--checkpoint_path={digits_run['fp32']}"]))["top_1_accuracy"]
+
+    int8 = str(tmp_path / "digits_image_int8.onnx")
+    reduce = ["--reduce_range"] if x86_without_vnni() else []  # as digits_run's INT8 file
+    assert cli.main(["quantize", "--onnx", stem + ".onnx", "--calib_data", digits_run["data"], "--out", int8,
+                     "--calib_images", "256", *reduce]) == 0
+    int8_session, got = logits(int8, nhwc)
+    _, want = logits(digits_run["int8"], x.numpy())
+    assert int8_session.get_inputs()[0].type == "tensor(uint8)"
+    assert "normalised inside" in OnnxModel(int8).metadata["input"] and OnnxModel(int8).metadata["quantization"]
+    assert np.abs(got - want).mean() <= 1e-3 * np.abs(want).mean()  # the same INT8 graph behind the pixels
+
+
 def test_eval_reads_onnx_by_content_and_checks_its_input_size(digits_run, tmp_path):
     renamed = tmp_path / "model.bin"
     shutil.copy(digits_run["fp32"], renamed)

@@ -168,6 +168,9 @@ def test_fine_tuning_keeps_batchnorm_and_export_writes_the_int8_model_it_trained
     simulated, deployed = top1(digits["qat"]), top1(out + ".onnx")
     assert simulated > 0.5  # a model that learned: the comparison means something
     assert abs(simulated - deployed) <= 2 / 359 + 1e-9  # the same predictions, ties aside
+    # The same INT8 file behind an image input (export --image_input True): the same predictions from pixels.
+    assert cli.main(["export", "--ckpt_file", digits["qat"], "--file_name", out + "_image", "--image_input", "True"]) == 0
+    assert OnnxModel(out + "_image.onnx").image_input and top1(out + "_image.onnx") == deployed
 
 
 def test_a_quantization_aware_run_resumes_with_its_ranges(digits, tmp_path):

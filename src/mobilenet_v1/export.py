@@ -14,6 +14,9 @@ folder and takes its name only once it passes, so a failed export leaves any ear
 A quantization-aware checkpoint (``train --qat True``, :mod:`qat`) is exported as its INT8 file: the
 float graph as above, quantized with the ranges the run learned (:func:`quantize.quantize_with_ranges`),
 then checked scale for scale and bias for bias against the model, and on its logits (:func:`_finish_qat`).
+
+``--image_input True`` puts a uint8 pixel input in front of either file, which normalises inside the graph
+(:func:`onnx_io.add_image_input`, checked by :func:`_finish_image_input`).
 """
 import argparse
 import copy
@@ -151,7 +154,7 @@ def qat_difference(onnx_path: str, model: MobileNetV1, batch_sizes: Sequence[int
 
 def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = None, width: Optional[int] = None,
                       batch_size: int = 1, dynamic_batch: bool = True, atol: float = ATOL,
-                      dataset: Optional[str] = None, use_ema: bool = True) -> Dict[str, Any]:
+                      dataset: Optional[str] = None, use_ema: bool = True, image_input: bool = False) -> Dict[str, Any]:
     """Export a checkpoint to ``file_name`` (``.onnx`` appended when missing) and check it; returns the
     path, the input size, the largest difference from PyTorch per checked batch size, the data set
     whose normalisation the file records and ``weights``, the line saying which weights a checkpoint
@@ -160,7 +163,10 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     That data set is the one the checkpoint's training configuration names. A file that records none
     (a MindSpore ``.ckpt`` holds only tensors) takes ``dataset``, or else a guess from its class count
     (``dataset_guessed`` in the result): cifar10 for 10 classes, as the seed's CIFAR-10 models have,
-    imagenet2012 otherwise. ``dataset`` other than the recorded one is an error."""
+    imagenet2012 otherwise. ``dataset`` other than the recorded one is an error.
+
+    ``image_input``: the file takes uint8 RGB pixels (N, H, W, 3) and normalises them itself
+    (:func:`onnx_io.add_image_input`), checked against the same file without it (:func:`_finish_image_input`)."""
     # None means "the default"; 0 or less is a mistake, not a request for the default.
     bad = [f"--{name} {value}" for name, value in (("batch_size", batch_size), ("height", height), ("width", width))
            if value is not None and value < 1]
@@ -203,31 +209,77 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     sizes: List[int] = [batch_size] if not dynamic_batch else sorted({1, max(batch_size, 2)})
     # Checked under a temporary name and renamed only when faithful: a failed check must not have
     # replaced a good file of the same name already.
+    result = {"path": out_path, "height": height, "width": width, "dynamic_batch": dynamic_batch, "ckpt": path,
+              "dataset": dataset, "dataset_guessed": guessed, "class_num": args["class_num"],
+              "weights": ckpt_io.weights_note(ckpt, use_ema), "image_input": image_input}
     with ckpt_io.atomic_output(out_path) as tmp:
         with open(tmp, "wb") as f:
             f.write(proto.SerializeToString())
         if qat:
-            return _finish_qat(tmp, out_path, model, meta, sizes, height, width, {
-                "path": out_path, "height": height, "width": width, "dynamic_batch": dynamic_batch, "ckpt": path,
-                "dataset": dataset, "dataset_guessed": guessed, "class_num": args["class_num"],
-                "weights": ckpt_io.weights_note(ckpt, use_ema)})
-        diffs, largest = max_difference(tmp, model, sizes, height, width)
-        worst = max(diffs.values())
-        if not worst <= atol:  # also catches NaN
-            kept = f"; {out_path} is left as it was" if os.path.exists(out_path) else ""
-            # Float32 rounding grows with the logits: where they are large, a difference of 1e-4 of them or
-            # less is rounding, and --atol accepts the file.
-            scale = ""
-            if math.isfinite(worst) and largest > 1:
-                scale = f"; the logits reach {largest:.3g}, so that is {worst / largest:.2g} of them"
-                if worst <= 1e-4 * largest:
-                    scale += f", float32 rounding (--atol {float(f'{worst * 2:.1g}'):g} accepts it)"
-            raise ExportError(f"{out_path}: ONNX Runtime's logits differ from PyTorch's by {worst:.3g} "
-                              f"(more than {atol:g}){scale}; not a faithful export, not written{kept}")
-    return {"path": out_path, "height": height, "width": width, "dynamic_batch": dynamic_batch,
-            "max_abs_diff": diffs, "bytes": os.path.getsize(out_path), "ckpt": path, "dataset": dataset,
-            "dataset_guessed": guessed, "class_num": args["class_num"],
-            "weights": ckpt_io.weights_note(ckpt, use_ema)}
+            result = _finish_qat(tmp, out_path, model, meta, sizes, height, width, result)
+        else:
+            result.update(_check_float(tmp, out_path, model, sizes, height, width, atol))
+        if image_input:
+            _finish_image_input(tmp, out_path, sizes, height, width, atol, quantized=qat)
+        result["bytes"] = os.path.getsize(tmp)
+    return result
+
+
+def _check_float(tmp: str, out_path: str, model: nn.Module, sizes: Sequence[int], height: int, width: int,
+                 atol: float) -> Dict[str, Any]:
+    """The float file ``tmp`` of ``model`` run in ONNX Runtime: an error unless every logit is within
+    ``atol`` of PyTorch's; otherwise ``max_abs_diff``, the largest difference per batch size."""
+    diffs, largest = max_difference(tmp, model, sizes, height, width)
+    worst = max(diffs.values())
+    if not worst <= atol:  # also catches NaN
+        kept = f"; {out_path} is left as it was" if os.path.exists(out_path) else ""
+        # Float32 rounding grows with the logits: where they are large, a difference of 1e-4 of them or
+        # less is rounding, and --atol accepts the file.
+        scale = ""
+        if math.isfinite(worst) and largest > 1:
+            scale = f"; the logits reach {largest:.3g}, so that is {worst / largest:.2g} of them"
+            if worst <= 1e-4 * largest:
+                scale += f", float32 rounding (--atol {float(f'{worst * 2:.1g}'):g} accepts it)"
+        raise ExportError(f"{out_path}: ONNX Runtime's logits differ from PyTorch's by {worst:.3g} "
+                          f"(more than {atol:g}){scale}; not a faithful export, not written{kept}")
+    return {"max_abs_diff": diffs}
+
+
+def _finish_image_input(tmp: str, out_path: str, sizes: Sequence[int], height: int, width: int, atol: float,
+                        quantized: bool = False) -> None:
+    """The checked file ``tmp`` rewritten in place with a uint8 image input (:func:`onnx_io.add_image_input`,
+    its metadata's mean and std), and checked: on random images, its logits from the pixels must be those
+    of the file it was from on the same images normalised as our loaders normalise them (the same graph
+    after four nodes, so float rounding apart): within ``atol``, or for an INT8 file (``quantized``),
+    whose input rounding can land a pixel value one level over where a normalisation one float step
+    away put it, on average within :data:`QAT_RTOL` of the mean logit."""
+    import onnx
+
+    from .onnx_io import IMAGE_INPUT_NOTE, add_image_input, read_metadata
+    from .transforms import Normalize
+
+    proto = onnx.load(tmp)
+    meta = read_metadata({p.key: p.value for p in proto.metadata_props})
+    add_image_input(proto, meta["mean"], meta["std"])
+    write_metadata(proto, {"input": IMAGE_INPUT_NOTE})
+    before = OnnxModel(tmp)
+    with open(tmp, "wb") as f:
+        f.write(proto.SerializeToString())
+    after = OnnxModel(tmp)
+    normalize = Normalize(meta["mean"], meta["std"], torch.device("cpu"))
+    g = torch.Generator().manual_seed(0)
+    worst = total = size = 0.0
+    for n in sizes:
+        x = normalize(torch.randint(0, 256, (n, 3, height, width), dtype=torch.uint8, generator=g))
+        reference = before(x)
+        diff = (after(x) - reference).abs()
+        worst, total, size = max(worst, float(diff.max())), total + float(diff.sum()), size + float(reference.abs().sum())
+    within = total <= QAT_RTOL * size if quantized else worst <= atol  # also false for NaN
+    if not within:
+        kept = f"; {out_path} is left as it was" if os.path.exists(out_path) else ""
+        limit = f"mean more than {QAT_RTOL:.0%} of the mean logit" if quantized else f"more than {atol:g}"
+        raise ExportError(f"{out_path}: with its image input the file's logits differ from those of the same "
+                          f"file fed normalised images by up to {worst:.3g} ({limit}): not written{kept}")
 
 
 def _finish_qat(tmp: str, out_path: str, model: MobileNetV1, meta: Dict[str, Any], sizes: Sequence[int],
@@ -307,6 +359,10 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--use_ema", type=bool_option, default=True, metavar="True|False",
                    help="a checkpoint of a run with --ema_decay: export its weight average (True, the default) "
                         "or its trained weights")
+    p.add_argument("--image_input", type=bool_option, default=False, metavar="True|False",
+                   help="the file takes uint8 RGB pixels (N, H, W, 3), resized and cropped, and normalises them "
+                        "itself (for apps that hold camera frames or decoded images); default: normalised float "
+                        "(N, 3, H, W)")
     p.add_argument("--config_path", default=None,
                    help="a config file (the seed's too) whose export keys (ckpt_file, file_name, file_format, "
                         "batch_size, width, height) stand in for flags not given")
@@ -337,7 +393,7 @@ def main(argv: Sequence[str]) -> int:
         raise ExportError(f"config file {a.config_path}: batch_size, width and height must be integers") from None
     result = export_checkpoint(a.ckpt_file, a.file_name or "mobilenetv1", height, width, batch_size,
                                dynamic_batch=not a.static_batch, atol=a.atol, dataset=a.dataset,
-                               use_ema=a.use_ema)
+                               use_ema=a.use_ema, image_input=a.image_input)
     if result["weights"]:
         print0(result["weights"])
     if result["dataset_guessed"]:
@@ -346,9 +402,10 @@ def main(argv: Sequence[str]) -> int:
               f"{result['path']} records {result['dataset']}'s input normalisation, guessed from its "
               f"{result['class_num']} classes; if it was trained otherwise, export again with --dataset {other}",
               file=sys.stderr)
-    print0(f"wrote {result['path']} ({result['bytes'] / 1e6:.2f} MB, input (N, 3, {result['height']}, "
-           f"{result['width']}), batch {'dynamic' if result['dynamic_batch'] else batch_size}) from "
-           f"{result['ckpt']}")
+    shape = (f"uint8 image (N, {result['height']}, {result['width']}, 3), normalised inside"
+             if result["image_input"] else f"(N, 3, {result['height']}, {result['width']})")
+    print0(f"wrote {result['path']} ({result['bytes'] / 1e6:.2f} MB, input {shape}, batch "
+           f"{'dynamic' if result['dynamic_batch'] else batch_size}) from {result['ckpt']}")
     if "qat" in result:
         diff = result["qat"]
         print0(f"{result['quantization']}; ONNX Runtime vs the quantization-aware PyTorch model, logit difference: "

@@ -7,11 +7,15 @@ the same code as a checkpoint (``engine.evaluate`` included).
 Our exporter records in the file's ``metadata_props`` what a runtime needs beyond the graph:
 ``dataset`` (which normalisation the input needs), ``image_size``, ``classes`` (a JSON list, when the
 training run recorded class names), ``mean`` and ``std`` (JSON, on the [0, 1] pixel scale).
+
+A file with an image input (``export --image_input``, :func:`add_image_input`) takes uint8 RGB pixels,
+(N, H, W, 3) as images are laid out in memory, and normalises them itself: four nodes in front of the
+float graph. :func:`strip_image_input` takes them off again (the quantizer works on the float graph).
 """
 import json
 import os
 import platform
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -20,7 +24,12 @@ from torch import nn
 from .checkpoint import CheckpointError
 
 META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "padding", "mean", "std",
-             "source", "quantization", "weights", "held_out", "crop_pct")
+             "source", "quantization", "weights", "held_out", "crop_pct", "input")
+# The image input's name, the nodes that normalise it (in order) and their constants.
+IMAGE_INPUT = "image"
+IMAGE_NODES = ("image_to_float", "image_to_nchw", "image_scale", "image_shift")
+IMAGE_CONSTANTS = ("image_scale_factor", "image_shift_term")
+IMAGE_INPUT_NOTE = "uint8 RGB (N, H, W, 3), 0-255, normalised inside the graph"
 
 
 def is_onnx_file(path: str) -> bool:
@@ -96,6 +105,15 @@ class OnnxModel(nn.Module):
         self.input_name = inputs[0].name
         self.input_shape = list(inputs[0].shape)
         self.metadata = read_metadata(self.session.get_modelmeta().custom_metadata_map)
+        # An image input (uint8, N, H, W, 3): the normalised batches given to forward are turned back into
+        # the pixels they were made from, with the file's own mean and std.
+        self.image_input = inputs[0].type == "tensor(uint8)"
+        if self.image_input:
+            if not (len(self.metadata.get("mean") or ()) == 3 and len(self.metadata.get("std") or ()) == 3):
+                raise CheckpointError(f"ONNX file {path}: a uint8 image input without the mean and std it is "
+                                      f"normalised with in its metadata: not a file of mobilenet-v1 export")
+            self._mean = torch.tensor(self.metadata["mean"], dtype=torch.float64).view(1, 3, 1, 1)
+            self._std = torch.tensor(self.metadata["std"], dtype=torch.float64).view(1, 3, 1, 1)
 
     def saturation_note(self) -> str:
         """A note for an INT8 file with full-range weights run on an x86 CPU without VNNI, whose integer
@@ -113,8 +131,14 @@ class OnnxModel(nn.Module):
     @property
     def image_hw(self) -> Optional[Tuple[int, int]]:
         """The fixed (H, W) the graph takes, or None if they are symbolic."""
-        h, w = self.input_shape[2], self.input_shape[3]
+        h, w = self.input_shape[1:3] if self.image_input else self.input_shape[2:4]
         return (h, w) if isinstance(h, int) and isinstance(w, int) else None
+
+    def pixels(self, x: torch.Tensor) -> np.ndarray:
+        """A normalised float (N, 3, H, W) batch as the uint8 (N, H, W, 3) pixels it was made from
+        (``(x * std + mean) * 255``, rounded: exact for batches made by our transforms)."""
+        v = (x.detach().to("cpu", torch.float64) * self._std + self._mean) * 255.0
+        return np.ascontiguousarray(v.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
 
     @property
     def fixed_batch(self) -> Optional[int]:
@@ -131,6 +155,8 @@ class OnnxModel(nn.Module):
         n = self.fixed_batch
         if n is not None and batch.shape[0] != n:
             return torch.cat([self.forward(part) for part in _split_fixed(x, n)])[: x.shape[0]]
+        if self.image_input:
+            batch = self.pixels(x)
         out = self.session.run(None, {self.input_name: batch})[0]
         return torch.from_numpy(out).to(x.device)
 
@@ -180,3 +206,58 @@ def write_metadata(model_proto, values: Dict[str, Any]) -> None:
     for key, value in encoded.items():
         entry = model_proto.metadata_props.add()
         entry.key, entry.value = key, value
+
+
+def add_image_input(model_proto, mean: Sequence[float], std: Sequence[float]) -> None:
+    """Put a uint8 image input in front of a float (N, 3, H, W) graph of ours, in place: ``image``, uint8
+    RGB pixels (N, H, W, 3), cast to float, transposed to (N, 3, H, W) and normalised,
+    ``x * (1 / (255 std)) + (-mean / std)`` with the constants our loaders normalise with, into the
+    tensor that was the input. The rest of the graph (float or INT8) is unchanged."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from .transforms import Normalize
+
+    graph = model_proto.graph
+    if len(graph.input) != 1 or graph.input[0].type.tensor_type.elem_type != TensorProto.FLOAT:
+        raise ValueError("add_image_input: expected a graph with one float input")
+    old = graph.input[0]
+    n, c, h, w = [d.dim_param or d.dim_value for d in old.type.tensor_type.shape.dim]
+    if c != 3:
+        raise ValueError(f"add_image_input: expected (N, 3, H, W), found {(n, c, h, w)}")
+    norm = Normalize(mean, std, torch.device("cpu"))  # the same float32 constants as the loaders'
+    graph.initializer.extend([numpy_helper.from_array(norm.scale.numpy(), IMAGE_CONSTANTS[0]),
+                              numpy_helper.from_array(norm.shift.numpy(), IMAGE_CONSTANTS[1])])
+    to_float, to_nchw, scaled = (f"{IMAGE_INPUT}_{what}" for what in ("float", "nchw", "scaled"))
+    nodes = [helper.make_node("Cast", [IMAGE_INPUT], [to_float], name=IMAGE_NODES[0], to=TensorProto.FLOAT),
+             helper.make_node("Transpose", [to_float], [to_nchw], name=IMAGE_NODES[1], perm=[0, 3, 1, 2]),
+             helper.make_node("Mul", [to_nchw, IMAGE_CONSTANTS[0]], [scaled], name=IMAGE_NODES[2]),
+             helper.make_node("Add", [scaled, IMAGE_CONSTANTS[1]], [old.name], name=IMAGE_NODES[3])]
+    rest = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes + rest)
+    image = helper.make_tensor_value_info(IMAGE_INPUT, TensorProto.UINT8, [n, h, w, 3])
+    del graph.input[:]
+    graph.input.append(image)
+
+
+def strip_image_input(model_proto) -> bool:
+    """Take off, in place, what :func:`add_image_input` put in front of a graph, leaving its float
+    (N, 3, H, W) input; False (and nothing changed) for a graph without it."""
+    from onnx import TensorProto, helper
+
+    graph = model_proto.graph
+    nodes = {node.name: node for node in graph.node if node.name in IMAGE_NODES}
+    if (len(graph.input) != 1 or graph.input[0].name != IMAGE_INPUT
+            or graph.input[0].type.tensor_type.elem_type != TensorProto.UINT8 or len(nodes) != len(IMAGE_NODES)):
+        return False
+    n, h, w, _ = [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
+    name = nodes[IMAGE_NODES[-1]].output[0]
+    kept = [node for node in graph.node if node.name not in IMAGE_NODES]
+    del graph.node[:]
+    graph.node.extend(kept)
+    constants = [i for i in graph.initializer if i.name not in IMAGE_CONSTANTS]
+    del graph.initializer[:]
+    graph.initializer.extend(constants)
+    del graph.input[:]
+    graph.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [n, 3, h, w]))
+    return True

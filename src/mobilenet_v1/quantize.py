@@ -22,7 +22,8 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .data import DataOptions, build_loader, held_out_for
-from .onnx_io import OnnxModel, is_onnx_file, read_metadata, write_metadata, x86_without_vnni
+from .onnx_io import (OnnxModel, add_image_input, is_onnx_file, read_metadata, strip_image_input, write_metadata,
+                      x86_without_vnni)
 from .runtime import print0
 from .transforms import CROP_PCT
 
@@ -135,20 +136,32 @@ def quantize_file(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torc
     """Static INT8 quantization of ``src`` into ``dst`` (QDQ; see the module's docstring).
 
     ``batches`` are the calibration inputs, (images, labels) pairs; the labels are not used. The metadata of ``src`` is kept and a ``quantization``
-    entry added. Returns the sizes of both files and the number of calibration images.
+    entry added. Returns the sizes of both files and the number of calibration images. A file with an
+    image input (``export --image_input``) is quantized behind it: the float graph is calibrated on the
+    normalised batches and the image input put back in front of the INT8 graph.
     """
     import onnx
 
     fp32 = OnnxModel(src)
     source_proto = onnx.load(src)
+    meta = read_metadata({p.key: p.value for p in source_proto.metadata_props})
     folder = os.path.dirname(os.path.abspath(dst))
     os.makedirs(folder, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".quantize-") as tmp:
+        core = src
+        if fp32.image_input:
+            # The float graph behind the image input is quantized, and the image input put back in front.
+            if not strip_image_input(source_proto):
+                raise QuantizeError(f"{src}: a uint8 input that is not the image input of mobilenet-v1 export")
+            core = os.path.join(tmp, "float.onnx")
+            onnx.save(source_proto, core)
+            fp32 = OnnxModel(core)
         reader = _reader(batches, fp32.input_name, fp32.fixed_batch)
-        proto = _quantize_static(src, reader, tmp, per_channel, reduce_range)
+        proto = _quantize_static(core, reader, tmp, per_channel, reduce_range)
         if reader.images == 0:
             raise QuantizeError("no calibration images were read")
-    meta = read_metadata({p.key: p.value for p in source_proto.metadata_props})
+    if core != src:
+        add_image_input(proto, meta["mean"], meta["std"])
     meta["quantization"] = (f"INT8 static, QDQ, {'per-channel' if per_channel else 'per-tensor'} int8 weights"
                             f"{' (7-bit range)' if reduce_range else ''}, uint8 activations, "
                             f"min/max over {reader.images} images")
