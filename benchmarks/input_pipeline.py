@@ -159,6 +159,17 @@ def canvas_per_crop(images, boxes, size, dtype=None):
     return roi_align(canvas, rois_t, (size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
 
 
+def canvas_check(root, common):
+    """(values that differ, values) between the package's crop and :func:`canvas_per_crop` on one batch of
+    the folder's images decoded on the device (float16 on CUDA): the gathered canvas must give the
+    per-crop canvas's batch to the bit, on the GPU's roi_align too."""
+    loader = BatchedImageLoader(root, **dict(common, num_workers=0))
+    part = loader.decode(next(iter(loader.loader)))
+    boxes = [T.crop_and_flip(img.shape[-2], img.shape[-1], seed)[0] for img, seed in zip(part.images, part.seeds)]
+    ours, before = PACKAGE_CROP(part.images, boxes, loader.image_size), canvas_per_crop(part.images, boxes, loader.image_size)
+    return int((ours != before).sum()), ours.numel()
+
+
 def with_crop(crop, rate):
     """``rate`` (a function(root, passes, **kw) -> images/s) with ``crop`` in place of the package's
     ``transforms.batch_resized_crop`` (data.py calls it through the module)."""
@@ -446,6 +457,10 @@ def main():
         experiments["gpu, stacked_resized_crop"] = with_crop(stacked_resized_crop, pipeline_with())
     if args.canvas_per_crop:
         experiments["gpu, a canvas copy per crop (before)"] = with_crop(canvas_per_crop, pipeline_with())
+        differ, values = canvas_check(args.data_dir, common)
+        payload["canvas_check"] = {"differ": differ, "values": values}
+        print(f"canvas check on {device.type}: {differ} of {values:,} values differ between the gathered canvas "
+              f"and a canvas copy per crop", flush=True)
     if args.received_inline:
         experiments["gpu, batches received in the decoding thread (before)"] = pipeline_with(receive_ahead=0)
     if args.decoded_ahead:

@@ -117,13 +117,15 @@ def test_each_batched_crop_is_its_crop_resampled_alone():
     one row, channel or image out would read other random pixels), and a crop too large for the canvas
     (pre-shrunk) must still be that crop resized."""
     gen = torch.Generator().manual_seed(3)
-    sizes = [(37, 52), (3, 90), (64, 5), (2, 2), (120, 71), (50, 50), (9, 200), (71, 64)]
+    sizes = [(37, 52), (3, 90), (64, 5), (2, 2), (120, 71), (50, 50), (9, 200), (71, 64), (1100, 1000)]
     images = [torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=gen) for h, w in sizes]
     images[4] = torch.from_numpy(smooth_image(120, 71, 4)).permute(2, 0, 1).contiguous()  # the pre-shrunk one
+    # a permuted view, as the CPU's decode_jpeg returns (HWC memory)
+    images[5] = torch.randint(0, 256, (50, 50, 3), dtype=torch.uint8, generator=gen).permute(2, 0, 1)
     boxes = [(5, 7, 30, 40), (0, 3, 2, 60), (10, 0, 50, 5), (0, 0, 2, 2), (3, 2, 110, 69), (0, 0, 50, 50),
-             (1, 150, 8, 50), (20, 30, 51, 34)]
+             (1, 150, 8, 50), (20, 30, 51, 34), (700, 900, 40, 50)]  # the last: a large photo's small crop
     out = T.batch_resized_crop(images, boxes, 16)
-    assert out.shape == (8, 3, 16, 16) and out.dtype == torch.float32
+    assert out.shape == (9, 3, 16, 16) and out.dtype == torch.float32
     from torchvision.ops import roi_align
     for img, (top, left, h, w), got in zip(images, boxes, out):
         crop = img[:, top:top + h, left:left + w].float()

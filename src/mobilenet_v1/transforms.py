@@ -240,6 +240,11 @@ class Normalize:
         return out
 
 
+# batch_resized_crop joins images up to this size whole, whatever their crops (ImageNet's average
+# 500x375 is 0.19 million pixels).
+WHOLE_IMAGE_PIXELS = 1 << 20
+
+
 def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, int, int, int]], size: int,
                        dtype: Optional[torch.dtype] = None) -> torch.Tensor:
     """Crop ``boxes[i]`` = (top, left, h, w) out of ``images[i]`` (uint8, (3, H_i, W_i), sizes may differ)
@@ -247,12 +252,14 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
 
     roi_align averages ``ceil(crop / size)`` bilinear samples per output pixel and axis, which filters
     a downscale the way an antialiased resize does. The crops share one canvas, crop ``i`` at the top
-    left of image ``i``; each region of interest spans the crop's first to last pixel centre, so no
+    left of its plane ``i``; each region of interest spans the crop's first to last pixel centre, so no
     sample reaches the canvas beyond its crop with a non-zero weight (what lies there is other pixels
     of the batch, or zeros). The canvas is gathered in a few batched operations, whatever the batch
     size: the images are joined into one flat tensor and each canvas row is the window of it where
     the crop's row starts. Copying the crops in one by one cost a Python indexing and a copy launch
-    per crop in the thread that feeds the GPU. Returns a (N, 3, size, size) tensor of ``dtype``
+    per crop in the thread that feeds the GPU. An image of over :data:`WHOLE_IMAGE_PIXELS` pixels and
+    4 times its crop's is joined as its crop alone (a copy), so a batch of large photos does not join
+    gigabytes of pixels the crops leave out. Returns a (N, 3, size, size) tensor of ``dtype``
     (float16 on CUDA, float32 on the CPU by default) with values in [0, 255].
     """
     from torchvision.ops import roi_align
@@ -274,6 +281,9 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
                 # roi_align takes no samples there (all zeros): two copies of the pixel resample alike.
                 crop = crop.repeat(1, 2 if h == 1 else 1, 2 if w == 1 else 1)
             img, (top, left), (h, w) = crop, (0, 0), crop.shape[-2:]
+        elif img.shape[-2] * img.shape[-1] > max(4 * h * w, WHOLE_IMAGE_PIXELS):
+            # A large photo with a small crop: the crop alone is joined (one copy), not the whole image.
+            img, top, left = img[:, top:top + h, left:left + w], 0, 0
         rows, cols = img.shape[-2:]
         flats.append(img.reshape(-1))
         # where the crop's first row starts in the flat tensor; a channel, and a row, further on
