@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from PIL import Image
 
 from conftest import jpeg_bytes, smooth_image
 from mobilenet_v1 import checkpoint as ckpt_io
@@ -83,12 +84,19 @@ def test_eval_refuses_a_checkpoint_of_another_data_set_or_of_fewer_outputs(tmp_p
     assert cli.main(["export", "--ckpt_file", four, "--file_name", str(tmp_path / "four")]) == 0
     onnx = str(tmp_path / "four.onnx")
     capsys.readouterr()
-    for argv in (["eval", "--dataset", "imagenet2012", "--dataset_path", str(cifar_dir), "--checkpoint_path", onnx],
-                 ["quantize", "--onnx", onnx, "--dataset", "imagenet2012", "--calib_data", str(cifar_dir),
-                  "--out", str(tmp_path / "q.onnx")]):
-        assert cli.main(argv) == 1, argv
-        assert (f"--dataset imagenet2012: {onnx} was trained on cifar10 (the file records it), whose inputs are read "
-                f"and normalised differently: pass --dataset cifar10") in capsys.readouterr().err, argv
+    image = tmp_path / "digit.png"
+    Image.new("RGB", (8, 8), (200, 10, 30)).save(image)
+    for model in (onnx, four):
+        for argv in (["eval", "--dataset", "imagenet2012", "--dataset_path", str(cifar_dir), "--checkpoint_path", model],
+                     ["quantize", "--onnx", model, "--dataset", "imagenet2012", "--calib_data", str(cifar_dir),
+                      "--out", str(tmp_path / "q.onnx")],
+                     # predict took another data set's transform and printed what the model made of it
+                     ["predict", str(image), "--ckpt_file", model, "--dataset", "imagenet2012"]):
+            if model == four and argv[0] == "quantize":
+                continue  # quantize reads ONNX files only
+            assert cli.main(argv) == 1, argv
+            assert (f"--dataset imagenet2012: {model} was trained on cifar10 (the file records it), whose inputs are "
+                    f"read and normalised differently: pass --dataset cifar10") in capsys.readouterr().err, argv
 
 
 def test_our_warnings_are_one_line_and_a_one_class_folder_is_refused_for_training(image_folder, tmp_path, capsys):

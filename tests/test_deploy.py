@@ -276,6 +276,8 @@ def test_predict_gives_the_trained_classes(digits_run, tmp_path, capsys):
         with pytest.raises(SystemExit):
             cli.main(["predict", str(big), "--ckpt_file", digits_run["ckpt"], *bad])
         assert bad[0] in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--crop_pct 0.5: .* CIFAR-10's evaluation transform"):
+        load_predictor(digits_run["ckpt"], crop_pct=0.5)  # a CIFAR-10 model's transform has no crop
 
 
 def test_predict_over_folders_writes_a_results_file_and_skips_unreadable_files(digits_run, tmp_path, capsys):
@@ -595,8 +597,8 @@ def test_crop_pct_follows_the_model_through_eval_export_predict_and_quantize(ima
 
     assert load_predictor(path).crop_pct == load_predictor(onnx_path).crop_pct == 1.0
     assert load_predictor(path, crop_pct=0.5).crop_pct == 0.5
-    with pytest.raises(ValueError, match="--crop_pct 0.5: .* CIFAR-10's evaluation transform"):
-        load_predictor(path, dataset="cifar10", crop_pct=0.5)
+    with pytest.raises(ValueError, match="--dataset cifar10: .* was trained on imagenet2012"):
+        load_predictor(path, dataset="cifar10", crop_pct=0.5)  # another data set's transform is refused
     capsys.readouterr()
     image = str(image_folder / "validation_preprocess" / "n01" / "img_0.JPEG")
     assert cli.main(["predict", image, "--ckpt_file", path, "--json", "--crop_pct", "0.8"]) == 0

@@ -240,8 +240,8 @@ def guess_dataset(class_num: int) -> str:
 def load_predictor(path: str, labels: Optional[str] = None, background_class: bool = False,
                    dataset: Optional[str] = None, image_size: Optional[int] = None, use_ema: bool = True,
                    device_target: str = "CPU", crop_pct: Optional[float] = None) -> Predictor:
-    """A model file and what it takes to run it on image files; ``dataset``, ``image_size`` and
-    ``crop_pct`` override what the file records. A checkpoint with a weight average predicts with it unless ``use_ema`` is False.
+    """A model file and what it takes to run it on image files; ``image_size`` and ``crop_pct`` override
+    what the file records, ``dataset`` must be the one it records (it names a file's that records none). A checkpoint with a weight average predicts with it unless ``use_ema`` is False.
     ``device_target`` (CPU, GPU or auto) is where a checkpoint's model runs; an ONNX file runs in ONNX
     Runtime on the CPU."""
     path = ckpt_io.resolve_checkpoint_path(path)
@@ -279,7 +279,9 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
         crop = config.get("crop_pct")
     if not class_num:
         raise ValueError(f"{path}: the number of classes cannot be read from the file")
-    dataset = dataset or trained_on or guess_dataset(class_num)
+    # Another data set's transform would feed the model inputs it was not trained on (and a file with an
+    # image input would undo another normalisation than its own): refused, as eval and quantize refuse it.
+    dataset = ckpt_io.trained_dataset(path, trained_on, dataset) or guess_dataset(class_num)
     if crop_pct is not None and dataset != "imagenet2012":
         raise ValueError(f"--crop_pct {crop_pct:g}: {path} takes CIFAR-10's evaluation transform (resize, no "
                          f"crop); crop_pct is ImageNet-style models'")
@@ -300,7 +302,8 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--background_class", action="store_true",
                    help="output 0 is 'background' (TF-slim's 1001-class layout), not the seed's layout")
     p.add_argument("--dataset", choices=("cifar10", "imagenet2012"), default=None,
-                   help="the evaluation transform to use (default: what the file records)")
+                   help="the evaluation transform to use, for a file that does not record its data set "
+                        "(a MindSpore .ckpt); one that does takes only its own")
     p.add_argument("--image_size", type=int, default=None, help="input size (default: what the file records)")
     p.add_argument("--crop_pct", type=float, default=None,
                    help="ImageNet-style models: the centre crop's share of the resized shorter side (default: "
