@@ -265,6 +265,10 @@ def test_the_schedule_note_names_only_keys_both_schedules_use_and_the_recipe_not
         "this run's drop_rate 0, auto_augment '', mixup_alpha 0.2")
     assert train.recipe_change({"config": dataclasses.asdict(now)}, "b.ckpt", now) == ""
     assert train.recipe_change({}, "c.ckpt", now) == ""  # a file without a recorded configuration
+    # A file from before a key trained with its default: the key a run changes is named all the same.
+    before_key = {k: v for k, v in dataclasses.asdict(now).items() if k != "crop_scale_min"}
+    assert train.recipe_change({"config": before_key}, "d.ckpt", dataclasses.replace(now, crop_scale_min=0.35)) == (
+        "resume: d.ckpt was trained with crop_scale_min 0.08; continuing with this run's crop_scale_min 0.35")
 
 
 @pytest.mark.parametrize("opt,rule,factor", [("momentum", "auto", 0.125), ("rmsprop", "auto", 0.125),

@@ -99,7 +99,7 @@ class OnnxModel(nn.Module):
                                   f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4:
-            raise CheckpointError(f"ONNX file {path}: expected one (N, 3, H, W) input, found "
+            raise CheckpointError(f"ONNX file {path}: expected one (N, 3, H, W) input (or uint8 (N, H, W, 3)), found "
                                   f"{[(i.name, i.shape) for i in inputs]}")
         self.path = path
         self.input_name = inputs[0].name
@@ -151,12 +151,11 @@ class OnnxModel(nn.Module):
         return dim if isinstance(dim, int) else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
         n = self.fixed_batch
-        if n is not None and batch.shape[0] != n:
+        if n is not None and x.shape[0] != n:
             return torch.cat([self.forward(part) for part in _split_fixed(x, n)])[: x.shape[0]]
-        if self.image_input:
-            batch = self.pixels(x)
+        batch = (self.pixels(x) if self.image_input
+                 else np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy()))
         out = self.session.run(None, {self.input_name: batch})[0]
         return torch.from_numpy(out).to(x.device)
 
@@ -221,9 +220,9 @@ def add_image_input(model_proto, mean: Sequence[float], std: Sequence[float]) ->
     if len(graph.input) != 1 or graph.input[0].type.tensor_type.elem_type != TensorProto.FLOAT:
         raise ValueError("add_image_input: expected a graph with one float input")
     old = graph.input[0]
-    n, c, h, w = [d.dim_param or d.dim_value for d in old.type.tensor_type.shape.dim]
-    if c != 3:
-        raise ValueError(f"add_image_input: expected (N, 3, H, W), found {(n, c, h, w)}")
+    dims = list(old.type.tensor_type.shape.dim)
+    if len(dims) != 4 or dims[1].dim_value != 3:
+        raise ValueError(f"add_image_input: expected (N, 3, H, W), found {[d.dim_param or d.dim_value for d in dims]}")
     norm = Normalize(mean, std, torch.device("cpu"))  # the same float32 constants as the loaders'
     graph.initializer.extend([numpy_helper.from_array(norm.scale.numpy(), IMAGE_CONSTANTS[0]),
                               numpy_helper.from_array(norm.shift.numpy(), IMAGE_CONSTANTS[1])])
@@ -235,7 +234,8 @@ def add_image_input(model_proto, mean: Sequence[float], std: Sequence[float]) ->
     rest = list(graph.node)
     del graph.node[:]
     graph.node.extend(nodes + rest)
-    image = helper.make_tensor_value_info(IMAGE_INPUT, TensorProto.UINT8, [n, h, w, 3])
+    image = helper.make_tensor_value_info(IMAGE_INPUT, TensorProto.UINT8, None)
+    _set_dims(image, [dims[0], dims[2], dims[3], dims[1]])
     del graph.input[:]
     graph.input.append(image)
 
@@ -250,7 +250,7 @@ def strip_image_input(model_proto) -> bool:
     if (len(graph.input) != 1 or graph.input[0].name != IMAGE_INPUT
             or graph.input[0].type.tensor_type.elem_type != TensorProto.UINT8 or len(nodes) != len(IMAGE_NODES)):
         return False
-    n, h, w, _ = [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
+    dims = list(graph.input[0].type.tensor_type.shape.dim)
     name = nodes[IMAGE_NODES[-1]].output[0]
     kept = [node for node in graph.node if node.name not in IMAGE_NODES]
     del graph.node[:]
@@ -258,6 +258,17 @@ def strip_image_input(model_proto) -> bool:
     constants = [i for i in graph.initializer if i.name not in IMAGE_CONSTANTS]
     del graph.initializer[:]
     graph.initializer.extend(constants)
+    restored = helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
+    _set_dims(restored, [dims[0], dims[3], dims[1], dims[2]])
     del graph.input[:]
-    graph.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [n, 3, h, w]))
+    graph.input.append(restored)
     return True
+
+
+def _set_dims(value_info, dims) -> None:
+    """Give a graph input the shape ``dims`` (``TensorShapeProto.Dimension``s, copied: a symbolic batch
+    stays symbolic, an unknown one unknown)."""
+    shape = value_info.type.tensor_type.shape
+    shape.Clear()
+    for dim in dims:
+        shape.dim.add().CopyFrom(dim)

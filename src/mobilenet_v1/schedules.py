@@ -105,7 +105,7 @@ SCHEDULE_KEYS = ("lr_decay_mode", "lr_init", "lr_end", "lr_max", "warmup_epochs"
 def uses(lr_decay_mode: str, warmup_epochs: int, key: str) -> bool:
     """Whether a schedule of ``lr_decay_mode`` with ``warmup_epochs`` depends on the configuration key
     ``key`` (one of :data:`SCHEDULE_KEYS`): ``lr_init`` is the warm-up's, ``lr_end`` the seed's linear
-    mode's only, the decay rate and period ``exponential``'s."""
+    mode's and ``cosine_annealing``'s, the decay rate and period ``exponential``'s."""
     if key in ("lr_decay_rate", "lr_decay_epochs"):
         return lr_decay_mode == "exponential"
     if key == "lr_end":

@@ -419,9 +419,13 @@ RECIPE_KEYS = ("drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "
 
 def recipe_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
     """A line naming the :data:`RECIPE_KEYS` whose values differ from those the checkpoint's run recorded
-    (this run trains with its own from here), or ""."""
+    (this run trains with its own from here), or "". A key the recorded configuration does not hold (a
+    file from before the key) had its default then."""
     recorded = ckpt.get("config") or {}
-    changed = {k: (recorded[k], getattr(cfg, k)) for k in RECIPE_KEYS if k in recorded and recorded[k] != getattr(cfg, k)}
+    if not recorded:
+        return ""
+    theirs = {k: recorded.get(k, getattr(Config, k)) for k in RECIPE_KEYS}
+    changed = {k: (theirs[k], getattr(cfg, k)) for k in RECIPE_KEYS if theirs[k] != getattr(cfg, k)}
     return changes_line(source, changed) if changed else ""
 
 
