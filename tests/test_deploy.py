@@ -82,6 +82,54 @@ def test_static_batch_export_and_its_batches(tmp_path):
         assert (session(x) - model(x)).abs().max().item() <= 1e-4
 
 
+def test_pt2_export_is_the_model_as_a_torch_export_program(tmp_path, capsys):
+    """--file_format PT2: the folded network as a torch.export program (.pt2) with our metadata inside,
+    loaded back by torch.export.load and equal to the model for any batch; with --image_input it takes
+    uint8 pixels (N, H, W, 3). A quantization-aware checkpoint is refused (its form is the INT8 ONNX file),
+    and predict names a .pt2 for what it is rather than as a damaged checkpoint."""
+    from PIL import Image
+
+    from mobilenet_v1.transforms import CIFAR_MEAN, CIFAR_STD, Normalize
+
+    model = randomise_batchnorm(MobileNetV1(class_num=10, width_mult=0.25), seed=5)
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 40},
+                         "classes": [f"c{i}" for i in range(10)]}, ckpt)
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m"), "--file_format", "pt2",
+                     "--batch_size", "3"]) == 0
+    assert "torch.export.load vs PyTorch, largest logit difference: batch 1:" in capsys.readouterr().out
+    extra = {"mobilenet_v1.json": ""}
+    program = torch.export.load(str(tmp_path / "m.pt2"), extra_files=extra)
+    meta = json.loads(extra["mobilenet_v1.json"])
+    assert (meta["dataset"], meta["image_size"], meta["classes"][3]) == ("cifar10", 40, "c3")
+    assert not any("batch_norm" in str(node.target) for node in program.graph.nodes)  # folded
+    x = torch.randn(5, 3, 40, 40, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = model(x)
+        assert want.abs().max() > 1.0 and (program.module()(x) - want).abs().max() <= 1e-4
+
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "pixels"), "--file_format", "PT2",
+                     "--image_input", "True"]) == 0
+    pixels = torch.randint(0, 256, (4, 3, 40, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        got = torch.export.load(str(tmp_path / "pixels.pt2")).module()(pixels.permute(0, 2, 3, 1).contiguous())
+        want = model(Normalize(CIFAR_MEAN, CIFAR_STD, torch.device("cpu"))(pixels))
+    assert (got - want).abs().max() <= 1e-4
+
+    qat = MobileNetV1(class_num=10, width_mult=0.25, qat=True)
+    ckpt_io.atomic_save({"model": qat.state_dict(), "model_args": {"class_num": 10, "width_mult": 0.25, "qat": True},
+                         "config": {"dataset": "cifar10", "image_size": 40}}, str(tmp_path / "qat.ckpt"))
+    capsys.readouterr()
+    assert cli.main(["export", "--ckpt_file", str(tmp_path / "qat.ckpt"), "--file_name", str(tmp_path / "q"),
+                     "--file_format", "PT2"]) == 1
+    assert "is a quantization-aware checkpoint, whose deployable form is its INT8 ONNX file" in capsys.readouterr().err
+    image = tmp_path / "digit.png"
+    Image.new("RGB", (8, 8), (9, 99, 199)).save(image)
+    assert cli.main(["predict", str(image), "--ckpt_file", str(tmp_path / "m.pt2")]) == 1
+    assert "m.pt2: a torch.export program (export --file_format PT2), not a checkpoint" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["digit.png", "m.ckpt", "m.pt2", "pixels.pt2", "qat.ckpt"]
+
+
 def test_mindspore_formats_are_refused_with_a_way_out(tmp_path, capsys):
     for fmt in ("MINDIR", "AIR", "mindir"):
         rc = cli.main(["export", "--ckpt_file", str(tmp_path / "none.ckpt"), "--file_name",

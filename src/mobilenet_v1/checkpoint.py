@@ -327,6 +327,17 @@ def load_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     return read_any(path, map_location)
 
 
+def is_exported_program(path: str) -> bool:
+    """Whether ``path`` is a ``torch.export.save`` archive (a zip with an ``archive_format`` entry)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(name.rsplit("/", 1)[-1] == "archive_format" for name in z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     """Read a checkpoint of ours with ``weights_only=True`` (no pickled code is ever run)."""
     if not os.path.isfile(path):
@@ -334,6 +345,10 @@ def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for damaged or foreign files
+        if is_exported_program(path):
+            raise CheckpointError(f"{path}: a torch.export program (export --file_format PT2), not a checkpoint: "
+                                  f"run it with torch.export.load (or lower it with ExecuTorch); eval and predict "
+                                  f"take the checkpoint it was exported from, or an ONNX file") from None
         raise CheckpointError(f"checkpoint {path}: cannot be read as a PyTorch checkpoint "
                               f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):

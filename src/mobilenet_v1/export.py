@@ -17,9 +17,16 @@ then checked scale for scale and bias for bias against the model, and on its log
 
 ``--image_input True`` puts a uint8 pixel input in front of either file, which normalises inside the graph
 (:func:`onnx_io.add_image_input`, checked by :func:`_finish_image_input`).
+
+``--file_format PT2`` writes PyTorch's own deployable form instead: the ``torch.export`` program of the
+same folded network (``torch.export.save``, a ``.pt2`` file), which ExecuTorch lowers for phones and
+AOTInductor compiles for servers; our metadata travels in it as ``mobilenet_v1.json``. It is loaded back
+with ``torch.export.load`` and checked against the model the same way (:func:`export_program`).
 """
 import argparse
 import copy
+import io
+import json
 import math
 import os
 import sys
@@ -48,6 +55,9 @@ ATOL = 1e-4
 # a trained demo model; a misplaced range, or one calibrated instead of learned, gives many times more.
 QAT_RTOL = 0.01
 MINDSPORE_FORMATS = ("MINDIR", "AIR")
+FORMATS = ("ONNX", "PT2")
+# The entry of a .pt2 file (torch.export.save's extra_files) that holds our metadata, as JSON.
+PT2_METADATA = "mobilenet_v1.json"
 DATASETS = ("cifar10", "imagenet2012")
 
 
@@ -94,6 +104,23 @@ def to_onnx(model: nn.Module, height: int, width: int, batch_size: int = 1, dyna
                                         output_names=["logits"], opset_version=OPSET, external_data=False,
                                         verbose=False, **kwargs)
     return program.model_proto
+
+
+class ImageInput(nn.Module):
+    """A model behind an image input: uint8 RGB pixels (N, H, W, 3) normalised as the loaders normalise
+    them (:class:`transforms.Normalize`'s float32 constants and its ``addcmul``), then the model."""
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        from .transforms import Normalize
+
+        norm = Normalize(mean, std, torch.device("cpu"))
+        self.model = model
+        self.register_buffer("scale", norm.scale)
+        self.register_buffer("shift", norm.shift)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(torch.addcmul(self.shift, pixels.permute(0, 3, 1, 2).float(), self.scale))
 
 
 def save_onnx(model_proto, path: str) -> None:
@@ -154,7 +181,8 @@ def qat_difference(onnx_path: str, model: MobileNetV1, batch_sizes: Sequence[int
 
 def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = None, width: Optional[int] = None,
                       batch_size: int = 1, dynamic_batch: bool = True, atol: float = ATOL,
-                      dataset: Optional[str] = None, use_ema: bool = True, image_input: bool = False) -> Dict[str, Any]:
+                      dataset: Optional[str] = None, use_ema: bool = True, image_input: bool = False,
+                      file_format: str = "ONNX") -> Dict[str, Any]:
     """Export a checkpoint to ``file_name`` (``.onnx`` appended when missing) and check it; returns the
     path, the input size, the largest difference from PyTorch per checked batch size, the data set
     whose normalisation the file records and ``weights``, the line saying which weights a checkpoint
@@ -166,7 +194,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     imagenet2012 otherwise. ``dataset`` other than the recorded one is an error.
 
     ``image_input``: the file takes uint8 RGB pixels (N, H, W, 3) and normalises them itself
-    (:func:`onnx_io.add_image_input`), checked against the same file without it (:func:`_finish_image_input`)."""
+    (:func:`onnx_io.add_image_input`), checked against the same file without it (:func:`_finish_image_input`).
+    ``file_format`` PT2: a ``torch.export`` program in a ``.pt2`` file instead (:func:`export_program`)."""
     # None means "the default"; 0 or less is a mistake, not a request for the default.
     bad = [f"--{name} {value}" for name, value in (("batch_size", batch_size), ("height", height), ("width", width))
            if value is not None and value < 1]
@@ -184,14 +213,18 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     trained_size = int(config.get("image_size") or 224)
     height = trained_size if height is None else height
     width = trained_size if width is None else width
-    out_path = file_name if file_name.lower().endswith(".onnx") else file_name + ".onnx"
+    if file_format not in FORMATS:
+        raise ExportError(f"--file_format {file_format!r}: expected one of {', '.join(FORMATS)}")
+    extension = "." + file_format.lower()
+    out_path = file_name if file_name.lower().endswith(extension) else file_name + extension
     qat = model.quant is not None
+    if qat and file_format == "PT2":
+        raise ExportError(f"--file_format PT2: {path} is a quantization-aware checkpoint, whose deployable form is "
+                          f"its INT8 ONNX file (--file_format ONNX); a .pt2 file holds a float program")
     if qat and not int(model.quant.observed):
         raise ExportError(f"{path}: a quantization-aware model whose activation ranges were never measured "
                           f"(no training step): nothing to write its INT8 file from")
 
-    # A quantization-aware model: its float graph first, quantized below with the ranges it learned.
-    proto = to_onnx(model.without_quant() if qat else model, height, width, batch_size, dynamic_batch)
     meta = preprocessing_metadata(dataset, trained_size)
     meta.update({"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"],
                  "classes": ckpt.get("classes"), "source": os.path.basename(path)})
@@ -204,14 +237,20 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
         meta["quantization"] = (f"INT8 quantization-aware training, QDQ, per-channel int8 weights"
                                 f"{' (7-bit range)' if reduced else ''}, uint8 activations, ranges from "
                                 f"{int(model.quant.observed)} training batches")
-    write_metadata(proto, meta)
 
     sizes: List[int] = [batch_size] if not dynamic_batch else sorted({1, max(batch_size, 2)})
-    # Checked under a temporary name and renamed only when faithful: a failed check must not have
-    # replaced a good file of the same name already.
     result = {"path": out_path, "height": height, "width": width, "dynamic_batch": dynamic_batch, "ckpt": path,
               "dataset": dataset, "dataset_guessed": guessed, "class_num": args["class_num"],
-              "weights": ckpt_io.weights_note(ckpt, use_ema), "image_input": image_input}
+              "weights": ckpt_io.weights_note(ckpt, use_ema), "image_input": image_input, "format": file_format}
+    if file_format == "PT2":
+        return export_program(model, out_path, meta, sizes, height, width, batch_size, dynamic_batch, atol,
+                              image_input, result)
+    # A quantization-aware model: its float graph first, quantized below with the ranges it learned.
+    proto = to_onnx(model.without_quant() if qat else model, height, width, batch_size, dynamic_batch)
+    write_metadata(proto, meta)
+
+    # Checked under a temporary name and renamed only when faithful: a failed check must not have
+    # replaced a good file of the same name already.
     with ckpt_io.atomic_output(out_path) as tmp:
         with open(tmp, "wb") as f:
             f.write(proto.SerializeToString())
@@ -222,6 +261,51 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
         if image_input:
             _finish_image_input(tmp, out_path, sizes, height, width, atol, quantized=qat)
         result["bytes"] = os.path.getsize(tmp)
+    return result
+
+
+def export_program(model: MobileNetV1, out_path: str, meta: Dict[str, Any], sizes: Sequence[int], height: int,
+                   width: int, batch_size: int, dynamic_batch: bool, atol: float, image_input: bool,
+                   result: Dict[str, Any]) -> Dict[str, Any]:
+    """``model`` (BatchNorm folded, behind :class:`ImageInput` with ``image_input``) as a ``torch.export``
+    program saved to ``out_path`` with ``meta`` as :data:`PT2_METADATA`, loaded back and run on random
+    batches of ``sizes``: every logit within ``atol`` of the model's on the same (normalised) images, or
+    nothing is written. Returns ``result`` completed."""
+    from .transforms import Normalize
+
+    program_model: nn.Module = fold_batchnorm(model)
+    if image_input:
+        program_model = ImageInput(program_model, meta["mean"], meta["std"]).eval()
+        meta = dict(meta, input="uint8 RGB (N, H, W, 3), 0-255, normalised inside the program")
+    example = (torch.randint(0, 256, (max(batch_size, 2) if dynamic_batch else batch_size, height, width, 3),
+                             dtype=torch.uint8) if image_input
+               else torch.randn(max(batch_size, 2) if dynamic_batch else batch_size, 3, height, width))
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # torch.export's own internals, as in to_onnx
+        program = torch.export.export(program_model, (example,),
+                                      dynamic_shapes=({0: torch.export.Dim("batch")},) if dynamic_batch else None)
+    normalize = Normalize(meta["mean"], meta["std"], torch.device("cpu"))
+    g = torch.Generator().manual_seed(0)
+    diffs = {}
+    with ckpt_io.atomic_output(out_path) as tmp:
+        # Through memory: saved to a path, the archive's top folder would take the temporary file's name.
+        buffer = io.BytesIO()
+        torch.export.save(program, buffer, extra_files={PT2_METADATA: json.dumps(meta)})
+        with open(tmp, "wb") as f:
+            f.write(buffer.getvalue())
+        loaded = torch.export.load(tmp).module()
+        for n in sizes:
+            pixels = torch.randint(0, 256, (n, 3, height, width), dtype=torch.uint8, generator=g)
+            x = normalize(pixels) if image_input else torch.randn(n, 3, height, width, generator=g)
+            with torch.no_grad():
+                got = loaded(pixels.permute(0, 2, 3, 1).contiguous() if image_input else x)
+                diffs[n] = float((got - model.eval()(x)).abs().max())
+        worst = max(diffs.values())
+        if not worst <= atol:  # also catches NaN
+            kept = f"; {out_path} is left as it was" if os.path.exists(out_path) else ""
+            raise ExportError(f"{out_path}: the exported program's logits differ from PyTorch's by {worst:.3g} "
+                              f"(more than {atol:g}); not a faithful export, not written{kept}")
+        result.update(max_abs_diff=diffs, bytes=os.path.getsize(tmp))
     return result
 
 
@@ -336,7 +420,8 @@ def mindspore_format_message(fmt: str) -> str:
             f"them. To deploy with MindSpore, write a MindSpore checkpoint with "
             f"'mobilenet-v1 convert MODEL.ckpt mindspore.ckpt' and run the seed's "
             f"'python export.py --ckpt_file mindspore.ckpt --file_format {fmt}' under MindSpore; "
-            f"for ONNX Runtime, TensorRT, OpenVINO or mobile runtimes use --file_format ONNX")
+            f"for ONNX Runtime, TensorRT, OpenVINO or mobile runtimes use --file_format ONNX (or PT2 for "
+            f"ExecuTorch)")
 
 
 def main(argv: Sequence[str]) -> int:
@@ -345,7 +430,8 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--ckpt_file", default=None, help="checkpoint (or a run folder: its newest)")
     p.add_argument("--file_name", default=None, help="output name; .onnx is appended (mobilenetv1)")
     p.add_argument("--file_format", default=None, type=str.upper,
-                   help="ONNX (default); the seed's MINDIR and AIR need MindSpore (see the error they give)")
+                   help="ONNX (default) or PT2 (a torch.export program, for ExecuTorch and AOTInductor); the seed's "
+                        "MINDIR and AIR need MindSpore (see the error they give)")
     p.add_argument("--batch_size", type=int, default=None,
                    help="batch of the check (and of the graph with --static_batch); default 1")
     p.add_argument("--width", type=int, default=None, help="input width (default: the training image_size)")
@@ -381,8 +467,8 @@ def main(argv: Sequence[str]) -> int:
     fmt = a.file_format or "ONNX"
     if fmt in MINDSPORE_FORMATS:
         raise ExportError(mindspore_format_message(fmt))
-    if fmt != "ONNX":
-        raise ExportError(f"--file_format {fmt!r}: expected ONNX (or the seed's MINDIR/AIR)")
+    if fmt not in FORMATS:
+        raise ExportError(f"--file_format {fmt!r}: expected ONNX or PT2 (or the seed's MINDIR/AIR)")
     if not a.ckpt_file:
         p.error("--ckpt_file is required")
     try:
@@ -393,7 +479,7 @@ def main(argv: Sequence[str]) -> int:
         raise ExportError(f"config file {a.config_path}: batch_size, width and height must be integers") from None
     result = export_checkpoint(a.ckpt_file, a.file_name or "mobilenetv1", height, width, batch_size,
                                dynamic_batch=not a.static_batch, atol=a.atol, dataset=a.dataset,
-                               use_ema=a.use_ema, image_input=a.image_input)
+                               use_ema=a.use_ema, image_input=a.image_input, file_format=fmt)
     if result["weights"]:
         print0(result["weights"])
     if result["dataset_guessed"]:
@@ -418,5 +504,6 @@ def main(argv: Sequence[str]) -> int:
             print(f"mobilenet-v1 export: {note}", file=sys.stderr)
         return 0
     diffs = ", ".join(f"batch {n}: {d:.2e}" for n, d in result["max_abs_diff"].items())
-    print0(f"ONNX Runtime vs PyTorch, largest logit difference: {diffs} (limit {a.atol:g})")
+    runner = "torch.export.load" if fmt == "PT2" else "ONNX Runtime"
+    print0(f"{runner} vs PyTorch, largest logit difference: {diffs} (limit {a.atol:g})")
     return 0
