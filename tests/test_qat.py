@@ -185,6 +185,15 @@ def test_a_quantization_aware_run_resumes_with_its_ranges(digits, tmp_path):
     # The moving average went on from the saved ranges: one more epoch moves them a little, not anew.
     assert not torch.equal(resumed["model"]["quant.ranges"], ranges)
     assert torch.allclose(resumed["model"]["quant.ranges"], ranges, rtol=0.5, atol=0.5)
+    # --qat_range_epochs 2: a third epoch trains the weights against the ranges the first two left, which
+    # neither move nor count (the INT8 file says how many batches made them).
+    third = train.run(load_config(args + ["--epoch_size=3", "--qat_range_epochs=2", f"--save_checkpoint_path={folder}",
+                                          "--resume=auto"]))
+    fixed = ckpt_io.load_file(third["checkpoint"])
+    assert torch.equal(fixed["model"]["quant.ranges"], resumed["model"]["quant.ranges"])
+    assert int(fixed["model"]["quant.observed"]) == 2 * spe
+    assert not torch.equal(fixed["model"]["network.3.0.weight"], resumed["model"]["network.3.0.weight"])
+    assert load_model(third["checkpoint"]).quant.frozen is False  # a loaded model rounds as before, its ranges kept
 
 
 def test_pre_trained_across_float_and_quantization_aware(digits, tmp_path, capsys):
@@ -209,6 +218,8 @@ def test_pre_trained_across_float_and_quantization_aware(digits, tmp_path, capsy
     (["--qat=True", "--pre_trained=x.ckpt", "--precision=bf16"], "precision"),
     (["--qat=True", "--pre_trained=x.ckpt", "--ema_decay=0.999"], "ema_decay"),
     (["--qat_reduce_range=True"], "qat_reduce_range"),
+    (["--qat_range_epochs=2"], "qat_range_epochs"),
+    (["--qat=True", "--pre_trained=x.ckpt", "--qat_range_epochs=-1"], "qat_range_epochs"),
 ])
 def test_settings_quantization_aware_training_cannot_take_are_refused(extra, key):
     with pytest.raises(ConfigError, match=key):

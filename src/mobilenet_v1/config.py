@@ -153,6 +153,9 @@ class Config:
     # qat_reduce_range: 7-bit weights, for x86 CPUs without VNNI (quantize's --reduce_range).
     qat: bool = False
     qat_reduce_range: bool = False
+    # qat_range_epochs: the epochs whose batches move the activation ranges; after them the ranges stay
+    # fixed and the weights fine-tune against them (torchvision's --num-observer-update-epochs). 0: all.
+    qat_range_epochs: int = 0
     # --- crash safety ---
     # "auto": continue from the newest valid checkpoint in save_checkpoint_path (its ckpt_0/ in a
     # distributed run; none: start afresh); chosen by itself when torchrun restarts the workers;
@@ -257,6 +260,7 @@ KEY_HELP: Dict[str, str] = {
     "val_split": "image folder without an eval split: share of each class held out",
     "qat": "quantization-aware training: weights and activations rounded as in the INT8 file export writes; BatchNorm frozen",
     "qat_reduce_range": "qat: 7-bit weights, for x86 CPUs without VNNI (quantize's --reduce_range)",
+    "qat_range_epochs": "qat: epochs whose batches move the activation ranges, which then stay fixed; 0: all",
     "resume": "auto (the run folder's newest valid checkpoint), a checkpoint or folder, or '' (afresh)",
     "save_checkpoint_steps": "also save every N steps, mid-epoch included; 0: epochs only",
     "max_bad_samples": "unreadable images tolerated; -1: 0.1% of the data",
@@ -467,6 +471,9 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     if cfg.val_split and cfg.dataset == "cifar10":
         fail("val_split", f"val_split {cfg.val_split:g} holds out images of an image folder (dataset "
                           f"imagenet2012); CIFAR-10 evaluates on its test_batch.bin")
+    if cfg.qat_range_epochs < 0:
+        fail("qat_range_epochs", f"qat_range_epochs must be >= 0 (0: the ranges follow every epoch), got "
+                                 f"{cfg.qat_range_epochs}")
     if not 0 <= cfg.seed < 2**32:
         fail("seed", f"seed must be in [0, 2**32 - 1], got {cfg.seed}")
     if cfg.qat:
@@ -508,7 +515,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          "CIFAR-10's is the seed's 32x32 crop of the image padded by 4 pixels"),
         (("lr_base_scale",), cfg.lr_base_size > 0, "how the rates follow the global batch",
          "lr_base_size is 0, so they are used as given (--lr_base_size N: the batch they are meant for)"),
-        (("qat_reduce_range",), cfg.qat, "quantization-aware training's", "qat is False (--qat True)"),
+        (("qat_reduce_range", "qat_range_epochs"), cfg.qat, "quantization-aware training's", "qat is False (--qat True)"),
     )
     for keys, used, whose, why in owned:
         for key in keys:

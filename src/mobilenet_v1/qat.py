@@ -12,7 +12,7 @@ A model built with ``qat=True`` computes what ONNX Runtime's QDQ INT8 graph of i
   clipped to int32's range;
 - the input, every layer's ReLU6 output and the pooled features are rounded to uint8 with one scale and
   zero point each, from ranges that follow a moving average of each training batch's minimum and maximum
-  (a batch with a non-finite value moves none);
+  (a batch with a non-finite value moves none), until they are ``frozen`` (``train --qat_range_epochs``);
 - the logits stay float.
 
 The convs run on the integer levels (the products and their sums exact below 2**24, as in integer
@@ -50,10 +50,12 @@ class ActivationRanges(nn.Module):
     """The learned (minimum, maximum) of each quantized activation, and how many training batches
     observed them. ``ranges[0]`` is the input's, ``ranges[k + 1]`` layer k's output, ``ranges[-1]`` the
     pooled features'. A model before the first observation (``observed`` 0) rounds its weights only
-    (:func:`forward`). A batch with a non-finite value leaves a range as it was."""
+    (:func:`forward`). A batch with a non-finite value leaves a range as it was. ``frozen`` (set by
+    ``train`` from the epoch, not saved): training batches round with the ranges and move none, nor count."""
 
     def __init__(self, points: int, reduce_range: bool = False):
         super().__init__()
+        self.frozen = False
         self.reduce_range = reduce_range
         self.weight_qmax = W_QMAX_REDUCED if reduce_range else W_QMAX
         self.register_buffer("ranges", torch.zeros(points, 2))
@@ -73,7 +75,7 @@ class ActivationRanges(nn.Module):
     def forward(self, i: int, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``x`` rounded to the uint8 grid of activation ``i``, and that grid's scale (for the layer that
         takes it); in training, the range follows ``x`` first."""
-        if self.training:
+        if self.training and not self.frozen:
             with torch.no_grad():
                 lo, hi = torch.aminmax(x.detach().float())
                 new = torch.stack((lo, hi))
@@ -170,7 +172,7 @@ def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     bias = model.fc.bias
     if observed:
         bias = quantize_bias(bias, x_scale * w_scale)
-    if q.training:
+    if q.training and not q.frozen:
         with torch.no_grad():
             q.observed += 1
     return F.linear(x, weight, bias)

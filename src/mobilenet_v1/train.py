@@ -414,7 +414,7 @@ def steps_change(ckpt: Dict[str, Any], source: str, steps_per_epoch: int, batch:
 # Training-recipe keys a resume may change (the run then trains with its own), named when it does.
 RECIPE_KEYS = ("drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "random_erase", "mixup_alpha",
                "cutmix_alpha", "mix_prob", "clip_grad_norm", "use_label_smooth", "label_smooth_factor",
-               "random_flip", "crop_scale_min", "teacher", "distill_alpha", "distill_temperature")
+               "random_flip", "crop_scale_min", "teacher", "distill_alpha", "distill_temperature", "qat_range_epochs")
 
 
 def recipe_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
@@ -635,6 +635,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                f"convs, their weights rounded to int8 per channel{' (7-bit)' if cfg.qat_reduce_range else ''}, the "
                f"input, each layer's output and the pooled features to uint8 within ranges that follow the batches; "
                f"float32 throughout. 'mobilenet-v1 export' writes the INT8 ONNX file this model computes")
+        if cfg.qat_range_epochs:
+            print0(f"qat_range_epochs {cfg.qat_range_epochs}: the ranges follow the batches of epochs 1 to "
+                   f"{cfg.qat_range_epochs}, then stay as they are while the weights train on")
     if cfg.freeze_layers:
         frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
         trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -746,6 +749,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
         for epoch in range(start_epoch, cfg.epoch_size):
             first = start_step if epoch == start_epoch else 0
             loader.set_epoch(epoch, first * cfg.grad_accum_steps)
+            if cfg.qat_range_epochs:  # the model itself, whatever wraps it (DDP)
+                ckpt_io.unwrap(model).quant.frozen = epoch >= cfg.qat_range_epochs
             lrs = lr[epoch * steps_per_epoch:(epoch + 1) * steps_per_epoch]
             tracker.begin_epoch(epoch + 1, first)
 
