@@ -82,11 +82,12 @@ def test_static_batch_export_and_its_batches(tmp_path):
         assert (session(x) - model(x)).abs().max().item() <= 1e-4
 
 
-def test_pt2_export_is_the_model_as_a_torch_export_program(tmp_path, capsys):
+def test_pt2_export_is_the_model_as_a_torch_export_program(tmp_path, cifar_dir, capsys):
     """--file_format PT2: the folded network as a torch.export program (.pt2) with our metadata inside,
     loaded back by torch.export.load and equal to the model for any batch; with --image_input it takes
-    uint8 pixels (N, H, W, 3). A quantization-aware checkpoint is refused (its form is the INT8 ONNX file),
-    and predict names a .pt2 for what it is rather than as a damaged checkpoint."""
+    uint8 pixels (N, H, W, 3). predict runs either program as it runs the checkpoint (so does eval, through
+    the same loader). A quantization-aware checkpoint is refused (its form is the INT8 ONNX file), and a
+    command that needs a checkpoint names a .pt2 for what it is rather than as a damaged checkpoint."""
     from PIL import Image
 
     from mobilenet_v1.transforms import CIFAR_MEAN, CIFAR_STD, Normalize
@@ -124,10 +125,25 @@ def test_pt2_export_is_the_model_as_a_torch_export_program(tmp_path, capsys):
                      "--file_format", "PT2"]) == 1
     assert "is a quantization-aware checkpoint, whose deployable form is its INT8 ONNX file" in capsys.readouterr().err
     image = tmp_path / "digit.png"
-    Image.new("RGB", (8, 8), (9, 99, 199)).save(image)
-    assert cli.main(["predict", str(image), "--ckpt_file", str(tmp_path / "m.pt2")]) == 1
+    Image.fromarray(torch.randint(0, 256, (30, 40, 3), dtype=torch.uint8).numpy()).save(image)
+    from_ckpt = load_predictor(ckpt).top_k([str(image)], 3)[0]["top_k"]
+    for program in ("m.pt2", "pixels.pt2"):
+        predictor = load_predictor(str(tmp_path / program))
+        assert predictor.image_size == 40 and predictor.names[3] == "c3"
+        got = predictor.top_k([str(image)], 3)[0]["top_k"]
+        assert [t["index"] for t in got] == [t["index"] for t in from_ckpt]
+        assert all(abs(a["probability"] - b["probability"]) < 1e-5 for a, b in zip(got, from_ckpt))
+    for model_file in (ckpt, str(tmp_path / "m.pt2"), str(tmp_path / "pixels.pt2")):  # eval: the same counts
+        capsys.readouterr()
+        assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", model_file, "--json"]) == 0
+        counted = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        if model_file == ckpt:
+            want = counted
+        assert (counted["total"], counted["top_1_accuracy"], counted["top_5_accuracy"]) == \
+            (want["total"], want["top_1_accuracy"], want["top_5_accuracy"]), model_file
+    assert cli.main(["convert", str(tmp_path / "m.pt2"), str(tmp_path / "m.safetensors")]) == 1
     assert "m.pt2: a torch.export program (export --file_format PT2), not a checkpoint" in capsys.readouterr().err
-    assert sorted(os.listdir(tmp_path)) == ["digit.png", "m.ckpt", "m.pt2", "pixels.pt2", "qat.ckpt"]
+    assert sorted(os.listdir(tmp_path)) == ["cifar", "digit.png", "m.ckpt", "m.pt2", "pixels.pt2", "qat.ckpt"]
 
 
 def test_mindspore_formats_are_refused_with_a_way_out(tmp_path, capsys):
@@ -319,7 +335,7 @@ def test_predict_gives_the_trained_classes(digits_run, tmp_path, capsys):
     assert "missing.png: no such file" in capsys.readouterr().err
     # An ONNX file runs in ONNX Runtime on the CPU: asking for the GPU is an error that says so.
     assert cli.main(["predict", str(big), "--ckpt_file", digits_run["fp32"], "--device_target", "GPU"]) == 1
-    assert "is an ONNX file, which runs in ONNX Runtime on the CPU" in capsys.readouterr().err
+    assert "is an exported file, which runs on the CPU here" in capsys.readouterr().err
     for bad in (["--batch_size", "0"], ["--num_workers", "-2"]):
         with pytest.raises(SystemExit):
             cli.main(["predict", str(big), "--ckpt_file", digits_run["ckpt"], *bad])

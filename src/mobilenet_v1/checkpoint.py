@@ -347,8 +347,8 @@ def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     except Exception as e:  # torch raises many types for damaged or foreign files
         if is_exported_program(path):
             raise CheckpointError(f"{path}: a torch.export program (export --file_format PT2), not a checkpoint: "
-                                  f"run it with torch.export.load (or lower it with ExecuTorch); eval and predict "
-                                  f"take the checkpoint it was exported from, or an ONNX file") from None
+                                  f"eval and predict run it (and torch.export.load, or ExecuTorch); this needs the "
+                                  f"checkpoint it was exported from") from None
         raise CheckpointError(f"checkpoint {path}: cannot be read as a PyTorch checkpoint "
                               f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):

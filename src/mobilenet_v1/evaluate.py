@@ -18,7 +18,7 @@ from .cli import pop_flag, pop_option
 from .config import Config, load_config_and_given, parse_overrides
 from .data import build_loader, held_out_for
 from .engine import evaluate, resolve_device, resolve_precision
-from .onnx_io import OnnxModel, is_onnx_file
+from .onnx_io import is_deployed_file, load_deployed
 from .predict import imagenet_classes, readable
 from .runtime import is_rank0, print0
 from .train import data_options
@@ -30,10 +30,11 @@ def accuracy(counts: Dict[str, int]) -> Dict[str, float]:
 
 
 def onnx_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = None):
-    """An ONNX file runs in ONNX Runtime on the CPU, so its batches are made there, in fp32 and NCHW; its
-    graph has a fixed input size, which becomes the ``image_size`` where the user left it at its
-    default (as a checkpoint's training size does) and must be the one they asked for otherwise."""
-    model = OnnxModel(path)
+    """An ONNX file runs in ONNX Runtime on the CPU (a ``.pt2`` program in PyTorch on the CPU), so its
+    batches are made there, in fp32 and NCHW; its graph has a fixed input size, which becomes the
+    ``image_size`` where the user left it at its default (as a checkpoint's training size does) and must
+    be the one they asked for otherwise."""
+    model = load_deployed(path)
     cfg = trained_split(cfg, model.metadata.get("held_out"), path, given)
     cfg = trained_crop(cfg, model.metadata.get("crop_pct"), path, given)
     hw = model.image_hw
@@ -191,7 +192,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     path, error = dist.broadcast_object((path, error))
     if error is not None:
         raise ckpt_io.CheckpointError(error)
-    if is_onnx_file(path):
+    if is_deployed_file(path):
         model, device, precision, opts = onnx_model_and_data(cfg, path, given)
         classes = model.metadata.get("classes")
         outputs = model.class_num or model.metadata.get("class_num")
@@ -244,7 +245,8 @@ EVAL_KEYS = frozenset({"config_path", "dataset", "dataset_path", "checkpoint_pat
                        "image_size", "crop_pct", "val_split", "num_workers", "data_pipeline", "max_bad_samples",
                        "channels_last", "precision", "device_target", "use_ema", "eval_drop_last", "run_distribute"})
 MODEL_KEYS = ("class_num", "width_mult", "padding")
-# An ONNX file runs in ONNX Runtime on the CPU, in fp32, NCHW, with the weights it was exported with.
+# An ONNX file runs in ONNX Runtime on the CPU (a .pt2 program in PyTorch on the CPU), in fp32, NCHW, with the
+# weights it was exported with.
 ONNX_FIXED = ("channels_last", "precision", "device_target", "use_ema")
 
 
@@ -253,7 +255,7 @@ def unused_options_note(argv: Sequence[str], onnx: bool = False) -> str:
     not use, or ""."""
     keys = list(dict.fromkeys(k for k, _ in parse_overrides(argv)))
     groups = (([k for k in keys if k in MODEL_KEYS], "the model is the checkpoint's, read off the file"),
-              ([k for k in keys if onnx and k in ONNX_FIXED], "an ONNX file runs in ONNX Runtime on the CPU, in fp32"),
+              ([k for k in keys if onnx and k in ONNX_FIXED], "an ONNX or .pt2 file runs on the CPU, in fp32"),
               ([k for k in keys if k not in EVAL_KEYS and k not in MODEL_KEYS], "training's or export's"))
     parts = [f"{', '.join('--' + k for k in group)} ({why})" for group, why in groups if group]
     return f"eval: not used here: {'; '.join(parts)}" if parts else ""
@@ -271,7 +273,7 @@ def main(argv: Sequence[str]) -> int:
         if not os.path.isdir(folder):
             raise ValueError(f"--confusion_csv {csv_path!r}: {folder} is not a folder")
         ckpt_io.check_output("--confusion_csv", csv_path, [cfg.checkpoint_path], [cfg.dataset_path], ".csv")
-    note = unused_options_note(argv, is_onnx_file(cfg.checkpoint_path))
+    note = unused_options_note(argv, is_deployed_file(cfg.checkpoint_path))
     if note:
         print0(note, file=sys.stderr)
     result = run(cfg, given, confusion=by_class or csv_path is not None)

@@ -290,7 +290,8 @@ def export_program(model: MobileNetV1, out_path: str, meta: Dict[str, Any], size
     with ckpt_io.atomic_output(out_path) as tmp:
         # Through memory: saved to a path, the archive's top folder would take the temporary file's name.
         buffer = io.BytesIO()
-        torch.export.save(program, buffer, extra_files={PT2_METADATA: json.dumps(meta)})
+        written = {k: v for k, v in meta.items() if v is not None}  # as write_metadata leaves them out
+        torch.export.save(program, buffer, extra_files={PT2_METADATA: json.dumps(written)})
         with open(tmp, "wb") as f:
             f.write(buffer.getvalue())
         loaded = torch.export.load(tmp).module()

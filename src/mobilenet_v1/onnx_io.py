@@ -1,4 +1,5 @@
-"""ONNX files of ours: recognising one, reading its metadata, and running it in ONNX Runtime.
+"""ONNX files of ours: recognising one, reading its metadata, and running it in ONNX Runtime; and the
+``torch.export`` programs of ``export --file_format PT2`` (:class:`ProgramModel`), run the same way.
 
 :class:`OnnxModel` wraps an ONNX Runtime session as a ``torch.nn.Module`` that maps a normalised
 (N, 3, H, W) batch to logits, so evaluation, prediction and benchmarks run an ``.onnx`` file through
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, is_exported_program
 
 META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "padding", "mean", "std",
              "source", "quantization", "weights", "held_out", "crop_pct", "input")
@@ -137,8 +138,7 @@ class OnnxModel(nn.Module):
     def pixels(self, x: torch.Tensor) -> np.ndarray:
         """A normalised float (N, 3, H, W) batch as the uint8 (N, H, W, 3) pixels it was made from
         (``(x * std + mean) * 255``, rounded: exact for batches made by our transforms)."""
-        v = (x.detach().to("cpu", torch.float64) * self._std + self._mean) * 255.0
-        return np.ascontiguousarray(v.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
+        return to_pixels(x, self._mean, self._std).numpy()
 
     @property
     def fixed_batch(self) -> Optional[int]:
@@ -158,6 +158,93 @@ class OnnxModel(nn.Module):
                  else np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy()))
         out = self.session.run(None, {self.input_name: batch})[0]
         return torch.from_numpy(out).to(x.device)
+
+
+def to_pixels(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """A normalised float (N, 3, H, W) batch as the uint8 (N, H, W, 3) pixels it was made from, on the
+    CPU: ``(x * std + mean) * 255`` in float64 (``mean`` and ``std`` (1, 3, 1, 1)), rounded."""
+    v = (x.detach().to("cpu", torch.float64) * std + mean) * 255.0
+    return v.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+class ProgramModel(nn.Module):
+    """A ``.pt2`` file of ``export --file_format PT2`` (a ``torch.export`` program), run in PyTorch on the
+    CPU and called as :class:`OnnxModel` is: a normalised (N, 3, H, W) batch in, float32 logits out (a
+    program with an image input is handed the batch's pixels). Its metadata is the JSON export put in."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        from .export import PT2_METADATA
+
+        if not os.path.isfile(path):
+            raise CheckpointError(f"program {path}: no such file")
+        extra = {PT2_METADATA: ""}
+        try:
+            program = torch.export.load(path, extra_files=extra)
+        except Exception as e:  # damaged archives, or programs of another PyTorch's format
+            raise CheckpointError(f"program {path}: torch.export.load cannot load it "
+                                  f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+        try:
+            self.metadata = read_metadata({k: v if isinstance(v, str) else json.dumps(v)
+                                           for k, v in json.loads(extra[PT2_METADATA] or "{}").items()
+                                           if v is not None})
+        except (ValueError, AttributeError):
+            raise CheckpointError(f"program {path}: its {PT2_METADATA} is not the metadata of mobilenet-v1 "
+                                  f"export") from None
+        names = set(program.graph_signature.user_inputs)
+        spec = [n.meta.get("val") for n in program.graph.nodes if n.op == "placeholder" and n.name in names]
+        if len(spec) != 1 or spec[0] is None or spec[0].dim() != 4:
+            raise CheckpointError(f"program {path}: expected one (N, 3, H, W) input (or uint8 (N, H, W, 3))")
+        self.path = path
+        self.input_shape = [d if isinstance(d, int) else None for d in spec[0].shape]
+        self.image_input = spec[0].dtype == torch.uint8
+        if self.image_input and not (len(self.metadata.get("mean") or ()) == 3 and len(self.metadata.get("std") or ()) == 3):
+            raise CheckpointError(f"program {path}: a uint8 image input without the mean and std it is normalised "
+                                  f"with in its metadata: not a file of mobilenet-v1 export")
+        if self.image_input:
+            self._mean = torch.tensor(self.metadata["mean"], dtype=torch.float64).view(1, 3, 1, 1)
+            self._std = torch.tensor(self.metadata["std"], dtype=torch.float64).view(1, 3, 1, 1)
+        self.program = program.module()
+
+    def saturation_note(self) -> str:
+        return ""  # a float program: no integer kernels
+
+    def train(self, mode: bool = True) -> "ProgramModel":
+        # An exported program is in evaluation mode for good; its module refuses train() and eval().
+        self.training = mode
+        return self
+
+    @property
+    def image_hw(self) -> Optional[Tuple[int, int]]:
+        h, w = self.input_shape[1:3] if self.image_input else self.input_shape[2:4]
+        return (h, w) if h is not None and w is not None else None
+
+    @property
+    def fixed_batch(self) -> Optional[int]:
+        return self.input_shape[0]
+
+    @property
+    def class_num(self) -> Optional[int]:
+        return self.metadata.get("class_num")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.fixed_batch
+        if n is not None and x.shape[0] != n:
+            return torch.cat([self.forward(part) for part in _split_fixed(x, n)])[: x.shape[0]]
+        batch = to_pixels(x, self._mean, self._std) if self.image_input else x.detach().to("cpu", torch.float32)
+        with torch.no_grad():
+            return self.program(batch).float().to(x.device)
+
+
+def is_deployed_file(path: str) -> bool:
+    """An ONNX file or a ``.pt2`` program: a file that ``eval`` and ``predict`` run as :func:`load_deployed`
+    gives it, not a checkpoint."""
+    return is_onnx_file(path) or (os.path.isfile(path) and is_exported_program(path))
+
+
+def load_deployed(path: str):
+    """:class:`OnnxModel` of an ONNX file, :class:`ProgramModel` of a ``.pt2`` program."""
+    return OnnxModel(path) if is_onnx_file(path) else ProgramModel(path)
 
 
 def _split_fixed(x: torch.Tensor, n: int) -> List[torch.Tensor]:

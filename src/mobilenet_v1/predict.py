@@ -39,7 +39,7 @@ from .api import model_from_checkpoint
 from .config import bool_option
 from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
 from .engine import resolve_device
-from .onnx_io import OnnxModel, is_onnx_file
+from .onnx_io import is_deployed_file, load_deployed
 from .runtime import print0
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -243,14 +243,14 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
     """A model file and what it takes to run it on image files; ``image_size`` and ``crop_pct`` override
     what the file records, ``dataset`` must be the one it records (it names a file's that records none). A checkpoint with a weight average predicts with it unless ``use_ema`` is False.
     ``device_target`` (CPU, GPU or auto) is where a checkpoint's model runs; an ONNX file runs in ONNX
-    Runtime on the CPU."""
+    Runtime on the CPU, a ``.pt2`` program in PyTorch on the CPU."""
     path = ckpt_io.resolve_checkpoint_path(path)
     device = torch.device("cpu")
-    if is_onnx_file(path):
+    if is_deployed_file(path):
         if device_target == "GPU":
-            raise ValueError(f"--device_target GPU: {path} is an ONNX file, which runs in ONNX Runtime on the CPU "
-                             f"here; predict with the checkpoint it was exported from to use the GPU")
-        onnx_model = OnnxModel(path)
+            raise ValueError(f"--device_target GPU: {path} is an exported file, which runs on the CPU here; "
+                             f"predict with the checkpoint it was exported from to use the GPU")
+        onnx_model = load_deployed(path)
         note = onnx_model.saturation_note()
         if note:
             print(note, file=sys.stderr)
@@ -295,7 +295,7 @@ def main(argv: Sequence[str]) -> int:
         "Top-k classes with probabilities for image files, from a checkpoint or an ONNX file."))
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="image files (JPEG, PNG, ...) or folders of them (searched recursively)")
-    p.add_argument("--ckpt_file", required=True, help="checkpoint, run folder (its newest) or .onnx file")
+    p.add_argument("--ckpt_file", required=True, help="checkpoint, run folder (its newest), .onnx or .pt2 file")
     p.add_argument("--top_k", type=int, default=5, help="classes per image (default 5)")
     p.add_argument("--labels", default=None,
                    help="class names: a file with one per line in label order, or 'imagenet' / 'cifar10'")
