@@ -143,6 +143,26 @@ def test_pt2_export_is_the_model_as_a_torch_export_program(tmp_path, cifar_dir, 
             (want["total"], want["top_1_accuracy"], want["top_5_accuracy"]), model_file
     assert cli.main(["convert", str(tmp_path / "m.pt2"), str(tmp_path / "m.safetensors")]) == 1
     assert "m.pt2: a torch.export program (export --file_format PT2), not a checkpoint" in capsys.readouterr().err
+    # torch.export.load unpickles, with code, the entries marked use_pickle (and sample inputs, which our files
+    # leave out): a program holding one is refused unread, and one named as a checkpoint is read as one.
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "m.pt2") as z:
+        entries = {name: z.read(name) for name in z.namelist()}
+    assert all(not data for name, data in entries.items() if "sample_inputs" in name)  # no pickled batch
+    config = next(name for name in entries if name.endswith("_weights_config.json"))
+    entries[config] = entries[config].replace(b'"use_pickle": false', b'"use_pickle": true', 1)
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    with zipfile.ZipFile(evil / "m.pt2", "w") as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    assert cli.main(["predict", str(image), "--ckpt_file", str(evil / "m.pt2")]) == 1
+    assert "holds pickled data" in capsys.readouterr().err
+    shutil.copy(tmp_path / "m.pt2", evil / "m.ckpt")
+    assert cli.main(["predict", str(image), "--ckpt_file", str(evil / "m.ckpt")]) == 1
+    assert "a torch.export program (export --file_format PT2), not a checkpoint" in capsys.readouterr().err
+    shutil.rmtree(evil)
     assert sorted(os.listdir(tmp_path)) == ["cifar", "digit.png", "m.ckpt", "m.pt2", "pixels.pt2", "qat.ckpt"]
 
 

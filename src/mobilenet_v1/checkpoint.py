@@ -334,8 +334,33 @@ def is_exported_program(path: str) -> bool:
     try:
         with zipfile.ZipFile(path) as z:
             return any(name.rsplit("/", 1)[-1] == "archive_format" for name in z.namelist())
-    except (OSError, zipfile.BadZipFile):
+    except Exception:  # not a zip, unreadable, or a damaged directory (names that do not decode, ...)
         return False
+
+
+def program_pickles(path: str) -> str:
+    """What in the ``torch.export`` archive ``path`` ``torch.export.load`` would unpickle, or "" when
+    nothing: it unpickles (with code) weights and constants marked ``use_pickle``, entries that are not
+    tensors, legacy ``.pt`` entries and the sample inputs. ``export --file_format PT2`` writes none of
+    these (its sample inputs entry is empty), so a file that holds one is not ours, and is not loaded."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                name = info.filename
+                # (an empty one is what torch.export.save writes for a program without sample inputs)
+                if (name.endswith((".pt", ".pkl", ".pickle")) or "/sample_inputs/" in name) and info.file_size:
+                    return f"entry {name}"
+                if name.endswith(("_weights_config.json", "_constants_config.json")):
+                    entries = json.loads(z.read(name)).get("config", {})
+                    for key, entry in entries.items():
+                        if not isinstance(entry, dict) or entry.get("use_pickle") or "tensor_meta" not in entry:
+                            return f"{key} in {name}"
+    except Exception as e:  # a damaged archive, or a configuration that is not what export writes
+        return f"an archive that cannot be read ({type(e).__name__})"
+    return ""
 
 
 def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:

@@ -183,7 +183,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                       batch_size: int = 1, dynamic_batch: bool = True, atol: float = ATOL,
                       dataset: Optional[str] = None, use_ema: bool = True, image_input: bool = False,
                       file_format: str = "ONNX") -> Dict[str, Any]:
-    """Export a checkpoint to ``file_name`` (``.onnx`` appended when missing) and check it; returns the
+    """Export a checkpoint to ``file_name`` (``.onnx``, or ``.pt2``, appended when missing) and check it; returns the
     path, the input size, the largest difference from PyTorch per checked batch size, the data set
     whose normalisation the file records and ``weights``, the line saying which weights a checkpoint
     with a weight average gave ("" for one without; :func:`checkpoint.weights_note`).
@@ -288,13 +288,19 @@ def export_program(model: MobileNetV1, out_path: str, meta: Dict[str, Any], size
     g = torch.Generator().manual_seed(0)
     diffs = {}
     with ckpt_io.atomic_output(out_path) as tmp:
+        # No sample inputs: they would be the random batch above, pickled (ProgramModel refuses pickles).
+        program.example_inputs = None
         # Through memory: saved to a path, the archive's top folder would take the temporary file's name.
         buffer = io.BytesIO()
         written = {k: v for k, v in meta.items() if v is not None}  # as write_metadata leaves them out
         torch.export.save(program, buffer, extra_files={PT2_METADATA: json.dumps(written)})
         with open(tmp, "wb") as f:
             f.write(buffer.getvalue())
-        loaded = torch.export.load(tmp).module()
+        pickled = ckpt_io.program_pickles(tmp)
+        if pickled:
+            raise ExportError(f"{out_path}: this PyTorch wrote pickled data into the program ({pickled}), which "
+                              f"eval and predict refuse to load: not written")
+        loaded = torch.export.load(io.BytesIO(buffer.getvalue())).module()  # (a path must end in .pt2)
         for n in sizes:
             pixels = torch.randint(0, 256, (n, 3, height, width), dtype=torch.uint8, generator=g)
             x = normalize(pixels) if image_input else torch.randn(n, 3, height, width, generator=g)
@@ -427,9 +433,10 @@ def mindspore_format_message(fmt: str) -> str:
 
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="mobilenet-v1 export", description=(
-        "Export a checkpoint to ONNX (the seed's export.py flags) and check the file in ONNX Runtime."))
+        "Export a checkpoint to ONNX (the seed's export.py flags) and check the file in ONNX Runtime, or to a "
+        "torch.export program (--file_format PT2) checked in PyTorch."))
     p.add_argument("--ckpt_file", default=None, help="checkpoint (or a run folder: its newest)")
-    p.add_argument("--file_name", default=None, help="output name; .onnx is appended (mobilenetv1)")
+    p.add_argument("--file_name", default=None, help="output name; .onnx (or .pt2) is appended (mobilenetv1)")
     p.add_argument("--file_format", default=None, type=str.upper,
                    help="ONNX (default) or PT2 (a torch.export program, for ExecuTorch and AOTInductor); the seed's "
                         "MINDIR and AIR need MindSpore (see the error they give)")

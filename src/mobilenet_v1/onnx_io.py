@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, is_exported_program
+from .checkpoint import CheckpointError, is_exported_program, program_pickles
 
 META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "padding", "mean", "std",
              "source", "quantization", "weights", "held_out", "crop_pct", "input")
@@ -178,6 +178,11 @@ class ProgramModel(nn.Module):
 
         if not os.path.isfile(path):
             raise CheckpointError(f"program {path}: no such file")
+        # torch.export.load unpickles some entries without weights_only: a file with any is refused unread.
+        pickled = program_pickles(path)
+        if pickled:
+            raise CheckpointError(f"program {path}: holds pickled data ({pickled}), which loading it could run as "
+                                  f"code; export --file_format PT2 writes none: not loaded")
         extra = {PT2_METADATA: ""}
         try:
             program = torch.export.load(path, extra_files=extra)
@@ -195,6 +200,9 @@ class ProgramModel(nn.Module):
         spec = [n.meta.get("val") for n in program.graph.nodes if n.op == "placeholder" and n.name in names]
         if len(spec) != 1 or spec[0] is None or spec[0].dim() != 4:
             raise CheckpointError(f"program {path}: expected one (N, 3, H, W) input (or uint8 (N, H, W, 3))")
+        outputs = [n.args[0] for n in program.graph.nodes if n.op == "output"]
+        logits = outputs[0][0].meta.get("val") if outputs and outputs[0] and hasattr(outputs[0][0], "meta") else None
+        self._class_num = logits.shape[-1] if logits is not None and isinstance(logits.shape[-1], int) else None
         self.path = path
         self.input_shape = [d if isinstance(d, int) else None for d in spec[0].shape]
         self.image_input = spec[0].dtype == torch.uint8
@@ -225,7 +233,7 @@ class ProgramModel(nn.Module):
 
     @property
     def class_num(self) -> Optional[int]:
-        return self.metadata.get("class_num")
+        return self._class_num or self.metadata.get("class_num")  # the graph's, as OnnxModel's
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = self.fixed_batch
@@ -237,9 +245,10 @@ class ProgramModel(nn.Module):
 
 
 def is_deployed_file(path: str) -> bool:
-    """An ONNX file or a ``.pt2`` program: a file that ``eval`` and ``predict`` run as :func:`load_deployed`
-    gives it, not a checkpoint."""
-    return is_onnx_file(path) or (os.path.isfile(path) and is_exported_program(path))
+    """An ONNX file or a ``.pt2`` program (by its name and content: a file named otherwise is read as a
+    checkpoint, with ``weights_only``): a file that ``eval`` and ``predict`` run as :func:`load_deployed`
+    gives it."""
+    return is_onnx_file(path) or (path.lower().endswith(".pt2") and os.path.isfile(path) and is_exported_program(path))
 
 
 def load_deployed(path: str):

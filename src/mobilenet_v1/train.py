@@ -635,7 +635,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                f"convs, their weights rounded to int8 per channel{' (7-bit)' if cfg.qat_reduce_range else ''}, the "
                f"input, each layer's output and the pooled features to uint8 within ranges that follow the batches; "
                f"float32 throughout. 'mobilenet-v1 export' writes the INT8 ONNX file this model computes")
-        if cfg.qat_range_epochs:
+        if cfg.qat_range_epochs >= cfg.epoch_size:
+            print0(f"qat_range_epochs {cfg.qat_range_epochs}: the ranges follow the batches of all {cfg.epoch_size} "
+                   f"epochs of this run (epoch_size {cfg.epoch_size}): none is trained with them fixed")
+        elif cfg.qat_range_epochs:
             print0(f"qat_range_epochs {cfg.qat_range_epochs}: the ranges follow the batches of epochs 1 to "
                    f"{cfg.qat_range_epochs}, then stay as they are while the weights train on")
     if cfg.freeze_layers:
