@@ -74,13 +74,15 @@ class Conv2dSame(nn.Conv2d):
         left, right = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1])
         return top, bottom, left, right
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+        # nn.Conv2d.forward's conv with the given weight and bias (quantization-aware training passes
+        # rounded ones), SAME-padded.
         top, bottom, left, right = self._pads(x)
         if top == bottom and left == right:
             # Symmetric: let the conv pad, which costs no extra copy of the input.
-            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation, self.groups)
+            return F.conv2d(x, weight, bias, self.stride, (top, left), self.dilation, self.groups)
         x = F.pad(x, (left, right, top, bottom))
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return F.conv2d(x, weight, bias, self.stride, 0, self.dilation, self.groups)
 
     def forward_flipped(self, x: torch.Tensor) -> torch.Tensor:
         """The same conv on an input flipped in height and width: returns the output, flipped likewise.

@@ -118,18 +118,6 @@ def folded(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> Tuple[torch.Tensor, torch.Ten
     return weight, bias
 
 
-def _conv(conv: nn.Conv2d, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``conv`` (SAME-padded or not) of ``x`` with other weights and a bias."""
-    pads = getattr(conv, "_pads", None)
-    if pads is None:
-        return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
-    top, bottom, left, right = pads(x)
-    if (top, left) != (bottom, right):
-        x = F.pad(x, (left, right, top, bottom))
-        top = left = 0
-    return F.conv2d(x, weight, bias, conv.stride, (top, left), conv.dilation, conv.groups)
-
-
 def _on_grid(t: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """``t / scale`` rounded to integers (``t`` a rounded tensor: its integer levels, zero point taken
     off), with the gradients of ``t / scale``."""
@@ -160,10 +148,11 @@ def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
             # On the integer levels, as integer kernels compute: the products and their sums (below 2**24)
             # are exact in float32, and in TF32, which cuDNN convs use by default on a GPU; then scaled once.
             scale = x_scale * w_scale
-            y = _conv(conv, _on_grid(x, x_scale), _on_grid(weight, w_scale.reshape(-1, 1, 1, 1)), None)
+            # (conv._conv_forward: the layer's own conv, SAME-padded or not, with these weights)
+            y = conv._conv_forward(_on_grid(x, x_scale), _on_grid(weight, w_scale.reshape(-1, 1, 1, 1)), None)
             y = y * scale.reshape(1, -1, 1, 1) + quantize_bias(bias, scale).reshape(1, -1, 1, 1)
         else:
-            y = _conv(conv, x, weight, bias)
+            y = conv._conv_forward(x, weight, bias)
         x, x_scale = rounded(k + 1, F.relu6(y))
     x, x_scale = rounded(len(model.network) + 1, x.mean(dim=(2, 3)))
     if model.drop_rate:
