@@ -289,7 +289,7 @@ def test_an_image_input_file_takes_pixels_and_computes_what_the_float_file_does(
     assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
     model = OnnxModel(stem + ".onnx")
     assert model.image_input and model.image_hw == (DIGITS_SIZE, DIGITS_SIZE)
-    assert np.array_equal(model.pixels(x), nhwc)  # what eval and predict feed it: the pixels, exactly
+    assert np.array_equal(model.pixels(x).numpy(), nhwc)  # what eval and predict feed it: the pixels, exactly
     assert evaluate.run(load_config(digits_run["args"] + [f"--checkpoint_path={stem}.onnx"]))["top_1_accuracy"] == \
         evaluate.run(load_config(digits_run["args"] + [f"--checkpoint_path={digits_run['fp32']}"]))["top_1_accuracy"]
 

@@ -29,11 +29,11 @@ def accuracy(counts: Dict[str, int]) -> Dict[str, float]:
     return {"top_5_accuracy": counts["top_5_correct"] / total, "top_1_accuracy": counts["top_1_correct"] / total}
 
 
-def onnx_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = None):
-    """An ONNX file runs in ONNX Runtime on the CPU (a ``.pt2`` program in PyTorch on the CPU), so its
-    batches are made there, in fp32 and NCHW; its graph has a fixed input size, which becomes the
-    ``image_size`` where the user left it at its default (as a checkpoint's training size does) and must
-    be the one they asked for otherwise."""
+def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = None):
+    """An exported file (:func:`onnx_io.load_deployed`) runs on the CPU, an ONNX file in ONNX Runtime and a
+    ``.pt2`` program in PyTorch, so its batches are made there, in fp32 and NCHW; its graph has a fixed
+    input size, which becomes the ``image_size`` where the user left it at its default (as a checkpoint's
+    training size does) and must be the one they asked for otherwise."""
     model = load_deployed(path)
     cfg = trained_split(cfg, model.metadata.get("held_out"), path, given)
     cfg = trained_crop(cfg, model.metadata.get("crop_pct"), path, given)
@@ -193,7 +193,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     if error is not None:
         raise ckpt_io.CheckpointError(error)
     if is_deployed_file(path):
-        model, device, precision, opts = onnx_model_and_data(cfg, path, given)
+        model, device, precision, opts = deployed_model_and_data(cfg, path, given)
         classes = model.metadata.get("classes")
         outputs = model.class_num or model.metadata.get("class_num")
     else:

@@ -42,7 +42,7 @@ from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
 from .config import bool_option
 from .model import MobileNetV1
-from .onnx_io import OnnxModel, write_metadata
+from .onnx_io import IMAGE_INPUT_NOTE, PT2_METADATA, DeployedModel, OnnxModel, ProgramModel, write_metadata
 from .predict import guess_dataset
 from .runtime import print0
 from .transforms import CIFAR_MEAN, CIFAR_STD, CROP_PCT, IMAGENET_MEAN, IMAGENET_STD
@@ -56,8 +56,6 @@ ATOL = 1e-4
 QAT_RTOL = 0.01
 MINDSPORE_FORMATS = ("MINDIR", "AIR")
 FORMATS = ("ONNX", "PT2")
-# The entry of a .pt2 file (torch.export.save's extra_files) that holds our metadata, as JSON.
-PT2_METADATA = "mobilenet_v1.json"
 DATASETS = ("cifar10", "imagenet2012")
 
 
@@ -134,18 +132,33 @@ def preprocessing_metadata(dataset: str, image_size: int) -> Dict[str, Any]:
     return {"dataset": dataset, "image_size": image_size, "mean": list(mean), "std": list(std)}
 
 
-def max_difference(onnx_path: str, model: nn.Module, batch_sizes: Sequence[int], height: int, width: int,
-                   seed: int = 0) -> Tuple[Dict[int, float], float]:
-    """Largest absolute logit difference between ONNX Runtime and PyTorch, per batch size, on random
-    normal inputs (the scale of normalised images); and the largest absolute PyTorch logit."""
-    session = OnnxModel(onnx_path)
+def check_batches(batch_sizes: Sequence[int], height: int, width: int, seed: int = 0,
+                  images: Optional[Sequence[Sequence[float]]] = None):
+    """Random (N, 3, height, width) batches of each size for the checks below: normal values (the scale
+    of normalised images), or with ``images`` = (mean, std) random pixels normalised by them as our loaders
+    normalise (what a file with an image input can be given exactly)."""
+    from .transforms import Normalize
+
+    normalize = Normalize(images[0], images[1], torch.device("cpu")) if images else None
     g = torch.Generator().manual_seed(seed)
-    out, largest = {}, 0.0
     for n in batch_sizes:
-        x = torch.randn(n, 3, height, width, generator=g)
+        if normalize is None:
+            yield torch.randn(n, 3, height, width, generator=g)
+        else:
+            yield normalize(torch.randint(0, 256, (n, 3, height, width), dtype=torch.uint8, generator=g))
+
+
+def max_difference(deployed: DeployedModel, model: nn.Module, batch_sizes: Sequence[int], height: int, width: int,
+                   seed: int = 0) -> Tuple[Dict[int, float], float]:
+    """Largest absolute logit difference between an exported file (:class:`onnx_io.DeployedModel`) and
+    PyTorch, per batch size (:func:`check_batches`: pixels for a file with an image input); and the
+    largest absolute PyTorch logit."""
+    images = (deployed.metadata["mean"], deployed.metadata["std"]) if deployed.image_input else None
+    out, largest = {}, 0.0
+    for n, x in zip(batch_sizes, check_batches(batch_sizes, height, width, seed, images)):
         with torch.no_grad():
             expected = model.eval()(x).float()
-        out[n] = float((session(x) - expected).abs().max())
+        out[n] = float((deployed(x) - expected).abs().max())
         largest = max(largest, float(expected.abs().max()))
     return out, largest
 
@@ -162,11 +175,9 @@ def qat_difference(onnx_path: str, model: MobileNetV1, batch_sizes: Sequence[int
     ``kernels_max``: the largest difference with this CPU's integer kernels (whose requantisation rounds
     ties otherwise too, and which saturate on full-range weights on x86 without VNNI)."""
     reference, kernels = OnnxModel(onnx_path, reference=True), OnnxModel(onnx_path)
-    g = torch.Generator().manual_seed(seed)
     total = size = count = 0.0
     largest = kernels_largest = 0.0
-    for n in batch_sizes:
-        x = torch.randn(n, 3, height, width, generator=g)
+    for x in check_batches(batch_sizes, height, width, seed):
         with torch.no_grad():
             expected = model.eval()(x).float()
         diff = (reference(x) - expected).abs()
@@ -257,7 +268,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
         if qat:
             result = _finish_qat(tmp, out_path, model, meta, sizes, height, width, result)
         else:
-            result.update(_check_float(tmp, out_path, model, sizes, height, width, atol))
+            result.update(_check_float(OnnxModel(tmp), "ONNX Runtime", out_path, model, sizes, height, width, atol))
         if image_input:
             _finish_image_input(tmp, out_path, sizes, height, width, atol, quantized=qat)
         result["bytes"] = os.path.getsize(tmp)
@@ -268,15 +279,13 @@ def export_program(model: MobileNetV1, out_path: str, meta: Dict[str, Any], size
                    width: int, batch_size: int, dynamic_batch: bool, atol: float, image_input: bool,
                    result: Dict[str, Any]) -> Dict[str, Any]:
     """``model`` (BatchNorm folded, behind :class:`ImageInput` with ``image_input``) as a ``torch.export``
-    program saved to ``out_path`` with ``meta`` as :data:`PT2_METADATA`, loaded back and run on random
-    batches of ``sizes``: every logit within ``atol`` of the model's on the same (normalised) images, or
-    nothing is written. Returns ``result`` completed."""
-    from .transforms import Normalize
-
+    program saved to ``out_path`` with ``meta`` as :data:`onnx_io.PT2_METADATA`, loaded back as eval and
+    predict load it (:class:`onnx_io.ProgramModel`, which refuses pickled entries) and checked as a float
+    ONNX file is (:func:`_check_float`), or nothing is written. Returns ``result`` completed."""
     program_model: nn.Module = fold_batchnorm(model)
     if image_input:
         program_model = ImageInput(program_model, meta["mean"], meta["std"]).eval()
-        meta = dict(meta, input="uint8 RGB (N, H, W, 3), 0-255, normalised inside the program")
+        meta = dict(meta, input=IMAGE_INPUT_NOTE)
     example = (torch.randint(0, 256, (max(batch_size, 2) if dynamic_batch else batch_size, height, width, 3),
                              dtype=torch.uint8) if image_input
                else torch.randn(max(batch_size, 2) if dynamic_batch else batch_size, 3, height, width))
@@ -284,9 +293,6 @@ def export_program(model: MobileNetV1, out_path: str, meta: Dict[str, Any], size
         warnings.simplefilter("ignore")  # torch.export's own internals, as in to_onnx
         program = torch.export.export(program_model, (example,),
                                       dynamic_shapes=({0: torch.export.Dim("batch")},) if dynamic_batch else None)
-    normalize = Normalize(meta["mean"], meta["std"], torch.device("cpu"))
-    g = torch.Generator().manual_seed(0)
-    diffs = {}
     with ckpt_io.atomic_output(out_path) as tmp:
         # No sample inputs: they would be the random batch above, pickled (ProgramModel refuses pickles).
         program.example_inputs = None
@@ -296,31 +302,17 @@ def export_program(model: MobileNetV1, out_path: str, meta: Dict[str, Any], size
         torch.export.save(program, buffer, extra_files={PT2_METADATA: json.dumps(written)})
         with open(tmp, "wb") as f:
             f.write(buffer.getvalue())
-        pickled = ckpt_io.program_pickles(tmp)
-        if pickled:
-            raise ExportError(f"{out_path}: this PyTorch wrote pickled data into the program ({pickled}), which "
-                              f"eval and predict refuse to load: not written")
-        loaded = torch.export.load(io.BytesIO(buffer.getvalue())).module()  # (a path must end in .pt2)
-        for n in sizes:
-            pixels = torch.randint(0, 256, (n, 3, height, width), dtype=torch.uint8, generator=g)
-            x = normalize(pixels) if image_input else torch.randn(n, 3, height, width, generator=g)
-            with torch.no_grad():
-                got = loaded(pixels.permute(0, 2, 3, 1).contiguous() if image_input else x)
-                diffs[n] = float((got - model.eval()(x)).abs().max())
-        worst = max(diffs.values())
-        if not worst <= atol:  # also catches NaN
-            kept = f"; {out_path} is left as it was" if os.path.exists(out_path) else ""
-            raise ExportError(f"{out_path}: the exported program's logits differ from PyTorch's by {worst:.3g} "
-                              f"(more than {atol:g}); not a faithful export, not written{kept}")
-        result.update(max_abs_diff=diffs, bytes=os.path.getsize(tmp))
+        result.update(_check_float(ProgramModel(tmp), "torch.export.load", out_path, model, sizes, height, width,
+                                   atol), bytes=os.path.getsize(tmp))
     return result
 
 
-def _check_float(tmp: str, out_path: str, model: nn.Module, sizes: Sequence[int], height: int, width: int,
-                 atol: float) -> Dict[str, Any]:
-    """The float file ``tmp`` of ``model`` run in ONNX Runtime: an error unless every logit is within
-    ``atol`` of PyTorch's; otherwise ``max_abs_diff``, the largest difference per batch size."""
-    diffs, largest = max_difference(tmp, model, sizes, height, width)
+def _check_float(deployed: DeployedModel, runner: str, out_path: str, model: nn.Module, sizes: Sequence[int],
+                 height: int, width: int, atol: float) -> Dict[str, Any]:
+    """The float file of ``model`` written for ``out_path`` (``deployed``, run by ``runner``): an error
+    unless every logit is within ``atol`` of PyTorch's; otherwise ``max_abs_diff``, the largest
+    difference per batch size."""
+    diffs, largest = max_difference(deployed, model, sizes, height, width)
     worst = max(diffs.values())
     if not worst <= atol:  # also catches NaN
         kept = f"; {out_path} is left as it was" if os.path.exists(out_path) else ""
@@ -331,7 +323,7 @@ def _check_float(tmp: str, out_path: str, model: nn.Module, sizes: Sequence[int]
             scale = f"; the logits reach {largest:.3g}, so that is {worst / largest:.2g} of them"
             if worst <= 1e-4 * largest:
                 scale += f", float32 rounding (--atol {float(f'{worst * 2:.1g}'):g} accepts it)"
-        raise ExportError(f"{out_path}: ONNX Runtime's logits differ from PyTorch's by {worst:.3g} "
+        raise ExportError(f"{out_path}: {runner}'s logits differ from PyTorch's by {worst:.3g} "
                           f"(more than {atol:g}){scale}; not a faithful export, not written{kept}")
     return {"max_abs_diff": diffs}
 
@@ -346,8 +338,7 @@ def _finish_image_input(tmp: str, out_path: str, sizes: Sequence[int], height: i
     away put it, on average within :data:`QAT_RTOL` of the mean logit."""
     import onnx
 
-    from .onnx_io import IMAGE_INPUT_NOTE, add_image_input, read_metadata
-    from .transforms import Normalize
+    from .onnx_io import add_image_input, read_metadata
 
     proto = onnx.load(tmp)
     meta = read_metadata({p.key: p.value for p in proto.metadata_props})
@@ -357,11 +348,8 @@ def _finish_image_input(tmp: str, out_path: str, sizes: Sequence[int], height: i
     with open(tmp, "wb") as f:
         f.write(proto.SerializeToString())
     after = OnnxModel(tmp)
-    normalize = Normalize(meta["mean"], meta["std"], torch.device("cpu"))
-    g = torch.Generator().manual_seed(0)
     worst = total = size = 0.0
-    for n in sizes:
-        x = normalize(torch.randint(0, 256, (n, 3, height, width), dtype=torch.uint8, generator=g))
+    for x in check_batches(sizes, height, width, images=(meta["mean"], meta["std"])):
         reference = before(x)
         diff = (after(x) - reference).abs()
         worst, total, size = max(worst, float(diff.max())), total + float(diff.sum()), size + float(reference.abs().sum())

@@ -13,12 +13,12 @@ A file with an image input (``export --image_input``, :func:`add_image_input`) t
 (N, H, W, 3) as images are laid out in memory, and normalises them itself: four nodes in front of the
 float graph. :func:`strip_image_input` takes them off again (the quantizer works on the float graph).
 """
+import io
 import json
 import os
 import platform
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -30,7 +30,9 @@ META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "pad
 IMAGE_INPUT = "image"
 IMAGE_NODES = ("image_to_float", "image_to_nchw", "image_scale", "image_shift")
 IMAGE_CONSTANTS = ("image_scale_factor", "image_shift_term")
-IMAGE_INPUT_NOTE = "uint8 RGB (N, H, W, 3), 0-255, normalised inside the graph"
+IMAGE_INPUT_NOTE = "uint8 RGB (N, H, W, 3), 0-255, normalised inside the model"
+# The entry of a .pt2 file (torch.export.save's extra_files) that holds our metadata, as JSON.
+PT2_METADATA = "mobilenet_v1.json"
 
 
 def is_onnx_file(path: str) -> bool:
@@ -79,12 +81,66 @@ def session_options(threads: int = 0, reference: bool = False):
     return so
 
 
-class OnnxModel(nn.Module):
-    """An ONNX classifier on ONNX Runtime's CPU provider, called like the PyTorch model.
+class DeployedModel(nn.Module):
+    """What :class:`OnnxModel` and :class:`ProgramModel` share: an exported classifier on the CPU, called like
+    the PyTorch model (a normalised float (N, 3, H, W) batch on any device in, float32 logits on that
+    device out). A file with an image input (uint8, (N, H, W, 3)) is handed the pixels each batch was made
+    from, with the mean and std its metadata records; a file exported with a static batch is handed
+    batches of exactly that size. Subclasses set ``path``, ``metadata``, ``input_shape`` (ints, or None
+    for a symbolic size) and ``image_input``, call :meth:`_check_image_input`, and give :meth:`_run`."""
 
-    ``forward`` takes a float tensor on any device and returns float32 logits on the same device.
-    ``reference``: no graph optimisation (:func:`session_options`).
-    """
+    kind = "exported file"
+    path: str
+    metadata: Dict[str, Any]
+    input_shape: List[Optional[int]]
+    image_input: bool
+
+    def _check_image_input(self) -> None:
+        if not self.image_input:
+            return
+        if not (len(self.metadata.get("mean") or ()) == 3 and len(self.metadata.get("std") or ()) == 3):
+            raise CheckpointError(f"{self.kind} {self.path}: a uint8 image input without the mean and std it is "
+                                  f"normalised with in its metadata: not a file of mobilenet-v1 export")
+        self._mean = torch.tensor(self.metadata["mean"], dtype=torch.float64).view(1, 3, 1, 1)
+        self._std = torch.tensor(self.metadata["std"], dtype=torch.float64).view(1, 3, 1, 1)
+
+    def saturation_note(self) -> str:
+        return ""
+
+    @property
+    def image_hw(self) -> Optional[Tuple[int, int]]:
+        """The fixed (H, W) the file takes, or None if they are symbolic."""
+        h, w = self.input_shape[1:3] if self.image_input else self.input_shape[2:4]
+        return (h, w) if isinstance(h, int) and isinstance(w, int) else None
+
+    @property
+    def fixed_batch(self) -> Optional[int]:
+        n = self.input_shape[0]
+        return n if isinstance(n, int) else None
+
+    def pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """A normalised float (N, 3, H, W) batch as the uint8 (N, H, W, 3) pixels it was made from, on the
+        CPU: ``(x * std + mean) * 255`` in float64, rounded (exact for batches made by our transforms)."""
+        v = (x.detach().to("cpu", torch.float64) * self._std + self._mean) * 255.0
+        return v.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+    def _run(self, batch: torch.Tensor) -> torch.Tensor:
+        """The file's logits of ``batch`` (pixels or the normalised float batch, on the CPU)."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.fixed_batch
+        if n is not None and x.shape[0] != n:
+            return torch.cat([self.forward(part) for part in _split_fixed(x, n)])[: x.shape[0]]
+        batch = self.pixels(x) if self.image_input else x.detach().to("cpu", torch.float32).contiguous()
+        return self._run(batch).float().to(x.device)
+
+
+class OnnxModel(DeployedModel):
+    """An ONNX classifier on ONNX Runtime's CPU provider (:class:`DeployedModel`).
+    ``reference``: no graph optimisation (:func:`session_options`)."""
+
+    kind = "ONNX file"
 
     def __init__(self, path: str, threads: int = 0, reference: bool = False):
         super().__init__()
@@ -104,17 +160,10 @@ class OnnxModel(nn.Module):
                                   f"{[(i.name, i.shape) for i in inputs]}")
         self.path = path
         self.input_name = inputs[0].name
-        self.input_shape = list(inputs[0].shape)
+        self.input_shape = [d if isinstance(d, int) else None for d in inputs[0].shape]
         self.metadata = read_metadata(self.session.get_modelmeta().custom_metadata_map)
-        # An image input (uint8, N, H, W, 3): the normalised batches given to forward are turned back into
-        # the pixels they were made from, with the file's own mean and std.
         self.image_input = inputs[0].type == "tensor(uint8)"
-        if self.image_input:
-            if not (len(self.metadata.get("mean") or ()) == 3 and len(self.metadata.get("std") or ()) == 3):
-                raise CheckpointError(f"ONNX file {path}: a uint8 image input without the mean and std it is "
-                                      f"normalised with in its metadata: not a file of mobilenet-v1 export")
-            self._mean = torch.tensor(self.metadata["mean"], dtype=torch.float64).view(1, 3, 1, 1)
-            self._std = torch.tensor(self.metadata["std"], dtype=torch.float64).view(1, 3, 1, 1)
+        self._check_image_input()
 
     def saturation_note(self) -> str:
         """A note for an INT8 file with full-range weights run on an x86 CPU without VNNI, whose integer
@@ -130,52 +179,22 @@ class OnnxModel(nn.Module):
                 + " for CPUs like this one")
 
     @property
-    def image_hw(self) -> Optional[Tuple[int, int]]:
-        """The fixed (H, W) the graph takes, or None if they are symbolic."""
-        h, w = self.input_shape[1:3] if self.image_input else self.input_shape[2:4]
-        return (h, w) if isinstance(h, int) and isinstance(w, int) else None
-
-    def pixels(self, x: torch.Tensor) -> np.ndarray:
-        """A normalised float (N, 3, H, W) batch as the uint8 (N, H, W, 3) pixels it was made from
-        (``(x * std + mean) * 255``, rounded: exact for batches made by our transforms)."""
-        return to_pixels(x, self._mean, self._std).numpy()
-
-    @property
-    def fixed_batch(self) -> Optional[int]:
-        n = self.input_shape[0]
-        return n if isinstance(n, int) else None
-
-    @property
     def class_num(self) -> Optional[int]:
         dim = self.session.get_outputs()[0].shape[-1]
         return dim if isinstance(dim, int) else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = self.fixed_batch
-        if n is not None and x.shape[0] != n:
-            return torch.cat([self.forward(part) for part in _split_fixed(x, n)])[: x.shape[0]]
-        batch = (self.pixels(x) if self.image_input
-                 else np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy()))
-        out = self.session.run(None, {self.input_name: batch})[0]
-        return torch.from_numpy(out).to(x.device)
+    def _run(self, batch: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(None, {self.input_name: batch.numpy()})[0])
 
 
-def to_pixels(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """A normalised float (N, 3, H, W) batch as the uint8 (N, H, W, 3) pixels it was made from, on the
-    CPU: ``(x * std + mean) * 255`` in float64 (``mean`` and ``std`` (1, 3, 1, 1)), rounded."""
-    v = (x.detach().to("cpu", torch.float64) * std + mean) * 255.0
-    return v.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-
-
-class ProgramModel(nn.Module):
+class ProgramModel(DeployedModel):
     """A ``.pt2`` file of ``export --file_format PT2`` (a ``torch.export`` program), run in PyTorch on the
-    CPU and called as :class:`OnnxModel` is: a normalised (N, 3, H, W) batch in, float32 logits out (a
-    program with an image input is handed the batch's pixels). Its metadata is the JSON export put in."""
+    CPU (:class:`DeployedModel`). Its metadata is the JSON export put in (:data:`PT2_METADATA`)."""
+
+    kind = "program"
 
     def __init__(self, path: str):
         super().__init__()
-        from .export import PT2_METADATA
-
         if not os.path.isfile(path):
             raise CheckpointError(f"program {path}: no such file")
         # torch.export.load unpickles some entries without weights_only: a file with any is refused unread.
@@ -185,7 +204,8 @@ class ProgramModel(nn.Module):
                                   f"code; export --file_format PT2 writes none: not loaded")
         extra = {PT2_METADATA: ""}
         try:
-            program = torch.export.load(path, extra_files=extra)
+            with open(path, "rb") as f:  # from memory: torch.export.load wants a path to end in .pt2
+                program = torch.export.load(io.BytesIO(f.read()), extra_files=extra)
         except Exception as e:  # damaged archives, or programs of another PyTorch's format
             raise CheckpointError(f"program {path}: torch.export.load cannot load it "
                                   f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
@@ -206,16 +226,8 @@ class ProgramModel(nn.Module):
         self.path = path
         self.input_shape = [d if isinstance(d, int) else None for d in spec[0].shape]
         self.image_input = spec[0].dtype == torch.uint8
-        if self.image_input and not (len(self.metadata.get("mean") or ()) == 3 and len(self.metadata.get("std") or ()) == 3):
-            raise CheckpointError(f"program {path}: a uint8 image input without the mean and std it is normalised "
-                                  f"with in its metadata: not a file of mobilenet-v1 export")
-        if self.image_input:
-            self._mean = torch.tensor(self.metadata["mean"], dtype=torch.float64).view(1, 3, 1, 1)
-            self._std = torch.tensor(self.metadata["std"], dtype=torch.float64).view(1, 3, 1, 1)
+        self._check_image_input()
         self.program = program.module()
-
-    def saturation_note(self) -> str:
-        return ""  # a float program: no integer kernels
 
     def train(self, mode: bool = True) -> "ProgramModel":
         # An exported program is in evaluation mode for good; its module refuses train() and eval().
@@ -223,25 +235,12 @@ class ProgramModel(nn.Module):
         return self
 
     @property
-    def image_hw(self) -> Optional[Tuple[int, int]]:
-        h, w = self.input_shape[1:3] if self.image_input else self.input_shape[2:4]
-        return (h, w) if h is not None and w is not None else None
-
-    @property
-    def fixed_batch(self) -> Optional[int]:
-        return self.input_shape[0]
-
-    @property
     def class_num(self) -> Optional[int]:
         return self._class_num or self.metadata.get("class_num")  # the graph's, as OnnxModel's
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = self.fixed_batch
-        if n is not None and x.shape[0] != n:
-            return torch.cat([self.forward(part) for part in _split_fixed(x, n)])[: x.shape[0]]
-        batch = to_pixels(x, self._mean, self._std) if self.image_input else x.detach().to("cpu", torch.float32)
+    def _run(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return self.program(batch).float().to(x.device)
+            return self.program(batch)
 
 
 def is_deployed_file(path: str) -> bool:
