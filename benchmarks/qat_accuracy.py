@@ -11,7 +11,6 @@ beside its file's. ``--reduce_range``: 7-bit weights for all of them (x86 CPUs w
 says whether this CPU has it). ``--json FILE`` also writes the figures.
 """
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -19,6 +18,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
+from common import emit_json  # noqa: E402
 from mobilenet_v1 import evaluate, train  # noqa: E402
 from mobilenet_v1.config import load_config  # noqa: E402
 from mobilenet_v1.export import export_checkpoint  # noqa: E402
@@ -84,9 +84,7 @@ def main(argv=None) -> int:
     print(f"| the checkpoint, calibrated | {out['start_fp32']:.4f} | {out['start_ptq_int8']:.4f} |")
     print(f"| fine-tuned in float, calibrated | {out['float_tuned_fp32']:.4f} | {out['float_tuned_ptq_int8']:.4f} |")
     print(f"| fine-tuned quantization-aware | {out['qat_simulated']:.4f} | {out['qat_int8']:.4f} |")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=2)
+    emit_json(a.json, out)
     return 0
 
 
