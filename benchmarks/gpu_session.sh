@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The one prepared call on a lent GPU machine (nothing installed there: PYTHONPATH=src).
 # Parts run in order of importance, each under its own time limit (about 580 s in all, inside one
-# 600 s call), so one that runs long leaves the others their figures.
-#   bash benchmarks/gpu_session.sh        (writes logs and JSON under $OUT)
+# 600 s call), so one that runs long leaves the others their figures. A second call, if the session's
+# device time allows one, runs the experiments that did not fit in the first.
+#   bash benchmarks/gpu_session.sh           (the first call; writes logs and JSON under $OUT)
+#   bash benchmarks/gpu_session.sh second    (the second call)
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_out}
@@ -11,6 +13,22 @@ DATA=/tmp/mobilenet_v1_bench_jpegs
 { nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
   python3 -c "import torch, torchvision, timm, os; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'timm', timm.__version__, 'cpus', os.cpu_count())"
 } 2>&1 | tee "$OUT/env.txt"
+
+if [ "${1:-first}" = second ]; then
+  echo "== step, compiled: ours vs timm vs ours with the depthwise convs as sums of their taps (never measured on a GPU)"
+  timeout 230 python3 benchmarks/train_throughput.py --modes default --taps \
+    --json "$OUT/step_taps.json" 2>&1 | grep -v Warning | tail -8
+
+  echo "== end-to-end train from JPEGs (GPU pipeline): compiled with the default mode, then with CUDA graphs"
+  timeout 170 python3 benchmarks/train_throughput.py --modes "" --e2e_images 8192 --e2e_pipelines gpu \
+    --e2e_compile_modes default,reduce-overhead --e2e_epochs 3 --json "$OUT/e2e_modes.json" 2>&1 | tail -8
+
+  echo "== input pipeline: the DataLoader's pin thread pinning the workers' bytes, alternated over 3 rounds"
+  timeout 150 python3 benchmarks/input_pipeline.py --images 8192 --passes 2 --pinned_bytes --rounds 3 --stages 0 \
+    --json "$OUT/input_pinned.json" 2>&1 | tail -8
+  echo "== done"
+  exit 0
+fi
 
 echo "== step, compiled (batch 256, bf16, channels_last): ours vs timm"
 timeout 140 python3 benchmarks/train_throughput.py --modes default \
@@ -42,9 +60,9 @@ echo "smoke exit $?"; grep -E "epoch: |Epoch time|weights:|top_1|rror" "$OUT/smo
 # overwrote memory still read by queued kernels in 59 of 60 rounds, ours in none), the padded path
 # before the flipped frame (train_throughput.py --plain: the same speed compiled) and
 # benchmarks/cross_device_resume.py (all three optimisers continued on the GPU), the pipeline with 4 workers
-# (10,081 images/s against 9,503 with 16). Left out for room and not settled: the loader stream's priority
+# (10,081 images/s against 9,503 with 16). In the second call: the depthwise taps, CUDA graphs end to end and
+# the pinned bytes. Left out for room and not settled: the loader stream's priority
 # end to end (one run: -1 slower, 6,831 against 7,174; on another machine with an experimental build,
 # faster, 8,768 against 8,623), and the stacked crops (input_pipeline.py --stacked_crops: slower in
-# alternated pairs, in one build together with a pin thread), and the bytes pinned by the DataLoader's pin
-# thread (input_pipeline.py --pinned_bytes; left out on 2026-11-30 for --canvas_per_crop). Rerun them alone.
+# alternated pairs, in one build together with a pin thread).
 echo "== done"
