@@ -61,12 +61,13 @@ def make_jpeg_folder(root: str, count: int, classes: int = 10, size=(375, 500)) 
 
 
 def pick_device(name: str):
-    """``--device``: "auto" is CUDA where present, else the CPU; anything else as given."""
+    """``--device``: "auto" is CUDA where present, else the CPU (as ``train --device_target auto``);
+    anything else as torch names it ("cuda:1")."""
     import torch
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    from mobilenet_v1.engine import resolve_device
+
+    return resolve_device("auto") if name == "auto" else torch.device(name)
 
 
 def configured(**settings):

@@ -11,6 +11,7 @@ import glob
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -41,6 +42,21 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 def checkpoint_name(epoch: int, steps_per_epoch: int) -> str:
     return f"{CKPT_PREFIX}-{epoch}_{steps_per_epoch}.ckpt"
+
+
+@dataclass(frozen=True)
+class GlobalSteps:
+    """A run's count of optimiser steps: the schedule position ``epochs x steps_per_epoch + in_epoch``
+    plus ``offset``, which is not 0 after a resume at another number of steps per epoch (the count goes on
+    from the checkpoint's ``step``). A checkpoint's ``step`` (its ``step_offset`` is ``offset``), the logs'
+    and TensorBoard's step axis, the step intervals of saving and logging and the steps' seeds count it."""
+
+    steps_per_epoch: int
+    offset: int = 0
+
+    def at(self, epochs: int, in_epoch: int = 0) -> int:
+        """The count after ``in_epoch`` steps of the epoch that follows ``epochs`` completed ones."""
+        return epochs * self.steps_per_epoch + in_epoch + self.offset
 
 
 def fsync_dir(path: str) -> None:
@@ -642,7 +658,7 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
                         f"steps_per_epoch {fields[3]!r}, step_offset {offset!r} are not counts")
     else:
         epoch, step, in_epoch, spe = fields
-        if step != epoch * spe + in_epoch + offset or in_epoch >= spe:
+        if step != GlobalSteps(spe, offset).at(epoch, in_epoch) or in_epoch >= spe:
             problems.append(f"position: step {step} is not epoch {epoch} x {spe} + {in_epoch}"
                             + (f" + step_offset {offset}" if offset else ""))
         elif in_epoch and spe != steps_per_epoch:

@@ -148,6 +148,14 @@ def check_batches(batch_sizes: Sequence[int], height: int, width: int, seed: int
             yield normalize(torch.randint(0, 256, (n, 3, height, width), dtype=torch.uint8, generator=g))
 
 
+def with_logits(model: nn.Module, batch_sizes: Sequence[int], height: int, width: int, seed: int = 0,
+                images: Optional[Sequence[Sequence[float]]] = None):
+    """Each batch of :func:`check_batches` with PyTorch's float logits for it (``model`` in eval mode)."""
+    for x in check_batches(batch_sizes, height, width, seed, images):
+        with torch.no_grad():
+            yield x, model.eval()(x).float()
+
+
 def max_difference(deployed: DeployedModel, model: nn.Module, batch_sizes: Sequence[int], height: int, width: int,
                    seed: int = 0) -> Tuple[Dict[int, float], float]:
     """Largest absolute logit difference between an exported file (:class:`onnx_io.DeployedModel`) and
@@ -155,9 +163,7 @@ def max_difference(deployed: DeployedModel, model: nn.Module, batch_sizes: Seque
     largest absolute PyTorch logit."""
     images = (deployed.metadata["mean"], deployed.metadata["std"]) if deployed.image_input else None
     out, largest = {}, 0.0
-    for n, x in zip(batch_sizes, check_batches(batch_sizes, height, width, seed, images)):
-        with torch.no_grad():
-            expected = model.eval()(x).float()
+    for n, (x, expected) in zip(batch_sizes, with_logits(model, batch_sizes, height, width, seed, images)):
         out[n] = float((deployed(x) - expected).abs().max())
         largest = max(largest, float(expected.abs().max()))
     return out, largest
@@ -177,9 +183,7 @@ def qat_difference(onnx_path: str, model: MobileNetV1, batch_sizes: Sequence[int
     reference, kernels = OnnxModel(onnx_path, reference=True), OnnxModel(onnx_path)
     total = size = count = 0.0
     largest = kernels_largest = 0.0
-    for x in check_batches(batch_sizes, height, width, seed):
-        with torch.no_grad():
-            expected = model.eval()(x).float()
+    for x, expected in with_logits(model, batch_sizes, height, width, seed):
         diff = (reference(x) - expected).abs()
         total += float(diff.sum())
         size += float(expected.abs().sum())

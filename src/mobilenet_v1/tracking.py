@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 
 from . import runtime
+from .checkpoint import GlobalSteps
 from .engine import EpochResult
 
 LOG_FILE = "log.txt"
@@ -118,9 +119,9 @@ class RunLogger:
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
         self.log_interval = log_interval
-        # The global step minus the position in the schedule: not 0 after a resume at another number of
-        # steps per epoch, so that steps, TensorBoard's axis included, count on from the checkpoint's.
-        self.step_offset = step_offset
+        # step_offset: the global step minus the position in the schedule, not 0 after a resume at another
+        # number of steps per epoch, so that steps, TensorBoard's axis included, count on from the checkpoint's.
+        self.steps = GlobalSteps(steps_per_epoch, step_offset)
         # A bar needs a terminal to redraw on; in a log file it would be a smear of carriage returns.
         self.progress = (sys.stdout.isatty() if progress is None else progress) and self.active
         self.best_top_1 = -math.inf
@@ -138,7 +139,7 @@ class RunLogger:
             self._log.flush()
             # A resume from a mid-epoch checkpoint continues after start_in_epoch steps of the next epoch:
             # the records of those steps, which the checkpoint holds, stay.
-            start_step = start_epoch * steps_per_epoch + start_in_epoch + step_offset
+            start_step = self.steps.at(start_epoch, start_in_epoch)
             if start_epoch > 0:
                 self.best_top_1 = self._best_before(start_epoch)
             self._metrics = _open_for_append(os.path.join(self.run_dir, METRICS_FILE))
@@ -200,7 +201,7 @@ class RunLogger:
         """Whether step ``i`` (0-based) of epoch ``epoch`` (from 1) makes a record (and reads its loss
         back): on every rank alike, so that a distributed run can average the loss over the ranks there."""
         done = i + 1
-        step = (epoch - 1) * self.steps_per_epoch + done + self.step_offset
+        step = self.steps.at(epoch - 1, done)
         return done >= self.steps_per_epoch or (self.log_interval > 0 and step % self.log_interval == 0)
 
     def log_step(self, i: int, loss: torch.Tensor, lr: float, images: int) -> None:
@@ -209,8 +210,8 @@ class RunLogger:
             return
         self._images += images
         done = i + 1
-        position = (self._epoch - 1) * self.steps_per_epoch + done
-        step = position + self.step_offset
+        step = self.steps.at(self._epoch - 1, done)
+        position = step - self.steps.offset  # in the schedule, which the epoch fraction counts
         last = done >= self.steps_per_epoch
         due = self.record_due(self._epoch, i)
         if due:
@@ -257,7 +258,7 @@ class RunLogger:
         if self._bar is not None:  # an epoch that ended early
             self._bar.close()
             self._bar = None
-        step = epoch * self.steps_per_epoch + self.step_offset
+        step = self.steps.at(epoch)
         rate = result.images / max(result.seconds, 1e-9)
         record: Dict[str, Any] = {"kind": "epoch", "epoch": epoch, "step": step, "loss": result.last_loss,
                                   "mean_loss": result.mean_loss, "lr": lr, "images_per_s": round(rate, 2),

@@ -220,9 +220,8 @@ class CheckpointWriter:
 
     A checkpoint after ``k`` steps of epoch ``e`` (counting from 1) is ``mobilenetv1-{e}_{k}.ckpt``:
     the seed's ``mobilenetv1-{e}_{steps_per_epoch}.ckpt`` at an epoch's end, MindSpore's numbering of
-    mid-epoch saves otherwise. Its ``step`` counts the optimiser steps taken: the schedule position
-    ``epoch x steps_per_epoch + step_in_epoch`` plus ``step_offset``, which is not 0 after a resume
-    at another number of steps per epoch."""
+    mid-epoch saves otherwise. Its ``step`` counts the optimiser steps taken (:class:`checkpoint.GlobalSteps`
+    with ``step_offset``)."""
 
     def __init__(self, cfg: Config, model, optimizer, scaler, guard: NonFiniteGuard, steps_per_epoch: int,
                  classes: Optional[List[str]], folder: Optional[str] = None, writes: bool = True,
@@ -236,7 +235,7 @@ class CheckpointWriter:
         # False on the ranks of a distributed run other than 0: save() returns the path rank 0 writes.
         self.writes = writes
         self.samples_per_step = samples_per_step  # recorded: a mid-epoch position counts steps of these
-        self.step_offset = step_offset
+        self.steps = ckpt_io.GlobalSteps(steps_per_epoch, step_offset)
         # The newest checkpoint from an epoch's end, spared by the pruning: a resume at another number of
         # steps per epoch can continue from no other point.
         self.epoch_end = epoch_end
@@ -259,13 +258,13 @@ class CheckpointWriter:
             self.last = path
             return path
         extra = {"step_in_epoch": in_epoch, "steps_per_epoch": spe, "nonfinite": self.guard.state_dict(),
-                 "samples_per_step": self.samples_per_step, "step_offset": self.step_offset,
+                 "samples_per_step": self.samples_per_step, "step_offset": self.steps.offset,
                  "epoch_end": name if numbered_end else os.path.basename(self.epoch_end),
                  **(extra or {})}
         if self.ema is not None:
             extra["ema"] = self.ema.state_dict()
-        state = training_state(self.model, self.optimizer, self.scaler, epoch,
-                               epoch * spe + in_epoch + self.step_offset, self.cfg, self.classes, extra)
+        state = training_state(self.model, self.optimizer, self.scaler, epoch, self.steps.at(epoch, in_epoch),
+                               self.cfg, self.classes, extra)
         bad = nonfinite_entries(state)
         if bad:
             raise NonFiniteError(f"refusing to write checkpoint {path}: {', '.join(bad[:8])}"
@@ -717,6 +716,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
             raise ckpt_io.CheckpointError(f"save_checkpoint_path {out_dir}: cannot write there "
                                           f"({e.strerror or e}); nothing was trained") from None
     step_model = torch.compile(model) if cfg.compile else model
+    steps = ckpt_io.GlobalSteps(steps_per_epoch, step_offset)
     # The newest checkpoint from an epoch's end, which the pruning spares: the one resumed from, or the
     # one beside it that a checkpoint saved inside an epoch names (a file from before the key: the end
     # of its previous epoch, by name, if it is there). Elsewhere than the run's folder it spares nothing.
@@ -762,14 +762,14 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                 if dist.enabled and tracker.record_due(epoch + 1, i):
                     loss = dist.mean_over_ranks(loss)  # the job's loss, as timm logs it
                 tracker.log_step(i, loss, step_lr, step_images)
-                if every and (epoch * steps_per_epoch + i + 1 + step_offset) % every == 0 and i + 1 < steps_per_epoch:
+                if every and steps.at(epoch, i + 1) % every == 0 and i + 1 < steps_per_epoch:
                     last_path = writer.save(epoch, i + 1)
 
             def stop(i: int, epoch: int = epoch) -> bool:
                 return stopper.should_stop(epoch * steps_per_epoch + i + 1)
 
             def seed_of(i: int, epoch: int = epoch) -> int:
-                return step_seed(cfg.seed, dist.rank, epoch * steps_per_epoch + i + step_offset)
+                return step_seed(cfg.seed, dist.rank, steps.at(epoch, i))
 
             result = train_one_epoch(step_model, loader, criterion, optimizer, scaler, lrs, device, precision,
                                      on_step=on_step, start_step=first, guard=guard, ema=ema,
@@ -823,7 +823,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
             images = dist.all_reduce_counts({"images": result.images}, device)["images"]
             tracker.log_epoch(done, dataclasses.replace(result, images=images), float(lrs[-1]), accuracy)
             if cfg.save_checkpoint and (done % cfg.save_checkpoint_epochs == 0 or done == cfg.epoch_size
-                                        or (every and (done * steps_per_epoch + step_offset) % every == 0)
+                                        or (every and steps.at(done) % every == 0)
                                         or stopping):
                 last_path = writer.save(done, 0)
             if stopping:
