@@ -22,9 +22,11 @@ against a tensor of their own per batch, as before), R alternating rounds.
 feeds the model after the decode (crop/resize, flip, normalise of a batch of tiny decoded JPEGs, where
 per-sample Python and per-call overhead is most of what there is), R alternating rounds each: the
 package; the crops drawn in that process (as before the loader workers drew them); each crop copied
-into the canvas on its own (as before the canvas was gathered). It also counts the ATen operations
-each dispatches per batch: on CUDA, each that is not a view is a kernel launch, host time that this
-CPU's timing cannot separate from the work itself.
+into the canvas on its own (as before the canvas was gathered); and evaluation's resize and centre crop,
+with the images of one size resized together (the package) and image by image (as before), of the 63
+sizes of those images and of 256 images of one size. It also counts the ATen operations each
+dispatches per batch: on CUDA, each that is not a view is a kernel launch, host time that this CPU's
+timing cannot separate from the work itself.
 """
 import argparse
 import dataclasses
@@ -303,11 +305,12 @@ class DispatchCount:
         class Mode(TorchDispatchMode):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
                 counter.ops += 1
+                counter.not_views += not func.is_view
                 return func(*args, **(kwargs or {}))
-        self.ops, self.mode = 0, Mode()
+        self.ops, self.not_views, self.mode = 0, 0, Mode()
 
     def __enter__(self):
-        self.ops = 0
+        self.ops = self.not_views = 0
         self.mode.__enter__()
         return self
 
@@ -356,8 +359,30 @@ def host_work(batch_size, rounds, data_dir):
     for name in variants:
         with DispatchCount() as count:
             feed(name)
-        ops[name] = count.ops
+        ops[name] = (count.ops, count.not_views)
+    # Evaluation's resize and centre crop, of these images (63 sizes among 256) and of 256 of one size.
+    one_size = [images[0].clone() for _ in images]
+    evals = {"evaluation, sizes grouped (the package), 63 sizes": lambda: T.batch_resize_center_crop(images, 16),
+             "evaluation, image by image (before), 63 sizes": lambda: per_image_eval(images, 16),
+             "evaluation, sizes grouped (the package), one size": lambda: T.batch_resize_center_crop(one_size, 16),
+             "evaluation, image by image (before), one size": lambda: per_image_eval(one_size, 16)}
+    for name in evals:
+        times[name] = []
+    for r in range(rounds):
+        for name in sorted(evals, reverse=bool(r % 2)):
+            t = time.perf_counter()
+            evals[name]()
+            times[name].append((time.perf_counter() - t) * 1e3)
+    for name, run in evals.items():
+        with DispatchCount() as count:
+            run()
+        ops[name] = (count.ops, count.not_views)
     return {k: median(v) for k, v in times.items()}, ops
+
+
+def per_image_eval(images, size):
+    """The GPU pipeline's evaluation transform before its sizes were grouped: image by image."""
+    return torch.stack([T.resize_center_crop(img, size) for img in images])
 
 
 def main():
@@ -408,11 +433,14 @@ def main():
         if args.host_work:
             torch.set_num_threads(1)
             ms, ops = host_work(args.batch_size, args.host_work, args.data_dir + "_tiny")
-            rows = [{"feeding process, per batch": k, "ms": f"{v:.2f}", "ATen ops": ops[k]} for k, v in ms.items()]
+            rows = [{"feeding process, per batch": k, "ms": f"{v:.2f}", "ATen ops": ops[k][0], "not views": ops[k][1]}
+                    for k, v in ms.items()]
             print_table(f"GPU pipeline's host work in the feeding process, {machine()}: {args.batch_size} JPEGs of "
                         f"about 44x45 decoded beforehand, crop/resize to 16 + flip + normalise on the CPU, one thread, median "
-                        f"of {args.host_work} rounds", rows, ["feeding process, per batch", "ms", "ATen ops"])
-            emit_json(args.json, {"machine": machine(), "ms_per_batch": ms, "aten_ops_per_batch": ops})
+                        f"of {args.host_work} rounds", rows, ["feeding process, per batch", "ms", "ATen ops", "not views"])
+            emit_json(args.json, {"machine": machine(), "ms_per_batch": ms,
+                                  "aten_ops_per_batch": {k: v[0] for k, v in ops.items()},
+                                  "not_views_per_batch": {k: v[1] for k, v in ops.items()}})
         else:
             info = make_jpeg_folder(args.data_dir, args.images, size=(height, width))
             ms = receive(args.data_dir, args.batch_size, args.workers, args.receive)

@@ -339,6 +339,40 @@ def test_eval_transform_of_a_long_thin_image_resizes_only_the_window_it_keeps(mo
     assert sizes and max(sizes) <= 3 * 256 * 1024  # the 224 crop of a 256 x 768 window, not 256 x 25.6 M
 
 
+def test_eval_transform_of_a_batch_resizes_each_size_once_with_the_values_of_image_by_image(monkeypatch):
+    """The GPU pipeline's evaluation batch: images of one size are resized in one call (a group too large
+    for one is split), a banner is resized by its window as alone, and every crop equals the image's own."""
+    import sys
+
+    from torchvision.transforms.v2 import functional as TF
+
+    from conftest import smooth_image
+
+    shapes = [(40, 52), (52, 40), (40, 52), (17, 300), (40, 52), (52, 40), (33, 33), (17, 300), (40, 52)]
+    images = [torch.from_numpy(smooth_image(h, w, k)).permute(2, 0, 1).contiguous()
+              for k, (h, w) in enumerate(shapes)]
+    for crop_pct in (1.0, T.CROP_PCT):  # the seed's last: `alone` below
+        alone = torch.stack([T.resize_center_crop(img, 24, crop_pct) for img in images])
+        assert torch.equal(T.batch_resize_center_crop(images, 24, crop_pct), alone)
+    calls = []
+    resize = TF.resize
+
+    def recording_resize(img, out, **kw):
+        calls.append(tuple(img.shape))
+        return resize(img, out, **kw)
+
+    monkeypatch.setattr(sys.modules[T.__name__].TF, "resize", recording_resize)
+    T.batch_resize_center_crop(images, 24)
+    # One call a size, the banners' windows together: (N, 3, H, W) with N 4, 2, 2 and 1 (33x33).
+    assert sorted(c[0] for c in calls) == [1, 2, 2, 4] and len({c[-2:] for c in calls}) == 4
+    calls.clear()
+    monkeypatch.setattr(T, "GROUP_PIXELS", 3 * 40 * 52)  # three 40x52 images a call, one banner
+    assert torch.equal(T.batch_resize_center_crop(images, 24), alone)
+    assert sorted(c[0] for c in calls if c[-2:] == (40, 52)) == [1, 3]
+    assert sorted(c[0] for c in calls if c[-2:] == (52, 40)) == [2]
+    assert sorted(c[0] for c in calls if c[-2] == 17) == [1, 1]
+
+
 def test_image_folder_loader_end_to_end(image_folder):
     opts = DataOptions("imagenet2012", str(image_folder), batch_size=4, image_size=32, seed=1, num_workers=0,
                        channels_last=True)

@@ -888,7 +888,7 @@ class BatchedImageLoader(DeviceLoader):
             if self.auto_augment is not None:
                 x = self.auto_augment(x, seeds)
             return x
-        return torch.stack([T.resize_center_crop(img, self.image_size, self.crop_pct) for img in images])
+        return T.batch_resize_center_crop(images, self.image_size, self.crop_pct)
 
     def received(self, batches: Iterator[EncodedBatch]) -> Iterator[EncodedBatch]:
         """The workers' ``batches``, received in a thread of their own ``receive_ahead`` batches ahead when
