@@ -17,6 +17,7 @@ import io
 import json
 import os
 import platform
+import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -204,7 +205,10 @@ class ProgramModel(DeployedModel):
                                   f"code; export --file_format PT2 writes none: not loaded")
         extra = {PT2_METADATA: ""}
         try:
-            with open(path, "rb") as f:  # from memory: torch.export.load wants a path to end in .pt2
+            with open(path, "rb") as f, warnings.catch_warnings():  # from memory: torch.export.load wants a path
+                # to end in .pt2. torch 2.11 warns that the weights it reads sit in bytes, which are read-only:
+                # nothing here writes to them.
+                warnings.filterwarnings("ignore", message="The given buffer is not writable", category=UserWarning)
                 program = torch.export.load(io.BytesIO(f.read()), extra_files=extra)
         except Exception as e:  # damaged archives, or programs of another PyTorch's format
             raise CheckpointError(f"program {path}: torch.export.load cannot load it "
