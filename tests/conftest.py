@@ -57,6 +57,21 @@ def jpeg_bytes(array: np.ndarray, mode: str = "RGB", fmt: str = "JPEG") -> bytes
     return buf.getvalue()
 
 
+def exif_jpeg(array: np.ndarray, orientation: int, order: bytes = b"II") -> bytes:
+    """A JPEG whose EXIF block (byte order ``order``: b"II" little-endian, b"MM" big-endian) holds only the
+    orientation tag; photo viewers show it turned (6: 90 degrees clockwise)."""
+    import struct
+
+    from PIL import Image
+
+    e = "<" if order == b"II" else ">"
+    directory = (struct.pack(e + "H", 1) + struct.pack(e + "HHIH", 0x0112, 3, 1, orientation) + b"\0\0"
+                 + struct.pack(e + "I", 0))
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="JPEG", exif=b"Exif\0\0" + order + struct.pack(e + "HI", 42, 8) + directory)
+    return buf.getvalue()
+
+
 def smooth_image(h: int, w: int, seed: int) -> np.ndarray:
     """A natural-looking (smooth, structured) RGB image rather than noise."""
     rng = np.random.default_rng(seed)

@@ -373,6 +373,30 @@ def test_eval_transform_of_a_batch_resizes_each_size_once_with_the_values_of_ima
     assert sorted(c[0] for c in calls if c[-2] == 17) == [1, 1]
 
 
+def test_exif_orientation_is_read_from_the_headers_and_turns_the_photo_upright():
+    """jpeg_frame reads the EXIF orientation (either byte order; 0 without a tag, -1 for a block it cannot
+    read), and decode_rgb(exif=True) turns the stored pixels as the tag says, the standard's eight ways."""
+    from conftest import exif_jpeg, jpeg_bytes, smooth_image
+
+    arr = smooth_image(30, 40, 3)
+    stored = T.decode_rgb(torch.frombuffer(bytearray(jpeg_bytes(arr)), dtype=torch.uint8))
+    upright = {1: stored, 2: stored.flip(-1), 3: stored.flip(-2, -1), 4: stored.flip(-2),
+               5: stored.transpose(-2, -1), 6: torch.rot90(stored, -1, (-2, -1)),
+               7: stored.transpose(-2, -1).flip(-2, -1), 8: torch.rot90(stored, 1, (-2, -1))}
+    for order in (b"II", b"MM"):
+        for k, want in upright.items():
+            raw = exif_jpeg(arr, k, order)
+            assert T.jpeg_frame(raw).orientation == k and T.jpeg_frame(raw)[:4] == T.jpeg_frame(jpeg_bytes(arr))[:4]
+            data = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+            assert torch.equal(T.decode_rgb(data, exif=True), want), (order, k)
+            assert torch.equal(T.decode_rgb(data), stored)
+            assert torch.equal(T._decode_with_pil(data, "x", exif=True), want), (order, k)  # the fallback too
+    assert T.jpeg_frame(jpeg_bytes(arr)).orientation == 0
+    assert T.exif_orientation(b"II*\0\x08\0\0\0\0\0") == 0  # a directory without the tag
+    assert T.exif_orientation(b"XX*\0\x08\0\0\0") == T.exif_orientation(b"II*\0\xff\0\0\0") == -1
+    assert T.jpeg_frame(exif_jpeg(arr, 9)).orientation == -1  # no such orientation
+
+
 def test_image_folder_loader_end_to_end(image_folder):
     opts = DataOptions("imagenet2012", str(image_folder), batch_size=4, image_size=32, seed=1, num_workers=0,
                        channels_last=True)

@@ -693,3 +693,70 @@ def test_crop_pct_follows_the_model_through_eval_export_predict_and_quantize(ima
                          (["--crop_pct=0.9"], "crop_pct 0.9 is for image folders' evaluation; CIFAR-10's")):
         with pytest.raises(ConfigError, match=message):
             load_config(bad)
+
+
+def test_exif_orientation_follows_the_model_through_eval_export_predict_and_quantize(tmp_path, capsys, monkeypatch):
+    """A run that read its photos upright (exif_orientation, in its configuration) has eval, an exported
+    file (its metadata), predict and INT8 calibration read them so too, unless told otherwise: predict
+    then gives a photo with an orientation tag the probabilities of its upright pixels, else those of
+    its stored pixels."""
+    from PIL import Image
+
+    from mobilenet_v1 import quantize
+    from mobilenet_v1.config import ConfigError
+    from mobilenet_v1.transforms import decode_rgb
+
+    from conftest import exif_jpeg, smooth_image
+
+    folder = tmp_path / "photos"
+    for cls in ("n01", "n02"):
+        (folder / cls).mkdir(parents=True)
+        for i in range(2):
+            (folder / cls / f"{i}.jpg").write_bytes(exif_jpeg(smooth_image(40, 56, 3 * i + len(cls)), 6))
+    photo = folder / "n01" / "0.jpg"
+    data = torch.frombuffer(bytearray(photo.read_bytes()), dtype=torch.uint8)
+    for name, exif in (("upright.png", True), ("stored.png", False)):  # lossless: the same pixels decoded
+        Image.fromarray(decode_rgb(data, exif=exif).permute(1, 2, 0).numpy()).save(tmp_path / name)
+    path = str(tmp_path / "upright.ckpt")
+    model = MobileNetV1(class_num=2, width_mult=0.25)
+    # Untrained, but with BatchNorm statistics of its own inputs: outputs that tell images apart.
+    for bn in model.modules():
+        if isinstance(bn, torch.nn.BatchNorm2d):
+            bn.momentum = None
+    with torch.no_grad():
+        model.train()(torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+    ckpt_io.atomic_save({"model": model.state_dict(), "classes": ["n01", "n02"],
+                         "config": {"dataset": "imagenet2012", "image_size": 32, "exif_orientation": True}}, path)
+    seen = []
+    for module in (evaluate, quantize):
+        real = module.build_loader
+        monkeypatch.setattr(module, "build_loader",
+                            lambda opts, real=real, **kw: seen.append(opts.exif_orientation) or real(opts, **kw))
+    base = ["eval", "--dataset=imagenet2012", f"--dataset_path={folder}", "--device_target=CPU", "--num_workers=0"]
+    assert cli.main(base + [f"--checkpoint_path={path}"]) == 0
+    assert f"exif_orientation True: how photos were read in {path}'s run" in capsys.readouterr().err
+    assert cli.main(base + [f"--checkpoint_path={path}", "--exif_orientation=False"]) == 0
+    assert "how photos were read" not in capsys.readouterr().err
+
+    onnx_path = str(tmp_path / "upright.onnx")
+    export_checkpoint(path, str(tmp_path / "upright"))
+    assert OnnxModel(onnx_path).metadata["exif_orientation"] is True
+    assert cli.main(["quantize", "--onnx", onnx_path, "--calib_data", str(folder), "--calib_images", "4",
+                     "--out", str(tmp_path / "upright_int8.onnx")]) == 0
+    assert seen == [True, False, True, True]  # quantize: the calibration pass and the comparison
+
+    def probabilities(model, *images, **kw):
+        return [r["top_k"] for r in load_predictor(model, **kw).top_k([str(i) for i in images], 2)]
+
+    for model in (path, onnx_path):
+        got, upright, stored = probabilities(model, photo, tmp_path / "upright.png", tmp_path / "stored.png")
+        assert got == upright and got != stored
+        got, stored = probabilities(model, photo, tmp_path / "stored.png", exif_orientation=False)
+        assert got == stored
+    capsys.readouterr()
+    assert cli.main(["predict", str(photo), "--ckpt_file", path, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["exif_orientation"] is True
+
+    assert load_config(["--dataset=imagenet2012", "--exif_orientation=True"]).exif_orientation is True
+    with pytest.raises(ConfigError, match="exif_orientation True is for image folders' photos; CIFAR-10's"):
+        load_config(["--exif_orientation=True"])

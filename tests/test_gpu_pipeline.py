@@ -1,5 +1,6 @@
 """The GPU input pipeline's code, run on the CPU (``device="cpu"``): same functions as on CUDA."""
 import contextlib
+import dataclasses
 import copy
 import gc
 import io
@@ -23,7 +24,7 @@ from mobilenet_v1.data import (BAD, ENCODED, PREFETCH_BATCHES, BackgroundBatches
                                SharedSlots, build_loader, collate_encoded, decode_batch, encoded_loader, find_images,
                                load_cifar, run_ahead)
 
-from conftest import jpeg_bytes, smooth_image
+from conftest import exif_jpeg, jpeg_bytes, smooth_image
 
 CPU = torch.device("cpu")
 
@@ -174,6 +175,32 @@ def test_gpu_pipeline_eval_matches_cpu_pipeline_within_rounding(image_folder, cr
         assert torch.equal(yc, yg)
         # one uint8 step, normalised: 1 / (255 * 0.224)
         assert (xc - xg).abs().max() <= 1 / (255 * 0.224) + 1e-5
+
+
+def test_exif_orientation_turns_photos_upright_in_both_pipelines_alike(tmp_path):
+    """With exif_orientation, the GPU pipeline's workers decode a photo with an orientation tag other than
+    1 themselves (nvJPEG gives the stored pixels) and both pipelines hand over the same upright image;
+    without, both give the stored pixels, the JPEG going to the batched decode."""
+    from mobilenet_v1.data import DECODED
+
+    root = tmp_path / "photos"
+    for cls in ("a", "b"):
+        (root / cls).mkdir(parents=True)
+        for i, k in enumerate((6, 1, 3)):
+            (root / cls / f"{i}.jpg").write_bytes(exif_jpeg(smooth_image(40, 64, 10 * i + len(cls)), k))
+    samples, _ = find_images(str(root))
+    for exif in (True, False):
+        kinds = [EncodedImageDataset(samples, exif=exif)[(j, 0)][0] for j in range(len(samples))]
+        assert kinds == ([DECODED, ENCODED, DECODED] if exif else [ENCODED] * 3) * 2
+        opts = DataOptions("imagenet2012", str(root), 6, 32, seed=1, num_workers=0, channels_last=False,
+                           exif_orientation=exif, crop_pct=1.0)
+        (xc, _), = build_loader(opts, train=False, device=CPU, drop_last=False)
+        (xg, _), = build_loader(dataclasses.replace(opts, pipeline="gpu"), train=False, device=CPU, drop_last=False)
+        assert (xc - xg).abs().max() <= 1 / (255 * 0.224) + 1e-5
+        if exif:
+            upright = xc
+    # The 40x64 photo turned by 90 degrees is 64x40: its centre square is another part of the picture.
+    assert (upright[0] - xc[0]).abs().mean() > 0.1 and torch.equal(upright[1], xc[1])
 
 
 @pytest.mark.parametrize("pipeline", ["cpu", "gpu"])
@@ -571,15 +598,15 @@ def test_shared_buffers_are_sized_from_the_files_and_left_out_without_room(image
 
 def test_jpeg_frame_header_parsing():
     arr = smooth_image(20, 30, 0)
-    assert T.jpeg_frame(jpeg_bytes(arr)) == (0xC0, 3, 20, 30)
-    assert T.jpeg_frame(jpeg_bytes(arr, "L")) == (0xC0, 1, 20, 30)
+    assert T.jpeg_frame(jpeg_bytes(arr)) == (0xC0, 3, 20, 30, 0)  # 0: no EXIF orientation
+    assert T.jpeg_frame(jpeg_bytes(arr, "L")) == (0xC0, 1, 20, 30, 0)
     assert T.jpeg_frame(jpeg_bytes(arr, "CMYK"))[1] == 4
-    assert T.jpeg_frame(jpeg_bytes(arr, "RGB", "PNG")) == (0, 0, 0, 0)
+    assert T.jpeg_frame(jpeg_bytes(arr, "RGB", "PNG")) == (0, 0, 0, 0, 0)
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="JPEG", progressive=True)
-    assert T.jpeg_frame(buf.getvalue()) == (0xC2, 3, 20, 30) and T.gpu_decodable(buf.getvalue())
+    assert T.jpeg_frame(buf.getvalue()) == (0xC2, 3, 20, 30, 0) and T.gpu_decodable(buf.getvalue())
     assert not T.gpu_decodable(jpeg_bytes(arr, "L")) and T.gpu_decodable(jpeg_bytes(smooth_image(300, 2, 1)))
-    assert T.jpeg_frame(jpeg_bytes(smooth_image(300, 2, 1)))[2:] == (300, 2)  # two-byte sizes
+    assert T.jpeg_frame(jpeg_bytes(smooth_image(300, 2, 1)))[2:4] == (300, 2)  # two-byte sizes
 
 
 def test_auto_pipeline_is_cpu_without_cuda_and_gpu_when_asked(image_folder):

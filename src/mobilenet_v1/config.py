@@ -92,6 +92,10 @@ class Config:
     # Image folders' training: RandomResizedCrop's smallest crop, as a share of the image's area (the
     # seed's 0.08; timm's --scale). The MobileNet paper trained with larger small crops than Inception.
     crop_scale_min: float = 0.08
+    # Image folders: JPEG and PNG photos turned upright by their EXIF orientation tag, as photo viewers show
+    # them (train, eval, calibration, predict; export records it). False, the seed's (and PIL's, timm's and
+    # torchvision's ImageFolder's): the pixels as stored, which phones often store turned by 90 degrees.
+    exif_orientation: bool = False
     padding: str = "same"
     # "auto": bf16 autocast on a GPU, fp32 on the CPU.
     precision: str = "auto"
@@ -229,6 +233,7 @@ KEY_HELP: Dict[str, str] = {
     "image_size": "input resolution",
     "crop_pct": "image folders' evaluation: centre crop's share of the resized shorter side",
     "crop_scale_min": "image folders' training: the smallest random crop's share of the image's area",
+    "exif_orientation": "image folders: photos turned upright by their EXIF orientation (False: as stored, the seed's)",
     "padding": "same (the seed's, TensorFlow's SAME) or symmetric (PyTorch's padding=1)",
     "precision": "auto: bf16 on a GPU, fp32 on the CPU",
     "seed": "random seed: weights, data order, augmentation",
@@ -513,6 +518,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          "CIFAR-10's resizes the whole 32x32 image"),
         (("crop_scale_min",), cfg.dataset != "cifar10", "for image folders' training crops",
          "CIFAR-10's is the seed's 32x32 crop of the image padded by 4 pixels"),
+        (("exif_orientation",), cfg.dataset != "cifar10", "for image folders' photos",
+         "CIFAR-10's binary files hold pixels, with no EXIF tags"),
         (("lr_base_scale",), cfg.lr_base_size > 0, "how the rates follow the global batch",
          "lr_base_size is 0, so they are used as given (--lr_base_size N: the batch they are meant for)"),
         (("qat_reduce_range", "qat_range_epochs"), cfg.qat, "quantization-aware training's", "qat is False (--qat True)"),

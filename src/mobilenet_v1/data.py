@@ -470,10 +470,10 @@ class ImageFolderDataset(Dataset):
 
     def __init__(self, samples: Sequence[Tuple[str, int]], train: bool, image_size: int, flip: bool = True,
                  auto_augment: Optional[Augment] = None, crop_pct: float = T.CROP_PCT,
-                 crop_scale: Tuple[float, float] = T.RRC_SCALE):
+                 crop_scale: Tuple[float, float] = T.RRC_SCALE, exif: bool = False):
         self.samples, self.train, self.image_size, self.flip = list(samples), train, image_size, flip
         self.auto_augment = auto_augment if train else None
-        self.crop_pct, self.crop_scale = crop_pct, crop_scale
+        self.crop_pct, self.crop_scale, self.exif = crop_pct, crop_scale, exif
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -482,7 +482,7 @@ class ImageFolderDataset(Dataset):
         index, seed = item
         path, label = self.samples[index]
         try:
-            img = T.decode_rgb(read_bytes(path), path)
+            img = T.decode_rgb(read_bytes(path), path, self.exif)
         except (T.DecodeError, OSError) as e:
             return BadSample(path, read_failure(e)), label
         if self.train:
@@ -502,10 +502,12 @@ class ImageFolderLoader(DeviceLoader):
                  shard_id: int = 0, channels_last: bool = False, flip: bool = True, max_bad_samples: int = -1,
                  shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None,
                  auto_augment: Optional[Augment] = None, holdout: Optional[Holdout] = None,
-                 crop_pct: float = T.CROP_PCT, crop_scale: Tuple[float, float] = T.RRC_SCALE):
+                 crop_pct: float = T.CROP_PCT, crop_scale: Tuple[float, float] = T.RRC_SCALE,
+                 exif_orientation: bool = False):
         samples, self.classes = find_images(root, classes, holdout)
         self.num_classes = len(self.classes)
-        self.dataset = ImageFolderDataset(samples, train, image_size, flip, auto_augment, crop_pct, crop_scale)
+        self.dataset = ImageFolderDataset(samples, train, image_size, flip, auto_augment, crop_pct, crop_scale,
+                                          exif_orientation)
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train)
         self.num_samples = len(self.sampler)
@@ -552,12 +554,16 @@ class EncodedImageDataset(Dataset):
 
     With ``train``, the worker also draws the sample's crop and flip from the image size in the JPEG
     header (:class:`CropDraw`; None where the header has no size): Python work per sample that the
-    workers do in parallel instead of the process that feeds the GPU."""
+    workers do in parallel instead of the process that feeds the GPU.
+
+    With ``exif`` (the ``exif_orientation`` key), a JPEG whose headers hold an EXIF orientation other than
+    1 (or one that cannot be read) is decoded here, turned upright as the CPU pipeline turns it: nvJPEG
+    gives the stored pixels."""
 
     def __init__(self, samples: Sequence[Tuple[str, int]], train: bool = False,
-                 crop_scale: Tuple[float, float] = T.RRC_SCALE):
+                 crop_scale: Tuple[float, float] = T.RRC_SCALE, exif: bool = False):
         self.samples = list(samples)
-        self.train, self.crop_scale = train, crop_scale
+        self.train, self.crop_scale, self.exif = train, crop_scale, exif
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -570,11 +576,11 @@ class EncodedImageDataset(Dataset):
                 raw = f.read()
             data = torch.frombuffer(bytearray(raw), dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
             frame = T.jpeg_frame(raw)
-            if frame.gpu_decodable:
+            if frame.gpu_decodable and not (self.exif and frame.orientation not in (0, 1)):
                 if not T.jpeg_complete(raw):
                     raise T.DecodeError(f"{path}: truncated JPEG (no end-of-image marker)")
                 return ENCODED, data, label, seed, path, self._draw((frame.height, frame.width), seed)
-            img = T.decode_rgb(data, path)
+            img = T.decode_rgb(data, path, self.exif)
             return DECODED, img, label, seed, path, self._draw(tuple(img.shape[-2:]), seed)
         except (T.DecodeError, OSError) as e:
             return BAD, BadSample(path, read_failure(e)), label, seed, path, None
@@ -841,7 +847,8 @@ class BatchedImageLoader(DeviceLoader):
                  shard_id: int = 0, channels_last: bool = False, flip: bool = True, max_bad_samples: int = -1,
                  shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None,
                  auto_augment: Optional[Augment] = None, holdout: Optional[Holdout] = None,
-                 crop_pct: float = T.CROP_PCT, crop_scale: Tuple[float, float] = T.RRC_SCALE):
+                 crop_pct: float = T.CROP_PCT, crop_scale: Tuple[float, float] = T.RRC_SCALE,
+                 exif_orientation: bool = False):
         samples, self.classes = find_images(root, classes, holdout)
         self.num_classes = len(self.classes)
         self.auto_augment = auto_augment if train else None
@@ -861,8 +868,8 @@ class BatchedImageLoader(DeviceLoader):
             held_here = self.receive_ahead + 2 if self.receive_ahead else 1
             slots = SharedSlots.for_files([path for path, _ in samples], batch_size, num_workers,
                                           PREFETCH_BATCHES + -(-held_here // num_workers))
-        self.loader = encoded_loader(EncodedImageDataset(samples, train, crop_scale), batch_size, self.sampler, num_workers,
-                                     drop_last, slots=slots)
+        self.loader = encoded_loader(EncodedImageDataset(samples, train, crop_scale, exif_orientation), batch_size,
+                                     self.sampler, num_workers, drop_last, slots=slots)
         self._len = len(self.loader)
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
@@ -1096,6 +1103,7 @@ class DataOptions:
     val_split: float = 0.0  # an image folder without an evaluation split: the share of each class held out
     crop_pct: float = T.CROP_PCT  # image folders' evaluation: the centre crop's share of the resized shorter side
     crop_scale_min: float = T.RRC_SCALE[0]  # image folders' training: the smallest crop's share of the image's area
+    exif_orientation: bool = False  # image folders: photos turned upright by their EXIF orientation tag
 
 
 def default_workers(requested: int) -> int:
@@ -1134,4 +1142,4 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
                drop_last=drop_last, num_shards=num_shards, shard_id=shard_id, channels_last=opts.channels_last,
                flip=opts.flip, max_bad_samples=opts.max_bad_samples, shuffle=shuffle, classes=classes,
                auto_augment=auto_augment, holdout=holdout, crop_pct=opts.crop_pct,
-               crop_scale=(opts.crop_scale_min, T.RRC_SCALE[1]))
+               crop_scale=(opts.crop_scale_min, T.RRC_SCALE[1]), exif_orientation=opts.exif_orientation)

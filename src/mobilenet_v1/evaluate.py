@@ -37,6 +37,7 @@ def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = 
     model = load_deployed(path)
     cfg = trained_split(cfg, model.metadata.get("held_out"), path, given)
     cfg = trained_crop(cfg, model.metadata.get("crop_pct"), path, given)
+    cfg = trained_exif(cfg, model.metadata.get("exif_orientation"), path, given)
     hw = model.image_hw
     if hw is not None and hw[0] != hw[1]:
         raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs; evaluation needs a square image_size")
@@ -150,13 +151,26 @@ def trained_size(cfg: Config, ckpt: Dict, path: str, given: Optional[Set[str]]) 
 def trained_crop(cfg: Config, recorded: Any, path: str, given: Optional[Set[str]]) -> Config:
     """``cfg`` with the ``crop_pct`` that the run of ``path`` evaluated with (``recorded``: its
     configuration's or ONNX metadata's) where the user left it at its default, and said so."""
-    if cfg.dataset == "cifar10" or not isinstance(recorded, (int, float)) or recorded == cfg.crop_pct:
+    if not isinstance(recorded, (int, float)) or isinstance(recorded, bool):
         return cfg
-    if given is not None and "crop_pct" not in given:
-        print0(f"crop_pct {recorded:g}: the evaluation crop of {path}'s run (--crop_pct to evaluate with another)",
-               file=sys.stderr)
-        return dataclasses.replace(cfg, crop_pct=float(recorded))
-    return cfg
+    return _follow_run(cfg, "crop_pct", float(recorded), f"{recorded:g}: the evaluation crop of", path, given)
+
+
+def trained_exif(cfg: Config, recorded: Any, path: str, given: Optional[Set[str]]) -> Config:
+    """``cfg`` with the ``exif_orientation`` that the run of ``path`` read its photos with (``recorded``: its
+    configuration's or the exported file's metadata) where the user left it at its default, and said so."""
+    if not isinstance(recorded, bool):
+        return cfg
+    return _follow_run(cfg, "exif_orientation", recorded, f"{recorded}: how photos were read in", path, given)
+
+
+def _follow_run(cfg: Config, key: str, recorded: Any, said: str, path: str, given: Optional[Set[str]]) -> Config:
+    """An image folder's ``cfg`` with ``key`` at the ``recorded`` value of ``path``'s run, where it differs and
+    the command line did not set the key (``given``; None: a caller that never follows)."""
+    if cfg.dataset == "cifar10" or recorded == getattr(cfg, key) or given is None or key in given:
+        return cfg
+    print0(f"{key} {said} {path}'s run (--{key} to evaluate with another)", file=sys.stderr)
+    return dataclasses.replace(cfg, **{key: recorded})
 
 
 def trained_split(cfg: Config, held_out: Any, path: str, given: Optional[Set[str]]) -> Config:
@@ -211,6 +225,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         ckpt_io.trained_dataset(path, (ckpt.get("config") or {}).get("dataset"), cfg.dataset)
         cfg = trained_split(trained_size(cfg, ckpt, path, given), ckpt.get("held_out"), path, given)
         cfg = trained_crop(cfg, (ckpt.get("config") or {}).get("crop_pct"), path, given)
+        cfg = trained_exif(cfg, (ckpt.get("config") or {}).get("exif_orientation"), path, given)
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(device=device, memory_format=memory_format)
         opts = data_options(cfg, device, train=False)
@@ -242,7 +257,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
 # width_mult, padding) read off the checkpoint. A config file shared with training holds them by design;
 # given on eval's command line they are named, as the seed's keys with no meaning here are.
 EVAL_KEYS = frozenset({"config_path", "dataset", "dataset_path", "checkpoint_path", "batch_size", "eval_batch_size",
-                       "image_size", "crop_pct", "val_split", "num_workers", "data_pipeline", "max_bad_samples",
+                       "image_size", "crop_pct", "exif_orientation", "val_split", "num_workers", "data_pipeline", "max_bad_samples",
                        "channels_last", "precision", "device_target", "use_ema", "eval_drop_last", "run_distribute"})
 MODEL_KEYS = ("class_num", "width_mult", "padding")
 # An ONNX file runs in ONNX Runtime on the CPU (a .pt2 program in PyTorch on the CPU), in fp32, NCHW, with the

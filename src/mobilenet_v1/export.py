@@ -245,8 +245,9 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                  "classes": ckpt.get("classes"), "source": os.path.basename(path)})
     meta["weights"] = ckpt_io.which_weights(ckpt, use_ema) or None  # None: not written
     meta["held_out"] = ckpt.get("held_out")  # the images its run kept out of training, for eval and quantize
-    if dataset == "imagenet2012":  # the evaluation crop its run used, for eval, predict and quantize
-        meta["crop_pct"] = float(config.get("crop_pct") or CROP_PCT)
+    if dataset == "imagenet2012":  # the evaluation crop its run used, and how it read photos, for eval,
+        meta["crop_pct"] = float(config.get("crop_pct") or CROP_PCT)  # predict, quantize (and apps)
+        meta["exif_orientation"] = bool(config.get("exif_orientation", False))
     if qat:
         reduced = model.quant.reduce_range
         meta["quantization"] = (f"INT8 quantization-aware training, QDQ, per-channel int8 weights"

@@ -9,7 +9,8 @@ Images get the evaluation transform of the data the model was trained on, which 
 records in its configuration and an exported ONNX file in its metadata:
 
 - ImageNet-style folders: shorter side resized (256 for 224; ``image_size / crop_pct``, the crop_pct the
-  run evaluated with), centre crop, ImageNet normalisation.
+  run evaluated with), centre crop, ImageNet normalisation; photos turned upright by their EXIF
+  orientation where the run read them so (its ``exif_orientation``).
 - CIFAR-10 binaries: the model only ever saw 32x32 images resized to ``image_size``. A photo is
   centre-cropped to a square and shrunk to 32x32 first, then given the CIFAR-10 evaluation transform
   (resize to ``image_size``, CIFAR-10 normalisation); a 32x32 image passes through exactly as in eval.
@@ -124,8 +125,10 @@ class ImageFiles(Dataset):
     :class:`data.BadSample` that stopped it (as the training loaders report one); read and decoded in a
     loader worker."""
 
-    def __init__(self, paths: Sequence[str], dataset: str, image_size: int, crop_pct: float = T.CROP_PCT):
+    def __init__(self, paths: Sequence[str], dataset: str, image_size: int, crop_pct: float = T.CROP_PCT,
+                 exif: bool = False):
         self.paths, self.dataset, self.image_size, self.crop_pct = list(paths), dataset, image_size, crop_pct
+        self.exif = exif
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -133,8 +136,8 @@ class ImageFiles(Dataset):
     def __getitem__(self, i: int) -> Tuple[str, Union[torch.Tensor, BadSample]]:
         path = self.paths[i]
         try:
-            return path, eval_image(T.decode_rgb(read_bytes(path), path), self.dataset, self.image_size,
-                                    self.crop_pct)
+            return path, eval_image(T.decode_rgb(read_bytes(path), path, self.exif), self.dataset,
+                                    self.image_size, self.crop_pct)
         except (OSError, ValueError) as e:  # unreadable, or not an image (DecodeError)
             return path, BadSample(path, read_failure(e))
 
@@ -159,6 +162,7 @@ class Predictor:
     weights: str = ""
     device: torch.device = torch.device("cpu")  # where the model runs (an ONNX file: ONNX Runtime's CPU)
     crop_pct: float = T.CROP_PCT  # an ImageNet-style model's centre crop (transforms.resize_center_crop)
+    exif_orientation: bool = False  # photos turned upright by their EXIF orientation (the model's run's key)
 
     def normalizer(self) -> T.Normalize:
         mean, std = (T.IMAGENET_MEAN, T.IMAGENET_STD) if self.dataset == "imagenet2012" else (T.CIFAR_MEAN, T.CIFAR_STD)
@@ -174,8 +178,9 @@ class Predictor:
         valid = torch.tensor([n is not None for n in self.names])
         k = min(k, int(valid.sum()))
         workers = predict_workers(num_workers, len(images), batch_size, self.device)
-        loader = DataLoader(ImageFiles(images, self.dataset, self.image_size, self.crop_pct), batch_size=batch_size,
-                            num_workers=workers, collate_fn=list, prefetch_factor=4 if workers else None)
+        loader = DataLoader(ImageFiles(images, self.dataset, self.image_size, self.crop_pct, self.exif_orientation),
+                            batch_size=batch_size, num_workers=workers, collate_fn=list,
+                            prefetch_factor=4 if workers else None)
         normalize = self.normalizer()
         results: List[Dict[str, Any]] = []
         for items in loader:
@@ -239,9 +244,10 @@ def guess_dataset(class_num: int) -> str:
 
 def load_predictor(path: str, labels: Optional[str] = None, background_class: bool = False,
                    dataset: Optional[str] = None, image_size: Optional[int] = None, use_ema: bool = True,
-                   device_target: str = "CPU", crop_pct: Optional[float] = None) -> Predictor:
-    """A model file and what it takes to run it on image files; ``image_size`` and ``crop_pct`` override
-    what the file records, ``dataset`` must be the one it records (it names a file's that records none). A checkpoint with a weight average predicts with it unless ``use_ema`` is False.
+                   device_target: str = "CPU", crop_pct: Optional[float] = None,
+                   exif_orientation: Optional[bool] = None) -> Predictor:
+    """A model file and what it takes to run it on image files; ``image_size``, ``crop_pct`` and
+    ``exif_orientation`` override what the file records, ``dataset`` must be the one it records (it names a file's that records none). A checkpoint with a weight average predicts with it unless ``use_ema`` is False.
     ``device_target`` (CPU, GPU or auto) is where a checkpoint's model runs; an ONNX file runs in ONNX
     Runtime on the CPU, a ``.pt2`` program in PyTorch on the CPU."""
     path = ckpt_io.resolve_checkpoint_path(path)
@@ -263,7 +269,7 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
         model: nn.Module = onnx_model
         recorded, trained_on = meta.get("classes"), meta.get("dataset")
         weights = meta.get("weights", "")  # chosen when it was exported
-        crop = meta.get("crop_pct")
+        crop, exif = meta.get("crop_pct"), meta.get("exif_orientation")
     else:
         ckpt = ckpt_io.load_file(path)
         model, args = model_from_checkpoint(ckpt, path, use_ema)
@@ -276,7 +282,7 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
         class_num = args["class_num"]
         size = image_size or config.get("image_size") or 224
         recorded, trained_on = ckpt.get("classes"), config.get("dataset")
-        crop = config.get("crop_pct")
+        crop, exif = config.get("crop_pct"), config.get("exif_orientation")
     if not class_num:
         raise ValueError(f"{path}: the number of classes cannot be read from the file")
     # Another data set's transform would feed the model inputs it was not trained on (and a file with an
@@ -285,9 +291,14 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
     if crop_pct is not None and dataset != "imagenet2012":
         raise ValueError(f"--crop_pct {crop_pct:g}: {path} takes CIFAR-10's evaluation transform (resize, no "
                          f"crop); crop_pct is ImageNet-style models'")
+    if exif_orientation is not None and dataset != "imagenet2012":
+        raise ValueError(f"--exif_orientation {exif_orientation}: {path} takes CIFAR-10's evaluation transform; "
+                         f"exif_orientation is ImageNet-style models'")
+    if exif_orientation is None:
+        exif_orientation = dataset == "imagenet2012" and exif is True
     return Predictor(model=model, source=path, dataset=dataset, image_size=int(size),
                      names=class_names(class_num, recorded, labels, background_class), weights=weights,
-                     device=device, crop_pct=float(crop_pct or crop or T.CROP_PCT))
+                     device=device, crop_pct=float(crop_pct or crop or T.CROP_PCT), exif_orientation=exif_orientation)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -308,6 +319,9 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--crop_pct", type=float, default=None,
                    help="ImageNet-style models: the centre crop's share of the resized shorter side (default: "
                         f"what the file records, else {T.CROP_PCT}, the seed's 224 of 256)")
+    p.add_argument("--exif_orientation", type=bool_option, default=None, metavar="True|False",
+                   help="ImageNet-style models: turn photos upright by their EXIF orientation tag (default: as the "
+                        "model's run read its photos, its exif_orientation key; else False, the pixels as stored)")
     p.add_argument("--use_ema", type=bool_option, default=True, metavar="True|False",
                    help="a checkpoint of a run with --ema_decay: its weight average (True, the default) or its "
                         "trained weights")
@@ -344,12 +358,12 @@ def main(argv: Sequence[str]) -> int:
             raise ValueError(f"--out {a.out}: {os.path.dirname(os.path.abspath(a.out))} is not a folder")
     images = image_files(a.images)
     predictor = load_predictor(a.ckpt_file, a.labels, a.background_class, a.dataset, a.image_size, a.use_ema,
-                               a.device_target, a.crop_pct)
+                               a.device_target, a.crop_pct, a.exif_orientation)
     results = predictor.top_k(images, a.top_k, a.num_workers, a.batch_size)
     failed = [r for r in results if "error" in r]
     extra = {"weights": predictor.weights} if predictor.weights else {}
     if predictor.dataset == "imagenet2012":
-        extra["crop_pct"] = predictor.crop_pct
+        extra.update(crop_pct=predictor.crop_pct, exif_orientation=predictor.exif_orientation)
     payload = {"model": predictor.source, "dataset": predictor.dataset, "image_size": predictor.image_size,
                **extra, "predictions": results}
     if a.out is not None:

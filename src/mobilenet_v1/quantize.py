@@ -44,7 +44,8 @@ def whole_batches(count: int, batch_size: int) -> int:
 def calibration_loader(dataset: str, calib_data: str, image_size: int, count: int, seed: int,
                        batch_size: int = CALIB_BATCH, num_workers: int = -1, static_batch: bool = False,
                        max_bad_samples: int = -1, val_split: float = 0.0,
-                       crop_pct: float = CROP_PCT) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+                       crop_pct: float = CROP_PCT,
+                       exif_orientation: bool = False) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
     """``count`` training images chosen at random (``seed``) with their labels, as normalised float32
     NCHW batches on the CPU made by the evaluation transforms (resize, and centre crop for ImageNet
     folders; normalisation). Unreadable files are skipped as in training (``max_bad_samples``).
@@ -53,12 +54,14 @@ def calibration_loader(dataset: str, calib_data: str, image_size: int, count: in
     see :func:`whole_batches`), also where skipped files shortened a batch of the loader; a data set of
     fewer images than ``count`` ends at its last whole batch. Calibration and the comparison after it
     then see the same images. ``val_split``: an image folder's share of each class held out from
-    training (:mod:`data`), left out here too. ``crop_pct``: an image folder's evaluation crop."""
+    training (:mod:`data`), left out here too. ``crop_pct``: an image folder's evaluation crop;
+    ``exif_orientation``: its photos turned upright by their EXIF tag."""
     if static_batch and count % batch_size:
         raise ValueError(f"calibration_loader: {count} images are not whole batches of {batch_size}")
     opts = DataOptions(dataset=dataset, dataset_path=calib_data, batch_size=batch_size, image_size=image_size,
                        seed=seed, num_workers=num_workers, channels_last=False, flip=False, pipeline="cpu",
-                       max_bad_samples=max_bad_samples, val_split=val_split, crop_pct=crop_pct)
+                       max_bad_samples=max_bad_samples, val_split=val_split, crop_pct=crop_pct,
+                       exif_orientation=exif_orientation and dataset != "cifar10")
     loader = build_loader(opts, train=False, device=torch.device("cpu"), drop_last=static_batch, split="train",
                           shuffle=True)
     taken = 0
@@ -333,7 +336,8 @@ def main(argv: Sequence[str]) -> int:
     def batches():
         return calibration_loader(dataset, a.calib_data, hw[0], count, a.seed, batch, a.num_workers,
                                   static_batch=fp32.fixed_batch is not None, val_split=val_split,
-                                  crop_pct=fp32.metadata.get("crop_pct") or CROP_PCT)
+                                  crop_pct=fp32.metadata.get("crop_pct") or CROP_PCT,
+                                  exif_orientation=fp32.metadata.get("exif_orientation") is True)
 
     result = quantize_file(a.onnx, a.out, batches(), per_channel=not a.per_tensor, reduce_range=a.reduce_range)
     check = compare_top1(fp32, OnnxModel(a.out), batches())

@@ -137,7 +137,8 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     device = resolve_device(device_target)
     model = model.to(device)
     batches = calibration_loader(dataset, dataset_path, image_size, images, seed, batch_size, num_workers,
-                                 val_split=val_split, crop_pct=crop_pct)
+                                 val_split=val_split, crop_pct=crop_pct,
+                                 exif_orientation=config.get("exif_orientation") is True)
     seen = recalibrate(model, batches, device)
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}

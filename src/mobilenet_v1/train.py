@@ -43,7 +43,8 @@ def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataO
                        channels_last=cfg.channels_last, flip=cfg.random_flip, pipeline=cfg.data_pipeline,
                        max_bad_samples=cfg.max_bad_samples, auto_augment=cfg.auto_augment,
                        ra_magnitude=cfg.ra_magnitude, augmix_severity=cfg.augmix_severity,
-                       val_split=cfg.val_split, crop_pct=cfg.crop_pct, crop_scale_min=cfg.crop_scale_min)
+                       val_split=cfg.val_split, crop_pct=cfg.crop_pct, crop_scale_min=cfg.crop_scale_min,
+                       exif_orientation=cfg.exif_orientation)
 
 
 def build_model(cfg: Config) -> MobileNetV1:
@@ -413,7 +414,8 @@ def steps_change(ckpt: Dict[str, Any], source: str, steps_per_epoch: int, batch:
 # Training-recipe keys a resume may change (the run then trains with its own), named when it does.
 RECIPE_KEYS = ("drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "random_erase", "mixup_alpha",
                "cutmix_alpha", "mix_prob", "clip_grad_norm", "use_label_smooth", "label_smooth_factor",
-               "random_flip", "crop_scale_min", "teacher", "distill_alpha", "distill_temperature", "qat_range_epochs")
+               "random_flip", "crop_scale_min", "exif_orientation", "teacher", "distill_alpha", "distill_temperature",
+               "qat_range_epochs")
 
 
 def recipe_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:

@@ -37,17 +37,19 @@ class DecodeError(ValueError):
     """A file that is not a readable image."""
 
 
-def decode_rgb(data: torch.Tensor, name: str = "<bytes>") -> torch.Tensor:
+def decode_rgb(data: torch.Tensor, name: str = "<bytes>", exif: bool = False) -> torch.Tensor:
     """Decode JPEG/PNG/GIF/WebP bytes (uint8 1-D tensor) to a uint8 (3, H, W) RGB tensor.
 
-    Grayscale, CMYK and palette images come out as RGB, 16-bit images as their top 8 bits. Falls back
-    to PIL for anything libjpeg/libpng through torchvision cannot read, and raises
-    :class:`DecodeError` naming ``name`` if neither can.
+    Grayscale, CMYK and palette images come out as RGB, 16-bit images as their top 8 bits. With ``exif``,
+    a JPEG or PNG is turned upright by its EXIF orientation tag (rotated and/or mirrored, as photo viewers
+    show it; the ``exif_orientation`` key); without, its pixels come as stored, as PIL and torchvision
+    give them by default. Falls back to PIL for anything libjpeg/libpng through torchvision cannot read,
+    and raises :class:`DecodeError` naming ``name`` if neither can.
     """
     if data.numel() == 0:
         raise DecodeError(f"{name}: empty file")
     try:
-        img = decode_image(data, mode=ImageReadMode.RGB)
+        img = decode_image(data, mode=ImageReadMode.RGB, apply_exif_orientation=exif)
         if img.ndim == 4:  # animated GIF: first frame
             img = img[0]
         if img.dtype != torch.uint8:  # a 16-bit PNG decodes to uint16
@@ -55,17 +57,18 @@ def decode_rgb(data: torch.Tensor, name: str = "<bytes>") -> torch.Tensor:
         return img
     except (RuntimeError, ValueError):
         pass
-    return _decode_with_pil(data, name)
+    return _decode_with_pil(data, name, exif)
 
 
-def _decode_with_pil(data: torch.Tensor, name: str) -> torch.Tensor:
+def _decode_with_pil(data: torch.Tensor, name: str, exif: bool = False) -> torch.Tensor:
     import io
 
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data.numpy().tobytes())) as im:
+        with Image.open(io.BytesIO(data.numpy().tobytes())) as opened:
+            im = ImageOps.exif_transpose(opened) if exif else opened
             if im.mode.startswith("I;16") or im.mode == "I":
                 # 16- or 32-bit grayscale (TIFF, PGM): convert("RGB") would clip it at 255, not scale it.
                 gray = np.asarray(im).astype(np.int64)
@@ -344,11 +347,14 @@ def flip_where(images: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
 class JpegFrame(NamedTuple):
     """A JPEG's frame header: the SOF marker says baseline (0xC0), extended (0xC1), progressive (0xC2)
     or another coding; components are 3 for YCbCr, 1 for grayscale, 4 for CMYK/YCCK; height and width
-    are the decoded image's (height 0: given later in the file, by a DNL marker)."""
+    are the decoded image's as stored (height 0: given later in the file, by a DNL marker).
+    ``orientation``: the EXIF orientation tag of its headers, 1 to 8; 0 where it has none; -1 where its
+    EXIF block cannot be read or holds another value."""
     marker: int = 0
     components: int = 0
     height: int = 0
     width: int = 0
+    orientation: int = 0
 
     @property
     def gpu_decodable(self) -> bool:
@@ -358,14 +364,16 @@ class JpegFrame(NamedTuple):
 
 
 def jpeg_frame(data: bytes) -> JpegFrame:
-    """The frame header of a JPEG file's bytes; all zeros if ``data`` is not a JPEG whose frame header
-    could be found."""
+    """The frame header of a JPEG file's bytes, and the EXIF orientation among the headers up to the
+    first scan (where libjpeg reads them); all zeros if ``data`` is not a JPEG whose frame header could
+    be found."""
     if len(data) < 4 or data[0] != 0xFF or data[1] != 0xD8:
         return JpegFrame()
+    frame, orientation, exif_seen = None, 0, False
     i = 2
     while i + 4 <= len(data):
         if data[i] != 0xFF:
-            return JpegFrame()
+            break
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
@@ -373,15 +381,46 @@ def jpeg_frame(data: bytes) -> JpegFrame:
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
             i += 2
             continue
+        if marker == 0xDA:  # start of scan: the headers are over
+            break
+        length = (data[i + 2] << 8) | data[i + 3]
         # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC): length, precision, height, width, components
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+        if frame is None and 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
             if i + 9 >= len(data):
-                return JpegFrame()
-            return JpegFrame(marker, data[i + 9], (data[i + 5] << 8) | data[i + 6], (data[i + 7] << 8) | data[i + 8])
-        if marker == 0xDA:  # start of scan before any frame header
-            return JpegFrame()
-        i += 2 + ((data[i + 2] << 8) | data[i + 3])
-    return JpegFrame()
+                break
+            frame = (marker, data[i + 9], (data[i + 5] << 8) | data[i + 6], (data[i + 7] << 8) | data[i + 8])
+        elif marker == 0xE1 and not exif_seen and data[i + 4:i + 10] == b"Exif\x00\x00":
+            exif_seen = True  # the first EXIF block counts, as for libjpeg's readers
+            orientation = exif_orientation(data[i + 10:i + 2 + length])
+        i += 2 + length
+    return JpegFrame(*frame, orientation) if frame else JpegFrame()
+
+
+def exif_orientation(tiff: bytes) -> int:
+    """The orientation tag (0x0112) of an EXIF block's first directory (``tiff``: the block after the
+    ``Exif`` and two zero bytes that open it): 1 to 8; 0 where the directory has no such tag; -1 where
+    the block cannot be read or the tag holds another value."""
+    if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
+        return -1
+    order = "little" if tiff[:2] == b"II" else "big"
+
+    def number(at: int, size: int) -> int:
+        return int.from_bytes(tiff[at:at + size], order)
+
+    if number(2, 2) != 42:
+        return -1
+    start = number(4, 4)
+    if start + 2 > len(tiff):
+        return -1
+    count = number(start, 2)
+    if start + 2 + 12 * count > len(tiff):
+        return -1
+    for k in range(count):
+        entry = start + 2 + 12 * k
+        if number(entry, 2) == 0x0112:
+            value = number(entry + 8, 2)  # type SHORT, one value, in the entry's first two bytes
+            return value if number(entry + 2, 2) == 3 and number(entry + 4, 4) == 1 and 1 <= value <= 8 else -1
+    return 0
 
 
 def gpu_decodable(data: bytes) -> bool:
