@@ -1,4 +1,5 @@
 import dataclasses
+import io
 import os
 
 import numpy as np
@@ -395,6 +396,35 @@ def test_exif_orientation_is_read_from_the_headers_and_turns_the_photo_upright()
     assert T.exif_orientation(b"II*\0\x08\0\0\0\0\0") == 0  # a directory without the tag
     assert T.exif_orientation(b"XX*\0\x08\0\0\0") == T.exif_orientation(b"II*\0\xff\0\0\0") == -1
     assert T.jpeg_frame(exif_jpeg(arr, 9)).orientation == -1  # no such orientation
+    # torchvision reads the first APP1 block whatever it holds, and libjpeg skips stray bytes between
+    # blocks: where either could hide an orientation, "cannot tell" (-1), and the GPU pipeline decodes
+    # such a file on the CPU as the CPU pipeline does.
+    turned = exif_jpeg(arr, 6)
+    at = turned.index(b"Exif")
+    assert T.jpeg_frame(turned[:at + 5] + b"\xff" + turned[at + 6:]).orientation == -1  # not "Exif\0\0"
+    xmp = b"\xff\xe1\x00\x0chttp://x\x00\x00"  # an APP1 block before the EXIF one
+    assert T.jpeg_frame(turned[:2] + xmp + turned[2:]).orientation == -1
+    def stray_after_frame(raw: bytes) -> bytes:
+        end = raw.index(b"\xff\xc0") + 2 + int.from_bytes(raw[raw.index(b"\xff\xc0") + 2:][:2], "big")
+        return raw[:end] + b"\x00\x00" + raw[end:]
+
+    plain = jpeg_bytes(arr)
+    assert T.jpeg_frame(stray_after_frame(turned)).orientation == 6  # its block came before the stray bytes
+    assert T.jpeg_frame(stray_after_frame(plain))[:4] == T.jpeg_frame(plain)[:4]
+    assert T.jpeg_frame(stray_after_frame(plain)).orientation == -1  # a block could follow them
+    assert T.jpeg_frame(plain[:plain.index(b"\xff\xda")]).orientation == -1  # cut before its first scan
+    # A tag PIL cannot write back (a ColorMap in ASCII) made ImageOps.exif_transpose raise struct.error;
+    # the fallback turns the image all the same.
+    import struct
+
+    entries = [(0x0112, 3, 1, struct.pack(">H", 6) + b"\0\0"), (0x0140, 2, 4, b"abc\0")]
+    block = (b"Exif\0\0MM" + struct.pack(">HIH", 42, 8, 2)
+             + b"".join(struct.pack(">HHI", t, kind, n) + v for t, kind, n, v in entries) + b"\0\0\0\0")
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", exif=block)
+    data = torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
+    assert torch.equal(T._decode_with_pil(data, "x", exif=True), T.decode_rgb(data, exif=True))
+    assert T.decode_rgb(data, exif=True).shape == (3, 40, 30)
 
 
 def test_image_folder_loader_end_to_end(image_folder):

@@ -741,6 +741,10 @@ def test_exif_orientation_follows_the_model_through_eval_export_predict_and_quan
     onnx_path = str(tmp_path / "upright.onnx")
     export_checkpoint(path, str(tmp_path / "upright"))
     assert OnnxModel(onnx_path).metadata["exif_orientation"] is True
+    from mobilenet_v1.onnx_io import read_metadata
+
+    assert read_metadata({"exif_orientation": "true"})["exif_orientation"] is True  # a .pt2's JSON
+    assert read_metadata({"exif_orientation": "False"})["exif_orientation"] is False
     assert cli.main(["quantize", "--onnx", onnx_path, "--calib_data", str(folder), "--calib_images", "4",
                      "--out", str(tmp_path / "upright_int8.onnx")]) == 0
     assert seen == [True, False, True, True]  # quantize: the calibration pass and the comparison

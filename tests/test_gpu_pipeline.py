@@ -201,6 +201,7 @@ def test_exif_orientation_turns_photos_upright_in_both_pipelines_alike(tmp_path)
             upright = xc
     # The 40x64 photo turned by 90 degrees is 64x40: its centre square is another part of the picture.
     assert (upright[0] - xc[0]).abs().mean() > 0.1 and torch.equal(upright[1], xc[1])
+    assert (upright[2] - xc[2]).abs().mean() > 0.1  # 3: turned by 180 degrees
 
 
 @pytest.mark.parametrize("pipeline", ["cpu", "gpu"])

@@ -153,7 +153,8 @@ def with_logits(model: nn.Module, batch_sizes: Sequence[int], height: int, width
     """Each batch of :func:`check_batches` with PyTorch's float logits for it (``model`` in eval mode)."""
     for x in check_batches(batch_sizes, height, width, seed, images):
         with torch.no_grad():
-            yield x, model.eval()(x).float()
+            logits = model.eval()(x).float()
+        yield x, logits
 
 
 def max_difference(deployed: DeployedModel, model: nn.Module, batch_sizes: Sequence[int], height: int, width: int,

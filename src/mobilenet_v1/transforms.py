@@ -5,7 +5,7 @@ the GPU JPEG pipeline, so the tests on the CPU check the code the GPU runs.
 """
 import math
 import random
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -64,11 +64,11 @@ def _decode_with_pil(data: torch.Tensor, name: str, exif: bool = False) -> torch
     import io
 
     import numpy as np
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data.numpy().tobytes())) as opened:
-            im = ImageOps.exif_transpose(opened) if exif else opened
+            im = _upright(opened) if exif else opened
             if im.mode.startswith("I;16") or im.mode == "I":
                 # 16- or 32-bit grayscale (TIFF, PGM): convert("RGB") would clip it at 255, not scale it.
                 gray = np.asarray(im).astype(np.int64)
@@ -84,6 +84,22 @@ def _decode_with_pil(data: torch.Tensor, name: str, exif: bool = False) -> torch
         # hostile file, skipped like any other unreadable one.
         raise DecodeError(f"{name}: not a readable image ({e})") from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+
+
+def _upright(im):
+    """A PIL image turned by its EXIF orientation tag, the standard's table (as ``ImageOps.exif_transpose``
+    turns it, without writing the tags back: that raises on some damaged ones); as it is where the tag
+    is missing or unreadable."""
+    from PIL import Image
+
+    try:
+        orientation = im.getexif().get(0x0112)
+    except Exception:  # damaged EXIF: PIL raises struct, value and type errors alike
+        return im
+    turn = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}.get(orientation) if isinstance(orientation, int) else None
+    return im.transpose(turn) if turn is not None else im
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -212,18 +228,19 @@ def batch_resize_center_crop(images: Sequence[torch.Tensor], size: int, crop_pct
     :data:`GROUP_PIXELS` pixels: on a GPU a few kernel launches per size in the batch (photo collections
     share a few sizes: most ImageNet photos are 500x375 or 375x500) instead of per image. The values are
     those of the image-by-image transform: each image of a group is computed as it is alone."""
-    groups: Dict[Tuple[int, ...], List[int]] = {}
+    groups: Dict[Tuple[Any, ...], List[int]] = {}
     for i, img in enumerate(images):
-        groups.setdefault(tuple(img.shape), []).append(i)
+        groups.setdefault((*img.shape, img.dtype), []).append(i)
     out: List[Optional[torch.Tensor]] = [None] * len(images)
-    for shape, members in groups.items():
-        per_call = max(1, GROUP_PIXELS // (shape[-2] * shape[-1]))
+    for key, members in groups.items():
+        per_call = max(1, GROUP_PIXELS // (key[-3] * key[-2]))
         for start in range(0, len(members), per_call):
             part = members[start:start + per_call]
             group = images[part[0]][None] if len(part) == 1 else torch.stack([images[i] for i in part])
             for i, crop in zip(part, resize_center_crop(group, size, crop_pct)):
                 out[i] = crop
     return torch.stack(out)
+
 
 def crop_at(images: torch.Tensor, padding: int, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
     """The window at offset (``dy[i]``, ``dx[i]``) in ``0..2*padding`` of each zero-padded image."""
@@ -369,7 +386,7 @@ def jpeg_frame(data: bytes) -> JpegFrame:
     be found."""
     if len(data) < 4 or data[0] != 0xFF or data[1] != 0xD8:
         return JpegFrame()
-    frame, orientation, exif_seen = None, 0, False
+    frame, orientation, app1_seen, scan = None, 0, False, False
     i = 2
     while i + 4 <= len(data):
         if data[i] != 0xFF:
@@ -382,6 +399,7 @@ def jpeg_frame(data: bytes) -> JpegFrame:
             i += 2
             continue
         if marker == 0xDA:  # start of scan: the headers are over
+            scan = True
             break
         length = (data[i + 2] << 8) | data[i + 3]
         # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC): length, precision, height, width, components
@@ -389,11 +407,17 @@ def jpeg_frame(data: bytes) -> JpegFrame:
             if i + 9 >= len(data):
                 break
             frame = (marker, data[i + 9], (data[i + 5] << 8) | data[i + 6], (data[i + 7] << 8) | data[i + 8])
-        elif marker == 0xE1 and not exif_seen and data[i + 4:i + 10] == b"Exif\x00\x00":
-            exif_seen = True  # the first EXIF block counts, as for libjpeg's readers
-            orientation = exif_orientation(data[i + 10:i + 2 + length])
+        elif marker == 0xE1 and not app1_seen:
+            # torchvision reads the orientation from the first APP1 block, whatever it holds: only a plain
+            # EXIF block there is read here, anything else is "cannot tell" (-1).
+            app1_seen = True
+            block = data[i + 4:i + 2 + length]
+            orientation = exif_orientation(block[6:]) if block[:6] == b"Exif\x00\x00" else -1
         i += 2 + length
-    return JpegFrame(*frame, orientation) if frame else JpegFrame()
+    if not frame:
+        return JpegFrame()
+    # Headers not read to the first scan (stray bytes, a cut file) may hide a block libjpeg would read.
+    return JpegFrame(*frame, orientation if scan or orientation else -1)
 
 
 def exif_orientation(tiff: bytes) -> int:
