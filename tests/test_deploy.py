@@ -644,21 +644,28 @@ def test_export_of_a_file_without_its_data_set_says_what_it_guessed_and_takes_da
     assert f"--dataset imagenet2012: {recorded} was trained on cifar10" in err
 
 
+def loader_options(monkeypatch, key: str) -> list:
+    """The value of ``DataOptions.<key>`` of each loader that eval and quantize build from here on, in order."""
+    from mobilenet_v1 import quantize
+
+    seen = []
+    for module in (evaluate, quantize):
+        real = module.build_loader
+        monkeypatch.setattr(module, "build_loader",
+                            lambda opts, real=real, **kw: seen.append(getattr(opts, key)) or real(opts, **kw))
+    return seen
+
+
 def test_crop_pct_follows_the_model_through_eval_export_predict_and_quantize(image_folder, tmp_path, capsys,
                                                                               monkeypatch):
     """A run's evaluation crop (crop_pct, recorded in its configuration) is what eval, an exported ONNX
     file (its metadata), predict and INT8 calibration use unless told otherwise; eval says so."""
-    from mobilenet_v1 import quantize
     from mobilenet_v1.config import ConfigError
 
     path = str(tmp_path / "wide.ckpt")
     ckpt_io.atomic_save({"model": MobileNetV1(class_num=2, width_mult=0.25).state_dict(), "classes": ["n01", "n02"],
                          "config": {"dataset": "imagenet2012", "image_size": 32, "crop_pct": 1.0}}, path)
-    crops = []
-    for module in (evaluate, quantize):
-        real = module.build_loader
-        monkeypatch.setattr(module, "build_loader",
-                            lambda opts, real=real, **kw: crops.append(opts.crop_pct) or real(opts, **kw))
+    crops = loader_options(monkeypatch, "crop_pct")
     base = ["eval", "--dataset=imagenet2012", f"--dataset_path={image_folder}", "--device_target=CPU",
             "--num_workers=0"]
     assert cli.main(base + [f"--checkpoint_path={path}"]) == 0
@@ -702,7 +709,6 @@ def test_exif_orientation_follows_the_model_through_eval_export_predict_and_quan
     its stored pixels."""
     from PIL import Image
 
-    from mobilenet_v1 import quantize
     from mobilenet_v1.config import ConfigError
     from mobilenet_v1.transforms import decode_rgb
 
@@ -727,11 +733,7 @@ def test_exif_orientation_follows_the_model_through_eval_export_predict_and_quan
         model.train()(torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
     ckpt_io.atomic_save({"model": model.state_dict(), "classes": ["n01", "n02"],
                          "config": {"dataset": "imagenet2012", "image_size": 32, "exif_orientation": True}}, path)
-    seen = []
-    for module in (evaluate, quantize):
-        real = module.build_loader
-        monkeypatch.setattr(module, "build_loader",
-                            lambda opts, real=real, **kw: seen.append(opts.exif_orientation) or real(opts, **kw))
+    seen = loader_options(monkeypatch, "exif_orientation")
     base = ["eval", "--dataset=imagenet2012", f"--dataset_path={folder}", "--device_target=CPU", "--num_workers=0"]
     assert cli.main(base + [f"--checkpoint_path={path}"]) == 0
     assert f"exif_orientation True: how photos were read in {path}'s run" in capsys.readouterr().err
