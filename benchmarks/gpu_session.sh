@@ -4,7 +4,7 @@
 # 600 s call), so one that runs long leaves the others their figures. A second call, if the session's
 # device time allows one, runs the experiments that did not fit in the first.
 #   bash benchmarks/gpu_session.sh           (the first call; writes logs and JSON under $OUT)
-#   bash benchmarks/gpu_session.sh second    (the second call)
+#   bash benchmarks/gpu_session.sh second    (the second call: about 570 s)
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_out}
@@ -23,8 +23,11 @@ if [ "${1:-first}" = second ]; then
   timeout 170 python3 benchmarks/train_throughput.py --modes "" --e2e_images 8192 --e2e_pipelines gpu \
     --e2e_compile_modes default,reduce-overhead --e2e_epochs 3 --json "$OUT/e2e_modes.json" 2>&1 | tail -8
 
+  echo "== exif_orientation on the GPU: nvJPEG's stored pixels turned on the device against the CPU pipeline's"
+  timeout 40 python3 benchmarks/exif_check.py --json "$OUT/exif.json" 2>&1 | tail -20
+
   echo "== input pipeline: the DataLoader's pin thread pinning the workers' bytes, alternated over 3 rounds"
-  timeout 150 python3 benchmarks/input_pipeline.py --images 8192 --passes 2 --pinned_bytes --rounds 3 --stages 0 \
+  timeout 130 python3 benchmarks/input_pipeline.py --images 8192 --passes 2 --pinned_bytes --rounds 3 --stages 0 \
     --json "$OUT/input_pinned.json" 2>&1 | tail -8
   echo "== done"
   exit 0

@@ -109,7 +109,7 @@ def test_workers_draw_the_training_crops_from_the_file_header(image_folder):
     same_size = [CropDraw(d.size, (0, 0, 2, 2), d.flip) for d in batch.draws]  # a draw that fits is used
     taken = loader.transform(images, batch.seeds, same_size)
     assert all(not torch.equal(a, b) for a, b in zip(taken, after_decoding))
-    assert EncodedImageDataset(samples)[(0, 1)][-1] is None  # evaluation: nothing to draw
+    assert EncodedImageDataset(samples)[(0, 1)][5] is None  # evaluation: nothing to draw
 
 
 def test_each_batched_crop_is_its_crop_resampled_alone():
@@ -178,9 +178,10 @@ def test_gpu_pipeline_eval_matches_cpu_pipeline_within_rounding(image_folder, cr
 
 
 def test_exif_orientation_turns_photos_upright_in_both_pipelines_alike(tmp_path):
-    """With exif_orientation, the GPU pipeline's workers decode a photo with an orientation tag other than
-    1 themselves (nvJPEG gives the stored pixels) and both pipelines hand over the same upright image;
-    without, both give the stored pixels, the JPEG going to the batched decode."""
+    """With exif_orientation, a photo with an orientation tag still goes to the GPU pipeline's batched
+    decode (nvJPEG gives the stored pixels), which then turns it on the device, and both pipelines hand
+    over the same upright image (training crops drawn from the turned size); one whose orientation the
+    header walk cannot tell is decoded by the worker. Without the key, both give the stored pixels."""
     from mobilenet_v1.data import DECODED
 
     root = tmp_path / "photos"
@@ -188,11 +189,19 @@ def test_exif_orientation_turns_photos_upright_in_both_pipelines_alike(tmp_path)
         (root / cls).mkdir(parents=True)
         for i, k in enumerate((6, 1, 3)):
             (root / cls / f"{i}.jpg").write_bytes(exif_jpeg(smooth_image(40, 64, 10 * i + len(cls)), k))
+    (root / "b" / "3.jpg").write_bytes(exif_jpeg(smooth_image(40, 64, 7), 9))  # no such orientation: -1
     samples, _ = find_images(str(root))
     for exif in (True, False):
-        kinds = [EncodedImageDataset(samples, exif=exif)[(j, 0)][0] for j in range(len(samples))]
-        assert kinds == ([DECODED, ENCODED, DECODED] if exif else [ENCODED] * 3) * 2
-        opts = DataOptions("imagenet2012", str(root), 6, 32, seed=1, num_workers=0, channels_last=False,
+        items = [EncodedImageDataset(samples, train=True, exif=exif)[(j, 5)] for j in range(len(samples))]
+        assert [item[0] for item in items] == [ENCODED] * 6 + [DECODED if exif else ENCODED]
+        assert [item[6] for item in items] == ([6, 0, 3, 6, 0, 3, 0] if exif else [0] * 7)
+        assert items[0][5].size == ((64, 40) if exif else (40, 64))  # the crop of the turned photo
+        batch = collate_encoded(items)
+        decoded = decode_batch(batch, CPU)  # the CPU's decode_jpeg gives the stored pixels, as nvJPEG does
+        for j, (path, _) in enumerate(samples):
+            alone = T.decode_rgb(torch.frombuffer(bytearray(open(path, "rb").read()), dtype=torch.uint8), exif=exif)
+            assert torch.equal(decoded[j], alone), (exif, j)
+        opts = DataOptions("imagenet2012", str(root), 7, 32, seed=1, num_workers=0, channels_last=False,
                            exif_orientation=exif, crop_pct=1.0)
         (xc, _), = build_loader(opts, train=False, device=CPU, drop_last=False)
         (xg, _), = build_loader(dataclasses.replace(opts, pipeline="gpu"), train=False, device=CPU, drop_last=False)

@@ -556,9 +556,11 @@ class EncodedImageDataset(Dataset):
     header (:class:`CropDraw`; None where the header has no size): Python work per sample that the
     workers do in parallel instead of the process that feeds the GPU.
 
-    With ``exif`` (the ``exif_orientation`` key), a JPEG whose headers hold an EXIF orientation other than
-    1 (or one that cannot be read) is decoded here, turned upright as the CPU pipeline turns it: nvJPEG
-    gives the stored pixels."""
+    With ``exif`` (the ``exif_orientation`` key), a JPEG whose headers hold an EXIF orientation of 2 to 8
+    still goes to nvJPEG, which gives its stored pixels: the item carries the orientation (its last
+    field; 0: as stored) and :func:`decode_batch` turns the image on the device, as the CPU pipeline's
+    decode turns it; its crop is drawn from the turned size. A JPEG whose orientation this header walk
+    cannot tell (:func:`transforms.jpeg_frame`: -1) is decoded here, by the CPU pipeline's decode."""
 
     def __init__(self, samples: Sequence[Tuple[str, int]], train: bool = False,
                  crop_scale: Tuple[float, float] = T.RRC_SCALE, exif: bool = False):
@@ -576,14 +578,16 @@ class EncodedImageDataset(Dataset):
                 raw = f.read()
             data = torch.frombuffer(bytearray(raw), dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
             frame = T.jpeg_frame(raw)
-            if frame.gpu_decodable and not (self.exif and frame.orientation not in (0, 1)):
+            turn = frame.orientation if self.exif and frame.orientation > 1 else 0
+            if frame.gpu_decodable and not (self.exif and frame.orientation < 0):
                 if not T.jpeg_complete(raw):
                     raise T.DecodeError(f"{path}: truncated JPEG (no end-of-image marker)")
-                return ENCODED, data, label, seed, path, self._draw((frame.height, frame.width), seed)
+                size = (frame.width, frame.height) if turn >= 5 else (frame.height, frame.width)  # 5-8: turned
+                return ENCODED, data, label, seed, path, self._draw(size, seed), turn
             img = T.decode_rgb(data, path, self.exif)
-            return DECODED, img, label, seed, path, self._draw(tuple(img.shape[-2:]), seed)
+            return DECODED, img, label, seed, path, self._draw(tuple(img.shape[-2:]), seed), 0
         except (T.DecodeError, OSError) as e:
-            return BAD, BadSample(path, read_failure(e)), label, seed, path, None
+            return BAD, BadSample(path, read_failure(e)), label, seed, path, None, 0
 
     def _draw(self, size: Tuple[int, int], seed: int) -> Optional[CropDraw]:
         if not self.train or min(size) < 1:
@@ -609,6 +613,7 @@ class EncodedBatch:
     bad: List[Tuple[str, str]] = field(default_factory=list)  # (path, reason) of the kind-BAD items
     draws: List[Optional[CropDraw]] = field(default_factory=list)  # per item; empty: none drawn
     slot: Optional[Tuple[str, int]] = None  # (SharedSlots token, buffer index) holding the bytes; None: flat
+    turns: List[int] = field(default_factory=list)  # per item, an EXIF orientation to turn it by; empty: none
 
     def __getstate__(self) -> Dict[str, Any]:
         """Pickled (or copied) where its bytes are read from a shared buffer, the bytes travel, not the
@@ -743,7 +748,9 @@ class SharedSlots:
 
 
 def collate_encoded(batch, slots: Optional[SharedSlots] = None) -> EncodedBatch:
-    kinds, datas, labels, seeds, paths, draws = zip(*batch)
+    """:class:`EncodedImageDataset`'s items as one batch (items without its last field, the orientation,
+    are taken as stored)."""
+    kinds, datas, labels, seeds, paths, draws, *turns = zip(*batch)
     encoded = [d for k, d in zip(kinds, datas) if k == ENCODED]
     lengths = [d.numel() for d in encoded]
     index = slots.put(encoded, sum(lengths)) if slots is not None and encoded else None
@@ -754,7 +761,8 @@ def collate_encoded(batch, slots: Optional[SharedSlots] = None) -> EncodedBatch:
     return EncodedBatch(list(kinds), flat, lengths, [d for k, d in zip(kinds, datas) if k == DECODED],
                         list(labels), list(seeds), list(paths),
                         [(d.path, d.reason) for k, d in zip(kinds, datas) if k == BAD], list(draws),
-                        None if index is None else (slots.token, index))
+                        None if index is None else (slots.token, index),
+                        turns=list(turns[0]) if turns and any(turns[0]) else [])
 
 
 def encoded_loader(dataset: Dataset, batch_size: int, sampler: Sampler, num_workers: int, drop_last: bool,
@@ -796,7 +804,7 @@ def decode_batch(batch: EncodedBatch, device: torch.device,
                     bad.append((batch.paths[i], str(e)))
                     decoded.append(None)
         for i, img in zip(encoded_at, decoded):
-            out[i] = img
+            out[i] = T.turn_upright(img, batch.turns[i]) if batch.turns and img is not None else img
     decoded_at = [i for i, k in enumerate(batch.kinds) if k == DECODED]
     for i, img in zip(decoded_at, batch.decoded):
         out[i] = img.to(device, non_blocking=True)

@@ -86,6 +86,20 @@ def _decode_with_pil(data: torch.Tensor, name: str, exif: bool = False) -> torch
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
+def turn_upright(img: torch.Tensor, orientation: int) -> torch.Tensor:
+    """A decoded (..., H, W) image as stored, turned by its EXIF ``orientation`` (2 to 8: the standard's
+    mirrorings and rotations; anything else: as it is), contiguous: the pixels torchvision's
+    ``apply_exif_orientation`` gives, on any device (one copy)."""
+    if not 2 <= orientation <= 8:
+        return img
+    if orientation >= 5:  # 5 to 8 swap height and width
+        img = img.transpose(-2, -1)
+    # 2: mirrored; 3: 180 degrees; 4: upside down; 5: transposed; 6: 90 degrees clockwise; 7: transverse;
+    # 8: 90 degrees anticlockwise.
+    dims = {2: (-1,), 3: (-2, -1), 4: (-2,), 5: (), 6: (-1,), 7: (-2, -1), 8: (-2,)}[orientation]
+    return (img.flip(dims) if dims else img).contiguous()
+
+
 def _upright(im):
     """A PIL image turned by its EXIF orientation tag, the standard's table (as ``ImageOps.exif_transpose``
     turns it, without writing the tags back: that raises on some damaged ones); as it is where the tag
