@@ -427,6 +427,60 @@ def test_exif_orientation_is_read_from_the_headers_and_turns_the_photo_upright()
     assert T.decode_rgb(data, exif=True).shape == (3, 40, 30)
 
 
+def test_png_of_every_kind_decodes_as_torchvision_does_and_a_damaged_one_is_refused_not_fatal(tmp_path):
+    """PNG goes to PIL: torchvision 0.29's decoder ends the process on a damaged PNG. The pixels are
+    torchvision's for each kind of PNG (a file it can read), and a damaged file is a DecodeError, in a
+    process of its own here, so that a crash fails this test rather than the whole run."""
+    import struct
+    import subprocess
+    import sys
+    import zlib
+
+    from torchvision.io import ImageReadMode, decode_image
+
+    from conftest import smooth_image
+
+    arr = smooth_image(30, 40, 2)
+    rgb = Image.fromarray(arr)
+
+    def png(im, **kw) -> bytes:
+        buf = io.BytesIO()
+        im.save(buf, format="PNG", **kw)
+        return buf.getvalue()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    wide = (arr.astype(np.uint16) * 257 + 3).astype(">u2")  # 16-bit RGB, which PIL cannot write
+    rows = b"".join(b"\0" + wide[y].tobytes() for y in range(wide.shape[0]))
+    rgb16 = (T.PNG_SIGNATURE + chunk(b"IHDR", struct.pack(">IIBBBBB", 40, 30, 16, 2, 0, 0, 0))
+             + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    paletted = rgb.convert("P")
+    exif = rgb.getexif()
+    exif[0x0112] = 6
+    kinds = {"RGB": png(rgb), "RGBA": png(rgb.convert("RGBA")), "L": png(rgb.convert("L")),
+             "LA": png(rgb.convert("LA")), "P": png(paletted), "P with tRNS": png(paletted, transparency=0),
+             "1-bit": png(rgb.convert("1")), "interlaced": png(rgb, interlace=1), "RGB 16-bit": rgb16,
+             "L 16-bit": png(Image.fromarray(np.asarray(rgb.convert("L")).astype(np.uint16) * 257 + 7)),
+             "EXIF 6": png(rgb, exif=exif)}
+    for kind, raw in kinds.items():
+        data = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+        for turn in (False, True):
+            want = decode_image(data, mode=ImageReadMode.RGB, apply_exif_orientation=turn)
+            want = (want.to(torch.int32) >> 8).to(torch.uint8) if want.dtype != torch.uint8 else want
+            assert torch.equal(T.decode_rgb(data, exif=turn), want), (kind, turn)
+    damaged = bytearray(kinds["RGB"])
+    start = damaged.index(b"IDAT") + 4
+    damaged[start + 10:start + 13] = b"\xff\x00\xff"
+    (tmp_path / "damaged.png").write_bytes(damaged)
+    code = ("import torch; from mobilenet_v1 import transforms as T\n"
+            f"data = torch.frombuffer(bytearray(open({str(tmp_path / 'damaged.png')!r}, 'rb').read()), dtype=torch.uint8)\n"
+            "try:\n    T.decode_rgb(data, 'damaged.png')\nexcept T.DecodeError as e:\n    print('refused:', e)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert done.returncode == 0 and done.stdout.startswith("refused: damaged.png: not a readable image"), done
+
+
 def test_image_folder_loader_end_to_end(image_folder):
     opts = DataOptions("imagenet2012", str(image_folder), batch_size=4, image_size=32, seed=1, num_workers=0,
                        channels_last=True)

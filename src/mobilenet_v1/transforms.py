@@ -33,6 +33,9 @@ def eval_resize_size(image_size: int, crop_pct: float = CROP_PCT) -> int:
 # ---------------------------------------------------------------------------------------------------
 # decoding
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 class DecodeError(ValueError):
     """A file that is not a readable image."""
 
@@ -43,11 +46,16 @@ def decode_rgb(data: torch.Tensor, name: str = "<bytes>", exif: bool = False) ->
     Grayscale, CMYK and palette images come out as RGB, 16-bit images as their top 8 bits. With ``exif``,
     a JPEG or PNG is turned upright by its EXIF orientation tag (rotated and/or mirrored, as photo viewers
     show it; the ``exif_orientation`` key); without, its pixels come as stored, as PIL and torchvision
-    give them by default. Falls back to PIL for anything libjpeg/libpng through torchvision cannot read,
-    and raises :class:`DecodeError` naming ``name`` if neither can.
+    give them by default. JPEG, GIF and WebP go to torchvision, PNG to PIL (below); anything torchvision
+    cannot read falls back to PIL, and :class:`DecodeError` naming ``name`` is raised if neither can.
     """
     if data.numel() == 0:
         raise DecodeError(f"{name}: empty file")
+    if data.numel() >= 8 and bytes(data[:8].tolist()) == PNG_SIGNATURE:
+        # torchvision 0.29's PNG decoder ends the process (SIGSEGV) on a damaged file, 50 of 50 fuzzed
+        # here, where 0.26's raises; PIL raises, and gives the same pixels for every kind of PNG tried
+        # (8- and 16-bit, palette, alpha, interlaced; EXIF turned alike): tests/test_data.py.
+        return _decode_with_pil(data, name, exif)
     try:
         img = decode_image(data, mode=ImageReadMode.RGB, apply_exif_orientation=exif)
         if img.ndim == 4:  # animated GIF: first frame
