@@ -437,7 +437,8 @@ def main():
                     for k, v in ms.items()]
             print_table(f"GPU pipeline's host work in the feeding process, {machine()}: {args.batch_size} JPEGs of "
                         f"about 44x45 decoded beforehand, crop/resize to 16 + flip + normalise on the CPU, one thread, median "
-                        f"of {args.host_work} rounds", rows, ["feeding process, per batch", "ms", "ATen ops", "not views"])
+                        f"of {args.host_work} rounds", rows,
+                        ["feeding process, per batch", "ms", "ATen ops", "not views"])
             emit_json(args.json, {"machine": machine(), "ms_per_batch": ms,
                                   "aten_ops_per_batch": {k: v[0] for k, v in ops.items()},
                                   "not_views_per_batch": {k: v[1] for k, v in ops.items()}})

@@ -247,7 +247,9 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
                    device_target: str = "CPU", crop_pct: Optional[float] = None,
                    exif_orientation: Optional[bool] = None) -> Predictor:
     """A model file and what it takes to run it on image files; ``image_size``, ``crop_pct`` and
-    ``exif_orientation`` override what the file records, ``dataset`` must be the one it records (it names a file's that records none). A checkpoint with a weight average predicts with it unless ``use_ema`` is False.
+    ``exif_orientation`` override what the file records, ``dataset`` must be the one it records (it
+    names a file's that records none). A checkpoint with a weight average predicts with it unless
+    ``use_ema`` is False.
     ``device_target`` (CPU, GPU or auto) is where a checkpoint's model runs; an ONNX file runs in ONNX
     Runtime on the CPU, a ``.pt2`` program in PyTorch on the CPU."""
     path = ckpt_io.resolve_checkpoint_path(path)
@@ -298,7 +300,8 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
         exif_orientation = dataset == "imagenet2012" and exif is True
     return Predictor(model=model, source=path, dataset=dataset, image_size=int(size),
                      names=class_names(class_num, recorded, labels, background_class), weights=weights,
-                     device=device, crop_pct=float(crop_pct or crop or T.CROP_PCT), exif_orientation=exif_orientation)
+                     device=device, crop_pct=float(crop_pct or crop or T.CROP_PCT),
+                     exif_orientation=exif_orientation)
 
 
 def main(argv: Sequence[str]) -> int:

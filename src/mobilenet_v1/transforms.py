@@ -387,8 +387,9 @@ class JpegFrame(NamedTuple):
     """A JPEG's frame header: the SOF marker says baseline (0xC0), extended (0xC1), progressive (0xC2)
     or another coding; components are 3 for YCbCr, 1 for grayscale, 4 for CMYK/YCCK; height and width
     are the decoded image's as stored (height 0: given later in the file, by a DNL marker).
-    ``orientation``: the EXIF orientation tag of its headers, 1 to 8; 0 where it has none; -1 where its
-    EXIF block cannot be read or holds another value."""
+    ``orientation``: the EXIF orientation tag of its headers, 1 to 8; 0 where it has none; -1 where that
+    cannot be told (:func:`jpeg_frame`: an EXIF block that cannot be read or holds another value, a first
+    APP1 block that is not EXIF, headers not read to the first scan)."""
     marker: int = 0
     components: int = 0
     height: int = 0
