@@ -63,7 +63,7 @@ echo "smoke exit $?"; grep -E "epoch: |Epoch time|weights:|top_1|rror" "$OUT/smo
 # overwrote memory still read by queued kernels in 59 of 60 rounds, ours in none), the padded path
 # before the flipped frame (train_throughput.py --plain: the same speed compiled) and
 # benchmarks/cross_device_resume.py (all three optimisers continued on the GPU), the pipeline with 4 workers
-# (10,081 images/s against 9,503 with 16). In the second call: the depthwise taps, CUDA graphs end to end and
+# (10,081 images/s against 9,503 with 16). In the second call: the depthwise taps, CUDA graphs end to end, the EXIF check and
 # the pinned bytes. Left out for room and not settled: the loader stream's priority
 # end to end (one run: -1 slower, 6,831 against 7,174; on another machine with an experimental build,
 # faster, 8,768 against 8,623), and the stacked crops (input_pipeline.py --stacked_crops: slower in
