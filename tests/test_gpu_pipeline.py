@@ -1,7 +1,7 @@
 """The GPU input pipeline's code, run on the CPU (``device="cpu"``): same functions as on CUDA."""
 import contextlib
-import dataclasses
 import copy
+import dataclasses
 import gc
 import io
 import os
