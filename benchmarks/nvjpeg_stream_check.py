@@ -33,7 +33,7 @@ def jpeg(seed: int, progressive: bool = False) -> bytes:
 def run(decoder: str, files, rounds: int, device: torch.device, spin_cycles: int):
     stream = torch.cuda.Stream(device)
     datas = [torch.frombuffer(bytearray(f), dtype=torch.uint8) for f in files]
-    batch = collate_encoded([(ENCODED, d, 0, 0, f"{i}.jpg", None) for i, d in enumerate(datas)])
+    batch = collate_encoded([(ENCODED, d, 0, 0, f"{i}.jpg", None, 0) for i, d in enumerate(datas)])
     shape = (3, 375, 500)
     value = 7
     expected = value * shape[0] * shape[1] * shape[2]

@@ -748,9 +748,8 @@ class SharedSlots:
 
 
 def collate_encoded(batch, slots: Optional[SharedSlots] = None) -> EncodedBatch:
-    """:class:`EncodedImageDataset`'s items as one batch (items without its last field, the orientation,
-    are taken as stored)."""
-    kinds, datas, labels, seeds, paths, draws, *turns = zip(*batch)
+    """:class:`EncodedImageDataset`'s items as one batch."""
+    kinds, datas, labels, seeds, paths, draws, turns = zip(*batch)
     encoded = [d for k, d in zip(kinds, datas) if k == ENCODED]
     lengths = [d.numel() for d in encoded]
     index = slots.put(encoded, sum(lengths)) if slots is not None and encoded else None
@@ -762,7 +761,7 @@ def collate_encoded(batch, slots: Optional[SharedSlots] = None) -> EncodedBatch:
                         list(labels), list(seeds), list(paths),
                         [(d.path, d.reason) for k, d in zip(kinds, datas) if k == BAD], list(draws),
                         None if index is None else (slots.token, index),
-                        turns=list(turns[0]) if turns and any(turns[0]) else [])
+                        turns=list(turns) if any(turns) else [])
 
 
 def encoded_loader(dataset: Dataset, batch_size: int, sampler: Sampler, num_workers: int, drop_last: bool,

@@ -61,7 +61,7 @@ def calibration_loader(dataset: str, calib_data: str, image_size: int, count: in
     opts = DataOptions(dataset=dataset, dataset_path=calib_data, batch_size=batch_size, image_size=image_size,
                        seed=seed, num_workers=num_workers, channels_last=False, flip=False, pipeline="cpu",
                        max_bad_samples=max_bad_samples, val_split=val_split, crop_pct=crop_pct,
-                       exif_orientation=exif_orientation and dataset != "cifar10")
+                       exif_orientation=exif_orientation)
     loader = build_loader(opts, train=False, device=torch.device("cpu"), drop_last=static_batch, split="train",
                           shuffle=True)
     taken = 0
