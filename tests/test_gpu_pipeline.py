@@ -19,8 +19,9 @@ from PIL import Image
 from mobilenet_v1 import data
 from mobilenet_v1 import transforms as T
 from torchvision.transforms.v2 import functional as TF
-from mobilenet_v1.data import (BAD, ENCODED, PREFETCH_BATCHES, BackgroundBatches, BatchedImageLoader, CifarLoader,
-                               CropDraw, DataOptions, DecodedBatch, EncodedImageDataset, ImageFolderLoader,
+from mobilenet_v1.data import (BAD, ENCODED, BadSample, PREFETCH_BATCHES, BackgroundBatches, BatchedImageLoader, CifarLoader,
+                               CropDraw, DataOptions, DecodedBatch, EncodedImageDataset, ImageFolderDataset,
+                               ImageFolderLoader,
                                SharedSlots, build_loader, collate_encoded, decode_batch, encoded_loader, find_images,
                                load_cifar, run_ahead)
 
@@ -293,20 +294,27 @@ def test_damaged_jpeg_is_named_and_left_out(image_folder, tmp_path):
     bad.write_bytes(good[: len(good) // 3])  # a truncated file still has its header
     zero = tmp_path / "zero.JPEG"
     zero.write_bytes(b"")
-    ds = EncodedImageDataset([(str(bad), 0), (str(image_folder / "train" / "n02" / "img_0.JPEG"), 1), (str(zero), 0)])
-    items = [ds[(i, 0)] for i in range(3)]
+    no_end = tmp_path / "no_end.JPEG"
+    no_end.write_bytes(good[:-2])  # every scan whole, only the end-of-image marker missing
+    samples = [(str(bad), 0), (str(image_folder / "train" / "n02" / "img_0.JPEG"), 1), (str(zero), 0),
+               (str(no_end), 1)]
+    ds = EncodedImageDataset(samples)
+    items = [ds[(i, 0)] for i in range(4)]
     batch = collate_encoded(items)
-    # Caught in the worker, before nvJPEG (which decodes one without an error, its output not the file's:
-    # benchmarks/RESULTS.md, 2026-11-29).
-    assert batch.kinds == [BAD, 0, BAD]
+    # Neither cut file reaches nvJPEG (which decodes one without an error, its output not the file's:
+    # benchmarks/RESULTS.md, 2026-11-29): the worker decodes it as the CPU pipeline does, and keeps or
+    # skips it, for the same reason, where the CPU pipeline does.
+    cpu = [ImageFolderDataset(samples, train=False, image_size=32)[(i, 0)][0] for i in range(4)]
+    assert batch.kinds[:3] == [BAD, 0, BAD] and batch.kinds[3] != 0
+    assert [k == BAD for k in batch.kinds] == [isinstance(img, BadSample) for img in cpu]
     with pytest.raises(T.DecodeError, match="broken.JPEG"):
         decode_batch(batch, CPU)
     found = []
     images = decode_batch(batch, CPU, found)
     assert images[0] is None and images[2] is None
     assert images[1].shape == (3,) + tuple(T.decode_rgb(items[1][1]).shape[1:])  # the good image is intact
-    assert [p for p, _ in found] == [str(bad), str(zero)]
-    assert "truncated JPEG" in found[0][1] and "empty file" in found[1][1]
+    assert found == [(img.path, img.reason) for img in cpu if isinstance(img, BadSample)]
+    assert [p for p, _ in found][:2] == [str(bad), str(zero)] and "empty file" in found[1][1]
 
 
 def test_run_ahead_keeps_order_raises_where_it_failed_and_stops_its_thread_when_left():

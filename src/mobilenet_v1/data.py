@@ -549,7 +549,8 @@ class CropDraw(NamedTuple):
 
 class EncodedImageDataset(Dataset):
     """The GPU pipeline's per-item work: read the file's bytes. Files that nvJPEG cannot take (PNG,
-    CMYK, grayscale, ...) are decoded here, in the worker, and travel decoded. A file that cannot be
+    CMYK, grayscale, a JPEG cut short: :func:`transforms.jpeg_complete`, ...) are decoded here, in the
+    worker, by the CPU pipeline's decode, and travel decoded. A file that cannot be
     read or decoded here travels as kind ``BAD`` with a :class:`BadSample`.
 
     With ``train``, the worker also draws the sample's crop and flip from the image size in the JPEG
@@ -579,9 +580,9 @@ class EncodedImageDataset(Dataset):
             data = torch.frombuffer(bytearray(raw), dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
             frame = T.jpeg_frame(raw)
             turn = frame.orientation if self.exif and frame.orientation > 1 else 0
-            if frame.gpu_decodable and not (self.exif and frame.orientation < 0):
-                if not T.jpeg_complete(raw):
-                    raise T.DecodeError(f"{path}: truncated JPEG (no end-of-image marker)")
+            # A JPEG without its end-of-image marker (cut short) is decoded here, as the CPU pipeline
+            # decodes it: nvJPEG would hand back an image that is not the file's, without an error.
+            if frame.gpu_decodable and not (self.exif and frame.orientation < 0) and T.jpeg_complete(raw):
                 size = (frame.width, frame.height) if turn >= 5 else (frame.height, frame.width)  # 5-8: turned
                 return ENCODED, data, label, seed, path, self._draw(size, seed), turn
             img = T.decode_rgb(data, path, self.exif)

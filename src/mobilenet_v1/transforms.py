@@ -5,7 +5,7 @@ the GPU JPEG pipeline, so the tests on the CPU check the code the GPU runs.
 """
 import math
 import random
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -399,17 +399,15 @@ class JpegFrame(NamedTuple):
         return self.components == 3 and self.marker in (0xC0, 0xC1, 0xC2)
 
 
-def jpeg_frame(data: bytes) -> JpegFrame:
-    """The frame header of a JPEG file's bytes, and the EXIF orientation among the headers up to the
-    first scan (where libjpeg reads them); all zeros if ``data`` is not a JPEG whose frame header could
-    be found."""
-    if len(data) < 4 or data[0] != 0xFF or data[1] != 0xD8:
-        return JpegFrame()
-    frame, orientation, app1_seen, scan = None, 0, False, False
+def _jpeg_markers(data: bytes) -> Iterator[Tuple[int, int]]:
+    """(marker, offset) of each marker with a length among a JPEG's headers, from after its start-of-image
+    up to and including its first start of scan (DA), where the walk ends; it ends early at a byte where
+    a marker should be and is not, or where the bytes run out. Fill bytes and markers without a length
+    (RSTn, TEM, a repeated SOI) are stepped over."""
     i = 2
     while i + 4 <= len(data):
         if data[i] != 0xFF:
-            break
+            return
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
@@ -417,6 +415,20 @@ def jpeg_frame(data: bytes) -> JpegFrame:
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
             i += 2
             continue
+        yield marker, i
+        if marker == 0xDA:
+            return
+        i += 2 + ((data[i + 2] << 8) | data[i + 3])
+
+
+def jpeg_frame(data: bytes) -> JpegFrame:
+    """The frame header of a JPEG file's bytes, and the EXIF orientation among the headers up to the
+    first scan (where libjpeg reads them); all zeros if ``data`` is not a JPEG whose frame header could
+    be found."""
+    if len(data) < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        return JpegFrame()
+    frame, orientation, app1_seen, scan = None, 0, False, False
+    for marker, i in _jpeg_markers(data):
         if marker == 0xDA:  # start of scan: the headers are over
             scan = True
             break
@@ -432,7 +444,6 @@ def jpeg_frame(data: bytes) -> JpegFrame:
             app1_seen = True
             block = data[i + 4:i + 2 + length]
             orientation = exif_orientation(block[6:]) if block[:6] == b"Exif\x00\x00" else -1
-        i += 2 + length
     if not frame:
         return JpegFrame()
     # Headers not read to the first scan (stray bytes, a cut file) may hide a block libjpeg would read.
@@ -475,22 +486,12 @@ def jpeg_complete(data: bytes) -> bool:
     """Whether a JPEG's data runs to its end-of-image marker (FF D9) after the start of its first scan.
 
     Entropy-coded scan data never holds FF D9 (a data byte FF is stuffed as FF 00), and thumbnails sit
-    before the first scan, so a file cut short anywhere in its scans has none there. libjpeg on the
-    CPU refuses such a file; nvJPEG may decode it with the missing rows grey, so the GPU pipeline checks
-    first and both pipelines skip the same files. Bytes after the marker are allowed, as libjpeg allows them.
+    before the first scan, so a file cut short anywhere in its scans has none there. nvJPEG "decodes" such
+    a file without an error, its output not the file's (benchmarks/RESULTS.md, 2026-11-29), so the GPU
+    pipeline's workers decode one without the marker themselves, as the CPU pipeline does: the two
+    pipelines keep and skip the same files. Bytes after the marker are allowed, as libjpeg allows them.
     """
-    i = 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            return False
-        marker = data[i + 1]
-        if marker == 0xFF:
-            i += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
+    for marker, i in _jpeg_markers(data):
         if marker == 0xDA:
             return data.rfind(b"\xff\xd9") > i
-        i += 2 + ((data[i + 2] << 8) | data[i + 3])
     return False
