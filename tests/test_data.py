@@ -1,6 +1,7 @@
 import dataclasses
 import io
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -265,6 +266,12 @@ def test_val_split_holds_out_a_share_of_each_class_chosen_by_file_name(tmp_path)
     after = {p for p, _ in find_images(str(tmp_path / "a"), holdout=Holdout(share, True))[0]}
     before = {p for p, y in held if y == 3}
     assert len({p for p in after if "/c3/" in p} ^ before) <= 2  # one in, one out at most
+    # A name that is not UTF-8 (Latin-1, from an old archive) is listed, and held out or not, like any other.
+    with open(os.path.join(os.fsencode(tmp_path / "a" / "c1"), b"caf\xe9.png"), "wb") as f:
+        f.write(b"png")
+    held, rest = (find_images(str(tmp_path / "a"), holdout=Holdout(0.5, ev))[0] for ev in (True, False))
+    assert sorted(held + rest) == sorted(find_images(str(tmp_path / "a"))[0]) and not set(held) & set(rest)
+    assert any(os.fsencode(p).endswith(b"caf\xe9.png") for p, _ in held + rest)
 
 
 def test_image_split_finds_val_folders_and_refuses_what_would_mislead(tmp_path):
@@ -284,6 +291,18 @@ def test_image_split_finds_val_folders_and_refuses_what_would_mislead(tmp_path):
     assert image_split(str(root), train=False) == (str(root / "val"), None)  # val/ before validation/
     with pytest.raises(DataError, match=r"val_split 0\.25: dataset_path .* has an evaluation folder .*val\)"):
         image_split(str(root), train=False, val_split=0.25)
+    class_tree(root / "test", [2])  # ImageNet's own layout: its test images are read by no command
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        image_split(str(root), train=True)
+    # A class folder named train (trains, buses, cars) beside the others: train/ is the training split, so
+    # the others would be left out; said, naming them.
+    vehicles = tmp_path / "vehicles"
+    class_tree(vehicles, [1, 1])
+    class_tree(vehicles / "train", [2])
+    with pytest.warns(DataWarning, match=r"train/ is read as its training split .* not read: c0/, c1/; if train is "
+                                         r"one of your classes"):
+        assert image_split(str(vehicles), train=True) == (str(vehicles / "train"), None)
     flat = tmp_path / "flat"  # a folder that is itself a split: both read it whole, as before
     class_tree(flat, [2])
     assert image_split(str(flat), train=False) == image_split(str(flat), train=True) == (str(flat), None)

@@ -36,6 +36,9 @@ IMAGENET_TRAIN_FOLDER = "train"
 IMAGENET_EVAL_FOLDER = "validation_preprocess"
 # Where an image folder's evaluation split is looked for: the seed's name, then torchvision's and timm's.
 IMAGENET_EVAL_FOLDERS = (IMAGENET_EVAL_FOLDER, "val", "validation")
+# Folders of an image data set's root that are not classes: its splits, and the test images of ImageNet's
+# own layout (train/, val/, test/), which no command reads.
+SPLIT_FOLDERS = (IMAGENET_TRAIN_FOLDER,) + IMAGENET_EVAL_FOLDERS + ("test",)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 
 
@@ -290,7 +293,8 @@ def held_out(files: Sequence[str], root: str, share: float) -> Set[str]:
     if n < 2:
         return set()
     k = min(max(round(share * n), 1), n - 1)
-    key = {f: hashlib.blake2b(os.path.relpath(f, root).replace(os.sep, "/").encode(), digest_size=8).digest()
+    # os.fsencode: a name that is not UTF-8 (Latin-1 from an old archive) hashes as the bytes it is on disk.
+    key = {f: hashlib.blake2b(os.fsencode(os.path.relpath(f, root).replace(os.sep, "/")), digest_size=8).digest()
            for f in files}
     return set(sorted(files, key=lambda f: (key[f], f))[:k])
 
@@ -386,12 +390,35 @@ def image_split(root: str, train: bool, val_split: float = 0.0) -> Tuple[str, Op
     """The folder a split of ``--dataset_path root`` reads, and which of its images (``val_split``: both
     splits read the training folder, the evaluation split the share it holds out, training the rest)."""
     if not val_split:
-        return imagenet_folder(root, train), None
-    found = eval_folder(root)
-    if found is not None:
-        raise DataError(f"val_split {val_split:g}: dataset_path {root} has an evaluation folder ({found}), which "
-                        f"evaluation reads; val_split is for a folder without one: leave it at 0")
-    return imagenet_folder(root, True), Holdout(val_split, not train)
+        folder, holdout = imagenet_folder(root, train), None
+    else:
+        found = eval_folder(root)
+        if found is not None:
+            raise DataError(f"val_split {val_split:g}: dataset_path {root} has an evaluation folder ({found}), "
+                            f"which evaluation reads; val_split is for a folder without one: leave it at 0")
+        folder, holdout = imagenet_folder(root, True), Holdout(val_split, not train)
+    if os.path.normpath(folder) != os.path.normpath(root):
+        left_out = [name for name in sorted(os.listdir(root)) if name not in SPLIT_FOLDERS
+                    and not name.startswith(".") and holds_images(os.path.join(root, name))]
+        if left_out:
+            split = os.path.basename(folder)
+            warnings.warn(f"dataset_path {root!r}: {split}/ is read as its {'training' if split == IMAGENET_TRAIN_FOLDER else 'evaluation'} "
+                          f"split (the layout {split}/<class>/), so the folder(s) of images beside it are not read: "
+                          f"{', '.join(name + '/' for name in left_out[:5])}{' ...' if len(left_out) > 5 else ''}; "
+                          f"if {split} is one of your classes, give its folder another name", DataWarning)
+    return folder, holdout
+
+
+def holds_images(folder: str) -> bool:
+    """Whether ``folder`` (a directory; symbolic links followed) or a folder under it holds an image file
+    (:data:`IMAGE_EXTENSIONS`); False for anything else. Stops at the first one found."""
+    if not os.path.isdir(folder):
+        return False
+    for _, dirnames, names in os.walk(folder, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        if any(not n.startswith(".") and n.lower().endswith(IMAGE_EXTENSIONS) for n in names):
+            return True
+    return False
 
 
 def read_bytes(path: str) -> torch.Tensor:
