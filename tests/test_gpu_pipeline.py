@@ -296,16 +296,19 @@ def test_damaged_jpeg_is_named_and_left_out(image_folder, tmp_path):
     zero.write_bytes(b"")
     no_end = tmp_path / "no_end.JPEG"
     no_end.write_bytes(good[:-2])  # every scan whole, only the end-of-image marker missing
+    stray = tmp_path / "stray.JPEG"  # bytes where a marker should be: libjpeg warns and decodes it
+    at = good.index(b"\xff\xc4")
+    stray.write_bytes(good[:at] + b"\x00\x00\x00" + good[at:])
     samples = [(str(bad), 0), (str(image_folder / "train" / "n02" / "img_0.JPEG"), 1), (str(zero), 0),
-               (str(no_end), 1)]
+               (str(no_end), 1), (str(stray), 0)]
     ds = EncodedImageDataset(samples)
-    items = [ds[(i, 0)] for i in range(4)]
+    items = [ds[(i, 0)] for i in range(5)]
     batch = collate_encoded(items)
     # Neither cut file reaches nvJPEG (which decodes one without an error, its output not the file's:
     # benchmarks/RESULTS.md, 2026-11-29): the worker decodes it as the CPU pipeline does, and keeps or
     # skips it, for the same reason, where the CPU pipeline does.
-    cpu = [ImageFolderDataset(samples, train=False, image_size=32)[(i, 0)][0] for i in range(4)]
-    assert batch.kinds[:3] == [BAD, 0, BAD] and batch.kinds[3] != 0
+    cpu = [ImageFolderDataset(samples, train=False, image_size=32)[(i, 0)][0] for i in range(5)]
+    assert batch.kinds[:3] == [BAD, 0, BAD] and batch.kinds[3] != 0 and batch.kinds[4] != 0
     assert [k == BAD for k in batch.kinds] == [isinstance(img, BadSample) for img in cpu]
     with pytest.raises(T.DecodeError, match="broken.JPEG"):
         decode_batch(batch, CPU)
@@ -313,6 +316,7 @@ def test_damaged_jpeg_is_named_and_left_out(image_folder, tmp_path):
     images = decode_batch(batch, CPU, found)
     assert images[0] is None and images[2] is None
     assert images[1].shape == (3,) + tuple(T.decode_rgb(items[1][1]).shape[1:])  # the good image is intact
+    assert not isinstance(cpu[4], BadSample) and torch.equal(images[4], T.decode_rgb(data.read_bytes(str(stray))))
     assert found == [(img.path, img.reason) for img in cpu if isinstance(img, BadSample)]
     assert [p for p, _ in found][:2] == [str(bad), str(zero)] and "empty file" in found[1][1]
 
