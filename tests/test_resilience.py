@@ -335,6 +335,36 @@ def test_sigterm_stops_after_the_step_with_a_checkpoint_that_resumes_exactly(cif
             f"checkpoint {last}; `mobilenet-v1 eval --checkpoint_path {last}` evaluates it") in capsys.readouterr().out
 
 
+def test_a_signal_during_an_evaluation_ends_it_there_and_saves_the_epochs_end(cifar_dir, tmp_path, monkeypatch,
+                                                                               capsys, one_thread):
+    """SIGTERM while an epoch's evaluation runs (ImageNet's takes minutes, past the watchdog's grace, which
+    ended the process before the epoch's checkpoint): each evaluation (the weights', the average's) ends
+    after the batch under way, the epoch's end is saved (save_checkpoint_epochs 5 notwithstanding) and
+    nothing of the evaluation is kept or printed; exit 143."""
+    as_is, seen = train.evaluate, []
+
+    def signalled(model, loader, *args, **kwargs):
+        def batches():
+            for x, y in loader:
+                seen.append(y.shape[0])
+                if len(seen) == 1:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                yield x, y
+        return as_is(model, batches(), *args, **kwargs)
+
+    monkeypatch.setattr(train, "evaluate", signalled)
+    run = tmp_path / "run"
+    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--eval_interval=1",
+                                        "--ema_decay=0.9")]) == 128 + signal.SIGTERM
+    out = capsys.readouterr().out
+    assert seen == [16, 16]  # of 40 images a pass: both evaluations left after their first batch
+    end = run / "mobilenetv1-1_12.ckpt"
+    assert [p for _, p in ckpt_io.list_checkpoints(str(run))] == [str(end)] and not (run / ckpt_io.BEST_NAME).exists()
+    assert f"stopped by SIGTERM after the end of epoch 1 (its evaluation left out): checkpoint {end}" in out
+    assert "eval: epoch" not in out
+    assert all("top_1" not in record for record in read_metrics(str(run)))
+
+
 def test_sigterm_to_the_loader_workers_too_still_stops_with_a_checkpoint(image_folder, tmp_path, monkeypatch, capsys,
                                                                          one_thread):
     """A scheduler signals every process of the job: torch's handler would end a loader worker on

@@ -269,12 +269,13 @@ def stand_in_batch(x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torc
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision: str = "fp32",
-             confusion_classes: int = 0) -> Dict[str, Any]:
+             confusion_classes: int = 0, stop: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
     """Top-1 and top-5 hits over every batch of ``loader``, and the sample count.
 
     ``confusion_classes``: the model's outputs; then also ``"confusion"``, a (classes, classes) int64
     CPU tensor counting each (label, top-1 prediction) pair (a label past the outputs is not counted
-    there), counted on the device without reading anything back until the end."""
+    there), counted on the device without reading anything back until the end. ``stop``: asked after
+    each batch; True leaves the loader there, the counts those of the batches so far."""
     model.eval()
     correct1 = torch.zeros((), dtype=torch.long, device=device)
     correct5 = torch.zeros((), dtype=torch.long, device=device)
@@ -298,6 +299,8 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
             y, first = y.to(device).long(), top[:, 0].to(device)
             index = torch.where(y < c, y * c + first, c * c)
             pairs.scatter_add_(0, index, torch.ones_like(index))  # not bincount, which reads its max back
+        if stop is not None and stop():
+            break
     result: Dict[str, Any] = {"top_1_correct": int(correct1), "top_5_correct": int(correct5), "total": total}
     if pairs is not None:
         result["confusion"] = pairs[:-1].reshape(c, c).cpu()

@@ -15,8 +15,9 @@ the signal.
 The Python handler only runs when the main thread comes back to the interpreter, which a process
 blocked in a collective on a peer that died never does. So the signal also reaches a watchdog thread at
 once (``signal.set_wakeup_fd``): a process that completes no training step for the grace period after
-it (:data:`GRACE_SECONDS`, or three times its longest step if that is longer), blocked or evaluating,
-exits there, with what was saved before whole (checkpoints are written atomically).
+it (:data:`GRACE_SECONDS`, or three times its longest step if that is longer), blocked, exits there, with
+what was saved before whole (checkpoints are written atomically). An evaluation under way ends at the
+batch it is on (:meth:`StopRequest.heard`), well inside the grace, and the epoch's checkpoint is saved.
 
 Loader worker processes ignore Ctrl-C and leave quietly on SIGTERM (:func:`ignore_in_worker`, their
 ``worker_init_fn``): torch's own handler would end a worker as killed by SIGTERM, which a scheduler sends
@@ -160,6 +161,12 @@ class StopRequest:
         flag = torch.tensor([self.received], dtype=torch.int64)
         self._pending = (dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._group, async_op=True), flag)
         return False
+
+    def heard(self) -> bool:
+        """Whether this process received a signal: for work that may end early on one rank and not on
+        another without the ranks going out of step (evaluation, which then counts nothing; every rank
+        asks :meth:`agree_now` after it)."""
+        return bool(self.received)
 
     def agree_now(self) -> bool:
         """:meth:`should_stop` at a point where every rank waits anyway: answered at once. What follows

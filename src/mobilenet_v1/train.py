@@ -529,11 +529,14 @@ def restore_moments(cfg: Config, source: Dict[str, Any], model, optimizer, skipp
 
 
 def evaluate_accuracy(model, loader, device: torch.device, precision: str,
-                      dist: Optional[distributed.Context] = None) -> Dict[str, float]:
+                      dist: Optional[distributed.Context] = None,
+                      stop: Optional[Callable[[], bool]] = None) -> Dict[str, float]:
     """Top-1/top-5 over the eval split during training (the model is left in eval mode). Distributed,
     each rank evaluates its shard and the counts are summed; the plain module runs, not DDP, whose
-    forward would wait for the other ranks at every batch (their shards may differ by one batch)."""
-    counts = evaluate(ckpt_io.unwrap(model), loader, device, precision)
+    forward would wait for the other ranks at every batch (their shards may differ by one batch).
+    ``stop`` (this process's own question, asked after each batch) may end a rank's evaluation early:
+    the counts are still summed once on every rank, and the caller drops what they give."""
+    counts = evaluate(ckpt_io.unwrap(model), loader, device, precision, stop=stop)
     if dist is not None:
         counts = dist.all_reduce_counts(counts, device)
     total = max(counts["total"], 1)
@@ -807,15 +810,22 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
             accuracy = None
             stopping = stopper.agree_now()  # evaluation could outlast a preemption's notice: not when stopping
             if not stopping and eval_loader is not None and (done % cfg.eval_interval == 0 or done == cfg.epoch_size):
-                accuracy = evaluate_accuracy(model, eval_loader, device, precision, dist)
+                # A signal during the evaluation ends it at the batch under way (the watchdog would end the
+                # process after its grace, before the epoch's checkpoint); the epoch stops as if signalled
+                # before it, its evaluation left out.
+                accuracy = evaluate_accuracy(model, eval_loader, device, precision, dist, stop=stopper.heard)
                 trained = ""
                 if ema is not None:
                     # The average is what eval and export take from the checkpoint: it is the one judged.
                     raw = accuracy
-                    accuracy = evaluate_accuracy(ema.module, eval_loader, device, precision, dist)
+                    accuracy = evaluate_accuracy(ema.module, eval_loader, device, precision, dist, stop=stopper.heard)
                     accuracy.update(raw_top_1=raw["top_1"], raw_top_5=raw["top_5"])
                     trained = (f"; weight average; the trained weights: top-1 {raw['top_1']:.4f} "
                                f"top-5 {raw['top_5']:.4f}")
+                stopping = stopper.agree_now()
+                if stopping:
+                    accuracy = None
+            if accuracy is not None:
                 best = tracker.improved(accuracy["top_1"])
                 print0(f"eval: epoch {done} top-1 {accuracy['top_1']:.4f} top-5 {accuracy['top_5']:.4f} "
                        f"({accuracy['eval_images']} images{trained})" + (", best so far" if best else ""))
