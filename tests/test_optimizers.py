@@ -264,6 +264,9 @@ def test_the_schedule_note_names_only_keys_both_schedules_use_and_the_recipe_not
         "resume: a.ckpt was trained with drop_rate 0.2, auto_augment 'ta_wide', mixup_alpha 0; continuing with "
         "this run's drop_rate 0, auto_augment '', mixup_alpha 0.2")
     assert train.recipe_change({"config": dataclasses.asdict(now)}, "b.ckpt", now) == ""
+    assert train.recipe_change({"config": dataclasses.asdict(now)}, "e.ckpt",
+                               dataclasses.replace(now, image_size=160, seed=3)) == (
+        "resume: e.ckpt was trained with image_size 224, seed 1; continuing with this run's image_size 160, seed 3")
     assert train.recipe_change({}, "c.ckpt", now) == ""  # a file without a recorded configuration
     # A file from before a key trained with its default: the key a run changes is named all the same.
     before_key = {k: v for k, v in dataclasses.asdict(now).items() if k != "crop_scale_min"}

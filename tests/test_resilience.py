@@ -505,6 +505,14 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
     inside = problem(lambda c: c.update({"epoch": 1, "step": 15, "step_in_epoch": 3}), spe=6)
     assert ("saved after 3 of the 12 steps of epoch 2, this run makes 6 steps an epoch" in inside
             and "resume from an epoch's end" in inside and "--pre_trained x.ckpt starts a new run" in inside)
+    # Another seed orders an epoch's samples otherwise: from inside one it would skip or repeat some.
+    assert ckpt_io.validate_training_checkpoint(good, "g", model, optimizer, 12, seed=7) == (2, 0)
+    reordered = ckpt_io.load_file(str(run / "mobilenetv1-2_12.ckpt"))
+    reordered.update({"epoch": 1, "step": 15, "step_in_epoch": 3})
+    assert ckpt_io.validate_training_checkpoint(reordered, "g", model, optimizer, 12, seed=1) == (1, 3)
+    with pytest.raises(ckpt_io.CheckpointError, match=r"saved after 3 steps into epoch 2 of a run with seed 1, this "
+                                                      r"run has seed 7, .* pass --seed 1, or resume from an epoch.s end"):
+        ckpt_io.validate_training_checkpoint(reordered, "x.ckpt", model, optimizer, 12, seed=7)
     assert "step 5 is not epoch 2 x 12 + 0" in problem(lambda c: c.update({"step": 5}))
     assert "step 24 is not epoch 2 x 12 + 0 + step_offset 3" in problem(lambda c: c.update({"step_offset": 3}))
     assert "step_offset '3' are not counts" in problem(lambda c: c.update({"step_offset": "3"}))
@@ -528,6 +536,11 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
     out = capsys.readouterr().out
     assert f"passed over checkpoint {newest}: cannot be read" in out
     assert f"continuing from {run / 'mobilenetv1-1_12.ckpt'}" in out and "epoch: 2 step: 12" in out
+    # Another padding: the same tensors, another network. Refused, not continued in silence.
+    with pytest.raises(ckpt_io.CheckpointError, match=r"its run trained with padding same, this run with padding "
+                                                      r"symmetric \(pass --padding same"):
+        train.run(load_config(run_args(cifar_dir, run, "--epoch_size=2", "--padding=symmetric",
+                                       f"--resume={run / 'mobilenetv1-1_12.ckpt'}")))
     for _, p in ckpt_io.list_checkpoints(str(run)):
         open(p, "wb").close()
     assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--resume=auto")]) == 1

@@ -411,8 +411,9 @@ def steps_change(ckpt: Dict[str, Any], source: str, steps_per_epoch: int, batch:
               f"{ckpt['step'] + 1}")
 
 
-# Training-recipe keys a resume may change (the run then trains with its own), named when it does.
-RECIPE_KEYS = ("drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "random_erase", "mixup_alpha",
+# Training-recipe keys a resume may change (the run then trains with its own), named when it does. (seed:
+# from an epoch's end; inside one it would skip or repeat samples, and is refused.)
+RECIPE_KEYS = ("image_size", "seed", "drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "random_erase", "mixup_alpha",
                "cutmix_alpha", "mix_prob", "clip_grad_norm", "use_label_smooth", "label_smooth_factor",
                "random_flip", "crop_scale_min", "exif_orientation", "teacher", "distill_alpha", "distill_temperature",
                "qat_range_epochs")
@@ -451,11 +452,17 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
                 f"checkpoint {path}: its run trained with qat {trained[0]}, qat_reduce_range {trained[1]}; this run "
                 f"with qat {cfg.qat}, qat_reduce_range {cfg.qat_reduce_range} (pass those of the checkpoint to "
                 f"continue it; --pre_trained starts another run from its weights)")
+        padded = args.get("padding", cfg.padding)  # files from before the key: not told
+        if padded != cfg.padding:
+            # The same tensors too, another network: its outputs differ at every stride-2 layer.
+            raise ckpt_io.CheckpointError(
+                f"checkpoint {path}: its run trained with padding {padded}, this run with padding {cfg.padding} "
+                f"(pass --padding {padded} to continue it; --pre_trained starts another run from its weights)")
         return ckpt_io.validate_training_checkpoint(ckpt, path, model, optimizer, steps_per_epoch, classes,
                                                     check_ema=cfg.ema_decay > 0,
                                                     samples_per_step=samples_per_step(cfg, dist),
                                                     val_split=cfg.val_split, opt=cfg.opt,
-                                                    freeze_layers=cfg.freeze_layers)
+                                                    freeze_layers=cfg.freeze_layers, seed=cfg.seed)
 
     restarted = dist.restarted if dist is not None else 0
     if dist is None or not dist.enabled:
