@@ -90,6 +90,27 @@ def test_exponential_decay_keys():
         load_config(["--dataset=imagenet2012", "--lr_decay_epochs=3"])
 
 
+def test_keys_nothing_reads_and_values_from_the_file_are_named(tmp_path):
+    """label_smooth_factor without smoothing and loss_scale without fp16 would be ignored: refused, as
+    every key the configuration leaves unused; a data set or empty run folder named in the file is
+    blamed on the file, not on an option no one gave."""
+    with pytest.raises(ConfigError, match=r"option --label_smooth_factor: .* use_label_smooth is False"):
+        load_config(["--label_smooth_factor=0.3"])
+    assert load_config(["--label_smooth_factor=0.3", "--use_label_smooth=True"]).label_smooth_factor == 0.3
+    with pytest.raises(ConfigError, match=r"option --loss_scale: .* precision bf16 scales no loss"):
+        load_config(["--loss_scale=128", "--precision=bf16"])
+    assert load_config(["--loss_scale=128", "--precision=fp16"]).loss_scale == 128
+    f = tmp_path / "c.yaml"
+    f.write_text("dataset: imagenet\n")
+    with pytest.raises(ConfigError, match=r"^config file .*c\.yaml: dataset='imagenet' is not one of"):
+        load_config(["--config_path", str(f)])
+    with pytest.raises(ConfigError, match=r"^option --dataset: dataset='x' is not one of"):
+        load_config(["--config_path", str(f), "--dataset=x"])
+    f.write_text("save_checkpoint_path: null\n")
+    with pytest.raises(ConfigError, match=r"^config file .*c\.yaml: save_checkpoint_path is empty"):
+        load_config(["--config_path", str(f)])
+
+
 def test_out_of_range_values_name_where_they_came_from(tmp_path):
     """A value given on the command line is blamed on the option, one from the file on the file; floats
     must be finite (a NaN lr_max used to train 10 steps before stopping), loss_scale positive (a

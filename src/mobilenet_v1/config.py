@@ -410,6 +410,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     for key in positive:
         if getattr(cfg, key) < 1:
             fail(key, f"{key} must be at least 1, got {getattr(cfg, key)}")
+    if not cfg.save_checkpoint_path.strip():
+        fail("save_checkpoint_path", "save_checkpoint_path is empty (the run folder; the seed's default is ./)")
     if cfg.class_num < 2:
         fail("class_num", f"class_num must be at least 2 (a classifier tells classes apart), got {cfg.class_num}")
     for key in ("log_interval", "eval_interval"):
@@ -523,6 +525,10 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         (("lr_base_scale",), cfg.lr_base_size > 0, "how the rates follow the global batch",
          "lr_base_size is 0, so they are used as given (--lr_base_size N: the batch they are meant for)"),
         (("qat_reduce_range", "qat_range_epochs"), cfg.qat, "quantization-aware training's", "qat is False (--qat True)"),
+        (("label_smooth_factor",), cfg.use_label_smooth, "label smoothing's",
+         "use_label_smooth is False (--use_label_smooth True)"),
+        (("loss_scale",), cfg.precision == "fp16", "fp16's dynamic loss scaling's first scale",
+         f"precision {cfg.precision} scales no loss (bf16 and fp32 need none)"),
     )
     for keys, used, whose, why in owned:
         for key in keys:
@@ -583,7 +589,8 @@ def load_config_and_given(argv: Sequence[str] = (),
         if key == "dataset":
             dataset = value
     if dataset not in DATASETS:
-        raise ConfigError(f"option --dataset: {dataset!r} is not one of {list(DATASETS)}")
+        where = "option --dataset" if any(key == "dataset" for key, _ in overrides) else f"config file {config_path}"
+        raise ConfigError(f"{where}: dataset={dataset!r} is not one of {list(DATASETS)}")
 
     values: Dict[str, Any] = dict(DATASET_PRESETS[dataset])
     for key, value in file_values.items():
