@@ -565,6 +565,32 @@ def test_a_fresh_run_moves_an_earlier_runs_checkpoints_aside_intact(cifar_dir, t
     assert sorted(os.listdir(run / "earlier-run-2")) == ["mobilenetv1-1_12.ckpt"]
 
 
+def test_a_run_continued_from_another_folder_or_a_later_epoch_keeps_the_folders_earlier_run_apart(
+        cifar_dir, tmp_path, capsys, one_thread):
+    """--resume FILE of another folder into a folder holding another run: that run's checkpoints before
+    FILE's point stayed (so --resume auto could later take one, and its best stood as this run's best),
+    and its metrics of those epochs read as this run's. They now move aside whole and its records are
+    dropped, as for a fresh run; so for a fresh run that starts at a later epoch (pretrain_epoch_size)."""
+    a, y = tmp_path / "a", tmp_path / "y"
+    assert cli.main(["train", *run_args(cifar_dir, a, "--epoch_size=1")]) == 0
+    other = ["--epoch_size=2", "--save_checkpoint_epochs=1", "--eval_interval=1"]
+    assert cli.main(["train", *run_args(cifar_dir, y, *other, "--seed=7")]) == 0
+    capsys.readouterr()
+    start = a / "mobilenetv1-1_12.ckpt"
+    assert cli.main(["train", *run_args(cifar_dir, y, "--epoch_size=2", f"--resume={start}")]) == 0
+    out = capsys.readouterr().out
+    assert f"resume: save_checkpoint_path {y} held the checkpoints of another run than that of {start}" in out
+    assert sorted(os.listdir(y / "earlier-run-1")) == ["mobilenetv1-1_12.ckpt", "mobilenetv1-2_12.ckpt",
+                                                       ckpt_io.BEST_NAME]
+    assert [p for _, p in ckpt_io.list_checkpoints(str(y))] == [str(y / "mobilenetv1-2_12.ckpt")]
+    assert [r["epoch"] for r in read_metrics(str(y))["epochs"]] == [2]  # not the other run's epoch 1
+    assert cli.main(["train", *run_args(cifar_dir, y, *other)]) == 0  # a run of its own again, then
+    assert cli.main(["train", *run_args(cifar_dir, y, "--epoch_size=2", f"--pre_trained={start}",
+                                        "--pretrain_epoch_size=1")]) == 0
+    assert [r["epoch"] for r in read_metrics(str(y))["epochs"]] == [2]
+    assert all("top_1" not in r for r in read_metrics(str(y))["epochs"])
+
+
 @pytest.mark.parametrize("given", ["file", "folder"])
 def test_a_restarted_job_given_resume_continues_from_its_own_newer_checkpoint(cifar_dir, tmp_path, capsys,
                                                                               monkeypatch, one_thread, given):

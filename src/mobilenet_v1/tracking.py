@@ -42,6 +42,8 @@ def read_metrics(run_dir: str, required: Optional[Dict[str, Sequence[str]]] = No
 
     A ``start`` record at step ``s`` drops the records before it whose step is above ``s``: a run started
     afresh (``s`` = 0) replaces the whole history, a continuation replaces what followed its checkpoint.
+    One with ``"history": false`` (a run whose earlier steps are not this folder's: started at a later
+    epoch with ``pretrain_epoch_size``, or resumed from another folder's checkpoint) drops them all.
     ``required`` maps a kind to the keys its kept records must hold as numbers (a hand-edited file may
     lack them); a record without one is a ValueError naming the file, the line and the key.
     """
@@ -70,7 +72,7 @@ def read_metrics(run_dir: str, required: Optional[Dict[str, Sequence[str]]] = No
         if not isinstance(rec, dict) or "kind" not in rec or not isinstance(rec.get("step"), int):
             raise ValueError(f"{path} line {number}: not a metrics record (needs 'kind' and an integer 'step')")
         if rec["kind"] == "start":
-            kept = [i for i, r in enumerate(records) if r["step"] <= rec["step"]]
+            kept = [i for i, r in enumerate(records) if r["step"] <= rec["step"] and rec.get("history", True)]
             records, lines = [records[i] for i in kept], [lines[i] for i in kept]
         else:
             records.append(rec)
@@ -113,7 +115,8 @@ class RunLogger:
 
     def __init__(self, run_dir: Optional[str], epochs: int, steps_per_epoch: int, start_epoch: int = 0,
                  log_interval: int = 50, preamble: str = "", progress: Optional[bool] = None,
-                 tensorboard: bool = True, start_in_epoch: int = 0, step_offset: int = 0) -> None:
+                 tensorboard: bool = True, start_in_epoch: int = 0, step_offset: int = 0,
+                 history: bool = True) -> None:
         self.active = runtime.is_rank0()
         self.run_dir = run_dir if self.active else None
         self.epochs = epochs
@@ -139,13 +142,15 @@ class RunLogger:
             self._log.flush()
             # A resume from a mid-epoch checkpoint continues after start_in_epoch steps of the next epoch:
             # the records of those steps, which the checkpoint holds, stay.
+            # Without ``history`` the folder's records before the start are another run's: none stays.
             start_step = self.steps.at(start_epoch, start_in_epoch)
-            if start_epoch > 0:
+            if start_epoch > 0 and history:
                 self.best_top_1 = self._best_before(start_epoch)
             self._metrics = _open_for_append(os.path.join(self.run_dir, METRICS_FILE))
-            self._write({"kind": "start", "epoch": start_epoch, "step": start_step, "time": round(time.time(), 3)})
+            self._write({"kind": "start", "epoch": start_epoch, "step": start_step, "time": round(time.time(), 3),
+                         **({} if history else {"history": False})})
             if tensorboard:
-                self._writer = self._open_tensorboard(start_step)
+                self._writer = self._open_tensorboard(start_step if history else 0)
         except BaseException:
             self.close()  # or print0 would go on copying this process's output into a run that never started
             raise

@@ -706,13 +706,18 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
     if cfg.freeze_layers and not cfg.pre_trained and not resumed_from:
         print0(f"freeze_layers {cfg.freeze_layers}: no pre_trained (and nothing resumed): the frozen layers keep their "
                f"random initial weights")
+    # Resumed from a checkpoint elsewhere (--resume FILE or FOLDER), the run's history is not this folder's.
+    elsewhere = bool(resumed_from) and os.path.realpath(os.path.dirname(resumed_from)) != os.path.realpath(out_dir)
     if cfg.save_checkpoint and dist.is_rank0:
         try:
-            if not resumed_from:
+            if not resumed_from or elsewhere:
                 # A fresh run in a folder holding another run's checkpoints: they move aside whole, so
                 # neither the pruning of the oldest nor --resume or eval (the newest) mixes the two runs.
                 moved_to = ckpt_io.move_checkpoints_aside(out_dir)
-                if moved_to:
+                if moved_to and elsewhere:
+                    print0(f"resume: save_checkpoint_path {out_dir} held the checkpoints of another run than that of "
+                           f"{resumed_from}, which this one continues: moved them to {moved_to}")
+                elif moved_to:
                     print0(f"save_checkpoint_path {out_dir} held the checkpoints of an earlier run, which this "
                            f"one does not continue (no --resume): moved them to {moved_to}")
             else:
@@ -745,7 +750,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
 
     tracker = RunLogger(out_dir if cfg.save_checkpoint else None, cfg.epoch_size, steps_per_epoch,
                         start_epoch, cfg.log_interval, early.getvalue(), start_in_epoch=start_step,
-                        step_offset=step_offset)
+                        step_offset=step_offset, history=bool(resumed_from) and not elsewhere)
     runtime.remove_log_file(early)  # from here on print0 writes to the log itself
     if start_epoch >= cfg.epoch_size:
         print0(f"resume: training is complete ({cfg.epoch_size} epoch{'s' if cfg.epoch_size > 1 else ''}); "
