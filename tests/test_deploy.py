@@ -57,6 +57,7 @@ def test_export_matches_pytorch_for_batch_1_and_7(tmp_path):
     session = OnnxModel(result["path"])
     assert session.fixed_batch is None and session.image_hw == (48, 48)
     assert session.metadata["dataset"] == "cifar10" and session.metadata["image_size"] == 48
+    assert "trained_image_size" not in session.metadata  # exported at the size it was trained at
     g = torch.Generator().manual_seed(0)
     for n in (1, 7):
         x = torch.randn(n, 3, 48, 48, generator=g)
@@ -487,6 +488,43 @@ def test_export_sizes_below_1_are_refused_naming_the_option(tmp_path, capsys):
         assert rc == 1, flags
         assert err.startswith("mobilenet-v1 export: error: ") and named in err and "at least 1" in err, err
     assert os.listdir(tmp_path) == ["m.ckpt"]
+
+
+def test_export_at_another_size_says_so_and_records_it_and_outputs_are_checked_first(tmp_path, capsys):
+    """Exported at 40 a model trained at 32: said on stderr, the metadata's image_size is the file's (an app
+    resizes to it) with trained_image_size beside it. A --file_name that is a folder (it wrote a hidden
+    ".onnx" there) and a quantize --out that is not .onnx (a typo wrote INT8 ONNX over a checkpoint) are
+    refused before anything is written; a foreign file with a grey input is refused when loaded."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = MobileNetV1(class_num=4, width_mult=0.25)
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m40"), "--height", "40",
+                     "--width", "40"]) == 0
+    assert "was trained at image_size 32; " + str(tmp_path / "m40.onnx") + " takes 40x40" in capsys.readouterr().err
+    meta = OnnxModel(str(tmp_path / "m40.onnx")).metadata
+    assert (meta["image_size"], meta["trained_image_size"]) == (40, 32)
+    (tmp_path / "out").mkdir()
+    for name in (str(tmp_path / "out") + os.sep, str(tmp_path / "out")):
+        assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", name]) == 1
+        assert f"--file_name {name}: is a folder" in capsys.readouterr().err
+    assert os.listdir(tmp_path / "out") == []
+    before = open(ckpt, "rb").read()
+    assert cli.main(["quantize", "--onnx", str(tmp_path / "m40.onnx"), "--calib_data", str(tmp_path / "out"),
+                     "--out", ckpt]) == 1
+    assert f"--out {ckpt}: name it .onnx" in capsys.readouterr().err and open(ckpt, "rb").read() == before
+    grey = helper.make_model(helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+         helper.make_node("Flatten", ["pooled"], ["logits"])], "grey",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 28, 28])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1])]),
+        opset_imports=[helper.make_opsetid("", 18)])
+    onnx.save(grey, str(tmp_path / "grey.onnx"))
+    with pytest.raises(ckpt_io.CheckpointError, match=r"grey\.onnx: its input has 1 colour channel\(s\), where "
+                                                      r"\(N, 3, H, W\) RGB images are expected"):
+        OnnxModel(str(tmp_path / "grey.onnx"))
 
 
 def test_export_atol_must_be_finite_and_not_negative(tmp_path, capsys):

@@ -232,7 +232,11 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     if file_format not in FORMATS:
         raise ExportError(f"--file_format {file_format!r}: expected one of {', '.join(FORMATS)}")
     extension = "." + file_format.lower()
+    if not os.path.basename(file_name) or os.path.isdir(file_name):
+        raise ExportError(f"--file_name {file_name}: is a folder; name the file to write (say "
+                          f"{os.path.join(file_name, 'mobilenetv1')})")
     out_path = file_name if file_name.lower().endswith(extension) else file_name + extension
+    ckpt_io.check_output("--file_name", out_path, [path])
     qat = model.quant is not None
     if qat and file_format == "PT2":
         raise ExportError(f"--file_format PT2: {path} is a quantization-aware checkpoint, whose deployable form is "
@@ -241,7 +245,13 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
         raise ExportError(f"{path}: a quantization-aware model whose activation ranges were never measured "
                           f"(no training step): nothing to write its INT8 file from")
 
-    meta = preprocessing_metadata(dataset, trained_size)
+    # image_size: what the file takes (an app resizes to it); the size the weights were trained at beside it
+    # where that differs (eval, predict and quantize read the graph's own).
+    # (A file that records no configuration, a MindSpore .ckpt, does not say its size: nothing is claimed.)
+    meta = preprocessing_metadata(dataset, height if height == width else trained_size)
+    other_size = bool(config.get("image_size")) and (height, width) != (trained_size, trained_size)
+    if other_size:
+        meta["trained_image_size"] = trained_size
     meta.update({"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"],
                  "classes": ckpt.get("classes"), "source": os.path.basename(path)})
     meta["weights"] = ckpt_io.which_weights(ckpt, use_ema) or None  # None: not written
@@ -256,7 +266,9 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                                 f"{int(model.quant.observed)} training batches")
 
     sizes: List[int] = [batch_size] if not dynamic_batch else sorted({1, max(batch_size, 2)})
-    result = {"path": out_path, "height": height, "width": width, "dynamic_batch": dynamic_batch, "ckpt": path,
+    result = {"path": out_path, "height": height, "width": width,
+              "trained_image_size": trained_size if other_size else None,
+              "dynamic_batch": dynamic_batch, "ckpt": path,
               "dataset": dataset, "dataset_guessed": guessed, "class_num": args["class_num"],
               "weights": ckpt_io.weights_note(ckpt, use_ema), "image_input": image_input, "format": file_format}
     if file_format == "PT2":
@@ -489,6 +501,11 @@ def main(argv: Sequence[str]) -> int:
         print(f"mobilenet-v1 export: note: {result['ckpt']} does not record the data set it was trained on: "
               f"{result['path']} records {result['dataset']}'s input normalisation, guessed from its "
               f"{result['class_num']} classes; if it was trained otherwise, export again with --dataset {other}",
+              file=sys.stderr)
+    if result["trained_image_size"]:  # exported at another size than it was trained at
+        print(f"mobilenet-v1 export: note: {result['ckpt']} was trained at image_size {result['trained_image_size']}; "
+              f"{result['path']} takes {result['height']}x{result['width']} as asked (its BatchNorm statistics are "
+              f"those of the trained size: `mobilenet-v1 recalibrate-bn` measures them at another first)",
               file=sys.stderr)
     shape = (f"uint8 image (N, {result['height']}, {result['width']}, 3), normalised inside"
              if result["image_input"] else f"(N, 3, {result['height']}, {result['width']})")

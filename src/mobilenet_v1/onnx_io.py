@@ -26,7 +26,8 @@ from torch import nn
 from .checkpoint import CheckpointError, is_exported_program, program_pickles
 
 META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "padding", "mean", "std",
-             "source", "quantization", "weights", "held_out", "crop_pct", "exif_orientation", "input")
+             "source", "quantization", "weights", "held_out", "crop_pct", "exif_orientation", "input",
+             "trained_image_size")
 # The image input's name, the nodes that normalise it (in order) and their constants.
 IMAGE_INPUT = "image"
 IMAGE_NODES = ("image_to_float", "image_to_nchw", "image_scale", "image_shift")
@@ -97,6 +98,13 @@ class DeployedModel(nn.Module):
     image_input: bool
 
     def _check_image_input(self) -> None:
+        """Refuse an input that is not RGB (a foreign file: ONNX Runtime or torch would fail at the first
+        batch); with an image input, take its mean and std from the metadata."""
+        channels = self.input_shape[3] if self.image_input else self.input_shape[1]
+        if channels not in (3, None):
+            layout = "uint8 (N, H, W, 3)" if self.image_input else "(N, 3, H, W)"
+            raise CheckpointError(f"{self.kind} {self.path}: its input has {channels} colour channel(s), where "
+                                  f"{layout} RGB images are expected: not an RGB classifier of mobilenet-v1 export")
         if not self.image_input:
             return
         if not (len(self.metadata.get("mean") or ()) == 3 and len(self.metadata.get("std") or ()) == 3):
@@ -280,7 +288,7 @@ def read_metadata(props: Dict[str, str]) -> Dict[str, Any]:
         value = props[key]
         if key in ("classes", "mean", "std", "held_out"):
             out[key] = json.loads(value)
-        elif key in ("image_size", "class_num"):
+        elif key in ("image_size", "class_num", "trained_image_size"):
             out[key] = int(value)
         elif key in ("width_mult", "crop_pct"):
             out[key] = float(value)

@@ -302,7 +302,7 @@ def main(argv: Sequence[str]) -> int:
     if not is_onnx_file(a.onnx):
         raise QuantizeError(f"--onnx {a.onnx}: not an ONNX file (export a checkpoint with "
                             f"'mobilenet-v1 export --ckpt_file C --file_name N' first)")
-    ckpt_io.check_output("--out", a.out, [a.onnx], inside=[a.calib_data])
+    ckpt_io.check_output("--out", a.out, [a.onnx], inside=[a.calib_data], suffix=".onnx")
     fp32 = OnnxModel(a.onnx)
     if fp32.metadata.get("quantization"):
         raise QuantizeError(f"--onnx {a.onnx}: is already quantized ({fp32.metadata['quantization']})")
