@@ -352,6 +352,10 @@ def test_predict_gives_the_trained_classes(digits_run, tmp_path, capsys):
     assert cli.main(["predict", str(big), "--ckpt_file", digits_run["fp32"]]) == 0
     text = capsys.readouterr().out.splitlines()
     assert text[0] == str(big) and len(text) == 6
+    # An exported file holds the weights chosen at export: --use_ema is named as not used, not ignored.
+    assert cli.main(["predict", str(big), "--ckpt_file", digits_run["fp32"], "--use_ema", "False"]) == 0
+    out = capsys.readouterr()
+    assert out.out.splitlines() == text and "predict: not used here: --use_ema" in out.err
     assert cli.main(["predict", str(tmp_path / "missing.png"), "--ckpt_file", digits_run["ckpt"]]) == 1
     assert "missing.png: no such file" in capsys.readouterr().err
     # An ONNX file runs in ONNX Runtime on the CPU: asking for the GPU is an error that says so.

@@ -243,13 +243,14 @@ def guess_dataset(class_num: int) -> str:
 
 
 def load_predictor(path: str, labels: Optional[str] = None, background_class: bool = False,
-                   dataset: Optional[str] = None, image_size: Optional[int] = None, use_ema: bool = True,
+                   dataset: Optional[str] = None, image_size: Optional[int] = None, use_ema: Optional[bool] = None,
                    device_target: str = "CPU", crop_pct: Optional[float] = None,
                    exif_orientation: Optional[bool] = None) -> Predictor:
     """A model file and what it takes to run it on image files; ``image_size``, ``crop_pct`` and
     ``exif_orientation`` override what the file records, ``dataset`` must be the one it records (it
     names a file's that records none). A checkpoint with a weight average predicts with it unless
-    ``use_ema`` is False.
+    ``use_ema`` is False; an exported file holds the weights chosen at export (``use_ema`` given for one
+    is named on stderr as not used).
     ``device_target`` (CPU, GPU or auto) is where a checkpoint's model runs; an ONNX file runs in ONNX
     Runtime on the CPU, a ``.pt2`` program in PyTorch on the CPU."""
     path = ckpt_io.resolve_checkpoint_path(path)
@@ -265,15 +266,24 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
         meta = onnx_model.metadata
         class_num = onnx_model.class_num or int(meta.get("class_num", 0))
         hw = onnx_model.image_hw
+        if hw is not None and hw[0] != hw[1] and image_size is None:
+            raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs; predict resizes to a square (export it with "
+                             f"--height equal to --width)")
         size = image_size or (hw[0] if hw else None) or meta.get("image_size") or 224
         if hw is not None and hw != (size, size):
             raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs, not --image_size {size}")
+        if use_ema is not None:
+            chosen = {"ema": "the weight average", "trained": "the trained weights"}.get(meta.get("weights"),
+                                                                                      "the checkpoint's only weights")
+            print(f"predict: not used here: --use_ema ({path} is an exported file, which holds {chosen}, chosen "
+                  f"when it was exported)", file=sys.stderr)
         model: nn.Module = onnx_model
         recorded, trained_on = meta.get("classes"), meta.get("dataset")
         weights = meta.get("weights", "")  # chosen when it was exported
         crop, exif = meta.get("crop_pct"), meta.get("exif_orientation")
     else:
         ckpt = ckpt_io.load_file(path)
+        use_ema = use_ema is not False
         model, args = model_from_checkpoint(ckpt, path, use_ema)
         device = resolve_device(device_target)
         model = model.to(device)
@@ -325,9 +335,9 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--exif_orientation", type=bool_option, default=None, metavar="True|False",
                    help="ImageNet-style models: turn photos upright by their EXIF orientation tag (default: as the "
                         "model's run read its photos, its exif_orientation key; else False, the pixels as stored)")
-    p.add_argument("--use_ema", type=bool_option, default=True, metavar="True|False",
+    p.add_argument("--use_ema", type=bool_option, default=None, metavar="True|False",
                    help="a checkpoint of a run with --ema_decay: its weight average (True, the default) or its "
-                        "trained weights")
+                        "trained weights (an exported file holds those chosen at export)")
     p.add_argument("--batch_size", type=int, default=BATCH, help=f"images per forward pass (default {BATCH})")
     p.add_argument("--num_workers", type=int, default=-1,
                    help="loader processes that read and decode the files (default -1: min(8, CPU count) with "
