@@ -19,11 +19,10 @@ from PIL import Image
 from mobilenet_v1 import data
 from mobilenet_v1 import transforms as T
 from torchvision.transforms.v2 import functional as TF
-from mobilenet_v1.data import (BAD, ENCODED, BadSample, PREFETCH_BATCHES, BackgroundBatches, BatchedImageLoader, CifarLoader,
-                               CropDraw, DataOptions, DecodedBatch, EncodedImageDataset, ImageFolderDataset,
-                               ImageFolderLoader,
-                               SharedSlots, build_loader, collate_encoded, decode_batch, encoded_loader, find_images,
-                               load_cifar, run_ahead)
+from mobilenet_v1.data import (BAD, ENCODED, PREFETCH_BATCHES, BackgroundBatches, BadSample, BatchedImageLoader,
+                               CifarLoader, CropDraw, DataOptions, DecodedBatch, EncodedImageDataset,
+                               ImageFolderDataset, ImageFolderLoader, SharedSlots, build_loader, collate_encoded,
+                               decode_batch, encoded_loader, find_images, load_cifar, run_ahead)
 
 from conftest import exif_jpeg, jpeg_bytes, smooth_image
 

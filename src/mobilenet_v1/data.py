@@ -402,8 +402,9 @@ def image_split(root: str, train: bool, val_split: float = 0.0) -> Tuple[str, Op
                     and not name.startswith(".") and holds_images(os.path.join(root, name))]
         if left_out:
             split = os.path.basename(folder)
-            warnings.warn(f"dataset_path {root!r}: {split}/ is read as its {'training' if split == IMAGENET_TRAIN_FOLDER else 'evaluation'} "
-                          f"split (the layout {split}/<class>/), so the folder(s) of images beside it are not read: "
+            role = "training" if split == IMAGENET_TRAIN_FOLDER else "evaluation"
+            warnings.warn(f"dataset_path {root!r}: {split}/ is read as its {role} split (the layout "
+                          f"{split}/<class>/), so the folder(s) of images beside it are not read: "
                           f"{', '.join(name + '/' for name in left_out[:5])}{' ...' if len(left_out) > 5 else ''}; "
                           f"if {split} is one of your classes, give its folder another name", DataWarning)
     return folder, holdout

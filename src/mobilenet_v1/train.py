@@ -415,10 +415,10 @@ def steps_change(ckpt: Dict[str, Any], source: str, steps_per_epoch: int, batch:
 
 # Training-recipe keys a resume may change (the run then trains with its own), named when it does. (seed:
 # from an epoch's end; inside one it would skip or repeat samples, and is refused.)
-RECIPE_KEYS = ("image_size", "seed", "drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "random_erase", "mixup_alpha",
-               "cutmix_alpha", "mix_prob", "clip_grad_norm", "use_label_smooth", "label_smooth_factor",
-               "random_flip", "crop_scale_min", "exif_orientation", "teacher", "distill_alpha", "distill_temperature",
-               "qat_range_epochs")
+RECIPE_KEYS = ("image_size", "seed", "drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "random_erase",
+               "mixup_alpha", "cutmix_alpha", "mix_prob", "clip_grad_norm", "use_label_smooth",
+               "label_smooth_factor", "random_flip", "crop_scale_min", "exif_orientation", "teacher",
+               "distill_alpha", "distill_temperature", "qat_range_epochs")
 
 
 def recipe_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
