@@ -75,8 +75,8 @@ def test_eval_refuses_a_checkpoint_of_another_data_set_or_of_fewer_outputs(tmp_p
             f"the model was trained for") in capsys.readouterr().err
     folder_model = save(tmp_path / "f.pt", dataset="imagenet2012")
     assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", folder_model]) == 1
-    assert (f"--dataset cifar10: {folder_model} was trained on imagenet2012 (the file records it), whose inputs are "
-            f"read and normalised differently: pass --dataset imagenet2012") in capsys.readouterr().err
+    assert (f"--dataset cifar10 (the default): {folder_model} was trained on imagenet2012 (the file records it), "
+            f"whose inputs are read and normalised differently: pass --dataset imagenet2012") in capsys.readouterr().err
     four = save(tmp_path / "four.pt")
     assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", four]) == 0
     # One refusal for every command that reads a model file: an ONNX file's recorded data set too.

@@ -519,6 +519,8 @@ def test_export_at_another_size_says_so_and_records_it_and_outputs_are_checked_f
     assert cli.main(["quantize", "--onnx", str(tmp_path / "m40.onnx"), "--calib_data", str(tmp_path / "out"),
                      "--out", ckpt]) == 1
     assert f"--out {ckpt}: name it .onnx" in capsys.readouterr().err and open(ckpt, "rb").read() == before
+    assert cli.main(["convert", str(tmp_path / "m40.onnx"), str(tmp_path / "back.pt")]) == 1
+    assert "m40.onnx: an ONNX model (what export writes), not a checkpoint" in capsys.readouterr().err
     grey = helper.make_model(helper.make_graph(
         [helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
          helper.make_node("Flatten", ["pooled"], ["logits"])], "grey",

@@ -204,13 +204,15 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
         raise ValueError(f"{option} {path}: name it {suffix} (it is written as such, over any file of that name)")
 
 
-def trained_dataset(path: str, recorded: Any, asked: Optional[str]) -> Optional[str]:
+def trained_dataset(path: str, recorded: Any, asked: Optional[str], default: bool = False) -> Optional[str]:
     """The data set a model file is for: the one it records (``recorded``: its configuration's or ONNX
-    metadata's), which ``asked`` (the run's --dataset) must match; else ``asked``; None where neither
-    says. Another data set's images are read and normalised otherwise: the outputs would mean nothing."""
+    metadata's), which ``asked`` (the run's --dataset; ``default``: not given, the default) must match;
+    else ``asked``; None where neither says. Another data set's images are read and normalised
+    otherwise: the outputs would mean nothing."""
     if recorded and asked and recorded != asked:
-        raise CheckpointError(f"--dataset {asked}: {path} was trained on {recorded} (the file records it), whose "
-                              f"inputs are read and normalised differently: pass --dataset {recorded}")
+        raise CheckpointError(f"--dataset {asked}{' (the default)' if default else ''}: {path} was trained on "
+                              f"{recorded} (the file records it), whose inputs are read and normalised "
+                              f"differently: pass --dataset {recorded}")
     return recorded or asked
 
 

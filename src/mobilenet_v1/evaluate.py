@@ -47,7 +47,8 @@ def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = 
     if hw is not None and hw[0] != cfg.image_size:
         raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs but image_size is {cfg.image_size}: "
                          f"pass --image_size {hw[0]}")
-    ckpt_io.trained_dataset(path, model.metadata.get("dataset"), cfg.dataset)
+    ckpt_io.trained_dataset(path, model.metadata.get("dataset"), cfg.dataset,
+                            default=given is not None and "dataset" not in given)
     note = model.saturation_note()
     if note:
         print0(note, file=sys.stderr)
@@ -222,7 +223,8 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         if ckpt.get("imported"):
             print0(ckpt["imported"], file=sys.stderr)
         classes = ckpt.get("classes")
-        ckpt_io.trained_dataset(path, (ckpt.get("config") or {}).get("dataset"), cfg.dataset)
+        ckpt_io.trained_dataset(path, (ckpt.get("config") or {}).get("dataset"), cfg.dataset,
+                                default=given is not None and "dataset" not in given)
         cfg = trained_split(trained_size(cfg, ckpt, path, given), ckpt.get("held_out"), path, given)
         cfg = trained_crop(cfg, (ckpt.get("config") or {}).get("crop_pct"), path, given)
         cfg = trained_exif(cfg, (ckpt.get("config") or {}).get("exif_orientation"), path, given)

@@ -393,6 +393,12 @@ def read_any(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     if fmt == "empty":
         raise CheckpointError(f"checkpoint {path}: the file is empty")
     if fmt == "unknown":
+        from .onnx_io import is_onnx_file
+
+        if is_onnx_file(path):
+            raise CheckpointError(f"checkpoint {path}: an ONNX model (what export writes), not a checkpoint: its "
+                                  f"weights are folded and cannot be trained or converted; eval, predict and "
+                                  f"quantize take it")
         with open(path, "rb") as f:
             head = f.read(8)
         raise CheckpointError(f"checkpoint {path}: neither a PyTorch checkpoint (zip), a safetensors file nor "

@@ -164,12 +164,12 @@ def float32_repr(value: float) -> str:
     return str(np.float32(value))
 
 
-def epoch_lines(epoch: int, result: EpochResult, steps_per_epoch: int) -> List[str]:
-    """The seed's two log lines for a finished epoch (``epoch`` counts from 1): its last step's number in
-    the epoch (MindSpore's LossMonitor: ``steps_per_epoch``, in an epoch resumed midway too) and loss,
-    then the time per step of the steps this process ran."""
+def epoch_lines(epoch: int, result: EpochResult, before: int = 0) -> List[str]:
+    """The seed's two log lines for a finished epoch (``epoch`` counts from 1): the steps it trained (a
+    stand-in step of a rank left without a batch trains nothing), ``before`` of them by the run this one
+    resumed inside the epoch, and the last loss; then the time per step of the steps this process ran."""
     ms = result.seconds * 1000.0
-    return [f"epoch: {epoch} step: {steps_per_epoch}, loss is {float32_repr(result.last_loss)}",
+    return [f"epoch: {epoch} step: {before + result.steps}, loss is {float32_repr(result.last_loss)}",
             f"Epoch time: {ms:.3f}, per step time: {ms / max(result.steps, 1):.3f}"]
 
 
@@ -812,7 +812,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
             dist.sync_buffers(model)
             if ema is not None:
                 dist.sync_buffers(ema.module)  # each rank averaged its own BatchNorm statistics
-            for line in epoch_lines(epoch + 1, result, steps_per_epoch):
+            for line in epoch_lines(epoch + 1, result, first):
                 print0(line)
             if counts["total"]:
                 print0(f"skipped {counts['total']} step(s) with a non-finite loss or gradient so far "
