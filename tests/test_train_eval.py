@@ -10,7 +10,7 @@ import torch
 
 from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import evaluate as evaluate_mod
-from mobilenet_v1 import load_model, train
+from mobilenet_v1 import cli, load_model, train
 from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.data import CIFAR_EVAL_FOLDER, DataError, write_cifar_bin
 from mobilenet_v1.model import MobileNetV1
@@ -373,29 +373,28 @@ def test_seed_invocations_train_then_eval(cifar_dir, tmp_path):
     assert json.loads(r.stdout)["total"] == 40 and json.loads(r.stdout)["ckpt"] == str(ck)  # a folder: its newest
 
 
-def test_cli_errors_are_clear_and_nonzero(tmp_path):
-    r = run_cli("-m", "mobilenet_v1", "train", "--no_such_key=1")
-    assert r.returncode != 0 and "unknown key 'no_such_key'" in r.stderr
-    r = run_cli("-m", "mobilenet_v1", "eval", "--checkpoint_path", str(tmp_path / "missing.ckpt"),
-                "--dataset_path", str(tmp_path), "--device_target=CPU")
-    assert r.returncode != 0 and "missing.ckpt" in r.stderr
-    r = run_cli("-m", "mobilenet_v1", "train", "--dataset_path", str(tmp_path), "--device_target=CPU",
-                f"--save_checkpoint_path={tmp_path / 'out'}")
-    assert r.returncode != 0 and "no CIFAR-10 .bin files" in r.stderr
+def test_cli_errors_are_clear_and_nonzero(tmp_path, capsys):
+    # In this process: the command's own exit status and stderr (test_seed_invocations runs python -m).
+    assert cli.main(["train", "--no_such_key=1"]) != 0
+    assert "unknown key 'no_such_key'" in capsys.readouterr().err
+    assert cli.main(["eval", "--checkpoint_path", str(tmp_path / "missing.ckpt"), "--dataset_path", str(tmp_path),
+                     "--device_target=CPU"]) != 0
+    assert "missing.ckpt" in capsys.readouterr().err
+    assert cli.main(["train", "--dataset_path", str(tmp_path), "--device_target=CPU",
+                     f"--save_checkpoint_path={tmp_path / 'out'}"]) != 0
+    assert "no CIFAR-10 .bin files" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # nothing written for a run that could not start
 
 
-def test_info_and_lr_schedule_commands(tmp_path):
-    r = run_cli("-m", "mobilenet_v1", "info", "--json")
-    assert r.returncode == 0, r.stderr
-    info = json.loads(r.stdout)
+def test_info_and_lr_schedule_commands(tmp_path, capsys):
+    assert cli.main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
     assert info["params"] == 4_231_976 and abs(info["macs"] - 569e6) / 569e6 < 0.01
-    r = run_cli("-m", "mobilenet_v1", "info", "--width_mult", "0.5", "--image_size", "160", "--json")
-    assert json.loads(r.stdout)["macs"] < 149e6 * 0.6
+    assert cli.main(["info", "--width_mult", "0.5", "--image_size", "160", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["macs"] < 149e6 * 0.6
     out = tmp_path / "lr.csv"
-    r = run_cli("-m", "mobilenet_v1", "lr-schedule", "--config_path", "configs/cifar10.yaml", "--epoch_size=5",
-                "--warmup_epochs=1", "--steps_per_epoch", "2", "--out", str(out))
-    assert r.returncode == 0, r.stderr
+    assert cli.main(["lr-schedule", "--config_path", os.path.join(ROOT, "configs", "cifar10.yaml"), "--epoch_size=5",
+                     "--warmup_epochs=1", "--steps_per_epoch", "2", "--out", str(out)]) == 0
     rows = out.read_text().splitlines()
     assert rows[0] == "step,epoch,lr" and len(rows) == 11
     assert [float(r.split(",")[2]) for r in rows[1:3]] == pytest.approx([0.01, 0.055])
