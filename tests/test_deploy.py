@@ -162,7 +162,9 @@ def test_pt2_export_is_the_model_as_a_torch_export_program(tmp_path, cifar_dir, 
     assert "holds pickled data" in capsys.readouterr().err
     shutil.copy(tmp_path / "m.pt2", evil / "m.ckpt")
     assert cli.main(["predict", str(image), "--ckpt_file", str(evil / "m.ckpt")]) == 1
-    assert "a torch.export program (export --file_format PT2), not a checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "a torch.export program (export --file_format PT2), not a checkpoint" in err
+    assert "from a file named .pt2 only" in err and "rename it" in err  # what to do, without a contradiction
     shutil.rmtree(evil)
     assert sorted(os.listdir(tmp_path)) == ["cifar", "digit.png", "m.ckpt", "m.pt2", "pixels.pt2", "qat.ckpt"]
 

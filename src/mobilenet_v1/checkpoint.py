@@ -389,9 +389,13 @@ def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for damaged or foreign files
         if is_exported_program(path):
+            named = path.lower().endswith(".pt2")
             raise CheckpointError(f"{path}: a torch.export program (export --file_format PT2), not a checkpoint: "
-                                  f"eval and predict run it (and torch.export.load, or ExecuTorch); this needs the "
-                                  f"checkpoint it was exported from") from None
+                                  f"eval and predict run it (and torch.export.load, or ExecuTorch)"
+                                  + ("; this needs the checkpoint it was exported from" if named else
+                                     ", from a file named .pt2 only (a program can hold pickled code, so one of "
+                                     "another name is not unpickled): rename it, or give the checkpoint it was "
+                                     "exported from")) from None
         raise CheckpointError(f"checkpoint {path}: cannot be read as a PyTorch checkpoint "
                               f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
