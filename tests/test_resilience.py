@@ -340,9 +340,9 @@ def test_sigterm_stops_after_the_step_with_a_checkpoint_that_resumes_exactly(cif
 def test_a_signal_during_an_evaluation_ends_it_there_and_saves_the_epochs_end(cifar_dir, tmp_path, monkeypatch,
                                                                                capsys, one_thread):
     """SIGTERM while an epoch's evaluation runs (ImageNet's takes minutes, past the watchdog's grace, which
-    ended the process before the epoch's checkpoint): each evaluation (the weights', the average's) ends
-    after the batch under way, the epoch's end is saved (save_checkpoint_epochs 5 notwithstanding) and
-    nothing of the evaluation is kept or printed; exit 143."""
+    ended the process before the epoch's checkpoint): the evaluation ends after the batch under way, the
+    weight average's does not start, the epoch's end is saved (save_checkpoint_epochs 5 notwithstanding)
+    and nothing of the evaluation is kept or printed; exit 143."""
     as_is, seen = train.evaluate, []
 
     def signalled(model, loader, *args, **kwargs):
@@ -359,12 +359,46 @@ def test_a_signal_during_an_evaluation_ends_it_there_and_saves_the_epochs_end(ci
     assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--eval_interval=1",
                                         "--ema_decay=0.9")]) == 128 + signal.SIGTERM
     out = capsys.readouterr().out
-    assert seen == [16, 16]  # of 40 images a pass: both evaluations left after their first batch
+    assert seen == [16]  # of 40 images: left after its first batch, the average's evaluation not started
     end = run / "mobilenetv1-1_12.ckpt"
     assert [p for _, p in ckpt_io.list_checkpoints(str(run))] == [str(end)] and not (run / ckpt_io.BEST_NAME).exists()
     assert f"stopped by SIGTERM after the end of epoch 1 (its evaluation left out): checkpoint {end}" in out
     assert "eval: epoch" not in out
     assert all("top_1" not in record for record in read_metrics(str(run)))
+
+
+def test_a_signal_to_the_evaluations_loader_workers_too_still_saves_the_epochs_end(image_folder, tmp_path,
+                                                                                    monkeypatch, one_thread):
+    """A scheduler signals every process of the job: the evaluation's persistent loader worker leaves
+    too. The weight average's evaluation started that loader again and failed on the dead worker, with
+    no checkpoint; an evaluation asked to stop before its first batch now does not start its loader."""
+    import multiprocessing
+
+    as_is, seen = train.evaluate, []
+
+    def signalled(model, loader, *args, **kwargs):
+        def batches():
+            for x, y in loader:
+                seen.append(y.shape[0])
+                if len(seen) == 1:
+                    workers = multiprocessing.active_children()
+                    assert workers
+                    for worker in workers:
+                        os.kill(worker.pid, signal.SIGTERM)
+                    time.sleep(0.3)  # the worker's turn before the run's
+                    os.kill(os.getpid(), signal.SIGTERM)
+                yield x, y
+        return as_is(model, batches(), *args, **kwargs)
+
+    monkeypatch.setattr(train, "evaluate", signalled)
+    run = tmp_path / "run"
+    args = ["train", "--dataset=imagenet2012", f"--dataset_path={image_folder}", "--class_num=2", "--image_size=32",
+            "--width_mult=0.25", "--batch_size=2", "--num_workers=1", "--data_pipeline=cpu", "--device_target=CPU",
+            "--epoch_size=2", "--warmup_epochs=0", "--eval_interval=1", "--ema_decay=0.9",
+            f"--save_checkpoint_path={run}"]
+    assert cli.main(args) == 128 + signal.SIGTERM
+    assert seen == [2] and [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(run))] == [
+        "mobilenetv1-1_7.ckpt"]
 
 
 def test_sigterm_to_the_loader_workers_too_still_stops_with_a_checkpoint(image_folder, tmp_path, monkeypatch, capsys,
@@ -512,8 +546,9 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
     reordered = ckpt_io.load_file(str(run / "mobilenetv1-2_12.ckpt"))
     reordered.update({"epoch": 1, "step": 15, "step_in_epoch": 3})
     assert ckpt_io.validate_training_checkpoint(reordered, "g", model, optimizer, 12, seed=1) == (1, 3)
-    with pytest.raises(ckpt_io.CheckpointError, match=r"saved after 3 steps into epoch 2 of a run with seed 1, this "
-                                                      r"run has seed 7, .* pass --seed 1, or resume from an epoch.s end"):
+    with pytest.raises(ckpt_io.CheckpointError, match=r"saved after 3 steps into epoch 2 of a run with seed 1, "
+                                                      r"this run has seed 7, .* pass --seed 1, or resume from an "
+                                                      r"epoch.s end"):
         ckpt_io.validate_training_checkpoint(reordered, "x.ckpt", model, optimizer, 12, seed=7)
     assert "step 5 is not epoch 2 x 12 + 0" in problem(lambda c: c.update({"step": 5}))
     assert "step 24 is not epoch 2 x 12 + 0 + step_offset 3" in problem(lambda c: c.update({"step_offset": 3}))

@@ -274,15 +274,16 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
 
     ``confusion_classes``: the model's outputs; then also ``"confusion"``, a (classes, classes) int64
     CPU tensor counting each (label, top-1 prediction) pair (a label past the outputs is not counted
-    there), counted on the device without reading anything back until the end. ``stop``: asked after
-    each batch; True leaves the loader there, the counts those of the batches so far."""
+    there), counted on the device without reading anything back until the end. ``stop``: asked before
+    the first batch and after each; True leaves the loader there, the counts those of the batches so far
+    (none: the loader is not even started, its workers may have left on the signal that stops it)."""
     model.eval()
     correct1 = torch.zeros((), dtype=torch.long, device=device)
     correct5 = torch.zeros((), dtype=torch.long, device=device)
     c = confusion_classes
     pairs = torch.zeros(c * c + 1, dtype=torch.long, device=device) if c else None  # +1: labels past c
     total = 0
-    for x, y in loader:
+    for x, y in (() if stop is not None and stop() else loader):
         if y.shape[0] == 0:  # every file of the batch was unreadable (skipped and counted by the loader)
             continue
         with autocast(device, precision):

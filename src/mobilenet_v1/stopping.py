@@ -18,6 +18,9 @@ once (``signal.set_wakeup_fd``): a process that completes no training step for t
 it (:data:`GRACE_SECONDS`, or three times its longest step if that is longer), blocked, exits there, with
 what was saved before whole (checkpoints are written atomically). An evaluation under way ends at the
 batch it is on (:meth:`StopRequest.heard`), well inside the grace, and the epoch's checkpoint is saved.
+In a distributed run the ranks that heard no signal (one node preempted) evaluate on, and one that ended
+early waits for them to sum the counts: that wait is held out of the grace (:meth:`StopRequest.hold`),
+and a peer that died there is left to the process group's timeout.
 
 Loader worker processes ignore Ctrl-C and leave quietly on SIGTERM (:func:`ignore_in_worker`, their
 ``worker_init_fn``): torch's own handler would end a worker as killed by SIGTERM, which a scheduler sends
@@ -75,6 +78,7 @@ class StopRequest:
         self._last_step = time.monotonic()
         self._longest_step = 0.0
         self._measure = False  # whether the time since the last step is a step's
+        self._holding = False  # waiting for the other ranks' evaluation: the grace does not run
 
     def __enter__(self) -> "StopRequest":
         if self._distributed and dist.get_backend() != "gloo":
@@ -133,7 +137,7 @@ class StopRequest:
                     elif signum == signal.SIGINT:
                         print("SIGINT again: stopping now", file=sys.stderr, flush=True)
                         os._exit(128 + signum)
-            if self._signalled_at is not None and not self.agreed and not self._done.is_set():
+            if self._signalled_at is not None and not self.agreed and not self._holding and not self._done.is_set():
                 idle = time.monotonic() - max(self._last_step, self._signalled_at)
                 if idle > self.grace():
                     print(f"{signal_name(self.received)}: no training step completed for {self.grace():g} s after it; "
@@ -168,10 +172,15 @@ class StopRequest:
         asks :meth:`agree_now` after it)."""
         return bool(self.received)
 
+    def hold(self) -> None:
+        """This rank ended its evaluation on its own signal and now waits for the other ranks, which may
+        have heard none and evaluate on: the watchdog's grace does not run until :meth:`agree_now`."""
+        self._holding = True
+
     def agree_now(self) -> bool:
         """:meth:`should_stop` at a point where every rank waits anyway: answered at once. What follows
         until the next step (evaluation) is no step's time."""
-        self._last_step, self._measure = time.monotonic(), False
+        self._last_step, self._measure, self._holding = time.monotonic(), False, False
         if not self._distributed:
             self.agreed = self.agreed or self.received
             return bool(self.agreed)

@@ -539,14 +539,19 @@ def restore_moments(cfg: Config, source: Dict[str, Any], model, optimizer, skipp
 
 def evaluate_accuracy(model, loader, device: torch.device, precision: str,
                       dist: Optional[distributed.Context] = None,
-                      stop: Optional[Callable[[], bool]] = None) -> Dict[str, float]:
+                      stopper: Optional[StopRequest] = None) -> Dict[str, float]:
     """Top-1/top-5 over the eval split during training (the model is left in eval mode). Distributed,
     each rank evaluates its shard and the counts are summed; the plain module runs, not DDP, whose
     forward would wait for the other ranks at every batch (their shards may differ by one batch).
-    ``stop`` (this process's own question, asked after each batch) may end a rank's evaluation early:
-    the counts are still summed once on every rank, and the caller drops what they give."""
-    counts = evaluate(ckpt_io.unwrap(model), loader, device, precision, stop=stop)
+    With ``stopper``, a signal this process received ends its evaluation after the batch under way
+    (:meth:`StopRequest.heard`, no collective): the counts are still summed once on every rank, and the
+    caller drops what they give. Distributed, the ranks that heard nothing (one node preempted) evaluate
+    on meanwhile, and this one waits for them (:meth:`StopRequest.hold`: not a dead peer's silence)."""
+    counts = evaluate(ckpt_io.unwrap(model), loader, device, precision,
+                      stop=stopper.heard if stopper is not None else None)
     if dist is not None:
+        if dist.enabled and stopper is not None and stopper.heard():
+            stopper.hold()
         counts = dist.all_reduce_counts(counts, device)
     total = max(counts["total"], 1)
     return {"top_1": counts["top_1_correct"] / total, "top_5": counts["top_5_correct"] / total,
@@ -827,12 +832,12 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                 # A signal during the evaluation ends it at the batch under way (the watchdog would end the
                 # process after its grace, before the epoch's checkpoint); the epoch stops as if signalled
                 # before it, its evaluation left out.
-                accuracy = evaluate_accuracy(model, eval_loader, device, precision, dist, stop=stopper.heard)
+                accuracy = evaluate_accuracy(model, eval_loader, device, precision, dist, stopper)
                 trained = ""
                 if ema is not None:
                     # The average is what eval and export take from the checkpoint: it is the one judged.
                     raw = accuracy
-                    accuracy = evaluate_accuracy(ema.module, eval_loader, device, precision, dist, stop=stopper.heard)
+                    accuracy = evaluate_accuracy(ema.module, eval_loader, device, precision, dist, stopper)
                     accuracy.update(raw_top_1=raw["top_1"], raw_top_5=raw["top_5"])
                     trained = (f"; weight average; the trained weights: top-1 {raw['top_1']:.4f} "
                                f"top-5 {raw['top_5']:.4f}")
