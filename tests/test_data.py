@@ -292,6 +292,9 @@ def test_image_split_finds_val_folders_and_refuses_what_would_mislead(tmp_path):
     with pytest.raises(DataError, match=r"val_split 0\.25: dataset_path .* has an evaluation folder .*val\)"):
         image_split(str(root), train=False, val_split=0.25)
     class_tree(root / "test", [2])  # ImageNet's own layout: its test images are read by no command
+    class_tree(root / "valid", [1])  # another split (Roboflow's name): its images are in class folders
+    (root / "runs" / "demo").mkdir(parents=True)
+    (root / "runs" / "demo" / "curves.png").write_bytes(b"png")  # a run folder's plot, one level down
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         image_split(str(root), train=True)
@@ -300,8 +303,8 @@ def test_image_split_finds_val_folders_and_refuses_what_would_mislead(tmp_path):
     vehicles = tmp_path / "vehicles"
     class_tree(vehicles, [1, 1])
     class_tree(vehicles / "train", [2])
-    with pytest.warns(DataWarning, match=r"train/ is read as its training split .* not read: c0/, c1/; if train is "
-                                         r"one of your classes"):
+    with pytest.warns(DataWarning, match=r"train/ is read as its training split .* the image files in c0/, c1/ "
+                                         r"beside it are not read; a class folder named train\?"):
         assert image_split(str(vehicles), train=True) == (str(vehicles / "train"), None)
     flat = tmp_path / "flat"  # a folder that is itself a split: both read it whole, as before
     class_tree(flat, [2])

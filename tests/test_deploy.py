@@ -78,6 +78,7 @@ def test_static_batch_export_and_its_batches(tmp_path):
                                dynamic_batch=False)
     session = OnnxModel(result["path"])
     assert session.fixed_batch == 3 and session.image_hw == (40, 56)
+    assert "image_size" not in session.metadata  # no square size to resize to; the graph says 40x56
     x = torch.randn(5, 3, 40, 56)  # not a multiple of 3: the wrapper pads the last piece
     with torch.no_grad():
         assert (session(x) - model(x)).abs().max().item() <= 1e-4

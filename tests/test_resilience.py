@@ -607,7 +607,8 @@ def test_a_run_continued_from_another_folder_or_a_later_epoch_keeps_the_folders_
     """--resume FILE of another folder into a folder holding another run: that run's checkpoints before
     FILE's point stayed (so --resume auto could later take one, and its best stood as this run's best),
     and its metrics of those epochs read as this run's. They now move aside whole and its records are
-    dropped, as for a fresh run; so for a fresh run that starts at a later epoch (pretrain_epoch_size)."""
+    dropped, as for a fresh run; so for a fresh run that starts at a later epoch (pretrain_epoch_size) from
+    another folder's weights."""
     a, y = tmp_path / "a", tmp_path / "y"
     assert cli.main(["train", *run_args(cifar_dir, a, "--epoch_size=1")]) == 0
     other = ["--epoch_size=2", "--save_checkpoint_epochs=1", "--eval_interval=1"]
@@ -626,6 +627,10 @@ def test_a_run_continued_from_another_folder_or_a_later_epoch_keeps_the_folders_
                                         "--pretrain_epoch_size=1")]) == 0
     assert [r["epoch"] for r in read_metrics(str(y))["epochs"]] == [2]
     assert all("top_1" not in r for r in read_metrics(str(y))["epochs"])
+    # The seed's way to go on in the same folder (pre_trained its own checkpoint): its history stays.
+    assert cli.main(["train", *run_args(cifar_dir, y, "--epoch_size=3", f"--pre_trained={y / 'mobilenetv1-2_12.ckpt'}",
+                                        "--pretrain_epoch_size=2")]) == 0
+    assert [r["epoch"] for r in read_metrics(str(y))["epochs"]] == [2, 3]
 
 
 @pytest.mark.parametrize("given", ["file", "folder"])

@@ -398,28 +398,33 @@ def image_split(root: str, train: bool, val_split: float = 0.0) -> Tuple[str, Op
                             f"which evaluation reads; val_split is for a folder without one: leave it at 0")
         folder, holdout = imagenet_folder(root, True), Holdout(val_split, not train)
     if os.path.normpath(folder) != os.path.normpath(root):
-        left_out = [name for name in sorted(os.listdir(root)) if name not in SPLIT_FOLDERS
+        # Image files right inside a folder beside the split are a class folder's (a split's or a run's
+        # are in sub-folders): a class named train or val would have made the split, the others unread.
+        left_out = [name for name in sorted(os.listdir(root)) if name.lower() not in SPLIT_FOLDERS
                     and not name.startswith(".") and holds_images(os.path.join(root, name))]
-        if left_out:
+        if left_out and (root, folder) not in _WARNED_SPLITS:
+            _WARNED_SPLITS.add((root, folder))
             split = os.path.basename(folder)
             role = "training" if split == IMAGENET_TRAIN_FOLDER else "evaluation"
             warnings.warn(f"dataset_path {root!r}: {split}/ is read as its {role} split (the layout "
-                          f"{split}/<class>/), so the folder(s) of images beside it are not read: "
-                          f"{', '.join(name + '/' for name in left_out[:5])}{' ...' if len(left_out) > 5 else ''}; "
-                          f"if {split} is one of your classes, give its folder another name", DataWarning)
+                          f"{split}/<class>/), so the image files in "
+                          f"{', '.join(name + '/' for name in left_out[:5])}{' ...' if len(left_out) > 5 else ''} "
+                          f"beside it are not read; a class folder named {split}? give it another name",
+                          DataWarning)
     return folder, holdout
 
 
+_WARNED_SPLITS: Set[Tuple[str, str]] = set()  # (root, split) pairs named once in this process
+
+
 def holds_images(folder: str) -> bool:
-    """Whether ``folder`` (a directory; symbolic links followed) or a folder under it holds an image file
-    (:data:`IMAGE_EXTENSIONS`); False for anything else. Stops at the first one found."""
-    if not os.path.isdir(folder):
+    """Whether ``folder`` (a directory, or a link to one) holds image files (:data:`IMAGE_EXTENSIONS`)
+    itself, not in sub-folders; False for anything else."""
+    try:
+        return any(entry.is_file() and not entry.name.startswith(".") and entry.name.lower().endswith(IMAGE_EXTENSIONS)
+                   for entry in os.scandir(folder))
+    except OSError:  # not a folder, or not readable
         return False
-    for _, dirnames, names in os.walk(folder, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        if any(not n.startswith(".") and n.lower().endswith(IMAGE_EXTENSIONS) for n in names):
-            return True
-    return False
 
 
 def read_bytes(path: str) -> torch.Tensor:

@@ -245,10 +245,12 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
         raise ExportError(f"{path}: a quantization-aware model whose activation ranges were never measured "
                           f"(no training step): nothing to write its INT8 file from")
 
-    # image_size: what the file takes (an app resizes to it); the size the weights were trained at beside it
-    # where that differs (eval, predict and quantize read the graph's own).
-    # (A file that records no configuration, a MindSpore .ckpt, does not say its size: nothing is claimed.)
-    meta = preprocessing_metadata(dataset, height if height == width else trained_size)
+    # image_size: the square the file takes (an app resizes to it; none for a file of another shape); the
+    # size the weights were trained at beside it where that differs (eval, predict and quantize read the
+    # graph's own). A file that records no configuration (a MindSpore .ckpt) does not say its size.
+    meta = preprocessing_metadata(dataset, height)
+    if height != width:
+        meta["image_size"] = None  # not written
     other_size = bool(config.get("image_size")) and (height, width) != (trained_size, trained_size)
     if other_size:
         meta["trained_image_size"] = trained_size

@@ -537,6 +537,18 @@ def restore_moments(cfg: Config, source: Dict[str, Any], model, optimizer, skipp
                f"{cfg.pretrain_epoch_size * steps_per_epoch}")
 
 
+def continues_here(cfg: Config, out_dir: str, resumed_from: str, elsewhere: bool) -> bool:
+    """Whether the run folder's records before this run's start are its history: resumed from a
+    checkpoint of the folder, or (the seed's way to go on) started at ``pretrain_epoch_size`` from
+    ``pre_trained`` weights saved there."""
+    if resumed_from:
+        return not elsewhere
+    if not cfg.pre_trained or cfg.pretrain_epoch_size == 0:
+        return False
+    folder = cfg.pre_trained if os.path.isdir(cfg.pre_trained) else os.path.dirname(cfg.pre_trained)
+    return os.path.realpath(folder) == os.path.realpath(out_dir)
+
+
 def evaluate_accuracy(model, loader, device: torch.device, precision: str,
                       dist: Optional[distributed.Context] = None,
                       stopper: Optional[StopRequest] = None) -> Dict[str, float]:
@@ -757,7 +769,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
 
     tracker = RunLogger(out_dir if cfg.save_checkpoint else None, cfg.epoch_size, steps_per_epoch,
                         start_epoch, cfg.log_interval, early.getvalue(), start_in_epoch=start_step,
-                        step_offset=step_offset, history=bool(resumed_from) and not elsewhere)
+                        step_offset=step_offset, history=continues_here(cfg, out_dir, resumed_from, elsewhere))
     runtime.remove_log_file(early)  # from here on print0 writes to the log itself
     if start_epoch >= cfg.epoch_size:
         print0(f"resume: training is complete ({cfg.epoch_size} epoch{'s' if cfg.epoch_size > 1 else ''}); "
