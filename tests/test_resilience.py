@@ -337,12 +337,12 @@ def test_sigterm_stops_after_the_step_with_a_checkpoint_that_resumes_exactly(cif
             f"checkpoint {last}; `mobilenet-v1 eval --checkpoint_path {last}` evaluates it") in capsys.readouterr().out
 
 
-def test_a_signal_during_an_evaluation_ends_it_there_and_saves_the_epochs_end(cifar_dir, tmp_path, monkeypatch,
-                                                                               capsys, one_thread):
-    """SIGTERM while an epoch's evaluation runs (ImageNet's takes minutes, past the watchdog's grace, which
-    ended the process before the epoch's checkpoint): the evaluation ends after the batch under way, the
-    weight average's does not start, the epoch's end is saved (save_checkpoint_epochs 5 notwithstanding)
-    and nothing of the evaluation is kept or printed; exit 143."""
+def signal_at_first_eval_batch(monkeypatch, children: bool = False) -> list:
+    """The run's process (and with ``children`` its loader workers first, as a scheduler signals every
+    process of a job) gets SIGTERM once the first evaluation batch of the run has arrived; returns the
+    list of the evaluation batches' sizes, filled as they arrive."""
+    import multiprocessing
+
     as_is, seen = train.evaluate, []
 
     def signalled(model, loader, *args, **kwargs):
@@ -350,11 +350,26 @@ def test_a_signal_during_an_evaluation_ends_it_there_and_saves_the_epochs_end(ci
             for x, y in loader:
                 seen.append(y.shape[0])
                 if len(seen) == 1:
+                    workers = multiprocessing.active_children() if children else []
+                    assert bool(workers) == children  # the training and the evaluation loaders' workers
+                    for worker in workers:
+                        os.kill(worker.pid, signal.SIGTERM)
+                    time.sleep(0.3 if children else 0)  # the workers' turn before the run's
                     os.kill(os.getpid(), signal.SIGTERM)
                 yield x, y
         return as_is(model, batches(), *args, **kwargs)
 
     monkeypatch.setattr(train, "evaluate", signalled)
+    return seen
+
+
+def test_a_signal_during_an_evaluation_ends_it_there_and_saves_the_epochs_end(cifar_dir, tmp_path, monkeypatch,
+                                                                               capsys, one_thread):
+    """SIGTERM while an epoch's evaluation runs (ImageNet's takes minutes, past the watchdog's grace, which
+    ended the process before the epoch's checkpoint): the evaluation ends after the batch under way, the
+    weight average's does not start, the epoch's end is saved (save_checkpoint_epochs 5 notwithstanding)
+    and nothing of the evaluation is kept or printed; exit 143."""
+    seen = signal_at_first_eval_batch(monkeypatch)
     run = tmp_path / "run"
     assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--eval_interval=1",
                                         "--ema_decay=0.9")]) == 128 + signal.SIGTERM
@@ -372,25 +387,7 @@ def test_a_signal_to_the_evaluations_loader_workers_too_still_saves_the_epochs_e
     """A scheduler signals every process of the job: the evaluation's persistent loader worker leaves
     too. The weight average's evaluation started that loader again and failed on the dead worker, with
     no checkpoint; an evaluation asked to stop before its first batch now does not start its loader."""
-    import multiprocessing
-
-    as_is, seen = train.evaluate, []
-
-    def signalled(model, loader, *args, **kwargs):
-        def batches():
-            for x, y in loader:
-                seen.append(y.shape[0])
-                if len(seen) == 1:
-                    workers = multiprocessing.active_children()
-                    assert workers
-                    for worker in workers:
-                        os.kill(worker.pid, signal.SIGTERM)
-                    time.sleep(0.3)  # the worker's turn before the run's
-                    os.kill(os.getpid(), signal.SIGTERM)
-                yield x, y
-        return as_is(model, batches(), *args, **kwargs)
-
-    monkeypatch.setattr(train, "evaluate", signalled)
+    seen = signal_at_first_eval_batch(monkeypatch, children=True)
     run = tmp_path / "run"
     args = ["train", "--dataset=imagenet2012", f"--dataset_path={image_folder}", "--class_num=2", "--image_size=32",
             "--width_mult=0.25", "--batch_size=2", "--num_workers=1", "--data_pipeline=cpu", "--device_target=CPU",
