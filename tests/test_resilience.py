@@ -401,8 +401,8 @@ def test_a_signal_to_the_evaluations_loader_workers_too_still_saves_the_epochs_e
 def test_sigterm_to_the_loader_workers_too_still_stops_with_a_checkpoint(image_folder, tmp_path, monkeypatch, capsys,
                                                                          one_thread):
     """A scheduler signals every process of the job: torch's handler would end a loader worker on
-    SIGTERM and the run would fail on the lost worker; the workers ignore it and the run stops after
-    its step, with a checkpoint there."""
+    SIGTERM and the run would fail on the lost worker; the workers go on serving and the run stops
+    after its step, with a checkpoint there, also where that step was still waiting for its batch."""
     args = ["train", "--dataset=imagenet2012", f"--dataset_path={image_folder}", "--class_num=2", "--image_size=32",
             "--width_mult=0.25", "--batch_size=4", "--num_workers=1", "--data_pipeline=cpu", "--device_target=CPU",
             "--epoch_size=2", "--warmup_epochs=0", f"--save_checkpoint_path={tmp_path / 'run'}"]
@@ -410,6 +410,36 @@ def test_sigterm_to_the_loader_workers_too_still_stops_with_a_checkpoint(image_f
         signal_self_at(m, 2, signal.SIGTERM, children=True)
         assert cli.main(args) == 143
     assert f"stopped by SIGTERM after step 2 of epoch 1: checkpoint {tmp_path / 'run' / 'mobilenetv1-1_2.ckpt'}" in \
+        capsys.readouterr().out
+    # A data-bound run (0.4 s a sample here) waits for its next batch when the signal comes: the worker,
+    # which left at once before ("DataLoader worker exited unexpectedly", no checkpoint), makes it.
+    import multiprocessing
+    import threading
+
+    from mobilenet_v1 import data
+
+    read = data.ImageFolderDataset.__getitem__
+
+    def slowly(self, item):
+        time.sleep(0.4)
+        return read(self, item)
+
+    as_is = train.train_one_epoch
+
+    def signalled_while_waiting(*a, on_step, **k):
+        def hook(i, loss, lr):
+            if i == 0:  # the worker is making batch 2 (1.6 s), which the run waits for from now on
+                workers = multiprocessing.active_children()
+                assert workers
+                threading.Timer(0.2, lambda: [os.kill(p, signal.SIGTERM)
+                                              for p in [w.pid for w in workers] + [os.getpid()]]).start()
+            on_step(i, loss, lr)
+        return as_is(*a, on_step=hook, **k)
+
+    monkeypatch.setattr(data.ImageFolderDataset, "__getitem__", slowly)
+    monkeypatch.setattr(train, "train_one_epoch", signalled_while_waiting)
+    assert cli.main(args[:-1] + [f"--save_checkpoint_path={tmp_path / 'slow'}"]) == 143
+    assert f"stopped by SIGTERM after step 2 of epoch 1: checkpoint {tmp_path / 'slow' / 'mobilenetv1-1_2.ckpt'}" in \
         capsys.readouterr().out
 
 

@@ -22,9 +22,11 @@ In a distributed run the ranks that heard no signal (one node preempted) evaluat
 early waits for them to sum the counts: that wait is held out of the grace (:meth:`StopRequest.hold`),
 and a peer that died there is left to the process group's timeout.
 
-Loader worker processes ignore Ctrl-C and leave quietly on SIGTERM (:func:`ignore_in_worker`, their
-``worker_init_fn``): torch's own handler would end a worker as killed by SIGTERM, which a scheduler sends
-to every process of the job, and the run would fail on the lost worker before it could stop.
+Loader worker processes ignore Ctrl-C and keep serving after a first SIGTERM (:func:`ignore_in_worker`,
+their ``worker_init_fn``): a scheduler sends it to every process of the job, and the run, which stops
+after the step under way, may still be waiting for their batches. torch's own handler would end a
+worker there, and the run would fail on the lost worker before it could stop. A second SIGTERM (the
+one multiprocessing's exit sends its daemonic children) ends the worker quietly.
 """
 import os
 import select
@@ -49,14 +51,19 @@ def _leave_quietly(signum: int, frame) -> None:
     os._exit(0)
 
 
+def _serve_on(signum: int, frame) -> None:
+    signal.signal(signal.SIGTERM, _leave_quietly)  # the next one ends the worker
+
+
 def ignore_in_worker(worker_id: int = 0) -> None:
-    """A loader worker's ``worker_init_fn``: Ctrl-C is the run's to act on; SIGTERM ends the worker
-    with exit status 0, which the run's process does not take for a failure, where torch's own handler
-    ends it as killed by the signal, which fails the run at once. (Ignoring SIGTERM altogether would
-    leave multiprocessing's exit, which terminates daemonic children and waits for them, waiting for
-    ever.) The batches it had already made are there for the step under way."""
+    """A loader worker's ``worker_init_fn``: Ctrl-C is the run's to act on; a first SIGTERM (a scheduler's,
+    sent to the run too, which stops after the step under way) is noted and the worker goes on making
+    the batches that step may still wait for: a worker gone there fails the run ("exited unexpectedly")
+    before it can save. The next SIGTERM ends it with exit status 0 (ignoring it altogether would leave
+    multiprocessing's exit, which terminates daemonic children and waits for them, waiting for ever);
+    the loader's own shutdown, or the run's process dying, ends it as it ends any worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _leave_quietly)
+    signal.signal(signal.SIGTERM, _serve_on)
 
 
 class StopRequest:
