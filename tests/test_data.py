@@ -447,6 +447,15 @@ def test_exif_orientation_is_read_from_the_headers_and_turns_the_photo_upright()
     data = torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
     assert torch.equal(T._decode_with_pil(data, "x", exif=True), T.decode_rgb(data, exif=True))
     assert T.decode_rgb(data, exif=True).shape == (3, 40, 30)
+    # An EXIF block PIL cannot read (SyntaxError: not TIFF data; struct.error: cut short) in a PNG, which
+    # PIL decodes: no orientation, the pixels as stored, no error.
+    for unreadable in (b"Exif\0\0XXXXXXXX", b"Exif\0\0II*\0\xfdo"):
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="PNG", exif=unreadable)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL's own word on the damaged block
+            got = T.decode_rgb(torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8), exif=True)
+        assert torch.equal(got, torch.from_numpy(arr).permute(2, 0, 1))
 
 
 def test_png_of_every_kind_decodes_as_torchvision_does_and_a_damaged_one_is_refused_not_fatal(tmp_path):
