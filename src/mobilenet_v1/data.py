@@ -261,6 +261,11 @@ class CifarLoader(DeviceLoader):
             yield self.normalize(x), self.labels[idx]
 
 
+def is_image_name(name: str) -> bool:
+    """An image file's name (by extension, :data:`IMAGE_EXTENSIONS`), not a hidden one (macOS ``._*``)."""
+    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
 def image_files_under(folder: str) -> List[str]:
     """The image files (by extension) under ``folder`` and its sub-folders, sorted by folder then name.
     Hidden folders and files (``.git``, ``.ipynb_checkpoints``, macOS ``._*`` files) are not data;
@@ -273,7 +278,7 @@ def image_files_under(folder: str) -> List[str]:
             continue
         seen.add((st.st_dev, st.st_ino))
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found.append((dirpath, [n for n in names if not n.startswith(".") and n.lower().endswith(IMAGE_EXTENSIONS)]))
+        found.append((dirpath, [n for n in names if is_image_name(n)]))
     return [os.path.join(dirpath, name) for dirpath, names in sorted(found) for name in sorted(names)]
 
 
@@ -421,8 +426,7 @@ def holds_images(folder: str) -> bool:
     """Whether ``folder`` (a directory, or a link to one) holds image files (:data:`IMAGE_EXTENSIONS`)
     itself, not in sub-folders; False for anything else."""
     try:
-        return any(entry.is_file() and not entry.name.startswith(".") and entry.name.lower().endswith(IMAGE_EXTENSIONS)
-                   for entry in os.scandir(folder))
+        return any(entry.is_file() and is_image_name(entry.name) for entry in os.scandir(folder))
     except OSError:  # not a folder, or not readable
         return False
 
@@ -582,7 +586,7 @@ class CropDraw(NamedTuple):
 
 class EncodedImageDataset(Dataset):
     """The GPU pipeline's per-item work: read the file's bytes. Files that nvJPEG cannot take (PNG,
-    CMYK, grayscale, a JPEG cut short: :func:`transforms.jpeg_complete`, ...) are decoded here, in the
+    CMYK, grayscale, a JPEG cut short: :attr:`transforms.JpegFrame.complete`, ...) are decoded here, in the
     worker, by the CPU pipeline's decode, and travel decoded. A file that cannot be
     read or decoded here travels as kind ``BAD`` with a :class:`BadSample`.
 
@@ -615,7 +619,7 @@ class EncodedImageDataset(Dataset):
             turn = frame.orientation if self.exif and frame.orientation > 1 else 0
             # A JPEG without its end-of-image marker (cut short) is decoded here, as the CPU pipeline
             # decodes it: nvJPEG would hand back an image that is not the file's, without an error.
-            if frame.gpu_decodable and not (self.exif and frame.orientation < 0) and T.jpeg_complete(raw):
+            if frame.gpu_decodable and not (self.exif and frame.orientation < 0) and frame.complete:
                 size = (frame.width, frame.height) if turn >= 5 else (frame.height, frame.width)  # 5-8: turned
                 return ENCODED, data, label, seed, path, self._draw(size, seed), turn
             img = T.decode_rgb(data, path, self.exif)

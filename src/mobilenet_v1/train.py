@@ -537,16 +537,19 @@ def restore_moments(cfg: Config, source: Dict[str, Any], model, optimizer, skipp
                f"{cfg.pretrain_epoch_size * steps_per_epoch}")
 
 
-def continues_here(cfg: Config, out_dir: str, resumed_from: str, elsewhere: bool) -> bool:
+def saved_in(path: str, folder: str) -> bool:
+    """Whether checkpoint ``path`` (a file, or a run folder: its newest) is one of ``folder``'s, by real path."""
+    where = path if os.path.isdir(path) else os.path.dirname(path)
+    return os.path.realpath(where) == os.path.realpath(folder)
+
+
+def continues_here(cfg: Config, out_dir: str, resumed_from: str) -> bool:
     """Whether the run folder's records before this run's start are its history: resumed from a
     checkpoint of the folder, or (the seed's way to go on) started at ``pretrain_epoch_size`` from
     ``pre_trained`` weights saved there."""
     if resumed_from:
-        return not elsewhere
-    if not cfg.pre_trained or cfg.pretrain_epoch_size == 0:
-        return False
-    folder = cfg.pre_trained if os.path.isdir(cfg.pre_trained) else os.path.dirname(cfg.pre_trained)
-    return os.path.realpath(folder) == os.path.realpath(out_dir)
+        return saved_in(resumed_from, out_dir)
+    return bool(cfg.pre_trained) and cfg.pretrain_epoch_size > 0 and saved_in(cfg.pre_trained, out_dir)
 
 
 def evaluate_accuracy(model, loader, device: torch.device, precision: str,
@@ -726,7 +729,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
         print0(f"freeze_layers {cfg.freeze_layers}: no pre_trained (and nothing resumed): the frozen layers keep their "
                f"random initial weights")
     # Resumed from a checkpoint elsewhere (--resume FILE or FOLDER), the run's history is not this folder's.
-    elsewhere = bool(resumed_from) and os.path.realpath(os.path.dirname(resumed_from)) != os.path.realpath(out_dir)
+    elsewhere = bool(resumed_from) and not saved_in(resumed_from, out_dir)
     if cfg.save_checkpoint and dist.is_rank0:
         try:
             if not resumed_from or elsewhere:
@@ -769,7 +772,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
 
     tracker = RunLogger(out_dir if cfg.save_checkpoint else None, cfg.epoch_size, steps_per_epoch,
                         start_epoch, cfg.log_interval, early.getvalue(), start_in_epoch=start_step,
-                        step_offset=step_offset, history=continues_here(cfg, out_dir, resumed_from, elsewhere))
+                        step_offset=step_offset, history=continues_here(cfg, out_dir, resumed_from))
     runtime.remove_log_file(early)  # from here on print0 writes to the log itself
     if start_epoch >= cfg.epoch_size:
         print0(f"resume: training is complete ({cfg.epoch_size} epoch{'s' if cfg.epoch_size > 1 else ''}); "

@@ -388,12 +388,20 @@ class JpegFrame(NamedTuple):
     are the decoded image's as stored (height 0: given later in the file, by a DNL marker).
     ``orientation``: the EXIF orientation tag of its headers, 1 to 8; 0 where it has none; -1 where that
     cannot be told (:func:`jpeg_frame`: an EXIF block that cannot be read or holds another value, a first
-    APP1 block that is not EXIF, headers not read to the first scan)."""
+    APP1 block that is not EXIF, headers not read to the first scan).
+
+    ``complete``: whether the data runs to its end-of-image marker (FF D9) after the start of its first
+    scan. Entropy-coded scan data never holds FF D9 (a data byte FF is stuffed as FF 00), and thumbnails
+    sit before the first scan, so a file cut short anywhere in its scans has none there. nvJPEG "decodes"
+    such a file without an error, its output not the file's (benchmarks/RESULTS.md, 2026-11-29), so the
+    GPU pipeline's workers decode one without the marker themselves, as the CPU pipeline does: the two
+    pipelines keep and skip the same files. Bytes after the marker are allowed, as libjpeg allows them."""
     marker: int = 0
     components: int = 0
     height: int = 0
     width: int = 0
     orientation: int = 0
+    complete: bool = False
 
     @property
     def gpu_decodable(self) -> bool:
@@ -425,15 +433,15 @@ def _jpeg_markers(data: bytes) -> Iterator[Tuple[int, int]]:
 
 
 def jpeg_frame(data: bytes) -> JpegFrame:
-    """The frame header of a JPEG file's bytes, and the EXIF orientation among the headers up to the
-    first scan (where libjpeg reads them); all zeros if ``data`` is not a JPEG whose frame header could
-    be found."""
+    """The frame header of a JPEG file's bytes, the EXIF orientation among the headers up to the first
+    scan (where libjpeg reads them) and whether the data is complete, in one walk of the headers; all
+    zeros (not complete) if ``data`` is not a JPEG whose frame header could be found."""
     if len(data) < 4 or data[0] != 0xFF or data[1] != 0xD8:
         return JpegFrame()
-    frame, orientation, app1_seen, scan = None, 0, False, False
+    frame, orientation, app1_seen, scan, complete = None, 0, False, False, False
     for marker, i in _jpeg_markers(data):
         if marker == 0xDA:  # start of scan: the headers are over
-            scan = True
+            scan, complete = True, data.rfind(b"\xff\xd9") > i
             break
         length = (data[i + 2] << 8) | data[i + 3]
         # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC): length, precision, height, width, components
@@ -450,7 +458,7 @@ def jpeg_frame(data: bytes) -> JpegFrame:
     if not frame:
         return JpegFrame()
     # Headers not read to the first scan (stray bytes, a cut file) may hide a block libjpeg would read.
-    return JpegFrame(*frame, orientation if scan or orientation else -1)
+    return JpegFrame(*frame, orientation if scan or orientation else -1, complete)
 
 
 def exif_orientation(tiff: bytes) -> int:
@@ -486,15 +494,5 @@ def gpu_decodable(data: bytes) -> bool:
 
 
 def jpeg_complete(data: bytes) -> bool:
-    """Whether a JPEG's data runs to its end-of-image marker (FF D9) after the start of its first scan.
-
-    Entropy-coded scan data never holds FF D9 (a data byte FF is stuffed as FF 00), and thumbnails sit
-    before the first scan, so a file cut short anywhere in its scans has none there. nvJPEG "decodes" such
-    a file without an error, its output not the file's (benchmarks/RESULTS.md, 2026-11-29), so the GPU
-    pipeline's workers decode one without the marker themselves, as the CPU pipeline does: the two
-    pipelines keep and skip the same files. Bytes after the marker are allowed, as libjpeg allows them.
-    """
-    for marker, i in _jpeg_markers(data):
-        if marker == 0xDA:
-            return data.rfind(b"\xff\xd9") > i
-    return False
+    """Whether a JPEG's data runs to its end-of-image marker (:attr:`JpegFrame.complete`)."""
+    return jpeg_frame(data).complete
