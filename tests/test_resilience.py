@@ -308,8 +308,11 @@ def test_sigterm_stops_after_the_step_with_a_checkpoint_that_resumes_exactly(cif
     assert f"stopped by SIGTERM after step 7 of epoch 1: checkpoint {middle}; --resume auto continues" in out.out
     assert [p for _, p in ckpt_io.list_checkpoints(str(stopped))] == [str(middle)]
     assert cli.main(["train", *run_args(cifar_dir, stopped, *extra)]) == 0
-    # The seed's line names the epoch's last step (12), not the 5 steps run since the resume.
+    # The seed's line names the epoch's last step (12), not the 5 steps run since the resume; the epoch's
+    # mean loss is over all 12 too, as the run never stopped logged it.
     assert "epoch: 1 step: 12, loss is " in capsys.readouterr().out
+    means = [[r["mean_loss"] for r in read_metrics(str(run))["epochs"]] for run in (straight, stopped)]
+    assert means[1] == pytest.approx(means[0], rel=1e-6) and len(means[0]) == 2
     a = ckpt_io.load_file(str(straight / "mobilenetv1-2_12.ckpt"))
     b = ckpt_io.load_file(str(stopped / "mobilenetv1-2_12.ckpt"))
     for part in ("model",):

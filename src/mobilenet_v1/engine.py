@@ -1,6 +1,7 @@
 """The training step, one epoch of training, and evaluation."""
 import contextlib
 import itertools
+import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
@@ -101,6 +102,38 @@ class EpochResult:
     seconds: float
     images: int
     stopped_after: Optional[int] = None  # asked to stop (``stop``): the steps of the epoch done by then
+    mean_steps: Optional[int] = None  # the steps ``mean_loss`` averages (None: ``steps``); more after a resume
+
+
+class LossTally:
+    """An epoch's running loss sum, on the device (nothing read back until :meth:`state`), and the
+    steps in it. A checkpoint saved inside the epoch keeps :meth:`state`, so the epoch's mean after a
+    resume there is over all its steps, not only those since the resume."""
+
+    def __init__(self, device: torch.device, loss_sum: float = 0.0, steps: int = 0):
+        self.sum = torch.full((), float(loss_sum), device=device)
+        self.steps = steps
+
+    def add(self, loss: torch.Tensor) -> None:
+        # A skipped step's NaN would make the epoch's mean NaN; it counts as 0 there.
+        self.sum += torch.where(torch.isfinite(loss), loss, 0.0)
+        self.steps += 1
+
+    def state(self) -> Dict[str, Any]:
+        return {"loss_sum": float(self.sum), "steps": self.steps}
+
+    @staticmethod
+    def saved(ckpt: Dict[str, Any], in_epoch: int) -> Dict[str, Any]:
+        """The tally a checkpoint saved after ``in_epoch`` steps of its epoch holds, as keyword arguments;
+        none (an empty dict: a fresh tally) from a file without one, or one that does not fit."""
+        saved = ckpt.get("epoch_loss")
+        if not in_epoch or not isinstance(saved, dict):
+            return {}
+        total, steps = saved.get("loss_sum"), saved.get("steps")
+        if not isinstance(total, float) or not math.isfinite(total) or isinstance(steps, bool) \
+                or not isinstance(steps, int) or not 0 <= steps <= in_epoch:
+            return {}
+        return {"loss_sum": total, "steps": steps}
 
 
 def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
@@ -113,7 +146,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
                                                Tuple[torch.Tensor, torch.Tensor, float]]] = None,
                     clip_grad_norm: float = 0.0, stop: Optional[Callable[[int], bool]] = None,
                     distill: Optional["Distiller"] = None,
-                    step_seed: Optional[Callable[[int], int]] = None) -> EpochResult:
+                    step_seed: Optional[Callable[[int], int]] = None,
+                    tally: Optional[LossTally] = None) -> EpochResult:
     """One pass over ``loader``; step ``i`` of the epoch runs at learning rate ``lrs[i]``.
 
     ``accumulate``: a step adds up the gradients of that many batches of ``loader`` (its loss is their
@@ -138,6 +172,9 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
     ``step_seed(i)``: torch's generators are seeded with it before step ``i`` (what the model draws in
     the step, dropout's masks, is then a function of it: :func:`train.step_seed`).
 
+    ``tally`` (:class:`LossTally`): where the epoch's loss adds up (a resumed epoch's holds the steps
+    before the resume; ``on_step`` may save it); the result's ``mean_loss`` is its mean.
+
     ``stop(i)``, after ``on_step`` of every step: True ends the pass there (a run asked to stop,
     :mod:`stopping`); the result's ``stopped_after`` is then ``i + 1``.
 
@@ -155,7 +192,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
     model.train()
     ddp = _ddp_of(model)
     start = time.perf_counter()
-    loss_sum = torch.zeros((), device=device)
+    tally = LossTally(device) if tally is None else tally
     loss = torch.zeros((), device=device)
     steps = images = 0
     stopped_after = None
@@ -223,8 +260,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
                 break
             continue
         loss = step_loss
-        # A skipped step's NaN would make the epoch's mean NaN; it counts as 0 there.
-        loss_sum += torch.where(torch.isfinite(loss), loss, 0.0)
+        tally.add(loss)
         steps += 1
         images += sum(x.shape[0] for x, _ in group)
         if on_step is not None:
@@ -241,7 +277,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    return EpochResult(float(loss), float(loss_sum) / max(steps, 1), steps, seconds, images, stopped_after)
+    return EpochResult(float(loss), float(tally.sum) / max(tally.steps, 1), steps, seconds, images, stopped_after,
+                       tally.steps)
 
 
 def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float,

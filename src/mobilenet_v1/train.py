@@ -19,7 +19,7 @@ from .batch_augment import BatchAugment
 from .config import Config, ConfigError, dump_yaml, load_config, to_dict
 from .data import DataOptions, build_loader, held_out_record, imagenet_folder
 from .ema import WeightAverage
-from .engine import (EpochResult, evaluate, make_optimizer, make_scaler, resolve_device,
+from .engine import (EpochResult, LossTally, evaluate, make_optimizer, make_scaler, resolve_device,
                      resolve_precision, train_one_epoch)
 from .losses import CrossEntropySmooth, Distiller
 from .model import MobileNetV1
@@ -178,8 +178,9 @@ def job_losses(result: EpochResult, dist, device: torch.device) -> EpochResult:
     (as each logged step's is), and the mean over every rank's steps (a stand-in step is in none)."""
     if not dist.enabled:
         return result
+    counted = result.steps if result.mean_steps is None else result.mean_steps
     last, total, steps = dist.all_reduce_sum(torch.tensor(
-        [result.last_loss, result.mean_loss * result.steps, result.steps], dtype=torch.float64), device).tolist()
+        [result.last_loss, result.mean_loss * counted, counted], dtype=torch.float64), device).tolist()
     return dataclasses.replace(result, last_loss=last / dist.world_size, mean_loss=total / max(steps, 1.0))
 
 
@@ -795,14 +796,18 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                 ckpt_io.unwrap(model).quant.frozen = epoch >= cfg.qat_range_epochs
             lrs = lr[epoch * steps_per_epoch:(epoch + 1) * steps_per_epoch]
             tracker.begin_epoch(epoch + 1, first)
+            # Resumed inside the epoch: its mean loss goes on from the checkpoint's tally (each rank from
+            # rank 0's, which stands for the steps every rank ran before the resume).
+            tally = LossTally(device, **(LossTally.saved(ckpt, first) if ckpt is not None and first else {}))
 
-            def on_step(i: int, loss: torch.Tensor, step_lr: float, epoch: int = epoch) -> None:
+            def on_step(i: int, loss: torch.Tensor, step_lr: float, epoch: int = epoch,
+                        tally: LossTally = tally) -> None:
                 nonlocal last_path
                 if dist.enabled and tracker.record_due(epoch + 1, i):
                     loss = dist.mean_over_ranks(loss)  # the job's loss, as timm logs it
                 tracker.log_step(i, loss, step_lr, step_images)
                 if every and steps.at(epoch, i + 1) % every == 0 and i + 1 < steps_per_epoch:
-                    last_path = writer.save(epoch, i + 1)
+                    last_path = writer.save(epoch, i + 1, extra={"epoch_loss": tally.state()})
 
             def stop(i: int, epoch: int = epoch) -> bool:
                 return stopper.should_stop(epoch * steps_per_epoch + i + 1)
@@ -815,7 +820,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                                      accumulate=cfg.grad_accum_steps,
                                      augment=functools.partial(augment, epoch) if augment.enabled else None,
                                      clip_grad_norm=cfg.clip_grad_norm, stop=stop, distill=distill,
-                                     step_seed=seed_of if cfg.drop_rate else None)
+                                     step_seed=seed_of if cfg.drop_rate else None, tally=tally)
             if result.stopped_after is not None and result.stopped_after < steps_per_epoch:
                 guard.sync()  # raises alike on every rank, before rank 0 would save
                 dist.sync_buffers(model)  # as at an epoch's end: every rank holds what rank 0 saves
@@ -823,7 +828,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                     dist.sync_buffers(ema.module)
                 name = ckpt_io.checkpoint_name(epoch + 1, result.stopped_after)
                 if cfg.save_checkpoint and os.path.basename(last_path) != name:  # not saved at this step already
-                    last_path = writer.save(epoch, result.stopped_after)
+                    last_path = writer.save(epoch, result.stopped_after, extra={"epoch_loss": tally.state()})
                 stopped_at = f"step {result.stopped_after} of epoch {epoch + 1}"
                 break
             epoch_seconds.append(result.seconds)
