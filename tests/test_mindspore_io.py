@@ -521,3 +521,34 @@ def test_timm_weights_load_with_their_normalisation_folded_into_the_first_layer(
                                                       r"conv_head.weight: another of timm's networks \(its "
                                                       r"mobilenetv1_\*h models end in a head"):
         load_model(str(tmp_path / "h.bin"))
+
+
+def test_a_safetensors_header_length_ending_in_0x80_is_no_pickle_and_bad_model_args_are_named(tmp_path, capsys):
+    """safetensors begins with its header's length (8 bytes, little-endian): one in 256 files begins with
+    0x80, a pickle's first byte. Such a file, ours, is read as safetensors (its names mapped, its metadata
+    kept). A file whose model_args cannot build a model is refused naming the file and the key."""
+    model = trained_looking(10, 0.25)
+    path = tmp_path / "m.safetensors"
+    for pad in range(256):
+        meta = {mindspore_io._MODEL_ARGS_KEY: '{"class_num": 10, "width_mult": 0.25, "padding": "same"}',
+                "note": "x" * pad}
+        mindspore_io.write_safetensors(str(path), seed_entries(model), meta)
+        if path.read_bytes()[0] == 0x80:
+            break
+    assert path.read_bytes()[0] == 0x80 and mindspore_io.detect_format(str(path)) == "safetensors"
+    assert cli.main(["convert", str(path), str(tmp_path / "back.pt")]) == 0
+    back = ckpt_io.load_file(str(tmp_path / "back.pt"))
+    assert back["model_args"] == {"class_num": 10, "width_mult": 0.25, "padding": "same"}
+    for k, v in model.state_dict().items():
+        assert k.endswith("num_batches_tracked") or torch.equal(back["model"][k], v), k  # the seed has none
+    capsys.readouterr()
+    for key, value in (("class_num", '"10"'), ("width_mult", "null")):
+        meta = {mindspore_io._MODEL_ARGS_KEY: f'{{"class_num": 10, "width_mult": 0.25, "{key}": {value}}}'}
+        mindspore_io.write_safetensors(str(path), seed_entries(model), meta)
+        assert cli.main(["convert", str(path), str(tmp_path / "never.pt")]) == 1
+        assert f"checkpoint {path}: its model_args have {key} " in capsys.readouterr().err
+    ckpt_io.atomic_save({"model": model.state_dict(), "model_args": {"class_num": 10, "width_mult": -1}},
+                        str(tmp_path / "bad.pt"))
+    assert cli.main(["convert", str(tmp_path / "bad.pt"), str(tmp_path / "never.pt")]) == 1
+    assert "its model_args have width_mult -1: width_mult a number > 0 is needed" in capsys.readouterr().err
+    assert not (tmp_path / "never.pt").exists()

@@ -104,6 +104,18 @@ def infer_model_args(state: Dict[str, torch.Tensor], source: str) -> Dict[str, A
     return {"class_num": int(state["fc.weight"].shape[0]), "width_mult": infer_width_mult(state, source)}
 
 
+# What a file's model_args must hold to build a model, and the words that say so.
+MODEL_ARG_KINDS = {"class_num": "class_num a whole number >= 1", "width_mult": "width_mult a number > 0",
+                   "padding": "padding a name (same or symmetric)"}
+
+
+def _fits(key: str, value: Any) -> bool:
+    if key == "padding":
+        return isinstance(value, str)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    return number and (key != "class_num" or isinstance(value, int))
+
+
 def model_from_checkpoint(ckpt: Dict[str, Any], source: str, use_ema: bool = True,
                           **overrides) -> Tuple[MobileNetV1, Dict[str, Any]]:
     """An eval-mode model with the weights of ``ckpt`` (its weight average, if it holds one and
@@ -112,7 +124,16 @@ def model_from_checkpoint(ckpt: Dict[str, Any], source: str, use_ema: bool = Tru
     # A fault in the average is named as one: the trained weights beside it may still be sound.
     where = (" (in its weight average, 'ema'; --use_ema False takes the trained weights)"
              if ckpt_io.which_weights(ckpt, use_ema) == "ema" else "")
-    given = dict(ckpt.get("model_args") or {})
+    recorded = ckpt.get("model_args") or {}
+    if not isinstance(recorded, dict):
+        raise ckpt_io.CheckpointError(f"checkpoint {source}: its model_args are {type(recorded).__name__}, not a "
+                                      f"dictionary of class_num, width_mult and padding")
+    bad = [k for k, v in recorded.items() if k in MODEL_ARG_KINDS and not _fits(k, v)]
+    if bad:
+        raise ckpt_io.CheckpointError(f"checkpoint {source}: its model_args have "
+                                      f"{', '.join(f'{k} {recorded[k]!r}' for k in bad)}: "
+                                      f"{'; '.join(MODEL_ARG_KINDS[k] for k in bad)} is needed")
+    given = dict(recorded)
     given.update({k: v for k, v in overrides.items() if v is not None})
     args = {"padding": "same"}
     no_width = None

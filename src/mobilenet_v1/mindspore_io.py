@@ -140,12 +140,13 @@ def detect_format(path: str) -> str:
         head = f.read(64)
     if not head:
         return "empty"
-    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":  # zip (torch.save), legacy pickle
-        return "torch"
+    # safetensors first: its 8-byte header length may begin with any byte, 0x80 (a pickle's) included.
     if len(head) >= 9 and head[8:9] == b"{":
         header_len = int.from_bytes(head[:8], "little")
         if 0 < header_len < 100 * 2 ** 20:  # a header claiming more than the file is a truncated file
             return "safetensors"
+    if head[:4] == b"PK\x03\x04" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
+        return "torch"  # zip (torch.save), legacy pickle (PROTO and its version)
     if head[0] == 0x0A:
         # Checkpoint.value (field 1, length-delimited): a varint length, then Value.tag (field 1 again).
         i = 1
