@@ -25,7 +25,7 @@ def random_model(seed: int, width_mult: float = 0.25, class_num: int = 4, steps:
 
 
 def save(path, model: MobileNetV1, classes=("a", "b", "c", "d"), image_size: int = 32, ema: MobileNetV1 = None):
-    ckpt = {"format": ckpt_io.FORMAT, "model": model.state_dict(), "classes": list(classes),
+    ckpt = {"format": ckpt_io.FORMAT, "model": model.state_dict(), "classes": classes and list(classes),
             "model_args": {"class_num": model.class_num, "width_mult": model.width_mult, "padding": "same"},
             "config": {"image_size": image_size, "dataset": "imagenet2012"}}
     if ema is not None:
@@ -129,6 +129,12 @@ def test_the_command_names_what_it_averaged(tmp_path, capsys):
     assert "the mean of 2 checkpoints: a.pt, b.pt" in out
     assert "1 of them hold a weight average (--ema_decay)" in out
     assert load_model(str(tmp_path / "m.safetensors")).width_mult == 0.25
+    # Into a MindSpore .ckpt: the note names what the sources recorded and the file cannot keep, only that.
+    c, d = (save(tmp_path / f"{n}.pt", random_model(k), classes=None) for n, k in (("c", 4), ("d", 5)))
+    for sources, lost in (((a, b), "class names and training configuration (image size, normalisation) are"),
+                          ((c, d), "training configuration (image size, normalisation) is")):
+        assert cli.main(["average", *sources, "--out", str(tmp_path / "m.ckpt")]) == 0
+        assert f"the source's {lost} not kept in {tmp_path / 'm.ckpt'}" in capsys.readouterr().err
 
 
 def test_recorded_facts_survive_a_last_file_without_them_and_a_lost_padding_is_warned_of(tmp_path, capsys):

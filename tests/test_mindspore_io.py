@@ -326,7 +326,8 @@ def test_convert_cli_both_directions_and_errors(tmp_path, capsys):
     model = trained_looking(1001, 0.25)
     seed = write_seed_ckpt(tmp_path / "seed.ckpt", seed_entries(model, moments=True, global_step=1251))
     assert cli.main(["convert", seed, str(tmp_path / "ours.pt")]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert f"note: learning_rate, momentum in {seed} (the MindSpore run's optimiser settings" in err
     assert "wrote" in out and "PyTorch checkpoint" in out and "1001 classes" in out and "global_step 1251" in out
     assert mindspore_io.detect_format(str(tmp_path / "ours.pt")) == "torch"
     ck = ckpt_io.load_file(str(tmp_path / "ours.pt"))
@@ -344,6 +345,9 @@ def test_convert_cli_both_directions_and_errors(tmp_path, capsys):
     assert mindspore_io.detect_format(str(tmp_path / "x.bin")) == "safetensors"
     assert cli.main(["convert", seed, str(tmp_path / "x.weights")]) == 1
     assert "cannot tell the format" in capsys.readouterr().err
+    assert cli.main(["convert", seed, str(tmp_path / "ours.pt" / "sub" / "x.pt")]) == 1  # under a file
+    assert f"DST {tmp_path / 'ours.pt' / 'sub' / 'x.pt'}: {tmp_path / 'ours.pt'} is a file, not a folder" in \
+        capsys.readouterr().err
     bad = write_seed_ckpt(tmp_path / "bad.ckpt", {"conv1.weight": torch.zeros(2, 3, 3, 3)})
     assert cli.main(["convert", bad, str(tmp_path / "never.pt")]) == 1
     assert "bad.ckpt" in capsys.readouterr().err and not (tmp_path / "never.pt").exists()

@@ -36,6 +36,9 @@ def test_parameter_and_mac_counts_match_paper():
     assert sum(p.numel() for p in model.parameters()) == 4_231_976
     assert sum(p.numel() for p in mobilenet_v1().parameters()) == 4_233_001  # the seed's 1001 classes
     assert count_params(1.0, 1000)["params"] == 4_231_976
+    for alpha, classes in ((0.25, 10), (0.35, 7), (0.75, 1001), (1.3, 3)):  # the table, as built
+        built = MobileNetV1(classes, alpha)
+        assert count_params(alpha, classes)["params"] == sum(p.numel() for p in built.parameters()), alpha
     for alpha, paper in ((1.0, 569e6), (0.75, 325e6), (0.5, 149e6), (0.25, 41e6)):
         macs = count_macs(alpha, 224, 1000)
         assert abs(macs - paper) / paper < 0.01, (alpha, macs)

@@ -76,7 +76,12 @@ def test_load_model_of_a_run_folder_is_its_newest_checkpoint(tmp_path):
         os.rename(tmp_path / "run", tmp_path / "dist" / ckpt_io.DISTRIBUTED_SUBFOLDER)
         assert torch.equal(load_model(str(tmp_path / "dist"))(x), models["mobilenetv1-10_5.ckpt"](x))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ckpt_io.CheckpointError, match=r"checkpoint folder .*empty: holds no mobilenetv1-\*\.ckpt"):
+    with pytest.raises(ckpt_io.CheckpointError, match=r"checkpoint folder .*empty: holds no numbered checkpoint "
+                                                      r"\(mobilenetv1-EPOCH_STEP\.ckpt\)$"):
+        load_model(str(tmp_path / "empty"))
+    ckpt_io.atomic_save({"model": models["mobilenetv1-10_5.ckpt"].state_dict()},
+                        str(tmp_path / "empty" / ckpt_io.BEST_NAME))
+    with pytest.raises(ckpt_io.CheckpointError, match=r"its best one is .*mobilenetv1-best\.ckpt: pass that file"):
         load_model(str(tmp_path / "empty"))
 
 
@@ -390,8 +395,12 @@ def test_info_and_lr_schedule_commands(tmp_path, capsys):
     assert cli.main(["info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["params"] == 4_231_976 and abs(info["macs"] - 569e6) / 569e6 < 0.01
+    assert (info["layers"], info["feature_channels"]) == (27, 1024)
     assert cli.main(["info", "--width_mult", "0.5", "--image_size", "160", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["macs"] < 149e6 * 0.6
+    half = json.loads(capsys.readouterr().out)
+    assert half["macs"] < 149e6 * 0.6 and (half["layers"], half["feature_channels"]) == (27, 512)
+    assert cli.main(["info", "--width_mult", "1e6", "--json"]) == 0  # counted from the table: nothing built
+    assert json.loads(capsys.readouterr().out)["params"] > 1e15
     out = tmp_path / "lr.csv"
     assert cli.main(["lr-schedule", "--config_path", os.path.join(ROOT, "configs", "cifar10.yaml"), "--epoch_size=5",
                      "--warmup_epochs=1", "--steps_per_epoch", "2", "--out", str(out)]) == 0

@@ -179,7 +179,10 @@ def resolve_checkpoint_path(path: str) -> str:
         path = run_folder(path)
         found = list_checkpoints(path)
         if not found:
-            raise CheckpointError(f"checkpoint folder {path}: holds no {CKPT_PREFIX}-*.ckpt file")
+            best = os.path.join(path, BEST_NAME)
+            raise CheckpointError(f"checkpoint folder {path}: holds no numbered checkpoint "
+                                  f"({CKPT_PREFIX}-EPOCH_STEP.ckpt)"
+                                  + (f"; its best one is {best}: pass that file" if os.path.isfile(best) else ""))
         return found[-1][1]
     return path
 
@@ -192,6 +195,11 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
     one kind (``suffix``: ".csv"), a name without that suffix (a config, a checkpoint, a data file)."""
     if os.path.isdir(path):
         raise ValueError(f"{option} {path}: is a folder; name the file to write")
+    parent = os.path.dirname(os.path.abspath(path))
+    while parent and not os.path.exists(parent):  # made when written: the first that exists must be a folder
+        parent = os.path.dirname(parent)
+    if parent and not os.path.isdir(parent):
+        raise ValueError(f"{option} {path}: {parent} is a file, not a folder: nothing can be written under it")
     real = os.path.realpath(path)
     for source in reads:
         if source and os.path.realpath(source) == real:

@@ -70,7 +70,7 @@ def cmd_eval(argv: List[str]) -> int:
 
 def cmd_info(argv: List[str]) -> int:
     from .info import count_macs, count_params
-    from .model import MobileNetV1
+    from .model import layer_specs
 
     p = argparse.ArgumentParser(prog="mobilenet-v1 info", description="Parameters and multiply-adds.")
     p.add_argument("--width_mult", type=float, default=1.0, help="the paper's alpha (default 1.0)")
@@ -80,14 +80,11 @@ def cmd_info(argv: List[str]) -> int:
     a = p.parse_args(argv)
     if not (math.isfinite(a.width_mult) and a.width_mult > 0) or a.image_size < 1 or a.class_num < 1:
         p.error("--width_mult must be a finite number > 0, --image_size and --class_num >= 1")
-    counts = count_params(a.width_mult, a.class_num)
-    model = MobileNetV1(a.class_num, a.width_mult)
-    built = sum(t.numel() for t in model.parameters())
-    assert built == counts["params"], (built, counts)
+    counts = count_params(a.width_mult, a.class_num)  # from the layer table: no model is built
     macs = count_macs(a.width_mult, a.image_size, a.class_num)
+    layers = layer_specs(a.width_mult)
     out = {"width_mult": a.width_mult, "image_size": a.image_size, "class_num": a.class_num,
-           "params": counts["params"], "macs": macs, "layers": len(model.network),
-           "feature_channels": model.num_features}
+           "params": counts["params"], "macs": macs, "layers": len(layers), "feature_channels": layers[-1][2]}
     if a.json:
         print(json.dumps(out))
     else:
@@ -180,14 +177,25 @@ def cmd_convert(argv: List[str]) -> int:
         print(out["imported"])
     if out["warning"]:
         print(f"mobilenet-v1 convert: warning: {out['warning']}", file=sys.stderr)
+    if out["ignored"]:
+        print(f"mobilenet-v1 convert: note: {', '.join(out['ignored'])} in {out['source']} (the MindSpore run's "
+              f"optimiser settings or other entries that are not state) {'are' if len(out['ignored']) > 1 else 'is'} "
+              f"not kept in {a.dst}: a run here takes its learning rate and momentum from its configuration",
+              file=sys.stderr)
     if out["dropped"]:
-        what = {"config": "training configuration (image size, normalisation)", "classes": "class names",
-                "held_out": "record of the images its run held out (val_split)"}
-        names = [what[k] for k in out["dropped"]]
-        lost = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
-        print(f"mobilenet-v1 convert: note: a MindSpore .ckpt holds only tensors: the source's {lost} "
-              f"{'are' if len(out['dropped']) > 1 else 'is'} not kept in {a.dst}", file=sys.stderr)
+        print(dropped_note("convert", out["dropped"], a.dst), file=sys.stderr)
     return 0
+
+
+def dropped_note(command: str, dropped: List[str], dst: str) -> str:
+    """The note that a MindSpore .ckpt written by ``command`` lacks what its source recorded (``dropped``:
+    keys of ``config``, ``classes``, ``held_out``)."""
+    what = {"config": "training configuration (image size, normalisation)", "classes": "class names",
+            "held_out": "record of the images its run held out (val_split)"}
+    names = [what[k] for k in dropped]
+    lost = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+    return (f"mobilenet-v1 {command}: note: a MindSpore .ckpt holds only tensors: the source's {lost} "
+            f"{'are' if len(dropped) > 1 else 'is'} not kept in {dst}")
 
 
 def cmd_average(argv: List[str]) -> int:
@@ -216,8 +224,7 @@ def cmd_average(argv: List[str]) -> int:
     if out["warning"]:
         print(f"mobilenet-v1 average: warning: {out['warning']}", file=sys.stderr)
     if out["dropped"]:
-        print(f"mobilenet-v1 average: note: a MindSpore .ckpt holds only tensors: the training configuration "
-              f"and class names are not kept in {a.out}", file=sys.stderr)
+        print(dropped_note("average", out["dropped"], a.out), file=sys.stderr)
     return 0
 
 

@@ -621,5 +621,5 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True)
     return {"source": src, "format": fmt, "tensors": count, "class_num": args["class_num"], "width_mult": args["width_mult"],
             "source_format": detect_format(src), "moments": "moments" in extra,
             "global_step": extra.get("global_step"), "warning": warning, "weights": weights,
-            "imported": ckpt.get("imported", ""),
+            "imported": ckpt.get("imported", ""), "ignored": list(ckpt.get("ignored") or []),
             "dropped": sorted(recorded) if fmt == "ckpt" else []}
