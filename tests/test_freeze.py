@@ -78,11 +78,13 @@ def test_fine_tuning_with_frozen_layers_and_a_resume_that_would_change_them(cifa
     base = train.run(load_config(common + ["--epoch_size=1", f"--save_checkpoint_path={tmp_path / 'base'}"]))
     source = ckpt_io.load_file(base["checkpoint"])["model"]
     out = tmp_path / "probe"
-    result = train.run(load_config(common + ["--epoch_size=1", f"--pre_trained={base['checkpoint']}",
+    # The base run's folder: its newest checkpoint, as eval and --teacher take a folder.
+    result = train.run(load_config(common + ["--epoch_size=1", f"--pre_trained={tmp_path / 'base'}",
                                              f"--freeze_layers={LAYERS}", "--ema_decay=0.9",
                                              f"--save_checkpoint_path={out}"]))
     text = capsys.readouterr().out
     assert "freeze_layers 27: network.0 to network.26 keep their weights (" in text
+    assert f"pre_trained: loaded {base['checkpoint']}" in text
     ckpt = ckpt_io.load_file(result["checkpoint"])
     for k, v in ckpt["model"].items():
         if k.startswith("network."):

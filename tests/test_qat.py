@@ -178,7 +178,9 @@ def test_a_quantization_aware_run_resumes_with_its_ranges(digits, tmp_path):
     first = train.run(load_config(digits["qat_args"] + [f"--save_checkpoint_path={folder}"]))
     ranges = ckpt_io.load_file(first["checkpoint"])["model"]["quant.ranges"]
     args = [a for a in digits["qat_args"] if not a.startswith("--epoch_size")]
-    second = train.run(load_config(args + ["--epoch_size=2", f"--save_checkpoint_path={folder}", "--resume=auto"]))
+    # Resumed without its --pre_trained (the float checkpoint may be gone by then): the checkpoint holds all.
+    unfed = [a for a in args if not a.startswith("--pre_trained")]
+    second = train.run(load_config(unfed + ["--epoch_size=2", f"--save_checkpoint_path={folder}", "--resume=auto"]))
     resumed = ckpt_io.load_file(second["checkpoint"])
     spe = resumed["steps_per_epoch"]
     assert int(resumed["model"]["quant.observed"]) == 2 * spe  # counted on, not started over
@@ -187,13 +189,19 @@ def test_a_quantization_aware_run_resumes_with_its_ranges(digits, tmp_path):
     assert torch.allclose(resumed["model"]["quant.ranges"], ranges, rtol=0.5, atol=0.5)
     # --qat_range_epochs 2: a third epoch trains the weights against the ranges the first two left, which
     # neither move nor count (the INT8 file says how many batches made them).
-    third = train.run(load_config(args + ["--epoch_size=3", "--qat_range_epochs=2", f"--save_checkpoint_path={folder}",
+    gone = unfed + [f"--pre_trained={tmp_path / 'moved' / 'float.ckpt'}"]  # a file since moved: not needed
+    third = train.run(load_config(gone + ["--epoch_size=3", "--qat_range_epochs=2", f"--save_checkpoint_path={folder}",
                                           "--resume=auto"]))
     fixed = ckpt_io.load_file(third["checkpoint"])
     assert torch.equal(fixed["model"]["quant.ranges"], resumed["model"]["quant.ranges"])
     assert int(fixed["model"]["quant.observed"]) == 2 * spe
     assert not torch.equal(fixed["model"]["network.3.0.weight"], resumed["model"]["network.3.0.weight"])
     assert load_model(third["checkpoint"]).quant.frozen is False  # a loaded model rounds as before, its ranges kept
+    # Nothing to resume: the run needs what it would start from, and says so.
+    with pytest.raises(ValueError, match="found no checkpoint in .*empty to continue, and no --pre_trained"):
+        train.run(load_config(unfed + [f"--save_checkpoint_path={tmp_path / 'empty'}", "--resume=auto"]))
+    with pytest.raises(ckpt_io.CheckpointError, match="moved.*float.ckpt: no such file"):
+        train.run(load_config(gone + [f"--save_checkpoint_path={tmp_path / 'empty'}", "--resume=auto"]))
 
 
 def test_pre_trained_across_float_and_quantization_aware(digits, tmp_path, capsys):

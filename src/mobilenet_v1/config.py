@@ -219,7 +219,8 @@ KEY_HELP: Dict[str, str] = {
     "lr_base_scale": "lr_base_size's scaling: linear, sqrt, or auto (sqrt for adamw, else linear)",
     "use_label_smooth": "label smoothing",
     "label_smooth_factor": "label smoothing's share",
-    "pre_trained": "checkpoint (ours, MindSpore .ckpt, .safetensors) to start from; another classifier size is left out",
+    "pre_trained": "checkpoint (ours, MindSpore .ckpt, .safetensors; a run folder: its newest) to start from; "
+                   "another classifier size is left out; not needed where --resume finds a checkpoint",
     "checkpoint_path": "eval: checkpoint, run folder (its newest) or .onnx file",
     "run_distribute": "expect torchrun (an error without it)",
     "device_num": "processes (torchrun's count wins)",
@@ -484,9 +485,9 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     if not 0 <= cfg.seed < 2**32:
         fail("seed", f"seed must be in [0, 2**32 - 1], got {cfg.seed}")
     if cfg.qat:
-        if not cfg.pre_trained:
+        if not cfg.pre_trained and not cfg.resume:
             fail("qat", "qat fine-tunes a trained model for INT8, with BatchNorm frozen at its statistics: give "
-                        "--pre_trained CKPT (a float run's checkpoint)")
+                        "--pre_trained CKPT (a float run's checkpoint), or --resume to continue such a run")
         # Each of these would run something the INT8 file does not compute, or is not built for it yet.
         for key, on, why in (
                 ("precision", cfg.precision in ("bf16", "fp16"),

@@ -645,24 +645,37 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
         print0(note)
 
     model = build_model(cfg)
+    source, skipped, unread = None, [], None
     if cfg.pre_trained:
-        source = ckpt_io.load_file(cfg.pre_trained)
+        pre_trained = cfg.pre_trained
+        try:
+            pre_trained = ckpt_io.resolve_checkpoint_path(pre_trained)  # a run folder: its newest, as eval takes
+            source = ckpt_io.load_file(pre_trained)
+        except ckpt_io.CheckpointError as e:
+            if not cfg.resume:
+                raise
+            # A run that resumes takes nothing from it (its checkpoint holds all): a file gone since the run
+            # started (moved, pruned) must not keep it from going on. Needed only if nothing is resumed.
+            unread = e
+            print0(f"pre_trained: not read ({e}); --resume {cfg.resume} continues without it if it finds a "
+                   f"checkpoint")
+    if source is not None:
         note = ckpt_io.weights_note(source, cfg.use_ema)  # a run's weight average, by default
         if note:
             print0(f"pre_trained: {note}")
-        state, qat_note = pre_trained_state(ckpt_io.weights_to_use(source, cfg.use_ema), model, cfg.pre_trained)
+        state, qat_note = pre_trained_state(ckpt_io.weights_to_use(source, cfg.use_ema), model, pre_trained)
         if qat_note:
             print0(f"pre_trained: {qat_note}")
-        skipped = ckpt_io.load_weights(model, state, cfg.pre_trained, skip_head_mismatch=True,
+        skipped = ckpt_io.load_weights(model, state, pre_trained, skip_head_mismatch=True,
                                        naming=source.get("naming", "ours"))
-        print0(f"pre_trained: loaded {cfg.pre_trained}" +
+        print0(f"pre_trained: loaded {pre_trained}" +
                (f"; left out {', '.join(skipped)} (another class count), the classifier starts fresh"
                 if skipped else ""))
         if source.get("imported"):
             print0(f"pre_trained: {source['imported']}")
         padded = (source.get("model_args") or {}).get("padding")
         if padded and padded != cfg.padding:
-            print0(f"pre_trained: note: {cfg.pre_trained} was trained with padding {padded}, this run pads "
+            print0(f"pre_trained: note: {pre_trained} was trained with padding {padded}, this run pads "
                    f"{cfg.padding} (--padding {padded} keeps to its)")
     if cfg.qat:
         print0(f"qat: quantization-aware training: BatchNorm frozen at its running statistics and folded into the "
@@ -701,7 +714,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
     optimizer = make_optimizer(model, float(lr[0]), cfg.momentum, cfg.weight_decay, device, cfg.opt, cfg.opt_eps,
                                nesterov=cfg.nesterov, decay_norm_bias=cfg.decay_norm_bias)
     scaler = make_scaler(precision, device, cfg.loss_scale)
-    if cfg.pre_trained and source.get("moments"):
+    if source is not None and source.get("moments"):
         restore_moments(cfg, source, model, optimizer, skipped, steps_per_epoch)
     guard = NonFiniteGuard(model, optimizer, device, cfg.max_nonfinite_steps)
 
@@ -726,6 +739,12 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
             for line in (spe_change, change, recipe_change(ckpt, resumed_from, cfg)):
                 if line:
                     print0(line)
+    if ckpt is None and unread is not None:
+        raise unread  # nothing resumed: the run starts from pre_trained, which cannot be read
+    if ckpt is None and cfg.qat and source is None:
+        raise ValueError(f"option --qat: --resume {cfg.resume} found no checkpoint in {out_dir} to continue, and "
+                         f"no --pre_trained is given to start quantization-aware training from (a float run's "
+                         f"checkpoint)")
     if cfg.freeze_layers and not cfg.pre_trained and not resumed_from:
         print0(f"freeze_layers {cfg.freeze_layers}: no pre_trained (and nothing resumed): the frozen layers keep their "
                f"random initial weights")
