@@ -33,6 +33,40 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+_EXPORTED: dict = {}
+
+
+@pytest.fixture
+def exported_once(monkeypatch):
+    """``export.to_onnx`` remembered for the session: a model of the same class, padding, tensors and
+    arguments exported again (by another test of the same checkpoint, or a test's second export) gets a
+    copy of the first export's graph, which torch.onnx builds alike each time, without running the exporter
+    again (seconds each on 2 cores). What export does with the graph (checks, metadata, quantization,
+    writing) runs every time."""
+    import hashlib
+
+    import onnx
+
+    from mobilenet_v1 import export
+
+    real = export.to_onnx
+
+    def remembered(model, *args, **kwargs):
+        digest = hashlib.sha256(repr((type(model).__name__, getattr(model, "padding", None), repr(model), args,
+                                      sorted(kwargs.items()))).encode())
+        for name, t in model.state_dict().items():
+            digest.update(name.encode())
+            digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+        key = digest.hexdigest()
+        if key not in _EXPORTED:
+            _EXPORTED[key] = real(model, *args, **kwargs)
+        proto = onnx.ModelProto()
+        proto.CopyFrom(_EXPORTED[key])
+        return proto
+
+    monkeypatch.setattr(export, "to_onnx", remembered)
+
+
 @pytest.fixture
 def cifar_dir(tmp_path):
     """A small CIFAR-10 binary data set: 2 train files of 96 records, 1 eval file of 40 (4 classes)."""

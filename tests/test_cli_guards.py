@@ -15,6 +15,9 @@ from mobilenet_v1 import cli, export
 from mobilenet_v1.data import BadSampleWarning
 from mobilenet_v1.model import MobileNetV1
 
+# The exporter runs once per model and size (conftest.exported_once); export itself runs in every test.
+pytestmark = pytest.mark.usefixtures("exported_once")
+
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 
 

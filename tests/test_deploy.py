@@ -19,6 +19,9 @@ from mobilenet_v1.onnx_io import OnnxModel, is_onnx_file, x86_without_vnni
 from mobilenet_v1.predict import class_names, load_predictor
 from mobilenet_v1.quantize import calibration_loader, compare_top1
 
+# The exporter runs once per model and size (conftest.exported_once); export itself runs in every test.
+pytestmark = pytest.mark.usefixtures("exported_once")
+
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 

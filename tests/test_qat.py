@@ -16,6 +16,9 @@ from mobilenet_v1.model import MobileNetV1
 from mobilenet_v1.onnx_io import OnnxModel
 from mobilenet_v1.quantize import quantize_with_ranges, roundings
 
+# The exporter runs once per model and size (conftest.exported_once); export itself runs in every test.
+pytestmark = pytest.mark.usefixtures("exported_once")
+
 
 def observed_model(seed: int, reduce_range: bool = False, padding: str = "same") -> MobileNetV1:
     """A quantization-aware model with BatchNorm statistics far from their initial values, a classifier with
