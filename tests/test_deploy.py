@@ -205,6 +205,11 @@ def test_class_names_for_each_layout(tmp_path):
     assert class_names(3, ["a", "b", "c"], str(labels), False) == ["red", "green", "blue"]
     with pytest.raises(ValueError, match=r"labels\.txt: 3 names.*4 outputs"):
         class_names(4, None, str(labels), False)
+    labels.write_bytes(b"\xef\xbb\xbfrouge\nvert\nbleu\n")  # UTF-8 with the mark Notepad writes first
+    assert class_names(3, None, str(labels), False) == ["rouge", "vert", "bleu"]
+    labels.write_bytes(b"z\xe9ro\nun\ndeux\n")  # Latin-1
+    with pytest.raises(ValueError, match=r"--labels .*labels\.txt: not UTF-8 text \(byte 1 is b'\\xe9'\)"):
+        class_names(3, None, str(labels), False)
     # A run with class_num above its folders' count (training notes it): the extra outputs are no label.
     assert class_names(5, ["a", "b", "c"], None, False) == ["a", "b", "c", None, None]
     with pytest.raises(ValueError, match=r"the class folders the checkpoint recorded: 4 names.*3 outputs"):
@@ -447,6 +452,13 @@ def test_predict_over_folders_writes_a_results_file_and_skips_unreadable_files(d
                      "--out", str(json_path)]) == 0
     assert json.loads(json_path.read_text())["predictions"] == single
     capsys.readouterr()
+    # A file name that is not UTF-8 (Latin-1 "café"): the CSV holds its bytes as the folder has them.
+    latin = tmp_path / "latin"
+    latin.mkdir()
+    name = os.fsdecode(b"caf\xe9.png")
+    os.link(folder / "a0.png", latin / name)
+    assert cli.main(["predict", str(latin), "--ckpt_file", digits_run["ckpt"], "--out", str(csv_path)]) == 0
+    assert csv_path.read_bytes().splitlines()[1].startswith(os.fsencode(str(latin / name)) + b",")
     # Every file unreadable: the same columns, an error each.
     assert cli.main(["predict", str(folder / "b" / "broken.jpg"), "--ckpt_file", digits_run["ckpt"], "--top_k", "2",
                      "--out", str(csv_path)]) == 1
@@ -735,6 +747,17 @@ def test_crop_pct_follows_the_model_through_eval_export_predict_and_quantize(ima
                      "--out", str(tmp_path / "wide_int8.onnx")]) == 0
     assert crops == [1.0, 0.95, 1.0, 1.0, 1.0]  # quantize: the calibration pass and the comparison
     assert OnnxModel(str(tmp_path / "wide_int8.onnx")).metadata["crop_pct"] == 1.0
+    # Calibration images of some of the classes keep the model's labels (n02 is 1, as eval labels it), for
+    # the comparison's top-1; a folder that is not the data set's is named as the option gives it.
+    some = tmp_path / "some"
+    shutil.copytree(image_folder / "train" / "n02", some / "train" / "n02")
+    labels = [y for _, y in calibration_loader("imagenet2012", str(some), 32, 4, seed=1, num_workers=0,
+                                                classes=["n01", "n02"])]
+    assert torch.cat(labels).tolist() == [1, 1, 1, 1]
+    (tmp_path / "none").mkdir()
+    assert cli.main(["quantize", "--onnx", onnx_path, "--calib_data", str(tmp_path / "none"),
+                     "--out", str(tmp_path / "never.onnx")]) == 1
+    assert f"--calib_data {tmp_path / 'none'}" in capsys.readouterr().err
 
     assert load_predictor(path).crop_pct == load_predictor(onnx_path).crop_pct == 1.0
     assert load_predictor(path, crop_pct=0.5).crop_pct == 0.5

@@ -108,11 +108,12 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str, mode: str = "wb"):
-    """Open a temporary file beside ``path``; on success flush, fsync, rename it over ``path`` and fsync
-    the folder. On any error the temporary file is removed and ``path`` is left as it was."""
+def atomic_write(path: str, mode: str = "wb", **text: str):
+    """Open a temporary file beside ``path`` (``text``: ``encoding``, ``errors`` of a text ``mode``); on
+    success flush, fsync, rename it over ``path`` and fsync the folder. On any error the temporary file is
+    removed and ``path`` is left as it was."""
     with atomic_output(path) as tmp:
-        with open(tmp, mode) as f:
+        with open(tmp, mode, **text) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -131,8 +132,10 @@ def atomic_save(obj: Any, path: str) -> None:
             raise OSError(f"{path}: writing failed ({str(e).splitlines()[0]})") from None
 
 
-def atomic_save_text(text: str, path: str) -> None:
-    with atomic_write(path, "w") as f:
+def atomic_save_text(text: str, path: str, errors: str = "strict") -> None:
+    """``text`` to ``path`` in UTF-8, atomically; ``errors="surrogateescape"`` writes the bytes of file names
+    that are not UTF-8 (as ``os.listdir`` hands them over) as they are."""
+    with atomic_write(path, "w", encoding="utf-8", errors=errors) as f:
         f.write(text)
 
 

@@ -64,10 +64,13 @@ def readable(name: str, synsets: Dict[str, str]) -> str:
 
 def read_labels_file(path: str) -> List[str]:
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # -sig: without the byte-order mark an editor may write
             lines = [line.strip() for line in f]
     except OSError as e:
         raise ValueError(f"--labels {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"--labels {path}: not UTF-8 text (byte {e.start} is {e.object[e.start:e.start + 1]!r}); "
+                         f"save it as UTF-8") from None
     while lines and not lines[-1]:
         lines.pop()
     if not lines or any(not line for line in lines):
@@ -382,7 +385,7 @@ def main(argv: Sequence[str]) -> int:
     if a.out is not None:
         k = min(a.top_k, sum(n is not None for n in predictor.names))  # the columns whatever the outcome
         text = results_csv(results, k) if a.out.lower().endswith(".csv") else json.dumps(payload, indent=1)
-        ckpt_io.atomic_save_text(text, a.out)
+        ckpt_io.atomic_save_text(text, a.out, errors="surrogateescape")  # a name's bytes as the folder has them
         print0(f"{len(results) - len(failed)} image(s) predicted by {predictor.source}: results in {a.out}")
     elif a.json:
         print(json.dumps(payload))

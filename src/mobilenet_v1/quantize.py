@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt_io
-from .data import DataOptions, build_loader, held_out_for
+from .data import DataError, DataOptions, build_loader, held_out_for
 from .onnx_io import (OnnxModel, add_image_input, is_onnx_file, read_metadata, strip_image_input, write_metadata,
                       x86_without_vnni)
 from .runtime import print0
@@ -44,8 +44,8 @@ def whole_batches(count: int, batch_size: int) -> int:
 def calibration_loader(dataset: str, calib_data: str, image_size: int, count: int, seed: int,
                        batch_size: int = CALIB_BATCH, num_workers: int = -1, static_batch: bool = False,
                        max_bad_samples: int = -1, val_split: float = 0.0,
-                       crop_pct: float = CROP_PCT,
-                       exif_orientation: bool = False) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+                       crop_pct: float = CROP_PCT, exif_orientation: bool = False,
+                       classes: Optional[Sequence[str]] = None) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
     """``count`` training images chosen at random (``seed``) with their labels, as normalised float32
     NCHW batches on the CPU made by the evaluation transforms (resize, and centre crop for ImageNet
     folders; normalisation). Unreadable files are skipped as in training (``max_bad_samples``).
@@ -55,7 +55,8 @@ def calibration_loader(dataset: str, calib_data: str, image_size: int, count: in
     fewer images than ``count`` ends at its last whole batch. Calibration and the comparison after it
     then see the same images. ``val_split``: an image folder's share of each class held out from
     training (:mod:`data`), left out here too. ``crop_pct``: an image folder's evaluation crop;
-    ``exif_orientation``: its photos turned upright by their EXIF tag."""
+    ``exif_orientation``: its photos turned upright by their EXIF tag; ``classes``: its class folders
+    labelled as the model's (those a file records), not by their own sorted list."""
     if static_batch and count % batch_size:
         raise ValueError(f"calibration_loader: {count} images are not whole batches of {batch_size}")
     opts = DataOptions(dataset=dataset, dataset_path=calib_data, batch_size=batch_size, image_size=image_size,
@@ -63,7 +64,7 @@ def calibration_loader(dataset: str, calib_data: str, image_size: int, count: in
                        max_bad_samples=max_bad_samples, val_split=val_split, crop_pct=crop_pct,
                        exif_orientation=exif_orientation)
     loader = build_loader(opts, train=False, device=torch.device("cpu"), drop_last=static_batch, split="train",
-                          shuffle=True)
+                          shuffle=True, classes=classes)
     taken = 0
     for x, y in (_whole_batches_of(loader, batch_size) if static_batch else loader):
         x, y = x[: count - taken], y[: count - taken]
@@ -337,10 +338,16 @@ def main(argv: Sequence[str]) -> int:
         return calibration_loader(dataset, a.calib_data, hw[0], count, a.seed, batch, a.num_workers,
                                   static_batch=fp32.fixed_batch is not None, val_split=val_split,
                                   crop_pct=fp32.metadata.get("crop_pct") or CROP_PCT,
-                                  exif_orientation=fp32.metadata.get("exif_orientation") is True)
+                                  exif_orientation=fp32.metadata.get("exif_orientation") is True,
+                                  classes=fp32.metadata.get("classes") if dataset == "imagenet2012" else None)
 
-    result = quantize_file(a.onnx, a.out, batches(), per_channel=not a.per_tensor, reduce_range=a.reduce_range)
-    check = compare_top1(fp32, OnnxModel(a.out), batches())
+    try:
+        result = quantize_file(a.onnx, a.out, batches(), per_channel=not a.per_tensor, reduce_range=a.reduce_range)
+        check = compare_top1(fp32, OnnxModel(a.out), batches())
+    except DataError as e:  # its messages name the folder as training's option does
+        text = str(e)
+        raise QuantizeError(f"--calib_data {text[len('dataset_path '):]}" if text.startswith("dataset_path ")
+                            else f"--calib_data {a.calib_data}: {text}") from None
     print0(f"wrote {result['path']}: {result['bytes'] / 1e6:.2f} MB ({result['bytes'] / result['fp32_bytes']:.2f}x "
            f"the fp32 file's {result['fp32_bytes'] / 1e6:.2f} MB), activation ranges from "
            f"{result['calib_images']} training images of {a.calib_data}")
