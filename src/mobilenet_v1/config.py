@@ -513,6 +513,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          f"lr_decay_mode {cfg.lr_decay_mode} does not use it"),
         (("opt_eps",), cfg.opt != "momentum", "RMSprop's and AdamW's", "opt momentum (SGD) has none"),
         (("nesterov",), cfg.opt == "momentum", "SGD's (opt momentum)", f"opt {cfg.opt} has no such variant"),
+        (("momentum",), cfg.opt != "adamw", "SGD's and RMSprop's", "opt adamw has none (its betas are 0.9, 0.999)"),
         (("decay_norm_bias",), cfg.weight_decay > 0, "a setting of weight decay's",
          "weight_decay is 0 (--decay_norm_bias False with it)"),
         (("distill_alpha", "distill_temperature"), bool(cfg.teacher), "knowledge distillation's",
