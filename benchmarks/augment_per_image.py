@@ -29,13 +29,15 @@ OPS_TIMED = {"Posterize": lambda img, m: TF.posterize(img, int(m)), "Solarize": 
 
 
 def torchvision_transform(policy: str):
+    """torchvision's transform as its recipes build it: bilinear geometry (their --interpolation), as ours."""
+    bilinear = v2.InterpolationMode.BILINEAR
     if policy == "augmix":
-        return v2.AugMix()  # severity 3, bilinear: as ours
+        return v2.AugMix(interpolation=bilinear)  # severity 3
     if policy == "ta_wide":
-        return v2.TrivialAugmentWide()
+        return v2.TrivialAugmentWide(interpolation=bilinear)
     if policy == "ra":
-        return v2.RandAugment()
-    return v2.AutoAugment(v2.AutoAugmentPolicy(policy))
+        return v2.RandAugment(interpolation=bilinear)
+    return v2.AutoAugment(v2.AutoAugmentPolicy(policy), interpolation=bilinear)
 
 
 def main():

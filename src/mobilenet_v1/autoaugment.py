@@ -5,13 +5,12 @@ AutoAugment's ImageNet, CIFAR-10 and SVHN policies (Cubuk et al. 2019) and AugMi
 The operations and their magnitude ranges (31 bins; AutoAugment's 10) are those of torchvision's
 ``TrivialAugmentWide``, ``RandAugment`` (``num_ops`` 2, ``magnitude`` 9 by default) and
 ``AutoAugment(AutoAugmentPolicy.IMAGENET | CIFAR10 | SVHN)`` and ``AugMix`` (severity 3), and so is each
-operation's arithmetic on uint8 images (nearest-neighbour geometry with a black fill, blends truncated
+operation's arithmetic on uint8 images (bilinear geometry with a black fill, rounded; blends truncated
 to uint8), so a model trained here sees what torchvision's recipes (``--auto-augment ta_wide`` / ``ra``
-/ ``imagenet`` / ``cifar10`` / ``svhn`` / ``augmix``) show theirs; AugMix's geometry is bilinear, as in
-torchvision's. ``tests/test_autoaugment.py`` checks every
-operation against torchvision's functional ops image by image: the same values, the geometry up to
-ties of nearest-neighbour rounding (a sample position exactly between two pixels, which the two grids
-may round apart).
+/ ``imagenet`` / ``cifar10`` / ``svhn`` / ``augmix``, which pass their ``--interpolation``, bilinear, to
+every policy) show theirs. ``tests/test_autoaugment.py`` checks every operation against torchvision's
+functional ops image by image: the same values, the geometry within one level (bilinear weights on two
+grids, affine_grid's here and torchvision's own, differ in their last bits).
 
 A sample's operations come from its augmentation seed (the seed that draws its crop and flip, through
 a hash of its own: :func:`seed_uniforms`): a sample is augmented alike in any pipeline, split over any
@@ -207,8 +206,7 @@ class AugMix:
     """AugMix (Hendrycks et al. 2020) as torchvision's ``AugMix()`` (``--auto-augment augmix`` of its
     references): an image becomes ``m * image + sum_c w_c * chain_c(image)``, ``m ~ Beta(1, 1)`` and the
     ``w_c`` a Dirichlet(1, 1, 1) share of ``1 - m``, over :data:`MIX_WIDTH` chains of 1 to :data:`MIX_DEPTH`
-    operations (uniform among :data:`AUGMIX_OPS`, a uniform bin below ``severity``, a random sign), with
-    bilinear geometry. The sum is taken in float32 and truncated to uint8, as torchvision's. The draws come
+    operations (uniform among :data:`AUGMIX_OPS`, a uniform bin below ``severity``, a random sign). The sum is taken in float32 and truncated to uint8, as torchvision's. The draws come
     from each sample's augmentation seed, as :class:`AutoAugment`'s (AugMix without its JSD loss, which
     needs three views of each image)."""
 
@@ -250,7 +248,7 @@ class AugMix:
         for c in range(MIX_WIDTH):
             chain = images
             for d in range(MIX_DEPTH):
-                chain = apply(chain, Plan(ops[:, c, d], values[:, c, d]), bilinear=True)
+                chain = apply(chain, Plan(ops[:, c, d], values[:, c, d]))
             mix.add_(weights[:, 1 + c] * chain.float())
         return mix.to(images.dtype)
 
@@ -287,14 +285,12 @@ def seed_uniforms(seeds: Union[Sequence[int], torch.Tensor], k: int) -> np.ndarr
     return out
 
 
-def apply(images: torch.Tensor, plan: Plan, bilinear: bool = False) -> torch.Tensor:
-    """``images`` with each sample's operation of ``plan`` applied; the dtype is kept. ``bilinear``:
-    geometric operations resample bilinearly (AugMix's), not from the nearest pixel."""
+def apply(images: torch.Tensor, plan: Plan) -> torch.Tensor:
+    """``images`` with each sample's operation of ``plan`` applied; the dtype is kept."""
     ops = plan.ops.tolist()
     if len(set(ops)) == 1:  # one operation for all (a single image: the CPU pipeline's workers)
         return images if OPS[ops[0]] == "Identity" else run_op(OPS[ops[0]], images,
-                                                                to_device_nowait(plan.values, images.device),
-                                                                bilinear)
+                                                                to_device_nowait(plan.values, images.device))
     out = images.clone()
     for k in sorted(set(ops)):
         name = OPS[k]
@@ -304,13 +300,13 @@ def apply(images: torch.Tensor, plan: Plan, bilinear: bool = False) -> torch.Ten
         index = to_device_nowait(torch.tensor(rows), images.device)
         values = to_device_nowait(plan.values[rows], images.device)
         part = images.index_select(0, index)
-        out.index_copy_(0, index, run_op(name, part, values, bilinear))
+        out.index_copy_(0, index, run_op(name, part, values))
     return out
 
 
-def run_op(name: str, images: torch.Tensor, values: torch.Tensor, bilinear: bool = False) -> torch.Tensor:
-    """Operation ``name`` on each image with its own signed magnitude ``values[i]``; dtype kept.
-    ``bilinear``: see :func:`apply` (uint8 results are then rounded, as torchvision's)."""
+def run_op(name: str, images: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Operation ``name`` on each image with its own signed magnitude ``values[i]``; dtype kept (uint8
+    results of the bilinear geometry rounded, as torchvision's)."""
     integer = not images.is_floating_point()
     if integer and name in _INTEGER_OPS:
         return _integer_op(name, images, values)
@@ -322,8 +318,8 @@ def run_op(name: str, images: torch.Tensor, values: torch.Tensor, bilinear: bool
     factor, rest = factor.float(), (1 - factor).float()
     v = v.float()
     if name in _GEOMETRIC:
-        y = _geometric(name, x, values.float(), bilinear)
-        if bilinear and integer:
+        y = _geometric(name, x, values.float())
+        if integer:
             y = y.round_()
     elif name == "Brightness":
         y = x * factor
@@ -435,11 +431,11 @@ def _equalize(x: torch.Tensor) -> torch.Tensor:
     return out.reshape(n, c, h, w).to(x.dtype)
 
 
-def _geometric(name: str, x: torch.Tensor, values: torch.Tensor, bilinear: bool = False) -> torch.Tensor:
-    """Shear, translate or rotate with nearest-neighbour (or ``bilinear``) sampling and black outside, each image by its
-    own ``values[i]``. The matrix maps an output pixel centre to its source, in pixels from the image
-    centre; shears are about the image's top-left corner (torchvision's ``center=[0, 0]``),
-    translations are whole pixels (truncated), rotations (degrees, counter-clockwise) about the centre."""
+def _geometric(name: str, x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Shear, translate or rotate with bilinear sampling and black outside, each image by its own
+    ``values[i]``. The matrix maps an output pixel centre to its source, in pixels from the image centre;
+    shears are about the image's top-left corner (torchvision's ``center=[0, 0]``), translations are whole
+    pixels (truncated), rotations (degrees, counter-clockwise) about the centre."""
     n, _, h, w = x.shape
     a00, a01, a10, a11 = (torch.ones_like(values), torch.zeros_like(values),
                           torch.zeros_like(values), torch.ones_like(values))
@@ -460,8 +456,7 @@ def _geometric(name: str, x: torch.Tensor, values: torch.Tensor, bilinear: bool 
     theta = torch.stack([torch.stack([a00, a01 * h / w, b0 * 2 / w], dim=1),
                          torch.stack([a10 * w / h, a11, b1 * 2 / h], dim=1)], dim=1)
     grid = _affine_grid(theta, h, w)
-    return F.grid_sample(x, grid, mode="bilinear" if bilinear else "nearest", padding_mode="zeros",
-                         align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def _affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
