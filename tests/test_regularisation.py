@@ -135,7 +135,7 @@ def test_a_batch_is_erased_then_mixed_and_erasing_leaves_the_mixing_draws_alone(
     both = BatchAugment(mixup_alpha=0.5, erase_prob=0.5, seed=4)
     mixing_only = BatchAugment(mixup_alpha=0.5, seed=4)
     for position in range(5):
-        mix, boxes = both.draw(1, position, 6, 16, 16)
+        mix, boxes, _ = both.draw(1, position, 6, 16, 16)
         assert mix == mixing_only.draw(1, position, 6, 16, 16)[0]
         out, partner, lam = both(1, position, x, y)
         erased = erase(x, torch.from_numpy(boxes))
@@ -144,6 +144,23 @@ def test_a_batch_is_erased_then_mixed_and_erasing_leaves_the_mixing_draws_alone(
     erase_only = BatchAugment(erase_prob=1.0, seed=4)
     out, partner, lam = erase_only(0, 0, x, y)
     assert lam == 1.0 and torch.equal(partner, y) and (out == 0).any() and not (x == 0).any()
+
+
+def test_pixel_mode_fills_the_same_boxes_with_noise_drawn_alike_again():
+    """timm's remode pixel: the boxes const mode draws, each pixel and channel of them standard normal
+    noise, the rest as it was; the same batch position draws the same noise (a resumed epoch)."""
+    x, y = (torch.randn(8, 3, 32, 32) + 5).to(memory_format=torch.channels_last), torch.arange(8)
+    const, pixel = BatchAugment(erase_prob=1.0, seed=4), BatchAugment(erase_prob=1.0, seed=4, erase_mode="pixel")
+    boxes = const.draw(0, 3, 8, 32, 32)[1]
+    assert np.array_equal(boxes, pixel.draw(0, 3, 8, 32, 32)[1]) and boxes.any()
+    out = pixel(0, 3, x, y)[0]
+    inside = const(0, 3, x, y)[0] == 0  # the boxes, as const mode fills them (x itself is nowhere 0)
+    assert torch.equal(out[~inside], x[~inside]) and out.is_contiguous(memory_format=torch.channels_last)
+    noise = out[inside]
+    assert noise.numel() > 2000 and abs(float(noise.mean())) < 0.1 and abs(float(noise.std()) - 1) < 0.1
+    assert torch.equal(out, pixel(0, 3, x, y)[0]) and not torch.equal(out, pixel(0, 4, x, y)[0])
+    with pytest.raises(ValueError, match="random_erase_mode must be const or pixel, got 'rand'"):
+        BatchAugment(erase_prob=1.0, erase_mode="rand")
 
 
 def test_train_one_epoch_feeds_the_model_the_mixed_batches_and_mixes_the_loss():
@@ -191,6 +208,12 @@ def test_mix_and_clip_options_are_checked():
                                           "cutmix_alpha are 0"):
         load_config(["--mix_prob=0.5"])
     assert load_config(["--cutmix_alpha=1", "--mix_prob=0.5"]).mix_prob == 0.5
+    assert load_config(["--random_erase=0.25", "--random_erase_mode=pixel"]).random_erase_mode == "pixel"
+    for bad, message in ((["--random_erase_mode=pixel"], "random_erase_mode pixel is random erasing's; random_erase "
+                                                          "is 0"),
+                         (["--random_erase=0.25", "--random_erase_mode=rand"], "random_erase_mode='rand' is not one of")):
+        with pytest.raises(ConfigError, match=f"option --random_erase_mode: {message}"):
+            load_config(bad)
     with pytest.raises(ConfigError, match="option --ra_magnitude: ra_magnitude 12 is RandAugment's; "
                                           "auto_augment ta_wide does not use it"):
         load_config(["--auto_augment=ta_wide", "--ra_magnitude=12"])

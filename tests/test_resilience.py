@@ -233,8 +233,9 @@ def test_b_kill_and_resume_gives_bitwise_identical_weights_and_optimizer(cifar_d
     teacher = tmp_path / "teacher.ckpt"
     ckpt_io.atomic_save({"model": MobileNetV1(4, 0.5).state_dict()}, str(teacher))
     extra = ["--epoch_size=3", "--save_checkpoint_steps=5", "--resume=auto", "--ema_decay=0.9",
-             "--mixup_alpha=0.2", "--cutmix_alpha=1.0", "--random_erase=0.25", "--clip_grad_norm=1.0",
-             "--auto_augment=ta_wide", "--drop_rate=0.2", f"--teacher={teacher}", "--distill_alpha=0.3"]
+             "--mixup_alpha=0.2", "--cutmix_alpha=1.0", "--random_erase=0.25", "--random_erase_mode=pixel",
+             "--clip_grad_norm=1.0", "--auto_augment=ta_wide", "--drop_rate=0.2", f"--teacher={teacher}",
+             "--distill_alpha=0.3"]
     with Zygote() as z:
         assert z.run(run_args(cifar_dir, straight, *extra), tmp_path / "straight.log") == (0, 0)
         z.start(run_args(cifar_dir, killed, *extra), tmp_path / "killed.log")

@@ -3,7 +3,9 @@ random erasing (Zhong et al. 2020), then mixup (Zhang et al. 2018) or CutMix (Yu
 
 Random erasing: each sample, with probability ``p``, has a box of 2% to 1/3 of its area (aspect ratio
 log-uniform in [0.3, 3.3], up to 10 tries to fit it, as torchvision's ``RandomErasing``) set to 0, the
-data set's mean colour once normalised (torchvision's default value).
+data set's mean colour once normalised (torchvision's default value), or (``erase_mode`` "pixel",
+timm's default ``remode``) to normal noise, each pixel and channel its own value. The noise comes from
+a generator on the batch's device seeded from the batch's draws: a resumed epoch erases alike.
 
 Mixing: sample ``i`` of a batch of ``B`` is paired with sample ``B - 1 - i`` (the batch reversed: no
 index tensor to build, nothing read back from the device), with one ``lam`` per batch drawn from
@@ -81,15 +83,20 @@ def erase_boxes(n: int, height: int, width: int, prob: float, rng: np.random.Gen
     return boxes
 
 
-def erase(images: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+def erase(images: torch.Tensor, boxes: torch.Tensor, noise_seed: Optional[int] = None) -> torch.Tensor:
     """``images`` (N, C, H, W) with each sample's box (``boxes``: (N, 4) top, bottom, left, right on
-    the same device) set to 0."""
+    the same device) set to 0, or with ``noise_seed`` to standard normal noise drawn from it."""
     h, w = images.shape[-2:]
     rows = torch.arange(h, device=images.device)[None, :, None]
     cols = torch.arange(w, device=images.device)[None, None, :]
     top, bottom, left, right = (b[:, None, None] for b in boxes.unbind(1))
     inside = (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)  # (N, H, W)
-    return images.clone().masked_fill_(inside[:, None], 0)  # in place: the clone keeps channels_last
+    out = images.clone()  # written in place: the clone keeps channels_last
+    if noise_seed is None:
+        return out.masked_fill_(inside[:, None], 0)
+    generator = torch.Generator(device=images.device).manual_seed(noise_seed)
+    noise = torch.randn(images.shape, generator=generator, device=images.device, dtype=images.dtype)
+    return out.copy_(torch.where(inside[:, None], noise, images))
 
 
 class BatchAugment:
@@ -97,11 +104,11 @@ class BatchAugment:
 
     ``mix_prob``: the share of batches mixed at all. With both alphas above 0, each mixed batch takes
     one of the two, with equal chances (torchvision's references and timm's default). ``erase_prob``:
-    each sample's chance of an erased box.
+    each sample's chance of an erased box; ``erase_mode``: what fills it, "const" (0) or "pixel" (noise).
     """
 
     def __init__(self, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, mix_prob: float = 1.0,
-                 erase_prob: float = 0.0, seed: int = 1, rank: int = 0):
+                 erase_prob: float = 0.0, seed: int = 1, rank: int = 0, erase_mode: str = "const"):
         for name, value in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be >= 0 (0: off), got {value}")
@@ -109,7 +116,9 @@ class BatchAugment:
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         self.mixup_alpha, self.cutmix_alpha, self.mix_prob = mixup_alpha, cutmix_alpha, mix_prob
-        self.erase_prob, self.seed, self.rank = erase_prob, seed, rank
+        if erase_mode not in ("const", "pixel"):
+            raise ValueError(f"random_erase_mode must be const or pixel, got {erase_mode!r}")
+        self.erase_prob, self.seed, self.rank, self.erase_mode = erase_prob, seed, rank, erase_mode
 
     @property
     def mixes(self) -> bool:
@@ -133,23 +142,27 @@ class BatchAugment:
         top, bottom, left, right = box = cutmix_box(height, width, lam, rng)
         return Mix(1.0 - (bottom - top) * (right - left) / (height * width), box)
 
-    def draw(self, epoch: int, position: int, n: int, height: int, width: int) -> Tuple[Mix, np.ndarray]:
-        """The draws of the batch of ``n`` samples at ``position`` (from 0) of ``epoch``: its mixing and
-        its erased boxes (:func:`erase_boxes`; none drawn without ``erase_prob``)."""
+    def draw(self, epoch: int, position: int, n: int, height: int,
+             width: int) -> Tuple[Mix, np.ndarray, Optional[int]]:
+        """The draws of the batch of ``n`` samples at ``position`` (from 0) of ``epoch``: its mixing, its
+        erased boxes (:func:`erase_boxes`; none drawn without ``erase_prob``) and, with ``erase_mode``
+        pixel, the seed of their noise (None otherwise)."""
         rng = self._rng(epoch, position)
-        # Mixing first, so that turning erasing on or off leaves the mixing draws as they were.
+        # Mixing first, so that turning erasing on or off leaves the mixing draws as they were; the
+        # noise's seed last, so that the boxes are those of either mode.
         mix = self._draw_mix(rng, height, width)
         boxes = (erase_boxes(n, height, width, self.erase_prob, rng) if self.erase_prob > 0
                  else np.zeros((n, 4), dtype=np.int64))
-        return mix, boxes
+        noise_seed = int(rng.integers(2**63)) if self.erase_prob > 0 and self.erase_mode == "pixel" else None
+        return mix, boxes, noise_seed
 
     def __call__(self, epoch: int, position: int, images: torch.Tensor,
                  labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, float]:
         """``(images, partners' labels, lam)`` for the batch at ``position`` of ``epoch``; the loss is
         ``lam * loss(labels) + (1 - lam) * loss(partners' labels)``."""
-        mix, boxes = self.draw(epoch, position, images.shape[0], images.shape[-2], images.shape[-1])
+        mix, boxes, noise_seed = self.draw(epoch, position, images.shape[0], images.shape[-2], images.shape[-1])
         if boxes.any():
-            images = erase(images, to_device_nowait(torch.from_numpy(boxes), images.device))
+            images = erase(images, to_device_nowait(torch.from_numpy(boxes), images.device), noise_seed)
         if mix.lam >= 1.0:
             return images, labels, 1.0
         mixed = cutmix(images, mix.box) if mix.box is not None else mixup(images, mix.lam)

@@ -23,6 +23,7 @@ AUTO_AUGMENT_POLICIES = ("ta_wide", "ra", "imagenet", "cifar10", "svhn", "augmix
 
 DATASETS = ("cifar10", "imagenet2012")
 OPTIMIZERS = ("momentum", "rmsprop", "adamw")
+ERASE_MODES = ("const", "pixel")
 
 
 @dataclass
@@ -128,6 +129,9 @@ class Config:
     cutmix_alpha: float = 0.0
     mix_prob: float = 1.0  # the share of batches mixed
     random_erase: float = 0.0  # each sample's chance of a box set to the mean colour (torchvision's 0.1-0.2)
+    # What fills an erased box: "const", 0 (the mean colour once normalised; torchvision's), or "pixel",
+    # normal noise of each pixel's own (timm's --remode pixel, its default).
+    random_erase_mode: str = "const"
     # Per-sample operations after the crop and flip (autoaugment.py): "ta_wide" (TrivialAugment), "ra"
     # (RandAugment: 2 operations at bin ra_magnitude of 31) or one of AutoAugment's policies,
     # "imagenet", "cifar10" or "svhn", or "augmix" (AugMix: 3 chains of 1 to 3 operations below bin
@@ -186,6 +190,7 @@ CHOICES: Dict[str, Tuple[Any, ...]] = {
     "auto_augment": ("",) + AUTO_AUGMENT_POLICIES,
     "opt": OPTIMIZERS,
     "lr_base_scale": LR_BASE_SCALES,
+    "random_erase_mode": ERASE_MODES,
 }
 
 # One line of `train --help` / `eval --help` for each key (tests/test_config.py checks none is missing).
@@ -254,6 +259,8 @@ KEY_HELP: Dict[str, str] = {
     "cutmix_alpha": "CutMix's Beta alpha; 0: off",
     "mix_prob": "share of batches mixed",
     "random_erase": "each image's chance of an erased box; 0: off",
+    "random_erase_mode": "what fills an erased box: const (0, the mean colour; torchvision's) or pixel (normal "
+                         "noise per pixel; timm's default)",
     "auto_augment": "per-image policy: TrivialAugment, RandAugment, an AutoAugment policy or AugMix; '': none",
     "ra_magnitude": "RandAugment's magnitude bin (of 31)",
     "augmix_severity": "AugMix's operations take bins below this (of 10)",
@@ -507,6 +514,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          f"auto_augment {cfg.auto_augment or blank} does not use it (--auto_augment ra)"),
         (("augmix_severity",), cfg.auto_augment == "augmix", "AugMix's",
          f"auto_augment {cfg.auto_augment or blank} does not use it (--auto_augment augmix)"),
+        (("random_erase_mode",), cfg.random_erase > 0, "random erasing's", "random_erase is 0, so nothing is erased"),
         (("mix_prob",), bool(cfg.mixup_alpha or cfg.cutmix_alpha), "the share of batches mixed by Mixup or CutMix",
          "mixup_alpha and cutmix_alpha are 0, so none is"),
         (("lr_decay_rate", "lr_decay_epochs"), cfg.lr_decay_mode == "exponential", "lr_decay_mode exponential's",

@@ -710,7 +710,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
     if cfg.use_label_smooth and cfg.dataset == "cifar10":
         print0(f"use_label_smooth: label smoothing {cfg.label_smooth_factor} on cifar10, as set (the seed "
                f"smooths only ImageNet's labels and ignores the key for cifar10)")
-    augment = BatchAugment(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mix_prob, cfg.random_erase, cfg.seed, dist.rank)
+    augment = BatchAugment(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mix_prob, cfg.random_erase, cfg.seed, dist.rank,
+                           cfg.random_erase_mode)
     optimizer = make_optimizer(model, float(lr[0]), cfg.momentum, cfg.weight_decay, device, cfg.opt, cfg.opt_eps,
                                nesterov=cfg.nesterov, decay_norm_bias=cfg.decay_norm_bias)
     scaler = make_scaler(precision, device, cfg.loss_scale)
