@@ -117,7 +117,8 @@ def test_nesterov_steps_along_the_updated_buffer_and_is_sgds_alone(fused):
     with pytest.raises(ConfigError, match="option --nesterov: nesterov True is SGD's \\(opt momentum\\); opt adamw has "
                                           "no such variant"):
         load_config(["--opt=adamw", "--nesterov=True"])
-    with pytest.raises(ConfigError, match=r"option --momentum: momentum 0.5 is SGD's and RMSprop's; opt adamw has none"):
+    with pytest.raises(ConfigError, match=r"option --momentum: momentum 0.5 is SGD's and RMSprop's; opt adamw "
+                                          r"has none"):
         load_config(["--opt=adamw", "--momentum=0.5"])
     seed_file = os.path.join(os.path.dirname(__file__), "..", "configs", "cifar10.yaml")  # momentum: 0.9 in it
     assert load_config(["--opt=adamw", "--config_path", seed_file]).momentum == 0.9

@@ -211,7 +211,8 @@ def test_mix_and_clip_options_are_checked():
     assert load_config(["--random_erase=0.25", "--random_erase_mode=pixel"]).random_erase_mode == "pixel"
     for bad, message in ((["--random_erase_mode=pixel"], "random_erase_mode pixel is random erasing's; random_erase "
                                                           "is 0"),
-                         (["--random_erase=0.25", "--random_erase_mode=rand"], "random_erase_mode='rand' is not one of")):
+                         (["--random_erase=0.25", "--random_erase_mode=rand"],
+                          "random_erase_mode='rand' is not one of")):
         with pytest.raises(ConfigError, match=f"option --random_erase_mode: {message}"):
             load_config(bad)
     with pytest.raises(ConfigError, match="option --ra_magnitude: ra_magnitude 12 is RandAugment's; "

@@ -206,8 +206,9 @@ class AugMix:
     """AugMix (Hendrycks et al. 2020) as torchvision's ``AugMix()`` (``--auto-augment augmix`` of its
     references): an image becomes ``m * image + sum_c w_c * chain_c(image)``, ``m ~ Beta(1, 1)`` and the
     ``w_c`` a Dirichlet(1, 1, 1) share of ``1 - m``, over :data:`MIX_WIDTH` chains of 1 to :data:`MIX_DEPTH`
-    operations (uniform among :data:`AUGMIX_OPS`, a uniform bin below ``severity``, a random sign). The sum is taken in float32 and truncated to uint8, as torchvision's. The draws come
-    from each sample's augmentation seed, as :class:`AutoAugment`'s (AugMix without its JSD loss, which
+    operations (uniform among :data:`AUGMIX_OPS`, a uniform bin below ``severity``, a random sign). The
+    sum is taken in float32 and truncated to uint8, as torchvision's. The draws come from each sample's
+    augmentation seed, as :class:`AutoAugment`'s (AugMix without its JSD loss, which
     needs three views of each image)."""
 
     policy = "augmix"

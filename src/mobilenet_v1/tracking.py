@@ -11,10 +11,11 @@ only every ``log_interval`` steps and at the end of each epoch.
   resume at another number of steps per epoch), ``epoch`` (epochs done, fractional), ``loss``, ``lr``,
   ``images_per_s`` (since the previous logged step);
 - ``epoch``: ``epoch`` (counted from 1), ``step``, ``loss`` (the last step's, as the seed's log line),
-  ``mean_loss`` (over all the epoch's steps, also those before a resume inside it), ``lr`` (the last step's), ``images_per_s``, ``epoch_seconds`` and, when the epoch was
-  evaluated, ``top_1``, ``top_5``, ``eval_images``; in a run with ``--ema_decay`` those are the weight
-  average's (what ``eval`` and ``export`` take from its checkpoints, and what picks the best one) and
-  ``raw_top_1``, ``raw_top_5`` the trained weights'.
+  ``mean_loss`` (over all the epoch's steps, also those before a resume inside it), ``lr`` (the last
+  step's), ``images_per_s``, ``epoch_seconds`` and, when the epoch was evaluated, ``top_1``, ``top_5``,
+  ``eval_images``; in a run with ``--ema_decay`` those are the weight average's (what ``eval`` and
+  ``export`` take from its checkpoints, and what picks the best one) and ``raw_top_1``, ``raw_top_5``
+  the trained weights'.
 """
 import io
 import json
