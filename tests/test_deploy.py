@@ -207,9 +207,10 @@ def test_class_names_for_each_layout(tmp_path):
         class_names(4, None, str(labels), False)
     labels.write_bytes(b"\xef\xbb\xbfrouge\nvert\nbleu\n")  # UTF-8 with the mark Notepad writes first
     assert class_names(3, None, str(labels), False) == ["rouge", "vert", "bleu"]
-    labels.write_bytes(b"z\xe9ro\nun\ndeux\n")  # Latin-1
-    with pytest.raises(ValueError, match=r"--labels .*labels\.txt: not UTF-8 text \(byte 1 is b'\\xe9'\)"):
-        class_names(3, None, str(labels), False)
+    labels.write_bytes(b"\xef\xbb\xbf" + b"x\n" * 5000 + b"z\xe9ro\nun\ndeux\n")  # Latin-1 past a reader's chunk
+    with pytest.raises(ValueError, match=r"--labels .*labels\.txt: not UTF-8 text \(byte 10004 is b'\\xe9', line "
+                                         r"5001\)"):
+        class_names(5003, None, str(labels), False)
     # A run with class_num above its folders' count (training notes it): the extra outputs are no label.
     assert class_names(5, ["a", "b", "c"], None, False) == ["a", "b", "c", None, None]
     with pytest.raises(ValueError, match=r"the class folders the checkpoint recorded: 4 names.*3 outputs"):
@@ -754,6 +755,12 @@ def test_crop_pct_follows_the_model_through_eval_export_predict_and_quantize(ima
     labels = [y for _, y in calibration_loader("imagenet2012", str(some), 32, 4, seed=1, num_workers=0,
                                                 classes=["n01", "n02"])]
     assert torch.cat(labels).tolist() == [1, 1, 1, 1]
+    # A folder the model never saw still calibrates (the ranges need no labels); the top-1 is said to mean nothing.
+    shutil.copytree(image_folder / "train" / "n01", some / "train" / "misc")
+    capsys.readouterr()
+    assert cli.main(["quantize", "--onnx", onnx_path, "--calib_data", str(some), "--calib_images", "4",
+                     "--out", str(tmp_path / "some_int8.onnx")]) == 0
+    assert "class folder(s) misc of " in capsys.readouterr().err and (tmp_path / "some_int8.onnx").exists()
     (tmp_path / "none").mkdir()
     assert cli.main(["quantize", "--onnx", onnx_path, "--calib_data", str(tmp_path / "none"),
                      "--out", str(tmp_path / "never.onnx")]) == 1

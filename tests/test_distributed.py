@@ -278,6 +278,10 @@ def test_a_killed_worker_restarts_and_resumes_to_the_same_weights(cifar_dir, tmp
     assert a["epoch"] == b["epoch"] == 5 and a["step"] == b["step"] == 30
     assert checkpoint_digest(killed / "ckpt_0" / final) == checkpoint_digest(whole / "ckpt_0" / final)
     assert ckpt_io.partial_files(str(killed / "ckpt_0")) == []
+    # Each epoch's mean loss is the job's over all its steps, the resumed epoch's as the whole job's: the
+    # checkpoint kept the ranks' sum so far (float32 sums added in another order: to rounding).
+    means = [[r["mean_loss"] for r in read_metrics(str(run))["epochs"]] for run in (killed, whole)]
+    assert len(means[0]) == 5 and means[0] == pytest.approx(means[1], rel=1e-5)
 
 
 def test_a_batch_emptied_by_unreadable_files_on_one_rank_does_not_stall_the_others(tmp_path):

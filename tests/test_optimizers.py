@@ -277,6 +277,11 @@ def test_the_schedule_note_names_only_keys_both_schedules_use_and_the_recipe_not
     before_key = {k: v for k, v in dataclasses.asdict(now).items() if k != "crop_scale_min"}
     assert train.recipe_change({"config": before_key}, "d.ckpt", dataclasses.replace(now, crop_scale_min=0.35)) == (
         "resume: d.ckpt was trained with crop_scale_min 0.08; continuing with this run's crop_scale_min 0.35")
+    erased = dataclasses.replace(now, random_erase=0.25)
+    assert train.recipe_change({"config": dataclasses.asdict(erased)}, "f.ckpt",
+                               dataclasses.replace(erased, random_erase_mode="pixel")) == (
+        "resume: f.ckpt was trained with random_erase_mode 'const'; continuing with this run's random_erase_mode "
+        "'pixel'")
 
 
 @pytest.mark.parametrize("opt,rule,factor", [("momentum", "auto", 0.125), ("rmsprop", "auto", 0.125),

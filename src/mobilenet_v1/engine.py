@@ -124,14 +124,15 @@ class LossTally:
 
     @staticmethod
     def saved(ckpt: Dict[str, Any], in_epoch: int) -> Dict[str, Any]:
-        """The tally a checkpoint saved after ``in_epoch`` steps of its epoch holds, as keyword arguments;
-        none (an empty dict: a fresh tally) from a file without one, or one that does not fit."""
+        """The tally a checkpoint saved after ``in_epoch`` steps of its epoch holds (a distributed run's:
+        every rank's steps), as keyword arguments; none (an empty dict: a fresh tally) from a file
+        without one, or one that does not fit."""
         saved = ckpt.get("epoch_loss")
         if not in_epoch or not isinstance(saved, dict):
             return {}
         total, steps = saved.get("loss_sum"), saved.get("steps")
         if not isinstance(total, float) or not math.isfinite(total) or isinstance(steps, bool) \
-                or not isinstance(steps, int) or not 0 <= steps <= in_epoch:
+                or not isinstance(steps, int) or steps < 0:
             return {}
         return {"loss_sum": total, "steps": steps}
 

@@ -22,6 +22,7 @@ The seed's 1001-class layout has labels 0..999 from the sorted synset folders an
 that no label uses: it is left out. TF-slim's layout puts "background" at 0 (``--background_class``).
 """
 import argparse
+import codecs
 import csv
 import io
 import json
@@ -64,12 +65,17 @@ def readable(name: str, synsets: Dict[str, str]) -> str:
 
 def read_labels_file(path: str) -> List[str]:
     try:
-        with open(path, encoding="utf-8-sig") as f:  # -sig: without the byte-order mark an editor may write
-            lines = [line.strip() for line in f]
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as e:
         raise ValueError(f"--labels {path}: {e.strerror or e}") from None
+    body = data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data  # the mark an editor may write
+    try:
+        lines = [line.strip() for line in body.decode("utf-8").split("\n")]
     except UnicodeDecodeError as e:
-        raise ValueError(f"--labels {path}: not UTF-8 text (byte {e.start} is {e.object[e.start:e.start + 1]!r}); "
+        at = e.start + len(data) - len(body)  # counted in the file
+        line = data[:at].count(b"\n") + 1
+        raise ValueError(f"--labels {path}: not UTF-8 text (byte {at} is {data[at:at + 1]!r}, line {line}); "
                          f"save it as UTF-8") from None
     while lines and not lines[-1]:
         lines.pop()

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt_io
-from .data import DataError, DataOptions, build_loader, held_out_for
+from .data import DataError, DataOptions, build_loader, held_out_for, image_split
 from .onnx_io import (OnnxModel, add_image_input, is_onnx_file, read_metadata, strip_image_input, write_metadata,
                       x86_without_vnni)
 from .runtime import print0
@@ -259,6 +259,24 @@ def quantize_with_ranges(src: str, qparams: Sequence[Tuple[float, int]], tmp: st
                             overrides=overrides)
 
 
+def calibration_classes(calib_data: str, recorded: Optional[Sequence[str]],
+                        val_split: float = 0.0) -> Tuple[Optional[List[str]], str]:
+    """The class list an image folder's calibration images are labelled by: the model's (``recorded``, as
+    eval labels them) where it names every class folder of the split read; else None (the folders'
+    own sorted order: the ranges need no labels) and a note that the top-1 compared then means nothing."""
+    if not recorded:
+        return None, ""
+    root, _ = image_split(calib_data, True, val_split)
+    folders = sorted(d.name for d in os.scandir(root) if d.is_dir() and not d.name.startswith(".")) \
+        if os.path.isdir(root) else []
+    unknown = [f for f in folders if f not in recorded]
+    if not unknown:
+        return list(recorded), ""
+    return None, (f"class folder(s) {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} of {root} are not "
+                  f"among the model's {len(recorded)} classes: the activation ranges are measured on every image, "
+                  f"but the top-1 below labels the folders by their own order and means nothing")
+
+
 @torch.no_grad()
 def compare_top1(reference: nn.Module, candidate: nn.Module,
                  loader: Iterable[Tuple[torch.Tensor, torch.Tensor]]) -> Dict[str, float]:
@@ -339,9 +357,13 @@ def main(argv: Sequence[str]) -> int:
                                   static_batch=fp32.fixed_batch is not None, val_split=val_split,
                                   crop_pct=fp32.metadata.get("crop_pct") or CROP_PCT,
                                   exif_orientation=fp32.metadata.get("exif_orientation") is True,
-                                  classes=fp32.metadata.get("classes") if dataset == "imagenet2012" else None)
+                                  classes=classes)
 
     try:
+        classes, note = (calibration_classes(a.calib_data, fp32.metadata.get("classes"), val_split)
+                         if dataset == "imagenet2012" else (None, ""))
+        if note:
+            print(f"mobilenet-v1 quantize: note: {note}", file=sys.stderr)
         result = quantize_file(a.onnx, a.out, batches(), per_channel=not a.per_tensor, reduce_range=a.reduce_range)
         check = compare_top1(fp32, OnnxModel(a.out), batches())
     except DataError as e:  # its messages name the folder as training's option does

@@ -184,6 +184,16 @@ def job_losses(result: EpochResult, dist, device: torch.device) -> EpochResult:
     return dataclasses.replace(result, last_loss=last / dist.world_size, mean_loss=total / max(steps, 1.0))
 
 
+def job_tally(tally: LossTally, dist, device: torch.device) -> Dict[str, Any]:
+    """What a checkpoint saved inside an epoch keeps of its loss: the job's sum and steps so far (every
+    rank's, summed: every rank saves at the same step), which the resume hands to rank 0 alone."""
+    if not dist.enabled:
+        return tally.state()
+    total, steps = dist.all_reduce_sum(torch.stack([tally.sum.double(), torch.tensor(
+        float(tally.steps), dtype=torch.float64, device=tally.sum.device)]), device).tolist()
+    return {"loss_sum": total, "steps": int(steps)}
+
+
 def training_state(model, optimizer, scaler, epoch: int, step: int, cfg: Config, classes: Optional[List[str]],
                    extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The checkpoint dictionary; ``epoch`` counts completed epochs and ``step`` global steps."""
@@ -417,7 +427,7 @@ def steps_change(ckpt: Dict[str, Any], source: str, steps_per_epoch: int, batch:
 # Training-recipe keys a resume may change (the run then trains with its own), named when it does. (seed:
 # from an epoch's end; inside one it would skip or repeat samples, and is refused.)
 RECIPE_KEYS = ("image_size", "seed", "drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "random_erase",
-               "mixup_alpha", "cutmix_alpha", "mix_prob", "clip_grad_norm", "use_label_smooth",
+               "random_erase_mode", "mixup_alpha", "cutmix_alpha", "mix_prob", "clip_grad_norm", "use_label_smooth",
                "label_smooth_factor", "random_flip", "crop_scale_min", "exif_orientation", "teacher",
                "distill_alpha", "distill_temperature", "qat_range_epochs")
 
@@ -816,9 +826,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                 ckpt_io.unwrap(model).quant.frozen = epoch >= cfg.qat_range_epochs
             lrs = lr[epoch * steps_per_epoch:(epoch + 1) * steps_per_epoch]
             tracker.begin_epoch(epoch + 1, first)
-            # Resumed inside the epoch: its mean loss goes on from the checkpoint's tally (each rank from
-            # rank 0's, which stands for the steps every rank ran before the resume).
-            tally = LossTally(device, **(LossTally.saved(ckpt, first) if ckpt is not None and first else {}))
+            # Resumed inside the epoch: its mean loss goes on from the checkpoint's tally, the job's, which
+            # rank 0 takes (job_losses sums the ranks' at the epoch's end).
+            resumed_tally = ckpt is not None and first and dist.is_rank0
+            tally = LossTally(device, **(LossTally.saved(ckpt, first) if resumed_tally else {}))
 
             def on_step(i: int, loss: torch.Tensor, step_lr: float, epoch: int = epoch,
                         tally: LossTally = tally) -> None:
@@ -827,7 +838,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                     loss = dist.mean_over_ranks(loss)  # the job's loss, as timm logs it
                 tracker.log_step(i, loss, step_lr, step_images)
                 if every and steps.at(epoch, i + 1) % every == 0 and i + 1 < steps_per_epoch:
-                    last_path = writer.save(epoch, i + 1, extra={"epoch_loss": tally.state()})
+                    last_path = writer.save(epoch, i + 1, extra={"epoch_loss": job_tally(tally, dist, device)})
 
             def stop(i: int, epoch: int = epoch) -> bool:
                 return stopper.should_stop(epoch * steps_per_epoch + i + 1)
@@ -848,7 +859,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                     dist.sync_buffers(ema.module)
                 name = ckpt_io.checkpoint_name(epoch + 1, result.stopped_after)
                 if cfg.save_checkpoint and os.path.basename(last_path) != name:  # not saved at this step already
-                    last_path = writer.save(epoch, result.stopped_after, extra={"epoch_loss": tally.state()})
+                    last_path = writer.save(epoch, result.stopped_after,
+                                            extra={"epoch_loss": job_tally(tally, dist, device)})
                 stopped_at = f"step {result.stopped_after} of epoch {epoch + 1}"
                 break
             epoch_seconds.append(result.seconds)
