@@ -306,6 +306,15 @@ def test_image_split_finds_val_folders_and_refuses_what_would_mislead(tmp_path):
     with pytest.warns(DataWarning, match=r"train/ is read as its training split .* the image files in c0/, c1/ "
                                          r"beside it are not read; a class folder named train\?"):
         assert image_split(str(vehicles), train=True) == (str(vehicles / "train"), None)
+    # The seed README's tree, ilsvrc/ beside validation_preprocess/: training would read both as two
+    # classes, the evaluation images among them; refused, naming the folder to rename.
+    seed_tree = tmp_path / "seed"
+    class_tree(seed_tree / "ilsvrc", [2, 2])
+    class_tree(seed_tree / "validation_preprocess", [1, 1])
+    with pytest.raises(DataError, match=r"seed: it has an evaluation folder \(validation_preprocess/\) but no train/ "
+                                        r"folder, .*; rename ilsvrc/ to train/"):
+        image_split(str(seed_tree), train=True)
+    assert image_split(str(seed_tree), train=False) == (str(seed_tree / "validation_preprocess"), None)
     flat = tmp_path / "flat"  # a folder that is itself a split: both read it whole, as before
     class_tree(flat, [2])
     assert image_split(str(flat), train=False) == image_split(str(flat), train=True) == (str(flat), None)

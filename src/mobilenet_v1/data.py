@@ -352,10 +352,23 @@ def eval_folder(root: str) -> Optional[str]:
 
 def imagenet_folder(root: str, train: bool) -> str:
     """The seed appends ``train`` / ``validation_preprocess`` (``val`` and ``validation`` work too); a
-    folder that is itself a split works too, but not one with a training split and no evaluation one."""
+    folder that is itself a split works too, but not one with a training split and no evaluation one,
+    nor, for training, one with an evaluation split and no ``train``."""
     if train:
         sub = os.path.join(root, IMAGENET_TRAIN_FOLDER)
-        return sub if os.path.isdir(sub) else root
+        if os.path.isdir(sub):
+            return sub
+        found = eval_folder(root)
+        if found is not None:
+            # Its evaluation split would be trained on as a class, beside the training folder of another name.
+            others = [n for n in sorted(os.listdir(root)) if os.path.isdir(os.path.join(root, n))
+                      and not n.startswith(".") and os.path.join(root, n) != found]
+            raise DataError(f"dataset_path {root}: it has an evaluation folder ({os.path.basename(found)}/) but no "
+                            f"{IMAGENET_TRAIN_FOLDER}/ folder, which training reads (the layout "
+                            f"{IMAGENET_TRAIN_FOLDER}/<class>/)"
+                            + (f"; rename {others[0]}/ to {IMAGENET_TRAIN_FOLDER}/ if it holds the training images "
+                               f"(the seed's README calls it ilsvrc/)" if others else ""))
+        return root
     found = eval_folder(root)
     if found is not None:
         return found
