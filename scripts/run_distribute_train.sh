@@ -1,6 +1,7 @@
 #!/bin/bash
-# Data-parallel training with torchrun on this machine: DEVICE_NUM processes (default: the visible
-# GPUs, or 2 on a machine without one), batch_size per process. Works in ./train_parallel/
+# Data-parallel training with torchrun on this machine: DEVICE_NUM processes (default: the configuration's
+# device_num where it is above 1, as the seed's GPU script starts its file's 4; else the visible GPUs, or 2
+# on a machine without one), batch_size per process. Works in ./train_parallel/
 # (checkpoints in ./train_parallel/ckpt_0/ with save_checkpoint_path "./", written by rank 0) and logs
 # to ./train_parallel/log.txt. EXTRA_ARGS adds options, e.g. EXTRA_ARGS="--sync_bn True".
 # Several machines: see "Several GPUs, several machines" in README.md.
@@ -22,7 +23,18 @@ fi
 
 GPUS=$("$PYTHON" -c "import torch; print(torch.cuda.device_count())") || die "cannot run $PYTHON with torch"
 if [ -z "${DEVICE_NUM:-}" ]; then
-    if [ "$GPUS" -gt 0 ]; then DEVICE_NUM=$GPUS; else DEVICE_NUM=2; fi
+    CONFIGURED=$("$PYTHON" -c "import sys; from mobilenet_v1.config import load_config
+print(load_config(['--config_path', sys.argv[1]]).device_num)" "$CONFIG_PATH") || die "CONFIG_PATH=$CONFIG_PATH cannot be read"
+    if [ "$CONFIGURED" -gt 1 ] && { [ "$GPUS" -eq 0 ] || [ "$CONFIGURED" -le "$GPUS" ]; }; then
+        DEVICE_NUM=$CONFIGURED; WHY="device_num $CONFIGURED of $CONFIG_PATH"
+    elif [ "$GPUS" -gt 0 ]; then
+        DEVICE_NUM=$GPUS; WHY="the visible GPUs"
+        if [ "$CONFIGURED" -gt 1 ]; then WHY="$WHY, fewer than device_num $CONFIGURED of $CONFIG_PATH"; fi
+    else
+        DEVICE_NUM=2; WHY="2 on a machine without a GPU; device_num $CONFIGURED of $CONFIG_PATH"
+    fi
+else
+    WHY="DEVICE_NUM"
 fi
 if ! [[ "$DEVICE_NUM" =~ ^[1-9][0-9]*$ ]]; then
     die "DEVICE_NUM=$DEVICE_NUM is not a positive integer"
@@ -35,7 +47,7 @@ if [ "$GPUS" -eq 0 ]; then
 fi
 
 mkdir -p ./train_parallel && cd ./train_parallel || exit 1
-echo "start training with $DEVICE_NUM processes in $PWD, log in $PWD/log.txt"
+echo "start training with $DEVICE_NUM processes ($WHY) in $PWD, log in $PWD/log.txt"
 # `python -m torch.distributed.run` is torchrun, run by the same Python as the workers.
 # shellcheck disable=SC2086  # EXTRA_ARGS is a list of options
 "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node="$DEVICE_NUM" \

@@ -337,9 +337,13 @@ def test_scripts_train_distributed_standalone_and_eval_on_the_demo_data(tmp_path
     work.mkdir()
     tiny = " ".join(TINY + ["--epoch_size=1", "--batch_size=32"])
 
-    r = run_script("run_distribute_train.sh", "cifar10", os.path.join(ROOT, "configs", "cifar10.yaml"), data,
-                   cwd=work, extra=tiny)
+    # The seed's GPU script starts its file's device_num processes: so does this one, DEVICE_NUM unset.
+    config = tmp_path / "cifar10_2.yaml"
+    config.write_text(open(os.path.join(ROOT, "configs", "cifar10.yaml")).read().replace("device_num: 1",
+                                                                                          "device_num: 2"))
+    r = run_script("run_distribute_train.sh", "cifar10", config, data, cwd=work, extra=tiny)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert f"start training with 2 processes (device_num 2 of {config}) in " in r.stdout
     log = (work / "train_parallel" / "log.txt").read_text()
     assert log.count("epoch: 1 step: 22, loss is ") == 1  # 1,438 // 2 // 32; rank 0 alone prints
     assert "distributed: 2 processes (gloo)" in log
