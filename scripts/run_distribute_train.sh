@@ -13,6 +13,9 @@ check_dataset "$1"
 CONFIG_PATH=$(get_real_path "$2")
 DATASET_PATH=$(get_real_path "$3")
 require_file CONFIG_PATH "$CONFIG_PATH"
+if [[ "$CONFIG_PATH" == *.json ]]; then
+    die "CONFIG_PATH=$CONFIG_PATH is a JSON file, a rank table (the seed's Ascend script takes one there): give a YAML configuration (configs/$1.yaml, configs/imagenet2012_gpu.yaml); DEVICE_NUM sets the process count"
+fi
 require_dir DATASET_PATH "$DATASET_PATH"
 ARGS=(--config_path="$CONFIG_PATH" --dataset="$1" --dataset_path="$DATASET_PATH" --run_distribute=True)
 if [ $# == 4 ]; then

@@ -367,6 +367,8 @@ def test_scripts_train_distributed_standalone_and_eval_on_the_demo_data(tmp_path
     line = (work / "eval" / "log.txt").read_text().strip().splitlines()[-1]
     assert line.startswith("result: {'top_5_accuracy': ") and line.endswith(f"ckpt={work / 'train'}/mobilenetv1-1_44.ckpt")
 
+    rank_table = tmp_path / "hccl_8p.json"  # the seed's Ascend script's second argument
+    rank_table.write_text('{"version": "1.0", "server_count": "1"}')
     refusals = [
         ("run_standalone_train.sh", ["cifar10"], "Usage: bash run_standalone_train.sh [cifar10|imagenet2012] "
                                                  "[DATASET_PATH] [PRETRAINED_CKPT_PATH](optional)"),
@@ -376,6 +378,7 @@ def test_scripts_train_distributed_standalone_and_eval_on_the_demo_data(tmp_path
         ("run_distribute_train.sh", ["cifar10", data], "Usage: bash run_distribute_train.sh [cifar10|imagenet2012] "
                                                        "[CONFIG_PATH] [DATASET_PATH] [PRETRAINED_CKPT_PATH](optional)"),
         ("run_distribute_train.sh", ["cifar10", tmp_path / "no.yaml", data], "CONFIG_PATH="),
+        ("run_distribute_train.sh", ["cifar10", rank_table, data], "is a JSON file, a rank table"),
         ("run_eval.sh", ["cifar10", data], "Usage: bash run_eval.sh [cifar10|imagenet2012] [DATASET_PATH] "
                                            "[CHECKPOINT_PATH]"),
         ("run_eval.sh", ["cifar10", data, tmp_path / "nope.ckpt"], "does not exist"),

@@ -211,7 +211,7 @@ KEY_HELP: Dict[str, str] = {
     "pretrain_epoch_size": "epochs a pre_trained seed checkpoint already trained (the schedule goes on)",
     "save_checkpoint": "write checkpoints, config.yaml, log.txt and metrics",
     "save_checkpoint_epochs": "save every N epochs",
-    "keep_checkpoint_max": "numbered checkpoints kept (oldest removed)",
+    "keep_checkpoint_max": "numbered checkpoints kept (oldest removed; at least 2)",
     "save_checkpoint_path": "the run folder",
     "warmup_epochs": "epochs of linear warm-up from lr_init",
     "lr_decay_mode": "learning-rate schedule",
