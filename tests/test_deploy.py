@@ -761,6 +761,10 @@ def test_crop_pct_follows_the_model_through_eval_export_predict_and_quantize(ima
     assert cli.main(["quantize", "--onnx", onnx_path, "--calib_data", str(some), "--calib_images", "4",
                      "--out", str(tmp_path / "some_int8.onnx")]) == 0
     assert "class folder(s) misc of " in capsys.readouterr().err and (tmp_path / "some_int8.onnx").exists()
+    held = image_folder / "validation_preprocess"  # the images an evaluation reads: said, not refused
+    assert cli.main(["quantize", "--onnx", onnx_path, "--calib_data", str(held), "--calib_images", "4",
+                     "--out", str(tmp_path / "held_int8.onnx")]) == 0
+    assert f"--calib_data {held} is named as an evaluation split (validation_preprocess/)" in capsys.readouterr().err
     (tmp_path / "none").mkdir()
     assert cli.main(["quantize", "--onnx", onnx_path, "--calib_data", str(tmp_path / "none"),
                      "--out", str(tmp_path / "never.onnx")]) == 1

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt_io
-from .data import DataError, DataOptions, build_loader, held_out_for, image_split
+from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, build_loader, held_out_for,
+                   image_split)
 from .onnx_io import (OnnxModel, add_image_input, is_onnx_file, read_metadata, strip_image_input, write_metadata,
                       x86_without_vnni)
 from .runtime import print0
@@ -351,6 +352,12 @@ def main(argv: Sequence[str]) -> int:
     if val_split:
         print(f"mobilenet-v1 quantize: calibrating on the training images of {a.calib_data}: the share of each "
               f"class its run held out to evaluate on (val_split {val_split:g}) is left out", file=sys.stderr)
+    named = os.path.basename(os.path.normpath(a.calib_data))
+    if dataset == "imagenet2012" and named.lower() in IMAGENET_EVAL_FOLDERS + ("test",):
+        print(f"mobilenet-v1 quantize: note: --calib_data {a.calib_data} is named as an evaluation split "
+              f"({named}/): its images set the activation ranges, so an evaluation on them afterwards flatters the "
+              f"INT8 file; give the data set's folder (its {IMAGENET_TRAIN_FOLDER}/ is read) or its training split",
+              file=sys.stderr)
 
     def batches():
         return calibration_loader(dataset, a.calib_data, hw[0], count, a.seed, batch, a.num_workers,
