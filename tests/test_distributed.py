@@ -177,7 +177,7 @@ def test_two_ranks_shards_sync_bn_and_eval(odd_cifar, tmp_path, capsys):
     # The run's save_checkpoint_path stands for the newest checkpoint and the metrics in its ckpt_0/.
     capsys.readouterr()
     single = evaluate.run(load_config(spec["eval"] + [f"--checkpoint_path={tmp_path / 'two'}"]))
-    assert "weights: the exponential moving average of the trained weights" in capsys.readouterr().out
+    assert "weights: the exponential moving average of the trained weights" in capsys.readouterr().err
     assert single["ckpt"] == ckpt
     epochs = read_metrics(str(tmp_path / "two"))["epochs"]
     assert [r["epoch"] for r in epochs] == [1]

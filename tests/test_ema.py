@@ -79,9 +79,11 @@ def test_training_evaluates_and_saves_the_average_and_eval_takes_it(ema_run, cap
     trained = evaluate.run(load_config(base + ["--use_ema=False"]))
     assert averaged["top_1_accuracy"] == pytest.approx(last["top_1"])
     assert trained["top_1_accuracy"] == pytest.approx(last["raw_top_1"])
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err  # stdout is the result's
     assert "weights: the exponential moving average of the trained weights (ema_decay 0.95, 72 updates)" in printed
     assert "weights: the trained weights (--use_ema False" in printed
+    assert cli.main(["eval", *base, "--json"]) == 0  # one JSON object on stdout, the note beside it
+    assert json.loads(capsys.readouterr().out)["top_1_accuracy"] == pytest.approx(last["top_1"])
     # The best checkpoint is chosen by the average's top-1.
     best = ckpt_io.load_file(str(out / ckpt_io.BEST_NAME))
     tops = [r["top_1"] for r in read_metrics(str(out))["epochs"] if "top_1" in r]

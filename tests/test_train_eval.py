@@ -401,6 +401,11 @@ def test_info_and_lr_schedule_commands(tmp_path, capsys):
     assert half["macs"] < 149e6 * 0.6 and (half["layers"], half["feature_channels"]) == (27, 512)
     assert cli.main(["info", "--width_mult", "1e6", "--json"]) == 0  # counted from the table: nothing built
     assert json.loads(capsys.readouterr().out)["params"] > 1e15
+    with pytest.raises(SystemExit):
+        cli.main(["info", "--width_mult", "1e308"])  # its channel counts overflowed into a traceback
+    assert "--width_mult must be a number in (0, 1e6]" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match=r"50,000 images make no step of batch_size 100000 .* pass --steps_per_epoch"):
+        cli.main(["lr-schedule", "--batch_size=100000"])
     out = tmp_path / "lr.csv"
     assert cli.main(["lr-schedule", "--config_path", os.path.join(ROOT, "configs", "cifar10.yaml"), "--epoch_size=5",
                      "--warmup_epochs=1", "--steps_per_epoch", "2", "--out", str(out)]) == 0

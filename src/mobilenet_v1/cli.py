@@ -78,8 +78,8 @@ def cmd_info(argv: List[str]) -> int:
     p.add_argument("--class_num", type=int, default=1000, help="classifier outputs (default 1000)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
-    if not (math.isfinite(a.width_mult) and a.width_mult > 0) or a.image_size < 1 or a.class_num < 1:
-        p.error("--width_mult must be a finite number > 0, --image_size and --class_num >= 1")
+    if not (math.isfinite(a.width_mult) and 0 < a.width_mult <= 1e6) or a.image_size < 1 or a.class_num < 1:
+        p.error("--width_mult must be a number in (0, 1e6], --image_size and --class_num >= 1")
     counts = count_params(a.width_mult, a.class_num)  # from the layer table: no model is built
     macs = count_macs(a.width_mult, a.image_size, a.class_num)
     layers = layer_specs(a.width_mult)
@@ -117,6 +117,10 @@ def cmd_lr_schedule(argv: List[str]) -> int:
     if spe is None:
         images = 50_000 if cfg.dataset == "cifar10" else 1_281_167
         steps = images // (cfg.batch_size * cfg.device_num) // cfg.grad_accum_steps
+        if steps == 0:
+            raise SystemExit(f"mobilenet-v1 lr-schedule: the full {cfg.dataset} data set's {images:,} images make no "
+                             f"step of batch_size {cfg.batch_size} x device_num {cfg.device_num} x grad_accum_steps "
+                             f"{cfg.grad_accum_steps}: pass --steps_per_epoch N for your data set's")
     else:
         try:
             steps = int(spe)

@@ -219,7 +219,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         outputs = args["class_num"]
         note = ckpt_io.weights_note(ckpt, cfg.use_ema)
         if note:
-            print0(note)
+            print0(note, file=sys.stderr)  # stdout is the result (one JSON object with --json)
         if ckpt.get("imported"):
             print0(ckpt["imported"], file=sys.stderr)
         classes = ckpt.get("classes")
