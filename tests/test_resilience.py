@@ -957,8 +957,8 @@ def test_d_damaged_cifar_file_is_refused_at_start(cifar_dir, tmp_path, capsys):
 
 def test_truncated_jpeg_is_seen_before_the_gpu_decoder():
     data = jpeg_bytes(smooth_image(40, 50, 2))
-    assert T.jpeg_complete(data) and T.jpeg_complete(data + b"\0" * 64)
-    assert not any(T.jpeg_complete(data[:n]) for n in (len(data) - 1, len(data) - 2, len(data) // 2, 100))
+    assert T.jpeg_frame(data).complete and T.jpeg_frame(data + b"\0" * 64).complete
+    assert not any(T.jpeg_frame(data[:n]).complete for n in (len(data) - 1, len(data) - 2, len(data) // 2, 100))
 
 
 # ---------------------------------------------------------------------------------------------------

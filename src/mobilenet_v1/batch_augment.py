@@ -32,6 +32,7 @@ from typing import NamedTuple, Optional, Tuple
 import numpy as np
 import torch
 
+from .config import ERASE_MODES
 from .transforms import to_device_nowait
 
 ERASE_SCALE = (0.02, 1.0 / 3.0)
@@ -116,8 +117,8 @@ class BatchAugment:
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         self.mixup_alpha, self.cutmix_alpha, self.mix_prob = mixup_alpha, cutmix_alpha, mix_prob
-        if erase_mode not in ("const", "pixel"):
-            raise ValueError(f"random_erase_mode must be const or pixel, got {erase_mode!r}")
+        if erase_mode not in ERASE_MODES:
+            raise ValueError(f"random_erase_mode must be {' or '.join(ERASE_MODES)}, got {erase_mode!r}")
         self.erase_prob, self.seed, self.rank, self.erase_mode = erase_prob, seed, rank, erase_mode
 
     @property

@@ -304,6 +304,14 @@ def held_out(files: Sequence[str], root: str, share: float) -> Set[str]:
     return set(sorted(files, key=lambda f: (key[f], f))[:k])
 
 
+def class_folders(root: str) -> List[str]:
+    """The class folders of an image folder's split, sorted: its sub-folders (links to folders too), the
+    hidden ones (``.git``, ``.ipynb_checkpoints``) left out; none where ``root`` is not a folder."""
+    if not os.path.isdir(root):
+        return []
+    return sorted(d.name for d in os.scandir(root) if d.is_dir() and not d.name.startswith("."))
+
+
 def find_images(root: str, classes: Optional[Sequence[str]] = None,
                 holdout: Optional[Holdout] = None) -> Tuple[List[Tuple[str, int]], List[str]]:
     """(path, label) of every image under ``root/<class>/`` (sub-folders included), and the class list.
@@ -318,7 +326,7 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None,
     """
     if not os.path.isdir(root):
         raise DataError(f"image folder {root!r} does not exist")
-    folders = sorted(d.name for d in os.scandir(root) if d.is_dir() and not d.name.startswith("."))
+    folders = class_folders(root)
     if not folders:
         raise DataError(f"image folder {root!r} has no class sub-folders")
     if classes is None:
@@ -361,8 +369,7 @@ def imagenet_folder(root: str, train: bool) -> str:
         found = eval_folder(root)
         if found is not None:
             # Its evaluation split would be trained on as a class, beside the training folder of another name.
-            others = [n for n in sorted(os.listdir(root)) if os.path.isdir(os.path.join(root, n))
-                      and not n.startswith(".") and os.path.join(root, n) != found]
+            others = [n for n in class_folders(root) if os.path.join(root, n) != found]
             raise DataError(f"dataset_path {root}: it has an evaluation folder ({os.path.basename(found)}/) but no "
                             f"{IMAGENET_TRAIN_FOLDER}/ folder, which training reads (the layout "
                             f"{IMAGENET_TRAIN_FOLDER}/<class>/)"

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt_io
-from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, build_loader, held_out_for,
-                   image_split)
+from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, build_loader, class_folders,
+                   held_out_for, image_split)
 from .onnx_io import (OnnxModel, add_image_input, is_onnx_file, read_metadata, strip_image_input, write_metadata,
                       x86_without_vnni)
 from .runtime import print0
@@ -268,9 +268,7 @@ def calibration_classes(calib_data: str, recorded: Optional[Sequence[str]],
     if not recorded:
         return None, ""
     root, _ = image_split(calib_data, True, val_split)
-    folders = sorted(d.name for d in os.scandir(root) if d.is_dir() and not d.name.startswith(".")) \
-        if os.path.isdir(root) else []
-    unknown = [f for f in folders if f not in recorded]
+    unknown = [f for f in class_folders(root) if f not in recorded]
     if not unknown:
         return list(recorded), ""
     return None, (f"class folder(s) {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} of {root} are not "

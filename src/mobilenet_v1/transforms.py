@@ -492,7 +492,3 @@ def gpu_decodable(data: bytes) -> bool:
     """Whether nvJPEG takes this file (:attr:`JpegFrame.gpu_decodable`)."""
     return jpeg_frame(data).gpu_decodable
 
-
-def jpeg_complete(data: bytes) -> bool:
-    """Whether a JPEG's data runs to its end-of-image marker (:attr:`JpegFrame.complete`)."""
-    return jpeg_frame(data).complete
