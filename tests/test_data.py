@@ -1,6 +1,8 @@
 import dataclasses
 import io
 import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -472,8 +474,6 @@ def test_png_of_every_kind_decodes_as_torchvision_does_and_a_damaged_one_is_refu
     torchvision's for each kind of PNG (a file it can read), and a damaged file is a DecodeError, in a
     process of its own here, so that a crash fails this test rather than the whole run."""
     import struct
-    import subprocess
-    import sys
     import zlib
 
     from torchvision.io import ImageReadMode, decode_image
@@ -585,3 +585,31 @@ def test_crop_scale_min_bounds_every_training_crop_of_both_pipelines(tmp_path):
 def test_missing_folder_is_named():
     with pytest.raises(DataError, match="nope"):
         find_images("/nonexistent/nope")
+
+
+@pytest.mark.parametrize("pipeline", ["cpu", "gpu"])
+def test_closing_a_loader_ends_its_workers_and_a_script_that_leaves_one_open_still_exits(image_folder, pipeline):
+    opts = DataOptions("imagenet2012", str(image_folder), batch_size=4, image_size=32, seed=1, num_workers=2,
+                       channels_last=False, pipeline=pipeline)
+    with build_loader(opts, train=True, device=torch.device("cpu")) as loader:
+        first = next(iter(loader))
+        workers = list(loader.loader._iterator._workers)
+        assert [w.is_alive() for w in workers] == [True, True]
+    # Shut down, not killed: a worker PyTorch had to terminate would have exit code -15 (or still run).
+    assert [w.exitcode for w in workers] == [0, 0]
+    loader.set_epoch(0)
+    again = next(iter(loader))  # the next pass starts workers of its own, with the same batches
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    loader.close()
+    # A script that leaves a loader mid-pass at its end: multiprocessing's exit waited for ever for workers
+    # that served on after its SIGTERM (a scheduler's, as they take it) before loaders were closed at exit.
+    # PyTorch's time-outs raised to 300 s: workers not told to end (their queues already stopped) would take
+    # it twice, closed or not.
+    script = ("import sys, torch\nfrom torch.utils.data import _utils\nfrom mobilenet_v1.data import DataOptions, "
+              "build_loader\n_utils.MP_STATUS_CHECK_INTERVAL = 300\n"
+              f"opts = DataOptions('imagenet2012', {str(image_folder)!r}, batch_size=4, image_size=32, seed=1, "
+              f"num_workers=2, channels_last=False, pipeline={pipeline!r})\n"
+              "batches = iter(build_loader(opts, train=True, device=torch.device('cpu')))\n"
+              "images, labels = next(batches)\nprint(tuple(images.shape))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout == "(4, 3, 32, 32)\n", done

@@ -10,6 +10,7 @@ import glob
 import hashlib
 import inspect
 import itertools
+import multiprocessing.util
 import os
 import queue
 import threading
@@ -193,6 +194,42 @@ class DeviceLoader:
     classes: Optional[List[str]] = None
     num_classes: int = 0  # the labels are 0 .. num_classes - 1 (an image folder's class list, CIFAR's labels)
     bad_samples: Optional["BadSamples"] = None
+    loader: Optional[DataLoader] = None  # the folder loaders' DataLoader, whose persistent workers close() ends
+
+    def close(self) -> None:
+        """Ends the loader's worker processes now (none: nothing to do); a later pass starts new ones.
+        A pass under way is to be left first. Used as a context manager, the loader is closed on leaving
+        the block.
+
+        Persistent workers otherwise live until their DataLoader is garbage-collected, which a traceback
+        or a reference cycle can put off (this test suite once waited 40 s at its end for loaders whose
+        workers, shut down from the garbage collector, ran into PyTorch's time-outs). At the interpreter's
+        exit multiprocessing would wait for them for ever: it sends them one SIGTERM, which they take for
+        a scheduler's and serve on (:func:`stopping.ignore_in_worker`). Loaders still open then are
+        closed first, by a finalizer multiprocessing runs before that."""
+        it = getattr(self.loader, "_iterator", None)
+        if it is not None:
+            self.loader._iterator = None
+            it._shutdown_workers()  # what the DataLoader's own clean-up calls; the workers end at once
+        _OPEN_WORKERS.discard(self)
+
+    def __enter__(self) -> "DeviceLoader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _close_at_exit(self) -> None:
+        """A loader with worker processes: closed at the interpreter's exit if it is still open then."""
+        global _exit_handler
+        if self.loader is not None and self.loader.num_workers > 0:
+            _OPEN_WORKERS.add(self)
+            if not _exit_handler:
+                # Run by multiprocessing's own exit handler before it terminates and waits for its children,
+                # and before the finalizers of its queues (priority 10) stop their threads: the workers are
+                # told to end through those queues.
+                multiprocessing.util.Finalize(None, _close_open_loaders, exitpriority=100)
+                _exit_handler = True
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         raise NotImplementedError
@@ -202,6 +239,15 @@ class DeviceLoader:
 
     def __iter__(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
         raise NotImplementedError
+
+
+_OPEN_WORKERS: "weakref.WeakSet[DeviceLoader]" = weakref.WeakSet()
+_exit_handler = False
+
+
+def _close_open_loaders() -> None:
+    for loader in list(_OPEN_WORKERS):
+        loader.close()
 
 
 class CifarLoader(DeviceLoader):
@@ -577,6 +623,7 @@ class ImageFolderLoader(DeviceLoader):
                                  pin_memory=device.type == "cuda", persistent_workers=num_workers > 0,
                                  prefetch_factor=4 if num_workers > 0 else None, worker_init_fn=ignore_in_worker)
         self._len = len(self.loader)
+        self._close_at_exit()
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.sampler.set_epoch(epoch, start_batch * self.batch_size)
@@ -936,6 +983,7 @@ class BatchedImageLoader(DeviceLoader):
         self.loader = encoded_loader(EncodedImageDataset(samples, train, crop_scale, exif_orientation), batch_size,
                                      self.sampler, num_workers, drop_last, slots=slots)
         self._len = len(self.loader)
+        self._close_at_exit()
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.sampler.set_epoch(epoch, start_batch * self.batch_size)

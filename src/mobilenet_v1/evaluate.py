@@ -244,7 +244,8 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     if confusion and not outputs:
         raise ValueError(f"{path}: its number of classes is not fixed in the graph nor recorded, which the "
                          f"per-class figures need")
-    counts = evaluate(model, loader, device, precision, confusion_classes=outputs if confusion else 0)
+    with loader:  # its worker processes end with the evaluation
+        counts = evaluate(model, loader, device, precision, confusion_classes=outputs if confusion else 0)
     matrix = counts.pop("confusion", None)
     counts = dist.all_reduce_counts(counts, device)
     if counts["total"] == 0:

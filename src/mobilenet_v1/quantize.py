@@ -64,15 +64,15 @@ def calibration_loader(dataset: str, calib_data: str, image_size: int, count: in
                        seed=seed, num_workers=num_workers, channels_last=False, flip=False, pipeline="cpu",
                        max_bad_samples=max_bad_samples, val_split=val_split, crop_pct=crop_pct,
                        exif_orientation=exif_orientation)
-    loader = build_loader(opts, train=False, device=torch.device("cpu"), drop_last=static_batch, split="train",
-                          shuffle=True, classes=classes)
     taken = 0
-    for x, y in (_whole_batches_of(loader, batch_size) if static_batch else loader):
-        x, y = x[: count - taken], y[: count - taken]
-        taken += x.shape[0]
-        yield x, y
-        if taken >= count:
-            return
+    with build_loader(opts, train=False, device=torch.device("cpu"), drop_last=static_batch, split="train",
+                      shuffle=True, classes=classes) as loader:  # closed with this generator
+        for x, y in (_whole_batches_of(loader, batch_size) if static_batch else loader):
+            x, y = x[: count - taken], y[: count - taken]
+            taken += x.shape[0]
+            yield x, y
+            if taken >= count:
+                return
 
 
 def _whole_batches_of(batches: Iterable[Tuple[torch.Tensor, torch.Tensor]],

@@ -60,8 +60,10 @@ def ignore_in_worker(worker_id: int = 0) -> None:
     sent to the run too, which stops after the step under way) is noted and the worker goes on making
     the batches that step may still wait for: a worker gone there fails the run ("exited unexpectedly")
     before it can save. The next SIGTERM ends it with exit status 0 (ignoring it altogether would leave
-    multiprocessing's exit, which terminates daemonic children and waits for them, waiting for ever);
-    the loader's own shutdown, or the run's process dying, ends it as it ends any worker."""
+    multiprocessing's exit, which terminates daemonic children and waits for them, waiting for ever
+    after a scheduler's SIGTERM); the loader's own shutdown, or the run's process dying, ends it as it
+    ends any worker. multiprocessing's exit sends one SIGTERM only: loaders still open at the
+    interpreter's exit are shut down before it (``data.DeviceLoader.close``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _serve_on)
 

@@ -1,4 +1,5 @@
 """``mobilenet-v1 train``: wires configuration, data, model, optimiser and checkpoints together."""
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -593,14 +594,16 @@ def run(cfg: Config) -> Dict[str, Any]:
     dist = None
     try:
         dist = distributed.setup(cfg, "train")
-        return _run(dist.apply(cfg), dist, early)
+        with contextlib.ExitStack() as loaders:  # their worker processes end with the run, however it ends
+            return _run(dist.apply(cfg), dist, early, loaders)
     finally:
         runtime.remove_log_file(early)
         if dist is not None:
             dist.cleanup()
 
 
-def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str, Any]:
+def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
+         loaders: contextlib.ExitStack) -> Dict[str, Any]:
     device = resolve_device(cfg.device_target)
     # Quantization-aware training simulates INT8 arithmetic in float32 (bf16 would round it again).
     precision = "fp32" if cfg.qat else resolve_precision(cfg.precision, device)
@@ -626,11 +629,14 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO) -> Dict[str
                + (f"(--resume {cfg.resume})" if cfg.resume == "auto" else
                   f"if it is further on than --resume {cfg.resume}"))
     loader = build_loader(data_options(cfg, device), train=True, device=device, drop_last=True, **dist.shard())
+    loaders.callback(loader.close)
     # Built before training so that a missing eval split stops the run at once, not epochs later.
     # An image folder's eval split takes the training split's labels (a folder of another name is an error).
     eval_loader = (build_loader(data_options(cfg, device, train=False), train=False, device=device,
                                 drop_last=cfg.eval_drop_last, classes=loader.classes, **dist.shard())
                    if cfg.eval_interval else None)
+    if eval_loader is not None:
+        loaders.callback(eval_loader.close)
     check_class_num(cfg, loader, eval_loader is not None)
     if cfg.save_checkpoint and dist.is_rank0:
         try:
