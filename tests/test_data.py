@@ -601,15 +601,16 @@ def test_closing_a_loader_ends_its_workers_and_a_script_that_leaves_one_open_sti
     again = next(iter(loader))  # the next pass starts workers of its own, with the same batches
     assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
     loader.close()
-    # A script that leaves a loader mid-pass at its end: multiprocessing's exit waited for ever for workers
-    # that served on after its SIGTERM (a scheduler's, as they take it) before loaders were closed at exit.
-    # PyTorch's time-outs raised to 300 s: workers not told to end (their queues already stopped) would take
-    # it twice, closed or not.
+    # A script that closes a loader, starts a pass again and leaves it at its end: multiprocessing's exit
+    # waited for ever for workers that served on after its SIGTERM (a scheduler's, as they take it) before
+    # loaders were closed at exit. PyTorch's time-outs raised to 300 s: workers not told to end (their
+    # queues already stopped) would take it twice, closed or not.
     script = ("import sys, torch\nfrom torch.utils.data import _utils\nfrom mobilenet_v1.data import DataOptions, "
               "build_loader\n_utils.MP_STATUS_CHECK_INTERVAL = 300\n"
               f"opts = DataOptions('imagenet2012', {str(image_folder)!r}, batch_size=4, image_size=32, seed=1, "
               f"num_workers=2, channels_last=False, pipeline={pipeline!r})\n"
-              "batches = iter(build_loader(opts, train=True, device=torch.device('cpu')))\n"
+              "loader = build_loader(opts, train=True, device=torch.device('cpu'))\n"
+              "next(iter(loader))\nloader.close()\nbatches = iter(loader)\n"
               "images, labels = next(batches)\nprint(tuple(images.shape))\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout == "(4, 3, 32, 32)\n", done

@@ -202,16 +202,15 @@ class DeviceLoader:
         the block.
 
         Persistent workers otherwise live until their DataLoader is garbage-collected, which a traceback
-        or a reference cycle can put off (this test suite once waited 40 s at its end for loaders whose
-        workers, shut down from the garbage collector, ran into PyTorch's time-outs). At the interpreter's
-        exit multiprocessing would wait for them for ever: it sends them one SIGTERM, which they take for
-        a scheduler's and serve on (:func:`stopping.ignore_in_worker`). Loaders still open then are
-        closed first, by a finalizer multiprocessing runs before that."""
+        or a reference cycle can put off (this test suite once lost 40 s to loaders whose workers, shut
+        down from the garbage collector, ran into PyTorch's time-outs). At the interpreter's exit
+        multiprocessing would wait for them for ever: it sends them one SIGTERM, which they take for a
+        scheduler's and serve on (:func:`stopping.ignore_in_worker`). Loaders still open then are closed
+        first, by a finalizer multiprocessing runs before that (:func:`_close_open_loaders`)."""
         it = getattr(self.loader, "_iterator", None)
         if it is not None:
             self.loader._iterator = None
             it._shutdown_workers()  # what the DataLoader's own clean-up calls; the workers end at once
-        _OPEN_WORKERS.discard(self)
 
     def __enter__(self) -> "DeviceLoader":
         return self
@@ -220,16 +219,10 @@ class DeviceLoader:
         self.close()
 
     def _close_at_exit(self) -> None:
-        """A loader with worker processes: closed at the interpreter's exit if it is still open then."""
-        global _exit_handler
+        """A loader with worker processes: closed at the interpreter's exit, for as long as it lives
+        (a pass after ``close()`` starts workers again)."""
         if self.loader is not None and self.loader.num_workers > 0:
-            _OPEN_WORKERS.add(self)
-            if not _exit_handler:
-                # Run by multiprocessing's own exit handler before it terminates and waits for its children,
-                # and before the finalizers of its queues (priority 10) stop their threads: the workers are
-                # told to end through those queues.
-                multiprocessing.util.Finalize(None, _close_open_loaders, exitpriority=100)
-                _exit_handler = True
+            _WITH_WORKERS.add(self)
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         raise NotImplementedError
@@ -241,13 +234,18 @@ class DeviceLoader:
         raise NotImplementedError
 
 
-_OPEN_WORKERS: "weakref.WeakSet[DeviceLoader]" = weakref.WeakSet()
-_exit_handler = False
+_WITH_WORKERS: "weakref.WeakSet[DeviceLoader]" = weakref.WeakSet()
 
 
 def _close_open_loaders() -> None:
-    for loader in list(_OPEN_WORKERS):
-        loader.close()
+    for loader in list(_WITH_WORKERS):
+        loader.close()  # nothing to do for one closed already
+
+
+# Run by multiprocessing's own exit handler before it terminates and waits for its children, and before
+# the finalizers of its queues (priority 10) stop their threads: the workers are told to end through those
+# queues. (A worker process does not run it: multiprocessing clears its finalizers there.)
+multiprocessing.util.Finalize(None, _close_open_loaders, exitpriority=100)
 
 
 class CifarLoader(DeviceLoader):
