@@ -604,9 +604,12 @@ def test_closing_a_loader_ends_its_workers_and_a_script_that_leaves_one_open_sti
     # A script that closes a loader, starts a pass again and leaves it at its end: multiprocessing's exit
     # waited for ever for workers that served on after its SIGTERM (a scheduler's, as they take it) before
     # loaders were closed at exit. PyTorch's time-outs raised to 300 s: workers not told to end (their
-    # queues already stopped) would take it twice, closed or not.
-    script = ("import sys, torch\nfrom torch.utils.data import _utils\nfrom mobilenet_v1.data import DataOptions, "
-              "build_loader\n_utils.MP_STATUS_CHECK_INTERVAL = 300\n"
+    # queues already stopped) would take it twice, closed or not. The exit handlers run in either order: one
+    # script imports multiprocessing's queues before torch (it hung when only multiprocessing's finalizer
+    # closed the loaders: that ran after PyTorch had set its exit flag), the other torch first.
+    head = "import multiprocessing.queues\n" if pipeline == "cpu" else ""
+    script = (head + "import sys, torch\nfrom torch.utils.data import _utils\n"
+              "from mobilenet_v1.data import DataOptions, build_loader\n_utils.MP_STATUS_CHECK_INTERVAL = 300\n"
               f"opts = DataOptions('imagenet2012', {str(image_folder)!r}, batch_size=4, image_size=32, seed=1, "
               f"num_workers=2, channels_last=False, pipeline={pipeline!r})\n"
               "loader = build_loader(opts, train=True, device=torch.device('cpu'))\n"

@@ -4,6 +4,7 @@ A loader yields ``(images, labels)`` already on the training device: float32, no
 channels_last when asked. Every random choice comes from the run's seed, the epoch and the sample's
 position, so an epoch's data order and augmentation do not depend on the number of loader workers.
 """
+import atexit
 import contextlib
 import functools
 import glob
@@ -242,9 +243,17 @@ def _close_open_loaders() -> None:
         loader.close()  # nothing to do for one closed already
 
 
-# Run by multiprocessing's own exit handler before it terminates and waits for its children, and before
-# the finalizers of its queues (priority 10) stop their threads: the workers are told to end through those
-# queues. (A worker process does not run it: multiprocessing clears its finalizers there.)
+# Registered twice, so that it runs first whichever order the exit handlers are in. PyTorch shuts down no
+# workers once its own handler has set `python_exit_status`, and multiprocessing's handler terminates the
+# workers and waits for them. Both are registered with atexit (last registered, first run) when their
+# modules are imported, or later (multiprocessing's logger moves its handler to the end).
+# - As an atexit handler: registered after PyTorch's (this module imports torch), so it runs before it.
+# - As multiprocessing's finalizer: when multiprocessing's handler comes first, it runs this before it
+#   terminates its children, and before its queues' finalizers (priority 10) stop the threads that tell
+#   the workers to end. A worker process never runs it: multiprocessing clears its finalizers there.
+# The second call finds the loaders closed. A script that imported multiprocessing's queues before torch
+# hung at its exit when only the finalizer was registered.
+atexit.register(_close_open_loaders)
 multiprocessing.util.Finalize(None, _close_open_loaders, exitpriority=100)
 
 
