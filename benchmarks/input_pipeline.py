@@ -94,15 +94,18 @@ PACKAGE_CROP = T.batch_resized_crop
 WHOLE_PIXELS = 1 << 25  # the most pixels in one stacked canvas (float32: 400 MB for 3 channels)
 
 
-def stacked_resized_crop(images, boxes, size):
+def stacked_resized_crop(images, boxes, size, antialias=True):
     """The experiment of ``--stacked_crops`` in place of ``transforms.batch_resized_crop``: images that
     share a size are stacked whole (a few copy launches for the group, where the package's canvas of
     crops takes a Python indexing and a launch per crop) and their crops are roi_align regions of
     them, in float32 (positions near 500 px need it: roi_align computes them in its input's type); the
     others go through the package's canvas. In one build with a pin thread it ran slower in alternated
-    pairs on an H200 (RESULTS.md, 2026-11-29); measured alone, not yet."""
+    pairs on an H200 (RESULTS.md, 2026-11-29); measured alone, not yet. (``antialias`` False: the
+    package's.)"""
     from torchvision.ops import roi_align
 
+    if not antialias:
+        return PACKAGE_CROP(images, boxes, size, antialias=False)
     device = images[0].device
     by_size = {}
     for i, (img, (_, _, h, w)) in enumerate(zip(images, boxes)):
@@ -132,13 +135,16 @@ def stacked_resized_crop(images, boxes, size):
     return out
 
 
-def canvas_per_crop(images, boxes, size, dtype=None):
+def canvas_per_crop(images, boxes, size, dtype=None, antialias=True):
     """``transforms.batch_resized_crop`` as it was before its canvas was gathered in batched operations
     (the experiment of ``--canvas_per_crop``): each crop sliced out and copied into a zeroed canvas, a
-    Python indexing and a copy launch per crop. The same output, bit for bit."""
+    Python indexing and a copy launch per crop. The same output, bit for bit. (``antialias`` False: the
+    package's.)"""
     from torchvision.ops import roi_align
     from torchvision.transforms.v2 import functional as TF
 
+    if not antialias:
+        return PACKAGE_CROP(images, boxes, size, dtype, antialias=False)
     device = images[0].device
     dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
     crops = []
@@ -419,10 +425,12 @@ def main():
                    help="the GPU pipeline decoding in a thread and stream of its own, 2 batches ahead of the crop")
     p.add_argument("--tensor_per_batch", action="store_true",
                    help="the GPU pipeline with each batch's bytes in a tensor of their own (as before shared buffers)")
+    p.add_argument("--plain_bilinear", action="store_true",
+                   help="the GPU pipeline with antialias False (plain bilinear, the seed's resize)")
     p.add_argument("--rounds", type=int, default=3,
                    help="rounds of --pinned_bytes / --stacked_crops / --canvas_per_crop / --received_inline / "
                         "--decoded_ahead / "
-                        "--tensor_per_batch against "
+                        "--tensor_per_batch / --plain_bilinear against "
                         "the pipeline as it is, alternated (--workers workers; medians)")
     args = p.parse_args()
     width, height = (int(v) for v in args.jpeg_size.split("x"))
@@ -496,6 +504,9 @@ def main():
         experiments["gpu, decoded in a thread of its own, 2 ahead of the crop"] = pipeline_with(decode_ahead=2)
     if args.tensor_per_batch:
         experiments["gpu, a tensor per batch (before)"] = pipeline_with(shared_buffers=False)
+    if args.plain_bilinear:
+        experiments["gpu, antialias False (the seed's plain bilinear)"] = pipeline_with(
+            lambda root, **kw: BatchedImageLoader(root, antialias=False, **kw))
     if experiments:
         for name, values in alternated(experiments, args.rounds, args.data_dir, args.passes, common).items():
             payload["images_per_s"][name] = median(values)

@@ -849,3 +849,79 @@ def test_exif_orientation_follows_the_model_through_eval_export_predict_and_quan
     assert load_config(["--dataset=imagenet2012", "--exif_orientation=True"]).exif_orientation is True
     with pytest.raises(ConfigError, match="exif_orientation True is for image folders' photos; CIFAR-10's"):
         load_config(["--exif_orientation=True"])
+
+
+def test_antialias_follows_the_model_through_eval_export_predict_and_quantize(tmp_path, capsys, monkeypatch):
+    """How a run resized its photos (antialias, in its configuration; False for a MindSpore checkpoint, which
+    records nothing and was trained with MindSpore's plain bilinear resize) is how eval, an exported file
+    (its metadata), predict and INT8 calibration resize them, unless told otherwise; eval says so. A
+    checkpoint of ours from before the key resized antialiased, the default then."""
+    from PIL import Image
+
+    from mobilenet_v1 import mindspore_io
+    from mobilenet_v1.config import ConfigError
+
+    folder = tmp_path / "photos"
+    gen = torch.Generator().manual_seed(1)
+    for cls in ("n01", "n02"):
+        (folder / cls).mkdir(parents=True)
+        for i in range(2):  # noise, lossless: an antialiased downscale averages it, a plain one samples it
+            noise = torch.randint(0, 256, (90, 120, 3), dtype=torch.uint8, generator=gen)
+            Image.fromarray(noise.numpy()).save(folder / cls / f"{i}.png")
+    photo = str(folder / "n01" / "0.png")
+    model = MobileNetV1(class_num=2, width_mult=0.25)
+    for bn in model.modules():  # BatchNorm statistics of its own inputs: outputs that tell images apart
+        if isinstance(bn, torch.nn.BatchNorm2d):
+            bn.momentum = None
+    with torch.no_grad():
+        model.train()(torch.randn(16, 3, 32, 32, generator=gen))
+    plain = str(tmp_path / "plain.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "classes": ["n01", "n02"],
+                         "config": {"dataset": "imagenet2012", "image_size": 32, "antialias": False}}, plain)
+    before_key = str(tmp_path / "before_key.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "classes": ["n01", "n02"],
+                         "config": {"dataset": "imagenet2012", "image_size": 32}}, before_key)
+    seed_file = str(tmp_path / "mobilenetv1-90_1251.ckpt")
+    mindspore_io.write_mindspore_ckpt(seed_file, mindspore_io.to_seed_state({"model": model.state_dict()}))
+
+    seen = loader_options(monkeypatch, "antialias")
+    base = ["eval", "--dataset=imagenet2012", f"--dataset_path={folder}", "--device_target=CPU", "--num_workers=0",
+            "--image_size=32"]
+    assert cli.main(base + [f"--checkpoint_path={plain}"]) == 0
+    assert f"antialias False: how photos were resized in {plain}'s run" in capsys.readouterr().err
+    assert cli.main(base + [f"--checkpoint_path={seed_file}"]) == 0
+    assert (f"antialias False: MindSpore's plain bilinear resize, which trained {seed_file}'s run"
+            in capsys.readouterr().err)
+    assert cli.main(base + [f"--checkpoint_path={seed_file}", "--antialias=True"]) == 0
+    assert cli.main(base + [f"--checkpoint_path={before_key}"]) == 0
+    assert "antialias" not in capsys.readouterr().err
+    assert seen == [False, False, True, True]
+
+    assert ckpt_io.trained_antialias(ckpt_io.load_file(seed_file)) is False
+    assert ckpt_io.trained_antialias(ckpt_io.load_file(before_key)) is True
+    onnx_path = str(tmp_path / "seed.onnx")
+    export_checkpoint(seed_file, str(tmp_path / "seed"), dataset="imagenet2012", height=32, width=32)
+    assert OnnxModel(onnx_path).metadata["antialias"] is False
+    seen.clear()
+    assert cli.main(["quantize", "--onnx", onnx_path, "--calib_data", str(folder), "--calib_images", "4",
+                     "--out", str(tmp_path / "seed_int8.onnx")]) == 0
+    assert seen == [False, False]  # the calibration pass and the comparison
+    assert OnnxModel(str(tmp_path / "seed_int8.onnx")).metadata["antialias"] is False
+
+    def probabilities(model, **kw):
+        predictor = load_predictor(model, image_size=32, **kw)  # (a MindSpore file does not say: 224, enlarged)
+        return predictor.antialias, predictor.top_k([photo], 2)[0]["top_k"]
+
+    for model in (plain, seed_file, onnx_path):
+        (sampled, got), (averaged, other) = probabilities(model), probabilities(model, antialias=True)
+        assert sampled is False and averaged is True and got != other, model
+    assert probabilities(before_key) == probabilities(plain, antialias=True)
+    capsys.readouterr()
+    assert cli.main(["predict", photo, "--ckpt_file", plain, "--json", "--image_size=32"]) == 0
+    assert json.loads(capsys.readouterr().out)["antialias"] is False
+    with pytest.raises(ValueError, match="--antialias False: .* CIFAR-10's evaluation transform"):
+        load_predictor(seed_file, dataset="cifar10", antialias=False)
+
+    assert load_config(["--dataset=imagenet2012", "--antialias=False"]).antialias is False
+    with pytest.raises(ConfigError, match="antialias False is for image folders' resizes; CIFAR-10's"):
+        load_config(["--antialias=False"])

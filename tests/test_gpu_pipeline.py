@@ -89,6 +89,19 @@ def test_gpu_pipeline_draws_the_cpu_pipelines_boxes(image_folder):
     assert (xc - xg).abs().mean() < 0.1
 
 
+def test_without_antialiasing_both_pipelines_make_the_same_training_batches(image_folder):
+    """antialias False: both pipelines resize each crop with plain bilinear, the seed's: their batches agree
+    within a level (antialiased, only near each other: above), and differ from the antialiased ones."""
+    opts = dict(batch_size=5, train=True, image_size=40, device=CPU, seed=11, num_workers=0)
+    cpu = ImageFolderLoader(str(image_folder / "train"), antialias=False, **opts)
+    gpu = BatchedImageLoader(str(image_folder / "train"), antialias=False, **opts)
+    (xc, yc), (xg, yg) = next(iter(cpu)), next(iter(gpu))
+    assert torch.equal(yc, yg)
+    assert (xc - xg).abs().max() <= 1 / (255 * 0.224) + 1e-5  # one uint8 step, normalised
+    antialiased, _ = next(iter(ImageFolderLoader(str(image_folder / "train"), **opts)))
+    assert not torch.equal(antialiased, xc)
+
+
 def test_workers_draw_the_training_crops_from_the_file_header(image_folder):
     """Loader workers draw each training sample's box and flip from the size in its JPEG header (or
     the image they decoded themselves); the batch is the same as when drawn after decoding, a draw made
@@ -141,6 +154,35 @@ def test_each_batched_crop_is_its_crop_resampled_alone():
             assert torch.equal(got, alone), (h, w)
 
 
+def test_plain_bilinear_crops_are_each_crop_resized_alone_as_without_antialiasing():
+    """antialias False (the seed's resize): each crop of the batch comes out as PyTorch's bilinear resize
+    without antialiasing makes it of that crop alone (a sample past its last row or column reads that, not
+    the canvas beyond), up or down, with 1-pixel sides, a large photo's small crop and a crop too large for
+    the canvas (resized alone first); within a level of the CPU pipeline's uint8 resize. On noise the
+    antialiased batch is another."""
+    import torch.nn.functional as F
+
+    gen = torch.Generator().manual_seed(5)
+    sizes = [(37, 52), (3, 90), (64, 5), (2, 2), (120, 71), (50, 50), (9, 200), (1100, 1000), (300, 700)]
+    images = [torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=gen) for h, w in sizes]
+    images[5] = images[5].permute(1, 2, 0).contiguous().permute(2, 0, 1)  # HWC memory, as decode_jpeg's
+    boxes = [(5, 7, 30, 40), (0, 3, 2, 60), (10, 0, 50, 5), (0, 0, 2, 2), (3, 2, 110, 69), (0, 0, 50, 50),
+             (1, 150, 8, 50), (700, 900, 40, 50), (10, 20, 280, 650)]  # the last: too large for the canvas
+    out = T.batch_resized_crop(images, boxes, 16, antialias=False)
+    assert out.shape == (9, 3, 16, 16) and out.dtype == torch.float32
+    for img, (top, left, h, w), got in zip(images, boxes, out):
+        crop = img[:, top:top + h, left:left + w]
+        uint8 = TF.resized_crop(img, top, left, h, w, [16, 16], antialias=False)
+        if max(h, w) > 4 * 16:
+            assert torch.equal(got, uint8.float()), (h, w)
+        else:
+            want = F.interpolate(crop[None].float(), (16, 16), mode="bilinear", align_corners=False)[0]
+            assert (got - want).abs().max() < 1e-3, (h, w)
+            assert (got.round() - uint8.float()).abs().max() <= 1, (h, w)
+    antialiased = T.batch_resized_crop(images, boxes, 16)
+    assert (antialiased - out)[0].abs().max() > 30  # a downscale of noise: pixels averaged, not sampled
+
+
 def test_batched_crops_one_pixel_high_or_wide_keep_their_pixels():
     """RandomResizedCrop draws 1-pixel sides on images a few pixels across (and on 1xN images): the
     batched crop gives what the per-image one gives (a 1-pixel side resampled is that pixel), not the
@@ -164,10 +206,10 @@ def test_batched_crops_one_pixel_high_or_wide_keep_their_pixels():
             assert (got - want).abs().max() <= 2.0, (tuple(img.shape), (top, left, h, w))
 
 
-@pytest.mark.parametrize("crop_pct", [T.CROP_PCT, 1.0])
-def test_gpu_pipeline_eval_matches_cpu_pipeline_within_rounding(image_folder, crop_pct):
+@pytest.mark.parametrize("crop_pct,antialias", [(T.CROP_PCT, True), (1.0, True), (T.CROP_PCT, False)])
+def test_gpu_pipeline_eval_matches_cpu_pipeline_within_rounding(image_folder, crop_pct, antialias):
     opts = dict(batch_size=3, train=False, image_size=32, device=CPU, seed=1, num_workers=0, drop_last=False,
-                crop_pct=crop_pct)
+                crop_pct=crop_pct, antialias=antialias)
     cpu = list(ImageFolderLoader(str(image_folder / "validation_preprocess"), **opts))
     gpu = list(BatchedImageLoader(str(image_folder / "validation_preprocess"), **opts))
     assert len(cpu) == len(gpu) == 2

@@ -132,7 +132,7 @@ def test_an_image_folders_held_out_share_stays_out_and_another_folder_is_named(t
             (root / c / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(40, 48, seed=10 * ord(c) + i)))
     src = save(tmp_path / "m.pt")
     ckpt = ckpt_io.load_file(src)
-    ckpt["config"] = {"dataset": "imagenet2012", "image_size": 32, "crop_pct": 1.0}
+    ckpt["config"] = {"dataset": "imagenet2012", "image_size": 32, "crop_pct": 1.0, "antialias": False}
     ckpt["held_out"] = held_out_record(str(root), 0.2)  # one image of each class's five
     torch.save(ckpt, src)
     assert np.isclose(ckpt["held_out"]["val_split"], 0.2)
@@ -140,7 +140,8 @@ def test_an_image_folders_held_out_share_stays_out_and_another_folder_is_named(t
                      "--out", str(tmp_path / "o.pt")]) == 0
     out = capsys.readouterr().out
     assert "measured on 16 training images" in out and "(val_split 0.2) was left out" in out
-    assert ckpt_io.load_file(str(tmp_path / "o.pt"))["config"]["crop_pct"] == 1.0  # the run's crop, kept
+    config = ckpt_io.load_file(str(tmp_path / "o.pt"))["config"]
+    assert config["crop_pct"] == 1.0 and config["antialias"] is False  # the run's crop and resize, kept
     shutil.copytree(root, tmp_path / "copy")
     assert cli.main(["recalibrate-bn", src, "--dataset_path", str(tmp_path / "copy"), "--batch_size", "4",
                      "--out", str(tmp_path / "o.pt")]) == 0

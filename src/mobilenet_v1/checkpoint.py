@@ -227,6 +227,18 @@ def trained_dataset(path: str, recorded: Any, asked: Optional[str], default: boo
     return recorded or asked
 
 
+def trained_antialias(ckpt: Dict[str, Any]) -> Optional[bool]:
+    """How the run of checkpoint ``ckpt`` resized image folders' photos (its ``antialias`` key): what its
+    configuration records; True for a configuration from before the key (the default then); False for a
+    file in MindSpore's names that records none (a seed run's, trained with MindSpore's plain bilinear
+    resize); None where the file does not say (timm's)."""
+    config = ckpt.get("config")
+    if isinstance(config, dict) and config:
+        recorded = config.get("antialias", True)
+        return recorded if isinstance(recorded, bool) else None
+    return False if ckpt.get("naming") == "mindspore" else None
+
+
 def check_writable(folder: str) -> None:
     """Create and remove a temporary file in ``folder``; raises the OSError if that cannot be done. Named
     as config.yaml's temporary files are, so one left by a kill is among :func:`partial_files`."""

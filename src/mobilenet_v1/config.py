@@ -97,6 +97,11 @@ class Config:
     # them (train, eval, calibration, predict; export records it). False, the seed's (and PIL's, timm's and
     # torchvision's ImageFolder's): the pixels as stored, which phones often store turned by 90 degrees.
     exif_orientation: bool = False
+    # Image folders' resizes (training crops, evaluation's shorter side; calibration and predict too): a
+    # downscale averages the pixels it covers, as torchvision's and timm's do. False, the seed's (MindSpore's
+    # Resize and RandomCropDecodeResize, OpenCV's bilinear): each output pixel interpolates the four around it,
+    # which aliases a downscale; a model trained by the seed scores its own figures with it.
+    antialias: bool = True
     padding: str = "same"
     # "auto": bf16 autocast on a GPU, fp32 on the CPU.
     precision: str = "auto"
@@ -240,6 +245,7 @@ KEY_HELP: Dict[str, str] = {
     "crop_pct": "image folders' evaluation: centre crop's share of the resized shorter side",
     "crop_scale_min": "image folders' training: the smallest random crop's share of the image's area",
     "exif_orientation": "image folders: photos turned upright by their EXIF orientation (False: as stored, the seed's)",
+    "antialias": "image folders: resizes antialiased (False: plain bilinear, the seed's)",
     "padding": "same (the seed's, TensorFlow's SAME) or symmetric (PyTorch's padding=1)",
     "precision": "auto: bf16 on a GPU, fp32 on the CPU",
     "seed": "random seed: weights, data order, augmentation",
@@ -532,6 +538,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          "CIFAR-10's is the seed's 32x32 crop of the image padded by 4 pixels"),
         (("exif_orientation",), cfg.dataset != "cifar10", "for image folders' photos",
          "CIFAR-10's binary files hold pixels, with no EXIF tags"),
+        (("antialias",), cfg.dataset != "cifar10", "for image folders' resizes",
+         "CIFAR-10's enlarges its 32x32 images, where antialiasing changes nothing"),
         (("lr_base_scale",), cfg.lr_base_size > 0, "how the rates follow the global batch",
          "lr_base_size is 0, so they are used as given (--lr_base_size N: the batch they are meant for)"),
         (("qat_reduce_range", "qat_range_epochs"), cfg.qat, "quantization-aware training's", "qat is False (--qat True)"),

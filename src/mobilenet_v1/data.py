@@ -580,10 +580,10 @@ class ImageFolderDataset(Dataset):
 
     def __init__(self, samples: Sequence[Tuple[str, int]], train: bool, image_size: int, flip: bool = True,
                  auto_augment: Optional[Augment] = None, crop_pct: float = T.CROP_PCT,
-                 crop_scale: Tuple[float, float] = T.RRC_SCALE, exif: bool = False):
+                 crop_scale: Tuple[float, float] = T.RRC_SCALE, exif: bool = False, antialias: bool = True):
         self.samples, self.train, self.image_size, self.flip = list(samples), train, image_size, flip
         self.auto_augment = auto_augment if train else None
-        self.crop_pct, self.crop_scale, self.exif = crop_pct, crop_scale, exif
+        self.crop_pct, self.crop_scale, self.exif, self.antialias = crop_pct, crop_scale, exif, antialias
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -596,11 +596,12 @@ class ImageFolderDataset(Dataset):
         except (T.DecodeError, OSError) as e:
             return BadSample(path, read_failure(e)), label
         if self.train:
-            img = T.random_resized_crop(img, self.image_size, seed, flip=self.flip, scale=self.crop_scale)
+            img = T.random_resized_crop(img, self.image_size, seed, flip=self.flip, scale=self.crop_scale,
+                                        antialias=self.antialias)
             if self.auto_augment is not None:
                 img = self.auto_augment(img[None], [seed])[0]
         else:
-            img = T.resize_center_crop(img, self.image_size, self.crop_pct)
+            img = T.resize_center_crop(img, self.image_size, self.crop_pct, self.antialias)
         return img, label
 
 
@@ -613,11 +614,11 @@ class ImageFolderLoader(DeviceLoader):
                  shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None,
                  auto_augment: Optional[Augment] = None, holdout: Optional[Holdout] = None,
                  crop_pct: float = T.CROP_PCT, crop_scale: Tuple[float, float] = T.RRC_SCALE,
-                 exif_orientation: bool = False):
+                 exif_orientation: bool = False, antialias: bool = True):
         samples, self.classes = find_images(root, classes, holdout)
         self.num_classes = len(self.classes)
         self.dataset = ImageFolderDataset(samples, train, image_size, flip, auto_augment, crop_pct, crop_scale,
-                                          exif_orientation)
+                                          exif_orientation, antialias)
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train)
         self.num_samples = len(self.sampler)
@@ -967,11 +968,11 @@ class BatchedImageLoader(DeviceLoader):
                  shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None,
                  auto_augment: Optional[Augment] = None, holdout: Optional[Holdout] = None,
                  crop_pct: float = T.CROP_PCT, crop_scale: Tuple[float, float] = T.RRC_SCALE,
-                 exif_orientation: bool = False):
+                 exif_orientation: bool = False, antialias: bool = True):
         samples, self.classes = find_images(root, classes, holdout)
         self.num_classes = len(self.classes)
         self.auto_augment = auto_augment if train else None
-        self.crop_pct, self.crop_scale = crop_pct, crop_scale
+        self.crop_pct, self.crop_scale, self.antialias = crop_pct, crop_scale, antialias
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train)
         self.num_samples = len(self.sampler)
@@ -1009,13 +1010,13 @@ class BatchedImageLoader(DeviceLoader):
             params = [(d.box, d.flip) if d is not None and img.shape[-2:] == d.size else
                       T.crop_and_flip(img.shape[-2], img.shape[-1], s, self.crop_scale)
                       for img, s, d in zip(images, seeds, draws)]
-            x = T.batch_resized_crop(images, [box for box, _ in params], self.image_size)
+            x = T.batch_resized_crop(images, [box for box, _ in params], self.image_size, antialias=self.antialias)
             if self.flip:
                 x = T.flip_where(x, torch.tensor([f for _, f in params]))
             if self.auto_augment is not None:
                 x = self.auto_augment(x, seeds)
             return x
-        return T.batch_resize_center_crop(images, self.image_size, self.crop_pct)
+        return T.batch_resize_center_crop(images, self.image_size, self.crop_pct, self.antialias)
 
     def received(self, batches: Iterator[EncodedBatch]) -> Iterator[EncodedBatch]:
         """The workers' ``batches``, received in a thread of their own ``receive_ahead`` batches ahead when
@@ -1224,6 +1225,7 @@ class DataOptions:
     crop_pct: float = T.CROP_PCT  # image folders' evaluation: the centre crop's share of the resized shorter side
     crop_scale_min: float = T.RRC_SCALE[0]  # image folders' training: the smallest crop's share of the image's area
     exif_orientation: bool = False  # image folders: photos turned upright by their EXIF orientation tag
+    antialias: bool = True  # image folders' resizes antialiased (False: plain bilinear, the seed's)
 
 
 def default_workers(requested: int) -> int:
@@ -1262,4 +1264,5 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
                drop_last=drop_last, num_shards=num_shards, shard_id=shard_id, channels_last=opts.channels_last,
                flip=opts.flip, max_bad_samples=opts.max_bad_samples, shuffle=shuffle, classes=classes,
                auto_augment=auto_augment, holdout=holdout, crop_pct=opts.crop_pct,
-               crop_scale=(opts.crop_scale_min, T.RRC_SCALE[1]), exif_orientation=opts.exif_orientation)
+               crop_scale=(opts.crop_scale_min, T.RRC_SCALE[1]), exif_orientation=opts.exif_orientation,
+               antialias=opts.antialias)

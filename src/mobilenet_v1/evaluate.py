@@ -38,6 +38,7 @@ def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = 
     cfg = trained_split(cfg, model.metadata.get("held_out"), path, given)
     cfg = trained_crop(cfg, model.metadata.get("crop_pct"), path, given)
     cfg = trained_exif(cfg, model.metadata.get("exif_orientation"), path, given)
+    cfg = trained_antialias(cfg, model.metadata.get("antialias"), path, given)
     hw = model.image_hw
     if hw is not None and hw[0] != hw[1]:
         raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs; evaluation needs a square image_size")
@@ -165,6 +166,18 @@ def trained_exif(cfg: Config, recorded: Any, path: str, given: Optional[Set[str]
     return _follow_run(cfg, "exif_orientation", recorded, f"{recorded}: how photos were read in", path, given)
 
 
+def trained_antialias(cfg: Config, recorded: Any, path: str, given: Optional[Set[str]],
+                      mindspore: bool = False) -> Config:
+    """``cfg`` with the ``antialias`` that the run of ``path`` resized its photos with (``recorded``: what
+    :func:`checkpoint.trained_antialias` or the exported file's metadata says; ``mindspore``: False read
+    off a MindSpore file that records no settings) where the user left it at its default, and said so."""
+    if not isinstance(recorded, bool):
+        return cfg
+    said = ("False: MindSpore's plain bilinear resize, which trained" if mindspore and not recorded else
+            f"{recorded}: how photos were resized in")
+    return _follow_run(cfg, "antialias", recorded, said, path, given)
+
+
 def _follow_run(cfg: Config, key: str, recorded: Any, said: str, path: str, given: Optional[Set[str]]) -> Config:
     """An image folder's ``cfg`` with ``key`` at the ``recorded`` value of ``path``'s run, where it differs and
     the command line did not set the key (``given``; None: a caller that never follows)."""
@@ -228,6 +241,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         cfg = trained_split(trained_size(cfg, ckpt, path, given), ckpt.get("held_out"), path, given)
         cfg = trained_crop(cfg, (ckpt.get("config") or {}).get("crop_pct"), path, given)
         cfg = trained_exif(cfg, (ckpt.get("config") or {}).get("exif_orientation"), path, given)
+        cfg = trained_antialias(cfg, ckpt_io.trained_antialias(ckpt), path, given, mindspore=not ckpt.get("config"))
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(device=device, memory_format=memory_format)
         opts = data_options(cfg, device, train=False)
@@ -260,9 +274,9 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
 # width_mult, padding) read off the checkpoint. A config file shared with training holds them by design;
 # given on eval's command line they are named, as the seed's keys with no meaning here are.
 EVAL_KEYS = frozenset({"config_path", "dataset", "dataset_path", "checkpoint_path", "batch_size", "eval_batch_size",
-                       "image_size", "crop_pct", "exif_orientation", "val_split", "num_workers", "data_pipeline",
-                       "max_bad_samples", "channels_last", "precision", "device_target", "use_ema", "eval_drop_last",
-                       "run_distribute"})
+                       "image_size", "crop_pct", "exif_orientation", "antialias", "val_split", "num_workers",
+                       "data_pipeline", "max_bad_samples", "channels_last", "precision", "device_target", "use_ema",
+                       "eval_drop_last", "run_distribute"})
 MODEL_KEYS = ("class_num", "width_mult", "padding")
 # An ONNX file runs in ONNX Runtime on the CPU (a .pt2 program in PyTorch on the CPU), in fp32, NCHW, with the
 # weights it was exported with.

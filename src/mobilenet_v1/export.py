@@ -261,6 +261,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     if dataset == "imagenet2012":  # the evaluation crop its run used, and how it read photos, for eval,
         meta["crop_pct"] = float(config.get("crop_pct") or CROP_PCT)  # predict, quantize (and apps)
         meta["exif_orientation"] = bool(config.get("exif_orientation", False))
+        meta["antialias"] = ckpt_io.trained_antialias(ckpt) is not False  # a MindSpore file's: the seed's False
     if qat:
         reduced = model.quant.reduce_range
         meta["quantization"] = (f"INT8 quantization-aware training, QDQ, per-channel int8 weights"

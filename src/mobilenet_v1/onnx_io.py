@@ -27,7 +27,7 @@ from .checkpoint import CheckpointError, is_exported_program, program_pickles
 
 META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "padding", "mean", "std",
              "source", "quantization", "weights", "held_out", "crop_pct", "exif_orientation", "input",
-             "trained_image_size")
+             "trained_image_size", "antialias")
 # The image input's name, the nodes that normalise it (in order) and their constants.
 IMAGE_INPUT = "image"
 IMAGE_NODES = ("image_to_float", "image_to_nchw", "image_scale", "image_shift")
@@ -292,7 +292,7 @@ def read_metadata(props: Dict[str, str]) -> Dict[str, Any]:
             out[key] = int(value)
         elif key in ("width_mult", "crop_pct"):
             out[key] = float(value)
-        elif key == "exif_orientation":
+        elif key in ("exif_orientation", "antialias"):
             out[key] = value.lower() == "true"  # "True" in ONNX metadata, JSON's "true" in a .pt2
         else:
             out[key] = value

@@ -10,7 +10,8 @@ records in its configuration and an exported ONNX file in its metadata:
 
 - ImageNet-style folders: shorter side resized (256 for 224; ``image_size / crop_pct``, the crop_pct the
   run evaluated with), centre crop, ImageNet normalisation; photos turned upright by their EXIF
-  orientation where the run read them so (its ``exif_orientation``).
+  orientation where the run read them so (its ``exif_orientation``), and resized as it resized them
+  (its ``antialias``; a MindSpore checkpoint: plain bilinear, the seed's).
 - CIFAR-10 binaries: the model only ever saw 32x32 images resized to ``image_size``. A photo is
   centre-cropped to a square and shrunk to 32x32 first, then given the CIFAR-10 evaluation transform
   (resize to ``image_size``, CIFAR-10 normalisation); a 32x32 image passes through exactly as in eval.
@@ -118,10 +119,11 @@ def class_names(class_num: int, recorded: Optional[Sequence[str]], labels: Optio
                      f"but the model has {class_num} outputs")
 
 
-def eval_image(img: torch.Tensor, dataset: str, image_size: int, crop_pct: float = T.CROP_PCT) -> torch.Tensor:
+def eval_image(img: torch.Tensor, dataset: str, image_size: int, crop_pct: float = T.CROP_PCT,
+               antialias: bool = True) -> torch.Tensor:
     """A decoded uint8 (3, H, W) image -> the uint8 (3, S, S) the model's evaluation pipeline makes."""
     if dataset == "imagenet2012":
-        return T.resize_center_crop(img, image_size, crop_pct)
+        return T.resize_center_crop(img, image_size, crop_pct, antialias)
     h, w = img.shape[-2:]
     side = min(h, w)
     img = img[:, (h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
@@ -135,9 +137,9 @@ class ImageFiles(Dataset):
     loader worker."""
 
     def __init__(self, paths: Sequence[str], dataset: str, image_size: int, crop_pct: float = T.CROP_PCT,
-                 exif: bool = False):
+                 exif: bool = False, antialias: bool = True):
         self.paths, self.dataset, self.image_size, self.crop_pct = list(paths), dataset, image_size, crop_pct
-        self.exif = exif
+        self.exif, self.antialias = exif, antialias
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -146,7 +148,7 @@ class ImageFiles(Dataset):
         path = self.paths[i]
         try:
             return path, eval_image(T.decode_rgb(read_bytes(path), path, self.exif), self.dataset,
-                                    self.image_size, self.crop_pct)
+                                    self.image_size, self.crop_pct, self.antialias)
         except (OSError, ValueError) as e:  # unreadable, or not an image (DecodeError)
             return path, BadSample(path, read_failure(e))
 
@@ -172,6 +174,7 @@ class Predictor:
     device: torch.device = torch.device("cpu")  # where the model runs (an ONNX file: ONNX Runtime's CPU)
     crop_pct: float = T.CROP_PCT  # an ImageNet-style model's centre crop (transforms.resize_center_crop)
     exif_orientation: bool = False  # photos turned upright by their EXIF orientation (the model's run's key)
+    antialias: bool = True  # an ImageNet-style model's resize antialiased (the model's run's key)
 
     def normalizer(self) -> T.Normalize:
         mean, std = (T.IMAGENET_MEAN, T.IMAGENET_STD) if self.dataset == "imagenet2012" else (T.CIFAR_MEAN, T.CIFAR_STD)
@@ -187,8 +190,9 @@ class Predictor:
         valid = torch.tensor([n is not None for n in self.names])
         k = min(k, int(valid.sum()))
         workers = predict_workers(num_workers, len(images), batch_size, self.device)
-        loader = DataLoader(ImageFiles(images, self.dataset, self.image_size, self.crop_pct, self.exif_orientation),
-                            batch_size=batch_size, num_workers=workers, collate_fn=list,
+        files = ImageFiles(images, self.dataset, self.image_size, self.crop_pct, self.exif_orientation,
+                           self.antialias)
+        loader = DataLoader(files, batch_size=batch_size, num_workers=workers, collate_fn=list,
                             prefetch_factor=4 if workers else None)
         normalize = self.normalizer()
         results: List[Dict[str, Any]] = []
@@ -254,9 +258,9 @@ def guess_dataset(class_num: int) -> str:
 def load_predictor(path: str, labels: Optional[str] = None, background_class: bool = False,
                    dataset: Optional[str] = None, image_size: Optional[int] = None, use_ema: Optional[bool] = None,
                    device_target: str = "CPU", crop_pct: Optional[float] = None,
-                   exif_orientation: Optional[bool] = None) -> Predictor:
-    """A model file and what it takes to run it on image files; ``image_size``, ``crop_pct`` and
-    ``exif_orientation`` override what the file records, ``dataset`` must be the one it records (it
+                   exif_orientation: Optional[bool] = None, antialias: Optional[bool] = None) -> Predictor:
+    """A model file and what it takes to run it on image files; ``image_size``, ``crop_pct``,
+    ``exif_orientation`` and ``antialias`` override what the file records, ``dataset`` must be the one it records (it
     names a file's that records none). A checkpoint with a weight average predicts with it unless
     ``use_ema`` is False; an exported file holds the weights chosen at export (``use_ema`` given for one
     is named on stderr as not used).
@@ -289,7 +293,7 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
         model: nn.Module = onnx_model
         recorded, trained_on = meta.get("classes"), meta.get("dataset")
         weights = meta.get("weights", "")  # chosen when it was exported
-        crop, exif = meta.get("crop_pct"), meta.get("exif_orientation")
+        crop, exif, aa = meta.get("crop_pct"), meta.get("exif_orientation"), meta.get("antialias")
     else:
         ckpt = ckpt_io.load_file(path)
         use_ema = use_ema is not False
@@ -303,7 +307,7 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
         class_num = args["class_num"]
         size = image_size or config.get("image_size") or 224
         recorded, trained_on = ckpt.get("classes"), config.get("dataset")
-        crop, exif = config.get("crop_pct"), config.get("exif_orientation")
+        crop, exif, aa = config.get("crop_pct"), config.get("exif_orientation"), ckpt_io.trained_antialias(ckpt)
     if not class_num:
         raise ValueError(f"{path}: the number of classes cannot be read from the file")
     # Another data set's transform would feed the model inputs it was not trained on (and a file with an
@@ -315,12 +319,17 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
     if exif_orientation is not None and dataset != "imagenet2012":
         raise ValueError(f"--exif_orientation {exif_orientation}: {path} takes CIFAR-10's evaluation transform; "
                          f"exif_orientation is ImageNet-style models'")
+    if antialias is not None and dataset != "imagenet2012":
+        raise ValueError(f"--antialias {antialias}: {path} takes CIFAR-10's evaluation transform, which enlarges "
+                         f"32x32 images; antialias is ImageNet-style models'")
     if exif_orientation is None:
         exif_orientation = dataset == "imagenet2012" and exif is True
+    if antialias is None:
+        antialias = aa is not False
     return Predictor(model=model, source=path, dataset=dataset, image_size=int(size),
                      names=class_names(class_num, recorded, labels, background_class), weights=weights,
                      device=device, crop_pct=float(crop_pct or crop or T.CROP_PCT),
-                     exif_orientation=exif_orientation)
+                     exif_orientation=exif_orientation, antialias=antialias)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -344,6 +353,9 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--exif_orientation", type=bool_option, default=None, metavar="True|False",
                    help="ImageNet-style models: turn photos upright by their EXIF orientation tag (default: as the "
                         "model's run read its photos, its exif_orientation key; else False, the pixels as stored)")
+    p.add_argument("--antialias", type=bool_option, default=None, metavar="True|False",
+                   help="ImageNet-style models: antialiased resize (default: as the model's run resized its "
+                        "photos, its antialias key; False for a MindSpore checkpoint, the seed's plain bilinear)")
     p.add_argument("--use_ema", type=bool_option, default=None, metavar="True|False",
                    help="a checkpoint of a run with --ema_decay: its weight average (True, the default) or its "
                         "trained weights (an exported file holds those chosen at export)")
@@ -380,12 +392,13 @@ def main(argv: Sequence[str]) -> int:
             raise ValueError(f"--out {a.out}: {os.path.dirname(os.path.abspath(a.out))} is not a folder")
     images = image_files(a.images)
     predictor = load_predictor(a.ckpt_file, a.labels, a.background_class, a.dataset, a.image_size, a.use_ema,
-                               a.device_target, a.crop_pct, a.exif_orientation)
+                               a.device_target, a.crop_pct, a.exif_orientation, a.antialias)
     results = predictor.top_k(images, a.top_k, a.num_workers, a.batch_size)
     failed = [r for r in results if "error" in r]
     extra = {"weights": predictor.weights} if predictor.weights else {}
     if predictor.dataset == "imagenet2012":
-        extra.update(crop_pct=predictor.crop_pct, exif_orientation=predictor.exif_orientation)
+        extra.update(crop_pct=predictor.crop_pct, exif_orientation=predictor.exif_orientation,
+                     antialias=predictor.antialias)
     payload = {"model": predictor.source, "dataset": predictor.dataset, "image_size": predictor.image_size,
                **extra, "predictions": results}
     if a.out is not None:

@@ -203,16 +203,19 @@ def seeded_uniform(seeds: torch.Tensor, k: int) -> torch.Tensor:
 # per-image transforms (uint8 in, uint8 out)
 
 def random_resized_crop(img: torch.Tensor, size: int, seed: int, flip: bool = True,
-                        scale: Sequence[float] = RRC_SCALE) -> torch.Tensor:
-    """The seed's train transform of one decoded image: RandomResizedCrop(size, scale) then a p=0.5 flip."""
+                        scale: Sequence[float] = RRC_SCALE, antialias: bool = True) -> torch.Tensor:
+    """The seed's train transform of one decoded image: RandomResizedCrop(size, scale) then a p=0.5 flip.
+    ``antialias``: a downscale averages the pixels it covers (torchvision's and timm's resize); False:
+    plain bilinear, which interpolates the four pixels around each sample (the seed's: MindSpore's)."""
     (top, left, h, w), flipped = crop_and_flip(img.shape[-2], img.shape[-1], seed, scale)
-    out = TF.resized_crop(img, top, left, h, w, [size, size], antialias=True)
+    out = TF.resized_crop(img, top, left, h, w, [size, size], antialias=antialias)
     return out.flip(-1) if flip and flipped else out
 
 
-def resize_center_crop(img: torch.Tensor, size: int, crop_pct: float = CROP_PCT) -> torch.Tensor:
+def resize_center_crop(img: torch.Tensor, size: int, crop_pct: float = CROP_PCT,
+                       antialias: bool = True) -> torch.Tensor:
     """The seed's eval transform of one decoded image: shorter side to 256 (for 224; ``size /
-    crop_pct``), centre crop.
+    crop_pct``), centre crop. ``antialias`` as in :func:`random_resized_crop`.
 
     An image over about 7 times longer than wide (a 1x8000 banner would first become 256x2,048,000,
     gigabytes) has only the centre window that the crop keeps resized, at the same scale, plus a
@@ -228,9 +231,9 @@ def resize_center_crop(img: torch.Tensor, size: int, crop_pct: float = CROP_PCT)
             img, out_hw = img[..., start:start + keep], [target, max(size, round(keep * scale))]
         else:
             img, out_hw = img[..., start:start + keep, :], [max(size, round(keep * scale)), target]
-        out = TF.resize(img, out_hw, antialias=True)
+        out = TF.resize(img, out_hw, antialias=antialias)
     else:
-        out = TF.resize(img, [target], antialias=True)
+        out = TF.resize(img, [target], antialias=antialias)
     return TF.center_crop(out, [size, size])
 
 
@@ -242,7 +245,8 @@ def resize_center_crop(img: torch.Tensor, size: int, crop_pct: float = CROP_PCT)
 GROUP_PIXELS = 1 << 25
 
 
-def batch_resize_center_crop(images: Sequence[torch.Tensor], size: int, crop_pct: float = CROP_PCT) -> torch.Tensor:
+def batch_resize_center_crop(images: Sequence[torch.Tensor], size: int, crop_pct: float = CROP_PCT,
+                             antialias: bool = True) -> torch.Tensor:
     """:func:`resize_center_crop` of each decoded image (uint8, (3, H, W)), as one (N, 3, size, size) batch.
 
     Images of one height and width are resized together, one call per group of up to
@@ -258,7 +262,7 @@ def batch_resize_center_crop(images: Sequence[torch.Tensor], size: int, crop_pct
         for start in range(0, len(members), per_call):
             part = members[start:start + per_call]
             group = images[part[0]][None] if len(part) == 1 else torch.stack([images[i] for i in part])
-            for i, crop in zip(part, resize_center_crop(group, size, crop_pct)):
+            for i, crop in zip(part, resize_center_crop(group, size, crop_pct, antialias)):
                 out[i] = crop
     return torch.stack(out)
 
@@ -312,9 +316,11 @@ WHOLE_IMAGE_PIXELS = 1 << 20
 
 
 def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, int, int, int]], size: int,
-                       dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+                       dtype: Optional[torch.dtype] = None, antialias: bool = True) -> torch.Tensor:
     """Crop ``boxes[i]`` = (top, left, h, w) out of ``images[i]`` (uint8, (3, H_i, W_i), sizes may differ)
-    and resize each crop to (size, size) bilinearly, all in one ``roi_align`` call.
+    and resize each crop to (size, size) bilinearly, all in one ``roi_align`` call (``antialias``), or in
+    two gathers (:func:`_bilinear_crops`: plain bilinear, the values of ``resized_crop`` with
+    ``antialias=False``, the seed's).
 
     roi_align averages ``ceil(crop / size)`` bilinear samples per output pixel and axis, which filters
     a downscale the way an antialiased resize does. The crops share one canvas, crop ``i`` at the top
@@ -336,9 +342,13 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
     flats, starts, rois = [], [], []
     offset = height = width = 0
     for i, (img, (top, left, h, w)) in enumerate(zip(images, boxes)):
-        if max(h, w) > 4 * size or h == 1 or w == 1:
+        if max(h, w) > 4 * size or (antialias and (h == 1 or w == 1)):
             crop = img[:, top:top + h, left:left + w]
-            if max(h, w) > 4 * size:
+            if max(h, w) > 4 * size and not antialias:
+                # A very large crop would inflate the shared canvas: resized alone (its final values, as
+                # uint8), which the canvas's resize of size to size then keeps as they are.
+                crop = TF.resize(crop, [size, size], antialias=False)
+            elif max(h, w) > 4 * size:
                 # A very large crop would inflate the shared canvas: pre-shrink it, antialiased, to 2x.
                 scale = 2 * size / max(h, w)
                 crop = TF.resize(crop, [max(2, round(h * scale)), max(2, round(w * scale))], antialias=True)
@@ -354,7 +364,7 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
         flats.append(img.reshape(-1))
         # where the crop's first row starts in the flat tensor; a channel, and a row, further on
         starts.append((offset + top * cols + left, rows * cols, cols, h))
-        rois.append((i, 0.5, 0.5, w - 0.5, h - 0.5))
+        rois.append((i, 0.5, 0.5, w - 0.5, h - 0.5) if antialias else (h, w))
         offset += 3 * rows * cols
         height, width = max(height, h), max(width, w)
     # The canvas rows below a crop's last row read this run of zeros.
@@ -364,9 +374,37 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
     y = torch.arange(height, device=device)
     at = first + torch.arange(3, device=device)[:, None] * channel + y * row
     canvas = windows[torch.where(y < crop_h, at, offset)].to(dtype)  # (N, 3, height, width)
+    if not antialias:
+        return _bilinear_crops(canvas, to_device_nowait(torch.tensor(rois, dtype=torch.float32), device), size)
     # Not waiting for the work just queued (a plain copy from pageable memory would wait for it on the host).
     rois_t = to_device_nowait(torch.tensor(rois, dtype=torch.float32), device).to(dtype)
     return roi_align(canvas, rois_t, (size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+
+
+def _bilinear_crops(canvas: torch.Tensor, extents: torch.Tensor, size: int) -> torch.Tensor:
+    """Plain bilinear resize of crop ``i``, the top left ``extents[i]`` = (h, w) of plane ``i`` of ``canvas``,
+    to (size, size): PyTorch's ``interpolate(mode="bilinear", align_corners=False)`` of the crop alone.
+    Output pixel ``j`` samples the crop at ``(j + 0.5) * h / size - 0.5`` (at least 0) and interpolates
+    between the two rows, then the two columns, around it; a sample past the crop's last row or column
+    takes that row or column (the canvas beyond it is never read). Rows first, as one gather on the
+    whole batch, then columns."""
+    n, c, _, width = canvas.shape
+    centres = torch.arange(size, device=canvas.device, dtype=torch.float32) + 0.5
+
+    def taps(extent: torch.Tensor):
+        """Each crop's two neighbours along one axis and the second's weight, (N, size) each."""
+        extent = extent[:, None]
+        at = (centres * (extent / size) - 0.5).clamp_(min=0)
+        low = at.floor().clamp_(max=extent - 1)
+        high = torch.minimum(low + 1, extent - 1)
+        return low.long(), high.long(), (at - low).to(canvas.dtype)
+
+    low, high, weight = taps(extents[:, 0])
+    rows = [canvas.gather(2, i[:, None, :, None].expand(n, c, size, width)) for i in (low, high)]
+    rows = torch.lerp(rows[0], rows[1], weight[:, None, :, None])  # (N, C, size, width)
+    low, high, weight = taps(extents[:, 1])
+    cols = [rows.gather(3, i[:, None, None, :].expand(n, c, size, size)) for i in (low, high)]
+    return torch.lerp(cols[0], cols[1], weight[:, None, None, :])
 
 
 def to_device_nowait(t: torch.Tensor, device: torch.device) -> torch.Tensor:
