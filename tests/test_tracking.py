@@ -174,6 +174,30 @@ def test_plot_errors_name_the_file(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "c.png").exists()
 
 
+def test_a_plot_that_fails_to_write_leaves_the_earlier_picture_whole(tmp_path, capsys, monkeypatch):
+    """The PNG is written beside its name and renamed over it once whole: a full disk in the middle of the
+    write leaves the picture of an earlier plot as it was, and no partial file."""
+    from matplotlib.figure import Figure
+
+    rows = [{"kind": "epoch", "epoch": e, "step": 10 * e, "loss": 2.0 / e, "mean_loss": 2.2 / e, "lr": 0.1 / e}
+            for e in (1, 2)]
+    (tmp_path / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "curves.png"
+    assert cli.main(["plot", str(tmp_path), "--out", str(out), "--dpi", "20"]) == 0
+    before = out.read_bytes()
+
+    def full_disk(self, f, **kw):
+        f.write(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", full_disk)
+    capsys.readouterr()
+    assert cli.main(["plot", str(tmp_path), "--out", str(out), "--dpi", "20"]) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([METRICS_FILE, "curves.png"])
+
+
 def test_plot_names_the_line_of_a_record_without_a_drawn_key(tmp_path, capsys):
     """A hand-edited metrics.jsonl whose epoch record lacks mean_loss: an error naming the file, the line
     and the key (not a KeyError); a superseded record is not drawn, so it needs nothing."""

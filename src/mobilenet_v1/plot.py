@@ -10,6 +10,7 @@ import math
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from .checkpoint import atomic_write
 from .tracking import read_metrics
 
 WIDTH_IN, HEIGHT_IN = 12.0, 3.6  # three panels in a row: wide enough for a README
@@ -150,9 +151,8 @@ def plot_runs(run_dirs: Sequence[str], out: str, dpi: int = 150, title: Optional
     _label_ends(ax_loss, ends["loss"], dpi, fontsize)
     _label_ends(ax_lr, ends["lr"], dpi, fontsize)
     _label_ends(ax_top1, ends["top1"], dpi, fontsize)
-    folder = os.path.dirname(os.path.abspath(out))
-    os.makedirs(folder, exist_ok=True)
-    fig.savefig(out, dpi=dpi, format="png")
+    with atomic_write(out) as f:  # an earlier picture of that name stays whole if the write fails
+        fig.savefig(f, dpi=dpi, format="png")
     return {"out": out, "width": int(round(WIDTH_IN * dpi)), "height": int(round(HEIGHT_IN * dpi)), "runs": drawn}
 
 
