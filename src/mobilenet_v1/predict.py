@@ -313,15 +313,13 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
     # Another data set's transform would feed the model inputs it was not trained on (and a file with an
     # image input would undo another normalisation than its own): refused, as eval and quantize refuse it.
     dataset = ckpt_io.trained_dataset(path, trained_on, dataset) or guess_dataset(class_num)
-    if crop_pct is not None and dataset != "imagenet2012":
-        raise ValueError(f"--crop_pct {crop_pct:g}: {path} takes CIFAR-10's evaluation transform (resize, no "
-                         f"crop); crop_pct is ImageNet-style models'")
-    if exif_orientation is not None and dataset != "imagenet2012":
-        raise ValueError(f"--exif_orientation {exif_orientation}: {path} takes CIFAR-10's evaluation transform; "
-                         f"exif_orientation is ImageNet-style models'")
-    if antialias is not None and dataset != "imagenet2012":
-        raise ValueError(f"--antialias {antialias}: {path} takes CIFAR-10's evaluation transform, which enlarges "
-                         f"32x32 images; antialias is ImageNet-style models'")
+    given = (("crop_pct", crop_pct, " (resize, no crop)"), ("exif_orientation", exif_orientation, ""),
+             ("antialias", antialias, ", which enlarges 32x32 images"))
+    for name, value, how in given:
+        if value is not None and dataset != "imagenet2012":
+            shown = value if isinstance(value, bool) else f"{value:g}"
+            raise ValueError(f"--{name} {shown}: {path} takes CIFAR-10's evaluation transform{how}; {name} is "
+                             f"ImageNet-style models'")
     if exif_orientation is None:
         exif_orientation = dataset == "imagenet2012" and exif is True
     if antialias is None:
