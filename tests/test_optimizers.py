@@ -1,4 +1,4 @@
-"""--opt: the seed's Momentum, RMSprop and AdamW, each with its recipe's settings; resume keeps to one."""
+"""--opt: the seed's Momentum, RMSprop, AdamW, LARS and LAMB, each with its recipe's settings; resume keeps to one."""
 import dataclasses
 import os
 
@@ -11,6 +11,7 @@ from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import train
 from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.engine import make_optimizer
+from mobilenet_v1.optimizers import Lamb, Lars
 from mobilenet_v1.schedules import get_lr, scale_note
 
 CPU = torch.device("cpu")
@@ -74,11 +75,13 @@ def test_momentum_is_the_seeds_sgd_and_bad_values_name_the_option():
     assert type(optimizer) is torch.optim.SGD and optimizer.param_groups[1]["weight_decay"] == 0.0
     expected = params[0][1] - 0.1 * grads[0][1]  # first step: the buffer is the gradient
     assert torch.allclose(params[1][1], expected)
-    with pytest.raises(ConfigError, match=r"option --opt: opt='adam' is not one of \['momentum', 'rmsprop', 'adamw'\]"):
+    with pytest.raises(ConfigError, match=r"option --opt: opt='adam' is not one of \['momentum', 'rmsprop', 'adamw', "
+                                          r"'lars', 'lamb'\]"):
         load_config(["--opt=adam"])
     with pytest.raises(ConfigError, match="option --opt_eps: opt_eps must be >= 0"):
         load_config(["--opt=rmsprop", "--opt_eps=-1"])
-    with pytest.raises(ConfigError, match="option --opt_eps: opt_eps 0.5 is RMSprop's and AdamW's; opt momentum"):
+    with pytest.raises(ConfigError, match=r"option --opt_eps: opt_eps 0.5 is RMSprop's, AdamW's and LAMB's; opt "
+                                          r"momentum has none \(SGD\)"):
         load_config(["--opt_eps=0.5"])  # it would be ignored without a word
 
 
@@ -114,10 +117,10 @@ def test_nesterov_steps_along_the_updated_buffer_and_is_sgds_alone(fused):
     plain = two_steps("momentum", fused=fused)[0]
     assert not torch.allclose(plain[2][0], params[2][0])  # it is another update
     assert load_config(["--nesterov=True"]).nesterov is True
-    with pytest.raises(ConfigError, match="option --nesterov: nesterov True is SGD's \\(opt momentum\\); opt adamw has "
-                                          "no such variant"):
+    with pytest.raises(ConfigError, match=r"option --nesterov: nesterov True is SGD's and LARS's \(opt momentum, "
+                                          r"lars\); opt adamw has no such variant"):
         load_config(["--opt=adamw", "--nesterov=True"])
-    with pytest.raises(ConfigError, match=r"option --momentum: momentum 0.5 is SGD's and RMSprop's; opt adamw "
+    with pytest.raises(ConfigError, match=r"option --momentum: momentum 0.5 is SGD's, RMSprop's and LARS's; opt adamw "
                                           r"has none"):
         load_config(["--opt=adamw", "--momentum=0.5"])
     seed_file = os.path.join(os.path.dirname(__file__), "..", "configs", "cifar10.yaml")  # momentum: 0.9 in it
@@ -126,7 +129,123 @@ def test_nesterov_steps_along_the_updated_buffer_and_is_sgds_alone(fused):
         load_config(["--nesterov=True", "--momentum=0"])
 
 
-@pytest.mark.parametrize("opt,lr", [("rmsprop", "0.002"), ("adamw", "0.002")])
+def lars_reference(params, grads, wd, eta=0.001, clip=False, nesterov=False, adapt=True, lr=0.1, mu=0.9):
+    """LARS by its formula, in float64: d = (g + wd p) r, r = eta |p| / (|g| + wd |p|) (LARC's clip:
+    min(r / lr, 1); not adapted: 1); buf = mu buf + d; p -= lr buf (Nesterov's: lr (d + mu buf)). The values
+    after each step."""
+    p, buf, out = params.double(), 0.0, []
+    for g in grads:
+        g = g.double()
+        r = eta * p.norm() / (g.norm() + wd * p.norm())
+        r = 1.0 if not adapt else min(r / lr, 1.0) if clip else r
+        d = (g + wd * p) * r
+        buf = mu * buf + d
+        p = p - lr * (d + mu * buf if nesterov else buf)
+        out.append(p)
+    return out
+
+
+@pytest.mark.parametrize("kw", [{}, {"nesterov": True}, {"trust_clip": True},
+                                {"trust_clip": True, "trust_coefficient": 1.0}],
+                         ids=["lars", "nesterov", "larc", "larc-clipped"])
+def test_lars_scales_each_weights_step_by_its_trust_ratio_and_leaves_the_bias_as_sgds(kw):
+    """The weight (decayed, adapted) follows LARS's formula; the bias (in the group of BatchNorm and
+    biases: no decay, no ratio) takes SGD's step. With LARC's clip and eta 1 the ratio reaches 1 (the
+    weight's step is SGD's, lr 0.1), with eta 0.001 it does not (the weight's rate is the ratio itself)."""
+    params, grads, optimizer = two_steps("lars", **kw)
+    assert isinstance(optimizer, Lars) and [g["adapt"] for g in optimizer.param_groups] == [True, False]
+    eta, clip, nesterov = kw.get("trust_coefficient", 0.001), kw.get("trust_clip", False), kw.get("nesterov", False)
+    weight = lars_reference(params[0][0], [g[0] for g in grads], 0.01, eta, clip, nesterov)
+    bias = lars_reference(params[0][1], [g[1] for g in grads], 0.0, nesterov=nesterov, adapt=False)
+    for step in range(2):
+        assert torch.allclose(params[step + 1][0].double(), weight[step], rtol=1e-5, atol=1e-7)
+        assert torch.allclose(params[step + 1][1].double(), bias[step], rtol=1e-5, atol=1e-7)
+    sgd = two_steps("momentum", nesterov=nesterov)[0]
+    assert torch.allclose(params[2][1], sgd[2][1])
+    assert torch.allclose(params[2][0], sgd[2][0]) == (kw.get("trust_coefficient") == 1.0)
+
+
+def test_lamb_is_adams_step_scaled_to_the_weights_norm_and_the_bias_plain():
+    """u = m^ / (sqrt(v^) + 1e-6) + wd p; the weight moves by lr |p| / |u| u, the bias (no decay, no ratio)
+    by lr u: bias-corrected moments with betas 0.9, 0.999, momentum unused."""
+    params, grads, optimizer = two_steps("lamb")
+    assert isinstance(optimizer, Lamb) and optimizer.param_groups[0]["eps"] == 1e-6
+    for i, (wd, adapt) in enumerate(((0.01, True), (0.0, False))):
+        p, m, v = params[0][i].double(), 0.0, 0.0
+        for step, g in enumerate(grads, 1):
+            g = g[i].double()
+            m = 0.9 * m + 0.1 * g
+            v = 0.999 * v + 0.001 * g * g
+            u = (m / (1 - 0.9 ** step)) / ((v / (1 - 0.999 ** step)).sqrt() + 1e-6) + wd * p
+            p = p - 0.1 * (p.norm() / u.norm() if adapt else 1.0) * u
+            assert torch.allclose(params[step][i].double(), p, rtol=1e-5, atol=1e-7)
+    assert make_optimizer(nn.Linear(1, 1), 0.1, 0.9, 0, CPU, "lamb", 1e-3).param_groups[0]["eps"] == 1e-3
+
+
+@pytest.mark.parametrize("opt", ["lars", "lamb"])
+def test_lars_and_lamb_skip_on_found_inf_without_a_trace(opt):
+    """found_inf 1 (what the non-finite guard hands over, as to a fused kernel) leaves weights, buffers and
+    step counts exactly as they were, NaN gradients and all; a skipped first step leaves the next one a
+    first step. found_inf 0 is an ordinary step, bit for bit."""
+    def fresh():
+        torch.manual_seed(0)
+        layer = nn.Linear(3, 2)
+        return layer, make_optimizer(layer, 0.1, 0.9, 0.01, CPU, opt)
+
+    def step(layer, optimizer, grads, found=None):
+        layer.weight.grad, layer.bias.grad = (g.clone() for g in grads)
+        if found is not None:
+            optimizer.found_inf = torch.tensor(float(found))
+        try:
+            optimizer.step()
+        finally:
+            optimizer.__dict__.pop("found_inf", None)
+
+    def values(layer, optimizer):
+        return [t.clone() for t in layer.parameters()] + [
+            v.clone() for s in optimizer.state.values() for _, v in sorted(s.items())]
+
+    torch.manual_seed(1)
+    good = [(torch.randn(2, 3), torch.randn(2)) for _ in range(3)]
+    nan = (torch.full((2, 3), float("nan")), torch.full((2,), float("inf")))
+    plain, plain_opt = fresh()
+    for g in good:
+        step(plain, plain_opt, g)
+    guarded, guarded_opt = fresh()
+    step(guarded, guarded_opt, nan, found=1)  # a skipped first step
+    assert all(torch.equal(a, b) for a, b in zip(values(guarded, guarded_opt), values(*fresh())))
+    for g in good[:2]:
+        step(guarded, guarded_opt, g, found=0)
+    before = values(guarded, guarded_opt)
+    step(guarded, guarded_opt, nan, found=1)
+    after = values(guarded, guarded_opt)
+    assert len(before) == len(after) >= 4 and all(torch.equal(a, b) for a, b in zip(before, after))
+    step(guarded, guarded_opt, good[2], found=0)
+    assert all(torch.equal(a, b) for a, b in zip(values(guarded, guarded_opt), values(plain, plain_opt)))
+
+
+def test_lars_and_lamb_keys_are_theirs():
+    cfg = load_config(["--opt=lars", "--trust_coefficient=0.02", "--trust_clip=True", "--nesterov=True"])
+    assert (cfg.trust_coefficient, cfg.trust_clip, cfg.nesterov) == (0.02, True, True)
+    with pytest.raises(ConfigError, match=r"option --trust_coefficient: trust_coefficient 0.02 is LARS's \(opt lars\); "
+                                          r"opt momentum has no such setting"):
+        load_config(["--trust_coefficient=0.02"])
+    with pytest.raises(ConfigError, match=r"option --trust_clip: trust_clip True is LARS's \(opt lars\); opt lamb has "
+                                          r"no such setting \(LAMB's ratio is \|w\| / \|update\|\)"):
+        load_config(["--opt=lamb", "--trust_clip=True"])
+    with pytest.raises(ConfigError, match="option --trust_coefficient: trust_coefficient must be above 0, got 0"):
+        load_config(["--opt=lars", "--trust_coefficient=0"])
+    with pytest.raises(ConfigError, match=r"option --momentum: momentum 0.5 is SGD's, RMSprop's and LARS's; opt lamb "
+                                          r"has none \(its betas are 0.9, 0.999\)"):
+        load_config(["--opt=lamb", "--momentum=0.5"])
+    with pytest.raises(ConfigError, match=r"option --opt_eps: opt_eps 0.001 is RMSprop's, AdamW's and LAMB's; opt lars "
+                                          r"has none"):
+        load_config(["--opt=lars", "--opt_eps=0.001"])
+    with pytest.raises(ConfigError, match="option --nesterov: nesterov needs a momentum above 0, got momentum 0"):
+        load_config(["--opt=lars", "--nesterov=True", "--momentum=0"])
+
+
+@pytest.mark.parametrize("opt,lr", [("rmsprop", "0.002"), ("adamw", "0.002"), ("lars", "0.5"), ("lamb", "0.002")])
 def test_a_resumed_run_continues_exactly_and_another_opt_is_refused(opt, lr, cifar_dir, tmp_path, one_thread):
     """From a checkpoint saved inside epoch 2 the run ends with the same weights and optimiser state
     (square averages, step counts) as the run that went straight through; resuming it with another
@@ -145,7 +264,7 @@ def test_a_resumed_run_continues_exactly_and_another_opt_is_refused(opt, lr, cif
     sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
     assert sa.keys() == sb.keys() and sa
     for pid in sa:
-        assert sa[pid].keys() == sb[pid].keys() and len(sa[pid]) >= 2
+        assert sa[pid].keys() == sb[pid].keys() and len(sa[pid]) >= (1 if opt == "lars" else 2)
         for name in sa[pid]:
             assert torch.equal(sa[pid][name], sb[pid][name]), (pid, name)
     with pytest.raises(ckpt_io.CheckpointError, match=rf"{middle}.*its run trained with --opt {opt}, this run with "
@@ -286,10 +405,12 @@ def test_the_schedule_note_names_only_keys_both_schedules_use_and_the_recipe_not
 
 @pytest.mark.parametrize("opt,rule,factor", [("momentum", "auto", 0.125), ("rmsprop", "auto", 0.125),
                                               ("adamw", "auto", 0.125 ** 0.5), ("momentum", "sqrt", 0.125 ** 0.5),
+                                              ("lars", "auto", 0.125), ("lamb", "auto", 0.125 ** 0.5),
                                               ("adamw", "linear", 0.125)])
 def test_lr_base_size_scales_every_rate_to_the_global_batch(opt, rule, factor):
-    """Rates meant for a global batch of 256, run at 16 x 2 processes: timm's rule, linear for SGD and
-    RMSprop, sqrt for AdamW, unless lr_base_scale says which; without lr_base_size the batch is ignored."""
+    """Rates meant for a global batch of 256, run at 16 x 2 processes: timm's rule, linear for SGD, RMSprop
+    and LARS, sqrt for AdamW and LAMB, unless lr_base_scale says which; without lr_base_size the batch is
+    ignored."""
     keys = ["--lr_init=0.02", "--lr_max=0.4", "--lr_end=0.004", "--warmup_epochs=1", "--epoch_size=3",
             "--lr_decay_mode=linear", "--batch_size=16", "--device_num=2", f"--opt={opt}"]
     cfg = load_config(keys + ["--lr_base_size=256"] + ([f"--lr_base_scale={rule}"] if rule != "auto" else []))

@@ -984,7 +984,9 @@ class Batches:
     # AdamW fused as on CUDA (skipped through found_inf: its step counts must not move) and on its own;
     # RMSprop has no fused kernel: the guard skips its step
     ("fp32", True, "nan", "adamw"), ("fp16", True, "overflow", "adamw"), ("fp32", False, "inf", "rmsprop"),
-    ("fp16", None, "overflow", "rmsprop")])
+    ("fp16", None, "overflow", "rmsprop"),
+    # LARS and LAMB skip through found_inf on every device (their step counts and buffers must not move)
+    ("fp32", None, "nan", "lars"), ("fp32", None, "inf", "lamb"), ("fp16", None, "overflow", "lamb")])
 def test_e_non_finite_step_is_skipped_and_weights_stay_finite(device, precision, fused, poison, opt, one_thread):
     device = torch.device(device)
     torch.manual_seed(0)

@@ -22,7 +22,7 @@ LAYERS = 27
 AUTO_AUGMENT_POLICIES = ("ta_wide", "ra", "imagenet", "cifar10", "svhn", "augmix")
 
 DATASETS = ("cifar10", "imagenet2012")
-OPTIMIZERS = ("momentum", "rmsprop", "adamw")
+OPTIMIZERS = ("momentum", "rmsprop", "adamw", "lars", "lamb")
 ERASE_MODES = ("const", "pixel")
 
 
@@ -37,13 +37,18 @@ class Config:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     # Beyond the seed: the optimiser, "momentum" (the seed's Momentum, PyTorch's SGD), "rmsprop" (the
-    # MobileNet paper's; torchvision's MobileNetV2/V3 recipe) or "adamw"; opt_eps: its eps, 0 for the
+    # MobileNet paper's; torchvision's MobileNetV2/V3 recipe), "adamw", or for large global batches "lars"
+    # (SGD with a rate per layer) or "lamb" (Adam's, likewise; optimizers.py); opt_eps: its eps, 0 for the
     # recipe's (engine.DEFAULT_EPS).
     opt: str = "momentum"
     opt_eps: float = 0.0
-    # Nesterov's momentum for opt momentum (MindSpore Momentum's use_nesterov, PyTorch SGD's nesterov;
-    # timm's default "sgd"); False: the seed's plain momentum.
+    # Nesterov's momentum for opt momentum or lars (MindSpore Momentum's use_nesterov, PyTorch SGD's
+    # nesterov; timm's default "sgd"); False: the seed's plain momentum.
     nesterov: bool = False
+    # LARS's trust coefficient (eta: a layer's rate is lr x eta x |w| / (|g| + wd |w|)); with trust_clip
+    # (NVIDIA's LARC) the factor on lr is at most 1, so SGD's rates apply.
+    trust_coefficient: float = 0.001
+    trust_clip: bool = False
     # Weight decay on BatchNorm's gamma and beta and the classifier's bias too: the seed's GPU/CPU path and
     # torchvision's references; False: conv and FC weights only, the seed's Ascend path (SPEC) and timm's.
     decay_norm_bias: bool = False
@@ -205,11 +210,13 @@ KEY_HELP: Dict[str, str] = {
     "class_num": "classifier outputs",
     "batch_size": "images per step and process",
     "loss_scale": "fp16's initial loss scale (dynamic)",
-    "momentum": "SGD's and RMSprop's momentum",
-    "weight_decay": "L2 decay of conv and FC weights (AdamW: decoupled)",
-    "opt": "optimiser (momentum: the seed's, SGD)",
-    "opt_eps": "RMSprop's or AdamW's eps; 0: the recipe's",
-    "nesterov": "opt momentum: Nesterov's momentum (timm's sgd); False: the seed's",
+    "momentum": "SGD's, RMSprop's and LARS's momentum",
+    "weight_decay": "L2 decay of conv and FC weights (AdamW, LAMB: in the update, apart from the gradient)",
+    "opt": "optimiser (momentum: the seed's, SGD; lars, lamb: a rate per layer, for large batches)",
+    "opt_eps": "RMSprop's, AdamW's or LAMB's eps; 0: the recipe's",
+    "nesterov": "opt momentum or lars: Nesterov's momentum (timm's sgd); False: the seed's",
+    "trust_coefficient": "opt lars: eta, the layer rate's factor on |w| / (|g| + wd |w|)",
+    "trust_clip": "opt lars: a layer's rate at most lr (NVIDIA's LARC)",
     "decay_norm_bias": "weight decay on BatchNorm gamma/beta and the FC bias too (the seed's GPU/CPU path, "
                        "torchvision's); False: conv and FC weights only (the seed's Ascend path, timm's)",
     "epoch_size": "epochs to train",
@@ -481,7 +488,9 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
                                f"image's area; 1: the whole image), got {cfg.crop_scale_min}")
     if not 0 < cfg.lr_decay_rate <= 1:
         fail("lr_decay_rate", f"lr_decay_rate must be in (0, 1], got {cfg.lr_decay_rate}")
-    if cfg.nesterov and cfg.opt == "momentum" and cfg.momentum <= 0:
+    if cfg.trust_coefficient <= 0:
+        fail("trust_coefficient", f"trust_coefficient must be above 0, got {cfg.trust_coefficient}")
+    if cfg.nesterov and cfg.opt in ("momentum", "lars") and cfg.momentum <= 0:
         fail("nesterov", f"nesterov needs a momentum above 0, got momentum {cfg.momentum:g}")
     if cfg.lr_base_size < 0:
         fail("lr_base_size", f"lr_base_size must be >= 0 (0: the rates as given), got {cfg.lr_base_size}")
@@ -525,9 +534,14 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          "mixup_alpha and cutmix_alpha are 0, so none is"),
         (("lr_decay_rate", "lr_decay_epochs"), cfg.lr_decay_mode == "exponential", "lr_decay_mode exponential's",
          f"lr_decay_mode {cfg.lr_decay_mode} does not use it"),
-        (("opt_eps",), cfg.opt != "momentum", "RMSprop's and AdamW's", "opt momentum (SGD) has none"),
-        (("nesterov",), cfg.opt == "momentum", "SGD's (opt momentum)", f"opt {cfg.opt} has no such variant"),
-        (("momentum",), cfg.opt != "adamw", "SGD's and RMSprop's", "opt adamw has none (its betas are 0.9, 0.999)"),
+        (("opt_eps",), cfg.opt in ("rmsprop", "adamw", "lamb"), "RMSprop's, AdamW's and LAMB's",
+         f"opt {cfg.opt} has none" + (" (SGD)" if cfg.opt == "momentum" else "")),
+        (("nesterov",), cfg.opt in ("momentum", "lars"), "SGD's and LARS's (opt momentum, lars)",
+         f"opt {cfg.opt} has no such variant"),
+        (("momentum",), cfg.opt not in ("adamw", "lamb"), "SGD's, RMSprop's and LARS's",
+         f"opt {cfg.opt} has none (its betas are 0.9, 0.999)"),
+        (("trust_coefficient", "trust_clip"), cfg.opt == "lars", "LARS's (opt lars)",
+         f"opt {cfg.opt} has no such setting" + (" (LAMB's ratio is |w| / |update|)" if cfg.opt == "lamb" else "")),
         (("decay_norm_bias",), cfg.weight_decay > 0, "a setting of weight decay's",
          "weight_decay is 0 (--decay_norm_bias False with it)"),
         (("distill_alpha", "distill_temperature"), bool(cfg.teacher), "knowledge distillation's",

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .config import OPTIMIZERS
+from .optimizers import Lamb, Lars
 
 if TYPE_CHECKING:
     from .ema import WeightAverage
@@ -66,22 +67,32 @@ def param_groups(model: nn.Module, weight_decay: float, decay_norm_bias: bool = 
 
 
 # Each optimiser's eps where opt_eps is 0: torchvision's MobileNetV2/V3 recipe for RMSprop (0.0316, about
-# TensorFlow's 1e-3 inside the square root, with alpha 0.9), PyTorch's default for AdamW.
-DEFAULT_EPS = {"rmsprop": 0.0316, "adamw": 1e-8}
+# TensorFlow's 1e-3 inside the square root, with alpha 0.9), PyTorch's default for AdamW, the LAMB paper's
+# (and NVIDIA's and timm's) for LAMB.
+DEFAULT_EPS = {"rmsprop": 0.0316, "adamw": 1e-8, "lamb": 1e-6}
 RMSPROP_ALPHA = 0.9
 
 
 def make_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float,
                    device: torch.device, opt: str = "momentum", eps: float = 0.0,
                    fused: Optional[bool] = None, nesterov: bool = False,
-                   decay_norm_bias: bool = False) -> torch.optim.Optimizer:
+                   decay_norm_bias: bool = False, trust_coefficient: float = 0.001,
+                   trust_clip: bool = False) -> torch.optim.Optimizer:
     """The seed's Momentum (PyTorch's SGD: the same update; ``nesterov``: Nesterov's), or RMSprop (the
     MobileNet paper's, with torchvision's recipe settings and ``momentum``) or AdamW (decoupled
-    ``weight_decay``; ``momentum`` unused). Weight decay on conv and FC weights only, or on every
-    parameter with ``decay_norm_bias`` (:func:`param_groups`). One fused kernel for all parameters on
-    CUDA where PyTorch has one (SGD, AdamW), the multi-tensor path otherwise (``fused``: whether to fuse,
-    whatever the device; the tests take the CUDA path on the CPU)."""
+    ``weight_decay``; ``momentum`` unused), or LARS (``momentum``, ``nesterov``, ``trust_coefficient``,
+    ``trust_clip``) or LAMB (betas 0.9, 0.999), whose rate per layer is for conv and FC weights only
+    (:mod:`optimizers`). Weight decay on conv and FC weights only, or on every parameter with
+    ``decay_norm_bias`` (:func:`param_groups`). One fused kernel for all parameters on CUDA where
+    PyTorch has one (SGD, AdamW), the multi-tensor path otherwise (``fused``: whether to fuse, whatever
+    the device; the tests take the CUDA path on the CPU; LARS and LAMB are always multi-tensor)."""
     groups = param_groups(model, weight_decay, decay_norm_bias)
+    if opt in ("lars", "lamb"):
+        groups[0]["adapt"], groups[1]["adapt"] = True, False
+        if opt == "lars":
+            return Lars(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
+                        trust_coefficient=trust_coefficient, trust_clip=trust_clip)
+        return Lamb(groups, lr=lr, eps=eps or DEFAULT_EPS[opt], weight_decay=weight_decay)
     fused = (device.type == "cuda" if fused is None else fused) and opt != "rmsprop"
     how = {"fused": True} if fused else {"foreach": True}
     if opt == "rmsprop":

@@ -12,7 +12,8 @@ step is queued. Instead the decision stays on the device:
   with a scale of exactly 1, the kernel GradScaler uses) plus ``isfinite(loss)``;
 - with a fused optimiser (SGD and AdamW on CUDA) the flag is passed as ``found_inf``: the fused kernel
   then leaves parameters, momentum and AdamW's averages and step count untouched on the device
-  (GradScaler's own mechanism); RMSprop has no fused kernel, so on a GPU its flag is read back (a sync);
+  (GradScaler's own mechanism); LARS and LAMB (:mod:`optimizers`) take it the same way, on any device;
+  RMSprop has no fused kernel, so on a GPU its flag is read back (a sync);
 - BatchNorm statistics (and activation ranges) are copied before the forward pass and put back with
   ``torch.where`` on the flag;
 - the counters live on the device; the host sees them through a non-blocking copy into pinned memory,
@@ -21,7 +22,8 @@ step is queued. Instead the decision stays on the device:
   still caught. Before a checkpoint and at each epoch's end the counters are read exactly.
 
 On the CPU there is no queue to stall: the flag is read at once and a bad step simply skips the
-optimiser (the CPU optimiser is not fused).
+optimiser (the CPU optimiser is not fused; LARS and LAMB take the flag there too, the path a GPU's
+run takes).
 
 With fp16, GradScaler already skips a step whose scaled gradients overflow (and lowers the scale); the
 guard counts that step and, if only the loss is non-finite, makes the scaler see it too.
@@ -73,7 +75,9 @@ class NonFiniteGuard:
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device,
                  max_in_a_row: int = 10):
         self.optimizer, self.device, self.max_in_a_row = optimizer, device, max_in_a_row
-        self.fused = any(g.get("fused") for g in optimizer.param_groups)
+        # Optimisers that skip on the device through found_inf: PyTorch's fused ones, and ours.
+        self.takes_found_inf = any(g.get("fused") for g in optimizer.param_groups) \
+            or getattr(optimizer, "takes_found_inf", False)
         dist = torch.distributed
         self.world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         init_momentum_buffers(optimizer)
@@ -139,7 +143,7 @@ class NonFiniteGuard:
             clip_gradients(optimizer, clip_grad_norm, scaler)
         if scaler.is_enabled():
             scaler.step(optimizer)
-        elif self.fused:
+        elif self.takes_found_inf:
             optimizer.found_inf = found.reshape(())  # 0-dim, as GradScaler's: fused AdamW takes it off its step counts
             try:
                 optimizer.step()

@@ -122,10 +122,11 @@ def global_batch(cfg, processes: int = 0) -> int:
 
 
 def scale_rule(cfg) -> str:
-    """``lr_base_scale`` resolved: "auto" is timm's rule, sqrt for Adam-type optimisers, linear otherwise."""
+    """``lr_base_scale`` resolved: "auto" is timm's rule, sqrt for Adam-type optimisers (AdamW, LAMB),
+    linear otherwise."""
     if cfg.lr_base_scale != "auto":
         return cfg.lr_base_scale
-    return "sqrt" if cfg.opt == "adamw" else "linear"
+    return "sqrt" if cfg.opt in ("adamw", "lamb") else "linear"
 
 
 def lr_scale(cfg, batch: int) -> float:

@@ -314,7 +314,7 @@ def changes_line(source: str, changed: Dict[str, Tuple[Any, Any]]) -> str:
 
 
 # Optimiser settings a resumed run takes from its own configuration rather than from the checkpoint.
-RESUMED_SETTINGS = ("momentum", "nesterov", "weight_decay", "eps")
+RESUMED_SETTINGS = ("momentum", "nesterov", "weight_decay", "eps", "trust_coefficient", "trust_clip")
 
 
 def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, scaler, guard: NonFiniteGuard,
@@ -338,8 +338,9 @@ def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, 
     # and goes in before loading: where the state's step counts go follows it (torch's load_state_dict
     # puts them on the parameters' device for a fused group, which fused AdamW on CUDA needs; a CPU run's
     # checkpoint continued on an H200 with SGD, fused AdamW and RMSprop: benchmarks/cross_device_resume.py).
-    # So do the configured momentum, nesterov, weight_decay and eps: the run trains with what its configuration
-    # (config.yaml, the log) says, which may change them on purpose; the change is named.
+    # So do the configured momentum, nesterov, weight_decay, eps and LARS's trust settings: the run trains
+    # with what its configuration (config.yaml, the log) says, which may change them on purpose; the change
+    # is named.
     ours = [{k: g[k] for k in ("fused", "foreach") + RESUMED_SETTINGS if k in g} for g in optimizer.param_groups]
     saved = ckpt["optimizer"]
     changed: Dict[str, Tuple[Any, Any]] = {}
@@ -729,7 +730,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     augment = BatchAugment(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mix_prob, cfg.random_erase, cfg.seed, dist.rank,
                            cfg.random_erase_mode)
     optimizer = make_optimizer(model, float(lr[0]), cfg.momentum, cfg.weight_decay, device, cfg.opt, cfg.opt_eps,
-                               nesterov=cfg.nesterov, decay_norm_bias=cfg.decay_norm_bias)
+                               nesterov=cfg.nesterov, decay_norm_bias=cfg.decay_norm_bias,
+                               trust_coefficient=cfg.trust_coefficient, trust_clip=cfg.trust_clip)
     scaler = make_scaler(precision, device, cfg.loss_scale)
     if source is not None and source.get("moments"):
         restore_moments(cfg, source, model, optimizer, skipped, steps_per_epoch)
