@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The one prepared call on a lent GPU machine (nothing installed there: PYTHONPATH=src).
-# Parts run in order of importance, each under its own time limit (about 580 s in all, inside one
+# Parts run in order of importance, each under its own time limit (about 585 s in all, inside one
 # 600 s call), so one that runs long leaves the others their figures. A second call, if the session's
 # device time allows one, runs the experiments that did not fit in the first.
 #   bash benchmarks/gpu_session.sh           (the first call; writes logs and JSON under $OUT)
-#   bash benchmarks/gpu_session.sh second    (the second call: about 570 s)
+#   bash benchmarks/gpu_session.sh second    (the second call: about 590 s)
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_out}
@@ -16,7 +16,7 @@ DATA=/tmp/mobilenet_v1_bench_jpegs
 
 if [ "${1:-first}" = second ]; then
   echo "== step, compiled: ours vs timm vs ours with the depthwise convs as sums of their taps (never measured on a GPU)"
-  timeout 230 python3 benchmarks/train_throughput.py --modes default --taps \
+  timeout 220 python3 benchmarks/train_throughput.py --modes default --taps \
     --json "$OUT/step_taps.json" 2>&1 | grep -v Warning | tail -8
 
   echo "== end-to-end train from JPEGs (GPU pipeline): compiled with the default mode, then with CUDA graphs"
@@ -25,6 +25,9 @@ if [ "${1:-first}" = second ]; then
 
   echo "== exif_orientation on the GPU: nvJPEG's stored pixels turned on the device against the CPU pipeline's"
   timeout 40 python3 benchmarks/exif_check.py --json "$OUT/exif.json" 2>&1 | tail -20
+
+  echo "== the optimiser step alone: LARS and LAMB (multi-tensor, with and without found_inf) against fused SGD"
+  timeout 30 python3 benchmarks/large_batch.py --part step --device cuda --json "$OUT/opt_step.json" 2>&1 | tail -9
 
   echo "== input pipeline: the DataLoader's pin thread pinning the workers' bytes, alternated over 3 rounds"
   timeout 130 python3 benchmarks/input_pipeline.py --images 8192 --passes 2 --pinned_bytes --rounds 3 --stages 0 \
@@ -49,8 +52,8 @@ echo "== end-to-end train from JPEGs (GPU pipeline, compiled): decoded in the cr
 timeout 110 python3 benchmarks/train_throughput.py --modes "" --e2e_images 8192 --e2e_pipelines gpu \
   --e2e_decode_ahead=0,2 --e2e_epochs 4 --json "$OUT/e2e.json" 2>&1 | tail -8
 
-echo "== non-finite guard on the GPU (plain; with batch augmentations and clipping; fused AdamW)"
-timeout 75 python3 benchmarks/nonfinite_gpu_check.py 2>&1 | tail -16 | tee "$OUT/nonfinite.log"
+echo "== non-finite guard on the GPU (plain; with batch augmentations and clipping; fused AdamW; LARS, LAMB)"
+timeout 85 python3 benchmarks/nonfinite_gpu_check.py 2>&1 | tail -18 | tee "$OUT/nonfinite.log"
 
 echo "== smoke: ImageNet-folder train 1 epoch (weight average, batch augmentations, clipping) + eval, GPU pipeline"
 timeout 45 bash -c "python3 -m mobilenet_v1 train --dataset imagenet2012 --dataset_path $DATA --class_num 10 \

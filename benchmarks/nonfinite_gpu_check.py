@@ -1,6 +1,6 @@
 """GPU checks of the crash-safety work: what nvJPEG does with truncated files, and that a guarded
 training step (bf16, fp16, fp32; NaN batches among them; plain, and with the batch augmentations and
-gradient clipping of train; SGD and fused AdamW) makes no host sync (CUDA sync debug mode).
+gradient clipping of train; SGD, fused AdamW, LARS and LAMB) makes no host sync (CUDA sync debug mode).
 
     python benchmarks/nonfinite_gpu_check.py
 """
@@ -43,6 +43,8 @@ augment = BatchAugment(mixup_alpha=0.2, cutmix_alpha=1.0, erase_prob=0.25)
 # which skips through found_inf too. (RMSprop has no fused kernel: its guard syncs once a step, by design.)
 cases = [(p, e, "momentum") for e in ("", "augment+clip") for p in ("bf16", "fp16", "fp32")]
 cases += [("bf16", "", "adamw"), ("fp16", "", "adamw")]
+# LARS and LAMB (optimizers.py) skip through found_inf as well, with torch.where on the device.
+cases += [("bf16", "", "lars"), ("bf16", "", "lamb")]
 for precision, extras, opt_name in cases:
     kw = {"augment": lambda pos, x, y: augment(0, pos, x, y), "clip_grad_norm": 5.0} if extras else {}
     model = MobileNetV1(1001, 1.0).to(dev, memory_format=torch.channels_last)
