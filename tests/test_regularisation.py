@@ -273,19 +273,23 @@ def _one_step(max_norm, guard, scale=None, criterion=None, fused=False):
                          ids=["guard", "no-guard", "guard-fused"])
 @pytest.mark.parametrize("scale", [None, 1024.0], ids=["fp32", "loss-scaled"])
 def test_clipping_scales_the_step_to_the_norm_of_the_unscaled_gradients(guard, fused, scale):
+    """The guard's grad_norm (what train records) is that norm in every case: unscaled, before clipping,
+    also where the fused kernel would have unscaled the gradients only inside itself."""
     step = functools.partial(_one_step, guard=guard, scale=scale, fused=fused)
-    before, after, grads, _ = step(0.0)
+    before, after, grads, g0 = step(0.0)
     norm = float(torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads])))
     for b, a, g in zip(before, after, grads):  # unclipped: the plain step
         torch.testing.assert_close(b - a, g)
     assert norm > 1.0
     max_norm = norm / 4
-    before, after, grads, _ = step(max_norm)
+    before, after, grads, g1 = step(max_norm)
     for b, a, g in zip(before, after, grads):
         torch.testing.assert_close(b - a, g * (max_norm / norm), rtol=1e-4, atol=1e-6)
-    before, after, grads, _ = step(norm * 2)  # under the limit: untouched
+    before, after, grads, g2 = step(norm * 2)  # under the limit: untouched
     for b, a, g in zip(before, after, grads):
         torch.testing.assert_close(b - a, g)
+    if guard:
+        assert [float(g.grad_norm()) for g in (g0, g1, g2)] == pytest.approx([norm] * 3, rel=1e-5)
 
 
 @pytest.mark.parametrize("scale", [None, 1024.0], ids=["fp32", "loss-scaled"])

@@ -23,8 +23,8 @@ from mobilenet_v1.tracking import METRICS_FILE, RunLogger, read_metrics
 
 SMALL = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU", "--num_workers=0",
          "--warmup_epochs=0", "--lr_decay_mode=linear", "--lr_max=0.05", "--class_num=4"]
-TAGS = {"train/loss", "train/lr", "train/images_per_s", "epoch/mean_loss", "epoch/images_per_s", "eval/top_1",
-        "eval/top_5"}
+TAGS = {"train/loss", "train/lr", "train/images_per_s", "train/grad_norm", "epoch/mean_loss", "epoch/images_per_s",
+        "eval/top_1", "eval/top_5"}
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +105,9 @@ def test_metrics_jsonl_parses_and_matches_the_log(short_run):
     cfg = short_run["cfg"]
     lr = schedule(cfg, 12)
     assert [r["lr"] for r in steps] == pytest.approx([float(lr[r["step"] - 1]) for r in steps], rel=1e-6)
+    # Each record's gradient norm is its step's: finite, and not one value repeated.
+    norms = [r["grad_norm"] for r in steps]
+    assert all(math.isfinite(n) and n > 0 for n in norms) and len(set(norms)) == len(norms)
     assert read_metrics(str(short_run["dir"])) == {"steps": steps, "epochs": epochs}
 
 

@@ -294,14 +294,24 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
 
 
 def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float,
-                   scaler: torch.amp.GradScaler) -> torch.Tensor:
-    """Unscale the optimiser's gradients (with fp16 loss scaling; a no-op otherwise) and scale them
-    down to a global L2 norm of ``max_norm`` when above it; on the device, nothing read back. After
-    ``unscale_`` the scaler's ``step`` skips the step on what it found then. Returns the norm before
-    clipping."""
-    scaler.unscale_(optimizer)
+                   scaler: torch.amp.GradScaler, unscale: bool = True) -> torch.Tensor:
+    """Unscale the optimiser's gradients (with fp16 loss scaling; a no-op otherwise; ``unscale`` False:
+    the caller has) and scale them down to a global L2 norm of ``max_norm`` when above it; on the device,
+    nothing read back. After ``unscale_`` the scaler's ``step`` skips the step on what it found then.
+    Returns the norm before clipping."""
+    if unscale:
+        scaler.unscale_(optimizer)
     params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
     return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+
+def grad_norm(optimizer: torch.optim.Optimizer) -> torch.Tensor:
+    """The global L2 norm of the optimiser's gradients as they are (0-dim, on their device; nothing read
+    back); 0 without any."""
+    grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
 def _ddp_of(model: nn.Module) -> Optional[nn.parallel.DistributedDataParallel]:

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from .checkpoint import unwrap
-from .engine import clip_gradients
+from .engine import clip_gradients, grad_norm
 from .qat import ActivationRanges
 
 
@@ -95,6 +95,7 @@ class NonFiniteGuard:
         self._host = torch.zeros(3, dtype=torch.int64, pin_memory=self._on_cuda)
         self._event: Optional[torch.cuda.Event] = None
         self.seen = {"in_a_row": 0, "total": 0, "longest": 0}  # as last read by the host
+        self._clipped_from: Optional[torch.Tensor] = None  # the last step's norm before clipping
 
     # -- per step ----------------------------------------------------------------------------------
 
@@ -138,9 +139,15 @@ class NonFiniteGuard:
             # A non-finite loss with finite gradients (rare) must stop the scaler too: give it one NaN.
             g0 = grads[0][(0,) * grads[0].ndim]  # a view of one element, whatever the memory layout
             g0.copy_(torch.where(bad.reshape(()), torch.full_like(g0, float("nan")), g0))
+        if scaler.is_enabled():
+            # After the NaN above: unscale_ is where the scaler records whether to skip the step. Done
+            # here, not inside its step, so that the gradients left for grad_norm are unscaled whatever
+            # an optimiser's kernel does with a scale handed to it (PyTorch's fused ones, on the CPU,
+            # write the unscaled gradients back; that is the kernel's business, not a promise).
+            scaler.unscale_(optimizer)
+        self._clipped_from = None
         if clip_grad_norm:
-            # After the NaN above: unscale_ (inside) is where the scaler records whether to skip the step.
-            clip_gradients(optimizer, clip_grad_norm, scaler)
+            self._clipped_from = clip_gradients(optimizer, clip_grad_norm, scaler, unscale=False)
         if scaler.is_enabled():
             scaler.step(optimizer)
         elif self.takes_found_inf:
@@ -171,6 +178,13 @@ class NonFiniteGuard:
             return
         for stat, saved in zip(self.stats, self.saved):
             torch.where(bad, saved, stat, out=stat)
+
+    def grad_norm(self) -> torch.Tensor:
+        """The last step's global gradient norm (0-dim, on the device; nothing read back): unscaled, before
+        clipping, of the gradients all ranks stepped with (all-reduced), whether or not the step was
+        skipped (a skipped step's is usually NaN or infinite). Read it after
+        :meth:`step` and before the next backward pass."""
+        return self._clipped_from if self._clipped_from is not None else grad_norm(self.optimizer)
 
     # -- reading the counters ----------------------------------------------------------------------
 

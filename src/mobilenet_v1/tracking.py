@@ -9,7 +9,8 @@ only every ``log_interval`` steps and at the end of each epoch.
   records written earlier in the file from that step on belong to a superseded run;
 - ``step``: ``step`` (global, counted from 1: the optimiser steps taken, which go on counting through a
   resume at another number of steps per epoch), ``epoch`` (epochs done, fractional), ``loss``, ``lr``,
-  ``images_per_s`` (since the previous logged step);
+  ``images_per_s`` (since the previous logged step) and, from ``train``, ``grad_norm`` (the step's global
+  gradient norm, unscaled and before clipping: NaN or infinite for a skipped non-finite step);
 - ``epoch``: ``epoch`` (counted from 1), ``step``, ``loss`` (the last step's, as the seed's log line),
   ``mean_loss`` (over all the epoch's steps, also those before a resume inside it), ``lr`` (the last
   step's), ``images_per_s``, ``epoch_seconds`` and, when the epoch was evaluated, ``top_1``, ``top_5``,
@@ -23,7 +24,7 @@ import math
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -210,8 +211,10 @@ class RunLogger:
         step = self.steps.at(epoch - 1, done)
         return done >= self.steps_per_epoch or (self.log_interval > 0 and step % self.log_interval == 0)
 
-    def log_step(self, i: int, loss: torch.Tensor, lr: float, images: int) -> None:
-        """Step ``i`` (0-based, within the epoch) is queued. Reads ``loss`` back only when a record is due."""
+    def log_step(self, i: int, loss: torch.Tensor, lr: float, images: int,
+                 grad_norm: Optional[Callable[[], torch.Tensor]] = None) -> None:
+        """Step ``i`` (0-based, within the epoch) is queued. Reads ``loss`` back only when a record is due,
+        and only then asks ``grad_norm`` for the step's gradient norm, recorded beside it."""
         if not self.active:
             return
         self._images += images
@@ -238,9 +241,11 @@ class RunLogger:
             return
         rate = (self._images - self._images_last) / max(now - self._t_last, 1e-9)
         self._t_last, self._images_last = now, self._images
+        norm = {} if grad_norm is None else {"grad_norm": float(grad_norm())}
         self._write({"kind": "step", "step": step, "epoch": round(position / self.steps_per_epoch, 6),
-                     "loss": self._loss, "lr": lr, "images_per_s": round(rate, 2)})
-        self._scalars({"train/loss": self._loss, "train/lr": lr, "train/images_per_s": rate}, step)
+                     "loss": self._loss, "lr": lr, "images_per_s": round(rate, 2), **norm})
+        self._scalars({"train/loss": self._loss, "train/lr": lr, "train/images_per_s": rate,
+                       **{"train/" + k: v for k, v in norm.items()}}, step)
         if not last:  # the seed's epoch line follows the last step
             per_step = elapsed / (done - self._first_step)  # training only: evaluations between epochs are not in it
             left = (self.steps_per_epoch - done) * per_step

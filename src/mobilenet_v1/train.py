@@ -844,7 +844,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 nonlocal last_path
                 if dist.enabled and tracker.record_due(epoch + 1, i):
                     loss = dist.mean_over_ranks(loss)  # the job's loss, as timm logs it
-                tracker.log_step(i, loss, step_lr, step_images)
+                tracker.log_step(i, loss, step_lr, step_images, guard.grad_norm)
                 if every and steps.at(epoch, i + 1) % every == 0 and i + 1 < steps_per_epoch:
                     last_path = writer.save(epoch, i + 1, extra={"epoch_loss": job_tally(tally, dist, device)})
 
