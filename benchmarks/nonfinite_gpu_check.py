@@ -43,8 +43,9 @@ augment = BatchAugment(mixup_alpha=0.2, cutmix_alpha=1.0, erase_prob=0.25)
 # which skips through found_inf too. (RMSprop has no fused kernel: its guard syncs once a step, by design.)
 cases = [(p, e, "momentum") for e in ("", "augment+clip") for p in ("bf16", "fp16", "fp32")]
 cases += [("bf16", "", "adamw"), ("fp16", "", "adamw")]
-# LARS and LAMB (optimizers.py) skip through found_inf as well, with torch.where on the device.
-cases += [("bf16", "", "lars"), ("bf16", "", "lamb")]
+# LARS and LAMB (optimizers.py) skip through found_inf as well, with torch.where on the device; with fp16
+# GradScaler hands it to them too (_step_supports_amp_scaling) rather than reading it back.
+cases += [(p, "", o) for o in ("lars", "lamb") for p in ("bf16", "fp16")]
 for precision, extras, opt_name in cases:
     kw = {"augment": lambda pos, x, y: augment(0, pos, x, y), "clip_grad_norm": 5.0} if extras else {}
     model = MobileNetV1(1001, 1.0).to(dev, memory_format=torch.channels_last)

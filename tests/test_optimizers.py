@@ -213,7 +213,9 @@ def test_lars_and_lamb_skip_on_found_inf_without_a_trace(opt):
         step(plain, plain_opt, g)
     guarded, guarded_opt = fresh()
     step(guarded, guarded_opt, nan, found=1)  # a skipped first step
-    assert all(torch.equal(a, b) for a, b in zip(values(guarded, guarded_opt), values(*fresh())))
+    skipped, untouched = values(guarded, guarded_opt), values(*fresh())
+    assert len(skipped) >= len(untouched) == 2 and all(torch.equal(a, b) for a, b in zip(skipped, untouched))
+    assert all(not v.any() for v in skipped[2:])  # buffers and step counts made, and zero
     for g in good[:2]:
         step(guarded, guarded_opt, g, found=0)
     before = values(guarded, guarded_opt)
@@ -222,6 +224,56 @@ def test_lars_and_lamb_skip_on_found_inf_without_a_trace(opt):
     assert len(before) == len(after) >= 4 and all(torch.equal(a, b) for a, b in zip(before, after))
     step(guarded, guarded_opt, good[2], found=0)
     assert all(torch.equal(a, b) for a, b in zip(values(guarded, guarded_opt), values(plain, plain_opt)))
+
+
+@pytest.mark.parametrize("opt", ["lars", "lamb"])
+def test_lars_and_lamb_take_gradscalers_scale_and_skip_without_asking_the_device(opt, monkeypatch):
+    """fp16: GradScaler hands the scale and its found_inf to the optimiser (as to a fused kernel) instead of
+    reading found_inf back (Tensor.item, a sync on a GPU, fails here): a scaled step is the unscaled one,
+    bit for bit (the scale is a power of 2), and an overflowed one changes nothing and halves the scale."""
+    def fresh():
+        torch.manual_seed(0)
+        layer = nn.Linear(3, 2)
+        return layer, make_optimizer(layer, 0.1, 0.9, 0.01, CPU, opt)
+
+    torch.manual_seed(1)
+    grads = [(torch.randn(2, 3), torch.randn(2)) for _ in range(2)]
+    plain, plain_opt = fresh()
+    for gw, gb in grads:
+        plain.weight.grad, plain.bias.grad = gw.clone(), gb.clone()
+        plain_opt.step()
+    scaled, scaled_opt = fresh()
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    scaler.scale(torch.ones(()))  # the scale is made at the first scale()
+    def no_item(self):
+        raise AssertionError("GradScaler read found_inf back")
+    monkeypatch.setattr(torch.Tensor, "item", no_item)
+    for gw, gb in grads + [(torch.full((2, 3), float("inf")), torch.zeros(2))]:
+        before = [p.clone() for p in scaled.parameters()]
+        scaled.weight.grad, scaled.bias.grad = gw * 1024, gb * 1024
+        scaler.step(scaled_opt)
+        scaler.update()
+    monkeypatch.undo()
+    assert all(torch.equal(a, b) for a, b in zip(before, scaled.parameters()))  # the overflow: skipped
+    assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), scaled.parameters()))
+    assert scaler.get_scale() == 512.0
+
+
+def test_a_zero_norm_takes_a_ratio_of_one():
+    """A weight of zeros (or a zero gradient) has no ratio to take: LARS steps as SGD, LAMB as Adam with
+    decay in the update, rather than by 0 or NaN."""
+    for opt in ("lars", "lamb"):
+        layer = nn.Linear(3, 2)
+        nn.init.zeros_(layer.weight)
+        optimizer = make_optimizer(layer, 0.1, 0.0, 0.01, CPU, opt)
+        layer.weight.grad, layer.bias.grad = torch.ones(2, 3), torch.ones(2)
+        optimizer.step()
+        expected = -0.1 * torch.ones(2, 3) if opt == "lars" else torch.full((2, 3), -0.1 / (1 + 1e-6))
+        torch.testing.assert_close(layer.weight.detach(), expected)
+        before = layer.weight.detach().clone()
+        layer.weight.grad = torch.zeros(2, 3)
+        optimizer.step()
+        assert torch.isfinite(layer.weight).all() and not torch.equal(layer.weight, before)  # LARS: its decay, at 1
 
 
 def test_lars_and_lamb_keys_are_theirs():

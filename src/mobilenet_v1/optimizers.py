@@ -20,10 +20,21 @@ Both run on lists of tensors (PyTorch's multi-tensor ``_foreach`` kernels), keep
 parameters' device, and read nothing back. Like PyTorch's fused kernels they take ``found_inf`` (a
 0-dim tensor, set as an attribute before ``step``; :class:`nonfinite.NonFiniteGuard` does): where it is
 1 the step leaves parameters, buffers and step counts as they were, without the host being asked.
+GradScaler (fp16) hands them ``found_inf`` and ``grad_scale`` the same way (``_step_supports_amp_scaling``),
+rather than asking the device whether to step; gradients still scaled are unscaled in place first, as
+the fused kernels do.
 """
 from typing import Iterable, List, Optional, Tuple
 
 import torch
+
+
+def _unscaled(optimizer: torch.optim.Optimizer, grads: List[torch.Tensor]) -> List[torch.Tensor]:
+    """``grads``, divided in place by the ``grad_scale`` GradScaler set when it has not unscaled them."""
+    grad_scale = getattr(optimizer, "grad_scale", None)
+    if grad_scale is not None:
+        torch._foreach_div_(grads, grad_scale.to(grads[0].device).reshape(()))
+    return grads
 
 
 def _skip(optimizer: torch.optim.Optimizer, device: torch.device) -> Optional[torch.Tensor]:
@@ -58,6 +69,7 @@ class Lars(torch.optim.Optimizer):
     """Layer-wise adaptive rate scaling on SGD with momentum; see the module's notes."""
 
     takes_found_inf = True
+    _step_supports_amp_scaling = True
 
     def __init__(self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
                  nesterov: bool = False, trust_coefficient: float = 0.001, trust_clip: bool = False,
@@ -70,6 +82,12 @@ class Lars(torch.optim.Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
                                       trust_coefficient=trust_coefficient, trust_clip=trust_clip, adapt=adapt))
 
+    def _buffer(self, p: torch.Tensor) -> torch.Tensor:
+        state = self.state[p]
+        if state.get("momentum_buffer") is None:
+            state["momentum_buffer"] = torch.zeros_like(p)
+        return state["momentum_buffer"]
+
     @torch.no_grad()
     def step(self, closure=None):
         loss = None
@@ -80,7 +98,7 @@ class Lars(torch.optim.Optimizer):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            grads = [p.grad for p in params]
+            grads = _unscaled(self, [p.grad for p in params])
             lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
             skip = _skip(self, params[0].device)
             d = torch._foreach_add(grads, params, alpha=wd) if wd else torch._foreach_mul(grads, 1.0)
@@ -93,7 +111,7 @@ class Lars(torch.optim.Optimizer):
             if mu:
                 # A zero buffer at the first step: mu 0 + d is d, SGD's first step, and a skipped first
                 # step leaves zeros, not an uninitialised buffer.
-                bufs = [self.state[p].setdefault("momentum_buffer", torch.zeros_like(p)) for p in params]
+                bufs = [self._buffer(p) for p in params]
                 _axpby_(bufs, d, mu, 1.0, skip)
                 if group["nesterov"]:
                     torch._foreach_add_(d, bufs, alpha=mu)
@@ -107,6 +125,7 @@ class Lamb(torch.optim.Optimizer):
     """Layer-wise adaptive moments (Adam's, with weight decay in the update); see the module's notes."""
 
     takes_found_inf = True
+    _step_supports_amp_scaling = True
 
     def __init__(self, params: Iterable, lr: float, betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
                  weight_decay: float = 0.0, adapt: bool = True):
@@ -134,7 +153,7 @@ class Lamb(torch.optim.Optimizer):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            grads = [p.grad for p in params]
+            grads = _unscaled(self, [p.grad for p in params])
             (b1, b2), lr, wd = group["betas"], group["lr"], group["weight_decay"]
             skip = _skip(self, params[0].device)
             zero = torch.zeros((), dtype=torch.float32, device=params[0].device)
