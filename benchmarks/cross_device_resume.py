@@ -1,6 +1,6 @@
 """A run saved on the CPU continues on the GPU, for each optimiser: fused SGD and fused AdamW on CUDA
-load the state of the CPU's multi-tensor path (AdamW's step counts must move to the GPU), RMSprop as
-it is. Prints one line per optimiser: the resume line and the last epoch's loss, or the error.
+load the state of the CPU's multi-tensor path (AdamW's step counts must move to the GPU), RMSprop,
+LARS and LAMB as they are (LAMB moves its step counts itself). Prints one line per optimiser: the resume line and the last epoch's loss, or the error.
 
     python benchmarks/cross_device_resume.py                  # on a GPU machine
     python benchmarks/cross_device_resume.py --second CPU     # the same path on the CPU (a dry run)
@@ -29,7 +29,7 @@ def main() -> None:
             os.makedirs(os.path.join(tmp, folder))
             write_cifar_bin(os.path.join(tmp, folder, name), rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8),
                             rng.integers(0, 10, n))
-        for opt in ("momentum", "adamw", "rmsprop"):
+        for opt in ("momentum", "adamw", "rmsprop", "lars", "lamb"):
             out = os.path.join(tmp, opt)
             common = [f"--dataset_path={tmp}", f"--opt={opt}", "--lr_max=0.002", "--width_mult=0.25",
                       "--image_size=32", "--batch_size=32", "--num_workers=0", "--warmup_epochs=0", f"--save_checkpoint_path={out}",

@@ -276,6 +276,25 @@ def test_a_zero_norm_takes_a_ratio_of_one():
         assert torch.isfinite(layer.weight).all() and not torch.equal(layer.weight, before)  # LARS: its decay, at 1
 
 
+def test_lamb_moves_a_loaded_step_count_to_its_parameters_device():
+    """torch's load_state_dict leaves a step count where the file had it (the CPU), beside moments it moves
+    to the parameters' device: a CPU run's checkpoint continued on a GPU. The meta device stands in for
+    the GPU here: the step count follows the parameters at the first step, and the step runs."""
+    torch.manual_seed(0)
+    layer = nn.Linear(3, 2)
+    optimizer = make_optimizer(layer, 0.1, 0.9, 0.01, CPU, "lamb")
+    layer.weight.grad, layer.bias.grad = torch.randn(2, 3), torch.randn(2)
+    optimizer.step()
+    meta = nn.Linear(3, 2, device="meta")
+    moved = make_optimizer(meta, 0.1, 0.9, 0.01, torch.device("meta"), "lamb")
+    moved.load_state_dict(optimizer.state_dict())
+    assert moved.state[meta.weight]["step"].device.type == "cpu"  # where torch leaves it
+    meta.weight.grad, meta.bias.grad = torch.empty(2, 3, device="meta"), torch.empty(2, device="meta")
+    moved.found_inf = torch.zeros((), device="meta")
+    moved.step()
+    assert {v.device.type for s in moved.state.values() for v in s.values()} == {"meta"}
+
+
 def test_lars_and_lamb_keys_are_theirs():
     cfg = load_config(["--opt=lars", "--trust_coefficient=0.02", "--trust_clip=True", "--nesterov=True"])
     assert (cfg.trust_coefficient, cfg.trust_clip, cfg.nesterov) == (0.02, True, True)
