@@ -285,7 +285,7 @@ def test_an_image_input_file_takes_pixels_and_computes_what_the_float_file_does(
 
     stem = str(tmp_path / "digits_image")
     assert cli.main(["export", "--ckpt_file", digits_run["ckpt"], "--file_name", stem, "--image_input", "True"]) == 0
-    assert f"input uint8 image (N, {DIGITS_SIZE}, {DIGITS_SIZE}, 3), normalised inside" in capsys.readouterr().out
+    assert f"input uint8 RGB image (N, {DIGITS_SIZE}, {DIGITS_SIZE}, 3), normalised inside" in capsys.readouterr().out
     pixels = torch.randint(0, 256, (6, 3, DIGITS_SIZE, DIGITS_SIZE), dtype=torch.uint8,
                            generator=torch.Generator().manual_seed(5))
     x = Normalize(CIFAR_MEAN, CIFAR_STD, torch.device("cpu"))(pixels)
@@ -315,6 +315,67 @@ def test_an_image_input_file_takes_pixels_and_computes_what_the_float_file_does(
     assert int8_session.get_inputs()[0].type == "tensor(uint8)"
     assert "normalised inside" in OnnxModel(int8).metadata["input"] and OnnxModel(int8).metadata["quantization"]
     assert np.abs(got - want).mean() <= 1e-3 * np.abs(want).mean()  # the same INT8 graph behind the pixels
+
+
+def test_an_image_input_takes_bgr_and_four_channel_pixels_as_the_rgb_file_takes_its_own(digits_run, tmp_path, capsys):
+    """--pixel_format BGR (OpenCV's frames), RGBA and BGRA (Android's and Apple's bitmaps): fed the same
+    images in its own layout, each file gives the RGB file's logits exactly (the same graph behind one
+    Gather), whatever the alpha holds; eval (through DeployedModel.pixels) gets the RGB file's top-1, and
+    quantize keeps the format in front of the INT8 graph. A .pt2 program takes them the same way."""
+    import numpy as np
+    import onnxruntime as ort
+
+    def run(path, feed):
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        return session.get_inputs()[0], session.run(None, {session.get_inputs()[0].name: feed})[0]
+
+    rgb_stem = str(tmp_path / "rgb")
+    assert cli.main(["export", "--ckpt_file", digits_run["ckpt"], "--file_name", rgb_stem,
+                     "--image_input", "True"]) == 0
+    rgb = torch.randint(0, 256, (5, DIGITS_SIZE, DIGITS_SIZE, 3), dtype=torch.uint8,
+                        generator=torch.Generator().manual_seed(7))
+    alpha = torch.randint(0, 256, (5, DIGITS_SIZE, DIGITS_SIZE, 1), dtype=torch.uint8,
+                          generator=torch.Generator().manual_seed(8))
+    _, want = run(rgb_stem + ".onnx", rgb.numpy())
+    layouts = {"BGR": rgb.flip(-1), "RGBA": torch.cat([rgb, alpha], -1), "BGRA": torch.cat([rgb.flip(-1), alpha], -1)}
+    top1 = evaluate.run(load_config(digits_run["args"] + [f"--checkpoint_path={rgb_stem}.onnx"]))["top_1_accuracy"]
+    for fmt, pixels in layouts.items():
+        stem = str(tmp_path / fmt.lower())
+        capsys.readouterr()
+        assert cli.main(["export", "--ckpt_file", digits_run["ckpt"], "--file_name", stem, "--image_input", "True",
+                         "--pixel_format", fmt.lower()]) == 0
+        assert f"input uint8 {fmt} image (N, {DIGITS_SIZE}, {DIGITS_SIZE}, {len(fmt)})" in capsys.readouterr().out
+        spec, got = run(stem + ".onnx", pixels.contiguous().numpy())
+        assert spec.shape == ["batch", DIGITS_SIZE, DIGITS_SIZE, len(fmt)] and np.array_equal(got, want), fmt
+        model = OnnxModel(stem + ".onnx")
+        assert (model.pixel_format, model.metadata["pixel_format"]) == (fmt, fmt)
+        assert fmt in model.metadata["input"]
+        assert evaluate.run(load_config(digits_run["args"] + [f"--checkpoint_path={stem}.onnx"]))[
+            "top_1_accuracy"] == top1, fmt
+    # quantize: the INT8 graph behind a BGRA input, which takes BGRA pixels (the INT8 RGB file's logits).
+    reduce = ["--reduce_range"] if x86_without_vnni() else []
+    for fmt in ("RGB", "BGRA"):
+        assert cli.main(["quantize", "--onnx", str(tmp_path / f"{fmt.lower()}.onnx"), "--calib_data",
+                         digits_run["data"], "--out", str(tmp_path / f"{fmt.lower()}_int8.onnx"),
+                         "--calib_images", "64", *reduce]) == 0
+    spec, got = run(str(tmp_path / "bgra_int8.onnx"), layouts["BGRA"].contiguous().numpy())
+    _, want_int8 = run(str(tmp_path / "rgb_int8.onnx"), rgb.numpy())
+    assert spec.shape[-1] == 4 and OnnxModel(str(tmp_path / "bgra_int8.onnx")).pixel_format == "BGRA"
+    assert np.array_equal(got, want_int8)
+    # A .pt2 program with a BGR input.
+    assert cli.main(["export", "--ckpt_file", digits_run["ckpt"], "--file_name", str(tmp_path / "bgr"),
+                     "--file_format", "PT2", "--image_input", "True", "--pixel_format", "BGR"]) == 0
+    with torch.no_grad():
+        got = torch.export.load(str(tmp_path / "bgr.pt2")).module()(layouts["BGR"].contiguous())
+    assert (got - torch.from_numpy(want)).abs().max() <= 1e-4
+    # Refused: a pixel format without an image input, and one that does not exist.
+    capsys.readouterr()
+    assert cli.main(["export", "--ckpt_file", digits_run["ckpt"], "--file_name", str(tmp_path / "x"),
+                     "--pixel_format", "BGR"]) == 1
+    assert "--pixel_format BGR: is the image input's (--image_input True)" in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()
+    with pytest.raises(SystemExit):
+        cli.main(["export", "--ckpt_file", digits_run["ckpt"], "--image_input", "True", "--pixel_format", "ARGB"])
 
 
 def test_eval_reads_onnx_by_content_and_checks_its_input_size(digits_run, tmp_path):

@@ -42,7 +42,8 @@ from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
 from .config import bool_option
 from .model import MobileNetV1
-from .onnx_io import IMAGE_INPUT_NOTE, PT2_METADATA, DeployedModel, OnnxModel, ProgramModel, write_metadata
+from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, DeployedModel, OnnxModel, ProgramModel, image_input_note,
+                      write_metadata)
 from .predict import guess_dataset
 from .runtime import print0
 from .transforms import CIFAR_MEAN, CIFAR_STD, CROP_PCT, IMAGENET_MEAN, IMAGENET_STD
@@ -105,10 +106,11 @@ def to_onnx(model: nn.Module, height: int, width: int, batch_size: int = 1, dyna
 
 
 class ImageInput(nn.Module):
-    """A model behind an image input: uint8 RGB pixels (N, H, W, 3) normalised as the loaders normalise
-    them (:class:`transforms.Normalize`'s float32 constants and its ``addcmul``), then the model."""
+    """A model behind an image input: uint8 pixels (N, H, W, C) of ``pixel_format`` (R, G and B taken out
+    of them where it is another, :data:`onnx_io.PIXEL_FORMATS`), normalised as the loaders normalise them
+    (:class:`transforms.Normalize`'s float32 constants and its ``addcmul``), then the model."""
 
-    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]):
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float], pixel_format: str = "RGB"):
         super().__init__()
         from .transforms import Normalize
 
@@ -116,8 +118,11 @@ class ImageInput(nn.Module):
         self.model = model
         self.register_buffer("scale", norm.scale)
         self.register_buffer("shift", norm.shift)
+        self.picks = None if pixel_format == "RGB" else list(PIXEL_FORMATS[pixel_format][0])
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        if self.picks is not None:
+            pixels = pixels[..., self.picks]
         return self.model(torch.addcmul(self.shift, pixels.permute(0, 3, 1, 2).float(), self.scale))
 
 
@@ -198,7 +203,7 @@ def qat_difference(onnx_path: str, model: MobileNetV1, batch_sizes: Sequence[int
 def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = None, width: Optional[int] = None,
                       batch_size: int = 1, dynamic_batch: bool = True, atol: float = ATOL,
                       dataset: Optional[str] = None, use_ema: bool = True, image_input: bool = False,
-                      file_format: str = "ONNX") -> Dict[str, Any]:
+                      file_format: str = "ONNX", pixel_format: str = "RGB") -> Dict[str, Any]:
     """Export a checkpoint to ``file_name`` (``.onnx``, or ``.pt2``, appended when missing) and check it; returns the
     path, the input size, the largest difference from PyTorch per checked batch size, the data set
     whose normalisation the file records and ``weights``, the line saying which weights a checkpoint
@@ -209,8 +214,9 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     (``dataset_guessed`` in the result): cifar10 for 10 classes, as the seed's CIFAR-10 models have,
     imagenet2012 otherwise. ``dataset`` other than the recorded one is an error.
 
-    ``image_input``: the file takes uint8 RGB pixels (N, H, W, 3) and normalises them itself
-    (:func:`onnx_io.add_image_input`), checked against the same file without it (:func:`_finish_image_input`).
+    ``image_input``: the file takes uint8 pixels (N, H, W, C) of ``pixel_format`` (RGB, BGR, RGBA, BGRA)
+    and normalises them itself (:func:`onnx_io.add_image_input`), checked against the same file without
+    it (:func:`_finish_image_input`).
     ``file_format`` PT2: a ``torch.export`` program in a ``.pt2`` file instead (:func:`export_program`)."""
     # None means "the default"; 0 or less is a mistake, not a request for the default.
     bad = [f"--{name} {value}" for name, value in (("batch_size", batch_size), ("height", height), ("width", width))
@@ -219,6 +225,11 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
         raise ExportError(f"{', '.join(bad)}: {'each' if len(bad) > 1 else 'it'} must be at least 1")
     if not (math.isfinite(atol) and atol >= 0):
         raise ExportError(f"atol {atol:g}: must be a finite number >= 0")
+    if pixel_format not in PIXEL_FORMATS:
+        raise ExportError(f"--pixel_format {pixel_format!r}: expected one of {', '.join(PIXEL_FORMATS)}")
+    if pixel_format != "RGB" and not image_input:
+        raise ExportError(f"--pixel_format {pixel_format}: is the image input's (--image_input True); a file "
+                          f"without one takes normalised float (N, 3, H, W) RGB")
     path = ckpt_io.resolve_checkpoint_path(ckpt_file)
     ckpt = ckpt_io.load_file(path)
     model, args = model_from_checkpoint(ckpt, path, use_ema)
@@ -273,10 +284,11 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
               "trained_image_size": trained_size if other_size else None,
               "dynamic_batch": dynamic_batch, "ckpt": path,
               "dataset": dataset, "dataset_guessed": guessed, "class_num": args["class_num"],
-              "weights": ckpt_io.weights_note(ckpt, use_ema), "image_input": image_input, "format": file_format}
+              "weights": ckpt_io.weights_note(ckpt, use_ema), "image_input": image_input, "format": file_format,
+              "pixel_format": pixel_format if image_input else None}
     if file_format == "PT2":
         return export_program(model, out_path, meta, sizes, height, width, batch_size, dynamic_batch, atol,
-                              image_input, result)
+                              image_input, result, pixel_format)
     # A quantization-aware model: its float graph first, quantized below with the ranges it learned.
     proto = to_onnx(model.without_quant() if qat else model, height, width, batch_size, dynamic_batch)
     write_metadata(proto, meta)
@@ -291,23 +303,24 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
         else:
             result.update(_check_float(OnnxModel(tmp), "ONNX Runtime", out_path, model, sizes, height, width, atol))
         if image_input:
-            _finish_image_input(tmp, out_path, sizes, height, width, atol, quantized=qat)
+            _finish_image_input(tmp, out_path, sizes, height, width, atol, quantized=qat, pixel_format=pixel_format)
         result["bytes"] = os.path.getsize(tmp)
     return result
 
 
 def export_program(model: MobileNetV1, out_path: str, meta: Dict[str, Any], sizes: Sequence[int], height: int,
                    width: int, batch_size: int, dynamic_batch: bool, atol: float, image_input: bool,
-                   result: Dict[str, Any]) -> Dict[str, Any]:
+                   result: Dict[str, Any], pixel_format: str = "RGB") -> Dict[str, Any]:
     """``model`` (BatchNorm folded, behind :class:`ImageInput` with ``image_input``) as a ``torch.export``
     program saved to ``out_path`` with ``meta`` as :data:`onnx_io.PT2_METADATA`, loaded back as eval and
     predict load it (:class:`onnx_io.ProgramModel`, which refuses pickled entries) and checked as a float
     ONNX file is (:func:`_check_float`), or nothing is written. Returns ``result`` completed."""
     program_model: nn.Module = fold_batchnorm(model)
     if image_input:
-        program_model = ImageInput(program_model, meta["mean"], meta["std"]).eval()
-        meta = dict(meta, input=IMAGE_INPUT_NOTE)
-    example = (torch.randint(0, 256, (max(batch_size, 2) if dynamic_batch else batch_size, height, width, 3),
+        program_model = ImageInput(program_model, meta["mean"], meta["std"], pixel_format).eval()
+        meta = dict(meta, input=image_input_note(pixel_format), pixel_format=pixel_format)
+    channels = PIXEL_FORMATS[pixel_format][1]
+    example = (torch.randint(0, 256, (max(batch_size, 2) if dynamic_batch else batch_size, height, width, channels),
                              dtype=torch.uint8) if image_input
                else torch.randn(max(batch_size, 2) if dynamic_batch else batch_size, 3, height, width))
     with warnings.catch_warnings(), torch.no_grad():
@@ -350,7 +363,7 @@ def _check_float(deployed: DeployedModel, runner: str, out_path: str, model: nn.
 
 
 def _finish_image_input(tmp: str, out_path: str, sizes: Sequence[int], height: int, width: int, atol: float,
-                        quantized: bool = False) -> None:
+                        quantized: bool = False, pixel_format: str = "RGB") -> None:
     """The checked file ``tmp`` rewritten in place with a uint8 image input (:func:`onnx_io.add_image_input`,
     its metadata's mean and std), and checked: on random images, its logits from the pixels must be those
     of the file it was from on the same images normalised as our loaders normalise them (the same graph
@@ -363,8 +376,8 @@ def _finish_image_input(tmp: str, out_path: str, sizes: Sequence[int], height: i
 
     proto = onnx.load(tmp)
     meta = read_metadata({p.key: p.value for p in proto.metadata_props})
-    add_image_input(proto, meta["mean"], meta["std"])
-    write_metadata(proto, {"input": IMAGE_INPUT_NOTE})
+    add_image_input(proto, meta["mean"], meta["std"], pixel_format)
+    write_metadata(proto, {"input": image_input_note(pixel_format), "pixel_format": pixel_format})
     before = OnnxModel(tmp)
     with open(tmp, "wb") as f:
         f.write(proto.SerializeToString())
@@ -463,9 +476,12 @@ def main(argv: Sequence[str]) -> int:
                    help="a checkpoint of a run with --ema_decay: export its weight average (True, the default) "
                         "or its trained weights")
     p.add_argument("--image_input", type=bool_option, default=False, metavar="True|False",
-                   help="the file takes uint8 RGB pixels (N, H, W, 3), resized and cropped, and normalises them "
+                   help="the file takes uint8 pixels (N, H, W, C), resized and cropped, and normalises them "
                         "itself (for apps that hold camera frames or decoded images); default: normalised float "
                         "(N, 3, H, W)")
+    p.add_argument("--pixel_format", type=str.upper, choices=tuple(PIXEL_FORMATS), default="RGB",
+                   help="with --image_input True: the pixels' channels, RGB (default), BGR (OpenCV's), RGBA or "
+                        "BGRA (Android's and Apple's bitmaps; the alpha is ignored)")
     p.add_argument("--config_path", default=None,
                    help="a config file (the seed's too) whose export keys (ckpt_file, file_name, file_format, "
                         "batch_size, width, height) stand in for flags not given")
@@ -496,7 +512,8 @@ def main(argv: Sequence[str]) -> int:
         raise ExportError(f"config file {a.config_path}: batch_size, width and height must be integers") from None
     result = export_checkpoint(a.ckpt_file, a.file_name or "mobilenetv1", height, width, batch_size,
                                dynamic_batch=not a.static_batch, atol=a.atol, dataset=a.dataset,
-                               use_ema=a.use_ema, image_input=a.image_input, file_format=fmt)
+                               use_ema=a.use_ema, image_input=a.image_input, file_format=fmt,
+                               pixel_format=a.pixel_format)
     if result["weights"]:
         print0(result["weights"])
     if result["dataset_guessed"]:
@@ -510,7 +527,9 @@ def main(argv: Sequence[str]) -> int:
               f"{result['path']} takes {result['height']}x{result['width']} as asked (its BatchNorm statistics are "
               f"those of the trained size: `mobilenet-v1 recalibrate-bn` measures them at another first)",
               file=sys.stderr)
-    shape = (f"uint8 image (N, {result['height']}, {result['width']}, 3), normalised inside"
+    fmt_channels = PIXEL_FORMATS[result["pixel_format"] or "RGB"][1]
+    shape = (f"uint8 {result['pixel_format']} image (N, {result['height']}, {result['width']}, {fmt_channels}), "
+             f"normalised inside"
              if result["image_input"] else f"(N, 3, {result['height']}, {result['width']})")
     print0(f"wrote {result['path']} ({result['bytes'] / 1e6:.2f} MB, input {shape}, batch "
            f"{'dynamic' if result['dynamic_batch'] else batch_size}) from {result['ckpt']}")

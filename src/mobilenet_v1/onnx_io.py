@@ -9,9 +9,11 @@ Our exporter records in the file's ``metadata_props`` what a runtime needs beyon
 ``dataset`` (which normalisation the input needs), ``image_size``, ``classes`` (a JSON list, when the
 training run recorded class names), ``mean`` and ``std`` (JSON, on the [0, 1] pixel scale).
 
-A file with an image input (``export --image_input``, :func:`add_image_input`) takes uint8 RGB pixels,
-(N, H, W, 3) as images are laid out in memory, and normalises them itself: four nodes in front of the
-float graph. :func:`strip_image_input` takes them off again (the quantizer works on the float graph).
+A file with an image input (``export --image_input``, :func:`add_image_input`) takes uint8 pixels,
+(N, H, W, C) as images are laid out in memory, and normalises them itself: four nodes in front of the
+float graph, and a fifth before them that picks R, G and B out of another ``pixel_format`` (BGR as
+OpenCV holds images, RGBA and BGRA as Android's and Apple's bitmaps; the alpha is dropped), which the
+metadata records. :func:`strip_image_input` takes them off again (the quantizer works on the float graph).
 """
 import io
 import json
@@ -27,12 +29,24 @@ from .checkpoint import CheckpointError, is_exported_program, program_pickles
 
 META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "padding", "mean", "std",
              "source", "quantization", "weights", "held_out", "crop_pct", "exif_orientation", "input",
-             "trained_image_size", "antialias")
+             "trained_image_size", "antialias", "pixel_format")
 # The image input's name, the nodes that normalise it (in order) and their constants.
 IMAGE_INPUT = "image"
 IMAGE_NODES = ("image_to_float", "image_to_nchw", "image_scale", "image_shift")
 IMAGE_CONSTANTS = ("image_scale_factor", "image_shift_term")
-IMAGE_INPUT_NOTE = "uint8 RGB (N, H, W, 3), 0-255, normalised inside the model"
+# Another pixel format's node, and its constant: where R, G and B lie along the channel axis.
+CHANNELS_NODE, CHANNELS_CONSTANT = "image_to_rgb", "image_rgb_channels"
+# Each pixel format an image input takes: the indices of R, G and B among its channels, and how many it has.
+PIXEL_FORMATS: Dict[str, Tuple[Tuple[int, int, int], int]] = {
+    "RGB": ((0, 1, 2), 3), "BGR": ((2, 1, 0), 3), "RGBA": ((0, 1, 2), 4), "BGRA": ((2, 1, 0), 4)}
+
+
+def image_input_note(pixel_format: str = "RGB") -> str:
+    """The metadata's ``input`` entry of a file whose image input takes ``pixel_format``."""
+    extra = ", alpha ignored" if PIXEL_FORMATS[pixel_format][1] == 4 else ""
+    return (f"uint8 {pixel_format} (N, H, W, {PIXEL_FORMATS[pixel_format][1]}), 0-255{extra}, "
+            f"normalised inside the model")
+
 # The entry of a .pt2 file (torch.export.save's extra_files) that holds our metadata, as JSON.
 PT2_METADATA = "mobilenet_v1.json"
 
@@ -86,8 +100,9 @@ def session_options(threads: int = 0, reference: bool = False):
 class DeployedModel(nn.Module):
     """What :class:`OnnxModel` and :class:`ProgramModel` share: an exported classifier on the CPU, called like
     the PyTorch model (a normalised float (N, 3, H, W) batch on any device in, float32 logits on that
-    device out). A file with an image input (uint8, (N, H, W, 3)) is handed the pixels each batch was made
-    from, with the mean and std its metadata records; a file exported with a static batch is handed
+    device out). A file with an image input (uint8, (N, H, W, C)) is handed the pixels each batch was made
+    from, with the mean and std its metadata records, in its ``pixel_format`` (RGB for a file from before
+    the entry; an alpha channel of 255); a file exported with a static batch is handed
     batches of exactly that size. Subclasses set ``path``, ``metadata``, ``input_shape`` (ints, or None
     for a symbolic size) and ``image_input``, call :meth:`_check_image_input`, and give :meth:`_run`."""
 
@@ -96,15 +111,24 @@ class DeployedModel(nn.Module):
     metadata: Dict[str, Any]
     input_shape: List[Optional[int]]
     image_input: bool
+    pixel_format: str = "RGB"
 
     def _check_image_input(self) -> None:
         """Refuse an input that is not RGB (a foreign file: ONNX Runtime or torch would fail at the first
-        batch); with an image input, take its mean and std from the metadata."""
+        batch), or not the pixel format its metadata names; with an image input, take its mean and std
+        from the metadata."""
+        if self.image_input:
+            self.pixel_format = self.metadata.get("pixel_format", "RGB")
+            if self.pixel_format not in PIXEL_FORMATS:
+                raise CheckpointError(f"{self.kind} {self.path}: its metadata's pixel_format "
+                                      f"{self.pixel_format!r} is none of {', '.join(PIXEL_FORMATS)}: not a file "
+                                      f"of mobilenet-v1 export")
+        want = PIXEL_FORMATS[self.pixel_format][1] if self.image_input else 3
         channels = self.input_shape[3] if self.image_input else self.input_shape[1]
-        if channels not in (3, None):
-            layout = "uint8 (N, H, W, 3)" if self.image_input else "(N, 3, H, W)"
+        if channels not in (want, None):
+            layout = f"uint8 (N, H, W, {want}) {self.pixel_format}" if self.image_input else "(N, 3, H, W) RGB"
             raise CheckpointError(f"{self.kind} {self.path}: its input has {channels} colour channel(s), where "
-                                  f"{layout} RGB images are expected: not an RGB classifier of mobilenet-v1 export")
+                                  f"{layout} images are expected: not an RGB classifier of mobilenet-v1 export")
         if not self.image_input:
             return
         if not (len(self.metadata.get("mean") or ()) == 3 and len(self.metadata.get("std") or ()) == 3):
@@ -128,10 +152,12 @@ class DeployedModel(nn.Module):
         return n if isinstance(n, int) else None
 
     def pixels(self, x: torch.Tensor) -> torch.Tensor:
-        """A normalised float (N, 3, H, W) batch as the uint8 (N, H, W, 3) pixels it was made from, on the
-        CPU: ``(x * std + mean) * 255`` in float64, rounded (exact for batches made by our transforms)."""
+        """A normalised float (N, 3, H, W) batch as the uint8 (N, H, W, C) pixels it was made from, on the
+        CPU, in the file's pixel format: ``(x * std + mean) * 255`` in float64, rounded (exact for batches
+        made by our transforms), with an opaque alpha (255) where the format has one."""
         v = (x.detach().to("cpu", torch.float64) * self._std + self._mean) * 255.0
-        return v.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+        rgb = v.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        return to_pixel_format(rgb, self.pixel_format)
 
     def _run(self, batch: torch.Tensor) -> torch.Tensor:
         """The file's logits of ``batch`` (pixels or the normalised float batch, on the CPU)."""
@@ -255,6 +281,15 @@ class ProgramModel(DeployedModel):
             return self.program(batch)
 
 
+def to_pixel_format(rgb: torch.Tensor, pixel_format: str) -> torch.Tensor:
+    """uint8 RGB pixels (..., 3) as ``pixel_format``'s (a contiguous copy): the channels reordered, an
+    opaque alpha (255) added where the format has one."""
+    picks, channels = PIXEL_FORMATS[pixel_format]
+    out = rgb.new_full((*rgb.shape[:-1], channels), 255)
+    out[..., list(picks)] = rgb
+    return out
+
+
 def is_deployed_file(path: str) -> bool:
     """An ONNX file or a ``.pt2`` program (by its name and content: a file named otherwise is read as a
     checkpoint, with ``weights_only``): a file that ``eval`` and ``predict`` run as :func:`load_deployed`
@@ -316,15 +351,19 @@ def write_metadata(model_proto, values: Dict[str, Any]) -> None:
         entry.key, entry.value = key, value
 
 
-def add_image_input(model_proto, mean: Sequence[float], std: Sequence[float]) -> None:
+def add_image_input(model_proto, mean: Sequence[float], std: Sequence[float], pixel_format: str = "RGB") -> None:
     """Put a uint8 image input in front of a float (N, 3, H, W) graph of ours, in place: ``image``, uint8
-    RGB pixels (N, H, W, 3), cast to float, transposed to (N, 3, H, W) and normalised,
+    pixels (N, H, W, C) of ``pixel_format`` (:data:`PIXEL_FORMATS`; other than RGB, a ``Gather`` first
+    takes R, G and B out of them), cast to float, transposed to (N, 3, H, W) and normalised,
     ``x * (1 / (255 std)) + (-mean / std)`` with the constants our loaders normalise with, into the
     tensor that was the input. The rest of the graph (float or INT8) is unchanged."""
+    import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
     from .transforms import Normalize
 
+    if pixel_format not in PIXEL_FORMATS:
+        raise ValueError(f"add_image_input: pixel_format {pixel_format!r} is none of {', '.join(PIXEL_FORMATS)}")
     graph = model_proto.graph
     if len(graph.input) != 1 or graph.input[0].type.tensor_type.elem_type != TensorProto.FLOAT:
         raise ValueError("add_image_input: expected a graph with one float input")
@@ -335,16 +374,22 @@ def add_image_input(model_proto, mean: Sequence[float], std: Sequence[float]) ->
     norm = Normalize(mean, std, torch.device("cpu"))  # the same float32 constants as the loaders'
     graph.initializer.extend([numpy_helper.from_array(norm.scale.numpy(), IMAGE_CONSTANTS[0]),
                               numpy_helper.from_array(norm.shift.numpy(), IMAGE_CONSTANTS[1])])
-    to_float, to_nchw, scaled = (f"{IMAGE_INPUT}_{what}" for what in ("float", "nchw", "scaled"))
-    nodes = [helper.make_node("Cast", [IMAGE_INPUT], [to_float], name=IMAGE_NODES[0], to=TensorProto.FLOAT),
-             helper.make_node("Transpose", [to_float], [to_nchw], name=IMAGE_NODES[1], perm=[0, 3, 1, 2]),
-             helper.make_node("Mul", [to_nchw, IMAGE_CONSTANTS[0]], [scaled], name=IMAGE_NODES[2]),
-             helper.make_node("Add", [scaled, IMAGE_CONSTANTS[1]], [old.name], name=IMAGE_NODES[3])]
+    to_float, to_nchw, scaled, rgb = (f"{IMAGE_INPUT}_{what}" for what in ("float", "nchw", "scaled", "rgb"))
+    picks, channels = PIXEL_FORMATS[pixel_format]
+    nodes, source = [], IMAGE_INPUT
+    if pixel_format != "RGB":
+        graph.initializer.append(numpy_helper.from_array(np.array(picks, dtype=np.int64), CHANNELS_CONSTANT))
+        nodes.append(helper.make_node("Gather", [source, CHANNELS_CONSTANT], [rgb], name=CHANNELS_NODE, axis=3))
+        source = rgb
+    nodes += [helper.make_node("Cast", [source], [to_float], name=IMAGE_NODES[0], to=TensorProto.FLOAT),
+              helper.make_node("Transpose", [to_float], [to_nchw], name=IMAGE_NODES[1], perm=[0, 3, 1, 2]),
+              helper.make_node("Mul", [to_nchw, IMAGE_CONSTANTS[0]], [scaled], name=IMAGE_NODES[2]),
+              helper.make_node("Add", [scaled, IMAGE_CONSTANTS[1]], [old.name], name=IMAGE_NODES[3])]
     rest = list(graph.node)
     del graph.node[:]
     graph.node.extend(nodes + rest)
     image = helper.make_tensor_value_info(IMAGE_INPUT, TensorProto.UINT8, None)
-    _set_dims(image, [dims[0], dims[2], dims[3], dims[1]])
+    _set_dims(image, [dims[0], dims[2], dims[3], _fixed_dim(channels)])
     del graph.input[:]
     graph.input.append(image)
 
@@ -361,17 +406,27 @@ def strip_image_input(model_proto) -> bool:
         return False
     dims = list(graph.input[0].type.tensor_type.shape.dim)
     name = nodes[IMAGE_NODES[-1]].output[0]
-    kept = [node for node in graph.node if node.name not in IMAGE_NODES]
+    ours = IMAGE_NODES + (CHANNELS_NODE,)  # the pixel format's node, where there is one
+    kept = [node for node in graph.node if node.name not in ours]
     del graph.node[:]
     graph.node.extend(kept)
-    constants = [i for i in graph.initializer if i.name not in IMAGE_CONSTANTS]
+    constants = [i for i in graph.initializer if i.name not in IMAGE_CONSTANTS + (CHANNELS_CONSTANT,)]
     del graph.initializer[:]
     graph.initializer.extend(constants)
     restored = helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
-    _set_dims(restored, [dims[0], dims[3], dims[1], dims[2]])
+    _set_dims(restored, [dims[0], _fixed_dim(3), dims[1], dims[2]])
     del graph.input[:]
     graph.input.append(restored)
     return True
+
+
+def _fixed_dim(size: int):
+    """A ``TensorShapeProto.Dimension`` of a fixed ``size``."""
+    from onnx import TensorShapeProto
+
+    dim = TensorShapeProto.Dimension()
+    dim.dim_value = size
+    return dim
 
 
 def _set_dims(value_info, dims) -> None:

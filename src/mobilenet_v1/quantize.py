@@ -168,7 +168,7 @@ def quantize_file(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torc
         if reader.images == 0:
             raise QuantizeError("no calibration images were read")
     if core != src:
-        add_image_input(proto, meta["mean"], meta["std"])
+        add_image_input(proto, meta["mean"], meta["std"], meta.get("pixel_format", "RGB"))
     meta["quantization"] = (f"INT8 static, QDQ, {'per-channel' if per_channel else 'per-tensor'} int8 weights"
                             f"{' (7-bit range)' if reduce_range else ''}, uint8 activations, "
                             f"min/max over {reader.images} images")
