@@ -96,6 +96,42 @@ def test_cosine_annealing_is_torchs_cosine_annealing_after_a_linear_warmup():
     assert not np.allclose(lr, get_lr(0.01, 0.001, 0.1, 1, 5, 4, "cosine"), rtol=0.01)
 
 
+def test_lr_per_epoch_is_torchvisions_schedulers_stepped_once_an_epoch():
+    """--lr_per_epoch True: torchvision's recipe (LinearLR warm-up from lr_init / lr_max, then
+    CosineAnnealingLR to lr_end, in SequentialLR) stepped once an epoch, each rate held for the epoch's
+    3 steps; with False (the default) the same curve moves every step. A resume from a file from before
+    the key (which changed its rate every step) that turns it on is named as a change of schedule."""
+    from mobilenet_v1 import train
+
+    epochs, warmup, spe = 8, 2, 3
+    lr = get_lr(0.02, 0.001, 0.2, warmup, epochs, spe, "cosine_annealing", per_epoch=True)
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=0.2)
+    sched = torch.optim.lr_scheduler.SequentialLR(opt, [
+        torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=warmup),
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs - warmup, eta_min=0.001)], milestones=[warmup])
+    theirs = []
+    for _ in range(epochs):
+        theirs += [opt.param_groups[0]["lr"]] * spe
+        opt.step()
+        sched.step()
+    np.testing.assert_allclose(lr, np.array(theirs, np.float32), rtol=1e-5)
+    per_step = get_lr(0.02, 0.001, 0.2, warmup, epochs, spe, "cosine_annealing")
+    np.testing.assert_array_equal(lr[::spe], per_step[::spe])  # each epoch's first step: the same rate
+    assert not np.array_equal(lr, per_step)
+    cfg = load_config(["--lr_decay_mode=cosine_annealing", "--lr_per_epoch=True", "--epoch_size=8",
+                       "--warmup_epochs=2"])
+    np.testing.assert_array_equal(schedule(cfg, spe)[::spe], schedule(cfg, spe)[1::spe])
+    was = load_config(["--lr_decay_mode=cosine_annealing", "--epoch_size=8", "--warmup_epochs=2"])
+    old = {k: v for k, v in vars(was).items() if k != "lr_per_epoch"}
+    line = train.schedule_change({"config": old, "step": 4, "steps_per_epoch": spe}, "a.ckpt", cfg,
+                                 schedule(cfg, spe), 4)
+    assert line == (f"resume: the learning-rate schedule differs from that of a.ckpt's run: lr_per_epoch False -> "
+                    f"True; step 5 trains at {float(schedule(cfg, spe)[4]):.6g}, where that run's would train at "
+                    f"{float(schedule(was, spe)[4]):.6g}")
+    assert schedule(cfg, spe)[4] != schedule(was, spe)[4]
+
+
 def test_unknown_mode_is_linear_as_in_the_seed():
     np.testing.assert_array_equal(get_lr(0.01, 0.0, 0.1, 1, 5, 2, "other"), get_lr(0.01, 0.0, 0.1, 1, 5, 2, "linear"))
 

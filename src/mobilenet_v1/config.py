@@ -69,6 +69,9 @@ class Config:
     # lr_decay_epochs epochs after the warm-up (torchvision's MobileNetV2 recipe: 0.98 every epoch).
     lr_decay_rate: float = 0.98
     lr_decay_epochs: float = 1.0
+    # Beyond the seed: a new rate once an epoch, the one of its first step, as torchvision's references and
+    # timm step their schedulers by default; False: a new rate every step (the seed's).
+    lr_per_epoch: bool = False
     # Beyond the seed: the rates (lr_init, lr_max, lr_end) are meant for a global batch of lr_base_size
     # and are scaled to the run's (batch_size x processes x grad_accum_steps), as timm's --lr-base-size:
     # lr_base_scale "linear" (Goyal et al. 2017), "sqrt", or "auto": sqrt for adamw, linear otherwise
@@ -232,6 +235,7 @@ KEY_HELP: Dict[str, str] = {
     "lr_max": "peak learning rate",
     "lr_decay_rate": "exponential schedule: the factor every lr_decay_epochs",
     "lr_decay_epochs": "exponential schedule: epochs between decays",
+    "lr_per_epoch": "the rate changes once an epoch (torchvision's and timm's default); False: every step",
     "lr_base_size": "the global batch the rates are meant for, scaled to the run's; 0: as given",
     "lr_base_scale": "lr_base_size's scaling: linear, sqrt, or auto (sqrt for adamw, else linear)",
     "use_label_smooth": "label smoothing",

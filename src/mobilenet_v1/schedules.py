@@ -79,9 +79,11 @@ MAX_STEPS = 200_000_000
 
 def get_lr(lr_init: float, lr_end: float, lr_max: float, warmup_epochs: int, total_epochs: int,
            steps_per_epoch: int, lr_decay_mode: str, decay_rate: float = 1.0,
-           decay_epochs: float = 1.0) -> np.ndarray:
+           decay_epochs: float = 1.0, per_epoch: bool = False) -> np.ndarray:
     """The per-step schedule over ``total_epochs * steps_per_epoch`` steps, as float32 (the seed's
-    signature; ``decay_rate`` and ``decay_epochs`` are ``exponential``'s)."""
+    signature; ``decay_rate`` and ``decay_epochs`` are ``exponential``'s). ``per_epoch``: every step of
+    an epoch takes the rate of its first step (a scheduler stepped once an epoch, torchvision's and
+    timm's default)."""
     if steps_per_epoch < 1 or total_epochs < 1:
         raise ValueError(f"steps_per_epoch and total_epochs must be >= 1, got {steps_per_epoch}, {total_epochs}")
     total_steps = steps_per_epoch * total_epochs
@@ -92,14 +94,14 @@ def get_lr(lr_init: float, lr_end: float, lr_max: float, warmup_epochs: int, tot
     # T - W only after the warm-up), the rate climbing toward lr_max without reaching it.
     warmup_steps = steps_per_epoch * warmup_epochs
     period = decay_period(decay_epochs, steps_per_epoch)
-    values = [lr_at(i, lr_init, lr_end, lr_max, warmup_steps, total_steps, lr_decay_mode, decay_rate, period)
-              for i in range(total_steps)]
+    values = [lr_at(i - i % steps_per_epoch if per_epoch else i, lr_init, lr_end, lr_max, warmup_steps, total_steps,
+                    lr_decay_mode, decay_rate, period) for i in range(total_steps)]
     return np.array(values).astype(np.float32)
 
 
 # The configuration keys a schedule is made of (with the steps per epoch).
 SCHEDULE_KEYS = ("lr_decay_mode", "lr_init", "lr_end", "lr_max", "warmup_epochs", "epoch_size",
-                 "lr_decay_rate", "lr_decay_epochs")
+                 "lr_decay_rate", "lr_decay_epochs", "lr_per_epoch")
 
 
 def uses(lr_decay_mode: str, warmup_epochs: int, key: str) -> bool:
@@ -171,4 +173,4 @@ def schedule(cfg, steps_per_epoch: int, batch: int = 0) -> np.ndarray:
     global batch of ``batch`` (0: :func:`global_batch`), which only ``lr_base_size`` looks at."""
     k = lr_scale(cfg, batch or global_batch(cfg))
     return get_lr(cfg.lr_init * k, cfg.lr_end * k, cfg.lr_max * k, cfg.warmup_epochs, cfg.epoch_size,
-                  steps_per_epoch, cfg.lr_decay_mode, cfg.lr_decay_rate, cfg.lr_decay_epochs)
+                  steps_per_epoch, cfg.lr_decay_mode, cfg.lr_decay_rate, cfg.lr_decay_epochs, cfg.lr_per_epoch)
