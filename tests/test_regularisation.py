@@ -1,6 +1,7 @@
 """Batch augmentations (``--mixup_alpha``, ``--cutmix_alpha``, ``--mix_prob``, ``--random_erase``),
 ``--clip_grad_norm`` and ``--drop_rate``."""
 import functools
+import math
 
 import numpy as np
 import pytest
@@ -290,6 +291,24 @@ def test_clipping_scales_the_step_to_the_norm_of_the_unscaled_gradients(guard, f
         torch.testing.assert_close(b - a, g)
     if guard:
         assert [float(g.grad_norm()) for g in (g0, g1, g2)] == pytest.approx([norm] * 3, rel=1e-5)
+
+
+def test_a_stand_in_step_records_no_gradient_norm():
+    """A step skipped on purpose (a distributed run's stand-in batch) has the stand-in's gradients: its
+    norm is NaN, not theirs passed off as the step's; the next step's is its own again."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    opt = make_optimizer(model, 0.1, 0.0, 0.0, CPU)
+    guard = NonFiniteGuard(model, opt, CPU)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    for skip in (True, False):
+        opt.zero_grad()
+        loss = nn.CrossEntropyLoss()(model(torch.randn(2, 4)), torch.tensor([0, 1]))
+        loss.backward()
+        guard.step(loss.detach(), scaler, skip=skip)
+        norm = float(guard.grad_norm())
+        assert math.isnan(norm) if skip else norm == pytest.approx(
+            float(torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in model.parameters()]))))
 
 
 @pytest.mark.parametrize("scale", [None, 1024.0], ids=["fp32", "loss-scaled"])

@@ -225,6 +225,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
         raise ExportError(f"{', '.join(bad)}: {'each' if len(bad) > 1 else 'it'} must be at least 1")
     if not (math.isfinite(atol) and atol >= 0):
         raise ExportError(f"atol {atol:g}: must be a finite number >= 0")
+    pixel_format = pixel_format.upper()
     if pixel_format not in PIXEL_FORMATS:
         raise ExportError(f"--pixel_format {pixel_format!r}: expected one of {', '.join(PIXEL_FORMATS)}")
     if pixel_format != "RGB" and not image_input:

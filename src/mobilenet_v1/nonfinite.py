@@ -96,6 +96,7 @@ class NonFiniteGuard:
         self._event: Optional[torch.cuda.Event] = None
         self.seen = {"in_a_row": 0, "total": 0, "longest": 0}  # as last read by the host
         self._clipped_from: Optional[torch.Tensor] = None  # the last step's norm before clipping
+        self._stand_in = False
 
     # -- per step ----------------------------------------------------------------------------------
 
@@ -146,6 +147,7 @@ class NonFiniteGuard:
             # write the unscaled gradients back; that is the kernel's business, not a promise).
             scaler.unscale_(optimizer)
         self._clipped_from = None
+        self._stand_in = skip  # its gradients are a stand-in batch's: no norm of the step's to give
         if clip_grad_norm:
             self._clipped_from = clip_gradients(optimizer, clip_grad_norm, scaler, unscale=False)
         if scaler.is_enabled():
@@ -182,8 +184,10 @@ class NonFiniteGuard:
     def grad_norm(self) -> torch.Tensor:
         """The last step's global gradient norm (0-dim, on the device; nothing read back): unscaled, before
         clipping, of the gradients all ranks stepped with (all-reduced), whether or not the step was
-        skipped (a skipped step's is usually NaN or infinite). Read it after
-        :meth:`step` and before the next backward pass."""
+        skipped (a skipped step's is usually NaN or infinite; a step skipped on purpose, ``skip``, has NaN:
+        its gradients are a stand-in batch's). Read it after :meth:`step` and before the next backward pass."""
+        if self._stand_in:
+            return torch.tensor(float("nan"))
         return self._clipped_from if self._clipped_from is not None else grad_norm(self.optimizer)
 
     # -- reading the counters ----------------------------------------------------------------------
