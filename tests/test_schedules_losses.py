@@ -160,6 +160,57 @@ def test_cross_entropy_smooth_against_hand_computation():
     assert abs(torch_ls.item() - loss.item()) > 1e-4
 
 
+def test_binary_cross_entropy_against_hand_computation_and_mixing():
+    """--bce_loss: the mean over batch and classes of -(t log s + (1 - t) log(1 - s)), s the sigmoid of a
+    logit, t the one-hot target smoothed as the seed smooths; a mixed loss (what Mixup and CutMix give)
+    is the loss of the mixed target; train builds it, smoothed by use_label_smooth."""
+    from mobilenet_v1.losses import BinaryCrossEntropy
+    from mobilenet_v1.train import build_criterion
+
+    logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+    labels, partners = torch.tensor([0, 2]), torch.tensor([1, 2])
+    e = 0.1
+    loss = BinaryCrossEntropy(smooth_factor=e, num_classes=3)
+    total = 0.0
+    for row, y in zip(logits.tolist(), labels.tolist()):
+        for c, v in enumerate(row):
+            t, p = (1 - e) if c == y else e / 2, 1 / (1 + math.exp(-v))
+            total -= t * math.log(p) + (1 - t) * math.log(1 - p)
+    assert loss(logits, labels).item() == pytest.approx(total / 6, rel=1e-6)
+
+    def target(y):
+        return torch.full((2, 3), e / 2).scatter_(1, y.unsqueeze(1), 1 - e)
+
+    mixed = 0.3 * loss(logits, labels) + 0.7 * loss(logits, partners)
+    by_target = torch.nn.functional.binary_cross_entropy_with_logits(logits,
+                                                                     0.3 * target(labels) + 0.7 * target(partners))
+    assert mixed.item() == pytest.approx(by_target.item(), rel=1e-6)
+    built = build_criterion(load_config(["--bce_loss=True", "--use_label_smooth=True", "--class_num=3"]))
+    assert isinstance(built, BinaryCrossEntropy) and built(logits, labels).item() == pytest.approx(total / 6)
+    plain = build_criterion(load_config(["--bce_loss=True", "--class_num=3"]))
+    assert plain(logits, labels).item() == pytest.approx(
+        torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.eye(3)[labels]).item())
+
+
+def test_a_run_trains_with_bce_and_a_resume_to_cross_entropy_is_named(cifar_dir, tmp_path, capsys, one_thread):
+    from mobilenet_v1 import train
+    from mobilenet_v1.tracking import read_metrics
+
+    common = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU", "--num_workers=0",
+              "--warmup_epochs=0", "--lr_decay_mode=linear", "--class_num=4", f"--dataset_path={cifar_dir}",
+              "--lr_max=0.2"]
+    result = train.run(load_config(common + ["--epoch_size=1", "--bce_loss=True", "--log_interval=1",
+                                             f"--save_checkpoint_path={tmp_path / 'a'}"]))
+    # Four sigmoids near 0.5 at the start give about log 2; a softmax cross entropy would give about log 4.
+    losses = [r["loss"] for r in read_metrics(str(tmp_path / "a"))["steps"]]
+    assert abs(losses[0] - math.log(2)) < 0.1 and losses[-1] < losses[0]
+    capsys.readouterr()
+    train.run(load_config(common + ["--epoch_size=2", f"--resume={result['checkpoint']}",
+                                    f"--save_checkpoint_path={tmp_path / 'b'}"]))
+    assert (f"resume: {result['checkpoint']} was trained with bce_loss True; continuing with this run's bce_loss "
+            f"False") in capsys.readouterr().out
+
+
 def test_cross_entropy_smooth_without_smoothing_is_cross_entropy():
     logits = torch.randn(8, 1001)
     labels = torch.randint(0, 1000, (8,))

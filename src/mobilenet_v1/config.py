@@ -80,6 +80,9 @@ class Config:
     lr_base_scale: str = "auto"
     use_label_smooth: bool = False
     label_smooth_factor: float = 0.1
+    # Beyond the seed: each class a sigmoid against its one-hot target (binary cross entropy, timm's
+    # --bce-loss, ResNet Strikes Back's recipes with LAMB); False: softmax cross entropy (the seed's).
+    bce_loss: bool = False
     pre_trained: str = ""
     checkpoint_path: str = ""
     run_distribute: bool = False
@@ -240,6 +243,7 @@ KEY_HELP: Dict[str, str] = {
     "lr_base_scale": "lr_base_size's scaling: linear, sqrt, or auto (sqrt for adamw, else linear)",
     "use_label_smooth": "label smoothing",
     "label_smooth_factor": "label smoothing's share",
+    "bce_loss": "binary cross entropy: a sigmoid per class (timm's --bce-loss); False: softmax cross entropy",
     "pre_trained": "checkpoint (ours, MindSpore .ckpt, .safetensors; a run folder: its newest) to start from; "
                    "another classifier size is left out; not needed where --resume finds a checkpoint",
     "checkpoint_path": "eval: checkpoint, run folder (its newest) or .onnx file",

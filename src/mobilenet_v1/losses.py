@@ -1,7 +1,8 @@
-"""The seed's ``CrossEntropySmooth``, and knowledge distillation from a teacher (:class:`Distiller`).
+"""The seed's ``CrossEntropySmooth``, binary cross entropy (:class:`BinaryCrossEntropy`, timm's
+``--bce-loss``), and knowledge distillation from a teacher (:class:`Distiller`).
 
-Its smoothing puts ``1 - e`` on the true class and ``e / (num_classes - 1)`` on every other class, which
-is not PyTorch's ``label_smoothing=e`` (``e / num_classes`` on every class, the true one included).
+The seed's smoothing puts ``1 - e`` on the true class and ``e / (num_classes - 1)`` on every other class,
+which is not PyTorch's ``label_smoothing=e`` (``e / num_classes`` on every class, the true one included).
 """
 import torch
 import torch.nn.functional as F
@@ -35,6 +36,30 @@ class CrossEntropySmooth(nn.Module):
         if self.reduction == "sum":
             return loss.sum()
         return loss
+
+
+class BinaryCrossEntropy(nn.Module):
+    """Each class a sigmoid against its own target, as timm's ``--bce-loss`` (ResNet Strikes Back's A1 to
+    A3 recipes and timm's LAMB recipes): ``binary_cross_entropy_with_logits`` against one-hot targets,
+    the mean over the batch and the classes (timm's default). Smoothed as :class:`CrossEntropySmooth`
+    smooths (``1 - e`` on the true class, ``e / (num_classes - 1)`` elsewhere; timm's BCE puts
+    ``1 - e + e / C`` and ``e / C``). The loss is linear in the target, so the mixed loss of Mixup and
+    CutMix (``lam`` of one label's, the rest of the other's, :func:`engine.train_one_epoch`) is the loss of
+    the mixed target, as timm computes it."""
+
+    def __init__(self, smooth_factor: float = 0.0, num_classes: int = 1000):
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        self.on_value = 1.0 - smooth_factor
+        self.off_value = smooth_factor / (num_classes - 1)
+        self.num_classes = num_classes
+
+    def forward(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        target = torch.full_like(logits, self.off_value)
+        target.scatter_(1, label.long().unsqueeze(1), self.on_value)
+        return F.binary_cross_entropy_with_logits(logits, target)
 
 
 class Distiller:

@@ -22,7 +22,7 @@ from .data import DataOptions, build_loader, held_out_record, imagenet_folder
 from .ema import WeightAverage
 from .engine import (EpochResult, LossTally, evaluate, make_optimizer, make_scaler, resolve_device,
                      resolve_precision, train_one_epoch)
-from .losses import CrossEntropySmooth, Distiller
+from .losses import BinaryCrossEntropy, CrossEntropySmooth, Distiller
 from .model import MobileNetV1
 from .nonfinite import NonFiniteError, NonFiniteGuard, init_momentum_buffers
 from .runtime import header, print0
@@ -81,7 +81,10 @@ def pre_trained_state(state: Dict[str, torch.Tensor], model: MobileNetV1,
 def build_criterion(cfg: Config) -> torch.nn.Module:
     """The seed's losses: its CrossEntropySmooth for ImageNet, smoothed with ``use_label_smooth``, and
     plain cross entropy for CIFAR-10, where the seed ignores ``use_label_smooth``; here a CIFAR-10 run
-    that sets it gets the same smoothing (the seed's CIFAR-10 file leaves it False)."""
+    that sets it gets the same smoothing (the seed's CIFAR-10 file leaves it False). ``bce_loss``: binary
+    cross entropy instead, smoothed alike."""
+    if cfg.bce_loss:
+        return BinaryCrossEntropy(cfg.label_smooth_factor if cfg.use_label_smooth else 0.0, cfg.class_num)
     if cfg.use_label_smooth:
         return CrossEntropySmooth(sparse=True, reduction="mean", smooth_factor=cfg.label_smooth_factor,
                                   num_classes=cfg.class_num)
@@ -433,7 +436,7 @@ def steps_change(ckpt: Dict[str, Any], source: str, steps_per_epoch: int, batch:
 RECIPE_KEYS = ("image_size", "seed", "drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "random_erase",
                "random_erase_mode", "mixup_alpha", "cutmix_alpha", "mix_prob", "clip_grad_norm", "use_label_smooth",
                "label_smooth_factor", "random_flip", "crop_scale_min", "exif_orientation", "antialias", "teacher",
-               "distill_alpha", "distill_temperature", "qat_range_epochs")
+               "distill_alpha", "distill_temperature", "qat_range_epochs", "bce_loss")
 
 
 def recipe_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
