@@ -146,6 +146,50 @@ def test_eval_on_a_case_with_a_known_answer(tmp_path):
     assert res["total"] == 16
 
 
+def test_an_evaluation_of_no_image_is_not_a_best_checkpoint(cifar_dir, tmp_path, capsys, one_thread):
+    """--eval_drop_last with an eval batch larger than the eval split (each rank's shard, distributed):
+    nothing is evaluated. That used to count as top-1 0 and, at the first evaluation, as the best so far
+    (mobilenetv1-best.ckpt of no measurement); now it is said and left out."""
+    out = tmp_path / "run"
+    train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", "--eval_interval=1",
+                                   "--eval_drop_last=True", "--eval_batch_size=64", "--class_num=4",
+                                   f"--save_checkpoint_path={out}"]))
+    assert ("eval: epoch 1: no image evaluated: eval_drop_last drops each process's last partial batch"
+            in capsys.readouterr().out)
+    assert not (out / ckpt_io.BEST_NAME).exists()
+    epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
+              if '"kind": "epoch"' in line]
+    assert len(epochs) == 1 and "top_1" not in epochs[0]
+
+
+def test_a_rank_waiting_for_the_others_evaluation_holds_off_the_watchdog():
+    """Distributed, a rank whose shard is done waits in the all-reduce for ranks still evaluating; a signal
+    then must not be taken for a dead peer's silence: the rank holds (not only when it heard a signal)."""
+    seen = []
+
+    class Stopper:
+        holding = False
+
+        def heard(self):
+            return False
+
+        def hold(self):
+            self.holding = True
+
+    class Dist:
+        enabled = True
+
+        def all_reduce_counts(self, counts, device):
+            seen.append(stopper.holding)
+            return counts
+
+    stopper = Stopper()
+    model = MobileNetV1(class_num=4, width_mult=0.25)
+    batches = [(torch.randn(2, 3, 32, 32), torch.tensor([0, 1]))]
+    accuracy = train.evaluate_accuracy(model, batches, torch.device("cpu"), "fp32", Dist(), stopper)
+    assert seen == [True] and accuracy["eval_images"] == 2
+
+
 def test_per_class_figures_and_confusion_matrix_on_a_case_with_a_known_answer(tmp_path, capsys):
     """The model answers 3 for every image: each label's images all land in column 3, class 3 is
     right on its 7 images but only 7 of its 23 predictions, the others are taken for 3."""

@@ -182,8 +182,9 @@ class StopRequest:
         return bool(self.received)
 
     def hold(self) -> None:
-        """This rank ended its evaluation on its own signal and now waits for the other ranks, which may
-        have heard none and evaluate on: the watchdog's grace does not run until :meth:`agree_now`."""
+        """This rank ended its evaluation (its shard done, or on its own signal) and now waits for the other
+        ranks, which may evaluate on: the watchdog's grace does not run until :meth:`agree_now`, so a
+        signal that arrives meanwhile is not taken for a dead peer's silence."""
         self._holding = True
 
     def agree_now(self) -> bool:

@@ -578,12 +578,13 @@ def evaluate_accuracy(model, loader, device: torch.device, precision: str,
     forward would wait for the other ranks at every batch (their shards may differ by one batch).
     With ``stopper``, a signal this process received ends its evaluation after the batch under way
     (:meth:`StopRequest.heard`, no collective): the counts are still summed once on every rank, and the
-    caller drops what they give. Distributed, the ranks that heard nothing (one node preempted) evaluate
-    on meanwhile, and this one waits for them (:meth:`StopRequest.hold`: not a dead peer's silence)."""
+    caller drops what they give. Distributed, a rank whose shard is done (or that heard a signal) waits
+    for the others, which may still evaluate: :meth:`StopRequest.hold`, so that a signal arriving while
+    it waits is not taken for a dead peer's silence, which the watchdog would end the process on."""
     counts = evaluate(ckpt_io.unwrap(model), loader, device, precision,
                       stop=stopper.heard if stopper is not None else None)
     if dist is not None:
-        if dist.enabled and stopper is not None and stopper.heard():
+        if dist.enabled and stopper is not None:
             stopper.hold()
         counts = dist.all_reduce_counts(counts, device)
     total = max(counts["total"], 1)
@@ -641,6 +642,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     eval_loader = (build_loader(data_options(cfg, device, train=False), train=False, device=device,
                                 drop_last=cfg.eval_drop_last, classes=loader.classes, **dist.shard())
                    if cfg.eval_interval else None)
+    if eval_loader is not None and dist.enabled and cfg.eval_drop_last:
+        print0(f"eval_drop_last: each of the {dist.world_size} processes drops its own last partial batch; "
+               f"the count matches the seed's only in one process")
     if eval_loader is not None:
         loaders.callback(eval_loader.close)
     check_class_num(cfg, loader, eval_loader is not None)
@@ -909,6 +913,12 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 stopping = stopper.agree_now()
                 if stopping:
                     accuracy = None
+            if accuracy is not None and not accuracy["eval_images"]:
+                # Every rank dropped its only, partial batch (eval_drop_last): a top-1 of no image is no
+                # measurement, and must not be taken for the best checkpoint's.
+                print0(f"eval: epoch {done}: no image evaluated: eval_drop_last drops each process's last "
+                       f"partial batch, which here is all it has (--eval_drop_last False counts every image)")
+                accuracy = None
             if accuracy is not None:
                 best = tracker.improved(accuracy["top_1"])
                 print0(f"eval: epoch {done} top-1 {accuracy['top_1']:.4f} top-5 {accuracy['top_5']:.4f} "
