@@ -321,6 +321,21 @@ def test_a_batch_emptied_by_unreadable_files_on_one_rank_does_not_stall_the_othe
     assert "non-finite" not in r.stdout
     digests = replica_digests(r.stdout)
     assert digests["0"] == digests["1"]
+    # max_bad_samples is the job's limit: the 8 unreadable files are more than 5, though neither rank's
+    # shard holds more than 5 (each process used to check its own and let the job through). Every rank
+    # stops on the same list, together (none left waiting in a collective for one that stopped alone).
+    r = torchrun("--standalone", "--nproc_per_node=2", "-m", "mobilenet_v1", "eval", "--dataset=imagenet2012",
+                 f"--dataset_path={root / 'train'}", f"--checkpoint_path={tmp_path / 'run'}", "--device_target=CPU",
+                 "--num_workers=0", "--batch_size=2", "--max_bad_samples=5", timeout=120)
+    assert r.returncode != 0
+    assert "8 image files could not be read, more than max_bad_samples 5" in r.stderr, r.stderr[-3000:]
+    assert "Connection closed" not in r.stderr and "top_1" not in r.stdout
+    # Training alike, at the first epoch's end.
+    r = torchrun("--standalone", "--nproc_per_node=2", "-m", "mobilenet_v1", "train",
+                 f"--save_checkpoint_path={tmp_path / 'limited'}", *opts, "--max_bad_samples=5", timeout=150)
+    assert r.returncode != 0 and "Connection closed" not in r.stderr
+    assert "8 image files could not be read, more than max_bad_samples 5" in r.stderr, r.stderr[-3000:]
+    assert "epoch: 1 step:" not in r.stdout  # stopped before the epoch's lines, on every rank
 
 
 def run_script(name, *args, cwd, extra=""):

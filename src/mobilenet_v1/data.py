@@ -520,13 +520,19 @@ class BadSample(NamedTuple):
 class BadSamples:
     """The unreadable files a loader met. Each is named in a :class:`BadSampleWarning` the first time
     and counted once however many epochs meet it; past ``limit`` files the run stops with the list.
-    ``limit`` -1 is 0.1% of ``dataset_size``."""
+    ``limit`` -1 is 0.1% of ``dataset_size``.
+
+    ``deferred`` (a distributed run: each rank reads its own shard, and the limit is the job's): files are
+    only recorded, and the job checks its own list at points where every rank waits anyway
+    (:meth:`distributed.Context.check_bad_samples`, with :meth:`add` and :meth:`check`), so that every rank
+    stops together rather than one alone while the others wait for it in a collective."""
 
     def __init__(self, dataset_size: int, limit: int = -1):
         self.default = limit < 0
         self.limit = int(dataset_size * 0.001) if limit < 0 else limit
         self.dataset_size = dataset_size
         self.files: Dict[str, str] = {}
+        self.deferred = False
 
     def __len__(self) -> int:
         return len(self.files)
@@ -541,6 +547,16 @@ class BadSamples:
             self.files[path] = reason
             warnings.warn(f"skipped unreadable image file {reason} ({len(self.files)} so far, "
                           f"{self.describe_limit()})", BadSampleWarning, stacklevel=2)
+        if not self.deferred:
+            self.check()
+
+    def add(self, files: Dict[str, str]) -> None:
+        """Count other ranks' files too (each once), without warning again."""
+        for path, reason in files.items():
+            self.files.setdefault(path, reason)
+
+    def check(self) -> None:
+        """Stop (:class:`DataError`, with the list) past ``limit`` files."""
         if len(self.files) > self.limit:
             listing = "\n".join(f"  {reason}" for reason in self.files.values())
             raise DataError(f"{len(self.files)} image files could not be read, more than {self.describe_limit()}; "

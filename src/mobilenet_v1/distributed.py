@@ -155,6 +155,27 @@ class Context:
         t = self.all_reduce_sum(torch.tensor([int(counts[k]) for k in keys], dtype=torch.long), device)
         return {k: int(v) for k, v in zip(keys, t.tolist())}
 
+    def defer_bad_samples(self, loader) -> None:
+        """A distributed run's loader (of image files) counts its shard's unreadable files without stopping
+        on them: the limit is the job's (:meth:`check_bad_samples`)."""
+        bad = getattr(loader, "bad_samples", None)
+        if self.enabled and bad is not None:
+            bad.deferred = True
+
+    def check_bad_samples(self, loader) -> None:
+        """The job's unreadable files, every rank's (each file once: the shards change every epoch), joined
+        into each rank's list and checked against the limit, on every rank alike: all stop together with
+        the same list, or none does. Every rank must call it at the same point."""
+        bad = getattr(loader, "bad_samples", None)
+        if bad is None or not bad.deferred:
+            return
+        if self.enabled:
+            gathered: List[Any] = [None] * self.world_size
+            dist.all_gather_object(gathered, dict(bad.files))
+            for files in gathered:
+                bad.add(files)
+        bad.check()
+
     def all_reduce_sum(self, tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
         """``tensor`` summed over the ranks, as a CPU tensor (every rank must pass one of the same shape)."""
         if not self.enabled:

@@ -258,10 +258,12 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     if confusion and not outputs:
         raise ValueError(f"{path}: its number of classes is not fixed in the graph nor recorded, which the "
                          f"per-class figures need")
+    dist.defer_bad_samples(loader)  # the limit on unreadable files is the job's: checked below, together
     with loader:  # its worker processes end with the evaluation
         counts = evaluate(model, loader, device, precision, confusion_classes=outputs if confusion else 0)
     matrix = counts.pop("confusion", None)
     counts = dist.all_reduce_counts(counts, device)
+    dist.check_bad_samples(loader)
     if counts["total"] == 0:
         raise ValueError(f"dataset_path {cfg.dataset_path}: no evaluation samples")
     result: Dict[str, Any] = {**accuracy(counts), "total": counts["total"], "ckpt": path}

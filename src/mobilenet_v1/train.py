@@ -587,6 +587,7 @@ def evaluate_accuracy(model, loader, device: torch.device, precision: str,
         if dist.enabled and stopper is not None:
             stopper.hold()
         counts = dist.all_reduce_counts(counts, device)
+        dist.check_bad_samples(loader)  # the job's unreadable files against the limit, on every rank alike
     total = max(counts["total"], 1)
     return {"top_1": counts["top_1_correct"] / total, "top_5": counts["top_5_correct"] / total,
             "eval_images": counts["total"]}
@@ -642,6 +643,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     eval_loader = (build_loader(data_options(cfg, device, train=False), train=False, device=device,
                                 drop_last=cfg.eval_drop_last, classes=loader.classes, **dist.shard())
                    if cfg.eval_interval else None)
+    for each in (loader, eval_loader):  # the limit on unreadable files is the job's: checked together
+        dist.defer_bad_samples(each)
     if eval_loader is not None and dist.enabled and cfg.eval_drop_last:
         print0(f"eval_drop_last: each of the {dist.world_size} processes drops its own last partial batch; "
                f"the count matches the seed's only in one process")
@@ -883,6 +886,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             epoch_seconds.append(result.seconds)
             result = job_losses(result, dist, device)
             counts = guard.sync()
+            dist.check_bad_samples(loader)  # every rank's unreadable files: all stop together, or none
             dist.sync_buffers(model)
             if ema is not None:
                 dist.sync_buffers(ema.module)  # each rank averaged its own BatchNorm statistics
