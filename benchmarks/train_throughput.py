@@ -13,7 +13,6 @@ and timm's windows alternate, and "paired" is the median of the per-window ratio
     python benchmarks/train_throughput.py --device cpu --no-timm --freeze 13,27   # fine-tuning's frozen layers
 """
 import argparse
-import functools
 import itertools
 import os
 import tempfile
@@ -158,19 +157,12 @@ def bench_end_to_end(args, device, folder, pipeline, compile_mode="default"):
         f"--precision={args.precision}", f"--compile={bool(args.e2e_compile)}", "--save_checkpoint=False",
         f"--data_pipeline={pipeline}", f"--num_workers={args.workers}", f"--save_checkpoint_path={out}",
         f"--device_target={'GPU' if device.type == 'cuda' else 'CPU'}", f"--padding={args.padding}",
-    ])
+    ] + ([f"--compile_mode={compile_mode}"] if args.e2e_compile else []))
     import contextlib
     import io
 
-    compile_fn = torch.compile
-    if args.e2e_compile and compile_mode != "default":
-        # train compiles with torch.compile's default mode (it has no setting for another): an experiment
-        torch.compile = functools.partial(compile_fn, mode=compile_mode)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            result = train.run(cfg)
-    finally:
-        torch.compile = compile_fn
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = train.run(cfg)
     steady = result["epoch_seconds"][1:] or result["epoch_seconds"]
     return result["images_per_epoch"] / median(steady)
 
@@ -219,9 +211,9 @@ def main():
                    help="comma list of the GPU pipeline's shared_buffers (1: the workers' bytes cross in shared "
                         "buffers used again; 0: a tensor per batch, as until 2026-11-30), e.g. 1,0")
     p.add_argument("--e2e_compile_modes", default="default",
-                   help="comma list of torch.compile modes for the end-to-end train (an experiment: train itself "
-                        "compiles with the default mode), e.g. default,reduce-overhead (CUDA graphs: the step's "
-                        "kernel launches then leave the host, and its GIL, to the input pipeline)")
+                   help="comma list of train's --compile_mode for the end-to-end train, e.g. "
+                        "default,reduce-overhead (CUDA graphs: the step's kernel launches then leave the host, and "
+                        "its GIL, to the input pipeline)")
     p.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
     p.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "mobilenet_v1_bench_jpegs"))
     p.add_argument("--json", nargs="?", const=True, default=None, help="print JSON (or write it to a file)")

@@ -162,6 +162,27 @@ def test_an_evaluation_of_no_image_is_not_a_best_checkpoint(cifar_dir, tmp_path,
     assert len(epochs) == 1 and "top_1" not in epochs[0]
 
 
+def test_compile_mode_reaches_torch_compile_and_needs_compile(cifar_dir, tmp_path, monkeypatch, one_thread):
+    """--compile_mode is the mode train hands torch.compile (recorded here in place of compiling, which
+    takes minutes on this CPU); without --compile True it is refused, as it would be ignored."""
+    modes = []
+
+    def fake_compile(model, **kw):
+        modes.append(kw.get("mode"))
+        return model
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    args = SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", "--class_num=4", "--compile=True"]
+    train.run(load_config(args + [f"--save_checkpoint_path={tmp_path / 'a'}"]))
+    train.run(load_config(args + ["--compile_mode=reduce-overhead", f"--save_checkpoint_path={tmp_path / 'b'}"]))
+    assert modes == ["default", "reduce-overhead"]
+    with pytest.raises(ConfigError, match="option --compile_mode: compile_mode max-autotune is torch.compile's; "
+                                          "compile is False"):
+        load_config(["--compile_mode=max-autotune"])
+    with pytest.raises(ConfigError, match="compile_mode='fast' is not one of"):
+        load_config(["--compile=True", "--compile_mode=fast"])
+
+
 def test_a_rank_waiting_for_the_others_evaluation_holds_off_the_watchdog():
     """Distributed, a rank whose shard is done waits in the all-reduce for ranks still evaluating; a signal
     then must not be taken for a dead peer's silence: the rank holds (not only when it heard a signal)."""

@@ -123,6 +123,10 @@ class Config:
     eval_batch_size: int = 0  # 0: batch_size
     channels_last: bool = True
     compile: bool = False
+    # torch.compile's mode for compile True: "default", "reduce-overhead" (CUDA graphs: less launch time
+    # per step), "max-autotune" (searches kernels at the start; longer to compile), or
+    # "max-autotune-no-cudagraphs".
+    compile_mode: str = "default"
     # "auto": the GPU pipeline when CUDA is present (ImageNet folders), else the CPU one.
     data_pipeline: str = "auto"
     random_flip: bool = True
@@ -207,6 +211,7 @@ CHOICES: Dict[str, Tuple[Any, ...]] = {
     "opt": OPTIMIZERS,
     "lr_base_scale": LR_BASE_SCALES,
     "random_erase_mode": ERASE_MODES,
+    "compile_mode": ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
 }
 
 # One line of `train --help` / `eval --help` for each key (tests/test_config.py checks none is missing).
@@ -269,6 +274,7 @@ KEY_HELP: Dict[str, str] = {
     "eval_batch_size": "evaluation batch; 0: batch_size",
     "channels_last": "NHWC memory format",
     "compile": "torch.compile the training step",
+    "compile_mode": "compile True: torch.compile's mode (default, reduce-overhead, max-autotune, ...)",
     "data_pipeline": "image folders: cpu (workers decode) or gpu (batched decode on the device); auto: gpu with CUDA",
     "random_flip": "horizontal flips in training",
     "log_interval": "steps between logged records; 0: epochs only",
@@ -560,6 +566,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          "CIFAR-10's is the seed's 32x32 crop of the image padded by 4 pixels"),
         (("exif_orientation",), cfg.dataset != "cifar10", "for image folders' photos",
          "CIFAR-10's binary files hold pixels, with no EXIF tags"),
+        (("compile_mode",), cfg.compile, "torch.compile's", "compile is False (--compile True)"),
         (("antialias",), cfg.dataset != "cifar10", "for image folders' resizes",
          "CIFAR-10's enlarges its 32x32 images, where antialiasing changes nothing"),
         (("lr_base_scale",), cfg.lr_base_size > 0, "how the rates follow the global batch",

@@ -805,7 +805,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         except OSError as e:
             raise ckpt_io.CheckpointError(f"save_checkpoint_path {out_dir}: cannot write there "
                                           f"({e.strerror or e}); nothing was trained") from None
-    step_model = torch.compile(model) if cfg.compile else model
+    step_model = torch.compile(model, mode=cfg.compile_mode) if cfg.compile else model
     steps = ckpt_io.GlobalSteps(steps_per_epoch, step_offset)
     # The newest checkpoint from an epoch's end, which the pruning spares: the one resumed from, or the
     # one beside it that a checkpoint saved inside an epoch names (a file from before the key: the end
