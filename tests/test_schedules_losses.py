@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mobilenet_v1.losses import CrossEntropySmooth
-from mobilenet_v1.config import load_config
+from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.schedules import get_lr, schedule, warmup_note
 
 # 5 epochs x 2 steps = 10 steps, 1 warm-up epoch = 2 steps; lr_init 0.01, lr_max 0.1, lr_end 0.
@@ -190,6 +190,48 @@ def test_binary_cross_entropy_against_hand_computation_and_mixing():
     plain = build_criterion(load_config(["--bce_loss=True", "--class_num=3"]))
     assert plain(logits, labels).item() == pytest.approx(
         torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.eye(3)[labels]).item())
+
+
+def test_bce_target_threshold_makes_mixed_and_smoothed_targets_whole_and_train_mixes_targets_first():
+    """--bce_target_thresh T: a target above T counts as 1, any other as 0 (timm's --bce-target-thresh).
+    Smoothing goes (0.9 -> 1, 0.05 -> 0); a mixed batch's classes count if their share is above T, which
+    is not the mix of the two losses (the threshold is not linear): train_one_epoch hands such a loss
+    both labels and lam."""
+    from mobilenet_v1.engine import make_optimizer, make_scaler, train_one_epoch
+    from mobilenet_v1.losses import BinaryCrossEntropy
+    from mobilenet_v1.train import build_criterion
+
+    logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+    labels, partners = torch.tensor([0, 2]), torch.tensor([1, 1])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    loss = BinaryCrossEntropy(smooth_factor=0.1, num_classes=3, target_threshold=0.2)
+    assert loss(logits, labels).item() == pytest.approx(bce(logits, torch.eye(3)[labels]).item())
+    both = torch.eye(3)[labels] + torch.eye(3)[partners]
+    assert loss.mixed(logits, labels, partners, 0.7).item() == pytest.approx(bce(logits, both).item())
+    assert loss.mixed(logits, labels, partners, 0.9).item() == pytest.approx(bce(logits, torch.eye(3)[labels]).item())
+    assert loss.mixed(logits, labels, partners, 0.7).item() != pytest.approx(
+        0.7 * loss(logits, labels).item() + 0.3 * loss(logits, partners).item())
+    cfg = load_config(["--bce_loss=True", "--bce_target_thresh=0.2", "--class_num=3"])
+    assert build_criterion(cfg).target_threshold == 0.2
+    with pytest.raises(ConfigError, match="option --bce_target_thresh: bce_target_thresh 0.2 is binary cross "
+                                          "entropy's; bce_loss is False"):
+        load_config(["--bce_target_thresh=0.2"])
+
+    calls = []
+
+    class Spy(BinaryCrossEntropy):
+        def mixed(self, logits, label, partner, lam):
+            calls.append(lam)
+            return super().mixed(logits, label, partner, lam)
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    x, y = torch.randn(4, 3, 2, 2), torch.tensor([0, 1, 2, 0])
+    cpu = torch.device("cpu")
+    train_one_epoch(model, [(x, y)], Spy(0.0, 3, 0.2), make_optimizer(model, 0.1, 0.0, 0.0, cpu),
+                    make_scaler("fp32", cpu, 1.0), [0.1], cpu, "fp32",
+                    augment=lambda pos, images, labels: (images, labels.flip(0), 0.7))
+    assert calls == [0.7]
 
 
 def test_a_run_trains_with_bce_and_a_resume_to_cross_entropy_is_named(cifar_dir, tmp_path, capsys, one_thread):

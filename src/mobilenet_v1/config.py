@@ -83,6 +83,9 @@ class Config:
     # Beyond the seed: each class a sigmoid against its one-hot target (binary cross entropy, timm's
     # --bce-loss, ResNet Strikes Back's recipes with LAMB); False: softmax cross entropy (the seed's).
     bce_loss: bool = False
+    # With bce_loss: targets (smoothed, mixed) above it count as 1, the others 0 (timm's --bce-target-thresh,
+    # 0.2 in ResNet Strikes Back's recipes); 0: off.
+    bce_target_thresh: float = 0.0
     pre_trained: str = ""
     checkpoint_path: str = ""
     run_distribute: bool = False
@@ -249,6 +252,7 @@ KEY_HELP: Dict[str, str] = {
     "use_label_smooth": "label smoothing",
     "label_smooth_factor": "label smoothing's share",
     "bce_loss": "binary cross entropy: a sigmoid per class (timm's --bce-loss); False: softmax cross entropy",
+    "bce_target_thresh": "bce_loss: targets above it become 1, the rest 0 (timm's --bce-target-thresh); 0: off",
     "pre_trained": "checkpoint (ours, MindSpore .ckpt, .safetensors; a run folder: its newest) to start from; "
                    "another classifier size is left out; not needed where --resume finds a checkpoint",
     "checkpoint_path": "eval: checkpoint, run folder (its newest) or .onnx file",
@@ -533,6 +537,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
                                                  "was learned; average the float run before (mobilenet-v1 average)")):
             if on:
                 fail(key, f"{key} {getattr(cfg, key)} with qat: {why}")
+    if not 0 <= cfg.bce_target_thresh < 1:
+        fail("bce_target_thresh", f"bce_target_thresh must be in [0, 1) (0: off), got {cfg.bce_target_thresh}")
     if not 0 <= cfg.label_smooth_factor < 1:
         fail("label_smooth_factor", f"label_smooth_factor must be in [0, 1), got {cfg.label_smooth_factor}")
     # Keys that only one setting of another key uses, set while it is another: they would be ignored
@@ -567,6 +573,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         (("exif_orientation",), cfg.dataset != "cifar10", "for image folders' photos",
          "CIFAR-10's binary files hold pixels, with no EXIF tags"),
         (("compile_mode",), cfg.compile, "torch.compile's", "compile is False (--compile True)"),
+        (("bce_target_thresh",), cfg.bce_loss, "binary cross entropy's", "bce_loss is False (--bce_loss True)"),
         (("antialias",), cfg.dataset != "cifar10", "for image folders' resizes",
          "CIFAR-10's enlarges its 32x32 images, where antialiasing changes nothing"),
         (("lr_base_scale",), cfg.lr_base_size > 0, "how the rates follow the global batch",

@@ -244,9 +244,12 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
                 with autocast(device, precision):
                     logits = model(x).float()
                     taught = distill.logits(x) if distill is not None else None
-                part = criterion(logits, y)
-                if lam < 1.0:
-                    part = lam * part + (1.0 - lam) * criterion(logits, partner)
+                if lam < 1.0 and hasattr(criterion, "mixed"):  # a loss not linear in its target (BCE's threshold)
+                    part = criterion.mixed(logits, y, partner, lam)
+                else:
+                    part = criterion(logits, y)
+                    if lam < 1.0:
+                        part = lam * part + (1.0 - lam) * criterion(logits, partner)
                 if distill is not None:
                     part = distill(part, logits, taught)
                 if accumulate > 1:

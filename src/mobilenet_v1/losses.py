@@ -4,6 +4,8 @@
 The seed's smoothing puts ``1 - e`` on the true class and ``e / (num_classes - 1)`` on every other class,
 which is not PyTorch's ``label_smoothing=e`` (``e / num_classes`` on every class, the true one included).
 """
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -45,21 +47,40 @@ class BinaryCrossEntropy(nn.Module):
     smooths (``1 - e`` on the true class, ``e / (num_classes - 1)`` elsewhere; timm's BCE puts
     ``1 - e + e / C`` and ``e / C``). The loss is linear in the target, so the mixed loss of Mixup and
     CutMix (``lam`` of one label's, the rest of the other's, :func:`engine.train_one_epoch`) is the loss of
-    the mixed target, as timm computes it."""
+    the mixed target, as timm computes it.
 
-    def __init__(self, smooth_factor: float = 0.0, num_classes: int = 1000):
+    ``target_threshold`` (timm's ``--bce-target-thresh``; None: off): every target, smoothed and mixed, is
+    made 1 above it and 0 otherwise, so a class that Mixup or CutMix gave a share of the image above the
+    threshold counts as wholly present. The loss is then no longer linear in the target: a mixed batch's
+    goes through :meth:`mixed`, which builds the mixed target first."""
+
+    def __init__(self, smooth_factor: float = 0.0, num_classes: int = 1000,
+                 target_threshold: Optional[float] = None):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         self.on_value = 1.0 - smooth_factor
         self.off_value = smooth_factor / (num_classes - 1)
         self.num_classes = num_classes
+        self.target_threshold = target_threshold
+
+    def target(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        """The smoothed one-hot targets of ``label``, float32, shaped as ``logits``."""
+        target = torch.full_like(logits, self.off_value, dtype=torch.float32)
+        return target.scatter_(1, label.long().unsqueeze(1), self.on_value)
+
+    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.target_threshold is not None:
+            target = (target > self.target_threshold).float()
+        return F.binary_cross_entropy_with_logits(logits.float(), target)
 
     def forward(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        logits = logits.float()
-        target = torch.full_like(logits, self.off_value)
-        target.scatter_(1, label.long().unsqueeze(1), self.on_value)
-        return F.binary_cross_entropy_with_logits(logits, target)
+        return self._loss(logits, self.target(logits, label))
+
+    def mixed(self, logits: torch.Tensor, label: torch.Tensor, partner: torch.Tensor, lam: float) -> torch.Tensor:
+        """The loss of a batch mixed by Mixup or CutMix: ``lam`` of ``label``'s target, ``1 - lam`` of
+        ``partner``'s, thresholded as one target."""
+        return self._loss(logits, lam * self.target(logits, label) + (1.0 - lam) * self.target(logits, partner))
 
 
 class Distiller:

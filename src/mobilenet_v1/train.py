@@ -84,7 +84,8 @@ def build_criterion(cfg: Config) -> torch.nn.Module:
     that sets it gets the same smoothing (the seed's CIFAR-10 file leaves it False). ``bce_loss``: binary
     cross entropy instead, smoothed alike."""
     if cfg.bce_loss:
-        return BinaryCrossEntropy(cfg.label_smooth_factor if cfg.use_label_smooth else 0.0, cfg.class_num)
+        return BinaryCrossEntropy(cfg.label_smooth_factor if cfg.use_label_smooth else 0.0, cfg.class_num,
+                                  cfg.bce_target_thresh or None)
     if cfg.use_label_smooth:
         return CrossEntropySmooth(sparse=True, reduction="mean", smooth_factor=cfg.label_smooth_factor,
                                   num_classes=cfg.class_num)
@@ -436,7 +437,7 @@ def steps_change(ckpt: Dict[str, Any], source: str, steps_per_epoch: int, batch:
 RECIPE_KEYS = ("image_size", "seed", "drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "random_erase",
                "random_erase_mode", "mixup_alpha", "cutmix_alpha", "mix_prob", "clip_grad_norm", "use_label_smooth",
                "label_smooth_factor", "random_flip", "crop_scale_min", "exif_orientation", "antialias", "teacher",
-               "distill_alpha", "distill_temperature", "qat_range_epochs", "bce_loss")
+               "distill_alpha", "distill_temperature", "qat_range_epochs", "bce_loss", "bce_target_thresh")
 
 
 def recipe_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
