@@ -330,9 +330,16 @@ def test_a_batch_emptied_by_unreadable_files_on_one_rank_does_not_stall_the_othe
     assert r.returncode != 0
     assert "8 image files could not be read, more than max_bad_samples 5" in r.stderr, r.stderr[-3000:]
     assert "Connection closed" not in r.stderr and "top_1" not in r.stdout
-    # Training alike, at the first epoch's end.
+    # Training alike: at a checkpoint inside the epoch (step 2: 8 files read, more than 2 of them
+    # unreadable), before it is written; without one, at the epoch's end.
     r = torchrun("--standalone", "--nproc_per_node=2", "-m", "mobilenet_v1", "train",
-                 f"--save_checkpoint_path={tmp_path / 'limited'}", *opts, "--max_bad_samples=5", timeout=150)
+                 f"--save_checkpoint_path={tmp_path / 'limited'}", *opts, "--max_bad_samples=2",
+                 "--save_checkpoint_steps=2", timeout=150)
+    assert r.returncode != 0 and "Connection closed" not in r.stderr
+    assert re.search(r"\d image files could not be read, more than max_bad_samples 2", r.stderr), r.stderr[-3000:]
+    assert not list((tmp_path / "limited").rglob("*.ckpt")) and "epoch: 1 step:" not in r.stdout
+    r = torchrun("--standalone", "--nproc_per_node=2", "-m", "mobilenet_v1", "train",
+                 f"--save_checkpoint_path={tmp_path / 'limited_epoch'}", *opts, "--max_bad_samples=5", timeout=150)
     assert r.returncode != 0 and "Connection closed" not in r.stderr
     assert "8 image files could not be read, more than max_bad_samples 5" in r.stderr, r.stderr[-3000:]
     assert "epoch: 1 step:" not in r.stdout  # stopped before the epoch's lines, on every rank

@@ -189,10 +189,14 @@ def test_a_rank_waiting_for_the_others_evaluation_holds_off_the_watchdog():
     seen = []
 
     class Stopper:
-        holding = False
+        holding = True  # held by an evaluation before (the weight average's is the second)
 
         def heard(self):
             return False
+
+        def release(self):
+            seen.append("released")
+            self.holding = False
 
         def hold(self):
             self.holding = True
@@ -211,7 +215,7 @@ def test_a_rank_waiting_for_the_others_evaluation_holds_off_the_watchdog():
     model = MobileNetV1(class_num=4, width_mult=0.25)
     batches = [(torch.randn(2, 3, 32, 32), torch.tensor([0, 1]))]
     accuracy = train.evaluate_accuracy(model, batches, torch.device("cpu"), "fp32", Dist(), stopper)
-    assert seen == [True] and accuracy["eval_images"] == 2
+    assert seen == ["released", True] and accuracy["eval_images"] == 2
 
 
 def test_per_class_figures_and_confusion_matrix_on_a_case_with_a_known_answer(tmp_path, capsys):

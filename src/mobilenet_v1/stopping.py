@@ -187,6 +187,11 @@ class StopRequest:
         signal that arrives meanwhile is not taken for a dead peer's silence."""
         self._holding = True
 
+    def release(self) -> None:
+        """The end of a :meth:`hold`: this rank works on its own again (another evaluation), and the
+        watchdog's grace runs for it, from the signal (or the last step, whichever came later)."""
+        self._holding = False
+
     def agree_now(self) -> bool:
         """:meth:`should_stop` at a point where every rank waits anyway: answered at once. What follows
         until the next step (evaluation) is no step's time."""

@@ -582,6 +582,8 @@ def evaluate_accuracy(model, loader, device: torch.device, precision: str,
     caller drops what they give. Distributed, a rank whose shard is done (or that heard a signal) waits
     for the others, which may still evaluate: :meth:`StopRequest.hold`, so that a signal arriving while
     it waits is not taken for a dead peer's silence, which the watchdog would end the process on."""
+    if stopper is not None:
+        stopper.release()  # a hold from an evaluation just before (the weight average's): the grace runs again
     counts = evaluate(ckpt_io.unwrap(model), loader, device, precision,
                       stop=stopper.heard if stopper is not None else None)
     if dist is not None:
@@ -859,6 +861,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                     loss = dist.mean_over_ranks(loss)  # the job's loss, as timm logs it
                 tracker.log_step(i, loss, step_lr, step_images, guard.grad_norm)
                 if every and steps.at(epoch, i + 1) % every == 0 and i + 1 < steps_per_epoch:
+                    # The job's unreadable files are checked here too (every rank saves at this step), so
+                    # a shard gone unreadable mid-epoch stops the run at the next checkpoint, not at the
+                    # epoch's end, and no checkpoint is written past the limit.
+                    dist.check_bad_samples(loader)
                     last_path = writer.save(epoch, i + 1, extra={"epoch_loss": job_tally(tally, dist, device)})
 
             def stop(i: int, epoch: int = epoch) -> bool:
