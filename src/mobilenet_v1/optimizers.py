@@ -65,11 +65,32 @@ def _norms(tensors: List[torch.Tensor]) -> torch.Tensor:
     return torch.stack(torch._foreach_norm(tensors))
 
 
-class Lars(torch.optim.Optimizer):
-    """Layer-wise adaptive rate scaling on SGD with momentum; see the module's notes."""
+class _Layerwise(torch.optim.Optimizer):
+    """What LARS and LAMB share: ``step`` hands each group's parameters with gradients, the gradients
+    (unscaled where GradScaler left them scaled) and the skip flag to :meth:`_update`."""
 
     takes_found_inf = True
     _step_supports_amp_scaling = True
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                self._update(group, params, _unscaled(self, [p.grad for p in params]), _skip(self, params[0].device))
+        return loss
+
+    def _update(self, group: dict, params: List[torch.Tensor], grads: List[torch.Tensor],
+                skip: Optional[torch.Tensor]) -> None:
+        raise NotImplementedError
+
+
+class Lars(_Layerwise):
+    """Layer-wise adaptive rate scaling on SGD with momentum; see the module's notes."""
 
     def __init__(self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
                  nesterov: bool = False, trust_coefficient: float = 0.001, trust_clip: bool = False,
@@ -88,44 +109,30 @@ class Lars(torch.optim.Optimizer):
             state["momentum_buffer"] = torch.zeros_like(p)
         return state["momentum_buffer"]
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            grads = _unscaled(self, [p.grad for p in params])
-            lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
-            skip = _skip(self, params[0].device)
-            d = torch._foreach_add(grads, params, alpha=wd) if wd else torch._foreach_mul(grads, 1.0)
-            if group["adapt"]:
-                w, g = _norms(params), _norms(grads)
-                ratio = torch.where((w > 0) & (g > 0), group["trust_coefficient"] * w / (g + wd * w), 1.0)
-                if group["trust_clip"]:
-                    ratio = (ratio / lr).clamp(max=1.0) if lr > 0 else torch.ones_like(ratio)
-                torch._foreach_mul_(d, list(ratio.unbind()))
-            if mu:
-                # A zero buffer at the first step: mu 0 + d is d, SGD's first step, and a skipped first
-                # step leaves zeros, not an uninitialised buffer.
-                bufs = [self._buffer(p) for p in params]
-                _axpby_(bufs, d, mu, 1.0, skip)
-                if group["nesterov"]:
-                    torch._foreach_add_(d, bufs, alpha=mu)
-                else:
-                    d = bufs
-            _axpby_(params, d, 1.0, -lr, skip)
-        return loss
+    def _update(self, group: dict, params: List[torch.Tensor], grads: List[torch.Tensor],
+                skip: Optional[torch.Tensor]) -> None:
+        lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
+        d = torch._foreach_add(grads, params, alpha=wd) if wd else torch._foreach_mul(grads, 1.0)
+        if group["adapt"]:
+            w, g = _norms(params), _norms(grads)
+            ratio = torch.where((w > 0) & (g > 0), group["trust_coefficient"] * w / (g + wd * w), 1.0)
+            if group["trust_clip"]:
+                ratio = (ratio / lr).clamp(max=1.0) if lr > 0 else torch.ones_like(ratio)
+            torch._foreach_mul_(d, list(ratio.unbind()))
+        if mu:
+            # A zero buffer at the first step: mu 0 + d is d, SGD's first step, and a skipped first
+            # step leaves zeros, not an uninitialised buffer.
+            bufs = [self._buffer(p) for p in params]
+            _axpby_(bufs, d, mu, 1.0, skip)
+            if group["nesterov"]:
+                torch._foreach_add_(d, bufs, alpha=mu)
+            else:
+                d = bufs
+        _axpby_(params, d, 1.0, -lr, skip)
 
 
-class Lamb(torch.optim.Optimizer):
+class Lamb(_Layerwise):
     """Layer-wise adaptive moments (Adam's, with weight decay in the update); see the module's notes."""
-
-    takes_found_inf = True
-    _step_supports_amp_scaling = True
 
     def __init__(self, params: Iterable, lr: float, betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
                  weight_decay: float = 0.0, adapt: bool = True):
@@ -143,38 +150,27 @@ class Lamb(torch.optim.Optimizer):
             value = state[name] = value.to(p.device)
         return value
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            grads = _unscaled(self, [p.grad for p in params])
-            (b1, b2), lr, wd = group["betas"], group["lr"], group["weight_decay"]
-            skip = _skip(self, params[0].device)
-            zero = torch.zeros((), dtype=torch.float32, device=params[0].device)
-            steps = [self._state(p, "step", zero) for p in params]
-            m = [self._state(p, "exp_avg", p) for p in params]
-            v = [self._state(p, "exp_avg_sq", p) for p in params]
-            _axpby_(steps, [torch.ones_like(zero)] * len(steps), 1.0, 1.0, skip)
-            _axpby_(m, grads, b1, 1 - b1, skip)
-            _axpby_(v, torch._foreach_mul(grads, grads), b2, 1 - b2, skip)
-            # At least 1: a first step that was skipped has zero moments and must not divide by 1 - b**0.
-            t = torch.stack(steps).clamp(min=1.0)
-            bc1, bc2_sqrt = 1 - torch.pow(b1, t), (1 - torch.pow(b2, t)).sqrt()
-            denom = torch._foreach_sqrt(v)
-            torch._foreach_div_(denom, list(bc2_sqrt.unbind()))
-            torch._foreach_add_(denom, group["eps"])
-            u = torch._foreach_div(m, list(bc1.unbind()))
-            torch._foreach_div_(u, denom)
-            if wd:
-                torch._foreach_add_(u, params, alpha=wd)
-            if group["adapt"]:
-                w, n = _norms(params), _norms(u)
-                torch._foreach_mul_(u, list(torch.where((w > 0) & (n > 0), w / n, 1.0).unbind()))
-            _axpby_(params, u, 1.0, -lr, skip)
-        return loss
+    def _update(self, group: dict, params: List[torch.Tensor], grads: List[torch.Tensor],
+                skip: Optional[torch.Tensor]) -> None:
+        (b1, b2), lr, wd = group["betas"], group["lr"], group["weight_decay"]
+        zero = torch.zeros((), dtype=torch.float32, device=params[0].device)
+        steps = [self._state(p, "step", zero) for p in params]
+        m = [self._state(p, "exp_avg", p) for p in params]
+        v = [self._state(p, "exp_avg_sq", p) for p in params]
+        _axpby_(steps, [torch.ones_like(zero)] * len(steps), 1.0, 1.0, skip)
+        _axpby_(m, grads, b1, 1 - b1, skip)
+        _axpby_(v, torch._foreach_mul(grads, grads), b2, 1 - b2, skip)
+        # At least 1: a first step that was skipped has zero moments and must not divide by 1 - b**0.
+        t = torch.stack(steps).clamp(min=1.0)
+        bc1, bc2_sqrt = 1 - torch.pow(b1, t), (1 - torch.pow(b2, t)).sqrt()
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_div_(denom, list(bc2_sqrt.unbind()))
+        torch._foreach_add_(denom, group["eps"])
+        u = torch._foreach_div(m, list(bc1.unbind()))
+        torch._foreach_div_(u, denom)
+        if wd:
+            torch._foreach_add_(u, params, alpha=wd)
+        if group["adapt"]:
+            w, n = _norms(params), _norms(u)
+            torch._foreach_mul_(u, list(torch.where((w > 0) & (n > 0), w / n, 1.0).unbind()))
+        _axpby_(params, u, 1.0, -lr, skip)
