@@ -582,6 +582,50 @@ def test_crop_scale_min_bounds_every_training_crop_of_both_pipelines(tmp_path):
     assert torch.equal(got, T.random_resized_crop(img, 224, seed, scale=(0.5, 1.0)))
 
 
+def test_crop_ratio_bounds_every_training_crop_of_both_pipelines(tmp_path):
+    """train --crop_ratio_min/--crop_ratio_max (timm's --ratio) reach the crop draws of the CPU pipeline's
+    dataset and of the GPU pipeline's workers and feeding process: with 1 and 1.2 every box's aspect ratio
+    lies within them (up to the rounding of a side to whole pixels), the two pipelines draw the same box
+    for a seed, and the seed's 3/4..4/3 draws boxes outside. Refused crossed, or for CIFAR-10."""
+    from mobilenet_v1.config import ConfigError, load_config
+    from mobilenet_v1.train import data_options
+
+    for c in range(2):
+        (tmp_path / "train" / f"c{c}").mkdir(parents=True)
+        for i in range(2):
+            gradient = np.broadcast_to(np.arange(160, dtype=np.uint8)[None, :, None], (120, 160, 3)) + 40 * i + c
+            Image.fromarray(np.ascontiguousarray(gradient)).save(tmp_path / "train" / f"c{c}" / f"{i}.jpg")
+    cfg = load_config(["--dataset=imagenet2012", f"--dataset_path={tmp_path}", "--crop_ratio_min=1.0",
+                       "--crop_ratio_max=1.2", "--num_workers=0", "--batch_size=2"])
+    opts = data_options(cfg, torch.device("cpu"))
+    cpu = build_loader(opts, train=True, device=torch.device("cpu"))
+    gpu = build_loader(dataclasses.replace(opts, pipeline="gpu"), train=True, device=torch.device("cpu"))
+    assert cpu.dataset.crop_ratio == gpu.crop_ratio == gpu.loader.dataset.crop_ratio == (1.0, 1.2)
+
+    def ratios(crop_ratio):
+        out = []
+        for seed in range(300):
+            (top, left, h, w), _ = T.crop_and_flip(120, 160, seed, T.RRC_SCALE, crop_ratio)
+            out.append((w / h, h))
+        return out
+
+    for seed in range(300):
+        box, flip = T.crop_and_flip(120, 160, seed, cpu.dataset.crop_scale, cpu.dataset.crop_ratio)
+        assert gpu.loader.dataset._draw((120, 160), seed) == ((120, 160), box, flip)
+        assert T.crop_and_flip(120, 160, seed, gpu.crop_scale, gpu.crop_ratio) == (box, flip)
+    # a side rounds to whole pixels: a ratio can leave the range by up to one pixel's share
+    assert all(1.0 - 1.5 / h <= r <= 1.2 + 1.5 / h for r, h in ratios((1.0, 1.2)))
+    assert min(r for r, _ in ratios(T.RRC_RATIO)) < 0.9 and max(r for r, _ in ratios(T.RRC_RATIO)) > 1.25
+    path, _ = cpu.dataset.samples[0]
+    img = T.decode_rgb(torch.from_numpy(np.fromfile(path, np.uint8)), path)
+    got, _ = cpu.dataset[(0, 7)]
+    assert torch.equal(got, T.random_resized_crop(img, 224, 7, ratio=(1.0, 1.2)))
+    with pytest.raises(ConfigError, match=r"0 < crop_ratio_min <= crop_ratio_max .* got 1.5 and 1.2"):
+        load_config(["--dataset=imagenet2012", "--crop_ratio_min=1.5", "--crop_ratio_max=1.2"])
+    with pytest.raises(ConfigError, match="crop_ratio_max 2 is for image folders' training crops"):
+        load_config(["--crop_ratio_max=2"])
+
+
 def test_missing_folder_is_named():
     with pytest.raises(DataError, match="nope"):
         find_images("/nonexistent/nope")

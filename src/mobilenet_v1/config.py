@@ -107,6 +107,10 @@ class Config:
     # Image folders' training: RandomResizedCrop's smallest crop, as a share of the image's area (the
     # seed's 0.08; timm's --scale). The MobileNet paper trained with larger small crops than Inception.
     crop_scale_min: float = 0.08
+    # Image folders' training crops: their aspect ratio (width / height) is drawn log-uniform between these
+    # (the seed's, torchvision's and timm's 3/4 and 4/3; timm's --ratio).
+    crop_ratio_min: float = 0.75
+    crop_ratio_max: float = 1.333
     # Image folders: JPEG and PNG photos turned upright by their EXIF orientation tag, as photo viewers show
     # them (train, eval, calibration, predict; export records it). False, the seed's (and PIL's, timm's and
     # torchvision's ImageFolder's): the pixels as stored, which phones often store turned by 90 degrees.
@@ -268,6 +272,8 @@ KEY_HELP: Dict[str, str] = {
     "image_size": "input resolution",
     "crop_pct": "image folders' evaluation: centre crop's share of the resized shorter side",
     "crop_scale_min": "image folders' training: the smallest random crop's share of the image's area",
+    "crop_ratio_min": "image folders' training: the narrowest random crop's aspect ratio (width / height)",
+    "crop_ratio_max": "image folders' training: the widest random crop's aspect ratio (width / height)",
     "exif_orientation": "image folders: photos turned upright by their EXIF orientation (False: as stored, the seed's)",
     "antialias": "image folders: resizes antialiased (False: plain bilinear, the seed's)",
     "padding": "same (the seed's, TensorFlow's SAME) or symmetric (PyTorch's padding=1)",
@@ -501,6 +507,10 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     if not 0 < cfg.crop_pct <= 1:
         fail("crop_pct", f"crop_pct must be in (0, 1] (the centre crop's share of the resized shorter side), "
                          f"got {cfg.crop_pct}")
+    if not 0 < cfg.crop_ratio_min <= cfg.crop_ratio_max:
+        fail("crop_ratio_min" if cfg.crop_ratio_min <= 0 else "crop_ratio_max",
+             f"crop_ratio_min and crop_ratio_max must satisfy 0 < crop_ratio_min <= crop_ratio_max (the training "
+             f"crops' aspect ratios, width / height), got {cfg.crop_ratio_min:g} and {cfg.crop_ratio_max:g}")
     if not 0 < cfg.crop_scale_min <= 1:
         fail("crop_scale_min", f"crop_scale_min must be in (0, 1] (the smallest training crop's share of the "
                                f"image's area; 1: the whole image), got {cfg.crop_scale_min}")
@@ -568,7 +578,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          "no teacher is set (--teacher CKPT)"),
         (("crop_pct",), cfg.dataset != "cifar10", "for image folders' evaluation",
          "CIFAR-10's resizes the whole 32x32 image"),
-        (("crop_scale_min",), cfg.dataset != "cifar10", "for image folders' training crops",
+        (("crop_scale_min", "crop_ratio_min", "crop_ratio_max"), cfg.dataset != "cifar10",
+         "for image folders' training crops",
          "CIFAR-10's is the seed's 32x32 crop of the image padded by 4 pixels"),
         (("exif_orientation",), cfg.dataset != "cifar10", "for image folders' photos",
          "CIFAR-10's binary files hold pixels, with no EXIF tags"),

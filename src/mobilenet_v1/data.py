@@ -596,10 +596,12 @@ class ImageFolderDataset(Dataset):
 
     def __init__(self, samples: Sequence[Tuple[str, int]], train: bool, image_size: int, flip: bool = True,
                  auto_augment: Optional[Augment] = None, crop_pct: float = T.CROP_PCT,
-                 crop_scale: Tuple[float, float] = T.RRC_SCALE, exif: bool = False, antialias: bool = True):
+                 crop_scale: Tuple[float, float] = T.RRC_SCALE, exif: bool = False, antialias: bool = True,
+                 crop_ratio: Tuple[float, float] = T.RRC_RATIO):
         self.samples, self.train, self.image_size, self.flip = list(samples), train, image_size, flip
         self.auto_augment = auto_augment if train else None
         self.crop_pct, self.crop_scale, self.exif, self.antialias = crop_pct, crop_scale, exif, antialias
+        self.crop_ratio = crop_ratio
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -613,7 +615,7 @@ class ImageFolderDataset(Dataset):
             return BadSample(path, read_failure(e)), label
         if self.train:
             img = T.random_resized_crop(img, self.image_size, seed, flip=self.flip, scale=self.crop_scale,
-                                        antialias=self.antialias)
+                                        antialias=self.antialias, ratio=self.crop_ratio)
             if self.auto_augment is not None:
                 img = self.auto_augment(img[None], [seed])[0]
         else:
@@ -630,11 +632,12 @@ class ImageFolderLoader(DeviceLoader):
                  shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None,
                  auto_augment: Optional[Augment] = None, holdout: Optional[Holdout] = None,
                  crop_pct: float = T.CROP_PCT, crop_scale: Tuple[float, float] = T.RRC_SCALE,
-                 exif_orientation: bool = False, antialias: bool = True):
+                 exif_orientation: bool = False, antialias: bool = True,
+                 crop_ratio: Tuple[float, float] = T.RRC_RATIO):
         samples, self.classes = find_images(root, classes, holdout)
         self.num_classes = len(self.classes)
         self.dataset = ImageFolderDataset(samples, train, image_size, flip, auto_augment, crop_pct, crop_scale,
-                                          exif_orientation, antialias)
+                                          exif_orientation, antialias, crop_ratio)
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train)
         self.num_samples = len(self.sampler)
@@ -692,9 +695,10 @@ class EncodedImageDataset(Dataset):
     cannot tell (:func:`transforms.jpeg_frame`: -1) is decoded here, by the CPU pipeline's decode."""
 
     def __init__(self, samples: Sequence[Tuple[str, int]], train: bool = False,
-                 crop_scale: Tuple[float, float] = T.RRC_SCALE, exif: bool = False):
+                 crop_scale: Tuple[float, float] = T.RRC_SCALE, exif: bool = False,
+                 crop_ratio: Tuple[float, float] = T.RRC_RATIO):
         self.samples = list(samples)
-        self.train, self.crop_scale, self.exif = train, crop_scale, exif
+        self.train, self.crop_scale, self.exif, self.crop_ratio = train, crop_scale, exif, crop_ratio
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -721,7 +725,7 @@ class EncodedImageDataset(Dataset):
     def _draw(self, size: Tuple[int, int], seed: int) -> Optional[CropDraw]:
         if not self.train or min(size) < 1:
             return None
-        return CropDraw(size, *T.crop_and_flip(size[0], size[1], seed, self.crop_scale))
+        return CropDraw(size, *T.crop_and_flip(size[0], size[1], seed, self.crop_scale, self.crop_ratio))
 
 
 @dataclass
@@ -984,11 +988,12 @@ class BatchedImageLoader(DeviceLoader):
                  shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None,
                  auto_augment: Optional[Augment] = None, holdout: Optional[Holdout] = None,
                  crop_pct: float = T.CROP_PCT, crop_scale: Tuple[float, float] = T.RRC_SCALE,
-                 exif_orientation: bool = False, antialias: bool = True):
+                 exif_orientation: bool = False, antialias: bool = True,
+                 crop_ratio: Tuple[float, float] = T.RRC_RATIO):
         samples, self.classes = find_images(root, classes, holdout)
         self.num_classes = len(self.classes)
         self.auto_augment = auto_augment if train else None
-        self.crop_pct, self.crop_scale, self.antialias = crop_pct, crop_scale, antialias
+        self.crop_pct, self.crop_scale, self.antialias, self.crop_ratio = crop_pct, crop_scale, antialias, crop_ratio
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train)
         self.num_samples = len(self.sampler)
@@ -1004,8 +1009,8 @@ class BatchedImageLoader(DeviceLoader):
             held_here = self.receive_ahead + 2 if self.receive_ahead else 1
             slots = SharedSlots.for_files([path for path, _ in samples], batch_size, num_workers,
                                           PREFETCH_BATCHES + -(-held_here // num_workers))
-        self.loader = encoded_loader(EncodedImageDataset(samples, train, crop_scale, exif_orientation), batch_size,
-                                     self.sampler, num_workers, drop_last, slots=slots)
+        self.loader = encoded_loader(EncodedImageDataset(samples, train, crop_scale, exif_orientation, crop_ratio),
+                                     batch_size, self.sampler, num_workers, drop_last, slots=slots)
         self._len = len(self.loader)
         self._close_at_exit()
 
@@ -1024,7 +1029,7 @@ class BatchedImageLoader(DeviceLoader):
             if not draws:
                 draws = [None] * len(images)
             params = [(d.box, d.flip) if d is not None and img.shape[-2:] == d.size else
-                      T.crop_and_flip(img.shape[-2], img.shape[-1], s, self.crop_scale)
+                      T.crop_and_flip(img.shape[-2], img.shape[-1], s, self.crop_scale, self.crop_ratio)
                       for img, s, d in zip(images, seeds, draws)]
             x = T.batch_resized_crop(images, [box for box, _ in params], self.image_size, antialias=self.antialias)
             if self.flip:
@@ -1240,6 +1245,8 @@ class DataOptions:
     val_split: float = 0.0  # an image folder without an evaluation split: the share of each class held out
     crop_pct: float = T.CROP_PCT  # image folders' evaluation: the centre crop's share of the resized shorter side
     crop_scale_min: float = T.RRC_SCALE[0]  # image folders' training: the smallest crop's share of the image's area
+    crop_ratio_min: float = T.RRC_RATIO[0]  # image folders' training: the crops' aspect ratios (w/h) lie between
+    crop_ratio_max: float = T.RRC_RATIO[1]
     exif_orientation: bool = False  # image folders: photos turned upright by their EXIF orientation tag
     antialias: bool = True  # image folders' resizes antialiased (False: plain bilinear, the seed's)
 
@@ -1281,4 +1288,4 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
                flip=opts.flip, max_bad_samples=opts.max_bad_samples, shuffle=shuffle, classes=classes,
                auto_augment=auto_augment, holdout=holdout, crop_pct=opts.crop_pct,
                crop_scale=(opts.crop_scale_min, T.RRC_SCALE[1]), exif_orientation=opts.exif_orientation,
-               antialias=opts.antialias)
+               antialias=opts.antialias, crop_ratio=(opts.crop_ratio_min, opts.crop_ratio_max))

@@ -45,6 +45,7 @@ def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataO
                        max_bad_samples=cfg.max_bad_samples, auto_augment=cfg.auto_augment,
                        ra_magnitude=cfg.ra_magnitude, augmix_severity=cfg.augmix_severity,
                        val_split=cfg.val_split, crop_pct=cfg.crop_pct, crop_scale_min=cfg.crop_scale_min,
+                       crop_ratio_min=cfg.crop_ratio_min, crop_ratio_max=cfg.crop_ratio_max,
                        exif_orientation=cfg.exif_orientation, antialias=cfg.antialias)
 
 
@@ -436,7 +437,8 @@ def steps_change(ckpt: Dict[str, Any], source: str, steps_per_epoch: int, batch:
 # from an epoch's end; inside one it would skip or repeat samples, and is refused.)
 RECIPE_KEYS = ("image_size", "seed", "drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "random_erase",
                "random_erase_mode", "mixup_alpha", "cutmix_alpha", "mix_prob", "clip_grad_norm", "use_label_smooth",
-               "label_smooth_factor", "random_flip", "crop_scale_min", "exif_orientation", "antialias", "teacher",
+               "label_smooth_factor", "random_flip", "crop_scale_min", "crop_ratio_min", "crop_ratio_max",
+               "exif_orientation", "antialias", "teacher",
                "distill_alpha", "distill_temperature", "qat_range_epochs", "bce_loss", "bce_target_thresh")
 
 

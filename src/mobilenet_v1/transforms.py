@@ -158,12 +158,12 @@ def random_resized_crop_box(height: int, width: int, rng: random.Random,
     return (height - h) // 2, (width - w) // 2, h, w
 
 
-def crop_and_flip(height: int, width: int, seed: int,
-                  scale: Sequence[float] = RRC_SCALE) -> Tuple[Tuple[int, int, int, int], bool]:
-    """A sample's RandomResizedCrop box (its area a share ``scale`` of the image's) and flip, from its
-    seed alone: both pipelines draw this."""
+def crop_and_flip(height: int, width: int, seed: int, scale: Sequence[float] = RRC_SCALE,
+                  ratio: Sequence[float] = RRC_RATIO) -> Tuple[Tuple[int, int, int, int], bool]:
+    """A sample's RandomResizedCrop box (its area a share ``scale`` of the image's, its aspect ratio w/h in
+    ``ratio``) and flip, from its seed alone: both pipelines draw this."""
     rng = random.Random(seed)
-    box = random_resized_crop_box(height, width, rng, scale)
+    box = random_resized_crop_box(height, width, rng, scale, ratio)
     return box, rng.random() < 0.5
 
 
@@ -203,11 +203,12 @@ def seeded_uniform(seeds: torch.Tensor, k: int) -> torch.Tensor:
 # per-image transforms (uint8 in, uint8 out)
 
 def random_resized_crop(img: torch.Tensor, size: int, seed: int, flip: bool = True,
-                        scale: Sequence[float] = RRC_SCALE, antialias: bool = True) -> torch.Tensor:
+                        scale: Sequence[float] = RRC_SCALE, antialias: bool = True,
+                        ratio: Sequence[float] = RRC_RATIO) -> torch.Tensor:
     """The seed's train transform of one decoded image: RandomResizedCrop(size, scale) then a p=0.5 flip.
     ``antialias``: a downscale averages the pixels it covers (torchvision's and timm's resize); False:
     plain bilinear, which interpolates the four pixels around each sample (the seed's: MindSpore's)."""
-    (top, left, h, w), flipped = crop_and_flip(img.shape[-2], img.shape[-1], seed, scale)
+    (top, left, h, w), flipped = crop_and_flip(img.shape[-2], img.shape[-1], seed, scale, ratio)
     out = TF.resized_crop(img, top, left, h, w, [size, size], antialias=antialias)
     return out.flip(-1) if flip and flipped else out
 
