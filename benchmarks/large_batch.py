@@ -58,16 +58,18 @@ def train_table(data: str, batch_size: int, out: str):
                           + options)
         os.makedirs(folder)
         # train's own lines go to a file in its folder (printed if it fails), the table to stdout.
+        done = False
         with open(os.path.join(folder, "train.out"), "w") as log:
             start = time.perf_counter()
             try:
                 with contextlib.redirect_stdout(log):
                     result = train.run(cfg)
-            except Exception:
-                log.flush()
-                with open(log.name) as f:
-                    sys.stdout.write(f.read())
-                raise
+                done = True
+            finally:
+                if not done:  # the run's own lines, then its error as it is raised
+                    log.flush()
+                    with open(log.name) as f:
+                        sys.stdout.write(f.read())
             seconds = time.perf_counter() - start
         with open(os.path.join(folder, "metrics.jsonl")) as f:
             evals = [r["top_1"] for r in map(json.loads, f) if r.get("kind") == "epoch" and "top_1" in r]

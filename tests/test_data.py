@@ -544,6 +544,16 @@ def test_random_resized_crop_box_within_seed_ranges():
         assert 0.75 * 0.97 <= w / h <= 1.333 * 1.03
 
 
+def gradient_folder(root):
+    """An image folder of 2 classes x 2 JPEGs of 160x120, horizontal gradients (so another crop box
+    gives other pixels) under ``root/train``."""
+    for c in range(2):
+        (root / "train" / f"c{c}").mkdir(parents=True)
+        for i in range(2):
+            gradient = np.broadcast_to(np.arange(160, dtype=np.uint8)[None, :, None], (120, 160, 3)) + 40 * i + c
+            Image.fromarray(np.ascontiguousarray(gradient)).save(root / "train" / f"c{c}" / f"{i}.jpg")
+
+
 def test_crop_scale_min_bounds_every_training_crop_of_both_pipelines(tmp_path):
     """train --crop_scale_min reaches the crop draws of the CPU pipeline's dataset and of the GPU
     pipeline's workers and feeding process: every box keeps at least that share of the image's area,
@@ -552,11 +562,7 @@ def test_crop_scale_min_bounds_every_training_crop_of_both_pipelines(tmp_path):
     from mobilenet_v1.data import BatchedImageLoader, EncodedImageDataset, ImageFolderLoader
     from mobilenet_v1.train import data_options
 
-    for c in range(2):
-        (tmp_path / "train" / f"c{c}").mkdir(parents=True)
-        for i in range(2):
-            gradient = np.broadcast_to(np.arange(160, dtype=np.uint8)[None, :, None], (120, 160, 3)) + 40 * i + c
-            Image.fromarray(np.ascontiguousarray(gradient)).save(tmp_path / "train" / f"c{c}" / f"{i}.jpg")
+    gradient_folder(tmp_path)
     cfg = load_config(["--dataset=imagenet2012", f"--dataset_path={tmp_path}", "--crop_scale_min=0.5",
                        "--num_workers=0", "--batch_size=2"])
     opts = data_options(cfg, torch.device("cpu"))
@@ -590,11 +596,7 @@ def test_crop_ratio_bounds_every_training_crop_of_both_pipelines(tmp_path):
     from mobilenet_v1.config import ConfigError, load_config
     from mobilenet_v1.train import data_options
 
-    for c in range(2):
-        (tmp_path / "train" / f"c{c}").mkdir(parents=True)
-        for i in range(2):
-            gradient = np.broadcast_to(np.arange(160, dtype=np.uint8)[None, :, None], (120, 160, 3)) + 40 * i + c
-            Image.fromarray(np.ascontiguousarray(gradient)).save(tmp_path / "train" / f"c{c}" / f"{i}.jpg")
+    gradient_folder(tmp_path)
     cfg = load_config(["--dataset=imagenet2012", f"--dataset_path={tmp_path}", "--crop_ratio_min=1.0",
                        "--crop_ratio_max=1.2", "--num_workers=0", "--batch_size=2"])
     opts = data_options(cfg, torch.device("cpu"))

@@ -81,10 +81,10 @@ class Config:
     use_label_smooth: bool = False
     label_smooth_factor: float = 0.1
     # Beyond the seed: each class a sigmoid against its one-hot target (binary cross entropy, timm's
-    # --bce-loss, ResNet Strikes Back's recipes with LAMB); False: softmax cross entropy (the seed's).
+    # --bce-loss); False: softmax cross entropy (the seed's).
     bce_loss: bool = False
-    # With bce_loss: targets (smoothed, mixed) above it count as 1, the others 0 (timm's --bce-target-thresh,
-    # 0.2 in ResNet Strikes Back's recipes); 0: off.
+    # With bce_loss: targets (smoothed, mixed) above it count as 1, the others 0 (timm's
+    # --bce-target-thresh); 0: off.
     bce_target_thresh: float = 0.0
     pre_trained: str = ""
     checkpoint_path: str = ""

@@ -155,6 +155,13 @@ class Context:
         t = self.all_reduce_sum(torch.tensor([int(counts[k]) for k in keys], dtype=torch.long), device)
         return {k: int(v) for k, v in zip(keys, t.tolist())}
 
+    def note_eval_drop_last(self, eval_drop_last: bool) -> None:
+        """Say, in a distributed run with ``eval_drop_last``, that each process drops its own last
+        partial batch (eval and train's evaluations)."""
+        if self.enabled and eval_drop_last:
+            print0(f"eval_drop_last: each of the {self.world_size} processes drops its own last partial batch; "
+                   f"the count matches the seed's only in one process")
+
     def defer_bad_samples(self, loader) -> None:
         """A distributed run's loader (of image files) counts its shard's unreadable files without stopping
         on them: the limit is the job's (:meth:`check_bad_samples`)."""

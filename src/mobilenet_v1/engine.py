@@ -308,10 +308,15 @@ def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float,
     return torch.nn.utils.clip_grad_norm_(params, max_norm)
 
 
+def gradients(optimizer: torch.optim.Optimizer):
+    """The gradients of the optimiser's parameters that have one."""
+    return [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+
+
 def grad_norm(optimizer: torch.optim.Optimizer) -> torch.Tensor:
     """The global L2 norm of the optimiser's gradients as they are (0-dim, on their device; nothing read
     back); 0 without any."""
-    grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    grads = gradients(optimizer)
     if not grads:
         return torch.zeros(())
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))

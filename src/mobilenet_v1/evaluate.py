@@ -245,9 +245,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(device=device, memory_format=memory_format)
         opts = data_options(cfg, device, train=False)
-    if dist.enabled and cfg.eval_drop_last:
-        print0(f"eval_drop_last: each of the {dist.world_size} processes drops its own last partial batch; "
-               f"the count matches the seed's only in one process")
+    dist.note_eval_drop_last(cfg.eval_drop_last)
     # An image folder is labelled by the class list the model was trained on, where the file records it.
     loader = build_loader(opts, train=False, device=device, drop_last=cfg.eval_drop_last,
                           classes=classes if isinstance(classes, list) else None, **dist.shard())

@@ -41,8 +41,8 @@ class CrossEntropySmooth(nn.Module):
 
 
 class BinaryCrossEntropy(nn.Module):
-    """Each class a sigmoid against its own target, as timm's ``--bce-loss`` (ResNet Strikes Back's A1 to
-    A3 recipes and timm's LAMB recipes): ``binary_cross_entropy_with_logits`` against one-hot targets,
+    """Each class a sigmoid against its own target, as timm's ``--bce-loss``:
+    ``binary_cross_entropy_with_logits`` against one-hot targets,
     the mean over the batch and the classes (timm's default). Smoothed as :class:`CrossEntropySmooth`
     smooths (``1 - e`` on the true class, ``e / (num_classes - 1)`` elsewhere; timm's BCE puts
     ``1 - e + e / C`` and ``e / C``). The loss is linear in the target, so the mixed loss of Mixup and

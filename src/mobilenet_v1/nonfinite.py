@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from .checkpoint import unwrap
-from .engine import clip_gradients, grad_norm
+from .engine import clip_gradients, grad_norm, gradients
 from .qat import ActivationRanges
 
 
@@ -115,7 +115,7 @@ class NonFiniteGuard:
         ``clip_grad_norm``: above 0, the gradients are clipped to that global norm (unscaled first)
         after the step is judged on the gradients as they came."""
         optimizer = self.optimizer
-        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        grads = gradients(optimizer)
         found = (~torch.isfinite(loss.detach().float())).float().reshape(1)
         by_kind: Dict[tuple, List[torch.Tensor]] = {}
         for g in grads:

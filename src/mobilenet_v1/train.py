@@ -650,9 +650,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                    if cfg.eval_interval else None)
     for each in (loader, eval_loader):  # the limit on unreadable files is the job's: checked together
         dist.defer_bad_samples(each)
-    if eval_loader is not None and dist.enabled and cfg.eval_drop_last:
-        print0(f"eval_drop_last: each of the {dist.world_size} processes drops its own last partial batch; "
-               f"the count matches the seed's only in one process")
+    if eval_loader is not None:
+        dist.note_eval_drop_last(cfg.eval_drop_last)
     if eval_loader is not None:
         loaders.callback(eval_loader.close)
     check_class_num(cfg, loader, eval_loader is not None)
