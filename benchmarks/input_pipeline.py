@@ -13,6 +13,10 @@ Images/s of a full pass after one warm-up pass; output is the normalised batch o
     python benchmarks/input_pipeline.py --images 8192 --stages 0 --tensor_per_batch --canvas_per_crop --rounds 3
                                   # the same: each batch's bytes in a tensor of their own (as before), and
                                   # each crop copied into the canvas on its own (as before)
+    python benchmarks/input_pipeline.py --images 1024 --archive 3 --passes 1 --listing 100000
+                                  # the JPEGs read from their folder and from one .tar of it: listing
+                                  # seconds and both pipelines' images/s, alternated over 3 rounds; and
+                                  # the listing of 100,000 tiny files from a folder and from a tar
 
 ``--receive R`` instead times how long the feeding process takes to receive a batch from the workers,
 read its pages and let it go (the bytes in shared buffers used again, as the package sends them,
@@ -30,7 +34,9 @@ timing cannot separate from the work itself.
 """
 import argparse
 import dataclasses
+import io
 import os
+import tarfile
 import tempfile
 import time
 
@@ -40,6 +46,7 @@ import torch
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from mobilenet_v1 import transforms as T
+from mobilenet_v1.archive import forget_indexes
 from mobilenet_v1.autoaugment import POLICIES, make_augment
 from mobilenet_v1.data import (BatchedImageLoader, EncodedBatch, ImageFolderLoader, collate_encoded, encoded_loader,
                                find_images)
@@ -271,6 +278,62 @@ def decode_only(folder, device, batch):
     return (len(datas) // batch * batch) / (time.perf_counter() - t)
 
 
+def archive_rates(data_dir, rounds, passes, common):
+    """{row: [value of each round]}: the seconds to list the folder and its archive (packed once, beside
+    it, as ``<data_dir>.tar``; the archive's listing walked anew each round), and images/s of both
+    pipelines reading each, the order turned each round."""
+    archive = data_dir + ".tar"
+    if not os.path.isfile(archive):
+        with tarfile.open(archive + ".part", "w") as tf:
+            tf.add(data_dir, arcname=os.path.basename(data_dir))
+        os.replace(archive + ".part", archive)
+    runs = {}
+    for where, root in (("folder", data_dir), ("archive", archive)):
+        runs[f"listing the {where}, s"] = lambda root=root: listing_seconds(root)
+        for name, cls in (("cpu", ImageFolderLoader), ("gpu", BatchedImageLoader)):
+            runs[f"{name} pipeline from the {where}, images/s"] = \
+                lambda root=root, cls=cls: rate_of(cls(root, **common), common["device"], passes)
+    values = {name: [] for name in runs}
+    for r in range(rounds):
+        for name in (list(runs) if r % 2 == 0 else list(reversed(list(runs)))):
+            values[name].append(runs[name]())
+            print(f"round {r + 1}: {name}: {values[name][-1]:,.3f}", flush=True)
+    return values, os.path.getsize(archive)
+
+
+def listing_scale(base, files, rounds):
+    """{row: [µs a file of each round]} listing ``files`` tiny files (110 bytes, named as ImageNet's, 1,000
+    classes) from a folder and from a tar of it, made once under ``base``: the walk's own cost, the
+    page cache warm."""
+    root = os.path.join(base, f"listing_{files}", "train")
+    if not os.path.isfile(root + ".tar"):
+        payload = b"x" * 110
+        os.makedirs(root, exist_ok=True)
+        with tarfile.open(root + ".tar.part", "w") as tf:
+            for i in range(files):
+                info = tarfile.TarInfo(f"train/n{i % 1000:08d}/n{i % 1000:08d}_{i}.JPEG")
+                info.size = len(payload)
+                tf.addfile(info, io.BytesIO(payload))
+                folder = os.path.join(root, f"n{i % 1000:08d}")
+                os.makedirs(folder, exist_ok=True)
+                with open(os.path.join(folder, f"n{i % 1000:08d}_{i}.JPEG"), "wb") as f:
+                    f.write(payload)
+        os.replace(root + ".tar.part", root + ".tar")
+    values = {f"listing {files:,} files from a folder, µs a file": [],
+              f"listing {files:,} files from a tar archive, µs a file": []}
+    for _ in range(rounds):
+        for name, where in zip(values, (root, root + ".tar")):
+            values[name].append(listing_seconds(where) / files * 1e6)
+    return values
+
+
+def listing_seconds(root):
+    forget_indexes()
+    t = time.perf_counter()
+    find_images(root)
+    return time.perf_counter() - t
+
+
 def receive(data_dir, batch_size, workers, rounds, batches=6):
     """Milliseconds the process that feeds the GPU spends on one batch from the GPU pipeline's workers
     besides decoding it, once the workers are ahead: receiving it (``next`` on its DataLoader), reading
@@ -407,6 +470,10 @@ def main():
                    help="the JPEGs' width and height; smaller ones make the host's work per image count more")
     p.add_argument("--json", nargs="?", const=True, default=None)
     p.add_argument("--host_work", type=int, default=0, help="rounds of the host-work comparison (0: skip)")
+    p.add_argument("--archive", type=int, default=0, metavar="R",
+                   help="rounds of reading the JPEGs from their folder and from one .tar archive of it (0: skip)")
+    p.add_argument("--listing", type=int, default=0, metavar="N",
+                   help="with --archive: also the time to list N tiny files from a folder and from a tar of it")
     p.add_argument("--receive", type=int, default=0, metavar="R",
                    help="rounds of the receive-time comparison (shared buffers or a tensor per batch; 0: skip)")
     p.add_argument("--auto_augment", default="", choices=("",) + POLICIES,
@@ -437,6 +504,23 @@ def main():
     if args.data_dir is None:
         args.data_dir = os.path.join(tempfile.gettempdir(), "mobilenet_v1_bench_jpegs" +
                                      ("" if (width, height) == (500, 375) else f"_{width}x{height}"))
+    if args.archive:
+        device = pick_device(args.device)
+        info = make_jpeg_folder(args.data_dir, args.images, size=(height, width))
+        common = dict(batch_size=args.batch_size, train=True, image_size=args.image_size, device=device, seed=1,
+                      num_workers=args.workers, channels_last=True)
+        values, size = archive_rates(args.data_dir, args.archive, args.passes, common)
+        if args.listing:
+            values.update(listing_scale(os.path.dirname(args.data_dir), args.listing, args.archive))
+        rows = [{"read": name, "median": f"{median(v):,.3f}", "rounds": ", ".join(f"{x:,.3f}" for x in v)}
+                for name, v in values.items()]
+        print_table(f"The same {info['files']} JPEGs (mean {info['mean_kb']:.0f} KB) from a folder and from one tar "
+                    f"archive ({size / 2**20:,.0f} MiB), {machine()}: batch {args.batch_size}, {args.workers} workers, "
+                    f"training transforms on {device.type}, {args.archive} alternating rounds", rows,
+                    ["read", "median", "rounds"])
+        emit_json(args.json, {"machine": machine(), "files": info["files"], "rounds": values,
+                              "medians": {k: median(v) for k, v in values.items()}})
+        return
     if args.host_work or args.receive:
         if args.host_work:
             torch.set_num_threads(1)

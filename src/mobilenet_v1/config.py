@@ -224,7 +224,8 @@ CHOICES: Dict[str, Tuple[Any, ...]] = {
 # One line of `train --help` / `eval --help` for each key (tests/test_config.py checks none is missing).
 KEY_HELP: Dict[str, str] = {
     "dataset": "CIFAR-10 .bin files, or an ImageNet-style folder of class folders",
-    "dataset_path": "the data: CIFAR-10 binaries' folder, or an image folder (train/ + val/, or class folders)",
+    "dataset_path": "the data: CIFAR-10 binaries' folder, or an image folder (train/ + val/, or class folders; "
+                    "a split may be a .tar of them: train.tar, val.tar, or this path itself)",
     "class_num": "classifier outputs",
     "batch_size": "images per step and process",
     "loss_scale": "fp16's initial loss scale (dynamic)",

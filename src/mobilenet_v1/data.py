@@ -27,6 +27,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from . import transforms as T
+from .archive import (ARCHIVE_SUFFIX, ArchiveError, ArchiveImages, ArchiveMember, archive_index, is_archive,
+                      member_size, read_member)
 from .autoaugment import Augment, make_augment
 from .stopping import ignore_in_worker
 
@@ -357,9 +359,29 @@ def held_out(files: Sequence[str], root: str, share: float) -> Set[str]:
     return set(sorted(files, key=lambda f: (key[f], f))[:k])
 
 
+def packed_classes(root: str):
+    """The classes of a split packed as a tar archive (:func:`archive.archive_index`), as DataErrors."""
+    try:
+        return archive_index(root, IMAGE_EXTENSIONS, SPLIT_FOLDERS)
+    except ArchiveError as e:
+        raise DataError(str(e)) from None
+
+
+def split_at(root: str, name: str) -> Optional[str]:
+    """``root/name`` where it is a folder, else ``root/name.tar`` where that is an archive (the split
+    packed), else None."""
+    path = os.path.join(root, name)
+    if os.path.isdir(path):
+        return path
+    return path + ARCHIVE_SUFFIX if is_archive(path + ARCHIVE_SUFFIX) else None
+
+
 def class_folders(root: str) -> List[str]:
     """The class folders of an image folder's split, sorted: its sub-folders (links to folders too), the
-    hidden ones (``.git``, ``.ipynb_checkpoints``) left out; none where ``root`` is not a folder."""
+    hidden ones (``.git``, ``.ipynb_checkpoints``) left out; none where ``root`` is not a folder. A split
+    packed as an archive: the classes it holds."""
+    if is_archive(root):
+        return list(packed_classes(root))
     if not os.path.isdir(root):
         return []
     return sorted(d.name for d in os.scandir(root) if d.is_dir() and not d.name.startswith("."))
@@ -376,12 +398,18 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None,
     ``.ipynb_checkpoints``, macOS ``._*`` files) are not data; a folder that a class folder reaches
     twice through symbolic links (a loop) is read once. ``holdout``: only the images of each class that
     it holds out (:func:`held_out`), or only the others.
+
+    ``root`` may be the split packed as a tar archive (:mod:`archive`): the same samples as the folder it
+    was packed from, named by their paths under it (``train.tar/<class>/<file>``), as an
+    :class:`archive.ArchiveImages`.
     """
-    if not os.path.isdir(root):
+    packed = packed_classes(root) if is_archive(root) else None
+    if packed is None and not os.path.isdir(root):
         raise DataError(f"image folder {root!r} does not exist")
     folders = class_folders(root)
+    kind, classes_are = ("archive", "folders or class archives") if packed is not None else ("folder", "sub-folders")
     if not folders:
-        raise DataError(f"image folder {root!r} has no class sub-folders")
+        raise DataError(f"image {kind} {root!r} has no class {classes_are}")
     if classes is None:
         classes = folders
     labels = {name: i for i, name in enumerate(classes)}
@@ -392,32 +420,45 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None,
                         f"the model was trained on ({', '.join(list(classes)[:5])}{' ...' if len(classes) > 5 else ''})")
     samples = []
     for cls in folders:
-        files = image_files_under(os.path.join(root, cls))
+        files = packed[cls].names if packed is not None else image_files_under(os.path.join(root, cls))
+        keep = range(len(files))
         if holdout is not None:
             held = held_out(files, root, holdout.share)
-            files = [f for f in files if (f in held) == holdout.eval]
-        samples += [(path, labels[cls]) for path in files]
+            keep = [i for i, f in enumerate(files) if (f in held) == holdout.eval]
+        if packed is not None:
+            samples += [(i, cls) for i in keep]
+        else:
+            samples += [(files[i], labels[cls]) for i in keep]
+    if packed is not None:
+        samples = ArchiveImages(root, [packed[c].names[i] for i, c in samples],
+                                [packed[c].offsets[i] for i, c in samples], [packed[c].sizes[i] for i, c in samples],
+                                [labels[c] for _, c in samples])
     if not samples:
-        raise DataError(f"image folder {root!r}: no image files in its class sub-folders"
+        raise DataError(f"image {kind} {root!r}: no image files in its class {classes_are}"
                         + (" held out by val_split" if holdout is not None and holdout.eval else ""))
     return samples, list(classes)
 
 
 def eval_folder(root: str) -> Optional[str]:
-    """The evaluation split of an image folder (``IMAGENET_EVAL_FOLDERS``, the first present), or None."""
+    """The evaluation split of an image folder (``IMAGENET_EVAL_FOLDERS``, the first present, a folder or
+    the archive ``<name>.tar``), or None."""
     for name in IMAGENET_EVAL_FOLDERS:
-        if os.path.isdir(os.path.join(root, name)):
-            return os.path.join(root, name)
+        found = split_at(root, name)
+        if found is not None:
+            return found
     return None
 
 
 def imagenet_folder(root: str, train: bool) -> str:
     """The seed appends ``train`` / ``validation_preprocess`` (``val`` and ``validation`` work too); a
     folder that is itself a split works too, but not one with a training split and no evaluation one,
-    nor, for training, one with an evaluation split and no ``train``."""
+    nor, for training, one with an evaluation split and no ``train``. A split may be a tar archive
+    (``train.tar``, ``val.tar``: :mod:`archive`), and ``root`` an archive: a split itself."""
+    if is_archive(root):
+        return root
     if train:
-        sub = os.path.join(root, IMAGENET_TRAIN_FOLDER)
-        if os.path.isdir(sub):
+        sub = split_at(root, IMAGENET_TRAIN_FOLDER)
+        if sub is not None:
             return sub
         found = eval_folder(root)
         if found is not None:
@@ -432,7 +473,7 @@ def imagenet_folder(root: str, train: bool) -> str:
     found = eval_folder(root)
     if found is not None:
         return found
-    if os.path.isdir(os.path.join(root, IMAGENET_TRAIN_FOLDER)):
+    if split_at(root, IMAGENET_TRAIN_FOLDER) is not None:
         raise DataError(f"dataset_path {root}: it has a {IMAGENET_TRAIN_FOLDER}/ folder but no evaluation folder "
                         f"({', '.join(n + '/' for n in IMAGENET_EVAL_FOLDERS)}); add one, or hold out a share of "
                         f"each class of {IMAGENET_TRAIN_FOLDER}/ with --val_split (e.g. 0.1 when training; the "
@@ -504,9 +545,16 @@ def holds_images(folder: str) -> bool:
         return False
 
 
-def read_bytes(path: str) -> torch.Tensor:
+def file_bytes(path: str) -> bytes:
+    """An image file's bytes, or an archive member's (:class:`archive.ArchiveMember`)."""
+    if isinstance(path, ArchiveMember):
+        return read_member(path)
     with open(path, "rb") as f:
-        data = f.read()
+        return f.read()
+
+
+def read_bytes(path: str) -> torch.Tensor:
+    data = file_bytes(path)
     return torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
 
 
@@ -588,6 +636,11 @@ class CollateImages:
         return images, labels, bad
 
 
+def as_samples(samples: Sequence[Tuple[str, int]]) -> Sequence[Tuple[str, int]]:
+    """A data set's own list of ``(path, label)``; an archive's samples as the arrays they are."""
+    return samples if isinstance(samples, ArchiveImages) else list(samples)
+
+
 class ImageFolderDataset(Dataset):
     """Decodes and transforms one image per item (the CPU pipeline); returns uint8 (3, S, S), label.
 
@@ -598,7 +651,7 @@ class ImageFolderDataset(Dataset):
                  auto_augment: Optional[Augment] = None, crop_pct: float = T.CROP_PCT,
                  crop_scale: Tuple[float, float] = T.RRC_SCALE, exif: bool = False, antialias: bool = True,
                  crop_ratio: Tuple[float, float] = T.RRC_RATIO):
-        self.samples, self.train, self.image_size, self.flip = list(samples), train, image_size, flip
+        self.samples, self.train, self.image_size, self.flip = as_samples(samples), train, image_size, flip
         self.auto_augment = auto_augment if train else None
         self.crop_pct, self.crop_scale, self.exif, self.antialias = crop_pct, crop_scale, exif, antialias
         self.crop_ratio = crop_ratio
@@ -697,7 +750,7 @@ class EncodedImageDataset(Dataset):
     def __init__(self, samples: Sequence[Tuple[str, int]], train: bool = False,
                  crop_scale: Tuple[float, float] = T.RRC_SCALE, exif: bool = False,
                  crop_ratio: Tuple[float, float] = T.RRC_RATIO):
-        self.samples = list(samples)
+        self.samples = as_samples(samples)
         self.train, self.crop_scale, self.exif, self.crop_ratio = train, crop_scale, exif, crop_ratio
 
     def __len__(self) -> int:
@@ -707,8 +760,7 @@ class EncodedImageDataset(Dataset):
         index, seed = item
         path, label = self.samples[index]
         try:
-            with open(path, "rb") as f:
-                raw = f.read()
+            raw = file_bytes(path)
             data = torch.frombuffer(bytearray(raw), dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
             frame = T.jpeg_frame(raw)
             turn = frame.orientation if self.exif and frame.orientation > 1 else 0
@@ -726,6 +778,19 @@ class EncodedImageDataset(Dataset):
         if not self.train or min(size) < 1:
             return None
         return CropDraw(size, *T.crop_and_flip(size[0], size[1], seed, self.crop_scale, self.crop_ratio))
+
+
+class SamplePaths(Sequence):
+    """The paths of ``(path, label)`` samples, as a sequence (nothing copied)."""
+
+    def __init__(self, samples: Sequence[Tuple[str, int]]):
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        return self.samples[i][0]
 
 
 @dataclass
@@ -832,10 +897,9 @@ class SharedSlots:
             return None
         sizes, sampled = [], min(256, len(paths))
         for i in range(sampled):
-            try:
-                sizes.append(os.path.getsize(paths[i * len(paths) // sampled]))
-            except OSError:
-                continue
+            size = member_size(paths[i * len(paths) // sampled])
+            if size is not None:
+                sizes.append(size)
         if not sizes or max(sizes) == 0:
             return None
         capacity = int(batch_size * sum(sizes) / len(sizes) * 1.25) + 2 * max(sizes)
@@ -1007,7 +1071,7 @@ class BatchedImageLoader(DeviceLoader):
             # receiving thread's queue, the one it waits to queue and the one being decoded (without that
             # thread, the one being decoded).
             held_here = self.receive_ahead + 2 if self.receive_ahead else 1
-            slots = SharedSlots.for_files([path for path, _ in samples], batch_size, num_workers,
+            slots = SharedSlots.for_files(SamplePaths(samples), batch_size, num_workers,
                                           PREFETCH_BATCHES + -(-held_here // num_workers))
         self.loader = encoded_loader(EncodedImageDataset(samples, train, crop_scale, exif_orientation, crop_ratio),
                                      batch_size, self.sampler, num_workers, drop_last, slots=slots)

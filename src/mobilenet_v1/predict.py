@@ -40,6 +40,7 @@ from . import checkpoint as ckpt_io
 from . import transforms as T
 from .api import model_from_checkpoint
 from .config import bool_option
+from .archive import archive_images, is_archive
 from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
 from .engine import resolve_device
 from .onnx_io import is_deployed_file, load_deployed
@@ -218,9 +219,16 @@ class Predictor:
 
 def image_files(paths: Sequence[str]) -> List[str]:
     """Files as given; a folder: the image files under it (:func:`data.image_files_under`, as training
-    reads a class folder). A file named twice (itself, or also inside a folder given) comes once."""
+    reads a class folder); a ``.tar`` archive: the image files in it, read in place
+    (:func:`archive.archive_images`). A file named twice (itself, or also inside a folder given) comes once."""
     files: List[str] = []
     for path in paths:
+        if is_archive(path):
+            found = archive_images(path, IMAGE_EXTENSIONS)
+            if not found:
+                raise ValueError(f"archive {path}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in it")
+            files += found
+            continue
         if os.path.isfile(path):
             files.append(path)
             continue

@@ -1,0 +1,199 @@
+"""Image folders packed as tar archives and read in place (mobilenet_v1.archive): the samples, labels,
+held-out images, batches and runs of the folder they were packed from."""
+import gzip
+import io
+import json
+import os
+import tarfile
+
+import pytest
+import torch
+
+from mobilenet_v1 import cli, train
+from mobilenet_v1.archive import ArchiveMember
+from mobilenet_v1.checkpoint import load_file
+from mobilenet_v1.config import load_config
+from mobilenet_v1.data import (BadSample, DataError, DataOptions, Holdout, ImageFolderDataset, build_loader,
+                               class_folders, find_images)
+
+from conftest import jpeg_bytes, smooth_image
+
+
+def pack(folder, tar_path, arcname):
+    """``tar cf tar_path -C parent arcname``: the folder under the name ``arcname`` ("." for its content)."""
+    with tarfile.open(tar_path, "w") as tf:
+        tf.add(str(folder), arcname=arcname)
+    return str(tar_path)
+
+
+def pack_per_class(folder, tar_path):
+    """ImageNet's training archive: a tar of one tar a class (``n01.tar`` holding its files by name)."""
+    with tarfile.open(tar_path, "w") as outer:
+        for cls in sorted(os.listdir(folder)):
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w") as inner:
+                for name in sorted(os.listdir(folder / cls)):
+                    inner.add(str(folder / cls / name), arcname=name)
+            info = tarfile.TarInfo(cls + ".tar")
+            info.size = len(buf.getvalue())
+            outer.addfile(info, io.BytesIO(buf.getvalue()))
+    return str(tar_path)
+
+
+def relative(samples, root):
+    return [(os.path.relpath(path, root), label) for path, label in samples]
+
+
+def test_an_archive_lists_the_samples_labels_and_held_out_images_of_its_folder(image_folder, tmp_path):
+    """Packed three ways (under the split's name, as ``./``, and one tar a class), an archive gives the
+    folder's classes, samples in the same order, labels (also from a model's class list) and the same
+    images held out by val_split; hidden and non-image members and files beside the classes are not data."""
+    folder = image_folder / "train"
+    (folder / "n01" / "deeper").mkdir()
+    (folder / "n01" / "deeper" / "a.JPEG").write_bytes(jpeg_bytes(smooth_image(30, 30, 5)))
+    (folder / "n02" / "notes.txt").write_text("not an image")
+    (folder / "n02" / ".hidden.JPEG").write_bytes(jpeg_bytes(smooth_image(30, 30, 6)))
+    (folder / "README.jpg").write_bytes(jpeg_bytes(smooth_image(30, 30, 7)))  # beside the classes: not a class's
+    archives = [pack(folder, tmp_path / "train.tar", "train"), pack(folder, tmp_path / "dot.tar", "."),
+                pack_per_class(image_folder / "validation_preprocess", tmp_path / "per_class.tar")]
+    for archive, source in zip(archives, (folder, folder, image_folder / "validation_preprocess")):
+        want, want_classes = find_images(str(source))
+        got, classes = find_images(archive)
+        assert classes == want_classes == ["n01", "n02"] and class_folders(archive) == classes
+        assert relative(got, archive) == relative(want, source) and len(got) > 0
+        assert all(isinstance(p, ArchiveMember) for p, _ in got)
+        assert relative(find_images(archive, ["x", "n02", "n01"])[0], archive) == \
+            relative(find_images(str(source), ["x", "n02", "n01"])[0], source)
+        for held in (True, False):
+            assert relative(find_images(archive, holdout=Holdout(0.34, held))[0], archive) == \
+                relative(find_images(str(source), holdout=Holdout(0.34, held))[0], source)
+    assert len(find_images(archives[0])[0]) == 6 + 6 + 3 + 1  # the fixture's odd files and deeper/a.JPEG
+
+
+@pytest.mark.parametrize("pipeline", ["cpu", "gpu"])
+def test_both_pipelines_give_the_folders_batches_from_archives(image_folder, tmp_path, pipeline):
+    """train.tar (one tar a class, as ImageNet ships) beside validation_preprocess.tar give the batches of
+    the folders bit for bit, training (augmented) and evaluation, through loader workers; the grayscale,
+    CMYK and PNG files take the GPU pipeline's CPU decode from an archive too."""
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    pack_per_class(image_folder / "train", packed / "train.tar")
+    pack(image_folder / "validation_preprocess", packed / "validation_preprocess.tar", "validation_preprocess")
+    for train_split in (True, False):
+        batches = []
+        for root in (image_folder, packed):
+            opts = DataOptions("imagenet2012", str(root), batch_size=4, image_size=32, seed=3, num_workers=1,
+                               channels_last=False, pipeline=pipeline)
+            with build_loader(opts, train_split, torch.device("cpu"), drop_last=train_split) as loader:
+                loader.set_epoch(2)
+                batches.append([(x.clone(), y.clone()) for x, y in loader])
+                assert loader.classes == ["n01", "n02"] and not loader.bad_samples.files
+        assert len(batches[0]) == (3 if train_split else 2) and len(batches[0]) == len(batches[1])
+        for (x, y), (x2, y2) in zip(*batches):
+            assert torch.equal(x, x2) and torch.equal(y, y2)
+
+
+def test_a_damaged_image_in_an_archive_is_a_bad_sample_named_by_its_path(image_folder, tmp_path):
+    """Bytes overwritten inside the archive: that image is skipped and named as train.tar/<class>/<file>;
+    an archive that changed after it was listed (cut short) names the image and says so."""
+    archive = pack(image_folder / "train", tmp_path / "train.tar", "train")
+    samples, _ = find_images(archive)
+    victim = samples[1][0]
+    with open(archive, "r+b") as f:
+        f.seek(victim.offset)
+        f.write(b"\0" * 64)
+    ds = ImageFolderDataset(find_images(archive)[0], train=False, image_size=32)
+    item = ds[(1, 0)][0]
+    assert str(victim) == f"{archive}/n01/gray.JPEG"
+    assert isinstance(item, BadSample) and item.path == str(victim) and item.reason.startswith(f"{victim}: ")
+    assert not isinstance(ds[(0, 0)][0], BadSample)
+    cut = ArchiveMember(str(victim), archive, victim.offset, os.path.getsize(archive))
+    item = ImageFolderDataset([(cut, 0)], train=False, image_size=32)[(0, 0)][0]
+    assert isinstance(item, BadSample) and item.reason.startswith(f"{victim}: the archive ends")
+
+
+def test_archives_that_cannot_be_read_as_a_split_are_refused_naming_them(image_folder, tmp_path):
+    folder = image_folder / "train"
+    plain = pack(folder, tmp_path / "plain.tar", "train")
+    gz = tmp_path / "train.tar"
+    gz.write_bytes(gzip.compress(open(plain, "rb").read()))
+    with pytest.raises(DataError, match=rf"archive {gz} is compressed \(gzip\).*uncompressed tar"):
+        find_images(str(gz))
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(b"not a tar at all" * 100)
+    with pytest.raises(DataError, match=rf"archive {junk}: not a tar archive"):
+        find_images(str(junk))
+    whole = open(plain, "rb").read()
+    headers = [m.offset for m in tarfile.open(plain).getmembers()]
+    # Cut inside a file's bytes, at a header, inside one, and with a header overwritten: tarfile itself
+    # would end the listing there without a word at the last three.
+    for at in (headers[-1] + 700, headers[-1], headers[-1] + 100):
+        cut = tmp_path / f"cut{at}.tar"
+        cut.write_bytes(whole[:at])
+        with pytest.raises(DataError, match=rf"archive {cut}: .*cut short\? copy it again"):
+            find_images(str(cut))
+    damaged = tmp_path / "damaged.tar"
+    damaged.write_bytes(whole[:headers[-1]] + b"x" * 512 + whole[headers[-1] + 512:])
+    with pytest.raises(DataError, match=rf"archive {damaged}: no tar header nor end-of-archive block at byte "
+                                        rf"{headers[-1]}"):
+        find_images(str(damaged))
+    both = pack(image_folder, tmp_path / "both.tar", ".")
+    with pytest.raises(DataError, match=r"holds the splits train/, validation_preprocess/.*train.tar"):
+        find_images(both)
+    flat = tmp_path / "flat.tar"
+    with tarfile.open(flat, "w") as tf:
+        tf.add(str(folder / "n01" / "img_0.JPEG"), arcname="img_0.JPEG")
+    with pytest.raises(DataError, match=rf"image archive '{flat}' has no class folders or class archives"):
+        find_images(str(flat))
+
+
+def test_training_on_archives_gives_the_weights_and_top1_of_the_folders(image_folder, tmp_path, capsys):
+    """One epoch and its evaluation, --dataset_path the folders and then train.tar + val.tar beside
+    each other (no folder at all): the same weights bit for bit and the same top-1; eval reads the
+    archive too."""
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    pack_per_class(image_folder / "train", packed / "train.tar")
+    pack(image_folder / "validation_preprocess", packed / "val.tar", ".")
+    results, evals = [], []
+    for root in (image_folder, packed):
+        args = ["--dataset=imagenet2012", f"--dataset_path={root}", "--class_num=2", "--width_mult=0.25",
+                "--image_size=32", "--batch_size=4", "--device_target=CPU", "--num_workers=0",
+                "--warmup_epochs=0", "--epoch_size=1", "--eval_interval=1",
+                f"--save_checkpoint_path={tmp_path / ('run_' + root.name)}"]
+        results.append(train.run(load_config(args)))
+        log = capsys.readouterr().out
+        assert "training: 15 samples, 3 steps per epoch" in log
+        evals += [line.split(" (")[0] for line in log.splitlines() if line.startswith("eval: epoch 1 top-1")]
+    a, b = (load_file(r["checkpoint"])["model"] for r in results)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert len(evals) == 2 and evals[0] == evals[1]
+    assert cli.main(["eval", "--dataset=imagenet2012", f"--dataset_path={packed}", "--device_target=CPU",
+                     f"--checkpoint_path={results[1]['checkpoint']}", "--num_workers=0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["total"] == 6
+
+
+def test_predict_reads_an_archive_as_the_folder_it_was_packed_from(image_folder, tmp_path, capsys):
+    """predict X.tar: every image in it (class archives' too), named by its path under the archive, with
+    the predictions of the same files in the folder, its damaged file listed and the exit status 1."""
+    from mobilenet_v1 import checkpoint as ckpt_io
+    from mobilenet_v1.model import MobileNetV1
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / "model.ckpt"
+    model = MobileNetV1(class_num=2, width_mult=0.25)
+    for layer in model.modules():  # outputs that differ from image to image (the default's vanish)
+        if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
+            torch.nn.init.kaiming_normal_(layer.weight)
+    ckpt_io.atomic_save({"model": model.state_dict(), "classes": ["n01", "n02"]}, str(ckpt))
+    folder = image_folder / "validation_preprocess"
+    (folder / "n02" / "broken.JPEG").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    out = []
+    for path, root in ((folder, folder), (pack_per_class(folder, tmp_path / "val.tar"), tmp_path / "val.tar")):
+        assert cli.main(["predict", str(path), "--ckpt_file", str(ckpt), "--json", "--device_target", "CPU"]) == 1
+        predictions = json.loads(capsys.readouterr().out)["predictions"]
+        out.append([{**p, "image": os.path.relpath(p["image"], root),
+                     "error": p.get("error", "").replace(str(root), "ROOT")} for p in predictions])
+    assert out[0] == out[1] and len(out[0]) == 7
+    assert out[1][3]["image"] == "n02/broken.JPEG" and out[1][3]["error"].startswith("ROOT/n02/broken.JPEG: not a")
+    assert len({p["top_k"][0]["probability"] for p in out[1] if "top_k" in p}) == 6
