@@ -125,6 +125,7 @@ def test_out_of_range_values_name_where_they_came_from(tmp_path):
                             ("--width_mult=inf", "width_mult must be a finite number, got inf"),
                             ("--loss_scale=-5", "loss_scale must be positive, got -5.0"),
                             ("--eval_batch_size=-4", "eval_batch_size must be >= 0"),
+                            ("--aug_repeats=0", "aug_repeats must be at least 1, got 0"),
                             ("--pretrain_epoch_size=-1", "pretrain_epoch_size must be in"),
                             # numpy's seeding refused it with a traceback once the data was loaded
                             ("--seed=-3", r"seed must be in \[0, 2\*\*32 - 1\], got -3"),

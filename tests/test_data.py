@@ -121,6 +121,50 @@ def test_shard_sampler_disjoint_and_covering():
     assert all(len(list(s)) == 34 == len(s) for s in even)
 
 
+def test_repeated_augmentation_draws_each_image_r_times_with_seeds_of_its_own():
+    """aug_repeats R: an epoch keeps its N positions, N / R images R times each, the copies in a row; with
+    R shards one copy goes to each at the same place of its shard (the same step); each copy keeps its
+    own position's augmentation seed, and the seeds are those the pipelines' seeds() give."""
+    one = ShardSampler(99, shuffle=True, seed=4, repeats=3)
+    one.set_epoch(2)
+    order = [i for i, _ in one]
+    assert len(order) == len(one) == 99 and len(set(order)) == 33
+    assert all(order[3 * k] == order[3 * k + 1] == order[3 * k + 2] for k in range(33))
+    assert [s for _, s in one] == one.seeds().tolist() and len({s for _, s in one}) == 99
+    plain = ShardSampler(99, shuffle=True, seed=4)
+    plain.set_epoch(2)
+    assert order[::3] == [i for i, _ in plain][:33]  # the permutation's first N / R, each R times
+    shards = [ShardSampler(99, shuffle=True, seed=4, num_shards=3, shard_id=r, repeats=3) for r in range(3)]
+    for s in shards:
+        s.set_epoch(2)
+    parts = [[i for i, _ in s] for s in shards]
+    assert parts[0] == parts[1] == parts[2] == order[::3]  # each image once per shard, at the same step
+    assert sorted(s for sh in shards for _, s in sh) == sorted(s for _, s in one)  # the same seeds, spread
+    uneven = ShardSampler(100, shuffle=True, seed=4, repeats=3)
+    assert len(list(uneven)) == 100 and len({i for i, _ in uneven}) == 34  # the last image's third copy cut
+    with pytest.raises(ValueError, match="repeats is for training"):
+        ShardSampler(10, shuffle=False, seed=1, even=False, repeats=2)
+
+
+def test_aug_repeats_puts_differently_augmented_copies_in_a_batch_in_both_data_sets(cifar_dir, image_folder):
+    """The loaders of both data sets with --aug_repeats 2: rows 2k and 2k+1 of a training batch are one
+    image (one label) augmented twice, differently; evaluation is left as it is."""
+    from mobilenet_v1.config import load_config
+    from mobilenet_v1.train import data_options
+
+    for dataset, path in (("cifar10", cifar_dir), ("imagenet2012", image_folder)):
+        cfg = load_config([f"--dataset={dataset}", f"--dataset_path={path}", "--batch_size=6", "--image_size=32",
+                           "--num_workers=0", "--aug_repeats=2", "--class_num=4"])
+        with build_loader(data_options(cfg, torch.device("cpu")), True, torch.device("cpu")) as loader:
+            loader.set_epoch(1)
+            x, y = next(iter(loader))
+        assert torch.equal(y[0::2], y[1::2]) and len(set(y[0::2].tolist())) > 1
+        assert all(not torch.equal(x[2 * k], x[2 * k + 1]) for k in range(3))
+        with build_loader(data_options(cfg, torch.device("cpu"), train=False), False, torch.device("cpu"),
+                          drop_last=False) as loader:
+            assert loader.sampler.repeats == 1 and sum(len(y) for _, y in loader) == loader.num_samples
+
+
 @pytest.mark.parametrize("seed", [1, 920_000, 1_000_000, 2_000_000, 2**32 - 1])
 def test_shard_sampler_seeds_as_int64_for_every_accepted_seed(seed, cifar_dir):
     """The CIFAR path takes its per-sample seeds as one int64 tensor, the folder pipelines one Python int

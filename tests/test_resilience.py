@@ -4,6 +4,7 @@ The issue's tests (a)-(g) are marked in each test's name. The kill tests fork th
 from one helper process that imported torch once (``Zygote``): a run starts in a fraction of a second
 rather than the seconds of a fresh interpreter, so twenty kills fit the time budget.
 """
+import dataclasses
 import errno
 import json
 import os
@@ -484,11 +485,13 @@ def test_a_process_blocked_on_a_dead_peer_exits_after_the_grace_period(tmp_path)
 
 
 def test_loaders_resume_inside_an_epoch_with_the_same_batches(cifar_dir, image_folder, one_thread):
-    """Starting an epoch at batch k gives exactly the batches k.. of a whole pass, in every loader."""
+    """Starting an epoch at batch k gives exactly the batches k.. of a whole pass, in every loader, also
+    with repeated augmentation."""
     cases = [DataOptions("cifar10", str(cifar_dir), 16, 32, seed=3, num_workers=0, channels_last=False)]
     for pipeline in ("cpu", "gpu"):  # the GPU pipeline's code runs with the CPU as its device here
         cases.append(DataOptions("imagenet2012", str(image_folder), 3, 32, seed=3, num_workers=0,
                                  channels_last=False, pipeline=pipeline))
+    cases += [dataclasses.replace(opts, aug_repeats=3) for opts in cases]  # the copies' order too
     for opts in cases:
         loader = build_loader(opts, train=True, device=torch.device("cpu"))
         loader.set_epoch(2)
@@ -581,6 +584,12 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
                                                       r"this run has seed 7, .* pass --seed 1, or resume from an "
                                                       r"epoch.s end"):
         ckpt_io.validate_training_checkpoint(reordered, "x.ckpt", model, optimizer, 12, seed=7)
+    # So does another aug_repeats (a file from before the key ran with 1).
+    assert ckpt_io.validate_training_checkpoint(good, "g", model, optimizer, 12, aug_repeats=3) == (2, 0)
+    assert ckpt_io.validate_training_checkpoint(reordered, "g", model, optimizer, 12, aug_repeats=1) == (1, 3)
+    with pytest.raises(ckpt_io.CheckpointError, match=r"saved after 3 steps into epoch 2 of a run with aug_repeats 1, "
+                                                      r"this run has aug_repeats 3, .* pass --aug_repeats 1, or resume"):
+        ckpt_io.validate_training_checkpoint(reordered, "x.ckpt", model, optimizer, 12, aug_repeats=3)
     assert "step 5 is not epoch 2 x 12 + 0" in problem(lambda c: c.update({"step": 5}))
     assert "step 24 is not epoch 2 x 12 + 0 + step_offset 3" in problem(lambda c: c.update({"step_offset": 3}))
     assert "step_offset '3' are not counts" in problem(lambda c: c.update({"step_offset": "3"}))

@@ -614,7 +614,8 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
                                  steps_per_epoch: int, classes: Optional[List[str]] = None,
                                  check_ema: bool = True, samples_per_step: Optional[int] = None,
                                  val_split: Optional[float] = None, opt: Optional[str] = None,
-                                 freeze_layers: Optional[int] = None, seed: Optional[int] = None) -> Tuple[int, int]:
+                                 freeze_layers: Optional[int] = None, seed: Optional[int] = None,
+                                 aug_repeats: Optional[int] = None) -> Tuple[int, int]:
     """Check that ``ckpt`` can continue training ``model`` with ``optimizer`` at ``steps_per_epoch``:
     the keys a training checkpoint needs, its format, every model and optimiser tensor, the scaler,
     the recorded position and RNG state, (an image folder's ``classes``) the class list, whose
@@ -626,7 +627,8 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
     ``val_split``, the file's run must have held out the same share (or none with 0); with ``opt``, it
     must have trained with that optimiser (its configuration says which; none: the seed's momentum);
     with ``freeze_layers``, it must have frozen as many layers (the optimiser holds the others' state);
-    with ``seed``, one saved inside an epoch must have been trained with that seed (the epoch's order).
+    with ``seed`` and ``aug_repeats``, one saved inside an epoch must have been trained with those (they
+    make the epoch's order).
     Returns (epochs completed, steps done in the epoch in progress); raises
     :class:`CheckpointError` naming the file and every problem found."""
     if not isinstance(ckpt, dict):
@@ -708,6 +710,11 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
                             f"{ckpt['config']['seed']}, this run has seed {seed}, which orders that epoch's samples "
                             f"otherwise: it would skip or repeat some; pass --seed {ckpt['config']['seed']}, or resume "
                             f"from an epoch's end")
+        elif in_epoch and aug_repeats is not None and (ckpt.get("config") or {}).get("aug_repeats", 1) != aug_repeats:
+            theirs = ckpt["config"].get("aug_repeats", 1)
+            problems.append(f"saved after {in_epoch} steps into epoch {epoch + 1} of a run with aug_repeats {theirs}, "
+                            f"this run has aug_repeats {aug_repeats}, which orders that epoch's samples otherwise: it "
+                            f"would skip or repeat some; pass --aug_repeats {theirs}, or resume from an epoch's end")
         else:
             position = (epoch, in_epoch)
     recorded = ckpt.get("classes")

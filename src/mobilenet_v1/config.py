@@ -137,6 +137,10 @@ class Config:
     # "auto": the GPU pipeline when CUDA is present (ImageNet folders), else the CPU one.
     data_pipeline: str = "auto"
     random_flip: bool = True
+    # Repeated augmentation (timm's --aug-repeats, torchvision's --ra-sampler --ra-reps): each image of an
+    # epoch's permutation drawn this many times in a row, each copy augmented anew; the epoch keeps its
+    # length (N / aug_repeats images, each aug_repeats times). 1: off (the seed).
+    aug_repeats: int = 1
     # Steps between logged records (metrics.jsonl, TensorBoard, progress lines); 0: once per epoch only.
     # Each one reads the loss back from the device, so it should be tens of steps, not every step.
     log_interval: int = 50
@@ -288,6 +292,7 @@ KEY_HELP: Dict[str, str] = {
     "compile_mode": "compile True: torch.compile's mode (default, reduce-overhead, max-autotune, ...)",
     "data_pipeline": "image folders: cpu (workers decode) or gpu (batched decode on the device); auto: gpu with CUDA",
     "random_flip": "horizontal flips in training",
+    "aug_repeats": "training: each image drawn this many times in a row, augmented anew (1: off)",
     "log_interval": "steps between logged records; 0: epochs only",
     "eval_interval": "evaluate every N epochs and keep the best; 0: never",
     "ema_decay": "weight average's decay (timm: 0.9998); 0: none",
@@ -452,7 +457,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         if isinstance(value, float) and not math.isfinite(value):
             fail(f.name, f"{f.name} must be a finite number, got {value}")
     positive = ("batch_size", "epoch_size", "save_checkpoint_epochs", "keep_checkpoint_max",
-                "image_size", "device_num", "grad_accum_steps")
+                "image_size", "device_num", "grad_accum_steps", "aug_repeats")
     for key in positive:
         if getattr(cfg, key) < 1:
             fail(key, f"{key} must be at least 1, got {getattr(cfg, key)}")

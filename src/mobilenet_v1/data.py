@@ -136,12 +136,21 @@ class ShardSampler(Sampler):
     (MindSpore's ``num_shards``/``shard_id``). With ``even``, each shard gets ``N // num_shards``
     samples (training); without, the shards cover every sample exactly once (evaluation).
     Yields ``(index, augmentation seed)`` pairs.
+
+    ``repeats`` R > 1 (training's ``aug_repeats``: repeated augmentation, Hoffer et al. 2019, as DeiT,
+    timm's ``--aug-repeats`` and torchvision's ``--ra-sampler``): each index of the permutation is taken
+    R times in a row, at R consecutive positions of the epoch, which keeps its length: N positions, N / R
+    images seen R times each. Each copy has its own position, hence its own augmentation seed; with R
+    shards (processes) the copies of an image go one to each, in the same step, otherwise into one batch.
     """
 
     def __init__(self, size: int, shuffle: bool, seed: int, num_shards: int = 1, shard_id: int = 0,
-                 even: bool = True):
+                 even: bool = True, repeats: int = 1):
+        if repeats > 1 and not even:
+            raise ValueError("repeats is for training's sampler (even shards), not evaluation's")
         self.size, self.shuffle, self.seed = size, shuffle, seed
         self.num_shards, self.shard_id, self.even = num_shards, shard_id, even
+        self.repeats = repeats
         self.epoch = 0
         self.start = 0  # the position this shard's next pass begins at (a resumed epoch)
 
@@ -157,6 +166,8 @@ class ShardSampler(Sampler):
             order = torch.randperm(self.size, generator=g)
         else:
             order = torch.arange(self.size)
+        if self.repeats > 1:
+            order = order[: -(-self.size // self.repeats)].repeat_interleave(self.repeats)
         if self.even:
             order = order[: self.size // self.num_shards * self.num_shards]
         return order[self.shard_id::self.num_shards]
@@ -269,7 +280,7 @@ class CifarLoader(DeviceLoader):
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, train: bool,
                  image_size: int, device: torch.device, seed: int, drop_last: bool = True,
                  num_shards: int = 1, shard_id: int = 0, channels_last: bool = False, flip: bool = True,
-                 shuffle: Optional[bool] = None, auto_augment: Optional[Augment] = None):
+                 shuffle: Optional[bool] = None, auto_augment: Optional[Augment] = None, repeats: int = 1):
         self.auto_augment = auto_augment if train else None
         self.num_classes = int(labels.max()) + 1 if len(labels) else 0
         self.images = images.to(device)
@@ -277,7 +288,8 @@ class CifarLoader(DeviceLoader):
         self.batch_size, self.train, self.image_size = batch_size, train, image_size
         self.device, self.drop_last, self.flip = device, drop_last, flip
         self.sampler = ShardSampler(len(labels), shuffle=train if shuffle is None else shuffle, seed=seed,
-                                    num_shards=num_shards, shard_id=shard_id, even=train)
+                                    num_shards=num_shards, shard_id=shard_id, even=train,
+                                    repeats=repeats if train else 1)
         self.normalize = T.Normalize(T.CIFAR_MEAN, T.CIFAR_STD, device, channels_last)
         self.num_samples = len(self.sampler)
         self.seed = seed
@@ -686,13 +698,14 @@ class ImageFolderLoader(DeviceLoader):
                  auto_augment: Optional[Augment] = None, holdout: Optional[Holdout] = None,
                  crop_pct: float = T.CROP_PCT, crop_scale: Tuple[float, float] = T.RRC_SCALE,
                  exif_orientation: bool = False, antialias: bool = True,
-                 crop_ratio: Tuple[float, float] = T.RRC_RATIO):
+                 crop_ratio: Tuple[float, float] = T.RRC_RATIO, repeats: int = 1):
         samples, self.classes = find_images(root, classes, holdout)
         self.num_classes = len(self.classes)
         self.dataset = ImageFolderDataset(samples, train, image_size, flip, auto_augment, crop_pct, crop_scale,
                                           exif_orientation, antialias, crop_ratio)
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
-                                    num_shards=num_shards, shard_id=shard_id, even=train)
+                                    num_shards=num_shards, shard_id=shard_id, even=train,
+                                    repeats=repeats if train else 1)
         self.num_samples = len(self.sampler)
         self.batch_size = batch_size
         self.bad_samples = BadSamples(len(samples), max_bad_samples)
@@ -1053,13 +1066,14 @@ class BatchedImageLoader(DeviceLoader):
                  auto_augment: Optional[Augment] = None, holdout: Optional[Holdout] = None,
                  crop_pct: float = T.CROP_PCT, crop_scale: Tuple[float, float] = T.RRC_SCALE,
                  exif_orientation: bool = False, antialias: bool = True,
-                 crop_ratio: Tuple[float, float] = T.RRC_RATIO):
+                 crop_ratio: Tuple[float, float] = T.RRC_RATIO, repeats: int = 1):
         samples, self.classes = find_images(root, classes, holdout)
         self.num_classes = len(self.classes)
         self.auto_augment = auto_augment if train else None
         self.crop_pct, self.crop_scale, self.antialias, self.crop_ratio = crop_pct, crop_scale, antialias, crop_ratio
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
-                                    num_shards=num_shards, shard_id=shard_id, even=train)
+                                    num_shards=num_shards, shard_id=shard_id, even=train,
+                                    repeats=repeats if train else 1)
         self.num_samples = len(self.sampler)
         self.batch_size = batch_size
         self.bad_samples = BadSamples(len(samples), max_bad_samples)
@@ -1313,6 +1327,7 @@ class DataOptions:
     crop_ratio_max: float = T.RRC_RATIO[1]
     exif_orientation: bool = False  # image folders: photos turned upright by their EXIF orientation tag
     antialias: bool = True  # image folders' resizes antialiased (False: plain bilinear, the seed's)
+    aug_repeats: int = 1  # training: each image drawn this many times in a row, augmented anew each time
 
 
 def default_workers(requested: int) -> int:
@@ -1343,7 +1358,7 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
         return CifarLoader(images, labels, opts.batch_size, train, opts.image_size, device, opts.seed,
                            drop_last=drop_last, num_shards=num_shards, shard_id=shard_id,
                            channels_last=opts.channels_last, flip=opts.flip, shuffle=shuffle,
-                           auto_augment=auto_augment)
+                           auto_augment=auto_augment, repeats=opts.aug_repeats if train else 1)
     root, holdout = image_split(opts.dataset_path, train_files, opts.val_split)
     pipeline = opts.pipeline if opts.pipeline != "auto" else ("gpu" if device.type == "cuda" else "cpu")
     cls = BatchedImageLoader if pipeline == "gpu" else ImageFolderLoader
@@ -1352,4 +1367,5 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
                flip=opts.flip, max_bad_samples=opts.max_bad_samples, shuffle=shuffle, classes=classes,
                auto_augment=auto_augment, holdout=holdout, crop_pct=opts.crop_pct,
                crop_scale=(opts.crop_scale_min, T.RRC_SCALE[1]), exif_orientation=opts.exif_orientation,
-               antialias=opts.antialias, crop_ratio=(opts.crop_ratio_min, opts.crop_ratio_max))
+               antialias=opts.antialias, crop_ratio=(opts.crop_ratio_min, opts.crop_ratio_max),
+               repeats=opts.aug_repeats if train else 1)

@@ -46,7 +46,8 @@ def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataO
                        ra_magnitude=cfg.ra_magnitude, augmix_severity=cfg.augmix_severity,
                        val_split=cfg.val_split, crop_pct=cfg.crop_pct, crop_scale_min=cfg.crop_scale_min,
                        crop_ratio_min=cfg.crop_ratio_min, crop_ratio_max=cfg.crop_ratio_max,
-                       exif_orientation=cfg.exif_orientation, antialias=cfg.antialias)
+                       exif_orientation=cfg.exif_orientation, antialias=cfg.antialias,
+                       aug_repeats=cfg.aug_repeats)
 
 
 def build_model(cfg: Config) -> MobileNetV1:
@@ -433,13 +434,14 @@ def steps_change(ckpt: Dict[str, Any], source: str, steps_per_epoch: int, batch:
               f"{ckpt['step'] + 1}")
 
 
-# Training-recipe keys a resume may change (the run then trains with its own), named when it does. (seed:
-# from an epoch's end; inside one it would skip or repeat samples, and is refused.)
+# Training-recipe keys a resume may change (the run then trains with its own), named when it does. (seed and
+# aug_repeats: from an epoch's end; inside one it would skip or repeat samples, and is refused.)
 RECIPE_KEYS = ("image_size", "seed", "drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "random_erase",
                "random_erase_mode", "mixup_alpha", "cutmix_alpha", "mix_prob", "clip_grad_norm", "use_label_smooth",
                "label_smooth_factor", "random_flip", "crop_scale_min", "crop_ratio_min", "crop_ratio_max",
                "exif_orientation", "antialias", "teacher",
-               "distill_alpha", "distill_temperature", "qat_range_epochs", "bce_loss", "bce_target_thresh")
+               "distill_alpha", "distill_temperature", "qat_range_epochs", "bce_loss", "bce_target_thresh",
+               "aug_repeats")
 
 
 def recipe_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
@@ -485,7 +487,8 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
                                                     check_ema=cfg.ema_decay > 0,
                                                     samples_per_step=samples_per_step(cfg, dist),
                                                     val_split=cfg.val_split, opt=cfg.opt,
-                                                    freeze_layers=cfg.freeze_layers, seed=cfg.seed)
+                                                    freeze_layers=cfg.freeze_layers, seed=cfg.seed,
+                                                    aug_repeats=cfg.aug_repeats)
 
     restarted = dist.restarted if dist is not None else 0
     if dist is None or not dist.enabled:
@@ -837,6 +840,12 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                        if cfg.grad_accum_steps > 1 else "")
         print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch{accumulated}, epochs "
                f"{start_epoch + 1}..{cfg.epoch_size}, precision {precision}, device {device}")
+        if cfg.aug_repeats > 1:
+            print0(f"aug_repeats {cfg.aug_repeats}: each epoch draws {-(-loader.sampler.size // cfg.aug_repeats)} of "
+                   f"the {loader.sampler.size} images, {cfg.aug_repeats} times each, augmented anew each time; "
+                   + ("the copies of an image go to as many processes, in the same step or the next"
+                      if dist.world_size >= cfg.aug_repeats else
+                      "the copies of an image fall into the same batch (or the next)"))
     if rng is not None:
         ckpt_io.set_rng_state(rng)
     last_path, result, epoch_seconds = resumed_from, None, []
