@@ -5,12 +5,13 @@ import io
 import json
 import os
 import tarfile
+from pathlib import Path
 
 import pytest
 import torch
 
 from mobilenet_v1 import cli, train
-from mobilenet_v1.archive import ArchiveMember
+from mobilenet_v1.archive import ArchiveMember, read_member
 from mobilenet_v1.checkpoint import load_file
 from mobilenet_v1.config import load_config
 from mobilenet_v1.data import (BadSample, DataError, DataOptions, Holdout, ImageFolderDataset, build_loader,
@@ -197,3 +198,57 @@ def test_predict_reads_an_archive_as_the_folder_it_was_packed_from(image_folder,
     assert out[0] == out[1] and len(out[0]) == 7
     assert out[1][3]["image"] == "n02/broken.JPEG" and out[1][3]["error"].startswith("ROOT/n02/broken.JPEG: not a")
     assert len({p["top_k"][0]["probability"] for p in out[1] if "top_k" in p}) == 6
+
+
+def test_links_repeated_names_and_empty_classes_read_as_once_extracted(tmp_path):
+    """What extracting leaves: an empty class folder is still a class (the labels after it keep their
+    place); a hard link, a symbolic link to a file and one to a folder hold their targets' bytes; a name
+    stored twice is the last copy's; a whole data set's archive holding one split is that split."""
+    folder = tmp_path / "train"
+    for cls, n in (("cat", 2), ("dog", 2)):
+        (folder / cls).mkdir(parents=True)
+        for i in range(n):
+            (folder / cls / f"{i}.png").write_bytes(jpeg_bytes(smooth_image(20, 20, 10 * len(cls) + i), fmt="PNG"))
+    (folder / "ant").mkdir()  # empty: label 0, and cat, dog 1, 2
+    os.link(folder / "cat" / "0.png", folder / "cat" / "hard.png")
+    (folder / "dog" / "soft.png").symlink_to("../cat/1.png")
+    (folder / "dog" / "more").symlink_to("../cat", target_is_directory=True)
+    archive = tmp_path / "train.tar"
+    with tarfile.open(archive, "w") as tf:
+        tf.add(str(folder), arcname="train")
+        stale = tarfile.TarInfo("train/dog/0.png")  # stored again, later: extracting keeps this one
+        newer = jpeg_bytes(smooth_image(24, 24, 99), fmt="PNG")
+        stale.size = len(newer)
+        tf.addfile(stale, io.BytesIO(newer))
+    (folder / "dog" / "0.png").write_bytes(newer)
+    want, want_classes = find_images(str(folder))
+    got, classes = find_images(str(archive))
+    assert classes == want_classes == ["ant", "cat", "dog"]
+    assert relative(got, archive) == relative(want, folder) and len(got) == 3 + 6
+    for (path, _), (member, _) in zip(want, got):
+        assert read_member(member) == Path(path).read_bytes()
+    whole = tmp_path / "dataset.tar"  # tar cf dataset.tar dataset, the folder holding train/ alone
+    with tarfile.open(whole, "w") as tf:
+        tf.add(str(folder), arcname="dataset/train")
+    assert find_images(str(whole))[1] == ["ant", "cat", "dog"]
+
+
+def test_sparse_and_compressed_archives_are_refused_by_name(image_folder, tmp_path):
+    sparse = tmp_path / "sparse.tar"
+    with tarfile.open(sparse, "w", format=tarfile.GNU_FORMAT) as tf:
+        info = tarfile.TarInfo("c/x.png")
+        info.type = tarfile.GNUTYPE_SPARSE
+        tf.addfile(info)
+    with pytest.raises(DataError, match=rf"archive {sparse}: c/x.png is stored sparse \(tar -S\)"):
+        find_images(str(sparse))
+    root = tmp_path / "P"
+    root.mkdir()
+    plain = pack(image_folder / "train", tmp_path / "t.tar", "train")
+    (root / "train.tar.gz").write_bytes(gzip.compress(open(plain, "rb").read()))
+    opts = DataOptions("imagenet2012", str(root), batch_size=4, image_size=32, seed=3, num_workers=0,
+                       channels_last=False)
+    with pytest.raises(DataError, match=rf"{root / 'train.tar.gz'} is a compressed tar archive.*uncompressed"):
+        build_loader(opts, True, torch.device("cpu"))
+    with pytest.raises(DataError, match=rf"{root / 'train.tar.gz'} is a compressed tar archive"):
+        build_loader(DataOptions("imagenet2012", str(root / "train.tar.gz"), 4, 32, 3, 0, False), True,
+                     torch.device("cpu"))

@@ -10,13 +10,15 @@ images ``val_split`` holds out and the names in error messages are those of the 
 """
 import functools
 import os
+import posixpath
 import tarfile
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
 ARCHIVE_SUFFIX = ".tar"
 # A compressed archive's first bytes: its members cannot be read at an offset without decompressing all before.
+COMPRESSED_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar.zst", ".tzst")
 COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"))
 
 
@@ -120,69 +122,129 @@ def _members(tf: tarfile.TarFile, path: str):
         yield member
 
 
-def _walk(path: str, extensions: Tuple[str, ...]) -> List[Tuple[str, int, int]]:
-    """(name inside the archive, offset, size) of each image file, with a class tar's files named
-    ``<class>/<file>`` (the class tar's name without ``.tar``)."""
-    found = []
+class _Listing(NamedTuple):
+    """What an archive holds: its files' (offset, size) by name (a link's: its target's; a link to nothing
+    in the archive: offset -1), and its folders' names (a class archive's ``<class>`` among them)."""
+    files: Dict[str, Tuple[int, int]]
+    folders: Set[str]
+
+
+def _walk(path: str) -> _Listing:
+    """The files and folders of the archive at ``path``, names cleaned of ``./``, hidden ones (a part
+    named ``.*``) left out, a class tar's files named ``<class>/<file>`` (the class tar's name without
+    ``.tar``). A name stored twice is the last one's, as extracting leaves it; links (hard or symbolic)
+    are their targets' bytes, a symbolic link to a folder that folder's files, as a folder walk follows
+    them."""
+    files: Dict[str, Tuple[int, int]] = {}
+    folders: Set[str] = set()
+    links: List[Tuple[str, str]] = []
     with _open(path) as tf:
         for member in _members(tf, path):
-            name = _clean(member.name)
-            if not member.isfile():
+            name = _clean(member.name).rstrip("/")
+            if not name or any(part.startswith(".") for part in name.split("/")):
                 continue
-            if "/" not in name and name.lower().endswith(ARCHIVE_SUFFIX) and not name.startswith("."):
-                found += _walk_class_tar(tf, path, name[:-len(ARCHIVE_SUFFIX)], member, extensions)
-            elif _is_image(name, extensions):
-                found.append((name, member.offset_data, member.size))
-    return found
+            if "/" not in name and name.lower().endswith(ARCHIVE_SUFFIX) and member.isfile():
+                cls = name[:-len(ARCHIVE_SUFFIX)]
+                folders.add(cls)
+                _walk_class_tar(tf, path, cls, member, files, folders, links)
+            else:
+                _add(member, name, "", path, files, folders, links)
+    for name, target in links:
+        _resolve(name, target, files)
+    return _Listing(files, folders)
+
+
+def _add(member: tarfile.TarInfo, name: str, prefix: str, path: str, files: Dict[str, Tuple[int, int]],
+         folders: Set[str], links: List[Tuple[str, str]]) -> None:
+    if member.issparse():  # its bytes at offset_data are a map of the holes, not the file
+        raise ArchiveError(f"archive {path}: {prefix}{name} is stored sparse (tar -S), which cannot be read in "
+                           f"place; pack the archive without -S")
+    if member.isdir():
+        folders.add(prefix + name)
+    elif member.isfile():
+        files[prefix + name] = (member.offset_data, member.size)
+    elif member.islnk():  # a hard link: the name of an earlier member of the same archive
+        links.append((prefix + name, prefix + _clean(member.linkname).rstrip("/")))
+    elif member.issym() and not member.linkname.startswith("/"):
+        links.append((prefix + name, posixpath.normpath(posixpath.join(posixpath.dirname(prefix + name),
+                                                                       member.linkname))))
+
+
+def _resolve(name: str, target: str, files: Dict[str, Tuple[int, int]]) -> None:
+    if target in files:
+        files[name] = files[target]
+        return
+    under = target + "/"
+    inside = [(n, where) for n, where in files.items() if n.startswith(under)]
+    if inside:  # a link to a folder: its files, under the link's name
+        files.update((name + "/" + n[len(under):], where) for n, where in inside)
+    else:
+        files[name] = (-1, 0)
 
 
 def _walk_class_tar(outer: tarfile.TarFile, path: str, cls: str, member: tarfile.TarInfo,
-                    extensions: Tuple[str, ...]) -> List[Tuple[str, int, int]]:
+                    files: Dict[str, Tuple[int, int]], folders: Set[str], links: List[Tuple[str, str]]) -> None:
     end = member.offset_data + member.size
+    outer.fileobj.seek(member.offset_data)
+    head = outer.fileobj.read(6)
+    for magic, kind in COMPRESSED:
+        if head.startswith(magic):
+            raise ArchiveError(f"archive {path}: its class archive {member.name} is compressed ({kind}), which "
+                               f"cannot be read in place; decompress it to a .tar inside the archive")
     outer.fileobj.seek(member.offset_data)
     try:
         inner = tarfile.open(fileobj=outer.fileobj, mode="r:")  # its offsets are the outer file's
     except tarfile.TarError as e:
         raise ArchiveError(f"archive {path}: its class archive {member.name} is not a tar archive ({e})") from None
-    found = []
     for m in _members(inner, f"{path}/{member.name}"):
         if m.offset >= end:  # a class archive without its end blocks: the next header is the outer one's
             break
         if m.offset_data + m.size > end:
             raise ArchiveError(f"archive {path}: its class archive {member.name} runs past its own end")
-        name = _clean(m.name)
-        if m.isfile() and _is_image(name, extensions):
-            found.append((f"{cls}/{name}", m.offset_data, m.size))
-    return found  # the outer TarFile seeks back to its own next header
+        name = _clean(m.name).rstrip("/")
+        if name and not any(part.startswith(".") for part in name.split("/")):
+            _add(m, name, cls + "/", path, files, folders, links)
+    # the outer TarFile seeks back to its own next header
 
 
-def _wrapper(names: Sequence[str], path: str, splits: Sequence[str]) -> str:
-    """The one folder all images are in, where it wraps the class folders rather than being a class:
-    the archive's own name (``train.tar`` made by ``tar cf train.tar train``) or a split's name."""
-    tops = {n.split("/", 1)[0] for n in names}
-    if len(tops) != 1 or not any(n.count("/") >= 2 for n in names):  # a class's files alone: not wrapped
-        return ""
-    top = tops.pop()
-    stem = os.path.basename(path)[:-len(ARCHIVE_SUFFIX)]
-    return top if top in (stem,) + tuple(splits) else ""
+def _wrappers(names: Set[str], folders: Set[str], path: str, splits: Sequence[str]) -> str:
+    """The folders, one in another, that wrap all of ``names`` rather than being classes: each named as
+    the archive (``train.tar`` made by ``tar cf train.tar train``) or as a split, and holding folders
+    (one holding files alone is a class); "" for none, else their path with a trailing ``/``."""
+    stem = os.path.basename(os.fspath(path))[:-len(ARCHIVE_SUFFIX)]
+    prefix = ""
+    while True:
+        rest = [n[len(prefix):] for n in names if n.startswith(prefix) and len(n) > len(prefix)]
+        tops = {n.split("/", 1)[0] for n in rest}
+        if len(tops) != 1:
+            return prefix
+        top = tops.pop()
+        inside = [n[len(top) + 1:] for n in rest if n.startswith(top + "/")]
+        holds_folders = any("/" in n or prefix + top + "/" + n in folders for n in inside)
+        if top not in (stem,) + tuple(splits) or not holds_folders:
+            return prefix
+        prefix += top + "/"
 
 
 @functools.lru_cache(maxsize=16)
 def _index(path: str, identity: Tuple[int, int, int, int], extensions: Tuple[str, ...],
            splits: Tuple[str, ...]) -> Dict[str, ClassFiles]:
-    found = _walk(path, extensions)
-    wrapper = _wrapper([n for n, _, _ in found], path, splits)
-    if wrapper:
-        found = [(n[len(wrapper) + 1:], o, s) for n, o, s in found]
-    by_class: Dict[str, List[Tuple[str, int, int]]] = {}
-    for name, offset, size in found:
-        if "/" in name:  # files beside the class folders are not a class's, as in a folder
-            by_class.setdefault(name.split("/", 1)[0], []).append((name, offset, size))
-    in_splits = sorted(c for c in by_class if c in splits)
+    listing = _walk(path)
+    names = set(listing.files) | listing.folders
+    prefix = _wrappers(names, listing.folders, path, splits)
+    strip = len(prefix)
+    classes = {n[strip:].split("/", 1)[0] for n in names if n.startswith(prefix) and "/" in n[strip:]}
+    classes |= {f[strip:] for f in listing.folders if f.startswith(prefix) and f[strip:] and "/" not in f[strip:]}
+    in_splits = sorted(c for c in classes if c in splits)
     if len(in_splits) > 1:
         raise ArchiveError(f"archive {path} holds the splits {', '.join(s + '/' for s in in_splits)}: an archive "
                            f"is read as one split of class folders; pack each split as an archive of its own "
                            f"({', '.join(s + ARCHIVE_SUFFIX for s in in_splits)}) beside each other")
+    by_class: Dict[str, List[Tuple[str, int, int]]] = {c: [] for c in classes}
+    for name, (offset, size) in listing.files.items():
+        rel = name[strip:]
+        if name.startswith(prefix) and "/" in rel and _is_image(rel, extensions):
+            by_class[rel.split("/", 1)[0]].append((rel, offset, size))
     index = {}
     for cls in sorted(by_class):
         # Sorted as a folder walk sorts: by folder, then by name.
@@ -214,14 +276,16 @@ def forget_indexes() -> None:
 def archive_images(path: str, extensions: Tuple[str, ...]) -> List[ArchiveMember]:
     """Every image file in the archive at ``path`` (class archives' included, as ``<class>/<file>``), in
     or out of class folders, sorted by folder then name, as a folder's files are listed."""
-    found = _walk(path, tuple(extensions))
+    found = [(n, where) for n, where in _walk(path).files.items() if _is_image(n, tuple(extensions))]
     found.sort(key=lambda f: (os.path.dirname(f[0]), os.path.basename(f[0])))
-    return [ArchiveMember(f"{path}/{name}", path, offset, size) for name, offset, size in found]
+    return [ArchiveMember(f"{path}/{name}", path, offset, size) for name, (offset, size) in found]
 
 
 def read_member(member: ArchiveMember) -> bytes:
     """The bytes of an image in an archive (the archive opened for this read, as a folder's file would
     be); an archive cut short before its end raises an OSError naming the image."""
+    if member.offset < 0:
+        raise OSError(0, "a link to a file the archive does not hold", str(member))
     with open(member.archive, "rb") as f:
         f.seek(member.offset)
         data = f.read(member.size)

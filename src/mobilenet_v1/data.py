@@ -27,8 +27,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from . import transforms as T
-from .archive import (ARCHIVE_SUFFIX, ArchiveError, ArchiveImages, ArchiveMember, archive_index, is_archive,
-                      member_size, read_member)
+from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, ArchiveImages, ArchiveMember,
+                      archive_index, is_archive, member_size, read_member)
 from .autoaugment import Augment, make_augment
 from .stopping import ignore_in_worker
 
@@ -381,11 +381,22 @@ def packed_classes(root: str):
 
 def split_at(root: str, name: str) -> Optional[str]:
     """``root/name`` where it is a folder, else ``root/name.tar`` where that is an archive (the split
-    packed), else None."""
+    packed), else None; a compressed one (``name.tar.gz``, ...) is an error saying so."""
     path = os.path.join(root, name)
     if os.path.isdir(path):
         return path
-    return path + ARCHIVE_SUFFIX if is_archive(path + ARCHIVE_SUFFIX) else None
+    if is_archive(path + ARCHIVE_SUFFIX):
+        return path + ARCHIVE_SUFFIX
+    for suffix in COMPRESSED_SUFFIXES:
+        refuse_compressed(path + suffix)
+    return None
+
+
+def refuse_compressed(path: str) -> None:
+    """A DataError where ``path`` is a file named as a compressed tar (``.tar.gz``, ``.tgz``, ...)."""
+    if os.fspath(path).lower().endswith(COMPRESSED_SUFFIXES) and os.path.isfile(path):
+        raise DataError(f"{path} is a compressed tar archive: its images are read in place, at their offsets, which "
+                        f"needs an uncompressed .tar; decompress it (gunzip, unxz, unzstd, ...) or extract it")
 
 
 def class_folders(root: str) -> List[str]:
@@ -468,6 +479,7 @@ def imagenet_folder(root: str, train: bool) -> str:
     (``train.tar``, ``val.tar``: :mod:`archive`), and ``root`` an archive: a split itself."""
     if is_archive(root):
         return root
+    refuse_compressed(root)
     if train:
         sub = split_at(root, IMAGENET_TRAIN_FOLDER)
         if sub is not None:
@@ -485,9 +497,12 @@ def imagenet_folder(root: str, train: bool) -> str:
     found = eval_folder(root)
     if found is not None:
         return found
-    if split_at(root, IMAGENET_TRAIN_FOLDER) is not None:
-        raise DataError(f"dataset_path {root}: it has a {IMAGENET_TRAIN_FOLDER}/ folder but no evaluation folder "
-                        f"({', '.join(n + '/' for n in IMAGENET_EVAL_FOLDERS)}); add one, or hold out a share of "
+    train = split_at(root, IMAGENET_TRAIN_FOLDER)
+    if train is not None:
+        kind = f"{os.path.basename(train)} archive" if is_archive(train) else f"{IMAGENET_TRAIN_FOLDER}/ folder"
+        raise DataError(f"dataset_path {root}: it has a {kind} but no evaluation folder "
+                        f"({', '.join(n + '/' for n in IMAGENET_EVAL_FOLDERS)} or their .tar); add one, or hold out "
+                        f"a share of "
                         f"each class of {IMAGENET_TRAIN_FOLDER}/ with --val_split (e.g. 0.1 when training; the "
                         f"model's own share when evaluating it)")
     return root
@@ -536,11 +551,13 @@ def image_split(root: str, train: bool, val_split: float = 0.0) -> Tuple[str, Op
         if left_out and (root, folder) not in _WARNED_SPLITS:
             _WARNED_SPLITS.add((root, folder))
             split = os.path.basename(folder)
-            role = "training" if split == IMAGENET_TRAIN_FOLDER else "evaluation"
-            warnings.warn(f"dataset_path {root!r}: {split}/ is read as its {role} split (the layout "
-                          f"{split}/<class>/), so the image files in "
+            name = split[:-len(ARCHIVE_SUFFIX)] if is_archive(folder) else split
+            role = "training" if name == IMAGENET_TRAIN_FOLDER else "evaluation"
+            split += "" if is_archive(folder) else "/"
+            warnings.warn(f"dataset_path {root!r}: {split} is read as its {role} split (the layout "
+                          f"{name}/<class>/), so the image files in "
                           f"{', '.join(name + '/' for name in left_out[:5])}{' ...' if len(left_out) > 5 else ''} "
-                          f"beside it are not read; a class folder named {split}? give it another name",
+                          f"beside it are not read; a class folder named {name}? give it another name",
                           DataWarning)
     return folder, holdout
 
@@ -552,7 +569,8 @@ def holds_images(folder: str) -> bool:
     """Whether ``folder`` (a directory, or a link to one) holds image files (:data:`IMAGE_EXTENSIONS`)
     itself, not in sub-folders; False for anything else."""
     try:
-        return any(entry.is_file() and is_image_name(entry.name) for entry in os.scandir(folder))
+        with os.scandir(folder) as entries:
+            return any(entry.is_file() and is_image_name(entry.name) for entry in entries)
     except OSError:  # not a folder, or not readable
         return False
 
