@@ -10,6 +10,7 @@ import torch
 
 from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import cli, evaluate, train
+from mobilenet_v1 import transforms as T
 from mobilenet_v1.config import load_config
 from mobilenet_v1.data import BadSampleWarning, DataOptions, build_loader, load_cifar
 from mobilenet_v1.demo import write_demo_data
@@ -986,3 +987,81 @@ def test_antialias_follows_the_model_through_eval_export_predict_and_quantize(tm
     assert load_config(["--dataset=imagenet2012", "--antialias=False"]).antialias is False
     with pytest.raises(ConfigError, match="antialias False is for image folders' resizes; CIFAR-10's"):
         load_config(["--antialias=False"])
+
+
+def test_bicubic_interpolation_is_timms_resize_and_follows_the_model(tmp_path, capsys, monkeypatch):
+    """--interpolation bicubic resizes as timm's evaluation transform does (PIL's bicubic Resize of the
+    shorter side, then the centre crop: within a level, where bilinear is further off), both
+    pipelines alike (training crops too), and, recorded in the run's configuration, is how eval, an
+    exported file, predict and INT8 calibration resize; a file from before the key: bilinear."""
+    import numpy as np
+    from PIL import Image
+
+    from conftest import smooth_image
+
+    from mobilenet_v1.config import ConfigError
+
+    folder = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    for c, cls in enumerate(("n01", "n02")):
+        (folder / cls).mkdir(parents=True)
+        for i in range(3):  # with detail (noise, lossless) that the two interpolations resize apart
+            noisy = smooth_image(90 + 10 * i, 120, 7 * c + i) + rng.integers(-40, 40, (90 + 10 * i, 120, 3))
+            Image.fromarray(noisy.clip(0, 255).astype(np.uint8)).save(folder / cls / f"{i}.png")
+    photo = folder / "n01" / "0.png"
+    img = T.decode_rgb(torch.from_numpy(np.frombuffer(photo.read_bytes(), np.uint8).copy()), str(photo))
+    ours = {m: T.resize_center_crop(img, 48, 0.875, interpolation=m).int() for m in T.INTERPOLATIONS}
+    pil = Image.open(photo).convert("RGB")
+    side = T.eval_resize_size(48, 0.875)
+    w, h = pil.size
+    pil = pil.resize((int(side * w / h), side) if w >= h else (side, int(side * h / w)), Image.BICUBIC)
+    left, top = round((pil.size[0] - 48) / 2), round((pil.size[1] - 48) / 2)  # as transforms.Resize, CenterCrop
+    timm = torch.from_numpy(np.array(pil.crop((left, top, left + 48, top + 48)))).permute(2, 0, 1).int()
+    bicubic, bilinear = ((ours[m] - timm).abs() for m in ("bicubic", "bilinear"))
+    assert int(bicubic.max()) <= 1 and float(bicubic.float().mean()) < 0.05 < 0.5 < float(bilinear.float().mean())
+
+    for training in (True, False):  # the GPU pipeline's code (on the CPU) gives the CPU pipeline's batches
+        batches = []
+        for pipeline in ("cpu", "gpu"):
+            opts = DataOptions("imagenet2012", str(folder), 3, 32, seed=2, num_workers=0, channels_last=False,
+                               pipeline=pipeline, interpolation="bicubic")
+            batches.append(next(iter(build_loader(opts, training, torch.device("cpu")))))
+        assert torch.equal(batches[0][0], batches[1][0]) and torch.equal(batches[0][1], batches[1][1])
+
+    model = MobileNetV1(class_num=2, width_mult=0.25)
+    path = str(tmp_path / "bicubic.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "classes": ["n01", "n02"],
+                         "config": {"dataset": "imagenet2012", "image_size": 32, "interpolation": "bicubic"}}, path)
+    before_key = str(tmp_path / "before_key.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "classes": ["n01", "n02"],
+                         "config": {"dataset": "imagenet2012", "image_size": 32}}, before_key)
+    seen = loader_options(monkeypatch, "interpolation")
+    base = ["eval", "--dataset=imagenet2012", f"--dataset_path={folder}", "--device_target=CPU", "--num_workers=0"]
+    assert cli.main(base + [f"--checkpoint_path={path}"]) == 0
+    assert f"interpolation bicubic: how photos were resized in {path}'s run" in capsys.readouterr().err
+    assert cli.main(base + [f"--checkpoint_path={path}", "--interpolation=bilinear"]) == 0
+    assert cli.main(base + [f"--checkpoint_path={before_key}"]) == 0
+    assert "how photos were resized in" not in capsys.readouterr().err
+    onnx_path = str(tmp_path / "bicubic.onnx")
+    export_checkpoint(path, str(tmp_path / "bicubic"))
+    assert OnnxModel(onnx_path).metadata["interpolation"] == "bicubic"
+    assert cli.main(base + [f"--checkpoint_path={onnx_path}"]) == 0
+    assert cli.main(["quantize", "--onnx", onnx_path, "--calib_data", str(folder), "--calib_images", "3",
+                     "--out", str(tmp_path / "bicubic_int8.onnx")]) == 0
+    assert seen == ["bicubic", "bilinear", "bilinear", "bicubic", "bicubic", "bicubic"]
+    assert OnnxModel(str(tmp_path / "bicubic_int8.onnx")).metadata["interpolation"] == "bicubic"
+    for source in (path, onnx_path):
+        assert load_predictor(source).interpolation == "bicubic"
+        assert load_predictor(source, interpolation="bilinear").interpolation == "bilinear"
+    assert load_predictor(before_key).interpolation == "bilinear"
+    capsys.readouterr()
+    assert cli.main(["predict", str(photo), "--ckpt_file", path, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["interpolation"] == "bicubic"
+    unrecorded = str(tmp_path / "unrecorded.ckpt")  # a file that does not say its data set
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"image_size": 32}}, unrecorded)
+    with pytest.raises(ValueError, match="--interpolation bicubic: .* CIFAR-10's evaluation transform"):
+        load_predictor(unrecorded, dataset="cifar10", interpolation="bicubic")
+    with pytest.raises(ConfigError, match="interpolation bicubic is for image folders' resizes; CIFAR-10's"):
+        load_config(["--interpolation=bicubic"])
+    with pytest.raises(ConfigError, match=r"interpolation='nearest' is not one of \['bilinear', 'bicubic'\]"):
+        load_config(["--dataset=imagenet2012", "--interpolation=nearest"])

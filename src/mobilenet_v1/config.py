@@ -120,6 +120,9 @@ class Config:
     # Resize and RandomCropDecodeResize, OpenCV's bilinear): each output pixel interpolates the four around it,
     # which aliases a downscale; a model trained by the seed scores its own figures with it.
     antialias: bool = True
+    # Image folders' resizes (the same ones): bilinear (the seed's, torchvision's recipes') or bicubic, as
+    # timm trains and evaluates its weights (their pretrained configurations' interpolation).
+    interpolation: str = "bilinear"
     padding: str = "same"
     # "auto": bf16 autocast on a GPU, fp32 on the CPU.
     precision: str = "auto"
@@ -223,6 +226,7 @@ CHOICES: Dict[str, Tuple[Any, ...]] = {
     "lr_base_scale": LR_BASE_SCALES,
     "random_erase_mode": ERASE_MODES,
     "compile_mode": ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+    "interpolation": ("bilinear", "bicubic"),  # transforms.INTERPOLATIONS
 }
 
 # One line of `train --help` / `eval --help` for each key (tests/test_config.py checks none is missing).
@@ -281,6 +285,7 @@ KEY_HELP: Dict[str, str] = {
     "crop_ratio_max": "image folders' training: the widest random crop's aspect ratio (width / height)",
     "exif_orientation": "image folders: photos turned upright by their EXIF orientation (False: as stored, the seed's)",
     "antialias": "image folders: resizes antialiased (False: plain bilinear, the seed's)",
+    "interpolation": "image folders' resizes: bilinear (the seed's) or bicubic (timm's)",
     "padding": "same (the seed's, TensorFlow's SAME) or symmetric (PyTorch's padding=1)",
     "precision": "auto: bf16 on a GPU, fp32 on the CPU",
     "seed": "random seed: weights, data order, augmentation",
@@ -591,8 +596,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          "CIFAR-10's binary files hold pixels, with no EXIF tags"),
         (("compile_mode",), cfg.compile, "torch.compile's", "compile is False (--compile True)"),
         (("bce_target_thresh",), cfg.bce_loss, "binary cross entropy's", "bce_loss is False (--bce_loss True)"),
-        (("antialias",), cfg.dataset != "cifar10", "for image folders' resizes",
-         "CIFAR-10's enlarges its 32x32 images, where antialiasing changes nothing"),
+        (("antialias", "interpolation"), cfg.dataset != "cifar10", "for image folders' resizes",
+         "CIFAR-10's enlarges its 32x32 images bilinearly, as the seed does (antialiasing changes nothing there)"),
         (("lr_base_scale",), cfg.lr_base_size > 0, "how the rates follow the global batch",
          "lr_base_size is 0, so they are used as given (--lr_base_size N: the batch they are meant for)"),
         (("qat_reduce_range", "qat_range_epochs"), cfg.qat, "quantization-aware training's", "qat is False (--qat True)"),

@@ -680,11 +680,11 @@ class ImageFolderDataset(Dataset):
     def __init__(self, samples: Sequence[Tuple[str, int]], train: bool, image_size: int, flip: bool = True,
                  auto_augment: Optional[Augment] = None, crop_pct: float = T.CROP_PCT,
                  crop_scale: Tuple[float, float] = T.RRC_SCALE, exif: bool = False, antialias: bool = True,
-                 crop_ratio: Tuple[float, float] = T.RRC_RATIO):
+                 crop_ratio: Tuple[float, float] = T.RRC_RATIO, interpolation: str = "bilinear"):
         self.samples, self.train, self.image_size, self.flip = as_samples(samples), train, image_size, flip
         self.auto_augment = auto_augment if train else None
         self.crop_pct, self.crop_scale, self.exif, self.antialias = crop_pct, crop_scale, exif, antialias
-        self.crop_ratio = crop_ratio
+        self.crop_ratio, self.interpolation = crop_ratio, interpolation
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -698,11 +698,12 @@ class ImageFolderDataset(Dataset):
             return BadSample(path, read_failure(e)), label
         if self.train:
             img = T.random_resized_crop(img, self.image_size, seed, flip=self.flip, scale=self.crop_scale,
-                                        antialias=self.antialias, ratio=self.crop_ratio)
+                                        antialias=self.antialias, ratio=self.crop_ratio,
+                                        interpolation=self.interpolation)
             if self.auto_augment is not None:
                 img = self.auto_augment(img[None], [seed])[0]
         else:
-            img = T.resize_center_crop(img, self.image_size, self.crop_pct, self.antialias)
+            img = T.resize_center_crop(img, self.image_size, self.crop_pct, self.antialias, self.interpolation)
         return img, label
 
 
@@ -716,11 +717,12 @@ class ImageFolderLoader(DeviceLoader):
                  auto_augment: Optional[Augment] = None, holdout: Optional[Holdout] = None,
                  crop_pct: float = T.CROP_PCT, crop_scale: Tuple[float, float] = T.RRC_SCALE,
                  exif_orientation: bool = False, antialias: bool = True,
-                 crop_ratio: Tuple[float, float] = T.RRC_RATIO, repeats: int = 1):
+                 crop_ratio: Tuple[float, float] = T.RRC_RATIO, repeats: int = 1,
+                 interpolation: str = "bilinear"):
         samples, self.classes = find_images(root, classes, holdout)
         self.num_classes = len(self.classes)
         self.dataset = ImageFolderDataset(samples, train, image_size, flip, auto_augment, crop_pct, crop_scale,
-                                          exif_orientation, antialias, crop_ratio)
+                                          exif_orientation, antialias, crop_ratio, interpolation)
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train,
                                     repeats=repeats if train else 1)
@@ -1084,11 +1086,13 @@ class BatchedImageLoader(DeviceLoader):
                  auto_augment: Optional[Augment] = None, holdout: Optional[Holdout] = None,
                  crop_pct: float = T.CROP_PCT, crop_scale: Tuple[float, float] = T.RRC_SCALE,
                  exif_orientation: bool = False, antialias: bool = True,
-                 crop_ratio: Tuple[float, float] = T.RRC_RATIO, repeats: int = 1):
+                 crop_ratio: Tuple[float, float] = T.RRC_RATIO, repeats: int = 1,
+                 interpolation: str = "bilinear"):
         samples, self.classes = find_images(root, classes, holdout)
         self.num_classes = len(self.classes)
         self.auto_augment = auto_augment if train else None
         self.crop_pct, self.crop_scale, self.antialias, self.crop_ratio = crop_pct, crop_scale, antialias, crop_ratio
+        self.interpolation = interpolation
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train,
                                     repeats=repeats if train else 1)
@@ -1127,13 +1131,14 @@ class BatchedImageLoader(DeviceLoader):
             params = [(d.box, d.flip) if d is not None and img.shape[-2:] == d.size else
                       T.crop_and_flip(img.shape[-2], img.shape[-1], s, self.crop_scale, self.crop_ratio)
                       for img, s, d in zip(images, seeds, draws)]
-            x = T.batch_resized_crop(images, [box for box, _ in params], self.image_size, antialias=self.antialias)
+            x = T.batch_resized_crop(images, [box for box, _ in params], self.image_size, antialias=self.antialias,
+                                     interpolation=self.interpolation)
             if self.flip:
                 x = T.flip_where(x, torch.tensor([f for _, f in params]))
             if self.auto_augment is not None:
                 x = self.auto_augment(x, seeds)
             return x
-        return T.batch_resize_center_crop(images, self.image_size, self.crop_pct, self.antialias)
+        return T.batch_resize_center_crop(images, self.image_size, self.crop_pct, self.antialias, self.interpolation)
 
     def received(self, batches: Iterator[EncodedBatch]) -> Iterator[EncodedBatch]:
         """The workers' ``batches``, received in a thread of their own ``receive_ahead`` batches ahead when
@@ -1346,6 +1351,7 @@ class DataOptions:
     exif_orientation: bool = False  # image folders: photos turned upright by their EXIF orientation tag
     antialias: bool = True  # image folders' resizes antialiased (False: plain bilinear, the seed's)
     aug_repeats: int = 1  # training: each image drawn this many times in a row, augmented anew each time
+    interpolation: str = "bilinear"  # image folders' resizes: bilinear (the seed's) or bicubic (timm's)
 
 
 def default_workers(requested: int) -> int:
@@ -1386,4 +1392,4 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
                auto_augment=auto_augment, holdout=holdout, crop_pct=opts.crop_pct,
                crop_scale=(opts.crop_scale_min, T.RRC_SCALE[1]), exif_orientation=opts.exif_orientation,
                antialias=opts.antialias, crop_ratio=(opts.crop_ratio_min, opts.crop_ratio_max),
-               repeats=opts.aug_repeats if train else 1)
+               repeats=opts.aug_repeats if train else 1, interpolation=opts.interpolation)

@@ -22,6 +22,7 @@ from .onnx_io import is_deployed_file, load_deployed
 from .predict import imagenet_classes, readable
 from .runtime import is_rank0, print0
 from .train import data_options
+from .transforms import INTERPOLATIONS
 
 
 def accuracy(counts: Dict[str, int]) -> Dict[str, float]:
@@ -39,6 +40,7 @@ def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = 
     cfg = trained_crop(cfg, model.metadata.get("crop_pct"), path, given)
     cfg = trained_exif(cfg, model.metadata.get("exif_orientation"), path, given)
     cfg = trained_antialias(cfg, model.metadata.get("antialias"), path, given)
+    cfg = trained_interpolation(cfg, model.metadata.get("interpolation"), path, given)
     hw = model.image_hw
     if hw is not None and hw[0] != hw[1]:
         raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs; evaluation needs a square image_size")
@@ -178,6 +180,15 @@ def trained_antialias(cfg: Config, recorded: Any, path: str, given: Optional[Set
     return _follow_run(cfg, "antialias", recorded, said, path, given)
 
 
+def trained_interpolation(cfg: Config, recorded: Any, path: str, given: Optional[Set[str]]) -> Config:
+    """``cfg`` with the ``interpolation`` that the run of ``path`` resized its photos with (``recorded``: its
+    configuration's or the exported file's metadata; a file from before the key: none, the default
+    bilinear) where the user left it at its default, and said so."""
+    if recorded not in INTERPOLATIONS:
+        return cfg
+    return _follow_run(cfg, "interpolation", recorded, f"{recorded}: how photos were resized in", path, given)
+
+
 def _follow_run(cfg: Config, key: str, recorded: Any, said: str, path: str, given: Optional[Set[str]]) -> Config:
     """An image folder's ``cfg`` with ``key`` at the ``recorded`` value of ``path``'s run, where it differs and
     the command line did not set the key (``given``; None: a caller that never follows)."""
@@ -242,6 +253,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         cfg = trained_crop(cfg, (ckpt.get("config") or {}).get("crop_pct"), path, given)
         cfg = trained_exif(cfg, (ckpt.get("config") or {}).get("exif_orientation"), path, given)
         cfg = trained_antialias(cfg, ckpt_io.trained_antialias(ckpt), path, given, mindspore=not ckpt.get("config"))
+        cfg = trained_interpolation(cfg, (ckpt.get("config") or {}).get("interpolation"), path, given)
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(device=device, memory_format=memory_format)
         opts = data_options(cfg, device, train=False)
@@ -274,7 +286,8 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
 # width_mult, padding) read off the checkpoint. A config file shared with training holds them by design;
 # given on eval's command line they are named, as the seed's keys with no meaning here are.
 EVAL_KEYS = frozenset({"config_path", "dataset", "dataset_path", "checkpoint_path", "batch_size", "eval_batch_size",
-                       "image_size", "crop_pct", "exif_orientation", "antialias", "val_split", "num_workers",
+                       "image_size", "crop_pct", "exif_orientation", "antialias", "interpolation", "val_split",
+                       "num_workers",
                        "data_pipeline", "max_bad_samples", "channels_last", "precision", "device_target", "use_ema",
                        "eval_drop_last", "run_distribute"})
 MODEL_KEYS = ("class_num", "width_mult", "padding")

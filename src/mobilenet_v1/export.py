@@ -274,6 +274,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
         meta["crop_pct"] = float(config.get("crop_pct") or CROP_PCT)  # predict, quantize (and apps)
         meta["exif_orientation"] = bool(config.get("exif_orientation", False))
         meta["antialias"] = ckpt_io.trained_antialias(ckpt) is not False  # a MindSpore file's: the seed's False
+        meta["interpolation"] = config.get("interpolation") or "bilinear"
     if qat:
         reduced = model.quant.reduce_range
         meta["quantization"] = (f"INT8 quantization-aware training, QDQ, per-channel int8 weights"

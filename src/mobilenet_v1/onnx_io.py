@@ -29,7 +29,7 @@ from .checkpoint import CheckpointError, is_exported_program, program_pickles
 
 META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "padding", "mean", "std",
              "source", "quantization", "weights", "held_out", "crop_pct", "exif_orientation", "input",
-             "trained_image_size", "antialias", "pixel_format")
+             "trained_image_size", "antialias", "pixel_format", "interpolation")
 # The image input's name, the nodes that normalise it (in order) and their constants.
 IMAGE_INPUT = "image"
 IMAGE_NODES = ("image_to_float", "image_to_nchw", "image_scale", "image_shift")

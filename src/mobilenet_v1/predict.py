@@ -121,10 +121,10 @@ def class_names(class_num: int, recorded: Optional[Sequence[str]], labels: Optio
 
 
 def eval_image(img: torch.Tensor, dataset: str, image_size: int, crop_pct: float = T.CROP_PCT,
-               antialias: bool = True) -> torch.Tensor:
+               antialias: bool = True, interpolation: str = "bilinear") -> torch.Tensor:
     """A decoded uint8 (3, H, W) image -> the uint8 (3, S, S) the model's evaluation pipeline makes."""
     if dataset == "imagenet2012":
-        return T.resize_center_crop(img, image_size, crop_pct, antialias)
+        return T.resize_center_crop(img, image_size, crop_pct, antialias, interpolation)
     h, w = img.shape[-2:]
     side = min(h, w)
     img = img[:, (h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
@@ -138,9 +138,9 @@ class ImageFiles(Dataset):
     loader worker."""
 
     def __init__(self, paths: Sequence[str], dataset: str, image_size: int, crop_pct: float = T.CROP_PCT,
-                 exif: bool = False, antialias: bool = True):
+                 exif: bool = False, antialias: bool = True, interpolation: str = "bilinear"):
         self.paths, self.dataset, self.image_size, self.crop_pct = list(paths), dataset, image_size, crop_pct
-        self.exif, self.antialias = exif, antialias
+        self.exif, self.antialias, self.interpolation = exif, antialias, interpolation
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -149,7 +149,7 @@ class ImageFiles(Dataset):
         path = self.paths[i]
         try:
             return path, eval_image(T.decode_rgb(read_bytes(path), path, self.exif), self.dataset,
-                                    self.image_size, self.crop_pct, self.antialias)
+                                    self.image_size, self.crop_pct, self.antialias, self.interpolation)
         except (OSError, ValueError) as e:  # unreadable, or not an image (DecodeError)
             return path, BadSample(path, read_failure(e))
 
@@ -176,6 +176,7 @@ class Predictor:
     crop_pct: float = T.CROP_PCT  # an ImageNet-style model's centre crop (transforms.resize_center_crop)
     exif_orientation: bool = False  # photos turned upright by their EXIF orientation (the model's run's key)
     antialias: bool = True  # an ImageNet-style model's resize antialiased (the model's run's key)
+    interpolation: str = "bilinear"  # an ImageNet-style model's resize: bilinear or bicubic (the run's key)
 
     def normalizer(self) -> T.Normalize:
         mean, std = (T.IMAGENET_MEAN, T.IMAGENET_STD) if self.dataset == "imagenet2012" else (T.CIFAR_MEAN, T.CIFAR_STD)
@@ -192,7 +193,7 @@ class Predictor:
         k = min(k, int(valid.sum()))
         workers = predict_workers(num_workers, len(images), batch_size, self.device)
         files = ImageFiles(images, self.dataset, self.image_size, self.crop_pct, self.exif_orientation,
-                           self.antialias)
+                           self.antialias, self.interpolation)
         loader = DataLoader(files, batch_size=batch_size, num_workers=workers, collate_fn=list,
                             prefetch_factor=4 if workers else None)
         normalize = self.normalizer()
@@ -266,10 +267,11 @@ def guess_dataset(class_num: int) -> str:
 def load_predictor(path: str, labels: Optional[str] = None, background_class: bool = False,
                    dataset: Optional[str] = None, image_size: Optional[int] = None, use_ema: Optional[bool] = None,
                    device_target: str = "CPU", crop_pct: Optional[float] = None,
-                   exif_orientation: Optional[bool] = None, antialias: Optional[bool] = None) -> Predictor:
+                   exif_orientation: Optional[bool] = None, antialias: Optional[bool] = None,
+                   interpolation: Optional[str] = None) -> Predictor:
     """A model file and what it takes to run it on image files; ``image_size``, ``crop_pct``,
-    ``exif_orientation`` and ``antialias`` override what the file records, ``dataset`` must be the one it records (it
-    names a file's that records none). A checkpoint with a weight average predicts with it unless
+    ``exif_orientation``, ``antialias`` and ``interpolation`` override what the file records, ``dataset``
+    must be the one it records (it names a file's that records none). A checkpoint with a weight average predicts with it unless
     ``use_ema`` is False; an exported file holds the weights chosen at export (``use_ema`` given for one
     is named on stderr as not used).
     ``device_target`` (CPU, GPU or auto) is where a checkpoint's model runs; an ONNX file runs in ONNX
@@ -302,6 +304,7 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
         recorded, trained_on = meta.get("classes"), meta.get("dataset")
         weights = meta.get("weights", "")  # chosen when it was exported
         crop, exif, aa = meta.get("crop_pct"), meta.get("exif_orientation"), meta.get("antialias")
+        mode = meta.get("interpolation")
     else:
         ckpt = ckpt_io.load_file(path)
         use_ema = use_ema is not False
@@ -316,26 +319,30 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
         size = image_size or config.get("image_size") or 224
         recorded, trained_on = ckpt.get("classes"), config.get("dataset")
         crop, exif, aa = config.get("crop_pct"), config.get("exif_orientation"), ckpt_io.trained_antialias(ckpt)
+        mode = config.get("interpolation")
     if not class_num:
         raise ValueError(f"{path}: the number of classes cannot be read from the file")
     # Another data set's transform would feed the model inputs it was not trained on (and a file with an
     # image input would undo another normalisation than its own): refused, as eval and quantize refuse it.
     dataset = ckpt_io.trained_dataset(path, trained_on, dataset) or guess_dataset(class_num)
     given = (("crop_pct", crop_pct, " (resize, no crop)"), ("exif_orientation", exif_orientation, ""),
-             ("antialias", antialias, ", which enlarges 32x32 images"))
+             ("antialias", antialias, ", which enlarges 32x32 images"),
+             ("interpolation", interpolation, ", which enlarges 32x32 images bilinearly"))
     for name, value, how in given:
         if value is not None and dataset != "imagenet2012":
-            shown = value if isinstance(value, bool) else f"{value:g}"
+            shown = value if isinstance(value, (bool, str)) else f"{value:g}"
             raise ValueError(f"--{name} {shown}: {path} takes CIFAR-10's evaluation transform{how}; {name} is "
                              f"ImageNet-style models'")
     if exif_orientation is None:
         exif_orientation = dataset == "imagenet2012" and exif is True
     if antialias is None:
         antialias = aa is not False
+    if interpolation is None:
+        interpolation = mode if mode in T.INTERPOLATIONS else "bilinear"
     return Predictor(model=model, source=path, dataset=dataset, image_size=int(size),
                      names=class_names(class_num, recorded, labels, background_class), weights=weights,
                      device=device, crop_pct=float(crop_pct or crop or T.CROP_PCT),
-                     exif_orientation=exif_orientation, antialias=antialias)
+                     exif_orientation=exif_orientation, antialias=antialias, interpolation=interpolation)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -362,6 +369,9 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--antialias", type=bool_option, default=None, metavar="True|False",
                    help="ImageNet-style models: antialiased resize (default: as the model's run resized its "
                         "photos, its antialias key; False for a MindSpore checkpoint, the seed's plain bilinear)")
+    p.add_argument("--interpolation", choices=T.INTERPOLATIONS, default=None,
+                   help="ImageNet-style models: the resize's interpolation (default: as the model's run resized "
+                        "its photos, its interpolation key; bilinear for files from before the key)")
     p.add_argument("--use_ema", type=bool_option, default=None, metavar="True|False",
                    help="a checkpoint of a run with --ema_decay: its weight average (True, the default) or its "
                         "trained weights (an exported file holds those chosen at export)")
@@ -398,13 +408,13 @@ def main(argv: Sequence[str]) -> int:
             raise ValueError(f"--out {a.out}: {os.path.dirname(os.path.abspath(a.out))} is not a folder")
     images = image_files(a.images)
     predictor = load_predictor(a.ckpt_file, a.labels, a.background_class, a.dataset, a.image_size, a.use_ema,
-                               a.device_target, a.crop_pct, a.exif_orientation, a.antialias)
+                               a.device_target, a.crop_pct, a.exif_orientation, a.antialias, a.interpolation)
     results = predictor.top_k(images, a.top_k, a.num_workers, a.batch_size)
     failed = [r for r in results if "error" in r]
     extra = {"weights": predictor.weights} if predictor.weights else {}
     if predictor.dataset == "imagenet2012":
         extra.update(crop_pct=predictor.crop_pct, exif_orientation=predictor.exif_orientation,
-                     antialias=predictor.antialias)
+                     antialias=predictor.antialias, interpolation=predictor.interpolation)
     payload = {"model": predictor.source, "dataset": predictor.dataset, "image_size": predictor.image_size,
                **extra, "predictions": results}
     if a.out is not None:

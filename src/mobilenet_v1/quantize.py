@@ -48,7 +48,8 @@ def calibration_loader(dataset: str, calib_data: str, image_size: int, count: in
                        max_bad_samples: int = -1, val_split: float = 0.0,
                        crop_pct: float = CROP_PCT, exif_orientation: bool = False,
                        classes: Optional[Sequence[str]] = None,
-                       antialias: bool = True) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+                       antialias: bool = True,
+                       interpolation: str = "bilinear") -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
     """``count`` training images chosen at random (``seed``) with their labels, as normalised float32
     NCHW batches on the CPU made by the evaluation transforms (resize, and centre crop for ImageNet
     folders; normalisation). Unreadable files are skipped as in training (``max_bad_samples``).
@@ -59,14 +60,14 @@ def calibration_loader(dataset: str, calib_data: str, image_size: int, count: in
     then see the same images. ``val_split``: an image folder's share of each class held out from
     training (:mod:`data`), left out here too. ``crop_pct``: an image folder's evaluation crop;
     ``exif_orientation``: its photos turned upright by their EXIF tag; ``antialias``: its resizes
-    antialiased (False: plain bilinear, the seed's); ``classes``: its class folders
+    antialiased (False: plain bilinear, the seed's) and ``interpolation`` theirs; ``classes``: its class folders
     labelled as the model's (those a file records), not by their own sorted list."""
     if static_batch and count % batch_size:
         raise ValueError(f"calibration_loader: {count} images are not whole batches of {batch_size}")
     opts = DataOptions(dataset=dataset, dataset_path=calib_data, batch_size=batch_size, image_size=image_size,
                        seed=seed, num_workers=num_workers, channels_last=False, flip=False, pipeline="cpu",
                        max_bad_samples=max_bad_samples, val_split=val_split, crop_pct=crop_pct,
-                       exif_orientation=exif_orientation, antialias=antialias)
+                       exif_orientation=exif_orientation, antialias=antialias, interpolation=interpolation)
     taken = 0
     with build_loader(opts, train=False, device=torch.device("cpu"), drop_last=static_batch, split="train",
                       shuffle=True, classes=classes) as loader:  # closed with this generator
@@ -365,7 +366,8 @@ def main(argv: Sequence[str]) -> int:
                                   static_batch=fp32.fixed_batch is not None, val_split=val_split,
                                   crop_pct=fp32.metadata.get("crop_pct") or CROP_PCT,
                                   exif_orientation=fp32.metadata.get("exif_orientation") is True,
-                                  classes=classes, antialias=fp32.metadata.get("antialias") is not False)
+                                  classes=classes, antialias=fp32.metadata.get("antialias") is not False,
+                                  interpolation=fp32.metadata.get("interpolation") or "bilinear")
 
     try:
         classes, note = (calibration_classes(a.calib_data, fp32.metadata.get("classes"), val_split)

@@ -131,6 +131,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
                                  f"the whole 32x32 image; its evaluation images are a file of their own)")
     crop_pct = crop_pct if crop_pct is not None else float(config.get("crop_pct") or CROP_PCT)
     antialias = ckpt_io.trained_antialias(ckpt) is not False  # a MindSpore file's: the seed's plain bilinear
+    interpolation = config.get("interpolation") or "bilinear"
     note = ""
     if val_split is None:
         val_split, note = held_out_for(ckpt.get("held_out"), dataset_path, path, dataset)
@@ -139,7 +140,8 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     model = model.to(device)
     batches = calibration_loader(dataset, dataset_path, image_size, images, seed, batch_size, num_workers,
                                  val_split=val_split, crop_pct=crop_pct,
-                                 exif_orientation=config.get("exif_orientation") is True, antialias=antialias)
+                                 exif_orientation=config.get("exif_orientation") is True, antialias=antialias,
+                                 interpolation=interpolation)
     seen = recalibrate(model, batches, device)
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -148,7 +150,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
         "images": seen, "image_size": image_size, "dataset_path": os.path.abspath(dataset_path), "seed": seed,
         "source": os.path.basename(path), "trained_at": trained_at})
     if dataset == "imagenet2012":
-        config.update(crop_pct=crop_pct, antialias=antialias)
+        config.update(crop_pct=crop_pct, antialias=antialias, interpolation=interpolation)
     recorded["config"] = config
     count = write_checkpoint(dst, fmt, state, args, recorded)
     return {"source": path, "format": fmt, "tensors": count, "images": seen, "image_size": image_size,

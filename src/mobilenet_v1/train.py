@@ -47,7 +47,7 @@ def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataO
                        val_split=cfg.val_split, crop_pct=cfg.crop_pct, crop_scale_min=cfg.crop_scale_min,
                        crop_ratio_min=cfg.crop_ratio_min, crop_ratio_max=cfg.crop_ratio_max,
                        exif_orientation=cfg.exif_orientation, antialias=cfg.antialias,
-                       aug_repeats=cfg.aug_repeats)
+                       aug_repeats=cfg.aug_repeats, interpolation=cfg.interpolation)
 
 
 def build_model(cfg: Config) -> MobileNetV1:
@@ -439,7 +439,7 @@ def steps_change(ckpt: Dict[str, Any], source: str, steps_per_epoch: int, batch:
 RECIPE_KEYS = ("image_size", "seed", "drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "random_erase",
                "random_erase_mode", "mixup_alpha", "cutmix_alpha", "mix_prob", "clip_grad_norm", "use_label_smooth",
                "label_smooth_factor", "random_flip", "crop_scale_min", "crop_ratio_min", "crop_ratio_max",
-               "exif_orientation", "antialias", "teacher",
+               "exif_orientation", "antialias", "interpolation", "teacher",
                "distill_alpha", "distill_temperature", "qat_range_epochs", "bce_loss", "bce_target_thresh",
                "aug_repeats")
 

@@ -10,6 +10,7 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tu
 import torch
 import torch.nn.functional as F
 from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -23,6 +24,8 @@ RRC_RATIO = (0.75, 1.333)
 
 # The seed's evaluation crop: 224 of a shorter side of 256 (timm's crop_pct).
 CROP_PCT = 0.875
+# Image folders' resizes (the interpolation key): the seed's and torchvision's recipes' bilinear, or timm's bicubic.
+INTERPOLATIONS = ("bilinear", "bicubic")
 
 
 def eval_resize_size(image_size: int, crop_pct: float = CROP_PCT) -> int:
@@ -202,26 +205,36 @@ def seeded_uniform(seeds: torch.Tensor, k: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------
 # per-image transforms (uint8 in, uint8 out)
 
+def resize_mode(interpolation: str) -> InterpolationMode:
+    """torchvision's mode of an ``interpolation`` key's value (:data:`INTERPOLATIONS`)."""
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation {interpolation!r} is not one of {list(INTERPOLATIONS)}")
+    return InterpolationMode.BICUBIC if interpolation == "bicubic" else InterpolationMode.BILINEAR
+
+
 def random_resized_crop(img: torch.Tensor, size: int, seed: int, flip: bool = True,
                         scale: Sequence[float] = RRC_SCALE, antialias: bool = True,
-                        ratio: Sequence[float] = RRC_RATIO) -> torch.Tensor:
+                        ratio: Sequence[float] = RRC_RATIO, interpolation: str = "bilinear") -> torch.Tensor:
     """The seed's train transform of one decoded image: RandomResizedCrop(size, scale) then a p=0.5 flip.
     ``antialias``: a downscale averages the pixels it covers (torchvision's and timm's resize); False:
-    plain bilinear, which interpolates the four pixels around each sample (the seed's: MindSpore's)."""
+    plain bilinear, which interpolates the four pixels around each sample (the seed's: MindSpore's).
+    ``interpolation``: ``bilinear`` (the seed's, torchvision's recipes') or ``bicubic`` (timm's)."""
     (top, left, h, w), flipped = crop_and_flip(img.shape[-2], img.shape[-1], seed, scale, ratio)
-    out = TF.resized_crop(img, top, left, h, w, [size, size], antialias=antialias)
+    out = TF.resized_crop(img, top, left, h, w, [size, size], antialias=antialias,
+                          interpolation=resize_mode(interpolation))
     return out.flip(-1) if flip and flipped else out
 
 
 def resize_center_crop(img: torch.Tensor, size: int, crop_pct: float = CROP_PCT,
-                       antialias: bool = True) -> torch.Tensor:
+                       antialias: bool = True, interpolation: str = "bilinear") -> torch.Tensor:
     """The seed's eval transform of one decoded image: shorter side to 256 (for 224; ``size /
-    crop_pct``), centre crop. ``antialias`` as in :func:`random_resized_crop`.
+    crop_pct``), centre crop. ``antialias`` and ``interpolation`` as in :func:`random_resized_crop`.
 
     An image over about 7 times longer than wide (a 1x8000 banner would first become 256x2,048,000,
     gigabytes) has only the centre window that the crop keeps resized, at the same scale, plus a
     margin pixel on each side: the same crop up to the rounding of its position."""
     target = eval_resize_size(size, crop_pct)
+    mode = resize_mode(interpolation)
     h, w = img.shape[-2:]
     short, long = min(h, w), max(h, w)
     if long * target > 8 * size * short:
@@ -232,9 +245,9 @@ def resize_center_crop(img: torch.Tensor, size: int, crop_pct: float = CROP_PCT,
             img, out_hw = img[..., start:start + keep], [target, max(size, round(keep * scale))]
         else:
             img, out_hw = img[..., start:start + keep, :], [max(size, round(keep * scale)), target]
-        out = TF.resize(img, out_hw, antialias=antialias)
+        out = TF.resize(img, out_hw, antialias=antialias, interpolation=mode)
     else:
-        out = TF.resize(img, [target], antialias=antialias)
+        out = TF.resize(img, [target], antialias=antialias, interpolation=mode)
     return TF.center_crop(out, [size, size])
 
 
@@ -247,7 +260,7 @@ GROUP_PIXELS = 1 << 25
 
 
 def batch_resize_center_crop(images: Sequence[torch.Tensor], size: int, crop_pct: float = CROP_PCT,
-                             antialias: bool = True) -> torch.Tensor:
+                             antialias: bool = True, interpolation: str = "bilinear") -> torch.Tensor:
     """:func:`resize_center_crop` of each decoded image (uint8, (3, H, W)), as one (N, 3, size, size) batch.
 
     Images of one height and width are resized together, one call per group of up to
@@ -263,7 +276,7 @@ def batch_resize_center_crop(images: Sequence[torch.Tensor], size: int, crop_pct
         for start in range(0, len(members), per_call):
             part = members[start:start + per_call]
             group = images[part[0]][None] if len(part) == 1 else torch.stack([images[i] for i in part])
-            for i, crop in zip(part, resize_center_crop(group, size, crop_pct, antialias)):
+            for i, crop in zip(part, resize_center_crop(group, size, crop_pct, antialias, interpolation)):
                 out[i] = crop
     return torch.stack(out)
 
@@ -317,7 +330,8 @@ WHOLE_IMAGE_PIXELS = 1 << 20
 
 
 def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, int, int, int]], size: int,
-                       dtype: Optional[torch.dtype] = None, antialias: bool = True) -> torch.Tensor:
+                       dtype: Optional[torch.dtype] = None, antialias: bool = True,
+                       interpolation: str = "bilinear") -> torch.Tensor:
     """Crop ``boxes[i]`` = (top, left, h, w) out of ``images[i]`` (uint8, (3, H_i, W_i), sizes may differ)
     and resize each crop to (size, size) bilinearly, all in one ``roi_align`` call (``antialias``), or in
     two gathers (:func:`_bilinear_crops`: plain bilinear, the values of ``resized_crop`` with
@@ -334,12 +348,20 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
     4 times its crop's is joined as its crop alone (a copy), so a batch of large photos does not join
     gigabytes of pixels the crops leave out. Returns a (N, 3, size, size) tensor of ``dtype``
     (float16 on CUDA, float32 on the CPU by default) with values in [0, 255].
+
+    ``interpolation`` ``bicubic``: each crop is resized on its own, by the CPU pipeline's
+    ``resized_crop`` (its uint8 values: a kernel launch or more per crop on a GPU).
     """
     from torchvision.ops import roi_align
 
     device = images[0].device
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" else torch.float32
+    if interpolation != "bilinear":
+        mode = resize_mode(interpolation)
+        crops = [TF.resized_crop(img, top, left, h, w, [size, size], antialias=antialias, interpolation=mode)
+                 for img, (top, left, h, w) in zip(images, boxes)]
+        return torch.stack(crops).to(dtype)
     flats, starts, rois = [], [], []
     offset = height = width = 0
     for i, (img, (top, left, h, w)) in enumerate(zip(images, boxes)):
