@@ -17,6 +17,8 @@ Images/s of a full pass after one warm-up pass; output is the normalised batch o
                                   # the JPEGs read from their folder and from one .tar of it: listing
                                   # seconds and both pipelines' images/s, alternated over 3 rounds; and
                                   # the listing of 100,000 tiny files from a folder and from a tar
+    python benchmarks/input_pipeline.py --images 1024 --stages 0 --bicubic --rounds 3 --passes 1
+                                  # both pipelines with interpolation bicubic against bilinear, alternated
 
 ``--receive R`` instead times how long the feeding process takes to receive a batch from the workers,
 read its pages and let it go (the bytes in shared buffers used again, as the package sends them,
@@ -492,12 +494,14 @@ def main():
                    help="the GPU pipeline decoding in a thread and stream of its own, 2 batches ahead of the crop")
     p.add_argument("--tensor_per_batch", action="store_true",
                    help="the GPU pipeline with each batch's bytes in a tensor of their own (as before shared buffers)")
+    p.add_argument("--bicubic", action="store_true",
+                   help="the GPU pipeline with interpolation bicubic (each training crop resized on its own)")
     p.add_argument("--plain_bilinear", action="store_true",
                    help="the GPU pipeline with antialias False (plain bilinear, the seed's resize)")
     p.add_argument("--rounds", type=int, default=3,
                    help="rounds of --pinned_bytes / --stacked_crops / --canvas_per_crop / --received_inline / "
                         "--decoded_ahead / "
-                        "--tensor_per_batch / --plain_bilinear against "
+                        "--tensor_per_batch / --plain_bilinear / --bicubic against "
                         "the pipeline as it is, alternated (--workers workers; medians)")
     args = p.parse_args()
     width, height = (int(v) for v in args.jpeg_size.split("x"))
@@ -591,6 +595,13 @@ def main():
     if args.plain_bilinear:
         experiments["gpu, antialias False (the seed's plain bilinear)"] = pipeline_with(
             lambda root, **kw: BatchedImageLoader(root, antialias=False, **kw))
+    if args.bicubic:
+        experiments["gpu, interpolation bicubic (a resize per crop)"] = pipeline_with(
+            lambda root, **kw: BatchedImageLoader(root, interpolation="bicubic", **kw))
+        experiments["cpu pipeline, interpolation bilinear"] = pipeline_with(
+            lambda root, **kw: ImageFolderLoader(root, **kw))
+        experiments["cpu pipeline, interpolation bicubic"] = pipeline_with(
+            lambda root, **kw: ImageFolderLoader(root, interpolation="bicubic", **kw))
     if experiments:
         for name, values in alternated(experiments, args.rounds, args.data_dir, args.passes, common).items():
             payload["images_per_s"][name] = median(values)

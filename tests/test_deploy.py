@@ -991,7 +991,8 @@ def test_antialias_follows_the_model_through_eval_export_predict_and_quantize(tm
 
 def test_bicubic_interpolation_is_timms_resize_and_follows_the_model(tmp_path, capsys, monkeypatch):
     """--interpolation bicubic resizes as timm's evaluation transform does (PIL's bicubic Resize of the
-    shorter side, then the centre crop: within a level, where bilinear is further off), both
+    shorter side, then the centre crop: within two levels, where bilinear is further off), the same on any
+    device (computed in float32, rounded between its passes as PIL rounds), both
     pipelines alike (training crops too), and, recorded in the run's configuration, is how eval, an
     exported file, predict and INT8 calibration resize; a file from before the key: bilinear."""
     import numpy as np
@@ -1009,16 +1010,19 @@ def test_bicubic_interpolation_is_timms_resize_and_follows_the_model(tmp_path, c
             noisy = smooth_image(90 + 10 * i, 120, 7 * c + i) + rng.integers(-40, 40, (90 + 10 * i, 120, 3))
             Image.fromarray(noisy.clip(0, 255).astype(np.uint8)).save(folder / cls / f"{i}.png")
     photo = folder / "n01" / "0.png"
-    img = T.decode_rgb(torch.from_numpy(np.frombuffer(photo.read_bytes(), np.uint8).copy()), str(photo))
-    ours = {m: T.resize_center_crop(img, 48, 0.875, interpolation=m).int() for m in T.INTERPOLATIONS}
-    pil = Image.open(photo).convert("RGB")
-    side = T.eval_resize_size(48, 0.875)
-    w, h = pil.size
-    pil = pil.resize((int(side * w / h), side) if w >= h else (side, int(side * h / w)), Image.BICUBIC)
-    left, top = round((pil.size[0] - 48) / 2), round((pil.size[1] - 48) / 2)  # as transforms.Resize, CenterCrop
-    timm = torch.from_numpy(np.array(pil.crop((left, top, left + 48, top + 48)))).permute(2, 0, 1).int()
-    bicubic, bilinear = ((ours[m] - timm).abs() for m in ("bicubic", "bilinear"))
-    assert int(bicubic.max()) <= 1 and float(bicubic.float().mean()) < 0.05 < 0.5 < float(bilinear.float().mean())
+    # Sharp edges too: a bicubic resize overshoots them, and rounding only at the end (torchvision's
+    # uint8 bicubic on CUDA) would put the output up to 20 levels off PIL's, which rounds between passes.
+    edges = (rng.random((94, 126, 3)) > 0.5).repeat(4, 0).repeat(4, 1).astype(np.uint8) * 255
+    for array in (np.array(Image.open(photo).convert("RGB")), edges):
+        img = torch.from_numpy(array).permute(2, 0, 1).contiguous()
+        ours = {m: T.resize_center_crop(img, 96, 0.95, interpolation=m).int() for m in T.INTERPOLATIONS}
+        pil, side = Image.fromarray(array), T.eval_resize_size(96, 0.95)
+        w, h = pil.size
+        pil = pil.resize((int(side * w / h), side) if w >= h else (side, int(side * h / w)), Image.BICUBIC)
+        left, top = round((pil.size[0] - 96) / 2), round((pil.size[1] - 96) / 2)  # as Resize, CenterCrop
+        timm = torch.from_numpy(np.array(pil.crop((left, top, left + 96, top + 96)))).permute(2, 0, 1).int()
+        bicubic, bilinear = ((ours[m] - timm).abs() for m in ("bicubic", "bilinear"))
+        assert int(bicubic.max()) <= 2 and float(bicubic.float().mean()) < 0.05 < 0.5 < float(bilinear.float().mean())
 
     for training in (True, False):  # the GPU pipeline's code (on the CPU) gives the CPU pipeline's batches
         batches = []

@@ -518,6 +518,10 @@ def test_timm_weights_load_with_their_normalisation_folded_into_the_first_layer(
     assert "timm's MobileNetV1 weights (ReLU6, padding symmetric)" in capsys.readouterr().out
     saved = ckpt_io.load_file(str(tmp_path / "ours.pt"))
     assert saved["config"]["dataset"] == "imagenet2012" and saved["model_args"]["padding"] == "symmetric"
+    # resized bicubic, as timm trains and evaluates them: predict (and eval) follow it unless told otherwise
+    from mobilenet_v1.predict import load_predictor
+    assert saved["config"]["interpolation"] == "bicubic"
+    assert load_predictor(str(tmp_path / "model.safetensors")).interpolation == "bicubic"
     # timm's variants with a head convolution are another network: named, not loaded.
     timm_state["conv_head.weight"] = torch.zeros(8, 256, 1, 1)
     torch.save(timm_state, str(tmp_path / "h.bin"))

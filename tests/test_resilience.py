@@ -590,6 +590,9 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
     with pytest.raises(ckpt_io.CheckpointError, match=r"saved after 3 steps into epoch 2 of a run with aug_repeats 1, "
                                                       r"this run has aug_repeats 3, .* pass --aug_repeats 1, or resume"):
         ckpt_io.validate_training_checkpoint(reordered, "x.ckpt", model, optimizer, 12, aug_repeats=3)
+    reordered.pop("config")  # a file that records no configuration ran with 1: named, not a KeyError
+    with pytest.raises(ckpt_io.CheckpointError, match=r"of a run with aug_repeats 1, this run has aug_repeats 3"):
+        ckpt_io.validate_training_checkpoint(reordered, "x.ckpt", model, optimizer, 12, aug_repeats=3)
     assert "step 5 is not epoch 2 x 12 + 0" in problem(lambda c: c.update({"step": 5}))
     assert "step 24 is not epoch 2 x 12 + 0 + step_offset 3" in problem(lambda c: c.update({"step_offset": 3}))
     assert "step_offset '3' are not counts" in problem(lambda c: c.update({"step_offset": "3"}))

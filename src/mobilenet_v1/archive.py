@@ -17,7 +17,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 import numpy as np
 
 ARCHIVE_SUFFIX = ".tar"
-# A compressed archive's first bytes: its members cannot be read at an offset without decompressing all before.
+# Compressed archives, by name and by their first bytes: their members cannot be read at an offset without
+# decompressing everything before.
 COMPRESSED_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar.zst", ".tzst")
 COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"))
 

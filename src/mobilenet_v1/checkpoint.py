@@ -711,7 +711,7 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
                             f"otherwise: it would skip or repeat some; pass --seed {ckpt['config']['seed']}, or resume "
                             f"from an epoch's end")
         elif in_epoch and aug_repeats is not None and (ckpt.get("config") or {}).get("aug_repeats", 1) != aug_repeats:
-            theirs = ckpt["config"].get("aug_repeats", 1)
+            theirs = (ckpt.get("config") or {}).get("aug_repeats", 1)
             problems.append(f"saved after {in_epoch} steps into epoch {epoch + 1} of a run with aug_repeats {theirs}, "
                             f"this run has aug_repeats {aug_repeats}, which orders that epoch's samples otherwise: it "
                             f"would skip or repeat some; pass --aug_repeats {theirs}, or resume from an epoch's end")

@@ -287,9 +287,8 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
 # given on eval's command line they are named, as the seed's keys with no meaning here are.
 EVAL_KEYS = frozenset({"config_path", "dataset", "dataset_path", "checkpoint_path", "batch_size", "eval_batch_size",
                        "image_size", "crop_pct", "exif_orientation", "antialias", "interpolation", "val_split",
-                       "num_workers",
-                       "data_pipeline", "max_bad_samples", "channels_last", "precision", "device_target", "use_ema",
-                       "eval_drop_last", "run_distribute"})
+                       "num_workers", "data_pipeline", "max_bad_samples", "channels_last", "precision",
+                       "device_target", "use_ema", "eval_drop_last", "run_distribute"})
 MODEL_KEYS = ("class_num", "width_mult", "padding")
 # An ONNX file runs in ONNX Runtime on the CPU (a .pt2 program in PyTorch on the CPU), in fp32, NCHW, with the
 # weights it was exported with.

@@ -482,7 +482,8 @@ def fold_normalisation(state: Dict[str, torch.Tensor], mean_from: Iterable[float
 def timm_checkpoint(ckpt: Dict[str, Any], source: str) -> Dict[str, Any]:
     """``ckpt`` as it is, or, where its ``model`` has timm's names, our checkpoint of those weights:
     padding symmetric (timm's), normalisation folded from timm's mean and std (0.5) into our ImageNet
-    one (:func:`fold_normalisation`), recorded as an ImageNet model, with ``imported`` saying so."""
+    one (:func:`fold_normalisation`), recorded as an ImageNet model resized bicubic (as timm trains and
+    evaluates its weights: eval and predict follow it), with ``imported`` saying so."""
     if not is_timm_state(ckpt.get("model") or {}):
         return ckpt
     from .transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -492,7 +493,7 @@ def timm_checkpoint(ckpt: Dict[str, Any], source: str) -> Dict[str, Any]:
         raise CheckpointError(f"checkpoint {source}: timm's names without conv_stem and bn1 statistics")
     fold_normalisation(state, TIMM_MEAN, TIMM_STD, IMAGENET_MEAN, IMAGENET_STD)
     return {"format": ckpt_io.FORMAT, "model": state, "model_args": {"padding": "symmetric"},
-            "config": {"dataset": "imagenet2012"},
+            "config": {"dataset": "imagenet2012", "interpolation": "bicubic"},
             "imported": ("timm's MobileNetV1 weights (ReLU6, padding symmetric); its first convolution rescaled "
                          "from timm's input normalisation (mean and std 0.5) to ImageNet's, this toolkit's")}
 

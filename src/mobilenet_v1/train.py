@@ -841,11 +841,13 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch{accumulated}, epochs "
                f"{start_epoch + 1}..{cfg.epoch_size}, precision {precision}, device {device}")
         if cfg.aug_repeats > 1:
-            print0(f"aug_repeats {cfg.aug_repeats}: each epoch draws {-(-loader.sampler.size // cfg.aug_repeats)} of "
-                   f"the {loader.sampler.size} images, {cfg.aug_repeats} times each, augmented anew each time; "
+            used = steps_per_epoch * step_images  # the job's samples an epoch
+            print0(f"aug_repeats {cfg.aug_repeats}: an epoch's {used} samples are {cfg.aug_repeats} copies each of "
+                   f"about {-(-used // cfg.aug_repeats)} of the {loader.sampler.size} images, augmented anew; "
                    + ("the copies of an image go to as many processes, in the same step or the next"
                       if dist.world_size >= cfg.aug_repeats else
-                      "the copies of an image fall into the same batch (or the next)"))
+                      "the copies of an image fall into the same batch (or the next)" if dist.world_size == 1 else
+                      "the copies of an image are spread over the processes and their batches"))
     if rng is not None:
         ckpt_io.set_rng_state(rng)
     last_path, result, epoch_seconds = resumed_from, None, []

@@ -205,11 +205,21 @@ def seeded_uniform(seeds: torch.Tensor, k: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------
 # per-image transforms (uint8 in, uint8 out)
 
-def resize_mode(interpolation: str) -> InterpolationMode:
-    """torchvision's mode of an ``interpolation`` key's value (:data:`INTERPOLATIONS`)."""
+def resize(img: torch.Tensor, size: Sequence[int], antialias: bool = True,
+           interpolation: str = "bilinear") -> torch.Tensor:
+    """uint8 images (..., 3, H, W) resized to ``size`` (height, width). ``bilinear``: torchvision's resize.
+    ``bicubic``: as PIL resizes (timm's transforms), the same on every device: the width first, then the
+    height, each pass in float32 rounded and clipped to uint8. torchvision's uint8 bicubic rounds between
+    its passes on the CPU but not on CUDA, where the overshoot of a sharp edge then reaches the output
+    (up to 20 levels off PIL's)."""
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"interpolation {interpolation!r} is not one of {list(INTERPOLATIONS)}")
-    return InterpolationMode.BICUBIC if interpolation == "bicubic" else InterpolationMode.BILINEAR
+    if interpolation == "bilinear":
+        return TF.resize(img, list(size), antialias=antialias)
+    x = img.float()
+    for hw in ([x.shape[-2], size[1]], list(size)):
+        x = TF.resize(x, hw, interpolation=InterpolationMode.BICUBIC, antialias=antialias).round_().clamp_(0, 255)
+    return x.to(torch.uint8)
 
 
 def random_resized_crop(img: torch.Tensor, size: int, seed: int, flip: bool = True,
@@ -220,8 +230,7 @@ def random_resized_crop(img: torch.Tensor, size: int, seed: int, flip: bool = Tr
     plain bilinear, which interpolates the four pixels around each sample (the seed's: MindSpore's).
     ``interpolation``: ``bilinear`` (the seed's, torchvision's recipes') or ``bicubic`` (timm's)."""
     (top, left, h, w), flipped = crop_and_flip(img.shape[-2], img.shape[-1], seed, scale, ratio)
-    out = TF.resized_crop(img, top, left, h, w, [size, size], antialias=antialias,
-                          interpolation=resize_mode(interpolation))
+    out = resize(img[..., top:top + h, left:left + w], [size, size], antialias, interpolation)
     return out.flip(-1) if flip and flipped else out
 
 
@@ -234,7 +243,6 @@ def resize_center_crop(img: torch.Tensor, size: int, crop_pct: float = CROP_PCT,
     gigabytes) has only the centre window that the crop keeps resized, at the same scale, plus a
     margin pixel on each side: the same crop up to the rounding of its position."""
     target = eval_resize_size(size, crop_pct)
-    mode = resize_mode(interpolation)
     h, w = img.shape[-2:]
     short, long = min(h, w), max(h, w)
     if long * target > 8 * size * short:
@@ -245,9 +253,10 @@ def resize_center_crop(img: torch.Tensor, size: int, crop_pct: float = CROP_PCT,
             img, out_hw = img[..., start:start + keep], [target, max(size, round(keep * scale))]
         else:
             img, out_hw = img[..., start:start + keep, :], [max(size, round(keep * scale)), target]
-        out = TF.resize(img, out_hw, antialias=antialias, interpolation=mode)
-    else:
-        out = TF.resize(img, [target], antialias=antialias, interpolation=mode)
+        out = resize(img, out_hw, antialias, interpolation)
+    else:  # the shorter side to target, the longer in proportion (truncated), as torchvision's Resize
+        out = resize(img, [target, int(target * w / h)] if w >= h else [int(target * h / w), target], antialias,
+                     interpolation)
     return TF.center_crop(out, [size, size])
 
 
@@ -349,8 +358,8 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
     gigabytes of pixels the crops leave out. Returns a (N, 3, size, size) tensor of ``dtype``
     (float16 on CUDA, float32 on the CPU by default) with values in [0, 255].
 
-    ``interpolation`` ``bicubic``: each crop is resized on its own, by the CPU pipeline's
-    ``resized_crop`` (its uint8 values: a kernel launch or more per crop on a GPU).
+    ``interpolation`` ``bicubic``: each crop is resized on its own, by the CPU pipeline's :func:`resize`
+    (its uint8 values: a few kernel launches per crop on a GPU).
     """
     from torchvision.ops import roi_align
 
@@ -358,8 +367,7 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" else torch.float32
     if interpolation != "bilinear":
-        mode = resize_mode(interpolation)
-        crops = [TF.resized_crop(img, top, left, h, w, [size, size], antialias=antialias, interpolation=mode)
+        crops = [resize(img[:, top:top + h, left:left + w], [size, size], antialias, interpolation)
                  for img, (top, left, h, w) in zip(images, boxes)]
         return torch.stack(crops).to(dtype)
     flats, starts, rois = [], [], []
