@@ -160,3 +160,50 @@ def test_recorded_facts_survive_a_last_file_without_them_and_a_lost_padding_is_w
     assert average(symmetric, str(tmp_path / "s.pt"))["warning"] == ""  # ours keeps the padding
     assert load_model(str(tmp_path / "s.pt")).padding == "symmetric"
 
+
+
+def test_keep_best_max_keeps_the_best_epochs_and_average_best_takes_them(cifar_dir, tmp_path, capsys, one_thread):
+    """train --keep_best_max 2 keeps the two best evaluated epochs (by the top-1 metrics.jsonl records) as
+    mobilenetv1-top-E.ckpt, whatever keep_checkpoint_max removes, each recording its figures; a resume
+    from an earlier epoch moves the later ones aside; average --best 2 is the mean of those two files."""
+    from mobilenet_v1 import train
+    from mobilenet_v1.config import ConfigError, load_config
+    from mobilenet_v1.tracking import read_metrics
+
+    run = tmp_path / "run"
+    args = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU", "--num_workers=0",
+            "--warmup_epochs=0", "--lr_max=0.05", f"--dataset_path={cifar_dir}", "--class_num=4",
+            "--eval_interval=1", "--keep_checkpoint_max=2", "--save_checkpoint_epochs=1",
+            f"--save_checkpoint_path={run}"]
+    train.run(load_config(args + ["--epoch_size=5", "--keep_best_max=2"]))
+    tops = {r["epoch"]: r["top_1"] for r in read_metrics(str(run))["epochs"]}
+    want = sorted(tops, key=lambda e: (-tops[e], e))[:2]
+    assert sorted(e for e, _ in ckpt_io.list_top(str(run))) == sorted(want) and len(tops) == 5
+    for e, path in ckpt_io.list_top(str(run)):
+        saved = ckpt_io.load_file(path)
+        assert saved["epoch"] == e and saved["metrics"]["top_1"] == tops[e]
+    assert len(ckpt_io.list_checkpoints(str(run))) == 2  # the numbered ones pruned as before
+    out = tmp_path / "best2.pt"
+    assert cli.main(["average", str(run), "--best", "2", "--out", str(out)]) == 0
+    ranked = sorted(ckpt_io.list_top(str(run)), key=lambda item: (-tops[item[0]], item[0]))
+    assert f"the mean of 2 checkpoints: {', '.join(os.path.basename(p) for _, p in ranked)}" in capsys.readouterr().out
+    by_hand = tmp_path / "by_hand.pt"
+    average([p for _, p in ranked], str(by_hand))
+    a, b = ckpt_io.load_file(str(out))["model"], ckpt_io.load_file(str(by_hand))["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="--last and --best choose a run folder's checkpoints two ways"):
+        average([str(run)], str(tmp_path / "x.pt"), last=2, best=2)
+    # Resumed from the earlier of the two (a training checkpoint too): the later one belongs to a history that
+    # no longer holds, and moves aside with the numbered checkpoints after it.
+    first = min(want)
+    train.run(load_config(args + ["--epoch_size=5", "--keep_best_max=2",
+                                  f"--resume={run / f'mobilenetv1-top-{first}.ckpt'}"]))
+    moved = os.listdir(run / "earlier-run-1")
+    assert sorted(n for n in moved if "-top-" in n) == [f"mobilenetv1-top-{e}.ckpt" for e in sorted(want) if e > first]
+    assert (run / f"mobilenetv1-top-{first}.ckpt").exists()
+    with pytest.raises(ConfigError, match="keep_best_max .* eval_interval is 0"):
+        load_config(["--keep_best_max=2"])
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    with pytest.raises(ckpt_io.CheckpointError, match="holds no mobilenetv1-top-E.ckpt file"):
+        average([str(empty)], str(tmp_path / "y.pt"), best=2)

@@ -15,14 +15,21 @@ from . import checkpoint as ckpt_io
 from .mindspore_io import output_format, padding_warning, read_any, write_checkpoint
 
 
-def sources(paths: Sequence[str], last: int = 0) -> List[str]:
+def sources(paths: Sequence[str], last: int = 0, best: int = 0) -> List[str]:
     """The checkpoint files ``paths`` name, in order: a file as it is, a run folder (its ``ckpt_0/`` for
-    a distributed run) its numbered checkpoints, oldest first; of those, the last ``last`` (0: all)."""
-    if last < 0:
-        raise ValueError(f"--last must be >= 0 (0: all), got {last}")
+    a distributed run) its numbered checkpoints, oldest first; of those, the last ``last`` (0: all).
+    ``best`` N: instead of the numbered ones, a run folder's N best evaluated epochs' checkpoints (kept by
+    ``train --keep_best_max``), ranked by the top-1 each records, best first."""
+    for name, value in (("last", last), ("best", best)):
+        if value < 0:
+            raise ValueError(f"--{name} must be >= 0 (0: all), got {value}")
+    if last and best:
+        raise ValueError("--last and --best choose a run folder's checkpoints two ways: give one")
     files: List[str] = []
     for path in paths:
-        if os.path.isdir(path):
+        if os.path.isdir(path) and best:
+            files.extend(best_of(ckpt_io.run_folder(path), best))
+        elif os.path.isdir(path):
             folder = ckpt_io.run_folder(path)
             found = [p for _, p in ckpt_io.list_checkpoints(folder)]
             if not found:
@@ -45,8 +52,24 @@ def sources(paths: Sequence[str], last: int = 0) -> List[str]:
     return files
 
 
+def best_of(folder: str, n: int) -> List[str]:
+    """The ``n`` best of the best epochs' checkpoints in ``folder`` (:func:`checkpoint.top_name`), by the
+    top-1 each records (a tie: the earlier epoch), best first."""
+    found = ckpt_io.list_top(folder)
+    if not found:
+        raise ckpt_io.CheckpointError(f"checkpoint folder {folder}: holds no {ckpt_io.CKPT_PREFIX}-top-E.ckpt "
+                                      f"file (train with --eval_interval and --keep_best_max N to keep them)")
+    ranked = []
+    for epoch, path in found:
+        top_1 = (ckpt_io.load_file(path).get("metrics") or {}).get("top_1")
+        if not isinstance(top_1, (int, float)) or isinstance(top_1, bool):
+            raise ckpt_io.CheckpointError(f"checkpoint {path}: records no top-1 (metrics) to rank it by")
+        ranked.append((-top_1, epoch, path))
+    return [path for _, _, path in sorted(ranked)[:n]]
+
+
 def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: bool = True,
-            last: int = 0) -> Dict[str, Any]:
+            last: int = 0, best: int = 0) -> Dict[str, Any]:
     """Write the mean of the weights of the checkpoints ``paths`` name (:func:`sources`) as ``dst``.
 
     Every file is read and checked (a MobileNetV1 of the same width, classes and padding, the same
@@ -59,7 +82,7 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     from .api import model_from_checkpoint, refuse_quantization_aware
 
     fmt = output_format(dst, fmt)
-    files = sources(paths, last)
+    files = sources(paths, last, best)
     ckpt_io.check_output("--out", dst, files)
     sums: Dict[str, torch.Tensor] = {}
     latest: Dict[str, torch.Tensor] = {}

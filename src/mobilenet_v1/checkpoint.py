@@ -23,6 +23,7 @@ CKPT_PREFIX = "mobilenetv1"
 # The best checkpoint by top-1 (``--eval_interval``); outside _NAME_RE, so pruning never removes it.
 BEST_NAME = CKPT_PREFIX + "-best.ckpt"
 _NAME_RE = re.compile(r"^" + CKPT_PREFIX + r"-(\d+)_(\d+)\.ckpt$")
+_TOP_RE = re.compile(r"^" + CKPT_PREFIX + r"-top-(\d+)\.ckpt$")
 
 
 class CheckpointError(ValueError):
@@ -42,6 +43,21 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 def checkpoint_name(epoch: int, steps_per_epoch: int) -> str:
     return f"{CKPT_PREFIX}-{epoch}_{steps_per_epoch}.ckpt"
+
+
+def top_name(epoch: int) -> str:
+    """One of the best evaluated epochs' checkpoints (``keep_best_max``): the state at epoch ``epoch``'s end."""
+    return f"{CKPT_PREFIX}-top-{epoch}.ckpt"
+
+
+def list_top(folder: str) -> List[Tuple[int, str]]:
+    """(epoch, path) of the best epochs' checkpoints (:func:`top_name`) in ``folder``, oldest first."""
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = [(int(m.group(1)), os.path.join(folder, n)) for n in names for m in [_TOP_RE.match(n)] if m]
+    return sorted(found)
 
 
 @dataclass(frozen=True)
@@ -248,9 +264,9 @@ def check_writable(folder: str) -> None:
 
 
 def move_checkpoints_aside(folder: str) -> str:
-    """Move the training checkpoints in ``folder`` (numbered and best) into a new sub-folder
+    """Move the training checkpoints in ``folder`` (numbered, best and the best epochs') into a new sub-folder
     ``earlier-run-N`` (N the first free number) and return its path; "" when there are none."""
-    names = [os.path.basename(p) for _, p in list_checkpoints(folder)]
+    names = [os.path.basename(p) for _, p in list_checkpoints(folder) + list_top(folder)]
     if os.path.isfile(os.path.join(folder, BEST_NAME)):
         names.append(BEST_NAME)
     return _move_aside(folder, names)
@@ -282,6 +298,8 @@ def move_superseded(folder: str, epoch: int, in_epoch: int, steps_per_epoch: int
         names = [os.path.basename(path) for e, _, path in _numbered(folder) if e > epoch]
     else:
         names = [os.path.basename(path) for e, k, path in _numbered(folder) if (e, k) > (epoch + 1, in_epoch)]
+    # The best epochs' checkpoints are saved at epochs' ends: those after the point are of the history discarded.
+    names += [os.path.basename(path) for e, path in list_top(folder) if e > epoch]
     best = os.path.join(folder, BEST_NAME)
     if os.path.isfile(best):
         try:

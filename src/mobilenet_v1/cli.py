@@ -19,7 +19,7 @@ commands:
   info           parameters and multiply-adds (--width_mult A --image_size R --class_num K [--json])
   lr-schedule    write the per-step learning rate of a configuration (--config_path F --out lr.csv)
   convert        rewrite a checkpoint: MindSpore .ckpt, our .pt, .safetensors (SRC DST [--format F])
-  average        the mean of several checkpoints' weights (RUN_DIR|CKPT... --out F [--last N])
+  average        the mean of several checkpoints' weights (RUN_DIR|CKPT... --out F [--last N | --best N])
   recalibrate-bn measure a checkpoint's BatchNorm statistics anew, say at another image size
                  (CKPT --dataset_path PATH --image_size N --out F)
   plot           loss, lr and top-1 curves of run folders, overlaid (RUN_DIR [RUN_DIR ...] --out curves.png)
@@ -214,10 +214,12 @@ def cmd_average(argv: List[str]) -> int:
                    help="checkpoint files (any format convert reads), or run folders: their numbered checkpoints")
     p.add_argument("--out", required=True, metavar="DST", help="file to write (atomically); not one of the sources")
     p.add_argument("--last", type=int, default=0, metavar="N", help="only the last N of the checkpoints (0: all)")
+    p.add_argument("--best", type=int, default=0, metavar="N",
+                   help="a run folder's N best evaluated epochs (train --keep_best_max), by their top-1")
     add_writer_options(p, "checkpoints of a run with --ema_decay: average their weight averages (True, the "
                           "default) or their trained weights")
     a = p.parse_args(argv)
-    out = average(a.src, a.out, a.format, a.use_ema, a.last)
+    out = average(a.src, a.out, a.format, a.use_ema, a.last, a.best)
     written = WRITTEN[out["format"]]
     names = ", ".join(os.path.basename(f) for f in out["sources"])
     print(f"wrote {a.out}: {written}, {out['tensors']} tensors (MobileNetV1 width_mult {out['width_mult']:g}, "

@@ -57,6 +57,9 @@ class Config:
     save_checkpoint: bool = True
     save_checkpoint_epochs: int = 5
     keep_checkpoint_max: int = 10
+    # With eval_interval: the N best evaluated epochs' checkpoints (by top-1), kept as mobilenetv1-top-E.ckpt
+    # beside the numbered ones (timm's --checkpoint-hist), for `average --best`. 0: none (the seed).
+    keep_best_max: int = 0
     save_checkpoint_path: str = "./"
     warmup_epochs: int = 5
     # The seed's steps, poly, cosine (TensorFlow's linear cosine decay) or linear; beyond the seed,
@@ -251,6 +254,7 @@ KEY_HELP: Dict[str, str] = {
     "save_checkpoint": "write checkpoints, config.yaml, log.txt and metrics",
     "save_checkpoint_epochs": "save every N epochs",
     "keep_checkpoint_max": "numbered checkpoints kept (oldest removed; at least 2)",
+    "keep_best_max": "the best N evaluated epochs' checkpoints kept as mobilenetv1-top-E.ckpt (0: none)",
     "save_checkpoint_path": "the run folder",
     "warmup_epochs": "epochs of linear warm-up from lr_init",
     "lr_decay_mode": "learning-rate schedule",
@@ -470,7 +474,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("save_checkpoint_path", "save_checkpoint_path is empty (the run folder; the seed's default is ./)")
     if cfg.class_num < 2:
         fail("class_num", f"class_num must be at least 2 (a classifier tells classes apart), got {cfg.class_num}")
-    for key in ("log_interval", "eval_interval"):
+    for key in ("log_interval", "eval_interval", "keep_best_max"):
         if getattr(cfg, key) < 0:
             fail(key, f"{key} must be >= 0 (0: off), got {getattr(cfg, key)}")
     if cfg.eval_batch_size < 0:
@@ -583,6 +587,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          f"opt {cfg.opt} has none (its betas are 0.9, 0.999)"),
         (("trust_coefficient", "trust_clip"), cfg.opt == "lars", "LARS's (opt lars)",
          f"opt {cfg.opt} has no such setting" + (" (LAMB's ratio is |w| / |update|)" if cfg.opt == "lamb" else "")),
+        (("keep_best_max",), cfg.eval_interval > 0, "a setting of evaluation's (the best evaluated epochs)",
+         "eval_interval is 0, so no epoch is evaluated (--eval_interval N)"),
         (("decay_norm_bias",), cfg.weight_decay > 0, "a setting of weight decay's",
          "weight_decay is 0 (--decay_norm_bias False with it)"),
         (("distill_alpha", "distill_temperature"), bool(cfg.teacher), "knowledge distillation's",

@@ -28,7 +28,7 @@ from .nonfinite import NonFiniteError, NonFiniteGuard, init_momentum_buffers
 from .runtime import header, print0
 from .schedules import SCHEDULE_KEYS, global_batch, lr_scale, schedule, schedule_notes, uses
 from .stopping import StopRequest, signal_name
-from .tracking import RunLogger
+from .tracking import RunLogger, read_metrics
 
 
 def seed_everything(seed: int) -> None:
@@ -308,6 +308,38 @@ class CheckpointWriter:
         except OSError as e:  # not fatal: the new checkpoint is complete, an old one merely stays
             print(f"warning: could not remove an old checkpoint in {self.folder}: {e}", file=sys.stderr)
         return path
+
+
+def best_epochs_before(run_dir: str, start_epoch: int) -> Dict[int, float]:
+    """{epoch: top-1} of the epochs a continued run evaluated up to ``start_epoch`` (its metrics.jsonl), for
+    ``keep_best_max``; none where the file cannot be read."""
+    try:
+        epochs = read_metrics(run_dir)["epochs"]
+    except ValueError:
+        return {}
+    return {r["epoch"]: r["top_1"] for r in epochs if isinstance(r.get("top_1"), (int, float))
+            and isinstance(r.get("epoch"), int) and r["epoch"] <= start_epoch}
+
+
+def keep_best(writer: "CheckpointWriter", evaluated: Dict[int, float], epoch: int, accuracy: Dict[str, Any],
+              n: int) -> None:
+    """``keep_best_max``: record ``epoch``'s top-1; where it is among the ``n`` best evaluated so far (a tie:
+    the earlier epoch), save the state as :func:`checkpoint.top_name` (with its figures), then remove the
+    best epochs' checkpoints that fell out of the ``n`` (only of epochs whose top-1 this run knows: a file it
+    cannot rank stays). Every rank calls it alike: the figures are the job's."""
+    evaluated[epoch] = accuracy["top_1"]
+    kept = {e for e, _ in sorted(evaluated.items(), key=lambda item: (-item[1], item[0]))[:n]}
+    if epoch in kept:
+        writer.save(epoch, 0, name=ckpt_io.top_name(epoch), extra={"metrics": accuracy})
+    if not writer.writes:
+        return
+    for e, path in ckpt_io.list_top(writer.folder):
+        if e in evaluated and e not in kept:
+            try:
+                os.unlink(path)
+            except OSError as err:  # not fatal: one more file stays
+                print(f"warning: could not remove {path}, no longer among the {n} best epochs: {err}",
+                      file=sys.stderr)
 
 
 def changes_line(source: str, changed: Dict[str, Tuple[Any, Any]]) -> str:
@@ -828,10 +860,16 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                               epoch_end=epoch_end)
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
 
+    history = continues_here(cfg, out_dir, resumed_from)
     tracker = RunLogger(out_dir if cfg.save_checkpoint else None, cfg.epoch_size, steps_per_epoch,
                         start_epoch, cfg.log_interval, early.getvalue(), start_in_epoch=start_step,
-                        step_offset=step_offset, history=continues_here(cfg, out_dir, resumed_from))
+                        step_offset=step_offset, history=history)
     runtime.remove_log_file(early)  # from here on print0 writes to the log itself
+    # keep_best_max ranks the epochs this run's history evaluated (rank 0's records, the same on every rank).
+    evaluated: Dict[int, float] = {}
+    if cfg.keep_best_max and cfg.save_checkpoint and start_epoch > 0:  # alike on every rank: each broadcasts
+        evaluated = dist.broadcast_object(best_epochs_before(out_dir, start_epoch) if dist.is_rank0 and history
+                                          else {})
     if start_epoch >= cfg.epoch_size:
         print0(f"resume: training is complete ({cfg.epoch_size} epoch{'s' if cfg.epoch_size > 1 else ''}); "
                f"nothing to do")
@@ -950,6 +988,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                        f"({accuracy['eval_images']} images{trained})" + (", best so far" if best else ""))
                 if best and cfg.save_checkpoint:
                     writer.save(done, 0, name=ckpt_io.BEST_NAME, extra={"metrics": accuracy})
+                if cfg.keep_best_max and cfg.save_checkpoint:
+                    keep_best(writer, evaluated, done, accuracy, cfg.keep_best_max)
             # images_per_s is the job's: every rank's images (unreadable files may leave them unequal).
             images = dist.all_reduce_counts({"images": result.images}, device)["images"]
             tracker.log_epoch(done, dataclasses.replace(result, images=images), float(lrs[-1]), accuracy)
