@@ -207,3 +207,25 @@ def test_keep_best_max_keeps_the_best_epochs_and_average_best_takes_them(cifar_d
     empty.mkdir()
     with pytest.raises(ckpt_io.CheckpointError, match="holds no mobilenetv1-top-E.ckpt file"):
         average([str(empty)], str(tmp_path / "y.pt"), best=2)
+
+
+def test_a_resume_ranks_only_the_best_epochs_whose_files_are_there(cifar_dir, tmp_path, one_thread):
+    """keep_best_max 1, epochs 1-3, then a resume from epoch 2's numbered checkpoint with a rate that spoils
+    epoch 3: epoch 3's best-epoch file moves aside with the superseded history, epoch 2's was removed when
+    epoch 3 beat it, so neither may hold the place: the replayed epoch 3 is kept, however it scores."""
+    from mobilenet_v1 import train
+    from mobilenet_v1.config import load_config
+
+    run = tmp_path / "run"
+    args = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU", "--num_workers=0",
+            "--warmup_epochs=0", "--lr_max=0.1", f"--dataset_path={cifar_dir}", "--class_num=4",
+            "--eval_interval=1", "--keep_best_max=1", "--save_checkpoint_epochs=1", f"--save_checkpoint_path={run}"]
+    train.run(load_config(args + ["--epoch_size=3"]))
+    assert [e for e, _ in ckpt_io.list_top(str(run))] == [3]  # 0.25, 0.25, then 0.725 (epoch 1's file removed)
+    train.run(load_config(args + ["--epoch_size=3", "--lr_max=5", "--lr_end=5",
+                                  f"--resume={run / 'mobilenetv1-2_12.ckpt'}"]))
+    assert [e for e, _ in ckpt_io.list_top(str(run))] == [3]
+    assert (run / "earlier-run-1" / "mobilenetv1-top-3.ckpt").exists()
+    with pytest.raises(ValueError, match="--best 2 picks a run folder's best epochs' checkpoints"):
+        average([str(run / "mobilenetv1-2_12.ckpt"), str(run / "mobilenetv1-3_12.ckpt")], str(tmp_path / "z.pt"),
+                best=2)

@@ -15,20 +15,24 @@ from . import checkpoint as ckpt_io
 from .mindspore_io import output_format, padding_warning, read_any, write_checkpoint
 
 
-def sources(paths: Sequence[str], last: int = 0, best: int = 0) -> List[str]:
+def sources(paths: Sequence[str], last: int = 0, best: int = 0, use_ema: bool = True) -> List[str]:
     """The checkpoint files ``paths`` name, in order: a file as it is, a run folder (its ``ckpt_0/`` for
     a distributed run) its numbered checkpoints, oldest first; of those, the last ``last`` (0: all).
     ``best`` N: instead of the numbered ones, a run folder's N best evaluated epochs' checkpoints (kept by
-    ``train --keep_best_max``), ranked by the top-1 each records, best first."""
+    ``train --keep_best_max``), ranked by the top-1 each records (the trained weights' where ``use_ema`` is
+    False and the file records both), best first."""
     for name, value in (("last", last), ("best", best)):
         if value < 0:
             raise ValueError(f"--{name} must be >= 0 (0: all), got {value}")
     if last and best:
         raise ValueError("--last and --best choose a run folder's checkpoints two ways: give one")
+    if best and not any(os.path.isdir(p) for p in paths):
+        raise ValueError(f"--best {best} picks a run folder's best epochs' checkpoints: give the run folder "
+                         f"(files are averaged as they are named)")
     files: List[str] = []
     for path in paths:
         if os.path.isdir(path) and best:
-            files.extend(best_of(ckpt_io.run_folder(path), best))
+            files.extend(best_of(ckpt_io.run_folder(path), best, use_ema))
         elif os.path.isdir(path):
             folder = ckpt_io.run_folder(path)
             found = [p for _, p in ckpt_io.list_checkpoints(folder)]
@@ -52,16 +56,18 @@ def sources(paths: Sequence[str], last: int = 0, best: int = 0) -> List[str]:
     return files
 
 
-def best_of(folder: str, n: int) -> List[str]:
+def best_of(folder: str, n: int, use_ema: bool = True) -> List[str]:
     """The ``n`` best of the best epochs' checkpoints in ``folder`` (:func:`checkpoint.top_name`), by the
-    top-1 each records (a tie: the earlier epoch), best first."""
+    top-1 each records (a tie: the earlier epoch), best first: its weight average's, or with ``use_ema``
+    False its trained weights' where it records them (``raw_top_1``)."""
     found = ckpt_io.list_top(folder)
     if not found:
         raise ckpt_io.CheckpointError(f"checkpoint folder {folder}: holds no {ckpt_io.CKPT_PREFIX}-top-E.ckpt "
                                       f"file (train with --eval_interval and --keep_best_max N to keep them)")
     ranked = []
     for epoch, path in found:
-        top_1 = (ckpt_io.load_file(path).get("metrics") or {}).get("top_1")
+        metrics = ckpt_io.load_file(path).get("metrics") or {}
+        top_1 = metrics.get("top_1") if use_ema or "raw_top_1" not in metrics else metrics["raw_top_1"]
         if not isinstance(top_1, (int, float)) or isinstance(top_1, bool):
             raise ckpt_io.CheckpointError(f"checkpoint {path}: records no top-1 (metrics) to rank it by")
         ranked.append((-top_1, epoch, path))
@@ -82,7 +88,7 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     from .api import model_from_checkpoint, refuse_quantization_aware
 
     fmt = output_format(dst, fmt)
-    files = sources(paths, last, best)
+    files = sources(paths, last, best, use_ema)
     ckpt_io.check_output("--out", dst, files)
     sums: Dict[str, torch.Tensor] = {}
     latest: Dict[str, torch.Tensor] = {}

@@ -311,14 +311,17 @@ class CheckpointWriter:
 
 
 def best_epochs_before(run_dir: str, start_epoch: int) -> Dict[int, float]:
-    """{epoch: top-1} of the epochs a continued run evaluated up to ``start_epoch`` (its metrics.jsonl), for
-    ``keep_best_max``; none where the file cannot be read."""
+    """{epoch: top-1} of the epochs a continued run evaluated up to ``start_epoch`` (its metrics.jsonl) whose
+    best-epoch checkpoint is in ``run_dir``, for ``keep_best_max``: one moved aside with a superseded
+    history, or removed before a resume went back past it, must not hold a place. (The others ranked
+    below those files and cannot rise.) None where the records cannot be read."""
     try:
         epochs = read_metrics(run_dir)["epochs"]
     except ValueError:
         return {}
+    kept = {e for e, _ in ckpt_io.list_top(run_dir)}
     return {r["epoch"]: r["top_1"] for r in epochs if isinstance(r.get("top_1"), (int, float))
-            and isinstance(r.get("epoch"), int) and r["epoch"] <= start_epoch}
+            and isinstance(r.get("epoch"), int) and r["epoch"] <= start_epoch and r["epoch"] in kept}
 
 
 def keep_best(writer: "CheckpointWriter", evaluated: Dict[int, float], epoch: int, accuracy: Dict[str, Any],
