@@ -13,6 +13,21 @@ from mobilenet_v1.data import CIFAR_EVAL_FOLDER, CIFAR_TRAIN_FOLDER, write_cifar
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def archive_listings_kept_apart(tmp_path_factory):
+    """Archives' listings kept between processes go to a folder of the session's (the tests' commands
+    inherit it), not into the user's ~/.cache."""
+    from mobilenet_v1.archive import CACHE_ENV
+
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("archive_listings"))
+    yield
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
+
+
 def class_images(labels: np.ndarray, seed: int) -> np.ndarray:
     """32x32 images whose class is visible: a bright square at a class-specific place, plus noise."""
     rng = np.random.default_rng(seed)

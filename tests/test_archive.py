@@ -252,3 +252,37 @@ def test_sparse_and_compressed_archives_are_refused_by_name(image_folder, tmp_pa
     with pytest.raises(DataError, match=rf"{root / 'train.tar.gz'} is a compressed tar archive"):
         build_loader(DataOptions("imagenet2012", str(root / "train.tar.gz"), 4, 32, 3, 0, False), True,
                      torch.device("cpu"))
+
+
+def test_a_listing_is_kept_between_processes_until_the_archive_changes(image_folder, tmp_path, monkeypatch):
+    """The walk's listing is kept in MOBILENET_V1_CACHE: a new process (here: the in-process one forgotten)
+    reads it instead of walking, and gets the same samples and offsets; a damaged listing is walked anew,
+    and so is an archive rewritten; an empty MOBILENET_V1_CACHE keeps none."""
+    from mobilenet_v1 import archive as archive_mod
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(archive_mod.CACHE_ENV, str(cache))
+    walks = []
+    real = archive_mod._walk
+    monkeypatch.setattr(archive_mod, "_walk", lambda path: walks.append(path) or real(path))
+    archive = pack_per_class(image_folder / "train", tmp_path / "train.tar")
+
+    def listed():
+        archive_mod.forget_indexes()
+        samples = find_images(archive)[0]
+        return [(str(p), p.offset, p.size, y) for p, y in samples]
+
+    first = listed()
+    kept = list(cache.iterdir())
+    assert len(walks) == 1 and len(kept) == 1 and kept[0].suffix == ".npz"
+    assert listed() == first and len(walks) == 1  # read, not walked
+    kept[0].write_bytes(kept[0].read_bytes()[:100])  # cut short
+    assert listed() == first and len(walks) == 2
+    (image_folder / "train" / "n02" / "new.JPEG").write_bytes(jpeg_bytes(smooth_image(30, 30, 3)))
+    pack_per_class(image_folder / "train", archive)  # rewritten in place: another size and time
+    again = listed()
+    assert len(walks) == 3 and len(again) == len(first) + 1
+    monkeypatch.setenv(archive_mod.CACHE_ENV, "")
+    for f in cache.iterdir():
+        f.unlink()
+    assert listed() == again and len(walks) == 4 and not list(cache.iterdir())

@@ -8,10 +8,13 @@ files is one file on the disk. Each image is named as its path would be once ext
 archive (``data/train.tar/n01440764/n01440764_10026.JPEG``): the labels, the order of the samples, the
 images ``val_split`` holds out and the names in error messages are those of the extracted folder.
 """
+import contextlib
 import functools
+import hashlib
 import os
 import posixpath
 import tarfile
+import zipfile
 from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 import numpy as np
@@ -227,10 +230,92 @@ def _wrappers(names: Set[str], folders: Set[str], path: str, splits: Sequence[st
         prefix += top + "/"
 
 
+# Where listings are kept between processes (:func:`cache_folder`); the version changes with their layout.
+CACHE_ENV = "MOBILENET_V1_CACHE"
+_CACHE_VERSION = 1
+
+
+def cache_folder() -> str:
+    """The folder where archives' listings are kept between processes: ``$MOBILENET_V1_CACHE`` (empty: none
+    kept), else ``$XDG_CACHE_HOME`` or ``~/.cache``, then ``mobilenet_v1/archives``."""
+    if CACHE_ENV in os.environ:
+        return os.environ[CACHE_ENV]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "mobilenet_v1", "archives")
+
+
+def _cache_file(path: str, st: os.stat_result) -> str:
+    """The listing's file for the archive at ``path`` as it is now (its real path, size and time: another
+    copy, or the archive rewritten, has another), or "" where none is kept."""
+    folder = cache_folder()
+    if not folder:
+        return ""
+    key = f"{os.path.realpath(path)}\0{st.st_size}\0{st.st_mtime_ns}\0{_CACHE_VERSION}"
+    return os.path.join(folder, hashlib.blake2b(os.fsencode(key), digest_size=16).hexdigest() + ".npz")
+
+
+def _join(names: Sequence[str]) -> np.ndarray:
+    return np.frombuffer("\n".join(names).encode("utf-8", "surrogateescape"), dtype=np.uint8)
+
+
+def _split(blob: np.ndarray, count: int) -> List[str]:
+    names = blob.tobytes().decode("utf-8", "surrogateescape").split("\n") if count else []
+    if len(names) != count:
+        raise ValueError("names do not match their count")
+    return names
+
+
+def _read_cache(cached: str) -> Optional[_Listing]:
+    """The listing kept in ``cached``, or None where there is none or it cannot be read whole."""
+    try:
+        with np.load(cached, allow_pickle=False) as kept:  # arrays only: nothing in it runs
+            if int(kept["version"][0]) != _CACHE_VERSION:
+                return None
+            offsets, sizes = kept["offsets"].tolist(), kept["sizes"].tolist()
+            names = _split(kept["names"], len(offsets))
+            folders = _split(kept["folders"], int(kept["folder_count"][0]))
+            if len(sizes) != len(names):
+                return None
+    except (OSError, ValueError, KeyError, IndexError, EOFError, zipfile.BadZipFile):
+        return None
+    return _Listing(dict(zip(names, zip(offsets, sizes))), set(folders))
+
+
+def _write_cache(cached: str, listing: _Listing) -> None:
+    """Keep ``listing`` in ``cached`` (written whole, then renamed); nothing where that cannot be done: a
+    listing kept is only time saved. Names holding a line break are not kept."""
+    names, folders = list(listing.files), sorted(listing.folders)
+    if any("\n" in n for n in names + folders):
+        return
+    tmp = f"{cached}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(cached), exist_ok=True)
+        with open(tmp, "wb") as f:
+            np.savez(f, version=np.array([_CACHE_VERSION]), names=_join(names),
+                     offsets=np.array([listing.files[n][0] for n in names], np.int64),
+                     sizes=np.array([listing.files[n][1] for n in names], np.int64),
+                     folders=_join(folders), folder_count=np.array([len(folders)]))
+        os.replace(tmp, cached)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def _listing(path: str) -> _Listing:
+    """The archive's files and folders (:func:`_walk`), from the listing kept for it when there is one."""
+    cached = _cache_file(path, os.stat(path))
+    listing = _read_cache(cached) if cached else None
+    if listing is None:
+        listing = _walk(path)
+        if cached:
+            _write_cache(cached, listing)
+    return listing
+
+
 @functools.lru_cache(maxsize=16)
 def _index(path: str, identity: Tuple[int, int, int, int], extensions: Tuple[str, ...],
            splits: Tuple[str, ...]) -> Dict[str, ClassFiles]:
-    listing = _walk(path)
+    listing = _listing(path)
     names = set(listing.files) | listing.folders
     prefix = _wrappers(names, listing.folders, path, splits)
     strip = len(prefix)
@@ -259,8 +344,9 @@ def archive_index(path: str, extensions: Tuple[str, ...], splits: Tuple[str, ...
     """The image files (by ``extensions``; hidden ones, ``.``-named, left out) of the archive at
     ``path``, by class in sorted order. A class is a top folder (``<class>/...``) or a class archive
     (``<class>.tar`` at the top); one folder wrapping them all, named as the archive or one of
-    ``splits``, is passed through. An archive holding several of ``splits`` is refused. Walked once a
-    process while the file stays as it is."""
+    ``splits``, is passed through. An archive holding several of ``splits`` is refused. Walked once while
+    the file stays as it is: the listing is kept in this process, and between processes in
+    :func:`cache_folder`."""
     try:
         st = os.stat(path)
     except OSError as e:
@@ -269,15 +355,15 @@ def archive_index(path: str, extensions: Tuple[str, ...], splits: Tuple[str, ...
 
 
 def forget_indexes() -> None:
-    """Drop the archives' listings kept in this process (the next :func:`archive_index` walks anew): for
-    timing the walk."""
+    """Drop the archives' listings kept in this process (the next :func:`archive_index` reads the one kept
+    between processes, or walks anew): for timing the walk."""
     _index.cache_clear()
 
 
 def archive_images(path: str, extensions: Tuple[str, ...]) -> List[ArchiveMember]:
     """Every image file in the archive at ``path`` (class archives' included, as ``<class>/<file>``), in
     or out of class folders, sorted by folder then name, as a folder's files are listed."""
-    found = [(n, where) for n, where in _walk(path).files.items() if _is_image(n, tuple(extensions))]
+    found = [(n, where) for n, where in _listing(path).files.items() if _is_image(n, tuple(extensions))]
     found.sort(key=lambda f: (os.path.dirname(f[0]), os.path.basename(f[0])))
     return [ArchiveMember(f"{path}/{name}", path, offset, size) for name, (offset, size) in found]
 
