@@ -7,6 +7,7 @@ import os
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -282,7 +283,26 @@ def test_a_listing_is_kept_between_processes_until_the_archive_changes(image_fol
     pack_per_class(image_folder / "train", archive)  # rewritten in place: another size and time
     again = listed()
     assert len(walks) == 3 and len(again) == len(first) + 1
-    monkeypatch.setenv(archive_mod.CACHE_ENV, "")
+    # Rewritten in place to the same size with its modification time put back (as cp -p or rsync -a leave
+    # it): its change time tells it apart, and it is walked anew.
+    before = os.stat(archive)
+    data = bytearray(Path(archive).read_bytes())
+    victim = find_images(archive)[0][0][0]
+    data[victim.offset:victim.offset + 16] = bytes(16)
+    Path(archive).write_bytes(bytes(data))
+    os.utime(archive, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(archive).st_size == before.st_size and listed() == again and len(walks) == 4
+    # Not a listing (a .npy saved under its name): walked anew, not an error.
+    newest = max(cache.iterdir(), key=os.path.getmtime)
+    with open(newest, "wb") as f:
+        np.save(f, np.arange(3))
+    assert listed() == again and len(walks) == 5
+    # The archive replaced while it is walked: that listing is not kept under the key of the version before.
     for f in cache.iterdir():
         f.unlink()
-    assert listed() == again and len(walks) == 4 and not list(cache.iterdir())
+    monkeypatch.setattr(archive_mod, "_walk", lambda path: walks.append(path) or os.utime(path) or real(path))
+    assert listed() == again and not list(cache.iterdir())  # (walked twice: its stat changed each time)
+    monkeypatch.setattr(archive_mod, "_walk", lambda path: walks.append(path) or real(path))
+    monkeypatch.setenv(archive_mod.CACHE_ENV, "")
+    walked = len(walks)
+    assert listed() == again and len(walks) == walked + 1 and not list(cache.iterdir())

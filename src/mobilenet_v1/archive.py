@@ -244,13 +244,20 @@ def cache_folder() -> str:
     return os.path.join(base, "mobilenet_v1", "archives")
 
 
+def _version(st: os.stat_result) -> Tuple[int, int, int, int]:
+    """What tells one version of a file from another: its inode, size and times. The change time is the
+    one no copy can set (``cp -p`` and ``rsync -a`` keep the modification time; tar pads archives to
+    10,240 bytes, so a rewrite can keep the size too)."""
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
 def _cache_file(path: str, st: os.stat_result) -> str:
-    """The listing's file for the archive at ``path`` as it is now (its real path, size and time: another
-    copy, or the archive rewritten, has another), or "" where none is kept."""
+    """The listing's file for the archive at ``path`` as it is now (its real path and :func:`_version`:
+    another copy, or the archive rewritten, has another), or "" where none is kept."""
     folder = cache_folder()
     if not folder:
         return ""
-    key = f"{os.path.realpath(path)}\0{st.st_size}\0{st.st_mtime_ns}\0{_CACHE_VERSION}"
+    key = "\0".join(map(str, (os.path.realpath(path),) + _version(st) + (_CACHE_VERSION,)))
     return os.path.join(folder, hashlib.blake2b(os.fsencode(key), digest_size=16).hexdigest() + ".npz")
 
 
@@ -268,15 +275,21 @@ def _split(blob: np.ndarray, count: int) -> List[str]:
 def _read_cache(cached: str) -> Optional[_Listing]:
     """The listing kept in ``cached``, or None where there is none or it cannot be read whole."""
     try:
-        with np.load(cached, allow_pickle=False) as kept:  # arrays only: nothing in it runs
-            if int(kept["version"][0]) != _CACHE_VERSION:
-                return None
-            offsets, sizes = kept["offsets"].tolist(), kept["sizes"].tolist()
-            names = _split(kept["names"], len(offsets))
-            folders = _split(kept["folders"], int(kept["folder_count"][0]))
-            if len(sizes) != len(names):
-                return None
-    except (OSError, ValueError, KeyError, IndexError, EOFError, zipfile.BadZipFile):
+        with open(cached, "rb") as f, np.load(f, allow_pickle=False) as kept:  # arrays only: nothing in it runs
+            arrays = {k: kept[k] for k in ("version", "offsets", "sizes", "names", "folders", "folder_count")}
+    except (OSError, ValueError, KeyError, IndexError, EOFError, TypeError, AttributeError, zipfile.BadZipFile):
+        return None  # none, cut short, or not a listing (a .npy holds no arrays by name)
+    if any(a.ndim != 1 for a in arrays.values()) or arrays["offsets"].dtype != np.int64 \
+            or arrays["sizes"].dtype != np.int64 or arrays["names"].dtype != np.uint8 \
+            or arrays["folders"].dtype != np.uint8 or int(arrays["version"][0]) != _CACHE_VERSION:
+        return None
+    offsets, sizes = arrays["offsets"].tolist(), arrays["sizes"].tolist()
+    try:
+        names = _split(arrays["names"], len(offsets))
+        folders = _split(arrays["folders"], int(arrays["folder_count"][0]))
+    except (ValueError, IndexError):
+        return None
+    if len(sizes) != len(names):
         return None
     return _Listing(dict(zip(names, zip(offsets, sizes))), set(folders))
 
@@ -302,13 +315,21 @@ def _write_cache(cached: str, listing: _Listing) -> None:
 
 
 def _listing(path: str) -> _Listing:
-    """The archive's files and folders (:func:`_walk`), from the listing kept for it when there is one."""
-    cached = _cache_file(path, os.stat(path))
+    """The archive's files and folders (:func:`_walk`), from the listing kept for it when there is one. The
+    archive must be readable either way; a listing is kept only where the file was the same version
+    before and after its walk (one replaced meanwhile would be kept under the other's key)."""
+    try:
+        with open(path, "rb") as f:
+            before = os.fstat(f.fileno())
+    except OSError as e:
+        raise ArchiveError(f"archive {path}: cannot be read: {e.strerror or e}") from None
+    cached = _cache_file(path, before)
     listing = _read_cache(cached) if cached else None
     if listing is None:
         listing = _walk(path)
-        if cached:
-            _write_cache(cached, listing)
+        with contextlib.suppress(OSError):
+            if cached and _version(os.stat(path)) == _version(before):
+                _write_cache(cached, listing)
     return listing
 
 
