@@ -210,9 +210,10 @@ def test_keep_best_max_keeps_the_best_epochs_and_average_best_takes_them(cifar_d
 
 
 def test_a_resume_ranks_only_the_best_epochs_whose_files_are_there(cifar_dir, tmp_path, one_thread):
-    """keep_best_max 1, epochs 1-3, then a resume from epoch 2's numbered checkpoint with a rate that spoils
-    epoch 3: epoch 3's best-epoch file moves aside with the superseded history, epoch 2's was removed when
-    epoch 3 beat it, so neither may hold the place: the replayed epoch 3 is kept, however it scores."""
+    """keep_best_max 1, epochs 1-3 (top-1 0.25, 0.25, 0.725), then a resume from epoch 2's numbered
+    checkpoint with a rate that spoils epoch 3: epoch 3's best-epoch file moves aside with the superseded
+    history, epoch 1's (the earlier of the tie) was removed when epoch 3 beat it, and epoch 2 never had
+    one, so no earlier epoch may hold the place: the replayed epoch 3 is kept, however it scores."""
     from mobilenet_v1 import train
     from mobilenet_v1.config import load_config
 

@@ -66,9 +66,7 @@ class ArchiveImages(Sequence):
     def __len__(self) -> int:
         return len(self.names)
 
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
+    def __getitem__(self, i: int) -> Tuple[ArchiveMember, int]:
         return (ArchiveMember(self.names[i], self.archive, int(self.offsets[i]), int(self.sizes[i])),
                 int(self.labels[i]))
 
@@ -76,6 +74,11 @@ class ArchiveImages(Sequence):
 def is_archive(path: str) -> bool:
     """Whether ``path`` is a file named ``*.tar`` (or a link to one): a split of class folders, packed."""
     return os.fspath(path).lower().endswith(ARCHIVE_SUFFIX) and os.path.isfile(path)
+
+
+def _folder_order(entry: Tuple[str, ...]) -> Tuple[str, str]:
+    """A sort key of ``(name, ...)`` entries: by folder, then by name, as a folder walk lists files."""
+    return os.path.dirname(entry[0]), os.path.basename(entry[0])
 
 
 def _is_image(name: str, extensions: Tuple[str, ...]) -> bool:
@@ -355,7 +358,7 @@ def _index(path: str, identity: Tuple[int, int, int, int], extensions: Tuple[str
     index = {}
     for cls in sorted(by_class):
         # Sorted as a folder walk sorts: by folder, then by name.
-        files = sorted(by_class[cls], key=lambda f: (os.path.dirname(f[0]), os.path.basename(f[0])))
+        files = sorted(by_class[cls], key=_folder_order)
         index[cls] = ClassFiles([f"{path}/{n}" for n, _, _ in files], np.array([o for _, o, _ in files], np.int64),
                                 np.array([s for _, _, s in files], np.int64))
     return index
@@ -385,7 +388,7 @@ def archive_images(path: str, extensions: Tuple[str, ...]) -> List[ArchiveMember
     """Every image file in the archive at ``path`` (class archives' included, as ``<class>/<file>``), in
     or out of class folders, sorted by folder then name, as a folder's files are listed."""
     found = [(n, where) for n, where in _listing(path).files.items() if _is_image(n, tuple(extensions))]
-    found.sort(key=lambda f: (os.path.dirname(f[0]), os.path.basename(f[0])))
+    found.sort(key=_folder_order)
     return [ArchiveMember(f"{path}/{name}", path, offset, size) for name, (offset, size) in found]
 
 

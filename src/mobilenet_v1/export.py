@@ -46,7 +46,8 @@ from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, DeployedModel, OnnxModel, Pro
                       write_metadata)
 from .predict import guess_dataset
 from .runtime import print0
-from .transforms import CIFAR_MEAN, CIFAR_STD, CROP_PCT, IMAGENET_MEAN, IMAGENET_STD
+from .transforms import (CIFAR_MEAN, CIFAR_STD, CROP_PCT, IMAGENET_MEAN, IMAGENET_STD,
+                         recorded_interpolation)
 
 # The dynamo exporter's lowest opset; ONNX Runtime 1.17+ and current mobile runtimes read it.
 OPSET = 18
@@ -274,7 +275,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
         meta["crop_pct"] = float(config.get("crop_pct") or CROP_PCT)  # predict, quantize (and apps)
         meta["exif_orientation"] = bool(config.get("exif_orientation", False))
         meta["antialias"] = ckpt_io.trained_antialias(ckpt) is not False  # a MindSpore file's: the seed's False
-        meta["interpolation"] = config.get("interpolation") or "bilinear"
+        meta["interpolation"] = recorded_interpolation(config.get("interpolation"))
     if qat:
         reduced = model.quant.reduce_range
         meta["quantization"] = (f"INT8 quantization-aware training, QDQ, per-channel int8 weights"

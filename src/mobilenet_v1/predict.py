@@ -338,7 +338,7 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
     if antialias is None:
         antialias = aa is not False
     if interpolation is None:
-        interpolation = mode if mode in T.INTERPOLATIONS else "bilinear"
+        interpolation = T.recorded_interpolation(mode)
     return Predictor(model=model, source=path, dataset=dataset, image_size=int(size),
                      names=class_names(class_num, recorded, labels, background_class), weights=weights,
                      device=device, crop_pct=float(crop_pct or crop or T.CROP_PCT),

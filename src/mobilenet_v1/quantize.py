@@ -27,7 +27,7 @@ from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, Data
 from .onnx_io import (OnnxModel, add_image_input, is_onnx_file, read_metadata, strip_image_input, write_metadata,
                       x86_without_vnni)
 from .runtime import print0
-from .transforms import CROP_PCT
+from .transforms import CROP_PCT, recorded_interpolation
 
 DEFAULT_CALIB_IMAGES = 300
 CALIB_BATCH = 16
@@ -367,7 +367,7 @@ def main(argv: Sequence[str]) -> int:
                                   crop_pct=fp32.metadata.get("crop_pct") or CROP_PCT,
                                   exif_orientation=fp32.metadata.get("exif_orientation") is True,
                                   classes=classes, antialias=fp32.metadata.get("antialias") is not False,
-                                  interpolation=fp32.metadata.get("interpolation") or "bilinear")
+                                  interpolation=recorded_interpolation(fp32.metadata.get("interpolation")))
 
     try:
         classes, note = (calibration_classes(a.calib_data, fp32.metadata.get("classes"), val_split)

@@ -29,7 +29,7 @@ from torch import nn
 from . import checkpoint as ckpt_io
 from .data import held_out_for
 from .mindspore_io import output_format, padding_warning, read_any, write_checkpoint
-from .transforms import CROP_PCT
+from .transforms import CROP_PCT, recorded_interpolation
 
 DEFAULT_IMAGES = 2000
 DEFAULT_BATCH = 64
@@ -131,7 +131,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
                                  f"the whole 32x32 image; its evaluation images are a file of their own)")
     crop_pct = crop_pct if crop_pct is not None else float(config.get("crop_pct") or CROP_PCT)
     antialias = ckpt_io.trained_antialias(ckpt) is not False  # a MindSpore file's: the seed's plain bilinear
-    interpolation = config.get("interpolation") or "bilinear"
+    interpolation = recorded_interpolation(config.get("interpolation"))
     note = ""
     if val_split is None:
         val_split, note = held_out_for(ckpt.get("held_out"), dataset_path, path, dataset)

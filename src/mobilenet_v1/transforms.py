@@ -205,6 +205,12 @@ def seeded_uniform(seeds: torch.Tensor, k: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------
 # per-image transforms (uint8 in, uint8 out)
 
+def recorded_interpolation(recorded: Any) -> str:
+    """The ``interpolation`` a checkpoint's configuration or an exported file's metadata records; a file
+    from before the key (or holding something else) resized bilinear, the default."""
+    return recorded if recorded in INTERPOLATIONS else "bilinear"
+
+
 def resize(img: torch.Tensor, size: Sequence[int], antialias: bool = True,
            interpolation: str = "bilinear") -> torch.Tensor:
     """uint8 images (..., 3, H, W) resized to ``size`` (height, width). ``bilinear``: torchvision's resize.
