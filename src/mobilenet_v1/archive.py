@@ -10,9 +10,11 @@ images ``val_split`` holds out and the names in error messages are those of the 
 """
 import contextlib
 import functools
+import glob
 import hashlib
 import os
 import posixpath
+import re
 import tarfile
 import zipfile
 from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
@@ -52,12 +54,14 @@ class ClassFiles(NamedTuple):
 
 
 class ArchiveImages(Sequence):
-    """``(ArchiveMember, label)`` samples of one archive, held as arrays rather than a million objects
-    (an ``ArchiveMember`` is made when an item is asked for); loader workers get them as they are."""
+    """``(ArchiveMember, label)`` samples in archives (one split's, or a WebDataset split's shards: sample
+    ``i`` is in ``archives[which[i]]``), held as arrays rather than a million objects (an
+    ``ArchiveMember`` is made when an item is asked for); loader workers get them as they are."""
 
-    def __init__(self, archive: str, names: Sequence[str], offsets: Sequence[int], sizes: Sequence[int],
-                 labels: Sequence[int]):
-        self.archive = archive
+    def __init__(self, archives: Sequence[str], which: Sequence[int], names: Sequence[str],
+                 offsets: Sequence[int], sizes: Sequence[int], labels: Sequence[int]):
+        self.archives = list(archives)
+        self.which = np.asarray(which, dtype=np.int32)
         self.names = list(names)
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.sizes = np.asarray(sizes, dtype=np.int64)
@@ -67,8 +71,14 @@ class ArchiveImages(Sequence):
         return len(self.names)
 
     def __getitem__(self, i: int) -> Tuple[ArchiveMember, int]:
-        return (ArchiveMember(self.names[i], self.archive, int(self.offsets[i]), int(self.sizes[i])),
-                int(self.labels[i]))
+        return (ArchiveMember(self.names[i], self.archives[self.which[i]], int(self.offsets[i]),
+                              int(self.sizes[i])), int(self.labels[i]))
+
+    def subset(self, keep: Sequence[int]) -> "ArchiveImages":
+        """The samples at ``keep``, in that order."""
+        keep = np.asarray(keep, dtype=np.int64)
+        return ArchiveImages(self.archives, self.which[keep], [self.names[i] for i in keep.tolist()],
+                             self.offsets[keep], self.sizes[keep], self.labels[keep])
 
 
 def is_archive(path: str) -> bool:
@@ -382,6 +392,7 @@ def forget_indexes() -> None:
     """Drop the archives' listings kept in this process (the next :func:`archive_index` reads the one kept
     between processes, or walks anew): for timing the walk."""
     _index.cache_clear()
+    _shard_index.cache_clear()
 
 
 def archive_images(path: str, extensions: Tuple[str, ...]) -> List[ArchiveMember]:
@@ -390,6 +401,185 @@ def archive_images(path: str, extensions: Tuple[str, ...]) -> List[ArchiveMember
     found = [(n, where) for n, where in _listing(path).files.items() if _is_image(n, tuple(extensions))]
     found.sort(key=_folder_order)
     return [ArchiveMember(f"{path}/{name}", path, offset, size) for name, (offset, size) in found]
+
+
+# WebDataset shards (the format of timm's and webdataset's readers, and of the Hugging Face Hub's ``*-wds``
+# data sets): a split is a set of tar files, each a run of samples, a sample being the files that share a
+# key (the name up to the first dot of the file's name): ``n01440764_10026.jpg`` and ``n01440764_10026.cls``,
+# the class number as text. Read in place like the archives above, in random order (no stream).
+LABEL_SUFFIX = "cls"
+_BRACES = re.compile(r"\{([^{}]*)\}")
+
+
+def is_shard_pattern(spec: str) -> bool:
+    """Whether ``spec`` names a set of shards by a pattern: a brace range or list
+    (``imagenet-train-{000000..000146}.tar``, as webdataset writes them) or a glob (``train-*.tar``)."""
+    name = os.path.basename(os.fspath(spec))
+    return name.lower().endswith(ARCHIVE_SUFFIX) and any(c in name for c in "{*?[")
+
+
+def expand_braces(pattern: str) -> List[str]:
+    """The names a brace pattern stands for, in its order: ``{0..3}``, ``{000..146}`` (padded to the
+    longer bound's width when a bound starts with 0, as bash does), ``{a,b}``; several in one name
+    multiply out, left first."""
+    m = _BRACES.search(pattern)
+    if m is None:
+        return [pattern]
+    body, head, tail = m.group(1), pattern[:m.start()], pattern[m.end():]
+    span = re.fullmatch(r"(\d+)\.\.(\d+)", body)
+    if span:
+        a, b = span.groups()
+        width = max(len(a), len(b)) if (a.startswith("0") or b.startswith("0")) else 0
+        step = 1 if int(a) <= int(b) else -1
+        items = [str(i).zfill(width) for i in range(int(a), int(b) + step, step)]
+    elif "," in body:
+        items = body.split(",")
+    else:
+        raise ArchiveError(f"shards {pattern}: {{{body}}} is neither a range {{A..B}} of numbers nor a list "
+                           f"{{a,b,...}}")
+    return [head + item + rest for item in items for rest in expand_braces(tail)]
+
+
+def _tars_in(folder: str) -> List[str]:
+    with os.scandir(folder) as entries:
+        return sorted(os.path.join(folder, e.name) for e in entries
+                      if not e.name.startswith(".") and e.name.lower().endswith(ARCHIVE_SUFFIX) and e.is_file())
+
+
+def shard_files(spec: str) -> List[str]:
+    """The shard files of the WebDataset split ``spec``, in order: a brace pattern's (each must exist), a
+    glob's (sorted), or a folder's ``.tar`` files (sorted)."""
+    if os.path.isdir(spec):
+        found = _tars_in(spec)
+    elif is_archive(spec):
+        found = [spec]
+    elif _BRACES.search(os.path.basename(spec)):
+        found = expand_braces(spec)
+        missing = [f for f in found if not os.path.isfile(f)]
+        if missing:
+            raise ArchiveError(f"shards {spec}: {len(missing)} of its {len(found)} files are not there "
+                               f"({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})")
+    else:
+        found = sorted(f for f in glob.glob(spec) if os.path.isfile(f))
+    if not found:
+        raise ArchiveError(f"shards {spec}: no .tar files there")
+    return found
+
+
+def holds_labels(path: str, look: int = 32) -> bool:
+    """Whether the tar file at ``path`` is a WebDataset shard: a ``.cls`` label among its first ``look``
+    members (a shard's samples are written file after file, so the first one's label is there). Only
+    those headers are read; False for anything that cannot be read as a tar."""
+    try:
+        with _open(path) as tf:
+            for i, member in enumerate(_members(tf, path)):
+                if i >= look:
+                    break
+                if member.isfile() and _sample_key(_clean(member.name))[1].lower() == LABEL_SUFFIX:
+                    return True
+    except ArchiveError:
+        pass  # read as a split's archive, which names what is wrong
+    return False
+
+
+def is_shard_split(spec: str) -> bool:
+    """Whether ``spec`` is a WebDataset split: a shard pattern (:func:`is_shard_pattern`), a shard
+    (:func:`holds_labels`), or a folder holding ``.tar`` files and no sub-folders, the first a shard (a
+    split's class archives hold images only)."""
+    if is_shard_pattern(spec):
+        return True
+    if is_archive(spec):
+        return holds_labels(spec)
+    if not os.path.isdir(spec):
+        return False
+    with os.scandir(spec) as entries:
+        if any(e.is_dir() and not e.name.startswith(".") for e in entries):
+            return False
+    tars = _tars_in(spec)
+    return bool(tars) and holds_labels(tars[0])
+
+
+def _sample_key(name: str) -> Tuple[str, str]:
+    """A shard member's sample key and suffix, as webdataset splits them: at the first dot of the file's
+    name (``a/b.c/d.seg.png``: ``a/b.c/d`` and ``seg.png``); a name without a dot has no suffix."""
+    folder, base = posixpath.split(name)
+    dot = base.find(".")
+    if dot <= 0:
+        return name, ""
+    return posixpath.join(folder, base[:dot]), base[dot + 1:]
+
+
+def _read_label(f, shard: str, key: str, offset: int, size: int) -> int:
+    if offset < 0 or size > 64:
+        raise ArchiveError(f"shard {shard}: sample {key}: its .{LABEL_SUFFIX} is "
+                           f"{'a link to nothing in the shard' if offset < 0 else f'{size} bytes'}, not a class "
+                           f"number")
+    f.seek(offset)
+    text = f.read(size)
+    try:
+        label = int(text.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        label = -1
+    if label < 0:
+        raise ArchiveError(f"shard {shard}: sample {key}: its .{LABEL_SUFFIX} holds {text[:20]!r}, not a class "
+                           f"number (0, 1, ...)")
+    return label
+
+
+def _shard_samples(shard: str, extensions: Tuple[str, ...]) -> List[Tuple[int, str, int, int]]:
+    """(offset, name, size, label) of each sample of a shard, by its image's offset: a sample is one
+    image (a suffix that is one of ``extensions``, dot left out) and one ``.cls``; other files (``.json``,
+    ``.txt``, ...) are left alone. A sample without either, or with two images, is refused."""
+    images: Dict[str, List[Tuple[str, int, int]]] = {}
+    labels: Dict[str, Tuple[int, int]] = {}
+    for name, (offset, size) in _listing(shard).files.items():
+        key, suffix = _sample_key(name)
+        suffix = suffix.lower()
+        if suffix == LABEL_SUFFIX:
+            labels[key] = (offset, size)
+        elif "." + suffix in extensions:
+            images.setdefault(key, []).append((name, offset, size))
+    no_label = [k for k in images if k not in labels]
+    no_image = [k for k in labels if k not in images]
+    twice = [k for k, found in images.items() if len(found) > 1]
+    for keys, what in ((no_label, f"an image but no .{LABEL_SUFFIX} label"),
+                       (no_image, f"a .{LABEL_SUFFIX} label but no image ({', '.join(extensions)})"),
+                       (twice, "two images (which one is the sample?)")):
+        if keys:
+            raise ArchiveError(f"shard {shard}: {len(keys)} sample(s) with {what}: {', '.join(sorted(keys)[:3])}"
+                               f"{' ...' if len(keys) > 3 else ''}")
+    found = []
+    with open(shard, "rb") as f:
+        for key, ((name, offset, size),) in images.items():
+            found.append((offset, name, size, _read_label(f, shard, key, *labels[key])))
+    return sorted(found)
+
+
+@functools.lru_cache(maxsize=8)
+def _shard_index(shards: Tuple[str, ...], identity: Tuple[Tuple[int, int, int, int], ...],
+                 extensions: Tuple[str, ...]) -> ArchiveImages:
+    which, names, offsets, sizes, labels = [], [], [], [], []
+    for i, shard in enumerate(shards):
+        for offset, name, size, label in _shard_samples(shard, extensions):
+            which.append(i)
+            names.append(f"{shard}/{name}")
+            offsets.append(offset)
+            sizes.append(size)
+            labels.append(label)
+    return ArchiveImages(shards, which, names, offsets, sizes, labels)
+
+
+def shard_index(spec: str, extensions: Tuple[str, ...]) -> ArchiveImages:
+    """Every sample of the WebDataset split ``spec`` (:func:`shard_files`), shard by shard and in each in
+    the order it was written, labelled by its ``.cls``, named by its image's path under the shard
+    (``shards/train-000000.tar/n01440764_10026.jpg``). Each shard is walked once while it stays as it is
+    (its listing kept as an archive's is)."""
+    shards = tuple(shard_files(spec))
+    try:
+        identity = tuple((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) for st in map(os.stat, shards))
+    except OSError as e:
+        raise ArchiveError(f"shard {e.filename}: cannot be read: {e.strerror or e}") from None
+    return _shard_index(shards, identity, tuple(extensions))
 
 
 def read_member(member: ArchiveMember) -> bytes:

@@ -14,6 +14,7 @@ import itertools
 import multiprocessing.util
 import os
 import queue
+import re
 import threading
 import warnings
 import weakref
@@ -28,7 +29,8 @@ from torchvision.io import ImageReadMode, decode_jpeg
 
 from . import transforms as T
 from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, ArchiveImages, ArchiveMember,
-                      archive_index, is_archive, member_size, read_member)
+                      archive_index, holds_labels, is_archive, is_shard_pattern, is_shard_split, member_size,
+                      read_member, shard_index)
 from .autoaugment import Augment, make_augment
 from .stopping import ignore_in_worker
 
@@ -283,6 +285,7 @@ class CifarLoader(DeviceLoader):
                  shuffle: Optional[bool] = None, auto_augment: Optional[Augment] = None, repeats: int = 1):
         self.auto_augment = auto_augment if train else None
         self.num_classes = int(labels.max()) + 1 if len(labels) else 0
+        self.labels_in = "its .bin files"
         self.images = images.to(device)
         self.labels = labels.to(device)
         self.batch_size, self.train, self.image_size = batch_size, train, image_size
@@ -381,7 +384,8 @@ def packed_classes(root: str):
 
 def split_at(root: str, name: str) -> Optional[str]:
     """``root/name`` where it is a folder, else ``root/name.tar`` where that is an archive (the split
-    packed), else None; a compressed one (``name.tar.gz``, ...) is an error saying so."""
+    packed), else WebDataset shards in ``root`` with ``name`` in their names (:func:`named_shards`), else
+    None; a compressed one (``name.tar.gz``, ...) is an error saying so."""
     path = os.path.join(root, name)
     if os.path.isdir(path):
         return path
@@ -389,7 +393,39 @@ def split_at(root: str, name: str) -> Optional[str]:
         return path + ARCHIVE_SUFFIX
     for suffix in COMPRESSED_SUFFIXES:
         refuse_compressed(path + suffix)
-    return None
+    return named_shards(root, name)
+
+
+def named_shards(root: str, name: str) -> Optional[str]:
+    """The WebDataset shards of split ``name`` lying side by side in the folder ``root`` with the other
+    splits' (``imagenet1k-train-0000.tar``, ``imagenet1k-validation-00.tar``, as the Hugging Face Hub's
+    ``*-wds`` data sets come), as one glob pattern; None where no ``.tar`` file there has ``name`` among
+    the parts of its name (split at ``-``, ``_`` and ``.``) or the first is no shard."""
+    if not os.path.isdir(root):
+        return None
+    with os.scandir(root) as entries:
+        found = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_file()
+                       and e.name.lower().endswith(ARCHIVE_SUFFIX)
+                       and name in re.split(r"[-_.]", e.name[:-len(ARCHIVE_SUFFIX)].lower()))
+    if not found or not holds_labels(os.path.join(root, found[0])):
+        return None
+    if len(found) == 1:  # the file itself, as a pattern (a plain .tar path is read as a split's archive)
+        stem, suffix = found[0][:-len(ARCHIVE_SUFFIX)], found[0][-len(ARCHIVE_SUFFIX):]
+        last = stem[-1:] if stem[-1:] not in ("", "!", "]") else "]"  # x-00.tar: x-0[0].tar
+        names = [glob.escape(stem[:-1]) + f"[{last}]" + suffix]
+    else:
+        head = os.path.commonprefix(found)
+        tail = os.path.commonprefix([f[len(head):][::-1] for f in found])[::-1]
+        # imagenet1k-train-*.tar rather than imagenet1k-train-00*.tar, where it names the same files
+        names = [glob.escape(head.rstrip("0123456789")) + "*" + glob.escape(tail), glob.escape(head) + "*"
+                 + glob.escape(tail)]
+    for name_pattern in names:
+        pattern = os.path.join(glob.escape(root), name_pattern)
+        if sorted(os.path.basename(f) for f in glob.glob(pattern)) == found:
+            return pattern
+    listed = ", ".join(found[:3]) + (" ..." if len(found) > 3 else "")
+    raise DataError(f"dataset_path {root}: the {name} shards ({listed}) are not all the files one pattern "
+                    f"({names[-1]}) names; move them into a folder {name}/ of their own")
 
 
 def refuse_compressed(path: str) -> None:
@@ -424,8 +460,12 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None,
 
     ``root`` may be the split packed as a tar archive (:mod:`archive`): the same samples as the folder it
     was packed from, named by their paths under it (``train.tar/<class>/<file>``), as an
-    :class:`archive.ArchiveImages`.
+    :class:`archive.ArchiveImages`. It may be WebDataset shards (:func:`shard_samples`): labelled by their
+    ``.cls`` files, not by folders, so the class list returned is None (as CIFAR-10's is) and ``classes``
+    is not used.
     """
+    if is_shard_split(root):
+        return shard_samples(root, holdout), None
     packed = packed_classes(root) if is_archive(root) else None
     if packed is None and not os.path.isdir(root):
         raise DataError(f"image folder {root!r} does not exist")
@@ -453,13 +493,44 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None,
         else:
             samples += [(files[i], labels[cls]) for i in keep]
     if packed is not None:
-        samples = ArchiveImages(root, [packed[c].names[i] for i, c in samples],
+        samples = ArchiveImages([root], np.zeros(len(samples)), [packed[c].names[i] for i, c in samples],
                                 [packed[c].offsets[i] for i, c in samples], [packed[c].sizes[i] for i, c in samples],
                                 [labels[c] for _, c in samples])
     if not samples:
         raise DataError(f"image {kind} {root!r}: no image files in its class {classes_are}"
                         + (" held out by val_split" if holdout is not None and holdout.eval else ""))
     return samples, list(classes)
+
+
+def shard_samples(root: str, holdout: Optional[Holdout] = None) -> ArchiveImages:
+    """The samples of the WebDataset split ``root`` (:func:`archive.shard_index`: a folder of shards, a
+    pattern, or one shard), labelled by their ``.cls``; ``holdout`` as :func:`find_images`'s, each label a
+    class, the names hashed as paths under the shards' folder."""
+    try:
+        samples = shard_index(root, IMAGE_EXTENSIONS)
+    except ArchiveError as e:
+        raise DataError(str(e)) from None
+    if holdout is not None:
+        base = root if os.path.isdir(root) else os.path.dirname(root)
+        by_label: Dict[int, List[int]] = {}
+        for i, label in enumerate(samples.labels.tolist()):
+            by_label.setdefault(label, []).append(i)
+        keep = []
+        for label in sorted(by_label):
+            names = [samples.names[i] for i in by_label[label]]
+            held = held_out(names, base, holdout.share)
+            keep += [i for i, name in zip(by_label[label], names) if (name in held) == holdout.eval]
+        samples = samples.subset(sorted(keep))
+    if not len(samples):
+        raise DataError(f"WebDataset shards {root!r}: no samples"
+                        + (" held out by val_split" if holdout is not None and holdout.eval else ""))
+    return samples
+
+
+def label_count(samples: Sequence[Tuple[str, int]]) -> int:
+    """The number of classes of samples labelled by their files (WebDataset shards): the highest label + 1."""
+    labels = samples.labels if isinstance(samples, ArchiveImages) else [y for _, y in samples]
+    return int(max(labels)) + 1 if len(labels) else 0
 
 
 def eval_folder(root: str) -> Optional[str]:
@@ -477,7 +548,7 @@ def imagenet_folder(root: str, train: bool) -> str:
     folder that is itself a split works too, but not one with a training split and no evaluation one,
     nor, for training, one with an evaluation split and no ``train``. A split may be a tar archive
     (``train.tar``, ``val.tar``: :mod:`archive`), and ``root`` an archive: a split itself."""
-    if is_archive(root):
+    if is_archive(root) or is_shard_pattern(root):
         return root
     refuse_compressed(root)
     if train:
@@ -552,7 +623,7 @@ def image_split(root: str, train: bool, val_split: float = 0.0) -> Tuple[str, Op
             _WARNED_SPLITS.add((root, folder))
             split = os.path.basename(folder)
             name = split[:-len(ARCHIVE_SUFFIX)] if is_archive(folder) else split
-            role = "training" if name == IMAGENET_TRAIN_FOLDER else "evaluation"
+            role = "training" if train or val_split else "evaluation"
             split += "" if is_archive(folder) else "/"
             warnings.warn(f"dataset_path {root!r}: {split} is read as its {role} split (the layout "
                           f"{name}/<class>/), so the image files in "
@@ -720,7 +791,8 @@ class ImageFolderLoader(DeviceLoader):
                  crop_ratio: Tuple[float, float] = T.RRC_RATIO, repeats: int = 1,
                  interpolation: str = "bilinear"):
         samples, self.classes = find_images(root, classes, holdout)
-        self.num_classes = len(self.classes)
+        self.num_classes = len(self.classes) if self.classes is not None else label_count(samples)
+        self.labels_in = "its class folders" if self.classes is not None else "its shards' .cls files"
         self.dataset = ImageFolderDataset(samples, train, image_size, flip, auto_augment, crop_pct, crop_scale,
                                           exif_orientation, antialias, crop_ratio, interpolation)
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
@@ -1089,7 +1161,8 @@ class BatchedImageLoader(DeviceLoader):
                  crop_ratio: Tuple[float, float] = T.RRC_RATIO, repeats: int = 1,
                  interpolation: str = "bilinear"):
         samples, self.classes = find_images(root, classes, holdout)
-        self.num_classes = len(self.classes)
+        self.num_classes = len(self.classes) if self.classes is not None else label_count(samples)
+        self.labels_in = "its class folders" if self.classes is not None else "its shards' .cls files"
         self.auto_augment = auto_augment if train else None
         self.crop_pct, self.crop_scale, self.antialias, self.crop_ratio = crop_pct, crop_scale, antialias, crop_ratio
         self.interpolation = interpolation

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt_io
-from .archive import is_archive
+from .archive import is_archive, is_shard_pattern
 from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, build_loader, class_folders,
                    held_out_for, image_split)
 from .onnx_io import (OnnxModel, add_image_input, is_onnx_file, read_metadata, strip_image_input, write_metadata,
@@ -318,9 +318,9 @@ def main(argv: Sequence[str]) -> int:
     a = p.parse_args(list(argv))
     if a.calib_images < 1:
         p.error("--calib_images must be at least 1")
-    if not os.path.isdir(a.calib_data) and not is_archive(a.calib_data):
-        raise QuantizeError(f"--calib_data {a.calib_data}: not a folder nor a .tar archive (the data set's, as "
-                            f"--dataset_path in training)")
+    if not os.path.isdir(a.calib_data) and not is_archive(a.calib_data) and not is_shard_pattern(a.calib_data):
+        raise QuantizeError(f"--calib_data {a.calib_data}: not a folder, a .tar archive nor a shard pattern (the "
+                            f"data set's, as --dataset_path in training)")
     if not is_onnx_file(a.onnx):
         raise QuantizeError(f"--onnx {a.onnx}: not an ONNX file (export a checkpoint with "
                             f"'mobilenet-v1 export --ckpt_file C --file_name N' first)")

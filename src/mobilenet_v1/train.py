@@ -133,17 +133,18 @@ def check_class_num(cfg: Config, loader, evaluates: bool) -> None:
         where = (f"{found} class folder{'s' if found != 1 else ''}"
                  + (f" in {folder}" if folder != cfg.dataset_path else ""))
     else:
-        where = f"labels 0..{found - 1} in its .bin files"
+        where = f"labels 0..{found - 1} in {loader.labels_in}"
     if found < 2:
         raise ConfigError(f"dataset_path {cfg.dataset_path}: it has {where}; a classifier needs two classes or "
                           f"more")
     if found > cfg.class_num:
         raise ConfigError(f"class_num {cfg.class_num} is too small for dataset_path {cfg.dataset_path}: it has "
                           f"{where}; pass --class_num {found}")
-    if loader.classes is not None and cfg.class_num > found + 1:
+    images = cfg.dataset == "imagenet2012"  # an image folder, archive or shards, not CIFAR-10's .bin files
+    if images and cfg.class_num > found + 1:
         print0(f"class_num {cfg.class_num}: dataset_path {cfg.dataset_path} has {where}; the other outputs are "
                f"never a label (--class_num {found} fits it)")
-    if evaluates and loader.classes is not None and not cfg.val_split and \
+    if evaluates and images and not cfg.val_split and \
             imagenet_folder(cfg.dataset_path, False) == imagenet_folder(cfg.dataset_path, True):
         print0(f"eval_interval: dataset_path {cfg.dataset_path} has no evaluation folder, so evaluation reads the "
                f"training images; --val_split 0.1 holds out a tenth of each class instead")

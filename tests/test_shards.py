@@ -1,0 +1,187 @@
+"""WebDataset shards read in place (mobilenet_v1.archive): samples of files sharing a key (``k.jpg`` and its
+label ``k.cls``), in the layouts shards come in, with the samples, labels, batches and runs of the image
+folder they were written from."""
+import io
+import json
+import os
+import tarfile
+
+import pytest
+import torch
+
+from mobilenet_v1 import cli, train
+from mobilenet_v1.archive import ArchiveMember, expand_braces
+from mobilenet_v1.checkpoint import load_file
+from mobilenet_v1.config import load_config
+from mobilenet_v1.data import DataError, DataOptions, Holdout, build_loader, find_images, image_split
+
+from conftest import jpeg_bytes, smooth_image
+
+
+def add(tf, name, data):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tf.addfile(info, io.BytesIO(data))
+
+
+def write_shards(folder, paths, extra=True):
+    """The images of the class folders under ``folder`` as WebDataset samples, in the folder's order, dealt
+    into the shards ``paths`` in runs (as webdataset's ShardWriter fills one, then the next): ``<key>.jpg``
+    (the file's own bytes), ``<key>.cls`` (its label as text) and, with ``extra``, a ``<key>.json``."""
+    samples, _ = find_images(str(folder))
+    per = -(-len(samples) // len(paths))
+    for n, path in enumerate(paths):
+        with tarfile.open(path, "w") as tf:
+            for i in range(n * per, min((n + 1) * per, len(samples))):
+                file, label = samples[i]
+                key = f"{os.path.basename(os.path.dirname(file))}_{i:04d}"
+                add(tf, f"{key}.jpg", open(file, "rb").read())
+                add(tf, f"{key}.cls", f"{label}\n".encode())
+                if extra:
+                    add(tf, f"{key}.json", json.dumps({"file": os.path.basename(file)}).encode())
+    return samples
+
+
+def read(path):
+    with open(path.archive, "rb") as f:
+        f.seek(path.offset)
+        return f.read(path.size)
+
+
+def test_brace_patterns_expand_as_webdataset_names_its_shards():
+    assert expand_braces("d/x-{000..002}.tar") == ["d/x-000.tar", "d/x-001.tar", "d/x-002.tar"]
+    assert expand_braces("{a,b}-{8..10}.tar") == ["a-8.tar", "a-9.tar", "a-10.tar", "b-8.tar", "b-9.tar", "b-10.tar"]
+    assert expand_braces("x-{3..1}.tar") == ["x-3.tar", "x-2.tar", "x-1.tar"]
+    assert expand_braces("plain.tar") == ["plain.tar"]
+
+
+def test_shards_in_each_layout_give_the_samples_and_labels_of_their_folder(image_folder, tmp_path):
+    """A folder of shards (train/ beside val/), shards side by side named by split as the Hub's *-wds data
+    sets are (one of them alone in its split), a brace pattern and one shard: the folder's images, bytes
+    for bytes, with its labels and order; other members (.json) are left alone; val_split holds out the
+    same share of each label."""
+    folder = image_folder / "train"
+    kinds = tmp_path / "by_folder"
+    (kinds / "train").mkdir(parents=True)
+    (kinds / "val").mkdir()
+    want = write_shards(folder, [kinds / "train" / f"s-{i}.tar" for i in range(3)])
+    evals = write_shards(image_folder / "validation_preprocess", [kinds / "val" / "s-0.tar"])
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    write_shards(folder, [hub / f"imagenet1k-train-{i:04d}.tar" for i in range(4)])
+    write_shards(image_folder / "validation_preprocess", [hub / "imagenet1k-validation-00.tar"])
+    assert image_split(str(hub), True)[0] == str(hub / "imagenet1k-train-*.tar")
+    assert image_split(str(hub), False)[0] == str(hub / "imagenet1k-validation-0[0].tar")
+    single = tmp_path / "one.tar"
+    write_shards(folder, [single])
+    for root, train_split, expected in ((kinds, True, want), (kinds, False, evals), (hub, True, want),
+                                        (hub, False, evals), (kinds / "train" / "s-{0..2}.tar", True, want),
+                                        (single, True, want)):
+        split, _ = image_split(str(root), train_split)
+        got, classes = find_images(split)
+        assert classes is None and len(got) == len(expected) > 0
+        assert all(isinstance(p, ArchiveMember) for p, _ in got)
+        assert [y for _, y in got] == [y for _, y in expected] and set(y for _, y in got) == {0, 1}
+        assert all(read(p) == open(f, "rb").read() for (p, _), (f, _) in zip(got, expected))
+    all_names = [str(p) for p, _ in find_images(str(kinds / "train"))[0]]
+    for held in (True, False):
+        part = find_images(str(kinds / "train"), holdout=Holdout(0.34, held))[0]
+        assert [str(p) for p, _ in part] == [n for n in all_names if n in {str(p) for p, _ in part}]
+        # round(0.34 * 9) of label 0's images and round(0.34 * 6) of label 1's
+        assert sorted(y for _, y in part) == ([0] * 3 + [1] * 2 if held else [0] * 6 + [1] * 4)
+    assert not {str(p) for p, _ in find_images(str(kinds / "train"), holdout=Holdout(0.34, True))[0]} & \
+        {str(p) for p, _ in find_images(str(kinds / "train"), holdout=Holdout(0.34, False))[0]}
+
+
+@pytest.mark.parametrize("pipeline", ["cpu", "gpu"])
+def test_both_pipelines_give_the_folders_batches_from_shards(image_folder, tmp_path, pipeline):
+    """Shards named by split in one folder give the image folder's batches bit for bit, training
+    (augmented) and evaluation, through a loader worker; the grayscale, CMYK and PNG-named files decode as
+    they do from the folder."""
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    write_shards(image_folder / "train", [hub / f"x-train-{i}.tar" for i in range(2)])
+    write_shards(image_folder / "validation_preprocess", [hub / f"x-val-{i}.tar" for i in range(2)])
+    for train_split in (True, False):
+        batches = []
+        for root in (image_folder, hub):
+            opts = DataOptions("imagenet2012", str(root), batch_size=4, image_size=32, seed=3, num_workers=1,
+                               channels_last=False, pipeline=pipeline)
+            with build_loader(opts, train_split, torch.device("cpu"), drop_last=train_split) as loader:
+                loader.set_epoch(2)
+                batches.append([(x.clone(), y.clone()) for x, y in loader])
+                assert loader.num_classes == 2 and not loader.bad_samples.files
+        assert len(batches[0]) == (3 if train_split else 2) and len(batches[0]) == len(batches[1])
+        for (x, y), (x2, y2) in zip(*batches):
+            assert torch.equal(x, x2) and torch.equal(y, y2)
+
+
+def test_shards_that_are_not_samples_are_refused_naming_the_shard_and_key(image_folder, tmp_path):
+    image = jpeg_bytes(smooth_image(30, 30, 1))
+    cases = {
+        "no_label": ([("a.jpg", image), ("a.cls", b"0"), ("b.jpg", image)],
+                     r"1 sample\(s\) with an image but no \.cls label: b$"),
+        "no_image": ([("a.cls", b"0"), ("a.jpg", image), ("b.cls", b"1"), ("b.txt", b"b")],
+                     r"1 sample\(s\) with a \.cls label but no image \(\.jpg.*\): b$"),
+        "two": ([("a.cls", b"0"), ("a.jpg", image), ("a.png", image)], r"1 sample\(s\) with two images.*: a$"),
+        "words": ([("a.cls", b"tench"), ("a.jpg", image)], r"sample a: its \.cls holds b'tench', not a class number"),
+        "negative": ([("a.cls", b"-1"), ("a.jpg", image)], r"sample a: its \.cls holds b'-1', not a class number"),
+    }
+    for name, (members, message) in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        with tarfile.open(folder / "s-0.tar", "w") as tf:
+            for member, data in members:
+                add(tf, member, data)
+        with pytest.raises(DataError, match=rf"shard {folder / 's-0.tar'}: {message}"):
+            find_images(str(folder))
+    with pytest.raises(DataError, match=r"shards .*s-\{0\.\.3\}\.tar: 3 of its 4 files are not there \(.*s-1\.tar"):
+        find_images(str(tmp_path / "words" / "s-{0..3}.tar"))
+    with pytest.raises(DataError, match=r"shards .*nothing-\*\.tar: no \.tar files there"):
+        find_images(str(tmp_path / "nothing-*.tar"))
+    with pytest.raises(DataError, match=r"\{x\} is neither a range"):
+        find_images(str(tmp_path / "s-{x}.tar"))
+    # A folder of .tar files that hold no labels is not read as shards (its message is a folder's).
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with tarfile.open(plain / "n01.tar", "w") as tf:
+        add(tf, "img.jpg", image)
+    with pytest.raises(DataError, match=r"has no class sub-folders"):
+        find_images(str(plain))
+
+
+def test_training_on_shards_gives_the_weights_and_top1_of_the_folders(image_folder, tmp_path, capsys):
+    """One epoch and its evaluation on the folders, then on shards named by split in one folder: the same
+    weights bit for bit and the same top-1; eval, with the recorded class count, reads the shards too;
+    a class_num below the shards' labels is refused naming them."""
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    write_shards(image_folder / "train", [hub / f"d-train-{i:02d}.tar" for i in range(3)])
+    write_shards(image_folder / "validation_preprocess", [hub / "d-val-00.tar"])
+    results, evals = [], []
+    base = ["--dataset=imagenet2012", "--width_mult=0.25", "--image_size=32", "--batch_size=4",
+            "--device_target=CPU", "--num_workers=0", "--warmup_epochs=0", "--epoch_size=1", "--eval_interval=1"]
+    for root in (image_folder, hub):
+        args = base + [f"--dataset_path={root}", "--class_num=2", f"--save_checkpoint_path={tmp_path / root.name}"]
+        results.append(train.run(load_config(args)))
+        log = capsys.readouterr().out
+        assert "training: 15 samples, 3 steps per epoch" in log
+        evals += [line.split(" (")[0] for line in log.splitlines() if line.startswith("eval: epoch 1 top-1")]
+    a, b = (load_file(r["checkpoint"]) for r in results)
+    assert a["model"].keys() == b["model"].keys()
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert a["classes"] == ["n01", "n02"] and b["classes"] is None
+    assert len(evals) == 2 and evals[0] == evals[1]
+    assert cli.main(["eval", "--dataset=imagenet2012", f"--dataset_path={hub}", "--device_target=CPU",
+                     f"--checkpoint_path={results[1]['checkpoint']}", "--num_workers=0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["total"] == 6
+    three = tmp_path / "three"
+    three.mkdir()
+    with tarfile.open(three / "s-0.tar", "w") as tf:
+        for i in range(3):
+            add(tf, f"k{i}.jpg", jpeg_bytes(smooth_image(30, 30, i)))
+            add(tf, f"k{i}.cls", str(i).encode())
+    with pytest.raises(train.ConfigError, match=r"class_num 2 is too small .*labels 0\.\.2 in its shards' \.cls"):
+        train.run(load_config(base + [f"--dataset_path={three}", "--class_num=2",
+                                      f"--save_checkpoint_path={tmp_path / 'small'}"]))
+    assert not (tmp_path / "small").exists()
