@@ -306,3 +306,37 @@ def test_a_listing_is_kept_between_processes_until_the_archive_changes(image_fol
     monkeypatch.setenv(archive_mod.CACHE_ENV, "")
     walked = len(walks)
     assert listed() == again and len(walks) == walked + 1 and not list(cache.iterdir())
+
+
+def test_a_folder_of_class_archives_reads_as_the_folder_they_were_packed_from(image_folder, tmp_path):
+    """train/ holding one tar a class (ImageNet's training archive extracted once: n01.tar, n02.tar): the
+    folder's classes, labels, images in the same order, the same images held out by val_split, and the
+    same evaluation batches; a model's class list labels it as it labels the folder."""
+    folder = image_folder / "train"
+    split = tmp_path / "P" / "train"
+    split.mkdir(parents=True)
+    for cls in ("n01", "n02"):
+        with tarfile.open(split / f"{cls}.tar", "w") as tf:
+            for name in sorted(os.listdir(folder / cls)):
+                tf.add(str(folder / cls / name), arcname=name)
+
+    def named(samples, root):  # a class archive's image by the path it extracts to
+        return [(os.path.relpath(str(p), root).replace(".tar/", "/"), y) for p, y in samples]
+
+    assert class_folders(str(split)) == ["n01", "n02"]
+    for classes in (None, ["x", "n02", "n01"]):
+        want, want_classes = find_images(str(folder), classes)
+        got, got_classes = find_images(str(split), classes)
+        assert got_classes == want_classes and named(got, split) == relative(want, folder) and len(got) == 15
+        assert all(read_member(p) == open(f, "rb").read() for (p, _), (f, _) in zip(got, want))
+        for held in (True, False):
+            assert named(find_images(str(split), classes, Holdout(0.34, held))[0], split) == \
+                relative(find_images(str(folder), classes, Holdout(0.34, held))[0], folder)
+    batches = []
+    for root in (folder, split):
+        opts = DataOptions("imagenet2012", str(root), batch_size=4, image_size=32, seed=3, num_workers=0,
+                           channels_last=False, val_split=0.34)
+        with build_loader(opts, False, torch.device("cpu"), drop_last=False) as loader:
+            batches.append([(x, y) for x, y in loader])
+    assert len(batches[0]) == 2 and all(torch.equal(a, c) and torch.equal(b, d)
+                                        for (a, b), (c, d) in zip(*batches))

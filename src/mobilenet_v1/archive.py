@@ -47,10 +47,11 @@ class ArchiveMember(str):
 
 class ClassFiles(NamedTuple):
     """One class's images in an archive, sorted as :func:`data.image_files_under` sorts a folder's: their
-    names (extracted paths under the archive), and where their bytes are."""
+    names (extracted paths under the archive), and where their bytes are: the archive, at offsets."""
     names: List[str]
     offsets: np.ndarray
     sizes: np.ndarray
+    archive: str
 
 
 class ArchiveImages(Sequence):
@@ -370,7 +371,7 @@ def _index(path: str, identity: Tuple[int, int, int, int], extensions: Tuple[str
         # Sorted as a folder walk sorts: by folder, then by name.
         files = sorted(by_class[cls], key=_folder_order)
         index[cls] = ClassFiles([f"{path}/{n}" for n, _, _ in files], np.array([o for _, o, _ in files], np.int64),
-                                np.array([s for _, _, s in files], np.int64))
+                                np.array([s for _, _, s in files], np.int64), path)
     return index
 
 

@@ -29,7 +29,7 @@ from torchvision.io import ImageReadMode, decode_jpeg
 
 from . import transforms as T
 from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, ArchiveImages, ArchiveMember,
-                      archive_index, holds_labels, is_archive, is_shard_pattern, is_shard_split, member_size,
+                      ClassFiles, archive_images, archive_index, holds_labels, is_archive, is_shard_pattern, is_shard_split, member_size,
                       read_member, shard_index)
 from .autoaugment import Augment, make_augment
 from .stopping import ignore_in_worker
@@ -438,12 +438,43 @@ def refuse_compressed(path: str) -> None:
 def class_folders(root: str) -> List[str]:
     """The class folders of an image folder's split, sorted: its sub-folders (links to folders too), the
     hidden ones (``.git``, ``.ipynb_checkpoints``) left out; none where ``root`` is not a folder. A split
-    packed as an archive: the classes it holds."""
+    packed as an archive: the classes it holds; a folder of class archives: their names without ``.tar``."""
     if is_archive(root):
         return list(packed_classes(root))
     if not os.path.isdir(root):
         return []
-    return sorted(d.name for d in os.scandir(root) if d.is_dir() and not d.name.startswith("."))
+    tars = class_archives(root)
+    if tars:
+        return [os.path.basename(t)[:-len(ARCHIVE_SUFFIX)] for t in tars]
+    with os.scandir(root) as entries:
+        return sorted(d.name for d in entries if d.is_dir() and not d.name.startswith("."))
+
+
+def class_archives(root: str) -> List[str]:
+    """The class archives of a split folder that holds one tar a class and no folders, as ImageNet's
+    training archive leaves them once extracted (``train/n01440764.tar``, ...), sorted; none for any other
+    folder (WebDataset shards are not class archives: :func:`archive.is_shard_split`)."""
+    with os.scandir(root) as entries:
+        entries = [e for e in entries if not e.name.startswith(".")]
+    if any(e.is_dir() for e in entries):
+        return []
+    tars = sorted(os.path.join(root, e.name) for e in entries
+                  if e.name.lower().endswith(ARCHIVE_SUFFIX) and e.is_file())
+    return tars if tars and not holds_labels(tars[0]) else []
+
+
+def class_archive_files(root: str) -> Dict[str, ClassFiles]:
+    """Each class archive's images (:func:`class_archives`), by class, as DataErrors."""
+    found = {}
+    for path in class_archives(root):
+        try:
+            members = archive_images(path, IMAGE_EXTENSIONS)
+        except ArchiveError as e:
+            raise DataError(str(e)) from None
+        found[os.path.basename(path)[:-len(ARCHIVE_SUFFIX)]] = ClassFiles(
+            [str(m) for m in members], np.array([m.offset for m in members], np.int64),
+            np.array([m.size for m in members], np.int64), path)
+    return found
 
 
 def find_images(root: str, classes: Optional[Sequence[str]] = None,
@@ -471,6 +502,8 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None,
         raise DataError(f"image folder {root!r} does not exist")
     folders = class_folders(root)
     kind, classes_are = ("archive", "folders or class archives") if packed is not None else ("folder", "sub-folders")
+    if packed is None and class_archives(root):
+        packed = class_archive_files(root)
     if not folders:
         raise DataError(f"image {kind} {root!r} has no class {classes_are}")
     if classes is None:
@@ -486,16 +519,21 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None,
         files = packed[cls].names if packed is not None else image_files_under(os.path.join(root, cls))
         keep = range(len(files))
         if holdout is not None:
-            held = held_out(files, root, holdout.share)
-            keep = [i for i, f in enumerate(files) if (f in held) == holdout.eval]
+            # A class archive's image is held out as the file it extracts to (root/<class>/...) would be.
+            tar = packed[cls].archive if packed is not None and packed[cls].archive != root else ""
+            named = [os.path.join(root, cls) + f[len(tar):] for f in files] if tar else files
+            held = held_out(named, root, holdout.share)
+            keep = [i for i, f in enumerate(named) if (f in held) == holdout.eval]
         if packed is not None:
             samples += [(i, cls) for i in keep]
         else:
             samples += [(files[i], labels[cls]) for i in keep]
     if packed is not None:
-        samples = ArchiveImages([root], np.zeros(len(samples)), [packed[c].names[i] for i, c in samples],
-                                [packed[c].offsets[i] for i, c in samples], [packed[c].sizes[i] for i, c in samples],
-                                [labels[c] for _, c in samples])
+        archives = sorted({packed[c].archive for c in folders})
+        which = {a: i for i, a in enumerate(archives)}
+        samples = ArchiveImages(archives, [which[packed[c].archive] for _, c in samples],
+                                [packed[c].names[i] for i, c in samples], [packed[c].offsets[i] for i, c in samples],
+                                [packed[c].sizes[i] for i, c in samples], [labels[c] for _, c in samples])
     if not samples:
         raise DataError(f"image {kind} {root!r}: no image files in its class {classes_are}"
                         + (" held out by val_split" if holdout is not None and holdout.eval else ""))
