@@ -16,7 +16,8 @@ Images/s of a full pass after one warm-up pass; output is the normalised batch o
     python benchmarks/input_pipeline.py --images 1024 --archive 3 --passes 1 --listing 100000
                                   # the JPEGs read from their folder and from one .tar of it: listing
                                   # seconds and both pipelines' images/s, alternated over 3 rounds; and
-                                  # the listing of 100,000 tiny files from a folder and from a tar
+                                  # the listing of 100,000 tiny files from a folder, from a tar and
+                                  # as WebDataset shards (each file with its .cls)
     python benchmarks/input_pipeline.py --images 1024 --stages 0 --bicubic --rounds 3 --passes 1
                                   # both pipelines with interpolation bicubic against bilinear, alternated
 
@@ -306,9 +307,21 @@ def archive_rates(data_dir, rounds, passes, common):
 
 def listing_scale(base, files, rounds):
     """{row: [µs a file of each round]} listing ``files`` tiny files (110 bytes, named as ImageNet's, 1,000
-    classes) from a folder and from a tar of it, made once under ``base``: the walk's own cost, the
-    page cache warm."""
+    classes) from a folder, from a tar of it and as WebDataset shards (each file and its .cls), made once
+    under ``base``: the walk's own cost, the page cache warm."""
     root = os.path.join(base, f"listing_{files}", "train")
+    shards = os.path.join(base, f"listing_{files}", "shards")
+    if not os.path.isdir(shards):  # WebDataset shards of 1,250 samples (as the Hub's imagenet-1k-wds): .JPEG + .cls
+        payload = b"x" * 110
+        os.makedirs(shards + ".part", exist_ok=True)
+        for n in range(0, files, 1250):
+            with tarfile.open(os.path.join(shards + ".part", f"train-{n // 1250:06d}.tar"), "w") as tf:
+                for i in range(n, min(n + 1250, files)):
+                    for suffix, data in (("JPEG", payload), ("cls", str(i % 1000).encode())):
+                        info = tarfile.TarInfo(f"n{i % 1000:08d}_{i}.{suffix}")
+                        info.size = len(data)
+                        tf.addfile(info, io.BytesIO(data))
+        os.replace(shards + ".part", shards)
     if not os.path.isfile(root + ".tar"):
         payload = b"x" * 110
         os.makedirs(root, exist_ok=True)
@@ -324,10 +337,13 @@ def listing_scale(base, files, rounds):
         os.replace(root + ".tar.part", root + ".tar")
     values = {f"listing {files:,} files from a folder, µs a file": [],
               f"listing {files:,} files from a tar archive, µs a file": [],
-              f"listing {files:,} files from a tar archive's kept listing, µs a file": []}
+              f"listing {files:,} files from a tar archive's kept listing, µs a file": [],
+              f"listing {files:,} samples (image + .cls) from WebDataset shards, µs a sample": [],
+              f"listing {files:,} samples from WebDataset shards' kept listings, µs a sample": []}
     kept = tempfile.mkdtemp(prefix="mobilenet_v1_listings_")
     for _ in range(rounds):
-        for name, where, cache in zip(values, (root, root + ".tar", root + ".tar"), ("", "", kept)):
+        for name, where, cache in zip(values, (root, root + ".tar", root + ".tar", shards, shards),
+                                      ("", "", kept, "", kept)):
             os.environ[CACHE_ENV] = cache  # "": walked each time; kept: read from the listing kept
             if cache:
                 listing_seconds(where)  # the first keeps it
