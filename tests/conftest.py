@@ -152,3 +152,14 @@ def image_folder(tmp_path):
     (odd / "cmyk.JPEG").write_bytes(jpeg_bytes(arr, "CMYK"))
     (odd / "png_named.JPEG").write_bytes(jpeg_bytes(arr, "RGB", "PNG"))
     return root
+
+
+def epoch_batches(root, train_split: bool, pipeline: str):
+    """The batches of epoch 2 of a split of the image data set at ``root`` (batch 4, 32 px, seed 3, one loader
+    worker), and the loader: its ``classes``, ``num_classes`` and ``bad_samples`` for the caller to check."""
+    from mobilenet_v1.data import DataOptions, build_loader
+    opts = DataOptions("imagenet2012", str(root), batch_size=4, image_size=32, seed=3, num_workers=1,
+                       channels_last=False, pipeline=pipeline)
+    with build_loader(opts, train_split, torch.device("cpu"), drop_last=train_split) as loader:
+        loader.set_epoch(2)
+        return [(x.clone(), y.clone()) for x, y in loader], loader

@@ -18,7 +18,7 @@ from mobilenet_v1.config import load_config
 from mobilenet_v1.data import (BadSample, DataError, DataOptions, Holdout, ImageFolderDataset, build_loader,
                                class_folders, find_images)
 
-from conftest import jpeg_bytes, smooth_image
+from conftest import epoch_batches, jpeg_bytes, smooth_image
 
 
 def pack(folder, tar_path, arcname):
@@ -84,12 +84,9 @@ def test_both_pipelines_give_the_folders_batches_from_archives(image_folder, tmp
     for train_split in (True, False):
         batches = []
         for root in (image_folder, packed):
-            opts = DataOptions("imagenet2012", str(root), batch_size=4, image_size=32, seed=3, num_workers=1,
-                               channels_last=False, pipeline=pipeline)
-            with build_loader(opts, train_split, torch.device("cpu"), drop_last=train_split) as loader:
-                loader.set_epoch(2)
-                batches.append([(x.clone(), y.clone()) for x, y in loader])
-                assert loader.classes == ["n01", "n02"] and not loader.bad_samples.files
+            found, loader = epoch_batches(root, train_split, pipeline)
+            batches.append(found)
+            assert loader.classes == ["n01", "n02"] and not loader.bad_samples.files
         assert len(batches[0]) == (3 if train_split else 2) and len(batches[0]) == len(batches[1])
         for (x, y), (x2, y2) in zip(*batches):
             assert torch.equal(x, x2) and torch.equal(y, y2)

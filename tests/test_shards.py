@@ -13,9 +13,9 @@ from mobilenet_v1 import cli, train
 from mobilenet_v1.archive import ArchiveMember, expand_braces
 from mobilenet_v1.checkpoint import load_file
 from mobilenet_v1.config import load_config
-from mobilenet_v1.data import DataError, DataOptions, Holdout, build_loader, find_images, image_split
+from mobilenet_v1.data import DataError, Holdout, find_images, image_split
 
-from conftest import jpeg_bytes, smooth_image
+from conftest import epoch_batches, jpeg_bytes, smooth_image
 
 
 def add(tf, name, data):
@@ -105,12 +105,9 @@ def test_both_pipelines_give_the_folders_batches_from_shards(image_folder, tmp_p
     for train_split in (True, False):
         batches = []
         for root in (image_folder, hub):
-            opts = DataOptions("imagenet2012", str(root), batch_size=4, image_size=32, seed=3, num_workers=1,
-                               channels_last=False, pipeline=pipeline)
-            with build_loader(opts, train_split, torch.device("cpu"), drop_last=train_split) as loader:
-                loader.set_epoch(2)
-                batches.append([(x.clone(), y.clone()) for x, y in loader])
-                assert loader.num_classes == 2 and not loader.bad_samples.files
+            found, loader = epoch_batches(root, train_split, pipeline)
+            batches.append(found)
+            assert loader.num_classes == 2 and not loader.bad_samples.files
         assert len(batches[0]) == (3 if train_split else 2) and len(batches[0]) == len(batches[1])
         for (x, y), (x2, y2) in zip(*batches):
             assert torch.equal(x, x2) and torch.equal(y, y2)

@@ -29,8 +29,8 @@ from torchvision.io import ImageReadMode, decode_jpeg
 
 from . import transforms as T
 from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, ArchiveImages, ArchiveMember,
-                      ClassFiles, archive_images, archive_index, holds_labels, is_archive, is_shard_pattern, is_shard_split, member_size,
-                      read_member, shard_index)
+                      ClassFiles, archive_images, archive_index, holds_labels, is_archive, is_shard_pattern,
+                      is_shard_split, member_size, read_member, shard_index)
 from .autoaugment import Augment, make_augment
 from .stopping import ignore_in_worker
 
