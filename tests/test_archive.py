@@ -337,3 +337,33 @@ def test_a_folder_of_class_archives_reads_as_the_folder_they_were_packed_from(im
             batches.append([(x, y) for x, y in loader])
     assert len(batches[0]) == 2 and all(torch.equal(a, c) and torch.equal(b, d)
                                         for (a, b), (c, d) in zip(*batches))
+
+
+def test_kept_listings_unread_for_30_days_are_removed_when_one_is_written(image_folder, tmp_path, monkeypatch):
+    """Writing a listing removes those unread for CACHE_UNUSED_DAYS and temporary files left a day ago;
+    reading one keeps it (its time is refreshed); files not named as listings stay."""
+    import time
+
+    from mobilenet_v1 import archive as archive_mod
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv(archive_mod.CACHE_ENV, str(cache))
+    day = 86400
+    ages = {"a" * 32 + ".npz": 31, "b" * 32 + ".npz": 29, "c" * 32 + ".npz.77.tmp": 2, "d" * 32 + ".npz.78.tmp": 0.5,
+            "notes.txt": 400, "E" * 32 + ".npz": 400}
+    for name, days in ages.items():
+        (cache / name).write_bytes(b"x")
+        os.utime(cache / name, (time.time() - days * day,) * 2)
+    archive_mod.forget_indexes()
+    find_images(pack(image_folder / "train", tmp_path / "train.tar", "train"))
+    left = sorted(p.name for p in cache.iterdir())
+    written = [n for n in left if n not in ages]
+    assert len(written) == 1 and sorted(set(left) - set(written)) == sorted(
+        ["b" * 32 + ".npz", "d" * 32 + ".npz.78.tmp", "notes.txt", "E" * 32 + ".npz"])
+    os.utime(cache / written[0], (time.time() - 40 * day,) * 2)
+    archive_mod.forget_indexes()
+    find_images(str(tmp_path / "train.tar"))  # read, so kept
+    assert time.time() - os.path.getmtime(cache / written[0]) < 600
+    find_images(pack(image_folder / "validation_preprocess", tmp_path / "val.tar", "val"))  # another written
+    assert (cache / written[0]).exists() and len(list(cache.iterdir())) == 6

@@ -16,6 +16,7 @@ import os
 import posixpath
 import re
 import tarfile
+import time
 import zipfile
 from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
@@ -247,6 +248,9 @@ def _wrappers(names: Set[str], folders: Set[str], path: str, splits: Sequence[st
 # Where listings are kept between processes (:func:`cache_folder`); the version changes with their layout.
 CACHE_ENV = "MOBILENET_V1_CACHE"
 _CACHE_VERSION = 1
+# A kept listing unread this long is removed when another is written (an archive replaced or gone leaves its
+# old versions' behind: for ImageNet's, 58 MB each).
+CACHE_UNUSED_DAYS = 30
 
 
 def cache_folder() -> str:
@@ -305,6 +309,8 @@ def _read_cache(cached: str) -> Optional[_Listing]:
         return None
     if len(sizes) != len(names):
         return None
+    with contextlib.suppress(OSError):
+        os.utime(cached)  # read: kept another CACHE_UNUSED_DAYS
     return _Listing(dict(zip(names, zip(offsets, sizes))), set(folders))
 
 
@@ -326,6 +332,28 @@ def _write_cache(cached: str, listing: _Listing) -> None:
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        return
+    _prune(os.path.dirname(cached))
+
+
+def _prune(folder: str) -> None:
+    """Remove the listings in ``folder`` unread for :data:`CACHE_UNUSED_DAYS` days (each read touches its
+    file), and temporary files a killed process left a day ago or more; only files named as ours."""
+    now = time.time()
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                name = entry.name  # <32 hex digits>.npz, or <that>.<pid>.tmp
+                ours = name[32:36] == ".npz" and all(c in "0123456789abcdef" for c in name[:32])
+                kept, left = ours and len(name) == 36, ours and name.endswith(".tmp")
+                if not (kept or left) or not entry.is_file(follow_symlinks=False):
+                    continue
+                age = now - entry.stat(follow_symlinks=False).st_mtime
+                if age > (CACHE_UNUSED_DAYS if kept else 1) * 86400:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+    except OSError:
+        pass  # a listing not removed is only disk space
 
 
 def _listing(path: str) -> _Listing:
