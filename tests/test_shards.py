@@ -138,13 +138,14 @@ def test_shards_that_are_not_samples_are_refused_naming_the_shard_and_key(image_
         find_images(str(tmp_path / "nothing-*.tar"))
     with pytest.raises(DataError, match=r"\{x\} is neither a range"):
         find_images(str(tmp_path / "s-{x}.tar"))
-    # A folder of .tar files that hold no labels is not read as shards (its message is a folder's).
+    # A folder of .tar files that hold no labels is not read as shards: they are class archives.
     plain = tmp_path / "plain"
     plain.mkdir()
-    with tarfile.open(plain / "n01.tar", "w") as tf:
-        add(tf, "img.jpg", image)
-    with pytest.raises(DataError, match=r"has no class sub-folders"):
-        find_images(str(plain))
+    for cls in ("n01", "n02"):
+        with tarfile.open(plain / f"{cls}.tar", "w") as tf:
+            add(tf, "img.jpg", image)
+    samples, classes = find_images(str(plain))
+    assert classes == ["n01", "n02"] and [y for _, y in samples] == [0, 1]
 
 
 def test_training_on_shards_gives_the_weights_and_top1_of_the_folders(image_folder, tmp_path, capsys):
