@@ -326,7 +326,7 @@ def test_image_split_finds_val_folders_and_refuses_what_would_mislead(tmp_path):
     --val_split; val_split beside an evaluation folder is an error too."""
     root = tmp_path / "data"
     class_tree(root / "train", [3, 3])
-    with pytest.raises(DataError, match=r"has a train/ folder but no evaluation folder .*--val_split \(e\.g\. 0\.1"):
+    with pytest.raises(DataError, match=r"has a train/ folder but no evaluation split .*--val_split \(e\.g\. 0\.1"):
         image_split(str(root), train=False)
     assert image_split(str(root), train=True) == (str(root / "train"), None)
     assert image_split(str(root), train=False, val_split=0.25) == (str(root / "train"), Holdout(0.25, True))

@@ -52,6 +52,7 @@ def test_brace_patterns_expand_as_webdataset_names_its_shards():
     assert expand_braces("d/x-{000..002}.tar") == ["d/x-000.tar", "d/x-001.tar", "d/x-002.tar"]
     assert expand_braces("{a,b}-{8..10}.tar") == ["a-8.tar", "a-9.tar", "a-10.tar", "b-8.tar", "b-9.tar", "b-10.tar"]
     assert expand_braces("x-{3..1}.tar") == ["x-3.tar", "x-2.tar", "x-1.tar"]
+    assert expand_braces("x-{0..10}.tar")[:2] == ["x-0.tar", "x-1.tar"]  # unpadded, as bash: no bound 0N
     assert expand_braces("plain.tar") == ["plain.tar"]
 
 
@@ -123,6 +124,8 @@ def test_shards_that_are_not_samples_are_refused_naming_the_shard_and_key(image_
         "two": ([("a.cls", b"0"), ("a.jpg", image), ("a.png", image)], r"1 sample\(s\) with two images.*: a$"),
         "words": ([("a.cls", b"tench"), ("a.jpg", image)], r"sample a: its \.cls holds b'tench', not a class number"),
         "negative": ([("a.cls", b"-1"), ("a.jpg", image)], r"sample a: its \.cls holds b'-1', not a class number"),
+        "huge": ([("a.cls", b"99999999999999999999"), ("a.jpg", image)], r"sample a: its \.cls holds b'9+', not a"),
+        "plus": ([("a.cls", b"+1"), ("a.jpg", image)], r"sample a: its \.cls holds b'\+1', not a class number"),
     }
     for name, (members, message) in cases.items():
         folder = tmp_path / name
@@ -183,3 +186,52 @@ def test_training_on_shards_gives_the_weights_and_top1_of_the_folders(image_fold
         train.run(load_config(base + [f"--dataset_path={three}", "--class_num=2",
                                       f"--save_checkpoint_path={tmp_path / 'small'}"]))
     assert not (tmp_path / "small").exists()
+
+
+def test_what_tells_shards_from_class_archives_and_patterns_from_files(image_folder, tmp_path):
+    """A folder of tars is shards where any holds labels (an empty first one, or a first sample with many
+    files before its .cls, does not hide them), class archives where none does, and refused where both
+    are there; a class-folder archive named like a pattern (photos[2023].tar) is a file; braces in a
+    folder's or shards' names are names; the held-out images do not depend on the folder's name; a data
+    set with training shards and no evaluation split says so."""
+    image = jpeg_bytes(smooth_image(30, 30, 1))
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    with tarfile.open(mixed / "a-empty.tar", "w"):
+        pass
+    with tarfile.open(mixed / "b.tar", "w") as tf:
+        for i in range(40):
+            add(tf, f"k0.extra{i}", b"x")
+        add(tf, "k0.jpg", image)
+        add(tf, "k0.cls", b"1")
+        add(tf, "k1.jpg", image)
+        add(tf, "k1.cls", b"0")
+    samples, classes = find_images(str(mixed))
+    assert classes is None and [y for _, y in samples] == [1, 0]
+    with tarfile.open(mixed / "c-class.tar", "w") as tf:
+        add(tf, "img_1.jpg", image)
+        add(tf, "img_2.jpg", image)
+    with pytest.raises(DataError, match=rf"folder {mixed} holds WebDataset shards \(b\.tar\) and tar files whose "
+                                        r"first sample has no \.cls label \(c-class\.tar\)"):
+        find_images(str(mixed))
+    odd = tmp_path / "photos[2023].tar"
+    with tarfile.open(odd, "w") as tf:
+        add(tf, "cat/a.jpg", image)
+        add(tf, "dog/b.jpg", image)
+    assert find_images(str(odd))[1] == ["cat", "dog"]
+    plain, weird = tmp_path / "plain", tmp_path / "we[ir]d {v1}"
+    for root in (plain, weird):
+        root.mkdir()
+        write_shards(image_folder / "train", [root / f"ds{{v2}}-train-{i}.tar" for i in range(2)])
+    held = []
+    for root in (plain, weird):
+        split, _ = image_split(str(root), True)
+        assert len(find_images(split)[0]) == 15
+        held.append([os.path.relpath(str(p), root) for p, _ in find_images(split, holdout=Holdout(0.34, True))[0]])
+    assert held[0] == held[1] and len(held[0]) == 5
+    (weird / "sub {v3}").mkdir()
+    write_shards(image_folder / "train", [weird / "sub {v3}" / f"x-{i}.tar" for i in range(2)])
+    assert len(find_images(str(weird / "sub {v3}" / "x-{0..1}.tar"))[0]) == 15  # braces in the file's name only
+    with pytest.raises(DataError, match=r"it has a training split of shards \(ds\{v2\}-train-\*\.tar\) but no "
+                                        r"evaluation split .*shards named \*-val-\*\.tar"):
+        image_split(str(plain), False)

@@ -441,16 +441,17 @@ _BRACES = re.compile(r"\{([^{}]*)\}")
 
 
 def is_shard_pattern(spec: str) -> bool:
-    """Whether ``spec`` names a set of shards by a pattern: a brace range or list
-    (``imagenet-train-{000000..000146}.tar``, as webdataset writes them) or a glob (``train-*.tar``)."""
+    """Whether ``spec`` names a set of shards by a pattern: a brace range or list in the file's name
+    (``imagenet-train-{000000..000146}.tar``, as webdataset writes them) or a glob (``train-*.tar``). A
+    file of that name (``photos[2023].tar``) is a file, not a pattern."""
     name = os.path.basename(os.fspath(spec))
-    return name.lower().endswith(ARCHIVE_SUFFIX) and any(c in name for c in "{*?[")
+    return name.lower().endswith(ARCHIVE_SUFFIX) and any(c in name for c in "{*?[") and not os.path.isfile(spec)
 
 
 def expand_braces(pattern: str) -> List[str]:
     """The names a brace pattern stands for, in its order: ``{0..3}``, ``{000..146}`` (padded to the
-    longer bound's width when a bound starts with 0, as bash does), ``{a,b}``; several in one name
-    multiply out, left first."""
+    longer bound's width where a bound of two digits or more starts with 0, as bash does), ``{a,b}``;
+    several in one name multiply out, left first."""
     m = _BRACES.search(pattern)
     if m is None:
         return [pattern]
@@ -458,7 +459,8 @@ def expand_braces(pattern: str) -> List[str]:
     span = re.fullmatch(r"(\d+)\.\.(\d+)", body)
     if span:
         a, b = span.groups()
-        width = max(len(a), len(b)) if (a.startswith("0") or b.startswith("0")) else 0
+        padded = any(len(x) > 1 and x.startswith("0") for x in (a, b))
+        width = max(len(a), len(b)) if padded else 0
         step = 1 if int(a) <= int(b) else -1
         items = [str(i).zfill(width) for i in range(int(a), int(b) + step, step)]
     elif "," in body:
@@ -476,56 +478,87 @@ def _tars_in(folder: str) -> List[str]:
 
 
 def shard_files(spec: str) -> List[str]:
-    """The shard files of the WebDataset split ``spec``, in order: a brace pattern's (each must exist), a
-    glob's (sorted), or a folder's ``.tar`` files (sorted)."""
+    """The shard files of the WebDataset split ``spec``, in order: a folder's ``.tar`` files (sorted), a
+    glob's (sorted; a name with ``*``, ``?`` or ``[`` is a glob, its braces taken as they are), or a brace
+    pattern's (braces in the file's name only; each file must exist)."""
+    folder, name = os.path.split(spec)
     if os.path.isdir(spec):
         found = _tars_in(spec)
-    elif is_archive(spec):
+    elif os.path.isfile(spec):
         found = [spec]
-    elif _BRACES.search(os.path.basename(spec)):
-        found = expand_braces(spec)
+    elif any(c in name for c in "*?["):
+        found = sorted(f for f in glob.glob(spec) if os.path.isfile(f))
+    else:
+        found = [os.path.join(folder, n) for n in expand_braces(name)]
         missing = [f for f in found if not os.path.isfile(f)]
         if missing:
             raise ArchiveError(f"shards {spec}: {len(missing)} of its {len(found)} files are not there "
                                f"({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})")
-    else:
-        found = sorted(f for f in glob.glob(spec) if os.path.isfile(f))
     if not found:
         raise ArchiveError(f"shards {spec}: no .tar files there")
     return found
 
 
-def holds_labels(path: str, look: int = 32) -> bool:
-    """Whether the tar file at ``path`` is a WebDataset shard: a ``.cls`` label among its first ``look``
-    members (a shard's samples are written file after file, so the first one's label is there). Only
-    those headers are read; False for anything that cannot be read as a tar."""
+def holds_labels(path: str) -> Optional[bool]:
+    """Whether the tar file at ``path`` is a WebDataset shard: its first sample (the files up to the first
+    that has another key) has a ``.cls`` label. Only those headers are read. None where it holds no file
+    or cannot be read as a tar (a split's archive then names what is wrong)."""
+    first = None
     try:
         with _open(path) as tf:
-            for i, member in enumerate(_members(tf, path)):
-                if i >= look:
-                    break
-                if member.isfile() and _sample_key(_clean(member.name))[1].lower() == LABEL_SUFFIX:
+            for member in _members(tf, path):
+                name = _clean(member.name)
+                if not member.isfile() and not member.islnk() and not member.issym() \
+                        or any(part.startswith(".") for part in name.split("/")):
+                    continue
+                key, suffix = _sample_key(name)
+                if first is not None and key != first:
+                    return False
+                first = key
+                if suffix.lower() == LABEL_SUFFIX:
                     return True
     except ArchiveError:
-        pass  # read as a split's archive, which names what is wrong
-    return False
+        return None
+    return None if first is None else False
+
+
+@functools.lru_cache(maxsize=64)
+def _folder_kind(folder: str, tars: Tuple[Tuple[str, int, int], ...]) -> Optional[bool]:
+    kinds = {name: holds_labels(os.path.join(folder, name)) for name, _, _ in tars}
+    shards = sorted(n for n, k in kinds.items() if k)
+    plain = sorted(n for n, k in kinds.items() if k is False)
+    if shards and plain:
+        raise ArchiveError(f"folder {folder} holds WebDataset shards ({', '.join(shards[:3])}"
+                           f"{' ...' if len(shards) > 3 else ''}) and tar files whose first sample has no "
+                           f".{LABEL_SUFFIX} label ({', '.join(plain[:3])}{' ...' if len(plain) > 3 else ''}): "
+                           f"move those out, or give their samples labels")
+    return bool(shards) if (shards or plain) else None
+
+
+def folder_of_shards(folder: str) -> Optional[bool]:
+    """For a folder holding ``.tar`` files and no sub-folders: True where they are WebDataset shards (one
+    at least holds labels: :func:`holds_labels`), False where they are class archives (none does), and an
+    ArchiveError where some are and some are not; None for any other folder (or all its tars empty)."""
+    with os.scandir(folder) as entries:
+        entries = [e for e in entries if not e.name.startswith(".")]
+    if any(e.is_dir() for e in entries):
+        return None
+    tars = []
+    for e in entries:
+        if e.name.lower().endswith(ARCHIVE_SUFFIX) and e.is_file():
+            st = e.stat()
+            tars.append((e.name, st.st_size, st.st_mtime_ns))
+    return _folder_kind(folder, tuple(sorted(tars))) if tars else None
 
 
 def is_shard_split(spec: str) -> bool:
     """Whether ``spec`` is a WebDataset split: a shard pattern (:func:`is_shard_pattern`), a shard
-    (:func:`holds_labels`), or a folder holding ``.tar`` files and no sub-folders, the first a shard (a
-    split's class archives hold images only)."""
+    (:func:`holds_labels`), or a folder of shards (:func:`folder_of_shards`)."""
     if is_shard_pattern(spec):
         return True
     if is_archive(spec):
-        return holds_labels(spec)
-    if not os.path.isdir(spec):
-        return False
-    with os.scandir(spec) as entries:
-        if any(e.is_dir() and not e.name.startswith(".") for e in entries):
-            return False
-    tars = _tars_in(spec)
-    return bool(tars) and holds_labels(tars[0])
+        return bool(holds_labels(spec))
+    return os.path.isdir(spec) and bool(folder_of_shards(spec))
 
 
 def _sample_key(name: str) -> Tuple[str, str]:
@@ -545,14 +578,11 @@ def _read_label(f, shard: str, key: str, offset: int, size: int) -> int:
                            f"number")
     f.seek(offset)
     text = f.read(size)
-    try:
-        label = int(text.decode("ascii").strip())
-    except (UnicodeDecodeError, ValueError):
-        label = -1
-    if label < 0:
+    number = re.fullmatch(rb"\s*(\d{1,9})\s*", text)  # not int()'s "+1", "1_0", "-1" or 10**20
+    if number is None:
         raise ArchiveError(f"shard {shard}: sample {key}: its .{LABEL_SUFFIX} holds {text[:20]!r}, not a class "
-                           f"number (0, 1, ...)")
-    return label
+                           f"number (0, 1, ... below 10**9)")
+    return int(number.group(1))
 
 
 def _shard_samples(shard: str, extensions: Tuple[str, ...]) -> List[Tuple[int, str, int, int]]:

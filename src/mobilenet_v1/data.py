@@ -29,8 +29,8 @@ from torchvision.io import ImageReadMode, decode_jpeg
 
 from . import transforms as T
 from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, ArchiveImages, ArchiveMember,
-                      ClassFiles, archive_images, archive_index, holds_labels, is_archive, is_shard_pattern,
-                      is_shard_split, member_size, read_member, shard_index)
+                      ClassFiles, archive_images, archive_index, folder_of_shards, holds_labels, is_archive,
+                      is_shard_pattern, is_shard_split, member_size, read_member, shard_index)
 from .autoaugment import Augment, make_augment
 from .stopping import ignore_in_worker
 
@@ -407,7 +407,7 @@ def named_shards(root: str, name: str) -> Optional[str]:
         found = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_file()
                        and e.name.lower().endswith(ARCHIVE_SUFFIX)
                        and name in re.split(r"[-_.]", e.name[:-len(ARCHIVE_SUFFIX)].lower()))
-    if not found or not holds_labels(os.path.join(root, found[0])):
+    if not any(holds_labels(os.path.join(root, f)) for f in found):
         return None
     if len(found) == 1:  # the file itself, as a pattern (a plain .tar path is read as a split's archive)
         stem, suffix = found[0][:-len(ARCHIVE_SUFFIX)], found[0][-len(ARCHIVE_SUFFIX):]
@@ -453,14 +453,15 @@ def class_folders(root: str) -> List[str]:
 def class_archives(root: str) -> List[str]:
     """The class archives of a split folder that holds one tar a class and no folders, as ImageNet's
     training archive leaves them once extracted (``train/n01440764.tar``, ...), sorted; none for any other
-    folder (WebDataset shards are not class archives: :func:`archive.is_shard_split`)."""
+    folder (WebDataset shards are not class archives: :func:`archive.folder_of_shards`)."""
+    try:
+        if folder_of_shards(root) is not False:
+            return []
+    except ArchiveError as e:
+        raise DataError(str(e)) from None
     with os.scandir(root) as entries:
-        entries = [e for e in entries if not e.name.startswith(".")]
-    if any(e.is_dir() for e in entries):
-        return []
-    tars = sorted(os.path.join(root, e.name) for e in entries
-                  if e.name.lower().endswith(ARCHIVE_SUFFIX) and e.is_file())
-    return tars if tars and not holds_labels(tars[0]) else []
+        return sorted(os.path.join(root, e.name) for e in entries if not e.name.startswith(".")
+                      and e.name.lower().endswith(ARCHIVE_SUFFIX) and e.is_file())
 
 
 def class_archive_files(root: str) -> Dict[str, ClassFiles]:
@@ -495,7 +496,11 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None,
     ``.cls`` files, not by folders, so the class list returned is None (as CIFAR-10's is) and ``classes``
     is not used.
     """
-    if is_shard_split(root):
+    try:
+        shards = is_shard_split(root)
+    except ArchiveError as e:
+        raise DataError(str(e)) from None
+    if shards:
         return shard_samples(root, holdout), None
     packed = packed_classes(root) if is_archive(root) else None
     if packed is None and not os.path.isdir(root):
@@ -549,7 +554,8 @@ def shard_samples(root: str, holdout: Optional[Holdout] = None) -> ArchiveImages
     except ArchiveError as e:
         raise DataError(str(e)) from None
     if holdout is not None:
-        base = root if os.path.isdir(root) else os.path.dirname(root)
+        # Names hashed under the shards' folder as it is named (a pattern's is escaped for glob)
+        base = root if os.path.isdir(root) else os.path.dirname(samples.archives[0])
         by_label: Dict[int, List[int]] = {}
         for i, label in enumerate(samples.labels.tolist()):
             by_label.setdefault(label, []).append(i)
@@ -565,10 +571,9 @@ def shard_samples(root: str, holdout: Optional[Holdout] = None) -> ArchiveImages
     return samples
 
 
-def label_count(samples: Sequence[Tuple[str, int]]) -> int:
+def label_count(samples: ArchiveImages) -> int:
     """The number of classes of samples labelled by their files (WebDataset shards): the highest label + 1."""
-    labels = samples.labels if isinstance(samples, ArchiveImages) else [y for _, y in samples]
-    return int(max(labels)) + 1 if len(labels) else 0
+    return int(samples.labels.max()) + 1 if len(samples) else 0
 
 
 def eval_folder(root: str) -> Optional[str]:
@@ -608,12 +613,14 @@ def imagenet_folder(root: str, train: bool) -> str:
         return found
     train = split_at(root, IMAGENET_TRAIN_FOLDER)
     if train is not None:
-        kind = f"{os.path.basename(train)} archive" if is_archive(train) else f"{IMAGENET_TRAIN_FOLDER}/ folder"
-        raise DataError(f"dataset_path {root}: it has a {kind} but no evaluation folder "
-                        f"({', '.join(n + '/' for n in IMAGENET_EVAL_FOLDERS)} or their .tar); add one, or hold out "
-                        f"a share of "
-                        f"each class of {IMAGENET_TRAIN_FOLDER}/ with --val_split (e.g. 0.1 when training; the "
-                        f"model's own share when evaluating it)")
+        kind = (f"{os.path.basename(train)} archive" if is_archive(train) else
+                f"training split of shards ({os.path.basename(train)})" if is_shard_pattern(train) else
+                f"{IMAGENET_TRAIN_FOLDER}/ folder")
+        raise DataError(f"dataset_path {root}: it has a {kind} but no evaluation split "
+                        f"({', '.join(n + '/' for n in IMAGENET_EVAL_FOLDERS)}, their .tar, or shards named "
+                        f"*-val-*.tar or *-validation-*.tar); add one, or hold out a share of each class of the "
+                        f"training split with --val_split (e.g. 0.1 when training; the model's own share when "
+                        f"evaluating it)")
     return root
 
 
@@ -660,14 +667,17 @@ def image_split(root: str, train: bool, val_split: float = 0.0) -> Tuple[str, Op
         if left_out and (root, folder) not in _WARNED_SPLITS:
             _WARNED_SPLITS.add((root, folder))
             split = os.path.basename(folder)
-            name = split[:-len(ARCHIVE_SUFFIX)] if is_archive(folder) else split
             role = "training" if train or val_split else "evaluation"
-            split += "" if is_archive(folder) else "/"
-            warnings.warn(f"dataset_path {root!r}: {split} is read as its {role} split (the layout "
-                          f"{name}/<class>/), so the image files in "
-                          f"{', '.join(name + '/' for name in left_out[:5])}{' ...' if len(left_out) > 5 else ''} "
-                          f"beside it are not read; a class folder named {name}? give it another name",
-                          DataWarning)
+            beside = f"{', '.join(name + '/' for name in left_out[:5])}{' ...' if len(left_out) > 5 else ''}"
+            if is_shard_pattern(folder):
+                warnings.warn(f"dataset_path {root!r}: the shards {split} are read as its {role} split, so the "
+                              f"image files in {beside} beside them are not read", DataWarning)
+            else:
+                name = split[:-len(ARCHIVE_SUFFIX)] if is_archive(folder) else split
+                split += "" if is_archive(folder) else "/"
+                warnings.warn(f"dataset_path {root!r}: {split} is read as its {role} split (the layout "
+                              f"{name}/<class>/), so the image files in {beside} beside it are not read; a class "
+                              f"folder named {name}? give it another name", DataWarning)
     return folder, holdout
 
 
