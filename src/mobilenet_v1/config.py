@@ -193,6 +193,11 @@ class Config:
     # An image folder without an evaluation split (val/, validation_preprocess/): hold out this share of
     # each class's images (chosen by file name) to evaluate on, and train on the rest; 0: none.
     val_split: float = 0.0
+    # An evaluation split whose images are not in class folders (ImageNet's validation images as they
+    # come): a file of their labels (data.read_image_labels: Kaggle's LOC_val_solution.csv, a
+    # "<file> <label>" list as Caffe's val.txt, or one label a line in the images' order as TF's
+    # imagenet_2012_validation_synset_labels.txt); "": the split has class folders.
+    eval_labels: str = ""
     # Quantization-aware training (fine-tuning a trained model for INT8): the forward pass rounds
     # weights and activations as the INT8 file export then writes does, BatchNorm frozen (see qat.py);
     # qat_reduce_range: 7-bit weights, for x86 CPUs without VNNI (quantize's --reduce_range).
@@ -324,6 +329,7 @@ KEY_HELP: Dict[str, str] = {
     "distill_alpha": "distillation: the teacher divergence's share of the loss",
     "distill_temperature": "distillation: softmax temperature of both models' outputs",
     "val_split": "image folder without an eval split: share of each class held out",
+    "eval_labels": "labels of an eval split without class folders (LOC_val_solution.csv, val.txt, a label a line)",
     "qat": "quantization-aware training: weights and activations rounded as in the INT8 file export writes; BatchNorm frozen",
     "qat_reduce_range": "qat: 7-bit weights, for x86 CPUs without VNNI (quantize's --reduce_range)",
     "qat_range_epochs": "qat: epochs whose batches move the activation ranges, which then stay fixed; 0: all",
@@ -545,6 +551,16 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     if cfg.val_split and cfg.dataset == "cifar10":
         fail("val_split", f"val_split {cfg.val_split:g} holds out images of an image folder (dataset "
                           f"imagenet2012); CIFAR-10 evaluates on its test_batch.bin")
+    if cfg.eval_labels:
+        if cfg.dataset == "cifar10":
+            fail("eval_labels", "eval_labels labels an image folder's evaluation images (dataset imagenet2012); "
+                                "CIFAR-10's labels are in its .bin files")
+        elif cfg.val_split:
+            fail("eval_labels", f"eval_labels labels an evaluation split of its own; val_split {cfg.val_split:g} "
+                                f"evaluates on images held out of training, labelled by their class folders: "
+                                f"give one of them")
+        elif not os.path.isfile(cfg.eval_labels):
+            fail("eval_labels", f"eval_labels {cfg.eval_labels}: no such file")
     if cfg.qat_range_epochs < 0:
         fail("qat_range_epochs", f"qat_range_epochs must be >= 0 (0: the ranges follow every epoch), got "
                                  f"{cfg.qat_range_epochs}")

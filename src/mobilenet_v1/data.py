@@ -6,6 +6,7 @@ position, so an epoch's data order and augmentation do not depend on the number 
 """
 import atexit
 import contextlib
+import csv
 import functools
 import glob
 import hashlib
@@ -478,8 +479,8 @@ def class_archive_files(root: str) -> Dict[str, ClassFiles]:
     return found
 
 
-def find_images(root: str, classes: Optional[Sequence[str]] = None,
-                holdout: Optional[Holdout] = None) -> Tuple[List[Tuple[str, int]], List[str]]:
+def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Optional[Holdout] = None,
+                labels_file: str = "") -> Tuple[List[Tuple[str, int]], List[str]]:
     """(path, label) of every image under ``root/<class>/`` (sub-folders included), and the class list.
 
     Without ``classes`` the labels number the class folders in sorted order. With ``classes`` (the
@@ -494,8 +495,11 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None,
     was packed from, named by their paths under it (``train.tar/<class>/<file>``), as an
     :class:`archive.ArchiveImages`. It may be WebDataset shards (:func:`shard_samples`): labelled by their
     ``.cls`` files, not by folders, so the class list returned is None (as CIFAR-10's is) and ``classes``
-    is not used.
+    is not used. With ``labels_file``, ``root`` is an evaluation split without class folders, labelled by
+    that file (:func:`labelled_images`).
     """
+    if labels_file:
+        return labelled_images(root, labels_file, classes)
     try:
         shards = is_shard_split(root)
     except ArchiveError as e:
@@ -510,7 +514,11 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None,
     if packed is None and class_archives(root):
         packed = class_archive_files(root)
     if not folders:
-        raise DataError(f"image {kind} {root!r} has no class {classes_are}")
+        flat = packed is None and any(True for _ in itertools.islice(
+            (n for n in os.listdir(root) if is_image_name(n)), 1))
+        raise DataError(f"image {kind} {root!r} has no class {classes_are}"
+                        + ("; its images are not sorted into class folders: give their labels with "
+                           "--eval_labels FILE to evaluate on them (see README)" if flat else ""))
     if classes is None:
         classes = folders
     labels = {name: i for i, name in enumerate(classes)}
@@ -571,9 +579,117 @@ def shard_samples(root: str, holdout: Optional[Holdout] = None) -> ArchiveImages
     return samples
 
 
-def label_count(samples: ArchiveImages) -> int:
-    """The number of classes of samples labelled by their files (WebDataset shards): the highest label + 1."""
-    return int(samples.labels.max()) + 1 if len(samples) else 0
+def label_count(samples: Sequence[Tuple[str, int]]) -> int:
+    """The number of classes of samples labelled by numbers (WebDataset shards' .cls files, or an eval_labels
+    file's): the highest label + 1."""
+    labels = samples.labels if isinstance(samples, ArchiveImages) else [y for _, y in samples]
+    return int(max(labels)) + 1 if len(labels) else 0
+
+
+def read_image_labels(path: str, files: Sequence[str]) -> List[str]:
+    """The label (a class name, or a class number as text) of each of ``files``, from the file at
+    ``path``, in one of three forms, an image known by its file's name with or without its extension:
+
+    - CSV, ``<image>,<label> ...`` a row (Kaggle's ``LOC_val_solution.csv``: the first word of its
+      ``PredictionString``), a first row that names no image being a header;
+    - ``<image> <label>`` a line (Caffe's ``val.txt``: ``ILSVRC2012_val_00000001.JPEG 65``);
+    - ``<label>`` a line, one for each image in the order of their names (TF's
+      ``imagenet_2012_validation_synset_labels.txt``); names only: a number a line is how the devkit's
+      ground truth numbers the synsets, in an order of its own, and is refused.
+
+    Every image needs a label; labels of images not in ``files`` are not read."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"eval_labels {path}: cannot be read as UTF-8 text ({e})") from None
+    lines = [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not lines:
+        raise DataError(f"eval_labels {path}: holds no labels")
+
+    def stem(name: str) -> str:
+        base = os.path.basename(name)
+        root, ext = os.path.splitext(base)
+        return root if ext.lower() in IMAGE_EXTENSIONS else base
+
+    keys = [stem(str(f)) for f in files]
+    known = set(keys)
+    first = lines[0][1]
+    if "," in first:
+        rows = [(i, row) for i, row in zip((i for i, _ in lines), csv.reader(line for _, line in lines))]
+        if stem(rows[0][1][0].strip()) not in known:
+            rows = rows[1:]  # a header (ImageId,PredictionString)
+        by_image = {}
+        for i, row in rows:
+            words = row[1].split() if len(row) > 1 else []
+            if not words:
+                raise DataError(f"eval_labels {path}, line {i}: expected <image>,<label>, got {','.join(row)!r}")
+            by_image[stem(row[0].strip())] = words[0]
+    elif len(first.split()) > 1 and stem(first.split()[0]) in known:
+        by_image = {}
+        for i, line in lines:
+            words = line.split()
+            if len(words) < 2:
+                raise DataError(f"eval_labels {path}, line {i}: expected <image> <label>, got {line!r}")
+            by_image[stem(words[0])] = words[1]
+    else:
+        if all(line.split()[0].isdigit() for _, line in lines):
+            raise DataError(f"eval_labels {path}: a number a line, as the devkit's "
+                            f"ILSVRC2012_validation_ground_truth.txt writes them, whose numbers follow the devkit's "
+                            f"own synset order from 1, not the class folders' order: give Kaggle's "
+                            f"LOC_val_solution.csv, Caffe's val.txt or TF's synset list instead (see README)")
+        if len(lines) != len(files):
+            raise DataError(f"eval_labels {path}: {len(lines)} labels, one a line, for the {len(files)} images in "
+                            f"the evaluation split: one label for each image, in the order of their names")
+        order = sorted(range(len(files)), key=lambda k: (keys[k], str(files[k])))
+        by_position = {k: line.split()[0] for k, (_, line) in zip(order, lines)}
+        return [by_position[k] for k in range(len(files))]
+    missing = [k for k in keys if k not in by_image]
+    if missing:
+        raise DataError(f"eval_labels {path}: no label for {len(missing)} of the {len(files)} images "
+                        f"({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})")
+    return [by_image[k] for k in keys]
+
+
+def labelled_images(root: str, labels_file: str,
+                    classes: Optional[Sequence[str]] = None) -> Tuple[List[Tuple[str, int]], Optional[List[str]]]:
+    """(path, label) of every image under ``root`` (a folder, sub-folders included, or a ``.tar`` archive),
+    labelled by ``labels_file`` (:func:`read_image_labels`), and the class list. A class name's label is
+    its place in ``classes`` (the list the model was trained on), else in the names' sorted order; class
+    numbers are labels as they are (Caffe's: the places of the synsets in sorted order), with ``classes``
+    None where there is no list (a model trained on WebDataset shards)."""
+    if is_archive(root):
+        try:
+            members = archive_images(root, IMAGE_EXTENSIONS)
+        except ArchiveError as e:
+            raise DataError(str(e)) from None
+        files: Sequence[str] = members
+    elif os.path.isdir(root):
+        files = image_files_under(root)
+    else:
+        raise DataError(f"image folder {root!r} does not exist")
+    if not files:
+        raise DataError(f"image folder {root!r}: holds no image files (eval_labels {labels_file} labels them)")
+    names = read_image_labels(labels_file, files)
+    if all(n.isdigit() for n in names):
+        labels = [int(n) for n in names]
+        if classes is not None and max(labels) >= len(classes):
+            raise DataError(f"eval_labels {labels_file}: label {max(labels)} is past the model's {len(classes)} "
+                            f"classes")
+        classes = list(classes) if classes is not None else None
+    else:
+        classes = list(classes) if classes is not None else sorted(set(names))
+        index = {c: i for i, c in enumerate(classes)}
+        unknown = sorted(set(names) - set(index))
+        if unknown:
+            raise DataError(f"eval_labels {labels_file}: class(es) {', '.join(unknown[:5])}"
+                            f"{' ...' if len(unknown) > 5 else ''} are not among the {len(classes)} classes the "
+                            f"model was trained on ({', '.join(classes[:5])}{' ...' if len(classes) > 5 else ''})")
+        labels = [index[n] for n in names]
+    if is_archive(root):
+        return ArchiveImages([root], np.zeros(len(members)), [str(m) for m in members], [m.offset for m in members],
+                             [m.size for m in members], labels), classes
+    return list(zip(files, labels)), classes
 
 
 def eval_folder(root: str) -> Optional[str]:
@@ -837,10 +953,11 @@ class ImageFolderLoader(DeviceLoader):
                  crop_pct: float = T.CROP_PCT, crop_scale: Tuple[float, float] = T.RRC_SCALE,
                  exif_orientation: bool = False, antialias: bool = True,
                  crop_ratio: Tuple[float, float] = T.RRC_RATIO, repeats: int = 1,
-                 interpolation: str = "bilinear"):
-        samples, self.classes = find_images(root, classes, holdout)
+                 interpolation: str = "bilinear", labels_file: str = ""):
+        samples, self.classes = find_images(root, classes, holdout, labels_file)
         self.num_classes = len(self.classes) if self.classes is not None else label_count(samples)
-        self.labels_in = "its class folders" if self.classes is not None else "its shards' .cls files"
+        self.labels_in = (f"eval_labels {labels_file}" if labels_file else "its class folders"
+                          if self.classes is not None else "its shards' .cls files")
         self.dataset = ImageFolderDataset(samples, train, image_size, flip, auto_augment, crop_pct, crop_scale,
                                           exif_orientation, antialias, crop_ratio, interpolation)
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
@@ -1207,10 +1324,11 @@ class BatchedImageLoader(DeviceLoader):
                  crop_pct: float = T.CROP_PCT, crop_scale: Tuple[float, float] = T.RRC_SCALE,
                  exif_orientation: bool = False, antialias: bool = True,
                  crop_ratio: Tuple[float, float] = T.RRC_RATIO, repeats: int = 1,
-                 interpolation: str = "bilinear"):
-        samples, self.classes = find_images(root, classes, holdout)
+                 interpolation: str = "bilinear", labels_file: str = ""):
+        samples, self.classes = find_images(root, classes, holdout, labels_file)
         self.num_classes = len(self.classes) if self.classes is not None else label_count(samples)
-        self.labels_in = "its class folders" if self.classes is not None else "its shards' .cls files"
+        self.labels_in = (f"eval_labels {labels_file}" if labels_file else "its class folders"
+                          if self.classes is not None else "its shards' .cls files")
         self.auto_augment = auto_augment if train else None
         self.crop_pct, self.crop_scale, self.antialias, self.crop_ratio = crop_pct, crop_scale, antialias, crop_ratio
         self.interpolation = interpolation
@@ -1473,6 +1591,7 @@ class DataOptions:
     antialias: bool = True  # image folders' resizes antialiased (False: plain bilinear, the seed's)
     aug_repeats: int = 1  # training: each image drawn this many times in a row, augmented anew each time
     interpolation: str = "bilinear"  # image folders' resizes: bilinear (the seed's) or bicubic (timm's)
+    eval_labels: str = ""  # an evaluation split without class folders: its labels' file (read_image_labels)
 
 
 def default_workers(requested: int) -> int:
@@ -1513,4 +1632,5 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
                auto_augment=auto_augment, holdout=holdout, crop_pct=opts.crop_pct,
                crop_scale=(opts.crop_scale_min, T.RRC_SCALE[1]), exif_orientation=opts.exif_orientation,
                antialias=opts.antialias, crop_ratio=(opts.crop_ratio_min, opts.crop_ratio_max),
-               repeats=opts.aug_repeats if train else 1, interpolation=opts.interpolation)
+               repeats=opts.aug_repeats if train else 1, interpolation=opts.interpolation,
+               labels_file="" if train_files else opts.eval_labels)

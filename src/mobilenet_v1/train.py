@@ -47,7 +47,7 @@ def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataO
                        val_split=cfg.val_split, crop_pct=cfg.crop_pct, crop_scale_min=cfg.crop_scale_min,
                        crop_ratio_min=cfg.crop_ratio_min, crop_ratio_max=cfg.crop_ratio_max,
                        exif_orientation=cfg.exif_orientation, antialias=cfg.antialias,
-                       aug_repeats=cfg.aug_repeats, interpolation=cfg.interpolation)
+                       aug_repeats=cfg.aug_repeats, interpolation=cfg.interpolation, eval_labels=cfg.eval_labels)
 
 
 def build_model(cfg: Config) -> MobileNetV1:

@@ -1,0 +1,126 @@
+"""An evaluation split whose images are not in class folders (ImageNet's validation images as they come),
+labelled by a file (``eval_labels``): Kaggle's LOC_val_solution.csv, Caffe's val.txt, TF's one label a line."""
+import json
+import os
+import shutil
+import tarfile
+
+import pytest
+
+from mobilenet_v1 import cli, train
+from mobilenet_v1.config import ConfigError, load_config
+from mobilenet_v1.data import DataError, find_images
+
+
+def flatten(image_folder, root):
+    """``image_folder``'s validation_preprocess/<class>/ images copied flat into ``root/val/`` as
+    ILSVRC2012_val_0000000K.JPEG, the classes interleaved (so the names' order is not the classes'), and
+    the class of each name."""
+    source = image_folder / "validation_preprocess"
+    files = [(cls, source / cls / name) for cls in ("n01", "n02") for name in sorted(os.listdir(source / cls))]
+    files = files[::2] + files[1::2]
+    (root / "val").mkdir(parents=True)
+    truth = {}
+    for k, (cls, path) in enumerate(files, 1):
+        name = f"ILSVRC2012_val_{k:08d}"
+        shutil.copy(path, root / "val" / f"{name}.JPEG")
+        truth[name] = cls
+    return truth
+
+
+def write_forms(truth, folder):
+    """The labels of ``truth`` in the three forms, rows in another order than the images' where the form
+    names the image."""
+    names = sorted(truth)
+    kaggle = folder / "LOC_val_solution.csv"
+    kaggle.write_text("ImageId,PredictionString\n" + "".join(
+        f"{n},{truth[n]} 12 34 56 78 {truth[n]} 1 2 3 4 \n" for n in reversed(names)))
+    caffe = folder / "val.txt"  # the class's place in the sorted synsets
+    caffe.write_text("".join(f"{n}.JPEG {['n01', 'n02'].index(truth[n])}\n" for n in reversed(names)))
+    tf_list = folder / "synset_labels.txt"
+    tf_list.write_text("".join(f"{truth[n]}\n" for n in names))
+    return kaggle, caffe, tf_list
+
+
+def test_each_form_labels_the_flat_images_by_their_names(image_folder, tmp_path):
+    """The three forms give every image its class: a name through the model's class list (which may list
+    the classes in another order) or the names' sorted order, a number as it is; a flat archive reads as the
+    folder."""
+    truth = flatten(image_folder, tmp_path)
+    forms = write_forms(truth, tmp_path)
+    flat = str(tmp_path / "val")
+    packed = tmp_path / "val.tar"
+    with tarfile.open(packed, "w") as tf:
+        tf.add(flat, arcname=".")
+    kaggle, caffe, tf_list = forms
+    for form in forms:
+        # Caffe's numbers are places in the sorted class list; names map through any list
+        lists = [["n01", "n02"], None] if form == caffe else [["n02", "x", "n01"], None]
+        for classes in lists:
+            order = classes or ["n01", "n02"]
+            for root in (flat, str(packed)):
+                samples, got_classes = find_images(root, classes, labels_file=str(form))
+                assert got_classes == (None if form == caffe and classes is None else order) and len(samples) == 6
+                named = {os.path.basename(str(p)).split(".")[0]: order[y] for p, y in samples}
+                assert named == truth
+
+
+def test_eval_and_training_evaluate_a_flat_split_as_the_class_folders(image_folder, tmp_path, capsys):
+    """A run evaluating on the flat val/ with --eval_labels logs the top-1 of the same run on the class
+    folders, and eval of its checkpoint gives the same figures from either layout."""
+    truth = flatten(image_folder, tmp_path / "flat")
+    kaggle, _, _ = write_forms(truth, tmp_path)
+    shutil.copytree(image_folder / "train", tmp_path / "flat" / "train")
+    base = ["--dataset=imagenet2012", "--class_num=2", "--width_mult=0.25", "--image_size=32", "--batch_size=4",
+            "--device_target=CPU", "--num_workers=0", "--warmup_epochs=0", "--epoch_size=1", "--eval_interval=1"]
+    evals, results = [], []
+    for root, extra in ((image_folder, []), (tmp_path / "flat", [f"--eval_labels={kaggle}"])):
+        results.append(train.run(load_config(base + extra + [f"--dataset_path={root}",
+                                                              f"--save_checkpoint_path={tmp_path / root.name}"])))
+        evals += [line.split(" (")[0] for line in capsys.readouterr().out.splitlines()
+                  if line.startswith("eval: epoch 1 top-1")]
+    assert len(evals) == 2 and evals[0] == evals[1]
+    figures = []
+    for root, extra in ((image_folder, []), (tmp_path / "flat", [f"--eval_labels={kaggle}"])):
+        assert cli.main(["eval", "--dataset=imagenet2012", f"--dataset_path={root}", "--device_target=CPU",
+                         f"--checkpoint_path={results[0]['checkpoint']}", "--num_workers=0", "--json"] + extra) == 0
+        figures.append(json.loads(capsys.readouterr().out.splitlines()[-1]))
+    assert figures[0]["total"] == figures[1]["total"] == 6
+    assert figures[0]["top_1_accuracy"] == figures[1]["top_1_accuracy"]
+
+
+def test_labels_that_do_not_fit_the_images_are_refused_naming_the_file(image_folder, tmp_path):
+    truth = flatten(image_folder, tmp_path)
+    flat = str(tmp_path / "val")
+    names = sorted(truth)
+    short = tmp_path / "short.csv"
+    short.write_text("".join(f"{n},{truth[n]}\n" for n in names[1:]))
+    with pytest.raises(DataError, match=rf"eval_labels {short}: no label for 1 of the 6 images \({names[0]}\)"):
+        find_images(flat, labels_file=str(short))
+    other = tmp_path / "other.txt"
+    other.write_text("".join(f"{n}.JPEG {'n03' if i == 2 else truth[n]}\n" for i, n in enumerate(names)))
+    with pytest.raises(DataError, match=rf"eval_labels {other}: class\(es\) n03 are not among the 2 classes"):
+        find_images(flat, ["n01", "n02"], labels_file=str(other))
+    counted = tmp_path / "counted.txt"
+    counted.write_text("n01\nn02\n")
+    with pytest.raises(DataError, match=rf"eval_labels {counted}: 2 labels, one a line, for the 6 images"):
+        find_images(flat, labels_file=str(counted))
+    devkit = tmp_path / "ILSVRC2012_validation_ground_truth.txt"
+    devkit.write_text("".join(f"{1 + ['n01', 'n02'].index(truth[n])}\n" for n in names))
+    with pytest.raises(DataError, match=rf"eval_labels {devkit}: a number a line, as the devkit's"):
+        find_images(flat, ["n01", "n02"], labels_file=str(devkit))
+    past = tmp_path / "past.txt"
+    past.write_text("".join(f"{n} 7\n" for n in names))
+    with pytest.raises(DataError, match=rf"eval_labels {past}: label 7 is past the model's 2 classes"):
+        find_images(flat, ["n01", "n02"], labels_file=str(past))
+    # Without eval_labels, the flat folder's message says what to give.
+    with pytest.raises(DataError, match=r"has no class sub-folders; its images are not sorted into class folders: "
+                                        r"give their labels with --eval_labels FILE"):
+        find_images(flat)
+    for extra, message in ((["--dataset=imagenet2012", "--val_split=0.2"],
+                            r"eval_labels labels an evaluation split of its own"),
+                           (["--dataset=cifar10"], r"CIFAR-10's labels are in its \.bin files")):
+        with pytest.raises(ConfigError, match=message):
+            load_config([f"--dataset_path={tmp_path}", f"--eval_labels={short}"] + extra)
+    with pytest.raises(ConfigError, match=rf"eval_labels {tmp_path / 'none.csv'}: no such file"):
+        load_config(["--dataset=imagenet2012", f"--dataset_path={tmp_path}", f"--eval_labels={tmp_path / 'none.csv'}"])
