@@ -124,3 +124,51 @@ def test_labels_that_do_not_fit_the_images_are_refused_naming_the_file(image_fol
             load_config([f"--dataset_path={tmp_path}", f"--eval_labels={short}"] + extra)
     with pytest.raises(ConfigError, match=rf"eval_labels {tmp_path / 'none.csv'}: no such file"):
         load_config(["--dataset=imagenet2012", f"--dataset_path={tmp_path}", f"--eval_labels={tmp_path / 'none.csv'}"])
+
+
+def test_subsets_byte_order_marks_and_names_that_clash(image_folder, tmp_path):
+    """A subset of the images (one class's) with the whole file: without a class list, names are numbered
+    by every class the file names, and Caffe's form is still told from its lines; a byte order mark is no
+    part of a label; class names that are numbers stay names; two images of one name, and a split
+    labelled by its own class folders or shards, are refused; a flat archive without eval_labels says
+    what to give."""
+    truth = flatten(image_folder, tmp_path / "all")
+    kaggle, caffe, tf_list = write_forms(truth, tmp_path)
+    subset = tmp_path / "subset"
+    subset.mkdir()
+    for name, cls in truth.items():
+        if cls == "n02":
+            shutil.copy(tmp_path / "all" / "val" / f"{name}.JPEG", subset)
+    for form in (kaggle, caffe):
+        samples, classes = find_images(str(subset), labels_file=str(form))
+        assert len(samples) == 3 and {y for _, y in samples} == {1}
+        assert classes == (None if form == caffe else ["n01", "n02"])
+    flat = str(tmp_path / "all" / "val")
+    for form in (kaggle, caffe, tf_list):
+        marked = tmp_path / f"bom_{form.name}"
+        marked.write_bytes(b"\xef\xbb\xbf" + form.read_bytes())
+        assert [y for _, y in find_images(flat, ["n01", "n02"], labels_file=str(marked))[0]] == \
+            [y for _, y in find_images(flat, ["n01", "n02"], labels_file=str(form))[0]]
+    numbered = tmp_path / "numbered.txt"
+    numbered.write_text("".join(f"{n} {'2' if truth[n] == 'n01' else '10'}\n" for n in sorted(truth)))
+    samples, _ = find_images(flat, ["0", "1", "10", "2"], labels_file=str(numbered))
+    assert [["0", "1", "10", "2"][y] for _, y in samples] == ["2" if truth[n] == "n01" else "10" for n in sorted(truth)]
+    (tmp_path / "all" / "val" / "again").mkdir()
+    shutil.copy(tmp_path / "all" / "val" / f"{sorted(truth)[0]}.JPEG", tmp_path / "all" / "val" / "again")
+    with pytest.raises(DataError, match=rf"two images in .* are named {sorted(truth)[0]} \("):
+        find_images(flat, labels_file=str(kaggle))
+    folders = image_folder / "validation_preprocess"
+    by_folder = tmp_path / "by_folder.txt"
+    by_folder.write_text("".join(f"{cls}_{name} {cls}\n" for cls in ("n01", "n02")
+                                 for name in sorted(os.listdir(folders / cls))))
+    for cls in ("n01", "n02"):  # names of their own, so only the class folders are in the way
+        for name in os.listdir(folders / cls):
+            os.rename(folders / cls / name, folders / cls / f"{cls}_{name}")
+    with pytest.raises(DataError, match=r"has class folders \(n01, n02\), which label its images; leave eval_labels"):
+        find_images(str(folders), ["n01", "n02"], labels_file=str(by_folder))
+    packed = tmp_path / "val.tar"
+    with tarfile.open(packed, "w") as tf:
+        tf.add(str(subset), arcname=".")
+    with pytest.raises(DataError, match=r"has no class folders or class archives; its images are not sorted into "
+                                        r"class folders: give their labels with --eval_labels FILE"):
+        find_images(str(packed))

@@ -560,7 +560,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
                                 f"evaluates on images held out of training, labelled by their class folders: "
                                 f"give one of them")
         elif not os.path.isfile(cfg.eval_labels):
-            fail("eval_labels", f"eval_labels {cfg.eval_labels}: no such file")
+            fail("eval_labels", f"eval_labels {cfg.eval_labels}: "
+                                f"{'a folder, not a file' if os.path.isdir(cfg.eval_labels) else 'no such file'}")
     if cfg.qat_range_epochs < 0:
         fail("qat_range_epochs", f"qat_range_epochs must be >= 0 (0: the ranges follow every epoch), got "
                                  f"{cfg.qat_range_epochs}")

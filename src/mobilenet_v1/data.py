@@ -514,8 +514,8 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
     if packed is None and class_archives(root):
         packed = class_archive_files(root)
     if not folders:
-        flat = packed is None and any(True for _ in itertools.islice(
-            (n for n in os.listdir(root) if is_image_name(n)), 1))
+        flat = (any(True for _ in itertools.islice((n for n in os.listdir(root) if is_image_name(n)), 1))
+                if packed is None else bool(archive_images(root, IMAGE_EXTENSIONS)))
         raise DataError(f"image {kind} {root!r} has no class {classes_are}"
                         + ("; its images are not sorted into class folders: give their labels with "
                            "--eval_labels FILE to evaluate on them (see README)" if flat else ""))
@@ -586,99 +586,116 @@ def label_count(samples: Sequence[Tuple[str, int]]) -> int:
     return int(max(labels)) + 1 if len(labels) else 0
 
 
-def read_image_labels(path: str, files: Sequence[str]) -> List[str]:
+def _image_key(name: str) -> str:
+    """An image's name in a labels file: its file's name without an image extension."""
+    base = os.path.basename(name)
+    stem, ext = os.path.splitext(base)
+    return stem if ext.lower() in IMAGE_EXTENSIONS else base
+
+
+def read_image_labels(path: str, files: Sequence[str]) -> Tuple[List[str], List[str]]:
     """The label (a class name, or a class number as text) of each of ``files``, from the file at
-    ``path``, in one of three forms, an image known by its file's name with or without its extension:
+    ``path``, and every label the file names (its rows for images not in ``files`` too), in one of three
+    forms, an image known by its file's name with or without its extension:
 
     - CSV, ``<image>,<label> ...`` a row (Kaggle's ``LOC_val_solution.csv``: the first word of its
       ``PredictionString``), a first row that names no image being a header;
-    - ``<image> <label>`` a line (Caffe's ``val.txt``: ``ILSVRC2012_val_00000001.JPEG 65``);
+    - ``<image> <label>`` a line, every line (Caffe's ``val.txt``: ``ILSVRC2012_val_00000001.JPEG 65``);
     - ``<label>`` a line, one for each image in the order of their names (TF's
       ``imagenet_2012_validation_synset_labels.txt``); names only: a number a line is how the devkit's
       ground truth numbers the synsets, in an order of its own, and is refused.
 
-    Every image needs a label; labels of images not in ``files`` are not read."""
+    Every image needs a label."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # -sig: a byte order mark is not the first label's
             text = f.read()
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"eval_labels {path}: cannot be read as UTF-8 text ({e})") from None
     lines = [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
     if not lines:
         raise DataError(f"eval_labels {path}: holds no labels")
-
-    def stem(name: str) -> str:
-        base = os.path.basename(name)
-        root, ext = os.path.splitext(base)
-        return root if ext.lower() in IMAGE_EXTENSIONS else base
-
-    keys = [stem(str(f)) for f in files]
-    known = set(keys)
-    first = lines[0][1]
-    if "," in first:
-        rows = [(i, row) for i, row in zip((i for i, _ in lines), csv.reader(line for _, line in lines))]
-        if stem(rows[0][1][0].strip()) not in known:
+    keys = [_image_key(str(f)) for f in files]
+    where = set(keys)
+    by_image: Dict[str, str] = {}
+    if "," in lines[0][1]:
+        rows = list(zip((i for i, _ in lines), csv.reader(line for _, line in lines)))
+        if _image_key(rows[0][1][0].strip()) not in where:
             rows = rows[1:]  # a header (ImageId,PredictionString)
-        by_image = {}
         for i, row in rows:
             words = row[1].split() if len(row) > 1 else []
             if not words:
                 raise DataError(f"eval_labels {path}, line {i}: expected <image>,<label>, got {','.join(row)!r}")
-            by_image[stem(row[0].strip())] = words[0]
-    elif len(first.split()) > 1 and stem(first.split()[0]) in known:
-        by_image = {}
-        for i, line in lines:
-            words = line.split()
-            if len(words) < 2:
-                raise DataError(f"eval_labels {path}, line {i}: expected <image> <label>, got {line!r}")
-            by_image[stem(words[0])] = words[1]
+            by_image[_image_key(row[0].strip())] = words[0]
+    elif all(len(line.split()) > 1 for _, line in lines):
+        by_image = {_image_key(line.split()[0]): line.split()[1] for _, line in lines}
     else:
-        if all(line.split()[0].isdigit() for _, line in lines):
+        labels = [line.split()[0] for _, line in lines]
+        if all(label.isascii() and label.isdigit() for label in labels):
             raise DataError(f"eval_labels {path}: a number a line, as the devkit's "
                             f"ILSVRC2012_validation_ground_truth.txt writes them, whose numbers follow the devkit's "
                             f"own synset order from 1, not the class folders' order: give Kaggle's "
                             f"LOC_val_solution.csv, Caffe's val.txt or TF's synset list instead (see README)")
         if len(lines) != len(files):
             raise DataError(f"eval_labels {path}: {len(lines)} labels, one a line, for the {len(files)} images in "
-                            f"the evaluation split: one label for each image, in the order of their names")
-        order = sorted(range(len(files)), key=lambda k: (keys[k], str(files[k])))
-        by_position = {k: line.split()[0] for k, (_, line) in zip(order, lines)}
-        return [by_position[k] for k in range(len(files))]
+                            f"the evaluation split: one label for each image, in the order of their names "
+                            f"(or <image> <label> on every line)")
+        by_image = dict(zip(sorted(keys), labels))
     missing = [k for k in keys if k not in by_image]
     if missing:
         raise DataError(f"eval_labels {path}: no label for {len(missing)} of the {len(files)} images "
                         f"({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})")
-    return [by_image[k] for k in keys]
+    return [by_image[k] for k in keys], sorted(set(by_image.values()))
 
 
 def labelled_images(root: str, labels_file: str,
                     classes: Optional[Sequence[str]] = None) -> Tuple[List[Tuple[str, int]], Optional[List[str]]]:
     """(path, label) of every image under ``root`` (a folder, sub-folders included, or a ``.tar`` archive),
-    labelled by ``labels_file`` (:func:`read_image_labels`), and the class list. A class name's label is
-    its place in ``classes`` (the list the model was trained on), else in the names' sorted order; class
-    numbers are labels as they are (Caffe's: the places of the synsets in sorted order), with ``classes``
-    None where there is no list (a model trained on WebDataset shards)."""
+    labelled by ``labels_file`` (:func:`read_image_labels`), and the class list.
+
+    A label that names one of ``classes`` (the list the model was trained on) is its place there; without
+    a list, names are numbered in the sorted order of every name the file holds (for ImageNet's synset
+    ids, the order of the class folders and of the Hub's label numbers). A number (where the names are not
+    the list's) is the label as it is (Caffe's: the synset's place in sorted order), the class list then
+    ``classes`` (None where there is none). A split that has labels of its own (class folders named as
+    classes, or WebDataset shards) is refused: the file would override them."""
+    if is_shard_split(root):
+        raise DataError(f"eval_labels {labels_file}: {root} is WebDataset shards, labelled by their .cls files; "
+                        f"leave eval_labels out")
     if is_archive(root):
         try:
             members = archive_images(root, IMAGE_EXTENSIONS)
+            folders = list(archive_index(root, IMAGE_EXTENSIONS, SPLIT_FOLDERS))
         except ArchiveError as e:
             raise DataError(str(e)) from None
         files: Sequence[str] = members
     elif os.path.isdir(root):
-        files = image_files_under(root)
+        files, folders = image_files_under(root), class_folders(root)
     else:
         raise DataError(f"image folder {root!r} does not exist")
     if not files:
         raise DataError(f"image folder {root!r}: holds no image files (eval_labels {labels_file} labels them)")
-    names = read_image_labels(labels_file, files)
-    if all(n.isdigit() for n in names):
+    seen: Dict[str, str] = {}
+    for f in files:  # one row of the file would label both
+        key = _image_key(str(f))
+        if key in seen:
+            raise DataError(f"eval_labels {labels_file}: two images in {root} are named {key} ({seen[key]}, {f}), "
+                            f"which one label would name both; rename one (or are they class folders?)")
+        seen[key] = str(f)
+    names, named = read_image_labels(labels_file, files)
+    known = set(classes) if classes is not None else set(named)
+    labelled = [f for f in folders if f in known]
+    if labelled:
+        raise DataError(f"eval_labels {labels_file}: {root} has class folders ({', '.join(labelled[:3])}"
+                        f"{' ...' if len(labelled) > 3 else ''}), which label its images; leave eval_labels out")
+    numbers = all(n.isascii() and n.isdigit() for n in names)
+    if numbers and not (classes is not None and set(names) <= set(classes)):
         labels = [int(n) for n in names]
         if classes is not None and max(labels) >= len(classes):
             raise DataError(f"eval_labels {labels_file}: label {max(labels)} is past the model's {len(classes)} "
                             f"classes")
         classes = list(classes) if classes is not None else None
     else:
-        classes = list(classes) if classes is not None else sorted(set(names))
+        classes = list(classes) if classes is not None else named
         index = {c: i for i, c in enumerate(classes)}
         unknown = sorted(set(names) - set(index))
         if unknown:
