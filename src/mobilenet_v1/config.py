@@ -242,7 +242,7 @@ KEY_HELP: Dict[str, str] = {
     "dataset": "CIFAR-10 .bin files, or an ImageNet-style folder of class folders (or WebDataset shards)",
     "dataset_path": "the data: CIFAR-10 binaries' folder, or an image folder (train/ + val/, or class folders; "
                     "a split may be a .tar of them: train.tar, val.tar, or this path itself; or WebDataset "
-                    "shards: a folder of them, *-train-*.tar beside *-val*-*.tar, or a pattern x-{000..009}.tar)",
+                    "shards: a folder of them, *-train-*.tar beside *-val-*.tar, or a pattern x-{000..009}.tar)",
     "class_num": "classifier outputs",
     "batch_size": "images per step and process",
     "loss_scale": "fp16's initial loss scale (dynamic)",

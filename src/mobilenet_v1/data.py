@@ -562,7 +562,7 @@ def shard_samples(root: str, holdout: Optional[Holdout] = None) -> ArchiveImages
     except ArchiveError as e:
         raise DataError(str(e)) from None
     if holdout is not None:
-        # Names hashed under the shards' folder as it is named (a pattern's is escaped for glob)
+        # Names hashed under the shards' real folder (a pattern's own folder part is escaped for glob)
         base = root if os.path.isdir(root) else os.path.dirname(samples.archives[0])
         by_label: Dict[int, List[int]] = {}
         for i, label in enumerate(samples.labels.tolist()):
@@ -723,7 +723,8 @@ def imagenet_folder(root: str, train: bool) -> str:
     """The seed appends ``train`` / ``validation_preprocess`` (``val`` and ``validation`` work too); a
     folder that is itself a split works too, but not one with a training split and no evaluation one,
     nor, for training, one with an evaluation split and no ``train``. A split may be a tar archive
-    (``train.tar``, ``val.tar``: :mod:`archive`), and ``root`` an archive: a split itself."""
+    (``train.tar``, ``val.tar``: :mod:`archive`) or WebDataset shards (:func:`split_at`), and ``root`` an
+    archive or a shard pattern: a split itself."""
     if is_archive(root) or is_shard_pattern(root):
         return root
     refuse_compressed(root)

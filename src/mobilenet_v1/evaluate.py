@@ -286,7 +286,8 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
 # width_mult, padding) read off the checkpoint. A config file shared with training holds them by design;
 # given on eval's command line they are named, as the seed's keys with no meaning here are.
 EVAL_KEYS = frozenset({"config_path", "dataset", "dataset_path", "checkpoint_path", "batch_size", "eval_batch_size",
-                       "image_size", "crop_pct", "exif_orientation", "antialias", "interpolation", "val_split", "eval_labels",
+                       "image_size", "crop_pct", "exif_orientation", "antialias", "interpolation", "val_split",
+                       "eval_labels",
                        "num_workers", "data_pipeline", "max_bad_samples", "channels_last", "precision",
                        "device_target", "use_ema", "eval_drop_last", "run_distribute"})
 MODEL_KEYS = ("class_num", "width_mult", "padding")
