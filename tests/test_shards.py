@@ -1,6 +1,7 @@
 """WebDataset shards read in place (mobilenet_v1.archive): samples of files sharing a key (``k.jpg`` and its
 label ``k.cls``), in the layouts shards come in, with the samples, labels, batches and runs of the image
 folder they were written from."""
+import gzip
 import io
 import json
 import os
@@ -141,6 +142,11 @@ def test_shards_that_are_not_samples_are_refused_naming_the_shard_and_key(image_
         find_images(str(tmp_path / "nothing-*.tar"))
     with pytest.raises(DataError, match=r"\{x\} is neither a range"):
         find_images(str(tmp_path / "s-{x}.tar"))
+    packed = tmp_path / "packed"  # shards gzipped under their .tar names: named as such, not "no class folders"
+    packed.mkdir()
+    (packed / "s-0.tar").write_bytes(gzip.compress((tmp_path / "words" / "s-0.tar").read_bytes()))
+    with pytest.raises(DataError, match=rf"archive {packed / 's-0.tar'} is compressed \(gzip\)"):
+        find_images(str(packed))
     # A folder of .tar files that hold no labels is not read as shards: they are class archives.
     plain = tmp_path / "plain"
     plain.mkdir()

@@ -532,6 +532,10 @@ def _folder_kind(folder: str, tars: Tuple[Tuple[str, int, int], ...]) -> Optiona
                            f"{' ...' if len(shards) > 3 else ''}) and tar files whose first sample has no "
                            f".{LABEL_SUFFIX} label ({', '.join(plain[:3])}{' ...' if len(plain) > 3 else ''}): "
                            f"move those out, or give their samples labels")
+    if not shards and not plain:
+        for name, _, _ in tars:  # none readable as a tar (compressed ones named .tar?): the first says why
+            with _open(os.path.join(folder, name)):
+                pass
     return bool(shards) if (shards or plain) else None
 
 
