@@ -193,6 +193,9 @@ def test_keep_best_max_keeps_the_best_epochs_and_average_best_takes_them(cifar_d
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="--last and --best choose a run folder's checkpoints two ways"):
         average([str(run)], str(tmp_path / "x.pt"), last=2, best=2)
+    assert cli.main(["average", str(run), "--best", "3", "--out", str(tmp_path / "best3.pt")]) == 0
+    assert "note: --best 3: the run folder kept 2 best epochs' checkpoints, all of them averaged" in \
+        capsys.readouterr().err
     # Resumed from the earlier of the two (a training checkpoint too): the later one belongs to a history that
     # no longer holds, and moves aside with the numbered checkpoints after it.
     first = min(want)
