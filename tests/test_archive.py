@@ -337,6 +337,15 @@ def test_a_folder_of_class_archives_reads_as_the_folder_they_were_packed_from(im
             batches.append([(x, y) for x, y in loader])
     assert len(batches[0]) == 2 and all(torch.equal(a, c) and torch.equal(b, d)
                                         for (a, b), (c, d) in zip(*batches))
+    # Classes in the order of the folders they extract to: a before a-b, though a-b.tar sorts before a.tar.
+    odd, extracted = tmp_path / "odd", tmp_path / "extracted"
+    odd.mkdir()
+    for cls in ("a", "a-b"):
+        (extracted / cls).mkdir(parents=True)
+        (extracted / cls / "x.jpg").write_bytes(jpeg_bytes(smooth_image(20, 20, len(cls))))
+        with tarfile.open(odd / f"{cls}.tar", "w") as tf:
+            tf.add(str(extracted / cls / "x.jpg"), arcname="x.jpg")
+    assert class_folders(str(odd)) == find_images(str(odd))[1] == find_images(str(extracted))[1] == ["a", "a-b"]
 
 
 def test_kept_listings_unread_for_30_days_are_removed_when_one_is_written(image_folder, tmp_path, monkeypatch):

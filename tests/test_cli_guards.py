@@ -74,8 +74,8 @@ def test_eval_refuses_a_checkpoint_of_another_data_set_or_of_fewer_outputs(tmp_p
     image folder's normalisation, gave numbers that meant nothing; ONNX files were refused already."""
     three = save(tmp_path / "three.pt", class_num=3)
     assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", three]) == 1
-    assert (f"{three} has 3 outputs, and dataset_path {cifar_dir} has 4 labels in its .bin files: not the data set "
-            f"the model was trained for") in capsys.readouterr().err
+    assert (f"{three} has 3 outputs, and dataset_path {cifar_dir} has 4 classes (labelled by its .bin files): not "
+            f"the data set the model was trained for") in capsys.readouterr().err
     folder_model = save(tmp_path / "f.pt", dataset="imagenet2012")
     assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", folder_model]) == 1
     assert (f"--dataset cifar10 (the default): {folder_model} was trained on imagenet2012 (the file records it), "

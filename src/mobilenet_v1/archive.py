@@ -471,7 +471,8 @@ def expand_braces(pattern: str) -> List[str]:
     return [head + item + rest for item in items for rest in expand_braces(tail)]
 
 
-def _tars_in(folder: str) -> List[str]:
+def tar_files(folder: str) -> List[str]:
+    """The ``.tar`` files in ``folder`` (not in its sub-folders), hidden ones left out, sorted by name."""
     with os.scandir(folder) as entries:
         return sorted(os.path.join(folder, e.name) for e in entries
                       if not e.name.startswith(".") and e.name.lower().endswith(ARCHIVE_SUFFIX) and e.is_file())
@@ -483,7 +484,7 @@ def shard_files(spec: str) -> List[str]:
     pattern's (braces in the file's name only; each file must exist)."""
     folder, name = os.path.split(spec)
     if os.path.isdir(spec):
-        found = _tars_in(spec)
+        found = tar_files(spec)
     elif os.path.isfile(spec):
         found = [spec]
     elif any(c in name for c in "*?["):

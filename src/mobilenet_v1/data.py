@@ -31,7 +31,7 @@ from torchvision.io import ImageReadMode, decode_jpeg
 from . import transforms as T
 from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, ArchiveImages, ArchiveMember,
                       ClassFiles, archive_images, archive_index, folder_of_shards, holds_labels, is_archive,
-                      is_shard_pattern, is_shard_split, member_size, read_member, shard_index)
+                      is_shard_pattern, is_shard_split, member_size, read_member, shard_index, tar_files)
 from .autoaugment import Augment, make_augment
 from .stopping import ignore_in_worker
 
@@ -210,6 +210,7 @@ class DeviceLoader:
     num_samples: int
     classes: Optional[List[str]] = None
     num_classes: int = 0  # the labels are 0 .. num_classes - 1 (an image folder's class list, CIFAR's labels)
+    labels_in: str = "its class folders"  # where the labels come from, for messages
     bad_samples: Optional["BadSamples"] = None
     loader: Optional[DataLoader] = None  # the folder loaders' DataLoader, whose persistent workers close() ends
 
@@ -234,6 +235,18 @@ class DeviceLoader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def _find_images(self, root: str, classes: Optional[Sequence[str]], holdout: Optional["Holdout"],
+                     labels_file: str) -> Sequence[Tuple[str, int]]:
+        """The image loaders' samples (:func:`find_images`), with ``classes``, ``num_classes`` and
+        ``labels_in`` set from them."""
+        samples, self.classes = find_images(root, classes, holdout, labels_file)
+        self.num_classes = len(self.classes) if self.classes is not None else label_count(samples)
+        if labels_file:
+            self.labels_in = f"eval_labels {labels_file}"
+        elif self.classes is None:
+            self.labels_in = "its shards' .cls files"
+        return samples
 
     def _close_at_exit(self) -> None:
         """A loader with worker processes: closed at the interpreter's exit, for as long as it lives
@@ -404,10 +417,8 @@ def named_shards(root: str, name: str) -> Optional[str]:
     the parts of its name (split at ``-``, ``_`` and ``.``) or the first is no shard."""
     if not os.path.isdir(root):
         return None
-    with os.scandir(root) as entries:
-        found = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_file()
-                       and e.name.lower().endswith(ARCHIVE_SUFFIX)
-                       and name in re.split(r"[-_.]", e.name[:-len(ARCHIVE_SUFFIX)].lower()))
+    found = [f for f in map(os.path.basename, tar_files(root))
+             if name in re.split(r"[-_.]", f[:-len(ARCHIVE_SUFFIX)].lower())]
     if not any(holds_labels(os.path.join(root, f)) for f in found):
         return None
     if len(found) == 1:  # the file itself, as a pattern (a plain .tar path is read as a split's archive)
@@ -445,8 +456,8 @@ def class_folders(root: str) -> List[str]:
     if not os.path.isdir(root):
         return []
     tars = class_archives(root)
-    if tars:
-        return [os.path.basename(t)[:-len(ARCHIVE_SUFFIX)] for t in tars]
+    if tars:  # sorted as the folders they extract to would be (a-b.tar before a.tar, but a before a-b)
+        return sorted(os.path.basename(t)[:-len(ARCHIVE_SUFFIX)] for t in tars)
     with os.scandir(root) as entries:
         return sorted(d.name for d in entries if d.is_dir() and not d.name.startswith("."))
 
@@ -456,19 +467,15 @@ def class_archives(root: str) -> List[str]:
     training archive leaves them once extracted (``train/n01440764.tar``, ...), sorted; none for any other
     folder (WebDataset shards are not class archives: :func:`archive.folder_of_shards`)."""
     try:
-        if folder_of_shards(root) is not False:
-            return []
+        return tar_files(root) if folder_of_shards(root) is False else []
     except ArchiveError as e:
         raise DataError(str(e)) from None
-    with os.scandir(root) as entries:
-        return sorted(os.path.join(root, e.name) for e in entries if not e.name.startswith(".")
-                      and e.name.lower().endswith(ARCHIVE_SUFFIX) and e.is_file())
 
 
-def class_archive_files(root: str) -> Dict[str, ClassFiles]:
-    """Each class archive's images (:func:`class_archives`), by class, as DataErrors."""
+def class_archive_files(tars: Sequence[str]) -> Dict[str, ClassFiles]:
+    """The images of each of the class archives ``tars`` (:func:`class_archives`), by class, as DataErrors."""
     found = {}
-    for path in class_archives(root):
+    for path in tars:
         try:
             members = archive_images(path, IMAGE_EXTENSIONS)
         except ArchiveError as e:
@@ -511,8 +518,9 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
         raise DataError(f"image folder {root!r} does not exist")
     folders = class_folders(root)
     kind, classes_are = ("archive", "folders or class archives") if packed is not None else ("folder", "sub-folders")
-    if packed is None and class_archives(root):
-        packed = class_archive_files(root)
+    tars = class_archives(root) if packed is None else []
+    if tars:
+        packed = class_archive_files(tars)
     if not folders:
         flat = (any(True for _ in itertools.islice((n for n in os.listdir(root) if is_image_name(n)), 1))
                 if packed is None else bool(archive_images(root, IMAGE_EXTENSIONS)))
@@ -593,10 +601,11 @@ def _image_key(name: str) -> str:
     return stem if ext.lower() in IMAGE_EXTENSIONS else base
 
 
-def read_image_labels(path: str, files: Sequence[str]) -> Tuple[List[str], List[str]]:
-    """The label (a class name, or a class number as text) of each of ``files``, from the file at
-    ``path``, and every label the file names (its rows for images not in ``files`` too), in one of three
-    forms, an image known by its file's name with or without its extension:
+def read_image_labels(path: str, keys: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """The label (a class name, or a class number as text) of each image, known by its ``keys``
+    (:func:`_image_key`: its file's name without the extension, names in the file with or without), from
+    the file at ``path``, and every label the file names (its rows for images not there too), in one of
+    three forms:
 
     - CSV, ``<image>,<label> ...`` a row (Kaggle's ``LOC_val_solution.csv``: the first word of its
       ``PredictionString``), a first row that names no image being a header;
@@ -614,7 +623,6 @@ def read_image_labels(path: str, files: Sequence[str]) -> Tuple[List[str], List[
     lines = [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
     if not lines:
         raise DataError(f"eval_labels {path}: holds no labels")
-    keys = [_image_key(str(f)) for f in files]
     where = set(keys)
     by_image: Dict[str, str] = {}
     if "," in lines[0][1]:
@@ -627,7 +635,7 @@ def read_image_labels(path: str, files: Sequence[str]) -> Tuple[List[str], List[
                 raise DataError(f"eval_labels {path}, line {i}: expected <image>,<label>, got {','.join(row)!r}")
             by_image[_image_key(row[0].strip())] = words[0]
     elif all(len(line.split()) > 1 for _, line in lines):
-        by_image = {_image_key(line.split()[0]): line.split()[1] for _, line in lines}
+        by_image = {_image_key(words[0]): words[1] for words in (line.split() for _, line in lines)}
     else:
         labels = [line.split()[0] for _, line in lines]
         if all(label.isascii() and label.isdigit() for label in labels):
@@ -635,14 +643,14 @@ def read_image_labels(path: str, files: Sequence[str]) -> Tuple[List[str], List[
                             f"ILSVRC2012_validation_ground_truth.txt writes them, whose numbers follow the devkit's "
                             f"own synset order from 1, not the class folders' order: give Kaggle's "
                             f"LOC_val_solution.csv, Caffe's val.txt or TF's synset list instead (see README)")
-        if len(lines) != len(files):
-            raise DataError(f"eval_labels {path}: {len(lines)} labels, one a line, for the {len(files)} images in "
+        if len(lines) != len(keys):
+            raise DataError(f"eval_labels {path}: {len(lines)} labels, one a line, for the {len(keys)} images in "
                             f"the evaluation split: one label for each image, in the order of their names "
                             f"(or <image> <label> on every line)")
         by_image = dict(zip(sorted(keys), labels))
     missing = [k for k in keys if k not in by_image]
     if missing:
-        raise DataError(f"eval_labels {path}: no label for {len(missing)} of the {len(files)} images "
+        raise DataError(f"eval_labels {path}: no label for {len(missing)} of the {len(keys)} images "
                         f"({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})")
     return [by_image[k] for k in keys], sorted(set(by_image.values()))
 
@@ -674,14 +682,14 @@ def labelled_images(root: str, labels_file: str,
         raise DataError(f"image folder {root!r} does not exist")
     if not files:
         raise DataError(f"image folder {root!r}: holds no image files (eval_labels {labels_file} labels them)")
+    keys = [_image_key(str(f)) for f in files]
     seen: Dict[str, str] = {}
-    for f in files:  # one row of the file would label both
-        key = _image_key(str(f))
+    for key, f in zip(keys, files):  # one row of the file would label both
         if key in seen:
             raise DataError(f"eval_labels {labels_file}: two images in {root} are named {key} ({seen[key]}, {f}), "
                             f"which one label would name both; rename one (or are they class folders?)")
         seen[key] = str(f)
-    names, named = read_image_labels(labels_file, files)
+    names, named = read_image_labels(labels_file, keys)
     known = set(classes) if classes is not None else set(named)
     labelled = [f for f in folders if f in known]
     if labelled:
@@ -972,10 +980,7 @@ class ImageFolderLoader(DeviceLoader):
                  exif_orientation: bool = False, antialias: bool = True,
                  crop_ratio: Tuple[float, float] = T.RRC_RATIO, repeats: int = 1,
                  interpolation: str = "bilinear", labels_file: str = ""):
-        samples, self.classes = find_images(root, classes, holdout, labels_file)
-        self.num_classes = len(self.classes) if self.classes is not None else label_count(samples)
-        self.labels_in = (f"eval_labels {labels_file}" if labels_file else "its class folders"
-                          if self.classes is not None else "its shards' .cls files")
+        samples = self._find_images(root, classes, holdout, labels_file)
         self.dataset = ImageFolderDataset(samples, train, image_size, flip, auto_augment, crop_pct, crop_scale,
                                           exif_orientation, antialias, crop_ratio, interpolation)
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
@@ -1343,10 +1348,7 @@ class BatchedImageLoader(DeviceLoader):
                  exif_orientation: bool = False, antialias: bool = True,
                  crop_ratio: Tuple[float, float] = T.RRC_RATIO, repeats: int = 1,
                  interpolation: str = "bilinear", labels_file: str = ""):
-        samples, self.classes = find_images(root, classes, holdout, labels_file)
-        self.num_classes = len(self.classes) if self.classes is not None else label_count(samples)
-        self.labels_in = (f"eval_labels {labels_file}" if labels_file else "its class folders"
-                          if self.classes is not None else "its shards' .cls files")
+        samples = self._find_images(root, classes, holdout, labels_file)
         self.auto_augment = auto_augment if train else None
         self.crop_pct, self.crop_scale, self.antialias, self.crop_ratio = crop_pct, crop_scale, antialias, crop_ratio
         self.interpolation = interpolation

@@ -262,9 +262,9 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     loader = build_loader(opts, train=False, device=device, drop_last=cfg.eval_drop_last,
                           classes=classes if isinstance(classes, list) else None, **dist.shard())
     if outputs and loader.num_classes > outputs:
-        where = "class folders" if loader.labels_in == "its class folders" else f"labels in {loader.labels_in}"
         raise ValueError(f"{path} has {outputs} outputs, and dataset_path {cfg.dataset_path} has "
-                         f"{loader.num_classes} {where}: not the data set the model was trained for")
+                         f"{loader.num_classes} classes (labelled by {loader.labels_in}): not the data set the "
+                         f"model was trained for")
     if confusion and not outputs:
         raise ValueError(f"{path}: its number of classes is not fixed in the graph nor recorded, which the "
                          f"per-class figures need")
