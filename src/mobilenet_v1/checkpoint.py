@@ -397,6 +397,17 @@ def is_exported_program(path: str) -> bool:
         return False
 
 
+def is_executorch_program(path: str) -> bool:
+    """Whether ``path`` starts as an ExecuTorch program (``.pte``) does: its flatbuffer's identifier,
+    ``ET`` and two digits, at byte 4."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return False
+    return len(head) == 8 and head[4:6] == b"ET" and head[6:8].isdigit()
+
+
 def program_pickles(path: str) -> str:
     """What in the ``torch.export`` archive ``path`` ``torch.export.load`` would unpickle, or "" when
     nothing: it unpickles (with code) weights and constants marked ``use_pickle``, entries that are not

@@ -31,10 +31,10 @@ def accuracy(counts: Dict[str, int]) -> Dict[str, float]:
 
 
 def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = None):
-    """An exported file (:func:`onnx_io.load_deployed`) runs on the CPU, an ONNX file in ONNX Runtime and a
-    ``.pt2`` program in PyTorch, so its batches are made there, in fp32 and NCHW; its graph has a fixed
-    input size, which becomes the ``image_size`` where the user left it at its default (as a checkpoint's
-    training size does) and must be the one they asked for otherwise."""
+    """An exported file (:func:`onnx_io.load_deployed`) runs on the CPU, an ONNX file in ONNX Runtime, a
+    ``.pte`` program in ExecuTorch and a ``.pt2`` program in PyTorch, so its batches are made there, in fp32
+    and NCHW; its graph has a fixed input size, which becomes the ``image_size`` where the user left it at its
+    default (as a checkpoint's training size does) and must be the one they asked for otherwise."""
     model = load_deployed(path)
     cfg = trained_split(cfg, model.metadata.get("held_out"), path, given)
     cfg = trained_crop(cfg, model.metadata.get("crop_pct"), path, given)
@@ -291,8 +291,8 @@ EVAL_KEYS = frozenset({"config_path", "dataset", "dataset_path", "checkpoint_pat
                        "num_workers", "data_pipeline", "max_bad_samples", "channels_last", "precision",
                        "device_target", "use_ema", "eval_drop_last", "run_distribute"})
 MODEL_KEYS = ("class_num", "width_mult", "padding")
-# An ONNX file runs in ONNX Runtime on the CPU (a .pt2 program in PyTorch on the CPU), in fp32, NCHW, with the
-# weights it was exported with.
+# An ONNX file runs in ONNX Runtime on the CPU (a .pte program in ExecuTorch, a .pt2 program in PyTorch), in
+# fp32, NCHW, with the weights it was exported with.
 ONNX_FIXED = ("channels_last", "precision", "device_target", "use_ema")
 
 
@@ -301,7 +301,7 @@ def unused_options_note(argv: Sequence[str], onnx: bool = False) -> str:
     not use, or ""."""
     keys = list(dict.fromkeys(k for k, _ in parse_overrides(argv)))
     groups = (([k for k in keys if k in MODEL_KEYS], "the model is the checkpoint's, read off the file"),
-              ([k for k in keys if onnx and k in ONNX_FIXED], "an ONNX or .pt2 file runs on the CPU, in fp32"),
+              ([k for k in keys if onnx and k in ONNX_FIXED], "an ONNX, .pte or .pt2 file runs on the CPU, in fp32"),
               ([k for k in keys if k not in EVAL_KEYS and k not in MODEL_KEYS], "training's or export's"))
     parts = [f"{', '.join('--' + k for k in group)} ({why})" for group, why in groups if group]
     return f"eval: not used here: {'; '.join(parts)}" if parts else ""

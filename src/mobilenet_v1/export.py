@@ -22,6 +22,12 @@ then checked scale for scale and bias for bias against the model, and on its log
 same folded network (``torch.export.save``, a ``.pt2`` file), which ExecuTorch lowers for phones and
 AOTInductor compiles for servers; our metadata travels in it as ``mobilenet_v1.json``. It is loaded back
 with ``torch.export.load`` and checked against the model the same way (:func:`export_program`).
+
+``--file_format PTE`` writes what runs on the phone: that program lowered for ExecuTorch, its network
+delegated to XNNPACK (the CPU kernels ExecuTorch runs on Android, iOS and Linux boards), as a ``.pte``
+file with our metadata in a constant method (:data:`onnx_io.PTE_METADATA`). Its batch is fixed
+(``--batch_size``, 1 by default), as ExecuTorch plans a program's memory ahead. It is run in
+ExecuTorch's runtime and checked against the model the same way (:func:`export_executorch`).
 """
 import argparse
 import copy
@@ -42,8 +48,8 @@ from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
 from .config import bool_option
 from .model import MobileNetV1
-from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, DeployedModel, OnnxModel, ProgramModel, image_input_note,
-                      write_metadata)
+from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, PTE_METADATA, DeployedModel, ExecutorchModel, OnnxModel,
+                      ProgramModel, image_input_note, write_metadata)
 from .predict import guess_dataset
 from .runtime import print0
 from .transforms import (CIFAR_MEAN, CIFAR_STD, CROP_PCT, IMAGENET_MEAN, IMAGENET_STD,
@@ -57,7 +63,7 @@ ATOL = 1e-4
 # a trained demo model; a misplaced range, or one calibrated instead of learned, gives many times more.
 QAT_RTOL = 0.01
 MINDSPORE_FORMATS = ("MINDIR", "AIR")
-FORMATS = ("ONNX", "PT2")
+FORMATS = ("ONNX", "PT2", "PTE")
 DATASETS = ("cifar10", "imagenet2012")
 
 
@@ -218,7 +224,9 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     ``image_input``: the file takes uint8 pixels (N, H, W, C) of ``pixel_format`` (RGB, BGR, RGBA, BGRA)
     and normalises them itself (:func:`onnx_io.add_image_input`), checked against the same file without
     it (:func:`_finish_image_input`).
-    ``file_format`` PT2: a ``torch.export`` program in a ``.pt2`` file instead (:func:`export_program`)."""
+    ``file_format`` PT2: a ``torch.export`` program in a ``.pt2`` file instead (:func:`export_program`);
+    PTE: an ExecuTorch program for XNNPACK in a ``.pte`` file (:func:`export_executorch`), its batch
+    ``batch_size`` whatever ``dynamic_batch`` says."""
     # None means "the default"; 0 or less is a mistake, not a request for the default.
     bad = [f"--{name} {value}" for name, value in (("batch_size", batch_size), ("height", height), ("width", width))
            if value is not None and value < 1]
@@ -251,9 +259,10 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     out_path = file_name if file_name.lower().endswith(extension) else file_name + extension
     ckpt_io.check_output("--file_name", out_path, [path])
     qat = model.quant is not None
-    if qat and file_format == "PT2":
-        raise ExportError(f"--file_format PT2: {path} is a quantization-aware checkpoint, whose deployable form is "
-                          f"its INT8 ONNX file (--file_format ONNX); a .pt2 file holds a float program")
+    if qat and file_format != "ONNX":
+        raise ExportError(f"--file_format {file_format}: {path} is a quantization-aware checkpoint, whose deployable "
+                          f"form is its INT8 ONNX file (--file_format ONNX); a .{file_format.lower()} file holds a "
+                          f"float program")
     if qat and not int(model.quant.observed):
         raise ExportError(f"{path}: a quantization-aware model whose activation ranges were never measured "
                           f"(no training step): nothing to write its INT8 file from")
@@ -282,6 +291,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                                 f"{' (7-bit range)' if reduced else ''}, uint8 activations, ranges from "
                                 f"{int(model.quant.observed)} training batches")
 
+    if file_format == "PTE":
+        dynamic_batch = False  # ExecuTorch plans the program's memory for one batch size
     sizes: List[int] = [batch_size] if not dynamic_batch else sorted({1, max(batch_size, 2)})
     result = {"path": out_path, "height": height, "width": width,
               "trained_image_size": trained_size if other_size else None,
@@ -292,6 +303,9 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     if file_format == "PT2":
         return export_program(model, out_path, meta, sizes, height, width, batch_size, dynamic_batch, atol,
                               image_input, result, pixel_format)
+    if file_format == "PTE":
+        return export_executorch(model, out_path, meta, height, width, batch_size, atol, image_input, result,
+                                 pixel_format)
     # A quantization-aware model: its float graph first, quantized below with the ranges it learned.
     proto = to_onnx(model.without_quant() if qat else model, height, width, batch_size, dynamic_batch)
     write_metadata(proto, meta)
@@ -311,13 +325,10 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     return result
 
 
-def export_program(model: MobileNetV1, out_path: str, meta: Dict[str, Any], sizes: Sequence[int], height: int,
-                   width: int, batch_size: int, dynamic_batch: bool, atol: float, image_input: bool,
-                   result: Dict[str, Any], pixel_format: str = "RGB") -> Dict[str, Any]:
-    """``model`` (BatchNorm folded, behind :class:`ImageInput` with ``image_input``) as a ``torch.export``
-    program saved to ``out_path`` with ``meta`` as :data:`onnx_io.PT2_METADATA`, loaded back as eval and
-    predict load it (:class:`onnx_io.ProgramModel`, which refuses pickled entries) and checked as a float
-    ONNX file is (:func:`_check_float`), or nothing is written. Returns ``result`` completed."""
+def exported_program(model: MobileNetV1, meta: Dict[str, Any], height: int, width: int, batch_size: int,
+                     dynamic_batch: bool, image_input: bool, pixel_format: str = "RGB"):
+    """The ``torch.export`` program of ``model`` (BatchNorm folded, behind :class:`ImageInput` with
+    ``image_input``), and ``meta`` with the image input's entries added where it has one."""
     program_model: nn.Module = fold_batchnorm(model)
     if image_input:
         program_model = ImageInput(program_model, meta["mean"], meta["std"], pixel_format).eval()
@@ -330,6 +341,17 @@ def export_program(model: MobileNetV1, out_path: str, meta: Dict[str, Any], size
         warnings.simplefilter("ignore")  # torch.export's own internals, as in to_onnx
         program = torch.export.export(program_model, (example,),
                                       dynamic_shapes=({0: torch.export.Dim("batch")},) if dynamic_batch else None)
+    return program, meta
+
+
+def export_program(model: MobileNetV1, out_path: str, meta: Dict[str, Any], sizes: Sequence[int], height: int,
+                   width: int, batch_size: int, dynamic_batch: bool, atol: float, image_input: bool,
+                   result: Dict[str, Any], pixel_format: str = "RGB") -> Dict[str, Any]:
+    """``model``'s :func:`exported_program` saved to ``out_path`` with ``meta`` as
+    :data:`onnx_io.PT2_METADATA`, loaded back as eval and predict load it (:class:`onnx_io.ProgramModel`,
+    which refuses pickled entries) and checked as a float ONNX file is (:func:`_check_float`), or nothing is
+    written. Returns ``result`` completed."""
+    program, meta = exported_program(model, meta, height, width, batch_size, dynamic_batch, image_input, pixel_format)
     with ckpt_io.atomic_output(out_path) as tmp:
         # No sample inputs: they would be the random batch above, pickled (ProgramModel refuses pickles).
         program.example_inputs = None
@@ -341,6 +363,41 @@ def export_program(model: MobileNetV1, out_path: str, meta: Dict[str, Any], size
             f.write(buffer.getvalue())
         result.update(_check_float(ProgramModel(tmp), "torch.export.load", out_path, model, sizes, height, width,
                                    atol), bytes=os.path.getsize(tmp))
+    return result
+
+
+def lower_to_executorch(program, meta: Dict[str, Any]) -> bytes:
+    """A ``torch.export`` program lowered for ExecuTorch, everything XNNPACK takes delegated to it, with
+    ``meta`` (its entries that are not None) as the constant method :data:`onnx_io.PTE_METADATA`: the
+    bytes of a ``.pte`` file."""
+    from .onnx_io import _quiet_import, executorch_runtime
+
+    executorch_runtime()  # installed, or an error that says how
+    with _quiet_import():
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.exir import to_edge_transform_and_lower
+    written = json.dumps({k: v for k, v in meta.items() if v is not None})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ExecuTorch's passes announce their own internals
+        edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()],
+                                           constant_methods={PTE_METADATA: written})
+        return bytes(edge.to_executorch().buffer)
+
+
+def export_executorch(model: MobileNetV1, out_path: str, meta: Dict[str, Any], height: int, width: int,
+                      batch_size: int, atol: float, image_input: bool, result: Dict[str, Any],
+                      pixel_format: str = "RGB") -> Dict[str, Any]:
+    """``model``'s :func:`exported_program`, for batches of ``batch_size``, lowered for ExecuTorch on XNNPACK
+    (:func:`lower_to_executorch`) into ``out_path``, run in ExecuTorch's runtime as eval and predict run it
+    (:class:`onnx_io.ExecutorchModel`) and checked as a float ONNX file is (:func:`_check_float`), or
+    nothing is written. Returns ``result`` completed."""
+    program, meta = exported_program(model, meta, height, width, batch_size, False, image_input, pixel_format)
+    data = lower_to_executorch(program, meta)
+    with ckpt_io.atomic_output(out_path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        result.update(_check_float(ExecutorchModel(tmp), "ExecuTorch (XNNPACK)", out_path, model, [batch_size],
+                                   height, width, atol), bytes=os.path.getsize(tmp))
     return result
 
 
@@ -452,24 +509,27 @@ def mindspore_format_message(fmt: str) -> str:
             f"them. To deploy with MindSpore, write a MindSpore checkpoint with "
             f"'mobilenet-v1 convert MODEL.ckpt mindspore.ckpt' and run the seed's "
             f"'python export.py --ckpt_file mindspore.ckpt --file_format {fmt}' under MindSpore; "
-            f"for ONNX Runtime, TensorRT, OpenVINO or mobile runtimes use --file_format ONNX (or PT2 for "
+            f"for ONNX Runtime, TensorRT, OpenVINO or mobile runtimes use --file_format ONNX (or PTE for "
             f"ExecuTorch)")
 
 
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="mobilenet-v1 export", description=(
         "Export a checkpoint to ONNX (the seed's export.py flags) and check the file in ONNX Runtime, or to a "
-        "torch.export program (--file_format PT2) checked in PyTorch."))
+        "torch.export program (--file_format PT2) checked in PyTorch, or to an ExecuTorch program for phones "
+        "(--file_format PTE) checked in ExecuTorch."))
     p.add_argument("--ckpt_file", default=None, help="checkpoint (or a run folder: its newest)")
-    p.add_argument("--file_name", default=None, help="output name; .onnx (or .pt2) is appended (mobilenetv1)")
+    p.add_argument("--file_name", default=None, help="output name; .onnx (.pte, .pt2) is appended (mobilenetv1)")
     p.add_argument("--file_format", default=None, type=str.upper,
-                   help="ONNX (default) or PT2 (a torch.export program, for ExecuTorch and AOTInductor); the seed's "
+                   help="ONNX (default), PTE (an ExecuTorch program on XNNPACK, for phones and boards; batch fixed at "
+                        "--batch_size) or PT2 (a torch.export program, for AOTInductor); the seed's "
                         "MINDIR and AIR need MindSpore (see the error they give)")
     p.add_argument("--batch_size", type=int, default=None,
                    help="batch of the check (and of the graph with --static_batch); default 1")
     p.add_argument("--width", type=int, default=None, help="input width (default: the training image_size)")
     p.add_argument("--height", type=int, default=None, help="input height (default: the training image_size)")
-    p.add_argument("--static_batch", action="store_true", help="fix the batch axis at --batch_size")
+    p.add_argument("--static_batch", action="store_true",
+                   help="fix the batch axis at --batch_size (a .pte's always is)")
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="whose input normalisation the file records, for a checkpoint that does not say (a "
                         "MindSpore .ckpt); default: what the checkpoint records, else cifar10 for 10 classes "
@@ -504,7 +564,7 @@ def main(argv: Sequence[str]) -> int:
     if fmt in MINDSPORE_FORMATS:
         raise ExportError(mindspore_format_message(fmt))
     if fmt not in FORMATS:
-        raise ExportError(f"--file_format {fmt!r}: expected ONNX or PT2 (or the seed's MINDIR/AIR)")
+        raise ExportError(f"--file_format {fmt!r}: expected ONNX, PTE or PT2 (or the seed's MINDIR/AIR)")
     if not a.ckpt_file:
         p.error("--ckpt_file is required")
     try:
@@ -548,6 +608,6 @@ def main(argv: Sequence[str]) -> int:
             print(f"mobilenet-v1 export: {note}", file=sys.stderr)
         return 0
     diffs = ", ".join(f"batch {n}: {d:.2e}" for n, d in result["max_abs_diff"].items())
-    runner = "torch.export.load" if fmt == "PT2" else "ONNX Runtime"
+    runner = {"PT2": "torch.export.load", "PTE": "ExecuTorch (XNNPACK)"}.get(fmt, "ONNX Runtime")
     print0(f"{runner} vs PyTorch, largest logit difference: {diffs} (limit {a.atol:g})")
     return 0

@@ -400,6 +400,9 @@ def read_any(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
             raise CheckpointError(f"checkpoint {path}: an ONNX model (what export writes), not a checkpoint: its "
                                   f"weights are folded and cannot be trained or converted; eval, predict and "
                                   f"quantize take it")
+        if ckpt_io.is_executorch_program(path):
+            raise CheckpointError(f"{path}: an ExecuTorch program (export --file_format PTE), not a checkpoint: eval "
+                                  f"and predict run it; this needs the checkpoint it was exported from")
         with open(path, "rb") as f:
             head = f.read(8)
         raise CheckpointError(f"checkpoint {path}: neither a PyTorch checkpoint (zip), a safetensors file nor "

@@ -1,5 +1,6 @@
 """ONNX files of ours: recognising one, reading its metadata, and running it in ONNX Runtime; and the
-``torch.export`` programs of ``export --file_format PT2`` (:class:`ProgramModel`), run the same way.
+ExecuTorch programs of ``export --file_format PTE`` (:class:`ExecutorchModel`) and ``torch.export`` programs
+of ``export --file_format PT2`` (:class:`ProgramModel`), run the same way.
 
 :class:`OnnxModel` wraps an ONNX Runtime session as a ``torch.nn.Module`` that maps a normalised
 (N, 3, H, W) batch to logits, so evaluation, prediction and benchmarks run an ``.onnx`` file through
@@ -15,17 +16,22 @@ float graph, and a fifth before them that picks R, G and B out of another ``pixe
 OpenCV holds images, RGBA and BGRA as Android's and Apple's bitmaps; the alpha is dropped), which the
 metadata records. :func:`strip_image_input` takes them off again (the quantizer works on the float graph).
 """
+import contextlib
 import io
 import json
+import logging
 import os
 import platform
+import re
+import sys
+import tempfile
 import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, is_exported_program, program_pickles
+from .checkpoint import CheckpointError, is_executorch_program, is_exported_program, program_pickles
 
 META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "padding", "mean", "std",
              "source", "quantization", "weights", "held_out", "crop_pct", "exif_orientation", "input",
@@ -281,6 +287,133 @@ class ProgramModel(DeployedModel):
             return self.program(batch)
 
 
+# The method of a .pte file of ours that returns our metadata, as JSON (a constant method: no inputs, a string).
+PTE_METADATA = "mobilenet_v1_json"
+# ExecuTorch's scalar type numbers of the inputs a .pte of ours takes.
+_ET_UINT8, _ET_FLOAT = 0, 6
+
+
+@contextlib.contextmanager
+def _quiet_import():
+    """ExecuTorch's import logs, through torch's logger, that one of torchao's enums need no longer be
+    registered with pytree, and warns: notes for ExecuTorch's authors, silenced for the user."""
+    logger = logging.getLogger("torch.utils._pytree")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            # Its Python runtime calls itself experimental, and its modules use deprecated importlib calls.
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+# A line of ExecuTorch's C++ log: "[program.cpp:114] File size is too small ...".
+_NATIVE_LINE = re.compile(r"^\[([\w./-]+\.(?:cpp|cc|c|h|hpp):\d+)\] ")
+
+
+@contextlib.contextmanager
+def _native_log(lines: List[str]):
+    """What ExecuTorch's C++ code writes to the standard error inside the block, taken into ``lines`` (its
+    ``[file.cpp:N]`` prefixes, :data:`_NATIVE_LINE`, cut) instead: the reasons behind its error codes. Its
+    notes, once a process, of XNNPACK's thread pool about the CPU (``cpuinfo_utils``) are not for the user
+    and are dropped. Lines of other origins are written on as they came."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            other = []
+            for line in sink.read().decode("utf-8", errors="replace").splitlines():
+                native = _NATIVE_LINE.match(line)
+                if native:
+                    if "cpuinfo_utils" not in native.group(1):
+                        lines.append(line[native.end():].strip())
+                elif line.strip():
+                    other.append(line)
+            if other:
+                print("\n".join(other), file=sys.stderr)
+
+
+def executorch_runtime():
+    """ExecuTorch's Python runtime (``executorch.runtime.Runtime``), or a :class:`CheckpointError` saying how
+    to install it."""
+    try:
+        with _quiet_import():
+            from executorch.runtime import Runtime
+    except ImportError as e:
+        raise CheckpointError(f"ExecuTorch is not installed ({e}): pip install 'mobilenet-v1[executorch]' "
+                              f"(or pip install executorch) to write and run .pte files") from None
+    return Runtime.get()
+
+
+class ExecutorchModel(DeployedModel):
+    """A ``.pte`` file of ``export --file_format PTE`` (an ExecuTorch program, its network delegated to
+    XNNPACK, as it runs on phones), run in ExecuTorch's runtime on the CPU (:class:`DeployedModel`). Its
+    metadata is the JSON its constant method :data:`PTE_METADATA` returns; its batch is fixed."""
+
+    kind = "ExecuTorch program"
+
+    def __init__(self, path: str):
+        super().__init__()
+        if not os.path.isfile(path):
+            raise CheckpointError(f"ExecuTorch program {path}: no such file")
+        runtime = executorch_runtime()
+        with open(path, "rb") as f:  # from memory: the runtime keeps no handle on the file
+            data = f.read()
+        said: List[str] = []
+        try:
+            with _native_log(said):
+                program = runtime.load_program(data)
+                methods = program.method_names
+                forward = program.load_method("forward") if "forward" in methods else None
+                meta = program.metadata("forward") if forward is not None else None
+                stored = (program.load_method(PTE_METADATA).execute([]) if PTE_METADATA in methods else [""])
+        except RuntimeError as e:  # the runtime's one error type for damaged or foreign programs; its
+            # message is an error code, the reason is what it logged
+            reason = "; ".join(said) or (str(e).splitlines()[0] if str(e) else "RuntimeError")
+            raise CheckpointError(f"ExecuTorch program {path}: ExecuTorch cannot load it ({reason})") from None
+        if forward is None or meta.num_inputs() != 1 or len(meta.input_tensor_meta(0).sizes()) != 4:
+            raise CheckpointError(f"ExecuTorch program {path}: expected a method 'forward' with one (N, 3, H, W) "
+                                  f"input (or uint8 (N, H, W, 3)): not a classifier of mobilenet-v1 export")
+        try:
+            self.metadata = read_metadata({k: v if isinstance(v, str) else json.dumps(v)
+                                           for k, v in json.loads(stored[0] or "{}").items() if v is not None})
+        except (ValueError, AttributeError, TypeError):
+            raise CheckpointError(f"ExecuTorch program {path}: its {PTE_METADATA} is not the metadata of "
+                                  f"mobilenet-v1 export") from None
+        spec = meta.input_tensor_meta(0)
+        if spec.dtype() not in (_ET_UINT8, _ET_FLOAT):
+            raise CheckpointError(f"ExecuTorch program {path}: its input is neither float32 nor uint8 (ExecuTorch "
+                                  f"scalar type {spec.dtype()}): not a classifier of mobilenet-v1 export")
+        logits = meta.output_tensor_meta(0).sizes() if meta.num_outputs() == 1 else ()
+        self._class_num = logits[-1] if len(logits) == 2 else None
+        self.path = path
+        self.input_shape = list(spec.sizes())
+        self.image_input = spec.dtype() == _ET_UINT8
+        self._check_image_input()
+        self.program, self.method = program, forward  # the method needs its program alive
+
+    @property
+    def class_num(self) -> Optional[int]:
+        return self._class_num or self.metadata.get("class_num")
+
+    def _run(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.method.execute([batch])[0]
+
+
+def is_executorch_file(path: str) -> bool:
+    """A ``.pte`` file, or a file whose content starts as an ExecuTorch program does
+    (:func:`checkpoint.is_executorch_program`)."""
+    return path.lower().endswith(".pte") or (os.path.isfile(path) and is_executorch_program(path))
+
+
 def to_pixel_format(rgb: torch.Tensor, pixel_format: str) -> torch.Tensor:
     """uint8 RGB pixels (..., 3) as ``pixel_format``'s (a contiguous copy): the channels reordered, an
     opaque alpha (255) added where the format has one."""
@@ -291,15 +424,19 @@ def to_pixel_format(rgb: torch.Tensor, pixel_format: str) -> torch.Tensor:
 
 
 def is_deployed_file(path: str) -> bool:
-    """An ONNX file or a ``.pt2`` program (by its name and content: a file named otherwise is read as a
-    checkpoint, with ``weights_only``): a file that ``eval`` and ``predict`` run as :func:`load_deployed`
-    gives it."""
-    return is_onnx_file(path) or (path.lower().endswith(".pt2") and os.path.isfile(path) and is_exported_program(path))
+    """An ONNX file, an ExecuTorch program or a ``.pt2`` program (by its name and content: a file named
+    otherwise is read as a checkpoint, with ``weights_only``): a file that ``eval`` and ``predict`` run as
+    :func:`load_deployed` gives it."""
+    return (is_onnx_file(path) or is_executorch_file(path)
+            or (path.lower().endswith(".pt2") and os.path.isfile(path) and is_exported_program(path)))
 
 
 def load_deployed(path: str):
-    """:class:`OnnxModel` of an ONNX file, :class:`ProgramModel` of a ``.pt2`` program."""
-    return OnnxModel(path) if is_onnx_file(path) else ProgramModel(path)
+    """:class:`OnnxModel` of an ONNX file, :class:`ExecutorchModel` of a ``.pte`` program,
+    :class:`ProgramModel` of a ``.pt2`` program."""
+    if is_onnx_file(path):
+        return OnnxModel(path)
+    return ExecutorchModel(path) if is_executorch_file(path) else ProgramModel(path)
 
 
 def _split_fixed(x: torch.Tensor, n: int) -> List[torch.Tensor]:

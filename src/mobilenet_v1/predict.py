@@ -275,7 +275,7 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
     ``use_ema`` is False; an exported file holds the weights chosen at export (``use_ema`` given for one
     is named on stderr as not used).
     ``device_target`` (CPU, GPU or auto) is where a checkpoint's model runs; an ONNX file runs in ONNX
-    Runtime on the CPU, a ``.pt2`` program in PyTorch on the CPU."""
+    Runtime on the CPU, a ``.pte`` program in ExecuTorch on the CPU, a ``.pt2`` program in PyTorch on the CPU."""
     path = ckpt_io.resolve_checkpoint_path(path)
     device = torch.device("cpu")
     if is_deployed_file(path):
@@ -350,7 +350,7 @@ def main(argv: Sequence[str]) -> int:
         "Top-k classes with probabilities for image files, from a checkpoint or an ONNX file."))
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="image files (JPEG, PNG, ...) or folders of them (searched recursively)")
-    p.add_argument("--ckpt_file", required=True, help="checkpoint, run folder (its newest), .onnx or .pt2 file")
+    p.add_argument("--ckpt_file", required=True, help="checkpoint, run folder (its newest), .onnx, .pte or .pt2 file")
     p.add_argument("--top_k", type=int, default=5, help="classes per image (default 5)")
     p.add_argument("--labels", default=None,
                    help="class names: a file with one per line in label order, or 'imagenet' / 'cifar10'")

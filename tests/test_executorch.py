@@ -1,0 +1,117 @@
+"""Shipping to phones: ExecuTorch programs (.pte, XNNPACK), written by export and run by eval and predict."""
+import json
+import os
+import sys
+
+import pytest
+import torch
+
+from mobilenet_v1 import checkpoint as ckpt_io
+from mobilenet_v1 import cli
+from mobilenet_v1.checkpoint import CheckpointError
+from mobilenet_v1.model import MobileNetV1
+from mobilenet_v1.onnx_io import PTE_METADATA, ExecutorchModel, executorch_runtime, is_deployed_file
+from mobilenet_v1.predict import load_predictor
+from mobilenet_v1.transforms import CIFAR_MEAN, CIFAR_STD, Normalize
+
+from test_deploy import randomise_batchnorm
+
+
+def run_pte(path, x):
+    """The program's logits of ``x``, straight from ExecuTorch's runtime (not through ExecutorchModel)."""
+    program = executorch_runtime().load_program(str(path))
+    return program, program.load_method("forward").execute([x])[0]
+
+
+def test_pte_export_is_the_model_on_xnnpack_and_eval_and_predict_run_it(tmp_path, cifar_dir, capsys):
+    """--file_format PTE: the folded network lowered for ExecuTorch, delegated to XNNPACK, with our metadata
+    as a constant method and the batch fixed at --batch_size; in ExecuTorch's runtime its logits are the
+    model's. With --image_input it takes uint8 BGRA pixels. predict and eval run it as they run the
+    checkpoint, a damaged file is refused naming it, and a command that needs a checkpoint says what a .pte
+    is. A quantization-aware checkpoint is refused (its form is the INT8 ONNX file)."""
+    from PIL import Image
+
+    model = randomise_batchnorm(MobileNetV1(class_num=10, width_mult=0.25), seed=5)
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 40},
+                         "classes": [f"c{i}" for i in range(10)]}, ckpt)
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m"), "--file_format", "pte",
+                     "--batch_size", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "batch 3) from" in out and "ExecuTorch (XNNPACK) vs PyTorch, largest logit difference: batch 3:" in out
+    data = (tmp_path / "m.pte").read_bytes()
+    assert data[4:8] == b"ET12" and b"XnnpackBackend" in data  # a program whose network XNNPACK runs
+    x = torch.randn(3, 3, 40, 40, generator=torch.Generator().manual_seed(1))
+    program, got = run_pte(tmp_path / "m.pte", x)
+    with torch.no_grad():
+        want = model(x)
+    assert want.abs().max() > 1.0 and (got - want).abs().max() <= 1e-4
+    meta = json.loads(program.load_method(PTE_METADATA).execute([])[0])
+    assert (meta["dataset"], meta["image_size"], meta["classes"][3]) == ("cifar10", 40, "c3")
+    assert list(program.metadata("forward").input_tensor_meta(0).sizes()) == [3, 3, 40, 40]
+    # ExecutorchModel cuts other batches into the program's: 7 = 3 + 3 + 1 padded.
+    x7 = torch.randn(7, 3, 40, 40, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert (ExecutorchModel(str(tmp_path / "m.pte"))(x7) - model(x7)).abs().max() <= 1e-4
+
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "pixels.pte"), "--file_format",
+                     "PTE", "--image_input", "True", "--pixel_format", "BGRA"]) == 0
+    pixels = torch.randint(0, 256, (1, 3, 40, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    bgra = torch.cat([pixels.flip(1), torch.full_like(pixels[:, :1], 255)], 1).permute(0, 2, 3, 1).contiguous()
+    _, got = run_pte(tmp_path / "pixels.pte", bgra)
+    with torch.no_grad():
+        want = model(Normalize(CIFAR_MEAN, CIFAR_STD, torch.device("cpu"))(pixels))
+    assert (got - want).abs().max() <= 1e-4
+
+    image = tmp_path / "digit.png"
+    Image.fromarray(torch.randint(0, 256, (30, 40, 3), dtype=torch.uint8).numpy()).save(image)
+    from_ckpt = load_predictor(ckpt).top_k([str(image)], 3)[0]["top_k"]
+    for name in ("m.pte", "pixels.pte"):
+        predictor = load_predictor(str(tmp_path / name))
+        assert predictor.image_size == 40 and predictor.names[3] == "c3"
+        got = predictor.top_k([str(image)], 3)[0]["top_k"]
+        assert [t["index"] for t in got] == [t["index"] for t in from_ckpt]
+        assert all(abs(a["probability"] - b["probability"]) < 1e-5 for a, b in zip(got, from_ckpt))
+    for model_file in (ckpt, str(tmp_path / "m.pte"), str(tmp_path / "pixels.pte")):  # eval: the same counts
+        capsys.readouterr()
+        assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", model_file, "--json"]) == 0
+        counted = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        if model_file == ckpt:
+            want = counted
+        assert (counted["total"], counted["top_1_accuracy"], counted["top_5_accuracy"]) == \
+            (want["total"], want["top_1_accuracy"], want["top_5_accuracy"]), model_file
+
+    # Damaged: cut short, or not a program at all though named .pte; and a .pte where a checkpoint is needed.
+    (tmp_path / "cut.pte").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.pte").write_text("hello")
+    for name, reason in (("cut.pte", "File size is too small"), ("text.pte", "")):
+        assert cli.main(["predict", str(image), "--ckpt_file", str(tmp_path / name)]) == 1
+        err = capsys.readouterr().err  # the reason is what ExecuTorch logged, not its error code
+        assert f"ExecuTorch program {tmp_path / name}: ExecuTorch cannot load it (" in err and reason in err
+    renamed = tmp_path / "m_program"
+    renamed.write_bytes(data)
+    assert is_deployed_file(str(renamed))  # by its content, as an ONNX file is
+    assert cli.main(["convert", str(tmp_path / "m.pte"), str(tmp_path / "m.safetensors")]) == 1
+    assert "m.pte: an ExecuTorch program (export --file_format PTE), not a checkpoint" in capsys.readouterr().err
+
+    qat = MobileNetV1(class_num=10, width_mult=0.25, qat=True)
+    ckpt_io.atomic_save({"model": qat.state_dict(), "model_args": {"class_num": 10, "width_mult": 0.25, "qat": True},
+                         "config": {"dataset": "cifar10", "image_size": 40}}, str(tmp_path / "qat.ckpt"))
+    assert cli.main(["export", "--ckpt_file", str(tmp_path / "qat.ckpt"), "--file_name", str(tmp_path / "q"),
+                     "--file_format", "PTE"]) == 1
+    assert "is a quantization-aware checkpoint, whose deployable form is its INT8 ONNX file" in capsys.readouterr().err
+    assert not (tmp_path / "q.pte").exists() and not (tmp_path / "m.safetensors").exists()
+
+
+def test_without_executorch_a_pte_is_refused_saying_how_to_install_it(tmp_path, monkeypatch, capsys):
+    """Where the executorch package is missing, export --file_format PTE and predict with a .pte say what
+    to install, and write nothing."""
+    model = MobileNetV1(class_num=10, width_mult=0.25)
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    monkeypatch.setitem(sys.modules, "executorch.runtime", None)  # import fails as if not installed
+    with pytest.raises(CheckpointError, match=r"pip install 'mobilenet-v1\[executorch\]'"):
+        executorch_runtime()
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m"), "--file_format", "PTE"]) == 1
+    assert "ExecuTorch is not installed" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == ["m.ckpt"]
