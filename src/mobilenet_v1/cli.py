@@ -14,8 +14,8 @@ USAGE = """usage: mobilenet-v1 COMMAND [options]
 
 commands:
   train          train on CIFAR-10 binaries or an ImageNet-style folder (--config_path, --key=value ...)
-  eval           top-1/top-5 of a checkpoint, .onnx or .pt2 file (--checkpoint_path CKPT --dataset_path PATH [--json]
-                 [--per_class] [--confusion_csv F])
+  eval           top-1/top-5 of a checkpoint, .onnx, .pte or .pt2 file (--checkpoint_path CKPT --dataset_path PATH
+                 [--json] [--per_class] [--confusion_csv F])
   info           parameters and multiply-adds (--width_mult A --image_size R --class_num K [--json])
   lr-schedule    write the per-step learning rate of a configuration (--config_path F --out lr.csv)
   convert        rewrite a checkpoint: MindSpore .ckpt, our .pt, .safetensors (SRC DST [--format F])
@@ -23,9 +23,11 @@ commands:
   recalibrate-bn measure a checkpoint's BatchNorm statistics anew, say at another image size
                  (CKPT --dataset_path PATH --image_size N --out F)
   plot           loss, lr and top-1 curves of run folders, overlaid (RUN_DIR [RUN_DIR ...] --out curves.png)
-  export         checkpoint -> ONNX, checked in ONNX Runtime (--ckpt_file C --file_name N --file_format ONNX|PT2)
-  quantize       ONNX -> INT8 ONNX, calibrated on training images (--onnx F --calib_data PATH --out G)
-  predict        top-k classes of image files or folders of them (IMAGE|FOLDER... --ckpt_file C|F.onnx|F.pt2
+  export         checkpoint -> ONNX (checked in ONNX Runtime), ExecuTorch .pte or .pt2 program
+                 (--ckpt_file C --file_name N --file_format ONNX|PTE|PT2)
+  quantize       ONNX -> INT8 ONNX, or .pt2 -> INT8 ExecuTorch .pte, calibrated on training images
+                 (--onnx F | --program F.pt2, --calib_data PATH --out G)
+  predict        top-k classes of image files or folders of them (IMAGE|FOLDER... --ckpt_file C|F.onnx|F.pte|F.pt2
                  [--top_k 5] [--json] [--out F.csv|F.json])
 
 'mobilenet-v1 COMMAND --help' describes one command."""

@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 import tempfile
+import warnings
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -24,7 +25,8 @@ from . import checkpoint as ckpt_io
 from .archive import is_archive, is_shard_pattern
 from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, build_loader, class_folders,
                    held_out_for, image_split)
-from .onnx_io import (OnnxModel, add_image_input, is_onnx_file, read_metadata, strip_image_input, write_metadata,
+from .onnx_io import (ExecutorchModel, OnnxModel, ProgramModel, add_image_input, is_onnx_file, read_metadata,
+                      strip_image_input, write_metadata,
                       x86_without_vnni)
 from .runtime import print0
 from .transforms import CROP_PCT, recorded_interpolation
@@ -181,6 +183,55 @@ def quantize_file(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torc
             "calib_images": reader.images}
 
 
+def quantize_program(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torch.Tensor]],
+                     per_channel: bool = True) -> Dict[str, Any]:
+    """Static INT8 quantization of the ``.pt2`` float program ``src`` (``export --file_format PT2``) into
+    the ExecuTorch program ``dst`` (``.pte``), as ExecuTorch quantizes for XNNPACK: PyTorch's PT2E
+    quantization with ExecuTorch's ``XNNPACKQuantizer`` (int8 weights, per channel unless ``per_channel``
+    is False; int8 activations, their ranges observed on ``batches``), then lowered to XNNPACK
+    (:func:`export.lower_to_executorch`). A program with an image input is quantized behind it, its
+    normalisation left in float. The batch of ``dst`` is ``src``'s fixed batch, or 1 for a dynamic one.
+    The metadata of ``src`` is kept and a ``quantization`` entry added. Returns both files' sizes and the
+    number of calibration images."""
+    from .export import lower_to_executorch
+    from .onnx_io import _quiet_import, executorch_runtime
+
+    executorch_runtime()  # installed, or an error that says how
+    with _quiet_import():
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
+                                                                             get_symmetric_quantization_config)
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    fp32 = ProgramModel(src)
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel))
+    images = 0
+    example = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the quantization passes announce their own internals
+        fp32.program = prepare_pt2e(fp32.program, quantizer)
+        for x, _ in batches:  # ProgramModel hands the program pixels or the float batch, as it takes them
+            fp32(x)
+            images += x.shape[0]
+            if example is None:  # the program's batch, for the export below
+                example = x[:1].repeat(fp32.fixed_batch or 1, 1, 1, 1)
+        if images == 0:
+            raise QuantizeError("no calibration images were read")
+        converted = convert_pt2e(fp32.program)
+        example = fp32.pixels(example) if fp32.image_input else example.to("cpu", torch.float32)
+        with torch.no_grad():
+            program = torch.export.export(converted, (example.contiguous(),))
+    meta = dict(fp32.metadata)
+    meta["quantization"] = (f"INT8 static, ExecuTorch XNNPACK quantizer (PT2E), "
+                            f"{'per-channel' if per_channel else 'per-tensor'} int8 weights, int8 activations, "
+                            f"ranges observed over {images} images")
+    data = lower_to_executorch(program, meta)
+    folder = os.path.dirname(os.path.abspath(dst))
+    os.makedirs(folder, exist_ok=True)
+    with ckpt_io.atomic_write(dst) as f:
+        f.write(data)
+    return {"path": dst, "bytes": os.path.getsize(dst), "fp32_bytes": os.path.getsize(src), "calib_images": images}
+
+
 def activation_tensors(proto) -> List[str]:
     """The names of the tensors a quantization-aware model rounds, in its order (:mod:`qat`): the graph's
     input, the output of each layer's ``Conv -> Clip`` (layer k's conv weight is ``network.k.0.weight``)
@@ -300,19 +351,24 @@ def compare_top1(reference: nn.Module, candidate: nn.Module,
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="mobilenet-v1 quantize", description=(
         "Static INT8 quantization (ONNX Runtime, QDQ, per-channel weights) of an ONNX file from "
-        "'mobilenet-v1 export', calibrated on training images through the evaluation transforms."))
-    p.add_argument("--onnx", required=True, help="fp32 ONNX file (from mobilenet-v1 export)")
+        "'mobilenet-v1 export', or of a .pt2 program into an ExecuTorch .pte for XNNPACK, calibrated on "
+        "training images through the evaluation transforms."))
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--onnx", help="fp32 ONNX file (from mobilenet-v1 export): writes an INT8 ONNX file")
+    source.add_argument("--program", help="fp32 .pt2 program (from mobilenet-v1 export --file_format PT2): writes "
+                                          "an INT8 ExecuTorch program (.pte) for XNNPACK, as phones run it")
     p.add_argument("--calib_data", required=True,
                    help="the data set's folder (as --dataset_path in training); its training split is read")
     p.add_argument("--dataset", choices=("cifar10", "imagenet2012"), default=None,
                    help="layout and normalisation of --calib_data (default: what the ONNX file records)")
-    p.add_argument("--out", required=True, help="INT8 ONNX file to write")
+    p.add_argument("--out", required=True, help="INT8 file to write (.onnx, or .pte with --program)")
     p.add_argument("--calib_images", type=int, default=DEFAULT_CALIB_IMAGES,
                    help=f"training images for the activation ranges (default {DEFAULT_CALIB_IMAGES}; for a file "
                         f"exported with --static_batch, rounded up to whole batches)")
     p.add_argument("--per_tensor", action="store_true", help="one weight scale per tensor, not per channel")
     p.add_argument("--reduce_range", action="store_true",
-                   help="7-bit weights, for x86 CPUs without VNNI where u8 x s8 products can saturate")
+                   help="7-bit weights, for x86 CPUs without VNNI where ONNX Runtime's u8 x s8 products can saturate "
+                        "(ONNX only)")
     p.add_argument("--seed", type=int, default=1, help="which training images are drawn (default 1)")
     p.add_argument("--num_workers", type=int, default=-1, help="image decoding workers (default min(8, CPUs))")
     a = p.parse_args(list(argv))
@@ -321,34 +377,45 @@ def main(argv: Sequence[str]) -> int:
     if not os.path.isdir(a.calib_data) and not is_archive(a.calib_data) and not is_shard_pattern(a.calib_data):
         raise QuantizeError(f"--calib_data {a.calib_data}: not a folder, a .tar archive nor a shard pattern (the "
                             f"data set's, as --dataset_path in training)")
-    if not is_onnx_file(a.onnx):
-        raise QuantizeError(f"--onnx {a.onnx}: not an ONNX file (export a checkpoint with "
-                            f"'mobilenet-v1 export --ckpt_file C --file_name N' first)")
-    ckpt_io.check_output("--out", a.out, [a.onnx], inside=[a.calib_data], suffix=".onnx")
-    fp32 = OnnxModel(a.onnx)
+    option, src = ("--program", a.program) if a.program else ("--onnx", a.onnx)
+    if a.program:
+        if not a.program.lower().endswith(".pt2"):
+            raise QuantizeError(f"--program {a.program}: not a .pt2 program (export a checkpoint with "
+                                f"'mobilenet-v1 export --ckpt_file C --file_name N --file_format PT2' first)")
+        if a.reduce_range:
+            raise QuantizeError("--reduce_range: is for ONNX Runtime's u8 x s8 kernels (--onnx); an ExecuTorch "
+                                "program's XNNPACK kernels are quantized without it")
+        ckpt_io.check_output("--out", a.out, [a.program], inside=[a.calib_data], suffix=".pte")
+        fp32 = ProgramModel(a.program)
+    else:
+        if not is_onnx_file(a.onnx):
+            raise QuantizeError(f"--onnx {a.onnx}: not an ONNX file (export a checkpoint with "
+                                f"'mobilenet-v1 export --ckpt_file C --file_name N' first)")
+        ckpt_io.check_output("--out", a.out, [a.onnx], inside=[a.calib_data], suffix=".onnx")
+        fp32 = OnnxModel(a.onnx)
     if fp32.metadata.get("quantization"):
-        raise QuantizeError(f"--onnx {a.onnx}: is already quantized ({fp32.metadata['quantization']})")
+        raise QuantizeError(f"{option} {src}: is already quantized ({fp32.metadata['quantization']})")
     hw = fp32.image_hw
     if hw is None or hw[0] != hw[1]:
-        raise QuantizeError(f"--onnx {a.onnx}: needs a fixed square input size, found {fp32.input_shape}")
-    dataset = ckpt_io.trained_dataset(a.onnx, fp32.metadata.get("dataset"), a.dataset)
+        raise QuantizeError(f"{option} {src}: needs a fixed square input size, found {fp32.input_shape}")
+    dataset = ckpt_io.trained_dataset(src, fp32.metadata.get("dataset"), a.dataset)
     if dataset is None:
-        raise QuantizeError(f"--onnx {a.onnx} does not record its data set: pass --dataset cifar10|imagenet2012")
+        raise QuantizeError(f"{option} {src} does not record its data set: pass --dataset cifar10|imagenet2012")
     batch = fp32.fixed_batch or CALIB_BATCH
     count = a.calib_images
     if fp32.fixed_batch is not None and count % batch:
         count = whole_batches(count, batch)
-        print(f"mobilenet-v1 quantize: note: {a.onnx} takes batches of exactly {batch} images (exported with "
+        print(f"mobilenet-v1 quantize: note: {src} takes batches of exactly {batch} images (exported with "
               f"--static_batch): calibrating on {count} images, --calib_images {a.calib_images} rounded up to "
               f"{count // batch} whole batches", file=sys.stderr)
 
-    if not a.reduce_range and x86_without_vnni():
+    if not a.reduce_range and not a.program and x86_without_vnni():
         print("mobilenet-v1 quantize: note: this x86 CPU has no VNNI, where ONNX Runtime's u8 x s8 products "
               "saturate with full-range weights: the comparison below is this CPU's, and an INT8 file meant for "
               "x86 CPUs without VNNI wants --reduce_range (ARM and VNNI CPUs run the full range as it is)",
               file=sys.stderr)
 
-    val_split, note = held_out_for(fp32.metadata.get("held_out"), a.calib_data, a.onnx, dataset)
+    val_split, note = held_out_for(fp32.metadata.get("held_out"), a.calib_data, src, dataset)
     if note:
         print(f"mobilenet-v1 quantize: note: {note}", file=sys.stderr)
     if val_split:
@@ -374,8 +441,13 @@ def main(argv: Sequence[str]) -> int:
                          if dataset == "imagenet2012" else (None, ""))
         if note:
             print(f"mobilenet-v1 quantize: note: {note}", file=sys.stderr)
-        result = quantize_file(a.onnx, a.out, batches(), per_channel=not a.per_tensor, reduce_range=a.reduce_range)
-        check = compare_top1(fp32, OnnxModel(a.out), batches())
+        if a.program:
+            result = quantize_program(a.program, a.out, batches(), per_channel=not a.per_tensor)
+            check = compare_top1(ProgramModel(a.program), ExecutorchModel(a.out), batches())
+        else:
+            result = quantize_file(a.onnx, a.out, batches(), per_channel=not a.per_tensor,
+                                   reduce_range=a.reduce_range)
+            check = compare_top1(fp32, OnnxModel(a.out), batches())
     except DataError as e:  # its messages name the folder as training's option does
         text = str(e)
         raise QuantizeError(f"--calib_data {text[len('dataset_path '):]}" if text.startswith("dataset_path ")
