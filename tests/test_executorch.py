@@ -115,3 +115,42 @@ def test_without_executorch_a_pte_is_refused_saying_how_to_install_it(tmp_path, 
     assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m"), "--file_format", "PTE"]) == 1
     assert "ExecuTorch is not installed" in capsys.readouterr().err
     assert os.listdir(tmp_path) == ["m.ckpt"]
+
+
+def test_int8_programs_pad_on_the_int8_scale_and_keep_relu6_on_it():
+    """What keeps our INT8 .pte as fast as timm's network (benchmarks/RESULTS.md): exported, ReLU6 is
+    hardtanh, which the XNNPACK quantizer keeps on its input's scale (relu6_, which it does not know, ran in
+    float between a dequantize and a quantize), and after conversion each SAME pad feeds its conv directly, with no
+    requantization between (quantize._pads_on_int8), which XNNPACK takes as an int8 pad. The logits move
+    by rounding only."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
+                                                                         get_symmetric_quantization_config)
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from mobilenet_v1.export import KeptDimsPool, fold_batchnorm
+    from mobilenet_v1.quantize import _pads_on_int8
+
+    model = KeptDimsPool(fold_batchnorm(randomise_batchnorm(MobileNetV1(class_num=10, width_mult=0.25), seed=3)))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 32, 32, generator=g)
+    program = torch.export.export(model.eval(), (x,))
+    targets = [str(n.target) for n in program.graph.nodes]
+    assert targets.count("aten.hardtanh.default") == 27 and not any("relu6" in t for t in targets)
+    prepared = prepare_pt2e(program.module(), XNNPACKQuantizer().set_global(
+        get_symmetric_quantization_config(is_per_channel=True)))
+    for _ in range(4):
+        prepared(torch.randn(8, 3, 32, 32, generator=g))
+    converted = convert_pt2e(prepared)
+    with torch.no_grad():
+        before = converted(x)
+    pads = [n for n in converted.graph.nodes if n.target == torch.ops.aten.pad.default]
+    assert len(pads) == 5  # the first conv and the four stride-2 depthwise convs on even sizes
+    assert all("quantize_per_tensor" in str(next(iter(p.users)).target) for p in pads)
+    _pads_on_int8(converted)
+    first, *pads = [n for n in converted.graph.nodes if n.target == torch.ops.aten.pad.default]
+    assert first.args[0].op == "placeholder"  # the input's pad, in float before the first quantize, stays
+    assert len(pads) == 4 and all([str(u.target) for u in p.users] == ["aten.conv2d.default"] for p in pads)
+    assert all("dequantize_per_tensor" in str(p.args[0].target) for p in pads)
+    with torch.no_grad():
+        after = converted(x)
+    assert (after - before).abs().max() <= 0.1 * before.abs().max()

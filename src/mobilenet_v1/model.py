@@ -159,8 +159,11 @@ class _ReLU6InPlace(torch.autograd.Function):
 class ReLU6(nn.ReLU6):
     """``nn.ReLU6(inplace=True)`` that trains without copying its input (:class:`_ReLU6InPlace`).
 
-    Compiled, traced or without gradients it is the plain in-place ReLU6, which compilers fuse and
-    exporters know (ONNX ``Clip``).
+    Compiled or without gradients it is the plain in-place ReLU6, which compilers fuse. Exported or traced
+    it is ``hardtanh(0, 6)``: ONNX's ``Clip`` as before, and an op ExecuTorch's XNNPACK quantizer keeps on
+    its input's int8 scale; ``relu6_``, which it does not know, ran in float between a dequantize and a
+    quantize after every conv of an INT8 ``.pte`` (1.2x to 1.9x the latency of timm's network on the
+    2-core development CPU, with the pads of :func:`quantize._pads_on_int8`; benchmarks/RESULTS.md).
     """
 
     def __init__(self):
@@ -169,6 +172,8 @@ class ReLU6(nn.ReLU6):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.requires_grad and torch.is_grad_enabled() and _eager():
             return _ReLU6InPlace.apply(x)
+        if not _not_exporting():
+            return F.hardtanh(x, 0.0, 6.0)
         return F.relu6(x, inplace=True)
 
 

@@ -183,6 +183,44 @@ def quantize_file(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torc
             "calib_images": reader.images}
 
 
+def _pads_on_int8(gm):
+    """``gm`` (a converted PT2E graph) with the requantization after each zero pad taken out: SAME
+    padding's ``F.pad`` before a stride-2 conv comes out of the quantizer as dequantize -> pad ->
+    quantize -> dequantize -> conv, a pass over the map in float and a second rounding. Without the
+    quantize and dequantize, the conv's input is the padded map on its producer's int8 scale (a zero pad
+    is exact on it: zero is a level), and XNNPACK's partitioner takes the pad into the quantized conv as
+    an int8 pad (batch 1 on the 2-core development CPU: 1.14x the latency of timm's network, which needs
+    no pads, before; 1.00x after; benchmarks/RESULTS.md). The first conv's pad, of the float input,
+    stays. Returns ``gm``."""
+    q_ops = (torch.ops.quantized_decomposed.quantize_per_tensor.default,)
+    dq_ops = (torch.ops.quantized_decomposed.dequantize_per_tensor.default,)
+    changed = False
+    for node in list(gm.graph.nodes):
+        if node.op != "call_function" or node.target not in (torch.ops.aten.pad.default,
+                                                              torch.ops.aten.constant_pad_nd.default):
+            continue
+        source = node.args[0]
+        if node.target == torch.ops.aten.pad.default:
+            mode = node.kwargs.get("mode", node.args[2] if len(node.args) > 2 else "constant")
+            value = node.kwargs.get("value", node.args[3] if len(node.args) > 3 else None)
+        else:
+            mode, value = "constant", node.kwargs.get("value", node.args[2] if len(node.args) > 2 else 0.0)
+        users = list(node.users)
+        if (mode != "constant" or (value or 0.0) != 0.0 or getattr(source, "target", None) not in dq_ops
+                or len(users) != 1 or users[0].target not in q_ops
+                or not all(user.target in dq_ops for user in users[0].users)):
+            continue
+        requantize = users[0]
+        for dequantize in list(requantize.users):
+            dequantize.replace_all_uses_with(node)
+            gm.graph.erase_node(dequantize)
+        gm.graph.erase_node(requantize)
+        changed = True
+    if changed:
+        gm.recompile()
+    return gm
+
+
 def quantize_program(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torch.Tensor]],
                      per_channel: bool = True) -> Dict[str, Any]:
     """Static INT8 quantization of the ``.pt2`` float program ``src`` (``export --file_format PT2``) into
@@ -216,7 +254,7 @@ def quantize_program(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, t
                 example = x[:1].repeat(fp32.fixed_batch or 1, 1, 1, 1)
         if images == 0:
             raise QuantizeError("no calibration images were read")
-        converted = convert_pt2e(fp32.program)
+        converted = _pads_on_int8(convert_pt2e(fp32.program))
         example = fp32.pixels(example) if fp32.image_input else example.to("cpu", torch.float32)
         with torch.no_grad():
             program = torch.export.export(converted, (example.contiguous(),))
