@@ -1,8 +1,14 @@
 """CPU inference latency: PyTorch eager, ONNX Runtime fp32 and ONNX Runtime INT8, for our MobileNetV1 and
-timm's ``mobilenetv1_100`` (the same network), exported and quantized the same way in the same run.
+timm's ``mobilenetv1_100`` (the same network), exported and quantized the same way in the same run; with
+``--executorch``, also ExecuTorch programs (``.pte``) on XNNPACK, fp32 and INT8, as phones run them.
 
     python benchmarks/latency.py                       # table; batch 1 and 32, 224x224, all cores
     python benchmarks/latency.py --json latency.json   # also one JSON object
+    python benchmarks/latency.py --executorch          # also ExecuTorch fp32 and INT8
+
+The ExecuTorch programs are made as ``export --file_format PTE`` and ``quantize --program`` make them
+(``export.lower_to_executorch``, ``quantize.quantize_program``: ExecuTorch's XNNPACK quantizer), one per
+batch size, as a ``.pte`` takes one; XNNPACK's thread pool is set to ``--threads``.
 
 Both models are exported by ``mobilenet_v1.export.to_onnx`` (PyTorch's torch.export-based exporter,
 opset 18, dynamic batch) and quantized by ``mobilenet_v1.quantize.quantize_file`` (static INT8, QDQ,
@@ -28,10 +34,12 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
-from mobilenet_v1.export import save_onnx, to_onnx  # noqa: E402
+from mobilenet_v1.export import KeptDimsPool, fold_batchnorm, lower_to_executorch, save_onnx, to_onnx  # noqa: E402
 from mobilenet_v1.model import MobileNetV1  # noqa: E402
-from mobilenet_v1.onnx_io import OnnxModel, x86_without_vnni  # noqa: E402
-from mobilenet_v1.quantize import quantize_file  # noqa: E402
+from mobilenet_v1.onnx_io import ExecutorchModel, OnnxModel, x86_without_vnni  # noqa: E402
+from mobilenet_v1.quantize import quantize_file, quantize_program  # noqa: E402
+
+EXECUTORCH_KINDS = ("ExecuTorch fp32", "ExecuTorch INT8")
 
 
 def cpu_name() -> str:
@@ -74,6 +82,38 @@ def prepare(name: str, model: torch.nn.Module, folder: str, size: int, threads: 
             "ONNX Runtime INT8": OnnxModel(int8_path, threads)}
 
 
+def prepare_executorch(name: str, model: torch.nn.Module, folder: str, size: int, batch_sizes: List[int],
+                       calib_batches: int) -> Dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """ExecuTorch fp32 and INT8 programs of one model on XNNPACK, one of each per batch size (a .pte's batch
+    is fixed): callables that run the program of the batch's size."""
+    # Ours as export writes it (BatchNorm folded, the pool XNNPACK takes whole), timm's as it is.
+    model = KeptDimsPool(fold_batchnorm(model)).eval() if isinstance(model, MobileNetV1) else model.eval()
+    programs: Dict[str, Dict[int, ExecutorchModel]] = {kind: {} for kind in EXECUTORCH_KINDS}
+    for batch in batch_sizes:
+        t = time.perf_counter()
+        with torch.no_grad():
+            program = torch.export.export(model, (torch.randn(batch, 3, size, size),))
+        fp32_path = os.path.join(folder, f"{name}_b{batch}.pte")
+        with open(fp32_path, "wb") as f:
+            f.write(lower_to_executorch(program, {}))
+        lowered = time.perf_counter() - t
+        t = time.perf_counter()
+        pt2, int8_path = os.path.join(folder, f"{name}_b{batch}.pt2"), os.path.join(folder, f"{name}_b{batch}_int8.pte")
+        program.example_inputs = None  # ProgramModel refuses pickled entries
+        torch.export.save(program, pt2)
+        quantize_program(pt2, int8_path, random_batches(calib_batches, 8, size, seed=1))
+        print(f"{name}, batch {batch}: ExecuTorch fp32 lowered in {lowered:.1f} s "
+              f"({os.path.getsize(fp32_path) / 1e6:.1f} MB), INT8 quantized and lowered in "
+              f"{time.perf_counter() - t:.1f} s ({os.path.getsize(int8_path) / 1e6:.1f} MB)", flush=True)
+        programs["ExecuTorch fp32"][batch] = ExecutorchModel(fp32_path)
+        programs["ExecuTorch INT8"][batch] = ExecutorchModel(int8_path)
+
+    def runner(kind: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda x: programs[kind][x.shape[0]].method.execute([x])[0]
+
+    return {kind: runner(kind) for kind in EXECUTORCH_KINDS}
+
+
 def measure(variants: Dict[str, Callable], batch: int, size: int, rounds: int, per_round: int,
             settle: int) -> Dict[str, List[float]]:
     """Per round, each variant in turn: ``settle`` untimed calls (the previous variant's threads may
@@ -107,8 +147,19 @@ def main(argv=None) -> int:
     p.add_argument("--no_timm", action="store_true", help="skip the timm reference")
     p.add_argument("--reduce_range", action="store_true",
                    help="7-bit INT8 weights (quantize --reduce_range, for x86 CPUs without VNNI)")
+    p.add_argument("--executorch", action="store_true",
+                   help="also ExecuTorch programs on XNNPACK, fp32 and INT8 (needs the executorch extra)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     a = p.parse_args(argv)
+    kinds = ["PyTorch eager fp32", "ONNX Runtime fp32", "ONNX Runtime INT8"]
+    if a.executorch:
+        from mobilenet_v1.onnx_io import executorch_runtime
+
+        executorch_runtime()
+        from executorch.extension.pybindings import portable_lib
+
+        portable_lib._unsafe_reset_threadpool(a.threads)  # XNNPACK's pool: the same threads as the others
+        kinds += EXECUTORCH_KINDS
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -123,9 +174,11 @@ def main(argv=None) -> int:
            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
            "timm": None if a.no_timm else __import__("timm").__version__,
            "date": time.strftime("%Y-%m-%d"), "image_size": a.image_size, "reduce_range": a.reduce_range,
-           "x86_without_vnni": x86_without_vnni()}
+           "x86_without_vnni": x86_without_vnni(),
+           "executorch": __import__("executorch.version").version.__version__ if a.executorch else None}
     print(f"{env['cpu']}, {env['cpus']} CPUs, {a.threads} threads; torch {env['torch']}, onnxruntime "
-          f"{env['onnxruntime']}, timm {env['timm']}; {a.image_size}x{a.image_size}"
+          f"{env['onnxruntime']}, timm {env['timm']}"
+          f"{', executorch ' + env['executorch'] if a.executorch else ''}; {a.image_size}x{a.image_size}"
           f"{'; x86 without VNNI' if env['x86_without_vnni'] else ''}"
           f"{'; INT8 weights in 7 bits' if a.reduce_range else ''}", flush=True)
 
@@ -136,6 +189,10 @@ def main(argv=None) -> int:
             for kind, fn in prepare(name.split()[0], model, folder, a.image_size, a.threads,
                                     a.calib_batches, a.reduce_range).items():
                 variants[f"{name}|{kind}"] = fn
+            if a.executorch:
+                for kind, fn in prepare_executorch(name.split()[0], model, folder, a.image_size, a.batch_sizes,
+                                                   a.calib_batches).items():
+                    variants[f"{name}|{kind}"] = fn
         for batch in a.batch_sizes:
             calls = a.calls if batch <= 8 else a.calls_large
             per_round = 20 if batch <= 8 else 3
@@ -155,15 +212,20 @@ def main(argv=None) -> int:
         return next(r["median_ms"] for r in results
                     if r["model"] == model and r["runtime"] == kind and r["batch"] == batch)
 
+    def blocks(model: str, kind: str, batch: int) -> np.ndarray:
+        """One variant's median time in each round."""
+        r = next(r for r in results if r["model"] == model and r["runtime"] == kind and r["batch"] == batch)
+        return np.median(np.array(r["times_ms"]).reshape(-1, r["per_round"]), axis=1)
+
     def paired_ratio(model: str, num: str, den: str, batch: int) -> float:
         """Median over rounds of the ratio of two variants' block medians in the same round: a burst of
         load from elsewhere slows both sides of a ratio alike, so this resists it better than a ratio
         of overall medians."""
-        def blocks(kind: str) -> np.ndarray:
-            r = next(r for r in results if r["model"] == model and r["runtime"] == kind and r["batch"] == batch)
-            per = r["per_round"]
-            return np.median(np.array(r["times_ms"]).reshape(-1, per), axis=1)
-        return float(np.median(blocks(num) / blocks(den)))
+        return float(np.median(blocks(model, num, batch) / blocks(model, den, batch)))
+
+    def paired_models(mine: str, other: str, kind: str, batch: int) -> float:
+        """As paired_ratio, of one runtime's two models."""
+        return float(np.median(blocks(mine, kind, batch) / blocks(other, kind, batch)))
 
     ratios = []
     for model in models:
@@ -176,13 +238,18 @@ def main(argv=None) -> int:
                            "ort_fp32_over_eager": fp32 / median(model, "PyTorch eager fp32", batch),
                            "ort_fp32_over_eager_paired": paired_ratio(model, "ONNX Runtime fp32",
                                                                       "PyTorch eager fp32", batch)})
+            if a.executorch:
+                for kind in EXECUTORCH_KINDS:
+                    ratios[-1][f"{kind} / ONNX Runtime fp32"] = median(model, kind, batch) / fp32
+                    ratios[-1][f"{kind} / ONNX Runtime fp32, paired"] = paired_ratio(model, kind, "ONNX Runtime fp32",
+                                                                                      batch)
 
     print()
     head = "| model | runtime | " + " | ".join(f"batch {b} (ms)" for b in a.batch_sizes) + " |"
     print(head)
     print("|" + "---|" * (2 + len(a.batch_sizes)))
     for model in models:
-        for kind in ("PyTorch eager fp32", "ONNX Runtime fp32", "ONNX Runtime INT8"):
+        for kind in kinds:
             cells = []
             for b in a.batch_sizes:
                 r = next(r for r in results if r["model"] == model and r["runtime"] == kind and r["batch"] == b)
@@ -192,7 +259,15 @@ def main(argv=None) -> int:
     for r in ratios:
         print(f"{r['model']}, batch {r['batch']}: INT8 / ONNX fp32 = {r['int8_over_ort_fp32']:.2f} "
               f"(per round: {r['int8_over_ort_fp32_paired']:.2f}), ONNX fp32 / eager = "
-              f"{r['ort_fp32_over_eager']:.2f} (per round: {r['ort_fp32_over_eager_paired']:.2f})")
+              f"{r['ort_fp32_over_eager']:.2f} (per round: {r['ort_fp32_over_eager_paired']:.2f})"
+              + "".join(f", {kind} / ONNX fp32 = {r[kind + ' / ONNX Runtime fp32']:.2f} (per round: "
+                        f"{r[kind + ' / ONNX Runtime fp32, paired']:.2f})" for kind in EXECUTORCH_KINDS
+                        if kind + " / ONNX Runtime fp32" in r))
+    if not a.no_timm:  # the same network in each runtime: ours against timm's, per round
+        ours, theirs = models
+        for kind in kinds:
+            print(f"{kind}, ours / timm: " + ", ".join(
+                f"batch {b} {paired_models(ours, theirs, kind, b):.3f}" for b in a.batch_sizes))
     if a.json:
         with open(a.json, "w", encoding="utf-8") as f:
             json.dump({"env": env, "results": results, "ratios": ratios}, f, indent=1)
