@@ -88,20 +88,51 @@ def test_static_batch_export_and_its_batches(tmp_path):
         assert (session(x) - model(x)).abs().max().item() <= 1e-4
 
 
+def named_classes_checkpoint(tmp_path):
+    """A 10-class CIFAR-style model at 40x40 (BatchNorm randomised), its classes named c0..c9, saved as
+    ``m.ckpt``: the model and the file's path."""
+    model = randomise_batchnorm(MobileNetV1(class_num=10, width_mult=0.25), seed=5)
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 40},
+                         "classes": [f"c{i}" for i in range(10)]}, ckpt)
+    return model, ckpt
+
+
+def predicted_and_evaluated_as_the_checkpoint(ckpt: str, files, cifar_dir, tmp_path, capsys) -> str:
+    """Checks that predict gives each exported file (of a 10-class model at 40x40 whose class 3 is "c3")
+    the checkpoint's top 3 and probabilities on an image, and eval its counts on ``cifar_dir``. Returns the
+    image's path."""
+    from PIL import Image
+
+    image = tmp_path / "digit.png"
+    Image.fromarray(torch.randint(0, 256, (30, 40, 3), dtype=torch.uint8).numpy()).save(image)
+    from_ckpt = load_predictor(ckpt).top_k([str(image)], 3)[0]["top_k"]
+    for model_file in files:
+        predictor = load_predictor(model_file)
+        assert predictor.image_size == 40 and predictor.names[3] == "c3"
+        got = predictor.top_k([str(image)], 3)[0]["top_k"]
+        assert [t["index"] for t in got] == [t["index"] for t in from_ckpt], model_file
+        assert all(abs(a["probability"] - b["probability"]) < 1e-5 for a, b in zip(got, from_ckpt))
+    for model_file in [ckpt, *files]:  # eval: the same counts
+        capsys.readouterr()
+        assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", model_file, "--json"]) == 0
+        counted = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        if model_file == ckpt:
+            want = counted
+        assert (counted["total"], counted["top_1_accuracy"], counted["top_5_accuracy"]) == \
+            (want["total"], want["top_1_accuracy"], want["top_5_accuracy"]), model_file
+    return str(image)
+
+
 def test_pt2_export_is_the_model_as_a_torch_export_program(tmp_path, cifar_dir, capsys):
     """--file_format PT2: the folded network as a torch.export program (.pt2) with our metadata inside,
     loaded back by torch.export.load and equal to the model for any batch; with --image_input it takes
     uint8 pixels (N, H, W, 3). predict runs either program as it runs the checkpoint (so does eval, through
     the same loader). A quantization-aware checkpoint is refused (its form is the INT8 ONNX file), and a
     command that needs a checkpoint names a .pt2 for what it is rather than as a damaged checkpoint."""
-    from PIL import Image
-
     from mobilenet_v1.transforms import CIFAR_MEAN, CIFAR_STD, Normalize
 
-    model = randomise_batchnorm(MobileNetV1(class_num=10, width_mult=0.25), seed=5)
-    ckpt = str(tmp_path / "m.ckpt")
-    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 40},
-                         "classes": [f"c{i}" for i in range(10)]}, ckpt)
+    model, ckpt = named_classes_checkpoint(tmp_path)
     assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m"), "--file_format", "pt2",
                      "--batch_size", "3"]) == 0
     assert "torch.export.load vs PyTorch, largest logit difference: batch 1:" in capsys.readouterr().out
@@ -130,23 +161,8 @@ def test_pt2_export_is_the_model_as_a_torch_export_program(tmp_path, cifar_dir, 
     assert cli.main(["export", "--ckpt_file", str(tmp_path / "qat.ckpt"), "--file_name", str(tmp_path / "q"),
                      "--file_format", "PT2"]) == 1
     assert "is a quantization-aware checkpoint, whose deployable form is its INT8 ONNX file" in capsys.readouterr().err
-    image = tmp_path / "digit.png"
-    Image.fromarray(torch.randint(0, 256, (30, 40, 3), dtype=torch.uint8).numpy()).save(image)
-    from_ckpt = load_predictor(ckpt).top_k([str(image)], 3)[0]["top_k"]
-    for program in ("m.pt2", "pixels.pt2"):
-        predictor = load_predictor(str(tmp_path / program))
-        assert predictor.image_size == 40 and predictor.names[3] == "c3"
-        got = predictor.top_k([str(image)], 3)[0]["top_k"]
-        assert [t["index"] for t in got] == [t["index"] for t in from_ckpt]
-        assert all(abs(a["probability"] - b["probability"]) < 1e-5 for a, b in zip(got, from_ckpt))
-    for model_file in (ckpt, str(tmp_path / "m.pt2"), str(tmp_path / "pixels.pt2")):  # eval: the same counts
-        capsys.readouterr()
-        assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", model_file, "--json"]) == 0
-        counted = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-        if model_file == ckpt:
-            want = counted
-        assert (counted["total"], counted["top_1_accuracy"], counted["top_5_accuracy"]) == \
-            (want["total"], want["top_1_accuracy"], want["top_5_accuracy"]), model_file
+    image = predicted_and_evaluated_as_the_checkpoint(ckpt, [str(tmp_path / n) for n in ("m.pt2", "pixels.pt2")],
+                                                      cifar_dir, tmp_path, capsys)
     assert cli.main(["convert", str(tmp_path / "m.pt2"), str(tmp_path / "m.safetensors")]) == 1
     assert "m.pt2: a torch.export program (export --file_format PT2), not a checkpoint" in capsys.readouterr().err
     # torch.export.load unpickles, with code, the entries marked use_pickle (and sample inputs, which our files

@@ -11,10 +11,9 @@ from mobilenet_v1 import cli
 from mobilenet_v1.checkpoint import CheckpointError
 from mobilenet_v1.model import MobileNetV1
 from mobilenet_v1.onnx_io import PTE_METADATA, ExecutorchModel, executorch_runtime, is_deployed_file
-from mobilenet_v1.predict import load_predictor
 from mobilenet_v1.transforms import CIFAR_MEAN, CIFAR_STD, Normalize
 
-from test_deploy import randomise_batchnorm
+from test_deploy import named_classes_checkpoint, predicted_and_evaluated_as_the_checkpoint, randomise_batchnorm
 
 
 def run_pte(path, x):
@@ -29,12 +28,7 @@ def test_pte_export_is_the_model_on_xnnpack_and_eval_and_predict_run_it(tmp_path
     model's. With --image_input it takes uint8 BGRA pixels. predict and eval run it as they run the
     checkpoint, a damaged file is refused naming it, and a command that needs a checkpoint says what a .pte
     is. A quantization-aware checkpoint is refused (its form is the INT8 ONNX file)."""
-    from PIL import Image
-
-    model = randomise_batchnorm(MobileNetV1(class_num=10, width_mult=0.25), seed=5)
-    ckpt = str(tmp_path / "m.ckpt")
-    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 40},
-                         "classes": [f"c{i}" for i in range(10)]}, ckpt)
+    model, ckpt = named_classes_checkpoint(tmp_path)
     assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m"), "--file_format", "pte",
                      "--batch_size", "3"]) == 0
     out = capsys.readouterr().out
@@ -63,23 +57,8 @@ def test_pte_export_is_the_model_on_xnnpack_and_eval_and_predict_run_it(tmp_path
         want = model(Normalize(CIFAR_MEAN, CIFAR_STD, torch.device("cpu"))(pixels))
     assert (got - want).abs().max() <= 1e-4
 
-    image = tmp_path / "digit.png"
-    Image.fromarray(torch.randint(0, 256, (30, 40, 3), dtype=torch.uint8).numpy()).save(image)
-    from_ckpt = load_predictor(ckpt).top_k([str(image)], 3)[0]["top_k"]
-    for name in ("m.pte", "pixels.pte"):
-        predictor = load_predictor(str(tmp_path / name))
-        assert predictor.image_size == 40 and predictor.names[3] == "c3"
-        got = predictor.top_k([str(image)], 3)[0]["top_k"]
-        assert [t["index"] for t in got] == [t["index"] for t in from_ckpt]
-        assert all(abs(a["probability"] - b["probability"]) < 1e-5 for a, b in zip(got, from_ckpt))
-    for model_file in (ckpt, str(tmp_path / "m.pte"), str(tmp_path / "pixels.pte")):  # eval: the same counts
-        capsys.readouterr()
-        assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", model_file, "--json"]) == 0
-        counted = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-        if model_file == ckpt:
-            want = counted
-        assert (counted["total"], counted["top_1_accuracy"], counted["top_5_accuracy"]) == \
-            (want["total"], want["top_1_accuracy"], want["top_5_accuracy"]), model_file
+    image = predicted_and_evaluated_as_the_checkpoint(ckpt, [str(tmp_path / n) for n in ("m.pte", "pixels.pte")],
+                                                      cifar_dir, tmp_path, capsys)
 
     # Damaged: cut short, or not a program at all though named .pte; and a .pte where a checkpoint is needed.
     (tmp_path / "cut.pte").write_bytes(data[: len(data) // 2])
