@@ -101,7 +101,9 @@ def prepare_executorch(name: str, model: torch.nn.Module, folder: str, size: int
         pt2, int8_path = os.path.join(folder, f"{name}_b{batch}.pt2"), os.path.join(folder, f"{name}_b{batch}_int8.pte")
         program.example_inputs = None  # ProgramModel refuses pickled entries
         torch.export.save(program, pt2)
-        quantize_program(pt2, int8_path, random_batches(calib_batches, 8, size, seed=1))
+        # The same number of calibration images as the ONNX file's, in batches of the program's size (a
+        # smaller batch would be padded with rows of zeros to it).
+        quantize_program(pt2, int8_path, random_batches(max(1, calib_batches * 8 // batch), batch, size, seed=1))
         print(f"{name}, batch {batch}: ExecuTorch fp32 lowered in {lowered:.1f} s "
               f"({os.path.getsize(fp32_path) / 1e6:.1f} MB), INT8 quantized and lowered in "
               f"{time.perf_counter() - t:.1f} s ({os.path.getsize(int8_path) / 1e6:.1f} MB)", flush=True)

@@ -317,13 +317,16 @@ def test_int8_executorch_program_from_a_pt2_is_small_and_as_accurate_as_fp32(dig
     both = compare_top1(load_predictor(digits_run["ckpt"]).model, int8, eval_split(digits_run["data"]))
     assert both["images"] == 359 and both["agreement"] >= 0.98
 
-    for extra, message in ((["--reduce_range"], "--reduce_range: is for ONNX Runtime's"),
-                           ([], "name it .pte")):
-        out_name = pte if extra else str(tmp_path / "x.onnx")
-        assert cli.main(["quantize", "--program", pt2, "--calib_data", digits_run["data"], "--out", out_name,
+    text = tmp_path / "text.pt2"
+    text.write_text("not a program")
+    for source, extra, out_name, message in (
+            (pt2, ["--reduce_range"], pte, "--reduce_range: is for ONNX Runtime's"),
+            (pt2, [], str(tmp_path / "x.onnx"), "name it .pte"),
+            (str(text), [], str(tmp_path / "x.pte"), "text.pt2: not a torch.export program")):
+        assert cli.main(["quantize", "--program", source, "--calib_data", digits_run["data"], "--out", out_name,
                          *extra]) == 1
         assert message in capsys.readouterr().err
-    assert sorted(os.listdir(tmp_path)) == ["bgr.pt2", "bgr_int8.pte"]
+    assert sorted(os.listdir(tmp_path)) == ["bgr.pt2", "bgr_int8.pte", "text.pt2"]
 
 
 def test_an_image_input_file_takes_pixels_and_computes_what_the_float_file_does(digits_run, tmp_path, capsys):

@@ -211,7 +211,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                       batch_size: int = 1, dynamic_batch: bool = True, atol: float = ATOL,
                       dataset: Optional[str] = None, use_ema: bool = True, image_input: bool = False,
                       file_format: str = "ONNX", pixel_format: str = "RGB") -> Dict[str, Any]:
-    """Export a checkpoint to ``file_name`` (``.onnx``, or ``.pt2``, appended when missing) and check it; returns the
+    """Export a checkpoint to ``file_name`` (``.onnx``, ``.pte`` or ``.pt2``, appended when missing) and check it; returns the
     path, the input size, the largest difference from PyTorch per checked batch size, the data set
     whose normalisation the file records and ``weights``, the line saying which weights a checkpoint
     with a weight average gave ("" for one without; :func:`checkpoint.weights_note`).
@@ -387,15 +387,14 @@ def lower_to_executorch(program, meta: Dict[str, Any]) -> bytes:
     """A ``torch.export`` program lowered for ExecuTorch, everything XNNPACK takes delegated to it, with
     ``meta`` (its entries that are not None) as the constant method :data:`onnx_io.PTE_METADATA`: the
     bytes of a ``.pte`` file."""
-    from .onnx_io import _quiet_import, executorch_runtime
+    from .onnx_io import executorch_quiet, executorch_runtime
 
     executorch_runtime()  # installed, or an error that says how
-    with _quiet_import():
+    written = json.dumps({k: v for k, v in meta.items() if v is not None})
+    with executorch_quiet():  # its passes announce their own internals, and log through the root logger
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         from executorch.exir import to_edge_transform_and_lower
-    written = json.dumps({k: v for k, v in meta.items() if v is not None})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ExecuTorch's passes announce their own internals
+
         edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()],
                                            constant_methods={PTE_METADATA: written})
         return bytes(edge.to_executorch().buffer)

@@ -405,6 +405,9 @@ def read_any(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
                                   f"and predict run it; this needs the checkpoint it was exported from")
         with open(path, "rb") as f:
             head = f.read(8)
+        if path.lower().endswith(".pte"):
+            raise CheckpointError(f"checkpoint {path}: named .pte but not an ExecuTorch program (its bytes 4 to 7 "
+                                  f"are not ET and two digits), nor a checkpoint; it starts with {head!r}")
         raise CheckpointError(f"checkpoint {path}: neither a PyTorch checkpoint (zip), a safetensors file nor "
                               f"a MindSpore checkpoint (protobuf); it starts with {head!r}")
     recorded: Dict[str, Any] = {}

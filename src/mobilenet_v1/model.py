@@ -162,8 +162,8 @@ class ReLU6(nn.ReLU6):
     Compiled or without gradients it is the plain in-place ReLU6, which compilers fuse. Exported or traced
     it is ``hardtanh(0, 6)``: ONNX's ``Clip`` as before, and an op ExecuTorch's XNNPACK quantizer keeps on
     its input's int8 scale; ``relu6_``, which it does not know, ran in float between a dequantize and a
-    quantize after every conv of an INT8 ``.pte`` (1.2x to 1.9x the latency of timm's network on the
-    2-core development CPU, with the pads of :func:`quantize._pads_on_int8`; benchmarks/RESULTS.md).
+    quantize after every conv of an INT8 ``.pte`` (with the two other causes of the commit that changed
+    it, 1.2x to 1.9x the latency of timm's network on the 2-core development CPU; benchmarks/RESULTS.md).
     """
 
     def __init__(self):

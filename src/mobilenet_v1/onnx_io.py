@@ -104,12 +104,12 @@ def session_options(threads: int = 0, reference: bool = False):
 
 
 class DeployedModel(nn.Module):
-    """What :class:`OnnxModel` and :class:`ProgramModel` share: an exported classifier on the CPU, called like
-    the PyTorch model (a normalised float (N, 3, H, W) batch on any device in, float32 logits on that
-    device out). A file with an image input (uint8, (N, H, W, C)) is handed the pixels each batch was made
-    from, with the mean and std its metadata records, in its ``pixel_format`` (RGB for a file from before
-    the entry; an alpha channel of 255); a file exported with a static batch is handed
-    batches of exactly that size. Subclasses set ``path``, ``metadata``, ``input_shape`` (ints, or None
+    """What :class:`OnnxModel`, :class:`ExecutorchModel` and :class:`ProgramModel` share: an exported
+    classifier on the CPU, called like the PyTorch model (a normalised float (N, 3, H, W) batch on any
+    device in, float32 logits on that device out). A file with an image input (uint8, (N, H, W, C)) is
+    handed the pixels each batch was made from, with the mean and std its metadata records, in its
+    ``pixel_format`` (RGB for a file from before the entry; an alpha channel of 255); a file exported with
+    a static batch (a ``.pte`` always is) is handed batches of exactly that size. Subclasses set ``path``, ``metadata``, ``input_shape`` (ints, or None
     for a symbolic size) and ``image_input``, call :meth:`_check_image_input`, and give :meth:`_run`."""
 
     kind = "exported file"
@@ -236,8 +236,13 @@ class ProgramModel(DeployedModel):
 
     def __init__(self, path: str):
         super().__init__()
+        if os.path.isdir(path):
+            raise CheckpointError(f"program {path}: is a folder, not a .pt2 file")
         if not os.path.isfile(path):
             raise CheckpointError(f"program {path}: no such file")
+        if not is_exported_program(path):
+            raise CheckpointError(f"program {path}: not a torch.export program (a zip archive with an "
+                                  f"archive_format entry, as export --file_format PT2 writes)")
         # torch.export.load unpickles some entries without weights_only: a file with any is refused unread.
         pickled = program_pickles(path)
         if pickled:
@@ -294,11 +299,15 @@ _ET_UINT8, _ET_FLOAT = 0, 6
 
 
 @contextlib.contextmanager
-def _quiet_import():
-    """ExecuTorch's import logs, through torch's logger, that one of torchao's enums need no longer be
-    registered with pytree, and warns: notes for ExecuTorch's authors, silenced for the user."""
-    logger = logging.getLogger("torch.utils._pytree")
-    level = logger.level
+def executorch_quiet():
+    """Around ExecuTorch's imports and passes. Its import logs, through torch's logger, that one of
+    torchao's enums need no longer be registered with pytree, and it warns: notes for ExecuTorch's authors,
+    silenced for the user. Its XNNPACK partitioner calls ``logging.basicConfig`` as it is imported, and its
+    passes log through the root logger (which calls it too): either would leave a handler on the root
+    logger for the rest of the process, and make a later ``basicConfig`` of the user's do nothing. The
+    root logger's handlers and level are put back as they were."""
+    logger, root = logging.getLogger("torch.utils._pytree"), logging.getLogger()
+    level, root_level, root_handlers = logger.level, root.level, list(root.handlers)
     logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
@@ -307,6 +316,9 @@ def _quiet_import():
             yield
     finally:
         logger.setLevel(level)
+        for handler in [h for h in root.handlers if h not in root_handlers]:
+            root.removeHandler(handler)
+        root.setLevel(root_level)
 
 
 # A line of ExecuTorch's C++ log: "[program.cpp:114] File size is too small ...".
@@ -315,29 +327,34 @@ _NATIVE_LINE = re.compile(r"^\[([\w./-]+\.(?:cpp|cc|c|h|hpp):\d+)\] ")
 
 @contextlib.contextmanager
 def _native_log(lines: List[str]):
-    """What ExecuTorch's C++ code writes to the standard error inside the block, taken into ``lines`` (its
-    ``[file.cpp:N]`` prefixes, :data:`_NATIVE_LINE`, cut) instead: the reasons behind its error codes. Its
-    notes, once a process, of XNNPACK's thread pool about the CPU (``cpuinfo_utils``) are not for the user
-    and are dropped. Lines of other origins are written on as they came."""
+    """What ExecuTorch's C++ code logs inside the block, taken into ``lines`` (its ``[file.cpp:N]``
+    prefixes, :data:`_NATIVE_LINE`, cut) instead of the standard error: the reasons behind its error codes.
+    Its notes, once a process, of XNNPACK's thread pool about the CPU (``cpuinfo_utils``) are not for the
+    user and are dropped. Its Python bindings send the log to ``sys.stderr``, and native code may write to
+    file descriptor 2: both are caught. Lines of other origins are written on as they came, once the block
+    ends."""
     sys.stderr.flush()
-    saved = os.dup(2)
+    stream, saved = sys.stderr, os.dup(2)
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
+        sys.stderr = caught = io.StringIO()
         try:
             yield
         finally:
+            sys.stderr = stream
             os.dup2(saved, 2)
             os.close(saved)
             sink.seek(0)
             other = []
-            for line in sink.read().decode("utf-8", errors="replace").splitlines():
+            text = caught.getvalue() + sink.read().decode("utf-8", errors="replace")
+            for line in text.removesuffix("\n").split("\n"):
                 native = _NATIVE_LINE.match(line)
                 if native:
                     if "cpuinfo_utils" not in native.group(1):
                         lines.append(line[native.end():].strip())
-                elif line.strip():
+                else:
                     other.append(line)
-            if other:
+            if any(other):
                 print("\n".join(other), file=sys.stderr)
 
 
@@ -345,7 +362,7 @@ def executorch_runtime():
     """ExecuTorch's Python runtime (``executorch.runtime.Runtime``), or a :class:`CheckpointError` saying how
     to install it."""
     try:
-        with _quiet_import():
+        with executorch_quiet():
             from executorch.runtime import Runtime
     except ImportError as e:
         raise CheckpointError(f"ExecuTorch is not installed ({e}): pip install 'mobilenet-v1[executorch]' "
@@ -364,6 +381,9 @@ class ExecutorchModel(DeployedModel):
         super().__init__()
         if not os.path.isfile(path):
             raise CheckpointError(f"ExecuTorch program {path}: no such file")
+        if not is_executorch_program(path):
+            raise CheckpointError(f"ExecuTorch program {path}: not an ExecuTorch program (its bytes 4 to 7 are "
+                                  f"not a .pte file's identifier, ET and two digits)")
         runtime = executorch_runtime()
         with open(path, "rb") as f:  # from memory: the runtime keeps no handle on the file
             data = f.read()
@@ -409,9 +429,11 @@ class ExecutorchModel(DeployedModel):
 
 
 def is_executorch_file(path: str) -> bool:
-    """A ``.pte`` file, or a file whose content starts as an ExecuTorch program does
-    (:func:`checkpoint.is_executorch_program`)."""
-    return path.lower().endswith(".pte") or (os.path.isfile(path) and is_executorch_program(path))
+    """A file whose content starts as an ExecuTorch program does (:func:`checkpoint.is_executorch_program`),
+    whatever its name. A file named ``.pte`` that does not is read as a checkpoint, which names it: handed
+    to ExecuTorch, a file of other bytes can end the process (its log of the identifier it found fails to
+    decode) rather than raise."""
+    return os.path.isfile(path) and is_executorch_program(path)
 
 
 def to_pixel_format(rgb: torch.Tensor, pixel_format: str) -> torch.Tensor:

@@ -347,7 +347,8 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
 
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="mobilenet-v1 predict", description=(
-        "Top-k classes with probabilities for image files, from a checkpoint or an ONNX file."))
+        "Top-k classes with probabilities for image files, from a checkpoint, an ONNX file, an ExecuTorch .pte "
+        "or a .pt2 program."))
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="image files (JPEG, PNG, ...) or folders of them (searched recursively)")
     p.add_argument("--ckpt_file", required=True, help="checkpoint, run folder (its newest), .onnx, .pte or .pt2 file")
@@ -382,7 +383,7 @@ def main(argv: Sequence[str]) -> int:
                         "uses the cores)")
     p.add_argument("--device_target", choices=("auto", "CPU", "GPU"), default="auto",
                    help="where a checkpoint's model runs (default auto: the GPU when CUDA is present); an "
-                        "ONNX file runs in ONNX Runtime on the CPU")
+                        "exported file runs on the CPU: .onnx in ONNX Runtime, .pte in ExecuTorch, .pt2 in PyTorch")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", default=None, metavar="F.csv|F.json",
                    help="write the results to this file (CSV or JSON, by extension) and print a summary")

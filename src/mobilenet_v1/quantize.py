@@ -1,4 +1,6 @@
-"""``mobilenet-v1 quantize``: an fp32 ONNX file to a static INT8 one, with ONNX Runtime's quantizer.
+"""``mobilenet-v1 quantize``: an fp32 ONNX file to a static INT8 one, with ONNX Runtime's quantizer; or
+(``--program``) a float ``.pt2`` program to an INT8 ExecuTorch program for XNNPACK, with ExecuTorch's
+own quantizer (:func:`quantize_program`).
 
 QDQ format (QuantizeLinear/DequantizeLinear pairs around standard ops, which ONNX Runtime fuses into
 integer kernels and other runtimes read as well), int8 weights per output channel, uint8 activations
@@ -8,13 +10,13 @@ loader, so the ranges are those the model sees at evaluation without looking at 
 
 The ReLU6 after each conv is absorbed into the conv's output range. The classifier's weights are
 INT8 too, but its output (the logits) stays float: 256 levels over the logits' range would make close
-classes tie and flip predictions for almost no speed.
+classes tie and flip predictions for almost no speed. A program's activations are calibrated on the
+same images, through the same loader.
 """
 import argparse
 import os
 import sys
 import tempfile
-import warnings
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -232,28 +234,28 @@ def quantize_program(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, t
     The metadata of ``src`` is kept and a ``quantization`` entry added. Returns both files' sizes and the
     number of calibration images."""
     from .export import lower_to_executorch
-    from .onnx_io import _quiet_import, executorch_runtime
+    from .onnx_io import executorch_quiet, executorch_runtime
 
     executorch_runtime()  # installed, or an error that says how
-    with _quiet_import():
+    fp32 = ProgramModel(src)
+    images = 0
+    example = None
+    with executorch_quiet():  # the quantization passes announce their own internals
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
                                                                              get_symmetric_quantization_config)
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    fp32 = ProgramModel(src)
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel))
-    images = 0
-    example = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the quantization passes announce their own internals
+        quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel))
         fp32.program = prepare_pt2e(fp32.program, quantizer)
-        for x, _ in batches:  # ProgramModel hands the program pixels or the float batch, as it takes them
-            fp32(x)
-            images += x.shape[0]
-            if example is None:  # the program's batch, for the export below
-                example = x[:1].repeat(fp32.fixed_batch or 1, 1, 1, 1)
-        if images == 0:
-            raise QuantizeError("no calibration images were read")
+    # Outside: the loader's own warnings (an unreadable image, skipped) are for the user.
+    for x, _ in batches:  # ProgramModel hands the program pixels or the float batch, as it takes them
+        fp32(x)
+        images += x.shape[0]
+        if example is None:  # the program's batch, for the export below
+            example = x[:1].repeat(fp32.fixed_batch or 1, 1, 1, 1)
+    if images == 0:
+        raise QuantizeError("no calibration images were read")
+    with executorch_quiet():
         converted = _pads_on_int8(convert_pt2e(fp32.program))
         example = fp32.pixels(example) if fp32.image_input else example.to("cpu", torch.float32)
         with torch.no_grad():
@@ -398,7 +400,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--calib_data", required=True,
                    help="the data set's folder (as --dataset_path in training); its training split is read")
     p.add_argument("--dataset", choices=("cifar10", "imagenet2012"), default=None,
-                   help="layout and normalisation of --calib_data (default: what the ONNX file records)")
+                   help="layout and normalisation of --calib_data (default: what the ONNX file or program records)")
     p.add_argument("--out", required=True, help="INT8 file to write (.onnx, or .pte with --program)")
     p.add_argument("--calib_images", type=int, default=DEFAULT_CALIB_IMAGES,
                    help=f"training images for the activation ranges (default {DEFAULT_CALIB_IMAGES}; for a file "
