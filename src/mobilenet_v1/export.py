@@ -211,8 +211,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                       batch_size: int = 1, dynamic_batch: bool = True, atol: float = ATOL,
                       dataset: Optional[str] = None, use_ema: bool = True, image_input: bool = False,
                       file_format: str = "ONNX", pixel_format: str = "RGB") -> Dict[str, Any]:
-    """Export a checkpoint to ``file_name`` (``.onnx``, ``.pte`` or ``.pt2``, appended when missing) and check it; returns the
-    path, the input size, the largest difference from PyTorch per checked batch size, the data set
+    """Export a checkpoint to ``file_name`` (``.onnx``, ``.pte`` or ``.pt2``, appended when missing) and check
+    it; returns the path, the input size, the largest difference from PyTorch per checked batch size, the data set
     whose normalisation the file records and ``weights``, the line saying which weights a checkpoint
     with a weight average gave ("" for one without; :func:`checkpoint.weights_note`).
 

@@ -109,8 +109,9 @@ class DeployedModel(nn.Module):
     device in, float32 logits on that device out). A file with an image input (uint8, (N, H, W, C)) is
     handed the pixels each batch was made from, with the mean and std its metadata records, in its
     ``pixel_format`` (RGB for a file from before the entry; an alpha channel of 255); a file exported with
-    a static batch (a ``.pte`` always is) is handed batches of exactly that size. Subclasses set ``path``, ``metadata``, ``input_shape`` (ints, or None
-    for a symbolic size) and ``image_input``, call :meth:`_check_image_input`, and give :meth:`_run`."""
+    a static batch (a ``.pte`` always is) is handed batches of exactly that size. Subclasses set ``path``,
+    ``metadata``, ``input_shape`` (ints, or None for a symbolic size) and ``image_input``, call
+    :meth:`_check_image_input`, and give :meth:`_run`."""
 
     kind = "exported file"
     path: str
@@ -446,9 +447,9 @@ def to_pixel_format(rgb: torch.Tensor, pixel_format: str) -> torch.Tensor:
 
 
 def is_deployed_file(path: str) -> bool:
-    """An ONNX file, an ExecuTorch program or a ``.pt2`` program (by its name and content: a file named
-    otherwise is read as a checkpoint, with ``weights_only``): a file that ``eval`` and ``predict`` run as
-    :func:`load_deployed` gives it."""
+    """An ONNX file (by its name or content), an ExecuTorch program (by its content) or a ``.pt2`` program
+    (by its name and content: a program named otherwise is read as a checkpoint, with ``weights_only``): a
+    file that ``eval`` and ``predict`` run as :func:`load_deployed` gives it."""
     return (is_onnx_file(path) or is_executorch_file(path)
             or (path.lower().endswith(".pt2") and os.path.isfile(path) and is_exported_program(path)))
 
