@@ -119,6 +119,7 @@ class DeployedModel(nn.Module):
     input_shape: List[Optional[int]]
     image_input: bool
     pixel_format: str = "RGB"
+    _class_num: Optional[int] = None
 
     def _check_image_input(self) -> None:
         """Refuse an input that is not RGB (a foreign file: ONNX Runtime or torch would fail at the first
@@ -144,8 +145,24 @@ class DeployedModel(nn.Module):
         self._mean = torch.tensor(self.metadata["mean"], dtype=torch.float64).view(1, 3, 1, 1)
         self._std = torch.tensor(self.metadata["std"], dtype=torch.float64).view(1, 3, 1, 1)
 
+    def _json_metadata(self, text: Any, path: str, entry: str) -> Dict[str, Any]:
+        """A program's metadata, written as one JSON object (:data:`PT2_METADATA`, :data:`PTE_METADATA`):
+        our entries of it (:func:`read_metadata`); none for an empty one; an error naming ``entry`` for
+        anything else."""
+        try:
+            return read_metadata({k: v if isinstance(v, str) else json.dumps(v)
+                                  for k, v in json.loads(text or "{}").items() if v is not None})
+        except (ValueError, AttributeError, TypeError):
+            raise CheckpointError(f"{self.kind} {path}: its {entry} is not the metadata of mobilenet-v1 "
+                                  f"export") from None
+
     def saturation_note(self) -> str:
         return ""
+
+    @property
+    def class_num(self) -> Optional[int]:
+        """The logits' size the graph says (``_class_num``, None when symbolic), else the metadata's."""
+        return self._class_num or self.metadata.get("class_num")
 
     @property
     def image_hw(self) -> Optional[Tuple[int, int]]:
@@ -205,6 +222,8 @@ class OnnxModel(DeployedModel):
         self.input_shape = [d if isinstance(d, int) else None for d in inputs[0].shape]
         self.metadata = read_metadata(self.session.get_modelmeta().custom_metadata_map)
         self.image_input = inputs[0].type == "tensor(uint8)"
+        dim = self.session.get_outputs()[0].shape[-1]
+        self._class_num = dim if isinstance(dim, int) else None
         self._check_image_input()
 
     def saturation_note(self) -> str:
@@ -219,11 +238,6 @@ class OnnxModel(DeployedModel):
                                      if "quantization-aware" in quantization else
                                      "'mobilenet-v1 quantize --reduce_range' makes a file")
                 + " for CPUs like this one")
-
-    @property
-    def class_num(self) -> Optional[int]:
-        dim = self.session.get_outputs()[0].shape[-1]
-        return dim if isinstance(dim, int) else None
 
     def _run(self, batch: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.session.run(None, {self.input_name: batch.numpy()})[0])
@@ -259,13 +273,7 @@ class ProgramModel(DeployedModel):
         except Exception as e:  # damaged archives, or programs of another PyTorch's format
             raise CheckpointError(f"program {path}: torch.export.load cannot load it "
                                   f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-        try:
-            self.metadata = read_metadata({k: v if isinstance(v, str) else json.dumps(v)
-                                           for k, v in json.loads(extra[PT2_METADATA] or "{}").items()
-                                           if v is not None})
-        except (ValueError, AttributeError):
-            raise CheckpointError(f"program {path}: its {PT2_METADATA} is not the metadata of mobilenet-v1 "
-                                  f"export") from None
+        self.metadata = self._json_metadata(extra[PT2_METADATA], path, PT2_METADATA)
         names = set(program.graph_signature.user_inputs)
         spec = [n.meta.get("val") for n in program.graph.nodes if n.op == "placeholder" and n.name in names]
         if len(spec) != 1 or spec[0] is None or spec[0].dim() != 4:
@@ -283,10 +291,6 @@ class ProgramModel(DeployedModel):
         # An exported program is in evaluation mode for good; its module refuses train() and eval().
         self.training = mode
         return self
-
-    @property
-    def class_num(self) -> Optional[int]:
-        return self._class_num or self.metadata.get("class_num")  # the graph's, as OnnxModel's
 
     def _run(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -403,12 +407,7 @@ class ExecutorchModel(DeployedModel):
         if forward is None or meta.num_inputs() != 1 or len(meta.input_tensor_meta(0).sizes()) != 4:
             raise CheckpointError(f"ExecuTorch program {path}: expected a method 'forward' with one (N, 3, H, W) "
                                   f"input (or uint8 (N, H, W, 3)): not a classifier of mobilenet-v1 export")
-        try:
-            self.metadata = read_metadata({k: v if isinstance(v, str) else json.dumps(v)
-                                           for k, v in json.loads(stored[0] or "{}").items() if v is not None})
-        except (ValueError, AttributeError, TypeError):
-            raise CheckpointError(f"ExecuTorch program {path}: its {PTE_METADATA} is not the metadata of "
-                                  f"mobilenet-v1 export") from None
+        self.metadata = self._json_metadata(stored[0], path, PTE_METADATA)
         spec = meta.input_tensor_meta(0)
         if spec.dtype() not in (_ET_UINT8, _ET_FLOAT):
             raise CheckpointError(f"ExecuTorch program {path}: its input is neither float32 nor uint8 (ExecuTorch "
@@ -421,20 +420,8 @@ class ExecutorchModel(DeployedModel):
         self._check_image_input()
         self.program, self.method = program, forward  # the method needs its program alive
 
-    @property
-    def class_num(self) -> Optional[int]:
-        return self._class_num or self.metadata.get("class_num")
-
     def _run(self, batch: torch.Tensor) -> torch.Tensor:
         return self.method.execute([batch])[0]
-
-
-def is_executorch_file(path: str) -> bool:
-    """A file whose content starts as an ExecuTorch program does (:func:`checkpoint.is_executorch_program`),
-    whatever its name. A file named ``.pte`` that does not is read as a checkpoint, which names it: handed
-    to ExecuTorch, a file of other bytes can end the process (its log of the identifier it found fails to
-    decode) rather than raise."""
-    return os.path.isfile(path) and is_executorch_program(path)
 
 
 def to_pixel_format(rgb: torch.Tensor, pixel_format: str) -> torch.Tensor:
@@ -450,7 +437,10 @@ def is_deployed_file(path: str) -> bool:
     """An ONNX file (by its name or content), an ExecuTorch program (by its content) or a ``.pt2`` program
     (by its name and content: a program named otherwise is read as a checkpoint, with ``weights_only``): a
     file that ``eval`` and ``predict`` run as :func:`load_deployed` gives it."""
-    return (is_onnx_file(path) or is_executorch_file(path)
+    # An ExecuTorch program by its content, whatever its name: a file named .pte that is not one is read
+    # as a checkpoint, which names it; handed to ExecuTorch, other bytes can end the process (its log of
+    # the identifier it found fails to decode) rather than raise.
+    return (is_onnx_file(path) or is_executorch_program(path)
             or (path.lower().endswith(".pt2") and os.path.isfile(path) and is_exported_program(path)))
 
 
@@ -459,7 +449,7 @@ def load_deployed(path: str):
     :class:`ProgramModel` of a ``.pt2`` program."""
     if is_onnx_file(path):
         return OnnxModel(path)
-    return ExecutorchModel(path) if is_executorch_file(path) else ProgramModel(path)
+    return ExecutorchModel(path) if is_executorch_program(path) else ProgramModel(path)
 
 
 def _split_fixed(x: torch.Tensor, n: int) -> List[torch.Tensor]:

@@ -483,7 +483,7 @@ def main(argv: Sequence[str]) -> int:
             print(f"mobilenet-v1 quantize: note: {note}", file=sys.stderr)
         if a.program:
             result = quantize_program(a.program, a.out, batches(), per_channel=not a.per_tensor)
-            check = compare_top1(ProgramModel(a.program), ExecutorchModel(a.out), batches())
+            check = compare_top1(fp32, ExecutorchModel(a.out), batches())  # fp32: the program unquantized
         else:
             result = quantize_file(a.onnx, a.out, batches(), per_channel=not a.per_tensor,
                                    reduce_range=a.reduce_range)
