@@ -1,6 +1,7 @@
 """mobilenet-v1 average: the mean of several checkpoints' weights, checked before anything is written."""
 import hashlib
 import os
+import shutil
 
 import pytest
 import torch
@@ -194,8 +195,17 @@ def test_keep_best_max_keeps_the_best_epochs_and_average_best_takes_them(cifar_d
     with pytest.raises(ValueError, match="--last and --best choose a run folder's checkpoints two ways"):
         average([str(run)], str(tmp_path / "x.pt"), last=2, best=2)
     assert cli.main(["average", str(run), "--best", "3", "--out", str(tmp_path / "best3.pt")]) == 0
-    assert "note: --best 3: the run folder kept 2 best epochs' checkpoints, all of them averaged" in \
+    assert f"note: --best 3: the run folder {run} kept 2 best epochs' checkpoints, all of them averaged" in \
         capsys.readouterr().err
+    # Two folders, one of which kept fewer: the note names that one alone, with its own count (it was worked
+    # out from the total, which a folder with more than N hid).
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
+    os.remove(ranked[1][1].replace(str(run), str(other)))
+    assert cli.main(["average", str(run), str(other), "--best", "2", "--out", str(tmp_path / "two.pt")]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "note: --best" in line]
+    assert notes == [f"mobilenet-v1 average: note: --best 2: the run folder {other} kept 1 best epochs' checkpoint, "
+                     f"all of them averaged (train --keep_best_max N keeps N)"]
     # Resumed from the earlier of the two (a training checkpoint too): the later one belongs to a history that
     # no longer holds, and moves aside with the numbered checkpoints after it.
     first = min(want)

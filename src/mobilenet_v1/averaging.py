@@ -7,7 +7,7 @@ Written through :func:`mindspore_io.write_checkpoint`, so the result is any form
 and ``eval``, ``export``, ``predict`` and ``--pre_trained`` read it. It holds no optimiser state: it is
 a model, not a point to resume training from."""
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -15,12 +15,14 @@ from . import checkpoint as ckpt_io
 from .mindspore_io import output_format, padding_warning, read_any, write_checkpoint
 
 
-def sources(paths: Sequence[str], last: int = 0, best: int = 0, use_ema: bool = True) -> List[str]:
+def sources(paths: Sequence[str], last: int = 0, best: int = 0, use_ema: bool = True,
+            short: Optional[List[Tuple[str, int]]] = None) -> List[str]:
     """The checkpoint files ``paths`` name, in order: a file as it is, a run folder (its ``ckpt_0/`` for
     a distributed run) its numbered checkpoints, oldest first; of those, the last ``last`` (0: all).
     ``best`` N: instead of the numbered ones, a run folder's N best evaluated epochs' checkpoints (kept by
     ``train --keep_best_max``), ranked by the top-1 each records (the trained weights' where ``use_ema`` is
-    False and the file records both), best first."""
+    False and the file records both), best first; a folder that kept fewer is appended to ``short`` as
+    (folder, how many it kept)."""
     for name, value in (("last", last), ("best", best)):
         if value < 0:
             raise ValueError(f"--{name} must be >= 0 (0: all), got {value}")
@@ -32,7 +34,10 @@ def sources(paths: Sequence[str], last: int = 0, best: int = 0, use_ema: bool = 
     files: List[str] = []
     for path in paths:
         if os.path.isdir(path) and best:
-            files.extend(best_of(ckpt_io.run_folder(path), best, use_ema))
+            chosen = best_of(ckpt_io.run_folder(path), best, use_ema)
+            if short is not None and len(chosen) < best:
+                short.append((path, len(chosen)))
+            files.extend(chosen)
         elif os.path.isdir(path):
             folder = ckpt_io.run_folder(path)
             found = [p for _, p in ckpt_io.list_checkpoints(folder)]
@@ -84,11 +89,13 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     ``num_batches_tracked``) are the last file's (in the order named; a folder's newest). A training
     checkpoint with a weight average gives that average unless ``use_ema`` is False. The training
     configuration, class names and held-out record are those of the last file that records them.
-    ``dst`` may not be one of the sources; the write is atomic."""
+    ``dst`` may not be one of the sources; the write is atomic. ``best_short``: the run folders that kept
+    fewer than ``best`` best epochs, with how many (:func:`sources`)."""
     from .api import model_from_checkpoint, refuse_quantization_aware
 
     fmt = output_format(dst, fmt)
-    files = sources(paths, last, best, use_ema)
+    short: List[Tuple[str, int]] = []
+    files = sources(paths, last, best, use_ema, short)
     ckpt_io.check_output("--out", dst, files)
     sums: Dict[str, torch.Tensor] = {}
     latest: Dict[str, torch.Tensor] = {}
@@ -126,7 +133,7 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
         recorded["config"] = {k: v for k, v in recorded["config"].items() if k != "bn_recalibration"}
     mean = {name: (sums[name] / len(files)).float() if name in sums else latest[name] for name in model.state_dict()}
     count = write_checkpoint(dst, fmt, mean, first["args"], recorded)
-    return {"sources": files, "format": fmt, "tensors": count, **first["args"],
+    return {"sources": files, "format": fmt, "tensors": count, **first["args"], "best_short": short,
             "ema": weights.count("ema"), "dropped": sorted(recorded) if fmt == "ckpt" else [],
             "warning": padding_warning(f"the mean of {', '.join(files)}", fmt, first["args"]["padding"])}
 

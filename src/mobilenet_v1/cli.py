@@ -229,12 +229,10 @@ def cmd_average(argv: List[str]) -> int:
     if out["ema"]:
         print(f"{out['ema']} of them hold a weight average (--ema_decay): that is what was averaged from them "
               f"(--use_ema False for their trained weights)")
-    folders = sum(os.path.isdir(s) for s in a.src)
-    kept = len(out["sources"]) - (len(a.src) - folders)  # the run folders' best epochs, the files aside
-    if a.best and kept < a.best * folders:
-        print(f"mobilenet-v1 average: note: --best {a.best}: the run folder{'s' if folders > 1 else ''} kept "
-              f"{kept} best epochs' checkpoint{'s' if kept != 1 else ''}, all of them averaged (train "
-              f"--keep_best_max N keeps N)", file=sys.stderr)
+    for folder, kept in out["best_short"]:
+        print(f"mobilenet-v1 average: note: --best {a.best}: the run folder {folder} kept {kept} best epochs' "
+              f"checkpoint{'s' if kept != 1 else ''}, all of them averaged (train --keep_best_max N keeps N)",
+              file=sys.stderr)
     if out["warning"]:
         print(f"mobilenet-v1 average: warning: {out['warning']}", file=sys.stderr)
     if out["dropped"]:
