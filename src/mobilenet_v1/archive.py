@@ -438,6 +438,8 @@ def archive_images(path: str, extensions: Tuple[str, ...]) -> List[ArchiveMember
 # the class number as text. Read in place like the archives above, in random order (no stream).
 LABEL_SUFFIX = "cls"
 _BRACES = re.compile(r"\{([^{}]*)\}")
+# A shard file name with one of these is a glob (its braces then taken as they are).
+_GLOB_CHARACTERS = "*?["
 
 
 def is_shard_pattern(spec: str) -> bool:
@@ -445,7 +447,8 @@ def is_shard_pattern(spec: str) -> bool:
     (``imagenet-train-{000000..000146}.tar``, as webdataset writes them) or a glob (``train-*.tar``). A
     file of that name (``photos[2023].tar``) is a file, not a pattern."""
     name = os.path.basename(os.fspath(spec))
-    return name.lower().endswith(ARCHIVE_SUFFIX) and any(c in name for c in "{*?[") and not os.path.isfile(spec)
+    return (name.lower().endswith(ARCHIVE_SUFFIX) and any(c in name for c in "{" + _GLOB_CHARACTERS)
+            and not os.path.isfile(spec))
 
 
 def expand_braces(pattern: str) -> List[str]:
@@ -487,7 +490,7 @@ def shard_files(spec: str) -> List[str]:
         found = tar_files(spec)
     elif os.path.isfile(spec):
         found = [spec]
-    elif any(c in name for c in "*?["):
+    elif any(c in name for c in _GLOB_CHARACTERS):
         found = sorted(f for f in glob.glob(spec) if os.path.isfile(f))
     else:
         found = [os.path.join(folder, n) for n in expand_braces(name)]

@@ -447,15 +447,16 @@ def refuse_compressed(path: str) -> None:
                         f"needs an uncompressed .tar; decompress it (gunzip, unxz, unzstd, ...) or extract it")
 
 
-def class_folders(root: str) -> List[str]:
+def class_folders(root: str, tars: Optional[Sequence[str]] = None) -> List[str]:
     """The class folders of an image folder's split, sorted: its sub-folders (links to folders too), the
     hidden ones (``.git``, ``.ipynb_checkpoints``) left out; none where ``root`` is not a folder. A split
-    packed as an archive: the classes it holds; a folder of class archives: their names without ``.tar``."""
+    packed as an archive: the classes it holds; a folder of class archives: their names without ``.tar``
+    (``tars``: its :func:`class_archives`, where the caller has them already)."""
     if is_archive(root):
         return list(packed_classes(root))
     if not os.path.isdir(root):
         return []
-    tars = class_archives(root)
+    tars = class_archives(root) if tars is None else tars
     if tars:  # sorted as the folders they extract to would be (a-b.tar before a.tar, but a before a-b)
         return sorted(os.path.basename(t)[:-len(ARCHIVE_SUFFIX)] for t in tars)
     with os.scandir(root) as entries:
@@ -516,14 +517,14 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
     packed = packed_classes(root) if is_archive(root) else None
     if packed is None and not os.path.isdir(root):
         raise DataError(f"image folder {root!r} does not exist")
-    folders = class_folders(root)
-    kind, classes_are = ("archive", "folders or class archives") if packed is not None else ("folder", "sub-folders")
     tars = class_archives(root) if packed is None else []
+    folders = class_folders(root, tars)
+    kind, classes_are = ("archive", "folders or class archives") if packed is not None else ("folder", "sub-folders")
     if tars:
         packed = class_archive_files(tars)
     if not folders:
-        flat = (any(True for _ in itertools.islice((n for n in os.listdir(root) if is_image_name(n)), 1))
-                if packed is None else bool(archive_images(root, IMAGE_EXTENSIONS)))
+        flat = (any(map(is_image_name, os.listdir(root))) if packed is None
+                else bool(archive_images(root, IMAGE_EXTENSIONS)))
         raise DataError(f"image {kind} {root!r} has no class {classes_are}"
                         + ("; its images are not sorted into class folders: give their labels with "
                            "--eval_labels FILE to evaluate on them (see README)" if flat else ""))
@@ -669,17 +670,18 @@ def labelled_images(root: str, labels_file: str,
     if is_shard_split(root):
         raise DataError(f"eval_labels {labels_file}: {root} is WebDataset shards, labelled by their .cls files; "
                         f"leave eval_labels out")
+    members = None
     if is_archive(root):
         try:
             members = archive_images(root, IMAGE_EXTENSIONS)
-            folders = list(archive_index(root, IMAGE_EXTENSIONS, SPLIT_FOLDERS))
         except ArchiveError as e:
             raise DataError(str(e)) from None
         files: Sequence[str] = members
     elif os.path.isdir(root):
-        files, folders = image_files_under(root), class_folders(root)
+        files = image_files_under(root)
     else:
         raise DataError(f"image folder {root!r} does not exist")
+    folders = class_folders(root)
     if not files:
         raise DataError(f"image folder {root!r}: holds no image files (eval_labels {labels_file} labels them)")
     keys = [_image_key(str(f)) for f in files]
@@ -711,7 +713,7 @@ def labelled_images(root: str, labels_file: str,
                             f"{' ...' if len(unknown) > 5 else ''} are not among the {len(classes)} classes the "
                             f"model was trained on ({', '.join(classes[:5])}{' ...' if len(classes) > 5 else ''})")
         labels = [index[n] for n in names]
-    if is_archive(root):
+    if members is not None:
         return ArchiveImages([root], np.zeros(len(members)), [str(m) for m in members], [m.offset for m in members],
                              [m.size for m in members], labels), classes
     return list(zip(files, labels)), classes
