@@ -936,8 +936,10 @@ def test_d_unreadable_images_are_skipped_counted_and_past_the_limit_stop(image_f
     # The eval loader sees every file once: the batches hold every readable file, none repeated.
     opts = DataOptions("imagenet2012", str(image_folder / "train"), 4, 32, seed=1, num_workers=workers,
                        channels_last=False, pipeline=pipeline, max_bad_samples=3)
-    loader = build_loader(opts, train=False, device=torch.device(device), drop_last=False)
-    with pytest.warns(BadSampleWarning) as caught:
+    # Closed at the block's end: left open, its persistent workers were shut down by a garbage collection
+    # in a later test, which then waited 20 s for them.
+    with build_loader(opts, train=False, device=torch.device(device), drop_last=False) as loader, \
+            pytest.warns(BadSampleWarning) as caught:
         total = sum(y.numel() for _, y in loader)
     assert total == 15 and len(loader.bad_samples) == 3
     assert {os.path.basename(p) for p in loader.bad_samples.files} == bad
