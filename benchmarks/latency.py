@@ -21,6 +21,7 @@ warm-up calls that are not timed. Ratios are given both of those medians and as 
 rounds of the ratio within a round (robust to load from elsewhere). ``timm`` is needed only here (``pip install -e .[bench]``).
 """
 import argparse
+import functools
 import json
 import os
 import platform
@@ -34,23 +35,13 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
+from mobilenet_v1.benchmark import cpu_name, measure as turns  # noqa: E402
 from mobilenet_v1.export import KeptDimsPool, fold_batchnorm, lower_to_executorch, save_onnx, to_onnx  # noqa: E402
 from mobilenet_v1.model import MobileNetV1  # noqa: E402
 from mobilenet_v1.onnx_io import ExecutorchModel, OnnxModel, x86_without_vnni  # noqa: E402
 from mobilenet_v1.quantize import quantize_file, quantize_program  # noqa: E402
 
 EXECUTORCH_KINDS = ("ExecuTorch fp32", "ExecuTorch INT8")
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def random_batches(n_batches: int, batch: int, size: int, seed: int):
@@ -118,22 +109,15 @@ def prepare_executorch(name: str, model: torch.nn.Module, folder: str, size: int
 
 def measure(variants: Dict[str, Callable], batch: int, size: int, rounds: int, per_round: int,
             settle: int) -> Dict[str, List[float]]:
-    """Per round, each variant in turn: ``settle`` untimed calls (the previous variant's threads may
-    still be spinning, and its data fills the caches), then ``per_round`` timed calls."""
+    """``mobilenet-v1 benchmark``'s turns (:func:`mobilenet_v1.benchmark.measure`) on one input of ``batch``
+    images, after ``3 * settle`` untimed calls of each variant: each variant's times, all rounds in order."""
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
-    times: Dict[str, List[float]] = {k: [] for k in variants}
-    for fn in variants.values():
+    calls = {k: functools.partial(fn, x) for k, fn in variants.items()}
+    for call in calls.values():
         for _ in range(3 * settle):
-            fn(x)
-    for _ in range(rounds):
-        for key, fn in variants.items():
-            for _ in range(settle):
-                fn(x)
-            for _ in range(per_round):
-                t = time.perf_counter()
-                fn(x)
-                times[key].append((time.perf_counter() - t) * 1000.0)
-    return times
+            call()
+    times = turns(calls, rounds, {k: per_round for k in calls}, settle)
+    return {k: [t for block in blocks for t in block] for k, blocks in times.items()}
 
 
 def main(argv=None) -> int:

@@ -63,6 +63,28 @@ def test_pte_export_is_the_model_on_xnnpack_and_eval_and_predict_run_it(tmp_path
     image = predicted_and_evaluated_as_the_checkpoint(ckpt, [str(tmp_path / n) for n in ("m.pte", "pixels.pte")],
                                                       cifar_dir, tmp_path, capsys)
 
+    # benchmark: each program in ExecuTorch on its own input, at the batch it was fixed at, XNNPACK's thread
+    # pool at --threads; another batch is refused naming the file.
+    from executorch.extension.pybindings import portable_lib
+
+    pool, threads = portable_lib._threadpool_get_thread_count(), torch.get_num_threads()
+    timing = ["--seconds", "0.2", "--rounds", "2", "--warmup", "1", "--threads", "1"]
+    try:
+        assert cli.main(["benchmark", str(tmp_path / "m.pte"), str(tmp_path / "pixels.pte"), *timing, "--json"]) == 0
+        assert portable_lib._threadpool_get_thread_count() == 1
+        out, err = capsys.readouterr()
+        got = json.loads(out)
+        assert "threadpool" not in err.lower() and "cpuinfo" not in err  # ExecuTorch's notes on the reset
+        assert cli.main(["benchmark", str(tmp_path / "m.pte"), "--batch_size", "1", *timing]) == 1
+    finally:
+        portable_lib._unsafe_reset_threadpool(pool)
+        torch.set_num_threads(threads)
+    assert f"--batch_size 1: {tmp_path / 'm.pte'} takes batches of 3 only" in capsys.readouterr().err
+    assert [(r["runtime"], r["input"], r["weights"]) for r in got["results"]] == [
+        ("ExecuTorch, XNNPACK", "float (3, 3, 40, 40)", "fp32"), ("ExecuTorch, XNNPACK", "uint8 BGRA (1, 40, 40, 4)",
+                                                                  "fp32")]
+    assert got["machine"]["executorch"] and got["results"][0]["images_per_s"] > 0
+
     # Damaged: cut short; not a program at all though named .pte (bytes that, handed to ExecuTorch, end the
     # process: its log of the identifier it found cannot be decoded); a .pte where a checkpoint is needed.
     (tmp_path / "cut.pte").write_bytes(data[: len(data) // 2])

@@ -29,6 +29,8 @@ commands:
                  (--onnx F | --program F.pt2, --calib_data PATH --out G)
   predict        top-k classes of image files or folders of them (IMAGE|FOLDER... --ckpt_file C|F.onnx|F.pte|F.pt2
                  [--top_k 5] [--json] [--out F.csv|F.json])
+  benchmark      how fast model files run here, timed in turns in one process (FILE... [--batch_size N]
+                 [--threads T] [--json])
 
 'mobilenet-v1 COMMAND --help' describes one command."""
 
@@ -270,6 +272,11 @@ def cmd_predict(argv: List[str]) -> int:
     return predict.main(argv)
 
 
+def cmd_benchmark(argv: List[str]) -> int:
+    from . import benchmark
+    return benchmark.main(argv)
+
+
 COMMANDS: Dict[str, Callable[[List[str]], int]] = {
     "train": cmd_train,
     "eval": cmd_eval,
@@ -282,6 +289,7 @@ COMMANDS: Dict[str, Callable[[List[str]], int]] = {
     "export": cmd_export,
     "quantize": cmd_quantize,
     "predict": cmd_predict,
+    "benchmark": cmd_benchmark,
 }
 
 

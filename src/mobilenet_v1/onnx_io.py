@@ -444,11 +444,11 @@ def is_deployed_file(path: str) -> bool:
             or (path.lower().endswith(".pt2") and os.path.isfile(path) and is_exported_program(path)))
 
 
-def load_deployed(path: str):
-    """:class:`OnnxModel` of an ONNX file, :class:`ExecutorchModel` of a ``.pte`` program,
-    :class:`ProgramModel` of a ``.pt2`` program."""
+def load_deployed(path: str, threads: int = 0):
+    """:class:`OnnxModel` of an ONNX file (on ``threads`` intra-op threads; 0: ONNX Runtime's choice),
+    :class:`ExecutorchModel` of a ``.pte`` program, :class:`ProgramModel` of a ``.pt2`` program."""
     if is_onnx_file(path):
-        return OnnxModel(path)
+        return OnnxModel(path, threads)
     return ExecutorchModel(path) if is_executorch_program(path) else ProgramModel(path)
 
 

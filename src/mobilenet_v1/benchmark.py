@@ -1,0 +1,315 @@
+"""``mobilenet-v1 benchmark FILE...``: how fast model files run on this machine, each on the runtime it is
+made for, timed in one process so that their figures compare. Run on the board or phone-class machine a
+model is meant for, it says which file (fp32 or INT8, ONNX or ``.pte``, batch, size) meets a latency budget.
+
+Each file is loaded as ``eval`` and ``predict`` load it: a checkpoint (or a run folder: its newest) runs in
+PyTorch on ``--device_target`` as ``eval`` runs it (``precision``, ``channels_last``; ``--compile``); an
+``.onnx`` file in ONNX Runtime, a ``.pte`` program in ExecuTorch (XNNPACK) and a ``.pt2`` program in
+PyTorch, on the CPU. Each is handed one batch of its own input, made up, as the latency does not depend on
+the pixels: a normalised float (N, 3, H, W) batch, or uint8 pixels (N, H, W, C) for a file exported with an
+image input; the time is the file's own call, nothing of our loaders. ``--threads`` sets the CPU threads of
+all three runtimes alike (default: PyTorch's count, where each runtime would otherwise pick its own).
+
+Timing (as ``benchmarks/latency.py``): the first call is timed alone (a cold start: what an app's first
+image waits for after loading; with ``--compile``, the compilation); then warm-up calls, untimed; then
+rounds in which each file in turn makes a few untimed calls (the previous file's threads may still spin,
+its data fills the caches) and timed ones, so slow phases of a shared machine fall on every file alike.
+Figures are medians over all timed calls; a file's ``vs_first`` is the median over rounds of its time over
+the first file's within the round.
+"""
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt_io
+from .api import model_from_checkpoint
+from .config import bool_option
+from .engine import autocast, resolve_device, resolve_precision
+from .onnx_io import PIXEL_FORMATS, DeployedModel, ExecutorchModel, OnnxModel, is_deployed_file, load_deployed
+
+DEFAULT_SIZE = 224
+
+
+def cpu_name(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what the platform module says."""
+    try:
+        with open(cpuinfo, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(("model name", "Model")):  # x86; ARM boards name the board as "Model"
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def measure(calls: Dict[str, Callable[[], Any]], rounds: int, per_round: Dict[str, int],
+            settle: int) -> Dict[str, List[List[float]]]:
+    """Milliseconds of each call, per round: in each of ``rounds`` rounds every entry of ``calls`` in turn
+    makes ``settle`` untimed calls, then ``per_round[name]`` timed ones."""
+    times: Dict[str, List[List[float]]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            for _ in range(settle):
+                call()
+            taken = []
+            for _ in range(per_round[name]):
+                t = time.perf_counter()
+                call()
+                taken.append((time.perf_counter() - t) * 1000.0)
+            times[name].append(taken)
+    return times
+
+
+def round_ratios(times: Dict[str, List[List[float]]], reference: str) -> Dict[str, float]:
+    """Each entry's median time over ``reference``'s, within each round, and the median of those ratios
+    (robust to load from elsewhere that a round's medians share)."""
+    ref = [float(np.median(r)) for r in times[reference]]
+    return {name: float(np.median([np.median(r) / b for r, b in zip(rounds, ref)])) for name, rounds in times.items()}
+
+
+@dataclass
+class Subject:
+    """One file to time: how it runs, its input, and ``call``, one forward pass of that input."""
+    file: str
+    runtime: str
+    weights: str
+    input: str
+    batch: int
+    bytes: Optional[int]
+    load_s: float
+    call: Callable[[], Any] = field(repr=False)
+    model: Any = field(repr=False)  # what runs the file (a DeployedModel, or the PyTorch model)
+    first_call_ms: float = math.nan
+
+    def row(self) -> Dict[str, Any]:
+        """What is reported of it."""
+        return {k: getattr(self, k) for k in ("file", "runtime", "weights", "input", "batch", "bytes", "load_s",
+                                              "first_call_ms")}
+
+
+def set_threads(threads: int, executorch: bool) -> None:
+    """PyTorch's intra-op threads, and ExecuTorch's XNNPACK thread pool (for ``.pte`` files), ``threads``
+    each; ONNX Runtime's are set per session (:class:`onnx_io.OnnxModel`)."""
+    torch.set_num_threads(threads)
+    if executorch:
+        from .onnx_io import _native_log, executorch_runtime
+
+        executorch_runtime()
+        from executorch.extension.pybindings import portable_lib
+
+        reset = getattr(portable_lib, "_unsafe_reset_threadpool", None)
+        if reset is None:
+            raise ValueError(f"--threads {threads}: this ExecuTorch cannot set its thread pool's size (no "
+                             f"_unsafe_reset_threadpool); leave --threads out to time .pte files")
+        with _native_log([]):  # its notes on the CPU and on the reset itself
+            reset(threads)
+
+
+def _deployed_subject(path: str, model: DeployedModel, batch_size: Optional[int], image_size: Optional[int],
+                      load_s: float) -> Subject:
+    fixed = model.fixed_batch
+    if fixed is not None and batch_size is not None and batch_size != fixed:
+        raise ValueError(f"--batch_size {batch_size}: {path} takes batches of {fixed} only (its batch was fixed "
+                         f"when it was exported; export --batch_size {batch_size} writes one for that batch)")
+    batch = fixed or batch_size or 1
+    hw = model.image_hw
+    if hw is not None and image_size is not None and hw != (image_size, image_size):
+        raise ValueError(f"--image_size {image_size}: {path} takes {hw[0]}x{hw[1]} inputs only")
+    if hw is None:
+        size = image_size or model.metadata.get("image_size") or DEFAULT_SIZE
+        hw = (size, size)
+    g = torch.Generator().manual_seed(0)
+    if model.image_input:
+        channels = PIXEL_FORMATS[model.pixel_format][1]
+        x = torch.randint(0, 256, (batch, *hw, channels), dtype=torch.uint8, generator=g)
+        shown = f"uint8 {model.pixel_format} ({batch}, {hw[0]}, {hw[1]}, {channels})"
+    else:
+        x = torch.randn(batch, 3, *hw, generator=g)
+        shown = f"float ({batch}, 3, {hw[0]}, {hw[1]})"
+    runtime = ("ONNX Runtime, CPU" if isinstance(model, OnnxModel) else "ExecuTorch, XNNPACK"
+               if isinstance(model, ExecutorchModel) else "PyTorch, CPU (.pt2 program)")
+    weights = model.metadata.get("quantization") or "fp32"
+    return Subject(path, runtime, weights.split(",")[0], shown, batch, os.path.getsize(path), load_s,
+                   lambda: model._run(x), model)
+
+
+def _checkpoint_subject(path: str, batch_size: Optional[int], image_size: Optional[int], device: torch.device,
+                        precision: str, channels_last: bool, compile_model: bool, use_ema: Optional[bool],
+                        load_s_from: float) -> Subject:
+    ckpt = ckpt_io.load_file(path)
+    model, _ = model_from_checkpoint(ckpt, path, use_ema is not False)
+    size = image_size or (ckpt.get("config") or {}).get("image_size") or DEFAULT_SIZE
+    batch = batch_size or 1
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(device=device, memory_format=memory_format).eval()
+    if compile_model:
+        model = torch.compile(model)
+    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+    x = x.to(device=device, memory_format=memory_format)
+    cuda = device.type == "cuda"
+
+    def call():
+        with torch.inference_mode(), autocast(device, precision):
+            out = model(x)
+        if cuda:
+            torch.cuda.synchronize(device)
+        return out
+
+    where = f"PyTorch, {'GPU' if cuda else 'CPU'}, {precision}{', channels_last' if channels_last else ''}" \
+            f"{', compiled' if compile_model else ''}"
+    which = ckpt_io.which_weights(ckpt, use_ema is not False)  # "ema" or "trained" where it holds both
+    weights = "fp32" + (", INT8 simulated (quantization-aware)" if model.quant is not None else "")
+    return Subject(path, where, weights + (f" ({which})" if which else ""), f"float ({batch}, 3, {size}, {size})",
+                   batch, os.path.getsize(path), time.perf_counter() - load_s_from, call, model)
+
+
+def load_subject(path: str, batch_size: Optional[int] = None, image_size: Optional[int] = None,
+                 device_target: str = "CPU", precision: str = "auto", channels_last: bool = True,
+                 compile_model: bool = False, use_ema: Optional[bool] = None, threads: int = 0) -> Subject:
+    """``path`` loaded as eval loads it, with its input (:class:`Subject`). ``batch_size`` and ``image_size``
+    None: the file's fixed ones, else 1 and what it records (else 224)."""
+    resolved = ckpt_io.resolve_checkpoint_path(path)
+    start = time.perf_counter()
+    if is_deployed_file(resolved):
+        if device_target == "GPU":
+            raise ValueError(f"--device_target GPU: {resolved} is an exported file, which runs on the CPU here; "
+                             f"time the checkpoint it was exported from to use the GPU")
+        model = load_deployed(resolved, threads)
+        return _deployed_subject(resolved, model, batch_size, image_size, time.perf_counter() - start)
+    device = resolve_device(device_target)
+    return _checkpoint_subject(resolved, batch_size, image_size, device, resolve_precision(precision, device),
+                               channels_last, compile_model, use_ema, start)
+
+
+def machine(threads: int, subjects: Sequence[Subject]) -> Dict[str, Any]:
+    """What the figures were measured on: CPU, cores, threads, the runtimes' versions, a GPU used."""
+    info: Dict[str, Any] = {"cpu": cpu_name(), "cpus": os.cpu_count(), "arch": platform.machine(),
+                            "threads": threads, "python": platform.python_version(), "torch": torch.__version__,
+                            "date": time.strftime("%Y-%m-%d")}
+    runtimes = {s.runtime.split(",")[0] for s in subjects}
+    if "ONNX Runtime" in runtimes:
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+    if "ExecuTorch" in runtimes:
+        from executorch import version
+
+        info["executorch"] = version.__version__
+    if any("GPU" in s.runtime for s in subjects):
+        info["gpu"] = torch.cuda.get_device_name(torch.cuda.current_device())
+    return info
+
+
+def run(subjects: Sequence[Subject], seconds: float, rounds: int, warmup: int) -> List[Dict[str, Any]]:
+    """Time ``subjects`` (module docstring): about ``seconds`` of timed calls each, over ``rounds`` rounds;
+    a row of figures per subject, in order."""
+    for s in subjects:
+        t = time.perf_counter()
+        s.call()
+        s.first_call_ms = (time.perf_counter() - t) * 1000.0
+    per_call = {}
+    for s in subjects:  # warm-up, and how long a call takes, to share the time out
+        taken = []
+        for _ in range(warmup):
+            t = time.perf_counter()
+            s.call()
+            taken.append(time.perf_counter() - t)
+        per_call[s.file] = float(np.median(taken)) if taken else s.first_call_ms / 1000.0
+    per_round = {s.file: max(1, round(seconds / rounds / max(per_call[s.file], 1e-6))) for s in subjects}
+    times = measure({s.file: s.call for s in subjects}, rounds, per_round, settle=2)
+    ratios = round_ratios(times, subjects[0].file)
+    rows = []
+    for s in subjects:
+        every = np.concatenate([np.asarray(r) for r in times[s.file]])
+        median = float(np.median(every))
+        row = s.row()
+        row.update(calls=int(every.size), median_ms=median, p10_ms=float(np.percentile(every, 10)),
+                   p90_ms=float(np.percentile(every, 90)), images_per_s=s.batch * 1000.0 / median,
+                   vs_first=ratios[s.file])
+        rows.append(row)
+    return rows
+
+
+def table(rows: Sequence[Dict[str, Any]]) -> str:
+    """The rows as a Markdown table, one line per file."""
+    head = ["file", "runs in", "weights", "input", "MB", "load s", "first call ms", "median ms", "p10 ms", "p90 ms",
+            "images/s", "time / first's"]
+    body = [[r["file"], r["runtime"], r["weights"], r["input"],
+             "-" if r["bytes"] is None else f"{r['bytes'] / 1e6:.2f}", f"{r['load_s']:.2f}",
+             f"{r['first_call_ms']:.2f}", f"{r['median_ms']:.3f}", f"{r['p10_ms']:.3f}", f"{r['p90_ms']:.3f}",
+             f"{r['images_per_s']:.1f}", f"{r['vs_first']:.3f}"] for r in rows]
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(b, widths)) + " |" for b in body]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="mobilenet-v1 benchmark", description=(
+        "How fast model files run here: a checkpoint in PyTorch, .onnx in ONNX Runtime, .pte in ExecuTorch, .pt2 "
+        "in PyTorch, timed in one process, in turns, so that their figures compare."))
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="checkpoints (or run folders: the newest), .onnx, .pte or .pt2 files")
+    p.add_argument("--batch_size", type=int, default=None,
+                   help="images a call (default: a file's fixed batch, else 1); a file whose batch was fixed at "
+                        "export takes only its own")
+    p.add_argument("--image_size", type=int, default=None,
+                   help="input size (default: a file's fixed size, else the size it records, else 224)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of PyTorch, ONNX Runtime and ExecuTorch alike (default: PyTorch's count, "
+                        f"here {torch.get_num_threads()})")
+    p.add_argument("--seconds", type=float, default=5.0, help="timed seconds a file, over the rounds (default 5)")
+    p.add_argument("--rounds", type=int, default=5, help="rounds of turns (default 5)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed calls a file before the rounds (default 10)")
+    p.add_argument("--device_target", choices=("auto", "CPU", "GPU"), default="auto",
+                   help="where a checkpoint's model runs (default auto: the GPU when CUDA is present); an "
+                        "exported file runs on the CPU")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=None,
+                   help="a checkpoint's autocast precision (default auto: bf16 on a GPU, fp32 on the CPU)")
+    p.add_argument("--channels_last", type=bool_option, default=None, metavar="True|False",
+                   help="a checkpoint's memory format (default True, as train and eval run it)")
+    p.add_argument("--compile", action="store_true", default=None, help="a checkpoint's model through torch.compile")
+    p.add_argument("--use_ema", type=bool_option, default=None, metavar="True|False",
+                   help="a checkpoint with a weight average: time that (True, the default) or the trained weights "
+                        "(the same network: the same time)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    a = p.parse_args(list(argv))
+    for name in ("batch_size", "image_size", "threads", "rounds"):
+        value = getattr(a, name)
+        if value is not None and value < 1:
+            p.error(f"--{name} must be at least 1, got {value}")
+    if not a.seconds > 0 or a.warmup < 0:
+        p.error("--seconds must be above 0 and --warmup at least 0")
+    found: Dict[str, str] = {}  # a file named twice (or a run folder and its newest checkpoint) is timed once
+    for f in a.files:
+        path = ckpt_io.resolve_checkpoint_path(f)
+        found.setdefault(os.path.realpath(path), path)
+    paths = list(found.values())
+    threads = a.threads or torch.get_num_threads()
+    set_threads(threads, executorch=any(ckpt_io.is_executorch_program(f) for f in paths))
+    given = [f"--{k}" for k in ("precision", "channels_last", "compile", "use_ema") if getattr(a, k) is not None]
+    if given and all(is_deployed_file(f) for f in paths):
+        print(f"benchmark: not used here: {', '.join(given)} (a checkpoint's; exported files run as they were "
+              f"exported)", file=sys.stderr)
+    subjects = [load_subject(f, a.batch_size, a.image_size, a.device_target, a.precision or "auto",
+                             a.channels_last is not False, bool(a.compile), a.use_ema, threads) for f in paths]
+    rows = run(subjects, a.seconds, a.rounds, a.warmup)
+    info = machine(threads, subjects)
+    if a.json:
+        print(json.dumps({"machine": info, "results": rows}))
+        return 0
+    versions = ", ".join(f"{k} {info[k]}" for k in ("torch", "onnxruntime", "executorch") if k in info)
+    print(f"{info['cpu']} ({info['arch']}), {info['cpus']} CPUs, {threads} threads"
+          f"{', ' + info['gpu'] if 'gpu' in info else ''}; {versions}; {info['date']}")
+    print(table(rows))
+    return 0

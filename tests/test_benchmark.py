@@ -1,0 +1,99 @@
+"""mobilenet-v1 benchmark: model files timed in turns in one process, each on its own runtime and input."""
+import json
+import os
+
+import pytest
+
+from mobilenet_v1 import benchmark, cli
+from mobilenet_v1.benchmark import load_subject, measure, round_ratios
+
+from test_deploy import named_classes_checkpoint
+
+
+def test_turns_give_every_file_its_calls_in_each_round_and_ratios_are_taken_within_rounds():
+    """measure: in each round every entry in turn makes its untimed settling calls, then its timed ones;
+    round_ratios: each round's median over the reference's in the same round, then the median of those."""
+    order = []
+    calls = {name: (lambda name=name: order.append(name)) for name in ("a", "b")}
+    times = measure(calls, rounds=3, per_round={"a": 2, "b": 4}, settle=1)
+    assert order == (["a"] * 3 + ["b"] * 5) * 3
+    assert [len(r) for r in times["a"]] == [2, 2, 2] and [len(r) for r in times["b"]] == [4, 4, 4]
+    assert all(t >= 0 for rounds in times.values() for r in rounds for t in r)
+    # b is twice a's time in a slow round and four times it in fast ones: 4, not the ratio of overall medians.
+    made_up = {"a": [[1.0, 1.0], [9.0, 9.0], [1.0, 1.0]], "b": [[4.0], [18.0], [4.0]]}
+    assert round_ratios(made_up, "a") == {"a": 1.0, "b": 4.0}
+
+
+def test_a_checkpoint_and_its_exported_files_are_timed_each_on_its_own_input(tmp_path, capsys, one_thread):
+    """A checkpoint (as its run folder), its ONNX file with a dynamic batch and its image-input ONNX file,
+    batch 4: each row says its runtime and input, timed calls in every round, medians inside their
+    spread, images/s from the median, the first file the reference. The table names every file. A
+    file named twice (a run folder and its newest checkpoint, a path spelt two ways) is timed once; ONNX Runtime takes --threads."""
+    _, ckpt = named_classes_checkpoint(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    os.replace(ckpt, run / "mobilenetv1-1_10.ckpt")
+    ckpt = str(run / "mobilenetv1-1_10.ckpt")
+    for name, extra in (("m", []), ("pixels", ["--image_input", "True", "--pixel_format", "RGBA"])):
+        assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / name), *extra]) == 0
+    onnx, pixels = str(tmp_path / "m.onnx"), str(tmp_path / "pixels.onnx")
+    capsys.readouterr()
+    timing = ["--seconds", "0.3", "--rounds", "3", "--warmup", "2", "--threads", "1"]
+    again = os.path.join(str(tmp_path), "run", "..", "m.onnx")
+    assert cli.main(["benchmark", str(run), ckpt, onnx, pixels, again, "--batch_size", "4", *timing, "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    rows = got["results"]
+    assert [r["file"] for r in rows] == [ckpt, onnx, pixels]
+    assert rows[0]["runtime"] == "PyTorch, CPU, fp32, channels_last" and rows[1]["runtime"] == "ONNX Runtime, CPU"
+    assert [r["input"] for r in rows] == ["float (4, 3, 40, 40)", "float (4, 3, 40, 40)", "uint8 RGBA (4, 40, 40, 4)"]
+    for r in rows:
+        assert r["batch"] == 4 and r["calls"] >= 3 and r["calls"] % 3 == 0, r
+        assert 0 < r["p10_ms"] <= r["median_ms"] <= r["p90_ms"] and r["first_call_ms"] > 0
+        assert r["images_per_s"] == pytest.approx(4 * 1000 / r["median_ms"])
+        assert r["bytes"] == os.path.getsize(r["file"]) and r["weights"] == "fp32"
+    assert rows[0]["vs_first"] == 1.0 and rows[1]["vs_first"] > 0
+    assert got["machine"]["threads"] == 1 and "onnxruntime" in got["machine"]
+
+    subject = load_subject(onnx, threads=1)
+    assert subject.batch == 1 and subject.model.session.get_session_options().intra_op_num_threads == 1
+    assert cli.main(["benchmark", onnx, *timing]) == 0
+    out = capsys.readouterr().out
+    assert "1 threads" in out and f"| {onnx} " in out and "images/s" in out
+
+
+def test_files_that_do_not_fit_the_options_are_refused_naming_them(tmp_path, capsys, one_thread):
+    """A static-batch file asked for another batch, a fixed-size one for another size, an exported file on
+    the GPU, junk, a missing file: exit 1 with the file and the reason. The checkpoint's options given for
+    exported files alone are named as unused."""
+    _, ckpt = named_classes_checkpoint(tmp_path)
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "static"), "--batch_size", "2",
+                     "--static_batch"]) == 0
+    static = str(tmp_path / "static.onnx")
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"\x00" * 64)
+    capsys.readouterr()
+    timing = ["--seconds", "0.1", "--rounds", "1", "--warmup", "1"]
+    for args, said in (([static, "--batch_size", "3"], f"--batch_size 3: {static} takes batches of 2 only"),
+                       ([static, "--image_size", "32"], f"--image_size 32: {static} takes 40x40 inputs only"),
+                       ([static, "--device_target", "GPU"], f"--device_target GPU: {static} is an exported file"),
+                       ([str(junk)], str(junk)),
+                       ([str(tmp_path / "gone.onnx")], "gone.onnx")):
+        assert cli.main(["benchmark", *args, *timing]) == 1
+        assert said in capsys.readouterr().err, args
+    with pytest.raises(SystemExit):
+        cli.main(["benchmark", static, *timing, "--rounds", "0"])
+    assert "--rounds must be at least 1" in capsys.readouterr().err
+    assert cli.main(["benchmark", static, "--precision", "fp16", "--compile", *timing, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["results"][0]["batch"] == 2
+    assert "benchmark: not used here: --precision, --compile" in err
+
+
+def test_the_cpu_is_named_from_proc_cpuinfo_on_x86_and_on_arm_boards(tmp_path):
+    """x86's "model name" and a Raspberry Pi's "Model" line name the CPU in the report."""
+    for text, want in (("processor\t: 0\nmodel name\t: AMD EPYC 9B14\n", "AMD EPYC 9B14"),
+                       ("processor\t: 0\nBogoMIPS\t: 108.00\nModel\t\t: Raspberry Pi 5 Model B Rev 1.0\n",
+                        "Raspberry Pi 5 Model B Rev 1.0")):
+        fake = tmp_path / "cpuinfo"
+        fake.write_text(text)
+        assert benchmark.cpu_name(str(fake)) == want
