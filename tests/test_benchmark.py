@@ -1,6 +1,7 @@
 """mobilenet-v1 benchmark: model files timed in turns in one process, each on its own runtime and input."""
 import json
 import os
+import tempfile
 
 import pytest
 
@@ -97,3 +98,37 @@ def test_the_cpu_is_named_from_proc_cpuinfo_on_x86_and_on_arm_boards(tmp_path):
         fake = tmp_path / "cpuinfo"
         fake.write_text(text)
         assert benchmark.cpu_name(str(fake)) == want
+
+
+def test_widths_and_sizes_are_made_timed_and_removed_and_wrong_requests_refused(tmp_path, monkeypatch, capsys,
+                                                                               one_thread):
+    """--width_mult: MobileNetV1 at each width and size, random weights, made as export and quantize make
+    files, in a temporary folder that is gone afterwards; each row names the network and gives its
+    multiply-adds. Giving FILEs too, a format that does not exist, or the variants' options without
+    --width_mult, is refused."""
+    from mobilenet_v1.info import count_macs
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    timing = ["--seconds", "0.1", "--rounds", "1", "--warmup", "1"]
+    assert cli.main(["benchmark", "--width_mult", "0.25,0.5", "--image_size", "32", "--formats", "pytorch,onnx_int8",
+                     "--class_num", "10", *timing, "--json"]) == 0
+    out, err = capsys.readouterr()
+    rows = json.loads(out)["results"]
+    assert [r["file"] for r in rows] == ["mobilenet_v1_0.25_32.ckpt", "mobilenet_v1_0.25_32_int8.onnx",
+                                         "mobilenet_v1_0.5_32.ckpt", "mobilenet_v1_0.5_32_int8.onnx"]
+    assert [r["macs"] for r in rows] == [count_macs(w, 32, 10) for w in (0.25, 0.25, 0.5, 0.5)]
+    assert rows[0]["macs"] < rows[2]["macs"] and rows[1]["bytes"] < rows[0]["bytes"] / 2
+    assert [r["weights"] for r in rows] == ["fp32", "INT8 static"] * 2
+    assert all(r["input"] == "float (1, 3, 32, 32)" and r["median_ms"] > 0 for r in rows)
+    assert "benchmark: made mobilenet_v1_0.5_32 (pytorch, onnx_int8) in" in err
+    assert os.listdir(tmp_path) == []
+
+    for args, said in ((["m.onnx", "--width_mult", "0.5"], "give FILEs or --width_mult, not both"),
+                       (["--width_mult", "0.5", "--formats", "onnx,tflite"], "--formats onnx,tflite: each one of"),
+                       (["--width_mult", "0.5,-1"], "--width_mult '0.5,-1': needs numbers above 0"),
+                       (["m.onnx", "--formats", "onnx"], "--formats: for --width_mult only"),
+                       (["m.onnx", "--image_size", "128,160"], "one size for FILEs"),
+                       ([], "give model FILEs to time, or --width_mult")):
+        with pytest.raises(SystemExit):
+            cli.main(["benchmark", *args])
+        assert said in capsys.readouterr().err, args

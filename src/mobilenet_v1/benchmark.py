@@ -10,6 +10,13 @@ the pixels: a normalised float (N, 3, H, W) batch, or uint8 pixels (N, H, W, C) 
 image input; the time is the file's own call, nothing of our loaders. ``--threads`` sets the CPU threads of
 all three runtimes alike (default: PyTorch's count, where each runtime would otherwise pick its own).
 
+With ``--width_mult`` (a list) the files are made here instead, for choosing the network before training
+it: MobileNetV1 at each width and each ``--image_size``, random weights, as ``export`` and ``quantize``
+make them (``--formats``: the checkpoint in PyTorch, ONNX fp32 and INT8, ExecuTorch fp32 and INT8; the
+INT8 files calibrated on random inputs, which sets their ranges, not their speed), in a temporary folder
+removed afterwards. Each row gives the network's multiply-adds, so latency can be weighed against the
+paper's accuracy table for width and resolution.
+
 Timing (as ``benchmarks/latency.py``): the first call is timed alone (a cold start: what an app's first
 image waits for after loading; with ``--compile``, the compilation); then warm-up calls, untimed; then
 rounds in which each file in turn makes a few untimed calls (the previous file's threads may still spin,
@@ -23,9 +30,10 @@ import math
 import os
 import platform
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -88,12 +96,13 @@ class Subject:
     load_s: float
     call: Callable[[], Any] = field(repr=False)
     model: Any = field(repr=False)  # what runs the file (a DeployedModel, or the PyTorch model)
+    macs: Optional[int] = None  # the network's multiply-adds for one image, where the file says its width
     first_call_ms: float = math.nan
 
     def row(self) -> Dict[str, Any]:
         """What is reported of it."""
-        return {k: getattr(self, k) for k in ("file", "runtime", "weights", "input", "batch", "bytes", "load_s",
-                                              "first_call_ms")}
+        return {k: getattr(self, k) for k in ("file", "runtime", "weights", "input", "batch", "bytes", "macs",
+                                              "load_s", "first_call_ms")}
 
 
 def set_threads(threads: int, executorch: bool) -> None:
@@ -138,15 +147,28 @@ def _deployed_subject(path: str, model: DeployedModel, batch_size: Optional[int]
     runtime = ("ONNX Runtime, CPU" if isinstance(model, OnnxModel) else "ExecuTorch, XNNPACK"
                if isinstance(model, ExecutorchModel) else "PyTorch, CPU (.pt2 program)")
     weights = model.metadata.get("quantization") or "fp32"
+    meta = model.metadata
+    macs = _macs(meta.get("width_mult"), hw, model.class_num)
     return Subject(path, runtime, weights.split(",")[0], shown, batch, os.path.getsize(path), load_s,
-                   lambda: model._run(x), model)
+                   lambda: model._run(x), model, macs)
+
+
+def _macs(width_mult: Any, hw: Tuple[int, int], class_num: Any) -> Optional[int]:
+    """Multiply-adds of one image (:func:`info.count_macs`) where the width, a square size and the classes
+    are known."""
+    from .info import count_macs
+
+    if not isinstance(width_mult, (int, float)) or isinstance(width_mult, bool) or hw[0] != hw[1] or \
+            not isinstance(class_num, int):
+        return None
+    return count_macs(float(width_mult), hw[0], class_num)
 
 
 def _checkpoint_subject(path: str, batch_size: Optional[int], image_size: Optional[int], device: torch.device,
                         precision: str, channels_last: bool, compile_model: bool, use_ema: Optional[bool],
                         load_s_from: float) -> Subject:
     ckpt = ckpt_io.load_file(path)
-    model, _ = model_from_checkpoint(ckpt, path, use_ema is not False)
+    model, args = model_from_checkpoint(ckpt, path, use_ema is not False)
     size = image_size or (ckpt.get("config") or {}).get("image_size") or DEFAULT_SIZE
     batch = batch_size or 1
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -169,7 +191,8 @@ def _checkpoint_subject(path: str, batch_size: Optional[int], image_size: Option
     which = ckpt_io.which_weights(ckpt, use_ema is not False)  # "ema" or "trained" where it holds both
     weights = "fp32" + (", INT8 simulated (quantization-aware)" if model.quant is not None else "")
     return Subject(path, where, weights + (f" ({which})" if which else ""), f"float ({batch}, 3, {size}, {size})",
-                   batch, os.path.getsize(path), time.perf_counter() - load_s_from, call, model)
+                   batch, os.path.getsize(path), time.perf_counter() - load_s_from, call, model,
+                   _macs(args["width_mult"], (size, size), args["class_num"]))
 
 
 def load_subject(path: str, batch_size: Optional[int] = None, image_size: Optional[int] = None,
@@ -188,6 +211,54 @@ def load_subject(path: str, batch_size: Optional[int] = None, image_size: Option
     device = resolve_device(device_target)
     return _checkpoint_subject(resolved, batch_size, image_size, device, resolve_precision(precision, device),
                                channels_last, compile_model, use_ema, start)
+
+
+FORMATS = ("pytorch", "onnx", "onnx_int8", "pte", "pte_int8")
+
+
+def _random_batches(count: int, batch: int, size: int) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(1)
+    for _ in range(count):
+        yield torch.randn(batch, 3, size, size, generator=g), torch.zeros(batch, dtype=torch.long)
+
+
+def make_variants(folder: str, widths: Sequence[float], sizes: Sequence[int], formats: Sequence[str],
+                  batch_size: int, class_num: int = 1000, padding: str = "same") -> List[str]:
+    """The files of MobileNetV1 at each width and size, random weights, in ``folder``, as ``export`` and
+    ``quantize`` make them: ``mobilenet_v1_{width}_{size}.ckpt`` (``pytorch``), ``.onnx`` (dynamic batch) and
+    ``_int8.onnx``, ``.pte`` and ``_int8.pte`` (batch ``batch_size``; the INT8 program from a static-batch
+    ``.pt2``); the INT8 files calibrated on 4 batches of random inputs. Progress goes to stderr."""
+    from .export import export_checkpoint
+    from .model import MobileNetV1
+    from .quantize import quantize_file, quantize_program
+
+    made = []
+    for width in widths:
+        for size in sizes:
+            start = time.perf_counter()
+            stem = os.path.join(folder, f"mobilenet_v1_{width:g}_{size}")
+            torch.manual_seed(0)
+            model = MobileNetV1(class_num=class_num, width_mult=width, padding=padding)
+            ckpt_io.atomic_save({"model": model.state_dict(),
+                                 "model_args": {"class_num": class_num, "width_mult": width, "padding": padding},
+                                 "config": {"dataset": "imagenet2012", "image_size": size}}, stem + ".ckpt")
+            files = {"pytorch": stem + ".ckpt"}
+            if "onnx" in formats or "onnx_int8" in formats:
+                files["onnx"] = export_checkpoint(stem + ".ckpt", stem, batch_size=batch_size)["path"]
+            if "onnx_int8" in formats:
+                quantize_file(files["onnx"], stem + "_int8.onnx", _random_batches(4, 8, size))
+                files["onnx_int8"] = stem + "_int8.onnx"
+            if "pte" in formats:
+                files["pte"] = export_checkpoint(stem + ".ckpt", stem, batch_size=batch_size, file_format="PTE")["path"]
+            if "pte_int8" in formats:
+                pt2 = export_checkpoint(stem + ".ckpt", stem, batch_size=batch_size, dynamic_batch=False,
+                                        file_format="PT2")["path"]
+                quantize_program(pt2, stem + "_int8.pte", _random_batches(max(1, 32 // batch_size), batch_size, size))
+                files["pte_int8"] = stem + "_int8.pte"
+            made += [files[f] for f in formats]
+            print(f"benchmark: made {os.path.basename(stem)} ({', '.join(formats)}) in "
+                  f"{time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    return made
 
 
 def machine(threads: int, subjects: Sequence[Subject]) -> Dict[str, Any]:
@@ -241,10 +312,11 @@ def run(subjects: Sequence[Subject], seconds: float, rounds: int, warmup: int) -
 
 def table(rows: Sequence[Dict[str, Any]]) -> str:
     """The rows as a Markdown table, one line per file."""
-    head = ["file", "runs in", "weights", "input", "MB", "load s", "first call ms", "median ms", "p10 ms", "p90 ms",
+    head = ["file", "runs in", "weights", "input", "MB", "MMACs", "load s", "first call ms", "median ms", "p10 ms", "p90 ms",
             "images/s", "time / first's"]
     body = [[r["file"], r["runtime"], r["weights"], r["input"],
-             "-" if r["bytes"] is None else f"{r['bytes'] / 1e6:.2f}", f"{r['load_s']:.2f}",
+             "-" if r["bytes"] is None else f"{r['bytes'] / 1e6:.2f}",
+             "-" if r["macs"] is None else f"{r['macs'] / 1e6:.1f}", f"{r['load_s']:.2f}",
              f"{r['first_call_ms']:.2f}", f"{r['median_ms']:.3f}", f"{r['p10_ms']:.3f}", f"{r['p90_ms']:.3f}",
              f"{r['images_per_s']:.1f}", f"{r['vs_first']:.3f}"] for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
@@ -254,17 +326,38 @@ def table(rows: Sequence[Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _numbers(text: str, kind, option: str) -> List:
+    """A comma-separated list of ``kind`` values (ints or floats), each above 0, or an error naming ``option``."""
+    try:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{option} {text!r}: needs numbers above 0, separated by commas")
+    return list(dict.fromkeys(values))
+
+
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="mobilenet-v1 benchmark", description=(
         "How fast model files run here: a checkpoint in PyTorch, .onnx in ONNX Runtime, .pte in ExecuTorch, .pt2 "
-        "in PyTorch, timed in one process, in turns, so that their figures compare."))
-    p.add_argument("files", nargs="+", metavar="FILE",
+        "in PyTorch, timed in one process, in turns, so that their figures compare. With --width_mult, files of "
+        "MobileNetV1 at those widths and --image_size sizes are made first (random weights), to choose a "
+        "network for a device before training it."))
+    p.add_argument("files", nargs="*", metavar="FILE",
                    help="checkpoints (or run folders: the newest), .onnx, .pte or .pt2 files")
+    p.add_argument("--width_mult", default=None, metavar="A[,B...]",
+                   help="instead of FILEs: MobileNetV1 at these widths (the paper's alpha: 0.25,0.5,0.75,1.0), "
+                        "made here with random weights as export and quantize make files")
+    p.add_argument("--formats", default=None, metavar="F[,F...]",
+                   help=f"with --width_mult: the files made of each network, of {', '.join(FORMATS)} "
+                        f"(default onnx,onnx_int8; pte and pte_int8 need the executorch extra)")
+    p.add_argument("--class_num", type=int, default=None, help="with --width_mult: classifier outputs (default 1000)")
     p.add_argument("--batch_size", type=int, default=None,
                    help="images a call (default: a file's fixed batch, else 1); a file whose batch was fixed at "
                         "export takes only its own")
-    p.add_argument("--image_size", type=int, default=None,
-                   help="input size (default: a file's fixed size, else the size it records, else 224)")
+    p.add_argument("--image_size", default=None, metavar="N[,M...]",
+                   help="input size (default: a file's fixed size, else the size it records, else 224); with "
+                        "--width_mult, the sizes to make (the paper's 128,160,192,224)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads of PyTorch, ONNX Runtime and ExecuTorch alike (default: PyTorch's count, "
                         f"here {torch.get_num_threads()})")
@@ -284,14 +377,43 @@ def main(argv: Sequence[str]) -> int:
                         "(the same network: the same time)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     a = p.parse_args(list(argv))
-    for name in ("batch_size", "image_size", "threads", "rounds"):
+    for name in ("batch_size", "threads", "rounds", "class_num"):
         value = getattr(a, name)
         if value is not None and value < 1:
             p.error(f"--{name} must be at least 1, got {value}")
     if not a.seconds > 0 or a.warmup < 0:
         p.error("--seconds must be above 0 and --warmup at least 0")
+    try:
+        sizes = _numbers(a.image_size, int, "--image_size") if a.image_size is not None else None
+        widths = _numbers(a.width_mult, float, "--width_mult") if a.width_mult is not None else None
+    except argparse.ArgumentTypeError as e:
+        p.error(str(e))
+    formats = [f.strip() for f in (a.formats or "onnx,onnx_int8").split(",") if f.strip()]
+    if widths is None:
+        if not a.files:
+            p.error("give model FILEs to time, or --width_mult to make MobileNetV1 files of those widths")
+        if sizes is not None and len(sizes) > 1:
+            p.error(f"--image_size {a.image_size}: one size for FILEs (a list is for --width_mult)")
+        unused = [f"--{k}" for k in ("formats", "class_num") if getattr(a, k) is not None]
+        if unused:
+            p.error(f"{', '.join(unused)}: for --width_mult only")
+    elif a.files:
+        p.error("give FILEs or --width_mult, not both")
+    elif not formats or any(f not in FORMATS for f in formats):
+        p.error(f"--formats {a.formats}: each one of {', '.join(FORMATS)}")
+    with tempfile.TemporaryDirectory(prefix="mobilenet_v1_benchmark-") as folder:
+        if widths is not None:
+            made = make_variants(folder, widths, sizes or [DEFAULT_SIZE], list(dict.fromkeys(formats)),
+                                 a.batch_size or 1, a.class_num or 1000)
+            return _time(a, made, None, short_names=True)
+        return _time(a, a.files, sizes[0] if sizes else None)
+
+
+def _time(a: argparse.Namespace, files: Sequence[str], image_size: Optional[int],
+          short_names: bool = False) -> int:
+    """Load, time and report ``files`` (main's options ``a``); ``short_names``: rows named by file name."""
     found: Dict[str, str] = {}  # a file named twice (or a run folder and its newest checkpoint) is timed once
-    for f in a.files:
+    for f in files:
         path = ckpt_io.resolve_checkpoint_path(f)
         found.setdefault(os.path.realpath(path), path)
     paths = list(found.values())
@@ -301,8 +423,11 @@ def main(argv: Sequence[str]) -> int:
     if given and all(is_deployed_file(f) for f in paths):
         print(f"benchmark: not used here: {', '.join(given)} (a checkpoint's; exported files run as they were "
               f"exported)", file=sys.stderr)
-    subjects = [load_subject(f, a.batch_size, a.image_size, a.device_target, a.precision or "auto",
+    subjects = [load_subject(f, a.batch_size, image_size, a.device_target, a.precision or "auto",
                              a.channels_last is not False, bool(a.compile), a.use_ema, threads) for f in paths]
+    if short_names:
+        for s in subjects:
+            s.file = os.path.basename(s.file)
     rows = run(subjects, a.seconds, a.rounds, a.warmup)
     info = machine(threads, subjects)
     if a.json:
