@@ -105,9 +105,10 @@ class Subject:
                                               "load_s", "first_call_ms")}
 
 
-def set_threads(threads: int, executorch: bool) -> None:
+def set_threads(threads: int, executorch: bool, asked: bool = True) -> None:
     """PyTorch's intra-op threads, and ExecuTorch's XNNPACK thread pool (for ``.pte`` files), ``threads``
-    each; ONNX Runtime's are set per session (:class:`onnx_io.OnnxModel`)."""
+    each; ONNX Runtime's are set per session (:class:`onnx_io.OnnxModel`). An ExecuTorch that cannot resize
+    its pool keeps its own, unless the count was ``asked`` for (an error then)."""
     torch.set_num_threads(threads)
     if executorch:
         from .onnx_io import _native_log, executorch_runtime
@@ -116,6 +117,8 @@ def set_threads(threads: int, executorch: bool) -> None:
         from executorch.extension.pybindings import portable_lib
 
         reset = getattr(portable_lib, "_unsafe_reset_threadpool", None)
+        if reset is None and not asked:
+            return
         if reset is None:
             raise ValueError(f"--threads {threads}: this ExecuTorch cannot set its thread pool's size (no "
                              f"_unsafe_reset_threadpool); leave --threads out to time .pte files")
@@ -173,6 +176,7 @@ def _checkpoint_subject(path: str, batch_size: Optional[int], image_size: Option
     batch = batch_size or 1
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format).eval()
+    weights = "fp32" + (", INT8 simulated (quantization-aware)" if model.quant is not None else "")
     if compile_model:
         model = torch.compile(model)
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
@@ -189,7 +193,6 @@ def _checkpoint_subject(path: str, batch_size: Optional[int], image_size: Option
     where = f"PyTorch, {'GPU' if cuda else 'CPU'}, {precision}{', channels_last' if channels_last else ''}" \
             f"{', compiled' if compile_model else ''}"
     which = ckpt_io.which_weights(ckpt, use_ema is not False)  # "ema" or "trained" where it holds both
-    weights = "fp32" + (", INT8 simulated (quantization-aware)" if model.quant is not None else "")
     return Subject(path, where, weights + (f" ({which})" if which else ""), f"float ({batch}, 3, {size}, {size})",
                    batch, os.path.getsize(path), time.perf_counter() - load_s_from, call, model,
                    _macs(args["width_mult"], (size, size), args["class_num"]))
@@ -418,7 +421,7 @@ def _time(a: argparse.Namespace, files: Sequence[str], image_size: Optional[int]
         found.setdefault(os.path.realpath(path), path)
     paths = list(found.values())
     threads = a.threads or torch.get_num_threads()
-    set_threads(threads, executorch=any(ckpt_io.is_executorch_program(f) for f in paths))
+    set_threads(threads, executorch=any(ckpt_io.is_executorch_program(f) for f in paths), asked=bool(a.threads))
     given = [f"--{k}" for k in ("precision", "channels_last", "compile", "use_ema") if getattr(a, k) is not None]
     if given and all(is_deployed_file(f) for f in paths):
         print(f"benchmark: not used here: {', '.join(given)} (a checkpoint's; exported files run as they were "
