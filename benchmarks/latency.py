@@ -35,19 +35,14 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
-from mobilenet_v1.benchmark import cpu_name, measure as turns  # noqa: E402
+from mobilenet_v1.benchmark import cpu_name, random_batches, round_ratios, set_threads  # noqa: E402
+from mobilenet_v1.benchmark import measure as turns  # noqa: E402
 from mobilenet_v1.export import KeptDimsPool, fold_batchnorm, lower_to_executorch, save_onnx, to_onnx  # noqa: E402
 from mobilenet_v1.model import MobileNetV1  # noqa: E402
 from mobilenet_v1.onnx_io import ExecutorchModel, OnnxModel, x86_without_vnni  # noqa: E402
 from mobilenet_v1.quantize import quantize_file, quantize_program  # noqa: E402
 
 EXECUTORCH_KINDS = ("ExecuTorch fp32", "ExecuTorch INT8")
-
-
-def random_batches(n_batches: int, batch: int, size: int, seed: int):
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(n_batches):
-        yield torch.randn(batch, 3, size, size, generator=g), torch.zeros(batch, dtype=torch.long)
 
 
 def prepare(name: str, model: torch.nn.Module, folder: str, size: int, threads: int,
@@ -139,15 +134,8 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     kinds = ["PyTorch eager fp32", "ONNX Runtime fp32", "ONNX Runtime INT8"]
     if a.executorch:
-        from mobilenet_v1.onnx_io import executorch_runtime
-
-        executorch_runtime()
-        from executorch.extension.pybindings import portable_lib
-
-        portable_lib._unsafe_reset_threadpool(a.threads)  # XNNPACK's pool: the same threads as the others
         kinds += EXECUTORCH_KINDS
-
-    torch.set_num_threads(a.threads)
+    set_threads(a.threads, a.executorch)  # PyTorch's and XNNPACK's pool: the same threads as ONNX Runtime's
     torch.manual_seed(0)
     models = {"mobilenet_v1 (ours)": MobileNetV1(class_num=1000, width_mult=1.0, padding="same")}
     if not a.no_timm:
@@ -198,20 +186,20 @@ def main(argv=None) -> int:
         return next(r["median_ms"] for r in results
                     if r["model"] == model and r["runtime"] == kind and r["batch"] == batch)
 
-    def blocks(model: str, kind: str, batch: int) -> np.ndarray:
-        """One variant's median time in each round."""
+    def rounds_of(model: str, kind: str, batch: int) -> List[List[float]]:
+        """One variant's timed calls, round by round."""
         r = next(r for r in results if r["model"] == model and r["runtime"] == kind and r["batch"] == batch)
-        return np.median(np.array(r["times_ms"]).reshape(-1, r["per_round"]), axis=1)
+        return np.array(r["times_ms"]).reshape(-1, r["per_round"]).tolist()
 
     def paired_ratio(model: str, num: str, den: str, batch: int) -> float:
-        """Median over rounds of the ratio of two variants' block medians in the same round: a burst of
-        load from elsewhere slows both sides of a ratio alike, so this resists it better than a ratio
-        of overall medians."""
-        return float(np.median(blocks(model, num, batch) / blocks(model, den, batch)))
+        """Median over rounds of the ratio of two variants' medians in the same round (round_ratios): a
+        burst of load from elsewhere slows both sides of a ratio alike, so this resists it better than a
+        ratio of overall medians."""
+        return round_ratios({"n": rounds_of(model, num, batch), "d": rounds_of(model, den, batch)}, "d")["n"]
 
     def paired_models(mine: str, other: str, kind: str, batch: int) -> float:
         """As paired_ratio, of one runtime's two models."""
-        return float(np.median(blocks(mine, kind, batch) / blocks(other, kind, batch)))
+        return round_ratios({"n": rounds_of(mine, kind, batch), "d": rounds_of(other, kind, batch)}, "d")["n"]
 
     ratios = []
     for model in models:

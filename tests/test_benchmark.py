@@ -5,8 +5,11 @@ import tempfile
 
 import pytest
 
+import torch
+
 from mobilenet_v1 import benchmark, cli
-from mobilenet_v1.benchmark import load_subject, measure, round_ratios
+from mobilenet_v1 import checkpoint as ckpt_io
+from mobilenet_v1.benchmark import Subject, load_subject, measure, round_ratios
 
 from test_deploy import named_classes_checkpoint
 
@@ -25,6 +28,19 @@ def test_turns_give_every_file_its_calls_in_each_round_and_ratios_are_taken_with
     assert round_ratios(made_up, "a") == {"a": 1.0, "b": 4.0}
 
 
+def test_files_of_other_batches_are_compared_per_image(monkeypatch):
+    """A .pte's batch is fixed and may differ from the others': a call of 8 images taking 3x a call of one
+    is 0.375x the time an image, which is what vs_first says, while images/s is the batch over the median."""
+    monkeypatch.setattr(benchmark, "measure", lambda calls, rounds, per_round, settle: {
+        "one": [[2.0, 2.0], [4.0, 4.0]], "eight": [[6.0], [12.0]]})
+    subjects = [Subject(name, "made up", "fp32", "", batch, None, 0.0, lambda: None, None)
+                for name, batch in (("one", 1), ("eight", 8))]
+    rows = benchmark.run(subjects, seconds=0.01, rounds=2, warmup=1)
+    assert [r["vs_first"] for r in rows] == [1.0, 0.375]
+    assert [r["images_per_s"] for r in rows] == [pytest.approx(1000 / 3), pytest.approx(8000 / 9)]
+    assert [r["calls"] for r in rows] == [4, 2]
+
+
 def test_a_checkpoint_and_its_exported_files_are_timed_each_on_its_own_input(tmp_path, capsys, one_thread):
     """A checkpoint (as its run folder), its ONNX file with a dynamic batch and its image-input ONNX file,
     batch 4: each row says its runtime and input, timed calls in every round, medians inside their
@@ -39,7 +55,7 @@ def test_a_checkpoint_and_its_exported_files_are_timed_each_on_its_own_input(tmp
         assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / name), *extra]) == 0
     onnx, pixels = str(tmp_path / "m.onnx"), str(tmp_path / "pixels.onnx")
     capsys.readouterr()
-    timing = ["--seconds", "0.3", "--rounds", "3", "--warmup", "2", "--threads", "1"]
+    timing = ["--seconds", "0.3", "--rounds", "3", "--warmup", "2", "--threads", "2"]
     again = os.path.join(str(tmp_path), "run", "..", "m.onnx")
     assert cli.main(["benchmark", str(run), ckpt, onnx, pixels, again, "--batch_size", "4", *timing, "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
@@ -53,13 +69,21 @@ def test_a_checkpoint_and_its_exported_files_are_timed_each_on_its_own_input(tmp
         assert r["images_per_s"] == pytest.approx(4 * 1000 / r["median_ms"])
         assert r["bytes"] == os.path.getsize(r["file"]) and r["weights"] == "fp32"
     assert rows[0]["vs_first"] == 1.0 and rows[1]["vs_first"] > 0
-    assert got["machine"]["threads"] == 1 and "onnxruntime" in got["machine"]
+    assert got["machine"]["threads"] == 2 and "onnxruntime" in got["machine"]
+    assert torch.get_num_threads() == 1  # the caller's count (one_thread's) is put back
 
-    subject = load_subject(onnx, threads=1)
-    assert subject.batch == 1 and subject.model.session.get_session_options().intra_op_num_threads == 1
+    subject = load_subject(onnx, threads=3)
+    assert subject.batch == 1 and subject.model.session.get_session_options().intra_op_num_threads == 3
     assert cli.main(["benchmark", onnx, *timing]) == 0
     out = capsys.readouterr().out
-    assert "1 threads" in out and f"| {onnx} " in out and "images/s" in out
+    assert "2 threads" in out and f"| {onnx} " in out and "images/s" in out
+    # A recorded size that is not a positive int is not one, as in eval: the default 224.
+    for recorded in ("40", -1, 40.0):
+        odd = str(tmp_path / "odd.ckpt")
+        ckpt_io.atomic_save({**ckpt_io.load_file(ckpt), "config": {"dataset": "cifar10", "image_size": recorded}}, odd)
+        assert load_subject(odd).input == "float (1, 3, 224, 224)"
+    ckpt_io.atomic_save({**ckpt_io.load_file(ckpt), "config": ["not", "a", "dict"]}, odd)
+    assert load_subject(odd, image_size=40).input == "float (1, 3, 40, 40)"
 
 
 def test_files_that_do_not_fit_the_options_are_refused_naming_them(tmp_path, capsys, one_thread):
@@ -81,9 +105,12 @@ def test_files_that_do_not_fit_the_options_are_refused_naming_them(tmp_path, cap
                        ([str(tmp_path / "gone.onnx")], "gone.onnx")):
         assert cli.main(["benchmark", *args, *timing]) == 1
         assert said in capsys.readouterr().err, args
-    with pytest.raises(SystemExit):
-        cli.main(["benchmark", static, *timing, "--rounds", "0"])
-    assert "--rounds must be at least 1" in capsys.readouterr().err
+    for bad, said in ((["--rounds", "0"], "--rounds must be at least 1"),
+                      (["--seconds", "inf"], "--seconds must be a number above 0"),
+                      (["--warmup", "0"], "--warmup at least 1")):
+        with pytest.raises(SystemExit):
+            cli.main(["benchmark", static, *timing, *bad])
+        assert said in capsys.readouterr().err, bad
     assert cli.main(["benchmark", static, "--precision", "fp16", "--compile", *timing, "--json"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["results"][0]["batch"] == 2
@@ -110,12 +137,16 @@ def test_widths_and_sizes_are_made_timed_and_removed_and_wrong_requests_refused(
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     timing = ["--seconds", "0.1", "--rounds", "1", "--warmup", "1"]
-    assert cli.main(["benchmark", "--width_mult", "0.25,0.5", "--image_size", "32", "--formats", "pytorch,onnx_int8",
-                     "--class_num", "10", *timing, "--json"]) == 0
+    seed = torch.initial_seed()
+    assert cli.main(["benchmark", "--width_mult", "0.25,0.5,0.5000001", "--image_size", "32", "--formats",
+                     "pytorch,onnx_int8", "--class_num", "10", *timing, "--json"]) == 0
+    assert torch.initial_seed() == seed  # the networks' seeding leaves the caller's random state alone
     out, err = capsys.readouterr()
     rows = json.loads(out)["results"]
     assert [r["file"] for r in rows] == ["mobilenet_v1_0.25_32.ckpt", "mobilenet_v1_0.25_32_int8.onnx",
-                                         "mobilenet_v1_0.5_32.ckpt", "mobilenet_v1_0.5_32_int8.onnx"]
+                                         "mobilenet_v1_0.5_32.ckpt", "mobilenet_v1_0.5_32_int8.onnx",
+                                         "mobilenet_v1_0.5000001_32.ckpt", "mobilenet_v1_0.5000001_32_int8.onnx"]
+    rows = rows[:4]
     assert [r["macs"] for r in rows] == [count_macs(w, 32, 10) for w in (0.25, 0.25, 0.5, 0.5)]
     assert rows[0]["macs"] < rows[2]["macs"] and rows[1]["bytes"] < rows[0]["bytes"] / 2
     assert [r["weights"] for r in rows] == ["fp32", "INT8 static"] * 2

@@ -71,9 +71,11 @@ def test_pte_export_is_the_model_on_xnnpack_and_eval_and_predict_run_it(tmp_path
     timing = ["--seconds", "0.2", "--rounds", "2", "--warmup", "1", "--threads", "1"]
     try:
         assert cli.main(["benchmark", str(tmp_path / "m.pte"), str(tmp_path / "pixels.pte"), *timing, "--json"]) == 0
-        assert portable_lib._threadpool_get_thread_count() == 1
+        # The pool ran at --threads and is put back, as PyTorch's count is.
+        assert portable_lib._threadpool_get_thread_count() == pool and torch.get_num_threads() == threads
         out, err = capsys.readouterr()
         got = json.loads(out)
+        assert got["machine"]["executorch_threads"] == 1
         assert "threadpool" not in err.lower() and "cpuinfo" not in err  # ExecuTorch's notes on the reset
         assert cli.main(["benchmark", str(tmp_path / "m.pte"), "--batch_size", "1", *timing]) == 1
     finally:

@@ -21,8 +21,9 @@ Timing (as ``benchmarks/latency.py``): the first call is timed alone (a cold sta
 image waits for after loading; with ``--compile``, the compilation); then warm-up calls, untimed; then
 rounds in which each file in turn makes a few untimed calls (the previous file's threads may still spin,
 its data fills the caches) and timed ones, so slow phases of a shared machine fall on every file alike.
-Figures are medians over all timed calls; a file's ``vs_first`` is the median over rounds of its time over
-the first file's within the round.
+Figures are medians over all timed calls; a file's ``vs_first`` is the median over rounds of its time an
+image over the first file's within the round (per image: a ``.pte``'s fixed batch may differ from the
+others').
 """
 import argparse
 import json
@@ -105,11 +106,11 @@ class Subject:
                                               "load_s", "first_call_ms")}
 
 
-def set_threads(threads: int, executorch: bool, asked: bool = True) -> None:
+def set_threads(threads: int, executorch: bool, asked: bool = True) -> Optional[int]:
     """PyTorch's intra-op threads, and ExecuTorch's XNNPACK thread pool (for ``.pte`` files), ``threads``
     each; ONNX Runtime's are set per session (:class:`onnx_io.OnnxModel`). An ExecuTorch that cannot resize
-    its pool keeps its own, unless the count was ``asked`` for (an error then)."""
-    torch.set_num_threads(threads)
+    its pool keeps its own, unless the count was ``asked`` for (an error then). Returns the pool's size
+    before, to put back (None: not touched)."""
     if executorch:
         from .onnx_io import _native_log, executorch_runtime
 
@@ -117,13 +118,26 @@ def set_threads(threads: int, executorch: bool, asked: bool = True) -> None:
         from executorch.extension.pybindings import portable_lib
 
         reset = getattr(portable_lib, "_unsafe_reset_threadpool", None)
-        if reset is None and not asked:
-            return
-        if reset is None:
+        count = getattr(portable_lib, "_threadpool_get_thread_count", None)
+        if reset is None and asked:
             raise ValueError(f"--threads {threads}: this ExecuTorch cannot set its thread pool's size (no "
                              f"_unsafe_reset_threadpool); leave --threads out to time .pte files")
+        torch.set_num_threads(threads)
+        if reset is None:
+            return None
         with _native_log([]):  # its notes on the CPU and on the reset itself
+            before = count() if count is not None else None
             reset(threads)
+        return before
+    torch.set_num_threads(threads)
+    return None
+
+
+def executorch_threads() -> Optional[int]:
+    """The size of ExecuTorch's thread pool, where it says (and ExecuTorch is loaded)."""
+    portable_lib = sys.modules.get("executorch.extension.pybindings.portable_lib")
+    count = getattr(portable_lib, "_threadpool_get_thread_count", None)
+    return int(count()) if count is not None else None
 
 
 def _deployed_subject(path: str, model: DeployedModel, batch_size: Optional[int], image_size: Optional[int],
@@ -172,7 +186,10 @@ def _checkpoint_subject(path: str, batch_size: Optional[int], image_size: Option
                         load_s_from: float) -> Subject:
     ckpt = ckpt_io.load_file(path)
     model, args = model_from_checkpoint(ckpt, path, use_ema is not False)
-    size = image_size or (ckpt.get("config") or {}).get("image_size") or DEFAULT_SIZE
+    config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+    recorded = config.get("image_size")  # as eval reads it: a positive int, else not recorded
+    size = image_size or (recorded if isinstance(recorded, int) and not isinstance(recorded, bool)
+                          and recorded > 0 else DEFAULT_SIZE)
     batch = batch_size or 1
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format).eval()
@@ -219,8 +236,10 @@ def load_subject(path: str, batch_size: Optional[int] = None, image_size: Option
 FORMATS = ("pytorch", "onnx", "onnx_int8", "pte", "pte_int8")
 
 
-def _random_batches(count: int, batch: int, size: int) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
-    g = torch.Generator().manual_seed(1)
+def random_batches(count: int, batch: int, size: int, seed: int = 1) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    """``count`` calibration batches of random normalised-scale inputs (labels 0): the ranges they set are
+    not a trained model's, which changes an INT8 file's accuracy, not its speed."""
+    g = torch.Generator().manual_seed(seed)
     for _ in range(count):
         yield torch.randn(batch, 3, size, size, generator=g), torch.zeros(batch, dtype=torch.long)
 
@@ -239,9 +258,10 @@ def make_variants(folder: str, widths: Sequence[float], sizes: Sequence[int], fo
     for width in widths:
         for size in sizes:
             start = time.perf_counter()
-            stem = os.path.join(folder, f"mobilenet_v1_{width:g}_{size}")
-            torch.manual_seed(0)
-            model = MobileNetV1(class_num=class_num, width_mult=width, padding=padding)
+            stem = os.path.join(folder, f"mobilenet_v1_{width!r}_{size}")  # TF-slim's names: mobilenet_v1_1.0_224
+            with torch.random.fork_rng():  # the caller's random state left as it was
+                torch.manual_seed(0)
+                model = MobileNetV1(class_num=class_num, width_mult=width, padding=padding)
             ckpt_io.atomic_save({"model": model.state_dict(),
                                  "model_args": {"class_num": class_num, "width_mult": width, "padding": padding},
                                  "config": {"dataset": "imagenet2012", "image_size": size}}, stem + ".ckpt")
@@ -249,14 +269,15 @@ def make_variants(folder: str, widths: Sequence[float], sizes: Sequence[int], fo
             if "onnx" in formats or "onnx_int8" in formats:
                 files["onnx"] = export_checkpoint(stem + ".ckpt", stem, batch_size=batch_size)["path"]
             if "onnx_int8" in formats:
-                quantize_file(files["onnx"], stem + "_int8.onnx", _random_batches(4, 8, size))
+                quantize_file(files["onnx"], stem + "_int8.onnx", random_batches(4, 8, size))
                 files["onnx_int8"] = stem + "_int8.onnx"
             if "pte" in formats:
                 files["pte"] = export_checkpoint(stem + ".ckpt", stem, batch_size=batch_size, file_format="PTE")["path"]
             if "pte_int8" in formats:
                 pt2 = export_checkpoint(stem + ".ckpt", stem, batch_size=batch_size, dynamic_batch=False,
                                         file_format="PT2")["path"]
-                quantize_program(pt2, stem + "_int8.pte", _random_batches(max(1, 32 // batch_size), batch_size, size))
+                quantize_program(pt2, stem + "_int8.pte", random_batches(max(1, 32 // batch_size), batch_size,
+                                                                     size))
                 files["pte_int8"] = stem + "_int8.pte"
             made += [files[f] for f in formats]
             print(f"benchmark: made {os.path.basename(stem)} ({', '.join(formats)}) in "
@@ -278,6 +299,7 @@ def machine(threads: int, subjects: Sequence[Subject]) -> Dict[str, Any]:
         from executorch import version
 
         info["executorch"] = version.__version__
+        info["executorch_threads"] = executorch_threads()  # its pool's own size where it could not be set
     if any("GPU" in s.runtime for s in subjects):
         info["gpu"] = torch.cuda.get_device_name(torch.cuda.current_device())
     return info
@@ -297,10 +319,11 @@ def run(subjects: Sequence[Subject], seconds: float, rounds: int, warmup: int) -
             t = time.perf_counter()
             s.call()
             taken.append(time.perf_counter() - t)
-        per_call[s.file] = float(np.median(taken)) if taken else s.first_call_ms / 1000.0
+        per_call[s.file] = float(np.median(taken))
     per_round = {s.file: max(1, round(seconds / rounds / max(per_call[s.file], 1e-6))) for s in subjects}
     times = measure({s.file: s.call for s in subjects}, rounds, per_round, settle=2)
-    ratios = round_ratios(times, subjects[0].file)
+    per_image = {s.file: [[t / s.batch for t in r] for r in times[s.file]] for s in subjects}
+    ratios = round_ratios(per_image, subjects[0].file)
     rows = []
     for s in subjects:
         every = np.concatenate([np.asarray(r) for r in times[s.file]])
@@ -316,7 +339,7 @@ def run(subjects: Sequence[Subject], seconds: float, rounds: int, warmup: int) -
 def table(rows: Sequence[Dict[str, Any]]) -> str:
     """The rows as a Markdown table, one line per file."""
     head = ["file", "runs in", "weights", "input", "MB", "MMACs", "load s", "first call ms", "median ms", "p10 ms", "p90 ms",
-            "images/s", "time / first's"]
+            "images/s", "per image / first's"]
     body = [[r["file"], r["runtime"], r["weights"], r["input"],
              "-" if r["bytes"] is None else f"{r['bytes'] / 1e6:.2f}",
              "-" if r["macs"] is None else f"{r['macs'] / 1e6:.1f}", f"{r['load_s']:.2f}",
@@ -366,7 +389,9 @@ def main(argv: Sequence[str]) -> int:
                         f"here {torch.get_num_threads()})")
     p.add_argument("--seconds", type=float, default=5.0, help="timed seconds a file, over the rounds (default 5)")
     p.add_argument("--rounds", type=int, default=5, help="rounds of turns (default 5)")
-    p.add_argument("--warmup", type=int, default=10, help="untimed calls a file before the rounds (default 10)")
+    p.add_argument("--warmup", type=int, default=10,
+                   help="untimed calls a file before the rounds, at least 1: their median shares --seconds out "
+                        "(default 10)")
     p.add_argument("--device_target", choices=("auto", "CPU", "GPU"), default="auto",
                    help="where a checkpoint's model runs (default auto: the GPU when CUDA is present); an "
                         "exported file runs on the CPU")
@@ -384,8 +409,8 @@ def main(argv: Sequence[str]) -> int:
         value = getattr(a, name)
         if value is not None and value < 1:
             p.error(f"--{name} must be at least 1, got {value}")
-    if not a.seconds > 0 or a.warmup < 0:
-        p.error("--seconds must be above 0 and --warmup at least 0")
+    if not (math.isfinite(a.seconds) and a.seconds > 0) or a.warmup < 1:
+        p.error("--seconds must be a number above 0 and --warmup at least 1")
     try:
         sizes = _numbers(a.image_size, int, "--image_size") if a.image_size is not None else None
         widths = _numbers(a.width_mult, float, "--width_mult") if a.width_mult is not None else None
@@ -414,30 +439,46 @@ def main(argv: Sequence[str]) -> int:
 
 def _time(a: argparse.Namespace, files: Sequence[str], image_size: Optional[int],
           short_names: bool = False) -> int:
-    """Load, time and report ``files`` (main's options ``a``); ``short_names``: rows named by file name."""
+    """Load, time and report ``files`` (main's options ``a``); ``short_names``: rows named by file name. The
+    thread counts it sets are put back afterwards (for a caller in the same process)."""
     found: Dict[str, str] = {}  # a file named twice (or a run folder and its newest checkpoint) is timed once
     for f in files:
         path = ckpt_io.resolve_checkpoint_path(f)
         found.setdefault(os.path.realpath(path), path)
     paths = list(found.values())
-    threads = a.threads or torch.get_num_threads()
-    set_threads(threads, executorch=any(ckpt_io.is_executorch_program(f) for f in paths), asked=bool(a.threads))
-    given = [f"--{k}" for k in ("precision", "channels_last", "compile", "use_ema") if getattr(a, k) is not None]
-    if given and all(is_deployed_file(f) for f in paths):
-        print(f"benchmark: not used here: {', '.join(given)} (a checkpoint's; exported files run as they were "
-              f"exported)", file=sys.stderr)
-    subjects = [load_subject(f, a.batch_size, image_size, a.device_target, a.precision or "auto",
-                             a.channels_last is not False, bool(a.compile), a.use_ema, threads) for f in paths]
-    if short_names:
-        for s in subjects:
-            s.file = os.path.basename(s.file)
-    rows = run(subjects, a.seconds, a.rounds, a.warmup)
-    info = machine(threads, subjects)
+    torch_threads = torch.get_num_threads()
+    threads = a.threads or torch_threads
+    pool = None
+    try:
+        pool = set_threads(threads, executorch=any(ckpt_io.is_executorch_program(f) for f in paths),
+                           asked=bool(a.threads))
+        given = [f"--{k}" for k in ("precision", "channels_last", "compile", "use_ema") if getattr(a, k) is not None]
+        if given and all(is_deployed_file(f) for f in paths):
+            print(f"benchmark: not used here: {', '.join(given)} (a checkpoint's; exported files run as they were "
+                  f"exported)", file=sys.stderr)
+        subjects = [load_subject(f, a.batch_size, image_size, a.device_target, a.precision or "auto",
+                                 a.channels_last is not False, bool(a.compile), a.use_ema, threads) for f in paths]
+        if short_names:
+            for s in subjects:
+                s.file = os.path.basename(s.file)
+        rows = run(subjects, a.seconds, a.rounds, a.warmup)
+        info = machine(threads, subjects)
+    finally:
+        torch.set_num_threads(torch_threads)
+        if pool is not None:
+            from executorch.extension.pybindings import portable_lib
+
+            from .onnx_io import _native_log
+
+            with _native_log([]):
+                portable_lib._unsafe_reset_threadpool(pool)
     if a.json:
         print(json.dumps({"machine": info, "results": rows}))
         return 0
     versions = ", ".join(f"{k} {info[k]}" for k in ("torch", "onnxruntime", "executorch") if k in info)
-    print(f"{info['cpu']} ({info['arch']}), {info['cpus']} CPUs, {threads} threads"
+    pool_note = (f" (ExecuTorch's pool: {info['executorch_threads']})"
+                 if info.get("executorch_threads") not in (None, threads) else "")
+    print(f"{info['cpu']} ({info['arch']}), {info['cpus']} CPUs, {threads} threads{pool_note}"
           f"{', ' + info['gpu'] if 'gpu' in info else ''}; {versions}; {info['date']}")
     print(table(rows))
     return 0
