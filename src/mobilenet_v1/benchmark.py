@@ -151,7 +151,7 @@ def _deployed_subject(path: str, model: DeployedModel, batch_size: Optional[int]
     if hw is not None and image_size is not None and hw != (image_size, image_size):
         raise ValueError(f"--image_size {image_size}: {path} takes {hw[0]}x{hw[1]} inputs only")
     if hw is None:
-        size = image_size or model.metadata.get("image_size") or DEFAULT_SIZE
+        size = image_size or _size(model.metadata.get("image_size"))
         hw = (size, size)
     g = torch.Generator().manual_seed(0)
     if model.image_input:
@@ -168,6 +168,11 @@ def _deployed_subject(path: str, model: DeployedModel, batch_size: Optional[int]
     macs = _macs(meta.get("width_mult"), hw, model.class_num)
     return Subject(path, runtime, weights.split(",")[0], shown, batch, os.path.getsize(path), load_s,
                    lambda: model._run(x), model, macs)
+
+
+def _size(recorded: Any) -> int:
+    """The image size a file records, as eval reads it: a positive int, else :data:`DEFAULT_SIZE`."""
+    return recorded if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded > 0 else DEFAULT_SIZE
 
 
 def _macs(width_mult: Any, hw: Tuple[int, int], class_num: Any) -> Optional[int]:
@@ -187,9 +192,7 @@ def _checkpoint_subject(path: str, batch_size: Optional[int], image_size: Option
     ckpt = ckpt_io.load_file(path)
     model, args = model_from_checkpoint(ckpt, path, use_ema is not False)
     config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
-    recorded = config.get("image_size")  # as eval reads it: a positive int, else not recorded
-    size = image_size or (recorded if isinstance(recorded, int) and not isinstance(recorded, bool)
-                          and recorded > 0 else DEFAULT_SIZE)
+    size = image_size or _size(config.get("image_size"))
     batch = batch_size or 1
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format).eval()
