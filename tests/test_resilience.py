@@ -7,6 +7,7 @@ rather than the seconds of a fresh interpreter, so twenty kills fit the time bud
 import dataclasses
 import errno
 import json
+import math
 import os
 import random
 import signal
@@ -1097,6 +1098,15 @@ def test_f_nan_batches_stop_the_run_and_keep_the_last_good_checkpoint(cifar_dir,
     assert names == ["mobilenetv1-1_6.ckpt", "mobilenetv1-1_12.ckpt", "mobilenetv1-2_6.ckpt", "mobilenetv1-2_12.ckpt"]
     last = ckpt_io.load_file(str(run / "mobilenetv1-2_12.ckpt"))
     assert last["nonfinite"] == {"in_a_row": 4, "total": 4, "longest": 4}
+    # metrics.jsonl is strict JSON (NaN written as null, which jq and JavaScript read), and read back as NaN.
+    def refuse(token):
+        raise ValueError(f"{token} is not JSON")
+
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line, parse_constant=refuse) for line in lines]
+    assert any(r.get("grad_norm", 0) is None for r in records)
+    steps = read_metrics(str(run))["steps"]
+    assert any(math.isnan(r["grad_norm"]) for r in steps) and all(r["grad_norm"] is not None for r in steps)
     assert all(torch.isfinite(v).all() for v in last["model"].values() if v.is_floating_point())
     assert not ckpt_io.partial_files(str(run))
     # Resuming with clean data from the last good checkpoint finishes the run.

@@ -214,10 +214,10 @@ def test_plot_names_the_line_of_a_record_without_a_drawn_key(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("mobilenet-v1 plot: error: ") and "Traceback" not in err
     assert f"{metrics} line 5: the epoch record lacks 'mean_loss' (a number is needed)" in err, err
-    rows[-1] = dict(rows[-1], mean_loss=None)
+    rows[-1] = dict(rows[-1], mean_loss="2.1")
     metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 1
-    assert "line 5: the epoch record has null as 'mean_loss'" in capsys.readouterr().err
+    assert 'line 5: the epoch record has "2.1" as \'mean_loss\'' in capsys.readouterr().err
     assert not (tmp_path / "c.png").exists()
     metrics.write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
     assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 0
