@@ -26,6 +26,7 @@ image over the first file's within the round (per image: a ``.pte``'s fixed batc
 others').
 """
 import argparse
+import importlib
 import json
 import math
 import os
@@ -43,7 +44,8 @@ from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
 from .config import bool_option
 from .engine import autocast, resolve_device, resolve_precision
-from .onnx_io import PIXEL_FORMATS, DeployedModel, ExecutorchModel, OnnxModel, is_deployed_file, load_deployed
+from .onnx_io import (PIXEL_FORMATS, DeployedModel, ExecutorchModel, OnnxModel, is_deployed_file, load_deployed,
+                      refuse_gpu)
 
 DEFAULT_SIZE = 224
 
@@ -93,7 +95,7 @@ class Subject:
     weights: str
     input: str
     batch: int
-    bytes: Optional[int]
+    bytes: int
     load_s: float
     call: Callable[[], Any] = field(repr=False)
     model: Any = field(repr=False)  # what runs the file (a DeployedModel, or the PyTorch model)
@@ -106,38 +108,47 @@ class Subject:
                                               "load_s", "first_call_ms")}
 
 
-def set_threads(threads: int, executorch: bool, asked: bool = True) -> Optional[int]:
-    """PyTorch's intra-op threads, and ExecuTorch's XNNPACK thread pool (for ``.pte`` files), ``threads``
-    each; ONNX Runtime's are set per session (:class:`onnx_io.OnnxModel`). An ExecuTorch that cannot resize
-    its pool keeps its own, unless the count was ``asked`` for (an error then). Returns the pool's size
-    before, to put back (None: not touched)."""
-    if executorch:
-        from .onnx_io import _native_log, executorch_runtime
+def _pool(name: str):
+    """ExecuTorch's thread-pool call ``name`` (``_unsafe_reset_threadpool``, ``_threadpool_get_thread_count``),
+    or None where ExecuTorch is not loaded or has no such call."""
+    return getattr(sys.modules.get("executorch.extension.pybindings.portable_lib"), name, None)
 
-        executorch_runtime()
-        from executorch.extension.pybindings import portable_lib
 
-        reset = getattr(portable_lib, "_unsafe_reset_threadpool", None)
-        count = getattr(portable_lib, "_threadpool_get_thread_count", None)
-        if reset is None and asked:
-            raise ValueError(f"--threads {threads}: this ExecuTorch cannot set its thread pool's size (no "
-                             f"_unsafe_reset_threadpool); leave --threads out to time .pte files")
-        torch.set_num_threads(threads)
-        if reset is None:
-            return None
-        with _native_log([]):  # its notes on the CPU and on the reset itself
-            before = count() if count is not None else None
-            reset(threads)
-        return before
-    torch.set_num_threads(threads)
-    return None
+def resize_pool(threads: int) -> None:
+    """ExecuTorch's XNNPACK thread pool resized to ``threads``, its notes on the CPU and on the reset kept
+    off stderr."""
+    from .onnx_io import _native_log
+
+    with _native_log([]):
+        _pool("_unsafe_reset_threadpool")(threads)
 
 
 def executorch_threads() -> Optional[int]:
     """The size of ExecuTorch's thread pool, where it says (and ExecuTorch is loaded)."""
-    portable_lib = sys.modules.get("executorch.extension.pybindings.portable_lib")
-    count = getattr(portable_lib, "_threadpool_get_thread_count", None)
+    count = _pool("_threadpool_get_thread_count")
     return int(count()) if count is not None else None
+
+
+def set_threads(threads: int, executorch: bool, asked: bool = True) -> Optional[int]:
+    """PyTorch's intra-op threads, and ExecuTorch's XNNPACK thread pool (for ``.pte`` files), ``threads``
+    each; ONNX Runtime's are set per session (:class:`onnx_io.OnnxModel`). An ExecuTorch that cannot resize
+    its pool keeps its own, unless the count was ``asked`` for (an error then). Returns the pool's size
+    before, to put back with :func:`resize_pool` (None: not touched)."""
+    before = None
+    if executorch:
+        from .onnx_io import executorch_runtime
+
+        executorch_runtime()
+        importlib.import_module("executorch.extension.pybindings.portable_lib")  # loaded: _pool finds it
+        if _pool("_unsafe_reset_threadpool") is None:
+            if asked:
+                raise ValueError(f"--threads {threads}: this ExecuTorch cannot set its thread pool's size (no "
+                                 f"_unsafe_reset_threadpool); leave --threads out to time .pte files")
+        else:
+            before = executorch_threads()
+            resize_pool(threads)
+    torch.set_num_threads(threads)
+    return before
 
 
 def _deployed_subject(path: str, model: DeployedModel, batch_size: Optional[int], image_size: Optional[int],
@@ -226,9 +237,7 @@ def load_subject(path: str, batch_size: Optional[int] = None, image_size: Option
     resolved = ckpt_io.resolve_checkpoint_path(path)
     start = time.perf_counter()
     if is_deployed_file(resolved):
-        if device_target == "GPU":
-            raise ValueError(f"--device_target GPU: {resolved} is an exported file, which runs on the CPU here; "
-                             f"time the checkpoint it was exported from to use the GPU")
+        refuse_gpu(resolved, device_target, "time")
         model = load_deployed(resolved, threads)
         return _deployed_subject(resolved, model, batch_size, image_size, time.perf_counter() - start)
     device = resolve_device(device_target)
@@ -344,7 +353,7 @@ def table(rows: Sequence[Dict[str, Any]]) -> str:
     head = ["file", "runs in", "weights", "input", "MB", "MMACs", "load s", "first call ms", "median ms", "p10 ms", "p90 ms",
             "images/s", "per image / first's"]
     body = [[r["file"], r["runtime"], r["weights"], r["input"],
-             "-" if r["bytes"] is None else f"{r['bytes'] / 1e6:.2f}",
+             f"{r['bytes'] / 1e6:.2f}",
              "-" if r["macs"] is None else f"{r['macs'] / 1e6:.1f}", f"{r['load_s']:.2f}",
              f"{r['first_call_ms']:.2f}", f"{r['median_ms']:.3f}", f"{r['p10_ms']:.3f}", f"{r['p90_ms']:.3f}",
              f"{r['images_per_s']:.1f}", f"{r['vs_first']:.3f}"] for r in rows]
@@ -469,12 +478,7 @@ def _time(a: argparse.Namespace, files: Sequence[str], image_size: Optional[int]
     finally:
         torch.set_num_threads(torch_threads)
         if pool is not None:
-            from executorch.extension.pybindings import portable_lib
-
-            from .onnx_io import _native_log
-
-            with _native_log([]):
-                portable_lib._unsafe_reset_threadpool(pool)
+            resize_pool(pool)
     if a.json:
         print(json.dumps({"machine": info, "results": rows}))
         return 0

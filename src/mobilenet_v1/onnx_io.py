@@ -444,6 +444,14 @@ def is_deployed_file(path: str) -> bool:
             or (path.lower().endswith(".pt2") and os.path.isfile(path) and is_exported_program(path)))
 
 
+def refuse_gpu(path: str, device_target: str, instead: str) -> None:
+    """An error for ``--device_target GPU`` with an exported file (it runs on the CPU here), saying what to
+    do ``instead`` ("predict with", "time")."""
+    if device_target == "GPU":
+        raise ValueError(f"--device_target GPU: {path} is an exported file, which runs on the CPU here; {instead} "
+                         f"the checkpoint it was exported from to use the GPU")
+
+
 def load_deployed(path: str, threads: int = 0):
     """:class:`OnnxModel` of an ONNX file (on ``threads`` intra-op threads; 0: ONNX Runtime's choice),
     :class:`ExecutorchModel` of a ``.pte`` program, :class:`ProgramModel` of a ``.pt2`` program."""

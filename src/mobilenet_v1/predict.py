@@ -43,7 +43,7 @@ from .config import bool_option
 from .archive import archive_images, is_archive
 from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
 from .engine import resolve_device
-from .onnx_io import is_deployed_file, load_deployed
+from .onnx_io import is_deployed_file, load_deployed, refuse_gpu
 from .runtime import print0
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -279,9 +279,7 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
     path = ckpt_io.resolve_checkpoint_path(path)
     device = torch.device("cpu")
     if is_deployed_file(path):
-        if device_target == "GPU":
-            raise ValueError(f"--device_target GPU: {path} is an exported file, which runs on the CPU here; "
-                             f"predict with the checkpoint it was exported from to use the GPU")
+        refuse_gpu(path, device_target, "predict with")
         onnx_model = load_deployed(path)
         note = onnx_model.saturation_note()
         if note:
