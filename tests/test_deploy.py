@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mobilenet_v1 import checkpoint as ckpt_io
-from mobilenet_v1 import cli, evaluate, train
+from mobilenet_v1 import cli, evaluate, recalibrate, train
 from mobilenet_v1 import transforms as T
 from mobilenet_v1.config import load_config
 from mobilenet_v1.data import BadSampleWarning, DataOptions, build_loader, load_cifar
@@ -443,6 +443,43 @@ def test_eval_reads_onnx_by_content_and_checks_its_input_size(digits_run, tmp_pa
     cfg = load_config(digits_run["args"] + [f"--checkpoint_path={renamed}", "--image_size=64"])
     with pytest.raises(ValueError, match=rf"takes {DIGITS_SIZE}x{DIGITS_SIZE} inputs.*--image_size {DIGITS_SIZE}"):
         evaluate.run(cfg)
+
+
+def test_a_recorded_size_that_is_no_size_counts_as_none_and_bad_metadata_names_the_file(digits_run, tmp_path,
+                                                                                         capsys):
+    """A checkpoint's recorded image_size that is not a positive int (hand-edited, foreign) is taken as not
+    recorded by every command alike: predict's default 224, eval its configuration's size without a note,
+    recalibrate-bn asks for --image_size (predict had fed -1 to the resize, and taken "48" and 40.0 as sizes,
+    where eval ignored them). An ONNX entry that does not decode is refused naming the file and the entry."""
+    import onnx
+
+    from mobilenet_v1.checkpoint import recorded_image_size
+
+    base = ckpt_io.load_file(digits_run["ckpt"])
+    cfg = load_config(digits_run["args"])
+    for recorded in ("48", -1, 0, 40.0, True, None):
+        odd = str(tmp_path / "odd.ckpt")
+        ckpt_io.atomic_save({**base, "config": {**base["config"], "image_size": recorded}}, odd)
+        assert recorded_image_size(ckpt_io.load_file(odd)["config"]) is None
+        assert load_predictor(odd).image_size == 224, recorded
+        assert evaluate.trained_size(cfg, ckpt_io.load_file(odd), odd, set()) is cfg
+        with pytest.raises(ValueError, match=f"{odd} does not record the image size.*--image_size"):
+            recalibrate.run(odd, str(tmp_path / "r.ckpt"), digits_run["data"])
+    assert capsys.readouterr().err.count("note:") == 0
+    ckpt_io.atomic_save({**base, "config": ["not", "a", "configuration"]}, odd)
+    assert ckpt_io.load_file(odd)["config"] == {} and load_predictor(odd, dataset="cifar10").image_size == 224
+    assert recorded_image_size({"image_size": DIGITS_SIZE}) == DIGITS_SIZE
+
+    for entry, value, kind in (("image_size", "1.5", "an integer"), ("width_mult", "wide", "a number"),
+                               ("mean", "[0.5, 0.5", "JSON")):
+        proto = onnx.load(digits_run["fp32"])
+        for prop in proto.metadata_props:
+            if prop.key == entry:
+                prop.value = value
+        bad = str(tmp_path / f"bad_{entry}.onnx")
+        onnx.save(proto, bad)
+        assert cli.main(["predict", digits_run["fp32"], "--ckpt_file", bad]) == 1
+        assert f"ONNX file {bad}: its metadata entry {entry} {value!r} is not {kind}" in capsys.readouterr().err
 
 
 def test_predict_gives_the_trained_classes(digits_run, tmp_path, capsys):

@@ -162,7 +162,7 @@ def _deployed_subject(path: str, model: DeployedModel, batch_size: Optional[int]
     if hw is not None and image_size is not None and hw != (image_size, image_size):
         raise ValueError(f"--image_size {image_size}: {path} takes {hw[0]}x{hw[1]} inputs only")
     if hw is None:
-        size = image_size or _size(model.metadata.get("image_size"))
+        size = image_size or ckpt_io.recorded_image_size(model.metadata) or DEFAULT_SIZE
         hw = (size, size)
     g = torch.Generator().manual_seed(0)
     if model.image_input:
@@ -181,11 +181,6 @@ def _deployed_subject(path: str, model: DeployedModel, batch_size: Optional[int]
                    lambda: model._run(x), model, macs)
 
 
-def _size(recorded: Any) -> int:
-    """The image size a file records, as eval reads it: a positive int, else :data:`DEFAULT_SIZE`."""
-    return recorded if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded > 0 else DEFAULT_SIZE
-
-
 def _macs(width_mult: Any, hw: Tuple[int, int], class_num: Any) -> Optional[int]:
     """Multiply-adds of one image (:func:`info.count_macs`) where the width, a square size and the classes
     are known."""
@@ -202,8 +197,7 @@ def _checkpoint_subject(path: str, batch_size: Optional[int], image_size: Option
                         load_s_from: float) -> Subject:
     ckpt = ckpt_io.load_file(path)
     model, args = model_from_checkpoint(ckpt, path, use_ema is not False)
-    config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
-    size = image_size or _size(config.get("image_size"))
+    size = image_size or ckpt_io.recorded_image_size(ckpt.get("config")) or DEFAULT_SIZE
     batch = batch_size or 1
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format).eval()

@@ -243,6 +243,14 @@ def trained_dataset(path: str, recorded: Any, asked: Optional[str], default: boo
     return recorded or asked
 
 
+def recorded_image_size(record: Any) -> Optional[int]:
+    """The image size a checkpoint's ``config`` (or an exported file's metadata) records: a positive int;
+    None where it records none or something else (a hand-edited or foreign file), which every command then
+    takes as not recorded (``eval`` its configuration's size, the others 224)."""
+    size = record.get("image_size") if isinstance(record, dict) else None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+
+
 def trained_antialias(ckpt: Dict[str, Any]) -> Optional[bool]:
     """How the run of checkpoint ``ckpt`` resized image folders' photos (its ``antialias`` key): what its
     configuration records; True for a configuration from before the key (the default then); False for a
@@ -451,6 +459,8 @@ def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
         raise CheckpointError(f"checkpoint {path}: cannot be read as a PyTorch checkpoint "
                               f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
+        if "config" in obj and not isinstance(obj["config"], dict):
+            obj = {**obj, "config": {}}  # not a configuration of ours (a foreign file's): read as none recorded
         return obj
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return {"model": obj}  # a bare state dict

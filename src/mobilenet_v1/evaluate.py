@@ -138,8 +138,8 @@ def trained_size(cfg: Config, ckpt: Dict, path: str, given: Optional[Set[str]]) 
     demo model trained at 64 scored 16% at the default 224 without a word); a note where they chose
     another size."""
     config = ckpt.get("config") or {}
-    recorded = config.get("image_size")
-    if not isinstance(recorded, int) or recorded == cfg.image_size:
+    recorded = ckpt_io.recorded_image_size(config)
+    if recorded is None or recorded == cfg.image_size:
         return cfg
     made = ("has its BatchNorm statistics measured at (recalibrate-bn)" if config.get("bn_recalibration")
             else "was trained at")

@@ -247,7 +247,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     dataset = ckpt_io.trained_dataset(path, config.get("dataset"), dataset)
     guessed = dataset is None
     dataset = dataset or guess_dataset(args["class_num"])
-    trained_size = int(config.get("image_size") or 224)
+    recorded_size = ckpt_io.recorded_image_size(config)
+    trained_size = recorded_size or 224
     height = trained_size if height is None else height
     width = trained_size if width is None else width
     if file_format not in FORMATS:
@@ -273,7 +274,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     meta = preprocessing_metadata(dataset, height)
     if height != width:
         meta["image_size"] = None  # not written
-    other_size = bool(config.get("image_size")) and (height, width) != (trained_size, trained_size)
+    other_size = recorded_size is not None and (height, width) != (trained_size, trained_size)
     if other_size:
         meta["trained_image_size"] = trained_size
     meta.update({"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"],

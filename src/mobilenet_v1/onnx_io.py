@@ -220,7 +220,10 @@ class OnnxModel(DeployedModel):
         self.path = path
         self.input_name = inputs[0].name
         self.input_shape = [d if isinstance(d, int) else None for d in inputs[0].shape]
-        self.metadata = read_metadata(self.session.get_modelmeta().custom_metadata_map)
+        try:
+            self.metadata = read_metadata(self.session.get_modelmeta().custom_metadata_map)
+        except ValueError as e:
+            raise CheckpointError(f"ONNX file {path}: {e}: not a file of mobilenet-v1 export") from None
         self.image_input = inputs[0].type == "tensor(uint8)"
         dim = self.session.get_outputs()[0].shape[-1]
         self._class_num = dim if isinstance(dim, int) else None
@@ -473,22 +476,29 @@ def _split_fixed(x: torch.Tensor, n: int) -> List[torch.Tensor]:
 
 
 def read_metadata(props: Dict[str, str]) -> Dict[str, Any]:
-    """Our metadata entries, decoded (JSON values parsed, numbers as numbers); other keys dropped."""
+    """Our metadata entries, decoded (JSON values parsed, numbers as numbers); other keys dropped. An entry
+    that does not decode raises a ValueError naming it and its value."""
     out: Dict[str, Any] = {}
     for key in META_KEYS:
         if key not in props:
             continue
         value = props[key]
-        if key in ("classes", "mean", "std", "held_out"):
-            out[key] = json.loads(value)
-        elif key in ("image_size", "class_num", "trained_image_size"):
-            out[key] = int(value)
-        elif key in ("width_mult", "crop_pct"):
-            out[key] = float(value)
-        elif key in ("exif_orientation", "antialias"):
-            out[key] = value.lower() == "true"  # "True" in ONNX metadata, JSON's "true" in a .pt2
-        else:
-            out[key] = value
+        try:
+            if key in ("classes", "mean", "std", "held_out"):
+                out[key] = json.loads(value)
+            elif key in ("image_size", "class_num", "trained_image_size"):
+                out[key] = int(value)
+            elif key in ("width_mult", "crop_pct"):
+                out[key] = float(value)
+            elif key in ("exif_orientation", "antialias"):
+                out[key] = value.lower() == "true"  # "True" in ONNX metadata, JSON's "true" in a .pt2
+            else:
+                out[key] = value
+        except ValueError as e:
+            kind = ("an integer" if key in ("image_size", "class_num", "trained_image_size") else
+                    "a number" if key in ("width_mult", "crop_pct") else "JSON" if key not in (
+                        "exif_orientation", "antialias") else "true or false")
+            raise ValueError(f"its metadata entry {key} {value!r} is not {kind}") from e
     return out
 
 

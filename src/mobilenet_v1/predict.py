@@ -290,7 +290,7 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
         if hw is not None and hw[0] != hw[1] and image_size is None:
             raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs; predict resizes to a square (export it with "
                              f"--height equal to --width)")
-        size = image_size or (hw[0] if hw else None) or meta.get("image_size") or 224
+        size = image_size or (hw[0] if hw else None) or ckpt_io.recorded_image_size(meta) or 224
         if hw is not None and hw != (size, size):
             raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs, not --image_size {size}")
         if use_ema is not None:
@@ -314,7 +314,7 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
             print(ckpt_io.weights_note(ckpt, use_ema), file=sys.stderr)
         config = ckpt.get("config") or {}
         class_num = args["class_num"]
-        size = image_size or config.get("image_size") or 224
+        size = image_size or ckpt_io.recorded_image_size(config) or 224
         recorded, trained_on = ckpt.get("classes"), config.get("dataset")
         crop, exif, aa = config.get("crop_pct"), config.get("exif_orientation"), ckpt_io.trained_antialias(ckpt)
         mode = config.get("interpolation")

@@ -118,12 +118,13 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     dataset = ckpt_io.trained_dataset(path, config.get("dataset"), dataset)
     if dataset is None:
         raise ValueError(f"{path} does not record its data set: pass --dataset cifar10|imagenet2012")
+    recorded = ckpt_io.recorded_image_size(config)
     if image_size is None:
-        if not isinstance(config.get("image_size"), int):
+        if recorded is None:
             raise ValueError(f"{path} does not record the image size it was trained at: pass --image_size N")
-        image_size = config["image_size"]
+        image_size = recorded
     # Recalibrated before: the size it was trained at is the one that file recorded.
-    trained_at = (config.get("bn_recalibration") or {}).get("trained_at", config.get("image_size"))
+    trained_at = (config.get("bn_recalibration") or {}).get("trained_at", recorded)
     if dataset == "cifar10":
         for name, value in (("crop_pct", crop_pct), ("val_split", val_split)):
             if value is not None:

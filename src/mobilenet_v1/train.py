@@ -112,7 +112,7 @@ def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.dev
         raise ConfigError(f"teacher {path}: it was trained on the class folders {', '.join(recorded[:5])}"
                           f"{' ...' if len(recorded) > 5 else ''}, this data set's are {', '.join(classes[:5])}"
                           f"{' ...' if len(classes) > 5 else ''}: its outputs would mean other labels")
-    trained_at = (ckpt.get("config") or {}).get("image_size")
+    trained_at = ckpt_io.recorded_image_size(ckpt.get("config"))
     size = f", trained at image_size {trained_at}, here fed {cfg.image_size}" if trained_at not in (None, cfg.image_size) \
         else ""
     which = ckpt_io.weights_note(ckpt, cfg.use_ema)
