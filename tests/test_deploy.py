@@ -535,6 +535,40 @@ def test_predict_gives_the_trained_classes(digits_run, tmp_path, capsys):
         load_predictor(digits_run["ckpt"], crop_pct=0.5)  # a CIFAR-10 model's transform has no crop
 
 
+def test_predict_from_a_model_with_nan_weights_says_so_and_writes_strict_json(digits_run, tmp_path, capsys):
+    """An exported file whose weights hold NaN (a foreign or damaged one: checkpoints with NaN are refused
+    at loading) gives NaN for every class: predict names the model and the images on stderr and exits 1,
+    and its JSON (stdout and --out) has null for those probabilities, not Python's NaN token, which strict
+    parsers refuse."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+    from PIL import Image
+
+    proto = onnx.load(digits_run["fp32"])
+    bias = next(t for t in proto.graph.initializer if t.name == "fc.bias")
+    bias.CopyFrom(numpy_helper.from_array(np.full(10, np.nan, np.float32), "fc.bias"))
+    bad = str(tmp_path / "nan.onnx")
+    onnx.save(proto, bad)
+    image = str(tmp_path / "x.png")
+    Image.new("RGB", (40, 40), (90, 140, 30)).save(image)
+
+    def refuse(token):
+        raise ValueError(f"{token} is not JSON")
+
+    out = str(tmp_path / "p.json")
+    for extra in (["--json"], ["--out", out]):
+        assert cli.main(["predict", image, "--ckpt_file", bad, "--top_k", "2", *extra]) == 1
+        captured = capsys.readouterr()
+        assert f"{bad} gives outputs that are not finite (NaN or infinite) for 1 of 1 image(s), {image}" in \
+            captured.err
+        text = captured.out if extra == ["--json"] else open(out).read()
+        got = json.loads(text, parse_constant=refuse)["predictions"][0]["top_k"]
+        assert [t["probability"] for t in got] == [None, None]
+    assert cli.main(["predict", image, "--ckpt_file", digits_run["fp32"], "--json"]) == 0  # the file before
+    assert "not finite" not in capsys.readouterr().err
+
+
 def test_predict_over_folders_writes_a_results_file_and_skips_unreadable_files(digits_run, tmp_path, capsys):
     """A folder stands for its image files (recursively, sorted; other files and hidden ones left out).
     A corrupt image is listed with its error and the exit status is 1, but every other image is still

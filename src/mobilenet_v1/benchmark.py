@@ -27,7 +27,6 @@ others').
 """
 import argparse
 import importlib
-import json
 import math
 import os
 import platform
@@ -46,6 +45,7 @@ from .config import bool_option
 from .engine import autocast, resolve_device, resolve_precision
 from .onnx_io import (PIXEL_FORMATS, DeployedModel, ExecutorchModel, OnnxModel, is_deployed_file, load_deployed,
                       refuse_gpu)
+from .runtime import json_text
 
 DEFAULT_SIZE = 224
 
@@ -474,7 +474,7 @@ def _time(a: argparse.Namespace, files: Sequence[str], image_size: Optional[int]
         if pool is not None:
             resize_pool(pool)
     if a.json:
-        print(json.dumps({"machine": info, "results": rows}))
+        print(json_text({"machine": info, "results": rows}))
         return 0
     versions = ", ".join(f"{k} {info[k]}" for k in ("torch", "onnxruntime", "executorch") if k in info)
     pool_note = (f" (ExecuTorch's pool: {info['executorch_threads']})"

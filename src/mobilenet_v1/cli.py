@@ -4,7 +4,6 @@
 (``--config_path F`` for a YAML file); the other sub-commands have their own flags.
 """
 import argparse
-import json
 import math
 import os
 import sys
@@ -75,6 +74,7 @@ def cmd_eval(argv: List[str]) -> int:
 def cmd_info(argv: List[str]) -> int:
     from .info import count_macs, count_params
     from .model import layer_specs
+    from .runtime import json_text
 
     p = argparse.ArgumentParser(prog="mobilenet-v1 info", description="Parameters and multiply-adds.")
     p.add_argument("--width_mult", type=float, default=1.0, help="the paper's alpha (default 1.0)")
@@ -90,7 +90,7 @@ def cmd_info(argv: List[str]) -> int:
     out = {"width_mult": a.width_mult, "image_size": a.image_size, "class_num": a.class_num,
            "params": counts["params"], "macs": macs, "layers": len(layers), "feature_channels": layers[-1][2]}
     if a.json:
-        print(json.dumps(out))
+        print(json_text(out))
     else:
         print(f"MobileNetV1 width_mult {a.width_mult:g}, {a.image_size}x{a.image_size}, {a.class_num} classes")
         print(f"  parameters:     {out['params']:,}")

@@ -4,7 +4,6 @@ With ``--per_class``, each class's figures from the confusion matrix (``--confus
 import csv
 import dataclasses
 import io
-import json
 import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Set
@@ -20,7 +19,7 @@ from .data import build_loader, held_out_for
 from .engine import evaluate, resolve_device, resolve_precision
 from .onnx_io import is_deployed_file, load_deployed
 from .predict import imagenet_classes, readable
-from .runtime import is_rank0, print0
+from .runtime import is_rank0, json_text, print0
 from .train import data_options
 from .transforms import INTERPOLATIONS
 
@@ -327,7 +326,7 @@ def main(argv: Sequence[str]) -> int:
     if as_json:
         out = {"top_1_accuracy": result["top_1_accuracy"], "top_5_accuracy": result["top_5_accuracy"],
                "total": result["total"], "ckpt": result["ckpt"]}
-        print0(json.dumps({**out, "per_class": rows} if rows is not None else out))
+        print0(json_text({**out, "per_class": rows} if rows is not None else out))
     else:
         print0("result: {'top_5_accuracy': %r, 'top_1_accuracy': %r} ckpt=%s"
                % (result["top_5_accuracy"], result["top_1_accuracy"], result["ckpt"]))

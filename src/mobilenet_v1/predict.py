@@ -26,7 +26,7 @@ import argparse
 import codecs
 import csv
 import io
-import json
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -44,7 +44,7 @@ from .archive import archive_images, is_archive
 from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
 from .engine import resolve_device
 from .onnx_io import is_deployed_file, load_deployed, refuse_gpu
-from .runtime import print0
+from .runtime import json_text, print0
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR_NATIVE_SIZE = 32
@@ -418,11 +418,11 @@ def main(argv: Sequence[str]) -> int:
                **extra, "predictions": results}
     if a.out is not None:
         k = min(a.top_k, sum(n is not None for n in predictor.names))  # the columns whatever the outcome
-        text = results_csv(results, k) if a.out.lower().endswith(".csv") else json.dumps(payload, indent=1)
+        text = results_csv(results, k) if a.out.lower().endswith(".csv") else json_text(payload, indent=1)
         ckpt_io.atomic_save_text(text, a.out, errors="surrogateescape")  # a name's bytes as the folder has them
         print0(f"{len(results) - len(failed)} image(s) predicted by {predictor.source}: results in {a.out}")
     elif a.json:
-        print(json.dumps(payload))
+        print(json_text(payload))
     else:
         for r in results:
             if "top_k" not in r:
@@ -434,5 +434,10 @@ def main(argv: Sequence[str]) -> int:
         print(f"mobilenet-v1 predict: {len(failed)} of {len(results)} image file(s) could not be read or decoded "
               f"(the others were predicted): " + "; ".join(r["error"] for r in failed[:10])
               + (" ..." if len(failed) > 10 else ""), file=sys.stderr)
-        return 1
-    return 0
+    # A model with NaN weights (a diverged run's, a damaged file) gives NaN for every class: no prediction.
+    nonfinite = [r["image"] for r in results if any(not math.isfinite(t["probability"]) for t in r.get("top_k", ()))]
+    if nonfinite:
+        print(f"mobilenet-v1 predict: {predictor.source} gives outputs that are not finite (NaN or infinite) for "
+              f"{len(nonfinite)} of {len(results)} image(s), {nonfinite[0]} first: its weights are damaged or the "
+              f"run it is from diverged; those probabilities are not predictions (null in JSON)", file=sys.stderr)
+    return 1 if failed or nonfinite else 0

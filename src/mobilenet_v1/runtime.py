@@ -1,10 +1,12 @@
-"""What every run prints first: versions, device, git revision; and rank-0-only printing."""
+"""What every run prints first: versions, device, git revision; rank-0-only printing; strict JSON."""
 import io
+import json
+import math
 import os
 import platform
 import subprocess
 import sys
-from typing import IO, List
+from typing import IO, Any, List
 
 import torch
 import torchvision
@@ -57,6 +59,24 @@ def log0(*args, sep: str = " ", end: str = "\n") -> None:
     if is_rank0():
         for f in _log_files:
             print(*args, sep=sep, end=end, file=f, flush=True)
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` (dicts and lists, nested) with each float that is not finite (a skipped step's loss, the
+    probabilities of a model whose weights are NaN) as None: JSON has no NaN or Infinity, and strict readers
+    (jq, JavaScript, Go) refuse Python's tokens for them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
+def json_text(value: Any, **kwargs) -> str:
+    """``json.dumps`` of :func:`strict_json` ``(value)``: what every ``--json`` output and JSON file is."""
+    return json.dumps(strict_json(value), allow_nan=False, **kwargs)
 
 
 def git_revision() -> str:

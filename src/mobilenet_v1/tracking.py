@@ -11,7 +11,7 @@ only every ``log_interval`` steps and at the end of each epoch.
   resume at another number of steps per epoch), ``epoch`` (epochs done, fractional), ``loss``, ``lr``,
   ``images_per_s`` (since the previous logged step) and, from ``train``, ``grad_norm`` (the step's global
   gradient norm, unscaled and before clipping: null for a skipped non-finite step, whose loss may be null
-  too: JSON has no NaN or Infinity, :func:`strict_json`; :func:`read_metrics` reads them as NaN);
+  too: JSON has no NaN or Infinity, :func:`runtime.strict_json`; :func:`read_metrics` reads them as NaN);
 - ``epoch``: ``epoch`` (counted from 1), ``step``, ``loss`` (the last step's, as the seed's log line),
   ``mean_loss`` (over all the epoch's steps, also those before a resume inside it), ``lr`` (the last
   step's), ``images_per_s``, ``epoch_seconds`` and, when the epoch was evaluated, ``top_1``, ``top_5``,
@@ -74,7 +74,7 @@ def read_metrics(run_dir: str, required: Optional[Dict[str, Sequence[str]]] = No
             raise ValueError(f"{path} line {number}: not JSON ({e.msg})") from None
         if not isinstance(rec, dict) or "kind" not in rec or not isinstance(rec.get("step"), int):
             raise ValueError(f"{path} line {number}: not a metrics record (needs 'kind' and an integer 'step')")
-        rec = {k: math.nan if v is None else v for k, v in rec.items()}  # strict_json's null: not finite
+        rec = {k: math.nan if v is None else v for k, v in rec.items()}  # runtime.strict_json's null: not finite
         if rec["kind"] == "start":
             kept = [i for i, r in enumerate(records) if r["step"] <= rec["step"] and rec.get("history", True)]
             records, lines = [records[i] for i in kept], [lines[i] for i in kept]
@@ -90,13 +90,6 @@ def read_metrics(run_dir: str, required: Optional[Dict[str, Sequence[str]]] = No
                                  f"(a number is needed)")
     return {"steps": [r for r in records if r["kind"] == "step"],
             "epochs": [r for r in records if r["kind"] == "epoch"]}
-
-
-def strict_json(record: Dict[str, Any]) -> Dict[str, Any]:
-    """``record`` with each value that is not a finite number (a non-finite step's loss or gradient norm)
-    as None: JSON has no NaN or Infinity, and strict readers (jq, JavaScript, Go) refuse Python's tokens for
-    them. :func:`read_metrics` reads null as NaN."""
-    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
 
 
 def _open_for_append(path: str):
@@ -191,7 +184,7 @@ class RunLogger:
 
     def _write(self, record: Dict[str, Any]) -> None:
         if self._metrics is not None:
-            self._metrics.write(json.dumps(strict_json(record), allow_nan=False) + "\n")
+            self._metrics.write(runtime.json_text(record) + "\n")
             self._metrics.flush()
 
     def _scalars(self, values: Dict[str, float], step: int) -> None:
