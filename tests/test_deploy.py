@@ -482,6 +482,58 @@ def test_a_recorded_size_that_is_no_size_counts_as_none_and_bad_metadata_names_t
         assert f"ONNX file {bad}: its metadata entry {entry} {value!r} is not {kind}" in capsys.readouterr().err
 
 
+def test_info_says_what_a_checkpoint_and_its_exported_files_hold(digits_run, tmp_path, capsys):
+    """info FILE: a run folder's newest checkpoint (network, size, data, how far trained, resumable), one
+    with a weight average, an evaluation and recalibrated BatchNorm but no optimizer state, and the run's
+    fp32 and INT8 ONNX files (input, batch, weights, multiply-adds at the size they take); options that do
+    not fit the file and files that are no model are refused naming them."""
+    from mobilenet_v1.info import count_macs
+
+    run = os.path.dirname(digits_run["ckpt"])
+    assert cli.main(["info", run, "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    model = MobileNetV1(class_num=10, width_mult=0.5)
+    macs = count_macs(0.5, DIGITS_SIZE, 10)
+    assert got["file"] == digits_run["ckpt"] and got["newest_in"] == run and got["format"].startswith("mobilenet-v1")
+    assert (got["width_mult"], got["class_num"], got["image_size"], got["dataset"]) == (0.5, 10, DIGITS_SIZE, "cifar10")
+    assert got["params"] == sum(p.numel() for p in model.parameters()) and got["macs"] == macs
+    assert got["training"]["epoch"] == got["training"]["epochs"] == 8 and got["training"]["steps_per_epoch"] == 44
+    assert got["training"]["step"] == 8 * 44 and got["resumable"] is True
+    assert got["weight_average"] is None and got["evaluated"] is None and got["quantization_aware"] is False
+
+    base = ckpt_io.load_file(digits_run["ckpt"])
+    other = str(tmp_path / "other.ckpt")
+    ckpt_io.atomic_save({**{k: v for k, v in base.items() if k != "optimizer"},
+                         "ema": {"model": base["model"], "decay": 0.999, "updates": 352},
+                         "metrics": {"top_1": 0.75, "top_5": 0.97, "eval_images": 359},
+                         "config": {**base["config"], "image_size": 40,
+                                    "bn_recalibration": {"images": 300, "image_size": 40, "trained_at": 48}}}, other)
+    assert cli.main(["info", other]) == 0
+    text = capsys.readouterr().out
+    assert f"multiply-adds:  {count_macs(0.5, 40, 10):,}" in text and "top-1 0.7500, top-5 0.9700 (359 images)" in text
+    assert "ema_decay 0.999, 352 updates" in text and "measured anew at 40 on 300 images (trained at 48)" in text
+    assert "resume:         no: weights only" in text
+
+    for path, weights in ((digits_run["fp32"], "fp32"), (digits_run["int8"], "INT8")):
+        assert cli.main(["info", path, "--json"]) == 0
+        got = json.loads(capsys.readouterr().out)
+        assert got["kind"] == "ONNX file" and got["input"] == f"float (N, 3, {DIGITS_SIZE}, {DIGITS_SIZE})"
+        assert got["batch"] == "dynamic" and got["weights"].startswith(weights) and got["macs"] == macs
+        assert got["bytes"] == os.path.getsize(path) and got["metadata"]["dataset"] == "cifar10"
+    assert cli.main(["info", digits_run["fp32"], "--image_size", "96"]) == 1
+    assert f"--image_size 96: {digits_run['fp32']} takes {DIGITS_SIZE}x{DIGITS_SIZE} inputs only" in \
+        capsys.readouterr().err
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"not a model at all")
+    assert cli.main(["info", str(junk)]) == 1
+    assert f"checkpoint {junk}: neither a PyTorch checkpoint" in capsys.readouterr().err
+    assert cli.main(["info", str(tmp_path / "missing.ckpt")]) == 1
+    assert "missing.ckpt: no such file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["info", run, "--width_mult", "0.25"])
+    assert "--width_mult: with FILE the network is the file's" in capsys.readouterr().err
+
+
 def test_predict_gives_the_trained_classes(digits_run, tmp_path, capsys):
     from PIL import Image
 

@@ -265,6 +265,27 @@ def test_every_entry_point_takes_mindspore_files(cifar_dir, tmp_path, capsys):
     assert f"pre_trained: loaded {seed}" in capsys.readouterr().out
 
 
+def test_info_names_a_seed_checkpoint_and_how_it_continues(tmp_path, capsys):
+    """info FILE on a seed run's .ckpt: MindSpore's format, the network read off its shapes, its global
+    step, no recorded image size (multiply-adds only with --image_size), and that it continues with
+    --pre_trained (its Momentum buffers), not --resume."""
+    import json
+
+    from mobilenet_v1.info import count_macs
+
+    path = write_seed_ckpt(tmp_path / "mobilenetv1-2_12.ckpt", seed_entries(trained_looking(4, 0.25), True, 24))
+    assert cli.main(["info", path, "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["format"] == "MindSpore checkpoint" and got["kind"] == "checkpoint"
+    assert (got["width_mult"], got["class_num"], got["training"]) == (0.25, 4, {"step": 24})
+    assert got["image_size"] is None and "macs" not in got
+    assert got["resumable"] is False and got["momentum_buffers"] is True
+    assert cli.main(["info", path, "--image_size", "96"]) == 0
+    text = capsys.readouterr().out
+    assert f"{count_macs(0.25, 96, 4):,}" in text and "at 96x96" in text and "global_step 24 (MindSpore)" in text
+    assert "--pre_trained and --pretrain_epoch_size (its Momentum buffers continue)" in text
+
+
 def test_seed_training_checkpoint_continues_here(cifar_dir, tmp_path, capsys):
     """A seed run saved after 2 epochs (moments + global_step) continues at epoch 3 with its momentum."""
     model = trained_looking(4, 0.25, seed=9)
@@ -522,6 +543,12 @@ def test_timm_weights_load_with_their_normalisation_folded_into_the_first_layer(
     from mobilenet_v1.predict import load_predictor
     assert saved["config"]["interpolation"] == "bicubic"
     assert load_predictor(str(tmp_path / "model.safetensors")).interpolation == "bicubic"
+    for f, container in (("model.safetensors", "timm's weights (safetensors)"),
+                         ("pytorch_model.bin", "timm's weights (PyTorch)"), ("ours.pt", "mobilenet-v1 checkpoint")):
+        assert cli.main(["info", str(tmp_path / f)]) == 0
+        text = capsys.readouterr().out
+        assert f"{tmp_path / f}: {container}" in text and "width_mult 0.25, 5 classes, padding symmetric" in text
+        assert "data:           imagenet2012, no image size recorded" in text
     # timm's variants with a head convolution are another network: named, not loaded.
     timm_state["conv_head.weight"] = torch.zeros(8, 256, 1, 1)
     torch.save(timm_state, str(tmp_path / "h.bin"))

@@ -15,7 +15,8 @@ commands:
   train          train on CIFAR-10 binaries or an ImageNet-style folder (--config_path, --key=value ...)
   eval           top-1/top-5 of a checkpoint, .onnx, .pte or .pt2 file (--checkpoint_path CKPT --dataset_path PATH
                  [--json] [--per_class] [--confusion_csv F])
-  info           parameters and multiply-adds (--width_mult A --image_size R --class_num K [--json])
+  info           parameters and multiply-adds (--width_mult A --image_size R --class_num K [--json]); or what a
+                 model file holds: network, data, training, weights, input (FILE [--json])
   lr-schedule    write the per-step learning rate of a configuration (--config_path F --out lr.csv)
   convert        rewrite a checkpoint: MindSpore .ckpt, our .pt, .safetensors (SRC DST [--format F])
   average        the mean of several checkpoints' weights (RUN_DIR|CKPT... --out F [--last N | --best N])
@@ -76,12 +77,22 @@ def cmd_info(argv: List[str]) -> int:
     from .model import layer_specs
     from .runtime import json_text
 
-    p = argparse.ArgumentParser(prog="mobilenet-v1 info", description="Parameters and multiply-adds.")
-    p.add_argument("--width_mult", type=float, default=1.0, help="the paper's alpha (default 1.0)")
-    p.add_argument("--image_size", type=int, default=224, help="input resolution (default 224)")
-    p.add_argument("--class_num", type=int, default=1000, help="classifier outputs (default 1000)")
+    p = argparse.ArgumentParser(prog="mobilenet-v1 info", description="Parameters and multiply-adds of a "
+                                "MobileNetV1; with FILE, what a model file holds.")
+    p.add_argument("file", nargs="?", metavar="FILE",
+                   help="a checkpoint (or a run folder: its newest), MindSpore .ckpt, .safetensors, .onnx, .pte "
+                        "or .pt2 file: its network, data, training, weights and input")
+    p.add_argument("--width_mult", type=float, default=None, help="the paper's alpha (default 1.0)")
+    p.add_argument("--image_size", type=int, default=None,
+                   help="input resolution (default 224; with FILE, the size it records)")
+    p.add_argument("--class_num", type=int, default=None, help="classifier outputs (default 1000)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
+    if a.file is not None:
+        return _info_file(p, a)
+    a.width_mult = 1.0 if a.width_mult is None else a.width_mult
+    a.image_size = 224 if a.image_size is None else a.image_size
+    a.class_num = 1000 if a.class_num is None else a.class_num
     if not (math.isfinite(a.width_mult) and 0 < a.width_mult <= 1e6) or a.image_size < 1 or a.class_num < 1:
         p.error("--width_mult must be a number in (0, 1e6], --image_size and --class_num >= 1")
     counts = count_params(a.width_mult, a.class_num)  # from the layer table: no model is built
@@ -96,6 +107,32 @@ def cmd_info(argv: List[str]) -> int:
         print(f"  parameters:     {out['params']:,}")
         print(f"  multiply-adds:  {macs:,} ({macs / 1e6:.1f} M)")
         print(f"  layers:         {out['layers']} conv + 1 fc, {out['feature_channels']} features")
+    return 0
+
+
+def _info_file(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
+    from .checkpoint import CheckpointError
+    from .info import count_macs, describe, describe_lines
+    from .runtime import json_text
+
+    given = [f"--{k}" for k in ("width_mult", "class_num") if getattr(a, k) is not None]
+    if given:
+        p.error(f"{' and '.join(given)}: with FILE the network is the file's")
+    if a.image_size is not None and a.image_size < 1:
+        p.error("--image_size must be at least 1")
+    try:
+        d = describe(a.file)
+    except (CheckpointError, ValueError) as e:
+        print(f"mobilenet-v1 info: error: {e}", file=sys.stderr)
+        return 1
+    if a.image_size is not None:  # the multiply-adds at another size
+        if d.get("input_hw") and d["input_hw"] != [a.image_size] * 2:
+            print(f"mobilenet-v1 info: error: --image_size {a.image_size}: {d['file']} takes "
+                  f"{d['input_hw'][0]}x{d['input_hw'][1]} inputs only", file=sys.stderr)
+            return 1
+        if isinstance(d.get("width_mult"), float) and isinstance(d.get("class_num"), int):
+            d.update(macs=count_macs(d["width_mult"], a.image_size, d["class_num"]), macs_image_size=a.image_size)
+    print(json_text(d) if a.json else "\n".join(describe_lines(d)))
     return 0
 
 
