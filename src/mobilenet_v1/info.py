@@ -74,7 +74,8 @@ def _describe_checkpoint(path: str) -> Dict[str, Any]:
     elif fmt != "torch":
         container = FORMAT_NAMES.get(fmt, fmt)
     else:
-        container = "mobilenet-v1 checkpoint (PyTorch)" if ckpt.get("format") == ckpt_io.FORMAT else "PyTorch state dict"
+        ours = ckpt.get("format") == ckpt_io.FORMAT
+        container = "mobilenet-v1 checkpoint (PyTorch)" if ours else "PyTorch state dict"
     config = ckpt.get("config") or {}
     out: Dict[str, Any] = {"kind": "checkpoint", "format": container, "width_mult": float(args["width_mult"]),
                            "class_num": int(args["class_num"]), "padding": args["padding"],
