@@ -465,7 +465,8 @@ def test_a_recorded_size_that_is_no_size_counts_as_none_and_bad_metadata_names_t
         assert evaluate.trained_size(cfg, ckpt_io.load_file(odd), odd, set()) is cfg
         with pytest.raises(ValueError, match=f"{odd} does not record the image size.*--image_size"):
             recalibrate.run(odd, str(tmp_path / "r.ckpt"), digits_run["data"])
-    assert capsys.readouterr().err.count("note:") == 0
+    # eval says so where the file records a value (five of the six: not None), predict and recalibrate-bn not
+    assert capsys.readouterr().err.count("which is no image size; evaluating at") == 5
     ckpt_io.atomic_save({**base, "config": ["not", "a", "configuration"]}, odd)
     assert ckpt_io.load_file(odd)["config"] == {} and load_predictor(odd, dataset="cifar10").image_size == 224
     assert recorded_image_size({"image_size": DIGITS_SIZE}) == DIGITS_SIZE
@@ -619,7 +620,14 @@ def test_predict_from_a_model_with_nan_weights_says_so_and_writes_strict_json(di
         assert [t["probability"] for t in got] == [None, None]
     assert cli.main(["predict", image, "--ckpt_file", digits_run["fp32"], "--json"]) == 0  # the file before
     assert "not finite" not in capsys.readouterr().err
-
+    # eval counts the images whose outputs are not finite (its top-1 would otherwise pass for a measurement)
+    args = [a for a in digits_run["args"] if not a.startswith("--save_checkpoint")]
+    assert cli.main(["eval", *args, f"--checkpoint_path={bad}", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out, parse_constant=refuse)["nonfinite_outputs"] == 359
+    assert f"warning: {bad} gave outputs that are not finite (NaN or infinite) for 359 of 359 images" in captured.err
+    assert cli.main(["eval", *args, f"--checkpoint_path={digits_run['fp32']}", "--json"]) == 0
+    assert "nonfinite_outputs" not in capsys.readouterr().out
 
 def test_predict_over_folders_writes_a_results_file_and_skips_unreadable_files(digits_run, tmp_path, capsys):
     """A folder stands for its image files (recursively, sorted; other files and hidden ones left out).

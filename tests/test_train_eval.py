@@ -277,6 +277,23 @@ def test_the_confusion_matrix_leaves_out_labels_past_the_outputs_and_matches_the
         evaluate(model, batches, torch.device("cpu"), confusion_classes=3)
 
 
+def test_evaluations_count_the_images_whose_outputs_are_not_finite(capsys):
+    """A row of NaN or infinite logits (NaN weights, fp16 overflow) counts in nonfinite, summed on the
+    device like the hits; train's evaluation reports it (absent when none) and says what it means."""
+    from mobilenet_v1.engine import evaluate, nonfinite_note
+
+    x = torch.randn(6, 4)
+    x[1, 2], x[4, 0] = float("nan"), float("inf")
+    batches = [(x[:3], torch.zeros(3, dtype=torch.long)), (x[3:], torch.zeros(3, dtype=torch.long))]
+    assert evaluate(torch.nn.Identity(), batches, torch.device("cpu"))["nonfinite"] == 2
+    got = train.evaluate_accuracy(torch.nn.Identity(), batches, torch.device("cpu"), "fp32")
+    assert got["nonfinite_outputs"] == 2 and got["eval_images"] == 6
+    assert "nonfinite_outputs" not in train.evaluate_accuracy(torch.nn.Identity(), [(x[:1], torch.zeros(1).long())],
+                                                              torch.device("cpu"), "fp32")
+    assert "for 2 of 6 images" in nonfinite_note("m", 2, 6, "fp32") and "damaged" in nonfinite_note("m", 2, 6, "bf16")
+    assert "--precision bf16 or fp32" in nonfinite_note("m", 2, 6, "fp16")
+
+
 def test_eval_of_an_image_folder_uses_the_class_list_the_model_was_trained_on(tmp_path):
     """An evaluation folder holding some of the training classes keeps their training labels: the
     model below always answers "cat", the third of its classes, and the folder holds only cats. A folder

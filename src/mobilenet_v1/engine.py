@@ -337,7 +337,8 @@ def stand_in_batch(x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torc
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision: str = "fp32",
              confusion_classes: int = 0, stop: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
-    """Top-1 and top-5 hits over every batch of ``loader``, and the sample count.
+    """Top-1 and top-5 hits over every batch of ``loader``, the sample count, and ``nonfinite``: the samples
+    whose outputs are not all finite (a model with NaN weights, fp16 overflow), whose hits mean nothing.
 
     ``confusion_classes``: the model's outputs; then also ``"confusion"``, a (classes, classes) int64
     CPU tensor counting each (label, top-1 prediction) pair (a label past the outputs is not counted
@@ -347,6 +348,7 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
     model.eval()
     correct1 = torch.zeros((), dtype=torch.long, device=device)
     correct5 = torch.zeros((), dtype=torch.long, device=device)
+    nonfinite = torch.zeros((), dtype=torch.long, device=device)  # counted on the device, read at the end
     c = confusion_classes
     pairs = torch.zeros(c * c + 1, dtype=torch.long, device=device) if c else None  # +1: labels past c
     total = 0
@@ -356,7 +358,9 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
         with autocast(device, precision):
             logits = model(x)
         k = min(5, logits.shape[1])
-        top = logits.float().topk(k, dim=1).indices
+        logits = logits.float()
+        nonfinite += (~torch.isfinite(logits).all(dim=1)).sum()
+        top = logits.topk(k, dim=1).indices
         hit = top == y[:, None]
         correct1 += hit[:, 0].sum()
         correct5 += hit.any(dim=1).sum()
@@ -369,7 +373,17 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
             pairs.scatter_add_(0, index, torch.ones_like(index))  # not bincount, which reads its max back
         if stop is not None and stop():
             break
-    result: Dict[str, Any] = {"top_1_correct": int(correct1), "top_5_correct": int(correct5), "total": total}
+    result: Dict[str, Any] = {"top_1_correct": int(correct1), "top_5_correct": int(correct5), "total": total,
+                              "nonfinite": int(nonfinite)}
     if pairs is not None:
         result["confusion"] = pairs[:-1].reshape(c, c).cpu()
     return result
+
+
+def nonfinite_note(path: str, bad: int, total: int, precision: str) -> str:
+    """What eval and train's evaluations say when ``bad`` of ``total`` images got outputs that are not
+    finite: the accuracy counts them as hits or misses by chance."""
+    why = ("; in fp16, logits past 65504 overflow: --precision bf16 or fp32" if precision == "fp16" else
+           ": its weights are damaged or the run they are from diverged")
+    return (f"warning: {path} gave outputs that are not finite (NaN or infinite) for {bad} of {total} images, "
+            f"whose hits and misses mean nothing{why}")

@@ -16,7 +16,7 @@ from .api import model_from_checkpoint
 from .cli import pop_flag, pop_option
 from .config import Config, load_config_and_given, parse_overrides
 from .data import build_loader, held_out_for
-from .engine import evaluate, resolve_device, resolve_precision
+from .engine import evaluate, nonfinite_note, resolve_device, resolve_precision
 from .onnx_io import is_deployed_file, load_deployed
 from .predict import imagenet_classes, readable
 from .runtime import is_rank0, json_text, print0
@@ -138,6 +138,9 @@ def trained_size(cfg: Config, ckpt: Dict, path: str, given: Optional[Set[str]]) 
     another size."""
     config = ckpt.get("config") or {}
     recorded = ckpt_io.recorded_image_size(config)
+    if recorded is None and config.get("image_size") is not None:  # a hand-edited or foreign file's
+        print0(f"note: {path} records image_size {config['image_size']!r}, which is no image size; evaluating at "
+               f"{cfg.image_size}", file=sys.stderr)
     if recorded is None or recorded == cfg.image_size:
         return cfg
     made = ("has its BatchNorm statistics measured at (recalibrate-bn)" if config.get("bn_recalibration")
@@ -275,7 +278,8 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     dist.check_bad_samples(loader)
     if counts["total"] == 0:
         raise ValueError(f"dataset_path {cfg.dataset_path}: no evaluation samples")
-    result: Dict[str, Any] = {**accuracy(counts), "total": counts["total"], "ckpt": path}
+    result: Dict[str, Any] = {**accuracy(counts), "total": counts["total"], "ckpt": path,
+                              "nonfinite": counts["nonfinite"], "precision": precision}
     if matrix is not None:
         result.update(confusion=dist.all_reduce_sum(matrix, device), classes=class_labels(loader.classes, outputs))
     return result
@@ -325,7 +329,8 @@ def main(argv: Sequence[str]) -> int:
     rows = per_class(result["confusion"], result["classes"]) if by_class else None
     if as_json:
         out = {"top_1_accuracy": result["top_1_accuracy"], "top_5_accuracy": result["top_5_accuracy"],
-               "total": result["total"], "ckpt": result["ckpt"]}
+               "total": result["total"], "ckpt": result["ckpt"],
+               **({"nonfinite_outputs": result["nonfinite"]} if result["nonfinite"] else {})}
         print0(json_text({**out, "per_class": rows} if rows is not None else out))
     else:
         print0("result: {'top_5_accuracy': %r, 'top_1_accuracy': %r} ckpt=%s"
@@ -339,4 +344,9 @@ def main(argv: Sequence[str]) -> int:
             raise ValueError(f"--confusion_csv {csv_path}: cannot write it: {e.strerror or e}") from None
         print0(f"confusion matrix ({len(result['classes'])} classes; rows: labels, columns: top-1 "
                f"predictions) written to {csv_path}", file=sys.stderr)
+    if result["nonfinite"]:
+        print0(nonfinite_note(result["ckpt"], result["nonfinite"], result["total"], result["precision"]),
+               file=sys.stderr)
+        return 1
     return 0
+

@@ -410,6 +410,12 @@ def main(argv: Sequence[str]) -> int:
                                a.device_target, a.crop_pct, a.exif_orientation, a.antialias, a.interpolation)
     results = predictor.top_k(images, a.top_k, a.num_workers, a.batch_size)
     failed = [r for r in results if "error" in r]
+    # A model with NaN weights (a diverged run's, a damaged file) gives NaN for every class: no prediction.
+    nonfinite = [r["image"] for r in results if any(not math.isfinite(t["probability"]) for t in r.get("top_k", ()))]
+    if nonfinite:
+        print(f"mobilenet-v1 predict: {predictor.source} gives outputs that are not finite (NaN or infinite) for "
+              f"{len(nonfinite)} of {len(results)} image(s), {nonfinite[0]} first: its weights are damaged or the "
+              f"run it is from diverged; those probabilities are no predictions (nan, null in JSON)", file=sys.stderr)
     extra = {"weights": predictor.weights} if predictor.weights else {}
     if predictor.dataset == "imagenet2012":
         extra.update(crop_pct=predictor.crop_pct, exif_orientation=predictor.exif_orientation,
@@ -420,7 +426,8 @@ def main(argv: Sequence[str]) -> int:
         k = min(a.top_k, sum(n is not None for n in predictor.names))  # the columns whatever the outcome
         text = results_csv(results, k) if a.out.lower().endswith(".csv") else json_text(payload, indent=1)
         ckpt_io.atomic_save_text(text, a.out, errors="surrogateescape")  # a name's bytes as the folder has them
-        print0(f"{len(results) - len(failed)} image(s) predicted by {predictor.source}: results in {a.out}")
+        print0(f"{len(results) - len(failed) - len(nonfinite)} image(s) predicted by {predictor.source}: results "
+               f"in {a.out}")
     elif a.json:
         print(json_text(payload))
     else:
@@ -434,10 +441,4 @@ def main(argv: Sequence[str]) -> int:
         print(f"mobilenet-v1 predict: {len(failed)} of {len(results)} image file(s) could not be read or decoded "
               f"(the others were predicted): " + "; ".join(r["error"] for r in failed[:10])
               + (" ..." if len(failed) > 10 else ""), file=sys.stderr)
-    # A model with NaN weights (a diverged run's, a damaged file) gives NaN for every class: no prediction.
-    nonfinite = [r["image"] for r in results if any(not math.isfinite(t["probability"]) for t in r.get("top_k", ()))]
-    if nonfinite:
-        print(f"mobilenet-v1 predict: {predictor.source} gives outputs that are not finite (NaN or infinite) for "
-              f"{len(nonfinite)} of {len(results)} image(s), {nonfinite[0]} first: its weights are damaged or the "
-              f"run it is from diverged; those probabilities are not predictions (null in JSON)", file=sys.stderr)
     return 1 if failed or nonfinite else 0

@@ -124,7 +124,9 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
             raise ValueError(f"{path} does not record the image size it was trained at: pass --image_size N")
         image_size = recorded
     # Recalibrated before: the size it was trained at is the one that file recorded.
-    trained_at = (config.get("bn_recalibration") or {}).get("trained_at", recorded)
+    before = config.get("bn_recalibration")
+    trained_at = (ckpt_io.recorded_image_size({"image_size": before.get("trained_at")})
+                  if isinstance(before, dict) and "trained_at" in before else recorded)
     if dataset == "cifar10":
         for name, value in (("crop_pct", crop_pct), ("val_split", val_split)):
             if value is not None:

@@ -20,8 +20,8 @@ from .batch_augment import BatchAugment
 from .config import Config, ConfigError, dump_yaml, load_config, to_dict
 from .data import DataOptions, build_loader, held_out_record, imagenet_folder
 from .ema import WeightAverage
-from .engine import (EpochResult, LossTally, evaluate, make_optimizer, make_scaler, resolve_device,
-                     resolve_precision, train_one_epoch)
+from .engine import (EpochResult, LossTally, evaluate, make_optimizer, make_scaler, nonfinite_note,
+                     resolve_device, resolve_precision, train_one_epoch)
 from .losses import BinaryCrossEntropy, CrossEntropySmooth, Distiller
 from .model import MobileNetV1
 from .nonfinite import NonFiniteError, NonFiniteGuard, init_momentum_buffers
@@ -633,8 +633,11 @@ def evaluate_accuracy(model, loader, device: torch.device, precision: str,
         counts = dist.all_reduce_counts(counts, device)
         dist.check_bad_samples(loader)  # the job's unreadable files against the limit, on every rank alike
     total = max(counts["total"], 1)
-    return {"top_1": counts["top_1_correct"] / total, "top_5": counts["top_5_correct"] / total,
-            "eval_images": counts["total"]}
+    out = {"top_1": counts["top_1_correct"] / total, "top_5": counts["top_5_correct"] / total,
+           "eval_images": counts["total"]}
+    if counts["nonfinite"]:
+        out["nonfinite_outputs"] = counts["nonfinite"]
+    return out
 
 
 def run(cfg: Config) -> Dict[str, Any]:
@@ -990,6 +993,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 best = tracker.improved(accuracy["top_1"])
                 print0(f"eval: epoch {done} top-1 {accuracy['top_1']:.4f} top-5 {accuracy['top_5']:.4f} "
                        f"({accuracy['eval_images']} images{trained})" + (", best so far" if best else ""))
+                if accuracy.get("nonfinite_outputs"):
+                    judged = f"epoch {done}'s model" + (" (its weight average)" if ema is not None else "")
+                    print0(nonfinite_note(judged, accuracy["nonfinite_outputs"], accuracy["eval_images"], precision))
                 if best and cfg.save_checkpoint:
                     writer.save(done, 0, name=ckpt_io.BEST_NAME, extra={"metrics": accuracy})
                 if cfg.keep_best_max and cfg.save_checkpoint:
