@@ -471,8 +471,9 @@ def test_a_recorded_size_that_is_no_size_counts_as_none_and_bad_metadata_names_t
     assert ckpt_io.load_file(odd)["config"] == {} and load_predictor(odd, dataset="cifar10").image_size == 224
     assert recorded_image_size({"image_size": DIGITS_SIZE}) == DIGITS_SIZE
 
-    for entry, value, kind in (("image_size", "1.5", "an integer"), ("width_mult", "wide", "a number"),
-                               ("mean", "[0.5, 0.5", "JSON")):
+    for entry, value, kind in (("image_size", "1.5", "a positive integer"), ("image_size", "-3", "a positive integer"),
+                               ("width_mult", "wide", "a positive number"), ("width_mult", "inf", "a positive number"),
+                               ("mean", "[0.5, 0.5", "a JSON list"), ("mean", "5", "a JSON list")):
         proto = onnx.load(digits_run["fp32"])
         for prop in proto.metadata_props:
             if prop.key == entry:
@@ -512,14 +513,14 @@ def test_info_says_what_a_checkpoint_and_its_exported_files_hold(digits_run, tmp
     assert cli.main(["info", other]) == 0
     text = capsys.readouterr().out
     assert f"multiply-adds:  {count_macs(0.5, 40, 10):,}" in text and "top-1 0.7500, top-5 0.9700 (359 images)" in text
-    assert "ema_decay 0.999, 352 updates" in text and "measured anew at 40 on 300 images (trained at 48)" in text
-    assert "resume:         no: weights only" in text
+    assert "(ema_decay 0.999, updates 352)" in text and "anew (recalibrate-bn) at 40 on 300 images, trained at 48" in text
+    assert "resume:         no training state: weights only" in text
 
     for path, weights in ((digits_run["fp32"], "fp32"), (digits_run["int8"], "INT8")):
         assert cli.main(["info", path, "--json"]) == 0
         got = json.loads(capsys.readouterr().out)
         assert got["kind"] == "ONNX file" and got["input"] == f"float (N, 3, {DIGITS_SIZE}, {DIGITS_SIZE})"
-        assert got["batch"] == "dynamic" and got["weights"].startswith(weights) and got["macs"] == macs
+        assert got["batch"] is None and got["weights"].startswith(weights) and got["macs"] == macs
         assert got["bytes"] == os.path.getsize(path) and got["metadata"]["dataset"] == "cifar10"
     assert cli.main(["info", digits_run["fp32"], "--image_size", "96"]) == 1
     assert f"--image_size 96: {digits_run['fp32']} takes {DIGITS_SIZE}x{DIGITS_SIZE} inputs only" in \
@@ -533,6 +534,42 @@ def test_info_says_what_a_checkpoint_and_its_exported_files_hold(digits_run, tmp
     with pytest.raises(SystemExit):
         cli.main(["info", run, "--width_mult", "0.25"])
     assert "--width_mult: with FILE the network is the file's" in capsys.readouterr().err
+
+
+def test_info_on_hand_edited_checkpoints_leaves_out_what_is_not_a_value_and_claims_no_resume(digits_run, tmp_path,
+                                                                                            capsys):
+    """A foreign or hand-edited checkpoint's entries that are not what mobilenet-v1 writes there (tensors,
+    bytes, strings for counts, a partial evaluation) are left out of info's description, in text and in
+    strict JSON, where they gave tracebacks; a file whose format or position is not ours is not said to
+    resume."""
+    base = ckpt_io.load_file(digits_run["ckpt"])
+    config = base["config"]
+    edits = {"classes": 5, "moments": torch.zeros(3), "step": torch.tensor(352),
+             "ema": {"model": base["model"], "decay": torch.tensor(0.999)},
+             "config": {**config, "lr_max": b"0.1", "bn_recalibration": {"trained_at": torch.tensor(3)}},
+             "nonfinite": {"total": torch.tensor(3)}, "metrics": {"top_5": 0.99, "top_1": "high"}}
+
+    def refuse(token):
+        raise ValueError(f"{token} is not JSON")
+
+    odd = str(tmp_path / "odd.ckpt")
+    for key, value in edits.items():
+        torch.save({**base, key: value}, odd)
+        assert cli.main(["info", odd]) == 0, key
+        text = capsys.readouterr().out
+        assert cli.main(["info", odd, "--json"]) == 0, key
+        got = json.loads(capsys.readouterr().out, parse_constant=refuse)
+        assert got["width_mult"] == 0.5 and "tensor" not in text and "None" not in text, (key, text)
+    assert got["evaluated"] == {"top_5": 0.99} and "top-5 0.9900" in text and "top-1" not in text
+    for key, value in (("format", "other"), ("epoch", "8")):
+        torch.save({**base, key: value}, odd)
+        assert cli.main(["info", odd, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["resumable"] is False, key
+    with pytest.raises(ckpt_io.CheckpointError, match="format 'other'"):  # what --resume says of it
+        ckpt_io.validate_training_checkpoint({**base, "format": "other"}, odd,
+                                             MobileNetV1(class_num=10, width_mult=0.5),
+                                             torch.optim.SGD(MobileNetV1(class_num=10, width_mult=0.5).parameters(),
+                                                             lr=0.1, momentum=0.9), 44)
 
 
 def test_predict_gives_the_trained_classes(digits_run, tmp_path, capsys):
@@ -628,6 +665,7 @@ def test_predict_from_a_model_with_nan_weights_says_so_and_writes_strict_json(di
     assert f"warning: {bad} gave outputs that are not finite (NaN or infinite) for 359 of 359 images" in captured.err
     assert cli.main(["eval", *args, f"--checkpoint_path={digits_run['fp32']}", "--json"]) == 0
     assert "nonfinite_outputs" not in capsys.readouterr().out
+
 
 def test_predict_over_folders_writes_a_results_file_and_skips_unreadable_files(digits_run, tmp_path, capsys):
     """A folder stands for its image files (recursively, sorted; other files and hidden ones left out).

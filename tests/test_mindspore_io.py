@@ -277,12 +277,12 @@ def test_info_names_a_seed_checkpoint_and_how_it_continues(tmp_path, capsys):
     assert cli.main(["info", path, "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     assert got["format"] == "MindSpore checkpoint" and got["kind"] == "checkpoint"
-    assert (got["width_mult"], got["class_num"], got["training"]) == (0.25, 4, {"step": 24})
+    assert (got["width_mult"], got["class_num"], got["training"]) == (0.25, 4, {"global_step": 24})
     assert got["image_size"] is None and "macs" not in got
     assert got["resumable"] is False and got["momentum_buffers"] is True
     assert cli.main(["info", path, "--image_size", "96"]) == 0
     text = capsys.readouterr().out
-    assert f"{count_macs(0.25, 96, 4):,}" in text and "at 96x96" in text and "global_step 24 (MindSpore)" in text
+    assert f"{count_macs(0.25, 96, 4):,}" in text and "at 96x96" in text and "global_step 24" in text
     assert "--pre_trained and --pretrain_epoch_size (its Momentum buffers continue)" in text
 
 

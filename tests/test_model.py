@@ -42,6 +42,13 @@ def test_parameter_and_mac_counts_match_paper():
     for alpha, paper in ((1.0, 569e6), (0.75, 325e6), (0.5, 149e6), (0.25, 41e6)):
         macs = count_macs(alpha, 224, 1000)
         assert abs(macs - paper) / paper < 0.01, (alpha, macs)
+    # and exactly what PyTorch's FLOP counter counts in the network (2 FLOPs a multiply-add), square or not
+    from torch.utils.flop_counter import FlopCounterMode
+
+    for alpha, h, w in ((0.5, 64, 64), (0.5, 64, 48), (0.25, 97, 33)):
+        with FlopCounterMode(display=False) as counter:
+            MobileNetV1(10, alpha).eval()(torch.zeros(1, 3, h, w))
+        assert count_macs(alpha, h, 10, w) == counter.get_total_flops() // 2, (alpha, h, w)
 
 
 def test_layer_structure_and_names():

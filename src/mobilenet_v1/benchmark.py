@@ -45,6 +45,7 @@ from .config import bool_option
 from .engine import autocast, resolve_device, resolve_precision
 from .onnx_io import (PIXEL_FORMATS, DeployedModel, ExecutorchModel, OnnxModel, is_deployed_file, load_deployed,
                       refuse_gpu)
+from .info import macs_if_known
 from .runtime import json_text
 
 DEFAULT_SIZE = 224
@@ -158,38 +159,19 @@ def _deployed_subject(path: str, model: DeployedModel, batch_size: Optional[int]
         raise ValueError(f"--batch_size {batch_size}: {path} takes batches of {fixed} only (its batch was fixed "
                          f"when it was exported; export --batch_size {batch_size} writes one for that batch)")
     batch = fixed or batch_size or 1
-    hw = model.image_hw
-    if hw is not None and image_size is not None and hw != (image_size, image_size):
-        raise ValueError(f"--image_size {image_size}: {path} takes {hw[0]}x{hw[1]} inputs only")
-    if hw is None:
-        size = image_size or ckpt_io.recorded_image_size(model.metadata) or DEFAULT_SIZE
-        hw = (size, size)
+    model.check_size(image_size)
+    size = image_size or ckpt_io.recorded_image_size(model.metadata) or DEFAULT_SIZE
+    hw = model.image_hw or (size, size)
     g = torch.Generator().manual_seed(0)
     if model.image_input:
-        channels = PIXEL_FORMATS[model.pixel_format][1]
-        x = torch.randint(0, 256, (batch, *hw, channels), dtype=torch.uint8, generator=g)
-        shown = f"uint8 {model.pixel_format} ({batch}, {hw[0]}, {hw[1]}, {channels})"
+        x = torch.randint(0, 256, (batch, *hw, PIXEL_FORMATS[model.pixel_format][1]), dtype=torch.uint8, generator=g)
     else:
         x = torch.randn(batch, 3, *hw, generator=g)
-        shown = f"float ({batch}, 3, {hw[0]}, {hw[1]})"
     runtime = ("ONNX Runtime, CPU" if isinstance(model, OnnxModel) else "ExecuTorch, XNNPACK"
                if isinstance(model, ExecutorchModel) else "PyTorch, CPU (.pt2 program)")
-    weights = model.metadata.get("quantization") or "fp32"
-    meta = model.metadata
-    macs = _macs(meta.get("width_mult"), hw, model.class_num)
-    return Subject(path, runtime, weights.split(",")[0], shown, batch, os.path.getsize(path), load_s,
-                   lambda: model._run(x), model, macs)
-
-
-def _macs(width_mult: Any, hw: Tuple[int, int], class_num: Any) -> Optional[int]:
-    """Multiply-adds of one image (:func:`info.count_macs`) where the width, a square size and the classes
-    are known."""
-    from .info import count_macs
-
-    if not isinstance(width_mult, (int, float)) or isinstance(width_mult, bool) or hw[0] != hw[1] or \
-            not isinstance(class_num, int):
-        return None
-    return count_macs(float(width_mult), hw[0], class_num)
+    macs = macs_if_known(model.metadata.get("width_mult"), hw, model.class_num)
+    return Subject(path, runtime, model.weights.split(",")[0], model.input_text(batch, hw), batch,
+                   os.path.getsize(path), load_s, lambda: model._run(x), model, macs)
 
 
 def _checkpoint_subject(path: str, batch_size: Optional[int], image_size: Optional[int], device: torch.device,
@@ -220,7 +202,7 @@ def _checkpoint_subject(path: str, batch_size: Optional[int], image_size: Option
     which = ckpt_io.which_weights(ckpt, use_ema is not False)  # "ema" or "trained" where it holds both
     return Subject(path, where, weights + (f" ({which})" if which else ""), f"float ({batch}, 3, {size}, {size})",
                    batch, os.path.getsize(path), time.perf_counter() - load_s_from, call, model,
-                   _macs(args["width_mult"], (size, size), args["class_num"]))
+                   macs_if_known(args["width_mult"], (size, size), args["class_num"]))
 
 
 def load_subject(path: str, batch_size: Optional[int] = None, image_size: Optional[int] = None,

@@ -112,7 +112,7 @@ def cmd_info(argv: List[str]) -> int:
 
 def _info_file(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
     from .checkpoint import CheckpointError
-    from .info import count_macs, describe, describe_lines
+    from .info import describe, describe_lines
     from .runtime import json_text
 
     given = [f"--{k}" for k in ("width_mult", "class_num") if getattr(a, k) is not None]
@@ -121,17 +121,10 @@ def _info_file(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
     if a.image_size is not None and a.image_size < 1:
         p.error("--image_size must be at least 1")
     try:
-        d = describe(a.file)
+        d = describe(a.file, a.image_size)
     except (CheckpointError, ValueError) as e:
         print(f"mobilenet-v1 info: error: {e}", file=sys.stderr)
         return 1
-    if a.image_size is not None:  # the multiply-adds at another size
-        if d.get("input_hw") and d["input_hw"] != [a.image_size] * 2:
-            print(f"mobilenet-v1 info: error: --image_size {a.image_size}: {d['file']} takes "
-                  f"{d['input_hw'][0]}x{d['input_hw'][1]} inputs only", file=sys.stderr)
-            return 1
-        if isinstance(d.get("width_mult"), float) and isinstance(d.get("class_num"), int):
-            d.update(macs=count_macs(d["width_mult"], a.image_size, d["class_num"]), macs_image_size=a.image_size)
     print(json_text(d) if a.json else "\n".join(describe_lines(d)))
     return 0
 

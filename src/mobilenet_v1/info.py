@@ -2,23 +2,36 @@
 a model file holds (``mobilenet-v1 info FILE``)."""
 import math
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 from .model import layer_specs
 
 
-def count_macs(width_mult: float = 1.0, image_size: int = 224, class_num: int = 1000) -> int:
-    """Multiply-adds of one forward pass: convs and the FC layer (BatchNorm, ReLU and pooling excluded,
-    as in the paper's Table 1)."""
-    size, macs = image_size, 0
+def count_macs(width_mult: float = 1.0, image_size: int = 224, class_num: int = 1000,
+               image_width: Optional[int] = None) -> int:
+    """Multiply-adds of one forward pass of an ``image_size`` square (``image_size`` high and
+    ``image_width`` wide where given): convs and the FC layer (BatchNorm, ReLU and pooling excluded, as in
+    the paper's Table 1)."""
+    h, w, macs = image_size, image_size if image_width is None else image_width, 0
     in_ch = 3
     for kind, cin, cout, stride in layer_specs(width_mult):
-        size = math.ceil(size / stride)  # SAME and padding=1 give the same output size
+        h, w = math.ceil(h / stride), math.ceil(w / stride)  # SAME and padding=1 give the same output size
         kernel = 1 if kind == "pw" else 3
         per_out = (1 if kind == "dw" else cin) * kernel * kernel
-        macs += size * size * cout * per_out
+        macs += h * w * cout * per_out
         in_ch = cout
     return macs + in_ch * class_num
+
+
+def macs_if_known(width_mult: Any, hw: Optional[Tuple[int, int]], class_num: Any) -> Optional[int]:
+    """:func:`count_macs` of an (H, W) input where a file says its width (a number in (0, 1e6], as ``info``
+    takes), its input size and its classes; None where one is unknown or no such value (a foreign file's)."""
+    if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) or \
+            not (math.isfinite(width_mult) and 0 < width_mult <= 1e6):
+        return None
+    if hw is None or isinstance(class_num, bool) or not isinstance(class_num, int) or class_num < 1:
+        return None
+    return count_macs(float(width_mult), hw[0], class_num, hw[1])
 
 
 def count_params(width_mult: float = 1.0, class_num: int = 1000) -> Dict[str, int]:
@@ -36,32 +49,52 @@ def count_params(width_mult: float = 1.0, class_num: int = 1000) -> Dict[str, in
 
 # ------------------------------------------------------------------------------------- what a file holds
 
-def describe(path: str) -> Dict[str, Any]:
+def describe(path: str, image_size: Optional[int] = None) -> Dict[str, Any]:
     """What a model file holds, read as ``eval`` reads it (a run folder: its newest checkpoint): for a
     checkpoint (ours, a MindSpore ``.ckpt``, a ``.safetensors``, timm's weights) the network, what it was
-    trained on and how far, which weights it holds and whether a run can resume from it; for an exported
-    file (``.onnx``, ``.pte``, ``.pt2``) its input, output, weights and metadata. Multiply-adds at the size
-    it takes or records. Raises :class:`checkpoint.CheckpointError` for a file that is neither."""
+    trained on and how far, which weights it holds and whether it holds a training state to resume from;
+    for an exported file (``.onnx``, ``.pte``, ``.pt2``) its input, output, weights and metadata.
+    Multiply-adds at the size it takes or records, or at ``image_size`` (a ValueError for a file that takes
+    another fixed size). A value of a foreign or hand-edited file that is not what
+    mobilenet-v1 writes there is left out (None). Raises :class:`checkpoint.CheckpointError` for a file
+    that is neither."""
     from . import checkpoint as ckpt_io
     from .onnx_io import is_deployed_file
 
     file = ckpt_io.resolve_checkpoint_path(path)
-    if not os.path.isfile(file):
+    if not os.path.exists(file):
         raise ckpt_io.CheckpointError(f"{path}: no such file")
+    if not os.path.isfile(file):
+        raise ckpt_io.CheckpointError(f"{path}: not a regular file")
     out: Dict[str, Any] = {"file": file, "bytes": os.path.getsize(file)}
     if file != path:
         out["newest_in"] = path
-    if is_deployed_file(file):
-        out.update(_describe_deployed(file))
-    else:
-        out.update(_describe_checkpoint(file))
-    size, width = out.get("image_size"), out.get("width_mult")
-    if isinstance(size, int) and isinstance(width, float) and isinstance(out.get("class_num"), int):
-        out.update(macs=count_macs(width, size, out["class_num"]), macs_image_size=size)
+    out.update(_describe_deployed(file, image_size) if is_deployed_file(file) else
+               _describe_checkpoint(file, image_size))
     return out
 
 
-def _describe_checkpoint(path: str) -> Dict[str, Any]:
+def _count(value: Any) -> Optional[int]:
+    """``value`` where it is a count (an int that is no bool, not negative), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _number(value: Any) -> Optional[float]:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value) else None
+
+
+def _text(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) else None
+
+
+def _names(value: Any) -> Optional[List[str]]:
+    """Class names: a list (or tuple) of strings, else None."""
+    return list(value) if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value) \
+        else None
+
+
+def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]:
     from . import checkpoint as ckpt_io
     from .api import model_from_checkpoint
     from .mindspore_io import FORMAT_NAMES, detect_format
@@ -69,42 +102,55 @@ def _describe_checkpoint(path: str) -> Dict[str, Any]:
     ckpt = ckpt_io.load_file(path)
     model, args = model_from_checkpoint(ckpt, path)
     fmt = detect_format(path)
+    ours = fmt == "torch" and ckpt.get("format") == ckpt_io.FORMAT
     if ckpt.get("imported"):
         container = f"timm's weights ({'PyTorch' if fmt == 'torch' else FORMAT_NAMES.get(fmt, fmt)})"
     elif fmt != "torch":
         container = FORMAT_NAMES.get(fmt, fmt)
     else:
-        ours = ckpt.get("format") == ckpt_io.FORMAT
-        container = "mobilenet-v1 checkpoint (PyTorch)" if ours else "PyTorch state dict"
+        container = "mobilenet-v1 checkpoint (PyTorch)" if ours else "PyTorch checkpoint of another tool"
     config = ckpt.get("config") or {}
+    size = ckpt_io.recorded_image_size(config)
     out: Dict[str, Any] = {"kind": "checkpoint", "format": container, "width_mult": float(args["width_mult"]),
                            "class_num": int(args["class_num"]), "padding": args["padding"],
-                           "params": sum(p.numel() for p in model.parameters()),
-                           "image_size": ckpt_io.recorded_image_size(config), "dataset": config.get("dataset"),
-                           "classes": [str(c) for c in ckpt["classes"]] if ckpt.get("classes") else None}
-    if ckpt.get("imported"):
+                           "params": sum(p.numel() for p in model.parameters()), "image_size": size,
+                           "dataset": _text(config.get("dataset")), "classes": _names(ckpt.get("classes"))}
+    at = image_size or size
+    if at is not None:
+        out.update(macs=count_macs(out["width_mult"], at, out["class_num"]), macs_image_size=[at, at])
+    if isinstance(ckpt.get("imported"), str):
         out["imported"] = ckpt["imported"]
-    spe = ckpt.get("steps_per_epoch")
-    if isinstance(ckpt.get("epoch"), int):
-        out["training"] = {"epoch": ckpt["epoch"], "epochs": config.get("epoch_size"), "step": ckpt.get("step"),
-                           "steps_per_epoch": spe, "step_in_epoch": ckpt.get("step_in_epoch", 0),
-                           "samples_per_step": ckpt.get("samples_per_step"),
-                           **{k: config.get(k) for k in ("batch_size", "opt", "lr_decay_mode", "lr_max", "precision")
-                              if k in config}}
-    elif ckpt.get("global_step") is not None:  # a MindSpore file
-        out["training"] = {"step": ckpt["global_step"]}
-    # A run resumes (--resume) from a file with its optimizer state and RNG; a MindSpore file's Momentum
-    # buffers continue with --pre_trained and --pretrain_epoch_size.
-    out["resumable"] = all(k in ckpt for k in ckpt_io.TRAINING_KEYS)
-    out["momentum_buffers"] = bool(ckpt.get("moments"))
-    ema = ckpt.get("ema") if ckpt_io.ema_state(ckpt) is not None else None
-    out["weight_average"] = {"decay": ema.get("decay"), "updates": ema.get("updates")} if ema else None
+    done = ckpt_io.epochs_done(ckpt)  # the position, where it is one
+    if done is not None:
+        training: Dict[str, Any] = {"epoch": ckpt["epoch"], "epochs": _count(config.get("epoch_size")),
+                                    "step": _count(ckpt.get("step")),
+                                    "steps_per_epoch": _count(ckpt.get("steps_per_epoch")),
+                                    "step_in_epoch": ckpt.get("step_in_epoch", 0)}
+        for key in ("batch_size", "opt", "lr_decay_mode", "lr_max", "precision"):
+            value = config.get(key)
+            if (_text(value) if key in ("opt", "lr_decay_mode", "precision") else _number(value)) is not None:
+                training[key] = value
+        out["training"] = training
+    elif _count(ckpt.get("global_step")) is not None:  # a MindSpore file's, or a foreign file's
+        out["training"] = {"global_step": ckpt["global_step"]}
+    # A run resumes (--resume) from a training state of ours: optimizer, RNG, position (the rest is checked
+    # against the run when it resumes). A MindSpore file's Momentum buffers continue with --pre_trained.
+    out["resumable"] = (ours and done is not None and all(k in ckpt for k in ckpt_io.TRAINING_KEYS)
+                        and isinstance(ckpt.get("optimizer"), dict) and isinstance(ckpt.get("rng"), dict))
+    out["momentum_buffers"] = isinstance(ckpt.get("moments"), dict) and len(ckpt["moments"]) > 0
+    ema = ckpt["ema"] if ckpt_io.ema_state(ckpt) is not None else None
+    out["weight_average"] = {"decay": _number(ema.get("decay")), "updates": _count(ema.get("updates"))} \
+        if ema else None
     out["quantization_aware"] = model.quant is not None
-    out["bn_recalibration"] = config.get("bn_recalibration")
+    bn = config.get("bn_recalibration")
+    out["bn_recalibration"] = {"image_size": ckpt_io.recorded_image_size(bn), "images": _count(bn.get("images")),
+                               "trained_at": ckpt_io.recorded_image_size({"image_size": bn.get("trained_at")})} \
+        if isinstance(bn, dict) else None
     metrics = ckpt.get("metrics")
-    out["evaluated"] = {k: metrics[k] for k in ("top_1", "top_5", "eval_images")
-                        if isinstance(metrics.get(k), (int, float))} if isinstance(metrics, dict) else None
-    skipped = ckpt["nonfinite"].get("total") if isinstance(ckpt.get("nonfinite"), dict) else None
+    evaluated = {k: metrics[k] for k in ("top_1", "top_5", "raw_top_1", "raw_top_5", "eval_images")
+                 if isinstance(metrics, dict) and _number(metrics.get(k)) is not None}
+    out["evaluated"] = evaluated or None
+    skipped = _count(ckpt["nonfinite"].get("total")) if isinstance(ckpt.get("nonfinite"), dict) else None
     if skipped:
         out["skipped_nonfinite_steps"] = skipped
     return out
@@ -114,24 +160,26 @@ KINDS = {"ONNX file": "ONNX file", "ExecuTorch program": "ExecuTorch program (.p
          "program": "torch.export program (.pt2)"}
 
 
-def _describe_deployed(path: str) -> Dict[str, Any]:
+def _describe_deployed(path: str, image_size: Optional[int]) -> Dict[str, Any]:
     from . import checkpoint as ckpt_io
     from .onnx_io import PIXEL_FORMATS, load_deployed
 
     model = load_deployed(path)
+    model.check_size(image_size)
     meta = dict(model.metadata)
     hw = model.image_hw
-    shape = [d if d is not None else "N" if i == 0 else "?" for i, d in enumerate(model.input_shape)]
-    if model.image_input:
-        shown = f"uint8 {model.pixel_format} pixels ({', '.join(map(str, shape))})"
-    else:
-        shown = f"float ({', '.join(map(str, shape))})"
-    out: Dict[str, Any] = {"kind": KINDS.get(model.kind, model.kind), "input": shown, "input_hw": hw and list(hw),
-                           "batch": model.fixed_batch or "dynamic",
-                           "class_num": model.class_num, "weights": meta.get("quantization") or "fp32",
-                           "image_size": hw[0] if hw and hw[0] == hw[1] else ckpt_io.recorded_image_size(meta)}
+    size = ckpt_io.recorded_image_size(meta)
+    out: Dict[str, Any] = {"kind": KINDS.get(model.kind, model.kind), "input": model.input_text(),
+                           "input_hw": list(hw) if hw else None, "batch": model.fixed_batch,
+                           "class_num": model.class_num, "weights": model.weights,
+                           "image_size": hw[0] if hw and hw[0] == hw[1] else None if hw else size}
     if isinstance(meta.get("width_mult"), float):
         out["width_mult"] = meta["width_mult"]
+    at = image_size or size
+    macs_hw = hw or ((at, at) if at else None)
+    macs = macs_if_known(meta.get("width_mult"), macs_hw, model.class_num)
+    if macs is not None:
+        out.update(macs=macs, macs_image_size=list(macs_hw))
     if model.image_input:
         out["channels"] = PIXEL_FORMATS[model.pixel_format][1]
     out["metadata"] = meta
@@ -144,66 +192,78 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
     lines = [f"{head}: {d.get('format', d['kind'])}, {d['bytes'] / 1e6:.2f} MB"]
 
     def row(label: str, text: str) -> None:
-        lines.append(f"  {label + ':':<16}{text}")
+        lines.append(f"  {label + ':':<15} {text}")
 
-    size, at = d.get("image_size"), d.get("macs_image_size")
-    macs = f"{d['macs']:,} ({d['macs'] / 1e6:.1f} M) at {at}x{at}" if "macs" in d else "unknown"
-    if d["kind"] == "checkpoint":
-        row("model", f"MobileNetV1 width_mult {d['width_mult']:g}, {d['class_num']} classes, padding {d['padding']}")
-        row("parameters", f"{d['params']:,}")
-        row("multiply-adds", macs if at else macs + " (no image size recorded: --image_size N)")
-        row("data", f"{d['dataset'] or 'not recorded'}, "
-            + (f"image_size {size}" if size else "no image size recorded"))
-        classes = d["classes"]
-        row("classes", ", ".join(classes[:8]) + (f" ... ({len(classes)})" if len(classes) > 8 else "")
-            if classes else "not named (indices)")
-        t = d.get("training")
-        if t and "epoch" in t:
-            where = f"epoch {t['epoch']}" + (f" of {t['epochs']}" if t.get("epochs") else "")
-            if t.get("step_in_epoch"):
-                where = f"{t['step_in_epoch']} steps into epoch {t['epoch'] + 1}" + (
-                    f" of {t['epochs']}" if t.get("epochs") else "")
-            recipe = ", ".join(f"{k} {t[k]}" for k in ("batch_size", "opt", "lr_decay_mode", "lr_max", "precision")
-                               if t.get(k) is not None)
-            row("training", f"{where}, step {t['step']}"
-                + (f" ({t['steps_per_epoch']} steps an epoch)" if t.get("steps_per_epoch") else "")
-                + (f"; {recipe}" if recipe else ""))
-        elif t:
-            row("training", f"global_step {t['step']} (MindSpore)")
-        ema = d["weight_average"]
-        row("weights", "trained" + (f", and their average (ema_decay {ema['decay']}, {ema['updates']} updates), "
-                                    f"which eval, export and predict take (--use_ema False: the trained)"
-                                    if ema else "")
-            + ("; quantization-aware (INT8 simulated): export writes its INT8 ONNX file"
-               if d["quantization_aware"] else ""))
-        bn = d["bn_recalibration"]
-        if isinstance(bn, dict):
-            row("BatchNorm", f"statistics measured anew at {bn.get('image_size')} on {bn.get('images')} images"
-                + (f" (trained at {bn['trained_at']})" if bn.get("trained_at") else ""))
-        if d["evaluated"]:
-            e = d["evaluated"]
-            row("evaluated", f"top-1 {e.get('top_1', float('nan')):.4f}, top-5 {e.get('top_5', float('nan')):.4f}"
-                + (f" ({e['eval_images']} images)" if "eval_images" in e else ""))
-        if d.get("skipped_nonfinite_steps"):
-            row("skipped steps", f"{d['skipped_nonfinite_steps']} non-finite")
-        row("resume", "yes: train --resume FILE continues its run" if d["resumable"] else
-            "with --pre_trained and --pretrain_epoch_size (its Momentum buffers continue)" if d["momentum_buffers"]
-            else "no: weights only (train --pre_trained FILE starts from them)")
-        if d.get("imported"):
-            row("imported", d["imported"])
+    def names(classes: List[str]) -> str:
+        return ", ".join(classes[:8]) + (f" ... ({len(classes)})" if len(classes) > 8 else "")
+
+    at = d.get("macs_image_size")
+    macs = f"{d['macs']:,} ({d['macs'] / 1e6:.1f} M) at {at[0]}x{at[1]}" if "macs" in d else "unknown"
+    if d["kind"] != "checkpoint":
+        row("input", d["input"] + ("" if d["batch"] else ", batch dynamic"))
+        row("output", f"{d['class_num']} classes" if d["class_num"] else "not known")
+        row("weights", d["weights"])
+        row("multiply-adds", macs)
+        meta = d["metadata"]
+        if meta.get("mean") and meta.get("std"):
+            row("normalisation", f"mean {meta['mean']}, std {meta['std']} of 0-1 RGB values: "
+                + ("inside the file, which takes pixels" if d.get("channels") else "the caller's, before the file"))
+        for key, value in meta.items():
+            if key not in ("quantization", "classes", "mean", "std", "held_out", "input", "pixel_format", "class_num"):
+                row(key, str(value))
+        if _names(meta.get("classes")):
+            row("classes", names(meta["classes"]))
         return lines
-    row("input", f"{d['input']}, batch {d['batch']}")
-    row("output", f"{d['class_num']} classes" if d["class_num"] else "not known")
-    row("weights", d["weights"])
-    row("multiply-adds", macs)
-    meta = d["metadata"]
-    if meta.get("mean") and meta.get("std"):
-        row("normalisation", f"mean {meta['mean']}, std {meta['std']} of 0-1 RGB values: "
-            + ("inside the file, which takes pixels" if d.get("channels") else "the caller's, before the file"))
-    for key, value in meta.items():
-        if key not in ("quantization", "classes", "mean", "std", "held_out", "input", "pixel_format", "class_num"):
-            row(key, str(value))
-    classes = d["metadata"].get("classes")
-    if classes:
-        row("classes", ", ".join(map(str, classes[:8])) + (f" ... ({len(classes)})" if len(classes) > 8 else ""))
+    size = d["image_size"]
+    row("model", f"MobileNetV1 width_mult {d['width_mult']:g}, {d['class_num']} classes, padding {d['padding']}")
+    row("parameters", f"{d['params']:,}")
+    row("multiply-adds", macs if at else macs + " (no image size recorded: --image_size N)")
+    row("data", f"{d['dataset'] or 'not recorded'}, " + (f"image_size {size}" if size else "no image size recorded"))
+    row("classes", names(d["classes"]) if d["classes"] else "not named (indices)")
+    t = d.get("training")
+    if t and "epoch" in t:
+        of = f" of {t['epochs']}" if t["epochs"] else ""
+        where = (f"{t['step_in_epoch']} steps into epoch {t['epoch'] + 1}{of}" if t["step_in_epoch"] else
+                 f"epoch {t['epoch']}{of}")
+        if t["step"] is not None:
+            where += f", step {t['step']}" + (f" ({t['steps_per_epoch']} steps an epoch)" if t["steps_per_epoch"]
+                                              else "")
+        row("training", where)
+        recipe = ", ".join(f"{k} {t[k]}" for k in ("batch_size", "opt", "lr_decay_mode", "lr_max", "precision")
+                           if k in t)
+        if recipe:
+            row("recipe", recipe)
+    elif t:
+        row("training", f"global_step {t['global_step']}")
+    ema = d["weight_average"]
+    if ema:
+        known = ", ".join(f"{k} {v}" for k, v in (("ema_decay", ema["decay"]), ("updates", ema["updates"]))
+                          if v is not None)
+        row("weights", f"trained, and their exponential moving average{f' ({known})' if known else ''}, which "
+                       f"eval, export and predict take (--use_ema False: the trained ones)")
+    else:
+        row("weights", "trained")
+    if d["quantization_aware"]:
+        row("quantization", "quantization-aware (INT8 simulated): export writes its INT8 ONNX file")
+    bn = d["bn_recalibration"]
+    if bn:
+        row("BatchNorm", "statistics measured anew (recalibrate-bn)"
+            + (f" at {bn['image_size']}" if bn["image_size"] else "")
+            + (f" on {bn['images']} images" if bn["images"] else "")
+            + (f", trained at {bn['trained_at']}" if bn["trained_at"] else ""))
+    e = d["evaluated"]
+    if e:
+        shown = ", ".join(f"{label} {e[k]:.4f}" for k, label in (("top_1", "top-1"), ("top_5", "top-5")) if k in e)
+        raw = ", ".join(f"{label} {e[k]:.4f}" for k, label in (("raw_top_1", "top-1"), ("raw_top_5", "top-5"))
+                        if k in e)
+        images = f" ({e['eval_images']:g} images)" if "eval_images" in e else ""
+        row("evaluated", (shown or "no top-1 recorded") + images
+            + (f"; that of the weight average; the trained weights: {raw}" if raw else ""))
+    if d.get("skipped_nonfinite_steps"):
+        row("skipped steps", f"{d['skipped_nonfinite_steps']} non-finite")
+    row("resume", "a training state (optimizer, RNG): train --resume FILE continues its run" if d["resumable"] else
+        "with --pre_trained and --pretrain_epoch_size (its Momentum buffers continue)" if d["momentum_buffers"]
+        else "no training state: weights only (train --pre_trained FILE starts from them)")
+    if d.get("imported"):
+        row("imported", d["imported"])
     return lines

@@ -20,6 +20,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import os
 import platform
 import re
@@ -150,11 +151,15 @@ class DeployedModel(nn.Module):
         our entries of it (:func:`read_metadata`); none for an empty one; an error naming ``entry`` for
         anything else."""
         try:
-            return read_metadata({k: v if isinstance(v, str) else json.dumps(v)
-                                  for k, v in json.loads(text or "{}").items() if v is not None})
+            props = {k: v if isinstance(v, str) else json.dumps(v)
+                     for k, v in json.loads(text or "{}").items() if v is not None}
         except (ValueError, AttributeError, TypeError):
             raise CheckpointError(f"{self.kind} {path}: its {entry} is not the metadata of mobilenet-v1 "
                                   f"export") from None
+        try:
+            return read_metadata(props)
+        except ValueError as e:
+            raise CheckpointError(f"{self.kind} {path}: {e}, which mobilenet-v1 export writes there") from None
 
     def saturation_note(self) -> str:
         return ""
@@ -174,6 +179,26 @@ class DeployedModel(nn.Module):
     def fixed_batch(self) -> Optional[int]:
         n = self.input_shape[0]
         return n if isinstance(n, int) else None
+
+    @property
+    def weights(self) -> str:
+        """fp32, or the INT8 scheme its metadata's ``quantization`` entry records."""
+        return self.metadata.get("quantization") or "fp32"
+
+    def check_size(self, image_size: Optional[int]) -> None:
+        """Refuse ``--image_size`` where the file takes another fixed size."""
+        hw = self.image_hw
+        if hw is not None and image_size is not None and hw != (image_size, image_size):
+            raise ValueError(f"--image_size {image_size}: {self.path} takes {hw[0]}x{hw[1]} inputs only")
+
+    def input_text(self, batch: Optional[int] = None, hw: Optional[Tuple[int, int]] = None) -> str:
+        """The input as the commands show it, "float (N, 3, H, W)" or "uint8 BGRA (N, H, W, 4)" pixels: the
+        file's own sizes where ``batch`` and ``hw`` are not given (N, and ? for a size it leaves open)."""
+        n = batch if batch is not None else self.fixed_batch or "N"
+        h, w = hw if hw is not None else self.image_hw or ("?", "?")
+        if self.image_input:
+            return f"uint8 {self.pixel_format} ({n}, {h}, {w}, {PIXEL_FORMATS[self.pixel_format][1]})"
+        return f"float ({n}, 3, {h}, {w})"
 
     def pixels(self, x: torch.Tensor) -> torch.Tensor:
         """A normalised float (N, 3, H, W) batch as the uint8 (N, H, W, C) pixels it was made from, on the
@@ -223,7 +248,7 @@ class OnnxModel(DeployedModel):
         try:
             self.metadata = read_metadata(self.session.get_modelmeta().custom_metadata_map)
         except ValueError as e:
-            raise CheckpointError(f"ONNX file {path}: {e}: not a file of mobilenet-v1 export") from None
+            raise CheckpointError(f"ONNX file {path}: {e}, which mobilenet-v1 export writes there") from None
         self.image_input = inputs[0].type == "tensor(uint8)"
         dim = self.session.get_outputs()[0].shape[-1]
         self._class_num = dim if isinstance(dim, int) else None
@@ -475,29 +500,49 @@ def _split_fixed(x: torch.Tensor, n: int) -> List[torch.Tensor]:
     return parts
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def _positive_number(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(text)
+    return value
+
+
+def _json_list(text: str) -> list:
+    value = json.loads(text)
+    if not isinstance(value, list):
+        raise ValueError(text)
+    return value
+
+
+# How each metadata entry is read, and what it must be: a value that is not is refused, naming the entry.
+_DECODERS = {"classes": (_json_list, "a JSON list"), "mean": (_json_list, "a JSON list"),
+             "std": (_json_list, "a JSON list"), "held_out": (json.loads, "JSON"),
+             "image_size": (_positive_int, "a positive integer"), "class_num": (_positive_int, "a positive integer"),
+             "trained_image_size": (_positive_int, "a positive integer"),
+             "width_mult": (_positive_number, "a positive number"), "crop_pct": (_positive_number, "a positive number"),
+             # "True" in ONNX metadata, JSON's "true" in a .pt2
+             "exif_orientation": (lambda v: v.lower() == "true", ""), "antialias": (lambda v: v.lower() == "true", "")}
+
+
 def read_metadata(props: Dict[str, str]) -> Dict[str, Any]:
     """Our metadata entries, decoded (JSON values parsed, numbers as numbers); other keys dropped. An entry
-    that does not decode raises a ValueError naming it and its value."""
+    that does not decode to what it must be raises a ValueError naming it and its value."""
     out: Dict[str, Any] = {}
     for key in META_KEYS:
         if key not in props:
             continue
         value = props[key]
+        decode, kind = _DECODERS.get(key, (str, ""))
         try:
-            if key in ("classes", "mean", "std", "held_out"):
-                out[key] = json.loads(value)
-            elif key in ("image_size", "class_num", "trained_image_size"):
-                out[key] = int(value)
-            elif key in ("width_mult", "crop_pct"):
-                out[key] = float(value)
-            elif key in ("exif_orientation", "antialias"):
-                out[key] = value.lower() == "true"  # "True" in ONNX metadata, JSON's "true" in a .pt2
-            else:
-                out[key] = value
+            out[key] = decode(value)
         except ValueError as e:
-            kind = ("an integer" if key in ("image_size", "class_num", "trained_image_size") else
-                    "a number" if key in ("width_mult", "crop_pct") else "JSON" if key not in (
-                        "exif_orientation", "antialias") else "true or false")
             raise ValueError(f"its metadata entry {key} {value!r} is not {kind}") from e
     return out
 
