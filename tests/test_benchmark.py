@@ -10,6 +10,7 @@ import torch
 from mobilenet_v1 import benchmark, cli
 from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1.benchmark import Subject, load_subject, measure, round_ratios
+from mobilenet_v1.model import MobileNetV1
 
 from test_deploy import named_classes_checkpoint
 
@@ -84,6 +85,35 @@ def test_a_checkpoint_and_its_exported_files_are_timed_each_on_its_own_input(tmp
         assert load_subject(odd).input == "float (1, 3, 224, 224)"
     ckpt_io.atomic_save({**ckpt_io.load_file(ckpt), "config": ["not", "a", "dict"]}, odd)
     assert load_subject(odd, image_size=40).input == "float (1, 3, 40, 40)"
+
+
+def test_memory_is_measured_per_file_in_a_process_of_its_own(tmp_path, capsys, one_thread):
+    """--memory: each file's resident memory, loaded and at its peak over the calls, over a process with
+    its runtime imported (Linux: the peak reset before loading): an ONNX file holds at least its weights
+    (the width-1.0 file's 17 MB against the width-0.25 one's 1 MB), the peak is no lower than after
+    loading, and the table gets its columns. A file the child cannot load is named with its reason."""
+    small = str(tmp_path / "small.onnx")
+    big = str(tmp_path / "big.onnx")
+    for path, width in ((small, 0.25), (big, 1.0)):
+        ckpt = str(tmp_path / f"w{width}.ckpt")
+        ckpt_io.atomic_save({"model": MobileNetV1(class_num=10, width_mult=width).state_dict(),
+                             "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+        assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", path]) == 0
+    capsys.readouterr()
+    timing = ["--seconds", "0.1", "--rounds", "1", "--warmup", "2"]
+    assert cli.main(["benchmark", small, big, *timing, "--memory", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["results"]
+    for r in rows:
+        m = r["memory"]
+        assert m["method"] == "VmHWM reset before loading" and m["baseline_mb"] > 0
+        assert 0 <= m["init_mb"] <= m["peak_mb"] and m["peak_mb"] * 2 ** 20 >= r["bytes"], r
+    assert rows[1]["memory"]["peak_mb"] > rows[0]["memory"]["peak_mb"] + 10
+    assert "| init MB | peak MB |" in benchmark.table(rows)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x08\x07" + b"\x00" * 30)
+    with pytest.raises(ValueError, match=f"--memory: {junk} could not be measured in a process of its own: .*"
+                                         f"{junk}"):
+        benchmark.memory_footprint(str(junk), 1, 1, False)
 
 
 def test_files_that_do_not_fit_the_options_are_refused_naming_them(tmp_path, capsys, one_thread):

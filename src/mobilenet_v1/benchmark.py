@@ -24,9 +24,14 @@ its data fills the caches) and timed ones, so slow phases of a shared machine fa
 Figures are medians over all timed calls; a file's ``vs_first`` is the median over rounds of its time an
 image over the first file's within the round (per image: a ``.pte``'s fixed batch may differ from the
 others').
+
+``--memory`` (after the timing): each file loaded and called in a Python process of its own, which reports
+the resident memory it added, loaded and at its peak (:func:`memory_child`).
 """
 import argparse
+import gc
 import importlib
+import json
 import math
 import os
 import platform
@@ -324,6 +329,90 @@ def run(subjects: Sequence[Subject], seconds: float, rounds: int, warmup: int) -
     return rows
 
 
+# ------------------------------------------------------------------------------------------------ memory
+
+def _status_kb(field: str) -> Optional[int]:
+    """An entry of Linux's /proc/self/status in kB (VmRSS: resident now; VmHWM: its peak), None elsewhere."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _reset_peak() -> bool:
+    """Reset this process's peak resident memory (VmHWM) to what it holds now: Linux's clear_refs 5."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _max_rss_kb() -> int:
+    """The process's peak resident memory as getrusage says it (kB; macOS gives bytes)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak
+
+
+_CHILD = "import sys; from mobilenet_v1.benchmark import memory_child; sys.exit(memory_child(sys.argv[1]))"
+
+
+def memory_child(spec: str) -> int:
+    """In a process of its own: the runtime a file needs imported, then the file loaded as :func:`load_subject`
+    loads it and called ``calls`` times; prints one JSON object of the resident memory (MB) it added: at the
+    end of loading (``init_mb``) and at its peak over the calls (``peak_mb``), over the ``baseline_mb`` of
+    the process with its runtime imported (as TensorFlow Lite's benchmark_model reports init and overall).
+    Off Linux, where the peak cannot be reset, only what rises past the imports' own peak counts."""
+    opts = json.loads(spec)
+    path, calls, threads = opts.pop("path"), opts.pop("calls"), opts.pop("threads")
+    pte = ckpt_io.is_executorch_program(path)
+    set_threads(threads, executorch=pte, asked=opts.pop("asked"))
+    if is_deployed_file(path) and not pte and not ckpt_io.is_exported_program(path):
+        importlib.import_module("onnxruntime")
+    gc.collect()
+    exact = _reset_peak() and _status_kb("VmHWM") is not None
+    base = _status_kb("VmRSS") if exact else _max_rss_kb()
+    subject = load_subject(path, threads=threads, **opts)
+    init = _status_kb("VmHWM") if exact else _max_rss_kb()
+    cuda = isinstance(subject.model, torch.nn.Module) and any(t.is_cuda for t in subject.model.parameters())
+    for _ in range(calls):
+        subject.call()
+    if cuda:
+        torch.cuda.synchronize()
+    peak = _status_kb("VmHWM") if exact else _max_rss_kb()
+    out = {"baseline_mb": base / 1024, "init_mb": (init - base) / 1024, "peak_mb": (peak - base) / 1024,
+           "method": "VmHWM reset before loading" if exact else
+           "ru_maxrss: growth past the peak the imports reached, a lower bound"}
+    if cuda:
+        out["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    print(json.dumps(out))
+    return 0
+
+
+def memory_footprint(path: str, calls: int, threads: int, asked: bool, **load: Any) -> Dict[str, Any]:
+    """:func:`memory_child` of ``path`` in a new Python process (one file's memory, none of the others'
+    this process holds); ``load``: :func:`load_subject`'s options."""
+    import subprocess
+
+    env = dict(os.environ)
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    spec = json.dumps({"path": path, "calls": calls, "threads": threads, "asked": asked, **load})
+    done = subprocess.run([sys.executable, "-c", _CHILD, spec], capture_output=True, text=True, env=env)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        said = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise ValueError(f"--memory: {path} could not be measured in a process of its own: {said}")
+    return json.loads(lines[-1])
+
+
 def table(rows: Sequence[Dict[str, Any]]) -> str:
     """The rows as a Markdown table, one line per file."""
     head = ["file", "runs in", "weights", "input", "MB", "MMACs", "load s", "first call ms", "median ms", "p10 ms", "p90 ms",
@@ -333,6 +422,10 @@ def table(rows: Sequence[Dict[str, Any]]) -> str:
              "-" if r["macs"] is None else f"{r['macs'] / 1e6:.1f}", f"{r['load_s']:.2f}",
              f"{r['first_call_ms']:.2f}", f"{r['median_ms']:.3f}", f"{r['p10_ms']:.3f}", f"{r['p90_ms']:.3f}",
              f"{r['images_per_s']:.1f}", f"{r['vs_first']:.3f}"] for r in rows]
+    if any("memory" in r for r in rows):
+        head += ["init MB", "peak MB"]
+        for b, r in zip(body, rows):
+            b += [f"{r['memory']['init_mb']:.1f}", f"{r['memory']['peak_mb']:.1f}"]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |",
              "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
@@ -391,6 +484,9 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--use_ema", type=bool_option, default=None, metavar="True|False",
                    help="a checkpoint with a weight average: time that (True, the default) or the trained weights "
                         "(the same network: the same time)")
+    p.add_argument("--memory", action="store_true",
+                   help="also the resident memory each file adds, loaded (init) and at its peak over --warmup "
+                        "calls, measured in a Python process of its own after the timing")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     a = p.parse_args(list(argv))
     for name in ("batch_size", "threads", "rounds", "class_num"):
@@ -399,6 +495,8 @@ def main(argv: Sequence[str]) -> int:
             p.error(f"--{name} must be at least 1, got {value}")
     if not (math.isfinite(a.seconds) and a.seconds > 0) or a.warmup < 1:
         p.error("--seconds must be a number above 0 and --warmup at least 1")
+    if a.memory and sys.platform == "win32":
+        p.error("--memory: measured on Linux and macOS only (Windows has no getrusage)")
     try:
         sizes = _numbers(a.image_size, int, "--image_size") if a.image_size is not None else None
         widths = _numbers(a.width_mult, float, "--width_mult") if a.width_mult is not None else None
@@ -451,6 +549,12 @@ def _time(a: argparse.Namespace, files: Sequence[str], image_size: Optional[int]
                 s.file = os.path.basename(s.file)
         rows = run(subjects, a.seconds, a.rounds, a.warmup)
         info = machine(threads, subjects)
+        if a.memory:  # after the timing, which other processes would disturb
+            for row, path in zip(rows, paths):
+                row["memory"] = memory_footprint(
+                    path, a.warmup, threads, bool(a.threads), batch_size=a.batch_size, image_size=image_size,
+                    device_target=a.device_target, precision=a.precision or "auto",
+                    channels_last=a.channels_last is not False, compile_model=bool(a.compile), use_ema=a.use_ema)
     finally:
         torch.set_num_threads(torch_threads)
         if pool is not None:

@@ -30,7 +30,8 @@ commands:
   predict        top-k classes of image files or folders of them (IMAGE|FOLDER... --ckpt_file C|F.onnx|F.pte|F.pt2
                  [--top_k 5] [--json] [--out F.csv|F.json])
   benchmark      how fast model files run here, timed in turns in one process (FILE... [--batch_size N]
-                 [--threads T] [--json]); or networks made here (--width_mult 0.25,0.5 --image_size 128,160)
+                 [--threads T] [--memory] [--json]); or networks made here (--width_mult 0.25,0.5 --image_size
+                 128,160)
 
 'mobilenet-v1 COMMAND --help' describes one command."""
 
