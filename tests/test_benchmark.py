@@ -87,11 +87,12 @@ def test_a_checkpoint_and_its_exported_files_are_timed_each_on_its_own_input(tmp
     assert load_subject(odd, image_size=40).input == "float (1, 3, 40, 40)"
 
 
-def test_memory_is_measured_per_file_in_a_process_of_its_own(tmp_path, capsys, one_thread):
+def test_memory_is_measured_per_file_in_a_process_of_its_own(tmp_path, capsys, one_thread, monkeypatch):
     """--memory: each file's resident memory, loaded and at its peak over the calls, over a process with
     its runtime imported (Linux: the peak reset before loading): an ONNX file holds at least its weights
     (the width-1.0 file's 17 MB against the width-0.25 one's 1 MB), the peak is no lower than after
-    loading, and the table gets its columns. A file the child cannot load is named with its reason."""
+    loading, and the table gets its columns. A file the child cannot load is named with its reason; the
+    timing of the others stands (exit 1)."""
     small = str(tmp_path / "small.onnx")
     big = str(tmp_path / "big.onnx")
     for path, width in ((small, 0.25), (big, 1.0)):
@@ -114,6 +115,16 @@ def test_memory_is_measured_per_file_in_a_process_of_its_own(tmp_path, capsys, o
     with pytest.raises(ValueError, match=f"--memory: {junk} could not be measured in a process of its own: .*"
                                          f"{junk}"):
         benchmark.memory_footprint(str(junk), 1, 1, False)
+
+    def fails(path, *args, **kwargs):
+        raise ValueError(f"--memory: {path} could not be measured in a process of its own: made up")
+
+    monkeypatch.setattr(benchmark, "memory_footprint", fails)
+    assert cli.main(["benchmark", small, *timing, "--memory", "--json"]) == 1
+    captured = capsys.readouterr()
+    row = json.loads(captured.out)["results"][0]
+    assert row["memory"] is None and row["median_ms"] > 0 and f"{small} could not be measured" in captured.err
+    assert "| -       | -       |" in benchmark.table([row])
 
 
 def test_files_that_do_not_fit_the_options_are_refused_naming_them(tmp_path, capsys, one_thread):

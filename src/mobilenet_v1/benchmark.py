@@ -362,14 +362,18 @@ def _max_rss_kb() -> int:
 
 
 _CHILD = "import sys; from mobilenet_v1.benchmark import memory_child; sys.exit(memory_child(sys.argv[1]))"
+_MARK = "mobilenet-v1 memory: "  # the child's result line, told apart from anything else on its stdout
+MEMORY_TIMEOUT_S = 1800  # a child that takes longer (a hung runtime) is given up on
 
 
 def memory_child(spec: str) -> int:
     """In a process of its own: the runtime a file needs imported, then the file loaded as :func:`load_subject`
-    loads it and called ``calls`` times; prints one JSON object of the resident memory (MB) it added: at the
-    end of loading (``init_mb``) and at its peak over the calls (``peak_mb``), over the ``baseline_mb`` of
-    the process with its runtime imported (as TensorFlow Lite's benchmark_model reports init and overall).
-    Off Linux, where the peak cannot be reset, only what rises past the imports' own peak counts."""
+    loads it and called ``calls`` times; prints (after :data:`_MARK`) one JSON object of the resident memory
+    (MB) it added: its peak while loading (``init_mb``) and over the calls (``peak_mb``), over the
+    ``baseline_mb`` of the process with its runtime imported (as TensorFlow Lite's benchmark_model reports
+    init and overall). A ``.pt2`` program's loading, and ``--compile``, import much of PyTorch on first use:
+    that counts too. Off Linux, where the peak cannot be reset, ``baseline_mb`` is the imports' peak and only
+    what rises past it counts."""
     opts = json.loads(spec)
     path, calls, threads = opts.pop("path"), opts.pop("calls"), opts.pop("threads")
     pte = ckpt_io.is_executorch_program(path)
@@ -378,39 +382,48 @@ def memory_child(spec: str) -> int:
         importlib.import_module("onnxruntime")
     gc.collect()
     exact = _reset_peak() and _status_kb("VmHWM") is not None
+
+    def peak() -> int:
+        return _status_kb("VmHWM") if exact else _max_rss_kb()
+
     base = _status_kb("VmRSS") if exact else _max_rss_kb()
     subject = load_subject(path, threads=threads, **opts)
-    init = _status_kb("VmHWM") if exact else _max_rss_kb()
+    init = peak()
     cuda = isinstance(subject.model, torch.nn.Module) and any(t.is_cuda for t in subject.model.parameters())
     for _ in range(calls):
         subject.call()
     if cuda:
         torch.cuda.synchronize()
-    peak = _status_kb("VmHWM") if exact else _max_rss_kb()
-    out = {"baseline_mb": base / 1024, "init_mb": (init - base) / 1024, "peak_mb": (peak - base) / 1024,
+    out = {"baseline_mb": base / 1024, "init_mb": (init - base) / 1024, "peak_mb": (peak() - base) / 1024,
            "method": "VmHWM reset before loading" if exact else
            "ru_maxrss: growth past the peak the imports reached, a lower bound"}
     if cuda:
         out["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
-    print(json.dumps(out))
+    print(_MARK + json.dumps(out), flush=True)
     return 0
 
 
 def memory_footprint(path: str, calls: int, threads: int, asked: bool, **load: Any) -> Dict[str, Any]:
     """:func:`memory_child` of ``path`` in a new Python process (one file's memory, none of the others'
-    this process holds); ``load``: :func:`load_subject`'s options."""
+    this process holds); ``load``: :func:`load_subject`'s options. A ValueError naming the file where the
+    child fails."""
     import subprocess
 
     env = dict(os.environ)
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     spec = json.dumps({"path": path, "calls": calls, "threads": threads, "asked": asked, **load})
-    done = subprocess.run([sys.executable, "-c", _CHILD, spec], capture_output=True, text=True, env=env)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
+    # -P: the working folder is not put on the child's path (a random.py there would shadow the library's)
+    try:
+        done = subprocess.run([sys.executable, "-P", "-c", _CHILD, spec], capture_output=True, text=True, env=env,
+                              timeout=MEMORY_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ValueError(f"--memory: {path}: its process took over {MEMORY_TIMEOUT_S} s and was ended") from None
+    found = [line[len(_MARK):] for line in done.stdout.splitlines() if line.startswith(_MARK)]
+    if done.returncode != 0 or not found:
         said = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
         raise ValueError(f"--memory: {path} could not be measured in a process of its own: {said}")
-    return json.loads(lines[-1])
+    return json.loads(found[-1])
 
 
 def table(rows: Sequence[Dict[str, Any]]) -> str:
@@ -425,7 +438,8 @@ def table(rows: Sequence[Dict[str, Any]]) -> str:
     if any("memory" in r for r in rows):
         head += ["init MB", "peak MB"]
         for b, r in zip(body, rows):
-            b += [f"{r['memory']['init_mb']:.1f}", f"{r['memory']['peak_mb']:.1f}"]
+            m = r.get("memory") or {}
+            b += [f"{m[k]:.1f}" if k in m else "-" for k in ("init_mb", "peak_mb")]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |",
              "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
@@ -542,30 +556,36 @@ def _time(a: argparse.Namespace, files: Sequence[str], image_size: Optional[int]
         if given and all(is_deployed_file(f) for f in paths):
             print(f"benchmark: not used here: {', '.join(given)} (a checkpoint's; exported files run as they were "
                   f"exported)", file=sys.stderr)
-        subjects = [load_subject(f, a.batch_size, image_size, a.device_target, a.precision or "auto",
-                                 a.channels_last is not False, bool(a.compile), a.use_ema, threads) for f in paths]
+        load = dict(batch_size=a.batch_size, image_size=image_size, device_target=a.device_target,
+                    precision=a.precision or "auto", channels_last=a.channels_last is not False,
+                    compile_model=bool(a.compile), use_ema=a.use_ema)
+        subjects = [load_subject(f, threads=threads, **load) for f in paths]
         if short_names:
             for s in subjects:
                 s.file = os.path.basename(s.file)
         rows = run(subjects, a.seconds, a.rounds, a.warmup)
         info = machine(threads, subjects)
+        failed = []
         if a.memory:  # after the timing, which other processes would disturb
             for row, path in zip(rows, paths):
-                row["memory"] = memory_footprint(
-                    path, a.warmup, threads, bool(a.threads), batch_size=a.batch_size, image_size=image_size,
-                    device_target=a.device_target, precision=a.precision or "auto",
-                    channels_last=a.channels_last is not False, compile_model=bool(a.compile), use_ema=a.use_ema)
+                try:
+                    row["memory"] = memory_footprint(path, a.warmup, threads, bool(a.threads), **load)
+                except ValueError as e:  # the timing stands; the file's memory is reported as not measured
+                    row["memory"] = None
+                    failed.append(str(e))
     finally:
         torch.set_num_threads(torch_threads)
         if pool is not None:
             resize_pool(pool)
+    for said in failed:
+        print(f"mobilenet-v1 benchmark: {said}", file=sys.stderr)
     if a.json:
         print(json_text({"machine": info, "results": rows}))
-        return 0
+        return 1 if failed else 0
     versions = ", ".join(f"{k} {info[k]}" for k in ("torch", "onnxruntime", "executorch") if k in info)
     pool_note = (f" (ExecuTorch's pool: {info['executorch_threads']})"
                  if info.get("executorch_threads") not in (None, threads) else "")
     print(f"{info['cpu']} ({info['arch']}), {info['cpus']} CPUs, {threads} threads{pool_note}"
           f"{', ' + info['gpu'] if 'gpu' in info else ''}; {versions}; {info['date']}")
     print(table(rows))
-    return 0
+    return 1 if failed else 0

@@ -649,6 +649,32 @@ def check_optimizer_state(saved: Any, optimizer: torch.optim.Optimizer) -> List[
     return problems
 
 
+def state_problems(ckpt: Dict[str, Any], steps_per_epoch: Optional[int] = None
+                   ) -> Tuple[List[str], Optional[Tuple[int, int, int]]]:
+    """What in a training checkpoint's own state, whatever run continues it, keeps it from being resumed:
+    its RNG state and its position (counts, and a step that is its epoch and step in the epoch); the
+    position read (epoch, step in epoch, steps per epoch: ``steps_per_epoch`` where it records none)
+    where it holds."""
+    problems = []
+    rng = ckpt.get("rng")
+    if not isinstance(rng, dict) or not isinstance(rng.get("torch"), torch.Tensor) or rng["torch"].dtype != torch.uint8:
+        problems.append("rng: no torch generator state")
+    fields = [ckpt.get("epoch"), ckpt.get("step"), ckpt.get("step_in_epoch", 0),
+              ckpt.get("steps_per_epoch", steps_per_epoch)]
+    offset = ckpt.get("step_offset", 0)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in fields) \
+            or not isinstance(offset, int) or isinstance(offset, bool):
+        problems.append(f"position: epoch {fields[0]!r}, step {fields[1]!r}, step_in_epoch {fields[2]!r}, "
+                        f"steps_per_epoch {fields[3]!r}, step_offset {offset!r} are not counts")
+        return problems, None
+    epoch, step, in_epoch, spe = fields
+    if step != GlobalSteps(spe, offset).at(epoch, in_epoch) or in_epoch >= spe:
+        problems.append(f"position: step {step} is not epoch {epoch} x {spe} + {in_epoch}"
+                        + (f" + step_offset {offset}" if offset else ""))
+        return problems, None
+    return problems, (epoch, in_epoch, spe)
+
+
 def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optimizer: torch.optim.Optimizer,
                                  steps_per_epoch: int, classes: Optional[List[str]] = None,
                                  check_ema: bool = True, samples_per_step: Optional[int] = None,
@@ -717,22 +743,12 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
             value = float("nan")
         if not 0 < value < float("inf"):
             problems.append(f"scaler: loss scale {scale!r} is not a positive finite number")
-    rng = ckpt["rng"]
-    if not isinstance(rng, dict) or not isinstance(rng.get("torch"), torch.Tensor) or rng["torch"].dtype != torch.uint8:
-        problems.append("rng: no torch generator state")
+    own, read = state_problems(ckpt, steps_per_epoch)
+    problems += own
     position = None
-    fields = [ckpt["epoch"], ckpt["step"], ckpt.get("step_in_epoch", 0), ckpt.get("steps_per_epoch", steps_per_epoch)]
-    offset = ckpt.get("step_offset", 0)
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in fields) \
-            or not isinstance(offset, int) or isinstance(offset, bool):
-        problems.append(f"position: epoch {fields[0]!r}, step {fields[1]!r}, step_in_epoch {fields[2]!r}, "
-                        f"steps_per_epoch {fields[3]!r}, step_offset {offset!r} are not counts")
-    else:
-        epoch, step, in_epoch, spe = fields
-        if step != GlobalSteps(spe, offset).at(epoch, in_epoch) or in_epoch >= spe:
-            problems.append(f"position: step {step} is not epoch {epoch} x {spe} + {in_epoch}"
-                            + (f" + step_offset {offset}" if offset else ""))
-        elif in_epoch and spe != steps_per_epoch:
+    if read is not None:
+        epoch, in_epoch, spe = read
+        if in_epoch and spe != steps_per_epoch:
             # A point inside an epoch is a share of its steps; at another count it falls between two
             # steps, or on one whose checkpoint name would sort before this file's.
             problems.append(f"saved after {in_epoch} of the {spe} steps of epoch {epoch + 1}, this run makes "

@@ -349,4 +349,3 @@ def main(argv: Sequence[str]) -> int:
                file=sys.stderr)
         return 1
     return 0
-

@@ -103,7 +103,7 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
     model, args = model_from_checkpoint(ckpt, path)
     fmt = detect_format(path)
     ours = fmt == "torch" and ckpt.get("format") == ckpt_io.FORMAT
-    if ckpt.get("imported"):
+    if isinstance(ckpt.get("imported"), str):
         container = f"timm's weights ({'PyTorch' if fmt == 'torch' else FORMAT_NAMES.get(fmt, fmt)})"
     elif fmt != "torch":
         container = FORMAT_NAMES.get(fmt, fmt)
@@ -120,8 +120,8 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
         out.update(macs=count_macs(out["width_mult"], at, out["class_num"]), macs_image_size=[at, at])
     if isinstance(ckpt.get("imported"), str):
         out["imported"] = ckpt["imported"]
-    done = ckpt_io.epochs_done(ckpt)  # the position, where it is one
-    if done is not None:
+    problems, position = ckpt_io.state_problems(ckpt, ckpt.get("steps_per_epoch"))
+    if position is not None:
         training: Dict[str, Any] = {"epoch": ckpt["epoch"], "epochs": _count(config.get("epoch_size")),
                                     "step": _count(ckpt.get("step")),
                                     "steps_per_epoch": _count(ckpt.get("steps_per_epoch")),
@@ -133,10 +133,11 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
         out["training"] = training
     elif _count(ckpt.get("global_step")) is not None:  # a MindSpore file's, or a foreign file's
         out["training"] = {"global_step": ckpt["global_step"]}
-    # A run resumes (--resume) from a training state of ours: optimizer, RNG, position (the rest is checked
-    # against the run when it resumes). A MindSpore file's Momentum buffers continue with --pre_trained.
-    out["resumable"] = (ours and done is not None and all(k in ckpt for k in ckpt_io.TRAINING_KEYS)
-                        and isinstance(ckpt.get("optimizer"), dict) and isinstance(ckpt.get("rng"), dict))
+    # A run resumes (--resume) from a training state of ours: optimizer, RNG and a position that holds (the
+    # rest is checked against the run when it resumes). A MindSpore file's Momentum buffers continue with
+    # --pre_trained and --pretrain_epoch_size.
+    out["resumable"] = (ours and not problems and all(k in ckpt for k in ckpt_io.TRAINING_KEYS)
+                        and isinstance(ckpt.get("optimizer"), dict))
     out["momentum_buffers"] = isinstance(ckpt.get("moments"), dict) and len(ckpt["moments"]) > 0
     ema = ckpt["ema"] if ckpt_io.ema_state(ckpt) is not None else None
     out["weight_average"] = {"decay": _number(ema.get("decay")), "updates": _count(ema.get("updates"))} \
@@ -147,8 +148,10 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
                                "trained_at": ckpt_io.recorded_image_size({"image_size": bn.get("trained_at")})} \
         if isinstance(bn, dict) else None
     metrics = ckpt.get("metrics")
-    evaluated = {k: metrics[k] for k in ("top_1", "top_5", "raw_top_1", "raw_top_5", "eval_images")
+    evaluated = {k: metrics[k] for k in ("top_1", "top_5", "raw_top_1", "raw_top_5")
                  if isinstance(metrics, dict) and _number(metrics.get(k)) is not None}
+    if evaluated and _count(metrics.get("eval_images")) is not None:
+        evaluated["eval_images"] = metrics["eval_images"]
     out["evaluated"] = evaluated or None
     skipped = _count(ckpt["nonfinite"].get("total")) if isinstance(ckpt.get("nonfinite"), dict) else None
     if skipped:
@@ -256,7 +259,7 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
         shown = ", ".join(f"{label} {e[k]:.4f}" for k, label in (("top_1", "top-1"), ("top_5", "top-5")) if k in e)
         raw = ", ".join(f"{label} {e[k]:.4f}" for k, label in (("raw_top_1", "top-1"), ("raw_top_5", "top-5"))
                         if k in e)
-        images = f" ({e['eval_images']:g} images)" if "eval_images" in e else ""
+        images = f" ({e['eval_images']} images)" if "eval_images" in e else ""
         row("evaluated", (shown or "no top-1 recorded") + images
             + (f"; that of the weight average; the trained weights: {raw}" if raw else ""))
     if d.get("skipped_nonfinite_steps"):

@@ -514,16 +514,27 @@ def _positive_number(text: str) -> float:
     return value
 
 
-def _json_list(text: str) -> list:
+def _names(text: str) -> list:
     value = json.loads(text)
-    if not isinstance(value, list):
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(text)
+    return value
+
+
+def _channel_values(text: str, positive: bool = False) -> list:
+    value = json.loads(text)
+    if not (isinstance(value, list) and len(value) == 3 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (v > 0 or not positive)
+            for v in value)):
         raise ValueError(text)
     return value
 
 
 # How each metadata entry is read, and what it must be: a value that is not is refused, naming the entry.
-_DECODERS = {"classes": (_json_list, "a JSON list"), "mean": (_json_list, "a JSON list"),
-             "std": (_json_list, "a JSON list"), "held_out": (json.loads, "JSON"),
+_DECODERS = {"classes": (_names, "a JSON list of names"),
+             "mean": (_channel_values, "a JSON list of three finite numbers"),
+             "std": (lambda v: _channel_values(v, positive=True), "a JSON list of three positive numbers"),
+             "held_out": (json.loads, "JSON"),
              "image_size": (_positive_int, "a positive integer"), "class_num": (_positive_int, "a positive integer"),
              "trained_image_size": (_positive_int, "a positive integer"),
              "width_mult": (_positive_number, "a positive number"), "crop_pct": (_positive_number, "a positive number"),

@@ -990,7 +990,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 print0(f"eval: epoch {done}: no image evaluated: {why}")
                 accuracy = None
             if accuracy is not None:
-                best = tracker.improved(accuracy["top_1"])
+                # outputs that are not finite make no measurement to keep a best checkpoint by
+                best = not accuracy.get("nonfinite_outputs") and tracker.improved(accuracy["top_1"])
                 print0(f"eval: epoch {done} top-1 {accuracy['top_1']:.4f} top-5 {accuracy['top_5']:.4f} "
                        f"({accuracy['eval_images']} images{trained})" + (", best so far" if best else ""))
                 if accuracy.get("nonfinite_outputs"):
