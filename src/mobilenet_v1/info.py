@@ -55,9 +55,8 @@ def describe(path: str, image_size: Optional[int] = None) -> Dict[str, Any]:
     trained on and how far, which weights it holds and whether it holds a training state to resume from;
     for an exported file (``.onnx``, ``.pte``, ``.pt2``) its input, output, weights and metadata.
     Multiply-adds at the size it takes or records, or at ``image_size`` (a ValueError for a file that takes
-    another fixed size). A value of a foreign or hand-edited file that is not what
-    mobilenet-v1 writes there is left out (None). Raises :class:`checkpoint.CheckpointError` for a file
-    that is neither."""
+    another fixed size). A value of a foreign or hand-edited file that is not what mobilenet-v1 writes
+    there is left out (None). Raises :class:`checkpoint.CheckpointError` for a file that is neither."""
     from . import checkpoint as ckpt_io
     from .onnx_io import is_deployed_file
 
