@@ -92,12 +92,10 @@ def machine() -> str:
 
 
 def print_table(title: str, rows: List[Dict], columns: Sequence[str]) -> None:
+    from mobilenet_v1.benchmark import markdown_table
+
     print(f"\n{title}")
-    widths = [max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns]
-    print("| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print("| " + " | ".join(str(r.get(c, "")).ljust(w) for c, w in zip(columns, widths)) + " |")
+    print(markdown_table(columns, [[str(r.get(c, "")) for c in columns] for r in rows]))
 
 
 def emit_json(path_or_flag, payload) -> None:

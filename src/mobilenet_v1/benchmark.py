@@ -434,10 +434,20 @@ def memory_footprint(path: str, calls: int, threads: int, asked: bool, **load: A
     return json.loads(found[-1])
 
 
+def markdown_table(head: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    """A Markdown table of ``head`` and the rows of ``body`` (cells as text), columns padded to line up
+    (also what the scripts in benchmarks/ print)."""
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(b, widths)) + " |" for b in body]
+    return "\n".join(lines)
+
+
 def table(rows: Sequence[Dict[str, Any]]) -> str:
     """The rows as a Markdown table, one line per file."""
-    head = ["file", "runs in", "weights", "input", "MB", "MMACs", "load s", "first call ms", "median ms", "p10 ms", "p90 ms",
-            "images/s", "per image / first's"]
+    head = ["file", "runs in", "weights", "input", "MB", "MMACs", "load s", "first call ms", "median ms", "p10 ms",
+            "p90 ms", "images/s", "per image / first's"]
     body = [[r["file"], r["runtime"], r["weights"], r["input"],
              f"{r['bytes'] / 1e6:.2f}",
              "-" if r["macs"] is None else f"{r['macs'] / 1e6:.1f}", f"{r['load_s']:.2f}",
@@ -448,11 +458,7 @@ def table(rows: Sequence[Dict[str, Any]]) -> str:
         for b, r in zip(body, rows):
             m = r.get("memory") or {}
             b += [f"{m[k]:.1f}" if k in m else "-" for k in ("init_mb", "peak_mb")]
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
-    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(b, widths)) + " |" for b in body]
-    return "\n".join(lines)
+    return markdown_table(head, body)
 
 
 def _numbers(text: str, kind, option: str) -> List:

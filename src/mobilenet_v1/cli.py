@@ -4,7 +4,6 @@
 (``--config_path F`` for a YAML file); the other sub-commands have their own flags.
 """
 import argparse
-import math
 import os
 import sys
 from typing import Callable, Dict, List, Optional, Sequence
@@ -74,7 +73,7 @@ def cmd_eval(argv: List[str]) -> int:
 
 
 def cmd_info(argv: List[str]) -> int:
-    from .info import count_macs, count_params
+    from .info import count_macs, count_params, counted_width
     from .model import layer_specs
     from .runtime import json_text
 
@@ -94,7 +93,7 @@ def cmd_info(argv: List[str]) -> int:
     a.width_mult = 1.0 if a.width_mult is None else a.width_mult
     a.image_size = 224 if a.image_size is None else a.image_size
     a.class_num = 1000 if a.class_num is None else a.class_num
-    if not (math.isfinite(a.width_mult) and 0 < a.width_mult <= 1e6) or a.image_size < 1 or a.class_num < 1:
+    if not counted_width(a.width_mult) or a.image_size < 1 or a.class_num < 1:
         p.error("--width_mult must be a number in (0, 1e6], --image_size and --class_num >= 1")
     counts = count_params(a.width_mult, a.class_num)  # from the layer table: no model is built
     macs = count_macs(a.width_mult, a.image_size, a.class_num)

@@ -23,11 +23,16 @@ def count_macs(width_mult: float = 1.0, image_size: int = 224, class_num: int = 
     return macs + in_ch * class_num
 
 
+def counted_width(width_mult: Any) -> bool:
+    """Whether ``width_mult`` is a width the layer table can be counted at: a number in (0, 1e6]."""
+    return not isinstance(width_mult, bool) and isinstance(width_mult, (int, float)) and \
+        math.isfinite(width_mult) and 0 < width_mult <= 1e6
+
+
 def macs_if_known(width_mult: Any, hw: Optional[Tuple[int, int]], class_num: Any) -> Optional[int]:
-    """:func:`count_macs` of an (H, W) input where a file says its width (a number in (0, 1e6], as ``info``
-    takes), its input size and its classes; None where one is unknown or no such value (a foreign file's)."""
-    if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) or \
-            not (math.isfinite(width_mult) and 0 < width_mult <= 1e6):
+    """:func:`count_macs` of an (H, W) input where a file says its width (:func:`counted_width`), its input
+    size and its classes; None where one is unknown or no such value (a foreign file's)."""
+    if not counted_width(width_mult):
         return None
     if hw is None or isinstance(class_num, bool) or not isinstance(class_num, int) or class_num < 1:
         return None

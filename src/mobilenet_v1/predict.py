@@ -290,9 +290,8 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
         if hw is not None and hw[0] != hw[1] and image_size is None:
             raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs; predict resizes to a square (export it with "
                              f"--height equal to --width)")
+        onnx_model.check_size(image_size)
         size = image_size or (hw[0] if hw else None) or ckpt_io.recorded_image_size(meta) or 224
-        if hw is not None and hw != (size, size):
-            raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs, not --image_size {size}")
         if use_ema is not None:
             chosen = {"ema": "the weight average", "trained": "the trained weights"}.get(meta.get("weights"),
                                                                                       "the checkpoint's only weights")
