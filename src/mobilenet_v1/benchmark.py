@@ -48,8 +48,8 @@ from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
 from .config import bool_option
 from .engine import autocast, resolve_device, resolve_precision
-from .onnx_io import (PIXEL_FORMATS, DeployedModel, ExecutorchModel, OnnxModel, is_deployed_file, load_deployed,
-                      refuse_gpu)
+from .onnx_io import (PIXEL_FORMATS, DeployedModel, ExecutorchModel, OnnxModel, is_deployed_file, is_onnx_file,
+                      load_deployed, refuse_gpu)
 from .info import macs_if_known
 from .runtime import json_text
 
@@ -378,7 +378,7 @@ def memory_child(spec: str) -> int:
     path, calls, threads = opts.pop("path"), opts.pop("calls"), opts.pop("threads")
     pte = ckpt_io.is_executorch_program(path)
     set_threads(threads, executorch=pte, asked=opts.pop("asked"))
-    if is_deployed_file(path) and not pte and not ckpt_io.is_exported_program(path):
+    if is_onnx_file(path):
         importlib.import_module("onnxruntime")
     gc.collect()
     exact = _reset_peak() and _status_kb("VmHWM") is not None
