@@ -814,7 +814,8 @@ def test_export_at_another_size_says_so_and_records_it_and_outputs_are_checked_f
     ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
     assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m40"), "--height", "40",
                      "--width", "40"]) == 0
-    assert "was trained at image_size 32; " + str(tmp_path / "m40.onnx") + " takes 40x40" in capsys.readouterr().err
+    assert f"image_size 32 is the size {ckpt} was trained at; {tmp_path / 'm40.onnx'} takes 40x40" \
+        in capsys.readouterr().err
     meta = OnnxModel(str(tmp_path / "m40.onnx")).metadata
     assert (meta["image_size"], meta["trained_image_size"]) == (40, 32)
     (tmp_path / "out").mkdir()

@@ -337,7 +337,8 @@ def test_eval_takes_the_image_size_the_checkpoint_was_trained_at_unless_told(tmp
     err = capsys.readouterr().err
     assert "image_size 40: the size" in err and "not used here" not in err
     assert cli.main(base + ["--image_size=48"]) == 0
-    assert "trained at image_size 40; evaluating at 48 as asked" in capsys.readouterr().err
+    assert f"note: image_size 40 is the size {path} was trained at; evaluating at 48 as asked" \
+        in capsys.readouterr().err
     assert sizes == [40, 48]
     # Options evaluation ignores are named (a config file shared with training may hold them silently).
     assert cli.main(base + ["--lr_max=0.3", "--width_mult=0.5", "--seed=3", "--epoch_size=2"]) == 0
@@ -432,6 +433,79 @@ def test_own_folder_with_val_split_trains_on_the_rest_and_eval_takes_the_held_ou
         train.run(load_config(args + ["--epoch_size=2", f"--resume={run_dir / 'mobilenetv1-1_3.ckpt'}"]))
     train.run(load_config(args + ["--class_num=3"]))  # without a split: said, not silent
     assert "has no evaluation folder, so evaluation reads the training images" in capsys.readouterr().out
+
+
+def test_a_run_trained_smaller_evaluates_and_records_its_eval_image_size(tmp_path, capsys, monkeypatch):
+    """eval_image_size (torchvision's --val-crop-size): a run trains on 32x32 crops and its evaluations take
+    40x40 images; the checkpoint records both, and eval, export, predict, info and recalibrate-bn take 40 by
+    default (an eval --image_size, or a config file's image_size without eval_image_size, another); its
+    best checkpoint's top-1 is the one eval measures at 40."""
+    from mobilenet_v1.onnx_io import OnnxModel
+    from mobilenet_v1.predict import load_predictor
+
+    data = tmp_path / "photos"
+    for c, name in enumerate(("ant", "bee", "cat")):
+        (data / name).mkdir(parents=True)
+        for i in range(4):
+            (data / name / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(36, 44, 10 * c + i)))
+    run_dir = tmp_path / "run"
+    args = SMALL + ["--dataset=imagenet2012", f"--dataset_path={data}", "--class_num=3", "--batch_size=4",
+                    "--epoch_size=1", "--eval_interval=1", "--val_split=0.25", f"--save_checkpoint_path={run_dir}"]
+    with pytest.raises(ConfigError, match="eval_image_size must be >= 0"):
+        load_config(args + ["--eval_image_size=-1"])
+    made = []
+    real_build = train.build_loader
+    monkeypatch.setattr(train, "build_loader", lambda opts, train, **kw: made.append((train, opts.image_size))
+                        or real_build(opts, train, **kw))
+    train.run(load_config(args + ["--eval_image_size=40"]))
+    assert made == [(True, 32), (False, 40)]
+    assert "(3 images at image_size 40)" in capsys.readouterr().out
+    best = torch.load(run_dir / ckpt_io.BEST_NAME, map_location="cpu", weights_only=False)
+    assert (best["config"]["image_size"], best["config"]["eval_image_size"]) == (32, 40)
+
+    sizes = []
+    real_eval = evaluate_mod.build_loader
+    monkeypatch.setattr(evaluate_mod, "build_loader", lambda opts, **kw: sizes.append(opts.image_size)
+                        or real_eval(opts, **kw))
+    best_path = run_dir / ckpt_io.BEST_NAME
+    base = ["eval", "--dataset=imagenet2012", f"--dataset_path={data}", f"--checkpoint_path={best_path}",
+            "--device_target=CPU", "--num_workers=0", "--json"]
+    assert cli.main(base) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.splitlines()[-1])["top_1_accuracy"] == best["metrics"]["top_1"]
+    assert (f"image_size 40: the size {best_path} was evaluated at in its run (eval_image_size; "
+            f"trained at 32)") in captured.err
+    assert cli.main(base + ["--image_size=32"]) == 0
+    assert "evaluating at 32 as asked" in capsys.readouterr().err
+    # The run's own configuration file evaluates where the run did; its image_size alone, at that.
+    config = run_dir / "config.yaml"
+    assert cli.main(base + [f"--config_path={config}"]) == 0
+    assert "image_size" not in capsys.readouterr().err  # where the run evaluated: nothing to say
+    assert cli.main(base + [f"--config_path={config}", "--image_size=36"]) == 0
+    own = tmp_path / "own.yaml"
+    own.write_text("dataset: imagenet2012\nimage_size: 32\n")
+    assert cli.main(base + [f"--config_path={own}"]) == 0
+    assert sizes == [40, 32, 40, 36, 32]
+    capsys.readouterr()
+
+    assert cli.main(["export", "--ckpt_file", str(run_dir), "--file_name", str(tmp_path / "m")]) == 0
+    assert "as asked" not in capsys.readouterr().err
+    assert OnnxModel(str(tmp_path / "m.onnx")).image_hw == (40, 40)
+    assert load_predictor(str(run_dir)).image_size == 40
+    assert cli.main(["info", str(run_dir), "--json"]) == 0
+    held = json.loads(capsys.readouterr().out)
+    assert (held["image_size"], held["trained_image_size"], held["macs_image_size"]) == (40, 32, [40, 40])
+    assert cli.main(["info", str(run_dir)]) == 0
+    assert "image_size 40 (its run's evaluations, eval_image_size; trained at 32)" in capsys.readouterr().out
+    # recalibrate-bn measures the statistics at the size the run evaluated at; that is the size from then on.
+    out = tmp_path / "bn40.pt"
+    assert cli.main(["recalibrate-bn", str(run_dir), "--dataset_path", str(data), "--out", str(out),
+                     "--num_workers", "0"]) == 0
+    assert "at image_size 40 (trained at 32)" in capsys.readouterr().out
+    assert cli.main(["info", str(out), "--json"]) == 0
+    held = json.loads(capsys.readouterr().out)
+    assert held["image_size"] == 40 and "trained_image_size" not in held
+    assert (held["bn_recalibration"]["image_size"], held["bn_recalibration"]["trained_at"]) == (40, 32)
 
 
 def test_class_num_below_the_labels_of_cifar_binaries_is_refused(cifar_dir, tmp_path):

@@ -244,11 +244,29 @@ def trained_dataset(path: str, recorded: Any, asked: Optional[str], default: boo
 
 
 def recorded_image_size(record: Any) -> Optional[int]:
-    """The image size a checkpoint's ``config`` (or an exported file's metadata) records: a positive int;
-    None where it records none or something else (a hand-edited or foreign file), which every command then
-    takes as not recorded (``eval`` its configuration's size, the others 224)."""
+    """The image size a checkpoint's ``config`` (or an exported file's metadata) records for the model to run
+    at: the ``eval_image_size`` its run evaluated at where it set one (trained smaller), else its
+    ``image_size``; a positive int; None where it records none or something else (a hand-edited or foreign
+    file), which every command then takes as not recorded (``eval`` its configuration's size, the others 224)."""
+    return trained_image_size({"image_size": record.get("eval_image_size")} if isinstance(record, dict) else None) \
+        or trained_image_size(record)
+
+
+def trained_image_size(record: Any) -> Optional[int]:
+    """The ``image_size`` a checkpoint's ``config`` records: the size its weights were trained at and its
+    BatchNorm statistics measured at (or ``recalibrate-bn``'s), whatever size its run evaluated at; as
+    :func:`recorded_image_size` a positive int or None."""
     size = record.get("image_size") if isinstance(record, dict) else None
     return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+
+
+def image_size_said(record: Any) -> str:
+    """How :func:`recorded_image_size` came about, for messages that say "image_size N is the size P ...":
+    "was trained at" or, where the run evaluated at another size than it trained at, "was evaluated at in
+    its run (eval_image_size; trained at N)"."""
+    size, trained = recorded_image_size(record), trained_image_size(record)
+    return ("was trained at" if size == trained or trained is None else
+            f"was evaluated at in its run (eval_image_size; trained at {trained})")
 
 
 def trained_antialias(ckpt: Dict[str, Any]) -> Optional[bool]:

@@ -6,7 +6,7 @@ import dataclasses
 import io
 import os
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Set
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import torch
 
@@ -125,6 +125,7 @@ def run(cfg: Config, given: Optional[Set[str]] = None, confusion: bool = False) 
     becomes the one the checkpoint was trained at. None: every value of ``cfg`` is meant as it is.
     ``confusion``: the result also holds ``confusion`` (:func:`engine.evaluate`, summed over the ranks)
     and ``classes``, a name per output (:func:`class_labels`)."""
+    cfg, given = evaluated_size(cfg, given)
     dist = distributed.setup(cfg, "eval")
     try:
         return _run(cfg, dist, given, confusion)
@@ -132,10 +133,20 @@ def run(cfg: Config, given: Optional[Set[str]] = None, confusion: bool = False) 
         dist.cleanup()
 
 
+def evaluated_size(cfg: Config, given: Optional[Set[str]]) -> Tuple[Config, Optional[Set[str]]]:
+    """``cfg`` and ``given`` with the configuration's ``eval_image_size``, where it sets one, as the
+    ``image_size`` to evaluate at: a training configuration's, whose ``image_size`` is its training crops',
+    evaluates where the run's own evaluations did."""
+    if not cfg.eval_image_size:
+        return cfg, given
+    return (dataclasses.replace(cfg, image_size=cfg.eval_image_size, eval_image_size=0),
+            None if given is None else given | {"image_size"})
+
+
 def trained_size(cfg: Config, ckpt: Dict, path: str, given: Optional[Set[str]]) -> Config:
-    """``cfg`` with the checkpoint's training image_size where the user left it at its default (a
-    demo model trained at 64 scored 16% at the default 224 without a word); a note where they chose
-    another size."""
+    """``cfg`` with the image size the checkpoint records (its training size, or the size its run evaluated
+    at: :func:`checkpoint.recorded_image_size`) where the user left it at its default (a demo model trained
+    at 64 scored 16% at the default 224 without a word); a note where they chose another size."""
     config = ckpt.get("config") or {}
     recorded = ckpt_io.recorded_image_size(config)
     if recorded is None and config.get("image_size") is not None:  # a hand-edited or foreign file's
@@ -144,12 +155,12 @@ def trained_size(cfg: Config, ckpt: Dict, path: str, given: Optional[Set[str]]) 
     if recorded is None or recorded == cfg.image_size:
         return cfg
     made = ("has its BatchNorm statistics measured at (recalibrate-bn)" if config.get("bn_recalibration")
-            else "was trained at")
+            else ckpt_io.image_size_said(config))
     if given is not None and "image_size" not in given:
         print0(f"image_size {recorded}: the size {path} {made} (--image_size to evaluate at another)",
                file=sys.stderr)
         return dataclasses.replace(cfg, image_size=recorded)
-    print0(f"note: {path} {made} image_size {recorded}; evaluating at {cfg.image_size} as asked",
+    print0(f"note: image_size {recorded} is the size {path} {made}; evaluating at {cfg.image_size} as asked",
            file=sys.stderr)
     return cfg
 
@@ -289,8 +300,8 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
 # width_mult, padding) read off the checkpoint. A config file shared with training holds them by design;
 # given on eval's command line they are named, as the seed's keys with no meaning here are.
 EVAL_KEYS = frozenset({"config_path", "dataset", "dataset_path", "checkpoint_path", "batch_size", "eval_batch_size",
-                       "image_size", "crop_pct", "exif_orientation", "antialias", "interpolation", "val_split",
-                       "eval_labels",
+                       "image_size", "eval_image_size", "crop_pct", "exif_orientation", "antialias", "interpolation",
+                       "val_split", "eval_labels",
                        "num_workers", "data_pipeline", "max_bad_samples", "channels_last", "precision",
                        "device_target", "use_ema", "eval_drop_last", "run_distribute"})
 MODEL_KEYS = ("class_num", "width_mult", "padding")
@@ -315,6 +326,8 @@ def main(argv: Sequence[str]) -> int:
     as_json, by_class = pop_flag(argv, "--json"), pop_flag(argv, "--per_class")
     csv_path = pop_option(argv, "--confusion_csv")
     cfg, given = load_config_and_given(argv)
+    if "image_size" in dict(parse_overrides(argv)) and "eval_image_size" not in dict(parse_overrides(argv)):
+        cfg = dataclasses.replace(cfg, eval_image_size=0)  # the command line's size over a file's eval_image_size
     if csv_path is not None:  # checked before the evaluation, not after it
         folder = os.path.dirname(os.path.abspath(csv_path))
         if not csv_path:

@@ -297,7 +297,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     sizes: List[int] = [batch_size] if not dynamic_batch else sorted({1, max(batch_size, 2)})
     result = {"path": out_path, "height": height, "width": width,
               "trained_image_size": trained_size if other_size else None,
-              "dynamic_batch": dynamic_batch, "ckpt": path,
+              "image_size_said": ckpt_io.image_size_said(config), "dynamic_batch": dynamic_batch, "ckpt": path,
               "dataset": dataset, "dataset_guessed": guessed, "class_num": args["class_num"],
               "weights": ckpt_io.weights_note(ckpt, use_ema), "image_input": image_input, "format": file_format,
               "pixel_format": pixel_format if image_input else None}
@@ -602,10 +602,10 @@ def main(argv: Sequence[str]) -> int:
               f"{result['path']} records {result['dataset']}'s input normalisation, guessed from its "
               f"{result['class_num']} classes; if it was trained otherwise, export again with --dataset {other}",
               file=sys.stderr)
-    if result["trained_image_size"]:  # exported at another size than it was trained at
-        print(f"mobilenet-v1 export: note: {result['ckpt']} was trained at image_size {result['trained_image_size']}; "
-              f"{result['path']} takes {result['height']}x{result['width']} as asked (its BatchNorm statistics are "
-              f"those of the trained size: `mobilenet-v1 recalibrate-bn` measures them at another first)",
+    if result["trained_image_size"]:  # exported at another size than the one it records
+        print(f"mobilenet-v1 export: note: image_size {result['trained_image_size']} is the size {result['ckpt']} "
+              f"{result['image_size_said']}; {result['path']} takes {result['height']}x{result['width']} as asked "
+              f"(`mobilenet-v1 recalibrate-bn` measures its BatchNorm statistics at that size first)",
               file=sys.stderr)
     fmt_channels = PIXEL_FORMATS[result["pixel_format"] or "RGB"][1]
     shape = (f"uint8 {result['pixel_format']} image (N, {result['height']}, {result['width']}, {fmt_channels}), "

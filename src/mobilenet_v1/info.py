@@ -119,6 +119,8 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
                            "class_num": int(args["class_num"]), "padding": args["padding"],
                            "params": sum(p.numel() for p in model.parameters()), "image_size": size,
                            "dataset": _text(config.get("dataset")), "classes": _names(ckpt.get("classes"))}
+    if size is not None and ckpt_io.trained_image_size(config) not in (None, size):  # eval_image_size
+        out["trained_image_size"] = ckpt_io.trained_image_size(config)
     at = image_size or size
     if at is not None:
         out.update(macs=count_macs(out["width_mult"], at, out["class_num"]), macs_image_size=[at, at])
@@ -148,8 +150,8 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
         if ema else None
     out["quantization_aware"] = model.quant is not None
     bn = config.get("bn_recalibration")
-    out["bn_recalibration"] = {"image_size": ckpt_io.recorded_image_size(bn), "images": _count(bn.get("images")),
-                               "trained_at": ckpt_io.recorded_image_size({"image_size": bn.get("trained_at")})} \
+    out["bn_recalibration"] = {"image_size": ckpt_io.trained_image_size(bn), "images": _count(bn.get("images")),
+                               "trained_at": ckpt_io.trained_image_size({"image_size": bn.get("trained_at")})} \
         if isinstance(bn, dict) else None
     metrics = ckpt.get("metrics")
     evaluated = {k: metrics[k] for k in ("top_1", "top_5", "raw_top_1", "raw_top_5")
@@ -225,7 +227,9 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
     row("model", f"MobileNetV1 width_mult {d['width_mult']:g}, {d['class_num']} classes, padding {d['padding']}")
     row("parameters", f"{d['params']:,}")
     row("multiply-adds", macs if at else macs + " (no image size recorded: --image_size N)")
-    row("data", f"{d['dataset'] or 'not recorded'}, " + (f"image_size {size}" if size else "no image size recorded"))
+    row("data", f"{d['dataset'] or 'not recorded'}, " + (f"image_size {size}" if size else "no image size recorded")
+        + (f" (its run's evaluations, eval_image_size; trained at {d['trained_image_size']})"
+           if d.get("trained_image_size") else ""))
     row("classes", names(d["classes"]) if d["classes"] else "not named (indices)")
     t = d.get("training")
     if t and "epoch" in t:

@@ -123,10 +123,11 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
         if recorded is None:
             raise ValueError(f"{path} does not record the image size it was trained at: pass --image_size N")
         image_size = recorded
-    # Recalibrated before: the size it was trained at is the one that file recorded.
+    # Recalibrated before: the size it was trained at is the one that file recorded. (A run that evaluated
+    # at another size, eval_image_size, is recalibrated at that one by default, and was trained at its own.)
     before = config.get("bn_recalibration")
-    trained_at = (ckpt_io.recorded_image_size({"image_size": before.get("trained_at")})
-                  if isinstance(before, dict) and "trained_at" in before else recorded)
+    trained_at = (ckpt_io.trained_image_size({"image_size": before.get("trained_at")})
+                  if isinstance(before, dict) and "trained_at" in before else ckpt_io.trained_image_size(config))
     if dataset == "cifar10":
         for name, value in (("crop_pct", crop_pct), ("val_split", val_split)):
             if value is not None:
@@ -149,6 +150,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     recorded = {k: ckpt[k] for k in ("classes", "held_out") if ckpt.get(k) is not None}
+    config.pop("eval_image_size", None)  # the statistics' size is the one it runs at now
     config.update(dataset=dataset, image_size=image_size, bn_recalibration={
         "images": seen, "image_size": image_size, "dataset_path": os.path.abspath(dataset_path), "seed": seed,
         "source": os.path.basename(path), "trained_at": trained_at})

@@ -39,8 +39,9 @@ def seed_everything(seed: int) -> None:
 
 def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataOptions:
     batch = cfg.batch_size if train or not cfg.eval_batch_size else cfg.eval_batch_size
+    size = cfg.image_size if train or not cfg.eval_image_size else cfg.eval_image_size
     return DataOptions(dataset=cfg.dataset, dataset_path=cfg.dataset_path, batch_size=batch,
-                       image_size=cfg.image_size, seed=cfg.seed, num_workers=cfg.num_workers,
+                       image_size=size, seed=cfg.seed, num_workers=cfg.num_workers,
                        channels_last=cfg.channels_last, flip=cfg.random_flip, pipeline=cfg.data_pipeline,
                        max_bad_samples=cfg.max_bad_samples, auto_augment=cfg.auto_augment,
                        ra_magnitude=cfg.ra_magnitude, augmix_severity=cfg.augmix_severity,
@@ -112,7 +113,7 @@ def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.dev
         raise ConfigError(f"teacher {path}: it was trained on the class folders {', '.join(recorded[:5])}"
                           f"{' ...' if len(recorded) > 5 else ''}, this data set's are {', '.join(classes[:5])}"
                           f"{' ...' if len(classes) > 5 else ''}: its outputs would mean other labels")
-    trained_at = ckpt_io.recorded_image_size(ckpt.get("config"))
+    trained_at = ckpt_io.trained_image_size(ckpt.get("config"))
     size = f", trained at image_size {trained_at}, here fed {cfg.image_size}" if trained_at not in (None, cfg.image_size) \
         else ""
     which = ckpt_io.weights_note(ckpt, cfg.use_ema)
@@ -992,8 +993,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             if accuracy is not None:
                 # outputs that are not finite make no measurement to keep a best checkpoint by
                 best = not accuracy.get("nonfinite_outputs") and tracker.improved(accuracy["top_1"])
+                size = f" at image_size {cfg.eval_image_size}" if cfg.eval_image_size not in (0, cfg.image_size) else ""
                 print0(f"eval: epoch {done} top-1 {accuracy['top_1']:.4f} top-5 {accuracy['top_5']:.4f} "
-                       f"({accuracy['eval_images']} images{trained})" + (", best so far" if best else ""))
+                       f"({accuracy['eval_images']} images{size}{trained})" + (", best so far" if best else ""))
                 if accuracy.get("nonfinite_outputs"):
                     judged = f"epoch {done}'s model" + (" (its weight average)" if ema is not None else "")
                     print0(nonfinite_note(judged, accuracy["nonfinite_outputs"], accuracy["eval_images"], precision))
