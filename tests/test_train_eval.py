@@ -291,6 +291,14 @@ def test_evaluations_count_the_images_whose_outputs_are_not_finite(capsys):
     assert "nonfinite_outputs" not in train.evaluate_accuracy(torch.nn.Identity(), [(x[:1], torch.zeros(1).long())],
                                                               torch.device("cpu"), "fp32")
     assert "for 2 of 6 images" in nonfinite_note("m", 2, 6, "fp32") and "damaged" in nonfinite_note("m", 2, 6, "bf16")
+    # With a weight average, the average is judged and the trained weights' count kept beside it (and the
+    # other way round): neither is lost.
+    finite = torch.nn.Module()
+    finite.forward = lambda t: torch.nan_to_num(t, nan=0.0, posinf=0.0)
+    both = train.judged_accuracy(torch.nn.Identity(), finite, batches, torch.device("cpu"), "fp32")
+    assert both["raw_nonfinite_outputs"] == 2 and "nonfinite_outputs" not in both
+    both = train.judged_accuracy(finite, torch.nn.Identity(), batches, torch.device("cpu"), "fp32")
+    assert both["nonfinite_outputs"] == 2 and "raw_nonfinite_outputs" not in both
     assert "--precision bf16 or fp32" in nonfinite_note("m", 2, 6, "fp16")
 
 

@@ -17,7 +17,8 @@ only every ``log_interval`` steps and at the end of each epoch.
   step's), ``images_per_s``, ``epoch_seconds`` and, when the epoch was evaluated, ``top_1``, ``top_5``,
   ``eval_images``; in a run with ``--ema_decay`` those are the weight average's (what ``eval`` and
   ``export`` take from its checkpoints, and what picks the best one) and ``raw_top_1``, ``raw_top_5``
-  the trained weights'.
+  the trained weights'; ``nonfinite_outputs`` (``raw_nonfinite_outputs``: the trained weights') where
+  some images got outputs that are not finite.
 """
 import io
 import json

@@ -641,6 +641,23 @@ def evaluate_accuracy(model, loader, device: torch.device, precision: str,
     return out
 
 
+def judged_accuracy(model, average, loader, device: torch.device, precision: str,
+                    dist: Optional[distributed.Context] = None,
+                    stopper: Optional[StopRequest] = None) -> Dict[str, Any]:
+    """:func:`evaluate_accuracy` of ``model``; with a weight average (``average``, the EMA's module), the
+    average's, which eval and export take from the checkpoint and so is the one judged, with the trained
+    weights' figures beside it (``raw_top_1``, ``raw_top_5`` and, where there are any, ``raw_nonfinite_outputs``)."""
+    accuracy = evaluate_accuracy(model, loader, device, precision, dist, stopper)
+    if average is None:
+        return accuracy
+    raw = accuracy
+    accuracy = evaluate_accuracy(average, loader, device, precision, dist, stopper)
+    accuracy.update(raw_top_1=raw["top_1"], raw_top_5=raw["top_5"])
+    if raw.get("nonfinite_outputs"):
+        accuracy["raw_nonfinite_outputs"] = raw["nonfinite_outputs"]
+    return accuracy
+
+
 def run(cfg: Config) -> Dict[str, Any]:
     """Train as configured; returns the last epoch's figures and the last checkpoint's path.
 
@@ -970,15 +987,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 # A signal during the evaluation ends it at the batch under way (the watchdog would end the
                 # process after its grace, before the epoch's checkpoint); the epoch stops as if signalled
                 # before it, its evaluation left out.
-                accuracy = evaluate_accuracy(model, eval_loader, device, precision, dist, stopper)
-                trained = ""
-                if ema is not None:
-                    # The average is what eval and export take from the checkpoint: it is the one judged.
-                    raw = accuracy
-                    accuracy = evaluate_accuracy(ema.module, eval_loader, device, precision, dist, stopper)
-                    accuracy.update(raw_top_1=raw["top_1"], raw_top_5=raw["top_5"])
-                    trained = (f"; weight average; the trained weights: top-1 {raw['top_1']:.4f} "
-                               f"top-5 {raw['top_5']:.4f}")
+                accuracy = judged_accuracy(model, ema.module if ema is not None else None, eval_loader, device,
+                                           precision, dist, stopper)
+                trained = (f"; weight average; the trained weights: top-1 {accuracy['raw_top_1']:.4f} "
+                           f"top-5 {accuracy['raw_top_5']:.4f}" if ema is not None else "")
                 stopping = stopper.agree_now()
                 if stopping:
                     accuracy = None
@@ -999,6 +1011,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 if accuracy.get("nonfinite_outputs"):
                     judged = f"epoch {done}'s model" + (" (its weight average)" if ema is not None else "")
                     print0(nonfinite_note(judged, accuracy["nonfinite_outputs"], accuracy["eval_images"], precision))
+                if accuracy.get("raw_nonfinite_outputs"):
+                    print0(nonfinite_note(f"epoch {done}'s trained weights (beside their average)",
+                                          accuracy["raw_nonfinite_outputs"], accuracy["eval_images"], precision))
                 if best and cfg.save_checkpoint:
                     writer.save(done, 0, name=ckpt_io.BEST_NAME, extra={"metrics": accuracy})
                 if cfg.keep_best_max and cfg.save_checkpoint:
