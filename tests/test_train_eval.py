@@ -481,8 +481,8 @@ def test_a_run_trained_smaller_evaluates_and_records_its_eval_image_size(tmp_pat
     assert cli.main(base) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out.splitlines()[-1])["top_1_accuracy"] == best["metrics"]["top_1"]
-    assert (f"image_size 40: the size {best_path} was evaluated at in its run (eval_image_size; "
-            f"trained at 32)") in captured.err
+    assert f"image_size 40: the size {best_path} records for evaluation (eval_image_size; trained at 32)" \
+        in captured.err
     assert cli.main(base + ["--image_size=32"]) == 0
     assert "evaluating at 32 as asked" in capsys.readouterr().err
     # The run's own configuration file evaluates where the run did; its image_size alone, at that.
@@ -498,7 +498,13 @@ def test_a_run_trained_smaller_evaluates_and_records_its_eval_image_size(tmp_pat
 
     assert cli.main(["export", "--ckpt_file", str(run_dir), "--file_name", str(tmp_path / "m")]) == 0
     assert "as asked" not in capsys.readouterr().err
-    assert OnnxModel(str(tmp_path / "m.onnx")).image_hw == (40, 40)
+    exported = OnnxModel(str(tmp_path / "m.onnx"))
+    assert exported.image_hw == (40, 40) and exported.metadata["trained_image_size"] == 32
+    assert cli.main(["export", "--ckpt_file", str(run_dir), "--file_name", str(tmp_path / "m32"), "--height", "32",
+                     "--width", "32"]) == 0
+    err = capsys.readouterr().err  # at its training size: its statistics' own, nothing to recalibrate
+    assert "records for evaluation (eval_image_size; trained at 32); " in err and "recalibrate-bn" not in err
+    assert "trained_image_size" not in OnnxModel(str(tmp_path / "m32.onnx")).metadata
     assert load_predictor(str(run_dir)).image_size == 40
     assert cli.main(["info", str(run_dir), "--json"]) == 0
     held = json.loads(capsys.readouterr().out)
@@ -514,6 +520,14 @@ def test_a_run_trained_smaller_evaluates_and_records_its_eval_image_size(tmp_pat
     held = json.loads(capsys.readouterr().out)
     assert held["image_size"] == 40 and "trained_image_size" not in held
     assert (held["bn_recalibration"]["image_size"], held["bn_recalibration"]["trained_at"]) == (40, 32)
+    assert cli.main(["export", "--ckpt_file", str(out), "--file_name", str(tmp_path / "bn32"), "--height", "32",
+                     "--width", "32"]) == 0
+    assert (f"image_size 40 is the size {out} has its BatchNorm statistics measured at (recalibrate-bn); "
+            in capsys.readouterr().err)
+    # A resume that evaluates at another size says that the earlier top-1 figures were measured otherwise.
+    train.run(load_config(args + ["--eval_image_size=48", "--epoch_size=2", "--resume=auto"]))
+    assert ("was evaluated with evaluation image size 40; continuing with this run's evaluation image size 48: the "
+            "top-1 of its earlier evaluations") in capsys.readouterr().out
 
 
 def test_class_num_below_the_labels_of_cifar_binaries_is_refused(cifar_dir, tmp_path):

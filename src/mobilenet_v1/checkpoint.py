@@ -262,11 +262,14 @@ def trained_image_size(record: Any) -> Optional[int]:
 
 def image_size_said(record: Any) -> str:
     """How :func:`recorded_image_size` came about, for messages that say "image_size N is the size P ...":
-    "was trained at" or, where the run evaluated at another size than it trained at, "was evaluated at in
-    its run (eval_image_size; trained at N)"."""
+    "was trained at"; "has its BatchNorm statistics measured at (recalibrate-bn)"; or, where its run set an
+    evaluation size other than its training size, "records for evaluation (eval_image_size; trained at M)"."""
     size, trained = recorded_image_size(record), trained_image_size(record)
-    return ("was trained at" if size == trained or trained is None else
-            f"was evaluated at in its run (eval_image_size; trained at {trained})")
+    if size != trained and trained is not None:
+        return f"records for evaluation (eval_image_size; trained at {trained})"
+    if isinstance(record, dict) and record.get("bn_recalibration"):
+        return "has its BatchNorm statistics measured at (recalibrate-bn)"
+    return "was trained at"
 
 
 def trained_antialias(ckpt: Dict[str, Any]) -> Optional[bool]:

@@ -154,8 +154,7 @@ def trained_size(cfg: Config, ckpt: Dict, path: str, given: Optional[Set[str]]) 
                f"{cfg.image_size}", file=sys.stderr)
     if recorded is None or recorded == cfg.image_size:
         return cfg
-    made = ("has its BatchNorm statistics measured at (recalibrate-bn)" if config.get("bn_recalibration")
-            else ckpt_io.image_size_said(config))
+    made = ckpt_io.image_size_said(config)
     if given is not None and "image_size" not in given:
         print0(f"image_size {recorded}: the size {path} {made} (--image_size to evaluate at another)",
                file=sys.stderr)
@@ -326,8 +325,12 @@ def main(argv: Sequence[str]) -> int:
     as_json, by_class = pop_flag(argv, "--json"), pop_flag(argv, "--per_class")
     csv_path = pop_option(argv, "--confusion_csv")
     cfg, given = load_config_and_given(argv)
-    if "image_size" in dict(parse_overrides(argv)) and "eval_image_size" not in dict(parse_overrides(argv)):
+    command_line = dict(parse_overrides(argv))
+    if "image_size" in command_line and "eval_image_size" not in command_line:
         cfg = dataclasses.replace(cfg, eval_image_size=0)  # the command line's size over a file's eval_image_size
+    elif "image_size" in command_line and cfg.eval_image_size not in (0, cfg.image_size):
+        print0(f"eval: --image_size {cfg.image_size} is not used: --eval_image_size {cfg.eval_image_size} is the size "
+               f"to evaluate at", file=sys.stderr)
     if csv_path is not None:  # checked before the evaluation, not after it
         folder = os.path.dirname(os.path.abspath(csv_path))
         if not csv_path:

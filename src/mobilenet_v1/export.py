@@ -247,10 +247,10 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     dataset = ckpt_io.trained_dataset(path, config.get("dataset"), dataset)
     guessed = dataset is None
     dataset = dataset or guess_dataset(args["class_num"])
-    recorded_size = ckpt_io.recorded_image_size(config)
-    trained_size = recorded_size or 224
-    height = trained_size if height is None else height
-    width = trained_size if width is None else width
+    recorded_size = ckpt_io.recorded_image_size(config)  # the size it runs at (its run's eval_image_size)
+    default_size = recorded_size or 224
+    height = default_size if height is None else height
+    width = default_size if width is None else width
     if file_format not in FORMATS:
         raise ExportError(f"--file_format {file_format!r}: expected one of {', '.join(FORMATS)}")
     extension = "." + file_format.lower()
@@ -269,14 +269,16 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                           f"(no training step): nothing to write its INT8 file from")
 
     # image_size: the square the file takes (an app resizes to it; none for a file of another shape); the
-    # size the weights were trained at beside it where that differs (eval, predict and quantize read the
-    # graph's own). A file that records no configuration (a MindSpore .ckpt) does not say its size.
+    # size the weights were trained at (their BatchNorm statistics measured at) beside it where that differs
+    # (eval, predict and quantize read the graph's own). A file that records no configuration (a MindSpore
+    # .ckpt) does not say its size.
     meta = preprocessing_metadata(dataset, height)
     if height != width:
         meta["image_size"] = None  # not written
-    other_size = recorded_size is not None and (height, width) != (trained_size, trained_size)
-    if other_size:
+    trained_size = ckpt_io.trained_image_size(config)
+    if trained_size is not None and (height, width) != (trained_size, trained_size):
         meta["trained_image_size"] = trained_size
+    other_size = recorded_size is not None and (height, width) != (recorded_size, recorded_size)
     meta.update({"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"],
                  "classes": ckpt.get("classes"), "source": os.path.basename(path)})
     meta["weights"] = ckpt_io.which_weights(ckpt, use_ema) or None  # None: not written
@@ -296,7 +298,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
         dynamic_batch = False  # ExecuTorch plans the program's memory for one batch size
     sizes: List[int] = [batch_size] if not dynamic_batch else sorted({1, max(batch_size, 2)})
     result = {"path": out_path, "height": height, "width": width,
-              "trained_image_size": trained_size if other_size else None,
+              "trained_image_size": meta.get("trained_image_size"),
+              "recorded_image_size": recorded_size if other_size else None,
               "image_size_said": ckpt_io.image_size_said(config), "dynamic_batch": dynamic_batch, "ckpt": path,
               "dataset": dataset, "dataset_guessed": guessed, "class_num": args["class_num"],
               "weights": ckpt_io.weights_note(ckpt, use_ema), "image_input": image_input, "format": file_format,
@@ -602,11 +605,11 @@ def main(argv: Sequence[str]) -> int:
               f"{result['path']} records {result['dataset']}'s input normalisation, guessed from its "
               f"{result['class_num']} classes; if it was trained otherwise, export again with --dataset {other}",
               file=sys.stderr)
-    if result["trained_image_size"]:  # exported at another size than the one it records
-        print(f"mobilenet-v1 export: note: image_size {result['trained_image_size']} is the size {result['ckpt']} "
-              f"{result['image_size_said']}; {result['path']} takes {result['height']}x{result['width']} as asked "
-              f"(`mobilenet-v1 recalibrate-bn` measures its BatchNorm statistics at that size first)",
-              file=sys.stderr)
+    if result["recorded_image_size"]:  # exported at another size than the one it records
+        print(f"mobilenet-v1 export: note: image_size {result['recorded_image_size']} is the size {result['ckpt']} "
+              f"{result['image_size_said']}; {result['path']} takes {result['height']}x{result['width']} as asked"
+              + (" (`mobilenet-v1 recalibrate-bn` measures its BatchNorm statistics at that size first)"
+                 if result["trained_image_size"] else ""), file=sys.stderr)
     fmt_channels = PIXEL_FORMATS[result["pixel_format"] or "RGB"][1]
     shape = (f"uint8 {result['pixel_format']} image (N, {result['height']}, {result['width']}, {fmt_channels}), "
              f"normalised inside"

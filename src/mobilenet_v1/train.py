@@ -493,6 +493,27 @@ def recipe_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
     return changes_line(source, changed) if changed else ""
 
 
+def evaluation_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
+    """A line saying that a run which evaluates continues with another evaluation size (``eval_image_size``,
+    else ``image_size``) or, for an image folder, ``crop_pct`` than the checkpoint's run evaluated with: its
+    earlier top-1 figures, the best checkpoint's among them, were measured otherwise; or ""."""
+    recorded = ckpt.get("config") or {}
+    if not recorded or not cfg.eval_interval:
+        return ""
+    size = ckpt_io.recorded_image_size(recorded)
+    changed = {}
+    if size is not None and size != (cfg.eval_image_size or cfg.image_size):
+        changed["evaluation image size"] = (size, cfg.eval_image_size or cfg.image_size)
+    crop = recorded.get("crop_pct", Config.crop_pct)
+    if cfg.dataset == "imagenet2012" and isinstance(crop, (int, float)) and crop != cfg.crop_pct:
+        changed["crop_pct"] = (crop, cfg.crop_pct)
+    if not changed:
+        return ""
+    return (changes_line(source, changed).replace(" was trained with ", " was evaluated with ", 1)
+            + ": the top-1 of its earlier evaluations, the best checkpoint's among them, were measured otherwise, "
+              "and a new best is judged against them")
+
+
 def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: str,
                 dist: Optional[distributed.Context] = None,
                 classes: Optional[List[str]] = None) -> Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]]:
@@ -692,6 +713,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         cfg = dataclasses.replace(cfg, resume="auto")
     print0(header(device))
     print0("configuration:\n" + dump_yaml(cfg).rstrip())
+    if cfg.dataset == "cifar10" and cfg.eval_image_size not in (0, cfg.image_size):
+        print0(f"note: eval_image_size {cfg.eval_image_size} with CIFAR-10: its training images are whole 32x32 "
+               f"images resized to image_size {cfg.image_size}, not the random-resized crops that make a larger "
+               f"evaluation size pay off for image folders; its evaluations resize them to {cfg.eval_image_size}")
     if dist.enabled:
         print0(dist.describe(cfg.batch_size, cfg.grad_accum_steps))
     if out_dir != dist.checkpoint_dir(cfg.save_checkpoint_path):
@@ -831,7 +856,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                      f"random state continue from there"
                    + ("; pre_trained is ignored" if cfg.pre_trained else ""))
             spe_change = steps_change(ckpt, resumed_from, steps_per_epoch, step_images, lr, position)
-            for line in (spe_change, change, recipe_change(ckpt, resumed_from, cfg)):
+            for line in (spe_change, change, recipe_change(ckpt, resumed_from, cfg),
+                         evaluation_change(ckpt, resumed_from, cfg)):
                 if line:
                     print0(line)
     if ckpt is None and unread is not None:
