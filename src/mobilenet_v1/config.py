@@ -330,7 +330,8 @@ KEY_HELP: Dict[str, str] = {
     "clip_grad_norm": "clip gradients to this global L2 norm; 0: off",
     "drop_rate": "dropout before the classifier, in training; 0: none",
     "freeze_layers": "fine-tuning: the first N of the 27 layers keep their weights and BatchNorm statistics; 27: classifier only",
-    "teacher": "knowledge distillation: a trained checkpoint or run folder whose outputs the loss also follows",
+    "teacher": "knowledge distillation: a trained checkpoint, run folder or torch.export .pt2 program (any "
+               "network) whose outputs the loss also follows",
     "distill_alpha": "distillation: the teacher divergence's share of the loss",
     "distill_temperature": "distillation: softmax temperature of both models' outputs",
     "val_split": "image folder without an eval split: share of each class held out",

@@ -83,6 +83,23 @@ class BinaryCrossEntropy(nn.Module):
         return self._loss(logits, lam * self.target(logits, label) + (1.0 - lam) * self.target(logits, partner))
 
 
+class ProgramTeacher(nn.Module):
+    """A ``torch.export`` program's module (``ExportedProgram.module()``) as a :class:`Distiller`'s teacher,
+    on the run's device: such a module is in evaluation mode for good and refuses ``eval()`` and
+    ``train()``, which this takes and ignores."""
+
+    def __init__(self, program: nn.Module):
+        super().__init__()
+        self.program = program
+
+    def train(self, mode: bool = True) -> "ProgramTeacher":
+        self.training = mode
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.program(x)
+
+
 class Distiller:
     """Knowledge distillation (Hinton et al. 2015) from a trained ``teacher``: a training step's loss
     becomes ``(1 - alpha) * task_loss + alpha * T**2 * KL(softmax(teacher / T) || softmax(student / T))``,

@@ -290,7 +290,8 @@ class ProgramModel(DeployedModel):
         pickled = program_pickles(path)
         if pickled:
             raise CheckpointError(f"program {path}: holds pickled data ({pickled}), which loading it could run as "
-                                  f"code; export --file_format PT2 writes none: not loaded")
+                                  f"code; export --file_format PT2 writes none, nor does torch.export.save where "
+                                  f"the program's example_inputs is None: not loaded")
         extra = {PT2_METADATA: ""}
         try:
             with open(path, "rb") as f, warnings.catch_warnings():  # from memory: torch.export.load wants a path

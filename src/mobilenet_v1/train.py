@@ -22,7 +22,7 @@ from .data import DataOptions, build_loader, held_out_record, imagenet_folder
 from .ema import WeightAverage
 from .engine import (EpochResult, LossTally, evaluate, make_optimizer, make_scaler, nonfinite_note,
                      resolve_device, resolve_precision, train_one_epoch)
-from .losses import BinaryCrossEntropy, CrossEntropySmooth, Distiller
+from .losses import BinaryCrossEntropy, CrossEntropySmooth, Distiller, ProgramTeacher
 from .model import MobileNetV1
 from .nonfinite import NonFiniteError, NonFiniteGuard, init_momentum_buffers
 from .runtime import header, print0
@@ -100,9 +100,15 @@ def build_criterion(cfg: Config) -> torch.nn.Module:
 def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.device,
                     memory_format: torch.memory_format) -> Distiller:
     """The teacher of ``--teacher`` (a checkpoint, or a run folder: its newest; its weight average where
-    it holds one and ``use_ema``), which must have this run's outputs: as many, and for an image folder
-    the same class folders in the same order (``classes``)."""
+    it holds one and ``use_ema``; or a ``torch.export`` program of any network: :func:`program_teacher`),
+    which must have this run's outputs: as many, and for an image folder the same class folders in the
+    same order (``classes``)."""
     path = ckpt_io.resolve_checkpoint_path(cfg.teacher)
+    if ckpt_io.is_exported_program(path):
+        teacher, about = program_teacher(cfg, path, classes, device)
+        print0(f"teacher: {path} ({about}); the loss is {1 - cfg.distill_alpha:g} x the task loss + "
+               f"{cfg.distill_alpha:g} x T^2 KL(teacher || student) at T {cfg.distill_temperature:g}")
+        return Distiller(teacher, cfg.distill_alpha, cfg.distill_temperature)
     ckpt = ckpt_io.load_file(path)
     teacher, args = model_from_checkpoint(ckpt, path, cfg.use_ema)
     if args["class_num"] != cfg.class_num:
@@ -122,6 +128,51 @@ def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.dev
            f"{cfg.distill_temperature:g}")
     return Distiller(teacher.to(device=device, memory_format=memory_format), cfg.distill_alpha,
                      cfg.distill_temperature)
+
+
+def program_teacher(cfg: Config, path: str, classes: Optional[List[str]],
+                    device: torch.device) -> Tuple[ProgramTeacher, str]:
+    """A ``.pt2`` program (``torch.export.save``; ours from ``export --file_format PT2``, or a larger network
+    exported elsewhere, timm's say) as a teacher on ``device``, and a few words on it. It is handed the
+    run's batches as they are (normalised float (N, 3, image_size, image_size)), so it must take them and
+    answer ``class_num`` logits: checked here on a batch of zeros, the errors naming the file."""
+    from .onnx_io import ProgramModel
+
+    program = ProgramModel(path)  # refuses files with pickled entries, and inputs that are not (N, 3, H, W)
+    meta, size = program.metadata, cfg.image_size
+    if program.image_input:
+        raise ConfigError(f"teacher {path}: takes uint8 pixels (export --image_input True); a teacher is handed "
+                          f"the run's normalised float batches: export it without --image_input")
+    if meta.get("dataset") not in (None, cfg.dataset):
+        raise ConfigError(f"teacher {path}: was exported for {meta['dataset']}'s input normalisation, this run "
+                          f"trains on {cfg.dataset}")
+    if program.image_hw not in (None, (size, size)):
+        raise ConfigError(f"teacher {path}: takes {program.image_hw[0]}x{program.image_hw[1]} inputs only, this "
+                          f"run's batches are {size}x{size} (image_size): export it at that size, or with a "
+                          f"dynamic height and width (torch.export.Dim)")
+    if program.fixed_batch not in (None, cfg.batch_size):
+        raise ConfigError(f"teacher {path}: takes batches of {program.fixed_batch} only, this run's are of "
+                          f"{cfg.batch_size} (batch_size): export it with a dynamic batch (torch.export.Dim)")
+    recorded = meta.get("classes")
+    if classes is not None and recorded is not None and list(recorded) != list(classes):
+        raise ConfigError(f"teacher {path}: it was trained on the class folders {', '.join(recorded[:5])}"
+                          f"{' ...' if len(recorded) > 5 else ''}, this data set's are {', '.join(classes[:5])}"
+                          f"{' ...' if len(classes) > 5 else ''}: its outputs would mean other labels")
+    teacher = ProgramTeacher(program.program).to(device).requires_grad_(False)
+    try:
+        with torch.no_grad():
+            out = teacher(torch.zeros(cfg.batch_size, 3, size, size, device=device))
+    except Exception as e:  # a size outside the ranges it was exported for, a device it cannot run on, ...
+        raise ConfigError(f"teacher {path}: fails on a batch of {cfg.batch_size} {size}x{size} images "
+                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (cfg.batch_size, cfg.class_num):
+        got = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(f"teacher {path}: answers a batch of {cfg.batch_size} images with {got}, this run needs "
+                          f"({cfg.batch_size}, {cfg.class_num}): a teacher must score the run's class_num classes")
+    about = ("a torch.export program of mobilenet-v1 export" if meta else
+             f"a torch.export program; its input taken to be normalised as this run's are, with {cfg.dataset}'s "
+             f"mean and std")
+    return teacher, about
 
 
 def check_class_num(cfg: Config, loader, evaluates: bool) -> None:
