@@ -112,21 +112,30 @@ class Answers(nn.Module):
     def __init__(self, classes: int = 4):
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.drop = nn.Dropout(0.1)
         self.bias = nn.Parameter(torch.full((classes,), -4.0).index_fill(0, torch.tensor([2]), 4.0))
 
     def forward(self, x):
-        return self.conv(x).mean((1, 2, 3))[:, None] * 0.0 + self.bias
+        return self.drop(self.conv(x)).mean((1, 2, 3))[:, None] * 0.0 + self.bias
 
 
 def save_program(module: nn.Module, path, size: int = 32, dynamic: bool = True, sample_inputs: bool = False):
     from torch.export import Dim
 
     shapes = ({0: Dim("n", min=1, max=4096), 2: Dim("h", min=8, max=512), 3: Dim("w", min=8, max=512)},)
-    program = torch.export.export(module.eval(), (torch.randn(2, 3, size, size),),
+    program = torch.export.export(module, (torch.randn(2, 3, size, size),),
                                   dynamic_shapes=shapes if dynamic else None)
     if not sample_inputs:
         program.example_inputs = None  # pickled otherwise, which the tool does not load
     torch.export.save(program, str(path))
+    return str(path)
+
+
+def zipped(path):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("notes.txt", "a zip archive, not a program")
     return str(path)
 
 
@@ -136,7 +145,7 @@ def test_a_torch_export_program_of_another_network_teaches_and_one_that_cannot_i
     imports it) teaches on the run's device, under its precision; one that cannot take the run's batches
     or answers other classes is refused before training, naming the file and the way out."""
     common = SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=3", "--distill_alpha=1.0"]
-    teacher = save_program(Answers(), tmp_path / "answers.pt2")
+    teacher = save_program(Answers().eval(), tmp_path / "answers.pt2")
     run = train.run(load_config(common + [f"--teacher={teacher}", f"--save_checkpoint_path={tmp_path / 'kd'}"]))
     assert (f"teacher: {teacher} (a torch.export program; its input taken to be normalised as this run's are, with "
             f"cifar10's mean and std); the loss is 0 x the task loss + 1 x") in capsys.readouterr().out
@@ -146,13 +155,18 @@ def test_a_torch_export_program_of_another_network_teaches_and_one_that_cannot_i
         answers = torch.cat([student(x).argmax(1) for x, _ in build_loader(opts, train=False, device=CPU)])
     assert (answers == 2).float().mean() > 0.9  # it learned the teacher's answer, not the labels
     refusals = (
-        (save_program(Answers(), tmp_path / "at48.pt2", size=48, dynamic=False), "takes 48x48 inputs only, this "
-         "run's batches are 32x32 (image_size): export it at that size, or with a dynamic height and width"),
-        (save_program(Answers(), tmp_path / "batch2.pt2", dynamic=False), "takes batches of 2 only, this run's are "
-         "of 16 (batch_size): export it with a dynamic batch"),
-        (save_program(Answers(5), tmp_path / "five.pt2"), "answers a batch of 16 images with shape (16, 5), this run "
-                                                          "needs (16, 4)"),
-        (save_program(Answers(), tmp_path / "pickles.pt2", sample_inputs=True), "holds pickled data"),
+        (save_program(Answers().eval(), tmp_path / "at48.pt2", size=48, dynamic=False),
+         "takes 48x48 inputs only, this run's batches are 32x32 (image_size): export it at that size, or with a "
+         "dynamic height and width"),
+        (save_program(Answers().eval(), tmp_path / "batch2.pt2", dynamic=False),
+         "takes batches of 2 only; a run's batches can be smaller (unreadable files left out): export it with a "
+         "dynamic batch"),
+        (save_program(Answers().train(), tmp_path / "training.pt2"),
+         "was exported in training mode (dropout act on each batch"),
+        (save_program(Answers(5).eval(), tmp_path / "five.pt2"),
+         "answers a batch of 16 image(s) with shape (16, 5), this run needs (16, 4)"),
+        (zipped(tmp_path / "notes.pt2"), "not a torch.export program"),
+        (save_program(Answers().eval(), tmp_path / "pickles.pt2", sample_inputs=True), "holds pickled data"),
     )
     for path, message in refusals:
         with pytest.raises((ConfigError, ckpt_io.CheckpointError)) as raised:
@@ -160,4 +174,4 @@ def test_a_torch_export_program_of_another_network_teaches_and_one_that_cannot_i
         assert str(raised.value).startswith(f"teacher {path}" if "pickled" not in message else f"program {path}")
         assert message in str(raised.value)
     assert "example_inputs is None" in str(raised.value)
-    assert not (tmp_path / "no").exists() or not list((tmp_path / "no").rglob("*.ckpt"))
+    assert not list((tmp_path / "no").rglob("*.ckpt"))

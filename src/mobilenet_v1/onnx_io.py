@@ -314,7 +314,29 @@ class ProgramModel(DeployedModel):
         self.input_shape = [d if isinstance(d, int) else None for d in spec[0].shape]
         self.image_input = spec[0].dtype == torch.uint8
         self._check_image_input()
+        self.exported = program
         self.program = program.module()
+
+    def training_ops(self) -> List[str]:
+        """The operations that act in training mode in the program (BatchNorm over the batch, dropout): those
+        of a network exported without ``eval()``; none in one of ours."""
+        found = []
+        for node in self.exported.graph.nodes:
+            name = str(node.target) if node.op == "call_function" else ""
+            flag = (5, "training") if "batch_norm" in name and "no_training" not in name else \
+                (2, "train") if "dropout" in name else None
+            if flag is not None:
+                value = node.args[flag[0]] if len(node.args) > flag[0] else node.kwargs.get(flag[1], False)
+                if value is True:
+                    found.append("batch_norm" if "batch_norm" in name else "dropout")
+        return sorted(set(found))
+
+    def on_device(self, device: torch.device) -> nn.Module:
+        """The program's module on ``device``, the constants its graph holds and the devices it names moved
+        too (``torch.export.passes.move_to_device_pass``; ``Module.to`` moves parameters and buffers only)."""
+        from torch.export.passes import move_to_device_pass
+
+        return move_to_device_pass(self.exported, device).module()
 
     def train(self, mode: bool = True) -> "ProgramModel":
         # An exported program is in evaluation mode for good; its module refuses train() and eval().

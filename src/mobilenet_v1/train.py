@@ -22,6 +22,7 @@ from .data import DataOptions, build_loader, held_out_record, imagenet_folder
 from .ema import WeightAverage
 from .engine import (EpochResult, LossTally, evaluate, make_optimizer, make_scaler, nonfinite_note,
                      resolve_device, resolve_precision, train_one_epoch)
+from .engine import autocast as engine_autocast
 from .losses import BinaryCrossEntropy, CrossEntropySmooth, Distiller, ProgramTeacher
 from .model import MobileNetV1
 from .nonfinite import NonFiniteError, NonFiniteGuard, init_momentum_buffers
@@ -104,42 +105,56 @@ def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.dev
     which must have this run's outputs: as many, and for an image folder the same class folders in the
     same order (``classes``)."""
     path = ckpt_io.resolve_checkpoint_path(cfg.teacher)
-    if ckpt_io.is_exported_program(path):
-        teacher, about = program_teacher(cfg, path, classes, device)
-        print0(f"teacher: {path} ({about}); the loss is {1 - cfg.distill_alpha:g} x the task loss + "
-               f"{cfg.distill_alpha:g} x T^2 KL(teacher || student) at T {cfg.distill_temperature:g}")
-        return Distiller(teacher, cfg.distill_alpha, cfg.distill_temperature)
+    if path.lower().endswith(".pt2") or ckpt_io.is_exported_program(path):
+        teacher, about = program_teacher(cfg, path, classes, device, memory_format)
+    else:
+        teacher, about = checkpoint_teacher(cfg, path, classes)
+        teacher = teacher.to(device=device, memory_format=memory_format)
+    print0(f"teacher: {path} ({about}); the loss is {1 - cfg.distill_alpha:g} x the task loss + "
+           f"{cfg.distill_alpha:g} x T^2 KL(teacher || student) at T {cfg.distill_temperature:g}")
+    return Distiller(teacher, cfg.distill_alpha, cfg.distill_temperature)
+
+
+def checkpoint_teacher(cfg: Config, path: str, classes: Optional[List[str]]) -> Tuple[MobileNetV1, str]:
+    """The model of checkpoint ``path`` as a teacher, and a few words on it (:func:`build_distiller`)."""
     ckpt = ckpt_io.load_file(path)
     teacher, args = model_from_checkpoint(ckpt, path, cfg.use_ema)
     if args["class_num"] != cfg.class_num:
         raise ConfigError(f"teacher {path}: it has {args['class_num']} outputs, this run's class_num is "
                           f"{cfg.class_num}; a teacher must score the same classes")
-    recorded = ckpt.get("classes")
-    if classes is not None and recorded is not None and list(recorded) != list(classes):
-        raise ConfigError(f"teacher {path}: it was trained on the class folders {', '.join(recorded[:5])}"
-                          f"{' ...' if len(recorded) > 5 else ''}, this data set's are {', '.join(classes[:5])}"
-                          f"{' ...' if len(classes) > 5 else ''}: its outputs would mean other labels")
+    check_teacher_classes(path, ckpt.get("classes"), classes)
     trained_at = ckpt_io.trained_image_size(ckpt.get("config"))
     size = f", trained at image_size {trained_at}, here fed {cfg.image_size}" if trained_at not in (None, cfg.image_size) \
         else ""
     which = ckpt_io.weights_note(ckpt, cfg.use_ema)
-    print0(f"teacher: {path} (width_mult {args['width_mult']:g}{size}{'; ' + which if which else ''}); the loss is "
-           f"{1 - cfg.distill_alpha:g} x the task loss + {cfg.distill_alpha:g} x T^2 KL(teacher || student) at T "
-           f"{cfg.distill_temperature:g}")
-    return Distiller(teacher.to(device=device, memory_format=memory_format), cfg.distill_alpha,
-                     cfg.distill_temperature)
+    return teacher, f"width_mult {args['width_mult']:g}{size}{'; ' + which if which else ''}"
 
 
-def program_teacher(cfg: Config, path: str, classes: Optional[List[str]],
-                    device: torch.device) -> Tuple[ProgramTeacher, str]:
+def check_teacher_classes(path: str, recorded: Any, classes: Optional[List[str]]) -> None:
+    """Refuse a teacher whose recorded class folders are not this image folder's, in the same order."""
+    if classes is not None and recorded is not None and list(recorded) != list(classes):
+        raise ConfigError(f"teacher {path}: it was trained on the class folders {', '.join(recorded[:5])}"
+                          f"{' ...' if len(recorded) > 5 else ''}, this data set's are {', '.join(classes[:5])}"
+                          f"{' ...' if len(classes) > 5 else ''}: its outputs would mean other labels")
+
+
+def program_teacher(cfg: Config, path: str, classes: Optional[List[str]], device: torch.device,
+                    memory_format: torch.memory_format) -> Tuple[ProgramTeacher, str]:
     """A ``.pt2`` program (``torch.export.save``; ours from ``export --file_format PT2``, or a larger network
     exported elsewhere, timm's say) as a teacher on ``device``, and a few words on it. It is handed the
-    run's batches as they are (normalised float (N, 3, image_size, image_size)), so it must take them and
-    answer ``class_num`` logits: checked here on a batch of zeros, the errors naming the file."""
+    run's batches as they are (normalised float (N, 3, image_size, image_size), fewer images where a batch
+    lost unreadable files), so it must take them in evaluation mode and answer ``class_num`` logits: checked
+    here on batches of zeros of ``batch_size`` and of one image under the run's precision, the errors naming
+    the file."""
     from .onnx_io import ProgramModel
 
+    if not ckpt_io.is_exported_program(path):
+        raise ConfigError(f"teacher {path}: not a torch.export program (torch.export.save writes a zip archive "
+                          f"with an archive_format entry)")
     program = ProgramModel(path)  # refuses files with pickled entries, and inputs that are not (N, 3, H, W)
     meta, size = program.metadata, cfg.image_size
+    how = (" (export --height/--width), or pass its checkpoint" if meta else
+           ", or with a dynamic height and width (torch.export.Dim)")
     if program.image_input:
         raise ConfigError(f"teacher {path}: takes uint8 pixels (export --image_input True); a teacher is handed "
                           f"the run's normalised float batches: export it without --image_input")
@@ -148,27 +163,34 @@ def program_teacher(cfg: Config, path: str, classes: Optional[List[str]],
                           f"trains on {cfg.dataset}")
     if program.image_hw not in (None, (size, size)):
         raise ConfigError(f"teacher {path}: takes {program.image_hw[0]}x{program.image_hw[1]} inputs only, this "
-                          f"run's batches are {size}x{size} (image_size): export it at that size, or with a "
-                          f"dynamic height and width (torch.export.Dim)")
-    if program.fixed_batch not in (None, cfg.batch_size):
-        raise ConfigError(f"teacher {path}: takes batches of {program.fixed_batch} only, this run's are of "
-                          f"{cfg.batch_size} (batch_size): export it with a dynamic batch (torch.export.Dim)")
-    recorded = meta.get("classes")
-    if classes is not None and recorded is not None and list(recorded) != list(classes):
-        raise ConfigError(f"teacher {path}: it was trained on the class folders {', '.join(recorded[:5])}"
-                          f"{' ...' if len(recorded) > 5 else ''}, this data set's are {', '.join(classes[:5])}"
-                          f"{' ...' if len(classes) > 5 else ''}: its outputs would mean other labels")
-    teacher = ProgramTeacher(program.program).to(device).requires_grad_(False)
-    try:
-        with torch.no_grad():
-            out = teacher(torch.zeros(cfg.batch_size, 3, size, size, device=device))
-    except Exception as e:  # a size outside the ranges it was exported for, a device it cannot run on, ...
-        raise ConfigError(f"teacher {path}: fails on a batch of {cfg.batch_size} {size}x{size} images "
-                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (cfg.batch_size, cfg.class_num):
-        got = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ConfigError(f"teacher {path}: answers a batch of {cfg.batch_size} images with {got}, this run needs "
-                          f"({cfg.batch_size}, {cfg.class_num}): a teacher must score the run's class_num classes")
+                          f"run's batches are {size}x{size} (image_size): export it at that size{how}")
+    if program.fixed_batch is not None:
+        raise ConfigError(f"teacher {path}: takes batches of {program.fixed_batch} only; a run's batches can be "
+                          f"smaller (unreadable files left out): export it with a dynamic batch (torch.export.Dim"
+                          f"{'' if not meta else '; export --file_format PT2 writes one'})")
+    training = program.training_ops()
+    if training:
+        raise ConfigError(f"teacher {path}: was exported in training mode ({', '.join(training)} act on each batch "
+                          f"and BatchNorm's statistics would move): call model.eval() before torch.export.export")
+    check_teacher_classes(path, meta.get("classes"), classes)
+    teacher = ProgramTeacher(program.on_device(device)).to(memory_format=memory_format).requires_grad_(False)
+    precision = resolve_precision(cfg.precision, device)
+    for n in sorted({cfg.batch_size, 1}, reverse=True):
+        try:
+            with torch.no_grad(), engine_autocast(device, precision):
+                out = teacher(torch.zeros(n, 3, size, size, device=device).to(memory_format=memory_format))
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except Exception as e:  # a size outside the ranges it was exported for, a device it cannot run on, ...
+            raise ConfigError(f"teacher {path}: fails on a batch of {n} {size}x{size} image(s) "
+                              f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (n, cfg.class_num):
+            got = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ConfigError(f"teacher {path}: answers a batch of {n} image(s) with {got}, this run needs "
+                              f"({n}, {cfg.class_num}): a teacher must score the run's class_num classes")
+        if not bool(torch.isfinite(out).all()):
+            raise ConfigError(f"teacher {path}: its outputs for a batch of zeros are not finite in {precision}"
+                              + (": --precision bf16 or fp32" if precision == "fp16" else ""))
     about = ("a torch.export program of mobilenet-v1 export" if meta else
              f"a torch.export program; its input taken to be normalised as this run's are, with {cfg.dataset}'s "
              f"mean and std")
