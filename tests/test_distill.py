@@ -10,6 +10,7 @@ from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.data import DataOptions, build_loader
 from mobilenet_v1.losses import Distiller
 from mobilenet_v1.model import MobileNetV1
+from mobilenet_v1.nonfinite import NonFiniteError
 
 CPU = torch.device("cpu")
 SMALL = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU", "--num_workers=0",
@@ -131,6 +132,14 @@ def save_program(module: nn.Module, path, size: int = 32, dynamic: bool = True, 
     return str(path)
 
 
+class FiniteOnZeros(Answers):
+    """Finite on the check's batches of zeros, not finite on the run's images (as a larger network in fp16
+    on real photos can be)."""
+
+    def forward(self, x):
+        return super().forward(x) + torch.log(1.0 - x.abs().amax((1, 2, 3)))[:, None]
+
+
 def zipped(path):
     import zipfile
 
@@ -174,4 +183,9 @@ def test_a_torch_export_program_of_another_network_teaches_and_one_that_cannot_i
         assert str(raised.value).startswith(f"teacher {path}" if "pickled" not in message else f"program {path}")
         assert message in str(raised.value)
     assert "example_inputs is None" in str(raised.value)
+    # One that passes the check but is not finite on the images: the stop names it.
+    nan = save_program(FiniteOnZeros().eval(), tmp_path / "nan.pt2")
+    with pytest.raises(NonFiniteError, match=f"The teacher's outputs are part of the loss: {nan} may be what is not"):
+        train.run(load_config(common + [f"--teacher={nan}", "--max_nonfinite_steps=2",
+                                        f"--save_checkpoint_path={tmp_path / 'nan'}"]))
     assert not list((tmp_path / "no").rglob("*.ckpt"))

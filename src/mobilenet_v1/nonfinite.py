@@ -70,11 +70,12 @@ def init_momentum_buffers(optimizer: torch.optim.Optimizer) -> None:
 
 
 class NonFiniteGuard:
-    """Skips and counts bad steps for one model and optimiser; see the module's notes."""
+    """Skips and counts bad steps for one model and optimiser; see the module's notes. ``hint``: a
+    sentence the error past the limit ends with (train's names a teacher, whose outputs are in the loss)."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device,
-                 max_in_a_row: int = 10):
-        self.optimizer, self.device, self.max_in_a_row = optimizer, device, max_in_a_row
+                 max_in_a_row: int = 10, hint: str = ""):
+        self.optimizer, self.device, self.max_in_a_row, self.hint = optimizer, device, max_in_a_row, hint
         # Optimisers that skip on the device through found_inf: PyTorch's fused ones, and ours.
         self.takes_found_inf = any(g.get("fused") for g in optimizer.param_groups) \
             or getattr(optimizer, "takes_found_inf", False)
@@ -202,7 +203,8 @@ class NonFiniteGuard:
                 f"{self.seen['longest']} training steps in a row had a non-finite loss or gradient "
                 f"(max_nonfinite_steps {self.max_in_a_row}); each was skipped, so the weights are those "
                 f"from before them, but training is not recovering: lower lr_max, check the data, or use "
-                f"another precision. {self.seen['total']} steps were skipped in all.")
+                f"another precision. {self.seen['total']} steps were skipped in all."
+                + (f" {self.hint}" if self.hint else ""))
 
     def poll(self) -> None:
         """Look at the counters if they are at hand without waiting; raise past the limit."""

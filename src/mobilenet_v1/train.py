@@ -909,7 +909,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     scaler = make_scaler(precision, device, cfg.loss_scale)
     if source is not None and source.get("moments"):
         restore_moments(cfg, source, model, optimizer, skipped, steps_per_epoch)
-    guard = NonFiniteGuard(model, optimizer, device, cfg.max_nonfinite_steps)
+    hint = (f"The teacher's outputs are part of the loss: {cfg.teacher} may be what is not finite"
+            + (" (a larger network overflows fp16 sooner: --precision bf16)" if precision == "fp16" else "")
+            + "." if cfg.teacher else "")
+    guard = NonFiniteGuard(model, optimizer, device, cfg.max_nonfinite_steps, hint)
 
     start_epoch, start_step, rng = cfg.pretrain_epoch_size, 0, None
     step_offset = 0  # optimiser steps taken minus the schedule position: not 0 after a change of steps per epoch
