@@ -1,4 +1,6 @@
 """--teacher: knowledge distillation from a trained checkpoint (losses.Distiller)."""
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -86,8 +88,14 @@ def test_a_distilled_student_follows_its_teacher_and_bad_teachers_are_refused(ci
     plain = train.run(load_config(student + [f"--save_checkpoint_path={tmp_path / 'plain'}"]))["checkpoint"]
     capsys.readouterr()
     taught = train.run(load_config(student + [f"--teacher={tmp_path / 'teacher'}", "--distill_alpha=1.0",
-                                              "--distill_temperature=2", f"--save_checkpoint_path={tmp_path / 'kd'}"]))
+                                              "--distill_temperature=2", f"--save_checkpoint_path={tmp_path / 'kd'}",
+                                              "--eval_interval=5"]))
     out = capsys.readouterr().out
+    said = re.search(r"^teacher: top-1 (\S+) top-5 \S+ on the eval split \(40 images\)$", out, re.M)
+    opts = DataOptions("cifar10", str(cifar_dir), 40, 32, seed=1, num_workers=0, channels_last=False)
+    with torch.no_grad():
+        right = sum(int((load_model(teacher)(x).argmax(1) == y).sum()) for x, y in build_loader(opts, False, CPU))
+    assert said and said.group(1) == f"{right / 40:.4f}"  # the teacher's own top-1, before the first step
     assert (f"teacher: {teacher} (width_mult 0.5); the loss is 0 x the task loss + 1 x T^2 KL(teacher || student) "
             f"at T 2") in out
     kd, ce = divergence_on(taught["checkpoint"], teacher, cifar_dir), divergence_on(plain, teacher, cifar_dir)
@@ -155,9 +163,14 @@ def test_a_torch_export_program_of_another_network_teaches_and_one_that_cannot_i
     or answers other classes is refused before training, naming the file and the way out."""
     common = SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=3", "--distill_alpha=1.0"]
     teacher = save_program(Answers().eval(), tmp_path / "answers.pt2")
-    run = train.run(load_config(common + [f"--teacher={teacher}", f"--save_checkpoint_path={tmp_path / 'kd'}"]))
+    run = train.run(load_config(common + [f"--teacher={teacher}", f"--save_checkpoint_path={tmp_path / 'kd'}",
+                                          "--eval_interval=3"]))
+    out = capsys.readouterr().out
     assert (f"teacher: {teacher} (a torch.export program; its input taken to be normalised as this run's are, with "
-            f"cifar10's mean and std); the loss is 0 x the task loss + 1 x") in capsys.readouterr().out
+            f"cifar10's mean and std); the loss is 0 x the task loss + 1 x") in out
+    # Before training, what it scores on the eval split: class 2 for all, right for a quarter of them.
+    assert ("teacher: top-1 0.2500 top-5 1.0000 on the eval split (40 images)\nwarning: the teacher scores little "
+            "better than chance (1/4)") in out
     student = load_model(run["checkpoint"])
     opts = DataOptions("cifar10", str(cifar_dir), 40, 32, seed=1, num_workers=0, channels_last=False)
     with torch.no_grad():

@@ -130,6 +130,19 @@ def checkpoint_teacher(cfg: Config, path: str, classes: Optional[List[str]]) -> 
     return teacher, f"width_mult {args['width_mult']:g}{size}{'; ' + which if which else ''}"
 
 
+def teacher_line(accuracy: Dict[str, Any], classes: int) -> str:
+    """What the teacher scores on the eval split, said once before training: a teacher near chance there
+    (another class order, another input normalisation: a program's cannot be checked) teaches nothing."""
+    line = (f"teacher: top-1 {accuracy['top_1']:.4f} top-5 {accuracy['top_5']:.4f} on the eval split "
+            f"({accuracy['eval_images']} images)")
+    if accuracy["eval_images"] and classes > 1 and accuracy["top_1"] < 2.0 / classes:
+        line += (f"\nwarning: the teacher scores little better than chance (1/{classes}) on this data: its classes, "
+                 f"their order or its input normalisation may not be this run's")
+    if accuracy.get("nonfinite_outputs"):
+        line += f"\nwarning: the teacher's outputs are not finite for {accuracy['nonfinite_outputs']} of those images"
+    return line
+
+
 def check_teacher_classes(path: str, recorded: Any, classes: Optional[List[str]]) -> None:
     """Refuse a teacher whose recorded class folders are not this image folder's, in the same order."""
     if classes is not None and recorded is not None and list(recorded) != list(classes):
@@ -1013,6 +1026,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                       if dist.world_size >= cfg.aug_repeats else
                       "the copies of an image fall into the same batch (or the next)" if dist.world_size == 1 else
                       "the copies of an image are spread over the processes and their batches"))
+    if distill is not None and eval_loader is not None and not resumed_from:
+        with torch.random.fork_rng(devices=[]):  # the loader's workers draw their seeds: keep the run's stream
+            print0(teacher_line(evaluate_accuracy(distill.teacher, eval_loader, device, precision, dist),
+                                eval_loader.num_classes))
     if rng is not None:
         ckpt_io.set_rng_state(rng)
     last_path, result, epoch_seconds = resumed_from, None, []
