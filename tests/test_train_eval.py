@@ -505,6 +505,11 @@ def test_a_run_trained_smaller_evaluates_and_records_its_eval_image_size(tmp_pat
     err = capsys.readouterr().err  # at its training size: its statistics' own, nothing to recalibrate
     assert "records for evaluation (eval_image_size; trained at 32); " in err and "recalibrate-bn" not in err
     assert "trained_image_size" not in OnnxModel(str(tmp_path / "m32.onnx")).metadata
+    at32 = [a if not a.startswith("--checkpoint_path") else f"--checkpoint_path={tmp_path / 'm32.onnx'}" for a in base]
+    assert cli.main(at32 + [f"--config_path={config}"]) == 1
+    assert "m32.onnx takes 32x32 inputs but eval_image_size is 40: pass --image_size 32" in capsys.readouterr().err
+    assert cli.main(at32 + [f"--config_path={config}", "--image_size=32"]) == 0
+    capsys.readouterr()
     assert load_predictor(str(run_dir)).image_size == 40
     assert cli.main(["info", str(run_dir), "--json"]) == 0
     held = json.loads(capsys.readouterr().out)

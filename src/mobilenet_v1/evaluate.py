@@ -47,7 +47,8 @@ def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = 
         print0(f"image_size {hw[0]}: the size {path} takes", file=sys.stderr)
         cfg = dataclasses.replace(cfg, image_size=hw[0])
     if hw is not None and hw[0] != cfg.image_size:
-        raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs but image_size is {cfg.image_size}: "
+        asked = "eval_image_size" if given is not None and "eval_image_size" in given else "image_size"
+        raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs but {asked} is {cfg.image_size}: "
                          f"pass --image_size {hw[0]}")
     ckpt_io.trained_dataset(path, model.metadata.get("dataset"), cfg.dataset,
                             default=given is not None and "dataset" not in given)
@@ -328,6 +329,7 @@ def main(argv: Sequence[str]) -> int:
     command_line = dict(parse_overrides(argv))
     if "image_size" in command_line and "eval_image_size" not in command_line:
         cfg = dataclasses.replace(cfg, eval_image_size=0)  # the command line's size over a file's eval_image_size
+        given.discard("eval_image_size")
     elif "image_size" in command_line and cfg.eval_image_size not in (0, cfg.image_size):
         print0(f"eval: --image_size {cfg.image_size} is not used: --eval_image_size {cfg.eval_image_size} is the size "
                f"to evaluate at", file=sys.stderr)
