@@ -655,10 +655,12 @@ def test_predict_from_a_model_with_nan_weights_says_so_and_writes_strict_json(di
         assert f"{bad} gives outputs that are not finite (NaN or infinite) for 1 of 1 image(s), {image}" in \
             captured.err
         text = captured.out if extra == ["--json"] else open(out).read()
-        got = json.loads(text, parse_constant=refuse)["predictions"][0]["top_k"]
-        assert [t["probability"] for t in got] == [None, None]
+        got = json.loads(text, parse_constant=refuse)["predictions"][0]
+        assert [t["probability"] for t in got["top_k"]] == [None, None] and got["nonfinite"] is True
+    assert load_predictor(bad).top_k([image], 2)[0]["nonfinite"] is True  # the API says so too
     assert cli.main(["predict", image, "--ckpt_file", digits_run["fp32"], "--json"]) == 0  # the file before
-    assert "not finite" not in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "not finite" not in captured.err and "nonfinite" not in captured.out
     # eval counts the images whose outputs are not finite (its top-1 would otherwise pass for a measurement)
     args = [a for a in digits_run["args"] if not a.startswith("--save_checkpoint")]
     assert cli.main(["eval", *args, f"--checkpoint_path={bad}", "--json"]) == 1

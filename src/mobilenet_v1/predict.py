@@ -26,7 +26,6 @@ import argparse
 import codecs
 import csv
 import io
-import math
 import os
 import sys
 from dataclasses import dataclass
@@ -186,7 +185,9 @@ class Predictor:
     def top_k(self, images: Sequence[str], k: int, num_workers: int = 0,
               batch_size: int = BATCH) -> List[Dict[str, Any]]:
         """The ``k`` most probable classes of each image, in order (indices that are no class get 0).
-        A file that cannot be read or decoded gets ``"error"`` instead of ``"top_k"``. ``num_workers``
+        A file that cannot be read or decoded gets ``"error"`` instead of ``"top_k"``; an image whose
+        outputs are not finite (a damaged model's: its probabilities are NaN, no prediction) gets
+        ``"nonfinite": True`` beside them. ``num_workers``
         loader processes read and decode the files (0: this one; -1: :func:`predict_workers`) while
         the model runs on batches of ``batch_size``; the results are the same whatever the number."""
         valid = torch.tensor([n is not None for n in self.names])
@@ -212,9 +213,12 @@ class Predictor:
             logits = self.model(normalize(torch.stack(batch).to(self.device))).float().cpu()
             probs = torch.softmax(logits.masked_fill(~valid, float("-inf")), dim=1)
             values, indices = probs.topk(k, dim=1)
-            for row, vs, ids in zip(rows, values.tolist(), indices.tolist()):
+            finite = torch.isfinite(logits[:, valid]).all(dim=1).tolist()
+            for row, vs, ids, ok in zip(rows, values.tolist(), indices.tolist(), finite):
                 results[row]["top_k"] = [{"index": i, "label": self.names[i], "probability": v}
                                          for v, i in zip(vs, ids)]
+                if not ok:
+                    results[row]["nonfinite"] = True
         return results
 
 
@@ -410,7 +414,7 @@ def main(argv: Sequence[str]) -> int:
     results = predictor.top_k(images, a.top_k, a.num_workers, a.batch_size)
     failed = [r for r in results if "error" in r]
     # A model with NaN weights (a diverged run's, a damaged file) gives NaN for every class: no prediction.
-    nonfinite = [r["image"] for r in results if any(not math.isfinite(t["probability"]) for t in r.get("top_k", ()))]
+    nonfinite = [r["image"] for r in results if r.get("nonfinite")]
     if nonfinite:
         print(f"mobilenet-v1 predict: {predictor.source} gives outputs that are not finite (NaN or infinite) for "
               f"{len(nonfinite)} of {len(results)} image(s), {nonfinite[0]} first: its weights are damaged or the "
