@@ -51,6 +51,14 @@ def test_the_loss_blends_the_task_loss_with_the_temperature_scaled_divergence():
         Distiller(Fixed(teacher), 0.0)
 
 
+def test_the_teacher_line_warns_near_chance_and_of_outputs_that_are_not_finite():
+    line = train.teacher_line({"top_1": 0.9, "top_5": 1.0, "eval_images": 10, "nonfinite_outputs": 3}, 4)
+    assert line == ("teacher: top-1 0.9000 top-5 1.0000 on the eval split (10 images)\nwarning: the teacher's outputs "
+                    "are not finite for 3 of those images")
+    assert "little better than chance (1/10)" in train.teacher_line({"top_1": 0.19, "top_5": 0.5, "eval_images": 9}, 10)
+    assert "warning" not in train.teacher_line({"top_1": 0.2, "top_5": 0.5, "eval_images": 9}, 10)
+
+
 def test_gradient_steps_move_the_student_toward_the_teacher():
     torch.manual_seed(1)
     x = torch.randn(64, 10)
@@ -121,23 +129,31 @@ class Answers(nn.Module):
     def __init__(self, classes: int = 4):
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.norm = nn.BatchNorm2d(4)
         self.drop = nn.Dropout(0.1)
         self.bias = nn.Parameter(torch.full((classes,), -4.0).index_fill(0, torch.tensor([2]), 4.0))
 
     def forward(self, x):
-        return self.drop(self.conv(x)).mean((1, 2, 3))[:, None] * 0.0 + self.bias
+        return self.drop(self.norm(self.conv(x))).mean((1, 2, 3))[:, None] * 0.0 + self.bias
 
 
-def save_program(module: nn.Module, path, size: int = 32, dynamic: bool = True, sample_inputs: bool = False):
+def save_program(module: nn.Module, path, size: int = 32, dynamic: bool = True, sample_inputs: bool = False,
+                 sizes: bool = True):
     from torch.export import Dim
 
-    shapes = ({0: Dim("n", min=1, max=4096), 2: Dim("h", min=8, max=512), 3: Dim("w", min=8, max=512)},)
+    shapes = ({0: Dim("n", min=1, max=4096), **({2: Dim("h", min=8, max=512), 3: Dim("w", min=8, max=512)}
+                                                 if sizes else {})},)
     program = torch.export.export(module, (torch.randn(2, 3, size, size),),
                                   dynamic_shapes=shapes if dynamic else None)
     if not sample_inputs:
         program.example_inputs = None  # pickled otherwise, which the tool does not load
     torch.export.save(program, str(path))
     return str(path)
+
+
+class NotFinite(Answers):
+    def forward(self, x):
+        return super().forward(x) * float("nan")
 
 
 class FiniteOnZeros(Answers):
@@ -184,7 +200,9 @@ def test_a_torch_export_program_of_another_network_teaches_and_one_that_cannot_i
          "takes batches of 2 only; a run's batches can be smaller (unreadable files left out): export it with a "
          "dynamic batch"),
         (save_program(Answers().train(), tmp_path / "training.pt2"),
-         "was exported in training mode (dropout act on each batch"),
+         "was exported in training mode (batch_norm, dropout act on each batch"),
+        (save_program(NotFinite().eval(), tmp_path / "nan_on_zeros.pt2"),
+         "its outputs for a batch of zeros are not finite in fp32"),
         (save_program(Answers(5).eval(), tmp_path / "five.pt2"),
          "answers a batch of 16 image(s) with shape (16, 5), this run needs (16, 4)"),
         (zipped(tmp_path / "notes.pt2"), "not a torch.export program"),
@@ -196,6 +214,13 @@ def test_a_torch_export_program_of_another_network_teaches_and_one_that_cannot_i
         assert str(raised.value).startswith(f"teacher {path}" if "pickled" not in message else f"program {path}")
         assert message in str(raised.value)
     assert "example_inputs is None" in str(raised.value)
+    # One that takes the training batches but not the evaluations' (another size): trains, not evaluated.
+    fixed = save_program(Answers().eval(), tmp_path / "at32.pt2", sizes=False)
+    train.run(load_config(common + [f"--teacher={fixed}", "--epoch_size=1", "--eval_interval=1",
+                                    "--eval_image_size=40", f"--save_checkpoint_path={tmp_path / 'at32'}"]))
+    out = capsys.readouterr().out
+    assert "teacher: not evaluated on the eval split, whose batches of 16 at image_size 40 it does not take" in out
+    assert "eval: epoch 1 top-1" in out
     # One that passes the check but is not finite on the images: the stop names it.
     nan = save_program(FiniteOnZeros().eval(), tmp_path / "nan.pt2")
     with pytest.raises(NonFiniteError, match=f"The teacher's outputs are part of the loss: {nan} may be what is not"):

@@ -245,7 +245,7 @@ def trained_dataset(path: str, recorded: Any, asked: Optional[str], default: boo
 
 def recorded_image_size(record: Any) -> Optional[int]:
     """The image size a checkpoint's ``config`` (or an exported file's metadata) records for the model to run
-    at: the ``eval_image_size`` its run evaluated at where it set one (trained smaller), else its
+    at: the ``eval_image_size`` its run evaluated at where it set one, else its
     ``image_size``; a positive int; None where it records none or something else (a hand-edited or foreign
     file), which every command then takes as not recorded (``eval`` its configuration's size, the others 224)."""
     return trained_image_size({"image_size": record.get("eval_image_size")} if isinstance(record, dict) else None) \

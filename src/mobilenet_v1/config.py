@@ -224,6 +224,11 @@ class Config:
     # BatchNorm statistics over the global batch in a distributed run (off, as in the seed).
     sync_bn: bool = False
 
+    @property
+    def eval_size(self) -> int:
+        """The size the run's evaluations take: ``eval_image_size``, else ``image_size``."""
+        return self.eval_image_size or self.image_size
+
 
 CHOICES: Dict[str, Tuple[Any, ...]] = {
     "dataset": DATASETS,
@@ -293,7 +298,7 @@ KEY_HELP: Dict[str, str] = {
     "file_format": "export: ONNX or PT2 (a torch.export program); MINDIR and AIR need MindSpore",
     "width_mult": "the paper's width multiplier alpha",
     "image_size": "input resolution",
-    "eval_image_size": "the evaluations' resolution, recorded for eval, export and predict; 0: image_size",
+    "eval_image_size": "the evaluations' resolution, recorded for eval, export, predict and the rest; 0: image_size",
     "crop_pct": "image folders' evaluation: centre crop's share of the resized shorter side",
     "crop_scale_min": "image folders' training: the smallest random crop's share of the image's area",
     "crop_ratio_min": "image folders' training: the narrowest random crop's aspect ratio (width / height)",

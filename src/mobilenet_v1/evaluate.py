@@ -330,7 +330,7 @@ def main(argv: Sequence[str]) -> int:
     if "image_size" in command_line and "eval_image_size" not in command_line:
         cfg = dataclasses.replace(cfg, eval_image_size=0)  # the command line's size over a file's eval_image_size
         given.discard("eval_image_size")
-    elif "image_size" in command_line and cfg.eval_image_size not in (0, cfg.image_size):
+    elif "image_size" in command_line and cfg.eval_size != cfg.image_size:
         print0(f"eval: --image_size {cfg.image_size} is not used: --eval_image_size {cfg.eval_image_size} is the size "
                f"to evaluate at", file=sys.stderr)
     if csv_path is not None:  # checked before the evaluation, not after it

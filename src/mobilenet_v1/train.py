@@ -40,7 +40,7 @@ def seed_everything(seed: int) -> None:
 
 def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataOptions:
     batch = cfg.batch_size if train or not cfg.eval_batch_size else cfg.eval_batch_size
-    size = cfg.image_size if train or not cfg.eval_image_size else cfg.eval_image_size
+    size = cfg.image_size if train else cfg.eval_size
     return DataOptions(dataset=cfg.dataset, dataset_path=cfg.dataset_path, batch_size=batch,
                        image_size=size, seed=cfg.seed, num_workers=cfg.num_workers,
                        channels_last=cfg.channels_last, flip=cfg.random_flip, pipeline=cfg.data_pipeline,
@@ -124,8 +124,8 @@ def checkpoint_teacher(cfg: Config, path: str, classes: Optional[List[str]]) -> 
                           f"{cfg.class_num}; a teacher must score the same classes")
     check_teacher_classes(path, ckpt.get("classes"), classes)
     trained_at = ckpt_io.trained_image_size(ckpt.get("config"))
-    size = f", trained at image_size {trained_at}, here fed {cfg.image_size}" if trained_at not in (None, cfg.image_size) \
-        else ""
+    size = (f", trained at image_size {trained_at}, here fed {cfg.image_size}"
+            if trained_at not in (None, cfg.image_size) else "")
     which = ckpt_io.weights_note(ckpt, cfg.use_ema)
     return teacher, f"width_mult {args['width_mult']:g}{size}{'; ' + which if which else ''}"
 
@@ -588,8 +588,8 @@ def evaluation_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
         return ""
     size = ckpt_io.recorded_image_size(recorded)
     changed = {}
-    if size is not None and size != (cfg.eval_image_size or cfg.image_size):
-        changed["evaluation image size"] = (size, cfg.eval_image_size or cfg.image_size)
+    if size is not None and size != cfg.eval_size:
+        changed["evaluation image size"] = (size, cfg.eval_size)
     crop = recorded.get("crop_pct", Config.crop_pct)
     if cfg.dataset == "imagenet2012" and isinstance(crop, (int, float)) and crop != cfg.crop_pct:
         changed["crop_pct"] = (crop, cfg.crop_pct)
@@ -799,7 +799,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         cfg = dataclasses.replace(cfg, resume="auto")
     print0(header(device))
     print0("configuration:\n" + dump_yaml(cfg).rstrip())
-    if cfg.dataset == "cifar10" and cfg.eval_image_size not in (0, cfg.image_size):
+    if cfg.dataset == "cifar10" and cfg.eval_size != cfg.image_size:
         print0(f"note: eval_image_size {cfg.eval_image_size} with CIFAR-10: its training images are whole 32x32 "
                f"images resized to image_size {cfg.image_size}, not the random-resized crops that make a larger "
                f"evaluation size pay off for image folders; its evaluations resize them to {cfg.eval_image_size}")
@@ -922,9 +922,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     scaler = make_scaler(precision, device, cfg.loss_scale)
     if source is not None and source.get("moments"):
         restore_moments(cfg, source, model, optimizer, skipped, steps_per_epoch)
-    hint = (f"The teacher's outputs are part of the loss: {cfg.teacher} may be what is not finite"
-            + (" (a larger network overflows fp16 sooner: --precision bf16)" if precision == "fp16" else "")
-            + "." if cfg.teacher else "")
+    hint = ((f"The teacher's outputs are part of the loss: {cfg.teacher} may be what is not finite"
+             + (" (a larger network overflows fp16 sooner: --precision bf16)" if precision == "fp16" else "") + ".")
+            if cfg.teacher else "")
     guard = NonFiniteGuard(model, optimizer, device, cfg.max_nonfinite_steps, hint)
 
     start_epoch, start_step, rng = cfg.pretrain_epoch_size, 0, None
@@ -1027,9 +1027,16 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                       "the copies of an image fall into the same batch (or the next)" if dist.world_size == 1 else
                       "the copies of an image are spread over the processes and their batches"))
     if distill is not None and eval_loader is not None and not resumed_from:
-        with torch.random.fork_rng(devices=[]):  # the loader's workers draw their seeds: keep the run's stream
-            print0(teacher_line(evaluate_accuracy(distill.teacher, eval_loader, device, precision, dist),
-                                eval_loader.num_classes))
+        # At the evaluations' size and batch, which a program need not take (it is fed training batches).
+        try:
+            with torch.random.fork_rng(devices=[]):  # the loader's workers draw their seeds: keep the run's stream
+                print0(teacher_line(evaluate_accuracy(distill.teacher, eval_loader, device, precision, dist),
+                                    eval_loader.num_classes))
+        except RuntimeError as e:
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            print0(f"teacher: not evaluated on the eval split, whose batches of {cfg.eval_batch_size or cfg.batch_size}"
+                   f" at image_size {cfg.eval_size} it does not take ({why}); it is fed training batches, which it "
+                   f"does")
     if rng is not None:
         ckpt_io.set_rng_state(rng)
     last_path, result, epoch_seconds = resumed_from, None, []
@@ -1124,7 +1131,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             if accuracy is not None:
                 # outputs that are not finite make no measurement to keep a best checkpoint by
                 best = not accuracy.get("nonfinite_outputs") and tracker.improved(accuracy["top_1"])
-                size = f" at image_size {cfg.eval_image_size}" if cfg.eval_image_size not in (0, cfg.image_size) else ""
+                size = f" at image_size {cfg.eval_size}" if cfg.eval_size != cfg.image_size else ""
                 print0(f"eval: epoch {done} top-1 {accuracy['top_1']:.4f} top-5 {accuracy['top_5']:.4f} "
                        f"({accuracy['eval_images']} images{size}{trained})" + (", best so far" if best else ""))
                 if accuracy.get("nonfinite_outputs"):
