@@ -1032,6 +1032,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             with torch.random.fork_rng(devices=[]):  # the loader's workers draw their seeds: keep the run's stream
                 print0(teacher_line(evaluate_accuracy(distill.teacher, eval_loader, device, precision, dist),
                                     eval_loader.num_classes))
+        except torch.cuda.OutOfMemoryError:  # a RuntimeError, but no word on what the teacher takes
+            raise
         except RuntimeError as e:
             why = str(e).splitlines()[0] if str(e) else type(e).__name__
             print0(f"teacher: not evaluated on the eval split, whose batches of {cfg.eval_batch_size or cfg.batch_size}"
