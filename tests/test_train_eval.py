@@ -385,6 +385,15 @@ def test_pre_trained_with_another_head_is_fine_tuned(cifar_dir, tmp_path, capsys
     assert groups[0]["lr"] == pytest.approx(last)
 
 
+def three_class_photos(data, per_class: int):
+    """A flat folder of class folders ant, bee, cat, each with ``per_class`` small JPEGs."""
+    for c, name in enumerate(("ant", "bee", "cat")):
+        (data / name).mkdir(parents=True)
+        for i in range(per_class):
+            (data / name / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(36, 44, 10 * c + i)))
+    return data
+
+
 def test_own_folder_with_val_split_trains_on_the_rest_and_eval_takes_the_held_out_share(tmp_path, capsys):
     """A flat folder of class folders: --val_split holds out round(share x n) of each class (here 2 of
     6), evaluation during training reads those, training the others; eval of the run (its checkpoint,
@@ -393,11 +402,7 @@ def test_own_folder_with_val_split_trains_on_the_rest_and_eval_takes_the_held_ou
     share; INT8 calibration leaves the held-out images out."""
     from mobilenet_v1 import cli
 
-    data = tmp_path / "photos"
-    for c, name in enumerate(("ant", "bee", "cat")):
-        (data / name).mkdir(parents=True)
-        for i in range(6):
-            (data / name / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(36, 44, 10 * c + i)))
+    data = three_class_photos(tmp_path / "photos", 6)
     run_dir = tmp_path / "run"
     args = SMALL + ["--dataset=imagenet2012", f"--dataset_path={data}", "--batch_size=4", "--epoch_size=1",
                     "--eval_interval=1", f"--save_checkpoint_path={run_dir}"]
@@ -451,11 +456,7 @@ def test_a_run_trained_smaller_evaluates_and_records_its_eval_image_size(tmp_pat
     from mobilenet_v1.onnx_io import OnnxModel
     from mobilenet_v1.predict import load_predictor
 
-    data = tmp_path / "photos"
-    for c, name in enumerate(("ant", "bee", "cat")):
-        (data / name).mkdir(parents=True)
-        for i in range(4):
-            (data / name / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(36, 44, 10 * c + i)))
+    data = three_class_photos(tmp_path / "photos", 4)
     run_dir = tmp_path / "run"
     args = SMALL + ["--dataset=imagenet2012", f"--dataset_path={data}", "--class_num=3", "--batch_size=4",
                     "--epoch_size=1", "--eval_interval=1", "--val_split=0.25", f"--save_checkpoint_path={run_dir}"]
