@@ -208,14 +208,18 @@ def test_a_torch_export_program_of_another_network_teaches_and_one_that_cannot_i
         (zipped(tmp_path / "notes.pt2"), "not a torch.export program"),
         (save_program(Answers().eval(), tmp_path / "pickles.pt2", sample_inputs=True), "holds pickled data"),
     )
+    fixed = save_program(Answers().eval(), tmp_path / "at32.pt2", sizes=False)
     for path, message in refusals:
         with pytest.raises((ConfigError, ckpt_io.CheckpointError)) as raised:
             train.run(load_config(common + [f"--teacher={path}", f"--save_checkpoint_path={tmp_path / 'no'}"]))
         assert str(raised.value).startswith(f"teacher {path}" if "pickled" not in message else f"program {path}")
         assert message in str(raised.value)
     assert "example_inputs is None" in str(raised.value)
+    # Progressive resizing feeds a teacher smaller images first: one of a fixed size is refused.
+    with pytest.raises(ConfigError, match="takes 32x32 inputs only, and progressive resizing feeds it 16x16 and up"):
+        train.run(load_config(common + [f"--teacher={tmp_path / 'at32.pt2'}", "--image_size_start=16",
+                                        f"--save_checkpoint_path={tmp_path / 'no'}"]))
     # One that takes the training batches but not the evaluations' (another size): trains, not evaluated.
-    fixed = save_program(Answers().eval(), tmp_path / "at32.pt2", sizes=False)
     train.run(load_config(common + [f"--teacher={fixed}", "--epoch_size=1", "--eval_interval=1",
                                     "--eval_image_size=40", f"--save_checkpoint_path={tmp_path / 'at32'}"]))
     out = capsys.readouterr().out

@@ -536,6 +536,52 @@ def test_a_run_trained_smaller_evaluates_and_records_its_eval_image_size(tmp_pat
             "top-1 of its earlier evaluations") in capsys.readouterr().out
 
 
+def test_progressive_resizing_sizes_grow_to_image_size_in_steps_of_16_and_then_stay():
+    from mobilenet_v1.schedules import training_size
+
+    sizes = [training_size(224, 160, 0.75, e, 20) for e in range(20)]
+    assert sizes == [160] * 4 + [176] * 3 + [192] * 4 + [208] * 3 + [224] * 6
+    assert [training_size(224, 100, 1.0, e, 5) for e in range(5)] == [100, 128, 160, 192, 224]  # ends at 224
+    assert {training_size(64, 32, 0.1, e, 8) for e in range(8)} == {64}  # a ramp under two epochs: none
+    assert {training_size(224, 0, 0.75, e, 20) for e in range(20)} == {224}
+    with pytest.raises(ConfigError, match="image_size_start must be 0 .off. or from 16 up to below image_size 64"):
+        load_config(["--image_size=64", "--image_size_start=64"])
+    with pytest.raises(ConfigError, match=r"image_size_ramp must be in \(0, 1\]"):
+        load_config(["--image_size_start=32", "--image_size_ramp=0"])
+    with pytest.raises(ConfigError, match="image_size_ramp 0.5 is progressive resizing's; image_size_start is 0"):
+        load_config(["--image_size_ramp=0.5"])
+
+
+@pytest.mark.parametrize("data,pipeline,workers", [("cifar", "cpu", 0), ("photos", "cpu", 2), ("photos", "gpu", 0)])
+def test_progressive_resizing_trains_each_epoch_at_its_size_and_evaluates_at_the_full_one(
+        data, pipeline, workers, tmp_path, cifar_dir, capsys, monkeypatch):
+    """image_size_start 32 to image_size 64 over 4 epochs: the model is fed 32, 32, 48, 64 in training in
+    every pipeline (the CPU one's persistent workers told through the sampler's items) and 64 in its
+    evaluations; the run says the sizes."""
+    seen = []
+    real = MobileNetV1.forward
+    monkeypatch.setattr(MobileNetV1, "forward", lambda self, x: seen.append((self.training, x.shape[-1])) or
+                        real(self, x))
+    root = cifar_dir if data == "cifar" else three_class_photos(tmp_path / "photos", 4)
+    dataset = ["--dataset=cifar10", "--class_num=4"] if data == "cifar" else ["--dataset=imagenet2012",
+                                                                             "--class_num=3", "--val_split=0.25"]
+    args = SMALL + dataset + [f"--dataset_path={root}", "--image_size=64", "--image_size_start=32",
+                              "--image_size_ramp=1.0", "--epoch_size=4", "--eval_interval=4",
+                              f"--batch_size={16 if data == 'cifar' else 4}",
+                              f"--data_pipeline={pipeline}", f"--num_workers={workers}",
+                              f"--save_checkpoint_path={tmp_path / 'run'}"]
+    train.run(load_config(args))
+    out = capsys.readouterr().out
+    assert "progressive resizing: training image_size 32 (epochs 1-2), 48 (epoch 3), 64 (epoch 4)" in out
+    assert ("note: progressive resizing with CIFAR-10" in out) == (data == "cifar")
+    assert [line for line in out.splitlines() if "training at image_size" in line] == [
+        f"epoch {e}: training at image_size {size}" for e, size in ((1, 32), (3, 48), (4, 64))]
+    trained = [size for training, size in seen if training]
+    per_epoch = len(trained) // 4
+    assert trained == [32] * 2 * per_epoch + [48] * per_epoch + [64] * per_epoch and per_epoch >= 2
+    assert {size for training, size in seen if not training} == {64}
+
+
 def test_class_num_below_the_labels_of_cifar_binaries_is_refused(cifar_dir, tmp_path):
     with pytest.raises(ConfigError, match=r"class_num 3 is too small .* labels 0\.\.3 in its \.bin files; "
                                           r"pass --class_num 4"):

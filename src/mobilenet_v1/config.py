@@ -108,6 +108,11 @@ class Config:
     # 0: image_size. Training at a smaller size than the model will run at is cheaper and, with image
     # folders' random crops, scores better there (torchvision's --train-crop-size 176 / --val-crop-size 224).
     eval_image_size: int = 0
+    # Progressive resizing (FFCV's ResNet recipes, Composer's, EfficientNetV2's progressive learning): the
+    # first epoch trains at image_size_start, the size grows linearly over the first image_size_ramp share
+    # of the epochs to image_size (in steps of 16 pixels), and the rest train at image_size. 0: off.
+    image_size_start: int = 0
+    image_size_ramp: float = 0.75
     # Image folders' evaluation: the shorter side is resized to image_size / crop_pct and the centre
     # image_size square kept (the seed's 256 -> 224 at 0.875; timm's crop_pct); eval_image_size where set.
     crop_pct: float = 0.875
@@ -299,6 +304,8 @@ KEY_HELP: Dict[str, str] = {
     "width_mult": "the paper's width multiplier alpha",
     "image_size": "input resolution",
     "eval_image_size": "the evaluations' resolution, recorded for eval, export, predict and the rest; 0: image_size",
+    "image_size_start": "progressive resizing: the first epoch's training resolution, growing to image_size; 0: off",
+    "image_size_ramp": "progressive resizing: the share of the epochs over which the resolution grows",
     "crop_pct": "image folders' evaluation: centre crop's share of the resized shorter side",
     "crop_scale_min": "image folders' training: the smallest random crop's share of the image's area",
     "crop_ratio_min": "image folders' training: the narrowest random crop's aspect ratio (width / height)",
@@ -495,6 +502,11 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     for key in ("log_interval", "eval_interval", "keep_best_max"):
         if getattr(cfg, key) < 0:
             fail(key, f"{key} must be >= 0 (0: off), got {getattr(cfg, key)}")
+    if cfg.image_size_start and not 16 <= cfg.image_size_start < cfg.image_size:
+        fail("image_size_start", f"image_size_start must be 0 (off) or from 16 up to below image_size "
+                                 f"{cfg.image_size}, got {cfg.image_size_start}")
+    if not 0 < cfg.image_size_ramp <= 1:
+        fail("image_size_ramp", f"image_size_ramp must be in (0, 1] (a share of the epochs), got {cfg.image_size_ramp}")
     if cfg.eval_image_size < 0:
         fail("eval_image_size", f"eval_image_size must be >= 0 (0: image_size), got {cfg.eval_image_size}")
     if cfg.eval_batch_size < 0:
@@ -632,6 +644,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         (("exif_orientation",), cfg.dataset != "cifar10", "for image folders' photos",
          "CIFAR-10's binary files hold pixels, with no EXIF tags"),
         (("compile_mode",), cfg.compile, "torch.compile's", "compile is False (--compile True)"),
+        (("image_size_ramp",), cfg.image_size_start > 0, "progressive resizing's",
+         "image_size_start is 0, so every epoch trains at image_size (--image_size_start N)"),
         (("bce_target_thresh",), cfg.bce_loss, "binary cross entropy's", "bce_loss is False (--bce_loss True)"),
         (("antialias", "interpolation"), cfg.dataset != "cifar10", "for image folders' resizes",
          "CIFAR-10's enlarges its 32x32 images bilinearly, as the seed does (antialiasing changes nothing there)"),

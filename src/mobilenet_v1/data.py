@@ -156,6 +156,9 @@ class ShardSampler(Sampler):
         self.repeats = repeats
         self.epoch = 0
         self.start = 0  # the position this shard's next pass begins at (a resumed epoch)
+        # Set: the items carry the image size too, (index, seed, size), for workers whose dataset was made
+        # with another (progressive resizing; persistent workers keep the dataset they were given).
+        self.image_size: Optional[int] = None
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         """The epoch whose permutation the next pass follows, beginning at its ``start``-th position:
@@ -191,8 +194,9 @@ class ShardSampler(Sampler):
 
     def __iter__(self):
         order = self.indices().tolist()
+        size = () if self.image_size is None else (self.image_size,)
         for pos in range(self.start, len(order)):
-            yield order[pos], sample_seed(self.seed, self.epoch, pos * self.num_shards + self.shard_id)
+            yield (order[pos], sample_seed(self.seed, self.epoch, pos * self.num_shards + self.shard_id), *size)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -256,6 +260,10 @@ class DeviceLoader:
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         raise NotImplementedError
+
+    def set_image_size(self, size: int) -> None:
+        """The size of the images of the passes from the next one on (training's progressive resizing)."""
+        self.image_size = size
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -952,21 +960,22 @@ class ImageFolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, item: Tuple[int, int]):
-        index, seed = item
+    def __getitem__(self, item: Tuple[int, ...]):
+        index, seed, *sized = item  # (index, seed) or, resized, (index, seed, size): ShardSampler's
+        size = sized[0] if sized else self.image_size
         path, label = self.samples[index]
         try:
             img = T.decode_rgb(read_bytes(path), path, self.exif)
         except (T.DecodeError, OSError) as e:
             return BadSample(path, read_failure(e)), label
         if self.train:
-            img = T.random_resized_crop(img, self.image_size, seed, flip=self.flip, scale=self.crop_scale,
+            img = T.random_resized_crop(img, size, seed, flip=self.flip, scale=self.crop_scale,
                                         antialias=self.antialias, ratio=self.crop_ratio,
                                         interpolation=self.interpolation)
             if self.auto_augment is not None:
                 img = self.auto_augment(img[None], [seed])[0]
         else:
-            img = T.resize_center_crop(img, self.image_size, self.crop_pct, self.antialias, self.interpolation)
+            img = T.resize_center_crop(img, size, self.crop_pct, self.antialias, self.interpolation)
         return img, label
 
 
@@ -983,6 +992,7 @@ class ImageFolderLoader(DeviceLoader):
                  crop_ratio: Tuple[float, float] = T.RRC_RATIO, repeats: int = 1,
                  interpolation: str = "bilinear", labels_file: str = ""):
         samples = self._find_images(root, classes, holdout, labels_file)
+        self.image_size = image_size
         self.dataset = ImageFolderDataset(samples, train, image_size, flip, auto_augment, crop_pct, crop_scale,
                                           exif_orientation, antialias, crop_ratio, interpolation)
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
@@ -1003,6 +1013,10 @@ class ImageFolderLoader(DeviceLoader):
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.sampler.set_epoch(epoch, start_batch * self.batch_size)
 
+    def set_image_size(self, size: int) -> None:
+        self.image_size = size  # through the sampler's items to the workers, which keep their dataset
+        self.sampler.image_size = None if size == self.dataset.image_size else size
+
     def __len__(self) -> int:
         return self._len
 
@@ -1010,6 +1024,8 @@ class ImageFolderLoader(DeviceLoader):
         for images, labels, bad in self.loader:
             if bad:
                 self.bad_samples.record(bad)
+            if not len(images) and images.shape[-1] != self.image_size:  # every file of the batch unreadable
+                images = images.new_empty((0, 3, self.image_size, self.image_size))
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
             yield self.normalize(images), labels

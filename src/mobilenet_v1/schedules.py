@@ -19,6 +19,21 @@ SCHEDULES = LR_DECAY_MODES + ("exponential", "cosine_annealing")
 LR_BASE_SCALES = ("auto", "linear", "sqrt")
 
 
+SIZE_STEP = 16  # progressive resizing's sizes are multiples of it (fewer shapes for cuDNN and torch.compile)
+
+
+def training_size(image_size: int, start: int, ramp: float, epoch: int, epochs: int) -> int:
+    """Epoch ``epoch``'s (from 0) training image size under progressive resizing: ``start`` at the first,
+    growing linearly to ``image_size`` at the last of the first ``ramp`` share of the ``epochs``, rounded
+    down to a multiple of :data:`SIZE_STEP` (never below ``start``); ``image_size`` from there on, and
+    always where ``start`` is 0."""
+    ramp_epochs = ramp * epochs
+    if not start or epoch >= ramp_epochs - 1:
+        return image_size
+    size = start + (image_size - start) * epoch / (ramp_epochs - 1)
+    return min(image_size, max(start, int(size) // SIZE_STEP * SIZE_STEP))
+
+
 def decay_period(lr_decay_epochs: float, steps_per_epoch: int) -> int:
     """Steps between two decays of ``exponential``: ``lr_decay_epochs`` epochs' steps, at least one
     (TF-slim's ``int(steps_per_epoch * num_epochs_per_decay)``)."""

@@ -27,7 +27,7 @@ from .losses import BinaryCrossEntropy, CrossEntropySmooth, Distiller, ProgramTe
 from .model import MobileNetV1
 from .nonfinite import NonFiniteError, NonFiniteGuard, init_momentum_buffers
 from .runtime import header, print0
-from .schedules import SCHEDULE_KEYS, global_batch, lr_scale, schedule, schedule_notes, uses
+from .schedules import SCHEDULE_KEYS, global_batch, lr_scale, schedule, schedule_notes, training_size, uses
 from .stopping import StopRequest, signal_name
 from .tracking import RunLogger, read_metrics
 
@@ -36,6 +36,27 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def epoch_size(cfg: Config, epoch: int) -> int:
+    """Epoch ``epoch``'s (from 0) training image size: ``image_size``, or under progressive resizing
+    (``image_size_start``) :func:`schedules.training_size`'s."""
+    return training_size(cfg.image_size, cfg.image_size_start, cfg.image_size_ramp, epoch, cfg.epoch_size)
+
+
+def resizing_line(cfg: Config) -> str:
+    """Progressive resizing's sizes and the epochs (from 1) of each, or ""."""
+    if not cfg.image_size_start:
+        return ""
+    spans: List[List[int]] = []  # [size, first epoch, last epoch]
+    for e in range(cfg.epoch_size):
+        size = epoch_size(cfg, e)
+        if spans and spans[-1][0] == size:
+            spans[-1][2] = e + 1
+        else:
+            spans.append([size, e + 1, e + 1])
+    return "progressive resizing: training image_size " + ", ".join(
+        f"{s} (epoch{f' {a}' if a == b else f's {a}-{b}'})" for s, a, b in spans)
 
 
 def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataOptions:
@@ -156,9 +177,9 @@ def program_teacher(cfg: Config, path: str, classes: Optional[List[str]], device
     """A ``.pt2`` program (``torch.export.save``; ours from ``export --file_format PT2``, or a larger network
     exported elsewhere, timm's say) as a teacher on ``device``, and a few words on it. It is handed the
     run's batches as they are (normalised float (N, 3, image_size, image_size), fewer images where a batch
-    lost unreadable files), so it must take them in evaluation mode and answer ``class_num`` logits: checked
-    here on batches of zeros of ``batch_size`` and of one image under the run's precision, the errors naming
-    the file."""
+    lost unreadable files; smaller images early under progressive resizing), so it must take them in
+    evaluation mode and answer ``class_num`` logits: checked here on batches of zeros of ``batch_size`` and
+    of one image, at the largest and smallest size, under the run's precision, the errors naming the file."""
     from .onnx_io import ProgramModel
 
     if not ckpt_io.is_exported_program(path):
@@ -177,6 +198,11 @@ def program_teacher(cfg: Config, path: str, classes: Optional[List[str]], device
     if program.image_hw not in (None, (size, size)):
         raise ConfigError(f"teacher {path}: takes {program.image_hw[0]}x{program.image_hw[1]} inputs only, this "
                           f"run's batches are {size}x{size} (image_size): export it at that size{how}")
+    smallest = min(epoch_size(cfg, e) for e in range(cfg.epoch_size))
+    if program.image_hw is not None and smallest != size:
+        raise ConfigError(f"teacher {path}: takes {size}x{size} inputs only, and progressive resizing feeds it "
+                          f"{smallest}x{smallest} and up (image_size_start): export it with a dynamic height and "
+                          f"width (torch.export.Dim)" + ("; or pass its checkpoint" if meta else ""))
     if program.fixed_batch is not None:
         raise ConfigError(f"teacher {path}: takes batches of {program.fixed_batch} only; a run's batches can be "
                           f"smaller (unreadable files left out): export it with a dynamic batch (torch.export.Dim"
@@ -188,7 +214,7 @@ def program_teacher(cfg: Config, path: str, classes: Optional[List[str]], device
     check_teacher_classes(path, meta.get("classes"), classes)
     teacher = ProgramTeacher(program.on_device(device)).to(memory_format=memory_format).requires_grad_(False)
     precision = resolve_precision(cfg.precision, device)
-    for n in sorted({cfg.batch_size, 1}, reverse=True):
+    for n, size in dict.fromkeys([(cfg.batch_size, size), (1, size), (1, smallest)]):
         try:
             with torch.no_grad(), engine_autocast(device, precision):
                 out = teacher(torch.zeros(n, 3, size, size, device=device).to(memory_format=memory_format))
@@ -564,6 +590,7 @@ RECIPE_KEYS = ("image_size", "seed", "drop_rate", "auto_augment", "ra_magnitude"
                "label_smooth_factor", "random_flip", "crop_scale_min", "crop_ratio_min", "crop_ratio_max",
                "exif_orientation", "antialias", "interpolation", "teacher",
                "distill_alpha", "distill_temperature", "qat_range_epochs", "bce_loss", "bce_target_thresh",
+               "image_size_start", "image_size_ramp",
                "aug_repeats")
 
 
@@ -799,6 +826,12 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         cfg = dataclasses.replace(cfg, resume="auto")
     print0(header(device))
     print0("configuration:\n" + dump_yaml(cfg).rstrip())
+    if cfg.image_size_start:
+        print0(resizing_line(cfg))
+        if cfg.dataset == "cifar10":
+            print0("note: progressive resizing with CIFAR-10: its training images are whole images resized, so "
+                   "a smaller size shows their objects smaller than the evaluations do (no random-resized crop "
+                   "makes up for it); on the demo it cost top-1 (README: Training smaller than it runs)")
     if cfg.dataset == "cifar10" and cfg.eval_size != cfg.image_size:
         print0(f"note: eval_image_size {cfg.eval_image_size} with CIFAR-10: its training images are whole 32x32 "
                f"images resized to image_size {cfg.image_size}, not the random-resized crops that make a larger "
@@ -984,7 +1017,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         except OSError as e:
             raise ckpt_io.CheckpointError(f"save_checkpoint_path {out_dir}: cannot write there "
                                           f"({e.strerror or e}); nothing was trained") from None
-    step_model = torch.compile(model, mode=cfg.compile_mode) if cfg.compile else model
+    # Progressive resizing: a graph per size (a few multiples of 16), not one of symbolic sizes.
+    step_model = (torch.compile(model, mode=cfg.compile_mode, dynamic=False if cfg.image_size_start else None)
+                  if cfg.compile else model)
     steps = ckpt_io.GlobalSteps(steps_per_epoch, step_offset)
     # The newest checkpoint from an epoch's end, which the pruning spares: the one resumed from, or the
     # one beside it that a checkpoint saved inside an epoch names (a file from before the key: the end
@@ -1047,6 +1082,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         stopper.__enter__()
         for epoch in range(start_epoch, cfg.epoch_size):
             first = start_step if epoch == start_epoch else 0
+            if cfg.image_size_start:
+                loader.set_image_size(epoch_size(cfg, epoch))
+                if epoch == start_epoch or epoch_size(cfg, epoch) != epoch_size(cfg, epoch - 1):
+                    print0(f"epoch {epoch + 1}: training at image_size {epoch_size(cfg, epoch)}")
             loader.set_epoch(epoch, first * cfg.grad_accum_steps)
             if cfg.qat_range_epochs:  # the model itself, whatever wraps it (DDP)
                 ckpt_io.unwrap(model).quant.frozen = epoch >= cfg.qat_range_epochs
