@@ -542,7 +542,7 @@ def test_progressive_resizing_sizes_grow_to_image_size_in_steps_of_16_and_then_s
     sizes = [training_size(224, 160, 0.75, e, 20) for e in range(20)]
     assert sizes == [160] * 4 + [176] * 3 + [192] * 4 + [208] * 3 + [224] * 6
     assert [training_size(224, 100, 1.0, e, 5) for e in range(5)] == [100, 128, 160, 192, 224]  # ends at 224
-    assert {training_size(64, 32, 0.1, e, 8) for e in range(8)} == {64}  # a ramp under two epochs: none
+    assert {training_size(64, 32, 0.1, e, 8) for e in range(8)} == {64}  # a ramp of one epoch or less: none
     assert {training_size(224, 0, 0.75, e, 20) for e in range(20)} == {224}
     with pytest.raises(ConfigError, match="image_size_start must be 0 .off. or from 16 up to below image_size 64"):
         load_config(["--image_size=64", "--image_size_start=64"])
@@ -550,6 +550,23 @@ def test_progressive_resizing_sizes_grow_to_image_size_in_steps_of_16_and_then_s
         load_config(["--image_size_start=32", "--image_size_ramp=0"])
     with pytest.raises(ConfigError, match="image_size_ramp 0.5 is progressive resizing's; image_size_start is 0"):
         load_config(["--image_size_ramp=0.5"])
+    with pytest.raises(ConfigError, match="image_size_ramp 0.1 of epoch_size 8 is 0.8 epoch.s.: every epoch would"):
+        load_config(["--image_size_start=32", "--image_size_ramp=0.1", "--epoch_size=8"])
+    with pytest.raises(ConfigError, match="option --image_size_start: quantization-aware training fine-tunes"):
+        load_config(["--image_size_start=32", "--qat=True"])
+
+
+def test_progressive_resizing_compiles_a_graph_per_size_and_makes_room_for_them(cifar_dir, tmp_path, monkeypatch):
+    """Eleven sizes (16 to 176) are more graphs than Dynamo keeps for a function by default (8): past the
+    limit the last sizes, the final one among them, would train uncompiled. (The last epoch alone runs.)"""
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda model, **options: compiled.append(options) or model)
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)
+    train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--class_num=4", "--image_size=176",
+                                   "--image_size_start=16", "--image_size_ramp=1.0", "--epoch_size=12",
+                                   "--pretrain_epoch_size=11", "--compile=True", "--save_checkpoint=False"]))
+    assert compiled == [{"mode": "default", "dynamic": False}]
+    assert torch._dynamo.config.recompile_limit == 11 + 8
 
 
 @pytest.mark.parametrize("data,pipeline,workers", [("cifar", "cpu", 0), ("photos", "cpu", 2), ("photos", "gpu", 0)])

@@ -507,6 +507,13 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
                                  f"{cfg.image_size}, got {cfg.image_size_start}")
     if not 0 < cfg.image_size_ramp <= 1:
         fail("image_size_ramp", f"image_size_ramp must be in (0, 1] (a share of the epochs), got {cfg.image_size_ramp}")
+    elif cfg.image_size_start and cfg.image_size_ramp * cfg.epoch_size <= 1:
+        fail("image_size_ramp", f"image_size_ramp {cfg.image_size_ramp:g} of epoch_size {cfg.epoch_size} is "
+                                f"{cfg.image_size_ramp * cfg.epoch_size:g} epoch(s): every epoch would train at "
+                                f"image_size; more than one epoch is needed for image_size_start to be used")
+    if cfg.image_size_start and cfg.qat:
+        fail("image_size_start", "quantization-aware training fine-tunes at image_size, its BatchNorm statistics "
+                                 "frozen at the float run's: progressive resizing is for training from the start")
     if cfg.eval_image_size < 0:
         fail("eval_image_size", f"eval_image_size must be >= 0 (0: image_size), got {cfg.eval_image_size}")
     if cfg.eval_batch_size < 0:

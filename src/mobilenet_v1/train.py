@@ -1017,7 +1017,14 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         except OSError as e:
             raise ckpt_io.CheckpointError(f"save_checkpoint_path {out_dir}: cannot write there "
                                           f"({e.strerror or e}); nothing was trained") from None
-    # Progressive resizing: a graph per size (a few multiples of 16), not one of symbolic sizes.
+    # Progressive resizing: a graph per size (multiples of 16), not one of symbolic sizes; Dynamo's limit of
+    # graphs per function (8) raised to hold them all and short batches besides, or the last sizes (the
+    # final one among them, where the run ends) would run uncompiled.
+    if cfg.compile and cfg.image_size_start:
+        dynamo = torch._dynamo.config
+        limit = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
+        sizes = len({epoch_size(cfg, e) for e in range(cfg.epoch_size)})
+        setattr(dynamo, limit, max(getattr(dynamo, limit), sizes + 8))
     step_model = (torch.compile(model, mode=cfg.compile_mode, dynamic=False if cfg.image_size_start else None)
                   if cfg.compile else model)
     steps = ckpt_io.GlobalSteps(steps_per_epoch, step_offset)
