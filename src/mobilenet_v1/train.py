@@ -1021,7 +1021,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     # graphs per function (8) raised to hold them all and short batches besides, or the last sizes (the
     # final one among them, where the run ends) would run uncompiled.
     if cfg.compile and cfg.image_size_start:
-        dynamo = torch._dynamo.config
+        from torch._dynamo import config as dynamo
+
         limit = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
         sizes = len({epoch_size(cfg, e) for e in range(cfg.epoch_size)})
         setattr(dynamo, limit, max(getattr(dynamo, limit), sizes + 8))
