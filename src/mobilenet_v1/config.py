@@ -110,7 +110,7 @@ class Config:
     eval_image_size: int = 0
     # Progressive resizing (FFCV's ResNet recipes, Composer's, EfficientNetV2's progressive learning): the
     # first epoch trains at image_size_start, the size grows linearly over the first image_size_ramp share
-    # of the epochs to image_size (in steps of 16 pixels), and the rest train at image_size. 0: off.
+    # of the epochs to image_size (rounded down to multiples of 16), and the rest train at image_size. 0: off.
     image_size_start: int = 0
     image_size_ramp: float = 0.75
     # Image folders' evaluation: the shorter side is resized to image_size / crop_pct and the centre
