@@ -584,7 +584,7 @@ def test_progressive_resizing_trains_each_epoch_at_its_size_and_evaluates_at_the
                                                                              "--class_num=3", "--val_split=0.25"]
     args = SMALL + dataset + [f"--dataset_path={root}", "--image_size=64", "--image_size_start=32",
                               "--image_size_ramp=1.0", "--epoch_size=4", "--eval_interval=4",
-                              f"--batch_size={16 if data == 'cifar' else 4}",
+                              f"--batch_size={32 if data == 'cifar' else 4}",
                               f"--data_pipeline={pipeline}", f"--num_workers={workers}",
                               f"--save_checkpoint_path={tmp_path / 'run'}"]
     train.run(load_config(args))
