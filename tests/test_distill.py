@@ -110,6 +110,9 @@ def test_a_distilled_student_follows_its_teacher_and_bad_teachers_are_refused(ci
     assert kd < 0.7 * ce, (kd, ce)
     for k, v in ckpt_io.load_file(teacher)["model"].items():
         assert torch.equal(v, before[k]), k  # not even its BatchNorm statistics moved
+    # Under progressive resizing it is fed the smaller sizes too, and the run says so.
+    _, about = train.checkpoint_teacher(load_config(student + ["--image_size_start=16"]), teacher, None)
+    assert about == "width_mult 0.5, trained at image_size 32, here fed 16 to 32 (progressive resizing)"
     # A teacher of other outputs, and distillation keys without a teacher, are refused by name.
     other = tmp_path / "five.ckpt"
     ckpt_io.atomic_save({"model": MobileNetV1(5, 0.25).state_dict()}, str(other))

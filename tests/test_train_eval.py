@@ -597,6 +597,11 @@ def test_progressive_resizing_trains_each_epoch_at_its_size_and_evaluates_at_the
     per_epoch = len(trained) // 4
     assert trained == [32] * 2 * per_epoch + [48] * per_epoch + [64] * per_epoch and per_epoch >= 2
     assert {size for training, size in seen if not training} == {64}
+    assert cli.main(["info", str(tmp_path / "run"), "--json"]) == 0
+    held = json.loads(capsys.readouterr().out)["training"]
+    assert (held["image_size_start"], held["image_size_ramp"]) == (32, 1.0)
+    assert cli.main(["info", str(tmp_path / "run")]) == 0
+    assert "progressive resizing from image_size 32 over 1 of the epochs" in capsys.readouterr().out
 
 
 def test_class_num_below_the_labels_of_cifar_binaries_is_refused(cifar_dir, tmp_path):

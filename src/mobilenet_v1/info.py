@@ -136,6 +136,9 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
             value = config.get(key)
             if (_text(value) if key in ("opt", "lr_decay_mode", "precision") else _number(value)) is not None:
                 training[key] = value
+        start, ramp = _count(config.get("image_size_start")), _number(config.get("image_size_ramp"))
+        if start and ramp is not None and 0 < ramp <= 1:  # progressive resizing: from start to image_size
+            training.update(image_size_start=start, image_size_ramp=ramp)
         out["training"] = training
     elif _count(ckpt.get("global_step")) is not None:  # a MindSpore file's, or a foreign file's
         out["training"] = {"global_step": ckpt["global_step"]}
@@ -242,6 +245,9 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
         row("training", where)
         recipe = ", ".join(f"{k} {t[k]}" for k in ("batch_size", "opt", "lr_decay_mode", "lr_max", "precision")
                            if k in t)
+        if "image_size_start" in t:
+            recipe += (", " if recipe else "") + (f"progressive resizing from image_size {t['image_size_start']} over "
+                                                  f"{t['image_size_ramp']:g} of the epochs")
         if recipe:
             row("recipe", recipe)
     elif t:

@@ -145,8 +145,10 @@ def checkpoint_teacher(cfg: Config, path: str, classes: Optional[List[str]]) -> 
                           f"{cfg.class_num}; a teacher must score the same classes")
     check_teacher_classes(path, ckpt.get("classes"), classes)
     trained_at = ckpt_io.trained_image_size(ckpt.get("config"))
-    size = (f", trained at image_size {trained_at}, here fed {cfg.image_size}"
-            if trained_at not in (None, cfg.image_size) else "")
+    smallest = min(epoch_size(cfg, e) for e in range(cfg.epoch_size))
+    fed = f"{smallest} to {cfg.image_size} (progressive resizing)" if smallest != cfg.image_size else cfg.image_size
+    size = (f", trained at image_size {trained_at}, here fed {fed}"
+            if trained_at is not None and (trained_at != cfg.image_size or smallest != cfg.image_size) else "")
     which = ckpt_io.weights_note(ckpt, cfg.use_ema)
     return teacher, f"width_mult {args['width_mult']:g}{size}{'; ' + which if which else ''}"
 
