@@ -469,7 +469,7 @@ def test_a_run_trained_smaller_evaluates_and_records_its_eval_image_size(tmp_pat
     train.run(load_config(args + ["--eval_image_size=40"]))
     assert made == [(True, 32), (False, 40)]
     assert "(3 images at image_size 40)" in capsys.readouterr().out
-    best = torch.load(run_dir / ckpt_io.BEST_NAME, map_location="cpu", weights_only=False)
+    best = ckpt_io.load_file(str(run_dir / ckpt_io.BEST_NAME))
     assert (best["config"]["image_size"], best["config"]["eval_image_size"]) == (32, 40)
 
     sizes = []
