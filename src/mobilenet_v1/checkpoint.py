@@ -248,16 +248,22 @@ def recorded_image_size(record: Any) -> Optional[int]:
     at: the ``eval_image_size`` its run evaluated at where it set one, else its
     ``image_size``; a positive int; None where it records none or something else (a hand-edited or foreign
     file), which every command then takes as not recorded (``eval`` its configuration's size, the others 224)."""
-    return trained_image_size({"image_size": record.get("eval_image_size")} if isinstance(record, dict) else None) \
-        or trained_image_size(record)
+    if not isinstance(record, dict):
+        return None
+    return positive_size(record.get("eval_image_size")) or trained_image_size(record)
 
 
 def trained_image_size(record: Any) -> Optional[int]:
     """The ``image_size`` a checkpoint's ``config`` records: the size its weights were trained at and its
     BatchNorm statistics measured at (or ``recalibrate-bn``'s), whatever size its run evaluated at; as
     :func:`recorded_image_size` a positive int or None."""
-    size = record.get("image_size") if isinstance(record, dict) else None
-    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+    return positive_size(record.get("image_size")) if isinstance(record, dict) else None
+
+
+def positive_size(value: Any) -> Optional[int]:
+    """``value`` where it is an image size (a positive int that is no bool), else None: what a hand-edited or
+    foreign file holds under a size's key is read through this."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def image_size_said(record: Any) -> str:

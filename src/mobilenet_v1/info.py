@@ -154,7 +154,7 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
     out["quantization_aware"] = model.quant is not None
     bn = config.get("bn_recalibration")
     out["bn_recalibration"] = {"image_size": ckpt_io.trained_image_size(bn), "images": _count(bn.get("images")),
-                               "trained_at": ckpt_io.trained_image_size({"image_size": bn.get("trained_at")})} \
+                               "trained_at": ckpt_io.positive_size(bn.get("trained_at"))} \
         if isinstance(bn, dict) else None
     metrics = ckpt.get("metrics")
     evaluated = {k: metrics[k] for k in ("top_1", "top_5", "raw_top_1", "raw_top_5")

@@ -126,7 +126,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     # Recalibrated before: the size it was trained at is the one that file recorded. (A run that evaluated
     # at another size, eval_image_size, is recalibrated at that one by default, and was trained at its own.)
     before = config.get("bn_recalibration")
-    trained_at = (ckpt_io.trained_image_size({"image_size": before.get("trained_at")})
+    trained_at = (ckpt_io.positive_size(before.get("trained_at"))
                   if isinstance(before, dict) and "trained_at" in before else ckpt_io.trained_image_size(config))
     if dataset == "cifar10":
         for name, value in (("crop_pct", crop_pct), ("val_split", val_split)):

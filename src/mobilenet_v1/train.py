@@ -461,12 +461,13 @@ def keep_best(writer: "CheckpointWriter", evaluated: Dict[int, float], epoch: in
                       file=sys.stderr)
 
 
-def changes_line(source: str, changed: Dict[str, Tuple[Any, Any]]) -> str:
-    """A resume's line naming settings (key: (the checkpoint's, this run's)) it continues with changed."""
+def changes_line(source: str, changed: Dict[str, Tuple[Any, Any]], verb: str = "trained") -> str:
+    """A resume's line naming settings (key: (the checkpoint's, this run's)) it continues with changed, which
+    ``source``'s run was ``verb`` with."""
     def shown(v: Any) -> str:
         return repr(v) if isinstance(v, str) else f"{v:g}" if isinstance(v, float) else str(v)
 
-    return (f"resume: {source} was trained with " + ", ".join(f"{k} {shown(old)}" for k, (old, _) in changed.items())
+    return (f"resume: {source} was {verb} with " + ", ".join(f"{k} {shown(old)}" for k, (old, _) in changed.items())
             + "; continuing with this run's " + ", ".join(f"{k} {shown(new)}" for k, (_, new) in changed.items()))
 
 
@@ -624,7 +625,7 @@ def evaluation_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
         changed["crop_pct"] = (crop, cfg.crop_pct)
     if not changed:
         return ""
-    return (changes_line(source, changed).replace(" was trained with ", " was evaluated with ", 1)
+    return (changes_line(source, changed, "evaluated")
             + ": the top-1 of its earlier evaluations, the best checkpoint's among them, were measured otherwise, "
               "and a new best is judged against them")
 
