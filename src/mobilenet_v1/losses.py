@@ -91,6 +91,7 @@ class ProgramTeacher(nn.Module):
     def __init__(self, program: nn.Module):
         super().__init__()
         self.program = program
+        self.unevaluable = ""  # why it cannot take the run's evaluation batches, where it cannot (train's check)
 
     def train(self, mode: bool = True) -> "ProgramTeacher":
         self.training = mode

@@ -181,7 +181,9 @@ def program_teacher(cfg: Config, path: str, classes: Optional[List[str]], device
     run's batches as they are (normalised float (N, 3, image_size, image_size), fewer images where a batch
     lost unreadable files; smaller images early under progressive resizing), so it must take them in
     evaluation mode and answer ``class_num`` logits: checked here on batches of zeros of ``batch_size`` and
-    of one image, at the largest and smallest size, under the run's precision, the errors naming the file."""
+    of one image, at the largest and smallest size, under the run's precision, the errors naming the file.
+    A run that evaluates also tries the evaluations' batch: one the teacher does not take leaves its
+    ``unevaluable`` saying why, and the teacher is then not scored on the eval split before training."""
     from .onnx_io import ProgramModel
 
     if not ckpt_io.is_exported_program(path):
@@ -216,15 +218,22 @@ def program_teacher(cfg: Config, path: str, classes: Optional[List[str]], device
     check_teacher_classes(path, meta.get("classes"), classes)
     teacher = ProgramTeacher(program.on_device(device)).to(memory_format=memory_format).requires_grad_(False)
     precision = resolve_precision(cfg.precision, device)
-    for n, size in dict.fromkeys([(cfg.batch_size, size), (1, size), (1, smallest)]):
+
+    def answer(n: int, size: int) -> Any:
+        """The teacher's output for ``n`` zero images of ``size``; a failure as an exception's first line."""
         try:
             with torch.no_grad(), engine_autocast(device, precision):
-                out = teacher(torch.zeros(n, 3, size, size, device=device).to(memory_format=memory_format))
+                return teacher(torch.zeros(n, 3, size, size, device=device).to(memory_format=memory_format))
         except torch.cuda.OutOfMemoryError:
             raise
         except Exception as e:  # a size outside the ranges it was exported for, a device it cannot run on, ...
-            raise ConfigError(f"teacher {path}: fails on a batch of {n} {size}x{size} image(s) "
-                              f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+            raise ConfigError(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+
+    for n, size in dict.fromkeys([(cfg.batch_size, size), (1, size), (1, smallest)]):
+        try:
+            out = answer(n, size)
+        except ConfigError as e:
+            raise ConfigError(f"teacher {path}: fails on a batch of {n} {size}x{size} image(s) ({e})") from None
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != (n, cfg.class_num):
             got = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
             raise ConfigError(f"teacher {path}: answers a batch of {n} image(s) with {got}, this run needs "
@@ -232,6 +241,14 @@ def program_teacher(cfg: Config, path: str, classes: Optional[List[str]], device
         if not bool(torch.isfinite(out).all()):
             raise ConfigError(f"teacher {path}: its outputs for a batch of zeros are not finite in {precision}"
                               + (": --precision bf16 or fp32" if precision == "fp16" else ""))
+    if cfg.eval_interval:  # the evaluations' batches, on which train says what it scores, need not be taken
+        n, size = cfg.eval_batch_size or cfg.batch_size, cfg.eval_size
+        try:
+            out = answer(n, size)
+            if not isinstance(out, torch.Tensor) or tuple(out.shape) != (n, cfg.class_num):
+                teacher.unevaluable = f"it answers them with {getattr(out, 'shape', type(out).__name__)}"
+        except ConfigError as e:
+            teacher.unevaluable = str(e)
     about = ("a torch.export program of mobilenet-v1 export" if meta else
              f"a torch.export program; its input taken to be normalised as this run's are, with {cfg.dataset}'s "
              f"mean and std")
@@ -1073,18 +1090,17 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                       "the copies of an image fall into the same batch (or the next)" if dist.world_size == 1 else
                       "the copies of an image are spread over the processes and their batches"))
     if distill is not None and eval_loader is not None and not resumed_from:
-        # At the evaluations' size and batch, which a program need not take (it is fed training batches).
-        try:
-            with torch.random.fork_rng(devices=[]):  # the loader's workers draw their seeds: keep the run's stream
-                print0(teacher_line(evaluate_accuracy(distill.teacher, eval_loader, device, precision, dist),
-                                    eval_loader.num_classes))
-        except torch.cuda.OutOfMemoryError:  # a RuntimeError, but no word on what the teacher takes
-            raise
-        except RuntimeError as e:
-            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        # At the evaluations' size and batch, which a program need not take (it is fed training batches):
+        # program_teacher tried them.
+        why = getattr(distill.teacher, "unevaluable", "")
+        if why:
             print0(f"teacher: not evaluated on the eval split, whose batches of {cfg.eval_batch_size or cfg.batch_size}"
                    f" at image_size {cfg.eval_size} it does not take ({why}); it is fed training batches, which it "
                    f"does")
+        else:
+            with torch.random.fork_rng(devices=[]):  # the loader's workers draw their seeds: keep the run's stream
+                print0(teacher_line(evaluate_accuracy(distill.teacher, eval_loader, device, precision, dist),
+                                    eval_loader.num_classes))
     if rng is not None:
         ckpt_io.set_rng_state(rng)
     last_path, result, epoch_seconds = resumed_from, None, []
