@@ -25,7 +25,10 @@ from mobilenet_v1.autoaugment import POLICIES, magnitudes, make_augment, run_op
 # The operations --ops times, with torchvision's functional form at magnitude m.
 OPS_TIMED = {"Posterize": lambda img, m: TF.posterize(img, int(m)), "Solarize": lambda img, m: TF.solarize(img, 255.0 * m),
              "Invert": lambda img, m: TF.invert(img), "Equalize": lambda img, m: TF.equalize(img),
-             "AutoContrast": lambda img, m: TF.autocontrast(img)}
+             "AutoContrast": lambda img, m: TF.autocontrast(img),
+             "Brightness": lambda img, m: TF.adjust_brightness(img, 1.0 + m),
+             "Color": lambda img, m: TF.adjust_saturation(img, 1.0 + m),
+             "Contrast": lambda img, m: TF.adjust_contrast(img, 1.0 + m)}
 
 
 def torchvision_transform(policy: str):

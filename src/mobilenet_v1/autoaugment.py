@@ -251,7 +251,7 @@ class AugMix:
             for d in range(MIX_DEPTH):
                 chain = apply(chain, Plan(ops[:, c, d], values[:, c, d]))
             mix.add_(weights[:, 1 + c] * chain.float())
-        return mix.to(images.dtype)
+        return _cast(mix, images.dtype)
 
     def __call__(self, images: torch.Tensor, seeds: Union[Sequence[int], torch.Tensor]) -> torch.Tensor:
         return self.apply_plans(images, self.plans(seeds, images.shape[-2], images.shape[-1]))
@@ -327,7 +327,9 @@ def run_op(name: str, images: torch.Tensor, values: torch.Tensor) -> torch.Tenso
     elif name == "Color":
         y = _blend(x, _gray(x, integer), factor, rest)
     elif name == "Contrast":
-        y = _blend(x, _gray(x, integer).mean(dim=(-3, -2, -1), keepdim=True), factor, rest)
+        # The mean laid out in full: addcmul broadcasting it and the factor alike takes twice as long.
+        mean = _gray(x, integer).mean(dim=(-3, -2, -1), keepdim=True)
+        y = _blend(x, mean.expand_as(x).contiguous(), factor, rest)
     elif name == "Sharpness":
         y = _sharpness(x, rest, integer)
     elif name == "Posterize":
@@ -346,7 +348,13 @@ def run_op(name: str, images: torch.Tensor, values: torch.Tensor) -> torch.Tenso
     else:
         raise ValueError(f"unknown operation {name!r}")
     y = y.clamp_(0, 255)
-    return y.to(images.dtype)  # to uint8: truncated, as torchvision's blends
+    return _cast(y, images.dtype)  # to uint8: truncated, as torchvision's blends
+
+
+def _cast(y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Float ``y`` (in [0, 255]) as ``dtype``; to uint8 truncated through int16, the same values as float
+    to uint8 at once and four times as fast on the CPU (a 224x224 image: 21 against 93 us)."""
+    return y.to(torch.int16).to(dtype) if dtype == torch.uint8 else y.to(dtype)
 
 
 # Operations whose uint8 results need no float arithmetic: run on the integers, without a float copy
@@ -385,8 +393,11 @@ def _autocontrast_lut(images: torch.Tensor) -> torch.Tensor:
 
 
 def _gray(x: torch.Tensor, integer: bool) -> torch.Tensor:
-    g = 0.2989 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
-    return g.floor() if integer else g
+    """Luma as torchvision's grayscale computes it, ``r * 0.2989`` with the other two added at their
+    weights (``add_(alpha=)``): the same float32 values (three products added apart differed in their
+    last bit now and then, and once floored a level), in half the time."""
+    g = x[:, 0:1].mul(0.2989).add_(x[:, 1:2], alpha=0.587).add_(x[:, 2:3], alpha=0.114)
+    return g.floor_() if integer else g
 
 
 def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
