@@ -1,9 +1,11 @@
 """Per-sample augmentation of one image at a time, as the CPU pipeline's loader workers run it: ours
-(``--auto_augment POLICY``) against torchvision's v2 transform of the same policy, on the same images,
+(``--auto_augment POLICY``, or ``--color_jitter``) against torchvision's v2 transform of the same policy
+(``ColorJitter``), on the same images,
 one thread. Rounds alternate between the two; "paired" is the median of the per-round ratios
 (ours' time over torchvision's: above 1, ours is slower).
 
     python benchmarks/augment_per_image.py --policy augmix
+    python benchmarks/augment_per_image.py --policy color_jitter --color_jitter 0.4 --color_jitter_hue 0.1
     python benchmarks/augment_per_image.py --policy ta_wide --size 224 --images 200 --rounds 5
     python benchmarks/augment_per_image.py --policy ta_wide --grid_ab   # ours: our sampling grid vs F.affine_grid
     python benchmarks/augment_per_image.py --ops    # the colour operations one by one, uint8 and float paths
@@ -31,8 +33,10 @@ OPS_TIMED = {"Posterize": lambda img, m: TF.posterize(img, int(m)), "Solarize": 
              "Contrast": lambda img, m: TF.adjust_contrast(img, 1.0 + m)}
 
 
-def torchvision_transform(policy: str):
+def torchvision_transform(policy: str, strength: float = 0.0, hue: float = 0.0):
     """torchvision's transform as its recipes build it: bilinear geometry (their --interpolation), as ours."""
+    if policy == "color_jitter":
+        return v2.ColorJitter(brightness=strength, contrast=strength, saturation=strength, hue=hue)
     bilinear = v2.InterpolationMode.BILINEAR
     if policy == "augmix":
         return v2.AugMix(interpolation=bilinear)  # severity 3
@@ -45,7 +49,9 @@ def torchvision_transform(policy: str):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--policy", default="augmix", choices=POLICIES)
+    p.add_argument("--policy", default="augmix", choices=POLICIES + ("color_jitter",))
+    p.add_argument("--color_jitter", type=float, default=0.4, help="--policy color_jitter's strength (timm's 0.4)")
+    p.add_argument("--color_jitter_hue", type=float, default=0.0, help="--policy color_jitter's hue")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--images", type=int, default=200)
     p.add_argument("--rounds", type=int, default=5)
@@ -61,7 +67,9 @@ def main():
     images = torch.randint(0, 256, (args.images, 3, args.size, args.size), generator=g, dtype=torch.uint8)
     if args.ops:
         return time_ops(images, args)
-    ours = make_augment(args.policy)
+    jitter = args.policy == "color_jitter"
+    ours = (make_augment("", color_jitter=args.color_jitter, color_jitter_hue=args.color_jitter_hue) if jitter
+            else make_augment(args.policy))
     grid = autoaugment._affine_grid
 
     def ours_with_affine_grid(image, seeds):  # --grid_ab's "torchvision": ours with F.affine_grid, same draws
@@ -72,7 +80,8 @@ def main():
         finally:
             autoaugment._affine_grid = grid
 
-    theirs = ours_with_affine_grid if args.grid_ab else torchvision_transform(args.policy)
+    theirs = (ours_with_affine_grid if args.grid_ab
+              else torchvision_transform(args.policy, args.color_jitter, args.color_jitter_hue))
     times = {"ours": [], "torchvision": []}
     for r in range(args.rounds + 1):  # round 0 warms up
         t = time.perf_counter()
@@ -91,11 +100,12 @@ def main():
             times["torchvision"].append(tv)
     paired = median([a / b for a, b in zip(times["ours"], times["torchvision"])])
     other = "ours, F.affine_grid" if args.grid_ab else "torchvision"
-    row = {"policy": args.policy, "ours ms/image": f"{median(times['ours']):.2f}",
+    policy = f"{args.policy} {args.color_jitter:g}, hue {args.color_jitter_hue:g}" if jitter else args.policy
+    row = {"policy": policy, "ours ms/image": f"{median(times['ours']):.2f}",
            f"{other} ms/image": f"{median(times['torchvision']):.2f}", f"paired ours / {other}": f"{paired:.2f}"}
     print_table(f"Per-image augmentation, {machine()}: {args.images} random {args.size}x{args.size} uint8 images, "
                 f"one thread, median of {args.rounds} rounds", [row], list(row))
-    emit_json(args.json, {"machine": machine(), "policy": args.policy, "size": args.size, "ms": times,
+    emit_json(args.json, {"machine": machine(), "policy": policy, "size": args.size, "ms": times,
                           "paired_ours_over_torchvision": paired})
 
 

@@ -5,6 +5,7 @@ Images/s of a full pass after one warm-up pass; output is the normalised batch o
 
     python benchmarks/input_pipeline.py --images 8192
     python benchmarks/input_pipeline.py --images 8192 --auto_augment ta_wide   # also both with TrivialAugment
+    python benchmarks/input_pipeline.py --images 8192 --color_jitter 0.4       # also both with colour jitter
     python benchmarks/input_pipeline.py --images 8192 --stages 0 --pinned_bytes --stacked_crops --rounds 3
                                   # each experiment against the pipeline as it is, alternated over 3 rounds
     python benchmarks/input_pipeline.py --images 8192 --stages 0 --received_inline --decoded_ahead --rounds 3
@@ -504,6 +505,9 @@ def main():
                    help="rounds of the receive-time comparison (shared buffers or a tensor per batch; 0: skip)")
     p.add_argument("--auto_augment", default="", choices=("",) + POLICIES,
                    help="also time both pipelines with this per-sample policy (as train --auto_augment)")
+    p.add_argument("--color_jitter", type=float, default=0.0,
+                   help="also time both pipelines with colour jitter of this strength (as train --color_jitter)")
+    p.add_argument("--color_jitter_hue", type=float, default=0.0, help="and of this hue (train --color_jitter_hue)")
     p.add_argument("--stages", type=int, default=1, help="0: leave out the per-stage and decode-only rows")
     p.add_argument("--pinned_bytes", action="store_true",
                    help="CUDA: the GPU pipeline with each batch's bytes pinned by the DataLoader's pin thread "
@@ -578,10 +582,12 @@ def main():
                   num_workers=args.workers, channels_last=True)
     rows, payload = [], {"machine": machine(), "files": info["files"], "mean_kb": info["mean_kb"],
                          "workers": args.workers, "images_per_s": {}}
-    policies = [""] + ([args.auto_augment] if args.auto_augment else [])
+    jitter = args.color_jitter or args.color_jitter_hue
+    policies = [""] + ([args.auto_augment] if args.auto_augment else []) + (["color_jitter"] if jitter else [])
     for policy in policies:
         for name, cls in (("cpu", ImageFolderLoader), ("gpu", BatchedImageLoader)):
-            aa = make_augment(policy) if policy else None
+            aa = (make_augment("", color_jitter=args.color_jitter, color_jitter_hue=args.color_jitter_hue)
+                  if policy == "color_jitter" else make_augment(policy) if policy else None)
             rate = rate_of(cls(args.data_dir, **common, auto_augment=aa), device, args.passes)
             key = name + (f" + {policy}" if policy else "")
             payload["images_per_s"][key] = rate

@@ -1,6 +1,8 @@
 """TrivialAugment / RandAugment / AutoAugment's policies / AugMix
-(``--auto_augment ta_wide|ra|imagenet|cifar10|svhn|augmix``): each operation against torchvision's, the
-per-sample plans, and the three pipelines that apply them."""
+(``--auto_augment ta_wide|ra|imagenet|cifar10|svhn|augmix``) and colour jitter (``--color_jitter``,
+``--color_jitter_hue``): each operation against torchvision's, the per-sample plans, and the three
+pipelines that apply them."""
+import collections
 import math
 
 import numpy as np
@@ -11,14 +13,16 @@ from torchvision.transforms.v2 import functional as TF
 
 from mobilenet_v1 import autoaugment
 from mobilenet_v1 import transforms as T
-from mobilenet_v1.autoaugment import (AUGMIX_OPS, AUTOAUGMENT_POLICIES, CHOSEN, MIX_BINS, MIX_DEPTH, MIX_WIDTH, OPS,
-                                      POLICIES, AugMix, AutoAugment, MixPlan, Plan, apply, magnitudes,
-                                      make_augment, run_op, seed_uniforms)
+from mobilenet_v1.autoaugment import (AUGMIX_OPS, AUTOAUGMENT_POLICIES, CHOSEN, JITTER_OPS, MIX_BINS, MIX_DEPTH,
+                                      MIX_WIDTH, OPS, POLICIES, AugMix, AutoAugment, ColorJitter, MixPlan, Plan,
+                                      apply, magnitudes, make_augment, run_op, seed_uniforms)
 from mobilenet_v1.config import AUTO_AUGMENT_POLICIES, ConfigError, load_config
+from mobilenet_v1 import train
 from mobilenet_v1.data import (BatchedImageLoader, DataOptions, ImageFolderDataset, build_loader, find_images,
                                imagenet_folder, read_bytes)
 
 CPU = torch.device("cpu")
+POLICY_OPS = [name for name in OPS if name != "Hue"]  # the policies' operations (Hue is colour jitter's only)
 NEAREST, BILINEAR = InterpolationMode.NEAREST, InterpolationMode.BILINEAR
 
 
@@ -45,7 +49,8 @@ def torchvision_op(name, img, m, interpolation=BILINEAR):
             "Solarize": lambda: TF.solarize(img, 255.0 * m),
             "AutoContrast": lambda: TF.autocontrast(img),
             "Equalize": lambda: TF.equalize(img),
-            "Invert": lambda: TF.invert(img)}[name]()
+            "Invert": lambda: TF.invert(img),
+            "Hue": lambda: TF.adjust_hue(img, m)}[name]()
 
 
 def sample_images():
@@ -74,7 +79,7 @@ def test_the_magnitude_tables_are_torchvisions(policy):
     auto = policy in AUTOAUGMENT_POLICIES
     cls = TvAutoAugment if auto else {"ta_wide": TrivialAugmentWide, "ra": RandAugment}[policy]
     space, bins = cls._AUGMENTATION_SPACE, 10 if auto else 31
-    assert set(space) == (set(OPS) - {"Identity"} if auto else set(OPS[:CHOSEN]))
+    assert set(space) == (set(POLICY_OPS) - {"Identity"} if auto else set(OPS[:CHOSEN]))
     for h, w in ((32, 32), (224, 224), (331, 331), (29, 41)):
         for op in space:
             theirs = space[op][0](bins, h, w)
@@ -109,7 +114,7 @@ def test_each_policy_is_torchvisions_and_takes_each_operation_with_its_probabili
                 assert float((chosen < 0).float().mean()) == pytest.approx(0.5, abs=0.08), (r, op)
 
 
-@pytest.mark.parametrize("name", [name for name in OPS if name not in GEOMETRIC])
+@pytest.mark.parametrize("name", [name for name in POLICY_OPS if name not in GEOMETRIC])
 def test_each_operation_is_torchvisions_image_by_image(name):
     """Each sample of the batch with its own magnitude, against torchvision on that image alone: the
     same uint8 values for every bin of both policies (the geometry: :func:`test_geometry_is_...`)."""
@@ -152,6 +157,7 @@ def test_float_images_follow_the_uint8_arithmetic_without_its_truncation():
     images = sample_images()
     for name in OPS[1:]:
         values = torch.tensor([GEOMETRIC[name][0]] * 4 if name in GEOMETRIC
+                              else [0.3, -0.2, 0.45, -0.5] if name == "Hue"
                               else [magnitudes("ta_wide", name, 29, 41)[12]] * 4, dtype=torch.float64)
         as_uint8 = run_op(name, images, values).float()
         as_float = run_op(name, images.float(), values)
@@ -218,20 +224,21 @@ def test_apply_gives_each_sample_its_own_operation():
         assert torch.equal(out[i], expected), i
 
 
-@pytest.mark.parametrize("policy", ["ta_wide", "cifar10", "augmix"])
+@pytest.mark.parametrize("policy", ["ta_wide", "cifar10", "augmix", "jitter"])
 def test_cifar_pipeline_applies_each_samples_plan_and_a_resumed_epoch_keeps_them(cifar_dir, policy):
     """The CIFAR-10 loader (batched, on the device) augments after its crop and flip: undoing the
     normalisation of the plain loader's batch and applying the samples' plans gives its batch."""
-    def loader(aa):
-        opts = DataOptions("cifar10", str(cifar_dir), 16, 32, seed=3, num_workers=0, channels_last=False,
-                           auto_augment=aa)
+    jitter = dict(color_jitter=0.5, color_jitter_hue=0.2) if policy == "jitter" else {}
+
+    def loader(options):
+        opts = DataOptions("cifar10", str(cifar_dir), 16, 32, seed=3, num_workers=0, channels_last=False, **options)
         return build_loader(opts, train=True, device=CPU)
 
-    plain, augmented = loader(""), loader(policy)
+    plain, augmented = loader({}), loader(jitter or dict(auto_augment=policy))
     for lo in (plain, augmented):
         lo.set_epoch(2)
     seeds = augmented.sampler.seeds()
-    augment = make_augment(policy)
+    augment = make_augment("", **jitter) if jitter else make_augment(policy)
     plans = augment.plans(seeds, 32, 32)
     mean = torch.tensor(T.CIFAR_MEAN).view(1, 3, 1, 1) * 255
     std = torch.tensor(T.CIFAR_STD).view(1, 3, 1, 1) * 255
@@ -248,12 +255,12 @@ def test_cifar_pipeline_applies_each_samples_plan_and_a_resumed_epoch_keeps_them
         assert torch.equal(x, x_full)
 
 
-@pytest.mark.parametrize("policy", ["ra", "augmix"])
+@pytest.mark.parametrize("policy", ["ra", "augmix", "jitter"])
 def test_folder_pipelines_apply_the_plan_of_each_samples_seed(image_folder, policy):
     """Both folder pipelines (CPU workers; batched, here on the CPU) augment a sample by the plan of
     its seed, after its crop and flip."""
     samples, _ = find_images(imagenet_folder(str(image_folder), train=True))
-    aa = AutoAugment("ra", level=12) if policy == "ra" else AugMix(severity=5)
+    aa = {"ra": AutoAugment("ra", level=12), "augmix": AugMix(severity=5), "jitter": ColorJitter(0.6, 0.25)}[policy]
     plain, augmented = ImageFolderDataset(samples, True, 40), ImageFolderDataset(samples, True, 40, auto_augment=aa)
     seed = 2**70 + 5  # a sample seed past 64 bits (large run seeds), as the sampler makes them
     for index in range(4):
@@ -452,6 +459,92 @@ def test_augmix_is_torchvisions_v2_augmix_given_the_same_draws(monkeypatch):
         weights = torch.cat([m[:, 0], d.float() * m[0, 1]])
         mine = MixPlan(plan.ops[i:i + 1], plan.values[i:i + 1], weights[None])
         assert torch.equal(ours.apply_plans(img[None], [mine])[0], theirs), (i, plan.ops[i].tolist())
+
+
+ADJUST = {"Brightness": TF.adjust_brightness, "Contrast": TF.adjust_contrast, "Color": TF.adjust_saturation}
+
+
+@pytest.mark.parametrize("strength, hue", [(0.4, 0.0), (1.5, 0.0), (0.8, 0.3)])
+def test_color_jitter_is_torchvisions_adjustments_in_each_samples_order(strength, hue):
+    """Each sample's brightness, contrast and saturation as torchvision's ColorJitter computes them
+    (``adjust_*``), in the order and with the factors drawn from its seed: the same uint8 values.
+    With hue, whose RGB-HSV round trip is computed otherwise here, within a level or two and rarely."""
+    images = sample_images().repeat(6, 1, 1, 1)
+    jitter = ColorJitter(strength, hue)
+    plans = jitter.plans(list(range(100, 124)), 29, 41)
+    ours = jitter.apply_plans(images, plans)
+    assert len(plans) == (4 if hue else 3) and ours.dtype == torch.uint8
+    for i in range(24):
+        expected = images[i]
+        for plan in plans:
+            name, v = OPS[int(plan.ops[i])], float(plan.values[i])
+            expected = TF.adjust_hue(expected, v) if name == "Hue" else ADJUST[name](expected, 1.0 + v)
+        if not hue:
+            assert torch.equal(ours[i], expected), i
+        else:
+            diff = (ours[i].int() - expected.int()).abs()
+            assert int(diff.max()) <= 2 and float((diff > 0).float().mean()) < 0.01, i
+    assert not torch.equal(ours, images)
+    # The GPU pipeline's float crops (float16 on CUDA): the same operations without uint8's truncation
+    # after each (a level at most, which the factors after it may enlarge), in [0, 255].
+    for dtype in (torch.float32, torch.float16):
+        as_float = jitter.apply_plans(images.to(dtype), plans)
+        assert as_float.dtype == dtype and 0 <= float(as_float.min()) and float(as_float.max()) <= 255
+        diff = (as_float.float() - ours.float()).abs()
+        assert float(diff.mean()) < 0.6 * len(plans), dtype
+        assert float(diff.max()) <= 4 * (1 + strength), (dtype, float(diff.max()))
+
+
+def test_color_jitter_draws_its_order_and_factors_evenly_from_the_seed_alone():
+    seeds = torch.arange(24000, dtype=torch.int64) * 7919 + 12345
+    plans = ColorJitter(0.4, 0.1).plans(seeds, 224, 224)
+    again = ColorJitter(0.4, 0.1).plans(seeds.flip(0), 32, 32)  # the size plays no part
+    assert all(torch.equal(p.ops, q.ops.flip(0)) and torch.equal(p.values, q.values.flip(0))
+               for p, q in zip(plans, again))
+    ops = torch.stack([p.ops for p in plans], dim=1)
+    values = torch.stack([p.values for p in plans], dim=1)
+    # Each sample takes each operation once, in one of the 24 orders at even odds.
+    each_once = torch.tensor(sorted(OPS.index(op) for op in JITTER_OPS)).expand(24000, 4)
+    assert torch.equal(ops.sort(dim=1).values, each_once)
+    orders = collections.Counter(map(tuple, ops.tolist()))
+    assert len(orders) == 24 and 0.85 * 1000 < min(orders.values()) and max(orders.values()) < 1.15 * 1000
+    for name, top in (("Brightness", 0.4), ("Contrast", 0.4), ("Color", 0.4), ("Hue", 0.1)):
+        v = values[ops == OPS.index(name)]
+        assert len(v) == 24000 and -top <= float(v.min()) and float(v.max()) < top, name
+        for q in (0.1, 0.5, 0.9):  # uniform over [-top, top)
+            assert float((v < top * (2 * q - 1)).double().mean()) == pytest.approx(q, abs=0.012), (name, q)
+    # Factors never below 0 (torchvision's max(0, 1 - s)); an operation of range 0 is left out.
+    (strong, *_), (hue_only,) = ColorJitter(1.5).plans(seeds, 8, 8), ColorJitter(0.0, 0.2).plans(seeds, 8, 8)
+    assert float(strong.values.min()) >= -1.0 and float(strong.values.max()) < 1.5 and len(ColorJitter(1.5).ops) == 3
+    assert set(hue_only.ops.tolist()) == {OPS.index("Hue")}
+    for bad, message in (((-0.1,), "color_jitter must be 0 or more"),
+                         ((0.4, 0.6), r"color_jitter_hue must be in \[0, 0.5\]"),
+                         ((float("nan"),), "color_jitter must be 0 or more")):
+        with pytest.raises(ValueError, match=message):
+            ColorJitter(*bad)
+
+
+def test_color_jitter_options_are_checked_and_reach_the_training_loader_only(cifar_dir):
+    cfg = load_config(["--color_jitter=0.4", "--color_jitter_hue=0.1", f"--dataset_path={cifar_dir}",
+                       "--num_workers=0"])
+    opts = train.data_options(cfg, CPU)
+    jitter = build_loader(opts, train=True, device=CPU).auto_augment
+    assert isinstance(jitter, ColorJitter) and (jitter.strength, jitter.hue) == (0.4, 0.1)
+    assert build_loader(train.data_options(cfg, CPU, train=False), train=False, device=CPU).auto_augment is None
+    assert build_loader(train.data_options(load_config([f"--dataset_path={cifar_dir}"]), CPU), train=True,
+                        device=CPU).auto_augment is None
+    for argv, message in (
+            (["--color_jitter=-0.2"], "option --color_jitter: color_jitter must be 0 or more"),
+            (["--color_jitter_hue=0.7"], r"option --color_jitter_hue: color_jitter_hue must be in \[0, 0.5\]"),
+            (["--auto_augment=ra", "--color_jitter=0.4"],
+             "option --color_jitter: color_jitter 0.4 is for runs without an auto-augment policy; auto_augment ra "
+             "takes its place"),
+            (["--auto_augment=augmix", "--color_jitter_hue=0.1"],
+             "option --color_jitter_hue: color_jitter_hue 0.1 is")):
+        with pytest.raises(ConfigError, match=message):
+            load_config(argv)
+    with pytest.raises(ValueError, match="color jitter with auto_augment ta_wide: choose one"):
+        make_augment("ta_wide", color_jitter=0.4)
 
 
 def test_luma_of_saturation_and_contrast_is_torchvisions_to_the_last_bit():

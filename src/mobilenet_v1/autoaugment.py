@@ -33,8 +33,10 @@ from .transforms import to_device_nowait
 
 POLICIES = ("ta_wide", "ra", "imagenet", "cifar10", "svhn", "augmix")
 OPS = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness", "Color",
-       "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize", "Invert")
+       "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize", "Invert", "Hue")
 CHOSEN = 14  # TrivialAugment and RandAugment pick among the first 14 (Invert is AutoAugment's only)
+# Colour jitter's operations, in torchvision's ColorJitter's order of them (Color: saturation); Hue is its only.
+JITTER_OPS = ("Brightness", "Contrast", "Color", "Hue")
 BINS = 31
 # AutoAugment's policies (Cubuk et al. 2019, found on ImageNet, reduced CIFAR-10 and reduced SVHN): 25
 # sub-policies of two (operation, probability, magnitude bin of 10) each; an image takes one
@@ -146,7 +148,23 @@ class Plan(NamedTuple):
     values: torch.Tensor
 
 
-class AutoAugment:
+class _Rounds:
+    """An augmentation whose plans are rounds of one operation a sample, applied in turn."""
+
+    def plans(self, seeds: Union[Sequence[int], torch.Tensor], height: int, width: int) -> List[Plan]:
+        raise NotImplementedError
+
+    def apply_plans(self, images: torch.Tensor, plans: List[Plan], rows: slice = slice(None)) -> torch.Tensor:
+        """``images``, the samples ``rows`` of those ``plans`` were drawn for, with their operations."""
+        for plan in plans:
+            images = apply(images, Plan(plan.ops[rows], plan.values[rows]))
+        return images
+
+    def __call__(self, images: torch.Tensor, seeds: Union[Sequence[int], torch.Tensor]) -> torch.Tensor:
+        return self.apply_plans(images, self.plans(seeds, images.shape[-2], images.shape[-1]))
+
+
+class AutoAugment(_Rounds):
     """``policy`` "ta_wide" (one operation a sample, a uniform bin), "ra" (``num_ops`` operations a
     sample at bin ``level``), or one of AutoAugment's policies, "imagenet", "cifar10" or "svhn"
     (:data:`AUTOAUGMENT_POLICIES`)."""
@@ -183,14 +201,39 @@ class AutoAugment:
             out.append(Plan(torch.from_numpy(ops), torch.from_numpy(values)))
         return out
 
-    def apply_plans(self, images: torch.Tensor, plans: List[Plan], rows: slice = slice(None)) -> torch.Tensor:
-        """``images``, the samples ``rows`` of those ``plans`` were drawn for, with their operations."""
-        for plan in plans:
-            images = apply(images, Plan(plan.ops[rows], plan.values[rows]))
-        return images
 
-    def __call__(self, images: torch.Tensor, seeds: Union[Sequence[int], torch.Tensor]) -> torch.Tensor:
-        return self.apply_plans(images, self.plans(seeds, images.shape[-2], images.shape[-1]))
+class ColorJitter(_Rounds):
+    """Colour jitter as torchvision's ``ColorJitter(brightness=s, contrast=s, saturation=s, hue=hue)``
+    (timm's ``--color-jitter s``, 0.4 in its recipes where no auto-augment policy is set): each sample's
+    brightness, contrast and saturation scaled by factors uniform in [max(0, 1 - s), 1 + s] and its
+    hue turned by a uniform share of the circle in [-hue, hue], in an order of its own (torchvision
+    draws one a call), each as torchvision's ``adjust_*`` computes it on uint8 images. The draws come
+    from the sample's augmentation seed, as :class:`AutoAugment`'s; an operation of range 0 is left out."""
+
+    policy = "color_jitter"
+
+    def __init__(self, strength: float, hue: float = 0.0):
+        if not 0 <= strength < math.inf:
+            raise ValueError(f"color_jitter must be 0 or more, got {strength}")
+        if not 0 <= hue <= 0.5:
+            raise ValueError(f"color_jitter_hue must be in [0, 0.5] (a share of the hue circle), got {hue}")
+        self.strength, self.hue = strength, hue
+        kinds = [op for op in JITTER_OPS if (hue if op == "Hue" else strength) > 0]
+        self.ops = np.array([OPS.index(op) for op in kinds])
+        # Each operation's signed magnitude (a factor less 1; Hue's turn) lies in [low, high).
+        self.low = np.array([-hue if op == "Hue" else max(0.0, 1 - strength) - 1 for op in kinds])
+        self.high = np.array([hue if op == "Hue" else strength for op in kinds])
+
+    def plans(self, seeds: Union[Sequence[int], torch.Tensor], height: int, width: int) -> List[Plan]:
+        """The operations of samples with augmentation ``seeds`` (as :meth:`AutoAugment.plans`), one plan a
+        round: round r holds each sample's r-th operation of its order."""
+        k = len(self.ops)
+        u = seed_uniforms(seeds, 2 * k)
+        order = np.argsort(u[:, :k], axis=1, kind="stable")  # a uniform permutation of the operations
+        values = self.low + u[:, k:] * (self.high - self.low)
+        rows = np.arange(len(u))
+        return [Plan(torch.from_numpy(self.ops[order[:, r]]), torch.from_numpy(values[rows, order[:, r]]))
+                for r in range(k)]
 
 
 class MixPlan(NamedTuple):
@@ -257,14 +300,23 @@ class AugMix:
         return self.apply_plans(images, self.plans(seeds, images.shape[-2], images.shape[-1]))
 
 
-# What the loaders hold: either kind, with plans(seeds, h, w), apply_plans(images, plans, rows) and a call.
-Augment = Union[AutoAugment, AugMix]
+# What the loaders hold: any kind, with plans(seeds, h, w), apply_plans(images, plans, rows) and a call.
+Augment = Union[AutoAugment, AugMix, ColorJitter]
 
 
-def make_augment(policy: str, ra_magnitude: int = 9, augmix_severity: int = 3) -> Augment:
-    """The per-sample augmentation of ``--auto_augment policy``."""
+def make_augment(policy: str, ra_magnitude: int = 9, augmix_severity: int = 3, color_jitter: float = 0.0,
+                 color_jitter_hue: float = 0.0) -> Augment:
+    """The per-sample augmentation of ``--auto_augment policy``, or without one (``policy`` "") of
+    ``--color_jitter`` / ``--color_jitter_hue``; never both (timm turns colour jitter off under a policy)."""
+    if not policy:
+        if not color_jitter and not color_jitter_hue:
+            raise ValueError("no augmentation: auto_augment is '' and color_jitter and color_jitter_hue are 0")
+        return ColorJitter(color_jitter, color_jitter_hue)
     if policy not in POLICIES:
         raise ValueError(f"auto_augment must be one of {list(POLICIES)}, got {policy!r}")
+    if color_jitter or color_jitter_hue:
+        raise ValueError(f"color jitter with auto_augment {policy}: choose one (timm turns colour jitter off under "
+                         f"an auto-augment policy)")
     return AugMix(augmix_severity) if policy == "augmix" else AutoAugment(policy, ra_magnitude)
 
 
@@ -345,6 +397,8 @@ def run_op(name: str, images: torch.Tensor, values: torch.Tensor) -> torch.Tenso
         y = _equalize(x)
     elif name == "Invert":
         y = 255 - x
+    elif name == "Hue":  # on [0, 1] and back as torchvision's: x (1 / 255) there, 255.999 y truncated to uint8
+        y = _hue(x * (1.0 / 255), v) * (255.999 if integer else 255.0)
     else:
         raise ValueError(f"unknown operation {name!r}")
     y = y.clamp_(0, 255)
@@ -426,6 +480,23 @@ def _sharpness(x: torch.Tensor, rest: torch.Tensor, integer: bool) -> torch.Tens
     inner = out[..., 1:-1, 1:-1]
     out[..., 1:-1, 1:-1] = _fma(inner, smooth - inner, rest)
     return out
+
+
+def _hue(rgb: torch.Tensor, turn: torch.Tensor) -> torch.Tensor:
+    """RGB images on [0, 1] with each one's hue turned by ``turn[i]`` of the circle: saturation and value
+    (the largest channel) kept. The hue in sixths of the circle from the largest channel (red first,
+    then green, as torchvision's), and back by the hexcone's closed form: channel c is its largest
+    value less its spread times min(k, 4 - k, 1) clamped at 0, k = (c's offset + hue) mod 6."""
+    r, g, b = rgb.unbind(1)
+    high, low = rgb.amax(1), rgb.amin(1)
+    spread = high - low
+    flat = spread == 0
+    safe = torch.where(flat, 1.0, spread)
+    sixths = torch.where(high == r, (g - b) / safe, torch.where(high == g, 2 + (b - r) / safe, 4 + (r - g) / safe))
+    sixths = (sixths * (1.0 / 6) + turn.view(-1, 1, 1)).remainder(1.0) * 6
+    offsets = torch.tensor([5.0, 3.0, 1.0], device=rgb.device).view(1, 3, 1, 1)
+    k = (offsets + sixths.unsqueeze(1)).remainder(6.0)
+    return high.unsqueeze(1) - spread.unsqueeze(1) * torch.minimum(k, 4 - k).clamp(0, 1)
 
 
 def _equalize(x: torch.Tensor) -> torch.Tensor:

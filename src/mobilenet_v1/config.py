@@ -185,6 +185,12 @@ class Config:
     auto_augment: str = ""
     ra_magnitude: int = 9
     augmix_severity: int = 3
+    # Colour jitter without auto_augment (timm's --color-jitter, 0.4 in its recipes; torchvision's
+    # ColorJitter), after the crop and flip: each image's brightness, contrast and saturation scaled by
+    # factors of its own in [max(0, 1 - color_jitter), 1 + color_jitter], its hue turned by up to
+    # color_jitter_hue of the circle (0 to 0.5), in an order of its own; 0: off (the seed).
+    color_jitter: float = 0.0
+    color_jitter_hue: float = 0.0
     # Scale each step's gradients down to this global L2 norm when above it; 0: off (the seed).
     clip_grad_norm: float = 0.0
     # Dropout on the pooled features before the classifier, in training (timm's --drop; torchvision's
@@ -339,6 +345,9 @@ KEY_HELP: Dict[str, str] = {
     "auto_augment": "per-image policy: TrivialAugment, RandAugment, an AutoAugment policy or AugMix; '': none",
     "ra_magnitude": "RandAugment's magnitude bin (of 31)",
     "augmix_severity": "AugMix's operations take bins below this (of 10)",
+    "color_jitter": "brightness, contrast and saturation factors of each image in [1 - this, 1 + this] (timm's "
+                    "0.4); 0: off",
+    "color_jitter_hue": "each image's hue turned by up to this share of the circle (at most 0.5); 0: off",
     "clip_grad_norm": "clip gradients to this global L2 norm; 0: off",
     "drop_rate": "dropout before the classifier, in training; 0: none",
     "freeze_layers": "fine-tuning: the first N of the 27 layers keep their weights and BatchNorm statistics; 27: classifier only",
@@ -556,6 +565,12 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("distill_temperature", f"distill_temperature must be positive, got {cfg.distill_temperature}")
     if not 0 <= cfg.drop_rate < 1:
         fail("drop_rate", f"drop_rate must be in [0, 1) (the share of features dropped; 0: none), got {cfg.drop_rate}")
+    if not 0 <= cfg.color_jitter < math.inf:
+        fail("color_jitter", f"color_jitter must be 0 or more (the factors' spread about 1; timm's 0.4), got "
+                             f"{cfg.color_jitter}")
+    if not 0 <= cfg.color_jitter_hue <= 0.5:
+        fail("color_jitter_hue", f"color_jitter_hue must be in [0, 0.5] (a share of the hue circle; 0: off), got "
+                                 f"{cfg.color_jitter_hue}")
     if not 1 <= cfg.augmix_severity <= 10:
         fail("augmix_severity", f"augmix_severity must be in [1, 10], got {cfg.augmix_severity}")
     if not 0 < cfg.crop_pct <= 1:
@@ -624,6 +639,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          f"auto_augment {cfg.auto_augment or blank} does not use it (--auto_augment ra)"),
         (("augmix_severity",), cfg.auto_augment == "augmix", "AugMix's",
          f"auto_augment {cfg.auto_augment or blank} does not use it (--auto_augment augmix)"),
+        (("color_jitter", "color_jitter_hue"), not cfg.auto_augment, "for runs without an auto-augment policy",
+         f"auto_augment {cfg.auto_augment} takes its place (timm turns colour jitter off under one): choose one"),
         (("random_erase_mode",), cfg.random_erase > 0, "random erasing's", "random_erase is 0, so nothing is erased"),
         (("mix_prob",), bool(cfg.mixup_alpha or cfg.cutmix_alpha), "the share of batches mixed by Mixup or CutMix",
          "mixup_alpha and cutmix_alpha are 0, so none is"),

@@ -1620,6 +1620,8 @@ class DataOptions:
     auto_augment: str = ""  # "" or one of autoaugment.POLICIES, training only
     ra_magnitude: int = 9
     augmix_severity: int = 3
+    color_jitter: float = 0.0  # without auto_augment: brightness, contrast and saturation factors' spread about 1
+    color_jitter_hue: float = 0.0  # without auto_augment: the largest turn of each image's hue
     val_split: float = 0.0  # an image folder without an evaluation split: the share of each class held out
     crop_pct: float = T.CROP_PCT  # image folders' evaluation: the centre crop's share of the resized shorter side
     crop_scale_min: float = T.RRC_SCALE[0]  # image folders' training: the smallest crop's share of the image's area
@@ -1653,8 +1655,9 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
     if split not in (None, "train", "eval"):
         raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
     train_files = train if split is None else split == "train"
-    auto_augment = (make_augment(opts.auto_augment, opts.ra_magnitude, opts.augmix_severity)
-                    if train and opts.auto_augment else None)
+    augmented = opts.auto_augment or opts.color_jitter or opts.color_jitter_hue
+    auto_augment = (make_augment(opts.auto_augment, opts.ra_magnitude, opts.augmix_severity, opts.color_jitter,
+                                 opts.color_jitter_hue) if train and augmented else None)
     if opts.dataset == "cifar10":
         images, labels = load_cifar(opts.dataset_path, train_files)
         return CifarLoader(images, labels, opts.batch_size, train, opts.image_size, device, opts.seed,

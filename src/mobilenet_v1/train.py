@@ -67,6 +67,7 @@ def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataO
                        channels_last=cfg.channels_last, flip=cfg.random_flip, pipeline=cfg.data_pipeline,
                        max_bad_samples=cfg.max_bad_samples, auto_augment=cfg.auto_augment,
                        ra_magnitude=cfg.ra_magnitude, augmix_severity=cfg.augmix_severity,
+                       color_jitter=cfg.color_jitter, color_jitter_hue=cfg.color_jitter_hue,
                        val_split=cfg.val_split, crop_pct=cfg.crop_pct, crop_scale_min=cfg.crop_scale_min,
                        crop_ratio_min=cfg.crop_ratio_min, crop_ratio_max=cfg.crop_ratio_max,
                        exif_orientation=cfg.exif_orientation, antialias=cfg.antialias,
@@ -605,7 +606,8 @@ def steps_change(ckpt: Dict[str, Any], source: str, steps_per_epoch: int, batch:
 
 # Training-recipe keys a resume may change (the run then trains with its own), named when it does. (seed and
 # aug_repeats: from an epoch's end; inside one it would skip or repeat samples, and is refused.)
-RECIPE_KEYS = ("image_size", "seed", "drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "random_erase",
+RECIPE_KEYS = ("image_size", "seed", "drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "color_jitter",
+               "color_jitter_hue", "random_erase",
                "random_erase_mode", "mixup_alpha", "cutmix_alpha", "mix_prob", "clip_grad_norm", "use_label_smooth",
                "label_smooth_factor", "random_flip", "crop_scale_min", "crop_ratio_min", "crop_ratio_max",
                "exif_orientation", "antialias", "interpolation", "teacher",
