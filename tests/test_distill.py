@@ -124,6 +124,21 @@ def test_a_distilled_student_follows_its_teacher_and_bad_teachers_are_refused(ci
     with pytest.raises(ckpt_io.CheckpointError, match="no such"):
         train.run(load_config(student + [f"--teacher={tmp_path / 'missing.ckpt'}",
                                          f"--save_checkpoint_path={tmp_path / 'y'}"]))
+    # A resume names a teacher whose file is not the one the run distilled from, though --teacher is the same.
+    resumed = student + [f"--teacher={tmp_path / 'teacher'}", "--distill_alpha=1.0", "--distill_temperature=2",
+                         f"--save_checkpoint_path={tmp_path / 'kd'}", "--eval_interval=5", "--resume=auto"]
+    assert ckpt_io.load_file(taught["checkpoint"])["teacher_file"]["path"] == teacher
+    capsys.readouterr()
+    train.run(load_config(resumed))
+    out = capsys.readouterr().out
+    assert "resume: continuing from" in out and "is not what" not in out
+    state = ckpt_io.load_file(teacher)
+    state["model"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in state["model"].items()}
+    ckpt_io.atomic_save(state, teacher)  # written over: the same path, other weights
+    train.run(load_config(resumed))
+    assert re.search(rf"^resume: teacher {re.escape(str(tmp_path / 'teacher'))} is not what \S+'s run distilled "
+                     rf"from: {re.escape(teacher)} has other contents \(sha256 [0-9a-f]{{12}} then, [0-9a-f]{{12}} "
+                     rf"now\); the loss follows this one from here$", capsys.readouterr().out, re.M)
 
 
 class Answers(nn.Module):

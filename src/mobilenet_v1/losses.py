@@ -4,7 +4,7 @@
 The seed's smoothing puts ``1 - e`` on the true class and ``e / (num_classes - 1)`` on every other class,
 which is not PyTorch's ``label_smoothing=e`` (``e / num_classes`` on every class, the true one included).
 """
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -111,13 +111,16 @@ class Distiller:
     gradients (under the run's autocast: :func:`engine.train_one_epoch` calls :meth:`logits` where the
     student runs); it never trains."""
 
-    def __init__(self, teacher: nn.Module, alpha: float = 0.5, temperature: float = 1.0):
+    def __init__(self, teacher: nn.Module, alpha: float = 0.5, temperature: float = 1.0,
+                 source: Optional[Dict[str, str]] = None):
         if not 0 < alpha <= 1:
             raise ValueError(f"distill_alpha must be in (0, 1], got {alpha}")
         if temperature <= 0:
             raise ValueError(f"distill_temperature must be positive, got {temperature}")
         self.teacher = teacher.eval().requires_grad_(False)
         self.alpha, self.temperature = alpha, temperature
+        # The file the teacher was read from: {"path", "sha256"}, recorded in the run's checkpoints.
+        self.source = source
 
     def divergence(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         """``T**2 * KL(p_teacher || p_student)`` at temperature ``T``, the mean over the batch."""

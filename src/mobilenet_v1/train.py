@@ -134,7 +134,30 @@ def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.dev
         teacher = teacher.to(device=device, memory_format=memory_format)
     print0(f"teacher: {path} ({about}); the loss is {1 - cfg.distill_alpha:g} x the task loss + "
            f"{cfg.distill_alpha:g} x T^2 KL(teacher || student) at T {cfg.distill_temperature:g}")
-    return Distiller(teacher, cfg.distill_alpha, cfg.distill_temperature)
+    return Distiller(teacher, cfg.distill_alpha, cfg.distill_temperature,
+                     source={"path": path, "sha256": file_sha256(path)})
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def teacher_change(ckpt: Dict[str, Any], source: str, cfg: Config, distill: Optional[Distiller]) -> str:
+    """A line saying that the teacher file this run distils from is not the one the checkpoint's run
+    distilled from, though ``--teacher`` is the same (:func:`recipe_change` names another): a run folder
+    whose newest checkpoint is another now, or a file written over; or ""."""
+    then, now = ckpt.get("teacher_file"), distill.source if distill is not None else None
+    recorded = (ckpt.get("config") or {}).get("teacher")
+    if not isinstance(then, dict) or now is None or recorded != cfg.teacher or then.get("sha256") == now["sha256"]:
+        return ""
+    what = (f"{then.get('path')} then, {now['path']} now" if then.get("path") != now["path"] else
+            f"{now['path']} has other contents (sha256 {str(then.get('sha256'))[:12]} then, {now['sha256'][:12]} now)")
+    return (f"resume: teacher {cfg.teacher} is not what {source}'s run distilled from: {what}; the loss follows "
+            f"this one from here")
 
 
 def checkpoint_teacher(cfg: Config, path: str, classes: Optional[List[str]]) -> Tuple[MobileNetV1, str]:
@@ -381,9 +404,10 @@ class CheckpointWriter:
     def __init__(self, cfg: Config, model, optimizer, scaler, guard: NonFiniteGuard, steps_per_epoch: int,
                  classes: Optional[List[str]], folder: Optional[str] = None, writes: bool = True,
                  ema: Optional[WeightAverage] = None, samples_per_step: int = 0, step_offset: int = 0,
-                 epoch_end: str = ""):
+                 epoch_end: str = "", recorded: Optional[Dict[str, Any]] = None):
         self.cfg, self.model, self.optimizer, self.scaler, self.guard = cfg, model, optimizer, scaler, guard
         self.ema = ema
+        self.recorded = recorded or {}  # entries every checkpoint holds as they are (the teacher's file)
         # The run's checkpoint folder: save_checkpoint_path, or its ckpt_0/ in a distributed run.
         self.folder = cfg.save_checkpoint_path if folder is None else folder
         self.steps_per_epoch, self.classes = steps_per_epoch, classes
@@ -415,7 +439,7 @@ class CheckpointWriter:
         extra = {"step_in_epoch": in_epoch, "steps_per_epoch": spe, "nonfinite": self.guard.state_dict(),
                  "samples_per_step": self.samples_per_step, "step_offset": self.steps.offset,
                  "epoch_end": name if numbered_end else os.path.basename(self.epoch_end),
-                 **(extra or {})}
+                 **self.recorded, **(extra or {})}
         if self.ema is not None:
             extra["ema"] = self.ema.state_dict()
         state = training_state(self.model, self.optimizer, self.scaler, epoch, self.steps.at(epoch, in_epoch),
@@ -1001,7 +1025,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                    + ("; pre_trained is ignored" if cfg.pre_trained else ""))
             spe_change = steps_change(ckpt, resumed_from, steps_per_epoch, step_images, lr, position)
             for line in (spe_change, change, recipe_change(ckpt, resumed_from, cfg),
-                         evaluation_change(ckpt, resumed_from, cfg)):
+                         teacher_change(ckpt, resumed_from, cfg, distill), evaluation_change(ckpt, resumed_from, cfg)):
                 if line:
                     print0(line)
     if ckpt is None and unread is not None:
@@ -1062,7 +1086,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         epoch_end = resumed_from if start_step == 0 else os.path.join(os.path.dirname(resumed_from), named)
     writer = CheckpointWriter(cfg, model, optimizer, scaler, guard, steps_per_epoch, loader.classes, out_dir,
                               writes=dist.is_rank0, ema=ema, samples_per_step=step_images, step_offset=step_offset,
-                              epoch_end=epoch_end)
+                              epoch_end=epoch_end, recorded={"teacher_file": distill.source} if distill else None)
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
 
     history = continues_here(cfg, out_dir, resumed_from)
