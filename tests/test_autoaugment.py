@@ -4,6 +4,7 @@
 pipelines that apply them."""
 import collections
 import math
+import re
 
 import numpy as np
 import pytest
@@ -555,3 +556,30 @@ def test_luma_of_saturation_and_contrast_is_torchvisions_to_the_last_bit():
     x = images.float()
     assert torch.equal(autoaugment._gray(x, integer=False), TF.rgb_to_grayscale(x))
     assert torch.equal(autoaugment._gray(x, integer=True), TF.rgb_to_grayscale(images).float())
+
+
+def test_info_names_the_augmentations_a_run_trained_with(cifar_dir, tmp_path, capsys):
+    import json
+
+    from mobilenet_v1 import checkpoint as ckpt_io
+    from mobilenet_v1 import cli
+
+    run = train.run(load_config(["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--epoch_size=1",
+                                 "--device_target=CPU", "--num_workers=0", "--warmup_epochs=0", "--class_num=4",
+                                 f"--dataset_path={cifar_dir}", f"--save_checkpoint_path={tmp_path / 'run'}",
+                                 "--color_jitter=0.4", "--color_jitter_hue=0.1", "--mixup_alpha=0.2",
+                                 "--random_flip=False"]))["checkpoint"]
+    capsys.readouterr()
+    assert cli.main(["info", run, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["training"]["augmentation"] == {
+        "random_flip": False, "color_jitter": 0.4, "color_jitter_hue": 0.1, "mixup_alpha": 0.2}
+    assert cli.main(["info", run]) == 0
+    assert re.search(r"^  augmentation: +random_flip False, color_jitter 0.4, color_jitter_hue 0.1, mixup_alpha 0.2$",
+                     capsys.readouterr().out, re.M)
+    # A plain run's; a hand-edited value of another type is left out.
+    state = ckpt_io.load_file(run)
+    state["config"] = dict(state["config"], color_jitter=0.0, color_jitter_hue="lots", mixup_alpha=0.0,
+                           random_flip=True)
+    ckpt_io.atomic_save(state, str(tmp_path / "plain.ckpt"))
+    assert cli.main(["info", str(tmp_path / "plain.ckpt")]) == 0
+    assert re.search(r"^  augmentation: +none beyond the crop and flip \(the seed's\)$", capsys.readouterr().out, re.M)

@@ -98,6 +98,34 @@ def _names(value: Any) -> Optional[List[str]]:
         else None
 
 
+# The training augmentations and regularisers a checkpoint's recorded configuration can hold: ``info`` shows
+# those it set to other than the default (the configuration refuses a key set where nothing uses it).
+AUGMENTATION_KEYS = ("random_flip", "crop_scale_min", "crop_ratio_min", "crop_ratio_max", "auto_augment",
+                     "ra_magnitude", "augmix_severity", "color_jitter", "color_jitter_hue", "random_erase",
+                     "random_erase_mode", "mixup_alpha", "cutmix_alpha", "mix_prob", "aug_repeats",
+                     "use_label_smooth", "label_smooth_factor", "bce_loss", "bce_target_thresh", "drop_rate",
+                     "clip_grad_norm", "teacher", "distill_alpha", "distill_temperature")
+
+
+def _augmentation(config: Dict[str, Any]) -> Dict[str, Any]:
+    """The :data:`AUGMENTATION_KEYS` a recorded configuration sets to other than their defaults; a value of
+    another type than the key's (a hand-edited file) is left out."""
+    from .config import Config
+
+    out = {}
+    for key in AUGMENTATION_KEYS:
+        value, default = config.get(key), getattr(Config, key)
+        if isinstance(default, bool):
+            fits = isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            fits = _number(value) is not None and (isinstance(value, int) or isinstance(default, float))
+        else:
+            fits = isinstance(value, str)
+        if fits and value != default:
+            out[key] = value
+    return out
+
+
 def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]:
     from . import checkpoint as ckpt_io
     from .api import model_from_checkpoint
@@ -139,6 +167,8 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
         start, ramp = _count(config.get("image_size_start")), _number(config.get("image_size_ramp"))
         if start and ramp is not None and 0 < ramp <= 1:  # progressive resizing: from start to image_size
             training.update(image_size_start=start, image_size_ramp=ramp)
+        if config:
+            training["augmentation"] = _augmentation(config)
         out["training"] = training
     elif _count(ckpt.get("global_step")) is not None:  # a MindSpore file's, or a foreign file's
         out["training"] = {"global_step": ckpt["global_step"]}
@@ -250,6 +280,10 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
                                                   f"{t['image_size_ramp']:g} of the epochs")
         if recipe:
             row("recipe", recipe)
+        if "augmentation" in t:
+            row("augmentation", ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                                          for k, v in t["augmentation"].items())
+                or "none beyond the crop and flip (the seed's)")
     elif t:
         row("training", f"global_step {t['global_step']}")
     ema = d["weight_average"]
