@@ -345,8 +345,8 @@ KEY_HELP: Dict[str, str] = {
     "auto_augment": "per-image policy: TrivialAugment, RandAugment, an AutoAugment policy or AugMix; '': none",
     "ra_magnitude": "RandAugment's magnitude bin (of 31)",
     "augmix_severity": "AugMix's operations take bins below this (of 10)",
-    "color_jitter": "brightness, contrast and saturation factors of each image in [1 - this, 1 + this] (timm's "
-                    "0.4); 0: off",
+    "color_jitter": "brightness, contrast and saturation factors of each image in [max(0, 1 - this), 1 + this] "
+                    "(timm's 0.4); 0: off",
     "color_jitter_hue": "each image's hue turned by up to this share of the circle (at most 0.5); 0: off",
     "clip_grad_norm": "clip gradients to this global L2 norm; 0: off",
     "drop_rate": "dropout before the classifier, in training; 0: none",
@@ -565,8 +565,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("distill_temperature", f"distill_temperature must be positive, got {cfg.distill_temperature}")
     if not 0 <= cfg.drop_rate < 1:
         fail("drop_rate", f"drop_rate must be in [0, 1) (the share of features dropped; 0: none), got {cfg.drop_rate}")
-    if not 0 <= cfg.color_jitter < math.inf:
-        fail("color_jitter", f"color_jitter must be 0 or more (the factors' spread about 1; timm's 0.4), got "
+    if not 0 <= cfg.color_jitter <= 10:  # autoaugment.MAX_JITTER
+        fail("color_jitter", f"color_jitter must be in [0, 10] (the factors' spread about 1; timm's 0.4), got "
                              f"{cfg.color_jitter}")
     if not 0 <= cfg.color_jitter_hue <= 0.5:
         fail("color_jitter_hue", f"color_jitter_hue must be in [0, 0.5] (a share of the hue circle; 0: off), got "
