@@ -183,7 +183,7 @@ def test_bad_requests_are_refused_and_the_source_is_left_whole(tmp_path, cifar_d
     bare = save(tmp_path / "bare.pt", config=False)
     mindspore_io.convert(bare, str(tmp_path / "bare.ckpt"))
     assert cli.main(["recalibrate-bn", str(tmp_path / "bare.ckpt"), *data, "--out", str(tmp_path / "o.pt")]) == 1
-    assert "does not record its data set: pass --dataset cifar10|imagenet2012" in capsys.readouterr().err
+    assert "does not record its data set: pass --dataset cifar10|cifar100|imagenet2012" in capsys.readouterr().err
     assert cli.main(["recalibrate-bn", str(tmp_path / "bare.ckpt"), *data, "--dataset", "cifar10",
                      "--out", str(tmp_path / "o.pt")]) == 1
     assert "does not record the image size it was trained at: pass --image_size N" in capsys.readouterr().err

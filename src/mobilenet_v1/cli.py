@@ -11,7 +11,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 USAGE = """usage: mobilenet-v1 COMMAND [options]
 
 commands:
-  train          train on CIFAR-10 binaries or an ImageNet-style folder (--config_path, --key=value ...)
+  train          train on CIFAR-10/100 binaries or an ImageNet-style folder (--config_path, --key=value ...)
   eval           top-1/top-5 of a checkpoint, .onnx, .pte or .pt2 file (--checkpoint_path CKPT --dataset_path PATH
                  [--json] [--per_class] [--confusion_csv F])
   info           parameters and multiply-adds (--width_mult A --image_size R --class_num K [--json]); or what a
@@ -130,13 +130,13 @@ def _info_file(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
 
 
 def cmd_lr_schedule(argv: List[str]) -> int:
-    from .config import load_config
+    from .config import is_cifar, load_config
     from .schedules import global_batch, schedule, schedule_notes
 
     if pop_flag(argv, "--help") or pop_flag(argv, "-h"):
         print("usage: mobilenet-v1 lr-schedule [--config_path F] [--key=value ...] [--steps_per_epoch N] "
               "[--out lr.csv]\n\nWrites step,epoch,lr for every global step (stdout without --out). "
-              "steps_per_epoch defaults to the full data set's: 50,000 CIFAR-10 or 1,281,167 ImageNet "
+              "steps_per_epoch defaults to the full data set's: 50,000 CIFAR-10 or CIFAR-100, or 1,281,167 ImageNet "
               "images over batch_size x device_num, over grad_accum_steps. With lr_base_size, the rates are "
               "scaled to the global batch batch_size x device_num x grad_accum_steps.")
         return 0
@@ -149,7 +149,7 @@ def cmd_lr_schedule(argv: List[str]) -> int:
     if out:
         check_output("--out", out, [config_path or ""], suffix=".csv")
     if spe is None:
-        images = 50_000 if cfg.dataset == "cifar10" else 1_281_167
+        images = 50_000 if is_cifar(cfg.dataset) else 1_281_167
         steps = images // (cfg.batch_size * cfg.device_num) // cfg.grad_accum_steps
         if steps == 0:
             raise SystemExit(f"mobilenet-v1 lr-schedule: the full {cfg.dataset} data set's {images:,} images make no "

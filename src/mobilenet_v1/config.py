@@ -21,7 +21,19 @@ LAYERS = 27
 # autoaugment.POLICIES, spelled out here (tests check they agree): that module loads torchvision.
 AUTO_AUGMENT_POLICIES = ("ta_wide", "ra", "imagenet", "cifar10", "svhn", "augmix")
 
-DATASETS = ("cifar10", "imagenet2012")
+DATASETS = ("cifar10", "cifar100", "imagenet2012")
+# The data sets read from CIFAR's binary files: the seed's CIFAR-10 pipeline, CIFAR-100's fine labels alike.
+CIFAR_DATASETS = ("cifar10", "cifar100")
+
+
+def is_cifar(dataset: str) -> bool:
+    """Whether ``dataset`` is read from CIFAR binary files (32x32 images, labels in the files)."""
+    return dataset in CIFAR_DATASETS
+
+
+def cifar_name(dataset: str) -> str:
+    """CIFAR-10 or CIFAR-100, as messages name them."""
+    return "CIFAR-100" if dataset == "cifar100" else "CIFAR-10"
 OPTIMIZERS = ("momentum", "rmsprop", "adamw", "lars", "lamb")
 ERASE_MODES = ("const", "pixel")
 
@@ -259,10 +271,12 @@ CHOICES: Dict[str, Tuple[Any, ...]] = {
 
 # One line of `train --help` / `eval --help` for each key (tests/test_config.py checks none is missing).
 KEY_HELP: Dict[str, str] = {
-    "dataset": "CIFAR-10 .bin files, or an ImageNet-style folder of class folders (or WebDataset shards)",
-    "dataset_path": "the data: CIFAR-10 binaries' folder, or an image folder (train/ + val/, or class folders; "
-                    "a split may be a .tar of them: train.tar, val.tar, or this path itself; or WebDataset "
-                    "shards: a folder of them, *-train-*.tar beside *-val-*.tar, or a pattern x-{000..009}.tar)",
+    "dataset": "CIFAR-10 or CIFAR-100 .bin files, or an ImageNet-style folder of class folders (or WebDataset "
+               "shards)",
+    "dataset_path": "the data: CIFAR-10's or CIFAR-100's binaries' folder, or an image folder (train/ + val/, "
+                    "or class folders; a split may be a .tar of them: train.tar, val.tar, or this path itself; or "
+                    "WebDataset shards: a folder of them, *-train-*.tar beside *-val-*.tar, or a pattern "
+                    "x-{000..009}.tar)",
     "class_num": "classifier outputs",
     "batch_size": "images per step and process",
     "loss_scale": "fp16's initial loss scale (dynamic)",
@@ -378,11 +392,13 @@ SEED_IGNORED_KEYS: Tuple[str, ...] = (
 
 # Values we add to a seed key's choices; accepted where a seed file's choice list does not name them.
 CHOICE_EXTENSIONS: Dict[str, Tuple[Any, ...]] = {"device_target": ("auto",), "file_format": ("PT2",),
+                                                  "dataset": ("cifar100",),
                                                   "lr_decay_mode": ("exponential", "cosine_annealing")}
 
 # The seed's ImageNet values (default_config_imagenet.yaml) that differ from its CIFAR-10 ones.
 DATASET_PRESETS: Dict[str, Dict[str, Any]] = {
     "cifar10": {},
+    "cifar100": {"class_num": 100},  # beyond the seed: its CIFAR-10 values, for CIFAR-100's 100 fine labels
     "imagenet2012": {
         "class_num": 1001, "batch_size": 256, "warmup_epochs": 0, "lr_decay_mode": "linear",
         "lr_init": 0.0, "lr_max": 0.8, "lr_end": 0.0, "use_label_smooth": True,
@@ -595,13 +611,15 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("lr_decay_epochs", f"lr_decay_epochs must be positive, got {cfg.lr_decay_epochs}")
     if not 0 <= cfg.val_split < 1:
         fail("val_split", f"val_split must be in [0, 1) (0: none), got {cfg.val_split}")
-    if cfg.val_split and cfg.dataset == "cifar10":
+    cifar = cifar_name(cfg.dataset)
+    if cfg.val_split and is_cifar(cfg.dataset):
         fail("val_split", f"val_split {cfg.val_split:g} holds out images of an image folder (dataset "
-                          f"imagenet2012); CIFAR-10 evaluates on its test_batch.bin")
+                          f"imagenet2012); {cifar} evaluates on its "
+                          f"{'test.bin' if cfg.dataset == 'cifar100' else 'test_batch.bin'}")
     if cfg.eval_labels:
-        if cfg.dataset == "cifar10":
-            fail("eval_labels", "eval_labels labels an image folder's evaluation images (dataset imagenet2012); "
-                                "CIFAR-10's labels are in its .bin files")
+        if is_cifar(cfg.dataset):
+            fail("eval_labels", f"eval_labels labels an image folder's evaluation images (dataset imagenet2012); "
+                                f"{cifar}'s labels are in its .bin files")
         elif cfg.val_split:
             fail("eval_labels", f"eval_labels labels an evaluation split of its own; val_split {cfg.val_split:g} "
                                 f"evaluates on images held out of training, labelled by their class folders: "
@@ -660,19 +678,19 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          "weight_decay is 0 (--decay_norm_bias False with it)"),
         (("distill_alpha", "distill_temperature"), bool(cfg.teacher), "knowledge distillation's",
          "no teacher is set (--teacher CKPT)"),
-        (("crop_pct",), cfg.dataset != "cifar10", "for image folders' evaluation",
-         "CIFAR-10's resizes the whole 32x32 image"),
-        (("crop_scale_min", "crop_ratio_min", "crop_ratio_max"), cfg.dataset != "cifar10",
+        (("crop_pct",), not is_cifar(cfg.dataset), "for image folders' evaluation",
+         f"{cifar}'s resizes the whole 32x32 image"),
+        (("crop_scale_min", "crop_ratio_min", "crop_ratio_max"), not is_cifar(cfg.dataset),
          "for image folders' training crops",
-         "CIFAR-10's is the seed's 32x32 crop of the image padded by 4 pixels"),
-        (("exif_orientation",), cfg.dataset != "cifar10", "for image folders' photos",
-         "CIFAR-10's binary files hold pixels, with no EXIF tags"),
+         f"{cifar}'s is the seed's 32x32 crop of the image padded by 4 pixels"),
+        (("exif_orientation",), not is_cifar(cfg.dataset), "for image folders' photos",
+         f"{cifar}'s binary files hold pixels, with no EXIF tags"),
         (("compile_mode",), cfg.compile, "torch.compile's", "compile is False (--compile True)"),
         (("image_size_ramp",), cfg.image_size_start > 0, "progressive resizing's",
          "image_size_start is 0, so every epoch trains at image_size (--image_size_start N)"),
         (("bce_target_thresh",), cfg.bce_loss, "binary cross entropy's", "bce_loss is False (--bce_loss True)"),
-        (("antialias", "interpolation"), cfg.dataset != "cifar10", "for image folders' resizes",
-         "CIFAR-10's enlarges its 32x32 images bilinearly, as the seed does (antialiasing changes nothing there)"),
+        (("antialias", "interpolation"), not is_cifar(cfg.dataset), "for image folders' resizes",
+         f"{cifar}'s enlarges its 32x32 images bilinearly, as the seed does (antialiasing changes nothing there)"),
         (("lr_base_scale",), cfg.lr_base_size > 0, "how the rates follow the global batch",
          "lr_base_size is 0, so they are used as given (--lr_base_size N: the batch they are meant for)"),
         (("qat_reduce_range", "qat_range_epochs"), cfg.qat, "quantization-aware training's", "qat is False (--qat True)"),

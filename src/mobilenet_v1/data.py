@@ -1,4 +1,4 @@
-"""Data sets of the seed: CIFAR-10 binary files and ImageNet-style folders of images.
+"""Data sets of the seed: CIFAR-10 binary files (CIFAR-100's too) and ImageNet-style folders of images.
 
 A loader yields ``(images, labels)`` already on the training device: float32, normalised, and
 channels_last when asked. Every random choice comes from the run's seed, the epoch and the sample's
@@ -33,12 +33,15 @@ from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, Archive
                       ClassFiles, archive_images, archive_index, folder_of_shards, holds_labels, is_archive,
                       is_shard_pattern, is_shard_split, member_size, read_member, shard_index, tar_files)
 from .autoaugment import Augment, make_augment
+from .config import is_cifar
 from .stopping import ignore_in_worker
 
 CIFAR_RECORD = 1 + 3 * 32 * 32  # label byte + 3,072 pixel bytes
+CIFAR100_RECORD = 2 + 3 * 32 * 32  # coarse and fine label bytes + 3,072 pixel bytes
 CIFAR_CROP_PADDING = 4  # the seed's RandomCrop(32, padding=4)
 CIFAR_TRAIN_FOLDER = "cifar-10-batches-bin"
 CIFAR_EVAL_FOLDER = "cifar-10-verify-bin"
+CIFAR100_FOLDER = "cifar-100-binary"  # both splits: train.bin and test.bin, as the archive unpacks
 IMAGENET_TRAIN_FOLDER = "train"
 IMAGENET_EVAL_FOLDER = "validation_preprocess"
 # Where an image folder's evaluation split is looked for: the seed's name, then torchvision's and timm's.
@@ -62,42 +65,66 @@ class DataWarning(UserWarning):
 
 
 # ---------------------------------------------------------------------------------------------------
-# CIFAR-10 binary version
+# CIFAR-10 and CIFAR-100 binary versions
 
-def read_cifar_bin(path: str) -> Tuple[np.ndarray, np.ndarray]:
-    """Images (N, 3, 32, 32) uint8 and labels (N,) int64 of one CIFAR-10 ``.bin`` file."""
+def read_cifar_bin(path: str, dataset: str = "cifar10") -> Tuple[np.ndarray, np.ndarray]:
+    """Images (N, 3, 32, 32) uint8 and labels (N,) int64 of one CIFAR-10 ``.bin`` file, or of a CIFAR-100
+    one (``dataset`` "cifar100": a coarse and a fine label byte a record; the fine label, of 100, is read)."""
+    hundred = dataset == "cifar100"
+    name, record, classes = ("CIFAR-100", CIFAR100_RECORD, 100) if hundred else ("CIFAR-10", CIFAR_RECORD, 10)
     size = os.path.getsize(path)
-    if size == 0 or size % CIFAR_RECORD:
-        raise DataError(f"CIFAR-10 file {path}: {size} bytes is not a whole number of "
-                        f"{CIFAR_RECORD}-byte records (1 label byte + 3,072 pixel bytes)")
-    raw = np.fromfile(path, dtype=np.uint8).reshape(-1, CIFAR_RECORD)
-    labels = raw[:, 0].astype(np.int64)
-    bad = np.flatnonzero(labels > 9)
+    if size == 0 or size % record:
+        other = "cifar10" if hundred else "cifar100"  # whose records would fit
+        fits = size > 0 and size % (CIFAR_RECORD if hundred else CIFAR100_RECORD) == 0
+        raise DataError(f"{name} file {path}: {size} bytes is not a whole number of {record}-byte records "
+                        f"({'a coarse and a fine label byte' if hundred else '1 label byte'} + 3,072 pixel bytes)"
+                        + (f": a {'CIFAR-10' if hundred else 'CIFAR-100'} file? (--dataset {other})" if fits else ""))
+    raw = np.fromfile(path, dtype=np.uint8).reshape(-1, record)
+    labels = raw[:, record - 3072 - 1].astype(np.int64)  # CIFAR-100: the second byte, the fine label
+    bad = np.flatnonzero(labels >= classes)
     if bad.size:
-        raise DataError(f"CIFAR-10 file {path}: record {int(bad[0])} has label {int(labels[bad[0]])}, "
-                        f"outside 0..9 ({bad.size} such records)")
-    images = raw[:, 1:].reshape(-1, 3, 32, 32)
+        raise DataError(f"{name} file {path}: record {int(bad[0])} has {'fine ' if hundred else ''}label "
+                        f"{int(labels[bad[0]])}, outside 0..{classes - 1} ({bad.size} such records)")
+    images = raw[:, record - 3072:].reshape(-1, 3, 32, 32)
     return images, labels
 
 
-def write_cifar_bin(path: str, images: np.ndarray, labels: np.ndarray) -> None:
-    """Write (N, 3, 32, 32) uint8 images and labels in the CIFAR-10 binary record format."""
+def write_cifar_bin(path: str, images: np.ndarray, labels: np.ndarray,
+                    coarse: Optional[np.ndarray] = None) -> None:
+    """Write (N, 3, 32, 32) uint8 images and labels in the CIFAR-10 binary record format; given ``coarse``
+    labels too, in CIFAR-100's (coarse, then fine label byte)."""
     images = np.asarray(images, dtype=np.uint8)
     labels = np.asarray(labels)
     if images.shape[1:] != (3, 32, 32) or len(images) != len(labels):
         raise ValueError(f"expected (N, 3, 32, 32) images and N labels, got {images.shape}, {labels.shape}")
-    records = np.concatenate([labels.astype(np.uint8)[:, None], images.reshape(len(images), -1)], axis=1)
-    records.tofile(path)
+    columns = [labels.astype(np.uint8)[:, None], images.reshape(len(images), -1)]
+    if coarse is not None:
+        columns.insert(0, np.asarray(coarse).astype(np.uint8)[:, None])
+    np.concatenate(columns, axis=1).tofile(path)
 
 
-def cifar_files(root: str, train: bool) -> List[str]:
+def cifar_files(root: str, train: bool, dataset: str = "cifar10") -> List[str]:
     """The ``.bin`` files of the train or eval split under ``root``.
 
     ``root`` is the seed's folder itself (``cifar-10-batches-bin`` for training, ``cifar-10-verify-bin``
-    for evaluation) or the folder that holds both.
+    for evaluation) or the folder that holds both; for CIFAR-100 (``dataset``) ``cifar-100-binary`` (its
+    ``train.bin`` and ``test.bin``) or the folder that holds it.
     """
     if not os.path.isdir(root):
         raise DataError(f"dataset_path {root!r} is not a folder")
+    if dataset == "cifar100":
+        sub = os.path.join(root, CIFAR100_FOLDER)
+        root = sub if os.path.isdir(sub) else root
+        path = os.path.join(root, "train.bin" if train else "test.bin")
+        if not os.path.isfile(path):
+            found = sorted(os.path.basename(f) for f in glob.glob(os.path.join(root, "*.bin")))
+            raise DataError(f"dataset_path {root!r}: no CIFAR-100 {os.path.basename(path)} (the binary version's "
+                            f"{CIFAR100_FOLDER}/train.bin and test.bin)"
+                            + (f"; it holds {', '.join(found[:4])}" + (": CIFAR-10's? (--dataset cifar10)"
+                                                                     if any(f.startswith(("data_batch", "test_batch"))
+                                                                            for f in found) else "")
+                               if found else ""))
+        return [path]
     sub = os.path.join(root, CIFAR_TRAIN_FOLDER if train else CIFAR_EVAL_FOLDER)
     if os.path.isdir(sub):
         root = sub
@@ -117,8 +144,8 @@ def cifar_files(root: str, train: bool) -> List[str]:
     return files
 
 
-def load_cifar(root: str, train: bool) -> Tuple[torch.Tensor, torch.Tensor]:
-    parts = [read_cifar_bin(f) for f in cifar_files(root, train)]
+def load_cifar(root: str, train: bool, dataset: str = "cifar10") -> Tuple[torch.Tensor, torch.Tensor]:
+    parts = [read_cifar_bin(f, dataset) for f in cifar_files(root, train, dataset)]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
     return torch.from_numpy(images), torch.from_numpy(labels)
@@ -1658,8 +1685,8 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
     augmented = opts.auto_augment or opts.color_jitter or opts.color_jitter_hue
     auto_augment = (make_augment(opts.auto_augment, opts.ra_magnitude, opts.augmix_severity, opts.color_jitter,
                                  opts.color_jitter_hue) if train and augmented else None)
-    if opts.dataset == "cifar10":
-        images, labels = load_cifar(opts.dataset_path, train_files)
+    if is_cifar(opts.dataset):
+        images, labels = load_cifar(opts.dataset_path, train_files, opts.dataset)
         return CifarLoader(images, labels, opts.batch_size, train, opts.image_size, device, opts.seed,
                            drop_last=drop_last, num_shards=num_shards, shard_id=shard_id,
                            channels_last=opts.channels_last, flip=opts.flip, shuffle=shuffle,

@@ -14,7 +14,7 @@ from . import checkpoint as ckpt_io
 from . import distributed
 from .api import model_from_checkpoint
 from .cli import pop_flag, pop_option
-from .config import Config, load_config_and_given, parse_overrides
+from .config import Config, is_cifar, load_config_and_given, parse_overrides
 from .data import build_loader, held_out_for
 from .engine import evaluate, nonfinite_note, resolve_device, resolve_precision
 from .onnx_io import is_deployed_file, load_deployed
@@ -205,7 +205,7 @@ def trained_interpolation(cfg: Config, recorded: Any, path: str, given: Optional
 def _follow_run(cfg: Config, key: str, recorded: Any, said: str, path: str, given: Optional[Set[str]]) -> Config:
     """An image folder's ``cfg`` with ``key`` at the ``recorded`` value of ``path``'s run, where it differs and
     the command line did not set the key (``given``; None: a caller that never follows)."""
-    if cfg.dataset == "cifar10" or recorded == getattr(cfg, key) or given is None or key in given:
+    if is_cifar(cfg.dataset) or recorded == getattr(cfg, key) or given is None or key in given:
         return cfg
     print0(f"{key} {said} {path}'s run (--{key} to evaluate with another)", file=sys.stderr)
     return dataclasses.replace(cfg, **{key: recorded})

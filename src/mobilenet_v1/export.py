@@ -46,7 +46,7 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
-from .config import bool_option
+from .config import DATASETS, bool_option, is_cifar
 from .model import MobileNetV1
 from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, PTE_METADATA, DeployedModel, ExecutorchModel, OnnxModel,
                       ProgramModel, image_input_note, write_metadata)
@@ -64,7 +64,6 @@ ATOL = 1e-4
 QAT_RTOL = 0.01
 MINDSPORE_FORMATS = ("MINDIR", "AIR")
 FORMATS = ("ONNX", "PT2", "PTE")
-DATASETS = ("cifar10", "imagenet2012")
 
 
 class ExportError(ValueError):
@@ -140,7 +139,7 @@ def save_onnx(model_proto, path: str) -> None:
 
 
 def preprocessing_metadata(dataset: str, image_size: int) -> Dict[str, Any]:
-    mean, std = (CIFAR_MEAN, CIFAR_STD) if dataset == "cifar10" else (IMAGENET_MEAN, IMAGENET_STD)
+    mean, std = (CIFAR_MEAN, CIFAR_STD) if is_cifar(dataset) else (IMAGENET_MEAN, IMAGENET_STD)
     return {"dataset": dataset, "image_size": image_size, "mean": list(mean), "std": list(std)}
 
 
@@ -600,7 +599,7 @@ def main(argv: Sequence[str]) -> int:
     if result["weights"]:
         print0(result["weights"])
     if result["dataset_guessed"]:
-        other = next(d for d in DATASETS if d != result["dataset"])
+        other = "imagenet2012" if is_cifar(result["dataset"]) else "cifar10 (or cifar100)"
         print(f"mobilenet-v1 export: note: {result['ckpt']} does not record the data set it was trained on: "
               f"{result['path']} records {result['dataset']}'s input normalisation, guessed from its "
               f"{result['class_num']} classes; if it was trained otherwise, export again with --dataset {other}",

@@ -12,12 +12,12 @@ records in its configuration and an exported ONNX file in its metadata:
   run evaluated with), centre crop, ImageNet normalisation; photos turned upright by their EXIF
   orientation where the run read them so (its ``exif_orientation``), and resized as it resized them
   (its ``antialias``; a MindSpore checkpoint: plain bilinear, the seed's).
-- CIFAR-10 binaries: the model only ever saw 32x32 images resized to ``image_size``. A photo is
+- CIFAR-10 (or CIFAR-100) binaries: the model only ever saw 32x32 images resized to ``image_size``. A photo is
   centre-cropped to a square and shrunk to 32x32 first, then given the CIFAR-10 evaluation transform
   (resize to ``image_size``, CIFAR-10 normalisation); a 32x32 image passes through exactly as in eval.
 
 Class names, first found: ``--labels FILE`` (one name per line, in label order; or the built-in lists
-``imagenet`` and ``cifar10``); the folder names the training run recorded (synset folders shown with
+``imagenet``, ``cifar10`` and ``cifar100``); the folder names the training run recorded (synset folders shown with
 their English name); the built-in ImageNet names for a 1000- or 1001-class model; else the index.
 The seed's 1001-class layout has labels 0..999 from the sorted synset folders and one logit (1000)
 that no label uses: it is left out. TF-slim's layout puts "background" at 0 (``--background_class``).
@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 from . import checkpoint as ckpt_io
 from . import transforms as T
 from .api import model_from_checkpoint
-from .config import bool_option
+from .config import DATASETS, bool_option, cifar_name
 from .archive import archive_images, is_archive
 from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
 from .engine import resolve_device
@@ -46,6 +46,18 @@ from .onnx_io import is_deployed_file, load_deployed, refuse_gpu
 from .runtime import json_text, print0
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+# CIFAR-100's fine labels in label order (its fine_label_names.txt).
+CIFAR100_CLASSES = (
+    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle", "bowl", "boy",
+    "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle", "chair", "chimpanzee", "clock",
+    "cloud", "cockroach", "couch", "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant", "flatfish",
+    "forest", "fox", "girl", "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion",
+    "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain", "mouse", "mushroom", "oak_tree", "orange",
+    "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree", "plain", "plate", "poppy", "porcupine",
+    "possum", "rabbit", "raccoon", "ray", "road", "rocket", "rose", "sea", "seal", "shark", "shrew", "skunk",
+    "skyscraper", "snail", "snake", "spider", "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank",
+    "telephone", "television", "tiger", "tractor", "train", "trout", "tulip", "turtle", "wardrobe", "whale",
+    "willow_tree", "wolf", "woman", "worm")
 CIFAR_NATIVE_SIZE = 32
 BATCH = 32
 
@@ -89,7 +101,7 @@ def class_names(class_num: int, recorded: Optional[Sequence[str]], labels: Optio
                 background_class: bool) -> List[Optional[str]]:
     """The name of each output index; None marks an index that is no class (the seed's unused logit).
 
-    ``labels`` is a file of names or one of the built-in lists ``imagenet`` and ``cifar10``.
+    ``labels`` is a file of names or one of the built-in lists ``imagenet``, ``cifar10`` and ``cifar100``.
     """
     synsets = dict(imagenet_classes())
     if labels == "imagenet":
@@ -97,6 +109,8 @@ def class_names(class_num: int, recorded: Optional[Sequence[str]], labels: Optio
         source = "the built-in ImageNet list"
     elif labels == "cifar10":
         names, source = list(CIFAR10_CLASSES), "the built-in CIFAR-10 list"
+    elif labels == "cifar100":
+        names, source = list(CIFAR100_CLASSES), "the built-in CIFAR-100 list"
     elif labels:
         names, source = read_labels_file(labels), f"--labels {labels}"
     elif recorded:
@@ -332,8 +346,8 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
     for name, value, how in given:
         if value is not None and dataset != "imagenet2012":
             shown = value if isinstance(value, (bool, str)) else f"{value:g}"
-            raise ValueError(f"--{name} {shown}: {path} takes CIFAR-10's evaluation transform{how}; {name} is "
-                             f"ImageNet-style models'")
+            raise ValueError(f"--{name} {shown}: {path} takes {cifar_name(dataset)}'s evaluation transform{how}; "
+                             f"{name} is ImageNet-style models'")
     if exif_orientation is None:
         exif_orientation = dataset == "imagenet2012" and exif is True
     if antialias is None:
@@ -355,10 +369,11 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--ckpt_file", required=True, help="checkpoint, run folder (its newest), .onnx, .pte or .pt2 file")
     p.add_argument("--top_k", type=int, default=5, help="classes per image (default 5)")
     p.add_argument("--labels", default=None,
-                   help="class names: a file with one per line in label order, or 'imagenet' / 'cifar10'")
+                   help="class names: a file with one per line in label order, or 'imagenet' / 'cifar10' / "
+                        "'cifar100'")
     p.add_argument("--background_class", action="store_true",
                    help="output 0 is 'background' (TF-slim's 1001-class layout), not the seed's layout")
-    p.add_argument("--dataset", choices=("cifar10", "imagenet2012"), default=None,
+    p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="the evaluation transform to use, for a file that does not record its data set "
                         "(a MindSpore .ckpt); one that does takes only its own")
     p.add_argument("--image_size", type=int, default=None, help="input size (default: what the file records)")

@@ -25,6 +25,7 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .archive import is_archive, is_shard_pattern
+from .config import DATASETS
 from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, build_loader, class_folders,
                    held_out_for, image_split)
 from .onnx_io import (ExecutorchModel, OnnxModel, ProgramModel, add_image_input, is_onnx_file, read_metadata,
@@ -399,7 +400,7 @@ def main(argv: Sequence[str]) -> int:
                                           "an INT8 ExecuTorch program (.pte) for XNNPACK, as phones run it")
     p.add_argument("--calib_data", required=True,
                    help="the data set's folder (as --dataset_path in training); its training split is read")
-    p.add_argument("--dataset", choices=("cifar10", "imagenet2012"), default=None,
+    p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="layout and normalisation of --calib_data (default: what the ONNX file or program records)")
     p.add_argument("--out", required=True, help="INT8 file to write (.onnx, or .pte with --program)")
     p.add_argument("--calib_images", type=int, default=DEFAULT_CALIB_IMAGES,
@@ -440,7 +441,7 @@ def main(argv: Sequence[str]) -> int:
         raise QuantizeError(f"{option} {src}: needs a fixed square input size, found {fp32.input_shape}")
     dataset = ckpt_io.trained_dataset(src, fp32.metadata.get("dataset"), a.dataset)
     if dataset is None:
-        raise QuantizeError(f"{option} {src} does not record its data set: pass --dataset cifar10|imagenet2012")
+        raise QuantizeError(f"{option} {src} does not record its data set: pass --dataset {'|'.join(DATASETS)}")
     batch = fp32.fixed_batch or CALIB_BATCH
     count = a.calib_images
     if fp32.fixed_batch is not None and count % batch:

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt_io
+from .config import DATASETS, cifar_name, is_cifar
 from .data import held_out_for
 from .mindspore_io import output_format, padding_warning, read_any, write_checkpoint
 from .transforms import CROP_PCT, recorded_interpolation
@@ -117,7 +118,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     config = dict(ckpt.get("config") or {})
     dataset = ckpt_io.trained_dataset(path, config.get("dataset"), dataset)
     if dataset is None:
-        raise ValueError(f"{path} does not record its data set: pass --dataset cifar10|imagenet2012")
+        raise ValueError(f"{path} does not record its data set: pass --dataset {'|'.join(DATASETS)}")
     recorded = ckpt_io.recorded_image_size(config)
     if image_size is None:
         if recorded is None:
@@ -128,11 +129,12 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     before = config.get("bn_recalibration")
     trained_at = (ckpt_io.positive_size(before.get("trained_at"))
                   if isinstance(before, dict) and "trained_at" in before else ckpt_io.trained_image_size(config))
-    if dataset == "cifar10":
+    if is_cifar(dataset):
         for name, value in (("crop_pct", crop_pct), ("val_split", val_split)):
             if value is not None:
-                raise ValueError(f"--{name}: a CIFAR-10 model's data set has no use for it (its evaluation resizes "
-                                 f"the whole 32x32 image; its evaluation images are a file of their own)")
+                raise ValueError(f"--{name}: a {cifar_name(dataset)} model's data set has no use for it (its "
+                                 f"evaluation resizes the whole 32x32 image; its evaluation images are a file of "
+                                 f"their own)")
     crop_pct = crop_pct if crop_pct is not None else float(config.get("crop_pct") or CROP_PCT)
     antialias = ckpt_io.trained_antialias(ckpt) is not False  # a MindSpore file's: the seed's plain bilinear
     interpolation = recorded_interpolation(config.get("interpolation"))
@@ -178,7 +180,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--out", required=True, metavar="DST", help="file to write (atomically); not SRC")
     p.add_argument("--dataset_path", required=True,
                    help="the data set's folder (as in training); its training split is read")
-    p.add_argument("--dataset", choices=("cifar10", "imagenet2012"), default=None,
+    p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="layout and normalisation of --dataset_path (default: what SRC records)")
     p.add_argument("--image_size", type=int, default=None,
                    help="the size the model will run at (default: the size SRC records: the one it was trained at, "

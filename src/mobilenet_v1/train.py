@@ -17,7 +17,7 @@ from . import checkpoint as ckpt_io
 from . import distributed, mindspore_io, runtime
 from .api import model_from_checkpoint
 from .batch_augment import BatchAugment
-from .config import Config, ConfigError, dump_yaml, load_config, to_dict
+from .config import Config, ConfigError, cifar_name, dump_yaml, is_cifar, load_config, to_dict
 from .data import DataOptions, build_loader, held_out_record, imagenet_folder
 from .ema import WeightAverage
 from .engine import (EpochResult, LossTally, evaluate, make_optimizer, make_scaler, nonfinite_note,
@@ -296,7 +296,7 @@ def check_class_num(cfg: Config, loader, evaluates: bool) -> None:
     if found > cfg.class_num:
         raise ConfigError(f"class_num {cfg.class_num} is too small for dataset_path {cfg.dataset_path}: it has "
                           f"{where}; pass --class_num {found}")
-    images = cfg.dataset == "imagenet2012"  # an image folder, archive or shards, not CIFAR-10's .bin files
+    images = cfg.dataset == "imagenet2012"  # an image folder, archive or shards, not CIFAR's .bin files
     if images and cfg.class_num > found + 1:
         print0(f"class_num {cfg.class_num}: dataset_path {cfg.dataset_path} has {where}; the other outputs are "
                f"never a label (--class_num {found} fits it)")
@@ -874,14 +874,16 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     print0("configuration:\n" + dump_yaml(cfg).rstrip())
     if cfg.image_size_start:
         print0(resizing_line(cfg))
-        if cfg.dataset == "cifar10":
-            print0("note: progressive resizing with CIFAR-10: its training images are whole images resized, so "
-                   "a smaller size shows their objects smaller than the evaluations do (no random-resized crop "
-                   "makes up for it); on the demo it cost top-1 (README: Training smaller than it runs)")
-    if cfg.dataset == "cifar10" and cfg.eval_size != cfg.image_size:
-        print0(f"note: eval_image_size {cfg.eval_image_size} with CIFAR-10: its training images are whole 32x32 "
-               f"images resized to image_size {cfg.image_size}, not the random-resized crops that make a larger "
-               f"evaluation size pay off for image folders; its evaluations resize them to {cfg.eval_image_size}")
+        if is_cifar(cfg.dataset):
+            print0(f"note: progressive resizing with {cifar_name(cfg.dataset)}: its training images are whole "
+                   "images resized, so a smaller size shows their objects smaller than the evaluations do (no "
+                   "random-resized crop makes up for it); on the demo it cost top-1 (README: Training smaller than "
+                   "it runs)")
+    if is_cifar(cfg.dataset) and cfg.eval_size != cfg.image_size:
+        print0(f"note: eval_image_size {cfg.eval_image_size} with {cifar_name(cfg.dataset)}: its training images "
+               f"are whole 32x32 images resized to image_size {cfg.image_size}, not the random-resized crops that "
+               f"make a larger evaluation size pay off for image folders; its evaluations resize them to "
+               f"{cfg.eval_image_size}")
     if dist.enabled:
         print0(dist.describe(cfg.batch_size, cfg.grad_accum_steps))
     if out_dir != dist.checkpoint_dir(cfg.save_checkpoint_path):

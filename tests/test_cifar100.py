@@ -1,0 +1,87 @@
+"""--dataset cifar100: CIFAR-100's binary files (a coarse and a fine label byte a record) read as CIFAR-10's
+are, their fine labels the classes, through training, eval, export and predict."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mobilenet_v1 import cli, train
+from mobilenet_v1.config import ConfigError, load_config
+from mobilenet_v1.data import (CIFAR100_FOLDER, DataError, DataOptions, build_loader, load_cifar, read_cifar_bin,
+                               write_cifar_bin)
+from mobilenet_v1.onnx_io import OnnxModel
+from mobilenet_v1.predict import CIFAR100_CLASSES
+from mobilenet_v1.transforms import CIFAR_MEAN, CIFAR_STD
+
+from conftest import class_images
+
+FINE = np.array([0, 1, 2, 3, 97, 99])  # class_images marks 0-3 visibly; 97 and 99 reach the end of the range
+
+
+@pytest.fixture
+def cifar100_dir(tmp_path):
+    """CIFAR-100's layout: cifar-100-binary/train.bin (96 records) and test.bin (24), fine labels of FINE."""
+    folder = tmp_path / "c100" / CIFAR100_FOLDER
+    folder.mkdir(parents=True)
+    for name, n, seed in (("train.bin", 96, 1), ("test.bin", 24, 2)):
+        fine = FINE[np.arange(n) % len(FINE)]
+        coarse = (fine * 7 + 3) % 20  # not the labels: a reader taking the first byte would be caught
+        write_cifar_bin(str(folder / name), class_images(fine, seed), fine, coarse=coarse)
+    return tmp_path / "c100"
+
+
+def test_cifar100_files_give_their_fine_labels_and_a_mix_up_of_formats_is_named(cifar100_dir, cifar_dir, tmp_path):
+    fine = FINE[np.arange(96) % len(FINE)]
+    for root in (cifar100_dir, cifar100_dir / CIFAR100_FOLDER):  # the folder that holds it, or itself
+        x, y = load_cifar(str(root), True, "cifar100")
+        assert torch.equal(y, torch.from_numpy(fine)) and torch.equal(x, torch.from_numpy(class_images(fine, 1)))
+        assert len(load_cifar(str(root), False, "cifar100")[1]) == 24
+    opts = DataOptions("cifar100", str(cifar100_dir), 8, 32, seed=1, num_workers=0, channels_last=False)
+    loader = build_loader(opts, train=False, device=torch.device("cpu"), drop_last=False)
+    assert loader.num_classes == 100 and sum(len(y) for _, y in loader) == 24
+    # CIFAR-10's files as CIFAR-100's, and a CIFAR-100 file as CIFAR-10's: each named for what it is.
+    with pytest.raises(DataError, match=r"no CIFAR-100 train.bin .* CIFAR-10's\? \(--dataset cifar10\)"):
+        load_cifar(str(cifar_dir / "cifar-10-batches-bin"), True, "cifar100")
+    with pytest.raises(DataError, match=r"CIFAR-10 file .*train.bin: 295104 bytes is not a whole number of "
+                                        r"3073-byte records .*: a CIFAR-100 file\? \(--dataset cifar100\)"):
+        read_cifar_bin(str(cifar100_dir / CIFAR100_FOLDER / "train.bin"))
+    bad = tmp_path / "bad.bin"
+    write_cifar_bin(str(bad), class_images(np.array([5, 100]), 3), np.array([5, 100]), coarse=np.array([1, 1]))
+    with pytest.raises(DataError, match=r"CIFAR-100 file .*bad.bin: record 1 has fine label 100, outside 0..99"):
+        read_cifar_bin(str(bad), "cifar100")
+
+
+def test_a_cifar100_run_trains_100_classes_and_its_files_say_cifar100(cifar100_dir, tmp_path, capsys):
+    cfg = load_config(["--dataset=cifar100", f"--dataset_path={cifar100_dir}", "--width_mult=0.25", "--image_size=32",
+                       "--batch_size=16", "--epoch_size=1", "--warmup_epochs=0", "--device_target=CPU",
+                       "--num_workers=0", "--eval_interval=1", f"--save_checkpoint_path={tmp_path / 'run'}"])
+    assert cfg.class_num == 100 and cfg.lr_max == load_config([]).lr_max  # CIFAR-10's recipe, 100 outputs
+    run = train.run(cfg)
+    assert run["checkpoint"] and "top-1" in capsys.readouterr().out
+    assert cli.main(["eval", "--dataset=cifar100", f"--dataset_path={cifar100_dir}", "--device_target=CPU",
+                     "--num_workers=0", f"--checkpoint_path={run['checkpoint']}", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total"] == 24
+    # Another data set's inputs are refused, as for CIFAR-10 against ImageNet.
+    assert cli.main(["eval", f"--dataset_path={cifar100_dir}", "--device_target=CPU", "--num_workers=0",
+                     f"--checkpoint_path={run['checkpoint']}"]) != 0
+    assert "was trained on cifar100 (the file records it)" in capsys.readouterr().err
+    onnx = str(tmp_path / "model")
+    assert cli.main(["export", "--ckpt_file", run["checkpoint"], "--file_name", onnx]) == 0
+    meta = OnnxModel(onnx + ".onnx").metadata
+    assert meta["dataset"] == "cifar100" and meta["mean"] == list(CIFAR_MEAN) and meta["std"] == list(CIFAR_STD)
+    capsys.readouterr()
+    image = tmp_path / "one.png"
+    from PIL import Image
+    Image.fromarray(class_images(np.array([2]), 5)[0].transpose(1, 2, 0)).save(image)
+    assert cli.main(["predict", str(image), "--ckpt_file", onnx + ".onnx", "--labels", "cifar100", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["dataset"] == "cifar100"
+    assert all(t["label"] == CIFAR100_CLASSES[t["index"]] for t in got["predictions"][0]["top_k"])
+    assert len(CIFAR100_CLASSES) == len(set(CIFAR100_CLASSES)) == 100 and CIFAR100_CLASSES[99] == "worm"
+    # CIFAR's keys and refusals hold for it too.
+    with pytest.raises(ConfigError, match=r"val_split 0.1 holds out images of an image folder .*CIFAR-100 evaluates "
+                                          r"on its test.bin"):
+        load_config(["--dataset=cifar100", "--val_split=0.1"])
+    with pytest.raises(ConfigError, match="crop_pct 0.9 is for image folders' evaluation; CIFAR-100's resizes"):
+        load_config(["--dataset=cifar100", "--crop_pct=0.9"])
