@@ -707,3 +707,50 @@ def test_closing_a_loader_ends_its_workers_and_a_script_that_leaves_one_open_sti
               "images, labels = next(batches)\nprint(tuple(images.shape))\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout == "(4, 3, 32, 32)\n", done
+
+
+def test_class_balance_draws_classes_by_count_to_one_less_its_power_alike_in_every_shard(tmp_path, image_folder,
+                                                                                        capsys):
+    """--class_balance p: an epoch's N positions drawn with replacement, a class in proportion to its image
+    count ** (1 - p), from the seed and epoch alone (the shards split one draw, a resumed epoch is the
+    same: tests/test_resilience.py); evaluation and p 0 keep the permutation."""
+    from mobilenet_v1 import cli
+    from mobilenet_v1.config import ConfigError, load_config
+    from mobilenet_v1.data import balance_line
+
+    labels = np.repeat([0, 1, 2], [160, 32, 8])  # 80%, 16%, 4%
+    for power, expected in ((1.0, [1 / 3] * 3), (0.5, np.sqrt([160, 32, 8]) / np.sqrt([160, 32, 8]).sum())):
+        sampler = ShardSampler(200, shuffle=True, seed=3, labels=labels, class_balance=power)
+        drawn = []
+        for epoch in range(30):
+            sampler.set_epoch(epoch)
+            drawn += [i for i, _ in sampler]
+        shares = np.bincount(labels[drawn], minlength=3) / len(drawn)
+        assert np.allclose(shares, expected, atol=0.03), (power, shares)
+        assert len(set(drawn[:200])) < 200  # with replacement: the rare class's images come again
+        sampler.set_epoch(4)
+        again = ShardSampler(200, shuffle=True, seed=3, labels=labels, class_balance=power)
+        again.set_epoch(4)
+        shards = [ShardSampler(200, shuffle=True, seed=3, num_shards=2, shard_id=r, labels=labels,
+                               class_balance=power) for r in range(2)]
+        for s in shards:
+            s.set_epoch(4)
+        order = [i for i, _ in sampler]
+        assert order == [i for i, _ in again] and [i for i, _ in shards[1]] == order[1::2]
+    plain = ShardSampler(200, shuffle=True, seed=3, labels=labels, class_balance=0.0)
+    evaluation = ShardSampler(200, shuffle=False, seed=3, even=False, labels=labels, class_balance=1.0)
+    assert sorted(i for i, _ in plain) == list(range(200)) and [i for i, _ in evaluation] == list(range(200))
+    assert balance_line(labels, 1.0) == ("class_balance 1: an epoch's 200 draws (with replacement) take every class "
+                                         "alike: the 3 classes' shares 33.33% to 33.33% of the draws, against 4.00% "
+                                         "to 80.00% of the images")
+    # A run says so (the folder: 9 images of n01, 6 of n02), and info names it; 0 to 1 only.
+    from mobilenet_v1 import train
+    args = [f"--dataset_path={image_folder}", "--dataset=imagenet2012", "--class_num=2", "--batch_size=5",
+            "--image_size=32", "--width_mult=0.25", "--epoch_size=1", "--warmup_epochs=0", "--num_workers=0",
+            "--device_target=CPU", "--class_balance=1", f"--save_checkpoint_path={tmp_path / 'run'}"]
+    run = train.run(load_config(args))["checkpoint"]
+    assert ("class_balance 1: an epoch's 15 draws (with replacement) take every class alike: the 2 classes' shares "
+            "50.00% to 50.00% of the draws, against 40.00% to 60.00% of the images") in capsys.readouterr().out
+    assert cli.main(["info", run]) == 0 and "class_balance 1" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match=r"option --class_balance: class_balance must be in \[0, 1\]"):
+        load_config(["--class_balance=1.5"])

@@ -487,12 +487,13 @@ def test_a_process_blocked_on_a_dead_peer_exits_after_the_grace_period(tmp_path)
 
 def test_loaders_resume_inside_an_epoch_with_the_same_batches(cifar_dir, image_folder, one_thread):
     """Starting an epoch at batch k gives exactly the batches k.. of a whole pass, in every loader, also
-    with repeated augmentation."""
+    with repeated augmentation and with class-balanced draws."""
     cases = [DataOptions("cifar10", str(cifar_dir), 16, 32, seed=3, num_workers=0, channels_last=False)]
     for pipeline in ("cpu", "gpu"):  # the GPU pipeline's code runs with the CPU as its device here
         cases.append(DataOptions("imagenet2012", str(image_folder), 3, 32, seed=3, num_workers=0,
                                  channels_last=False, pipeline=pipeline))
-    cases += [dataclasses.replace(opts, aug_repeats=3) for opts in cases]  # the copies' order too
+    cases += ([dataclasses.replace(opts, aug_repeats=3) for opts in cases]  # the copies' order too
+              + [dataclasses.replace(opts, class_balance=1.0) for opts in cases])  # and draws with replacement
     for opts in cases:
         loader = build_loader(opts, train=True, device=torch.device("cpu"))
         loader.set_epoch(2)
@@ -594,6 +595,11 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
     reordered.pop("config")  # a file that records no configuration ran with 1: named, not a KeyError
     with pytest.raises(ckpt_io.CheckpointError, match=r"of a run with aug_repeats 1, this run has aug_repeats 3"):
         ckpt_io.validate_training_checkpoint(reordered, "x.ckpt", model, optimizer, 12, aug_repeats=3)
+    # And class_balance (0 before the key): its draws are another order.
+    assert ckpt_io.validate_training_checkpoint(good, "g", model, optimizer, 12, class_balance=0.5) == (2, 0)
+    with pytest.raises(ckpt_io.CheckpointError, match=r"of a run with class_balance 0, this run has class_balance "
+                                                      r"0.5, .* pass --class_balance 0, or resume"):
+        ckpt_io.validate_training_checkpoint(reordered, "x.ckpt", model, optimizer, 12, class_balance=0.5)
     assert "step 5 is not epoch 2 x 12 + 0" in problem(lambda c: c.update({"step": 5}))
     assert "step 24 is not epoch 2 x 12 + 0 + step_offset 3" in problem(lambda c: c.update({"step_offset": 3}))
     assert "step_offset '3' are not counts" in problem(lambda c: c.update({"step_offset": "3"}))

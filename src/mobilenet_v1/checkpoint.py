@@ -702,12 +702,29 @@ def state_problems(ckpt: Dict[str, Any], steps_per_epoch: Optional[int] = None
     return problems, (epoch, in_epoch, spe)
 
 
+# The keys that make an epoch's order of samples, with the value a checkpoint from before each meant.
+ORDER_KEYS = {"seed": None, "aug_repeats": 1, "class_balance": 0.0}
+
+
+def order_changes(ckpt: Dict[str, Any], **ours: Any) -> List[Tuple[str, Any, Any]]:
+    """(key, the checkpoint's run's value, ours) of the :data:`ORDER_KEYS` given (not None) where they differ."""
+    recorded = ckpt.get("config") or {}
+    out = []
+    for key, value in ours.items():
+        default = ORDER_KEYS[key]
+        theirs = recorded.get(key, value if default is None else default)
+        if value is not None and theirs != value:
+            out.append((key, theirs, value))
+    return out
+
+
 def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optimizer: torch.optim.Optimizer,
                                  steps_per_epoch: int, classes: Optional[List[str]] = None,
                                  check_ema: bool = True, samples_per_step: Optional[int] = None,
                                  val_split: Optional[float] = None, opt: Optional[str] = None,
                                  freeze_layers: Optional[int] = None, seed: Optional[int] = None,
-                                 aug_repeats: Optional[int] = None) -> Tuple[int, int]:
+                                 aug_repeats: Optional[int] = None,
+                                 class_balance: Optional[float] = None) -> Tuple[int, int]:
     """Check that ``ckpt`` can continue training ``model`` with ``optimizer`` at ``steps_per_epoch``:
     the keys a training checkpoint needs, its format, every model and optimiser tensor, the scaler,
     the recorded position and RNG state, (an image folder's ``classes``) the class list, whose
@@ -719,8 +736,8 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
     ``val_split``, the file's run must have held out the same share (or none with 0); with ``opt``, it
     must have trained with that optimiser (its configuration says which; none: the seed's momentum);
     with ``freeze_layers``, it must have frozen as many layers (the optimiser holds the others' state);
-    with ``seed`` and ``aug_repeats``, one saved inside an epoch must have been trained with those (they
-    make the epoch's order).
+    with ``seed``, ``aug_repeats`` and ``class_balance``, one saved inside an epoch must have been trained
+    with those (they make the epoch's order).
     Returns (epochs completed, steps done in the epoch in progress); raises
     :class:`CheckpointError` naming the file and every problem found."""
     if not isinstance(ckpt, dict):
@@ -787,16 +804,12 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
                             f"{epoch + 1}, this run's steps take {samples_per_step} (another batch_size, "
                             f"grad_accum_steps or device count): it would skip or repeat samples of that epoch; "
                             f"resume from an epoch's end")
-        elif in_epoch and seed is not None and (ckpt.get("config") or {}).get("seed", seed) != seed:
-            problems.append(f"saved after {in_epoch} steps into epoch {epoch + 1} of a run with seed "
-                            f"{ckpt['config']['seed']}, this run has seed {seed}, which orders that epoch's samples "
-                            f"otherwise: it would skip or repeat some; pass --seed {ckpt['config']['seed']}, or resume "
-                            f"from an epoch's end")
-        elif in_epoch and aug_repeats is not None and (ckpt.get("config") or {}).get("aug_repeats", 1) != aug_repeats:
-            theirs = (ckpt.get("config") or {}).get("aug_repeats", 1)
-            problems.append(f"saved after {in_epoch} steps into epoch {epoch + 1} of a run with aug_repeats {theirs}, "
-                            f"this run has aug_repeats {aug_repeats}, which orders that epoch's samples otherwise: it "
-                            f"would skip or repeat some; pass --aug_repeats {theirs}, or resume from an epoch's end")
+        elif in_epoch and order_changes(ckpt, seed=seed, aug_repeats=aug_repeats, class_balance=class_balance):
+            key, theirs, ours = (format(v, "g") if isinstance(v, float) else str(v) for v in order_changes(
+                ckpt, seed=seed, aug_repeats=aug_repeats, class_balance=class_balance)[0])
+            problems.append(f"saved after {in_epoch} steps into epoch {epoch + 1} of a run with {key} {theirs}, "
+                            f"this run has {key} {ours}, which orders that epoch's samples otherwise: it would skip "
+                            f"or repeat some; pass --{key} {theirs}, or resume from an epoch's end")
         else:
             position = (epoch, in_epoch)
     recorded = ckpt.get("classes")

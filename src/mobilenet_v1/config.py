@@ -168,6 +168,11 @@ class Config:
     # epoch's permutation drawn this many times in a row, each copy augmented anew; the epoch keeps its
     # length (N / aug_repeats images, each aug_repeats times). 1: off (the seed).
     aug_repeats: int = 1
+    # Class-balanced sampling for data sets whose classes hold very different numbers of images: an epoch
+    # draws its N samples with replacement, each class in proportion to its image count ** (1 -
+    # class_balance): 1 every class alike, 0.5 the square root of its count (Mahajan et al. 2018); 0: the
+    # data set as it is, each image once an epoch (the seed).
+    class_balance: float = 0.0
     # Steps between logged records (metrics.jsonl, TensorBoard, progress lines); 0: once per epoch only.
     # Each one reads the loss back from the device, so it should be tens of steps, not every step.
     log_interval: int = 50
@@ -345,6 +350,8 @@ KEY_HELP: Dict[str, str] = {
     "data_pipeline": "image folders: cpu (workers decode) or gpu (batched decode on the device); auto: gpu with CUDA",
     "random_flip": "horizontal flips in training",
     "aug_repeats": "training: each image drawn this many times in a row, augmented anew (1: off)",
+    "class_balance": "training: classes drawn in proportion to their image count ** (1 - this), with replacement; "
+                     "1: alike, 0: as they are",
     "log_interval": "steps between logged records; 0: epochs only",
     "eval_interval": "evaluate every N epochs and keep the best; 0: never",
     "ema_decay": "weight average's decay (timm: 0.9998); 0: none",
@@ -581,6 +588,9 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("distill_temperature", f"distill_temperature must be positive, got {cfg.distill_temperature}")
     if not 0 <= cfg.drop_rate < 1:
         fail("drop_rate", f"drop_rate must be in [0, 1) (the share of features dropped; 0: none), got {cfg.drop_rate}")
+    if not 0 <= cfg.class_balance <= 1:
+        fail("class_balance", f"class_balance must be in [0, 1] (0: the classes as the data set holds them, 1: "
+                              f"alike), got {cfg.class_balance}")
     if not 0 <= cfg.color_jitter <= 10:  # autoaugment.MAX_JITTER
         fail("color_jitter", f"color_jitter must be in [0, 10] (the factors' spread about 1; timm's 0.4), got "
                              f"{cfg.color_jitter}")

@@ -21,7 +21,7 @@ import warnings
 import weakref
 from dataclasses import dataclass, field
 from typing import (Any, Callable, ContextManager, Dict, Iterable, Iterator, List, NamedTuple, Optional,
-                    Sequence, Set, Tuple)
+                    Sequence, Set, Tuple, Union)
 
 import numpy as np
 import torch
@@ -172,15 +172,26 @@ class ShardSampler(Sampler):
     R times in a row, at R consecutive positions of the epoch, which keeps its length: N positions, N / R
     images seen R times each. Each copy has its own position, hence its own augmentation seed; with R
     shards (processes) the copies of an image go one to each, in the same step, otherwise into one batch.
+
+    ``class_balance`` above 0 with the samples' ``labels`` (training's class-balanced sampling): a shuffled
+    epoch draws its N positions with replacement, each index with its :func:`balance_weights` share,
+    instead of a permutation; from the same seed and epoch alike in every shard, so the shards still
+    split one order.
     """
 
     def __init__(self, size: int, shuffle: bool, seed: int, num_shards: int = 1, shard_id: int = 0,
-                 even: bool = True, repeats: int = 1):
+                 even: bool = True, repeats: int = 1, labels: Optional[Sequence[int]] = None,
+                 class_balance: float = 0.0):
         if repeats > 1 and not even:
             raise ValueError("repeats is for training's sampler (even shards), not evaluation's")
         self.size, self.shuffle, self.seed = size, shuffle, seed
         self.num_shards, self.shard_id, self.even = num_shards, shard_id, even
         self.repeats = repeats
+        self.class_balance = class_balance if labels is not None and shuffle else 0.0
+        self.labels = labels
+        self.weights = balance_weights(labels, class_balance) if self.class_balance else None
+        if self.weights is not None and len(self.weights) != size:
+            raise ValueError(f"labels: {len(self.weights)} for {size} samples")
         self.epoch = 0
         self.start = 0  # the position this shard's next pass begins at (a resumed epoch)
         # Set: the items carry the image size too, (index, seed, size), for workers whose dataset was made
@@ -194,7 +205,10 @@ class ShardSampler(Sampler):
         self.epoch, self.start = epoch, start
 
     def indices(self) -> torch.Tensor:
-        if self.shuffle:
+        if self.shuffle and self.weights is not None:
+            g = torch.Generator().manual_seed(self.seed * 7919 + self.epoch)
+            order = torch.multinomial(self.weights, self.size, replacement=True, generator=g)
+        elif self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 7919 + self.epoch)
             order = torch.randperm(self.size, generator=g)
         else:
@@ -224,6 +238,29 @@ class ShardSampler(Sampler):
         size = () if self.image_size is None else (self.image_size,)
         for pos in range(self.start, len(order)):
             yield (order[pos], sample_seed(self.seed, self.epoch, pos * self.num_shards + self.shard_id), *size)
+
+
+def balance_weights(labels: Union[Sequence[int], torch.Tensor], power: float) -> torch.Tensor:
+    """Each sample's weight for training's ``class_balance`` ``power``: 1 / (its class's image count) **
+    ``power``, so that a class is drawn in proportion to its count ** (1 - power): as the data set holds
+    them at 0, every class alike at 1, the square root of its count at 0.5 (Mahajan et al. 2018)."""
+    labels = torch.as_tensor(labels, dtype=torch.long).cpu()
+    counts = torch.bincount(labels).double()
+    return counts[labels].pow(-power)
+
+
+def balance_line(labels: Union[Sequence[int], torch.Tensor], power: float) -> str:
+    """What ``class_balance`` ``power`` makes of the classes' shares of an epoch's draws (of the data set's
+    ``labels``), said once."""
+    labels = torch.as_tensor(labels, dtype=torch.long).cpu()
+    counts = torch.bincount(labels).double()
+    counts = counts[counts > 0]
+    drawn = counts.pow(1 - power)
+    held, share = counts / counts.sum(), drawn / drawn.sum()
+    how = f"each class in proportion to its image count ** {1 - power:g}" if power < 1 else "every class alike"
+    return (f"class_balance {power:g}: an epoch's {len(labels)} draws (with replacement) take {how}: the "
+            f"{len(counts)} classes' shares {float(share.min()):.2%} to {float(share.max()):.2%} of the draws, against "
+            f"{float(held.min()):.2%} to {float(held.max()):.2%} of the images")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -331,7 +368,8 @@ class CifarLoader(DeviceLoader):
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, train: bool,
                  image_size: int, device: torch.device, seed: int, drop_last: bool = True,
                  num_shards: int = 1, shard_id: int = 0, channels_last: bool = False, flip: bool = True,
-                 shuffle: Optional[bool] = None, auto_augment: Optional[Augment] = None, repeats: int = 1):
+                 shuffle: Optional[bool] = None, auto_augment: Optional[Augment] = None, repeats: int = 1,
+                 class_balance: float = 0.0):
         self.auto_augment = auto_augment if train else None
         self.num_classes = int(labels.max()) + 1 if len(labels) else 0
         self.labels_in = "its .bin files"
@@ -341,7 +379,8 @@ class CifarLoader(DeviceLoader):
         self.device, self.drop_last, self.flip = device, drop_last, flip
         self.sampler = ShardSampler(len(labels), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train,
-                                    repeats=repeats if train else 1)
+                                    repeats=repeats if train else 1, labels=labels if train and class_balance else None,
+                                    class_balance=class_balance if train else 0.0)
         self.normalize = T.Normalize(T.CIFAR_MEAN, T.CIFAR_STD, device, channels_last)
         self.num_samples = len(self.sampler)
         self.seed = seed
@@ -623,10 +662,15 @@ def shard_samples(root: str, holdout: Optional[Holdout] = None) -> ArchiveImages
     return samples
 
 
+def sample_labels(samples: Sequence[Tuple[str, int]]) -> Sequence[int]:
+    """The label of each of the image loaders' samples (:func:`find_images`)."""
+    return samples.labels if isinstance(samples, ArchiveImages) else [y for _, y in samples]
+
+
 def label_count(samples: Sequence[Tuple[str, int]]) -> int:
     """The number of classes of samples labelled by numbers (WebDataset shards' .cls files, or an eval_labels
     file's): the highest label + 1."""
-    labels = samples.labels if isinstance(samples, ArchiveImages) else [y for _, y in samples]
+    labels = sample_labels(samples)
     return int(max(labels)) + 1 if len(labels) else 0
 
 
@@ -1017,14 +1061,16 @@ class ImageFolderLoader(DeviceLoader):
                  crop_pct: float = T.CROP_PCT, crop_scale: Tuple[float, float] = T.RRC_SCALE,
                  exif_orientation: bool = False, antialias: bool = True,
                  crop_ratio: Tuple[float, float] = T.RRC_RATIO, repeats: int = 1,
-                 interpolation: str = "bilinear", labels_file: str = ""):
+                 interpolation: str = "bilinear", labels_file: str = "", class_balance: float = 0.0):
         samples = self._find_images(root, classes, holdout, labels_file)
         self.image_size = image_size
         self.dataset = ImageFolderDataset(samples, train, image_size, flip, auto_augment, crop_pct, crop_scale,
                                           exif_orientation, antialias, crop_ratio, interpolation)
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train,
-                                    repeats=repeats if train else 1)
+                                    repeats=repeats if train else 1,
+                                    labels=sample_labels(samples) if train and class_balance else None,
+                                    class_balance=class_balance if train else 0.0)
         self.num_samples = len(self.sampler)
         self.batch_size = batch_size
         self.bad_samples = BadSamples(len(samples), max_bad_samples)
@@ -1392,14 +1438,16 @@ class BatchedImageLoader(DeviceLoader):
                  crop_pct: float = T.CROP_PCT, crop_scale: Tuple[float, float] = T.RRC_SCALE,
                  exif_orientation: bool = False, antialias: bool = True,
                  crop_ratio: Tuple[float, float] = T.RRC_RATIO, repeats: int = 1,
-                 interpolation: str = "bilinear", labels_file: str = ""):
+                 interpolation: str = "bilinear", labels_file: str = "", class_balance: float = 0.0):
         samples = self._find_images(root, classes, holdout, labels_file)
         self.auto_augment = auto_augment if train else None
         self.crop_pct, self.crop_scale, self.antialias, self.crop_ratio = crop_pct, crop_scale, antialias, crop_ratio
         self.interpolation = interpolation
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train,
-                                    repeats=repeats if train else 1)
+                                    repeats=repeats if train else 1,
+                                    labels=sample_labels(samples) if train and class_balance else None,
+                                    class_balance=class_balance if train else 0.0)
         self.num_samples = len(self.sampler)
         self.batch_size = batch_size
         self.bad_samples = BadSamples(len(samples), max_bad_samples)
@@ -1657,6 +1705,7 @@ class DataOptions:
     exif_orientation: bool = False  # image folders: photos turned upright by their EXIF orientation tag
     antialias: bool = True  # image folders' resizes antialiased (False: plain bilinear, the seed's)
     aug_repeats: int = 1  # training: each image drawn this many times in a row, augmented anew each time
+    class_balance: float = 0.0  # training: classes drawn in proportion to their count ** (1 - this)
     interpolation: str = "bilinear"  # image folders' resizes: bilinear (the seed's) or bicubic (timm's)
     eval_labels: str = ""  # an evaluation split without class folders: its labels' file (read_image_labels)
 
@@ -1690,7 +1739,8 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
         return CifarLoader(images, labels, opts.batch_size, train, opts.image_size, device, opts.seed,
                            drop_last=drop_last, num_shards=num_shards, shard_id=shard_id,
                            channels_last=opts.channels_last, flip=opts.flip, shuffle=shuffle,
-                           auto_augment=auto_augment, repeats=opts.aug_repeats if train else 1)
+                           auto_augment=auto_augment, repeats=opts.aug_repeats if train else 1,
+                           class_balance=opts.class_balance if train else 0.0)
     root, holdout = image_split(opts.dataset_path, train_files, opts.val_split)
     pipeline = opts.pipeline if opts.pipeline != "auto" else ("gpu" if device.type == "cuda" else "cpu")
     cls = BatchedImageLoader if pipeline == "gpu" else ImageFolderLoader
@@ -1701,4 +1751,5 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
                crop_scale=(opts.crop_scale_min, T.RRC_SCALE[1]), exif_orientation=opts.exif_orientation,
                antialias=opts.antialias, crop_ratio=(opts.crop_ratio_min, opts.crop_ratio_max),
                repeats=opts.aug_repeats if train else 1, interpolation=opts.interpolation,
+               class_balance=opts.class_balance if train else 0.0,
                labels_file="" if train_files else opts.eval_labels)

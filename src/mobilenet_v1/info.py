@@ -164,6 +164,9 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
             value = config.get(key)
             if (_text(value) if key in ("opt", "lr_decay_mode", "precision") else _number(value)) is not None:
                 training[key] = value
+        balance = _number(config.get("class_balance"))
+        if balance and 0 < balance <= 1:
+            training["class_balance"] = balance
         start, ramp = _count(config.get("image_size_start")), _number(config.get("image_size_ramp"))
         if start and ramp is not None and 0 < ramp <= 1:  # progressive resizing: from start to image_size
             training.update(image_size_start=start, image_size_ramp=ramp)
@@ -275,6 +278,8 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
         row("training", where)
         recipe = ", ".join(f"{k} {t[k]}" for k in ("batch_size", "opt", "lr_decay_mode", "lr_max", "precision")
                            if k in t)
+        if "class_balance" in t:
+            recipe += (", " if recipe else "") + f"class_balance {t['class_balance']:g}"
         if "image_size_start" in t:
             recipe += (", " if recipe else "") + (f"progressive resizing from image_size {t['image_size_start']} over "
                                                   f"{t['image_size_ramp']:g} of the epochs")

@@ -18,7 +18,7 @@ from . import distributed, mindspore_io, runtime
 from .api import model_from_checkpoint
 from .batch_augment import BatchAugment
 from .config import Config, ConfigError, cifar_name, dump_yaml, is_cifar, load_config, to_dict
-from .data import DataOptions, build_loader, held_out_record, imagenet_folder
+from .data import DataOptions, balance_line, build_loader, held_out_record, imagenet_folder
 from .ema import WeightAverage
 from .engine import (EpochResult, LossTally, evaluate, make_optimizer, make_scaler, nonfinite_note,
                      resolve_device, resolve_precision, train_one_epoch)
@@ -71,7 +71,8 @@ def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataO
                        val_split=cfg.val_split, crop_pct=cfg.crop_pct, crop_scale_min=cfg.crop_scale_min,
                        crop_ratio_min=cfg.crop_ratio_min, crop_ratio_max=cfg.crop_ratio_max,
                        exif_orientation=cfg.exif_orientation, antialias=cfg.antialias,
-                       aug_repeats=cfg.aug_repeats, interpolation=cfg.interpolation, eval_labels=cfg.eval_labels)
+                       aug_repeats=cfg.aug_repeats, interpolation=cfg.interpolation, eval_labels=cfg.eval_labels,
+                       class_balance=cfg.class_balance)
 
 
 def build_model(cfg: Config) -> MobileNetV1:
@@ -628,8 +629,8 @@ def steps_change(ckpt: Dict[str, Any], source: str, steps_per_epoch: int, batch:
               f"{ckpt['step'] + 1}")
 
 
-# Training-recipe keys a resume may change (the run then trains with its own), named when it does. (seed and
-# aug_repeats: from an epoch's end; inside one it would skip or repeat samples, and is refused.)
+# Training-recipe keys a resume may change (the run then trains with its own), named when it does. (seed,
+# aug_repeats and class_balance: from an epoch's end; inside one it would skip or repeat samples, and is refused.)
 RECIPE_KEYS = ("image_size", "seed", "drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "color_jitter",
                "color_jitter_hue", "random_erase",
                "random_erase_mode", "mixup_alpha", "cutmix_alpha", "mix_prob", "clip_grad_norm", "use_label_smooth",
@@ -637,7 +638,7 @@ RECIPE_KEYS = ("image_size", "seed", "drop_rate", "auto_augment", "ra_magnitude"
                "exif_orientation", "antialias", "interpolation", "teacher",
                "distill_alpha", "distill_temperature", "qat_range_epochs", "bce_loss", "bce_target_thresh",
                "image_size_start", "image_size_ramp",
-               "aug_repeats")
+               "aug_repeats", "class_balance")
 
 
 def recipe_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
@@ -705,7 +706,7 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
                                                     samples_per_step=samples_per_step(cfg, dist),
                                                     val_split=cfg.val_split, opt=cfg.opt,
                                                     freeze_layers=cfg.freeze_layers, seed=cfg.seed,
-                                                    aug_repeats=cfg.aug_repeats)
+                                                    aug_repeats=cfg.aug_repeats, class_balance=cfg.class_balance)
 
     restarted = dist.restarted if dist is not None else 0
     if dist is None or not dist.enabled:
@@ -1117,6 +1118,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                       if dist.world_size >= cfg.aug_repeats else
                       "the copies of an image fall into the same batch (or the next)" if dist.world_size == 1 else
                       "the copies of an image are spread over the processes and their batches"))
+        if loader.sampler.class_balance:
+            print0(balance_line(loader.sampler.labels, loader.sampler.class_balance))
     if distill is not None and eval_loader is not None and not resumed_from:
         # At the evaluations' size and batch, which a program need not take (it is fed training batches):
         # program_teacher tried them.
