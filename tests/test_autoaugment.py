@@ -574,10 +574,10 @@ def test_info_names_the_augmentations_a_run_trained_with(cifar_dir, tmp_path, ca
                                  "--random_flip=False"]))["checkpoint"]
     capsys.readouterr()
     assert cli.main(["info", run, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["training"]["augmentation"] == {
+    assert json.loads(capsys.readouterr().out)["training"]["regularisation"] == {
         "random_flip": False, "color_jitter": 0.4, "color_jitter_hue": 0.1, "mixup_alpha": 0.2}
     assert cli.main(["info", run]) == 0
-    assert re.search(r"^  augmentation: +random_flip False, color_jitter 0.4, color_jitter_hue 0.1, mixup_alpha 0.2$",
+    assert re.search(r"^  regularisation: +random_flip False, color_jitter 0.4, color_jitter_hue 0.1, mixup_alpha 0.2$",
                      capsys.readouterr().out, re.M)
     # A plain run's; a hand-edited value of another type is left out.
     state = ckpt_io.load_file(run)
@@ -585,4 +585,10 @@ def test_info_names_the_augmentations_a_run_trained_with(cifar_dir, tmp_path, ca
                            random_flip=True)
     ckpt_io.atomic_save(state, str(tmp_path / "plain.ckpt"))
     assert cli.main(["info", str(tmp_path / "plain.ckpt")]) == 0
-    assert re.search(r"^  augmentation: +none beyond the crop and flip \(the seed's\)$", capsys.readouterr().out, re.M)
+    assert re.search(r"^  regularisation: +none beyond the crop and flip \(the seed's\)$", capsys.readouterr().out,
+                     re.M)
+    # An ImageNet run's label smoothing is its data set's default: not named.
+    state["config"] = dict(state["config"], dataset="imagenet2012", use_label_smooth=True, label_smooth_factor=0.1)
+    ckpt_io.atomic_save(state, str(tmp_path / "in1k.ckpt"))
+    assert cli.main(["info", str(tmp_path / "in1k.ckpt"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["training"]["regularisation"] == {}

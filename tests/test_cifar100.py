@@ -41,11 +41,23 @@ def test_cifar100_files_give_their_fine_labels_and_a_mix_up_of_formats_is_named(
     loader = build_loader(opts, train=False, device=torch.device("cpu"), drop_last=False)
     assert loader.num_classes == 100 and sum(len(y) for _, y in loader) == 24
     # CIFAR-10's files as CIFAR-100's, and a CIFAR-100 file as CIFAR-10's: each named for what it is.
-    with pytest.raises(DataError, match=r"no CIFAR-100 train.bin .* CIFAR-10's\? \(--dataset cifar10\)"):
-        load_cifar(str(cifar_dir / "cifar-10-batches-bin"), True, "cifar100")
+    for root in (cifar_dir, cifar_dir / "cifar-10-batches-bin"):  # the folder that holds its folders, or one
+        with pytest.raises(DataError, match=r"no CIFAR-100 train.bin .*: it holds CIFAR-10's \(data_batch_\*.bin, "
+                                            r"test_batch.bin\): --dataset cifar10"):
+            load_cifar(str(root), True, "cifar100")
+    for root in (cifar100_dir, cifar100_dir / CIFAR100_FOLDER):
+        with pytest.raises(DataError, match=r"no CIFAR-10 .bin files: it holds CIFAR-100's binary version "
+                                            r"\(train.bin, test.bin\): --dataset cifar100"):
+            load_cifar(str(root), True)
     with pytest.raises(DataError, match=r"CIFAR-10 file .*train.bin: 295104 bytes is not a whole number of "
                                         r"3073-byte records .*: a CIFAR-100 file\? \(--dataset cifar100\)"):
         read_cifar_bin(str(cifar100_dir / CIFAR100_FOLDER / "train.bin"))
+    # CIFAR-10 records in files named as CIFAR-100's are still read as other .bin files are (with a warning).
+    ten = tmp_path / "ten"
+    ten.mkdir()
+    write_cifar_bin(str(ten / "train.bin"), class_images(np.arange(4), 1), np.arange(4))
+    with pytest.warns(UserWarning, match="no data_batch_"):
+        assert len(load_cifar(str(ten), True)[1]) == 4
     bad = tmp_path / "bad.bin"
     write_cifar_bin(str(bad), class_images(np.array([5, 100]), 3), np.array([5, 100]), coarse=np.array([1, 1]))
     with pytest.raises(DataError, match=r"CIFAR-100 file .*bad.bin: record 1 has fine label 100, outside 0..99"):
@@ -65,7 +77,8 @@ def test_a_cifar100_run_trains_100_classes_and_its_files_say_cifar100(cifar100_d
     # Another data set's inputs are refused, as for CIFAR-10 against ImageNet.
     assert cli.main(["eval", f"--dataset_path={cifar100_dir}", "--device_target=CPU", "--num_workers=0",
                      f"--checkpoint_path={run['checkpoint']}"]) != 0
-    assert "was trained on cifar100 (the file records it)" in capsys.readouterr().err
+    assert ("was trained on cifar100 (the file records it), whose classes are others: pass --dataset cifar100"
+            in capsys.readouterr().err)
     onnx = str(tmp_path / "model")
     assert cli.main(["export", "--ckpt_file", run["checkpoint"], "--file_name", onnx]) == 0
     meta = OnnxModel(onnx + ".onnx").metadata
@@ -79,6 +92,14 @@ def test_a_cifar100_run_trains_100_classes_and_its_files_say_cifar100(cifar100_d
     assert got["dataset"] == "cifar100"
     assert all(t["label"] == CIFAR100_CLASSES[t["index"]] for t in got["predictions"][0]["top_k"])
     assert len(CIFAR100_CLASSES) == len(set(CIFAR100_CLASSES)) == 100 and CIFAR100_CLASSES[99] == "worm"
+    # A MindSpore .ckpt records no data set: predict says what it guessed from the 100 classes, and the way out.
+    bare = str(tmp_path / "bare.ckpt")
+    assert cli.main(["convert", run["checkpoint"], bare]) == 0
+    capsys.readouterr()
+    assert cli.main(["predict", str(image), "--ckpt_file", bare, "--image_size", "32"]) == 0
+    assert (f"predict: note: {bare} does not record the data set it was trained on: images are read and normalised "
+            f"as imagenet2012's are, guessed from its 100 classes; if it was trained otherwise, predict with "
+            f"--dataset cifar100") in capsys.readouterr().err
     # CIFAR's keys and refusals hold for it too.
     with pytest.raises(ConfigError, match=r"val_split 0.1 holds out images of an image folder .*CIFAR-100 evaluates "
                                           r"on its test.bin"):

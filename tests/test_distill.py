@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mobilenet_v1 import checkpoint as ckpt_io
-from mobilenet_v1 import load_model, train
+from mobilenet_v1 import cli, load_model, train
 from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.data import DataOptions, build_loader
 from mobilenet_v1.losses import Distiller
@@ -129,6 +129,9 @@ def test_a_distilled_student_follows_its_teacher_and_bad_teachers_are_refused(ci
                          f"--save_checkpoint_path={tmp_path / 'kd'}", "--eval_interval=5", "--resume=auto"]
     assert ckpt_io.load_file(taught["checkpoint"])["teacher_file"]["path"] == teacher
     capsys.readouterr()
+    assert cli.main(["info", taught["checkpoint"]]) == 0  # info names the file and its digest
+    assert re.search(rf"^  teacher: +{re.escape(str(tmp_path / 'teacher'))} \({re.escape(teacher)}, sha256 "
+                     rf"[0-9a-f]{{12}}\), distill_alpha 1, distill_temperature 2$", capsys.readouterr().out, re.M)
     train.run(load_config(resumed))
     out = capsys.readouterr().out
     assert "resume: continuing from" in out and "is not what" not in out

@@ -1,6 +1,7 @@
 """TrivialAugment (Müller & Hutter 2021, its "wide" ranges), RandAugment (Cubuk et al. 2020),
-AutoAugment's ImageNet, CIFAR-10 and SVHN policies (Cubuk et al. 2019) and AugMix (Hendrycks et al.
-2020) as batched tensor functions: each sample of a batch gets its own operations and magnitudes.
+AutoAugment's ImageNet, CIFAR-10 and SVHN policies (Cubuk et al. 2019), AugMix (Hendrycks et al.
+2020) and colour jitter (torchvision's ``ColorJitter``, timm's ``--color-jitter``) as batched tensor
+functions: each sample of a batch gets its own operations and magnitudes.
 
 The operations and their magnitude ranges (31 bins; AutoAugment's 10) are those of torchvision's
 ``TrivialAugmentWide``, ``RandAugment`` (``num_ops`` 2, ``magnitude`` 9 by default) and

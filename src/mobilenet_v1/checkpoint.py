@@ -237,9 +237,12 @@ def trained_dataset(path: str, recorded: Any, asked: Optional[str], default: boo
     else ``asked``; None where neither says. Another data set's images are read and normalised
     otherwise: the outputs would mean nothing."""
     if recorded and asked and recorded != asked:
+        cifars = {recorded, asked} <= {"cifar10", "cifar100"}
         raise CheckpointError(f"--dataset {asked}{' (the default)' if default else ''}: {path} was trained on "
-                              f"{recorded} (the file records it), whose inputs are read and normalised "
-                              f"differently: pass --dataset {recorded}")
+                              f"{recorded} (the file records it), "
+                              + ("whose classes are others" if cifars else
+                                 "whose inputs are read and normalised differently")
+                              + f": pass --dataset {recorded}")
     return recorded or asked
 
 

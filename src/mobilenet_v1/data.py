@@ -108,7 +108,8 @@ def cifar_files(root: str, train: bool, dataset: str = "cifar10") -> List[str]:
 
     ``root`` is the seed's folder itself (``cifar-10-batches-bin`` for training, ``cifar-10-verify-bin``
     for evaluation) or the folder that holds both; for CIFAR-100 (``dataset``) ``cifar-100-binary`` (its
-    ``train.bin`` and ``test.bin``) or the folder that holds it.
+    ``train.bin`` and ``test.bin``) or the folder that holds it. The other data set's files where these
+    are not are named, with the ``--dataset`` that reads them.
     """
     if not os.path.isdir(root):
         raise DataError(f"dataset_path {root!r} is not a folder")
@@ -117,14 +118,11 @@ def cifar_files(root: str, train: bool, dataset: str = "cifar10") -> List[str]:
         root = sub if os.path.isdir(sub) else root
         path = os.path.join(root, "train.bin" if train else "test.bin")
         if not os.path.isfile(path):
-            found = sorted(os.path.basename(f) for f in glob.glob(os.path.join(root, "*.bin")))
             raise DataError(f"dataset_path {root!r}: no CIFAR-100 {os.path.basename(path)} (the binary version's "
-                            f"{CIFAR100_FOLDER}/train.bin and test.bin)"
-                            + (f"; it holds {', '.join(found[:4])}" + (": CIFAR-10's? (--dataset cifar10)"
-                                                                     if any(f.startswith(("data_batch", "test_batch"))
-                                                                            for f in found) else "")
-                               if found else ""))
+                            f"{CIFAR100_FOLDER}/train.bin and test.bin){_other_cifar(root, 'cifar100')}")
         return [path]
+    if _other_cifar(root, "cifar10"):  # CIFAR-100's files, and none of CIFAR-10's: not read as CIFAR-10's
+        raise DataError(f"dataset_path {root!r}: no CIFAR-10 .bin files{_other_cifar(root, 'cifar10')}")
     sub = os.path.join(root, CIFAR_TRAIN_FOLDER if train else CIFAR_EVAL_FOLDER)
     if os.path.isdir(sub):
         root = sub
@@ -142,6 +140,29 @@ def cifar_files(root: str, train: bool, dataset: str = "cifar10") -> List[str]:
     if not files:
         raise DataError(f"dataset_path {root!r}: no CIFAR-10 .bin files ({pattern}) found")
     return files
+
+
+def _other_cifar(root: str, dataset: str) -> str:
+    """For a folder without ``dataset``'s CIFAR files: the words naming the other CIFAR's (its folders or
+    files there) and the --dataset that reads them, or "" where there are none, or ``dataset``'s too."""
+    def holds(folder: str, *patterns: str) -> bool:
+        return any(glob.glob(os.path.join(folder, p)) for p in patterns)
+
+    def cifar100_sized(path: str) -> bool:  # not CIFAR-10 records in files of these names (read as any .bin)
+        size = os.path.getsize(path) if os.path.isfile(path) else 0
+        return size > 0 and size % CIFAR100_RECORD == 0 and size % CIFAR_RECORD != 0
+
+    tens = [root] + [os.path.join(root, f) for f in (CIFAR_TRAIN_FOLDER, CIFAR_EVAL_FOLDER)]
+    ten = any(holds(f, "data_batch_*.bin", "test_batch.bin") for f in tens)
+    hundred = any(cifar100_sized(os.path.join(f, name)) for f in (root, os.path.join(root, CIFAR100_FOLDER))
+                  for name in ("train.bin", "test.bin"))
+    if dataset == "cifar10" and hundred and not ten:
+        return ": it holds CIFAR-100's binary version (train.bin, test.bin): --dataset cifar100"
+    if dataset == "cifar100" and ten and not hundred:
+        return ": it holds CIFAR-10's (data_batch_*.bin, test_batch.bin): --dataset cifar10"
+    if dataset == "cifar100" and os.path.isdir(os.path.join(root, "cifar-100-python")):
+        return ": it holds CIFAR-100's Python version (cifar-100-python); the binary version is read"
+    return ""
 
 
 def load_cifar(root: str, train: bool, dataset: str = "cifar10") -> Tuple[torch.Tensor, torch.Tensor]:
@@ -359,7 +380,7 @@ multiprocessing.util.Finalize(None, _close_open_loaders, exitpriority=100)
 
 
 class CifarLoader(DeviceLoader):
-    """CIFAR-10 held whole as uint8 on ``device``; the seed's transforms run batched there.
+    """CIFAR-10 (or CIFAR-100) held whole as uint8 on ``device``; the seed's transforms run batched there.
 
     train: RandomCrop 32 with 4 px zero padding, flip p=0.5, Resize to ``image_size``, Normalize.
     eval: Resize, Normalize.
@@ -576,7 +597,7 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
     ``root`` may be the split packed as a tar archive (:mod:`archive`): the same samples as the folder it
     was packed from, named by their paths under it (``train.tar/<class>/<file>``), as an
     :class:`archive.ArchiveImages`. It may be WebDataset shards (:func:`shard_samples`): labelled by their
-    ``.cls`` files, not by folders, so the class list returned is None (as CIFAR-10's is) and ``classes``
+    ``.cls`` files, not by folders, so the class list returned is None (as CIFAR's is) and ``classes``
     is not used. With ``labels_file``, ``root`` is an evaluation split without class folders, labelled by
     that file (:func:`labelled_images`).
     """
@@ -860,7 +881,7 @@ def held_out_for(record: Any, root: str, source: str, dataset: str) -> Tuple[flo
     run recorded ``record`` (:func:`held_out_record`): its ``val_split`` where ``root`` is the folder it
     trained on, so that share finds those images again; else 0.0, with a note where it held a share out
     of another folder. Nothing where it held nothing out, ``root`` has an evaluation split of its own
-    or ``dataset`` is not an image folder's (CIFAR-10's evaluation images are a file of their own)."""
+    or ``dataset`` is not an image folder's (CIFAR's evaluation images are a file of their own)."""
     if dataset != "imagenet2012" or not isinstance(record, dict) or not isinstance(record.get("val_split"), float) \
             or not record["val_split"] or eval_folder(root) is not None:
         return 0.0, ""
@@ -1724,7 +1745,7 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
     ``split`` ("train" or "eval") reads that split's files whatever the transforms, and ``shuffle``
     overrides the sampling order: INT8 calibration takes a random sample of training images through
     the evaluation transforms. ``classes``: an image folder's labels follow that class list (the one
-    the model was trained on, see :func:`find_images`); CIFAR-10's labels are in its files.
+    the model was trained on, see :func:`find_images`); CIFAR's labels are in its files.
     """
     if not opts.dataset_path:
         raise DataError("dataset_path is not set: pass --dataset_path PATH")

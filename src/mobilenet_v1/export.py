@@ -50,7 +50,7 @@ from .config import DATASETS, bool_option, is_cifar
 from .model import MobileNetV1
 from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, PTE_METADATA, DeployedModel, ExecutorchModel, OnnxModel,
                       ProgramModel, image_input_note, write_metadata)
-from .predict import guess_dataset
+from .predict import guess_dataset, guess_note
 from .runtime import print0
 from .transforms import (CIFAR_MEAN, CIFAR_STD, CROP_PCT, IMAGENET_MEAN, IMAGENET_STD,
                          recorded_interpolation)
@@ -599,11 +599,10 @@ def main(argv: Sequence[str]) -> int:
     if result["weights"]:
         print0(result["weights"])
     if result["dataset_guessed"]:
-        other = "imagenet2012" if is_cifar(result["dataset"]) else "cifar10 (or cifar100)"
-        print(f"mobilenet-v1 export: note: {result['ckpt']} does not record the data set it was trained on: "
-              f"{result['path']} records {result['dataset']}'s input normalisation, guessed from its "
-              f"{result['class_num']} classes; if it was trained otherwise, export again with --dataset {other}",
-              file=sys.stderr)
+        print("mobilenet-v1 export: note: " + guess_note(
+            result["ckpt"], result["dataset"], result["class_num"],
+            f"{result['path']} records {result['dataset']}'s input normalisation", "export again with"),
+            file=sys.stderr)
     if result["recorded_image_size"]:  # exported at another size than the one it records
         print(f"mobilenet-v1 export: note: image_size {result['recorded_image_size']} is the size {result['ckpt']} "
               f"{result['image_size_said']}; {result['path']} takes {result['height']}x{result['width']} as asked"

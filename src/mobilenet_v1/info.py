@@ -99,22 +99,25 @@ def _names(value: Any) -> Optional[List[str]]:
 
 
 # The training augmentations and regularisers a checkpoint's recorded configuration can hold: ``info`` shows
-# those it set to other than the default (the configuration refuses a key set where nothing uses it).
-AUGMENTATION_KEYS = ("random_flip", "crop_scale_min", "crop_ratio_min", "crop_ratio_max", "auto_augment",
-                     "ra_magnitude", "augmix_severity", "color_jitter", "color_jitter_hue", "random_erase",
-                     "random_erase_mode", "mixup_alpha", "cutmix_alpha", "mix_prob", "aug_repeats",
-                     "use_label_smooth", "label_smooth_factor", "bce_loss", "bce_target_thresh", "drop_rate",
-                     "clip_grad_norm", "teacher", "distill_alpha", "distill_temperature")
+# those it set to other than its data set's default (the configuration refuses a key set where nothing uses it).
+REGULARISATION_KEYS = ("random_flip", "crop_scale_min", "crop_ratio_min", "crop_ratio_max", "auto_augment",
+                       "ra_magnitude", "augmix_severity", "color_jitter", "color_jitter_hue", "random_erase",
+                       "random_erase_mode", "mixup_alpha", "cutmix_alpha", "mix_prob", "aug_repeats",
+                       "use_label_smooth", "label_smooth_factor", "bce_loss", "bce_target_thresh", "drop_rate",
+                       "clip_grad_norm")
 
 
-def _augmentation(config: Dict[str, Any]) -> Dict[str, Any]:
-    """The :data:`AUGMENTATION_KEYS` a recorded configuration sets to other than their defaults; a value of
-    another type than the key's (a hand-edited file) is left out."""
-    from .config import Config
+def _regularisation(config: Dict[str, Any]) -> Dict[str, Any]:
+    """The :data:`REGULARISATION_KEYS` a recorded configuration sets to other than their defaults for its
+    data set (ImageNet's smooths labels); a value of another type than the key's (a hand-edited file) is
+    left out."""
+    from .config import DATASET_PRESETS, Config
 
+    dataset = config.get("dataset")
+    preset = DATASET_PRESETS.get(dataset, {}) if isinstance(dataset, str) else {}
     out = {}
-    for key in AUGMENTATION_KEYS:
-        value, default = config.get(key), getattr(Config, key)
+    for key in REGULARISATION_KEYS:
+        value, default = config.get(key), preset.get(key, getattr(Config, key))
         if isinstance(default, bool):
             fits = isinstance(value, bool)
         elif isinstance(default, (int, float)):
@@ -171,7 +174,16 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
         if start and ramp is not None and 0 < ramp <= 1:  # progressive resizing: from start to image_size
             training.update(image_size_start=start, image_size_ramp=ramp)
         if config:
-            training["augmentation"] = _augmentation(config)
+            training["regularisation"] = _regularisation(config)
+        teacher = _text(config.get("teacher"))
+        if teacher:
+            taught: Dict[str, Any] = {"teacher": teacher}
+            taught.update((k, config[k]) for k in ("distill_alpha", "distill_temperature")
+                          if _number(config.get(k)) is not None)
+            record = ckpt.get("teacher_file")
+            if isinstance(record, dict) and all(isinstance(record.get(k), str) for k in ("path", "sha256")):
+                taught.update(file=record["path"], sha256=record["sha256"])
+            training["teacher"] = taught
         out["training"] = training
     elif _count(ckpt.get("global_step")) is not None:  # a MindSpore file's, or a foreign file's
         out["training"] = {"global_step": ckpt["global_step"]}
@@ -285,10 +297,15 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
                                                   f"{t['image_size_ramp']:g} of the epochs")
         if recipe:
             row("recipe", recipe)
-        if "augmentation" in t:
-            row("augmentation", ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
-                                          for k, v in t["augmentation"].items())
+        if "regularisation" in t:
+            row("regularisation", ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                                            for k, v in t["regularisation"].items())
                 or "none beyond the crop and flip (the seed's)")
+        if "teacher" in t:
+            taught = t["teacher"]
+            row("teacher", taught["teacher"] + (f" ({taught['file']}, sha256 {taught['sha256'][:12]})"
+                                                if "file" in taught else "")
+                + "".join(f", {k} {taught[k]:g}" for k in ("distill_alpha", "distill_temperature") if k in taught))
     elif t:
         row("training", f"global_step {t['global_step']}")
     ema = d["weight_average"]

@@ -12,9 +12,10 @@ records in its configuration and an exported ONNX file in its metadata:
   run evaluated with), centre crop, ImageNet normalisation; photos turned upright by their EXIF
   orientation where the run read them so (its ``exif_orientation``), and resized as it resized them
   (its ``antialias``; a MindSpore checkpoint: plain bilinear, the seed's).
-- CIFAR-10 (or CIFAR-100) binaries: the model only ever saw 32x32 images resized to ``image_size``. A photo is
-  centre-cropped to a square and shrunk to 32x32 first, then given the CIFAR-10 evaluation transform
-  (resize to ``image_size``, CIFAR-10 normalisation); a 32x32 image passes through exactly as in eval.
+- CIFAR-10 (or CIFAR-100) binaries: the model only ever saw 32x32 images resized to ``image_size``. A
+  photo is centre-cropped to a square and shrunk to 32x32 first, then given the CIFAR evaluation
+  transform (resize to ``image_size``, CIFAR-10 normalisation); a 32x32 image passes through exactly as
+  in eval.
 
 Class names, first found: ``--labels FILE`` (one name per line, in label order; or the built-in lists
 ``imagenet``, ``cifar10`` and ``cifar100``); the folder names the training run recorded (synset folders shown with
@@ -38,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 from . import checkpoint as ckpt_io
 from . import transforms as T
 from .api import model_from_checkpoint
-from .config import DATASETS, bool_option, cifar_name
+from .config import DATASETS, bool_option, cifar_name, is_cifar
 from .archive import archive_images, is_archive
 from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
 from .engine import resolve_device
@@ -282,6 +283,15 @@ def guess_dataset(class_num: int) -> str:
     return "cifar10" if class_num == 10 else "imagenet2012"
 
 
+def guess_note(path: str, dataset: str, class_num: int, said: str, again: str) -> str:
+    """The note on a :func:`guess_dataset` guess for ``path``: what was done with it (``said``), and the
+    --dataset that would say otherwise (CIFAR's binary files hold up to 10 or 100 classes) for ``again``."""
+    other = ("imagenet2012" if is_cifar(dataset) else "cifar10" if class_num <= 10 else
+             "cifar100" if class_num <= 100 else "")
+    return (f"{path} does not record the data set it was trained on: {said}, guessed from its {class_num} "
+            f"classes" + (f"; if it was trained otherwise, {again} --dataset {other}" if other else ""))
+
+
 def load_predictor(path: str, labels: Optional[str] = None, background_class: bool = False,
                    dataset: Optional[str] = None, image_size: Optional[int] = None, use_ema: Optional[bool] = None,
                    device_target: str = "CPU", crop_pct: Optional[float] = None,
@@ -339,7 +349,11 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
         raise ValueError(f"{path}: the number of classes cannot be read from the file")
     # Another data set's transform would feed the model inputs it was not trained on (and a file with an
     # image input would undo another normalisation than its own): refused, as eval and quantize refuse it.
-    dataset = ckpt_io.trained_dataset(path, trained_on, dataset) or guess_dataset(class_num)
+    told = ckpt_io.trained_dataset(path, trained_on, dataset)
+    dataset = told or guess_dataset(class_num)
+    if not told:
+        print("predict: note: " + guess_note(path, dataset, class_num, f"images are read and normalised as "
+                                             f"{dataset}'s are", "predict with"), file=sys.stderr)
     given = (("crop_pct", crop_pct, " (resize, no crop)"), ("exif_orientation", exif_orientation, ""),
              ("antialias", antialias, ", which enlarges 32x32 images"),
              ("interpolation", interpolation, ", which enlarges 32x32 images bilinearly"))

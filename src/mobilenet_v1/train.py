@@ -107,8 +107,8 @@ def pre_trained_state(state: Dict[str, torch.Tensor], model: MobileNetV1,
 
 def build_criterion(cfg: Config) -> torch.nn.Module:
     """The seed's losses: its CrossEntropySmooth for ImageNet, smoothed with ``use_label_smooth``, and
-    plain cross entropy for CIFAR-10, where the seed ignores ``use_label_smooth``; here a CIFAR-10 run
-    that sets it gets the same smoothing (the seed's CIFAR-10 file leaves it False). ``bce_loss``: binary
+    plain cross entropy for CIFAR-10 (and CIFAR-100), where the seed ignores ``use_label_smooth``; here a
+    CIFAR run that sets it gets the same smoothing (the seed's CIFAR-10 file leaves it False). ``bce_loss``: binary
     cross entropy instead, smoothed alike."""
     if cfg.bce_loss:
         return BinaryCrossEntropy(cfg.label_smooth_factor if cfg.use_label_smooth else 0.0, cfg.class_num,
@@ -153,10 +153,12 @@ def teacher_change(ckpt: Dict[str, Any], source: str, cfg: Config, distill: Opti
     whose newest checkpoint is another now, or a file written over; or ""."""
     then, now = ckpt.get("teacher_file"), distill.source if distill is not None else None
     recorded = (ckpt.get("config") or {}).get("teacher")
-    if not isinstance(then, dict) or now is None or recorded != cfg.teacher or then.get("sha256") == now["sha256"]:
+    if not isinstance(then, dict) or not all(isinstance(then.get(k), str) for k in ("path", "sha256")):
+        return ""  # a file from before the record, or a hand-edited one
+    if now is None or recorded != cfg.teacher or then["sha256"] == now["sha256"]:
         return ""
-    what = (f"{then.get('path')} then, {now['path']} now" if then.get("path") != now["path"] else
-            f"{now['path']} has other contents (sha256 {str(then.get('sha256'))[:12]} then, {now['sha256'][:12]} now)")
+    what = (f"{then['path']} then, {now['path']} now" if then["path"] != now["path"] else
+            f"{now['path']} has other contents (sha256 {then['sha256'][:12]} then, {now['sha256'][:12]} now)")
     return (f"resume: teacher {cfg.teacher} is not what {source}'s run distilled from: {what}; the loss follows "
             f"this one from here")
 
