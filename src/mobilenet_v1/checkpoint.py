@@ -807,9 +807,9 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
                             f"{epoch + 1}, this run's steps take {samples_per_step} (another batch_size, "
                             f"grad_accum_steps or device count): it would skip or repeat samples of that epoch; "
                             f"resume from an epoch's end")
-        elif in_epoch and order_changes(ckpt, seed=seed, aug_repeats=aug_repeats, class_balance=class_balance):
-            key, theirs, ours = (format(v, "g") if isinstance(v, float) else str(v) for v in order_changes(
-                ckpt, seed=seed, aug_repeats=aug_repeats, class_balance=class_balance)[0])
+        elif in_epoch and (moved := order_changes(ckpt, seed=seed, aug_repeats=aug_repeats,
+                                                  class_balance=class_balance)):
+            key, theirs, ours = (format(v, "g") if isinstance(v, float) else str(v) for v in moved[0])
             problems.append(f"saved after {in_epoch} steps into epoch {epoch + 1} of a run with {key} {theirs}, "
                             f"this run has {key} {ours}, which orders that epoch's samples otherwise: it would skip "
                             f"or repeat some; pass --{key} {theirs}, or resume from an epoch's end")
