@@ -741,16 +741,59 @@ def test_class_balance_draws_classes_by_count_to_one_less_its_power_alike_in_eve
     evaluation = ShardSampler(200, shuffle=False, seed=3, even=False, labels=labels, class_balance=1.0)
     assert sorted(i for i, _ in plain) == list(range(200)) and [i for i, _ in evaluation] == list(range(200))
     assert balance_line(labels, 1.0) == ("class_balance 1: an epoch's 200 draws (with replacement) take every class "
-                                         "alike: the 3 classes' shares 33.33% to 33.33% of the draws, against 4.00% "
-                                         "to 80.00% of the images")
+                                         "alike: the 3 classes' expected shares 33.33% to 33.33% of the draws, "
+                                         "against 4.00% to 80.00% of the images")
+    assert "each taken 3 times" in balance_line(labels, 1.0, 3) and "shares stay" in balance_line([0, 1], 0.5)
+    # With aug_repeats: runs of 3 copies, the draws still balanced.
+    repeated = ShardSampler(200, shuffle=True, seed=3, repeats=3, labels=labels, class_balance=1.0)
+    drawn = []
+    for epoch in range(30):
+        repeated.set_epoch(epoch)
+        order = [i for i, _ in repeated]
+        assert all(order[3 * k] == order[3 * k + 1] == order[3 * k + 2] for k in range(66))
+        drawn += order
+    assert np.allclose(np.bincount(labels[drawn], minlength=3) / len(drawn), 1 / 3, atol=0.04)
     # A run says so (the folder: 9 images of n01, 6 of n02), and info names it; 0 to 1 only.
     from mobilenet_v1 import train
     args = [f"--dataset_path={image_folder}", "--dataset=imagenet2012", "--class_num=2", "--batch_size=5",
             "--image_size=32", "--width_mult=0.25", "--epoch_size=1", "--warmup_epochs=0", "--num_workers=0",
             "--device_target=CPU", "--class_balance=1", f"--save_checkpoint_path={tmp_path / 'run'}"]
     run = train.run(load_config(args))["checkpoint"]
-    assert ("class_balance 1: an epoch's 15 draws (with replacement) take every class alike: the 2 classes' shares "
-            "50.00% to 50.00% of the draws, against 40.00% to 60.00% of the images") in capsys.readouterr().out
+    assert ("class_balance 1: an epoch's 15 draws (with replacement) take every class alike: the 2 classes' expected "
+            "shares 50.00% to 50.00% of the draws, against 40.00% to 60.00% of the images") in capsys.readouterr().out
     assert cli.main(["info", run]) == 0 and "class_balance 1" in capsys.readouterr().out
     with pytest.raises(ConfigError, match=r"option --class_balance: class_balance must be in \[0, 1\]"):
         load_config(["--class_balance=1.5"])
+
+
+@pytest.mark.parametrize("pipeline", ["cifar", "cpu", "gpu"])
+def test_class_balance_reaches_each_loader_whose_labels_then_come_out_alike(tmp_path, pipeline):
+    """Each loader (CIFAR's, the CPU pipeline's, the GPU pipeline's code on the CPU) draws by the labels of
+    its own samples: over 20 epochs of a 20 / 4 / 2 image set, the labels it yields are a third each, and
+    one epoch's draws are not the next one's."""
+    from conftest import class_images
+
+    counts = (20, 4, 2)
+    labels = np.repeat(np.arange(3), counts)
+    if pipeline == "cifar":
+        (tmp_path / "cifar-10-batches-bin").mkdir()
+        write_cifar_bin(str(tmp_path / "cifar-10-batches-bin" / "data_batch_1.bin"), class_images(labels, 1), labels)
+        opts = DataOptions("cifar10", str(tmp_path), 13, 32, seed=2, num_workers=0, channels_last=False,
+                           class_balance=1.0)
+    else:
+        for c, n in enumerate(counts):
+            (tmp_path / "train" / f"c{c}").mkdir(parents=True)
+            for i in range(n):
+                image = Image.fromarray(np.full((12, 16, 3), 40 * c + i, np.uint8))
+                image.save(tmp_path / "train" / f"c{c}" / f"{i}.png")
+        opts = DataOptions("imagenet2012", str(tmp_path), 13, 16, seed=2, num_workers=0, channels_last=False,
+                           pipeline=pipeline, class_balance=1.0)
+    loader = build_loader(opts, train=True, device=torch.device("cpu"))
+    assert loader.sampler.class_balance == 1.0
+    yielded = []
+    for epoch in range(20):
+        loader.set_epoch(epoch)
+        yielded.append(torch.cat([y for _, y in loader]).tolist())
+    shares = np.bincount(sum(yielded, []), minlength=3) / (20 * 26)
+    assert np.allclose(shares, 1 / 3, atol=0.07), shares  # without balancing: 0.77, 0.15, 0.08
+    assert yielded[0] != yielded[1]

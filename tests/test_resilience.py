@@ -600,6 +600,11 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
     with pytest.raises(ckpt_io.CheckpointError, match=r"of a run with class_balance 0, this run has class_balance "
                                                       r"0.5, .* pass --class_balance 0, or resume"):
         ckpt_io.validate_training_checkpoint(reordered, "x.ckpt", model, optimizer, 12, class_balance=0.5)
+    reordered["config"] = {"seed": 2, "class_balance": 1 / 3}  # every difference named, each value exactly
+    with pytest.raises(ckpt_io.CheckpointError, match=r"of a run with seed 2, class_balance 0.3333333333333333, this "
+                                                      r"run has seed 1, class_balance 0.5, .* pass --seed 2 "
+                                                      r"--class_balance 0.3333333333333333, or resume"):
+        ckpt_io.validate_training_checkpoint(reordered, "x.ckpt", model, optimizer, 12, seed=1, class_balance=0.5)
     assert "step 5 is not epoch 2 x 12 + 0" in problem(lambda c: c.update({"step": 5}))
     assert "step 24 is not epoch 2 x 12 + 0 + step_offset 3" in problem(lambda c: c.update({"step_offset": 3}))
     assert "step_offset '3' are not counts" in problem(lambda c: c.update({"step_offset": "3"}))

@@ -809,10 +809,15 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
                             f"resume from an epoch's end")
         elif in_epoch and (moved := order_changes(ckpt, seed=seed, aug_repeats=aug_repeats,
                                                   class_balance=class_balance)):
-            key, theirs, ours = (format(v, "g") if isinstance(v, float) else str(v) for v in moved[0])
-            problems.append(f"saved after {in_epoch} steps into epoch {epoch + 1} of a run with {key} {theirs}, "
-                            f"this run has {key} {ours}, which orders that epoch's samples otherwise: it would skip "
-                            f"or repeat some; pass --{key} {theirs}, or resume from an epoch's end")
+            def shown(v: Any) -> str:  # a float as short as it reads back exactly (1/3 is not 0.333333)
+                return (format(v, "g") if float(format(v, "g")) == v else repr(v)) if isinstance(v, float) else str(v)
+
+            theirs = ", ".join(f"{key} {shown(was)}" for key, was, _ in moved)
+            ours = ", ".join(f"{key} {shown(now)}" for key, _, now in moved)
+            problems.append(f"saved after {in_epoch} steps into epoch {epoch + 1} of a run with {theirs}, this run "
+                            f"has {ours}, which orders that epoch's samples otherwise: it would skip or repeat some; "
+                            f"pass {' '.join(f'--{key} {shown(was)}' for key, was, _ in moved)}, or resume from an "
+                            f"epoch's end")
         else:
             position = (epoch, in_epoch)
     recorded = ckpt.get("classes")

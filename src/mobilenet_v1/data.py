@@ -194,10 +194,12 @@ class ShardSampler(Sampler):
     images seen R times each. Each copy has its own position, hence its own augmentation seed; with R
     shards (processes) the copies of an image go one to each, in the same step, otherwise into one batch.
 
-    ``class_balance`` above 0 with the samples' ``labels`` (training's class-balanced sampling): a shuffled
-    epoch draws its N positions with replacement, each index with its :func:`balance_weights` share,
-    instead of a permutation; from the same seed and epoch alike in every shard, so the shards still
-    split one order.
+    ``class_balance`` P above 0 with the samples' ``labels`` (training's class-balanced sampling): a
+    shuffled epoch draws its N positions with replacement instead of a permutation, each a class with
+    probability in proportion to its image count ** (1 - P), then one of its images uniformly (so an image
+    of a class of n has weight n ** -P); from the same seed and epoch alike in every shard, so the shards
+    still split one order. Two uniform draws a position (``torch.rand``): no limit on the number of
+    images, as ``torch.multinomial``'s 2**24 categories would be.
     """
 
     def __init__(self, size: int, shuffle: bool, seed: int, num_shards: int = 1, shard_id: int = 0,
@@ -210,9 +212,16 @@ class ShardSampler(Sampler):
         self.repeats = repeats
         self.class_balance = class_balance if labels is not None and shuffle else 0.0
         self.labels = labels
-        self.weights = balance_weights(labels, class_balance) if self.class_balance else None
-        if self.weights is not None and len(self.weights) != size:
-            raise ValueError(f"labels: {len(self.weights)} for {size} samples")
+        if self.class_balance:
+            labels = torch.as_tensor(labels, dtype=torch.long).cpu()
+            if len(labels) != size:
+                raise ValueError(f"labels: {len(labels)} for {size} samples")
+            counts = torch.bincount(labels)
+            self._members = torch.argsort(labels, stable=True)  # the samples, class by class
+            self._first = torch.cumsum(counts, 0) - counts  # where each class's begin in _members
+            self._counts = counts
+            self._class_cum = torch.cumsum(counts.double().pow(1 - self.class_balance) * (counts > 0), 0)
+            self._last_class = int(torch.nonzero(counts).max())
         self.epoch = 0
         self.start = 0  # the position this shard's next pass begins at (a resumed epoch)
         # Set: the items carry the image size too, (index, seed, size), for workers whose dataset was made
@@ -226,9 +235,12 @@ class ShardSampler(Sampler):
         self.epoch, self.start = epoch, start
 
     def indices(self) -> torch.Tensor:
-        if self.shuffle and self.weights is not None:
+        if self.shuffle and self.class_balance:
             g = torch.Generator().manual_seed(self.seed * 7919 + self.epoch)
-            order = torch.multinomial(self.weights, self.size, replacement=True, generator=g)
+            u = torch.rand(self.size, generator=g, dtype=torch.float64) * self._class_cum[-1]
+            cls = torch.searchsorted(self._class_cum, u, right=True).clamp_max_(self._last_class)
+            within = (torch.rand(self.size, generator=g, dtype=torch.float64) * self._counts[cls]).long()
+            order = self._members[self._first[cls] + torch.minimum(within, self._counts[cls] - 1)]
         elif self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 7919 + self.epoch)
             order = torch.randperm(self.size, generator=g)
@@ -261,27 +273,23 @@ class ShardSampler(Sampler):
             yield (order[pos], sample_seed(self.seed, self.epoch, pos * self.num_shards + self.shard_id), *size)
 
 
-def balance_weights(labels: Union[Sequence[int], torch.Tensor], power: float) -> torch.Tensor:
-    """Each sample's weight for training's ``class_balance`` ``power``: 1 / (its class's image count) **
-    ``power``, so that a class is drawn in proportion to its count ** (1 - power): as the data set holds
-    them at 0, every class alike at 1, the square root of its count at 0.5 (Mahajan et al. 2018)."""
-    labels = torch.as_tensor(labels, dtype=torch.long).cpu()
-    counts = torch.bincount(labels).double()
-    return counts[labels].pow(-power)
-
-
-def balance_line(labels: Union[Sequence[int], torch.Tensor], power: float) -> str:
-    """What ``class_balance`` ``power`` makes of the classes' shares of an epoch's draws (of the data set's
-    ``labels``), said once."""
+def balance_line(labels: Union[Sequence[int], torch.Tensor], power: float, repeats: int = 1) -> str:
+    """What ``class_balance`` ``power`` makes of the classes' expected shares of an epoch's draws (of the
+    data set's ``labels``; ``repeats``: aug_repeats, each draw taken that many times), said once."""
     labels = torch.as_tensor(labels, dtype=torch.long).cpu()
     counts = torch.bincount(labels).double()
     counts = counts[counts > 0]
     drawn = counts.pow(1 - power)
     held, share = counts / counts.sum(), drawn / drawn.sum()
+    draws = -(-len(labels) // repeats)
     how = f"each class in proportion to its image count ** {1 - power:g}" if power < 1 else "every class alike"
-    return (f"class_balance {power:g}: an epoch's {len(labels)} draws (with replacement) take {how}: the "
-            f"{len(counts)} classes' shares {float(share.min()):.2%} to {float(share.max()):.2%} of the draws, against "
-            f"{float(held.min()):.2%} to {float(held.max()):.2%} of the images")
+    said = (f"class_balance {power:g}: an epoch's {draws} draws (with replacement"
+            + (f", each taken {repeats} times" if repeats > 1 else "") + f") take {how}: ")
+    if torch.allclose(share, held):
+        return said + (f"the {len(counts)} classes hold as many images each, so their shares stay as they are; "
+                       f"only the draws with replacement differ (some images come more than once an epoch)")
+    return (said + f"the {len(counts)} classes' expected shares {float(share.min()):.2%} to {float(share.max()):.2%} "
+            f"of the draws, against {float(held.min()):.2%} to {float(held.max()):.2%} of the images")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1121,7 +1121,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                       "the copies of an image fall into the same batch (or the next)" if dist.world_size == 1 else
                       "the copies of an image are spread over the processes and their batches"))
         if loader.sampler.class_balance:
-            print0(balance_line(loader.sampler.labels, loader.sampler.class_balance))
+            print0(balance_line(loader.sampler.labels, loader.sampler.class_balance, cfg.aug_repeats))
     if distill is not None and eval_loader is not None and not resumed_from:
         # At the evaluations' size and batch, which a program need not take (it is fed training batches):
         # program_teacher tried them.
