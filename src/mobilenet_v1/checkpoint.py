@@ -18,6 +18,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from .config import is_cifar
+
 FORMAT = "mobilenet-v1/1"
 CKPT_PREFIX = "mobilenetv1"
 # The best checkpoint by top-1 (``--eval_interval``); outside _NAME_RE, so pruning never removes it.
@@ -237,13 +239,20 @@ def trained_dataset(path: str, recorded: Any, asked: Optional[str], default: boo
     else ``asked``; None where neither says. Another data set's images are read and normalised
     otherwise: the outputs would mean nothing."""
     if recorded and asked and recorded != asked:
-        cifars = {recorded, asked} <= {"cifar10", "cifar100"}
         raise CheckpointError(f"--dataset {asked}{' (the default)' if default else ''}: {path} was trained on "
                               f"{recorded} (the file records it), "
-                              + ("whose classes are others" if cifars else
+                              + ("whose classes are others" if is_cifar(recorded) and is_cifar(asked) else
                                  "whose inputs are read and normalised differently")
                               + f": pass --dataset {recorded}")
     return recorded or asked
+
+
+def teacher_file(ckpt: Dict[str, Any]) -> Optional[Dict[str, str]]:
+    """The teacher file (``{"path", "sha256"}``) a distilling run's checkpoint records, or None: a file from
+    before the record, of a run without a teacher, or hand-edited."""
+    record = ckpt.get("teacher_file")
+    return record if isinstance(record, dict) and all(isinstance(record.get(k), str) for k in ("path", "sha256")) \
+        else None
 
 
 def recorded_image_size(record: Any) -> Optional[int]:

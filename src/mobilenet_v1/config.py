@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import yaml
 
-from .schedules import LR_BASE_SCALES, SCHEDULES
+from .schedules import LR_BASE_SCALES, SCHEDULES, SIZE_STEP
 
 # The network's layers (model.ARCH, which imports torch; a test checks that they agree).
 LAYERS = 27
@@ -534,8 +534,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     for key in ("log_interval", "eval_interval", "keep_best_max"):
         if getattr(cfg, key) < 0:
             fail(key, f"{key} must be >= 0 (0: off), got {getattr(cfg, key)}")
-    if cfg.image_size_start and not 16 <= cfg.image_size_start < cfg.image_size:
-        fail("image_size_start", f"image_size_start must be 0 (off) or from 16 up to below image_size "
+    if cfg.image_size_start and not SIZE_STEP <= cfg.image_size_start < cfg.image_size:
+        fail("image_size_start", f"image_size_start must be 0 (off) or from {SIZE_STEP} up to below image_size "
                                  f"{cfg.image_size}, got {cfg.image_size_start}")
     if not 0 < cfg.image_size_ramp <= 1:
         fail("image_size_ramp", f"image_size_ramp must be in (0, 1] (a share of the epochs), got {cfg.image_size_ramp}")

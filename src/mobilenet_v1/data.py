@@ -210,18 +210,17 @@ class ShardSampler(Sampler):
         self.size, self.shuffle, self.seed = size, shuffle, seed
         self.num_shards, self.shard_id, self.even = num_shards, shard_id, even
         self.repeats = repeats
-        self.class_balance = class_balance if labels is not None and shuffle else 0.0
+        self.class_balance = class_balance if labels is not None and shuffle and even else 0.0  # training's only
         self.labels = labels
         if self.class_balance:
             labels = torch.as_tensor(labels, dtype=torch.long).cpu()
             if len(labels) != size:
                 raise ValueError(f"labels: {len(labels)} for {size} samples")
-            counts = torch.bincount(labels)
+            counts = torch.bincount(labels)  # its last class holds the highest label: never empty
             self._members = torch.argsort(labels, stable=True)  # the samples, class by class
             self._first = torch.cumsum(counts, 0) - counts  # where each class's begin in _members
             self._counts = counts
             self._class_cum = torch.cumsum(counts.double().pow(1 - self.class_balance) * (counts > 0), 0)
-            self._last_class = int(torch.nonzero(counts).max())
         self.epoch = 0
         self.start = 0  # the position this shard's next pass begins at (a resumed epoch)
         # Set: the items carry the image size too, (index, seed, size), for workers whose dataset was made
@@ -238,7 +237,7 @@ class ShardSampler(Sampler):
         if self.shuffle and self.class_balance:
             g = torch.Generator().manual_seed(self.seed * 7919 + self.epoch)
             u = torch.rand(self.size, generator=g, dtype=torch.float64) * self._class_cum[-1]
-            cls = torch.searchsorted(self._class_cum, u, right=True).clamp_max_(self._last_class)
+            cls = torch.searchsorted(self._class_cum, u, right=True).clamp_max_(len(self._counts) - 1)
             within = (torch.rand(self.size, generator=g, dtype=torch.float64) * self._counts[cls]).long()
             order = self._members[self._first[cls] + torch.minimum(within, self._counts[cls] - 1)]
         elif self.shuffle:
@@ -408,8 +407,8 @@ class CifarLoader(DeviceLoader):
         self.device, self.drop_last, self.flip = device, drop_last, flip
         self.sampler = ShardSampler(len(labels), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train,
-                                    repeats=repeats if train else 1, labels=labels if train and class_balance else None,
-                                    class_balance=class_balance if train else 0.0)
+                                    repeats=repeats if train else 1, labels=labels if class_balance else None,
+                                    class_balance=class_balance)
         self.normalize = T.Normalize(T.CIFAR_MEAN, T.CIFAR_STD, device, channels_last)
         self.num_samples = len(self.sampler)
         self.seed = seed
@@ -1098,8 +1097,8 @@ class ImageFolderLoader(DeviceLoader):
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train,
                                     repeats=repeats if train else 1,
-                                    labels=sample_labels(samples) if train and class_balance else None,
-                                    class_balance=class_balance if train else 0.0)
+                                    labels=sample_labels(samples) if class_balance else None,
+                                    class_balance=class_balance)
         self.num_samples = len(self.sampler)
         self.batch_size = batch_size
         self.bad_samples = BadSamples(len(samples), max_bad_samples)
@@ -1475,8 +1474,8 @@ class BatchedImageLoader(DeviceLoader):
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train,
                                     repeats=repeats if train else 1,
-                                    labels=sample_labels(samples) if train and class_balance else None,
-                                    class_balance=class_balance if train else 0.0)
+                                    labels=sample_labels(samples) if class_balance else None,
+                                    class_balance=class_balance)
         self.num_samples = len(self.sampler)
         self.batch_size = batch_size
         self.bad_samples = BadSamples(len(samples), max_bad_samples)

@@ -180,8 +180,8 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
             taught: Dict[str, Any] = {"teacher": teacher}
             taught.update((k, config[k]) for k in ("distill_alpha", "distill_temperature")
                           if _number(config.get(k)) is not None)
-            record = ckpt.get("teacher_file")
-            if isinstance(record, dict) and all(isinstance(record.get(k), str) for k in ("path", "sha256")):
+            record = ckpt_io.teacher_file(ckpt)
+            if record is not None:
                 taught.update(file=record["path"], sha256=record["sha256"])
             training["teacher"] = taught
         out["training"] = training

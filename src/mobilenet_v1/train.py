@@ -38,10 +38,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def epoch_size(cfg: Config, epoch: int) -> int:
-    """Epoch ``epoch``'s (from 0) training image size: ``image_size``, or under progressive resizing
+def training_sizes(cfg: Config) -> List[int]:
+    """Each epoch's (from 0) training image size: ``image_size``, or under progressive resizing
     (``image_size_start``) :func:`schedules.training_size`'s."""
-    return training_size(cfg.image_size, cfg.image_size_start, cfg.image_size_ramp, epoch, cfg.epoch_size)
+    return [training_size(cfg.image_size, cfg.image_size_start, cfg.image_size_ramp, e, cfg.epoch_size)
+            for e in range(cfg.epoch_size)]
 
 
 def resizing_line(cfg: Config) -> str:
@@ -49,8 +50,7 @@ def resizing_line(cfg: Config) -> str:
     if not cfg.image_size_start:
         return ""
     spans: List[List[int]] = []  # [size, first epoch, last epoch]
-    for e in range(cfg.epoch_size):
-        size = epoch_size(cfg, e)
+    for e, size in enumerate(training_sizes(cfg)):
         if spans and spans[-1][0] == size:
             spans[-1][2] = e + 1
         else:
@@ -151,11 +151,9 @@ def teacher_change(ckpt: Dict[str, Any], source: str, cfg: Config, distill: Opti
     """A line saying that the teacher file this run distils from is not the one the checkpoint's run
     distilled from, though ``--teacher`` is the same (:func:`recipe_change` names another): a run folder
     whose newest checkpoint is another now, or a file written over; or ""."""
-    then, now = ckpt.get("teacher_file"), distill.source if distill is not None else None
+    then, now = ckpt_io.teacher_file(ckpt), distill.source if distill is not None else None
     recorded = (ckpt.get("config") or {}).get("teacher")
-    if not isinstance(then, dict) or not all(isinstance(then.get(k), str) for k in ("path", "sha256")):
-        return ""  # a file from before the record, or a hand-edited one
-    if now is None or recorded != cfg.teacher or then["sha256"] == now["sha256"]:
+    if then is None or now is None or recorded != cfg.teacher or then["sha256"] == now["sha256"]:
         return ""
     what = (f"{then['path']} then, {now['path']} now" if then["path"] != now["path"] else
             f"{now['path']} has other contents (sha256 {then['sha256'][:12]} then, {now['sha256'][:12]} now)")
@@ -172,7 +170,7 @@ def checkpoint_teacher(cfg: Config, path: str, classes: Optional[List[str]]) -> 
                           f"{cfg.class_num}; a teacher must score the same classes")
     check_teacher_classes(path, ckpt.get("classes"), classes)
     trained_at = ckpt_io.trained_image_size(ckpt.get("config"))
-    smallest = min(epoch_size(cfg, e) for e in range(cfg.epoch_size))
+    smallest = min(training_sizes(cfg))
     fed = f"{smallest} to {cfg.image_size} (progressive resizing)" if smallest != cfg.image_size else cfg.image_size
     size = (f", trained at image_size {trained_at}, here fed {fed}"
             if trained_at is not None and (trained_at != cfg.image_size or smallest != cfg.image_size) else "")
@@ -229,7 +227,7 @@ def program_teacher(cfg: Config, path: str, classes: Optional[List[str]], device
     if program.image_hw not in (None, (size, size)):
         raise ConfigError(f"teacher {path}: takes {program.image_hw[0]}x{program.image_hw[1]} inputs only, this "
                           f"run's batches are {size}x{size} (image_size): export it at that size{how}")
-    smallest = min(epoch_size(cfg, e) for e in range(cfg.epoch_size))
+    smallest = min(training_sizes(cfg))
     if program.image_hw is not None and smallest != size:
         raise ConfigError(f"teacher {path}: takes {size}x{size} inputs only, and progressive resizing feeds it "
                           f"{smallest}x{smallest} and up (image_size_start): export it with a dynamic height and "
@@ -1075,7 +1073,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         from torch._dynamo import config as dynamo
 
         limit = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
-        sizes = len({epoch_size(cfg, e) for e in range(cfg.epoch_size)})
+        sizes = len(set(training_sizes(cfg)))
         setattr(dynamo, limit, max(getattr(dynamo, limit), sizes + 8))
     step_model = (torch.compile(model, mode=cfg.compile_mode, dynamic=False if cfg.image_size_start else None)
                   if cfg.compile else model)
@@ -1137,15 +1135,16 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     if rng is not None:
         ckpt_io.set_rng_state(rng)
     last_path, result, epoch_seconds = resumed_from, None, []
+    sizes_by_epoch = training_sizes(cfg)
     stopper = StopRequest(dist.enabled)
     try:
         stopper.__enter__()
         for epoch in range(start_epoch, cfg.epoch_size):
             first = start_step if epoch == start_epoch else 0
             if cfg.image_size_start:
-                loader.set_image_size(epoch_size(cfg, epoch))
-                if epoch == start_epoch or epoch_size(cfg, epoch) != epoch_size(cfg, epoch - 1):
-                    print0(f"epoch {epoch + 1}: training at image_size {epoch_size(cfg, epoch)}")
+                loader.set_image_size(sizes_by_epoch[epoch])
+                if epoch == start_epoch or sizes_by_epoch[epoch] != sizes_by_epoch[epoch - 1]:
+                    print0(f"epoch {epoch + 1}: training at image_size {sizes_by_epoch[epoch]}")
             loader.set_epoch(epoch, first * cfg.grad_accum_steps)
             if cfg.qat_range_epochs:  # the model itself, whatever wraps it (DDP)
                 ckpt_io.unwrap(model).quant.frozen = epoch >= cfg.qat_range_epochs
