@@ -150,20 +150,28 @@ class Plan(NamedTuple):
     values: torch.Tensor
 
 
-class _Rounds:
-    """An augmentation whose plans are rounds of one operation a sample, applied in turn."""
+class _Augment:
+    """What the loaders hold: ``plans(seeds, h, w)`` drawn from the samples' seeds, ``apply_plans(images,
+    plans, rows)``, and a call doing both."""
 
-    def plans(self, seeds: Union[Sequence[int], torch.Tensor], height: int, width: int) -> List[Plan]:
+    def plans(self, seeds: Union[Sequence[int], torch.Tensor], height: int, width: int) -> list:
         raise NotImplementedError
+
+    def apply_plans(self, images: torch.Tensor, plans: list, rows: slice = slice(None)) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, images: torch.Tensor, seeds: Union[Sequence[int], torch.Tensor]) -> torch.Tensor:
+        return self.apply_plans(images, self.plans(seeds, images.shape[-2], images.shape[-1]))
+
+
+class _Rounds(_Augment):
+    """An augmentation whose plans are rounds of one operation a sample, applied in turn."""
 
     def apply_plans(self, images: torch.Tensor, plans: List[Plan], rows: slice = slice(None)) -> torch.Tensor:
         """``images``, the samples ``rows`` of those ``plans`` were drawn for, with their operations."""
         for plan in plans:
             images = apply(images, Plan(plan.ops[rows], plan.values[rows]))
         return images
-
-    def __call__(self, images: torch.Tensor, seeds: Union[Sequence[int], torch.Tensor]) -> torch.Tensor:
-        return self.apply_plans(images, self.plans(seeds, images.shape[-2], images.shape[-1]))
 
 
 class AutoAugment(_Rounds):
@@ -247,7 +255,7 @@ class MixPlan(NamedTuple):
     weights: torch.Tensor
 
 
-class AugMix:
+class AugMix(_Augment):
     """AugMix (Hendrycks et al. 2020) as torchvision's ``AugMix()`` (``--auto-augment augmix`` of its
     references): an image becomes ``m * image + sum_c w_c * chain_c(image)``, ``m ~ Beta(1, 1)`` and the
     ``w_c`` a Dirichlet(1, 1, 1) share of ``1 - m``, over :data:`MIX_WIDTH` chains of 1 to :data:`MIX_DEPTH`
@@ -297,9 +305,6 @@ class AugMix:
                 chain = apply(chain, Plan(ops[:, c, d], values[:, c, d]))
             mix.add_(weights[:, 1 + c] * chain.float())
         return _cast(mix, images.dtype)
-
-    def __call__(self, images: torch.Tensor, seeds: Union[Sequence[int], torch.Tensor]) -> torch.Tensor:
-        return self.apply_plans(images, self.plans(seeds, images.shape[-2], images.shape[-1]))
 
 
 # What the loaders hold: any kind, with plans(seeds, h, w), apply_plans(images, plans, rows) and a call.
