@@ -111,7 +111,7 @@ def test_a_distilled_student_follows_its_teacher_and_bad_teachers_are_refused(ci
     for k, v in ckpt_io.load_file(teacher)["model"].items():
         assert torch.equal(v, before[k]), k  # not even its BatchNorm statistics moved
     # Under progressive resizing it is fed the smaller sizes too, and the run says so.
-    _, about = train.checkpoint_teacher(load_config(student + ["--image_size_start=16"]), teacher, None)
+    _, about, _ = train.checkpoint_teacher(load_config(student + ["--image_size_start=16"]), teacher, None)
     assert about == "width_mult 0.5, trained at image_size 32, here fed 16 to 32 (progressive resizing)"
     # A teacher of other outputs, and distillation keys without a teacher, are refused by name.
     other = tmp_path / "five.ckpt"
@@ -203,8 +203,8 @@ def test_a_torch_export_program_of_another_network_teaches_and_one_that_cannot_i
     run = train.run(load_config(common + [f"--teacher={teacher}", f"--save_checkpoint_path={tmp_path / 'kd'}",
                                           "--eval_interval=3"]))
     out = capsys.readouterr().out
-    assert (f"teacher: {teacher} (a torch.export program; its input taken to be normalised as this run's are, with "
-            f"cifar10's mean and std); the loss is 0 x the task loss + 1 x") in out
+    assert (f"teacher: {teacher} (a torch.export program; its input taken to be normalised as this run's are, by "
+            f"mean 0.4914,0.4822,0.4465, std 0.2023,0.1994,0.201); the loss is 0 x the task loss + 1 x") in out
     # Before training, what it scores on the eval split: class 2 for all, right for a quarter of them.
     assert ("teacher: top-1 0.2500 top-5 1.0000 on the eval split (40 images)\nwarning: the teacher scores little "
             "better than chance (1/4)") in out

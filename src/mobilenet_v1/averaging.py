@@ -12,7 +12,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from . import checkpoint as ckpt_io
-from .mindspore_io import output_format, padding_warning, read_any, write_checkpoint
+from .config import normalisation_text as normalised
+from .mindspore_io import mindspore_warning, output_format, read_any, write_checkpoint
 
 
 def sources(paths: Sequence[str], last: int = 0, best: int = 0, use_ema: bool = True,
@@ -117,6 +118,15 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
         if classes and "classes" in first and list(classes) != list(first["classes"]):
             raise ckpt_io.CheckpointError(f"checkpoint {f} was trained on other classes than {first['classes_file']} "
                                           f"(their recorded class folders differ): the mean would mix them")
+        config = ckpt.get("config")
+        if isinstance(config, dict) and config:  # a MindSpore .ckpt records none
+            norm = ckpt_io.trained_normalisation(config, "", f)
+            if "norm" not in first:
+                first.update(norm=norm, norm_file=f)
+            elif norm != first["norm"]:
+                raise ckpt_io.CheckpointError(
+                    f"checkpoint {f} was trained on inputs normalised by {normalised(norm)}, {first['norm_file']} on "
+                    f"{normalised(first['norm'])}: the mean would mix models of other inputs")
         if classes and "classes" not in first:
             first.update(classes=classes, classes_file=f)
         weights.append(ckpt_io.which_weights(ckpt, use_ema))
@@ -135,7 +145,8 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     count = write_checkpoint(dst, fmt, mean, first["args"], recorded)
     return {"sources": files, "format": fmt, "tensors": count, **first["args"], "best_short": short,
             "ema": weights.count("ema"), "dropped": sorted(recorded) if fmt == "ckpt" else [],
-            "warning": padding_warning(f"the mean of {', '.join(files)}", fmt, first["args"]["padding"])}
+            "warning": mindspore_warning(f"the mean of {', '.join(files)}", fmt, first["args"]["padding"],
+                                         recorded.get("config"))}
 
 
 def shown(args: Dict[str, Any]) -> str:

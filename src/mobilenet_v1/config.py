@@ -34,6 +34,15 @@ def is_cifar(dataset: str) -> bool:
 def cifar_name(dataset: str) -> str:
     """CIFAR-10 or CIFAR-100, as messages name them."""
     return "CIFAR-100" if dataset == "cifar100" else "CIFAR-10"
+# Inputs are normalised per channel, (pixel / 255 - mean) / std: the seed's constants for each data set
+# (transforms re-exports them), unless a run sets its own (--mean/--std, recorded with it and followed by
+# everything that reads its files).
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2023, 0.1994, 0.2010)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+NORMALISATION_KEYS = ("mean", "std")
+
 OPTIMIZERS = ("momentum", "rmsprop", "adamw", "lars", "lamb")
 ERASE_MODES = ("const", "pixel")
 
@@ -147,6 +156,11 @@ class Config:
     # Image folders' resizes (the same ones): bilinear (the seed's, torchvision's recipes') or bicubic, as
     # timm trains and evaluates its weights (their pretrained configurations' interpolation).
     interpolation: str = "bilinear"
+    # Per-channel normalisation on the [0, 1] pixel scale, three values (R, G, B) or one for all: "" is the
+    # seed's constants for the data set (CIFAR's or ImageNet's; :func:`normalisation`). A run's own, for
+    # photos unlike ImageNet's (X-rays, satellite images), as timm's --mean/--std.
+    mean: str = ""
+    std: str = ""
     padding: str = "same"
     # "auto": bf16 autocast on a GPU, fp32 on the CPU.
     precision: str = "auto"
@@ -253,6 +267,11 @@ class Config:
     sync_bn: bool = False
 
     @property
+    def normalisation(self) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+        """The (mean, std) this run's inputs are normalised by (:func:`normalisation`)."""
+        return normalisation(self.dataset, self.mean, self.std)
+
+    @property
     def eval_size(self) -> int:
         """The size the run's evaluations take: ``eval_image_size``, else ``image_size``."""
         return self.eval_image_size or self.image_size
@@ -338,6 +357,9 @@ KEY_HELP: Dict[str, str] = {
     "exif_orientation": "image folders: photos turned upright by their EXIF orientation (False: as stored, the seed's)",
     "antialias": "image folders: resizes antialiased (False: plain bilinear, the seed's)",
     "interpolation": "image folders' resizes: bilinear (the seed's) or bicubic (timm's)",
+    "mean": "per-channel mean the inputs are normalised by, on the [0, 1] scale: R,G,B or one value; '' the "
+            "data set's (the seed's constants)",
+    "std": "per-channel standard deviation the inputs are divided by (as mean); '' the data set's",
     "padding": "same (the seed's, TensorFlow's SAME) or symmetric (PyTorch's padding=1)",
     "precision": "auto: bf16 on a GPU, fp32 on the CPU",
     "seed": "random seed: weights, data order, augmentation",
@@ -453,11 +475,58 @@ def unknown_key(key: str, source: str) -> ConfigError:
     return ConfigError(f"{source}: unknown key {key!r}{hint}")
 
 
+def channel_values(key: str, value: Any, source: str) -> str:
+    """``mean`` or ``std`` given as three numbers (R, G, B; a YAML list, or text split by commas or spaces)
+    or one for every channel, on the [0, 1] pixel scale: the text the configuration holds, three values
+    as they read back exactly ("" stays "": the data set's)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return ""
+    items = list(value) if isinstance(value, (list, tuple)) else str(value).replace(",", " ").split()
+    try:
+        numbers = [float(v) for v in items if not isinstance(v, bool)]
+    except (TypeError, ValueError):
+        numbers = []
+    if len(numbers) != len(items) or len(numbers) not in (1, 3) or not all(map(math.isfinite, numbers)):
+        raise ConfigError(f"{source}: {key} must be three numbers (R,G,B) or one for every channel, got {value!r}")
+    numbers = numbers * 3 if len(numbers) == 1 else numbers
+    low = 0.0 if key == "mean" else math.ulp(0.0)
+    bad = [v for v in numbers if not low <= v <= 1]
+    if bad:
+        scale = " (the 0-255 scale? divide by 255)" if any(v > 1 for v in bad) else ""
+        what = "in [0, 1]" if key == "mean" else "in (0, 1]"
+        raise ConfigError(f"{source}: {key} {', '.join(f'{v:g}' for v in numbers)}: each value must be {what}, on "
+                          f"the [0, 1] pixel scale{scale}")
+    return ",".join(repr(v) for v in numbers)
+
+
+def normalisation(dataset: str, mean: Any = "", std: Any = "") -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+    """The per-channel (mean, std) inputs of ``dataset`` are normalised by: the seed's constants for the data
+    set (CIFAR's for CIFAR-10 and CIFAR-100, ImageNet's for image folders), each replaced by ``mean`` or
+    ``std`` where set (a configuration's text: :func:`channel_values`). A recorded value that does not read
+    raises :class:`ConfigError`."""
+    seed_mean, seed_std = (CIFAR_MEAN, CIFAR_STD) if is_cifar(dataset) else (IMAGENET_MEAN, IMAGENET_STD)
+    mean, std = channel_values("mean", mean, "mean"), channel_values("std", std, "std")
+    return (tuple(float(v) for v in mean.split(",")) if mean else seed_mean,
+            tuple(float(v) for v in std.split(",")) if std else seed_std)
+
+
+def channels_text(values: Sequence[float]) -> str:
+    """Per-channel values as messages show them: "0.5,0.5,0.5"."""
+    return ",".join(f"{v:g}" for v in values)
+
+
+def normalisation_text(norm: Tuple[Sequence[float], Sequence[float]]) -> str:
+    """A (mean, std) pair as messages show it: "mean 0.5,0.5,0.5, std 0.25,0.25,0.25"."""
+    return f"mean {channels_text(norm[0])}, std {channels_text(norm[1])}"
+
+
 def coerce(key: str, value: Any, source: str) -> Any:
     """Convert ``value`` to the type of ``Config.<key>``; ``source`` names where it came from."""
     types = _field_types()
     if key not in types:
         raise unknown_key(key, source)
+    if key in NORMALISATION_KEYS:
+        return channel_values(key, value, source)
     want = types[key]
     try:
         if want is bool:
@@ -776,6 +845,10 @@ def load_config_and_given(argv: Sequence[str] = (),
         values[key] = coerce(key, value, f"config file {config_path}")
     for key, value in overrides:
         values[key] = coerce(key, value, f"option --{key}")
+    # The data set's own constants given as values are the default: "" (one spelling for one normalisation).
+    for key, own in zip(NORMALISATION_KEYS, normalisation(dataset)):
+        if values.get(key) and normalisation(dataset, **{key: values[key]})[key == "std"] == own:
+            values[key] = ""
     cfg = Config(**values)
     given = {key: f"option --{key}" for key, _ in overrides}
 

@@ -33,7 +33,7 @@ from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, Archive
                       ClassFiles, archive_images, archive_index, folder_of_shards, holds_labels, is_archive,
                       is_shard_pattern, is_shard_split, member_size, read_member, shard_index, tar_files)
 from .autoaugment import Augment, make_augment
-from .config import is_cifar
+from .config import is_cifar, normalisation
 from .stopping import ignore_in_worker
 
 CIFAR_RECORD = 1 + 3 * 32 * 32  # label byte + 3,072 pixel bytes
@@ -50,6 +50,10 @@ IMAGENET_EVAL_FOLDERS = (IMAGENET_EVAL_FOLDER, "val", "validation")
 # own layout (train/, val/, test/), which no command reads.
 SPLIT_FOLDERS = (IMAGENET_TRAIN_FOLDER,) + IMAGENET_EVAL_FOLDERS + ("test",)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
+
+
+# The per-channel (mean, std) a loader normalises its batches by (config.normalisation).
+Normalisation = Tuple[Sequence[float], Sequence[float]]
 
 
 class DataError(ValueError):
@@ -397,7 +401,7 @@ class CifarLoader(DeviceLoader):
                  image_size: int, device: torch.device, seed: int, drop_last: bool = True,
                  num_shards: int = 1, shard_id: int = 0, channels_last: bool = False, flip: bool = True,
                  shuffle: Optional[bool] = None, auto_augment: Optional[Augment] = None, repeats: int = 1,
-                 class_balance: float = 0.0):
+                 class_balance: float = 0.0, normalisation: Optional[Normalisation] = None):
         self.auto_augment = auto_augment if train else None
         self.num_classes = int(labels.max()) + 1 if len(labels) else 0
         self.labels_in = "its .bin files"
@@ -409,7 +413,7 @@ class CifarLoader(DeviceLoader):
                                     num_shards=num_shards, shard_id=shard_id, even=train,
                                     repeats=repeats if train else 1, labels=labels if class_balance else None,
                                     class_balance=class_balance)
-        self.normalize = T.Normalize(T.CIFAR_MEAN, T.CIFAR_STD, device, channels_last)
+        self.normalize = T.Normalize(*(normalisation or (T.CIFAR_MEAN, T.CIFAR_STD)), device, channels_last)
         self.num_samples = len(self.sampler)
         self.seed = seed
         self.start_batch = 0
@@ -1089,7 +1093,8 @@ class ImageFolderLoader(DeviceLoader):
                  crop_pct: float = T.CROP_PCT, crop_scale: Tuple[float, float] = T.RRC_SCALE,
                  exif_orientation: bool = False, antialias: bool = True,
                  crop_ratio: Tuple[float, float] = T.RRC_RATIO, repeats: int = 1,
-                 interpolation: str = "bilinear", labels_file: str = "", class_balance: float = 0.0):
+                 interpolation: str = "bilinear", labels_file: str = "", class_balance: float = 0.0,
+                 normalisation: Optional[Normalisation] = None):
         samples = self._find_images(root, classes, holdout, labels_file)
         self.image_size = image_size
         self.dataset = ImageFolderDataset(samples, train, image_size, flip, auto_augment, crop_pct, crop_scale,
@@ -1103,7 +1108,7 @@ class ImageFolderLoader(DeviceLoader):
         self.batch_size = batch_size
         self.bad_samples = BadSamples(len(samples), max_bad_samples)
         self.device = device
-        self.normalize = T.Normalize(T.IMAGENET_MEAN, T.IMAGENET_STD, device, channels_last)
+        self.normalize = T.Normalize(*(normalisation or (T.IMAGENET_MEAN, T.IMAGENET_STD)), device, channels_last)
         self.loader = DataLoader(self.dataset, batch_size=batch_size, sampler=self.sampler,
                                  num_workers=num_workers, drop_last=drop_last, collate_fn=CollateImages(image_size),
                                  pin_memory=device.type == "cuda", persistent_workers=num_workers > 0,
@@ -1466,7 +1471,8 @@ class BatchedImageLoader(DeviceLoader):
                  crop_pct: float = T.CROP_PCT, crop_scale: Tuple[float, float] = T.RRC_SCALE,
                  exif_orientation: bool = False, antialias: bool = True,
                  crop_ratio: Tuple[float, float] = T.RRC_RATIO, repeats: int = 1,
-                 interpolation: str = "bilinear", labels_file: str = "", class_balance: float = 0.0):
+                 interpolation: str = "bilinear", labels_file: str = "", class_balance: float = 0.0,
+                 normalisation: Optional[Normalisation] = None):
         samples = self._find_images(root, classes, holdout, labels_file)
         self.auto_augment = auto_augment if train else None
         self.crop_pct, self.crop_scale, self.antialias, self.crop_ratio = crop_pct, crop_scale, antialias, crop_ratio
@@ -1480,7 +1486,7 @@ class BatchedImageLoader(DeviceLoader):
         self.batch_size = batch_size
         self.bad_samples = BadSamples(len(samples), max_bad_samples)
         self.train, self.image_size, self.device, self.flip = train, image_size, device, flip
-        self.normalize = T.Normalize(T.IMAGENET_MEAN, T.IMAGENET_STD, device, channels_last)
+        self.normalize = T.Normalize(*(normalisation or (T.IMAGENET_MEAN, T.IMAGENET_STD)), device, channels_last)
         slots = None
         if self.shared_buffers and num_workers > 0:
             # Each worker's batches made ahead, plus its share of those this process holds undecoded: the
@@ -1736,6 +1742,7 @@ class DataOptions:
     class_balance: float = 0.0  # training: classes drawn in proportion to their count ** (1 - this)
     interpolation: str = "bilinear"  # image folders' resizes: bilinear (the seed's) or bicubic (timm's)
     eval_labels: str = ""  # an evaluation split without class folders: its labels' file (read_image_labels)
+    norm: Optional[Normalisation] = None  # the per-channel (mean, std) batches are normalised by; None: the data set's
 
 
 def default_workers(requested: int) -> int:
@@ -1762,13 +1769,14 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
     augmented = opts.auto_augment or opts.color_jitter or opts.color_jitter_hue
     auto_augment = (make_augment(opts.auto_augment, opts.ra_magnitude, opts.augmix_severity, opts.color_jitter,
                                  opts.color_jitter_hue) if train and augmented else None)
+    norm = opts.norm or normalisation(opts.dataset)
     if is_cifar(opts.dataset):
         images, labels = load_cifar(opts.dataset_path, train_files, opts.dataset)
         return CifarLoader(images, labels, opts.batch_size, train, opts.image_size, device, opts.seed,
                            drop_last=drop_last, num_shards=num_shards, shard_id=shard_id,
                            channels_last=opts.channels_last, flip=opts.flip, shuffle=shuffle,
                            auto_augment=auto_augment, repeats=opts.aug_repeats if train else 1,
-                           class_balance=opts.class_balance if train else 0.0)
+                           class_balance=opts.class_balance if train else 0.0, normalisation=norm)
     root, holdout = image_split(opts.dataset_path, train_files, opts.val_split)
     pipeline = opts.pipeline if opts.pipeline != "auto" else ("gpu" if device.type == "cuda" else "cpu")
     cls = BatchedImageLoader if pipeline == "gpu" else ImageFolderLoader
@@ -1779,5 +1787,5 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
                crop_scale=(opts.crop_scale_min, T.RRC_SCALE[1]), exif_orientation=opts.exif_orientation,
                antialias=opts.antialias, crop_ratio=(opts.crop_ratio_min, opts.crop_ratio_max),
                repeats=opts.aug_repeats if train else 1, interpolation=opts.interpolation,
-               class_balance=opts.class_balance if train else 0.0,
+               class_balance=opts.class_balance if train else 0.0, normalisation=norm,
                labels_file="" if train_files else opts.eval_labels)

@@ -14,7 +14,8 @@ from . import checkpoint as ckpt_io
 from . import distributed
 from .api import model_from_checkpoint
 from .cli import pop_flag, pop_option
-from .config import Config, is_cifar, load_config_and_given, parse_overrides
+from .config import (NORMALISATION_KEYS, Config, channel_values, channels_text, is_cifar, load_config_and_given,
+                     parse_overrides)
 from .data import build_loader, held_out_for
 from .engine import evaluate, nonfinite_note, resolve_device, resolve_precision
 from .onnx_io import is_deployed_file, load_deployed
@@ -40,6 +41,8 @@ def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = 
     cfg = trained_exif(cfg, model.metadata.get("exif_orientation"), path, given)
     cfg = trained_antialias(cfg, model.metadata.get("antialias"), path, given)
     cfg = trained_interpolation(cfg, model.metadata.get("interpolation"), path, given)
+    cfg = trained_normalisation(cfg, ckpt_io.trained_normalisation(model.metadata, cfg.dataset, path), path, given,
+                                pixels=model.image_input)
     hw = model.image_hw
     if hw is not None and hw[0] != hw[1]:
         raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs; evaluation needs a square image_size")
@@ -202,6 +205,26 @@ def trained_interpolation(cfg: Config, recorded: Any, path: str, given: Optional
     return _follow_run(cfg, "interpolation", recorded, f"{recorded}: how photos were resized in", path, given)
 
 
+def trained_normalisation(cfg: Config, recorded: Tuple[Sequence[float], Sequence[float]], path: str,
+                          given: Optional[Set[str]], pixels: bool = False) -> Config:
+    """``cfg`` with the ``mean`` and ``std`` that the run of ``path`` normalised its inputs by (``recorded``:
+    :func:`checkpoint.trained_normalisation`), each where the user left it at its default, and said so; CIFAR's
+    too (the model's inputs are normalised whatever the data). A file with a uint8 image input (``pixels``)
+    is handed the pixels each batch was made from by undoing its own normalisation, so it takes no other."""
+    for key, theirs, ours in zip(NORMALISATION_KEYS, recorded, cfg.normalisation):
+        if tuple(theirs) == ours:
+            continue
+        if pixels and given is not None and key in given:
+            raise ValueError(f"--{key} {channels_text(ours)}: {path} takes uint8 pixels and normalises them by its "
+                             f"own {key} {channels_text(theirs)}; leave --{key} out")
+        if given is None or key in given:
+            continue
+        print0(f"{key} {channels_text(theirs)}: what {path}'s run normalised its inputs by (--{key} to evaluate "
+               f"with another)", file=sys.stderr)
+        cfg = dataclasses.replace(cfg, **{key: channel_values(key, list(theirs), key)})
+    return cfg
+
+
 def _follow_run(cfg: Config, key: str, recorded: Any, said: str, path: str, given: Optional[Set[str]]) -> Config:
     """An image folder's ``cfg`` with ``key`` at the ``recorded`` value of ``path``'s run, where it differs and
     the command line did not set the key (``given``; None: a caller that never follows)."""
@@ -267,6 +290,8 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         cfg = trained_exif(cfg, (ckpt.get("config") or {}).get("exif_orientation"), path, given)
         cfg = trained_antialias(cfg, ckpt_io.trained_antialias(ckpt), path, given, mindspore=not ckpt.get("config"))
         cfg = trained_interpolation(cfg, (ckpt.get("config") or {}).get("interpolation"), path, given)
+        cfg = trained_normalisation(cfg, ckpt_io.trained_normalisation(ckpt.get("config"), cfg.dataset, path), path,
+                                    given)
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(device=device, memory_format=memory_format)
         opts = data_options(cfg, device, train=False)
@@ -301,6 +326,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
 # given on eval's command line they are named, as the seed's keys with no meaning here are.
 EVAL_KEYS = frozenset({"config_path", "dataset", "dataset_path", "checkpoint_path", "batch_size", "eval_batch_size",
                        "image_size", "eval_image_size", "crop_pct", "exif_orientation", "antialias", "interpolation",
+                       "mean", "std",
                        "val_split", "eval_labels",
                        "num_workers", "data_pipeline", "max_bad_samples", "channels_last", "precision",
                        "device_target", "use_ema", "eval_drop_last", "run_distribute"})

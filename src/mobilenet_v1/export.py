@@ -46,14 +46,13 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
-from .config import DATASETS, bool_option, is_cifar
+from .config import DATASETS, bool_option, normalisation
 from .model import MobileNetV1
 from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, PTE_METADATA, DeployedModel, ExecutorchModel, OnnxModel,
                       ProgramModel, image_input_note, write_metadata)
 from .predict import guess_dataset, guess_note
 from .runtime import print0
-from .transforms import (CIFAR_MEAN, CIFAR_STD, CROP_PCT, IMAGENET_MEAN, IMAGENET_STD,
-                         recorded_interpolation)
+from .transforms import CROP_PCT, recorded_interpolation
 
 # The dynamo exporter's lowest opset; ONNX Runtime 1.17+ and current mobile runtimes read it.
 OPSET = 18
@@ -138,8 +137,11 @@ def save_onnx(model_proto, path: str) -> None:
         f.write(model_proto.SerializeToString())
 
 
-def preprocessing_metadata(dataset: str, image_size: int) -> Dict[str, Any]:
-    mean, std = (CIFAR_MEAN, CIFAR_STD) if is_cifar(dataset) else (IMAGENET_MEAN, IMAGENET_STD)
+def preprocessing_metadata(dataset: str, image_size: int,
+                           norm: Optional[Tuple[Sequence[float], Sequence[float]]] = None) -> Dict[str, Any]:
+    """An exported file's metadata on its input: the data set, the size, and the per-channel ``norm`` (mean,
+    std) its inputs are normalised by (by default the data set's constants)."""
+    mean, std = norm or normalisation(dataset)
     return {"dataset": dataset, "image_size": image_size, "mean": list(mean), "std": list(std)}
 
 
@@ -271,7 +273,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     # size the weights were trained at (their BatchNorm statistics measured at) beside it where that differs
     # (eval, predict and quantize read the graph's own). A file that records no configuration (a MindSpore
     # .ckpt) does not say its size.
-    meta = preprocessing_metadata(dataset, height)
+    meta = preprocessing_metadata(dataset, height, ckpt_io.trained_normalisation(config, dataset, path))
     if height != width:
         meta["image_size"] = None  # not written
     trained_size = ckpt_io.trained_image_size(config)

@@ -150,6 +150,9 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
                            "class_num": int(args["class_num"]), "padding": args["padding"],
                            "params": sum(p.numel() for p in model.parameters()), "image_size": size,
                            "dataset": _text(config.get("dataset")), "classes": _names(ckpt.get("classes"))}
+    if config.get("mean") or config.get("std"):  # its run's own (--mean, --std); else its data set's constants
+        mean, std = ckpt_io.trained_normalisation(config, "", path)
+        out["normalisation"] = {"mean": list(mean), "std": list(std)}
     if size is not None and ckpt_io.trained_image_size(config) not in (None, size):  # eval_image_size
         out["trained_image_size"] = ckpt_io.trained_image_size(config)
     at = image_size or size
@@ -278,6 +281,9 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
     row("data", f"{d['dataset'] or 'not recorded'}, " + (f"image_size {size}" if size else "no image size recorded")
         + (f" (its run's evaluations, eval_image_size; trained at {d['trained_image_size']})"
            if d.get("trained_image_size") else ""))
+    if d.get("normalisation"):
+        row("normalisation", f"mean {d['normalisation']['mean']}, std {d['normalisation']['std']} of 0-1 RGB values "
+                             f"(its run's --mean/--std), which eval, predict and export follow")
     row("classes", names(d["classes"]) if d["classes"] else "not named (indices)")
     t = d.get("training")
     if t and "epoch" in t:

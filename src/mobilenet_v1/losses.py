@@ -4,7 +4,7 @@
 The seed's smoothing puts ``1 - e`` on the true class and ``e / (num_classes - 1)`` on every other class,
 which is not PyTorch's ``label_smoothing=e`` (``e / num_classes`` on every class, the true one included).
 """
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -99,6 +99,29 @@ class ProgramTeacher(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.program(x)
+
+
+class Renormalised(nn.Module):
+    """A teacher whose run normalised its inputs by other per-channel constants than this run's: each batch,
+    normalised by ``ours`` (mean, std), is turned into the teacher's normalisation (``theirs``) first,
+    ``x * (std_ours / std_theirs) + (mean_ours - mean_theirs) / std_theirs``, so it sees the same images."""
+
+    def __init__(self, teacher: nn.Module, ours: Tuple[Sequence[float], Sequence[float]],
+                 theirs: Tuple[Sequence[float], Sequence[float]]):
+        super().__init__()
+        self.teacher = teacher
+        (mean, std), (their_mean, their_std) = ours, theirs
+        scale = [s / t for s, t in zip(std, their_std)]
+        shift = [(m - n) / t for m, n, t in zip(mean, their_mean, their_std)]
+        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("shift", torch.tensor(shift, dtype=torch.float32).view(1, 3, 1, 1))
+
+    @property
+    def unevaluable(self) -> str:
+        return getattr(self.teacher, "unevaluable", "")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.teacher(torch.addcmul(self.shift, x, self.scale))
 
 
 class Distiller:

@@ -32,6 +32,7 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .checkpoint import CheckpointError
+from .config import normalisation_text
 
 MOMENTS_PREFIX = "moments."
 # Optimiser and loop state a MindSpore training checkpoint may hold beside the network's parameters.
@@ -586,13 +587,26 @@ def write_checkpoint(dst: str, fmt: str, state: Dict[str, torch.Tensor], args: D
     return len(entries)
 
 
-def padding_warning(what: str, fmt: str, padding: str) -> str:
-    """A warning for writing a model of ``padding`` other than SAME in MindSpore's names (``fmt`` ckpt or
-    safetensors), which MindSpore's network and our reader take for SAME; "" otherwise."""
-    if fmt == "pt" or padding == "same":
+def mindspore_warning(what: str, fmt: str, padding: str, config: Any = None) -> str:
+    """A warning for writing a model in MindSpore's names (``fmt`` ckpt or safetensors) that MindSpore's
+    network and the seed's pipeline would not run as it was trained: ``padding`` other than SAME (which they
+    and our reader take for SAME), or inputs normalised by its run's own mean and std (its ``config``), where
+    the seed's pipeline normalises by its data set's constants; "" otherwise."""
+    if fmt == "pt":
         return ""
-    return (f"{what} was trained with padding {padding!r}; MindSpore's network pads SAME, so it will not "
-            f"reproduce this model's outputs there")
+    problems = []
+    if padding != "same":
+        problems.append(f"was trained with padding {padding!r}; MindSpore's network pads SAME")
+    config = config if isinstance(config, dict) else {}
+    if config.get("mean") or config.get("std"):
+        dataset = str(config.get("dataset") or "")
+        norm = ckpt_io.trained_normalisation(config, dataset, what)
+        problems.append(f"was trained on inputs normalised by {normalisation_text(norm)} (its run's --mean/--std); "
+                        f"the seed's pipeline normalises by {dataset or 'its data set'}'s "
+                        f"constants: give it these")
+    if not problems:
+        return ""
+    return f"{what} " + "; it ".join(problems) + ", or it will not reproduce this model's outputs there"
 
 
 def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True) -> Dict[str, Any]:
@@ -624,7 +638,7 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True)
     # ImageNet normalisation, silently wrong for a model trained otherwise.
     recorded = {k: ckpt[k] for k in ("config", "classes", "held_out") if ckpt.get(k) is not None}
     count = write_checkpoint(dst, fmt, state, args, recorded, extra)
-    warning = padding_warning(src, fmt, args["padding"])
+    warning = mindspore_warning(src, fmt, args["padding"], ckpt.get("config"))
     return {"source": src, "format": fmt, "tensors": count, "class_num": args["class_num"], "width_mult": args["width_mult"],
             "source_format": detect_format(src), "moments": "moments" in extra,
             "global_step": extra.get("global_step"), "warning": warning, "weights": weights,

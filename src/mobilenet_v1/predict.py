@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 from . import checkpoint as ckpt_io
 from . import transforms as T
 from .api import model_from_checkpoint
-from .config import DATASETS, bool_option, cifar_name, is_cifar
+from .config import DATASETS, bool_option, cifar_name, is_cifar, normalisation
 from .archive import archive_images, is_archive
 from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
 from .engine import resolve_device
@@ -191,10 +191,15 @@ class Predictor:
     exif_orientation: bool = False  # photos turned upright by their EXIF orientation (the model's run's key)
     antialias: bool = True  # an ImageNet-style model's resize antialiased (the model's run's key)
     interpolation: str = "bilinear"  # an ImageNet-style model's resize: bilinear or bicubic (the run's key)
+    # The per-channel (mean, std) the model's run normalised its inputs by; None: the data set's constants.
+    norm: Optional[Tuple[Tuple[float, ...], Tuple[float, ...]]] = None
+
+    @property
+    def normalisation(self) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+        return self.norm or normalisation(self.dataset)
 
     def normalizer(self) -> T.Normalize:
-        mean, std = (T.IMAGENET_MEAN, T.IMAGENET_STD) if self.dataset == "imagenet2012" else (T.CIFAR_MEAN, T.CIFAR_STD)
-        return T.Normalize(mean, std, self.device)
+        return T.Normalize(*self.normalisation, self.device)
 
     @torch.no_grad()
     def top_k(self, images: Sequence[str], k: int, num_workers: int = 0,
@@ -329,7 +334,7 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
         recorded, trained_on = meta.get("classes"), meta.get("dataset")
         weights = meta.get("weights", "")  # chosen when it was exported
         crop, exif, aa = meta.get("crop_pct"), meta.get("exif_orientation"), meta.get("antialias")
-        mode = meta.get("interpolation")
+        mode, record = meta.get("interpolation"), meta
     else:
         ckpt = ckpt_io.load_file(path)
         use_ema = use_ema is not False
@@ -344,7 +349,7 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
         size = image_size or ckpt_io.recorded_image_size(config) or 224
         recorded, trained_on = ckpt.get("classes"), config.get("dataset")
         crop, exif, aa = config.get("crop_pct"), config.get("exif_orientation"), ckpt_io.trained_antialias(ckpt)
-        mode = config.get("interpolation")
+        mode, record = config.get("interpolation"), config
     if not class_num:
         raise ValueError(f"{path}: the number of classes cannot be read from the file")
     # Another data set's transform would feed the model inputs it was not trained on (and a file with an
@@ -368,7 +373,8 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
         antialias = aa is not False
     if interpolation is None:
         interpolation = T.recorded_interpolation(mode)
-    return Predictor(model=model, source=path, dataset=dataset, image_size=int(size),
+    norm = ckpt_io.trained_normalisation(record, dataset, path)
+    return Predictor(model=model, source=path, dataset=dataset, image_size=int(size), norm=norm,
                      names=class_names(class_num, recorded, labels, background_class), weights=weights,
                      device=device, crop_pct=float(crop_pct or crop or T.CROP_PCT),
                      exif_orientation=exif_orientation, antialias=antialias, interpolation=interpolation)
@@ -452,6 +458,8 @@ def main(argv: Sequence[str]) -> int:
     if predictor.dataset == "imagenet2012":
         extra.update(crop_pct=predictor.crop_pct, exif_orientation=predictor.exif_orientation,
                      antialias=predictor.antialias, interpolation=predictor.interpolation)
+    if predictor.normalisation != normalisation(predictor.dataset):  # a run's own (--mean, --std)
+        extra.update(zip(("mean", "std"), map(list, predictor.normalisation)))
     payload = {"model": predictor.source, "dataset": predictor.dataset, "image_size": predictor.image_size,
                **extra, "predictions": results}
     if a.out is not None:

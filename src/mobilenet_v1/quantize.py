@@ -26,8 +26,8 @@ from torch import nn
 from . import checkpoint as ckpt_io
 from .archive import is_archive, is_shard_pattern
 from .config import DATASETS
-from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, build_loader, class_folders,
-                   held_out_for, image_split)
+from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, Normalisation, build_loader,
+                   class_folders, held_out_for, image_split)
 from .onnx_io import (ExecutorchModel, OnnxModel, ProgramModel, add_image_input, is_onnx_file, read_metadata,
                       strip_image_input, write_metadata,
                       x86_without_vnni)
@@ -53,8 +53,8 @@ def calibration_loader(dataset: str, calib_data: str, image_size: int, count: in
                        max_bad_samples: int = -1, val_split: float = 0.0,
                        crop_pct: float = CROP_PCT, exif_orientation: bool = False,
                        classes: Optional[Sequence[str]] = None,
-                       antialias: bool = True,
-                       interpolation: str = "bilinear") -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+                       antialias: bool = True, interpolation: str = "bilinear",
+                       norm: Optional[Normalisation] = None) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
     """``count`` training images chosen at random (``seed``) with their labels, as normalised float32
     NCHW batches on the CPU made by the evaluation transforms (resize, and centre crop for ImageNet
     folders; normalisation). Unreadable files are skipped as in training (``max_bad_samples``).
@@ -66,13 +66,15 @@ def calibration_loader(dataset: str, calib_data: str, image_size: int, count: in
     training (:mod:`data`), left out here too. ``crop_pct``: an image folder's evaluation crop;
     ``exif_orientation``: its photos turned upright by their EXIF tag; ``antialias``: its resizes
     antialiased (False: plain bilinear, the seed's) and ``interpolation`` theirs; ``classes``: its class folders
-    labelled as the model's (those a file records), not by their own sorted list."""
+    labelled as the model's (those a file records), not by their own sorted list; ``norm``: the (mean, std)
+    the model's run normalised by (None: the data set's)."""
     if static_batch and count % batch_size:
         raise ValueError(f"calibration_loader: {count} images are not whole batches of {batch_size}")
     opts = DataOptions(dataset=dataset, dataset_path=calib_data, batch_size=batch_size, image_size=image_size,
                        seed=seed, num_workers=num_workers, channels_last=False, flip=False, pipeline="cpu",
                        max_bad_samples=max_bad_samples, val_split=val_split, crop_pct=crop_pct,
-                       exif_orientation=exif_orientation, antialias=antialias, interpolation=interpolation)
+                       exif_orientation=exif_orientation, antialias=antialias, interpolation=interpolation,
+                       norm=norm)
     taken = 0
     with build_loader(opts, train=False, device=torch.device("cpu"), drop_last=static_batch, split="train",
                       shuffle=True, classes=classes) as loader:  # closed with this generator
@@ -475,7 +477,8 @@ def main(argv: Sequence[str]) -> int:
                                   crop_pct=fp32.metadata.get("crop_pct") or CROP_PCT,
                                   exif_orientation=fp32.metadata.get("exif_orientation") is True,
                                   classes=classes, antialias=fp32.metadata.get("antialias") is not False,
-                                  interpolation=recorded_interpolation(fp32.metadata.get("interpolation")))
+                                  interpolation=recorded_interpolation(fp32.metadata.get("interpolation")),
+                                  norm=ckpt_io.trained_normalisation(fp32.metadata, dataset, src))
 
     try:
         classes, note = (calibration_classes(a.calib_data, fp32.metadata.get("classes"), val_split)

@@ -29,7 +29,7 @@ from torch import nn
 from . import checkpoint as ckpt_io
 from .config import DATASETS, cifar_name, is_cifar
 from .data import held_out_for
-from .mindspore_io import output_format, padding_warning, read_any, write_checkpoint
+from .mindspore_io import mindspore_warning, output_format, read_any, write_checkpoint
 from .transforms import CROP_PCT, recorded_interpolation
 
 DEFAULT_IMAGES = 2000
@@ -147,7 +147,8 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     batches = calibration_loader(dataset, dataset_path, image_size, images, seed, batch_size, num_workers,
                                  val_split=val_split, crop_pct=crop_pct,
                                  exif_orientation=config.get("exif_orientation") is True, antialias=antialias,
-                                 interpolation=interpolation)
+                                 interpolation=interpolation,
+                                 norm=ckpt_io.trained_normalisation(config, dataset, path))
     seen = recalibrate(model, batches, device)
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -164,7 +165,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
             "trained_at": trained_at, "val_split": val_split, "note": note,
             "weights": ckpt_io.which_weights(ckpt, use_ema),
             "layers": len(batchnorms(model)), **args,
-            "warning": padding_warning(path, fmt, args["padding"])}
+            "warning": mindspore_warning(path, fmt, args["padding"], config)}
 
 
 def main(argv: Sequence[str]) -> int:

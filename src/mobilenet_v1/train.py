@@ -17,13 +17,14 @@ from . import checkpoint as ckpt_io
 from . import distributed, mindspore_io, runtime
 from .api import model_from_checkpoint
 from .batch_augment import BatchAugment
-from .config import Config, ConfigError, cifar_name, dump_yaml, is_cifar, load_config, to_dict
+from .config import (NORMALISATION_KEYS, Config, ConfigError, channels_text, cifar_name, dump_yaml, is_cifar,
+                     load_config, normalisation_text, to_dict)
 from .data import DataOptions, balance_line, build_loader, held_out_record, imagenet_folder
 from .ema import WeightAverage
 from .engine import (EpochResult, LossTally, evaluate, make_optimizer, make_scaler, nonfinite_note,
                      resolve_device, resolve_precision, train_one_epoch)
 from .engine import autocast as engine_autocast
-from .losses import BinaryCrossEntropy, CrossEntropySmooth, Distiller, ProgramTeacher
+from .losses import BinaryCrossEntropy, CrossEntropySmooth, Distiller, ProgramTeacher, Renormalised
 from .model import MobileNetV1
 from .nonfinite import NonFiniteError, NonFiniteGuard, init_momentum_buffers
 from .runtime import header, print0
@@ -72,7 +73,7 @@ def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataO
                        crop_ratio_min=cfg.crop_ratio_min, crop_ratio_max=cfg.crop_ratio_max,
                        exif_orientation=cfg.exif_orientation, antialias=cfg.antialias,
                        aug_repeats=cfg.aug_repeats, interpolation=cfg.interpolation, eval_labels=cfg.eval_labels,
-                       class_balance=cfg.class_balance)
+                       class_balance=cfg.class_balance, norm=cfg.normalisation)
 
 
 def build_model(cfg: Config) -> MobileNetV1:
@@ -126,13 +127,18 @@ def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.dev
     """The teacher of ``--teacher`` (a checkpoint, or a run folder: its newest; its weight average where
     it holds one and ``use_ema``; or a ``torch.export`` program of any network: :func:`program_teacher`),
     which must have this run's outputs: as many, and for an image folder the same class folders in the
-    same order (``classes``)."""
+    same order (``classes``). A teacher whose run normalised its inputs otherwise (another ``mean`` or
+    ``std``, or another data set's constants) is handed each batch in its own normalisation."""
     path = ckpt_io.resolve_checkpoint_path(cfg.teacher)
     if path.lower().endswith(".pt2") or ckpt_io.is_exported_program(path):
-        teacher, about = program_teacher(cfg, path, classes, device, memory_format)
+        teacher, about, record = program_teacher(cfg, path, classes, device, memory_format)
     else:
-        teacher, about = checkpoint_teacher(cfg, path, classes)
+        teacher, about, record = checkpoint_teacher(cfg, path, classes)
         teacher = teacher.to(device=device, memory_format=memory_format)
+    theirs = ckpt_io.trained_normalisation(record, cfg.dataset, f"teacher {path}") if record is not None else None
+    if theirs is not None and theirs != cfg.normalisation:
+        teacher = Renormalised(teacher, cfg.normalisation, theirs).to(device)
+        about += f"; its run normalised by {normalisation_text(theirs)}: each batch is turned into that"
     print0(f"teacher: {path} ({about}); the loss is {1 - cfg.distill_alpha:g} x the task loss + "
            f"{cfg.distill_alpha:g} x T^2 KL(teacher || student) at T {cfg.distill_temperature:g}")
     return Distiller(teacher, cfg.distill_alpha, cfg.distill_temperature,
@@ -161,8 +167,9 @@ def teacher_change(ckpt: Dict[str, Any], source: str, cfg: Config, distill: Opti
             f"this one from here")
 
 
-def checkpoint_teacher(cfg: Config, path: str, classes: Optional[List[str]]) -> Tuple[MobileNetV1, str]:
-    """The model of checkpoint ``path`` as a teacher, and a few words on it (:func:`build_distiller`)."""
+def checkpoint_teacher(cfg: Config, path: str, classes: Optional[List[str]]) -> Tuple[MobileNetV1, str, Any]:
+    """The model of checkpoint ``path`` as a teacher, a few words on it (:func:`build_distiller`) and its
+    recorded configuration."""
     ckpt = ckpt_io.load_file(path)
     teacher, args = model_from_checkpoint(ckpt, path, cfg.use_ema)
     if args["class_num"] != cfg.class_num:
@@ -175,7 +182,7 @@ def checkpoint_teacher(cfg: Config, path: str, classes: Optional[List[str]]) -> 
     size = (f", trained at image_size {trained_at}, here fed {fed}"
             if trained_at is not None and (trained_at != cfg.image_size or smallest != cfg.image_size) else "")
     which = ckpt_io.weights_note(ckpt, cfg.use_ema)
-    return teacher, f"width_mult {args['width_mult']:g}{size}{'; ' + which if which else ''}"
+    return teacher, f"width_mult {args['width_mult']:g}{size}{'; ' + which if which else ''}", ckpt.get("config") or {}
 
 
 def teacher_line(accuracy: Dict[str, Any], classes: int) -> str:
@@ -200,7 +207,7 @@ def check_teacher_classes(path: str, recorded: Any, classes: Optional[List[str]]
 
 
 def program_teacher(cfg: Config, path: str, classes: Optional[List[str]], device: torch.device,
-                    memory_format: torch.memory_format) -> Tuple[ProgramTeacher, str]:
+                    memory_format: torch.memory_format) -> Tuple[ProgramTeacher, str, Dict[str, Any]]:
     """A ``.pt2`` program (``torch.export.save``; ours from ``export --file_format PT2``, or a larger network
     exported elsewhere, timm's say) as a teacher on ``device``, and a few words on it. It is handed the
     run's batches as they are (normalised float (N, 3, image_size, image_size), fewer images where a batch
@@ -208,7 +215,8 @@ def program_teacher(cfg: Config, path: str, classes: Optional[List[str]], device
     evaluation mode and answer ``class_num`` logits: checked here on batches of zeros of ``batch_size`` and
     of one image, at the largest and smallest size, under the run's precision, the errors naming the file.
     A run that evaluates also tries the evaluations' batch: one the teacher does not take leaves its
-    ``unevaluable`` saying why, and the teacher is then not scored on the eval split before training."""
+    ``unevaluable`` saying why, and the teacher is then not scored on the eval split before training.
+    Its metadata, which a file of ours holds (a foreign one has none), comes back with it."""
     from .onnx_io import ProgramModel
 
     if not ckpt_io.is_exported_program(path):
@@ -221,9 +229,6 @@ def program_teacher(cfg: Config, path: str, classes: Optional[List[str]], device
     if program.image_input:
         raise ConfigError(f"teacher {path}: takes uint8 pixels (export --image_input True); a teacher is handed "
                           f"the run's normalised float batches: export it without --image_input")
-    if meta.get("dataset") not in (None, cfg.dataset):
-        raise ConfigError(f"teacher {path}: was exported for {meta['dataset']}'s input normalisation, this run "
-                          f"trains on {cfg.dataset}")
     if program.image_hw not in (None, (size, size)):
         raise ConfigError(f"teacher {path}: takes {program.image_hw[0]}x{program.image_hw[1]} inputs only, this "
                           f"run's batches are {size}x{size} (image_size): export it at that size{how}")
@@ -275,9 +280,10 @@ def program_teacher(cfg: Config, path: str, classes: Optional[List[str]], device
         except ConfigError as e:
             teacher.unevaluable = str(e)
     about = ("a torch.export program of mobilenet-v1 export" if meta else
-             f"a torch.export program; its input taken to be normalised as this run's are, with {cfg.dataset}'s "
-             f"mean and std")
-    return teacher, about
+             f"a torch.export program; its input taken to be normalised as this run's are, by "
+             f"{normalisation_text(cfg.normalisation)}")
+    # Ours record the normalisation their run trained with (build_distiller hands them batches in it).
+    return teacher, about, (meta if meta.get("mean") and meta.get("std") else None)
 
 
 def check_class_num(cfg: Config, loader, evaluates: bool) -> None:
@@ -635,7 +641,7 @@ RECIPE_KEYS = ("image_size", "seed", "drop_rate", "auto_augment", "ra_magnitude"
                "color_jitter_hue", "random_erase",
                "random_erase_mode", "mixup_alpha", "cutmix_alpha", "mix_prob", "clip_grad_norm", "use_label_smooth",
                "label_smooth_factor", "random_flip", "crop_scale_min", "crop_ratio_min", "crop_ratio_max",
-               "exif_orientation", "antialias", "interpolation", "teacher",
+               "exif_orientation", "antialias", "interpolation", "mean", "std", "teacher",
                "distill_alpha", "distill_temperature", "qat_range_epochs", "bce_loss", "bce_target_thresh",
                "image_size_start", "image_size_ramp",
                "aug_repeats", "class_balance")
@@ -649,7 +655,12 @@ def recipe_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
     if not recorded:
         return ""
     theirs = {k: recorded.get(k, getattr(Config, k)) for k in RECIPE_KEYS}
-    changed = {k: (theirs[k], getattr(cfg, k)) for k in RECIPE_KEYS if theirs[k] != getattr(cfg, k)}
+    ours = {k: getattr(cfg, k) for k in RECIPE_KEYS}
+    # The normalisation as the values it stands for ("": the data set's constants).
+    for key, then, now in zip(NORMALISATION_KEYS, ckpt_io.trained_normalisation(recorded, cfg.dataset, source),
+                              cfg.normalisation):
+        theirs[key], ours[key] = channels_text(then), channels_text(now)
+    changed = {k: (theirs[k], ours[k]) for k in RECIPE_KEYS if theirs[k] != ours[k]}
     return changes_line(source, changed) if changed else ""
 
 

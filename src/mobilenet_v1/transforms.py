@@ -13,10 +13,12 @@ from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2023, 0.1994, 0.2010)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from . import config
+
+# The seed's normalisation constants (config.normalisation gives a run's).
+CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD = (config.CIFAR_MEAN, config.CIFAR_STD, config.IMAGENET_MEAN,
+                                                      config.IMAGENET_STD)
+
 # The seed's RandomResizedCrop.
 RRC_SCALE = (0.08, 1.0)
 RRC_RATIO = (0.75, 1.333)
