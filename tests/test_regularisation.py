@@ -190,6 +190,25 @@ def test_train_one_epoch_feeds_the_model_the_mixed_batches_and_mixes_the_loss():
     assert losses == pytest.approx([float(expected[0] + expected[1]), float(expected[2] + expected[3])], rel=1e-6)
 
 
+def test_mixing_stops_at_mixup_off_epoch_and_erasing_goes_on():
+    """timm's --mixup-off-epoch N: no batch of epoch N (from 0) or later is mixed; the erased boxes are
+    those of a run that mixes on (mixing is drawn first, erasing after)."""
+    stopping = BatchAugment(mixup_alpha=0.4, cutmix_alpha=1.0, erase_prob=0.5, seed=2, mix_off_epoch=3)
+    going_on = BatchAugment(mixup_alpha=0.4, cutmix_alpha=1.0, erase_prob=0.5, seed=2)
+    for epoch in range(5):
+        draws = [stopping.draw(epoch, position, 8, 32, 32) for position in range(20)]
+        mixed = [mix.lam < 1 for mix, _, _ in draws]
+        assert (any(mixed) if epoch < 3 else not any(mixed)), epoch
+        assert stopping.mixes_in(epoch) == (epoch < 3)
+        theirs = [going_on.draw(epoch, p, 8, 32, 32) for p in range(20)]
+        if epoch < 3:
+            assert [d[0] for d in draws] == [d[0] for d in theirs]
+        assert all(np.array_equal(d[1], e[1]) for d, e in zip(draws, theirs))  # erasing goes on, as it was
+        assert sum(int(boxes.any(axis=1).sum()) for _, boxes, _ in draws) > 40
+    with pytest.raises(ValueError, match="mixup_off_epoch must be >= 0"):
+        BatchAugment(mixup_alpha=0.4, mix_off_epoch=-1)
+
+
 def test_mix_and_clip_options_are_checked():
     cfg = load_config(["--mixup_alpha=0.2", "--cutmix_alpha=1", "--mix_prob=0.5", "--random_erase=0.2",
                        "--clip_grad_norm=2"])
@@ -209,6 +228,14 @@ def test_mix_and_clip_options_are_checked():
                                           "cutmix_alpha are 0"):
         load_config(["--mix_prob=0.5"])
     assert load_config(["--cutmix_alpha=1", "--mix_prob=0.5"]).mix_prob == 0.5
+    assert load_config(["--cutmix_alpha=1", "--mixup_off_epoch=80"]).mixup_off_epoch == 80
+    for bad, message in ((["--mixup_off_epoch=5"], "mixup_off_epoch 5 is when Mixup and CutMix stop; mixup_alpha and "
+                                                   "cutmix_alpha are 0"),
+                         (["--mixup_alpha=0.2", "--mixup_off_epoch=-1"], "mixup_off_epoch must be >= 0"),
+                         (["--mixup_alpha=0.2", "--mixup_off_epoch=90"], "mixup_off_epoch 90 is not below epoch_size "
+                                                                         "90: mixing would never stop")):
+        with pytest.raises(ConfigError, match=f"option --mixup_off_epoch: {message}"):
+            load_config(bad)
     assert load_config(["--random_erase=0.25", "--random_erase_mode=pixel"]).random_erase_mode == "pixel"
     for bad, message in ((["--random_erase_mode=pixel"], "random_erase_mode pixel is random erasing's; random_erase "
                                                           "is 0"),

@@ -235,7 +235,8 @@ def test_b_kill_and_resume_gives_bitwise_identical_weights_and_optimizer(cifar_d
     teacher = tmp_path / "teacher.ckpt"
     ckpt_io.atomic_save({"model": MobileNetV1(4, 0.5).state_dict()}, str(teacher))
     extra = ["--epoch_size=3", "--save_checkpoint_steps=5", "--resume=auto", "--ema_decay=0.9",
-             "--mixup_alpha=0.2", "--cutmix_alpha=1.0", "--random_erase=0.25", "--random_erase_mode=pixel",
+             "--mixup_alpha=0.2", "--cutmix_alpha=1.0", "--mixup_off_epoch=2", "--random_erase=0.25",
+             "--random_erase_mode=pixel",
              "--clip_grad_norm=1.0", "--auto_augment=ta_wide", "--drop_rate=0.2", f"--teacher={teacher}",
              "--distill_alpha=0.3"]
     with Zygote() as z:
@@ -250,6 +251,7 @@ def test_b_kill_and_resume_gives_bitwise_identical_weights_and_optimizer(cifar_d
         assert z.run(run_args(cifar_dir, killed, *extra), tmp_path / "resumed.log") == (0, 0)
     log = (tmp_path / "resumed.log").read_text()
     assert f"resume: continuing from {newest} after epoch " in log and " steps of epoch " in log
+    assert "epoch 3: Mixup and CutMix off from here (mixup_off_epoch 2)" in (tmp_path / "straight.log").read_text()
     a = ckpt_io.load_file(str(straight / "mobilenetv1-3_12.ckpt"))
     b = ckpt_io.load_file(str(killed / "mobilenetv1-3_12.ckpt"))
     assert a["step"] == b["step"] == 36

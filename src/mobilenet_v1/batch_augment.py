@@ -106,17 +106,23 @@ class BatchAugment:
     ``mix_prob``: the share of batches mixed at all. With both alphas above 0, each mixed batch takes
     one of the two, with equal chances (torchvision's references and timm's default). ``erase_prob``:
     each sample's chance of an erased box; ``erase_mode``: what fills it, "const" (0) or "pixel" (noise).
+    ``mix_off_epoch``: no batch of epoch ``mix_off_epoch`` (from 0) or later is mixed (timm's
+    ``--mixup-off-epoch``); 0: mixing never stops. Erasing goes on.
     """
 
     def __init__(self, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, mix_prob: float = 1.0,
-                 erase_prob: float = 0.0, seed: int = 1, rank: int = 0, erase_mode: str = "const"):
+                 erase_prob: float = 0.0, seed: int = 1, rank: int = 0, erase_mode: str = "const",
+                 mix_off_epoch: int = 0):
         for name, value in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be >= 0 (0: off), got {value}")
         for name, value in (("mix_prob", mix_prob), ("random_erase", erase_prob)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if mix_off_epoch < 0:
+            raise ValueError(f"mixup_off_epoch must be >= 0 (0: mixing never stops), got {mix_off_epoch}")
         self.mixup_alpha, self.cutmix_alpha, self.mix_prob = mixup_alpha, cutmix_alpha, mix_prob
+        self.mix_off_epoch = mix_off_epoch
         if erase_mode not in ERASE_MODES:
             raise ValueError(f"random_erase_mode must be {' or '.join(ERASE_MODES)}, got {erase_mode!r}")
         self.erase_prob, self.seed, self.rank, self.erase_mode = erase_prob, seed, rank, erase_mode
@@ -132,16 +138,22 @@ class BatchAugment:
     def _rng(self, epoch: int, position: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, epoch, position, self.rank])
 
-    def _draw_mix(self, rng: np.random.Generator, height: int, width: int) -> Mix:
+    def mixes_in(self, epoch: int) -> bool:
+        """Whether batches of ``epoch`` (from 0) may be mixed."""
+        return self.mixes and not 0 < self.mix_off_epoch <= epoch
+
+    def _draw_mix(self, rng: np.random.Generator, height: int, width: int, epoch: int) -> Mix:
+        """The batch's mixing; after ``mix_off_epoch`` drawn and not applied, so that the draws after it
+        (the erased boxes) stay those of a run that mixes on."""
         if not self.mixes or rng.random() >= self.mix_prob:
             return Mix(1.0)
         use_cutmix = self.cutmix_alpha > 0 and (self.mixup_alpha == 0 or rng.random() < 0.5)
         alpha = self.cutmix_alpha if use_cutmix else self.mixup_alpha
         lam = float(rng.beta(alpha, alpha))
         if not use_cutmix:
-            return Mix(lam)
+            return Mix(lam) if self.mixes_in(epoch) else Mix(1.0)
         top, bottom, left, right = box = cutmix_box(height, width, lam, rng)
-        return Mix(1.0 - (bottom - top) * (right - left) / (height * width), box)
+        return Mix(1.0 - (bottom - top) * (right - left) / (height * width), box) if self.mixes_in(epoch) else Mix(1.0)
 
     def draw(self, epoch: int, position: int, n: int, height: int,
              width: int) -> Tuple[Mix, np.ndarray, Optional[int]]:
@@ -151,7 +163,7 @@ class BatchAugment:
         rng = self._rng(epoch, position)
         # Mixing first, so that turning erasing on or off leaves the mixing draws as they were; the
         # noise's seed last, so that the boxes are those of either mode.
-        mix = self._draw_mix(rng, height, width)
+        mix = self._draw_mix(rng, height, width, epoch)
         boxes = (erase_boxes(n, height, width, self.erase_prob, rng) if self.erase_prob > 0
                  else np.zeros((n, 4), dtype=np.int64))
         noise_seed = int(rng.integers(2**63)) if self.erase_prob > 0 and self.erase_mode == "pixel" else None

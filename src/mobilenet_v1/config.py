@@ -205,6 +205,9 @@ class Config:
     mixup_alpha: float = 0.0
     cutmix_alpha: float = 0.0
     mix_prob: float = 1.0  # the share of batches mixed
+    # Mixup and CutMix stop after this many epochs, the last ones training on unmixed images (timm's
+    # --mixup-off-epoch); 0: they never stop.
+    mixup_off_epoch: int = 0
     random_erase: float = 0.0  # each sample's chance of a box set to the mean colour (torchvision's 0.1-0.2)
     # What fills an erased box: "const", 0 (the mean colour once normalised; torchvision's), or "pixel",
     # normal noise of each pixel's own (timm's --remode pixel, its default).
@@ -382,6 +385,7 @@ KEY_HELP: Dict[str, str] = {
     "mixup_alpha": "Mixup's Beta alpha; 0: off",
     "cutmix_alpha": "CutMix's Beta alpha; 0: off",
     "mix_prob": "share of batches mixed",
+    "mixup_off_epoch": "Mixup and CutMix stop after this many epochs (timm's --mixup-off-epoch); 0: never",
     "random_erase": "each image's chance of an erased box; 0: off",
     "random_erase_mode": "what fills an erased box: const (0, the mean colour; torchvision's) or pixel (normal "
                          "noise per pixel; timm's default)",
@@ -648,6 +652,11 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     for key in ("mix_prob", "random_erase"):
         if not 0 <= getattr(cfg, key) <= 1:
             fail(key, f"{key} must be in [0, 1], got {getattr(cfg, key)}")
+    if cfg.mixup_off_epoch < 0:
+        fail("mixup_off_epoch", f"mixup_off_epoch must be >= 0 (0: mixing never stops), got {cfg.mixup_off_epoch}")
+    if cfg.mixup_off_epoch >= cfg.epoch_size > 0 and (cfg.mixup_alpha or cfg.cutmix_alpha):
+        fail("mixup_off_epoch", f"mixup_off_epoch {cfg.mixup_off_epoch} is not below epoch_size {cfg.epoch_size}: "
+                                f"mixing would never stop (the epochs after it train unmixed)")
     if not 0 <= cfg.freeze_layers <= LAYERS:
         fail("freeze_layers", f"freeze_layers must be in [0, {LAYERS}] (layers of the network, from the input; "
                               f"{LAYERS}: all but the classifier), got {cfg.freeze_layers}")
@@ -741,6 +750,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         (("random_erase_mode",), cfg.random_erase > 0, "random erasing's", "random_erase is 0, so nothing is erased"),
         (("mix_prob",), bool(cfg.mixup_alpha or cfg.cutmix_alpha), "the share of batches mixed by Mixup or CutMix",
          "mixup_alpha and cutmix_alpha are 0, so none is"),
+        (("mixup_off_epoch",), bool(cfg.mixup_alpha or cfg.cutmix_alpha), "when Mixup and CutMix stop",
+         "mixup_alpha and cutmix_alpha are 0, so none runs"),
         (("lr_decay_rate", "lr_decay_epochs"), cfg.lr_decay_mode == "exponential", "lr_decay_mode exponential's",
          f"lr_decay_mode {cfg.lr_decay_mode} does not use it"),
         (("opt_eps",), cfg.opt in ("rmsprop", "adamw", "lamb"), "RMSprop's, AdamW's and LAMB's",

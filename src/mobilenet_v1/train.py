@@ -638,9 +638,8 @@ def steps_change(ckpt: Dict[str, Any], source: str, steps_per_epoch: int, batch:
 # Training-recipe keys a resume may change (the run then trains with its own), named when it does. (seed,
 # aug_repeats and class_balance: from an epoch's end; inside one it would skip or repeat samples, and is refused.)
 RECIPE_KEYS = ("image_size", "seed", "drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "color_jitter",
-               "color_jitter_hue", "random_erase",
-               "random_erase_mode", "mixup_alpha", "cutmix_alpha", "mix_prob", "clip_grad_norm", "use_label_smooth",
-               "label_smooth_factor", "random_flip", "crop_scale_min", "crop_ratio_min", "crop_ratio_max",
+               "color_jitter_hue", "random_erase", "random_erase_mode", "mixup_alpha", "cutmix_alpha", "mix_prob",
+               "mixup_off_epoch", "clip_grad_norm", "use_label_smooth", "label_smooth_factor", "random_flip", "crop_scale_min", "crop_ratio_min", "crop_ratio_max",
                "exif_orientation", "antialias", "interpolation", "mean", "std", "teacher",
                "distill_alpha", "distill_temperature", "qat_range_epochs", "bce_loss", "bce_target_thresh",
                "image_size_start", "image_size_ramp",
@@ -1008,7 +1007,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         print0(f"use_label_smooth: label smoothing {cfg.label_smooth_factor} on cifar10, as set (the seed "
                f"smooths only ImageNet's labels and ignores the key for cifar10)")
     augment = BatchAugment(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mix_prob, cfg.random_erase, cfg.seed, dist.rank,
-                           cfg.random_erase_mode)
+                           cfg.random_erase_mode, cfg.mixup_off_epoch)
     optimizer = make_optimizer(model, float(lr[0]), cfg.momentum, cfg.weight_decay, device, cfg.opt, cfg.opt_eps,
                                nesterov=cfg.nesterov, decay_norm_bias=cfg.decay_norm_bias,
                                trust_coefficient=cfg.trust_coefficient, trust_clip=cfg.trust_clip)
@@ -1157,6 +1156,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 if epoch == start_epoch or sizes_by_epoch[epoch] != sizes_by_epoch[epoch - 1]:
                     print0(f"epoch {epoch + 1}: training at image_size {sizes_by_epoch[epoch]}")
             loader.set_epoch(epoch, first * cfg.grad_accum_steps)
+            if augment.mixes and epoch == cfg.mixup_off_epoch:
+                print0(f"epoch {epoch + 1}: Mixup and CutMix off from here (mixup_off_epoch {cfg.mixup_off_epoch})")
             if cfg.qat_range_epochs:  # the model itself, whatever wraps it (DDP)
                 ckpt_io.unwrap(model).quant.frozen = epoch >= cfg.qat_range_epochs
             lrs = lr[epoch * steps_per_epoch:(epoch + 1) * steps_per_epoch]
