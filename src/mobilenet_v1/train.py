@@ -639,11 +639,10 @@ def steps_change(ckpt: Dict[str, Any], source: str, steps_per_epoch: int, batch:
 # aug_repeats and class_balance: from an epoch's end; inside one it would skip or repeat samples, and is refused.)
 RECIPE_KEYS = ("image_size", "seed", "drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "color_jitter",
                "color_jitter_hue", "random_erase", "random_erase_mode", "mixup_alpha", "cutmix_alpha", "mix_prob",
-               "mixup_off_epoch", "clip_grad_norm", "use_label_smooth", "label_smooth_factor", "random_flip", "crop_scale_min", "crop_ratio_min", "crop_ratio_max",
-               "exif_orientation", "antialias", "interpolation", "mean", "std", "teacher",
-               "distill_alpha", "distill_temperature", "qat_range_epochs", "bce_loss", "bce_target_thresh",
-               "image_size_start", "image_size_ramp",
-               "aug_repeats", "class_balance")
+               "mixup_off_epoch", "clip_grad_norm", "use_label_smooth", "label_smooth_factor", "random_flip",
+               "crop_scale_min", "crop_ratio_min", "crop_ratio_max", "exif_orientation", "antialias", "interpolation",
+               "mean", "std", "teacher", "distill_alpha", "distill_temperature", "qat_range_epochs", "bce_loss",
+               "bce_target_thresh", "image_size_start", "image_size_ramp", "aug_repeats", "class_balance")
 
 
 def recipe_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
