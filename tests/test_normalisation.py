@@ -162,3 +162,35 @@ def test_a_teacher_of_other_inputs_is_handed_each_batch_in_its_own_normalisation
         with torch.no_grad():
             want = teacher((pixels - seed_mean) / seed_std)  # what it was trained to take
             assert torch.allclose(distill.logits((pixels - mean) / std), want, atol=1e-4)
+
+
+def test_data_stats_gives_the_pixels_mean_and_std_and_the_images_per_class(cifar_dir, image_folder, capsys):
+    from mobilenet_v1.data import load_cifar
+
+    base = ["data-stats", f"--dataset_path={cifar_dir}", "--image_size=32", "--num_workers=0"]
+    assert cli.main(base + ["--images=0", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    x, y = load_cifar(str(cifar_dir), True)
+    pixels = x.double() / 255
+    mean, std = pixels.mean(dim=(0, 2, 3)), pixels.permute(1, 0, 2, 3).reshape(3, -1).std(dim=1, unbiased=False)
+    assert stats["mean"] == [round(float(v), 4) for v in mean] and stats["std"] == [round(float(v), 4) for v in std]
+    assert stats["classes"] == {str(k): int(n) for k, n in enumerate(torch.bincount(y))}
+    assert (stats["images"], stats["measured"]) == (192, 192)
+    assert cli.main(base) == 0
+    out = capsys.readouterr().out
+    suggested = out.split("to train with them: ")[1].split()
+    assert load_config(suggested).normalisation == (tuple(stats["mean"]), tuple(stats["std"]))
+    # An image folder's classes by name; a sample of its images; a class 4 times another's is pointed out.
+    folder = ["data-stats", "--dataset=imagenet2012", f"--dataset_path={image_folder}", "--image_size=32",
+              "--num_workers=0"]
+    assert cli.main(folder + ["--images=5", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["classes"] == {"n01": 9, "n02": 6} and stats["measured"] == 5 and stats["images"] == 15
+    (image_folder / "train" / "n02" / "img_0.JPEG").rename(image_folder / "n02_img_0.JPEG")
+    for i in range(1, 5):
+        (image_folder / "train" / "n02" / f"img_{i}.JPEG").unlink()
+    assert cli.main(folder) == 0
+    assert ("images per class: 1 (n02) to 9 (n01), 9.0 to 1: --class_balance 0.5 (or 1) draws the rare classes more "
+            "often") in capsys.readouterr().out
+    assert cli.main(folder + ["--lr_max=3"]) != 0
+    assert "--lr_max: not used by data-stats, which reads --config_path, --dataset" in capsys.readouterr().err

@@ -16,6 +16,8 @@ commands:
                  [--json] [--per_class] [--confusion_csv F])
   info           parameters and multiply-adds (--width_mult A --image_size R --class_num K [--json]); or what a
                  model file holds: network, data, training, weights, input (FILE [--json])
+  data-stats     a data set's classes, images per class and pixel mean and std, as --mean/--std take them
+                 (--dataset_path PATH [--dataset D] [--image_size N] [--images N] [--json])
   lr-schedule    write the per-step learning rate of a configuration (--config_path F --out lr.csv)
   convert        rewrite a checkpoint: MindSpore .ckpt, our .pt, .safetensors (SRC DST [--format F])
   average        the mean of several checkpoints' weights (RUN_DIR|CKPT... --out F [--last N | --best N])
@@ -302,6 +304,11 @@ def cmd_predict(argv: List[str]) -> int:
     return predict.main(argv)
 
 
+def cmd_data_stats(argv: List[str]) -> int:
+    from . import datastats
+    return datastats.main(argv)
+
+
 def cmd_benchmark(argv: List[str]) -> int:
     from . import benchmark
     return benchmark.main(argv)
@@ -311,6 +318,7 @@ COMMANDS: Dict[str, Callable[[List[str]], int]] = {
     "train": cmd_train,
     "eval": cmd_eval,
     "info": cmd_info,
+    "data-stats": cmd_data_stats,
     "lr-schedule": cmd_lr_schedule,
     "convert": cmd_convert,
     "average": cmd_average,

@@ -1,0 +1,121 @@
+"""``mobilenet-v1 data-stats``: what a data set's training split holds before a run trains on it.
+
+Its classes and images per class (an unbalanced folder is what ``--class_balance`` is for), and the
+per-channel mean and standard deviation of its pixels on the [0, 1] scale, as ``--mean`` and ``--std``
+take them: over a random sample of its training images (``--images``, all with 0), each read through the
+evaluation transform at ``image_size`` (an image folder's photo resized and centre-cropped, CIFAR's 32x32
+image as it is), the way a trained model sees them; every pixel of every sampled image counts once (the
+statistics of the pixels, as ImageNet's 0.229, 0.224, 0.225 are, not the mean of each image's own).
+"""
+import argparse
+import dataclasses
+import sys
+from typing import Any, Dict, List, Sequence
+
+import torch
+
+from .config import channels_text, load_config
+from .data import CifarLoader, build_loader, sample_labels
+from .runtime import json_text
+
+# Images sampled by default: photos' own means spread by about 0.1, so a sample's mean lands within about
+# 0.1 / sqrt(10,000) x 2 = 0.002 of the whole set's (an estimate).
+DEFAULT_IMAGES = 10000
+# The keys data-stats reads from the configuration (the rest are training's).
+DATA_KEYS = ("config_path", "dataset", "dataset_path", "image_size", "crop_pct", "exif_orientation", "antialias",
+             "interpolation", "val_split", "num_workers", "max_bad_samples", "seed", "batch_size")
+
+
+def measure(cfg, images: int = DEFAULT_IMAGES) -> Dict[str, Any]:
+    """The statistics of ``cfg``'s training split (see the module's notes); ``images`` 0: every image."""
+    from .train import data_options
+
+    if images < 0:
+        raise ValueError(f"--images must be >= 0 (0: every image), got {images}")
+    opts = dataclasses.replace(data_options(cfg, torch.device("cpu"), train=False), pipeline="cpu",
+                               channels_last=False, norm=((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)))
+    total = torch.zeros(3, dtype=torch.float64)
+    squares = torch.zeros(3, dtype=torch.float64)
+    pixels = seen = 0
+    with build_loader(opts, train=False, device=torch.device("cpu"), drop_last=False, split="train",
+                      shuffle=True) as loader:
+        loader.set_epoch(0)
+        labels = (loader.labels.cpu() if isinstance(loader, CifarLoader) else
+                  torch.as_tensor(sample_labels(loader.dataset.samples), dtype=torch.long))
+        for x, _ in loader:
+            x = x[: images - seen] if images else x
+            x = x.double()
+            total += x.sum(dim=(0, 2, 3))
+            squares += x.square().sum(dim=(0, 2, 3))
+            pixels += x.shape[0] * x.shape[2] * x.shape[3]
+            seen += x.shape[0]
+            if images and seen >= images:
+                break
+        classes = list(loader.classes) if loader.classes else None
+        unreadable = len(loader.bad_samples) if loader.bad_samples is not None else 0
+    if not seen:
+        raise ValueError(f"dataset_path {cfg.dataset_path}: no training images to measure")
+    mean = total / pixels
+    std = (squares / pixels - mean.square()).clamp_min(0).sqrt()
+    counts = torch.bincount(labels, minlength=len(classes) if classes else 0).tolist()
+    names = classes or [str(i) for i in range(len(counts))]
+    return {"dataset": cfg.dataset, "dataset_path": cfg.dataset_path, "image_size": cfg.image_size,
+            "images": len(labels), "measured": seen, "unreadable": unreadable,
+            "classes": dict(zip(names, counts)),
+            "mean": [round(float(v), 4) for v in mean], "std": [round(float(v), 4) for v in std]}
+
+
+def lines(stats: Dict[str, Any]) -> List[str]:
+    """``measure``'s dict as the lines data-stats prints."""
+    counts = stats["classes"]
+    present = {k: v for k, v in counts.items() if v}
+    out = [f"{stats['dataset_path']} ({stats['dataset']}): its training split holds {stats['images']:,} images in "
+           f"{len(present)} classes" + (f" ({len(counts) - len(present)} of its {len(counts)} labels have none)"
+                                        if len(present) < len(counts) else "")]
+    if present:
+        low, high = min(present, key=present.get), max(present, key=present.get)
+        ratio = present[high] / present[low]
+        shown = {k: f"class {k}" if k.isdigit() else k for k in (low, high)}  # CIFAR's: their labels
+        out.append(f"  images per class: {present[low]:,} ({shown[low]}) to {present[high]:,} ({shown[high]})"
+                   + (f", {ratio:.1f} to 1: --class_balance 0.5 (or 1) draws the rare classes more often"
+                      if ratio >= 4 else ""))
+    out.append(f"  pixels (0-1 RGB) of {stats['measured']:,} images through the evaluation transform at "
+               f"image_size {stats['image_size']}: mean {channels_text(stats['mean'])}, "
+               f"std {channels_text(stats['std'])}"
+               + (f" ({stats['unreadable']} unreadable files left out)" if stats["unreadable"] else ""))
+    out.append(f"  to train with them: --mean {channels_text(stats['mean'])} --std {channels_text(stats['std'])}")
+    return out
+
+
+def main(argv: Sequence[str]) -> int:
+    from .cli import pop_flag, pop_option
+    from .config import parse_overrides
+
+    argv = list(argv)
+    if "--help" in argv or "-h" in argv:
+        argparse.ArgumentParser(prog="mobilenet-v1 data-stats", description=(
+            "The classes, images per class and per-channel pixel mean and std (as --mean/--std take them) of a "
+            "data set's training split."), usage="mobilenet-v1 data-stats --dataset_path PATH [--dataset D] "
+            f"[--image_size N] [--images N (default {DEFAULT_IMAGES}; 0: all)] [--json] [--key=value ...: "
+            f"{', '.join(DATA_KEYS[1:])}]").print_help()
+        return 0
+    as_json = pop_flag(argv, "--json")
+    images = pop_option(argv, "--images")
+    try:
+        count = int(images) if images is not None else DEFAULT_IMAGES
+    except ValueError:
+        raise ValueError(f"--images {images!r}: expected a whole number (0: every image)") from None
+    other = [k for k, _ in parse_overrides(argv) if k not in DATA_KEYS]
+    if other:
+        raise ValueError(f"{', '.join('--' + k for k in dict.fromkeys(other))}: not used by data-stats, which reads "
+                         f"{', '.join('--' + k for k in DATA_KEYS)}")
+    cfg = load_config(argv)
+    if not cfg.dataset_path:
+        raise ValueError("dataset_path is not set: pass --dataset_path PATH")
+    stats = measure(cfg, count)
+    print(json_text(stats) if as_json else "\n".join(lines(stats)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
