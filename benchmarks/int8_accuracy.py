@@ -41,12 +41,12 @@ def main(argv=None) -> int:
         int8_path = os.path.join(tmp, "int8.onnx")
         quant = quantize_file(exported["path"], int8_path,
                               calibration_loader(cfg.dataset, cfg.dataset_path, cfg.image_size, a.calib_images,
-                                                 cfg.seed, num_workers=cfg.num_workers),
+                                                 cfg.seed, num_workers=cfg.num_workers, norm=cfg.normalisation),
                               reduce_range=a.reduce_range)
         prepared = time.perf_counter() - t
         opts = DataOptions(dataset=cfg.dataset, dataset_path=cfg.dataset_path, batch_size=cfg.batch_size,
                            image_size=cfg.image_size, seed=cfg.seed, num_workers=cfg.num_workers,
-                           channels_last=False, flip=False, pipeline="cpu")
+                           channels_last=False, flip=False, pipeline="cpu", norm=cfg.normalisation)
         loader = build_loader(opts, train=False, device=cpu, drop_last=False)
         result = compare_top1(OnnxModel(exported["path"]), OnnxModel(int8_path), loader)
     out = {"checkpoint": exported["ckpt"], "dataset": cfg.dataset, "dataset_path": cfg.dataset_path,

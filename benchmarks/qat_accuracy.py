@@ -50,7 +50,8 @@ def main(argv=None) -> int:
         fp32 = export_checkpoint(ckpt, os.path.join(tmp, name + "_fp32.onnx"))["path"]
         int8 = os.path.join(tmp, name + "_int8.onnx")
         quantize_file(fp32, int8, calibration_loader(cfg.dataset, cfg.dataset_path, cfg.image_size, a.calib_images,
-                                                     cfg.seed, num_workers=cfg.num_workers),
+                                                     cfg.seed, num_workers=cfg.num_workers,
+                                                     norm=cfg.normalisation),
                       reduce_range=a.reduce_range)
         return int8
 

@@ -29,7 +29,7 @@ from mobilenet_v1.recalibrate import DEFAULT_BATCH, DEFAULT_IMAGES, recalibrate 
 def top1(model, cfg, size: int) -> float:
     opts = DataOptions(dataset=cfg.dataset, dataset_path=cfg.dataset_path, batch_size=cfg.batch_size,
                        image_size=size, seed=cfg.seed, num_workers=cfg.num_workers, channels_last=False,
-                       flip=False, pipeline="cpu", crop_pct=cfg.crop_pct)
+                       flip=False, pipeline="cpu", crop_pct=cfg.crop_pct, norm=cfg.normalisation)
     counts = evaluate(model, build_loader(opts, train=False, device=torch.device("cpu"), drop_last=False),
                       torch.device("cpu"), "fp32")
     return counts["top_1_correct"] / counts["total"]
@@ -50,7 +50,8 @@ def main(argv=None) -> int:
         for seed in (int(s) for s in a.seeds.split(",")):
             m = copy.deepcopy(model)
             recalibrate(m, calibration_loader(cfg.dataset, cfg.dataset_path, size, a.images, seed, DEFAULT_BATCH,
-                                              cfg.num_workers, crop_pct=cfg.crop_pct), torch.device("cpu"))
+                                              cfg.num_workers, crop_pct=cfg.crop_pct, norm=cfg.normalisation),
+                        torch.device("cpu"))
             after.append(top1(m, cfg, size))
         rows.append({"image_size": size, "before": top1(model, cfg, size), "after": after,
                      "after_median": statistics.median(after)})

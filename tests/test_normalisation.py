@@ -43,6 +43,13 @@ def test_mean_and_std_read_as_three_values_on_the_0_1_scale_and_the_data_sets_ow
         load_config(["--std=0.2,0.2"])
     with pytest.raises(ConfigError, match=r"option --std: std 0.2, 0, 0.2: each value must be in \(0, 1\]"):
         load_config(["--std=0.2,0,0.2"])
+    for bad in ("0.5,", ",0.5", "0.5,,0.5", "1_0", "0.5 0.5"):  # an item short is no one value
+        with pytest.raises(ConfigError, match="mean must be three numbers"):
+            load_config([f"--mean={bad}"])
+    assert load_config(["--mean=[0.5, 0.4, 0.3]"]).mean == "0.5,0.4,0.3"
+    with pytest.raises(ConfigError, match=r"unexpected argument '0.456'.* \(several values in one: --mean "
+                                          r"0.485,0.456,...\)"):
+        load_config(["--mean", "0.485", "0.456", "0.406"])  # timm's spelling
     path.write_text("mean: [0.5, nan, 0.5]\n")
     with pytest.raises(ConfigError, match=rf"config file {path}: mean must be three numbers"):
         load_config([f"--config_path={path}"])
@@ -68,9 +75,12 @@ def test_every_pipeline_normalises_by_the_run_s_values(cifar_dir, image_folder):
 
 def test_a_run_s_normalisation_is_followed_by_eval_export_predict_and_quantize(cifar_dir, tmp_path, capsys,
                                                                                monkeypatch):
+    start = str(tmp_path / "start.ckpt")  # weights to start from, of a run with CIFAR's constants
+    ckpt_io.atomic_save({"model": MobileNetV1(class_num=10, width_mult=0.25).state_dict(),
+                         "config": {"dataset": "cifar10"}}, start)
     cfg = load_config([f"--dataset_path={cifar_dir}", "--width_mult=0.25", "--image_size=32", "--batch_size=32",
                        "--epoch_size=1", "--warmup_epochs=0", "--device_target=CPU", "--num_workers=0",
-                       f"--save_checkpoint_path={tmp_path / 'run'}", *OWN])
+                       f"--save_checkpoint_path={tmp_path / 'run'}", f"--pre_trained={start}", *OWN])
     seen = []  # the normalisation of each loader that train, eval and quantize build
     for module in (train, evaluate, quantize):
         real = module.build_loader
@@ -80,7 +90,9 @@ def test_a_run_s_normalisation_is_followed_by_eval_export_predict_and_quantize(c
     assert seen == [OWN_NORM]
     recorded = ckpt_io.load_file(path)["config"]
     assert (recorded["mean"], recorded["std"]) == ("0.5,0.5,0.5", "0.25,0.25,0.25")
-    capsys.readouterr()
+    assert (f"pre_trained: note: {start} was trained on inputs normalised by mean 0.4914,0.4822,0.4465, std 0.2023,"
+            f"0.1994,0.201, this run normalises by mean 0.5,0.5,0.5, std 0.25,0.25,0.25 (--mean and --std keep to "
+            f"its)") in capsys.readouterr().out
 
     base = ["eval", f"--dataset_path={cifar_dir}", "--device_target=CPU", "--num_workers=0",
             f"--checkpoint_path={path}"]
@@ -90,6 +102,8 @@ def test_a_run_s_normalisation_is_followed_by_eval_export_predict_and_quantize(c
     assert f"std 0.25,0.25,0.25: what {path}'s run normalised its inputs by" in err
     assert cli.main(base + ["--mean=0.4914,0.4822,0.4465"]) == 0  # told otherwise: its own mean, the run's std
     assert seen[1:] == [OWN_NORM, (CIFAR_MEAN, OWN_NORM[1])]
+    assert f"mean 0.4914,0.4822,0.4465: as given, where {path}'s run normalised its inputs by 0.5,0.5,0.5" in \
+        capsys.readouterr().err
 
     # An exported file records it, and one that takes pixels normalises them by it.
     assert cli.main(["export", "--ckpt_file", path, "--file_name", str(tmp_path / "float")]) == 0
@@ -105,8 +119,18 @@ def test_a_run_s_normalisation_is_followed_by_eval_export_predict_and_quantize(c
     session = ort.InferenceSession(str(tmp_path / "pixels.onnx"), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: pixels.permute(0, 2, 3, 1).contiguous().numpy()})[0]
     assert np.allclose(got, expected.numpy(), atol=1e-4)
+    # eval of either file follows it; one that takes pixels always takes its own (a Python caller's too).
+    del seen[:]
+    eval_file = ["eval", f"--dataset_path={cifar_dir}", "--num_workers=0"]
+    assert cli.main(eval_file + [f"--checkpoint_path={tmp_path / 'float.onnx'}"]) == 0
+    assert cli.main(eval_file + [f"--checkpoint_path={tmp_path / 'pixels.onnx'}", "--mean=0.4914,0.4822,0.4465"]) == 0
+    assert (f"mean 0.4914,0.4822,0.4465 is not used: {tmp_path / 'pixels.onnx'} takes uint8 pixels and normalises them "
+            f"by its own mean 0.5,0.5,0.5") in capsys.readouterr().err
+    evaluate.run(load_config(eval_file[1:] + [f"--checkpoint_path={tmp_path / 'pixels.onnx'}", "--image_size=32"]))
+    assert seen == [OWN_NORM] * 3
 
-    # predict, from the checkpoint and from either file: the probabilities of those inputs.
+    # predict, from the checkpoint and from either file: the probabilities of those inputs; --mean, --std
+    # for a file that records none (a MindSpore .ckpt's: convert, below), not for one that takes pixels.
     from PIL import Image
     image = tmp_path / "one.png"
     Image.fromarray(pixels[0].permute(1, 2, 0).numpy()).save(image)
@@ -119,6 +143,8 @@ def test_a_run_s_normalisation_is_followed_by_eval_export_predict_and_quantize(c
     assert cli.main(["predict", str(image), "--ckpt_file", path, "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     assert (got["mean"], got["std"]) == ([0.5] * 3, [0.25] * 3)
+    with pytest.raises(ValueError, match="takes uint8 pixels and normalises them itself"):
+        load_predictor(str(tmp_path / "pixels.onnx"), mean="0.4")
 
     # INT8 calibration (and its comparison) read the calibration images as the model's run did.
     del seen[:]
@@ -135,12 +161,32 @@ def test_a_run_s_normalisation_is_followed_by_eval_export_predict_and_quantize(c
     assert cli.main(["convert", path, str(tmp_path / "seed.ckpt")]) == 0
     assert ("was trained on inputs normalised by mean 0.5,0.5,0.5, std 0.25,0.25,0.25 (its run's --mean/--std); the "
             "seed's pipeline normalises by cifar10's constants: give it these" in capsys.readouterr().err)
+    seed = str(tmp_path / "seed.ckpt")
+    predictor = load_predictor(seed, dataset="cifar10", image_size=32, mean="0.5", std="0.25")
+    assert predictor.normalisation == OWN_NORM
+    assert predictor.top_k([str(image)], 1)[0]["top_k"][0]["probability"] == pytest.approx(want, abs=1e-5)
+    assert cli.main(["export", "--ckpt_file", seed, "--file_name", str(tmp_path / "again"), "--dataset", "cifar10",
+                     "--height", "32", "--width", "32", "--mean", "0.5", "--std", "0.25"]) == 0
+    assert OnnxModel(str(tmp_path / "again.onnx")).metadata["mean"] == [0.5] * 3
+    del seen[:]  # recalibrate-bn: measured as the run normalised, or as told for a file that records nothing
+    for source, told in ((path, []), (seed, ["--dataset", "cifar10", "--image_size", "32", "--mean", "0.5",
+                                             "--std", "0.25"])):
+        out = str(tmp_path / f"recalibrated_{len(seen)}.pt")
+        assert cli.main(["recalibrate-bn", source, "--out", out, "--dataset_path", str(cifar_dir), "--images", "16",
+                         "--num_workers", "0", *told]) == 0
+        assert ckpt_io.trained_normalisation(ckpt_io.load_file(out)["config"], "", out) == OWN_NORM
+    assert seen == [OWN_NORM, OWN_NORM]
     other = str(tmp_path / "other.ckpt")
     ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10"}}, other)
-    assert cli.main(["average", path, other, "--out", str(tmp_path / "mean.pt")]) != 0
-    assert (f"checkpoint {other} was trained on inputs normalised by mean 0.4914,0.4822,0.4465, std 0.2023,0.1994,"
-            f"0.201, {path} on mean 0.5,0.5,0.5, std 0.25,0.25,0.25: the mean would mix models of other inputs"
-            in capsys.readouterr().err)
+    capsys.readouterr()
+    for files, said in (([path, other], f"checkpoint {other} was trained on inputs normalised by mean 0.4914,0.4822,"
+                                        f"0.4465, std 0.2023,0.1994,0.201, {path} on mean 0.5,0.5,0.5, std 0.25,0.25,"
+                                        f"0.25: the mean would mix models of other inputs"),
+                        ([seed, path], f"checkpoint {seed} records no normalisation (a MindSpore .ckpt's run used its "
+                                       f"data set's constants), {path} was trained on inputs normalised by mean 0.5,"
+                                       f"0.5,0.5, std 0.25,0.25,0.25 (its run's --mean/--std)")):
+        assert cli.main(["average", *files, "--out", str(tmp_path / "mean.pt")]) != 0
+        assert said in capsys.readouterr().err
     # A resume that normalises otherwise is named with the keys that changed.
     line = train.recipe_change(ckpt_io.load_file(path), path, load_config([]))
     assert ("was trained with image_size 32, mean '0.5,0.5,0.5', std '0.25,0.25,0.25'; continuing with this run's "
@@ -149,19 +195,38 @@ def test_a_run_s_normalisation_is_followed_by_eval_export_predict_and_quantize(c
 
 
 def test_a_teacher_of_other_inputs_is_handed_each_batch_in_its_own_normalisation(tmp_path):
-    teacher = MobileNetV1(class_num=4, width_mult=0.25).eval()
-    path = str(tmp_path / "teacher.ckpt")
-    ckpt_io.atomic_save({"model": teacher.state_dict(), "config": {"dataset": "cifar10"}}, path)
+    """A checkpoint of a run with CIFAR's constants, and a .pt2 program exported from one of its own: each
+    computes, from a batch of this run's normalisation, what it computes from the same images in its own."""
+    from mobilenet_v1.export import export_checkpoint
+
+    torch.manual_seed(0)
+    teacher = MobileNetV1(class_num=4, width_mult=0.25)
+    for bn in teacher.modules():  # BatchNorm statistics of its own inputs: outputs that tell images apart
+        if isinstance(bn, torch.nn.BatchNorm2d):
+            bn.momentum = None
+    with torch.no_grad():
+        teacher.train()(torch.randn(16, 3, 32, 32))
+        teacher.eval().fc.weight.mul_(100)  # logits of some size
+    path, own = str(tmp_path / "teacher.ckpt"), str(tmp_path / "own.ckpt")
+    ckpt_io.atomic_save({"model": teacher.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, path)
+    ckpt_io.atomic_save({"model": teacher.state_dict(), "config": {"dataset": "cifar10", "image_size": 32,
+                                                                   "mean": "0.2,0.3,0.4", "std": "0.4,0.35,0.3"}},
+                        own)
+    program = export_checkpoint(own, str(tmp_path / "own"), file_format="PT2", atol=0.01)["path"]
     pixels = torch.from_numpy(class_images(np.arange(4), 3)).float() / 255
-    for student, mine in ((OWN, OWN_NORM), ([], None)):
-        cfg = load_config(["--class_num=4", "--width_mult=0.25", "--image_size=32", f"--teacher={path}", *student])
-        distill = train.build_distiller(cfg, None, torch.device("cpu"), torch.contiguous_format)
-        assert isinstance(distill.teacher, Renormalised) == (mine is not None)
-        mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in cfg.normalisation)
-        seed_mean, seed_std = (torch.tensor(v).view(1, 3, 1, 1) for v in (CIFAR_MEAN, CIFAR_STD))
+    for source, norm in ((path, (CIFAR_MEAN, CIFAR_STD)), (program, ((0.2, 0.3, 0.4), (0.4, 0.35, 0.3)))):
         with torch.no_grad():
-            want = teacher((pixels - seed_mean) / seed_std)  # what it was trained to take
-            assert torch.allclose(distill.logits((pixels - mean) / std), want, atol=1e-4)
+            want = teacher((pixels - torch.tensor(norm[0]).view(1, 3, 1, 1)) / torch.tensor(norm[1]).view(1, 3, 1, 1))
+        for student in (OWN, []):
+            cfg = load_config(["--class_num=4", "--width_mult=0.25", "--image_size=32", f"--teacher={source}",
+                               *student])
+            distill = train.build_distiller(cfg, None, torch.device("cpu"), torch.contiguous_format)
+            assert isinstance(distill.teacher, Renormalised) == (cfg.normalisation != norm)
+            mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in cfg.normalisation)
+            with torch.no_grad():
+                got = distill.logits((pixels - mean) / std)
+            assert torch.allclose(got, want, atol=1e-4 * float(want.abs().max())), (source, student)
+    assert (want[0] - want[1]).abs().max() > 1  # (which another input would change)
 
 
 def test_data_stats_gives_the_pixels_mean_and_std_and_the_images_per_class(cifar_dir, image_folder, capsys):

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from . import checkpoint as ckpt_io
-from .config import normalisation_text as normalised
+from .config import normalisation, normalisation_text
 from .mindspore_io import mindspore_warning, output_format, read_any, write_checkpoint
 
 
@@ -103,6 +103,7 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     first: Dict[str, Any] = {}
     weights: List[str] = []
     recorded: Dict[str, Any] = {}
+    unrecorded, own = "", ""  # a file that records no normalisation; one whose run had its own (--mean/--std)
     for f in files:
         ckpt = read_any(f)
         model, args = model_from_checkpoint(ckpt, f, use_ema)
@@ -125,8 +126,17 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
                 first.update(norm=norm, norm_file=f)
             elif norm != first["norm"]:
                 raise ckpt_io.CheckpointError(
-                    f"checkpoint {f} was trained on inputs normalised by {normalised(norm)}, {first['norm_file']} on "
-                    f"{normalised(first['norm'])}: the mean would mix models of other inputs")
+                    f"checkpoint {f} was trained on inputs normalised by {normalisation_text(norm)}, "
+                    f"{first['norm_file']} on {normalisation_text(first['norm'])}: the mean would mix models of other "
+                    f"inputs")
+            own = own or (f if norm != normalisation(str(config.get("dataset") or "")) else "")
+        else:
+            unrecorded = unrecorded or f
+        if own and unrecorded:
+            raise ckpt_io.CheckpointError(
+                f"checkpoint {unrecorded} records no normalisation (a MindSpore .ckpt's run used its data set's "
+                f"constants), {own} was trained on inputs normalised by {normalisation_text(first['norm'])} (its "
+                f"run's --mean/--std): the mean would mix models of other inputs")
         if classes and "classes" not in first:
             first.update(classes=classes, classes_file=f)
         weights.append(ckpt_io.which_weights(ckpt, use_ema))

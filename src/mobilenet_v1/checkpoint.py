@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .config import ConfigError, is_cifar, normalisation
+from .config import ConfigError, channel_values, is_cifar, normalisation
 
 FORMAT = "mobilenet-v1/1"
 CKPT_PREFIX = "mobilenetv1"
@@ -247,18 +247,26 @@ def trained_dataset(path: str, recorded: Any, asked: Optional[str], default: boo
     return recorded or asked
 
 
-def trained_normalisation(record: Any, dataset: str, path: str) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+def trained_normalisation(record: Any, dataset: str, path: str, mean: Optional[str] = None,
+                          std: Optional[str] = None) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
     """The per-channel (mean, std) the run of model file ``path`` normalised its inputs by, from ``record``
     (a checkpoint's ``config``: its ``mean`` and ``std`` keys, empty or absent in a file from before them
     for its data set's constants; an exported file's metadata: the lists it records), for the data set it
-    records, else ``dataset`` (a MindSpore or foreign file records none)."""
+    records, else ``dataset`` (a MindSpore or foreign file records none). ``mean`` and ``std``: a command's
+    ``--mean``/``--std`` (None: not given), which replace the record's."""
     record = record if isinstance(record, dict) else {}
     recorded = record.get("dataset")
     try:
-        return normalisation(recorded if isinstance(recorded, str) and recorded else dataset,
+        norm = normalisation(recorded if isinstance(recorded, str) and recorded else dataset,
                              record.get("mean") or "", record.get("std") or "")
     except ConfigError as e:
         raise CheckpointError(f"{path}: its recorded normalisation does not read: {e}") from None
+    out = list(norm)
+    for i, (key, value) in enumerate((("mean", mean), ("std", std))):
+        text = channel_values(key, value, f"--{key}") if value is not None else ""
+        if text:
+            out[i] = tuple(float(v) for v in text.split(","))
+    return out[0], out[1]
 
 
 def teacher_file(ckpt: Dict[str, Any]) -> Optional[Dict[str, str]]:

@@ -7,6 +7,7 @@ values instead (``DATASET_PRESETS``). Unknown keys are errors.
 import dataclasses
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
@@ -480,16 +481,24 @@ def unknown_key(key: str, source: str) -> ConfigError:
 
 
 def channel_values(key: str, value: Any, source: str) -> str:
-    """``mean`` or ``std`` given as three numbers (R, G, B; a YAML list, or text split by commas or spaces)
-    or one for every channel, on the [0, 1] pixel scale: the text the configuration holds, three values
-    as they read back exactly ("" stays "": the data set's)."""
+    """``mean`` or ``std`` given as three numbers (R, G, B; a YAML list, or text split by commas or spaces,
+    in brackets or not) or one for every channel, on the [0, 1] pixel scale: the text the configuration
+    holds, three values as they read back exactly ("" stays "": the data set's)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return ""
-    items = list(value) if isinstance(value, (list, tuple)) else str(value).replace(",", " ").split()
-    try:
-        numbers = [float(v) for v in items if not isinstance(v, bool)]
-    except (TypeError, ValueError):
-        numbers = []
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        text = str(value).strip()
+        if text[:1] + text[-1:] in ("[]", "()"):
+            text = text[1:-1].strip()
+        items = re.split(r"\s*,\s*|\s+", text)  # "0.5," is an item short, not one value
+    numbers = []
+    for v in items:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            numbers.append(float(v))
+        elif isinstance(v, str) and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", v):
+            numbers.append(float(v))
     if len(numbers) != len(items) or len(numbers) not in (1, 3) or not all(map(math.isfinite, numbers)):
         raise ConfigError(f"{source}: {key} must be three numbers (R,G,B) or one for every channel, got {value!r}")
     numbers = numbers * 3 if len(numbers) == 1 else numbers
@@ -512,6 +521,23 @@ def normalisation(dataset: str, mean: Any = "", std: Any = "") -> Tuple[Tuple[fl
     mean, std = channel_values("mean", mean, "mean"), channel_values("std", std, "std")
     return (tuple(float(v) for v in mean.split(",")) if mean else seed_mean,
             tuple(float(v) for v in std.split(",")) if std else seed_std)
+
+
+def normalisation_keys(dataset: str, norm: Tuple[Sequence[float], Sequence[float]]) -> Dict[str, str]:
+    """The ``mean`` and ``std`` keys a configuration records for the normalisation ``norm`` of ``dataset``
+    (each "" where it is the data set's constants)."""
+    return {key: "" if tuple(values) == own else channel_values(key, list(values), key)
+            for key, values, own in zip(NORMALISATION_KEYS, norm, normalisation(dataset))}
+
+
+def add_normalisation_options(parser: Any, what: str) -> None:
+    """``--mean`` and ``--std`` of a command that reads a model file (``what``: what they are for), each
+    replacing the file's record (:func:`checkpoint.trained_normalisation`)."""
+    for key in NORMALISATION_KEYS:
+        parser.add_argument(f"--{key}", default=None, metavar="R,G,B",
+                            help=f"the per-channel {'mean' if key == 'mean' else 'standard deviation'} {what} "
+                                 f"(0-1 scale; one value for all; default: what the file records, else the data "
+                                 f"set's constants: a MindSpore .ckpt records none)")
 
 
 def channels_text(values: Sequence[float]) -> str:
@@ -804,7 +830,10 @@ def parse_overrides(argv: Sequence[str]) -> List[Tuple[str, str]]:
     while i < len(argv):
         arg = argv[i]
         if not arg.startswith("--") or len(arg) == 2:
-            raise ConfigError(f"unexpected argument {arg!r}: options are --key=value or --key value")
+            several = pairs and pairs[-1][0] in NORMALISATION_KEYS and i >= 1 and not argv[i - 1].startswith("--")
+            raise ConfigError(f"unexpected argument {arg!r}: options are --key=value or --key value"
+                              + (f" (several values in one: --{pairs[-1][0]} {pairs[-1][1]},{arg},...)"
+                                 if several else ""))
         body = arg[2:]
         if "=" in body:
             key, value = body.split("=", 1)

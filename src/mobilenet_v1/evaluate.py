@@ -41,8 +41,6 @@ def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = 
     cfg = trained_exif(cfg, model.metadata.get("exif_orientation"), path, given)
     cfg = trained_antialias(cfg, model.metadata.get("antialias"), path, given)
     cfg = trained_interpolation(cfg, model.metadata.get("interpolation"), path, given)
-    cfg = trained_normalisation(cfg, ckpt_io.trained_normalisation(model.metadata, cfg.dataset, path), path, given,
-                                pixels=model.image_input)
     hw = model.image_hw
     if hw is not None and hw[0] != hw[1]:
         raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs; evaluation needs a square image_size")
@@ -55,6 +53,8 @@ def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = 
                          f"pass --image_size {hw[0]}")
     ckpt_io.trained_dataset(path, model.metadata.get("dataset"), cfg.dataset,
                             default=given is not None and "dataset" not in given)
+    cfg = trained_normalisation(cfg, ckpt_io.trained_normalisation(model.metadata, cfg.dataset, path), path, given,
+                                pixels=model.image_input)
     note = model.saturation_note()
     if note:
         print0(note, file=sys.stderr)
@@ -208,19 +208,27 @@ def trained_interpolation(cfg: Config, recorded: Any, path: str, given: Optional
 def trained_normalisation(cfg: Config, recorded: Tuple[Sequence[float], Sequence[float]], path: str,
                           given: Optional[Set[str]], pixels: bool = False) -> Config:
     """``cfg`` with the ``mean`` and ``std`` that the run of ``path`` normalised its inputs by (``recorded``:
-    :func:`checkpoint.trained_normalisation`), each where the user left it at its default, and said so; CIFAR's
-    too (the model's inputs are normalised whatever the data). A file with a uint8 image input (``pixels``)
-    is handed the pixels each batch was made from by undoing its own normalisation, so it takes no other."""
+    :func:`checkpoint.trained_normalisation`), each where the user left it at its default, and said so; one
+    given otherwise (on the command line or in a config file) is kept, and said so too. CIFAR's too (the
+    model's inputs are normalised whatever the data). A file with a uint8 image input (``pixels``) is handed
+    the pixels each batch was made from by undoing its own normalisation, so it always takes its own (a
+    Python caller's too, ``given`` None)."""
     for key, theirs, ours in zip(NORMALISATION_KEYS, recorded, cfg.normalisation):
         if tuple(theirs) == ours:
             continue
-        if pixels and given is not None and key in given:
-            raise ValueError(f"--{key} {channels_text(ours)}: {path} takes uint8 pixels and normalises them by its "
-                             f"own {key} {channels_text(theirs)}; leave --{key} out")
-        if given is None or key in given:
+        if pixels:
+            if given is not None and key in given:
+                print0(f"{key} {channels_text(ours)} is not used: {path} takes uint8 pixels and normalises them by "
+                       f"its own {key} {channels_text(theirs)}, which its batches are made with", file=sys.stderr)
+        elif given is None:
             continue
-        print0(f"{key} {channels_text(theirs)}: what {path}'s run normalised its inputs by (--{key} to evaluate "
-               f"with another)", file=sys.stderr)
+        elif key in given:
+            print0(f"{key} {channels_text(ours)}: as given, where {path}'s run normalised its inputs by "
+                   f"{channels_text(theirs)}", file=sys.stderr)
+            continue
+        else:
+            print0(f"{key} {channels_text(theirs)}: what {path}'s run normalised its inputs by (--{key} to evaluate "
+                   f"with another)", file=sys.stderr)
         cfg = dataclasses.replace(cfg, **{key: channel_values(key, list(theirs), key)})
     return cfg
 

@@ -46,7 +46,7 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
-from .config import DATASETS, bool_option, normalisation
+from .config import DATASETS, add_normalisation_options, bool_option, normalisation
 from .model import MobileNetV1
 from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, PTE_METADATA, DeployedModel, ExecutorchModel, OnnxModel,
                       ProgramModel, image_input_note, write_metadata)
@@ -211,7 +211,8 @@ def qat_difference(onnx_path: str, model: MobileNetV1, batch_sizes: Sequence[int
 def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = None, width: Optional[int] = None,
                       batch_size: int = 1, dynamic_batch: bool = True, atol: float = ATOL,
                       dataset: Optional[str] = None, use_ema: bool = True, image_input: bool = False,
-                      file_format: str = "ONNX", pixel_format: str = "RGB") -> Dict[str, Any]:
+                      file_format: str = "ONNX", pixel_format: str = "RGB", mean: Optional[str] = None,
+                      std: Optional[str] = None) -> Dict[str, Any]:
     """Export a checkpoint to ``file_name`` (``.onnx``, ``.pte`` or ``.pt2``, appended when missing) and check
     it; returns the path, the input size, the largest difference from PyTorch per checked batch size, the data set
     whose normalisation the file records and ``weights``, the line saying which weights a checkpoint
@@ -220,7 +221,9 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     That data set is the one the checkpoint's training configuration names. A file that records none
     (a MindSpore ``.ckpt`` holds only tensors) takes ``dataset``, or else a guess from its class count
     (``dataset_guessed`` in the result): cifar10 for 10 classes, as the seed's CIFAR-10 models have,
-    imagenet2012 otherwise. ``dataset`` other than the recorded one is an error.
+    imagenet2012 otherwise. ``dataset`` other than the recorded one is an error. The file records the
+    normalisation the checkpoint's run trained with (its ``mean`` and ``std`` keys, else the data set's
+    constants), or ``mean``/``std`` (text as ``--mean`` takes it) where given.
 
     ``image_input``: the file takes uint8 pixels (N, H, W, C) of ``pixel_format`` (RGB, BGR, RGBA, BGRA)
     and normalises them itself (:func:`onnx_io.add_image_input`), checked against the same file without
@@ -273,7 +276,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     # size the weights were trained at (their BatchNorm statistics measured at) beside it where that differs
     # (eval, predict and quantize read the graph's own). A file that records no configuration (a MindSpore
     # .ckpt) does not say its size.
-    meta = preprocessing_metadata(dataset, height, ckpt_io.trained_normalisation(config, dataset, path))
+    meta = preprocessing_metadata(dataset, height, ckpt_io.trained_normalisation(config, dataset, path, mean, std))
     if height != width:
         meta["image_size"] = None  # not written
     trained_size = ckpt_io.trained_image_size(config)
@@ -555,6 +558,7 @@ def main(argv: Sequence[str]) -> int:
                    help="whose input normalisation the file records, for a checkpoint that does not say (a "
                         "MindSpore .ckpt); default: what the checkpoint records, else cifar10 for 10 classes "
                         "and imagenet2012 otherwise")
+    add_normalisation_options(p, "the file records (and with --image_input applies)")
     p.add_argument("--atol", type=float, default=ATOL, help=f"largest allowed logit difference ({ATOL:g})")
     p.add_argument("--use_ema", type=bool_option, default=True, metavar="True|False",
                    help="a checkpoint of a run with --ema_decay: export its weight average (True, the default) "
@@ -597,7 +601,7 @@ def main(argv: Sequence[str]) -> int:
     result = export_checkpoint(a.ckpt_file, a.file_name or "mobilenetv1", height, width, batch_size,
                                dynamic_batch=not a.static_batch, atol=a.atol, dataset=a.dataset,
                                use_ema=a.use_ema, image_input=a.image_input, file_format=fmt,
-                               pixel_format=a.pixel_format)
+                               pixel_format=a.pixel_format, mean=a.mean, std=a.std)
     if result["weights"]:
         print0(result["weights"])
     if result["dataset_guessed"]:

@@ -39,11 +39,11 @@ from torch.utils.data import DataLoader, Dataset
 from . import checkpoint as ckpt_io
 from . import transforms as T
 from .api import model_from_checkpoint
-from .config import DATASETS, bool_option, cifar_name, is_cifar, normalisation
+from .config import DATASETS, add_normalisation_options, bool_option, cifar_name, is_cifar, normalisation
 from .archive import archive_images, is_archive
 from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
 from .engine import resolve_device
-from .onnx_io import is_deployed_file, load_deployed, refuse_gpu
+from .onnx_io import DeployedModel, is_deployed_file, load_deployed, refuse_gpu
 from .runtime import json_text, print0
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -301,9 +301,11 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
                    dataset: Optional[str] = None, image_size: Optional[int] = None, use_ema: Optional[bool] = None,
                    device_target: str = "CPU", crop_pct: Optional[float] = None,
                    exif_orientation: Optional[bool] = None, antialias: Optional[bool] = None,
-                   interpolation: Optional[str] = None) -> Predictor:
+                   interpolation: Optional[str] = None, mean: Optional[str] = None,
+                   std: Optional[str] = None) -> Predictor:
     """A model file and what it takes to run it on image files; ``image_size``, ``crop_pct``,
-    ``exif_orientation``, ``antialias`` and ``interpolation`` override what the file records, ``dataset``
+    ``exif_orientation``, ``antialias``, ``interpolation``, ``mean`` and ``std`` (text as ``--mean`` takes it)
+    override what the file records (the last two not for a file that takes pixels), ``dataset``
     must be the one it records (it names a file's that records none). A checkpoint with a weight average predicts with it unless
     ``use_ema`` is False; an exported file holds the weights chosen at export (``use_ema`` given for one
     is named on stderr as not used).
@@ -373,7 +375,11 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
         antialias = aa is not False
     if interpolation is None:
         interpolation = T.recorded_interpolation(mode)
-    norm = ckpt_io.trained_normalisation(record, dataset, path)
+    norm = ckpt_io.trained_normalisation(record, dataset, path, mean, std)
+    if isinstance(model, DeployedModel) and model.image_input and norm != ckpt_io.trained_normalisation(record, dataset,
+                                                                                                     path):
+        raise ValueError(f"--mean/--std: {path} takes uint8 pixels and normalises them itself, by the mean and std "
+                         f"it records; leave them out")
     return Predictor(model=model, source=path, dataset=dataset, image_size=int(size), norm=norm,
                      names=class_names(class_num, recorded, labels, background_class), weights=weights,
                      device=device, crop_pct=float(crop_pct or crop or T.CROP_PCT),
@@ -409,6 +415,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--interpolation", choices=T.INTERPOLATIONS, default=None,
                    help="ImageNet-style models: the resize's interpolation (default: as the model's run resized "
                         "its photos, its interpolation key; bilinear for files from before the key)")
+    add_normalisation_options(p, "the inputs are normalised by")
     p.add_argument("--use_ema", type=bool_option, default=None, metavar="True|False",
                    help="a checkpoint of a run with --ema_decay: its weight average (True, the default) or its "
                         "trained weights (an exported file holds those chosen at export)")
@@ -445,7 +452,8 @@ def main(argv: Sequence[str]) -> int:
             raise ValueError(f"--out {a.out}: {os.path.dirname(os.path.abspath(a.out))} is not a folder")
     images = image_files(a.images)
     predictor = load_predictor(a.ckpt_file, a.labels, a.background_class, a.dataset, a.image_size, a.use_ema,
-                               a.device_target, a.crop_pct, a.exif_orientation, a.antialias, a.interpolation)
+                               a.device_target, a.crop_pct, a.exif_orientation, a.antialias, a.interpolation,
+                               a.mean, a.std)
     results = predictor.top_k(images, a.top_k, a.num_workers, a.batch_size)
     failed = [r for r in results if "error" in r]
     # A model with NaN weights (a diverged run's, a damaged file) gives NaN for every class: no prediction.

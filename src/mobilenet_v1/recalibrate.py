@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt_io
-from .config import DATASETS, cifar_name, is_cifar
+from .config import DATASETS, add_normalisation_options, cifar_name, is_cifar, normalisation_keys
 from .data import held_out_for
 from .mindspore_io import mindspore_warning, output_format, read_any, write_checkpoint
 from .transforms import CROP_PCT, recorded_interpolation
@@ -83,13 +83,15 @@ def recalibrate(model: nn.Module, batches: Iterable[Tuple[torch.Tensor, Any]], d
 def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, image_size: Optional[int] = None,
         crop_pct: Optional[float] = None, images: int = DEFAULT_IMAGES, batch_size: int = DEFAULT_BATCH,
         seed: int = 1, num_workers: int = -1, fmt: Optional[str] = None, use_ema: bool = True,
-        device_target: str = "auto", val_split: Optional[float] = None) -> Dict[str, Any]:
+        device_target: str = "auto", val_split: Optional[float] = None, mean: Optional[str] = None,
+        std: Optional[str] = None) -> Dict[str, Any]:
     """Write the model of ``src`` (a checkpoint of any format, or a run folder: its newest) with its
     BatchNorm statistics measured on ``images`` training images of ``dataset_path`` at ``image_size``
     (by default the size it was trained at) as ``dst`` (format from its extension, or ``fmt``).
     ``val_split``: an image folder's share of each class left out (by default the share ``src``'s run
-    held out, where ``dataset_path`` is the folder it trained on). Everything is checked before the
-    measurement."""
+    held out, where ``dataset_path`` is the folder it trained on). ``mean``/``std`` (text as ``--mean``
+    takes it): the normalisation, by default the one ``src``'s run trained with; the written file records
+    it. Everything is checked before the measurement."""
     from .api import model_from_checkpoint, refuse_quantization_aware
     from .engine import resolve_device
     from .quantize import calibration_loader
@@ -142,18 +144,20 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     if val_split is None:
         val_split, note = held_out_for(ckpt.get("held_out"), dataset_path, path, dataset)
 
+    norm = ckpt_io.trained_normalisation(config, dataset, path, mean, std)
     device = resolve_device(device_target)
     model = model.to(device)
     batches = calibration_loader(dataset, dataset_path, image_size, images, seed, batch_size, num_workers,
                                  val_split=val_split, crop_pct=crop_pct,
                                  exif_orientation=config.get("exif_orientation") is True, antialias=antialias,
                                  interpolation=interpolation,
-                                 norm=ckpt_io.trained_normalisation(config, dataset, path))
+                                 norm=norm)
     seen = recalibrate(model, batches, device)
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     recorded = {k: ckpt[k] for k in ("classes", "held_out") if ckpt.get(k) is not None}
     config.pop("eval_image_size", None)  # the statistics' size is the one it runs at now
+    config.update(normalisation_keys(dataset, norm))  # what it was measured with, which eval and export follow
     config.update(dataset=dataset, image_size=image_size, bn_recalibration={
         "images": seen, "image_size": image_size, "dataset_path": os.path.abspath(dataset_path), "seed": seed,
         "source": os.path.basename(path), "trained_at": trained_at})
@@ -191,6 +195,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--val_split", type=float, default=None,
                    help="an image folder without an evaluation split: the share of each class to leave out "
                         "(default: the share SRC's run held out, where --dataset_path is the folder it trained on)")
+    add_normalisation_options(p, "the images are normalised by")
     p.add_argument("--images", type=int, default=DEFAULT_IMAGES,
                    help=f"training images to measure on, drawn at random (default {DEFAULT_IMAGES}; fewer where "
                         f"the data set has fewer)")
@@ -203,7 +208,7 @@ def main(argv: Sequence[str]) -> int:
                           "default) or its trained weights")
     a = p.parse_args(list(argv))
     out = run(a.src, a.out, a.dataset_path, a.dataset, a.image_size, a.crop_pct, a.images, a.batch_size, a.seed,
-              a.num_workers, a.format, a.use_ema, a.device_target, a.val_split)
+              a.num_workers, a.format, a.use_ema, a.device_target, a.val_split, a.mean, a.std)
     size = (f"at image_size {out['image_size']} (trained at {out['trained_at']})"
             if out["trained_at"] not in (None, out["image_size"]) else f"at image_size {out['image_size']}")
     print(f"wrote {a.out}: {WRITTEN[out['format']]}, {out['tensors']} tensors (MobileNetV1 width_mult "

@@ -972,6 +972,12 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         if padded and padded != cfg.padding:
             print0(f"pre_trained: note: {pre_trained} was trained with padding {padded}, this run pads "
                    f"{cfg.padding} (--padding {padded} keeps to its)")
+        recorded = source.get("config")  # a MindSpore file's or timm's records none
+        theirs = ckpt_io.trained_normalisation(recorded, cfg.dataset, pre_trained) if recorded else None
+        if theirs is not None and theirs != cfg.normalisation:
+            print0(f"pre_trained: note: {pre_trained} was trained on inputs normalised by "
+                   f"{normalisation_text(theirs)}, this run normalises by {normalisation_text(cfg.normalisation)} "
+                   f"(--mean and --std keep to its)")
     if cfg.qat:
         print0(f"qat: quantization-aware training: BatchNorm frozen at its running statistics and folded into the "
                f"convs, their weights rounded to int8 per channel{' (7-bit)' if cfg.qat_reduce_range else ''}, the "
