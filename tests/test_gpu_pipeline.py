@@ -18,6 +18,7 @@ from PIL import Image
 
 from mobilenet_v1 import data
 from mobilenet_v1 import transforms as T
+from mobilenet_v1.config import ConfigError, load_config
 from torchvision.transforms.v2 import functional as TF
 from mobilenet_v1.data import (BAD, ENCODED, PREFETCH_BATCHES, BackgroundBatches, BadSample, BatchedImageLoader,
                                CifarLoader, CropDraw, DataOptions, DecodedBatch, EncodedImageDataset,
@@ -100,6 +101,41 @@ def test_without_antialiasing_both_pipelines_make_the_same_training_batches(imag
     assert (xc - xg).abs().max() <= 1 / (255 * 0.224) + 1e-5  # one uint8 step, normalised
     antialiased, _ = next(iter(ImageFolderLoader(str(image_folder / "train"), **opts)))
     assert not torch.equal(antialiased, xc)
+
+
+def test_vflip_turns_the_samples_its_seeds_draw_upside_down_alike_in_every_pipeline(image_folder, cifar_dir):
+    """--vflip P: after the crop and horizontal flip, each sample whose seed draws under P is flipped upside
+    down: the same samples in CIFAR's loader and both image folder pipelines, none of the other draws
+    moved (P 0 and P 1 give the same batch, up to the flip)."""
+    def batch(cls, root, p, **kw):
+        loader = cls(str(root), batch_size=8, train=True, image_size=32, device=CPU, seed=5, vflip=p, **kw)
+        loader.set_epoch(1)
+        return next(iter(loader))[0]
+
+    seeds = None
+    for cls, root, kw in ((ImageFolderLoader, image_folder / "train", {"num_workers": 0}),
+                          (BatchedImageLoader, image_folder / "train", {"num_workers": 0}), (None, cifar_dir, {})):
+        if cls is None:
+            images, labels = load_cifar(str(root), True)
+            cls, root = (lambda _, **k: CifarLoader(images, labels, **k)), ""
+        upright, upside_down, half = (batch(cls, root, p, **kw) for p in (0.0, 1.0, 0.5))
+        assert torch.equal(upside_down, upright.flip(-2)) and not torch.equal(upside_down, upright)
+        turned = [torch.equal(h, d) and not torch.equal(h, u) for h, u, d in zip(half, upright, upside_down)]
+        assert all(torch.equal(h, d if t else u) for h, u, d, t in zip(half, upright, upside_down, turned))
+        if seeds is None:  # the two image folder pipelines: the same samples turned
+            seeds = turned
+        elif cls is BatchedImageLoader:
+            assert turned == seeds
+    loader = CifarLoader(images, labels, batch_size=192, train=True, image_size=32, device=CPU, seed=5, vflip=0.5)
+    share = float(T.vflips(loader.sampler.seeds(), 0.5).float().mean())
+    assert 0.4 < share < 0.6
+    # A worker's seeds, hashed in Python, draw what the tensor of them draws (any int64, the chance in float32).
+    many = torch.cat([torch.randint(-2**62, 2**62, (4000,), generator=torch.Generator().manual_seed(0)),
+                      torch.arange(-50, 50), torch.tensor([2**63 - 1, -2**63])])
+    for p in (0.3, 1 / 3, 0.5, 0.999999):
+        assert torch.equal(T.vflips(many, p), T.vflips(many.tolist(), p)), p
+    with pytest.raises(ConfigError, match=r"option --vflip: vflip must be in \[0, 1\]"):
+        load_config(["--vflip=1.5"])
 
 
 def test_workers_draw_the_training_crops_from_the_file_header(image_folder):

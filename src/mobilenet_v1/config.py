@@ -179,6 +179,9 @@ class Config:
     # "auto": the GPU pipeline when CUDA is present (ImageNet folders), else the CPU one.
     data_pipeline: str = "auto"
     random_flip: bool = True
+    # Each training image's chance of a vertical flip, after the crop and horizontal flip (timm's --vflip):
+    # for images without an up (aerial, satellite, microscope); 0: never, the seed's.
+    vflip: float = 0.0
     # Repeated augmentation (timm's --aug-repeats, torchvision's --ra-sampler --ra-reps): each image of an
     # epoch's permutation drawn this many times in a row, each copy augmented anew; the epoch keeps its
     # length (N / aug_repeats images, each aug_repeats times). 1: off (the seed).
@@ -375,6 +378,8 @@ KEY_HELP: Dict[str, str] = {
     "compile_mode": "compile True: torch.compile's mode (default, reduce-overhead, max-autotune, ...)",
     "data_pipeline": "image folders: cpu (workers decode) or gpu (batched decode on the device); auto: gpu with CUDA",
     "random_flip": "horizontal flips in training",
+    "vflip": "each training image's chance of a vertical flip (timm's --vflip: aerial, satellite, microscope images); "
+             "0: never",
     "aug_repeats": "training: each image drawn this many times in a row, augmented anew (1: off)",
     "class_balance": "training: classes drawn in proportion to their image count ** (1 - this), with replacement; "
                      "1: alike, 0: as they are",
@@ -675,7 +680,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
             fail(key, f"{key} must be >= 0, got {getattr(cfg, key)}")
     if not 0 <= cfg.ra_magnitude <= 30:
         fail("ra_magnitude", f"ra_magnitude must be in [0, 30] (a bin of 31), got {cfg.ra_magnitude}")
-    for key in ("mix_prob", "random_erase"):
+    for key in ("mix_prob", "random_erase", "vflip"):
         if not 0 <= getattr(cfg, key) <= 1:
             fail(key, f"{key} must be in [0, 1], got {getattr(cfg, key)}")
     if cfg.mixup_off_epoch < 0:

@@ -401,8 +401,9 @@ class CifarLoader(DeviceLoader):
                  image_size: int, device: torch.device, seed: int, drop_last: bool = True,
                  num_shards: int = 1, shard_id: int = 0, channels_last: bool = False, flip: bool = True,
                  shuffle: Optional[bool] = None, auto_augment: Optional[Augment] = None, repeats: int = 1,
-                 class_balance: float = 0.0, normalisation: Optional[Normalisation] = None):
+                 class_balance: float = 0.0, normalisation: Optional[Normalisation] = None, vflip: float = 0.0):
         self.auto_augment = auto_augment if train else None
+        self.vflip = vflip
         self.num_classes = int(labels.max()) + 1 if len(labels) else 0
         self.labels_in = "its .bin files"
         self.images = images.to(device)
@@ -436,6 +437,7 @@ class CifarLoader(DeviceLoader):
             u = T.seeded_uniform(seeds.to(self.device), 3)
             offsets = (u[:, :2] * (2 * CIFAR_CROP_PADDING + 1)).long()
             flips = u[:, 2] < 0.5
+            upside_down = T.vflips(seeds, self.vflip) if self.vflip else None
             plans = self.auto_augment.plans(seeds, *self.images.shape[-2:]) if self.auto_augment else []
         for b in range(self.start_batch, len(self)):
             part = slice(b * self.batch_size, (b + 1) * self.batch_size)
@@ -445,6 +447,8 @@ class CifarLoader(DeviceLoader):
                 x = T.crop_at(x, CIFAR_CROP_PADDING, offsets[part, 0], offsets[part, 1])
                 if self.flip:
                     x = T.flip_where(x, flips[part])
+                if upside_down is not None:
+                    x = T.flip_where(x, upside_down[part], dim=-2)
                 if plans:  # at 32x32, before the resize, as torchvision's CIFAR-10 recipes
                     x = self.auto_augment.apply_plans(x, plans, part)
             x = T.batch_resize_uint8(x, self.image_size)
@@ -1054,8 +1058,9 @@ class ImageFolderDataset(Dataset):
     def __init__(self, samples: Sequence[Tuple[str, int]], train: bool, image_size: int, flip: bool = True,
                  auto_augment: Optional[Augment] = None, crop_pct: float = T.CROP_PCT,
                  crop_scale: Tuple[float, float] = T.RRC_SCALE, exif: bool = False, antialias: bool = True,
-                 crop_ratio: Tuple[float, float] = T.RRC_RATIO, interpolation: str = "bilinear"):
+                 crop_ratio: Tuple[float, float] = T.RRC_RATIO, interpolation: str = "bilinear", vflip: float = 0.0):
         self.samples, self.train, self.image_size, self.flip = as_samples(samples), train, image_size, flip
+        self.vflip = vflip
         self.auto_augment = auto_augment if train else None
         self.crop_pct, self.crop_scale, self.exif, self.antialias = crop_pct, crop_scale, exif, antialias
         self.crop_ratio, self.interpolation = crop_ratio, interpolation
@@ -1075,6 +1080,8 @@ class ImageFolderDataset(Dataset):
             img = T.random_resized_crop(img, size, seed, flip=self.flip, scale=self.crop_scale,
                                         antialias=self.antialias, ratio=self.crop_ratio,
                                         interpolation=self.interpolation)
+            if self.vflip and T.vflips([seed], self.vflip)[0]:
+                img = img.flip(-2)
             if self.auto_augment is not None:
                 img = self.auto_augment(img[None], [seed])[0]
         else:
@@ -1094,11 +1101,11 @@ class ImageFolderLoader(DeviceLoader):
                  exif_orientation: bool = False, antialias: bool = True,
                  crop_ratio: Tuple[float, float] = T.RRC_RATIO, repeats: int = 1,
                  interpolation: str = "bilinear", labels_file: str = "", class_balance: float = 0.0,
-                 normalisation: Optional[Normalisation] = None):
+                 normalisation: Optional[Normalisation] = None, vflip: float = 0.0):
         samples = self._find_images(root, classes, holdout, labels_file)
         self.image_size = image_size
         self.dataset = ImageFolderDataset(samples, train, image_size, flip, auto_augment, crop_pct, crop_scale,
-                                          exif_orientation, antialias, crop_ratio, interpolation)
+                                          exif_orientation, antialias, crop_ratio, interpolation, vflip)
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train,
                                     repeats=repeats if train else 1,
@@ -1472,9 +1479,10 @@ class BatchedImageLoader(DeviceLoader):
                  exif_orientation: bool = False, antialias: bool = True,
                  crop_ratio: Tuple[float, float] = T.RRC_RATIO, repeats: int = 1,
                  interpolation: str = "bilinear", labels_file: str = "", class_balance: float = 0.0,
-                 normalisation: Optional[Normalisation] = None):
+                 normalisation: Optional[Normalisation] = None, vflip: float = 0.0):
         samples = self._find_images(root, classes, holdout, labels_file)
         self.auto_augment = auto_augment if train else None
+        self.vflip = vflip
         self.crop_pct, self.crop_scale, self.antialias, self.crop_ratio = crop_pct, crop_scale, antialias, crop_ratio
         self.interpolation = interpolation
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
@@ -1521,6 +1529,8 @@ class BatchedImageLoader(DeviceLoader):
                                      interpolation=self.interpolation)
             if self.flip:
                 x = T.flip_where(x, torch.tensor([f for _, f in params]))
+            if self.vflip:
+                x = T.flip_where(x, T.vflips(seeds, self.vflip), dim=-2)
             if self.auto_augment is not None:
                 x = self.auto_augment(x, seeds)
             return x
@@ -1724,6 +1734,7 @@ class DataOptions:
     num_workers: int
     channels_last: bool
     flip: bool = True
+    vflip: float = 0.0  # training: each image's chance of a vertical flip (after the crop and horizontal flip)
     pipeline: str = "cpu"
     max_bad_samples: int = -1  # -1: 0.1% of the data set
     auto_augment: str = ""  # "" or one of autoaugment.POLICIES, training only
@@ -1776,7 +1787,8 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
                            drop_last=drop_last, num_shards=num_shards, shard_id=shard_id,
                            channels_last=opts.channels_last, flip=opts.flip, shuffle=shuffle,
                            auto_augment=auto_augment, repeats=opts.aug_repeats if train else 1,
-                           class_balance=opts.class_balance if train else 0.0, normalisation=norm)
+                           class_balance=opts.class_balance if train else 0.0, normalisation=norm,
+                           vflip=opts.vflip if train else 0.0)
     root, holdout = image_split(opts.dataset_path, train_files, opts.val_split)
     pipeline = opts.pipeline if opts.pipeline != "auto" else ("gpu" if device.type == "cuda" else "cpu")
     cls = BatchedImageLoader if pipeline == "gpu" else ImageFolderLoader
@@ -1788,4 +1800,4 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
                antialias=opts.antialias, crop_ratio=(opts.crop_ratio_min, opts.crop_ratio_max),
                repeats=opts.aug_repeats if train else 1, interpolation=opts.interpolation,
                class_balance=opts.class_balance if train else 0.0, normalisation=norm,
-               labels_file="" if train_files else opts.eval_labels)
+               vflip=opts.vflip if train else 0.0, labels_file="" if train_files else opts.eval_labels)

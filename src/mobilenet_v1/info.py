@@ -100,11 +100,11 @@ def _names(value: Any) -> Optional[List[str]]:
 
 # The training augmentations and regularisers a checkpoint's recorded configuration can hold: ``info`` shows
 # those it set to other than its data set's default (the configuration refuses a key set where nothing uses it).
-REGULARISATION_KEYS = ("random_flip", "crop_scale_min", "crop_ratio_min", "crop_ratio_max", "auto_augment",
-                       "ra_magnitude", "augmix_severity", "color_jitter", "color_jitter_hue", "random_erase",
-                       "random_erase_mode", "mixup_alpha", "cutmix_alpha", "mix_prob", "mixup_off_epoch",
-                       "aug_repeats", "use_label_smooth", "label_smooth_factor", "bce_loss", "bce_target_thresh",
-                       "drop_rate", "clip_grad_norm")
+REGULARISATION_KEYS = ("random_flip", "vflip", "crop_scale_min", "crop_ratio_min", "crop_ratio_max",
+                       "auto_augment", "ra_magnitude", "augmix_severity", "color_jitter", "color_jitter_hue",
+                       "random_erase", "random_erase_mode", "mixup_alpha", "cutmix_alpha", "mix_prob",
+                       "mixup_off_epoch", "aug_repeats", "use_label_smooth", "label_smooth_factor", "bce_loss",
+                       "bce_target_thresh", "drop_rate", "clip_grad_norm")
 
 
 def _regularisation(config: Dict[str, Any]) -> Dict[str, Any]:

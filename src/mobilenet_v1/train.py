@@ -65,7 +65,8 @@ def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataO
     size = cfg.image_size if train else cfg.eval_size
     return DataOptions(dataset=cfg.dataset, dataset_path=cfg.dataset_path, batch_size=batch,
                        image_size=size, seed=cfg.seed, num_workers=cfg.num_workers,
-                       channels_last=cfg.channels_last, flip=cfg.random_flip, pipeline=cfg.data_pipeline,
+                       channels_last=cfg.channels_last, flip=cfg.random_flip, vflip=cfg.vflip,
+                       pipeline=cfg.data_pipeline,
                        max_bad_samples=cfg.max_bad_samples, auto_augment=cfg.auto_augment,
                        ra_magnitude=cfg.ra_magnitude, augmix_severity=cfg.augmix_severity,
                        color_jitter=cfg.color_jitter, color_jitter_hue=cfg.color_jitter_hue,
@@ -640,9 +641,10 @@ def steps_change(ckpt: Dict[str, Any], source: str, steps_per_epoch: int, batch:
 RECIPE_KEYS = ("image_size", "seed", "drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "color_jitter",
                "color_jitter_hue", "random_erase", "random_erase_mode", "mixup_alpha", "cutmix_alpha", "mix_prob",
                "mixup_off_epoch", "clip_grad_norm", "use_label_smooth", "label_smooth_factor", "random_flip",
-               "crop_scale_min", "crop_ratio_min", "crop_ratio_max", "exif_orientation", "antialias", "interpolation",
-               "mean", "std", "teacher", "distill_alpha", "distill_temperature", "qat_range_epochs", "bce_loss",
-               "bce_target_thresh", "image_size_start", "image_size_ramp", "aug_repeats", "class_balance")
+               "vflip", "crop_scale_min", "crop_ratio_min", "crop_ratio_max", "exif_orientation", "antialias",
+               "interpolation", "mean", "std", "teacher", "distill_alpha", "distill_temperature", "qat_range_epochs",
+               "bce_loss", "bce_target_thresh", "image_size_start", "image_size_ramp", "aug_repeats",
+               "class_balance")
 
 
 def recipe_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
