@@ -239,10 +239,11 @@ def test_data_stats_gives_the_pixels_mean_and_std_and_the_images_per_class(cifar
     pixels = x.double() / 255
     mean, std = pixels.mean(dim=(0, 2, 3)), pixels.permute(1, 0, 2, 3).reshape(3, -1).std(dim=1, unbiased=False)
     assert stats["mean"] == [round(float(v), 4) for v in mean] and stats["std"] == [round(float(v), 4) for v in std]
-    assert stats["classes"] == {str(k): int(n) for k, n in enumerate(torch.bincount(y))}
+    assert stats["classes"] == {str(k): int(n) for k, n in enumerate(torch.bincount(y, minlength=10))}
     assert (stats["images"], stats["measured"]) == (192, 192)
     assert cli.main(base) == 0
     out = capsys.readouterr().out
+    assert "its training split holds 192 images in 4 classes (6 of its 10 labels have none)" in out
     suggested = out.split("to train with them: ")[1].split()
     assert load_config(suggested).normalisation == (tuple(stats["mean"]), tuple(stats["std"]))
     # An image folder's classes by name; a sample of its images; a class 4 times another's is pointed out.
@@ -251,6 +252,8 @@ def test_data_stats_gives_the_pixels_mean_and_std_and_the_images_per_class(cifar
     assert cli.main(folder + ["--images=5", "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["classes"] == {"n01": 9, "n02": 6} and stats["measured"] == 5 and stats["images"] == 15
+    assert cli.main(folder + ["--images=5", "--json", "--seed=2"]) == 0  # another random sample
+    assert json.loads(capsys.readouterr().out)["mean"] != stats["mean"]
     (image_folder / "train" / "n02" / "img_0.JPEG").rename(image_folder / "n02_img_0.JPEG")
     for i in range(1, 5):
         (image_folder / "train" / "n02" / f"img_{i}.JPEG").unlink()

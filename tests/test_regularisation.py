@@ -209,6 +209,27 @@ def test_mixing_stops_at_mixup_off_epoch_and_erasing_goes_on():
         BatchAugment(mixup_alpha=0.4, mix_off_epoch=-1)
 
 
+def test_a_run_mixes_until_mixup_off_epoch_and_says_so_once(cifar_dir, tmp_path, capsys, monkeypatch):
+    from mobilenet_v1 import train
+
+    drawn = []  # (epoch, whether the batch was mixed) of each training batch
+    real = BatchAugment.draw
+    monkeypatch.setattr(BatchAugment, "draw", lambda self, epoch, *a: drawn.append((epoch, real(self, epoch, *a)[0].lam
+                                                                                   < 1)) or real(self, epoch, *a))
+    args = [f"--dataset_path={cifar_dir}", "--width_mult=0.25", "--image_size=32", "--batch_size=32", "--epoch_size=3",
+            "--warmup_epochs=0", "--device_target=CPU", "--num_workers=0", "--mixup_alpha=0.4", "--cutmix_alpha=1",
+            f"--save_checkpoint_path={tmp_path / 'run'}"]
+    train.run(load_config(args + ["--mixup_off_epoch=2"]))
+    assert {e for e, mixed in drawn if mixed} == {0, 1} and [e for e, mixed in drawn if e == 2 and not mixed]
+    out = capsys.readouterr().out
+    assert out.count("Mixup and CutMix off") == 1
+    assert "epoch 3: Mixup and CutMix off from here (mixup_off_epoch 2)" in out
+    drawn.clear()
+    train.run(load_config(args + ["--epoch_size=1", f"--save_checkpoint_path={tmp_path / 'never'}"]))
+    assert any(mixed for _, mixed in drawn)
+    assert "Mixup and CutMix off" not in capsys.readouterr().out  # mixup_off_epoch 0: mixing never stops
+
+
 def test_mix_and_clip_options_are_checked():
     cfg = load_config(["--mixup_alpha=0.2", "--cutmix_alpha=1", "--mix_prob=0.5", "--random_erase=0.2",
                        "--clip_grad_norm=2"])

@@ -9,6 +9,7 @@ import math
 import os
 import re
 import sys
+from numbers import Real
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
@@ -500,7 +501,7 @@ def channel_values(key: str, value: Any, source: str) -> str:
         items = re.split(r"\s*,\s*|\s+", text)  # "0.5," is an item short, not one value
     numbers = []
     for v in items:
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if isinstance(v, Real) and not isinstance(v, bool):  # a YAML number, numpy's too
             numbers.append(float(v))
         elif isinstance(v, str) and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", v):
             numbers.append(float(v))
@@ -687,7 +688,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("mixup_off_epoch", f"mixup_off_epoch must be >= 0 (0: mixing never stops), got {cfg.mixup_off_epoch}")
     if cfg.mixup_off_epoch >= cfg.epoch_size > 0 and (cfg.mixup_alpha or cfg.cutmix_alpha):
         fail("mixup_off_epoch", f"mixup_off_epoch {cfg.mixup_off_epoch} is not below epoch_size {cfg.epoch_size}: "
-                                f"mixing would never stop (the epochs after it train unmixed)")
+                                f"mixing would never stop")
     if not 0 <= cfg.freeze_layers <= LAYERS:
         fail("freeze_layers", f"freeze_layers must be in [0, {LAYERS}] (layers of the network, from the input; "
                               f"{LAYERS}: all but the classifier), got {cfg.freeze_layers}")
@@ -835,7 +836,8 @@ def parse_overrides(argv: Sequence[str]) -> List[Tuple[str, str]]:
     while i < len(argv):
         arg = argv[i]
         if not arg.startswith("--") or len(arg) == 2:
-            several = pairs and pairs[-1][0] in NORMALISATION_KEYS and i >= 1 and not argv[i - 1].startswith("--")
+            several = (pairs and pairs[-1][0] in NORMALISATION_KEYS and i >= 1 and not argv[i - 1].startswith("--")
+                       and all(re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)", v) for v in (arg, pairs[-1][1])))
             raise ConfigError(f"unexpected argument {arg!r}: options are --key=value or --key value"
                               + (f" (several values in one: --{pairs[-1][0]} {pairs[-1][1]},{arg},...)"
                                  if several else ""))

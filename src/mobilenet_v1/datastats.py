@@ -2,19 +2,20 @@
 
 Its classes and images per class (an unbalanced folder is what ``--class_balance`` is for), and the
 per-channel mean and standard deviation of its pixels on the [0, 1] scale, as ``--mean`` and ``--std``
-take them: over a random sample of its training images (``--images``, all with 0), each read through the
-evaluation transform at ``image_size`` (an image folder's photo resized and centre-cropped, CIFAR's 32x32
-image as it is), the way a trained model sees them; every pixel of every sampled image counts once (the
-statistics of the pixels, as ImageNet's 0.229, 0.224, 0.225 are, not the mean of each image's own).
+take them: over a random sample of its training images (``--images``, all with 0; drawn by ``--seed``),
+each read through the evaluation transform at ``image_size`` (an image folder's photo resized and
+centre-cropped, CIFAR's 32x32 image resized to it), the way the model sees them; every pixel of every
+sampled image counts once (the statistics of the pixels, as ImageNet's 0.229, 0.224, 0.225 are, not the
+mean of each image's own). Unreadable files are counted and left out, however many (``max_bad_samples``
+limits them where given).
 """
 import argparse
 import dataclasses
-import sys
 from typing import Any, Dict, List, Sequence
 
 import torch
 
-from .config import channels_text, load_config
+from .config import channels_text, is_cifar
 from .data import CifarLoader, build_loader, sample_labels
 from .runtime import json_text
 
@@ -32,6 +33,7 @@ def measure(cfg, images: int = DEFAULT_IMAGES) -> Dict[str, Any]:
 
     if images < 0:
         raise ValueError(f"--images must be >= 0 (0: every image), got {images}")
+    cfg = dataclasses.replace(cfg, eval_image_size=0)  # at image_size, the size it reports
     opts = dataclasses.replace(data_options(cfg, torch.device("cpu"), train=False), pipeline="cpu",
                                channels_last=False, norm=((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)))
     total = torch.zeros(3, dtype=torch.float64)
@@ -57,7 +59,8 @@ def measure(cfg, images: int = DEFAULT_IMAGES) -> Dict[str, Any]:
         raise ValueError(f"dataset_path {cfg.dataset_path}: no training images to measure")
     mean = total / pixels
     std = (squares / pixels - mean.square()).clamp_min(0).sqrt()
-    counts = torch.bincount(labels, minlength=len(classes) if classes else 0).tolist()
+    known = len(classes) if classes else (100 if cfg.dataset == "cifar100" else 10 if is_cifar(cfg.dataset) else 0)
+    counts = torch.bincount(labels, minlength=known).tolist()
     names = classes or [str(i) for i in range(len(counts))]
     return {"dataset": cfg.dataset, "dataset_path": cfg.dataset_path, "image_size": cfg.image_size,
             "images": len(labels), "measured": seen, "unreadable": unreadable,
@@ -76,20 +79,22 @@ def lines(stats: Dict[str, Any]) -> List[str]:
         low, high = min(present, key=present.get), max(present, key=present.get)
         ratio = present[high] / present[low]
         shown = {k: f"class {k}" if k.isdigit() else k for k in (low, high)}  # CIFAR's: their labels
-        out.append(f"  images per class: {present[low]:,} ({shown[low]}) to {present[high]:,} ({shown[high]})"
+        out.append(f"  images per class: {present[low]:,} each" if ratio == 1 else
+                   f"  images per class: {present[low]:,} ({shown[low]}) to {present[high]:,} ({shown[high]})"
                    + (f", {ratio:.1f} to 1: --class_balance 0.5 (or 1) draws the rare classes more often"
                       if ratio >= 4 else ""))
     out.append(f"  pixels (0-1 RGB) of {stats['measured']:,} images through the evaluation transform at "
                f"image_size {stats['image_size']}: mean {channels_text(stats['mean'])}, "
                f"std {channels_text(stats['std'])}"
-               + (f" ({stats['unreadable']} unreadable files left out)" if stats["unreadable"] else ""))
+               + (f" ({stats['unreadable']} unreadable file{'s' if stats['unreadable'] > 1 else ''} left out)"
+                  if stats["unreadable"] else ""))
     out.append(f"  to train with them: --mean {channels_text(stats['mean'])} --std {channels_text(stats['std'])}")
     return out
 
 
 def main(argv: Sequence[str]) -> int:
     from .cli import pop_flag, pop_option
-    from .config import parse_overrides
+    from .config import load_config_and_given, parse_overrides
 
     argv = list(argv)
     if "--help" in argv or "-h" in argv:
@@ -97,7 +102,7 @@ def main(argv: Sequence[str]) -> int:
             "The classes, images per class and per-channel pixel mean and std (as --mean/--std take them) of a "
             "data set's training split."), usage="mobilenet-v1 data-stats --dataset_path PATH [--dataset D] "
             f"[--image_size N] [--images N (default {DEFAULT_IMAGES}; 0: all)] [--json] [--key=value ...: "
-            f"{', '.join(DATA_KEYS[1:])}]").print_help()
+            f"{', '.join(DATA_KEYS)}]").print_help()
         return 0
     as_json = pop_flag(argv, "--json")
     images = pop_option(argv, "--images")
@@ -109,13 +114,12 @@ def main(argv: Sequence[str]) -> int:
     if other:
         raise ValueError(f"{', '.join('--' + k for k in dict.fromkeys(other))}: not used by data-stats, which reads "
                          f"{', '.join('--' + k for k in DATA_KEYS)}")
-    cfg = load_config(argv)
+    cfg, given = load_config_and_given(argv)
+    if "max_bad_samples" not in given:  # an inspection: every unreadable file is counted, none stops it
+        cfg = dataclasses.replace(cfg, max_bad_samples=2**62)
     if not cfg.dataset_path:
         raise ValueError("dataset_path is not set: pass --dataset_path PATH")
     stats = measure(cfg, count)
     print(json_text(stats) if as_json else "\n".join(lines(stats)))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

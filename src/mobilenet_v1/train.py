@@ -1163,8 +1163,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 if epoch == start_epoch or sizes_by_epoch[epoch] != sizes_by_epoch[epoch - 1]:
                     print0(f"epoch {epoch + 1}: training at image_size {sizes_by_epoch[epoch]}")
             loader.set_epoch(epoch, first * cfg.grad_accum_steps)
-            if augment.mixes and epoch == cfg.mixup_off_epoch:
+            if augment.mixes and 0 < cfg.mixup_off_epoch == epoch:
                 print0(f"epoch {epoch + 1}: Mixup and CutMix off from here (mixup_off_epoch {cfg.mixup_off_epoch})")
+            elif augment.mixes and 0 < cfg.mixup_off_epoch < epoch == start_epoch:  # resumed or continued past it
+                print0(f"epoch {epoch + 1}: Mixup and CutMix off, since epoch {cfg.mixup_off_epoch + 1} "
+                       f"(mixup_off_epoch {cfg.mixup_off_epoch})")
             if cfg.qat_range_epochs:  # the model itself, whatever wraps it (DDP)
                 ckpt_io.unwrap(model).quant.frozen = epoch >= cfg.qat_range_epochs
             lrs = lr[epoch * steps_per_epoch:(epoch + 1) * steps_per_epoch]
