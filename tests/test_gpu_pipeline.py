@@ -16,9 +16,9 @@ import pytest
 import torch
 from PIL import Image
 
-from mobilenet_v1 import data
+from mobilenet_v1 import data, train
 from mobilenet_v1 import transforms as T
-from mobilenet_v1.config import ConfigError, load_config
+from mobilenet_v1.config import ConfigError, load_config, to_dict
 from torchvision.transforms.v2 import functional as TF
 from mobilenet_v1.data import (BAD, ENCODED, PREFETCH_BATCHES, BackgroundBatches, BadSample, BatchedImageLoader,
                                CifarLoader, CropDraw, DataOptions, DecodedBatch, EncodedImageDataset,
@@ -107,32 +107,33 @@ def test_vflip_turns_the_samples_its_seeds_draw_upside_down_alike_in_every_pipel
     """--vflip P: after the crop and horizontal flip, each sample whose seed draws under P is flipped upside
     down: the same samples in CIFAR's loader and both image folder pipelines, none of the other draws
     moved (P 0 and P 1 give the same batch, up to the flip)."""
-    def batch(cls, root, p, **kw):
-        loader = cls(str(root), batch_size=8, train=True, image_size=32, device=CPU, seed=5, vflip=p, **kw)
+    def batch(cls, root, p, train=True, **kw):
+        loader = cls(str(root), batch_size=8, train=train, image_size=32, device=CPU, seed=5, vflip=p, **kw)
         loader.set_epoch(1)
-        return next(iter(loader))[0]
+        return next(iter(loader))[0], loader.sampler.seeds()[:8]
 
-    seeds = None
+    images, labels = load_cifar(str(cifar_dir), True)
+    cifar = (lambda _, **k: CifarLoader(images, labels, **k))
     for cls, root, kw in ((ImageFolderLoader, image_folder / "train", {"num_workers": 0}),
-                          (BatchedImageLoader, image_folder / "train", {"num_workers": 0}), (None, cifar_dir, {})):
-        if cls is None:
-            images, labels = load_cifar(str(root), True)
-            cls, root = (lambda _, **k: CifarLoader(images, labels, **k)), ""
-        upright, upside_down, half = (batch(cls, root, p, **kw) for p in (0.0, 1.0, 0.5))
+                          (BatchedImageLoader, image_folder / "train", {"num_workers": 0}), (cifar, "", {})):
+        (upright, seeds), (upside_down, _), (half, _) = (batch(cls, root, p, **kw) for p in (0.0, 1.0, 0.5))
         assert torch.equal(upside_down, upright.flip(-2)) and not torch.equal(upside_down, upright)
         turned = [torch.equal(h, d) and not torch.equal(h, u) for h, u, d in zip(half, upright, upside_down)]
         assert all(torch.equal(h, d if t else u) for h, u, d, t in zip(half, upright, upside_down, turned))
-        if seeds is None:  # the two image folder pipelines: the same samples turned
-            seeds = turned
-        elif cls is BatchedImageLoader:
-            assert turned == seeds
+        assert turned == T.vflips(seeds, 0.5).tolist() and 0 < sum(turned) < 8  # each pipeline: its seeds' draws
+        assert torch.equal(batch(cls, root, 1.0, train=False, **kw)[0], batch(cls, root, 0.0, train=False, **kw)[0])
     loader = CifarLoader(images, labels, batch_size=192, train=True, image_size=32, device=CPU, seed=5, vflip=0.5)
     share = float(T.vflips(loader.sampler.seeds(), 0.5).float().mean())
     assert 0.4 < share < 0.6
+    cfg = load_config(["--vflip=0.25"])  # what train hands the loaders; a resume that changes it says so
+    assert train.data_options(cfg, CPU).vflip == 0.25
+    assert "vflip 0.25; continuing with this run's" in train.recipe_change({"config": to_dict(cfg)}, "a.ckpt",
+                                                                            load_config([]))
     # A worker's seeds, hashed in Python, draw what the tensor of them draws (any int64, the chance in float32).
     many = torch.cat([torch.randint(-2**62, 2**62, (4000,), generator=torch.Generator().manual_seed(0)),
                       torch.arange(-50, 50), torch.tensor([2**63 - 1, -2**63])])
-    for p in (0.3, 1 / 3, 0.5, 0.999999):
+    drawn = T.seeded_uniform(many[:3], T.VFLIP_COLUMN + 1)[:, T.VFLIP_COLUMN].tolist()  # p at a draw's edges
+    for p in [0.3, 1 / 3, 0.5, 0.999999] + [v + d for v in drawn for d in (-2.0**-26, 2.0**-26, -1e-12, 1e-12)]:
         assert torch.equal(T.vflips(many, p), T.vflips(many.tolist(), p)), p
     with pytest.raises(ConfigError, match=r"option --vflip: vflip must be in \[0, 1\]"):
         load_config(["--vflip=1.5"])

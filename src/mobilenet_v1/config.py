@@ -9,8 +9,8 @@ import math
 import os
 import re
 import sys
-from numbers import Real
 from dataclasses import dataclass, fields
+from numbers import Real
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import yaml
@@ -36,6 +36,8 @@ def is_cifar(dataset: str) -> bool:
 def cifar_name(dataset: str) -> str:
     """CIFAR-10 or CIFAR-100, as messages name them."""
     return "CIFAR-100" if dataset == "cifar100" else "CIFAR-10"
+
+
 # Inputs are normalised per channel, (pixel / 255 - mean) / std: the seed's constants for each data set
 # (transforms re-exports them), unless a run sets its own (--mean/--std, recorded with it and followed by
 # everything that reads its files).

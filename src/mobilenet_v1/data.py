@@ -437,7 +437,7 @@ class CifarLoader(DeviceLoader):
             u = T.seeded_uniform(seeds.to(self.device), 3)
             offsets = (u[:, :2] * (2 * CIFAR_CROP_PADDING + 1)).long()
             flips = u[:, 2] < 0.5
-            upside_down = T.vflips(seeds, self.vflip) if self.vflip else None
+            upside_down = T.vflips(seeds, self.vflip).to(self.device) if self.vflip else None
             plans = self.auto_augment.plans(seeds, *self.images.shape[-2:]) if self.auto_augment else []
         for b in range(self.start_batch, len(self)):
             part = slice(b * self.batch_size, (b + 1) * self.batch_size)

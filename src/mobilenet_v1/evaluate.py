@@ -216,17 +216,17 @@ def trained_normalisation(cfg: Config, recorded: Tuple[Sequence[float], Sequence
     for key, theirs, ours in zip(NORMALISATION_KEYS, recorded, cfg.normalisation):
         if tuple(theirs) == ours:
             continue
-        if pixels:
-            if given is not None and key in given:
-                print0(f"{key} {channels_text(ours)} is not used: {path} takes uint8 pixels and normalises them by "
-                       f"its own {key} {channels_text(theirs)}, which its batches are made with", file=sys.stderr)
-        elif given is None:
-            continue
-        elif key in given:
+        told = given is not None and key in given
+        if pixels and told:
+            print0(f"{key} {channels_text(ours)} is not used: {path} takes uint8 pixels and normalises them by "
+                   f"its own {key} {channels_text(theirs)}, which its batches are made with", file=sys.stderr)
+        elif told:
             print0(f"{key} {channels_text(ours)}: as given, where {path}'s run normalised its inputs by "
                    f"{channels_text(theirs)}", file=sys.stderr)
             continue
-        else:
+        elif given is None and not pixels:  # a caller that never follows
+            continue
+        elif given is not None:
             print0(f"{key} {channels_text(theirs)}: what {path}'s run normalised its inputs by (--{key} to evaluate "
                    f"with another)", file=sys.stderr)
         cfg = dataclasses.replace(cfg, **{key: channel_values(key, list(theirs), key)})

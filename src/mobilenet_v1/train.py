@@ -208,7 +208,7 @@ def check_teacher_classes(path: str, recorded: Any, classes: Optional[List[str]]
 
 
 def program_teacher(cfg: Config, path: str, classes: Optional[List[str]], device: torch.device,
-                    memory_format: torch.memory_format) -> Tuple[ProgramTeacher, str, Dict[str, Any]]:
+                    memory_format: torch.memory_format) -> Tuple[ProgramTeacher, str, Optional[Dict[str, Any]]]:
     """A ``.pt2`` program (``torch.export.save``; ours from ``export --file_format PT2``, or a larger network
     exported elsewhere, timm's say) as a teacher on ``device``, and a few words on it. It is handed the
     run's batches as they are (normalised float (N, 3, image_size, image_size), fewer images where a batch
