@@ -22,8 +22,10 @@ demo: $(VENV)/.installed
 	$(PY) -m mobilenet_v1 eval --config_path configs/demo.yaml --checkpoint_path runs/demo
 	$(PY) -m mobilenet_v1 plot runs/demo --out runs/demo/curves.png
 
+# Two processes (the CI machine's two cores), a test file each at a time: a file's module fixtures are built
+# once and its multi-process tests keep their order (pytest-xdist). 516 s against 664 s run in one.
 test: $(VENV)/.installed
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n 2 --dist loadfile tests
 
 clean:
 	rm -rf $(VENV) data/digits runs
