@@ -261,12 +261,9 @@ def trained_normalisation(record: Any, dataset: str, path: str, mean: Optional[s
                              record.get("mean") or "", record.get("std") or "")
     except ConfigError as e:
         raise CheckpointError(f"{path}: its recorded normalisation does not read: {e}") from None
-    out = list(norm)
-    for i, (key, value) in enumerate((("mean", mean), ("std", std))):
-        text = channel_values(key, value, f"--{key}") if value is not None else ""
-        if text:
-            out[i] = tuple(float(v) for v in text.split(","))
-    return out[0], out[1]
+    texts = [channel_values(k, v, f"--{k}") if v is not None else "" for k, v in (("mean", mean), ("std", std))]
+    given = normalisation("", *texts)
+    return (given[0] if texts[0] else norm[0]), (given[1] if texts[1] else norm[1])
 
 
 def teacher_file(ckpt: Dict[str, Any]) -> Optional[Dict[str, str]]:

@@ -46,6 +46,7 @@ CIFAR_STD = (0.2023, 0.1994, 0.2010)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 NORMALISATION_KEYS = ("mean", "std")
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # a value of theirs as text ("1_0" is none)
 
 OPTIMIZERS = ("momentum", "rmsprop", "adamw", "lars", "lamb")
 ERASE_MODES = ("const", "pixel")
@@ -505,7 +506,7 @@ def channel_values(key: str, value: Any, source: str) -> str:
     for v in items:
         if isinstance(v, Real) and not isinstance(v, bool):  # a YAML number, numpy's too
             numbers.append(float(v))
-        elif isinstance(v, str) and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", v):
+        elif isinstance(v, str) and NUMBER.fullmatch(v):
             numbers.append(float(v))
     if len(numbers) != len(items) or len(numbers) not in (1, 3) or not all(map(math.isfinite, numbers)):
         raise ConfigError(f"{source}: {key} must be three numbers (R,G,B) or one for every channel, got {value!r}")
@@ -839,7 +840,7 @@ def parse_overrides(argv: Sequence[str]) -> List[Tuple[str, str]]:
         arg = argv[i]
         if not arg.startswith("--") or len(arg) == 2:
             several = (pairs and pairs[-1][0] in NORMALISATION_KEYS and i >= 1 and not argv[i - 1].startswith("--")
-                       and all(re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)", v) for v in (arg, pairs[-1][1])))
+                       and all(NUMBER.fullmatch(v) for v in (arg, pairs[-1][1])))
             raise ConfigError(f"unexpected argument {arg!r}: options are --key=value or --key value"
                               + (f" (several values in one: --{pairs[-1][0]} {pairs[-1][1]},{arg},...)"
                                  if several else ""))

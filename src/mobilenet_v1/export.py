@@ -46,7 +46,7 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
-from .config import DATASETS, add_normalisation_options, bool_option, normalisation
+from .config import DATASETS, add_normalisation_options, bool_option
 from .model import MobileNetV1
 from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, PTE_METADATA, DeployedModel, ExecutorchModel, OnnxModel,
                       ProgramModel, image_input_note, write_metadata)
@@ -138,10 +138,10 @@ def save_onnx(model_proto, path: str) -> None:
 
 
 def preprocessing_metadata(dataset: str, image_size: int,
-                           norm: Optional[Tuple[Sequence[float], Sequence[float]]] = None) -> Dict[str, Any]:
+                           norm: Tuple[Sequence[float], Sequence[float]]) -> Dict[str, Any]:
     """An exported file's metadata on its input: the data set, the size, and the per-channel ``norm`` (mean,
-    std) its inputs are normalised by (by default the data set's constants)."""
-    mean, std = norm or normalisation(dataset)
+    std) its inputs are normalised by (:func:`checkpoint.trained_normalisation`)."""
+    mean, std = norm
     return {"dataset": dataset, "image_size": image_size, "mean": list(mean), "std": list(std)}
 
 
