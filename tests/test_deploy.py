@@ -1296,3 +1296,65 @@ def test_bicubic_interpolation_is_timms_resize_and_follows_the_model(tmp_path, c
         load_config(["--interpolation=bicubic"])
     with pytest.raises(ConfigError, match=r"interpolation='nearest' is not one of \['bilinear', 'bicubic'\]"):
         load_config(["--dataset=imagenet2012", "--interpolation=nearest"])
+
+
+def test_the_python_api_gives_images_in_memory_the_transform_their_files_get(cifar_dir, tmp_path):
+    """load_predictor's preprocess and top_k take a PIL image or a uint8 tensor as they take a file: the
+    pixels the file decodes to, turned by EXIF where the run was, get the run's evaluation transform (a 32x32
+    CIFAR image exactly eval's batch); a damaged file is reported, a wrong tensor refused by its place."""
+    import mobilenet_v1
+    from PIL import Image
+    from torchvision.io import decode_jpeg
+
+    from conftest import exif_jpeg, smooth_image
+
+    assert mobilenet_v1.load_predictor is load_predictor
+    _, ckpt = named_classes_checkpoint(tmp_path)
+    cifar = load_predictor(ckpt)
+    opts = DataOptions("cifar10", str(cifar_dir), batch_size=40, image_size=40, seed=1, num_workers=0,
+                       channels_last=False)
+    with build_loader(opts, train=False, device=torch.device("cpu"), drop_last=False) as loader:
+        evaluated = next(iter(loader))[0]
+    pixels = load_cifar(str(cifar_dir), train=False)[0]  # (40, 3, 32, 32) uint8, as the file holds them
+    assert pixels.dtype == torch.uint8 and pixels.shape == (40, 3, 32, 32)
+    assert torch.allclose(cifar.preprocess(pixels), evaluated, atol=1e-6)
+
+    # An ImageNet-style run that read photos upright: a JPEG stored sideways with EXIF orientation 6.
+    model = randomise_batchnorm(MobileNetV1(class_num=10, width_mult=0.25), seed=6)
+    photo_ckpt = str(tmp_path / "photo.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {
+        "dataset": "imagenet2012", "image_size": 48, "exif_orientation": True, "mean": "0.5", "std": "0.25"}},
+        photo_ckpt)
+    photo = load_predictor(photo_ckpt)
+    raw = exif_jpeg(smooth_image(60, 90, seed=2), 6)
+    path = tmp_path / "sideways.jpg"
+    path.write_bytes(raw)
+    stored = decode_jpeg(torch.frombuffer(bytearray(raw), dtype=torch.uint8))  # as stored: (3, 60, 90)
+    upright = stored.transpose(1, 2).flip(2)  # 90 degrees clockwise, as a viewer shows it
+    from_file = photo.preprocess(path)
+    assert from_file.shape == (1, 3, 48, 48)
+    assert torch.equal(photo.preprocess(Image.open(path)), from_file)  # a PIL image keeps its EXIF block
+    assert torch.equal(photo.preprocess(upright), from_file)
+    assert not torch.allclose(photo.preprocess(stored), from_file, atol=0.1)
+    assert abs(from_file.mean().item() - ((upright.float() / 255 - 0.5) / 0.25).mean().item()) < 0.05  # its own norm
+    gray = upright[:1]
+    assert torch.equal(photo.preprocess(gray), photo.preprocess(gray.repeat(3, 1, 1)))
+    assert torch.equal(photo.preprocess(Image.fromarray(gray[0].numpy())), photo.preprocess(gray))
+    rgba = torch.cat([upright, torch.full_like(upright[:1], 7)])
+    assert torch.equal(photo.preprocess(rgba), from_file)
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(raw[:40])
+    got = photo.top_k([str(path), Image.open(path), upright, str(broken)], 3)
+    assert [r["image"] for r in got] == [str(path), 1, 2, str(broken)]
+    assert got[0]["top_k"] == got[1]["top_k"] == got[2]["top_k"] and "error" in got[3] and "top_k" not in got[3]
+    with torch.no_grad():
+        probs = torch.softmax(photo.model(from_file), dim=1)[0]
+    assert [t["index"] for t in got[0]["top_k"]] == probs.topk(3).indices.tolist()
+    assert [t["probability"] for t in got[0]["top_k"]] == pytest.approx(probs.topk(3).values.tolist(), abs=1e-6)
+    with pytest.raises(ValueError, match=r"broken\.jpg"):
+        photo.preprocess([path, broken])
+    for bad, said in ((upright.float() / 255, r"images\[1\]: .*float32.*uint8"), (upright[0], r"images\[1\]: .*\(90, 60\)"),
+                      (upright[:2], r"images\[1\]: .*\(2, 90, 60\)"), (3, r"images\[1\]: .*int")):
+        with pytest.raises(ValueError, match=said):
+            photo.top_k([path, bad])

@@ -146,12 +146,51 @@ def eval_image(img: torch.Tensor, dataset: str, image_size: int, crop_pct: float
     return T.batch_resize_uint8(img, image_size)[0]
 
 
-class ImageFiles(Dataset):
-    """Item ``i``: its path and the uint8 image :func:`eval_image` makes of it, or the
-    :class:`data.BadSample` that stopped it (as the training loaders report one); read and decoded in a
-    loader worker."""
+def _is_pil(image: Any) -> bool:
+    return type(image).__module__.startswith("PIL.") and hasattr(image, "convert")
 
-    def __init__(self, paths: Sequence[str], dataset: str, image_size: int, crop_pct: float = T.CROP_PCT,
+
+def image_list(images: Any) -> List[Any]:
+    """``images`` as a list of single images: one image (a path, a PIL image, a (C, H, W) tensor), a
+    (N, C, H, W) tensor, or a sequence of them. An in-memory image that cannot be read as RGB pixels raises
+    ValueError naming its place and what is wrong; a file is read later (an unreadable one is reported as
+    one, not raised)."""
+    if isinstance(images, (str, os.PathLike)) or _is_pil(images):
+        return [images]
+    if isinstance(images, torch.Tensor):
+        images = [images] if images.dim() == 3 else list(images.unbind(0)) if images.dim() == 4 else [images]
+    images = list(images)
+    for i, image in enumerate(images):
+        if isinstance(image, (str, os.PathLike)) or _is_pil(image):
+            continue
+        where = f"images[{i}]"
+        if not isinstance(image, torch.Tensor):
+            raise ValueError(f"{where}: of type {type(image).__name__}; give a file's path, a PIL image or a "
+                             f"uint8 (C, H, W) tensor")
+        if image.dtype != torch.uint8:
+            raise ValueError(f"{where}: a tensor of {str(image.dtype).replace('torch.', '')}; give uint8 pixels "
+                             f"(0 to 255; from floats in [0, 1]: x.mul(255).round().to(torch.uint8))")
+        if image.dim() != 3 or image.shape[0] not in (1, 3, 4) or min(image.shape[1:]) < 1:
+            raise ValueError(f"{where}: a tensor of shape {tuple(image.shape)}; give (C, H, W) with C 1 (gray), "
+                             f"3 (RGB) or 4 (RGBA)")
+    return images
+
+
+def _rgb(image: Any, exif: bool) -> torch.Tensor:
+    """An in-memory image checked by :func:`image_list` -> uint8 (3, H, W) RGB on the CPU, as a file of it
+    decodes (gray repeated, alpha dropped; a PIL image turned by its EXIF orientation with ``exif``)."""
+    if _is_pil(image):
+        return T.pil_rgb(image, exif)
+    image = image.cpu()
+    return image.expand(3, -1, -1).contiguous() if image.shape[0] == 1 else image[:3].contiguous()
+
+
+class ImageFiles(Dataset):
+    """Item ``i``: its path (an in-memory image: its place, ``i``) and the uint8 image :func:`eval_image`
+    makes of it, or the :class:`data.BadSample` that stopped it (as the training loaders report one); read
+    and decoded in a loader worker."""
+
+    def __init__(self, paths: Sequence[Any], dataset: str, image_size: int, crop_pct: float = T.CROP_PCT,
                  exif: bool = False, antialias: bool = True, interpolation: str = "bilinear"):
         self.paths, self.dataset, self.image_size, self.crop_pct = list(paths), dataset, image_size, crop_pct
         self.exif, self.antialias, self.interpolation = exif, antialias, interpolation
@@ -159,8 +198,12 @@ class ImageFiles(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> Tuple[str, Union[torch.Tensor, BadSample]]:
-        path = self.paths[i]
+    def __getitem__(self, i: int) -> Tuple[Union[str, int], Union[torch.Tensor, BadSample]]:
+        item = self.paths[i]
+        if not isinstance(item, (str, os.PathLike)):
+            return i, eval_image(_rgb(item, self.exif), self.dataset, self.image_size, self.crop_pct,
+                                 self.antialias, self.interpolation)
+        path = os.fspath(item)
         try:
             return path, eval_image(T.decode_rgb(read_bytes(path), path, self.exif), self.dataset,
                                     self.image_size, self.crop_pct, self.antialias, self.interpolation)
@@ -201,20 +244,45 @@ class Predictor:
     def normalizer(self) -> T.Normalize:
         return T.Normalize(*self.normalisation, self.device)
 
+    def _files(self, images: Sequence[Any]) -> ImageFiles:
+        return ImageFiles(images, self.dataset, self.image_size, self.crop_pct, self.exif_orientation,
+                          self.antialias, self.interpolation)
+
+    def preprocess(self, images: Any) -> torch.Tensor:
+        """The model's input for ``images`` (as :meth:`top_k` takes them): the float (N, 3, S, S) batch,
+        on the model's device, that its run's evaluation transform and normalisation make of them (timm's
+        ``create_transform(**resolve_data_config(...))``). ``self.model(predictor.preprocess(x))`` gives
+        the logits. A file that cannot be read raises ValueError."""
+        images = image_list(images)
+        if not images:
+            raise ValueError("preprocess: no images")
+        files = self._files(images)
+        batch = []
+        for i in range(len(files)):
+            _, img = files[i]
+            if isinstance(img, BadSample):
+                raise ValueError(img.reason)
+            batch.append(img)
+        return self.normalizer()(torch.stack(batch).to(self.device))
+
     @torch.no_grad()
-    def top_k(self, images: Sequence[str], k: int, num_workers: int = 0,
+    def top_k(self, images: Any, k: int = 5, num_workers: int = 0,
               batch_size: int = BATCH) -> List[Dict[str, Any]]:
         """The ``k`` most probable classes of each image, in order (indices that are no class get 0).
-        A file that cannot be read or decoded gets ``"error"`` instead of ``"top_k"``; an image whose
+        An image is a file's path, a PIL image or a uint8 (C, H, W) tensor (C 1, 3 or 4); ``images`` is one,
+        a (N, C, H, W) tensor, or a sequence of them. Each result's ``"image"`` is the file's path, or the
+        place of an in-memory image among ``images``; images are given the transform of the model's run
+        (a PIL image or tensor as its file would be after decoding). A file that cannot be read or decoded
+        gets ``"error"`` instead of ``"top_k"``; an image whose
         outputs are not finite (a damaged model's: its probabilities are NaN, no prediction) gets
         ``"nonfinite": True`` beside them. ``num_workers``
         loader processes read and decode the files (0: this one; -1: :func:`predict_workers`) while
         the model runs on batches of ``batch_size``; the results are the same whatever the number."""
+        images = image_list(images)
         valid = torch.tensor([n is not None for n in self.names])
         k = min(k, int(valid.sum()))
         workers = predict_workers(num_workers, len(images), batch_size, self.device)
-        files = ImageFiles(images, self.dataset, self.image_size, self.crop_pct, self.exif_orientation,
-                           self.antialias, self.interpolation)
+        files = self._files(images)
         loader = DataLoader(files, batch_size=batch_size, num_workers=workers, collate_fn=list,
                             prefetch_factor=4 if workers else None)
         normalize = self.normalizer()

@@ -77,26 +77,33 @@ def decode_rgb(data: torch.Tensor, name: str = "<bytes>", exif: bool = False) ->
 def _decode_with_pil(data: torch.Tensor, name: str, exif: bool = False) -> torch.Tensor:
     import io
 
-    import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data.numpy().tobytes())) as im:
-            orientation = _pil_orientation(im) if exif else 0
-            if im.mode.startswith("I;16") or im.mode == "I":
-                # 16- or 32-bit grayscale (TIFF, PGM): convert("RGB") would clip it at 255, not scale it.
-                gray = np.asarray(im).astype(np.int64)
-                if im.mode != "I" or gray.max(initial=0) > 255:
-                    gray = gray >> 8
-                arr = np.repeat(gray.clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
-            else:
-                arr = np.asarray(im.convert("RGB"))
+            return pil_rgb(im, exif)
     except UnidentifiedImageError:  # PIL's message holds the address of its buffer: not the same twice
         raise DecodeError(f"{name}: not a readable image (no image format recognised)") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         # A header that claims over ~179 million pixels is PIL's DecompressionBombError: a damaged or
         # hostile file, skipped like any other unreadable one.
         raise DecodeError(f"{name}: not a readable image ({e})") from None
+
+
+def pil_rgb(im, exif: bool = False) -> torch.Tensor:
+    """A PIL image, any mode -> uint8 (3, H, W) RGB, as :func:`decode_rgb` gives a file of it (with ``exif``:
+    turned upright by the EXIF orientation it carries)."""
+    import numpy as np
+
+    orientation = _pil_orientation(im) if exif else 0
+    if im.mode.startswith("I;16") or im.mode == "I":
+        # 16- or 32-bit grayscale (TIFF, PGM): convert("RGB") would clip it at 255, not scale it.
+        gray = np.asarray(im).astype(np.int64)
+        if im.mode != "I" or gray.max(initial=0) > 255:
+            gray = gray >> 8
+        arr = np.repeat(gray.clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    else:
+        arr = np.asarray(im.convert("RGB"))
     return turn_upright(torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous(), orientation)
 
 
