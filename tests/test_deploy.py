@@ -1354,7 +1354,8 @@ def test_the_python_api_gives_images_in_memory_the_transform_their_files_get(cif
     assert [t["probability"] for t in got[0]["top_k"]] == pytest.approx(probs.topk(3).values.tolist(), abs=1e-6)
     with pytest.raises(ValueError, match=r"broken\.jpg"):
         photo.preprocess([path, broken])
-    for bad, said in ((upright.float() / 255, r"images\[1\]: .*float32.*uint8"), (upright[0], r"images\[1\]: .*\(90, 60\)"),
-                      (upright[:2], r"images\[1\]: .*\(2, 90, 60\)"), (3, r"images\[1\]: .*int")):
+    for bad, said in ((upright.float() / 255, r"images\[1\]: .*float32.*uint8"),
+                      (upright[0], r"images\[1\]: .*\(90, 60\)"), (upright[:2], r"images\[1\]: .*\(2, 90, 60\)"),
+                      (3, r"images\[1\]: .*int")):
         with pytest.raises(ValueError, match=said):
             photo.top_k([path, bad])
