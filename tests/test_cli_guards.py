@@ -183,3 +183,31 @@ def test_quantize_names_its_own_option_for_a_missing_folder(tmp_path, capsys):
     assert cli.main(["quantize", "--onnx", str(tmp_path / "m.onnx"), "--calib_data", str(tmp_path / "nowhere"),
                      "--out", str(tmp_path / "q.onnx")]) == 1
     assert f"--calib_data {tmp_path / 'nowhere'}: not a folder" in capsys.readouterr().err
+
+
+def test_the_readme_shows_every_command_and_only_options_its_command_takes(capsys):
+    """README.md's command lines (code blocks and inline, continued lines joined): every command of the CLI
+    is shown, and each --option written after ``mobilenet-v1 CMD`` is one that CMD's --help names (train,
+    eval and lr-schedule: also any configuration key), so that a renamed option cannot leave it wrong."""
+    import re
+
+    from mobilenet_v1.config import Config
+
+    text = re.sub(r"\\\n\s*", " ", open(os.path.join(SRC, "..", "README.md"), encoding="utf-8").read())
+    shown = {}
+    for match in re.finditer(r"mobilenet-v1 ([a-z][a-z-]+)((?: +[^ `|;#\n]+)*)", text):
+        shown.setdefault(match.group(1), set()).update(re.findall(r"(?<![\w-])--([a-zA-Z][\w-]*)", match.group(2)))
+    assert set(cli.COMMANDS) <= set(shown), set(cli.COMMANDS) - set(shown)
+    keys = set(Config.__dataclass_fields__) | {"config_path"}
+    for name in cli.COMMANDS:
+        capsys.readouterr()
+        try:
+            assert cli.main([name, "--help"]) == 0
+        except SystemExit as e:  # argparse's --help
+            assert e.code == 0
+        helped = capsys.readouterr()
+        known = set(re.findall(r"--([a-zA-Z][\w-]*)", helped.out + helped.err)) | {"help"}
+        if name in ("train", "eval", "lr-schedule"):
+            known |= keys
+        assert shown[name] <= known, f"README: mobilenet-v1 {name} with {sorted(shown[name] - known)}"
+    assert len(shown["train"]) > 30 and {"ckpt_file", "top_k"} <= shown["predict"]  # the lines were found
