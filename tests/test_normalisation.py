@@ -143,8 +143,10 @@ def test_a_run_s_normalisation_is_followed_by_eval_export_predict_and_quantize(c
     assert cli.main(["predict", str(image), "--ckpt_file", path, "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     assert (got["mean"], got["std"]) == ([0.5] * 3, [0.25] * 3)
+    capsys.readouterr()
     with pytest.raises(ValueError, match="takes uint8 pixels and normalises them itself"):
         load_predictor(str(tmp_path / "pixels.onnx"), mean="0.4")
+    assert "as given" not in capsys.readouterr().err  # refused, not said to be used
 
     # INT8 calibration (and its comparison) read the calibration images as the model's run did.
     del seen[:]
@@ -168,6 +170,12 @@ def test_a_run_s_normalisation_is_followed_by_eval_export_predict_and_quantize(c
     assert cli.main(["export", "--ckpt_file", seed, "--file_name", str(tmp_path / "again"), "--dataset", "cifar10",
                      "--height", "32", "--width", "32", "--mean", "0.5", "--std", "0.25"]) == 0
     assert OnnxModel(str(tmp_path / "again.onnx")).metadata["mean"] == [0.5] * 3
+    assert "as given" not in capsys.readouterr().err  # a file that records none: nothing to differ from
+    # A file of ours exported with another mean than its run's: done, and said as eval says it.
+    assert cli.main(["export", "--ckpt_file", path, "--file_name", str(tmp_path / "told"), "--mean", "0.4"]) == 0
+    assert OnnxModel(str(tmp_path / "told.onnx")).metadata["mean"] == [0.4] * 3
+    assert f"mean 0.4,0.4,0.4: as given, where {path}'s run normalised its inputs by 0.5,0.5,0.5" in \
+        capsys.readouterr().err
     del seen[:]  # recalibrate-bn: measured as the run normalised, or as told for a file that records nothing
     for source, told in ((path, []), (seed, ["--dataset", "cifar10", "--image_size", "32", "--mean", "0.5",
                                              "--std", "0.25"])):

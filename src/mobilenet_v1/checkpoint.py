@@ -10,6 +10,7 @@ import contextlib
 import glob
 import os
 import re
+import sys
 import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
@@ -18,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .config import ConfigError, channel_values, is_cifar, normalisation
+from .config import ConfigError, channel_values, channels_text, is_cifar, normalisation
 
 FORMAT = "mobilenet-v1/1"
 CKPT_PREFIX = "mobilenetv1"
@@ -248,12 +249,13 @@ def trained_dataset(path: str, recorded: Any, asked: Optional[str], default: boo
 
 
 def trained_normalisation(record: Any, dataset: str, path: str, mean: Optional[str] = None,
-                          std: Optional[str] = None) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+                          std: Optional[str] = None, say: bool = True) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
     """The per-channel (mean, std) the run of model file ``path`` normalised its inputs by, from ``record``
     (a checkpoint's ``config``: its ``mean`` and ``std`` keys, empty or absent in a file from before them
     for its data set's constants; an exported file's metadata: the lists it records), for the data set it
     records, else ``dataset`` (a MindSpore or foreign file records none). ``mean`` and ``std``: a command's
-    ``--mean``/``--std`` (None: not given), which replace the record's."""
+    ``--mean``/``--std`` (None: not given), which replace the record's; one that differs from what
+    a file of ours records is said on stderr (``say``), as eval says it."""
     record = record if isinstance(record, dict) else {}
     recorded = record.get("dataset")
     try:
@@ -263,7 +265,12 @@ def trained_normalisation(record: Any, dataset: str, path: str, mean: Optional[s
         raise CheckpointError(f"{path}: its recorded normalisation does not read: {e}") from None
     texts = [channel_values(k, v, f"--{k}") if v is not None else "" for k, v in (("mean", mean), ("std", std))]
     given = normalisation("", *texts)
-    return (given[0] if texts[0] else norm[0]), (given[1] if texts[1] else norm[1])
+    chosen = (given[0] if texts[0] else norm[0]), (given[1] if texts[1] else norm[1])
+    for key, text, ours, theirs in zip(("mean", "std"), texts, chosen, norm):
+        if say and text and isinstance(recorded, str) and recorded and ours != theirs:
+            print(f"{key} {channels_text(ours)}: as given, where {path}'s run normalised its inputs by "
+                  f"{channels_text(theirs)}", file=sys.stderr)
+    return chosen
 
 
 def teacher_file(ckpt: Dict[str, Any]) -> Optional[Dict[str, str]]:

@@ -443,9 +443,9 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
         antialias = aa is not False
     if interpolation is None:
         interpolation = T.recorded_interpolation(mode)
-    norm = ckpt_io.trained_normalisation(record, dataset, path, mean, std)
-    if isinstance(model, DeployedModel) and model.image_input and norm != ckpt_io.trained_normalisation(record, dataset,
-                                                                                                     path):
+    pixels = isinstance(model, DeployedModel) and model.image_input
+    norm = ckpt_io.trained_normalisation(record, dataset, path, mean, std, say=not pixels)
+    if pixels and norm != ckpt_io.trained_normalisation(record, dataset, path):
         raise ValueError(f"--mean/--std: {path} takes uint8 pixels and normalises them itself, by the mean and std "
                          f"it records; leave them out")
     return Predictor(model=model, source=path, dataset=dataset, image_size=int(size), norm=norm,
