@@ -162,6 +162,43 @@ def test_an_evaluation_of_no_image_is_not_a_best_checkpoint(cifar_dir, tmp_path,
     assert len(epochs) == 1 and "top_1" not in epochs[0]
 
 
+def test_patience_stops_a_run_whose_top1_stopped_improving_and_a_resume_counts_on(cifar_dir, tmp_path, capsys,
+                                                                                   monkeypatch, one_thread):
+    """--patience 2 with top-1 0.5, 0.6, 0.6, 0.55 (a tie is no improvement): the run stops after epoch 4 of
+    6, saving it though save_checkpoint_epochs would not, its best checkpoint epoch 2's. A resume counts on
+    from the records: with the same patience there is nothing to do, with 3 it trains on to the end."""
+    from mobilenet_v1.tracking import read_metrics
+
+    scores = [0.5, 0.6, 0.6, 0.55]
+    monkeypatch.setattr(train, "judged_accuracy", lambda *a, **k: {"top_1": scores.pop(0), "top_5": 1.0,
+                                                                     "eval_images": 40})
+    out = tmp_path / "run"
+    args = SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=6", "--eval_interval=1", "--class_num=4",
+                    "--save_checkpoint_epochs=5", f"--save_checkpoint_path={out}"]
+    result = train.run(load_config(args + ["--patience=2"]))
+    assert result["stopped_early"] == 4 and not scores and result["checkpoint"].endswith("mobilenetv1-4_12.ckpt")
+    assert (f"early stopping after epoch 4 of 6: top-1 has not improved on 0.6000 (epoch 2) in 2 evaluations "
+            f"(patience 2): checkpoint {result['checkpoint']}, the best {out / ckpt_io.BEST_NAME}"
+            ) in capsys.readouterr().out
+    assert ckpt_io.load_file(str(out / ckpt_io.BEST_NAME))["epoch"] == 2
+    assert [r["epoch"] for r in read_metrics(str(out))["epochs"]] == [1, 2, 3, 4]
+    assert train.Patience.before(2, str(out), 4) == train.Patience(2, best=0.6, best_epoch=2, since=2)
+    assert train.Patience.before(2, str(out), 2) == train.Patience(2, best=0.6, best_epoch=2, since=0)
+
+    result = train.run(load_config(args + ["--patience=2", "--resume=auto"]))
+    assert result["stopped_early"] == 0 and result["epoch_seconds"] == []
+    assert ("resume: the run stopped early after epoch 4: top-1 has not improved on 0.6000 (epoch 2) in 2 "
+            "evaluations (patience 2); nothing to do (--patience above 2, or 0, trains on)") in capsys.readouterr().out
+    scores[:] = [0.7, 0.65]
+    result = train.run(load_config(args + ["--patience=3", "--resume=auto"]))
+    assert result["stopped_early"] == 0 and not scores and len(result["epoch_seconds"]) == 2
+    assert [r["epoch"] for r in read_metrics(str(out))["epochs"]] == [1, 2, 3, 4, 5, 6]
+    assert ckpt_io.load_file(str(out / ckpt_io.BEST_NAME))["epoch"] == 5
+    with pytest.raises(ConfigError, match="option --patience: patience 2 is a setting of evaluation's .* eval_interval "
+                                          "is 0"):
+        load_config(["--patience=2"])
+
+
 def test_compile_mode_reaches_torch_compile_and_needs_compile(cifar_dir, tmp_path, monkeypatch, one_thread):
     """--compile_mode is the mode train hands torch.compile (recorded here in place of compiling, which
     takes minutes on this CPU); without --compile True it is refused, as it would be ignored."""

@@ -199,6 +199,9 @@ class Config:
     # Each one reads the loss back from the device, so it should be tens of steps, not every step.
     log_interval: int = 50
     eval_interval: int = 0  # evaluate every N epochs while training, keep the best by top-1; 0: never (the seed)
+    # Early stopping (Keras' and Lightning's EarlyStopping patience): the run stops after this many evaluations
+    # in a row without a better top-1, its best checkpoint kept. 0: it trains all epoch_size epochs.
+    patience: int = 0
     # An exponential moving average of the weights, updated after every step (timm's default decay is
     # 0.9998); evaluated, kept as the best and deployed by default. 0: none (the seed).
     ema_decay: float = 0.0
@@ -389,6 +392,7 @@ KEY_HELP: Dict[str, str] = {
                      "1: alike, 0: as they are",
     "log_interval": "steps between logged records; 0: epochs only",
     "eval_interval": "evaluate every N epochs and keep the best; 0: never",
+    "patience": "early stopping: stop after N evaluations in a row without a better top-1; 0: never",
     "ema_decay": "weight average's decay (timm: 0.9998); 0: none",
     "use_ema": "eval/export/predict/pre_trained/teacher: a checkpoint's weight average when it has one",
     "grad_accum_steps": "batches whose gradients make one step",
@@ -639,7 +643,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("save_checkpoint_path", "save_checkpoint_path is empty (the run folder; the seed's default is ./)")
     if cfg.class_num < 2:
         fail("class_num", f"class_num must be at least 2 (a classifier tells classes apart), got {cfg.class_num}")
-    for key in ("log_interval", "eval_interval", "keep_best_max"):
+    for key in ("log_interval", "eval_interval", "patience", "keep_best_max"):
         if getattr(cfg, key) < 0:
             fail(key, f"{key} must be >= 0 (0: off), got {getattr(cfg, key)}")
     if cfg.image_size_start and not SIZE_STEP <= cfg.image_size_start < cfg.image_size:
@@ -797,7 +801,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          f"opt {cfg.opt} has none (its betas are 0.9, 0.999)"),
         (("trust_coefficient", "trust_clip"), cfg.opt == "lars", "LARS's (opt lars)",
          f"opt {cfg.opt} has no such setting" + (" (LAMB's ratio is |w| / |update|)" if cfg.opt == "lamb" else "")),
-        (("keep_best_max",), cfg.eval_interval > 0, "a setting of evaluation's (the best evaluated epochs)",
+        (("keep_best_max", "patience"), cfg.eval_interval > 0, "a setting of evaluation's (the best evaluated epochs)",
          "eval_interval is 0, so no epoch is evaluated (--eval_interval N)"),
         (("decay_norm_bias",), cfg.weight_decay > 0, "a setting of weight decay's",
          "weight_decay is 0 (--decay_norm_bias False with it)"),

@@ -511,6 +511,47 @@ def keep_best(writer: "CheckpointWriter", evaluated: Dict[int, float], epoch: in
                       file=sys.stderr)
 
 
+@dataclasses.dataclass
+class Patience:
+    """``--patience``: evaluations in a row without a better top-1 (``since``) after which the run stops
+    (``limit``; 0: never). A better top-1 is one above every earlier evaluation's, of finite outputs: the
+    best checkpoint's rule (:meth:`tracking.RunLogger.improved`)."""
+    limit: int
+    best: float = -float("inf")
+    best_epoch: int = 0
+    since: int = 0
+
+    def judge(self, epoch: int, accuracy: Dict[str, Any]) -> bool:
+        """Count ``epoch``'s evaluation; whether the run is to stop after it."""
+        if not accuracy.get("nonfinite_outputs") and accuracy["top_1"] > self.best:
+            self.best, self.best_epoch, self.since = accuracy["top_1"], epoch, 0
+        else:
+            self.since += 1
+        return self.exhausted
+
+    @property
+    def exhausted(self) -> bool:
+        return self.limit > 0 and self.since >= self.limit
+
+    def line(self) -> str:
+        return (f"top-1 has not improved on {self.best:.4f} (epoch {self.best_epoch}) in {self.since} evaluation"
+                f"{'s' if self.since != 1 else ''} (patience {self.limit})")
+
+    @classmethod
+    def before(cls, limit: int, run_dir: str, start_epoch: int) -> "Patience":
+        """A continued run's count: its evaluations up to ``start_epoch`` (metrics.jsonl) judged in order."""
+        patience = cls(limit)
+        try:
+            epochs = read_metrics(run_dir)["epochs"]
+        except ValueError:
+            return patience
+        evaluated = [r for r in epochs if isinstance(r.get("top_1"), (int, float)) and isinstance(r.get("epoch"), int)
+                     and r["epoch"] <= start_epoch]
+        for r in sorted(evaluated, key=lambda r: r["epoch"]):
+            patience.judge(r["epoch"], r)
+        return patience
+
+
 def changes_line(source: str, changed: Dict[str, Tuple[Any, Any]], verb: str = "trained") -> str:
     """A resume's line naming settings (key: (the checkpoint's, this run's)) it continues with changed, which
     ``source``'s run was ``verb`` with."""
@@ -1119,9 +1160,19 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     if cfg.keep_best_max and cfg.save_checkpoint and start_epoch > 0:  # alike on every rank: each broadcasts
         evaluated = dist.broadcast_object(best_epochs_before(out_dir, start_epoch) if dist.is_rank0 and history
                                           else {})
+    # --patience counts on over the evaluations of this run's history (rank 0's records, alike on every rank).
+    patience = Patience(cfg.patience)
+    if cfg.patience and start_epoch > 0:
+        patience = dist.broadcast_object(Patience.before(cfg.patience, out_dir, start_epoch)
+                                         if dist.is_rank0 and history and cfg.save_checkpoint else patience)
+    end_epoch = cfg.epoch_size
     if start_epoch >= cfg.epoch_size:
         print0(f"resume: training is complete ({cfg.epoch_size} epoch{'s' if cfg.epoch_size > 1 else ''}); "
                f"nothing to do")
+    elif patience.exhausted:
+        end_epoch = start_epoch
+        print0(f"resume: the run stopped early after epoch {start_epoch}: {patience.line()}; nothing to do "
+               f"(--patience above {patience.since}, or 0, trains on)")
     else:
         accumulated = (f" (each step adds up the gradients of {cfg.grad_accum_steps} batches of {cfg.batch_size})"
                        if cfg.grad_accum_steps > 1 else "")
@@ -1156,7 +1207,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     stopper = StopRequest(dist.enabled)
     try:
         stopper.__enter__()
-        for epoch in range(start_epoch, cfg.epoch_size):
+        stopped_early = 0
+        for epoch in range(start_epoch, end_epoch):
             first = start_step if epoch == start_epoch else 0
             if cfg.image_size_start:
                 loader.set_image_size(sizes_by_epoch[epoch])
@@ -1266,16 +1318,25 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                     writer.save(done, 0, name=ckpt_io.BEST_NAME, extra={"metrics": accuracy})
                 if cfg.keep_best_max and cfg.save_checkpoint:
                     keep_best(writer, evaluated, done, accuracy, cfg.keep_best_max)
+                if patience.judge(done, accuracy) and done < cfg.epoch_size:  # the job's figures: alike on every rank
+                    stopped_early = done
             # images_per_s is the job's: every rank's images (unreadable files may leave them unequal).
             images = dist.all_reduce_counts({"images": result.images}, device)["images"]
             tracker.log_epoch(done, dataclasses.replace(result, images=images), float(lrs[-1]), accuracy)
             if cfg.save_checkpoint and (done % cfg.save_checkpoint_epochs == 0 or done == cfg.epoch_size
                                         or (every and steps.at(done) % every == 0)
-                                        or stopping):
+                                        or stopping or stopped_early):
                 last_path = writer.save(done, 0)
             if stopping:
                 left_out = eval_loader is not None and (done % cfg.eval_interval == 0 or done == cfg.epoch_size)
                 stopped_at = f"the end of epoch {done}" + (" (its evaluation left out)" if left_out else "")
+                break
+            if stopped_early:
+                stopped_at = ""
+                kept = f", the best {os.path.join(out_dir, ckpt_io.BEST_NAME)}" if patience.best_epoch else ""
+                saved = (f"checkpoint {last_path}{kept}; --resume auto with --patience above {patience.since} (or 0) "
+                         f"trains on" if cfg.save_checkpoint else "save_checkpoint is off, so nothing was saved")
+                print0(f"early stopping after epoch {done} of {cfg.epoch_size}: {patience.line()}: {saved}")
                 break
         else:
             stopped_at = ""
@@ -1296,7 +1357,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         tracker.close()
         stopper.__exit__(*sys.exc_info())
     return {"checkpoint": last_path, "last_loss": result.last_loss if result else float("nan"),
-            "stopped": signal_name(stopper.agreed) if stopped_at else "",
+            "stopped": signal_name(stopper.agreed) if stopped_at else "", "stopped_early": stopped_early,
             "steps_per_epoch": steps_per_epoch, "epoch_seconds": epoch_seconds,
             "images_per_epoch": steps_per_epoch * step_images, "resumed_from": resumed_from,
             "skipped_steps": counts["total"],
