@@ -1,6 +1,7 @@
 """Shipping a model: ONNX export, INT8 quantization, evaluating ONNX files, and predict."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -268,6 +269,36 @@ def eval_split(data: str):
     opts = DataOptions(dataset="cifar10", dataset_path=data, batch_size=64, image_size=DIGITS_SIZE, seed=1,
                        num_workers=0, channels_last=False, flip=False, pipeline="cpu")
     return build_loader(opts, train=False, device=torch.device("cpu"), drop_last=False)
+
+
+def test_eval_at_several_image_sizes_gives_each_what_eval_at_that_size_gives(digits_run, capsys):
+    """--image_size 32,64,48: a row a size, in the order given, each the figures of --image_size N alone; the
+    per-class figures (of one size) and a configuration's eval_image_size are refused, as are other lists."""
+    path = digits_run["ckpt"]
+    base = ["eval", f"--dataset_path={digits_run['data']}", f"--checkpoint_path={path}", "--num_workers=0"]
+    alone = {}
+    for size in (32, 64, 48):
+        assert cli.main(base + [f"--image_size={size}", "--json"]) == 0
+        alone[size] = json.loads(capsys.readouterr().out)
+    assert cli.main(base + ["--image_size", "32,64,48", "--json"]) == 0
+    swept = json.loads(capsys.readouterr().out)
+    assert swept["ckpt"] == path and [r["image_size"] for r in swept["sizes"]] == [32, 64, 48]
+    for row in swept["sizes"]:
+        one = alone[row["image_size"]]
+        assert (row["top_1_accuracy"], row["top_5_accuracy"], row["total"]) == \
+            (one["top_1_accuracy"], one["top_5_accuracy"], one["total"]) and row["total"] == 359
+    assert len({(r["top_1_accuracy"], r["top_5_accuracy"]) for r in swept["sizes"]}) == 3  # three sizes told apart
+    assert cli.main(base + ["--image_size=32,64"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == [path, "image_size   top-1   top-5   images"]
+    assert lines[2].split() == ["32", f"{alone[32]['top_1_accuracy']:.4f}", f"{alone[32]['top_5_accuracy']:.4f}", "359"]
+    for extra, said in ((["--image_size=32,x"], r"option --image_size: '32,x': several sizes are whole numbers"),
+                        (["--image_size=32,48", "--per_class"], r"--per_class and --confusion_csv are figures of one "
+                                                                 r"image size; --image_size gives 2"),
+                        (["--image_size=32,48", "--eval_image_size=40"], r"option --eval_image_size: --image_size "
+                                                                         r"gives the sizes to evaluate at")):
+        assert cli.main(base + extra) == 1
+        assert re.search(said, capsys.readouterr().err), extra
 
 
 def test_int8_is_small_and_as_accurate_as_fp32(digits_run):

@@ -14,8 +14,8 @@ from . import checkpoint as ckpt_io
 from . import distributed
 from .api import model_from_checkpoint
 from .cli import pop_flag, pop_option
-from .config import (NORMALISATION_KEYS, Config, channel_values, channels_text, is_cifar, load_config_and_given,
-                     parse_overrides)
+from .config import (NORMALISATION_KEYS, Config, ConfigError, channel_values, channels_text, is_cifar,
+                     load_config_and_given, parse_overrides)
 from .data import build_loader, held_out_for
 from .engine import evaluate, nonfinite_note, resolve_device, resolve_precision
 from .onnx_io import is_deployed_file, load_deployed
@@ -355,10 +355,67 @@ def unused_options_note(argv: Sequence[str], onnx: bool = False) -> str:
     return f"eval: not used here: {'; '.join(parts)}" if parts else ""
 
 
+def image_sizes(argv: List[str]) -> Optional[List[int]]:
+    """The sizes of ``--image_size 128,160,224`` (several, as ``benchmark`` takes them), taken out of ``argv``;
+    None where it gives one size or none (left to the configuration)."""
+    probe = list(argv)
+    value = pop_option(probe, "--image_size")
+    if value is None or "," not in value:
+        return None
+    argv[:] = probe
+    parts = [p.strip() for p in value.split(",")]
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ConfigError(f"option --image_size: {value!r}: several sizes are whole numbers > 0 separated by commas "
+                          f"(--image_size 128,160,192,224)")
+    return list(dict.fromkeys(int(p) for p in parts))
+
+
+def sweep(argv: List[str], sizes: List[int], as_json: bool) -> int:
+    """``eval --image_size 128,160,...``: the model evaluated at each size in turn (each as ``--image_size N``
+    alone would), a row printed as each ends; one JSON object at the end with ``--json``."""
+    if "eval_image_size" in dict(parse_overrides(argv)):
+        raise ConfigError("option --eval_image_size: --image_size gives the sizes to evaluate at; leave it out")
+    runs = []
+    for size in sizes:  # every size's configuration checked before the first evaluation
+        cfg, given = load_config_and_given(argv + [f"--image_size={size}"])
+        given.discard("eval_image_size")
+        runs.append((dataclasses.replace(cfg, eval_image_size=0), given))
+    note = unused_options_note(argv, is_deployed_file(runs[0][0].checkpoint_path))
+    if note:
+        print0(note, file=sys.stderr)
+    rows: List[Dict[str, Any]] = []
+    dist = distributed.setup(runs[0][0], "eval")
+    try:
+        for size, (cfg, given) in zip(sizes, runs):
+            result = _run(cfg, dist, given)
+            rows.append({"image_size": size, "top_1_accuracy": result["top_1_accuracy"],
+                         "top_5_accuracy": result["top_5_accuracy"], "total": result["total"],
+                         **({"nonfinite_outputs": result["nonfinite"]} if result["nonfinite"] else {})})
+            if result["nonfinite"]:
+                print0(nonfinite_note(f"{result['ckpt']} at image_size {size}", result["nonfinite"], result["total"],
+                                      result["precision"]), file=sys.stderr)
+            if not as_json:
+                if len(rows) == 1:
+                    print0(f"{result['ckpt']}\n{'image_size':>10}  {'top-1':>6}  {'top-5':>6}  {'images':>7}")
+                print0(f"{size:>10}  {rows[-1]['top_1_accuracy']:.4f}  {rows[-1]['top_5_accuracy']:.4f}  "
+                       f"{rows[-1]['total']:>7}")
+    finally:
+        dist.cleanup()
+    if as_json:
+        print0(json_text({"ckpt": result["ckpt"], "sizes": rows}))
+    return 1 if any("nonfinite_outputs" in r for r in rows) else 0
+
+
 def main(argv: Sequence[str]) -> int:
     argv = list(argv)
     as_json, by_class = pop_flag(argv, "--json"), pop_flag(argv, "--per_class")
     csv_path = pop_option(argv, "--confusion_csv")
+    sizes = image_sizes(argv)
+    if sizes is not None:
+        if by_class or csv_path is not None:
+            raise ValueError("--per_class and --confusion_csv are figures of one image size; --image_size gives "
+                             f"{len(sizes)}")
+        return sweep(argv, sizes, as_json)
     cfg, given = load_config_and_given(argv)
     command_line = dict(parse_overrides(argv))
     if "image_size" in command_line and "eval_image_size" not in command_line:
