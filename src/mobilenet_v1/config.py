@@ -103,7 +103,7 @@ class Config:
     lr_per_epoch: bool = False
     # Beyond the seed: the rates (lr_init, lr_max, lr_end) are meant for a global batch of lr_base_size
     # and are scaled to the run's (batch_size x processes x grad_accum_steps), as timm's --lr-base-size:
-    # lr_base_scale "linear" (Goyal et al. 2017), "sqrt", or "auto": sqrt for adamw, linear otherwise
+    # lr_base_scale "linear" (Goyal et al. 2017), "sqrt", or "auto": sqrt for adamw and lamb, linear otherwise
     # (timm's rule). 0: the rates as given, whatever the batch (the seed).
     lr_base_size: int = 0
     lr_base_scale: str = "auto"
@@ -343,7 +343,7 @@ KEY_HELP: Dict[str, str] = {
     "lr_decay_epochs": "exponential schedule: epochs between decays",
     "lr_per_epoch": "the rate changes once an epoch (torchvision's and timm's default); False: every step",
     "lr_base_size": "the global batch the rates are meant for, scaled to the run's; 0: as given",
-    "lr_base_scale": "lr_base_size's scaling: linear, sqrt, or auto (sqrt for adamw, else linear)",
+    "lr_base_scale": "lr_base_size's scaling: linear, sqrt, or auto (sqrt for adamw and lamb, else linear)",
     "use_label_smooth": "label smoothing",
     "label_smooth_factor": "label smoothing's share",
     "bce_loss": "binary cross entropy: a sigmoid per class (timm's --bce-loss); False: softmax cross entropy",
