@@ -1373,6 +1373,26 @@ def test_the_python_api_gives_images_in_memory_the_transform_their_files_get(cif
     assert torch.equal(photo.preprocess(Image.fromarray(gray[0].numpy())), photo.preprocess(gray))
     rgba = torch.cat([upright, torch.full_like(upright[:1], 7)])
     assert torch.equal(photo.preprocess(rgba), from_file)
+    # Lossless files with the same tag: a TIFF turned once (Pillow turns it as it loads), a WebP as stored
+    # (torchvision's decoder keeps its pixels as stored); a PIL image of either as its file.
+    import io
+    tag = Image.Exif()
+    tag[0x0112] = 6
+    pixels = torch.from_numpy(smooth_image(60, 90, seed=4)).permute(2, 0, 1)
+    for fmt, want in (("TIFF", pixels.transpose(1, 2).flip(2)), ("WEBP", pixels)):
+        buf = io.BytesIO()
+        Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(buf, format=fmt, exif=tag, lossless=True)
+        (tmp_path / f"tagged.{fmt.lower()}").write_bytes(buf.getvalue())
+        expected = photo.preprocess(want)
+        assert torch.equal(photo.preprocess(tmp_path / f"tagged.{fmt.lower()}"), expected), fmt
+        assert torch.equal(photo.preprocess(Image.open(io.BytesIO(buf.getvalue()))), expected), fmt
+    # A run that read its photos as stored: a PIL image is not turned either.
+    plain_ckpt = str(tmp_path / "plain.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "imagenet2012", "image_size": 48}},
+                        plain_ckpt)
+    plain = load_predictor(plain_ckpt)
+    assert torch.equal(plain.preprocess(Image.open(path)), plain.preprocess(stored))
+    assert torch.equal(plain.preprocess(path), plain.preprocess(stored))
 
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(raw[:40])
@@ -1385,8 +1405,16 @@ def test_the_python_api_gives_images_in_memory_the_transform_their_files_get(cif
     assert [t["probability"] for t in got[0]["top_k"]] == pytest.approx(probs.topk(3).values.tolist(), abs=1e-6)
     with pytest.raises(ValueError, match=r"broken\.jpg"):
         photo.preprocess([path, broken])
+    closed = Image.open(path)
+    closed.close()
+    got = photo.top_k([path, closed], 1)  # reported, as an unreadable file is; the others still predicted
+    assert "top_k" in got[0] and got[1]["image"] == 1 and got[1]["error"].startswith("images[1]: not readable as RGB")
+    with pytest.raises(ValueError, match=r"images\[0\]: not readable as RGB pixels"):
+        photo.preprocess(closed)
+    with pytest.raises(ValueError, match="preprocess: no images"):
+        photo.preprocess([])
     for bad, said in ((upright.float() / 255, r"images\[1\]: .*float32.*uint8"),
                       (upright[0], r"images\[1\]: .*\(90, 60\)"), (upright[:2], r"images\[1\]: .*\(2, 90, 60\)"),
-                      (3, r"images\[1\]: .*int")):
+                      (upright[:, :0], r"images\[1\]: .*\(3, 0, 60\)"), (3, r"images\[1\]: .*int")):
         with pytest.raises(ValueError, match=said):
             photo.top_k([path, bad])

@@ -173,6 +173,7 @@ def image_list(images: Any) -> List[Any]:
         if image.dim() != 3 or image.shape[0] not in (1, 3, 4) or min(image.shape[1:]) < 1:
             raise ValueError(f"{where}: a tensor of shape {tuple(image.shape)}; give (C, H, W) with C 1 (gray), "
                              f"3 (RGB) or 4 (RGBA)")
+        images[i] = image.detach().cpu()  # here, not in a loader worker (a forked one cannot use CUDA)
     return images
 
 
@@ -181,7 +182,6 @@ def _rgb(image: Any, exif: bool) -> torch.Tensor:
     decodes (gray repeated, alpha dropped; a PIL image turned by its EXIF orientation with ``exif``)."""
     if _is_pil(image):
         return T.pil_rgb(image, exif)
-    image = image.cpu()
     return image.expand(3, -1, -1).contiguous() if image.shape[0] == 1 else image[:3].contiguous()
 
 
@@ -201,8 +201,13 @@ class ImageFiles(Dataset):
     def __getitem__(self, i: int) -> Tuple[Union[str, int], Union[torch.Tensor, BadSample]]:
         item = self.paths[i]
         if not isinstance(item, (str, os.PathLike)):
-            return i, eval_image(_rgb(item, self.exif), self.dataset, self.image_size, self.crop_pct,
-                                 self.antialias, self.interpolation)
+            try:
+                img = _rgb(item, self.exif)
+            except Exception as e:  # a PIL image closed, cut short, of a mode with no RGB: reported as a file is
+                return i, BadSample(f"images[{i}]", f"images[{i}]: not readable as RGB pixels "
+                                                    f"({type(e).__name__}: {e})")
+            return i, eval_image(img, self.dataset, self.image_size, self.crop_pct, self.antialias,
+                                 self.interpolation)
         path = os.fspath(item)
         try:
             return path, eval_image(T.decode_rgb(read_bytes(path), path, self.exif), self.dataset,

@@ -90,12 +90,18 @@ def _decode_with_pil(data: torch.Tensor, name: str, exif: bool = False) -> torch
         raise DecodeError(f"{name}: not a readable image ({e})") from None
 
 
+# The formats whose EXIF orientation decode_rgb follows (torchvision's JPEG, PIL's PNG and TIFF; not WebP,
+# which torchvision decodes as stored); None: an image made in memory.
+EXIF_FORMATS = (None, "JPEG", "MPO", "PNG", "TIFF")
+
+
 def pil_rgb(im, exif: bool = False) -> torch.Tensor:
     """A PIL image, any mode -> uint8 (3, H, W) RGB, as :func:`decode_rgb` gives a file of it (with ``exif``:
-    turned upright by the EXIF orientation it carries)."""
+    turned upright by the EXIF orientation it carries, where its format is one of :data:`EXIF_FORMATS`)."""
     import numpy as np
 
-    orientation = _pil_orientation(im) if exif else 0
+    im.load()  # Pillow turns a TIFF upright as it loads it, and then holds no orientation to turn by again
+    orientation = _pil_orientation(im) if exif and im.format in EXIF_FORMATS else 0
     if im.mode.startswith("I;16") or im.mode == "I":
         # 16- or 32-bit grayscale (TIFF, PGM): convert("RGB") would clip it at 255, not scale it.
         gray = np.asarray(im).astype(np.int64)
