@@ -174,7 +174,7 @@ def test_patience_stops_a_run_whose_top1_stopped_improving_and_a_resume_counts_o
                                                                      "eval_images": 40})
     out = tmp_path / "run"
     args = SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=6", "--eval_interval=1", "--class_num=4",
-                    "--save_checkpoint_epochs=5", f"--save_checkpoint_path={out}"]
+                    "--save_checkpoint_epochs=3", f"--save_checkpoint_path={out}"]
     result = train.run(load_config(args + ["--patience=2"]))
     assert result["stopped_early"] == 4 and not scores and result["checkpoint"].endswith("mobilenetv1-4_12.ckpt")
     assert (f"early stopping after epoch 4 of 6: top-1 has not improved on 0.6000 (epoch 2) in 2 evaluations "
@@ -185,18 +185,42 @@ def test_patience_stops_a_run_whose_top1_stopped_improving_and_a_resume_counts_o
     assert train.Patience.before(2, str(out), 4) == train.Patience(2, best=0.6, best_epoch=2, since=2)
     assert train.Patience.before(2, str(out), 2) == train.Patience(2, best=0.6, best_epoch=2, since=0)
 
-    result = train.run(load_config(args + ["--patience=2", "--resume=auto"]))
-    assert result["stopped_early"] == 0 and result["epoch_seconds"] == []
-    assert ("resume: the run stopped early after epoch 4: top-1 has not improved on 0.6000 (epoch 2) in 2 "
-            "evaluations (patience 2); nothing to do (--patience above 2, or 0, trains on)") in capsys.readouterr().out
-    scores[:] = [0.7, 0.65]
-    result = train.run(load_config(args + ["--patience=3", "--resume=auto"]))
+    # Nothing to do, and nothing in the folder touched: not the later checkpoint (a resume from epoch 3 would
+    # move it aside), not the records.
+    folder = sorted(os.listdir(out))
+    for resume in ("auto", str(out / "mobilenetv1-3_12.ckpt")):
+        result = train.run(load_config(args + ["--patience=1" if "3_12" in resume else "--patience=2",
+                                               f"--resume={resume}"]))
+        assert result["stopped_early"] == 0 and result["epoch_seconds"] == [] and sorted(os.listdir(out)) == folder
+    assert [r["epoch"] for r in read_metrics(str(out))["epochs"]] == [1, 2, 3, 4]
+    said = capsys.readouterr().out
+    assert ("resume: --patience 2 is used up by the evaluations up to epoch 4: top-1 has not improved on 0.6000 "
+            "(epoch 2) in 2 evaluations (patience 2); nothing to do (--patience above 2, or 0, trains on)") in said
+    assert "used up by the evaluations up to epoch 3: top-1 has not improved on 0.6000 (epoch 2) in 1 evaluation " \
+        in said
+    # Patience that runs out at the last epoch stops nothing: the run ends there anyway.
+    scores[:] = [0.55, 0.6]
+    result = train.run(load_config(args + ["--patience=4", "--resume=auto"]))
     assert result["stopped_early"] == 0 and not scores and len(result["epoch_seconds"]) == 2
+    assert "early stopping" not in capsys.readouterr().out
     assert [r["epoch"] for r in read_metrics(str(out))["epochs"]] == [1, 2, 3, 4, 5, 6]
-    assert ckpt_io.load_file(str(out / ckpt_io.BEST_NAME))["epoch"] == 5
+    assert ckpt_io.load_file(str(out / ckpt_io.BEST_NAME))["epoch"] == 2
+    # Resumed from a checkpoint elsewhere, the folder's records are another run's: the count starts afresh.
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copy(out / "mobilenetv1-4_12.ckpt", tmp_path / "elsewhere")
+    scores[:] = [0.1, 0.1]
+    elsewhere = tmp_path / "elsewhere" / "mobilenetv1-4_12.ckpt"
+    result = train.run(load_config(args + ["--patience=2", f"--resume={elsewhere}"]))
+    assert result["stopped_early"] == 0 and not scores and len(result["epoch_seconds"]) == 2
+    # An evaluation of non-finite outputs is no improvement, whatever its count.
+    patience = train.Patience(2)
+    assert not patience.judge(1, {"top_1": 0.5}) and not patience.judge(2, {"top_1": 0.9, "nonfinite_outputs": 3})
+    assert (patience.best, patience.best_epoch, patience.since) == (0.5, 1, 1) and patience.judge(3, {"top_1": 0.5})
     with pytest.raises(ConfigError, match="option --patience: patience 2 is a setting of evaluation's .* eval_interval "
                                           "is 0"):
         load_config(["--patience=2"])
+    with pytest.raises(ConfigError, match="option --patience: patience must be >= 0"):
+        load_config(["--patience=-1", "--eval_interval=1"])
 
 
 def test_compile_mode_reaches_torch_compile_and_needs_compile(cifar_dir, tmp_path, monkeypatch, one_thread):

@@ -170,7 +170,9 @@ class RunLogger:
             history = read_metrics(self.run_dir)["epochs"]
         except ValueError:
             return -math.inf
-        tops = [r["top_1"] for r in history if "top_1" in r and r["epoch"] <= start_epoch]
+        # An evaluation of non-finite outputs was never a best (improved() is not asked): not now either.
+        tops = [r["top_1"] for r in history if "top_1" in r and r["epoch"] <= start_epoch
+                and not r.get("nonfinite_outputs")]
         return max(tops, default=-math.inf)
 
     def _open_tensorboard(self, start_step: int):

@@ -1098,6 +1098,19 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     if cfg.freeze_layers and not cfg.pre_trained and not resumed_from:
         print0(f"freeze_layers {cfg.freeze_layers}: no pre_trained (and nothing resumed): the frozen layers keep their "
                f"random initial weights")
+    history = continues_here(cfg, out_dir, resumed_from)
+    # --patience counts on over the evaluations of this run's history (rank 0's records, alike on every rank).
+    patience = Patience(cfg.patience)
+    if cfg.patience and start_epoch > 0:
+        patience = dist.broadcast_object(Patience.before(cfg.patience, out_dir, start_epoch)
+                                         if dist.is_rank0 and history and cfg.save_checkpoint else patience)
+    if patience.exhausted and start_epoch < cfg.epoch_size:
+        # Nothing to train: nothing in the run folder is touched (no checkpoint moved aside, no record cut).
+        print0(f"resume: --patience {cfg.patience} is used up by the evaluations up to epoch {start_epoch}: "
+               f"{patience.line()}; nothing to do (--patience above {patience.since}, or 0, trains on)")
+        return {"checkpoint": resumed_from, "last_loss": float("nan"), "stopped": "", "stopped_early": 0,
+                "steps_per_epoch": steps_per_epoch, "epoch_seconds": [], "images_per_epoch": steps_per_epoch *
+                step_images, "resumed_from": resumed_from, "skipped_steps": 0, "bad_samples": 0}
     # Resumed from a checkpoint elsewhere (--resume FILE or FOLDER), the run's history is not this folder's.
     elsewhere = bool(resumed_from) and not saved_in(resumed_from, out_dir)
     if cfg.save_checkpoint and dist.is_rank0:
@@ -1150,7 +1163,6 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                               epoch_end=epoch_end, recorded={"teacher_file": distill.source} if distill else None)
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
 
-    history = continues_here(cfg, out_dir, resumed_from)
     tracker = RunLogger(out_dir if cfg.save_checkpoint else None, cfg.epoch_size, steps_per_epoch,
                         start_epoch, cfg.log_interval, early.getvalue(), start_in_epoch=start_step,
                         step_offset=step_offset, history=history)
@@ -1160,19 +1172,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     if cfg.keep_best_max and cfg.save_checkpoint and start_epoch > 0:  # alike on every rank: each broadcasts
         evaluated = dist.broadcast_object(best_epochs_before(out_dir, start_epoch) if dist.is_rank0 and history
                                           else {})
-    # --patience counts on over the evaluations of this run's history (rank 0's records, alike on every rank).
-    patience = Patience(cfg.patience)
-    if cfg.patience and start_epoch > 0:
-        patience = dist.broadcast_object(Patience.before(cfg.patience, out_dir, start_epoch)
-                                         if dist.is_rank0 and history and cfg.save_checkpoint else patience)
-    end_epoch = cfg.epoch_size
     if start_epoch >= cfg.epoch_size:
         print0(f"resume: training is complete ({cfg.epoch_size} epoch{'s' if cfg.epoch_size > 1 else ''}); "
                f"nothing to do")
-    elif patience.exhausted:
-        end_epoch = start_epoch
-        print0(f"resume: the run stopped early after epoch {start_epoch}: {patience.line()}; nothing to do "
-               f"(--patience above {patience.since}, or 0, trains on)")
     else:
         accumulated = (f" (each step adds up the gradients of {cfg.grad_accum_steps} batches of {cfg.batch_size})"
                        if cfg.grad_accum_steps > 1 else "")
@@ -1208,7 +1210,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     try:
         stopper.__enter__()
         stopped_early = 0
-        for epoch in range(start_epoch, end_epoch):
+        for epoch in range(start_epoch, cfg.epoch_size):
             first = start_step if epoch == start_epoch else 0
             if cfg.image_size_start:
                 loader.set_image_size(sizes_by_epoch[epoch])
