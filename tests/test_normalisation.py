@@ -176,6 +176,11 @@ def test_a_run_s_normalisation_is_followed_by_eval_export_predict_and_quantize(c
     assert OnnxModel(str(tmp_path / "told.onnx")).metadata["mean"] == [0.4] * 3
     assert f"mean 0.4,0.4,0.4: as given, where {path}'s run normalised its inputs by 0.5,0.5,0.5" in \
         capsys.readouterr().err
+    # predict says it too, for std as for mean; values equal to the record's are nothing to say.
+    assert load_predictor(path, std="0.3", mean="0.5").normalisation == ((0.5,) * 3, (0.3,) * 3)
+    err = capsys.readouterr().err
+    assert err.count("as given") == 1
+    assert f"std 0.3,0.3,0.3: as given, where {path}'s run normalised its inputs by 0.25,0.25,0.25" in err
     del seen[:]  # recalibrate-bn: measured as the run normalised, or as told for a file that records nothing
     for source, told in ((path, []), (seed, ["--dataset", "cifar10", "--image_size", "32", "--mean", "0.5",
                                              "--std", "0.25"])):
@@ -184,6 +189,11 @@ def test_a_run_s_normalisation_is_followed_by_eval_export_predict_and_quantize(c
                          "--num_workers", "0", *told]) == 0
         assert ckpt_io.trained_normalisation(ckpt_io.load_file(out)["config"], "", out) == OWN_NORM
     assert seen == [OWN_NORM, OWN_NORM]
+    capsys.readouterr()
+    assert cli.main(["recalibrate-bn", path, "--out", str(tmp_path / "told.pt"), "--dataset_path", str(cifar_dir),
+                     "--images", "16", "--num_workers", "0", "--mean", "0.4"]) == 0
+    assert f"mean 0.4,0.4,0.4: as given, where {path}'s run normalised its inputs by 0.5,0.5,0.5" in \
+        capsys.readouterr().err
     other = str(tmp_path / "other.ckpt")
     ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10"}}, other)
     capsys.readouterr()
