@@ -135,7 +135,7 @@ def main() -> None:
             train.train_one_epoch = train_one_epoch_as_is
         losses = [None] * ctx.world_size
         tdist.all_gather_object(losses, own)
-        ev = evaluate.run(load_config(spec["eval"] + [f"--checkpoint_path={result['checkpoint']}"]))
+        ev = evaluate.run(load_config(spec["eval"] + [f"--checkpoint_path={result['checkpoint']}"]), per_image=True)
         if ctx.is_rank0:
             with open(spec["out"], "w", encoding="utf-8") as f:
                 json.dump({"shards": gathered, "synced": synced, "unsynced": unsynced, "accumulated": accumulated, "eval": ev,

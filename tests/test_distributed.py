@@ -176,7 +176,7 @@ def test_two_ranks_shards_sync_bn_and_eval(odd_cifar, tmp_path, capsys):
 
     # The run's save_checkpoint_path stands for the newest checkpoint and the metrics in its ckpt_0/.
     capsys.readouterr()
-    single = evaluate.run(load_config(spec["eval"] + [f"--checkpoint_path={tmp_path / 'two'}"]))
+    single = evaluate.run(load_config(spec["eval"] + [f"--checkpoint_path={tmp_path / 'two'}"]), per_image=True)
     assert "weights: the exponential moving average of the trained weights" in capsys.readouterr().err
     assert single["ckpt"] == ckpt
     epochs = read_metrics(str(tmp_path / "two"))["epochs"]
@@ -200,6 +200,11 @@ def test_two_ranks_shards_sync_bn_and_eval(odd_cifar, tmp_path, capsys):
     assert out["eval"]["total"] == single["total"] == 41
     assert out["eval"]["top_1_accuracy"] == single["top_1_accuracy"]
     assert out["eval"]["top_5_accuracy"] == single["top_5_accuracy"]
+    # eval --per_image's rows: both ranks' shards gathered in the split's order, as one process gives them.
+    assert [r[:4] for r in out["eval"]["images"]] == [list(r[:4]) for r in single["images"]]
+    assert [r[1] for r in single["images"]] == [f"test_batch.bin#{k}" for k in range(41)]
+    assert [p for r in out["eval"]["images"] for p in r[4:]] == \
+        pytest.approx([p for r in single["images"] for p in r[4:]], abs=1e-5)
 
 
 def test_two_single_node_launches_form_a_two_node_job(cifar_dir, tmp_path):

@@ -363,6 +363,74 @@ def test_evaluations_count_the_images_whose_outputs_are_not_finite(capsys):
     assert "--precision bf16 or fp32" in nonfinite_note("m", 2, 6, "fp16")
 
 
+def test_eval_per_image_names_each_evaluated_image_with_its_label_and_prediction(tmp_path, capsys):
+    """--per_image F.csv over a folder with an unreadable file, through both pipelines: a row per image that
+    was evaluated, in the split's order, with the probabilities predict gives that file and the counts
+    eval gives; with eval_drop_last, the dropped images' rows are left out too."""
+    import csv
+
+    from mobilenet_v1.predict import load_predictor
+
+    torch.manual_seed(5)
+    model = MobileNetV1(class_num=2, width_mult=0.25)
+    with torch.no_grad():  # BatchNorm's statistics of such images, so that each image gets its own figures
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.momentum = None
+        model.train()(torch.stack([torch.from_numpy(smooth_image(32, 32, 100 + i)).permute(2, 0, 1).float() / 255
+                                   for i in range(16)]).sub(0.45).div(0.25))
+        model.fc.weight.normal_(0, 1)
+    path = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "classes": ["ant", "bee"],
+                         "config": {"dataset": "imagenet2012", "image_size": 32}}, path)
+    folder = tmp_path / "data" / "validation_preprocess"
+    files = []
+    for c, name in enumerate(("ant", "bee")):
+        (folder / name).mkdir(parents=True)
+        for i in range(5):
+            f = folder / name / f"{i}.jpg"
+            f.write_bytes(jpeg_bytes(smooth_image(40 + 8 * i, 56, 10 * c + i)))
+            files.append((str(f), c))
+    (folder / "bee" / "2b.jpg").write_bytes(b"not a jpeg")  # unreadable, between bee/2 and bee/3
+    base = ["eval", "--dataset=imagenet2012", f"--dataset_path={tmp_path / 'data'}", f"--checkpoint_path={path}",
+            "--num_workers=0", "--batch_size=4", "--json", "--max_bad_samples=5"]
+    predictor = load_predictor(path)
+    rows = {}
+    for pipeline in ("cpu", "gpu"):
+        out = tmp_path / f"{pipeline}.csv"
+        assert cli.main(base + [f"--data_pipeline={pipeline}", "--per_image", str(out)]) == 0
+        counted = json.loads(capsys.readouterr().out)
+        with open(out, newline="", encoding="utf-8") as f:
+            rows[pipeline] = list(csv.DictReader(f))
+        got = rows[pipeline]
+        assert [(r["image"], int(r["label"])) for r in got] == files and counted["total"] == 10
+        assert {r["label_name"] for r in got} == {"ant", "bee"}
+        assert sum(int(r["correct"]) for r in got) / 10 == counted["top_1_accuracy"]
+        assert all(int(r["correct"]) == (r["top1"] == r["label"]) for r in got)
+        assert all(float(r["top1_probability"]) >= float(r["label_probability"]) for r in got)
+    probabilities = [float(r["top1_probability"]) for r in rows["cpu"]]
+    assert len({round(p, 6) for p in probabilities}) > 5  # rows told apart by their figures
+    for row in rows["cpu"]:  # each row is its own file's: predict's probability for that file
+        top = predictor.top_k([row["image"]], 1)[0]["top_k"][0]
+        assert (top["index"], top["probability"]) == (int(row["top1"]), pytest.approx(float(row["top1_probability"]),
+                                                                                      abs=2e-4)), row["image"]
+    for a, b in zip(rows["cpu"], rows["gpu"]):  # the two pipelines within rounding
+        assert abs(float(a["label_probability"]) - float(b["label_probability"])) < 0.02, (a, b)
+    # eval_drop_last: batches of 4 positions (11 files), the last partial one (bee/2b, bee/3, bee/4) dropped.
+    out = tmp_path / "dropped.csv"
+    assert cli.main(base + ["--eval_drop_last=True", "--per_image", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["total"] == 8
+    with open(out, newline="", encoding="utf-8") as f:
+        assert [r["image"] for r in csv.DictReader(f)] == [name for name, _ in files[:8]]
+    for extra, said in ((["--per_image", str(tmp_path / "x.txt")], "--per_image"),
+                        (["--per_image", str(tmp_path / "same.csv"), "--confusion_csv", str(tmp_path / "same.csv")],
+                         "name the same file"),
+                        (["--per_image", str(tmp_path / "y.csv"), "--image_size=32,48"], "--per_image are figures of "
+                                                                                           "one image size")):
+        assert cli.main(base + extra) == 1
+        assert said in capsys.readouterr().err, extra
+
+
 def test_eval_of_an_image_folder_uses_the_class_list_the_model_was_trained_on(tmp_path):
     """An evaluation folder holding some of the training classes keeps their training labels: the
     model below always answers "cat", the third of its classes, and the folder holds only cats. A folder

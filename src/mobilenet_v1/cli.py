@@ -13,7 +13,7 @@ USAGE = """usage: mobilenet-v1 COMMAND [options]
 commands:
   train          train on CIFAR-10/100 binaries or an ImageNet-style folder (--config_path, --key=value ...)
   eval           top-1/top-5 of a checkpoint, .onnx, .pte or .pt2 file (--checkpoint_path CKPT --dataset_path PATH
-                 [--json] [--per_class] [--confusion_csv F] [--image_size 128,160,...: a row a size])
+                 [--json] [--per_class] [--confusion_csv F] [--per_image F] [--image_size 128,160,...: a row a size])
   info           parameters and multiply-adds (--width_mult A --image_size R --class_num K [--json]); or what a
                  model file holds: network, data, training, weights, input (FILE [--json])
   data-stats     a data set's classes, images per class and pixel mean and std, as --mean/--std take them
@@ -349,10 +349,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         import dataclasses
         if name == "eval":
             print("usage: mobilenet-v1 eval --checkpoint_path CKPT|RUN_DIR|F.onnx --dataset_path PATH [--json] "
-                  "[--per_class] [--confusion_csv F] [--config_path F] [--key=value ...]\n\n"
+                  "[--per_class] [--confusion_csv F] [--per_image F] [--config_path F] [--key=value ...]\n\n"
                   "  --json               print one JSON object\n"
                   "  --per_class          each class's images, top-1, precision and most frequent confusion\n"
                   "  --confusion_csv F    write the confusion matrix (rows: labels, columns: predictions)\n"
+                  "  --per_image F.csv    write a row per image: file, label, top-1 prediction, their probabilities\n"
                   "  --image_size A,B,... evaluate at each size in turn, a row each (one size: the key below)\n\n"
                   "the configuration's keys (those of training take no effect here; given as options, they are "
                   "named on stderr):")

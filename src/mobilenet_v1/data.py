@@ -169,6 +169,16 @@ def _other_cifar(root: str, dataset: str) -> str:
     return ""
 
 
+def cifar_record_names(root: str, train: bool, dataset: str = "cifar10") -> List[str]:
+    """A name for each record :func:`load_cifar` reads, in its order: its file's name and its place there
+    (``test_batch.bin#17``)."""
+    record = CIFAR100_RECORD if dataset == "cifar100" else CIFAR_RECORD
+    with warnings.catch_warnings():  # load_cifar says what cifar_files warns of
+        warnings.simplefilter("ignore")
+        files = cifar_files(root, train, dataset)
+    return [f"{os.path.basename(f)}#{k}" for f in files for k in range(os.path.getsize(f) // record)]
+
+
 def load_cifar(root: str, train: bool, dataset: str = "cifar10") -> Tuple[torch.Tensor, torch.Tensor]:
     parts = [read_cifar_bin(f, dataset) for f in cifar_files(root, train, dataset)]
     images = np.concatenate([p[0] for p in parts])
@@ -336,11 +346,22 @@ class DeviceLoader:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def sample_names(self) -> List[Tuple[int, str]]:
+        """This process's samples in the order an unshuffled pass yields them (the evaluation split's):
+        each one's place in the whole split and its name (an image's path; a CIFAR record's file and place
+        in it, ``test_batch.bin#17``), for per-image results. An unreadable file's is among them, though
+        the pass leaves it out (``bad_samples``)."""
+        return [(i, self._name(i)) for i in self.sampler.indices().tolist()]
+
+    def _name(self, i: int) -> str:
+        return self.samples[i][0]
+
     def _find_images(self, root: str, classes: Optional[Sequence[str]], holdout: Optional["Holdout"],
                      labels_file: str) -> Sequence[Tuple[str, int]]:
-        """The image loaders' samples (:func:`find_images`), with ``classes``, ``num_classes`` and
-        ``labels_in`` set from them."""
+        """The image loaders' samples (:func:`find_images`), kept as ``samples``, with ``classes``,
+        ``num_classes`` and ``labels_in`` set from them."""
         samples, self.classes = find_images(root, classes, holdout, labels_file)
+        self.samples = samples
         self.num_classes = len(self.classes) if self.classes is not None else label_count(samples)
         if labels_file:
             self.labels_in = f"eval_labels {labels_file}"
@@ -401,9 +422,11 @@ class CifarLoader(DeviceLoader):
                  image_size: int, device: torch.device, seed: int, drop_last: bool = True,
                  num_shards: int = 1, shard_id: int = 0, channels_last: bool = False, flip: bool = True,
                  shuffle: Optional[bool] = None, auto_augment: Optional[Augment] = None, repeats: int = 1,
-                 class_balance: float = 0.0, normalisation: Optional[Normalisation] = None, vflip: float = 0.0):
+                 class_balance: float = 0.0, normalisation: Optional[Normalisation] = None, vflip: float = 0.0,
+                 names: Optional[Sequence[str]] = None):
         self.auto_augment = auto_augment if train else None
         self.vflip = vflip
+        self.names = names  # each record's (cifar_record_names); None: "record N"
         self.num_classes = int(labels.max()) + 1 if len(labels) else 0
         self.labels_in = "its .bin files"
         self.images = images.to(device)
@@ -422,6 +445,9 @@ class CifarLoader(DeviceLoader):
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.sampler.set_epoch(epoch)
         self.start_batch = start_batch
+
+    def _name(self, i: int) -> str:
+        return self.names[i] if self.names is not None else f"record {i}"
 
     def __len__(self) -> int:
         n = self.num_samples
@@ -1788,7 +1814,8 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
                            channels_last=opts.channels_last, flip=opts.flip, shuffle=shuffle,
                            auto_augment=auto_augment, repeats=opts.aug_repeats if train else 1,
                            class_balance=opts.class_balance if train else 0.0, normalisation=norm,
-                           vflip=opts.vflip if train else 0.0)
+                           vflip=opts.vflip if train else 0.0,
+                           names=None if train else cifar_record_names(opts.dataset_path, train_files, opts.dataset))
     root, holdout = image_split(opts.dataset_path, train_files, opts.val_split)
     pipeline = opts.pipeline if opts.pipeline != "auto" else ("gpu" if device.type == "cuda" else "cpu")
     cls = BatchedImageLoader if pipeline == "gpu" else ImageFolderLoader

@@ -147,6 +147,14 @@ class Context:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def gather_objects(self, obj: Any) -> List[Any]:
+        """Every rank's ``obj`` (picklable), in rank order, on every rank."""
+        if not self.enabled:
+            return [obj]
+        gathered: List[Any] = [None] * self.world_size
+        dist.all_gather_object(gathered, obj)
+        return gathered
+
     def all_reduce_counts(self, counts: Dict[str, int], device: torch.device) -> Dict[str, int]:
         """Sum integer counts (evaluation hits and samples) over the ranks."""
         if not self.enabled:

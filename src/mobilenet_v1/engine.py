@@ -4,7 +4,7 @@ import itertools
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -336,7 +336,8 @@ def stand_in_batch(x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torc
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision: str = "fp32",
-             confusion_classes: int = 0, stop: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
+             confusion_classes: int = 0, stop: Optional[Callable[[], bool]] = None,
+             per_sample: bool = False) -> Dict[str, Any]:
     """Top-1 and top-5 hits over every batch of ``loader``, the sample count, and ``nonfinite``: the samples
     whose outputs are not all finite (a model with NaN weights, fp16 overflow), whose hits mean nothing.
 
@@ -344,8 +345,12 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
     CPU tensor counting each (label, top-1 prediction) pair (a label past the outputs is not counted
     there), counted on the device without reading anything back until the end. ``stop``: asked before
     the first batch and after each; True leaves the loader there, the counts those of the batches so far
-    (none: the loader is not even started, its workers may have left on the signal that stops it)."""
+    (none: the loader is not even started, its workers may have left on the signal that stops it).
+    ``per_sample``: also ``"samples"``, CPU tensors of each sample's ``label``, ``top1`` (the top-1
+    prediction), ``top1_probability`` and ``label_probability`` (softmax; NaN for a label past the
+    outputs), in the order the loader yields them."""
     model.eval()
+    rows: List[torch.Tensor] = []  # per_sample: (label, top1, p(top1), p(label)) a row, on the device
     correct1 = torch.zeros((), dtype=torch.long, device=device)
     correct5 = torch.zeros((), dtype=torch.long, device=device)
     nonfinite = torch.zeros((), dtype=torch.long, device=device)  # counted on the device, read at the end
@@ -365,6 +370,13 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
         correct1 += hit[:, 0].sum()
         correct5 += hit.any(dim=1).sum()
         total += y.shape[0]
+        if per_sample:
+            probs = torch.softmax(logits, dim=1)
+            y_dev = y.to(logits.device).long()
+            inside = y_dev < logits.shape[1]
+            p_label = probs.gather(1, torch.where(inside, y_dev, 0)[:, None])[:, 0]
+            rows.append(torch.stack([y_dev.double(), top[:, 0].double(), probs.gather(1, top[:, :1])[:, 0].double(),
+                                     torch.where(inside, p_label, float("nan")).double()], dim=1))
         if pairs is not None:
             if logits.shape[1] != c:
                 raise ValueError(f"evaluate: the model has {logits.shape[1]} outputs, not confusion_classes {c}")
@@ -377,6 +389,10 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
                               "nonfinite": int(nonfinite)}
     if pairs is not None:
         result["confusion"] = pairs[:-1].reshape(c, c).cpu()
+    if per_sample:
+        table = torch.cat(rows).cpu() if rows else torch.zeros((0, 4), dtype=torch.float64)
+        result["samples"] = {"label": table[:, 0].long(), "top1": table[:, 1].long(),
+                             "top1_probability": table[:, 2], "label_probability": table[:, 3]}
     return result
 
 

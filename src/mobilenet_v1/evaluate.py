@@ -120,7 +120,39 @@ def confusion_csv(confusion: Any, names: Sequence[str]) -> str:
     return out.getvalue()
 
 
-def run(cfg: Config, given: Optional[Set[str]] = None, confusion: bool = False) -> Dict[str, Any]:
+def image_rows(loader: Any, samples: Dict[str, Any], drop_last: bool) -> List[Tuple[int, str, int, int, float, float]]:
+    """This process's per-image results (:func:`engine.evaluate`'s ``samples``) beside each image's place in
+    the split and name (:meth:`data.DeviceLoader.sample_names`), less the last partial batch (``drop_last``)
+    and the files its pass could not read, which it left out: ``(place, name, label, top1, p(top1), p(label))``."""
+    names = loader.sample_names()
+    if drop_last:
+        names = names[:len(loader) * loader.batch_size]
+    bad = set(loader.bad_samples.files) if getattr(loader, "bad_samples", None) is not None else set()
+    kept = [(i, name) for i, name in names if name not in bad]
+    values = [samples[k].tolist() for k in ("label", "top1", "top1_probability", "label_probability")]
+    if len(kept) != len(values[0]):  # the loader's order and the names must agree one for one
+        raise RuntimeError(f"per-image results: {len(values[0])} images evaluated, {len(kept)} names")
+    return [(i, name, *row) for (i, name), row in zip(kept, zip(*values))]
+
+
+def per_image_csv(rows: Sequence[Tuple[int, str, int, int, float, float]], names: Sequence[str]) -> str:
+    """A row per evaluated image, in the split's order: its name, label, top-1 prediction (index and name),
+    the probability of each, and whether they agree."""
+    def name(k: int) -> str:
+        return names[k] if 0 <= k < len(names) else str(k)
+
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["image", "label", "label_name", "top1", "top1_name", "top1_probability", "label_probability",
+                "correct"])
+    for _, image, label, top1, p_top1, p_label in rows:
+        w.writerow([image, label, name(label), top1, name(top1), f"{p_top1:.6f}", f"{p_label:.6f}",
+                    int(label == top1)])
+    return out.getvalue()
+
+
+def run(cfg: Config, given: Optional[Set[str]] = None, confusion: bool = False,
+        per_image: bool = False) -> Dict[str, Any]:
     """Top-1/top-5 of ``checkpoint_path``. Started by torchrun, each process evaluates a disjoint shard
     (together every sample exactly once, no padding) and the hit counts are summed over the ranks, so
     the result equals the single-process one.
@@ -128,11 +160,12 @@ def run(cfg: Config, given: Optional[Set[str]] = None, confusion: bool = False) 
     ``given``: the keys the user set (``config.load_config_and_given``); an ``image_size`` left at its default
     becomes the one the checkpoint was trained at. None: every value of ``cfg`` is meant as it is.
     ``confusion``: the result also holds ``confusion`` (:func:`engine.evaluate`, summed over the ranks)
-    and ``classes``, a name per output (:func:`class_labels`)."""
+    and ``classes``, a name per output (:func:`class_labels`); ``per_image``: ``images``, every process's
+    :func:`image_rows` in the split's order, and ``classes``."""
     cfg, given = evaluated_size(cfg, given)
     dist = distributed.setup(cfg, "eval")
     try:
-        return _run(cfg, dist, given, confusion)
+        return _run(cfg, dist, given, confusion, per_image)
     finally:
         dist.cleanup()
 
@@ -259,7 +292,7 @@ def trained_split(cfg: Config, held_out: Any, path: str, given: Optional[Set[str
 
 
 def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = None,
-         confusion: bool = False) -> Dict[str, Any]:
+         confusion: bool = False, per_image: bool = False) -> Dict[str, Any]:
     if not cfg.checkpoint_path:
         raise ValueError("checkpoint_path is not set: pass --checkpoint_path CKPT")
     # A run folder stands for its newest checkpoint, which may change while training goes on there:
@@ -316,8 +349,11 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
                          f"per-class figures need")
     dist.defer_bad_samples(loader)  # the limit on unreadable files is the job's: checked below, together
     with loader:  # its worker processes end with the evaluation
-        counts = evaluate(model, loader, device, precision, confusion_classes=outputs if confusion else 0)
-    matrix = counts.pop("confusion", None)
+        counts = evaluate(model, loader, device, precision, confusion_classes=outputs if confusion else 0,
+                          per_sample=per_image)
+    matrix, samples = counts.pop("confusion", None), counts.pop("samples", None)
+    # This process's own rows, before the job's unreadable files join its list (check_bad_samples).
+    rows = image_rows(loader, samples, cfg.eval_drop_last) if samples is not None else None
     counts = dist.all_reduce_counts(counts, device)
     dist.check_bad_samples(loader)
     if counts["total"] == 0:
@@ -326,6 +362,9 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
                               "nonfinite": counts["nonfinite"], "precision": precision}
     if matrix is not None:
         result.update(confusion=dist.all_reduce_sum(matrix, device), classes=class_labels(loader.classes, outputs))
+    if rows is not None:
+        result.update(images=sorted((r for part in dist.gather_objects(rows) for r in part), key=lambda r: r[0]),
+                      classes=class_labels(loader.classes, outputs or loader.num_classes))
     return result
 
 
@@ -409,12 +448,12 @@ def sweep(argv: List[str], sizes: List[int], as_json: bool) -> int:
 def main(argv: Sequence[str]) -> int:
     argv = list(argv)
     as_json, by_class = pop_flag(argv, "--json"), pop_flag(argv, "--per_class")
-    csv_path = pop_option(argv, "--confusion_csv")
+    csv_path, images_path = pop_option(argv, "--confusion_csv"), pop_option(argv, "--per_image")
     sizes = image_sizes(argv)
     if sizes is not None:
-        if by_class or csv_path is not None:
-            raise ValueError("--per_class and --confusion_csv are figures of one image size; --image_size gives "
-                             f"{len(sizes)}")
+        if by_class or csv_path is not None or images_path is not None:
+            raise ValueError("--per_class, --confusion_csv and --per_image are figures of one image size; "
+                             f"--image_size gives {len(sizes)}")
         return sweep(argv, sizes, as_json)
     cfg, given = load_config_and_given(argv)
     command_line = dict(parse_overrides(argv))
@@ -424,17 +463,21 @@ def main(argv: Sequence[str]) -> int:
     elif "image_size" in command_line and cfg.eval_size != cfg.image_size:
         print0(f"eval: --image_size {cfg.image_size} is not used: --eval_image_size {cfg.eval_image_size} is the size "
                f"to evaluate at", file=sys.stderr)
-    if csv_path is not None:  # checked before the evaluation, not after it
-        folder = os.path.dirname(os.path.abspath(csv_path))
-        if not csv_path:
-            raise ValueError(f"--confusion_csv {csv_path!r}: needs a file name")
+    for option, path in (("--confusion_csv", csv_path), ("--per_image", images_path)):
+        if path is None:  # checked before the evaluation, not after it
+            continue
+        folder = os.path.dirname(os.path.abspath(path))
+        if not path:
+            raise ValueError(f"{option} {path!r}: needs a file name")
         if not os.path.isdir(folder):
-            raise ValueError(f"--confusion_csv {csv_path!r}: {folder} is not a folder")
-        ckpt_io.check_output("--confusion_csv", csv_path, [cfg.checkpoint_path], [cfg.dataset_path], ".csv")
+            raise ValueError(f"{option} {path!r}: {folder} is not a folder")
+        ckpt_io.check_output(option, path, [cfg.checkpoint_path], [cfg.dataset_path], ".csv")
+    if csv_path is not None and images_path is not None and os.path.abspath(csv_path) == os.path.abspath(images_path):
+        raise ValueError(f"--confusion_csv and --per_image name the same file, {csv_path}: give two")
     note = unused_options_note(argv, is_deployed_file(cfg.checkpoint_path))
     if note:
         print0(note, file=sys.stderr)
-    result = run(cfg, given, confusion=by_class or csv_path is not None)
+    result = run(cfg, given, confusion=by_class or csv_path is not None, per_image=images_path is not None)
     rows = per_class(result["confusion"], result["classes"]) if by_class else None
     if as_json:
         out = {"top_1_accuracy": result["top_1_accuracy"], "top_5_accuracy": result["top_5_accuracy"],
@@ -453,6 +496,15 @@ def main(argv: Sequence[str]) -> int:
             raise ValueError(f"--confusion_csv {csv_path}: cannot write it: {e.strerror or e}") from None
         print0(f"confusion matrix ({len(result['classes'])} classes; rows: labels, columns: top-1 "
                f"predictions) written to {csv_path}", file=sys.stderr)
+    if images_path is not None and is_rank0():
+        try:
+            ckpt_io.atomic_save_text(per_image_csv(result["images"], result["classes"]), images_path,
+                                     errors="surrogateescape")  # a name's bytes as the folder has them
+        except OSError as e:
+            raise ValueError(f"--per_image {images_path}: cannot write it: {e.strerror or e}") from None
+        print0(f"per-image results ({len(result['images'])} images, in the split's order; sorted by "
+               f"label_probability, they show the likeliest mislabelled first) written to {images_path}",
+               file=sys.stderr)
     if result["nonfinite"]:
         print0(nonfinite_note(result["ckpt"], result["nonfinite"], result["total"], result["precision"]),
                file=sys.stderr)
