@@ -280,9 +280,12 @@ def test_eval_at_several_image_sizes_gives_each_what_eval_at_that_size_gives(dig
     for size in (32, 64, 48):
         assert cli.main(base + [f"--image_size={size}", "--json"]) == 0
         alone[size] = json.loads(capsys.readouterr().out)
-    assert cli.main(base + ["--image_size", "32,64,48", "--json"]) == 0
-    swept = json.loads(capsys.readouterr().out)
+    assert cli.main(base + ["--image_size", "32,64,48,32", "--json"]) == 0  # a size given twice is evaluated once
+    swept = capsys.readouterr()
+    said, swept = swept.err, json.loads(swept.out)
     assert swept["ckpt"] == path and [r["image_size"] for r in swept["sizes"]] == [32, 64, 48]
+    # The model records 48: said once for the two other sizes, not once each.
+    assert said.count(f"is the size {path} was trained at; evaluating at each size asked") == 1, said
     for row in swept["sizes"]:
         one = alone[row["image_size"]]
         assert (row["top_1_accuracy"], row["top_5_accuracy"], row["total"]) == \
@@ -293,12 +296,17 @@ def test_eval_at_several_image_sizes_gives_each_what_eval_at_that_size_gives(dig
     assert lines[:2] == [path, "image_size   top-1   top-5   images"]
     assert lines[2].split() == ["32", f"{alone[32]['top_1_accuracy']:.4f}", f"{alone[32]['top_5_accuracy']:.4f}", "359"]
     for extra, said in ((["--image_size=32,x"], r"option --image_size: '32,x': several sizes are whole numbers"),
-                        (["--image_size=32,48", "--per_class"], r"--per_class and --confusion_csv are figures of one "
-                                                                 r"image size; --image_size gives 2"),
+                        (["--image_size=32,48", "--per_class"], r"--per_class, --confusion_csv and --per_image are "
+                                                                 r"figures of one image size; --image_size gives 2"),
                         (["--image_size=32,48", "--eval_image_size=40"], r"option --eval_image_size: --image_size "
                                                                          r"gives the sizes to evaluate at")):
         assert cli.main(base + extra) == 1
         assert re.search(said, capsys.readouterr().err), extra
+    # An exported file of one size: refused before any size is evaluated.
+    onnx = ["eval", f"--dataset_path={digits_run['data']}", f"--checkpoint_path={digits_run['fp32']}"]
+    assert cli.main(onnx + ["--image_size=48,32"]) == 1
+    out = capsys.readouterr()
+    assert out.out == "" and f"--image_size 48,32: {digits_run['fp32']} takes 48x48 inputs only" in out.err
 
 
 def test_int8_is_small_and_as_accurate_as_fp32(digits_run):

@@ -192,6 +192,7 @@ def test_patience_stops_a_run_whose_top1_stopped_improving_and_a_resume_counts_o
         result = train.run(load_config(args + ["--patience=1" if "3_12" in resume else "--patience=2",
                                                f"--resume={resume}"]))
         assert result["stopped_early"] == 0 and result["epoch_seconds"] == [] and sorted(os.listdir(out)) == folder
+        assert result["checkpoint"] == (result["resumed_from"] if resume == "auto" else resume)
     assert [r["epoch"] for r in read_metrics(str(out))["epochs"]] == [1, 2, 3, 4]
     said = capsys.readouterr().out
     assert ("resume: --patience 2 is used up by the evaluations up to epoch 4: top-1 has not improved on 0.6000 "
@@ -205,6 +206,8 @@ def test_patience_stops_a_run_whose_top1_stopped_improving_and_a_resume_counts_o
     assert "early stopping" not in capsys.readouterr().out
     assert [r["epoch"] for r in read_metrics(str(out))["epochs"]] == [1, 2, 3, 4, 5, 6]
     assert ckpt_io.load_file(str(out / ckpt_io.BEST_NAME))["epoch"] == 2
+    train.run(load_config(args + ["--patience=2", "--resume=auto"]))  # complete, whatever the patience
+    assert "resume: training is complete (6 epochs); nothing to do" in capsys.readouterr().out
     # Resumed from a checkpoint elsewhere, the folder's records are another run's: the count starts afresh.
     (tmp_path / "elsewhere").mkdir()
     shutil.copy(out / "mobilenetv1-4_12.ckpt", tmp_path / "elsewhere")
@@ -388,7 +391,7 @@ def test_eval_per_image_names_each_evaluated_image_with_its_label_and_prediction
     for c, name in enumerate(("ant", "bee")):
         (folder / name).mkdir(parents=True)
         for i in range(5):
-            f = folder / name / f"{i}.jpg"
+            f = folder / name / f"{i}{chr(13) if i == 4 else ''}.jpg"  # a carriage return in a name: one field still
             f.write_bytes(jpeg_bytes(smooth_image(40 + 8 * i, 56, 10 * c + i)))
             files.append((str(f), c))
     (folder / "bee" / "2b.jpg").write_bytes(b"not a jpeg")  # unreadable, between bee/2 and bee/3
@@ -407,9 +410,13 @@ def test_eval_per_image_names_each_evaluated_image_with_its_label_and_prediction
         assert {r["label_name"] for r in got} == {"ant", "bee"}
         assert sum(int(r["correct"]) for r in got) / 10 == counted["top_1_accuracy"]
         assert all(int(r["correct"]) == (r["top1"] == r["label"]) for r in got)
-        assert all(float(r["top1_probability"]) >= float(r["label_probability"]) for r in got)
+        assert all(r["top1_name"] == ("ant", "bee")[int(r["top1"])] for r in got)
+        for r in got:  # two classes: the label's probability is the top-1's, or what it leaves
+            p1, pl = float(r["top1_probability"]), float(r["label_probability"])
+            assert p1 >= 0.5 and pl == pytest.approx(p1 if r["correct"] == "1" else 1 - p1, abs=2e-6), r
     probabilities = [float(r["top1_probability"]) for r in rows["cpu"]]
     assert len({round(p, 6) for p in probabilities}) > 5  # rows told apart by their figures
+    assert {r["correct"] for r in rows["cpu"]} == {"0", "1"}  # right and wrong rows both checked above
     for row in rows["cpu"]:  # each row is its own file's: predict's probability for that file
         top = predictor.top_k([row["image"]], 1)[0]["top_k"][0]
         assert (top["index"], top["probability"]) == (int(row["top1"]), pytest.approx(float(row["top1_probability"]),

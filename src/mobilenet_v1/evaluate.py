@@ -1,12 +1,14 @@
 """``mobilenet-v1 eval``: top-1 and top-5 of a checkpoint, or of an ONNX file (fp32 or INT8, run in
 ONNX Runtime on the CPU), over the whole eval set; both through the same loader and ``engine.evaluate``.
 With ``--per_class``, each class's figures from the confusion matrix (``--confusion_csv`` writes it)."""
+import contextlib
 import csv
 import dataclasses
 import io
 import os
+import re
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import torch
 
@@ -113,17 +115,19 @@ def per_class_table(rows: List[Dict[str, Any]]) -> str:
 def confusion_csv(confusion: Any, names: Sequence[str]) -> str:
     """The matrix as CSV: a row per label, a column per top-1 prediction, both named."""
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
+    w = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)  # a name with "\r" stays one field
     w.writerow(["label \\ top-1 prediction", *names])
     for name, row in zip(names, confusion.tolist()):
         w.writerow([name, *row])
     return out.getvalue()
 
 
-def image_rows(loader: Any, samples: Dict[str, Any], drop_last: bool) -> List[Tuple[int, str, int, int, float, float]]:
+def image_rows(loader: Any, samples: Dict[str, Any],
+               drop_last: bool) -> Union[str, List[Tuple[int, str, int, int, float, float]]]:
     """This process's per-image results (:func:`engine.evaluate`'s ``samples``) beside each image's place in
     the split and name (:meth:`data.DeviceLoader.sample_names`), less the last partial batch (``drop_last``)
-    and the files its pass could not read, which it left out: ``(place, name, label, top1, p(top1), p(label))``."""
+    and the files its pass could not read, which it left out: ``(place, name, label, top1, p(top1), p(label))``;
+    a message where the two do not agree one for one (the caller raises it once every process has said)."""
     names = loader.sample_names()
     if drop_last:
         names = names[:len(loader) * loader.batch_size]
@@ -131,7 +135,7 @@ def image_rows(loader: Any, samples: Dict[str, Any], drop_last: bool) -> List[Tu
     kept = [(i, name) for i, name in names if name not in bad]
     values = [samples[k].tolist() for k in ("label", "top1", "top1_probability", "label_probability")]
     if len(kept) != len(values[0]):  # the loader's order and the names must agree one for one
-        raise RuntimeError(f"per-image results: {len(values[0])} images evaluated, {len(kept)} names")
+        return f"per-image results: {len(values[0])} images evaluated, {len(kept)} names"  # raised on every rank
     return [(i, name, *row) for (i, name), row in zip(kept, zip(*values))]
 
 
@@ -142,11 +146,13 @@ def per_image_csv(rows: Sequence[Tuple[int, str, int, int, float, float]], names
         return names[k] if 0 <= k < len(names) else str(k)
 
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
+    # Text quoted, numbers not: a file name with a carriage return stays one field (the minimal quoting of a
+    # "\n"-terminated writer leaves "\r" bare).
+    w = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
     w.writerow(["image", "label", "label_name", "top1", "top1_name", "top1_probability", "label_probability",
                 "correct"])
     for _, image, label, top1, p_top1, p_label in rows:
-        w.writerow([image, label, name(label), top1, name(top1), f"{p_top1:.6f}", f"{p_label:.6f}",
+        w.writerow([image, label, name(label), top1, name(top1), round(p_top1, 6), round(p_label, 6),
                     int(label == top1)])
     return out.getvalue()
 
@@ -363,7 +369,11 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     if matrix is not None:
         result.update(confusion=dist.all_reduce_sum(matrix, device), classes=class_labels(loader.classes, outputs))
     if rows is not None:
-        result.update(images=sorted((r for part in dist.gather_objects(rows) for r in part), key=lambda r: r[0]),
+        parts = dist.gather_objects(rows)
+        problems = [p for p in parts if isinstance(p, str)]
+        if problems:
+            raise RuntimeError(problems[0])
+        result.update(images=sorted((r for part in parts for r in part), key=lambda r: r[0]),
                       classes=class_labels(loader.classes, outputs or loader.num_classes))
     return result
 
@@ -409,9 +419,20 @@ def image_sizes(argv: List[str]) -> Optional[List[int]]:
     return list(dict.fromkeys(int(p) for p in parts))
 
 
+def _said_once(text: str, seen: Set[str]) -> None:
+    """The lines of ``text`` (what one size's evaluation wrote to stderr) not said before in a sweep, each
+    once: a size's own "evaluating at N as asked" note is said once for every size."""
+    for line in text.splitlines():
+        line = re.sub(r"evaluating at \d+ as asked$", "evaluating at each size asked", line)
+        if line not in seen:
+            seen.add(line)
+            print(line, file=sys.stderr)
+
+
 def sweep(argv: List[str], sizes: List[int], as_json: bool) -> int:
     """``eval --image_size 128,160,...``: the model evaluated at each size in turn (each as ``--image_size N``
-    alone would), a row printed as each ends; one JSON object at the end with ``--json``."""
+    alone would), a row printed as each ends; one JSON object at the end with ``--json``. A run folder stands
+    for the checkpoint the first size chose, for every size; a note is said once."""
     if "eval_image_size" in dict(parse_overrides(argv)):
         raise ConfigError("option --eval_image_size: --image_size gives the sizes to evaluate at; leave it out")
     runs = []
@@ -419,14 +440,28 @@ def sweep(argv: List[str], sizes: List[int], as_json: bool) -> int:
         cfg, given = load_config_and_given(argv + [f"--image_size={size}"])
         given.discard("eval_image_size")
         runs.append((dataclasses.replace(cfg, eval_image_size=0), given))
-    note = unused_options_note(argv, is_deployed_file(runs[0][0].checkpoint_path))
+    path = runs[0][0].checkpoint_path
+    if path and is_deployed_file(path) and os.path.isfile(path):  # one fixed size: refused before any evaluation
+        hw = load_deployed(path).image_hw
+        if hw is not None and any(hw != (size, size) for size in sizes):
+            raise ValueError(f"--image_size {','.join(map(str, sizes))}: {path} takes {hw[0]}x{hw[1]} inputs only "
+                             f"(exported at that size); evaluate the checkpoint it was exported from at several")
+    note = unused_options_note(argv, is_deployed_file(path))
     if note:
         print0(note, file=sys.stderr)
     rows: List[Dict[str, Any]] = []
+    seen: Set[str] = set()
     dist = distributed.setup(runs[0][0], "eval")
     try:
         for size, (cfg, given) in zip(sizes, runs):
-            result = _run(cfg, dist, given)
+            if rows:  # the file the first size chose in a run folder, whatever training has saved there since
+                cfg = dataclasses.replace(cfg, checkpoint_path=result["ckpt"])
+            said = io.StringIO()
+            try:
+                with contextlib.redirect_stderr(said):
+                    result = _run(cfg, dist, given)
+            finally:
+                _said_once(said.getvalue(), seen)
             rows.append({"image_size": size, "top_1_accuracy": result["top_1_accuracy"],
                          "top_5_accuracy": result["top_5_accuracy"], "total": result["total"],
                          **({"nonfinite_outputs": result["nonfinite"]} if result["nonfinite"] else {})})
