@@ -451,17 +451,17 @@ def sweep(argv: List[str], sizes: List[int], as_json: bool) -> int:
         print0(note, file=sys.stderr)
     rows: List[Dict[str, Any]] = []
     seen: Set[str] = set()
+    chosen = ""  # the file the first size chose in a run folder, whatever training has saved there since
     dist = distributed.setup(runs[0][0], "eval")
     try:
         for size, (cfg, given) in zip(sizes, runs):
-            if rows:  # the file the first size chose in a run folder, whatever training has saved there since
-                cfg = dataclasses.replace(cfg, checkpoint_path=result["ckpt"])
             said = io.StringIO()
             try:
                 with contextlib.redirect_stderr(said):
-                    result = _run(cfg, dist, given)
+                    result = _run(dataclasses.replace(cfg, checkpoint_path=chosen) if chosen else cfg, dist, given)
             finally:
                 _said_once(said.getvalue(), seen)
+            chosen = result["ckpt"]
             rows.append({"image_size": size, "top_1_accuracy": result["top_1_accuracy"],
                          "top_5_accuracy": result["top_5_accuracy"], "total": result["total"],
                          **({"nonfinite_outputs": result["nonfinite"]} if result["nonfinite"] else {})})
@@ -476,7 +476,7 @@ def sweep(argv: List[str], sizes: List[int], as_json: bool) -> int:
     finally:
         dist.cleanup()
     if as_json:
-        print0(json_text({"ckpt": result["ckpt"], "sizes": rows}))
+        print0(json_text({"ckpt": chosen, "sizes": rows}))
     return 1 if any("nonfinite_outputs" in r for r in rows) else 0
 
 
