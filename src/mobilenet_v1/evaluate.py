@@ -2,7 +2,6 @@
 ONNX Runtime on the CPU), over the whole eval set; both through the same loader and ``engine.evaluate``.
 With ``--per_class``, each class's figures from the confusion matrix (``--confusion_csv`` writes it)."""
 import contextlib
-import csv
 import dataclasses
 import io
 import os
@@ -22,7 +21,7 @@ from .data import build_loader, held_out_for
 from .engine import evaluate, nonfinite_note, resolve_device, resolve_precision
 from .onnx_io import is_deployed_file, load_deployed
 from .predict import imagenet_classes, readable
-from .runtime import is_rank0, json_text, print0
+from .runtime import csv_text, is_rank0, json_text, print0
 from .train import data_options
 from .transforms import INTERPOLATIONS
 
@@ -114,12 +113,8 @@ def per_class_table(rows: List[Dict[str, Any]]) -> str:
 
 def confusion_csv(confusion: Any, names: Sequence[str]) -> str:
     """The matrix as CSV: a row per label, a column per top-1 prediction, both named."""
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)  # a name with "\r" stays one field
-    w.writerow(["label \\ top-1 prediction", *names])
-    for name, row in zip(names, confusion.tolist()):
-        w.writerow([name, *row])
-    return out.getvalue()
+    return csv_text([["label \\ top-1 prediction", *names]]
+                    + [[name, *row] for name, row in zip(names, confusion.tolist())])
 
 
 def image_rows(loader: Any, samples: Dict[str, Any],
@@ -145,16 +140,9 @@ def per_image_csv(rows: Sequence[Tuple[int, str, int, int, float, float]], names
     def name(k: int) -> str:
         return names[k] if 0 <= k < len(names) else str(k)
 
-    out = io.StringIO()
-    # Text quoted, numbers not: a file name with a carriage return stays one field (the minimal quoting of a
-    # "\n"-terminated writer leaves "\r" bare).
-    w = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
-    w.writerow(["image", "label", "label_name", "top1", "top1_name", "top1_probability", "label_probability",
-                "correct"])
-    for _, image, label, top1, p_top1, p_label in rows:
-        w.writerow([image, label, name(label), top1, name(top1), round(p_top1, 6), round(p_label, 6),
-                    int(label == top1)])
-    return out.getvalue()
+    return csv_text([["image", "label", "label_name", "top1", "top1_name", "top1_probability", "label_probability",
+                      "correct"]] + [[image, label, name(label), top1, name(top1), f"{p_top1:.6f}", f"{p_label:.6f}",
+                                      int(label == top1)] for _, image, label, top1, p_top1, p_label in rows])
 
 
 def run(cfg: Config, given: Optional[Set[str]] = None, confusion: bool = False,

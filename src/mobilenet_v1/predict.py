@@ -25,8 +25,6 @@ that no label uses: it is left out. TF-slim's layout puts "background" at 0 (``-
 """
 import argparse
 import codecs
-import csv
-import io
 import os
 import sys
 from dataclasses import dataclass
@@ -44,7 +42,7 @@ from .archive import archive_images, is_archive
 from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
 from .engine import resolve_device
 from .onnx_io import DeployedModel, is_deployed_file, load_deployed, refuse_gpu
-from .runtime import json_text, print0
+from .runtime import csv_text, json_text, print0
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 # CIFAR-100's fine labels in label order (its fine_label_names.txt).
@@ -152,9 +150,9 @@ def _is_pil(image: Any) -> bool:
 
 def image_list(images: Any) -> List[Any]:
     """``images`` as a list of single images: one image (a path, a PIL image, a (C, H, W) tensor), a
-    (N, C, H, W) tensor, or a sequence of them. An in-memory image that cannot be read as RGB pixels raises
-    ValueError naming its place and what is wrong; a file is read later (an unreadable one is reported as
-    one, not raised)."""
+    (N, C, H, W) tensor, or a sequence of them; tensors on the CPU. Something that is none of these, or a
+    tensor that is no uint8 (C, H, W) image, raises ValueError naming its place and what is wrong; files
+    and PIL images are read later (one that cannot be read is reported in its result, not raised)."""
     if isinstance(images, (str, os.PathLike)) or _is_pil(images):
         return [images]
     if isinstance(images, torch.Tensor):
@@ -345,14 +343,12 @@ def image_files(paths: Sequence[str]) -> List[str]:
 def results_csv(results: Sequence[Dict[str, Any]], k: int) -> str:
     """One row per image: its path, then label, probability and index of each of its top ``k``; an
     unreadable file has its error (which names it) in the last column instead."""
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(["image"] + [f"{c}_{j}" for j in range(1, k + 1) for c in ("label", "probability", "index")]
-               + ["error"])
+    header = ["image"] + [f"{c}_{j}" for j in range(1, k + 1) for c in ("label", "probability", "index")] + ["error"]
+    rows = []
     for r in results:
         cells = [x for t in r.get("top_k", []) for x in (t["label"], f"{t['probability']:.6f}", t["index"])]
-        w.writerow([r["image"]] + cells + [""] * (3 * k - len(cells)) + [r.get("error", "")])
-    return out.getvalue()
+        rows.append([r["image"]] + cells + [""] * (3 * k - len(cells)) + [r.get("error", "")])
+    return csv_text([header] + rows)
 
 
 def guess_dataset(class_num: int) -> str:

@@ -6,7 +6,7 @@ import os
 import platform
 import subprocess
 import sys
-from typing import IO, Any, List
+from typing import IO, Any, Iterable, List, Sequence
 
 import torch
 import torchvision
@@ -77,6 +77,17 @@ def strict_json(value: Any) -> Any:
 def json_text(value: Any, **kwargs) -> str:
     """``json.dumps`` of :func:`strict_json` ``(value)``: what every ``--json`` output and JSON file is."""
     return json.dumps(strict_json(value), allow_nan=False, **kwargs)
+
+
+def csv_text(rows: Iterable[Sequence[Any]]) -> str:
+    """Rows as CSV, one "\n"-terminated line each: a field quoted (its quotes doubled) where it holds a comma,
+    a quote, a newline or a carriage return, which the csv module's minimal quoting leaves bare under a
+    "\n" terminator (a file name with one would split its row); None empty, anything else as ``str`` gives it."""
+    def field(value: Any) -> str:
+        text = "" if value is None else value if isinstance(value, str) else str(value)
+        return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ',"\n\r') else text
+
+    return "".join(",".join(field(v) for v in row) + "\n" for row in rows)
 
 
 def git_revision() -> str:
