@@ -208,6 +208,12 @@ def test_patience_stops_a_run_whose_top1_stopped_improving_and_a_resume_counts_o
     assert ckpt_io.load_file(str(out / ckpt_io.BEST_NAME))["epoch"] == 2
     train.run(load_config(args + ["--patience=2", "--resume=auto"]))  # complete, whatever the patience
     assert "resume: training is complete (6 epochs); nothing to do" in capsys.readouterr().out
+    # Complete at an earlier checkpoint (epoch_size 3): nothing to do there either, and nothing touched.
+    folder = sorted(os.listdir(out))
+    result = train.run(load_config(args + ["--epoch_size=3", f"--resume={out / 'mobilenetv1-3_12.ckpt'}"]))
+    assert result["epoch_seconds"] == [] and sorted(os.listdir(out)) == folder
+    assert [r["epoch"] for r in read_metrics(str(out))["epochs"]] == [1, 2, 3, 4, 5, 6]
+    assert "resume: training is complete (3 epochs); nothing to do" in capsys.readouterr().out
     # Resumed from a checkpoint elsewhere, the folder's records are another run's: the count starts afresh.
     (tmp_path / "elsewhere").mkdir()
     shutil.copy(out / "mobilenetv1-4_12.ckpt", tmp_path / "elsewhere")

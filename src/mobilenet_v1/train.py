@@ -1104,10 +1104,14 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     if cfg.patience and start_epoch > 0:
         patience = dist.broadcast_object(Patience.before(cfg.patience, out_dir, start_epoch)
                                          if dist.is_rank0 and history and cfg.save_checkpoint else patience)
-    if patience.exhausted and start_epoch < cfg.epoch_size:
+    if start_epoch >= cfg.epoch_size or patience.exhausted:
         # Nothing to train: nothing in the run folder is touched (no checkpoint moved aside, no record cut).
-        print0(f"resume: --patience {cfg.patience} is used up by the evaluations up to epoch {start_epoch}: "
-               f"{patience.line()}; nothing to do (--patience above {patience.since}, or 0, trains on)")
+        if start_epoch >= cfg.epoch_size:
+            print0(f"resume: training is complete ({cfg.epoch_size} epoch{'s' if cfg.epoch_size > 1 else ''}); "
+                   f"nothing to do")
+        else:
+            print0(f"resume: --patience {cfg.patience} is used up by the evaluations up to epoch {start_epoch}: "
+                   f"{patience.line()}; nothing to do (--patience above {patience.since}, or 0, trains on)")
         return {"checkpoint": resumed_from, "last_loss": float("nan"), "stopped": "", "stopped_early": 0,
                 "steps_per_epoch": steps_per_epoch, "epoch_seconds": [], "images_per_epoch": steps_per_epoch *
                 step_images, "resumed_from": resumed_from, "skipped_steps": 0, "bad_samples": 0}
@@ -1172,24 +1176,20 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     if cfg.keep_best_max and cfg.save_checkpoint and start_epoch > 0:  # alike on every rank: each broadcasts
         evaluated = dist.broadcast_object(best_epochs_before(out_dir, start_epoch) if dist.is_rank0 and history
                                           else {})
-    if start_epoch >= cfg.epoch_size:
-        print0(f"resume: training is complete ({cfg.epoch_size} epoch{'s' if cfg.epoch_size > 1 else ''}); "
-               f"nothing to do")
-    else:
-        accumulated = (f" (each step adds up the gradients of {cfg.grad_accum_steps} batches of {cfg.batch_size})"
-                       if cfg.grad_accum_steps > 1 else "")
-        print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch{accumulated}, epochs "
-               f"{start_epoch + 1}..{cfg.epoch_size}, precision {precision}, device {device}")
-        if cfg.aug_repeats > 1:
-            used = steps_per_epoch * step_images  # the job's samples an epoch
-            print0(f"aug_repeats {cfg.aug_repeats}: an epoch's {used} samples are {cfg.aug_repeats} copies each of "
-                   f"about {-(-used // cfg.aug_repeats)} of the {loader.sampler.size} images, augmented anew; "
-                   + ("the copies of an image go to as many processes, in the same step or the next"
-                      if dist.world_size >= cfg.aug_repeats else
-                      "the copies of an image fall into the same batch (or the next)" if dist.world_size == 1 else
-                      "the copies of an image are spread over the processes and their batches"))
-        if loader.sampler.class_balance:
-            print0(balance_line(loader.sampler.labels, loader.sampler.class_balance, cfg.aug_repeats))
+    accumulated = (f" (each step adds up the gradients of {cfg.grad_accum_steps} batches of {cfg.batch_size})"
+                   if cfg.grad_accum_steps > 1 else "")
+    print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch{accumulated}, epochs "
+           f"{start_epoch + 1}..{cfg.epoch_size}, precision {precision}, device {device}")
+    if cfg.aug_repeats > 1:
+        used = steps_per_epoch * step_images  # the job's samples an epoch
+        print0(f"aug_repeats {cfg.aug_repeats}: an epoch's {used} samples are {cfg.aug_repeats} copies each of "
+               f"about {-(-used // cfg.aug_repeats)} of the {loader.sampler.size} images, augmented anew; "
+               + ("the copies of an image go to as many processes, in the same step or the next"
+                  if dist.world_size >= cfg.aug_repeats else
+                  "the copies of an image fall into the same batch (or the next)" if dist.world_size == 1 else
+                  "the copies of an image are spread over the processes and their batches"))
+    if loader.sampler.class_balance:
+        print0(balance_line(loader.sampler.labels, loader.sampler.class_balance, cfg.aug_repeats))
     if distill is not None and eval_loader is not None and not resumed_from:
         # At the evaluations' size and batch, which a program need not take (it is fed training batches):
         # program_teacher tried them.
