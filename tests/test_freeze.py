@@ -116,3 +116,33 @@ def test_frozen_random_weights_are_named_even_under_resume_auto_with_nothing_to_
     train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=2", "--freeze_layers=1",
                                    "--resume=auto", f"--save_checkpoint_path={tmp_path / 'r'}"]))
     assert "random initial weights" not in capsys.readouterr().out  # resumed: its own trained state
+
+
+def test_bn_momentum_reaches_every_batchnorm_and_a_mindspore_reading_is_said(one_thread):
+    """--bn_momentum M: every BatchNorm's running statistics take M of a training batch's (1: the batch's
+    own), sync_bn's layers too; outside (0, 1] refused; 0.9, MindSpore's reading of the seed's default,
+    trains as given and is said with its counterpart; a resume that changes it names it."""
+    import dataclasses
+
+    from mobilenet_v1.distributed import convert_sync_batchnorm
+
+    model = train.build_model(load_config(SMALL + ["--bn_momentum=1", "--freeze_layers=2"]))
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) == LAYERS and {m.momentum for m in norms} == {1.0}
+    seen = []
+    trained = norms[2]  # the first layer that trains (two frozen)
+    trained.register_forward_hook(lambda m, inputs, out: seen.append(inputs[0].detach()))
+    model.train()(torch.randn(8, 3, 32, 32))
+    assert torch.allclose(trained.running_mean, seen[0].mean(dim=(0, 2, 3)), atol=1e-6)
+    synced = convert_sync_batchnorm(train.build_model(load_config(SMALL + ["--bn_momentum=0.01"])))
+    assert {m.momentum for m in synced.modules() if isinstance(m, nn.BatchNorm2d)} == {0.01}
+    assert {m.momentum for m in train.build_model(load_config(SMALL)).modules()
+            if isinstance(m, nn.BatchNorm2d)} == {0.1}  # the seed's
+    for bad in ("0", "1.5", "-0.1"):
+        with pytest.raises(ConfigError, match=r"option --bn_momentum: bn_momentum must be in \(0, 1\]"):
+            load_config(SMALL + [f"--bn_momentum={bad}"])
+    cfg = load_config(SMALL + ["--bn_momentum=0.9"])
+    assert "MindSpore's and TensorFlow's momentum or decay 0.9 is --bn_momentum 0.1 here" in train.bn_momentum_note(cfg)
+    assert train.bn_momentum_note(load_config(SMALL + ["--bn_momentum=0.3"])) == ""
+    line = train.recipe_change({"config": dataclasses.asdict(load_config(SMALL))}, "a.ckpt", cfg)
+    assert "bn_momentum 0.1; continuing with this run's bn_momentum 0.9" in line

@@ -241,6 +241,10 @@ class Config:
     # Dropout on the pooled features before the classifier, in training (timm's --drop; torchvision's
     # MobileNetV2/V3 use 0.2); 0: none (the seed).
     drop_rate: float = 0.0
+    # BatchNorm's running statistics: the share of each training batch's mean and variance taken in (PyTorch's
+    # convention and timm's --bn-momentum; 0.1 is the seed's, MindSpore's momentum 0.9; TF-slim's MobileNet
+    # decay 0.9997 is 0.0003). Smaller: steadier statistics over more batches, for small batches or fine-tuning.
+    bn_momentum: float = 0.1
     # Fine-tuning: the first N of the 27 layers keep their (pre-trained) weights and BatchNorm
     # statistics; 27 trains the classifier only (a linear probe); 0: every layer trains.
     freeze_layers: int = 0
@@ -411,6 +415,7 @@ KEY_HELP: Dict[str, str] = {
     "color_jitter_hue": "each image's hue turned by up to this share of the circle (at most 0.5); 0: off",
     "clip_grad_norm": "clip gradients to this global L2 norm; 0: off",
     "drop_rate": "dropout before the classifier, in training; 0: none",
+    "bn_momentum": "BatchNorm running statistics' momentum, PyTorch's convention (0.1: the seed's MindSpore 0.9)",
     "freeze_layers": "fine-tuning: the first N of the 27 layers keep their weights and BatchNorm statistics; 27: classifier only",
     "teacher": "knowledge distillation: a trained checkpoint, run folder or torch.export .pt2 program (any "
                "network) whose outputs the loss also follows",
@@ -705,6 +710,9 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("distill_temperature", f"distill_temperature must be positive, got {cfg.distill_temperature}")
     if not 0 <= cfg.drop_rate < 1:
         fail("drop_rate", f"drop_rate must be in [0, 1) (the share of features dropped; 0: none), got {cfg.drop_rate}")
+    if not 0 < cfg.bn_momentum <= 1:
+        fail("bn_momentum", f"bn_momentum must be in (0, 1], the share of each batch's statistics taken in "
+                            f"(PyTorch's convention), got {cfg.bn_momentum:g}")
     if not 0 <= cfg.class_balance <= 1:
         fail("class_balance", f"class_balance must be in [0, 1] (0: the classes as the data set holds them, 1: "
                               f"alike), got {cfg.class_balance}")

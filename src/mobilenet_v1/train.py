@@ -80,7 +80,20 @@ def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataO
 def build_model(cfg: Config) -> MobileNetV1:
     model = MobileNetV1(class_num=cfg.class_num, width_mult=cfg.width_mult, padding=cfg.padding,
                         drop_rate=cfg.drop_rate, qat=cfg.qat, qat_reduce_range=cfg.qat_reduce_range)
+    for m in model.modules():  # sync_bn's layers take it over (distributed.Context.wrap)
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = cfg.bn_momentum
     return model.freeze(cfg.freeze_layers) if cfg.freeze_layers else model
+
+
+def bn_momentum_note(cfg: Config) -> str:
+    """A note for a bn_momentum that reads as MindSpore's or TensorFlow's convention (0.9, 0.997), where the
+    running statistics keep that share of themselves, not of each batch; or ""."""
+    if cfg.bn_momentum <= 0.5:
+        return ""
+    return (f"bn_momentum {cfg.bn_momentum:g}: each training batch's statistics make {cfg.bn_momentum:.0%} of "
+            f"BatchNorm's running ones (PyTorch's convention); MindSpore's and TensorFlow's momentum or decay "
+            f"{cfg.bn_momentum:g} is --bn_momentum {1 - cfg.bn_momentum:.4g} here")
 
 
 def model_args(cfg: Config) -> Dict[str, Any]:
@@ -685,7 +698,7 @@ RECIPE_KEYS = ("image_size", "seed", "drop_rate", "auto_augment", "ra_magnitude"
                "vflip", "crop_scale_min", "crop_ratio_min", "crop_ratio_max", "exif_orientation", "antialias",
                "interpolation", "mean", "std", "teacher", "distill_alpha", "distill_temperature", "qat_range_epochs",
                "bce_loss", "bce_target_thresh", "image_size_start", "image_size_ramp", "aug_repeats",
-               "class_balance")
+               "class_balance", "bn_momentum")
 
 
 def recipe_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
@@ -1095,6 +1108,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         raise ValueError(f"option --qat: --resume {cfg.resume} found no checkpoint in {out_dir} to continue, and "
                          f"no --pre_trained is given to start quantization-aware training from (a float run's "
                          f"checkpoint)")
+    if bn_momentum_note(cfg):
+        print0(bn_momentum_note(cfg))
     if cfg.freeze_layers and not cfg.pre_trained and not resumed_from:
         print0(f"freeze_layers {cfg.freeze_layers}: no pre_trained (and nothing resumed): the frozen layers keep their "
                f"random initial weights")
