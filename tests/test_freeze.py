@@ -118,7 +118,7 @@ def test_frozen_random_weights_are_named_even_under_resume_auto_with_nothing_to_
     assert "random initial weights" not in capsys.readouterr().out  # resumed: its own trained state
 
 
-def test_bn_momentum_reaches_every_batchnorm_and_a_mindspore_reading_is_said(one_thread):
+def test_bn_momentum_reaches_every_batchnorm_and_a_mindspore_reading_is_said(cifar_dir, tmp_path, capsys, one_thread):
     """--bn_momentum M: every BatchNorm's running statistics take M of a training batch's (1: the batch's
     own), sync_bn's layers too; outside (0, 1] refused; 0.9, MindSpore's reading of the seed's default,
     trains as given and is said with its counterpart; a resume that changes it names it."""
@@ -143,6 +143,17 @@ def test_bn_momentum_reaches_every_batchnorm_and_a_mindspore_reading_is_said(one
             load_config(SMALL + [f"--bn_momentum={bad}"])
     cfg = load_config(SMALL + ["--bn_momentum=0.9"])
     assert "MindSpore's and TensorFlow's momentum or decay 0.9 is --bn_momentum 0.1 here" in train.bn_momentum_note(cfg)
-    assert train.bn_momentum_note(load_config(SMALL + ["--bn_momentum=0.3"])) == ""
+    assert train.bn_momentum_note(load_config(SMALL + ["--bn_momentum=0.5"])) == ""
+    assert "0.51 is --bn_momentum 0.49 here" in train.bn_momentum_note(load_config(SMALL + ["--bn_momentum=0.51"]))
+    assert train.bn_momentum_note(load_config(SMALL + ["--bn_momentum=1"])).endswith("(PyTorch's convention)")
+    for other, said in (("--qat=True --pre_trained=m.ckpt", "qat is True"),
+                        (f"--freeze_layers={LAYERS}", f"freeze_layers {LAYERS} freezes every BatchNorm")):
+        with pytest.raises(ConfigError, match=rf"option --bn_momentum: bn_momentum 0.01 is how BatchNorm's running "
+                                              rf"statistics update; {said}"):
+            load_config(SMALL + ["--bn_momentum=0.01", *other.split()])
     line = train.recipe_change({"config": dataclasses.asdict(load_config(SMALL))}, "a.ckpt", cfg)
     assert "bn_momentum 0.1; continuing with this run's bn_momentum 0.9" in line
+    capsys.readouterr()
+    train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", "--bn_momentum=0.9",
+                                   f"--save_checkpoint_path={tmp_path / 'run'}"]))
+    assert "bn_momentum 0.9: each training batch's statistics make 90% of BatchNorm's" in capsys.readouterr().out

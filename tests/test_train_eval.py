@@ -209,9 +209,9 @@ def test_patience_stops_a_run_whose_top1_stopped_improving_and_a_resume_counts_o
     train.run(load_config(args + ["--patience=2", "--resume=auto"]))  # complete, whatever the patience
     assert "resume: training is complete (6 epochs); nothing to do" in capsys.readouterr().out
     # Complete at an earlier checkpoint (epoch_size 3): nothing to do there either, and nothing touched.
-    folder = sorted(os.listdir(out))
+    files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     result = train.run(load_config(args + ["--epoch_size=3", f"--resume={out / 'mobilenetv1-3_12.ckpt'}"]))
-    assert result["epoch_seconds"] == [] and sorted(os.listdir(out)) == folder
+    assert result["epoch_seconds"] == [] and {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
     assert [r["epoch"] for r in read_metrics(str(out))["epochs"]] == [1, 2, 3, 4, 5, 6]
     assert "resume: training is complete (3 epochs); nothing to do" in capsys.readouterr().out
     # Resumed from a checkpoint elsewhere, the folder's records are another run's: the count starts afresh.
@@ -443,6 +443,23 @@ def test_eval_per_image_names_each_evaluated_image_with_its_label_and_prediction
                                                                                            "one image size")):
         assert cli.main(base + extra) == 1
         assert said in capsys.readouterr().err, extra
+
+
+def test_csv_text_quotes_what_it_must_and_reads_back_whole():
+    """runtime.csv_text: what the csv module writes for ordinary rows, byte for byte; a field with a carriage
+    return quoted too; every field read back as written."""
+    import csv
+    import io
+
+    from mobilenet_v1.runtime import csv_text
+
+    ordinary = [["a,b", 'say "x"', "two\nlines", None, 3, 0.5, "", " pad "], ["plain"], [""], [None, None]]
+    written = io.StringIO()
+    csv.writer(written, lineterminator="\n").writerows(ordinary)
+    assert csv_text(ordinary) == written.getvalue()
+    odd = [["cr\rname", "crlf\r\n", 'q"\r', "\udcff\udc80"]]
+    assert list(csv.reader(io.StringIO(csv_text(ordinary + odd), newline=""))) == \
+        [["" if v is None else str(v) for v in row] for row in ordinary + odd]
 
 
 def test_eval_of_an_image_folder_uses_the_class_list_the_model_was_trained_on(tmp_path):

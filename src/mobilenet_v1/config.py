@@ -835,6 +835,9 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          "use_label_smooth is False (--use_label_smooth True)"),
         (("loss_scale",), cfg.precision == "fp16", "fp16's dynamic loss scaling's first scale",
          f"precision {cfg.precision} scales no loss (bf16 and fp32 need none)"),
+        (("bn_momentum",), not cfg.qat and cfg.freeze_layers < LAYERS, "how BatchNorm's running statistics update",
+         "qat is True, which folds BatchNorm at statistics that no longer update" if cfg.qat else
+         f"freeze_layers {LAYERS} freezes every BatchNorm layer, whose statistics no longer update"),
     )
     for keys, used, whose, why in owned:
         for key in keys:

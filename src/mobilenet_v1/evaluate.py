@@ -514,7 +514,8 @@ def main(argv: Sequence[str]) -> int:
             print0(per_class_table(rows))
     if csv_path is not None and is_rank0():
         try:
-            ckpt_io.atomic_save_text(confusion_csv(result["confusion"], result["classes"]), csv_path)
+            ckpt_io.atomic_save_text(confusion_csv(result["confusion"], result["classes"]), csv_path,
+                                     errors="surrogateescape")  # a class folder's name as the folder has it
         except OSError as e:
             raise ValueError(f"--confusion_csv {csv_path}: cannot write it: {e.strerror or e}") from None
         print0(f"confusion matrix ({len(result['classes'])} classes; rows: labels, columns: top-1 "

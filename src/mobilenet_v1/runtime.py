@@ -87,7 +87,11 @@ def csv_text(rows: Iterable[Sequence[Any]]) -> str:
         text = "" if value is None else value if isinstance(value, str) else str(value)
         return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ',"\n\r') else text
 
-    return "".join(",".join(field(v) for v in row) + "\n" for row in rows)
+    def line(row: Sequence[Any]) -> str:
+        text = ",".join(field(v) for v in row)
+        return ('""' if len(row) == 1 and not text else text) + "\n"  # one empty field, not an empty row
+
+    return "".join(line(row) for row in rows)
 
 
 def git_revision() -> str:

@@ -91,9 +91,10 @@ def bn_momentum_note(cfg: Config) -> str:
     running statistics keep that share of themselves, not of each batch; or ""."""
     if cfg.bn_momentum <= 0.5:
         return ""
+    counterpart = (f"; MindSpore's and TensorFlow's momentum or decay {cfg.bn_momentum:g} is --bn_momentum "
+                   f"{1 - cfg.bn_momentum:.4g} here" if cfg.bn_momentum < 1 else "")
     return (f"bn_momentum {cfg.bn_momentum:g}: each training batch's statistics make {cfg.bn_momentum:.0%} of "
-            f"BatchNorm's running ones (PyTorch's convention); MindSpore's and TensorFlow's momentum or decay "
-            f"{cfg.bn_momentum:g} is --bn_momentum {1 - cfg.bn_momentum:.4g} here")
+            f"BatchNorm's running ones (PyTorch's convention){counterpart}")
 
 
 def model_args(cfg: Config) -> Dict[str, Any]:
