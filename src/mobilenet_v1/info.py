@@ -173,6 +173,10 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
         balance = _number(config.get("class_balance"))
         if balance and 0 < balance <= 1:
             training["class_balance"] = balance
+        # BatchNorm's momentum where it is not the seed's 0.1 (which a file from before the key had too).
+        momentum = _number(config.get("bn_momentum"))
+        if momentum is not None and 0 < momentum <= 1 and momentum != 0.1:
+            training["bn_momentum"] = momentum
         start, ramp = _count(config.get("image_size_start")), _number(config.get("image_size_ramp"))
         if start and ramp is not None and 0 < ramp <= 1:  # progressive resizing: from start to image_size
             training.update(image_size_start=start, image_size_ramp=ramp)
@@ -298,6 +302,8 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
                            if k in t)
         if "class_balance" in t:
             recipe += (", " if recipe else "") + f"class_balance {t['class_balance']:g}"
+        if "bn_momentum" in t:
+            recipe += (", " if recipe else "") + f"bn_momentum {t['bn_momentum']:g}"
         if "image_size_start" in t:
             recipe += (", " if recipe else "") + (f"progressive resizing from image_size {t['image_size_start']} over "
                                                   f"{t['image_size_ramp']:g} of the epochs")
