@@ -248,6 +248,12 @@ def trained_dataset(path: str, recorded: Any, asked: Optional[str], default: boo
     return recorded or asked
 
 
+def given_normalisation_note(key: str, given: Sequence[float], recorded: Sequence[float], path: str) -> str:
+    """What a command says of a ``--mean``/``--std`` given that differs from what ``path``'s run normalised by."""
+    return (f"{key} {channels_text(given)}: as given, where {path}'s run normalised its inputs by "
+            f"{channels_text(recorded)}")
+
+
 def trained_normalisation(record: Any, dataset: str, path: str, mean: Optional[str] = None,
                           std: Optional[str] = None, say: bool = True) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
     """The per-channel (mean, std) the run of model file ``path`` normalised its inputs by, from ``record``
@@ -268,8 +274,7 @@ def trained_normalisation(record: Any, dataset: str, path: str, mean: Optional[s
     chosen = (given[0] if texts[0] else norm[0]), (given[1] if texts[1] else norm[1])
     for key, text, ours, theirs in zip(("mean", "std"), texts, chosen, norm):
         if say and text and isinstance(recorded, str) and recorded and ours != theirs:
-            print(f"{key} {channels_text(ours)}: as given, where {path}'s run normalised its inputs by "
-                  f"{channels_text(theirs)}", file=sys.stderr)
+            print(given_normalisation_note(key, ours, theirs, path), file=sys.stderr)
     return chosen
 
 

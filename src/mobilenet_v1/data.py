@@ -423,10 +423,10 @@ class CifarLoader(DeviceLoader):
                  num_shards: int = 1, shard_id: int = 0, channels_last: bool = False, flip: bool = True,
                  shuffle: Optional[bool] = None, auto_augment: Optional[Augment] = None, repeats: int = 1,
                  class_balance: float = 0.0, normalisation: Optional[Normalisation] = None, vflip: float = 0.0,
-                 names: Optional[Sequence[str]] = None):
+                 names: Optional[Callable[[], Sequence[str]]] = None):
         self.auto_augment = auto_augment if train else None
         self.vflip = vflip
-        self.names = names  # each record's (cifar_record_names); None: "record N"
+        self.names = names  # each record's name, worked out when asked for (cifar_record_names); None: "record N"
         self.num_classes = int(labels.max()) + 1 if len(labels) else 0
         self.labels_in = "its .bin files"
         self.images = images.to(device)
@@ -446,8 +446,9 @@ class CifarLoader(DeviceLoader):
         self.sampler.set_epoch(epoch)
         self.start_batch = start_batch
 
-    def _name(self, i: int) -> str:
-        return self.names[i] if self.names is not None else f"record {i}"
+    def sample_names(self) -> List[Tuple[int, str]]:
+        names = self.names() if self.names is not None else None
+        return [(i, names[i] if names is not None else f"record {i}") for i in self.sampler.indices().tolist()]
 
     def __len__(self) -> int:
         n = self.num_samples
@@ -1815,7 +1816,7 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
                            auto_augment=auto_augment, repeats=opts.aug_repeats if train else 1,
                            class_balance=opts.class_balance if train else 0.0, normalisation=norm,
                            vflip=opts.vflip if train else 0.0,
-                           names=None if train else cifar_record_names(opts.dataset_path, train_files, opts.dataset))
+                           names=functools.partial(cifar_record_names, opts.dataset_path, train_files, opts.dataset))
     root, holdout = image_split(opts.dataset_path, train_files, opts.val_split)
     pipeline = opts.pipeline if opts.pipeline != "auto" else ("gpu" if device.type == "cuda" else "cpu")
     cls = BatchedImageLoader if pipeline == "gpu" else ImageFolderLoader

@@ -248,8 +248,7 @@ def trained_normalisation(cfg: Config, recorded: Tuple[Sequence[float], Sequence
             print0(f"{key} {channels_text(ours)} is not used: {path} takes uint8 pixels and normalises them by "
                    f"its own {key} {channels_text(theirs)}, which its batches are made with", file=sys.stderr)
         elif told:
-            print0(f"{key} {channels_text(ours)}: as given, where {path}'s run normalised its inputs by "
-                   f"{channels_text(theirs)}", file=sys.stderr)
+            print0(ckpt_io.given_normalisation_note(key, ours, theirs, path), file=sys.stderr)
             continue
         elif given is None and not pixels:  # a caller that never follows
             continue
@@ -407,6 +406,13 @@ def image_sizes(argv: List[str]) -> Optional[List[int]]:
     return list(dict.fromkeys(int(p) for p in parts))
 
 
+def figures(result: Dict[str, Any]) -> Dict[str, Any]:
+    """An evaluation's figures as ``--json`` gives them: top-1, top-5, images, and the non-finite count where
+    there is one."""
+    return {"top_1_accuracy": result["top_1_accuracy"], "top_5_accuracy": result["top_5_accuracy"],
+            "total": result["total"], **({"nonfinite_outputs": result["nonfinite"]} if result["nonfinite"] else {})}
+
+
 def _said_once(text: str, seen: Set[str]) -> None:
     """The lines of ``text`` (what one size's evaluation wrote to stderr) not said before in a sweep, each
     once: a size's own "evaluating at N as asked" note is said once for every size."""
@@ -450,9 +456,7 @@ def sweep(argv: List[str], sizes: List[int], as_json: bool) -> int:
             finally:
                 _said_once(said.getvalue(), seen)
             chosen = result["ckpt"]
-            rows.append({"image_size": size, "top_1_accuracy": result["top_1_accuracy"],
-                         "top_5_accuracy": result["top_5_accuracy"], "total": result["total"],
-                         **({"nonfinite_outputs": result["nonfinite"]} if result["nonfinite"] else {})})
+            rows.append({"image_size": size, **figures(result)})
             if result["nonfinite"]:
                 print0(nonfinite_note(f"{result['ckpt']} at image_size {size}", result["nonfinite"], result["total"],
                                       result["precision"]), file=sys.stderr)
@@ -503,9 +507,7 @@ def main(argv: Sequence[str]) -> int:
     result = run(cfg, given, confusion=by_class or csv_path is not None, per_image=images_path is not None)
     rows = per_class(result["confusion"], result["classes"]) if by_class else None
     if as_json:
-        out = {"top_1_accuracy": result["top_1_accuracy"], "top_5_accuracy": result["top_5_accuracy"],
-               "total": result["total"], "ckpt": result["ckpt"],
-               **({"nonfinite_outputs": result["nonfinite"]} if result["nonfinite"] else {})}
+        out = {**figures(result), "ckpt": result["ckpt"]}
         print0(json_text({**out, "per_class": rows} if rows is not None else out))
     else:
         print0("result: {'top_5_accuracy': %r, 'top_1_accuracy': %r} ckpt=%s"

@@ -1109,8 +1109,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         raise ValueError(f"option --qat: --resume {cfg.resume} found no checkpoint in {out_dir} to continue, and "
                          f"no --pre_trained is given to start quantization-aware training from (a float run's "
                          f"checkpoint)")
-    if bn_momentum_note(cfg):
-        print0(bn_momentum_note(cfg))
+    note = bn_momentum_note(cfg)
+    if note:
+        print0(note)
     if cfg.freeze_layers and not cfg.pre_trained and not resumed_from:
         print0(f"freeze_layers {cfg.freeze_layers}: no pre_trained (and nothing resumed): the frozen layers keep their "
                f"random initial weights")
