@@ -294,15 +294,16 @@ def test_continuation_keeps_history_and_best(tmp_path):
     rows += [{"kind": "epoch", "epoch": e, "step": 10 * e, "loss": 1.0, "mean_loss": 1.0, "lr": 0.1,
               "top_1": t} for e, t in ((1, 0.6), (2, 0.7), (3, 0.9))]
     (tmp_path / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"kind": "ep')
-    (tmp_path / ckpt_io.BEST_NAME).write_bytes(b"")
+    evaluations = train.Evaluations.before(0, str(tmp_path), 2)
+    assert evaluations.best_saved == 0.7  # epoch 3's 0.9 came after the checkpoint this run continues from
+    evaluations.keep_only(True, [])
+    assert not evaluations.judge(3, {"top_1": 0.65}) and evaluations.judge(4, {"top_1": 0.75})
     logger = RunLogger(str(tmp_path), epochs=4, steps_per_epoch=10, start_epoch=2, tensorboard=False)
-    assert logger.best_top_1 == 0.7  # epoch 3's 0.9 came after the checkpoint this run continues from
-    assert not logger.improved(0.65) and logger.improved(0.75)
     logger.close()
     history = read_metrics(str(tmp_path))
     assert [r["epoch"] for r in history["epochs"]] == [1, 2]  # partial line cut, epoch 3 superseded
     fresh = RunLogger(str(tmp_path), epochs=4, steps_per_epoch=10, tensorboard=False)
-    assert fresh.best_top_1 == -math.inf and read_metrics(str(tmp_path)) == {"steps": [], "epochs": []}
+    assert read_metrics(str(tmp_path)) == {"steps": [], "epochs": []}
     fresh.close()
     assert runtime._log_files == []  # closed loggers stop copying print0 into their log.txt
 

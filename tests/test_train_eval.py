@@ -182,8 +182,11 @@ def test_patience_stops_a_run_whose_top1_stopped_improving_and_a_resume_counts_o
             ) in capsys.readouterr().out
     assert ckpt_io.load_file(str(out / ckpt_io.BEST_NAME))["epoch"] == 2
     assert [r["epoch"] for r in read_metrics(str(out))["epochs"]] == [1, 2, 3, 4]
-    assert train.Patience.before(2, str(out), 4) == train.Patience(2, best=0.6, best_epoch=2, since=2)
-    assert train.Patience.before(2, str(out), 2) == train.Patience(2, best=0.6, best_epoch=2, since=0)
+    ranked = {1: 0.5, 2: 0.6, 3: 0.6, 4: 0.55}
+    assert train.Evaluations.before(2, str(out), 4) == train.Evaluations(2, best=0.6, best_epoch=2, since=2,
+                                                                         best_saved=0.6, ranked=ranked)
+    assert train.Evaluations.before(2, str(out), 2) == train.Evaluations(2, best=0.6, best_epoch=2, since=0,
+                                                                         best_saved=0.6, ranked={1: 0.5, 2: 0.6})
 
     # Nothing to do, and nothing in the folder touched: not the later checkpoint (a resume from epoch 3 would
     # move it aside), not the records.
@@ -222,9 +225,14 @@ def test_patience_stops_a_run_whose_top1_stopped_improving_and_a_resume_counts_o
     result = train.run(load_config(args + ["--patience=2", f"--resume={elsewhere}"]))
     assert result["stopped_early"] == 0 and not scores and len(result["epoch_seconds"]) == 2
     # An evaluation of non-finite outputs is no improvement, whatever its count.
-    patience = train.Patience(2)
-    assert not patience.judge(1, {"top_1": 0.5}) and not patience.judge(2, {"top_1": 0.9, "nonfinite_outputs": 3})
-    assert (patience.best, patience.best_epoch, patience.since) == (0.5, 1, 1) and patience.judge(3, {"top_1": 0.5})
+    # Nor is it a best checkpoint; an evaluation after a best checkpoint moved aside is, whatever its top-1.
+    evaluations = train.Evaluations(2)
+    assert evaluations.judge(1, {"top_1": 0.5}) and not evaluations.judge(2, {"top_1": 0.9, "nonfinite_outputs": 3})
+    assert (evaluations.best, evaluations.best_epoch, evaluations.since) == (0.5, 1, 1)
+    assert not evaluations.judge(3, {"top_1": 0.5}) and evaluations.exhausted
+    evaluations.keep_only(False, [1, 2])
+    assert evaluations.ranked == {1: 0.5, 2: 0.9} and evaluations.judge(4, {"top_1": 0.1})
+    assert (evaluations.best, evaluations.best_saved, evaluations.since) == (0.5, 0.1, 3)
     with pytest.raises(ConfigError, match="option --patience: patience 2 is a setting of evaluation's .* eval_interval "
                                           "is 0"):
         load_config(["--patience=2"])

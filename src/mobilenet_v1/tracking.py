@@ -132,7 +132,6 @@ class RunLogger:
         self.steps = GlobalSteps(steps_per_epoch, step_offset)
         # A bar needs a terminal to redraw on; in a log file it would be a smear of carriage returns.
         self.progress = (sys.stdout.isatty() if progress is None else progress) and self.active
-        self.best_top_1 = -math.inf
         self._log = self._metrics = self._writer = self._bar = None
         self._epoch, self._first_step = start_epoch, 0
         self._t0 = self._t_last = time.perf_counter()
@@ -149,8 +148,6 @@ class RunLogger:
             # the records of those steps, which the checkpoint holds, stay.
             # Without ``history`` the folder's records before the start are another run's: none stays.
             start_step = self.steps.at(start_epoch, start_in_epoch)
-            if start_epoch > 0 and history:
-                self.best_top_1 = self._best_before(start_epoch)
             self._metrics = _open_for_append(os.path.join(self.run_dir, METRICS_FILE))
             self._write({"kind": "start", "epoch": start_epoch, "step": start_step, "time": round(time.time(), 3),
                          **({} if history else {"history": False})})
@@ -159,21 +156,6 @@ class RunLogger:
         except BaseException:
             self.close()  # or print0 would go on copying this process's output into a run that never started
             raise
-
-    def _best_before(self, start_epoch: int) -> float:
-        """A continuation keeps the best top-1 its earlier epochs reached, if their best checkpoint is there."""
-        from .checkpoint import BEST_NAME
-
-        if not os.path.isfile(os.path.join(self.run_dir, BEST_NAME)):
-            return -math.inf
-        try:
-            history = read_metrics(self.run_dir)["epochs"]
-        except ValueError:
-            return -math.inf
-        # An evaluation of non-finite outputs was never a best (improved() is not asked): not now either.
-        tops = [r["top_1"] for r in history if "top_1" in r and r["epoch"] <= start_epoch
-                and not r.get("nonfinite_outputs")]
-        return max(tops, default=-math.inf)
 
     def _open_tensorboard(self, start_step: int):
         try:
@@ -259,13 +241,6 @@ class RunLogger:
                     f"lr {lr:.6g}, {rate:.1f} images/s, {_clock(left)} left in epoch, {_clock(run_left)} in run")
             # On a terminal the bar shows this; log.txt keeps it either way.
             (runtime.log0 if self.progress else runtime.print0)(line)
-
-    def improved(self, top_1: float) -> bool:
-        """Whether ``top_1`` beats every earlier evaluation of this run (and records it)."""
-        if top_1 > self.best_top_1:
-            self.best_top_1 = top_1
-            return True
-        return False
 
     def log_epoch(self, epoch: int, result: EpochResult, lr: float,
                   accuracy: Optional[Dict[str, float]] = None) -> None:

@@ -490,27 +490,13 @@ class CheckpointWriter:
         return path
 
 
-def best_epochs_before(run_dir: str, start_epoch: int) -> Dict[int, float]:
-    """{epoch: top-1} of the epochs a continued run evaluated up to ``start_epoch`` (its metrics.jsonl) whose
-    best-epoch checkpoint is in ``run_dir``, for ``keep_best_max``: one moved aside with a superseded
-    history, or removed before a resume went back past it, must not hold a place. (The others ranked
-    below those files and cannot rise.) None where the records cannot be read."""
-    try:
-        epochs = read_metrics(run_dir)["epochs"]
-    except ValueError:
-        return {}
-    kept = {e for e, _ in ckpt_io.list_top(run_dir)}
-    return {r["epoch"]: r["top_1"] for r in epochs if isinstance(r.get("top_1"), (int, float))
-            and isinstance(r.get("epoch"), int) and r["epoch"] <= start_epoch and r["epoch"] in kept}
-
-
 def keep_best(writer: "CheckpointWriter", evaluated: Dict[int, float], epoch: int, accuracy: Dict[str, Any],
               n: int) -> None:
-    """``keep_best_max``: record ``epoch``'s top-1; where it is among the ``n`` best evaluated so far (a tie:
-    the earlier epoch), save the state as :func:`checkpoint.top_name` (with its figures), then remove the
-    best epochs' checkpoints that fell out of the ``n`` (only of epochs whose top-1 this run knows: a file it
-    cannot rank stays). Every rank calls it alike: the figures are the job's."""
-    evaluated[epoch] = accuracy["top_1"]
+    """``keep_best_max``: where ``epoch`` is among the ``n`` best of ``evaluated`` ({epoch: top-1}, its own
+    included: :attr:`Evaluations.ranked`; a tie: the earlier epoch), save the state as
+    :func:`checkpoint.top_name` (with its figures), then remove the best epochs' checkpoints that fell out
+    of the ``n`` (only of epochs whose top-1 this run knows: a file it cannot rank stays). Every rank calls
+    it alike: the figures are the job's."""
     kept = {e for e, _ in sorted(evaluated.items(), key=lambda item: (-item[1], item[0]))[:n]}
     if epoch in kept:
         writer.save(epoch, 0, name=ckpt_io.top_name(epoch), extra={"metrics": accuracy})
@@ -526,44 +512,68 @@ def keep_best(writer: "CheckpointWriter", evaluated: Dict[int, float], epoch: in
 
 
 @dataclasses.dataclass
-class Patience:
-    """``--patience``: evaluations in a row without a better top-1 (``since``) after which the run stops
-    (``limit``; 0: never). A better top-1 is one above every earlier evaluation's, of finite outputs: the
-    best checkpoint's rule (:meth:`tracking.RunLogger.improved`)."""
-    limit: int
+class Evaluations:
+    """A run's evaluations, judged as they come by everything that depends on them: the best checkpoint
+    (an evaluation of finite outputs whose top-1 is above that of every earlier one the folder's
+    mobilenetv1-best.ckpt was judged against: ``best_saved``), ``keep_best_max`` (``ranked``: the top-1 of
+    each evaluated epoch that holds or may hold a place) and ``--patience`` (``since``: evaluations in a
+    row without a top-1 above ``best``, of finite outputs; the run stops at ``patience``, 0: never).
+
+    One object, alike on every rank: a continued run's is judged from its history's records on rank 0
+    (:meth:`before`) and broadcast, then told what its folder still holds (:meth:`keep_only`)."""
+    patience: int = 0
     best: float = -float("inf")
     best_epoch: int = 0
     since: int = 0
+    best_saved: float = -float("inf")
+    ranked: Dict[int, float] = dataclasses.field(default_factory=dict)
 
     def judge(self, epoch: int, accuracy: Dict[str, Any]) -> bool:
-        """Count ``epoch``'s evaluation; whether the run is to stop after it."""
-        if not accuracy.get("nonfinite_outputs") and accuracy["top_1"] > self.best:
-            self.best, self.best_epoch, self.since = accuracy["top_1"], epoch, 0
+        """Count ``epoch``'s evaluation; whether it is the new best checkpoint."""
+        top_1 = accuracy["top_1"]
+        finite = not accuracy.get("nonfinite_outputs")
+        if finite and top_1 > self.best:
+            self.best, self.best_epoch, self.since = top_1, epoch, 0
         else:
             self.since += 1
-        return self.exhausted
+        self.ranked[epoch] = top_1
+        if finite and top_1 > self.best_saved:
+            self.best_saved = top_1
+            return True
+        return False
 
     @property
     def exhausted(self) -> bool:
-        return self.limit > 0 and self.since >= self.limit
+        """Whether ``--patience`` is used up: the run is to stop."""
+        return self.patience > 0 and self.since >= self.patience
 
     def line(self) -> str:
         return (f"top-1 has not improved on {self.best:.4f} (epoch {self.best_epoch}) in {self.since} evaluation"
-                f"{'s' if self.since != 1 else ''} (patience {self.limit})")
+                f"{'s' if self.since != 1 else ''} (patience {self.patience})")
 
     @classmethod
-    def before(cls, limit: int, run_dir: str, start_epoch: int) -> "Patience":
-        """A continued run's count: its evaluations up to ``start_epoch`` (metrics.jsonl) judged in order."""
-        patience = cls(limit)
+    def before(cls, patience: int, run_dir: str, start_epoch: int) -> "Evaluations":
+        """A continued run's: the evaluations of epochs up to ``start_epoch`` that ``run_dir``'s
+        metrics.jsonl records, judged in order (none where it cannot be read)."""
+        evaluations = cls(patience)
         try:
             epochs = read_metrics(run_dir)["epochs"]
         except ValueError:
-            return patience
-        evaluated = [r for r in epochs if isinstance(r.get("top_1"), (int, float)) and isinstance(r.get("epoch"), int)
-                     and r["epoch"] <= start_epoch]
-        for r in sorted(evaluated, key=lambda r: r["epoch"]):
-            patience.judge(r["epoch"], r)
-        return patience
+            return evaluations
+        records = [r for r in epochs if isinstance(r.get("top_1"), (int, float)) and isinstance(r.get("epoch"), int)
+                   and r["epoch"] <= start_epoch]
+        for r in sorted(records, key=lambda r: r["epoch"]):
+            evaluations.judge(r["epoch"], r)
+        return evaluations
+
+    def keep_only(self, best_file: bool, top_epochs: Sequence[int]) -> None:
+        """What the run folder holds once the checkpoints of superseded training moved aside: without
+        mobilenetv1-best.ckpt the next evaluation saves a new one; an epoch whose best-epoch checkpoint
+        (``keep_best_max``) is gone holds no place in the ranking. (The epochs ranked below those files
+        cannot rise.)"""
+        if not best_file:
+            self.best_saved = -float("inf")
+        self.ranked = {e: t for e, t in self.ranked.items() if e in set(top_epochs)}
 
 
 def changes_line(source: str, changed: Dict[str, Tuple[Any, Any]], verb: str = "trained") -> str:
@@ -1116,19 +1126,20 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         print0(f"freeze_layers {cfg.freeze_layers}: no pre_trained (and nothing resumed): the frozen layers keep their "
                f"random initial weights")
     history = continues_here(cfg, out_dir, resumed_from)
-    # --patience counts on over the evaluations of this run's history (rank 0's records, alike on every rank).
-    patience = Patience(cfg.patience)
-    if cfg.patience and start_epoch > 0:
-        patience = dist.broadcast_object(Patience.before(cfg.patience, out_dir, start_epoch)
-                                         if dist.is_rank0 and history and cfg.save_checkpoint else patience)
-    if start_epoch >= cfg.epoch_size or patience.exhausted:
+    # The best checkpoint, keep_best_max and --patience judge on from this run's history's evaluations (rank 0's
+    # records, alike on every rank).
+    evaluations = Evaluations(cfg.patience)
+    if cfg.save_checkpoint and start_epoch > 0:
+        evaluations = dist.broadcast_object(Evaluations.before(cfg.patience, out_dir, start_epoch)
+                                            if dist.is_rank0 and history else evaluations)
+    if start_epoch >= cfg.epoch_size or evaluations.exhausted:
         # Nothing to train: nothing in the run folder is touched (no checkpoint moved aside, no record cut).
         if start_epoch >= cfg.epoch_size:
             print0(f"resume: training is complete ({cfg.epoch_size} epoch{'s' if cfg.epoch_size > 1 else ''}); "
                    f"nothing to do")
         else:
             print0(f"resume: --patience {cfg.patience} is used up by the evaluations up to epoch {start_epoch}: "
-                   f"{patience.line()}; nothing to do (--patience above {patience.since}, or 0, trains on)")
+                   f"{evaluations.line()}; nothing to do (--patience above {evaluations.since}, or 0, trains on)")
         return {"checkpoint": resumed_from, "last_loss": float("nan"), "stopped": "", "stopped_early": 0,
                 "steps_per_epoch": steps_per_epoch, "epoch_seconds": [], "images_per_epoch": steps_per_epoch *
                 step_images, "resumed_from": resumed_from, "skipped_steps": 0, "bad_samples": 0}
@@ -1188,11 +1199,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                         start_epoch, cfg.log_interval, early.getvalue(), start_in_epoch=start_step,
                         step_offset=step_offset, history=history)
     runtime.remove_log_file(early)  # from here on print0 writes to the log itself
-    # keep_best_max ranks the epochs this run's history evaluated (rank 0's records, the same on every rank).
-    evaluated: Dict[int, float] = {}
-    if cfg.keep_best_max and cfg.save_checkpoint and start_epoch > 0:  # alike on every rank: each broadcasts
-        evaluated = dist.broadcast_object(best_epochs_before(out_dir, start_epoch) if dist.is_rank0 and history
-                                          else {})
+    if cfg.save_checkpoint and start_epoch > 0:  # what rank 0's folder holds now, alike on every rank
+        evaluations.keep_only(*dist.broadcast_object(
+            (os.path.isfile(os.path.join(out_dir, ckpt_io.BEST_NAME)), [e for e, _ in ckpt_io.list_top(out_dir)])
+            if dist.is_rank0 else None))
     accumulated = (f" (each step adds up the gradients of {cfg.grad_accum_steps} batches of {cfg.batch_size})"
                    if cfg.grad_accum_steps > 1 else "")
     print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch{accumulated}, epochs "
@@ -1323,7 +1333,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 accuracy = None
             if accuracy is not None:
                 # outputs that are not finite make no measurement to keep a best checkpoint by
-                best = not accuracy.get("nonfinite_outputs") and tracker.improved(accuracy["top_1"])
+                best = evaluations.judge(done, accuracy)
                 size = f" at image_size {cfg.eval_size}" if cfg.eval_size != cfg.image_size else ""
                 print0(f"eval: epoch {done} top-1 {accuracy['top_1']:.4f} top-5 {accuracy['top_5']:.4f} "
                        f"({accuracy['eval_images']} images{size}{trained})" + (", best so far" if best else ""))
@@ -1336,8 +1346,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 if best and cfg.save_checkpoint:
                     writer.save(done, 0, name=ckpt_io.BEST_NAME, extra={"metrics": accuracy})
                 if cfg.keep_best_max and cfg.save_checkpoint:
-                    keep_best(writer, evaluated, done, accuracy, cfg.keep_best_max)
-                if patience.judge(done, accuracy) and done < cfg.epoch_size:  # the job's figures: alike on every rank
+                    keep_best(writer, evaluations.ranked, done, accuracy, cfg.keep_best_max)
+                if evaluations.exhausted and done < cfg.epoch_size:  # the job's figures: alike on every rank
                     stopped_early = done
             # images_per_s is the job's: every rank's images (unreadable files may leave them unequal).
             images = dist.all_reduce_counts({"images": result.images}, device)["images"]
@@ -1352,10 +1362,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 break
             if stopped_early:
                 stopped_at = ""
-                kept = f", the best {os.path.join(out_dir, ckpt_io.BEST_NAME)}" if patience.best_epoch else ""
-                saved = (f"checkpoint {last_path}{kept}; --resume auto with --patience above {patience.since} (or 0) "
-                         f"trains on" if cfg.save_checkpoint else "save_checkpoint is off, so nothing was saved")
-                print0(f"early stopping after epoch {done} of {cfg.epoch_size}: {patience.line()}: {saved}")
+                kept = (f", the best {os.path.join(out_dir, ckpt_io.BEST_NAME)}"
+                        if evaluations.best_saved > -float("inf") else "")
+                saved = (f"checkpoint {last_path}{kept}; --resume auto with --patience above {evaluations.since} "
+                         f"(or 0) trains on" if cfg.save_checkpoint else "save_checkpoint is off, so nothing was saved")
+                print0(f"early stopping after epoch {done} of {cfg.epoch_size}: {evaluations.line()}: {saved}")
                 break
         else:
             stopped_at = ""
