@@ -1140,9 +1140,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         else:
             print0(f"resume: --patience {cfg.patience} is used up by the evaluations up to epoch {start_epoch}: "
                    f"{evaluations.line()}; nothing to do (--patience above {evaluations.since}, or 0, trains on)")
-        return {"checkpoint": resumed_from, "last_loss": float("nan"), "stopped": "", "stopped_early": 0,
-                "steps_per_epoch": steps_per_epoch, "epoch_seconds": [], "images_per_epoch": steps_per_epoch *
-                step_images, "resumed_from": resumed_from, "skipped_steps": 0, "bad_samples": 0}
+        return run_result(resumed_from, resumed_from, steps_per_epoch, step_images)
     # Resumed from a checkpoint elsewhere (--resume FILE or FOLDER), the run's history is not this folder's.
     elsewhere = bool(resumed_from) and not saved_in(resumed_from, out_dir)
     if cfg.save_checkpoint and dist.is_rank0:
@@ -1386,12 +1384,25 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     finally:
         tracker.close()
         stopper.__exit__(*sys.exc_info())
-    return {"checkpoint": last_path, "last_loss": result.last_loss if result else float("nan"),
-            "stopped": signal_name(stopper.agreed) if stopped_at else "", "stopped_early": stopped_early,
-            "steps_per_epoch": steps_per_epoch, "epoch_seconds": epoch_seconds,
-            "images_per_epoch": steps_per_epoch * step_images, "resumed_from": resumed_from,
-            "skipped_steps": counts["total"],
-            "bad_samples": len(loader.bad_samples) if loader.bad_samples is not None else 0}
+    return run_result(last_path, resumed_from, steps_per_epoch, step_images,
+                      last_loss=result.last_loss if result else float("nan"),
+                      stopped=signal_name(stopper.agreed) if stopped_at else "", stopped_early=stopped_early,
+                      epoch_seconds=epoch_seconds, skipped_steps=counts["total"],
+                      bad_samples=len(loader.bad_samples) if loader.bad_samples is not None else 0)
+
+
+def run_result(checkpoint: str, resumed_from: str, steps_per_epoch: int, step_images: int,
+               **trained: Any) -> Dict[str, Any]:
+    """:func:`run`'s result: the last checkpoint (``checkpoint``), what the run ``trained`` (the last loss,
+    the signal that stopped it, the epoch an early stop came after, each epoch's seconds, the non-finite
+    steps skipped, the unreadable files) over the figures of a run that trained nothing."""
+    result = {"checkpoint": checkpoint, "last_loss": float("nan"), "stopped": "", "stopped_early": 0,
+              "steps_per_epoch": steps_per_epoch, "epoch_seconds": [],
+              "images_per_epoch": steps_per_epoch * step_images, "resumed_from": resumed_from, "skipped_steps": 0,
+              "bad_samples": 0}
+    unknown = set(trained) - set(result)
+    assert not unknown, f"run_result: no such figure {sorted(unknown)}"
+    return {**result, **trained}
 
 
 def main(argv: Sequence[str]) -> int:
