@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import class_images
 from mobilenet_v1 import checkpoint as ckpt_io
-from mobilenet_v1 import cli, runtime, train
+from mobilenet_v1 import cli, plot, runtime, train
 from mobilenet_v1 import evaluate as evaluate_mod
 from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.data import CIFAR_EVAL_FOLDER, CIFAR_TRAIN_FOLDER, write_cifar_bin
@@ -152,16 +152,34 @@ def test_plot_writes_a_png_of_the_expected_size(short_run, tmp_path, capsys):
     (other / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert [r["mean_loss"] for r in read_metrics(str(other))["epochs"]] == pytest.approx([2.2, 1.1, 2.2 / 3])
     out = tmp_path / "curves.png"
+    # train's records hold the gradient norm: a fourth panel
     assert cli.main(["plot", str(short_run["dir"]), str(other), "--out", str(out)]) == 0
     with Image.open(out) as img:
-        assert img.format == "PNG" and img.size == (1800, 540)
+        assert img.format == "PNG" and img.size == (2400, 540)
         pixels = np.asarray(img.convert("RGB"))
     assert (pixels < 250).any(axis=2).mean() > 0.02  # something is drawn, not a blank canvas
     printed = capsys.readouterr().out
     assert "short: 4 epochs" in printed and "other: 3 epochs" in printed and "best top-1 90.00%" in printed
     assert cli.main(["plot", str(other), "--out", str(tmp_path / "small.png"), "--dpi", "100"]) == 0
     with Image.open(tmp_path / "small.png") as img:
-        assert img.size == (1200, 360)
+        assert img.size == (1200, 360)  # no gradient norms: three panels
+    # The norm of a skipped non-finite step (null) is left out; the run's clip_grad_norm is drawn beside.
+    clipped = tmp_path / "clipped"
+    clipped.mkdir()
+    rows = [{"kind": "step", "step": s, "epoch": s / 4, "loss": 1.0, "lr": 0.1, "grad_norm": g}
+            for s, g in ((1, 8.0), (2, None), (3, 0.5), (4, 0.25))]
+    (clipped / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (clipped / ckpt_io.RUN_CONFIG).write_text("clip_grad_norm: 2.0\n")
+    result = plot.plot_runs([str(other), str(clipped)], str(tmp_path / "norms.png"))
+    assert (result["width"], result["runs"]["clipped"]["grad_norms"], result["runs"]["other"]["grad_norms"]) == \
+        (2400, 3, 0)
+    assert result["runs"]["clipped"]["clip_grad_norm"] == 2.0 and result["runs"]["other"]["clip_grad_norm"] == 0
+    with Image.open(tmp_path / "norms.png") as img:
+        rgb = np.asarray(img.convert("RGB")).astype(int)
+    orange = (np.abs(rgb - [255, 127, 14]).sum(axis=2) < 60)  # matplotlib's C1: the second run's colour
+    assert orange[:, 1800:].sum() > 600 and orange[:, :1800].sum() > 200  # its norms, and its loss and lr
+    (clipped / ckpt_io.RUN_CONFIG).write_text("clip_grad_norm: [\n")  # not YAML: no threshold, still a picture
+    assert plot.plot_runs([str(clipped)], str(tmp_path / "norms.png"))["runs"]["clipped"]["clip_grad_norm"] == 0
 
 
 def test_plot_errors_name_the_file(tmp_path, capsys, monkeypatch):

@@ -1,19 +1,23 @@
-"""``mobilenet-v1 plot``: loss, learning rate and top-1 of one or more runs against the epoch.
+"""``mobilenet-v1 plot``: loss, learning rate, top-1 and gradient norm of one or more runs against the epoch.
 
-Reads each run folder's ``metrics.jsonl``. Each run keeps one colour in every panel and its name is
-written at the end of its curves, so overlaid runs read without a legend. matplotlib is an optional
-extra (``pip install 'mobilenet-v1[plot]'``), imported only here; the figure is drawn with the Agg
-canvas directly, so no pyplot state or display is involved.
+Reads each run folder's ``metrics.jsonl`` (and its ``config.yaml``, for ``clip_grad_norm``). The gradient
+norm's panel is there where a run recorded one (``train`` does, at every logged step). Each run keeps one
+colour in every panel and its name is written at the end of its curves, so overlaid runs read without a
+legend. matplotlib is an optional extra (``pip install 'mobilenet-v1[plot]'``), imported only here; the
+figure is drawn with the Agg canvas directly, so no pyplot state or display is involved.
 """
 import argparse
 import math
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .checkpoint import atomic_write
+import yaml
+
+from .checkpoint import RUN_CONFIG, atomic_write, run_folder
 from .tracking import read_metrics
 
 WIDTH_IN, HEIGHT_IN = 12.0, 3.6  # three panels in a row: wide enough for a README
+PANEL_IN = 4.0  # the width a fourth panel (the gradient norm) adds
 LABEL_ROOM = 0.30  # share of the x range kept free right of the curves for the run names
 # What every record drawn needs; top_1 is drawn where an epoch record has it.
 PLOTTED_KEYS = {"step": ("epoch", "loss", "lr"), "epoch": ("epoch", "mean_loss", "lr")}
@@ -68,6 +72,32 @@ def _label_ends(ax, ends: List[Tuple[float, float, str, Any]], dpi: float, fonts
                     bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
 
 
+def _log_scale(ax) -> None:
+    """A logarithmic y axis for ``ax`` where all its curves are positive, labelled 0.4, not 4x10^-1."""
+    from matplotlib.ticker import FuncFormatter
+
+    if not all(y > 0 for line in ax.get_lines() for y in line.get_ydata()):
+        return
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    low, high = ax.get_ylim()
+    # Over more than a decade, labelling every minor tick (0.2, 0.3, ... 0.9) makes a smear: keep 2 and 5.
+    wanted = (2, 3, 4, 5, 6, 7, 8, 9) if high / low < 10 else (2, 5)
+    ax.yaxis.set_minor_formatter(FuncFormatter(
+        lambda v, _: f"{v:g}" if round(v / 10 ** math.floor(math.log10(v))) in wanted else ""))
+
+
+def clip_threshold(run_dir: str) -> float:
+    """The ``clip_grad_norm`` a run folder's config.yaml records (0: none, or no readable file: the
+    threshold is a guide drawn beside the curve, not needed to draw it)."""
+    try:
+        with open(os.path.join(run_folder(run_dir), RUN_CONFIG), "r", encoding="utf-8") as f:
+            value = (yaml.safe_load(f) or {}).get("clip_grad_norm", 0.0)
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return 0.0
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else 0.0
+
+
 def plot_runs(run_dirs: Sequence[str], out: str, dpi: int = 150, title: Optional[str] = None) -> Dict[str, Any]:
     """Draw the curves of ``run_dirs`` into the PNG ``out``; returns what was drawn per run."""
     if not run_dirs:
@@ -78,19 +108,28 @@ def plot_runs(run_dirs: Sequence[str], out: str, dpi: int = 150, title: Optional
         if not h["epochs"] and not h["steps"]:
             raise ValueError(f"{os.path.join(d, 'metrics.jsonl')}: holds no step or epoch records yet")
     Figure, FigureCanvasAgg = _matplotlib()
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
+    from matplotlib.ticker import MaxNLocator
     names = run_names(run_dirs)
-    fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=dpi)
+    # Gradient norms: a logged step's, where finite (a skipped non-finite step's is null: NaN).
+    norms = [[(r["epoch"], r["grad_norm"]) for r in h["steps"] if isinstance(r.get("grad_norm"), (int, float))
+              and math.isfinite(r["grad_norm"])] for h in histories]
+    panels = 4 if any(norms) else 3
+    width = WIDTH_IN + (panels - 3) * PANEL_IN
+    fig = Figure(figsize=(width, HEIGHT_IN), dpi=dpi)
     FigureCanvasAgg(fig)
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.15, top=0.80 if title else 0.88, wspace=0.28)
-    ax_loss, ax_lr, ax_top1 = fig.subplots(1, 3)
+    fig.subplots_adjust(left=0.06 * WIDTH_IN / width, right=0.99, bottom=0.15, top=0.80 if title else 0.88,
+                        wspace=0.28)
+    axes = list(fig.subplots(1, panels))
+    ax_loss, ax_lr, ax_top1 = axes[:3]
+    ax_norm = axes[3] if panels == 4 else None
     colours = [f"C{i % 10}" for i in range(len(run_dirs))]
     fontsize = 8.5
-    ends: Dict[str, List[Tuple[float, float, str, Any]]] = {"loss": [], "lr": [], "top1": []}
+    ends: Dict[str, List[Tuple[float, float, str, Any]]] = {"loss": [], "lr": [], "top1": [], "norm": []}
+    any_clip = False
     x_max = 0.0
     drawn = {}
     any_raw = False
-    for name, colour, h in zip(names, colours, histories):
+    for name, colour, h, norm, run_dir in zip(names, colours, histories, norms, run_dirs):
         steps, epochs = h["steps"], h["epochs"]
         # Loss: the epoch mean (the per-step losses are single batches: shown faintly for texture).
         if steps:
@@ -117,16 +156,18 @@ def plot_runs(run_dirs: Sequence[str], out: str, dpi: int = 150, title: Optional
             best = max(range(len(ys)), key=lambda i: (ys[i], -i))
             ax_top1.plot([xs[best]], [ys[best]], marker="*", markersize=9, color=colour, linestyle="none")
             ends["top1"].append((xs[-1], ys[-1], f"{name} {ys[-1]:.1f}%", colour))
+        clip = clip_threshold(run_dir) if ax_norm is not None else 0.0
+        if norm:
+            xs, ys = [x for x, _ in norm], [y for _, y in norm]
+            ax_norm.plot(xs, ys, color=colour, linewidth=1.0)
+            ends["norm"].append((xs[-1], ys[-1], name, colour))
+            if clip:  # above the line the step's gradients were scaled down to it
+                any_clip = True
+                ax_norm.axhline(clip, color=colour, linewidth=1.0, linestyle=":")
         drawn[name] = {"epochs": len(epochs), "steps": len(steps), "evaluations": len(evals),
-                       "best_top_1": max((r["top_1"] for r in evals), default=None)}
-    if all(y > 0 for line in ax_loss.get_lines() for y in line.get_ydata()):
-        ax_loss.set_yscale("log")  # losses fall by orders of magnitude; a linear axis flattens the tail
-        ax_loss.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.4, not 4x10^-1
-        low, high = ax_loss.get_ylim()
-        # Over more than a decade, labelling every minor tick (0.2, 0.3, ... 0.9) makes a smear: keep 2 and 5.
-        wanted = (2, 3, 4, 5, 6, 7, 8, 9) if high / low < 10 else (2, 5)
-        ax_loss.yaxis.set_minor_formatter(FuncFormatter(
-            lambda v, _: f"{v:g}" if round(v / 10 ** math.floor(math.log10(v))) in wanted else ""))
+                       "best_top_1": max((r["top_1"] for r in evals), default=None), "grad_norms": len(norm),
+                       "clip_grad_norm": clip}
+    _log_scale(ax_loss)  # losses fall by orders of magnitude; a linear axis flattens the tail
     ax_loss.set_title("training loss (epoch mean; faint: logged steps)", fontsize=10)
     ax_lr.set_title("learning rate", fontsize=10)
     ax_top1.set_title("top-1 on the eval split, % (star: best" +
@@ -134,7 +175,11 @@ def plot_runs(run_dirs: Sequence[str], out: str, dpi: int = 150, title: Optional
     if not ends["top1"]:
         ax_top1.text(0.5, 0.5, "no evaluations\n(train with --eval_interval N)", ha="center", va="center",
                      transform=ax_top1.transAxes, color="0.4")
-    for ax in (ax_loss, ax_lr, ax_top1):
+    if ax_norm is not None:
+        _log_scale(ax_norm)  # the first steps' norms are often an order of magnitude above the rest
+        ax_norm.set_title("gradient norm (logged steps, before clipping" +
+                          (")\ndotted: clip_grad_norm" if any_clip else ")"), fontsize=10)
+    for ax in axes:
         ax.set_xlabel("epoch")
         ax.set_xlim(0, max(x_max, 1.0) * (1 + LABEL_ROOM))
         # Ticks only under the curves: the room on the right is for the run names.
@@ -151,19 +196,22 @@ def plot_runs(run_dirs: Sequence[str], out: str, dpi: int = 150, title: Optional
     _label_ends(ax_loss, ends["loss"], dpi, fontsize)
     _label_ends(ax_lr, ends["lr"], dpi, fontsize)
     _label_ends(ax_top1, ends["top1"], dpi, fontsize)
+    if ax_norm is not None:
+        _label_ends(ax_norm, ends["norm"], dpi, fontsize)
     with atomic_write(out) as f:  # an earlier picture of that name stays whole if the write fails
         fig.savefig(f, dpi=dpi, format="png")
-    return {"out": out, "width": int(round(WIDTH_IN * dpi)), "height": int(round(HEIGHT_IN * dpi)), "runs": drawn}
+    return {"out": out, "width": int(round(width * dpi)), "height": int(round(HEIGHT_IN * dpi)), "runs": drawn}
 
 
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="mobilenet-v1 plot",
-                                description="Loss, learning rate and top-1 against the epoch, from the "
-                                            "metrics.jsonl of one or more run folders, overlaid.")
+                                description="Loss, learning rate, top-1 and the gradient norm against the "
+                                            "epoch, from the metrics.jsonl of one or more run folders, overlaid.")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a training run folder (save_checkpoint_path)")
     p.add_argument("--out", default="curves.png", help="the PNG to write (default curves.png)")
-    p.add_argument("--dpi", type=int, default=150, help=f"pixels per inch of the {WIDTH_IN:g}x{HEIGHT_IN:g} inch "
-                                                         "figure (default 150: 1800x540 pixels)")
+    p.add_argument("--dpi", type=int, default=150,
+                   help=f"pixels per inch of the {WIDTH_IN + PANEL_IN:g}x{HEIGHT_IN:g} inch figure, "
+                        f"{WIDTH_IN:g} wide without gradient norms (default 150: 2400x540 pixels)")
     p.add_argument("--title", default=None, help="a title above the panels")
     a = p.parse_args(list(argv))
     if a.dpi < 10:
@@ -173,6 +221,7 @@ def main(argv: Sequence[str]) -> int:
     result = plot_runs(a.run_dirs, a.out, a.dpi, a.title)
     for name, r in result["runs"].items():
         best = f", best top-1 {100 * r['best_top_1']:.2f}%" if r["best_top_1"] is not None else ""
-        print(f"{name}: {r['epochs']} epochs, {r['steps']} logged steps, {r['evaluations']} evaluations{best}")
+        clip = f", clip_grad_norm {r['clip_grad_norm']:g}" if r["clip_grad_norm"] else ""
+        print(f"{name}: {r['epochs']} epochs, {r['steps']} logged steps, {r['evaluations']} evaluations{best}{clip}")
     print(f"wrote {a.out} ({result['width']}x{result['height']} pixels)")
     return 0
