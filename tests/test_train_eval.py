@@ -231,13 +231,47 @@ def test_patience_stops_a_run_whose_top1_stopped_improving_and_a_resume_counts_o
     assert (evaluations.best, evaluations.best_epoch, evaluations.since) == (0.5, 1, 1)
     assert not evaluations.judge(3, {"top_1": 0.5}) and evaluations.exhausted
     evaluations.keep_only(False, [1, 2])
-    assert evaluations.ranked == {1: 0.5, 2: 0.9} and evaluations.judge(4, {"top_1": 0.1})
+    assert evaluations.ranked == {1: 0.5} and evaluations.judge(4, {"top_1": 0.1})
     assert (evaluations.best, evaluations.best_saved, evaluations.since) == (0.5, 0.1, 3)
     with pytest.raises(ConfigError, match="option --patience: patience 2 is a setting of evaluation's .* eval_interval "
                                           "is 0"):
         load_config(["--patience=2"])
     with pytest.raises(ConfigError, match="option --patience: patience must be >= 0"):
         load_config(["--patience=-1", "--eval_interval=1"])
+
+
+def test_a_resume_judges_its_evaluations_against_its_history(cifar_dir, tmp_path, capsys, monkeypatch, one_thread):
+    """Without --patience as with it: a resume's best checkpoint and keep_best_max's ranking go on from its
+    history's records; an evaluation of non-finite outputs is neither, whatever its count. A resume sent
+    back past the best checkpoint (moved aside) saves the next evaluation as the best, and an early stop
+    before that one names no best file."""
+    import re
+
+    scores = [0.5, 0.6, 0.6]
+    monkeypatch.setattr(train, "judged_accuracy", lambda *a, **k: {
+        "top_1": abs(scores[0]), "top_5": 1.0, "eval_images": 40, **({"nonfinite_outputs": 2} if scores.pop(0) < 0
+                                                                     else {})})
+    out = tmp_path / "run"
+    args = SMALL + [f"--dataset_path={cifar_dir}", "--eval_interval=1", "--class_num=4", "--keep_best_max=2",
+                    "--save_checkpoint_epochs=1", "--keep_checkpoint_max=10", f"--save_checkpoint_path={out}"]
+    train.run(load_config(args + ["--epoch_size=3"]))
+    assert re.findall(r"eval: epoch (\d+) .*, best so far", capsys.readouterr().out) == ["1", "2"]
+    scores[:] = [-0.9, 0.55, 0.7]  # epoch 4 non-finite
+    train.run(load_config(args + ["--epoch_size=6", "--resume=auto"]))
+    assert re.findall(r"eval: epoch (\d+) .*, best so far", capsys.readouterr().out) == ["6"]
+    assert ckpt_io.load_file(str(out / ckpt_io.BEST_NAME))["epoch"] == 6
+    assert sorted(e for e, _ in ckpt_io.list_top(str(out))) == [2, 6]  # a tie: the earlier epoch
+    scores[:] = [-0.9]
+    result = train.run(load_config(args + ["--epoch_size=6", "--patience=1",
+                                           f"--resume={out / ckpt_io.checkpoint_name(2, 12)}"]))
+    said = capsys.readouterr().out
+    assert result["stopped_early"] == 3 and not (out / ckpt_io.BEST_NAME).exists()
+    assert ("early stopping after epoch 3 of 6: top-1 has not improved on 0.6000 (epoch 2) in 1 evaluation "
+            f"(patience 1): checkpoint {out / ckpt_io.checkpoint_name(3, 12)}; --resume auto") in said
+    scores[:] = [0.1]
+    train.run(load_config(args + ["--epoch_size=4", "--resume=auto"]))
+    assert re.findall(r"eval: epoch (\d+) .*, best so far", capsys.readouterr().out) == ["4"]
+    assert ckpt_io.load_file(str(out / ckpt_io.BEST_NAME))["epoch"] == 4
 
 
 def test_compile_mode_reaches_torch_compile_and_needs_compile(cifar_dir, tmp_path, monkeypatch, one_thread):

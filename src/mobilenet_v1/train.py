@@ -514,10 +514,11 @@ def keep_best(writer: "CheckpointWriter", evaluated: Dict[int, float], epoch: in
 @dataclasses.dataclass
 class Evaluations:
     """A run's evaluations, judged as they come by everything that depends on them: the best checkpoint
-    (an evaluation of finite outputs whose top-1 is above that of every earlier one the folder's
-    mobilenetv1-best.ckpt was judged against: ``best_saved``), ``keep_best_max`` (``ranked``: the top-1 of
-    each evaluated epoch that holds or may hold a place) and ``--patience`` (``since``: evaluations in a
-    row without a top-1 above ``best``, of finite outputs; the run stops at ``patience``, 0: never).
+    (an evaluation whose top-1 is above that of every earlier one the folder's mobilenetv1-best.ckpt was
+    judged against: ``best_saved``), ``keep_best_max`` (``ranked``: the top-1 of each evaluated epoch that
+    holds or may hold a place) and ``--patience`` (``since``: evaluations in a row without a top-1 above
+    ``best``; the run stops at ``patience``, 0: never). An evaluation that met non-finite outputs is
+    none of these: it measured a model that is broken somewhere, whatever its count.
 
     One object, alike on every rank: a continued run's is judged from its history's records on rank 0
     (:meth:`before`) and broadcast, then told what its folder still holds (:meth:`keep_only`)."""
@@ -536,7 +537,8 @@ class Evaluations:
             self.best, self.best_epoch, self.since = top_1, epoch, 0
         else:
             self.since += 1
-        self.ranked[epoch] = top_1
+        if finite:
+            self.ranked[epoch] = top_1
         if finite and top_1 > self.best_saved:
             self.best_saved = top_1
             return True
