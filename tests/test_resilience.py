@@ -185,6 +185,7 @@ def test_a_sigkill_at_10_random_moments_leaves_a_newest_checkpoint_that_loads(ci
     kills = []
     with Zygote() as z:
         for k in range(10):  # 3 of them inside a checkpoint's save
+            before = {p for _, p in ckpt_io.list_checkpoints(str(out))} if out.exists() else set()
             z.start(argv, log)
             in_save = k % 3 == 2
             if in_save:
@@ -198,7 +199,14 @@ def test_a_sigkill_at_10_random_moments_leaves_a_newest_checkpoint_that_loads(ci
                 while time.time() < deadline and not saving() - old:
                     time.sleep(0.0005)
             else:
-                time.sleep(rng.uniform(0.1, 1.2))
+                # The first kill may land in the start; the others come a random moment after the run saved a
+                # checkpoint of its own, so that it moves on however slow the machine is (a fixed moment
+                # on a loaded machine could fall before the first save every time).
+                deadline = time.time() + 30
+                while k and time.time() < deadline and not (
+                        out.exists() and {p for _, p in ckpt_io.list_checkpoints(str(out))} - before):
+                    time.sleep(0.005)
+                time.sleep(rng.uniform(0.1, 1.2) if not k else rng.uniform(0.0, 0.6))
             sig, code = z.kill()
             assert sig == signal.SIGKILL, f"run {k} ended by itself with exit code {code}:\n{log.read_text()[-3000:]}"
             named = ckpt_io.list_checkpoints(str(out)) if out.exists() else []
