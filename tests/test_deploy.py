@@ -291,14 +291,25 @@ def test_eval_at_several_image_sizes_gives_each_what_eval_at_that_size_gives(dig
         assert (row["top_1_accuracy"], row["top_5_accuracy"], row["total"]) == \
             (one["top_1_accuracy"], one["top_5_accuracy"], one["total"]) and row["total"] == 359
     assert len({(r["top_1_accuracy"], r["top_5_accuracy"]) for r in swept["sizes"]}) == 2  # the sizes told apart
-    # The table, a row as each size ends (the figures of a stand-in evaluation: the format alone).
+    # The table, a row as each size ends (the figures of a stand-in evaluation: the format alone). A note is
+    # said as it is written, while its size is being evaluated; the next size's same note not at all.
     canned = iter([{"ckpt": path, "top_1_accuracy": 0.5, "top_5_accuracy": 0.75, "total": 359, "nonfinite": 0},
                    {"ckpt": path, "top_1_accuracy": 0.125, "top_5_accuracy": 1.0, "total": 359, "nonfinite": 0}])
-    monkeypatch.setattr(evaluate, "_run", lambda cfg, dist, given: next(canned))
+    heard = []
+
+    def stand_in(cfg, dist, given):
+        print("a note", file=sys.stderr)
+        sys.stderr.write(f"evaluating at {cfg.image_size} as asked")
+        sys.stderr.write("\n")
+        heard.append(capsys.readouterr())  # what the user has seen while the size is still evaluating
+        return next(canned)
+
+    monkeypatch.setattr(evaluate, "_run", stand_in)
     assert cli.main(base + ["--image_size=32,64"]) == 0
-    assert capsys.readouterr().out.splitlines() == [path, "image_size   top-1   top-5   images",
-                                                    "        32  0.5000  0.7500      359",
-                                                    "        64  0.1250  1.0000      359"]
+    assert [h.err for h in heard] == ["a note\nevaluating at each size asked\n", ""]
+    assert "".join([h.out for h in heard] + [capsys.readouterr().out]).splitlines() == [
+        path, "image_size   top-1   top-5   images", "        32  0.5000  0.7500      359",
+        "        64  0.1250  1.0000      359"]
     monkeypatch.undo()
     for extra, said in ((["--image_size=32,x"], r"option --image_size: '32,x': several sizes are whole numbers"),
                         (["--image_size=32,48", "--per_class"], r"--per_class, --confusion_csv and --per_image are "

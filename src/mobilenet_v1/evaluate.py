@@ -413,20 +413,40 @@ def figures(result: Dict[str, Any]) -> Dict[str, Any]:
             "total": result["total"], **({"nonfinite_outputs": result["nonfinite"]} if result["nonfinite"] else {})}
 
 
-def _said_once(text: str, seen: Set[str]) -> None:
-    """The lines of ``text`` (what one size's evaluation wrote to stderr) not said before in a sweep, each
-    once: a size's own "evaluating at N as asked" note is said once for every size."""
-    for line in text.splitlines():
+class _SaidOnce(io.TextIOBase):
+    """stderr for a sweep's evaluations: each line passed on to ``target`` as soon as it is complete, unless
+    an earlier size said it (``seen``); a size's own "evaluating at N as asked" note is said once for every
+    size. :meth:`end` passes on a last line without its newline."""
+
+    def __init__(self, target, seen: Set[str]) -> None:
+        super().__init__()
+        self.target, self.seen, self.part = target, seen, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *lines, self.part = (self.part + text).split("\n")
+        for line in lines:
+            self._say(line)
+        return len(text)
+
+    def _say(self, line: str) -> None:
         line = re.sub(r"evaluating at \d+ as asked$", "evaluating at each size asked", line)
-        if line not in seen:
-            seen.add(line)
-            print(line, file=sys.stderr)
+        if line not in self.seen:
+            self.seen.add(line)
+            print(line, file=self.target, flush=True)
+
+    def end(self) -> None:
+        if self.part:
+            self._say(self.part)
+            self.part = ""
 
 
 def sweep(argv: List[str], sizes: List[int], as_json: bool) -> int:
     """``eval --image_size 128,160,...``: the model evaluated at each size in turn (each as ``--image_size N``
     alone would), a row printed as each ends; one JSON object at the end with ``--json``. A run folder stands
-    for the checkpoint the first size chose, for every size; a note is said once."""
+    for the checkpoint the first size chose, for every size; a note is said once, as it comes."""
     if "eval_image_size" in dict(parse_overrides(argv)):
         raise ConfigError("option --eval_image_size: --image_size gives the sizes to evaluate at; leave it out")
     runs = []
@@ -449,12 +469,12 @@ def sweep(argv: List[str], sizes: List[int], as_json: bool) -> int:
     dist = distributed.setup(runs[0][0], "eval")
     try:
         for size, (cfg, given) in zip(sizes, runs):
-            said = io.StringIO()
+            said = _SaidOnce(sys.stderr, seen)
             try:
                 with contextlib.redirect_stderr(said):
                     result = _run(dataclasses.replace(cfg, checkpoint_path=chosen) if chosen else cfg, dist, given)
             finally:
-                _said_once(said.getvalue(), seen)
+                said.end()
             chosen = result["ckpt"]
             rows.append({"image_size": size, **figures(result)})
             if result["nonfinite"]:
