@@ -312,7 +312,7 @@ def test_continuation_keeps_history_and_best(tmp_path):
     rows += [{"kind": "epoch", "epoch": e, "step": 10 * e, "loss": 1.0, "mean_loss": 1.0, "lr": 0.1,
               "top_1": t} for e, t in ((1, 0.6), (2, 0.7), (3, 0.9))]
     (tmp_path / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"kind": "ep')
-    evaluations = train.Evaluations.before(0, str(tmp_path), 2)
+    evaluations = train.Evaluations.before(0, 0, str(tmp_path), 2)
     assert evaluations.best_saved == 0.7  # epoch 3's 0.9 came after the checkpoint this run continues from
     evaluations.keep_only(True, [])
     assert not evaluations.judge(3, {"top_1": 0.65}) and evaluations.judge(4, {"top_1": 0.75})

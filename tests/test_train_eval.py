@@ -183,9 +183,9 @@ def test_patience_stops_a_run_whose_top1_stopped_improving_and_a_resume_counts_o
     assert ckpt_io.load_file(str(out / ckpt_io.BEST_NAME))["epoch"] == 2
     assert [r["epoch"] for r in read_metrics(str(out))["epochs"]] == [1, 2, 3, 4]
     ranked = {1: 0.5, 2: 0.6, 3: 0.6, 4: 0.55}
-    assert train.Evaluations.before(2, str(out), 4) == train.Evaluations(2, best=0.6, best_epoch=2, since=2,
+    assert train.Evaluations.before(2, 0, str(out), 4) == train.Evaluations(2, best=0.6, best_epoch=2, since=2,
                                                                          best_saved=0.6, ranked=ranked)
-    assert train.Evaluations.before(2, str(out), 2) == train.Evaluations(2, best=0.6, best_epoch=2, since=0,
+    assert train.Evaluations.before(2, 0, str(out), 2) == train.Evaluations(2, best=0.6, best_epoch=2, since=0,
                                                                          best_saved=0.6, ranked={1: 0.5, 2: 0.6})
 
     # Nothing to do, and nothing in the folder touched: not the later checkpoint (a resume from epoch 3 would
@@ -236,6 +236,26 @@ def test_patience_stops_a_run_whose_top1_stopped_improving_and_a_resume_counts_o
     with pytest.raises(ConfigError, match="option --patience: patience 2 is a setting of evaluation's .* eval_interval "
                                           "is 0"):
         load_config(["--patience=2"])
+    # --patience_min_delta: a gain of no more than it is none for the count (the best checkpoint takes it).
+    scores[:] = [0.5, 0.6]
+    result = train.run(load_config(args + ["--patience=1", "--patience_min_delta=0.15", "--epoch_size=3",
+                                           f"--save_checkpoint_path={tmp_path / 'delta'}"]))
+    assert result["stopped_early"] == 2 and not scores
+    assert ckpt_io.load_file(str(tmp_path / "delta" / ckpt_io.BEST_NAME))["epoch"] == 2
+    assert ("early stopping after epoch 2 of 3: top-1 has not improved on 0.5000 (epoch 1) by more than 0.15 in 1 "
+            "evaluation (patience 1)") in capsys.readouterr().out
+    # A resume judges the history by its own rule: 0.5, 0.6 is no gain with 0.15, one with 0.05.
+    delta = args + ["--patience=1", "--epoch_size=3", "--resume=auto", f"--save_checkpoint_path={tmp_path / 'delta'}"]
+    assert train.run(load_config(delta + ["--patience_min_delta=0.15"]))["epoch_seconds"] == []
+    assert ("--patience 1 is used up by the evaluations up to epoch 2: top-1 has not improved on 0.5000 (epoch 1) by "
+            "more than 0.15 in 1 evaluation") in capsys.readouterr().out
+    scores[:] = [0.6]
+    assert len(train.run(load_config(delta + ["--patience_min_delta=0.05"]))["epoch_seconds"]) == 1 and not scores
+    with pytest.raises(ConfigError, match="option --patience_min_delta: patience_min_delta 0.01 is a setting of early "
+                                          "stopping's; patience is 0"):
+        load_config(["--eval_interval=1", "--patience_min_delta=0.01"])
+    with pytest.raises(ConfigError, match=r"patience_min_delta must be in \[0, 1\)"):
+        load_config(["--eval_interval=1", "--patience=2", "--patience_min_delta=1"])
     with pytest.raises(ConfigError, match="option --patience: patience must be >= 0"):
         load_config(["--patience=-1", "--eval_interval=1"])
 

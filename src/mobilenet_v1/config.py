@@ -202,6 +202,10 @@ class Config:
     # Early stopping (Keras' and Lightning's EarlyStopping patience): the run stops after this many evaluations
     # in a row without a better top-1, its best checkpoint kept. 0: it trains all epoch_size epochs.
     patience: int = 0
+    # What counts as better for patience: a top-1 more than this above the best (Keras' and Lightning's
+    # min_delta); a noisy small eval split's one-image gains then do not restart the count. The best
+    # checkpoint still follows every gain.
+    patience_min_delta: float = 0.0
     # An exponential moving average of the weights, updated after every step (timm's default decay is
     # 0.9998); evaluated, kept as the best and deployed by default. 0: none (the seed).
     ema_decay: float = 0.0
@@ -397,6 +401,7 @@ KEY_HELP: Dict[str, str] = {
     "log_interval": "steps between logged records; 0: epochs only",
     "eval_interval": "evaluate every N epochs and keep the best; 0: never",
     "patience": "early stopping: stop after N evaluations in a row without a better top-1; 0: never",
+    "patience_min_delta": "patience: a better top-1 is more than this above the best (0.005: half a point)",
     "ema_decay": "weight average's decay (timm: 0.9998); 0: none",
     "use_ema": "eval/export/predict/pre_trained/teacher: a checkpoint's weight average when it has one",
     "grad_accum_steps": "batches whose gradients make one step",
@@ -651,6 +656,9 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     for key in ("log_interval", "eval_interval", "patience", "keep_best_max"):
         if getattr(cfg, key) < 0:
             fail(key, f"{key} must be >= 0 (0: off), got {getattr(cfg, key)}")
+    if not 0 <= cfg.patience_min_delta < 1:
+        fail("patience_min_delta", f"patience_min_delta must be in [0, 1) (a share of the images, as top-1), got "
+                                   f"{cfg.patience_min_delta}")
     if cfg.image_size_start and not SIZE_STEP <= cfg.image_size_start < cfg.image_size:
         fail("image_size_start", f"image_size_start must be 0 (off) or from {SIZE_STEP} up to below image_size "
                                  f"{cfg.image_size}, got {cfg.image_size_start}")
@@ -811,6 +819,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          f"opt {cfg.opt} has no such setting" + (" (LAMB's ratio is |w| / |update|)" if cfg.opt == "lamb" else "")),
         (("keep_best_max", "patience"), cfg.eval_interval > 0, "a setting of evaluation's (the best evaluated epochs)",
          "eval_interval is 0, so no epoch is evaluated (--eval_interval N)"),
+        (("patience_min_delta",), cfg.patience > 0, "a setting of early stopping's",
+         "patience is 0, so the run never stops early (--patience N)"),
         (("decay_norm_bias",), cfg.weight_decay > 0, "a setting of weight decay's",
          "weight_decay is 0 (--decay_norm_bias False with it)"),
         (("distill_alpha", "distill_temperature"), bool(cfg.teacher), "knowledge distillation's",

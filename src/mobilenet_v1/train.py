@@ -516,13 +516,14 @@ class Evaluations:
     """A run's evaluations, judged as they come by everything that depends on them: the best checkpoint
     (an evaluation whose top-1 is above that of every earlier one the folder's mobilenetv1-best.ckpt was
     judged against: ``best_saved``), ``keep_best_max`` (``ranked``: the top-1 of each evaluated epoch that
-    holds or may hold a place) and ``--patience`` (``since``: evaluations in a row without a top-1 above
-    ``best``; the run stops at ``patience``, 0: never). An evaluation that met non-finite outputs is
-    none of these: it measured a model that is broken somewhere, whatever its count.
+    holds or may hold a place) and ``--patience`` (``since``: evaluations in a row without a top-1 more
+    than ``min_delta`` above ``best``; the run stops at ``patience``, 0: never). An evaluation that met
+    non-finite outputs is none of these: it measured a model that is broken somewhere, whatever its count.
 
     One object, alike on every rank: a continued run's is judged from its history's records on rank 0
     (:meth:`before`) and broadcast, then told what its folder still holds (:meth:`keep_only`)."""
     patience: int = 0
+    min_delta: float = 0.0
     best: float = -float("inf")
     best_epoch: int = 0
     since: int = 0
@@ -533,7 +534,7 @@ class Evaluations:
         """Count ``epoch``'s evaluation; whether it is the new best checkpoint."""
         top_1 = accuracy["top_1"]
         finite = not accuracy.get("nonfinite_outputs")
-        if finite and top_1 > self.best:
+        if finite and top_1 > self.best + self.min_delta:
             self.best, self.best_epoch, self.since = top_1, epoch, 0
         else:
             self.since += 1
@@ -550,14 +551,15 @@ class Evaluations:
         return self.patience > 0 and self.since >= self.patience
 
     def line(self) -> str:
-        return (f"top-1 has not improved on {self.best:.4f} (epoch {self.best_epoch}) in {self.since} evaluation"
-                f"{'s' if self.since != 1 else ''} (patience {self.patience})")
+        by = f" by more than {self.min_delta:g}" if self.min_delta else ""
+        return (f"top-1 has not improved on {self.best:.4f} (epoch {self.best_epoch}){by} in {self.since} "
+                f"evaluation{'s' if self.since != 1 else ''} (patience {self.patience})")
 
     @classmethod
-    def before(cls, patience: int, run_dir: str, start_epoch: int) -> "Evaluations":
+    def before(cls, patience: int, min_delta: float, run_dir: str, start_epoch: int) -> "Evaluations":
         """A continued run's: the evaluations of epochs up to ``start_epoch`` that ``run_dir``'s
-        metrics.jsonl records, judged in order (none where it cannot be read)."""
-        evaluations = cls(patience)
+        metrics.jsonl records, judged in order (none where it cannot be read), by this run's rule."""
+        evaluations = cls(patience, min_delta)
         try:
             epochs = read_metrics(run_dir)["epochs"]
         except ValueError:
@@ -1130,9 +1132,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     history = continues_here(cfg, out_dir, resumed_from)
     # The best checkpoint, keep_best_max and --patience judge on from this run's history's evaluations (rank 0's
     # records, alike on every rank).
-    evaluations = Evaluations(cfg.patience)
+    evaluations = Evaluations(cfg.patience, cfg.patience_min_delta)
     if cfg.save_checkpoint and start_epoch > 0:
-        evaluations = dist.broadcast_object(Evaluations.before(cfg.patience, out_dir, start_epoch)
+        evaluations = dist.broadcast_object(Evaluations.before(cfg.patience, cfg.patience_min_delta, out_dir,
+                                                               start_epoch)
                                             if dist.is_rank0 and history else evaluations)
     if start_epoch >= cfg.epoch_size or evaluations.exhausted:
         # Nothing to train: nothing in the run folder is touched (no checkpoint moved aside, no record cut).
