@@ -495,6 +495,44 @@ def test_a_process_blocked_on_a_dead_peer_exits_after_the_grace_period(tmp_path)
     assert took < 30, took  # not the collective's 60 s timeout
 
 
+_TWICE = r'''
+import os, signal, sys, time
+sys.path.insert(0, sys.argv[1])
+from mobilenet_v1 import stopping
+if sys.argv[2] == "cli":  # the command installs the handler (a bad option: no training)
+    sys.argv = ["mobilenet-v1", "train", "--no_such_key=1"]
+    from mobilenet_v1 import cli
+    cli.main()
+else:
+    signal.signal(signal.SIGINT, stopping.quit_on_interrupt)
+    with stopping.StopRequest() as stop:
+        if sys.argv[2] == "signalled":
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+print("handler", signal.getsignal(signal.SIGINT) is stopping.quit_on_interrupt, flush=True)
+try:
+    os.kill(os.getpid(), signal.SIGINT)  # after the run's block, as while the command closes and exits
+    time.sleep(5)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", flush=True)
+'''
+
+
+def test_a_second_ctrl_c_after_the_run_stops_the_command_at_once_without_a_traceback():
+    """Ctrl-C, then Ctrl-C again just after the run saved its checkpoint (while the command closes its
+    loaders, or in the interpreter's exit): the process ends at once, 130, with one line, no traceback.
+    Without a first signal it is Python's KeyboardInterrupt; `mobilenet-v1 train` installs the handler."""
+    runs = {mode: subprocess.run([sys.executable, "-c", _TWICE, SRC, mode], capture_output=True, text=True,
+                                 timeout=60) for mode in ("signalled", "quiet", "cli")}
+    r = runs["signalled"]
+    assert r.returncode == 130 and r.stdout == "handler True\n", (r.stdout, r.stderr[-2000:])
+    assert r.stderr.endswith("SIGINT again: stopping now\n") and "Traceback" not in r.stderr, r.stderr
+    r = runs["quiet"]
+    assert r.returncode == 0 and r.stdout == "handler True\nKeyboardInterrupt\n", (r.stdout, r.stderr[-2000:])
+    r = runs["cli"]
+    assert r.stdout == "handler True\nKeyboardInterrupt\n" and "no_such_key" in r.stderr, (r.stdout, r.stderr)
+
+
 def test_loaders_resume_inside_an_epoch_with_the_same_batches(cifar_dir, image_folder, one_thread):
     """Starting an epoch at batch k gives exactly the batches k.. of a whole pass, in every loader, also
     with repeated augmentation and with class-balanced draws."""

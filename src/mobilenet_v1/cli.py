@@ -336,6 +336,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .config import ConfigError
     from .data import DataError
 
+    argv_given = argv
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
@@ -376,6 +377,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return formatted(message, category, filename, lineno, line)
 
     warnings.formatwarning = one_line
+    if argv_given is None and name == "train":  # this process is the command's: its exit is ours too
+        import signal
+        from .stopping import quit_on_interrupt
+
+        signal.signal(signal.SIGINT, quit_on_interrupt)
     try:
         return COMMANDS[name](rest)
     except (ConfigError, DataError, CheckpointError, ValueError, OSError) as e:

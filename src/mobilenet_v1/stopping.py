@@ -3,7 +3,9 @@
 SIGTERM is how a scheduler preempts a job (SLURM, Kubernetes, a spot instance's notice) and how
 torchrun stops its workers; SIGINT is Ctrl-C. Either one makes ``train`` finish the step under way,
 save a checkpoint at that step and exit with 128 + the signal's number, so ``--resume auto`` goes on
-from there and nothing is trained twice. A second Ctrl-C stops at once.
+from there and nothing is trained twice. A second Ctrl-C stops at once: also after the run, while the
+command closes its loaders and exits (:func:`quit_on_interrupt`), where Python would raise
+KeyboardInterrupt through the shutdown.
 
 In a distributed run every rank must stop after the same step: one that left early would leave the
 others waiting in the next gradient all-reduce. A signal reaches the processes at different steps, or
@@ -41,6 +43,7 @@ import torch.distributed as dist
 
 GRACE_SECONDS = 10.0
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_heard = False  # whether a run of this process stopped for a signal (:func:`quit_on_interrupt`)
 
 
 def signal_name(signum: int) -> str:
@@ -53,6 +56,22 @@ def _leave_quietly(signum: int, frame) -> None:
 
 def _serve_on(signum: int, frame) -> None:
     signal.signal(signal.SIGTERM, _leave_quietly)  # the next one ends the worker
+
+
+def quit_on_interrupt(signum: int, frame) -> None:
+    """``mobilenet-v1 train``'s SIGINT handler around the run (a :class:`StopRequest` puts it back when its
+    block ends): after a run stopped for a signal, a further Ctrl-C ends the process at once, quietly, as
+    one during the run does; what is saved is whole (the run has ended). Before that, Python's own
+    KeyboardInterrupt."""
+    if not _heard:
+        raise KeyboardInterrupt
+    for stream in (sys.stdout, sys.stderr):  # os._exit flushes nothing: the run's last lines first
+        try:
+            stream.flush()
+        except Exception:  # a write the signal interrupted: its lines are lost, the exit is not
+            pass
+    os.write(2, b"SIGINT again: stopping now\n")
+    os._exit(128 + signal.SIGINT)
 
 
 def ignore_in_worker(worker_id: int = 0) -> None:
@@ -104,9 +123,9 @@ class StopRequest:
         return self
 
     def __exit__(self, *exc) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()
+        global _heard
+        # The watchdog stops first: with the handlers put back before it, a Ctrl-C in between raised
+        # KeyboardInterrupt in the main thread while the watchdog, woken too, exited the process.
         self._done.set()
         if self._watchdog is not None:
             self._watchdog.join()
@@ -116,6 +135,10 @@ class StopRequest:
             os.close(read)
             os.close(write)
             self._wakeup = None
+        _heard = _heard or bool(self.received)
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
         if self._pending is not None and exc[0] is None:
             self._pending[0].wait()  # every rank started it: finishing it leaves no collective behind
         self._pending = None
