@@ -104,6 +104,7 @@ def test_what_cannot_be_averaged_is_refused_before_anything_is_written(tmp_path,
         ([a], r"averaging needs two checkpoints or more, got 1"),
         ([a, str(tmp_path / "a.pt")], "a.pt is named twice: each is averaged once"),
         ([a, str(tmp_path / "missing.pt")], "missing.pt: no such file"),
+        ([str(tmp_path / "missing")], "missing: no such file or run folder"),  # not "needs two, got 1"
     ]
     nan = random_model(4)
     with torch.no_grad():
@@ -129,6 +130,8 @@ def test_the_command_names_what_it_averaged(tmp_path, capsys):
     assert out.startswith(f"wrote {tmp_path / 'm.safetensors'}: safetensors, ")
     assert "the mean of 2 checkpoints: a.pt, b.pt" in out
     assert "1 of them hold a weight average (--ema_decay)" in out
+    assert cli.main(["average", a, b, "--last", "3", "--out", str(tmp_path / "m.pt")]) == 0
+    assert "note: --last 3: there are 2 checkpoints, all of them averaged" in capsys.readouterr().err
     assert load_model(str(tmp_path / "m.safetensors")).width_mult == 0.25
     # Into a MindSpore .ckpt: the note names what the sources recorded and the file cannot keep, only that.
     c, d = (save(tmp_path / f"{n}.pt", random_model(k), classes=None) for n, k in (("c", 4), ("d", 5)))

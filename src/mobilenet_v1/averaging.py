@@ -45,6 +45,8 @@ def sources(paths: Sequence[str], last: int = 0, best: int = 0, use_ema: bool = 
             if not found:
                 raise ckpt_io.CheckpointError(f"checkpoint folder {folder}: holds no {ckpt_io.CKPT_PREFIX}-*.ckpt file")
             files.extend(found)
+        elif not os.path.exists(path):  # before counting: "needs two checkpoints" would hide it
+            raise ckpt_io.CheckpointError(f"checkpoint {path}: no such file or run folder")
         else:
             files.append(path)
     if last:

@@ -263,6 +263,9 @@ def cmd_average(argv: List[str]) -> int:
     if out["ema"]:
         print(f"{out['ema']} of them hold a weight average (--ema_decay): that is what was averaged from them "
               f"(--use_ema False for their trained weights)")
+    if a.last > len(out["sources"]):
+        print(f"mobilenet-v1 average: note: --last {a.last}: there are {len(out['sources'])} checkpoints, all of "
+              f"them averaged", file=sys.stderr)
     for folder, kept in out["best_short"]:
         print(f"mobilenet-v1 average: note: --best {a.best}: the run folder {folder} kept {kept} best epochs' "
               f"checkpoint{'s' if kept != 1 else ''}, all of them averaged (train --keep_best_max N keeps N)",
