@@ -1209,6 +1209,16 @@ def test_g_read_only_checkpoint_folder_fails_cleanly(cifar_dir, tmp_path, capsys
     assert {n: (run / n).read_bytes() for n in os.listdir(run)} == before
 
 
+def test_g_a_file_in_the_checkpoint_folders_place_is_named(cifar_dir, tmp_path, capsys, one_thread):
+    """A file where the run folder should be (or above it) is named as such, not as "File exists"."""
+    (tmp_path / "notes.txt").write_text("mine")
+    for path in (tmp_path / "notes.txt", tmp_path / "notes.txt" / "run"):
+        assert cli.main(["train", *run_args(cifar_dir, path, "--epoch_size=1", "--resume=auto")]) == 1
+        assert (f"save_checkpoint_path {path}: cannot write there ({tmp_path / 'notes.txt'} is a file, not a folder)"
+                in capsys.readouterr().err)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_g_folder_turning_read_only_mid_run_stops_with_earlier_checkpoints_intact(cifar_dir, tmp_path, monkeypatch,
                                                                                capsys, one_thread):
     run = tmp_path / "run"

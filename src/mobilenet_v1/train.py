@@ -994,8 +994,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             removed = ckpt_io.remove_partial_files(out_dir)
             ckpt_io.check_writable(out_dir)  # config.yaml waits until the run knows it will train
         except OSError as e:
+            in_the_way = file_in_path(out_dir)
+            why = f"{in_the_way} is a file, not a folder" if in_the_way else e.strerror or e
             raise ckpt_io.CheckpointError(f"save_checkpoint_path {out_dir}: cannot write there "
-                                          f"({e.strerror or e}); nothing was trained or changed") from None
+                                          f"({why}); nothing was trained or changed") from None
         if removed:
             print0(f"removed {len(removed)} partial file(s) left by an interrupted save (never a checkpoint): "
                    + ", ".join(os.path.basename(p) for p in removed))
@@ -1394,6 +1396,15 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                       stopped=signal_name(stopper.agreed) if stopped_at else "", stopped_early=stopped_early,
                       epoch_seconds=epoch_seconds, skipped_steps=counts["total"],
                       bad_samples=len(loader.bad_samples) if loader.bad_samples is not None else 0)
+
+
+def file_in_path(path: str) -> str:
+    """The part of ``path`` that is a file where a folder is wanted ("" if none): the run folder itself, or
+    one above it (a distributed run's ``ckpt_0/`` in a file's place)."""
+    part = os.path.abspath(path)
+    while not os.path.exists(part) and os.path.dirname(part) != part:
+        part = os.path.dirname(part)
+    return part if os.path.exists(part) and not os.path.isdir(part) else ""
 
 
 def run_result(checkpoint: str, resumed_from: str, steps_per_epoch: int, step_images: int,
