@@ -595,6 +595,14 @@ def test_pre_trained_with_another_head_is_fine_tuned(cifar_dir, tmp_path, capsys
             f"symmetric keeps to its)") in out
     tuned = load_model(str(tmp_path / "ft" / "mobilenetv1-1_12.ckpt"))
     assert tuned.fc.out_features == 4
+    # A file of another width: named by its width (not by every layer's shape), before anything is trained.
+    wide = tmp_path / "wide.ckpt"
+    ckpt_io.atomic_save({"model": MobileNetV1(class_num=4, width_mult=0.5).state_dict(),
+                         "model_args": {"width_mult": 0.5}}, str(wide))
+    with pytest.raises(ckpt_io.CheckpointError, match=f"pre_trained {wide}: a MobileNetV1 of width_mult 0.5, this "
+                                                      r"run's is 0.25 \(--width_mult 0.5 fine-tunes it"):
+        train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", "--class_num=4",
+                                       f"--pre_trained={wide}", f"--save_checkpoint_path={tmp_path / 'w'}"]))
     # A one-epoch trial of a configuration with a warm-up epoch warms up throughout, as the seed does
     # (it used to stop with an error), and says so.
     cfg = load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", "--warmup_epochs=1",

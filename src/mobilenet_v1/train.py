@@ -1031,6 +1031,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         note = ckpt_io.weights_note(source, cfg.use_ema)  # a run's weight average, by default
         if note:
             print0(f"pre_trained: {note}")
+        width = (source.get("model_args") or {}).get("width_mult")
+        if isinstance(width, (int, float)) and width != cfg.width_mult:  # else every layer's shape is listed
+            raise ckpt_io.CheckpointError(
+                f"pre_trained {pre_trained}: a MobileNetV1 of width_mult {width:g}, this run's is {cfg.width_mult:g} "
+                f"(--width_mult {width:g} fine-tunes it; a model of another width learns from it with --teacher)")
         state, qat_note = pre_trained_state(ckpt_io.weights_to_use(source, cfg.use_ema), model, pre_trained)
         if qat_note:
             print0(f"pre_trained: {qat_note}")
