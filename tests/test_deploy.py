@@ -74,11 +74,14 @@ def test_export_matches_pytorch_for_batch_1_and_7(tmp_path):
         assert (got - expected).abs().max().item() <= 1e-4
 
 
-def test_static_batch_export_and_its_batches(tmp_path):
+def test_static_batch_export_and_its_batches(tmp_path, capsys):
     model = randomise_batchnorm(MobileNetV1(class_num=5, width_mult=0.25, padding="symmetric"), seed=4)
     ckpt = tmp_path / "s.ckpt"
     ckpt_io.atomic_save({"model": model.state_dict(), "model_args": {"class_num": 5, "width_mult": 0.25,
                                                                        "padding": "symmetric"}}, str(ckpt))
+    assert cli.main(["export", "--ckpt_file", str(ckpt), "--file_name", str(tmp_path / "s"), "--height", "40",
+                     "--width", "56", "--batch_size", "3", "--static_batch"]) == 0
+    assert f"MB, input (3, 3, 40, 56), batch fixed) from {ckpt}" in capsys.readouterr().out
     result = export_checkpoint(str(ckpt), str(tmp_path / "s.onnx"), height=40, width=56, batch_size=3,
                                dynamic_batch=False)
     session = OnnxModel(result["path"])
@@ -758,7 +761,9 @@ def test_predict_over_folders_writes_a_results_file_and_skips_unreadable_files(d
     # PIL's own message held its buffer's address: a results file would differ from run to run.
     assert text["error"] == f"{folder / 'b' / 'text.png'}: not a readable image (no image format recognised)"
     assert "top_k" not in broken and broken["error"].startswith(f"{folder / 'b' / 'broken.jpg'}: not a readable image")
-    assert "2 of 7 image file(s) could not be read or decoded" in captured.err
+    assert "2 of 7 image file(s) could not be read or decoded (the others were predicted)" in captured.err
+    assert cli.main(["predict", str(folder / "b" / "text.png"), "--ckpt_file", digits_run["ckpt"]]) == 1
+    assert "1 of 1 image file(s) could not be read or decoded: " in capsys.readouterr().err  # no "others"
     assert captured.err.count("broken.jpg") == 1  # named once
     # Loader workers reading the files, in batches of 2 (an error inside a batch, one at a batch's end),
     # give the same list: order, errors, classes (probabilities to float rounding of another batch size).

@@ -615,11 +615,12 @@ def main(argv: Sequence[str]) -> int:
               + (" (`mobilenet-v1 recalibrate-bn` measures its BatchNorm statistics at that size first)"
                  if result["trained_image_size"] else ""), file=sys.stderr)
     fmt_channels = PIXEL_FORMATS[result["pixel_format"] or "RGB"][1]
-    shape = (f"uint8 {result['pixel_format']} image (N, {result['height']}, {result['width']}, {fmt_channels}), "
+    n = "N" if result["dynamic_batch"] else batch_size  # a fixed batch is the shape's first number
+    shape = (f"uint8 {result['pixel_format']} image ({n}, {result['height']}, {result['width']}, {fmt_channels}), "
              f"normalised inside"
-             if result["image_input"] else f"(N, 3, {result['height']}, {result['width']})")
+             if result["image_input"] else f"({n}, 3, {result['height']}, {result['width']})")
     print0(f"wrote {result['path']} ({result['bytes'] / 1e6:.2f} MB, input {shape}, batch "
-           f"{'dynamic' if result['dynamic_batch'] else batch_size}) from {result['ckpt']}")
+           f"{'dynamic' if result['dynamic_batch'] else 'fixed'}) from {result['ckpt']}")
     if "qat" in result:
         diff = result["qat"]
         print0(f"{result['quantization']}; ONNX Runtime vs the quantization-aware PyTorch model, logit difference: "

@@ -555,7 +555,8 @@ def main(argv: Sequence[str]) -> int:
             for t in r["top_k"]:
                 print0(f"  {t['probability']:7.2%}  {t['label']}  [{t['index']}]")
     if failed:
-        print(f"mobilenet-v1 predict: {len(failed)} of {len(results)} image file(s) could not be read or decoded "
-              f"(the others were predicted): " + "; ".join(r["error"] for r in failed[:10])
+        others = " (the others were predicted)" if len(failed) < len(results) else ""
+        print(f"mobilenet-v1 predict: {len(failed)} of {len(results)} image file(s) could not be read or decoded"
+              f"{others}: " + "; ".join(r["error"] for r in failed[:10])
               + (" ..." if len(failed) > 10 else ""), file=sys.stderr)
     return 1 if failed or nonfinite else 0
