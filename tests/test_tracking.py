@@ -189,6 +189,11 @@ def test_plot_errors_name_the_file(tmp_path, capsys, monkeypatch):
     assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 1
     assert "line 2: not JSON" in capsys.readouterr().err
     (tmp_path / METRICS_FILE).write_text('{"kind": "step", "step": 1, "epoch": 1, "loss": 1, "lr": 1}\n')
+    # The run's metrics.jsonl stands for its folder; another file is named as not a run folder.
+    assert cli.main(["plot", str(tmp_path / METRICS_FILE), "--out", str(tmp_path / "m.png")]) == 0
+    assert f"{tmp_path.name}: 0 epochs, 1 logged steps" in capsys.readouterr().out
+    assert cli.main(["plot", str(tmp_path / "m.png"), "--out", str(tmp_path / "n.png")]) == 1
+    assert f"{tmp_path / 'm.png'}: a file; give the run folder" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # as if matplotlib were not installed
     assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 1
     assert "pip install 'mobilenet-v1[plot]'" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from .checkpoint import RUN_CONFIG, atomic_write, run_folder
-from .tracking import read_metrics
+from .tracking import METRICS_FILE, read_metrics
 
 WIDTH_IN, HEIGHT_IN = 12.0, 3.6  # three panels in a row: wide enough for a README
 PANEL_IN = 4.0  # the width a fourth panel (the gradient norm) adds
@@ -218,7 +218,10 @@ def main(argv: Sequence[str]) -> int:
         p.error("--dpi must be at least 10")
     if not a.out.lower().endswith(".png"):
         p.error(f"--out {a.out}: plot writes a PNG; name it .png")
-    result = plot_runs(a.run_dirs, a.out, a.dpi, a.title)
+    # A run's metrics.jsonl stands for its folder (whose name labels the curves).
+    run_dirs = [os.path.dirname(os.path.abspath(d)) if os.path.isfile(d) and os.path.basename(d) == METRICS_FILE
+                else d for d in a.run_dirs]
+    result = plot_runs(run_dirs, a.out, a.dpi, a.title)
     for name, r in result["runs"].items():
         best = f", best top-1 {100 * r['best_top_1']:.2f}%" if r["best_top_1"] is not None else ""
         clip = f", clip_grad_norm {r['clip_grad_norm']:g}" if r["clip_grad_norm"] else ""

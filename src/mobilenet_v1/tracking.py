@@ -53,6 +53,8 @@ def read_metrics(run_dir: str, required: Optional[Dict[str, Sequence[str]]] = No
     """
     from .checkpoint import run_folder
 
+    if os.path.isfile(run_dir):
+        raise ValueError(f"{run_dir}: a file; give the run folder (mobilenet-v1 train's save_checkpoint_path)")
     path = os.path.join(run_folder(run_dir), METRICS_FILE)
     if not os.path.isfile(path):
         raise ValueError(f"{path}: no such file ({run_dir} is not a run folder of mobilenet-v1 train)")
