@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from mobilenet_v1 import checkpoint as ckpt_io
-from mobilenet_v1 import train
+from mobilenet_v1 import cli, train
 from mobilenet_v1.config import LAYERS, ConfigError, load_config
 from mobilenet_v1.engine import make_optimizer, make_scaler, train_one_epoch
 from mobilenet_v1.model import ARCH, MobileNetV1
@@ -103,6 +103,13 @@ def test_fine_tuning_with_frozen_layers_and_a_resume_that_would_change_them(cifa
     moved = ckpt_io.load_file(stage["checkpoint"])["model"]
     assert not torch.equal(moved["network.0.0.weight"], source["network.0.0.weight"])
     assert "left out" not in capsys.readouterr().out
+    # info says where each stage started from (a file of a run started afresh says nothing of it).
+    for path, row in ((result["checkpoint"], f"started from:   {tmp_path / 'base'} (pre_trained), its first 27 "
+                                             f"layers frozen (freeze_layers)"),
+                      (stage["checkpoint"], f"started from:   {result['checkpoint']} (pre_trained)\n")):
+        assert cli.main(["info", path]) == 0
+        assert row in capsys.readouterr().out
+    assert cli.main(["info", base["checkpoint"]]) == 0 and "started from" not in capsys.readouterr().out
 
 
 def test_frozen_random_weights_are_named_even_under_resume_auto_with_nothing_to_resume(cifar_dir, tmp_path, capsys,

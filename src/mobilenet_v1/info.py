@@ -182,6 +182,9 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
             training.update(image_size_start=start, image_size_ramp=ramp)
         if config:
             training["regularisation"] = _regularisation(config)
+        started = _text(config.get("pre_trained"))
+        if started:  # fine-tuned: from which file, with how many layers frozen
+            training["pre_trained"] = {"file": started, "freeze_layers": _count(config.get("freeze_layers")) or 0}
         teacher = _text(config.get("teacher"))
         if teacher:
             taught: Dict[str, Any] = {"teacher": teacher}
@@ -313,6 +316,10 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
             row("regularisation", ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
                                             for k, v in t["regularisation"].items())
                 or "none beyond the crop and flip (the seed's)")
+        if "pre_trained" in t:
+            frozen = t["pre_trained"]["freeze_layers"]
+            row("started from", t["pre_trained"]["file"] + (f" (pre_trained), its first {frozen} layers frozen "
+                                                              f"(freeze_layers)" if frozen else " (pre_trained)"))
         if "teacher" in t:
             taught = t["teacher"]
             row("teacher", taught["teacher"] + (f" ({taught['file']}, sha256 {taught['sha256'][:12]})"
