@@ -132,6 +132,9 @@ def test_the_command_names_what_it_averaged(tmp_path, capsys):
     assert "1 of them hold a weight average (--ema_decay)" in out
     assert cli.main(["average", a, b, "--last", "3", "--out", str(tmp_path / "m.pt")]) == 0
     assert "note: --last 3: there are 2 checkpoints, all of them averaged" in capsys.readouterr().err
+    assert cli.main(["info", str(tmp_path / "m.pt")]) == 0  # the file says what it is the mean of
+    assert (f"weights:        the mean of 2 checkpoints' trained weights and weight averages (mobilenet-v1 average): "
+            f"{a}, {b}") in capsys.readouterr().out
     assert load_model(str(tmp_path / "m.safetensors")).width_mult == 0.25
     # Into a MindSpore .ckpt: the note names what the sources recorded and the file cannot keep, only that.
     c, d = (save(tmp_path / f"{n}.pt", random_model(k), classes=None) for n, k in (("c", 4), ("d", 5)))

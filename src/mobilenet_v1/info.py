@@ -203,6 +203,10 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
     out["resumable"] = (ours and not problems and all(k in ckpt for k in ckpt_io.TRAINING_KEYS)
                         and isinstance(ckpt.get("optimizer"), dict))
     out["momentum_buffers"] = isinstance(ckpt.get("moments"), dict) and len(ckpt["moments"]) > 0
+    averaged = ckpt.get("averaged")  # mobilenet-v1 average's record: the files (and which of their weights)
+    if isinstance(averaged, dict) and _names(averaged.get("sources")):
+        out["averaged"] = {"sources": averaged["sources"],
+                           "weights": averaged["weights"] if _names(averaged.get("weights")) else []}
     ema = ckpt["ema"] if ckpt_io.ema_state(ckpt) is not None else None
     out["weight_average"] = {"decay": _number(ema.get("decay")), "updates": _count(ema.get("updates"))} \
         if ema else None
@@ -333,6 +337,11 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
                           if v is not None)
         row("weights", f"trained, and their exponential moving average{f' ({known})' if known else ''}, which "
                        f"eval, export and predict take (--use_ema False: the trained ones)")
+    elif d.get("averaged"):
+        files, which = d["averaged"]["sources"], d["averaged"]["weights"]
+        kinds = " and ".join(sorted({"weight averages" if w == "ema" else "trained weights" for w in which}))
+        row("weights", f"the mean of {len(files)} checkpoints' {kinds or 'weights'} (mobilenet-v1 average): "
+                       + ", ".join(files[:4]) + (f" ... ({len(files)})" if len(files) > 4 else ""))
     else:
         row("weights", "trained")
     if d["quantization_aware"]:
