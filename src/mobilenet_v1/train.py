@@ -577,7 +577,8 @@ class Evaluations:
         cannot rise.)"""
         if not best_file:
             self.best_saved = -float("inf")
-        self.ranked = {e: t for e, t in self.ranked.items() if e in set(top_epochs)}
+        there = set(top_epochs)
+        self.ranked = {e: t for e, t in self.ranked.items() if e in there}
 
 
 def changes_line(source: str, changed: Dict[str, Tuple[Any, Any]], verb: str = "trained") -> str:
@@ -1406,10 +1407,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
 def file_in_path(path: str) -> str:
     """The part of ``path`` that is a file where a folder is wanted ("" if none): the run folder itself, or
     one above it (a distributed run's ``ckpt_0/`` in a file's place)."""
-    part = os.path.abspath(path)
-    while not os.path.exists(part) and os.path.dirname(part) != part:
+    part = os.path.normpath(path)  # as given: relative stays relative
+    while part and not os.path.exists(part) and os.path.dirname(part) != part:
         part = os.path.dirname(part)
-    return part if os.path.exists(part) and not os.path.isdir(part) else ""
+    return part if part and os.path.exists(part) and not os.path.isdir(part) else ""
 
 
 def run_result(checkpoint: str, resumed_from: str, steps_per_epoch: int, step_images: int,
