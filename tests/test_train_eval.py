@@ -602,7 +602,8 @@ def test_pre_trained_with_another_head_is_fine_tuned(cifar_dir, tmp_path, capsys
     with pytest.raises(ckpt_io.CheckpointError, match=f"pre_trained {wide}: a MobileNetV1 of width_mult 0.5, this "
                                                       r"run's is 0.25 \(--width_mult 0.5 fine-tunes it"):
         train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", "--class_num=4",
-                                       f"--pre_trained={wide}", f"--save_checkpoint_path={tmp_path / 'w'}"]))
+                                       f"--pre_trained={wide}", f"--save_checkpoint_path={tmp_path / 'w' / 'run'}"]))
+    assert not (tmp_path / "w" / "run").exists()  # no empty run folder is left behind (its parent, made too, is)
     # A one-epoch trial of a configuration with a warm-up epoch warms up throughout, as the seed does
     # (it used to stop with an error), and says so.
     cfg = load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", "--warmup_epochs=1",

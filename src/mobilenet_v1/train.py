@@ -927,10 +927,15 @@ def run(cfg: Config) -> Dict[str, Any]:
     saves under ``ckpt_0/``; the process group is left on return and on error."""
     early = runtime.capture_output()  # printed before the run folder's log.txt is open; written there then
     dist = None
+    folder = cfg.save_checkpoint_path if cfg.save_checkpoint and not os.path.exists(cfg.save_checkpoint_path) else ""
     try:
         dist = distributed.setup(cfg, "train")
         with contextlib.ExitStack() as loaders:  # their worker processes end with the run, however it ends
             return _run(dist.apply(cfg), dist, early, loaders)
+    except BaseException:
+        if folder and runtime.is_rank0():  # a run that failed before writing anything leaves no empty folder
+            remove_empty_folders(folder)
+        raise
     finally:
         runtime.remove_log_file(early)
         if dist is not None:
@@ -1402,6 +1407,15 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                       stopped=signal_name(stopper.agreed) if stopped_at else "", stopped_early=stopped_early,
                       epoch_seconds=epoch_seconds, skipped_steps=counts["total"],
                       bad_samples=len(loader.bad_samples) if loader.bad_samples is not None else 0)
+
+
+def remove_empty_folders(folder: str) -> None:
+    """Remove ``folder`` and the folders in it where they hold nothing (a run's, made before it failed)."""
+    for root, _, _ in os.walk(folder, topdown=False):
+        try:
+            os.rmdir(root)  # only an empty one goes
+        except OSError:
+            pass
 
 
 def file_in_path(path: str) -> str:
