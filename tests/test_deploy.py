@@ -878,6 +878,12 @@ def test_export_at_another_size_says_so_and_records_it_and_outputs_are_checked_f
         in capsys.readouterr().err
     meta = OnnxModel(str(tmp_path / "m40.onnx")).metadata
     assert (meta["image_size"], meta["trained_image_size"]) == (40, 32)
+    # Another shape than a square: for an app, not for eval or recalibrate-bn (which take squares), said so.
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m32x40"), "--height", "32",
+                     "--width", "40"]) == 0
+    said = capsys.readouterr().err
+    assert "takes 32x40 as asked; eval, predict, quantize and recalibrate-bn take square sizes only" in said
+    assert "recalibrate-bn` measures" not in said
     (tmp_path / "out").mkdir()
     for name in (str(tmp_path / "out") + os.sep, str(tmp_path / "out")):
         assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", name]) == 1

@@ -610,10 +610,13 @@ def main(argv: Sequence[str]) -> int:
             f"{result['path']} records {result['dataset']}'s input normalisation", "export again with"),
             file=sys.stderr)
     if result["recorded_image_size"]:  # exported at another size than the one it records
+        square = result["height"] == result["width"]
         print(f"mobilenet-v1 export: note: image_size {result['recorded_image_size']} is the size {result['ckpt']} "
               f"{result['image_size_said']}; {result['path']} takes {result['height']}x{result['width']} as asked"
               + (" (`mobilenet-v1 recalibrate-bn` measures its BatchNorm statistics at that size first)"
-                 if result["trained_image_size"] else ""), file=sys.stderr)
+                 if result["trained_image_size"] and square else "")
+              + ("" if square else "; eval, predict, quantize and recalibrate-bn take square sizes only: this file "
+                                   "is for an app that feeds it that shape (benchmark times it)"), file=sys.stderr)
     fmt_channels = PIXEL_FORMATS[result["pixel_format"] or "RGB"][1]
     n = "N" if result["dynamic_batch"] else batch_size  # a fixed batch is the shape's first number
     shape = (f"uint8 {result['pixel_format']} image ({n}, {result['height']}, {result['width']}, {fmt_channels}), "
