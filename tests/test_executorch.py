@@ -35,7 +35,8 @@ def test_pte_export_is_the_model_on_xnnpack_and_eval_and_predict_run_it(tmp_path
     assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m"), "--file_format", "pte",
                      "--batch_size", "3"]) == 0
     out = capsys.readouterr().out
-    assert "batch 3) from" in out and "ExecuTorch (XNNPACK) vs PyTorch, largest logit difference: batch 3:" in out
+    assert "input (3, 3, 40, 40), batch fixed) from" in out
+    assert "ExecuTorch (XNNPACK) vs PyTorch, largest logit difference: batch 3:" in out
     data = (tmp_path / "m.pte").read_bytes()
     assert data[4:6] == b"ET" and data[6:8].isdigit() and b"XnnpackBackend" in data  # XNNPACK runs the network
     x = torch.randn(3, 3, 40, 40, generator=torch.Generator().manual_seed(1))

@@ -522,8 +522,12 @@ def test_a_second_ctrl_c_after_the_run_stops_the_command_at_once_without_a_trace
     """Ctrl-C, then Ctrl-C again just after the run saved its checkpoint (while the command closes its
     loaders, or in the interpreter's exit): the process ends at once, 130, with one line, no traceback.
     Without a first signal it is Python's KeyboardInterrupt; `mobilenet-v1 train` installs the handler."""
-    runs = {mode: subprocess.run([sys.executable, "-c", _TWICE, SRC, mode], capture_output=True, text=True,
-                                 timeout=60) for mode in ("signalled", "quiet", "cli")}
+    started = {mode: subprocess.Popen([sys.executable, "-c", _TWICE, SRC, mode], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True) for mode in ("signalled", "quiet", "cli")}
+    runs = {}
+    for mode, p in started.items():  # side by side: each process's time is importing torch
+        out, err = p.communicate(timeout=60)
+        runs[mode] = subprocess.CompletedProcess(p.args, p.returncode, out, err)
     r = runs["signalled"]
     assert r.returncode == 130 and r.stdout == "handler True\n", (r.stdout, r.stderr[-2000:])
     assert r.stderr.endswith("SIGINT again: stopping now\n") and "Traceback" not in r.stderr, r.stderr
