@@ -604,6 +604,12 @@ def test_pre_trained_with_another_head_is_fine_tuned(cifar_dir, tmp_path, capsys
         train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", "--class_num=4",
                                        f"--pre_trained={wide}", f"--save_checkpoint_path={tmp_path / 'w' / 'run'}"]))
     assert not (tmp_path / "w" / "run").exists()  # no empty run folder is left behind (its parent, made too, is)
+    # A width recorded as another number whose channels round alike (convert's, for a MindSpore file) fits.
+    ckpt_io.atomic_save({"model": MobileNetV1(class_num=4, width_mult=0.25).state_dict(),
+                         "model_args": {"width_mult": 0.251}}, str(wide))
+    train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", "--class_num=4",
+                                   f"--pre_trained={wide}", f"--save_checkpoint_path={tmp_path / 'w2'}"]))
+    assert f"pre_trained: loaded {wide}" in capsys.readouterr().out
     # A one-epoch trial of a configuration with a warm-up epoch warms up throughout, as the seed does
     # (it used to stop with an error), and says so.
     cfg = load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", "--warmup_epochs=1",

@@ -25,7 +25,7 @@ from .engine import (EpochResult, LossTally, evaluate, make_optimizer, make_scal
                      resolve_device, resolve_precision, train_one_epoch)
 from .engine import autocast as engine_autocast
 from .losses import BinaryCrossEntropy, CrossEntropySmooth, Distiller, ProgramTeacher, Renormalised
-from .model import MobileNetV1
+from .model import MobileNetV1, layer_specs
 from .nonfinite import NonFiniteError, NonFiniteGuard, init_momentum_buffers
 from .runtime import header, print0
 from .schedules import SCHEDULE_KEYS, global_batch, lr_scale, schedule, schedule_notes, training_size, uses
@@ -1038,7 +1038,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         if note:
             print0(f"pre_trained: {note}")
         width = (source.get("model_args") or {}).get("width_mult")
-        if isinstance(width, (int, float)) and width != cfg.width_mult:  # else every layer's shape is listed
+        # Said by the widths where their layers differ (widths whose channels round alike build one network:
+        # a MindSpore file's width, worked out by convert, is the simplest that fits); else every shape is listed.
+        if (isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0
+                and layer_specs(width) != layer_specs(cfg.width_mult)):
             raise ckpt_io.CheckpointError(
                 f"pre_trained {pre_trained}: a MobileNetV1 of width_mult {width:g}, this run's is {cfg.width_mult:g} "
                 f"(--width_mult {width:g} fine-tunes it; a model of another width learns from it with --teacher)")
