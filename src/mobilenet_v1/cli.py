@@ -380,11 +380,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return formatted(message, category, filename, lineno, line)
 
     warnings.formatwarning = one_line
-    if argv_given is None and name == "train":  # this process is the command's: its exit is ours too
-        import signal
-        from .stopping import quit_on_interrupt
+    import signal
+    interrupt = None
+    # The command line's own process (not a Python caller), with Ctrl-C as Python's: quiet after a stopped run,
+    # through the command's end and the interpreter's exit; an ignored SIGINT (`cmd &`) stays ignored.
+    if argv_given is None and name == "train" and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        import atexit
+        from .stopping import quiet_at_exit, quit_on_interrupt
 
-        signal.signal(signal.SIGINT, quit_on_interrupt)
+        interrupt = signal.signal(signal.SIGINT, quit_on_interrupt)
+        atexit.register(quiet_at_exit)
     try:
         return COMMANDS[name](rest)
     except (ConfigError, DataError, CheckpointError, ValueError, OSError) as e:
@@ -402,6 +407,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     finally:
         warnings.formatwarning = formatted
+        if interrupt is not None:  # a host that ran the module (runpy) gets its Ctrl-C back
+            signal.signal(signal.SIGINT, interrupt)
 
 
 def rank_label() -> str:

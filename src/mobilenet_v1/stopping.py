@@ -60,9 +60,9 @@ def _serve_on(signum: int, frame) -> None:
 
 def quit_on_interrupt(signum: int, frame) -> None:
     """``mobilenet-v1 train``'s SIGINT handler around the run (a :class:`StopRequest` puts it back when its
-    block ends): after a run stopped for a signal, a further Ctrl-C ends the process at once, quietly, as
-    one during the run does; what is saved is whole (the run has ended). Before that, Python's own
-    KeyboardInterrupt."""
+    block ends) and in its exit (:func:`quiet_at_exit`): after a run stopped for a signal, a further Ctrl-C
+    ends the process at once, quietly, as one during the run does; what is saved is whole (the run has
+    ended). Before that, Python's own KeyboardInterrupt."""
     if not _heard:
         raise KeyboardInterrupt
     for stream in (sys.stdout, sys.stderr):  # os._exit flushes nothing: the run's last lines first
@@ -72,6 +72,13 @@ def quit_on_interrupt(signum: int, frame) -> None:
             pass
     os.write(2, b"SIGINT again: stopping now\n")
     os._exit(128 + signal.SIGINT)
+
+
+def quiet_at_exit() -> None:
+    """An ``atexit`` hook of ``mobilenet-v1 train``: through the interpreter's exit after a run stopped for a
+    signal, a further Ctrl-C ends the process at once (:func:`quit_on_interrupt`)."""
+    if _heard and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, quit_on_interrupt)
 
 
 def ignore_in_worker(worker_id: int = 0) -> None:
