@@ -509,6 +509,7 @@ if sys.argv[2] == "cli":  # the command's handler, with a stand-in for the run (
         return 0
 
     cli.COMMANDS["train"] = stand_in
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a terminal's; under pytest-xdist it is ignored
     atexit.register(os.kill, os.getpid(), signal.SIGINT)  # at exit, after the hook the command registers
     sys.argv = ["mobilenet-v1", "train"]
     cli.main()
