@@ -1351,7 +1351,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 print0(f"eval: epoch {done}: no image evaluated: {why}")
                 accuracy = None
             if accuracy is not None:
-                # outputs that are not finite make no measurement to keep a best checkpoint by
+                # the best checkpoint, keep_best_max and --patience judge it at once (non-finite outputs: none of them)
                 best = evaluations.judge(done, accuracy)
                 size = f" at image_size {cfg.eval_size}" if cfg.eval_size != cfg.image_size else ""
                 print0(f"eval: epoch {done} top-1 {accuracy['top_1']:.4f} top-5 {accuracy['top_5']:.4f} "
