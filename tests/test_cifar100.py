@@ -106,3 +106,57 @@ def test_a_cifar100_run_trains_100_classes_and_its_files_say_cifar100(cifar100_d
         load_config(["--dataset=cifar100", "--val_split=0.1"])
     with pytest.raises(ConfigError, match="crop_pct 0.9 is for image folders' evaluation; CIFAR-100's resizes"):
         load_config(["--dataset=cifar100", "--crop_pct=0.9"])
+
+
+def test_the_names_file_beside_the_bin_files_names_the_classes_from_training_to_predict(cifar_dir, cifar100_dir,
+                                                                                         tmp_path, capsys):
+    """The binary archives' names files (batches.meta.txt, fine_label_names.txt) name a run's classes: its
+    checkpoints record them, so eval's per-class figures, export's metadata and predict show names, not
+    numbers. The seed's evaluation folder (a copy of test_batch.bin) is named from cifar-10-batches-bin
+    beside it. A file that does not fit the labels is named in a warning and left unused."""
+    from mobilenet_v1.data import CIFAR_EVAL_FOLDER, CIFAR_TRAIN_FOLDER, DataWarning, cifar_class_names
+    from mobilenet_v1.predict import CIFAR10_CLASSES
+    meta = cifar_dir / CIFAR_TRAIN_FOLDER / "batches.meta.txt"
+    assert cifar_class_names(str(cifar_dir), True) is None  # none shipped: numbers, as before
+    meta.write_text("\n".join(CIFAR10_CLASSES) + "\n\n")  # as the archive has it: a blank line at the end
+    assert cifar_class_names(str(cifar_dir), True) == list(CIFAR10_CLASSES)
+    assert cifar_class_names(str(cifar_dir / CIFAR_EVAL_FOLDER), False) == list(CIFAR10_CLASSES)
+    names100 = [f"fine{i}" for i in range(100)]
+    (cifar100_dir / CIFAR100_FOLDER / "fine_label_names.txt").write_text("\n".join(names100) + "\n")
+    assert cifar_class_names(str(cifar100_dir), False, "cifar100") == names100
+    labels = torch.tensor([0, 3, 1])  # labels up to 3: four names at least
+    for text, problem in (("a\nb\nc\n", "3 names, where the labels need 4 to 10"),
+                          ("a\nb\n\nc\nd\n", "line 3 is empty"), ("a\nb\na\nd\n", "'a' is named twice")):
+        meta.write_text(text)
+        with pytest.warns(DataWarning, match=rf"{meta}: {problem}; the classes are left unnamed"):
+            assert cifar_class_names(str(cifar_dir), True, labels=labels) is None
+    meta.write_text("cat\ndog\nbird\nfish\n")  # data of one's own in CIFAR's format: its four classes
+    assert cifar_class_names(str(cifar_dir), True, labels=labels) == ["cat", "dog", "bird", "fish"]
+
+    meta.write_text("\n".join(CIFAR10_CLASSES) + "\n\n")
+    args = [f"--dataset_path={cifar_dir}", "--width_mult=0.25", "--image_size=32", "--batch_size=32",
+            "--epoch_size=1", "--warmup_epochs=0", "--device_target=CPU", "--num_workers=0"]
+    # Too few outputs is refused in the words of CIFAR's labels, which are not class folders.
+    with pytest.raises(ConfigError, match=r"class_num 3 is too small for dataset_path .*: it has labels 0..3 in its "
+                                          r"\.bin files; pass --class_num 4"):
+        train.run(load_config(args + ["--class_num=3", f"--save_checkpoint_path={tmp_path / 'few'}"]))
+    run = train.run(load_config(args + [f"--save_checkpoint_path={tmp_path / 'run'}"]))
+    assert torch.load(run["checkpoint"], weights_only=False)["classes"] == list(CIFAR10_CLASSES)
+    capsys.readouterr()
+    meta.unlink()  # eval names the classes from what the checkpoint records
+    assert cli.main(["eval", f"--dataset_path={cifar_dir}", "--device_target=CPU", "--num_workers=0",
+                     f"--checkpoint_path={run['checkpoint']}", "--per_class", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["per_class"]
+    assert [r["class"] for r in rows] == [CIFAR10_CLASSES[r["index"]] for r in rows] and len(rows) >= 4
+    onnx = str(tmp_path / "model")
+    assert cli.main(["export", "--ckpt_file", run["checkpoint"], "--file_name", onnx]) == 0
+    assert OnnxModel(onnx + ".onnx").metadata["classes"] == list(CIFAR10_CLASSES)
+    image = tmp_path / "one.png"
+    from PIL import Image
+    Image.fromarray(class_images(np.array([2]), 5)[0].transpose(1, 2, 0)).save(image)
+    capsys.readouterr()
+    for model in (run["checkpoint"], onnx + ".onnx"):
+        assert cli.main(["predict", str(image), "--ckpt_file", model, "--top_k", "10", "--json"]) == 0
+        top = json.loads(capsys.readouterr().out)["predictions"][0]["top_k"]
+        assert sorted(t["label"] for t in top) == sorted(CIFAR10_CLASSES)
+        assert all(t["label"] == CIFAR10_CLASSES[t["index"]] for t in top)

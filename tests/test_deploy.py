@@ -234,7 +234,7 @@ def test_class_names_for_each_layout(tmp_path):
         class_names(5003, None, str(labels), False)
     # A run with class_num above its folders' count (training notes it): the extra outputs are no label.
     assert class_names(5, ["a", "b", "c"], None, False) == ["a", "b", "c", None, None]
-    with pytest.raises(ValueError, match=r"the class folders the checkpoint recorded: 4 names.*3 outputs"):
+    with pytest.raises(ValueError, match=r"the class names the file records: 4 names.*3 outputs"):
         class_names(3, ["a", "b", "c", "d"], None, False)
 
 

@@ -680,10 +680,10 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
     ck = ckpt_io.load_file(str(run / "mobilenetv1-2_12.ckpt"))
     with_classes(ck)
     assert ckpt_io.validate_training_checkpoint(ck, "g", model, optimizer, 12, ["n01", "n02"]) == (2, 0)
-    with pytest.raises(ckpt_io.CheckpointError, match=r"trained on 2 class folders, the data set now has 3 "
+    with pytest.raises(ckpt_io.CheckpointError, match=r"trained on 2 classes, the data set now names 3 "
                                                       r"\(new: n00\): the labels would change"):
         ckpt_io.validate_training_checkpoint(ck, "x.ckpt", model, optimizer, 12, ["n00", "n01", "n02"])
-    with pytest.raises(ckpt_io.CheckpointError, match=r"now has 2 in another order"):
+    with pytest.raises(ckpt_io.CheckpointError, match=r"now names 2 in another order"):
         ckpt_io.validate_training_checkpoint(ck, "x.ckpt", model, optimizer, 12, ["n02", "n01"])
     # Newest first, damaged ones passed over with the reason; none valid is an error, not a fresh start.
     newest = run / "mobilenetv1-2_12.ckpt"

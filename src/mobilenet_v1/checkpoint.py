@@ -864,7 +864,7 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
     if classes is not None and recorded is not None and list(recorded) != list(classes):
         added = [c for c in classes if c not in recorded]
         gone = [c for c in recorded if c not in classes]
-        problems.append(f"trained on {len(recorded)} class folders, the data set now has {len(classes)}"
+        problems.append(f"trained on {len(recorded)} classes, the data set now names {len(classes)}"
                         + (f" (new: {', '.join(added[:5])})" if added else "")
                         + (f" (missing: {', '.join(gone[:5])})" if gone else "")
                         + ("" if added or gone else " in another order")

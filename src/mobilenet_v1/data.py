@@ -179,6 +179,50 @@ def cifar_record_names(root: str, train: bool, dataset: str = "cifar10") -> List
     return [f"{os.path.basename(f)}#{k}" for f in files for k in range(os.path.getsize(f) // record)]
 
 
+# The class names the binary versions ship beside their .bin files, one per line in label order.
+CIFAR_NAMES_FILES = {"cifar10": "batches.meta.txt", "cifar100": "fine_label_names.txt"}
+
+
+def cifar_class_names(root: str, train: bool, dataset: str = "cifar10",
+                      labels: Optional[torch.Tensor] = None) -> Optional[List[str]]:
+    """The class names of the split's labels, from the names file its archive ships
+    (:data:`CIFAR_NAMES_FILES`) in the folder of its ``.bin`` files, else in ``root`` (the seed's
+    ``cifar-10-verify-bin`` is a copy of ``test_batch.bin`` alone, so evaluation looks in
+    ``cifar-10-batches-bin`` beside it too); None where there is none. A file that does not name each of
+    the format's classes once (10 or 100 distinct non-empty lines; fewer, down to the highest of
+    ``labels`` plus one, for data of one's own in CIFAR's format) is named in a warning and not used."""
+    name = CIFAR_NAMES_FILES.get(dataset, "")
+    with warnings.catch_warnings():  # load_cifar says what cifar_files warns of
+        warnings.simplefilter("ignore")
+        folder = os.path.dirname(cifar_files(root, train, dataset)[0])
+    places = [folder, root] + ([os.path.join(os.path.dirname(os.path.abspath(folder)), CIFAR_TRAIN_FOLDER)]
+                               if dataset == "cifar10" else [])
+    path = next((os.path.join(p, name) for p in places if os.path.isfile(os.path.join(p, name))), None)
+    if path is None:
+        return None
+    most = 100 if dataset == "cifar100" else 10
+    least = int(labels.max()) + 1 if labels is not None and len(labels) else most
+    try:
+        with open(path, "rb") as f:
+            names = [line.strip() for line in f.read().decode("utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as e:
+        problem = getattr(e, "strerror", None) or f"not UTF-8 text ({e.reason})"
+    else:
+        while names and not names[-1]:
+            names.pop()
+        if any(not n for n in names):
+            problem = f"line {names.index('') + 1} is empty"
+        elif len(set(names)) != len(names):
+            problem = f"{next(n for n in names if names.count(n) > 1)!r} is named twice"
+        elif not least <= len(names) <= most:
+            problem = (f"{len(names)} names, where the labels need {least}"
+                       + (f" to {most}" if least < most else ""))
+        else:
+            return names
+    warnings.warn(f"{path}: {problem}; the classes are left unnamed (their numbers)", DataWarning)
+    return None
+
+
 def load_cifar(root: str, train: bool, dataset: str = "cifar10") -> Tuple[torch.Tensor, torch.Tensor]:
     parts = [read_cifar_bin(f, dataset) for f in cifar_files(root, train, dataset)]
     images = np.concatenate([p[0] for p in parts])
@@ -423,10 +467,11 @@ class CifarLoader(DeviceLoader):
                  num_shards: int = 1, shard_id: int = 0, channels_last: bool = False, flip: bool = True,
                  shuffle: Optional[bool] = None, auto_augment: Optional[Augment] = None, repeats: int = 1,
                  class_balance: float = 0.0, normalisation: Optional[Normalisation] = None, vflip: float = 0.0,
-                 names: Optional[Callable[[], Sequence[str]]] = None):
+                 names: Optional[Callable[[], Sequence[str]]] = None, classes: Optional[Sequence[str]] = None):
         self.auto_augment = auto_augment if train else None
         self.vflip = vflip
         self.names = names  # each record's name, worked out when asked for (cifar_record_names); None: "record N"
+        self.classes = list(classes) if classes else None  # the names file's (cifar_class_names), else None
         self.num_classes = int(labels.max()) + 1 if len(labels) else 0
         self.labels_in = "its .bin files"
         self.images = images.to(device)
@@ -1797,7 +1842,8 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
     ``split`` ("train" or "eval") reads that split's files whatever the transforms, and ``shuffle``
     overrides the sampling order: INT8 calibration takes a random sample of training images through
     the evaluation transforms. ``classes``: an image folder's labels follow that class list (the one
-    the model was trained on, see :func:`find_images`); CIFAR's labels are in its files.
+    the model was trained on, see :func:`find_images`); CIFAR's labels are in its files, and its classes'
+    names in the names file beside them, where there is one (:func:`cifar_class_names`).
     """
     if not opts.dataset_path:
         raise DataError("dataset_path is not set: pass --dataset_path PATH")
@@ -1816,7 +1862,8 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
                            auto_augment=auto_augment, repeats=opts.aug_repeats if train else 1,
                            class_balance=opts.class_balance if train else 0.0, normalisation=norm,
                            vflip=opts.vflip if train else 0.0,
-                           names=functools.partial(cifar_record_names, opts.dataset_path, train_files, opts.dataset))
+                           names=functools.partial(cifar_record_names, opts.dataset_path, train_files, opts.dataset),
+                           classes=cifar_class_names(opts.dataset_path, train_files, opts.dataset, labels))
     root, holdout = image_split(opts.dataset_path, train_files, opts.val_split)
     pipeline = opts.pipeline if opts.pipeline != "auto" else ("gpu" if device.type == "cuda" else "cpu")
     cls = BatchedImageLoader if pipeline == "gpu" else ImageFolderLoader

@@ -351,17 +351,20 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     dist.check_bad_samples(loader)
     if counts["total"] == 0:
         raise ValueError(f"dataset_path {cfg.dataset_path}: no evaluation samples")
+    # The data's class names (its folders', CIFAR's names file's), else the model's: shards' and CIFAR's
+    # labels are numbers, the places of the model's classes.
+    names = loader.classes or (classes if isinstance(classes, list) else None)
     result: Dict[str, Any] = {**accuracy(counts), "total": counts["total"], "ckpt": path,
                               "nonfinite": counts["nonfinite"], "precision": precision}
     if matrix is not None:
-        result.update(confusion=dist.all_reduce_sum(matrix, device), classes=class_labels(loader.classes, outputs))
+        result.update(confusion=dist.all_reduce_sum(matrix, device), classes=class_labels(names, outputs))
     if rows is not None:
         parts = dist.gather_objects(rows)
         problems = [p for p in parts if isinstance(p, str)]
         if problems:
             raise RuntimeError(problems[0])
         result.update(images=sorted((r for part in parts for r in part), key=lambda r: r[0]),
-                      classes=class_labels(loader.classes, outputs or loader.num_classes))
+                      classes=class_labels(names, outputs or loader.num_classes))
     return result
 
 

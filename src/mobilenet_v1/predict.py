@@ -18,8 +18,8 @@ records in its configuration and an exported ONNX file in its metadata:
   in eval.
 
 Class names, first found: ``--labels FILE`` (one name per line, in label order; or the built-in lists
-``imagenet``, ``cifar10`` and ``cifar100``); the folder names the training run recorded (synset folders shown with
-their English name); the built-in ImageNet names for a 1000- or 1001-class model; else the index.
+``imagenet``, ``cifar10`` and ``cifar100``); the class names the training run recorded (its class folders', synset
+folders shown with their English name; CIFAR's names file's); the built-in ImageNet names for a 1000- or 1001-class model; else the index.
 The seed's 1001-class layout has labels 0..999 from the sorted synset folders and one logit (1000)
 that no label uses: it is left out. TF-slim's layout puts "background" at 0 (``--background_class``).
 """
@@ -113,7 +113,7 @@ def class_names(class_num: int, recorded: Optional[Sequence[str]], labels: Optio
     elif labels:
         names, source = read_labels_file(labels), f"--labels {labels}"
     elif recorded:
-        names, source = [readable(n, synsets) for n in recorded], "the class folders the checkpoint recorded"
+        names, source = [readable(n, synsets) for n in recorded], "the class names the file records"
     elif class_num in (1000, 1001):
         names, source = [f"{n} ({w})" for w, n in imagenet_classes()], "the built-in ImageNet list"
     else:

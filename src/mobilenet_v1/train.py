@@ -306,7 +306,7 @@ def check_class_num(cfg: Config, loader, evaluates: bool) -> None:
     written (cross entropy would fail at the first batch, on a GPU as a device assert); a class count
     far below ``class_num`` gets a note, as does evaluation on the training images themselves."""
     found = loader.num_classes
-    if loader.classes is not None:
+    if loader.classes is not None and not is_cifar(cfg.dataset):
         folder = imagenet_folder(cfg.dataset_path, True)
         where = (f"{found} class folder{'s' if found != 1 else ''}"
                  + (f" in {folder}" if folder != cfg.dataset_path else ""))
