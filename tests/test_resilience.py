@@ -521,6 +521,12 @@ else:
         if sys.argv[2] == "signalled":
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.5)
+        elif sys.argv[2] == "inside":  # Ctrl-C twice in the run: the watchdog's exit
+            print("buffered")  # a pipe's stdout is block-buffered: written out only by a flush
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
 print("handler", signal.getsignal(signal.SIGINT) is stopping.quit_on_interrupt, flush=True)
 try:
     os.kill(os.getpid(), signal.SIGINT)  # after the run's block, as while the command closes and exits
@@ -532,11 +538,14 @@ except KeyboardInterrupt:
 
 def test_a_second_ctrl_c_after_the_run_stops_the_command_at_once_without_a_traceback():
     """Ctrl-C, then Ctrl-C again just after the run saved its checkpoint (while the command closes its
-    loaders, or in the interpreter's exit): the process ends at once, 130, with one line, no traceback.
+    loaders, or in the interpreter's exit): the process ends at once, 130, with one line, no traceback;
+    in the run, the watchdog ends it, after what it printed.
     Without a first signal it is Python's KeyboardInterrupt. `mobilenet-v1 train` installs the handler for
     the command and the interpreter's exit, and puts Python's back in between (a host that ran it)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as a pipe's is
     started = {mode: subprocess.Popen([sys.executable, "-c", _TWICE, SRC, mode], stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True) for mode in ("signalled", "quiet", "cli")}
+                                      stderr=subprocess.PIPE, text=True, env=env)
+               for mode in ("signalled", "quiet", "cli", "inside")}
     runs = {}
     for mode, p in started.items():  # side by side: each process's time is importing torch
         out, err = p.communicate(timeout=60)
@@ -549,6 +558,10 @@ def test_a_second_ctrl_c_after_the_run_stops_the_command_at_once_without_a_trace
     r = runs["cli"]
     assert r.stdout == "during True\nafter True\n" and r.returncode == 130, (r.stdout, r.stderr)
     assert r.stderr.endswith("SIGINT again: stopping now\n") and "Traceback" not in r.stderr, r.stderr
+    r = runs["inside"]  # the run's own second Ctrl-C: what it printed reaches the pipe first
+    assert r.returncode == 130 and r.stdout == "buffered\n", (r.stdout, r.stderr[-2000:])
+    assert r.stderr.endswith("SIGINT received: stopping after the step under way, with a checkpoint there (Ctrl-C "
+                             "again to stop at once)\nSIGINT again: stopping now\n"), r.stderr
 
 
 def test_loaders_resume_inside_an_epoch_with_the_same_batches(cifar_dir, image_folder, one_thread):

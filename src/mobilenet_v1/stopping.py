@@ -42,6 +42,7 @@ import torch
 import torch.distributed as dist
 
 GRACE_SECONDS = 10.0
+FLUSH_SECONDS = 2.0  # what a watchdog's exit gives the output streams' buffered lines
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _heard = False  # whether a run of this process stopped for a signal (:func:`quit_on_interrupt`)
 
@@ -58,6 +59,25 @@ def _serve_on(signum: int, frame) -> None:
     signal.signal(signal.SIGTERM, _leave_quietly)  # the next one ends the worker
 
 
+def _flush_and_say(line: str) -> None:
+    for stream in (sys.stdout, sys.stderr):  # os._exit flushes nothing: the run's last lines first
+        try:
+            stream.flush()
+        except Exception:  # a write the signal interrupted: its lines are lost, the exit is not
+            pass
+    os.write(2, line.encode() + b"\n")
+
+
+def _exit_from_watchdog(code: int, line: str) -> None:
+    """The watchdog's exit: the streams' buffered lines (a piped stdout holds the run's last ones) and
+    ``line`` on stderr first, for at most :data:`FLUSH_SECONDS`, from a thread of their own: the main
+    thread may be the one stuck, in a write to a pipe no one reads."""
+    writer = threading.Thread(target=_flush_and_say, args=(line,), name="stop-flush", daemon=True)
+    writer.start()
+    writer.join(FLUSH_SECONDS)
+    os._exit(code)
+
+
 def quit_on_interrupt(signum: int, frame) -> None:
     """``mobilenet-v1 train``'s SIGINT handler around the run (a :class:`StopRequest` puts it back when its
     block ends) and in its exit (:func:`quiet_at_exit`): after a run stopped for a signal, a further Ctrl-C
@@ -65,12 +85,7 @@ def quit_on_interrupt(signum: int, frame) -> None:
     ended). Before that, Python's own KeyboardInterrupt."""
     if not _heard:
         raise KeyboardInterrupt
-    for stream in (sys.stdout, sys.stderr):  # os._exit flushes nothing: the run's last lines first
-        try:
-            stream.flush()
-        except Exception:  # a write the signal interrupted: its lines are lost, the exit is not
-            pass
-    os.write(2, b"SIGINT again: stopping now\n")
+    _flush_and_say("SIGINT again: stopping now")
     os._exit(128 + signal.SIGINT)
 
 
@@ -174,14 +189,14 @@ class StopRequest:
                               f"there" + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""),
                               file=sys.stderr, flush=True)
                     elif signum == signal.SIGINT:
-                        print("SIGINT again: stopping now", file=sys.stderr, flush=True)
-                        os._exit(128 + signum)
+                        _exit_from_watchdog(128 + signum, "SIGINT again: stopping now")
             if self._signalled_at is not None and not self.agreed and not self._holding and not self._done.is_set():
                 idle = time.monotonic() - max(self._last_step, self._signalled_at)
                 if idle > self.grace():
-                    print(f"{signal_name(self.received)}: no training step completed for {self.grace():g} s after it; "
-                          f"exiting now (the checkpoints written before are whole)", file=sys.stderr, flush=True)
-                    os._exit(128 + self.received)
+                    _exit_from_watchdog(128 + self.received,
+                                        f"{signal_name(self.received)}: no training step completed for "
+                                        f"{self.grace():g} s after it; exiting now (the checkpoints written before "
+                                        f"are whole)")
 
     def _stepped(self) -> None:
         now = time.monotonic()
