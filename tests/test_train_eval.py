@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import shutil
@@ -288,10 +289,32 @@ def test_a_resume_judges_its_evaluations_against_its_history(cifar_dir, tmp_path
     assert result["stopped_early"] == 3 and not (out / ckpt_io.BEST_NAME).exists()
     assert ("early stopping after epoch 3 of 6: top-1 has not improved on 0.6000 (epoch 2) in 1 evaluation "
             f"(patience 1): checkpoint {out / ckpt_io.checkpoint_name(3, 12)}; --resume auto") in said
+    assert (f"resume: {out / ckpt_io.checkpoint_name(2, 12)} was trained with patience 0; continuing with this run's "
+            f"patience 1: its evaluations so far count towards this run's\n") in said
     scores[:] = [0.1]
     train.run(load_config(args + ["--epoch_size=4", "--resume=auto"]))
-    assert re.findall(r"eval: epoch (\d+) .*, best so far", capsys.readouterr().out) == ["4"]
+    said = capsys.readouterr().out
+    assert re.findall(r"eval: epoch (\d+) .*, best so far", said) == ["4"]
+    assert "was trained with patience 1; continuing with this run's patience 0: the run does not stop early\n" in said
     assert ckpt_io.load_file(str(out / ckpt_io.BEST_NAME))["epoch"] == 4
+
+
+def test_a_resume_names_another_patience_min_delta_only_where_both_runs_stop_early():
+    """patience_min_delta means something only with --patience: another one is named where the
+    checkpoint's run and this one both stop early, with the evaluation settings' line apart."""
+    def said(was, now):
+        ckpt = {"config": dataclasses.asdict(load_config(SMALL + ["--eval_interval=1"] + was))}
+        return train.evaluation_change(ckpt, "a.ckpt", load_config(SMALL + ["--eval_interval=1"] + now))
+
+    assert said(["--patience=3", "--patience_min_delta=0.01"], ["--patience=3", "--patience_min_delta=0.02"]) == (
+        "resume: a.ckpt was trained with patience_min_delta 0.01; continuing with this run's patience_min_delta 0.02: "
+        "its evaluations so far count towards this run's")
+    assert said(["--patience_min_delta=0"], ["--patience=2", "--patience_min_delta=0.02"]) == (
+        "resume: a.ckpt was trained with patience 0; continuing with this run's patience 2: its evaluations so far "
+        "count towards this run's")
+    assert said(["--patience=2", "--patience_min_delta=0.02"], ["--patience=2", "--patience_min_delta=0.02"]) == ""
+    both = said(["--image_size=32", "--patience=2"], ["--image_size=40", "--patience=4"]).split("\n")
+    assert len(both) == 2 and "evaluation image size 32" in both[0] and "patience 2;" in both[1]
 
 
 def test_compile_mode_reaches_torch_compile_and_needs_compile(cifar_dir, tmp_path, monkeypatch, one_thread):

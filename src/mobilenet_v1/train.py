@@ -737,7 +737,9 @@ def recipe_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
 def evaluation_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
     """A line saying that a run which evaluates continues with another evaluation size (``eval_image_size``,
     else ``image_size``) or, for an image folder, ``crop_pct`` than the checkpoint's run evaluated with: its
-    earlier top-1 figures, the best checkpoint's among them, were measured otherwise; or ""."""
+    earlier top-1 figures, the best checkpoint's among them, were measured otherwise; a line naming another
+    ``patience`` (or ``patience_min_delta`` where both runs stop early), by which the earlier evaluations are
+    counted now; or ""."""
     recorded = ckpt.get("config") or {}
     if not recorded or not cfg.eval_interval:
         return ""
@@ -748,11 +750,20 @@ def evaluation_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
     crop = recorded.get("crop_pct", Config.crop_pct)
     if cfg.dataset == "imagenet2012" and isinstance(crop, (int, float)) and crop != cfg.crop_pct:
         changed["crop_pct"] = (crop, cfg.crop_pct)
-    if not changed:
-        return ""
-    return (changes_line(source, changed, "evaluated")
-            + ": the top-1 of its earlier evaluations, the best checkpoint's among them, were measured otherwise, "
-              "and a new best is judged against them")
+    # --patience judges the whole history by this run's settings (Evaluations.before): named where they differ.
+    judged = {k: (recorded.get(k, getattr(Config, k)), getattr(cfg, k)) for k in ("patience", "patience_min_delta")}
+    judged = {k: (was, now) for k, (was, now) in judged.items() if was != now
+              and (k == "patience" or (cfg.patience and recorded.get("patience", Config.patience)))}
+    lines = []
+    if changed:
+        lines.append(changes_line(source, changed, "evaluated")
+                     + ": the top-1 of its earlier evaluations, the best checkpoint's among them, were measured "
+                       "otherwise, and a new best is judged against them")
+    if judged:
+        lines.append(changes_line(source, judged)
+                     + (": its evaluations so far count towards this run's" if cfg.patience else
+                        ": the run does not stop early"))
+    return "\n".join(lines)
 
 
 def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: str,
