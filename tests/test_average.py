@@ -133,13 +133,24 @@ def test_the_command_names_what_it_averaged(tmp_path, capsys):
     assert cli.main(["average", a, b, "--last", "3", "--out", str(tmp_path / "m.pt")]) == 0
     assert "note: --last 3: there are 2 checkpoints, all of them averaged" in capsys.readouterr().err
     assert cli.main(["info", str(tmp_path / "m.pt")]) == 0  # the file says what it is the mean of
-    assert (f"weights:        the mean of 2 checkpoints' trained weights and weight averages (mobilenet-v1 average): "
-            f"{a}, {b}") in capsys.readouterr().out
+    mean = (f"weights:        the mean of 2 checkpoints' trained weights and weight averages (mobilenet-v1 average): "
+            f"{a}, {b}")
+    assert mean in capsys.readouterr().out
     assert load_model(str(tmp_path / "m.safetensors")).width_mult == 0.25
+    # A .safetensors keeps the record as metadata; convert carries it from one format to the other.
+    converted = str(tmp_path / "back.pt")
+    assert cli.main(["convert", str(tmp_path / "m.pt"), str(tmp_path / "c.safetensors")]) == 0
+    assert cli.main(["convert", str(tmp_path / "c.safetensors"), converted]) == 0
+    for made in (str(tmp_path / "m.safetensors"), str(tmp_path / "c.safetensors"), converted):
+        capsys.readouterr()
+        assert cli.main(["info", made]) == 0
+        assert mean in capsys.readouterr().out, made
     # Into a MindSpore .ckpt: the note names what the sources recorded and the file cannot keep, only that.
     c, d = (save(tmp_path / f"{n}.pt", random_model(k), classes=None) for n, k in (("c", 4), ("d", 5)))
-    for sources, lost in (((a, b), "class names and training configuration (image size, normalisation) are"),
-                          ((c, d), "training configuration (image size, normalisation) is")):
+    for sources, lost in (((a, b), "class names, training configuration (image size, normalisation) and record of "
+                                   "the checkpoints it is the mean of are"),
+                          ((c, d), "training configuration (image size, normalisation) and record of the checkpoints "
+                                   "it is the mean of are")):
         assert cli.main(["average", *sources, "--out", str(tmp_path / "m.ckpt")]) == 0
         assert f"the source's {lost} not kept in {tmp_path / 'm.ckpt'}" in capsys.readouterr().err
 

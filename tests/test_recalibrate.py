@@ -68,7 +68,8 @@ def save(path, image_size=32, config=True) -> str:
     torch.manual_seed(3)
     model = MobileNetV1(class_num=4, width_mult=0.25)
     ckpt = {"format": ckpt_io.FORMAT, "model": model.state_dict(), "classes": ["a", "b", "c", "d"],
-            "model_args": {"class_num": 4, "width_mult": 0.25, "padding": "same"}}
+            "model_args": {"class_num": 4, "width_mult": 0.25, "padding": "same"},
+            "averaged": {"sources": ["x.ckpt", "y.ckpt"], "weights": ["trained", "trained"]}}  # average's record
     if config:
         ckpt["config"] = {"dataset": "cifar10", "image_size": image_size, "lr_max": 0.1}
     torch.save(ckpt, str(path))
@@ -93,7 +94,7 @@ def test_the_command_measures_at_the_new_size_and_records_it_for_eval_and_predic
     assert after["config"]["image_size"] == 24 and after["config"]["lr_max"] == 0.1
     assert after["config"]["bn_recalibration"]["images"] == 96
     assert after["config"]["bn_recalibration"]["trained_at"] == 32
-    assert after["classes"] == ["a", "b", "c", "d"]
+    assert after["classes"] == ["a", "b", "c", "d"] and after["averaged"] == before["averaged"]  # the weights' record
     # The statistics are those of the same training images at 24x24, the weights the source's.
     reference = MobileNetV1(class_num=4, width_mult=0.25)
     reference.load_state_dict(before["model"])

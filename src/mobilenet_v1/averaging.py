@@ -154,11 +154,11 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     if "bn_recalibration" in recorded.get("config", {}):  # the mean's statistics are no file's measurement
         recorded["config"] = {k: v for k, v in recorded["config"].items() if k != "bn_recalibration"}
     mean = {name: (sums[name] / len(files)).float() if name in sums else latest[name] for name in model.state_dict()}
-    # Our .pt says what it is the mean of (info shows it); the other formats have no place for it.
-    made = {"averaged": {"sources": files, "weights": [w or "trained" for w in weights]}} if fmt == "pt" else {}
+    # The file says what it is the mean of (info shows it); a MindSpore .ckpt has no place for it.
+    made = {"averaged": {"sources": files, "weights": [w or "trained" for w in weights]}} if fmt != "ckpt" else {}
     count = write_checkpoint(dst, fmt, mean, first["args"], {**recorded, **made})
     return {"sources": files, "format": fmt, "tensors": count, **first["args"], "best_short": short,
-            "ema": weights.count("ema"), "dropped": sorted(recorded) if fmt == "ckpt" else [],
+            "ema": weights.count("ema"), "dropped": sorted(recorded) + ["averaged"] if fmt == "ckpt" else [],
             "warning": mindspore_warning(f"the mean of {', '.join(files)}", fmt, first["args"]["padding"],
                                          recorded.get("config"))}
 

@@ -229,9 +229,10 @@ def cmd_convert(argv: List[str]) -> int:
 
 def dropped_note(command: str, dropped: List[str], dst: str) -> str:
     """The note that a MindSpore .ckpt written by ``command`` lacks what its source recorded (``dropped``:
-    keys of ``config``, ``classes``, ``held_out``)."""
+    keys of :data:`mindspore_io.RECORDED_KEYS`)."""
     what = {"config": "training configuration (image size, normalisation)", "classes": "class names",
-            "held_out": "record of the images its run held out (val_split)"}
+            "held_out": "record of the images its run held out (val_split)",
+            "averaged": "record of the checkpoints it is the mean of"}
     names = [what[k] for k in dropped]
     lost = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
     return (f"mobilenet-v1 {command}: note: a MindSpore .ckpt holds only tensors: the source's {lost} "

@@ -64,6 +64,10 @@ _MODEL_ARGS_KEY = "mobilenet_v1.model_args"
 _CONFIG_KEY = "mobilenet_v1.config"
 _CLASSES_KEY = "mobilenet_v1.classes"
 _HELD_OUT_KEY = "mobilenet_v1.held_out"  # the images a run held out with val_split (data.held_out_record)
+_AVERAGED_KEY = "mobilenet_v1.averaged"  # mobilenet-v1 average's record: the files, which weights of each
+# What a model file records beside its weights, which convert and recalibrate-bn carry over: predict and
+# export read the first three (image size, normalisation, class names, held-out images), info all four.
+RECORDED_KEYS = ("config", "classes", "held_out", "averaged")
 
 
 # ----------------------------------------------------------------------------------------------- names
@@ -354,8 +358,8 @@ def _json_entry(meta: Dict[str, str], key: str, path: str) -> Any:
 
 
 def recorded_metadata(meta: Dict[str, str], path: str) -> Dict[str, Any]:
-    """``model_args``, ``config``, ``classes`` and ``held_out`` of a checkpoint dict, from the metadata that
-    :func:`convert` writes into a ``.safetensors`` (absent from MindSpore's own files)."""
+    """``model_args`` and the :data:`RECORDED_KEYS` of a checkpoint dict, from the metadata that
+    :func:`write_checkpoint` writes into a ``.safetensors`` (absent from MindSpore's own files)."""
     out: Dict[str, Any] = {}
     if _MODEL_ARGS_KEY in meta:
         stored = _json_entry(meta, _MODEL_ARGS_KEY, path)
@@ -379,6 +383,11 @@ def recorded_metadata(meta: Dict[str, str], path: str) -> Dict[str, Any]:
         if not isinstance(held, dict):
             raise CheckpointError(f"checkpoint {path}: metadata {_HELD_OUT_KEY} is not a JSON object")
         out["held_out"] = held
+    if _AVERAGED_KEY in meta:
+        averaged = _json_entry(meta, _AVERAGED_KEY, path)
+        if not isinstance(averaged, dict):
+            raise CheckpointError(f"checkpoint {path}: metadata {_AVERAGED_KEY} is not a JSON object")
+        out["averaged"] = averaged
     return out
 
 
@@ -563,7 +572,7 @@ def output_format(dst: str, fmt: Optional[str] = None) -> str:
 def write_checkpoint(dst: str, fmt: str, state: Dict[str, torch.Tensor], args: Dict[str, Any],
                      recorded: Dict[str, Any], extra: Optional[Dict[str, Any]] = None) -> int:
     """Write a model's weights ``state`` (our names) atomically as ``dst`` in ``fmt`` (:func:`output_format`),
-    with its ``model_args`` and what its run ``recorded`` (``config``, ``classes``, ``held_out``: a ``.pt``
+    with its ``model_args`` and what its run ``recorded`` (:data:`RECORDED_KEYS`: a ``.pt``
     keeps them as they are, a ``.safetensors`` as JSON metadata, a MindSpore ``.ckpt`` has no place for
     them) and ``extra`` (a MindSpore file's ``moments`` and ``global_step``). Returns the tensors written."""
     extra = extra or {}
@@ -583,6 +592,8 @@ def write_checkpoint(dst: str, fmt: str, state: Dict[str, torch.Tensor], args: D
             meta[_CLASSES_KEY] = json.dumps(list(recorded["classes"]))
         if "held_out" in recorded:
             meta[_HELD_OUT_KEY] = json.dumps(recorded["held_out"])
+        if "averaged" in recorded:
+            meta[_AVERAGED_KEY] = json.dumps(recorded["averaged"])
         write_safetensors(dst, entries, meta)
     return len(entries)
 
@@ -636,7 +647,7 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True)
     args = {"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"]}
     # What predict and export read beside the weights: without it they fall back to 224x224 and
     # ImageNet normalisation, silently wrong for a model trained otherwise.
-    recorded = {k: ckpt[k] for k in ("config", "classes", "held_out") if ckpt.get(k) is not None}
+    recorded = {k: ckpt[k] for k in RECORDED_KEYS if ckpt.get(k) is not None}
     count = write_checkpoint(dst, fmt, state, args, recorded, extra)
     warning = mindspore_warning(src, fmt, args["padding"], ckpt.get("config"))
     return {"source": src, "format": fmt, "tensors": count, "class_num": args["class_num"], "width_mult": args["width_mult"],
