@@ -564,6 +564,52 @@ def test_a_second_ctrl_c_after_the_run_stops_the_command_at_once_without_a_trace
                              "again to stop at once)\nSIGINT again: stopping now\n"), r.stderr
 
 
+_STALLED = r'''
+import os, signal, sys, time
+sys.path.insert(0, sys.argv[1])
+from mobilenet_v1 import stopping
+os.set_blocking(1, False)
+try:
+    while True:  # stdout: a pipe no one reads, full
+        os.write(1, b"x" * 65536)
+except BlockingIOError:
+    pass
+os.set_blocking(1, True)
+print("buffered")  # held in the stream's buffer: its flush would block for ever
+if sys.argv[2] == "run":  # Ctrl-C twice in the run: the watchdog's exit
+    with stopping.StopRequest():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(30)
+else:  # after a run stopped for a signal: the command's handler
+    stopping._heard = True
+    signal.signal(signal.SIGINT, stopping.quit_on_interrupt)
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(30)
+'''
+
+
+def test_an_exit_at_once_is_not_held_by_a_stdout_no_one_reads():
+    """A second Ctrl-C ends the process within seconds, with its line on stderr, though stdout is a full pipe
+    that its buffered lines can never be flushed to (the flush is given two seconds in a thread of its own)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    read, write = os.pipe()
+    try:
+        started = {mode: subprocess.Popen([sys.executable, "-c", _STALLED, SRC, mode], stdout=write,
+                                          stderr=subprocess.PIPE, text=True, env=env) for mode in ("run", "after")}
+        for mode, p in started.items():
+            try:
+                _, err = p.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                raise AssertionError(f"{mode}: still running 60 s after the second Ctrl-C") from None
+            assert p.returncode == 130 and err.endswith("SIGINT again: stopping now\n"), (mode, p.returncode, err)
+    finally:
+        os.close(read)
+        os.close(write)
+
+
 def test_loaders_resume_inside_an_epoch_with_the_same_batches(cifar_dir, image_folder, one_thread):
     """Starting an epoch at batch k gives exactly the batches k.. of a whole pass, in every loader, also
     with repeated augmentation and with class-balanced draws."""

@@ -42,7 +42,7 @@ import torch
 import torch.distributed as dist
 
 GRACE_SECONDS = 10.0
-FLUSH_SECONDS = 2.0  # what a watchdog's exit gives the output streams' buffered lines
+FLUSH_SECONDS = 2.0  # what an exit at once (exit_now) gives the output streams' buffered lines
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _heard = False  # whether a run of this process stopped for a signal (:func:`quit_on_interrupt`)
 
@@ -59,22 +59,35 @@ def _serve_on(signum: int, frame) -> None:
     signal.signal(signal.SIGTERM, _leave_quietly)  # the next one ends the worker
 
 
-def _flush_and_say(line: str) -> None:
-    for stream in (sys.stdout, sys.stderr):  # os._exit flushes nothing: the run's last lines first
+def _flush_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except Exception:  # a write the signal interrupted: its lines are lost, the exit is not
             pass
-    os.write(2, line.encode() + b"\n")
 
 
-def _exit_from_watchdog(code: int, line: str) -> None:
-    """The watchdog's exit: the streams' buffered lines (a piped stdout holds the run's last ones) and
-    ``line`` on stderr first, for at most :data:`FLUSH_SECONDS`, from a thread of their own: the main
-    thread may be the one stuck, in a write to a pipe no one reads."""
-    writer = threading.Thread(target=_flush_and_say, args=(line,), name="stop-flush", daemon=True)
-    writer.start()
-    writer.join(FLUSH_SECONDS)
+def _say(line: str) -> None:
+    try:
+        os.write(2, line.encode() + b"\n")
+    except OSError:
+        pass
+
+
+def _in_time(work, *args) -> None:
+    """``work(*args)`` in a thread of its own, waited for at most :data:`FLUSH_SECONDS`: a write to a pipe
+    no one reads blocks for ever (the main thread may be stuck in one, holding the stream)."""
+    thread = threading.Thread(target=work, args=args, name="stop-flush", daemon=True)
+    thread.start()
+    thread.join(FLUSH_SECONDS)
+
+
+def exit_now(code: int, line: str) -> None:
+    """Ends the process at once with ``code``, after the streams' buffered lines (a piped stdout holds the
+    run's last ones: ``os._exit`` flushes nothing) and then ``line`` on stderr, each given
+    :data:`FLUSH_SECONDS` at most, so that neither a stalled stdout nor a stalled stderr holds the exit."""
+    _in_time(_flush_streams)
+    _in_time(_say, line)
     os._exit(code)
 
 
@@ -85,8 +98,7 @@ def quit_on_interrupt(signum: int, frame) -> None:
     ended). Before that, Python's own KeyboardInterrupt."""
     if not _heard:
         raise KeyboardInterrupt
-    _flush_and_say("SIGINT again: stopping now")
-    os._exit(128 + signal.SIGINT)
+    exit_now(128 + signal.SIGINT, "SIGINT again: stopping now")
 
 
 def quiet_at_exit() -> None:
@@ -189,14 +201,13 @@ class StopRequest:
                               f"there" + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""),
                               file=sys.stderr, flush=True)
                     elif signum == signal.SIGINT:
-                        _exit_from_watchdog(128 + signum, "SIGINT again: stopping now")
+                        exit_now(128 + signum, "SIGINT again: stopping now")
             if self._signalled_at is not None and not self.agreed and not self._holding and not self._done.is_set():
                 idle = time.monotonic() - max(self._last_step, self._signalled_at)
                 if idle > self.grace():
-                    _exit_from_watchdog(128 + self.received,
-                                        f"{signal_name(self.received)}: no training step completed for "
-                                        f"{self.grace():g} s after it; exiting now (the checkpoints written before "
-                                        f"are whole)")
+                    exit_now(128 + self.received,
+                             f"{signal_name(self.received)}: no training step completed for {self.grace():g} s "
+                             f"after it; exiting now (the checkpoints written before are whole)")
 
     def _stepped(self) -> None:
         now = time.monotonic()
