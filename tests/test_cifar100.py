@@ -1,6 +1,7 @@
 """--dataset cifar100: CIFAR-100's binary files (a coarse and a fine label byte a record) read as CIFAR-10's
 are, their fine labels the classes, through training, eval, export and predict."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -130,8 +131,13 @@ def test_the_names_file_beside_the_bin_files_names_the_classes_from_training_to_
         meta.write_text(text)
         with pytest.warns(DataWarning, match=rf"{meta}: {problem}; the classes are left unnamed"):
             assert cifar_class_names(str(cifar_dir), True, labels=labels) is None
-    meta.write_text("cat\ndog\nbird\nfish\n")  # data of one's own in CIFAR's format: its four classes
+    meta.write_bytes(b"\xef\xbb\xbfcat\r\ndog\r\nbird \r\nfish\r\n")  # data of one's own: BOM, CRLF and all
     assert cifar_class_names(str(cifar_dir), True, labels=labels) == ["cat", "dog", "bird", "fish"]
+    # Only the seed's verify folder borrows cifar-10-batches-bin's names: not a folder of one's own beside it.
+    own = cifar_dir / "own"
+    own.mkdir()
+    shutil.copy(cifar_dir / CIFAR_EVAL_FOLDER / "test_batch.bin", own)
+    assert cifar_class_names(str(own), False, labels=labels) is None
 
     meta.write_text("\n".join(CIFAR10_CLASSES) + "\n\n")
     args = [f"--dataset_path={cifar_dir}", "--width_mult=0.25", "--image_size=32", "--batch_size=32",
@@ -142,12 +148,36 @@ def test_the_names_file_beside_the_bin_files_names_the_classes_from_training_to_
         train.run(load_config(args + ["--class_num=3", f"--save_checkpoint_path={tmp_path / 'few'}"]))
     run = train.run(load_config(args + [f"--save_checkpoint_path={tmp_path / 'run'}"]))
     assert torch.load(run["checkpoint"], weights_only=False)["classes"] == list(CIFAR10_CLASSES)
+    # A model of 4 outputs records the names of its 4 (predict refuses a list longer than the outputs).
+    four = train.run(load_config(args + ["--class_num=4", f"--save_checkpoint_path={tmp_path / 'four'}"]))
+    assert torch.load(four["checkpoint"], weights_only=False)["classes"] == list(CIFAR10_CLASSES[:4])
+    # A resume: other names are only other names (the labels are the files' numbers), and data without a
+    # names file keeps the recorded ones.
+    meta.write_text("\n".join(n.upper() for n in CIFAR10_CLASSES) + "\n")
     capsys.readouterr()
-    meta.unlink()  # eval names the classes from what the checkpoint records
-    assert cli.main(["eval", f"--dataset_path={cifar_dir}", "--device_target=CPU", "--num_workers=0",
-                     f"--checkpoint_path={run['checkpoint']}", "--per_class", "--json"]) == 0
+    again = train.run(load_config(args + ["--epoch_size=2", "--resume=auto",
+                                          f"--save_checkpoint_path={tmp_path / 'run'}"]))
+    assert (f"resume: {run['checkpoint']} recorded the class names airplane, automobile, bird, cat, deer ..., the data "
+            f"set's names file says AIRPLANE, AUTOMOBILE, BIRD, CAT, DEER ...: its checkpoints record those from "
+            f"here") in capsys.readouterr().out
+    assert torch.load(again["checkpoint"], weights_only=False)["classes"] == [n.upper() for n in CIFAR10_CLASSES]
+    meta.unlink()
+    last = train.run(load_config(args + ["--epoch_size=3", "--resume=auto",
+                                         f"--save_checkpoint_path={tmp_path / 'run'}"]))
+    assert torch.load(last["checkpoint"], weights_only=False)["classes"] == [n.upper() for n in CIFAR10_CLASSES]
+    # eval names the classes from what the checkpoint records; where the data's names file differs, it says so.
+    evaluate = ["eval", f"--dataset_path={cifar_dir}", "--device_target=CPU", "--num_workers=0", "--per_class",
+                "--json"]
+    capsys.readouterr()
+    assert cli.main(evaluate + [f"--checkpoint_path={run['checkpoint']}"]) == 0
     rows = json.loads(capsys.readouterr().out)["per_class"]
     assert [r["class"] for r in rows] == [CIFAR10_CLASSES[r["index"]] for r in rows] and len(rows) >= 4
+    (cifar_dir / CIFAR_EVAL_FOLDER / "batches.meta.txt").write_text("\n".join(n.upper() for n in CIFAR10_CLASSES))
+    assert cli.main(evaluate + [f"--checkpoint_path={four['checkpoint']}"]) == 0
+    said = capsys.readouterr()
+    assert [r["class"] for r in json.loads(said.out)["per_class"]] == list(CIFAR10_CLASSES[:4])
+    assert (f"note: {four['checkpoint']} records the class names airplane, automobile, bird, cat, {cifar_dir}'s names "
+            f"file says AIRPLANE, AUTOMOBILE, BIRD, CAT, DEER ...: the figures name the model's") in said.err
     onnx = str(tmp_path / "model")
     assert cli.main(["export", "--ckpt_file", run["checkpoint"], "--file_name", onnx]) == 0
     assert OnnxModel(onnx + ".onnx").metadata["classes"] == list(CIFAR10_CLASSES)

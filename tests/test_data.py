@@ -1,6 +1,7 @@
 import dataclasses
 import io
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -52,6 +53,18 @@ def test_cifar_folder_layouts(cifar_dir):
     assert xe.shape[0] == 40
     with pytest.raises(DataError, match="no CIFAR-10"):
         load_cifar(str(cifar_dir.parent), train=True)
+    # The seed's two folders, one given where the other split is read: the folder that holds both is named.
+    for given, train, beside in (("cifar-10-batches-bin", False, "cifar-10-verify-bin"),
+                                 ("cifar-10-verify-bin", True, "cifar-10-batches-bin")):
+        with pytest.raises(DataError, match=rf"found; {cifar_dir / beside} beside it holds them: pass the folder "
+                                            rf"that holds both, {cifar_dir}$"):
+            cifar_files(str(cifar_dir / given), train)
+    # The official archive unpacks both splits into cifar-10-batches-bin: its parent gives evaluation's too.
+    official = cifar_dir.parent / "official"
+    shutil.copytree(cifar_dir / "cifar-10-batches-bin", official / "cifar-10-batches-bin")
+    shutil.copy(cifar_dir / "cifar-10-verify-bin" / "test_batch.bin", official / "cifar-10-batches-bin")
+    assert cifar_files(str(official), False) == [str(official / "cifar-10-batches-bin" / "test_batch.bin")]
+    assert [os.path.basename(f) for f in cifar_files(str(official), True)] == ["data_batch_1.bin", "data_batch_2.bin"]
 
 
 def test_cifar_files_of_other_names_never_take_the_other_splits_files(tmp_path):

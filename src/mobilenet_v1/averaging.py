@@ -120,7 +120,7 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
                                           f"{shown(first['args'])}: only models of one shape average")
         if classes and "classes" in first and list(classes) != list(first["classes"]):
             raise ckpt_io.CheckpointError(f"checkpoint {f} was trained on other classes than {first['classes_file']} "
-                                          f"(their recorded class folders differ): the mean would mix them")
+                                          f"(their recorded class names differ): the mean would mix them")
         config = ckpt.get("config")
         if isinstance(config, dict) and config:  # a MindSpore .ckpt records none
             norm = ckpt_io.trained_normalisation(config, "", f)

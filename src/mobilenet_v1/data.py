@@ -111,7 +111,8 @@ def cifar_files(root: str, train: bool, dataset: str = "cifar10") -> List[str]:
     """The ``.bin`` files of the train or eval split under ``root``.
 
     ``root`` is the seed's folder itself (``cifar-10-batches-bin`` for training, ``cifar-10-verify-bin``
-    for evaluation) or the folder that holds both; for CIFAR-100 (``dataset``) ``cifar-100-binary`` (its
+    for evaluation) or the folder that holds both, or the official archive's (``cifar-10-batches-bin``,
+    which holds both splits) or the folder that holds it; for CIFAR-100 (``dataset``) ``cifar-100-binary`` (its
     ``train.bin`` and ``test.bin``) or the folder that holds it. The other data set's files where these
     are not are named, with the ``--dataset`` that reads them.
     """
@@ -128,9 +129,12 @@ def cifar_files(root: str, train: bool, dataset: str = "cifar10") -> List[str]:
     if _other_cifar(root, "cifar10"):  # CIFAR-100's files, and none of CIFAR-10's: not read as CIFAR-10's
         raise DataError(f"dataset_path {root!r}: no CIFAR-10 .bin files{_other_cifar(root, 'cifar10')}")
     sub = os.path.join(root, CIFAR_TRAIN_FOLDER if train else CIFAR_EVAL_FOLDER)
+    archive = os.path.join(root, CIFAR_TRAIN_FOLDER)  # the official archive unpacks both splits into it
+    pattern, other = ("data_batch_*.bin", "test_batch.bin") if train else ("test_batch.bin", "data_batch_*.bin")
     if os.path.isdir(sub):
         root = sub
-    pattern, other = ("data_batch_*.bin", "test_batch.bin") if train else ("test_batch.bin", "data_batch_*.bin")
+    elif not train and not glob.glob(os.path.join(root, pattern)) and glob.glob(os.path.join(archive, pattern)):
+        root = archive
     files = sorted(glob.glob(os.path.join(root, pattern)))
     if not files:
         # Files of other names: every .bin file but the other split's, said aloud, since nothing tells
@@ -142,7 +146,12 @@ def cifar_files(root: str, train: bool, dataset: str = "cifar10") -> List[str]:
                           f"{'training' if train else 'evaluation'}: {', '.join(os.path.basename(f) for f in files)}",
                           DataWarning)
     if not files:
-        raise DataError(f"dataset_path {root!r}: no CIFAR-10 .bin files ({pattern}) found")
+        # The seed's two folders, one given where the other split's is read: the folder that holds both.
+        parent = os.path.dirname(os.path.abspath(root))
+        beside = os.path.join(parent, CIFAR_TRAIN_FOLDER if train else CIFAR_EVAL_FOLDER)
+        hint = (f"; {beside} beside it holds them: pass the folder that holds both, {parent}"
+                if glob.glob(os.path.join(beside, pattern)) else "")
+        raise DataError(f"dataset_path {root!r}: no CIFAR-10 .bin files ({pattern}) found{hint}")
     return files
 
 
@@ -187,16 +196,18 @@ def cifar_class_names(root: str, train: bool, dataset: str = "cifar10",
                       labels: Optional[torch.Tensor] = None) -> Optional[List[str]]:
     """The class names of the split's labels, from the names file its archive ships
     (:data:`CIFAR_NAMES_FILES`) in the folder of its ``.bin`` files, else in ``root`` (the seed's
-    ``cifar-10-verify-bin`` is a copy of ``test_batch.bin`` alone, so evaluation looks in
-    ``cifar-10-batches-bin`` beside it too); None where there is none. A file that does not name each of
-    the format's classes once (10 or 100 distinct non-empty lines; fewer, down to the highest of
-    ``labels`` plus one, for data of one's own in CIFAR's format) is named in a warning and not used."""
+    ``cifar-10-verify-bin`` is a copy of ``test_batch.bin`` alone, so for it ``cifar-10-batches-bin``
+    beside it is looked in too); None where there is none. A file that does not name each of the format's
+    classes once (10 or 100 distinct non-empty lines; fewer, down to the highest of ``labels`` plus one,
+    for data of one's own in CIFAR's format) is named in a warning and not used. The names label the
+    numbers in the files; a model of fewer outputs takes the first ones (``train``)."""
     name = CIFAR_NAMES_FILES.get(dataset, "")
     with warnings.catch_warnings():  # load_cifar says what cifar_files warns of
         warnings.simplefilter("ignore")
-        folder = os.path.dirname(cifar_files(root, train, dataset)[0])
-    places = [folder, root] + ([os.path.join(os.path.dirname(os.path.abspath(folder)), CIFAR_TRAIN_FOLDER)]
-                               if dataset == "cifar10" else [])
+        folder = os.path.abspath(os.path.dirname(cifar_files(root, train, dataset)[0]))
+    places = [folder, os.path.abspath(root)]
+    if os.path.basename(folder) == CIFAR_EVAL_FOLDER:
+        places.append(os.path.join(os.path.dirname(folder), CIFAR_TRAIN_FOLDER))
     path = next((os.path.join(p, name) for p in places if os.path.isfile(os.path.join(p, name))), None)
     if path is None:
         return None
@@ -204,7 +215,7 @@ def cifar_class_names(root: str, train: bool, dataset: str = "cifar10",
     least = int(labels.max()) + 1 if labels is not None and len(labels) else most
     try:
         with open(path, "rb") as f:
-            names = [line.strip() for line in f.read().decode("utf-8").splitlines()]
+            names = [line.strip() for line in f.read().decode("utf-8-sig").splitlines()]
     except (OSError, UnicodeDecodeError) as e:
         problem = getattr(e, "strerror", None) or f"not UTF-8 text ({e.reason})"
     else:

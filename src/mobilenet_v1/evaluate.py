@@ -65,8 +65,8 @@ def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = 
 
 
 def class_labels(classes: Optional[Sequence[str]], n: int) -> List[str]:
-    """A name for each of ``n`` outputs: the class folder's (with the English name of an ImageNet
-    synset id), else the index; the seed's 1001st ImageNet output, which no label uses, is "(no class)"."""
+    """A name for each of ``n`` outputs: its class name (a synset folder's with its English name), else the
+    index; the seed's 1001st ImageNet output, which no label uses, is "(no class)"."""
     synsets = dict(imagenet_classes())
     names = [readable(str(c), synsets) for c in classes] if classes else []
     if n == 1001 and len(names) == 1000:
@@ -351,9 +351,13 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     dist.check_bad_samples(loader)
     if counts["total"] == 0:
         raise ValueError(f"dataset_path {cfg.dataset_path}: no evaluation samples")
-    # The data's class names (its folders', CIFAR's names file's), else the model's: shards' and CIFAR's
-    # labels are numbers, the places of the model's classes.
-    names = loader.classes or (classes if isinstance(classes, list) else None)
+    # The model's class names (an image folder's labels follow them), else the data's (an image folder's, CIFAR's
+    # names file's): shards' and CIFAR's labels are numbers, the places of the model's classes.
+    names = classes if isinstance(classes, list) and classes else loader.classes
+    if is_cifar(cfg.dataset) and names and loader.classes and list(loader.classes[:len(names)]) != list(names):
+        shown = [", ".join(n[:5]) + (" ..." if len(n) > 5 else "") for n in (names, loader.classes)]
+        print0(f"note: {path} records the class names {shown[0]}, {cfg.dataset_path}'s names file says {shown[1]}: "
+               f"the figures name the model's", file=sys.stderr)
     result: Dict[str, Any] = {**accuracy(counts), "total": counts["total"], "ckpt": path,
                               "nonfinite": counts["nonfinite"], "precision": precision}
     if matrix is not None:

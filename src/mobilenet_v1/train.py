@@ -214,9 +214,9 @@ def teacher_line(accuracy: Dict[str, Any], classes: int) -> str:
 
 
 def check_teacher_classes(path: str, recorded: Any, classes: Optional[List[str]]) -> None:
-    """Refuse a teacher whose recorded class folders are not this image folder's, in the same order."""
+    """Refuse a teacher whose recorded classes are not this image folder's (``classes``), in the same order."""
     if classes is not None and recorded is not None and list(recorded) != list(classes):
-        raise ConfigError(f"teacher {path}: it was trained on the class folders {', '.join(recorded[:5])}"
+        raise ConfigError(f"teacher {path}: it was trained on the classes {', '.join(recorded[:5])}"
                           f"{' ...' if len(recorded) > 5 else ''}, this data set's are {', '.join(classes[:5])}"
                           f"{' ...' if len(classes) > 5 else ''}: its outputs would mean other labels")
 
@@ -766,6 +766,21 @@ def evaluation_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
     return "\n".join(lines)
 
 
+def resumed_names(recorded: Any, names: Optional[List[str]], source: str) -> Tuple[Optional[List[str]], str]:
+    """A CIFAR run's class names on a resume from ``source``, and a line where it has to say which: those of
+    the data set's names file (``names``), else those ``source`` recorded (``recorded``). Other names than
+    recorded are only other names: CIFAR's labels are the numbers in its files."""
+    if not isinstance(recorded, list) or not recorded or list(recorded) == list(names or recorded):
+        return (names or (list(recorded) if isinstance(recorded, list) and recorded else None)), ""
+
+    def shown(n: List[str]) -> str:
+        return ", ".join(n[:5]) + (" ..." if len(n) > 5 else "")
+
+    return names, (f"resume: {source} recorded the class names {shown(recorded)}, the data set's names file says "
+                   f"{shown(names)}: its checkpoints record those from here (the labels, the numbers in its .bin "
+                   f"files, are as they were)")
+
+
 def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: str,
                 dist: Optional[distributed.Context] = None,
                 classes: Optional[List[str]] = None) -> Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]]:
@@ -993,10 +1008,15 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                   f"if it is further on than --resume {cfg.resume}"))
     loader = build_loader(data_options(cfg, device), train=True, device=device, drop_last=True, **dist.shard())
     loaders.callback(loader.close)
+    # The class names the checkpoints record. An image folder's decide its labels: the eval split, a resume and
+    # a teacher must follow them. CIFAR's names file only names the numbers in its files (those past
+    # class_num name no output of this model).
+    classes = loader.classes[:cfg.class_num] if is_cifar(cfg.dataset) and loader.classes else loader.classes
+    labelling = None if is_cifar(cfg.dataset) else classes
     # Built before training so that a missing eval split stops the run at once, not epochs later.
     # An image folder's eval split takes the training split's labels (a folder of another name is an error).
     eval_loader = (build_loader(data_options(cfg, device, train=False), train=False, device=device,
-                                drop_last=cfg.eval_drop_last, classes=loader.classes, **dist.shard())
+                                drop_last=cfg.eval_drop_last, classes=labelling, **dist.shard())
                    if cfg.eval_interval else None)
     for each in (loader, eval_loader):  # the limit on unreadable files is the job's: checked together
         dist.defer_bad_samples(each)
@@ -1105,7 +1125,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     criterion = build_criterion(cfg)
     # Its initial weights are overwritten: keep the RNG stream as a run without a teacher has it.
     with torch.random.fork_rng(devices=[]):
-        distill = build_distiller(cfg, loader.classes, device, memory_format) if cfg.teacher else None
+        distill = build_distiller(cfg, labelling, device, memory_format) if cfg.teacher else None
     if cfg.use_label_smooth and cfg.dataset == "cifar10":
         print0(f"use_label_smooth: label smoothing {cfg.label_smooth_factor} on cifar10, as set (the seed "
                f"smooths only ImageNet's labels and ignores the key for cifar10)")
@@ -1127,7 +1147,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     resumed_from, ckpt = "", None
     if cfg.resume:
         resumed_from, ckpt, (done_epochs, in_epoch) = find_resume(cfg, model, optimizer, steps_per_epoch, out_dir,
-                                                                         dist, loader.classes)
+                                                                         dist, labelling)
         if ckpt is not None:
             restore_training_state(ckpt, resumed_from, model, optimizer, scaler, guard, ema)
             start_epoch, start_step, rng = done_epochs, in_epoch, ckpt["rng"]
@@ -1140,8 +1160,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                      f"random state continue from there"
                    + ("; pre_trained is ignored" if cfg.pre_trained else ""))
             spe_change = steps_change(ckpt, resumed_from, steps_per_epoch, step_images, lr, position)
+            if is_cifar(cfg.dataset):
+                classes, renamed = resumed_names(ckpt.get("classes"), classes, resumed_from)
             for line in (spe_change, change, recipe_change(ckpt, resumed_from, cfg),
-                         teacher_change(ckpt, resumed_from, cfg, distill), evaluation_change(ckpt, resumed_from, cfg)):
+                         teacher_change(ckpt, resumed_from, cfg, distill), evaluation_change(ckpt, resumed_from, cfg),
+                         renamed if is_cifar(cfg.dataset) else ""):
                 if line:
                     print0(line)
     if ckpt is None and unread is not None:
@@ -1220,7 +1243,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         if not isinstance(named, str) or not named:
             named = ckpt_io.checkpoint_name(start_epoch, steps_per_epoch)
         epoch_end = resumed_from if start_step == 0 else os.path.join(os.path.dirname(resumed_from), named)
-    writer = CheckpointWriter(cfg, model, optimizer, scaler, guard, steps_per_epoch, loader.classes, out_dir,
+    writer = CheckpointWriter(cfg, model, optimizer, scaler, guard, steps_per_epoch, classes, out_dir,
                               writes=dist.is_rank0, ema=ema, samples_per_step=step_images, step_offset=step_offset,
                               epoch_end=epoch_end, recorded={"teacher_file": distill.source} if distill else None)
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
