@@ -290,7 +290,7 @@ def test_a_resume_judges_its_evaluations_against_its_history(cifar_dir, tmp_path
     assert ("early stopping after epoch 3 of 6: top-1 has not improved on 0.6000 (epoch 2) in 1 evaluation "
             f"(patience 1): checkpoint {out / ckpt_io.checkpoint_name(3, 12)}; --resume auto") in said
     assert (f"resume: {out / ckpt_io.checkpoint_name(2, 12)} was trained with patience 0; continuing with this run's "
-            f"patience 1: its evaluations so far count towards this run's\n") in said
+            f"patience 1: its evaluations so far count towards this run's patience\n") in said
     scores[:] = [0.1]
     train.run(load_config(args + ["--epoch_size=4", "--resume=auto"]))
     said = capsys.readouterr().out
@@ -308,11 +308,13 @@ def test_a_resume_names_another_patience_min_delta_only_where_both_runs_stop_ear
 
     assert said(["--patience=3", "--patience_min_delta=0.01"], ["--patience=3", "--patience_min_delta=0.02"]) == (
         "resume: a.ckpt was trained with patience_min_delta 0.01; continuing with this run's patience_min_delta 0.02: "
-        "its evaluations so far count towards this run's")
+        "its evaluations so far count towards this run's patience")
     assert said(["--patience_min_delta=0"], ["--patience=2", "--patience_min_delta=0.02"]) == (
         "resume: a.ckpt was trained with patience 0; continuing with this run's patience 2: its evaluations so far "
-        "count towards this run's")
+        "count towards this run's patience")
     assert said(["--patience=2", "--patience_min_delta=0.02"], ["--patience=2", "--patience_min_delta=0.02"]) == ""
+    never = {"config": dataclasses.asdict(load_config(SMALL + ["--eval_interval=0"]))}  # evaluated nothing to count
+    assert train.evaluation_change(never, "a.ckpt", load_config(SMALL + ["--eval_interval=1", "--patience=3"])) == ""
     both = said(["--image_size=32", "--patience=2"], ["--image_size=40", "--patience=4"]).split("\n")
     assert len(both) == 2 and "evaluation image size 32" in both[0] and "patience 2;" in both[1]
 

@@ -759,9 +759,9 @@ def evaluation_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
         lines.append(changes_line(source, changed, "evaluated")
                      + ": the top-1 of its earlier evaluations, the best checkpoint's among them, were measured "
                        "otherwise, and a new best is judged against them")
-    if judged:
+    if judged and recorded.get("eval_interval", Config.eval_interval):  # else no evaluation so far to count
         lines.append(changes_line(source, judged)
-                     + (": its evaluations so far count towards this run's" if cfg.patience else
+                     + (": its evaluations so far count towards this run's patience" if cfg.patience else
                         ": the run does not stop early"))
     return "\n".join(lines)
 
