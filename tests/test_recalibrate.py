@@ -191,4 +191,6 @@ def test_bad_requests_are_refused_and_the_source_is_left_whole(tmp_path, cifar_d
     # Written as a MindSpore file, the new size cannot be recorded: the command says what to pass instead.
     assert cli.main(["recalibrate-bn", src, *data, "--image_size", "24", "--images", "32",
                      "--out", str(tmp_path / "o.ckpt")]) == 0
-    assert "pass --image_size 24 to eval, export and predict" in capsys.readouterr().err
+    assert (f"a MindSpore .ckpt holds only tensors: the source's record of the checkpoints it is the mean of, class "
+            f"names and training configuration (image size, normalisation) are not kept in {tmp_path / 'o.ckpt'} (the "
+            f"image size 24 among them: pass --image_size 24 to eval, export and predict)") in capsys.readouterr().err

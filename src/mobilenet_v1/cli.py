@@ -192,7 +192,7 @@ def add_writer_options(p: argparse.ArgumentParser, ema_use: str) -> None:
 
 
 def cmd_convert(argv: List[str]) -> int:
-    from .mindspore_io import FORMAT_NAMES, convert
+    from .mindspore_io import FORMAT_NAMES, convert, dropped_note
 
     p = argparse.ArgumentParser(
         prog="mobilenet-v1 convert",
@@ -227,20 +227,9 @@ def cmd_convert(argv: List[str]) -> int:
     return 0
 
 
-def dropped_note(command: str, dropped: List[str], dst: str) -> str:
-    """The note that a MindSpore .ckpt written by ``command`` lacks what its source recorded (``dropped``:
-    keys of :data:`mindspore_io.RECORDED_KEYS`)."""
-    what = {"config": "training configuration (image size, normalisation)", "classes": "class names",
-            "held_out": "record of the images its run held out (val_split)",
-            "averaged": "record of the checkpoints it is the mean of"}
-    names = [what[k] for k in dropped]
-    lost = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
-    return (f"mobilenet-v1 {command}: note: a MindSpore .ckpt holds only tensors: the source's {lost} "
-            f"{'are' if len(dropped) > 1 else 'is'} not kept in {dst}")
-
-
 def cmd_average(argv: List[str]) -> int:
     from .averaging import average
+    from .mindspore_io import dropped_note
 
     p = argparse.ArgumentParser(
         prog="mobilenet-v1 average",

@@ -598,6 +598,18 @@ def write_checkpoint(dst: str, fmt: str, state: Dict[str, torch.Tensor], args: D
     return len(entries)
 
 
+def dropped_note(command: str, dropped: List[str], dst: str) -> str:
+    """The note that a MindSpore .ckpt written by ``command`` lacks what its source recorded (``dropped``:
+    keys of :data:`RECORDED_KEYS`)."""
+    what = {"config": "training configuration (image size, normalisation)", "classes": "class names",
+            "held_out": "record of the images its run held out (val_split)",
+            "averaged": "record of the checkpoints it is the mean of"}
+    names = [what[k] for k in dropped]
+    lost = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+    return (f"mobilenet-v1 {command}: note: a MindSpore .ckpt holds only tensors: the source's {lost} "
+            f"{'are' if len(dropped) > 1 else 'is'} not kept in {dst}")
+
+
 def mindspore_warning(what: str, fmt: str, padding: str, config: Any = None) -> str:
     """A warning for writing a model in MindSpore's names (``fmt`` ckpt or safetensors) that MindSpore's
     network and the seed's pipeline would not run as it was trained: ``padding`` other than SAME (which they

@@ -29,7 +29,7 @@ from torch import nn
 from . import checkpoint as ckpt_io
 from .config import DATASETS, add_normalisation_options, cifar_name, is_cifar, normalisation_keys
 from .data import held_out_for
-from .mindspore_io import RECORDED_KEYS, mindspore_warning, output_format, read_any, write_checkpoint
+from .mindspore_io import RECORDED_KEYS, dropped_note, mindspore_warning, output_format, read_any, write_checkpoint
 from .transforms import CROP_PCT, recorded_interpolation
 
 DEFAULT_IMAGES = 2000
@@ -168,7 +168,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     return {"source": path, "format": fmt, "tensors": count, "images": seen, "image_size": image_size,
             "trained_at": trained_at, "val_split": val_split, "note": note,
             "weights": ckpt_io.which_weights(ckpt, use_ema),
-            "layers": len(batchnorms(model)), **args,
+            "layers": len(batchnorms(model)), **args, "recorded": sorted(recorded),
             "warning": mindspore_warning(path, fmt, args["padding"], config)}
 
 
@@ -224,7 +224,6 @@ def main(argv: Sequence[str]) -> int:
     if out["warning"]:
         print(f"mobilenet-v1 recalibrate-bn: warning: {out['warning']}", file=sys.stderr)
     if out["format"] == "ckpt":
-        print(f"mobilenet-v1 recalibrate-bn: note: a MindSpore .ckpt holds only tensors: the training "
-              f"configuration (with the image size {out['image_size']}) and class names are not kept in {a.out}; "
-              f"pass --image_size {out['image_size']} to eval, export and predict", file=sys.stderr)
+        print(dropped_note("recalibrate-bn", out["recorded"], a.out) + f" (the image size {out['image_size']} among "
+              f"them: pass --image_size {out['image_size']} to eval, export and predict)", file=sys.stderr)
     return 0
