@@ -72,12 +72,14 @@ def test_a_cifar100_run_trains_100_classes_and_its_files_say_cifar100(cifar100_d
     assert cfg.class_num == 100 and cfg.lr_max == load_config([]).lr_max  # CIFAR-10's recipe, 100 outputs
     run = train.run(cfg)
     assert run["checkpoint"] and "top-1" in capsys.readouterr().out
-    assert cli.main(["eval", "--dataset=cifar100", f"--dataset_path={cifar100_dir}", "--device_target=CPU",
-                     "--num_workers=0", f"--checkpoint_path={run['checkpoint']}", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["total"] == 24
-    # Another data set's inputs are refused, as for CIFAR-10 against ImageNet.
+    # eval takes the data set the file records, as predict and export do; another one given is refused.
     assert cli.main(["eval", f"--dataset_path={cifar100_dir}", "--device_target=CPU", "--num_workers=0",
-                     f"--checkpoint_path={run['checkpoint']}"]) != 0
+                     f"--checkpoint_path={run['checkpoint']}", "--json"]) == 0
+    said = capsys.readouterr()
+    assert json.loads(said.out)["total"] == 24
+    assert f"dataset cifar100: what {run['checkpoint']} was trained on (the file records it)" in said.err
+    assert cli.main(["eval", "--dataset=cifar10", f"--dataset_path={cifar100_dir}", "--device_target=CPU",
+                     "--num_workers=0", f"--checkpoint_path={run['checkpoint']}"]) != 0
     assert ("was trained on cifar100 (the file records it), whose classes are others: pass --dataset cifar100"
             in capsys.readouterr().err)
     onnx = str(tmp_path / "model")

@@ -77,9 +77,15 @@ def test_eval_refuses_a_checkpoint_of_another_data_set_or_of_fewer_outputs(tmp_p
     assert (f"{three} has 3 outputs, and dataset_path {cifar_dir} has 4 classes (labelled by its .bin files): not "
             f"the data set the model was trained for") in capsys.readouterr().err
     folder_model = save(tmp_path / "f.pt", dataset="imagenet2012")
-    assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", folder_model]) == 1
-    assert (f"--dataset cifar10 (the default): {folder_model} was trained on imagenet2012 (the file records it), "
+    assert cli.main(["eval", "--dataset", "cifar10", "--dataset_path", str(cifar_dir), "--checkpoint_path",
+                     folder_model]) == 1
+    assert (f"--dataset cifar10: {folder_model} was trained on imagenet2012 (the file records it), "
             f"whose inputs are read and normalised differently: pass --dataset imagenet2012") in capsys.readouterr().err
+    # Without --dataset, the file's: the CIFAR folder is then read as an image folder, and has no class folders.
+    assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", folder_model]) == 1
+    err = capsys.readouterr().err
+    assert f"dataset imagenet2012: what {folder_model} was trained on (the file records it)" in err
+    assert "no image files in its class sub-folders" in err and "Traceback" not in err
     four = save(tmp_path / "four.pt")
     assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", four]) == 0
     # One refusal for every command that reads a model file: an ONNX file's recorded data set too.

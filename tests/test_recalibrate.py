@@ -109,6 +109,13 @@ def test_the_command_measures_at_the_new_size_and_records_it_for_eval_and_predic
     assert trained_size(Config(), after, out, given=set()).image_size == 24
     assert "has its BatchNorm statistics measured at (recalibrate-bn)" in capsys.readouterr().err
     assert trained_size(Config(image_size=32), after, out, given={"image_size"}).image_size == 32
+    bare = save(tmp_path / "bare.pt", config=False)  # as a MindSpore .ckpt: no size recorded, which eval says
+    capsys.readouterr()
+    assert trained_size(Config(image_size=32), ckpt_io.load_file(bare), bare, given={"image_size"}).image_size == 32
+    assert trained_size(Config(), ckpt_io.load_file(bare), bare, given=set()).image_size == Config().image_size
+    assert capsys.readouterr().err == (f"note: {bare} records no image size (as a MindSpore .ckpt): evaluating at "
+                                       f"image_size {Config().image_size}; give the size it was trained at with "
+                                       f"--image_size\n")
     assert load_predictor(out).image_size == 24
     # Recalibrated again, at its recorded size by default: the size it was trained at stays 32.
     again = str(tmp_path / "again.pt")

@@ -234,13 +234,13 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
         raise ValueError(f"{option} {path}: name it {suffix} (it is written as such, over any file of that name)")
 
 
-def trained_dataset(path: str, recorded: Any, asked: Optional[str], default: bool = False) -> Optional[str]:
+def trained_dataset(path: str, recorded: Any, asked: Optional[str]) -> Optional[str]:
     """The data set a model file is for: the one it records (``recorded``: its configuration's or ONNX
-    metadata's), which ``asked`` (the run's --dataset; ``default``: not given, the default) must match;
+    metadata's), which ``asked`` (the command's --dataset) must match;
     else ``asked``; None where neither says. Another data set's images are read and normalised
     otherwise: the outputs would mean nothing."""
     if recorded and asked and recorded != asked:
-        raise CheckpointError(f"--dataset {asked}{' (the default)' if default else ''}: {path} was trained on "
+        raise CheckpointError(f"--dataset {asked}: {path} was trained on "
                               f"{recorded} (the file records it), "
                               + ("whose classes are others" if is_cifar(recorded) and is_cifar(asked) else
                                  "whose inputs are read and normalised differently")

@@ -15,7 +15,7 @@ from . import checkpoint as ckpt_io
 from . import distributed
 from .api import model_from_checkpoint
 from .cli import pop_flag, pop_option
-from .config import (NORMALISATION_KEYS, Config, ConfigError, channel_values, channels_text, is_cifar,
+from .config import (DATASETS, NORMALISATION_KEYS, Config, ConfigError, channel_values, channels_text, is_cifar,
                      load_config_and_given, parse_overrides)
 from .data import build_loader, held_out_for
 from .engine import evaluate, nonfinite_note, resolve_device, resolve_precision
@@ -37,6 +37,7 @@ def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = 
     and NCHW; its graph has a fixed input size, which becomes the ``image_size`` where the user left it at its
     default (as a checkpoint's training size does) and must be the one they asked for otherwise."""
     model = load_deployed(path)
+    cfg = trained_dataset(cfg, model.metadata.get("dataset"), path, given)
     cfg = trained_split(cfg, model.metadata.get("held_out"), path, given)
     cfg = trained_crop(cfg, model.metadata.get("crop_pct"), path, given)
     cfg = trained_exif(cfg, model.metadata.get("exif_orientation"), path, given)
@@ -52,8 +53,6 @@ def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = 
         asked = "eval_image_size" if given is not None and "eval_image_size" in given else "image_size"
         raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs but {asked} is {cfg.image_size}: "
                          f"pass --image_size {hw[0]}")
-    ckpt_io.trained_dataset(path, model.metadata.get("dataset"), cfg.dataset,
-                            default=given is not None and "dataset" not in given)
     cfg = trained_normalisation(cfg, ckpt_io.trained_normalisation(model.metadata, cfg.dataset, path), path, given,
                                 pixels=model.image_input)
     note = model.saturation_note()
@@ -174,6 +173,18 @@ def evaluated_size(cfg: Config, given: Optional[Set[str]]) -> Tuple[Config, Opti
             None if given is None else given | {"image_size"})
 
 
+def trained_dataset(cfg: Config, recorded: Any, path: str, given: Optional[Set[str]]) -> Config:
+    """``cfg`` with the data set the run of ``path`` trained on (``recorded``: what the file records) where the
+    user left ``dataset`` at its default, and said so, as predict and export take it; another one given (on
+    the command line or in a config file) is refused (:func:`checkpoint.trained_dataset`), as is any other
+    for a caller that never follows (``given`` None)."""
+    if given is not None and "dataset" not in given and recorded in DATASETS and recorded != cfg.dataset:
+        print0(f"dataset {recorded}: what {path} was trained on (the file records it)", file=sys.stderr)
+        return dataclasses.replace(cfg, dataset=recorded)
+    ckpt_io.trained_dataset(path, recorded, cfg.dataset)
+    return cfg
+
+
 def trained_size(cfg: Config, ckpt: Dict, path: str, given: Optional[Set[str]]) -> Config:
     """``cfg`` with the image size the checkpoint records (its training size, or the size its run evaluated
     at: :func:`checkpoint.recorded_image_size`) where the user left it at its default (a demo model trained
@@ -183,6 +194,9 @@ def trained_size(cfg: Config, ckpt: Dict, path: str, given: Optional[Set[str]]) 
     if recorded is None and config.get("image_size") is not None:  # a hand-edited or foreign file's
         print0(f"note: {path} records image_size {config['image_size']!r}, which is no image size; evaluating at "
                f"{cfg.image_size}", file=sys.stderr)
+    if recorded is None and not config and given is not None and "image_size" not in given:
+        print0(f"note: {path} records no image size (as a MindSpore .ckpt): evaluating at image_size "
+               f"{cfg.image_size}; give the size it was trained at with --image_size", file=sys.stderr)
     if recorded is None or recorded == cfg.image_size:
         return cfg
     made = ckpt_io.image_size_said(config)
@@ -317,8 +331,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         if ckpt.get("imported"):
             print0(ckpt["imported"], file=sys.stderr)
         classes = ckpt.get("classes")
-        ckpt_io.trained_dataset(path, (ckpt.get("config") or {}).get("dataset"), cfg.dataset,
-                                default=given is not None and "dataset" not in given)
+        cfg = trained_dataset(cfg, (ckpt.get("config") or {}).get("dataset"), path, given)
         cfg = trained_split(trained_size(cfg, ckpt, path, given), ckpt.get("held_out"), path, given)
         cfg = trained_crop(cfg, (ckpt.get("config") or {}).get("crop_pct"), path, given)
         cfg = trained_exif(cfg, (ckpt.get("config") or {}).get("exif_orientation"), path, given)
