@@ -2,6 +2,7 @@
 are, their fine labels the classes, through training, eval, export and predict."""
 import json
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -135,6 +136,15 @@ def test_the_names_file_beside_the_bin_files_names_the_classes_from_training_to_
             assert cifar_class_names(str(cifar_dir), True, labels=labels) is None
     meta.write_bytes(b"\xef\xbb\xbfcat\r\ndog\r\nbird \r\nfish\r\n")  # data of one's own: BOM, CRLF and all
     assert cifar_class_names(str(cifar_dir), True, labels=labels) == ["cat", "dog", "bird", "fish"]
+    # A bad file is said once, though both splits' loaders read it (the eval split's from beside its folder).
+    meta.write_text("a\nb\na\nd\n")
+    options = DataOptions("cifar10", str(cifar_dir), 8, 32, seed=0, num_workers=0, channels_last=False)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("default")
+        for train_split in (True, False):
+            assert build_loader(options, train=train_split, device=torch.device("cpu")).classes is None
+    assert [str(w.message) for w in seen if w.category is DataWarning] == [
+        f"{meta}: 'a' is named twice; the classes are left unnamed (their numbers)"]
     # Only the seed's verify folder borrows cifar-10-batches-bin's names: not a folder of one's own beside it.
     own = cifar_dir / "own"
     own.mkdir()

@@ -107,14 +107,16 @@ def write_cifar_bin(path: str, images: np.ndarray, labels: np.ndarray,
     np.concatenate(columns, axis=1).tofile(path)
 
 
-def cifar_files(root: str, train: bool, dataset: str = "cifar10") -> List[str]:
+def cifar_files(root: str, train: bool, dataset: str = "cifar10", quiet: bool = False) -> List[str]:
     """The ``.bin`` files of the train or eval split under ``root``.
 
     ``root`` is the seed's folder itself (``cifar-10-batches-bin`` for training, ``cifar-10-verify-bin``
     for evaluation) or the folder that holds both, or the official archive's (``cifar-10-batches-bin``,
     which holds both splits) or the folder that holds it; for CIFAR-100 (``dataset``) ``cifar-100-binary`` (its
     ``train.bin`` and ``test.bin``) or the folder that holds it. The other data set's files where these
-    are not are named, with the ``--dataset`` that reads them.
+    are not are named, with the ``--dataset`` that reads them. ``quiet``: no warning of files read under
+    other names (:func:`load_cifar` says it; a second look would change the warnings' filters, and Python
+    would say it again).
     """
     if not os.path.isdir(root):
         raise DataError(f"dataset_path {root!r} is not a folder")
@@ -141,7 +143,7 @@ def cifar_files(root: str, train: bool, dataset: str = "cifar10") -> List[str]:
         # a training file from an evaluation one then.
         theirs = set(glob.glob(os.path.join(root, other)))
         files = sorted(f for f in glob.glob(os.path.join(root, "*.bin")) if f not in theirs)
-        if files:
+        if files and not quiet:
             warnings.warn(f"dataset_path {root!r}: no {pattern}; reading every other .bin file there for "
                           f"{'training' if train else 'evaluation'}: {', '.join(os.path.basename(f) for f in files)}",
                           DataWarning)
@@ -182,9 +184,7 @@ def cifar_record_names(root: str, train: bool, dataset: str = "cifar10") -> List
     """A name for each record :func:`load_cifar` reads, in its order: its file's name and its place there
     (``test_batch.bin#17``)."""
     record = CIFAR100_RECORD if dataset == "cifar100" else CIFAR_RECORD
-    with warnings.catch_warnings():  # load_cifar says what cifar_files warns of
-        warnings.simplefilter("ignore")
-        files = cifar_files(root, train, dataset)
+    files = cifar_files(root, train, dataset, quiet=True)
     return [f"{os.path.basename(f)}#{k}" for f in files for k in range(os.path.getsize(f) // record)]
 
 
@@ -202,9 +202,7 @@ def cifar_class_names(root: str, train: bool, dataset: str = "cifar10",
     for data of one's own in CIFAR's format) is named in a warning and not used. The names label the
     numbers in the files; a model of fewer outputs takes the first ones (``train``)."""
     name = CIFAR_NAMES_FILES.get(dataset, "")
-    with warnings.catch_warnings():  # load_cifar says what cifar_files warns of
-        warnings.simplefilter("ignore")
-        folder = os.path.abspath(os.path.dirname(cifar_files(root, train, dataset)[0]))
+    folder = os.path.abspath(os.path.dirname(cifar_files(root, train, dataset, quiet=True)[0]))
     places = [folder, os.path.abspath(root)]
     if os.path.basename(folder) == CIFAR_EVAL_FOLDER:
         places.append(os.path.join(os.path.dirname(folder), CIFAR_TRAIN_FOLDER))
