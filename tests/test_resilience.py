@@ -610,6 +610,36 @@ def test_an_exit_at_once_is_not_held_by_a_stdout_no_one_reads():
         os.close(write)
 
 
+_NO_THREAD = r'''
+import os, sys, threading
+sys.path.insert(0, sys.argv[1])
+from mobilenet_v1 import stopping
+print("buffered")
+if sys.argv[2] == "no thread":  # as in the interpreter's exit on Python 3.12 and later
+    def refuse(self):
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    threading.Thread.start = refuse
+else:  # started with stderr closed: fd 2 is the next file opened
+    log = open(sys.argv[3], "w")
+stopping.exit_now(130, "SIGINT again: stopping now")
+'''
+
+
+def test_an_exit_at_once_without_threads_or_without_stderr(tmp_path):
+    """Where no thread can start, exit_now flushes and says its line in the calling thread; with stderr
+    closed, the line is not written into whatever file took descriptor 2."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    r = subprocess.run([sys.executable, "-c", _NO_THREAD, SRC, "no thread"], capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (130, "buffered\n", "SIGINT again: stopping now\n"), r
+    log = tmp_path / "log.txt"
+    r = subprocess.run(f'"{sys.executable}" -c "$SCRIPT" "{SRC}" closed "{log}" 2>&-', shell=True, timeout=60,
+                       capture_output=True, text=True, env={**env, "SCRIPT": _NO_THREAD})
+    assert (r.returncode, r.stdout) == (130, "buffered\n"), r
+    assert log.read_text() == ""
+
+
 def test_loaders_resume_inside_an_epoch_with_the_same_batches(cifar_dir, image_folder, one_thread):
     """Starting an epoch at batch k gives exactly the batches k.. of a whole pass, in every loader, also
     with repeated augmentation and with class-balanced draws."""

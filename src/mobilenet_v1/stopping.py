@@ -68,17 +68,25 @@ def _flush_streams() -> None:
 
 
 def _say(line: str) -> None:
+    if sys.__stderr__ is None:  # started with stderr closed: fd 2 may be a file the run opened since
+        return
     try:
-        os.write(2, line.encode() + b"\n")
-    except OSError:
+        os.write(sys.__stderr__.fileno(), line.encode() + b"\n")
+    except (OSError, ValueError):
         pass
 
 
 def _in_time(work, *args) -> None:
     """``work(*args)`` in a thread of its own, waited for at most :data:`FLUSH_SECONDS`: a write to a pipe
-    no one reads blocks for ever (the main thread may be stuck in one, holding the stream)."""
+    no one reads blocks for ever (the main thread may be stuck in one, holding the stream). Where no thread
+    can start (Python 3.12 and later refuse one in the interpreter's exit, where a Ctrl-C after the run
+    lands), in this one."""
     thread = threading.Thread(target=work, args=args, name="stop-flush", daemon=True)
-    thread.start()
+    try:
+        thread.start()
+    except RuntimeError:
+        work(*args)
+        return
     thread.join(FLUSH_SECONDS)
 
 
