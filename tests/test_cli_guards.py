@@ -81,11 +81,18 @@ def test_eval_refuses_a_checkpoint_of_another_data_set_or_of_fewer_outputs(tmp_p
                      folder_model]) == 1
     assert (f"--dataset cifar10: {folder_model} was trained on imagenet2012 (the file records it), "
             f"whose inputs are read and normalised differently: pass --dataset imagenet2012") in capsys.readouterr().err
-    # Without --dataset, the file's: the CIFAR folder is then read as an image folder, and has no class folders.
-    assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", folder_model]) == 1
+    # Without --dataset, the file's, with its options and checks (an image folder's crop_pct, a mean given
+    # as CIFAR's constants kept as given): the CIFAR folder is then read as an image folder, and has none.
+    assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", folder_model, "--crop_pct", "0.9",
+                     "--mean", "0.4914,0.4822,0.4465"]) == 1
     err = capsys.readouterr().err
     assert f"dataset imagenet2012: what {folder_model} was trained on (the file records it)" in err
+    assert f"mean 0.4914,0.4822,0.4465: as given, where {folder_model}'s run normalised its inputs by" in err
     assert "no image files in its class sub-folders" in err and "Traceback" not in err
+    odd = save(tmp_path / "odd.pt", dataset="svhn")  # none of ours: named as such, not as a --dataset to pass
+    assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", odd]) == 1
+    assert (f"{odd} records the data set 'svhn', none of cifar10, cifar100, imagenet2012 (not a file this tool "
+            f"wrote, or one edited since)") in capsys.readouterr().err
     four = save(tmp_path / "four.pt")
     assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", four]) == 0
     # One refusal for every command that reads a model file: an ONNX file's recorded data set too.

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .config import ConfigError, channel_values, channels_text, is_cifar, normalisation
+from .config import DATASETS, ConfigError, channel_values, channels_text, is_cifar, normalisation
 
 FORMAT = "mobilenet-v1/1"
 CKPT_PREFIX = "mobilenetv1"
@@ -239,6 +239,10 @@ def trained_dataset(path: str, recorded: Any, asked: Optional[str]) -> Optional[
     metadata's), which ``asked`` (the command's --dataset) must match;
     else ``asked``; None where neither says. Another data set's images are read and normalised
     otherwise: the outputs would mean nothing."""
+    if recorded and asked and recorded != asked and recorded not in DATASETS:
+        raise CheckpointError(f"{path} records the data set {recorded!r}, none of {', '.join(DATASETS)} (not a "
+                              f"file this tool wrote, or one edited since): its inputs cannot be made as its run's "
+                              f"were")
     if recorded and asked and recorded != asked:
         raise CheckpointError(f"--dataset {asked}: {path} was trained on "
                               f"{recorded} (the file records it), "

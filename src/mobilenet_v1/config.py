@@ -887,10 +887,13 @@ def load_config(argv: Sequence[str] = (), config_path: Optional[str] = None) -> 
     return load_config_and_given(argv, config_path)[0]
 
 
-def load_config_and_given(argv: Sequence[str] = (),
-                          config_path: Optional[str] = None) -> Tuple[Config, Set[str]]:
+def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] = None,
+                          dataset_of: Optional[Callable[[Dict[str, Any]], Optional[str]]] = None
+                          ) -> Tuple[Config, Set[str]]:
     """:func:`load_config`, and the keys the user set (on the command line or in the config file),
-    as opposed to those left at their defaults."""
+    as opposed to those left at their defaults. Where neither names the data set, ``dataset_of(values)``
+    (the values given) may, in place of the default (a command that reads a model file: the one the file
+    records), so that the data set's presets and checks apply; it is still not among the keys set."""
     overrides = parse_overrides(argv)
     for key, value in overrides:
         if key == "config_path":
@@ -907,15 +910,17 @@ def load_config_and_given(argv: Sequence[str] = (),
     file_values = {k: v for k, v in file_values.items() if k not in ignored}
     overrides = [(k, v) for k, v in overrides if k not in ignored]
 
-    dataset = file_values.get("dataset", "cifar10")
+    dataset = file_values.get("dataset")
     for key, value in overrides:
         if key == "dataset":
             dataset = value
+    if dataset is None:
+        dataset = (dataset_of({**file_values, **dict(overrides)}) if dataset_of else None) or "cifar10"
     if dataset not in DATASETS:
         where = "option --dataset" if any(key == "dataset" for key, _ in overrides) else f"config file {config_path}"
         raise ConfigError(f"{where}: dataset={dataset!r} is not one of {list(DATASETS)}")
 
-    values: Dict[str, Any] = dict(DATASET_PRESETS[dataset])
+    values: Dict[str, Any] = {**DATASET_PRESETS[dataset], "dataset": dataset}
     for key, value in file_values.items():
         values[key] = coerce(key, value, f"config file {config_path}")
     for key, value in overrides:

@@ -173,13 +173,31 @@ def evaluated_size(cfg: Config, given: Optional[Set[str]]) -> Tuple[Config, Opti
             None if given is None else given | {"image_size"})
 
 
+def recorded_dataset(values: Dict[str, Any]) -> Optional[str]:
+    """The data set that the model file eval reads (``checkpoint_path`` among the given ``values``) records:
+    eval's configuration takes it where no data set is given (``config.load_config_and_given``), so that its
+    presets and checks are that data set's. None where the file records none or cannot be read yet (the
+    evaluation then says why)."""
+    path = values.get("checkpoint_path")
+    if not isinstance(path, str) or not path:
+        return None
+    try:
+        path = ckpt_io.resolve_checkpoint_path(path)
+        record = load_deployed(path).metadata if is_deployed_file(path) else ckpt_io.load_file(path).get("config")
+    except (ckpt_io.CheckpointError, OSError, ValueError, RuntimeError):
+        return None
+    recorded = record.get("dataset") if isinstance(record, dict) else None
+    return recorded if recorded in DATASETS else None
+
+
 def trained_dataset(cfg: Config, recorded: Any, path: str, given: Optional[Set[str]]) -> Config:
     """``cfg`` with the data set the run of ``path`` trained on (``recorded``: what the file records) where the
-    user left ``dataset`` at its default, and said so, as predict and export take it; another one given (on
-    the command line or in a config file) is refused (:func:`checkpoint.trained_dataset`), as is any other
-    for a caller that never follows (``given`` None)."""
-    if given is not None and "dataset" not in given and recorded in DATASETS and recorded != cfg.dataset:
-        print0(f"dataset {recorded}: what {path} was trained on (the file records it)", file=sys.stderr)
+    user gave none, and said so, as predict and export take it (eval's configuration was loaded with it:
+    :func:`recorded_dataset`); another one given (on the command line or in a config file) is refused
+    (:func:`checkpoint.trained_dataset`), as is any other for a caller that never follows (``given`` None)."""
+    if given is not None and "dataset" not in given and recorded in DATASETS:
+        if recorded != Config.dataset:  # the default needs no word
+            print0(f"dataset {recorded}: what {path} was trained on (the file records it)", file=sys.stderr)
         return dataclasses.replace(cfg, dataset=recorded)
     ckpt_io.trained_dataset(path, recorded, cfg.dataset)
     return cfg
@@ -471,7 +489,7 @@ def sweep(argv: List[str], sizes: List[int], as_json: bool) -> int:
         raise ConfigError("option --eval_image_size: --image_size gives the sizes to evaluate at; leave it out")
     runs = []
     for size in sizes:  # every size's configuration checked before the first evaluation
-        cfg, given = load_config_and_given(argv + [f"--image_size={size}"])
+        cfg, given = load_config_and_given(argv + [f"--image_size={size}"], dataset_of=recorded_dataset)
         given.discard("eval_image_size")
         runs.append((dataclasses.replace(cfg, eval_image_size=0), given))
     path = runs[0][0].checkpoint_path
@@ -522,7 +540,7 @@ def main(argv: Sequence[str]) -> int:
             raise ValueError("--per_class, --confusion_csv and --per_image are figures of one image size; "
                              f"--image_size gives {len(sizes)}")
         return sweep(argv, sizes, as_json)
-    cfg, given = load_config_and_given(argv)
+    cfg, given = load_config_and_given(argv, dataset_of=recorded_dataset)
     command_line = dict(parse_overrides(argv))
     if "image_size" in command_line and "eval_image_size" not in command_line:
         cfg = dataclasses.replace(cfg, eval_image_size=0)  # the command line's size over a file's eval_image_size
