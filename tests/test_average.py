@@ -137,6 +137,19 @@ def test_the_command_names_what_it_averaged(tmp_path, capsys):
             f"{a}, {b}")
     assert mean in capsys.readouterr().out
     assert load_model(str(tmp_path / "m.safetensors")).width_mult == 0.25
+    # CIFAR checkpoints of one run whose names file renamed the classes (the labels are the files' numbers):
+    # averaged, the last names recorded and the change named. Image folders' names are their labels: refused.
+    renamed = []
+    for n, names in (("r1", "abcd"), ("r2", "ABCD")):
+        ckpt = torch.load(save(tmp_path / f"{n}.pt", random_model(len(renamed)), classes=names), weights_only=False)
+        ckpt["config"]["dataset"] = "cifar10"
+        torch.save(ckpt, str(tmp_path / f"{n}.pt"))
+        renamed.append(str(tmp_path / f"{n}.pt"))
+    capsys.readouterr()
+    assert cli.main(["average", *renamed, "--out", str(tmp_path / "r.pt")]) == 0
+    assert ckpt_io.load_file(str(tmp_path / "r.pt"))["classes"] == ["A", "B", "C", "D"]
+    assert (f"note: {renamed[1]} names its CIFAR classes otherwise than {renamed[0]} (its names file changed; the "
+            f"labels are the files' numbers): {tmp_path / 'r.pt'} records the last names") in capsys.readouterr().err
     # A .safetensors keeps the record as metadata; convert carries it from one format to the other.
     converted = str(tmp_path / "back.pt")
     assert cli.main(["convert", str(tmp_path / "m.pt"), str(tmp_path / "c.safetensors")]) == 0

@@ -173,6 +173,9 @@ def test_the_names_file_beside_the_bin_files_names_the_classes_from_training_to_
             f"set's names file says AIRPLANE, AUTOMOBILE, BIRD, CAT, DEER ...: its checkpoints record those from "
             f"here") in capsys.readouterr().out
     assert torch.load(again["checkpoint"], weights_only=False)["classes"] == [n.upper() for n in CIFAR10_CLASSES]
+    # A checkpoint that recorded a names file's every name (before runs recorded those of their outputs only)
+    # keeps those of its outputs.
+    assert train.resumed_names(list(CIFAR10_CLASSES), None, "a.ckpt", 4) == (list(CIFAR10_CLASSES[:4]), "")
     meta.unlink()
     last = train.run(load_config(args + ["--epoch_size=3", "--resume=auto",
                                          f"--save_checkpoint_path={tmp_path / 'run'}"]))

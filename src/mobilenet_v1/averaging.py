@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from . import checkpoint as ckpt_io
-from .config import normalisation, normalisation_text
+from .config import is_cifar, normalisation, normalisation_text
 from .mindspore_io import mindspore_warning, output_format, read_any, write_checkpoint
 
 
@@ -106,6 +106,7 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     weights: List[str] = []
     recorded: Dict[str, Any] = {}
     unrecorded, own = "", ""  # a file that records no normalisation; one whose run had its own (--mean/--std)
+    renamed = ""  # the first CIFAR checkpoint whose class names are not the first one's
     for f in files:
         ckpt = read_any(f)
         model, args = model_from_checkpoint(ckpt, f, use_ema)
@@ -119,8 +120,13 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
             raise ckpt_io.CheckpointError(f"checkpoint {f} is a MobileNetV1 of {shown(args)}, {first['file']} one of "
                                           f"{shown(first['args'])}: only models of one shape average")
         if classes and "classes" in first and list(classes) != list(first["classes"]):
-            raise ckpt_io.CheckpointError(f"checkpoint {f} was trained on other classes than {first['classes_file']} "
-                                          f"(their recorded class names differ): the mean would mix them")
+            # CIFAR's labels are the numbers in its files: its names file renamed them between two checkpoints
+            # of one run (train records the file's), and the mean takes the last file's names.
+            if not is_cifar(str((ckpt.get("config") or {}).get("dataset") or "")):
+                raise ckpt_io.CheckpointError(f"checkpoint {f} was trained on other classes than "
+                                              f"{first['classes_file']} (their recorded class names differ): the mean "
+                                              f"would mix them")
+            renamed = renamed or f
         config = ckpt.get("config")
         if isinstance(config, dict) and config:  # a MindSpore .ckpt records none
             norm = ckpt_io.trained_normalisation(config, "", f)
@@ -158,7 +164,8 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     made = {"averaged": {"sources": files, "weights": [w or "trained" for w in weights]}} if fmt != "ckpt" else {}
     count = write_checkpoint(dst, fmt, mean, first["args"], {**recorded, **made})
     return {"sources": files, "format": fmt, "tensors": count, **first["args"], "best_short": short,
-            "ema": weights.count("ema"), "dropped": sorted(recorded) + ["averaged"] if fmt == "ckpt" else [],
+            "ema": weights.count("ema"), "renamed": renamed and (first["classes_file"], renamed),
+            "dropped": sorted(recorded) + ["averaged"] if fmt == "ckpt" else [],
             "warning": mindspore_warning(f"the mean of {', '.join(files)}", fmt, first["args"]["padding"],
                                          recorded.get("config"))}
 

@@ -262,6 +262,10 @@ def cmd_average(argv: List[str]) -> int:
               file=sys.stderr)
     if out["warning"]:
         print(f"mobilenet-v1 average: warning: {out['warning']}", file=sys.stderr)
+    if out["renamed"]:
+        print(f"mobilenet-v1 average: note: {out['renamed'][1]} names its CIFAR classes otherwise than "
+              f"{out['renamed'][0]} (its names file changed; the labels are the files' numbers): {a.out} records the "
+              f"last names", file=sys.stderr)
     if out["dropped"]:
         print(dropped_note("average", out["dropped"], a.out), file=sys.stderr)
     return 0

@@ -766,10 +766,12 @@ def evaluation_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
     return "\n".join(lines)
 
 
-def resumed_names(recorded: Any, names: Optional[List[str]], source: str) -> Tuple[Optional[List[str]], str]:
+def resumed_names(recorded: Any, names: Optional[List[str]], source: str,
+                  outputs: int) -> Tuple[Optional[List[str]], str]:
     """A CIFAR run's class names on a resume from ``source``, and a line where it has to say which: those of
-    the data set's names file (``names``), else those ``source`` recorded (``recorded``). Other names than
-    recorded are only other names: CIFAR's labels are the numbers in its files."""
+    the data set's names file (``names``), else those ``source`` recorded (``recorded``; those of its
+    ``outputs``). Other names than recorded are only other names: CIFAR's labels are the numbers in its files."""
+    recorded = list(recorded)[:outputs] if isinstance(recorded, list) else recorded
     if not isinstance(recorded, list) or not recorded or list(recorded) == list(names or recorded):
         return (names or (list(recorded) if isinstance(recorded, list) and recorded else None)), ""
 
@@ -1161,7 +1163,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                    + ("; pre_trained is ignored" if cfg.pre_trained else ""))
             spe_change = steps_change(ckpt, resumed_from, steps_per_epoch, step_images, lr, position)
             if is_cifar(cfg.dataset):
-                classes, renamed = resumed_names(ckpt.get("classes"), classes, resumed_from)
+                classes, renamed = resumed_names(ckpt.get("classes"), classes, resumed_from, cfg.class_num)
             for line in (spe_change, change, recipe_change(ckpt, resumed_from, cfg),
                          teacher_change(ckpt, resumed_from, cfg, distill), evaluation_change(ckpt, resumed_from, cfg),
                          renamed if is_cifar(cfg.dataset) else ""):
