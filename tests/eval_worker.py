@@ -1,7 +1,8 @@
 """Run by tests/test_distributed.py under torchrun (not collected by pytest): ``mobilenet-v1 eval`` of a
 run folder while a newer checkpoint lands in it, between rank 0's look at the folder and rank 1's.
 
-Rank 0 notes (the file ``MARK``) when it has listed the folder; rank 1, once in the process group, waits
+Rank 0 notes (the file ``MARK``) when it has listed the folder to choose (a listing after it joined the
+process group: eval's configuration looks at the file earlier, for its data set); rank 1, once in the group, waits
 for that, copies ``NEWER`` into ``FOLDER`` as ``NEWER_NAME`` and only then goes on with its evaluation.
 argv: the options of ``mobilenet-v1 eval``.
 """
@@ -16,16 +17,22 @@ from mobilenet_v1 import cli, distributed
 if __name__ == "__main__":
     mark = os.environ["MARK"]
     if os.environ["RANK"] == "0":
-        listed = ckpt_io.list_checkpoints
+        listed, joined = ckpt_io.list_checkpoints, distributed.setup
+        grouped = []
+
+        def join(*args, **kwargs):
+            ctx = joined(*args, **kwargs)
+            grouped.append(True)
+            return ctx
 
         def list_and_mark(folder):
             found = listed(folder)
-            if found:
+            if found and grouped:
                 with open(mark, "w", encoding="utf-8") as f:
                     f.write(found[-1][1])
             return found
 
-        ckpt_io.list_checkpoints = list_and_mark
+        ckpt_io.list_checkpoints, distributed.setup = list_and_mark, join
     else:
         joined = distributed.setup
 
