@@ -150,6 +150,17 @@ def test_the_command_names_what_it_averaged(tmp_path, capsys):
     assert ckpt_io.load_file(str(tmp_path / "r.pt"))["classes"] == ["A", "B", "C", "D"]
     assert (f"note: {renamed[1]} names its CIFAR classes otherwise than {renamed[0]} (its names file changed; the "
             f"labels are the files' numbers): {tmp_path / 'r.pt'} records the last names") in capsys.readouterr().err
+    # Another folder's CIFAR-format data: other classes, refused; a file recorded with its names file's every
+    # name (before runs kept their outputs' only) is compared and recorded by the names of its 4 outputs.
+    ckpt = torch.load(renamed[1], weights_only=False)
+    torch.save({**ckpt, "config": {**ckpt["config"], "dataset_path": str(tmp_path / "own")}}, str(tmp_path / "o.pt"))
+    assert cli.main(["average", renamed[0], str(tmp_path / "o.pt"), "--out", str(tmp_path / "x.pt")]) == 1
+    assert "(their recorded class names differ): the mean would mix them" in capsys.readouterr().err
+    torch.save({**ckpt, "classes": list("ABCDEFGHIJ")}, str(tmp_path / "ten.pt"))
+    assert cli.main(["average", str(tmp_path / "ten.pt"), renamed[1], "--out", str(tmp_path / "t.pt")]) == 0
+    assert "names its CIFAR classes otherwise" not in capsys.readouterr().err
+    assert cli.main(["average", renamed[1], str(tmp_path / "ten.pt"), "--out", str(tmp_path / "t.pt")]) == 0
+    assert ckpt_io.load_file(str(tmp_path / "t.pt"))["classes"] == ["A", "B", "C", "D"]
     # A .safetensors keeps the record as metadata; convert carries it from one format to the other.
     converted = str(tmp_path / "back.pt")
     assert cli.main(["convert", str(tmp_path / "m.pt"), str(tmp_path / "c.safetensors")]) == 0

@@ -90,9 +90,14 @@ def test_eval_refuses_a_checkpoint_of_another_data_set_or_of_fewer_outputs(tmp_p
     assert f"mean 0.4914,0.4822,0.4465: as given, where {folder_model}'s run normalised its inputs by" in err
     assert "no image files in its class sub-folders" in err and "Traceback" not in err
     odd = save(tmp_path / "odd.pt", dataset="svhn")  # none of ours: named as such, not as a --dataset to pass
-    assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", odd]) == 1
-    assert (f"{odd} records the data set 'svhn', none of cifar10, cifar100, imagenet2012 (not a file this tool "
-            f"wrote, or one edited since)") in capsys.readouterr().err
+    image = tmp_path / "one.png"
+    Image.new("RGB", (8, 8), (200, 10, 30)).save(image)
+    for argv in (["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", odd], ["predict", str(image),
+                 "--ckpt_file", odd], ["export", "--ckpt_file", odd, "--file_name", str(tmp_path / "odd")]):
+        assert cli.main(argv) == 1, argv
+        assert (f"{odd} records the data set 'svhn', none of cifar10, cifar100, imagenet2012 (not a file this tool "
+                f"wrote, or one edited since)") in capsys.readouterr().err, argv
+    assert not (tmp_path / "odd.onnx").exists()
     four = save(tmp_path / "four.pt")
     assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", four]) == 0
     # One refusal for every command that reads a model file: an ONNX file's recorded data set too.

@@ -114,20 +114,25 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
                                             "average the float run's checkpoints and fine-tune that with --qat True")
         args = {"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"]}
         classes = ckpt.get("classes")
+        config = ckpt.get("config")
+        # CIFAR's class names name the numbers in its files: the run's data (data set and folder) says whose.
+        cifar = (config.get("dataset"), os.path.realpath(str(config.get("dataset_path") or "")))\
+            if isinstance(config, dict) and is_cifar(str(config.get("dataset") or "")) else None
+        if cifar and isinstance(classes, list):
+            classes = classes[:args["class_num"]]  # a file recorded before runs kept only their outputs' names
         if not first:
             first = {"file": f, "args": args}
         elif args != first["args"]:
             raise ckpt_io.CheckpointError(f"checkpoint {f} is a MobileNetV1 of {shown(args)}, {first['file']} one of "
                                           f"{shown(first['args'])}: only models of one shape average")
         if classes and "classes" in first and list(classes) != list(first["classes"]):
-            # CIFAR's labels are the numbers in its files: its names file renamed them between two checkpoints
-            # of one run (train records the file's), and the mean takes the last file's names.
-            if not is_cifar(str((ckpt.get("config") or {}).get("dataset") or "")):
+            # CIFAR's labels are the numbers in its files: checkpoints of one data whose names file renamed
+            # them (train goes on, recording the file's) are one model's; the mean takes the last names.
+            if not cifar or cifar != first["classes_data"]:
                 raise ckpt_io.CheckpointError(f"checkpoint {f} was trained on other classes than "
                                               f"{first['classes_file']} (their recorded class names differ): the mean "
                                               f"would mix them")
             renamed = renamed or f
-        config = ckpt.get("config")
         if isinstance(config, dict) and config:  # a MindSpore .ckpt records none
             norm = ckpt_io.trained_normalisation(config, "", f)
             if "norm" not in first:
@@ -146,11 +151,13 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
                 f"constants), {own} was trained on inputs normalised by {normalisation_text(first['norm'])} (its "
                 f"run's --mean/--std): the mean would mix models of other inputs")
         if classes and "classes" not in first:
-            first.update(classes=classes, classes_file=f)
+            first.update(classes=classes, classes_file=f, classes_data=cifar)
         weights.append(ckpt_io.which_weights(ckpt, use_ema))
         # What export and predict read beside the weights (image size, normalisation, class names): the
         # last file's that records it, where a later one (a MindSpore .ckpt) records none.
         recorded.update((k, ckpt[k]) for k in ("config", "classes", "held_out") if ckpt.get(k) is not None)
+        if classes:
+            recorded["classes"] = list(classes)
         for name, value in model.state_dict().items():
             if not value.is_floating_point():
                 latest[name] = value.clone()

@@ -239,7 +239,7 @@ def trained_dataset(path: str, recorded: Any, asked: Optional[str]) -> Optional[
     metadata's), which ``asked`` (the command's --dataset) must match;
     else ``asked``; None where neither says. Another data set's images are read and normalised
     otherwise: the outputs would mean nothing."""
-    if recorded and asked and recorded != asked and recorded not in DATASETS:
+    if recorded and recorded not in DATASETS:  # eval, export, predict ... alike
         raise CheckpointError(f"{path} records the data set {recorded!r}, none of {', '.join(DATASETS)} (not a "
                               f"file this tool wrote, or one edited since): its inputs cannot be made as its run's "
                               f"were")
