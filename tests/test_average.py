@@ -141,7 +141,7 @@ def test_the_command_names_what_it_averaged(tmp_path, capsys):
     # averaged, the last names recorded and the change named. Image folders' names are their labels: refused.
     renamed = []
     for n, names in (("r1", "abcd"), ("r2", "ABCD")):
-        ckpt = torch.load(save(tmp_path / f"{n}.pt", random_model(len(renamed)), classes=names), weights_only=False)
+        ckpt = ckpt_io.load_torch_file(save(tmp_path / f"{n}.pt", random_model(len(renamed)), classes=names))
         ckpt["config"]["dataset"] = "cifar10"
         torch.save(ckpt, str(tmp_path / f"{n}.pt"))
         renamed.append(str(tmp_path / f"{n}.pt"))
@@ -152,7 +152,7 @@ def test_the_command_names_what_it_averaged(tmp_path, capsys):
             f"labels are the files' numbers): {tmp_path / 'r.pt'} records the last names") in capsys.readouterr().err
     # Another folder's CIFAR-format data: other classes, refused; a file recorded with its names file's every
     # name (before runs kept their outputs' only) is compared and recorded by the names of its 4 outputs.
-    ckpt = torch.load(renamed[1], weights_only=False)
+    ckpt = ckpt_io.load_torch_file(renamed[1])
     torch.save({**ckpt, "config": {**ckpt["config"], "dataset_path": str(tmp_path / "own")}}, str(tmp_path / "o.pt"))
     assert cli.main(["average", renamed[0], str(tmp_path / "o.pt"), "--out", str(tmp_path / "x.pt")]) == 1
     assert "(their recorded class names differ): the mean would mix them" in capsys.readouterr().err

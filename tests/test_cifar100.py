@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import cli, train
 from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.data import (CIFAR100_FOLDER, DataError, DataOptions, build_loader, load_cifar, read_cifar_bin,
@@ -159,10 +160,10 @@ def test_the_names_file_beside_the_bin_files_names_the_classes_from_training_to_
                                           r"\.bin files; pass --class_num 4"):
         train.run(load_config(args + ["--class_num=3", f"--save_checkpoint_path={tmp_path / 'few'}"]))
     run = train.run(load_config(args + [f"--save_checkpoint_path={tmp_path / 'run'}"]))
-    assert torch.load(run["checkpoint"], weights_only=False)["classes"] == list(CIFAR10_CLASSES)
+    assert ckpt_io.load_torch_file(run["checkpoint"])["classes"] == list(CIFAR10_CLASSES)
     # A model of 4 outputs records the names of its 4 (predict refuses a list longer than the outputs).
     four = train.run(load_config(args + ["--class_num=4", f"--save_checkpoint_path={tmp_path / 'four'}"]))
-    assert torch.load(four["checkpoint"], weights_only=False)["classes"] == list(CIFAR10_CLASSES[:4])
+    assert ckpt_io.load_torch_file(four["checkpoint"])["classes"] == list(CIFAR10_CLASSES[:4])
     # A resume: other names are only other names (the labels are the files' numbers), and data without a
     # names file keeps the recorded ones.
     meta.write_text("\n".join(n.upper() for n in CIFAR10_CLASSES) + "\n")
@@ -172,14 +173,14 @@ def test_the_names_file_beside_the_bin_files_names_the_classes_from_training_to_
     assert (f"resume: {run['checkpoint']} recorded the class names airplane, automobile, bird, cat, deer ..., the data "
             f"set's names file says AIRPLANE, AUTOMOBILE, BIRD, CAT, DEER ...: its checkpoints record those from "
             f"here") in capsys.readouterr().out
-    assert torch.load(again["checkpoint"], weights_only=False)["classes"] == [n.upper() for n in CIFAR10_CLASSES]
+    assert ckpt_io.load_torch_file(again["checkpoint"])["classes"] == [n.upper() for n in CIFAR10_CLASSES]
     # A checkpoint that recorded a names file's every name (before runs recorded those of their outputs only)
     # keeps those of its outputs.
     assert train.resumed_names(list(CIFAR10_CLASSES), None, "a.ckpt", 4) == (list(CIFAR10_CLASSES[:4]), "")
     meta.unlink()
     last = train.run(load_config(args + ["--epoch_size=3", "--resume=auto",
                                          f"--save_checkpoint_path={tmp_path / 'run'}"]))
-    assert torch.load(last["checkpoint"], weights_only=False)["classes"] == [n.upper() for n in CIFAR10_CLASSES]
+    assert ckpt_io.load_torch_file(last["checkpoint"])["classes"] == [n.upper() for n in CIFAR10_CLASSES]
     # eval names the classes from what the checkpoint records; where the data's names file differs, it says so.
     evaluate = ["eval", f"--dataset_path={cifar_dir}", "--device_target=CPU", "--num_workers=0", "--per_class",
                 "--json"]
