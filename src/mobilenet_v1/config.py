@@ -563,6 +563,11 @@ def add_normalisation_options(parser: Any, what: str) -> None:
                                  f"set's constants: a MindSpore .ckpt records none)")
 
 
+def names_text(names: Sequence[str]) -> str:
+    """A list of class names as messages show it: the first five, then "..." where there are more."""
+    return ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+
+
 def channels_text(values: Sequence[float]) -> str:
     """Per-channel values as messages show them: "0.5,0.5,0.5"."""
     return ",".join(f"{v:g}" for v in values)

@@ -16,7 +16,7 @@ from . import distributed
 from .api import model_from_checkpoint
 from .cli import pop_flag, pop_option
 from .config import (DATASETS, NORMALISATION_KEYS, Config, ConfigError, channel_values, channels_text, is_cifar,
-                     load_config_and_given, parse_overrides)
+                     load_config_and_given, names_text, parse_overrides)
 from .data import build_loader, held_out_for
 from .engine import evaluate, nonfinite_note, resolve_device, resolve_precision
 from .onnx_io import is_deployed_file, load_deployed
@@ -37,7 +37,7 @@ def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = 
     and NCHW; its graph has a fixed input size, which becomes the ``image_size`` where the user left it at its
     default (as a checkpoint's training size does) and must be the one they asked for otherwise."""
     model = load_deployed(path)
-    cfg = trained_dataset(cfg, model.metadata.get("dataset"), path, given)
+    check_dataset(cfg, model.metadata.get("dataset"), path, given)
     cfg = trained_split(cfg, model.metadata.get("held_out"), path, given)
     cfg = trained_crop(cfg, model.metadata.get("crop_pct"), path, given)
     cfg = trained_exif(cfg, model.metadata.get("exif_orientation"), path, given)
@@ -190,17 +190,13 @@ def recorded_dataset(values: Dict[str, Any]) -> Optional[str]:
     return recorded if recorded in DATASETS else None
 
 
-def trained_dataset(cfg: Config, recorded: Any, path: str, given: Optional[Set[str]]) -> Config:
-    """``cfg`` with the data set the run of ``path`` trained on (``recorded``: what the file records) where the
-    user gave none, and said so, as predict and export take it (eval's configuration was loaded with it:
-    :func:`recorded_dataset`); another one given (on the command line or in a config file) is refused
-    (:func:`checkpoint.trained_dataset`), as is any other for a caller that never follows (``given`` None)."""
-    if given is not None and "dataset" not in given and recorded in DATASETS:
-        if recorded != Config.dataset:  # the default needs no word
-            print0(f"dataset {recorded}: what {path} was trained on (the file records it)", file=sys.stderr)
-        return dataclasses.replace(cfg, dataset=recorded)
+def check_dataset(cfg: Config, recorded: Any, path: str, given: Optional[Set[str]]) -> None:
+    """Refuses a data set other than the one the run of ``path`` trained on (``recorded``: what the file
+    records; :func:`checkpoint.trained_dataset`). Where the user gave none, eval's configuration was loaded
+    with the file's (:func:`recorded_dataset`), as predict and export take it: said here."""
+    if given is not None and "dataset" not in given and recorded == cfg.dataset != Config.dataset:
+        print0(f"dataset {recorded}: what {path} was trained on (the file records it)", file=sys.stderr)
     ckpt_io.trained_dataset(path, recorded, cfg.dataset)
-    return cfg
 
 
 def trained_size(cfg: Config, ckpt: Dict, path: str, given: Optional[Set[str]]) -> Config:
@@ -349,7 +345,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         if ckpt.get("imported"):
             print0(ckpt["imported"], file=sys.stderr)
         classes = ckpt.get("classes")
-        cfg = trained_dataset(cfg, (ckpt.get("config") or {}).get("dataset"), path, given)
+        check_dataset(cfg, (ckpt.get("config") or {}).get("dataset"), path, given)
         cfg = trained_split(trained_size(cfg, ckpt, path, given), ckpt.get("held_out"), path, given)
         cfg = trained_crop(cfg, (ckpt.get("config") or {}).get("crop_pct"), path, given)
         cfg = trained_exif(cfg, (ckpt.get("config") or {}).get("exif_orientation"), path, given)
@@ -386,9 +382,8 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     # names file's): shards' and CIFAR's labels are numbers, the places of the model's classes.
     names = classes if isinstance(classes, list) and classes else loader.classes
     if is_cifar(cfg.dataset) and names and loader.classes and list(loader.classes[:len(names)]) != list(names):
-        shown = [", ".join(n[:5]) + (" ..." if len(n) > 5 else "") for n in (names, loader.classes)]
-        print0(f"note: {path} records the class names {shown[0]}, {cfg.dataset_path}'s names file says {shown[1]}: "
-               f"the figures name the model's", file=sys.stderr)
+        print0(f"note: {path} records the class names {names_text(names)}, {cfg.dataset_path}'s names file says "
+               f"{names_text(loader.classes)}: the figures name the model's", file=sys.stderr)
     result: Dict[str, Any] = {**accuracy(counts), "total": counts["total"], "ckpt": path,
                               "nonfinite": counts["nonfinite"], "precision": precision}
     if matrix is not None:

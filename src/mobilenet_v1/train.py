@@ -18,7 +18,7 @@ from . import distributed, mindspore_io, runtime
 from .api import model_from_checkpoint
 from .batch_augment import BatchAugment
 from .config import (NORMALISATION_KEYS, Config, ConfigError, channels_text, cifar_name, dump_yaml, is_cifar,
-                     load_config, normalisation_text, to_dict)
+                     load_config, names_text, normalisation_text, to_dict)
 from .data import DataOptions, balance_line, build_loader, held_out_record, imagenet_folder
 from .ema import WeightAverage
 from .engine import (EpochResult, LossTally, evaluate, make_optimizer, make_scaler, nonfinite_note,
@@ -216,9 +216,8 @@ def teacher_line(accuracy: Dict[str, Any], classes: int) -> str:
 def check_teacher_classes(path: str, recorded: Any, classes: Optional[List[str]]) -> None:
     """Refuse a teacher whose recorded classes are not this image folder's (``classes``), in the same order."""
     if classes is not None and recorded is not None and list(recorded) != list(classes):
-        raise ConfigError(f"teacher {path}: it was trained on the classes {', '.join(recorded[:5])}"
-                          f"{' ...' if len(recorded) > 5 else ''}, this data set's are {', '.join(classes[:5])}"
-                          f"{' ...' if len(classes) > 5 else ''}: its outputs would mean other labels")
+        raise ConfigError(f"teacher {path}: it was trained on the classes {names_text(recorded)}, this data set's "
+                          f"are {names_text(classes)}: its outputs would mean other labels")
 
 
 def program_teacher(cfg: Config, path: str, classes: Optional[List[str]], device: torch.device,
@@ -771,16 +770,12 @@ def resumed_names(recorded: Any, names: Optional[List[str]], source: str,
     """A CIFAR run's class names on a resume from ``source``, and a line where it has to say which: those of
     the data set's names file (``names``), else those ``source`` recorded (``recorded``; those of its
     ``outputs``). Other names than recorded are only other names: CIFAR's labels are the numbers in its files."""
-    recorded = list(recorded)[:outputs] if isinstance(recorded, list) else recorded
-    if not isinstance(recorded, list) or not recorded or list(recorded) == list(names or recorded):
-        return (names or (list(recorded) if isinstance(recorded, list) and recorded else None)), ""
-
-    def shown(n: List[str]) -> str:
-        return ", ".join(n[:5]) + (" ..." if len(n) > 5 else "")
-
-    return names, (f"resume: {source} recorded the class names {shown(recorded)}, the data set's names file says "
-                   f"{shown(names)}: its checkpoints record those from here (the labels, the numbers in its .bin "
-                   f"files, are as they were)")
+    recorded = list(recorded)[:outputs] if isinstance(recorded, list) and recorded else None
+    if recorded is None or names is None or list(names) == recorded:
+        return names or recorded, ""
+    return names, (f"resume: {source} recorded the class names {names_text(recorded)}, the data set's names file "
+                   f"says {names_text(names)}: its checkpoints record those from here (the labels, the numbers in "
+                   f"its .bin files, are as they were)")
 
 
 def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: str,
