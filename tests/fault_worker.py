@@ -8,14 +8,17 @@ attempts run undisturbed.
 
 ``SIGTERM_AT_STEP=N``: rank 1 alone sends itself SIGTERM during global step N (as a scheduler
 preempting one node would), and no other rank hears of it but through the run's own agreement.
+
+``SAVE_FAILS=NAME``: rank 0's write of the checkpoint named NAME fails as on a full disk (ENOSPC).
 """
+import errno
 import os
 import signal
 import sys
 import threading
 import time
 
-from mobilenet_v1 import cli, train
+from mobilenet_v1 import checkpoint, cli, train
 
 
 def kill_self_once_written(path: str) -> None:
@@ -40,7 +43,20 @@ def sigterm_self_at(step: int) -> None:
     train.train_one_epoch = wrapped
 
 
+def disk_full_at(name: str) -> None:
+    as_is = checkpoint.atomic_save
+
+    def save(obj, path, *args, **kwargs):
+        if os.path.basename(path) == name:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        return as_is(obj, path, *args, **kwargs)
+
+    checkpoint.atomic_save = save
+
+
 if __name__ == "__main__":
+    if os.environ.get("RANK") == "0" and "SAVE_FAILS" in os.environ:
+        disk_full_at(os.environ["SAVE_FAILS"])
     if os.environ.get("RANK") == "1" and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0":
         if "FAULT_AFTER" in os.environ:
             threading.Thread(target=kill_self_once_written, args=(os.environ["FAULT_AFTER"],), daemon=True).start()

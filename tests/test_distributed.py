@@ -84,6 +84,49 @@ def odd_cifar(tmp_path):
 # ---------------------------------------------------------------------------------------------------
 # in one process
 
+def test_what_rank_0_alone_does_reaches_every_rank_and_so_does_its_failure(monkeypatch):
+    """Context.from_rank0: rank 0 alone works and keeps its result, the others get what it shares; where
+    its work fails, rank 0 raises its own error and the others one that names it, having all taken part
+    in the same broadcast. In one process: the work, as it is."""
+    sent, done = [], []
+
+    def context(rank: int):
+        ctx = distributed.Context(rank=rank, world_size=2, backend="gloo")
+        monkeypatch.setattr(ctx, "broadcast_object", lambda obj: sent.append(obj) or (obj if rank == 0 else rank_0))
+        return ctx
+
+    def work():
+        done.append(1)
+        return "/run/mobilenetv1-2_6.ckpt", {"weights": 1}
+
+    def failing():
+        done.append(1)
+        raise ckpt_io.CheckpointError("cannot write checkpoint X: No space left on device")
+
+    first = lambda found: found[0]  # noqa: E731
+    rank_0 = None
+    assert context(0).from_rank0(work, "could not choose", share=first) == work()
+    assert sent == [("/run/mobilenetv1-2_6.ckpt", None)] and len(done) == 2
+    with pytest.raises(ckpt_io.CheckpointError, match="^cannot write checkpoint X: No space left on device$"):
+        context(0).from_rank0(failing, "could not save a checkpoint")
+    assert sent[1:] == [(None, "cannot write checkpoint X: No space left on device")] and len(done) == 3
+    sent.clear()
+    done.clear()
+    rank_0 = ("/run/mobilenetv1-2_6.ckpt", None)
+    assert context(1).from_rank0(work, "could not choose", share=first) == "/run/mobilenetv1-2_6.ckpt"
+    rank_0 = (None, "cannot write checkpoint X: No space left on device")
+    with pytest.raises(distributed.DistributedError,
+                       match="^rank 0 could not save a checkpoint: cannot write checkpoint X: No space left"):
+        context(1).from_rank0(failing, "could not save a checkpoint")
+    assert len(sent) == 2 and not done  # rank 1 takes part in the broadcast, and does none of the work
+    alone = distributed.Context()
+    assert alone.from_rank0(work, "could not choose", share=first) == work()
+    with pytest.raises(ckpt_io.CheckpointError):
+        alone.from_rank0(failing, "could not save a checkpoint")
+    assert len(sent) == 2  # nothing broadcast
+
+
+
 def test_run_distribute_without_torchrun_says_how_to_launch(cifar_dir, monkeypatch, capsys):
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(key, raising=False)
@@ -250,6 +293,26 @@ def test_a_sigterm_to_one_rank_stops_every_rank_after_the_same_step_with_a_check
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert f"resume: continuing from {ckpt} after epoch 0 and 4 of the 24 steps of epoch 1" in r.stdout
     assert r.stdout.count("epoch: 2 step: 24, loss is ") == 1
+
+
+def test_a_checkpoint_rank_0_cannot_write_stops_every_rank_with_the_reason(cifar_dir, tmp_path):
+    """Rank 0's disk is full at the second epoch's end: every rank stops there, each naming why (the
+    others waited at their next collective for rank 0 until torchrun ended them), and the first
+    epoch's checkpoint stays whole."""
+    run = tmp_path / "run" / "ckpt_0"
+    opts = [f"--dataset_path={cifar_dir}", "--class_num=4", "--batch_size=16", "--epoch_size=3",
+            "--save_checkpoint_epochs=1", "--log_interval=0", f"--save_checkpoint_path={tmp_path / 'run'}"] + TINY
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        os.path.join(ROOT, "tests", "fault_worker.py"), *opts], cwd=ROOT,
+                       env=child_env(SAVE_FAILS="mobilenetv1-2_6.ckpt"), capture_output=True, text=True, timeout=120)
+    why = (f"cannot write checkpoint {run / 'mobilenetv1-2_6.ckpt'}: No space left on device; training stopped at "
+           f"the end of epoch 2. The earlier checkpoints in {run} are intact (newest: {run / 'mobilenetv1-1_6.ckpt'})")
+    assert r.returncode != 0 and f"mobilenet-v1 train (rank 0): error: {why}" in r.stderr, r.stderr[-3000:]
+    assert f"mobilenet-v1 train (rank 1): error: rank 0 could not save a checkpoint: {why}" in r.stderr
+    assert r.stderr.count("exitcode  : 1 ") + r.stderr.count("exitcode  : 1\n") == 2, r.stderr[-3000:]
+    assert "epoch: 3 step:" not in r.stdout
+    assert [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(run))] == ["mobilenetv1-1_6.ckpt"]
+    assert ckpt_io.load_file(str(run / "mobilenetv1-1_6.ckpt"))["step"] == 6 and not ckpt_io.partial_files(str(run))
 
 
 def test_a_killed_worker_restarts_and_resumes_to_the_same_weights(cifar_dir, tmp_path):

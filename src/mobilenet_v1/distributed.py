@@ -13,7 +13,7 @@ Layout of a distributed run (the seed's): checkpoints and ``config.yaml`` go to
 import dataclasses
 import hashlib
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 import torch.distributed as dist
@@ -146,6 +146,27 @@ class Context:
         box = [obj]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+    def from_rank0(self, work: Callable[[], Any], failure: str, share: Callable[[Any], Any] = lambda r: r) -> Any:
+        """``work()`` done by rank 0 alone (a choice, the run folder's files), where every rank calls this at the
+        same point: rank 0 gets its result, the others ``share(result)`` (picklable). Where it raises, every rank
+        raises: rank 0 its own error, the others one that says rank 0 ``failure`` and why, so that none waits
+        at a collective rank 0 never reaches. Not distributed: ``work()``."""
+        if not self.enabled:
+            return work()
+        result, error = None, None
+        if self.is_rank0:
+            try:
+                result = work()
+            except Exception as e:  # raised again below, once the others are told
+                error = e
+        shared, message = self.broadcast_object(
+            (share(result) if self.is_rank0 and error is None else None, None if error is None else str(error)))
+        if error is not None:
+            raise error
+        if message is not None:
+            raise DistributedError(f"rank 0 {failure}: {message}")
+        return result if self.is_rank0 else shared
 
     def gather_objects(self, obj: Any) -> List[Any]:
         """Every rank's ``obj`` (picklable), in rank order, on every rank."""

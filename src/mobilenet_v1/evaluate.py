@@ -318,17 +318,14 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         raise ValueError("checkpoint_path is not set: pass --checkpoint_path CKPT")
     # A run folder stands for its newest checkpoint, which may change while training goes on there:
     # rank 0 chooses and every rank evaluates that file (summed counts of two models mean nothing).
-    path, error = "", None
-    if dist.is_rank0:
+    def choose() -> str:
         try:
-            path = ckpt_io.resolve_checkpoint_path(cfg.checkpoint_path)
-        except ckpt_io.CheckpointError as e:  # the other ranks must not wait for a choice that never comes
-            error = str(e)
+            return ckpt_io.resolve_checkpoint_path(cfg.checkpoint_path)
         except OSError as e:  # the folder unreadable, or gone between the look and the listing
-            error = f"checkpoint_path {cfg.checkpoint_path}: cannot list it: {e.strerror or e}"
-    path, error = dist.broadcast_object((path, error))
-    if error is not None:
-        raise ckpt_io.CheckpointError(error)
+            raise ckpt_io.CheckpointError(f"checkpoint_path {cfg.checkpoint_path}: cannot list it: "
+                                          f"{e.strerror or e}") from None
+
+    path = dist.from_rank0(choose, "could not choose the checkpoint to evaluate")
     if is_deployed_file(path):
         model, device, precision, opts = deployed_model_and_data(cfg, path, given)
         classes = model.metadata.get("classes")

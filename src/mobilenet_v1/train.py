@@ -423,7 +423,8 @@ class CheckpointWriter:
     with ``step_offset``)."""
 
     def __init__(self, cfg: Config, model, optimizer, scaler, guard: NonFiniteGuard, steps_per_epoch: int,
-                 classes: Optional[List[str]], folder: Optional[str] = None, writes: bool = True,
+                 classes: Optional[List[str]], folder: Optional[str] = None,
+                 dist: Optional[distributed.Context] = None,
                  ema: Optional[WeightAverage] = None, samples_per_step: int = 0, step_offset: int = 0,
                  epoch_end: str = "", recorded: Optional[Dict[str, Any]] = None):
         self.cfg, self.model, self.optimizer, self.scaler, self.guard = cfg, model, optimizer, scaler, guard
@@ -432,8 +433,10 @@ class CheckpointWriter:
         # The run's checkpoint folder: save_checkpoint_path, or its ckpt_0/ in a distributed run.
         self.folder = cfg.save_checkpoint_path if folder is None else folder
         self.steps_per_epoch, self.classes = steps_per_epoch, classes
-        # False on the ranks of a distributed run other than 0: save() returns the path rank 0 writes.
-        self.writes = writes
+        # Rank 0 writes; the other ranks of a distributed run get the path it writes from save(), and stop
+        # with it where it cannot.
+        self.dist = dist or distributed.Context()
+        self.writes = self.dist.is_rank0
         self.samples_per_step = samples_per_step  # recorded: a mid-epoch position counts steps of these
         self.steps = ckpt_io.GlobalSteps(steps_per_epoch, step_offset)
         # The newest checkpoint from an epoch's end, spared by the pruning: a resume at another number of
@@ -453,13 +456,26 @@ class CheckpointWriter:
         if not name:
             name = ckpt_io.checkpoint_name(epoch, spe) if in_epoch == 0 else ckpt_io.checkpoint_name(epoch + 1, in_epoch)
         path = os.path.join(self.folder, name)
-        if not self.writes:
-            self.guard.sync()  # every rank reads its counters where rank 0 does (it raises alike)
-            self.last = path
-            return path
+        self.guard.sync()  # every rank reads its counters here (past the limit, it raises alike on every rank)
+        self.dist.from_rank0(lambda: self._write(path, epoch, in_epoch, name if numbered_end else "", extra),
+                             "could not save a checkpoint")
+        self.last = path
+        if numbered_end:
+            self.epoch_end = path
+        if self.writes:
+            try:
+                ckpt_io.prune_checkpoints(self.folder, self.cfg.keep_checkpoint_max, self.epoch_end)
+            except OSError as e:  # not fatal: the new checkpoint is complete, an old one merely stays
+                print(f"warning: could not remove an old checkpoint in {self.folder}: {e}", file=sys.stderr)
+        return path
+
+    def _write(self, path: str, epoch: int, in_epoch: int, epoch_end: str, extra: Optional[Dict[str, Any]]) -> None:
+        """Rank 0's part of :meth:`save`: the checkpoint written whole at ``path`` (an epoch's end names
+        itself, ``epoch_end``), or an error that names it and what is intact."""
+        spe = self.steps_per_epoch
         extra = {"step_in_epoch": in_epoch, "steps_per_epoch": spe, "nonfinite": self.guard.state_dict(),
                  "samples_per_step": self.samples_per_step, "step_offset": self.steps.offset,
-                 "epoch_end": name if numbered_end else os.path.basename(self.epoch_end),
+                 "epoch_end": epoch_end or os.path.basename(self.epoch_end),
                  **self.recorded, **(extra or {})}
         if self.ema is not None:
             extra["ema"] = self.ema.state_dict()
@@ -479,14 +495,6 @@ class CheckpointWriter:
                 f"The earlier checkpoints in {self.folder} are intact (newest: "
                 f"{self.newest()}); free space or make the folder writable, then run again with --resume auto, "
                 f"which continues from that one") from None
-        self.last = path
-        if numbered_end:
-            self.epoch_end = path
-        try:
-            ckpt_io.prune_checkpoints(self.folder, self.cfg.keep_checkpoint_max, self.epoch_end)
-        except OSError as e:  # not fatal: the new checkpoint is complete, an old one merely stays
-            print(f"warning: could not remove an old checkpoint in {self.folder}: {e}", file=sys.stderr)
-        return path
 
 
 def keep_best(writer: "CheckpointWriter", evaluated: Dict[int, float], epoch: int, accuracy: Dict[str, Any],
@@ -812,23 +820,15 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
                                                     freeze_layers=cfg.freeze_layers, seed=cfg.seed,
                                                     aug_repeats=cfg.aug_repeats, class_balance=cfg.class_balance)
 
-    restarted = dist.restarted if dist is not None else 0
-    if dist is None or not dist.enabled:
-        return _choose_resume(cfg, run_dir, validate, restarted)
-    found: Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]] = ("", None, (0, 0))
-    error = None
+    if dist is None:
+        return _choose_resume(cfg, run_dir, validate, 0)
+    found = dist.from_rank0(lambda: _choose_resume(cfg, run_dir, validate, dist.restarted),
+                            "could not choose a checkpoint to resume from", share=lambda found: found[0])
     if dist.is_rank0:
-        try:
-            found = _choose_resume(cfg, run_dir, validate, restarted)
-        except (ValueError, OSError) as e:  # the other ranks must not wait for a choice that never comes
-            error = e
-    chosen, message = dist.broadcast_object((found[0], str(error) if error else None))
-    if error is not None:
-        raise error
-    if message is not None:
-        raise ckpt_io.CheckpointError(f"rank 0 could not choose a checkpoint to resume from: {message}")
-    if not chosen or dist.is_rank0:
         return found  # rank 0 loaded and validated it while choosing
+    chosen = found  # the other ranks: the path alone
+    if not chosen:
+        return "", None, (0, 0)
     ckpt = ckpt_io.load_file(chosen)
     return chosen, ckpt, validate(ckpt, chosen)
 
@@ -1022,7 +1022,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     if eval_loader is not None:
         loaders.callback(eval_loader.close)
     check_class_num(cfg, loader, eval_loader is not None)
-    if cfg.save_checkpoint and dist.is_rank0:
+    def prepare_folder() -> None:
         try:
             os.makedirs(out_dir, exist_ok=True)
             removed = ckpt_io.remove_partial_files(out_dir)
@@ -1035,6 +1035,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         if removed:
             print0(f"removed {len(removed)} partial file(s) left by an interrupted save (never a checkpoint): "
                    + ", ".join(os.path.basename(p) for p in removed))
+
+    if cfg.save_checkpoint:  # rank 0 writes; the others stop with it where it cannot
+        dist.from_rank0(prepare_folder, "could not prepare the run's folder")
     # A step takes grad_accum_steps batches; those left over at an epoch's end (fewer) are not trained on.
     steps_per_epoch = len(loader) // cfg.grad_accum_steps
     if steps_per_epoch == 0:
@@ -1180,10 +1183,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     # The best checkpoint, keep_best_max and --patience judge on from this run's history's evaluations (rank 0's
     # records, alike on every rank).
     evaluations = Evaluations(cfg.patience, cfg.patience_min_delta)
-    if cfg.save_checkpoint and start_epoch > 0:
-        evaluations = dist.broadcast_object(Evaluations.before(cfg.patience, cfg.patience_min_delta, out_dir,
-                                                               start_epoch)
-                                            if dist.is_rank0 and history else evaluations)
+    if cfg.save_checkpoint and start_epoch > 0:  # rank 0's judgement of the history it finds
+        evaluations = dist.from_rank0(
+            lambda: Evaluations.before(cfg.patience, cfg.patience_min_delta, out_dir, start_epoch)
+            if history else evaluations, "could not read the run's evaluations")
     if start_epoch >= cfg.epoch_size or evaluations.exhausted:
         # Nothing to train: nothing in the run folder is touched (no checkpoint moved aside, no record cut).
         if start_epoch >= cfg.epoch_size:
@@ -1195,7 +1198,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         return run_result(resumed_from, resumed_from, steps_per_epoch, step_images)
     # Resumed from a checkpoint elsewhere (--resume FILE or FOLDER), the run's history is not this folder's.
     elsewhere = bool(resumed_from) and not saved_in(resumed_from, out_dir)
-    if cfg.save_checkpoint and dist.is_rank0:
+
+    def set_folder_for_this_run() -> None:
         try:
             if not resumed_from or elsewhere:
                 # A fresh run in a folder holding another run's checkpoints: they move aside whole, so
@@ -1219,6 +1223,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         except OSError as e:
             raise ckpt_io.CheckpointError(f"save_checkpoint_path {out_dir}: cannot write there "
                                           f"({e.strerror or e}); nothing was trained") from None
+
+    if cfg.save_checkpoint:
+        dist.from_rank0(set_folder_for_this_run, "could not prepare the run's folder")
     # Progressive resizing: a graph per size (multiples of 16), not one of symbolic sizes; Dynamo's limit of
     # graphs per function (8) raised to hold them all and short batches besides, or the last sizes (the
     # final one among them, where the run ends) would run uncompiled.
@@ -1241,7 +1248,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             named = ckpt_io.checkpoint_name(start_epoch, steps_per_epoch)
         epoch_end = resumed_from if start_step == 0 else os.path.join(os.path.dirname(resumed_from), named)
     writer = CheckpointWriter(cfg, model, optimizer, scaler, guard, steps_per_epoch, classes, out_dir,
-                              writes=dist.is_rank0, ema=ema, samples_per_step=step_images, step_offset=step_offset,
+                              dist=dist, ema=ema, samples_per_step=step_images, step_offset=step_offset,
                               epoch_end=epoch_end, recorded={"teacher_file": distill.source} if distill else None)
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
 
@@ -1250,9 +1257,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                         step_offset=step_offset, history=history)
     runtime.remove_log_file(early)  # from here on print0 writes to the log itself
     if cfg.save_checkpoint and start_epoch > 0:  # what rank 0's folder holds now, alike on every rank
-        evaluations.keep_only(*dist.broadcast_object(
-            (os.path.isfile(os.path.join(out_dir, ckpt_io.BEST_NAME)), [e for e, _ in ckpt_io.list_top(out_dir)])
-            if dist.is_rank0 else None))
+        evaluations.keep_only(*dist.from_rank0(
+            lambda: (os.path.isfile(os.path.join(out_dir, ckpt_io.BEST_NAME)),
+                     [e for e, _ in ckpt_io.list_top(out_dir)]), "could not list the run's folder"))
     accumulated = (f" (each step adds up the gradients of {cfg.grad_accum_steps} batches of {cfg.batch_size})"
                    if cfg.grad_accum_steps > 1 else "")
     print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch{accumulated}, epochs "
