@@ -1,4 +1,5 @@
 """The run folder: log.txt, metrics.jsonl, TensorBoard files, progress output, the best checkpoint, plots."""
+import errno
 import glob
 import json
 import math
@@ -13,7 +14,7 @@ from PIL import Image
 
 from conftest import class_images
 from mobilenet_v1 import checkpoint as ckpt_io
-from mobilenet_v1 import cli, plot, runtime, train
+from mobilenet_v1 import cli, plot, runtime, tracking, train
 from mobilenet_v1 import evaluate as evaluate_mod
 from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.data import CIFAR_EVAL_FOLDER, CIFAR_TRAIN_FOLDER, write_cifar_bin
@@ -360,11 +361,80 @@ def test_continuation_keeps_the_checkpoints_own_step_in_tensorboard(tmp_path):
 
 def test_a_logger_that_cannot_open_its_files_leaves_nothing_registered(tmp_path):
     (tmp_path / METRICS_FILE).mkdir()  # metrics.jsonl cannot be opened
-    with pytest.raises(OSError):
+    with pytest.raises(ckpt_io.CheckpointError, match=f"save_checkpoint_path {tmp_path}: cannot write the run's "
+                                                      f"records there \\(Is a directory\\); nothing was trained"):
         RunLogger(str(tmp_path), epochs=1, steps_per_epoch=10, tensorboard=False)
     assert runtime._log_files == []  # print0 no longer copies into that folder's log.txt
     runtime.print0("after the failed start")
     assert "after the failed start" not in (tmp_path / "log.txt").read_text()
+
+
+class FillsUp:
+    """A file on a disk that fills up after ``room`` more characters: the write that meets the end writes
+    what fits, then raises ENOSPC, as every later one does."""
+
+    def __init__(self, f, room: int):
+        self.f, self.room = f, room
+
+    @property
+    def name(self) -> str:
+        return self.f.name
+
+    def write(self, text: str) -> int:
+        fits = text[:max(self.room, 0)]
+        self.room -= len(text)
+        self.f.write(fits)
+        self.f.flush()
+        if len(fits) < len(text):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return len(text)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def test_a_full_disk_ends_the_runs_records_not_the_run(data_dir, tmp_path, capsys, monkeypatch):
+    """log.txt, metrics.jsonl and the TensorBoard files meet a full disk in the first epoch: each is
+    given up with one warning naming it, training goes on to its checkpoints (the disk had room again
+    by then), and a resume carries on the records past the cut-off line."""
+    run = tmp_path / "run"
+    monkeypatch.setattr(runtime, "add_log_file",
+                        lambda path: runtime._log_files.append(FillsUp(open(path, "a", encoding="utf-8"), 3000))
+                        or runtime._log_files[-1])
+    monkeypatch.setattr(tracking, "_open_for_append", lambda path, real=tracking._open_for_append:
+                        FillsUp(real(path), 400))
+    from torch.utils.tensorboard import SummaryWriter
+
+    added = []
+
+    def add_scalar(self, *args, real=SummaryWriter.add_scalar, **kwargs):
+        added.append(args[0])
+        if len(added) > 6:  # as the writer's thread raises what it met
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(SummaryWriter, "add_scalar", add_scalar)
+    args = SMALL + [f"--dataset_path={data_dir}", "--epoch_size=2", "--log_interval=2", "--save_checkpoint_epochs=1",
+                    f"--save_checkpoint_path={run}"]
+    train.run(load_config(args))
+    out, err = capsys.readouterr()
+    then = "end here; training goes on, and stops with a clear error at the next checkpoint if that cannot be written"
+    for path, what in ((run / "log.txt", "its lines"), (run / METRICS_FILE, "its records"),
+                       (f"the TensorBoard files in {run}", "their scalars")):
+        assert err.count(f"warning: cannot write {path} (No space left on device): {what} {then}") == 1, err
+    assert err.count("warning: cannot write") == 3 and len(added) == 7  # each given up at its first failure
+    assert "epoch: 2 step: 12, loss is" in out  # the run printed on to its end
+    log = (run / "log.txt").read_text()
+    assert len(log) == 3000 and log[log.index("epoch 1/2 step 2/12"):] in out  # what fitted, as printed
+    assert [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(run))] == ["mobilenetv1-1_12.ckpt",
+                                                                                      "mobilenetv1-2_12.ckpt"]
+    monkeypatch.undo()
+    train.run(load_config(args[:-3] + ["--epoch_size=3", "--resume=auto", f"--save_checkpoint_path={run}"]))
+    records = read_metrics(str(run))  # the partial line the disk cut off is gone
+    assert [r["epoch"] for r in records["epochs"]] == [3] and records["steps"][-1]["step"] == 36
 
 
 def test_interval_keys_are_checked():

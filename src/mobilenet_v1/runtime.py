@@ -33,7 +33,18 @@ def remove_log_file(f: IO[str]) -> None:
     """Stop copying output to ``f`` and close it; a second call does nothing more."""
     if f in _log_files:
         _log_files.remove(f)
-    f.close()
+    try:
+        f.close()
+    except OSError:  # what it still held could not be written (said when that was first found)
+        pass
+
+
+def record_lost(path: str, error: OSError, what: str) -> None:
+    """Say, on stderr, that a run's record ``path`` (its log, its metrics) cannot be written and is given up:
+    a full disk or a lost mount need not stop training; the checkpoints say whether it can go on."""
+    print(f"warning: cannot write {path} ({error.strerror or error}): {what} end here; training goes on, and "
+          f"stops with a clear error at the next checkpoint if that cannot be written either",
+          file=sys.stderr, flush=True)
 
 
 def capture_output() -> io.StringIO:
@@ -57,8 +68,12 @@ def print0(*args, **kwargs) -> None:
 def log0(*args, sep: str = " ", end: str = "\n") -> None:
     """Write to the log files only (what a terminal shows as a progress bar instead)."""
     if is_rank0():
-        for f in _log_files:
-            print(*args, sep=sep, end=end, file=f, flush=True)
+        for f in list(_log_files):
+            try:
+                print(*args, sep=sep, end=end, file=f, flush=True)
+            except OSError as e:
+                _log_files.remove(f)
+                record_lost(getattr(f, "name", "the log"), e, "its lines")
 
 
 def strict_json(value: Any) -> Any:

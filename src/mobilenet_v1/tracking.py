@@ -31,7 +31,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 
 from . import runtime
-from .checkpoint import GlobalSteps
+from .checkpoint import CheckpointError, GlobalSteps
 from .engine import EpochResult
 
 LOG_FILE = "log.txt"
@@ -105,6 +105,16 @@ def _open_for_append(path: str):
     return open(path, "a", encoding="utf-8")
 
 
+def _closed(f) -> None:
+    """Close a run's record file or writer, if any, whatever is left that it cannot write; None."""
+    if f is not None:
+        try:
+            f.close()
+        except OSError:
+            pass
+    return None
+
+
 def _clock(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"
@@ -155,8 +165,11 @@ class RunLogger:
                          **({} if history else {"history": False})})
             if tensorboard:
                 self._writer = self._open_tensorboard(start_step if history else 0)
-        except BaseException:
+        except BaseException as e:
             self.close()  # or print0 would go on copying this process's output into a run that never started
+            if isinstance(e, OSError):
+                raise CheckpointError(f"save_checkpoint_path {self.run_dir}: cannot write the run's records there "
+                                      f"({e.strerror or e}); nothing was trained") from None
             raise
 
     def _open_tensorboard(self, start_step: int):
@@ -171,13 +184,23 @@ class RunLogger:
 
     def _write(self, record: Dict[str, Any]) -> None:
         if self._metrics is not None:
-            self._metrics.write(runtime.json_text(record) + "\n")
-            self._metrics.flush()
+            try:
+                self._metrics.write(runtime.json_text(record) + "\n")
+                self._metrics.flush()
+            except OSError as e:  # a partial last line is cut off when the run is resumed
+                runtime.record_lost(self._metrics.name, e, "its records")
+                self._metrics = _closed(self._metrics)
 
-    def _scalars(self, values: Dict[str, float], step: int) -> None:
+    def _scalars(self, values: Dict[str, float], step: int, flush: bool = False) -> None:
         if self._writer is not None:
-            for tag, value in values.items():
-                self._writer.add_scalar(tag, value, step)
+            try:
+                for tag, value in values.items():
+                    self._writer.add_scalar(tag, value, step)
+                if flush:
+                    self._writer.flush()
+            except OSError as e:  # the writer's thread met it; every later call would raise it again
+                runtime.record_lost(f"the TensorBoard files in {self.run_dir}", e, "their scalars")
+                self._writer = _closed(self._writer)
 
     def begin_epoch(self, epoch: int, first_step: int = 0) -> None:
         """Epoch ``epoch`` (counted from 1) starts, at its step ``first_step`` (a resumed epoch: the steps
@@ -263,20 +286,14 @@ class RunLogger:
             tags.update({"eval/top_1": accuracy["top_1"], "eval/top_5": accuracy["top_5"]})
             if "raw_top_1" in accuracy:
                 tags.update({"eval/raw_top_1": accuracy["raw_top_1"], "eval/raw_top_5": accuracy["raw_top_5"]})
-        self._scalars(tags, step)
-        if self._writer is not None:
-            self._writer.flush()
+        self._scalars(tags, step, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        if self._metrics is not None:
-            self._metrics.close()
-            self._metrics = None
+        self._writer = _closed(self._writer)  # what the files could not take was said as it was found
+        self._metrics = _closed(self._metrics)
         if self._log is not None:
             runtime.remove_log_file(self._log)
             self._log = None
