@@ -626,6 +626,26 @@ stopping.exit_now(130, "SIGINT again: stopping now")
 '''
 
 
+def test_a_run_whose_output_reader_went_away_still_stops_on_ctrl_c_with_a_checkpoint(cifar_dir, tmp_path):
+    """`train ... 2>&1 | tee console.log` (our scripts) and Ctrl-C from the terminal, which ends tee too:
+    the run's next lines meet a closed pipe. It goes on, stops after the step under way, saves there and
+    exits 130, its log.txt whole, where it stopped at the next line with BrokenPipeError (exit 1)."""
+    run = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "mobilenet_v1", "train", *run_args(cifar_dir, run, "--epoch_size=50",
+                                                                                 "--log_interval=1")],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=SRC))
+    p.stdout.readline()
+    p.stdout.close()  # the reader is gone
+    log, deadline = run / "log.txt", time.monotonic() + 60
+    while not (log.is_file() and "epoch 1/50 step 3/12" in log.read_text()) and p.poll() is None:
+        assert time.monotonic() < deadline, "the run did not reach step 3"
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=60) == 130
+    saved = [os.path.basename(path) for _, path in ckpt_io.list_checkpoints(str(run))]
+    assert len(saved) == 1 and "stopped by SIGINT after step" in log.read_text() and saved[0] in log.read_text()
+
+
 def test_an_exit_at_once_without_threads_or_without_stderr(tmp_path):
     """Where no thread can start, exit_now flushes and says its line in the calling thread; with stderr
     closed, the line is not written into whatever file took descriptor 2."""

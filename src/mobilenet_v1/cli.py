@@ -384,6 +384,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         interrupt = signal.signal(signal.SIGINT, quit_on_interrupt)
         atexit.register(quiet_at_exit)
+    streams = sys.stdout, sys.stderr
+    if argv_given is None and name == "train":  # a run outlives a reader of its output that goes away
+        from .runtime import ReaderMayLeave
+
+        sys.stdout, sys.stderr = ReaderMayLeave(sys.stdout), ReaderMayLeave(sys.stderr)
     try:
         return COMMANDS[name](rest)
     except (ConfigError, DataError, CheckpointError, ValueError, OSError) as e:
@@ -401,6 +406,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     finally:
         warnings.formatwarning = formatted
+        sys.stdout, sys.stderr = streams
         if interrupt is not None:  # a host that ran the module (runpy) gets its Ctrl-C back
             signal.signal(signal.SIGINT, interrupt)
 

@@ -55,6 +55,41 @@ def capture_output() -> io.StringIO:
     return buf
 
 
+class ReaderMayLeave:
+    """A standard stream whose reader may go away while the run goes on: the ``| tee`` of our scripts, which
+    the terminal's Ctrl-C ends too, or a ``| head``. A write or flush that meets the closed pipe sends the
+    stream's descriptor, and so what it still holds and everything after, to os.devnull, where it raised
+    BrokenPipeError at the next line printed and stopped the run before its checkpoint. (log.txt keeps
+    the run's lines.) Anything else is the stream's."""
+
+    def __init__(self, stream: IO[str]):
+        self._stream = stream
+
+    def _gone(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self._stream.fileno())
+        finally:
+            os.close(devnull)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._gone()
+            self._stream.flush()  # what it held, to os.devnull: not to be tried at exit again
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def print0(*args, **kwargs) -> None:
     """print() on rank 0 only; output is flushed so logs interleave in order. What goes to stdout
     also goes to the log files of :func:`add_log_file` and the buffers of :func:`capture_output`."""
