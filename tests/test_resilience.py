@@ -808,6 +808,11 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
                                                       r"symmetric \(pass --padding same"):
         train.run(load_config(run_args(cifar_dir, run, "--epoch_size=2", "--padding=symmetric",
                                        f"--resume={run / 'mobilenetv1-1_12.ckpt'}")))
+    # Another width: every layer's shape differs; one line says which width continues it.
+    with pytest.raises(ckpt_io.CheckpointError, match=r"its run trained a network of width_mult 0.25, this run one "
+                                                      r"of width_mult 0.5 \(pass --width_mult 0.25 to continue it\)$"):
+        train.run(load_config(run_args(cifar_dir, run, "--epoch_size=2", "--width_mult=0.5",
+                                       f"--resume={run / 'mobilenetv1-1_12.ckpt'}")))
     for _, p in ckpt_io.list_checkpoints(str(run)):
         open(p, "wb").close()
     assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--resume=auto")]) == 1

@@ -807,6 +807,12 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
                 f"checkpoint {path}: its run trained with qat {trained[0]}, qat_reduce_range {trained[1]}; this run "
                 f"with qat {cfg.qat}, qat_reduce_range {cfg.qat_reduce_range} (pass those of the checkpoint to "
                 f"continue it; --pre_trained starts another run from its weights)")
+        width = args.get("width_mult", cfg.width_mult)
+        if isinstance(width, (int, float)) and not isinstance(width, bool) and width != cfg.width_mult:
+            # Every layer's shape differs: said in one line, not as each tensor's (and its momentum's) shape.
+            raise ckpt_io.CheckpointError(
+                f"checkpoint {path}: its run trained a network of width_mult {width:g}, this run one of width_mult "
+                f"{cfg.width_mult:g} (pass --width_mult {width:g} to continue it)")
         padded = args.get("padding", cfg.padding)  # files from before the key: not told
         if padded != cfg.padding:
             # The same tensors too, another network: its outputs differ at every stride-2 layer.
