@@ -81,6 +81,13 @@ def test_eval_refuses_a_checkpoint_of_another_data_set_or_of_fewer_outputs(tmp_p
                      folder_model]) == 1
     assert (f"--dataset cifar10: {folder_model} was trained on imagenet2012 (the file records it), "
             f"whose inputs are read and normalised differently: pass --dataset imagenet2012") in capsys.readouterr().err
+    # Set by a config file (the seed's for another data set), not by an option: the file is named.
+    cifar_config = os.path.join(os.path.dirname(__file__), "..", "configs", "cifar10.yaml")
+    assert cli.main(["eval", "--config_path", cifar_config, "--dataset_path", str(cifar_dir), "--checkpoint_path",
+                     folder_model]) == 1
+    assert (f"dataset cifar10 (config file {cifar_config}): {folder_model} was trained on imagenet2012 (the file "
+            f"records it), whose inputs are read and normalised differently: use a config file for imagenet2012, "
+            f"or pass --dataset imagenet2012") in capsys.readouterr().err
     # Without --dataset, the file's, with its options and checks (an image folder's crop_pct, a mean given
     # as CIFAR's constants kept as given): the CIFAR folder is then read as an image folder, and has none.
     assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", folder_model, "--crop_pct", "0.9",

@@ -234,9 +234,9 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
         raise ValueError(f"{option} {path}: name it {suffix} (it is written as such, over any file of that name)")
 
 
-def trained_dataset(path: str, recorded: Any, asked: Optional[str]) -> Optional[str]:
+def trained_dataset(path: str, recorded: Any, asked: Optional[str], asked_in: str = "") -> Optional[str]:
     """The data set a model file is for: the one it records (``recorded``: its configuration's or ONNX
-    metadata's), which ``asked`` (the command's --dataset) must match;
+    metadata's), which ``asked`` (the command's --dataset; ``asked_in`` a config file that set it) must match;
     else ``asked``; None where neither says. Another data set's images are read and normalised
     otherwise: the outputs would mean nothing."""
     if recorded and recorded not in DATASETS:  # eval, export, predict ... alike
@@ -244,11 +244,13 @@ def trained_dataset(path: str, recorded: Any, asked: Optional[str]) -> Optional[
                               f"file this tool wrote, or one edited since): its inputs cannot be made as its run's "
                               f"were")
     if recorded and asked and recorded != asked:
-        raise CheckpointError(f"--dataset {asked}: {path} was trained on "
-                              f"{recorded} (the file records it), "
-                              + ("whose classes are others" if is_cifar(recorded) and is_cifar(asked) else
-                                 "whose inputs are read and normalised differently")
-                              + f": pass --dataset {recorded}")
+        why = ("whose classes are others" if is_cifar(recorded) and is_cifar(asked) else
+               "whose inputs are read and normalised differently")
+        raise CheckpointError(f"dataset {asked} ({asked_in}): {path} was trained on {recorded} (the file records "
+                              f"it), {why}: use a config file for {recorded}, or pass --dataset {recorded}"
+                              if asked_in else
+                              f"--dataset {asked}: {path} was trained on {recorded} (the file records it), {why}: "
+                              f"pass --dataset {recorded}")
     return recorded or asked
 
 

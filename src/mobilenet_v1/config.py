@@ -892,6 +892,15 @@ def load_config(argv: Sequence[str] = (), config_path: Optional[str] = None) -> 
     return load_config_and_given(argv, config_path)[0]
 
 
+class Given(set):
+    """The keys a user set (a set), and where each came from: ``origin[key]``, ``option --key`` or
+    ``config file F``."""
+
+    def __init__(self, origin: Dict[str, str]):
+        super().__init__(origin)
+        self.origin = dict(origin)
+
+
 def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] = None,
                           dataset_of: Optional[Callable[[Dict[str, Any]], Optional[str]]] = None
                           ) -> Tuple[Config, Set[str]]:
@@ -945,7 +954,7 @@ def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] =
         return f"the default of {key}"
 
     _validate(cfg, file_choices, origin)
-    return cfg, set(given) | set(file_values)
+    return cfg, Given({**{key: f"config file {config_path}" for key in file_values}, **given})
 
 
 def _check_ignored(ignored: Dict[str, Any], file_choices: Dict[str, Any], config_path: Optional[str]) -> None:

@@ -15,8 +15,8 @@ from . import checkpoint as ckpt_io
 from . import distributed
 from .api import model_from_checkpoint
 from .cli import pop_flag, pop_option
-from .config import (DATASETS, NORMALISATION_KEYS, Config, ConfigError, channel_values, channels_text, is_cifar,
-                     load_config_and_given, names_text, parse_overrides)
+from .config import (DATASETS, NORMALISATION_KEYS, Config, ConfigError, Given, channel_values, channels_text,
+                     is_cifar, load_config_and_given, names_text, parse_overrides)
 from .data import build_loader, held_out_for
 from .engine import evaluate, nonfinite_note, resolve_device, resolve_precision
 from .onnx_io import is_deployed_file, load_deployed
@@ -169,8 +169,10 @@ def evaluated_size(cfg: Config, given: Optional[Set[str]]) -> Tuple[Config, Opti
     evaluates where the run's own evaluations did."""
     if not cfg.eval_image_size:
         return cfg, given
-    return (dataclasses.replace(cfg, image_size=cfg.eval_image_size, eval_image_size=0),
-            None if given is None else given | {"image_size"})
+    if given is not None:
+        given = Given({**getattr(given, "origin", dict.fromkeys(given, "")),
+                       "image_size": getattr(given, "origin", {}).get("eval_image_size", "")})
+    return dataclasses.replace(cfg, image_size=cfg.eval_image_size, eval_image_size=0), given
 
 
 def recorded_dataset(values: Dict[str, Any]) -> Optional[str]:
@@ -196,7 +198,8 @@ def check_dataset(cfg: Config, recorded: Any, path: str, given: Optional[Set[str
     with the file's (:func:`recorded_dataset`), as predict and export take it: said here."""
     if given is not None and "dataset" not in given and recorded == cfg.dataset != Config.dataset:
         print0(f"dataset {recorded}: what {path} was trained on (the file records it)", file=sys.stderr)
-    ckpt_io.trained_dataset(path, recorded, cfg.dataset)
+    origin = getattr(given, "origin", {}).get("dataset", "")
+    ckpt_io.trained_dataset(path, recorded, cfg.dataset, origin if origin.startswith("config file") else "")
 
 
 def trained_size(cfg: Config, ckpt: Dict, path: str, given: Optional[Set[str]]) -> Config:
