@@ -5,6 +5,7 @@ import pytest
 
 from mobilenet_v1 import cli
 from mobilenet_v1.config import SEED_IGNORED_KEYS, ConfigError, load_config, read_yaml
+from mobilenet_v1.engine import resolve_device
 
 SEED = os.path.join(os.path.dirname(__file__), "fixtures", "seed")
 FILES = ("default_config.yaml", "default_config_imagenet.yaml", "default_config_gpu_imagenet.yaml")
@@ -53,6 +54,11 @@ def test_seed_files_load_unchanged(name, expect, capsys):
     assert (cfg.file_name, cfg.file_format, cfg.width, cfg.height) == ("mobilenetv1", "MINDIR", 224, 224)
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["ignored seed keys with no meaning here: " + ", ".join(IGNORED)]
+    if cfg.device_target == "Ascend":  # the file loads; a run of it is told what to set instead
+        with pytest.raises(ValueError, match=r"^device_target Ascend \(as the seed's configuration files set it\): "
+                                             r"this toolkit runs on CUDA GPUs and CPUs; pass --device_target GPU, "
+                                             r"CPU or auto .* or set one of them in the configuration file$"):
+            resolve_device(cfg.device_target)
 
 
 def test_ignored_keys_are_seed_keys_only(tmp_path):
