@@ -10,6 +10,7 @@ from torch import nn
 from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import cli, mindspore_io
 from mobilenet_v1.config import Config
+from mobilenet_v1.data import BadSampleWarning
 from mobilenet_v1.evaluate import trained_size
 from mobilenet_v1.model import MobileNetV1
 from mobilenet_v1.predict import load_predictor
@@ -201,3 +202,43 @@ def test_bad_requests_are_refused_and_the_source_is_left_whole(tmp_path, cifar_d
     assert (f"a MindSpore .ckpt holds only tensors: the source's record of the checkpoints it is the mean of, class "
             f"names and training configuration (image size, normalisation) are not kept in {tmp_path / 'o.ckpt'} (the "
             f"image size 24 among them: pass --image_size 24 to eval, export and predict)") in capsys.readouterr().err
+
+
+def test_calibrating_commands_skip_unreadable_files_as_asked_and_name_unsorted_images(tmp_path, capsys):
+    """recalibrate-bn and quantize read training images as training does: an unreadable file stops them
+    past --max_bad_samples (0 of so few images by default), which they take as training does; a folder of
+    images not sorted into class folders is named with what to do (they need no labels), not sent to
+    eval's --eval_labels."""
+    pytest.importorskip("onnxruntime")
+    from conftest import jpeg_bytes, smooth_image
+
+    src = save(tmp_path / "m.pt")
+    ckpt = ckpt_io.load_file(src)
+    ckpt["config"] = {"dataset": "imagenet2012", "image_size": 32}
+    torch.save(ckpt, src)
+    assert cli.main(["export", "--ckpt_file", src, "--file_name", str(tmp_path / "m")]) == 0
+    sorted_, flat = tmp_path / "sorted" / "any", tmp_path / "flat"
+    for folder in (sorted_, flat):
+        folder.mkdir(parents=True)
+        for i in range(6):
+            (folder / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(40, 48, seed=i)))
+        (folder / "cut.jpg").write_bytes(b"\xff\xd8\xff")
+    commands = {"recalibrate-bn": (["recalibrate-bn", src, "--out", str(tmp_path / "o.pt"), "--dataset_path"],
+                                   "BatchNorm statistics"),
+                "quantize": (["quantize", "--onnx", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "q.onnx"),
+                              "--calib_data"], "activation ranges")}
+    capsys.readouterr()
+    for name, (argv, measured) in commands.items():
+        assert cli.main(argv + [str(sorted_.parent)]) == 1
+        assert "1 image files could not be read, more than max_bad_samples 0" in capsys.readouterr().err, name
+        with pytest.warns(BadSampleWarning, match=f"skipped unreadable image file {sorted_ / 'cut.jpg'}"):
+            assert cli.main(argv + [str(sorted_.parent), "--max_bad_samples", "1"]) == 0, name
+        assert "6 training images" in capsys.readouterr().out
+        assert cli.main(argv + [str(flat), "--max_bad_samples", "1"]) == 1
+        option = argv[-1]
+        assert (f"error: {option} {flat}: its images are not sorted into class folders, and the training split is "
+                f"read as training reads it: move them into one sub-folder of it, of any name (the {measured} need "
+                f"no labels)") in capsys.readouterr().err, name
+        with pytest.raises(SystemExit, match="2"):  # argparse's usage error
+            cli.main(argv + [str(flat), "--max_bad_samples", "-2"])
+        assert "--max_bad_samples must be >= 0, or -1" in capsys.readouterr().err

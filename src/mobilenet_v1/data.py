@@ -60,6 +60,14 @@ class DataError(ValueError):
     """A data set that cannot be read; the message names the file or folder."""
 
 
+class UnsortedImagesError(DataError):
+    """An image folder whose images are not sorted into class folders (``root``: the folder)."""
+
+    def __init__(self, message: str, root: str):
+        super().__init__(message)
+        self.root = root
+
+
 class BadSampleWarning(UserWarning):
     """An unreadable image file was skipped."""
 
@@ -716,9 +724,11 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
     if not folders:
         flat = (any(map(is_image_name, os.listdir(root))) if packed is None
                 else bool(archive_images(root, IMAGE_EXTENSIONS)))
-        raise DataError(f"image {kind} {root!r} has no class {classes_are}"
-                        + ("; its images are not sorted into class folders: give their labels with "
-                           "--eval_labels FILE to evaluate on them (see README)" if flat else ""))
+        message = f"image {kind} {root!r} has no class {classes_are}"
+        if flat:
+            raise UnsortedImagesError(message + "; its images are not sorted into class folders: give their labels "
+                                      "with --eval_labels FILE to evaluate on them (see README)", root)
+        raise DataError(message)
     if classes is None:
         classes = folders
     labels = {name: i for i, name in enumerate(classes)}

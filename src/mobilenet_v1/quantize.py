@@ -26,8 +26,8 @@ from torch import nn
 from . import checkpoint as ckpt_io
 from .archive import is_archive, is_shard_pattern
 from .config import DATASETS
-from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, Normalisation, build_loader,
-                   class_folders, held_out_for, image_split)
+from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, Normalisation,
+                   UnsortedImagesError, build_loader, class_folders, held_out_for, image_split)
 from .onnx_io import (ExecutorchModel, OnnxModel, ProgramModel, add_image_input, is_onnx_file, read_metadata,
                       strip_image_input, write_metadata,
                       x86_without_vnni)
@@ -84,6 +84,13 @@ def calibration_loader(dataset: str, calib_data: str, image_size: int, count: in
             yield x, y
             if taken >= count:
                 return
+
+
+def unsorted_calibration(e: "UnsortedImagesError", option: str, measured: str) -> str:
+    """What quantize and recalibrate-bn say of a folder of images not sorted into class folders: they read
+    a data set's training split as training does, and need no labels."""
+    return (f"{option} {e.root}: its images are not sorted into class folders, and the training split is read as "
+            f"training reads it: move them into one sub-folder of it, of any name (the {measured} need no labels)")
 
 
 def _whole_batches_of(batches: Iterable[Tuple[torch.Tensor, torch.Tensor]],
@@ -414,9 +421,14 @@ def main(argv: Sequence[str]) -> int:
                         "(ONNX only)")
     p.add_argument("--seed", type=int, default=1, help="which training images are drawn (default 1)")
     p.add_argument("--num_workers", type=int, default=-1, help="image decoding workers (default min(8, CPUs))")
+    p.add_argument("--max_bad_samples", type=int, default=-1,
+                   help="unreadable images skipped before the command stops, as in training (default -1: 0.1%% of "
+                        "the images)")
     a = p.parse_args(list(argv))
     if a.calib_images < 1:
         p.error("--calib_images must be at least 1")
+    if a.max_bad_samples < -1:
+        p.error(f"--max_bad_samples must be >= 0, or -1 for 0.1% of the images, got {a.max_bad_samples}")
     if not os.path.isdir(a.calib_data) and not is_archive(a.calib_data) and not is_shard_pattern(a.calib_data):
         raise QuantizeError(f"--calib_data {a.calib_data}: not a folder, a .tar archive nor a shard pattern (the "
                             f"data set's, as --dataset_path in training)")
@@ -473,7 +485,8 @@ def main(argv: Sequence[str]) -> int:
 
     def batches():
         return calibration_loader(dataset, a.calib_data, hw[0], count, a.seed, batch, a.num_workers,
-                                  static_batch=fp32.fixed_batch is not None, val_split=val_split,
+                                  static_batch=fp32.fixed_batch is not None, max_bad_samples=a.max_bad_samples,
+                                  val_split=val_split,
                                   crop_pct=fp32.metadata.get("crop_pct") or CROP_PCT,
                                   exif_orientation=fp32.metadata.get("exif_orientation") is True,
                                   classes=classes, antialias=fp32.metadata.get("antialias") is not False,
@@ -492,6 +505,8 @@ def main(argv: Sequence[str]) -> int:
             result = quantize_file(a.onnx, a.out, batches(), per_channel=not a.per_tensor,
                                    reduce_range=a.reduce_range)
             check = compare_top1(fp32, OnnxModel(a.out), batches())
+    except UnsortedImagesError as e:
+        raise QuantizeError(unsorted_calibration(e, "--calib_data", "activation ranges")) from None
     except DataError as e:  # its messages name the folder as training's option does
         text = str(e)
         raise QuantizeError(f"--calib_data {text[len('dataset_path '):]}" if text.startswith("dataset_path ")

@@ -28,7 +28,7 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .config import DATASETS, add_normalisation_options, cifar_name, is_cifar, normalisation_keys
-from .data import held_out_for
+from .data import DataError, UnsortedImagesError, held_out_for
 from .mindspore_io import RECORDED_KEYS, dropped_note, mindspore_warning, output_format, read_any, write_checkpoint
 from .transforms import CROP_PCT, recorded_interpolation
 
@@ -84,17 +84,18 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
         crop_pct: Optional[float] = None, images: int = DEFAULT_IMAGES, batch_size: int = DEFAULT_BATCH,
         seed: int = 1, num_workers: int = -1, fmt: Optional[str] = None, use_ema: bool = True,
         device_target: str = "auto", val_split: Optional[float] = None, mean: Optional[str] = None,
-        std: Optional[str] = None) -> Dict[str, Any]:
+        std: Optional[str] = None, max_bad_samples: int = -1) -> Dict[str, Any]:
     """Write the model of ``src`` (a checkpoint of any format, or a run folder: its newest) with its
     BatchNorm statistics measured on ``images`` training images of ``dataset_path`` at ``image_size``
     (by default the size it was trained at) as ``dst`` (format from its extension, or ``fmt``).
     ``val_split``: an image folder's share of each class left out (by default the share ``src``'s run
     held out, where ``dataset_path`` is the folder it trained on). ``mean``/``std`` (text as ``--mean``
     takes it): the normalisation, by default the one ``src``'s run trained with; the written file records
-    it. Everything is checked before the measurement."""
+    it. ``max_bad_samples``: unreadable images skipped, as in training. Everything is checked before the
+    measurement."""
     from .api import model_from_checkpoint, refuse_quantization_aware
     from .engine import resolve_device
-    from .quantize import calibration_loader
+    from .quantize import calibration_loader, unsorted_calibration
 
     for name, value, low in (("images", images, 2), ("batch_size", batch_size, 2), ("image_size", image_size, 1)):
         if value is not None and value < low:
@@ -148,11 +149,14 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     device = resolve_device(device_target)
     model = model.to(device)
     batches = calibration_loader(dataset, dataset_path, image_size, images, seed, batch_size, num_workers,
-                                 val_split=val_split, crop_pct=crop_pct,
+                                 max_bad_samples=max_bad_samples, val_split=val_split, crop_pct=crop_pct,
                                  exif_orientation=config.get("exif_orientation") is True, antialias=antialias,
                                  interpolation=interpolation,
                                  norm=norm)
-    seen = recalibrate(model, batches, device)
+    try:
+        seen = recalibrate(model, batches, device)
+    except UnsortedImagesError as e:
+        raise DataError(unsorted_calibration(e, "--dataset_path", "BatchNorm statistics")) from None
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     recorded = {k: ckpt[k] for k in RECORDED_KEYS if k != "config" and ckpt.get(k) is not None}
@@ -206,9 +210,14 @@ def main(argv: Sequence[str]) -> int:
                    help="where the model runs (auto: CUDA when present)")
     add_writer_options(p, "a checkpoint of a run with --ema_decay: recalibrate its weight average (True, the "
                           "default) or its trained weights")
+    p.add_argument("--max_bad_samples", type=int, default=-1,
+                   help="unreadable images skipped before the command stops, as in training (default -1: 0.1%% of "
+                        "the images)")
     a = p.parse_args(list(argv))
+    if a.max_bad_samples < -1:
+        p.error(f"--max_bad_samples must be >= 0, or -1 for 0.1% of the images, got {a.max_bad_samples}")
     out = run(a.src, a.out, a.dataset_path, a.dataset, a.image_size, a.crop_pct, a.images, a.batch_size, a.seed,
-              a.num_workers, a.format, a.use_ema, a.device_target, a.val_split, a.mean, a.std)
+              a.num_workers, a.format, a.use_ema, a.device_target, a.val_split, a.mean, a.std, a.max_bad_samples)
     size = (f"at image_size {out['image_size']} (trained at {out['trained_at']})"
             if out["trained_at"] not in (None, out["image_size"]) else f"at image_size {out['image_size']}")
     print(f"wrote {a.out}: {WRITTEN[out['format']]}, {out['tensors']} tensors (MobileNetV1 width_mult "
