@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from mobilenet_v1.config import Config, ConfigError, load_config, parse_overrides
+from mobilenet_v1.config import TIMM_NAMES, Config, ConfigError, load_config, parse_overrides
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
@@ -49,6 +49,18 @@ def test_unknown_keys_are_errors(tmp_path):
     f.write_text("pretrain_ckpt: m.ckpt\n")
     with pytest.raises(ConfigError, match=r"c\.yaml: unknown key 'pretrain_ckpt' \(.*--checkpoint_path in eval"):
         load_config(["--config_path", str(f)])
+    # timm's train.py names point to ours; a flag without a value that is no key is an unknown key, not
+    # one that "needs a value".
+    fields = {f.name for f in dataclasses.fields(Config)}
+    assert not set(TIMM_NAMES) & fields and {v.split(",")[0] for v in TIMM_NAMES.values()} <= fields
+    with pytest.raises(ConfigError, match=r"^option --epochs: unknown key 'epochs' \(timm's name: here it is "
+                                          r"epoch_size\)$"):
+        load_config(["--epochs", "5"])
+    with pytest.raises(ConfigError, match=r"^option --model-ema: unknown key 'model_ema' \(timm's name: here it is "
+                                          r"ema_decay\)$"):
+        load_config(["--model-ema", "--batch_size", "8"])
+    with pytest.raises(ConfigError, match=r"^option --foo: unknown key 'foo'$"):
+        load_config(["--foo"])
 
 
 def test_bad_values_name_the_option():

@@ -497,9 +497,23 @@ SEED_README_NAMES = {"platform": "--device_target",
                      "pretrain_ckpt": "--checkpoint_path in eval, --pre_trained in train"}
 
 
+# timm's train.py options (its names, dashes as underscores) that a key here stands for.
+TIMM_NAMES = {"epochs": "epoch_size", "lr": "lr_max", "num_classes": "class_num", "drop": "drop_rate",
+              "smoothing": "label_smooth_factor, with use_label_smooth True", "sched": "lr_decay_mode",
+              "warmup_lr": "lr_init", "min_lr": "lr_end", "decay_epochs": "lr_decay_epochs",
+              "decay_rate": "lr_decay_rate", "model_ema": "ema_decay", "model_ema_decay": "ema_decay",
+              "mixup": "mixup_alpha", "cutmix": "cutmix_alpha", "aa": "auto_augment", "reprob": "random_erase",
+              "remode": "random_erase_mode", "clip_grad": "clip_grad_norm", "amp": "precision",
+              "torchcompile": "compile", "data_dir": "dataset_path", "data": "dataset_path",
+              "output": "save_checkpoint_path", "initial_checkpoint": "pre_trained", "pretrained": "pre_trained",
+              "img_size": "image_size", "input_size": "image_size", "train_interpolation": "interpolation",
+              "workers": "num_workers", "checkpoint_hist": "keep_checkpoint_max", "hflip": "random_flip"}
+
+
 def unknown_key(key: str, source: str) -> ConfigError:
     other = SEED_README_NAMES.get(key)
-    hint = f" (a name from the seed's README: here it is {other})" if other else ""
+    hint = (f" (a name from the seed's README: here it is {other})" if other else
+            f" (timm's name: here it is {TIMM_NAMES[key]})" if key in TIMM_NAMES else "")
     return ConfigError(f"{source}: unknown key {key!r}{hint}")
 
 
@@ -879,6 +893,9 @@ def parse_overrides(argv: Sequence[str]) -> List[Tuple[str, str]]:
             key, value = body.split("=", 1)
         else:
             if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+                key = body.replace("-", "_")
+                if key not in _field_types() and key not in SEED_IGNORED_KEYS and key != "config_path":
+                    raise unknown_key(key, f"option --{body}")  # not a key that wants a value
                 raise ConfigError(f"option --{body} needs a value")
             key, value = body, argv[i + 1]
             i += 1
