@@ -957,17 +957,20 @@ def test_static_batch_calibration_uses_whole_batches_and_says_how_many(cifar_dir
     # The data set (192 training images) holds 19 whole batches: all of them, for both steps.
     out, err, recorded = quantize(static, 245)
     assert "rounded up to 25 whole batches" in err
+    assert f"{cifar_dir} gave 190 training images of the 250 asked (--calib_images): all it has in whole batches" in err
     assert "activation ranges from 190 training images" in out and "on those 190 images:" in out
     assert recorded.endswith("min/max over 190 images")
     out, err, recorded = quantize(dynamic, 15)
-    assert err == ""
+    few = "mobilenet-v1 quantize: warning: activation ranges from only {} images: what other images reach"
+    assert err.startswith(few.format(15)) and err.count("\n") == 1  # so few: said, and nothing else
     assert "activation ranges from 15 training images" in out and "on those 15 images:" in out
     assert recorded.endswith("min/max over 15 images")
     monkeypatch.setattr("mobilenet_v1.quantize.x86_without_vnni", lambda: True)
     out, err, recorded = quantize(dynamic, 16)
     assert "this x86 CPU has no VNNI" in err and "wants --reduce_range" in err and "7-bit" not in recorded
     out, err, recorded = quantize(dynamic, 17, "--reduce_range")
-    assert err == "" and "int8 weights (7-bit range), uint8 activations" in recorded
+    assert err.startswith(few.format(17)) and err.count("\n") == 1
+    assert "int8 weights (7-bit range), uint8 activations" in recorded
     # eval and predict of a full-range INT8 file on such a CPU say so; of a 7-bit one, or an fp32 one, not.
     monkeypatch.setattr("mobilenet_v1.onnx_io.x86_without_vnni", lambda: True)
     for name, noted in (("int8_16_dynamic.onnx", True), ("int8_17_dynamic.onnx", False), (dynamic, False)):
