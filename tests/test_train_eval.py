@@ -656,6 +656,25 @@ def three_class_photos(data, per_class: int):
     return data
 
 
+def test_pre_trained_of_other_classes_of_the_same_count_is_said(tmp_path, capsys):
+    """A classifier of the same class count is kept: where the file names other classes (or these in
+    another order), its outputs now stand for this data set's, which a note says; the same names, none."""
+    data = three_class_photos(tmp_path / "photos", 4)
+    path = tmp_path / "other.ckpt"
+    for named, said in ((["dog", "eel", "fox"], "the classes dog, eel, fox, this data set's are ant, bee, cat"),
+                        (["bee", "ant", "cat"], "this data set's classes in another order (bee, ant, cat)"),
+                        (["ant", "bee", "cat"], None)):
+        ckpt_io.atomic_save({"model": MobileNetV1(class_num=3, width_mult=0.25).state_dict(), "classes": named,
+                             "model_args": {"class_num": 3, "width_mult": 0.25}}, str(path))
+        train.run(load_config(SMALL + [f"--dataset_path={data}", "--dataset=imagenet2012", "--class_num=3",
+                                       "--batch_size=4", "--epoch_size=1", f"--pre_trained={path}",
+                                       f"--save_checkpoint_path={tmp_path / 'ft'}"]))
+        out = capsys.readouterr().out
+        note = (f"pre_trained: note: {path} was trained on {said}: its classifier is kept (the same count), its "
+                f"output k now trained as this data set's k-th class")
+        assert (note in out) if said else ("pre_trained: note:" not in out), out
+
+
 def test_own_folder_with_val_split_trains_on_the_rest_and_eval_takes_the_held_out_share(tmp_path, capsys):
     """A flat folder of class folders: --val_split holds out round(share x n) of each class (here 2 of
     6), evaluation during training reads those, training the others; eval of the run (its checkpoint,

@@ -808,7 +808,8 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
                 f"with qat {cfg.qat}, qat_reduce_range {cfg.qat_reduce_range} (pass those of the checkpoint to "
                 f"continue it; --pre_trained starts another run from its weights)")
         width = args.get("width_mult", cfg.width_mult)
-        if isinstance(width, (int, float)) and not isinstance(width, bool) and width != cfg.width_mult:
+        if (isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0
+                and layer_specs(width) != layer_specs(cfg.width_mult)):
             # Every layer's shape differs: said in one line, not as each tensor's (and its momentum's) shape.
             raise ckpt_io.CheckpointError(
                 f"checkpoint {path}: its run trained a network of width_mult {width:g}, this run one of width_mult "
@@ -1090,6 +1091,16 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         print0(f"pre_trained: loaded {pre_trained}" +
                (f"; left out {', '.join(skipped)} (another class count), the classifier starts fresh"
                 if skipped else ""))
+        theirs_named = source.get("classes")
+        if not skipped and labelling and isinstance(theirs_named, list) and list(theirs_named) != list(labelling):
+            # The same count: the classifier is kept, each output now standing for this data set's class.
+            same = sorted(map(str, theirs_named)) == sorted(labelling)
+            theirs_text = names_text([str(n) for n in theirs_named])
+            print0(f"pre_trained: note: {pre_trained} was trained on "
+                   + (f"this data set's classes in another order ({theirs_text})" if same else
+                      f"the classes {theirs_text}, this data set's are {names_text(labelling)}")
+                   + ": its classifier is kept (the same count), its output k now trained as this data set's k-th "
+                     "class")
         if source.get("imported"):
             print0(f"pre_trained: {source['imported']}")
         padded = (source.get("model_args") or {}).get("padding")
