@@ -132,6 +132,11 @@ def test_load_model_convert_and_export_take_the_average_unless_told(ema_run, tmp
     assert cli.main(["export", "--ckpt_file", path, "--file_name", str(tmp_path / "avg")]) == 0
     onnx_model = OnnxModel(str(tmp_path / "avg.onnx"))
     assert onnx_model.metadata["weights"] == "ema"
+    capsys.readouterr()
+    assert cli.main(["info", str(tmp_path / "avg.onnx")]) == 0
+    described = capsys.readouterr().out  # the numbers' precision, and which weights: a row each
+    assert "  precision:      fp32\n" in described and described.count("  weights:") == 1 and \
+        "  weights:        ema\n" in described
     with torch.no_grad():
         expected, raw = load_model(path)(x), load_model(path, use_ema=False)(x)
     got = onnx_model(x)

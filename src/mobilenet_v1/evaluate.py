@@ -409,7 +409,7 @@ EVAL_KEYS = frozenset({"config_path", "dataset", "dataset_path", "checkpoint_pat
                        "device_target", "use_ema", "eval_drop_last", "run_distribute"})
 MODEL_KEYS = ("class_num", "width_mult", "padding")
 # An ONNX file runs in ONNX Runtime on the CPU (a .pte program in ExecuTorch, a .pt2 program in PyTorch), in
-# fp32, NCHW, with the weights it was exported with.
+# the precision it was exported (fp32) or quantized (INT8) with, NCHW, with the weights it was exported with.
 ONNX_FIXED = ("channels_last", "precision", "device_target", "use_ema")
 
 
@@ -418,7 +418,8 @@ def unused_options_note(argv: Sequence[str], onnx: bool = False) -> str:
     not use, or ""."""
     keys = list(dict.fromkeys(k for k, _ in parse_overrides(argv)))
     groups = (([k for k in keys if k in MODEL_KEYS], "the model is the checkpoint's, read off the file"),
-              ([k for k in keys if onnx and k in ONNX_FIXED], "an ONNX, .pte or .pt2 file runs on the CPU, in fp32"),
+              ([k for k in keys if onnx and k in ONNX_FIXED],
+               "an ONNX, .pte or .pt2 file runs on the CPU, as exported or quantized"),
               ([k for k in keys if k not in EVAL_KEYS and k not in MODEL_KEYS], "training's or export's"))
     parts = [f"{', '.join('--' + k for k in group)} ({why})" for group, why in groups if group]
     return f"eval: not used here: {'; '.join(parts)}" if parts else ""

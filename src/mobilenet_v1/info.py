@@ -273,7 +273,7 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
     if d["kind"] != "checkpoint":
         row("input", d["input"] + ("" if d["batch"] else ", batch dynamic"))
         row("output", f"{d['class_num']} classes" if d["class_num"] else "not known")
-        row("weights", d["weights"])
+        row("precision", d["weights"])  # fp32 or the INT8 scheme; the metadata's "weights": which were exported
         row("multiply-adds", macs)
         meta = d["metadata"]
         if meta.get("mean") and meta.get("std"):
