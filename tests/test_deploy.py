@@ -232,6 +232,12 @@ def test_class_names_for_each_layout(tmp_path):
     with pytest.raises(ValueError, match=r"--labels .*labels\.txt: not UTF-8 text \(byte 10004 is b'\\xe9', line "
                                          r"5001\)"):
         class_names(5003, None, str(labels), False)
+    for text, where in (("red\n\nblue\n\n\n", r"\(line 2 is empty\)"), ("a\n \nb\n\t\nc", r"\(line 2, 4 are empty\)"),
+                        ("\n\n", r"\(it is empty\)")):  # empty lines at the end are no names, nor an error
+        labels.write_text(text)
+        with pytest.raises(ValueError, match=r"labels\.txt: expected one non-empty class name per line, in label "
+                                             r"order " + where):
+            class_names(2, None, str(labels), False)
     # A run with class_num above its folders' count (training notes it): the extra outputs are no label.
     assert class_names(5, ["a", "b", "c"], None, False) == ["a", "b", "c", None, None]
     with pytest.raises(ValueError, match=r"the class names the file records: 4 names.*3 outputs"):

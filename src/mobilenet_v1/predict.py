@@ -91,8 +91,11 @@ def read_labels_file(path: str) -> List[str]:
                          f"save it as UTF-8") from None
     while lines and not lines[-1]:
         lines.pop()
-    if not lines or any(not line for line in lines):
-        raise ValueError(f"--labels {path}: expected one non-empty class name per line, in label order")
+    empty = [i + 1 for i, line in enumerate(lines) if not line]
+    if not lines or empty:
+        where = (f" (line {', '.join(map(str, empty[:5]))}{' ...' if len(empty) > 5 else ''} "
+                 f"{'is' if len(empty) == 1 else 'are'} empty)" if empty else " (it is empty)")
+        raise ValueError(f"--labels {path}: expected one non-empty class name per line, in label order{where}")
     return lines
 
 
