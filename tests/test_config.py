@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-from mobilenet_v1.config import TIMM_NAMES, Config, ConfigError, load_config, parse_overrides
+from mobilenet_v1.config import (TIMM_NAMES, Config, ConfigError, load_config, load_config_and_given,
+                                 parse_overrides)
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
@@ -33,6 +34,22 @@ def test_file_then_command_line_override_both_spellings(tmp_path):
     f.write_text("batch_size: 64\nlr_max: 0.5\n")
     cfg = load_config([f"--config_path={f}", "--lr_max=0.2", "--epoch_size", "3", "--save_checkpoint", "False"])
     assert (cfg.batch_size, cfg.lr_max, cfg.epoch_size, cfg.save_checkpoint) == (64, 0.2, 3, False)
+
+
+def test_the_keys_set_remember_where_from_through_copies(tmp_path):
+    import copy
+    import pickle
+
+    f = tmp_path / "c.yaml"
+    f.write_text("batch_size: 64\neval_image_size: 32\n")
+    _, given = load_config_and_given(["--config_path", str(f), "--epoch_size=3"])
+    assert given == {"batch_size", "eval_image_size", "epoch_size"}
+    assert given.origin == {"batch_size": f"config file {f}", "eval_image_size": f"config file {f}",
+                            "epoch_size": "option --epoch_size"}
+    for kept in (copy.copy(given), copy.deepcopy(given), pickle.loads(pickle.dumps(given))):
+        assert kept == given and kept.origin == given.origin
+    given.discard("eval_image_size")
+    assert given == {"batch_size", "epoch_size"} and set(given.origin) == given
 
 
 def test_unknown_keys_are_errors(tmp_path):

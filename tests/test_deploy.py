@@ -963,7 +963,8 @@ def test_static_batch_calibration_uses_whole_batches_and_says_how_many(cifar_dir
     # The data set (192 training images) holds 19 whole batches: all of them, for both steps.
     out, err, recorded = quantize(static, 245)
     assert "rounded up to 25 whole batches" in err
-    assert f"{cifar_dir} gave 190 training images of the 250 asked (--calib_images): all it has in whole batches" in err
+    assert (f"{cifar_dir} gave 190 training images of the 250 of --calib_images 245 in whole batches: all it has in "
+            f"whole batches") in err
     assert "activation ranges from 190 training images" in out and "on those 190 images:" in out
     assert recorded.endswith("min/max over 190 images")
     out, err, recorded = quantize(dynamic, 15)

@@ -105,6 +105,13 @@ def test_what_rank_0_alone_does_reaches_every_rank_and_so_does_its_failure(monke
 
     first = lambda found: found[0]  # noqa: E731
     rank_0 = None
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # a Ctrl-C in rank 0's work: the others are told, then it goes on
+        context(0).from_rank0(interrupted, "could not choose")
+    assert sent.pop() == (None, "KeyboardInterrupt: ")
     assert context(0).from_rank0(work, "could not choose", share=first) == work()
     assert sent == [("/run/mobilenetv1-2_6.ckpt", None)] and len(done) == 2
     with pytest.raises(ckpt_io.CheckpointError, match="^cannot write checkpoint X: No space left on device$"):
@@ -124,7 +131,6 @@ def test_what_rank_0_alone_does_reaches_every_rank_and_so_does_its_failure(monke
     with pytest.raises(ckpt_io.CheckpointError):
         alone.from_rank0(failing, "could not save a checkpoint")
     assert len(sent) == 2  # nothing broadcast
-
 
 
 def test_run_distribute_without_torchrun_says_how_to_launch(cifar_dir, monkeypatch, capsys):
@@ -298,7 +304,7 @@ def test_a_sigterm_to_one_rank_stops_every_rank_after_the_same_step_with_a_check
 def test_a_checkpoint_rank_0_cannot_write_stops_every_rank_with_the_reason(cifar_dir, tmp_path):
     """Rank 0's disk is full at the second epoch's end: every rank stops there, each naming why (the
     others waited at their next collective for rank 0 until torchrun ended them), and the first
-    epoch's checkpoint stays whole."""
+    epoch's checkpoint stays whole. So too where rank 0 cannot open the run's records."""
     run = tmp_path / "run" / "ckpt_0"
     opts = [f"--dataset_path={cifar_dir}", "--class_num=4", "--batch_size=16", "--epoch_size=3",
             "--save_checkpoint_epochs=1", "--log_interval=0", f"--save_checkpoint_path={tmp_path / 'run'}"] + TINY
@@ -313,6 +319,14 @@ def test_a_checkpoint_rank_0_cannot_write_stops_every_rank_with_the_reason(cifar
     assert "epoch: 3 step:" not in r.stdout
     assert [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(run))] == ["mobilenetv1-1_6.ckpt"]
     assert ckpt_io.load_file(str(run / "mobilenetv1-1_6.ckpt"))["step"] == 6 and not ckpt_io.partial_files(str(run))
+    # Where rank 0 cannot open the run's records at the start, the others stop there too.
+    other = tmp_path / "other"
+    (other / "ckpt_0" / "metrics.jsonl").mkdir(parents=True)
+    r = torchrun("--standalone", "--nproc_per_node=2", "-m", "mobilenet_v1", "train", *opts[:-1],
+                 f"--save_checkpoint_path={other}")
+    why = f"save_checkpoint_path {other / 'ckpt_0'}: cannot write the run's records there (Is a directory)"
+    assert r.returncode != 0 and f"mobilenet-v1 train (rank 0): error: {why}" in r.stderr, r.stderr[-3000:]
+    assert f"mobilenet-v1 train (rank 1): error: rank 0 could not open the run's records: {why}" in r.stderr
 
 
 def test_a_killed_worker_restarts_and_resumes_to_the_same_weights(cifar_dir, tmp_path):

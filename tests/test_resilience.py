@@ -646,6 +646,14 @@ def test_a_run_whose_output_reader_went_away_still_stops_on_ctrl_c_with_a_checkp
     assert len(saved) == 1 and "stopped by SIGINT after step" in log.read_text() and saved[0] in log.read_text()
 
 
+def test_train_started_with_its_output_closed_still_says_its_error():
+    """`train ... >&-` (Python's sys.stdout is then None): the error line on stderr, no traceback."""
+    p = subprocess.run([sys.executable, "-m", "mobilenet_v1", "train", "--dataset_path=/no/such/folder"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=SRC), preexec_fn=lambda: os.close(1))
+    assert p.returncode == 1 and "mobilenet-v1 train: error: " in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
 def test_an_exit_at_once_without_threads_or_without_stderr(tmp_path):
     """Where no thread can start, exit_now flushes and says its line in the calling thread; with stderr
     closed, the line is not written into whatever file took descriptor 2."""

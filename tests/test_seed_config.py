@@ -55,9 +55,9 @@ def test_seed_files_load_unchanged(name, expect, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["ignored seed keys with no meaning here: " + ", ".join(IGNORED)]
     if cfg.device_target == "Ascend":  # the file loads; a run of it is told what to set instead
-        with pytest.raises(ValueError, match=r"^device_target Ascend \(as the seed's configuration files set it\): "
-                                             r"this toolkit runs on CUDA GPUs and CPUs; pass --device_target GPU, "
-                                             r"CPU or auto .* or set one of them in the configuration file$"):
+        with pytest.raises(ValueError, match=r"^device_target Ascend: this toolkit runs on CUDA GPUs and CPUs; "
+                                             r"pass --device_target GPU, CPU or auto .* or set one of them in a "
+                                             r"configuration file that says Ascend \(the seed's do\)$"):
             resolve_device(cfg.device_target)
 
 

@@ -5,6 +5,7 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 
 import numpy as np
@@ -322,6 +323,11 @@ def test_continuation_keeps_history_and_best(tmp_path):
     assert evaluations.best_saved == 0.7  # epoch 3's 0.9 came after the checkpoint this run continues from
     evaluations.keep_only(True, [])
     assert not evaluations.judge(3, {"top_1": 0.65}) and evaluations.judge(4, {"top_1": 0.75})
+    # The best file records a better top-1 than the records hold (a full disk cut metrics.jsonl short and
+    # the run saved better ones since): a resume does not replace it with a worse one.
+    evaluations = train.Evaluations.before(0, 0, str(tmp_path), 2)
+    evaluations.keep_only(True, [], best_top_1=0.8)
+    assert not evaluations.judge(3, {"top_1": 0.75}) and evaluations.judge(4, {"top_1": 0.85})
     logger = RunLogger(str(tmp_path), epochs=4, steps_per_epoch=10, start_epoch=2, tensorboard=False)
     logger.close()
     history = read_metrics(str(tmp_path))
@@ -406,17 +412,20 @@ def test_a_full_disk_ends_the_runs_records_not_the_run(data_dir, tmp_path, capsy
                         or runtime._log_files[-1])
     monkeypatch.setattr(tracking, "_open_for_append", lambda path, real=tracking._open_for_append:
                         FillsUp(real(path), 400))
-    from torch.utils.tensorboard import SummaryWriter
+    from tensorboard.summary.writer.record_writer import RecordWriter
 
-    added = []
+    written = []
 
-    def add_scalar(self, *args, real=SummaryWriter.add_scalar, **kwargs):
-        added.append(args[0])
-        if len(added) > 6:  # as the writer's thread raises what it met
+    def write(self, data, real=RecordWriter.write):  # in the writer's own thread
+        written.append(1)
+        if len(written) > 6:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(self, *args, **kwargs)
+        return real(self, data)
 
-    monkeypatch.setattr(SummaryWriter, "add_scalar", add_scalar)
+    monkeypatch.setattr(RecordWriter, "write", write)
+    unhandled = []  # what the process's thread hook (a traceback, outside pytest) is given
+    monkeypatch.setattr(threading, "excepthook", lambda args: unhandled.append(args.exc_type))
+    hook = threading.excepthook
     args = SMALL + [f"--dataset_path={data_dir}", "--epoch_size=2", "--log_interval=2", "--save_checkpoint_epochs=1",
                     f"--save_checkpoint_path={run}"]
     train.run(load_config(args))
@@ -425,7 +434,8 @@ def test_a_full_disk_ends_the_runs_records_not_the_run(data_dir, tmp_path, capsy
     for path, what in ((run / "log.txt", "its lines"), (run / METRICS_FILE, "its records"),
                        (f"the TensorBoard files in {run}", "their scalars")):
         assert err.count(f"warning: cannot write {path} (No space left on device): {what} {then}") == 1, err
-    assert err.count("warning: cannot write") == 3 and len(added) == 7  # each given up at its first failure
+    assert err.count("warning: cannot write") == 3 and len(written) == 7  # each given up at its first failure
+    assert not unhandled and threading.excepthook is hook  # the writer thread's error: the warning alone
     assert "epoch: 2 step: 12, loss is" in out  # the run printed on to its end
     log = (run / "log.txt").read_text()
     assert len(log) == 3000 and log[log.index("epoch 1/2 step 2/12"):] in out  # what fitted, as printed

@@ -388,7 +388,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if argv_given is None and name == "train":  # a run outlives a reader of its output that goes away
         from .runtime import ReaderMayLeave
 
-        sys.stdout, sys.stderr = ReaderMayLeave(sys.stdout), ReaderMayLeave(sys.stderr)
+        sys.stdout, sys.stderr = (None if s is None else ReaderMayLeave(s) for s in streams)  # None: closed
     try:
         return COMMANDS[name](rest)
     except (ConfigError, DataError, CheckpointError, ValueError, OSError) as e:

@@ -504,10 +504,12 @@ TIMM_NAMES = {"epochs": "epoch_size", "lr": "lr_max", "num_classes": "class_num"
               "decay_rate": "lr_decay_rate", "model_ema": "ema_decay", "model_ema_decay": "ema_decay",
               "mixup": "mixup_alpha", "cutmix": "cutmix_alpha", "aa": "auto_augment", "reprob": "random_erase",
               "remode": "random_erase_mode", "clip_grad": "clip_grad_norm", "amp": "precision",
-              "torchcompile": "compile", "data_dir": "dataset_path", "data": "dataset_path",
-              "output": "save_checkpoint_path", "initial_checkpoint": "pre_trained", "pretrained": "pre_trained",
+              "torchcompile": "compile", "data_dir": "dataset_path",
+              "output": "save_checkpoint_path", "initial_checkpoint": "pre_trained",
+              "pretrained": "pre_trained, a file (no weights are downloaded)", "mixup_prob": "mix_prob",
+              "amp_dtype": "precision",
               "img_size": "image_size", "input_size": "image_size", "train_interpolation": "interpolation",
-              "workers": "num_workers", "checkpoint_hist": "keep_checkpoint_max", "hflip": "random_flip"}
+              "workers": "num_workers", "checkpoint_hist": "keep_checkpoint_max", "hflip": "random_flip, on or off"}
 
 
 def unknown_key(key: str, source: str) -> ConfigError:
@@ -916,6 +918,13 @@ class Given(set):
     def __init__(self, origin: Dict[str, str]):
         super().__init__(origin)
         self.origin = dict(origin)
+
+    def discard(self, key: str) -> None:
+        super().discard(key)
+        self.origin.pop(key, None)
+
+    def __reduce__(self):  # copies and pickles keep the origins
+        return Given, (self.origin,)
 
 
 def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] = None,

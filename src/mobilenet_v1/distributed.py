@@ -158,10 +158,11 @@ class Context:
         if self.is_rank0:
             try:
                 result = work()
-            except Exception as e:  # raised again below, once the others are told
+            except BaseException as e:  # a Ctrl-C too: raised again below, once the others are told
                 error = e
-        shared, message = self.broadcast_object(
-            (share(result) if self.is_rank0 and error is None else None, None if error is None else str(error)))
+        said = (None if error is None else str(error) if isinstance(error, (ValueError, OSError))
+                else f"{type(error).__name__}: {error}")
+        shared, message = self.broadcast_object((share(result) if self.is_rank0 and error is None else None, said))
         if error is not None:
             raise error
         if message is not None:

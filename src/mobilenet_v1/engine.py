@@ -23,9 +23,9 @@ AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 def resolve_device(device_target: str) -> torch.device:
     """``GPU`` is CUDA; ``auto`` takes CUDA when present. The seed's ``Ascend`` does not exist here."""
     if device_target == "Ascend":
-        raise ValueError("device_target Ascend (as the seed's configuration files set it): this toolkit runs on "
-                         "CUDA GPUs and CPUs; pass --device_target GPU, CPU or auto (the GPU where there is one), "
-                         "or set one of them in the configuration file")
+        raise ValueError("device_target Ascend: this toolkit runs on CUDA GPUs and CPUs; pass --device_target GPU, "
+                         "CPU or auto (the GPU where there is one), or set one of them in a configuration file that "
+                         "says Ascend (the seed's do)")
     if device_target == "GPU":
         if not torch.cuda.is_available():
             raise ValueError("device_target GPU: no CUDA device is visible; use --device_target CPU")

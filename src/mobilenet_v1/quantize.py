@@ -524,8 +524,10 @@ def main(argv: Sequence[str]) -> int:
            f"--dataset_path ... --image_size {hw[0]}'")
     used = result["calib_images"]
     if used < count:
-        print(f"mobilenet-v1 quantize: note: {a.calib_data} gave {used} training images of the {count} asked "
-              f"(--calib_images): all it has" + (" in whole batches" if fp32.fixed_batch else ""), file=sys.stderr)
+        asked = (f"the {count} asked (--calib_images)" if count == a.calib_images else
+                 f"the {count} of --calib_images {a.calib_images} in whole batches")
+        print(f"mobilenet-v1 quantize: note: {a.calib_data} gave {used} training images of {asked}: all it has"
+              + (" in whole batches" if fp32.fixed_batch else ""), file=sys.stderr)
     if used < FEW_CALIB_IMAGES:
         print(f"mobilenet-v1 quantize: warning: activation ranges from only {used} images: what other images reach "
               f"beyond them is clipped, and the agreement above, on those same images, cannot show it; a few "

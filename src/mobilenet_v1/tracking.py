@@ -20,11 +20,13 @@ only every ``log_interval`` steps and at the end of each epoch.
   the trained weights'; ``nonfinite_outputs`` (``raw_nonfinite_outputs``: the trained weights') where
   some images got outputs that are not finite.
 """
+import functools
 import io
 import json
 import math
 import os
 import sys
+import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -105,6 +107,25 @@ def _open_for_append(path: str):
     return open(path, "a", encoding="utf-8")
 
 
+def _writer_thread_hook(args, before=None) -> None:
+    """``threading.excepthook`` while a run's TensorBoard writer is open: the OSError of its writing thread (a
+    full disk) is the logger's to say, in one warning, when the writer raises it again on the main thread
+    (:meth:`RunLogger._scalars`); not as a traceback of the thread besides. Everything else as before."""
+    if isinstance(args.exc_value, OSError) and type(args.thread).__name__ == "_AsyncWriterThread":
+        return
+    (before or threading.__excepthook__)(args)
+
+
+def _quiet_writer_threads(on: bool) -> None:
+    """Install :func:`_writer_thread_hook` (``on``), or put back the hook it replaced."""
+    hook = threading.excepthook
+    ours = isinstance(hook, functools.partial) and hook.func is _writer_thread_hook
+    if on and not ours:
+        threading.excepthook = functools.partial(_writer_thread_hook, before=hook)
+    elif not on and ours:
+        threading.excepthook = hook.keywords["before"]
+
+
 def _closed(f) -> None:
     """Close a run's record file or writer, if any, whatever is left that it cannot write; None."""
     if f is not None:
@@ -145,15 +166,16 @@ class RunLogger:
         # A bar needs a terminal to redraw on; in a log file it would be a smear of carriage returns.
         self.progress = (sys.stdout.isatty() if progress is None else progress) and self.active
         self._log = self._metrics = self._writer = self._bar = None
+        self._hooked = False  # threading.excepthook is _writer_thread_hook's while the writer is open
         self._epoch, self._first_step = start_epoch, 0
         self._t0 = self._t_last = time.perf_counter()
         self._images = self._images_last = 0
         self._loss: Optional[float] = None
         if self.run_dir is None:
             return
-        os.makedirs(self.run_dir, exist_ok=True)
-        self._log = runtime.add_log_file(os.path.join(self.run_dir, LOG_FILE))
         try:
+            os.makedirs(self.run_dir, exist_ok=True)
+            self._log = runtime.add_log_file(os.path.join(self.run_dir, LOG_FILE))
             self._log.write(preamble)  # already printed before the folder existed
             self._log.flush()
             # A resume from a mid-epoch checkpoint continues after start_in_epoch steps of the next epoch:
@@ -180,7 +202,10 @@ class RunLogger:
             return None
         # purge_step: TensorBoard hides what earlier runs in this folder logged from this step on. The
         # checkpoint's own step stays: its records (an epoch's eval/top_1) are the ones this run continues.
-        return SummaryWriter(log_dir=self.run_dir, purge_step=start_step + 1)
+        writer = SummaryWriter(log_dir=self.run_dir, purge_step=start_step + 1)
+        _quiet_writer_threads(True)
+        self._hooked = True
+        return writer
 
     def _write(self, record: Dict[str, Any]) -> None:
         if self._metrics is not None:
@@ -293,6 +318,9 @@ class RunLogger:
             self._bar.close()
             self._bar = None
         self._writer = _closed(self._writer)  # what the files could not take was said as it was found
+        if self._hooked:
+            _quiet_writer_threads(False)
+            self._hooked = False
         self._metrics = _closed(self._metrics)
         if self._log is not None:
             runtime.remove_log_file(self._log)

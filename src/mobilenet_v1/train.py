@@ -577,15 +577,30 @@ class Evaluations:
             evaluations.judge(r["epoch"], r)
         return evaluations
 
-    def keep_only(self, best_file: bool, top_epochs: Sequence[int]) -> None:
+    def keep_only(self, best_file: bool, top_epochs: Sequence[int], best_top_1: Optional[float] = None) -> None:
         """What the run folder holds once the checkpoints of superseded training moved aside: without
-        mobilenetv1-best.ckpt the next evaluation saves a new one; an epoch whose best-epoch checkpoint
-        (``keep_best_max``) is gone holds no place in the ranking. (The epochs ranked below those files
-        cannot rise.)"""
+        mobilenetv1-best.ckpt the next evaluation saves a new one, and with it, none below the top-1 it
+        records (``best_top_1``: a run whose metrics.jsonl a full disk cut short saved better ones since);
+        an epoch whose best-epoch checkpoint (``keep_best_max``) is gone holds no place in the ranking.
+        (The epochs ranked below those files cannot rise.)"""
         if not best_file:
             self.best_saved = -float("inf")
+        elif best_top_1 is not None:
+            self.best_saved = max(self.best_saved, best_top_1)
         there = set(top_epochs)
         self.ranked = {e: t for e, t in self.ranked.items() if e in there}
+
+
+def best_top_1(folder: str) -> Optional[float]:
+    """The top-1 that ``folder``'s mobilenetv1-best.ckpt records (None: no such file, or none it records)."""
+    path = os.path.join(folder, ckpt_io.BEST_NAME)
+    if not os.path.isfile(path):
+        return None
+    try:
+        top_1 = (ckpt_io.load_file(path).get("metrics") or {}).get("top_1")
+    except ckpt_io.CheckpointError:  # a damaged file: the next evaluation replaces it
+        return None
+    return float(top_1) if isinstance(top_1, (int, float)) and not isinstance(top_1, bool) else None
 
 
 def changes_line(source: str, changed: Dict[str, Tuple[Any, Any]], verb: str = "trained") -> str:
@@ -1029,6 +1044,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     if eval_loader is not None:
         loaders.callback(eval_loader.close)
     check_class_num(cfg, loader, eval_loader is not None)
+
     def prepare_folder() -> None:
         try:
             os.makedirs(out_dir, exist_ok=True)
@@ -1269,14 +1285,20 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                               epoch_end=epoch_end, recorded={"teacher_file": distill.source} if distill else None)
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
 
-    tracker = RunLogger(out_dir if cfg.save_checkpoint else None, cfg.epoch_size, steps_per_epoch,
-                        start_epoch, cfg.log_interval, early.getvalue(), start_in_epoch=start_step,
-                        step_offset=step_offset, history=history)
+    def open_records() -> RunLogger:  # rank 0's writes the run's records; the others' nothing
+        return RunLogger(out_dir if cfg.save_checkpoint else None, cfg.epoch_size, steps_per_epoch,
+                         start_epoch, cfg.log_interval, early.getvalue(), start_in_epoch=start_step,
+                         step_offset=step_offset, history=history)
+
+    tracker = dist.from_rank0(open_records, "could not open the run's records", share=lambda _: None)
+    if not dist.is_rank0:
+        tracker = open_records()
     runtime.remove_log_file(early)  # from here on print0 writes to the log itself
     if cfg.save_checkpoint and start_epoch > 0:  # what rank 0's folder holds now, alike on every rank
         evaluations.keep_only(*dist.from_rank0(
             lambda: (os.path.isfile(os.path.join(out_dir, ckpt_io.BEST_NAME)),
-                     [e for e, _ in ckpt_io.list_top(out_dir)]), "could not list the run's folder"))
+                     [e for e, _ in ckpt_io.list_top(out_dir)], best_top_1(out_dir)),
+            "could not list the run's folder"))
     accumulated = (f" (each step adds up the gradients of {cfg.grad_accum_steps} batches of {cfg.batch_size})"
                    if cfg.grad_accum_steps > 1 else "")
     print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch{accumulated}, epochs "
