@@ -190,6 +190,11 @@ def test_pt2_export_is_the_model_as_a_torch_export_program(tmp_path, cifar_dir, 
     err = capsys.readouterr().err
     assert "a torch.export program (export --file_format PT2), not a checkpoint" in err
     assert "from a file named .pt2 only" in err and "rename it" in err  # what to do, without a contradiction
+    (evil / "cut.pt2").write_bytes((tmp_path / "m.pt2").read_bytes()[:20000])  # a copy cut short
+    for argv in (["predict", str(image), "--ckpt_file", str(evil / "cut.pt2")], ["info", str(evil / "cut.pt2")]):
+        assert cli.main(argv) == 1
+        assert f"{evil / 'cut.pt2'}: not a readable torch.export program (truncated or damaged: " in \
+            capsys.readouterr().err, argv
     shutil.rmtree(evil)
     assert sorted(os.listdir(tmp_path)) == ["cifar", "digit.png", "m.ckpt", "m.pt2", "pixels.pt2", "qat.ckpt"]
 

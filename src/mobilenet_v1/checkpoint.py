@@ -532,8 +532,11 @@ def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
                                      ", from a file named .pt2 only (a program can hold pickled code, so one of "
                                      "another name is not unpickled): rename it, or give the checkpoint it was "
                                      "exported from")) from None
-        raise CheckpointError(f"checkpoint {path}: cannot be read as a PyTorch checkpoint "
-                              f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+        why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        if path.lower().endswith(".pt2"):  # by its name, a program: one whose archive cannot be read
+            raise CheckpointError(f"{path}: not a readable torch.export program (truncated or damaged: {why}); "
+                                  f"export it again (export --file_format PT2)") from None
+        raise CheckpointError(f"checkpoint {path}: cannot be read as a PyTorch checkpoint ({why})") from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         if "config" in obj and not isinstance(obj["config"], dict):
             obj = {**obj, "config": {}}  # not a configuration of ours (a foreign file's): read as none recorded
