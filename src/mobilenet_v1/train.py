@@ -456,9 +456,9 @@ class CheckpointWriter:
         if not name:
             name = ckpt_io.checkpoint_name(epoch, spe) if in_epoch == 0 else ckpt_io.checkpoint_name(epoch + 1, in_epoch)
         path = os.path.join(self.folder, name)
-        self.guard.sync()  # every rank reads its counters here (past the limit, it raises alike on every rank)
-        self.dist.from_rank0(lambda: self._write(path, epoch, in_epoch, name if numbered_end else "", extra),
-                             "could not save a checkpoint")
+        counters = self.guard.sync()  # on every rank (past the limit, it raises alike on every rank)
+        self.dist.from_rank0(lambda: self._write(path, epoch, in_epoch, name if numbered_end else "", counters,
+                                                 extra), "could not save a checkpoint")
         self.last = path
         if numbered_end:
             self.epoch_end = path
@@ -469,11 +469,13 @@ class CheckpointWriter:
                 print(f"warning: could not remove an old checkpoint in {self.folder}: {e}", file=sys.stderr)
         return path
 
-    def _write(self, path: str, epoch: int, in_epoch: int, epoch_end: str, extra: Optional[Dict[str, Any]]) -> None:
+    def _write(self, path: str, epoch: int, in_epoch: int, epoch_end: str, nonfinite: Dict[str, int],
+               extra: Optional[Dict[str, Any]]) -> None:
         """Rank 0's part of :meth:`save`: the checkpoint written whole at ``path`` (an epoch's end names
-        itself, ``epoch_end``), or an error that names it and what is intact."""
+        itself, ``epoch_end``; ``nonfinite``: the guard's counters, read by :meth:`save`), or an error that
+        names it and what is intact."""
         spe = self.steps_per_epoch
-        extra = {"step_in_epoch": in_epoch, "steps_per_epoch": spe, "nonfinite": self.guard.state_dict(),
+        extra = {"step_in_epoch": in_epoch, "steps_per_epoch": spe, "nonfinite": nonfinite,
                  "samples_per_step": self.samples_per_step, "step_offset": self.steps.offset,
                  "epoch_end": epoch_end or os.path.basename(self.epoch_end),
                  **self.recorded, **(extra or {})}
