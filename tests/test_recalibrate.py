@@ -223,12 +223,13 @@ def test_calibrating_commands_skip_unreadable_files_as_asked_and_name_unsorted_i
         for i in range(6):
             (folder / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(40, 48, seed=i)))
         (folder / "cut.jpg").write_bytes(b"\xff\xd8\xff")
+    # (each names the folder as its messages name the data: quantize by its --calib_data)
     commands = {"recalibrate-bn": (["recalibrate-bn", src, "--out", str(tmp_path / "o.pt"), "--dataset_path"],
-                                   "BatchNorm statistics"),
+                                   "dataset_path"),
                 "quantize": (["quantize", "--onnx", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "q.onnx"),
-                              "--calib_data"], "activation ranges")}
+                              "--calib_data"], "--calib_data")}
     capsys.readouterr()
-    for name, (argv, measured) in commands.items():
+    for name, (argv, option) in commands.items():
         with pytest.warns(BadSampleWarning, match="max_bad_samples 0"):  # named as it is met, then the stop
             assert cli.main(argv + [str(sorted_.parent)]) == 1
         assert "1 image files could not be read, more than max_bad_samples 0" in capsys.readouterr().err, name
@@ -242,10 +243,10 @@ def test_calibrating_commands_skip_unreadable_files_as_asked_and_name_unsorted_i
             assert "warning: activation ranges from only 6 images: what other images reach beyond them is " \
                    "clipped" in said.err
         assert cli.main(argv + [str(flat), "--max_bad_samples", "1"]) == 1
-        option = argv[-1]
         assert (f"error: {option} {flat}: its images are not sorted into class folders, and the training split is "
-                f"read as training reads it: move them into one sub-folder of it, of any name (the {measured} need "
-                f"no labels)") in capsys.readouterr().err, name
+                f"read as training reads it: move them into one sub-folder of it, of any name (their labels are "
+                f"not used)") in capsys.readouterr().err, name
         with pytest.raises(SystemExit, match="2"):  # argparse's usage error
             cli.main(argv + [str(flat), "--max_bad_samples", "-2"])
-        assert "--max_bad_samples must be >= 0, or -1" in capsys.readouterr().err
+        assert "--max_bad_samples: max_bad_samples must be >= 0, or -1 for 0.1% of the data set, got -2" in \
+            capsys.readouterr().err

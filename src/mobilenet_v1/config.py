@@ -569,6 +569,25 @@ def normalisation_keys(dataset: str, norm: Tuple[Sequence[float], Sequence[float
             for key, values, own in zip(NORMALISATION_KEYS, norm, normalisation(dataset))}
 
 
+def add_max_bad_samples_option(parser: Any) -> None:
+    """``--max_bad_samples`` of a command that reads training images outside training (quantize,
+    recalibrate-bn): the key's meaning and check as training has them."""
+    import argparse
+
+    def limit(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < -1:
+            raise argparse.ArgumentTypeError(f"max_bad_samples must be >= 0, or -1 for 0.1% of the data set, "
+                                             f"got {value}")
+        return value
+
+    parser.add_argument("--max_bad_samples", type=limit, default=-1,
+                        help=KEY_HELP["max_bad_samples"].replace("%", "%%") + ", as in training (default -1)")
+
+
 def add_normalisation_options(parser: Any, what: str) -> None:
     """``--mean`` and ``--std`` of a command that reads a model file (``what``: what they are for), each
     replacing the file's record (:func:`checkpoint.trained_normalisation`)."""

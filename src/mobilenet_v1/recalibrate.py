@@ -27,8 +27,9 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt_io
-from .config import DATASETS, add_normalisation_options, cifar_name, is_cifar, normalisation_keys
-from .data import DataError, UnsortedImagesError, held_out_for
+from .config import (DATASETS, add_max_bad_samples_option, add_normalisation_options, cifar_name, is_cifar,
+                     normalisation_keys)
+from .data import held_out_for
 from .mindspore_io import RECORDED_KEYS, dropped_note, mindspore_warning, output_format, read_any, write_checkpoint
 from .transforms import CROP_PCT, recorded_interpolation
 
@@ -95,7 +96,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     measurement."""
     from .api import model_from_checkpoint, refuse_quantization_aware
     from .engine import resolve_device
-    from .quantize import calibration_loader, unsorted_calibration
+    from .quantize import calibration_loader
 
     for name, value, low in (("images", images, 2), ("batch_size", batch_size, 2), ("image_size", image_size, 1)):
         if value is not None and value < low:
@@ -153,10 +154,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
                                  exif_orientation=config.get("exif_orientation") is True, antialias=antialias,
                                  interpolation=interpolation,
                                  norm=norm)
-    try:
-        seen = recalibrate(model, batches, device)
-    except UnsortedImagesError as e:
-        raise DataError(unsorted_calibration(e, "--dataset_path", "BatchNorm statistics")) from None
+    seen = recalibrate(model, batches, device)
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     recorded = {k: ckpt[k] for k in RECORDED_KEYS if k != "config" and ckpt.get(k) is not None}
@@ -210,12 +208,8 @@ def main(argv: Sequence[str]) -> int:
                    help="where the model runs (auto: CUDA when present)")
     add_writer_options(p, "a checkpoint of a run with --ema_decay: recalibrate its weight average (True, the "
                           "default) or its trained weights")
-    p.add_argument("--max_bad_samples", type=int, default=-1,
-                   help="unreadable images skipped before the command stops, as in training (default -1: 0.1%% of "
-                        "the images)")
+    add_max_bad_samples_option(p)
     a = p.parse_args(list(argv))
-    if a.max_bad_samples < -1:
-        p.error(f"--max_bad_samples must be >= 0, or -1 for 0.1% of the images, got {a.max_bad_samples}")
     out = run(a.src, a.out, a.dataset_path, a.dataset, a.image_size, a.crop_pct, a.images, a.batch_size, a.seed,
               a.num_workers, a.format, a.use_ema, a.device_target, a.val_split, a.mean, a.std, a.max_bad_samples)
     size = (f"at image_size {out['image_size']} (trained at {out['trained_at']})"
