@@ -315,7 +315,9 @@ def test_a_checkpoint_rank_0_cannot_write_stops_every_rank_with_the_reason(cifar
            f"the end of epoch 2. The earlier checkpoints in {run} are intact (newest: {run / 'mobilenetv1-1_6.ckpt'})")
     assert r.returncode != 0 and f"mobilenet-v1 train (rank 0): error: {why}" in r.stderr, r.stderr[-3000:]
     assert f"mobilenet-v1 train (rank 1): error: rank 0 could not save a checkpoint: {why}" in r.stderr
-    assert r.stderr.count("exitcode  : 1 ") + r.stderr.count("exitcode  : 1\n") == 2, r.stderr[-3000:]
+    # Rank 1's own error line is its stop; whether it exits 1 before torchrun, seeing rank 0's exit, sends
+    # it SIGTERM (-15) is a race (a loaded machine lost it once).
+    assert "exitcode  : 1" in r.stderr, r.stderr[-3000:]
     assert "epoch: 3 step:" not in r.stdout
     assert [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(run))] == ["mobilenetv1-1_6.ckpt"]
     assert ckpt_io.load_file(str(run / "mobilenetv1-1_6.ckpt"))["step"] == 6 and not ckpt_io.partial_files(str(run))
