@@ -7,6 +7,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -438,13 +439,54 @@ def test_a_full_disk_ends_the_runs_records_not_the_run(data_dir, tmp_path, capsy
     assert not unhandled and threading.excepthook is hook  # the writer thread's error: the warning alone
     assert "epoch: 2 step: 12, loss is" in out  # the run printed on to its end
     log = (run / "log.txt").read_text()
-    assert len(log) == 3000 and log[log.index("epoch 1/2 step 2/12"):] in out  # what fitted, as printed
+    printed = "".join(line for line in log.splitlines(keepends=True) if not line.startswith("warning: cannot write"))
+    assert len(log) == 3000 and printed[printed.index("epoch 1/2 step 2/12"):] in out  # what fitted, as printed
+    assert f"warning: cannot write {run / METRICS_FILE} (No space" in log  # given up before log.txt was
     assert [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(run))] == ["mobilenetv1-1_12.ckpt",
                                                                                       "mobilenetv1-2_12.ckpt"]
     monkeypatch.undo()
     train.run(load_config(args[:-3] + ["--epoch_size=3", "--resume=auto", f"--save_checkpoint_path={run}"]))
     records = read_metrics(str(run))  # the partial line the disk cut off is gone
     assert [r["epoch"] for r in records["epochs"]] == [3] and records["steps"][-1]["step"] == 36
+
+
+def test_log_txt_holds_the_runs_warnings_and_the_error_that_stopped_it(tmp_path, capsys, monkeypatch):
+    """What a run says on stderr is in its log.txt too, where stdout's lines are: a warning from before the
+    folder existed, one from the run (a file it could not remove) and the error line the command ends
+    with, as the terminal showed it; one who finds a run stopped reads in its folder why."""
+    data = tmp_path / "cifar"
+    data.mkdir()
+    y = np.arange(64) % 4
+    write_cifar_bin(str(data / "batch_a.bin"), class_images(y, 1), y)  # not data_batch_*.bin: a DataWarning
+    run = tmp_path / "run"
+    real = ckpt_io.atomic_save
+
+    def atomic_save(state, path):
+        if os.path.basename(path) == "mobilenetv1-3_4.ckpt":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(state, path)
+
+    def prune_checkpoints(*args):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(ckpt_io, "atomic_save", atomic_save)
+    monkeypatch.setattr(ckpt_io, "prune_checkpoints", prune_checkpoints)
+    # Shown as outside pytest, which records warnings instead: on sys.stderr, as the command formats them.
+    monkeypatch.setattr(warnings, "_showwarnmsg_impl", lambda msg: sys.stderr.write(warnings._formatwarnmsg(msg)))
+    args = SMALL + [f"--dataset_path={data}", "--epoch_size=3", "--save_checkpoint_epochs=1",
+                    f"--save_checkpoint_path={run}"]
+    assert cli.main(["train"] + args) == 1
+    out, err = capsys.readouterr()
+    log = (run / "log.txt").read_text()
+    warned = err.splitlines()
+    assert warned[0].startswith(f"mobilenet-v1 train: warning: dataset_path {str(data)!r}: no data_batch_*.bin")
+    assert warned[1].startswith(f"warning: could not remove an old checkpoint in {run}: [Errno 13]")
+    assert warned[-1].startswith("mobilenet-v1 train: error: cannot write checkpoint ") and "No space left" in err
+    for line in warned:  # each of stderr's lines in the log, in its place among stdout's
+        assert line in log.splitlines(), line
+    assert log.index(warned[0]) < log.index("epoch: 1 step: 4") < log.index(warned[1]) < log.index(warned[-1])
+    assert log.endswith(warned[-1] + "\n") and warned[-1] not in out
+    assert "epoch: 1 step: 4, loss is" in out and "epoch: 1 step: 4" in log
 
 
 def test_interval_keys_are_checked():

@@ -363,6 +363,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     import warnings
     from .data import BadSampleWarning, DataWarning
+    from .runtime import error_line, rank_label
 
     formatted = warnings.formatwarning
 
@@ -391,18 +392,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.stdout, sys.stderr = (None if s is None else ReaderMayLeave(s) for s in streams)  # None: closed
     try:
         return COMMANDS[name](rest)
-    except (ConfigError, DataError, CheckpointError, ValueError, OSError) as e:
-        print(f"mobilenet-v1 {name}{rank_label()}: error: {e}", file=sys.stderr)
-        return 1
-    except (MemoryError, RuntimeError) as e:
-        # A CPU allocation that fails is a RuntimeError ("can't allocate memory"), a GPU one torch's
-        # OutOfMemoryError: a setting too large for the machine, not a fault of the code.
-        text = str(e)
-        if not isinstance(e, MemoryError) and "out of memory" not in text.lower() and "can't allocate" not in text:
+    except (ConfigError, DataError, CheckpointError, ValueError, OSError, MemoryError, RuntimeError) as e:
+        line = error_line(name, e)
+        if line is None:  # a fault of the code: its traceback
             raise
-        first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
-        print(f"mobilenet-v1 {name}{rank_label()}: error: out of memory ({first[:200]}); a smaller batch_size "
-              f"or image_size needs less", file=sys.stderr)
+        print(line, file=sys.stderr)
         return 1
     finally:
         warnings.formatwarning = formatted
@@ -411,10 +405,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             signal.signal(signal.SIGINT, interrupt)
 
 
-def rank_label() -> str:
-    """" (rank N)" in a process of several (torchrun's WORLD_SIZE and RANK), where each one reports."""
-    try:
-        several = int(os.environ.get("WORLD_SIZE") or 1) > 1
-    except ValueError:
-        several = False
-    return f" (rank {os.environ['RANK']})" if several and "RANK" in os.environ else ""

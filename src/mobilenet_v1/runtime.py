@@ -6,7 +6,7 @@ import os
 import platform
 import subprocess
 import sys
-from typing import IO, Any, Iterable, List, Sequence
+from typing import IO, Any, Iterable, List, Optional, Sequence
 
 import torch
 import torchvision
@@ -90,6 +90,34 @@ class ReaderMayLeave:
         return getattr(self._stream, name)
 
 
+class CopiedToLogs:
+    """Standard error as a run sees it: what is written there (a warning, a skipped file, a signal received)
+    goes to the log files of :func:`add_log_file` too, so that a run's log.txt says what stdout alone leaves
+    out; ``stream`` None (stderr closed) writes to those alone."""
+
+    def __init__(self, stream: Optional[IO[str]]):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        for f in list(_log_files):
+            try:
+                f.write(text)
+                f.flush()
+            except OSError as e:
+                _log_files.remove(f)
+                record_lost(getattr(f, "name", "the log"), e, "its lines")
+        return len(text) if self._stream is None else self._stream.write(text)
+
+    def flush(self) -> None:
+        if self._stream is not None:
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        if self._stream is None:
+            raise AttributeError(name)
+        return getattr(self._stream, name)
+
+
 def print0(*args, **kwargs) -> None:
     """print() on rank 0 only; output is flushed so logs interleave in order. What goes to stdout
     also goes to the log files of :func:`add_log_file` and the buffers of :func:`capture_output`."""
@@ -109,6 +137,36 @@ def log0(*args, sep: str = " ", end: str = "\n") -> None:
             except OSError as e:
                 _log_files.remove(f)
                 record_lost(getattr(f, "name", "the log"), e, "its lines")
+
+
+def rank_label() -> str:
+    """" (rank N)" in a process of several (torchrun's WORLD_SIZE and RANK), where each one reports."""
+    try:
+        several = int(os.environ.get("WORLD_SIZE") or 1) > 1
+    except ValueError:
+        several = False
+    return f" (rank {os.environ['RANK']})" if several and "RANK" in os.environ else ""
+
+
+def error_line(command: str, error: BaseException) -> Optional[str]:
+    """The one line a command ends with, on stderr and in a run's log.txt, where ``error`` is the input's or the
+    machine's (a configuration, data set or checkpoint refused, a file that cannot be read or written, memory
+    that runs out); None where it is a fault of the code, whose traceback is what says it."""
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .data import DataError
+
+    head = f"mobilenet-v1 {command}{rank_label()}: error:"
+    if isinstance(error, (ConfigError, DataError, CheckpointError, ValueError, OSError)):
+        return f"{head} {error}"
+    if isinstance(error, (MemoryError, RuntimeError)):
+        # A CPU allocation that fails is a RuntimeError ("can't allocate memory"), a GPU one torch's
+        # OutOfMemoryError: a setting too large for the machine, not a fault of the code.
+        text = str(error)
+        if isinstance(error, MemoryError) or "out of memory" in text.lower() or "can't allocate" in text:
+            first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+            return f"{head} out of memory ({first[:200]}); a smaller batch_size or image_size needs less"
+    return None
 
 
 def strict_json(value: Any) -> Any:

@@ -313,10 +313,17 @@ class RunLogger:
                 tags.update({"eval/raw_top_1": accuracy["raw_top_1"], "eval/raw_top_5": accuracy["raw_top_5"]})
         self._scalars(tags, step, flush=True)
 
-    def close(self) -> None:
+    def close(self, error: Optional[BaseException] = None) -> None:
+        """End the run's records; ``error``: what stopped it, whose line log.txt ends with, as stderr does."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+        if error is not None and self._log is not None:
+            line = (runtime.error_line("train", error)
+                    or f"mobilenet-v1 train: stopped by {type(error).__name__}"
+                    + (f": {error}" if str(error) else "")
+                    + ("; its traceback is on stderr" if isinstance(error, Exception) else ""))
+            runtime.log0(line)
         self._writer = _closed(self._writer)  # what the files could not take was said as it was found
         if self._hooked:
             _quiet_writer_threads(False)

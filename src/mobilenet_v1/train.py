@@ -975,6 +975,8 @@ def run(cfg: Config) -> Dict[str, Any]:
     early = runtime.capture_output()  # printed before the run folder's log.txt is open; written there then
     dist = None
     folder = cfg.save_checkpoint_path if cfg.save_checkpoint and not os.path.exists(cfg.save_checkpoint_path) else ""
+    stderr = sys.stderr
+    sys.stderr = runtime.CopiedToLogs(stderr)  # the run's warnings in its log.txt too
     try:
         dist = distributed.setup(cfg, "train")
         with contextlib.ExitStack() as loaders:  # their worker processes end with the run, however it ends
@@ -984,6 +986,7 @@ def run(cfg: Config) -> Dict[str, Any]:
             remove_empty_folders(folder)
         raise
     finally:
+        sys.stderr = stderr
         runtime.remove_log_file(early)
         if dist is not None:
             dist.cleanup()
@@ -1482,7 +1485,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         if ema is not None:
             dist.check_replicas(ema.module, "the weight average")
     finally:
-        tracker.close()
+        tracker.close(sys.exc_info()[1])
         stopper.__exit__(*sys.exc_info())
     return run_result(last_path, resumed_from, steps_per_epoch, step_images,
                       last_loss=result.last_loss if result else float("nan"),
