@@ -78,6 +78,12 @@ def test_unknown_keys_are_errors(tmp_path):
         load_config(["--model-ema", "--batch_size", "8"])
     with pytest.raises(ConfigError, match=r"^option --foo: unknown key 'foo'$"):
         load_config(["--foo"])
+    # timm's --input-size takes three values: the key is what is wrong, not the second of them.
+    with pytest.raises(ConfigError, match=r"^option --input-size: unknown key 'input_size' \(timm's name: here it is "
+                                          r"image_size\)$"):
+        load_config(["--batch_size", "8", "--input-size", "3", "224", "224"])
+    with pytest.raises(ConfigError, match=r"^unexpected argument '224': options are"):
+        load_config(["--image_size", "3", "224"])
 
 
 def test_bad_values_name_the_option():

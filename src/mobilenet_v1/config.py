@@ -904,6 +904,9 @@ def parse_overrides(argv: Sequence[str]) -> List[Tuple[str, str]]:
     while i < len(argv):
         arg = argv[i]
         if not arg.startswith("--") or len(arg) == 2:
+            last = pairs[-1][0] if pairs and not argv[i - 1].startswith("--") else ""
+            if last and last not in _field_types() and last not in SEED_IGNORED_KEYS and last != "config_path":
+                raise unknown_key(last, f"option {argv[i - 2]}")  # timm's --input_size 3 224 224: the key first
             several = (pairs and pairs[-1][0] in NORMALISATION_KEYS and i >= 1 and not argv[i - 1].startswith("--")
                        and all(NUMBER.fullmatch(v) for v in (arg, pairs[-1][1])))
             raise ConfigError(f"unexpected argument {arg!r}: options are --key=value or --key value"
