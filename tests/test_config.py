@@ -86,6 +86,23 @@ def test_unknown_keys_are_errors(tmp_path):
         load_config(["--image_size", "3", "224"])
 
 
+def test_an_empty_key_in_a_config_file_says_so(tmp_path):
+    """`dataset:` with nothing after it (YAML's null) was refused as "dataset=''"; a key of a string that may be
+    empty (pre_trained: no file) takes it as empty."""
+    f = tmp_path / "c.yaml"
+    f.write_text("dataset:\nbatch_size: 8\n")
+    with pytest.raises(ConfigError, match=r"^config file .*c\.yaml: dataset is empty \(a YAML null: `dataset:` with "
+                                          r"nothing after it\); leave the key out for its default, or give one of "
+                                          r"\['cifar10', 'cifar100', 'imagenet2012'\]$"):
+        load_config(["--config_path", str(f)])
+    f.write_text("batch_size:\n")
+    with pytest.raises(ConfigError, match=r"batch_size is empty .* or give a value \(int\)$"):
+        load_config(["--config_path", str(f)])
+    f.write_text("pre_trained:\nauto_augment:\n")
+    cfg = load_config(["--config_path", str(f)])
+    assert cfg.pre_trained == "" and cfg.auto_augment == ""
+
+
 def test_bad_values_name_the_option():
     with pytest.raises(ConfigError, match="batch_size must be int"):
         load_config(["--batch_size=3.5"])

@@ -621,6 +621,10 @@ def coerce(key: str, value: Any, source: str) -> Any:
     if key in NORMALISATION_KEYS:
         return channel_values(key, value, source)
     want = types[key]
+    if value is None and (want is not str or "" not in CHOICES.get(key, ("",))):
+        wanted = f"one of {list(CHOICES[key])}" if key in CHOICES else f"a value ({want.__name__})"
+        raise ConfigError(f"{source}: {key} is empty (a YAML null: `{key}:` with nothing after it); leave the key out "
+                          f"for its default, or give {wanted}")
     try:
         if want is bool:
             if isinstance(value, bool):
