@@ -69,6 +69,31 @@ def test_no_command_writes_over_what_it_reads(tmp_path, cifar_dir, capsys):
     assert len((tmp_path / "lr.csv").read_text().splitlines()) == 1 + 2 * 3
 
 
+def test_no_command_writes_over_a_training_checkpoint(tmp_path, cifar_dir, capsys):
+    """convert, average and recalibrate-bn wrote their weights over any file named: a run's resumable
+    checkpoint, named by a slip, was lost. A file of weights alone may still be replaced."""
+    ckpt = save(tmp_path / "m.ckpt")
+    other = save(tmp_path / "n.ckpt")
+    run = tmp_path / "run"
+    run.mkdir()
+    state = torch.load(ckpt, weights_only=True)
+    state.update(optimizer={"state": {}, "param_groups": []}, scaler=None, epoch=2, step=8, rng=ckpt_io.rng_state())
+    resumable = str(run / "mobilenetv1-2_4.ckpt")
+    torch.save(state, resumable)
+    before = digest(resumable)
+    said = f"{resumable}: is a training checkpoint (a run's weights, optimizer and progress, which train --resume " \
+           f"continues from), not overwritten; write to another file, or remove it first"
+    for argv, option in ((["convert", ckpt, resumable, "--format", "pt"], "DST"),
+                         (["average", ckpt, other, "--out", resumable], "--out"),
+                         (["recalibrate-bn", ckpt, "--dataset_path", str(cifar_dir), "--out", resumable], "--out")):
+        assert cli.main(argv) == 1, argv
+        assert f"{option} {said}" in capsys.readouterr().err, argv
+    assert digest(resumable) == before and ckpt_io.holds_training_state(resumable)
+    weights = tmp_path / "weights.pt"
+    assert cli.main(["convert", ckpt, str(weights)]) == 0 and cli.main(["convert", ckpt, str(weights)]) == 0
+    assert not ckpt_io.holds_training_state(str(weights)) and not ckpt_io.holds_training_state(ckpt)
+
+
 def test_eval_refuses_a_checkpoint_of_another_data_set_or_of_fewer_outputs(tmp_path, cifar_dir, capsys):
     """A 3-output model scored against labels 0..3 (its top-5 of 3 outputs), or a CIFAR-10 model fed an
     image folder's normalisation, gave numbers that meant nothing; ONNX files were refused already."""

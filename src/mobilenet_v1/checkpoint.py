@@ -232,6 +232,24 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
             raise ValueError(f"{option} {path}: is inside {folder}, the data this command reads; write elsewhere")
     if suffix and not path.lower().endswith(suffix):
         raise ValueError(f"{option} {path}: name it {suffix} (it is written as such, over any file of that name)")
+    if holds_training_state(path):
+        raise ValueError(f"{option} {path}: is a training checkpoint (a run's weights, optimizer and progress, which "
+                         f"train --resume continues from), not overwritten; write to another file, or remove it "
+                         f"first")
+
+
+def holds_training_state(path: str) -> bool:
+    """Whether ``path`` is a training checkpoint of ours (every one of :data:`TRAINING_KEYS`), which no other
+    command's output may replace; read without its tensors (memory-mapped)."""
+    import zipfile
+
+    if not os.path.isfile(path) or not zipfile.is_zipfile(path):
+        return False
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # damaged or foreign: not a checkpoint a run could continue from
+        return False
+    return isinstance(obj, dict) and all(k in obj for k in TRAINING_KEYS)
 
 
 def trained_dataset(path: str, recorded: Any, asked: Optional[str], asked_in: str = "") -> Optional[str]:
