@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -177,6 +179,42 @@ def test_flipped_frame_is_taken_under_compile_but_not_export(monkeypatch):
     monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)
     model(x)
     assert calls == []
+
+
+def test_evaluation_mode_with_gradients_takes_the_direct_path_hooks_see():
+    """Grad-CAM and saliency maps run the model in evaluation mode with gradients on: there, as under no_grad,
+    the 27 blocks' forward hooks fire and see the maps upright (the flipped frame is a training step's)."""
+    model = MobileNetV1(class_num=4, width_mult=0.25).eval()
+    x = torch.randn(1, 3, 64, 48)
+    seen = {}  # (a hook that returns something replaces the output: these return None)
+    model.network[20].register_forward_hook(lambda m, i, out: seen.update({torch.is_grad_enabled(): out}))
+    model.network[20][2].register_forward_hook(lambda m, i, out: seen.update({("relu", torch.is_grad_enabled()):
+                                                                              out.detach().clone()}))
+    with torch.no_grad():
+        direct = model(x)
+    out = model(x.requires_grad_())
+    assert set(seen) == {False, True, ("relu", False), ("relu", True)}
+    assert torch.equal(seen[("relu", True)], seen[("relu", False)]) and torch.equal(out, direct)
+    grad, = torch.autograd.grad(out[0, 1], seen[True])  # the class's gradient at the hooked block
+    assert grad.shape == seen[False].shape and grad.abs().sum() > 0
+
+
+def test_torch_export_with_dynamic_height_and_width_runs_every_size_as_eager():
+    """SAME padding of symbolic sizes: one graph for every height and width in the range. With ceil of a true
+    division, and a branch on the halves' parity, the export did not end (or failed on a guard)."""
+    model = MobileNetV1(class_num=4, width_mult=0.25).eval()
+    size = torch.export.Dim("size", min=33, max=300)
+    program = torch.export.export(model, (torch.randn(2, 3, 64, 64),), dynamic_shapes=(
+        {0: torch.export.Dim("batch", max=16), 2: size, 3: torch.export.Dim("width", min=33, max=300)},))
+    with torch.no_grad():
+        for h, w in ((63, 65), (64, 64), (97, 130)):
+            x = torch.randn(1, 3, h, w)
+            assert torch.allclose(program.module()(x), model(x), rtol=0, atol=1e-5), (h, w)
+    for n in range(1, 80):  # in integers, TensorFlow's formula still
+        for kernel in range(1, 6):
+            for stride in range(1, 5):
+                total = max((math.ceil(n / stride) - 1) * stride + kernel - n, 0)
+                assert same_padding(n, kernel, stride) == (total // 2, total - total // 2), (n, kernel, stride)
 
 
 def test_relu6_in_training_matches_pytorch_relu6_values_and_gradients():

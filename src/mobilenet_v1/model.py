@@ -61,7 +61,12 @@ def same_padding(size: int, kernel: int, stride: int) -> Tuple[int, int]:
     The total is ``max((ceil(size / stride) - 1) * stride + kernel - size, 0)``; the smaller half goes
     before. A stride-2 3x3 conv on an even size pads (0, 1), which PyTorch's ``padding=1`` cannot express.
     """
-    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    # Integer arithmetic only: on torch.export's and torch.compile's symbolic sizes, ceil of a true division
+    # is a float expression whose simplification did not end (an export with dynamic height and width).
+    total = ((size + stride - 1) // stride - 1) * stride + kernel - size
+    if kernel > stride:  # then never negative: stride * ceil(size / stride) >= size
+        return total // 2, total - total // 2
+    total = max(total, 0)
     return total // 2, total - total // 2
 
 
@@ -78,7 +83,9 @@ class Conv2dSame(nn.Conv2d):
         # nn.Conv2d.forward's conv with the given weight and bias (quantization-aware training passes
         # rounded ones), SAME-padded.
         top, bottom, left, right = self._pads(x)
-        if top == bottom and left == right:
+        # Symbolic sizes (torch.export or torch.compile with dynamic height and width): one path for all, the
+        # pad, since comparing the halves would be a guard on each size's parity that a range cannot meet.
+        if type(top) is type(left) is int and top == bottom and left == right:
             # Symmetric: let the conv pad, which costs no extra copy of the input.
             return F.conv2d(x, weight, bias, self.stride, (top, left), self.dilation, self.groups)
         x = F.pad(x, (left, right, top, bottom))
@@ -324,17 +331,18 @@ class MobileNetV1(nn.Module):
         (:meth:`Conv2dSame.forward_flipped`) and flips the small final map back: BatchNorm, ReLU6 and
         the 1x1 convs do not care, and the 3x3 convs then need no padded copy of their inputs, forward
         or backward, eagerly and under torch.compile (whose Inductor cannot fold an uneven pad into a
-        cuDNN conv either). Same result up to float rounding; evaluation (no gradients), torch.export and
-        TorchScript traces take the direct path.
-        Forward hooks on the 27 ``network[k]`` blocks therefore fire in evaluation only; hooks on the
-        BatchNorm and ReLU6 modules fire in both (and see flipped maps in training).
+        cuDNN conv either). Same result up to float rounding; evaluation mode (with gradients too: Grad-CAM
+        and saliency maps), torch.export and TorchScript traces take the direct path.
+        Forward hooks on the 27 ``network[k]`` blocks therefore fire in evaluation mode only; hooks on the
+        BatchNorm and ReLU6 modules fire in both (and see flipped maps in a training step).
         """
         # The taps experiment runs in the direct frame (its pads are element-wise work Inductor fuses).
         if self.depthwise_taps and torch.compiler.is_compiling() and not torch.compiler.is_exporting():
             for conv, bn, act in self.network:
                 x = act(bn(depthwise_taps(x, conv) if conv.groups > 1 else conv(x)))
             return x
-        if self.padding != "same" or not (self.flip_same and torch.is_grad_enabled() and _not_exporting()):
+        if self.padding != "same" or not (self.flip_same and self.training and torch.is_grad_enabled()
+                                          and _not_exporting()):
             return self.network(x)
         x = x.flip(-2, -1)
         for conv, bn, act in self.network:
