@@ -10,6 +10,7 @@ import json
 import math
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -843,6 +844,32 @@ def test_a_fresh_run_moves_an_earlier_runs_checkpoints_aside_intact(cifar_dir, t
     assert ckpt_io.resolve_checkpoint_path(str(run)) == str(run / "mobilenetv1-1_12.ckpt")
     assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=1")]) == 0  # and again: the next number
     assert sorted(os.listdir(run / "earlier-run-2")) == ["mobilenetv1-1_12.ckpt"]
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused_with_nothing_changed(cifar_dir, tmp_path, capsys, one_thread):
+    """Two trains into one folder both exited 0, the second's checkpoints in place of the first's and their
+    records interleaved. The folder is held by the run in it (a lock its process ends with, a kill -9 too)."""
+    run = tmp_path / "run"
+    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=1")]) == 0
+    assert not (run / ckpt_io.RUN_LOCK).exists()  # the lock file goes with the run
+    before = {n: (run / n).read_bytes() for n in os.listdir(run)}
+    holder = ckpt_io.RunLock(str(run))  # another run's, in the same process: flock locks differ per open file
+    capsys.readouterr()
+    for extra in ([], ["--resume=auto", "--epoch_size=2"]):
+        assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=1", *extra)]) == 1
+        err = capsys.readouterr().err
+        assert re.search(rf"error: save_checkpoint_path {re.escape(str(run))}: another run is training there "
+                         rf"\(process {os.getpid()} on \S+, since 20\d\d-\d\d-\d\d [\d:]+ \w+\); nothing was "
+                         rf"trained or changed: let it end or stop it, or give another folder$", err.strip()), err
+        assert {n: (run / n).read_bytes() for n in os.listdir(run) if n != ckpt_io.RUN_LOCK} == before
+    holder.release()
+    # A holder killed outright leaves its file, which locks nothing: the next run takes the folder.
+    code = (f"import os, sys; sys.path.insert(0, {SRC!r}); from mobilenet_v1.checkpoint import RunLock; "
+            f"RunLock({str(run)!r}); print('held', flush=True); os.kill(os.getpid(), 9)")
+    killed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9 and killed.stdout == "held\n" and (run / ckpt_io.RUN_LOCK).exists()
+    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--resume=auto")]) == 0
+    assert "epochs 2..2" in capsys.readouterr().out and not (run / ckpt_io.RUN_LOCK).exists()
 
 
 def test_a_run_continued_from_another_folder_or_a_later_epoch_keeps_the_folders_earlier_run_apart(

@@ -365,6 +365,62 @@ def check_writable(folder: str) -> None:
     os.unlink(tmp)
 
 
+RUN_LOCK = ".mobilenetv1.lock"
+
+
+class RunLock:
+    """A run folder held by one training process at a time: a second ``train`` into it (or a ``--resume auto``
+    started while the first still runs) would write its checkpoints over the first's and interleave their
+    records. An exclusive ``flock`` on ``folder/.mobilenetv1.lock``, which names its holder; the system releases
+    it when the process ends however it ends (a kill -9 included), and :meth:`release` removes the file. Where
+    the file system takes no locks, the run goes on without one."""
+
+    def __init__(self, folder: str):
+        self.path, self.fd = os.path.join(folder, RUN_LOCK), None
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system
+            return
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 200).decode("utf-8", "replace").strip()
+                os.close(fd)
+                raise CheckpointError(f"save_checkpoint_path {folder}: another run is training there"
+                                      + (f" ({holder})" if holder else "") + "; nothing was trained or changed: "
+                                      "let it end or stop it, or give another folder") from None
+            except OSError:  # no locks on this file system (ENOLCK): as before there were any
+                os.close(fd)
+                return
+            try:  # the file a run that ended removed is no lock: take the one now at the path
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        import socket
+        import time
+
+        os.ftruncate(fd, 0)
+        os.write(fd, f"process {os.getpid()} on {socket.gethostname()}, since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n".encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        """Remove the lock file and let the folder go (a second call does nothing)."""
+        if self.fd is None:
+            return
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+
 def move_checkpoints_aside(folder: str) -> str:
     """Move the training checkpoints in ``folder`` (numbered, best and the best epochs') into a new sub-folder
     ``earlier-run-N`` (N the first free number) and return its path; "" when there are none."""

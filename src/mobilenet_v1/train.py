@@ -1053,6 +1053,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     def prepare_folder() -> None:
         try:
             os.makedirs(out_dir, exist_ok=True)
+            loaders.callback(ckpt_io.RunLock(out_dir).release)  # held to the run's end: the folder is its alone
             removed = ckpt_io.remove_partial_files(out_dir)
             ckpt_io.check_writable(out_dir)  # config.yaml waits until the run knows it will train
         except OSError as e:
