@@ -822,6 +822,13 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
                                                       r"of width_mult 0.5 \(pass --width_mult 0.25 to continue it\)$"):
         train.run(load_config(run_args(cifar_dir, run, "--epoch_size=2", "--width_mult=0.5",
                                        f"--resume={run / 'mobilenetv1-1_12.ckpt'}")))
+    # Another data set: CIFAR's labels and an image folder's are alike to the network; it went on, on other images.
+    other = load_config(run_args(cifar_dir, run, "--dataset=imagenet2012", "--dataset_path=photos", "--class_num=4",
+                                 f"--resume={run / 'mobilenetv1-1_12.ckpt'}"))
+    with pytest.raises(ckpt_io.CheckpointError, match=rf"its run trained on dataset cifar10 \({re.escape(str(cifar_dir))}\), "
+                                                      r"this run on dataset imagenet2012 \(photos\): another data set "
+                                                      r"\(pass --dataset cifar10 and its dataset_path to continue it;"):
+        train.find_resume(other, *fresh_model_and_optimizer(other), 12, str(run))
     for _, p in ckpt_io.list_checkpoints(str(run)):
         open(p, "wb").close()
     assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--resume=auto")]) == 1

@@ -824,6 +824,16 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
                 f"checkpoint {path}: its run trained with qat {trained[0]}, qat_reduce_range {trained[1]}; this run "
                 f"with qat {cfg.qat}, qat_reduce_range {cfg.qat_reduce_range} (pass those of the checkpoint to "
                 f"continue it; --pre_trained starts another run from its weights)")
+        recorded = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+        trained_on = recorded.get("dataset", cfg.dataset)  # files from before the key: not told
+        if trained_on != cfg.dataset:
+            # CIFAR binaries and an image folder give labels alike: it would go on, on other images, silently.
+            where = recorded.get("dataset_path")
+            raise ckpt_io.CheckpointError(
+                f"checkpoint {path}: its run trained on dataset {trained_on}"
+                + (f" ({where})" if isinstance(where, str) and where else "")
+                + f", this run on dataset {cfg.dataset} ({cfg.dataset_path}): another data set (pass --dataset "
+                  f"{trained_on} and its dataset_path to continue it; --pre_trained starts another run from its weights)")
         width = args.get("width_mult", cfg.width_mult)
         if (isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0
                 and layer_specs(width) != layer_specs(cfg.width_mult)):
