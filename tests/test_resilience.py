@@ -565,6 +565,39 @@ def test_a_second_ctrl_c_after_the_run_stops_the_command_at_once_without_a_trace
                              "again to stop at once)\nSIGINT again: stopping now\n"), r.stderr
 
 
+_BEFORE_THE_LOOP = r'''
+import os, signal, sys, time
+sys.path.insert(0, sys.argv[1])
+from mobilenet_v1 import cli
+
+def stand_in(rest):  # a Ctrl-C while the command loads its data or evaluates (no training loop to stop)
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)
+    return 0
+
+cli.COMMANDS[sys.argv[2]] = stand_in
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a terminal's; under pytest-xdist it is ignored
+sys.argv = ["mobilenet-v1", sys.argv[2]]
+sys.exit(cli.main())
+'''
+
+
+def test_a_ctrl_c_before_the_training_loop_or_in_eval_ends_the_command_in_one_line(monkeypatch):
+    """Ctrl-C while train loaded its data (before its loop, where it stops at a step) or while eval or predict
+    ran printed Python's traceback and exited 1: now one line and 130, as a shell expects of Ctrl-C."""
+    started = {name: subprocess.Popen([sys.executable, "-c", _BEFORE_THE_LOOP, SRC, name], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True) for name in ("train", "eval")}
+    for name, p in started.items():
+        out, err = p.communicate(timeout=60)
+        assert (p.returncode, out, err) == (130, "", f"mobilenet-v1 {name}: interrupted (Ctrl-C)\n"), (name, err)
+    def interrupted(rest):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.COMMANDS, "info", interrupted)
+    with pytest.raises(KeyboardInterrupt):  # a Python caller's Ctrl-C is its own to handle
+        cli.main(["info"])
+
+
 _STALLED = r'''
 import os, signal, sys, time
 sys.path.insert(0, sys.argv[1])

@@ -1,16 +1,22 @@
 """MobileNetV1 image classifiers on PyTorch: the MindSpore model zoo's MobileNetV1, and more."""
 __version__ = "0.1.0"
 
-from .model import STAGE_ENDS, MobileNetV1, mobilenet_v1  # noqa: E402
-from .api import load_model  # noqa: E402
-
 __all__ = ["MobileNetV1", "mobilenet_v1", "load_model", "load_predictor", "STAGE_ENDS", "__version__"]
+
+# Where each name is: imported when first asked for, so that `import mobilenet_v1` (and the command line's
+# start, inside whose error and Ctrl-C handling torch is then imported) costs nothing. load_predictor
+# (predict.py) brings the data and deployment modules with it.
+_WHERE = {"MobileNetV1": "model", "mobilenet_v1": "model", "STAGE_ENDS": "model", "load_model": "api",
+          "load_predictor": "predict"}
 
 
 def __getattr__(name: str):
-    # load_predictor (predict.py) brings the data and deployment modules with it: imported when asked for.
-    if name == "load_predictor":
-        from .predict import load_predictor
+    if name in _WHERE:
+        import importlib
 
-        return load_predictor
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_WHERE))

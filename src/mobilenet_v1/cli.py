@@ -329,10 +329,6 @@ COMMANDS: Dict[str, Callable[[List[str]], int]] = {
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .data import DataError
-
     argv_given = argv
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -361,8 +357,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             extra = f"; one of {list(CHOICES[f.name])}" if f.name in CHOICES else ""
             print(f"  --{f.name} ({f.default!r})  {KEY_HELP[f.name]}{extra}")
         return 0
+    try:
+        return _command(name, rest, argv_given)
+    except KeyboardInterrupt:  # a Ctrl-C outside a training loop (which stops at its step): loading, evaluating
+        if argv_given is not None:  # a Python caller's to handle
+            raise
+        print(f"mobilenet-v1 {name}: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
+
+
+def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) -> int:
+    """:func:`main`'s command ``name`` with its arguments ``rest``: its errors as one line each, its warnings
+    our one-line format, a train from the command line with Ctrl-C and output readers of its own."""
     import warnings
-    from .data import BadSampleWarning, DataWarning
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .data import BadSampleWarning, DataError, DataWarning
     from .runtime import error_line, rank_label
 
     formatted = warnings.formatwarning
