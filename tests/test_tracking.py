@@ -376,6 +376,26 @@ def test_a_logger_that_cannot_open_its_files_leaves_nothing_registered(tmp_path)
     assert "after the failed start" not in (tmp_path / "log.txt").read_text()
 
 
+def test_a_disk_full_at_the_start_is_one_error_without_the_writer_threads_traceback(tmp_path, monkeypatch):
+    """A disk with a few kilobytes left when a run starts: its TensorBoard file's first record fails in the
+    writer's thread, whose traceback was printed besides the start's one error, and an empty events file
+    stayed. The thread's error is the error's alone now, and the file goes."""
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(RecordWriter, "write", write)
+    unhandled = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: unhandled.append(args.exc_type))
+    hook = threading.excepthook
+    with pytest.raises(ckpt_io.CheckpointError, match=f"save_checkpoint_path {tmp_path}: cannot write the run's "
+                                                      f"records there \\(No space left on device\\); nothing was"):
+        RunLogger(str(tmp_path), epochs=1, steps_per_epoch=10)
+    assert not unhandled and threading.excepthook is hook and runtime._log_files == []
+    assert sorted(os.listdir(tmp_path)) == ["log.txt", METRICS_FILE]
+
+
 class FillsUp:
     """A file on a disk that fills up after ``room`` more characters: the write that meets the end writes
     what fits, then raises ENOSPC, as every later one does."""

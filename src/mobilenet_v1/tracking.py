@@ -173,6 +173,7 @@ class RunLogger:
         self._loss: Optional[float] = None
         if self.run_dir is None:
             return
+        there = set(os.listdir(self.run_dir)) if os.path.isdir(self.run_dir) else set()
         try:
             os.makedirs(self.run_dir, exist_ok=True)
             self._log = runtime.add_log_file(os.path.join(self.run_dir, LOG_FILE))
@@ -189,6 +190,9 @@ class RunLogger:
                 self._writer = self._open_tensorboard(start_step if history else 0)
         except BaseException as e:
             self.close()  # or print0 would go on copying this process's output into a run that never started
+            for name in set(os.listdir(self.run_dir)) - there:  # an events file begun and not written: no record
+                if name.startswith("events.out.tfevents.") and os.path.getsize(os.path.join(self.run_dir, name)) == 0:
+                    os.unlink(os.path.join(self.run_dir, name))
             if isinstance(e, OSError):
                 raise CheckpointError(f"save_checkpoint_path {self.run_dir}: cannot write the run's records there "
                                       f"({e.strerror or e}); nothing was trained") from None
@@ -202,10 +206,9 @@ class RunLogger:
             return None
         # purge_step: TensorBoard hides what earlier runs in this folder logged from this step on. The
         # checkpoint's own step stays: its records (an epoch's eval/top_1) are the ones this run continues.
-        writer = SummaryWriter(log_dir=self.run_dir, purge_step=start_step + 1)
-        _quiet_writer_threads(True)
+        _quiet_writer_threads(True)  # before its thread starts: that thread writes the file's first record
         self._hooked = True
-        return writer
+        return SummaryWriter(log_dir=self.run_dir, purge_step=start_step + 1)
 
     def _write(self, record: Dict[str, Any]) -> None:
         if self._metrics is not None:
