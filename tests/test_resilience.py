@@ -843,7 +843,8 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
     assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--save_checkpoint_epochs=1",
                                         "--resume=auto")]) == 0
     out = capsys.readouterr().out
-    assert f"passed over checkpoint {newest}: cannot be read" in out
+    assert (f"passed over checkpoint {newest}: cannot be read as a PyTorch checkpoint (cut short: a zip archive "
+            f"without the directory at its end, 4,096 bytes; copied or written in part?)") in out
     assert f"continuing from {run / 'mobilenetv1-1_12.ckpt'}" in out and "epoch: 2 step: 12" in out
     # Another padding: the same tensors, another network. Refused, not continued in silence.
     with pytest.raises(ckpt_io.CheckpointError, match=r"its run trained with padding same, this run with padding "

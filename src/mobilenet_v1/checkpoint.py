@@ -591,6 +591,20 @@ def program_pickles(path: str) -> str:
     return ""
 
 
+def cut_short(path: str) -> bool:
+    """Whether ``path`` begins as a zip archive (torch.save's format, torch.export's) and lacks the directory
+    at its end: a file copied or written in part, which torch reports as an invalid argument or a failed
+    seek."""
+    import zipfile
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head == b"PK\x03\x04" and not zipfile.is_zipfile(path)
+
+
 def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     """Read a checkpoint of ours with ``weights_only=True`` (no pickled code is ever run)."""
     if not os.path.isfile(path):
@@ -607,6 +621,9 @@ def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
                                      "another name is not unpickled): rename it, or give the checkpoint it was "
                                      "exported from")) from None
         why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        if cut_short(path):
+            why = (f"cut short: a zip archive without the directory at its end, {os.path.getsize(path):,} bytes; "
+                   f"copied or written in part?")
         if path.lower().endswith(".pt2"):  # by its name, a program: one whose archive cannot be read
             raise CheckpointError(f"{path}: not a readable torch.export program (truncated or damaged: {why}); "
                                   f"export it again (export --file_format PT2)") from None
