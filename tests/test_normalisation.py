@@ -9,7 +9,7 @@ import torch
 from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import cli, evaluate, quantize, train
 from mobilenet_v1.config import ConfigError, load_config, normalisation
-from mobilenet_v1.data import DataOptions, build_loader
+from mobilenet_v1.data import BadSampleWarning, DataOptions, build_loader
 from mobilenet_v1.losses import Renormalised
 from mobilenet_v1.model import MobileNetV1
 from mobilenet_v1.onnx_io import OnnxModel
@@ -280,3 +280,7 @@ def test_data_stats_gives_the_pixels_mean_and_std_and_the_images_per_class(cifar
             "often") in capsys.readouterr().out
     assert cli.main(folder + ["--lr_max=3"]) != 0
     assert "--lr_max: not used by data-stats, which reads --config_path, --dataset" in capsys.readouterr().err
+    # An unreadable file is counted and left out, with no limit to stop at (not "max_bad_samples 4611686018427387904").
+    (image_folder / "train" / "n01" / "img_0.JPEG").write_bytes(b"not an image")
+    with pytest.warns(BadSampleWarning, match=r"img_0\.JPEG.* \(1 so far, no limit here\)$"):
+        assert cli.main(folder + ["--images=0"]) == 0

@@ -1064,6 +1064,10 @@ class BadSample(NamedTuple):
     reason: str
 
 
+# max_bad_samples for a pass that counts every unreadable file and stops at none (data-stats).
+NO_LIMIT = 2 ** 62
+
+
 class BadSamples:
     """The unreadable files a loader met. Each is named in a :class:`BadSampleWarning` the first time
     and counted once however many epochs meet it; past ``limit`` files the run stops with the list.
@@ -1085,6 +1089,8 @@ class BadSamples:
         return len(self.files)
 
     def describe_limit(self) -> str:
+        if self.limit >= NO_LIMIT:
+            return "no limit here"
         return (f"max_bad_samples {self.limit}" + (f" (0.1% of {self.dataset_size} files)" if self.default else ""))
 
     def record(self, bad: Sequence[Tuple[str, str]]) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Sequence
 import torch
 
 from .config import channels_text, is_cifar
-from .data import CifarLoader, build_loader, sample_labels
+from .data import NO_LIMIT, CifarLoader, build_loader, sample_labels
 from .runtime import json_text
 
 # Images sampled by default: photos' own means spread by about 0.1, so a sample's mean lands within about
@@ -116,7 +116,7 @@ def main(argv: Sequence[str]) -> int:
                          f"{', '.join('--' + k for k in DATA_KEYS)}")
     cfg, given = load_config_and_given(argv)
     if "max_bad_samples" not in given:  # an inspection: every unreadable file is counted, none stops it
-        cfg = dataclasses.replace(cfg, max_bad_samples=2**62)
+        cfg = dataclasses.replace(cfg, max_bad_samples=NO_LIMIT)
     if not cfg.dataset_path:
         raise ValueError("dataset_path is not set: pass --dataset_path PATH")
     stats = measure(cfg, count)
