@@ -103,6 +103,22 @@ def test_an_empty_key_in_a_config_file_says_so(tmp_path):
     assert cfg.pre_trained == "" and cfg.auto_augment == ""
 
 
+def test_a_key_given_twice_or_values_after_a_document_break_are_refused(tmp_path):
+    """`batch_size: 16` then `batch_size: 32` trained with 32, and values in a second YAML document (read as the
+    seed's help texts) were left unused, both without a word."""
+    f = tmp_path / "c.yaml"
+    f.write_text("batch_size: 16\nlr_max: 0.1\nbatch_size: 32\n")
+    with pytest.raises(ConfigError, match=r"^config file .*c\.yaml: batch_size is set twice, on lines 1 and 3: keep "
+                                          r"one$"):
+        load_config(["--config_path", str(f)])
+    f.write_text("batch_size: 16\n---\nlr_max: 0.1\n")
+    with pytest.raises(ConfigError, match=r"its second YAML document \(after `---`\) is read as the seed's help "
+                                          r"texts .* it gives lr_max a value: put every value in the first"):
+        load_config(["--config_path", str(f)])
+    f.write_text("batch_size: 16\n---\nbatch_size: the number of images a step\n")  # the seed's form
+    assert load_config(["--config_path", str(f)]).batch_size == 16
+
+
 def test_bad_values_name_the_option():
     with pytest.raises(ConfigError, match="batch_size must be int"):
         load_config(["--batch_size=3.5"])

@@ -648,6 +648,21 @@ def coerce(key: str, value: Any, source: str) -> Any:
         raise ConfigError(f"{source}: {key} must be {want.__name__}, got {value!r}") from None
 
 
+class _OnceEach(yaml.SafeLoader):
+    """YAML's safe loader, with a key given twice in one mapping an error: the last one silently won."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: Dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str) and key in seen:
+                raise ConfigError(f"{key} is set twice, on lines {seen[key]} and {line}: keep one")
+            if isinstance(key, str):
+                seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Values and allowed choices of a config file.
 
@@ -655,7 +670,9 @@ def read_yaml(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """
     try:
         with open(path, "r", encoding="utf-8") as f:
-            docs = [d for d in yaml.safe_load_all(f)]
+            docs = [d for d in yaml.load_all(f, Loader=_OnceEach)]
+    except ConfigError as e:
+        raise ConfigError(f"config file {path}: {e}") from None
     except OSError as e:
         raise ConfigError(f"config file {path}: {e.strerror or e}") from None
     except yaml.YAMLError as e:
@@ -668,6 +685,12 @@ def read_yaml(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     if not all(isinstance(d, dict) for d in docs):
         raise ConfigError(f"config file {path}: each YAML document must be a mapping of key: value")
     values = docs[0]
+    helps = docs[1] if len(docs) >= 2 else {}
+    given = [k for k, v in helps.items() if not isinstance(v, str)]
+    if given:  # a second document of values (after a `---`) would be read as help texts, and left unused
+        raise ConfigError(f"config file {path}: its second YAML document (after `---`) is read as the seed's help "
+                          f"texts (a line of text a key), and it gives {', '.join(map(str, given[:4]))} a value: put "
+                          f"every value in the first document")
     choices = docs[2] if len(docs) >= 3 else {}
     return values, choices
 
