@@ -55,6 +55,9 @@ def test_cifar100_files_give_their_fine_labels_and_a_mix_up_of_formats_is_named(
     with pytest.raises(DataError, match=r"CIFAR-10 file .*train.bin: 295104 bytes is not a whole number of "
                                         r"3073-byte records .*: a CIFAR-100 file\? \(--dataset cifar100\)"):
         read_cifar_bin(str(cifar100_dir / CIFAR100_FOLDER / "train.bin"))
+    (tmp_path / "empty.bin").touch()  # not "0 bytes is not a whole number of records"
+    with pytest.raises(DataError, match=r"^CIFAR-10 file .*empty\.bin: empty \(0 bytes\)$"):
+        read_cifar_bin(str(tmp_path / "empty.bin"))
     # CIFAR-10 records in files named as CIFAR-100's are still read as other .bin files are (with a warning).
     ten = tmp_path / "ten"
     ten.mkdir()

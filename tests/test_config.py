@@ -119,6 +119,14 @@ def test_a_key_given_twice_or_values_after_a_document_break_are_refused(tmp_path
     assert load_config(["--config_path", str(f)]).batch_size == 16
 
 
+def test_a_whole_number_is_read_exactly():
+    """--seed 99999999999999999999 was read through a float and refused as "got 100000000000000000000"."""
+    with pytest.raises(ConfigError, match=r"seed must be in \[0, 2\*\*32 - 1\], got 99999999999999999999$"):
+        load_config(["--seed", "99999999999999999999"])
+    assert load_config(["--seed", "4294967295", "--batch_size", " 16 "]).seed == 2 ** 32 - 1
+    assert load_config(["--batch_size", "1e3"]).batch_size == 1000
+
+
 def test_bad_values_name_the_option():
     with pytest.raises(ConfigError, match="batch_size must be int"):
         load_config(["--batch_size=3.5"])

@@ -117,6 +117,12 @@ def test_labels_that_do_not_fit_the_images_are_refused_naming_the_file(image_fol
     with pytest.raises(DataError, match=r"has no class sub-folders; its images are not sorted into class folders: "
                                         r"give their labels with --eval_labels FILE"):
         find_images(flat)
+    # Training takes its labels from the folders: eval's way out is not its own.
+    with pytest.raises(DataError, match=rf"^dataset_path {flat}: its images are not sorted into class folders, which "
+                                        rf"training takes its labels from: a sub-folder a class \({flat}/<class>/"):
+        train.run(load_config(["--dataset=imagenet2012", f"--dataset_path={flat}", "--class_num=2",
+                               "--device_target=CPU", "--num_workers=0", f"--save_checkpoint_path={tmp_path / 'r'}"]))
+    assert not (tmp_path / "r").exists()
     for extra, message in ((["--dataset=imagenet2012", "--val_split=0.2"],
                             r"eval_labels labels an evaluation split of its own"),
                            (["--dataset=cifar10"], r"CIFAR-10's labels are in its \.bin files")):

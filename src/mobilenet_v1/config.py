@@ -633,6 +633,8 @@ def coerce(key: str, value: Any, source: str) -> Any:
         if want is int:
             if isinstance(value, bool):
                 raise ValueError
+            if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+                return int(value)  # exactly, however many digits (a float would round 99999999999999999999)
             number = float(value)
             if not number.is_integer():
                 raise ValueError

@@ -85,7 +85,9 @@ def read_cifar_bin(path: str, dataset: str = "cifar10") -> Tuple[np.ndarray, np.
     hundred = dataset == "cifar100"
     name, record, classes = ("CIFAR-100", CIFAR100_RECORD, 100) if hundred else ("CIFAR-10", CIFAR_RECORD, 10)
     size = os.path.getsize(path)
-    if size == 0 or size % record:
+    if size == 0:
+        raise DataError(f"{name} file {path}: empty (0 bytes)")
+    if size % record:
         other = "cifar10" if hundred else "cifar100"  # whose records would fit
         fits = size > 0 and size % (CIFAR_RECORD if hundred else CIFAR100_RECORD) == 0
         raise DataError(f"{name} file {path}: {size} bytes is not a whole number of {record}-byte records "

@@ -19,7 +19,8 @@ from .api import model_from_checkpoint
 from .batch_augment import BatchAugment
 from .config import (NORMALISATION_KEYS, Config, ConfigError, channels_text, cifar_name, dump_yaml, is_cifar,
                      load_config, names_text, normalisation_text, to_dict)
-from .data import DataOptions, balance_line, build_loader, held_out_record, imagenet_folder
+from .data import (DataError, DataOptions, UnsortedImagesError, balance_line, build_loader, held_out_record,
+                   imagenet_folder)
 from .ema import WeightAverage
 from .engine import (EpochResult, LossTally, evaluate, make_optimizer, make_scaler, nonfinite_note,
                      resolve_device, resolve_precision, train_one_epoch)
@@ -1040,7 +1041,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         print0(f"torchrun restart {dist.restarted}: continuing from the newest complete checkpoint in {out_dir} "
                + (f"(--resume {cfg.resume})" if cfg.resume == "auto" else
                   f"if it is further on than --resume {cfg.resume}"))
-    loader = build_loader(data_options(cfg, device), train=True, device=device, drop_last=True, **dist.shard())
+    try:
+        loader = build_loader(data_options(cfg, device), train=True, device=device, drop_last=True, **dist.shard())
+    except UnsortedImagesError as e:  # eval's way out (--eval_labels) is not training's
+        raise DataError(f"dataset_path {e.root}: its images are not sorted into class folders, which training takes "
+                        f"its labels from: a sub-folder a class ({os.path.join(e.root, '<class>', '*.jpg')})") from None
     loaders.callback(loader.close)
     # The class names the checkpoints record. An image folder's decide its labels: the eval split, a resume and
     # a teacher must follow them. CIFAR's names file only names the numbers in its files (those past
