@@ -1468,3 +1468,29 @@ def test_the_python_api_gives_images_in_memory_the_transform_their_files_get(cif
                       (upright[:, :0], r"images\[1\]: .*\(3, 0, 60\)"), (3, r"images\[1\]: .*int")):
         with pytest.raises(ValueError, match=said):
             photo.top_k([path, bad])
+    # What a Python caller may get wrong is refused by name before anything runs, as the command line refuses
+    # it (an interpolation was reported as every image's error; crop_pct 0 and image_size 0 fell back to the
+    # defaults); a folder stands for its images, as on the command line; names may be given as a list.
+    for bad, said in (({"interpolation": "nearest"}, r"^interpolation 'nearest' is not one of \['bilinear', "),
+                      ({"crop_pct": 1.5}, r"^crop_pct must be in \(0, 1\] .* got 1\.5$"),
+                      ({"crop_pct": 0}, r"^crop_pct must be in \(0, 1\]"),
+                      ({"image_size": 0}, r"^image_size must be a whole number of pixels, at least 1, got 0$"),
+                      ({"image_size": 48.5}, r"^image_size must be .* got 48\.5$")):
+        with pytest.raises(ValueError, match=said):
+            load_predictor(plain_ckpt, **bad)
+    for bad, said in ((5, r"^images: of type int; give a file's path"), (None, r"^images: of type NoneType"),
+                      (raw, r"^images: the bytes of a file\? give its path")):
+        with pytest.raises(ValueError, match=said):
+            photo.top_k(bad)
+    for k in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match=r"^k must be a whole number of classes, at least 1, got "):
+            photo.top_k([path], k)
+    folder = tmp_path / "photos"
+    (folder / "a").mkdir(parents=True)
+    (folder / "a" / "one.jpg").write_bytes(raw)
+    (folder / "two.jpg").write_bytes(raw)
+    got = load_predictor(photo_ckpt, labels=[f"class {i}" for i in range(10)]).top_k(folder, 2)
+    assert [r["image"] for r in got] == [str(folder / "two.jpg"), str(folder / "a" / "one.jpg")]  # as predict's
+    assert got[0]["top_k"] == got[1]["top_k"] and got[0]["top_k"][0]["label"].startswith("class ")
+    with pytest.raises(ValueError, match=r"^labels: 3 names, but the model has 10 outputs$"):
+        load_predictor(photo_ckpt, labels=["a", "b", "c"])

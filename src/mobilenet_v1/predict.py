@@ -28,7 +28,7 @@ import codecs
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -99,11 +99,12 @@ def read_labels_file(path: str) -> List[str]:
     return lines
 
 
-def class_names(class_num: int, recorded: Optional[Sequence[str]], labels: Optional[str],
+def class_names(class_num: int, recorded: Optional[Sequence[str]], labels: Union[str, Sequence[str], None],
                 background_class: bool) -> List[Optional[str]]:
     """The name of each output index; None marks an index that is no class (the seed's unused logit).
 
-    ``labels`` is a file of names or one of the built-in lists ``imagenet``, ``cifar10`` and ``cifar100``.
+    ``labels`` is a file of names, one of the built-in lists ``imagenet``, ``cifar10`` and ``cifar100``, or
+    (from Python) a list of the names.
     """
     synsets = dict(imagenet_classes())
     if labels == "imagenet":
@@ -113,6 +114,10 @@ def class_names(class_num: int, recorded: Optional[Sequence[str]], labels: Optio
         names, source = list(CIFAR10_CLASSES), "the built-in CIFAR-10 list"
     elif labels == "cifar100":
         names, source = list(CIFAR100_CLASSES), "the built-in CIFAR-100 list"
+    elif isinstance(labels, (list, tuple)):  # from Python: the names themselves
+        if not all(isinstance(n, str) and n.strip() for n in labels):
+            raise ValueError(f"labels: a list of class names must hold non-empty text only, got {list(labels)[:8]}")
+        names, source = list(labels), "labels"
     elif labels:
         names, source = read_labels_file(labels), f"--labels {labels}"
     elif recorded:
@@ -153,14 +158,26 @@ def _is_pil(image: Any) -> bool:
 
 def image_list(images: Any) -> List[Any]:
     """``images`` as a list of single images: one image (a path, a PIL image, a (C, H, W) tensor), a
-    (N, C, H, W) tensor, or a sequence of them; tensors on the CPU. Something that is none of these, or a
+    (N, C, H, W) tensor, or a sequence of them; a folder or ``.tar`` archive stands for the images in it
+    (:func:`image_files`); tensors on the CPU. Something that is none of these, or a
     tensor that is no uint8 (C, H, W) image, raises ValueError naming its place and what is wrong; files
     and PIL images are read later (one that cannot be read is reported in its result, not raised)."""
     if isinstance(images, (str, os.PathLike)) or _is_pil(images):
-        return [images]
-    if isinstance(images, torch.Tensor):
+        images = [images]
+    elif isinstance(images, torch.Tensor):
         images = [images] if images.dim() == 3 else list(images.unbind(0)) if images.dim() == 4 else [images]
-    images = list(images)
+    elif isinstance(images, (bytes, bytearray, memoryview)):
+        raise ValueError("images: the bytes of a file? give its path, or a PIL image of them "
+                         "(PIL.Image.open(io.BytesIO(data)))")
+    elif not isinstance(images, Iterable):
+        raise ValueError(f"images: of type {type(images).__name__}; give a file's path, a PIL image, a uint8 "
+                         f"(C, H, W) or (N, C, H, W) tensor, or a list of them")
+    listed = []
+    for image in images:  # a folder or .tar archive: the images in it, as the command line takes them
+        is_path = isinstance(image, (str, os.PathLike))
+        expand = is_path and (os.path.isdir(image) or is_archive(os.fspath(image)))
+        listed += image_files([os.fspath(image)]) if expand else [image]
+    images = listed
     for i, image in enumerate(images):
         if isinstance(image, (str, os.PathLike)) or _is_pil(image):
             continue
@@ -284,6 +301,8 @@ class Predictor:
         ``"nonfinite": True`` beside them. ``num_workers``
         loader processes read and decode the files (0: this one; -1: :func:`predict_workers`) while
         the model runs on batches of ``batch_size``; the results are the same whatever the number."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a whole number of classes, at least 1, got {k!r}")
         images = image_list(images)
         valid = torch.tensor([n is not None for n in self.names])
         k = min(k, int(valid.sum()))
@@ -369,7 +388,21 @@ def guess_note(path: str, dataset: str, class_num: int, said: str, again: str) -
             f"classes" + (f"; if it was trained otherwise, {again} --dataset {other}" if other else ""))
 
 
-def load_predictor(path: str, labels: Optional[str] = None, background_class: bool = False,
+def check_options(image_size: Any = None, crop_pct: Any = None, interpolation: Any = None) -> None:
+    """:func:`load_predictor`'s overrides that no model runs with, refused by name before anything is loaded (a
+    Python caller's as the command line's): each None or a value the command line takes."""
+    if image_size is not None and not (isinstance(image_size, int) and not isinstance(image_size, bool)
+                                       and image_size >= 1):
+        raise ValueError(f"image_size must be a whole number of pixels, at least 1, got {image_size!r}")
+    if crop_pct is not None and not (isinstance(crop_pct, (int, float)) and not isinstance(crop_pct, bool)
+                                     and 0 < crop_pct <= 1):
+        raise ValueError(f"crop_pct must be in (0, 1] (the centre crop's share of the resized shorter side), got "
+                         f"{crop_pct!r}")
+    if interpolation is not None and interpolation not in T.INTERPOLATIONS:
+        raise ValueError(f"interpolation {interpolation!r} is not one of {list(T.INTERPOLATIONS)}")
+
+
+def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, background_class: bool = False,
                    dataset: Optional[str] = None, image_size: Optional[int] = None, use_ema: Optional[bool] = None,
                    device_target: str = "CPU", crop_pct: Optional[float] = None,
                    exif_orientation: Optional[bool] = None, antialias: Optional[bool] = None,
@@ -383,6 +416,7 @@ def load_predictor(path: str, labels: Optional[str] = None, background_class: bo
     is named on stderr as not used).
     ``device_target`` (CPU, GPU or auto) is where a checkpoint's model runs; an ONNX file runs in ONNX
     Runtime on the CPU, a ``.pte`` program in ExecuTorch on the CPU, a ``.pt2`` program in PyTorch on the CPU."""
+    check_options(image_size=image_size, crop_pct=crop_pct, interpolation=interpolation)
     path = ckpt_io.resolve_checkpoint_path(path)
     device = torch.device("cpu")
     if is_deployed_file(path):
@@ -509,8 +543,10 @@ def main(argv: Sequence[str]) -> int:
         p.error("--image_size must be at least 1")
     if a.batch_size < 1:
         p.error("--batch_size must be at least 1")
-    if a.crop_pct is not None and not 0 < a.crop_pct <= 1:
-        p.error(f"--crop_pct must be in (0, 1], got {a.crop_pct:g}")
+    try:
+        check_options(crop_pct=a.crop_pct)
+    except ValueError as e:
+        p.error(f"--{e}")
     if a.num_workers < -1:
         p.error("--num_workers must be >= 0, or -1 for the default")
     if a.out is not None:  # checked before the model runs over a folder of images
