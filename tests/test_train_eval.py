@@ -704,7 +704,18 @@ def test_own_folder_with_val_split_trains_on_the_rest_and_eval_takes_the_held_ou
     assert json.loads(captured.out.splitlines()[-1])["total"] == 6
     assert "val_split 0.34: evaluating on the share of each class" in captured.err
     assert cli.main(base + ["--val_split=0"]) == 0
-    assert json.loads(capsys.readouterr().out.splitlines()[-1])["total"] == 18
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.splitlines()[-1])["total"] == 18
+    said = (f"note: val_split {{}}: {run_dir / 'mobilenetv1-1_3.ckpt'}'s run held out val_split 0.34 of each class of "
+            f"{data} and trained on the rest, so {{}} (--val_split 0.34: the held-out images alone)")
+    assert said.format(0, "every image is evaluated, those it trained on included, which raise its figures") \
+        in captured.err
+    # Another share: the shares nest, so a larger one holds training images, a smaller one is part of the held-out.
+    for share, total, what in (("0.5", 9, "this split holds images it trained on too, which raise its figures"),
+                               ("0.2", 3, "this split is a part of the images it held out")):
+        assert cli.main(base + [f"--val_split={share}"]) == 0
+        captured = capsys.readouterr()
+        assert json.loads(captured.out.splitlines()[-1])["total"] == total and said.format(share, what) in captured.err
     onnx = tmp_path / "own.onnx"
     assert cli.main(["export", "--ckpt_file", str(run_dir), "--file_name", str(onnx)]) == 0
     capsys.readouterr()

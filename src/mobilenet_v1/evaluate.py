@@ -303,9 +303,19 @@ def trained_split(cfg: Config, held_out: Any, path: str, given: Optional[Set[str
     """``cfg`` with the ``val_split`` that the run of ``path`` held out (``held_out``, what the file records),
     where the user set none and the image folder is the one it trained on, without an evaluation split:
     otherwise its training images would count too (:func:`data.held_out_for`)."""
-    if given is None or "val_split" in given:
+    if given is None:
         return cfg
     share, note = held_out_for(held_out, cfg.dataset_path, path, cfg.dataset)
+    if "val_split" in given:
+        asked = cfg.val_split
+        if share and asked != share:  # the shares nest (data.held_out): a larger one holds the smaller
+            print0(f"note: val_split {asked:g}: {path}'s run held out val_split {share:g} of each class of "
+                   f"{cfg.dataset_path} and trained on the rest, so "
+                   + ("every image is evaluated, those it trained on included, which raise its figures" if not asked
+                      else f"this split holds images it trained on too, which raise its figures" if asked > share
+                      else f"this split is a part of the images it held out")
+                   + f" (--val_split {share:g}: the held-out images alone)", file=sys.stderr)
+        return cfg
     if share:
         print0(f"val_split {share:g}: evaluating on the share of each class that {path}'s run held out from "
                f"training in {cfg.dataset_path} (--val_split 0 for every image)", file=sys.stderr)
