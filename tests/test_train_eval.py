@@ -692,11 +692,16 @@ def test_own_folder_with_val_split_trains_on_the_rest_and_eval_takes_the_held_ou
                                           rf"folders; pass --class_num 3"):
         train.run(load_config(args + ["--class_num=2"]))
     assert not run_dir.exists()  # refused before anything was written
+    # ImageNet's preset rate, at a batch of 4, diverged at chance without a word.
+    train.run(load_config([a for a in args if a != "--lr_max=0.05"] + ["--class_num=3", "--save_checkpoint=False"]))
+    assert ("note: lr_max 0.8 is the seed's ImageNet rate, for a global batch of 1,024 (its GPU file: 4 x 256); this "
+            "run's is 4: --lr_base_size 1024 scales the rates to it (lr_max 0.00313), or give --lr_max") \
+        in capsys.readouterr().out
     train.run(load_config(args + ["--val_split=0.34"]))  # class_num 1001 from the imagenet2012 preset
     out = capsys.readouterr().out
     assert "class_num 1001: dataset_path" in out and "(--class_num 3 fits it)" in out
     assert "training: 12 samples, 3 steps per epoch" in out and "(6 images)" in out
-    assert "evaluation reads the training images" not in out
+    assert "evaluation reads the training images" not in out and "the seed's ImageNet rate" not in out
     base = ["eval", "--dataset=imagenet2012", f"--dataset_path={data}", f"--checkpoint_path={run_dir}",
             "--device_target=CPU", "--num_workers=0", "--json"]
     assert cli.main(base) == 0

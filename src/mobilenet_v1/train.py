@@ -17,8 +17,8 @@ from . import checkpoint as ckpt_io
 from . import distributed, mindspore_io, runtime
 from .api import model_from_checkpoint
 from .batch_augment import BatchAugment
-from .config import (NORMALISATION_KEYS, Config, ConfigError, channels_text, cifar_name, dump_yaml, is_cifar,
-                     load_config, names_text, normalisation_text, to_dict)
+from .config import (DATASET_PRESETS, NORMALISATION_KEYS, Config, ConfigError, channels_text, cifar_name, dump_yaml,
+                     is_cifar, load_config, names_text, normalisation_text, to_dict)
 from .data import (DataError, DataOptions, UnsortedImagesError, balance_line, build_loader, held_out_record,
                    imagenet_folder)
 from .ema import WeightAverage
@@ -1324,6 +1324,13 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                    if cfg.grad_accum_steps > 1 else "")
     print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch{accumulated}, epochs "
            f"{start_epoch + 1}..{cfg.epoch_size}, precision {precision}, device {device}")
+    seed_rate = DATASET_PRESETS["imagenet2012"]["lr_max"]
+    if (cfg.dataset == "imagenet2012" and cfg.lr_max == seed_rate and cfg.opt == "momentum" and not cfg.lr_base_size
+            and step_images < 256 and start_epoch == 0 and start_step == 0):
+        # A folder of one's own trained with ImageNet's preset: its rate, at a batch of a few images, diverges.
+        print0(f"note: lr_max {seed_rate:g} is the seed's ImageNet rate, for a global batch of 1,024 (its GPU "
+               f"file: 4 x 256); this run's is {step_images}: --lr_base_size 1024 scales the rates to it (lr_max "
+               f"{seed_rate * step_images / 1024:.3g}), or give --lr_max")
     if cfg.aug_repeats > 1:
         used = steps_per_epoch * step_images  # the job's samples an epoch
         print0(f"aug_repeats {cfg.aug_repeats}: an epoch's {used} samples are {cfg.aug_repeats} copies each of "
