@@ -292,6 +292,38 @@ def test_out_indices_pick_layers_and_feature_info_describes_them(tmp_path):
         assert [torch.equal(a, b) for a, b in zip(backbone(x), picked[-2:])] == [True, True]
 
 
+def test_timm_s_classifier_conventions_and_arguments_named(tmp_path):
+    """What a timm user reaches for: get_classifier, reset_classifier (another class count to fine-tune for, or
+    0 for the pooled features), num_classes in the factory; a wrong argument is named, not a TypeError of '<'
+    between str and int, nor MobileNetV1's unexpected keyword for load_model's map_location."""
+    model = MobileNetV1(class_num=4, width_mult=0.25).to(torch.float64).eval()
+    assert model.get_classifier() is model.fc and model.fc.out_features == 4
+    before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("fc.")}
+    model.reset_classifier(7)
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    with torch.no_grad():
+        assert model(x).shape == (2, 7) and model.class_num == 7 and model.fc.weight.dtype == torch.float64
+        assert model.fc.weight.abs().max() <= 0.02 and not model.fc.bias.any()  # the seed's initialisation
+        assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the rest untouched
+        model.reset_classifier(0)
+        assert torch.equal(model(x), model.forward_head(model.forward_features(x), pre_logits=True))
+    assert model.num_features == 256 and model(x).shape == (2, 256)
+    assert mobilenet_v1(num_classes=5, width_mult=0.25).fc.out_features == 5
+    with pytest.raises(ValueError, match="give class_num or num_classes"):
+        mobilenet_v1(class_num=3, num_classes=5)
+    for bad in ("4", 0, 2.5, True):
+        with pytest.raises(ValueError, match=rf"class_num must be a whole number, at least 1, got {bad!r}"):
+            MobileNetV1(class_num=bad)
+    with pytest.raises(ValueError, match=r"width_mult must be a positive number, got '0.5'"):
+        MobileNetV1(width_mult="0.5")
+    with pytest.raises(ValueError, match=r"class_num must be a whole number, at least 0, got -1"):
+        model.reset_classifier(-1)
+    torch.save({"model": MobileNetV1(class_num=3, width_mult=0.25).state_dict()}, tmp_path / "m.pt")
+    with pytest.raises(TypeError, match=r"load_model: map_location is not an argument of MobileNetV1 \(class_num, "
+                                        r"width_mult, .*\); it reads the model onto the CPU, model.to\(device\)"):
+        load_model(str(tmp_path / "m.pt"), map_location="cpu")
+
+
 def test_forward_head_and_features_compose():
     model = MobileNetV1(class_num=4, width_mult=0.25).eval()
     x = torch.randn(2, 3, 32, 32)

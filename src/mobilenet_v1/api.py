@@ -176,6 +176,14 @@ def load_model(path: str, use_ema: bool = True, **overrides) -> MobileNetV1:
     ``mobilenetv1-*.ckpt`` (a distributed run's: the newest in its ``ckpt_0/``), as for
     ``eval --checkpoint_path``, ``export``, ``convert`` and ``predict`` (``mobilenetv1-best.ckpt`` only by
     its name)."""
+    import inspect
+
+    known = [n for n in inspect.signature(MobileNetV1).parameters]
+    unknown = [k for k in overrides if k not in known]
+    if unknown:
+        where = "; it reads the model onto the CPU, model.to(device) moves it" if "map_location" in unknown else ""
+        raise TypeError(f"load_model: {', '.join(unknown)} is not an argument of MobileNetV1 ({', '.join(known)})"
+                        + where)
     path = ckpt_io.resolve_checkpoint_path(path)
     model, _ = model_from_checkpoint(ckpt_io.load_file(path), path, use_ema, **overrides)
     return model

@@ -241,10 +241,10 @@ class MobileNetV1(nn.Module):
         super().__init__()
         if padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
-        if width_mult <= 0:
-            raise ValueError(f"width_mult must be positive, got {width_mult}")
-        if class_num < 1:
-            raise ValueError(f"class_num must be at least 1, got {class_num}")
+        if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) or not width_mult > 0:
+            raise ValueError(f"width_mult must be a positive number, got {width_mult!r}")
+        if not _is_index(class_num) or class_num < 1:
+            raise ValueError(f"class_num must be a whole number, at least 1, got {class_num!r}")
         if not 0 <= drop_rate < 1:
             raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
         if qat_reduce_range and not qat:
@@ -291,6 +291,25 @@ class MobileNetV1(nn.Module):
         self.quant = (qat_sim.ActivationRanges(qat_sim.activation_points(len(layers)), qat_reduce_range) if qat
                       else None)
         self.reset_parameters()
+
+    def get_classifier(self) -> nn.Module:
+        """The classifier, ``fc`` (timm's name for it)."""
+        return self.fc
+
+    def reset_classifier(self, class_num: int) -> None:
+        """A new classifier of ``class_num`` outputs, initialised as the seed's (to fine-tune for other classes,
+        as timm's ``reset_classifier``); 0: none, the model gives the pooled features."""
+        if not _is_index(class_num) or class_num < 0:
+            raise ValueError(f"class_num must be a whole number, at least 0, got {class_num!r}")
+        old = self.fc if isinstance(self.fc, nn.Linear) else None
+        where = {"device": old.weight.device, "dtype": old.weight.dtype} if old is not None else {}
+        if class_num:
+            self.fc = nn.Linear(self.num_features, class_num, **where)
+            nn.init.trunc_normal_(self.fc.weight, mean=0.0, std=0.01, a=-0.02, b=0.02)
+            nn.init.zeros_(self.fc.bias)
+        else:
+            self.fc = nn.Identity()
+        self.class_num = class_num
 
     def reset_parameters(self) -> None:
         """The seed's initialisation: Xavier-uniform convs, truncated-normal(0.01) FC weight, BN 1/0."""
@@ -384,7 +403,11 @@ class MobileNetV1(nn.Module):
 
 
 def mobilenet_v1(class_num: int = 1001, features_only: bool = False, **kwargs) -> MobileNetV1:
-    """The seed's factory: ``mobilenet_v1(class_num=1001)``."""
+    """The seed's factory: ``mobilenet_v1(class_num=1001)``; ``num_classes``, timm's name, is taken for it."""
+    if "num_classes" in kwargs:
+        if class_num != 1001:
+            raise ValueError("give class_num or num_classes (timm's name for it), not both")
+        class_num = kwargs.pop("num_classes")
     return MobileNetV1(class_num=class_num, features_only=features_only, **kwargs)
 
 
