@@ -2,6 +2,7 @@ import dataclasses
 import os
 
 import pytest
+import yaml
 
 from mobilenet_v1.config import (TIMM_NAMES, Config, ConfigError, load_config, load_config_and_given,
                                  parse_overrides)
@@ -117,6 +118,11 @@ def test_a_key_given_twice_or_values_after_a_document_break_are_refused(tmp_path
         load_config(["--config_path", str(f)])
     f.write_text("batch_size: 16\n---\nbatch_size: the number of images a step\n")  # the seed's form
     assert load_config(["--config_path", str(f)]).batch_size == 16
+    # YAML's merge key is no key given twice: what it merges, the mapping's own keys override.
+    f.write_text("shared: &s {batch_size: 8, lr_max: 0.1}\nrun: {<<: *s, lr_max: 0.2}\n")
+    assert yaml.safe_load(f.read_text())["run"] == {"batch_size": 8, "lr_max": 0.2}
+    from mobilenet_v1.config import read_yaml
+    assert read_yaml(str(f))[0]["run"] == {"batch_size": 8, "lr_max": 0.2}
 
 
 def test_a_whole_number_is_read_exactly():

@@ -324,6 +324,21 @@ def test_timm_s_classifier_conventions_and_arguments_named(tmp_path):
         load_model(str(tmp_path / "m.pt"), map_location="cpu")
 
 
+def test_the_package_imports_its_modules_when_asked():
+    """`import mobilenet_v1` imports nothing heavy (the command line imports torch inside its Ctrl-C handling);
+    its names and modules come when first asked for, as eager imports gave them."""
+    import subprocess
+    import sys
+
+    code = ("import sys, mobilenet_v1; assert 'torch' not in sys.modules; print(mobilenet_v1.checkpoint.RUN_LOCK, "
+            "mobilenet_v1.MobileNetV1.__module__, mobilenet_v1.load_model.__module__, sorted(mobilenet_v1.__all__)[0])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout == ".mobilenetv1.lock mobilenet_v1.model mobilenet_v1.api MobileNetV1\n", done.stderr
+    import mobilenet_v1
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        mobilenet_v1.nothing
+
+
 def test_forward_head_and_features_compose():
     model = MobileNetV1(class_num=4, width_mult=0.25).eval()
     x = torch.randn(2, 3, 32, 32)

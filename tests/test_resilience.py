@@ -571,25 +571,40 @@ sys.path.insert(0, sys.argv[1])
 from mobilenet_v1 import cli
 
 def stand_in(rest):  # a Ctrl-C while the command loads its data or evaluates (no training loop to stop)
-    os.kill(os.getpid(), signal.SIGINT)
-    time.sleep(5)
+    if rest == ["wait"]:  # the terminal's, to the whole process group
+        print("ready", flush=True)
+    else:
+        os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(30)
     return 0
 
 cli.COMMANDS[sys.argv[2]] = stand_in
 signal.signal(signal.SIGINT, signal.default_int_handler)  # a terminal's; under pytest-xdist it is ignored
-sys.argv = ["mobilenet-v1", sys.argv[2]]
+sys.argv = ["mobilenet-v1", sys.argv[2]] + sys.argv[3:]
 sys.exit(cli.main())
 '''
 
 
-def test_a_ctrl_c_before_the_training_loop_or_in_eval_ends_the_command_in_one_line(monkeypatch):
+def test_a_ctrl_c_before_the_training_loop_or_in_eval_ends_the_command_in_one_line(monkeypatch, tmp_path):
     """Ctrl-C while train loaded its data (before its loop, where it stops at a step) or while eval or predict
-    ran printed Python's traceback and exited 1: now one line and 130, as a shell expects of Ctrl-C."""
+    ran printed Python's traceback and exited 1: now one line, and the process ends by the signal (the shell's
+    $? 130), as a shell loop, make or xargs needs to stop on it (an exit of 130 would let them go on)."""
     started = {name: subprocess.Popen([sys.executable, "-c", _BEFORE_THE_LOOP, SRC, name], stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True) for name in ("train", "eval")}
     for name, p in started.items():
         out, err = p.communicate(timeout=60)
-        assert (p.returncode, out, err) == (130, "", f"mobilenet-v1 {name}: interrupted (Ctrl-C)\n"), (name, err)
+        assert (p.returncode, out, err) == (-signal.SIGINT, "", f"mobilenet-v1 {name}: interrupted (Ctrl-C)\n"), \
+            (name, err)
+    # A shell loop stops at the terminal's Ctrl-C: its child ended by the signal (an exit of 130 it goes on from).
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(_BEFORE_THE_LOOP)
+    shell = subprocess.Popen(["bash", "-c", f"for i in 1 2; do {sys.executable} {script} {SRC} eval wait; echo next; "
+                                            f"done"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    assert shell.stdout.readline() == "ready\n"
+    os.killpg(shell.pid, signal.SIGINT)
+    out, err = shell.communicate(timeout=60)
+    assert "next" not in out and err == "mobilenet-v1 eval: interrupted (Ctrl-C)\n", (shell.returncode, out, err)
     def interrupted(rest):
         raise KeyboardInterrupt
 
@@ -905,11 +920,18 @@ def test_a_second_run_into_a_folder_in_use_is_refused_with_nothing_changed(cifar
         assert {n: (run / n).read_bytes() for n in os.listdir(run) if n != ckpt_io.RUN_LOCK} == before
     holder.release()
     # A holder killed outright leaves its file, which locks nothing: the next run takes the folder.
-    code = (f"import os, sys; sys.path.insert(0, {SRC!r}); from mobilenet_v1.checkpoint import RunLock; "
-            f"RunLock({str(run)!r}); print('held', flush=True); os.kill(os.getpid(), 9)")
+    # Its forked loader workers, which outlive it a few seconds, hold no copy of the lock.
+    code = (f"import os, sys, time; sys.path.insert(0, {SRC!r}); from mobilenet_v1.checkpoint import RunLock; "
+            f"RunLock({str(run)!r}); child = os.fork()\nif child == 0: os.close(1); os.close(2); time.sleep(60); "
+            f"os._exit(0)\n"
+            f"print(child, flush=True); os.kill(os.getpid(), 9)")
     killed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert killed.returncode == -9 and killed.stdout == "held\n" and (run / ckpt_io.RUN_LOCK).exists()
-    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--resume=auto")]) == 0
+    assert killed.returncode == -9 and (run / ckpt_io.RUN_LOCK).exists(), killed.stderr
+    worker = int(killed.stdout)
+    try:
+        assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--resume=auto")]) == 0
+    finally:
+        os.kill(worker, signal.SIGKILL)
     assert "epochs 2..2" in capsys.readouterr().out and not (run / ckpt_io.RUN_LOCK).exists()
 
 

@@ -367,6 +367,10 @@ def test_continuation_keeps_the_checkpoints_own_step_in_tensorboard(tmp_path):
 
 
 def test_a_logger_that_cannot_open_its_files_leaves_nothing_registered(tmp_path):
+    (tmp_path / "file").touch()  # a run folder under a file: named as the records' folder, not a bare OSError
+    with pytest.raises(ckpt_io.CheckpointError, match=f"save_checkpoint_path {tmp_path / 'file' / 'run'}: cannot "
+                                                      f"write the run's records there"):
+        RunLogger(str(tmp_path / "file" / "run"), epochs=1, steps_per_epoch=10)
     (tmp_path / METRICS_FILE).mkdir()  # metrics.jsonl cannot be opened
     with pytest.raises(ckpt_io.CheckpointError, match=f"save_checkpoint_path {tmp_path}: cannot write the run's "
                                                       f"records there \\(Is a directory\\); nothing was trained"):
@@ -507,6 +511,16 @@ def test_log_txt_holds_the_runs_warnings_and_the_error_that_stopped_it(tmp_path,
     assert log.index(warned[0]) < log.index("epoch: 1 step: 4") < log.index(warned[1]) < log.index(warned[-1])
     assert log.endswith(warned[-1] + "\n") and warned[-1] not in out
     assert "epoch: 1 step: 4, loss is" in out and "epoch: 1 step: 4" in log
+    # A run that ends well ends its log with no error line, though its caller handles an exception of its own
+    # (sys.exc_info() in a finally would hand the logger that one).
+    monkeypatch.undo()
+    other = tmp_path / "other"
+    try:
+        raise KeyError("the caller's")
+    except KeyError:
+        train.run(load_config(args[:-1] + [f"--save_checkpoint_path={other}", "--epoch_size=1"]))
+    assert "error" not in (other / "log.txt").read_text().splitlines()[-1]
+    assert "KeyError" not in (other / "log.txt").read_text()
 
 
 def test_interval_keys_are_checked():

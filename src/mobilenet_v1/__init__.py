@@ -11,10 +11,13 @@ _WHERE = {"MobileNetV1": "model", "mobilenet_v1": "model", "STAGE_ENDS": "model"
 
 
 def __getattr__(name: str):
-    if name in _WHERE:
-        import importlib
+    import importlib
+    import importlib.util
 
+    if name in _WHERE:
         return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f".{name}", __name__)  # a module of the package: mobilenet_v1.checkpoint
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

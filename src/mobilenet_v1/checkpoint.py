@@ -366,13 +366,30 @@ def check_writable(folder: str) -> None:
 
 
 RUN_LOCK = ".mobilenetv1.lock"
+_HELD_LOCKS: set = set()  # the descriptors of this process's RunLocks
+
+
+def _forked() -> None:
+    """In a forked child (a loader worker): close the copies of the run locks' descriptors, so that a run killed
+    outright lets its folder go then, not when its last worker notices and ends."""
+    for fd in list(_HELD_LOCKS):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD_LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
 
 
 class RunLock:
     """A run folder held by one training process at a time: a second ``train`` into it (or a ``--resume auto``
     started while the first still runs) would write its checkpoints over the first's and interleave their
     records. An exclusive ``flock`` on ``folder/.mobilenetv1.lock``, which names its holder; the system releases
-    it when the process ends however it ends (a kill -9 included), and :meth:`release` removes the file. Where
+    it when the process ends however it ends (a kill -9 included; forked loader workers hold no copy of it), and
+    :meth:`release` removes the file. Where
     the file system takes no locks, the run goes on without one."""
 
     def __init__(self, folder: str):
@@ -408,6 +425,7 @@ class RunLock:
         os.write(fd, f"process {os.getpid()} on {socket.gethostname()}, since "
                      f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n".encode())
         self.fd = fd
+        _HELD_LOCKS.add(fd)
 
     def release(self) -> None:
         """Remove the lock file and let the folder go (a second call does nothing)."""
@@ -417,6 +435,7 @@ class RunLock:
             os.unlink(self.path)
         except OSError:
             pass
+        _HELD_LOCKS.discard(self.fd)
         os.close(self.fd)
         self.fd = None
 

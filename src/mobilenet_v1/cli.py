@@ -362,8 +362,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:  # a Ctrl-C outside a training loop (which stops at its step): loading, evaluating
         if argv_given is not None:  # a Python caller's to handle
             raise
-        print(f"mobilenet-v1 {name}: interrupted (Ctrl-C)", file=sys.stderr)
-        return 130
+        runtime = sys.modules.get("mobilenet_v1.runtime")  # not imported here: torch may be half imported
+        print(f"mobilenet-v1 {name}{runtime.rank_label() if runtime else ''}: interrupted (Ctrl-C)", file=sys.stderr)
+        # Ended by the signal, as Python ends on a KeyboardInterrupt it does not catch: a shell loop (`for ...;
+        # do mobilenet-v1 eval ...; done`), make or xargs stops on a child SIGINT ended, not on an exit of 130.
+        import signal
+
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+        return 130  # where the signal cannot end the process
 
 
 def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) -> int:

@@ -656,6 +656,8 @@ class _OnceEach(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen: Dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: merged, and overridden, by YAML's rule
+                continue
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             if isinstance(key, str) and key in seen:

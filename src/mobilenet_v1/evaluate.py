@@ -312,8 +312,8 @@ def trained_split(cfg: Config, held_out: Any, path: str, given: Optional[Set[str
             print0(f"note: val_split {asked:g}: {path}'s run held out val_split {share:g} of each class of "
                    f"{cfg.dataset_path} and trained on the rest, so "
                    + ("every image is evaluated, those it trained on included, which raise its figures" if not asked
-                      else f"this split holds images it trained on too, which raise its figures" if asked > share
-                      else f"this split is a part of the images it held out")
+                      else "this split holds images it trained on too, which raise its figures" if asked > share
+                      else "this split is a part of the images it held out")
                    + f" (--val_split {share:g}: the held-out images alone)", file=sys.stderr)
         return cfg
     if share:

@@ -104,8 +104,7 @@ class CopiedToLogs:
                 f.write(text)
                 f.flush()
             except OSError as e:
-                _log_files.remove(f)
-                record_lost(getattr(f, "name", "the log"), e, "its lines")
+                _give_up(f, e)
         return len(text) if self._stream is None else self._stream.write(text)
 
     def flush(self) -> None:
@@ -135,8 +134,17 @@ def log0(*args, sep: str = " ", end: str = "\n") -> None:
             try:
                 print(*args, sep=sep, end=end, file=f, flush=True)
             except OSError as e:
-                _log_files.remove(f)
-                record_lost(getattr(f, "name", "the log"), e, "its lines")
+                _give_up(f, e)
+
+
+def _give_up(f: IO[str], error: OSError) -> None:
+    """A log file that refused a write: no more are tried, and it is said once (two threads may both meet it:
+    the main one's lines, the stop watchdog's stderr)."""
+    try:
+        _log_files.remove(f)
+    except ValueError:  # the other thread was first
+        return
+    record_lost(getattr(f, "name", "the log"), error, "its lines")
 
 
 def rank_label() -> str:

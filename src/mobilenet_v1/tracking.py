@@ -28,7 +28,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
 import torch
 
@@ -126,6 +126,14 @@ def _quiet_writer_threads(on: bool) -> None:
         threading.excepthook = hook.keywords["before"]
 
 
+def _listing(folder: str) -> Set[str]:
+    """The names in ``folder``; none where it is missing or cannot be listed."""
+    try:
+        return set(os.listdir(folder))
+    except OSError:
+        return set()
+
+
 def _closed(f) -> None:
     """Close a run's record file or writer, if any, whatever is left that it cannot write; None."""
     if f is not None:
@@ -173,7 +181,7 @@ class RunLogger:
         self._loss: Optional[float] = None
         if self.run_dir is None:
             return
-        there = set(os.listdir(self.run_dir)) if os.path.isdir(self.run_dir) else set()
+        there = _listing(self.run_dir)
         try:
             os.makedirs(self.run_dir, exist_ok=True)
             self._log = runtime.add_log_file(os.path.join(self.run_dir, LOG_FILE))
@@ -190,9 +198,13 @@ class RunLogger:
                 self._writer = self._open_tensorboard(start_step if history else 0)
         except BaseException as e:
             self.close()  # or print0 would go on copying this process's output into a run that never started
-            for name in set(os.listdir(self.run_dir)) - there:  # an events file begun and not written: no record
-                if name.startswith("events.out.tfevents.") and os.path.getsize(os.path.join(self.run_dir, name)) == 0:
-                    os.unlink(os.path.join(self.run_dir, name))
+            for name in _listing(self.run_dir) - there:  # an events file begun and not written: no record
+                path = os.path.join(self.run_dir, name)
+                try:
+                    if name.startswith("events.out.tfevents.") and os.path.getsize(path) == 0:
+                        os.unlink(path)
+                except OSError:  # left as it is: the error below is the one to say
+                    pass
             if isinstance(e, OSError):
                 raise CheckpointError(f"save_checkpoint_path {self.run_dir}: cannot write the run's records there "
                                       f"({e.strerror or e}); nothing was trained") from None

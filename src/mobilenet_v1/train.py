@@ -1358,6 +1358,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     last_path, result, epoch_seconds = resumed_from, None, []
     sizes_by_epoch = training_sizes(cfg)
     stopper = StopRequest(dist.enabled)
+    stopped_by: Optional[BaseException] = None  # not sys.exc_info() in the finally: a caller's own, there
     try:
         stopper.__enter__()
         stopped_early = 0
@@ -1507,9 +1508,13 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         dist.check_replicas(model)
         if ema is not None:
             dist.check_replicas(ema.module, "the weight average")
+    except BaseException as e:
+        stopped_by = e
+        raise
     finally:
-        tracker.close(sys.exc_info()[1])
-        stopper.__exit__(*sys.exc_info())
+        tracker.close(stopped_by)
+        stopper.__exit__(type(stopped_by) if stopped_by else None, stopped_by,
+                         stopped_by.__traceback__ if stopped_by else None)
     return run_result(last_path, resumed_from, steps_per_epoch, step_images,
                       last_loss=result.last_loss if result else float("nan"),
                       stopped=signal_name(stopper.agreed) if stopped_at else "", stopped_early=stopped_early,
