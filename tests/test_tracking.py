@@ -511,6 +511,16 @@ def test_log_txt_holds_the_runs_warnings_and_the_error_that_stopped_it(tmp_path,
     assert log.index(warned[0]) < log.index("epoch: 1 step: 4") < log.index(warned[1]) < log.index(warned[-1])
     assert log.endswith(warned[-1] + "\n") and warned[-1] not in out
     assert "epoch: 1 step: 4, loss is" in out and "epoch: 1 step: 4" in log
+    # An error after the records opened and before the epochs' loop (a teacher's evaluation there, say): the log
+    # is closed and ends with it too, and no later run in this process writes into it.
+    def fails(cfg):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(train, "training_sizes", fails)
+    early = tmp_path / "early"
+    assert cli.main(["train"] + args[:-1] + [f"--save_checkpoint_path={early}", "--epoch_size=1"]) == 1
+    assert (early / "log.txt").read_text().endswith("mobilenet-v1 train: error: [Errno 5] Input/output error\n")
+    assert runtime._log_files == []
     # A run that ends well ends its log with no error line, though its caller handles an exception of its own
     # (sys.exc_info() in a finally would hand the logger that one).
     monkeypatch.undo()

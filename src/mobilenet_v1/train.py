@@ -1314,6 +1314,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     tracker = dist.from_rank0(open_records, "could not open the run's records", share=lambda _: None)
     if not dist.is_rank0:
         tracker = open_records()
+    # Closed with the run however it ends, from here on (a teacher's evaluation below may fail too), its log.txt
+    # ending with the line of what stopped it.
+    loaders.push(lambda kind, error, traceback: tracker.close(error))
     runtime.remove_log_file(early)  # from here on print0 writes to the log itself
     if cfg.save_checkpoint and start_epoch > 0:  # what rank 0's folder holds now, alike on every rank
         evaluations.keep_only(*dist.from_rank0(
@@ -1512,7 +1515,6 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         stopped_by = e
         raise
     finally:
-        tracker.close(stopped_by)
         stopper.__exit__(type(stopped_by) if stopped_by else None, stopped_by,
                          stopped_by.__traceback__ if stopped_by else None)
     return run_result(last_path, resumed_from, steps_per_epoch, step_images,
