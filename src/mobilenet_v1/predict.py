@@ -28,6 +28,7 @@ import codecs
 import os
 import sys
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -301,7 +302,7 @@ class Predictor:
         ``"nonfinite": True`` beside them. ``num_workers``
         loader processes read and decode the files (0: this one; -1: :func:`predict_workers`) while
         the model runs on batches of ``batch_size``; the results are the same whatever the number."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
             raise ValueError(f"k must be a whole number of classes, at least 1, got {k!r}")
         images = image_list(images)
         valid = torch.tensor([n is not None for n in self.names])
@@ -391,10 +392,10 @@ def guess_note(path: str, dataset: str, class_num: int, said: str, again: str) -
 def check_options(image_size: Any = None, crop_pct: Any = None, interpolation: Any = None) -> None:
     """:func:`load_predictor`'s overrides that no model runs with, refused by name before anything is loaded (a
     Python caller's as the command line's): each None or a value the command line takes."""
-    if image_size is not None and not (isinstance(image_size, int) and not isinstance(image_size, bool)
+    if image_size is not None and not (isinstance(image_size, Integral) and not isinstance(image_size, bool)
                                        and image_size >= 1):
         raise ValueError(f"image_size must be a whole number of pixels, at least 1, got {image_size!r}")
-    if crop_pct is not None and not (isinstance(crop_pct, (int, float)) and not isinstance(crop_pct, bool)
+    if crop_pct is not None and not (isinstance(crop_pct, Real) and not isinstance(crop_pct, bool)
                                      and 0 < crop_pct <= 1):
         raise ValueError(f"crop_pct must be in (0, 1] (the centre crop's share of the resized shorter side), got "
                          f"{crop_pct!r}")
