@@ -571,40 +571,28 @@ sys.path.insert(0, sys.argv[1])
 from mobilenet_v1 import cli
 
 def stand_in(rest):  # a Ctrl-C while the command loads its data or evaluates (no training loop to stop)
-    if rest == ["wait"]:  # the terminal's, to the whole process group
-        print("ready", flush=True)
-    else:
-        os.kill(os.getpid(), signal.SIGINT)
+    os.kill(os.getpid(), signal.SIGINT)
     time.sleep(30)
     return 0
 
 cli.COMMANDS[sys.argv[2]] = stand_in
 signal.signal(signal.SIGINT, signal.default_int_handler)  # a terminal's; under pytest-xdist it is ignored
-sys.argv = ["mobilenet-v1", sys.argv[2]] + sys.argv[3:]
+sys.argv = ["mobilenet-v1", sys.argv[2]]
 sys.exit(cli.main())
 '''
 
 
-def test_a_ctrl_c_before_the_training_loop_or_in_eval_ends_the_command_in_one_line(monkeypatch, tmp_path):
+def test_a_ctrl_c_before_the_training_loop_or_in_eval_ends_the_command_in_one_line(monkeypatch):
     """Ctrl-C while train loaded its data (before its loop, where it stops at a step) or while eval or predict
     ran printed Python's traceback and exited 1: now one line, and the process ends by the signal (the shell's
-    $? 130), as a shell loop, make or xargs needs to stop on it (an exit of 130 would let them go on)."""
+    $? 130), as a shell loop, make or xargs needs to stop on it (an exit of 130 would let them go on: bash's
+    loop went on, by hand; not run here, where whether bash or its child handles the signal first is a race)."""
     started = {name: subprocess.Popen([sys.executable, "-c", _BEFORE_THE_LOOP, SRC, name], stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True) for name in ("train", "eval")}
     for name, p in started.items():
         out, err = p.communicate(timeout=60)
         assert (p.returncode, out, err) == (-signal.SIGINT, "", f"mobilenet-v1 {name}: interrupted (Ctrl-C)\n"), \
             (name, err)
-    # A shell loop stops at the terminal's Ctrl-C: its child ended by the signal (an exit of 130 it goes on from).
-    script = tmp_path / "ctrl_c.py"
-    script.write_text(_BEFORE_THE_LOOP)
-    shell = subprocess.Popen(["bash", "-c", f"for i in 1 2; do {sys.executable} {script} {SRC} eval wait; echo next; "
-                                            f"done"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
-    assert shell.stdout.readline() == "ready\n"
-    os.killpg(shell.pid, signal.SIGINT)
-    out, err = shell.communicate(timeout=60)
-    assert "next" not in out and err == "mobilenet-v1 eval: interrupted (Ctrl-C)\n", (shell.returncode, out, err)
     def interrupted(rest):
         raise KeyboardInterrupt
 
