@@ -862,7 +862,8 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
     # Another data set: CIFAR's labels and an image folder's are alike to the network; it went on, on other images.
     other = load_config(run_args(cifar_dir, run, "--dataset=imagenet2012", "--dataset_path=photos", "--class_num=4",
                                  f"--resume={run / 'mobilenetv1-1_12.ckpt'}"))
-    with pytest.raises(ckpt_io.CheckpointError, match=rf"its run trained on dataset cifar10 \({re.escape(str(cifar_dir))}\), "
+    with pytest.raises(ckpt_io.CheckpointError, match=rf"its run trained on dataset cifar10 "
+                                                      rf"\({re.escape(str(cifar_dir))}\), "
                                                       r"this run on dataset imagenet2012 \(photos\): another data set "
                                                       r"\(pass --dataset cifar10 and its dataset_path to continue it;"):
         train.find_resume(other, *fresh_model_and_optimizer(other), 12, str(run))

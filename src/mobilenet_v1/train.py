@@ -834,7 +834,8 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
                 f"checkpoint {path}: its run trained on dataset {trained_on}"
                 + (f" ({where})" if isinstance(where, str) and where else "")
                 + f", this run on dataset {cfg.dataset} ({cfg.dataset_path}): another data set (pass --dataset "
-                  f"{trained_on} and its dataset_path to continue it; --pre_trained starts another run from its weights)")
+                  f"{trained_on} and its dataset_path to continue it; --pre_trained starts another run from its "
+                  f"weights)")
         width = args.get("width_mult", cfg.width_mult)
         if (isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0
                 and layer_specs(width) != layer_specs(cfg.width_mult)):
