@@ -94,6 +94,20 @@ def test_no_command_writes_over_a_training_checkpoint(tmp_path, cifar_dir, capsy
     assert not ckpt_io.holds_training_state(str(weights)) and not ckpt_io.holds_training_state(ckpt)
 
 
+def test_a_reader_of_the_output_that_went_away_is_no_error(tmp_path):
+    """`mobilenet-v1 info F | head -2` printed "error: [Errno 32] Broken pipe" and exited 1: a reader that took
+    what it wanted is no fault of the command, which ends quietly, as cat does (141: as SIGPIPE ends one)."""
+    ckpt = save(tmp_path / "m.pt")
+    read, write = os.pipe()
+    os.close(read)  # gone before the first line: every write meets a closed pipe
+    try:
+        p = subprocess.run([sys.executable, "-m", "mobilenet_v1", "info", ckpt], stdout=write, stderr=subprocess.PIPE,
+                           text=True, timeout=120, env=dict(os.environ, PYTHONPATH=SRC))
+    finally:
+        os.close(write)
+    assert (p.returncode, p.stderr) == (141, ""), p.stderr
+
+
 def test_eval_refuses_a_checkpoint_of_another_data_set_or_of_fewer_outputs(tmp_path, cifar_dir, capsys):
     """A 3-output model scored against labels 0..3 (its top-5 of 3 outputs), or a CIFAR-10 model fed an
     image folder's normalisation, gave numbers that meant nothing; ONNX files were refused already."""

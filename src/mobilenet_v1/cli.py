@@ -358,7 +358,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"  --{f.name} ({f.default!r})  {KEY_HELP[f.name]}{extra}")
         return 0
     try:
-        return _command(name, rest, argv_given)
+        status = _command(name, rest, argv_given)
+        if argv_given is None and sys.stdout is not None:  # None: started with stdout closed
+            sys.stdout.flush()  # here, where a reader gone is caught, not in the interpreter's exit
+        return status
+    except BrokenPipeError:  # `info F | head`: the reader took what it wanted and went; said by nothing, as cat
+        if argv_given is not None:
+            raise
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # what stdout still holds goes nowhere, not to an error at exit
+        os.close(devnull)
+        return 128 + 13  # as a process SIGPIPE ended
     except KeyboardInterrupt:  # a Ctrl-C outside a training loop (which stops at its step): loading, evaluating
         if argv_given is not None:  # a Python caller's to handle
             raise
@@ -416,7 +426,8 @@ def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) ->
         return COMMANDS[name](rest)
     except (ConfigError, DataError, CheckpointError, ValueError, OSError, MemoryError, RuntimeError) as e:
         line = error_line(name, e)
-        if line is None:  # a fault of the code: its traceback
+        # A fault of the code: its traceback; a reader of the command line's output gone: main's (no error).
+        if line is None or (isinstance(e, BrokenPipeError) and argv_given is None):
             raise
         print(line, file=sys.stderr)
         return 1
