@@ -569,6 +569,14 @@ def normalisation_keys(dataset: str, norm: Tuple[Sequence[float], Sequence[float
             for key, values, own in zip(NORMALISATION_KEYS, norm, normalisation(dataset))}
 
 
+def crop_pct_problem(value: Any) -> str:
+    """What is wrong with ``value`` as a ``crop_pct`` (a number in (0, 1]), or "" (the configuration's check and
+    ``load_predictor``'s, a Python caller's)."""
+    if isinstance(value, Real) and not isinstance(value, bool) and 0 < value <= 1:
+        return ""
+    return f"crop_pct must be in (0, 1] (the centre crop's share of the resized shorter side), got {value!r}"
+
+
 def add_max_bad_samples_option(parser: Any) -> None:
     """``--max_bad_samples`` of a command that reads training images outside training (quantize,
     recalibrate-bn): the key's meaning and check as training has them."""
@@ -803,9 +811,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
                                  f"{cfg.color_jitter_hue}")
     if not 1 <= cfg.augmix_severity <= 10:
         fail("augmix_severity", f"augmix_severity must be in [1, 10], got {cfg.augmix_severity}")
-    if not 0 < cfg.crop_pct <= 1:
-        fail("crop_pct", f"crop_pct must be in (0, 1] (the centre crop's share of the resized shorter side), "
-                         f"got {cfg.crop_pct}")
+    if crop_pct_problem(cfg.crop_pct):
+        fail("crop_pct", crop_pct_problem(cfg.crop_pct))
     if not 0 < cfg.crop_ratio_min <= cfg.crop_ratio_max:
         fail("crop_ratio_min" if cfg.crop_ratio_min <= 0 else "crop_ratio_max",
              f"crop_ratio_min and crop_ratio_max must satisfy 0 < crop_ratio_min <= crop_ratio_max (the training "

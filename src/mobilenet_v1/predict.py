@@ -28,7 +28,7 @@ import codecs
 import os
 import sys
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -38,7 +38,8 @@ from torch.utils.data import DataLoader, Dataset
 from . import checkpoint as ckpt_io
 from . import transforms as T
 from .api import model_from_checkpoint
-from .config import DATASETS, add_normalisation_options, bool_option, cifar_name, is_cifar, normalisation
+from .config import (DATASETS, add_normalisation_options, bool_option, cifar_name, crop_pct_problem, is_cifar,
+                     normalisation)
 from .archive import archive_images, is_archive
 from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
 from .engine import resolve_device
@@ -395,12 +396,10 @@ def check_options(image_size: Any = None, crop_pct: Any = None, interpolation: A
     if image_size is not None and not (isinstance(image_size, Integral) and not isinstance(image_size, bool)
                                        and image_size >= 1):
         raise ValueError(f"image_size must be a whole number of pixels, at least 1, got {image_size!r}")
-    if crop_pct is not None and not (isinstance(crop_pct, Real) and not isinstance(crop_pct, bool)
-                                     and 0 < crop_pct <= 1):
-        raise ValueError(f"crop_pct must be in (0, 1] (the centre crop's share of the resized shorter side), got "
-                         f"{crop_pct!r}")
-    if interpolation is not None and interpolation not in T.INTERPOLATIONS:
-        raise ValueError(f"interpolation {interpolation!r} is not one of {list(T.INTERPOLATIONS)}")
+    if crop_pct is not None and crop_pct_problem(crop_pct):
+        raise ValueError(crop_pct_problem(crop_pct))
+    if interpolation is not None:
+        T.check_interpolation(interpolation)
 
 
 def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, background_class: bool = False,

@@ -226,6 +226,12 @@ def recorded_interpolation(recorded: Any) -> str:
     return recorded if recorded in INTERPOLATIONS else "bilinear"
 
 
+def check_interpolation(interpolation: Any) -> None:
+    """ValueError unless ``interpolation`` is one of :data:`INTERPOLATIONS`."""
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation {interpolation!r} is not one of {list(INTERPOLATIONS)}")
+
+
 def resize(img: torch.Tensor, size: Sequence[int], antialias: bool = True,
            interpolation: str = "bilinear") -> torch.Tensor:
     """uint8 images (..., 3, H, W) resized to ``size`` (height, width). ``bilinear``: torchvision's resize.
@@ -233,8 +239,7 @@ def resize(img: torch.Tensor, size: Sequence[int], antialias: bool = True,
     height, each pass in float32 rounded and clipped to uint8. torchvision's uint8 bicubic rounds between
     its passes on the CPU but not on CUDA, where the overshoot of a sharp edge then reaches the output
     (up to 20 levels off PIL's)."""
-    if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"interpolation {interpolation!r} is not one of {list(INTERPOLATIONS)}")
+    check_interpolation(interpolation)
     if interpolation == "bilinear":
         return TF.resize(img, list(size), antialias=antialias)
     x = img.float()
