@@ -392,9 +392,7 @@ def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) ->
     """:func:`main`'s command ``name`` with its arguments ``rest``: its errors as one line each, its warnings
     our one-line format, a train from the command line with Ctrl-C and output readers of its own."""
     import warnings
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .data import BadSampleWarning, DataError, DataWarning
+    from .data import BadSampleWarning, DataWarning
     from .runtime import error_line, rank_label
 
     formatted = warnings.formatwarning
@@ -424,7 +422,7 @@ def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) ->
         sys.stdout, sys.stderr = (None if s is None else ReaderMayLeave(s) for s in streams)  # None: closed
     try:
         return COMMANDS[name](rest)
-    except (ConfigError, DataError, CheckpointError, ValueError, OSError, MemoryError, RuntimeError) as e:
+    except Exception as e:  # error_line tells the input's and the machine's from a fault of the code
         line = error_line(name, e)
         # A fault of the code: its traceback; a reader of the command line's output gone: main's (no error).
         if line is None or (isinstance(e, BrokenPipeError) and argv_given is None):

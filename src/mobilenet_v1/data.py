@@ -61,11 +61,16 @@ class DataError(ValueError):
 
 
 class UnsortedImagesError(DataError):
-    """An image folder whose images are not sorted into class folders (``root``: the folder)."""
+    """An image folder whose images are not sorted into class folders (``root``: the folder); its message offers
+    evaluation's way out (``--eval_labels``), :meth:`instead` another command's."""
 
     def __init__(self, message: str, root: str):
         super().__init__(message)
         self.root = root
+
+    def instead(self, what: str) -> DataError:
+        """The error a command that reads the training split raises instead: ``what`` it needs."""
+        return DataError(f"dataset_path {self.root}: its images are not sorted into class folders, {what}")
 
 
 class BadSampleWarning(UserWarning):

@@ -84,9 +84,8 @@ def calibration_loader(dataset: str, calib_data: str, image_size: int, count: in
         loader = build_loader(opts, train=False, device=torch.device("cpu"), drop_last=static_batch, split="train",
                               shuffle=True, classes=classes)
     except UnsortedImagesError as e:  # eval's way out (--eval_labels) is not the calibrating commands'
-        raise DataError(f"dataset_path {e.root}: its images are not sorted into class folders, and the training "
-                        f"split is read as training reads it: move them into one sub-folder of it, of any name "
-                        f"(their labels are not used)") from None
+        raise e.instead("and the training split is read as training reads it: move them into one sub-folder of it, "
+                        "of any name (their labels are not used)") from None
     with loader:  # closed with this generator
         for x, y in (_whole_batches_of(loader, batch_size) if static_batch else loader):
             x, y = x[: count - taken], y[: count - taken]

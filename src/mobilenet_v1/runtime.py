@@ -159,15 +159,12 @@ def rank_label() -> str:
 def error_line(command: str, error: BaseException) -> Optional[str]:
     """The one line a command ends with, on stderr and in a run's log.txt, where ``error`` is the input's or the
     machine's (a configuration, data set or checkpoint refused, a file that cannot be read or written, memory
-    that runs out) or a Ctrl-C; None where it is a fault of the code, whose traceback is what says it."""
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .data import DataError
-
+    that runs out) or a Ctrl-C; None where it is a fault of the code, whose traceback is what says it. (Our
+    configuration, data and checkpoint errors are ValueErrors, with messages that name the file or option.)"""
     if isinstance(error, KeyboardInterrupt):
         return f"mobilenet-v1 {command}{rank_label()}: interrupted (Ctrl-C)"
     head = f"mobilenet-v1 {command}{rank_label()}: error:"
-    if isinstance(error, (ConfigError, DataError, CheckpointError, ValueError, OSError)):
+    if isinstance(error, (ValueError, OSError)):
         return f"{head} {error}"
     if isinstance(error, (MemoryError, RuntimeError)):
         # A CPU allocation that fails is a RuntimeError ("can't allocate memory"), a GPU one torch's

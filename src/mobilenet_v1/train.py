@@ -19,7 +19,7 @@ from .api import model_from_checkpoint
 from .batch_augment import BatchAugment
 from .config import (DATASET_PRESETS, NORMALISATION_KEYS, Config, ConfigError, channels_text, cifar_name, dump_yaml,
                      is_cifar, load_config, names_text, normalisation_text, to_dict)
-from .data import (DataError, DataOptions, UnsortedImagesError, balance_line, build_loader, held_out_record,
+from .data import (DataOptions, UnsortedImagesError, balance_line, build_loader, held_out_record,
                    imagenet_folder)
 from .ema import WeightAverage
 from .engine import (EpochResult, LossTally, evaluate, make_optimizer, make_scaler, nonfinite_note,
@@ -1045,8 +1045,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     try:
         loader = build_loader(data_options(cfg, device), train=True, device=device, drop_last=True, **dist.shard())
     except UnsortedImagesError as e:  # eval's way out (--eval_labels) is not training's
-        raise DataError(f"dataset_path {e.root}: its images are not sorted into class folders, which training takes "
-                        f"its labels from: a sub-folder a class ({os.path.join(e.root, '<class>', '*.jpg')})") from None
+        raise e.instead(f"which training takes its labels from: a sub-folder a class "
+                        f"({os.path.join(e.root, '<class>', '*.jpg')})") from None
     loaders.callback(loader.close)
     # The class names the checkpoints record. An image folder's decide its labels: the eval split, a resume and
     # a teacher must follow them. CIFAR's names file only names the numbers in its files (those past
