@@ -1362,9 +1362,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     last_path, result, epoch_seconds = resumed_from, None, []
     sizes_by_epoch = training_sizes(cfg)
     stopper = StopRequest(dist.enabled)
-    stopped_by: Optional[BaseException] = None  # not sys.exc_info() in the finally: a caller's own, there
-    try:
-        stopper.__enter__()
+    with stopper:
         stopped_early = 0
         for epoch in range(start_epoch, cfg.epoch_size):
             first = start_step if epoch == start_epoch else 0
@@ -1512,12 +1510,6 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         dist.check_replicas(model)
         if ema is not None:
             dist.check_replicas(ema.module, "the weight average")
-    except BaseException as e:
-        stopped_by = e
-        raise
-    finally:
-        stopper.__exit__(type(stopped_by) if stopped_by else None, stopped_by,
-                         stopped_by.__traceback__ if stopped_by else None)
     return run_result(last_path, resumed_from, steps_per_epoch, step_images,
                       last_loss=result.last_loss if result else float("nan"),
                       stopped=signal_name(stopper.agreed) if stopped_at else "", stopped_early=stopped_early,
