@@ -539,12 +539,10 @@ def main(argv: Sequence[str]) -> int:
     a = p.parse_args(list(argv))
     if a.top_k < 1:
         p.error("--top_k must be at least 1")
-    if a.image_size is not None and a.image_size < 1:
-        p.error("--image_size must be at least 1")
     if a.batch_size < 1:
         p.error("--batch_size must be at least 1")
     try:
-        check_options(crop_pct=a.crop_pct)
+        check_options(image_size=a.image_size, crop_pct=a.crop_pct)
     except ValueError as e:
         p.error(f"--{e}")
     if a.num_workers < -1:
