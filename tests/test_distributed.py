@@ -532,7 +532,7 @@ def test_two_ranks_evaluate_the_checkpoint_rank_0_chose_in_a_folder(odd_cifar, t
     assert sum(r["images"] for r in result["per_class"]) == 41
 
 
-def test_a_run_of_one_process_continues_on_two_in_its_own_folder(cifar_dir, tmp_path):
+def test_a_run_of_one_process_continues_on_two_in_its_own_folder(cifar_dir, tmp_path, capsys):
     """One process, 12 steps an epoch, then torchrun with 2 (6 steps an epoch) and --resume auto: the
     job finds the run's checkpoints in save_checkpoint_path itself (a distributed run's own would be in
     ckpt_0/), continues there from the epoch's end at the new count, and counts the global step on."""
@@ -550,3 +550,23 @@ def test_a_run_of_one_process_continues_on_two_in_its_own_folder(cifar_dir, tmp_
     last = ckpt_io.load_file(str(run / "mobilenetv1-3_6.ckpt"))
     assert (last["step"], last["step_offset"], last["samples_per_step"]) == (30, 12, 32)
     assert [rec["step"] for rec in read_metrics(str(run))["epochs"]] == [12, 24, 30]
+    capsys.readouterr()
+    assert cli.main(["info", str(run)]) == 0  # the job's batch, beside the batch_size of each process
+    assert "batch_size 16 (32 images a step: processes x batch_size x grad_accum_steps)" in capsys.readouterr().out
+    # One run a folder, in either layout: a torchrun job (which writes into ckpt_0/) and a run of one process
+    # (into the folder itself) both trained into it at once, each exiting 0.
+    holder = ckpt_io.RunLock(str(run))
+    try:
+        r = torchrun("--standalone", "--nproc_per_node=2", "-m", "mobilenet_v1", "train", *opts, "--epoch_size=1")
+    finally:
+        holder.release()
+    assert r.returncode != 0 and f"save_checkpoint_path {run}: another run is training there" in r.stderr, r.stderr
+    assert not (run / "ckpt_0").exists()
+    # A fresh torchrun job sets the run of one process aside: eval, info and --resume auto took its checkpoints.
+    kept = {n: (run / n).read_bytes() for n in os.listdir(run) if n.endswith(".ckpt")}
+    r = torchrun("--standalone", "--nproc_per_node=2", "-m", "mobilenet_v1", "train", *opts, "--epoch_size=1")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert (f"save_checkpoint_path {run} held an earlier run of one process, which eval, info and --resume auto "
+            f"would take for this one's: moved its checkpoints and records to {run / 'earlier-run-1'}") in r.stdout
+    assert {n: (run / "earlier-run-1" / n).read_bytes() for n in kept} == kept
+    assert ckpt_io.resolve_checkpoint_path(str(run)) == str(run / "ckpt_0" / "mobilenetv1-1_6.ckpt")

@@ -11,6 +11,7 @@ import math
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -889,6 +890,43 @@ def test_a_fresh_run_moves_an_earlier_runs_checkpoints_aside_intact(cifar_dir, t
     assert ckpt_io.resolve_checkpoint_path(str(run)) == str(run / "mobilenetv1-1_12.ckpt")
     assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=1")]) == 0  # and again: the next number
     assert sorted(os.listdir(run / "earlier-run-2")) == ["mobilenetv1-1_12.ckpt"]
+
+
+def test_a_fresh_run_of_one_process_sets_a_distributed_runs_folder_aside(cifar_dir, tmp_path, capsys, one_thread):
+    """A torchrun job writes into save_checkpoint_path/ckpt_0/, a run of one process into the folder itself;
+    a fresh run of one process in a torchrun job's folder left ckpt_0/ where it was, which --resume auto under
+    torchrun then continued, newer run or not. It now moves ckpt_0/ whole into earlier-run-N/. A folder left
+    holding both (by an earlier version) is refused by name, not taken for either run. And device_num 2 in
+    one process says it trains in one, and records 1."""
+    run, dist_run = tmp_path / "run", tmp_path / "run" / "ckpt_0"
+    assert cli.main(["train", *run_args(cifar_dir, dist_run, "--epoch_size=1")]) == 0  # stands for a torchrun job's
+    earlier = {n: (dist_run / n).read_bytes() for n in os.listdir(dist_run)}
+    assert ckpt_io.resolve_checkpoint_path(str(run)) == str(dist_run / "mobilenetv1-1_12.ckpt")
+    capsys.readouterr()
+    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=1", "--device_num=2")]) == 0
+    out = capsys.readouterr().out
+    assert 'device_num 2: this is one process (torchrun starts more: README, "Several GPUs, several machines"); ' \
+           'training in 1' in out
+    assert (f"save_checkpoint_path {run} held an earlier distributed run in ckpt_0/, which eval, info and --resume "
+            f"auto would take for this one's: moved that folder to {run / 'earlier-run-1'}") in out
+    assert not dist_run.exists()
+    assert {n: (run / "earlier-run-1" / n).read_bytes() for n in os.listdir(run / "earlier-run-1")} == earlier
+    assert ckpt_io.resolve_checkpoint_path(str(run)) == str(run / "mobilenetv1-1_12.ckpt")
+    assert "device_num: 1" in (run / ckpt_io.RUN_CONFIG).read_text()
+    assert ckpt_io.move_other_layout_aside(str(run), str(run)) == ""  # nothing of the other layout left
+    # Two runs in one folder, as an earlier version could leave them: named, not chosen between.
+    dist_run.mkdir()
+    shutil.copy(run / "mobilenetv1-1_12.ckpt", dist_run / "mobilenetv1-2_6.ckpt")
+    with pytest.raises(ckpt_io.CheckpointError, match=rf"checkpoint folder {re.escape(str(run))}: holds the "
+                                                      r"checkpoints of two runs, one of one process \(newest "
+                                                      r"mobilenetv1-1_12.ckpt\) and a distributed one in ckpt_0/ "
+                                                      r"\(newest mobilenetv1-2_6.ckpt\); name the file"):
+        ckpt_io.resolve_checkpoint_path(str(run))
+    # A torchrun job's fresh start (out_dir ckpt_0/) sets the run of one process aside, its records with it.
+    aside = ckpt_io.move_other_layout_aside(str(run), str(dist_run))
+    assert aside == str(run / "earlier-run-2")
+    assert sorted(os.listdir(aside)) == ["config.yaml", "log.txt", "metrics.jsonl", "mobilenetv1-1_12.ckpt"]
+    assert ckpt_io.resolve_checkpoint_path(str(run)) == str(dist_run / "mobilenetv1-2_6.ckpt")
 
 
 def test_a_second_run_into_a_folder_in_use_is_refused_with_nothing_changed(cifar_dir, tmp_path, capsys, one_thread):

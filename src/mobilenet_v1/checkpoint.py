@@ -191,7 +191,15 @@ def run_folder(path: str) -> str:
     """``path``, or its ``ckpt_0/`` where ``path`` is the ``save_checkpoint_path`` of a distributed run
     (whose checkpoints and logs go to ``ckpt_0/``, the seed's layout) and holds no checkpoint itself."""
     sub = os.path.join(path, DISTRIBUTED_SUBFOLDER)
-    return sub if os.path.isdir(sub) and not list_checkpoints(path) else path
+    own = list_checkpoints(path)
+    if own and os.path.isdir(sub):
+        theirs = list_checkpoints(sub)
+        if theirs:  # two runs, left by an earlier version (a run now sets the other layout's aside)
+            raise CheckpointError(f"checkpoint folder {path}: holds the checkpoints of two runs, one of one process "
+                                  f"(newest {os.path.basename(own[-1][1])}) and a distributed one in "
+                                  f"{DISTRIBUTED_SUBFOLDER}/ (newest {os.path.basename(theirs[-1][1])}); name the "
+                                  f"file, or {sub} for the distributed run's")
+    return sub if os.path.isdir(sub) and not own else path
 
 
 def resolve_checkpoint_path(path: str) -> str:
@@ -447,6 +455,38 @@ def move_checkpoints_aside(folder: str) -> str:
     if os.path.isfile(os.path.join(folder, BEST_NAME)):
         names.append(BEST_NAME)
     return _move_aside(folder, names)
+
+
+# What a run leaves in its folder besides checkpoints, set aside with them from the folder of the other layout.
+RUN_RECORDS = (RUN_CONFIG, "log.txt", "metrics.jsonl")
+
+
+def move_other_layout_aside(base: str, own: str) -> str:
+    """A run starting afresh in ``own``, one of the two folders of ``save_checkpoint_path`` ``base`` (itself
+    for one process, its ``ckpt_0/`` for a distributed run), sets aside an earlier run in the other one, which
+    eval, info, average and ``--resume auto`` would otherwise take for this run's (a folder holding
+    checkpoints of its own stands for itself, one that holds none for its ``ckpt_0/``). ``ckpt_0/`` moves
+    whole to ``base/earlier-run-N``; from ``base``, its checkpoints and records (``RUN_RECORDS``) move into a
+    new ``earlier-run-N``. Returns where they went ("" when the other folder holds no run)."""
+    sub = os.path.join(base, DISTRIBUTED_SUBFOLDER)
+    if os.path.abspath(own) == os.path.abspath(base):
+        held = os.path.isdir(sub) and (list_checkpoints(sub) or list_top(sub) or any(
+            os.path.exists(os.path.join(sub, name)) for name in (BEST_NAME, RUN_CONFIG)))
+        if not held:
+            return ""
+        n = 1
+        while os.path.exists(os.path.join(base, f"earlier-run-{n}")):
+            n += 1
+        aside = os.path.join(base, f"earlier-run-{n}")
+        os.replace(sub, aside)
+        fsync_dir(base)
+        return aside
+    names = [os.path.basename(p) for _, p in list_checkpoints(base) + list_top(base)]
+    if os.path.isfile(os.path.join(base, BEST_NAME)):
+        names.append(BEST_NAME)
+    if not names and not os.path.exists(os.path.join(base, RUN_CONFIG)):
+        return ""
+    return _move_aside(base, names + [name for name in RUN_RECORDS if os.path.isfile(os.path.join(base, name))])
 
 
 def epochs_done(ckpt: Dict[str, Any]) -> Optional[Fraction]:

@@ -72,7 +72,11 @@ class Context:
     def apply(self, cfg):
         """The configuration as run: ``device_num`` is the world size, ``run_distribute`` whether it is one."""
         if not self.enabled:
-            return cfg
+            if cfg.device_num == 1:
+                return cfg
+            print0(f"device_num {cfg.device_num}: this is one process (torchrun starts more: README, \"Several GPUs, "
+                   f"several machines\"); training in 1")
+            return dataclasses.replace(cfg, device_num=1)
         if cfg.device_num not in (1, self.world_size):
             print0(f"device_num {cfg.device_num}: torchrun started {self.world_size} processes; using "
                    f"{self.world_size}")

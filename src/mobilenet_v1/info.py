@@ -170,6 +170,9 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
             value = config.get(key)
             if (_text(value) if key in ("opt", "lr_decay_mode", "precision") else _number(value)) is not None:
                 training[key] = value
+        per_step = _count(ckpt.get("samples_per_step"))  # the job's: processes x batch_size x grad_accum_steps
+        if per_step and "batch_size" in training and per_step != training["batch_size"]:
+            training["samples_per_step"] = per_step
         balance = _number(config.get("class_balance"))
         if balance and 0 < balance <= 1:
             training["class_balance"] = balance
@@ -307,6 +310,10 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
         row("training", where)
         recipe = ", ".join(f"{k} {t[k]}" for k in ("batch_size", "opt", "lr_decay_mode", "lr_max", "precision")
                            if k in t)
+        if "samples_per_step" in t:
+            recipe = recipe.replace(f"batch_size {t['batch_size']}", f"batch_size {t['batch_size']} "
+                                    f"({t['samples_per_step']} images a step: processes x batch_size x "
+                                    f"grad_accum_steps)", 1)
         if "class_balance" in t:
             recipe += (", " if recipe else "") + f"class_balance {t['class_balance']:g}"
         if "bn_momentum" in t:

@@ -1068,8 +1068,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
 
     def prepare_folder() -> None:
         try:
+            # Held to the run's end: the folder is its alone. Taken on save_checkpoint_path in either layout (its
+            # ckpt_0/ is a distributed run's), so that a run of one process and a torchrun job exclude each other.
+            os.makedirs(cfg.save_checkpoint_path, exist_ok=True)
+            loaders.callback(ckpt_io.RunLock(cfg.save_checkpoint_path).release)
             os.makedirs(out_dir, exist_ok=True)
-            loaders.callback(ckpt_io.RunLock(out_dir).release)  # held to the run's end: the folder is its alone
             removed = ckpt_io.remove_partial_files(out_dir)
             ckpt_io.check_writable(out_dir)  # config.yaml waits until the run knows it will train
         except OSError as e:
@@ -1266,6 +1269,13 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 elif moved_to:
                     print0(f"save_checkpoint_path {out_dir} held the checkpoints of an earlier run, which this "
                            f"one does not continue (no --resume): moved them to {moved_to}")
+                other = ckpt_io.move_other_layout_aside(cfg.save_checkpoint_path, out_dir)
+                if other:
+                    print0(f"save_checkpoint_path {cfg.save_checkpoint_path} held an earlier "
+                           + ("run of one process, which eval, info and --resume auto would take for this one's: "
+                              f"moved its checkpoints and records to {other}" if dist.enabled else
+                              f"distributed run in {ckpt_io.DISTRIBUTED_SUBFOLDER}/, which eval, info and --resume "
+                              f"auto would take for this one's: moved that folder to {other}"))
             else:
                 # In the checkpoint's own count: the names and the best checkpoint of its history use it.
                 moved_to, names = ckpt_io.move_superseded(out_dir, start_epoch, start_step,
