@@ -219,6 +219,18 @@ def test_running_out_of_memory_is_one_line_and_other_errors_still_surface(monkey
     assert err.startswith("mobilenet-v1 info: error: out of memory ([enforce fail")
     assert "a smaller batch_size or image_size needs less" in err
 
+    def peer_gone(argv):  # a torchrun job's rank 0 after rank 1 was killed (kill -9) in a step's collective
+        raise RuntimeError("[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:545] Read error "
+                           "[127.0.0.1]:36738: Connection reset by peer. This is typically caused by a remote worker "
+                           "hanging or bugs in the application. GLHF!")
+
+    monkeypatch.setitem(cli.COMMANDS, "train", peer_gone)
+    assert cli.main(["train"]) == 1  # was a traceback of 34 lines
+    assert capsys.readouterr().err == (
+        "mobilenet-v1 train: error: another process of this job ended or cannot be reached (gloo: Connection reset "
+        "by peer); nothing was saved after the newest checkpoint, from which the same command with --resume auto "
+        "continues\n")
+
     def bug(argv):
         raise RuntimeError("a bug of ours")
 

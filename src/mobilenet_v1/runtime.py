@@ -173,7 +173,35 @@ def error_line(command: str, error: BaseException) -> Optional[str]:
         if isinstance(error, MemoryError) or "out of memory" in text.lower() or "can't allocate" in text:
             first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
             return f"{head} out of memory ({first[:200]}); a smaller batch_size or image_size needs less"
+        lost = peer_lost(error)
+        if lost:
+            return (f"{head} another process of this job ended or cannot be reached ({lost}); nothing was saved "
+                    f"after the newest checkpoint" + (", from which the same command with --resume auto continues"
+                                                      if command == "train" else ""))
     return None
+
+
+# What gloo's and NCCL's errors say when a process of the job is gone (killed, its machine lost).
+PEER_LOST = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "remote process exited",
+             "NCCL communicator was aborted")
+
+
+def peer_lost(error: BaseException) -> str:
+    """Where ``error`` is a collective's (gloo's, NCCL's) that failed because another process of a distributed
+    job went away: what it says of that, in short; "" for any other error."""
+    text = str(error)
+    distributed = sys.modules.get("torch.distributed")
+    ours = getattr(distributed, "DistError", None)
+    named = any(k in text for k in ("gloo", "NCCL", "c10d"))
+    if not named and not (isinstance(ours, type) and isinstance(error, ours)):
+        return ""
+    backend = "NCCL" if "NCCL" in text else "gloo" if "gloo" in text else "torch.distributed"
+    for phrase in PEER_LOST:
+        if phrase in text:
+            return f"{backend}: {phrase}"
+    if isinstance(error, getattr(distributed, "DistNetworkError", ())):
+        return f"{backend}: {text.strip().splitlines()[0][:160] if text.strip() else 'a network error'}"
+    return ""
 
 
 def strict_json(value: Any) -> Any:
