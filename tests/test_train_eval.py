@@ -970,3 +970,25 @@ def test_info_and_lr_schedule_commands(tmp_path, capsys):
     rows = out.read_text().splitlines()
     assert rows[0] == "step,epoch,lr" and len(rows) == 11
     assert [float(r.split(",")[2]) for r in rows[1:3]] == pytest.approx([0.01, 0.055])
+
+
+def test_a_small_folder_is_told_the_batch_that_fits_and_an_empty_class_folder_is_named(
+        image_folder, cifar_dir, tmp_path, capsys):
+    """Fine-tuning on a small folder with the ImageNet preset (batch_size 256) said only that the images make
+    no full batch; an empty class folder became a class without a word (an output that nothing trains)."""
+    run = tmp_path / "run"
+    assert cli.main(["train", *SMALL, f"--dataset_path={cifar_dir}", "--class_num=4", "--batch_size=200",
+                     f"--save_checkpoint_path={run}"]) == 1
+    assert capsys.readouterr().err.endswith(
+        f"dataset_path {cifar_dir}: 192 training samples make no full batch of batch_size 200; --batch_size 192 or "
+        f"less trains (a batch and a learning rate for a small folder: README, Fine-tuning)\n")
+    (image_folder / "train" / "n03").mkdir()
+    (image_folder / "train" / "n03" / "notes.txt").write_text("no image")
+    cfg = load_config([*SMALL, "--dataset=imagenet2012", f"--dataset_path={image_folder}", "--class_num=3",
+                       "--batch_size=4"])
+    with train.build_loader(train.data_options(cfg, torch.device("cpu")), train=True,
+                            device=torch.device("cpu"), drop_last=True) as loader:
+        train.check_class_num(cfg, loader, evaluates=False)
+    assert capsys.readouterr().out == (
+        f"note: dataset_path {image_folder}: class folder n03 holds no image file; the model has an output for it "
+        f"that nothing trains (remove the folder to leave it out)\n")

@@ -20,7 +20,7 @@ from .batch_augment import BatchAugment
 from .config import (DATASET_PRESETS, NORMALISATION_KEYS, Config, ConfigError, channels_text, cifar_name, dump_yaml,
                      is_cifar, load_config, names_text, normalisation_text, to_dict)
 from .data import (DataOptions, UnsortedImagesError, balance_line, build_loader, held_out_record,
-                   imagenet_folder)
+                   imagenet_folder, sample_labels)
 from .ema import WeightAverage
 from .engine import (EpochResult, LossTally, evaluate, make_optimizer, make_scaler, nonfinite_note,
                      resolve_device, resolve_precision, train_one_epoch)
@@ -319,6 +319,15 @@ def check_class_num(cfg: Config, loader, evaluates: bool) -> None:
         raise ConfigError(f"class_num {cfg.class_num} is too small for dataset_path {cfg.dataset_path}: it has "
                           f"{where}; pass --class_num {found}")
     images = cfg.dataset == "imagenet2012"  # an image folder, archive or shards, not CIFAR's .bin files
+    samples = getattr(getattr(loader, "dataset", None), "samples", None)
+    if images and loader.classes and samples is not None:  # class folders: an empty one is a class all the same
+        counts = torch.bincount(torch.as_tensor(sample_labels(samples), dtype=torch.long), minlength=found)
+        empty = [loader.classes[i] for i in range(found) if counts[i] == 0]
+        if empty:
+            print0(f"note: dataset_path {cfg.dataset_path}: class folder{'s' if len(empty) > 1 else ''} "
+                   f"{', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''} hold{'s' if len(empty) == 1 else ''} "
+                   f"no image file; the model has an output for "
+                   f"{'each' if len(empty) > 1 else 'it'} that nothing trains (remove the folder to leave it out)")
     if images and cfg.class_num > found + 1:
         print0(f"class_num {cfg.class_num}: dataset_path {cfg.dataset_path} has {where}; the other outputs are "
                f"never a label (--class_num {found} fits it)")
@@ -1089,9 +1098,12 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     # A step takes grad_accum_steps batches; those left over at an epoch's end (fewer) are not trained on.
     steps_per_epoch = len(loader) // cfg.grad_accum_steps
     if steps_per_epoch == 0:
-        raise ValueError(f"dataset_path {cfg.dataset_path}: {loader.num_samples} training samples make no "
-                         f"full batch of batch_size {cfg.batch_size}"
-                         + (f" x grad_accum_steps {cfg.grad_accum_steps}" if cfg.grad_accum_steps > 1 else ""))
+        most = loader.num_samples // cfg.grad_accum_steps
+        raise ValueError(f"dataset_path {cfg.dataset_path}: {loader.num_samples} training samples"
+                         f"{' a process' if dist.enabled else ''} make no full batch of batch_size {cfg.batch_size}"
+                         + (f" x grad_accum_steps {cfg.grad_accum_steps}" if cfg.grad_accum_steps > 1 else "")
+                         + (f"; --batch_size {most} or less trains (a batch and a learning rate for a small folder: "
+                            f"README, Fine-tuning)" if most else ""))
     step_images = samples_per_step(cfg, dist)  # the job's images per step
     lr = schedule(cfg, steps_per_epoch, step_images)
     for note in schedule_notes(cfg, lr, step_images):
