@@ -215,7 +215,7 @@ def test_mindspore_formats_are_refused_with_a_way_out(tmp_path, capsys):
     assert proc.returncode == 1 and "mobilenet-v1 convert" in proc.stderr
 
 
-def test_class_names_for_each_layout(tmp_path):
+def test_class_names_for_each_layout(tmp_path, capsys):
     seed_layout = class_names(1001, None, None, False)
     assert seed_layout[0] == "tench (n01440764)" and seed_layout[999] == "toilet tissue (n15075141)"
     assert seed_layout[1000] is None  # the seed's unused logit
@@ -229,6 +229,17 @@ def test_class_names_for_each_layout(tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("red\ngreen\nblue\n")
     assert class_names(3, ["a", "b", "c"], str(labels), False) == ["red", "green", "blue"]
+    assert capsys.readouterr().err == ""  # names of one's own: nothing said
+    # The model's own names in another order (a labels file written by hand): as given, with a warning.
+    labels.write_text("dogs\ncats\nbirds\n")
+    assert class_names(3, ["birds", "cats", "dogs"], str(labels), False) == ["dogs", "cats", "birds"]
+    assert capsys.readouterr().err == (
+        f"predict: warning: --labels {labels} holds the class names the model file records, in another order "
+        f"(recorded, by output: birds, cats, dogs); output k is named by line k of it as given: leave it out to "
+        f"use the recorded names\n")
+    class_names(3, ["birds", "cats", "dogs"], ["birds", "cats", "dogs"], False)
+    assert capsys.readouterr().err == ""
+    labels.write_text("red\ngreen\nblue\n")
     with pytest.raises(ValueError, match=r"labels\.txt: 3 names.*4 outputs"):
         class_names(4, None, str(labels), False)
     labels.write_bytes(b"\xef\xbb\xbfrouge\nvert\nbleu\n")  # UTF-8 with the mark Notepad writes first
@@ -1379,7 +1390,7 @@ def test_bicubic_interpolation_is_timms_resize_and_follows_the_model(tmp_path, c
         load_config(["--dataset=imagenet2012", "--interpolation=nearest"])
 
 
-def test_the_python_api_gives_images_in_memory_the_transform_their_files_get(cifar_dir, tmp_path):
+def test_the_python_api_gives_images_in_memory_the_transform_their_files_get(cifar_dir, tmp_path, capsys):
     """load_predictor's preprocess and top_k take a PIL image or a uint8 tensor as they take a file: the
     pixels the file decodes to, turned by EXIF where the run was, get the run's evaluation transform (a 32x32
     CIFAR image exactly eval's batch); a damaged file is reported, a wrong tensor refused by its place."""
@@ -1488,6 +1499,10 @@ def test_the_python_api_gives_images_in_memory_the_transform_their_files_get(cif
     import numpy as np  # numpy's numbers are numbers
     assert len(photo.top_k([path], np.int64(2))[0]["top_k"]) == 2
     assert load_predictor(plain_ckpt, image_size=np.int64(40), crop_pct=np.float32(0.5)).image_size == 40
+    capsys.readouterr()
+    assert load_predictor(photo_ckpt, image_size=64).image_size == 64  # as eval says it: a size not its own
+    assert capsys.readouterr().err == (f"predict: note: image_size 48 is the size {photo_ckpt} was trained at; "
+                                       f"predicting at 64 as asked\n")
     folder = tmp_path / "photos"
     (folder / "a").mkdir(parents=True)
     (folder / "a" / "one.jpg").write_bytes(raw)

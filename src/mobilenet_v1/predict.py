@@ -130,6 +130,12 @@ def class_names(class_num: int, recorded: Optional[Sequence[str]], labels: Union
         return [str(i) for i in range(class_num)]
     if background_class:
         names = ["background"] + list(names)
+    if labels and recorded and list(names) != list(recorded) and sorted(names) == sorted(recorded):
+        # The file's own names in another order: the results would name each output by another's class.
+        shown = ", ".join(recorded[:8]) + (" ..." if len(recorded) > 8 else "")
+        print(f"predict: warning: {source} holds the class names the model file records, in another order "
+              f"(recorded, by output: {shown}); output k is named by line k of it as given: leave it out to use "
+              f"the recorded names", file=sys.stderr)
     if len(names) == class_num:
         return list(names)
     if class_num == 1001 and len(names) == 1000 and not background_class:
@@ -460,6 +466,11 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
         mode, record = config.get("interpolation"), config
     if not class_num:
         raise ValueError(f"{path}: the number of classes cannot be read from the file")
+    made = ckpt_io.recorded_image_size(record)
+    if image_size is not None and made is not None and image_size != made:  # as eval says it (a file's fixed
+        # input size refused it above)
+        print(f"predict: note: image_size {made} is the size {path} {ckpt_io.image_size_said(record)}; predicting "
+              f"at {image_size} as asked", file=sys.stderr)
     # Another data set's transform would feed the model inputs it was not trained on (and a file with an
     # image input would undo another normalisation than its own): refused, as eval and quantize refuse it.
     told = ckpt_io.trained_dataset(path, trained_on, dataset)
