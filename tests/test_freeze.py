@@ -98,11 +98,17 @@ def test_fine_tuning_with_frozen_layers_and_a_resume_that_would_change_them(cifa
         train.run(load_config(common + ["--epoch_size=2", f"--resume={result['checkpoint']}",
                                         f"--save_checkpoint_path={tmp_path / 'other'}"]))
     # The next stage starts from its weights instead, every layer training, with the classifier it learnt.
-    stage = train.run(load_config(common + ["--epoch_size=1", f"--pre_trained={result['checkpoint']}",
-                                            f"--save_checkpoint_path={tmp_path / 'stage2'}"]))
+    stage_2 = common + [f"--pre_trained={result['checkpoint']}", f"--save_checkpoint_path={tmp_path / 'stage2'}",
+                        "--resume=auto"]  # nothing to resume at first: the run starts from pre_trained
+    stage = train.run(load_config(stage_2 + ["--epoch_size=1"]))
     moved = ckpt_io.load_file(stage["checkpoint"])["model"]
     assert not torch.equal(moved["network.0.0.weight"], source["network.0.0.weight"])
-    assert "left out" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "left out" not in out and f"pre_trained: loaded {result['checkpoint']}" in out
+    # Resumed, it takes nothing from pre_trained: said once, not "loaded" then "ignored".
+    train.run(load_config(stage_2 + ["--epoch_size=2"]))
+    out = capsys.readouterr().out
+    assert "pre_trained: loaded" not in out and f"; pre_trained {result['checkpoint']} is not used" in out
     # info says where each stage started from (a file of a run started afresh says nothing of it).
     for path, row in ((result["checkpoint"], f"started from:   {tmp_path / 'base'} (pre_trained), its first 27 "
                                              f"layers frozen (freeze_layers)"),

@@ -1124,10 +1124,14 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             unread = e
             print0(f"pre_trained: not read ({e}); --resume {cfg.resume} continues without it if it finds a "
                    f"checkpoint")
+    # A run that resumes takes nothing from pre_trained (its checkpoint holds all): what loading it found is said
+    # only where the resume finds no checkpoint, and the run starts from it after all.
+    pre_trained_lines: List[str] = []
+    say_pre_trained = pre_trained_lines.append if cfg.resume else print0
     if source is not None:
         note = ckpt_io.weights_note(source, cfg.use_ema)  # a run's weight average, by default
         if note:
-            print0(f"pre_trained: {note}")
+            say_pre_trained(f"pre_trained: {note}")
         width = (source.get("model_args") or {}).get("width_mult")
         # Said by the widths where their layers differ (widths whose channels round alike build one network:
         # a MindSpore file's width, worked out by convert, is the simplest that fits); else every shape is listed.
@@ -1138,10 +1142,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 f"(--width_mult {width:g} fine-tunes it; a model of another width learns from it with --teacher)")
         state, qat_note = pre_trained_state(ckpt_io.weights_to_use(source, cfg.use_ema), model, pre_trained)
         if qat_note:
-            print0(f"pre_trained: {qat_note}")
+            say_pre_trained(f"pre_trained: {qat_note}")
         skipped = ckpt_io.load_weights(model, state, pre_trained, skip_head_mismatch=True,
                                        naming=source.get("naming", "ours"))
-        print0(f"pre_trained: loaded {pre_trained}" +
+        say_pre_trained(f"pre_trained: loaded {pre_trained}" +
                (f"; left out {', '.join(skipped)} (another class count), the classifier starts fresh"
                 if skipped else ""))
         theirs_named = source.get("classes")
@@ -1149,21 +1153,21 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             # The same count: the classifier is kept, each output now standing for this data set's class.
             same = sorted(map(str, theirs_named)) == sorted(labelling)
             theirs_text = names_text([str(n) for n in theirs_named])
-            print0(f"pre_trained: note: {pre_trained} was trained on "
+            say_pre_trained(f"pre_trained: note: {pre_trained} was trained on "
                    + (f"this data set's classes in another order ({theirs_text})" if same else
                       f"the classes {theirs_text}, this data set's are {names_text(labelling)}")
                    + ": its classifier is kept (the same count), its output k now trained as this data set's k-th "
                      "class")
         if source.get("imported"):
-            print0(f"pre_trained: {source['imported']}")
+            say_pre_trained(f"pre_trained: {source['imported']}")
         padded = (source.get("model_args") or {}).get("padding")
         if padded and padded != cfg.padding:
-            print0(f"pre_trained: note: {pre_trained} was trained with padding {padded}, this run pads "
+            say_pre_trained(f"pre_trained: note: {pre_trained} was trained with padding {padded}, this run pads "
                    f"{cfg.padding} (--padding {padded} keeps to its)")
         recorded = source.get("config")  # a MindSpore file's or timm's records none
         theirs = ckpt_io.trained_normalisation(recorded, cfg.dataset, pre_trained) if recorded else None
         if theirs is not None and theirs != cfg.normalisation:
-            print0(f"pre_trained: note: {pre_trained} was trained on inputs normalised by "
+            say_pre_trained(f"pre_trained: note: {pre_trained} was trained on inputs normalised by "
                    f"{normalisation_text(theirs)}, this run normalises by {normalisation_text(cfg.normalisation)} "
                    f"(--mean and --std keep to its)")
     if cfg.qat:
@@ -1228,7 +1232,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                    + (f" and {in_epoch} of the {steps_per_epoch} steps of epoch {done_epochs + 1}" if in_epoch else "")
                    + f" (global step {ckpt['step']}); model, optimizer, loss scale, schedule, data order and "
                      f"random state continue from there"
-                   + ("; pre_trained is ignored" if cfg.pre_trained else ""))
+                   + (f"; pre_trained {cfg.pre_trained} is not used" if cfg.pre_trained else ""))
             spe_change = steps_change(ckpt, resumed_from, steps_per_epoch, step_images, lr, position)
             if is_cifar(cfg.dataset):
                 classes, renamed = resumed_names(ckpt.get("classes"), classes, resumed_from, cfg.class_num)
@@ -1239,6 +1243,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                     print0(line)
     if ckpt is None and unread is not None:
         raise unread  # nothing resumed: the run starts from pre_trained, which cannot be read
+    if ckpt is None:
+        for line in pre_trained_lines:  # nothing resumed: the run starts from pre_trained
+            print0(line)
     if ckpt is None and cfg.qat and source is None:
         raise ValueError(f"option --qat: --resume {cfg.resume} found no checkpoint in {out_dir} to continue, and "
                          f"no --pre_trained is given to start quantization-aware training from (a float run's "
