@@ -179,15 +179,18 @@ def test_patience_stops_a_run_whose_top1_stopped_improving_and_a_resume_counts_o
     result = train.run(load_config(args + ["--patience=2"]))
     assert result["stopped_early"] == 4 and not scores and result["checkpoint"].endswith("mobilenetv1-4_12.ckpt")
     assert (f"early stopping after epoch 4 of 6: top-1 has not improved on 0.6000 (epoch 2) in 2 evaluations "
-            f"(patience 2): checkpoint {result['checkpoint']}, the best {out / ckpt_io.BEST_NAME}"
+            f"(patience 2): checkpoint {result['checkpoint']}, the best (epoch 2, top-1 0.6000) "
+            f"{out / ckpt_io.BEST_NAME}"
             ) in capsys.readouterr().out
     assert ckpt_io.load_file(str(out / ckpt_io.BEST_NAME))["epoch"] == 2
     assert [r["epoch"] for r in read_metrics(str(out))["epochs"]] == [1, 2, 3, 4]
     ranked = {1: 0.5, 2: 0.6, 3: 0.6, 4: 0.55}
     assert train.Evaluations.before(2, 0, str(out), 4) == train.Evaluations(2, best=0.6, best_epoch=2, since=2,
-                                                                         best_saved=0.6, ranked=ranked)
+                                                                         best_saved=0.6, best_saved_epoch=2,
+                                                                         ranked=ranked)
     assert train.Evaluations.before(2, 0, str(out), 2) == train.Evaluations(2, best=0.6, best_epoch=2, since=0,
-                                                                         best_saved=0.6, ranked={1: 0.5, 2: 0.6})
+                                                                         best_saved=0.6, best_saved_epoch=2,
+                                                                         ranked={1: 0.5, 2: 0.6})
 
     # Nothing to do, and nothing in the folder touched: not the later checkpoint (a resume from epoch 3 would
     # move it aside), not the records.
@@ -243,8 +246,11 @@ def test_patience_stops_a_run_whose_top1_stopped_improving_and_a_resume_counts_o
                                            f"--save_checkpoint_path={tmp_path / 'delta'}"]))
     assert result["stopped_early"] == 2 and not scores
     assert ckpt_io.load_file(str(tmp_path / "delta" / ckpt_io.BEST_NAME))["epoch"] == 2
+    # The line names the best checkpoint's own epoch: it took the gain the count did not (a README audit found
+    # "not improved on 0.5000 (epoch 1)" followed by "the best" file with no word that it was epoch 2's).
     assert ("early stopping after epoch 2 of 3: top-1 has not improved on 0.5000 (epoch 1) by more than 0.15 in 1 "
-            "evaluation (patience 1)") in capsys.readouterr().out
+            f"evaluation (patience 1): checkpoint {tmp_path / 'delta' / ckpt_io.checkpoint_name(2, 12)}, the best "
+            f"(epoch 2, top-1 0.6000) {tmp_path / 'delta' / ckpt_io.BEST_NAME}") in capsys.readouterr().out
     # A resume judges the history by its own rule: 0.5, 0.6 is no gain with 0.15, one with 0.05.
     delta = args + ["--patience=1", "--epoch_size=3", "--resume=auto", f"--save_checkpoint_path={tmp_path / 'delta'}"]
     assert train.run(load_config(delta + ["--patience_min_delta=0.15"]))["epoch_seconds"] == []

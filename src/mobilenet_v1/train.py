@@ -547,6 +547,7 @@ class Evaluations:
     best_epoch: int = 0
     since: int = 0
     best_saved: float = -float("inf")
+    best_saved_epoch: int = 0
     ranked: Dict[int, float] = dataclasses.field(default_factory=dict)
 
     def judge(self, epoch: int, accuracy: Dict[str, Any]) -> bool:
@@ -560,7 +561,7 @@ class Evaluations:
         if finite:
             self.ranked[epoch] = top_1
         if finite and top_1 > self.best_saved:
-            self.best_saved = top_1
+            self.best_saved, self.best_saved_epoch = top_1, epoch
             return True
         return False
 
@@ -596,9 +597,9 @@ class Evaluations:
         an epoch whose best-epoch checkpoint (``keep_best_max``) is gone holds no place in the ranking.
         (The epochs ranked below those files cannot rise.)"""
         if not best_file:
-            self.best_saved = -float("inf")
-        elif best_top_1 is not None:
-            self.best_saved = max(self.best_saved, best_top_1)
+            self.best_saved, self.best_saved_epoch = -float("inf"), 0
+        elif best_top_1 is not None and best_top_1 > self.best_saved:
+            self.best_saved, self.best_saved_epoch = best_top_1, 0  # an epoch the records lost
         there = set(top_epochs)
         self.ranked = {e: t for e, t in self.ranked.items() if e in there}
 
@@ -1518,7 +1519,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 break
             if stopped_early:
                 stopped_at = ""
-                kept = (f", the best {os.path.join(out_dir, ckpt_io.BEST_NAME)}"
+                # The best checkpoint follows every gain, min_delta or not: its epoch may be a later one.
+                at = f"epoch {evaluations.best_saved_epoch}, " if evaluations.best_saved_epoch else ""
+                kept = (f", the best ({at}top-1 {evaluations.best_saved:.4f}) "
+                        f"{os.path.join(out_dir, ckpt_io.BEST_NAME)}"
                         if evaluations.best_saved > -float("inf") else "")
                 saved = (f"checkpoint {last_path}{kept}; --resume auto with --patience above {evaluations.since} "
                          f"(or 0) trains on" if cfg.save_checkpoint else "save_checkpoint is off, so nothing was saved")
