@@ -95,6 +95,10 @@ def test_values_outside_the_files_choices_are_refused(tmp_path):
         load_config(["--config_path", str(f)])
     # Our own addition to a seed key's choices stays accepted.
     assert load_config(["--config_path", path, "--device_target=auto"]).device_target == "auto"
+    # export's formats beyond the seed's: an ExecuTorch program was refused as a configuration's file_format.
+    for fmt in ("PT2", "PTE"):
+        assert load_config(["--config_path", path, f"--file_format={fmt}"]).file_format == fmt
+        assert load_config([f"--file_format={fmt}"]).file_format == fmt
 
 
 def test_lr_schedule_from_a_seed_file_keeps_stdout_a_table(capsys):

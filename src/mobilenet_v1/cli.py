@@ -23,7 +23,8 @@ commands:
   average        the mean of several checkpoints' weights (RUN_DIR|CKPT... --out F [--last N | --best N])
   recalibrate-bn measure a checkpoint's BatchNorm statistics anew, say at another image size
                  (CKPT --dataset_path PATH --image_size N --out F)
-  plot           loss, lr and top-1 curves of run folders, overlaid (RUN_DIR [RUN_DIR ...] --out curves.png)
+  plot           loss, lr, top-1 and gradient-norm curves of run folders, overlaid
+                 (RUN_DIR [RUN_DIR ...] --out curves.png)
   export         checkpoint -> ONNX (checked in ONNX Runtime), ExecuTorch .pte or .pt2 program
                  (--ckpt_file C --file_name N --file_format ONNX|PTE|PT2)
   quantize       ONNX -> INT8 ONNX, or .pt2 -> INT8 ExecuTorch .pte, calibrated on training images

@@ -303,7 +303,7 @@ CHOICES: Dict[str, Tuple[Any, ...]] = {
     "dataset": DATASETS,
     "lr_decay_mode": SCHEDULES,
     "device_target": ("auto", "CPU", "GPU", "Ascend"),
-    "file_format": ("ONNX", "PT2", "AIR", "MINDIR"),
+    "file_format": ("ONNX", "PT2", "PTE", "AIR", "MINDIR"),
     "padding": ("same", "symmetric"),
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "data_pipeline": ("auto", "cpu", "gpu"),
@@ -366,7 +366,7 @@ KEY_HELP: Dict[str, str] = {
     "width": "export: input width",
     "height": "export: input height",
     "file_name": "export: output file name",
-    "file_format": "export: ONNX or PT2 (a torch.export program); MINDIR and AIR need MindSpore",
+    "file_format": "export: ONNX, PT2 (a torch.export program) or PTE (ExecuTorch); MINDIR and AIR need MindSpore",
     "width_mult": "the paper's width multiplier alpha",
     "image_size": "input resolution",
     "eval_image_size": "the evaluations' resolution, recorded for eval, export, predict and the rest; 0: image_size",
@@ -448,7 +448,7 @@ SEED_IGNORED_KEYS: Tuple[str, ...] = (
 )
 
 # Values we add to a seed key's choices; accepted where a seed file's choice list does not name them.
-CHOICE_EXTENSIONS: Dict[str, Tuple[Any, ...]] = {"device_target": ("auto",), "file_format": ("PT2",),
+CHOICE_EXTENSIONS: Dict[str, Tuple[Any, ...]] = {"device_target": ("auto",), "file_format": ("PT2", "PTE"),
                                                   "dataset": ("cifar100",),
                                                   "lr_decay_mode": ("exponential", "cosine_annealing")}
 
