@@ -107,6 +107,14 @@ def test_load_model_convert_and_export_take_the_average_unless_told(ema_run, tmp
     assert same(load_model(str(tmp_path / "avg.pt")), ck["ema"]["model"])
     assert same(load_model(str(tmp_path / "raw.pt")), ck["model"])
     assert "ema" not in ckpt_io.load_file(str(tmp_path / "avg.pt"))
+    # The file says its weights are the average (info said "trained" of it), and so does one written from it.
+    assert cli.main(["convert", str(tmp_path / "avg.pt"), str(tmp_path / "avg.safetensors")]) == 0
+    capsys.readouterr()
+    for name, row in (("avg.pt", f"the exponential moving average of a run's weights (ema_decay {ck['ema']['decay']}, "
+                                 f"updates {ck['ema']['updates']}), taken from {path} (convert)"),
+                      ("avg.safetensors", f"taken from {path} (convert)"), ("raw.pt", "weights:        trained\n")):
+        assert cli.main(["info", str(tmp_path / name)]) == 0
+        assert row in capsys.readouterr().out, name
     # predict says which weights it ran (stderr; "weights" in its JSON).
     from PIL import Image
 
@@ -132,6 +140,9 @@ def test_load_model_convert_and_export_take_the_average_unless_told(ema_run, tmp
     assert cli.main(["export", "--ckpt_file", path, "--file_name", str(tmp_path / "avg")]) == 0
     onnx_model = OnnxModel(str(tmp_path / "avg.onnx"))
     assert onnx_model.metadata["weights"] == "ema"
+    for name in ("avg.pt", "raw.pt"):  # from the files convert wrote: the average's record goes on
+        assert cli.main(["export", "--ckpt_file", str(tmp_path / name), "--file_name", str(tmp_path / "c")]) == 0
+        assert OnnxModel(str(tmp_path / "c.onnx")).metadata.get("weights") == ("ema" if name == "avg.pt" else None)
     capsys.readouterr()
     assert cli.main(["info", str(tmp_path / "avg.onnx")]) == 0
     described = capsys.readouterr().out  # the numbers' precision, and which weights: a row each

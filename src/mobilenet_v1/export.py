@@ -285,7 +285,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     other_size = recorded_size is not None and (height, width) != (recorded_size, recorded_size)
     meta.update({"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"],
                  "classes": ckpt.get("classes"), "source": os.path.basename(path)})
-    meta["weights"] = ckpt_io.which_weights(ckpt, use_ema) or None  # None: not written
+    # None: not written. A file convert wrote from a run's moving average records that it is one.
+    meta["weights"] = ckpt_io.which_weights(ckpt, use_ema) or ("ema" if ckpt.get("taken_average") else None)
     meta["held_out"] = ckpt.get("held_out")  # the images its run kept out of training, for eval and quantize
     if dataset == "imagenet2012":  # the evaluation crop its run used, and how it read photos, for eval,
         meta["crop_pct"] = float(config.get("crop_pct") or CROP_PCT)  # predict, quantize (and apps)

@@ -210,6 +210,10 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
     if isinstance(averaged, dict) and _names(averaged.get("sources")):
         out["averaged"] = {"sources": averaged["sources"],
                            "weights": averaged["weights"] if _names(averaged.get("weights")) else []}
+    taken = ckpt.get("taken_average")  # convert's record: these weights are a run's moving average
+    if isinstance(taken, dict) and _text(taken.get("source")):
+        out["taken_average"] = {"source": taken["source"], "decay": _number(taken.get("ema_decay")),
+                                "updates": _count(taken.get("updates"))}
     ema = ckpt["ema"] if ckpt_io.ema_state(ckpt) is not None else None
     out["weight_average"] = {"decay": _number(ema.get("decay")), "updates": _count(ema.get("updates"))} \
         if ema else None
@@ -344,6 +348,12 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
                           if v is not None)
         row("weights", f"trained, and their exponential moving average{f' ({known})' if known else ''}, which "
                        f"eval, export and predict take (--use_ema False: the trained ones)")
+    elif d.get("taken_average"):
+        taken = d["taken_average"]
+        known = ", ".join(f"{k} {v}" for k, v in (("ema_decay", taken["decay"]), ("updates", taken["updates"]))
+                          if v is not None)
+        row("weights", f"the exponential moving average of a run's weights{f' ({known})' if known else ''}, taken "
+                       f"from {taken['source']} (convert)")
     elif d.get("averaged"):
         files, which = d["averaged"]["sources"], d["averaged"]["weights"]
         kinds = " and ".join(sorted({"weight averages" if w == "ema" else "trained weights" for w in which}))

@@ -65,9 +65,12 @@ _CONFIG_KEY = "mobilenet_v1.config"
 _CLASSES_KEY = "mobilenet_v1.classes"
 _HELD_OUT_KEY = "mobilenet_v1.held_out"  # the images a run held out with val_split (data.held_out_record)
 _AVERAGED_KEY = "mobilenet_v1.averaged"  # mobilenet-v1 average's record: the files, which weights of each
+_TAKEN_AVERAGE_KEY = "mobilenet_v1.taken_average"  # convert's record: the weights are a run's moving average
 # What a model file records beside its weights, which convert and recalibrate-bn carry over: predict and
-# export read the first three (image size, normalisation, class names, held-out images), info all four.
-RECORDED_KEYS = ("config", "classes", "held_out", "averaged")
+# export read the first three (image size, normalisation, class names, held-out images), info all of them.
+# taken_average: the weights are the moving average (--ema_decay) of the checkpoint convert read, whose
+# "weights: ema" export writes and info shows, as for that checkpoint.
+RECORDED_KEYS = ("config", "classes", "held_out", "averaged", "taken_average")
 
 
 # ----------------------------------------------------------------------------------------------- names
@@ -388,6 +391,11 @@ def recorded_metadata(meta: Dict[str, str], path: str) -> Dict[str, Any]:
         if not isinstance(averaged, dict):
             raise CheckpointError(f"checkpoint {path}: metadata {_AVERAGED_KEY} is not a JSON object")
         out["averaged"] = averaged
+    if _TAKEN_AVERAGE_KEY in meta:
+        taken = _json_entry(meta, _TAKEN_AVERAGE_KEY, path)
+        if not isinstance(taken, dict):
+            raise CheckpointError(f"checkpoint {path}: metadata {_TAKEN_AVERAGE_KEY} is not a JSON object")
+        out["taken_average"] = taken
     return out
 
 
@@ -594,6 +602,8 @@ def write_checkpoint(dst: str, fmt: str, state: Dict[str, torch.Tensor], args: D
             meta[_HELD_OUT_KEY] = json.dumps(recorded["held_out"])
         if "averaged" in recorded:
             meta[_AVERAGED_KEY] = json.dumps(recorded["averaged"])
+        if "taken_average" in recorded:
+            meta[_TAKEN_AVERAGE_KEY] = json.dumps(recorded["taken_average"], default=str)
         write_safetensors(dst, entries, meta)
     return len(entries)
 
@@ -603,7 +613,8 @@ def dropped_note(command: str, dropped: List[str], dst: str) -> str:
     keys of :data:`RECORDED_KEYS`)."""
     what = {"config": "training configuration (image size, normalisation)", "classes": "class names",
             "held_out": "record of the images its run held out (val_split)",
-            "averaged": "record of the checkpoints it is the mean of"}
+            "averaged": "record of the checkpoints it is the mean of",
+            "taken_average": "record that its weights are a run's moving average"}
     names = [what[k] for k in dropped]
     lost = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
     return (f"mobilenet-v1 {command}: note: a MindSpore .ckpt holds only tensors: the source's {lost} "
@@ -660,6 +671,9 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True)
     # What predict and export read beside the weights: without it they fall back to 224x224 and
     # ImageNet normalisation, silently wrong for a model trained otherwise.
     recorded = {k: ckpt[k] for k in RECORDED_KEYS if ckpt.get(k) is not None}
+    if ckpt_io.which_weights(ckpt, use_ema) == "ema":
+        recorded["taken_average"] = {"source": src, "ema_decay": ckpt["ema"].get("decay"),
+                                     "updates": ckpt["ema"].get("updates")}
     count = write_checkpoint(dst, fmt, state, args, recorded, extra)
     warning = mindspore_warning(src, fmt, args["padding"], ckpt.get("config"))
     return {"source": src, "format": fmt, "tensors": count, "class_num": args["class_num"], "width_mult": args["width_mult"],
