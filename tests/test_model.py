@@ -110,10 +110,13 @@ def test_training_forward_in_the_flipped_frame_equals_the_padded_path(size):
     model.zero_grad()
     direct = model.forward_head(model.network(x))  # each layer's own forward: F.pad, then the conv
     direct.square().sum().backward()
-    assert torch.allclose(fast, direct, rtol=0, atol=1e-12)
+    # float64 rounding only: at 2x1 the late BatchNorms normalise 3 values each, which magnifies it (on an
+    # AVX-512 Xeon 2.2e-11 of logits up to 0.21, a gradient 2.5e-9 of its tensor's largest; 1e-14 and 9e-12
+    # at the other sizes; 1e-12 elementwise held on AMD EPYC and AVX2 machines)
+    assert torch.allclose(fast, direct, rtol=0, atol=1e-9)
     for g, p in zip(fast_grads, model.parameters()):
-        assert torch.allclose(g, p.grad, rtol=1e-10, atol=1e-12)
-    # the two paths share nothing but the parameters: a wrong flip would be far off, not 1e-12
+        assert (g - p.grad).abs().max() <= 1e-7 * p.grad.abs().max() + 1e-12
+    # the two paths share nothing but the parameters: a wrong flip would be far off, not 1e-9
     assert fast.abs().max() > 1e-3
 
 
