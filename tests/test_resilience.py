@@ -1215,12 +1215,15 @@ def test_a_distributed_runs_checkpoints_continue_in_one_process_in_its_ckpt_0(ci
     assert result["checkpoint"] == str(run / "ckpt_0" / "mobilenetv1-2_12.ckpt")
     assert sorted(os.listdir(run)) == ["ckpt_0"]
     # A run started afresh beside it and killed before its first checkpoint (its config.yaml is there)
-    # is relaunched with --resume auto: it starts again in its own folder, not in the other run's.
+    # is relaunched with --resume auto: it starts again in its own folder, not in the other run's, which
+    # it sets aside whole, as a fresh run does (eval and info of the folder then take this run's).
     (run / ckpt_io.RUN_CONFIG).write_text((run / "ckpt_0" / ckpt_io.RUN_CONFIG).read_text())
     capsys.readouterr()
     assert train.run(load_config(run_args(cifar_dir, run, "--epoch_size=1", "--resume=auto")))["resumed_from"] == ""
-    assert f"no checkpoint in {run} yet, starting from the beginning" in capsys.readouterr().out
-    assert (run / "mobilenetv1-1_12.ckpt").is_file() and (run / "ckpt_0" / "mobilenetv1-2_12.ckpt").is_file()
+    out = capsys.readouterr().out
+    assert f"no checkpoint in {run} yet, starting from the beginning" in out
+    assert f"moved that folder to {run / 'earlier-run-1'}" in out
+    assert (run / "mobilenetv1-1_12.ckpt").is_file() and (run / "earlier-run-1" / "mobilenetv1-2_12.ckpt").is_file()
 
 
 def test_checkpoint_names_sort_by_step_number(tmp_path):
