@@ -230,6 +230,10 @@ def test_running_out_of_memory_is_one_line_and_other_errors_still_surface(monkey
         "mobilenet-v1 train: error: another process of this job ended or cannot be reached (gloo: Connection reset "
         "by peer); nothing was saved after the newest checkpoint, from which the same command with --resume auto "
         "continues\n")
+    monkeypatch.setitem(cli.COMMANDS, "eval", peer_gone)  # eval saves nothing: it says what happened only
+    assert cli.main(["eval"]) == 1
+    assert capsys.readouterr().err == ("mobilenet-v1 eval: error: another process of this job ended or cannot be "
+                                       "reached (gloo: Connection reset by peer)\n")
 
     def bug(argv):
         raise RuntimeError("a bug of ours")

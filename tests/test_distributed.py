@@ -562,6 +562,15 @@ def test_a_run_of_one_process_continues_on_two_in_its_own_folder(cifar_dir, tmp_
         holder.release()
     assert r.returncode != 0 and f"save_checkpoint_path {run}: another run is training there" in r.stderr, r.stderr
     assert not (run / "ckpt_0").exists()
+    (run / "ckpt_0").mkdir()  # a run of one process given ckpt_0/ itself as its folder holds that one
+    holder = ckpt_io.RunLock(str(run / "ckpt_0"))
+    try:
+        r = torchrun("--standalone", "--nproc_per_node=2", "-m", "mobilenet_v1", "train", *opts, "--epoch_size=1")
+    finally:
+        holder.release()
+    assert r.returncode != 0 and f"{run / 'ckpt_0'}: another run is training there" in r.stderr, r.stderr
+    assert os.listdir(run / "ckpt_0") == []
+    (run / "ckpt_0").rmdir()
     # A fresh torchrun job sets the run of one process aside: eval, info and --resume auto took its checkpoints.
     kept = {n: (run / n).read_bytes() for n in os.listdir(run) if n.endswith(".ckpt")}
     r = torchrun("--standalone", "--nproc_per_node=2", "-m", "mobilenet_v1", "train", *opts, "--epoch_size=1")

@@ -902,7 +902,15 @@ def test_a_fresh_run_of_one_process_sets_a_distributed_runs_folder_aside(cifar_d
     assert cli.main(["train", *run_args(cifar_dir, dist_run, "--epoch_size=1")]) == 0  # stands for a torchrun job's
     earlier = {n: (dist_run / n).read_bytes() for n in os.listdir(dist_run)}
     assert ckpt_io.resolve_checkpoint_path(str(run)) == str(dist_run / "mobilenetv1-1_12.ckpt")
-    capsys.readouterr()
+    # A run of one process training in ckpt_0/ itself (given as its folder) is not moved from under it.
+    holder = ckpt_io.RunLock(str(dist_run))
+    try:
+        assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=1")]) == 1
+    finally:
+        holder.release()
+    assert f"save_checkpoint_path {dist_run}: another run is training there" in capsys.readouterr().err
+    assert {n: (dist_run / n).read_bytes() for n in os.listdir(dist_run)} == earlier
+    assert not ckpt_io.list_checkpoints(str(run)) and not (run / "earlier-run-1").exists()
     assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=1", "--device_num=2")]) == 0
     out = capsys.readouterr().out
     assert 'device_num 2: this is one process (torchrun starts more: README, "Several GPUs, several machines"); ' \
@@ -920,13 +928,28 @@ def test_a_fresh_run_of_one_process_sets_a_distributed_runs_folder_aside(cifar_d
     with pytest.raises(ckpt_io.CheckpointError, match=rf"checkpoint folder {re.escape(str(run))}: holds the "
                                                       r"checkpoints of two runs, one of one process \(newest "
                                                       r"mobilenetv1-1_12.ckpt\) and a distributed one in ckpt_0/ "
-                                                      r"\(newest mobilenetv1-2_6.ckpt\); name the file"):
+                                                      r"\(newest mobilenetv1-2_6.ckpt\); name a checkpoint file, or "
+                                                      rf"{re.escape(str(dist_run))} for the distributed run, or move "
+                                                      r"one run's files into a folder of their own$"):
         ckpt_io.resolve_checkpoint_path(str(run))
     # A torchrun job's fresh start (out_dir ckpt_0/) sets the run of one process aside, its records with it.
+    (run / "events.out.tfevents.1.host.1.0").write_bytes(b"")  # TensorBoard's, as the run itself may write one
     aside = ckpt_io.move_other_layout_aside(str(run), str(dist_run))
     assert aside == str(run / "earlier-run-2")
-    assert sorted(os.listdir(aside)) == ["config.yaml", "log.txt", "metrics.jsonl", "mobilenetv1-1_12.ckpt"]
+    moved = sorted(os.listdir(aside))
+    assert [n for n in moved if not n.startswith("events.out.tfevents.")] == [
+        "config.yaml", "log.txt", "metrics.jsonl", "mobilenetv1-1_12.ckpt"]
+    assert "events.out.tfevents.1.host.1.0" in moved and not any(n.startswith("events.") for n in os.listdir(run))
     assert ckpt_io.resolve_checkpoint_path(str(run)) == str(dist_run / "mobilenetv1-2_6.ckpt")
+    # A run continued from the other layout's checkpoint (--resume FILE) leaves that run where it is: a
+    # torchrun restart of the job reads the file again.
+    other = tmp_path / "other"
+    assert cli.main(["train", *run_args(cifar_dir, other / "ckpt_0", "--epoch_size=1")]) == 0
+    capsys.readouterr()
+    source = other / "ckpt_0" / "mobilenetv1-1_12.ckpt"
+    assert cli.main(["train", *run_args(cifar_dir, other, "--epoch_size=2", f"--resume={source}")]) == 0
+    assert "moved" not in capsys.readouterr().out
+    assert source.is_file() and (other / "mobilenetv1-2_12.ckpt").is_file()
 
 
 def test_a_second_run_into_a_folder_in_use_is_refused_with_nothing_changed(cifar_dir, tmp_path, capsys, one_thread):

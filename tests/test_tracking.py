@@ -327,7 +327,8 @@ def test_continuation_keeps_history_and_best(tmp_path):
     # The best file records a better top-1 than the records hold (a full disk cut metrics.jsonl short and
     # the run saved better ones since): a resume does not replace it with a worse one.
     evaluations = train.Evaluations.before(0, 0, str(tmp_path), 2)
-    evaluations.keep_only(True, [], best_top_1=0.8)
+    evaluations.keep_only(True, [], best_top_1=0.8, best_epoch=5)
+    assert (evaluations.best_saved, evaluations.best_saved_epoch) == (0.8, 5)  # the early stop's line names it
     assert not evaluations.judge(3, {"top_1": 0.75}) and evaluations.judge(4, {"top_1": 0.85})
     logger = RunLogger(str(tmp_path), epochs=4, steps_per_epoch=10, start_epoch=2, tensorboard=False)
     logger.close()

@@ -197,8 +197,9 @@ def run_folder(path: str) -> str:
         if theirs:  # two runs, left by an earlier version (a run now sets the other layout's aside)
             raise CheckpointError(f"checkpoint folder {path}: holds the checkpoints of two runs, one of one process "
                                   f"(newest {os.path.basename(own[-1][1])}) and a distributed one in "
-                                  f"{DISTRIBUTED_SUBFOLDER}/ (newest {os.path.basename(theirs[-1][1])}); name the "
-                                  f"file, or {sub} for the distributed run's")
+                                  f"{DISTRIBUTED_SUBFOLDER}/ (newest {os.path.basename(theirs[-1][1])}); name a "
+                                  f"checkpoint file, or {sub} for the distributed run, or move one run's files into "
+                                  f"a folder of their own")
     return sub if os.path.isdir(sub) and not own else path
 
 
@@ -457,8 +458,15 @@ def move_checkpoints_aside(folder: str) -> str:
     return _move_aside(folder, names)
 
 
-# What a run leaves in its folder besides checkpoints, set aside with them from the folder of the other layout.
+# What a run leaves in its folder besides checkpoints, set aside with them from the folder of the other layout
+# (and TensorBoard's event files, events.out.tfevents.*).
 RUN_RECORDS = (RUN_CONFIG, "log.txt", "metrics.jsonl")
+
+
+def other_layout_folder(base: str, own: str) -> str:
+    """Of ``save_checkpoint_path`` ``base``'s two folders (itself, its ``ckpt_0/``), the one that is not ``own``."""
+    same = os.path.abspath(own) == os.path.abspath(base)
+    return os.path.join(base, DISTRIBUTED_SUBFOLDER) if same else base
 
 
 def move_other_layout_aside(base: str, own: str) -> str:
@@ -474,6 +482,7 @@ def move_other_layout_aside(base: str, own: str) -> str:
             os.path.exists(os.path.join(sub, name)) for name in (BEST_NAME, RUN_CONFIG)))
         if not held:
             return ""
+        RunLock(sub).release()  # a run of one process given ckpt_0/ as its folder may be training there
         n = 1
         while os.path.exists(os.path.join(base, f"earlier-run-{n}")):
             n += 1
@@ -486,7 +495,9 @@ def move_other_layout_aside(base: str, own: str) -> str:
         names.append(BEST_NAME)
     if not names and not os.path.exists(os.path.join(base, RUN_CONFIG)):
         return ""
-    return _move_aside(base, names + [name for name in RUN_RECORDS if os.path.isfile(os.path.join(base, name))])
+    records = [name for name in RUN_RECORDS if os.path.isfile(os.path.join(base, name))]
+    events = sorted(name for name in os.listdir(base) if name.startswith("events.out.tfevents."))
+    return _move_aside(base, names + records + events)
 
 
 def epochs_done(ckpt: Dict[str, Any]) -> Optional[Fraction]:

@@ -128,15 +128,18 @@ def class_names(class_num: int, recorded: Optional[Sequence[str]], labels: Union
         names, source = [f"{n} ({w})" for w, n in imagenet_classes()], "the built-in ImageNet list"
     else:
         return [str(i) for i in range(class_num)]
+    given = list(names)
     if background_class:
         names = ["background"] + list(names)
-    if labels and recorded and list(names) != list(recorded) and sorted(names) == sorted(recorded):
-        # The file's own names in another order: the results would name each output by another's class.
-        shown = ", ".join(recorded[:8]) + (" ..." if len(recorded) > 8 else "")
-        print(f"predict: warning: {source} holds the class names the model file records, in another order "
-              f"(recorded, by output: {shown}); output k is named by line k of it as given: leave it out to use "
-              f"the recorded names", file=sys.stderr)
     if len(names) == class_num:
+        if labels and recorded and list(names) != list(recorded) and sorted(given) == sorted(recorded):
+            # The file's own names in another order: the results would name each output by another's class.
+            shown = ", ".join(recorded[:8]) + (" ..." if len(recorded) > 8 else "")
+            print(f"predict: warning: {source} holds the class names the model file records, in another order "
+                  f"(recorded, by output: {shown}); " + ("output k is named by line k of it" if not background_class
+                                                         else "output k + 1 is named by line k of it (after "
+                                                              "background)")
+                  + " as given: leave it out to use the recorded names", file=sys.stderr)
         return list(names)
     if class_num == 1001 and len(names) == 1000 and not background_class:
         return list(names) + [None]  # the seed's 1001 layout: the last logit is no label

@@ -175,9 +175,9 @@ def error_line(command: str, error: BaseException) -> Optional[str]:
             return f"{head} out of memory ({first[:200]}); a smaller batch_size or image_size needs less"
         lost = peer_lost(error)
         if lost:
-            return (f"{head} another process of this job ended or cannot be reached ({lost}); nothing was saved "
-                    f"after the newest checkpoint" + (", from which the same command with --resume auto continues"
-                                                      if command == "train" else ""))
+            return (f"{head} another process of this job ended or cannot be reached ({lost})"
+                    + ("; nothing was saved after the newest checkpoint, from which the same command with --resume "
+                       "auto continues" if command == "train" else ""))
     return None
 
 
@@ -196,11 +196,9 @@ def peer_lost(error: BaseException) -> str:
     if not named and not (isinstance(ours, type) and isinstance(error, ours)):
         return ""
     backend = "NCCL" if "NCCL" in text else "gloo" if "gloo" in text else "torch.distributed"
-    for phrase in PEER_LOST:
+    for phrase in PEER_LOST:  # (not any DistNetworkError: a port in use at the start is one too)
         if phrase in text:
             return f"{backend}: {phrase}"
-    if isinstance(error, getattr(distributed, "DistNetworkError", ())):
-        return f"{backend}: {text.strip().splitlines()[0][:160] if text.strip() else 'a network error'}"
     return ""
 
 

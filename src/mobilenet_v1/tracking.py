@@ -41,7 +41,7 @@ METRICS_FILE = "metrics.jsonl"
 TB_INSTALL_HINT = "pip install 'mobilenet-v1[tensorboard]'"
 
 
-def read_metrics(run_dir: str, required: Optional[Dict[str, Sequence[str]]] = None
+def read_metrics(run_dir: str, required: Optional[Dict[str, Sequence[str]]] = None, exact: bool = False
                  ) -> Dict[str, List[Dict[str, Any]]]:
     """The ``step`` and ``epoch`` records of a run folder's ``metrics.jsonl`` (a distributed run's: its
     ``ckpt_0/``), as the latest run left them.
@@ -51,13 +51,14 @@ def read_metrics(run_dir: str, required: Optional[Dict[str, Sequence[str]]] = No
     One with ``"history": false`` (a run whose earlier steps are not this folder's: started at a later
     epoch with ``pretrain_epoch_size``, or resumed from another folder's checkpoint) drops them all.
     ``required`` maps a kind to the keys its kept records must hold as numbers (a hand-edited file may
-    lack them); a record without one is a ValueError naming the file, the line and the key.
+    lack them); a record without one is a ValueError naming the file, the line and the key. ``exact``:
+    ``run_dir`` is the folder itself (a training run's own, in either layout), never its ``ckpt_0/``.
     """
     from .checkpoint import run_folder
 
     if os.path.isfile(run_dir):
         raise ValueError(f"{run_dir}: a file; give the run folder (mobilenet-v1 train's save_checkpoint_path)")
-    path = os.path.join(run_folder(run_dir), METRICS_FILE)
+    path = os.path.join(run_dir if exact else run_folder(run_dir), METRICS_FILE)
     if not os.path.isfile(path):
         raise ValueError(f"{path}: no such file ({run_dir} is not a run folder of mobilenet-v1 train)")
     records: List[Dict[str, Any]] = []

@@ -581,7 +581,7 @@ class Evaluations:
         metrics.jsonl records, judged in order (none where it cannot be read), by this run's rule."""
         evaluations = cls(patience, min_delta)
         try:
-            epochs = read_metrics(run_dir)["epochs"]
+            epochs = read_metrics(run_dir, exact=True)["epochs"]  # this run's folder, whatever its ckpt_0/ holds
         except ValueError:
             return evaluations
         records = [r for r in epochs if isinstance(r.get("top_1"), (int, float)) and isinstance(r.get("epoch"), int)
@@ -590,30 +590,35 @@ class Evaluations:
             evaluations.judge(r["epoch"], r)
         return evaluations
 
-    def keep_only(self, best_file: bool, top_epochs: Sequence[int], best_top_1: Optional[float] = None) -> None:
+    def keep_only(self, best_file: bool, top_epochs: Sequence[int], best_top_1: Optional[float] = None,
+                  best_epoch: int = 0) -> None:
         """What the run folder holds once the checkpoints of superseded training moved aside: without
         mobilenetv1-best.ckpt the next evaluation saves a new one, and with it, none below the top-1 it
-        records (``best_top_1``: a run whose metrics.jsonl a full disk cut short saved better ones since);
+        records (``best_top_1``, of epoch ``best_epoch`` (0: not recorded): a run whose metrics.jsonl a full disk
+        cut short saved better ones since);
         an epoch whose best-epoch checkpoint (``keep_best_max``) is gone holds no place in the ranking.
         (The epochs ranked below those files cannot rise.)"""
         if not best_file:
             self.best_saved, self.best_saved_epoch = -float("inf"), 0
         elif best_top_1 is not None and best_top_1 > self.best_saved:
-            self.best_saved, self.best_saved_epoch = best_top_1, 0  # an epoch the records lost
+            self.best_saved, self.best_saved_epoch = best_top_1, best_epoch  # an epoch the records lost
         there = set(top_epochs)
         self.ranked = {e: t for e, t in self.ranked.items() if e in there}
 
 
-def best_top_1(folder: str) -> Optional[float]:
-    """The top-1 that ``folder``'s mobilenetv1-best.ckpt records (None: no such file, or none it records)."""
+def best_recorded(folder: str) -> Tuple[Optional[float], int]:
+    """The top-1 and epoch that ``folder``'s mobilenetv1-best.ckpt records (None: no such file, or no top-1 it
+    records; epoch 0: none)."""
     path = os.path.join(folder, ckpt_io.BEST_NAME)
     if not os.path.isfile(path):
-        return None
+        return None, 0
     try:
-        top_1 = (ckpt_io.load_file(path).get("metrics") or {}).get("top_1")
+        saved = ckpt_io.load_file(path)
     except ckpt_io.CheckpointError:  # a damaged file: the next evaluation replaces it
-        return None
-    return float(top_1) if isinstance(top_1, (int, float)) and not isinstance(top_1, bool) else None
+        return None, 0
+    top_1, epoch = (saved.get("metrics") or {}).get("top_1"), saved.get("epoch")
+    epoch = epoch if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch > 0 else 0
+    return (float(top_1) if isinstance(top_1, (int, float)) and not isinstance(top_1, bool) else None), epoch
 
 
 def changes_line(source: str, changed: Dict[str, Tuple[Any, Any]], verb: str = "trained") -> str:
@@ -907,24 +912,24 @@ def _choose_resume(cfg: Config, run_dir: str, validate: Callable[[Dict[str, Any]
 
 
 def restore_moments(cfg: Config, source: Dict[str, Any], model, optimizer, skipped: List[str],
-                    steps_per_epoch: int) -> None:
+                    steps_per_epoch: int, say: Callable[[str], Any] = print0) -> None:
     """A MindSpore training checkpoint's Momentum buffers go into the SGD state when the run continues
-    (``pretrain_epoch_size`` > 0); a run from epoch 0 starts with fresh buffers."""
+    (``pretrain_epoch_size`` > 0); a run from epoch 0 starts with fresh buffers. Each line goes to ``say``."""
     step = source.get("global_step")
     at = f" (its global_step {step})" if step is not None else ""
     if cfg.pretrain_epoch_size == 0:
-        print0(f"pre_trained: momentum buffers{at} left out: pretrain_epoch_size is 0, a fresh run")
+        say(f"pre_trained: momentum buffers{at} left out: pretrain_epoch_size is 0, a fresh run")
         return
     if cfg.opt != "momentum":
-        print0(f"pre_trained: momentum buffers{at} left out: they are the seed's Momentum optimiser's, this run's "
+        say(f"pre_trained: momentum buffers{at} left out: they are the seed's Momentum optimiser's, this run's "
                f"is {cfg.opt}, whose state starts afresh")
         return
     count = mindspore_io.load_momentum(optimizer, model, source["moments"], cfg.pre_trained, skip=skipped)
-    print0(f"pre_trained: momentum buffers of {count} parameters restored{at}"
+    say(f"pre_trained: momentum buffers of {count} parameters restored{at}"
            + (" (the frozen layers' left out)" if cfg.freeze_layers else "")
            + f"; continuing at epoch {cfg.pretrain_epoch_size + 1}")
     if step is not None and step != cfg.pretrain_epoch_size * steps_per_epoch:
-        print0(f"pre_trained: note: global_step {step} is not pretrain_epoch_size {cfg.pretrain_epoch_size} x "
+        say(f"pre_trained: note: global_step {step} is not pretrain_epoch_size {cfg.pretrain_epoch_size} x "
                f"{steps_per_epoch} steps per epoch here; the schedule continues at step "
                f"{cfg.pretrain_epoch_size * steps_per_epoch}")
 
@@ -1083,6 +1088,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             os.makedirs(cfg.save_checkpoint_path, exist_ok=True)
             loaders.callback(ckpt_io.RunLock(cfg.save_checkpoint_path).release)
             os.makedirs(out_dir, exist_ok=True)
+            if os.path.realpath(out_dir) != os.path.realpath(cfg.save_checkpoint_path):  # and ckpt_0/ itself, which
+                loaders.callback(ckpt_io.RunLock(out_dir).release)  # a run of one process may have been given
             removed = ckpt_io.remove_partial_files(out_dir)
             ckpt_io.check_writable(out_dir)  # config.yaml waits until the run knows it will train
         except OSError as e:
@@ -1211,7 +1218,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                                trust_coefficient=cfg.trust_coefficient, trust_clip=cfg.trust_clip)
     scaler = make_scaler(precision, device, cfg.loss_scale)
     if source is not None and source.get("moments"):
-        restore_moments(cfg, source, model, optimizer, skipped, steps_per_epoch)
+        restore_moments(cfg, source, model, optimizer, skipped, steps_per_epoch, say_pre_trained)
     hint = ((f"The teacher's outputs are part of the loss: {cfg.teacher} may be what is not finite"
              + (" (a larger network overflows fp16 sooner: --precision bf16)" if precision == "fp16" else "") + ".")
             if cfg.teacher else "")
@@ -1289,7 +1296,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 elif moved_to:
                     print0(f"save_checkpoint_path {out_dir} held the checkpoints of an earlier run, which this "
                            f"one does not continue (no --resume): moved them to {moved_to}")
-                other = ckpt_io.move_other_layout_aside(cfg.save_checkpoint_path, out_dir)
+                # Not the run this one continues (--resume FILE of the other layout): its file stays where it is,
+                # which a torchrun restart of this job reads again.
+                other_folder = os.path.realpath(ckpt_io.other_layout_folder(cfg.save_checkpoint_path, out_dir))
+                continued = bool(resumed_from) and os.path.realpath(resumed_from).startswith(other_folder + os.sep)
+                other = "" if continued else ckpt_io.move_other_layout_aside(cfg.save_checkpoint_path, out_dir)
                 if other:
                     print0(f"save_checkpoint_path {cfg.save_checkpoint_path} held an earlier "
                            + ("run of one process, which eval, info and --resume auto would take for this one's: "
@@ -1352,7 +1363,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     if cfg.save_checkpoint and start_epoch > 0:  # what rank 0's folder holds now, alike on every rank
         evaluations.keep_only(*dist.from_rank0(
             lambda: (os.path.isfile(os.path.join(out_dir, ckpt_io.BEST_NAME)),
-                     [e for e, _ in ckpt_io.list_top(out_dir)], best_top_1(out_dir)),
+                     [e for e, _ in ckpt_io.list_top(out_dir)], *best_recorded(out_dir)),
             "could not list the run's folder"))
     accumulated = (f" (each step adds up the gradients of {cfg.grad_accum_steps} batches of {cfg.batch_size})"
                    if cfg.grad_accum_steps > 1 else "")
