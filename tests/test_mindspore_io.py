@@ -341,6 +341,10 @@ def test_seed_training_checkpoint_continues_here(cifar_dir, tmp_path, capsys):
     trained = [p for name, p in MobileNetV1(4, 0.25).freeze(13).named_parameters() if p.requires_grad]
     assert f"momentum buffers of {len(trained)} parameters restored" in capsys.readouterr().out
     assert len(ckpt_io.load_file(frozen["checkpoint"])["optimizer"]["state"]) == len(trained) < n
+    # Resumed, the run takes nothing from pre_trained: its buffers are not said to be restored.
+    run(path, "a", "--epoch_size=4", "--resume=auto")
+    out = capsys.readouterr().out
+    assert "momentum buffers" not in out and f"pre_trained {path} is not used" in out and "epochs 4..4" in out
 
 
 def test_convert_cli_both_directions_and_errors(tmp_path, capsys):
