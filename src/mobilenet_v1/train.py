@@ -922,16 +922,16 @@ def restore_moments(cfg: Config, source: Dict[str, Any], model, optimizer, skipp
         return
     if cfg.opt != "momentum":
         say(f"pre_trained: momentum buffers{at} left out: they are the seed's Momentum optimiser's, this run's "
-               f"is {cfg.opt}, whose state starts afresh")
+            f"is {cfg.opt}, whose state starts afresh")
         return
     count = mindspore_io.load_momentum(optimizer, model, source["moments"], cfg.pre_trained, skip=skipped)
     say(f"pre_trained: momentum buffers of {count} parameters restored{at}"
-           + (" (the frozen layers' left out)" if cfg.freeze_layers else "")
-           + f"; continuing at epoch {cfg.pretrain_epoch_size + 1}")
+        + (" (the frozen layers' left out)" if cfg.freeze_layers else "")
+        + f"; continuing at epoch {cfg.pretrain_epoch_size + 1}")
     if step is not None and step != cfg.pretrain_epoch_size * steps_per_epoch:
         say(f"pre_trained: note: global_step {step} is not pretrain_epoch_size {cfg.pretrain_epoch_size} x "
-               f"{steps_per_epoch} steps per epoch here; the schedule continues at step "
-               f"{cfg.pretrain_epoch_size * steps_per_epoch}")
+            f"{steps_per_epoch} steps per epoch here; the schedule continues at step "
+            f"{cfg.pretrain_epoch_size * steps_per_epoch}")
 
 
 def saved_in(path: str, folder: str) -> bool:
@@ -1153,31 +1153,31 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             say_pre_trained(f"pre_trained: {qat_note}")
         skipped = ckpt_io.load_weights(model, state, pre_trained, skip_head_mismatch=True,
                                        naming=source.get("naming", "ours"))
-        say_pre_trained(f"pre_trained: loaded {pre_trained}" +
-               (f"; left out {', '.join(skipped)} (another class count), the classifier starts fresh"
-                if skipped else ""))
+        say_pre_trained(f"pre_trained: loaded {pre_trained}"
+                        + (f"; left out {', '.join(skipped)} (another class count), the classifier starts fresh"
+                           if skipped else ""))
         theirs_named = source.get("classes")
         if not skipped and labelling and isinstance(theirs_named, list) and list(theirs_named) != list(labelling):
             # The same count: the classifier is kept, each output now standing for this data set's class.
             same = sorted(map(str, theirs_named)) == sorted(labelling)
             theirs_text = names_text([str(n) for n in theirs_named])
             say_pre_trained(f"pre_trained: note: {pre_trained} was trained on "
-                   + (f"this data set's classes in another order ({theirs_text})" if same else
-                      f"the classes {theirs_text}, this data set's are {names_text(labelling)}")
-                   + ": its classifier is kept (the same count), its output k now trained as this data set's k-th "
-                     "class")
+                            + (f"this data set's classes in another order ({theirs_text})" if same else
+                               f"the classes {theirs_text}, this data set's are {names_text(labelling)}")
+                            + ": its classifier is kept (the same count), its output k now trained as this data "
+                              "set's k-th class")
         if source.get("imported"):
             say_pre_trained(f"pre_trained: {source['imported']}")
         padded = (source.get("model_args") or {}).get("padding")
         if padded and padded != cfg.padding:
             say_pre_trained(f"pre_trained: note: {pre_trained} was trained with padding {padded}, this run pads "
-                   f"{cfg.padding} (--padding {padded} keeps to its)")
+                            f"{cfg.padding} (--padding {padded} keeps to its)")
         recorded = source.get("config")  # a MindSpore file's or timm's records none
         theirs = ckpt_io.trained_normalisation(recorded, cfg.dataset, pre_trained) if recorded else None
         if theirs is not None and theirs != cfg.normalisation:
             say_pre_trained(f"pre_trained: note: {pre_trained} was trained on inputs normalised by "
-                   f"{normalisation_text(theirs)}, this run normalises by {normalisation_text(cfg.normalisation)} "
-                   f"(--mean and --std keep to its)")
+                            f"{normalisation_text(theirs)}, this run normalises by "
+                            f"{normalisation_text(cfg.normalisation)} (--mean and --std keep to its)")
     if cfg.qat:
         print0(f"qat: quantization-aware training: BatchNorm frozen at its running statistics and folded into the "
                f"convs, their weights rounded to int8 per channel{' (7-bit)' if cfg.qat_reduce_range else ''}, the "
