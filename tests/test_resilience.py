@@ -1305,6 +1305,35 @@ def test_d_unreadable_images_are_skipped_counted_and_past_the_limit_stop(image_f
         train.run(load_config(args))
 
 
+def test_d_a_run_stopped_by_the_limit_saves_where_it_stopped_and_goes_on_from_there(image_folder, tmp_path,
+                                                                                     capsys, one_thread):
+    """A small folder's run (the limit 0) stopped at its one bad file with nothing saved since the last epoch's
+    end of save_checkpoint_epochs (a helper's fine-tuning lost its epoch 1 this way). The state after the steps
+    done is saved first, and --resume auto with the limit raised ends where a run with that limit ends."""
+    good = jpeg_bytes(smooth_image(64, 64, 5))
+    (image_folder / "train" / "n02" / "truncated.JPEG").write_bytes(good[: len(good) // 2])
+    args = ["--dataset=imagenet2012", f"--dataset_path={image_folder}", "--class_num=2", "--image_size=32",
+            "--width_mult=0.25", "--batch_size=3", "--device_target=CPU", "--num_workers=0", "--epoch_size=2",
+            "--save_checkpoint_epochs=5", "--seed=2", "--lr_max=0.05", "--warmup_epochs=0"]
+    run = tmp_path / "run"
+    with pytest.warns(BadSampleWarning):
+        assert cli.main(["train", *args, f"--save_checkpoint_path={run}"]) == 1
+    err = capsys.readouterr().err
+    saved = [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(run))]
+    assert len(saved) == 1 and "1 image files could not be read, more than max_bad_samples 0" in err, err
+    epoch, step = (int(n) for n in saved[0][len("mobilenetv1-"):-len(".ckpt")].split("_"))
+    at = f"after step {step} of epoch {epoch}" if step < 6 else f"at the end of epoch {epoch}"
+    assert (f"the state {at} is saved as {run / saved[0]}: with the files fixed or --max_bad_samples raised, "
+            f"--resume auto continues from it") in err
+    with pytest.warns(BadSampleWarning):
+        resumed = train.run(load_config(args + [f"--save_checkpoint_path={run}", "--resume=auto",
+                                                "--max_bad_samples=1"]))
+        whole = train.run(load_config(args + [f"--save_checkpoint_path={tmp_path / 'whole'}", "--max_bad_samples=1"]))
+    assert resumed["resumed_from"] == str(run / saved[0])
+    for name, value in ckpt_io.model_state(ckpt_io.load_file(whole["checkpoint"])).items():
+        assert torch.equal(value, ckpt_io.model_state(ckpt_io.load_file(resumed["checkpoint"]))[name]), name
+
+
 def test_d_damaged_cifar_file_is_refused_at_start(cifar_dir, tmp_path, capsys):
     f = cifar_dir / CIFAR_TRAIN_FOLDER / "data_batch_2.bin"
     f.write_bytes(f.read_bytes()[:-100])

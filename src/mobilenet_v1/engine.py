@@ -212,7 +212,11 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
     batches = iter(loader)
     i = start_step
     while i < len(lrs):
-        group = list(itertools.islice(batches, accumulate))
+        try:
+            group = list(itertools.islice(batches, accumulate))
+        except ValueError as e:  # the loader's DataError (unreadable files past the limit): the steps done
+            e.steps_done = i  # type: ignore[attr-defined]  # (the caller may save them)
+            raise
         if len(group) < accumulate:
             break  # the loader's end: the batches of an incomplete step are not trained on
         stand_in = any(x.shape[0] < 2 for x, _ in group)

@@ -19,7 +19,7 @@ from .api import model_from_checkpoint
 from .batch_augment import BatchAugment
 from .config import (DATASET_PRESETS, NORMALISATION_KEYS, Config, ConfigError, channels_text, cifar_name, dump_yaml,
                      is_cifar, load_config, names_text, normalisation_text, to_dict)
-from .data import (DataOptions, UnsortedImagesError, balance_line, build_loader, held_out_record,
+from .data import (DataError, DataOptions, UnsortedImagesError, balance_line, build_loader, held_out_record,
                    imagenet_folder, sample_labels)
 from .ema import WeightAverage
 from .engine import (EpochResult, LossTally, evaluate, make_optimizer, make_scaler, nonfinite_note,
@@ -377,6 +377,31 @@ def job_losses(result: EpochResult, dist, device: torch.device) -> EpochResult:
     last, total, steps = dist.all_reduce_sum(torch.tensor(
         [result.last_loss, result.mean_loss * counted, counted], dtype=torch.float64), device).tolist()
     return dataclasses.replace(result, last_loss=last / dist.world_size, mean_loss=total / max(steps, 1.0))
+
+
+def saved_before_data_error(error: DataError, writer: "CheckpointWriter", epoch: int, start: Tuple[int, int],
+                            last_path: str, tally: LossTally, cfg: Config, dist, device: torch.device) -> DataError:
+    """The error a run of one process stops with when the loader passes the limit on unreadable files (its
+    ``steps_done`` of epoch ``epoch + 1``): the state after those steps saved first, unless the newest checkpoint
+    (``last_path``) already holds it or the run trained nothing since it started (at ``start``: epoch, step), so
+    that raising
+    --max_bad_samples (or fixing the files) and --resume auto goes on from there rather than from an epoch's
+    end that may lie epochs back. (A distributed run checks the job's files at its checkpoints and epochs' ends,
+    where every rank stops together, and writes none past the limit.)"""
+    done = getattr(error, "steps_done", None)
+    if not cfg.save_checkpoint or dist.enabled or done is None or (epoch, done) <= start:
+        return error
+    at = f"after step {done} of epoch {epoch + 1}" if done else f"at the end of epoch {epoch}"
+    name = (ckpt_io.checkpoint_name(epoch + 1, done) if done else
+            ckpt_io.checkpoint_name(epoch, writer.steps_per_epoch))
+    if os.path.basename(last_path) == name:
+        return error
+    try:
+        path = writer.save(epoch, done, extra={"epoch_loss": job_tally(tally, dist, device)} if done else None)
+    except (OSError, ValueError) as e:  # the data's error is the one to report; this one is said beside it
+        return DataError(f"{error}\n(the state {at} could not be saved: {e})")
+    return DataError(f"{error}\nthe state {at} is saved as {path}: with the files fixed or --max_bad_samples "
+                     f"raised, --resume auto continues from it")
 
 
 def job_tally(tally: LossTally, dist, device: torch.device) -> Dict[str, Any]:
@@ -1445,12 +1470,16 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             def seed_of(i: int, epoch: int = epoch) -> int:
                 return step_seed(cfg.seed, dist.rank, steps.at(epoch, i))
 
-            result = train_one_epoch(step_model, loader, criterion, optimizer, scaler, lrs, device, precision,
-                                     on_step=on_step, start_step=first, guard=guard, ema=ema,
-                                     accumulate=cfg.grad_accum_steps,
-                                     augment=functools.partial(augment, epoch) if augment.enabled else None,
-                                     clip_grad_norm=cfg.clip_grad_norm, stop=stop, distill=distill,
-                                     step_seed=seed_of if cfg.drop_rate else None, tally=tally)
+            try:
+                result = train_one_epoch(step_model, loader, criterion, optimizer, scaler, lrs, device, precision,
+                                         on_step=on_step, start_step=first, guard=guard, ema=ema,
+                                         accumulate=cfg.grad_accum_steps,
+                                         augment=functools.partial(augment, epoch) if augment.enabled else None,
+                                         clip_grad_norm=cfg.clip_grad_norm, stop=stop, distill=distill,
+                                         step_seed=seed_of if cfg.drop_rate else None, tally=tally)
+            except DataError as e:
+                raise saved_before_data_error(e, writer, epoch, (start_epoch, start_step), last_path, tally, cfg,
+                                              dist, device) from None
             if result.stopped_after is not None and result.stopped_after < steps_per_epoch:
                 guard.sync()  # raises alike on every rank, before rank 0 would save
                 dist.sync_buffers(model)  # as at an epoch's end: every rank holds what rank 0 saves
