@@ -124,6 +124,9 @@ def test_load_model_convert_and_export_take_the_average_unless_told(ema_run, tmp
         assert cli.main(["predict", str(tmp_path / "x.png"), "--ckpt_file", path, "--json", "--use_ema", flag]) == 0
         printed = capsys.readouterr()
         assert json.loads(printed.out)["weights"] == weights and "weights: the " in printed.err
+    for name, weights in (("avg.pt", "ema"), ("raw.pt", "")):  # convert's files: the one it took the average into
+        assert cli.main(["predict", str(tmp_path / "x.png"), "--ckpt_file", str(tmp_path / name), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out).get("weights", "") == weights, name
     # A damaged average is named as such, and the trained weights beside it still load.
     damaged = dict(ck, ema=dict(ck["ema"], model=dict(ck["ema"]["model"], **{"fc.bias": ck["model"]["fc.bias"] * float("nan")})))
     ckpt_io.atomic_save(damaged, str(tmp_path / "damaged.ckpt"))
