@@ -206,6 +206,16 @@ def test_a_launcher_setting_world_size_alone_breaks_nothing(monkeypatch, capsys)
     monkeypatch.setenv("RANK", "1")
     assert cli.main(["convert", "nowhere.pt", "x.pt"]) == 1
     assert "mobilenet-v1 convert (rank 1): error: checkpoint nowhere.pt: no such file" in capsys.readouterr().err
+    # An option every process refuses alike is said once a machine (16 GPUs printed it 16 times): by local rank
+    # 0; the others exit 1 without a word. An error of one process's own (its file) each says.
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert cli.main(["train", "--lr", "0.1"]) == 1 and capsys.readouterr().err == ""
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert cli.main(["train", "--lr", "0.1"]) == 1
+    assert capsys.readouterr().err.startswith("mobilenet-v1 train (rank 1): error: option --lr: unknown key 'lr'")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert cli.main(["convert", "nowhere.pt", "x.pt"]) == 1
+    assert "mobilenet-v1 convert (rank 1): error: checkpoint nowhere.pt: no such file" in capsys.readouterr().err
 
 
 def test_running_out_of_memory_is_one_line_and_other_errors_still_surface(monkeypatch, capsys):
