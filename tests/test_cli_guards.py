@@ -12,6 +12,7 @@ from PIL import Image
 from conftest import jpeg_bytes, smooth_image
 from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import cli, export
+from mobilenet_v1.config import ConfigError
 from mobilenet_v1.data import BadSampleWarning
 from mobilenet_v1.model import MobileNetV1
 
@@ -216,6 +217,14 @@ def test_a_launcher_setting_world_size_alone_breaks_nothing(monkeypatch, capsys)
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert cli.main(["convert", "nowhere.pt", "x.pt"]) == 1
     assert "mobilenet-v1 convert (rank 1): error: checkpoint nowhere.pt: no such file" in capsys.readouterr().err
+
+    def teacher_fails_here(argv):  # a ConfigError of this process's own (its GPU), not of the options
+        raise ConfigError("teacher t.pt2: it cannot run on this device")
+
+    monkeypatch.setitem(cli.COMMANDS, "train", teacher_fails_here)
+    assert cli.main(["train"]) == 1
+    assert capsys.readouterr().err == ("mobilenet-v1 train (rank 1): error: teacher t.pt2: it cannot run on this "
+                                       "device\n")
 
 
 def test_running_out_of_memory_is_one_line_and_other_errors_still_surface(monkeypatch, capsys):

@@ -1334,6 +1334,25 @@ def test_d_a_run_stopped_by_the_limit_saves_where_it_stopped_and_goes_on_from_th
         assert torch.equal(value, ckpt_io.model_state(ckpt_io.load_file(resumed["checkpoint"]))[name]), name
 
 
+def test_d_the_limit_passed_in_an_epochs_leftover_batches_counts_every_step_done(one_thread):
+    """With grad_accum_steps 2, the 5th of 5 batches is read after the epoch's 2 steps and trained on by none:
+    the limit passed there said no step (nothing was saved), where every step of the epoch had trained."""
+    class StopsAt(Batches):
+        def __iter__(self):
+            yield from self.batches[:-1]
+            raise DataError("1 image files could not be read, more than max_bad_samples 0")
+
+    model = MobileNetV1(class_num=4, width_mult=0.25)
+    optimizer = make_optimizer(model, 0.05, 0.9, 1e-4, torch.device("cpu"))
+    ok = (torch.randn(4, 3, 32, 32), torch.zeros(4, dtype=torch.long))
+    args = (torch.nn.CrossEntropyLoss(), optimizer, make_scaler("fp32", torch.device("cpu"), 1.0), [0.01] * 2,
+            torch.device("cpu"), "fp32")
+    for batches, done in (([ok] * 5, 2), ([ok] * 3, 1)):  # in the leftover batch; while reading step 2's
+        with pytest.raises(DataError) as e:
+            train_one_epoch(model, StopsAt(batches), *args, accumulate=2)
+        assert e.value.steps_done == done
+
+
 def test_d_damaged_cifar_file_is_refused_at_start(cifar_dir, tmp_path, capsys):
     f = cifar_dir / CIFAR_TRAIN_FOLDER / "data_batch_2.bin"
     f.write_bytes(f.read_bytes()[:-100])

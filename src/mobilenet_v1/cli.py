@@ -428,11 +428,11 @@ def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) ->
         # A fault of the code: its traceback; a reader of the command line's output gone: main's (no error).
         if line is None or (isinstance(e, BrokenPipeError) and argv_given is None):
             raise
-        from .config import ConfigError
+        from .config import OptionError
 
         # Options refused alike by every process of a torchrun job (the same command line): said once a machine,
-        # by its local rank 0, not once a GPU.
-        if not (isinstance(e, ConfigError) and rank_label() and os.environ.get("LOCAL_RANK", "0") != "0"):
+        # by its local rank 0, not once a GPU. (Other errors, a teacher that fails on one GPU, each process says.)
+        if not (isinstance(e, OptionError) and rank_label() and os.environ.get("LOCAL_RANK", "0") != "0"):
             print(line, file=sys.stderr)
         return 1
     finally:

@@ -468,6 +468,11 @@ class ConfigError(ValueError):
     """A configuration file or option that cannot be used; the message names it."""
 
 
+class OptionError(ConfigError):
+    """A ConfigError of the options and configuration files themselves (this module's), which every process of
+    a torchrun job, given the same command line, raises alike (cli says it once a machine)."""
+
+
 def _field_types() -> Dict[str, type]:
     return {f.name: type(f.default) for f in fields(Config)}
 
@@ -478,7 +483,7 @@ def _parse_bool(text: str, key: str) -> bool:
         return True
     if low in ("false", "0", "no", "off"):
         return False
-    raise ConfigError(f"option --{key}: expected True or False, got {text!r}")
+    raise OptionError(f"option --{key}: expected True or False, got {text!r}")
 
 
 def bool_option(text: str) -> bool:
@@ -512,11 +517,11 @@ TIMM_NAMES = {"epochs": "epoch_size", "lr": "lr_max", "num_classes": "class_num"
               "workers": "num_workers", "checkpoint_hist": "keep_checkpoint_max", "hflip": "random_flip, on or off"}
 
 
-def unknown_key(key: str, source: str) -> ConfigError:
+def unknown_key(key: str, source: str) -> OptionError:
     other = SEED_README_NAMES.get(key)
     hint = (f" (a name from the seed's README: here it is {other})" if other else
             f" (timm's name: here it is {TIMM_NAMES[key]})" if key in TIMM_NAMES else "")
-    return ConfigError(f"{source}: unknown key {key!r}{hint}")
+    return OptionError(f"{source}: unknown key {key!r}{hint}")
 
 
 def channel_values(key: str, value: Any, source: str) -> str:
@@ -539,14 +544,14 @@ def channel_values(key: str, value: Any, source: str) -> str:
         elif isinstance(v, str) and NUMBER.fullmatch(v):
             numbers.append(float(v))
     if len(numbers) != len(items) or len(numbers) not in (1, 3) or not all(map(math.isfinite, numbers)):
-        raise ConfigError(f"{source}: {key} must be three numbers (R,G,B) or one for every channel, got {value!r}")
+        raise OptionError(f"{source}: {key} must be three numbers (R,G,B) or one for every channel, got {value!r}")
     numbers = numbers * 3 if len(numbers) == 1 else numbers
     low = 0.0 if key == "mean" else math.ulp(0.0)
     bad = [v for v in numbers if not low <= v <= 1]
     if bad:
         scale = " (the 0-255 scale? divide by 255)" if any(v > 1 for v in bad) else ""
         what = "in [0, 1]" if key == "mean" else "in (0, 1]"
-        raise ConfigError(f"{source}: {key} {', '.join(f'{v:g}' for v in numbers)}: each value must be {what}, on "
+        raise OptionError(f"{source}: {key} {', '.join(f'{v:g}' for v in numbers)}: each value must be {what}, on "
                           f"the [0, 1] pixel scale{scale}")
     return ",".join(repr(v) for v in numbers)
 
@@ -631,7 +636,7 @@ def coerce(key: str, value: Any, source: str) -> Any:
     want = types[key]
     if value is None and (want is not str or "" not in CHOICES.get(key, ("",))):
         wanted = f"one of {list(CHOICES[key])}" if key in CHOICES else f"a value ({want.__name__})"
-        raise ConfigError(f"{source}: {key} is empty (a YAML null: `{key}:` with nothing after it); leave the key out "
+        raise OptionError(f"{source}: {key} is empty (a YAML null: `{key}:` with nothing after it); leave the key out "
                           f"for its default, or give {wanted}")
     try:
         if want is bool:
@@ -655,7 +660,7 @@ def coerce(key: str, value: Any, source: str) -> Any:
             return ""
         return str(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{source}: {key} must be {want.__name__}, got {value!r}") from None
+        raise OptionError(f"{source}: {key} must be {want.__name__}, got {value!r}") from None
 
 
 class _OnceEach(yaml.SafeLoader):
@@ -669,7 +674,7 @@ class _OnceEach(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             if isinstance(key, str) and key in seen:
-                raise ConfigError(f"{key} is set twice, on lines {seen[key]} and {line}: keep one")
+                raise OptionError(f"{key} is set twice, on lines {seen[key]} and {line}: keep one")
             if isinstance(key, str):
                 seen[key] = line
         return super().construct_mapping(node, deep)
@@ -684,23 +689,23 @@ def read_yaml(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
         with open(path, "r", encoding="utf-8") as f:
             docs = [d for d in yaml.load_all(f, Loader=_OnceEach)]
     except ConfigError as e:
-        raise ConfigError(f"config file {path}: {e}") from None
+        raise OptionError(f"config file {path}: {e}") from None
     except OSError as e:
-        raise ConfigError(f"config file {path}: {e.strerror or e}") from None
+        raise OptionError(f"config file {path}: {e.strerror or e}") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path}: not valid YAML: {e}") from None
+        raise OptionError(f"config file {path}: not valid YAML: {e}") from None
     except UnicodeDecodeError as e:
-        raise ConfigError(f"config file {path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+        raise OptionError(f"config file {path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
     docs = [d for d in docs if d is not None]
     if not docs:
         return {}, {}
     if not all(isinstance(d, dict) for d in docs):
-        raise ConfigError(f"config file {path}: each YAML document must be a mapping of key: value")
+        raise OptionError(f"config file {path}: each YAML document must be a mapping of key: value")
     values = docs[0]
     helps = docs[1] if len(docs) >= 2 else {}
     given = [k for k, v in helps.items() if not isinstance(v, str)]
     if given:  # a second document of values (after a `---`) would be read as help texts, and left unused
-        raise ConfigError(f"config file {path}: its second YAML document (after `---`) is read as the seed's help "
+        raise OptionError(f"config file {path}: its second YAML document (after `---`) is read as the seed's help "
                           f"texts (a line of text a key), and it gives {', '.join(map(str, given[:4]))} a value: put "
                           f"every value in the first document")
     choices = docs[2] if len(docs) >= 3 else {}
@@ -711,7 +716,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     """Refuse values no run can use; each message names where the value came from (``origin(key)``:
     the option, the config file or the default)."""
     def fail(key: str, what: str) -> None:
-        raise ConfigError(f"{origin(key)}: {what}")
+        raise OptionError(f"{origin(key)}: {what}")
 
     for key, allowed in list(CHOICES.items()) + list(extra_choices.items()):
         if not hasattr(cfg, key) or not isinstance(allowed, (list, tuple)):
@@ -947,7 +952,7 @@ def parse_overrides(argv: Sequence[str]) -> List[Tuple[str, str]]:
                 raise unknown_key(last, f"option {argv[i - 2]}")  # timm's --input_size 3 224 224: the key first
             several = (pairs and pairs[-1][0] in NORMALISATION_KEYS and i >= 1 and not argv[i - 1].startswith("--")
                        and all(NUMBER.fullmatch(v) for v in (arg, pairs[-1][1])))
-            raise ConfigError(f"unexpected argument {arg!r}: options are --key=value or --key value"
+            raise OptionError(f"unexpected argument {arg!r}: options are --key=value or --key value"
                               + (f" (several values in one: --{pairs[-1][0]} {pairs[-1][1]},{arg},...)"
                                  if several else ""))
         body = arg[2:]
@@ -958,7 +963,7 @@ def parse_overrides(argv: Sequence[str]) -> List[Tuple[str, str]]:
                 key = body.replace("-", "_")
                 if key not in _field_types() and key not in SEED_IGNORED_KEYS and key != "config_path":
                     raise unknown_key(key, f"option --{body}")  # not a key that wants a value
-                raise ConfigError(f"option --{body} needs a value")
+                raise OptionError(f"option --{body} needs a value")
             key, value = body, argv[i + 1]
             i += 1
         pairs.append((key.replace("-", "_"), value))
@@ -1018,7 +1023,7 @@ def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] =
         dataset = (dataset_of({**file_values, **dict(overrides)}) if dataset_of else None) or "cifar10"
     if dataset not in DATASETS:
         where = "option --dataset" if any(key == "dataset" for key, _ in overrides) else f"config file {config_path}"
-        raise ConfigError(f"{where}: dataset={dataset!r} is not one of {list(DATASETS)}")
+        raise OptionError(f"{where}: dataset={dataset!r} is not one of {list(DATASETS)}")
 
     values: Dict[str, Any] = {**DATASET_PRESETS[dataset], "dataset": dataset}
     for key, value in file_values.items():
@@ -1048,7 +1053,7 @@ def _check_ignored(ignored: Dict[str, Any], file_choices: Dict[str, Any], config
     for key, value in ignored.items():
         allowed = file_choices.get(key)
         if isinstance(allowed, (list, tuple)) and str(value) not in [str(a) for a in allowed]:
-            raise ConfigError(f"config file {config_path}: {key}={value!r} is not one of {list(allowed)}")
+            raise OptionError(f"config file {config_path}: {key}={value!r} is not one of {list(allowed)}")
     if ignored and int(os.environ.get("RANK", "0")) == 0:
         # stderr: lr-schedule writes its table to stdout.
         print(f"ignored seed keys with no meaning here: {', '.join(ignored)}", file=sys.stderr, flush=True)

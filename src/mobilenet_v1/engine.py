@@ -292,8 +292,12 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
     # The batches after the last whole step (fewer than ``accumulate``) are read and dropped, and the
     # loader asked past its end, rather than left: the GPU pipeline's thread would go on reading from
     # the loader's persistent workers while the next epoch starts over them. (A stopped run starts none.)
-    for _ in itertools.islice(batches, accumulate if stopped_after is None else 0):
-        pass
+    try:
+        for _ in itertools.islice(batches, accumulate if stopped_after is None else 0):
+            pass
+    except ValueError as e:  # the limit on unreadable files passed in batches no step trains on: every step done
+        e.steps_done = i  # type: ignore[attr-defined]
+        raise
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start

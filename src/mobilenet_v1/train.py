@@ -391,17 +391,21 @@ def saved_before_data_error(error: DataError, writer: "CheckpointWriter", epoch:
     done = getattr(error, "steps_done", None)
     if not cfg.save_checkpoint or dist.enabled or done is None or (epoch, done) <= start:
         return error
-    at = f"after step {done} of epoch {epoch + 1}" if done else f"at the end of epoch {epoch}"
-    name = (ckpt_io.checkpoint_name(epoch + 1, done) if done else
-            ckpt_io.checkpoint_name(epoch, writer.steps_per_epoch))
-    if os.path.basename(last_path) == name:
-        return error
+    spe = writer.steps_per_epoch
+    if done >= spe:  # every step of the epoch trained (the limit passed in its leftover batches): its end,
+        epoch, done = epoch + 1, 0  # saved before its evaluation
+    at = (f"after step {done} of epoch {epoch + 1}" if done else f"at the end of epoch {epoch}"
+          + (" (before its evaluation)" if cfg.eval_interval and (epoch % cfg.eval_interval == 0
+                                                                   or epoch == cfg.epoch_size) else ""))
+    name = ckpt_io.checkpoint_name(epoch + 1, done) if done else ckpt_io.checkpoint_name(epoch, spe)
+    then = "with the files fixed or --max_bad_samples raised, --resume auto continues from it"
+    if os.path.basename(last_path) == name:  # saved there already (save_checkpoint_steps, an epoch's end)
+        return DataError(f"{error}\nthe state {at} is the newest checkpoint, {last_path}: {then}")
     try:
         path = writer.save(epoch, done, extra={"epoch_loss": job_tally(tally, dist, device)} if done else None)
     except (OSError, ValueError) as e:  # the data's error is the one to report; this one is said beside it
         return DataError(f"{error}\n(the state {at} could not be saved: {e})")
-    return DataError(f"{error}\nthe state {at} is saved as {path}: with the files fixed or --max_bad_samples "
-                     f"raised, --resume auto continues from it")
+    return DataError(f"{error}\nthe state {at} is saved as {path}: {then}")
 
 
 def job_tally(tally: LossTally, dist, device: torch.device) -> Dict[str, Any]:
