@@ -384,10 +384,9 @@ def saved_before_data_error(error: DataError, writer: "CheckpointWriter", epoch:
     """The error a run of one process stops with when the loader passes the limit on unreadable files (its
     ``steps_done`` of epoch ``epoch + 1``): the state after those steps saved first, unless the newest checkpoint
     (``last_path``) already holds it or the run trained nothing since it started (at ``start``: epoch, step), so
-    that raising
-    --max_bad_samples (or fixing the files) and --resume auto goes on from there rather than from an epoch's
-    end that may lie epochs back. (A distributed run checks the job's files at its checkpoints and epochs' ends,
-    where every rank stops together, and writes none past the limit.)"""
+    that raising --max_bad_samples (or fixing the files) and --resume auto goes on from there rather than from
+    an epoch's end that may lie epochs back. (A distributed run checks the job's files at its checkpoints and
+    epochs' ends, where every rank stops together, and writes none past the limit.)"""
     done = getattr(error, "steps_done", None)
     if not cfg.save_checkpoint or dist.enabled or done is None or (epoch, done) <= start:
         return error
