@@ -452,10 +452,13 @@ class RunLock:
 def move_checkpoints_aside(folder: str) -> str:
     """Move the training checkpoints in ``folder`` (numbered, best and the best epochs') into a new sub-folder
     ``earlier-run-N`` (N the first free number) and return its path; "" when there are none."""
+    return _move_aside(folder, training_files(folder))
+
+
+def training_files(folder: str) -> List[str]:
+    """The names of the training checkpoints in ``folder``: numbered, the best epochs' and the best one."""
     names = [os.path.basename(p) for _, p in list_checkpoints(folder) + list_top(folder)]
-    if os.path.isfile(os.path.join(folder, BEST_NAME)):
-        names.append(BEST_NAME)
-    return _move_aside(folder, names)
+    return names + ([BEST_NAME] if os.path.isfile(os.path.join(folder, BEST_NAME)) else [])
 
 
 # What a run leaves in its folder besides checkpoints, set aside with them from the folder of the other layout
@@ -483,16 +486,11 @@ def move_other_layout_aside(base: str, own: str) -> str:
         if not held:
             return ""
         RunLock(sub).release()  # a run of one process given ckpt_0/ as its folder may be training there
-        n = 1
-        while os.path.exists(os.path.join(base, f"earlier-run-{n}")):
-            n += 1
-        aside = os.path.join(base, f"earlier-run-{n}")
+        aside = _free_aside(base)
         os.replace(sub, aside)
         fsync_dir(base)
         return aside
-    names = [os.path.basename(p) for _, p in list_checkpoints(base) + list_top(base)]
-    if os.path.isfile(os.path.join(base, BEST_NAME)):
-        names.append(BEST_NAME)
+    names = training_files(base)
     if not names and not os.path.exists(os.path.join(base, RUN_CONFIG)):
         return ""
     records = [name for name in RUN_RECORDS if os.path.isfile(os.path.join(base, name))]
@@ -543,16 +541,21 @@ def move_superseded(folder: str, epoch: int, in_epoch: int, steps_per_epoch: int
 def _move_aside(folder: str, names: List[str]) -> str:
     if not names:
         return ""
-    n = 1
-    while os.path.exists(os.path.join(folder, f"earlier-run-{n}")):
-        n += 1
-    aside = os.path.join(folder, f"earlier-run-{n}")
+    aside = _free_aside(folder)
     os.mkdir(aside)
     for name in names:
         os.replace(os.path.join(folder, name), os.path.join(aside, name))
     fsync_dir(aside)
     fsync_dir(folder)
     return aside
+
+
+def _free_aside(folder: str) -> str:
+    """``folder/earlier-run-N``, N the first number not taken."""
+    n = 1
+    while os.path.exists(os.path.join(folder, f"earlier-run-{n}")):
+        n += 1
+    return os.path.join(folder, f"earlier-run-{n}")
 
 
 def prune_checkpoints(folder: str, keep: int, spare: str = "") -> List[str]:

@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch.distributed.rendezvous import rendezvous
 from torch import nn
 
-from .checkpoint import DISTRIBUTED_SUBFOLDER, RUN_CONFIG, list_checkpoints, unwrap
+from .checkpoint import DISTRIBUTED_SUBFOLDER, RUN_CONFIG, list_checkpoints, other_layout_folder, unwrap
 from .runtime import print0
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -102,7 +102,7 @@ class Context:
         its own folder and stopped before its first checkpoint is not sent to another run's.)"""
         own = os.path.join(base, DISTRIBUTED_SUBFOLDER) if self.enabled else base
         if continuing:
-            other = base if self.enabled else os.path.join(base, DISTRIBUTED_SUBFOLDER)
+            other = other_layout_folder(base, own)
             started = list_checkpoints(own) or os.path.exists(os.path.join(own, RUN_CONFIG))
             if not started and list_checkpoints(other):
                 return other

@@ -379,6 +379,11 @@ def job_losses(result: EpochResult, dist, device: torch.device) -> EpochResult:
     return dataclasses.replace(result, last_loss=last / dist.world_size, mean_loss=total / max(steps, 1.0))
 
 
+def evaluates_after(cfg: Config, epoch: int) -> bool:
+    """Whether the run evaluates after epoch ``epoch`` (1-based): every ``eval_interval`` epochs, and after the last."""
+    return bool(cfg.eval_interval) and (epoch % cfg.eval_interval == 0 or epoch == cfg.epoch_size)
+
+
 def saved_before_data_error(error: DataError, writer: "CheckpointWriter", epoch: int, start: Tuple[int, int],
                             last_path: str, tally: LossTally, cfg: Config, dist, device: torch.device) -> DataError:
     """The error a run of one process stops with when the loader passes the limit on unreadable files (its
@@ -394,8 +399,7 @@ def saved_before_data_error(error: DataError, writer: "CheckpointWriter", epoch:
     if done >= spe:  # every step of the epoch trained (the limit passed in its leftover batches): its end,
         epoch, done = epoch + 1, 0  # saved before its evaluation
     at = (f"after step {done} of epoch {epoch + 1}" if done else f"at the end of epoch {epoch}"
-          + (" (before its evaluation)" if cfg.eval_interval and (epoch % cfg.eval_interval == 0
-                                                                   or epoch == cfg.epoch_size) else ""))
+          + (" (before its evaluation)" if evaluates_after(cfg, epoch) else ""))
     name = ckpt_io.checkpoint_name(epoch + 1, done) if done else ckpt_io.checkpoint_name(epoch, spe)
     then = "with the files fixed or --max_bad_samples raised, --resume auto continues from it"
     if os.path.basename(last_path) == name:  # saved there already (save_checkpoint_steps, an epoch's end)
@@ -1512,7 +1516,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             done = epoch + 1
             accuracy = None
             stopping = stopper.agree_now()  # evaluation could outlast a preemption's notice: not when stopping
-            if not stopping and eval_loader is not None and (done % cfg.eval_interval == 0 or done == cfg.epoch_size):
+            if not stopping and eval_loader is not None and evaluates_after(cfg, done):
                 # A signal during the evaluation ends it at the batch under way (the watchdog would end the
                 # process after its grace, before the epoch's checkpoint); the epoch stops as if signalled
                 # before it, its evaluation left out.
@@ -1557,7 +1561,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                                         or stopping or stopped_early):
                 last_path = writer.save(done, 0)
             if stopping:
-                left_out = eval_loader is not None and (done % cfg.eval_interval == 0 or done == cfg.epoch_size)
+                left_out = eval_loader is not None and evaluates_after(cfg, done)
                 stopped_at = f"the end of epoch {done}" + (" (its evaluation left out)" if left_out else "")
                 break
             if stopped_early:
