@@ -215,16 +215,18 @@ def test_keep_best_max_keeps_the_best_epochs_and_average_best_takes_them(cifar_d
     run = tmp_path / "run"
     args = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU", "--num_workers=0",
             "--warmup_epochs=0", "--lr_max=0.05", f"--dataset_path={cifar_dir}", "--class_num=4",
-            "--eval_interval=1", "--keep_checkpoint_max=2", "--save_checkpoint_epochs=1",
+            "--eval_interval=1", "--keep_checkpoint_max=1", "--save_checkpoint_epochs=1",
             f"--save_checkpoint_path={run}"]
     train.run(load_config(args + ["--epoch_size=5", "--keep_best_max=2"]))
+    # 1 is raised to 2 (a resume falls back to the one before a damaged newest), and said.
+    assert "note: keep_checkpoint_max 1: 2 are kept, the newest and the one before it" in capsys.readouterr().out
     tops = {r["epoch"]: r["top_1"] for r in read_metrics(str(run))["epochs"]}
     want = sorted(tops, key=lambda e: (-tops[e], e))[:2]
     assert sorted(e for e, _ in ckpt_io.list_top(str(run))) == sorted(want) and len(tops) == 5
     for e, path in ckpt_io.list_top(str(run)):
         saved = ckpt_io.load_file(path)
         assert saved["epoch"] == e and saved["metrics"]["top_1"] == tops[e]
-    assert len(ckpt_io.list_checkpoints(str(run))) == 2  # the numbered ones pruned as before
+    assert len(ckpt_io.list_checkpoints(str(run))) == 2  # the numbered ones pruned, to 2
     out = tmp_path / "best2.pt"
     assert cli.main(["average", str(run), "--best", "2", "--out", str(out)]) == 0
     ranked = sorted(ckpt_io.list_top(str(run)), key=lambda item: (-tops[item[0]], item[0]))

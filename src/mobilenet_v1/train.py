@@ -1080,6 +1080,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                f"are whole 32x32 images resized to image_size {cfg.image_size}, not the random-resized crops that "
                f"make a larger evaluation size pay off for image folders; its evaluations resize them to "
                f"{cfg.eval_image_size}")
+    if cfg.save_checkpoint and cfg.keep_checkpoint_max < 2:
+        print0(f"note: keep_checkpoint_max {cfg.keep_checkpoint_max}: 2 are kept, the newest and the one before it, "
+               "which a resume falls back to if the newest cannot be read")
     if dist.enabled:
         print0(dist.describe(cfg.batch_size, cfg.grad_accum_steps))
     if out_dir != dist.checkpoint_dir(cfg.save_checkpoint_path):
