@@ -90,6 +90,16 @@ def test_no_command_writes_over_a_training_checkpoint(tmp_path, cifar_dir, capsy
         assert cli.main(argv) == 1, argv
         assert f"{option} {said}" in capsys.readouterr().err, argv
     assert digest(resumable) == before and ckpt_io.holds_training_state(resumable)
+    # A new file under a run's checkpoint name in the run's folder: eval, info and average --last of the folder
+    # would take it (a copy of epoch 2's weights named epoch 9) for the run's newest. Elsewhere it is a name.
+    for argv, name in ((["convert", ckpt, str(run / "mobilenetv1-9_4.ckpt")], "DST"),
+                       (["average", ckpt, other, "--out", str(run / ckpt_io.BEST_NAME)], "--out"),
+                       (["recalibrate-bn", ckpt, "--dataset_path", str(cifar_dir), "--out",
+                         str(run / "mobilenetv1-top-3.ckpt")], "--out")):
+        assert cli.main(argv) == 1, argv
+        assert f"{name} {argv[-1]}: a run's checkpoint name in {run}, which holds a run" in capsys.readouterr().err
+    assert os.listdir(run) == ["mobilenetv1-2_4.ckpt"]
+    assert cli.main(["convert", ckpt, str(tmp_path / "mobilenetv1-9_4.ckpt")]) == 0
     weights = tmp_path / "weights.pt"
     assert cli.main(["convert", ckpt, str(weights)]) == 0 and cli.main(["convert", ckpt, str(weights)]) == 0
     assert not ckpt_io.holds_training_state(str(weights)) and not ckpt_io.holds_training_state(ckpt)

@@ -245,6 +245,10 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
         raise ValueError(f"{option} {path}: is a training checkpoint (a run's weights, optimizer and progress, which "
                          f"train --resume continues from), not overwritten; write to another file, or remove it "
                          f"first")
+    if is_run_checkpoint_name(path) and holds_run(os.path.dirname(os.path.abspath(path))):
+        raise ValueError(f"{option} {path}: a run's checkpoint name in {os.path.dirname(path) or '.'}, which holds a "
+                         f"run: eval, info, export and average --last of that folder would take it for one of the "
+                         f"run's; give it another name")
 
 
 def holds_training_state(path: str) -> bool:
@@ -453,6 +457,18 @@ def move_checkpoints_aside(folder: str) -> str:
     """Move the training checkpoints in ``folder`` (numbered, best and the best epochs') into a new sub-folder
     ``earlier-run-N`` (N the first free number) and return its path; "" when there are none."""
     return _move_aside(folder, training_files(folder))
+
+
+def is_run_checkpoint_name(path: str) -> bool:
+    """Whether ``path``'s file name is one a run gives its checkpoints (numbered, a best epoch's, the best),
+    which eval, info, average --last and train --resume take for the run's own in a run folder."""
+    name = os.path.basename(path)
+    return bool(_NAME_RE.match(name) or _TOP_RE.match(name)) or name == BEST_NAME
+
+
+def holds_run(folder: str) -> bool:
+    """Whether ``folder`` holds a run: its training checkpoints or its records."""
+    return bool(training_files(folder)) or any(os.path.isfile(os.path.join(folder, r)) for r in RUN_RECORDS)
 
 
 def training_files(folder: str) -> List[str]:
