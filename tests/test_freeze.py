@@ -168,9 +168,10 @@ def test_bn_momentum_reaches_every_batchnorm_and_a_mindspore_reading_is_said(cif
     assert "bn_momentum 0.1; continuing with this run's bn_momentum 0.9" in line
     capsys.readouterr()
     train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", "--bn_momentum=0.9",
-                                   f"--save_checkpoint_path={tmp_path / 'run'}"]))
+                                   "--lr_per_epoch=True", f"--save_checkpoint_path={tmp_path / 'run'}"]))
     assert "bn_momentum 0.9: each training batch's statistics make 90% of BatchNorm's" in capsys.readouterr().out
     from mobilenet_v1 import cli
 
     assert cli.main(["info", str(tmp_path / "run")]) == 0  # the run's own, in its recipe
-    assert ", bn_momentum 0.9" in [line for line in capsys.readouterr().out.splitlines() if "recipe:" in line][0]
+    recipe = [line for line in capsys.readouterr().out.splitlines() if "recipe:" in line][0]
+    assert ", bn_momentum 0.9" in recipe and ", lr_per_epoch True, " in recipe  # the rate set once an epoch

@@ -176,7 +176,7 @@ def test_fine_tuning_keeps_batchnorm_and_export_writes_the_int8_model_it_trained
     assert OnnxModel(out + "_image.onnx").image_input and top1(out + "_image.onnx") == deployed
 
 
-def test_a_quantization_aware_run_resumes_with_its_ranges(digits, tmp_path):
+def test_a_quantization_aware_run_resumes_with_its_ranges(digits, tmp_path, capsys):
     folder = tmp_path / "qat"
     first = train.run(load_config(digits["qat_args"] + [f"--save_checkpoint_path={folder}"]))
     ranges = ckpt_io.load_file(first["checkpoint"])["model"]["quant.ranges"]
@@ -200,6 +200,10 @@ def test_a_quantization_aware_run_resumes_with_its_ranges(digits, tmp_path):
     assert int(fixed["model"]["quant.observed"]) == 2 * spe
     assert not torch.equal(fixed["model"]["network.3.0.weight"], resumed["model"]["network.3.0.weight"])
     assert load_model(third["checkpoint"]).quant.frozen is False  # a loaded model rounds as before, its ranges kept
+    capsys.readouterr()
+    assert cli.main(["info", third["checkpoint"]]) == 0
+    assert ("quantization-aware (INT8 simulated), its activation ranges fixed after epoch 2 (qat_range_epochs)"
+            in capsys.readouterr().out)
     # Nothing to resume: the run needs what it would start from, and says so.
     with pytest.raises(ValueError, match="found no checkpoint in .*empty to continue, and no --pre_trained"):
         train.run(load_config(unfed + [f"--save_checkpoint_path={tmp_path / 'empty'}", "--resume=auto"]))

@@ -173,6 +173,8 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
         per_step = _count(ckpt.get("samples_per_step"))  # the job's: processes x batch_size x grad_accum_steps
         if per_step and "batch_size" in training and per_step != training["batch_size"]:
             training["samples_per_step"] = per_step
+        if config.get("lr_per_epoch") is True:  # the rate changed once an epoch, not every step
+            training["lr_per_epoch"] = True
         balance = _number(config.get("class_balance"))
         if balance and 0 < balance <= 1:
             training["class_balance"] = balance
@@ -210,14 +212,17 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
     if isinstance(averaged, dict) and _names(averaged.get("sources")):
         out["averaged"] = {"sources": averaged["sources"],
                            "weights": averaged["weights"] if _names(averaged.get("weights")) else []}
-    taken = ckpt.get("taken_average")  # convert's record: these weights are a run's moving average
+    taken = ckpt.get("taken_average")  # convert's or recalibrate-bn's record: the weights are a run's moving average
     if isinstance(taken, dict) and _text(taken.get("source")):
         out["taken_average"] = {"source": taken["source"], "decay": _number(taken.get("ema_decay")),
-                                "updates": _count(taken.get("updates"))}
+                                "updates": _count(taken.get("updates")), "by": _text(taken.get("by")) or "convert"}
     ema = ckpt["ema"] if ckpt_io.ema_state(ckpt) is not None else None
     out["weight_average"] = {"decay": _number(ema.get("decay")), "updates": _count(ema.get("updates"))} \
         if ema else None
     out["quantization_aware"] = model.quant is not None
+    ranges = _count(config.get("qat_range_epochs"))  # the epochs whose batches moved the activation ranges
+    if out["quantization_aware"] and ranges:
+        out["qat_range_epochs"] = ranges
     bn = config.get("bn_recalibration")
     out["bn_recalibration"] = {"image_size": ckpt_io.trained_image_size(bn), "images": _count(bn.get("images")),
                                "trained_at": ckpt_io.positive_size(bn.get("trained_at"))} \
@@ -312,8 +317,8 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
             where += f", step {t['step']}" + (f" ({t['steps_per_epoch']} steps an epoch)" if t["steps_per_epoch"]
                                               else "")
         row("training", where)
-        recipe = ", ".join(f"{k} {t[k]}" for k in ("batch_size", "opt", "lr_decay_mode", "lr_max", "precision")
-                           if k in t)
+        recipe = ", ".join(f"{k} {t[k]}" for k in ("batch_size", "opt", "lr_decay_mode", "lr_max", "lr_per_epoch",
+                                                   "precision") if k in t)
         if "samples_per_step" in t:
             recipe = recipe.replace(f"batch_size {t['batch_size']}", f"batch_size {t['batch_size']} "
                                     f"({t['samples_per_step']} images a step: processes x batch_size x "
@@ -337,8 +342,8 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
                                                               f"(freeze_layers)" if frozen else " (pre_trained)"))
         if "teacher" in t:
             taught = t["teacher"]
-            row("teacher", taught["teacher"] + (f" ({taught['file']}, sha256 {taught['sha256'][:12]})"
-                                                if "file" in taught else "")
+            file = "" if taught.get("file") in (None, taught["teacher"]) else f"{taught['file']}, "
+            row("teacher", taught["teacher"] + (f" ({file}sha256 {taught['sha256'][:12]})" if "file" in taught else "")
                 + "".join(f", {k} {taught[k]:g}" for k in ("distill_alpha", "distill_temperature") if k in taught))
     elif t:
         row("training", f"global_step {t['global_step']}")
@@ -353,7 +358,7 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
         known = ", ".join(f"{k} {v}" for k, v in (("ema_decay", taken["decay"]), ("updates", taken["updates"]))
                           if v is not None)
         row("weights", f"the exponential moving average of a run's weights{f' ({known})' if known else ''}, taken "
-                       f"from {taken['source']} (convert)")
+                       f"from {taken['source']} ({taken['by']})")
     elif d.get("averaged"):
         files, which = d["averaged"]["sources"], d["averaged"]["weights"]
         kinds = " and ".join(sorted({"weight averages" if w == "ema" else "trained weights" for w in which}))
@@ -362,7 +367,9 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
     else:
         row("weights", "trained")
     if d["quantization_aware"]:
-        row("quantization", "quantization-aware (INT8 simulated): export writes its INT8 ONNX file")
+        row("quantization", "quantization-aware (INT8 simulated)"
+            + (f", its activation ranges fixed after epoch {d['qat_range_epochs']} (qat_range_epochs)"
+               if d.get("qat_range_epochs") else "") + ": export writes its INT8 ONNX file")
     bn = d["bn_recalibration"]
     if bn:
         row("BatchNorm", "statistics measured anew (recalibrate-bn)"
