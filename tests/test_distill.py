@@ -1,5 +1,7 @@
 """--teacher: knowledge distillation from a trained checkpoint (losses.Distiller)."""
+import os
 import re
+import shutil
 
 import pytest
 import torch
@@ -7,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mobilenet_v1 import checkpoint as ckpt_io
-from mobilenet_v1 import cli, load_model, train
+from mobilenet_v1 import cli, info, load_model, train
 from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.data import DataOptions, build_loader
 from mobilenet_v1.losses import Distiller
@@ -124,6 +126,15 @@ def test_a_distilled_student_follows_its_teacher_and_bad_teachers_are_refused(ci
     with pytest.raises(ckpt_io.CheckpointError, match="no such"):
         train.run(load_config(student + [f"--teacher={tmp_path / 'missing.ckpt'}",
                                          f"--save_checkpoint_path={tmp_path / 'y'}"]))
+    # A teacher among the checkpoints of the student's own folder: a fresh run would move it aside, a run write
+    # over its name, and a resume read another file as the teacher. Refused, nothing moved.
+    own = tmp_path / "own"
+    shutil.copytree(tmp_path / "teacher", own)
+    kept = ckpt_io.training_files(str(own))
+    with pytest.raises(ConfigError, match=re.escape(f"teacher {own / os.path.basename(teacher)}: a checkpoint of "
+                                                    f"save_checkpoint_path {own}, where this run moves")):
+        train.run(load_config(student + [f"--teacher={own}", f"--save_checkpoint_path={own}"]))
+    assert ckpt_io.training_files(str(own)) == kept and not (own / "earlier-run-1").exists()
     # A resume names a teacher whose file is not the one the run distilled from, though --teacher is the same.
     resumed = student + [f"--teacher={tmp_path / 'teacher'}", "--distill_alpha=1.0", "--distill_temperature=2",
                          f"--save_checkpoint_path={tmp_path / 'kd'}", "--eval_interval=5", "--resume=auto"]
@@ -132,6 +143,10 @@ def test_a_distilled_student_follows_its_teacher_and_bad_teachers_are_refused(ci
     assert cli.main(["info", taught["checkpoint"]]) == 0  # info names the file and its digest
     assert re.search(rf"^  teacher: +{re.escape(str(tmp_path / 'teacher'))} \({re.escape(teacher)}, sha256 "
                      rf"[0-9a-f]{{12}}\), distill_alpha 1, distill_temperature 2$", capsys.readouterr().out, re.M)
+    named = info.describe(taught["checkpoint"])  # a teacher named by its file: the path is not said twice
+    named["training"]["teacher"]["teacher"] = teacher
+    assert re.search(rf"^  teacher: +{re.escape(teacher)} \(sha256 [0-9a-f]{{12}}\), ",
+                     "\n".join(info.describe_lines(named)), re.M)
     train.run(load_config(resumed))
     out = capsys.readouterr().out
     assert "resume: continuing from" in out and "is not what" not in out

@@ -238,7 +238,8 @@ def test_a_teacher_of_other_inputs_is_handed_each_batch_in_its_own_normalisation
         for student in (OWN, []):
             cfg = load_config(["--class_num=4", "--width_mult=0.25", "--image_size=32", f"--teacher={source}",
                                *student])
-            distill = train.build_distiller(cfg, None, torch.device("cpu"), torch.contiguous_format)
+            distill = train.build_distiller(cfg, None, torch.device("cpu"), torch.contiguous_format,
+                                            str(tmp_path / "run"))
             assert isinstance(distill.teacher, Renormalised) == (cfg.normalisation != norm)
             mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in cfg.normalisation)
             with torch.no_grad():

@@ -139,13 +139,21 @@ def build_criterion(cfg: Config) -> torch.nn.Module:
 
 
 def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.device,
-                    memory_format: torch.memory_format) -> Distiller:
+                    memory_format: torch.memory_format, out_dir: str) -> Distiller:
     """The teacher of ``--teacher`` (a checkpoint, or a run folder: its newest; its weight average where
     it holds one and ``use_ema``; or a ``torch.export`` program of any network: :func:`program_teacher`),
     which must have this run's outputs: as many, and for an image folder the same class folders in the
     same order (``classes``). A teacher whose run normalised its inputs otherwise (another ``mean`` or
-    ``std``, or another data set's constants) is handed each batch in its own normalisation."""
+    ``std``, or another data set's constants) is handed each batch in its own normalisation. A checkpoint of
+    the run's own folder (``out_dir``, or the other layout's beside it) is refused: the run moves such files
+    aside or writes over them, and its resume would read another teacher under the same name."""
     path = ckpt_io.resolve_checkpoint_path(cfg.teacher)
+    folders = (out_dir, ckpt_io.other_layout_folder(cfg.save_checkpoint_path, out_dir))
+    if cfg.save_checkpoint and ckpt_io.is_run_checkpoint_name(path) and any(saved_in(path, f) for f in folders):
+        raise ConfigError(f"teacher {path}: a checkpoint of save_checkpoint_path {cfg.save_checkpoint_path}, where "
+                          f"this run moves an earlier run's checkpoints aside or writes its own under that name (its "
+                          f"resume would distil from another file): copy the teacher out of the folder, or train "
+                          f"into another one")
     if path.lower().endswith(".pt2") or ckpt_io.is_exported_program(path):
         teacher, about, record = program_teacher(cfg, path, classes, device, memory_format)
     else:
@@ -1242,7 +1250,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     criterion = build_criterion(cfg)
     # Its initial weights are overwritten: keep the RNG stream as a run without a teacher has it.
     with torch.random.fork_rng(devices=[]):
-        distill = build_distiller(cfg, labelling, device, memory_format) if cfg.teacher else None
+        distill = build_distiller(cfg, labelling, device, memory_format, out_dir) if cfg.teacher else None
     if cfg.use_label_smooth and cfg.dataset == "cifar10":
         print0(f"use_label_smooth: label smoothing {cfg.label_smooth_factor} on cifar10, as set (the seed "
                f"smooths only ImageNet's labels and ignores the key for cifar10)")
