@@ -91,7 +91,7 @@ def test_training_evaluates_and_saves_the_average_and_eval_takes_it(ema_run, cap
 
 
 def test_load_model_convert_and_export_take_the_average_unless_told(ema_run, tmp_path, capsys):
-    _, _, result = ema_run
+    cifar_dir, _, result = ema_run
     path = result["checkpoint"]
     ck = ckpt_io.load_file(path)
     x = torch.randn(2, 3, 32, 32)
@@ -109,10 +109,13 @@ def test_load_model_convert_and_export_take_the_average_unless_told(ema_run, tmp
     assert "ema" not in ckpt_io.load_file(str(tmp_path / "avg.pt"))
     # The file says its weights are the average (info said "trained" of it), and so does one written from it.
     assert cli.main(["convert", str(tmp_path / "avg.pt"), str(tmp_path / "avg.safetensors")]) == 0
+    # recalibrate-bn's file of the average alike (its BatchNorm statistics measured again).
+    assert cli.main(["recalibrate-bn", path, "--dataset_path", str(cifar_dir), "--out", str(tmp_path / "rb.pt")]) == 0
     capsys.readouterr()
     for name, row in (("avg.pt", f"the exponential moving average of a run's weights (ema_decay {ck['ema']['decay']}, "
                                  f"updates {ck['ema']['updates']}), taken from {path} (convert)"),
-                      ("avg.safetensors", f"taken from {path} (convert)"), ("raw.pt", "weights:        trained\n")):
+                      ("avg.safetensors", f"taken from {path} (convert)"), ("raw.pt", "weights:        trained\n"),
+                      ("rb.pt", f"taken from {path} (recalibrate-bn)")):
         assert cli.main(["info", str(tmp_path / name)]) == 0
         assert row in capsys.readouterr().out, name
     # predict says which weights it ran (stderr; "weights" in its JSON).
@@ -124,7 +127,7 @@ def test_load_model_convert_and_export_take_the_average_unless_told(ema_run, tmp
         assert cli.main(["predict", str(tmp_path / "x.png"), "--ckpt_file", path, "--json", "--use_ema", flag]) == 0
         printed = capsys.readouterr()
         assert json.loads(printed.out)["weights"] == weights and "weights: the " in printed.err
-    for name, weights in (("avg.pt", "ema"), ("raw.pt", "")):  # convert's files: the one it took the average into
+    for name, weights in (("avg.pt", "ema"), ("raw.pt", ""), ("rb.pt", "ema")):  # the files taken from the average
         assert cli.main(["predict", str(tmp_path / "x.png"), "--ckpt_file", str(tmp_path / name), "--json"]) == 0
         assert json.loads(capsys.readouterr().out).get("weights", "") == weights, name
     # A damaged average is named as such, and the trained weights beside it still load.

@@ -577,6 +577,16 @@ def output_format(dst: str, fmt: Optional[str] = None) -> str:
     return OUTPUT_FORMATS[ext]
 
 
+def average_taken(ckpt: Dict[str, Any], src: str, use_ema: bool, by: str) -> Dict[str, Any]:
+    """``{"taken_average": ...}`` for a file command ``by`` writes from ``src``'s weight average (``ckpt``
+    holds one and ``use_ema``), which becomes the written file's only weights: info, export and predict say
+    so. Empty otherwise (a file that records one already carries it among :data:`RECORDED_KEYS`)."""
+    if ckpt_io.which_weights(ckpt, use_ema) != "ema":
+        return {}
+    return {"taken_average": {"source": src, "ema_decay": ckpt["ema"].get("decay"),
+                              "updates": ckpt["ema"].get("updates"), "by": by}}
+
+
 def write_checkpoint(dst: str, fmt: str, state: Dict[str, torch.Tensor], args: Dict[str, Any],
                      recorded: Dict[str, Any], extra: Optional[Dict[str, Any]] = None) -> int:
     """Write a model's weights ``state`` (our names) atomically as ``dst`` in ``fmt`` (:func:`output_format`),
@@ -671,9 +681,7 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True)
     # What predict and export read beside the weights: without it they fall back to 224x224 and
     # ImageNet normalisation, silently wrong for a model trained otherwise.
     recorded = {k: ckpt[k] for k in RECORDED_KEYS if ckpt.get(k) is not None}
-    if ckpt_io.which_weights(ckpt, use_ema) == "ema":
-        recorded["taken_average"] = {"source": src, "ema_decay": ckpt["ema"].get("decay"),
-                                     "updates": ckpt["ema"].get("updates")}
+    recorded.update(average_taken(ckpt, src, use_ema, "convert"))
     count = write_checkpoint(dst, fmt, state, args, recorded, extra)
     warning = mindspore_warning(src, fmt, args["padding"], ckpt.get("config"))
     return {"source": src, "format": fmt, "tensors": count, "class_num": args["class_num"], "width_mult": args["width_mult"],

@@ -30,7 +30,8 @@ from . import checkpoint as ckpt_io
 from .config import (DATASETS, add_max_bad_samples_option, add_normalisation_options, cifar_name, is_cifar,
                      normalisation_keys)
 from .data import held_out_for
-from .mindspore_io import RECORDED_KEYS, dropped_note, mindspore_warning, output_format, read_any, write_checkpoint
+from .mindspore_io import (RECORDED_KEYS, average_taken, dropped_note, mindspore_warning, output_format, read_any,
+                           write_checkpoint)
 from .transforms import CROP_PCT, recorded_interpolation
 
 DEFAULT_IMAGES = 2000
@@ -158,6 +159,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     recorded = {k: ckpt[k] for k in RECORDED_KEYS if k != "config" and ckpt.get(k) is not None}
+    recorded.update(average_taken(ckpt, path, use_ema, "recalibrate-bn"))
     config.pop("eval_image_size", None)  # the statistics' size is the one it runs at now
     config.update(normalisation_keys(dataset, norm))  # what it was measured with, which eval and export follow
     config.update(dataset=dataset, image_size=image_size, bn_recalibration={
