@@ -404,7 +404,6 @@ def test_val_split_loaders_read_the_held_out_files_and_train_on_the_others(tmp_p
 def test_eval_transform_of_a_long_thin_image_resizes_only_the_window_it_keeps(monkeypatch):
     """Shorter side to 256 first would turn a 1x100000 banner into 256x25,600,000 (20 GB); only the
     centre window the crop keeps is resized, and the crop is the full path's up to its rounding."""
-    import sys
 
     from torchvision.transforms.v2 import functional as TF
 
@@ -424,7 +423,7 @@ def test_eval_transform_of_a_long_thin_image_resizes_only_the_window_it_keeps(mo
         sizes.append(result.numel())
         return result
 
-    monkeypatch.setattr(sys.modules[T.__name__].TF, "resize", recording_resize)
+    monkeypatch.setattr(T.torchvision_ops(), "resize", recording_resize)
     banner = torch.full((3, 1, 100_000), 77, dtype=torch.uint8)
     assert torch.equal(T.resize_center_crop(banner, 224), torch.full((3, 224, 224), 77, dtype=torch.uint8))
     assert sizes and max(sizes) <= 3 * 256 * 1024  # the 224 crop of a 256 x 768 window, not 256 x 25.6 M
@@ -433,7 +432,6 @@ def test_eval_transform_of_a_long_thin_image_resizes_only_the_window_it_keeps(mo
 def test_eval_transform_of_a_batch_resizes_each_size_once_with_the_values_of_image_by_image(monkeypatch):
     """The GPU pipeline's evaluation batch: images of one size are resized in one call (a group too large
     for one is split), a banner is resized by its window as alone, and every crop equals the image's own."""
-    import sys
 
     from torchvision.transforms.v2 import functional as TF
 
@@ -452,7 +450,7 @@ def test_eval_transform_of_a_batch_resizes_each_size_once_with_the_values_of_ima
         calls.append(tuple(img.shape))
         return resize(img, out, **kw)
 
-    monkeypatch.setattr(sys.modules[T.__name__].TF, "resize", recording_resize)
+    monkeypatch.setattr(T.torchvision_ops(), "resize", recording_resize)
     T.batch_resize_center_crop(images, 24)
     # One call a size, the banners' windows together: (N, 3, H, W) with N 4, 2, 2 and 1 (33x33).
     assert sorted(c[0] for c in calls) == [1, 2, 2, 4] and len({c[-2:] for c in calls}) == 4

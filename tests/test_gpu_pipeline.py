@@ -334,8 +334,6 @@ def test_cuda_decode_drains_the_loader_stream_on_the_host_first(image_folder, mo
     """nvJPEG's hardware decoder can overwrite blocks that kernels queued on the caller's stream still
     read (``data.drain_before_decode``), so on CUDA every batched decode comes after a host wait on the
     current stream. Checked through the same ``decode_batch`` here, by recording the calls it makes."""
-    import mobilenet_v1.data as data
-
     calls = []
 
     class Stream:
@@ -346,14 +344,14 @@ def test_cuda_decode_drains_the_loader_stream_on_the_host_first(image_folder, mo
         calls.append(("stream", device))
         return Stream()
 
-    real_decode = data.decode_jpeg
+    real_decode = T.torchvision_ops().decode_jpeg
 
     def decode_jpeg(datas, mode, device):
         calls.append(("decode", str(device), len(datas)))
         return real_decode(datas, mode=mode, device="cpu")
 
     monkeypatch.setattr(torch.cuda, "current_stream", current_stream)
-    monkeypatch.setattr(data, "decode_jpeg", decode_jpeg)
+    monkeypatch.setattr(T.torchvision_ops(), "decode_jpeg", decode_jpeg)
     files = [image_folder / "train" / "n02" / f"img_{i}.JPEG" for i in range(2)]
     batch = collate_encoded(EncodedImageDataset([(str(f), 0) for f in files])[(i, 0)] for i in range(2))
     cuda = torch.device("cuda")

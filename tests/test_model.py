@@ -335,8 +335,17 @@ def test_the_package_imports_its_modules_when_asked():
 
     code = ("import sys, mobilenet_v1; assert 'torch' not in sys.modules; print(mobilenet_v1.checkpoint.RUN_LOCK, "
             "mobilenet_v1.MobileNetV1.__module__, mobilenet_v1.load_model.__module__, sorted(mobilenet_v1.__all__)[0])")
+    # Nor do the commands' modules import torchvision (and with it torch._dynamo, seconds of every start)
+    # before an image must be decoded or resized; the header names its version all the same.
+    code += ("; from mobilenet_v1 import train, evaluate, info, predict, export, quantize, recalibrate, runtime, "
+             "transforms; assert 'torchvision' not in sys.modules, 'torchvision'; "
+             "print(runtime.header(__import__('torch').device('cpu')).split(', ')[3]); "
+             "transforms.resize(__import__('torch').zeros(3, 4, 4, dtype=__import__('torch').uint8), [2, 2]); "
+             "print(sys.modules['torchvision'].__version__)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.stdout == ".mobilenetv1.lock mobilenet_v1.model mobilenet_v1.api MobileNetV1\n", done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == ".mobilenetv1.lock mobilenet_v1.model mobilenet_v1.api MobileNetV1", done.stderr
+    assert len(lines) == 3 and lines[1] == f"torchvision {lines[2].split('+')[0]}", done.stdout + done.stderr
     import mobilenet_v1
     with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
         mobilenet_v1.nothing

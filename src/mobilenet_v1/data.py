@@ -26,7 +26,6 @@ from typing import (Any, Callable, ContextManager, Dict, Iterable, Iterator, Lis
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
-from torchvision.io import ImageReadMode, decode_jpeg
 
 from . import transforms as T
 from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, ArchiveImages, ArchiveMember,
@@ -1516,7 +1515,7 @@ def decode_batch(batch: EncodedBatch, device: torch.device,
         datas = list(torch.split(batch.flat, batch.lengths))
         drain_before_decode(device)
         try:
-            decoded = decode_jpeg(datas, mode=ImageReadMode.RGB, device=device)
+            decoded = T.torchvision_ops().decode_jpeg(datas, mode=T.torchvision_ops().RGB, device=device)
         except RuntimeError:
             decoded = []
             for d, i in zip(datas, encoded_at):
@@ -1561,7 +1560,7 @@ def drain_before_decode(device: torch.device) -> None:
 
 def _decode_one(data: torch.Tensor, path: str, device: torch.device) -> torch.Tensor:
     try:
-        return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+        return T.torchvision_ops().decode_jpeg(data, mode=T.torchvision_ops().RGB, device=device)
     except RuntimeError:
         return T.decode_rgb(data, path).to(device)
 
@@ -1897,6 +1896,7 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
                            names=functools.partial(cifar_record_names, opts.dataset_path, train_files, opts.dataset),
                            classes=cifar_class_names(opts.dataset_path, train_files, opts.dataset, labels))
     root, holdout = image_split(opts.dataset_path, train_files, opts.val_split)
+    T.torchvision_ops()  # the decoders, imported once here rather than in each worker
     pipeline = opts.pipeline if opts.pipeline != "auto" else ("gpu" if device.type == "cuda" else "cpu")
     cls = BatchedImageLoader if pipeline == "gpu" else ImageFolderLoader
     return cls(root, opts.batch_size, train, opts.image_size, device, opts.seed, default_workers(opts.num_workers),

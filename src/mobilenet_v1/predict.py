@@ -319,6 +319,7 @@ class Predictor:
         k = min(k, int(valid.sum()))
         workers = predict_workers(num_workers, len(images), batch_size, self.device)
         files = self._files(images)
+        T.torchvision_ops()  # the decoders, imported once here rather than in each worker
         loader = DataLoader(files, batch_size=batch_size, num_workers=workers, collate_fn=list,
                             prefetch_factor=4 if workers else None)
         normalize = self.normalizer()

@@ -9,7 +9,6 @@ import sys
 from typing import IO, Any, Iterable, List, Optional, Sequence
 
 import torch
-import torchvision
 
 
 def is_rank0() -> bool:
@@ -235,6 +234,17 @@ def csv_text(rows: Iterable[Sequence[Any]]) -> str:
     return "".join(line(row) for row in rows)
 
 
+def torchvision_version() -> str:
+    """The installed torchvision's version, read without importing it (:func:`transforms.torchvision_ops`)."""
+    if "torchvision" in sys.modules:
+        return sys.modules["torchvision"].__version__
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("torchvision")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def git_revision() -> str:
     here = os.path.dirname(os.path.abspath(__file__))
     try:
@@ -253,4 +263,4 @@ def header(device: torch.device) -> str:
     else:
         dev = f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
     return (f"mobilenet-v1 {__version__} (git {git_revision()}), python {platform.python_version()}, "
-            f"torch {torch.__version__}, torchvision {torchvision.__version__}, device {dev}")
+            f"torch {torch.__version__}, torchvision {torchvision_version()}, device {dev}")

@@ -3,21 +3,35 @@
 The same functions serve the CPU pipeline (inside loader workers), the CIFAR-10 on-device pipeline and
 the GPU JPEG pipeline, so the tests on the CPU check the code the GPU runs.
 """
+import functools
 import math
 import random
+from types import SimpleNamespace
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from torchvision.io import ImageReadMode, decode_image
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
 
 from . import config
 
 # The seed's normalisation constants (config.normalisation gives a run's).
 CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD = (config.CIFAR_MEAN, config.CIFAR_STD, config.IMAGENET_MEAN,
                                                       config.IMAGENET_STD)
+
+
+@functools.lru_cache(maxsize=None)
+def torchvision_ops() -> SimpleNamespace:
+    """torchvision's decoders and resizes, imported on first use. Importing torchvision imports
+    torch._dynamo (for its detection ops), about 3 s of a command's start on a 2-core CPU that a run on
+    CIFAR-10 binaries at their own size, and most file commands, never need. Loaders of image files call
+    it before they start their workers, which then inherit it."""
+    from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+    from torchvision.ops import roi_align
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional
+    return SimpleNamespace(RGB=ImageReadMode.RGB, decode_image=decode_image, decode_jpeg=decode_jpeg,
+                           roi_align=roi_align, BICUBIC=InterpolationMode.BICUBIC, resize=functional.resize,
+                           center_crop=functional.center_crop)
 
 # The seed's RandomResizedCrop.
 RRC_SCALE = (0.08, 1.0)
@@ -63,7 +77,7 @@ def decode_rgb(data: torch.Tensor, name: str = "<bytes>", exif: bool = False) ->
         # turned alike): tests/test_data.py.
         return _decode_with_pil(data, name, exif)
     try:
-        img = decode_image(data, mode=ImageReadMode.RGB, apply_exif_orientation=exif)
+        img = torchvision_ops().decode_image(data, mode=torchvision_ops().RGB, apply_exif_orientation=exif)
         if img.ndim == 4:  # animated GIF: first frame
             img = img[0]
         if img.dtype != torch.uint8:  # a 16-bit PNG decodes to uint16
@@ -241,10 +255,10 @@ def resize(img: torch.Tensor, size: Sequence[int], antialias: bool = True,
     (up to 20 levels off PIL's)."""
     check_interpolation(interpolation)
     if interpolation == "bilinear":
-        return TF.resize(img, list(size), antialias=antialias)
-    x = img.float()
+        return torchvision_ops().resize(img, list(size), antialias=antialias)
+    x, tv = img.float(), torchvision_ops()
     for hw in ([x.shape[-2], size[1]], list(size)):
-        x = TF.resize(x, hw, interpolation=InterpolationMode.BICUBIC, antialias=antialias).round_().clamp_(0, 255)
+        x = tv.resize(x, hw, interpolation=tv.BICUBIC, antialias=antialias).round_().clamp_(0, 255)
     return x.to(torch.uint8)
 
 
@@ -283,7 +297,7 @@ def resize_center_crop(img: torch.Tensor, size: int, crop_pct: float = CROP_PCT,
     else:  # the shorter side to target, the longer in proportion (truncated), as torchvision's Resize
         out = resize(img, [target, int(target * w / h)] if w >= h else [int(target * h / w), target], antialias,
                      interpolation)
-    return TF.center_crop(out, [size, size])
+    return torchvision_ops().center_crop(out, [size, size])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -387,8 +401,7 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
     ``interpolation`` ``bicubic``: each crop is resized on its own, by the CPU pipeline's :func:`resize`
     (its uint8 values: a few kernel launches per crop on a GPU).
     """
-    from torchvision.ops import roi_align
-
+    tv = torchvision_ops()
     device = images[0].device
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" else torch.float32
@@ -404,11 +417,11 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
             if max(h, w) > 4 * size and not antialias:
                 # A very large crop would inflate the shared canvas: resized alone (its final values, as
                 # uint8), which the canvas's resize of size to size then keeps as they are.
-                crop = TF.resize(crop, [size, size], antialias=False)
+                crop = tv.resize(crop, [size, size], antialias=False)
             elif max(h, w) > 4 * size:
                 # A very large crop would inflate the shared canvas: pre-shrink it, antialiased, to 2x.
                 scale = 2 * size / max(h, w)
-                crop = TF.resize(crop, [max(2, round(h * scale)), max(2, round(w * scale))], antialias=True)
+                crop = tv.resize(crop, [max(2, round(h * scale)), max(2, round(w * scale))], antialias=True)
             else:
                 # A region from the first to the last pixel centre of a 1-pixel side has no extent, and
                 # roi_align takes no samples there (all zeros): two copies of the pixel resample alike.
@@ -435,7 +448,7 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
         return _bilinear_crops(canvas, to_device_nowait(torch.tensor(rois, dtype=torch.float32), device), size)
     # Not waiting for the work just queued (a plain copy from pageable memory would wait for it on the host).
     rois_t = to_device_nowait(torch.tensor(rois, dtype=torch.float32), device).to(dtype)
-    return roi_align(canvas, rois_t, (size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+    return tv.roi_align(canvas, rois_t, (size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
 
 
 def _bilinear_crops(canvas: torch.Tensor, extents: torch.Tensor, size: int) -> torch.Tensor:
