@@ -47,6 +47,7 @@ sys.path.insert(0, sys.argv[1])
 import torch
 torch.set_num_threads(1)  # no OpenMP pool exists before fork: forking is safe
 import mobilenet_v1.cli, mobilenet_v1.train
+import torch._dynamo  # what each run would import itself: torch's optimizers import it when built
 print("ready", flush=True)
 for line in sys.stdin:
     job = json.loads(line)
