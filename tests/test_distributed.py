@@ -1,7 +1,9 @@
 """Data-parallel training through real torchrun processes on the CPU (gloo), and the seed's scripts.
 
 torchrun launches are the slow part (each process imports torch): the tests share launches where
-one run can answer several questions.
+one run can answer several questions, and torchrun's workers are forked from a process that imported
+torch and the package once (tests/forked_worker.py), as they run but for those imports. The seed's
+scripts (test_scripts_...) start theirs as a user's launch does, each a Python process of its own.
 """
 import json
 import os
@@ -30,18 +32,55 @@ TINY = ["--width_mult=0.25", "--image_size=32", "--device_target=CPU", "--num_wo
 REPLICAS = re.compile(r"replicas: sha256 of weights and buffers per rank (.*) \((identical)\)")
 
 
+WORKER = os.path.join(ROOT, "tests", "forked_worker.py")
+FORK_SERVER = {}  # "path": the socket of this module's fork server (fork_server)
+
+
 def child_env(**extra):
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src") + os.pathsep + os.path.join(ROOT, "tests"),
                OMP_NUM_THREADS="1", PYTHON=sys.executable)
-    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "EXTRA_ARGS", "DEVICE_NUM"):
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "EXTRA_ARGS", "DEVICE_NUM",
+                "FORK_SERVER"):
         env.pop(key, None)
+    if "path" in FORK_SERVER:
+        env["FORK_SERVER"] = FORK_SERVER["path"]
     env.update(extra)
     return env
 
 
+@pytest.fixture(scope="module", autouse=True)
+def fork_server(tmp_path_factory):
+    """torchrun's workers forked from one process that imported torch and the package (tests/forked_worker.py):
+    each would spend seconds importing them. The seed's scripts (test_scripts_...) start theirs as they are."""
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="fork")  # a short path: a socket's is limited to 107 bytes
+    path = os.path.join(folder, "server")
+    server = subprocess.Popen([sys.executable, WORKER, "--serve", path], cwd=ROOT, env=child_env(),
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline() == "ready\n", "the fork server did not start"
+        FORK_SERVER["path"] = path
+        yield path
+    finally:
+        FORK_SERVER.clear()
+        server.kill()
+        server.wait()
+        server.stdout.close()
+        os.remove(path) if os.path.exists(path) else None
+        os.rmdir(folder)
+
+
+def torchrun_argv(*args):
+    """``python -m torch.distributed.run ARGS`` with each worker started through tests/forked_worker.py:
+    its options (all --name=value here), then the stand-in, then what it runs (``-m MODULE`` or a script)."""
+    at = next(i for i, a in enumerate(args) if a == "-m" or not a.startswith("-"))
+    return [sys.executable, "-m", "torch.distributed.run", *args[:at], WORKER, *args[at:]]
+
+
 def torchrun(*args, cwd=ROOT, timeout=120):
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", *args], cwd=cwd, env=child_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(torchrun_argv(*args), cwd=cwd, env=child_env(), capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def free_port() -> int:
@@ -262,7 +301,7 @@ def test_two_single_node_launches_form_a_two_node_job(cifar_dir, tmp_path):
             "--rdzv_id=test-two-nodes", "--rdzv_conf=join_timeout=60", "-m", "mobilenet_v1", "train",
             f"--dataset_path={cifar_dir}", "--class_num=4", "--batch_size=16", "--epoch_size=1", "--ema_decay=0.9",
             f"--save_checkpoint_path={tmp_path / 'run'}"] + TINY
-    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", *args], cwd=ROOT, env=child_env(),
+    nodes = [subprocess.Popen(torchrun_argv(*args), cwd=ROOT, env=child_env(),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     logs = [p.communicate(timeout=120)[0] for p in nodes]
     assert [p.returncode for p in nodes] == [0, 0], "\n".join(log[-2000:] for log in logs)
@@ -283,8 +322,8 @@ def test_a_sigterm_to_one_rank_stops_every_rank_after_the_same_step_with_a_check
     auto goes on from that checkpoint to the end."""
     opts = [f"--dataset_path={cifar_dir}", "--class_num=4", "--batch_size=4", "--epoch_size=2",
             "--log_interval=0", f"--save_checkpoint_path={tmp_path / 'run'}"] + TINY
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                        os.path.join(ROOT, "tests", "fault_worker.py"), *opts], cwd=ROOT,
+    r = subprocess.run(torchrun_argv("--standalone", "--nproc_per_node=2",
+                                     os.path.join(ROOT, "tests", "fault_worker.py"), *opts), cwd=ROOT,
                        env=child_env(SIGTERM_AT_STEP="3"), capture_output=True, text=True, timeout=180)
     # Both exit 143; the one that leaves second may get torchrun's own SIGTERM in its last lines, after
     # its stop and save (-15).
@@ -308,8 +347,8 @@ def test_a_checkpoint_rank_0_cannot_write_stops_every_rank_with_the_reason(cifar
     run = tmp_path / "run" / "ckpt_0"
     opts = [f"--dataset_path={cifar_dir}", "--class_num=4", "--batch_size=16", "--epoch_size=3",
             "--save_checkpoint_epochs=1", "--log_interval=0", f"--save_checkpoint_path={tmp_path / 'run'}"] + TINY
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                        os.path.join(ROOT, "tests", "fault_worker.py"), *opts], cwd=ROOT,
+    r = subprocess.run(torchrun_argv("--standalone", "--nproc_per_node=2",
+                                     os.path.join(ROOT, "tests", "fault_worker.py"), *opts), cwd=ROOT,
                        env=child_env(SAVE_FAILS="mobilenetv1-2_6.ckpt"), capture_output=True, text=True, timeout=120)
     why = (f"cannot write checkpoint {run / 'mobilenetv1-2_6.ckpt'}: No space left on device; training stopped at "
            f"the end of epoch 2. The earlier checkpoints in {run} are intact (newest: {run / 'mobilenetv1-1_6.ckpt'})")
@@ -339,10 +378,9 @@ def test_a_killed_worker_restarts_and_resumes_to_the_same_weights(cifar_dir, tmp
             "--save_checkpoint_steps=3", "--keep_checkpoint_max=20", "--log_interval=0"] + TINY
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     env = child_env(FAULT_AFTER=str(killed / "ckpt_0" / "mobilenetv1-2_3.ckpt"))  # epoch 2, step 3 of 6
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                        "--max-restarts=1", os.path.join(ROOT, "tests", "fault_worker.py"),
-                        f"--save_checkpoint_path={killed}", *opts], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=180)
+    r = subprocess.run(torchrun_argv("--standalone", "--nproc_per_node=2", "--max-restarts=1",
+                                     os.path.join(ROOT, "tests", "fault_worker.py"), f"--save_checkpoint_path={killed}",
+                                     *opts), cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "failed (exitcode: -9) local_rank: 1" in r.stderr, r.stderr[-3000:]  # rank 1 died of SIGKILL
     log = r.stdout
@@ -518,9 +556,9 @@ def test_two_ranks_evaluate_the_checkpoint_rank_0_chose_in_a_folder(odd_cifar, t
     assert single["ckpt"] == str(run / "mobilenetv1-1_12.ckpt")
     env = child_env(MARK=str(tmp_path / "mark"), FOLDER=str(run), NEWER=str(tmp_path / "newer.ckpt"),
                     NEWER_NAME="mobilenetv1-2_12.ckpt")
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                        os.path.join(ROOT, "tests", "eval_worker.py"), *opts, "--per_class"], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(torchrun_argv("--standalone", "--nproc_per_node=2",
+                                     os.path.join(ROOT, "tests", "eval_worker.py"), *opts, "--per_class"), cwd=ROOT,
+                       env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert (run / "mobilenetv1-2_12.ckpt").is_file()  # it did land during the evaluation
     result = json.loads(r.stdout.strip().splitlines()[-1])

@@ -1,0 +1,179 @@
+"""What tests/test_distributed.py has torchrun start as each worker: a stand-in process that has a fork
+server (which imported torch, torch._dynamo and the package once) fork the real worker. Each torchrun
+worker would otherwise spend about 7 s of a 2-core CPU importing them; the launches are most of that
+file's time. Not collected by pytest.
+
+    python forked_worker.py --serve SOCKET            the server (one per test module); prints "ready"
+    python forked_worker.py -m mobilenet_v1 train ... what torchrun runs: the worker, forked by the server
+    python forked_worker.py SCRIPT.py ...             named by FORK_SERVER; without it, run as itself
+
+The forked worker gets this process's argv, environment, working folder and standard streams, runs
+``python -m MODULE`` or ``python SCRIPT`` as a process of its own would (atexit handlers included),
+and this process ends as it ends: its exit status, or killed by its signal. The signals torchrun sends
+(SIGTERM, SIGINT) are passed on to it; where this process is killed outright, the server kills it.
+The stand-in imports nothing heavy.
+"""
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+
+RELAYED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def stand_in(args) -> None:
+    path = os.environ.get("FORK_SERVER")
+    if not path:
+        os.execv(sys.executable, [sys.executable, *args])
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(path)
+    payload = json.dumps({"argv": args, "env": dict(os.environ), "cwd": os.getcwd()}).encode()
+    socket.send_fds(conn, [struct.pack("!Q", len(payload)) + payload], [0, 1, 2])
+    replies = conn.makefile("rb")
+    pid = int(replies.readline())
+
+    def relay(signum, frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for signum in RELAYED:
+        signal.signal(signum, relay)
+    line = replies.readline()
+    if not line:
+        sys.exit(f"forked_worker: the fork server at {path} went away before worker {pid} ended")
+    ended = json.loads(line)
+    if ended["signal"]:
+        if ended["signal"] != signal.SIGKILL:  # whose handler cannot be set
+            signal.signal(ended["signal"], signal.SIG_DFL)
+        os.kill(os.getpid(), ended["signal"])
+    sys.exit(ended["exitcode"])
+
+
+def _read_request(conn):
+    head, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+    while len(head) < 8:
+        head += conn.recv(1 << 20)
+    size = struct.unpack("!Q", head[:8])[0]
+    body = head[8:]
+    while len(body) < size:
+        more = conn.recv(1 << 20)
+        if not more:
+            raise ConnectionError("the stand-in went away mid-request")
+        body += more
+    return json.loads(body), fds
+
+
+def _run_worker(request, fds, listener, conns) -> None:
+    """In the forked child: become the worker the stand-in was started as, and exit as it does."""
+    import atexit
+    import runpy
+    import threading
+    import traceback
+
+    listener.close()
+    for c in conns:
+        c.close()
+    for fd, std in zip(fds, (0, 1, 2)):
+        os.dup2(fd, std)
+        os.close(fd)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    argv = request["argv"]
+    code = 1
+    try:
+        if argv[0] == "-m":
+            sys.argv = [argv[1], *argv[2:]]
+            sys.path[0] = os.getcwd()  # as python -m has it
+            runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+        else:
+            sys.argv = list(argv)
+            sys.path[0] = os.path.dirname(os.path.abspath(argv[0]))
+            runpy.run_path(argv[0], run_name="__main__")
+        code = 0
+    except SystemExit as e:
+        if e.code is None or isinstance(e.code, int):
+            code = e.code or 0
+        else:
+            print(e.code, file=sys.stderr)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            for thread in threading.enumerate():  # as the interpreter's own shutdown
+                if thread is not threading.main_thread() and not thread.daemon:
+                    thread.join()
+            atexit._run_exitfuncs()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def serve(path: str) -> None:
+    import select
+
+    import torch
+
+    torch.set_num_threads(1)  # no OpenMP pool before a fork (as the workers run under OMP_NUM_THREADS=1)
+    import torch._dynamo  # what each training worker imports (torch's optimizers, DDP)
+    import torch.distributed
+    from mobilenet_v1 import cli, evaluate, train, transforms
+    transforms.torchvision_ops()
+    preloaded = (torch._dynamo, torch.distributed, cli, evaluate, train)
+    assert all(preloaded)
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(16)
+    children = {}  # pid: the stand-in's connection
+    print("ready", flush=True)
+    while True:
+        readable, _, _ = select.select([listener, *children.values()], [], [], 0.02)
+        for sock in readable:
+            if sock is listener:
+                conn, _ = listener.accept()
+                request, fds = _read_request(conn)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    _run_worker(request, fds, listener, [conn, *children.values()])
+                for fd in fds:
+                    os.close(fd)
+                conn.sendall(f"{pid}\n".encode())
+                children[pid] = conn
+            elif not sock.recv(64):  # the stand-in was killed outright: so is its worker
+                pid = next(p for p, c in children.items() if c is sock)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        while children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            conn = children.pop(pid, None)
+            if conn is None:
+                continue
+            ended = {"signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0,
+                     "exitcode": os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1}
+            try:
+                conn.sendall((json.dumps(ended) + "\n").encode())
+            except OSError:
+                pass
+            conn.close()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve"]:
+        serve(sys.argv[2])
+    else:
+        stand_in(sys.argv[1:])
