@@ -24,6 +24,7 @@ import tempfile
 
 import numpy as np
 import torch
+from torchvision.transforms.v2 import functional as TF
 
 from common import emit_json, machine, make_jpeg_folder, print_table
 
@@ -92,7 +93,7 @@ def main() -> None:
         for source, images in (("", decoded), (" (resize only)", theirs_decoded)):
             cpu_eval = torch.stack([T.resize_center_crop(img, 224, antialias=antialias) for img in images])
             gpu_eval = T.batch_resize_center_crop(images, 224, antialias=antialias)
-            cpu_train = torch.stack([T.TF.resized_crop(img, *box, [224, 224], antialias=antialias)
+            cpu_train = torch.stack([TF.resized_crop(img, *box, [224, 224], antialias=antialias)
                                      for img, box in zip(images, boxes)])
             gpu_train = T.batch_resized_crop(images, boxes, 224, dtype=torch.float32, antialias=antialias)
             for kind, ours, name in (("eval", cpu_eval, "CPU pipeline"), ("eval", gpu_eval, "GPU pipeline"),
