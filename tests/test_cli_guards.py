@@ -2,6 +2,7 @@
 set, our warnings, running out of memory. Each is refused or said in one line, with nothing lost."""
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 
@@ -99,6 +100,11 @@ def test_no_command_writes_over_a_training_checkpoint(tmp_path, cifar_dir, capsy
         assert cli.main(argv) == 1, argv
         assert f"{name} {argv[-1]}: a run's checkpoint name in {run}, which holds a run" in capsys.readouterr().err
     assert os.listdir(run) == ["mobilenetv1-2_4.ckpt"]
+    # So too beside a distributed run's ckpt_0/, which eval, info and a resume of the folder read.
+    (tmp_path / "job" / ckpt_io.DISTRIBUTED_SUBFOLDER).mkdir(parents=True)
+    shutil.copy(resumable, tmp_path / "job" / ckpt_io.DISTRIBUTED_SUBFOLDER)
+    assert cli.main(["convert", ckpt, str(tmp_path / "job" / "mobilenetv1-9_4.ckpt")]) == 1
+    assert f"a run's checkpoint name in {tmp_path / 'job'}, which holds a run" in capsys.readouterr().err
     assert cli.main(["convert", ckpt, str(tmp_path / "mobilenetv1-9_4.ckpt")]) == 0
     weights = tmp_path / "weights.pt"
     assert cli.main(["convert", ckpt, str(weights)]) == 0 and cli.main(["convert", ckpt, str(weights)]) == 0

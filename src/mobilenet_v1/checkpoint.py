@@ -247,8 +247,8 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
                          f"first")
     if is_run_checkpoint_name(path) and holds_run(os.path.dirname(os.path.abspath(path))):
         raise ValueError(f"{option} {path}: a run's checkpoint name in {os.path.dirname(path) or '.'}, which holds a "
-                         f"run: eval, info, export and average --last of that folder would take it for one of the "
-                         f"run's; give it another name")
+                         f"run: the commands that look for the run's checkpoints there (eval, info, average, train "
+                         f"--resume) would take it for one of them; give it another name")
 
 
 def holds_training_state(path: str) -> bool:
@@ -467,8 +467,11 @@ def is_run_checkpoint_name(path: str) -> bool:
 
 
 def holds_run(folder: str) -> bool:
-    """Whether ``folder`` holds a run: its training checkpoints or its records."""
-    return bool(training_files(folder)) or any(os.path.isfile(os.path.join(folder, r)) for r in RUN_RECORDS)
+    """Whether ``folder`` holds a run: its training checkpoints or its records, or a distributed run's in
+    its ``ckpt_0/``."""
+    sub = os.path.join(folder, DISTRIBUTED_SUBFOLDER)
+    return any(bool(training_files(f)) or any(os.path.isfile(os.path.join(f, r)) for r in RUN_RECORDS)
+               for f in (folder, sub))
 
 
 def training_files(folder: str) -> List[str]:
