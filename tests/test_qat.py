@@ -204,6 +204,14 @@ def test_a_quantization_aware_run_resumes_with_its_ranges(digits, tmp_path, caps
     assert cli.main(["info", third["checkpoint"]]) == 0
     assert ("quantization-aware (INT8 simulated), its activation ranges fixed after epoch 2 (qat_range_epochs)"
             in capsys.readouterr().out)
+    # Saved before epoch 2 ended, its ranges are still to be fixed; with qat_range_epochs past the run's
+    # end they follow every epoch, as train says, and info says nothing of it.
+    for epoch, epochs, said in ((1, 3, ", its activation ranges to be fixed after epoch 2 (qat_range_epochs):"),
+                                (3, 2, "quantization-aware (INT8 simulated): export")):
+        early = dict(fixed, epoch=epoch, config=dict(fixed["config"], epoch_size=epochs))
+        ckpt_io.atomic_save(early, str(tmp_path / "early.ckpt"))
+        assert cli.main(["info", str(tmp_path / "early.ckpt")]) == 0
+        assert said in capsys.readouterr().out, epoch
     # Nothing to resume: the run needs what it would start from, and says so.
     with pytest.raises(ValueError, match="found no checkpoint in .*empty to continue, and no --pre_trained"):
         train.run(load_config(unfed + [f"--save_checkpoint_path={tmp_path / 'empty'}", "--resume=auto"]))

@@ -220,9 +220,11 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
     out["weight_average"] = {"decay": _number(ema.get("decay")), "updates": _count(ema.get("updates"))} \
         if ema else None
     out["quantization_aware"] = model.quant is not None
-    ranges = _count(config.get("qat_range_epochs"))  # the epochs whose batches moved the activation ranges
-    if out["quantization_aware"] and ranges:
+    ranges = _count(config.get("qat_range_epochs"))  # the epochs whose batches move the activation ranges
+    epochs = _count(config.get("epoch_size"))
+    if out["quantization_aware"] and ranges and not (epochs and ranges >= epochs):  # else: all epochs', as train says
         out["qat_range_epochs"] = ranges
+        out["qat_ranges_fixed"] = (_count(ckpt.get("epoch")) or 0) >= ranges
     bn = config.get("bn_recalibration")
     out["bn_recalibration"] = {"image_size": ckpt_io.trained_image_size(bn), "images": _count(bn.get("images")),
                                "trained_at": ckpt_io.positive_size(bn.get("trained_at"))} \
@@ -368,8 +370,9 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
         row("weights", "trained")
     if d["quantization_aware"]:
         row("quantization", "quantization-aware (INT8 simulated)"
-            + (f", its activation ranges fixed after epoch {d['qat_range_epochs']} (qat_range_epochs)"
-               if d.get("qat_range_epochs") else "") + ": export writes its INT8 ONNX file")
+            + (f", its activation ranges {'' if d.get('qat_ranges_fixed') else 'to be '}fixed after epoch "
+               f"{d['qat_range_epochs']} (qat_range_epochs)" if d.get("qat_range_epochs") else "")
+            + ": export writes its INT8 ONNX file")
     bn = d["bn_recalibration"]
     if bn:
         row("BatchNorm", "statistics measured anew (recalibrate-bn)"
