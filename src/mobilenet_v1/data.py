@@ -1219,6 +1219,7 @@ class ImageFolderLoader(DeviceLoader):
         self.bad_samples = BadSamples(len(samples), max_bad_samples)
         self.device = device
         self.normalize = T.Normalize(*(normalisation or (T.IMAGENET_MEAN, T.IMAGENET_STD)), device, channels_last)
+        T.torchvision_ops()  # the decoders, imported once here rather than in each worker
         self.loader = DataLoader(self.dataset, batch_size=batch_size, sampler=self.sampler,
                                  num_workers=num_workers, drop_last=drop_last, collate_fn=CollateImages(image_size),
                                  pin_memory=device.type == "cuda", persistent_workers=num_workers > 0,
@@ -1514,8 +1515,9 @@ def decode_batch(batch: EncodedBatch, device: torch.device,
     if encoded_at:
         datas = list(torch.split(batch.flat, batch.lengths))
         drain_before_decode(device)
+        tv = T.torchvision_ops()  # outside the try: a torchvision that cannot load is an error, not a fallback
         try:
-            decoded = T.torchvision_ops().decode_jpeg(datas, mode=T.torchvision_ops().RGB, device=device)
+            decoded = tv.decode_jpeg(datas, mode=tv.RGB, device=device)
         except RuntimeError:
             decoded = []
             for d, i in zip(datas, encoded_at):
@@ -1606,6 +1608,7 @@ class BatchedImageLoader(DeviceLoader):
             held_here = self.receive_ahead + 2 if self.receive_ahead else 1
             slots = SharedSlots.for_files(SamplePaths(samples), batch_size, num_workers,
                                           PREFETCH_BATCHES + -(-held_here // num_workers))
+        T.torchvision_ops()  # the decoders, imported once here rather than in each worker
         self.loader = encoded_loader(EncodedImageDataset(samples, train, crop_scale, exif_orientation, crop_ratio),
                                      batch_size, self.sampler, num_workers, drop_last, slots=slots)
         self._len = len(self.loader)
@@ -1896,7 +1899,6 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
                            names=functools.partial(cifar_record_names, opts.dataset_path, train_files, opts.dataset),
                            classes=cifar_class_names(opts.dataset_path, train_files, opts.dataset, labels))
     root, holdout = image_split(opts.dataset_path, train_files, opts.val_split)
-    T.torchvision_ops()  # the decoders, imported once here rather than in each worker
     pipeline = opts.pipeline if opts.pipeline != "auto" else ("gpu" if device.type == "cuda" else "cpu")
     cls = BatchedImageLoader if pipeline == "gpu" else ImageFolderLoader
     return cls(root, opts.batch_size, train, opts.image_size, device, opts.seed, default_workers(opts.num_workers),

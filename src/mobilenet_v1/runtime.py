@@ -235,14 +235,14 @@ def csv_text(rows: Iterable[Sequence[Any]]) -> str:
 
 
 def torchvision_version() -> str:
-    """The installed torchvision's version, read without importing it (:func:`transforms.torchvision_ops`)."""
-    if "torchvision" in sys.modules:
-        return sys.modules["torchvision"].__version__
+    """The installed torchvision's version as its package states it (``0.29.1``, where its module may say
+    ``0.29.1+cu130``), read without importing it (:func:`transforms.torchvision_ops`): the same whether an
+    image was decoded yet or not."""
     from importlib.metadata import PackageNotFoundError, version
     try:
         return version("torchvision")
     except PackageNotFoundError:
-        return "unknown"
+        return sys.modules["torchvision"].__version__ if "torchvision" in sys.modules else "not installed"
 
 
 def git_revision() -> str:

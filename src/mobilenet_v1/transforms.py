@@ -76,8 +76,9 @@ def decode_rgb(data: torch.Tensor, name: str = "<bytes>", exif: bool = False) ->
         # the same pixels for every kind of PNG tried (8- and 16-bit, palette, alpha, interlaced; EXIF
         # turned alike): tests/test_data.py.
         return _decode_with_pil(data, name, exif)
+    tv = torchvision_ops()  # outside the try: a torchvision that cannot load is an error, not a fallback
     try:
-        img = torchvision_ops().decode_image(data, mode=torchvision_ops().RGB, apply_exif_orientation=exif)
+        img = tv.decode_image(data, mode=tv.RGB, apply_exif_orientation=exif)
         if img.ndim == 4:  # animated GIF: first frame
             img = img[0]
         if img.dtype != torch.uint8:  # a 16-bit PNG decodes to uint16
