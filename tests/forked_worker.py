@@ -26,7 +26,7 @@ RELAYED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.
 def stand_in(args) -> None:
     path = os.environ.get("FORK_SERVER")
     if not path:
-        os.execv(sys.executable, [sys.executable, *args])
+        os.execv(sys.executable, [sys.executable, "-u", *args])
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(path)
     payload = json.dumps({"argv": args, "env": dict(os.environ), "cwd": os.getcwd()}).encode()
@@ -55,66 +55,66 @@ def stand_in(args) -> None:
 
 def _read_request(conn):
     head, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
-    while len(head) < 8:
-        head += conn.recv(1 << 20)
-    size = struct.unpack("!Q", head[:8])[0]
-    body = head[8:]
-    while len(body) < size:
+    body = head
+    while len(body) < 8 or len(body) < 8 + struct.unpack("!Q", body[:8])[0]:
         more = conn.recv(1 << 20)
         if not more:
+            for fd in fds:
+                os.close(fd)
             raise ConnectionError("the stand-in went away mid-request")
         body += more
-    return json.loads(body), fds
+    return json.loads(body[8:]), fds
 
 
 def _run_worker(request, fds, listener, conns) -> None:
-    """In the forked child: become the worker the stand-in was started as, and exit as it does."""
-    import atexit
-    import runpy
-    import threading
-    import traceback
-
-    listener.close()
-    for c in conns:
-        c.close()
-    for fd, std in zip(fds, (0, 1, 2)):
-        os.dup2(fd, std)
-        os.close(fd)
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
-    argv = request["argv"]
+    """In the forked child: become the worker the stand-in was started as, and exit as it does (never
+    back into the server's loop)."""
     code = 1
     try:
-        if argv[0] == "-m":
-            sys.argv = [argv[1], *argv[2:]]
-            sys.path[0] = os.getcwd()  # as python -m has it
-            runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
-        else:
-            sys.argv = list(argv)
-            sys.path[0] = os.path.dirname(os.path.abspath(argv[0]))
-            runpy.run_path(argv[0], run_name="__main__")
-        code = 0
-    except SystemExit as e:
-        if e.code is None or isinstance(e.code, int):
-            code = e.code or 0
-        else:
-            print(e.code, file=sys.stderr)
-    except BaseException:
-        traceback.print_exc()
-    finally:
+        import atexit
+        import runpy
+        import threading
+        import traceback
+
+        listener.close()
+        for c in conns:
+            c.close()
+        for fd, std in zip(fds, (0, 1, 2)):
+            os.dup2(fd, std)
+            os.close(fd)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the server's own handler is not the worker's
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        argv = request["argv"]
         try:
-            for thread in threading.enumerate():  # as the interpreter's own shutdown
-                if thread is not threading.main_thread() and not thread.daemon:
-                    thread.join()
-            atexit._run_exitfuncs()
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+            if argv[0] == "-m":
+                sys.argv = [argv[1], *argv[2:]]
+                sys.path[0] = os.getcwd()  # as python -m has it
+                runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+            else:
+                sys.argv = list(argv)
+                sys.path[0] = os.path.dirname(os.path.abspath(argv[0]))
+                runpy.run_path(argv[0], run_name="__main__")
+            code = 0
+        except SystemExit as e:
+            if e.code is None or isinstance(e.code, int):
+                code = e.code or 0
+            else:
+                print(e.code, file=sys.stderr)
+        except BaseException:
+            traceback.print_exc()
+        threading._shutdown()  # as the interpreter's own exit: non-daemon threads, then atexit
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
 
 
 def serve(path: str) -> None:
+    """Started unbuffered (``python -u``), as torchrun starts its workers: the forked ones keep its streams'
+    objects. SIGTERM ends it and the workers still running."""
     import select
 
     import torch
@@ -131,28 +131,47 @@ def serve(path: str) -> None:
     listener.bind(path)
     listener.listen(16)
     children = {}  # pid: the stand-in's connection
+
+    def kill(pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def stop(signum, frame):
+        for pid in children:
+            kill(pid)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     print("ready", flush=True)
     while True:
         readable, _, _ = select.select([listener, *children.values()], [], [], 0.02)
         for sock in readable:
             if sock is listener:
                 conn, _ = listener.accept()
-                request, fds = _read_request(conn)
-                sys.stdout.flush()
-                sys.stderr.flush()
-                pid = os.fork()
-                if pid == 0:
-                    _run_worker(request, fds, listener, [conn, *children.values()])
-                for fd in fds:
-                    os.close(fd)
-                conn.sendall(f"{pid}\n".encode())
-                children[pid] = conn
-            elif not sock.recv(64):  # the stand-in was killed outright: so is its worker
-                pid = next(p for p, c in children.items() if c is sock)
+                pid = None
                 try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                    request, fds = _read_request(conn)
+                    pid = os.fork()
+                    if pid == 0:
+                        _run_worker(request, fds, listener, [conn, *children.values()])
+                    for fd in fds:
+                        os.close(fd)
+                    children[pid] = conn
+                    conn.sendall(f"{pid}\n".encode())
+                except (OSError, ValueError):  # the stand-in went away: so does its worker
+                    if pid:
+                        kill(pid)
+                    else:
+                        conn.close()
+                continue
+            try:
+                alive = sock.recv(64)
+            except OSError:
+                alive = b""
+            if not alive:  # the stand-in was killed outright: so is its worker
+                kill(next(p for p, c in children.items() if c is sock))
         while children:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)

@@ -56,7 +56,7 @@ def fork_server(tmp_path_factory):
 
     folder = tempfile.mkdtemp(prefix="fork")  # a short path: a socket's is limited to 107 bytes
     path = os.path.join(folder, "server")
-    server = subprocess.Popen([sys.executable, WORKER, "--serve", path], cwd=ROOT, env=child_env(),
+    server = subprocess.Popen([sys.executable, "-u", WORKER, "--serve", path], cwd=ROOT, env=child_env(),
                               stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout.readline() == "ready\n", "the fork server did not start"
@@ -64,10 +64,15 @@ def fork_server(tmp_path_factory):
         yield path
     finally:
         FORK_SERVER.clear()
-        server.kill()
-        server.wait()
+        server.terminate()  # it kills the workers still running, then itself
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
         server.stdout.close()
-        os.remove(path) if os.path.exists(path) else None
+        if os.path.exists(path):
+            os.remove(path)
         os.rmdir(folder)
 
 
