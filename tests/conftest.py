@@ -14,9 +14,9 @@ from mobilenet_v1.data import CIFAR_EVAL_FOLDER, CIFAR_TRAIN_FOLDER, write_cifar
 # a core slow each other down more than one thread each runs.
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
-# The longest test files first (their seconds in a run of make test on the 2-core development CPU,
-# 2026-12-03): pytest-xdist's --dist loadfile hands files to its processes in collection order, and a
-# long one handed out last ran on alone while the other process had nothing left (13 min against 12).
+# The longest test files first (by their seconds in make test on the 2-core development CPU, 2026-12-03):
+# pytest-xdist's --dist loadfile hands files to its processes in collection order, and a long one handed
+# out last (test_resilience.py) ran on alone while the other process had nothing left.
 LONGEST_FIRST = ("test_deploy.py", "test_distributed.py", "test_resilience.py", "test_train_eval.py",
                  "test_qat.py", "test_benchmark.py", "test_ema.py", "test_optimizers.py", "test_executorch.py")
 
