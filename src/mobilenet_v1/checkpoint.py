@@ -466,12 +466,15 @@ def is_run_checkpoint_name(path: str) -> bool:
     return bool(_NAME_RE.match(name) or _TOP_RE.match(name)) or name == BEST_NAME
 
 
+def holds_run_files(folder: str) -> bool:
+    """Whether ``folder`` itself holds a run's files: its training checkpoints or the configuration it
+    writes at start (what a run starting afresh beside it sets aside)."""
+    return bool(training_files(folder)) or os.path.isfile(os.path.join(folder, RUN_CONFIG))
+
+
 def holds_run(folder: str) -> bool:
-    """Whether ``folder`` holds a run: its training checkpoints or its records, or a distributed run's in
-    its ``ckpt_0/``."""
-    sub = os.path.join(folder, DISTRIBUTED_SUBFOLDER)
-    return any(bool(training_files(f)) or any(os.path.isfile(os.path.join(f, r)) for r in RUN_RECORDS)
-               for f in (folder, sub))
+    """Whether ``folder`` holds a run, of one process or (in its ``ckpt_0/``) a distributed one."""
+    return holds_run_files(folder) or holds_run_files(os.path.join(folder, DISTRIBUTED_SUBFOLDER))
 
 
 def training_files(folder: str) -> List[str]:
@@ -500,18 +503,16 @@ def move_other_layout_aside(base: str, own: str) -> str:
     new ``earlier-run-N``. Returns where they went ("" when the other folder holds no run)."""
     sub = os.path.join(base, DISTRIBUTED_SUBFOLDER)
     if os.path.abspath(own) == os.path.abspath(base):
-        held = os.path.isdir(sub) and (list_checkpoints(sub) or list_top(sub) or any(
-            os.path.exists(os.path.join(sub, name)) for name in (BEST_NAME, RUN_CONFIG)))
-        if not held:
+        if not (os.path.isdir(sub) and holds_run_files(sub)):
             return ""
         RunLock(sub).release()  # a run of one process given ckpt_0/ as its folder may be training there
         aside = _free_aside(base)
         os.replace(sub, aside)
         fsync_dir(base)
         return aside
-    names = training_files(base)
-    if not names and not os.path.exists(os.path.join(base, RUN_CONFIG)):
+    if not holds_run_files(base):
         return ""
+    names = training_files(base)
     records = [name for name in RUN_RECORDS if os.path.isfile(os.path.join(base, name))]
     events = sorted(name for name in os.listdir(base) if name.startswith("events.out.tfevents."))
     return _move_aside(base, names + records + events)
