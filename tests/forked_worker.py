@@ -115,17 +115,17 @@ def _run_worker(request, fds, listener, conns) -> None:
 def serve(path: str) -> None:
     """Started unbuffered (``python -u``), as torchrun starts its workers: the forked ones keep its streams'
     objects. SIGTERM ends it and the workers still running."""
+    import importlib
     import select
 
     import torch
 
     torch.set_num_threads(1)  # no OpenMP pool before a fork (as the workers run under OMP_NUM_THREADS=1)
-    import torch._dynamo  # what each training worker imports (torch's optimizers, DDP)
-    import torch.distributed
-    from mobilenet_v1 import cli, evaluate, train, transforms
-    transforms.torchvision_ops()
-    preloaded = (torch._dynamo, torch.distributed, cli, evaluate, train)
-    assert all(preloaded)
+    # torch._dynamo: what each training worker imports (torch's optimizers, DDP)
+    for name in ("torch._dynamo", "torch.distributed", "mobilenet_v1.cli", "mobilenet_v1.evaluate",
+                 "mobilenet_v1.train"):
+        importlib.import_module(name)
+    importlib.import_module("mobilenet_v1.transforms").torchvision_ops()
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)

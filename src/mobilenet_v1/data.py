@@ -1562,7 +1562,8 @@ def drain_before_decode(device: torch.device) -> None:
 
 def _decode_one(data: torch.Tensor, path: str, device: torch.device) -> torch.Tensor:
     try:
-        return T.torchvision_ops().decode_jpeg(data, mode=T.torchvision_ops().RGB, device=device)
+        tv = T.torchvision_ops()
+        return tv.decode_jpeg(data, mode=tv.RGB, device=device)
     except RuntimeError:
         return T.decode_rgb(data, path).to(device)
 
