@@ -1017,6 +1017,41 @@ def test_a_run_continued_from_another_folder_or_a_later_epoch_keeps_the_folders_
     assert [r["epoch"] for r in read_metrics(str(y))["epochs"]] == [2, 3]
 
 
+def test_a_run_from_its_own_folders_checkpoint_continues_there_and_never_moves_that_file_aside(
+        cifar_dir, tmp_path, capsys, one_thread):
+    """The seed's way to go on in the same folder (--pre_trained one of its checkpoints, --pretrain_epoch_size
+    its epochs) kept the folder's records as its history but moved its checkpoints aside as for a fresh run,
+    the pre_trained file among them: the path its checkpoints and config.yaml record then named nothing, and
+    the same command run again (a restart) stopped at a missing file. It now continues as a resume does: only
+    what came after that epoch moves aside. A run that would move the file aside (pretrain_epoch_size 0, or
+    below the file's epoch) is refused before anything moves."""
+    y = tmp_path / "y"
+    assert cli.main(["train", *run_args(cifar_dir, y, "--epoch_size=3", "--save_checkpoint_epochs=1",
+                                        "--keep_checkpoint_max=5")]) == 0
+    start = y / "mobilenetv1-2_12.ckpt"
+    before = {name: (y / name).read_bytes() for name in os.listdir(y) if (y / name).is_file()}
+    capsys.readouterr()
+    for at in ("0", "1"):
+        assert cli.main(["train", *run_args(cifar_dir, y, "--epoch_size=4", f"--pre_trained={start}",
+                                            f"--pretrain_epoch_size={at}")]) == 1
+        err = capsys.readouterr().err
+        assert f"pre_trained {start}: a checkpoint of save_checkpoint_path {y} that this run would move aside" in err
+        assert ("--pretrain_epoch_size N, the epochs it was saved after" in err) == (at == "0")
+        assert {name: (y / name).read_bytes() for name in os.listdir(y) if (y / name).is_file()} == before
+    args = run_args(cifar_dir, y, "--epoch_size=4", "--keep_checkpoint_max=5", f"--pre_trained={start}",
+                    "--pretrain_epoch_size=2")
+    assert cli.main(["train", *args]) == 0
+    assert f"pre_trained: mobilenetv1-3_12.ckpt in {y} came after {start}, from training that this run supersedes: " \
+           f"moved to {y / 'earlier-run-1'}" in capsys.readouterr().out
+    assert os.listdir(y / "earlier-run-1") == ["mobilenetv1-3_12.ckpt"]
+    assert [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(y))] == \
+        ["mobilenetv1-1_12.ckpt", "mobilenetv1-2_12.ckpt", "mobilenetv1-4_12.ckpt"]
+    assert (y / "mobilenetv1-2_12.ckpt").read_bytes() == before["mobilenetv1-2_12.ckpt"]
+    assert [r["epoch"] for r in read_metrics(str(y))["epochs"]] == [1, 2, 3, 4]
+    os.unlink(y / "mobilenetv1-4_12.ckpt")  # killed in epoch 4: the same command again finds its file
+    assert cli.main(["train", *args]) == 0
+
+
 @pytest.mark.parametrize("given", ["file", "folder"])
 def test_a_restarted_job_given_resume_continues_from_its_own_newer_checkpoint(cifar_dir, tmp_path, capsys,
                                                                               monkeypatch, one_thread, given):

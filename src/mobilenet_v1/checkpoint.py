@@ -494,6 +494,19 @@ def other_layout_folder(base: str, own: str) -> str:
     return os.path.join(base, DISTRIBUTED_SUBFOLDER) if same else base
 
 
+def other_layout_files(base: str, own: str) -> List[str]:
+    """The paths :func:`move_other_layout_aside` moves aside (``ckpt_0/`` itself, or files of ``base``),
+    moving nothing."""
+    sub = os.path.join(base, DISTRIBUTED_SUBFOLDER)
+    if os.path.abspath(own) == os.path.abspath(base):
+        return [sub] if os.path.isdir(sub) and holds_run_files(sub) else []
+    if not holds_run_files(base):
+        return []
+    events = sorted(name for name in os.listdir(base) if name.startswith("events.out.tfevents."))
+    records = [name for name in RUN_RECORDS if os.path.isfile(os.path.join(base, name))]
+    return [os.path.join(base, name) for name in training_files(base) + records + events]
+
+
 def move_other_layout_aside(base: str, own: str) -> str:
     """A run starting afresh in ``own``, one of the two folders of ``save_checkpoint_path`` ``base`` (itself
     for one process, its ``ckpt_0/`` for a distributed run), sets aside an earlier run in the other one, which
@@ -501,21 +514,14 @@ def move_other_layout_aside(base: str, own: str) -> str:
     checkpoints of its own stands for itself, one that holds none for its ``ckpt_0/``). ``ckpt_0/`` moves
     whole to ``base/earlier-run-N``; from ``base``, its checkpoints and records (``RUN_RECORDS``) move into a
     new ``earlier-run-N``. Returns where they went ("" when the other folder holds no run)."""
-    sub = os.path.join(base, DISTRIBUTED_SUBFOLDER)
-    if os.path.abspath(own) == os.path.abspath(base):
-        if not (os.path.isdir(sub) and holds_run_files(sub)):
-            return ""
-        RunLock(sub).release()  # a run of one process given ckpt_0/ as its folder may be training there
+    paths = other_layout_files(base, own)
+    if paths and os.path.abspath(own) == os.path.abspath(base):
+        RunLock(paths[0]).release()  # a run of one process given ckpt_0/ as its folder may be training there
         aside = _free_aside(base)
-        os.replace(sub, aside)
+        os.replace(paths[0], aside)
         fsync_dir(base)
         return aside
-    if not holds_run_files(base):
-        return ""
-    names = training_files(base)
-    records = [name for name in RUN_RECORDS if os.path.isfile(os.path.join(base, name))]
-    events = sorted(name for name in os.listdir(base) if name.startswith("events.out.tfevents."))
-    return _move_aside(base, names + records + events)
+    return _move_aside(base, [os.path.basename(p) for p in paths])
 
 
 def epochs_done(ckpt: Dict[str, Any]) -> Optional[Fraction]:
@@ -540,6 +546,12 @@ def move_superseded(folder: str, epoch: int, in_epoch: int, steps_per_epoch: int
     as the best of a history that no longer holds its epoch. Points compare as shares of epochs, so a
     history whose steps per epoch changed at an epoch's end compares alike. One that cannot be read, or
     records no epoch, stays. Returns the folder and the names moved ("", [] when none)."""
+    names = superseded_files(folder, epoch, in_epoch, steps_per_epoch)
+    return _move_aside(folder, names), names
+
+
+def superseded_files(folder: str, epoch: int, in_epoch: int, steps_per_epoch: int) -> List[str]:
+    """The names of the checkpoints in ``folder`` that :func:`move_superseded` moves aside, moving nothing."""
     if in_epoch == 0:  # an epoch's end: everything named after a later epoch (of whatever count) came after
         names = [os.path.basename(path) for e, _, path in _numbered(folder) if e > epoch]
     else:
@@ -555,7 +567,7 @@ def move_superseded(folder: str, epoch: int, in_epoch: int, steps_per_epoch: int
         at = epochs_done(dict(saved, steps_per_epoch=saved.get("steps_per_epoch") or steps_per_epoch))
         if at is not None and at > epoch + Fraction(in_epoch, steps_per_epoch):
             names.append(BEST_NAME)
-    return _move_aside(folder, names), names
+    return names
 
 
 def _move_aside(folder: str, names: List[str]) -> str:

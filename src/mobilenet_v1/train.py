@@ -1326,10 +1326,44 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         return run_result(resumed_from, resumed_from, steps_per_epoch, step_images)
     # Resumed from a checkpoint elsewhere (--resume FILE or FOLDER), the run's history is not this folder's.
     elsewhere = bool(resumed_from) and not saved_in(resumed_from, out_dir)
+    # The seed's way to go on (pre_trained, a checkpoint of this folder, at pretrain_epoch_size): the folder's run
+    # continues from it as from a resume, and only what came after it moves aside.
+    continued_from = resumed_from or (pre_trained if history else "")
+
+    def keep_pre_trained(moving: List[str], why: str) -> None:
+        """A run that starts from ``pre_trained`` weights refuses to set that file aside with the folder's
+        files (``moving``, before any moves): its restart (torchrun, or the command again) would not find it."""
+        if not cfg.pre_trained or ckpt is not None:
+            return
+        read = os.path.realpath(pre_trained)
+        if any(read == p or read.startswith(p + os.sep) for p in map(os.path.realpath, moving)):
+            raise ConfigError(f"pre_trained {pre_trained}: a checkpoint of save_checkpoint_path "
+                              f"{cfg.save_checkpoint_path} that this run would move aside before it trains ({why}), "
+                              f"where a restart of this command would not find it: copy it out of the folder, or "
+                              f"train into another one")
 
     def set_folder_for_this_run() -> None:
         try:
-            if not resumed_from or elsewhere:
+            if continued_from and not elsewhere:
+                # In the checkpoint's own count: the names and the best checkpoint of its history use it.
+                spe = ((ckpt if resumed_from else source) or {}).get("steps_per_epoch") or steps_per_epoch
+                keep_pre_trained([os.path.join(out_dir, name) for name in
+                                  ckpt_io.superseded_files(out_dir, start_epoch, start_step, spe)],
+                                 f"saved after epoch {start_epoch}, where this run starts: pretrain_epoch_size")
+                moved_to, names = ckpt_io.move_superseded(out_dir, start_epoch, start_step, spe)
+                if moved_to:
+                    print0(f"{'resume' if resumed_from else 'pre_trained'}: {', '.join(names)} in {out_dir} came "
+                           f"after {continued_from}, from training that this run supersedes: moved to {moved_to}"
+                           + ("; the next evaluation saves a new best" if ckpt_io.BEST_NAME in names else ""))
+            else:
+                # Not the run this one continues (--resume FILE of the other layout): its file stays where it is,
+                # which a torchrun restart of this job reads again.
+                other_folder = os.path.realpath(ckpt_io.other_layout_folder(cfg.save_checkpoint_path, out_dir))
+                continued = bool(resumed_from) and os.path.realpath(resumed_from).startswith(other_folder + os.sep)
+                keep_pre_trained([os.path.join(out_dir, name) for name in ckpt_io.training_files(out_dir)]
+                                 + ([] if continued else ckpt_io.other_layout_files(cfg.save_checkpoint_path, out_dir)),
+                                 "an earlier run's checkpoints move aside from a run that does not continue it; "
+                                 "--pretrain_epoch_size N, the epochs it was saved after, continues it")
                 # A fresh run in a folder holding another run's checkpoints: they move aside whole, so
                 # neither the pruning of the oldest nor --resume or eval (the newest) mixes the two runs.
                 moved_to = ckpt_io.move_checkpoints_aside(out_dir)
@@ -1339,10 +1373,6 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 elif moved_to:
                     print0(f"save_checkpoint_path {out_dir} held the checkpoints of an earlier run, which this "
                            f"one does not continue (no --resume): moved them to {moved_to}")
-                # Not the run this one continues (--resume FILE of the other layout): its file stays where it is,
-                # which a torchrun restart of this job reads again.
-                other_folder = os.path.realpath(ckpt_io.other_layout_folder(cfg.save_checkpoint_path, out_dir))
-                continued = bool(resumed_from) and os.path.realpath(resumed_from).startswith(other_folder + os.sep)
                 other = "" if continued else ckpt_io.move_other_layout_aside(cfg.save_checkpoint_path, out_dir)
                 if other:
                     print0(f"save_checkpoint_path {cfg.save_checkpoint_path} held an earlier "
@@ -1350,14 +1380,6 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                               f"moved its checkpoints and records to {other}" if dist.enabled else
                               f"distributed run in {ckpt_io.DISTRIBUTED_SUBFOLDER}/, which eval, info and --resume "
                               f"auto would take for this one's: moved that folder to {other}"))
-            else:
-                # In the checkpoint's own count: the names and the best checkpoint of its history use it.
-                moved_to, names = ckpt_io.move_superseded(out_dir, start_epoch, start_step,
-                                                          ckpt.get("steps_per_epoch") or steps_per_epoch)
-                if moved_to:
-                    print0(f"resume: {', '.join(names)} in {out_dir} came after {resumed_from}, from training "
-                           f"that this run supersedes: moved to {moved_to}"
-                           + ("; the next evaluation saves a new best" if ckpt_io.BEST_NAME in names else ""))
             ckpt_io.atomic_save_text(dump_yaml(cfg), os.path.join(out_dir, ckpt_io.RUN_CONFIG))
         except OSError as e:
             raise ckpt_io.CheckpointError(f"save_checkpoint_path {out_dir}: cannot write there "
