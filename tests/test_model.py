@@ -1,3 +1,4 @@
+import contextlib
 import math
 
 import pytest
@@ -200,6 +201,36 @@ def test_evaluation_mode_with_gradients_takes_the_direct_path_hooks_see():
     assert torch.equal(seen[("relu", True)], seen[("relu", False)]) and torch.equal(out, direct)
     grad, = torch.autograd.grad(out[0, 1], seen[True])  # the class's gradient at the hooked block
     assert grad.shape == seen[False].shape and grad.abs().sum() > 0
+
+
+def test_onnx_exports_of_a_process_build_torchlibs_table_once_and_write_the_same_graph(monkeypatch):
+    """torch.onnx.export builds its table of ONNX functions for ATen operators at every call: to_onnx has it
+    built once a process (export.torchlib_registry_built_once), with the graph byte for byte the same, and
+    torch's builder put back after each export for whoever else exports."""
+    from torch.onnx._internal.exporter import _registration
+
+    from mobilenet_v1 import export
+
+    original = _registration.ONNXRegistry.__dict__["from_torchlib"]
+    built = []
+
+    def counted(cls, *args, **kwargs):
+        built.append(args or kwargs)
+        return original.__func__(cls, *args, **kwargs)
+
+    counting = classmethod(counted)
+    monkeypatch.setattr(_registration.ONNXRegistry, "from_torchlib", counting)
+    monkeypatch.setattr(export, "_TORCHLIB_REGISTRIES", {})
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                                torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    first = export.to_onnx(model, 16, 16).SerializeToString()
+    assert _registration.ONNXRegistry.__dict__["from_torchlib"] is counting
+    assert export.to_onnx(model, 16, 16).SerializeToString() == first and len(built) == 1
+    with export.torchlib_registry_built_once():
+        pass
+    assert _registration.ONNXRegistry.__dict__["from_torchlib"] is counting  # put back also where none exported
+    monkeypatch.setattr(export, "torchlib_registry_built_once", contextlib.nullcontext)
+    assert export.to_onnx(model, 16, 16).SerializeToString() == first and len(built) == 2  # as torch builds it
 
 
 def test_torch_export_with_dynamic_height_and_width_runs_every_size_as_eager():
