@@ -14,6 +14,9 @@ from mobilenet_v1.model import MobileNetV1
 
 from test_deploy import named_classes_checkpoint
 
+# The exporter runs once per model and size (conftest.exported_once); export itself runs in every test.
+pytestmark = pytest.mark.usefixtures("exported_once")
+
 
 def test_turns_give_every_file_its_calls_in_each_round_and_ratios_are_taken_within_rounds():
     """measure: in each round every entry in turn makes its untimed settling calls, then its timed ones;

@@ -12,6 +12,9 @@ from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.ema import WeightAverage, decay_at
 from mobilenet_v1.tracking import read_metrics
 
+# The exporter runs once per model and size (conftest.exported_once); export itself runs in every test.
+pytestmark = pytest.mark.usefixtures("exported_once")
+
 SMALL = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU", "--num_workers=0",
          "--warmup_epochs=0", "--lr_decay_mode=linear", "--lr_max=0.05", "--class_num=4"]
 

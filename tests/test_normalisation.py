@@ -18,6 +18,9 @@ from mobilenet_v1.transforms import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGEN
 
 from conftest import class_images
 
+# The exporter runs once per model and size (conftest.exported_once); export itself runs in every test.
+pytestmark = pytest.mark.usefixtures("exported_once")
+
 OWN = ["--mean=0.5", "--std=0.25,0.25,0.25"]
 OWN_NORM = ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 
