@@ -1050,6 +1050,16 @@ def test_a_run_from_its_own_folders_checkpoint_continues_there_and_never_moves_t
     assert [r["epoch"] for r in read_metrics(str(y))["epochs"]] == [1, 2, 3, 4]
     os.unlink(y / "mobilenetv1-4_12.ckpt")  # killed in epoch 4: the same command again finds its file
     assert cli.main(["train", *args]) == 0
+    # A checkpoint of a torchrun job's ckpt_0/, which a run of one process in the folder above moves aside whole.
+    z = tmp_path / "z"
+    (z / ckpt_io.DISTRIBUTED_SUBFOLDER).mkdir(parents=True)
+    shutil.copy(start, z / ckpt_io.DISTRIBUTED_SUBFOLDER / start.name)
+    capsys.readouterr()
+    assert cli.main(["train", *run_args(cifar_dir, z, "--epoch_size=4", "--pretrain_epoch_size=2",
+                                        f"--pre_trained={z / ckpt_io.DISTRIBUTED_SUBFOLDER / start.name}")]) == 1
+    assert f"(it is of the earlier run in {z / ckpt_io.DISTRIBUTED_SUBFOLDER}, which a run of one process moves " \
+           f"aside)" in capsys.readouterr().err
+    assert os.listdir(z) == [ckpt_io.DISTRIBUTED_SUBFOLDER]
 
 
 @pytest.mark.parametrize("given", ["file", "folder"])

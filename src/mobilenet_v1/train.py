@@ -980,13 +980,13 @@ def saved_in(path: str, folder: str) -> bool:
     return os.path.realpath(where) == os.path.realpath(folder)
 
 
-def continues_here(cfg: Config, out_dir: str, resumed_from: str) -> bool:
+def continues_here(cfg: Config, out_dir: str, resumed_from: str, pre_trained: str) -> bool:
     """Whether the run folder's records before this run's start are its history: resumed from a
     checkpoint of the folder, or (the seed's way to go on) started at ``pretrain_epoch_size`` from
-    ``pre_trained`` weights saved there."""
+    ``pre_trained`` weights saved there (the file ``--pre_trained`` names, a run folder's newest)."""
     if resumed_from:
         return saved_in(resumed_from, out_dir)
-    return bool(cfg.pre_trained) and cfg.pretrain_epoch_size > 0 and saved_in(cfg.pre_trained, out_dir)
+    return bool(pre_trained) and cfg.pretrain_epoch_size > 0 and saved_in(pre_trained, out_dir)
 
 
 def evaluate_accuracy(model, loader, device: torch.device, precision: str,
@@ -1307,7 +1307,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     if cfg.freeze_layers and not cfg.pre_trained and not resumed_from:
         print0(f"freeze_layers {cfg.freeze_layers}: no pre_trained (and nothing resumed): the frozen layers keep their "
                f"random initial weights")
-    history = continues_here(cfg, out_dir, resumed_from)
+    history = continues_here(cfg, out_dir, resumed_from, pre_trained if cfg.pre_trained else "")
     # The best checkpoint, keep_best_max and --patience judge on from this run's history's evaluations (rank 0's
     # records, alike on every rank).
     evaluations = Evaluations(cfg.patience, cfg.patience_min_delta)
@@ -1337,6 +1337,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             return
         read = os.path.realpath(pre_trained)
         if any(read == p or read.startswith(p + os.sep) for p in map(os.path.realpath, moving)):
+            if not saved_in(pre_trained, out_dir):
+                why = (f"it is of the earlier run in {ckpt_io.other_layout_folder(cfg.save_checkpoint_path, out_dir)}"
+                       f", which a {'distributed run' if dist.enabled else 'run of one process'} moves aside")
             raise ConfigError(f"pre_trained {pre_trained}: a checkpoint of save_checkpoint_path "
                               f"{cfg.save_checkpoint_path} that this run would move aside before it trains ({why}), "
                               f"where a restart of this command would not find it: copy it out of the folder, or "
@@ -1349,7 +1352,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 spe = ((ckpt if resumed_from else source) or {}).get("steps_per_epoch") or steps_per_epoch
                 keep_pre_trained([os.path.join(out_dir, name) for name in
                                   ckpt_io.superseded_files(out_dir, start_epoch, start_step, spe)],
-                                 f"saved after epoch {start_epoch}, where this run starts: pretrain_epoch_size")
+                                 f"it was saved later than epoch {start_epoch}, where --pretrain_epoch_size "
+                                 f"{start_epoch} starts this run, and what came after that moves aside")
                 moved_to, names = ckpt_io.move_superseded(out_dir, start_epoch, start_step, spe)
                 if moved_to:
                     print0(f"{'resume' if resumed_from else 'pre_trained'}: {', '.join(names)} in {out_dir} came "
@@ -1408,6 +1412,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         if not isinstance(named, str) or not named:
             named = ckpt_io.checkpoint_name(start_epoch, steps_per_epoch)
         epoch_end = resumed_from if start_step == 0 else os.path.join(os.path.dirname(resumed_from), named)
+    elif continued_from:  # pre_trained, an epoch's end of the run's folder (the seed's way to go on)
+        epoch_end = continued_from
     writer = CheckpointWriter(cfg, model, optimizer, scaler, guard, steps_per_epoch, classes, out_dir,
                               dist=dist, ema=ema, samples_per_step=step_images, step_offset=step_offset,
                               epoch_end=epoch_end, recorded={"teacher_file": distill.source} if distill else None)
