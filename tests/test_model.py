@@ -226,9 +226,13 @@ def test_onnx_exports_of_a_process_build_torchlibs_table_once_and_write_the_same
     first = export.to_onnx(model, 16, 16).SerializeToString()
     assert _registration.ONNXRegistry.__dict__["from_torchlib"] is counting
     assert export.to_onnx(model, 16, 16).SerializeToString() == first and len(built) == 1
-    with export.torchlib_registry_built_once():
-        pass
-    assert _registration.ONNXRegistry.__dict__["from_torchlib"] is counting  # put back also where none exported
+    class Failing(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("no graph")
+
+    with pytest.raises(Exception, match="no graph"):
+        export.to_onnx(Failing(), 16, 16)
+    assert _registration.ONNXRegistry.__dict__["from_torchlib"] is counting  # put back after a failed export too
     monkeypatch.setattr(export, "torchlib_registry_built_once", contextlib.nullcontext)
     assert export.to_onnx(model, 16, 16).SerializeToString() == first and len(built) == 2  # as torch builds it
 

@@ -38,6 +38,7 @@ import math
 import os
 import sys
 import tempfile
+import threading
 import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -87,8 +88,10 @@ def fold_batchnorm(model: MobileNetV1) -> MobileNetV1:
     return folded
 
 
-# torchlib's tables of ONNX functions for ATen operators, a process's, by the arguments they were built with.
+# torchlib's tables of ONNX functions for ATen operators, a process's, by the arguments they were built with;
+# the lock keeps the builder's swap and the exports under it one at a time.
 _TORCHLIB_REGISTRIES: Dict[Any, Any] = {}
+_TORCHLIB_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
@@ -101,23 +104,30 @@ def torchlib_registry_built_once():
         from torch.onnx._internal.exporter import _registration
 
         registry_class = _registration.ONNXRegistry
-        build = registry_class.__dict__["from_torchlib"]
-        build_once = build.__func__
-    except (ImportError, AttributeError, KeyError):
+        build = registry_class.__dict__.get("from_torchlib")
+    except (ImportError, AttributeError):
+        build = None
+    if not isinstance(build, classmethod):
         yield
         return
+    build_once = build.__func__
 
     def built_once(cls, *args, **kwargs):
         key = (cls, args, tuple(sorted(kwargs.items())))
-        if key not in _TORCHLIB_REGISTRIES:
-            _TORCHLIB_REGISTRIES[key] = build_once(cls, *args, **kwargs)
-        return _TORCHLIB_REGISTRIES[key]
+        try:
+            built = _TORCHLIB_REGISTRIES.get(key)
+        except TypeError:  # arguments (of a later torch) that make no key: built anew
+            return build_once(cls, *args, **kwargs)
+        if built is None:
+            built = _TORCHLIB_REGISTRIES[key] = build_once(cls, *args, **kwargs)
+        return built
 
-    registry_class.from_torchlib = classmethod(built_once)
-    try:
-        yield
-    finally:
-        registry_class.from_torchlib = build
+    with _TORCHLIB_LOCK:
+        registry_class.from_torchlib = classmethod(built_once)
+        try:
+            yield
+        finally:
+            registry_class.from_torchlib = build
 
 
 def to_onnx(model: nn.Module, height: int, width: int, batch_size: int = 1, dynamic_batch: bool = True):
