@@ -226,6 +226,7 @@ def test_onnx_exports_of_a_process_build_torchlibs_table_once_and_write_the_same
     first = export.to_onnx(model, 16, 16).SerializeToString()
     assert _registration.ONNXRegistry.__dict__["from_torchlib"] is counting
     assert export.to_onnx(model, 16, 16).SerializeToString() == first and len(built) == 1
+
     class Failing(torch.nn.Module):
         def forward(self, x):
             raise RuntimeError("no graph")

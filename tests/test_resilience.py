@@ -1023,8 +1023,9 @@ def test_a_run_from_its_own_folders_checkpoint_continues_there_and_never_moves_t
     its epochs) kept the folder's records as its history but moved its checkpoints aside as for a fresh run,
     the pre_trained file among them: the path its checkpoints and config.yaml record then named nothing, and
     the same command run again (a restart) stopped at a missing file. It now continues as a resume does: only
-    what came after that epoch moves aside. A run that would move the file aside (pretrain_epoch_size 0, or
-    below the file's epoch) is refused before anything moves."""
+    what came after that epoch moves aside. A run that would move the file aside (pretrain_epoch_size 0,
+    below the file's epoch, or a file of a torchrun job's ckpt_0/ beside a run of one process) is refused
+    before anything moves."""
     y = tmp_path / "y"
     assert cli.main(["train", *run_args(cifar_dir, y, "--epoch_size=3", "--save_checkpoint_epochs=1",
                                         "--keep_checkpoint_max=5")]) == 0
