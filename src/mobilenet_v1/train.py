@@ -1326,9 +1326,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         return run_result(resumed_from, resumed_from, steps_per_epoch, step_images)
     # Resumed from a checkpoint elsewhere (--resume FILE or FOLDER), the run's history is not this folder's.
     elsewhere = bool(resumed_from) and not saved_in(resumed_from, out_dir)
-    # The seed's way to go on (pre_trained, a checkpoint of this folder, at pretrain_epoch_size): the folder's run
-    # continues from it as from a resume, and only what came after it moves aside.
-    continued_from = resumed_from or (pre_trained if history else "")
+    # A run that continues its folder's (history: resumed from a checkpoint there, or the seed's way to go on,
+    # pre_trained saved there at pretrain_epoch_size) moves aside only what came after the file it continues.
+    continued_from = (resumed_from or pre_trained) if history else ""
 
     def keep_pre_trained(moving: List[str], why: str) -> None:
         """A run that starts from ``pre_trained`` weights refuses to set that file aside with the folder's
@@ -1347,7 +1347,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
 
     def set_folder_for_this_run() -> None:
         try:
-            if continued_from and not elsewhere:
+            if history:
                 # In the checkpoint's own count: the names and the best checkpoint of its history use it.
                 spe = ((ckpt if resumed_from else source) or {}).get("steps_per_epoch") or steps_per_epoch
                 keep_pre_trained([os.path.join(out_dir, name) for name in
@@ -1412,7 +1412,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         if not isinstance(named, str) or not named:
             named = ckpt_io.checkpoint_name(start_epoch, steps_per_epoch)
         epoch_end = resumed_from if start_step == 0 else os.path.join(os.path.dirname(resumed_from), named)
-    elif continued_from:  # pre_trained, an epoch's end of the run's folder (the seed's way to go on)
+    elif history:  # pre_trained, an epoch's end of the run's folder (the seed's way to go on)
         epoch_end = continued_from
     writer = CheckpointWriter(cfg, model, optimizer, scaler, guard, steps_per_epoch, classes, out_dir,
                               dist=dist, ema=ema, samples_per_step=step_images, step_offset=step_offset,
