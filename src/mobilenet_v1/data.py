@@ -1561,8 +1561,8 @@ def drain_before_decode(device: torch.device) -> None:
 
 
 def _decode_one(data: torch.Tensor, path: str, device: torch.device) -> torch.Tensor:
+    tv = T.torchvision_ops()  # outside the try: a torchvision that cannot load is an error, not a fallback
     try:
-        tv = T.torchvision_ops()
         return tv.decode_jpeg(data, mode=tv.RGB, device=device)
     except RuntimeError:
         return T.decode_rgb(data, path).to(device)
