@@ -12,8 +12,13 @@ mindspore``; this toolkit never imports it) and writes what its operations make 
 Each is compared with ours, the CPU pipeline's function and the GPU pipeline's batched one (run on the
 CPU here: the same code): the share of uint8 values that differ, the largest difference and the mean.
 "resize only" rows resize MindSpore's own decoded pixels, so a decoder's difference does not count.
+``--sizes`` makes the JPEGs in several sizes (height x width), an equal share each: ImageNet's photos come
+in many, and where the longer side, resized, is not a whole number of pixels (500x353: 362.6) or the
+crop's margin is odd (500x334: 383 - 224 = 159), the size and the centre crop's position depend on how
+each rounds. A last table gives the seed's evaluation crop size by size.
 
     python benchmarks/mindspore_resize_check.py --mindspore_python /path/to/venv/bin/python [--images 16]
+        [--sizes 375x500,334x500,500x353]
 """
 import argparse
 import json
@@ -65,12 +70,17 @@ def agreement(ours: torch.Tensor, theirs: torch.Tensor) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mindspore_python", required=True, help="a Python interpreter with mindspore installed")
-    p.add_argument("--images", type=int, default=16, help="natural-looking 500x375 JPEGs (default 16)")
+    p.add_argument("--images", type=int, default=16, help="natural-looking JPEGs (default 16)")
+    p.add_argument("--sizes", default="375x500",
+                   help="their sizes, HEIGHTxWIDTH, comma-separated (default 375x500, ImageNet's commonest)")
     p.add_argument("--json", nargs="?", const=True, default=None, help="print (or write to a file) JSON")
     a = p.parse_args()
+    sizes = [tuple(int(v) for v in hw.split("x")) for hw in a.sizes.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
-        make_jpeg_folder(tmp, a.images, classes=1)
-        paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(tmp) for f in fs)
+        for k, size in enumerate(sizes):  # a folder a size; images of one size made alike
+            make_jpeg_folder(os.path.join(tmp, f"{size[0]}x{size[1]}"), a.images // len(sizes)
+                             + (k < a.images % len(sizes)), classes=1, size=size)
+        paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(tmp) for f in fs if f.endswith(".JPEG"))
         decoded = [T.decode_rgb(read_bytes(path), path) for path in paths]
         boxes = [T.crop_and_flip(img.shape[-2], img.shape[-1], seed)[0] for seed, img in enumerate(decoded)]
         with open(os.path.join(tmp, "jobs.json"), "w") as f:
@@ -86,6 +96,9 @@ def main() -> None:
                   for kind in ("eval", "train")}
         theirs_decoded = [chw(ms[f"decoded_{i}"]) for i in range(len(paths))]
 
+    def hw(i: int) -> str:
+        return "x".join(map(str, decoded[i].shape[-2:]))
+
     rows = [{"transform": "decode", "antialias": "", "ours": "decode_rgb",
              **agreement(torch.cat([d.flatten() for d in decoded]).float(),
                          torch.cat([d.flatten() for d in theirs_decoded]))}]
@@ -100,9 +113,18 @@ def main() -> None:
                                      ("train", cpu_train, "CPU pipeline"), ("train", gpu_train, "GPU pipeline")):
                 rows.append({"transform": kind + source, "antialias": antialias, "ours": name,
                              **agreement(ours.float(), theirs[kind])})
-    title = (f"{len(paths)} JPEGs of 500x375, MindSpore {version} against this toolkit; {machine()}; uint8 values")
+    per_size = []
+    for size in dict.fromkeys(hw(i) for i in range(len(paths))):
+        members = [i for i in range(len(paths)) if hw(i) == size]
+        ours = torch.stack([T.resize_center_crop(decoded[i], 224, antialias=False) for i in members])
+        per_size.append({"size (HxW)": size, "images": len(members),
+                         **agreement(ours.float(), theirs["eval"][members])})
+    title = (f"{len(paths)} JPEGs of {a.sizes}, MindSpore {version} against this toolkit; {machine()}; uint8 values")
     print_table(title, rows, ["transform", "antialias", "ours", "values differing %", "max", "mean"])
-    emit_json(a.json, {"machine": machine(), "mindspore": version, "images": len(paths), "rows": rows})
+    print_table("the seed's evaluation crop (antialias False, CPU pipeline) by image size", per_size,
+                ["size (HxW)", "images", "values differing %", "max", "mean"])
+    emit_json(a.json, {"machine": machine(), "mindspore": version, "images": len(paths), "sizes": a.sizes,
+                       "rows": rows, "per_size": per_size})
 
 
 if __name__ == "__main__":

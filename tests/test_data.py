@@ -401,6 +401,23 @@ def test_val_split_loaders_read_the_held_out_files_and_train_on_the_others(tmp_p
     assert train_files == calib_files == {p for p, _ in find_images(str(root / "train"))[0]} - held
 
 
+def test_an_odd_crop_margin_is_split_as_the_seed_splits_it_without_antialias_and_as_torchvision_with():
+    """MindSpore's CenterCrop starts at half the margin rounded down, torchvision's (timm's) at half rounded
+    to even: a 334x500 photo resized to 256x383 keeps columns 79..302 in the seed and 80..303 there. With
+    antialias False (the seed's resize) the crop is the seed's, with True torchvision's, in both pipelines."""
+    from torchvision.transforms.v2 import functional as TF
+
+    img = torch.randint(0, 256, (3, 74, 78), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    assert T.eval_resize_size(32) == 37  # 74x78 -> 37x39: a margin of 7 across, 3.5 rounded to 4 or down to 3
+    for antialias, left in ((False, 3), (True, 4)):
+        resized = T.resize(img, [37, 39], antialias)
+        want = resized[:, 2:34, left:left + 32]
+        for got in (T.resize_center_crop(img, 32, antialias=antialias),
+                    T.batch_resize_center_crop([img, img.flip(-1)], 32, antialias=antialias)[0]):
+            assert torch.equal(got, want), antialias
+    assert torch.equal(T.resize_center_crop(img, 32), TF.center_crop(TF.resize(img, [37]), [32, 32]))
+
+
 def test_eval_transform_of_a_long_thin_image_resizes_only_the_window_it_keeps(monkeypatch):
     """Shorter side to 256 first would turn a 1x100000 banner into 256x25,600,000 (20 GB); only the
     centre window the crop keeps is resized, and the crop is the full path's up to its rounding."""

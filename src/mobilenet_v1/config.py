@@ -377,7 +377,7 @@ KEY_HELP: Dict[str, str] = {
     "crop_ratio_min": "image folders' training: the narrowest random crop's aspect ratio (width / height)",
     "crop_ratio_max": "image folders' training: the widest random crop's aspect ratio (width / height)",
     "exif_orientation": "image folders: photos turned upright by their EXIF orientation (False: as stored, the seed's)",
-    "antialias": "image folders: resizes antialiased (False: plain bilinear, the seed's)",
+    "antialias": "image folders: resizes antialiased (False: plain bilinear and the centre crop placed, the seed's)",
     "interpolation": "image folders' resizes: bilinear (the seed's) or bicubic (timm's)",
     "mean": "per-channel mean the inputs are normalised by, on the [0, 1] scale: R,G,B or one value; '' the "
             "data set's (the seed's constants)",

@@ -30,8 +30,7 @@ def torchvision_ops() -> SimpleNamespace:
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms.v2 import functional
     return SimpleNamespace(RGB=ImageReadMode.RGB, decode_image=decode_image, decode_jpeg=decode_jpeg,
-                           roi_align=roi_align, BICUBIC=InterpolationMode.BICUBIC, resize=functional.resize,
-                           center_crop=functional.center_crop)
+                           roi_align=roi_align, BICUBIC=InterpolationMode.BICUBIC, resize=functional.resize)
 
 # The seed's RandomResizedCrop.
 RRC_SCALE = (0.08, 1.0)
@@ -279,6 +278,8 @@ def resize_center_crop(img: torch.Tensor, size: int, crop_pct: float = CROP_PCT,
                        antialias: bool = True, interpolation: str = "bilinear") -> torch.Tensor:
     """The seed's eval transform of one decoded image: shorter side to 256 (for 224; ``size /
     crop_pct``), centre crop. ``antialias`` and ``interpolation`` as in :func:`random_resized_crop`.
+    Where the crop's margin is odd, its position is rounded as :func:`centre_window` says: with
+    ``antialias`` as torchvision (and timm) round it, without as the seed (MindSpore) does.
 
     An image over about 7 times longer than wide (a 1x8000 banner would first become 256x2,048,000,
     gigabytes) has only the centre window that the crop keeps resized, at the same scale, plus a
@@ -295,10 +296,18 @@ def resize_center_crop(img: torch.Tensor, size: int, crop_pct: float = CROP_PCT,
         else:
             img, out_hw = img[..., start:start + keep, :], [max(size, round(keep * scale)), target]
         out = resize(img, out_hw, antialias, interpolation)
-    else:  # the shorter side to target, the longer in proportion (truncated), as torchvision's Resize
+    else:  # the shorter side to target, the longer in proportion (truncated), as torchvision's and MindSpore's Resize
         out = resize(img, [target, int(target * w / h)] if w >= h else [int(target * h / w), target], antialias,
                      interpolation)
-    return torchvision_ops().center_crop(out, [size, size])
+    top, left = (centre_window(n, size, seed=not antialias) for n in out.shape[-2:])  # crop_pct <= 1: n >= size
+    return out[..., top:top + size, left:left + size]
+
+
+def centre_window(n: int, size: int, seed: bool = False) -> int:
+    """Where a centre crop of ``size`` starts along a side of ``n >= size`` pixels: half the margin rounded
+    to even, as torchvision's ``CenterCrop`` places it, or with ``seed`` rounded down, as MindSpore's
+    ``CenterCrop`` does (a margin of 159, a 334x500 photo's at 224: 80 against the seed's 79)."""
+    return (n - size) // 2 if seed else int(round((n - size) / 2.0))
 
 
 # ---------------------------------------------------------------------------------------------------
