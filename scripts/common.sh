@@ -63,6 +63,14 @@ check_dataset() {
     fi
 }
 
+# seed_log FILE: `log` in the work folder, where the seed's scripts wrote their output (its README:
+# "eval/log", "train_parallel*/log"), made a link to FILE; a `log` that is not a link is left alone.
+seed_log() {
+    if [ -L log ] || [ ! -e log ]; then
+        ln -sfn "$1" log
+    fi
+}
+
 # The seed's configuration per data set.
 config_for() {
     if [ "$1" == "cifar10" ]; then

@@ -3,7 +3,8 @@
 # device_num where it is above 1, as the seed's GPU script starts its file's 4; else the visible GPUs, or 2
 # on a machine without one), batch_size per process. Works in ./train_parallel/
 # (checkpoints in ./train_parallel/ckpt_0/ with save_checkpoint_path "./", written by rank 0) and logs
-# to ./train_parallel/log.txt. EXTRA_ARGS adds options, e.g. EXTRA_ARGS="--sync_bn True".
+# to ./train_parallel/log.txt (and ./train_parallel/log, linked to it: the seed's name). EXTRA_ARGS adds
+# options, e.g. EXTRA_ARGS="--sync_bn True".
 # Several machines: see "Several GPUs, several machines" in README.md.
 USAGE="Usage: bash run_distribute_train.sh [cifar10|imagenet2012] [CONFIG_PATH] [DATASET_PATH] [PRETRAINED_CKPT_PATH](optional)"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -50,7 +51,8 @@ if [ "$GPUS" -eq 0 ]; then
 fi
 
 mkdir -p ./train_parallel && cd ./train_parallel || exit 1
-echo "start training with $DEVICE_NUM processes ($WHY) in $PWD, log in $PWD/log.txt"
+seed_log log.txt
+echo "start training with $DEVICE_NUM processes ($WHY) in $PWD, log in $PWD/log.txt (and log, the seed's name)"
 # `python -m torch.distributed.run` is torchrun, run by the same Python as the workers.
 # shellcheck disable=SC2086  # EXTRA_ARGS is a list of options
 "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node="$DEVICE_NUM" \

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Top-1/top-5 of a checkpoint (or of the newest one in a folder) with the seed's configuration for the
-# data set. Works in ./eval/ and logs to ./eval/log.txt. EXTRA_ARGS adds options.
+# data set. Works in ./eval/ and logs to ./eval/log.txt (and ./eval/log, linked to it: the seed's name).
+# EXTRA_ARGS adds options.
 USAGE="Usage: bash run_eval.sh [cifar10|imagenet2012] [DATASET_PATH] [CHECKPOINT_PATH]"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -14,7 +15,8 @@ if [ ! -e "$CHECKPOINT_PATH" ]; then
 fi
 
 mkdir -p ./eval && cd ./eval || exit 1
-echo "start evaluation in $PWD, log in $PWD/log.txt"
+seed_log log.txt
+echo "start evaluation in $PWD, log in $PWD/log.txt (and log, the seed's name)"
 # shellcheck disable=SC2086  # EXTRA_ARGS is a list of options
 "$PYTHON" -m mobilenet_v1 eval --config_path="$(config_for "$1")" --dataset="$1" --dataset_path="$DATASET_PATH" \
     --checkpoint_path="$CHECKPOINT_PATH" ${EXTRA_ARGS:-} 2>&1 | tee -i log.txt

@@ -2,6 +2,7 @@
 # Train in one process, with the seed's configuration for the data set (configs/<dataset>.yaml).
 # Works in ./train/ (save_checkpoint_path "./"): the run writes its checkpoints and its own log.txt
 # there (README.md, "Watching a run"); the console, warnings and errors included, is added to ./train/console.log
+# (./train/log, the seed's name, is linked to it)
 # (tee -a: a resumed run's after the first's; -i: the terminal's Ctrl-C stops the run, which prints on, not tee).
 # EXTRA_ARGS adds options, e.g. EXTRA_ARGS="--epoch_size 10 --device_target CPU".
 USAGE="Usage: bash run_standalone_train.sh [cifar10|imagenet2012] [DATASET_PATH] [PRETRAINED_CKPT_PATH](optional)"
@@ -20,7 +21,8 @@ fi
 
 # Unlike the seed, the folder is kept: it holds the run's checkpoints.
 mkdir -p ./train && cd ./train || exit 1
-echo "start training in $PWD, log in $PWD/log.txt, console in $PWD/console.log"
+seed_log console.log
+echo "start training in $PWD, log in $PWD/log.txt, console in $PWD/console.log (and log, the seed's name)"
 # shellcheck disable=SC2086  # EXTRA_ARGS is a list of options
 "$PYTHON" -m mobilenet_v1 train "${ARGS[@]}" ${EXTRA_ARGS:-} 2>&1 | tee -a -i console.log
 exit "${PIPESTATUS[0]}"

@@ -496,7 +496,8 @@ def test_scripts_train_distributed_standalone_and_eval_on_the_demo_data(tmp_path
     log = (work / "train_parallel" / "log.txt").read_text()
     assert log.count("epoch: 1 step: 22, loss is ") == 1  # 1,438 // 2 // 32; rank 0 alone prints
     assert "distributed: 2 processes (gloo)" in log
-    assert sorted(os.listdir(work / "train_parallel")) == ["ckpt_0", "log.txt"]  # rank 1 wrote nothing
+    assert sorted(os.listdir(work / "train_parallel")) == ["ckpt_0", "log", "log.txt"]  # rank 1 wrote nothing
+    assert (work / "train_parallel" / "log").read_text() == log  # the seed's name for it
     assert run_files(work / "train_parallel" / "ckpt_0") == ["config.yaml", "log.txt", "metrics.jsonl",
                                                              "mobilenetv1-1_22.ckpt", "tfevents"]
     digests = replica_digests(log)  # both ranks end with bitwise-identical weights and buffers
@@ -508,12 +509,13 @@ def test_scripts_train_distributed_standalone_and_eval_on_the_demo_data(tmp_path
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     log = (work / "train" / "log.txt").read_text()
     assert f"pre_trained: loaded {parallel_ckpt}" in log and log.count("epoch: 1 step: 44, loss is ") == 1
-    assert "epoch: 1 step: 44, loss is " in (work / "train" / "console.log").read_text()
+    assert "epoch: 1 step: 44, loss is " in (work / "train" / "console.log").read_text() == \
+        (work / "train" / "log").read_text()
     assert (work / "train" / "mobilenetv1-1_44.ckpt").is_file()
 
     r = run_script("run_eval.sh", "cifar10", data, work / "train", cwd=work, extra=tiny)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    line = (work / "eval" / "log.txt").read_text().strip().splitlines()[-1]
+    line = (work / "eval" / "log").read_text().strip().splitlines()[-1]  # the seed's name; log.txt too
     assert line.startswith("result: {'top_5_accuracy': ") and line.endswith(f"ckpt={work / 'train'}/mobilenetv1-1_44.ckpt")
 
     rank_table = tmp_path / "hccl_8p.json"  # the seed's Ascend script's second argument
