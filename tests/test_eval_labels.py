@@ -113,6 +113,28 @@ def test_labels_that_do_not_fit_the_images_are_refused_naming_the_file(image_fol
     past.write_text("".join(f"{n} 7\n" for n in names))
     with pytest.raises(DataError, match=rf"eval_labels {past}: label 7 is past the model's 2 classes"):
         find_images(flat, ["n01", "n02"], labels_file=str(past))
+    # An image labelled twice: the same label again is let be, another refused naming both lines (in both forms
+    # that name the image: which label is right, the file cannot say).
+    csv_rows = ["ImageId,PredictionString"] + [f"{n},{truth[n]} 1 2 3 4" for n in names]
+    caffe_rows = [f"{n}.JPEG {truth[n]}" for n in names]
+    other_class = {"n01": "n02", "n02": "n01"}[truth[names[1]]]
+    for rows, name, line in ((csv_rows, "twice.csv", 8), (caffe_rows, "twice.txt", 7)):
+        row = rows[line - 6]  # names[1]'s, on line `line - 5`
+        again = tmp_path / ("again_" + name)
+        again.write_text("\n".join(rows + [row]) + "\n")
+        assert [label for _, label in find_images(flat, ["n01", "n02"], labels_file=str(again))[0]] == \
+            [["n01", "n02"].index(truth[n]) for n in names]
+        twice = tmp_path / name
+        twice.write_text("\n".join(rows + [row.replace(truth[names[1]], other_class)]) + "\n")
+        with pytest.raises(DataError, match=rf"eval_labels {twice}, line {line}: {names[1]}(\.JPEG)? is labelled "
+                                            rf"{other_class}, but line {line - 5} labels it {truth[names[1]]}"):
+            find_images(flat, ["n01", "n02"], labels_file=str(twice))
+    # A file where the images should be is named for what it is, with or without eval_labels.
+    for labels in (None, str(short)):
+        with pytest.raises(DataError, match=rf"image folder '{short}' is a file, not a folder"):
+            find_images(str(short), labels_file=labels)
+        with pytest.raises(DataError, match=rf"image folder '{tmp_path / 'none'}' does not exist"):
+            find_images(str(tmp_path / "none"), labels_file=labels)
     # Without eval_labels, the flat folder's message says what to give.
     with pytest.raises(DataError, match=r"has no class sub-folders; its images are not sorted into class folders: "
                                         r"give their labels with --eval_labels FILE"):

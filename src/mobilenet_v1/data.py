@@ -721,7 +721,7 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
         return shard_samples(root, holdout), None
     packed = packed_classes(root) if is_archive(root) else None
     if packed is None and not os.path.isdir(root):
-        raise DataError(f"image folder {root!r} does not exist")
+        raise not_a_folder(root)
     tars = class_archives(root) if packed is None else []
     folders = class_folders(root, tars)
     kind, classes_are = ("archive", "folders or class archives") if packed is not None else ("folder", "sub-folders")
@@ -814,6 +814,13 @@ def _image_key(name: str) -> str:
     return stem if ext.lower() in IMAGE_EXTENSIONS else base
 
 
+def not_a_folder(root: str) -> DataError:
+    """The error for an image folder path that names no folder (nor a ``.tar`` archive): missing, or a file."""
+    if os.path.exists(root):
+        return DataError(f"image folder {root!r} is a file, not a folder (of class folders) or a .tar archive")
+    return DataError(f"image folder {root!r} does not exist")
+
+
 def read_image_labels(path: str, keys: Sequence[str]) -> Tuple[List[str], List[str]]:
     """The label (a class name, or a class number as text) of each image, known by its ``keys``
     (:func:`_image_key`: its file's name without the extension, names in the file with or without), from
@@ -838,6 +845,18 @@ def read_image_labels(path: str, keys: Sequence[str]) -> Tuple[List[str], List[s
         raise DataError(f"eval_labels {path}: holds no labels")
     where = set(keys)
     by_image: Dict[str, str] = {}
+    first_line: Dict[str, int] = {}
+
+    def label(i: int, image: str, name: str) -> None:
+        """Line ``i`` labels ``image`` ``name``: a second line that says the same is let be, one that says
+        otherwise is an error (which of the two is right, the file cannot say)."""
+        key = _image_key(image)
+        if by_image.get(key, name) != name:
+            raise DataError(f"eval_labels {path}, line {i}: {image} is labelled {name}, but line {first_line[key]} "
+                            f"labels it {by_image[key]}: one label an image")
+        by_image[key] = name
+        first_line.setdefault(key, i)
+
     if "," in lines[0][1]:
         rows = list(zip((i for i, _ in lines), csv.reader(line for _, line in lines)))
         if _image_key(rows[0][1][0].strip()) not in where:
@@ -846,9 +865,10 @@ def read_image_labels(path: str, keys: Sequence[str]) -> Tuple[List[str], List[s
             words = row[1].split() if len(row) > 1 else []
             if not words:
                 raise DataError(f"eval_labels {path}, line {i}: expected <image>,<label>, got {','.join(row)!r}")
-            by_image[_image_key(row[0].strip())] = words[0]
+            label(i, row[0].strip(), words[0])
     elif all(len(line.split()) > 1 for _, line in lines):
-        by_image = {_image_key(words[0]): words[1] for words in (line.split() for _, line in lines)}
+        for i, line in lines:
+            label(i, *line.split()[:2])
     else:
         labels = [line.split()[0] for _, line in lines]
         if all(label.isascii() and label.isdigit() for label in labels):
@@ -892,7 +912,7 @@ def labelled_images(root: str, labels_file: str,
     elif os.path.isdir(root):
         files = image_files_under(root)
     else:
-        raise DataError(f"image folder {root!r} does not exist")
+        raise not_a_folder(root)
     folders = class_folders(root)
     if not files:
         raise DataError(f"image folder {root!r}: holds no image files (eval_labels {labels_file} labels them)")
