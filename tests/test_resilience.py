@@ -352,8 +352,23 @@ def test_sigterm_stops_after_the_step_with_a_checkpoint_that_resumes_exactly(cif
         assert cli.main(["train", *run_args(cifar_dir, at_end, "--epoch_size=2", "--eval_interval=1",
                                             "--resume=auto")]) == 143
     last = at_end / "mobilenetv1-2_12.ckpt"
+    out = capsys.readouterr().out
     assert (f"stopped by SIGTERM after the end of epoch 2 (its evaluation left out): training is complete, in "
-            f"checkpoint {last}; `mobilenet-v1 eval --checkpoint_path {last}` evaluates it") in capsys.readouterr().out
+            f"checkpoint {last}; --resume auto makes its evaluation, which the best checkpoint and keep_best_max "
+            f"judge") in out
+    assert "resume: epoch 1's evaluation was left out when the run stopped: it comes first\neval: epoch 1 " in out
+    assert ckpt_io.load_file(str(at_end / ckpt_io.BEST_NAME))["epoch"] == 1
+    assert cli.main(["train", *run_args(cifar_dir, at_end, "--epoch_size=2", "--eval_interval=1",
+                                        "--resume=auto")]) == 0
+    out = capsys.readouterr().out
+    assert "resume: epoch 2's evaluation was left out when the run stopped: it comes first" in out
+    assert "eval: epoch 2 top-1" in out and "training:" not in out
+    tops = [r["top_1"] for r in read_metrics(str(at_end))["epochs"]]
+    best = ckpt_io.load_file(str(at_end / ckpt_io.BEST_NAME))
+    assert len(tops) == 2 and best["metrics"]["top_1"] == max(tops) and best["epoch"] == 1 + (tops[1] > tops[0])
+    assert cli.main(["train", *run_args(cifar_dir, at_end, "--epoch_size=2", "--eval_interval=1",
+                                        "--resume=auto")]) == 0
+    assert "training is complete (2 epochs); nothing to do" in capsys.readouterr().out
 
 
 def signal_at_first_eval_batch(monkeypatch, children: bool = False) -> list:
@@ -387,18 +402,39 @@ def test_a_signal_during_an_evaluation_ends_it_there_and_saves_the_epochs_end(ci
     """SIGTERM while an epoch's evaluation runs (ImageNet's takes minutes, past the watchdog's grace, which
     ended the process before the epoch's checkpoint): the evaluation ends after the batch under way, the
     weight average's does not start, the epoch's end is saved (save_checkpoint_epochs 5 notwithstanding)
-    and nothing of the evaluation is kept or printed; exit 143."""
-    seen = signal_at_first_eval_batch(monkeypatch)
-    run = tmp_path / "run"
-    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--eval_interval=1",
-                                        "--ema_decay=0.9")]) == 128 + signal.SIGTERM
+    and nothing of the evaluation is kept or printed; exit 143. Resumed, the run makes that evaluation
+    first: the best checkpoint, keep_best_max, --patience and the records then hold what a run never
+    stopped holds (a resume that skipped it took a later, worse epoch for the best)."""
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    extra = ["--epoch_size=2", "--eval_interval=1", "--ema_decay=0.9", "--keep_best_max=2", "--patience=3"]
+    assert cli.main(["train", *run_args(cifar_dir, straight, *extra)]) == 0
+    capsys.readouterr()
+    with monkeypatch.context() as m:
+        seen = signal_at_first_eval_batch(m)
+        assert cli.main(["train", *run_args(cifar_dir, run, *extra)]) == 128 + signal.SIGTERM
     out = capsys.readouterr().out
     assert seen == [16]  # of 40 images: left after its first batch, the average's evaluation not started
     end = run / "mobilenetv1-1_12.ckpt"
     assert [p for _, p in ckpt_io.list_checkpoints(str(run))] == [str(end)] and not (run / ckpt_io.BEST_NAME).exists()
-    assert f"stopped by SIGTERM after the end of epoch 1 (its evaluation left out): checkpoint {end}" in out
+    assert (f"stopped by SIGTERM after the end of epoch 1 (its evaluation left out): checkpoint {end}; --resume auto "
+            f"continues from there, that evaluation first") in out
     assert "eval: epoch" not in out
-    assert all("top_1" not in record for record in read_metrics(str(run)))
+    assert all("top_1" not in record for record in read_metrics(str(run))["epochs"])
+
+    assert cli.main(["train", *run_args(cifar_dir, run, *extra, "--resume=auto")]) == 0
+    out = capsys.readouterr().out
+    assert "resume: epoch 1's evaluation was left out when the run stopped: it comes first\neval: epoch 1 top-1 " in out
+    epochs = [read_metrics(str(folder))["epochs"] for folder in (straight, run)]
+    assert [(r["epoch"], r["top_1"], r["top_5"], r["raw_top_1"]) for r in epochs[1]] == \
+        [(r["epoch"], r["top_1"], r["top_5"], r["raw_top_1"]) for r in epochs[0]] and len(epochs[0]) == 2
+    for name in (ckpt_io.BEST_NAME, ckpt_io.top_name(1), ckpt_io.top_name(2), "mobilenetv1-2_12.ckpt"):
+        a, b = (ckpt_io.load_file(str(folder / name)) for folder in (straight, run))
+        assert (a["epoch"], a.get("metrics")) == (b["epoch"], b.get("metrics")), name
+        assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), name
+    # Judged once: a second resume counts epoch 1's evaluation from the records, not again.
+    assert cli.main(["train", *run_args(cifar_dir, run, *extra[1:], "--epoch_size=3", "--resume=auto")]) == 0
+    out = capsys.readouterr().out
+    assert "comes first" not in out and "eval: epoch 3 top-1" in out and "eval: epoch 1" not in out
 
 
 def test_a_signal_to_the_evaluations_loader_workers_too_still_saves_the_epochs_end(image_folder, tmp_path,

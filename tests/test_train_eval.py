@@ -187,10 +187,10 @@ def test_patience_stops_a_run_whose_top1_stopped_improving_and_a_resume_counts_o
     ranked = {1: 0.5, 2: 0.6, 3: 0.6, 4: 0.55}
     assert train.Evaluations.before(2, 0, str(out), 4) == train.Evaluations(2, best=0.6, best_epoch=2, since=2,
                                                                          best_saved=0.6, best_saved_epoch=2,
-                                                                         ranked=ranked)
+                                                                         ranked=ranked, last_epoch=4)
     assert train.Evaluations.before(2, 0, str(out), 2) == train.Evaluations(2, best=0.6, best_epoch=2, since=0,
                                                                          best_saved=0.6, best_saved_epoch=2,
-                                                                         ranked={1: 0.5, 2: 0.6})
+                                                                         ranked={1: 0.5, 2: 0.6}, last_epoch=2)
 
     # Nothing to do, and nothing in the folder touched: not the later checkpoint (a resume from epoch 3 would
     # move it aside), not the records.

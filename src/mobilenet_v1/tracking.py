@@ -48,6 +48,8 @@ def read_metrics(run_dir: str, required: Optional[Dict[str, Sequence[str]]] = No
 
     A ``start`` record at step ``s`` drops the records before it whose step is above ``s``: a run started
     afresh (``s`` = 0) replaces the whole history, a continuation replaces what followed its checkpoint.
+    An ``eval`` record adds its figures to the ``epoch`` record of its epoch and step (an evaluation that a
+    stop left out, made when the run was resumed: :meth:`RunLogger.log_evaluation`).
     One with ``"history": false`` (a run whose earlier steps are not this folder's: started at a later
     epoch with ``pretrain_epoch_size``, or resumed from another folder's checkpoint) drops them all.
     ``required`` maps a kind to the keys its kept records must hold as numbers (a hand-edited file may
@@ -84,6 +86,11 @@ def read_metrics(run_dir: str, required: Optional[Dict[str, Sequence[str]]] = No
         if rec["kind"] == "start":
             kept = [i for i, r in enumerate(records) if r["step"] <= rec["step"] and rec.get("history", True)]
             records, lines = [records[i] for i in kept], [lines[i] for i in kept]
+        elif rec["kind"] == "eval":  # an epoch's evaluation made after its record (RunLogger.log_evaluation)
+            for r in reversed(records):
+                if r["kind"] == "epoch" and r["step"] == rec["step"] and r.get("epoch") == rec.get("epoch"):
+                    r.update((k, v) for k, v in rec.items() if k != "kind")
+                    break
         else:
             records.append(rec)
             lines.append(number)
@@ -96,6 +103,16 @@ def read_metrics(run_dir: str, required: Optional[Dict[str, Sequence[str]]] = No
                                  f"(a number is needed)")
     return {"steps": [r for r in records if r["kind"] == "step"],
             "epochs": [r for r in records if r["kind"] == "epoch"]}
+
+
+def eval_tags(accuracy: Optional[Dict[str, Any]]) -> Dict[str, float]:
+    """The TensorBoard scalars of an evaluation's figures (none: none)."""
+    if not accuracy:
+        return {}
+    tags = {"eval/top_1": accuracy["top_1"], "eval/top_5": accuracy["top_5"]}
+    if "raw_top_1" in accuracy:
+        tags.update({"eval/raw_top_1": accuracy["raw_top_1"], "eval/raw_top_5": accuracy["raw_top_5"]})
+    return tags
 
 
 def _open_for_append(path: str):
@@ -322,12 +339,17 @@ class RunLogger:
                                   "epoch_seconds": round(result.seconds, 3)}
         record.update(accuracy or {})
         self._write(record)
-        tags = {"epoch/mean_loss": result.mean_loss, "epoch/images_per_s": rate}
-        if accuracy:
-            tags.update({"eval/top_1": accuracy["top_1"], "eval/top_5": accuracy["top_5"]})
-            if "raw_top_1" in accuracy:
-                tags.update({"eval/raw_top_1": accuracy["raw_top_1"], "eval/raw_top_5": accuracy["raw_top_5"]})
-        self._scalars(tags, step, flush=True)
+        self._scalars({"epoch/mean_loss": result.mean_loss, "epoch/images_per_s": rate, **eval_tags(accuracy)}, step,
+                      flush=True)
+
+    def log_evaluation(self, epoch: int, accuracy: Dict[str, Any]) -> None:
+        """Epoch ``epoch``'s evaluation, made after its record was written (a run stopped before it, and
+        resumed): an ``eval`` record, which :func:`read_metrics` adds to that epoch's."""
+        if not self.active:
+            return
+        step = self.steps.at(epoch)
+        self._write({"kind": "eval", "epoch": epoch, "step": step, **accuracy})
+        self._scalars(eval_tags(accuracy), step, flush=True)
 
     def close(self, error: Optional[BaseException] = None) -> None:
         """End the run's records; ``error``: what stopped it, whose line log.txt ends with, as stderr does."""

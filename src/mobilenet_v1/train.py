@@ -589,9 +589,11 @@ class Evaluations:
     best_saved: float = -float("inf")
     best_saved_epoch: int = 0
     ranked: Dict[int, float] = dataclasses.field(default_factory=dict)
+    last_epoch: int = 0  # the last epoch judged
 
     def judge(self, epoch: int, accuracy: Dict[str, Any]) -> bool:
         """Count ``epoch``'s evaluation; whether it is the new best checkpoint."""
+        self.last_epoch = epoch
         top_1 = accuracy["top_1"]
         finite = not accuracy.get("nonfinite_outputs")
         if finite and top_1 > self.best + self.min_delta:
@@ -1315,7 +1317,12 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         evaluations = dist.from_rank0(
             lambda: Evaluations.before(cfg.patience, cfg.patience_min_delta, out_dir, start_epoch)
             if history else evaluations, "could not read the run's evaluations")
-    if start_epoch >= cfg.epoch_size or evaluations.exhausted:
+    # An epoch's end saved by a run stopped before that epoch's evaluation (a signal before or during it): the
+    # evaluation comes first when the run is resumed from there, where its records have not got it since.
+    owed = (ckpt is not None and start_step == 0 and bool(ckpt.get("evaluation_left_out"))
+            and eval_loader is not None and evaluates_after(cfg, start_epoch)
+            and evaluations.last_epoch < start_epoch and not evaluations.exhausted)
+    if (start_epoch >= cfg.epoch_size and not owed) or evaluations.exhausted:
         # Nothing to train: nothing in the run folder is touched (no checkpoint moved aside, no record cut).
         if start_epoch >= cfg.epoch_size:
             print0(f"resume: training is complete ({cfg.epoch_size} epoch{'s' if cfg.epoch_size > 1 else ''}); "
@@ -1438,8 +1445,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             "could not list the run's folder"))
     accumulated = (f" (each step adds up the gradients of {cfg.grad_accum_steps} batches of {cfg.batch_size})"
                    if cfg.grad_accum_steps > 1 else "")
-    print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch{accumulated}, epochs "
-           f"{start_epoch + 1}..{cfg.epoch_size}, precision {precision}, device {device}")
+    if start_epoch < cfg.epoch_size:
+        print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch{accumulated}, epochs "
+               f"{start_epoch + 1}..{cfg.epoch_size}, precision {precision}, device {device}")
     seed_rate = DATASET_PRESETS["imagenet2012"]["lr_max"]
     if (cfg.dataset == "imagenet2012" and cfg.lr_max == seed_rate and cfg.opt == "momentum" and not cfg.lr_base_size
             and step_images < 256 and start_epoch == 0 and start_step == 0):
@@ -1474,9 +1482,65 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     last_path, result, epoch_seconds = resumed_from, None, []
     sizes_by_epoch = training_sizes(cfg)
     stopper = StopRequest(dist.enabled)
+
+    def evaluate_epoch(done: int) -> Tuple[Optional[Dict[str, Any]], bool]:
+        """Epoch ``done``'s evaluation, said and judged at once by the best checkpoint, keep_best_max and
+        --patience: its figures (None: nothing to count) and whether a signal came during it, which ends it
+        at the batch under way (the watchdog would end the process after its grace, before the epoch's
+        checkpoint): the epoch then stops as if signalled before it, its evaluation left out."""
+        accuracy = judged_accuracy(model, ema.module if ema is not None else None, eval_loader, device, precision,
+                                   dist, stopper)
+        if stopper.agree_now():
+            return None, True
+        if not accuracy["eval_images"]:
+            # Every rank dropped its only, partial batch (eval_drop_last), or read nothing: a top-1 of no
+            # image is no measurement, and must not be taken for the best checkpoint's.
+            why = ("eval_drop_last drops each process's last partial batch, which here is all it has "
+                   "(--eval_drop_last False counts every image)" if cfg.eval_drop_last else
+                   "none of the eval split's files could be read")
+            print0(f"eval: epoch {done}: no image evaluated: {why}")
+            return None, False
+        # the best checkpoint, keep_best_max and --patience judge it at once (non-finite outputs: none of them)
+        best = evaluations.judge(done, accuracy)
+        size = f" at image_size {cfg.eval_size}" if cfg.eval_size != cfg.image_size else ""
+        trained = (f"; weight average; the trained weights: top-1 {accuracy['raw_top_1']:.4f} "
+                   f"top-5 {accuracy['raw_top_5']:.4f}" if ema is not None else "")
+        print0(f"eval: epoch {done} top-1 {accuracy['top_1']:.4f} top-5 {accuracy['top_5']:.4f} "
+               f"({accuracy['eval_images']} images{size}{trained})" + (", best so far" if best else ""))
+        if accuracy.get("nonfinite_outputs"):
+            judged = f"epoch {done}'s model" + (" (its weight average)" if ema is not None else "")
+            print0(nonfinite_note(judged, accuracy["nonfinite_outputs"], accuracy["eval_images"], precision))
+        if accuracy.get("raw_nonfinite_outputs"):
+            print0(nonfinite_note(f"epoch {done}'s trained weights (beside their average)",
+                                  accuracy["raw_nonfinite_outputs"], accuracy["eval_images"], precision))
+        if best and cfg.save_checkpoint:
+            writer.save(done, 0, name=ckpt_io.BEST_NAME, extra={"metrics": accuracy})
+        if cfg.keep_best_max and cfg.save_checkpoint:
+            keep_best(writer, evaluations.ranked, done, accuracy, cfg.keep_best_max)
+        return accuracy, False
+
+    def early_stop_line(done: int) -> str:
+        # The best checkpoint follows every gain, min_delta or not: its epoch may be a later one.
+        at = f"epoch {evaluations.best_saved_epoch}, " if evaluations.best_saved_epoch else ""
+        kept = (f", the best ({at}top-1 {evaluations.best_saved:.4f}) {os.path.join(out_dir, ckpt_io.BEST_NAME)}"
+                if evaluations.best_saved > -float("inf") else "")
+        saved = (f"checkpoint {last_path}{kept}; --resume auto with --patience above {evaluations.since} "
+                 f"(or 0) trains on" if cfg.save_checkpoint else "save_checkpoint is off, so nothing was saved")
+        return f"early stopping after epoch {done} of {cfg.epoch_size}: {evaluations.line()}: {saved}"
+
     with stopper:
-        stopped_early = 0
-        for epoch in range(start_epoch, cfg.epoch_size):
+        stopped_early, done, halted, owes = 0, start_epoch, "", False
+        if owed:
+            print0(f"resume: epoch {start_epoch}'s evaluation was left out when the run stopped: it comes first")
+            accuracy, stopping = evaluate_epoch(start_epoch)
+            if accuracy is not None:
+                tracker.log_evaluation(start_epoch, accuracy)
+            if stopping:  # its checkpoint still says so: the next resume evaluates it
+                halted, owes = f"the end of epoch {start_epoch} (its evaluation left out again)", True
+            elif accuracy is not None and evaluations.exhausted and start_epoch < cfg.epoch_size:
+                stopped_early = start_epoch
+                print0(early_stop_line(start_epoch))
+        for epoch in range(start_epoch, cfg.epoch_size) if not (halted or stopped_early) else ():
             first = start_step if epoch == start_epoch else 0
             if cfg.image_size_start:
                 loader.set_image_size(sizes_by_epoch[epoch])
@@ -1556,74 +1620,40 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             accuracy = None
             stopping = stopper.agree_now()  # evaluation could outlast a preemption's notice: not when stopping
             if not stopping and eval_loader is not None and evaluates_after(cfg, done):
-                # A signal during the evaluation ends it at the batch under way (the watchdog would end the
-                # process after its grace, before the epoch's checkpoint); the epoch stops as if signalled
-                # before it, its evaluation left out.
-                accuracy = judged_accuracy(model, ema.module if ema is not None else None, eval_loader, device,
-                                           precision, dist, stopper)
-                trained = (f"; weight average; the trained weights: top-1 {accuracy['raw_top_1']:.4f} "
-                           f"top-5 {accuracy['raw_top_5']:.4f}" if ema is not None else "")
-                stopping = stopper.agree_now()
-                if stopping:
-                    accuracy = None
-            if accuracy is not None and not accuracy["eval_images"]:
-                # Every rank dropped its only, partial batch (eval_drop_last), or read nothing: a top-1 of no
-                # image is no measurement, and must not be taken for the best checkpoint's.
-                why = ("eval_drop_last drops each process's last partial batch, which here is all it has "
-                       "(--eval_drop_last False counts every image)" if cfg.eval_drop_last else
-                       "none of the eval split's files could be read")
-                print0(f"eval: epoch {done}: no image evaluated: {why}")
-                accuracy = None
-            if accuracy is not None:
-                # the best checkpoint, keep_best_max and --patience judge it at once (non-finite outputs: none of them)
-                best = evaluations.judge(done, accuracy)
-                size = f" at image_size {cfg.eval_size}" if cfg.eval_size != cfg.image_size else ""
-                print0(f"eval: epoch {done} top-1 {accuracy['top_1']:.4f} top-5 {accuracy['top_5']:.4f} "
-                       f"({accuracy['eval_images']} images{size}{trained})" + (", best so far" if best else ""))
-                if accuracy.get("nonfinite_outputs"):
-                    judged = f"epoch {done}'s model" + (" (its weight average)" if ema is not None else "")
-                    print0(nonfinite_note(judged, accuracy["nonfinite_outputs"], accuracy["eval_images"], precision))
-                if accuracy.get("raw_nonfinite_outputs"):
-                    print0(nonfinite_note(f"epoch {done}'s trained weights (beside their average)",
-                                          accuracy["raw_nonfinite_outputs"], accuracy["eval_images"], precision))
-                if best and cfg.save_checkpoint:
-                    writer.save(done, 0, name=ckpt_io.BEST_NAME, extra={"metrics": accuracy})
-                if cfg.keep_best_max and cfg.save_checkpoint:
-                    keep_best(writer, evaluations.ranked, done, accuracy, cfg.keep_best_max)
-                if evaluations.exhausted and done < cfg.epoch_size:  # the job's figures: alike on every rank
-                    stopped_early = done
+                accuracy, stopping = evaluate_epoch(done)
+                if accuracy is not None and evaluations.exhausted and done < cfg.epoch_size:
+                    stopped_early = done  # the job's figures: alike on every rank
+            left_out = stopping and eval_loader is not None and evaluates_after(cfg, done)
             # images_per_s is the job's: every rank's images (unreadable files may leave them unequal).
             images = dist.all_reduce_counts({"images": result.images}, device)["images"]
             tracker.log_epoch(done, dataclasses.replace(result, images=images), float(lrs[-1]), accuracy)
             if cfg.save_checkpoint and (done % cfg.save_checkpoint_epochs == 0 or done == cfg.epoch_size
                                         or (every and steps.at(done) % every == 0)
                                         or stopping or stopped_early):
-                last_path = writer.save(done, 0)
+                # A left-out evaluation is recorded in the checkpoint: a resume from it makes it first.
+                last_path = writer.save(done, 0, extra={"evaluation_left_out": True} if left_out else None)
             if stopping:
-                left_out = eval_loader is not None and evaluates_after(cfg, done)
                 stopped_at = f"the end of epoch {done}" + (" (its evaluation left out)" if left_out else "")
+                owes = left_out
                 break
             if stopped_early:
                 stopped_at = ""
-                # The best checkpoint follows every gain, min_delta or not: its epoch may be a later one.
-                at = f"epoch {evaluations.best_saved_epoch}, " if evaluations.best_saved_epoch else ""
-                kept = (f", the best ({at}top-1 {evaluations.best_saved:.4f}) "
-                        f"{os.path.join(out_dir, ckpt_io.BEST_NAME)}"
-                        if evaluations.best_saved > -float("inf") else "")
-                saved = (f"checkpoint {last_path}{kept}; --resume auto with --patience above {evaluations.since} "
-                         f"(or 0) trains on" if cfg.save_checkpoint else "save_checkpoint is off, so nothing was saved")
-                print0(f"early stopping after epoch {done} of {cfg.epoch_size}: {evaluations.line()}: {saved}")
+                print0(early_stop_line(done))
                 break
         else:
-            stopped_at = ""
+            stopped_at = halted
         if stopped_at:
             if not cfg.save_checkpoint:
                 then = "save_checkpoint is off, so nothing was saved"
-            elif (result.stopped_after is not None and result.stopped_after < steps_per_epoch) or done < cfg.epoch_size:
-                then = f"checkpoint {last_path}; --resume auto continues from there"
+            elif (result is not None and result.stopped_after is not None and result.stopped_after < steps_per_epoch
+                  ) or done < cfg.epoch_size:
+                then = (f"checkpoint {last_path}; --resume auto continues from there"
+                        + (", that evaluation first" if owes else ""))
             else:  # the last epoch's end: trained in full
                 then = (f"training is complete, in checkpoint {last_path}"
-                        + (f"; `mobilenet-v1 eval --checkpoint_path {last_path}` evaluates it" if eval_loader else ""))
+                        + ("; --resume auto makes its evaluation, which the best checkpoint and keep_best_max judge"
+                           if owes else f"; `mobilenet-v1 eval --checkpoint_path {last_path}` evaluates it"
+                           if eval_loader else ""))
             print0(f"stopped by {signal_name(stopper.agreed)} after {stopped_at}: {then}")
         counts = guard.sync()
         dist.check_replicas(model)
