@@ -25,10 +25,11 @@ def random_model(seed: int, width_mult: float = 0.25, class_num: int = 4, steps:
     return model
 
 
-def save(path, model: MobileNetV1, classes=("a", "b", "c", "d"), image_size: int = 32, ema: MobileNetV1 = None):
+def save(path, model: MobileNetV1, classes=("a", "b", "c", "d"), image_size: int = 32, ema: MobileNetV1 = None,
+         **config):
     ckpt = {"format": ckpt_io.FORMAT, "model": model.state_dict(), "classes": classes and list(classes),
             "model_args": {"class_num": model.class_num, "width_mult": model.width_mult, "padding": "same"},
-            "config": {"image_size": image_size, "dataset": "imagenet2012"}}
+            "config": {"image_size": image_size, "dataset": "imagenet2012", **config}}
     if ema is not None:
         ckpt["ema"] = {"model": ema.state_dict(), "decay": 0.99}
     torch.save(ckpt, str(path))
@@ -47,13 +48,13 @@ def test_the_mean_of_a_run_folders_last_checkpoints_in_every_format(tmp_path):
     run.mkdir()
     models = [random_model(s, steps=10 * s) for s in range(4)]
     for epoch, m in enumerate(models, 1):
-        save(run / f"mobilenetv1-{epoch}_7.ckpt", m, image_size=32 + epoch)
+        save(run / f"mobilenetv1-{epoch}_7.ckpt", m, seed=epoch)
     save(run / ckpt_io.BEST_NAME, random_model(99))  # never averaged by the folder
     out = average([str(run)], str(tmp_path / "avg.pt"), last=3)
     assert [os.path.basename(f) for f in out["sources"]] == ["mobilenetv1-2_7.ckpt", "mobilenetv1-3_7.ckpt",
                                                              "mobilenetv1-4_7.ckpt"]
     saved = ckpt_io.load_file(str(tmp_path / "avg.pt"))
-    assert saved["config"]["image_size"] == 36 and saved["classes"] == ["a", "b", "c", "d"]
+    assert saved["config"]["seed"] == 4 and saved["classes"] == ["a", "b", "c", "d"]
     assert "optimizer" not in saved  # a model, not a point to resume from
     states = [m.state_dict() for m in models[1:]]
     for name, value in saved["model"].items():
@@ -110,6 +111,15 @@ def test_what_cannot_be_averaged_is_refused_before_anything_is_written(tmp_path,
     with torch.no_grad():
         nan.fc.weight[0, 0] = float("nan")
     cases.append(([a, save(tmp_path / "nan.pt", nan)], "nan.pt: tensor fc.weight holds NaN or infinite values"))
+    # Models that take their images otherwise: the mean would record the last file's way, so an order would
+    # decide how it is evaluated (a copy recalibrated at 48, a crop_pct of 0.8 against the default's).
+    cases.append(([a, save(tmp_path / "at48.pt", random_model(2), image_size=48)],
+                  r"at48.pt records image_size 48, .*a.pt image_size 32: the mean would be of models that take"))
+    cases.append(([save(tmp_path / "crop875.pt", random_model(1), crop_pct=0.875),
+                   save(tmp_path / "crop80.pt", random_model(2), crop_pct=0.8)],
+                  r"crop80.pt records crop_pct 0.8, .*crop875.pt crop_pct 0.875: .*average files of one crop_pct"))
+    cases.append(([a, save(tmp_path / "plain.pt", random_model(2), antialias=False)],
+                  r"plain.pt records antialias False, .*a.pt antialias True"))  # a.pt: from before the key
     for paths, message in cases:
         with pytest.raises((ValueError, ckpt_io.CheckpointError), match=message):
             average(paths, str(tmp_path / "out.pt"))

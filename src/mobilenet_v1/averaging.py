@@ -91,7 +91,9 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     anything is written; the means are taken in float64 and stored as float32, counters (BatchNorm's
     ``num_batches_tracked``) are the last file's (in the order named; a folder's newest). A training
     checkpoint with a weight average gives that average unless ``use_ema`` is False. The training
-    configuration, class names and held-out record are those of the last file that records them.
+    configuration, class names and held-out record are those of the last file that records them; files
+    that record other ways of taking their images (:func:`input_settings`) are refused, as are other
+    normalisations.
     ``dst`` may not be one of the sources; the write is atomic. ``best_short``: the run folders that kept
     fewer than ``best`` best epochs, with how many (:func:`sources`)."""
     from .api import model_from_checkpoint, refuse_quantization_aware
@@ -104,6 +106,7 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     latest: Dict[str, torch.Tensor] = {}
     first: Dict[str, Any] = {}
     weights: List[str] = []
+    seed: List[bool] = []  # each file's: a seed run's weights, recording no settings
     recorded: Dict[str, Any] = {}
     unrecorded, own = "", ""  # a file that records no normalisation; one whose run had its own (--mean/--std)
     renamed = ""  # the first CIFAR checkpoint whose class names are not the first one's
@@ -150,9 +153,20 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
                 f"checkpoint {unrecorded} records no normalisation (a MindSpore .ckpt's run used its data set's "
                 f"constants), {own} was trained on inputs normalised by {normalisation_text(first['norm'])} (its "
                 f"run's --mean/--std): the mean would mix models of other inputs")
+        for key, value in input_settings(ckpt).items():  # how each reads its images: one way for the mean
+            if value is None:
+                continue
+            if key not in first:
+                first[key] = (value, f)
+            elif value != first[key][0]:
+                raise ckpt_io.CheckpointError(
+                    f"checkpoint {f} records {key} {value}, {first[key][1]} {key} {first[key][0]}: the mean would "
+                    f"be of models that take their images otherwise, and record one way of the two (the last "
+                    f"file's); average files of one {key}")
         if classes and "classes" not in first:
             first.update(classes=classes, classes_file=f, classes_data=cifar)
         weights.append(ckpt_io.which_weights(ckpt, use_ema))
+        seed.append(ckpt_io.seed_trained(ckpt))
         # What export and predict read beside the weights (image size, normalisation, class names): the
         # last file's that records it, where a later one (a MindSpore .ckpt) records none.
         recorded.update((k, ckpt[k]) for k in ("config", "classes", "held_out") if ckpt.get(k) is not None)
@@ -169,12 +183,23 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     mean = {name: (sums[name] / len(files)).float() if name in sums else latest[name] for name in model.state_dict()}
     # The file says what it is the mean of (info shows it); a MindSpore .ckpt has no place for it.
     made = {"averaged": {"sources": files, "weights": [w or "trained" for w in weights]}} if fmt != "ckpt" else {}
-    count = write_checkpoint(dst, fmt, mean, first["args"], {**recorded, **made})
+    count = write_checkpoint(dst, fmt, mean, first["args"], {**recorded, **made}, seed_trained=all(seed))
     return {"sources": files, "format": fmt, "tensors": count, **first["args"], "best_short": short,
             "ema": weights.count("ema"), "renamed": renamed and (first["classes_file"], renamed),
             "dropped": sorted(recorded) + ["averaged"] if fmt == "ckpt" else [],
             "warning": mindspore_warning(f"the mean of {', '.join(files)}", fmt, first["args"]["padding"],
                                          recorded.get("config"))}
+
+
+def input_settings(ckpt: Dict[str, Any]) -> Dict[str, Any]:
+    """How the model of ``ckpt`` takes its images, as its configuration records it and eval, predict and export
+    follow it: the size its weights and BatchNorm statistics are for, the evaluation's centre crop and resize,
+    EXIF orientation; None where the file does not record it (a MindSpore file records nothing: what its
+    names suggest, the seed's plain resize, is no record to refuse another file by)."""
+    config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+    return {"image_size": ckpt_io.recorded_image_size(config), "crop_pct": config.get("crop_pct"),
+            "antialias": ckpt_io.trained_antialias(ckpt) if config else None,
+            "interpolation": config.get("interpolation"), "exif_orientation": config.get("exif_orientation")}
 
 
 def shown(args: Dict[str, Any]) -> str:

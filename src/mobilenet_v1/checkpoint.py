@@ -367,7 +367,21 @@ def trained_antialias(ckpt: Dict[str, Any]) -> Optional[bool]:
     if isinstance(config, dict) and config:
         recorded = config.get("antialias", True)
         return recorded if isinstance(recorded, bool) else None
-    return False if ckpt.get("naming") == "mindspore" else None
+    return False if seed_trained(ckpt) else None
+
+
+# A .pt written from a seed run's weights (convert, average) records so under this key ("mindspore"): our names
+# no longer say it, and its resize is still MindSpore's plain bilinear.
+TRAINED_BY = "trained_by"
+
+
+def seed_trained(ckpt: Dict[str, Any]) -> bool:
+    """Whether ``ckpt`` holds a seed (MindSpore) run's weights that record no settings: a file in MindSpore's
+    names without a configuration, or a ``.pt`` of ours written from one (:data:`TRAINED_BY`)."""
+    config = ckpt.get("config")
+    if isinstance(config, dict) and config:
+        return False
+    return ckpt.get("naming") == "mindspore" or ckpt.get(TRAINED_BY) == "mindspore"
 
 
 def check_writable(folder: str) -> None:

@@ -588,15 +588,19 @@ def average_taken(ckpt: Dict[str, Any], src: str, use_ema: bool, by: str) -> Dic
 
 
 def write_checkpoint(dst: str, fmt: str, state: Dict[str, torch.Tensor], args: Dict[str, Any],
-                     recorded: Dict[str, Any], extra: Optional[Dict[str, Any]] = None) -> int:
+                     recorded: Dict[str, Any], extra: Optional[Dict[str, Any]] = None,
+                     seed_trained: bool = False) -> int:
     """Write a model's weights ``state`` (our names) atomically as ``dst`` in ``fmt`` (:func:`output_format`),
     with its ``model_args`` and what its run ``recorded`` (:data:`RECORDED_KEYS`: a ``.pt``
     keeps them as they are, a ``.safetensors`` as JSON metadata, a MindSpore ``.ckpt`` has no place for
-    them) and ``extra`` (a MindSpore file's ``moments`` and ``global_step``). Returns the tensors written."""
+    them) and ``extra`` (a MindSpore file's ``moments`` and ``global_step``). ``seed_trained``: the weights are
+    a seed run's that record no settings (:func:`checkpoint.seed_trained`), which a ``.pt`` says
+    (:data:`checkpoint.TRAINED_BY`) where MindSpore's names said it. Returns the tensors written."""
     extra = extra or {}
     if fmt == "pt":
-        ckpt_io.atomic_save({"format": ckpt_io.FORMAT, "model": state, "model_args": args, **recorded, **extra},
-                            dst)
+        said = {ckpt_io.TRAINED_BY: "mindspore"} if seed_trained and not recorded.get("config") else {}
+        ckpt_io.atomic_save({"format": ckpt_io.FORMAT, "model": state, "model_args": args, **recorded, **said,
+                             **extra}, dst)
         return len(state) + len(extra.get("moments", {}))
     entries = to_seed_state({"model": state, **extra})
     if fmt == "ckpt":
@@ -682,7 +686,7 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True)
     # ImageNet normalisation, silently wrong for a model trained otherwise.
     recorded = {k: ckpt[k] for k in RECORDED_KEYS if ckpt.get(k) is not None}
     recorded.update(average_taken(ckpt, src, use_ema, "convert"))
-    count = write_checkpoint(dst, fmt, state, args, recorded, extra)
+    count = write_checkpoint(dst, fmt, state, args, recorded, extra, seed_trained=ckpt_io.seed_trained(ckpt))
     warning = mindspore_warning(src, fmt, args["padding"], ckpt.get("config"))
     return {"source": src, "format": fmt, "tensors": count, "class_num": args["class_num"], "width_mult": args["width_mult"],
             "source_format": detect_format(src), "moments": "moments" in extra,
