@@ -1300,6 +1300,19 @@ def test_antialias_follows_the_model_through_eval_export_predict_and_quantize(tm
     assert (f"antialias False: MindSpore's plain bilinear resize, which trained {seed_pt}'s run"
             in capsys.readouterr().err)
     assert seen[-1] is False
+    # info says how each reads its photos, as it says it of an exported file.
+    full = str(tmp_path / "full.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {
+        "dataset": "imagenet2012", "image_size": 32, "crop_pct": 0.95, "antialias": False, "interpolation": "bicubic",
+        "exif_orientation": True}}, full)
+    for path, want in ((seed_pt, {"antialias": False}), (before_key, {"antialias": True}),
+                       (full, {"crop_pct": 0.95, "antialias": False, "interpolation": "bicubic",
+                               "exif_orientation": True})):
+        assert cli.main(["info", path, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["image_reading"] == want, path
+    assert cli.main(["info", seed_file]) == 0
+    assert ("images:         antialias False (MindSpore's plain bilinear, as the seed resized), which eval, predict "
+            "and export follow") in capsys.readouterr().out
     onnx_path = str(tmp_path / "seed.onnx")
     export_checkpoint(seed_file, str(tmp_path / "seed"), dataset="imagenet2012", height=32, width=32)
     assert OnnxModel(onnx_path).metadata["antialias"] is False
