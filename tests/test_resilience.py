@@ -1330,6 +1330,17 @@ def test_a_distributed_runs_checkpoints_continue_in_one_process_in_its_ckpt_0(ci
     assert f"no checkpoint in {run} yet, starting from the beginning" in out
     assert f"moved that folder to {run / 'earlier-run-1'}" in out
     assert (run / "mobilenetv1-1_12.ckpt").is_file() and (run / "earlier-run-1" / "mobilenetv1-2_12.ckpt").is_file()
+    # A folder whose only checkpoint is a best one (killed before its first numbered save): --resume auto
+    # starts again, and says why the earlier run's file moves aside (it said "no --resume").
+    best_only = tmp_path / "best_only"
+    best_only.mkdir()
+    shutil.copy(run / "mobilenetv1-1_12.ckpt", best_only / ckpt_io.BEST_NAME)
+    capsys.readouterr()
+    result = train.run(load_config(run_args(cifar_dir, best_only, "--epoch_size=1", "--resume=auto")))
+    assert result["resumed_from"] == ""
+    out = capsys.readouterr().out
+    assert (f"held the checkpoints of an earlier run, which this one does not continue (--resume auto found no "
+            f"checkpoint of it to continue from): moved them to {best_only / 'earlier-run-1'}") in out
 
 
 def test_checkpoint_names_sort_by_step_number(tmp_path):

@@ -1382,8 +1382,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                     print0(f"resume: save_checkpoint_path {out_dir} held the checkpoints of another run than that of "
                            f"{resumed_from}, which this one continues: moved them to {moved_to}")
                 elif moved_to:
+                    why = (f"--resume {cfg.resume} found no checkpoint of it to continue from" if cfg.resume
+                           else "no --resume")
                     print0(f"save_checkpoint_path {out_dir} held the checkpoints of an earlier run, which this "
-                           f"one does not continue (no --resume): moved them to {moved_to}")
+                           f"one does not continue ({why}): moved them to {moved_to}")
                 other = "" if continued else ckpt_io.move_other_layout_aside(cfg.save_checkpoint_path, out_dir)
                 if other:
                     print0(f"save_checkpoint_path {cfg.save_checkpoint_path} held an earlier "
