@@ -135,11 +135,10 @@ def image_reading(ckpt: Dict[str, Any], config: Dict[str, Any]) -> Dict[str, Any
     False, MindSpore's plain bilinear), ``interpolation`` and ``exif_orientation``; none for a CIFAR run."""
     from . import checkpoint as ckpt_io
     from .config import is_cifar
+    from .transforms import INTERPOLATIONS
 
     if is_cifar(str(config.get("dataset") or "")):
         return {}
-    from .transforms import INTERPOLATIONS
-
     out: Dict[str, Any] = {}
     if _number(config.get("crop_pct")) is not None:
         out["crop_pct"] = config["crop_pct"]
