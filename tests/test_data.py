@@ -416,6 +416,10 @@ def test_an_odd_crop_margin_is_split_as_the_seed_splits_it_without_antialias_and
                     T.batch_resize_center_crop([img, img.flip(-1)], 32, antialias=antialias)[0]):
             assert torch.equal(got, want), antialias
     assert torch.equal(T.resize_center_crop(img, 32), TF.center_crop(TF.resize(img, [37]), [32, 32]))
+    # A crop larger than the resized image (a crop_pct over 1, which only a hand-edited file records) is padded
+    # as torchvision pads it, not cut short.
+    assert torch.equal(T.resize_center_crop(img, 32, crop_pct=1.2, antialias=False),
+                       TF.center_crop(TF.resize(img, [27], antialias=False), [32, 32]))
 
 
 def test_eval_transform_of_a_long_thin_image_resizes_only_the_window_it_keeps(monkeypatch):

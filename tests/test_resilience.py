@@ -1447,6 +1447,31 @@ def test_d_the_limit_passed_in_an_epochs_leftover_batches_counts_every_step_done
         assert e.value.steps_done == done
 
 
+def test_d_an_epochs_end_saved_for_the_limit_before_its_evaluation_says_so(tmp_path):
+    """The limit passed in an epoch's leftover batches saves the epoch's end before its evaluation: the
+    checkpoint records that the evaluation was left out (a resume makes it first), as a signal's does; not
+    where the run does not evaluate after that epoch, nor inside an epoch."""
+    saved = []
+
+    class Writer:
+        steps_per_epoch = 12
+
+        def save(self, epoch, in_epoch, extra=None):
+            saved.append((epoch, in_epoch, extra))
+            return str(tmp_path / f"saved-{len(saved)}")
+
+    error = DataError("2 image files could not be read, more than max_bad_samples 1")
+    tally = train.LossTally(torch.device("cpu"))
+    for interval, done, want in ((1, 12, {"evaluation_left_out": True}), (2, 12, None), (1, 5, "epoch_loss")):
+        error.steps_done = done
+        cfg = load_config(["--dataset_path=x", f"--eval_interval={interval}", "--epoch_size=4"])
+        said = train.saved_before_data_error(error, Writer(), 0, (0, 0), "", tally, cfg,
+                                             train.distributed.Context(), torch.device("cpu"))
+        epoch, in_epoch, extra = saved[-1]
+        assert (epoch, in_epoch) == ((1, 0) if done == 12 else (0, 5)) and "is saved as" in str(said)
+        assert (sorted(extra) == [want] if isinstance(want, str) else extra == want), (interval, done)
+
+
 def test_d_damaged_cifar_file_is_refused_at_start(cifar_dir, tmp_path, capsys):
     f = cifar_dir / CIFAR_TRAIN_FOLDER / "data_batch_2.bin"
     f.write_bytes(f.read_bytes()[:-100])

@@ -413,7 +413,10 @@ def saved_before_data_error(error: DataError, writer: "CheckpointWriter", epoch:
     if os.path.basename(last_path) == name:  # saved there already (save_checkpoint_steps, an epoch's end)
         return DataError(f"{error}\nthe state {at} is the newest checkpoint, {last_path}: {then}")
     try:
-        path = writer.save(epoch, done, extra={"epoch_loss": job_tally(tally, dist, device)} if done else None)
+        # An epoch's end saved before its evaluation says so, as a signal's does: the resume makes it first.
+        extra = ({"epoch_loss": job_tally(tally, dist, device)} if done else
+                 {"evaluation_left_out": True} if evaluates_after(cfg, epoch) else None)
+        path = writer.save(epoch, done, extra=extra)
     except (OSError, ValueError) as e:  # the data's error is the one to report; this one is said beside it
         return DataError(f"{error}\n(the state {at} could not be saved: {e})")
     return DataError(f"{error}\nthe state {at} is saved as {path}: {then}")

@@ -30,7 +30,8 @@ def torchvision_ops() -> SimpleNamespace:
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms.v2 import functional
     return SimpleNamespace(RGB=ImageReadMode.RGB, decode_image=decode_image, decode_jpeg=decode_jpeg,
-                           roi_align=roi_align, BICUBIC=InterpolationMode.BICUBIC, resize=functional.resize)
+                           roi_align=roi_align, BICUBIC=InterpolationMode.BICUBIC, resize=functional.resize,
+                           center_crop=functional.center_crop)
 
 # The seed's RandomResizedCrop.
 RRC_SCALE = (0.08, 1.0)
@@ -299,7 +300,9 @@ def resize_center_crop(img: torch.Tensor, size: int, crop_pct: float = CROP_PCT,
     else:  # the shorter side to target, the longer in proportion (truncated), as torchvision's and MindSpore's Resize
         out = resize(img, [target, int(target * w / h)] if w >= h else [int(target * h / w), target], antialias,
                      interpolation)
-    top, left = (centre_window(n, size, seed=not antialias) for n in out.shape[-2:])  # crop_pct <= 1: n >= size
+    if min(out.shape[-2:]) < size:  # a crop_pct over 1 (a hand-edited file's): torchvision's, which pads
+        return torchvision_ops().center_crop(out, [size, size])
+    top, left = (centre_window(n, size, seed=not antialias) for n in out.shape[-2:])
     return out[..., top:top + size, left:left + size]
 
 
