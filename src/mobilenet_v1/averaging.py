@@ -193,13 +193,14 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
 
 def input_settings(ckpt: Dict[str, Any]) -> Dict[str, Any]:
     """How the model of ``ckpt`` takes its images, as its configuration records it and eval, predict and export
-    follow it: the size its weights and BatchNorm statistics are for, the evaluation's centre crop and resize,
-    EXIF orientation; None where the file does not record it (a MindSpore file records nothing: what its
+    follow it: the size its weights and BatchNorm statistics are for (None: not recorded) and
+    :func:`checkpoint.recorded_reading`, less a MindSpore file's antialias (it records nothing: what its
     names suggest, the seed's plain resize, is no record to refuse another file by)."""
     config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
-    return {"image_size": ckpt_io.recorded_image_size(config), "crop_pct": config.get("crop_pct"),
-            "antialias": ckpt_io.trained_antialias(ckpt) if config else None,
-            "interpolation": config.get("interpolation"), "exif_orientation": config.get("exif_orientation")}
+    reading = ckpt_io.recorded_reading(ckpt)
+    if not config:
+        reading.pop("antialias", None)
+    return {"image_size": ckpt_io.recorded_image_size(config), **reading}
 
 
 def shown(args: Dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ file under a checkpoint's name.
 """
 import contextlib
 import glob
+import math
 import os
 import re
 import sys
@@ -368,6 +369,27 @@ def trained_antialias(ckpt: Dict[str, Any]) -> Optional[bool]:
         recorded = config.get("antialias", True)
         return recorded if isinstance(recorded, bool) else None
     return False if seed_trained(ckpt) else None
+
+
+def recorded_reading(ckpt: Dict[str, Any]) -> Dict[str, Any]:
+    """How the run of ``ckpt`` read and resized image folders' photos, which eval, predict and export follow:
+    ``crop_pct``, ``antialias`` (:func:`trained_antialias`: a seed run's file, False), ``interpolation`` and
+    ``exif_orientation``, each where the file records it (a value of another kind: not recorded)."""
+    from .transforms import INTERPOLATIONS
+
+    config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+    out: Dict[str, Any] = {}
+    crop = config.get("crop_pct")
+    if isinstance(crop, (int, float)) and not isinstance(crop, bool) and math.isfinite(crop):
+        out["crop_pct"] = crop
+    antialias = trained_antialias(ckpt)
+    if antialias is not None:
+        out["antialias"] = antialias
+    if config.get("interpolation") in INTERPOLATIONS:
+        out["interpolation"] = config["interpolation"]
+    if isinstance(config.get("exif_orientation"), bool):
+        out["exif_orientation"] = config["exif_orientation"]
+    return out
 
 
 # A .pt written from a seed run's weights (convert, average) records so under this key ("mindspore"): our names

@@ -129,32 +129,10 @@ def _regularisation(config: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def image_reading(ckpt: Dict[str, Any], config: Dict[str, Any]) -> Dict[str, Any]:
-    """How the run of ``ckpt`` read and resized image folders' photos, which eval, predict and export follow
-    (as an exported file's metadata says them): the recorded ``crop_pct``, ``antialias`` (a seed run's file:
-    False, MindSpore's plain bilinear), ``interpolation`` and ``exif_orientation``; none for a CIFAR run."""
-    from . import checkpoint as ckpt_io
-    from .config import is_cifar
-    from .transforms import INTERPOLATIONS
-
-    if is_cifar(str(config.get("dataset") or "")):
-        return {}
-    out: Dict[str, Any] = {}
-    if _number(config.get("crop_pct")) is not None:
-        out["crop_pct"] = config["crop_pct"]
-    antialias = ckpt_io.trained_antialias(ckpt)
-    if antialias is not None:
-        out["antialias"] = antialias
-    if config.get("interpolation") in INTERPOLATIONS:
-        out["interpolation"] = config["interpolation"]
-    if isinstance(config.get("exif_orientation"), bool):
-        out["exif_orientation"] = config["exif_orientation"]
-    return out
-
-
 def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]:
     from . import checkpoint as ckpt_io
     from .api import model_from_checkpoint
+    from .config import is_cifar
     from .mindspore_io import FORMAT_NAMES, detect_format
 
     ckpt = ckpt_io.load_file(path)
@@ -176,8 +154,8 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
     if config.get("mean") or config.get("std"):  # its run's own (--mean, --std); else its data set's constants
         mean, std = ckpt_io.trained_normalisation(config, "", path)
         out["normalisation"] = {"mean": list(mean), "std": list(std)}
-    reading = image_reading(ckpt, config)
-    if reading:
+    reading = {} if is_cifar(str(config.get("dataset") or "")) else ckpt_io.recorded_reading(ckpt)
+    if reading:  # how eval, predict and export read its photos, as an exported file's metadata says it
         out["image_reading"] = reading
     if size is not None and ckpt_io.trained_image_size(config) not in (None, size):  # eval_image_size
         out["trained_image_size"] = ckpt_io.trained_image_size(config)

@@ -598,7 +598,7 @@ def write_checkpoint(dst: str, fmt: str, state: Dict[str, torch.Tensor], args: D
     (:data:`checkpoint.TRAINED_BY`) where MindSpore's names said it. Returns the tensors written."""
     extra = extra or {}
     if fmt == "pt":
-        said = {ckpt_io.TRAINED_BY: "mindspore"} if seed_trained and not recorded.get("config") else {}
+        said = {ckpt_io.TRAINED_BY: "mindspore"} if seed_trained else {}
         ckpt_io.atomic_save({"format": ckpt_io.FORMAT, "model": state, "model_args": args, **recorded, **said,
                              **extra}, dst)
         return len(state) + len(extra.get("moments", {}))

@@ -387,6 +387,11 @@ def job_losses(result: EpochResult, dist, device: torch.device) -> EpochResult:
     return dataclasses.replace(result, last_loss=last / dist.world_size, mean_loss=total / max(steps, 1.0))
 
 
+# The key of an epoch's-end checkpoint saved before that epoch's evaluation (a signal, the unreadable-files
+# limit): a resume from it makes the evaluation first.
+EVALUATION_LEFT_OUT = "evaluation_left_out"
+
+
 def evaluates_after(cfg: Config, epoch: int) -> bool:
     """Whether the run evaluates after epoch ``epoch`` (1-based): every ``eval_interval`` epochs, and after the last."""
     return bool(cfg.eval_interval) and (epoch % cfg.eval_interval == 0 or epoch == cfg.epoch_size)
@@ -415,7 +420,7 @@ def saved_before_data_error(error: DataError, writer: "CheckpointWriter", epoch:
     try:
         # An epoch's end saved before its evaluation says so, as a signal's does: the resume makes it first.
         extra = ({"epoch_loss": job_tally(tally, dist, device)} if done else
-                 {"evaluation_left_out": True} if evaluates_after(cfg, epoch) else None)
+                 {EVALUATION_LEFT_OUT: True} if evaluates_after(cfg, epoch) else None)
         path = writer.save(epoch, done, extra=extra)
     except (OSError, ValueError) as e:  # the data's error is the one to report; this one is said beside it
         return DataError(f"{error}\n(the state {at} could not be saved: {e})")
@@ -1322,7 +1327,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             if history else evaluations, "could not read the run's evaluations")
     # An epoch's end saved by a run stopped before that epoch's evaluation (a signal before or during it): the
     # evaluation comes first when the run is resumed from there, where its records have not got it since.
-    owed = (ckpt is not None and start_step == 0 and bool(ckpt.get("evaluation_left_out"))
+    owed = (ckpt is not None and start_step == 0 and bool(ckpt.get(EVALUATION_LEFT_OUT))
             and eval_loader is not None and evaluates_after(cfg, start_epoch)
             and evaluations.last_epoch < start_epoch and not evaluations.exhausted)
     if (start_epoch >= cfg.epoch_size and not owed) or evaluations.exhausted:
@@ -1636,7 +1641,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                                         or (every and steps.at(done) % every == 0)
                                         or stopping or stopped_early):
                 # A left-out evaluation is recorded in the checkpoint: a resume from it makes it first.
-                last_path = writer.save(done, 0, extra={"evaluation_left_out": True} if left_out else None)
+                last_path = writer.save(done, 0, extra={EVALUATION_LEFT_OUT: True} if left_out else None)
             if stopping:
                 stopped_at = f"the end of epoch {done}" + (" (its evaluation left out)" if left_out else "")
                 owes = left_out
