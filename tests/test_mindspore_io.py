@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mobilenet_v1 import checkpoint as ckpt_io
-from mobilenet_v1 import cli, load_model, mindspore_io, train
+from mobilenet_v1 import cli, engine, load_model, mindspore_io, train
 from mobilenet_v1.config import load_config
 from mobilenet_v1.model import MobileNetV1
 
@@ -341,6 +341,24 @@ def test_seed_training_checkpoint_continues_here(cifar_dir, tmp_path, capsys):
     trained = [p for name, p in MobileNetV1(4, 0.25).freeze(13).named_parameters() if p.requires_grad]
     assert f"momentum buffers of {len(trained)} parameters restored" in capsys.readouterr().out
     assert len(ckpt_io.load_file(frozen["checkpoint"])["optimizer"]["state"]) == len(trained) < n
+    # Our own training checkpoints convert with their optimiser as the seed's hold it: SGD's buffers become
+    # moments (a frozen layer's zeros, as MindSpore starts them), its steps global_step; AdamW's state is named
+    # as left out.
+    for result, freeze in ((first, 0), (frozen, 13)):
+        ours = ckpt_io.load_file(result["checkpoint"])
+        net = MobileNetV1(4, 0.25).freeze(freeze)
+        opt = engine.make_optimizer(net, 0.1, 0.9, 1e-4, torch.device("cpu"))
+        opt.load_state_dict(ours["optimizer"])  # training's own way to put each buffer to its parameter
+        assert cli.main(["convert", result["checkpoint"], str(tmp_path / "conv.ckpt")]) == 0
+        back = ckpt_io.load_file(str(tmp_path / "conv.ckpt"))
+        assert back["global_step"] == ours["step"] > 0 and len(back["moments"]) == n
+        for name, p in net.named_parameters():
+            held = opt.state[p]["momentum_buffer"] if p.requires_grad else torch.zeros_like(p)
+            assert torch.equal(back["moments"][name], held), name
+    capsys.readouterr()
+    assert cli.main(["convert", adamw["checkpoint"], str(tmp_path / "adamw.ckpt")]) == 0
+    assert "its adamw optimiser's state has no MindSpore Momentum counterpart" in capsys.readouterr().err
+    assert "moments" not in ckpt_io.load_file(str(tmp_path / "adamw.ckpt"))
     # Resumed, the run takes nothing from pre_trained: its buffers are not said to be restored.
     run(path, "a", "--epoch_size=4", "--resume=auto")
     out = capsys.readouterr().out

@@ -225,6 +225,8 @@ def cmd_convert(argv: List[str]) -> int:
               file=sys.stderr)
     if out["dropped"]:
         print(dropped_note("convert", out["dropped"], a.dst), file=sys.stderr)
+    if out["optimizer_note"]:
+        print(f"mobilenet-v1 convert: note: {out['source']}: {out['optimizer_note']}", file=sys.stderr)
     return 0
 
 

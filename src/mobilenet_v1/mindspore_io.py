@@ -43,6 +43,7 @@ TRAINING_STATE = ("global_step", "learning_rate", "momentum", "scale_sense", "lo
 _BN_TO_SEED = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
 _BN_FROM_SEED = {v: k for k, v in _BN_TO_SEED.items()}
 _OUR_BN = re.compile(r"^(network\.\d+\.1)\.(weight|bias|running_mean|running_var|num_batches_tracked)$")
+_OUR_BN_BUFFER = re.compile(r"\.(running_mean|running_var|num_batches_tracked)$")
 _SEED_BN = re.compile(r"^(network\.\d+\.1)\.(gamma|beta|moving_mean|moving_variance)$")
 
 # MindSpore's tensor_type names (str(mindspore.dtype)).
@@ -563,6 +564,52 @@ def load_momentum(optimizer: torch.optim.Optimizer, model: nn.Module, moments: D
     return len(names)
 
 
+def training_moments(ckpt: Dict[str, Any], state: Dict[str, torch.Tensor],
+                     trained_weights: bool) -> Tuple[Dict[str, Any], str]:
+    """A training checkpoint of ours as a seed training checkpoint holds its optimiser: SGD's momentum buffers
+    under the parameters' names (``moments``: MindSpore Momentum's, the same update), zeros where SGD holds none
+    yet (a frozen layer's, as MindSpore starts them), and the optimiser steps taken (``global_step``), which
+    ``--pre_trained`` with ``--pretrain_epoch_size`` continues. Written beside the trained weights only
+    (``trained_weights``): a weight average has no buffers of its own. Returns them and, where the file's
+    optimiser state is not written, a note that says why ("" otherwise)."""
+    optimizer, config = ckpt.get("optimizer"), ckpt.get("config")
+    if not isinstance(optimizer, dict) or not isinstance(config, dict):
+        return {}, ""  # no training state: a file of weights
+    out: Dict[str, Any] = {}
+    step = ckpt.get("step")
+    if isinstance(step, int) and not isinstance(step, bool) and step >= 0:
+        out["global_step"] = step
+    opt = config.get("opt", "momentum")
+    if opt != "momentum":
+        return out, f"its {opt} optimiser's state has no MindSpore Momentum counterpart and is not written"
+    if not trained_weights:
+        return out, ("the momentum buffers of its trained weights are not written beside their weight average "
+                     "(--use_ema False writes both)")
+    groups, saved = optimizer.get("param_groups"), optimizer.get("state")
+    ids = [i for g in groups or [] if isinstance(g, dict) for i in g.get("params") or []]
+    # The order engine.param_groups gives the optimiser the parameters that train: weights, then the rest.
+    frozen = config.get("freeze_layers") if isinstance(config.get("freeze_layers"), int) else 0
+    params = {n: t for n, t in state.items() if not _OUR_BN_BUFFER.search(n)}
+    trains = [n for n in params if not any(n.startswith(f"network.{k}.") for k in range(frozen))]
+    order = [n for n in trains if params[n].dim() > 1] + [n for n in trains if params[n].dim() <= 1]
+    if not isinstance(saved, dict) or len(ids) != len(order):
+        return out, (f"its optimiser state ({len(ids)} parameters) does not match the model's {len(order)} that "
+                     f"train, and is not written")
+    moments = {n: torch.zeros_like(t) for n, t in params.items()}
+    found = 0
+    for name, i in zip(order, ids):
+        buffer = (saved.get(i) or {}).get("momentum_buffer")
+        if isinstance(buffer, torch.Tensor):
+            if buffer.shape != params[name].shape:
+                return out, (f"its momentum buffer of {name} is {tuple(buffer.shape)}, the parameter "
+                             f"{tuple(params[name].shape)}: not written")
+            moments[name] = buffer.detach().to(device="cpu", dtype=params[name].dtype)
+            found += 1
+    if found:
+        out["moments"] = moments
+    return out, ""
+
+
 # ------------------------------------------------------------------------------------------------ convert
 
 def output_format(dst: str, fmt: Optional[str] = None) -> str:
@@ -681,6 +728,9 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True)
         check_moments(model, ckpt["moments"], src)
     state, weights = ckpt_io.weights_to_use(ckpt, use_ema), ckpt_io.weights_note(ckpt, use_ema)
     extra = {k: ckpt[k] for k in ("moments", "global_step") if ckpt.get(k) is not None}
+    optimizer_note = ""
+    if not extra:  # a training checkpoint of ours: its SGD buffers as the seed's moments
+        extra, optimizer_note = training_moments(ckpt, state, ckpt_io.which_weights(ckpt, use_ema) != "ema")
     args = {"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"]}
     # What predict and export read beside the weights: without it they fall back to 224x224 and
     # ImageNet normalisation, silently wrong for a model trained otherwise.
@@ -692,4 +742,4 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True)
             "source_format": detect_format(src), "moments": "moments" in extra,
             "global_step": extra.get("global_step"), "warning": warning, "weights": weights,
             "imported": ckpt.get("imported", ""), "ignored": list(ckpt.get("ignored") or []),
-            "dropped": sorted(recorded) if fmt == "ckpt" else []}
+            "dropped": sorted(recorded) if fmt == "ckpt" else [], "optimizer_note": optimizer_note}
