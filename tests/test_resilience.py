@@ -1428,6 +1428,36 @@ def test_d_a_run_stopped_by_the_limit_saves_where_it_stopped_and_goes_on_from_th
         assert torch.equal(value, ckpt_io.model_state(ckpt_io.load_file(resumed["checkpoint"]))[name]), name
 
 
+def test_d_an_unreadable_evaluation_file_saves_the_epoch_before_the_run_stops(image_folder, tmp_path, capsys,
+                                                                              one_thread):
+    """A bad file in the eval split stopped the run at its first evaluation with nothing saved (helper-111: every
+    epoch since the last checkpoint lost). The epoch's end is saved first, its evaluation left out, with its
+    record; --resume auto with the limit raised evaluates it first and ends where a run with that limit ends."""
+    (image_folder / "validation_preprocess" / "n01" / "empty.JPEG").write_bytes(b"")
+    args = ["--dataset=imagenet2012", f"--dataset_path={image_folder}", "--class_num=2", "--image_size=32",
+            "--width_mult=0.25", "--batch_size=3", "--device_target=CPU", "--num_workers=0", "--epoch_size=2",
+            "--save_checkpoint_epochs=5", "--eval_interval=1", "--seed=2", "--lr_max=0.05", "--warmup_epochs=0"]
+    run = tmp_path / "run"
+    with pytest.warns(BadSampleWarning):
+        assert cli.main(["train", *args, f"--save_checkpoint_path={run}"]) == 1
+    err = capsys.readouterr().err
+    saved = [p for _, p in ckpt_io.list_checkpoints(str(run))]
+    assert len(saved) == 1 and os.path.basename(saved[0]).startswith("mobilenetv1-1_"), saved
+    assert ckpt_io.load_file(saved[0])["evaluation_left_out"] is True
+    assert (f"the state at the end of epoch 1 (before its evaluation) is saved as {saved[0]}: with the files fixed "
+            f"or --max_bad_samples raised, --resume auto continues from it, that evaluation first") in err, err
+    with pytest.warns(BadSampleWarning):
+        resumed = train.run(load_config(args + [f"--save_checkpoint_path={run}", "--resume=auto",
+                                                "--max_bad_samples=1"]))
+        whole = train.run(load_config(args + [f"--save_checkpoint_path={tmp_path / 'whole'}", "--max_bad_samples=1"]))
+    assert resumed["resumed_from"] == saved[0]
+    for name, value in ckpt_io.model_state(ckpt_io.load_file(whole["checkpoint"])).items():
+        assert torch.equal(value, ckpt_io.model_state(ckpt_io.load_file(resumed["checkpoint"]))[name]), name
+    records = [read_metrics(str(folder))["epochs"] for folder in (tmp_path / "whole", run)]
+    assert [(r["epoch"], r["mean_loss"], r["top_1"]) for r in records[1]] == \
+        [(r["epoch"], r["mean_loss"], r["top_1"]) for r in records[0]] and len(records[0]) == 2
+
+
 def test_d_the_limit_passed_in_an_epochs_leftover_batches_counts_every_step_done(one_thread):
     """With grad_accum_steps 2, the 5th of 5 batches is read after the epoch's 2 steps and trained on by none:
     the limit passed there said no step (nothing was saved), where every step of the epoch had trained."""

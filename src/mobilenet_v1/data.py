@@ -59,6 +59,11 @@ class DataError(ValueError):
     """A data set that cannot be read; the message names the file or folder."""
 
 
+class TooManyBadSamples(DataError):
+    """More unreadable files than the limit (:meth:`BadSamples.check`): raised on every rank of a distributed run
+    at once where the job checks its list."""
+
+
 class UnsortedImagesError(DataError):
     """An image folder whose images are not sorted into class folders (``root``: the folder); its message offers
     evaluation's way out (``--eval_labels``), :meth:`instead` another command's."""
@@ -1138,7 +1143,7 @@ class BadSamples:
         """Stop (:class:`DataError`, with the list) past ``limit`` files."""
         if len(self.files) > self.limit:
             listing = "\n".join(f"  {reason}" for reason in self.files.values())
-            raise DataError(f"{len(self.files)} image files could not be read, more than {self.describe_limit()}; "
+            raise TooManyBadSamples(f"{len(self.files)} image files could not be read, more than {self.describe_limit()}; "
                             f"fix or remove them, or raise --max_bad_samples:\n{listing}")
 
 

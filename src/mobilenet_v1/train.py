@@ -19,8 +19,8 @@ from .api import model_from_checkpoint
 from .batch_augment import BatchAugment
 from .config import (DATASET_PRESETS, NORMALISATION_KEYS, Config, ConfigError, channels_text, cifar_name, dump_yaml,
                      is_cifar, load_config, names_text, normalisation_text, to_dict)
-from .data import (DataError, DataOptions, UnsortedImagesError, balance_line, build_loader, held_out_record,
-                   imagenet_folder, sample_labels)
+from .data import (DataError, DataOptions, TooManyBadSamples, UnsortedImagesError, balance_line, build_loader,
+                   held_out_record, imagenet_folder, sample_labels)
 from .ema import WeightAverage
 from .engine import (EpochResult, LossTally, evaluate, make_optimizer, make_scaler, nonfinite_note,
                      resolve_device, resolve_precision, train_one_epoch)
@@ -398,15 +398,17 @@ def evaluates_after(cfg: Config, epoch: int) -> bool:
 
 
 def saved_before_data_error(error: DataError, writer: "CheckpointWriter", epoch: int, start: Tuple[int, int],
-                            last_path: str, tally: LossTally, cfg: Config, dist, device: torch.device) -> DataError:
+                            last_path: str, tally: LossTally, cfg: Config, dist, device: torch.device,
+                            together: bool = False) -> DataError:
     """The error a run of one process stops with when the loader passes the limit on unreadable files (its
     ``steps_done`` of epoch ``epoch + 1``): the state after those steps saved first, unless the newest checkpoint
     (``last_path``) already holds it or the run trained nothing since it started (at ``start``: epoch, step), so
     that raising --max_bad_samples (or fixing the files) and --resume auto goes on from there rather than from
     an epoch's end that may lie epochs back. (A distributed run checks the job's files at its checkpoints and
-    epochs' ends, where every rank stops together, and writes none past the limit.)"""
+    epochs' ends, where every rank stops together, and writes none past the limit.) ``together``: every rank
+    raised ``error`` at this point (the job's check after an evaluation), so a distributed run saves too."""
     done = getattr(error, "steps_done", None)
-    if not cfg.save_checkpoint or dist.enabled or done is None or (epoch, done) <= start:
+    if not cfg.save_checkpoint or (dist.enabled and not together) or done is None or (epoch, done) <= start:
         return error
     spe = writer.steps_per_epoch
     if done >= spe:  # every step of the epoch trained (the limit passed in its leftover batches): its end,
@@ -414,7 +416,8 @@ def saved_before_data_error(error: DataError, writer: "CheckpointWriter", epoch:
     at = (f"after step {done} of epoch {epoch + 1}" if done else f"at the end of epoch {epoch}"
           + (" (before its evaluation)" if evaluates_after(cfg, epoch) else ""))
     name = ckpt_io.checkpoint_name(epoch + 1, done) if done else ckpt_io.checkpoint_name(epoch, spe)
-    then = "with the files fixed or --max_bad_samples raised, --resume auto continues from it"
+    then = ("with the files fixed or --max_bad_samples raised, --resume auto continues from it"
+            + ("" if done else ", that evaluation first" if evaluates_after(cfg, epoch) else ""))
     if os.path.basename(last_path) == name:  # saved there already (save_checkpoint_steps, an epoch's end)
         return DataError(f"{error}\nthe state {at} is the newest checkpoint, {last_path}: {then}")
     try:
@@ -1630,7 +1633,14 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             accuracy = None
             stopping = stopper.agree_now()  # evaluation could outlast a preemption's notice: not when stopping
             if not stopping and eval_loader is not None and evaluates_after(cfg, done):
-                accuracy, stopping = evaluate_epoch(done)
+                try:
+                    accuracy, stopping = evaluate_epoch(done)
+                except DataError as e:  # the eval split's unreadable files: the epoch trained is saved first
+                    images = dist.all_reduce_counts({"images": result.images}, device)["images"]
+                    tracker.log_epoch(done, dataclasses.replace(result, images=images), float(lrs[-1]), None)
+                    e.steps_done = steps_per_epoch  # type: ignore[attr-defined]
+                    raise saved_before_data_error(e, writer, epoch, (start_epoch, start_step), last_path, tally, cfg,
+                                                  dist, device, together=isinstance(e, TooManyBadSamples)) from None
                 if accuracy is not None and evaluations.exhausted and done < cfg.epoch_size:
                     stopped_early = done  # the job's figures: alike on every rank
             left_out = stopping and eval_loader is not None and evaluates_after(cfg, done)
