@@ -181,6 +181,25 @@ def test_subsets_byte_order_marks_and_names_that_clash(image_folder, tmp_path):
     numbered.write_text("".join(f"{n} {'2' if truth[n] == 'n01' else '10'}\n" for n in sorted(truth)))
     samples, _ = find_images(flat, ["0", "1", "10", "2"], labels_file=str(numbered))
     assert [["0", "1", "10", "2"][y] for _, y in samples] == ["2" if truth[n] == "n01" else "10" for n in sorted(truth)]
+    # Numbers or names is the whole file's to say: Caffe's numbers with classes named "1", "2", "3" are places,
+    # in a subset whose labels (1 and 2) happen to be class names too (helper-111: read as names before).
+    places = tmp_path / "places.txt"
+    places.write_text("".join(f"{n}.JPEG {k % 3}\n" for k, n in enumerate(sorted(truth))))
+    for root in (flat, str(tmp_path / "few")):
+        samples, _ = find_images(root, ["1", "2", "3"], labels_file=str(places))
+        assert {os.path.basename(str(p)).split(".")[0]: y for p, y in samples} == \
+            {n: k % 3 for k, n in enumerate(sorted(truth)) if root == flat or k % 3}
+        os.makedirs(tmp_path / "few", exist_ok=True)
+        for k, n in enumerate(sorted(truth)):
+            if k % 3:
+                shutil.copy(tmp_path / "all" / "val" / f"{n}.JPEG", tmp_path / "few")
+    # A CSV label of several words is a name whole (a class folder "golden retriever"), Kaggle's first word
+    # where a number follows it.
+    spaced = tmp_path / "spaced.csv"
+    spaced.write_text("image,label\n" + "".join(f"{n}.JPEG,{'red wine' if truth[n] == 'n01' else 'red'}\n"
+                                                for n in sorted(truth)))
+    samples, _ = find_images(flat, ["golden retriever", "red", "red wine"], labels_file=str(spaced))
+    assert [y for _, y in samples] == [2 if truth[n] == "n01" else 1 for n in sorted(truth)]
     (tmp_path / "all" / "val" / "again").mkdir()
     shutil.copy(tmp_path / "all" / "val" / f"{sorted(truth)[0]}.JPEG", tmp_path / "all" / "val" / "again")
     with pytest.raises(DataError, match=rf"two images in .* are named {sorted(truth)[0]} \("):

@@ -833,7 +833,8 @@ def read_image_labels(path: str, keys: Sequence[str]) -> Tuple[List[str], List[s
     three forms:
 
     - CSV, ``<image>,<label> ...`` a row (Kaggle's ``LOC_val_solution.csv``: the first word of its
-      ``PredictionString``), a first row that names no image being a header;
+      ``PredictionString``, whose second word is a number; otherwise the whole field, a name of several
+      words), a first row that names no image being a header;
     - ``<image> <label>`` a line, every line (Caffe's ``val.txt``: ``ILSVRC2012_val_00000001.JPEG 65``);
     - ``<label>`` a line, one for each image in the order of their names (TF's
       ``imagenet_2012_validation_synset_labels.txt``); names only: a number a line is how the devkit's
@@ -870,7 +871,10 @@ def read_image_labels(path: str, keys: Sequence[str]) -> Tuple[List[str], List[s
             words = row[1].split() if len(row) > 1 else []
             if not words:
                 raise DataError(f"eval_labels {path}, line {i}: expected <image>,<label>, got {','.join(row)!r}")
-            label(i, row[0].strip(), words[0])
+            # Kaggle's PredictionString is <label> <x> <y> ... (a number second): its first word; a label of
+            # several words (a class folder "golden retriever") whole.
+            predictions = len(words) > 1 and words[1].lstrip("-").replace(".", "", 1).isdigit()
+            label(i, row[0].strip(), words[0] if predictions else " ".join(words))
     elif all(len(line.split()) > 1 for _, line in lines):
         for i, line in lines:
             label(i, *line.split()[:2])
@@ -934,8 +938,10 @@ def labelled_images(root: str, labels_file: str,
     if labelled:
         raise DataError(f"eval_labels {labels_file}: {root} has class folders ({', '.join(labelled[:3])}"
                         f"{' ...' if len(labelled) > 3 else ''}), which label its images; leave eval_labels out")
-    numbers = all(n.isascii() and n.isdigit() for n in names)
-    if numbers and not (classes is not None and set(names) <= set(classes)):
+    # Whether the labels are numbers or names is the file's to say, every label it holds (a subset of the images
+    # may use only numbers that happen to be class names too).
+    numbers = all(n.isascii() and n.isdigit() for n in named)
+    if numbers and not (classes is not None and set(named) <= set(classes)):
         labels = [int(n) for n in names]
         if classes is not None and max(labels) >= len(classes):
             raise DataError(f"eval_labels {labels_file}: label {max(labels)} is past the model's {len(classes)} "
