@@ -830,6 +830,14 @@ def test_predict_over_folders_writes_a_results_file_and_skips_unreadable_files(d
     os.link(folder / "a0.png", latin / name)
     assert cli.main(["predict", str(latin), "--ckpt_file", digits_run["ckpt"], "--out", str(csv_path)]) == 0
     assert csv_path.read_bytes().splitlines()[1].startswith(os.fsencode(str(latin / name)) + b",")
+    # Files of one folder linked to each other are files of their own, a row each, as training counts them
+    # (helper-111: the link's row stood for both); a path spelt two ways is still one file.
+    (latin / "link.png").symlink_to(latin / name)
+    capsys.readouterr()
+    assert cli.main(["predict", str(latin), str(latin / "." / "link.png"), "--ckpt_file", digits_run["ckpt"],
+                     "--json"]) == 0
+    assert [p["image"] for p in json.loads(capsys.readouterr().out)["predictions"]] == \
+        [str(latin / name), str(latin / "link.png")]
     # Every file unreadable: the same columns, an error each.
     assert cli.main(["predict", str(folder / "b" / "broken.jpg"), "--ckpt_file", digits_run["ckpt"], "--top_k", "2",
                      "--out", str(csv_path)]) == 1
