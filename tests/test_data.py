@@ -374,6 +374,17 @@ def test_image_split_finds_val_folders_and_refuses_what_would_mislead(tmp_path):
                                         r"folder, .*; rename ilsvrc/ to train/"):
         image_split(str(seed_tree), train=True)
     assert image_split(str(seed_tree), train=False) == (str(seed_tree / "validation_preprocess"), None)
+    # Train/ and Val/ (the splits' names in another case, which Linux keeps apart) would be two classes of a
+    # folder that is itself a split (helper-111): refused, naming them; a class named Train among others stays.
+    cased = tmp_path / "cased"
+    class_tree(cased / "Train", [1, 1])
+    class_tree(cased / "Val", [1, 1])
+    for train in (True, False):
+        with pytest.raises(DataError, match=r"cased: its folders Train/, Val/ are named as splits in another case, "
+                                            r"and would be read as 2 classes; .* rename them train/ and"):
+            image_split(str(cased), train=train)
+    class_tree(cased / "Bus", [1])
+    assert image_split(str(cased), train=True) == (str(cased), None)
     flat = tmp_path / "flat"  # a folder that is itself a split: both read it whole, as before
     class_tree(flat, [2])
     assert image_split(str(flat), train=False) == image_split(str(flat), train=True) == (str(flat), None)

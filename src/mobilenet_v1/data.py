@@ -981,6 +981,14 @@ def imagenet_folder(root: str, train: bool) -> str:
     if is_archive(root) or is_shard_pattern(root):
         return root
     refuse_compressed(root)
+    if os.path.isdir(root) and split_at(root, IMAGENET_TRAIN_FOLDER) is None and eval_folder(root) is None:
+        # Train/ and Val/: the splits' names in another case would be trained on as classes of their own.
+        folders = class_folders(root)
+        if len(folders) > 1 and all(n.lower() in SPLIT_FOLDERS for n in folders):
+            raise DataError(f"dataset_path {root}: its folders {', '.join(n + '/' for n in folders)} are named as "
+                            f"splits in another case, and would be read as {len(folders)} classes; the names are "
+                            f"case-sensitive: rename them {IMAGENET_TRAIN_FOLDER}/ and "
+                            f"{' or '.join(n + '/' for n in IMAGENET_EVAL_FOLDERS)} (each holding <class>/ folders)")
     if train:
         sub = split_at(root, IMAGENET_TRAIN_FOLDER)
         if sub is not None:
