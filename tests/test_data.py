@@ -14,7 +14,7 @@ from PIL import Image
 from mobilenet_v1 import transforms as T
 from mobilenet_v1.data import (CifarLoader, DataError, DataOptions, DataWarning, Holdout, ImageFolderDataset,
                                ShardSampler, build_loader, cifar_files, find_images, image_split, load_cifar,
-                               read_cifar_bin, write_cifar_bin)
+                               is_image_name, read_cifar_bin, write_cifar_bin)
 
 
 def test_cifar_round_trip(tmp_path):
@@ -211,7 +211,7 @@ def test_image_folder_decodes_gray_cmyk_and_png_to_rgb(image_folder):
 
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF", "PPM"])  # PIL writes a grayscale PPM as PGM (P5)
 def test_16_bit_images_decode_to_their_top_8_bits(fmt):
     """torchvision decodes a 16-bit PNG to uint16 and PIL's convert("RGB") clips a 16-bit TIFF at 255:
     both come out as uint8 RGB holding the top 8 bits, as an 8-bit copy of the picture would."""
@@ -226,6 +226,7 @@ def test_16_bit_images_decode_to_their_top_8_bits(fmt):
     assert img.dtype == torch.uint8 and img.shape == (3, 32, 48)
     expected = torch.from_numpy((ramp >> 8).astype(np.uint8))
     assert all(torch.equal(img[c], expected) for c in range(3))
+    assert is_image_name(f"ramp.{'pgm' if fmt == 'PPM' else fmt.lower()}")  # a folder's file (helper-111: .pgm was not)
 
 
 def test_header_claiming_a_decompression_bomb_is_an_unreadable_file(tmp_path):
@@ -303,6 +304,24 @@ def class_tree(root, sizes):
         (root / f"c{c}").mkdir(parents=True)
         for i in range(n):
             (root / f"c{c}" / f"img{i:03d}.png").write_bytes(b"png")
+
+
+def test_a_folder_that_cannot_be_listed_is_named(tmp_path, monkeypatch):
+    """os.walk leaves out a folder it cannot list (no permission), which took a class's images away without a
+    word (helper-111); it is named in a warning. (Simulated: root may list anything.)"""
+    class_tree(tmp_path / "data", [2, 1])
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.path.basename(os.fspath(path)) == "c1":
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.warns(DataWarning, match=r"folder .*c1: cannot be listed \(Permission denied\): the images in it "
+                                         r"are not read"):
+        samples, classes = find_images(str(tmp_path / "data"))
+    assert classes == ["c0", "c1"] and len(samples) == 2
 
 
 def test_val_split_holds_out_a_share_of_each_class_chosen_by_file_name(tmp_path):

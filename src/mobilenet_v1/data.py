@@ -48,7 +48,7 @@ IMAGENET_EVAL_FOLDERS = (IMAGENET_EVAL_FOLDER, "val", "validation")
 # Folders of an image data set's root that are not classes: its splits, and the test images of ImageNet's
 # own layout (train/, val/, test/), which no command reads.
 SPLIT_FOLDERS = (IMAGENET_TRAIN_FOLDER,) + IMAGENET_EVAL_FOLDERS + ("test",)
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
 # The per-channel (mean, std) a loader normalises its batches by (config.normalisation).
@@ -563,9 +563,15 @@ def is_image_name(name: str) -> bool:
 def image_files_under(folder: str) -> List[str]:
     """The image files (by extension) under ``folder`` and its sub-folders, sorted by folder then name.
     Hidden folders and files (``.git``, ``.ipynb_checkpoints``, macOS ``._*`` files) are not data;
-    symbolic links are followed, and a folder reached twice through them (a loop) is read once."""
+    symbolic links are followed, and a folder reached twice through them (a loop) is read once. A folder
+    that cannot be listed (no permission) is named in a :class:`DataWarning`."""
     found, seen = [], set()
-    for dirpath, dirnames, names in os.walk(folder, followlinks=True):
+
+    def unreadable(e: OSError) -> None:  # os.walk leaves such a folder out without a word
+        warnings.warn(f"folder {e.filename}: cannot be listed ({e.strerror or e}): the images in it are not read",
+                      DataWarning)
+
+    for dirpath, dirnames, names in os.walk(folder, followlinks=True, onerror=unreadable):
         st = os.stat(dirpath)
         if (st.st_dev, st.st_ino) in seen:  # a link back to a folder already read (a loop)
             dirnames[:] = []
