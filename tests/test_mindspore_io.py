@@ -193,6 +193,22 @@ def test_truncated_and_foreign_files_are_refused_naming_the_file(tmp_path):
     (tmp_path / "short.ckpt").write_bytes(data[:boundary])
     with pytest.raises(ckpt_io.CheckpointError, match=r"short\.ckpt.*missing 1: fc\.bias"):
         load_model(str(tmp_path / "short.ckpt"))
+    # Cut before fc (MindSpore writes it last), or saved under a prefix: said, not only "no fc.weight".
+    entries = list(seed_entries(model).items())
+    (tmp_path / "early.ckpt").write_bytes(mindspore_io.mindspore_bytes(dict(entries[:100])))
+    with pytest.raises(ckpt_io.CheckpointError, match=r"early\.ckpt: no fc\.weight, not a MobileNetV1 state dict "
+                                                      r"\(100 entries; 37 of the network's are missing, from "
+                                                      r"network\.20\.0\.weight, .*: a file cut short"):
+        load_model(str(tmp_path / "early.ckpt"))
+    (tmp_path / "prefixed.ckpt").write_bytes(mindspore_io.mindspore_bytes({f"backbone.{k}": v for k, v in entries}))
+    with pytest.raises(ckpt_io.CheckpointError, match=r"its backbone\.fc\.weight: names under the prefix "
+                                                      r"'backbone\.', which ours lack"):
+        load_model(str(tmp_path / "prefixed.ckpt"))
+    # Numbers save_checkpoint's append_dict adds (lr, best_acc) are no parameters: left out, listed.
+    extra = dict(seed_entries(model), lr=torch.tensor(0.1), best_acc=torch.tensor(0.5))
+    added = ckpt_io.load_file(str(write_seed_ckpt(tmp_path / "appended.ckpt", extra)))
+    assert added["ignored"] == ["lr", "best_acc"] and torch.equal(load_model(str(tmp_path / "appended.ckpt")).fc.bias,
+                                                                  model.fc.bias)
     st = tmp_path / "good.safetensors"
     mindspore_io.write_safetensors(str(st), seed_entries(model), {"format": "ms"})
     raw = st.read_bytes()
@@ -204,7 +220,8 @@ def test_truncated_and_foreign_files_are_refused_naming_the_file(tmp_path):
     with pytest.raises(ckpt_io.CheckpointError, match=r"empty\.ckpt: the file is empty"):
         ckpt_io.load_file(str(tmp_path / "empty.ckpt"))
     (tmp_path / "text.ckpt").write_bytes(b"hello world, not a checkpoint")
-    with pytest.raises(ckpt_io.CheckpointError, match=r"text\.ckpt: neither"):
+    with pytest.raises(ckpt_io.CheckpointError, match=r"text\.ckpt: neither.*; a MindSpore checkpoint saved "
+                                                      r"encrypted \(save_checkpoint's enc_key\) is read by MindSpore"):
         ckpt_io.load_file(str(tmp_path / "text.ckpt"))
     # A content size that does not match dims (a damaged length) is caught per tensor.
     entries = {"fc.bias": torch.zeros(4)}
@@ -260,6 +277,12 @@ def test_every_entry_point_takes_mindspore_files(cifar_dir, tmp_path, capsys):
     a = evaluate_mod.run(load_config(args + [f"--checkpoint_path={ours}"]))
     b = evaluate_mod.run(load_config(args + [f"--checkpoint_path={seed}"]))
     assert (a["top_1_accuracy"], a["top_5_accuracy"], a["total"]) == (b["top_1_accuracy"], b["top_5_accuracy"], 40)
+    assert "outputs" not in capsys.readouterr().err
+    # A model of many more outputs than the data's classes (the seed's ImageNet file on CIFAR): said.
+    wide = write_seed_ckpt(tmp_path / "wide.ckpt", seed_entries(trained_looking(1001, 0.25, seed=5)))
+    evaluate_mod.run(load_config(args + [f"--checkpoint_path={wide}"]))
+    assert f"note: {wide} has 1001 outputs, dataset_path {cifar_dir} 4 classes: a prediction past class 3 is " \
+           f"always wrong" in capsys.readouterr().err
     cfg = load_config(args + ["--epoch_size=1", f"--pre_trained={seed}", f"--save_checkpoint_path={tmp_path / 'r'}"])
     train.run(cfg)
     assert f"pre_trained: loaded {seed}" in capsys.readouterr().out

@@ -97,10 +97,28 @@ def infer_width_mult(state: Dict[str, torch.Tensor], source: str) -> float:
     raise NoWidthFits(source, problem, fallback)
 
 
+def _what_it_holds(state: Dict[str, Any]) -> str:
+    """What a state dict without a MobileNetV1's ``fc.weight`` holds instead, for the error that says so: its
+    names under a prefix, or the network's entries it lacks (a file cut short), or its first names."""
+    names = list(state)
+    prefixed = [n for n in names if n.endswith(".fc.weight")]
+    if prefixed:
+        return f" (its {prefixed[0]}: names under the prefix {prefixed[0][:-len('fc.weight')]!r}, which ours lack)"
+    if any(n.startswith("network.") for n in names):
+        expected = [f"network.{k}.{part}" for k in range(27)
+                    for part in ("0.weight", "1.weight", "1.bias", "1.running_mean", "1.running_var")]
+        missing = [n for n in expected + ["fc.weight", "fc.bias"] if n not in state]
+        held = sum(not n.endswith(".num_batches_tracked") for n in names)  # what a MindSpore file holds too
+        return (f" ({held} entries; {len(missing)} of the network's are missing, from "
+                f"{', '.join(missing[:3])} ...: a file cut short, or part of a network?)")
+    return f" (its entries: {', '.join(names[:4])}{' ...' if len(names) > 4 else ''})" if names else " (it is empty)"
+
+
 def infer_model_args(state: Dict[str, torch.Tensor], source: str) -> Dict[str, Any]:
     """class_num and width_mult read off the tensor shapes of a MobileNetV1 state dict."""
     if "fc.weight" not in state or state["fc.weight"].dim() != 2:
-        raise ckpt_io.CheckpointError(f"checkpoint {source}: no fc.weight, not a MobileNetV1 state dict")
+        raise ckpt_io.CheckpointError(f"checkpoint {source}: no fc.weight, not a MobileNetV1 state dict"
+                                      f"{_what_it_holds(state)}")
     return {"class_num": int(state["fc.weight"].shape[0]), "width_mult": infer_width_mult(state, source)}
 
 

@@ -374,6 +374,10 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         raise ValueError(f"{path} has {outputs} outputs, and dataset_path {cfg.dataset_path} has "
                          f"{loader.num_classes} classes (labelled by {loader.labels_in}): not the data set the "
                          f"model was trained for")
+    if outputs and outputs > loader.num_classes + 1:  # + 1: the seed's 1001 outputs for ImageNet's 1000
+        print0(f"note: {path} has {outputs} outputs, dataset_path {cfg.dataset_path} {loader.num_classes} classes: "
+               f"a prediction past class {loader.num_classes - 1} is always wrong; is it the model of this data "
+               f"set?", file=sys.stderr)
     if confusion and not outputs:
         raise ValueError(f"{path}: its number of classes is not fixed in the graph nor recorded, which the "
                          f"per-class figures need")

@@ -319,6 +319,8 @@ def from_seed_state(raw: Dict[str, torch.Tensor], source: str, fmt: str,
                 global_step = int(t.reshape(-1)[0])
             else:
                 ignored.append(name)
+        elif t.dim() == 0 and not name.endswith(".num_batches_tracked"):
+            ignored.append(name)  # a number save_checkpoint's append_dict added (lr, best_acc): no parameter is one
         else:
             ours = from_seed_name(name)
             renamed = renamed or ours != name
@@ -427,8 +429,10 @@ def read_any(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
         if path.lower().endswith(".pte"):
             raise CheckpointError(f"checkpoint {path}: named .pte but not an ExecuTorch program (its bytes 4 to 7 "
                                   f"are not ET and two digits), nor a checkpoint; it starts with {head!r}")
+        encrypted = ("; a MindSpore checkpoint saved encrypted (save_checkpoint's enc_key) is read by MindSpore only: "
+                     "load it there with dec_key and save it again without" if path.lower().endswith(".ckpt") else "")
         raise CheckpointError(f"checkpoint {path}: neither a PyTorch checkpoint (zip), a safetensors file nor "
-                              f"a MindSpore checkpoint (protobuf); it starts with {head!r}")
+                              f"a MindSpore checkpoint (protobuf); it starts with {head!r}{encrypted}")
     recorded: Dict[str, Any] = {}
     if fmt == "mindspore":
         raw, skipped = read_mindspore_ckpt(path)
