@@ -93,6 +93,27 @@ def test_cifar_loader_batches_drop_last_and_shuffle_by_seed(cifar_dir):
     assert sum(y.numel() for _, y in ev) == 40  # every eval sample counted
 
 
+@pytest.mark.parametrize("kind", ["cifar", "cpu", "gpu"])
+def test_the_seeds_eval_count_is_the_same_images_whatever_the_process_count(cifar_dir, image_folder, kind):
+    """eval_drop_last (the seed's count) over 2 or 3 shards evaluates the images one process evaluates, each
+    once: each shard dropped its own last partial batch, so the count changed with the processes (helper-109:
+    352, 320, 288 of 359 images for 1, 2, 3)."""
+    dataset, path, batch = ("cifar10", cifar_dir, 16) if kind == "cifar" else ("imagenet2012", image_folder, 4)
+    opts = DataOptions(dataset, str(path), batch_size=batch, image_size=32, seed=1, num_workers=0,
+                       channels_last=False, pipeline="gpu" if kind == "gpu" else "cpu")
+    cpu = torch.device("cpu")
+    one = build_loader(opts, train=False, device=cpu, drop_last=True)
+    expected = [name for _, name in one.sample_names()][:len(one) * batch]
+    labels = torch.cat([y for _, y in one])
+    assert len(expected) == len(labels) == (32 if kind == "cifar" else 4)
+    for shards in (2, 3):
+        loaders = [build_loader(opts, train=False, device=cpu, drop_last=True, num_shards=shards, shard_id=k)
+                   for k in range(shards)]
+        names = [name for loader in loaders for _, name in loader.sample_names()]
+        assert sorted(names) == sorted(expected)
+        assert sum(y.numel() for loader in loaders for _, y in loader) == len(expected)
+
+
 def test_cifar_eval_transform_is_resize_and_normalize(cifar_dir):
     images, labels = load_cifar(str(cifar_dir), train=False)
     loader = CifarLoader(images, labels, 8, train=False, image_size=32, device=torch.device("cpu"), seed=1,

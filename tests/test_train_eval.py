@@ -148,14 +148,14 @@ def test_eval_on_a_case_with_a_known_answer(tmp_path):
 
 
 def test_an_evaluation_of_no_image_is_not_a_best_checkpoint(cifar_dir, tmp_path, capsys, one_thread):
-    """--eval_drop_last with an eval batch larger than the eval split (each rank's shard, distributed):
+    """--eval_drop_last with an eval batch larger than the eval split:
     nothing is evaluated. That used to count as top-1 0 and, at the first evaluation, as the best so far
     (mobilenetv1-best.ckpt of no measurement); now it is said and left out."""
     out = tmp_path / "run"
     train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", "--eval_interval=1",
                                    "--eval_drop_last=True", "--eval_batch_size=64", "--class_num=4",
                                    f"--save_checkpoint_path={out}"]))
-    assert ("eval: epoch 1: no image evaluated: eval_drop_last drops each process's last partial batch"
+    assert ("eval: epoch 1: no image evaluated: eval_drop_last drops the last partial batch, which here is all"
             in capsys.readouterr().out)
     assert not (out / ckpt_io.BEST_NAME).exists()
     epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()

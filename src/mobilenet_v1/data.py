@@ -266,6 +266,17 @@ def sample_seed(seed: int, epoch: int, position: int) -> int:
     return (seed * 1_000_003 + epoch) * 10_000_019 + position
 
 
+def seed_eval_count(size: int, batch_size: int, train: bool, drop_last: bool, num_shards: int) -> Tuple[int, bool]:
+    """Evaluation's ``drop_last`` (``eval_drop_last``: the seed's count) in a distributed run: the images of one
+    process's full batches, the first ``size // batch_size * batch_size`` of the split's order, which the shards
+    then share, each keeping its own last partial batch; so every process count evaluates the same images as
+    one process. Returns :class:`ShardSampler`'s ``keep`` and the loader's ``drop_last`` (0 and ``drop_last``
+    as they are for training, one process, or every image)."""
+    if train or not drop_last or num_shards == 1:
+        return 0, drop_last
+    return size // batch_size * batch_size, False
+
+
 class ShardSampler(Sampler):
     """Indices of one shard of a data set, reshuffled each epoch from the run's seed.
 
@@ -290,9 +301,13 @@ class ShardSampler(Sampler):
 
     def __init__(self, size: int, shuffle: bool, seed: int, num_shards: int = 1, shard_id: int = 0,
                  even: bool = True, repeats: int = 1, labels: Optional[Sequence[int]] = None,
-                 class_balance: float = 0.0):
+                 class_balance: float = 0.0, keep: int = 0):
         if repeats > 1 and not even:
             raise ValueError("repeats is for training's sampler (even shards), not evaluation's")
+        if keep and even:
+            raise ValueError("keep is for evaluation's sampler (uneven shards), not training's")
+        # Evaluation's first ``keep`` positions only (:func:`seed_eval_count`), split among the shards.
+        self.keep = keep
         self.size, self.shuffle, self.seed = size, shuffle, seed
         self.num_shards, self.shard_id, self.even = num_shards, shard_id, even
         self.repeats = repeats
@@ -335,12 +350,14 @@ class ShardSampler(Sampler):
             order = order[: -(-self.size // self.repeats)].repeat_interleave(self.repeats)
         if self.even:
             order = order[: self.size // self.num_shards * self.num_shards]
+        if self.keep:
+            order = order[: self.keep]
         return order[self.shard_id::self.num_shards]
 
     def __len__(self) -> int:
         if self.even:
             return self.size // self.num_shards
-        return len(range(self.shard_id, self.size, self.num_shards))
+        return len(range(self.shard_id, self.keep or self.size, self.num_shards))
 
     def seeds(self) -> torch.Tensor:
         """The augmentation seed of each of this shard's samples (what :meth:`__iter__` yields) as int64:
@@ -505,11 +522,12 @@ class CifarLoader(DeviceLoader):
         self.images = images.to(device)
         self.labels = labels.to(device)
         self.batch_size, self.train, self.image_size = batch_size, train, image_size
+        keep, drop_last = seed_eval_count(len(labels), batch_size, train, drop_last, num_shards)
         self.device, self.drop_last, self.flip = device, drop_last, flip
         self.sampler = ShardSampler(len(labels), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train,
                                     repeats=repeats if train else 1, labels=labels if class_balance else None,
-                                    class_balance=class_balance)
+                                    class_balance=class_balance, keep=keep)
         self.normalize = T.Normalize(*(normalisation or (T.CIFAR_MEAN, T.CIFAR_STD)), device, channels_last)
         self.num_samples = len(self.sampler)
         self.seed = seed
@@ -1254,11 +1272,12 @@ class ImageFolderLoader(DeviceLoader):
         self.image_size = image_size
         self.dataset = ImageFolderDataset(samples, train, image_size, flip, auto_augment, crop_pct, crop_scale,
                                           exif_orientation, antialias, crop_ratio, interpolation, vflip)
+        keep, drop_last = seed_eval_count(len(samples), batch_size, train, drop_last, num_shards)
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train,
                                     repeats=repeats if train else 1,
                                     labels=sample_labels(samples) if class_balance else None,
-                                    class_balance=class_balance)
+                                    class_balance=class_balance, keep=keep)
         self.num_samples = len(self.sampler)
         self.batch_size = batch_size
         self.bad_samples = BadSamples(len(samples), max_bad_samples)
@@ -1636,11 +1655,12 @@ class BatchedImageLoader(DeviceLoader):
         self.vflip = vflip
         self.crop_pct, self.crop_scale, self.antialias, self.crop_ratio = crop_pct, crop_scale, antialias, crop_ratio
         self.interpolation = interpolation
+        keep, drop_last = seed_eval_count(len(samples), batch_size, train, drop_last, num_shards)
         self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
                                     num_shards=num_shards, shard_id=shard_id, even=train,
                                     repeats=repeats if train else 1,
                                     labels=sample_labels(samples) if class_balance else None,
-                                    class_balance=class_balance)
+                                    class_balance=class_balance, keep=keep)
         self.num_samples = len(self.sampler)
         self.batch_size = batch_size
         self.bad_samples = BadSamples(len(samples), max_bad_samples)

@@ -190,11 +190,11 @@ class Context:
         return {k: int(v) for k, v in zip(keys, t.tolist())}
 
     def note_eval_drop_last(self, eval_drop_last: bool) -> None:
-        """Say, in a distributed run with ``eval_drop_last``, that each process drops its own last
-        partial batch (eval and train's evaluations)."""
+        """Say, in a distributed run with ``eval_drop_last``, how the seed's count is kept (eval and train's
+        evaluations: :func:`data.seed_eval_count`)."""
         if self.enabled and eval_drop_last:
-            print0(f"eval_drop_last: each of the {self.world_size} processes drops its own last partial batch; "
-                   f"the count matches the seed's only in one process")
+            print0(f"eval_drop_last: the images of one process's full batches (the seed's count), shared by the "
+                   f"{self.world_size} processes")
 
     def defer_bad_samples(self, loader) -> None:
         """A distributed run's loader (of image files) counts its shard's unreadable files without stopping

@@ -1508,7 +1508,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         if not accuracy["eval_images"]:
             # Every rank dropped its only, partial batch (eval_drop_last), or read nothing: a top-1 of no
             # image is no measurement, and must not be taken for the best checkpoint's.
-            why = ("eval_drop_last drops each process's last partial batch, which here is all it has "
+            why = ("eval_drop_last drops the last partial batch, which here is all there is "
                    "(--eval_drop_last False counts every image)" if cfg.eval_drop_last else
                    "none of the eval split's files could be read")
             print0(f"eval: epoch {done}: no image evaluated: {why}")
