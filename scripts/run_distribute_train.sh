@@ -7,6 +7,8 @@
 # options, e.g. EXTRA_ARGS="--sync_bn True".
 # Several machines: see "Several GPUs, several machines" in README.md.
 USAGE="Usage: bash run_distribute_train.sh [cifar10|imagenet2012] [CONFIG_PATH] [DATASET_PATH] [PRETRAINED_CKPT_PATH](optional)"
+# `sh script.sh` (the seed README's way: dash on Debian and Ubuntu) runs it again in bash, which it needs.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 require_argc $# 3 4

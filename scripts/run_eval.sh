@@ -3,6 +3,8 @@
 # data set. Works in ./eval/ and logs to ./eval/log.txt (and ./eval/log, linked to it: the seed's name).
 # EXTRA_ARGS adds options.
 USAGE="Usage: bash run_eval.sh [cifar10|imagenet2012] [DATASET_PATH] [CHECKPOINT_PATH]"
+# `sh script.sh` (the seed README's way: dash on Debian and Ubuntu) runs it again in bash, which it needs.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 require_argc $# 3

@@ -6,6 +6,8 @@
 # (tee -a: a resumed run's after the first's; -i: the terminal's Ctrl-C stops the run, which prints on, not tee).
 # EXTRA_ARGS adds options, e.g. EXTRA_ARGS="--epoch_size 10 --device_target CPU".
 USAGE="Usage: bash run_standalone_train.sh [cifar10|imagenet2012] [DATASET_PATH] [PRETRAINED_CKPT_PATH](optional)"
+# `sh script.sh` (the seed README's way: dash on Debian and Ubuntu) runs it again in bash, which it needs.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 require_argc $# 2 3

@@ -5,6 +5,7 @@ one run can answer several questions, and torchrun's workers are forked from a p
 torch and the package once (tests/forked_worker.py), as they run but for those imports. The seed's
 scripts (test_scripts_...) start theirs as a user's launch does, each a Python process of its own.
 """
+import itertools
 import json
 import os
 import re
@@ -472,8 +473,8 @@ def test_a_batch_emptied_by_unreadable_files_on_one_rank_does_not_stall_the_othe
     assert "epoch: 1 step:" not in r.stdout  # stopped before the epoch's lines, on every rank
 
 
-def run_script(name, *args, cwd, extra=""):
-    return subprocess.run(["bash", os.path.join(ROOT, "scripts", name), *map(str, args)], cwd=cwd,
+def run_script(name, *args, cwd, extra="", shell="bash"):
+    return subprocess.run([shell, os.path.join(ROOT, "scripts", name), *map(str, args)], cwd=cwd,
                           env=child_env(EXTRA_ARGS=extra), capture_output=True, text=True, timeout=180)
 
 
@@ -535,9 +536,10 @@ def test_scripts_train_distributed_standalone_and_eval_on_the_demo_data(tmp_path
         ("run_eval.sh", ["cifar10", data, tmp_path / "nope.ckpt"], "does not exist"),
         ("run_eval.sh", ["imagenet", data, parallel_ckpt], "neither cifar10 nor imagenet2012"),
     ]
-    for name, args, message in refusals:
-        r = run_script(name, *args, cwd=work)
-        assert r.returncode != 0 and message in r.stderr, (name, args, r.stderr)
+    # `sh script.sh`, as the seed's README runs them (dash here), goes on in bash: the same refusals.
+    for (name, args, message), shell in itertools.product(refusals, ("bash", "sh")):
+        r = run_script(name, *args, cwd=work, shell=shell)
+        assert r.returncode != 0 and message in r.stderr, (name, args, shell, r.stderr)
         assert "Usage: bash " + name in r.stderr
 
 
