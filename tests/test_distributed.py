@@ -449,6 +449,10 @@ def test_a_batch_emptied_by_unreadable_files_on_one_rank_does_not_stall_the_othe
     assert "non-finite" not in r.stdout
     digests = replica_digests(r.stdout)
     assert digests["0"] == digests["1"]
+    # The run's log.txt (rank 0's) names every unreadable file, those of rank 1's shard too (helper-109).
+    log = (tmp_path / "run" / "ckpt_0" / "log.txt").read_text()
+    assert all(str(root / "train" / cls / f"empty_{i}.JPEG") in log for cls in ("n01", "n02") for i in range(4))
+    assert "(in the shard of rank 1)" in log
     # max_bad_samples is the job's limit: the 8 unreadable files are more than 5, though neither rank's
     # shard holds more than 5 (each process used to check its own and let the job through). Every rank
     # stops on the same list, together (none left waiting in a collective for one that stopped alone).

@@ -1172,17 +1172,21 @@ class BadSamples:
         if not self.deferred:
             self.check()
 
-    def add(self, files: Dict[str, str]) -> None:
-        """Count other ranks' files too (each once), without warning again."""
+    def add(self, files: Dict[str, str]) -> List[str]:
+        """Count other ranks' files too (each once), without warning again; returns the reasons of those new
+        here."""
+        new = [reason for path, reason in files.items() if path not in self.files]
         for path, reason in files.items():
             self.files.setdefault(path, reason)
+        return new
 
     def check(self) -> None:
         """Stop (:class:`DataError`, with the list) past ``limit`` files."""
         if len(self.files) > self.limit:
             listing = "\n".join(f"  {reason}" for reason in self.files.values())
-            raise TooManyBadSamples(f"{len(self.files)} image files could not be read, more than {self.describe_limit()}; "
-                            f"fix or remove them, or raise --max_bad_samples:\n{listing}")
+            raise TooManyBadSamples(f"{len(self.files)} image files could not be read, more than "
+                                    f"{self.describe_limit()}; fix or remove them, or raise --max_bad_samples:\n"
+                                    f"{listing}")
 
 
 def read_failure(e: BaseException) -> str:

@@ -21,7 +21,7 @@ from torch.distributed.rendezvous import rendezvous
 from torch import nn
 
 from .checkpoint import DISTRIBUTED_SUBFOLDER, RUN_CONFIG, list_checkpoints, other_layout_folder, unwrap
-from .runtime import print0
+from .runtime import log0, print0
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -213,8 +213,9 @@ class Context:
         if self.enabled:
             gathered: List[Any] = [None] * self.world_size
             dist.all_gather_object(gathered, dict(bad.files))
-            for files in gathered:
-                bad.add(files)
+            for rank, files in enumerate(gathered):
+                for reason in bad.add(files):  # another rank's, warned on its stderr: named in log.txt too
+                    log0(f"skipped unreadable image file {reason} (in the shard of rank {rank})")
         bad.check()
 
     def all_reduce_sum(self, tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
