@@ -588,7 +588,7 @@ def training_moments(ckpt: Dict[str, Any], state: Dict[str, torch.Tensor],
         return out, f"its {opt} optimiser's state has no MindSpore Momentum counterpart and is not written"
     if not trained_weights:
         return out, ("the momentum buffers of its trained weights are not written beside their weight average "
-                     "(--use_ema False writes both)")
+                     "(--use_ema False writes the trained weights, and them)")
     groups, saved = optimizer.get("param_groups"), optimizer.get("state")
     ids = [i for g in groups or [] if isinstance(g, dict) for i in g.get("params") or []]
     # The order engine.param_groups gives the optimiser the parameters that train: weights, then the rest.
