@@ -229,6 +229,32 @@ def test_links_repeated_names_and_empty_classes_read_as_once_extracted(tmp_path)
     with tarfile.open(whole, "w") as tf:
         tf.add(str(folder), arcname="dataset/train")
     assert find_images(str(whole))[1] == ["ant", "cat", "dog"]
+    # Links in any stored order, as extracting resolves them (helper-111: a chain stored link first was
+    # unreadable, a folder link stored before a hard link in its folder lacked that file): b/y -> b/z ->
+    # a/0, c -> a, a/1 a hard link of a/0; and a link to an absolute path, which no archive holds, is named
+    # as unreadable as the extracted folder's broken link is (it was left out).
+    linked = tmp_path / "linked"
+    (linked / "a").mkdir(parents=True)
+    (linked / "b").mkdir()
+    (linked / "a" / "0.png").write_bytes(jpeg_bytes(smooth_image(20, 20, 7), fmt="PNG"))
+    os.link(linked / "a" / "0.png", linked / "a" / "1.png")
+    (linked / "b" / "y.png").symlink_to("z.png")
+    (linked / "b" / "z.png").symlink_to("../a/0.png")
+    (linked / "c").symlink_to("a", target_is_directory=True)
+    archive = tmp_path / "linked.tar"
+    with tarfile.open(archive, "w") as tf:
+        for name in ("b", "b/y.png", "b/z.png", "c", "a", "a/0.png", "a/1.png"):
+            tf.add(str(linked / name), arcname=name, recursive=False)
+        outside = tarfile.TarInfo("b/abs.png")
+        outside.type, outside.linkname = tarfile.SYMTYPE, "/nowhere/at/all.png"
+        tf.addfile(outside)
+    want, got = find_images(str(linked)), find_images(str(archive))
+    assert got[1] == want[1] == ["a", "b", "c"] and len(got[0]) == len(want[0]) + 1 == 7
+    assert relative([s for s in got[0] if not str(s[0]).endswith("abs.png")], archive) == relative(want[0], linked)
+    for (path, _), (member, _) in zip(want[0], [s for s in got[0] if not str(s[0]).endswith("abs.png")]):
+        assert read_member(member) == Path(path).read_bytes()
+    with pytest.raises(OSError, match="a link to a file the archive does not hold"):
+        read_member(next(m for m, _ in got[0] if str(m).endswith("abs.png")))
 
 
 def test_sparse_and_compressed_archives_are_refused_by_name(image_folder, tmp_path):

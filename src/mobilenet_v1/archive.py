@@ -168,8 +168,7 @@ def _walk(path: str) -> _Listing:
                 _walk_class_tar(tf, path, cls, member, files, folders, links)
             else:
                 _add(member, name, "", path, files, folders, links)
-    for name, target in links:
-        _resolve(name, target, files)
+    _resolve_links(links, files)
     return _Listing(files, folders)
 
 
@@ -184,21 +183,41 @@ def _add(member: tarfile.TarInfo, name: str, prefix: str, path: str, files: Dict
         files[prefix + name] = (member.offset_data, member.size)
     elif member.islnk():  # a hard link: the name of an earlier member of the same archive
         links.append((prefix + name, prefix + _clean(member.linkname).rstrip("/")))
-    elif member.issym() and not member.linkname.startswith("/"):
+    elif member.issym() and member.linkname.startswith("/"):  # outside the archive: a file it cannot read
+        files[prefix + name] = (-1, 0)
+    elif member.issym():
         links.append((prefix + name, posixpath.normpath(posixpath.join(posixpath.dirname(prefix + name),
                                                                        member.linkname))))
 
 
-def _resolve(name: str, target: str, files: Dict[str, Tuple[int, int]]) -> None:
-    if target in files:
-        files[name] = files[target]
-        return
-    under = target + "/"
-    inside = [(n, where) for n, where in files.items() if n.startswith(under)]
-    if inside:  # a link to a folder: its files, under the link's name
-        files.update((name + "/" + n[len(under):], where) for n, where in inside)
-    else:
-        files[name] = (-1, 0)
+def _resolve_links(links: List[Tuple[str, str]], files: Dict[str, Tuple[int, int]]) -> None:
+    """Each link's name given its target's bytes (``files``), whatever the order the archive stores them in, as
+    extracting it leaves them: links to files first, over passes until one resolves nothing more (a link to a
+    link stored before it), then links to folders, each given the files under its target (those under
+    another folder link's name left out, so that a link back to a folder above it is read once); a link to
+    nothing in the archive is a file that cannot be read (offset -1)."""
+    pending = links
+    while pending:
+        left = [(name, target) for name, target in pending if target not in files]
+        for name, target in pending:
+            if target in files:
+                files[name] = files[target]
+        if len(left) == len(pending):
+            break
+        pending = left
+    folder_links = {name for name, _ in pending}
+
+    def through_link(n: str) -> bool:
+        parts = n.split("/")
+        return any("/".join(parts[:k]) in folder_links for k in range(1, len(parts)))
+
+    for name, target in pending:
+        under = target + "/"
+        inside = [(n, where) for n, where in files.items() if n.startswith(under) and not through_link(n)]
+        if inside:  # a link to a folder: its files, under the link's name
+            files.update((name + "/" + n[len(under):], where) for n, where in inside)
+        else:
+            files[name] = (-1, 0)
 
 
 def _walk_class_tar(outer: tarfile.TarFile, path: str, cls: str, member: tarfile.TarInfo,
@@ -245,9 +264,10 @@ def _wrappers(names: Set[str], folders: Set[str], path: str, splits: Sequence[st
         prefix += top + "/"
 
 
-# Where listings are kept between processes (:func:`cache_folder`); the version changes with their layout.
+# Where listings are kept between processes (:func:`cache_folder`); the version changes with their layout or
+# with what a listing holds (2: links resolved in any stored order, absolute links listed as unreadable).
 CACHE_ENV = "MOBILENET_V1_CACHE"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 # A kept listing unread this long is removed when another is written (an archive replaced or gone leaves its
 # old versions' behind: for ImageNet's, 58 MB each).
 CACHE_UNUSED_DAYS = 30
