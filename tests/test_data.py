@@ -317,6 +317,12 @@ def test_find_images_with_a_class_list_keeps_its_labels(tmp_path):
     assert [y for _, y in find_images(str(root))[0]] == [0, 1]  # its own sorted folders otherwise
     with pytest.raises(DataError, match=r"class folder\(s\) ant, dog are not among the 2 classes"):
         find_images(str(root), ["cat", "emu"])
+    # A class copied through macOS (café with a combining accent, NFD) against the trained café (NFC): they
+    # print alike, so the message says what differs (helper-111).
+    (root / "cafe\u0301").mkdir()
+    (root / "cafe\u0301" / "x.png").write_bytes(b"png")
+    with pytest.raises(DataError, match="caf\u00e9 written in other Unicode code points \\(NFD against NFC"):
+        find_images(str(root), ["ant", "caf\u00e9", "dog"])
 
 
 def class_tree(root, sizes):

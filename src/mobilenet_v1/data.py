@@ -17,6 +17,7 @@ import os
 import queue
 import re
 import threading
+import unicodedata
 import warnings
 import weakref
 from dataclasses import dataclass, field
@@ -769,9 +770,15 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
     labels = {name: i for i, name in enumerate(classes)}
     unknown = [f for f in folders if f not in labels]
     if unknown:
+        # A name copied through macOS (decomposed accents, NFD) looks like the trained one (NFC) and is not.
+        composed = {unicodedata.normalize("NFC", c): c for c in classes}
+        alike = [f"{f} is {composed[unicodedata.normalize('NFC', f)]} written in other Unicode code points "
+                 f"(NFD against NFC: a copy through macOS?)" for f in unknown if unicodedata.normalize("NFC", f)
+                 in composed]
         raise DataError(f"image folder {root!r}: class folder(s) {', '.join(unknown[:5])}"
                         f"{' ...' if len(unknown) > 5 else ''} are not among the {len(classes)} classes "
-                        f"the model was trained on ({', '.join(list(classes)[:5])}{' ...' if len(classes) > 5 else ''})")
+                        f"the model was trained on ({', '.join(list(classes)[:5])}{' ...' if len(classes) > 5 else ''})"
+                        + (f"; {'; '.join(alike[:3])}" if alike else ""))
     samples = []
     for cls in folders:
         files = packed[cls].names if packed is not None else image_files_under(os.path.join(root, cls))
