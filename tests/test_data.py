@@ -112,6 +112,10 @@ def test_the_seeds_eval_count_is_the_same_images_whatever_the_process_count(cifa
         names = [name for loader in loaders for _, name in loader.sample_names()]
         assert sorted(names) == sorted(expected)
         assert sum(y.numel() for loader in loaders for _, y in loader) == len(expected)
+    # A split smaller than one batch: one process evaluates nothing, and so do the shards (helper-113).
+    whole = dataclasses.replace(opts, batch_size=64)
+    assert sum(len(build_loader(whole, train=False, device=cpu, drop_last=True, num_shards=shards, shard_id=k))
+               for shards in (1, 2) for k in range(shards)) == 0
 
 
 def test_cifar_eval_transform_is_resize_and_normalize(cifar_dir):
@@ -426,8 +430,8 @@ def test_image_split_finds_val_folders_and_refuses_what_would_mislead(tmp_path):
     class_tree(cased / "Train", [1, 1])
     class_tree(cased / "Val", [1, 1])
     for train in (True, False):
-        with pytest.raises(DataError, match=r"cased: its folders Train/, Val/ are named as splits in another case, "
-                                            r"and would be read as 2 classes; .* rename them train/ and"):
+        with pytest.raises(DataError, match=r"cased: its Train/, Val/ are named as splits in another case, "
+                                            r"and would be read as 2 classes; .* rename them train and"):
             image_split(str(cased), train=train)
     class_tree(cased / "Bus", [1])
     assert image_split(str(cased), train=True) == (str(cased), None)

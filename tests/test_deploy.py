@@ -834,8 +834,8 @@ def test_predict_over_folders_writes_a_results_file_and_skips_unreadable_files(d
     # (helper-111: the link's row stood for both); a path spelt two ways is still one file.
     (latin / "link.png").symlink_to(latin / name)
     capsys.readouterr()
-    assert cli.main(["predict", str(latin), str(latin / "." / "link.png"), "--ckpt_file", digits_run["ckpt"],
-                     "--json"]) == 0
+    assert cli.main(["predict", str(latin), os.path.join(str(latin), "..", latin.name, "link.png"), "--ckpt_file",
+                     digits_run["ckpt"], "--json"]) == 0
     assert [p["image"] for p in json.loads(capsys.readouterr().out)["predictions"]] == \
         [str(latin / name), str(latin / "link.png")]
     # Every file unreadable: the same columns, an error each.

@@ -9,6 +9,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -475,6 +476,21 @@ def test_a_batch_emptied_by_unreadable_files_on_one_rank_does_not_stall_the_othe
     assert r.returncode != 0 and "Connection closed" not in r.stderr
     assert "8 image files could not be read, more than max_bad_samples 5" in r.stderr, r.stderr[-3000:]
     assert "epoch: 1 step:" not in r.stdout  # stopped before the epoch's lines, on every rank
+    # Past the limit in an epoch's evaluation, every rank stops there together, and the epoch trained is saved
+    # first, its evaluation left out (the resume makes it first: test_resilience.py, one process).
+    both = tmp_path / "with_val"
+    for split, files in (("train", [f"good_{i}" for i in range(4)]), ("validation_preprocess", ["good_0", "empty_0"])):
+        for cls in ("n01", "n02"):
+            (both / split / cls).mkdir(parents=True)
+            for name in files:
+                shutil.copy(root / "train" / cls / f"{name}.JPEG", both / split / cls)
+    r = torchrun("--standalone", "--nproc_per_node=2", "-m", "mobilenet_v1", "train", *opts, f"--dataset_path={both}",
+                 f"--save_checkpoint_path={tmp_path / 'eval_limit'}", "--max_bad_samples=1", "--eval_interval=1",
+                 "--save_checkpoint_epochs=5", timeout=150)
+    assert r.returncode != 0 and "Connection closed" not in r.stderr
+    saved = list((tmp_path / "eval_limit" / "ckpt_0").glob("mobilenetv1-1_*.ckpt"))
+    assert len(saved) == 1 and ckpt_io.load_file(str(saved[0]))["evaluation_left_out"] is True, r.stderr[-3000:]
+    assert r.stderr.count(f"the state at the end of epoch 1 (before its evaluation) is saved as {saved[0]}") == 2
 
 
 def run_script(name, *args, cwd, extra="", shell="bash"):

@@ -378,6 +378,8 @@ def test_seed_training_checkpoint_continues_here(cifar_dir, tmp_path, capsys):
         for name, p in net.named_parameters():
             held = opt.state[p]["momentum_buffer"] if p.requires_grad else torch.zeros_like(p)
             assert torch.equal(back["moments"][name], held), name
+    assert cli.main(["convert", first["checkpoint"], str(tmp_path / "weights.ckpt"), "--weights_only"]) == 0
+    assert {"moments", "global_step"}.isdisjoint(ckpt_io.load_file(str(tmp_path / "weights.ckpt")))
     capsys.readouterr()
     assert cli.main(["convert", adamw["checkpoint"], str(tmp_path / "adamw.ckpt")]) == 0
     assert "its adamw optimiser's state has no MindSpore Momentum counterpart" in capsys.readouterr().err

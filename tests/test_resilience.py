@@ -1446,6 +1446,10 @@ def test_d_an_unreadable_evaluation_file_saves_the_epoch_before_the_run_stops(im
     assert ckpt_io.load_file(saved[0])["evaluation_left_out"] is True
     assert (f"the state at the end of epoch 1 (before its evaluation) is saved as {saved[0]}: with the files fixed "
             f"or --max_bad_samples raised, --resume auto continues from it, that evaluation first") in err, err
+    # Resumed with the file still there: the owed evaluation stops it again, saying the checkpoint still owes it.
+    with pytest.warns(BadSampleWarning), pytest.raises(DataError, match=rf"{saved[0]} still owes epoch 1's "
+                                                                          r"evaluation: with the files fixed"):
+        train.run(load_config(args + [f"--save_checkpoint_path={run}", "--resume=auto"]))
     with pytest.warns(BadSampleWarning):
         resumed = train.run(load_config(args + [f"--save_checkpoint_path={run}", "--resume=auto",
                                                 "--max_bad_samples=1"]))

@@ -205,8 +205,11 @@ def cmd_convert(argv: List[str]) -> int:
     p.add_argument("dst", metavar="DST", help="file to write (atomically)")
     add_writer_options(p, "a checkpoint of a run with --ema_decay: write its weight average (True, the default) "
                           "or its trained weights")
+    p.add_argument("--weights_only", action="store_true",
+                   help="write the weights alone, without a training checkpoint's SGD momentum buffers (the seed's "
+                        "moments.*) and global_step, which a continued run reads (a file to deploy is half the size)")
     a = p.parse_args(argv)
-    out = convert(a.src, a.dst, a.format, a.use_ema)
+    out = convert(a.src, a.dst, a.format, a.use_ema, weights_only=a.weights_only)
     written = WRITTEN[out["format"]]
     extra = (", momentum buffers" if out["moments"] else "") + (
         f", global_step {out['global_step']}" if out["global_step"] is not None else "")

@@ -267,14 +267,15 @@ def sample_seed(seed: int, epoch: int, position: int) -> int:
     return (seed * 1_000_003 + epoch) * 10_000_019 + position
 
 
-def seed_eval_count(size: int, batch_size: int, train: bool, drop_last: bool, num_shards: int) -> Tuple[int, bool]:
+def seed_eval_count(size: int, batch_size: int, train: bool, drop_last: bool,
+                    num_shards: int) -> Tuple[Optional[int], bool]:
     """Evaluation's ``drop_last`` (``eval_drop_last``: the seed's count) in a distributed run: the images of one
     process's full batches, the first ``size // batch_size * batch_size`` of the split's order, which the shards
     then share, each keeping its own last partial batch; so every process count evaluates the same images as
-    one process. Returns :class:`ShardSampler`'s ``keep`` and the loader's ``drop_last`` (0 and ``drop_last``
-    as they are for training, one process, or every image)."""
+    one process (none, where the split is smaller than a batch). Returns :class:`ShardSampler`'s ``keep`` and
+    the loader's ``drop_last`` (None and ``drop_last`` as they are for training, one process, or every image)."""
     if train or not drop_last or num_shards == 1:
-        return 0, drop_last
+        return None, drop_last
     return size // batch_size * batch_size, False
 
 
@@ -302,10 +303,10 @@ class ShardSampler(Sampler):
 
     def __init__(self, size: int, shuffle: bool, seed: int, num_shards: int = 1, shard_id: int = 0,
                  even: bool = True, repeats: int = 1, labels: Optional[Sequence[int]] = None,
-                 class_balance: float = 0.0, keep: int = 0):
+                 class_balance: float = 0.0, keep: Optional[int] = None):
         if repeats > 1 and not even:
             raise ValueError("repeats is for training's sampler (even shards), not evaluation's")
-        if keep and even:
+        if keep is not None and even:
             raise ValueError("keep is for evaluation's sampler (uneven shards), not training's")
         # Evaluation's first ``keep`` positions only (:func:`seed_eval_count`), split among the shards.
         self.keep = keep
@@ -351,14 +352,14 @@ class ShardSampler(Sampler):
             order = order[: -(-self.size // self.repeats)].repeat_interleave(self.repeats)
         if self.even:
             order = order[: self.size // self.num_shards * self.num_shards]
-        if self.keep:
+        if self.keep is not None:
             order = order[: self.keep]
         return order[self.shard_id::self.num_shards]
 
     def __len__(self) -> int:
         if self.even:
             return self.size // self.num_shards
-        return len(range(self.shard_id, self.keep or self.size, self.num_shards))
+        return len(range(self.shard_id, self.size if self.keep is None else self.keep, self.num_shards))
 
     def seeds(self) -> torch.Tensor:
         """The augmentation seed of each of this shard's samples (what :meth:`__iter__` yields) as int64:
@@ -1016,10 +1017,11 @@ def imagenet_folder(root: str, train: bool) -> str:
         # Train/ and Val/: the splits' names in another case would be trained on as classes of their own.
         folders = class_folders(root)
         if len(folders) > 1 and all(n.lower() in SPLIT_FOLDERS for n in folders):
-            raise DataError(f"dataset_path {root}: its folders {', '.join(n + '/' for n in folders)} are named as "
-                            f"splits in another case, and would be read as {len(folders)} classes; the names are "
-                            f"case-sensitive: rename them {IMAGENET_TRAIN_FOLDER}/ and "
-                            f"{' or '.join(n + '/' for n in IMAGENET_EVAL_FOLDERS)} (each holding <class>/ folders)")
+            found = [n + ("/" if os.path.isdir(os.path.join(root, n)) else ARCHIVE_SUFFIX) for n in folders]
+            raise DataError(f"dataset_path {root}: its {', '.join(found)} are named as splits in another case, and "
+                            f"would be read as {len(folders)} classes; the names are case-sensitive: rename them "
+                            f"{IMAGENET_TRAIN_FOLDER} and {' or '.join(IMAGENET_EVAL_FOLDERS)} (folders of <class>/ "
+                            f"folders, or their .tar archives)")
     if train:
         sub = split_at(root, IMAGENET_TRAIN_FOLDER)
         if sub is not None:

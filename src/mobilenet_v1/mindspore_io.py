@@ -708,7 +708,8 @@ def mindspore_warning(what: str, fmt: str, padding: str, config: Any = None) -> 
     return f"{what} " + "; it ".join(problems) + ", or it will not reproduce this model's outputs there"
 
 
-def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True) -> Dict[str, Any]:
+def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True,
+            weights_only: bool = False) -> Dict[str, Any]:
     """Write ``src`` (any supported file, or a run folder: its newest checkpoint, ``source`` in the
     result) as ``dst`` in ``fmt`` (by default from ``dst``'s extension):
     ``ckpt`` a MindSpore checkpoint, ``pt`` a PyTorch one of ours, ``safetensors`` MindSpore's names.
@@ -718,7 +719,8 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True)
     The source is checked as a MobileNetV1 (every name and shape) before anything is written, the
     tensors are written as they are in the file (no dtype change), and the write is atomic. The
     training configuration and class names the source records go into a ``.pt`` as they are and into a
-    ``.safetensors`` as JSON metadata; a MindSpore ``.ckpt`` has no place for them (``dropped``)."""
+    ``.safetensors`` as JSON metadata; a MindSpore ``.ckpt`` has no place for them (``dropped``). A training
+    file's momentum buffers and step count go along (:func:`training_moments`), unless ``weights_only``."""
     from .api import model_from_checkpoint, refuse_quantization_aware
 
     fmt = output_format(dst, fmt)
@@ -731,9 +733,9 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True)
     if ckpt.get("moments"):
         check_moments(model, ckpt["moments"], src)
     state, weights = ckpt_io.weights_to_use(ckpt, use_ema), ckpt_io.weights_note(ckpt, use_ema)
-    extra = {k: ckpt[k] for k in ("moments", "global_step") if ckpt.get(k) is not None}
+    extra = {k: ckpt[k] for k in ("moments", "global_step") if ckpt.get(k) is not None and not weights_only}
     optimizer_note = ""
-    if not extra:  # a training checkpoint of ours: its SGD buffers as the seed's moments
+    if not extra and not weights_only:  # a training checkpoint of ours: its SGD buffers as the seed's moments
         extra, optimizer_note = training_moments(ckpt, state, ckpt_io.which_weights(ckpt, use_ema) != "ema")
     args = {"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"]}
     # What predict and export read beside the weights: without it they fall back to 224x224 and

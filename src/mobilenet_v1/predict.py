@@ -350,8 +350,8 @@ class Predictor:
 def image_files(paths: Sequence[str]) -> List[str]:
     """Files as given; a folder: the image files under it (:func:`data.image_files_under`, as training
     reads a class folder); a ``.tar`` archive: the image files in it, read in place
-    (:func:`archive.archive_images`). A path named twice (itself, or also inside a folder given, spelt either
-    way) comes once; a link is a file of its own, as training counts it."""
+    (:func:`archive.archive_images`). A path named twice (itself, or also inside a folder given; spelt with
+    ``.`` or ``..`` too) comes once; a link, to a file or a folder, is a path of its own, as training counts it."""
     files: List[str] = []
     for path in paths:
         if is_archive(path):

@@ -1506,7 +1506,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         if stopper.agree_now():
             return None, True
         if not accuracy["eval_images"]:
-            # Every rank dropped its only, partial batch (eval_drop_last), or read nothing: a top-1 of no
+            # eval_drop_last dropped the only, partial batch there is, or nothing was read: a top-1 of no
             # image is no measurement, and must not be taken for the best checkpoint's.
             why = ("eval_drop_last drops the last partial batch, which here is all there is "
                    "(--eval_drop_last False counts every image)" if cfg.eval_drop_last else
@@ -1545,7 +1545,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         stopped_early, done, halted, owes = 0, start_epoch, "", False
         if owed:
             print0(f"resume: epoch {start_epoch}'s evaluation was left out when the run stopped: it comes first")
-            accuracy, stopping = evaluate_epoch(start_epoch)
+            try:
+                accuracy, stopping = evaluate_epoch(start_epoch)
+            except DataError as e:  # its checkpoint still owes it
+                raise DataError(f"{e}\n{resumed_from} still owes epoch {start_epoch}'s evaluation: with the files "
+                                f"fixed or --max_bad_samples raised, --resume auto makes it first") from None
             if accuracy is not None:
                 tracker.log_evaluation(start_epoch, accuracy)
             if stopping:  # its checkpoint still says so: the next resume evaluates it
@@ -1636,11 +1640,16 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 try:
                     accuracy, stopping = evaluate_epoch(done)
                 except DataError as e:  # the eval split's unreadable files: the epoch trained is saved first
+                    # The job's limit is raised on every rank at once; another error may come from one rank
+                    # alone, which no collective may wait for.
+                    together = isinstance(e, TooManyBadSamples)
+                    if dist.enabled and not together:
+                        raise
                     images = dist.all_reduce_counts({"images": result.images}, device)["images"]
                     tracker.log_epoch(done, dataclasses.replace(result, images=images), float(lrs[-1]), None)
                     e.steps_done = steps_per_epoch  # type: ignore[attr-defined]
                     raise saved_before_data_error(e, writer, epoch, (start_epoch, start_step), last_path, tally, cfg,
-                                                  dist, device, together=isinstance(e, TooManyBadSamples)) from None
+                                                  dist, device, together=together) from None
                 if accuracy is not None and evaluations.exhausted and done < cfg.epoch_size:
                     stopped_early = done  # the job's figures: alike on every rank
             left_out = stopping and eval_loader is not None and evaluates_after(cfg, done)
