@@ -1,11 +1,12 @@
 import dataclasses
 import os
+import re
 
 import pytest
 import yaml
 
-from mobilenet_v1.config import (TIMM_NAMES, Config, ConfigError, load_config, load_config_and_given,
-                                 parse_overrides)
+from mobilenet_v1.config import (TIMM_NAMES, TORCHVISION_NAMES, Config, ConfigError, load_config,
+                                 load_config_and_given, parse_overrides)
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
@@ -70,13 +71,18 @@ def test_unknown_keys_are_errors(tmp_path):
     # timm's train.py names point to ours; a flag without a value that is no key is an unknown key, not
     # one that "needs a value".
     fields = {f.name for f in dataclasses.fields(Config)}
-    assert not set(TIMM_NAMES) & fields and {v.split(",")[0] for v in TIMM_NAMES.values()} <= fields
+    for names in (TIMM_NAMES, TORCHVISION_NAMES):  # torchvision's reference scripts' names too
+        assert not set(names) & fields and {re.split(r"[ ,]", v)[0] for v in names.values()} <= fields
     with pytest.raises(ConfigError, match=r"^option --epochs: unknown key 'epochs' \(timm's name: here it is "
                                           r"epoch_size\)$"):
         load_config(["--epochs", "5"])
     with pytest.raises(ConfigError, match=r"^option --model-ema: unknown key 'model_ema' \(timm's name: here it is "
                                           r"ema_decay\)$"):
         load_config(["--model-ema", "--batch_size", "8"])
+    with pytest.raises(ConfigError, match=r"^option --label[-_]smoothing: unknown key 'label_smoothing' \(torchvision's "
+                                          r"reference scripts' name: here it is label_smooth_factor, .*1 - e on the "
+                                          r"true class and e / \(class_num - 1\) on each other"):
+        load_config(["--label-smoothing", "0.1"])
     with pytest.raises(ConfigError, match=r"^option --foo: unknown key 'foo'$"):
         load_config(["--foo"])
     # timm's --input-size takes three values: the key is what is wrong, not the second of them.

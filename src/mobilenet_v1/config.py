@@ -502,12 +502,29 @@ SEED_README_NAMES = {"platform": "--device_target",
                      "pretrain_ckpt": "--checkpoint_path in eval, --pre_trained in train"}
 
 
+# How the seed's label smoothing differs from PyTorch's, timm's and torchvision's.
+SMOOTHING_NOTE = ("the seed's smoothing: 1 - e on the true class and e / (class_num - 1) on each other, where "
+                  "PyTorch's label_smoothing puts e / class_num on every class")
+
+# torchvision's classification reference train.py options (its names, dashes as underscores) spelt otherwise here.
+TORCHVISION_NAMES = {"label_smoothing": f"label_smooth_factor, with use_label_smooth True ({SMOOTHING_NOTE})",
+                     "lr_warmup_epochs": "warmup_epochs",
+                     "lr_scheduler": "lr_decay_mode", "lr_min": "lr_end", "lr_warmup_decay": "lr_init",
+                     "norm_weight_decay": "decay_norm_bias", "bias_weight_decay": "decay_norm_bias",
+                     "wd": "weight_decay", "data_path": "dataset_path", "output_dir": "save_checkpoint_path",
+                     "train_crop_size": "image_size", "val_crop_size": "eval_image_size",
+                     "val_resize_size": "crop_pct (the resize is eval_image_size / crop_pct)",
+                     "ra_sampler": "aug_repeats", "ra_reps": "aug_repeats"}
+
 # timm's train.py options (its names, dashes as underscores) that a key here stands for.
 TIMM_NAMES = {"epochs": "epoch_size", "lr": "lr_max", "num_classes": "class_num", "drop": "drop_rate",
-              "smoothing": "label_smooth_factor, with use_label_smooth True", "sched": "lr_decay_mode",
+              "smoothing": f"label_smooth_factor, with use_label_smooth True ({SMOOTHING_NOTE})",
+              "sched": "lr_decay_mode",
               "warmup_lr": "lr_init", "min_lr": "lr_end", "decay_epochs": "lr_decay_epochs",
               "decay_rate": "lr_decay_rate", "model_ema": "ema_decay", "model_ema_decay": "ema_decay",
-              "mixup": "mixup_alpha", "cutmix": "cutmix_alpha", "aa": "auto_augment", "reprob": "random_erase",
+              "mixup": "mixup_alpha", "cutmix": "cutmix_alpha", "reprob": "random_erase",
+              "aa": "auto_augment, where timm's rand-mN is about ra with ra_magnitude 3N (torchvision's 31 bins, "
+                    "each op always applied, black fill: timm's p 0.5, noise and grey fill are not taken)",
               "remode": "random_erase_mode", "clip_grad": "clip_grad_norm", "amp": "precision",
               "torchcompile": "compile", "data_dir": "dataset_path",
               "output": "save_checkpoint_path", "initial_checkpoint": "pre_trained",
@@ -520,7 +537,9 @@ TIMM_NAMES = {"epochs": "epoch_size", "lr": "lr_max", "num_classes": "class_num"
 def unknown_key(key: str, source: str) -> OptionError:
     other = SEED_README_NAMES.get(key)
     hint = (f" (a name from the seed's README: here it is {other})" if other else
-            f" (timm's name: here it is {TIMM_NAMES[key]})" if key in TIMM_NAMES else "")
+            f" (timm's name: here it is {TIMM_NAMES[key]})" if key in TIMM_NAMES else
+            f" (torchvision's reference scripts' name: here it is {TORCHVISION_NAMES[key]})"
+            if key in TORCHVISION_NAMES else "")
     return OptionError(f"{source}: unknown key {key!r}{hint}")
 
 
