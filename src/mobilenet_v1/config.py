@@ -63,7 +63,7 @@ class Config:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     # Beyond the seed: the optimiser, "momentum" (the seed's Momentum, PyTorch's SGD), "rmsprop" (the
-    # MobileNet paper's; torchvision's MobileNetV2/V3 recipe), "adamw", or for large global batches "lars"
+    # MobileNet paper's; torchvision's MobileNetV3 recipe), "adamw", or for large global batches "lars"
     # (SGD with a rate per layer) or "lamb" (Adam's, likewise; optimizers.py); opt_eps: its eps, 0 for the
     # recipe's (engine.DEFAULT_EPS).
     opt: str = "momentum"
@@ -502,6 +502,9 @@ SEED_README_NAMES = {"platform": "--device_target",
                      "pretrain_ckpt": "--checkpoint_path in eval, --pre_trained in train"}
 
 
+# timm's and torchvision's cosine schedule against the seed's of that name.
+COSINE_NOTE = "their cosine is cosine_annealing; cosine is the seed's, TensorFlow's linear-cosine decay, lower"
+
 # How the seed's label smoothing differs from PyTorch's, timm's and torchvision's.
 SMOOTHING_NOTE = ("the seed's smoothing: 1 - e on the true class and e / (class_num - 1) on each other, where "
                   "PyTorch's label_smoothing puts e / class_num on every class")
@@ -509,7 +512,9 @@ SMOOTHING_NOTE = ("the seed's smoothing: 1 - e on the true class and e / (class_
 # torchvision's classification reference train.py options (its names, dashes as underscores) spelt otherwise here.
 TORCHVISION_NAMES = {"label_smoothing": f"label_smooth_factor, with use_label_smooth True ({SMOOTHING_NOTE})",
                      "lr_warmup_epochs": "warmup_epochs",
-                     "lr_scheduler": "lr_decay_mode", "lr_min": "lr_end", "lr_warmup_decay": "lr_init",
+                     "lr_scheduler": f"lr_decay_mode ({COSINE_NOTE}; steplr is exponential)",
+                     "lr_min": "lr_end", "lr_warmup_decay": "lr_init, a rate (lr_max times that factor)",
+                     "lr_gamma": "lr_decay_rate", "lr_step_size": "lr_decay_epochs",
                      "norm_weight_decay": "decay_norm_bias", "bias_weight_decay": "decay_norm_bias",
                      "wd": "weight_decay", "data_path": "dataset_path", "output_dir": "save_checkpoint_path",
                      "train_crop_size": "image_size", "val_crop_size": "eval_image_size",
@@ -519,7 +524,7 @@ TORCHVISION_NAMES = {"label_smoothing": f"label_smooth_factor, with use_label_sm
 # timm's train.py options (its names, dashes as underscores) that a key here stands for.
 TIMM_NAMES = {"epochs": "epoch_size", "lr": "lr_max", "num_classes": "class_num", "drop": "drop_rate",
               "smoothing": f"label_smooth_factor, with use_label_smooth True ({SMOOTHING_NOTE})",
-              "sched": "lr_decay_mode",
+              "sched": f"lr_decay_mode ({COSINE_NOTE})",
               "warmup_lr": "lr_init", "min_lr": "lr_end", "decay_epochs": "lr_decay_epochs",
               "decay_rate": "lr_decay_rate", "model_ema": "ema_decay", "model_ema_decay": "ema_decay",
               "mixup": "mixup_alpha", "cutmix": "cutmix_alpha", "reprob": "random_erase",

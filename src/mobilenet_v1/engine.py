@@ -67,7 +67,7 @@ def param_groups(model: nn.Module, weight_decay: float, decay_norm_bias: bool = 
             {"params": norm_bias, "weight_decay": weight_decay if decay_norm_bias else 0.0}]
 
 
-# Each optimiser's eps where opt_eps is 0: torchvision's MobileNetV2/V3 recipe for RMSprop (0.0316, about
+# Each optimiser's eps where opt_eps is 0: torchvision's MobileNetV3 recipe for RMSprop (0.0316, about
 # TensorFlow's 1e-3 inside the square root, with alpha 0.9), PyTorch's default for AdamW, the LAMB paper's
 # (and NVIDIA's and timm's) for LAMB.
 DEFAULT_EPS = {"rmsprop": 0.0316, "adamw": 1e-8, "lamb": 1e-6}
