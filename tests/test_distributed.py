@@ -321,6 +321,20 @@ def test_two_single_node_launches_form_a_two_node_job(cifar_dir, tmp_path):
     assert re.search(r"replicas: sha256 of the weight average per rank 0:\w+ 1:\w+ \(identical\)", log), log[-3000:]
     ckpt = tmp_path / "run" / "ckpt_0" / "mobilenetv1-1_6.ckpt"
     assert checkpoint_digest(ckpt).startswith(digests["0"])
+    # Machines given other options, or other data behind their paths, are refused at the start on every rank,
+    # naming what differs (helper-114: they trained on apart, hung in a collective or ended in gloo's
+    # "collective mismatch"). Paths may differ: the same data elsewhere is the same data.
+    fewer = tmp_path / "fewer"  # the first of the two training files
+    shutil.copytree(cifar_dir, fewer, ignore=shutil.ignore_patterns("data_batch_2.bin"))
+    for extra, said in ((["--lr_max=0.2"], "options: lr_max 0.05 on rank 0, 0.2 on rank 1"),
+                        ([f"--dataset_path={fewer}"], "data: training images 192 on rank 0, 96 on rank 1")):
+        port = free_port()
+        node = [a.replace(str(args[3]), f"--rdzv_endpoint=127.0.0.1:{port}") for a in args]
+        nodes = [subprocess.Popen(torchrun_argv(*node, *(extra if k else [])), cwd=ROOT, env=child_env(),
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for k in range(2)]
+        logs = [p.communicate(timeout=120)[0] for p in nodes]
+        assert all(p.returncode != 0 and f"were given different {said}" in log for p, log in zip(nodes, logs)), \
+            "\n".join(log[-2000:] for log in logs)
 
 
 def test_a_sigterm_to_one_rank_stops_every_rank_after_the_same_step_with_a_checkpoint(cifar_dir, tmp_path):

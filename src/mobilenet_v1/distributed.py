@@ -24,6 +24,10 @@ from .checkpoint import DISTRIBUTED_SUBFOLDER, RUN_CONFIG, list_checkpoints, oth
 from .runtime import log0, print0
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+# Keys the machines of one job may give otherwise: where each finds the data, the run folder and the files it
+# reads, the loader workers its CPUs allow, and resume (a restart sets it to auto where torchrun restarted).
+PER_MACHINE_KEYS = frozenset({"dataset_path", "save_checkpoint_path", "pre_trained", "checkpoint_path", "ckpt_file",
+                              "file_name", "teacher", "eval_labels", "resume", "num_workers", "device_num"})
 
 
 class DistributedError(ValueError):
@@ -172,6 +176,22 @@ class Context:
         if message is not None:
             raise DistributedError(f"rank 0 {failure}: {message}")
         return result if self.is_rank0 else shared
+
+    def check_same(self, values: Dict[str, Any], what: str) -> None:
+        """Every rank's ``values``, which the processes of a job must agree on (``what`` they are: "options",
+        "data"), compared with rank 0's; where one differs, every rank raises alike, naming the keys, the values
+        and the ranks. A job whose machines were given other options (or data) trained on apart, hung in a
+        collective one rank never reached, or ended in gloo's "collective mismatch" (helper-114)."""
+        if not self.enabled:
+            return
+        everyone = self.gather_objects(values)
+        differ = [f"{key} {everyone[0].get(key)!r} on rank 0, {theirs.get(key)!r} on rank {rank}"
+                  for rank, theirs in enumerate(everyone[1:], 1)
+                  for key in sorted(set(everyone[0]) | set(theirs)) if everyone[0].get(key) != theirs.get(key)]
+        if differ:
+            raise DistributedError(f"the processes of this job were given different {what}: {'; '.join(differ[:6])}"
+                                   f"{' ...' if len(differ) > 6 else ''}; every machine must run the same command "
+                                   f"on the same data (its paths may differ)")
 
     def gather_objects(self, obj: Any) -> List[Any]:
         """Every rank's ``obj`` (picklable), in rank order, on every rank."""

@@ -16,13 +16,13 @@ from . import distributed
 from .api import model_from_checkpoint
 from .cli import pop_flag, pop_option
 from .config import (DATASETS, NORMALISATION_KEYS, Config, ConfigError, Given, channel_values, channels_text,
-                     is_cifar, load_config_and_given, names_text, parse_overrides)
+                     is_cifar, load_config_and_given, names_text, parse_overrides, to_dict)
 from .data import build_loader, held_out_for
 from .engine import evaluate, nonfinite_note, resolve_device, resolve_precision
 from .onnx_io import is_deployed_file, load_deployed
 from .predict import imagenet_classes, readable
 from .runtime import csv_text, is_rank0, json_text, print0
-from .train import data_options
+from .train import data_options, data_seen
 from .transforms import INTERPOLATIONS
 
 
@@ -339,6 +339,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
                                           f"{e.strerror or e}") from None
 
     path = dist.from_rank0(choose, "could not choose the checkpoint to evaluate")
+    dist.check_same({k: v for k, v in to_dict(cfg).items() if k not in distributed.PER_MACHINE_KEYS}, "options")
     if is_deployed_file(path):
         model, device, precision, opts = deployed_model_and_data(cfg, path, given)
         classes = model.metadata.get("classes")
@@ -370,6 +371,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     # An image folder is labelled by the class list the model was trained on, where the file records it.
     loader = build_loader(opts, train=False, device=device, drop_last=cfg.eval_drop_last,
                           classes=classes if isinstance(classes, list) else None, **dist.shard())
+    dist.check_same(data_seen(None, loader), "data")
     if outputs and loader.num_classes > outputs:
         raise ValueError(f"{path} has {outputs} outputs, and dataset_path {cfg.dataset_path} has "
                          f"{loader.num_classes} classes (labelled by {loader.labels_in}): not the data set the "

@@ -1030,6 +1030,18 @@ def evaluate_accuracy(model, loader, device: torch.device, precision: str,
     return out
 
 
+def data_seen(*loaders: Any) -> Dict[str, Any]:
+    """What the processes of a job must see alike in their data (:meth:`distributed.Context.check_same`): each
+    split's image count and its classes (their count and a digest of their names)."""
+    seen: Dict[str, Any] = {}
+    for name, loader in zip(("training", "evaluation"), loaders):
+        if loader is not None:
+            names = "\n".join(map(str, loader.classes or [])).encode()
+            seen[f"{name} images"] = loader.sampler.size
+            seen[f"{name} classes"] = f"{loader.num_classes} ({hashlib.sha256(names).hexdigest()[:12]})"
+    return seen
+
+
 def judged_accuracy(model, average, loader, device: torch.device, precision: str,
                     dist: Optional[distributed.Context] = None,
                     stopper: Optional[StopRequest] = None) -> Dict[str, Any]:
@@ -1074,6 +1086,7 @@ def run(cfg: Config) -> Dict[str, Any]:
 
 def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
          loaders: contextlib.ExitStack) -> Dict[str, Any]:
+    dist.check_same({k: v for k, v in to_dict(cfg).items() if k not in distributed.PER_MACHINE_KEYS}, "options")
     device = resolve_device(cfg.device_target)
     # Quantization-aware training simulates INT8 arithmetic in float32 (bf16 would round it again).
     precision = "fp32" if cfg.qat else resolve_precision(cfg.precision, device)
@@ -1129,6 +1142,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     eval_loader = (build_loader(data_options(cfg, device, train=False), train=False, device=device,
                                 drop_last=cfg.eval_drop_last, classes=labelling, **dist.shard())
                    if cfg.eval_interval else None)
+    dist.check_same(data_seen(loader, eval_loader), "data")
     for each in (loader, eval_loader):  # the limit on unreadable files is the job's: checked together
         dist.defer_bad_samples(each)
     if eval_loader is not None:
