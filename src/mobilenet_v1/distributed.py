@@ -90,7 +90,8 @@ class Context:
         per_step = (f"{batch_size * self.world_size} per step" if accumulate == 1 else
                     f"{batch_size * self.world_size} per batch, x grad_accum_steps {accumulate} = "
                     f"{batch_size * self.world_size * accumulate} per step")
-        return (f"distributed: {self.world_size} processes ({self.backend}), batch_size {batch_size} per "
+        return (f"distributed: {self.world_size} process{'es' if self.world_size > 1 else ''} ({self.backend}), "
+                f"batch_size {batch_size} per "
                 f"process = {per_step}; rank 0 prints and saves")
 
     def checkpoint_dir(self, base: str, continuing: bool = False) -> str:

@@ -1473,7 +1473,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     accumulated = (f" (each step adds up the gradients of {cfg.grad_accum_steps} batches of {cfg.batch_size})"
                    if cfg.grad_accum_steps > 1 else "")
     if start_epoch < cfg.epoch_size:
-        print0(f"training: {loader.num_samples} samples, {steps_per_epoch} steps per epoch{accumulated}, epochs "
+        each = f" per process ({loader.sampler.size} in all)" if dist.enabled else ""  # a shard's
+        print0(f"training: {loader.num_samples} samples{each}, {steps_per_epoch} steps per epoch{accumulated}, epochs "
                f"{start_epoch + 1}..{cfg.epoch_size}, precision {precision}, device {device}")
     seed_rate = DATASET_PRESETS["imagenet2012"]["lr_max"]
     if (cfg.dataset == "imagenet2012" and cfg.lr_max == seed_rate and cfg.opt == "momentum" and not cfg.lr_base_size
