@@ -43,7 +43,6 @@ TRAINING_STATE = ("global_step", "learning_rate", "momentum", "scale_sense", "lo
 _BN_TO_SEED = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
 _BN_FROM_SEED = {v: k for k, v in _BN_TO_SEED.items()}
 _OUR_BN = re.compile(r"^(network\.\d+\.1)\.(weight|bias|running_mean|running_var|num_batches_tracked)$")
-_OUR_BN_BUFFER = re.compile(r"\.(running_mean|running_var|num_batches_tracked)$")
 _SEED_BN = re.compile(r"^(network\.\d+\.1)\.(gamma|beta|moving_mean|moving_variance)$")
 
 # MindSpore's tensor_type names (str(mindspore.dtype)).
@@ -568,14 +567,17 @@ def load_momentum(optimizer: torch.optim.Optimizer, model: nn.Module, moments: D
     return len(names)
 
 
-def training_moments(ckpt: Dict[str, Any], state: Dict[str, torch.Tensor],
+def training_moments(ckpt: Dict[str, Any], model: nn.Module, state: Dict[str, torch.Tensor],
                      trained_weights: bool) -> Tuple[Dict[str, Any], str]:
     """A training checkpoint of ours as a seed training checkpoint holds its optimiser: SGD's momentum buffers
     under the parameters' names (``moments``: MindSpore Momentum's, the same update), zeros where SGD holds none
     yet (a frozen layer's, as MindSpore starts them), and the optimiser steps taken (``global_step``), which
     ``--pre_trained`` with ``--pretrain_epoch_size`` continues. Written beside the trained weights only
-    (``trained_weights``): a weight average has no buffers of its own. Returns them and, where the file's
-    optimiser state is not written, a note that says why ("" otherwise)."""
+    (``trained_weights``): a weight average has no buffers of its own. ``model``: the file's network, whose
+    parameters training's own grouping (:func:`engine.param_groups`) orders as the optimiser held them.
+    Returns them and, where the file's optimiser state is not written, a note that says why ("" otherwise)."""
+    from .engine import param_groups
+
     optimizer, config = ckpt.get("optimizer"), ckpt.get("config")
     if not isinstance(optimizer, dict) or not isinstance(config, dict):
         return {}, ""  # no training state: a file of weights
@@ -591,11 +593,15 @@ def training_moments(ckpt: Dict[str, Any], state: Dict[str, torch.Tensor],
                      "(--use_ema False writes the trained weights, and them)")
     groups, saved = optimizer.get("param_groups"), optimizer.get("state")
     ids = [i for g in groups or [] if isinstance(g, dict) for i in g.get("params") or []]
-    # The order engine.param_groups gives the optimiser the parameters that train: weights, then the rest.
+    # The parameters that trained (the frozen layers' left out), in the order training gave the optimiser them.
     frozen = config.get("freeze_layers") if isinstance(config.get("freeze_layers"), int) else 0
-    params = {n: t for n, t in state.items() if not _OUR_BN_BUFFER.search(n)}
-    trains = [n for n in params if not any(n.startswith(f"network.{k}.") for k in range(frozen))]
-    order = [n for n in trains if params[n].dim() > 1] + [n for n in trains if params[n].dim() <= 1]
+    names = {id(p): n for n, p in ckpt_io.unwrap(model).named_parameters()}
+    ckpt_io.unwrap(model).freeze(frozen)
+    try:
+        order = [names[id(p)] for group in param_groups(ckpt_io.unwrap(model), 0.0) for p in group["params"]]
+    finally:
+        ckpt_io.unwrap(model).freeze(0)
+    params = {n: state[n] for n in names.values()}
     if not isinstance(saved, dict) or len(ids) != len(order):
         return out, (f"its optimiser state ({len(ids)} parameters) does not match the model's {len(order)} that "
                      f"train, and is not written")
@@ -736,7 +742,7 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True,
     extra = {k: ckpt[k] for k in ("moments", "global_step") if ckpt.get(k) is not None and not weights_only}
     optimizer_note = ""
     if not extra and not weights_only:  # a training checkpoint of ours: its SGD buffers as the seed's moments
-        extra, optimizer_note = training_moments(ckpt, state, ckpt_io.which_weights(ckpt, use_ema) != "ema")
+        extra, optimizer_note = training_moments(ckpt, model, state, ckpt_io.which_weights(ckpt, use_ema) != "ema")
     args = {"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"]}
     # What predict and export read beside the weights: without it they fall back to 224x224 and
     # ImageNet normalisation, silently wrong for a model trained otherwise.
