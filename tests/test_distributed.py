@@ -660,3 +660,22 @@ def test_a_run_of_one_process_continues_on_two_in_its_own_folder(cifar_dir, tmp_
             f"would take for this one's: moved its checkpoints and records to {run / 'earlier-run-1'}") in r.stdout
     assert {n: (run / "earlier-run-1" / n).read_bytes() for n in kept} == kept
     assert ckpt_io.resolve_checkpoint_path(str(run)) == str(run / "ckpt_0" / "mobilenetv1-1_6.ckpt")
+    # Every rank resumes from the same file: a rank that finds another run's checkpoint under the chosen name
+    # (machines reading the run folder from disks of their own) stops the job before it trains, on every rank
+    # (helper-114: it ended with "replicas differ"). Rank 1's reading is made to differ here.
+    other = tmp_path / "other_disk.py"
+    other.write_text("import os, sys\n"
+                     "from mobilenet_v1 import checkpoint as ckpt_io, cli\n"
+                     "load = ckpt_io.load_file\n"
+                     "def another(path, *args, **kwargs):\n"
+                     "    ckpt = load(path, *args, **kwargs)\n"
+                     "    ckpt['model']['fc.bias'] = ckpt['model']['fc.bias'] + 1\n"
+                     "    return ckpt\n"
+                     "if os.environ['RANK'] == '1':\n"
+                     "    ckpt_io.load_file = another\n"
+                     "sys.exit(cli.main())\n")
+    r = torchrun("--standalone", "--nproc_per_node=2", str(other), "train", *opts, "--epoch_size=2", "--resume=auto")
+    chosen = run / "ckpt_0" / "mobilenetv1-1_6.ckpt"
+    assert r.returncode != 0 and r.stderr.count(f"were given different checkpoints at {chosen}: weights") == 2, \
+        r.stderr[-3000:]
+    assert ckpt_io.resolve_checkpoint_path(str(run)) == str(chosen)  # nothing trained, nothing moved

@@ -178,7 +178,9 @@ class Context:
             raise DistributedError(f"rank 0 {failure}: {message}")
         return result if self.is_rank0 else shared
 
-    def check_same(self, values: Dict[str, Any], what: str) -> None:
+    def check_same(self, values: Dict[str, Any], what: str,
+                   advice: str = "every machine must run the same command on the same data (its paths may differ)"
+                   ) -> None:
         """Every rank's ``values``, which the processes of a job must agree on (``what`` they are: "options",
         "data"), compared with rank 0's; where one differs, every rank raises alike, naming the keys, the values
         and the ranks. A job whose machines were given other options (or data) trained on apart, hung in a
@@ -191,8 +193,7 @@ class Context:
                   for key in sorted(set(everyone[0]) | set(theirs)) if everyone[0].get(key) != theirs.get(key)]
         if differ:
             raise DistributedError(f"the processes of this job were given different {what}: {'; '.join(differ[:6])}"
-                                   f"{' ...' if len(differ) > 6 else ''}; every machine must run the same command "
-                                   f"on the same data (its paths may differ)")
+                                   f"{' ...' if len(differ) > 6 else ''}; {advice}")
 
     def gather_objects(self, obj: Any) -> List[Any]:
         """Every rank's ``obj`` (picklable), in rank order, on every rank."""

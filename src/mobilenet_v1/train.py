@@ -929,12 +929,20 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
     found = dist.from_rank0(lambda: _choose_resume(cfg, run_dir, validate, dist.restarted),
                             "could not choose a checkpoint to resume from", share=lambda found: found[0])
     if dist.is_rank0:
-        return found  # rank 0 loaded and validated it while choosing
-    chosen = found  # the other ranks: the path alone
-    if not chosen:
-        return "", None, (0, 0)
-    ckpt = ckpt_io.load_file(chosen)
-    return chosen, ckpt, validate(ckpt, chosen)
+        chosen, ckpt, position = found  # rank 0 loaded and validated it while choosing
+    else:
+        chosen = found  # the other ranks: the path alone
+        if not chosen:
+            return "", None, (0, 0)
+        ckpt = ckpt_io.load_file(chosen)
+        position = validate(ckpt, chosen)
+    if chosen:
+        # The same file on every rank: machines that read the run folder from disks of their own could each
+        # load another run's checkpoint of that name (helper-114: the job ended with "replicas differ").
+        dist.check_same({"weights": distributed.state_digest(ckpt_io.model_state(ckpt))[:16]},
+                        f"checkpoints at {chosen}", f"every machine must read the same run folder: put "
+                        f"save_checkpoint_path on storage they share")
+    return chosen, ckpt, position
 
 
 def _choose_resume(cfg: Config, run_dir: str, validate: Callable[[Dict[str, Any], str], Tuple[int, int]],
