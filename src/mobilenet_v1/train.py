@@ -940,8 +940,8 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
         # The same file on every rank: machines that read the run folder from disks of their own could each
         # load another run's checkpoint of that name (helper-114: the job ended with "replicas differ").
         dist.check_same({"weights": distributed.state_digest(ckpt_io.model_state(ckpt))[:16]},
-                        f"checkpoints at {chosen}", f"every machine must read the same run folder: put "
-                        f"save_checkpoint_path on storage they share")
+                        f"checkpoints at {chosen}", "every machine must read the same run folder: put "
+                        "save_checkpoint_path on storage they share")
     return chosen, ckpt, position
 
 
