@@ -195,6 +195,13 @@ class Context:
             raise DistributedError(f"the processes of this job were given different {what}: {'; '.join(differ[:6])}"
                                    f"{' ...' if len(differ) > 6 else ''}; {advice}")
 
+    def check_options(self, cfg) -> None:
+        """:meth:`check_same` on the configuration, less what may differ by machine (:data:`PER_MACHINE_KEYS`)."""
+        from .config import to_dict
+
+        if self.enabled:
+            self.check_same({k: v for k, v in to_dict(cfg).items() if k not in PER_MACHINE_KEYS}, "options")
+
     def gather_objects(self, obj: Any) -> List[Any]:
         """Every rank's ``obj`` (picklable), in rank order, on every rank."""
         if not self.enabled:

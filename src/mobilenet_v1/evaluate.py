@@ -16,7 +16,7 @@ from . import distributed
 from .api import model_from_checkpoint
 from .cli import pop_flag, pop_option
 from .config import (DATASETS, NORMALISATION_KEYS, Config, ConfigError, Given, channel_values, channels_text,
-                     is_cifar, load_config_and_given, names_text, parse_overrides, to_dict)
+                     is_cifar, load_config_and_given, names_text, parse_overrides)
 from .data import build_loader, held_out_for
 from .engine import evaluate, nonfinite_note, resolve_device, resolve_precision
 from .onnx_io import is_deployed_file, load_deployed
@@ -339,7 +339,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
                                           f"{e.strerror or e}") from None
 
     path = dist.from_rank0(choose, "could not choose the checkpoint to evaluate")
-    dist.check_same({k: v for k, v in to_dict(cfg).items() if k not in distributed.PER_MACHINE_KEYS}, "options")
+    dist.check_options(cfg)
     if is_deployed_file(path):
         model, device, precision, opts = deployed_model_and_data(cfg, path, given)
         classes = model.metadata.get("classes")

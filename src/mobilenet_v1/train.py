@@ -1094,7 +1094,7 @@ def run(cfg: Config) -> Dict[str, Any]:
 
 def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
          loaders: contextlib.ExitStack) -> Dict[str, Any]:
-    dist.check_same({k: v for k, v in to_dict(cfg).items() if k not in distributed.PER_MACHINE_KEYS}, "options")
+    dist.check_options(cfg)
     device = resolve_device(cfg.device_target)
     # Quantization-aware training simulates INT8 arithmetic in float32 (bf16 would round it again).
     precision = "fp32" if cfg.qat else resolve_precision(cfg.precision, device)
