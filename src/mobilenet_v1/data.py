@@ -279,6 +279,19 @@ def seed_eval_count(size: int, batch_size: int, train: bool, drop_last: bool,
     return size // batch_size * batch_size, False
 
 
+def split_sampler(size: int, batch_size: int, train: bool, drop_last: bool, shuffle: Optional[bool], seed: int,
+                  num_shards: int, shard_id: int, repeats: int, class_balance: float,
+                  labels: Callable[[], Any]) -> Tuple["ShardSampler", bool]:
+    """The :class:`ShardSampler` of a split of ``size`` samples as every loader builds it (training: even
+    shards, ``repeats``, ``class_balance`` over ``labels()``, asked for only then; evaluation: every sample,
+    the seed's count under ``drop_last``: :func:`seed_eval_count`), and the loader's ``drop_last``."""
+    keep, drop_last = seed_eval_count(size, batch_size, train, drop_last, num_shards)
+    sampler = ShardSampler(size, shuffle=train if shuffle is None else shuffle, seed=seed, num_shards=num_shards,
+                           shard_id=shard_id, even=train, repeats=repeats if train else 1,
+                           labels=labels() if class_balance else None, class_balance=class_balance, keep=keep)
+    return sampler, drop_last
+
+
 class ShardSampler(Sampler):
     """Indices of one shard of a data set, reshuffled each epoch from the run's seed.
 
@@ -524,12 +537,9 @@ class CifarLoader(DeviceLoader):
         self.images = images.to(device)
         self.labels = labels.to(device)
         self.batch_size, self.train, self.image_size = batch_size, train, image_size
-        keep, drop_last = seed_eval_count(len(labels), batch_size, train, drop_last, num_shards)
+        self.sampler, drop_last = split_sampler(len(labels), batch_size, train, drop_last, shuffle, seed, num_shards,
+                                                shard_id, repeats, class_balance, lambda: labels)
         self.device, self.drop_last, self.flip = device, drop_last, flip
-        self.sampler = ShardSampler(len(labels), shuffle=train if shuffle is None else shuffle, seed=seed,
-                                    num_shards=num_shards, shard_id=shard_id, even=train,
-                                    repeats=repeats if train else 1, labels=labels if class_balance else None,
-                                    class_balance=class_balance, keep=keep)
         self.normalize = T.Normalize(*(normalisation or (T.CIFAR_MEAN, T.CIFAR_STD)), device, channels_last)
         self.num_samples = len(self.sampler)
         self.seed = seed
@@ -1285,12 +1295,8 @@ class ImageFolderLoader(DeviceLoader):
         self.image_size = image_size
         self.dataset = ImageFolderDataset(samples, train, image_size, flip, auto_augment, crop_pct, crop_scale,
                                           exif_orientation, antialias, crop_ratio, interpolation, vflip)
-        keep, drop_last = seed_eval_count(len(samples), batch_size, train, drop_last, num_shards)
-        self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
-                                    num_shards=num_shards, shard_id=shard_id, even=train,
-                                    repeats=repeats if train else 1,
-                                    labels=sample_labels(samples) if class_balance else None,
-                                    class_balance=class_balance, keep=keep)
+        self.sampler, drop_last = split_sampler(len(samples), batch_size, train, drop_last, shuffle, seed, num_shards,
+                                                shard_id, repeats, class_balance, lambda: sample_labels(samples))
         self.num_samples = len(self.sampler)
         self.batch_size = batch_size
         self.bad_samples = BadSamples(len(samples), max_bad_samples)
@@ -1668,12 +1674,8 @@ class BatchedImageLoader(DeviceLoader):
         self.vflip = vflip
         self.crop_pct, self.crop_scale, self.antialias, self.crop_ratio = crop_pct, crop_scale, antialias, crop_ratio
         self.interpolation = interpolation
-        keep, drop_last = seed_eval_count(len(samples), batch_size, train, drop_last, num_shards)
-        self.sampler = ShardSampler(len(samples), shuffle=train if shuffle is None else shuffle, seed=seed,
-                                    num_shards=num_shards, shard_id=shard_id, even=train,
-                                    repeats=repeats if train else 1,
-                                    labels=sample_labels(samples) if class_balance else None,
-                                    class_balance=class_balance, keep=keep)
+        self.sampler, drop_last = split_sampler(len(samples), batch_size, train, drop_last, shuffle, seed, num_shards,
+                                                shard_id, repeats, class_balance, lambda: sample_labels(samples))
         self.num_samples = len(self.sampler)
         self.batch_size = batch_size
         self.bad_samples = BadSamples(len(samples), max_bad_samples)
