@@ -1,6 +1,7 @@
 """What a user's slip meets: an output that would destroy an input, a model evaluated on another data
 set, our warnings, running out of memory. Each is refused or said in one line, with nothing lost."""
 import hashlib
+import importlib
 import os
 import shutil
 import subprocess
@@ -123,6 +124,51 @@ def test_a_reader_of_the_output_that_went_away_is_no_error(tmp_path):
     finally:
         os.close(write)
     assert (p.returncode, p.stderr) == (141, ""), p.stderr
+    # The usage and train's and eval's keys alike (`mobilenet-v1 --help | head -1` ended in a traceback).
+    for args in (["--help"], ["eval", "--help"]):
+        read, write = os.pipe()
+        os.close(read)
+        try:
+            p = subprocess.run([sys.executable, "-m", "mobilenet_v1", *args], stdout=write, stderr=subprocess.PIPE,
+                               text=True, timeout=120, env=dict(os.environ, PYTHONPATH=SRC))
+        finally:
+            os.close(write)
+        assert (p.returncode, p.stderr) == (141, ""), (args, p.stderr)
+
+
+def test_a_package_of_an_extra_not_installed_is_named_with_the_extra(tmp_path, cifar_dir, monkeypatch, capsys):
+    """Without the onnx extra, eval, info and predict of an .onnx file ended in a ModuleNotFoundError's
+    traceback (helper-117); the one line names the package and the extra that installs it. A module that
+    no extra installs missing is a fault: its traceback."""
+    onnx_file = tmp_path / "m.onnx"
+    onnx_file.write_bytes(b"not read: the runtime is missing")
+    image = tmp_path / "a.jpg"
+    image.write_bytes(jpeg_bytes(smooth_image(32, 32, 1)))
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed: its import raises
+    hint = ("the onnxruntime package is not installed, which ONNX files (export, quantize, and eval, predict, info "
+            "and benchmark of .onnx) needs: pip install 'mobilenet-v1[onnx]' (from a checkout: pip install -e "
+            "'.[onnx]')")
+    for command, args in (("eval", ["--checkpoint_path", str(onnx_file), "--dataset_path", str(cifar_dir)]),
+                          ("info", [str(onnx_file)]), ("predict", [str(image), "--ckpt_file", str(onnx_file)])):
+        assert cli.main([command, *args]) == 1
+        err = capsys.readouterr().err
+        assert err == f"mobilenet-v1 {command}: error: {hint}\n", err
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    from mobilenet_v1 import demo
+
+    assert demo.main(["--out", str(tmp_path / "digits")]) == 1
+    assert "the scikit-learn package is not installed, which the demo's digits needs: pip install " \
+           "'mobilenet-v1[demo]'" in capsys.readouterr().err
+    assert not (tmp_path / "digits").exists()
+
+    def bug(argv):
+        importlib.import_module("mobilenet_v1.no_such_module")
+
+    monkeypatch.setitem(cli.COMMANDS, "info", bug)
+    with pytest.raises(ModuleNotFoundError, match="no_such_module"):
+        cli.main(["info"])
 
 
 def test_eval_refuses_a_checkpoint_of_another_data_set_or_of_fewer_outputs(tmp_path, cifar_dir, capsys):

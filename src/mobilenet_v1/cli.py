@@ -334,13 +334,12 @@ COMMANDS: Dict[str, Callable[[List[str]], int]] = {
 }
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    argv_given = argv
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help", "help"):
+def _help(name: str, rest: List[str], argv: List[str]) -> Optional[int]:
+    """The usage (no command, or ``--help``), an unknown command's refusal, or train's and eval's ``--help``
+    (their keys); None for a command to run."""
+    if not argv or name in ("-h", "--help", "help"):
         print(USAGE)
         return 0 if argv else 2
-    name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"mobilenet-v1: unknown command {name!r}\n\n{USAGE}", file=sys.stderr)
         return 2
@@ -363,8 +362,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             extra = f"; one of {list(CHOICES[f.name])}" if f.name in CHOICES else ""
             print(f"  --{f.name} ({f.default!r})  {KEY_HELP[f.name]}{extra}")
         return 0
+    return None
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv_given = argv
+    argv = list(sys.argv[1:] if argv is None else argv)
+    name, rest = (argv[0], argv[1:]) if argv else ("", [])
     try:
-        status = _command(name, rest, argv_given)
+        status = _help(name, rest, argv)
+        if status is None:
+            status = _command(name, rest, argv_given)
         if argv_given is None and sys.stdout is not None:  # None: started with stdout closed
             sys.stdout.flush()  # here, where a reader gone is caught, not in the interpreter's exit
         return status

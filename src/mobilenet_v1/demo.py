@@ -40,7 +40,15 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m mobilenet_v1.demo", description=__doc__)
     p.add_argument("--out", default="data/digits", help="folder to write (default data/digits)")
     a = p.parse_args(argv)
-    write_demo_data(a.out)
+    try:
+        write_demo_data(a.out)
+    except ModuleNotFoundError as e:
+        from .runtime import missing_extra
+
+        if not missing_extra(e):
+            raise
+        print(f"python -m mobilenet_v1.demo: error: {missing_extra(e)}", file=sys.stderr)
+        return 1
     return 0
 
 

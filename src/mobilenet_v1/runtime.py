@@ -155,6 +155,28 @@ def rank_label() -> str:
     return f" (rank {os.environ['RANK']})" if several and "RANK" in os.environ else ""
 
 
+# The optional packages, each with the extra of pyproject.toml that installs it and what it is for here.
+EXTRAS = {"onnx": ("onnx", "ONNX files (export, quantize, and eval, predict, info and benchmark of .onnx)"),
+          "onnxruntime": ("onnx", "ONNX files (export, quantize, and eval, predict, info and benchmark of .onnx)"),
+          "onnxscript": ("onnx", "ONNX export (torch.onnx builds its graphs with it)"),
+          "executorch": ("executorch", ".pte files"), "matplotlib": ("plot", "plot"),
+          "tensorboard": ("tensorboard", "TensorBoard files"), "sklearn": ("demo", "the demo's digits")}
+
+
+def missing_extra(error: BaseException) -> Optional[str]:
+    """What to install, where ``error`` is the import of an optional package (:data:`EXTRAS`) that is not
+    installed; None for any other error (a module of the package itself or of torch missing is a fault)."""
+    if not isinstance(error, ModuleNotFoundError) or not error.name:
+        return None
+    top = error.name.split(".")[0]
+    if top not in EXTRAS:
+        return None
+    extra, needed_for = EXTRAS[top]
+    package = "scikit-learn" if top == "sklearn" else top
+    return (f"the {package} package is not installed, which {needed_for} needs: pip install "
+            f"'mobilenet-v1[{extra}]' (from a checkout: pip install -e '.[{extra}]')")
+
+
 def error_line(command: str, error: BaseException) -> Optional[str]:
     """The one line a command ends with, on stderr and in a run's log.txt, where ``error`` is the input's or the
     machine's (a configuration, data set or checkpoint refused, a file that cannot be read or written, memory
@@ -165,6 +187,9 @@ def error_line(command: str, error: BaseException) -> Optional[str]:
     head = f"mobilenet-v1 {command}{rank_label()}: error:"
     if isinstance(error, (ValueError, OSError)):
         return f"{head} {error}"
+    missing = missing_extra(error)
+    if missing:
+        return f"{head} {missing}"
     if isinstance(error, (MemoryError, RuntimeError)):
         # A CPU allocation that fails is a RuntimeError ("can't allocate memory"), a GPU one torch's
         # OutOfMemoryError: a setting too large for the machine, not a fault of the code.
