@@ -554,6 +554,25 @@ if sys.argv[2] == "cli":  # the command's handler, with a stand-in for the run (
     cli.main()
     print("after", signal.getsignal(signal.SIGINT) is signal.default_int_handler, flush=True)
     sys.exit(0)
+elif sys.argv[2].startswith("python"):  # train.run's StopRequest under a Python caller (a script, a notebook)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    stopping.GRACE_SECONDS = 1.0
+    try:
+        with stopping.StopRequest():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+            if sys.argv[2] == "python_twice":
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)
+            else:  # a step that does not end (a first step compiling, in Python): the grace runs out
+                end = time.monotonic() + 20
+                while time.monotonic() < end:
+                    pass
+        print("ended")
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt", signal.getsignal(signal.SIGINT) is signal.default_int_handler, flush=True)
+    print("alive", flush=True)
+    sys.exit(0)
 else:
     signal.signal(signal.SIGINT, stopping.quit_on_interrupt)
     with stopping.StopRequest() as stop:
@@ -580,11 +599,14 @@ def test_a_second_ctrl_c_after_the_run_stops_the_command_at_once_without_a_trace
     loaders, or in the interpreter's exit): the process ends at once, 130, with one line, no traceback;
     in the run, the watchdog ends it, after what it printed.
     Without a first signal it is Python's KeyboardInterrupt. `mobilenet-v1 train` installs the handler for
-    the command and the interpreter's exit, and puts Python's back in between (a host that ran it)."""
+    the command and the interpreter's exit, and puts Python's back in between (a host that ran it).
+    Under a Python caller (Python's own handler in place: train.run in a notebook, whose kernel a process
+    exit killed; helper-120), a second Ctrl-C, or a first one the step does not end within the grace, is a
+    KeyboardInterrupt out of the run, Python's handler back in place."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as a pipe's is
     started = {mode: subprocess.Popen([sys.executable, "-c", _TWICE, SRC, mode], stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True, env=env)
-               for mode in ("signalled", "quiet", "cli", "inside")}
+               for mode in ("signalled", "quiet", "cli", "inside", "python_twice", "python_grace")}
     runs = {}
     for mode, p in started.items():  # side by side: each process's time is importing torch
         out, err = p.communicate(timeout=60)
@@ -601,6 +623,13 @@ def test_a_second_ctrl_c_after_the_run_stops_the_command_at_once_without_a_trace
     assert r.returncode == 130 and r.stdout == "buffered\n", (r.stdout, r.stderr[-2000:])
     assert r.stderr.endswith("SIGINT received: stopping after the step under way, with a checkpoint there (Ctrl-C "
                              "again to stop at once)\nSIGINT again: stopping now\n"), r.stderr
+    for mode in ("python_twice", "python_grace"):
+        r = runs[mode]
+        assert (r.returncode, r.stdout) == (0, "KeyboardInterrupt True\nalive\n"), (mode, r.stdout, r.stderr[-2000:])
+    assert runs["python_twice"].stderr.endswith("(Ctrl-C again to stop at once)\n"), runs["python_twice"].stderr
+    assert runs["python_grace"].stderr.endswith(
+        "(Ctrl-C again to stop at once)\nSIGINT: no training step completed for 1 s after it; raising KeyboardInterrupt "
+        "(the checkpoints written before are whole)\n"), runs["python_grace"].stderr
 
 
 _BEFORE_THE_LOOP = r'''
@@ -1781,6 +1810,35 @@ def test_written_files_get_the_users_usual_mode(tmp_path):
         os.umask(old)
     modes = {n: os.stat(tmp_path / n).st_mode & 0o777 for n in ("a.ckpt", "config.yaml", "b.ckpt")}
     assert modes == {"a.ckpt": 0o644, "config.yaml": 0o644, "b.ckpt": 0o640}
+
+
+def test_a_ctrl_c_inside_a_checkpoints_write_is_the_ctrl_c_and_leaves_the_file_as_it_was(tmp_path, monkeypatch):
+    """A Python caller's second Ctrl-C can land inside torch.save (train.run raises it there: the stopping
+    tests), whose writer then fails on stream positions: that was reported as "writing failed ... free
+    space or make the folder writable" (helper-120's notebook case). It is the KeyboardInterrupt, the
+    file as it was, no temporary file left."""
+    path = str(tmp_path / "a.ckpt")
+    ckpt_io.atomic_save({"w": torch.zeros(2)}, path)
+    before = open(path, "rb").read()
+    real_save = torch.save
+
+    class CutShort:  # the file torch.save writes, interrupted after 2,000 bytes
+        def __init__(self, f):
+            self.f, self.written = f, 0
+
+        def write(self, data):
+            self.written += len(data)
+            if self.written > 2000:
+                raise KeyboardInterrupt
+            return self.f.write(data)
+
+        def flush(self):
+            self.f.flush()
+
+    monkeypatch.setattr(torch, "save", lambda obj, f, *a, **k: real_save(obj, CutShort(f), *a, **k))
+    with pytest.raises(KeyboardInterrupt):
+        ckpt_io.atomic_save({"w": torch.ones(10000)}, path)
+    assert open(path, "rb").read() == before and os.listdir(tmp_path) == ["a.ckpt"]
 
 
 def test_g_full_disk_stops_with_a_clear_error_and_earlier_checkpoints_intact(cifar_dir, tmp_path, monkeypatch,

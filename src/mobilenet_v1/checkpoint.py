@@ -147,6 +147,9 @@ def atomic_save(obj: Any, path: str) -> None:
             torch.save(obj, f)
         except RuntimeError as e:
             cause = e.__cause__ or e.__context__
+            if isinstance(cause, KeyboardInterrupt):  # a Python caller's Ctrl-C inside the write, which
+                # torch.save's writer then reports as stream positions: the Ctrl-C it is (nothing written)
+                raise cause from None
             if isinstance(cause, OSError) and cause.errno:
                 raise OSError(cause.errno, cause.strerror, path) from None
             raise OSError(f"{path}: writing failed ({str(e).splitlines()[0]})") from None

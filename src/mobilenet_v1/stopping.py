@@ -30,6 +30,7 @@ after the step under way, may still be waiting for their batches. torch's own ha
 worker there, and the run would fail on the lost worker before it could stop. A second SIGTERM (the
 one multiprocessing's exit sends its daemonic children) ends the worker quietly.
 """
+import _thread
 import os
 import select
 import signal
@@ -149,6 +150,16 @@ class StopRequest:
         self._longest_step = 0.0
         self._measure = False  # whether the time since the last step is a step's
         self._holding = False  # waiting for the other ranks' evaluation: the grace does not run
+        # A Python caller's Ctrl-C (a script's, a notebook's Interrupt Kernel: Python's own handler was in place)
+        # raises KeyboardInterrupt where the command line's ends the process: a second one, or a first one
+        # without a step for the grace (:meth:`_handle`). ``_give_up``: the watchdog asks for it (it heard a
+        # second Ctrl-C, which the main thread may see as one with the first, or the grace ran out);
+        # ``_handled``: the signal the handler itself recorded (the watchdog records ``received`` too, often
+        # first); ``_raised``: raised once, not again.
+        self._raises = False
+        self._give_up = False
+        self._handled = 0
+        self._raised = False
 
     def __enter__(self) -> "StopRequest":
         if self._distributed and dist.get_backend() != "gloo":
@@ -160,6 +171,7 @@ class StopRequest:
         self._wakeup = (read, write, signal.set_wakeup_fd(write, warn_on_full_buffer=False))
         for signum in SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
+        self._raises = self._previous.get(signal.SIGINT) is signal.default_int_handler
         self._watchdog = threading.Thread(target=self._watch, name="stop-watchdog", daemon=True)
         self._watchdog.start()
         return self
@@ -188,7 +200,15 @@ class StopRequest:
     def _handle(self, signum: int, frame) -> None:
         """The Python-level handler (between two bytecodes of the main thread): it only records the
         signal, so that the step under way is the last; the watchdog, which hears of it through the
-        wakeup fd even while the main thread is blocked, does the rest."""
+        wakeup fd even while the main thread is blocked, does the rest. For a Python caller (``_raises``), a
+        Ctrl-C after a signal, or the one the watchdog sends when the grace is over, is a KeyboardInterrupt:
+        the caller's to handle (a notebook's kernel lives on), where the command line's process ends."""
+        if signum == signal.SIGINT and self._raises and (self._handled or self._give_up):
+            if not self._raised:
+                self._raised = True
+                raise KeyboardInterrupt
+            return
+        self._handled = self._handled or signum
         self.received = self.received or signum
 
     def grace(self) -> float:
@@ -208,11 +228,19 @@ class StopRequest:
                         print(f"{signal_name(signum)} received: stopping after the step under way, with a checkpoint "
                               f"there" + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""),
                               file=sys.stderr, flush=True)
+                    elif signum == signal.SIGINT and self._raises:  # a Python caller's: _handle raises
+                        self._give_up = True
                     elif signum == signal.SIGINT:
                         exit_now(128 + signum, "SIGINT again: stopping now")
-            if self._signalled_at is not None and not self.agreed and not self._holding and not self._done.is_set():
+            if self._signalled_at is not None and not self.agreed and not self._holding and not self._done.is_set() \
+                    and not self._give_up:
                 idle = time.monotonic() - max(self._last_step, self._signalled_at)
-                if idle > self.grace():
+                if idle > self.grace() and self._raises and self.received == signal.SIGINT:
+                    self._give_up = True
+                    print(f"SIGINT: no training step completed for {self.grace():g} s after it; raising "
+                          f"KeyboardInterrupt (the checkpoints written before are whole)", file=sys.stderr, flush=True)
+                    _thread.interrupt_main(signal.SIGINT)  # _handle, in the main thread, at its next bytecode
+                elif idle > self.grace():
                     exit_now(128 + self.received,
                              f"{signal_name(self.received)}: no training step completed for {self.grace():g} s "
                              f"after it; exiting now (the checkpoints written before are whole)")
