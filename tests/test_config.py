@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from mobilenet_v1.config import (TIMM_NAMES, TORCHVISION_NAMES, Config, ConfigError, load_config,
-                                 load_config_and_given, parse_overrides)
+                                 load_config_and_given, parse_overrides, validate)
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
@@ -197,6 +197,34 @@ def test_keys_nothing_reads_and_values_from_the_file_are_named(tmp_path):
     f.write_text("save_checkpoint_path: null\n")
     with pytest.raises(ConfigError, match=r"^config file .*c\.yaml: save_checkpoint_path is empty"):
         load_config(["--config_path", str(f)])
+
+
+def test_train_and_eval_check_a_config_built_in_python_and_training_refuses_a_batch_of_one(cifar_dir, tmp_path):
+    """train.run and evaluate.run take the Config a Python caller built or changed: its values got none of
+    load_config's checks (a batch_size 0 was a ZeroDivisionError, an lr_max "0.1" a TypeError, a keep_best_max
+    without evaluations ran; helper-120). A training batch of one image made every step a skipped stand-in:
+    a run trained nothing and ended 0 (eval takes batches of one). keep_best_max with save_checkpoint False
+    would keep nothing."""
+    from mobilenet_v1 import evaluate, train
+
+    base = load_config([f"--dataset_path={cifar_dir}", "--width_mult=0.25", "--device_target=CPU", "--num_workers=0",
+                        f"--save_checkpoint_path={tmp_path / 'run'}", "--epoch_size=1"])
+    for change, message in (({"batch_size": 0}, "Config.batch_size: batch_size must be at least 1, got 0"),
+                            ({"lr_max": "0.1"}, "Config.lr_max: lr_max must be a float, got '0.1' (str)"),
+                            ({"image_size": 32.0}, "Config.image_size: image_size must be an int, got 32.0"),
+                            ({"qat": 1}, "Config.qat: qat must be a bool, got 1 (int)"),
+                            ({"keep_best_max": 2}, "Config.keep_best_max: keep_best_max 2 is a setting of evaluation's"),
+                            ({"batch_size": 1}, "batch_size 1: training takes at least 2 images a batch in each "
+                                                "process")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            train.run(dataclasses.replace(base, **change))
+    with pytest.raises(ConfigError, match=re.escape("Config.eval_batch_size: eval_batch_size must be >= 0")):
+        evaluate.run(dataclasses.replace(base, eval_batch_size=-1, checkpoint_path=str(tmp_path / "none.ckpt")))
+    assert not os.path.exists(tmp_path / "run")
+    validate(dataclasses.replace(base, lr_max=1))  # an int where a float is: as the command line takes it
+    with pytest.raises(ConfigError, match=r"^option --keep_best_max: keep_best_max 2 is a setting of the checkpoints "
+                                          r"written; save_checkpoint is False, so none is written"):
+        load_config(["--save_checkpoint=False", "--eval_interval=1", "--keep_best_max=2"])
 
 
 def test_out_of_range_values_name_where_they_came_from(tmp_path):

@@ -926,6 +926,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          f"opt {cfg.opt} has no such setting" + (" (LAMB's ratio is |w| / |update|)" if cfg.opt == "lamb" else "")),
         (("keep_best_max", "patience"), cfg.eval_interval > 0, "a setting of evaluation's (the best evaluated epochs)",
          "eval_interval is 0, so no epoch is evaluated (--eval_interval N)"),
+        (("keep_best_max",), cfg.save_checkpoint, "a setting of the checkpoints written",
+         "save_checkpoint is False, so none is written"),
         (("patience_min_delta",), cfg.patience > 0, "a setting of early stopping's",
          "patience is 0, so the run never stops early (--patience N)"),
         (("decay_norm_bias",), cfg.weight_decay > 0, "a setting of weight decay's",
@@ -1070,6 +1072,23 @@ def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] =
 
     _validate(cfg, file_choices, origin)
     return cfg, Given({**{key: f"config file {config_path}" for key in file_values}, **given})
+
+
+def validate(cfg: Config) -> None:
+    """The checks :func:`load_config` makes, for a :class:`Config` built or changed in Python (``train.run`` and
+    ``evaluate.run`` make them): each value of its key's type (an int where a float is: as the command line
+    takes it), then the ranges and combinations; an :class:`OptionError` naming ``Config.key`` otherwise."""
+    if not isinstance(cfg, Config):
+        raise OptionError(f"a Config is needed (mobilenet_v1.config.load_config builds one), got {type(cfg).__name__}")
+    for key, kind in _field_types().items():
+        value = getattr(cfg, key)
+        fits = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            fits = True
+        if not fits:
+            raise OptionError(f"Config.{key}: {key} must be {'an' if kind is int else 'a'} {kind.__name__}, got "
+                              f"{value!r} ({type(value).__name__})")
+    _validate(cfg, {}, lambda key: f"Config.{key}")
 
 
 def _check_ignored(ignored: Dict[str, Any], file_choices: Dict[str, Any], config_path: Optional[str]) -> None:

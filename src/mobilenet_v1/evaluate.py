@@ -16,7 +16,7 @@ from . import distributed
 from .api import model_from_checkpoint
 from .cli import pop_flag, pop_option
 from .config import (DATASETS, NORMALISATION_KEYS, Config, ConfigError, Given, channel_values, channels_text,
-                     is_cifar, load_config_and_given, names_text, parse_overrides)
+                     is_cifar, load_config_and_given, names_text, parse_overrides, validate)
 from .data import build_loader, held_out_for
 from .engine import evaluate, nonfinite_note, resolve_device, resolve_precision
 from .onnx_io import is_deployed_file, load_deployed
@@ -155,6 +155,7 @@ def run(cfg: Config, given: Optional[Set[str]] = None, confusion: bool = False,
     ``confusion``: the result also holds ``confusion`` (:func:`engine.evaluate`, summed over the ranks)
     and ``classes``, a name per output (:func:`class_labels`); ``per_image``: ``images``, every process's
     :func:`image_rows` in the split's order, and ``classes``."""
+    validate(cfg)  # a Config built in Python gets load_config's checks
     cfg, given = evaluated_size(cfg, given)
     dist = distributed.setup(cfg, "eval")
     try:

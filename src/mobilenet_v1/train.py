@@ -17,8 +17,8 @@ from . import checkpoint as ckpt_io
 from . import distributed, mindspore_io, runtime
 from .api import model_from_checkpoint
 from .batch_augment import BatchAugment
-from .config import (DATASET_PRESETS, NORMALISATION_KEYS, Config, ConfigError, channels_text, cifar_name, dump_yaml,
-                     is_cifar, load_config, names_text, normalisation_text, to_dict)
+from .config import (DATASET_PRESETS, NORMALISATION_KEYS, Config, ConfigError, OptionError, channels_text, cifar_name,
+                     dump_yaml, is_cifar, load_config, names_text, normalisation_text, to_dict, validate)
 from .data import (DataError, DataOptions, TooManyBadSamples, UnsortedImagesError, balance_line, build_loader,
                    held_out_record, imagenet_folder, sample_labels)
 from .ema import WeightAverage
@@ -1072,6 +1072,7 @@ def run(cfg: Config) -> Dict[str, Any]:
 
     Started by torchrun, every process calls this: DDP over a shard of the data each, rank 0 prints and
     saves under ``ckpt_0/``; the process group is left on return and on error."""
+    validate(cfg)  # a Config built in Python gets load_config's checks
     early = runtime.capture_output()  # printed before the run folder's log.txt is open; written there then
     dist = None
     folder = cfg.save_checkpoint_path if cfg.save_checkpoint and not os.path.exists(cfg.save_checkpoint_path) else ""
@@ -1095,6 +1096,10 @@ def run(cfg: Config) -> Dict[str, Any]:
 def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
          loaders: contextlib.ExitStack) -> Dict[str, Any]:
     dist.check_options(cfg)
+    if cfg.batch_size < 2:  # eval takes batches of one; a training step of one image was skipped without a word
+        raise OptionError(f"batch_size {cfg.batch_size}: training takes at least 2 images a batch in each process "
+                          f"(BatchNorm normalises a batch by its own statistics; a step of one image is skipped); "
+                          f"where memory is short, batch_size 2 or more with --grad_accum_steps N")
     device = resolve_device(cfg.device_target)
     # Quantization-aware training simulates INT8 arithmetic in float32 (bf16 would round it again).
     precision = "fp32" if cfg.qat else resolve_precision(cfg.precision, device)
