@@ -893,9 +893,10 @@ def test_export_sizes_below_1_are_refused_naming_the_option(tmp_path, capsys):
 
 def test_export_at_another_size_says_so_and_records_it_and_outputs_are_checked_first(tmp_path, capsys):
     """Exported at 40 a model trained at 32: said on stderr, the metadata's image_size is the file's (an app
-    resizes to it) with trained_image_size beside it. A --file_name that is a folder (it wrote a hidden
-    ".onnx" there) and a quantize --out that is not .onnx (a typo wrote INT8 ONNX over a checkpoint) are
-    refused before anything is written; a foreign file with a grey input is refused when loaded."""
+    resizes to it) with trained_image_size beside it. A --file_name that ends in a separator (it wrote a
+    hidden ".onnx" in the folder) or names a folder as the file, and a quantize --out that is not .onnx (a
+    typo wrote INT8 ONNX over a checkpoint) are refused before anything is written; a foreign file with a
+    grey input is refused when loaded."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -915,10 +916,16 @@ def test_export_at_another_size_says_so_and_records_it_and_outputs_are_checked_f
     assert "takes 32x40 as asked; eval, predict, quantize and recalibrate-bn take square sizes only" in said
     assert "recalibrate-bn` measures" not in said
     (tmp_path / "out").mkdir()
-    for name in (str(tmp_path / "out") + os.sep, str(tmp_path / "out")):
+    (tmp_path / "taken.onnx").mkdir()
+    for name, shown in ((str(tmp_path / "out") + os.sep, str(tmp_path / "out") + os.sep),
+                        (str(tmp_path / "taken"), f"{tmp_path / 'taken'} ({tmp_path / 'taken.onnx'})"),
+                        (str(tmp_path / "taken.onnx"), str(tmp_path / "taken.onnx"))):
         assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", name]) == 1
-        assert f"--file_name {name}: is a folder" in capsys.readouterr().err
-    assert os.listdir(tmp_path / "out") == []
+        assert f"--file_name {shown}: is a folder" in capsys.readouterr().err
+    assert os.listdir(tmp_path / "out") == [] and os.listdir(tmp_path / "taken.onnx") == []
+    # A folder named as the stem is no obstacle: the file is out.pt2 beside it (helper-120: refused).
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "out"), "--file_format", "PT2"]) == 0
+    assert os.path.isfile(tmp_path / "out.pt2") and os.listdir(tmp_path / "out") == []
     before = open(ckpt, "rb").read()
     assert cli.main(["quantize", "--onnx", str(tmp_path / "m40.onnx"), "--calib_data", str(tmp_path / "out"),
                      "--out", ckpt]) == 1

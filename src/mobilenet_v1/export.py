@@ -302,10 +302,13 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     if file_format not in FORMATS:
         raise ExportError(f"--file_format {file_format!r}: expected one of {', '.join(FORMATS)}")
     extension = "." + file_format.lower()
-    if not os.path.basename(file_name) or os.path.isdir(file_name):
-        raise ExportError(f"--file_name {file_name}: is a folder; name the file to write (say "
-                          f"{os.path.join(file_name, 'mobilenetv1')})")
     out_path = file_name if file_name.lower().endswith(extension) else file_name + extension
+    # The file written is out_path: a folder named as the stem (a run folder "demo", the file demo.onnx) is no
+    # obstacle; one named as the file is, and so is a name that ends in a separator.
+    if not os.path.basename(file_name) or os.path.isdir(out_path):
+        shown = file_name if out_path == file_name or not os.path.basename(file_name) else f"{file_name} ({out_path})"
+        raise ExportError(f"--file_name {shown}: is a folder; name the file to write (say "
+                          f"{os.path.join(file_name, 'mobilenetv1')})")
     ckpt_io.check_output("--file_name", out_path, [path])
     qat = model.quant is not None
     if qat and file_format != "ONNX":
