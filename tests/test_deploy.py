@@ -595,6 +595,11 @@ def test_info_says_what_a_checkpoint_and_its_exported_files_hold(digits_run, tmp
     assert "(ema_decay 0.999, updates 352)" in text
     assert "anew (recalibrate-bn) at 40 on 300 images, trained at 48" in text
     assert "resume:         no training state: weights only" in text
+    # A run whose rates lr_base_size scaled says the rate it trained at (it said the configured one alone).
+    for rule, scaled in (("linear", "0.05"), ("sqrt", "0.0707107")):  # a step of 32 images, lr_base_size 64
+        ckpt_io.atomic_save({**base, "config": {**base["config"], "lr_base_size": 64, "lr_base_scale": rule}}, other)
+        assert cli.main(["info", other]) == 0
+        assert f"lr_max 0.1 (scaled to {scaled}: lr_base_size 64)" in capsys.readouterr().out
 
     for path, weights in ((digits_run["fp32"], "fp32"), (digits_run["int8"], "INT8")):
         assert cli.main(["info", path, "--json"]) == 0
@@ -605,6 +610,17 @@ def test_info_says_what_a_checkpoint_and_its_exported_files_hold(digits_run, tmp
     assert cli.main(["info", digits_run["fp32"], "--image_size", "96"]) == 1
     assert f"--image_size 96: {digits_run['fp32']} takes {DIGITS_SIZE}x{DIGITS_SIZE} inputs only" in \
         capsys.readouterr().err
+    # A graph whose output is not (N, K) logits has no class count to say (helper-118: "8 classes" of an 8x8 map).
+    import onnx
+    from onnx import TensorProto, helper
+
+    image = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])
+    add = helper.make_graph([helper.make_node("Add", ["input", "one"], ["output"])], "add", [image],
+                            [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 8, 8])],
+                            [helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])])
+    onnx.save(helper.make_model(add, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "add.onnx"))
+    assert cli.main(["info", str(tmp_path / "add.onnx")]) == 0
+    assert "output:         not known" in capsys.readouterr().out
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"not a model at all")
     assert cli.main(["info", str(junk)]) == 1

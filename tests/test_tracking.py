@@ -197,6 +197,15 @@ def test_plot_errors_name_the_file(tmp_path, capsys, monkeypatch):
     assert f"{tmp_path.name}: 0 epochs, 1 logged steps" in capsys.readouterr().out
     assert cli.main(["plot", str(tmp_path / "m.png"), "--out", str(tmp_path / "n.png")]) == 1
     assert f"{tmp_path / 'm.png'}: a file; give the run folder" in capsys.readouterr().err
+    # An --out that is a folder (said as a temporary file's rename, after drawing) or a training checkpoint
+    # named .png (written over) is refused before anything is drawn (helper-118).
+    (tmp_path / "dir.png").mkdir()
+    torch.save({key: {} for key in ckpt_io.TRAINING_KEYS}, str(tmp_path / "ck.png"))
+    before = (tmp_path / "ck.png").read_bytes()
+    for out, message in (("dir.png", "is a folder; name the file to write"), ("ck.png", "is a training checkpoint")):
+        assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / out)]) == 1
+        assert f"--out {tmp_path / out}: {message}" in capsys.readouterr().err
+    assert (tmp_path / "ck.png").read_bytes() == before and os.listdir(tmp_path / "dir.png") == []
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # as if matplotlib were not installed
     assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 1
     assert "pip install 'mobilenet-v1[plot]'" in capsys.readouterr().err

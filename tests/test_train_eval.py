@@ -967,7 +967,15 @@ def test_info_and_lr_schedule_commands(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["params"] > 1e15
     with pytest.raises(SystemExit):
         cli.main(["info", "--width_mult", "1e308"])  # its channel counts overflowed into a traceback
-    assert "--width_mult must be a number in (0, 1e6]" in capsys.readouterr().err
+    assert "--width_mult 1e+308: must be a number in (0, 1e6]" in capsys.readouterr().err
+    for option, value in (("--image_size", "-3"), ("--class_num", "0")):  # said together, neither named
+        with pytest.raises(SystemExit):
+            cli.main(["info", option, value])
+        assert f"{option} {value}: must be at least 1" in capsys.readouterr().err
+    for steps in ("0", "-5", "abc"):  # 0 said "steps_per_epoch and total_epochs must be >= 1, got 0, 90"
+        with pytest.raises(SystemExit, match=f"^mobilenet-v1 lr-schedule: error: --steps_per_epoch must be a whole "
+                                             f"number >= 1, got '{steps}'$"):
+            cli.main(["lr-schedule", "--steps_per_epoch", steps])
     with pytest.raises(SystemExit, match=r"50,000 images make no step of batch_size 100000 .* pass --steps_per_epoch"):
         cli.main(["lr-schedule", "--batch_size=100000"])
     out = tmp_path / "lr.csv"

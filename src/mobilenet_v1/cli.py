@@ -96,8 +96,11 @@ def cmd_info(argv: List[str]) -> int:
     a.width_mult = 1.0 if a.width_mult is None else a.width_mult
     a.image_size = 224 if a.image_size is None else a.image_size
     a.class_num = 1000 if a.class_num is None else a.class_num
-    if not counted_width(a.width_mult) or a.image_size < 1 or a.class_num < 1:
-        p.error("--width_mult must be a number in (0, 1e6], --image_size and --class_num >= 1")
+    if not counted_width(a.width_mult):
+        p.error(f"--width_mult {a.width_mult:g}: must be a number in (0, 1e6]")
+    for option, value in (("--image_size", a.image_size), ("--class_num", a.class_num)):
+        if value < 1:
+            p.error(f"{option} {value}: must be at least 1")
     counts = count_params(a.width_mult, a.class_num)  # from the layer table: no model is built
     macs = count_macs(a.width_mult, a.image_size, a.class_num)
     layers = layer_specs(a.width_mult)
@@ -155,14 +158,17 @@ def cmd_lr_schedule(argv: List[str]) -> int:
         images = 50_000 if is_cifar(cfg.dataset) else 1_281_167
         steps = images // (cfg.batch_size * cfg.device_num) // cfg.grad_accum_steps
         if steps == 0:
-            raise SystemExit(f"mobilenet-v1 lr-schedule: the full {cfg.dataset} data set's {images:,} images make no "
-                             f"step of batch_size {cfg.batch_size} x device_num {cfg.device_num} x grad_accum_steps "
-                             f"{cfg.grad_accum_steps}: pass --steps_per_epoch N for your data set's")
+            raise SystemExit(f"mobilenet-v1 lr-schedule: error: the full {cfg.dataset} data set's {images:,} images "
+                             f"make no step of batch_size {cfg.batch_size} x device_num {cfg.device_num} x "
+                             f"grad_accum_steps {cfg.grad_accum_steps}: pass --steps_per_epoch N for your data set's")
     else:
         try:
             steps = int(spe)
         except ValueError:
-            raise SystemExit(f"mobilenet-v1 lr-schedule: --steps_per_epoch must be an integer, got {spe!r}")
+            steps = 0
+        if steps < 1:
+            raise SystemExit(f"mobilenet-v1 lr-schedule: error: --steps_per_epoch must be a whole number >= 1, got "
+                             f"{spe!r}")
     lr = schedule(cfg, steps)
     for note in schedule_notes(cfg, lr, global_batch(cfg)):
         print(note, file=sys.stderr)

@@ -72,9 +72,10 @@ def lines(stats: Dict[str, Any]) -> List[str]:
     """``measure``'s dict as the lines data-stats prints."""
     counts = stats["classes"]
     present = {k: v for k, v in counts.items() if v}
+    empty = len(counts) - len(present)
     out = [f"{stats['dataset_path']} ({stats['dataset']}): its training split holds {stats['images']:,} images in "
-           f"{len(present)} classes" + (f" ({len(counts) - len(present)} of its {len(counts)} labels have none)"
-                                        if len(present) < len(counts) else "")]
+           f"{len(present)} classes" + (f" ({empty} of its {len(counts)} labels {'has' if empty == 1 else 'have'} none)"
+                                        if empty else "")]
     if present:
         low, high = min(present, key=present.get), max(present, key=present.get)
         ratio = present[high] / present[low]

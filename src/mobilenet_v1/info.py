@@ -177,6 +177,15 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
         per_step = _count(ckpt.get("samples_per_step"))  # the job's: processes x batch_size x grad_accum_steps
         if per_step and "batch_size" in training and per_step != training["batch_size"]:
             training["samples_per_step"] = per_step
+        base = _count(config.get("lr_base_size"))
+        if base and per_step and "lr_max" in training:  # the rates were scaled to the run's global batch
+            from types import SimpleNamespace
+
+            from .schedules import lr_scale
+
+            rule = config.get("lr_base_scale") if config.get("lr_base_scale") in ("linear", "sqrt") else "auto"
+            scaled = SimpleNamespace(lr_base_size=base, lr_base_scale=rule, opt=config.get("opt"))
+            training.update(lr_base_size=base, lr_max_scaled=training["lr_max"] * lr_scale(scaled, per_step))
         if config.get("lr_per_epoch") is True:  # the rate changed once an epoch, not every step
             training["lr_per_epoch"] = True
         balance = _number(config.get("class_balance"))
@@ -334,6 +343,9 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
             recipe = recipe.replace(f"batch_size {t['batch_size']}", f"batch_size {t['batch_size']} "
                                     f"({t['samples_per_step']} images a step: processes x batch_size x "
                                     f"grad_accum_steps)", 1)
+        if "lr_base_size" in t:
+            recipe = recipe.replace(f"lr_max {t['lr_max']}", f"lr_max {t['lr_max']} (scaled to "
+                                    f"{t['lr_max_scaled']:.6g}: lr_base_size {t['lr_base_size']})", 1)
         if "class_balance" in t:
             recipe += (", " if recipe else "") + f"class_balance {t['class_balance']:g}"
         if "bn_momentum" in t:

@@ -250,8 +250,8 @@ class OnnxModel(DeployedModel):
         except ValueError as e:
             raise CheckpointError(f"ONNX file {path}: {e}, which mobilenet-v1 export writes there") from None
         self.image_input = inputs[0].type == "tensor(uint8)"
-        dim = self.session.get_outputs()[0].shape[-1]
-        self._class_num = dim if isinstance(dim, int) else None
+        shape = self.session.get_outputs()[0].shape  # a classifier's is (N, K); another graph's says no K
+        self._class_num = shape[-1] if len(shape) == 2 and isinstance(shape[-1], int) else None
         self._check_image_input()
 
     def saturation_note(self) -> str:
@@ -309,7 +309,8 @@ class ProgramModel(DeployedModel):
             raise CheckpointError(f"program {path}: expected one (N, 3, H, W) input (or uint8 (N, H, W, 3))")
         outputs = [n.args[0] for n in program.graph.nodes if n.op == "output"]
         logits = outputs[0][0].meta.get("val") if outputs and outputs[0] and hasattr(outputs[0][0], "meta") else None
-        self._class_num = logits.shape[-1] if logits is not None and isinstance(logits.shape[-1], int) else None
+        two_d = logits is not None and logits.dim() == 2  # a classifier's (N, K)
+        self._class_num = logits.shape[-1] if two_d and isinstance(logits.shape[-1], int) else None
         self.path = path
         self.input_shape = [d if isinstance(d, int) else None for d in spec[0].shape]
         self.image_input = spec[0].dtype == torch.uint8

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from .checkpoint import RUN_CONFIG, atomic_write, run_folder
+from .checkpoint import RUN_CONFIG, atomic_write, check_output, run_folder
 from .tracking import METRICS_FILE, read_metrics
 
 WIDTH_IN, HEIGHT_IN = 12.0, 3.6  # three panels in a row: wide enough for a README
@@ -141,7 +141,7 @@ def plot_runs(run_dirs: Sequence[str], out: str, dpi: int = 150, title: Optional
             ends["loss"].append((xs[-1], ys[-1], name, colour))
         lr_src = steps or epochs
         xs, ys = [r["epoch"] for r in lr_src], [r["lr"] for r in lr_src]
-        ax_lr.plot(xs, ys, color=colour, linewidth=1.6)
+        ax_lr.plot(xs, ys, color=colour, linewidth=1.6, marker="o" if len(xs) == 1 else None, markersize=3)
         ends["lr"].append((xs[-1], ys[-1], name, colour))
         x_max = max(x_max, xs[-1])
         evals = [r for r in epochs if "top_1" in r]
@@ -159,7 +159,7 @@ def plot_runs(run_dirs: Sequence[str], out: str, dpi: int = 150, title: Optional
         clip = clip_threshold(run_dir) if ax_norm is not None else 0.0
         if norm:
             xs, ys = [x for x, _ in norm], [y for _, y in norm]
-            ax_norm.plot(xs, ys, color=colour, linewidth=1.0)
+            ax_norm.plot(xs, ys, color=colour, linewidth=1.0, marker="o" if len(xs) == 1 else None, markersize=3)
             ends["norm"].append((xs[-1], ys[-1], name, colour))
             if clip:  # above the line the step's gradients were scaled down to it
                 any_clip = True
@@ -218,6 +218,7 @@ def main(argv: Sequence[str]) -> int:
         p.error("--dpi must be at least 10")
     if not a.out.lower().endswith(".png"):
         p.error(f"--out {a.out}: plot writes a PNG; name it .png")
+    check_output("--out", a.out)  # a folder, a training checkpoint named .png: refused before drawing
     # A run's metrics.jsonl stands for its folder (whose name labels the curves).
     run_dirs = [os.path.dirname(os.path.abspath(d)) if os.path.isfile(d) and os.path.basename(d) == METRICS_FILE
                 else d for d in a.run_dirs]

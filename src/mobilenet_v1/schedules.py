@@ -161,7 +161,8 @@ def scale_note(cfg, batch: int) -> str:
         return ""
     factor = lr_scale(cfg, batch)
     rates = ", ".join(f"{k} {getattr(cfg, k):g} -> {getattr(cfg, k) * factor:.6g}"
-                      for k in ("lr_max", "lr_init", "lr_end") if getattr(cfg, k))
+                      for k in ("lr_max", "lr_init", "lr_end")
+                      if getattr(cfg, k) and uses(cfg.lr_decay_mode, cfg.warmup_epochs, k))
     return (f"lr_base_size {cfg.lr_base_size}: the rates are meant for a global batch of {cfg.lr_base_size}; this "
             f"run's is {batch}, so they are scaled x{factor:.6g} ({scale_rule(cfg)}): {rates or 'all 0'}")
 
