@@ -350,6 +350,9 @@ def test_timm_s_classifier_conventions_and_arguments_named(tmp_path):
     assert mobilenet_v1(num_classes=5, width_mult=0.25).fc.out_features == 5
     with pytest.raises(ValueError, match="give class_num or num_classes"):
         mobilenet_v1(class_num=3, num_classes=5)
+    with pytest.raises(ValueError, match="give class_num or num_classes"):  # the seed's 1001 given, too
+        mobilenet_v1(class_num=1001, num_classes=7)
+    assert mobilenet_v1(width_mult=0.25).fc.out_features == 1001
     for bad in ("4", 0, 2.5, True):
         with pytest.raises(ValueError, match=rf"class_num must be a whole number, at least 1, got {bad!r}"):
             MobileNetV1(class_num=bad)

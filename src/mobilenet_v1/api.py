@@ -196,6 +196,8 @@ def load_model(path: str, use_ema: bool = True, **overrides) -> MobileNetV1:
     its name)."""
     import inspect
 
+    if not isinstance(use_ema, bool):  # "False" is true: the average would be taken against the caller's word
+        raise TypeError(f"load_model: use_ema must be True or False, got {use_ema!r}")
     known = [n for n in inspect.signature(MobileNetV1).parameters]
     unknown = [k for k in overrides if k not in known]
     if unknown:

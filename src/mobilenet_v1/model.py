@@ -402,13 +402,14 @@ class MobileNetV1(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def mobilenet_v1(class_num: int = 1001, features_only: bool = False, **kwargs) -> MobileNetV1:
-    """The seed's factory: ``mobilenet_v1(class_num=1001)``; ``num_classes``, timm's name, is taken for it."""
+def mobilenet_v1(class_num: Optional[int] = None, features_only: bool = False, **kwargs) -> MobileNetV1:
+    """The seed's factory: ``mobilenet_v1(class_num=1001)`` (its default); ``num_classes``, timm's name, is
+    taken for it."""
     if "num_classes" in kwargs:
-        if class_num != 1001:
+        if class_num is not None:
             raise ValueError("give class_num or num_classes (timm's name for it), not both")
         class_num = kwargs.pop("num_classes")
-    return MobileNetV1(class_num=class_num, features_only=features_only, **kwargs)
+    return MobileNetV1(class_num=1001 if class_num is None else class_num, features_only=features_only, **kwargs)
 
 
 def layer_specs(width_mult: float = 1.0, in_chans: int = 3) -> Sequence[Tuple[str, int, int, int]]:
