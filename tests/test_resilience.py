@@ -558,17 +558,24 @@ elif sys.argv[2].startswith("python"):  # train.run's StopRequest under a Python
     signal.signal(signal.SIGINT, signal.default_int_handler)
     stopping.GRACE_SECONDS = 1.0
     try:
-        with stopping.StopRequest():
+        with stopping.StopRequest() as stop:
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.5)
-            if sys.argv[2] == "python_twice":
+            if sys.argv[2] == "python_blocked":  # the main thread in C, as in a collective on a dead peer
+                signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])  # (the watchdog's thread takes it)
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(30)
+            if sys.argv[2] == "python_closing":  # the second Ctrl-C while the block ends (in its __exit__)
+                join = stop._watchdog.join
+                stop._watchdog.join = lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(0.3), join())
+            elif sys.argv[2] == "python_twice":
                 os.kill(os.getpid(), signal.SIGINT)
                 time.sleep(5)
             else:  # a step that does not end (a first step compiling, in Python): the grace runs out
                 end = time.monotonic() + 20
                 while time.monotonic() < end:
                     pass
-        print("ended")
+        print("ended", signal.getsignal(signal.SIGINT) is signal.default_int_handler, signal.set_wakeup_fd(-1))
     except KeyboardInterrupt:
         print("KeyboardInterrupt", signal.getsignal(signal.SIGINT) is signal.default_int_handler, flush=True)
     print("alive", flush=True)
@@ -606,7 +613,8 @@ def test_a_second_ctrl_c_after_the_run_stops_the_command_at_once_without_a_trace
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as a pipe's is
     started = {mode: subprocess.Popen([sys.executable, "-c", _TWICE, SRC, mode], stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True, env=env)
-               for mode in ("signalled", "quiet", "cli", "inside", "python_twice", "python_grace")}
+               for mode in ("signalled", "quiet", "cli", "inside", "python_twice", "python_grace", "python_blocked",
+                            "python_closing")}
     runs = {}
     for mode, p in started.items():  # side by side: each process's time is importing torch
         out, err = p.communicate(timeout=60)
@@ -630,6 +638,14 @@ def test_a_second_ctrl_c_after_the_run_stops_the_command_at_once_without_a_trace
     assert runs["python_grace"].stderr.endswith(
         "(Ctrl-C again to stop at once)\nSIGINT: no training step completed for 1 s after it; raising KeyboardInterrupt "
         "(the checkpoints written before are whole)\n"), runs["python_grace"].stderr
+    # A main thread that never gets back to the interpreter exits one grace after the second Ctrl-C, as the
+    # command line's (it hung, helper-121); a Ctrl-C while the block ends is recorded, handlers put back.
+    r = runs["python_blocked"]
+    assert (r.returncode, r.stdout) == (130, ""), (r.returncode, r.stdout, r.stderr[-2000:])
+    assert r.stderr.endswith("SIGINT: the run took no KeyboardInterrupt for 1 s; exiting now (the checkpoints "
+                             "written before are whole)\n"), r.stderr
+    r = runs["python_closing"]
+    assert (r.returncode, r.stdout) == (0, "ended True -1\nalive\n"), (r.returncode, r.stdout, r.stderr[-2000:])
 
 
 _BEFORE_THE_LOOP = r'''
@@ -680,7 +696,8 @@ except BlockingIOError:
     pass
 os.set_blocking(1, True)
 print("buffered")  # held in the stream's buffer: its flush would block for ever
-if sys.argv[2] == "run":  # Ctrl-C twice in the run: the watchdog's exit
+if sys.argv[2] == "run":  # Ctrl-C twice in the run: the watchdog's exit (the command line's handler: a Python
+    signal.signal(signal.SIGINT, stopping.quit_on_interrupt)  # caller's second Ctrl-C raises KeyboardInterrupt)
     with stopping.StopRequest():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.5)

@@ -158,8 +158,10 @@ class StopRequest:
         # first); ``_raised``: raised once, not again.
         self._raises = False
         self._give_up = False
+        self._gave_up_at = 0.0
         self._handled = 0
         self._raised = False
+        self._closing = False  # in __exit__: the handler records, never raises (the handlers are put back)
 
     def __enter__(self) -> "StopRequest":
         if self._distributed and dist.get_backend() != "gloo":
@@ -171,7 +173,9 @@ class StopRequest:
         self._wakeup = (read, write, signal.set_wakeup_fd(write, warn_on_full_buffer=False))
         for signum in SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
-        self._raises = self._previous.get(signal.SIGINT) is signal.default_int_handler
+        # Not in a distributed run: its ranks stop together after the same step, or exit (a rank blocked on
+        # a dead peer takes no KeyboardInterrupt).
+        self._raises = self._previous.get(signal.SIGINT) is signal.default_int_handler and not self._distributed
         self._watchdog = threading.Thread(target=self._watch, name="stop-watchdog", daemon=True)
         self._watchdog.start()
         return self
@@ -179,20 +183,25 @@ class StopRequest:
     def __exit__(self, *exc) -> None:
         global _heard
         # The watchdog stops first: with the handlers put back before it, a Ctrl-C in between raised
-        # KeyboardInterrupt in the main thread while the watchdog, woken too, exited the process.
+        # KeyboardInterrupt in the main thread while the watchdog, woken too, exited the process. From here
+        # the handler only records: a KeyboardInterrupt raised in here would leave ours in place for good.
+        # (signal.signal runs the Python handlers of signals pending before it changes one: ours, recording.)
+        self._closing = True
         self._done.set()
-        if self._watchdog is not None:
-            self._watchdog.join()
-        if self._wakeup is not None:
-            read, write, before = self._wakeup
-            signal.set_wakeup_fd(before)
-            os.close(read)
-            os.close(write)
-            self._wakeup = None
-        _heard = _heard or bool(self.received)
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()
+        try:
+            if self._watchdog is not None:
+                self._watchdog.join()
+        finally:
+            if self._wakeup is not None:
+                read, write, before = self._wakeup
+                signal.set_wakeup_fd(before)
+                os.close(read)
+                os.close(write)
+                self._wakeup = None
+            _heard = _heard or bool(self.received)
+            for signum, handler in self._previous.items():
+                signal.signal(signum, handler)
+            self._previous.clear()
         if self._pending is not None and exc[0] is None:
             self._pending[0].wait()  # every rank started it: finishing it leaves no collective behind
         self._pending = None
@@ -203,7 +212,7 @@ class StopRequest:
         wakeup fd even while the main thread is blocked, does the rest. For a Python caller (``_raises``), a
         Ctrl-C after a signal, or the one the watchdog sends when the grace is over, is a KeyboardInterrupt:
         the caller's to handle (a notebook's kernel lives on), where the command line's process ends."""
-        if signum == signal.SIGINT and self._raises and (self._handled or self._give_up):
+        if signum == signal.SIGINT and self._raises and (self._handled or self._give_up) and not self._closing:
             if not self._raised:
                 self._raised = True
                 raise KeyboardInterrupt
@@ -228,17 +237,24 @@ class StopRequest:
                         print(f"{signal_name(signum)} received: stopping after the step under way, with a checkpoint "
                               f"there" + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""),
                               file=sys.stderr, flush=True)
-                    elif signum == signal.SIGINT and self._raises:  # a Python caller's: _handle raises
-                        self._give_up = True
-                    elif signum == signal.SIGINT:
+                    elif signum == signal.SIGINT and self._raises and not self._give_up:  # a Python caller's:
+                        # _handle raises, for this Ctrl-C, or for the first where the main thread sees the two
+                        # as one; if it never runs, the check below exits
+                        self._give_up, self._gave_up_at = True, time.monotonic()
+                    elif signum == signal.SIGINT and not self._raises:
                         exit_now(128 + signum, "SIGINT again: stopping now")
+            if self._give_up and not self._raised and not self._done.is_set() and \
+                    time.monotonic() - self._gave_up_at > self.grace():
+                # The main thread never got back to the interpreter (blocked in C): as the command line's
+                exit_now(128 + signal.SIGINT, f"SIGINT: the run took no KeyboardInterrupt for {self.grace():g} s; "
+                                              f"exiting now (the checkpoints written before are whole)")
             if self._signalled_at is not None and not self.agreed and not self._holding and not self._done.is_set() \
                     and not self._give_up:
                 idle = time.monotonic() - max(self._last_step, self._signalled_at)
                 if idle > self.grace() and self._raises and self.received == signal.SIGINT:
-                    self._give_up = True
                     print(f"SIGINT: no training step completed for {self.grace():g} s after it; raising "
                           f"KeyboardInterrupt (the checkpoints written before are whole)", file=sys.stderr, flush=True)
+                    self._give_up, self._gave_up_at = True, time.monotonic()
                     _thread.interrupt_main(signal.SIGINT)  # _handle, in the main thread, at its next bytecode
                 elif idle > self.grace():
                     exit_now(128 + self.received,
