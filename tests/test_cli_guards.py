@@ -72,6 +72,30 @@ def test_no_command_writes_over_what_it_reads(tmp_path, cifar_dir, capsys):
     assert len((tmp_path / "lr.csv").read_text().splitlines()) == 1 + 2 * 3
 
 
+def test_an_output_folder_that_cannot_be_written_is_said_before_the_work(tmp_path, monkeypatch, capsys):
+    """A folder the user cannot write in (read-only, immutable) was said after the work (an export lowered,
+    a quantization calibrated), as a hidden temporary file's OSError (helper-119): every command's output
+    check (checkpoint.check_output) tries the folder first and names it, and the temporary file's error, if
+    it still comes, names the file asked for. (As root a read-only mode writes anyway: the try is made to fail.)"""
+    ckpt = save(tmp_path / "m.ckpt")
+    (tmp_path / "ro").mkdir()
+
+    def refused(folder):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(ckpt_io, "check_writable", refused)
+    lr_csv = str(tmp_path / "ro" / "lr.csv")
+    for argv, option in ((["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "ro" / "x")], "--file_name"),
+                         (["lr-schedule", "--steps_per_epoch", "3", "--out", lr_csv], "--out")):
+        assert cli.main(argv) == 1
+        out = tmp_path / "ro" / ("x.onnx" if argv[0] == "export" else "lr.csv")
+        assert f"{option} {out}: cannot write in {tmp_path / 'ro'}: Permission denied" in capsys.readouterr().err
+    assert os.listdir(tmp_path / "ro") == []
+    monkeypatch.setattr(ckpt_io.tempfile, "mkstemp", lambda **k: refused(None))
+    with pytest.raises(PermissionError, match=f"cannot write {tmp_path / 'ro' / 'a.ckpt'} in {tmp_path / 'ro'}"):
+        ckpt_io.atomic_save({"w": torch.zeros(1)}, str(tmp_path / "ro" / "a.ckpt"))
+
+
 def test_no_command_writes_over_a_training_checkpoint(tmp_path, cifar_dir, capsys):
     """convert, average and recalibrate-bn wrote their weights over any file named: a run's resumable
     checkpoint, named by a slip, was lost. A file of weights alone may still be replaced."""

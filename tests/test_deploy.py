@@ -621,6 +621,18 @@ def test_info_says_what_a_checkpoint_and_its_exported_files_hold(digits_run, tmp
     onnx.save(helper.make_model(add, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "add.onnx"))
     assert cli.main(["info", str(tmp_path / "add.onnx")]) == 0
     assert "output:         not known" in capsys.readouterr().out
+    # eval, predict and quantize refuse it (tracebacks, or "top-1 1100.00%" from quantize's check).
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), (90, 120, 30)).save(tmp_path / "one.png")
+    for command in (["eval", "--checkpoint_path", str(tmp_path / "add.onnx"), "--dataset_path", digits_run["data"]],
+                    ["predict", str(tmp_path / "one.png"), "--ckpt_file", str(tmp_path / "add.onnx")],
+                    ["quantize", "--onnx", str(tmp_path / "add.onnx"), "--calib_data", digits_run["data"], "--out",
+                     str(tmp_path / "add_int8.onnx"), "--dataset", "cifar10"]):
+        assert cli.main(command) == 1
+        assert (f"ONNX file {tmp_path / 'add.onnx'}: its output has 4 dimensions, not a classifier's (N, classes)"
+                in capsys.readouterr().err), command[0]
+    assert not (tmp_path / "add_int8.onnx").exists()
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"not a model at all")
     assert cli.main(["info", str(junk)]) == 1
@@ -869,6 +881,14 @@ def test_predict_over_folders_writes_a_results_file_and_skips_unreadable_files(d
     (tmp_path / "dir.csv").mkdir()
     assert cli.main(["predict", str(folder), "--ckpt_file", digits_run["ckpt"], "--out", str(tmp_path / "dir.csv")]) == 1
     assert "is a folder" in capsys.readouterr().err
+    # Into the folder of images it reads, or over a training checkpoint named .csv (helper-119: written).
+    shutil.copy(digits_run["ckpt"], tmp_path / "ckpt.csv")
+    for out, message in ((folder / "r.csv", f"is inside {folder}, the data this command reads"),
+                         (tmp_path / "ckpt.csv", "is a training checkpoint")):
+        assert cli.main(["predict", str(folder), "--ckpt_file", digits_run["ckpt"], "--out", str(out)]) == 1
+        assert message in capsys.readouterr().err
+    assert not (folder / "r.csv").exists() and open(tmp_path / "ckpt.csv", "rb").read() == \
+        open(digits_run["ckpt"], "rb").read()
     assert cli.main(["predict", str(folder), "--ckpt_file", digits_run["ckpt"], "--out",
                      str(tmp_path / "nowhere" / "r.csv")]) == 1
     assert "nowhere is not a folder" in capsys.readouterr().err
@@ -934,14 +954,27 @@ def test_export_at_another_size_says_so_and_records_it_and_outputs_are_checked_f
     (tmp_path / "out").mkdir()
     (tmp_path / "taken.onnx").mkdir()
     for name, shown in ((str(tmp_path / "out") + os.sep, str(tmp_path / "out") + os.sep),
+                        (os.path.join(str(tmp_path / "out"), "."), os.path.join(str(tmp_path / "out"), ".")),
                         (str(tmp_path / "taken"), f"{tmp_path / 'taken'} ({tmp_path / 'taken.onnx'})"),
                         (str(tmp_path / "taken.onnx"), str(tmp_path / "taken.onnx"))):
         assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", name]) == 1
         assert f"--file_name {shown}: is a folder" in capsys.readouterr().err
     assert os.listdir(tmp_path / "out") == [] and os.listdir(tmp_path / "taken.onnx") == []
     # A folder named as the stem is no obstacle: the file is out.pt2 beside it (helper-120: refused).
-    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "out"), "--file_format", "PT2"]) == 0
+    # A run's config.yaml as --config_path: its batch_size is training's and its width and height the
+    # defaults 224, which the file took "as asked" (helper-119); the file takes the trained size, batch 1.
+    from mobilenet_v1.config import dump_yaml
+
+    run_config = tmp_path / "config.yaml"
+    run_config.write_text(dump_yaml(load_config(["--image_size=32", "--batch_size=9"])))
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "out"), "--file_format", "PT2",
+                     "--config_path", str(run_config)]) == 0
+    assert f"{run_config} is a run's configuration: its batch_size, width and height are not export's" in \
+        capsys.readouterr().err
     assert os.path.isfile(tmp_path / "out.pt2") and os.listdir(tmp_path / "out") == []
+    from mobilenet_v1.onnx_io import ProgramModel
+
+    assert ProgramModel(str(tmp_path / "out.pt2")).input_shape[1:] == [3, 32, 32]
     before = open(ckpt, "rb").read()
     assert cli.main(["quantize", "--onnx", str(tmp_path / "m40.onnx"), "--calib_data", str(tmp_path / "out"),
                      "--out", ckpt]) == 1

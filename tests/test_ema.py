@@ -106,6 +106,10 @@ def test_load_model_convert_and_export_take_the_average_unless_told(ema_run, tmp
     assert same(load_model(path, use_ema=False), ck["model"])
     with pytest.raises(TypeError, match="use_ema must be True or False, got 'False'"):  # a string, true
         load_model(path, use_ema="False")
+    from mobilenet_v1.predict import load_predictor
+
+    with pytest.raises(TypeError, match="use_ema must be True, False or None, got 'False'"):
+        load_predictor(path, use_ema="False")
     assert cli.main(["convert", path, str(tmp_path / "avg.pt")]) == 0
     assert cli.main(["convert", path, str(tmp_path / "raw.pt"), "--use_ema", "False"]) == 0
     assert "weights: the exponential moving average" in capsys.readouterr().out

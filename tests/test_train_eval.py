@@ -812,7 +812,11 @@ def test_a_run_trained_smaller_evaluates_and_records_its_eval_image_size(tmp_pat
     assert "trained_image_size" not in OnnxModel(str(tmp_path / "m32.onnx")).metadata
     at32 = [a if not a.startswith("--checkpoint_path") else f"--checkpoint_path={tmp_path / 'm32.onnx'}" for a in base]
     assert cli.main(at32 + [f"--config_path={config}"]) == 1
-    assert "m32.onnx takes 32x32 inputs but eval_image_size is 40: pass --image_size 32" in capsys.readouterr().err
+    assert f"m32.onnx takes 32x32 inputs but eval_image_size is 40 (config file {config}): pass --image_size 32" \
+        in capsys.readouterr().err
+    # --eval_image_size wins over --image_size: the way out it names is that option (helper-119).
+    assert cli.main(at32 + ["--image_size=32", "--eval_image_size=40"]) == 1
+    assert "but eval_image_size is 40 (option --eval_image_size): pass --eval_image_size 32" in capsys.readouterr().err
     assert cli.main(at32 + [f"--config_path={config}", "--image_size=32"]) == 0
     capsys.readouterr()
     assert load_predictor(str(run_dir)).image_size == 40

@@ -99,8 +99,11 @@ def atomic_output(path: str):
     fsynced. On any error (a failed check included) the temporary file is removed and ``path`` is left
     as it was."""
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    except OSError as e:  # named for the file asked for, not the temporary one
+        raise OSError(e.errno, f"cannot write {path} in {folder}: {e.strerror}") from None
     # mkstemp makes the file private (0600); give it the mode any new file of this user gets.
     os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
@@ -235,6 +238,11 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
         parent = os.path.dirname(parent)
     if parent and not os.path.isdir(parent):
         raise ValueError(f"{option} {path}: {parent} is a file, not a folder: nothing can be written under it")
+    if parent:  # before the work: a read-only folder was said at the end, as a hidden temporary file's error
+        try:
+            check_writable(parent)
+        except OSError as e:
+            raise ValueError(f"{option} {path}: cannot write in {parent}: {e.strerror or e}") from None
     real = os.path.realpath(path)
     for source in reads:
         if source and os.path.realpath(source) == real:

@@ -37,6 +37,7 @@ def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = 
     and NCHW; its graph has a fixed input size, which becomes the ``image_size`` where the user left it at its
     default (as a checkpoint's training size does) and must be the one they asked for otherwise."""
     model = load_deployed(path)
+    model.check_classifier()
     check_dataset(cfg, model.metadata.get("dataset"), path, given)
     cfg = trained_split(cfg, model.metadata.get("held_out"), path, given)
     cfg = trained_crop(cfg, model.metadata.get("crop_pct"), path, given)
@@ -50,9 +51,14 @@ def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = 
         print0(f"image_size {hw[0]}: the size {path} takes", file=sys.stderr)
         cfg = dataclasses.replace(cfg, image_size=hw[0])
     if hw is not None and hw[0] != cfg.image_size:
-        asked = "eval_image_size" if given is not None and "eval_image_size" in given else "image_size"
-        raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs but {asked} is {cfg.image_size}: "
-                         f"pass --image_size {hw[0]}")
+        # Where the size came from; --eval_image_size wins over --image_size (a file's eval_image_size does
+        # not), so the way out is the option that wins (helper-119: it said --image_size, given already).
+        where = getattr(given, "origin", {}).get("image_size", "") if given is not None else ""
+        key = "eval_image_size" if where.endswith(EVAL_SIZE) else "image_size"
+        where = where.removesuffix(EVAL_SIZE)
+        option = "eval_image_size" if where == "option --eval_image_size" else "image_size"
+        raise ValueError(f"{path} takes {hw[0]}x{hw[1]} inputs but {key} is {cfg.image_size}"
+                         + (f" ({where})" if where else "") + f": pass --{option} {hw[0]}")
     cfg = trained_normalisation(cfg, ckpt_io.trained_normalisation(model.metadata, cfg.dataset, path), path, given,
                                 pixels=model.image_input)
     note = model.saturation_note()
@@ -164,6 +170,9 @@ def run(cfg: Config, given: Optional[Set[str]] = None, confusion: bool = False,
         dist.cleanup()
 
 
+EVAL_SIZE = ": eval_image_size"  # the end of the origin of an image_size that :func:`evaluated_size` set
+
+
 def evaluated_size(cfg: Config, given: Optional[Set[str]]) -> Tuple[Config, Optional[Set[str]]]:
     """``cfg`` and ``given`` with the configuration's ``eval_image_size``, where it sets one, as the
     ``image_size`` to evaluate at: a training configuration's, whose ``image_size`` is its training crops',
@@ -171,8 +180,8 @@ def evaluated_size(cfg: Config, given: Optional[Set[str]]) -> Tuple[Config, Opti
     if not cfg.eval_image_size:
         return cfg, given
     if given is not None:
-        given = Given({**getattr(given, "origin", dict.fromkeys(given, "")),
-                       "image_size": getattr(given, "origin", {}).get("eval_image_size", "")})
+        origin = getattr(given, "origin", {}).get("eval_image_size", "")
+        given = Given({**getattr(given, "origin", dict.fromkeys(given, "")), "image_size": f"{origin}{EVAL_SIZE}"})
     return dataclasses.replace(cfg, image_size=cfg.eval_image_size, eval_image_size=0), given
 
 

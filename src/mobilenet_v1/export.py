@@ -305,8 +305,9 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     out_path = file_name if file_name.lower().endswith(extension) else file_name + extension
     # The file written is out_path: a folder named as the stem (a run folder "demo", the file demo.onnx) is no
     # obstacle; one named as the file is, and so is a name that ends in a separator.
-    if not os.path.basename(file_name) or os.path.isdir(out_path):
-        shown = file_name if out_path == file_name or not os.path.basename(file_name) else f"{file_name} ({out_path})"
+    stem_is_folder = os.path.basename(file_name) in ("", ".", "..")  # "out/", ".", "out/.": a hidden "..onnx"
+    if stem_is_folder or os.path.isdir(out_path):
+        shown = file_name if out_path == file_name or stem_is_folder else f"{file_name} ({out_path})"
         raise ExportError(f"--file_name {shown}: is a folder; name the file to write (say "
                           f"{os.path.join(file_name, 'mobilenetv1')})")
     ckpt_io.check_output("--file_name", out_path, [path])
@@ -626,10 +627,17 @@ def main(argv: Sequence[str]) -> int:
         # A negative or NaN limit fails every export, and only once it has run; infinity checks nothing.
         p.error(f"--atol must be a finite number >= 0, got {a.atol:g}")
     if a.config_path:
-        from .config import read_yaml
+        from .config import _field_types, read_yaml
 
         values, _ = read_yaml(a.config_path)
-        for key in ("ckpt_file", "file_name", "file_format", "batch_size", "width", "height"):
+        keys = ["ckpt_file", "file_name", "file_format", "batch_size", "width", "height"]
+        if set(values) >= set(_field_types()):  # a run's config.yaml (train writes every key): its batch_size is
+            # training's, its width and height the defaults 224, not the size it trained at
+            keys = keys[:3]
+            print(f"export: note: {a.config_path} is a run's configuration: its batch_size, width and height are "
+                  f"not export's (the file takes the size its checkpoint was trained at; --batch_size, --height "
+                  f"and --width set them)", file=sys.stderr)
+        for key in keys:
             if getattr(a, key) is None and values.get(key) not in (None, ""):
                 value = values[key]
                 setattr(a, key, str(value).upper() if key == "file_format" else value)

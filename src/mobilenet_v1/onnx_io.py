@@ -121,6 +121,14 @@ class DeployedModel(nn.Module):
     image_input: bool
     pixel_format: str = "RGB"
     _class_num: Optional[int] = None
+    output_dims: Optional[int] = None  # the logits' number of dimensions, where the file says it
+
+    def check_classifier(self) -> None:
+        """Refuse a file whose output is not a classifier's (N, classes) (a segmentation or other foreign
+        graph: eval, predict and quantize would index class scores that are not there)."""
+        if self.output_dims is not None and self.output_dims != 2:
+            raise CheckpointError(f"{self.kind} {self.path}: its output has {self.output_dims} dimensions, not a "
+                                  f"classifier's (N, classes): not a model of mobilenet-v1 export")
 
     def _check_image_input(self) -> None:
         """Refuse an input that is not RGB (a foreign file: ONNX Runtime or torch would fail at the first
@@ -251,6 +259,7 @@ class OnnxModel(DeployedModel):
             raise CheckpointError(f"ONNX file {path}: {e}, which mobilenet-v1 export writes there") from None
         self.image_input = inputs[0].type == "tensor(uint8)"
         shape = self.session.get_outputs()[0].shape  # a classifier's is (N, K); another graph's says no K
+        self.output_dims = len(shape)
         self._class_num = shape[-1] if len(shape) == 2 and isinstance(shape[-1], int) else None
         self._check_image_input()
 
@@ -309,6 +318,7 @@ class ProgramModel(DeployedModel):
             raise CheckpointError(f"program {path}: expected one (N, 3, H, W) input (or uint8 (N, H, W, 3))")
         outputs = [n.args[0] for n in program.graph.nodes if n.op == "output"]
         logits = outputs[0][0].meta.get("val") if outputs and outputs[0] and hasattr(outputs[0][0], "meta") else None
+        self.output_dims = logits.dim() if logits is not None else None
         two_d = logits is not None and logits.dim() == 2  # a classifier's (N, K)
         self._class_num = logits.shape[-1] if two_d and isinstance(logits.shape[-1], int) else None
         self.path = path
@@ -465,6 +475,7 @@ class ExecutorchModel(DeployedModel):
             raise CheckpointError(f"ExecuTorch program {path}: its input is neither float32 nor uint8 (ExecuTorch "
                                   f"scalar type {spec.dtype()}): not a classifier of mobilenet-v1 export")
         logits = meta.output_tensor_meta(0).sizes() if meta.num_outputs() == 1 else ()
+        self.output_dims = len(logits) if meta.num_outputs() == 1 else None
         self._class_num = logits[-1] if len(logits) == 2 else None
         self.path = path
         self.input_shape = list(spec.sizes())

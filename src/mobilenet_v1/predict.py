@@ -433,6 +433,7 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
     if is_deployed_file(path):
         refuse_gpu(path, device_target, "predict with")
         onnx_model = load_deployed(path)
+        onnx_model.check_classifier()
         note = onnx_model.saturation_note()
         if note:
             print(note, file=sys.stderr)
@@ -455,6 +456,8 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
         crop, exif, aa = meta.get("crop_pct"), meta.get("exif_orientation"), meta.get("antialias")
         mode, record = meta.get("interpolation"), meta
     else:
+        if use_ema not in (None, True, False):  # "False" is true: the average would be taken against its word
+            raise TypeError(f"load_predictor: use_ema must be True, False or None, got {use_ema!r}")
         ckpt = ckpt_io.load_file(path)
         use_ema = use_ema is not False
         model, args = model_from_checkpoint(ckpt, path, use_ema)
@@ -570,10 +573,11 @@ def main(argv: Sequence[str]) -> int:
             p.error("--json prints the results, --out writes them to a file: give one of the two")
         if not a.out.lower().endswith((".csv", ".json")):
             p.error(f"--out {a.out}: the file name must end in .csv or .json")
-        if os.path.isdir(a.out):
-            raise ValueError(f"--out {a.out}: is a folder; give a file name")
-        if not os.path.isdir(os.path.dirname(os.path.abspath(a.out))):
+        if not os.path.isdir(os.path.dirname(os.path.abspath(a.out))) and not os.path.isdir(a.out):
             raise ValueError(f"--out {a.out}: {os.path.dirname(os.path.abspath(a.out))} is not a folder")
+        # As every command's output: not a folder, the model file, a file in a folder of images it reads, or
+        # a training checkpoint named .csv (helper-119: written over).
+        ckpt_io.check_output("--out", a.out, [a.ckpt_file], inside=[i for i in a.images if os.path.isdir(i)])
     images = image_files(a.images)
     predictor = load_predictor(a.ckpt_file, a.labels, a.background_class, a.dataset, a.image_size, a.use_ema,
                                a.device_target, a.crop_pct, a.exif_orientation, a.antialias, a.interpolation,

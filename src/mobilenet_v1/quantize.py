@@ -168,6 +168,7 @@ def quantize_file(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torc
     import onnx
 
     fp32 = OnnxModel(src)
+    fp32.check_classifier()  # its calibration check compares class scores
     source_proto = onnx.load(src)
     meta = read_metadata({p.key: p.value for p in source_proto.metadata_props})
     folder = os.path.dirname(os.path.abspath(dst))
@@ -250,6 +251,7 @@ def quantize_program(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, t
 
     executorch_runtime()  # installed, or an error that says how
     fp32 = ProgramModel(src)
+    fp32.check_classifier()
     images = 0
     example = None
     with executorch_quiet():  # the quantization passes announce their own internals

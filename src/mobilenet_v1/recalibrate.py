@@ -109,12 +109,6 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     path = ckpt_io.resolve_checkpoint_path(src)
     ckpt_io.check_output("--out", dst, [path], inside=[dataset_path])
     fmt = output_format(dst, fmt)
-    folder = os.path.dirname(os.path.abspath(dst))
-    if os.path.isdir(folder):
-        try:
-            ckpt_io.check_writable(folder)
-        except OSError as e:
-            raise ValueError(f"--out {dst}: cannot write in {folder}: {e.strerror or e}") from None
     ckpt = read_any(path)
     model, args = model_from_checkpoint(ckpt, path, use_ema)
     refuse_quantization_aware(model, path, "its weights learned their rounding at the BatchNorm statistics it "

@@ -1194,7 +1194,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                          f"{' a process' if dist.enabled else ''} make no full batch of batch_size {cfg.batch_size}"
                          + (f" x grad_accum_steps {cfg.grad_accum_steps}" if cfg.grad_accum_steps > 1 else "")
                          + (f"; --batch_size {most} or less trains (a batch and a learning rate for a small folder: "
-                            f"README, Fine-tuning)" if most else ""))
+                            f"README, Fine-tuning)" if most >= 2 else ""))  # a batch of 1 does not train
     step_images = samples_per_step(cfg, dist)  # the job's images per step
     lr = schedule(cfg, steps_per_epoch, step_images)
     for note in schedule_notes(cfg, lr, step_images):
