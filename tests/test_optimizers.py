@@ -518,7 +518,7 @@ def test_a_run_trains_at_the_scaled_rates_and_a_resume_names_a_changed_factor(ci
     result = train.run(load_config(common + ["--epoch_size=1", f"--save_checkpoint_path={tmp_path / 'a'}"]))
     out = capsys.readouterr().out
     assert ("lr_base_size 64: the rates are meant for a global batch of 64; this run's is 16, so they are scaled "
-            "x0.25 (linear): lr_max 0.4 -> 0.1, lr_init 0.01 -> 0.0025, lr_end 0.04 -> 0.01") in out
+            "x0.25 (linear): lr_max 0.4 -> 0.1, lr_end 0.04 -> 0.01") in out  # no warm-up: lr_init unused
     ckpt = ckpt_io.load_file(result["checkpoint"])
     first = train.schedule(load_config(common + ["--epoch_size=1"]), 12, 16)
     assert float(first[0]) == pytest.approx(0.1) and float(first[-1]) == pytest.approx(0.1 - 0.09 * 11 / 12)
