@@ -286,11 +286,7 @@ def cmd_average(argv: List[str]) -> int:
 def cmd_plot(argv: List[str]) -> int:
     from . import plot
 
-    try:
-        return plot.main(argv)
-    except plot.MissingDependency as e:
-        print(f"mobilenet-v1 plot: error: {e}", file=sys.stderr)
-        return 1
+    return plot.main(argv)
 
 
 def cmd_export(argv: List[str]) -> int:

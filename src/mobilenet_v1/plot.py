@@ -23,16 +23,12 @@ LABEL_ROOM = 0.30  # share of the x range kept free right of the curves for the 
 PLOTTED_KEYS = {"step": ("epoch", "loss", "lr"), "epoch": ("epoch", "mean_loss", "lr")}
 
 
-class MissingDependency(RuntimeError):
-    """An optional package the command needs is not installed; the message says how to install it."""
-
-
 def _matplotlib():
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise MissingDependency("plotting needs matplotlib: pip install 'mobilenet-v1[plot]'") from None
+    """matplotlib's figure and canvas; without the plot extra, its ModuleNotFoundError, which the command
+    says in one line naming the extra (runtime.missing_extra)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     return Figure, FigureCanvasAgg
 
 

@@ -573,7 +573,7 @@ def main(argv: Sequence[str]) -> int:
             p.error("--json prints the results, --out writes them to a file: give one of the two")
         if not a.out.lower().endswith((".csv", ".json")):
             p.error(f"--out {a.out}: the file name must end in .csv or .json")
-        if not os.path.isdir(os.path.dirname(os.path.abspath(a.out))) and not os.path.isdir(a.out):
+        if not os.path.isdir(os.path.dirname(os.path.abspath(a.out))):
             raise ValueError(f"--out {a.out}: {os.path.dirname(os.path.abspath(a.out))} is not a folder")
         # As every command's output: not a folder, the model file, a file in a folder of images it reads, or
         # a training checkpoint named .csv (helper-119: written over).

@@ -156,8 +156,8 @@ def rank_label() -> str:
 
 
 # The optional packages, each with the extra of pyproject.toml that installs it and what it is for here.
-EXTRAS = {"onnx": ("onnx", "ONNX files (export, quantize, and eval, predict, info and benchmark of .onnx)"),
-          "onnxruntime": ("onnx", "ONNX files (export, quantize, and eval, predict, info and benchmark of .onnx)"),
+_ONNX_FILES = "ONNX files (export, quantize, and eval, predict, info and benchmark of .onnx)"
+EXTRAS = {"onnx": ("onnx", _ONNX_FILES), "onnxruntime": ("onnx", _ONNX_FILES),
           "onnxscript": ("onnx", "ONNX export (torch.onnx builds its graphs with it)"),
           "executorch": ("executorch", ".pte files"), "matplotlib": ("plot", "plot"),
           "tensorboard": ("tensorboard", "TensorBoard files"), "sklearn": ("demo", "the demo's digits")}
