@@ -254,6 +254,58 @@ def test_16_bit_images_decode_to_their_top_8_bits(fmt):
     assert is_image_name(f"ramp.{'pgm' if fmt == 'PPM' else fmt.lower()}")  # a folder's file (helper-111: .pgm was not)
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF", "PPM"])
+def test_dark_16_bit_images_decode_to_their_top_8_bits_too(fmt):
+    """A 16-bit image whose values all lie below 256 (a dark picture) is as dark in 8 bits: PIL reads a
+    16-bit PGM as mode "I", which was shifted only where some value passed 255 (256 times too bright)."""
+    import io
+
+    from PIL import Image
+
+    dark = (np.arange(32 * 48).reshape(32, 48) % 200 + 50).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(dark).save(buf, format=fmt)
+    img = T.decode_rgb(torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8), f"dark.{fmt}")
+    assert img.shape == (3, 32, 48) and int(img.max()) == 0  # 249 >> 8
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+@pytest.mark.parametrize("pipeline", ["cpu", "gpu"])
+def test_a_named_pipe_named_as_an_image_is_an_unreadable_file_not_a_hang(tmp_path, pipeline):
+    """open() of a named pipe waits for a writer: a FIFO called x.jpg in a class folder (or a link to one,
+    or to /dev/zero, which never ends) stopped the loader for good. It is skipped, named, as unreadable."""
+    import threading
+
+    root = tmp_path / "folder"
+    (root / "a").mkdir(parents=True)
+    for i in range(2):
+        (root / "a" / f"ok{i}.bmp").write_bytes(_bmp(np.full((20, 20, 3), 90, np.uint8)))
+    pipe = root / "a" / "pipe.jpg"
+    os.mkfifo(pipe)
+    opts = DataOptions("imagenet2012", str(root), batch_size=4, image_size=16, seed=1, num_workers=0,
+                       channels_last=False, max_bad_samples=5, pipeline=pipeline)
+    done = []
+
+    def read_all():
+        with build_loader(opts, train=False, device=torch.device("cpu"), drop_last=False) as loader:
+            with warnings.catch_warnings(record=True) as said:
+                warnings.simplefilter("always")
+                sizes = [len(y) for _, y in loader]
+            done.append((sizes, dict(loader.bad_samples.files)))
+            done.append([str(w.message) for w in said if "pipe.jpg" in str(w.message)])
+
+    reader = threading.Thread(target=read_all, daemon=True)
+    reader.start()
+    reader.join(30)
+    hung = reader.is_alive()
+    if hung:  # let the reader go: a writer opens the pipe and closes it
+        os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(10)
+    assert not hung
+    assert done[0] == ([2], {str(pipe): f"{pipe}: a named pipe, not a regular file: not read"})
+    assert len(done[1]) == 1 and "a named pipe, not a regular file" in done[1][0]
+
+
 def test_header_claiming_a_decompression_bomb_is_an_unreadable_file(tmp_path):
     """PIL refuses a header of over ~179 million pixels with DecompressionBombError, which is not an
     OSError: it must become a DecodeError naming the file, so the loaders skip it like other bad files."""
@@ -304,10 +356,11 @@ def test_find_images_skips_hidden_entries_and_symlink_loops(tmp_path):
     os.symlink(".", root / "dog" / "self2")
     samples, classes = find_images(str(root))
     assert classes == ["cat", "dog"]
-    # cat/parent is the root folder, read once from there; its cat folder is not read again
+    # cat/parent is the root folder, a loop: not read (it listed dog's images as cats)
     assert [(os.path.relpath(p, root), y) for p, y in samples] == [
-        ("cat/a.png", 0), ("cat/parent/dog/a.png", 0), ("cat/parent/dog/sub/b.png", 0), ("cat/sub/b.png", 0),
-        ("dog/a.png", 1), ("dog/sub/b.png", 1)]
+        ("cat/a.png", 0), ("cat/sub/b.png", 0), ("dog/a.png", 1), ("dog/sub/b.png", 1)]
+    os.symlink(os.path.abspath(os.sep), root / "dog" / "sub" / "everything")  # the whole disk: not walked
+    assert find_images(str(root))[0] == samples
 
 
 def test_find_images_with_a_class_list_keeps_its_labels(tmp_path):

@@ -1008,5 +1008,6 @@ def test_a_small_folder_is_told_the_batch_that_fits_and_an_empty_class_folder_is
                             device=torch.device("cpu"), drop_last=True) as loader:
         train.check_class_num(cfg, loader, evaluates=False)
     assert capsys.readouterr().out == (
-        f"note: dataset_path {image_folder}: class folder n03 holds no image file; the model has an output for it "
+        f"note: dataset_path {image_folder}: class folder n03 holds no image file (.jpg, .jpeg, .png, .bmp, .gif, "
+        f".webp, .tif, .tiff, .ppm, .pgm); the model has an output for it "
         f"that nothing trains (remove the folder to leave it out)\n")

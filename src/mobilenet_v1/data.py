@@ -7,6 +7,7 @@ position, so an epoch's data order and augmentation do not depend on the number 
 import atexit
 import contextlib
 import csv
+import errno
 import functools
 import glob
 import hashlib
@@ -16,6 +17,7 @@ import multiprocessing.util
 import os
 import queue
 import re
+import stat
 import threading
 import unicodedata
 import warnings
@@ -594,8 +596,20 @@ def image_files_under(folder: str) -> List[str]:
     """The image files (by extension) under ``folder`` and its sub-folders, sorted by folder then name.
     Hidden folders and files (``.git``, ``.ipynb_checkpoints``, macOS ``._*`` files) are not data;
     symbolic links are followed, and a folder reached twice through them (a loop) is read once. A folder
-    that cannot be listed (no permission) is named in a :class:`DataWarning`."""
+    that cannot be listed (no permission) is named in a :class:`DataWarning`. A link back to a folder above
+    ``folder`` is such a loop too, and is not read: it would bring in the folders beside ``folder`` (in a
+    class folder, the other classes' images, under this class's label)."""
     found, seen = [], set()
+    above = os.path.dirname(os.path.realpath(folder))
+    while True:
+        try:
+            st = os.stat(above)
+        except OSError:
+            break
+        seen.add((st.st_dev, st.st_ino))
+        if os.path.dirname(above) == above:
+            break
+        above = os.path.dirname(above)
 
     def unreadable(e: OSError) -> None:  # os.walk leaves such a folder out without a word
         warnings.warn(f"folder {e.filename}: cannot be listed ({e.strerror or e}): the images in it are not read",
@@ -1136,7 +1150,15 @@ def file_bytes(path: str) -> bytes:
     """An image file's bytes, or an archive member's (:class:`archive.ArchiveMember`)."""
     if isinstance(path, ArchiveMember):
         return read_member(path)
-    with open(path, "rb") as f:
+    # Opened without waiting: a named pipe named x.jpg (or a link to one, or to a device such as /dev/zero)
+    # blocked the open or the read forever, and with it the loader. Only a regular file is read.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a named pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or \
+                stat.S_ISBLK(mode) else "not a file"
+            raise OSError(errno.EINVAL, f"{kind}, not a regular file: not read", path)
         return f.read()
 
 

@@ -19,8 +19,8 @@ from .api import model_from_checkpoint
 from .batch_augment import BatchAugment
 from .config import (DATASET_PRESETS, NORMALISATION_KEYS, Config, ConfigError, OptionError, channels_text, cifar_name,
                      dump_yaml, is_cifar, load_config, names_text, normalisation_text, to_dict, validate)
-from .data import (DataError, DataOptions, TooManyBadSamples, UnsortedImagesError, balance_line, build_loader,
-                   held_out_record, imagenet_folder, sample_labels)
+from .data import (IMAGE_EXTENSIONS, DataError, DataOptions, TooManyBadSamples, UnsortedImagesError, balance_line,
+                   build_loader, held_out_record, imagenet_folder, sample_labels)
 from .ema import WeightAverage
 from .engine import (EpochResult, LossTally, evaluate, make_optimizer, make_scaler, nonfinite_note,
                      resolve_device, resolve_precision, train_one_epoch)
@@ -334,7 +334,7 @@ def check_class_num(cfg: Config, loader, evaluates: bool) -> None:
         if empty:
             print0(f"note: dataset_path {cfg.dataset_path}: class folder{'s' if len(empty) > 1 else ''} "
                    f"{', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''} hold{'s' if len(empty) == 1 else ''} "
-                   f"no image file; the model has an output for "
+                   f"no image file ({', '.join(IMAGE_EXTENSIONS)}); the model has an output for "
                    f"{'each' if len(empty) > 1 else 'it'} that nothing trains (remove the folder to leave it out)")
     if images and cfg.class_num > found + 1:
         print0(f"class_num {cfg.class_num}: dataset_path {cfg.dataset_path} has {where}; the other outputs are "

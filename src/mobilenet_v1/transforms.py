@@ -118,9 +118,10 @@ def pil_rgb(im, exif: bool = False) -> torch.Tensor:
     im.load()  # Pillow turns a TIFF upright as it loads it, and then holds no orientation to turn by again
     orientation = _pil_orientation(im) if exif and im.format in EXIF_FORMATS else 0
     if im.mode.startswith("I;16") or im.mode == "I":
-        # 16- or 32-bit grayscale (TIFF, PGM): convert("RGB") would clip it at 255, not scale it.
+        # 16- or 32-bit grayscale (TIFF, PGM): convert("RGB") would clip it at 255, not scale it. PIL reads a
+        # PGM of over 8 bits as "I" scaled to 16 bits whatever its values: a dark one too is shifted.
         gray = np.asarray(im).astype(np.int64)
-        if im.mode != "I" or gray.max(initial=0) > 255:
+        if im.mode != "I" or im.format == "PPM" or gray.max(initial=0) > 255:
             gray = gray >> 8
         arr = np.repeat(gray.clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
     else:
