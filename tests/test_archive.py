@@ -402,3 +402,45 @@ def test_kept_listings_unread_for_30_days_are_removed_when_one_is_written(image_
     assert time.time() - os.path.getmtime(cache / written[0]) < 600
     find_images(pack(image_folder / "validation_preprocess", tmp_path / "val.tar", "val"))  # another written
     assert (cache / written[0]).exists() and len(list(cache.iterdir())) == 6
+
+
+def test_odd_member_names_later_copies_and_link_loops_read_as_once_extracted(tmp_path):
+    """Names tar writes otherwise than it extracts them (a leading / from ``tar -P``, ``.`` and empty parts)
+    are the files they extract to, each once; a name stored again after a hard link of it, or after the link's
+    target, is read as extracting leaves it; a symbolic link to a folder it lies in (a loop) adds nothing, as
+    a folder walk reads that folder once."""
+    png = {i: jpeg_bytes(smooth_image(20, 20, i), fmt="PNG") for i in range(6)}
+
+    def archive_of(name, members):
+        path = tmp_path / name
+        with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tf:
+            for member, what in members:
+                info = tarfile.TarInfo(member)
+                if isinstance(what, bytes):
+                    info.size = len(what)
+                    tf.addfile(info, io.BytesIO(what))
+                else:
+                    info.type, info.linkname = what
+                    tf.addfile(info)
+        return str(path)
+
+    def read(path):
+        samples, classes = find_images(path)
+        return classes, [(os.path.relpath(m, path), label, read_member(m)) for m, label in samples]
+
+    absolute = archive_of("absolute.tar", [("/cat/0.png", png[0]), ("/dog/1.png", png[1])])
+    assert read(absolute) == (["cat", "dog"], [("cat/0.png", 0, png[0]), ("dog/1.png", 1, png[1])])
+    dotted = archive_of("dotted.tar", [("cat/./0.png", png[0]), ("cat//1.png", png[1]), ("cat/1.png", png[2]),
+                                       ("dog/2.png", png[3])])
+    assert read(dotted) == (["cat", "dog"], [("cat/0.png", 0, png[0]), ("cat/1.png", 0, png[2]),
+                                             ("dog/2.png", 1, png[3])])
+    hard = (tarfile.LNKTYPE, "cat/0.png")
+    later = archive_of("later.tar", [("cat/0.png", png[0]), ("dog/a.png", hard), ("dog/b.png", hard),
+                                     ("dog/a.png", png[4]), ("cat/0.png", png[5])])
+    assert read(later) == (["cat", "dog"], [("cat/0.png", 0, png[5]), ("dog/a.png", 1, png[4]),
+                                            ("dog/b.png", 1, png[0])])
+    loop = archive_of("loop.tar", [("cat/0.png", png[0]), ("cat/again", (tarfile.SYMTYPE, ".")),
+                                   ("cat/s/up", (tarfile.SYMTYPE, "../..")), ("dog/1.png", png[1]),
+                                   ("dog/cats", (tarfile.SYMTYPE, "../cat"))])
+    assert read(loop) == (["cat", "dog"], [("cat/0.png", 0, png[0]), ("dog/1.png", 1, png[1]),
+                                           ("dog/cats/0.png", 1, png[0])])

@@ -116,9 +116,13 @@ def _open(path: str) -> tarfile.TarFile:
 
 
 def _clean(name: str) -> str:
-    while name.startswith("./"):  # tar cf x.tar . writes ./<class>/...
-        name = name[2:]
-    return name
+    """The path a member's name extracts to: ``./`` and ``.`` parts dropped (``tar cf x.tar .`` writes
+    ``./<class>/...``), as are empty ones (``cat//a.jpg``) and a leading ``/`` (``tar -P`` keeps it; tar
+    strips it when extracting), so that one file has one name; ``..`` parts are kept (and such a member
+    left out as hidden, as tar refuses to extract it). A trailing ``/`` (a folder's) is kept."""
+    parts = name.split("/")
+    kept = "/".join(p for p in parts if p not in ("", "."))
+    return kept + "/" if kept and name.endswith("/") else kept
 
 
 def _members(tf: tarfile.TarFile, path: str):
@@ -156,7 +160,7 @@ def _walk(path: str) -> _Listing:
     them."""
     files: Dict[str, Tuple[int, int]] = {}
     folders: Set[str] = set()
-    links: List[Tuple[str, str]] = []
+    links: Dict[str, str] = {}
     with _open(path) as tf:
         for member in _members(tf, path):
             name = _clean(member.name).rstrip("/")
@@ -173,30 +177,39 @@ def _walk(path: str) -> _Listing:
 
 
 def _add(member: tarfile.TarInfo, name: str, prefix: str, path: str, files: Dict[str, Tuple[int, int]],
-         folders: Set[str], links: List[Tuple[str, str]]) -> None:
+         folders: Set[str], links: Dict[str, str]) -> None:
     if member.issparse():  # its bytes at offset_data are a map of the holes, not the file
         raise ArchiveError(f"archive {path}: {prefix}{name} is stored sparse (tar -S), which cannot be read in "
                            f"place; pack the archive without -S")
     if member.isdir():
         folders.add(prefix + name)
-    elif member.isfile():
+        return
+    # A name stored again replaces what it was, a link not yet resolved included (the last copy is the one
+    # extracting leaves).
+    links.pop(prefix + name, None)
+    if member.isfile():
         files[prefix + name] = (member.offset_data, member.size)
     elif member.islnk():  # a hard link: the name of an earlier member of the same archive
-        links.append((prefix + name, prefix + _clean(member.linkname).rstrip("/")))
+        target = prefix + _clean(member.linkname).rstrip("/")
+        if target in files:  # that member's bytes as they are here: a copy stored later does not change them
+            files[prefix + name] = files[target]
+        else:
+            links[prefix + name] = target
     elif member.issym() and member.linkname.startswith("/"):  # outside the archive: a file it cannot read
         files[prefix + name] = (-1, 0)
     elif member.issym():
-        links.append((prefix + name, posixpath.normpath(posixpath.join(posixpath.dirname(prefix + name),
-                                                                       member.linkname))))
+        links[prefix + name] = posixpath.normpath(posixpath.join(posixpath.dirname(prefix + name),
+                                                                 member.linkname))
 
 
-def _resolve_links(links: List[Tuple[str, str]], files: Dict[str, Tuple[int, int]]) -> None:
+def _resolve_links(links: Dict[str, str], files: Dict[str, Tuple[int, int]]) -> None:
     """Each link's name given its target's bytes (``files``), whatever the order the archive stores them in, as
     extracting it leaves them: links to files first, over passes until one resolves nothing more (a link to a
     link stored before it), then links to folders, each given the files under its target (those under
     another folder link's name left out, so that a link back to a folder above it is read once); a link to
-    nothing in the archive is a file that cannot be read (offset -1)."""
-    pending = links
+    a folder it lies in adds nothing (a folder walk has read that folder already, and reads it once); a
+    link to nothing in the archive is a file that cannot be read (offset -1)."""
+    pending = list(links.items())
     while pending:
         left = [(name, target) for name, target in pending if target not in files]
         for name, target in pending:
@@ -212,6 +225,8 @@ def _resolve_links(links: List[Tuple[str, str]], files: Dict[str, Tuple[int, int
         return any("/".join(parts[:k]) in folder_links for k in range(1, len(parts)))
 
     for name, target in pending:
+        if name.startswith(target + "/"):  # a loop (cat/again -> .): a folder walk reads that folder once
+            continue
         under = target + "/"
         inside = [(n, where) for n, where in files.items() if n.startswith(under) and not through_link(n)]
         if inside:  # a link to a folder: its files, under the link's name
@@ -221,7 +236,7 @@ def _resolve_links(links: List[Tuple[str, str]], files: Dict[str, Tuple[int, int
 
 
 def _walk_class_tar(outer: tarfile.TarFile, path: str, cls: str, member: tarfile.TarInfo,
-                    files: Dict[str, Tuple[int, int]], folders: Set[str], links: List[Tuple[str, str]]) -> None:
+                    files: Dict[str, Tuple[int, int]], folders: Set[str], links: Dict[str, str]) -> None:
     end = member.offset_data + member.size
     outer.fileobj.seek(member.offset_data)
     head = outer.fileobj.read(6)
@@ -265,9 +280,10 @@ def _wrappers(names: Set[str], folders: Set[str], path: str, splits: Sequence[st
 
 
 # Where listings are kept between processes (:func:`cache_folder`); the version changes with their layout or
-# with what a listing holds (2: links resolved in any stored order, absolute links listed as unreadable).
+# with what a listing holds (2: links resolved in any stored order, absolute links listed as unreadable; 3: names
+# cleaned of a leading /, . and empty parts, links to a folder they lie in adding nothing).
 CACHE_ENV = "MOBILENET_V1_CACHE"
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3
 # A kept listing unread this long is removed when another is written (an archive replaced or gone leaves its
 # old versions' behind: for ImageNet's, 58 MB each).
 CACHE_UNUSED_DAYS = 30
