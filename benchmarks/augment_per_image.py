@@ -11,9 +11,10 @@ one thread. Rounds alternate between the two; "paired" is the median of the per-
     python benchmarks/augment_per_image.py --ops    # the colour operations one by one, uint8 and float paths
 """
 import argparse
+import sys
 import time
 
-from common import emit_json, machine, median, print_table
+from common import emit_json, machine, median, print_table, run_script
 
 import torch
 import torch.nn.functional as F
@@ -62,6 +63,8 @@ def main():
                         "the float path (how ours ran uint8 images before the integer operations), torchvision's")
     p.add_argument("--json", nargs="?", const=True, default=None)
     args = p.parse_args()
+    if min(args.images, args.rounds, args.size) < 1:
+        p.error("--images, --rounds and --size must be at least 1")
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (args.images, 3, args.size, args.size), generator=g, dtype=torch.uint8)
@@ -147,4 +150,4 @@ def time_ops(images: torch.Tensor, args) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -79,6 +79,31 @@ def configured(**settings):
     return type("BatchedImageLoader", (BatchedImageLoader,), settings) if settings else BatchedImageLoader
 
 
+def run_script(main) -> int:
+    """``main()``'s exit status, or 141 (as a process SIGPIPE ended) where the reader of the output went
+    away (``script | head``): quietly, as cat, not a BrokenPipeError traceback (``mobilenet-v1``'s way)."""
+    try:
+        status = main()
+        sys.stdout.flush()  # here, where a reader gone is caught, not in the interpreter's exit
+        return status or 0
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # what stdout still holds goes nowhere, not to an error at exit
+        os.close(devnull)
+        return 128 + 13
+
+
+def import_timm(script: str, without: str = ""):
+    """timm, or the script ended with one line saying it is not installed (the ``bench`` extra) and, where
+    the script can run without it, the option ``without`` that does."""
+    try:
+        import timm
+    except ImportError:
+        sys.exit(f"{script}: error: timm is not installed, which this needs: pip install -e '.[bench]'"
+                 + (f" (or {without}: without timm's model)" if without else ""))
+    return timm
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 

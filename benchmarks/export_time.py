@@ -19,6 +19,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import torch  # noqa: E402
 
+from common import run_script  # noqa: E402
+
 from mobilenet_v1 import export  # noqa: E402
 from mobilenet_v1.model import MobileNetV1  # noqa: E402
 
@@ -43,6 +45,8 @@ def main():
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.runs < 1 or args.threads < 1:
+        parser.error(f"--runs and --threads must be at least 1, got {args.runs} and {args.threads}")
     torch.set_num_threads(args.threads)
     model = MobileNetV1(class_num=1000, width_mult=args.width_mult).eval()
     first, reference = timed(model, args.image_size, True)
@@ -70,4 +74,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

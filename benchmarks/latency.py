@@ -35,6 +35,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
+from common import import_timm, run_script  # noqa: E402
 from mobilenet_v1.benchmark import cpu_name, random_batches, round_ratios, set_threads  # noqa: E402
 from mobilenet_v1.benchmark import measure as turns  # noqa: E402
 from mobilenet_v1.export import KeptDimsPool, fold_batchnorm, lower_to_executorch, save_onnx, to_onnx  # noqa: E402
@@ -132,6 +133,7 @@ def main(argv=None) -> int:
                    help="also ExecuTorch programs on XNNPACK, fp32 and INT8 (needs the executorch extra)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     a = p.parse_args(argv)
+    timm = None if a.no_timm else import_timm("latency.py", "--no_timm")
     kinds = ["PyTorch eager fp32", "ONNX Runtime fp32", "ONNX Runtime INT8"]
     if a.executorch:
         kinds += EXECUTORCH_KINDS
@@ -139,14 +141,12 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     models = {"mobilenet_v1 (ours)": MobileNetV1(class_num=1000, width_mult=1.0, padding="same")}
     if not a.no_timm:
-        import timm
-
         models["timm mobilenetv1_100"] = timm.create_model("mobilenetv1_100", pretrained=False, num_classes=1000)
     import onnxruntime
 
     env = {"cpu": cpu_name(), "cpus": os.cpu_count(), "threads": a.threads, "python": platform.python_version(),
            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-           "timm": None if a.no_timm else __import__("timm").__version__,
+           "timm": None if a.no_timm else timm.__version__,
            "date": time.strftime("%Y-%m-%d"), "image_size": a.image_size, "reduce_range": a.reduce_range,
            "x86_without_vnni": x86_without_vnni(),
            "executorch": __import__("executorch.version").version.__version__ if a.executorch else None}
@@ -250,4 +250,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -9,10 +9,11 @@ On code from before ``predict --num_workers`` existed, only the one-process figu
 import argparse
 import inspect
 import os
+import sys
 import tempfile
 import time
 
-from common import emit_json, machine, make_jpeg_folder, median, print_table
+from common import emit_json, machine, make_jpeg_folder, median, print_table, run_script
 
 import torch
 
@@ -32,6 +33,8 @@ def main() -> None:
     p.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "mobilenet_v1_bench_jpegs_predict"))
     p.add_argument("--json", default=None)
     args = p.parse_args()
+    if args.rounds < 1 or args.images < 1:
+        p.error(f"--rounds and --images must be at least 1, got {args.rounds} and {args.images}")
     info = make_jpeg_folder(args.data_dir, args.images)
     files = image_files([args.data_dir])[:args.images]
     workers = [int(w) for w in args.workers.split(",")]
@@ -70,4 +73,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

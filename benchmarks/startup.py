@@ -19,6 +19,7 @@ import numpy as np
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 sys.path.insert(0, SRC)
 
+from common import run_script  # noqa: E402
 from mobilenet_v1.data import CIFAR_EVAL_FOLDER, CIFAR_TRAIN_FOLDER, write_cifar_bin  # noqa: E402
 
 
@@ -37,6 +38,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error(f"--runs must be at least 1, got {args.runs}")
     with tempfile.TemporaryDirectory() as tmp:
         rng = np.random.default_rng(0)
         for folder, name in ((CIFAR_TRAIN_FOLDER, "data_batch_1.bin"), (CIFAR_EVAL_FOLDER, "test_batch.bin")):
@@ -61,4 +64,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -19,6 +19,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
+from common import import_timm, run_script  # noqa: E402
 from mobilenet_v1 import load_model  # noqa: E402
 from mobilenet_v1.mindspore_io import from_timm_state  # noqa: E402
 from mobilenet_v1.model import MobileNetV1  # noqa: E402
@@ -26,12 +27,12 @@ from mobilenet_v1.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
 
 def main(argv=None) -> int:
-    import timm
     from safetensors.torch import save_file
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
+    timm = import_timm("timm_weights.py")
     torch.manual_seed(0)
     mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     rows = []
@@ -71,4 +72,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -15,10 +15,11 @@ and timm's windows alternate, and "paired" is the median of the per-window ratio
 import argparse
 import itertools
 import os
+import sys
 import tempfile
 import time
 
-from common import emit_json, machine, make_jpeg_folder, median, pick_device, print_table
+from common import emit_json, import_timm, machine, make_jpeg_folder, median, pick_device, print_table, run_script
 
 import torch
 import torch.nn.functional as F
@@ -228,6 +229,8 @@ def main():
     args.steps = args.steps or (30 if gpu else 5)
     args.warmup = args.warmup or (15 if gpu else 3)
     modes = (args.modes if args.modes is not None else ("eager,default,reduce-overhead" if gpu else "eager")).split(",")
+    if not args.no_timm and any(mode in ("eager", "default") for mode in modes):  # the modes timm is timed in
+        import_timm("train_throughput.py", "--no-timm")
     torch.backends.cudnn.benchmark = True
 
     rows, payload = [], {"machine": machine(), "batch_size": args.batch_size, "precision": args.precision,
@@ -340,4 +343,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -207,3 +207,41 @@ def test_widths_and_sizes_are_made_timed_and_removed_and_wrong_requests_refused(
         with pytest.raises(SystemExit):
             cli.main(["benchmark", *args])
         assert said in capsys.readouterr().err, args
+
+
+def test_seconds_too_large_to_count_calls_for_is_refused_naming_the_option(capsys):
+    """--seconds 1e308 is finite, but the calls a round it asks for are not: refused as a NaN is, naming
+    the option, not an OverflowError after loading and warming up every file."""
+    for seconds in ("1e308", "86401"):
+        with pytest.raises(SystemExit):
+            cli.main(["benchmark", "m.onnx", "--seconds", seconds])
+        assert "--seconds must be a number above 0 (at most 86400, a day)" in capsys.readouterr().err, seconds
+
+
+def test_executorch_thread_pool_notes_stay_off_stderr_in_a_fresh_process():
+    """The first query of ExecuTorch's pool size (set_threads, before the reset) makes the pool, which logs
+    its notes on the CPU (cpuinfo_utils) to file descriptor 2: in a process of the command's own, nothing
+    of them reaches stderr."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("executorch")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+    code = ("from mobilenet_v1.benchmark import executorch_threads, resize_pool, set_threads\n"
+            "before = set_threads(1, executorch=True, asked=False)\n"
+            "assert executorch_threads() == 1\n"
+            "resize_pool(before)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=src, OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stderr
+    assert "cpuinfo" not in done.stderr and done.stderr.strip() == "", done.stderr
+
+
+def test_timing_files_makes_no_temporary_folder(tmp_path, monkeypatch):
+    """Only --width_mult makes files, in a temporary folder; timing FILEs makes none, so a benchmark killed
+    (`timeout`, SIGTERM: no clean-up runs) leaves no empty mobilenet_v1_benchmark-* folder behind."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    seen = []
+    monkeypatch.setattr(benchmark, "_time", lambda a, files, size, short_names=False: seen.append(os.listdir(tmp_path)))
+    benchmark.main(["m.onnx"])
+    assert seen == [[]]

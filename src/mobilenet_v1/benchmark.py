@@ -54,6 +54,7 @@ from .info import macs_if_known
 from .runtime import json_text
 
 DEFAULT_SIZE = 224
+MAX_SECONDS = 86400.0  # --seconds at most: a day of timed calls a file (1e308 overflowed the count of calls a round)
 
 
 def cpu_name(cpuinfo: str = "/proc/cpuinfo") -> str:
@@ -130,9 +131,15 @@ def resize_pool(threads: int) -> None:
 
 
 def executorch_threads() -> Optional[int]:
-    """The size of ExecuTorch's thread pool, where it says (and ExecuTorch is loaded)."""
+    """The size of ExecuTorch's thread pool, where it says (and ExecuTorch is loaded). The first call of a
+    process makes the pool, whose notes on the CPU are kept off stderr as :func:`resize_pool` keeps them."""
+    from .onnx_io import _native_log
+
     count = _pool("_threadpool_get_thread_count")
-    return int(count()) if count is not None else None
+    if count is None:
+        return None
+    with _native_log([]):
+        return int(count())
 
 
 def set_threads(threads: int, executorch: bool, asked: bool = True) -> Optional[int]:
@@ -496,7 +503,8 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads of PyTorch, ONNX Runtime and ExecuTorch alike (default: PyTorch's count, "
                         f"here {torch.get_num_threads()})")
-    p.add_argument("--seconds", type=float, default=5.0, help="timed seconds a file, over the rounds (default 5)")
+    p.add_argument("--seconds", type=float, default=5.0,
+                   help="timed seconds a file, over the rounds (default 5, at most a day)")
     p.add_argument("--rounds", type=int, default=5, help="rounds of turns (default 5)")
     p.add_argument("--warmup", type=int, default=10,
                    help="untimed calls a file before the rounds, at least 1: their median shares --seconds out "
@@ -521,8 +529,8 @@ def main(argv: Sequence[str]) -> int:
         value = getattr(a, name)
         if value is not None and value < 1:
             p.error(f"--{name} must be at least 1, got {value}")
-    if not (math.isfinite(a.seconds) and a.seconds > 0) or a.warmup < 1:
-        p.error("--seconds must be a number above 0 and --warmup at least 1")
+    if not 0 < a.seconds <= MAX_SECONDS or a.warmup < 1:  # (NaN fails the comparison)
+        p.error(f"--seconds must be a number above 0 (at most {MAX_SECONDS:.0f}, a day) and --warmup at least 1")
     if a.memory and sys.platform == "win32":
         p.error("--memory: measured on Linux and macOS only (Windows has no getrusage)")
     try:
@@ -543,12 +551,12 @@ def main(argv: Sequence[str]) -> int:
         p.error("give FILEs or --width_mult, not both")
     elif not formats or any(f not in FORMATS for f in formats):
         p.error(f"--formats {a.formats}: each one of {', '.join(FORMATS)}")
-    with tempfile.TemporaryDirectory(prefix="mobilenet_v1_benchmark-") as folder:
-        if widths is not None:
-            made = make_variants(folder, widths, sizes or [DEFAULT_SIZE], list(dict.fromkeys(formats)),
-                                 a.batch_size or 1, a.class_num or 1000)
-            return _time(a, made, None, short_names=True)
+    if widths is None:  # no folder of its own: nothing to leave behind when the process is killed
         return _time(a, a.files, sizes[0] if sizes else None)
+    with tempfile.TemporaryDirectory(prefix="mobilenet_v1_benchmark-") as folder:
+        made = make_variants(folder, widths, sizes or [DEFAULT_SIZE], list(dict.fromkeys(formats)),
+                             a.batch_size or 1, a.class_num or 1000)
+        return _time(a, made, None, short_names=True)
 
 
 def _time(a: argparse.Namespace, files: Sequence[str], image_size: Optional[int],
