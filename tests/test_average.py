@@ -296,3 +296,42 @@ def test_a_resume_ranks_only_the_best_epochs_whose_files_are_there(cifar_dir, tm
     with pytest.raises(ValueError, match="--best 2 picks a run folder's best epochs' checkpoints"):
         average([str(run / "mobilenetv1-2_12.ckpt"), str(run / "mobilenetv1-3_12.ckpt")], str(tmp_path / "z.pt"),
                 best=2)
+
+
+def test_last_refuses_to_leave_a_named_source_out_entirely(tmp_path):
+    """--last N takes the newest N of all the checkpoints named: a file or run folder named before them, which
+    would be left out unread and unchecked, is refused by name before anything is written; one whose newest
+    checkpoints are among the N is averaged."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for epoch in range(1, 4):
+        save(run / f"mobilenetv1-{epoch}_7.ckpt", random_model(epoch))
+    other = save(tmp_path / "other.pt", random_model(9))
+    narrow = tmp_path / "narrow"  # another width: never read, so never refused for it
+    narrow.mkdir()
+    save(narrow / "mobilenetv1-1_7.ckpt", random_model(5, width_mult=0.5))
+    for paths in ([other, str(run)], [str(narrow), str(run)]):
+        with pytest.raises(ValueError, match=f"--last 2 .* leaves out {paths[0]} entirely"):
+            average(paths, str(tmp_path / "out.pt"), last=2)
+    assert not os.path.exists(tmp_path / "out.pt")
+    out = average([str(run), other], str(tmp_path / "out.pt"), last=2)  # the folder's newest and the file
+    assert [os.path.basename(f) for f in out["sources"]] == ["mobilenetv1-3_7.ckpt", "other.pt"]
+
+
+def test_a_format_the_commands_would_not_read_under_the_name_is_refused_and_the_file_kept(tmp_path, capsys):
+    """--format under the extension of a file read by its extension (.safetensors, .onnx, .pte, .pt2): the
+    written file would be unreadable, over whatever had the name (an exported model). Refused before the
+    work; a .ckpt or .pt is read by what it holds, and a name of no kind takes any format."""
+    a = save(tmp_path / "a.pt", random_model(1))
+    b = save(tmp_path / "b.pt", random_model(2))
+    exported = tmp_path / "model.onnx"
+    exported.write_bytes(b"an exported model")
+    for name, fmt in ((exported, "pt"), (tmp_path / "m.safetensors", "pt"), (tmp_path / "m.pte", "ckpt"),
+                      (tmp_path / "m.pt2", "safetensors")):
+        assert cli.main(["average", a, b, "--out", str(name), "--format", fmt]) == 1, name
+        assert f"--format {fmt} under the extension {name.suffix}" in capsys.readouterr().err
+    assert exported.read_bytes() == b"an exported model"
+    assert sorted(os.listdir(tmp_path)) == ["a.pt", "b.pt", "model.onnx"]
+    for name, fmt in (("m.safetensors", "safetensors"), ("m.bin", "pt"), ("m.pt", "safetensors")):
+        assert cli.main(["average", a, b, "--out", str(tmp_path / name), "--format", fmt]) == 0, name
+        assert load_model(str(tmp_path / name)).width_mult == 0.25

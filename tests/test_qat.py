@@ -352,3 +352,22 @@ def test_a_classifier_bias_of_zeros_exports(tmp_path):
     with torch.no_grad():
         x = torch.randn(4, 3, 32, 32)
         assert torch.equal(OnnxModel(result["path"], reference=True)(x).argmax(1), model(x).argmax(1))
+
+
+def test_another_size_than_the_frozen_batchnorm_statistics_is_said_with_a_way_that_works(digits, tmp_path, capsys):
+    """Quantization-aware training keeps BatchNorm frozen at the statistics it starts from: a run at another size
+    than they were measured at says so, and how to measure them there; an export of such a checkpoint at
+    another size does not send to recalibrate-bn, which refuses it, but to the float model it came from."""
+    train.run(load_config([a for a in digits["qat_args"] if not a.startswith("--image_size")]
+                          + ["--image_size=24", "--save_checkpoint=False", f"--save_checkpoint_path={tmp_path / 'q'}"]))
+    said = capsys.readouterr().out
+    assert (f"pre_trained: note: {digits['float']} has its BatchNorm statistics measured at image_size 32; this run "
+            f"trains at 24 with them frozen (qat): mobilenet-v1 recalibrate-bn {digits['float']} --image_size 24"
+            in said)
+    assert cli.main(["export", "--ckpt_file", digits["qat"], "--file_name", str(tmp_path / "q24"), "--height", "24",
+                     "--width", "24"]) == 0
+    err = capsys.readouterr().err
+    assert "takes 24x24 as asked" in err and "the float model it was fine-tuned from" in err
+    assert "recalibrate-bn` measures its BatchNorm statistics at that size first" not in err
+    assert cli.main(["recalibrate-bn", digits["qat"], "--dataset_path", digits["data"], "--image_size", "24",
+                     "--out", str(tmp_path / "r.pt")]) != 0  # what the old advice led to

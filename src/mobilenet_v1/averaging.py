@@ -33,7 +33,9 @@ def sources(paths: Sequence[str], last: int = 0, best: int = 0, use_ema: bool = 
         raise ValueError(f"--best {best} picks a run folder's best epochs' checkpoints: give the run folder "
                          f"(files are averaged as they are named)")
     files: List[str] = []
+    given: List[Tuple[str, int]] = []  # each path named, and where its checkpoints start in files
     for path in paths:
+        given.append((path, len(files)))
         if os.path.isdir(path) and best:
             chosen = best_of(ckpt_io.run_folder(path), best, use_ema)
             if short is not None and len(chosen) < best:
@@ -50,7 +52,14 @@ def sources(paths: Sequence[str], last: int = 0, best: int = 0, use_ema: bool = 
         else:
             files.append(path)
     if last:
-        files = files[-last:]
+        # The newest N of all the files named: a source named before them would be left out without a word.
+        kept_from = max(len(files) - last, 0)
+        ends = [start for _, start in given[1:]] + [len(files)]
+        left_out = [path for (path, _), end in zip(given, ends) if end <= kept_from]
+        if left_out:
+            raise ValueError(f"--last {last} takes the newest {last} of the {len(files)} checkpoints named, which "
+                             f"leaves out {', '.join(left_out)} entirely: name only the sources to average")
+        files = files[kept_from:]
     seen: Dict[str, str] = {}
     for f in files:
         real = os.path.realpath(f)

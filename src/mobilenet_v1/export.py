@@ -667,9 +667,14 @@ def main(argv: Sequence[str]) -> int:
             file=sys.stderr)
     if result["recorded_image_size"]:  # exported at another size than the one it records
         square = result["height"] == result["width"]
+        # recalibrate-bn refuses a quantization-aware checkpoint: its float model is what is measured anew
+        qat_advice = (" (its BatchNorm statistics and activation ranges are those it was fine-tuned with: "
+                      "`mobilenet-v1 recalibrate-bn` the float model it was fine-tuned from at that size, and "
+                      "fine-tune that with --qat True)")
         print(f"mobilenet-v1 export: note: image_size {result['recorded_image_size']} is the size {result['ckpt']} "
               f"{result['image_size_said']}; {result['path']} takes {result['height']}x{result['width']} as asked"
-              + (" (`mobilenet-v1 recalibrate-bn` measures its BatchNorm statistics at that size first)"
+              + ((qat_advice if "qat" in result else
+                  " (`mobilenet-v1 recalibrate-bn` measures its BatchNorm statistics at that size first)")
                  if result["trained_image_size"] and square else "")
               + ("" if square else "; eval, predict, quantize and recalibrate-bn take square sizes only: this file "
                                    "is for an app that feeds it that shape (benchmark times it)"), file=sys.stderr)

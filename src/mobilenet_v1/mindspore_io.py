@@ -622,12 +622,21 @@ def training_moments(ckpt: Dict[str, Any], model: nn.Module, state: Dict[str, to
 
 # ------------------------------------------------------------------------------------------------ convert
 
+# Files read by their extension, not by what they hold (a .ckpt, .pt or a name of no kind): another format
+# written under one would be a file no command reads, written over whatever (an exported model) had the name.
+READ_BY_EXTENSION = {".safetensors": "a safetensors file", ".onnx": "an ONNX file", ".pte": "an ExecuTorch program",
+                     ".pt2": "a torch.export program"}
+
+
 def output_format(dst: str, fmt: Optional[str] = None) -> str:
-    if fmt:
-        if fmt not in ("ckpt", "pt", "safetensors"):
-            raise ValueError(f"--format {fmt!r}: expected ckpt, pt or safetensors")
-        return fmt
+    if fmt and fmt not in ("ckpt", "pt", "safetensors"):
+        raise ValueError(f"--format {fmt!r}: expected ckpt, pt or safetensors")
     ext = os.path.splitext(dst)[1].lower()
+    if fmt and ext in READ_BY_EXTENSION and OUTPUT_FORMATS.get(ext) != fmt:
+        raise ValueError(f"{dst}: --format {fmt} under the extension {ext}, which the commands read as "
+                         f"{READ_BY_EXTENSION[ext]}: name it .{fmt}")
+    if fmt:
+        return fmt
     if ext not in OUTPUT_FORMATS:
         raise ValueError(f"{dst}: cannot tell the format from the extension {ext or '(none)'}; name it .ckpt "
                          f"(MindSpore), .pt (PyTorch) or .safetensors, or pass --format ckpt|pt|safetensors")
