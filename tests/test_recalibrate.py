@@ -86,7 +86,8 @@ def test_the_command_measures_at_the_new_size_and_records_it_for_eval_and_predic
     out = str(tmp_path / "m24.pt")
     assert cli.main(["recalibrate-bn", src, "--dataset_path", str(cifar_dir), "--image_size", "24",
                      "--images", "97", "--batch_size", "16", "--out", out]) == 0
-    said = capsys.readouterr().out
+    said, err = capsys.readouterr()
+    assert "warning: BatchNorm statistics from only 96 images" in err  # under FEW_IMAGES (100)
     # 97 images in batches of 16: the last batch, of one image, is passed over.
     assert f"wrote {out}: PyTorch checkpoint" in said
     assert "the BatchNorm statistics of its 27 layers measured on 96 training images" in said
@@ -120,8 +121,11 @@ def test_the_command_measures_at_the_new_size_and_records_it_for_eval_and_predic
     assert load_predictor(out).image_size == 24
     # Recalibrated again, at its recorded size by default: the size it was trained at stays 32.
     again = str(tmp_path / "again.pt")
-    assert cli.main(["recalibrate-bn", out, "--dataset_path", str(cifar_dir), "--images", "32", "--out", again]) == 0
-    assert "at image_size 24 (trained at 32)" in capsys.readouterr().out
+    assert cli.main(["recalibrate-bn", out, "--dataset_path", str(cifar_dir), "--images", "112", "--batch_size", "16",
+                     "--out", again]) == 0
+    said, err = capsys.readouterr()
+    assert "at image_size 24 (trained at 32)" in said and "measured on 112 training images" in said
+    assert "warning" not in err
     assert ckpt_io.load_file(again)["config"]["bn_recalibration"]["trained_at"] == 32
 
 
