@@ -245,3 +245,29 @@ def test_timing_files_makes_no_temporary_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(benchmark, "_time", lambda a, files, size, short_names=False: seen.append(os.listdir(tmp_path)))
     benchmark.main(["m.onnx"])
     assert seen == [[]]
+
+
+def test_a_sigterm_while_timing_made_files_removes_them_and_ends_by_the_signal(tmp_path):
+    """`timeout` (a scheduler) ends a --width_mult benchmark with SIGTERM: the files it made, megabytes each
+    and never read again, are removed as on Ctrl-C, and the process still ends by that signal."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+    proc = subprocess.Popen([sys.executable, "-m", "mobilenet_v1", "benchmark", "--width_mult", "0.25", "--image_size",
+                             "32", "--formats", "pytorch", "--class_num", "10", "--seconds", "600", "--warmup", "1"],
+                            env=dict(os.environ, PYTHONPATH=src, OMP_NUM_THREADS="1", TMPDIR=str(tmp_path)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    made = []
+    while not made and time.monotonic() < deadline and proc.poll() is None:
+        made = [f for folder in tmp_path.glob("mobilenet_v1_benchmark-*") for f in folder.glob("*.ckpt")]
+        time.sleep(0.2)
+    assert made, proc.communicate()[1]
+    time.sleep(1)  # timing it now
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM, err
+    assert list(tmp_path.iterdir()) == [], err
