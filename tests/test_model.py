@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from mobilenet_v1.info import count_macs, count_params
 from mobilenet_v1 import load_model
+from mobilenet_v1 import model as model_module
 from mobilenet_v1.model import (STAGE_ENDS, Conv2dSame, MobileNetV1, depthwise_taps, mobilenet_v1, same_padding,
                                 scale_channels)
 
@@ -163,7 +164,7 @@ def test_depthwise_taps_run_only_when_compiled_and_asked(monkeypatch):
     for g, p in zip(direct_grads, model.parameters()):
         assert torch.allclose(g, p.grad, rtol=1e-10, atol=1e-12)
     calls.clear()
-    monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)  # an exported graph keeps the convs
+    monkeypatch.setattr(torch.compiler, "_is_exporting_flag", True)  # torch.export's: the exported graph keeps convs
     model(x)
     assert calls == []
 
@@ -180,9 +181,34 @@ def test_flipped_frame_is_taken_under_compile_but_not_export(monkeypatch):
     model(x)
     assert len(calls) == 27
     calls.clear()
-    monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)
+    monkeypatch.setattr(torch.compiler, "_is_exporting_flag", True)  # what torch.export sets
     model(x)
     assert calls == []
+
+
+def test_dynamo_traces_the_flipped_frame_and_the_taps(monkeypatch):
+    """Traced by Dynamo itself, not with is_compiling patched: Dynamo up to torch 2.11 folded
+    torch.compiler.is_exporting() to True under torch.compile too (pytorch/pytorch#176347), which sent the
+    compiled step down the padded path and left the taps out."""
+    import torch._dynamo
+
+    calls = []
+    real_flipped, real_taps = Conv2dSame.forward_flipped, model_module.depthwise_taps
+    monkeypatch.setattr(Conv2dSame, "forward_flipped", lambda self, x: calls.append("flipped") or real_flipped(self, x))
+    monkeypatch.setattr(model_module, "depthwise_taps", lambda x, conv: calls.append("taps") or real_taps(x, conv))
+    model = MobileNetV1(class_num=4, width_mult=0.25).train()
+    x = torch.randn(2, 3, 32, 32)
+    try:
+        torch._dynamo.reset()
+        torch.compile(model, backend="eager")(x)
+        assert calls.count("flipped") == 27
+        calls.clear()
+        model.depthwise_taps = True
+        torch._dynamo.reset()
+        torch.compile(model, backend="eager")(x)
+        assert calls.count("taps") == 13
+    finally:
+        torch._dynamo.reset()
 
 
 def test_evaluation_mode_with_gradients_takes_the_direct_path_hooks_see():

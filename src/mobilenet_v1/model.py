@@ -184,9 +184,19 @@ class ReLU6(nn.ReLU6):
         return F.relu6(x, inplace=True)
 
 
+def _exporting() -> bool:
+    """Inside torch.export (strict or not). Not ``torch.compiler.is_exporting()`` as it is: Dynamo up to torch
+    2.11 replaces a call of it by a constant True, under torch.compile too (pytorch/pytorch#176347, fixed by
+    #176499 after 2.11's branch cut; 2.13 has the fix), which sent a compiled training step down the padded
+    path and left the depthwise taps out. The flag it returns (private, in torch since 2.6, set by strict
+    export since 2.8) is read instead, which Dynamo reads as it is: False under torch.compile."""
+    flag = getattr(torch.compiler, "_is_exporting_flag", None)
+    return torch.compiler.is_exporting() if flag is None else bool(flag)
+
+
 def _not_exporting() -> bool:
     """Not inside torch.export or a TorchScript trace (torch.compile is fine)."""
-    return not (torch.compiler.is_exporting() or torch.jit.is_tracing() or torch.jit.is_scripting())
+    return not (_exporting() or torch.jit.is_tracing() or torch.jit.is_scripting())
 
 
 def _eager() -> bool:
@@ -356,7 +366,7 @@ class MobileNetV1(nn.Module):
         BatchNorm and ReLU6 modules fire in both (and see flipped maps in a training step).
         """
         # The taps experiment runs in the direct frame (its pads are element-wise work Inductor fuses).
-        if self.depthwise_taps and torch.compiler.is_compiling() and not torch.compiler.is_exporting():
+        if self.depthwise_taps and torch.compiler.is_compiling() and not _exporting():
             for conv, bn, act in self.network:
                 x = act(bn(depthwise_taps(x, conv) if conv.groups > 1 else conv(x)))
             return x
