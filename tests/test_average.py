@@ -329,7 +329,10 @@ def test_a_format_the_commands_would_not_read_under_the_name_is_refused_and_the_
     for name, fmt in ((exported, "pt"), (tmp_path / "m.safetensors", "pt"), (tmp_path / "m.pte", "ckpt"),
                       (tmp_path / "m.pt2", "safetensors")):
         assert cli.main(["average", a, b, "--out", str(name), "--format", fmt]) == 1, name
-        assert f"--format {fmt} under the extension {name.suffix}" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert f"--format {fmt} under the extension {name.suffix}" in err
+        # A checkpoint named .pte or .pt2 is told by its bytes and reads (load_model, info): not said to be unread.
+        assert ("which the commands read as" in err) == (name.suffix in (".onnx", ".safetensors")), err
     assert exported.read_bytes() == b"an exported model"
     assert sorted(os.listdir(tmp_path)) == ["a.pt", "b.pt", "model.onnx"]
     for name, fmt in (("m.safetensors", "safetensors"), ("m.bin", "pt"), ("m.pt", "safetensors")):

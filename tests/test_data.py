@@ -306,6 +306,51 @@ def test_a_named_pipe_named_as_an_image_is_an_unreadable_file_not_a_hang(tmp_pat
     assert len(done[1]) == 1 and "a named pipe, not a regular file" in done[1][0]
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="file leases (fcntl F_SETLEASE) are Linux's")
+def test_a_regular_file_is_read_as_a_plain_open_reads_it_a_lease_on_it_and_tiered_storage_too(tmp_path, monkeypatch):
+    """What keeps a named pipe from hanging the loader must not change how a regular file is read: opened
+    without waiting, a file another process holds a lease on (Samba's oplocks, an NFS server's delegations)
+    failed at once with EAGAIN, an unreadable sample, where open() waits for the holder to let go; and a file
+    is read blocking (tiered storage answers a non-blocking read of offline bytes with EAGAIN)."""
+    from mobilenet_v1 import data
+
+    path = tmp_path / "x.bmp"
+    body = _bmp(np.full((20, 20, 3), 90, np.uint8))
+    path.write_bytes(body)
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import fcntl, os, signal, sys, time
+fd = os.open({str(path)!r}, os.O_RDWR)
+def release(*_):
+    time.sleep(0.3)
+    fcntl.fcntl(fd, 1024, fcntl.F_UNLCK)  # F_SETLEASE
+signal.signal(signal.SIGIO, release)
+try:
+    fcntl.fcntl(fd, 1024, fcntl.F_WRLCK)
+except OSError as e:
+    print("no lease", e, flush=True)
+    sys.exit()
+print("held", flush=True)
+time.sleep(20)
+"""], stdout=subprocess.PIPE, text=True)
+    try:
+        said = holder.stdout.readline()
+        if not said.startswith("held"):
+            pytest.skip(f"no file lease here: {said.strip()}")
+        assert data.file_bytes(str(path)) == body  # was BlockingIOError, at once
+    finally:
+        holder.kill()
+        holder.wait()
+    blocking = []
+
+    class Watched(io.FileIO):
+        def read(self, *size):
+            blocking.append(os.get_blocking(self.fileno()))
+            return super().read(*size)
+
+    monkeypatch.setattr(data, "open", lambda fd, mode: Watched(fd, "rb"), raising=False)
+    assert data.file_bytes(str(path)) == body and blocking == [True]
+
+
 def test_header_claiming_a_decompression_bomb_is_an_unreadable_file(tmp_path):
     """PIL refuses a header of over ~179 million pixels with DecompressionBombError, which is not an
     OSError: it must become a DecodeError naming the file, so the loaders skip it like other bad files."""
@@ -361,6 +406,28 @@ def test_find_images_skips_hidden_entries_and_symlink_loops(tmp_path):
         ("cat/a.png", 0), ("cat/sub/b.png", 0), ("dog/a.png", 1), ("dog/sub/b.png", 1)]
     os.symlink(os.path.abspath(os.sep), root / "dog" / "sub" / "everything")  # the whole disk: not walked
     assert find_images(str(root))[0] == samples
+
+
+def test_a_file_system_without_inode_numbers_still_lists_its_class_folders(tmp_path, monkeypatch):
+    """Where os.stat gives every folder st_ino 0 (Python: "if non-zero, uniquely identifies the file"; some
+    Windows network drives), the folders above a class folder, kept out of its walk as loops, must not
+    keep the class folder itself out: each flat class folder read as before, not "no image files"."""
+    from mobilenet_v1 import data
+
+    root = tmp_path / "root"
+    for cls in ("cat", "dog"):
+        (root / cls).mkdir(parents=True)
+        (root / cls / "a.bmp").write_bytes(_bmp(np.full((20, 20, 3), 90, np.uint8)))
+    real = os.stat
+
+    def no_inode(path, *args, **kwargs):
+        st = real(path, *args, **kwargs)
+        return os.stat_result((st.st_mode, 0) + tuple(st)[2:])
+
+    monkeypatch.setattr(data.os, "stat", no_inode)
+    samples, classes = find_images(str(root))
+    assert classes == ["cat", "dog"] and [(os.path.relpath(p, root), y) for p, y in samples] == [
+        (os.path.join("cat", "a.bmp"), 0), (os.path.join("dog", "a.bmp"), 1)]
 
 
 def test_find_images_with_a_class_list_keeps_its_labels(tmp_path):

@@ -362,8 +362,9 @@ def test_another_size_than_the_frozen_batchnorm_statistics_is_said_with_a_way_th
                           + ["--image_size=24", "--save_checkpoint=False", f"--save_checkpoint_path={tmp_path / 'q'}"]))
     said = capsys.readouterr().out
     assert (f"pre_trained: note: {digits['float']} has its BatchNorm statistics measured at image_size 32; this run "
-            f"trains at 24 with them frozen (qat): mobilenet-v1 recalibrate-bn {digits['float']} --image_size 24"
-            in said)
+            f"trains at 24 with them frozen (qat): mobilenet-v1 recalibrate-bn {digits['float']} --image_size 24 "
+            f"--dataset_path {digits['data']} --out FILE measures them at this run's size first (then --pre_trained "
+            f"FILE)" in said)
     assert cli.main(["export", "--ckpt_file", digits["qat"], "--file_name", str(tmp_path / "q24"), "--height", "24",
                      "--width", "24"]) == 0
     err = capsys.readouterr().err
@@ -371,3 +372,6 @@ def test_another_size_than_the_frozen_batchnorm_statistics_is_said_with_a_way_th
     assert "recalibrate-bn` measures its BatchNorm statistics at that size first" not in err
     assert cli.main(["recalibrate-bn", digits["qat"], "--dataset_path", digits["data"], "--image_size", "24",
                      "--out", str(tmp_path / "r.pt")]) != 0  # what the old advice led to
+    # the note's command runs as written, FILE named
+    assert cli.main(["recalibrate-bn", digits["float"], "--image_size", "24", "--dataset_path", digits["data"],
+                     "--out", str(tmp_path / "f24.pt")]) == 0

@@ -606,7 +606,8 @@ def image_files_under(folder: str) -> List[str]:
             st = os.stat(above)
         except OSError:
             break
-        seen.add((st.st_dev, st.st_ino))
+        if st.st_ino:  # 0: a file system that numbers none (Python: "if non-zero, uniquely identifies the file"),
+            seen.add((st.st_dev, st.st_ino))  # where every folder would be taken for this one's parent
         if os.path.dirname(above) == above:
             break
         above = os.path.dirname(above)
@@ -1150,15 +1151,16 @@ def file_bytes(path: str) -> bytes:
     """An image file's bytes, or an archive member's (:class:`archive.ArchiveMember`)."""
     if isinstance(path, ArchiveMember):
         return read_member(path)
-    # Opened without waiting: a named pipe named x.jpg (or a link to one, or to a device such as /dev/zero)
-    # blocked the open or the read forever, and with it the loader. Only a regular file is read.
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with open(fd, "rb") as f:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a named pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or \
-                stat.S_ISBLK(mode) else "not a file"
-            raise OSError(errno.EINVAL, f"{kind}, not a regular file: not read", path)
+    # Only a regular file is read: open() of a named pipe named x.jpg (or a link to one) waits for a writer
+    # for ever, and a device (a link to /dev/zero) reads for ever, and with them the loader. Looked at first,
+    # not opened without waiting: a regular file opened so fails at once where another process holds a lease
+    # on it (Samba's oplocks, an NFS server's delegations), where open() waits for the holder to let go.
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or \
+            stat.S_ISBLK(mode) else "not a file"
+        raise OSError(errno.EINVAL, f"{kind}, not a regular file: not read", path)
+    with open(path, "rb") as f:
         return f.read()
 
 

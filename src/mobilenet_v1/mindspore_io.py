@@ -622,10 +622,14 @@ def training_moments(ckpt: Dict[str, Any], model: nn.Module, state: Dict[str, to
 
 # ------------------------------------------------------------------------------------------------ convert
 
-# Files read by their extension, not by what they hold (a .ckpt, .pt or a name of no kind): another format
-# written under one would be a file no command reads, written over whatever (an exported model) had the name.
-READ_BY_EXTENSION = {".safetensors": "a safetensors file", ".onnx": "an ONNX file", ".pte": "an ExecuTorch program",
-                     ".pt2": "a torch.export program"}
+# Names that --format may not take another format under. .safetensors and .onnx are read by their extension,
+# not by what they hold (torch.load, and the commands; a .ckpt, .pt or a name of no kind is told by its bytes):
+# another format written under one would be a file no command reads. .pte and .pt2 are the names of exported
+# programs: a checkpoint under one still reads (it is told by its bytes), but is taken for a program by whoever
+# sees its name, and written over one of that name.
+READ_BY_EXTENSION = {".safetensors": "a safetensors file", ".onnx": "an ONNX file"}
+EXPORTED_EXTENSIONS = {".pte": "an ExecuTorch program (export --file_format PTE)",
+                       ".pt2": "a torch.export program (export --file_format PT2)"}
 
 
 def output_format(dst: str, fmt: Optional[str] = None) -> str:
@@ -635,6 +639,9 @@ def output_format(dst: str, fmt: Optional[str] = None) -> str:
     if fmt and ext in READ_BY_EXTENSION and OUTPUT_FORMATS.get(ext) != fmt:
         raise ValueError(f"{dst}: --format {fmt} under the extension {ext}, which the commands read as "
                          f"{READ_BY_EXTENSION[ext]}: name it .{fmt}")
+    if fmt and ext in EXPORTED_EXTENSIONS:
+        raise ValueError(f"{dst}: --format {fmt} under the extension {ext}, the name of "
+                         f"{EXPORTED_EXTENSIONS[ext]}, not of a checkpoint: name it .{fmt}")
     if fmt:
         return fmt
     if ext not in OUTPUT_FORMATS:

@@ -1268,8 +1268,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 remedy = (f"recalibrate the float model it was fine-tuned from at this size (mobilenet-v1 "
                           f"recalibrate-bn --image_size {cfg.image_size}) and fine-tune that")
             else:
-                remedy = (f"mobilenet-v1 recalibrate-bn {pre_trained} --image_size {cfg.image_size} measures them "
-                          f"at this run's size first")
+                remedy = (f"mobilenet-v1 recalibrate-bn {pre_trained} --image_size {cfg.image_size} --dataset_path "
+                          f"{cfg.dataset_path} --out FILE measures them at this run's size first (then --pre_trained "
+                          f"FILE)")
             say_pre_trained(f"pre_trained: note: {pre_trained} has its BatchNorm statistics measured at image_size "
                             f"{measured_at}; this run trains at {cfg.image_size} with them frozen (qat): {remedy}")
     if cfg.qat:
