@@ -138,3 +138,24 @@ def test_a_step_of_other_samples_is_refused_inside_an_epoch_even_with_the_same_s
     end = tmp_path / "five" / "mobilenetv1-1_4.ckpt"
     train.run(load_config(args + ["--grad_accum_steps=6", f"--save_checkpoint_path={tmp_path / 'six'}",
                                   f"--resume={end}"]))
+
+
+def test_a_mid_epoch_file_from_before_samples_per_step_is_refused_at_another_batch(cifar_dir, tmp_path):
+    """A checkpoint written before samples_per_step was recorded (its config's batch_size x grad_accum_steps
+    say a process's samples a step) is refused inside an epoch where no process count makes this run's;
+    24 batches of 8 make 4 steps an epoch at 5 or 6 a step."""
+    args = SMALL + [f"--dataset_path={cifar_dir}", "--batch_size=8", "--epoch_size=2"]
+    train.run(load_config(args + ["--grad_accum_steps=5", "--save_checkpoint_steps=2",
+                                  f"--save_checkpoint_path={tmp_path / 'five'}"]))
+    ckpt = ckpt_io.load_file(str(tmp_path / "five" / "mobilenetv1-1_2.ckpt"))
+    for key in ("samples_per_step", "step_offset", "epoch_end"):  # as an older version wrote it
+        del ckpt[key]
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    with pytest.raises(ckpt_io.CheckpointError, match="of a run whose steps took 40 samples a process"):
+        train.run(load_config(args + ["--grad_accum_steps=6", f"--save_checkpoint_path={tmp_path / 'six'}",
+                                      f"--resume={old}"]))
+    # The same settings continue it.
+    train.run(load_config(args + ["--grad_accum_steps=5", f"--save_checkpoint_path={tmp_path / 'same'}",
+                                  f"--resume={old}"]))
+    assert (tmp_path / "same" / "mobilenetv1-2_4.ckpt").exists()

@@ -1013,6 +1013,17 @@ def order_changes(ckpt: Dict[str, Any], **ours: Any) -> List[Tuple[str, Any, Any
     return out
 
 
+def _recorded_process_batch(config: Any) -> int:
+    """The samples one process took a step in the run whose ``config`` a checkpoint records (its
+    ``batch_size`` x ``grad_accum_steps``, 1 for files from before that key), or 0 where it records none."""
+    if not isinstance(config, dict):
+        return 0
+    batch, accumulate = config.get("batch_size"), config.get("grad_accum_steps", 1)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (batch, accumulate)):
+        return 0
+    return batch * accumulate
+
+
 def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optimizer: torch.optim.Optimizer,
                                  steps_per_epoch: int, classes: Optional[List[str]] = None,
                                  check_ema: bool = True, samples_per_step: Optional[int] = None,
@@ -1099,6 +1110,16 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
                             f"{epoch + 1}, this run's steps take {samples_per_step} (another batch_size, "
                             f"grad_accum_steps or device count): it would skip or repeat samples of that epoch; "
                             f"resume from an epoch's end")
+        elif in_epoch and samples_per_step is not None and ckpt.get("samples_per_step") is None \
+                and (per_process := _recorded_process_batch(ckpt.get("config"))) \
+                and samples_per_step % per_process:
+            # A file from before samples_per_step: its configuration's batch_size x grad_accum_steps are a
+            # process's samples a step, so its job's were a multiple of them (processes it does not record).
+            problems.append(f"saved after {in_epoch} steps into epoch {epoch + 1} of a run whose steps took "
+                            f"{per_process} samples a process (batch_size x grad_accum_steps), this run's take "
+                            f"{samples_per_step}, which no process count makes of those (another batch_size or "
+                            f"grad_accum_steps): it would skip or repeat samples of that epoch; resume from an "
+                            f"epoch's end")
         elif in_epoch and (moved := order_changes(ckpt, seed=seed, aug_repeats=aug_repeats,
                                                   class_balance=class_balance)):
             def shown(v: Any) -> str:  # a float as short as it reads back exactly (1/3 is not 0.333333)
