@@ -82,15 +82,14 @@ def configured(**settings):
 def run_script(main) -> int:
     """``main()``'s exit status, or 141 (as a process SIGPIPE ended) where the reader of the output went
     away (``script | head``): quietly, as cat, not a BrokenPipeError traceback (``mobilenet-v1``'s way)."""
+    from mobilenet_v1.cli import output_reader_gone
+
     try:
         status = main()
         sys.stdout.flush()  # here, where a reader gone is caught, not in the interpreter's exit
         return status or 0
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # what stdout still holds goes nowhere, not to an error at exit
-        os.close(devnull)
-        return 128 + 13
+        return output_reader_gone()
 
 
 def import_timm(script: str, without: str = ""):

@@ -581,9 +581,9 @@ def _unwound_by_sigterm():
     try:
         yield
     except _Terminated:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-        raise SystemExit(128 + signal.SIGTERM)  # where the signal cannot end the process
+        from .cli import end_by_signal
+
+        raise SystemExit(end_by_signal(signal.SIGTERM))
     finally:
         signal.signal(signal.SIGTERM, before)
 

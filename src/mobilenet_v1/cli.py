@@ -381,10 +381,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BrokenPipeError:  # `info F | head`: the reader took what it wanted and went; said by nothing, as cat
         if argv_given is not None:
             raise
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # what stdout still holds goes nowhere, not to an error at exit
-        os.close(devnull)
-        return 128 + 13  # as a process SIGPIPE ended
+        return output_reader_gone()
     except KeyboardInterrupt:  # a Ctrl-C outside a training loop (which stops at its step): loading, evaluating
         if argv_given is not None:  # a Python caller's to handle
             raise
@@ -394,14 +391,33 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # do mobilenet-v1 eval ...; done`), make or xargs stops on a child SIGINT ended, not on an exit of 130.
         import signal
 
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError, AttributeError):
-                pass
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-        return 130  # where the signal cannot end the process
+        return end_by_signal(signal.SIGINT)
+
+
+def output_reader_gone() -> int:
+    """After a BrokenPipeError on stdout (`info F | head`: the reader took what it wanted and went): what
+    stdout still holds goes nowhere, not to an error at the interpreter's exit; the exit status of a process
+    SIGPIPE ended, as cat's. The benchmark scripts end so too (benchmarks/common.run_script)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + 13
+
+
+def end_by_signal(signum: int) -> int:
+    """End the process by ``signum``'s default action, its output flushed first, as a process the signal
+    ended outright (Ctrl-C; benchmark's SIGTERM once its files are removed); the status ``128 + signum``
+    where the signal cannot end it."""
+    import signal
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    return 128 + signum
 
 
 def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) -> int:
