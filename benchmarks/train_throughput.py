@@ -168,6 +168,9 @@ def bench_end_to_end(args, device, folder, pipeline, compile_mode="default"):
     return result["images_per_epoch"] / median(steady)
 
 
+TIMM_MODES = ("eager", "default")  # the modes timm's step is timed in beside ours
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto")
@@ -229,7 +232,7 @@ def main():
     args.steps = args.steps or (30 if gpu else 5)
     args.warmup = args.warmup or (15 if gpu else 3)
     modes = (args.modes if args.modes is not None else ("eager,default,reduce-overhead" if gpu else "eager")).split(",")
-    if not args.no_timm and any(mode in ("eager", "default") for mode in modes):  # the modes timm is timed in
+    if not args.no_timm and any(mode in TIMM_MODES for mode in modes):
         import_timm("train_throughput.py", "--no-timm")
     torch.backends.cudnn.benchmark = True
 
@@ -251,7 +254,7 @@ def main():
             runners["aug"] = ours_stepper(args, device, compile_mode, augment=True)
         for n in args.freeze:
             runners[f"freeze{n}"] = ours_stepper(args, device, compile_mode, freeze=n)
-        with_timm = not args.no_timm and mode in ("eager", "default")
+        with_timm = not args.no_timm and mode in TIMM_MODES
         if with_timm:
             runners["timm"] = timm_stepper(args, device, compile_mode)
         rates = interleaved(runners, args.windows, args.steps)
