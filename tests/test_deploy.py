@@ -1230,6 +1230,32 @@ def test_crop_pct_follows_the_model_through_eval_export_predict_and_quantize(ima
             load_config(bad)
 
 
+@pytest.mark.parametrize("crop", [float("nan"), 1.5, 0, True])
+def test_a_recorded_crop_pct_out_of_range_is_read_as_none_by_every_command(image_folder, tmp_path, capsys, monkeypatch,
+                                                                           crop):
+    """A hand-edited crop_pct outside (0, 1] in a checkpoint's configuration is not recorded for eval, predict,
+    export and recalibrate-bn alike (checkpoint.recorded_reading, as info reads it): each takes the default
+    0.875. A NaN was a ValueError traceback in eval and recalibrate-bn, and an "image file could not be read"
+    for every image in predict; export wrote a file its own check then refused."""
+    path = str(tmp_path / "odd.ckpt")
+    ckpt_io.atomic_save({"model": MobileNetV1(class_num=2, width_mult=0.25).state_dict(), "classes": ["n01", "n02"],
+                         "config": {"dataset": "imagenet2012", "image_size": 32, "crop_pct": crop}}, path)
+    assert "crop_pct" not in ckpt_io.recorded_reading(ckpt_io.load_file(path))
+    crops = loader_options(monkeypatch, "crop_pct")
+    assert cli.main(["eval", f"--dataset_path={image_folder}", "--device_target=CPU", "--num_workers=0",
+                     f"--checkpoint_path={path}"]) == 0
+    assert crops == [T.CROP_PCT] and "the evaluation crop of" not in capsys.readouterr().err
+    assert load_predictor(path).crop_pct == T.CROP_PCT
+    image = str(image_folder / "validation_preprocess" / "n01" / "img_0.JPEG")
+    assert cli.main(["predict", image, "--ckpt_file", path, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["crop_pct"] == T.CROP_PCT
+    export_checkpoint(path, str(tmp_path / "odd"))
+    assert OnnxModel(str(tmp_path / "odd.onnx")).metadata["crop_pct"] == T.CROP_PCT
+    recalibrate.run(path, str(tmp_path / "bn.pt"), str(image_folder), images=4, batch_size=2, num_workers=0,
+                    device_target="CPU")
+    assert ckpt_io.load_file(str(tmp_path / "bn.pt"))["config"]["crop_pct"] == T.CROP_PCT
+
+
 def test_exif_orientation_follows_the_model_through_eval_export_predict_and_quantize(tmp_path, capsys, monkeypatch):
     """A run that read its photos upright (exif_orientation, in its configuration) has eval, an exported
     file (its metadata), predict and INT8 calibration read them so too, unless told otherwise: predict

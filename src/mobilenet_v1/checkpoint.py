@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .config import DATASETS, ConfigError, channel_values, channels_text, is_cifar, normalisation
+from .config import DATASETS, ConfigError, channel_values, channels_text, crop_pct_problem, is_cifar, normalisation
 
 FORMAT = "mobilenet-v1/1"
 CKPT_PREFIX = "mobilenetv1"
@@ -385,14 +385,14 @@ def trained_antialias(ckpt: Dict[str, Any]) -> Optional[bool]:
 def recorded_reading(ckpt: Dict[str, Any]) -> Dict[str, Any]:
     """How the run of ``ckpt`` read and resized image folders' photos, which eval, predict and export follow:
     ``crop_pct``, ``antialias`` (:func:`trained_antialias`: a seed run's file, False), ``interpolation`` and
-    ``exif_orientation``, each where the file records it (a value of another kind: not recorded)."""
+    ``exif_orientation``, each where the file records it (a value of another kind, or a crop_pct outside
+    (0, 1]: not recorded). The one reading of a run's record for every command that follows it."""
     from .transforms import INTERPOLATIONS
 
     config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
     out: Dict[str, Any] = {}
-    crop = config.get("crop_pct")
-    if isinstance(crop, (int, float)) and not isinstance(crop, bool) and math.isfinite(crop):
-        out["crop_pct"] = crop
+    if not crop_pct_problem(config.get("crop_pct")):
+        out["crop_pct"] = float(config["crop_pct"])
     antialias = trained_antialias(ckpt)
     if antialias is not None:
         out["antialias"] = antialias

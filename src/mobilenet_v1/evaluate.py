@@ -368,10 +368,11 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         classes = ckpt.get("classes")
         check_dataset(cfg, (ckpt.get("config") or {}).get("dataset"), path, given)
         cfg = trained_split(trained_size(cfg, ckpt, path, given), ckpt.get("held_out"), path, given)
-        cfg = trained_crop(cfg, (ckpt.get("config") or {}).get("crop_pct"), path, given)
-        cfg = trained_exif(cfg, (ckpt.get("config") or {}).get("exif_orientation"), path, given)
-        cfg = trained_antialias(cfg, ckpt_io.trained_antialias(ckpt), path, given, mindspore=not ckpt.get("config"))
-        cfg = trained_interpolation(cfg, (ckpt.get("config") or {}).get("interpolation"), path, given)
+        reading = ckpt_io.recorded_reading(ckpt)
+        cfg = trained_crop(cfg, reading.get("crop_pct"), path, given)
+        cfg = trained_exif(cfg, reading.get("exif_orientation"), path, given)
+        cfg = trained_antialias(cfg, reading.get("antialias"), path, given, mindspore=not ckpt.get("config"))
+        cfg = trained_interpolation(cfg, reading.get("interpolation"), path, given)
         cfg = trained_normalisation(cfg, ckpt_io.trained_normalisation(ckpt.get("config"), cfg.dataset, path), path,
                                     given)
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format

@@ -337,10 +337,11 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     meta["weights"] = ckpt_io.which_weights(ckpt, use_ema) or ("ema" if ckpt.get("taken_average") else None)
     meta["held_out"] = ckpt.get("held_out")  # the images its run kept out of training, for eval and quantize
     if dataset == "imagenet2012":  # the evaluation crop its run used, and how it read photos, for eval,
-        meta["crop_pct"] = float(config.get("crop_pct") or CROP_PCT)  # predict, quantize (and apps)
-        meta["exif_orientation"] = bool(config.get("exif_orientation", False))
-        meta["antialias"] = ckpt_io.trained_antialias(ckpt) is not False  # a MindSpore file's: the seed's False
-        meta["interpolation"] = recorded_interpolation(config.get("interpolation"))
+        reading = ckpt_io.recorded_reading(ckpt)  # predict, quantize (and apps)
+        meta["crop_pct"] = reading.get("crop_pct", CROP_PCT)
+        meta["exif_orientation"] = reading.get("exif_orientation", False)
+        meta["antialias"] = reading.get("antialias") is not False  # a MindSpore file's: the seed's False
+        meta["interpolation"] = recorded_interpolation(reading.get("interpolation"))
     if qat:
         reduced = model.quant.reduce_range
         meta["quantization"] = (f"INT8 quantization-aware training, QDQ, per-channel int8 weights"

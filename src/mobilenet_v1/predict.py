@@ -472,8 +472,9 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
         class_num = args["class_num"]
         size = image_size or ckpt_io.recorded_image_size(config) or 224
         recorded, trained_on = ckpt.get("classes"), config.get("dataset")
-        crop, exif, aa = config.get("crop_pct"), config.get("exif_orientation"), ckpt_io.trained_antialias(ckpt)
-        mode, record = config.get("interpolation"), config
+        reading = ckpt_io.recorded_reading(ckpt)
+        crop, exif, aa = reading.get("crop_pct"), reading.get("exif_orientation"), reading.get("antialias")
+        mode, record = reading.get("interpolation"), config
     if not class_num:
         raise ValueError(f"{path}: the number of classes cannot be read from the file")
     made = ckpt_io.recorded_image_size(record)

@@ -137,9 +137,10 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
                 raise ValueError(f"--{name}: a {cifar_name(dataset)} model's data set has no use for it (its "
                                  f"evaluation resizes the whole 32x32 image; its evaluation images are a file of "
                                  f"their own)")
-    crop_pct = crop_pct if crop_pct is not None else float(config.get("crop_pct") or CROP_PCT)
-    antialias = ckpt_io.trained_antialias(ckpt) is not False  # a MindSpore file's: the seed's plain bilinear
-    interpolation = recorded_interpolation(config.get("interpolation"))
+    reading = ckpt_io.recorded_reading(ckpt)
+    crop_pct = crop_pct if crop_pct is not None else reading.get("crop_pct", CROP_PCT)
+    antialias = reading.get("antialias") is not False  # a MindSpore file's: the seed's plain bilinear
+    interpolation = recorded_interpolation(reading.get("interpolation"))
     note = ""
     if val_split is None:
         val_split, note = held_out_for(ckpt.get("held_out"), dataset_path, path, dataset)
@@ -149,7 +150,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     model = model.to(device)
     batches = calibration_loader(dataset, dataset_path, image_size, images, seed, batch_size, num_workers,
                                  max_bad_samples=max_bad_samples, val_split=val_split, crop_pct=crop_pct,
-                                 exif_orientation=config.get("exif_orientation") is True, antialias=antialias,
+                                 exif_orientation=reading.get("exif_orientation") is True, antialias=antialias,
                                  interpolation=interpolation,
                                  norm=norm)
     seen = recalibrate(model, batches, device)
