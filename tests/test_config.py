@@ -131,6 +131,28 @@ def test_a_key_given_twice_or_values_after_a_document_break_are_refused(tmp_path
     assert read_yaml(str(f))[0]["run"] == {"batch_size": 8, "lr_max": 0.2}
 
 
+def test_text_keys_take_yaml_scalars_as_written_and_an_empty_config_path_is_refused(tmp_path):
+    """YAML 1.1 reads `007` as 7, `0123` as octal 83, `1.10` as 1.1 and `no` as False: a run folder, file or
+    checkpoint named so was another (`resume: no` looked for the checkpoint "False"), and a list became the
+    text "['a', 'b']". An empty --config_path (`--config_path=$CONFIG`, CONFIG unset) trained on the defaults."""
+    f = tmp_path / "c.yaml"
+    f.write_text("save_checkpoint_path: 007\nfile_name: 0123\ndataset_path: 1.10\nresume: no\nauto_augment:\n"
+                 "mean: 0.5\nbatch_size: 0x10\nsave_checkpoint: no\nlr_max: 1e-3\n")
+    cfg = load_config(["--config_path", str(f)])
+    assert (cfg.save_checkpoint_path, cfg.file_name, cfg.dataset_path, cfg.resume) == ("007", "0123", "1.10", "no")
+    assert (cfg.auto_augment, cfg.mean, cfg.batch_size, cfg.save_checkpoint, cfg.lr_max) == \
+        ("", "0.5,0.5,0.5", 16, False, 0.001)
+    f.write_text("auto_augment: off\n")
+    with pytest.raises(ConfigError, match=r"auto_augment='off' is not one of"):
+        load_config(["--config_path", str(f)])
+    f.write_text("dataset_path: [a, b]\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: dataset_path must be str, got \['a', 'b'\]$"):
+        load_config(["--config_path", str(f)])
+    for empty in (["--config_path="], ["--config_path", ""], [f"--config_path={f}", "--config_path= "]):
+        with pytest.raises(ConfigError, match=r"^option --config_path is empty: give a YAML file$"):
+            load_config(empty)
+
+
 def test_a_whole_number_is_read_exactly():
     """--seed 99999999999999999999 was read through a float and refused as "got 100000000000000000000"."""
     with pytest.raises(ConfigError, match=r"seed must be in \[0, 2\*\*32 - 1\], got 99999999999999999999$"):

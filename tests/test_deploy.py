@@ -1013,6 +1013,38 @@ def test_export_atol_must_be_finite_and_not_negative(tmp_path, capsys):
             export_checkpoint(str(tmp_path / "missing.ckpt"), str(tmp_path / "m"), atol=atol)
 
 
+def test_export_config_file_values_are_read_as_their_keys_are(tmp_path, monkeypatch, capsys):
+    """A config file's export keys: `file_name: 0123` (YAML's octal 83) failed with an AttributeError traceback
+    (an int has no .lower), `width: 32.7` exported at 32 without a word, and an empty --config_path (a variable
+    unset) exported from the flags alone."""
+    from mobilenet_v1 import export
+
+    seen = {}
+
+    def stop(ckpt_file, file_name, height, width, batch_size, **kwargs):
+        seen.update(ckpt_file=ckpt_file, file_name=file_name, height=height, width=width, batch_size=batch_size)
+        raise export.ExportError("stopped before exporting")
+
+    monkeypatch.setattr(export, "export_checkpoint", stop)
+    f = tmp_path / "e.yaml"
+    f.write_text("ckpt_file: 2024\nfile_name: 0123\nwidth: 40\nheight: 32\nbatch_size: 2\n")
+    assert cli.main(["export", "--config_path", str(f)]) == 1
+    assert seen == {"ckpt_file": "2024", "file_name": "0123", "height": 32, "width": 40, "batch_size": 2}
+    seen.clear()
+    for text, said in (("width: 32.7\n", "width must be int, got 32.7"),
+                       ("batch_size: true\n", "batch_size must be int, got True"),
+                       ("file_name: [a, b]\n", "file_name must be str, got ['a', 'b']")):
+        f.write_text("ckpt_file: m.ckpt\n" + text)
+        assert cli.main(["export", "--config_path", str(f)]) == 1
+        assert f"mobilenet-v1 export: error: config file {f}: {said}" in capsys.readouterr().err
+    for empty in (["--config_path="], ["--config_path", " "]):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["export", "--ckpt_file", "m.ckpt", *empty])
+        assert exit_info.value.code == 2
+        assert "--config_path is empty: give a YAML file" in capsys.readouterr().err
+    assert seen == {}
+
+
 def test_static_batch_calibration_uses_whole_batches_and_says_how_many(cifar_dir, tmp_path, capsys, monkeypatch):
     """A graph exported with a static batch takes only whole batches: --calib_images is rounded up to them
     (a note says so), calibration and the fp32/INT8 comparison see the same images, and the counts printed

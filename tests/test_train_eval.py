@@ -990,6 +990,20 @@ def test_info_and_lr_schedule_commands(tmp_path, capsys):
     assert [float(r.split(",")[2]) for r in rows[1:3]] == pytest.approx([0.01, 0.055])
 
 
+def test_lr_schedule_takes_its_own_options_with_dashes_as_the_keys(tmp_path, capsys):
+    """`lr-schedule --steps-per-epoch 2` said "unknown key 'steps_per_epoch'" (the option its help names), where
+    `--lr-max` is taken; and `--config-path F --out F` wrote the table over the file it read."""
+    assert cli.main(["lr-schedule", "--steps-per-epoch", "2", "--epoch-size=1", "--warmup_epochs=0"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == ["0,1,0.10000000149011612", "1,1,0.02500000037252903"]
+    assert cli.main(["lr-schedule", "--steps-per-epoch=3", "--epoch_size=1", "--warmup_epochs=0"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 4
+    config = tmp_path / "c.csv"
+    config.write_text("lr_max: 0.5\n")
+    assert cli.main(["lr-schedule", "--config-path", str(config), "--steps_per_epoch=1", "--out", str(config)]) == 1
+    assert f"--out {config}: is the file this command reads" in capsys.readouterr().err
+    assert config.read_text() == "lr_max: 0.5\n"
+
+
 def test_a_small_folder_is_told_the_batch_that_fits_and_an_empty_class_folder_is_named(
         image_folder, cifar_dir, tmp_path, capsys):
     """Fine-tuning on a small folder with the ImageNet preset (batch_size 256) said only that the images make

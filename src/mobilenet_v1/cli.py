@@ -148,6 +148,10 @@ def cmd_lr_schedule(argv: List[str]) -> int:
         return 0
     from .checkpoint import check_output
 
+    # Its own options spelt with dashes, as the keys may be: --steps-per-epoch was "unknown key 'steps_per_epoch'".
+    for name in ("--steps_per_epoch", "--config_path"):
+        dashed = name.replace("_", "-")
+        argv[:] = [name + a[len(dashed):] if a.split("=", 1)[0] == dashed else a for a in argv]
     out = pop_option(argv, "--out")
     spe = pop_option(argv, "--steps_per_epoch")
     config_path = pop_option(list(argv), "--config_path")

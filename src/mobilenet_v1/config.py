@@ -682,17 +682,27 @@ def coerce(key: str, value: Any, source: str) -> Any:
             return float(value)
         if value is None:
             return ""
+        if isinstance(value, (list, tuple, dict, set)):  # `dataset_path: [a, b]`: not the path "['a', 'b']"
+            raise ValueError
         return str(value)
     except (TypeError, ValueError):
         raise OptionError(f"{source}: {key} must be {want.__name__}, got {value!r}") from None
 
 
+# YAML 1.1's tags of plain scalars that are not text: `yes`, `0123` (octal 83), `1.10`, `1:30` (90), dates.
+_TYPED_SCALARS = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
+                  "tag:yaml.org,2002:timestamp")
+
+
 class _OnceEach(yaml.SafeLoader):
-    """YAML's safe loader, with a key given twice in one mapping an error: the last one silently won."""
+    """YAML's safe loader, with a key given twice in one mapping an error: the last one silently won. A key
+    whose value is text (a path, a name) takes a plain scalar as written: `save_checkpoint_path: 007` was
+    the folder 7, `resume: no` the checkpoint False."""
 
     def construct_mapping(self, node, deep=False):
         seen: Dict[Any, int] = {}
-        for key_node, _ in node.value:
+        types = _field_types()
+        for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: merged, and overridden, by YAML's rule
                 continue
             key = self.construct_object(key_node, deep=True)
@@ -701,6 +711,9 @@ class _OnceEach(yaml.SafeLoader):
                 raise OptionError(f"{key} is set twice, on lines {seen[key]} and {line}: keep one")
             if isinstance(key, str):
                 seen[key] = line
+                if (types.get(key) is str and isinstance(value_node, yaml.ScalarNode) and value_node.style is None
+                        and value_node.tag in _TYPED_SCALARS):
+                    value_node.tag = "tag:yaml.org,2002:str"
         return super().construct_mapping(node, deep)
 
 
@@ -1028,6 +1041,8 @@ def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] =
     overrides = parse_overrides(argv)
     for key, value in overrides:
         if key == "config_path":
+            if not value.strip():  # `--config_path=$CONFIG` with CONFIG unset: not the defaults without a word
+                raise OptionError("option --config_path is empty: give a YAML file")
             config_path = value
     overrides = [(k, v) for k, v in overrides if k != "config_path"]
     file_values, file_choices = read_yaml(config_path) if config_path else ({}, {})

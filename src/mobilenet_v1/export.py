@@ -627,8 +627,10 @@ def main(argv: Sequence[str]) -> int:
     if not (math.isfinite(a.atol) and a.atol >= 0):
         # A negative or NaN limit fails every export, and only once it has run; infinity checks nothing.
         p.error(f"--atol must be a finite number >= 0, got {a.atol:g}")
+    if a.config_path is not None and not a.config_path.strip():
+        p.error("--config_path is empty: give a YAML file")
     if a.config_path:
-        from .config import _field_types, read_yaml
+        from .config import _field_types, coerce, read_yaml
 
         values, _ = read_yaml(a.config_path)
         keys = ["ckpt_file", "file_name", "file_format", "batch_size", "width", "height"]
@@ -640,8 +642,8 @@ def main(argv: Sequence[str]) -> int:
                   f"and --width set them)", file=sys.stderr)
         for key in keys:
             if getattr(a, key) is None and values.get(key) not in (None, ""):
-                value = values[key]
-                setattr(a, key, str(value).upper() if key == "file_format" else value)
+                value = coerce(key, values[key], f"config file {a.config_path}")  # `file_name: 2024`: a str
+                setattr(a, key, value.upper() if key == "file_format" else value)
     fmt = a.file_format or "ONNX"
     if fmt in MINDSPORE_FORMATS:
         raise ExportError(mindspore_format_message(fmt))
