@@ -267,3 +267,16 @@ def test_a_torch_export_program_of_another_network_teaches_and_one_that_cannot_i
         train.run(load_config(common + [f"--teacher={nan}", "--max_nonfinite_steps=2",
                                         f"--save_checkpoint_path={tmp_path / 'nan'}"]))
     assert not list((tmp_path / "no").rglob("*.ckpt"))
+
+
+def test_an_onnx_or_executorch_teacher_is_refused_saying_what_teaches(tmp_path):
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"\x08\x07junk")  # an ONNX ModelProto's first bytes: ir_version 7
+    pte = tmp_path / "model.pte"
+    pte.write_bytes(b"\0\0\0\0ET12" + b"\0" * 8)  # an ExecuTorch flatbuffer's identifier
+    for path, kind in ((onnx, "an ONNX model"), (pte, "an ExecuTorch program")):
+        with pytest.raises(ConfigError, match=rf"^teacher {re.escape(str(path))}: {kind}, which does not teach: a "
+                                              rf"teacher is a checkpoint .* or a torch.export \.pt2 program \(export "
+                                              rf"--file_format PT2 writes one"):
+            train.build_distiller(load_config(SMALL + [f"--teacher={path}", f"--save_checkpoint_path={tmp_path}"]),
+                                  None, CPU, torch.contiguous_format, str(tmp_path))

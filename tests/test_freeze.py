@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from mobilenet_v1 import checkpoint as ckpt_io
-from mobilenet_v1 import cli, train
+from mobilenet_v1 import cli, mindspore_io, train
 from mobilenet_v1.config import LAYERS, ConfigError, load_config
 from mobilenet_v1.engine import make_optimizer, make_scaler, train_one_epoch
 from mobilenet_v1.model import ARCH, MobileNetV1
@@ -109,6 +109,9 @@ def test_fine_tuning_with_frozen_layers_and_a_resume_that_would_change_them(cifa
     train.run(load_config(stage_2 + ["--epoch_size=2"]))
     out = capsys.readouterr().out
     assert "pre_trained: loaded" not in out and f"; pre_trained {result['checkpoint']} is not used" in out
+    # Resumed again without --pre_trained (the checkpoint holds all): its checkpoints still name where it started.
+    again = train.run(load_config([a for a in stage_2 if not a.startswith("--pre_trained")] + ["--epoch_size=3"]))
+    assert ckpt_io.load_file(again["checkpoint"])["config"]["pre_trained"] == result["checkpoint"]
     # info says where each stage started from (a file of a run started afresh says nothing of it).
     for path, row in ((result["checkpoint"], f"started from:   {tmp_path / 'base'} (pre_trained), its first 27 "
                                              f"layers frozen (freeze_layers)"),
@@ -175,3 +178,16 @@ def test_bn_momentum_reaches_every_batchnorm_and_a_mindspore_reading_is_said(cif
     assert cli.main(["info", str(tmp_path / "run")]) == 0  # the run's own, in its recipe
     recipe = [line for line in capsys.readouterr().out.splitlines() if "recipe:" in line][0]
     assert ", bn_momentum 0.9" in recipe and ", lr_per_epoch True, " in recipe  # the rate set once an epoch
+
+
+def test_a_mindspore_file_of_another_width_is_refused_by_its_width(cifar_dir, tmp_path):
+    """A MindSpore .ckpt records no width: read off its shapes, it is named as a file of ours is (not each of its
+    tensors' shapes), with the way to fine-tune it or learn from it."""
+    seed_file = str(tmp_path / "seed.ckpt")
+    wide = MobileNetV1(4, 0.5).state_dict()
+    mindspore_io.write_mindspore_ckpt(seed_file, mindspore_io.to_seed_state({"model": wide}))
+    with pytest.raises(ckpt_io.CheckpointError, match=rf"^pre_trained {seed_file}: a MobileNetV1 of width_mult 0.5, "
+                                                      rf"this run's is 0.25 \(--width_mult 0.5 fine-tunes it; a "
+                                                      rf"model of another width learns from it with --teacher\)$"):
+        train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", f"--pre_trained={seed_file}",
+                                       f"--save_checkpoint_path={tmp_path / 'run'}"]))

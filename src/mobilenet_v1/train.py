@@ -15,7 +15,7 @@ import torch
 
 from . import checkpoint as ckpt_io
 from . import distributed, mindspore_io, runtime
-from .api import model_from_checkpoint
+from .api import infer_model_args, model_from_checkpoint
 from .batch_augment import BatchAugment
 from .config import (DATASET_PRESETS, NORMALISATION_KEYS, Config, ConfigError, OptionError, channels_text, cifar_name,
                      dump_yaml, is_cifar, load_config, names_text, normalisation_text, to_dict, validate)
@@ -147,6 +147,8 @@ def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.dev
     ``std``, or another data set's constants) is handed each batch in its own normalisation. A checkpoint of
     the run's own folder (``out_dir``, or the other layout's beside it) is refused: the run moves such files
     aside or writes over them, and its resume would read another teacher under the same name."""
+    from .onnx_io import is_onnx_file
+
     path = ckpt_io.resolve_checkpoint_path(cfg.teacher)
     folders = (out_dir, ckpt_io.other_layout_folder(cfg.save_checkpoint_path, out_dir))
     if cfg.save_checkpoint and ckpt_io.is_run_checkpoint_name(path) and any(saved_in(path, f) for f in folders):
@@ -156,6 +158,11 @@ def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.dev
                           f"into another one")
     if path.lower().endswith(".pt2") or ckpt_io.is_exported_program(path):
         teacher, about, record = program_teacher(cfg, path, classes, device, memory_format)
+    elif os.path.isfile(path) and (is_onnx_file(path) or ckpt_io.is_executorch_program(path)):
+        kind = "an ONNX model" if is_onnx_file(path) else "an ExecuTorch program"
+        raise ConfigError(f"teacher {path}: {kind}, which does not teach: a teacher is a checkpoint (or run folder), "
+                          f"a MindSpore .ckpt, a .safetensors or a torch.export .pt2 program (export --file_format "
+                          f"PT2 writes one from the checkpoint it was exported from)")
     else:
         teacher, about, record = checkpoint_teacher(cfg, path, classes)
         teacher = teacher.to(device=device, memory_format=memory_format)
@@ -1224,6 +1231,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         if note:
             say_pre_trained(f"pre_trained: {note}")
         width = (source.get("model_args") or {}).get("width_mult")
+        if width is None:  # a MindSpore file records none: read off its shapes, as eval reads it
+            try:
+                width = infer_model_args(ckpt_io.weights_to_use(source, cfg.use_ema), pre_trained)["width_mult"]
+            except ckpt_io.CheckpointError:  # no one width gives its shapes: load_weights names them
+                pass
         # Said by the widths where their layers differ (widths whose channels round alike build one network:
         # a MindSpore file's width, worked out by convert, is the simplest that fits); else every shape is listed.
         if (isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0
@@ -1473,7 +1485,12 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         epoch_end = resumed_from if start_step == 0 else os.path.join(os.path.dirname(resumed_from), named)
     elif history:  # pre_trained, an epoch's end of the run's folder (the seed's way to go on)
         epoch_end = continued_from
-    writer = CheckpointWriter(cfg, model, optimizer, scaler, guard, steps_per_epoch, classes, out_dir,
+    # A resumed run started from the file its checkpoint's run started from, not from this command's
+    # --pre_trained (unused, or not given again): its checkpoints keep that one (info's "started from").
+    started = (ckpt.get("config") or {}).get("pre_trained", "") if ckpt is not None else cfg.pre_trained
+    recorded_cfg = (dataclasses.replace(cfg, pre_trained=started)
+                    if isinstance(started, str) and started != cfg.pre_trained else cfg)
+    writer = CheckpointWriter(recorded_cfg, model, optimizer, scaler, guard, steps_per_epoch, classes, out_dir,
                               dist=dist, ema=ema, samples_per_step=step_images, step_offset=step_offset,
                               epoch_end=epoch_end, recorded={"teacher_file": distill.source} if distill else None)
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
