@@ -475,6 +475,32 @@ def test_a_folder_that_cannot_be_listed_is_named(tmp_path, monkeypatch):
     assert classes == ["c0", "c1"] and len(samples) == 2
 
 
+def test_class_archives_and_broken_links_beside_class_folders_are_named(tmp_path):
+    """ImageNet's training folder of one tar a class, partly extracted (a loop of tar xf interrupted): the class
+    folders are read, and the classes still in their archives were left out without a word (the labels of the
+    others numbered without them); the archives are named in a warning, as is a class folder linked to a folder
+    that is not there. A folder without them says nothing."""
+    import tarfile
+
+    class_tree(tmp_path / "train", [2, 1])
+    with tarfile.open(tmp_path / "train" / "c2.tar", "w") as tf:
+        tf.add(str(tmp_path / "train" / "c0" / "img000.png"), arcname="img000.png")
+    with pytest.warns(DataWarning, match=r"train': its 2 class folder\(s\) are read, not the 1 .tar file\(s\) beside "
+                                         r"them \(c2.tar\): class archives half extracted\?"):
+        samples, classes = find_images(str(tmp_path / "train"))
+    assert classes == ["c0", "c1"] and len(samples) == 3
+    os.remove(tmp_path / "train" / "c2.tar")
+    # A class folder that is a link to a folder no longer there (a disk not mounted): named, not left out silently.
+    (tmp_path / "train" / "c15").symlink_to(tmp_path / "unmounted" / "c15", target_is_directory=True)
+    with pytest.warns(DataWarning, match=r"train': c15 is a link to nothing \(a class folder on a disk not "
+                                         r"mounted\?\): not read as a class"):
+        assert find_images(str(tmp_path / "train"))[1] == ["c0", "c1"]
+    os.remove(tmp_path / "train" / "c15")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        assert find_images(str(tmp_path / "train"))[1] == ["c0", "c1"]
+
+
 def test_val_split_holds_out_a_share_of_each_class_chosen_by_file_name(tmp_path):
     """Each class gives round(share x n) of its images (at least one, never all: a class of one image
     stays in training); the two parts are disjoint and cover the folder; the choice follows the file

@@ -780,6 +780,25 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
         raise not_a_folder(root)
     tars = class_archives(root) if packed is None else []
     folders = class_folders(root, tars)
+    beside = tar_files(root) if packed is None and folders and not tars else []
+    if beside:
+        # One class archive a class, partly extracted (a loop of tar xf interrupted): the classes still in
+        # theirs would be left out without a word, the labels of the others numbered without them.
+        names = ", ".join(os.path.basename(t) for t in beside[:3]) + (" ..." if len(beside) > 3 else "")
+        warnings.warn(f"image folder {root!r}: its {len(folders)} class folder(s) are read, not the {len(beside)} "
+                      f".tar file(s) beside them ({names}): class archives half extracted? extract each into its "
+                      f"folder (or move the folders out to read the archives)", DataWarning)
+    if packed is None and not tars:
+        with os.scandir(root) as entries:  # is_dir() is False for them: they were left out without a word
+            broken = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_symlink()
+                            and not os.path.exists(e.path))
+        if broken:
+            one = len(broken) == 1
+            warnings.warn(f"image folder {root!r}: {', '.join(broken[:5])}{' ...' if len(broken) > 5 else ''} "
+                          f"{'is a link' if one else f'are {len(broken)} links'} to nothing (a class folder on a "
+                          f"disk not mounted?): not read as {'a class' if one else 'classes'}"
+                          + (f", the classes after {'it' if one else 'them'} numbered without {'it' if one else 'them'}"
+                             if classes is None else ""), DataWarning)
     kind, classes_are = ("archive", "folders or class archives") if packed is not None else ("folder", "sub-folders")
     if tars:
         packed = class_archive_files(tars)
