@@ -45,7 +45,11 @@ def test_no_command_writes_over_what_it_reads(tmp_path, cifar_dir, capsys):
     os.symlink(ckpt, tmp_path / "link.ckpt")
     config = tmp_path / "c.yaml"
     config.write_text("epoch_size: 2\n")
-    before = digest(ckpt), config.read_text()
+    names = tmp_path / "names.csv"  # predict --labels: one class name a line (was written over with the results)
+    names.write_text("cat\ndog\nfox\nowl\n")
+    image = tmp_path / "x.png"
+    Image.new("RGB", (32, 32), (10, 200, 30)).save(image)
+    before = digest(ckpt), config.read_text(), names.read_text()
     data = ["--dataset_path", str(cifar_dir), "--checkpoint_path", ckpt]
     cases = [
         (["convert", ckpt, str(tmp_path / "link.ckpt")], f"DST {tmp_path / 'link.ckpt'}: is the file this command "
@@ -58,11 +62,13 @@ def test_no_command_writes_over_what_it_reads(tmp_path, cifar_dir, capsys):
                                                                        f"command reads"),
         (["lr-schedule", "--config_path", str(config), "--out", str(config)], "is the file this command reads"),
         (["lr-schedule", "--config_path", str(config), "--out", str(tmp_path / "lr.txt")], "lr.txt: name it .csv"),
+        (["predict", str(image), "--ckpt_file", ckpt, "--labels", str(names), "--out", str(names)],
+         f"--out {names}: is the file this command reads"),
     ]
     for argv, message in cases:
         assert cli.main(argv) == 1, argv
         assert message in capsys.readouterr().err, argv
-    assert (digest(ckpt), config.read_text()) == before and not (tmp_path / "other.pt").exists()
+    assert (digest(ckpt), config.read_text(), names.read_text()) == before and not (tmp_path / "other.pt").exists()
     with pytest.raises(SystemExit):  # argparse's exit, status 2
         cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "metrics.jsonl")])
     assert "plot writes a PNG; name it .png" in capsys.readouterr().err

@@ -1667,3 +1667,78 @@ def test_the_python_api_gives_images_in_memory_the_transform_their_files_get(cif
     assert got[0]["top_k"] == got[1]["top_k"] and got[0]["top_k"][0]["label"].startswith("class ")
     with pytest.raises(ValueError, match=r"^labels: 3 names, but the model has 10 outputs$"):
         load_predictor(photo_ckpt, labels=["a", "b", "c"])
+
+
+def test_load_predictor_refuses_what_it_would_misread_and_takes_a_path_object(tmp_path):
+    """A Python caller's switch given as text ("False" is true: antialias "False" resized with antialiasing),
+    a device_target the command line has no choice for ("cpu" was taken as auto, the GPU where there is one)
+    and an empty list of class names (every output named None: no top-k at all) are refused by name; a
+    pathlib.Path names a model file as its text does (a file's Path raised AttributeError)."""
+    import pathlib
+
+    import mobilenet_v1
+
+    model = randomise_batchnorm(MobileNetV1(class_num=10, width_mult=0.25), seed=6)
+    path = str(tmp_path / "plain.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "imagenet2012", "image_size": 32}}, path)
+    image = torch.randint(0, 256, (3, 40, 50), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    for bad, said in (({"antialias": "False"}, r"^antialias must be True, False or None, got 'False'$"),
+                      ({"exif_orientation": "False"}, r"^exif_orientation must be True, False or None, got 'False'$"),
+                      ({"background_class": "False"}, r"^background_class must be True, False or None, got 'False'$"),
+                      ({"device_target": "cpu"}, r"^device_target must be CPU, GPU or auto, got 'cpu'$"),
+                      ({"labels": []}, r"^labels: a list of class names must hold non-empty text only, got \[\]$")):
+        with pytest.raises(ValueError, match=said):
+            load_predictor(path, **bad)
+    assert load_predictor(path, antialias=False).antialias is False
+    from_path = load_predictor(pathlib.Path(path))
+    assert from_path.source == path
+    assert from_path.top_k(image, 2) == load_predictor(path).top_k(image, 2)
+    fake = tmp_path / "model.onnx"
+    fake.write_bytes(b"not a model")
+    with pytest.raises(ckpt_io.CheckpointError, match="model.onnx"):
+        mobilenet_v1.load_model(fake)
+
+
+def test_an_image_in_memory_after_a_folder_keeps_its_place_among_the_images_given(tmp_path):
+    """A folder given before an in-memory image stands for its files in the results, but the image's
+    "image" (and the error naming a wrong one) is still its place among the images given, as documented:
+    it was its place after the folder's files (images[3] of a list of two)."""
+    from PIL import Image
+
+    model = randomise_batchnorm(MobileNetV1(class_num=10, width_mult=0.25), seed=6)
+    path = str(tmp_path / "plain.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "imagenet2012", "image_size": 32}}, path)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (40, 30), (60 * i, 90, 30)).save(folder / f"{i}.png")
+    pixels = torch.randint(0, 256, (3, 40, 50), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    closed = Image.new("RGB", (20, 20))
+    closed.close()
+    predictor = load_predictor(path)
+    got = predictor.top_k([folder, pixels, closed], 1)
+    assert [r["image"] for r in got] == [str(folder / f"{i}.png") for i in range(3)] + [1, 2]
+    assert got[4]["error"].startswith("images[2]: not readable as RGB pixels")
+    alone = predictor.top_k(pixels, 1)[0]["top_k"][0]  # (to float rounding of another batch)
+    assert got[3]["top_k"][0]["index"] == alone["index"]
+    assert got[3]["top_k"][0]["probability"] == pytest.approx(alone["probability"], abs=1e-5)
+    with pytest.raises(ValueError, match=r"^images\[1\]: a tensor of float32"):
+        predictor.top_k([str(folder), pixels.float()])
+
+
+def test_predict_prints_a_file_name_that_is_not_utf8_where_stdout_is_strict(tmp_path, capsys):
+    """A UTF-8 locale's stdout (en_US.UTF-8; capsys's too) refuses the undecodable bytes of a Latin-1 file
+    name, where the C locale's writes them: the text output lost every result to "error: 'utf-8' codec
+    can't encode". The name is printed with those bytes escaped; the others as they are."""
+    from PIL import Image
+
+    model = randomise_batchnorm(MobileNetV1(class_num=10, width_mult=0.25), seed=6)
+    path = str(tmp_path / "plain.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "imagenet2012", "image_size": 32}}, path)
+    folder = tmp_path / "latin"
+    folder.mkdir()
+    for name in (os.fsdecode(b"caf\xe9.png"), "th\u00e9.png"):
+        Image.new("RGB", (40, 30), (60, 90, 30)).save(folder / name)
+    assert cli.main(["predict", str(folder), "--ckpt_file", path, "--top_k", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0::2] == [f"{folder}/caf\\xe9.png", f"{folder}/th\u00e9.png"] and len(lines) == 4

@@ -212,7 +212,9 @@ def run_folder(path: str) -> str:
 
 def resolve_checkpoint_path(path: str) -> str:
     """A checkpoint file, or a run folder standing for its newest ``mobilenetv1-*.ckpt`` (a distributed
-    run's ``save_checkpoint_path``: the newest in its ``ckpt_0/``)."""
+    run's ``save_checkpoint_path``: the newest in its ``ckpt_0/``); a ``pathlib.Path`` comes back as text, as
+    the readers after it take it."""
+    path = os.fspath(path)
     if os.path.isdir(path):
         path = run_folder(path)
         found = list_checkpoints(path)

@@ -117,7 +117,7 @@ def class_names(class_num: int, recorded: Optional[Sequence[str]], labels: Union
     elif labels == "cifar100":
         names, source = list(CIFAR100_CLASSES), "the built-in CIFAR-100 list"
     elif isinstance(labels, (list, tuple)):  # from Python: the names themselves
-        if not all(isinstance(n, str) and n.strip() for n in labels):
+        if not labels or not all(isinstance(n, str) and n.strip() for n in labels):  # [] named every output None
             raise ValueError(f"labels: a list of class names must hold non-empty text only, got {list(labels)[:8]}")
         names, source = list(labels), "labels"
     elif labels:
@@ -167,10 +167,11 @@ def _is_pil(image: Any) -> bool:
     return type(image).__module__.startswith("PIL.") and hasattr(image, "convert")
 
 
-def image_list(images: Any) -> List[Any]:
+def image_list(images: Any) -> Tuple[List[Any], List[int]]:
     """``images`` as a list of single images: one image (a path, a PIL image, a (C, H, W) tensor), a
     (N, C, H, W) tensor, or a sequence of them; a folder or ``.tar`` archive stands for the images in it
-    (:func:`image_files`); tensors on the CPU. Something that is none of these, or a
+    (:func:`image_files`); tensors on the CPU. With it, the place each came from among ``images`` (a
+    folder's files all its place). Something that is none of these, or a
     tensor that is no uint8 (C, H, W) image, raises ValueError naming its place and what is wrong; files
     and PIL images are read later (one that cannot be read is reported in its result, not raised)."""
     if isinstance(images, (str, os.PathLike)) or _is_pil(images):
@@ -183,16 +184,19 @@ def image_list(images: Any) -> List[Any]:
     elif not isinstance(images, Iterable):
         raise ValueError(f"images: of type {type(images).__name__}; give a file's path, a PIL image, a uint8 "
                          f"(C, H, W) or (N, C, H, W) tensor, or a list of them")
-    listed = []
-    for image in images:  # a folder or .tar archive: the images in it, as the command line takes them
+    listed, places = [], []
+    # A folder or .tar archive: the images in it, as the command line takes them, each at the folder's place.
+    for place, image in enumerate(images):
         is_path = isinstance(image, (str, os.PathLike))
         expand = is_path and (os.path.isdir(image) or is_archive(os.fspath(image)))
-        listed += image_files([os.fspath(image)]) if expand else [image]
+        found = image_files([os.fspath(image)]) if expand else [image]
+        listed += found
+        places += [place] * len(found)
     images = listed
     for i, image in enumerate(images):
         if isinstance(image, (str, os.PathLike)) or _is_pil(image):
             continue
-        where = f"images[{i}]"
+        where = f"images[{places[i]}]"  # the caller's place, not one shifted by a folder's files before it
         if not isinstance(image, torch.Tensor):
             raise ValueError(f"{where}: of type {type(image).__name__}; give a file's path, a PIL image or a "
                              f"uint8 (C, H, W) tensor")
@@ -203,7 +207,7 @@ def image_list(images: Any) -> List[Any]:
             raise ValueError(f"{where}: a tensor of shape {tuple(image.shape)}; give (C, H, W) with C 1 (gray), "
                              f"3 (RGB) or 4 (RGBA)")
         images[i] = image.detach().cpu()  # here, not in a loader worker (a forked one cannot use CUDA)
-    return images
+    return images, places
 
 
 def _rgb(image: Any, exif: bool) -> torch.Tensor:
@@ -215,14 +219,16 @@ def _rgb(image: Any, exif: bool) -> torch.Tensor:
 
 
 class ImageFiles(Dataset):
-    """Item ``i``: its path (an in-memory image: its place, ``i``) and the uint8 image :func:`eval_image`
-    makes of it, or the :class:`data.BadSample` that stopped it (as the training loaders report one); read
-    and decoded in a loader worker."""
+    """Item ``i``: its path (an in-memory image: its place among the caller's images, ``places[i]``, else
+    ``i``) and the uint8 image :func:`eval_image` makes of it, or the :class:`data.BadSample` that stopped it
+    (as the training loaders report one); read and decoded in a loader worker."""
 
     def __init__(self, paths: Sequence[Any], dataset: str, image_size: int, crop_pct: float = T.CROP_PCT,
-                 exif: bool = False, antialias: bool = True, interpolation: str = "bilinear"):
+                 exif: bool = False, antialias: bool = True, interpolation: str = "bilinear",
+                 places: Optional[Sequence[int]] = None):
         self.paths, self.dataset, self.image_size, self.crop_pct = list(paths), dataset, image_size, crop_pct
         self.exif, self.antialias, self.interpolation = exif, antialias, interpolation
+        self.places = list(places) if places is not None else list(range(len(self.paths)))
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -230,13 +236,14 @@ class ImageFiles(Dataset):
     def __getitem__(self, i: int) -> Tuple[Union[str, int], Union[torch.Tensor, BadSample]]:
         item = self.paths[i]
         if not isinstance(item, (str, os.PathLike)):
+            place = self.places[i]
             try:
                 img = _rgb(item, self.exif)
             except Exception as e:  # a PIL image closed, cut short, of a mode with no RGB: reported as a file is
-                return i, BadSample(f"images[{i}]", f"images[{i}]: not readable as RGB pixels "
-                                                    f"({type(e).__name__}: {e})")
-            return i, eval_image(img, self.dataset, self.image_size, self.crop_pct, self.antialias,
-                                 self.interpolation)
+                return place, BadSample(f"images[{place}]", f"images[{place}]: not readable as RGB pixels "
+                                                            f"({type(e).__name__}: {e})")
+            return place, eval_image(img, self.dataset, self.image_size, self.crop_pct, self.antialias,
+                                     self.interpolation)
         path = os.fspath(item)
         try:
             return path, eval_image(T.decode_rgb(read_bytes(path), path, self.exif), self.dataset,
@@ -278,19 +285,19 @@ class Predictor:
     def normalizer(self) -> T.Normalize:
         return T.Normalize(*self.normalisation, self.device)
 
-    def _files(self, images: Sequence[Any]) -> ImageFiles:
+    def _files(self, images: Sequence[Any], places: Sequence[int]) -> ImageFiles:
         return ImageFiles(images, self.dataset, self.image_size, self.crop_pct, self.exif_orientation,
-                          self.antialias, self.interpolation)
+                          self.antialias, self.interpolation, places)
 
     def preprocess(self, images: Any) -> torch.Tensor:
         """The model's input for ``images`` (as :meth:`top_k` takes them): the float (N, 3, S, S) batch,
         on the model's device, that its run's evaluation transform and normalisation make of them (timm's
         ``create_transform(**resolve_data_config(...))``). ``self.model(predictor.preprocess(x))`` gives
         the logits. A file that cannot be read raises ValueError."""
-        images = image_list(images)
+        images, places = image_list(images)
         if not images:
             raise ValueError("preprocess: no images")
-        files = self._files(images)
+        files = self._files(images, places)
         batch = []
         for i in range(len(files)):
             _, img = files[i]
@@ -314,11 +321,11 @@ class Predictor:
         the model runs on batches of ``batch_size``; the results are the same whatever the number."""
         if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
             raise ValueError(f"k must be a whole number of classes, at least 1, got {k!r}")
-        images = image_list(images)
+        images, places = image_list(images)
         valid = torch.tensor([n is not None for n in self.names])
         k = min(k, int(valid.sum()))
         workers = predict_workers(num_workers, len(images), batch_size, self.device)
-        files = self._files(images)
+        files = self._files(images, places)
         T.torchvision_ops()  # the decoders, imported once here rather than in each worker
         loader = DataLoader(files, batch_size=batch_size, num_workers=workers, collate_fn=list,
                             prefetch_factor=4 if workers else None)
@@ -375,6 +382,13 @@ def image_files(paths: Sequence[str]) -> List[str]:
     return list(unique.values())
 
 
+def shown_name(name: str) -> str:
+    """A file name as the text output prints it: one that is not UTF-8 (Latin-1 ``caf\\xe9.png``) with those
+    bytes escaped; a UTF-8 locale's stdout (strict, where the C locale's is not) refused it, and the results of
+    every file were lost to the error."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def results_csv(results: Sequence[Dict[str, Any]], k: int) -> str:
     """One row per image: its path, then label, probability and index of each of its top ``k``; an
     unreadable file has its error (which names it) in the last column instead."""
@@ -401,9 +415,16 @@ def guess_note(path: str, dataset: str, class_num: int, said: str, again: str) -
             f"classes" + (f"; if it was trained otherwise, {again} --dataset {other}" if other else ""))
 
 
-def check_options(image_size: Any = None, crop_pct: Any = None, interpolation: Any = None) -> None:
+def check_options(image_size: Any = None, crop_pct: Any = None, interpolation: Any = None,
+                  device_target: str = "auto", **switches: Any) -> None:
     """:func:`load_predictor`'s overrides that no model runs with, refused by name before anything is loaded (a
-    Python caller's as the command line's): each None or a value the command line takes."""
+    Python caller's as the command line's): each None or a value the command line takes; ``switches``
+    (``antialias=...``) True, False or None."""
+    if device_target not in ("auto", "CPU", "GPU"):  # anything else was taken as auto: "cpu" ran on the GPU
+        raise ValueError(f"device_target must be CPU, GPU or auto, got {device_target!r}")
+    for name, value in switches.items():  # "False" is true: the resize would antialias against the caller's word
+        if value not in (None, True, False):
+            raise ValueError(f"{name} must be True, False or None, got {value!r}")
     if image_size is not None and not (isinstance(image_size, Integral) and not isinstance(image_size, bool)
                                        and image_size >= 1):
         raise ValueError(f"image_size must be a whole number of pixels, at least 1, got {image_size!r}")
@@ -427,7 +448,8 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
     is named on stderr as not used).
     ``device_target`` (CPU, GPU or auto) is where a checkpoint's model runs; an ONNX file runs in ONNX
     Runtime on the CPU, a ``.pte`` program in ExecuTorch on the CPU, a ``.pt2`` program in PyTorch on the CPU."""
-    check_options(image_size=image_size, crop_pct=crop_pct, interpolation=interpolation)
+    check_options(image_size=image_size, crop_pct=crop_pct, interpolation=interpolation, device_target=device_target,
+                  background_class=background_class, exif_orientation=exif_orientation, antialias=antialias)
     path = ckpt_io.resolve_checkpoint_path(path)
     device = torch.device("cpu")
     if is_deployed_file(path):
@@ -576,9 +598,11 @@ def main(argv: Sequence[str]) -> int:
             p.error(f"--out {a.out}: the file name must end in .csv or .json")
         if not os.path.isdir(os.path.dirname(os.path.abspath(a.out))):
             raise ValueError(f"--out {a.out}: {os.path.dirname(os.path.abspath(a.out))} is not a folder")
-        # As every command's output: not a folder, the model file, a file in a folder of images it reads, or
-        # a training checkpoint named .csv (helper-119: written over).
-        ckpt_io.check_output("--out", a.out, [a.ckpt_file], inside=[i for i in a.images if os.path.isdir(i)])
+        # As every command's output: not a folder, the model file or the --labels file (a names.csv was written
+        # over with the results), a file in a folder of images it reads, or a training checkpoint named .csv
+        # (helper-119: written over).
+        ckpt_io.check_output("--out", a.out, [a.ckpt_file, a.labels or ""],
+                             inside=[i for i in a.images if os.path.isdir(i)])
     images = image_files(a.images)
     predictor = load_predictor(a.ckpt_file, a.labels, a.background_class, a.dataset, a.image_size, a.use_ema,
                                a.device_target, a.crop_pct, a.exif_orientation, a.antialias, a.interpolation,
@@ -611,7 +635,7 @@ def main(argv: Sequence[str]) -> int:
         for r in results:
             if "top_k" not in r:
                 continue
-            print0(r["image"])
+            print0(shown_name(r["image"]))
             for t in r["top_k"]:
                 print0(f"  {t['probability']:7.2%}  {t['label']}  [{t['index']}]")
     if failed:
