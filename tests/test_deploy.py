@@ -1103,6 +1103,26 @@ def test_static_batch_calibration_uses_whole_batches_and_says_how_many(cifar_dir
         assert ("quantize --reduce_range" in err) == noted
 
 
+def test_quantize_names_an_output_with_spaces_as_one_argument_of_its_eval_command(cifar_dir, tmp_path, capsys,
+                                                                                  exported_once):
+    """The eval command quantize prints for the INT8 file is pasted into a shell: a name with spaces (and
+    non-ASCII letters) is quoted, so the command reads the file written."""
+    import shlex
+
+    model = randomise_batchnorm(MobileNetV1(class_num=4, width_mult=0.25), seed=6)
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    fp32 = export_checkpoint(ckpt, str(tmp_path / "my model"))["path"]
+    out = str(tmp_path / "my model é int8.onnx")
+    assert cli.main(["quantize", "--onnx", fp32, "--calib_data", str(cifar_dir), "--out", out, "--calib_images", "8",
+                     "--num_workers", "0"]) == 0
+    said = capsys.readouterr().out
+    command = re.search(r"`(mobilenet-v1 eval [^`]*)`", said)
+    assert command, said
+    argv = shlex.split(command.group(1))
+    assert argv[argv.index("--checkpoint_path") + 1] == out and os.path.isfile(out)
+
+
 def test_x86_without_vnni_reads_the_cpu_flags(tmp_path, monkeypatch):
     info = tmp_path / "cpuinfo"
     monkeypatch.setattr("platform.machine", lambda: "x86_64")

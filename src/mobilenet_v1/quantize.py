@@ -15,6 +15,7 @@ same images, through the same loader.
 """
 import argparse
 import os
+import shlex
 import sys
 import tempfile
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -514,8 +515,8 @@ def main(argv: Sequence[str]) -> int:
            f"{result['calib_images']} training images of {a.calib_data}")
     print0(f"on those {check['images']} images: top-1 {check['reference_top1']:.2%} fp32, "
            f"{check['candidate_top1']:.2%} INT8; the two agree on {check['agreement']:.2%}. Evaluation accuracy: "
-           f"'mobilenet-v1 eval --checkpoint_path {a.out} --dataset {dataset} "
-           f"--dataset_path ... --image_size {hw[0]}'")
+           f"`mobilenet-v1 eval --checkpoint_path {shlex.quote(a.out)} --dataset {dataset} "
+           f"--dataset_path ... --image_size {hw[0]}`")  # quoted: a name with spaces pastes as one argument
     used = result["calib_images"]
     if used < count:
         asked = (f"the {count} asked (--calib_images)" if count == a.calib_images else
