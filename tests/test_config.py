@@ -122,6 +122,9 @@ def test_a_key_given_twice_or_values_after_a_document_break_are_refused(tmp_path
     with pytest.raises(ConfigError, match=r"its second YAML document \(after `---`\) is read as the seed's help "
                                           r"texts .* it gives lr_max a value: put every value in the first"):
         load_config(["--config_path", str(f)])
+    f.write_text("batch_size: 16\n---\nsave_checkpoint_path: 007\n")  # a value there, whatever its key takes
+    with pytest.raises(ConfigError, match=r"it gives save_checkpoint_path a value"):
+        load_config(["--config_path", str(f)])
     f.write_text("batch_size: 16\n---\nbatch_size: the number of images a step\n")  # the seed's form
     assert load_config(["--config_path", str(f)]).batch_size == 16
     # YAML's merge key is no key given twice: what it merges, the mapping's own keys override.

@@ -489,7 +489,11 @@ def test_class_archives_and_broken_links_beside_class_folders_are_named(tmp_path
                                          r"them \(c2.tar\): class archives half extracted\?"):
         samples, classes = find_images(str(tmp_path / "train"))
     assert classes == ["c0", "c1"] and len(samples) == 3
-    os.remove(tmp_path / "train" / "c2.tar")
+    os.rename(tmp_path / "train" / "c2.tar", tmp_path / "train" / "c1.tar")  # kept beside its extracted folder
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        assert find_images(str(tmp_path / "train"))[1] == ["c0", "c1"]
+    os.remove(tmp_path / "train" / "c1.tar")
     # A class folder that is a link to a folder no longer there (a disk not mounted): named, not left out silently.
     (tmp_path / "train" / "c15").symlink_to(tmp_path / "unmounted" / "c15", target_is_directory=True)
     with pytest.warns(DataWarning, match=r"train': c15 is a link to nothing \(a class folder on a disk not "

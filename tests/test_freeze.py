@@ -191,3 +191,12 @@ def test_a_mindspore_file_of_another_width_is_refused_by_its_width(cifar_dir, tm
                                                       rf"model of another width learns from it with --teacher\)$"):
         train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", f"--pre_trained={seed_file}",
                                        f"--save_checkpoint_path={tmp_path / 'run'}"]))
+    # A file of another network that records no width is no MobileNetV1 of some width: its tensors are named.
+    other = str(tmp_path / "other.pt")
+    torch.save({"conv.weight": torch.zeros(8, 3, 3, 3), "fc.weight": torch.zeros(4, 512), "fc.bias": torch.zeros(4)},
+               other)
+    with pytest.raises(ckpt_io.CheckpointError) as refused:
+        train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", f"--pre_trained={other}",
+                                       f"--save_checkpoint_path={tmp_path / 'run2'}"]))
+    said = str(refused.value)
+    assert "a MobileNetV1 of width_mult" not in said and "unexpected 1: conv.weight (8, 3, 3, 3)" in said

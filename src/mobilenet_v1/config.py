@@ -699,6 +699,12 @@ class _OnceEach(yaml.SafeLoader):
     whose value is text (a path, a name) takes a plain scalar as written: `save_checkpoint_path: 007` was
     the folder 7, `resume: no` the checkpoint False."""
 
+    documents = 0
+
+    def construct_document(self, node):
+        self.documents += 1  # the values are the first; a second is help texts, checked to be no values
+        return super().construct_document(node)
+
     def construct_mapping(self, node, deep=False):
         seen: Dict[Any, int] = {}
         types = _field_types()
@@ -711,8 +717,8 @@ class _OnceEach(yaml.SafeLoader):
                 raise OptionError(f"{key} is set twice, on lines {seen[key]} and {line}: keep one")
             if isinstance(key, str):
                 seen[key] = line
-                if (types.get(key) is str and isinstance(value_node, yaml.ScalarNode) and value_node.style is None
-                        and value_node.tag in _TYPED_SCALARS):
+                if (self.documents == 1 and types.get(key) is str and isinstance(value_node, yaml.ScalarNode)
+                        and value_node.style is None and value_node.tag in _TYPED_SCALARS):
                     value_node.tag = "tag:yaml.org,2002:str"
         return super().construct_mapping(node, deep)
 

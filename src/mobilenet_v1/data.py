@@ -780,7 +780,9 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
         raise not_a_folder(root)
     tars = class_archives(root) if packed is None else []
     folders = class_folders(root, tars)
-    beside = tar_files(root) if packed is None and folders and not tars else []
+    # Only archives whose class has no folder: one kept after extracting it loses nothing.
+    beside = ([t for t in tar_files(root) if os.path.basename(t)[:-len(ARCHIVE_SUFFIX)] not in folders]
+              if packed is None and folders and not tars else [])
     if beside:
         # One class archive a class, partly extracted (a loop of tar xf interrupted): the classes still in
         # theirs would be left out without a word, the labels of the others numbered without them.

@@ -651,12 +651,8 @@ def main(argv: Sequence[str]) -> int:
         raise ExportError(f"--file_format {fmt!r}: expected ONNX, PTE or PT2 (or the seed's MINDIR/AIR)")
     if not a.ckpt_file:
         p.error("--ckpt_file is required")
-    try:
-        batch_size = int(a.batch_size) if a.batch_size is not None else 1
-        height = int(a.height) if a.height is not None else None
-        width = int(a.width) if a.width is not None else None
-    except (TypeError, ValueError):
-        raise ExportError(f"config file {a.config_path}: batch_size, width and height must be integers") from None
+    batch_size = a.batch_size if a.batch_size is not None else 1  # ints: argparse's, or coerce's for the file's
+    height, width = a.height, a.width
     result = export_checkpoint(a.ckpt_file, a.file_name or "mobilenetv1", height, width, batch_size,
                                dynamic_batch=not a.static_batch, atol=a.atol, dataset=a.dataset,
                                use_ema=a.use_ema, image_input=a.image_input, file_format=fmt,

@@ -1231,7 +1231,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         if note:
             say_pre_trained(f"pre_trained: {note}")
         width = (source.get("model_args") or {}).get("width_mult")
-        if width is None:  # a MindSpore file records none: read off its shapes, as eval reads it
+        if width is None and ckpt_io.seed_trained(source):  # a MindSpore file records none: read off its shapes
             try:
                 width = infer_model_args(ckpt_io.weights_to_use(source, cfg.use_ema), pre_trained)["width_mult"]
             except ckpt_io.CheckpointError:  # no one width gives its shapes: load_weights names them
