@@ -1623,6 +1623,42 @@ def test_guard_stops_after_max_in_a_row_and_counts(one_thread):
         train_one_epoch(model, Batches([nan, ok]), *args, guard=guard)
 
 
+def test_an_epochs_mean_loss_leaves_out_the_skipped_steps_not_finite_loss(one_thread):
+    """Counted as 0, a skipped step's NaN loss lowered the epoch's mean (half the steps skipped: half the loss)."""
+    model = MobileNetV1(class_num=4, width_mult=0.25)
+    optimizer = make_optimizer(model, 0.01, 0.9, 1e-4, torch.device("cpu"))
+    guard = NonFiniteGuard(model, optimizer, torch.device("cpu"))
+    nan = (torch.full((4, 3, 32, 32), float("nan")), torch.zeros(4, dtype=torch.long))
+    ok = (torch.randn(4, 3, 32, 32), torch.zeros(4, dtype=torch.long))
+    args = (torch.nn.CrossEntropyLoss(), optimizer, make_scaler("fp32", torch.device("cpu"), 1.0), [0.01] * 4,
+            torch.device("cpu"), "fp32")
+    losses = []
+    result = train_one_epoch(model, Batches([ok, nan, ok, nan]), *args, guard=guard,
+                             on_step=lambda i, loss, lr: losses.append(float(loss)))
+    assert math.isnan(losses[1]) and math.isnan(losses[3]) and result.steps == 4 and result.mean_steps == 2
+    assert result.mean_loss == pytest.approx((losses[0] + losses[2]) / 2, rel=1e-6)
+    result = train_one_epoch(model, Batches([nan, nan]), *args, guard=guard)
+    assert math.isnan(result.mean_loss) and result.mean_steps == 0  # no loss to average: not 0
+
+
+def test_a_resume_with_a_lower_limit_is_not_stopped_by_a_streak_that_ended_before(one_thread):
+    """A checkpoint of a run that skipped 6 steps in a row and recovered, resumed with max_nonfinite_steps 5:
+    the resumed run trains on; a streak still in progress at the checkpoint goes on counting."""
+    model = MobileNetV1(class_num=4, width_mult=0.25)
+    optimizer = make_optimizer(model, 0.05, 0.9, 1e-4, torch.device("cpu"))
+    guard = NonFiniteGuard(model, optimizer, torch.device("cpu"), max_in_a_row=5)
+    guard.load_state_dict({"in_a_row": 0, "total": 6, "longest": 6})
+    nan = (torch.full((4, 3, 32, 32), float("nan")), torch.zeros(4, dtype=torch.long))
+    ok = (torch.randn(4, 3, 32, 32), torch.zeros(4, dtype=torch.long))
+    args = (torch.nn.CrossEntropyLoss(), optimizer, make_scaler("fp32", torch.device("cpu"), 1.0), [0.01] * 8,
+            torch.device("cpu"), "fp32")
+    train_one_epoch(model, Batches([ok, nan]), *args, guard=guard)
+    assert guard.sync() == {"in_a_row": 1, "total": 7, "longest": 1}
+    guard.load_state_dict({"in_a_row": 4, "total": 6, "longest": 6})
+    with pytest.raises(NonFiniteError, match=r"^5 training steps in a row"):
+        train_one_epoch(model, Batches([nan, ok]), *args, guard=guard)
+
+
 def test_distributed_epoch_without_guard_is_refused_before_any_step(one_thread, monkeypatch):
     """Without the guard a rank whose batch lost its samples would skip alone and leave the others
     waiting in DDP's all-reduce: refused at once with a message, not a hang."""

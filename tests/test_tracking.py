@@ -259,6 +259,22 @@ def test_plot_names_the_line_of_a_record_without_a_drawn_key(tmp_path, capsys):
     assert "1 epochs" in capsys.readouterr().out and (tmp_path / "c.png").exists()
 
 
+def test_plots_best_is_the_best_checkpoints_rule(tmp_path, capsys):
+    """The star and the best top-1 said are the best checkpoint's epoch: an evaluation of non-finite outputs
+    (train never takes it for the best) is drawn but not starred, and a tie is the earlier epoch. Epoch 2's
+    0.9 of non-finite outputs used to be called the best."""
+    rows = [{"kind": "start", "epoch": 0, "step": 0}]
+    rows += [{"kind": "epoch", "epoch": e, "step": 10 * e, "loss": 1.0, "mean_loss": 1.0, "lr": 0.1, "top_1": t,
+              "top_5": 1.0, **({"nonfinite_outputs": 3} if e == 2 else {})} for e, t in ((1, 0.5), (2, 0.9), (3, 0.6))]
+    (tmp_path / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 0
+    assert "3 evaluations, best top-1 60.00%" in capsys.readouterr().out
+    assert train.Evaluations.before(0, 0, str(tmp_path), 3).best_saved == 0.6  # train's own judgement
+    (tmp_path / METRICS_FILE).write_text("".join(json.dumps(dict(r, nonfinite_outputs=1)) + "\n" for r in rows))
+    drawn = plot.plot_runs([str(tmp_path)], str(tmp_path / "c.png"))["runs"][tmp_path.name]
+    assert drawn["evaluations"] == 3 and drawn["best_top_1"] is None  # none to star
+
+
 def test_training_without_tensorboard_says_so_once(data_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     out = tmp_path / "notb"
@@ -347,6 +363,30 @@ def test_continuation_keeps_history_and_best(tmp_path):
     assert read_metrics(str(tmp_path)) == {"steps": [], "epochs": []}
     fresh.close()
     assert runtime._log_files == []  # closed loggers stop copying print0 into their log.txt
+
+
+def test_an_owed_evaluation_of_a_checkpoint_from_another_folder_stays_in_the_records(tmp_path, capsys):
+    """A run resumed from another folder's checkpoint that owes its epoch 3's evaluation (a signal left it
+    out) makes it first: that eval record has no epoch record to join in this folder (history false). It
+    stays on its own: --patience counts it on a later resume and plot draws it. It used to be dropped:
+    the count started at epoch 4, whose line then said "not improved on ... (epoch 4)" beside the best
+    checkpoint of epoch 3."""
+    logger = RunLogger(str(tmp_path), epochs=6, steps_per_epoch=10, start_epoch=3, tensorboard=False, history=False)
+    logger.log_evaluation(3, {"top_1": 0.5, "top_5": 1.0, "eval_images": 40})
+    logger.begin_epoch(4)
+    logger.log_step(9, torch.tensor(1.0), 0.1, 4)
+    logger.log_epoch(4, EpochResult(1.0, 1.0, 10, 0.1, 40), 0.1, {"top_1": 0.4, "top_5": 1.0, "eval_images": 40})
+    logger.close()
+    epochs = read_metrics(str(tmp_path))["epochs"]
+    assert [(r["kind"], r["epoch"], r["top_1"]) for r in epochs] == [("eval", 3, 0.5), ("epoch", 4, 0.4)]
+    evaluations = train.Evaluations.before(1, 0, str(tmp_path), 4)
+    assert (evaluations.best_epoch, evaluations.since, evaluations.exhausted) == (3, 1, True)
+    drawn = plot.plot_runs([str(tmp_path)], str(tmp_path / "c.png"))["runs"][tmp_path.name]
+    assert (drawn["epochs"], drawn["evaluations"], drawn["best_top_1"]) == (1, 2, 0.5)
+    metrics = tmp_path / METRICS_FILE  # stopped before epoch 4's first logged step: nothing to draw curves of
+    metrics.write_text("".join(metrics.read_text().splitlines(keepends=True)[:2]))
+    with pytest.raises(ValueError, match="holds no step or epoch records yet"):
+        plot.plot_runs([str(tmp_path)], str(tmp_path / "c.png"))
 
 
 def test_continuation_keeps_the_checkpoints_own_step_in_tensorboard(tmp_path):

@@ -305,6 +305,31 @@ def test_a_resume_judges_its_evaluations_against_its_history(cifar_dir, tmp_path
     assert ckpt_io.load_file(str(out / ckpt_io.BEST_NAME))["epoch"] == 4
 
 
+def test_a_best_checkpoint_saved_after_a_resume_moved_a_better_one_aside_is_judged_by_its_own_top1(
+        cifar_dir, tmp_path, capsys, monkeypatch, one_thread):
+    """A resume sent back past the best checkpoint (epoch 3's 0.6, moved aside) saves its own best (0.3 at
+    epoch 4), below the records' best (epoch 1's 0.5). A further resume judges the next evaluation against that
+    file, as the run never stopped there does: 0.4 is the new best. It used to be judged against epoch 1's 0.5
+    of the records, and the best checkpoint stayed at epoch 4."""
+    import re
+
+    scores = [0.5, 0.1, 0.6]
+    monkeypatch.setattr(train, "judged_accuracy", lambda *a, **k: {"top_1": scores.pop(0), "top_5": 1.0,
+                                                                     "eval_images": 40})
+    out = tmp_path / "run"
+    args = SMALL + [f"--dataset_path={cifar_dir}", "--eval_interval=1", "--class_num=4", "--batch_size=64",
+                    "--save_checkpoint_epochs=1", f"--save_checkpoint_path={out}"]
+    train.run(load_config(args + ["--epoch_size=3"]))
+    scores[:] = [0.2, 0.3]
+    train.run(load_config(args + ["--epoch_size=4", f"--resume={out / ckpt_io.checkpoint_name(2, 3)}"]))
+    assert ckpt_io.load_file(str(out / ckpt_io.BEST_NAME))["epoch"] == 4
+    capsys.readouterr()
+    scores[:] = [0.4]
+    train.run(load_config(args + ["--epoch_size=5", "--resume=auto"]))
+    assert re.findall(r"eval: epoch (\d+) .*, best so far", capsys.readouterr().out) == ["5"] and not scores
+    assert ckpt_io.load_file(str(out / ckpt_io.BEST_NAME))["metrics"]["top_1"] == 0.4
+
+
 def test_a_resume_names_another_patience_min_delta_only_where_both_runs_stop_early():
     """patience_min_delta means something only with --patience: another one is named where the
     checkpoint's run and this one both stop early, with the evaluation settings' line apart."""

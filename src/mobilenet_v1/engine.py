@@ -114,22 +114,30 @@ class EpochResult:
     seconds: float
     images: int
     stopped_after: Optional[int] = None  # asked to stop (``stop``): the steps of the epoch done by then
-    mean_steps: Optional[int] = None  # the steps ``mean_loss`` averages (None: ``steps``); more after a resume
+    # The steps ``mean_loss`` averages (None: ``steps``): more after a resume, fewer where a loss was not finite
+    mean_steps: Optional[int] = None
 
 
 class LossTally:
-    """An epoch's running loss sum, on the device (nothing read back until :meth:`state`), and the
-    steps in it. A checkpoint saved inside the epoch keeps :meth:`state`, so the epoch's mean after a
+    """An epoch's running loss sum and the steps in it, on the device (nothing read back until :meth:`state`
+    or :attr:`steps`). A checkpoint saved inside the epoch keeps :meth:`state`, so the epoch's mean after a
     resume there is over all its steps, not only those since the resume."""
 
     def __init__(self, device: torch.device, loss_sum: float = 0.0, steps: int = 0):
         self.sum = torch.full((), float(loss_sum), device=device)
-        self.steps = steps
+        self.counted = torch.full((), int(steps), dtype=torch.int64, device=device)
 
     def add(self, loss: torch.Tensor) -> None:
-        # A skipped step's NaN would make the epoch's mean NaN; it counts as 0 there.
-        self.sum += torch.where(torch.isfinite(loss), loss, 0.0)
-        self.steps += 1
+        # A skipped step's NaN would make the epoch's mean NaN, and counted as 0 it would lower the mean:
+        # such a step is in neither the sum nor the steps.
+        finite = torch.isfinite(loss)
+        self.sum += torch.where(finite, loss, 0.0)
+        self.counted += finite
+
+    @property
+    def steps(self) -> int:
+        """The steps in the sum (reads the device): those with a finite loss."""
+        return int(self.counted)
 
     def state(self) -> Dict[str, Any]:
         return {"loss_sum": float(self.sum), "steps": self.steps}
@@ -301,8 +309,10 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    return EpochResult(float(loss), float(tally.sum) / max(tally.steps, 1), steps, seconds, images, stopped_after,
-                       tally.steps)
+    counted = tally.steps
+    # No step with a finite loss: no mean (NaN, as a loss that is not finite), not 0.
+    return EpochResult(float(loss), float(tally.sum) / counted if counted else float("nan"), steps, seconds, images,
+                       stopped_after, counted)
 
 
 def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float,

@@ -18,8 +18,9 @@ step is queued. Instead the decision stays on the device:
   ``torch.where`` on the flag;
 - the counters live on the device; the host sees them through a non-blocking copy into pinned memory,
   read only once its CUDA event has completed (a step or two late, never waiting). The streak is
-  tracked as the longest since the start, so a streak that reached the limit between two reads is
-  still caught. Before a checkpoint and at each epoch's end the counters are read exactly.
+  tracked as the longest since the start (a resumed run's: since the streak it continues), so a streak
+  that reached the limit between two reads is still caught. Before a checkpoint and at each epoch's end
+  the counters are read exactly.
 
 On the CPU there is no queue to stall: the flag is read at once and a bad step simply skips the
 optimiser (the CPU optimiser is not fused; LARS and LAMB take the flag there too, the path a GPU's
@@ -230,6 +231,11 @@ class NonFiniteGuard:
         return self.sync()
 
     def load_state_dict(self, state: Dict[str, int]) -> None:
-        for name in ("in_a_row", "total", "longest"):
-            getattr(self, name).fill_(int(state.get(name, 0)))
-        self.seen = {k: int(state.get(k, 0)) for k in ("in_a_row", "total", "longest")}
+        """The counters of the run a checkpoint continues. The longest streak starts again at the streak in
+        progress: one that ended before the checkpoint (the run recovered) must not stop a resume at its
+        first step where it sets a lower ``max_nonfinite_steps``."""
+        values = {k: int(state.get(k, 0)) for k in ("in_a_row", "total")}
+        values["longest"] = values["in_a_row"]
+        for name, value in values.items():
+            getattr(self, name).fill_(value)
+        self.seen = values

@@ -19,8 +19,8 @@ from .tracking import METRICS_FILE, read_metrics
 WIDTH_IN, HEIGHT_IN = 12.0, 3.6  # three panels in a row: wide enough for a README
 PANEL_IN = 4.0  # the width a fourth panel (the gradient norm) adds
 LABEL_ROOM = 0.30  # share of the x range kept free right of the curves for the run names
-# What every record drawn needs; top_1 is drawn where an epoch record has it.
-PLOTTED_KEYS = {"step": ("epoch", "loss", "lr"), "epoch": ("epoch", "mean_loss", "lr")}
+# What every record drawn needs; top_1 is drawn where an epoch record has it (an eval record on its own: always).
+PLOTTED_KEYS = {"step": ("epoch", "loss", "lr"), "epoch": ("epoch", "mean_loss", "lr"), "eval": ("epoch", "top_1")}
 
 
 def _matplotlib():
@@ -101,7 +101,7 @@ def plot_runs(run_dirs: Sequence[str], out: str, dpi: int = 150, title: Optional
     # Errors name the file (and a record without a key drawn here, its line) before matplotlib loads.
     histories = [read_metrics(d, required=PLOTTED_KEYS) for d in run_dirs]
     for d, h in zip(run_dirs, histories):
-        if not h["epochs"] and not h["steps"]:
+        if not h["steps"] and all(r["kind"] != "epoch" for r in h["epochs"]):  # an eval record alone: no curve
             raise ValueError(f"{os.path.join(d, 'metrics.jsonl')}: holds no step or epoch records yet")
     Figure, FigureCanvasAgg = _matplotlib()
     from matplotlib.ticker import MaxNLocator
@@ -126,7 +126,8 @@ def plot_runs(run_dirs: Sequence[str], out: str, dpi: int = 150, title: Optional
     drawn = {}
     any_raw = False
     for name, colour, h, norm, run_dir in zip(names, colours, histories, norms, run_dirs):
-        steps, epochs = h["steps"], h["epochs"]
+        steps = h["steps"]
+        epochs = [r for r in h["epochs"] if r["kind"] == "epoch"]  # an eval record alone has no loss to draw
         # Loss: the epoch mean (the per-step losses are single batches: shown faintly for texture).
         if steps:
             ax_loss.plot([r["epoch"] for r in steps], [r["loss"] for r in steps], color=colour, alpha=0.25,
@@ -140,7 +141,9 @@ def plot_runs(run_dirs: Sequence[str], out: str, dpi: int = 150, title: Optional
         ax_lr.plot(xs, ys, color=colour, linewidth=1.6, marker="o" if len(xs) == 1 else None, markersize=3)
         ends["lr"].append((xs[-1], ys[-1], name, colour))
         x_max = max(x_max, xs[-1])
-        evals = [r for r in epochs if "top_1" in r]
+        evals = [r for r in h["epochs"] if "top_1" in r]
+        # The best checkpoint's evaluation (a tie: the earlier); one of non-finite outputs never is (train's rule).
+        best = max((r for r in evals if not r.get("nonfinite_outputs")), key=lambda r: r["top_1"], default=None)
         if evals:
             xs, ys = [r["epoch"] for r in evals], [100.0 * r["top_1"] for r in evals]
             ax_top1.plot(xs, ys, color=colour, linewidth=1.6, marker="o", markersize=3)
@@ -149,8 +152,9 @@ def plot_runs(run_dirs: Sequence[str], out: str, dpi: int = 150, title: Optional
                 any_raw = True
                 ax_top1.plot([r["epoch"] for r in raw], [100.0 * r["raw_top_1"] for r in raw], color=colour,
                              linewidth=1.0, linestyle="--", alpha=0.7)
-            best = max(range(len(ys)), key=lambda i: (ys[i], -i))
-            ax_top1.plot([xs[best]], [ys[best]], marker="*", markersize=9, color=colour, linestyle="none")
+            if best is not None:
+                ax_top1.plot([best["epoch"]], [100.0 * best["top_1"]], marker="*", markersize=9, color=colour,
+                             linestyle="none")
             ends["top1"].append((xs[-1], ys[-1], f"{name} {ys[-1]:.1f}%", colour))
         clip = clip_threshold(run_dir) if ax_norm is not None else 0.0
         if norm:
@@ -161,7 +165,7 @@ def plot_runs(run_dirs: Sequence[str], out: str, dpi: int = 150, title: Optional
                 any_clip = True
                 ax_norm.axhline(clip, color=colour, linewidth=1.0, linestyle=":")
         drawn[name] = {"epochs": len(epochs), "steps": len(steps), "evaluations": len(evals),
-                       "best_top_1": max((r["top_1"] for r in evals), default=None), "grad_norms": len(norm),
+                       "best_top_1": best["top_1"] if best else None, "grad_norms": len(norm),
                        "clip_grad_norm": clip}
     _log_scale(ax_loss)  # losses fall by orders of magnitude; a linear axis flattens the tail
     ax_loss.set_title("training loss (epoch mean; faint: logged steps)", fontsize=10)

@@ -13,8 +13,9 @@ only every ``log_interval`` steps and at the end of each epoch.
   gradient norm, unscaled and before clipping: null for a skipped non-finite step, whose loss may be null
   too: JSON has no NaN or Infinity, :func:`runtime.strict_json`; :func:`read_metrics` reads them as NaN);
 - ``epoch``: ``epoch`` (counted from 1), ``step``, ``loss`` (the last step's, as the seed's log line),
-  ``mean_loss`` (over all the epoch's steps, also those before a resume inside it), ``lr`` (the last
-  step's), ``images_per_s``, ``epoch_seconds`` and, when the epoch was evaluated, ``top_1``, ``top_5``,
+  ``mean_loss`` (over all the epoch's steps, also those before a resume inside it, not those whose loss
+  is not finite; null where none is), ``lr`` (the last step's), ``images_per_s``, ``epoch_seconds``
+  and, when the epoch was evaluated, ``top_1``, ``top_5``,
   ``eval_images``; in a run with ``--ema_decay`` those are the weight average's (what ``eval`` and
   ``export`` take from its checkpoints, and what picks the best one) and ``raw_top_1``, ``raw_top_5``
   the trained weights'; ``nonfinite_outputs`` (``raw_nonfinite_outputs``: the trained weights') where
@@ -49,7 +50,9 @@ def read_metrics(run_dir: str, required: Optional[Dict[str, Sequence[str]]] = No
     A ``start`` record at step ``s`` drops the records before it whose step is above ``s``: a run started
     afresh (``s`` = 0) replaces the whole history, a continuation replaces what followed its checkpoint.
     An ``eval`` record adds its figures to the ``epoch`` record of its epoch and step (an evaluation that a
-    stop left out, made when the run was resumed: :meth:`RunLogger.log_evaluation`).
+    stop left out, made when the run was resumed: :meth:`RunLogger.log_evaluation`); where the records kept
+    hold none (a run resumed from another folder's checkpoint), it stays among ``epochs`` as it is, its
+    ``kind`` still ``eval``: an evaluation without the epoch's training figures.
     One with ``"history": false`` (a run whose earlier steps are not this folder's: started at a later
     epoch with ``pretrain_epoch_size``, or resumed from another folder's checkpoint) drops them all.
     ``required`` maps a kind to the keys its kept records must hold as numbers (a hand-edited file may
@@ -91,6 +94,9 @@ def read_metrics(run_dir: str, required: Optional[Dict[str, Sequence[str]]] = No
                 if r["kind"] == "epoch" and r["step"] == rec["step"] and r.get("epoch") == rec.get("epoch"):
                     r.update((k, v) for k, v in rec.items() if k != "kind")
                     break
+            else:  # the folder holds no record of that epoch (resumed from another's checkpoint): on its own
+                records.append(rec)
+                lines.append(number)
         else:
             records.append(rec)
             lines.append(number)
@@ -102,7 +108,7 @@ def read_metrics(run_dir: str, required: Optional[Dict[str, Sequence[str]]] = No
                 raise ValueError(f"{path} line {number}: the {rec['kind']} record {problem} {key!r} "
                                  f"(a number is needed)")
     return {"steps": [r for r in records if r["kind"] == "step"],
-            "epochs": [r for r in records if r["kind"] == "epoch"]}
+            "epochs": [r for r in records if r["kind"] in ("epoch", "eval")]}
 
 
 def eval_tags(accuracy: Optional[Dict[str, Any]]) -> Dict[str, float]:

@@ -389,9 +389,11 @@ def job_losses(result: EpochResult, dist, device: torch.device) -> EpochResult:
     if not dist.enabled:
         return result
     counted = result.steps if result.mean_steps is None else result.mean_steps
-    last, total, steps = dist.all_reduce_sum(torch.tensor(
-        [result.last_loss, result.mean_loss * counted, counted], dtype=torch.float64), device).tolist()
-    return dataclasses.replace(result, last_loss=last / dist.world_size, mean_loss=total / max(steps, 1.0))
+    last, total, steps = dist.all_reduce_sum(torch.tensor(  # a rank with no finite loss has a NaN mean: adds 0
+        [result.last_loss, result.mean_loss * counted if counted else 0.0, counted], dtype=torch.float64),
+        device).tolist()
+    return dataclasses.replace(result, last_loss=last / dist.world_size,
+                               mean_loss=total / steps if steps else float("nan"))
 
 
 # The key of an epoch's-end checkpoint saved before that epoch's evaluation (a signal, the unreadable-files
@@ -653,15 +655,16 @@ class Evaluations:
     def keep_only(self, best_file: bool, top_epochs: Sequence[int], best_top_1: Optional[float] = None,
                   best_epoch: int = 0) -> None:
         """What the run folder holds once the checkpoints of superseded training moved aside: without
-        mobilenetv1-best.ckpt the next evaluation saves a new one, and with it, none below the top-1 it
-        records (``best_top_1``, of epoch ``best_epoch`` (0: not recorded): a run whose metrics.jsonl a full disk
-        cut short saved better ones since);
+        mobilenetv1-best.ckpt the next evaluation saves a new one, and with it, one above the top-1 it
+        records (``best_top_1``, of epoch ``best_epoch`` (0: not recorded)), whether the records' best is below
+        it (a run whose metrics.jsonl a full disk cut short saved better ones since) or above it (the file was
+        saved after an earlier resume moved a better one aside, and judged against none of those before);
         an epoch whose best-epoch checkpoint (``keep_best_max``) is gone holds no place in the ranking.
         (The epochs ranked below those files cannot rise.)"""
         if not best_file:
             self.best_saved, self.best_saved_epoch = -float("inf"), 0
-        elif best_top_1 is not None and best_top_1 > self.best_saved:
-            self.best_saved, self.best_saved_epoch = best_top_1, best_epoch  # an epoch the records lost
+        elif best_top_1 is not None:
+            self.best_saved, self.best_saved_epoch = best_top_1, best_epoch
         there = set(top_epochs)
         self.ranked = {e: t for e, t in self.ranked.items() if e in there}
 
