@@ -8,7 +8,6 @@ file under a checkpoint's name.
 """
 import contextlib
 import glob
-import math
 import os
 import re
 import sys
