@@ -1027,6 +1027,10 @@ def test_lr_schedule_takes_its_own_options_with_dashes_as_the_keys(tmp_path, cap
     assert cli.main(["lr-schedule", "--config-path", str(config), "--steps_per_epoch=1", "--out", str(config)]) == 1
     assert f"--out {config}: is the file this command reads" in capsys.readouterr().err
     assert config.read_text() == "lr_max: 0.5\n"
+    # Every command's own options alike (cli.pop_option, cli.pop_flag): eval's too.
+    argv = ["--per-class", "--per-image=a.csv", "--confusion-csv", "b.csv", "--lr-max=0.1"]
+    assert cli.pop_flag(argv, "--per_class") and cli.pop_option(argv, "--per_image") == "a.csv"
+    assert cli.pop_option(argv, "--confusion_csv") == "b.csv" and argv == ["--lr-max=0.1"]
 
 
 def test_a_small_folder_is_told_the_batch_that_fits_and_an_empty_class_folder_is_named(

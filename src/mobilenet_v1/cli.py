@@ -6,7 +6,7 @@
 import argparse
 import os
 import sys
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 USAGE = """usage: mobilenet-v1 COMMAND [options]
 
@@ -38,25 +38,34 @@ commands:
 'mobilenet-v1 COMMAND --help' describes one command."""
 
 
+def spellings(name: str) -> Tuple[str, ...]:
+    """``--per_image`` and ``--per-image``: a command's own options take dashes as the configuration's keys do
+    (``--lr-max``); ``lr-schedule --steps-per-epoch`` was "unknown key 'steps_per_epoch'"."""
+    dashed = "--" + name[2:].replace("_", "-") if name.startswith("--") else name
+    return (name,) if dashed == name else (name, dashed)
+
+
 def pop_flag(argv: List[str], flag: str) -> bool:
-    present = flag in argv
-    while flag in argv:
-        argv.remove(flag)
+    names = spellings(flag)
+    present = any(a in names for a in argv)
+    argv[:] = [a for a in argv if a not in names]
     return present
 
 
 def pop_option(argv: List[str], name: str) -> Optional[str]:
-    """Remove ``--name value`` / ``--name=value`` from ``argv``; return the value (the last one)."""
+    """Remove ``--name value`` / ``--name=value`` from ``argv`` (either :func:`spellings`); return the value
+    (the last one)."""
+    names = spellings(name)
     value, out, i = None, [], 0
     while i < len(argv):
         a = argv[i]
-        if a == name:
+        if a in names:
             if i + 1 >= len(argv):
                 raise SystemExit(f"mobilenet-v1: option {name} needs a value")
             value = argv[i + 1]
             i += 2
             continue
-        if a.startswith(name + "="):
+        if a.split("=", 1)[0] in names and "=" in a:
             value = a.split("=", 1)[1]
         else:
             out.append(a)
@@ -148,10 +157,6 @@ def cmd_lr_schedule(argv: List[str]) -> int:
         return 0
     from .checkpoint import check_output
 
-    # Its own options spelt with dashes, as the keys may be: --steps-per-epoch was "unknown key 'steps_per_epoch'".
-    for name in ("--steps_per_epoch", "--config_path"):
-        dashed = name.replace("_", "-")
-        argv[:] = [name + a[len(dashed):] if a.split("=", 1)[0] == dashed else a for a in argv]
     out = pop_option(argv, "--out")
     spe = pop_option(argv, "--steps_per_epoch")
     config_path = pop_option(list(argv), "--config_path")

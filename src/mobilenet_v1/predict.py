@@ -219,16 +219,16 @@ def _rgb(image: Any, exif: bool) -> torch.Tensor:
 
 
 class ImageFiles(Dataset):
-    """Item ``i``: its path (an in-memory image: its place among the caller's images, ``places[i]``, else
-    ``i``) and the uint8 image :func:`eval_image` makes of it, or the :class:`data.BadSample` that stopped it
-    (as the training loaders report one); read and decoded in a loader worker."""
+    """Item ``i``: its path (an in-memory image: its place among the caller's images, ``places[i]``) and the
+    uint8 image :func:`eval_image` makes of it, or the :class:`data.BadSample` that stopped it (as the training
+    loaders report one); read and decoded in a loader worker."""
 
-    def __init__(self, paths: Sequence[Any], dataset: str, image_size: int, crop_pct: float = T.CROP_PCT,
-                 exif: bool = False, antialias: bool = True, interpolation: str = "bilinear",
-                 places: Optional[Sequence[int]] = None):
+    def __init__(self, paths: Sequence[Any], places: Sequence[int], dataset: str, image_size: int,
+                 crop_pct: float = T.CROP_PCT, exif: bool = False, antialias: bool = True,
+                 interpolation: str = "bilinear"):
         self.paths, self.dataset, self.image_size, self.crop_pct = list(paths), dataset, image_size, crop_pct
         self.exif, self.antialias, self.interpolation = exif, antialias, interpolation
-        self.places = list(places) if places is not None else list(range(len(self.paths)))
+        self.places = list(places)  # image_list's
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -286,8 +286,8 @@ class Predictor:
         return T.Normalize(*self.normalisation, self.device)
 
     def _files(self, images: Sequence[Any], places: Sequence[int]) -> ImageFiles:
-        return ImageFiles(images, self.dataset, self.image_size, self.crop_pct, self.exif_orientation,
-                          self.antialias, self.interpolation, places)
+        return ImageFiles(images, places, self.dataset, self.image_size, self.crop_pct, self.exif_orientation,
+                          self.antialias, self.interpolation)
 
     def preprocess(self, images: Any) -> torch.Tensor:
         """The model's input for ``images`` (as :meth:`top_k` takes them): the float (N, 3, S, S) batch,
@@ -416,12 +416,14 @@ def guess_note(path: str, dataset: str, class_num: int, said: str, again: str) -
 
 
 def check_options(image_size: Any = None, crop_pct: Any = None, interpolation: Any = None,
-                  device_target: str = "auto", **switches: Any) -> None:
+                  device_target: str = "auto", background_class: Any = None, exif_orientation: Any = None,
+                  antialias: Any = None) -> None:
     """:func:`load_predictor`'s overrides that no model runs with, refused by name before anything is loaded (a
-    Python caller's as the command line's): each None or a value the command line takes; ``switches``
-    (``antialias=...``) True, False or None."""
+    Python caller's as the command line's): each None or a value the command line takes; the switches True,
+    False or None."""
     if device_target not in ("auto", "CPU", "GPU"):  # anything else was taken as auto: "cpu" ran on the GPU
         raise ValueError(f"device_target must be CPU, GPU or auto, got {device_target!r}")
+    switches = {"background_class": background_class, "exif_orientation": exif_orientation, "antialias": antialias}
     for name, value in switches.items():  # "False" is true: the resize would antialias against the caller's word
         if value not in (None, True, False):
             raise ValueError(f"{name} must be True, False or None, got {value!r}")
