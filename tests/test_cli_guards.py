@@ -358,12 +358,16 @@ def test_an_export_that_differs_by_rounding_of_large_logits_points_to_atol(tmp_p
     pytest.importorskip("onnxruntime")
     model = save(tmp_path / "m.pt")
     monkeypatch.setattr(export, "max_difference", lambda *a, **k: ({1: 0.0067, 2: 0.005}, 377.0))
+    monkeypatch.setattr(export, "float64_distances", lambda *a, **k: (1e-5, 0.0067))
     with pytest.raises(export.ExportError, match=r"differ from PyTorch's by 0.0067 \(more than 0.0001\); the logits "
                                                  r"reach 377, so that is 1.8e-05 of them, float32 rounding \(--atol "
-                                                 r"0.01 accepts it\); not a faithful export, not written"):
+                                                 r"0.01 accepts it\); PyTorch's own float32 logits are 1e-05 from the "
+                                                 r"model's float64 ones, the file's 0.0067 \(more than 4x that plus "
+                                                 r"0.0001\); not a faithful export, not written"):
         export.export_checkpoint(model, str(tmp_path / "m"))
     # A difference beyond rounding is not waved through.
     monkeypatch.setattr(export, "max_difference", lambda *a, **k: ({1: 0.5, 2: 0.5}, 377.0))
+    monkeypatch.setattr(export, "float64_distances", lambda *a, **k: (1e-5, 0.5))
     with pytest.raises(export.ExportError) as e:
         export.export_checkpoint(model, str(tmp_path / "m"))
     assert "--atol" not in str(e.value) and "0.0013 of them" in str(e.value)
