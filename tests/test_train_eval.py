@@ -330,6 +330,33 @@ def test_a_best_checkpoint_saved_after_a_resume_moved_a_better_one_aside_is_judg
     assert ckpt_io.load_file(str(out / ckpt_io.BEST_NAME))["metrics"]["top_1"] == 0.4
 
 
+def test_a_run_resumed_from_the_best_checkpoint_keeps_that_file_before_a_new_best_takes_its_name(
+        cifar_dir, tmp_path, capsys, monkeypatch, one_thread):
+    """--resume DIR/mobilenetv1-best.ckpt (epoch 1's, top-1 0.5): the run's better evaluation (epoch 3's 0.7) used
+    to overwrite the very file it resumed from, mid-run. The file is kept, unchanged, in earlier-run-1 before the
+    new best takes its name; the name holds the new best."""
+    scores = [0.5, 0.1]
+    monkeypatch.setattr(train, "judged_accuracy", lambda *a, **k: {"top_1": scores.pop(0), "top_5": 1.0,
+                                                                     "eval_images": 40})
+    out = tmp_path / "run"
+    args = SMALL + [f"--dataset_path={cifar_dir}", "--eval_interval=1", "--class_num=4", "--batch_size=64",
+                    "--save_checkpoint_epochs=1", f"--save_checkpoint_path={out}"]
+    train.run(load_config(args + ["--epoch_size=2"]))
+    best = out / ckpt_io.BEST_NAME
+    before = best.read_bytes()
+    assert ckpt_io.load_file(str(best))["epoch"] == 1
+    capsys.readouterr()
+    scores[:] = [0.4, 0.7, 0.8]
+    train.run(load_config(args + ["--epoch_size=4", f"--resume={best}"]))
+    kept = out / "earlier-run-2" / ckpt_io.BEST_NAME  # earlier-run-1: epoch 2's checkpoint, after the resume point
+    assert kept.read_bytes() == before and not scores
+    assert sorted(os.listdir(kept.parent)) == [ckpt_io.BEST_NAME]
+    assert ckpt_io.load_file(str(best))["epoch"] == 4
+    said = capsys.readouterr().out
+    assert (f"checkpoint: {best}, which this run continues from, is kept as it was in {kept}; the new one takes "
+            f"its name\n") in said and said.count("is kept as it was") == 1
+
+
 def test_a_resume_names_another_patience_min_delta_only_where_both_runs_stop_early():
     """patience_min_delta means something only with --patience: another one is named where the
     checkpoint's run and this one both stop early, with the evaluation settings' line apart."""

@@ -10,6 +10,7 @@ import contextlib
 import glob
 import os
 import re
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -628,6 +629,25 @@ def _move_aside(folder: str, names: List[str]) -> str:
     fsync_dir(aside)
     fsync_dir(folder)
     return aside
+
+
+def keep_aside(path: str) -> str:
+    """Keep checkpoint ``path`` as it is in a new ``earlier-run-N`` beside it, before a save takes its name (the
+    file a run continues from, which a restart of the same command, or the user, goes back to): a hard link,
+    so nothing is copied and the save's rename leaves this name's data alone (a copy where the file system
+    has no links). Returns the kept file's path."""
+    folder = os.path.dirname(path) or "."
+    aside = _free_aside(folder)
+    os.mkdir(aside)
+    kept = os.path.join(aside, os.path.basename(path))
+    try:
+        os.link(path, kept)
+    except OSError:
+        with atomic_output(kept) as tmp:
+            shutil.copyfile(path, tmp)
+    fsync_dir(aside)
+    fsync_dir(folder)
+    return kept
 
 
 def _free_aside(folder: str) -> str:

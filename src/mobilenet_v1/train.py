@@ -496,7 +496,7 @@ class CheckpointWriter:
                  classes: Optional[List[str]], folder: Optional[str] = None,
                  dist: Optional[distributed.Context] = None,
                  ema: Optional[WeightAverage] = None, samples_per_step: int = 0, step_offset: int = 0,
-                 epoch_end: str = "", recorded: Optional[Dict[str, Any]] = None):
+                 epoch_end: str = "", recorded: Optional[Dict[str, Any]] = None, source: str = ""):
         self.cfg, self.model, self.optimizer, self.scaler, self.guard = cfg, model, optimizer, scaler, guard
         self.ema = ema
         self.recorded = recorded or {}  # entries every checkpoint holds as they are (the teacher's file)
@@ -512,6 +512,10 @@ class CheckpointWriter:
         # The newest checkpoint from an epoch's end, spared by the pruning: a resume at another number of
         # steps per epoch can continue from no other point.
         self.epoch_end = epoch_end
+        # The file this run continues from (--resume, or the seed's --pre_trained at pretrain_epoch_size) when it is
+        # in the run's folder: a save under its name (the best checkpoint's, resumed from) first keeps it aside,
+        # untouched, since the command run again, or the user going back to it, expects what it held.
+        self.source = os.path.realpath(source) if source else ""
         self.last = ""
 
     def newest(self) -> str:
@@ -559,6 +563,11 @@ class CheckpointWriter:
                                  f"{' ...' if len(bad) > 8 else ''} hold NaN or infinite values; the last good "
                                  f"state is the newest checkpoint in {self.folder} ({self.newest()})")
         try:
+            if self.source and os.path.realpath(path) == self.source and os.path.isfile(path):
+                kept = ckpt_io.keep_aside(path)
+                self.source = ""
+                print(f"checkpoint: {path}, which this run continues from, is kept as it was in {kept}; "
+                      f"the new one takes its name", flush=True)
             ckpt_io.atomic_save(state, path)
         except OSError as e:
             where = f"epoch {epoch + 1}, step {in_epoch} of {spe}" if in_epoch else f"the end of epoch {epoch}"
@@ -1495,7 +1504,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                     if isinstance(started, str) and started != cfg.pre_trained else cfg)
     writer = CheckpointWriter(recorded_cfg, model, optimizer, scaler, guard, steps_per_epoch, classes, out_dir,
                               dist=dist, ema=ema, samples_per_step=step_images, step_offset=step_offset,
-                              epoch_end=epoch_end, recorded={"teacher_file": distill.source} if distill else None)
+                              epoch_end=epoch_end, recorded={"teacher_file": distill.source} if distill else None,
+                              source=continued_from)
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
 
     def open_records() -> RunLogger:  # rank 0's writes the run's records; the others' nothing
