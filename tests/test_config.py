@@ -5,6 +5,7 @@ import re
 import pytest
 import yaml
 
+from mobilenet_v1 import cli
 from mobilenet_v1.config import (TIMM_NAMES, TORCHVISION_NAMES, Config, ConfigError, load_config,
                                  load_config_and_given, parse_overrides, validate)
 
@@ -162,6 +163,29 @@ def test_a_whole_number_is_read_exactly():
         load_config(["--seed", "99999999999999999999"])
     assert load_config(["--seed", "4294967295", "--batch_size", " 16 "]).seed == 2 ** 32 - 1
     assert load_config(["--batch_size", "1e3"]).batch_size == 1000
+    # Digit groups, as the seed's argparse int() and YAML 1.1 read them, exactly too (they went through a float).
+    with pytest.raises(ConfigError, match=r"seed must be in \[0, 2\*\*32 - 1\], got 1000000000000000000001$"):
+        load_config(["--seed", "1_000_000_000_000_000_000_001"])
+    assert load_config(["--seed", "4_294_967_295"]).seed == 2 ** 32 - 1
+
+
+def test_num_workers_below_minus_one_is_refused_by_every_command(tmp_path, capsys):
+    """-1 means the default; -2 and -3 were taken for it too (a typo trained, evaluated or measured as -1)."""
+    assert load_config(["--num_workers=-1"]).num_workers == -1
+    for bad in ("-2", "-3"):
+        with pytest.raises(ConfigError, match=rf"^option --num_workers: num_workers must be >= 0, or -1 for the "
+                                              rf"default \(min\(8, CPU count\)\), got {bad}$"):
+            load_config([f"--num_workers={bad}"])
+    (tmp_path / "model.onnx").write_bytes(b"")
+    for argv in (["recalibrate-bn", str(tmp_path / "no.ckpt"), "--dataset_path", str(tmp_path), "--out",
+                  str(tmp_path / "out.pt"), "--num_workers", "-2"],
+                 ["quantize", "--onnx", str(tmp_path / "model.onnx"), "--calib_data", str(tmp_path), "--out",
+                  str(tmp_path / "q.onnx"), "--num_workers", "-3"],
+                 ["predict", "x.jpg", "--ckpt_file", "x.ckpt", "--num_workers", "-2"]):
+        with pytest.raises(SystemExit) as e:
+            cli.main(argv)
+        assert e.value.code == 2, argv
+        assert "error: --num_workers must be >= 0, or -1 for the default" in capsys.readouterr().err
 
 
 def test_bad_values_name_the_option():

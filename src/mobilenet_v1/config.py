@@ -670,8 +670,11 @@ def coerce(key: str, value: Any, source: str) -> Any:
         if want is int:
             if isinstance(value, bool):
                 raise ValueError
-            if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
-                return int(value)  # exactly, however many digits (a float would round 99999999999999999999)
+            if isinstance(value, str):
+                try:  # exactly, however many digits (a float would round 99999999999999999999), with the digit
+                    return int(value)  # groups of the seed's argparse int() and YAML 1.1 (1_000_000)
+                except ValueError:
+                    pass
             number = float(value)
             if not number.is_integer():
                 raise ValueError
@@ -813,6 +816,9 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("warmup_epochs", f"warmup_epochs must be >= 0, got {cfg.warmup_epochs}")
     if cfg.save_checkpoint_steps < 0:
         fail("save_checkpoint_steps", f"save_checkpoint_steps must be >= 0, got {cfg.save_checkpoint_steps}")
+    if cfg.num_workers < -1:  # -1 alone means the default: -2 read as it too hid a typo
+        fail("num_workers", f"num_workers must be >= 0, or -1 for the default (min(8, CPU count)), "
+                            f"got {cfg.num_workers}")
     if cfg.max_bad_samples < -1:
         fail("max_bad_samples", f"max_bad_samples must be >= 0, or -1 for 0.1% of the data set, "
                                 f"got {cfg.max_bad_samples}")

@@ -430,6 +430,8 @@ def main(argv: Sequence[str]) -> int:
     a = p.parse_args(list(argv))
     if a.calib_images < 1:
         p.error("--calib_images must be at least 1")
+    if a.num_workers < -1:
+        p.error("--num_workers must be >= 0, or -1 for the default")
     if not os.path.isdir(a.calib_data) and not is_archive(a.calib_data) and not is_shard_pattern(a.calib_data):
         raise QuantizeError(f"--calib_data {a.calib_data}: not a folder, a .tar archive nor a shard pattern (the "
                             f"data set's, as --dataset_path in training)")

@@ -210,6 +210,8 @@ def main(argv: Sequence[str]) -> int:
                           "default) or its trained weights")
     add_max_bad_samples_option(p)
     a = p.parse_args(list(argv))
+    if a.num_workers < -1:
+        p.error("--num_workers must be >= 0, or -1 for the default")
     out = run(a.src, a.out, a.dataset_path, a.dataset, a.image_size, a.crop_pct, a.images, a.batch_size, a.seed,
               a.num_workers, a.format, a.use_ema, a.device_target, a.val_split, a.mean, a.std, a.max_bad_samples)
     size = (f"at image_size {out['image_size']} (trained at {out['trained_at']})"
