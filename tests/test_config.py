@@ -289,6 +289,8 @@ def test_out_of_range_values_name_where_they_came_from(tmp_path):
     for option, message in [("--lr_max=nan", "lr_max must be a finite number, got nan"),
                             ("--width_mult=inf", "width_mult must be a finite number, got inf"),
                             ("--loss_scale=-5", "loss_scale must be positive, got -5.0"),
+                            # GradScaler holds its scale in float32: 1e39 was inf there, every step overflowed
+                            ("--loss_scale=1e39", r"loss_scale 1e\+39 is above float32's largest number"),
                             ("--eval_batch_size=-4", "eval_batch_size must be >= 0"),
                             ("--aug_repeats=0", "aug_repeats must be at least 1, got 0"),
                             ("--pretrain_epoch_size=-1", "pretrain_epoch_size must be in"),

@@ -280,3 +280,21 @@ def test_an_onnx_or_executorch_teacher_is_refused_saying_what_teaches(tmp_path):
                                               rf"--file_format PT2 writes one"):
             train.build_distiller(load_config(SMALL + [f"--teacher={path}", f"--save_checkpoint_path={tmp_path}"]),
                                   None, CPU, torch.contiguous_format, str(tmp_path))
+
+
+@pytest.mark.parametrize("value", ["1e20", "1e4", "0", "-2"])
+def test_an_out_of_range_temperature_is_refused_before_training(value, tmp_path):
+    """T 1e20 made every loss NaN (T^2 is inf in float32, the KL 0); from 1e4 the float32 KL is rounding noise."""
+    with pytest.raises(ConfigError, match=r"^option --distill_temperature: distill_temperature must be in \(0, 1000\]"):
+        load_config([f"--teacher={tmp_path}", f"--distill_temperature={value}"])
+    f = tmp_path / "c.yaml"
+    f.write_text("teacher: t\ndistill_temperature: .inf\n")  # YAML's infinity: not a finite number
+    with pytest.raises(ConfigError, match=r"distill_temperature must be a finite number, got inf"):
+        load_config(["--config_path", str(f)])
+    with pytest.raises(ValueError, match=r"distill_temperature must be in \(0, 1000\]"):
+        Distiller(Fixed(torch.zeros(2, 4)), 0.5, float(value))
+    for t in (float("nan"), float("inf")):  # a Python caller's: no configuration check on the way
+        with pytest.raises(ValueError, match=r"distill_temperature must be in \(0, 1000\]"):
+            Distiller(Fixed(torch.zeros(2, 4)), 0.5, t)
+    d = Distiller(Fixed(torch.zeros(2, 4)), 1.0, 1000.0)  # the largest allowed: still a finite loss
+    assert torch.isfinite(d(torch.tensor(1.0), torch.randn(2, 4) * 5, torch.randn(2, 4) * 5))

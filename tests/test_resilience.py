@@ -1623,6 +1623,78 @@ def test_guard_stops_after_max_in_a_row_and_counts(one_thread):
         train_one_epoch(model, Batches([nan, ok]), *args, guard=guard)
 
 
+@pytest.mark.parametrize("opt,fused", [("momentum", True), ("momentum", False), ("lars", None)])
+def test_an_update_that_overflows_the_weights_stops_at_once(opt, fused, one_thread):
+    """lr 1e30: every loss and gradient finite until the update makes the weights infinite. The guard used to
+    see only the NaN losses after it, skip them and say the weights were those from before them."""
+    torch.manual_seed(0)
+    model = MobileNetV1(class_num=4, width_mult=0.25)
+    optimizer = make_optimizer(model, 1e30, 0.9, 1e-4, torch.device("cpu"), opt, fused=fused)
+    guard = NonFiniteGuard(model, optimizer, torch.device("cpu"), max_in_a_row=10)
+    guard.last_good = lambda: "run/mobilenetv1-1_4.ckpt"
+    g = torch.Generator().manual_seed(1)
+    batches = [(torch.randn(8, 3, 32, 32, generator=g), torch.randint(0, 4, (8,), generator=g)) for _ in range(6)]
+    losses = []
+    with pytest.raises(NonFiniteError, match=r"^the weights became NaN or infinite at an optimiser step whose loss "
+                                             r"and gradients were finite \(step 2 since .*lower lr_max.* The last "
+                                             r"good checkpoint: run/mobilenetv1-1_4\.ckpt\.$"):
+        train_one_epoch(model, Batches(batches), torch.nn.CrossEntropyLoss(), optimizer,
+                        make_scaler("fp32", torch.device("cpu"), 1.0), [1e30] * 6, torch.device("cpu"), "fp32",
+                        on_step=lambda i, loss, lr: losses.append(float(loss)), guard=guard)
+    # Stopped inside the step that broke them (on the CPU the flag is read at once), none skipped before it.
+    assert len(losses) == 1 and math.isfinite(losses[0]) and guard.seen["total"] == 0
+
+
+def test_only_an_update_that_overflows_is_blamed_and_fp16_overflow_at_a_finite_loss_blames_the_loss_scale(
+        one_thread):
+    """fp16 from loss_scale 1e30: every loss finite, every scaled gradient past 65504; the run stopped saying
+    "lower lr_max". Inputs that overflow the forward pass (a non-finite loss) still get that, and so do NaN
+    weights from before any step (every step skipped): no update made them."""
+    def stopped(batches, scale, precision="fp16", nan_weights=False):
+        torch.manual_seed(0)
+        model = MobileNetV1(class_num=4, width_mult=0.25)
+        if nan_weights:
+            with torch.no_grad():
+                model.network[0][0].weight.fill_(float("nan"))
+        optimizer = make_optimizer(model, 0.05, 0.9, 1e-4, torch.device("cpu"))
+        guard = NonFiniteGuard(model, optimizer, torch.device("cpu"), max_in_a_row=3)
+        losses = []
+        with pytest.raises(NonFiniteError, match=r"^3 training steps in a row had a non-finite loss or gradient") as e:
+            train_one_epoch(model, Batches(batches), torch.nn.CrossEntropyLoss(), optimizer,
+                            make_scaler(precision, torch.device("cpu"), scale), [0.05] * 4, torch.device("cpu"),
+                            precision, on_step=lambda i, loss, lr: losses.append(float(loss)), guard=guard)
+        return str(e.value), losses
+
+    g = torch.Generator().manual_seed(1)
+    batches = [(torch.randn(8, 3, 32, 32, generator=g), torch.randint(0, 4, (8,), generator=g)) for _ in range(4)]
+    message, losses = stopped(batches, 1e30)
+    assert all(map(math.isfinite, losses))
+    assert re.search(r"overflowed once scaled by the loss scale .*it is [0-9.e+]+ now\): the loss scale is far too "
+                     r"high\. Lower loss_scale \(the seed's is 1024\)", message) and "lr_max" not in message
+    message, losses = stopped([(x * 1e6, y) for x, y in batches], 1024.0)  # past 65504 in the forward pass
+    assert "lower lr_max, check the data" in message and "loss scale" not in message
+    message, _ = stopped(batches, 1.0, "fp32", nan_weights=True)
+    assert "lower lr_max, check the data" in message and "weights became" not in message
+
+
+def test_a_run_whose_update_overflows_stops_naming_the_last_good_checkpoint(cifar_dir, tmp_path, capsys, one_thread):
+    """Warming up from 0 to lr_max 1e30: step 1 (lr 0) is saved; the next update makes the weights infinite.
+    The run used to train on with them until a checkpoint refused to be written."""
+    run = tmp_path / "run"
+    args = run_args(cifar_dir, run, "--epoch_size=1", "--warmup_epochs=1", "--lr_init=0", "--lr_max=1e30",
+                    "--save_checkpoint_steps=1")
+    assert cli.main(["train", *args]) == 1
+    err = capsys.readouterr().err
+    assert "the weights became NaN or infinite at an optimiser step whose loss and gradients were finite" in err
+    # Step 2's update (lr 8e28) leaves them huge but finite, and is saved; step 3's overflows them.
+    names = [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(run))]
+    assert names == ["mobilenetv1-1_1.ckpt", "mobilenetv1-1_2.ckpt"]
+    assert f"(step 3 since this run started or resumed)" in err
+    assert f"The last good checkpoint: {run / 'mobilenetv1-1_2.ckpt'}." in err
+    kept = ckpt_io.load_file(str(run / "mobilenetv1-1_2.ckpt"))
+    assert all(torch.isfinite(v).all() for v in kept["model"].values() if v.is_floating_point())
+
+
 def test_an_epochs_mean_loss_leaves_out_the_skipped_steps_not_finite_loss(one_thread):
     """Counted as 0, a skipped step's NaN loss lowered the epoch's mean (half the steps skipped: half the loss)."""
     model = MobileNetV1(class_num=4, width_mult=0.25)

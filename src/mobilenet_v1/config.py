@@ -606,6 +606,23 @@ def crop_pct_problem(value: Any) -> str:
     return f"crop_pct must be in (0, 1] (the centre crop's share of the resized shorter side), got {value!r}"
 
 
+# Above this, float32 cannot tell the softened outputs apart: T^2 x KL is rounding noise times T^2 (with
+# logits of spread 4 over 1000 classes it is 0.1% off at T 1000, 12% at 1e4, negative at 1e5; at 1e20,
+# 0 x inf: NaN). Hinton et al. used T up to 20.
+MAX_DISTILL_TEMPERATURE = 1000.0
+# The largest float32: GradScaler keeps its scale in one, and a larger loss_scale becomes inf there.
+MAX_LOSS_SCALE = 3.4028234663852886e38
+
+
+def temperature_problem(value: float) -> str:
+    """What is wrong with ``value`` as a distillation temperature, or "" (the configuration's check and
+    :class:`losses.Distiller`'s, a Python caller's)."""
+    if 0 < value <= MAX_DISTILL_TEMPERATURE:  # NaN fails too
+        return ""
+    return (f"distill_temperature must be in (0, {MAX_DISTILL_TEMPERATURE:g}] (above that float32 cannot tell the "
+            f"softened outputs apart and T^2 x KL is rounding noise, or NaN), got {value}")
+
+
 def add_max_bad_samples_option(parser: Any) -> None:
     """``--max_bad_samples`` of a command that reads training images outside training (quantize,
     recalibrate-bn): the key's meaning and check as training has them."""
@@ -807,8 +824,10 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("eval_batch_size", f"eval_batch_size must be >= 0 (0: batch_size), got {cfg.eval_batch_size}")
     if cfg.width_mult <= 0:
         fail("width_mult", f"width_mult must be positive, got {cfg.width_mult}")
-    if cfg.loss_scale <= 0:
-        fail("loss_scale", f"loss_scale must be positive, got {cfg.loss_scale}")
+    if not 0 < cfg.loss_scale <= MAX_LOSS_SCALE:
+        fail("loss_scale", f"loss_scale must be positive, got {cfg.loss_scale}" if cfg.loss_scale <= 0 else
+             f"loss_scale {cfg.loss_scale:g} is above float32's largest number, {MAX_LOSS_SCALE:g}: the scaler "
+             f"would hold it as inf (the seed's is 1024)")
     if not 0 <= cfg.pretrain_epoch_size < cfg.epoch_size:
         fail("pretrain_epoch_size", f"pretrain_epoch_size must be in [0, epoch_size), got "
                                     f"{cfg.pretrain_epoch_size} with epoch_size {cfg.epoch_size}")
@@ -847,8 +866,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
                               f"{LAYERS}: all but the classifier), got {cfg.freeze_layers}")
     if not 0 < cfg.distill_alpha <= 1:
         fail("distill_alpha", f"distill_alpha must be in (0, 1] (the teacher's share of the loss), got {cfg.distill_alpha}")
-    if cfg.distill_temperature <= 0:
-        fail("distill_temperature", f"distill_temperature must be positive, got {cfg.distill_temperature}")
+    if temperature_problem(cfg.distill_temperature):
+        fail("distill_temperature", temperature_problem(cfg.distill_temperature))
     if not 0 <= cfg.drop_rate < 1:
         fail("drop_rate", f"drop_rate must be in [0, 1) (the share of features dropped; 0: none), got {cfg.drop_rate}")
     if not 0 < cfg.bn_momentum <= 1:

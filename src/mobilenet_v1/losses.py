@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import temperature_problem
+
 
 class CrossEntropySmooth(nn.Module):
     def __init__(self, sparse: bool = True, reduction: str = "mean", smooth_factor: float = 0.0,
@@ -138,8 +140,8 @@ class Distiller:
                  source: Optional[Dict[str, str]] = None):
         if not 0 < alpha <= 1:
             raise ValueError(f"distill_alpha must be in (0, 1], got {alpha}")
-        if temperature <= 0:
-            raise ValueError(f"distill_temperature must be positive, got {temperature}")
+        if temperature_problem(temperature):
+            raise ValueError(temperature_problem(temperature))
         self.teacher = teacher.eval().requires_grad_(False)
         self.alpha, self.temperature = alpha, temperature
         # The file the teacher was read from: {"path", "sha256"}, recorded in the run's checkpoints.

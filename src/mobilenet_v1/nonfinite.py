@@ -2,7 +2,8 @@
 
 A step is bad when its loss or any gradient is NaN or infinite. A bad step changes nothing: not the
 weights, not the optimiser's momentum, not BatchNorm's running statistics nor quantization-aware
-training's activation ranges (which the forward pass already moved). After ``max_in_a_row`` bad steps in a row the run stops with :class:`NonFiniteError`.
+training's activation ranges (which the forward pass already moved). After ``max_in_a_row`` bad steps in a row
+the run stops with :class:`NonFiniteError`.
 
 Why nothing here reads a value back every step: on a GPU, ``tensor.item()`` waits for every queued
 kernel, so a per-step check would stall the CPU once per step and leave the GPU idle while the next
@@ -27,12 +28,22 @@ optimiser (the CPU optimiser is not fused; LARS and LAMB take the flag there too
 run takes).
 
 With fp16, GradScaler already skips a step whose scaled gradients overflow (and lowers the scale); the
-guard counts that step and, if only the loss is non-finite, makes the scaler see it too.
+guard counts that step and, if only the loss is non-finite, makes the scaler see it too. A streak of such
+steps whose loss was finite is the loss scale's doing (too high a ``loss_scale``, which the scaler halves
+only one skipped step at a time): the error past the limit says so, not "lower lr_max".
+
+A step can also be good and its update still overflow the weights (a learning rate of 1e30: finite
+gradients times it): after each optimiser step the same fused kernel looks at the weights and BatchNorm's
+statistics, into a flag that stays on the device, read with the counters (a step or two late on a GPU,
+at once on the CPU, exactly before a checkpoint). The run then stops with :class:`NonFiniteError` naming
+that step, since no later step can mend them (every later loss is NaN), rather than skipping
+``max_in_a_row`` steps and claiming the weights are those from before them. The cost is one pass over the
+weights a step, no host sync.
 
 Gradient clipping (``clip_grad_norm``) happens here, after the step is judged on its gradients as
 they came and, with fp16, after the NaN hand-off above: ``unscale_`` is where GradScaler decides.
 """
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 from torch import nn
@@ -90,15 +101,29 @@ class NonFiniteGuard:
             elif isinstance(m, ActivationRanges):  # quantization-aware training's observed ranges
                 self.stats += [m.ranges, m.observed]
         self.saved = [torch.empty_like(b) for b in self.stats]
+        # What the weight check reads after each step: the trained parameters and the float statistics, grouped
+        # as the fused kernel takes them (one device and dtype a call).
+        self.checked: Dict[tuple, List[torch.Tensor]] = {}
+        for t in [p for g in optimizer.param_groups for p in g["params"]] + self.stats:
+            if t.is_floating_point():
+                self.checked.setdefault((t.device, t.dtype), []).append(t)
         self.one = torch.ones(1, device=device)
         z = lambda: torch.zeros((), dtype=torch.int64, device=device)  # noqa: E731
         self.in_a_row, self.total, self.longest = z(), z(), z()
+        # Of the streak, the steps skipped with a finite loss while a GradScaler scaled it (overflowed scaled
+        # gradients), and the longest such streak; the steps this guard took, and the first whose update made
+        # the weights non-finite (0: none).
+        self.overflow_in_a_row, self.overflow_longest, self.steps, self.broke_at = z(), z(), z(), z()
+        self.scale_now = torch.zeros((), device=device)  # the scaler's scale at the last step (0: no scaler)
         self._on_cuda = device.type == "cuda"
-        self._host = torch.zeros(3, dtype=torch.int64, pin_memory=self._on_cuda)
+        self._host = torch.zeros(6, dtype=torch.int64, pin_memory=self._on_cuda)
+        self._host_scale = torch.zeros((), pin_memory=self._on_cuda)
         self._event: Optional[torch.cuda.Event] = None
         self.seen = {"in_a_row": 0, "total": 0, "longest": 0}  # as last read by the host
         self._clipped_from: Optional[torch.Tensor] = None  # the last step's norm before clipping
         self._stand_in = False
+        # The newest checkpoint, which the errors name as the last good state ("": none); train sets it.
+        self.last_good: Callable[[], str] = lambda: ""
 
     # -- per step ----------------------------------------------------------------------------------
 
@@ -118,7 +143,8 @@ class NonFiniteGuard:
         after the step is judged on the gradients as they came."""
         optimizer = self.optimizer
         grads = gradients(optimizer)
-        found = (~torch.isfinite(loss.detach().float())).float().reshape(1)
+        loss_bad = (~torch.isfinite(loss.detach().float())).float().reshape(1)
+        found = loss_bad.clone()
         by_kind: Dict[tuple, List[torch.Tensor]] = {}
         for g in grads:
             by_kind.setdefault((g.device, g.dtype), []).append(g)
@@ -131,9 +157,9 @@ class NonFiniteGuard:
             if self.world_size > 1:
                 # One rank's non-finite loss with finite gradients, or its stand-in batch, would make it
                 # alone skip while the others step: decide together (one 2-element all-reduce a step).
-                flags = torch.cat([found, forced])
+                flags = torch.cat([found, forced, loss_bad])
                 torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
-                found, forced = flags[0:1], flags[1:2]
+                found, forced, loss_bad = flags[0:1], flags[1:2], flags[2:3]
             counted = found * (1 - forced)
             found = torch.maximum(found, forced)
         bad = found.bool()
@@ -167,11 +193,30 @@ class NonFiniteGuard:
         elif not host_bad:
             optimizer.step()
         self._restore_stats(bad, host_bad)
+        self._check_weights(bad)
         b = counted.to(torch.int64).reshape(())
         self.in_a_row.add_(b).mul_(b)
         self.total.add_(b)
         torch.maximum(self.longest, self.in_a_row, out=self.longest)
+        if scaler.is_enabled():
+            # The scale this step used, from the scaler's own tensor: get_scale() would wait for the device.
+            if scaler._scale is not None:
+                self.scale_now.copy_(scaler._scale.reshape(()))
+            overflow = (counted * (1 - loss_bad)).to(torch.int64).reshape(())
+            self.overflow_in_a_row.add_(overflow).mul_(overflow)
+            torch.maximum(self.overflow_longest, self.overflow_in_a_row, out=self.overflow_longest)
         self.poll()
+
+    def _check_weights(self, bad: torch.Tensor) -> None:
+        """After the optimiser step: remember the first step taken (not ``bad``) that left a weight or statistic
+        non-finite. A skipped step changed nothing: weights non-finite before it are not its doing."""
+        self.steps.add_(1)
+        broken = torch.zeros(1, device=self.device)
+        with torch.no_grad():  # in place on parameters (times exactly 1: their bits stay)
+            for (dev, _), group in self.checked.items():
+                torch._amp_foreach_non_finite_check_and_unscale_(group, broken, self.one.to(dev))
+        first = (self.broke_at == 0) & broken.reshape(()).bool() & ~bad.reshape(())
+        torch.where(first, self.steps, self.broke_at, out=self.broke_at)
 
     def _restore_stats(self, bad: torch.Tensor, host_bad: Optional[bool]) -> None:
         if not self.stats:
@@ -195,34 +240,57 @@ class NonFiniteGuard:
     # -- reading the counters ----------------------------------------------------------------------
 
     def _counters(self) -> torch.Tensor:
-        return torch.stack([self.in_a_row, self.total, self.longest])
+        return torch.stack([self.in_a_row, self.total, self.longest, self.overflow_longest, self.steps,
+                            self.broke_at])
 
-    def _accept(self, values: List[int]) -> None:
-        self.seen = dict(zip(("in_a_row", "total", "longest"), values))
+    def _accept(self, values: List[int], scale: float) -> None:
+        self.seen = dict(zip(("in_a_row", "total", "longest"), values[:3]))
+        overflow_longest, steps, broke_at = values[3:]
+        if broke_at:
+            # Before the streak: the streak that follows is this step's doing, and its message would be wrong.
+            ago = steps - broke_at
+            raise NonFiniteError(
+                f"the weights became NaN or infinite at an optimiser step whose loss and gradients were finite "
+                f"(step {broke_at} since this run started or resumed{f', {ago} step(s) ago' if ago else ''}): the "
+                f"update itself overflowed, so the learning rate is far too high for these gradients (lower "
+                f"lr_max; or weight_decay, momentum, clip_grad_norm). No later step can mend them: training "
+                f"stopped, and no checkpoint after that step is written (none holding a non-finite value ever "
+                f"is)." + self._last_good())
         if self.seen["longest"] >= self.max_in_a_row:
+            if overflow_longest >= self.max_in_a_row:
+                cause = (f"each had a finite loss whose fp16 gradients overflowed once scaled by the loss scale "
+                         f"(the scaler halves it at each such step; it is {scale:g} now): the loss scale is far "
+                         f"too high. Lower loss_scale (the seed's is 1024), or use --precision bf16, which scales "
+                         f"nothing")
+            else:
+                cause = ("each was skipped, so the weights are those from before them, but training is not "
+                         "recovering: lower lr_max, check the data, or use another precision")
             raise NonFiniteError(
                 f"{self.seen['longest']} training steps in a row had a non-finite loss or gradient "
-                f"(max_nonfinite_steps {self.max_in_a_row}); each was skipped, so the weights are those "
-                f"from before them, but training is not recovering: lower lr_max, check the data, or use "
-                f"another precision. {self.seen['total']} steps were skipped in all."
-                + (f" {self.hint}" if self.hint else ""))
+                f"(max_nonfinite_steps {self.max_in_a_row}); {cause}. {self.seen['total']} steps were skipped "
+                f"in all." + self._last_good() + (f" {self.hint}" if self.hint else ""))
+
+    def _last_good(self) -> str:
+        newest = self.last_good()
+        return f" The last good checkpoint: {newest}." if newest and newest != "none" else ""
 
     def poll(self) -> None:
         """Look at the counters if they are at hand without waiting; raise past the limit."""
         if not self._on_cuda:
-            self._accept(self._counters().tolist())
+            self._accept(self._counters().tolist(), float(self.scale_now))
             return
         if self._event is not None:
             if not self._event.query():
                 return
-            self._accept(self._host.tolist())
+            self._accept(self._host.tolist(), float(self._host_scale))
         self._host.copy_(self._counters(), non_blocking=True)
+        self._host_scale.copy_(self.scale_now, non_blocking=True)
         self._event = torch.cuda.Event()
         self._event.record()
 
     def sync(self) -> Dict[str, int]:
         """Read the counters now (waits for the device); raise past the limit. Returns them."""
-        self._accept(self._counters().tolist())
+        self._accept(self._counters().tolist(), float(self.scale_now))
         return dict(self.seen)
 
     # -- checkpoints -------------------------------------------------------------------------------

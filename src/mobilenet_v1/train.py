@@ -1506,6 +1506,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                               dist=dist, ema=ema, samples_per_step=step_images, step_offset=step_offset,
                               epoch_end=epoch_end, recorded={"teacher_file": distill.source} if distill else None,
                               source=continued_from)
+    if cfg.save_checkpoint:
+        guard.last_good = writer.newest  # named when the guard stops the run
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
 
     def open_records() -> RunLogger:  # rank 0's writes the run's records; the others' nothing
