@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 from mobilenet_v1 import transforms as T
-from mobilenet_v1.data import (CifarLoader, DataError, DataOptions, DataWarning, Holdout, ImageFolderDataset,
-                               ShardSampler, build_loader, cifar_files, find_images, image_split, load_cifar,
-                               is_image_name, read_cifar_bin, write_cifar_bin)
+from mobilenet_v1.data import (CIFAR_TRAIN_FOLDER, CifarLoader, DataError, DataOptions, DataWarning, Holdout,
+                               ImageFolderDataset, ShardSampler, build_loader, cifar_files, find_images, image_split,
+                               load_cifar, is_image_name, read_cifar_bin, write_cifar_bin)
 
 
 def test_cifar_round_trip(tmp_path):
@@ -76,6 +76,60 @@ def test_cifar_files_of_other_names_never_take_the_other_splits_files(tmp_path):
     with pytest.warns(DataWarning, match="no test_batch.bin; reading every other .bin file there for evaluation: "
                                          "my_test.bin"):
         assert [os.path.basename(f) for f in cifar_files(str(tmp_path), False)] == ["my_test.bin"]
+
+
+def test_a_cifar_path_that_holds_no_bin_files_says_what_it_is_and_what_to_pass(cifar_dir, tmp_path):
+    """A .bin file, the archive as downloaded, the Python version or an archive not unpacked were each
+    "is not a folder" or "no CIFAR-10 .bin files found", saying neither what the path was nor what to pass."""
+    batches = cifar_dir / CIFAR_TRAIN_FOLDER
+    with pytest.raises(DataError, match=rf"data_batch_1\.bin' is one \.bin file: pass the folder that holds it, "
+                                        rf"{batches} \(its data_batch_\*\.bin and test_batch\.bin"):
+        load_cifar(str(batches / "data_batch_1.bin"), True)
+    archive = tmp_path / "cifar-10-binary.tar.gz"
+    archive.write_bytes(b"\x1f\x8b")
+    with pytest.raises(DataError, match=r"is an archive, which is not read as it is: unpack it \(tar -xf .* and "
+                                        rf"pass the folder it unpacks to \({tmp_path / CIFAR_TRAIN_FOLDER} for"):
+        load_cifar(str(archive), True)
+    with pytest.raises(DataError, match=r"holds cifar-10-binary.tar.gz, not unpacked: tar -xf"):
+        load_cifar(str(tmp_path), False)
+    with pytest.raises(DataError, match=r"'.*nowhere' does not exist$"):
+        load_cifar(str(tmp_path / "nowhere"), True)
+    # The Python versions (pickles): the folder that holds one, and one itself.
+    py = tmp_path / "py" / "cifar-10-batches-py"
+    py.mkdir(parents=True)
+    (py / "data_batch_1").write_bytes(b"\x80")
+    for root in (py.parent, py):
+        with pytest.raises(DataError, match=r"no CIFAR-10 .bin files \(data_batch_\*.bin\) found: it holds "
+                                            r"CIFAR-10's Python version \(pickles, cifar-10-batches-py\)"):
+            load_cifar(str(root), True)
+    hundred = tmp_path / "cifar-100-python"
+    hundred.mkdir()
+    for name in ("train", "test", "meta"):
+        (hundred / name).write_bytes(b"\x80")
+    for root in (tmp_path, hundred):
+        with pytest.raises(DataError, match=r"no CIFAR-100 train.bin .*: it holds CIFAR-100's Python version"):
+            load_cifar(str(root), True, "cifar100")
+    # The official archive's folder without its test_batch.bin: the sub-folder looked in is named, since
+    # "no CIFAR-10 .bin files" of a folder holding five reads as the wrong folder given.
+    official = tmp_path / "official"
+    shutil.copytree(batches, official / CIFAR_TRAIN_FOLDER)
+    with pytest.raises(DataError, match=rf"no CIFAR-10 .bin files \(test_batch.bin\) found \(nor in "
+                                        rf"{official / CIFAR_TRAIN_FOLDER}\)$"):
+        load_cifar(str(official), False)
+
+
+def test_a_gap_in_the_training_batches_numbers_is_warned_of(cifar_dir):
+    """data_batch_3.bin of the five lost: training went on with four fifths of the data, said nowhere."""
+    batches = cifar_dir / CIFAR_TRAIN_FOLDER
+    shutil.copy(batches / "data_batch_2.bin", batches / "data_batch_4.bin")
+    with pytest.warns(DataWarning, match=r"data_batch_3.bin missing \(found data_batch_1.bin, data_batch_2.bin, "
+                                         r"data_batch_4.bin\); training reads the 3 there"):
+        assert len(load_cifar(str(cifar_dir), True)[1]) == 3 * 96
+    (batches / "data_batch_4.bin").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 1 and 2 only, or the evaluation split: nothing to say
+        load_cifar(str(cifar_dir), True)
+        load_cifar(str(cifar_dir), False)
 
 
 def test_cifar_loader_batches_drop_last_and_shuffle_by_seed(cifar_dir):

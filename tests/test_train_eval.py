@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -1058,6 +1059,26 @@ def test_lr_schedule_takes_its_own_options_with_dashes_as_the_keys(tmp_path, cap
     argv = ["--per-class", "--per-image=a.csv", "--confusion-csv", "b.csv", "--lr-max=0.1"]
     assert cli.pop_flag(argv, "--per_class") and cli.pop_option(argv, "--per_image") == "a.csv"
     assert cli.pop_option(argv, "--confusion_csv") == "b.csv" and argv == ["--lr-max=0.1"]
+
+
+def test_an_eval_split_labelled_past_class_num_is_refused_before_training(cifar_dir, tmp_path, capsys):
+    """CIFAR's test file is labelled apart from its training files: labels 0..3 to train on, 0..7 to evaluate on,
+    with class_num 4, trained and reported top-1 on images no output could match (eval refuses that split)."""
+    y = np.arange(40) % 8
+    write_cifar_bin(str(cifar_dir / CIFAR_EVAL_FOLDER / "test_batch.bin"), np.zeros((40, 3, 32, 32), np.uint8), y)
+    run = tmp_path / "run"
+    assert cli.main(["train", *SMALL, f"--dataset_path={cifar_dir}", "--class_num=4", "--epoch_size=1",
+                     "--eval_interval=1", f"--save_checkpoint_path={run}"]) == 1
+    assert capsys.readouterr().err.endswith(
+        f"class_num 4 is too small for dataset_path {cifar_dir}'s evaluation split: it has labels 0..7 in its .bin "
+        f"files, where training's are 0..3; pass --class_num 8\n")
+    assert not run.exists()  # refused before anything was written
+    # CIFAR-100's coarse labels asked for (20 classes): the fine ones are what is read, said with the refusal.
+    cfg = load_config([*SMALL, "--dataset=cifar100", f"--dataset_path={cifar_dir}", "--class_num=20"])
+    loader = types.SimpleNamespace(num_classes=100, classes=None, labels_in="its .bin files")
+    with pytest.raises(ConfigError, match=r"pass --class_num 100 \(CIFAR-100's fine labels are read, not its 20 "
+                                          r"coarse ones\)$"):
+        train.check_class_num(cfg, loader, evaluates=False)
 
 
 def test_a_small_folder_is_told_the_batch_that_fits_and_an_empty_class_folder_is_named(

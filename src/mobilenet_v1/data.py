@@ -141,14 +141,15 @@ def cifar_files(root: str, train: bool, dataset: str = "cifar10", quiet: bool = 
     would say it again).
     """
     if not os.path.isdir(root):
-        raise DataError(f"dataset_path {root!r} is not a folder")
+        raise _not_a_cifar_folder(root, dataset)
     if dataset == "cifar100":
         sub = os.path.join(root, CIFAR100_FOLDER)
         root = sub if os.path.isdir(sub) else root
         path = os.path.join(root, "train.bin" if train else "test.bin")
         if not os.path.isfile(path):
             raise DataError(f"dataset_path {root!r}: no CIFAR-100 {os.path.basename(path)} (the binary version's "
-                            f"{CIFAR100_FOLDER}/train.bin and test.bin){_other_cifar(root, 'cifar100')}")
+                            f"{CIFAR100_FOLDER}/train.bin and test.bin)"
+                            f"{_other_cifar(root, 'cifar100') or _unread_cifar(root)}")
         return [path]
     if _other_cifar(root, "cifar10"):  # CIFAR-100's files, and none of CIFAR-10's: not read as CIFAR-10's
         raise DataError(f"dataset_path {root!r}: no CIFAR-10 .bin files{_other_cifar(root, 'cifar10')}")
@@ -160,6 +161,8 @@ def cifar_files(root: str, train: bool, dataset: str = "cifar10", quiet: bool = 
     elif not train and not glob.glob(os.path.join(root, pattern)) and glob.glob(os.path.join(archive, pattern)):
         root = archive
     files = sorted(glob.glob(os.path.join(root, pattern)))
+    if train and not quiet:
+        _warn_missing_batches(root, files)
     if not files:
         # Files of other names: every .bin file but the other split's, said aloud, since nothing tells
         # a training file from an evaluation one then.
@@ -174,9 +177,72 @@ def cifar_files(root: str, train: bool, dataset: str = "cifar10", quiet: bool = 
         parent = os.path.dirname(os.path.abspath(root))
         beside = os.path.join(parent, CIFAR_TRAIN_FOLDER if train else CIFAR_EVAL_FOLDER)
         hint = (f"; {beside} beside it holds them: pass the folder that holds both, {parent}"
-                if glob.glob(os.path.join(beside, pattern)) else "")
-        raise DataError(f"dataset_path {root!r}: no CIFAR-10 .bin files ({pattern}) found{hint}")
+                if glob.glob(os.path.join(beside, pattern)) else _unread_cifar(root))
+        # Where the split was looked for, when that was more than the folder given (the seed's and the
+        # official archive's sub-folders), so that a lone missing test_batch.bin is not read as "no data".
+        looked = [f for f in (sub, archive) if os.path.isdir(f)] if root not in (sub, archive) else []
+        where = f" (nor in {' or '.join(looked)})" if looked else ""
+        raise DataError(f"dataset_path {root!r}: no CIFAR-10 .bin files ({pattern}) found{where}{hint}")
     return files
+
+
+# The archives CIFAR's binary versions are downloaded as, and the folders they unpack to.
+CIFAR_ARCHIVES = {"cifar10": ("cifar-10-binary.tar.gz", CIFAR_TRAIN_FOLDER),
+                  "cifar100": ("cifar-100-binary.tar.gz", CIFAR100_FOLDER)}
+
+
+def _not_a_cifar_folder(root: str, dataset: str) -> DataError:
+    """The error for a dataset_path that is not a folder: missing, the archive as downloaded, one ``.bin``
+    file (whose folder is what is read: a split may be several files), or another file."""
+    name = "CIFAR-100" if dataset == "cifar100" else "CIFAR-10"
+    # The archive's own folder where it is one of CIFAR's by name (the other data set's, given by mistake too).
+    archive, folder = next((a for a in CIFAR_ARCHIVES.values() if a[0] == os.path.basename(root)),
+                           CIFAR_ARCHIVES["cifar100" if dataset == "cifar100" else "cifar10"])
+    if not os.path.exists(root):
+        return DataError(f"dataset_path {root!r} does not exist")
+    lower = root.lower()
+    if lower.endswith((".tar.gz", ".tgz", ".tar")):
+        where = os.path.dirname(os.path.abspath(root))
+        return DataError(f"dataset_path {root!r} is an archive, which is not read as it is: unpack it "
+                         f"(tar -xf {root} -C {where}) and pass the folder it unpacks to "
+                         f"({os.path.join(where, folder)} for {archive})")
+    if lower.endswith(".bin"):
+        files = "train.bin and test.bin" if dataset == "cifar100" else "data_batch_*.bin and test_batch.bin"
+        return DataError(f"dataset_path {root!r} is one .bin file: pass the folder that holds it, "
+                         f"{os.path.dirname(os.path.abspath(root))} (its {files} are the training and evaluation "
+                         f"splits)")
+    return DataError(f"dataset_path {root!r} is a file, not a folder of {name}'s .bin files ({archive} unpacked)")
+
+
+def _unread_cifar(root: str) -> str:
+    """For a folder without CIFAR .bin files: the words naming what it holds instead that this reads
+    not (CIFAR's Python version, pickles; an archive not unpacked), or ""."""
+    def there(*names: str) -> bool:
+        return all(os.path.isfile(os.path.join(root, n)) for n in names)
+
+    # The Python versions: the folders they unpack to, or one of them itself (pickles without a suffix).
+    if os.path.isdir(os.path.join(root, "cifar-10-batches-py")) or there("data_batch_1") or there("test_batch"):
+        return (": it holds CIFAR-10's Python version (pickles, cifar-10-batches-py); the binary version is read "
+                "(cifar-10-binary.tar.gz, unpacked to cifar-10-batches-bin)")
+    if os.path.isdir(os.path.join(root, "cifar-100-python")) or there("train", "meta") or there("test", "meta"):
+        return (": it holds CIFAR-100's Python version (pickles, cifar-100-python); the binary version is read "
+                "(cifar-100-binary.tar.gz, unpacked to cifar-100-binary)")
+    packed = [a for a, _ in CIFAR_ARCHIVES.values() if os.path.isfile(os.path.join(root, a))]
+    if packed:
+        return f": it holds {packed[0]}, not unpacked: tar -xf {os.path.join(root, packed[0])} -C {root}"
+    return ""
+
+
+def _warn_missing_batches(root: str, files: Sequence[str]) -> None:
+    """A training split whose data_batch_N.bin numbers skip one (1, 2, 4, 5) has lost a file, which
+    training would otherwise go on without, on a fifth less data and said nowhere."""
+    numbers = sorted(int(m.group(1)) for m in (re.fullmatch(r"data_batch_(\d+)\.bin", os.path.basename(f))
+                                                for f in files) if m)
+    missing = sorted(set(range(1, numbers[-1] + 1)) - set(numbers)) if numbers else []
+    if missing:
+        warnings.warn(f"dataset_path {root!r}: {', '.join(f'data_batch_{n}.bin' for n in missing)} missing (found "
+                      f"{', '.join(f'data_batch_{n}.bin' for n in numbers)}); training reads the "
+                      f"{len(numbers)} there", DataWarning)
 
 
 def _other_cifar(root: str, dataset: str) -> str:
@@ -197,8 +263,6 @@ def _other_cifar(root: str, dataset: str) -> str:
         return ": it holds CIFAR-100's binary version (train.bin, test.bin): --dataset cifar100"
     if dataset == "cifar100" and ten and not hundred:
         return ": it holds CIFAR-10's (data_batch_*.bin, test_batch.bin): --dataset cifar10"
-    if dataset == "cifar100" and os.path.isdir(os.path.join(root, "cifar-100-python")):
-        return ": it holds CIFAR-100's Python version (cifar-100-python); the binary version is read"
     return ""
 
 

@@ -316,10 +316,13 @@ def program_teacher(cfg: Config, path: str, classes: Optional[List[str]], device
     return teacher, about, (meta if meta.get("mean") and meta.get("std") else None)
 
 
-def check_class_num(cfg: Config, loader, evaluates: bool) -> None:
+def check_class_num(cfg: Config, loader, evaluates: bool, eval_loader=None) -> None:
     """A data set with more classes than the model has outputs is refused before anything is built or
-    written (cross entropy would fail at the first batch, on a GPU as a device assert); a class count
-    far below ``class_num`` gets a note, as does evaluation on the training images themselves."""
+    written (cross entropy would fail at the first batch, on a GPU as a device assert), and so is an
+    evaluation split (``eval_loader``: CIFAR's test file is labelled apart from its training files) with a
+    label past them, which no prediction could match: eval refuses such a split, so training's evaluations
+    would score the run on images eval will not; a class count far below ``class_num`` gets a note, as
+    does evaluation on the training images themselves."""
     found = loader.num_classes
     if loader.classes is not None and not is_cifar(cfg.dataset):
         folder = imagenet_folder(cfg.dataset_path, True)
@@ -330,9 +333,16 @@ def check_class_num(cfg: Config, loader, evaluates: bool) -> None:
     if found < 2:
         raise ConfigError(f"dataset_path {cfg.dataset_path}: it has {where}; a classifier needs two classes or "
                           f"more")
+    # CIFAR-100's coarse labels (20 superclasses) are not what is read: its fine ones are.
+    coarse = (" (CIFAR-100's fine labels are read, not its 20 coarse ones)"
+              if cfg.dataset == "cifar100" and cfg.class_num == 20 else "")
     if found > cfg.class_num:
         raise ConfigError(f"class_num {cfg.class_num} is too small for dataset_path {cfg.dataset_path}: it has "
-                          f"{where}; pass --class_num {found}")
+                          f"{where}; pass --class_num {found}{coarse}")
+    if eval_loader is not None and eval_loader.num_classes > cfg.class_num:
+        raise ConfigError(f"class_num {cfg.class_num} is too small for dataset_path {cfg.dataset_path}'s evaluation "
+                          f"split: it has labels 0..{eval_loader.num_classes - 1} in {eval_loader.labels_in}, where "
+                          f"training's are 0..{found - 1}; pass --class_num {eval_loader.num_classes}{coarse}")
     images = cfg.dataset == "imagenet2012"  # an image folder, archive or shards, not CIFAR's .bin files
     samples = getattr(getattr(loader, "dataset", None), "samples", None)
     if images and loader.classes and samples is not None:  # class folders: an empty one is a class all the same
@@ -1181,7 +1191,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         dist.note_eval_drop_last(cfg.eval_drop_last)
     if eval_loader is not None:
         loaders.callback(eval_loader.close)
-    check_class_num(cfg, loader, eval_loader is not None)
+    check_class_num(cfg, loader, eval_loader is not None, eval_loader)
 
     def prepare_folder() -> None:
         try:
