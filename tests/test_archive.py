@@ -510,3 +510,31 @@ def test_folder_links_resolve_as_a_pass_over_every_file_for_each_link_resolved_t
         by_passes(dict(links), want)
         _resolve_links(dict(links), got)
         assert list(got.items()) == list(want.items()), (trial, links)
+
+
+def test_a_folder_of_class_archives_is_listed_once_a_process_until_an_archive_changes(image_folder, tmp_path,
+                                                                                     monkeypatch):
+    """Each find_images over a folder of class archives read every archive's kept listing again (ImageNet's
+    1,000: some 17 s a loader, paid by training's loader, its held-out one, eval at each size); now once a
+    process, as a split's archive is, and again once an archive is rewritten."""
+    from mobilenet_v1 import archive as archive_mod
+
+    split = tmp_path / "classes"
+    split.mkdir()
+    source = image_folder / "train" / "n01"
+    for cls in ("n01", "n02", "n03"):
+        with tarfile.open(split / f"{cls}.tar", "w") as tf:
+            tf.add(str(source / "img_0.JPEG"), arcname="a.JPEG")
+    listed = []
+    real = archive_mod._listing
+    monkeypatch.setattr(archive_mod, "_listing", lambda path: listed.append(path) or real(path))
+    first, _ = find_images(str(split))
+    assert len(listed) == 3
+    again, _ = find_images(str(split))
+    assert list(again) == list(first) and find_images(str(split), ["n03", "n02", "n01"])[0].labels.tolist() == [2, 1, 0]
+    assert len(listed) == 3  # none read again
+    with tarfile.open(split / "n02.tar", "w") as tf:  # rewritten: two images now
+        for name in ("a.JPEG", "b.JPEG"):
+            tf.add(str(source / "img_0.JPEG"), arcname=name)
+    samples, _ = find_images(str(split))
+    assert str(split / "n02.tar") in listed[3:] and len(samples) == 4

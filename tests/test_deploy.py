@@ -1804,3 +1804,50 @@ def test_predict_prints_a_file_name_that_is_not_utf8_where_stdout_is_strict(tmp_
     assert cli.main(["predict", str(folder), "--ckpt_file", path, "--top_k", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0::2] == [f"{folder}/caf\\xe9.png", f"{folder}/th\u00e9.png"] and len(lines) == 4
+
+
+def test_predict_names_a_compressed_tar_and_predicts_past_paths_that_give_no_image(tmp_path, capsys):
+    """A .tar.gz was read as an image ("not a readable image"); a path that is not there stopped the whole run,
+    the other files unpredicted. Each such path (not there, a link to nothing, a folder without images, a
+    compressed tar) is now reported in its place, as a file that cannot be decoded is, the others predicted,
+    exit status 1; where no path gives an image, predict stops before loading the model."""
+    import tarfile
+
+    from PIL import Image
+
+    model = randomise_batchnorm(MobileNetV1(class_num=10, width_mult=0.25), seed=6)
+    path = str(tmp_path / "plain.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "imagenet2012", "image_size": 32}}, path)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        Image.new("RGB", (40, 30), (60 * i, 90, 30)).save(photos / f"{i}.png")
+    packed = str(tmp_path / "photos.tar.gz")
+    with tarfile.open(packed, "w:gz") as tf:
+        tf.add(str(photos), arcname="photos")
+    empty, dangling, missing = tmp_path / "empty", tmp_path / "dangling.png", str(tmp_path / "missing.jpg")
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no image")
+    dangling.symlink_to(tmp_path / "nowhere.png")
+    given = [str(photos / "0.png"), missing, packed, str(empty), str(dangling), str(photos / "1.png")]
+    assert cli.main(["predict", *given, "--ckpt_file", path, "--top_k", "1", "--json"]) == 1
+    captured = capsys.readouterr()
+    got = json.loads(captured.out)["predictions"]
+    assert [p["image"] for p in got] == given
+    assert [("top_k" in p, "error" in p) for p in got] == [(True, False)] + [(False, True)] * 4 + [(True, False)]
+    assert got[1]["error"] == f"image {missing}: no such file or folder"
+    assert got[2]["error"].startswith(f"{packed} is a compressed tar archive: predict reads image files, folders of "
+                                      f"them and uncompressed .tar archives") and "decompress it" in got[2]["error"]
+    assert got[3]["error"].startswith(f"folder {empty}: no image files (.jpg")
+    assert got[4]["error"] == f"image {dangling}: a link to nothing"
+    assert "4 of 6 image file(s) could not be read or decoded (the others were predicted)" in captured.err
+    # Alone: said as it is, not "not a readable image".
+    assert cli.main(["predict", packed, "--ckpt_file", path]) == 1
+    err = capsys.readouterr().err
+    assert "compressed tar archive" in err and "not a readable image" not in err
+    assert cli.main(["predict", missing, str(empty), "--ckpt_file", path]) == 1
+    assert capsys.readouterr().err == (f"mobilenet-v1 predict: error: image {missing}: no such file or folder; "
+                                       f"{got[3]['error']}\n")
+    # From Python alike: in its result, not raised.
+    results = load_predictor(path).top_k([packed, empty, photos / "1.png"], 1)
+    assert [r.get("error") for r in results] == [got[2]["error"], got[3]["error"], None]

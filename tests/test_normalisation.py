@@ -288,3 +288,22 @@ def test_data_stats_gives_the_pixels_mean_and_std_and_the_images_per_class(cifar
     (image_folder / "train" / "n01" / "img_0.JPEG").write_bytes(b"not an image")
     with pytest.warns(BadSampleWarning, match=r"img_0\.JPEG.* \(1 so far, no limit here\)$"):
         assert cli.main(folder + ["--images=0"]) == 0
+
+
+def test_data_stats_decodes_only_the_images_of_its_sample(image_folder, capsys, monkeypatch):
+    """--images 3 with batches of 8 decoded 8 images (the rest of the batch; loader workers read batches ahead
+    too): only the sample's are decoded now, the figures those of the same 3 images."""
+    from mobilenet_v1 import transforms as T
+
+    decoded = []
+    real = T.decode_rgb
+    monkeypatch.setattr(T, "decode_rgb", lambda data, path, *a, **k: decoded.append(path) or real(data, path, *a, **k))
+    base = ["data-stats", "--dataset=imagenet2012", f"--dataset_path={image_folder}", "--image_size=32",
+            "--num_workers=0", "--json"]
+    assert cli.main(base + ["--images=3", "--batch_size=8"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["measured"] == 3 and len(decoded) == 3
+    assert cli.main(base + ["--images=3", "--batch_size=2"]) == 0  # the same sample in other batches
+    assert json.loads(capsys.readouterr().out)["mean"] == stats["mean"] and decoded[3:] == decoded[:3]
+    assert cli.main(base + ["--images=100", "--batch_size=8"]) == 0  # more than the split holds: all of it, once
+    assert json.loads(capsys.readouterr().out)["measured"] == 15 and len(decoded) == 6 + 15

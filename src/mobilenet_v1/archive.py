@@ -475,6 +475,7 @@ def forget_indexes() -> None:
     between processes, or walks anew): for timing the walk."""
     _index.cache_clear()
     _shard_index.cache_clear()
+    _class_archives.cache_clear()
 
 
 def archive_images(path: str, extensions: Tuple[str, ...]) -> List[ArchiveMember]:
@@ -483,6 +484,34 @@ def archive_images(path: str, extensions: Tuple[str, ...]) -> List[ArchiveMember
     found = [(n, where) for n, where in _listing(path).files.items() if _is_image(n, tuple(extensions))]
     found.sort(key=_folder_order)
     return [ArchiveMember(f"{path}/{name}", path, offset, size) for name, (offset, size) in found]
+
+
+@functools.lru_cache(maxsize=8)
+def _class_archives(archives: Tuple[Tuple[str, Tuple[int, int, int, int]], ...],
+                    extensions: Tuple[str, ...]) -> Dict[str, ClassFiles]:
+    found = {}
+    for path, _ in archives:
+        members = archive_images(path, extensions)
+        found[os.path.basename(path)[:-len(ARCHIVE_SUFFIX)]] = ClassFiles(
+            [str(m) for m in members], np.array([m.offset for m in members], np.int64),
+            np.array([m.size for m in members], np.int64), path)
+    return found
+
+
+def class_archives_index(paths: Sequence[str], extensions: Tuple[str, ...]) -> Dict[str, ClassFiles]:
+    """The images of each of the class archives ``paths`` (``<class>.tar``, a split folder's: ImageNet's
+    training archive extracted one level), by class. Listed once while the files stay as they are, as
+    :func:`archive_index` lists a split's archive: the listing kept between processes is a read per class
+    archive (17 ms for a class of 1,300 names on the 2-core development machine; some 17 s for ImageNet's
+    1,000), which each loader of the split (training's and its ``val_split`` held-out one, eval at several
+    sizes) paid again."""
+    identities = []
+    for path in paths:
+        try:
+            identities.append((path, _version(os.stat(path))))
+        except OSError as e:
+            raise ArchiveError(f"archive {path}: cannot be read: {e.strerror or e}") from None
+    return dict(_class_archives(tuple(identities), tuple(extensions)))
 
 
 # WebDataset shards (the format of timm's and webdataset's readers, and of the Hugging Face Hub's ``*-wds``

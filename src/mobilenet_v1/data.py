@@ -32,8 +32,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from . import transforms as T
 from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, ArchiveImages, ArchiveMember,
-                      ClassFiles, archive_images, archive_index, folder_of_shards, holds_labels, is_archive,
-                      is_shard_pattern, is_shard_split, member_size, read_member, shard_index, tar_files)
+                      ClassFiles, archive_images, archive_index, class_archives_index, folder_of_shards,
+                      holds_labels, is_archive, is_shard_pattern, is_shard_split, member_size, read_member,
+                      shard_index, tar_files)
 from .autoaugment import Augment, make_augment
 from .config import is_cifar, normalisation
 from .stopping import ignore_in_worker
@@ -526,6 +527,18 @@ class DeviceLoader:
     def _name(self, i: int) -> str:
         return self.samples[i][0]
 
+    def take_first(self, count: int) -> None:
+        """An evaluation loader's passes yield the first ``count`` samples of its order only (data-stats'
+        random sample of a split): nothing past them is read or decoded, where a pass its caller stopped
+        after ``count`` images had decoded the rest of their batch and the batches its workers read ahead."""
+        if self.sampler.even:
+            raise ValueError("take_first is for evaluation's loaders (uneven shards), not training's")
+        # Never past the split's end (the sampler's length counts positions up to ``keep``).
+        self.sampler.keep = min(k for k in (self.sampler.keep, count, self.sampler.size) if k is not None)
+        self.num_samples = len(self.sampler)
+        if self.loader is not None:
+            self._len = len(self.loader)
+
     def _find_images(self, root: str, classes: Optional[Sequence[str]], holdout: Optional["Holdout"],
                      labels_file: str) -> Sequence[Tuple[str, int]]:
         """The image loaders' samples (:func:`find_images`), kept as ``samples``, with ``classes``,
@@ -799,17 +812,12 @@ def class_archives(root: str) -> List[str]:
 
 
 def class_archive_files(tars: Sequence[str]) -> Dict[str, ClassFiles]:
-    """The images of each of the class archives ``tars`` (:func:`class_archives`), by class, as DataErrors."""
-    found = {}
-    for path in tars:
-        try:
-            members = archive_images(path, IMAGE_EXTENSIONS)
-        except ArchiveError as e:
-            raise DataError(str(e)) from None
-        found[os.path.basename(path)[:-len(ARCHIVE_SUFFIX)]] = ClassFiles(
-            [str(m) for m in members], np.array([m.offset for m in members], np.int64),
-            np.array([m.size for m in members], np.int64), path)
-    return found
+    """The images of each of the class archives ``tars`` (:func:`class_archives`), by class
+    (:func:`archive.class_archives_index`: listed once a process), as DataErrors."""
+    try:
+        return class_archives_index(tars, IMAGE_EXTENSIONS)
+    except ArchiveError as e:
+        raise DataError(str(e)) from None
 
 
 def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Optional[Holdout] = None,

@@ -6,8 +6,9 @@ take them: over a random sample of its training images (``--images``, all with 0
 each read through the evaluation transform at ``image_size`` (an image folder's photo resized and
 centre-cropped, CIFAR's 32x32 image resized to it), the way the model sees them; every pixel of every
 sampled image counts once (the statistics of the pixels, as ImageNet's 0.229, 0.224, 0.225 are, not the
-mean of each image's own). Unreadable files are counted and left out, however many (``max_bad_samples``
-limits them where given).
+mean of each image's own). Only the sample's images are read and decoded; the unreadable files among
+them are counted and left out (fewer are measured), however many (``max_bad_samples`` limits them where
+given).
 """
 import argparse
 import dataclasses
@@ -16,7 +17,7 @@ from typing import Any, Dict, List, Sequence
 import torch
 
 from .config import channels_text, is_cifar
-from .data import NO_LIMIT, CifarLoader, build_loader, sample_labels
+from .data import NO_LIMIT, CifarLoader, build_loader, default_workers, sample_labels
 from .runtime import json_text
 
 # Images sampled by default: photos' own means spread by about 0.1, so a sample's mean lands within about
@@ -36,11 +37,16 @@ def measure(cfg, images: int = DEFAULT_IMAGES) -> Dict[str, Any]:
     cfg = dataclasses.replace(cfg, eval_image_size=0)  # at image_size, the size it reports
     opts = dataclasses.replace(data_options(cfg, torch.device("cpu"), train=False), pipeline="cpu",
                                channels_last=False, norm=((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)))
+    if images:  # no more loader workers than the sample has batches (--images 10: none of 8 idle)
+        opts = dataclasses.replace(opts, num_workers=min(default_workers(opts.num_workers),
+                                                         -(-images // opts.batch_size)))
     total = torch.zeros(3, dtype=torch.float64)
     squares = torch.zeros(3, dtype=torch.float64)
     pixels = seen = 0
     with build_loader(opts, train=False, device=torch.device("cpu"), drop_last=False, split="train",
                       shuffle=True) as loader:
+        if images:  # the sample's images only are decoded, not the rest of a batch nor the workers' read-ahead
+            loader.take_first(images)
         loader.set_epoch(0)
         labels = (loader.labels.cpu() if isinstance(loader, CifarLoader) else
                   torch.as_tensor(sample_labels(loader.dataset.samples), dtype=torch.long))

@@ -1,8 +1,10 @@
 """``mobilenet-v1 predict IMAGE|FOLDER... --ckpt_file C``: the top-k classes of image files, with
 probabilities; a folder stands for the image files under it (recursively, sorted). ``--out F.csv`` or
 ``F.json`` writes the results to a file (timm's ``inference.py --results-file``) instead of the screen.
-A file that cannot be read or decoded is listed and skipped; the others are still predicted and
-written, and the exit status is then 1.
+A file that cannot be read or decoded is listed and skipped, as is a path that gives no image (none there,
+a folder or archive without image files, a compressed ``.tar.gz``); the others are still predicted and
+written, and the exit status is then 1 (where no path gives an image, predict stops with the list before
+loading the model).
 
 The model is a checkpoint (or a run folder: its newest) or an ONNX file from ``export``/``quantize``.
 Images get the evaluation transform of the data the model was trained on, which a training checkpoint
@@ -40,7 +42,7 @@ from . import transforms as T
 from .api import model_from_checkpoint
 from .config import (DATASETS, add_normalisation_options, bool_option, cifar_name, crop_pct_problem, is_cifar,
                      normalisation)
-from .archive import archive_images, is_archive
+from .archive import COMPRESSED_SUFFIXES, ArchiveMember, archive_images, is_archive
 from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
 from .engine import resolve_device
 from .onnx_io import DeployedModel, is_deployed_file, load_deployed, refuse_gpu
@@ -173,7 +175,8 @@ def image_list(images: Any) -> Tuple[List[Any], List[int]]:
     (:func:`image_files`); tensors on the CPU. With it, the place each came from among ``images`` (a
     folder's files all its place). Something that is none of these, or a
     tensor that is no uint8 (C, H, W) image, raises ValueError naming its place and what is wrong; files
-    and PIL images are read later (one that cannot be read is reported in its result, not raised)."""
+    and PIL images are read later (one that cannot be read is reported in its result, not raised, as is a
+    path that gives no image: a :class:`data.BadSample` in its place)."""
     if isinstance(images, (str, os.PathLike)) or _is_pil(images):
         images = [images]
     elif isinstance(images, torch.Tensor):
@@ -185,16 +188,16 @@ def image_list(images: Any) -> Tuple[List[Any], List[int]]:
         raise ValueError(f"images: of type {type(images).__name__}; give a file's path, a PIL image, a uint8 "
                          f"(C, H, W) or (N, C, H, W) tensor, or a list of them")
     listed, places = [], []
-    # A folder or .tar archive: the images in it, as the command line takes them, each at the folder's place.
+    # A folder or .tar archive: the images in it, as the command line takes them, each at the folder's place;
+    # a path that gives none (not there, an empty folder, a .tar.gz): a BadSample, reported in its result.
     for place, image in enumerate(images):
-        is_path = isinstance(image, (str, os.PathLike))
-        expand = is_path and (os.path.isdir(image) or is_archive(os.fspath(image)))
-        found = image_files([os.fspath(image)]) if expand else [image]
+        is_path = isinstance(image, (str, os.PathLike)) and not isinstance(image, ArchiveMember)  # one's in place
+        found = image_files([image], keep_going=True) if is_path else [image]
         listed += found
         places += [place] * len(found)
     images = listed
     for i, image in enumerate(images):
-        if isinstance(image, (str, os.PathLike)) or _is_pil(image):
+        if isinstance(image, (str, os.PathLike, BadSample)) or _is_pil(image):
             continue
         where = f"images[{places[i]}]"  # the caller's place, not one shifted by a folder's files before it
         if not isinstance(image, torch.Tensor):
@@ -235,6 +238,8 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, i: int) -> Tuple[Union[str, int], Union[torch.Tensor, BadSample]]:
         item = self.paths[i]
+        if isinstance(item, BadSample):  # a path that gave no image (image_files)
+            return item.path, item
         if not isinstance(item, (str, os.PathLike)):
             place = self.places[i]
             try:
@@ -354,32 +359,50 @@ class Predictor:
         return results
 
 
-def image_files(paths: Sequence[str]) -> List[str]:
+def image_files(paths: Sequence[str], keep_going: bool = False) -> List[Union[str, BadSample]]:
     """Files as given; a folder: the image files under it (:func:`data.image_files_under`, as training
     reads a class folder); a ``.tar`` archive: the image files in it, read in place
     (:func:`archive.archive_images`). A path named twice (itself, or also inside a folder given; spelt with
-    ``.`` or ``..`` too) comes once; a link, to a file or a folder, is a path of its own, as training counts it."""
-    files: List[str] = []
+    ``.`` or ``..`` too) comes once; a link, to a file or a folder, is a path of its own, as training counts it.
+
+    A path that gives no image (none there, a folder or archive without image files, a compressed tar)
+    raises ValueError naming it; with ``keep_going``, a :class:`data.BadSample` naming it stands in its place
+    instead, as a file that cannot be decoded is reported later, and the other paths are still listed."""
+    files: List[Union[str, BadSample]] = []
     for path in paths:
-        if is_archive(path):
-            found = archive_images(path, IMAGE_EXTENSIONS)
-            if not found:
-                raise ValueError(f"archive {path}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in it")
-            files += found
-            continue
-        if os.path.isfile(path):
-            files.append(path)
-            continue
-        if not os.path.isdir(path):
-            raise ValueError(f"image {path}: no such file or folder")
-        found = image_files_under(path)
-        if not found:
-            raise ValueError(f"folder {path}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in it")
-        files += found
-    unique: Dict[str, str] = {}
+        try:
+            files += _files_of(os.fspath(path))
+        except ValueError as e:
+            if not keep_going:
+                raise
+            files.append(BadSample(os.fspath(path), str(e)))
+    unique: Dict[str, Union[str, BadSample]] = {}
     for f in files:
-        unique.setdefault(os.path.abspath(f), f)
+        unique.setdefault(os.path.abspath(f.path if isinstance(f, BadSample) else f), f)
     return list(unique.values())
+
+
+def _files_of(path: str) -> List[str]:
+    """The image files one path given to :func:`image_files` stands for; ValueError where it gives none."""
+    if path.lower().endswith(COMPRESSED_SUFFIXES) and os.path.isfile(path):
+        # Read as an image it was "not a readable image", which named neither what it is nor what to do.
+        raise ValueError(f"{path} is a compressed tar archive: predict reads image files, folders of them and "
+                         f"uncompressed .tar archives of them (in place, at their offsets); decompress it "
+                         f"(gunzip, bunzip2, unxz, unzstd) to a .tar, or extract it to a folder")
+    if is_archive(path):
+        found = archive_images(path, IMAGE_EXTENSIONS)  # an ArchiveError (a ValueError) names what is wrong
+        if not found:
+            raise ValueError(f"archive {path}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in it")
+        return found
+    if os.path.isfile(path):
+        return [path]
+    if not os.path.isdir(path):
+        gone = "a link to nothing" if os.path.islink(path) else "no such file or folder"
+        raise ValueError(f"image {path}: {gone}")
+    found = image_files_under(path)
+    if not found:
+        raise ValueError(f"folder {path}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in it")
+    return found
 
 
 def shown_name(name: str) -> str:
@@ -605,7 +628,12 @@ def main(argv: Sequence[str]) -> int:
         # (helper-119: written over).
         ckpt_io.check_output("--out", a.out, [a.ckpt_file, a.labels or ""],
                              inside=[i for i in a.images if os.path.isdir(i)])
-    images = image_files(a.images)
+    # A path that gives no image (not there, a folder without images) is reported in its place, as a file
+    # that cannot be decoded is, and the others predicted: one typo among thousands of files lost every result.
+    images = image_files(a.images, keep_going=True)
+    missing = [f.reason for f in images if isinstance(f, BadSample)]
+    if len(missing) == len(images):  # nothing to predict: said before the model is loaded
+        raise ValueError("; ".join(missing[:10]) + (f" ... ({len(missing)} paths)" if len(missing) > 10 else ""))
     predictor = load_predictor(a.ckpt_file, a.labels, a.background_class, a.dataset, a.image_size, a.use_ema,
                                a.device_target, a.crop_pct, a.exif_orientation, a.antialias, a.interpolation,
                                a.mean, a.std)
