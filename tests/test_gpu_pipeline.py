@@ -256,6 +256,29 @@ def test_gpu_pipeline_eval_matches_cpu_pipeline_within_rounding(image_folder, cr
         assert (xc - xg).abs().max() <= 1 / (255 * 0.224) + 1e-5
 
 
+@pytest.mark.parametrize("antialias", [True, False])
+def test_image_size_1_evaluates_alike_in_both_pipelines(image_folder, antialias):
+    """image_size 1: the GPU pipeline's batched resize of a stack of photos (channels first) to 1x1 met an
+    internal assert of PyTorch's uint8 bilinear kernel, which the CPU pipeline's decoded (channels-last)
+    photos pass; both now give the same pixels, those of the float resize within a level."""
+    opts = dict(batch_size=3, train=False, image_size=1, device=CPU, seed=1, num_workers=0, drop_last=False,
+                antialias=antialias)
+    cpu = list(ImageFolderLoader(str(image_folder / "validation_preprocess"), **opts))
+    gpu = list(BatchedImageLoader(str(image_folder / "validation_preprocess"), **opts))
+    for (xc, yc), (xg, yg) in zip(cpu, gpu):
+        assert xg.shape == (3, 3, 1, 1) and torch.equal(yc, yg) and torch.equal(xc, xg)
+    photos = torch.randint(0, 256, (2, 3, 9, 12), dtype=torch.uint8)  # channels first, as torch.stack makes them
+    for batch in (photos, photos[0]):
+        out = T.resize(batch, [1, 1], antialias=antialias)
+        assert out.shape == (*batch.shape[:-2], 1, 1)
+        assert torch.equal(out, T.resize(batch.contiguous(memory_format=torch.channels_last)
+                                         if batch.dim() == 4 else batch[None].contiguous(
+                                             memory_format=torch.channels_last)[0], [1, 1], antialias=antialias))
+        want = torch.nn.functional.interpolate(batch.float().reshape(-1, 3, 9, 12), size=(1, 1), mode="bilinear",
+                                               antialias=antialias).reshape(out.shape)
+        assert (out.float() - want).abs().max() <= 1
+
+
 def test_exif_orientation_turns_photos_upright_in_both_pipelines_alike(tmp_path):
     """With exif_orientation, a photo with an orientation tag still goes to the GPU pipeline's batched
     decode (nvJPEG gives the stored pixels), which then turns it on the device, and both pipelines hand

@@ -257,6 +257,12 @@ def resize(img: torch.Tensor, size: Sequence[int], antialias: bool = True,
     (up to 20 levels off PIL's)."""
     check_interpolation(interpolation)
     if interpolation == "bilinear":
+        if img.dtype == torch.uint8 and tuple(size) == (1, 1):
+            # PyTorch's uint8 bilinear kernel fails an internal assert making 1x1 of a channels-first tensor
+            # (image_size 1 in the GPU pipeline's batched evaluation resize); it works on the channels-last
+            # layout that decoded images have, which the CPU pipeline resizes, and gives the same values.
+            flat = img.reshape(-1, *img.shape[-3:]).contiguous(memory_format=torch.channels_last)
+            return torchvision_ops().resize(flat, [1, 1], antialias=antialias).reshape(*img.shape[:-2], 1, 1)
         return torchvision_ops().resize(img, list(size), antialias=antialias)
     x, tv = img.float(), torchvision_ops()
     for hw in ([x.shape[-2], size[1]], list(size)):
@@ -431,7 +437,7 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
             if max(h, w) > 4 * size and not antialias:
                 # A very large crop would inflate the shared canvas: resized alone (its final values, as
                 # uint8), which the canvas's resize of size to size then keeps as they are.
-                crop = tv.resize(crop, [size, size], antialias=False)
+                crop = resize(crop, [size, size], antialias=False)
             elif max(h, w) > 4 * size:
                 # A very large crop would inflate the shared canvas: pre-shrink it, antialiased, to 2x.
                 scale = 2 * size / max(h, w)
