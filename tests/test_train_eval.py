@@ -13,7 +13,7 @@ import torch
 from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import evaluate as evaluate_mod
 from mobilenet_v1 import cli, load_model, train
-from mobilenet_v1.config import ConfigError, load_config
+from mobilenet_v1.config import ConfigError, load_config, to_dict
 from mobilenet_v1.data import CIFAR_EVAL_FOLDER, BadSampleWarning, DataError, write_cifar_bin
 from mobilenet_v1.model import MobileNetV1
 
@@ -963,6 +963,35 @@ def test_progressive_resizing_trains_each_epoch_at_its_size_and_evaluates_at_the
     assert (held["image_size_start"], held["image_size_ramp"]) == (32, 1.0)
     assert cli.main(["info", str(tmp_path / "run")]) == 0
     assert "progressive resizing from image_size 32 over 1 of the epochs" in capsys.readouterr().out
+
+
+def test_a_resume_that_moves_the_resizing_ramp_says_the_size_its_next_epoch_trains_at(cifar_dir, tmp_path, capsys):
+    """4 epochs of 32 to 64 resumed after the second as 8 stretch the ramp: epoch 3 trains at 32, not at the
+    64 that run's would have, below the 48 of its epoch 2. The resume says so; resumed as it was, it says
+    nothing and trains on at the sizes of the uninterrupted run."""
+    args = SMALL + [f"--dataset_path={cifar_dir}", "--class_num=4", "--image_size=64", "--image_size_start=32",
+                    "--save_checkpoint_epochs=1", f"--save_checkpoint_path={tmp_path / 'run'}"]
+    four = load_config(args + ["--epoch_size=4"])
+    ckpt = {"config": to_dict(four)}
+    line = train.resizing_change(ckpt, "a.ckpt", load_config(args + ["--epoch_size=8"]), 2)
+    assert line == ("resume: progressive resizing's sizes differ from those of a.ckpt's run: epoch_size 4 -> 8; "
+                    "epoch 3 trains at image_size 32, where that run's would train at 64 (its epoch 2 trained at 48)")
+    assert train.resizing_change(ckpt, "a.ckpt", four, 2) == ""  # the same schedule
+    assert train.resizing_change(ckpt, "a.ckpt", load_config(args + ["--epoch_size=5"]), 3) == ""  # 64 either way
+    plain = load_config(SMALL + ["--image_size=64", "--epoch_size=8"])
+    assert train.resizing_change({"config": to_dict(plain)}, "p.ckpt", plain, 2) == ""  # neither run resizes
+    assert train.resizing_change(ckpt, "a.ckpt", plain, 1).endswith(  # switched off in the ramp
+        "epoch 2 trains at image_size 64, where that run's would train at 48 (its epoch 1 trained at 32)")
+    # In a run (its last epoch alone trained, at 32): 4 epochs instead of 2 over a whole ramp, resumed at its end.
+    ramp = SMALL + [f"--dataset_path={cifar_dir}", "--class_num=4", "--image_size_start=16", "--image_size_ramp=1.0",
+                    "--batch_size=96", f"--save_checkpoint_path={tmp_path / 'ramp'}"]
+    train.run(load_config(ramp + ["--epoch_size=2", "--pretrain_epoch_size=1"]))
+    capsys.readouterr()
+    train.run(load_config(ramp + ["--epoch_size=4", "--resume=auto"]))
+    out = capsys.readouterr().out
+    assert ("epoch_size 2 -> 4; epoch 3 trains at image_size 16, where that run's would train at 32 (its epoch 2 "
+            "trained at 32)") in out
+    assert "epoch 3: training at image_size 16" in out and "epoch 4: training at image_size 32" in out
 
 
 def test_class_num_below_the_labels_of_cifar_binaries_is_refused(cifar_dir, tmp_path):

@@ -856,6 +856,42 @@ def recipe_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
     return changes_line(source, changed) if changed else ""
 
 
+# The keys progressive resizing's sizes follow (schedules.training_size): another epoch_size moves the ramp.
+RESIZING_KEYS = ("image_size", "image_size_start", "image_size_ramp", "epoch_size")
+
+
+def resizing_change(ckpt: Dict[str, Any], source: str, cfg: Config, epoch: int) -> str:
+    """A line saying that a resume where either run resizes progressively (``image_size_start``) trains
+    ``epoch`` (from 0, the one it continues with) at another size than the checkpoint's run would have, or
+    "". More epochs stretch the ramp, so the size can fall back below the one the last epoch trained at
+    (4 epochs of 32 to 64 resumed after the second as 8: 32 where that run's would train at 64), which
+    only the loss curve would otherwise show; :func:`recipe_change` names the keys, not the sizes."""
+    recorded = ckpt.get("config") or {}
+    if not recorded or epoch >= cfg.epoch_size:
+        return ""
+    theirs = {k: recorded.get(k, getattr(Config, k)) for k in RESIZING_KEYS}
+    if not (cfg.image_size_start or theirs["image_size_start"]):
+        return ""
+
+    def their_size(e: int) -> int:
+        if e >= theirs["epoch_size"]:  # past that run's last epoch: its final size
+            return int(theirs["image_size"])
+        return training_size(int(theirs["image_size"]), int(theirs["image_size_start"]),
+                             float(theirs["image_size_ramp"]), e, int(theirs["epoch_size"]))
+
+    try:
+        then, last = their_size(epoch), their_size(epoch - 1) if epoch else None
+    except (TypeError, ValueError, ZeroDivisionError):  # recorded values that make no schedule
+        return ""
+    now = training_size(cfg.image_size, cfg.image_size_start, cfg.image_size_ramp, epoch, cfg.epoch_size)
+    if now == then:
+        return ""
+    changed = [f"{k} {theirs[k]} -> {getattr(cfg, k)}" for k in RESIZING_KEYS if theirs[k] != getattr(cfg, k)]
+    return (f"resume: progressive resizing's sizes differ from those of {source}'s run: " + ", ".join(changed)
+            + f"; epoch {epoch + 1} trains at image_size {now}, where that run's would train at {then}"
+            + (f" (its epoch {epoch} trained at {last})" if last is not None else ""))
+
+
 def evaluation_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
     """A line saying that a run which evaluates continues with another evaluation size (``eval_image_size``,
     else ``image_size``) or, for an image folder, ``crop_pct`` than the checkpoint's run evaluated with: its
@@ -1374,6 +1410,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             if is_cifar(cfg.dataset):
                 classes, renamed = resumed_names(ckpt.get("classes"), classes, resumed_from, cfg.class_num)
             for line in (spe_change, change, recipe_change(ckpt, resumed_from, cfg),
+                         resizing_change(ckpt, resumed_from, cfg, done_epochs),
                          teacher_change(ckpt, resumed_from, cfg, distill), evaluation_change(ckpt, resumed_from, cfg),
                          renamed if is_cifar(cfg.dataset) else ""):
                 if line:
