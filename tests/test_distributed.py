@@ -179,6 +179,32 @@ def test_what_rank_0_alone_does_reaches_every_rank_and_so_does_its_failure(monke
     assert len(sent) == 2  # nothing broadcast
 
 
+def test_the_file_rank_0_chooses_is_read_under_each_machines_own_path(monkeypatch):
+    """Context.file_from_rank0: the file rank 0 chose under its base (a run folder, --resume, a checkpoint named)
+    reaches the other ranks under their own base, a path of theirs to the same storage (eval and train's
+    resume loaded rank 0's path, which another machine may not have: "no such file")."""
+    shared = []
+
+    def context(rank: int):
+        ctx = distributed.Context(rank=rank, world_size=2, backend="gloo")
+        monkeypatch.setattr(ctx, "broadcast_object", lambda obj: shared.append(obj) or (obj if rank == 0 else sent))
+        return ctx
+
+    cases = [(["/mnt/a/run"], "/mnt/a/run/ckpt_0/mobilenetv1-2_6.ckpt", ["/data/run"],
+              "/data/run/ckpt_0/mobilenetv1-2_6.ckpt"),
+             (["runs/x/", "/mnt/a/m.ckpt"], "/mnt/a/m.ckpt", ["/b/x", "/b/m.ckpt"], "/b/m.ckpt"),  # a file: itself
+             (["/mnt/a/run"], "/elsewhere/m.ckpt", ["/data/run"], "/elsewhere/m.ckpt"),  # under none: as it is
+             (["/mnt/a/run"], "", ["/data/run"], "")]  # none chosen
+    for bases, chosen, theirs, expected in cases:
+        found = (chosen, {"step": 6})
+        assert context(0).file_from_rank0(lambda: found, "could not choose", bases, lambda f: f[0]) is found
+        sent = shared.pop()
+        assert context(1).file_from_rank0(lambda: found, "could not choose", theirs, lambda f: f[0]) == expected
+    assert context(0).file_from_rank0(lambda: "run/m.ckpt", "could not choose", ["run"]) == "run/m.ckpt"
+    sent = shared.pop()
+    assert context(1).file_from_rank0(lambda: "run/m.ckpt", "could not choose", ["/data/run/"]) == "/data/run/m.ckpt"
+
+
 def test_run_distribute_without_torchrun_says_how_to_launch(cifar_dir, monkeypatch, capsys):
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(key, raising=False)
@@ -611,6 +637,57 @@ def test_two_ranks_evaluate_the_checkpoint_rank_0_chose_in_a_folder(odd_cifar, t
     # The confusion matrices of the two shards add up to the one of the whole set.
     assert result["per_class"] == evaluate.per_class(single["confusion"], single["classes"])
     assert sum(r["images"] for r in result["per_class"]) == 41
+    # checkpoint_path may differ by machine (the same storage mounted elsewhere): each rank here works in a
+    # folder of its own, given the run folder under a name of its own. Rank 1 evaluated rank 0's path, which
+    # its machine has not ("checkpoint run0/ckpt_0/mobilenetv1-1_12.ckpt: no such file"); it takes the file
+    # rank 0 chose under its own path. Other weights there (another file of that name on its disk) are refused
+    # on every rank, where their summed counts mixed two models' without a word.
+    for rank in (0, 1):
+        (tmp_path / f"disk{rank}" / f"run{rank}" / "ckpt_0").mkdir(parents=True)
+        shutil.copyfile(run / "mobilenetv1-1_12.ckpt",
+                        tmp_path / f"disk{rank}" / f"run{rank}" / "ckpt_0" / "mobilenetv1-1_12.ckpt")
+    own_disk = tmp_path / "own_disk.py"
+    own_disk.write_text("import os, sys\n"
+                        "from mobilenet_v1 import cli\n"
+                        "rank = os.environ['RANK']\n"
+                        "os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'disk' + rank))\n"
+                        "sys.exit(cli.main(['eval', *sys.argv[1:], '--checkpoint_path=run' + rank]))\n")
+    opts = TINY + [f"--dataset_path={odd_cifar}", "--batch_size=8", "--json"]
+    r = torchrun("--standalone", "--nproc_per_node=2", str(own_disk), *opts)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["ckpt"] == os.path.join("run0", "ckpt_0", "mobilenetv1-1_12.ckpt") and result["total"] == 41
+    assert result["top_1_accuracy"] == single["top_1_accuracy"]
+    shutil.copyfile(tmp_path / "newer.ckpt", tmp_path / "disk1" / "run1" / "ckpt_0" / "mobilenetv1-1_12.ckpt")
+    r = torchrun("--standalone", "--nproc_per_node=2", str(own_disk), *opts)
+    assert r.returncode != 0 and not r.stdout.strip(), r.stdout[-3000:] + r.stderr[-3000:]
+    for rank in (0, 1):
+        chosen = os.path.join(f"run{rank}", "ckpt_0", "mobilenetv1-1_12.ckpt")
+        assert (f"eval (rank {rank}): error: the processes of this job were given different checkpoints at "
+                f"{chosen}: weights ") in r.stderr, r.stderr[-3000:]
+
+
+def test_ranks_given_other_teachers_are_refused_before_training(cifar_dir, tmp_path):
+    """--teacher may differ by machine (a path of its own to the same file); another file behind it, whose
+    targets the ranks' losses would follow apart, is refused on every rank before a step (it trained)."""
+    cfg = load_config(TINY + ["--class_num=4"])
+    for rank in (0, 1):
+        torch.manual_seed(rank)
+        ckpt_io.atomic_save({"model": train.build_model(cfg).state_dict(), "model_args": train.model_args(cfg)},
+                            str(tmp_path / f"teacher{rank}.ckpt"))
+    own_teacher = tmp_path / "own_teacher.py"
+    own_teacher.write_text("import os, sys\n"
+                           "from mobilenet_v1 import cli\n"
+                           "here = os.path.dirname(os.path.abspath(__file__))\n"
+                           "teacher = os.path.join(here, 'teacher' + os.environ['RANK'] + '.ckpt')\n"
+                           "sys.exit(cli.main(['train', *sys.argv[1:], '--teacher=' + teacher]))\n")
+    r = torchrun("--standalone", "--nproc_per_node=2", str(own_teacher), *TINY, f"--dataset_path={cifar_dir}",
+                 "--class_num=4", "--batch_size=16", "--epoch_size=1", f"--save_checkpoint_path={tmp_path / 'run'}")
+    assert r.returncode != 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for rank in (0, 1):
+        assert (f"train (rank {rank}): error: the processes of this job were given different teacher files at "
+                f"{tmp_path / f'teacher{rank}.ckpt'}: sha256 ") in r.stderr, r.stderr[-3000:]
+    assert "epoch: 1 step: 6" not in r.stdout and not os.path.exists(tmp_path / "run" / "ckpt_0" / "config.yaml")
 
 
 def test_a_run_of_one_process_continues_on_two_in_its_own_folder(cifar_dir, tmp_path, capsys):

@@ -13,7 +13,7 @@ Layout of a distributed run (the seed's): checkpoints and ``config.yaml`` go to
 import dataclasses
 import hashlib
 import os
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -178,6 +178,26 @@ class Context:
             raise DistributedError(f"rank 0 {failure}: {message}")
         return result if self.is_rank0 else shared
 
+    def file_from_rank0(self, work: Callable[[], Any], failure: str, bases: Sequence[str],
+                        path_of: Callable[[Any], str] = lambda result: result) -> Any:
+        """:meth:`from_rank0` for ``work()`` that chooses a file (``path_of(result)``; "": none) under one of
+        ``bases``, paths that may differ by machine (:data:`PER_MACHINE_KEYS`: the same storage mounted
+        elsewhere): rank 0 gets ``work()``'s result, every other rank the file under its own first base that
+        holds it (a base that is the file itself: its own), or rank 0's path where none does."""
+        def share(result: Any) -> Tuple[Optional[int], str]:
+            path = path_of(result)
+            for index, base in enumerate(bases if path else ()):
+                relative = os.path.relpath(path, base) if base else os.pardir
+                if relative != os.pardir and not relative.startswith(os.pardir + os.sep):
+                    return index, relative
+            return None, path
+
+        found = self.from_rank0(work, failure, share=share)
+        if self.is_rank0:
+            return found
+        index, path = found
+        return path if index is None else os.path.normpath(os.path.join(bases[index], path))
+
     def check_same(self, values: Dict[str, Any], what: str,
                    advice: str = "every machine must run the same command on the same data (its paths may differ)"
                    ) -> None:
@@ -329,6 +349,19 @@ def setup(cfg, command: str = "train") -> Context:
                             rank=rank, world_size=world)
     return Context(rank=rank, world_size=world, local_rank=local_rank, backend=backend, owns_group=True,
                    restarted=restarted)
+
+
+def file_digest(path: str) -> str:
+    """The start of the sha256 of a file's bytes (:meth:`Context.check_same` compares it), or why it cannot be
+    read: a rank that cannot is named with the reason, where its error alone left the others waiting for it."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as e:
+        return f"cannot read it: {e.strerror or e}"
+    return digest.hexdigest()[:16]
 
 
 def state_digest(state: Dict[str, torch.Tensor]) -> str:

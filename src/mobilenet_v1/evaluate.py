@@ -335,6 +335,15 @@ def trained_split(cfg: Config, held_out: Any, path: str, given: Optional[Set[str
     return cfg
 
 
+def same_model(dist: distributed.Context, path: str, digest: str) -> None:
+    """Refuse, on every rank alike, an evaluation whose ranks loaded other weights at ``path`` (``digest``: this
+    rank's): their summed counts would mix two models' (machines reading the file from disks of their own, or a
+    file replaced between two ranks' reads of it)."""
+    dist.check_same({"weights": digest}, f"{'files' if is_deployed_file(path) else 'checkpoints'} at {path}",
+                    "every machine must read the same file: put checkpoint_path on storage they share, or copy the "
+                    "same file to each")
+
+
 def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = None,
          confusion: bool = False, per_image: bool = False) -> Dict[str, Any]:
     if not cfg.checkpoint_path:
@@ -348,9 +357,13 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
             raise ckpt_io.CheckpointError(f"checkpoint_path {cfg.checkpoint_path}: cannot list it: "
                                           f"{e.strerror or e}") from None
 
-    path = dist.from_rank0(choose, "could not choose the checkpoint to evaluate")
+    # checkpoint_path may differ by machine (the same storage mounted elsewhere): each rank reads rank 0's choice
+    # under its own.
+    path = dist.file_from_rank0(choose, "could not choose the checkpoint to evaluate", [cfg.checkpoint_path])
     dist.check_options(cfg)
     if is_deployed_file(path):
+        if dist.enabled:
+            same_model(dist, path, distributed.file_digest(path))
         model, device, precision, opts = deployed_model_and_data(cfg, path, given)
         classes = model.metadata.get("classes")
         outputs = model.class_num or model.metadata.get("class_num")
@@ -359,6 +372,8 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         precision = resolve_precision(cfg.precision, device)
         ckpt = ckpt_io.load_file(path)
         model, args = model_from_checkpoint(ckpt, path, cfg.use_ema)
+        if dist.enabled:  # the weights evaluated, as loaded: a file written over since another rank read it differs
+            same_model(dist, path, distributed.state_digest(model.state_dict())[:16])
         outputs = args["class_num"]
         note = ckpt_io.weights_note(ckpt, cfg.use_ema)
         if note:

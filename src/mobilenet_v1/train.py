@@ -139,17 +139,24 @@ def build_criterion(cfg: Config) -> torch.nn.Module:
 
 
 def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.device,
-                    memory_format: torch.memory_format, out_dir: str) -> Distiller:
+                    memory_format: torch.memory_format, out_dir: str,
+                    dist: Optional[distributed.Context] = None) -> Distiller:
     """The teacher of ``--teacher`` (a checkpoint, or a run folder: its newest; its weight average where
     it holds one and ``use_ema``; or a ``torch.export`` program of any network: :func:`program_teacher`),
     which must have this run's outputs: as many, and for an image folder the same class folders in the
     same order (``classes``). A teacher whose run normalised its inputs otherwise (another ``mean`` or
     ``std``, or another data set's constants) is handed each batch in its own normalisation. A checkpoint of
     the run's own folder (``out_dir``, or the other layout's beside it) is refused: the run moves such files
-    aside or writes over them, and its resume would read another teacher under the same name."""
+    aside or writes over them, and its resume would read another teacher under the same name.
+
+    Distributed (``dist``), rank 0 chooses a run folder's newest (one that lands in between is no other rank's
+    choice) and every rank reads it under its own ``--teacher``; a rank that read another file is refused on
+    every rank: the ranks' losses would follow other teachers."""
     from .onnx_io import is_onnx_file
 
-    path = ckpt_io.resolve_checkpoint_path(cfg.teacher)
+    dist = dist or distributed.Context()
+    path = dist.file_from_rank0(lambda: ckpt_io.resolve_checkpoint_path(cfg.teacher), "could not choose the teacher",
+                                [cfg.teacher])
     folders = (out_dir, ckpt_io.other_layout_folder(cfg.save_checkpoint_path, out_dir))
     if cfg.save_checkpoint and ckpt_io.is_run_checkpoint_name(path) and any(saved_in(path, f) for f in folders):
         raise ConfigError(f"teacher {path}: a checkpoint of save_checkpoint_path {cfg.save_checkpoint_path}, where "
@@ -170,10 +177,13 @@ def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.dev
     if theirs is not None and theirs != cfg.normalisation:
         teacher = Renormalised(teacher, cfg.normalisation, theirs).to(device)
         about += f"; its run normalised by {normalisation_text(theirs)}: each batch is turned into that"
+    source = {"path": path, "sha256": file_sha256(path)}
+    dist.check_same({"sha256": source["sha256"][:16]}, f"teacher files at {path}",
+                    "every machine must read the same teacher: put it on storage they share, or copy the same file "
+                    "to each")
     print0(f"teacher: {path} ({about}); the loss is {1 - cfg.distill_alpha:g} x the task loss + "
            f"{cfg.distill_alpha:g} x T^2 KL(teacher || student) at T {cfg.distill_temperature:g}")
-    return Distiller(teacher, cfg.distill_alpha, cfg.distill_temperature,
-                     source={"path": path, "sha256": file_sha256(path)})
+    return Distiller(teacher, cfg.distill_alpha, cfg.distill_temperature, source=source)
 
 
 def file_sha256(path: str) -> str:
@@ -991,8 +1001,12 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
 
     if dist is None:
         return _choose_resume(cfg, run_dir, validate, 0)
-    found = dist.from_rank0(lambda: _choose_resume(cfg, run_dir, validate, dist.restarted),
-                            "could not choose a checkpoint to resume from", share=lambda found: found[0])
+    # The run folder and --resume may differ by machine (the same storage mounted elsewhere): each rank loads rank
+    # 0's choice under its own.
+    found = dist.file_from_rank0(lambda: _choose_resume(cfg, run_dir, validate, dist.restarted),
+                                 "could not choose a checkpoint to resume from",
+                                 [run_dir] + ([cfg.resume] if cfg.resume != "auto" else []),
+                                 path_of=lambda found: found[0])
     if dist.is_rank0:
         chosen, ckpt, position = found  # rank 0 loaded and validated it while choosing
     else:
@@ -1372,7 +1386,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     criterion = build_criterion(cfg)
     # Its initial weights are overwritten: keep the RNG stream as a run without a teacher has it.
     with torch.random.fork_rng(devices=[]):
-        distill = build_distiller(cfg, labelling, device, memory_format, out_dir) if cfg.teacher else None
+        distill = build_distiller(cfg, labelling, device, memory_format, out_dir, dist) if cfg.teacher else None
     if cfg.use_label_smooth and cfg.dataset == "cifar10":
         print0(f"use_label_smooth: label smoothing {cfg.label_smooth_factor} on cifar10, as set (the seed "
                f"smooths only ImageNet's labels and ignores the key for cifar10)")
