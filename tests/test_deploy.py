@@ -75,8 +75,14 @@ def test_a_model_float32_rounding_moves_is_exported_when_the_file_is_as_near_its
     assert torch_far > 1e-2 and file_far <= limit == pytest.approx(1e-4 + 4 * torch_far, rel=1e-2)
     assert OnnxModel(str(tmp_path / "s.onnx")).metadata["image_size"] == 64
 
-    # A file wrong by more than rounding is still refused, and the one before it kept.
+    # A --atol given is the limit as given.
     before = (tmp_path / "s.onnx").read_bytes()
+    assert cli.main(["export", "--ckpt_file", str(ckpt), "--file_name", str(tmp_path / "s"), "--atol", "1e-4"]) == 1
+    err = capsys.readouterr().err
+    assert "(more than 0.0001)" in err and "from the model's float64 ones, the file's " in err
+    assert (tmp_path / "s.onnx").read_bytes() == before
+
+    # Without one, a file wrong by more than rounding is still refused, and the one before it kept.
     real = OnnxModel._run
     monkeypatch.setattr(OnnxModel, "_run", lambda self, x: real(self, x) + 1.0)
     assert cli.main(["export", "--ckpt_file", str(ckpt), "--file_name", str(tmp_path / "s")]) == 1

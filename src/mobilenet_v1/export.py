@@ -8,8 +8,9 @@ because SAME padding is computed from the input size while the graph is built.
 BatchNorm is folded into the convolutions before export, so the graph is 27 ``Conv -> Clip`` pairs, a
 ``ReduceMean`` and a ``Gemm`` in any runtime, whatever graph optimisations it has. After writing, the
 command runs the file in ONNX Runtime on a random batch and fails if any logit differs from PyTorch's
-by more than ``--atol`` (1e-4), or, for a model float32 rounding itself moves by more than that, if
-the file is further from the model's float64 logits than rounding puts PyTorch (:func:`_check_float`).
+by more than 1e-4, or, for a model float32 rounding itself moves by more than that, if the file is further
+from the model's float64 logits than rounding puts PyTorch (:func:`_check_float`); by more than ``--atol``
+where it is given.
 The file is written and checked under a temporary name in the same
 folder and takes its name only once it passes, so a failed export leaves any earlier file untouched.
 
@@ -65,10 +66,11 @@ ATOL = 1e-4
 # of the mean logit, once its scales were found equal to the model's. Rounding ties gave 0.07% to 0.17% on
 # a trained demo model; a misplaced range, or one calibrated instead of learned, gives many times more.
 QAT_RTOL = 0.01
-# A model whose logits float32 rounding moves by more than --atol (a diverged or ill-conditioned one: PyTorch's
+# A model whose logits float32 rounding moves by more than ATOL (a diverged or ill-conditioned one: PyTorch's
 # own float32 logits far from its float64 ones) is given a file as faithful as float32 allows: the file's logits
-# within --atol plus this many times PyTorch's own float32 distance of the float64 logits. Another float32
-# program's sums in another order land about as far off; a wrong graph lands as far as its error.
+# within ATOL plus this many times PyTorch's own float32 distance of the float64 logits. Another float32
+# program's sums in another order land about as far off; a wrong graph lands as far as its error. A --atol
+# given is the limit as given.
 ROUNDING_FACTOR = 4.0
 MINDSPORE_FORMATS = ("MINDIR", "AIR")
 FORMATS = ("ONNX", "PT2", "PTE")
@@ -276,7 +278,7 @@ def qat_difference(onnx_path: str, model: MobileNetV1, batch_sizes: Sequence[int
 
 
 def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = None, width: Optional[int] = None,
-                      batch_size: int = 1, dynamic_batch: bool = True, atol: float = ATOL,
+                      batch_size: int = 1, dynamic_batch: bool = True, atol: Optional[float] = None,
                       dataset: Optional[str] = None, use_ema: bool = True, image_input: bool = False,
                       file_format: str = "ONNX", pixel_format: str = "RGB", mean: Optional[str] = None,
                       std: Optional[str] = None) -> Dict[str, Any]:
@@ -295,6 +297,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     ``image_input``: the file takes uint8 pixels (N, H, W, C) of ``pixel_format`` (RGB, BGR, RGBA, BGRA)
     and normalises them itself (:func:`onnx_io.add_image_input`), checked against the same file without
     it (:func:`_finish_image_input`).
+    ``atol``: the largest logit difference from PyTorch allowed; None: :data:`ATOL`, or for a model float32
+    rounding moves by more, as near its float64 logits as rounding puts PyTorch's (:func:`_check_float`).
     ``file_format`` PT2: a ``torch.export`` program in a ``.pt2`` file instead (:func:`export_program`);
     PTE: an ExecuTorch program for XNNPACK in a ``.pte`` file (:func:`export_executorch`), its batch
     ``batch_size`` whatever ``dynamic_batch`` says."""
@@ -303,7 +307,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
            if value is not None and value < 1]
     if bad:
         raise ExportError(f"{', '.join(bad)}: {'each' if len(bad) > 1 else 'it'} must be at least 1")
-    if not (math.isfinite(atol) and atol >= 0):
+    if atol is not None and not (math.isfinite(atol) and atol >= 0):
         raise ExportError(f"atol {atol:g}: must be a finite number >= 0")
     pixel_format = pixel_format.upper()
     if pixel_format not in PIXEL_FORMATS:
@@ -402,7 +406,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
             result.update(_check_float(OnnxModel(tmp), "ONNX Runtime", out_path, model, sizes, height, width, atol))
         if image_input:
             # A model float32 rounding moves (_check_float) moves as much between these two files.
-            _finish_image_input(tmp, out_path, sizes, height, width, result.get("limit", atol), quantized=qat,
+            _finish_image_input(tmp, out_path, sizes, height, width, result.get("limit", ATOL), quantized=qat,
                                 pixel_format=pixel_format)
         result["bytes"] = os.path.getsize(tmp)
     return result
@@ -445,7 +449,7 @@ def exported_program(model: MobileNetV1, meta: Dict[str, Any], height: int, widt
 
 
 def export_program(model: MobileNetV1, out_path: str, meta: Dict[str, Any], sizes: Sequence[int], height: int,
-                   width: int, batch_size: int, dynamic_batch: bool, atol: float, image_input: bool,
+                   width: int, batch_size: int, dynamic_batch: bool, atol: Optional[float], image_input: bool,
                    result: Dict[str, Any], pixel_format: str = "RGB") -> Dict[str, Any]:
     """``model``'s :func:`exported_program` saved to ``out_path`` with ``meta`` as
     :data:`onnx_io.PT2_METADATA`, loaded back as eval and predict load it (:class:`onnx_io.ProgramModel`,
@@ -484,7 +488,7 @@ def lower_to_executorch(program, meta: Dict[str, Any]) -> bytes:
 
 
 def export_executorch(model: MobileNetV1, out_path: str, meta: Dict[str, Any], height: int, width: int,
-                      batch_size: int, atol: float, image_input: bool, result: Dict[str, Any],
+                      batch_size: int, atol: Optional[float], image_input: bool, result: Dict[str, Any],
                       pixel_format: str = "RGB") -> Dict[str, Any]:
     """``model``'s :func:`exported_program`, for batches of ``batch_size``, lowered for ExecuTorch on XNNPACK
     (:func:`lower_to_executorch`) into ``out_path``, run in ExecuTorch's runtime as eval and predict run it
@@ -501,22 +505,23 @@ def export_executorch(model: MobileNetV1, out_path: str, meta: Dict[str, Any], h
 
 
 def _check_float(deployed: DeployedModel, runner: str, out_path: str, model: nn.Module, sizes: Sequence[int],
-                 height: int, width: int, atol: float) -> Dict[str, Any]:
+                 height: int, width: int, atol: Optional[float]) -> Dict[str, Any]:
     """The float file of ``model`` written for ``out_path`` (``deployed``, run by ``runner``): an error
-    unless every logit is within ``atol`` of PyTorch's, or, for a model float32 rounding moves by more
-    than that, the file's logits are within ``atol`` plus :data:`ROUNDING_FACTOR` times PyTorch's own
+    unless every logit is within ``atol`` of PyTorch's. ``atol`` None: within :data:`ATOL`, or, for a model
+    float32 rounding moves by more than that, within it plus :data:`ROUNDING_FACTOR` times PyTorch's own
     float32 distance of the model's float64 logits (:func:`float64_distances`). Returns ``max_abs_diff``,
     the largest difference per batch size, ``limit``, the one a check of the same file after rewriting
     must meet, and for a model so moved, ``float64`` (PyTorch's and the file's distances)."""
     diffs, largest = max_difference(deployed, model, sizes, height, width)
     worst = max(diffs.values())
+    given, atol = atol is not None, ATOL if atol is None else atol
     if worst <= atol:
         return {"max_abs_diff": diffs, "limit": atol}
-    if math.isfinite(worst):
-        torch_far, file_far = float64_distances(deployed, model, sizes, height, width)
-        limit = atol + ROUNDING_FACTOR * torch_far
-        if file_far <= limit:
-            return {"max_abs_diff": diffs, "limit": limit, "float64": {"pytorch": torch_far, "file": file_far}}
+    # How far rounding alone moves this model's logits: the limit's allowance, or the error's evidence.
+    torch_far, file_far = float64_distances(deployed, model, sizes, height, width) if math.isfinite(worst) else (0, 0)
+    limit = atol + ROUNDING_FACTOR * torch_far
+    if not given and file_far <= limit and math.isfinite(worst):
+        return {"max_abs_diff": diffs, "limit": limit, "float64": {"pytorch": torch_far, "file": file_far}}
     kept = f"; {out_path} is left as it was" if os.path.exists(out_path) else ""
     # Float32 rounding grows with the logits: where they are large, a difference of 1e-4 of them or
     # less is rounding, and --atol accepts the file.
@@ -527,7 +532,8 @@ def _check_float(deployed: DeployedModel, runner: str, out_path: str, model: nn.
             scale += f", float32 rounding (--atol {float(f'{worst * 2:.1g}'):g} accepts it)"
     if math.isfinite(worst):
         scale += (f"; PyTorch's own float32 logits are {torch_far:.3g} from the model's float64 ones, the "
-                  f"file's {file_far:.3g} (more than {ROUNDING_FACTOR:g}x that plus {atol:g})")
+                  + (f"file's {file_far:.3g}" if given else
+                     f"file's {file_far:.3g} (more than {ROUNDING_FACTOR:g}x that plus {atol:g})"))
     raise ExportError(f"{out_path}: {runner}'s logits differ from PyTorch's by {worst:.3g} "
                       f"(more than {atol:g}){scale}; not a faithful export, not written{kept}")
 
@@ -645,7 +651,10 @@ def main(argv: Sequence[str]) -> int:
                         "MindSpore .ckpt); default: what the checkpoint records, else cifar10 for 10 classes "
                         "and imagenet2012 otherwise")
     add_normalisation_options(p, "the file records (and with --image_input applies)")
-    p.add_argument("--atol", type=float, default=ATOL, help=f"largest allowed logit difference ({ATOL:g})")
+    p.add_argument("--atol", type=float, default=None,
+                   help=f"largest allowed logit difference (default {ATOL:g}, or for a model float32 rounding "
+                        f"moves by more, as near its float64 logits as PyTorch's float32 ones, within "
+                        f"{ROUNDING_FACTOR:g}x)")
     p.add_argument("--use_ema", type=bool_option, default=True, metavar="True|False",
                    help="a checkpoint of a run with --ema_decay: export its weight average (True, the default) "
                         "or its trained weights")
@@ -660,7 +669,7 @@ def main(argv: Sequence[str]) -> int:
                    help="a config file (the seed's too) whose export keys (ckpt_file, file_name, file_format, "
                         "batch_size, width, height) stand in for flags not given")
     a = p.parse_args(list(argv))
-    if not (math.isfinite(a.atol) and a.atol >= 0):
+    if a.atol is not None and not (math.isfinite(a.atol) and a.atol >= 0):
         # A negative or NaN limit fails every export, and only once it has run; infinity checks nothing.
         p.error(f"--atol must be a finite number >= 0, got {a.atol:g}")
     if a.config_path is not None and not a.config_path.strip():
@@ -735,10 +744,10 @@ def main(argv: Sequence[str]) -> int:
     runner = {"PT2": "torch.export.load", "PTE": "ExecuTorch (XNNPACK)"}.get(fmt, "ONNX Runtime")
     far = result.get("float64")
     if far is None:
-        print0(f"{runner} vs PyTorch, largest logit difference: {diffs} (limit {a.atol:g})")
+        print0(f"{runner} vs PyTorch, largest logit difference: {diffs} (limit {result['limit']:g})")
     else:
-        print0(f"{runner} vs PyTorch, largest logit difference: {diffs}, more than --atol {a.atol:g}: float32 "
+        print0(f"{runner} vs PyTorch, largest logit difference: {diffs}, more than {ATOL:g}: float32 "
                f"rounding moves this model's logits by {far['pytorch']:.2e} (PyTorch's float32 against its "
-               f"float64), the file's by {far['file']:.2e} (limit {result['limit']:.2e}, --atol plus "
+               f"float64), the file's by {far['file']:.2e} (limit {result['limit']:.2e}, {ATOL:g} plus "
                f"{ROUNDING_FACTOR:g}x PyTorch's); a model this sensitive gives other answers on another CPU too")
     return 0
