@@ -1689,7 +1689,7 @@ def test_a_run_whose_update_overflows_stops_naming_the_last_good_checkpoint(cifa
     # Step 2's update (lr 8e28) leaves them huge but finite, and is saved; step 3's overflows them.
     names = [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(run))]
     assert names == ["mobilenetv1-1_1.ckpt", "mobilenetv1-1_2.ckpt"]
-    assert f"(step 3 since this run started or resumed)" in err
+    assert "(step 3 since this run started or resumed)" in err
     assert f"The last good checkpoint: {run / 'mobilenetv1-1_2.ckpt'}." in err
     kept = ckpt_io.load_file(str(run / "mobilenetv1-1_2.ckpt"))
     assert all(torch.isfinite(v).all() for v in kept["model"].values() if v.is_floating_point())
