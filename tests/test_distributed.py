@@ -21,7 +21,7 @@ import torch
 
 from conftest import class_images, jpeg_bytes, smooth_image
 from mobilenet_v1 import checkpoint as ckpt_io
-from mobilenet_v1 import cli, distributed, evaluate, train
+from mobilenet_v1 import cli, distributed, evaluate, runtime, train
 from mobilenet_v1 import transforms as T
 from mobilenet_v1.config import load_config
 from mobilenet_v1.data import (CIFAR_EVAL_FOLDER, CIFAR_TRAIN_FOLDER, CifarLoader, build_loader, sample_seed,
@@ -177,6 +177,40 @@ def test_what_rank_0_alone_does_reaches_every_rank_and_so_does_its_failure(monke
     with pytest.raises(ckpt_io.CheckpointError):
         alone.from_rank0(failing, "could not save a checkpoint")
     assert len(sent) == 2  # nothing broadcast
+
+
+def test_an_error_every_rank_raises_is_said_once_naming_the_ranks_of_each_message(monkeypatch, capsys):
+    """Context.alike: an error every rank raises at one point (the job's unreadable files past the limit, shards
+    that make no batch, options that differ) ends the job with one line per distinct message, said by each
+    machine's local rank 0 (here one machine's), naming the ranks it came from; the other ranks say nothing. Each
+    process printed it (3 lines on 3 ranks)."""
+    said = ["dataset_path /a: 13 training samples a process make no full batch"] * 2 + \
+        ["dataset_path /b: 13 training samples a process make no full batch"]
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    for rank in (0, 1, 2):
+        ctx = distributed.Context(rank=rank, world_size=3, backend="gloo")
+        monkeypatch.setattr(ctx, "gather_objects", lambda obj: said)
+        error = ctx.alike(ValueError(said[rank]))
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("LOCAL_RANK", str(rank))
+
+        def fails(argv, error=error):
+            raise error
+
+        monkeypatch.setitem(cli.COMMANDS, "train", fails)
+        assert cli.main(["train"]) == 1
+        assert capsys.readouterr().err == ("" if rank else
+                                           f"mobilenet-v1 train (ranks 0-1): error: {said[0]}\n"
+                                           f"mobilenet-v1 train (rank 2): error: {said[2]}\n"), rank
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    ctx = distributed.Context(rank=0, world_size=3, backend="gloo")
+    monkeypatch.setattr(ctx, "gather_objects", lambda obj: [obj] * 3)
+    error = ctx.alike(ValueError("8 image files could not be read, more than max_bad_samples 5"))
+    assert runtime.job_error_lines("eval", error) == [
+        "mobilenet-v1 eval (all 3 ranks): error: 8 image files could not be read, more than max_bad_samples 5"]
+    assert runtime.ranks_text([0, 2, 3, 4, 7], 8) == "ranks 0, 2-4, 7"
+    alone = ValueError("no batch")
+    assert distributed.Context().alike(alone) is alone and runtime.job_error_lines("train", alone) is None
 
 
 def test_the_file_rank_0_chooses_is_read_under_each_machines_own_path(monkeypatch):
@@ -530,7 +564,9 @@ def test_a_batch_emptied_by_unreadable_files_on_one_rank_does_not_stall_the_othe
     assert r.returncode != 0 and "Connection closed" not in r.stderr
     saved = list((tmp_path / "eval_limit" / "ckpt_0").glob("mobilenetv1-1_*.ckpt"))
     assert len(saved) == 1 and ckpt_io.load_file(str(saved[0]))["evaluation_left_out"] is True, r.stderr[-3000:]
-    assert r.stderr.count(f"the state at the end of epoch 1 (before its evaluation) is saved as {saved[0]}") == 2
+    # Said once for the job, by rank 0 (each rank said it: twice).
+    assert r.stderr.count(f"the state at the end of epoch 1 (before its evaluation) is saved as {saved[0]}") == 1
+    assert "mobilenet-v1 train (all 2 ranks): error: " in r.stderr, r.stderr[-3000:]
 
 
 def run_script(name, *args, cwd, extra="", shell="bash"):
@@ -690,6 +726,26 @@ def test_ranks_given_other_teachers_are_refused_before_training(cifar_dir, tmp_p
     assert "epoch: 1 step: 6" not in r.stdout and not os.path.exists(tmp_path / "run" / "ckpt_0" / "config.yaml")
 
 
+def test_an_error_every_rank_raises_is_said_once_for_the_job(cifar_dir, tmp_path):
+    """3 processes whose shards (64 samples) make no batch of 80 all stop at that point: one line says it for
+    the two ranks whose message is alike, one for rank 2, whose machine has the data at a path of its own (each
+    process printed its line: 3 alike lines where the job has one problem)."""
+    shutil.copytree(cifar_dir, tmp_path / "elsewhere")
+    own_data = tmp_path / "own_data.py"
+    own_data.write_text("import os, sys\n"
+                        "from mobilenet_v1 import cli\n"
+                        f"path = {str(tmp_path / 'elsewhere')!r} if os.environ['RANK'] == '2' else {str(cifar_dir)!r}\n"
+                        "sys.exit(cli.main(['train', *sys.argv[1:], '--dataset_path=' + path]))\n")
+    r = torchrun("--standalone", "--nproc_per_node=3", str(own_data), *TINY, "--class_num=4", "--batch_size=80",
+                 f"--save_checkpoint_path={tmp_path / 'run'}")
+    assert r.returncode != 0 and r.stderr.count("training samples a process make no full batch") == 2, \
+        r.stderr[-3000:]
+    assert (f"mobilenet-v1 train (ranks 0-1): error: dataset_path {cifar_dir}: 64 training samples a process make "
+            f"no full batch of batch_size 80; --batch_size 64 or less trains") in r.stderr, r.stderr[-3000:]
+    assert (f"mobilenet-v1 train (rank 2): error: dataset_path {tmp_path / 'elsewhere'}: 64 training samples a "
+            f"process make no full batch") in r.stderr
+
+
 def test_a_run_of_one_process_continues_on_two_in_its_own_folder(cifar_dir, tmp_path, capsys):
     """One process, 12 steps an epoch, then torchrun with 2 (6 steps an epoch) and --resume auto: the
     job finds the run's checkpoints in save_checkpoint_path itself (a distributed run's own would be in
@@ -753,6 +809,7 @@ def test_a_run_of_one_process_continues_on_two_in_its_own_folder(cifar_dir, tmp_
                      "sys.exit(cli.main())\n")
     r = torchrun("--standalone", "--nproc_per_node=2", str(other), "train", *opts, "--epoch_size=2", "--resume=auto")
     chosen = run / "ckpt_0" / "mobilenetv1-1_6.ckpt"
-    assert r.returncode != 0 and r.stderr.count(f"were given different checkpoints at {chosen}: weights") == 2, \
-        r.stderr[-3000:]
+    assert r.returncode != 0 and r.stderr.count(f"were given different checkpoints at {chosen}: weights") == 1, \
+        r.stderr[-3000:]  # every rank refuses it, rank 0 says it for the job (each rank said it: twice)
+    assert "mobilenet-v1 train (all 2 ranks): error: the processes of this job were given different" in r.stderr
     assert ckpt_io.resolve_checkpoint_path(str(run)) == str(chosen)  # nothing trained, nothing moved

@@ -1256,6 +1256,38 @@ def test_a_refused_resume_leaves_the_runs_config_yaml(cifar_dir, tmp_path, capsy
     assert (run / "config.yaml").read_text() == before
 
 
+def test_a_resume_on_another_number_of_processes_says_what_it_changes(cifar_dir, tmp_path, capsys, one_thread):
+    """A checkpoint of 2 processes of 16 resumed inside its epoch by 1 process of 32: the same global batch, so
+    the same steps and data order, and it went on without a word; yet BatchNorm's statistics, a process's batch
+    without sync_bn, now take 32 images where that job's took 16. The resume says so (from the device_num the
+    file's configuration records: a 2-process job's records 2); with sync_bn the statistics were the global
+    batch's already, and it says that they stay."""
+    run = tmp_path / "run"
+    assert cli.main(["train", *run_args(cifar_dir, run, "--batch_size=32", "--epoch_size=1",
+                                        "--save_checkpoint_steps=3")]) == 0  # 6 steps an epoch
+    ckpt = ckpt_io.load_file(str(run / "mobilenetv1-1_3.ckpt"))
+    assert ckpt["config"]["device_num"] == 1 and ckpt["samples_per_step"] == 32
+    for sync_bn, said in ((False, "BatchNorm's training statistics are over 32 images a batch (the one process's "
+                                  "batch) where that run's were over 16 (each process's own batch), so it does not "
+                                  "go on as that run would have (resume it on 2 processes at batch_size 16 for "
+                                  "that)"),
+                          (True, "BatchNorm's training statistics are over 32 images a batch as that run's were (the "
+                                 "global batch, sync_bn; the one process's batch here)")):
+        job = tmp_path / f"job_{sync_bn}.ckpt"
+        ckpt_io.atomic_save({**ckpt, "config": {**ckpt["config"], "device_num": 2, "batch_size": 16,
+                                                "sync_bn": sync_bn}}, str(job))
+        capsys.readouterr()
+        assert cli.main(["train", *run_args(cifar_dir, tmp_path / f"resumed_{sync_bn}", "--batch_size=32",
+                                            "--epoch_size=1", f"--resume={job}")]) == 0
+        out = capsys.readouterr().out
+        assert (f"resume: {job} was written 3 steps into epoch 1 by a run of 2 processes at batch_size 16, this run "
+                f"has 1 at 32: {said}") in out, out
+    capsys.readouterr()
+    assert cli.main(["train", *run_args(cifar_dir, tmp_path / "same", "--batch_size=32", "--epoch_size=1",
+                                        f"--resume={run / 'mobilenetv1-1_3.ckpt'}")]) == 0
+    assert "processes at batch_size" not in capsys.readouterr().out  # the same count: nothing to say
+
+
 def test_an_epoch_end_resumes_at_another_number_of_steps_per_epoch(cifar_dir, tmp_path, capsys, monkeypatch,
                                                                     one_thread):
     """Twice the batch (say, twice the GPUs): from an epoch's end the schedule goes on from the next

@@ -469,7 +469,13 @@ def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) ->
         if line is None or (isinstance(e, BrokenPipeError) and argv_given is None):
             raise
         from .config import OptionError
+        from .runtime import job_error_lines
 
+        job = job_error_lines(name, e)
+        if job is not None:  # raised alike by every rank of the job: said once, by rank 0
+            for text in job:
+                print(text, file=sys.stderr)
+            return 1
         # Options refused alike by every process of a torchrun job (the same command line): said once a machine,
         # by its local rank 0, not once a GPU. (Other errors, a teacher that fails on one GPU, each process says.)
         if not (isinstance(e, OptionError) and rank_label() and os.environ.get("LOCAL_RANK", "0") != "0"):

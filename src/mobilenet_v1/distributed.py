@@ -21,7 +21,7 @@ from torch.distributed.rendezvous import rendezvous
 from torch import nn
 
 from .checkpoint import DISTRIBUTED_SUBFOLDER, RUN_CONFIG, list_checkpoints, other_layout_folder, unwrap
-from .runtime import log0, print0
+from .runtime import JOB_MESSAGES, log0, print0
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 # Keys the machines of one job may give otherwise: where each finds the data, the run folder and the files it
@@ -198,6 +198,20 @@ class Context:
         index, path = found
         return path if index is None else os.path.normpath(os.path.join(bases[index], path))
 
+    def alike(self, error: BaseException) -> BaseException:
+        """``error``, which every rank raises at this same point (the outcome of a collective that gave every
+        rank the same view, so that all stop or none does), marked to be said once a machine: each rank's
+        message is gathered, and each machine's local rank 0 alone says each distinct one, naming the ranks it
+        came from (:func:`runtime.job_error_lines`), as option errors are said once a machine.
+        A collective: call it on every rank or on none. Not distributed: ``error`` as it is."""
+        if self.enabled:
+            texts = self.gather_objects(str(error))
+            messages: Dict[str, List[int]] = {}
+            for rank, text in enumerate(texts):
+                messages.setdefault(text, []).append(rank)
+            setattr(error, JOB_MESSAGES, (self.world_size, [(ranks, text) for text, ranks in messages.items()]))
+        return error
+
     def check_same(self, values: Dict[str, Any], what: str,
                    advice: str = "every machine must run the same command on the same data (its paths may differ)"
                    ) -> None:
@@ -212,8 +226,8 @@ class Context:
                   for rank, theirs in enumerate(everyone[1:], 1)
                   for key in sorted(set(everyone[0]) | set(theirs)) if everyone[0].get(key) != theirs.get(key)]
         if differ:
-            raise DistributedError(f"the processes of this job were given different {what}: {'; '.join(differ[:6])}"
-                                   f"{' ...' if len(differ) > 6 else ''}; {advice}")
+            raise self.alike(DistributedError(f"the processes of this job were given different {what}: "
+                                              f"{'; '.join(differ[:6])}{' ...' if len(differ) > 6 else ''}; {advice}"))
 
     def check_options(self, cfg) -> None:
         """:meth:`check_same` on the configuration, less what may differ by machine (:data:`PER_MACHINE_KEYS`)."""
@@ -265,7 +279,12 @@ class Context:
             for rank, files in enumerate(gathered):
                 for reason in bad.add(files):  # another rank's, warned on its stderr: named in log.txt too
                     log0(f"skipped unreadable image file {reason} (in the shard of rank {rank})")
-        bad.check()
+            # Each rank met its own files first: one order for all, so that every rank's list reads alike.
+            bad.files = dict(sorted(bad.files.items()))
+        try:
+            bad.check()
+        except ValueError as e:  # the job's list, on every rank alike: said once
+            raise self.alike(e)
 
     def all_reduce_sum(self, tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
         """``tensor`` summed over the ranks, as a CPU tensor (every rank must pass one of the same shape)."""

@@ -155,6 +155,40 @@ def rank_label() -> str:
     return f" (rank {os.environ['RANK']})" if several and "RANK" in os.environ else ""
 
 
+# The attribute of an error that every rank of a job raised at one point (distributed.Context.alike): the job's
+# size and each distinct message with the ranks that raised it. Each machine's local rank 0 says them, the other
+# ranks nothing, so that a machine of 8 processes ends with one line, not 8 alike, and every machine's log has it.
+JOB_MESSAGES = "job_messages"
+
+
+def ranks_text(ranks: Sequence[int], world: int) -> str:
+    """"all 3 ranks", "rank 1", "ranks 0, 2-4": which processes of a job of ``world`` said a message."""
+    if len(ranks) == world > 1:
+        return f"all {world} ranks"
+    runs: List[List[int]] = []
+    for r in sorted(ranks):
+        if runs and r == runs[-1][-1] + 1:
+            runs[-1].append(r)
+        else:
+            runs.append([r])
+    parts = [str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs]
+    return ("rank " if len(ranks) == 1 else "ranks ") + ", ".join(parts)
+
+
+def job_error_lines(command: str, error: BaseException) -> Optional[List[str]]:
+    """The lines that end a command on ``error`` where every rank of the job raised it at one point
+    (:data:`JOB_MESSAGES`): on each machine's local rank 0 one line per distinct message, naming the ranks it
+    came from; on the others none. None where ``error`` is one process's own (:func:`error_line` says it, with
+    its rank)."""
+    said = getattr(error, JOB_MESSAGES, None)
+    if said is None:
+        return None
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        return []
+    world, messages = said
+    return [f"mobilenet-v1 {command} ({ranks_text(ranks, world)}): error: {text}" for ranks, text in messages]
+
+
 # The optional packages, each with the extra of pyproject.toml that installs it and what it is for here.
 _ONNX_FILES = "ONNX files (export, quantize, and eval, predict, info and benchmark of .onnx)"
 EXTRAS = {"onnx": ("onnx", _ONNX_FILES), "onnxruntime": ("onnx", _ONNX_FILES),

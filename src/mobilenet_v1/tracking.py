@@ -363,7 +363,8 @@ class RunLogger:
             self._bar.close()
             self._bar = None
         if error is not None and self._log is not None:
-            line = (runtime.error_line("train", error)
+            line = ("\n".join(runtime.job_error_lines("train", error) or ())  # rank 0's: the job's, as on stderr
+                    or runtime.error_line("train", error)
                     or f"mobilenet-v1 train: stopped by {type(error).__name__}"
                     + (f": {error}" if str(error) else "")
                     + ("; its traceback is on stderr" if isinstance(error, Exception) else ""))

@@ -838,6 +838,42 @@ def steps_change(ckpt: Dict[str, Any], source: str, steps_per_epoch: int, batch:
               f"{ckpt['step'] + 1}")
 
 
+def processes_change(ckpt: Dict[str, Any], source: str, cfg: Config, done_epochs: int, in_epoch: int) -> str:
+    """A line saying that the run resumes on another number of processes than the checkpoint's run trained on
+    (the ``device_num`` its configuration records: the world size it ran at), and what that changes, or "".
+    The same global batch keeps the schedule and the data order (``in_epoch`` steps into the epoch after
+    ``done_epochs`` included: its position counts global batches), but without ``sync_bn`` BatchNorm's
+    statistics are a process's batch (2 processes of 16 resumed as 1 of 32: 16 images -> 32), so the run is
+    not the one that job would have continued; nothing else said so."""
+    recorded = ckpt.get("config") or {}
+    theirs, their_batch = recorded.get("device_num"), recorded.get("batch_size")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (theirs, their_batch)) \
+            or theirs == cfg.device_num:
+        return ""  # a file from before the keys, or the same count
+
+    def statistics(processes: int, batch: int, sync: bool) -> Tuple[int, str]:
+        if processes == 1:
+            return batch, "the one process's batch"
+        return (batch * processes, "the global batch, sync_bn") if sync else (batch, "each process's own batch")
+
+    then, then_how = statistics(theirs, their_batch, bool(recorded.get("sync_bn", False)))
+    now, now_how = statistics(cfg.device_num, cfg.batch_size, cfg.sync_bn)
+    where = f"{in_epoch} steps into epoch {done_epochs + 1}" if in_epoch else f"at the end of epoch {done_epochs}"
+    text = (f"resume: {source} was written {where} by a run of {theirs} process{'es' if theirs > 1 else ''} at "
+            f"batch_size {their_batch}, this run has {cfg.device_num} at {cfg.batch_size}: ")
+    if then == now:
+        text += (f"BatchNorm's training statistics are over {now} images a batch as that run's were ({then_how}; "
+                 f"{now_how} here), summed in another order (float rounding)")
+    else:
+        text += (f"BatchNorm's training statistics are over {now} images a batch ({now_how}) where that run's were "
+                 f"over {then} ({then_how}), so it does not go on as that run would have (resume it on {theirs} "
+                 f"process{'es' if theirs > 1 else ''} at batch_size {their_batch} for that)")
+    if (cfg.mixup_alpha or cfg.cutmix_alpha) and their_batch != cfg.batch_size:
+        text += (f"; mixup and cutmix pair the images of a process's batch, now of {cfg.batch_size} where they were "
+                 f"of {their_batch}")
+    return text
+
+
 # Training-recipe keys a resume may change (the run then trains with its own), named when it does. (seed,
 # aug_repeats and class_balance: from an epoch's end; inside one it would skip or repeat samples, and is refused.)
 RECIPE_KEYS = ("image_size", "seed", "drop_rate", "auto_augment", "ra_magnitude", "augmix_severity", "color_jitter",
@@ -1269,11 +1305,13 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     steps_per_epoch = len(loader) // cfg.grad_accum_steps
     if steps_per_epoch == 0:
         most = loader.num_samples // cfg.grad_accum_steps
-        raise ValueError(f"dataset_path {cfg.dataset_path}: {loader.num_samples} training samples"
-                         f"{' a process' if dist.enabled else ''} make no full batch of batch_size {cfg.batch_size}"
-                         + (f" x grad_accum_steps {cfg.grad_accum_steps}" if cfg.grad_accum_steps > 1 else "")
-                         + (f"; --batch_size {most} or less trains (a batch and a learning rate for a small folder: "
-                            f"README, Fine-tuning)" if most >= 2 else ""))  # a batch of 1 does not train
+        # Every rank's shard holds as many samples: every rank stops here, and the job says it once.
+        raise dist.alike(ValueError(
+            f"dataset_path {cfg.dataset_path}: {loader.num_samples} training samples"
+            f"{' a process' if dist.enabled else ''} make no full batch of batch_size {cfg.batch_size}"
+            + (f" x grad_accum_steps {cfg.grad_accum_steps}" if cfg.grad_accum_steps > 1 else "")
+            + (f"; --batch_size {most} or less trains (a batch and a learning rate for a small folder: "
+               f"README, Fine-tuning)" if most >= 2 else "")))  # a batch of 1 does not train
     step_images = samples_per_step(cfg, dist)  # the job's images per step
     lr = schedule(cfg, steps_per_epoch, step_images)
     for note in schedule_notes(cfg, lr, step_images):
@@ -1423,7 +1461,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             spe_change = steps_change(ckpt, resumed_from, steps_per_epoch, step_images, lr, position)
             if is_cifar(cfg.dataset):
                 classes, renamed = resumed_names(ckpt.get("classes"), classes, resumed_from, cfg.class_num)
-            for line in (spe_change, change, recipe_change(ckpt, resumed_from, cfg),
+            for line in (spe_change, processes_change(ckpt, resumed_from, cfg, done_epochs, in_epoch), change,
+                         recipe_change(ckpt, resumed_from, cfg),
                          resizing_change(ckpt, resumed_from, cfg, done_epochs),
                          teacher_change(ckpt, resumed_from, cfg, distill), evaluation_change(ckpt, resumed_from, cfg),
                          renamed if is_cifar(cfg.dataset) else ""):
@@ -1781,8 +1820,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                     images = dist.all_reduce_counts({"images": result.images}, device)["images"]
                     tracker.log_epoch(done, dataclasses.replace(result, images=images), float(lrs[-1]), None)
                     e.steps_done = steps_per_epoch  # type: ignore[attr-defined]
-                    raise saved_before_data_error(e, writer, epoch, (start_epoch, start_step), last_path, tally, cfg,
-                                                  dist, device, together=together) from None
+                    # Every rank is here (together): the longer message, alike on each, is said once too.
+                    raise dist.alike(saved_before_data_error(e, writer, epoch, (start_epoch, start_step), last_path,
+                                                             tally, cfg, dist, device, together=together)) from None
                 if accuracy is not None and evaluations.exhausted and done < cfg.epoch_size:
                     stopped_early = done  # the job's figures: alike on every rank
             left_out = stopping and eval_loader is not None and evaluates_after(cfg, done)
