@@ -222,3 +222,20 @@ def test_a_checkpoint_whose_average_is_damaged_is_passed_over(cifar_dir, tmp_pat
     train.run(load_config(args[:-1] + ["--epoch_size=3", f"--resume={out / 'earlier-run-1' / 'mobilenetv1-2_12.ckpt'}",
                                        f"--save_checkpoint_path={tmp_path / 'dropped'}"]))
     assert "the weight average in" in capsys.readouterr().out
+
+
+def test_info_does_not_call_a_mindspore_file_of_the_average_trained_weights(ema_run, tmp_path, capsys):
+    """convert writes a checkpoint's weight average to a MindSpore .ckpt without a record of it (the format holds
+    only tensors): info said "weights: trained" of it. Its trained weights go with their Momentum buffers,
+    which a seed run's files hold too: those are trained."""
+    _, out, result = ema_run
+    path = result["checkpoint"]
+    assert cli.main(["convert", path, str(tmp_path / "avg.ckpt")]) == 0
+    assert cli.main(["convert", path, str(tmp_path / "raw.ckpt"), "--use_ema", "False"]) == 0
+    capsys.readouterr()
+    assert cli.main(["info", str(tmp_path / "avg.ckpt")]) == 0
+    text = capsys.readouterr().out
+    assert "weights:        not recorded: a MindSpore .ckpt without Momentum buffers" in text
+    assert "weights:        trained" not in text
+    assert cli.main(["info", str(tmp_path / "raw.ckpt")]) == 0
+    assert "weights:        trained\n" in capsys.readouterr().out

@@ -1131,3 +1131,20 @@ def test_a_small_folder_is_told_the_batch_that_fits_and_an_empty_class_folder_is
         f"note: dataset_path {image_folder}: class folder n03 holds no image file (.jpg, .jpeg, .png, .bmp, .gif, "
         f".webp, .tif, .tiff, .ppm, .pgm); the model has an output for it "
         f"that nothing trains (remove the folder to leave it out)\n")
+
+
+def test_info_says_the_precision_auto_trained_in_and_one_step_into_an_epoch(cifar_dir, tmp_path, capsys):
+    """precision auto is fp32 on a CPU (bf16 on a GPU): info says which the saving session took, where the
+    recorded configuration says only "auto"; a save one step into an epoch is "1 step", not "1 steps"."""
+    run = tmp_path / "run"
+    train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--class_num=4", "--epoch_size=1", "--batch_size=96",
+                                   "--precision=auto", "--save_checkpoint_steps=1", f"--save_checkpoint_path={run}"]))
+    capsys.readouterr()
+    first = str(run / "mobilenetv1-1_1.ckpt")
+    assert cli.main(["info", first]) == 0
+    text = capsys.readouterr().out
+    assert "training:       1 step into epoch 1 of 1, step 1 (2 steps an epoch)" in text
+    assert "precision auto (fp32 where it was saved)" in text
+    assert cli.main(["info", first, "--json"]) == 0
+    held = json.loads(capsys.readouterr().out)["training"]
+    assert (held["precision"], held["precision_used"]) == ("auto", "fp32")

@@ -174,6 +174,9 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
             value = config.get(key)
             if (_text(value) if key in ("opt", "lr_decay_mode", "precision") else _number(value)) is not None:
                 training[key] = value
+        used = ckpt.get("precision_used")  # what precision auto resolved to in the session that saved it
+        if "precision" in training and used in ("fp32", "bf16", "fp16") and used != training["precision"]:
+            training["precision_used"] = used
         per_step = _count(ckpt.get("samples_per_step"))  # the job's: processes x batch_size x grad_accum_steps
         if per_step and "batch_size" in training and per_step != training["batch_size"]:
             training["samples_per_step"] = per_step
@@ -331,14 +334,17 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
     t = d.get("training")
     if t and "epoch" in t:
         of = f" of {t['epochs']}" if t["epochs"] else ""
-        where = (f"{t['step_in_epoch']} steps into epoch {t['epoch'] + 1}{of}" if t["step_in_epoch"] else
-                 f"epoch {t['epoch']}{of}")
+        steps = f"{t['step_in_epoch']} step{'s' if t['step_in_epoch'] > 1 else ''}"
+        where = f"{steps} into epoch {t['epoch'] + 1}{of}" if t["step_in_epoch"] else f"epoch {t['epoch']}{of}"
         if t["step"] is not None:
             where += f", step {t['step']}" + (f" ({t['steps_per_epoch']} steps an epoch)" if t["steps_per_epoch"]
                                               else "")
         row("training", where)
         recipe = ", ".join(f"{k} {t[k]}" for k in ("batch_size", "opt", "lr_decay_mode", "lr_max", "lr_per_epoch",
                                                    "precision") if k in t)
+        if "precision_used" in t:
+            recipe = recipe.replace(f"precision {t['precision']}", f"precision {t['precision']} "
+                                    f"({t['precision_used']} where it was saved)", 1)
         if "samples_per_step" in t:
             recipe = recipe.replace(f"batch_size {t['batch_size']}", f"batch_size {t['batch_size']} "
                                     f"({t['samples_per_step']} images a step: processes x batch_size x "
@@ -387,6 +393,12 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
         kinds = " and ".join(sorted({"weight averages" if w == "ema" else "trained weights" for w in which}))
         row("weights", f"the mean of {len(files)} checkpoints' {kinds or 'weights'} (mobilenet-v1 average): "
                        + ", ".join(files[:4]) + (f" ... ({len(files)})" if len(files) > 4 else ""))
+    elif d.get("format") == "MindSpore checkpoint" and not d["momentum_buffers"]:
+        # convert, average and recalibrate-bn write a run's moving average there without a record of it (a
+        # MindSpore file holds only tensors); the seed's files, and convert's of trained weights, hold the
+        # Momentum buffers beside trained weights.
+        row("weights", "not recorded: a MindSpore .ckpt without Momentum buffers may hold trained weights or a "
+                       "run's moving average (convert of a checkpoint with --ema_decay writes that)")
     else:
         row("weights", "trained")
     if d["quantization_aware"]:

@@ -1602,10 +1602,14 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     started = (ckpt.get("config") or {}).get("pre_trained", "") if ckpt is not None else cfg.pre_trained
     recorded_cfg = (dataclasses.replace(cfg, pre_trained=started)
                     if isinstance(started, str) and started != cfg.pre_trained else cfg)
+    # The precision this session trained in: precision auto is bf16 on a GPU and fp32 on a CPU (and qat fp32),
+    # which the recorded configuration's "auto" does not say; info shows it.
+    every_save: Dict[str, Any] = {"precision_used": precision}
+    if distill:
+        every_save["teacher_file"] = distill.source
     writer = CheckpointWriter(recorded_cfg, model, optimizer, scaler, guard, steps_per_epoch, classes, out_dir,
                               dist=dist, ema=ema, samples_per_step=step_images, step_offset=step_offset,
-                              epoch_end=epoch_end, recorded={"teacher_file": distill.source} if distill else None,
-                              source=continued_from)
+                              epoch_end=epoch_end, recorded=every_save, source=continued_from)
     if cfg.save_checkpoint:
         guard.last_good = writer.newest  # named when the guard stops the run
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
