@@ -160,7 +160,8 @@ def test_the_names_file_beside_the_bin_files_names_the_classes_from_training_to_
             "--epoch_size=1", "--warmup_epochs=0", "--device_target=CPU", "--num_workers=0"]
     # Too few outputs is refused in the words of CIFAR's labels, which are not class folders.
     with pytest.raises(ConfigError, match=r"class_num 3 is too small for dataset_path .*: it has labels 0..3 in its "
-                                          r"\.bin files; pass --class_num 4"):
+                                          r"\.bin files; pass --class_num 10 \(CIFAR-10's named classes\), or 4 for "
+                                          r"its labels alone$"):
         train.run(load_config(args + ["--class_num=3", f"--save_checkpoint_path={tmp_path / 'few'}"]))
     run = train.run(load_config(args + [f"--save_checkpoint_path={tmp_path / 'run'}"]))
     assert ckpt_io.load_torch_file(run["checkpoint"])["classes"] == list(CIFAR10_CLASSES)

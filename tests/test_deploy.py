@@ -13,7 +13,8 @@ from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import cli, evaluate, recalibrate, train
 from mobilenet_v1 import transforms as T
 from mobilenet_v1.config import load_config
-from mobilenet_v1.data import BadSampleWarning, DataOptions, build_loader, load_cifar
+from mobilenet_v1.data import (CIFAR_EVAL_FOLDER, CIFAR_TRAIN_FOLDER, BadSampleWarning, DataOptions, build_loader,
+                              load_cifar, write_cifar_bin)
 from mobilenet_v1.demo import write_demo_data
 from mobilenet_v1.export import export_checkpoint
 from mobilenet_v1.model import MobileNetV1
@@ -1127,6 +1128,21 @@ def test_static_batch_calibration_uses_whole_batches_and_says_how_many(cifar_dir
             f"whole batches") in err
     assert "activation ranges from 190 training images" in out and "on those 190 images:" in out
     assert recorded.endswith("min/max over 190 images")
+    # Fewer training images than one batch: none to calibrate on, said as such (ONNX Runtime's words were
+    # "No data is collected."), and nothing written.
+    few_dir = tmp_path / "few"
+    shutil.copytree(cifar_dir / CIFAR_EVAL_FOLDER, few_dir / CIFAR_EVAL_FOLDER)
+    (few_dir / CIFAR_TRAIN_FOLDER).mkdir()
+    x, y = load_cifar(str(cifar_dir), True)
+    write_cifar_bin(str(few_dir / CIFAR_TRAIN_FOLDER / "data_batch_1.bin"), x[:6].numpy(), y[:6].numpy())
+    short = str(tmp_path / "short.onnx")
+    assert cli.main(["quantize", "--onnx", static, "--calib_data", str(few_dir), "--out", short,
+                     "--num_workers", "0"]) == 1
+    assert capsys.readouterr().err.endswith(
+        f"error: --calib_data {few_dir}: no calibration images were read: its training split has fewer readable "
+        f"images than one batch of the 10 {static} takes exactly (exported with --static_batch); export it with a "
+        f"smaller --batch_size, or calibrate on more images\n")
+    assert not os.path.exists(short)
     out, err, recorded = quantize(dynamic, 15)
     few = "mobilenet-v1 quantize: warning: activation ranges from only {} images: what other images reach"
     assert err.startswith(few.format(15)) and err.count("\n") == 1  # so few: said, and nothing else
@@ -1184,6 +1200,35 @@ def test_x86_without_vnni_reads_the_cpu_flags(tmp_path, monkeypatch):
     monkeypatch.setattr("platform.machine", lambda: "aarch64")
     info.write_text("flags\t\t: fpu avx2\n")
     assert not x86_without_vnni(str(info))
+
+
+def test_calibration_decodes_only_its_sample_and_tops_up_for_unreadable_files(image_folder, monkeypatch):
+    """--calib_images 5 with batches of 4 decoded 8 images (the rest of the last batch; loader workers read
+    batches ahead too): only the sample's are decoded now, and they are the images a whole pass begins with.
+    An unreadable file among them is made up for by the next image of the order, as the whole pass did."""
+    decoded = []
+    real = T.decode_rgb
+    monkeypatch.setattr(T, "decode_rgb", lambda data, path, *a, **k: decoded.append(path) or real(data, path, *a, **k))
+
+    def sample(count, static=False):
+        decoded.clear()
+        return torch.cat([x for x, _ in calibration_loader("imagenet2012", str(image_folder), 32, count, seed=3,
+                                                           batch_size=4, num_workers=0, static_batch=static,
+                                                           max_bad_samples=1)])
+
+    whole = sample(100)
+    assert whole.shape[0] == 15 and len(decoded) == 15
+    order = list(decoded)
+    assert torch.equal(sample(5), whole[:5]) and decoded == order[:5]
+    assert torch.equal(sample(8, static=True), whole[:8]) and decoded == order[:8]
+    # The 3rd image of the order cut short: the 6th is read in its place.
+    cut = order[2]
+    with open(cut, "wb") as f:
+        f.write(b"\xff\xd8\xff\xe0 cut short")
+    with pytest.warns(BadSampleWarning, match=os.path.basename(cut)):
+        topped = sample(5)
+    assert torch.equal(topped, torch.cat([whole[:2], whole[3:6]]))  # the 3rd left out, the 6th read instead
+    assert decoded == order[:6]  # nothing past it
 
 
 def test_static_batch_calibration_regroups_batches_shortened_by_unreadable_files(image_folder):

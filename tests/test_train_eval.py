@@ -995,11 +995,37 @@ def test_a_resume_that_moves_the_resizing_ramp_says_the_size_its_next_epoch_trai
 
 
 def test_class_num_below_the_labels_of_cifar_binaries_is_refused(cifar_dir, tmp_path):
+    """CIFAR's files lacking some of the format's classes (a subset: this one's labels stop at 3) were told the
+    highest label plus one, which the other split, or later data of the format, could outgrow; the format's
+    count comes first now, the labels' own second."""
     with pytest.raises(ConfigError, match=r"class_num 3 is too small .* labels 0\.\.3 in its \.bin files; "
-                                          r"pass --class_num 4"):
+                                          r"pass --class_num 10 \(CIFAR-10's classes\), or 4 for its labels alone$"):
         train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--class_num=3",
                                        f"--save_checkpoint_path={tmp_path / 'c'}"]))
     assert not (tmp_path / "c").exists()
+    # CIFAR-100 without label 99 in its training file: CIFAR-100's 100 is told, not the 99 of its labels.
+    cfg = load_config([*SMALL, "--dataset=cifar100", f"--dataset_path={cifar_dir}", "--class_num=10"])
+    loader = types.SimpleNamespace(num_classes=99, classes=None, labels_in="its .bin files")
+    with pytest.raises(ConfigError, match=r"labels 0\.\.98 in its \.bin files; pass --class_num 100 \(CIFAR-100's "
+                                          r"classes\), or 99 for its labels alone$"):
+        train.check_class_num(cfg, loader, evaluates=False)
+
+
+def test_cifar_class_num_past_the_formats_classes_gets_the_note_image_folders_get(cifar_dir, capsys):
+    """train --dataset cifar10 --class_num 100 trained 90 outputs no label reaches without a word, where an
+    image folder far below class_num gets a note; the format's own count (a subset's too) gets none."""
+    def note(class_num, dataset="cifar10"):
+        cfg = load_config([*SMALL, f"--dataset={dataset}", f"--dataset_path={cifar_dir}",
+                           f"--class_num={class_num}"])
+        with train.build_loader(train.data_options(cfg, torch.device("cpu")), train=True,
+                                device=torch.device("cpu"), drop_last=True) as loader:
+            train.check_class_num(cfg, loader, evaluates=False)
+        return capsys.readouterr().out
+
+    assert note(100) == (f"class_num 100: dataset_path {cifar_dir} has labels 0..3 in its .bin files, of CIFAR-10's "
+                         f"10 classes; the outputs past 10 are never a label (--class_num 10 fits it)\n")
+    assert note(10) == "" and note(4) == ""  # the format's count, or its labels': as the files may be a subset
+    assert note(11) != ""  # no background class, as ImageNet's 1001st, is allowed for
 
 
 def test_pretrain_epoch_size_continues_the_schedule(cifar_dir, tmp_path, capsys):
@@ -1100,7 +1126,7 @@ def test_an_eval_split_labelled_past_class_num_is_refused_before_training(cifar_
                      "--eval_interval=1", f"--save_checkpoint_path={run}"]) == 1
     assert capsys.readouterr().err.endswith(
         f"class_num 4 is too small for dataset_path {cifar_dir}'s evaluation split: it has labels 0..7 in its .bin "
-        f"files, where training's are 0..3; pass --class_num 8\n")
+        f"files, where training's are 0..3; pass --class_num 10 (CIFAR-10's classes), or 8 for its labels alone\n")
     assert not run.exists()  # refused before anything was written
     # CIFAR-100's coarse labels asked for (20 classes): the fine ones are what is read, said with the refusal.
     cfg = load_config([*SMALL, "--dataset=cifar100", f"--dataset_path={cifar_dir}", "--class_num=20"])

@@ -14,6 +14,8 @@ classes tie and flip predictions for almost no speed. A program's activations ar
 same images, through the same loader.
 """
 import argparse
+import dataclasses
+import itertools
 import os
 import shlex
 import sys
@@ -27,8 +29,8 @@ from torch import nn
 from . import checkpoint as ckpt_io
 from .archive import is_archive, is_shard_pattern
 from .config import DATASETS, add_max_bad_samples_option
-from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, Normalisation,
-                   UnsortedImagesError, build_loader, class_folders, held_out_for, image_split)
+from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, DeviceLoader, Normalisation,
+                   UnsortedImagesError, build_loader, class_folders, default_workers, held_out_for, image_split)
 from .onnx_io import (ExecutorchModel, OnnxModel, ProgramModel, add_image_input, is_onnx_file, read_metadata,
                       strip_image_input, write_metadata,
                       x86_without_vnni)
@@ -45,6 +47,13 @@ CALIB_BATCH = 16
 
 class QuantizeError(ValueError):
     """A quantization that cannot be done; the message names the file or option."""
+
+
+class NoCalibrationImages(QuantizeError):
+    """The calibration batches held no image the model takes (:func:`main` says why, naming --calib_data)."""
+
+    def __init__(self):
+        super().__init__("no calibration images were read")
 
 
 def whole_batches(count: int, batch_size: int) -> int:
@@ -80,20 +89,47 @@ def calibration_loader(dataset: str, calib_data: str, image_size: int, count: in
                        max_bad_samples=max_bad_samples, val_split=val_split, crop_pct=crop_pct,
                        exif_orientation=exif_orientation, antialias=antialias, interpolation=interpolation,
                        norm=norm)
+    # No more loader workers than the sample has batches (--calib_images 10: none of 8 idle).
+    opts = dataclasses.replace(opts, num_workers=min(default_workers(num_workers), -(-count // batch_size)))
     taken = 0
     try:
-        loader = build_loader(opts, train=False, device=torch.device("cpu"), drop_last=static_batch, split="train",
+        # drop_last False: a top-up pass of fewer images than a batch (_first_readable) is regrouped, not dropped.
+        loader = build_loader(opts, train=False, device=torch.device("cpu"), drop_last=False, split="train",
                               shuffle=True, classes=classes)
     except UnsortedImagesError as e:  # eval's way out (--eval_labels) is not the calibrating commands'
         raise e.instead("and the training split is read as training reads it: move them into one sub-folder of it, "
                         "of any name (their labels are not used)") from None
     with loader:  # closed with this generator
-        for x, y in (_whole_batches_of(loader, batch_size) if static_batch else loader):
+        passes = _first_readable(loader, count)
+        for x, y in (_whole_batches_of(passes, batch_size) if static_batch else passes):
             x, y = x[: count - taken], y[: count - taken]
             taken += x.shape[0]
             yield x, y
             if taken >= count:
                 return
+
+
+def _first_readable(loader: DeviceLoader, count: int) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    """The batches of the first ``count`` readable images of ``loader``'s order (an evaluation loader's,
+    not yet passed over). Only they are read and decoded (:meth:`data.DeviceLoader.take_first`), not the
+    rest of the last batch nor the batches the workers read ahead: the first ``count`` positions, then,
+    where unreadable files among them were left out, as many of the next positions as were missing, until
+    ``count`` images are read or the split ends. The images are those a pass over the whole order stopped
+    at ``count`` images gives (in other batches after an unreadable file)."""
+    sampler = loader.sampler
+    loader.take_first(count)
+    read = 0
+    while True:
+        for x, y in loader:
+            read += x.shape[0]
+            yield x, y
+        end = sampler.keep
+        if read >= count or end >= sampler.size:
+            return
+        # The positions after those passed over, one for each image missing: a pass from ``end`` (a position
+        # the loaders' batch-wise set_epoch cannot give) to ``end + count - read``.
+        sampler.keep = min(sampler.size, end + count - read)
+        sampler.set_epoch(sampler.epoch, end)
 
 
 def _whole_batches_of(batches: Iterable[Tuple[torch.Tensor, torch.Tensor]],
@@ -183,10 +219,13 @@ def quantize_file(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torc
             core = os.path.join(tmp, "float.onnx")
             onnx.save(source_proto, core)
             fp32 = OnnxModel(core)
-        reader = _reader(batches, fp32.input_name, fp32.fixed_batch)
+        # A first batch the graph takes, before ONNX Runtime, whose words for none are "No data is collected.".
+        batches = iter(batches)
+        first = next((b for b in batches if fp32.fixed_batch in (None, b[0].shape[0])), None)
+        if first is None:
+            raise NoCalibrationImages()
+        reader = _reader(itertools.chain([first], batches), fp32.input_name, fp32.fixed_batch)
         proto = _quantize_static(core, reader, tmp, per_channel, reduce_range)
-        if reader.images == 0:
-            raise QuantizeError("no calibration images were read")
     if core != src:
         add_image_input(proto, meta["mean"], meta["std"], meta.get("pixel_format", "RGB"))
     meta["quantization"] = (f"INT8 static, QDQ, {'per-channel' if per_channel else 'per-tensor'} int8 weights"
@@ -269,7 +308,7 @@ def quantize_program(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, t
         if example is None:  # the program's batch, for the export below
             example = x[:1].repeat(fp32.fixed_batch or 1, 1, 1, 1)
     if images == 0:
-        raise QuantizeError("no calibration images were read")
+        raise NoCalibrationImages()
     with executorch_quiet():
         converted = _pads_on_int8(convert_pt2e(fp32.program))
         example = fp32.pixels(example) if fp32.image_input else example.to("cpu", torch.float32)
@@ -508,6 +547,12 @@ def main(argv: Sequence[str]) -> int:
             result = quantize_file(a.onnx, a.out, batches(), per_channel=not a.per_tensor,
                                    reduce_range=a.reduce_range)
             check = compare_top1(fp32, OnnxModel(a.out), batches())
+    except NoCalibrationImages:
+        # A file of --static_batch takes no partial batch: a data set of fewer images than one gives it none.
+        raise QuantizeError(f"--calib_data {a.calib_data}: no calibration images were read" + (
+            f": its training split has fewer readable images than one batch of the {batch} {src} takes exactly "
+            f"(exported with --static_batch); export it with a smaller --batch_size, or calibrate on more images"
+            if fp32.fixed_batch else "")) from None
     except DataError as e:  # its messages name the folder as training's option does
         text = str(e)
         raise QuantizeError(f"--calib_data {text[len('dataset_path '):]}" if text.startswith("dataset_path ")

@@ -332,8 +332,14 @@ def check_class_num(cfg: Config, loader, evaluates: bool, eval_loader=None) -> N
     evaluation split (``eval_loader``: CIFAR's test file is labelled apart from its training files) with a
     label past them, which no prediction could match: eval refuses such a split, so training's evaluations
     would score the run on images eval will not; a class count far below ``class_num`` gets a note, as
-    does evaluation on the training images themselves."""
+    does evaluation on the training images themselves.
+
+    CIFAR's class count is the format's (10, 100; its names file's where that names fewer, for data of one's
+    own): a split whose highest label is below it (a subset) still takes it, since the classes its files
+    lack may be in the other split. Too few outputs are told both counts; more than it, the note."""
     found = loader.num_classes
+    cifar = is_cifar(cfg.dataset)
+    known = (len(loader.classes) if loader.classes else 100 if cfg.dataset == "cifar100" else 10) if cifar else found
     if loader.classes is not None and not is_cifar(cfg.dataset):
         folder = imagenet_folder(cfg.dataset_path, True)
         where = (f"{found} class folder{'s' if found != 1 else ''}"
@@ -346,13 +352,19 @@ def check_class_num(cfg: Config, loader, evaluates: bool, eval_loader=None) -> N
     # CIFAR-100's coarse labels (20 superclasses) are not what is read: its fine ones are.
     coarse = (" (CIFAR-100's fine labels are read, not its 20 coarse ones)"
               if cfg.dataset == "cifar100" and cfg.class_num == 20 else "")
+
+    def fits(labels: int) -> str:  # the labels' own count; CIFAR's too where its files lack some of its classes
+        return (f"--class_num {labels}" if labels >= known else
+                f"--class_num {known} ({cifar_name(cfg.dataset)}'s {'named ' if loader.classes else ''}classes), "
+                f"or {labels} for its labels alone")
+
     if found > cfg.class_num:
         raise ConfigError(f"class_num {cfg.class_num} is too small for dataset_path {cfg.dataset_path}: it has "
-                          f"{where}; pass --class_num {found}{coarse}")
+                          f"{where}; pass {fits(found)}{coarse}")
     if eval_loader is not None and eval_loader.num_classes > cfg.class_num:
         raise ConfigError(f"class_num {cfg.class_num} is too small for dataset_path {cfg.dataset_path}'s evaluation "
                           f"split: it has labels 0..{eval_loader.num_classes - 1} in {eval_loader.labels_in}, where "
-                          f"training's are 0..{found - 1}; pass --class_num {eval_loader.num_classes}{coarse}")
+                          f"training's are 0..{found - 1}; pass {fits(eval_loader.num_classes)}{coarse}")
     images = cfg.dataset == "imagenet2012"  # an image folder, archive or shards, not CIFAR's .bin files
     samples = getattr(getattr(loader, "dataset", None), "samples", None)
     if images and loader.classes and samples is not None:  # class folders: an empty one is a class all the same
@@ -366,6 +378,10 @@ def check_class_num(cfg: Config, loader, evaluates: bool, eval_loader=None) -> N
     if images and cfg.class_num > found + 1:
         print0(f"class_num {cfg.class_num}: dataset_path {cfg.dataset_path} has {where}; the other outputs are "
                f"never a label (--class_num {found} fits it)")
+    if cifar and cfg.class_num > known:  # no background class to allow for, as ImageNet's 1001st
+        print0(f"class_num {cfg.class_num}: dataset_path {cfg.dataset_path} has {where}, of "
+               f"{cifar_name(cfg.dataset)}'s {known} {'named ' if loader.classes else ''}classes; the outputs past "
+               f"{known} are never a label (--class_num {known} fits it)")
     if evaluates and images and not cfg.val_split and \
             imagenet_folder(cfg.dataset_path, False) == imagenet_folder(cfg.dataset_path, True):
         print0(f"eval_interval: dataset_path {cfg.dataset_path} has no evaluation folder, so evaluation reads the "
