@@ -1231,6 +1231,25 @@ def test_calibration_decodes_only_its_sample_and_tops_up_for_unreadable_files(im
     assert decoded == order[:6]  # nothing past it
 
 
+def test_a_calibration_whose_every_file_is_unreadable_writes_no_file(image_folder, tmp_path, capsys):
+    """Every training file unreadable (--max_bad_samples allowing them): the loader's batches are empty, which
+    ONNX Runtime calibrates on without a word, and an INT8 file of ranges from 0 images was written (exit 0)."""
+    pytest.importorskip("onnxruntime")
+    for f in (image_folder / "train").rglob("*.JPEG"):
+        f.write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": MobileNetV1(class_num=2, width_mult=0.25).state_dict(),
+                         "config": {"dataset": "imagenet2012", "image_size": 32}}, ckpt)
+    export_checkpoint(ckpt, str(tmp_path / "m"), height=32, width=32)
+    out = str(tmp_path / "q.onnx")
+    with pytest.warns(BadSampleWarning):
+        code = cli.main(["quantize", "--onnx", str(tmp_path / "m.onnx"), "--calib_data", str(image_folder),
+                         "--out", out, "--max_bad_samples", "100", "--num_workers", "0"])
+    assert code == 1 and capsys.readouterr().err.endswith(
+        f"error: --calib_data {image_folder}: no calibration images were read\n")
+    assert not os.path.exists(out)
+
+
 def test_static_batch_calibration_regroups_batches_shortened_by_unreadable_files(image_folder):
     """A loader batch that lost an unreadable file held 3 images, which a graph exported with a static
     batch of 4 refuses (the fp32/INT8 comparison failed in ONNX Runtime; calibration skipped it): the

@@ -356,6 +356,8 @@ def test_a_run_resumed_from_the_best_checkpoint_keeps_that_file_before_a_new_bes
     said = capsys.readouterr().out
     assert (f"checkpoint: {best}, which this run continues from, is kept as it was in {kept}; the new one takes "
             f"its name\n") in said and said.count("is kept as it was") == 1
+    # The run's log.txt, which outlives the terminal, says so too (print0: stdout and the log files).
+    assert f"is kept as it was in {kept}" in (out / "log.txt").read_text()
 
 
 def test_a_resume_names_another_patience_min_delta_only_where_both_runs_stop_early():

@@ -219,9 +219,10 @@ def quantize_file(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torc
             core = os.path.join(tmp, "float.onnx")
             onnx.save(source_proto, core)
             fp32 = OnnxModel(core)
-        # A first batch the graph takes, before ONNX Runtime, whose words for none are "No data is collected.".
+        # A first batch the graph takes, before ONNX Runtime, whose words for none are "No data is collected.";
+        # not an empty one (every file of a loader batch unreadable), which it calibrates on without a word.
         batches = iter(batches)
-        first = next((b for b in batches if fp32.fixed_batch in (None, b[0].shape[0])), None)
+        first = next((b for b in batches if b[0].shape[0] and fp32.fixed_batch in (None, b[0].shape[0])), None)
         if first is None:
             raise NoCalibrationImages()
         reader = _reader(itertools.chain([first], batches), fp32.input_name, fp32.fixed_batch)

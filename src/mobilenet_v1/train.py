@@ -602,8 +602,8 @@ class CheckpointWriter:
             if self.source and os.path.realpath(path) == self.source and os.path.isfile(path):
                 kept = ckpt_io.keep_aside(path)
                 self.source = ""
-                print(f"checkpoint: {path}, which this run continues from, is kept as it was in {kept}; "
-                      f"the new one takes its name", flush=True)
+                print0(f"checkpoint: {path}, which this run continues from, is kept as it was in {kept}; "
+                       f"the new one takes its name")  # log.txt too: the record a user goes back to
             ckpt_io.atomic_save(state, path)
         except OSError as e:
             where = f"epoch {epoch + 1}, step {in_epoch} of {spe}" if in_epoch else f"the end of epoch {epoch}"
