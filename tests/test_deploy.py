@@ -1,4 +1,5 @@
 """Shipping a model: ONNX export, INT8 quantization, evaluating ONNX files, and predict."""
+import csv
 import json
 import os
 import re
@@ -153,8 +154,8 @@ def named_classes_checkpoint(tmp_path):
 
 def predicted_and_evaluated_as_the_checkpoint(ckpt: str, files, cifar_dir, tmp_path, capsys) -> str:
     """Checks that predict gives each exported file (of a 10-class model at 40x40 whose class 3 is "c3")
-    the checkpoint's top 3 and probabilities on an image, and eval its counts on ``cifar_dir``. Returns the
-    image's path."""
+    the checkpoint's top 3 and probabilities on an image, and eval its counts, each image's top-1 prediction
+    and probability on ``cifar_dir``, naming the file and its format. Returns the image's path."""
     from PIL import Image
 
     image = tmp_path / "digit.png"
@@ -166,14 +167,25 @@ def predicted_and_evaluated_as_the_checkpoint(ckpt: str, files, cifar_dir, tmp_p
         got = predictor.top_k([str(image)], 3)[0]["top_k"]
         assert [t["index"] for t in got] == [t["index"] for t in from_ckpt], model_file
         assert all(abs(a["probability"] - b["probability"]) < 1e-5 for a, b in zip(got, from_ckpt))
-    for model_file in [ckpt, *files]:  # eval: the same counts
+    formats = {".ckpt": "checkpoint", ".onnx": "ONNX", ".pt2": "PT2", ".pte": "PTE"}
+    for model_file in [ckpt, *files]:  # eval: the same counts, and each image the same top-1 prediction
         capsys.readouterr()
-        assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", model_file, "--json"]) == 0
+        rows = tmp_path / "per_image.csv"
+        assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", model_file, "--json",
+                         "--per_image", str(rows)]) == 0
         counted = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        with open(rows, newline="") as f:
+            images = [(r["image"], r["top1"], float(r["top1_probability"])) for r in csv.DictReader(f)]
+        rows.unlink()  # the callers check what their exports left in tmp_path
         if model_file == ckpt:
-            want = counted
+            want, want_images = counted, images
         assert (counted["total"], counted["top_1_accuracy"], counted["top_5_accuracy"]) == \
             (want["total"], want["top_1_accuracy"], want["top_5_accuracy"]), model_file
+        # Which file was evaluated, in what format: the name of one need not say (eval reads files by content).
+        assert (counted["ckpt"], counted["format"], counted["precision"]) == \
+            (model_file, formats[os.path.splitext(model_file)[1]], "fp32")
+        assert [r[:2] for r in images] == [r[:2] for r in want_images], model_file
+        assert max(abs(a[2] - b[2]) for a, b in zip(images, want_images)) < 1e-5, model_file
     return str(image)
 
 
@@ -405,11 +417,17 @@ def test_int8_is_small_and_as_accurate_as_fp32(digits_run):
     recorded = OnnxModel(int8).metadata["quantization"]
     assert "per-channel" in recorded and ("7-bit range" in recorded) == x86_without_vnni()
 
+    evaluated = {}
+
     def top1(path: str) -> float:
         cfg = load_config(digits_run["args"] + [f"--checkpoint_path={path}"])
-        return evaluate.run(cfg)["top_1_accuracy"]
+        evaluated[path] = evaluate.run(cfg)
+        return evaluated[path]["top_1_accuracy"]
 
     acc_ckpt, acc_fp32, acc_int8 = top1(digits_run["ckpt"]), top1(fp32), top1(int8)
+    # eval names what it ran: an INT8 file is no fp32 one, whatever its name says.
+    assert [(evaluated[p]["format"], evaluated[p]["precision"]) for p in (digits_run["ckpt"], fp32, int8)] == \
+        [("checkpoint", "fp32"), ("ONNX", "fp32"), ("ONNX", recorded)]
     assert acc_fp32 > 0.9  # a trained model: the comparison below means something
     assert abs(acc_fp32 - acc_ckpt) <= 1 / 359 + 1e-9  # the fp32 file is the checkpoint (ties aside)
     assert abs(acc_int8 - acc_fp32) <= 0.01

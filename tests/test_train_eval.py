@@ -148,6 +148,31 @@ def test_eval_on_a_case_with_a_known_answer(tmp_path):
     assert res["total"] == 16
 
 
+def test_eval_names_the_format_says_a_top5_of_few_classes_and_a_batch_that_drops_every_image(tmp_path, capsys):
+    """--json names the file's format and precision beside it; a model of 5 classes or fewer gets a top-5 of
+    1.0 whatever it does, said on stderr (not for 10); an eval_drop_last batch larger than the split drops
+    every image, said as such rather than as a data set without images."""
+    args = known_answer_case(tmp_path)
+    assert cli.main(["eval", *args, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert (json.loads(out)["format"], json.loads(out)["precision"]) == ("checkpoint", "fp32")
+    assert "top-5 is 1.0 whatever" not in err
+    few = MobileNetV1(class_num=4, width_mult=0.25)
+    ckpt_io.atomic_save({"model": few.state_dict()}, str(tmp_path / "few.ckpt"))
+    data = tmp_path / "four" / CIFAR_EVAL_FOLDER
+    data.mkdir(parents=True)
+    write_cifar_bin(str(data / "test_batch.bin"), np.zeros((6, 3, 32, 32), np.uint8), np.arange(6) % 4)
+    few_args = SMALL + [f"--dataset_path={tmp_path / 'four'}", f"--checkpoint_path={tmp_path / 'few.ckpt'}"]
+    assert cli.main(["eval", *few_args, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["top_5_accuracy"] == 1.0  # the seed's figure, kept
+    assert f"note: top-5 is 1.0 whatever the model does: {tmp_path / 'few.ckpt'} has 4 outputs" in err
+    assert cli.main(["eval", *few_args, "--eval_drop_last=True"]) == 1
+    assert ("no evaluation samples: eval_drop_last leaves out the last partial batch, and the 6 images of the eval "
+            "split are fewer than one batch of 16: a smaller --eval_batch_size, or --eval_drop_last False"
+            in capsys.readouterr().err)
+
+
 def test_an_evaluation_of_no_image_is_not_a_best_checkpoint(cifar_dir, tmp_path, capsys, one_thread):
     """--eval_drop_last with an eval batch larger than the eval split:
     nothing is evaluated. That used to count as top-1 0 and, at the first evaluation, as the best so far

@@ -154,7 +154,9 @@ def run(cfg: Config, given: Optional[Set[str]] = None, confusion: bool = False,
         per_image: bool = False) -> Dict[str, Any]:
     """Top-1/top-5 of ``checkpoint_path``. Started by torchrun, each process evaluates a disjoint shard
     (together every sample exactly once, no padding) and the hit counts are summed over the ranks, so
-    the result equals the single-process one.
+    the result equals the single-process one. The result names what was evaluated: ``ckpt`` (the file),
+    ``format`` (checkpoint, ONNX, PT2, PTE) and ``precision`` (a checkpoint's autocast precision; an exported
+    file's fp32 or the INT8 scheme its metadata records).
 
     ``given``: the keys the user set (``config.load_config_and_given``); an ``image_size`` left at its default
     becomes the one the checkpoint was trained at. None: every value of ``cfg`` is meant as it is.
@@ -367,6 +369,9 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         model, device, precision, opts = deployed_model_and_data(cfg, path, given)
         classes = model.metadata.get("classes")
         outputs = model.class_num or model.metadata.get("class_num")
+        # Which of the formats, and in what precision (fp32, or the INT8 scheme it was quantized with, which
+        # runs in fp32's place in engine.evaluate): a file's name need not say (eval reads ONNX by its content).
+        evaluated = {"format": FORMATS.get(model.kind, model.kind), "precision": model.weights}
     else:
         device = resolve_device(cfg.device_target)
         precision = resolve_precision(cfg.precision, device)
@@ -375,6 +380,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         if dist.enabled:  # the weights evaluated, as loaded: a file written over since another rank read it differs
             same_model(dist, path, distributed.state_digest(model.state_dict())[:16])
         outputs = args["class_num"]
+        evaluated = {"format": "checkpoint", "precision": precision}
         note = ckpt_io.weights_note(ckpt, cfg.use_ema)
         if note:
             print0(note, file=sys.stderr)  # stdout is the result (one JSON object with --json)
@@ -421,6 +427,11 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     counts = dist.all_reduce_counts(counts, device)
     dist.check_bad_samples(loader)
     if counts["total"] == 0:
+        if cfg.eval_drop_last and loader.num_samples:  # there were images: all of them in the dropped batch
+            raise ValueError(f"dataset_path {cfg.dataset_path}: no evaluation samples: eval_drop_last leaves out the "
+                             f"last partial batch, and the {loader.num_samples} images of the eval split"
+                             + (" (this process's share)" if dist.enabled else "") + f" are fewer than one batch of "
+                             f"{opts.batch_size}: a smaller --eval_batch_size, or --eval_drop_last False")
         raise ValueError(f"dataset_path {cfg.dataset_path}: no evaluation samples")
     # The model's class names (an image folder's labels follow them), else the data's (an image folder's, CIFAR's
     # names file's): shards' and CIFAR's labels are numbers, the places of the model's classes.
@@ -428,8 +439,12 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     if is_cifar(cfg.dataset) and names and loader.classes and list(loader.classes[:len(names)]) != list(names):
         print0(f"note: {path} records the class names {names_text(names)}, {cfg.dataset_path}'s names file says "
                f"{names_text(loader.classes)}: the figures name the model's", file=sys.stderr)
+    if outputs and outputs <= 5:
+        # The seed's figure is kept, but it is no measurement: every class is among the top 5.
+        print0(f"note: top-5 is 1.0 whatever the model does: {path} has {outputs} outputs, every one of them among "
+               f"any image's top 5 (top-1 is the figure to read)", file=sys.stderr)
     result: Dict[str, Any] = {**accuracy(counts), "total": counts["total"], "ckpt": path,
-                              "nonfinite": counts["nonfinite"], "precision": precision}
+                              "nonfinite": counts["nonfinite"], **evaluated}
     if matrix is not None:
         result.update(confusion=dist.all_reduce_sum(matrix, device), classes=class_labels(names, outputs))
     if rows is not None:
@@ -455,6 +470,10 @@ MODEL_KEYS = ("class_num", "width_mult", "padding")
 # An ONNX file runs in ONNX Runtime on the CPU (a .pte program in ExecuTorch, a .pt2 program in PyTorch), in
 # the precision it was exported (fp32) or quantized (INT8) with, NCHW, with the weights it was exported with.
 ONNX_FIXED = ("channels_last", "precision", "device_target", "use_ema")
+
+
+# The formats as eval's --json names them (DeployedModel.kind: the class's own name for the file).
+FORMATS = {"ONNX file": "ONNX", "ExecuTorch program": "PTE", "program": "PT2"}
 
 
 def unused_options_note(argv: Sequence[str], onnx: bool = False) -> str:
@@ -566,7 +585,7 @@ def sweep(argv: List[str], sizes: List[int], as_json: bool) -> int:
     finally:
         dist.cleanup()
     if as_json:
-        print0(json_text({"ckpt": chosen, "sizes": rows}))
+        print0(json_text({"ckpt": chosen, "format": result["format"], "precision": result["precision"], "sizes": rows}))
     return 1 if any("nonfinite_outputs" in r for r in rows) else 0
 
 
@@ -605,7 +624,7 @@ def main(argv: Sequence[str]) -> int:
     result = run(cfg, given, confusion=by_class or csv_path is not None, per_image=images_path is not None)
     rows = per_class(result["confusion"], result["classes"]) if by_class else None
     if as_json:
-        out = {**figures(result), "ckpt": result["ckpt"]}
+        out = {**figures(result), "ckpt": result["ckpt"], "format": result["format"], "precision": result["precision"]}
         print0(json_text({**out, "per_class": rows} if rows is not None else out))
     else:
         print0("result: {'top_5_accuracy': %r, 'top_1_accuracy': %r} ckpt=%s"
