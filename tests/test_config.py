@@ -185,7 +185,8 @@ def test_num_workers_below_minus_one_is_refused_by_every_command(tmp_path, capsy
         with pytest.raises(SystemExit) as e:
             cli.main(argv)
         assert e.value.code == 2, argv
-        assert "error: --num_workers must be >= 0, or -1 for the default" in capsys.readouterr().err
+        assert ("error: argument --num_workers: num_workers must be >= 0, or -1 for the default (min(8, CPU count)), "
+                f"got {argv[-1]}\n") in capsys.readouterr().err
 
 
 def test_bad_values_name_the_option():

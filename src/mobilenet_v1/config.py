@@ -642,6 +642,27 @@ def add_max_bad_samples_option(parser: Any) -> None:
                         help=KEY_HELP["max_bad_samples"].replace("%", "%%") + ", as in training (default -1)")
 
 
+# num_workers' one rule, for the configuration (validate) and the commands with a --num_workers of their own.
+NUM_WORKERS_RULE = "num_workers must be >= 0, or -1 for the default (min(8, CPU count))"
+
+
+def add_num_workers_option(parser: Any, help: str) -> None:
+    """``--num_workers`` of a command outside the configuration (predict, quantize, recalibrate-bn), checked as
+    the configuration's key is (-2 and below were read as the default, a typo run as -1)."""
+    import argparse
+
+    def workers(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < -1:
+            raise argparse.ArgumentTypeError(f"{NUM_WORKERS_RULE}, got {value}")
+        return value
+
+    parser.add_argument("--num_workers", type=workers, default=-1, help=help)
+
+
 def add_normalisation_options(parser: Any, what: str) -> None:
     """``--mean`` and ``--std`` of a command that reads a model file (``what``: what they are for), each
     replacing the file's record (:func:`checkpoint.trained_normalisation`)."""
@@ -836,8 +857,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     if cfg.save_checkpoint_steps < 0:
         fail("save_checkpoint_steps", f"save_checkpoint_steps must be >= 0, got {cfg.save_checkpoint_steps}")
     if cfg.num_workers < -1:  # -1 alone means the default: -2 read as it too hid a typo
-        fail("num_workers", f"num_workers must be >= 0, or -1 for the default (min(8, CPU count)), "
-                            f"got {cfg.num_workers}")
+        fail("num_workers", f"{NUM_WORKERS_RULE}, got {cfg.num_workers}")
     if cfg.max_bad_samples < -1:
         fail("max_bad_samples", f"max_bad_samples must be >= 0, or -1 for 0.1% of the data set, "
                                 f"got {cfg.max_bad_samples}")

@@ -40,8 +40,8 @@ from torch.utils.data import DataLoader, Dataset
 from . import checkpoint as ckpt_io
 from . import transforms as T
 from .api import model_from_checkpoint
-from .config import (DATASETS, add_normalisation_options, bool_option, cifar_name, crop_pct_problem, is_cifar,
-                     normalisation)
+from .config import (DATASETS, add_normalisation_options, add_num_workers_option, bool_option, cifar_name,
+                     crop_pct_problem, is_cifar, normalisation)
 from .archive import COMPRESSED_SUFFIXES, ArchiveMember, archive_images, is_archive
 from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
 from .engine import resolve_device
@@ -595,10 +595,9 @@ def main(argv: Sequence[str]) -> int:
                    help="a checkpoint of a run with --ema_decay: its weight average (True, the default) or its "
                         "trained weights (an exported file holds those chosen at export)")
     p.add_argument("--batch_size", type=int, default=BATCH, help=f"images per forward pass (default {BATCH})")
-    p.add_argument("--num_workers", type=int, default=-1,
-                   help="loader processes that read and decode the files (default -1: min(8, CPU count) with "
-                        "the model on a GPU and more than one batch of files, else none: on the CPU the model "
-                        "uses the cores)")
+    add_num_workers_option(p, "loader processes that read and decode the files (default -1: min(8, CPU count) "
+                              "with the model on a GPU and more than one batch of files, else none: on the CPU the "
+                              "model uses the cores)")
     p.add_argument("--device_target", choices=("auto", "CPU", "GPU"), default="auto",
                    help="where a checkpoint's model runs (default auto: the GPU when CUDA is present); an "
                         "exported file runs on the CPU: .onnx in ONNX Runtime, .pte in ExecuTorch, .pt2 in PyTorch")
@@ -614,8 +613,6 @@ def main(argv: Sequence[str]) -> int:
         check_options(image_size=a.image_size, crop_pct=a.crop_pct)
     except ValueError as e:
         p.error(f"--{e}")
-    if a.num_workers < -1:
-        p.error("--num_workers must be >= 0, or -1 for the default")
     if a.out is not None:  # checked before the model runs over a folder of images
         if a.json:
             p.error("--json prints the results, --out writes them to a file: give one of the two")

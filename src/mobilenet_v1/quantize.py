@@ -28,7 +28,7 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .archive import is_archive, is_shard_pattern
-from .config import DATASETS, add_max_bad_samples_option
+from .config import DATASETS, add_max_bad_samples_option, add_num_workers_option
 from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, DeviceLoader, Normalisation,
                    UnsortedImagesError, build_loader, class_folders, default_workers, held_out_for, image_split)
 from .onnx_io import (ExecutorchModel, OnnxModel, ProgramModel, add_image_input, is_onnx_file, read_metadata,
@@ -465,13 +465,11 @@ def main(argv: Sequence[str]) -> int:
                    help="7-bit weights, for x86 CPUs without VNNI where ONNX Runtime's u8 x s8 products can saturate "
                         "(ONNX only)")
     p.add_argument("--seed", type=int, default=1, help="which training images are drawn (default 1)")
-    p.add_argument("--num_workers", type=int, default=-1, help="image decoding workers (default min(8, CPUs))")
+    add_num_workers_option(p, "image decoding workers (default min(8, CPUs))")
     add_max_bad_samples_option(p)
     a = p.parse_args(list(argv))
     if a.calib_images < 1:
         p.error("--calib_images must be at least 1")
-    if a.num_workers < -1:
-        p.error("--num_workers must be >= 0, or -1 for the default")
     if not os.path.isdir(a.calib_data) and not is_archive(a.calib_data) and not is_shard_pattern(a.calib_data):
         raise QuantizeError(f"--calib_data {a.calib_data}: not a folder, a .tar archive nor a shard pattern (the "
                             f"data set's, as --dataset_path in training)")

@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt_io
-from .config import (DATASETS, add_max_bad_samples_option, add_normalisation_options, cifar_name, is_cifar,
-                     normalisation_keys)
+from .config import (DATASETS, add_max_bad_samples_option, add_normalisation_options, add_num_workers_option,
+                     cifar_name, is_cifar, normalisation_keys)
 from .data import held_out_for
 from .mindspore_io import (RECORDED_KEYS, average_taken, dropped_note, mindspore_warning, output_format, read_any,
                            write_checkpoint)
@@ -203,15 +203,13 @@ def main(argv: Sequence[str]) -> int:
                         f"the data set has fewer)")
     p.add_argument("--batch_size", type=int, default=DEFAULT_BATCH, help=f"default {DEFAULT_BATCH}")
     p.add_argument("--seed", type=int, default=1, help="which training images are drawn (default 1)")
-    p.add_argument("--num_workers", type=int, default=-1, help="image decoding workers (default min(8, CPUs))")
+    add_num_workers_option(p, "image decoding workers (default min(8, CPUs))")
     p.add_argument("--device_target", choices=("auto", "CPU", "GPU"), default="auto",
                    help="where the model runs (auto: CUDA when present)")
     add_writer_options(p, "a checkpoint of a run with --ema_decay: recalibrate its weight average (True, the "
                           "default) or its trained weights")
     add_max_bad_samples_option(p)
     a = p.parse_args(list(argv))
-    if a.num_workers < -1:
-        p.error("--num_workers must be >= 0, or -1 for the default")
     out = run(a.src, a.out, a.dataset_path, a.dataset, a.image_size, a.crop_pct, a.images, a.batch_size, a.seed,
               a.num_workers, a.format, a.use_ema, a.device_target, a.val_split, a.mean, a.std, a.max_bad_samples)
     size = (f"at image_size {out['image_size']} (trained at {out['trained_at']})"
