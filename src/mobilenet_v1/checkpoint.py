@@ -8,6 +8,7 @@ file under a checkpoint's name.
 """
 import contextlib
 import glob
+import hashlib
 import os
 import re
 import shutil
@@ -77,6 +78,15 @@ class GlobalSteps:
     def at(self, epochs: int, in_epoch: int = 0) -> int:
         """The count after ``in_epoch`` steps of the epoch that follows ``epochs`` completed ones."""
         return epochs * self.steps_per_epoch + in_epoch + self.offset
+
+
+def file_sha256(path: str) -> str:
+    """The sha256 of a file's bytes, read a MiB at a time (a teacher's record, a rank's copy compared)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def fsync_dir(path: str) -> None:

@@ -20,7 +20,8 @@ import torch.distributed as dist
 from torch.distributed.rendezvous import rendezvous
 from torch import nn
 
-from .checkpoint import DISTRIBUTED_SUBFOLDER, RUN_CONFIG, list_checkpoints, other_layout_folder, unwrap
+from .checkpoint import (DISTRIBUTED_SUBFOLDER, RUN_CONFIG, file_sha256, list_checkpoints, other_layout_folder,
+                         unwrap)
 from .runtime import JOB_MESSAGES, log0, print0
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -373,14 +374,10 @@ def setup(cfg, command: str = "train") -> Context:
 def file_digest(path: str) -> str:
     """The start of the sha256 of a file's bytes (:meth:`Context.check_same` compares it), or why it cannot be
     read: a rank that cannot is named with the reason, where its error alone left the others waiting for it."""
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+        return file_sha256(path)[:16]
     except OSError as e:
         return f"cannot read it: {e.strerror or e}"
-    return digest.hexdigest()[:16]
 
 
 def state_digest(state: Dict[str, torch.Tensor]) -> str:

@@ -177,21 +177,13 @@ def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.dev
     if theirs is not None and theirs != cfg.normalisation:
         teacher = Renormalised(teacher, cfg.normalisation, theirs).to(device)
         about += f"; its run normalised by {normalisation_text(theirs)}: each batch is turned into that"
-    source = {"path": path, "sha256": file_sha256(path)}
+    source = {"path": path, "sha256": ckpt_io.file_sha256(path)}
     dist.check_same({"sha256": source["sha256"][:16]}, f"teacher files at {path}",
                     "every machine must read the same teacher: put it on storage they share, or copy the same file "
                     "to each")
     print0(f"teacher: {path} ({about}); the loss is {1 - cfg.distill_alpha:g} x the task loss + "
            f"{cfg.distill_alpha:g} x T^2 KL(teacher || student) at T {cfg.distill_temperature:g}")
     return Distiller(teacher, cfg.distill_alpha, cfg.distill_temperature, source=source)
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def teacher_change(ckpt: Dict[str, Any], source: str, cfg: Config, distill: Optional[Distiller]) -> str:
