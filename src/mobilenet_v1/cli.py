@@ -472,7 +472,7 @@ def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) ->
         from .runtime import job_error_lines
 
         job = job_error_lines(name, e)
-        if job is not None:  # raised alike by every rank of the job: said once, by rank 0
+        if job is not None:  # raised alike by every rank of the job: said once a machine, by its local rank 0
             for text in job:
                 print(text, file=sys.stderr)
             return 1
