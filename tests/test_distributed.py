@@ -239,6 +239,51 @@ def test_the_file_rank_0_chooses_is_read_under_each_machines_own_path(monkeypatc
     assert context(1).file_from_rank0(lambda: "run/m.ckpt", "could not choose", ["/data/run/"]) == "/data/run/m.ckpt"
 
 
+def test_a_file_one_rank_cannot_load_stops_every_rank_naming_it(monkeypatch, tmp_path):
+    """Context.on_every_rank: every rank loads (its own copy of rank 0's chosen file) and all agree on the outcome;
+    where one rank fails, every rank raises alike one error naming that rank and why (the others raised nothing
+    and waited for it at the next collective, ending on "another process of this job ended"). Train's resume
+    loads rank 0's choice on rank 1 through it: a copy missing there is named so on every rank."""
+    def context(rank: int, outcomes):
+        """Rank ``rank`` of 2, the other's outcome as in ``outcomes`` (None: loaded); then (alike) one message."""
+        ctx = distributed.Context(rank=rank, world_size=2, backend="gloo")
+        gathers = []
+
+        def gather(obj):
+            gathers.append(obj)
+            return [obj if r == rank else o for r, o in enumerate(outcomes)] if len(gathers) == 1 else [obj] * 2
+
+        monkeypatch.setattr(ctx, "gather_objects", gather)
+        return ctx
+
+    def failing():
+        raise ckpt_io.CheckpointError("checkpoint run/a.ckpt: no such file")
+
+    said = "rank 1 cannot load it: checkpoint run/a.ckpt: no such file"
+    assert context(0, [None, None]).on_every_rank(lambda: 7, "cannot load it") == 7
+    for rank, work in ((0, lambda: 7), (1, failing)):  # the rank whose copy loads stops too, told why
+        with pytest.raises(distributed.DistributedError, match=f"^{said}$") as raised:
+            context(rank, [None, "checkpoint run/a.ckpt: no such file"]).on_every_rank(work, "cannot load it")
+        assert runtime.job_error_lines("eval", raised.value) == [f"mobilenet-v1 eval (all 2 ranks): error: {said}"]
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # this rank's own, once the others are told
+        context(1, [None, None]).on_every_rank(interrupted, "cannot load it")
+    with pytest.raises(ckpt_io.CheckpointError, match="^checkpoint run/a.ckpt: no such file$"):
+        distributed.Context().on_every_rank(failing, "cannot load it")  # one process: its own error, as it is
+
+    cfg = load_config(TINY + ["--class_num=4", f"--resume={tmp_path / 'run'}"])
+    model = train.build_model(cfg)
+    ctx = context(1, [None, None])
+    monkeypatch.setattr(ctx, "broadcast_object", lambda obj: ((0, "mobilenetv1-1_3.ckpt"), None))
+    with pytest.raises(distributed.DistributedError) as raised:
+        train.find_resume(cfg, model, torch.optim.SGD(model.parameters(), lr=0.1), 3, str(tmp_path / "run"), ctx)
+    assert str(raised.value) == (f"rank 1 cannot resume from the checkpoint rank 0 chose: checkpoint "
+                                 f"{tmp_path / 'run' / 'mobilenetv1-1_3.ckpt'}: no such file")
+
+
 def test_run_distribute_without_torchrun_says_how_to_launch(cifar_dir, monkeypatch, capsys):
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(key, raising=False)
@@ -701,6 +746,15 @@ def test_two_ranks_evaluate_the_checkpoint_rank_0_chose_in_a_folder(odd_cifar, t
         chosen = os.path.join(f"run{rank}", "ckpt_0", "mobilenetv1-1_12.ckpt")
         assert (f"eval (rank {rank}): error: the processes of this job were given different checkpoints at "
                 f"{chosen}: weights ") in r.stderr, r.stderr[-3000:]
+    # Rank 1's copy cut short (or missing): it alone raised, and rank 0 waited for it at the next collective, then
+    # said only "another process of this job ended". Every rank stops at the load, the job says which and why.
+    damaged = tmp_path / "disk1" / "run1" / "ckpt_0" / "mobilenetv1-1_12.ckpt"
+    damaged.write_bytes((run / "mobilenetv1-1_12.ckpt").read_bytes()[:1000])
+    r = torchrun("--standalone", "--nproc_per_node=2", str(own_disk), *opts)
+    assert r.returncode != 0 and not r.stdout.strip(), r.stdout[-3000:] + r.stderr[-3000:]
+    assert (f"mobilenet-v1 eval (all 2 ranks): error: rank 1 cannot load the checkpoint to evaluate: checkpoint "
+            f"{os.path.join('run1', 'ckpt_0', 'mobilenetv1-1_12.ckpt')}: cannot be read as a PyTorch checkpoint (cut "
+            f"short") in r.stderr and "another process" not in r.stderr, r.stderr[-3000:]
 
 
 def test_ranks_given_other_teachers_are_refused_before_training(cifar_dir, tmp_path):
@@ -724,6 +778,13 @@ def test_ranks_given_other_teachers_are_refused_before_training(cifar_dir, tmp_p
         assert (f"train (rank {rank}): error: the processes of this job were given different teacher files at "
                 f"{tmp_path / f'teacher{rank}.ckpt'}: sha256 ") in r.stderr, r.stderr[-3000:]
     assert "epoch: 1 step: 6" not in r.stdout and not os.path.exists(tmp_path / "run" / "ckpt_0" / "config.yaml")
+    # Rank 1's teacher missing: it alone raised, rank 0 said only "another process of this job ended".
+    (tmp_path / "teacher1.ckpt").unlink()
+    r = torchrun("--standalone", "--nproc_per_node=2", str(own_teacher), *TINY, f"--dataset_path={cifar_dir}",
+                 "--class_num=4", "--batch_size=16", "--epoch_size=1", f"--save_checkpoint_path={tmp_path / 'run'}")
+    assert r.returncode != 0 and "another process" not in r.stderr, r.stdout[-3000:] + r.stderr[-3000:]
+    assert (f"mobilenet-v1 train (all 2 ranks): error: rank 1 cannot load the teacher: checkpoint "
+            f"{tmp_path / 'teacher1.ckpt'}: no such file") in r.stderr, r.stderr[-3000:]
 
 
 def test_an_error_every_rank_raises_is_said_once_for_the_job(cifar_dir, tmp_path):

@@ -199,6 +199,29 @@ class Context:
         index, path = found
         return path if index is None else os.path.normpath(os.path.join(bases[index], path))
 
+    def on_every_rank(self, work: Callable[[], Any], failure: str) -> Any:
+        """``work()`` done by every rank at this same point (each loads rank 0's chosen file under its own path),
+        its success agreed on: where it raises on any rank, every rank raises alike one error that names each
+        rank that ``failure`` and why, rather than the others waiting at the next collective for one that ended
+        (their own error said only that "another process ended", on machines whose log lacks the reason).
+        A collective: call it on every rank or on none. Not distributed: ``work()``."""
+        if not self.enabled:
+            return work()
+        result, error = None, None
+        try:
+            result = work()
+        except BaseException as e:  # a Ctrl-C too: raised again below, once the others are told
+            error = e
+        said = (None if error is None else str(error) if isinstance(error, (ValueError, OSError))
+                else f"{type(error).__name__}: {error}")
+        failed = [(rank, text) for rank, text in enumerate(self.gather_objects(said)) if text is not None]
+        if not failed:
+            return result
+        joined = self.alike(DistributedError("; ".join(f"rank {rank} {failure}: {text}" for rank, text in failed)))
+        if error is not None and not isinstance(error, (ValueError, OSError)):
+            raise error  # a fault of the code (its traceback says it) or a Ctrl-C: this rank's own
+        raise joined
+
     def alike(self, error: BaseException) -> BaseException:
         """``error``, which every rank raises at this same point (the outcome of a collective that gave every
         rank the same view, so that all stop or none does), marked to be said once a machine: each rank's

@@ -375,8 +375,13 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     else:
         device = resolve_device(cfg.device_target)
         precision = resolve_precision(cfg.precision, device)
-        ckpt = ckpt_io.load_file(path)
-        model, args = model_from_checkpoint(ckpt, path, cfg.use_ema)
+
+        def load() -> Tuple[Dict[str, Any], Any, Dict[str, Any]]:
+            ckpt = ckpt_io.load_file(path)
+            return (ckpt, *model_from_checkpoint(ckpt, path, cfg.use_ema))
+
+        # Each rank reads its own copy: one that is missing or damaged on a machine stops every rank, named.
+        ckpt, model, args = dist.on_every_rank(load, "cannot load the checkpoint to evaluate")
         if dist.enabled:  # the weights evaluated, as loaded: a file written over since another rank read it differs
             same_model(dist, path, distributed.state_digest(model.state_dict())[:16])
         outputs = args["class_num"]

@@ -163,21 +163,27 @@ def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.dev
                           f"this run moves an earlier run's checkpoints aside or writes its own under that name (its "
                           f"resume would distil from another file): copy the teacher out of the folder, or train "
                           f"into another one")
-    if path.lower().endswith(".pt2") or ckpt_io.is_exported_program(path):
-        teacher, about, record = program_teacher(cfg, path, classes, device, memory_format)
-    elif os.path.isfile(path) and (is_onnx_file(path) or ckpt_io.is_executorch_program(path)):
-        kind = "an ONNX model" if is_onnx_file(path) else "an ExecuTorch program"
-        raise ConfigError(f"teacher {path}: {kind}, which does not teach: a teacher is a checkpoint (or run folder), "
-                          f"a MindSpore .ckpt, a .safetensors or a torch.export .pt2 program (export --file_format "
-                          f"PT2 writes one from the checkpoint it was exported from)")
-    else:
-        teacher, about, record = checkpoint_teacher(cfg, path, classes)
-        teacher = teacher.to(device=device, memory_format=memory_format)
+
+    def load() -> Tuple[torch.nn.Module, str, Any, str]:
+        if path.lower().endswith(".pt2") or ckpt_io.is_exported_program(path):
+            teacher, about, record = program_teacher(cfg, path, classes, device, memory_format)
+        elif os.path.isfile(path) and (is_onnx_file(path) or ckpt_io.is_executorch_program(path)):
+            kind = "an ONNX model" if is_onnx_file(path) else "an ExecuTorch program"
+            raise ConfigError(f"teacher {path}: {kind}, which does not teach: a teacher is a checkpoint (or run "
+                              f"folder), a MindSpore .ckpt, a .safetensors or a torch.export .pt2 program (export "
+                              f"--file_format PT2 writes one from the checkpoint it was exported from)")
+        else:
+            teacher, about, record = checkpoint_teacher(cfg, path, classes)
+            teacher = teacher.to(device=device, memory_format=memory_format)
+        return teacher, about, record, ckpt_io.file_sha256(path)
+
+    # Each rank reads its own copy: one that is missing or damaged on a machine stops every rank, named.
+    teacher, about, record, sha256 = dist.on_every_rank(load, "cannot load the teacher")
     theirs = ckpt_io.trained_normalisation(record, cfg.dataset, f"teacher {path}") if record is not None else None
     if theirs is not None and theirs != cfg.normalisation:
         teacher = Renormalised(teacher, cfg.normalisation, theirs).to(device)
         about += f"; its run normalised by {normalisation_text(theirs)}: each batch is turned into that"
-    source = {"path": path, "sha256": ckpt_io.file_sha256(path)}
+    source = {"path": path, "sha256": sha256}
     dist.check_same({"sha256": source["sha256"][:16]}, f"teacher files at {path}",
                     "every machine must read the same teacher: put it on storage they share, or copy the same file "
                     "to each")
@@ -1054,12 +1060,16 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
     if dist.is_rank0:
         chosen, ckpt, position = found  # rank 0 loaded and validated it while choosing
     else:
-        chosen = found  # the other ranks: the path alone
-        if not chosen:
-            return "", None, (0, 0)
-        ckpt = ckpt_io.load_file(chosen)
-        position = validate(ckpt, chosen)
-    if chosen:
+        chosen, ckpt, position = found, None, (0, 0)  # the other ranks: the path alone
+    if chosen:  # on every rank alike: rank 0's choice
+        def load() -> Tuple[Dict[str, Any], Tuple[int, int]]:
+            if dist.is_rank0:
+                return ckpt, position
+            loaded = ckpt_io.load_file(chosen)
+            return loaded, validate(loaded, chosen)
+
+        # Each rank reads its own copy: one that is missing or damaged on a machine stops every rank, named.
+        ckpt, position = dist.on_every_rank(load, "cannot resume from the checkpoint rank 0 chose")
         # The same file on every rank: machines that read the run folder from disks of their own could each
         # load another run's checkpoint of that name (helper-114: the job ended with "replicas differ").
         dist.check_same({"weights": distributed.state_digest(ckpt_io.model_state(ckpt))[:16]},
