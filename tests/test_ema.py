@@ -1,6 +1,7 @@
 """The weight average (``--ema_decay``): its arithmetic, its place in training, checkpoints and resume,
 and which weights eval, export, convert, predict and load_model take."""
 import json
+import re
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import cli, evaluate, load_model, train
 from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.ema import WeightAverage, decay_at
+from mobilenet_v1.engine import few_outputs_note
 from mobilenet_v1.tracking import read_metrics
 
 # The exporter runs once per model and size (conftest.exported_once); export itself runs in every test.
@@ -84,6 +86,15 @@ def test_training_evaluates_and_saves_the_average_and_eval_takes_it(ema_run, cap
     assert trained["top_1_accuracy"] == pytest.approx(last["raw_top_1"])
     printed = capsys.readouterr().err  # stdout is the result's
     assert "weights: the exponential moving average of the trained weights (ema_decay 0.95, 72 updates)" in printed
+    # 4 classes: every one is in any image's top 5. Said once a run (two evaluations here), as eval says it,
+    # beside the first evaluation's line, which keeps the seed's format; not of 6 outputs.
+    log = (out / "log.txt").read_text()
+    note = ("note: top-5 is 1.0 whatever the model does: this run's model has 4 outputs, every one of them among "
+            "any image's top 5 (top-1 is the figure to read)")
+    assert log.count(note) == 1 and log.count("eval: epoch ") == 2
+    assert re.search(r"^eval: epoch 3 top-1 [0-9.]+ top-5 1\.0000 \(40 images; weight average; .*\n" + re.escape(note),
+                     log, re.M)
+    assert few_outputs_note("this run's model", 6) == ""
     assert "weights: the trained weights (--use_ema False" in printed
     assert cli.main(["eval", *base, "--json"]) == 0  # one JSON object on stdout, the note beside it
     assert json.loads(capsys.readouterr().out)["top_1_accuracy"] == pytest.approx(last["top_1"])
@@ -239,3 +250,33 @@ def test_info_does_not_call_a_mindspore_file_of_the_average_trained_weights(ema_
     assert "weights:        trained" not in text
     assert cli.main(["info", str(tmp_path / "raw.ckpt")]) == 0
     assert "weights:        trained\n" in capsys.readouterr().out
+
+
+def test_info_of_diverged_trained_weights_beside_a_finite_average_does_not_offer_resume(cifar_dir, tmp_path, capsys):
+    """Trained weights with a NaN beside a finite weight average: eval and export take the average, but train
+    --resume refuses the file. info said it held the training state --resume continues from."""
+    args = SMALL + [f"--dataset_path={cifar_dir}", "--ema_decay=0.9"]
+    result = train.run(load_config(args + ["--epoch_size=1", f"--save_checkpoint_path={tmp_path / 'run'}"]))
+    run = tmp_path / "diverged"
+    run.mkdir()
+    path = str(run / "mobilenetv1-1_12.ckpt")
+    ck = ckpt_io.load_file(result["checkpoint"])
+    ck["model"]["fc.weight"][0, 0] = float("nan")
+    torch.save(ck, path)  # as a hand-edited or foreign file would be (atomic_save writes no such file)
+    capsys.readouterr()
+    assert cli.main(["info", path]) == 0
+    text = capsys.readouterr().out
+    assert ("resume:         no: its trained weights hold NaN or infinite values, which train --resume refuses "
+            "(train --pre_trained FILE starts from its weight average)") in text
+    assert "weights:        trained, which hold NaN or infinite values, and their exponential moving average" in text
+    assert cli.main(["info", path, "--json"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert (described["resumable"], described["nonfinite_tensors"]) == (False, ["trained weights"])
+    # What info now says is what train --resume does.
+    assert cli.main(["train", *args, "--epoch_size=2", f"--save_checkpoint_path={tmp_path / 'resumed'}",
+                     f"--resume={path}"]) == 1
+    assert "model: NaN or infinite values in 1: fc.weight" in capsys.readouterr().err
+    # The file it came from: resumable, nothing said of non-finite values.
+    assert cli.main(["info", result["checkpoint"], "--json"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert described["resumable"] is True and "nonfinite_tensors" not in described

@@ -591,6 +591,7 @@ def test_eval_per_image_names_each_evaluated_image_with_its_label_and_prediction
         assert sum(int(r["correct"]) for r in got) / 10 == counted["top_1_accuracy"]
         assert all(int(r["correct"]) == (r["top1"] == r["label"]) for r in got)
         assert all(r["top1_name"] == ("ant", "bee")[int(r["top1"])] for r in got)
+        assert {r["model"] for r in got} == {path}  # the file that predicted, as --json's ckpt: two models' rows apart
         for r in got:  # two classes: the label's probability is the top-1's, or what it leaves
             p1, pl = float(r["top1_probability"]), float(r["label_probability"])
             assert p1 >= 0.5 and pl == pytest.approx(p1 if r["correct"] == "1" else 1 - p1, abs=2e-6), r

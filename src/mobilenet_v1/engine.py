@@ -422,3 +422,13 @@ def nonfinite_note(path: str, bad: int, total: int, precision: str) -> str:
            ": its weights are damaged or the run they are from diverged")
     return (f"warning: {path} gave outputs that are not finite (NaN or infinite) for {bad} of {total} images, "
             f"whose hits and misses mean nothing{why}")
+
+
+def few_outputs_note(what: str, outputs: int) -> str:
+    """What eval and train's evaluations say, once, of a model of 5 outputs or fewer (``what`` has
+    ``outputs``): every output is among any image's top 5, so its top-5 is 1.0 whatever it does; the
+    seed's figure is still printed. "" for more outputs."""
+    if not outputs or outputs > 5:
+        return ""
+    return (f"note: top-5 is 1.0 whatever the model does: {what} has {outputs} outputs, every one of them among "
+            f"any image's top 5 (top-1 is the figure to read)")

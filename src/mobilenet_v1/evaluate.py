@@ -18,7 +18,7 @@ from .cli import pop_flag, pop_option
 from .config import (DATASETS, NORMALISATION_KEYS, Config, ConfigError, Given, channel_values, channels_text,
                      is_cifar, load_config_and_given, names_text, parse_overrides, validate)
 from .data import build_loader, held_out_for
-from .engine import evaluate, nonfinite_note, resolve_device, resolve_precision
+from .engine import evaluate, few_outputs_note, nonfinite_note, resolve_device, resolve_precision
 from .onnx_io import is_deployed_file, load_deployed
 from .predict import imagenet_classes, readable
 from .runtime import csv_text, is_rank0, json_text, print0
@@ -139,15 +139,18 @@ def image_rows(loader: Any, samples: Dict[str, Any],
     return [(i, name, *row) for (i, name), row in zip(kept, zip(*values))]
 
 
-def per_image_csv(rows: Sequence[Tuple[int, str, int, int, float, float]], names: Sequence[str]) -> str:
+def per_image_csv(rows: Sequence[Tuple[int, str, int, int, float, float]], names: Sequence[str], model: str) -> str:
     """A row per evaluated image, in the split's order: its name, label, top-1 prediction (index and name),
-    the probability of each, and whether they agree."""
+    the probability of each, whether they agree, and the ``model`` file that made the prediction. The last
+    is the same on every row: a comment line would trip CSV readers, a file beside it can be lost, but a
+    column survives ``pd.concat`` of two models' files, which it then tells apart."""
     def name(k: int) -> str:
         return names[k] if 0 <= k < len(names) else str(k)
 
     return csv_text([["image", "label", "label_name", "top1", "top1_name", "top1_probability", "label_probability",
-                      "correct"]] + [[image, label, name(label), top1, name(top1), f"{p_top1:.6f}", f"{p_label:.6f}",
-                                      int(label == top1)] for _, image, label, top1, p_top1, p_label in rows])
+                      "correct", "model"]] + [[image, label, name(label), top1, name(top1), f"{p_top1:.6f}",
+                                               f"{p_label:.6f}", int(label == top1), model]
+                                              for _, image, label, top1, p_top1, p_label in rows])
 
 
 def run(cfg: Config, given: Optional[Set[str]] = None, confusion: bool = False,
@@ -444,10 +447,9 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     if is_cifar(cfg.dataset) and names and loader.classes and list(loader.classes[:len(names)]) != list(names):
         print0(f"note: {path} records the class names {names_text(names)}, {cfg.dataset_path}'s names file says "
                f"{names_text(loader.classes)}: the figures name the model's", file=sys.stderr)
-    if outputs and outputs <= 5:
-        # The seed's figure is kept, but it is no measurement: every class is among the top 5.
-        print0(f"note: top-5 is 1.0 whatever the model does: {path} has {outputs} outputs, every one of them among "
-               f"any image's top 5 (top-1 is the figure to read)", file=sys.stderr)
+    few = few_outputs_note(path, outputs)  # the seed's figure is kept, but it is no measurement
+    if few:
+        print0(few, file=sys.stderr)
     result: Dict[str, Any] = {**accuracy(counts), "total": counts["total"], "ckpt": path,
                               "nonfinite": counts["nonfinite"], **evaluated}
     if matrix is not None:
@@ -646,7 +648,7 @@ def main(argv: Sequence[str]) -> int:
                f"predictions) written to {csv_path}", file=sys.stderr)
     if images_path is not None and is_rank0():
         try:
-            ckpt_io.atomic_save_text(per_image_csv(result["images"], result["classes"]), images_path,
+            ckpt_io.atomic_save_text(per_image_csv(result["images"], result["classes"], result["ckpt"]), images_path,
                                      errors="surrogateescape")  # a name's bytes as the folder has them
         except OSError as e:
             raise ValueError(f"--per_image {images_path}: cannot write it: {e.strerror or e}") from None

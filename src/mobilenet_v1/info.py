@@ -129,6 +129,26 @@ def _regularisation(config: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+def _nonfinite_parts(ckpt: Dict[str, Any]) -> List[str]:
+    """The parts of a checkpoint holding a floating-point tensor with NaN or infinite values: "trained weights"
+    (``model``) and "optimizer state" (its per-parameter tensors), both of which ``train --resume`` checks
+    and refuses so (:func:`checkpoint.check_tensors`, :func:`checkpoint.check_optimizer_state`). The weight
+    average is not looked at: where ``info`` gets this far, it loaded, so it is finite."""
+    import torch
+
+    def damaged(value: Any) -> bool:
+        if isinstance(value, torch.Tensor):
+            return value.is_floating_point() and not bool(torch.isfinite(value).all())
+        if isinstance(value, dict):
+            return any(damaged(v) for v in value.values())
+        return isinstance(value, (list, tuple)) and any(damaged(v) for v in value)
+
+    optimizer = ckpt.get("optimizer")
+    moments = optimizer.get("state") if isinstance(optimizer, dict) else None
+    return [name for name, part in (("trained weights", ckpt.get("model")), ("optimizer state", moments))
+            if damaged(part)]
+
+
 def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]:
     from . import checkpoint as ckpt_io
     from .api import model_from_checkpoint
@@ -218,10 +238,14 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
         out["training"] = training
     elif _count(ckpt.get("global_step")) is not None:  # a MindSpore file's, or a foreign file's
         out["training"] = {"global_step": ckpt["global_step"]}
-    # A run resumes (--resume) from a training state of ours: optimizer, RNG and a position that holds (the
-    # rest is checked against the run when it resumes). A MindSpore file's Momentum buffers continue with
-    # --pre_trained and --pretrain_epoch_size.
-    out["resumable"] = (ours and not problems and all(k in ckpt for k in ckpt_io.TRAINING_KEYS)
+    # A run resumes (--resume) from a training state of ours: optimizer, RNG and a position that holds, its
+    # tensors finite (the rest is checked against the run when it resumes). Trained weights that diverged
+    # beside a finite weight average load for eval and export (which take the average), never for --resume.
+    # A MindSpore file's Momentum buffers continue with --pre_trained and --pretrain_epoch_size.
+    nonfinite = _nonfinite_parts(ckpt) if ours else []
+    if nonfinite:
+        out["nonfinite_tensors"] = nonfinite
+    out["resumable"] = (ours and not problems and not nonfinite and all(k in ckpt for k in ckpt_io.TRAINING_KEYS)
                         and isinstance(ckpt.get("optimizer"), dict))
     out["momentum_buffers"] = isinstance(ckpt.get("moments"), dict) and len(ckpt["moments"]) > 0
     averaged = ckpt.get("averaged")  # mobilenet-v1 average's record: the files (and which of their weights)
@@ -380,8 +404,10 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
     if ema:
         known = ", ".join(f"{k} {v}" for k, v in (("ema_decay", ema["decay"]), ("updates", ema["updates"]))
                           if v is not None)
-        row("weights", f"trained, and their exponential moving average{f' ({known})' if known else ''}, which "
-                       f"eval, export and predict take (--use_ema False: the trained ones)")
+        damaged = "trained weights" in d.get("nonfinite_tensors", ())
+        row("weights", ("trained, which hold NaN or infinite values" if damaged else "trained")
+            + f", and their exponential moving average{f' ({known})' if known else ''}, which eval, export and "
+              f"predict take (--use_ema False: the trained ones{', which they refuse' if damaged else ''})")
     elif d.get("taken_average"):
         taken = d["taken_average"]
         known = ", ".join(f"{k} {v}" for k, v in (("ema_decay", taken["decay"]), ("updates", taken["updates"]))
@@ -422,9 +448,15 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
             + (f"; that of the weight average; the trained weights: {raw}" if raw else ""))
     if d.get("skipped_nonfinite_steps"):
         row("skipped steps", f"{d['skipped_nonfinite_steps']} non-finite")
-    row("resume", "a training state (optimizer, RNG): train --resume FILE continues its run" if d["resumable"] else
-        "with --pre_trained and --pretrain_epoch_size (its Momentum buffers continue)" if d["momentum_buffers"]
-        else "no training state: weights only (train --pre_trained FILE starts from them)")
+    if d.get("nonfinite_tensors"):
+        parts = d["nonfinite_tensors"]
+        start = "its weight average" if d["weight_average"] else "its weights"
+        row("resume", f"no: its {' and '.join(parts)} {'holds' if parts == ['optimizer state'] else 'hold'} NaN or "
+                      f"infinite values, which train --resume refuses (train --pre_trained FILE starts from {start})")
+    else:
+        row("resume", "a training state (optimizer, RNG): train --resume FILE continues its run" if d["resumable"]
+            else "with --pre_trained and --pretrain_epoch_size (its Momentum buffers continue)"
+            if d["momentum_buffers"] else "no training state: weights only (train --pre_trained FILE starts from them)")
     if d.get("imported"):
         row("imported", d["imported"])
     return lines

@@ -22,8 +22,8 @@ from .config import (DATASET_PRESETS, NORMALISATION_KEYS, Config, ConfigError, O
 from .data import (IMAGE_EXTENSIONS, DataError, DataOptions, TooManyBadSamples, UnsortedImagesError, balance_line,
                    build_loader, held_out_record, imagenet_folder, sample_labels)
 from .ema import WeightAverage
-from .engine import (EpochResult, LossTally, evaluate, make_optimizer, make_scaler, nonfinite_note,
-                     resolve_device, resolve_precision, train_one_epoch)
+from .engine import (EpochResult, LossTally, evaluate, few_outputs_note, make_optimizer, make_scaler,
+                     nonfinite_note, resolve_device, resolve_precision, train_one_epoch)
 from .engine import autocast as engine_autocast
 from .losses import BinaryCrossEntropy, CrossEntropySmooth, Distiller, ProgramTeacher, Renormalised
 from .model import MobileNetV1, layer_specs
@@ -1672,6 +1672,16 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                   "the copies of an image are spread over the processes and their batches"))
     if loader.sampler.class_balance:
         print0(balance_line(loader.sampler.labels, loader.sampler.class_balance, cfg.aug_repeats))
+    # A model of 5 outputs or fewer (a teacher has as many) has a top-5 of 1.0 whatever it does: said once a
+    # run, beside the first figures printed (the log line keeps the seed's format, metrics.jsonl its top_5).
+    top5_note = few_outputs_note("this run's model", cfg.class_num)
+
+    def say_top5_note() -> None:
+        nonlocal top5_note
+        if top5_note:
+            print0(top5_note)
+            top5_note = ""
+
     if distill is not None and eval_loader is not None and not resumed_from:
         # At the evaluations' size and batch, which a program need not take (it is fed training batches):
         # program_teacher tried them.
@@ -1684,6 +1694,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             with torch.random.fork_rng(devices=[]):  # the loader's workers draw their seeds: keep the run's stream
                 print0(teacher_line(evaluate_accuracy(distill.teacher, eval_loader, device, precision, dist),
                                     eval_loader.num_classes))
+            say_top5_note()
     if rng is not None:
         ckpt_io.set_rng_state(rng)
     last_path, result, epoch_seconds = resumed_from, None, []
@@ -1714,6 +1725,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                    f"top-5 {accuracy['raw_top_5']:.4f}" if ema is not None else "")
         print0(f"eval: epoch {done} top-1 {accuracy['top_1']:.4f} top-5 {accuracy['top_5']:.4f} "
                f"({accuracy['eval_images']} images{size}{trained})" + (", best so far" if best else ""))
+        say_top5_note()
         if accuracy.get("nonfinite_outputs"):
             judged = f"epoch {done}'s model" + (" (its weight average)" if ema is not None else "")
             print0(nonfinite_note(judged, accuracy["nonfinite_outputs"], accuracy["eval_images"], precision))
