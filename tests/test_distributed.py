@@ -266,6 +266,17 @@ def test_a_file_one_rank_cannot_load_stops_every_rank_naming_it(monkeypatch, tmp
             context(rank, [None, "checkpoint run/a.ckpt: no such file"]).on_every_rank(work, "cannot load it")
         assert runtime.job_error_lines("eval", raised.value) == [f"mobilenet-v1 eval (all 2 ranks): error: {said}"]
 
+    # Ranks that fail for one reason are named together, each reason once: a job of 8 whose other machine lacks
+    # the file says so in one clause, not 4.
+    ctx = distributed.Context(rank=0, world_size=4, backend="gloo")
+    monkeypatch.setattr(ctx, "gather_objects", lambda obj: [obj, "no such file", "no such file", "damaged"])
+    with pytest.raises(distributed.DistributedError,
+                       match="^ranks 1-2 cannot load it: no such file; rank 3 cannot load it: damaged$"):
+        ctx.on_every_rank(lambda: 7, "cannot load it")
+    monkeypatch.setattr(ctx, "gather_objects", lambda obj: ["no such file"] * 4)
+    with pytest.raises(distributed.DistributedError, match="^all 4 ranks cannot load it: no such file$"):
+        ctx.on_every_rank(lambda: 7, "cannot load it")
+
     def interrupted():
         raise KeyboardInterrupt
 
@@ -755,6 +766,13 @@ def test_two_ranks_evaluate_the_checkpoint_rank_0_chose_in_a_folder(odd_cifar, t
     assert (f"mobilenet-v1 eval (all 2 ranks): error: rank 1 cannot load the checkpoint to evaluate: checkpoint "
             f"{os.path.join('run1', 'ckpt_0', 'mobilenetv1-1_12.ckpt')}: cannot be read as a PyTorch checkpoint (cut "
             f"short") in r.stderr and "another process" not in r.stderr, r.stderr[-3000:]
+    # Rank 1's copy another kind of file (bytes that read as ONNX): it took the exported file's branch and rank 0
+    # the checkpoint's, their collectives crossed. Rank 0's reading of the file decides the branch for every rank.
+    damaged.write_bytes(b"\x08\x07" + bytes(100))
+    r = torchrun("--standalone", "--nproc_per_node=2", str(own_disk), *opts)
+    assert r.returncode != 0 and not r.stdout.strip(), r.stdout[-3000:] + r.stderr[-3000:]
+    assert (f"mobilenet-v1 eval (all 2 ranks): error: rank 1 cannot load the checkpoint to evaluate: checkpoint "
+            f"{os.path.join('run1', 'ckpt_0', 'mobilenetv1-1_12.ckpt')}: ") in r.stderr, r.stderr[-3000:]
 
 
 def test_ranks_given_other_teachers_are_refused_before_training(cifar_dir, tmp_path):

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from mobilenet_v1 import checkpoint as ckpt_io
-from mobilenet_v1 import cli, evaluate, load_model, train
+from mobilenet_v1 import cli, evaluate, info, load_model, train
 from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.ema import WeightAverage, decay_at
 from mobilenet_v1.engine import few_outputs_note
@@ -280,3 +280,17 @@ def test_info_of_diverged_trained_weights_beside_a_finite_average_does_not_offer
     assert cli.main(["info", result["checkpoint"], "--json"]) == 0
     described = json.loads(capsys.readouterr().out)
     assert described["resumable"] is True and "nonfinite_tensors" not in described
+
+
+def test_info_checks_the_optimizer_state_as_a_resume_does():
+    """info's non-finite check of the optimizer state skips its 0-dim tensors (step counters), as
+    checkpoint.check_optimizer_state does for train --resume: a NaN step alone kept info from offering a
+    resume that would run. Its per-parameter tensors, and the trained weights' scalars too, are checked."""
+    nan = float("nan")
+    weights = {"fc.weight": torch.zeros(2, 2)}
+    state = {"state": {0: {"step": torch.tensor(nan), "momentum_buffer": torch.zeros(2, 2)}}}
+    assert info._nonfinite_parts({"model": weights, "optimizer": state}) == []
+    state["state"][0]["momentum_buffer"][1, 1] = nan
+    assert info._nonfinite_parts({"model": weights, "optimizer": state}) == ["optimizer state"]
+    scalar = {"fc.weight": torch.zeros(2, 2), "bn.scale": torch.tensor(float("inf"))}
+    assert info._nonfinite_parts({"model": scalar}) == ["trained weights"]

@@ -22,7 +22,7 @@ from torch import nn
 
 from .checkpoint import (DISTRIBUTED_SUBFOLDER, RUN_CONFIG, file_sha256, list_checkpoints, other_layout_folder,
                          unwrap)
-from .runtime import JOB_MESSAGES, log0, print0
+from .runtime import JOB_MESSAGES, log0, print0, ranks_text
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 # Keys the machines of one job may give otherwise: where each finds the data, the run folder and the files it
@@ -214,10 +214,14 @@ class Context:
             error = e
         said = (None if error is None else str(error) if isinstance(error, (ValueError, OSError))
                 else f"{type(error).__name__}: {error}")
-        failed = [(rank, text) for rank, text in enumerate(self.gather_objects(said)) if text is not None]
+        failed: Dict[str, List[int]] = {}  # each reason with the ranks that gave it: "ranks 1-7 cannot ..."
+        for rank, text in enumerate(self.gather_objects(said)):
+            if text is not None:
+                failed.setdefault(text, []).append(rank)
         if not failed:
             return result
-        joined = self.alike(DistributedError("; ".join(f"rank {rank} {failure}: {text}" for rank, text in failed)))
+        joined = self.alike(DistributedError("; ".join(f"{ranks_text(ranks, self.world_size)} {failure}: {text}"
+                                                       for text, ranks in failed.items())))
         if error is not None and not isinstance(error, (ValueError, OSError)):
             raise error  # a fault of the code (its traceback says it) or a Ctrl-C: this rank's own
         raise joined

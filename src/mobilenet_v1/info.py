@@ -136,17 +136,19 @@ def _nonfinite_parts(ckpt: Dict[str, Any]) -> List[str]:
     average is not looked at: where ``info`` gets this far, it loaded, so it is finite."""
     import torch
 
-    def damaged(value: Any) -> bool:
+    def damaged(value: Any, scalars: bool) -> bool:
         if isinstance(value, torch.Tensor):
-            return value.is_floating_point() and not bool(torch.isfinite(value).all())
+            return ((scalars or value.ndim > 0) and value.is_floating_point()
+                    and not bool(torch.isfinite(value).all()))
         if isinstance(value, dict):
-            return any(damaged(v) for v in value.values())
-        return isinstance(value, (list, tuple)) and any(damaged(v) for v in value)
+            return any(damaged(v, scalars) for v in value.values())
+        return isinstance(value, (list, tuple)) and any(damaged(v, scalars) for v in value)
 
     optimizer = ckpt.get("optimizer")
     moments = optimizer.get("state") if isinstance(optimizer, dict) else None
-    return [name for name, part in (("trained weights", ckpt.get("model")), ("optimizer state", moments))
-            if damaged(part)]
+    # The optimizer's 0-dim tensors (step counters) are not checked by a resume either.
+    return [name for name, part, scalars in (("trained weights", ckpt.get("model"), True),
+                                             ("optimizer state", moments, False)) if damaged(part, scalars)]
 
 
 def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]:
