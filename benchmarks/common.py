@@ -9,7 +9,12 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+# The repository's src/ first, unless PYTHONPATH names a folder that holds the package: that one is
+# imported then (gpu_pipeline_ab.sh's PYTHONPATH=$OLD_SRC, a copy of src/ from the commit before, which
+# src/ put first on the path would shadow, so that "before" ran the code of "after").
+if not any(os.path.isdir(os.path.join(folder, "mobilenet_v1"))
+           for folder in os.environ.get("PYTHONPATH", "").split(os.pathsep) if folder):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
 
 def natural_image(seed: int, height: int = 375, width: int = 500) -> np.ndarray:

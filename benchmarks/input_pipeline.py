@@ -107,18 +107,18 @@ PACKAGE_CROP = T.batch_resized_crop
 WHOLE_PIXELS = 1 << 25  # the most pixels in one stacked canvas (float32: 400 MB for 3 channels)
 
 
-def stacked_resized_crop(images, boxes, size, antialias=True):
+def stacked_resized_crop(images, boxes, size, antialias=True, interpolation="bilinear"):
     """The experiment of ``--stacked_crops`` in place of ``transforms.batch_resized_crop``: images that
     share a size are stacked whole (a few copy launches for the group, where the package's canvas of
     crops takes a Python indexing and a launch per crop) and their crops are roi_align regions of
     them, in float32 (positions near 500 px need it: roi_align computes them in its input's type); the
     others go through the package's canvas. In one build with a pin thread it ran slower in alternated
-    pairs on an H200 (RESULTS.md, 2026-11-29); measured alone, not yet. (``antialias`` False: the
-    package's.)"""
+    pairs on an H200 (RESULTS.md, 2026-11-29); measured alone, not yet. (``antialias`` False or
+    ``interpolation`` other than bilinear: the package's.)"""
     from torchvision.ops import roi_align
 
-    if not antialias:
-        return PACKAGE_CROP(images, boxes, size, antialias=False)
+    if not antialias or interpolation != "bilinear":
+        return PACKAGE_CROP(images, boxes, size, antialias=antialias, interpolation=interpolation)
     device = images[0].device
     by_size = {}
     for i, (img, (_, _, h, w)) in enumerate(zip(images, boxes)):
@@ -148,16 +148,16 @@ def stacked_resized_crop(images, boxes, size, antialias=True):
     return out
 
 
-def canvas_per_crop(images, boxes, size, dtype=None, antialias=True):
+def canvas_per_crop(images, boxes, size, dtype=None, antialias=True, interpolation="bilinear"):
     """``transforms.batch_resized_crop`` as it was before its canvas was gathered in batched operations
     (the experiment of ``--canvas_per_crop``): each crop sliced out and copied into a zeroed canvas, a
-    Python indexing and a copy launch per crop. The same output, bit for bit. (``antialias`` False: the
-    package's.)"""
+    Python indexing and a copy launch per crop. The same output, bit for bit. (``antialias`` False or
+    ``interpolation`` other than bilinear: the package's.)"""
     from torchvision.ops import roi_align
     from torchvision.transforms.v2 import functional as TF
 
-    if not antialias:
-        return PACKAGE_CROP(images, boxes, size, dtype, antialias=False)
+    if not antialias or interpolation != "bilinear":
+        return PACKAGE_CROP(images, boxes, size, dtype, antialias=antialias, interpolation=interpolation)
     device = images[0].device
     dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
     crops = []
