@@ -69,6 +69,6 @@ echo "smoke exit $?"; grep -E "epoch: |Epoch time|weights:|top_1|rror" "$OUT/smo
 # (10,081 images/s against 9,503 with 16). In the second call: the depthwise taps, CUDA graphs end to end, the EXIF check and
 # the pinned bytes. Left out for room and not settled: the loader stream's priority
 # end to end (one run: -1 slower, 6,831 against 7,174; on another machine with an experimental build,
-# faster, 8,768 against 8,623), and the stacked crops (input_pipeline.py --stacked_crops: slower in
-# alternated pairs, in one build together with a pin thread).
+# faster, 8,768 against 8,623), and the stacked crops (input_pipeline.py --stacked_crops: never measured;
+# the alternated pairs of 2026-11-29 ran one build against itself, RESULTS.md's correction of 2026-12-04).
 echo "== done"

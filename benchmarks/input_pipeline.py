@@ -112,8 +112,8 @@ def stacked_resized_crop(images, boxes, size, antialias=True, interpolation="bil
     share a size are stacked whole (a few copy launches for the group, where the package's canvas of
     crops takes a Python indexing and a launch per crop) and their crops are roi_align regions of
     them, in float32 (positions near 500 px need it: roi_align computes them in its input's type); the
-    others go through the package's canvas. In one build with a pin thread it ran slower in alternated
-    pairs on an H200 (RESULTS.md, 2026-11-29); measured alone, not yet. (``antialias`` False or
+    others go through the package's canvas. Not yet measured: the alternated pairs of 2026-11-29 on an
+    H200 ran one build against itself (RESULTS.md's correction of 2026-12-04). (``antialias`` False or
     ``interpolation`` other than bilinear: the package's.)"""
     from torchvision.ops import roi_align
 
