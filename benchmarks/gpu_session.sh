@@ -29,8 +29,9 @@ if [ "${1:-first}" = second ]; then
   echo "== the optimiser step alone: LARS and LAMB (multi-tensor, with and without found_inf) against fused SGD"
   timeout 30 python3 benchmarks/large_batch.py --part step --device cuda --json "$OUT/opt_step.json" 2>&1 | tail -9
 
-  echo "== input pipeline: the DataLoader's pin thread pinning the workers' bytes, alternated over 3 rounds"
-  timeout 130 python3 benchmarks/input_pipeline.py --images 8192 --passes 2 --pinned_bytes --rounds 3 --stages 0 \
+  echo "== input pipeline: the pin thread pinning the workers' bytes; the stacked crops; alternated over 3 rounds"
+  timeout 130 python3 benchmarks/input_pipeline.py --images 8192 --passes 2 --pinned_bytes --stacked_crops \
+    --rounds 3 --stages 0 \
     --json "$OUT/input_pinned.json" 2>&1 | tail -8
   echo "== done"
   exit 0
