@@ -5,6 +5,7 @@ import io
 import json
 import os
 import tarfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,8 @@ from mobilenet_v1 import cli, train
 from mobilenet_v1.archive import ArchiveMember, read_member
 from mobilenet_v1.checkpoint import load_file
 from mobilenet_v1.config import load_config
-from mobilenet_v1.data import (BadSample, DataError, DataOptions, Holdout, ImageFolderDataset, build_loader,
-                               class_folders, find_images)
+from mobilenet_v1.data import (BadSample, DataError, DataOptions, DataWarning, Holdout, ImageFolderDataset,
+                               build_loader, class_folders, find_images)
 
 from conftest import epoch_batches, jpeg_bytes, smooth_image
 
@@ -255,6 +256,37 @@ def test_links_repeated_names_and_empty_classes_read_as_once_extracted(tmp_path)
         assert read_member(member) == Path(path).read_bytes()
     with pytest.raises(OSError, match="a link to a file the archive does not hold"):
         read_member(next(m for m, _ in got[0] if str(m).endswith("abs.png")))
+
+
+def test_class_folders_packed_as_links_to_what_the_archive_does_not_hold_are_named(image_folder, tmp_path):
+    """tar stores a class folder that is a symbolic link as the link (without -h), not its images: such a class
+    (a link to an absolute path, or up out of the archive) was left out without a word, the labels of the
+    classes after it numbered without it; named in a warning, as the extracted folder's broken link is. An
+    archive without them, or a link to a folder it holds, says nothing."""
+    train = image_folder / "train"
+    archive = tmp_path / "train.tar"
+    with tarfile.open(archive, "w") as tf:
+        tf.add(str(train / "n02"), arcname="train/n02")
+        for name, target in (("train/n01", str(train / "n01")), ("train/n00", "../../elsewhere/n00")):
+            link = tarfile.TarInfo(name)
+            link.type, link.linkname = tarfile.SYMTYPE, target
+            tf.addfile(link)
+    with pytest.warns(DataWarning, match=rf"image archive '{archive}': n00, n01 are 2 links to what the archive does "
+                                         r"not hold \(a class folder linked when packed\? tar -h packs the folders "
+                                         r"links point to\): not read as classes, the classes after them numbered"):
+        samples, classes = find_images(str(archive))
+    assert classes == ["n02"] and {y for _, y in samples} == {0}
+    with pytest.warns(DataWarning, match=r"n00, n01 are 2 links .*: not read as classes$"):
+        find_images(str(archive), ["n00", "n01", "n02"])  # labelled by the model's list: none numbered otherwise
+    whole = tmp_path / "whole.tar"
+    with tarfile.open(whole, "w") as tf:
+        tf.add(str(train), arcname=".")
+        link = tarfile.TarInfo("n03")  # a link to a class folder it holds: that class's images again
+        link.type, link.linkname = tarfile.SYMTYPE, "n02"
+        tf.addfile(link)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        assert find_images(str(whole))[1] == ["n01", "n02", "n03"]
 
 
 def test_sparse_and_compressed_archives_are_refused_by_name(image_folder, tmp_path):

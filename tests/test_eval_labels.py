@@ -9,7 +9,7 @@ import pytest
 
 from mobilenet_v1 import cli, train
 from mobilenet_v1.config import ConfigError, load_config
-from mobilenet_v1.data import DataError, find_images
+from mobilenet_v1.data import DataError, UnsortedImagesError, find_images
 
 
 def flatten(image_folder, root):
@@ -63,6 +63,32 @@ def test_each_form_labels_the_flat_images_by_their_names(image_folder, tmp_path)
                 assert got_classes == (None if form == caffe and classes is None else order) and len(samples) == 6
                 named = {os.path.basename(str(p)).split(".")[0]: order[y] for p, y in samples}
                 assert named == truth
+
+
+def test_a_flat_split_packed_under_its_name_reads_as_the_folder_it_extracts_to(image_folder, tmp_path):
+    """``tar cf val.tar val`` of the flat val/ (and a data set's archive holding it) is that flat folder once
+    extracted: labelled by eval_labels, refused without, where its top folder was read as one class named val
+    (every image labelled 0, or a class the model did not know); a class's archive named as it (``cat.tar``
+    holding ``cat/*.jpg``) stays that class."""
+    truth = flatten(image_folder, tmp_path)
+    kaggle, _, _ = write_forms(truth, tmp_path)
+    flat = str(tmp_path / "val")
+    want = find_images(flat, labels_file=str(kaggle))
+    for packed, arcname in ((tmp_path / "val.tar", "val"), (tmp_path / "dataset.tar", "dataset/val")):
+        with tarfile.open(packed, "w") as tf:
+            tf.add(flat, arcname=arcname)
+        for classes in (None, ["n01", "n02"]):
+            with pytest.raises(UnsortedImagesError, match=rf"image archive '{packed}' has no class folders"):
+                find_images(str(packed), classes)
+            samples, got_classes = find_images(str(packed), classes, labels_file=str(kaggle))
+            assert got_classes == want[1]
+            assert [(os.path.basename(str(p)), y) for p, y in samples] == [
+                (os.path.basename(p), y) for p, y in want[0]]
+    cat = tmp_path / "cat.tar"
+    with tarfile.open(cat, "w") as tf:
+        tf.add(str(image_folder / "validation_preprocess" / "n01"), arcname="cat")
+    samples, classes = find_images(str(cat))
+    assert classes == ["cat"] and len(samples) == 3
 
 
 def test_eval_and_training_evaluate_a_flat_split_as_the_class_folders(image_folder, tmp_path, capsys):

@@ -157,6 +157,30 @@ def test_shards_that_are_not_samples_are_refused_naming_the_shard_and_key(image_
     assert classes == ["n01", "n02"] and [y for _, y in samples] == [0, 1]
 
 
+def test_shards_whose_keys_hold_a_dot_are_refused_not_left_out_nor_read_as_class_archives(tmp_path):
+    """Keys that hold a dot (a writer given the files' names, n01_1.JPEG, as keys): each sample's files are
+    neither an image nor a .cls (the key ends at the first dot), so they were left out without a word (all but
+    the samples without a dot), and a folder of such shards, none of whose first sample had a .cls, was read as
+    class archives, one class a shard; refused, naming the shard and the files."""
+    image = jpeg_bytes(smooth_image(30, 30, 1))
+    some, every = tmp_path / "some", tmp_path / "every"
+    for folder, keys in ((some, ["k0", "k1", "img.v2", "img.v3"]), (every, ["a_1.JPEG", "a_2.JPEG"])):
+        folder.mkdir()
+        for n in range(2):
+            with tarfile.open(folder / f"s-{n}.tar", "w") as tf:
+                for i, key in enumerate(keys):
+                    add(tf, f"{key}.jpg", image)
+                    add(tf, f"{key}.cls", str(i % 2).encode())
+    for spec in (some, some / "s-{0..1}.tar", some / "s-0.tar"):
+        with pytest.raises(DataError, match=rf"shard {some / 's-0.tar'}: 2 sample\(s\) whose key holds a dot "
+                                            r"\(img\.v2\.cls, img\.v3\.cls\): a key ends at the first dot"):
+            find_images(str(spec))
+    for spec, shard in ((every, "s-0.tar"), (every / "s-*.tar", "s-0.tar"), (every / "s-1.tar", "s-1.tar")):
+        with pytest.raises(DataError, match=rf"shard {every / shard}: 2 sample\(s\) whose key holds a dot "
+                                            r"\(a_1\.JPEG\.cls, a_2\.JPEG\.cls\)"):
+            find_images(str(spec))
+
+
 def test_training_on_shards_gives_the_weights_and_top1_of_the_folders(image_folder, tmp_path, capsys):
     """One epoch and its evaluation on the folders, then on shards named by split in one folder: the same
     weights bit for bit and the same top-1; eval, with the recorded class count, reads the shards too;

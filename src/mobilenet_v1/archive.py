@@ -273,8 +273,10 @@ def _walk_class_tar(outer: tarfile.TarFile, path: str, cls: str, member: tarfile
 
 def _wrappers(names: Set[str], folders: Set[str], path: str, splits: Sequence[str]) -> str:
     """The folders, one in another, that wrap all of ``names`` rather than being classes: each named as
-    the archive (``train.tar`` made by ``tar cf train.tar train``) or as a split, and holding folders
-    (one holding files alone is a class); "" for none, else their path with a trailing ``/``."""
+    the archive (``train.tar`` made by ``tar cf train.tar train``) and holding folders (``cat.tar`` holding
+    ``cat/*.jpg`` is the class cat), or named as a split (a split's images not in class folders too, as
+    ``tar cf val.tar val`` packs ImageNet's flat validation folder); "" for none, else their path with a
+    trailing ``/``."""
     stem = os.path.basename(os.fspath(path))[:-len(ARCHIVE_SUFFIX)]
     prefix = ""
     while True:
@@ -285,7 +287,9 @@ def _wrappers(names: Set[str], folders: Set[str], path: str, splits: Sequence[st
         top = tops.pop()
         inside = [n[len(top) + 1:] for n in rest if n.startswith(top + "/")]
         holds_folders = any("/" in n or prefix + top + "/" + n in folders for n in inside)
-        if top not in (stem,) + tuple(splits) or not holds_folders:
+        # A split's folder of images alone is a flat split (read with eval_labels), as once extracted: read as
+        # the one class "val", it was labelled 0 throughout, or named a class the model did not know.
+        if not (top in splits or top == stem and holds_folders):
             return prefix
         prefix += top + "/"
 
@@ -430,7 +434,7 @@ def _listing(path: str) -> _Listing:
 
 @functools.lru_cache(maxsize=16)
 def _index(path: str, identity: Tuple[int, int, int, int], extensions: Tuple[str, ...],
-           splits: Tuple[str, ...]) -> Dict[str, ClassFiles]:
+           splits: Tuple[str, ...]) -> Tuple[Dict[str, ClassFiles], List[str]]:
     listing = _listing(path)
     names = set(listing.files) | listing.folders
     prefix = _wrappers(names, listing.folders, path, splits)
@@ -453,21 +457,37 @@ def _index(path: str, identity: Tuple[int, int, int, int], extensions: Tuple[str
         files = sorted(by_class[cls], key=_folder_order)
         index[cls] = ClassFiles([f"{path}/{n}" for n, _, _ in files], np.array([o for _, o, _ in files], np.int64),
                                 np.array([s for _, _, s in files], np.int64), path)
-    return index
+    # Links beside the classes to what the archive does not hold: class folders that were links when packed
+    # (tar stores a link, not its folder's files, without -h), which no class lists.
+    outside = sorted(n[strip:] for n, (offset, _) in listing.files.items()
+                     if offset < 0 and n.startswith(prefix) and n[strip:] and "/" not in n[strip:])
+    return index, outside
+
+
+def _stat_index(path: str, extensions: Tuple[str, ...],
+                splits: Tuple[str, ...]) -> Tuple[Dict[str, ClassFiles], List[str]]:
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ArchiveError(f"archive {path}: cannot be read: {e.strerror or e}") from None
+    return _index(path, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns), tuple(extensions), tuple(splits))
 
 
 def archive_index(path: str, extensions: Tuple[str, ...], splits: Tuple[str, ...] = ()) -> Dict[str, ClassFiles]:
     """The image files (by ``extensions``; hidden ones, ``.``-named, left out) of the archive at
     ``path``, by class in sorted order. A class is a top folder (``<class>/...``) or a class archive
     (``<class>.tar`` at the top); one folder wrapping them all, named as the archive or one of
-    ``splits``, is passed through. An archive holding several of ``splits`` is refused. Walked once while
-    the file stays as it is: the listing is kept in this process, and between processes in
+    ``splits``, is passed through (:func:`_wrappers`). An archive holding several of ``splits`` is refused.
+    Walked once while the file stays as it is: the listing is kept in this process, and between processes in
     :func:`cache_folder`."""
-    try:
-        st = os.stat(path)
-    except OSError as e:
-        raise ArchiveError(f"archive {path}: cannot be read: {e.strerror or e}") from None
-    return _index(path, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns), tuple(extensions), tuple(splits))
+    return _stat_index(path, extensions, splits)[0]
+
+
+def links_out(path: str, extensions: Tuple[str, ...], splits: Tuple[str, ...] = ()) -> List[str]:
+    """The names beside the classes of the archive at ``path`` (as :func:`archive_index` finds them) that are
+    links to what it does not hold (a class folder linked to another disk, packed without ``tar -h``), sorted:
+    no class lists them."""
+    return _stat_index(path, extensions, splits)[1]
 
 
 def forget_indexes() -> None:
@@ -601,7 +621,9 @@ def holds_labels(path: str) -> Optional[bool]:
                 if first is not None and key != first:
                     return False
                 first = key
-                if suffix.lower() == LABEL_SUFFIX:
+                # <key>.<more>.cls too: a shard whose keys hold a dot (n01_1.JPEG.cls) is one, refused as such
+                # (:func:`_shard_samples`), not read as a class archive of its own class.
+                if suffix.lower() == LABEL_SUFFIX or suffix.lower().endswith("." + LABEL_SUFFIX):
                     return True
     except ArchiveError:
         return None
@@ -681,13 +703,24 @@ def _shard_samples(shard: str, extensions: Tuple[str, ...]) -> List[Tuple[int, s
     ``.txt``, ...) are left alone. A sample without either, or with two images, is refused."""
     images: Dict[str, List[Tuple[str, int, int]]] = {}
     labels: Dict[str, Tuple[int, int]] = {}
+    dotted: Dict[str, List[str]] = {}  # labels named <key>.<more>.cls, by the key the first dot leaves
     for name, (offset, size) in _listing(shard).files.items():
         key, suffix = _sample_key(name)
         suffix = suffix.lower()
         if suffix == LABEL_SUFFIX:
             labels[key] = (offset, size)
+        elif suffix.endswith("." + LABEL_SUFFIX):
+            dotted.setdefault(key, []).append(name)
         elif "." + suffix in extensions:
             images.setdefault(key, []).append((name, offset, size))
+    # A key holding a dot (n01_1.JPEG.jpg beside n01_1.JPEG.cls, as a writer given file names as keys writes them)
+    # leaves a sample of neither an image nor a label, which was left out without a word.
+    astray = sorted(n for k, names in dotted.items() if k not in images and k not in labels for n in names)
+    if astray:
+        raise ArchiveError(f"shard {shard}: {len(astray)} sample(s) whose key holds a dot "
+                           f"({', '.join(astray[:3])}{' ...' if len(astray) > 3 else ''}): a key ends at the first dot "
+                           f"of a file's name, as webdataset reads them, so their files are neither an image nor a "
+                           f".{LABEL_SUFFIX} label; write the shards with keys without dots")
     no_label = [k for k in images if k not in labels]
     no_image = [k for k in labels if k not in images]
     twice = [k for k, found in images.items() if len(found) > 1]

@@ -33,8 +33,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 from . import transforms as T
 from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, ArchiveImages, ArchiveMember,
                       ClassFiles, archive_images, archive_index, class_archives_index, folder_of_shards,
-                      holds_labels, is_archive, is_shard_pattern, is_shard_split, member_size, read_member,
-                      shard_index, tar_files)
+                      holds_labels, is_archive, is_shard_pattern, is_shard_split, links_out, member_size,
+                      read_member, shard_index, tar_files)
 from .autoaugment import Augment, make_augment
 from .config import is_cifar, normalisation
 from .stopping import ignore_in_worker
@@ -862,17 +862,27 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
         warnings.warn(f"image folder {root!r}: its {len(folders)} class folder(s) are read, not the {len(beside)} "
                       f".tar file(s) beside them ({names}): class archives half extracted? extract each into its "
                       f"folder (or move the folders out to read the archives)", DataWarning)
+    broken, why = [], ""
     if packed is None and not tars:
         with os.scandir(root) as entries:  # is_dir() is False for them: they were left out without a word
             broken = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_symlink()
                             and not os.path.exists(e.path))
-        if broken:
-            one = len(broken) == 1
-            warnings.warn(f"image folder {root!r}: {', '.join(broken[:5])}{' ...' if len(broken) > 5 else ''} "
-                          f"{'is a link' if one else f'are {len(broken)} links'} to nothing (a class folder on a "
-                          f"disk not mounted?): not read as {'a class' if one else 'classes'}"
-                          + (f", the classes after {'it' if one else 'them'} numbered without {'it' if one else 'them'}"
-                             if classes is None else ""), DataWarning)
+        why = "to nothing (a class folder on a disk not mounted?)"
+    elif packed is not None:  # tar packs a class folder that is a link as the link (without -h), not its files
+        try:
+            broken = links_out(root, IMAGE_EXTENSIONS, SPLIT_FOLDERS)
+        except ArchiveError as e:
+            raise DataError(str(e)) from None
+        why = ("to what the archive does not hold (a class folder linked when packed? tar -h packs the folders "
+               "links point to)")
+    if broken:
+        one = len(broken) == 1
+        warnings.warn(f"image {'archive' if packed is not None else 'folder'} {root!r}: "
+                      f"{', '.join(broken[:5])}{' ...' if len(broken) > 5 else ''} "
+                      f"{'is a link' if one else f'are {len(broken)} links'} {why}: not read as "
+                      f"{'a class' if one else 'classes'}"
+                      + (f", the classes after {'it' if one else 'them'} numbered without {'it' if one else 'them'}"
+                         if classes is None else ""), DataWarning)
     kind, classes_are = ("archive", "folders or class archives") if packed is not None else ("folder", "sub-folders")
     if tars:
         packed = class_archive_files(tars)
