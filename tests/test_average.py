@@ -318,6 +318,38 @@ def test_last_refuses_to_leave_a_named_source_out_entirely(tmp_path):
     assert [os.path.basename(f) for f in out["sources"]] == ["mobilenetv1-3_7.ckpt", "other.pt"]
 
 
+def test_a_file_written_from_a_runs_moving_average_is_recorded_as_one(tmp_path, capsys):
+    """convert writes a run's weight average as a file's only weights and records so (taken_average), which export
+    and predict go on saying: the mean of such files is recorded as one of weight averages (info's weights row),
+    not of trained weights; --use_ema has no choice in them, so the note about it is not said of them."""
+    a = save(tmp_path / "a.pt", random_model(1), ema=random_model(2))
+    b = save(tmp_path / "b.pt", random_model(3), ema=random_model(4))
+    for src in (a, b):
+        mindspore_io.convert(src, src.replace(".pt", "_ema.safetensors"))
+    taken = [str(tmp_path / "a_ema.safetensors"), str(tmp_path / "b_ema.safetensors")]
+    assert cli.main(["average", *taken, "--out", str(tmp_path / "m.pt")]) == 0
+    assert "hold a weight average" not in capsys.readouterr().out
+    assert ckpt_io.load_file(str(tmp_path / "m.pt"))["averaged"]["weights"] == ["ema", "ema"]
+    assert cli.main(["info", str(tmp_path / "m.pt")]) == 0
+    assert "the mean of 2 checkpoints' weight averages (mobilenet-v1 average)" in capsys.readouterr().out
+    # Beside a file that holds its trained weights and their average: each as it was taken.
+    average([taken[0], b], str(tmp_path / "t.pt"), use_ema=False)
+    assert ckpt_io.load_file(str(tmp_path / "t.pt"))["averaged"]["weights"] == ["ema", "trained"]
+
+
+def test_a_misspelt_run_folder_is_named_as_missing_with_best_too(tmp_path, capsys):
+    """--best takes run folders: one that does not exist (a typo) is named as missing, as without --best, not
+    answered with "give the run folder" (which the user did) or with another folder's error."""
+    run = tmp_path / "run"
+    run.mkdir()  # a folder without best epochs' files: its own error would come first
+    typo = str(tmp_path / "rnu")
+    for paths in ([typo], [str(run), typo]):
+        assert cli.main(["average", *paths, "--best", "2", "--out", str(tmp_path / "out.pt")]) == 1
+        err = capsys.readouterr().err
+        assert err == f"mobilenet-v1 average: error: checkpoint {typo}: no such file or run folder\n", paths
+    assert not os.path.exists(tmp_path / "out.pt")
+
+
 def test_a_format_the_commands_would_not_read_under_the_name_is_refused_and_the_file_kept(tmp_path, capsys):
     """--format under the extension of a file read by its extension (.safetensors, .onnx, .pte, .pt2): the
     written file would be unreadable, over whatever had the name (an exported model). Refused before the

@@ -463,6 +463,33 @@ def test_convert_keeps_what_predict_and_export_read(tmp_path, capsys):
     assert "training configuration" in err and "class names" in err and "m.ckpt" in err and "val_split" in err
 
 
+def test_a_safetensors_says_whether_its_weights_are_the_seeds_as_the_file_it_was_written_from(tmp_path, capsys):
+    """A .safetensors is in MindSpore's names whoever trained the weights: one written from a PyTorch state dict
+    that records no settings resizes photos as that file does (eval, predict and export follow
+    trained_antialias), not as the seed did; one of the seed's weights keeps the seed's plain bilinear."""
+    from mobilenet_v1.averaging import average
+
+    bare = str(tmp_path / "bare.pt")
+    torch.save(trained_looking(10, 0.25).state_dict(), bare)  # torch.save(model.state_dict()): no settings
+    torch.save(trained_looking(10, 0.25, seed=1).state_dict(), str(tmp_path / "bare1.pt"))
+    seed = write_seed_ckpt(tmp_path / "seed.ckpt", seed_entries(trained_looking(10, 0.25, seed=2)))
+    assert ckpt_io.trained_antialias(ckpt_io.load_file(bare)) is None  # not said: eval's own default
+    assert cli.main(["convert", bare, str(tmp_path / "bare.safetensors")]) == 0
+    average([bare, str(tmp_path / "bare1.pt")], str(tmp_path / "mean.safetensors"))
+    assert cli.main(["convert", seed, str(tmp_path / "seed.safetensors")]) == 0
+    average([seed, str(tmp_path / "seed.safetensors")], str(tmp_path / "seed_mean.safetensors"))
+    for name, want in (("bare.safetensors", None), ("mean.safetensors", None), ("seed.safetensors", False),
+                       ("seed_mean.safetensors", False)):
+        assert ckpt_io.trained_antialias(ckpt_io.load_file(str(tmp_path / name))) is want, name
+    capsys.readouterr()
+    assert cli.main(["info", str(tmp_path / "bare.safetensors")]) == 0
+    assert "as the seed resized" not in capsys.readouterr().out
+    # and on into a .pt: the seed's weights say so there too, the others do not
+    for name, want in (("bare.safetensors", None), ("seed.safetensors", False)):
+        assert cli.main(["convert", str(tmp_path / name), str(tmp_path / "back.pt")]) == 0
+        assert ckpt_io.trained_antialias(ckpt_io.load_file(str(tmp_path / "back.pt"))) is want, name
+
+
 @pytest.mark.parametrize("width_mult", [0.1, 0.3, 0.6, 1.3])
 def test_any_width_round_trips_through_a_mindspore_file(tmp_path, width_mult):
     """A MindSpore .ckpt records no width: it is read off every layer's channel count. The last layer's

@@ -29,6 +29,9 @@ def sources(paths: Sequence[str], last: int = 0, best: int = 0, use_ema: bool = 
             raise ValueError(f"--{name} must be >= 0 (0: all), got {value}")
     if last and best:
         raise ValueError("--last and --best choose a run folder's checkpoints two ways: give one")
+    for path in paths:  # first: "needs two checkpoints" or "give the run folder" (a misspelt one) would hide it
+        if not os.path.exists(path):
+            raise ckpt_io.CheckpointError(f"checkpoint {path}: no such file or run folder")
     if best and not any(os.path.isdir(p) for p in paths):
         raise ValueError(f"--best {best} picks a run folder's best epochs' checkpoints: give the run folder "
                          f"(files are averaged as they are named)")
@@ -47,8 +50,6 @@ def sources(paths: Sequence[str], last: int = 0, best: int = 0, use_ema: bool = 
             if not found:
                 raise ckpt_io.CheckpointError(f"checkpoint folder {folder}: holds no {ckpt_io.CKPT_PREFIX}-*.ckpt file")
             files.extend(found)
-        elif not os.path.exists(path):  # before counting: "needs two checkpoints" would hide it
-            raise ckpt_io.CheckpointError(f"checkpoint {path}: no such file or run folder")
         else:
             files.append(path)
     if last:
@@ -114,7 +115,8 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     sums: Dict[str, torch.Tensor] = {}
     latest: Dict[str, torch.Tensor] = {}
     first: Dict[str, Any] = {}
-    weights: List[str] = []
+    weights: List[str] = []  # which weights of each file the mean is of ("ema", "trained"), for its record
+    held: List[str] = []  # which_weights of each: "ema" where the file holds a moving average beside its weights
     seed: List[bool] = []  # each file's: a seed run's weights, recording no settings
     recorded: Dict[str, Any] = {}
     unrecorded, own = "", ""  # a file that records no normalisation; one whose run had its own (--mean/--std)
@@ -174,7 +176,10 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
                     f"file's); average files of one {key}")
         if classes and "classes" not in first:
             first.update(classes=classes, classes_file=f, classes_data=cifar)
-        weights.append(ckpt_io.which_weights(ckpt, use_ema))
+        held.append(ckpt_io.which_weights(ckpt, use_ema))
+        # A file convert or recalibrate-bn wrote from a run's moving average holds that alone: its weights are
+        # "ema" in the record, as export and predict say of the file itself (--use_ema has no choice there).
+        weights.append(held[-1] or ("ema" if ckpt.get("taken_average") else ""))
         seed.append(ckpt_io.seed_trained(ckpt))
         # What export and predict read beside the weights (image size, normalisation, class names): the
         # last file's that records it, where a later one (a MindSpore .ckpt) records none.
@@ -194,7 +199,7 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     made = {"averaged": {"sources": files, "weights": [w or "trained" for w in weights]}} if fmt != "ckpt" else {}
     count = write_checkpoint(dst, fmt, mean, first["args"], {**recorded, **made}, seed_trained=all(seed))
     return {"sources": files, "format": fmt, "tensors": count, **first["args"], "best_short": short,
-            "ema": weights.count("ema"), "renamed": renamed and (first["classes_file"], renamed),
+            "ema": held.count("ema"), "renamed": renamed and (first["classes_file"], renamed),
             "dropped": sorted(recorded) + ["averaged"] if fmt == "ckpt" else [],
             "warning": mindspore_warning(f"the mean of {', '.join(files)}", fmt, first["args"]["padding"],
                                          recorded.get("config"))}

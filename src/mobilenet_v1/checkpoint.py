@@ -416,17 +416,20 @@ def recorded_reading(ckpt: Dict[str, Any]) -> Dict[str, Any]:
 
 
 # A .pt written from a seed run's weights (convert, average) records so under this key ("mindspore"): our names
-# no longer say it, and its resize is still MindSpore's plain bilinear.
+# no longer say it, and its resize is still MindSpore's plain bilinear. A .safetensors records it for any weights
+# ("" for others): its MindSpore names would say it of a PyTorch run's that record no settings too.
 TRAINED_BY = "trained_by"
 
 
 def seed_trained(ckpt: Dict[str, Any]) -> bool:
     """Whether ``ckpt`` holds a seed (MindSpore) run's weights that record no settings: a file in MindSpore's
-    names without a configuration, or a ``.pt`` of ours written from one (:data:`TRAINED_BY`)."""
+    names without a configuration, or a ``.pt`` or ``.safetensors`` of ours written from one (:data:`TRAINED_BY`)."""
     config = ckpt.get("config")
     if isinstance(config, dict) and config:
         return False
-    return ckpt.get("naming") == "mindspore" or ckpt.get(TRAINED_BY) == "mindspore"
+    if TRAINED_BY in ckpt:  # what a file of ours records: a .safetensors of other weights is in MindSpore's names too
+        return ckpt[TRAINED_BY] == "mindspore"
+    return ckpt.get("naming") == "mindspore"
 
 
 def check_writable(folder: str) -> None:

@@ -66,6 +66,9 @@ _CLASSES_KEY = "mobilenet_v1.classes"
 _HELD_OUT_KEY = "mobilenet_v1.held_out"  # the images a run held out with val_split (data.held_out_record)
 _AVERAGED_KEY = "mobilenet_v1.averaged"  # mobilenet-v1 average's record: the files, which weights of each
 _TAKEN_AVERAGE_KEY = "mobilenet_v1.taken_average"  # convert's record: the weights are a run's moving average
+# checkpoint.TRAINED_BY as a .pt records it: "mindspore" for a seed run's weights that record no settings, else "".
+# Written always: the file is in MindSpore's names whoever trained the weights, so the names cannot say it.
+_TRAINED_BY_KEY = "mobilenet_v1.trained_by"
 # What a model file records beside its weights, which convert and recalibrate-bn carry over: predict and
 # export read the first three (image size, normalisation, class names, held-out images), info all of them.
 # taken_average: the weights are the moving average (--ema_decay) of the checkpoint convert read, whose
@@ -398,6 +401,11 @@ def recorded_metadata(meta: Dict[str, str], path: str) -> Dict[str, Any]:
         if not isinstance(taken, dict):
             raise CheckpointError(f"checkpoint {path}: metadata {_TAKEN_AVERAGE_KEY} is not a JSON object")
         out["taken_average"] = taken
+    if _TRAINED_BY_KEY in meta:
+        trained_by = _json_entry(meta, _TRAINED_BY_KEY, path)
+        if not isinstance(trained_by, str):
+            raise CheckpointError(f"checkpoint {path}: metadata {_TRAINED_BY_KEY} is not a JSON string")
+        out[ckpt_io.TRAINED_BY] = trained_by
     return out
 
 
@@ -667,8 +675,9 @@ def write_checkpoint(dst: str, fmt: str, state: Dict[str, torch.Tensor], args: D
     with its ``model_args`` and what its run ``recorded`` (:data:`RECORDED_KEYS`: a ``.pt``
     keeps them as they are, a ``.safetensors`` as JSON metadata, a MindSpore ``.ckpt`` has no place for
     them) and ``extra`` (a MindSpore file's ``moments`` and ``global_step``). ``seed_trained``: the weights are
-    a seed run's that record no settings (:func:`checkpoint.seed_trained`), which a ``.pt`` says
-    (:data:`checkpoint.TRAINED_BY`) where MindSpore's names said it. Returns the tensors written."""
+    a seed run's that record no settings (:func:`checkpoint.seed_trained`), which a ``.pt`` and a
+    ``.safetensors`` say (:data:`checkpoint.TRAINED_BY`), as MindSpore's names no longer tell it. Returns the
+    tensors written."""
     extra = extra or {}
     if fmt == "pt":
         said = {ckpt_io.TRAINED_BY: "mindspore"} if seed_trained else {}
@@ -679,7 +688,8 @@ def write_checkpoint(dst: str, fmt: str, state: Dict[str, torch.Tensor], args: D
     if fmt == "ckpt":
         write_mindspore_ckpt(dst, entries)
     else:
-        meta = {"format": "ms", _MODEL_ARGS_KEY: json.dumps(args)}
+        meta = {"format": "ms", _MODEL_ARGS_KEY: json.dumps(args),
+                _TRAINED_BY_KEY: json.dumps("mindspore" if seed_trained else "")}
         if "config" in recorded:
             # default=str: a value JSON cannot hold is kept readable rather than failing the convert.
             meta[_CONFIG_KEY] = json.dumps(recorded["config"], default=str)
