@@ -662,4 +662,10 @@ def test_a_safetensors_header_length_ending_in_0x80_is_no_pickle_and_bad_model_a
                         str(tmp_path / "bad.pt"))
     assert cli.main(["convert", str(tmp_path / "bad.pt"), str(tmp_path / "never.pt")]) == 1
     assert "its model_args have width_mult -1: width_mult a number > 0 is needed" in capsys.readouterr().err
+    # A padding name the model has not (the seed's pad_mode spelling, upper case): the file named, not only the model.
+    ckpt_io.atomic_save({"model": model.state_dict(), "model_args": {"class_num": 10, "width_mult": 0.25,
+                                                                      "padding": "SAME"}}, str(tmp_path / "bad.pt"))
+    assert cli.main(["convert", str(tmp_path / "bad.pt"), str(tmp_path / "never.pt")]) == 1
+    assert (f"checkpoint {tmp_path / 'bad.pt'}: its model_args have padding 'SAME': padding a name (same or "
+            f"symmetric) is needed") in capsys.readouterr().err
     assert not (tmp_path / "never.pt").exists()

@@ -5,7 +5,7 @@ from typing import Any, Dict, Tuple
 import torch
 
 from . import checkpoint as ckpt_io
-from .model import ARCH, MobileNetV1, scale_channels
+from .model import ARCH, PADDINGS, MobileNetV1, scale_channels
 
 
 def _first_width(channels: int, reaches: int) -> float:
@@ -128,8 +128,8 @@ MODEL_ARG_KINDS = {"class_num": "class_num a whole number >= 1", "width_mult": "
 
 
 def _fits(key: str, value: Any) -> bool:
-    if key == "padding":
-        return isinstance(value, str)
+    if key == "padding":  # "SAME" in a hand-edited file: named with the file here, not by the model's check
+        return isinstance(value, str) and value in PADDINGS
     number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
     return number and (key != "class_num" or isinstance(value, int))
 
