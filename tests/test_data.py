@@ -1094,3 +1094,40 @@ def test_class_balance_reaches_each_loader_whose_labels_then_come_out_alike(tmp_
     shares = np.bincount(sum(yielded, []), minlength=3) / (20 * 26)
     assert np.allclose(shares, 1 / 3, atol=0.07), shares  # without balancing: 0.77, 0.15, 0.08
     assert yielded[0] != yielded[1]
+
+
+def test_a_folder_linked_twice_in_a_class_is_read_under_one_name_whatever_the_listing_order(tmp_path, monkeypatch):
+    """cat/best a link to cat/2023: its images are read once, under the name that sorts first. Which name was
+    kept followed the file system's listing order, so val_split (which hashes the names) could hold out other
+    images on another copy of the folder."""
+    from mobilenet_v1 import data
+
+    year = tmp_path / "cat" / "2023"
+    year.mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (8, 8)).save(year / f"{i}.jpg")
+    (tmp_path / "cat" / "best").symlink_to("2023")
+    plain = os.scandir
+
+    class Reversed:
+        """os.scandir's entries in reverse order, as another file system may list them."""
+        def __init__(self, path):
+            with plain(path) as inner:
+                self.entries = iter(list(inner)[::-1])
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            return next(self.entries)
+
+    expected = [str(year / f"{i}.jpg") for i in range(3)]
+    assert data.image_files_under(str(tmp_path / "cat")) == expected
+    monkeypatch.setattr(os, "scandir", Reversed)
+    assert data.image_files_under(str(tmp_path / "cat")) == expected

@@ -699,7 +699,9 @@ def image_files_under(folder: str) -> List[str]:
             dirnames[:] = []
             continue
         seen.add((st.st_dev, st.st_ino))
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        # In name order: of a folder reached twice (cat/best a link to cat/2023), the name kept, which val_split's
+        # choice hashes, is then the same on every file system, not whichever its listing gave first.
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         found.append((dirpath, [n for n in names if is_image_name(n)]))
     return [os.path.join(dirpath, name) for dirpath, names in sorted(found) for name in sorted(names)]
 
