@@ -534,6 +534,34 @@ def test_a_process_blocked_on_a_dead_peer_exits_after_the_grace_period(tmp_path)
     assert took < 30, took  # not the collective's 60 s timeout
 
 
+_BLOCKED_STEP = r'''
+import os, signal, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from mobilenet_v1 import runtime, stopping
+runtime.add_log_file(sys.argv[2])  # a run's log.txt, which takes its stderr too (as train.run sets it)
+sys.stderr = runtime.CopiedToLogs(sys.stderr)
+stopping.GRACE_SECONDS = 1.0
+with stopping.StopRequest():
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    time.sleep(30)  # a step that never completes
+'''
+
+
+def test_a_run_the_watchdog_ends_says_so_in_its_log_txt(tmp_path):
+    """A run whose step never completes after a SIGTERM is ended by the watchdog: its log.txt says so, as
+    stderr does. It ended with "stopping after the step under way, with a checkpoint there", which that
+    exit never saved: the line went to stderr's descriptor alone, which log.txt does not copy."""
+    log = tmp_path / "log.txt"
+    r = subprocess.run([sys.executable, "-c", _BLOCKED_STEP, SRC, str(log)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 143, r.stderr[-2000:]
+    line = ("SIGTERM: no training step completed for 1 s after it; exiting now (the checkpoints written before "
+            "are whole)")
+    assert r.stderr.endswith(line + "\n")
+    assert log.read_text() == ("SIGTERM received: stopping after the step under way, with a checkpoint there\n"
+                               + line + "\n")
+
+
 _TWICE = r'''
 import os, signal, sys, time
 sys.path.insert(0, sys.argv[1])

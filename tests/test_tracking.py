@@ -626,3 +626,23 @@ def test_time_left_in_a_resumed_epoch_counts_only_the_steps_run(tmp_path, capsys
     logger.close()
     assert "epoch 1/2 step 8/10: loss 1.0000, lr 0.1, 8.0 images/s, 0:00:02 left in epoch, 0:00:12 in run" \
         in capsys.readouterr().out
+
+
+def test_a_continuation_at_another_batch_size_keeps_its_history_and_counts_steps_on(data_dir, tmp_path):
+    """The seed's way to go on (--pre_trained the folder's own mobilenetv1-2_12.ckpt, --pretrain_epoch_size 2) at
+    another batch size (6 steps an epoch, not 12): the global step counts on from the file's 24, as a resume's
+    does. It started at 2 x 6 = 12: epoch 2's record (its top-1 too) and steps 13..24 were read as superseded,
+    the new steps 15 and 18 took their numbers, and mobilenetv1-3_6.ckpt recorded step 18, after the 24 before."""
+    run = tmp_path / "run"
+    args = SMALL + [f"--dataset_path={data_dir}", "--log_interval=5", "--eval_interval=1",
+                    f"--save_checkpoint_path={run}"]
+    train.run(load_config(args + ["--epoch_size=2"]))
+    train.run(load_config(args + ["--epoch_size=3", "--batch_size=32", f"--pre_trained={run / 'mobilenetv1-2_12.ckpt'}",
+                                  "--pretrain_epoch_size=2"]))
+    history = read_metrics(str(run))
+    assert [(r["epoch"], r["step"]) for r in history["epochs"]] == [(1, 12), (2, 24), (3, 30)]
+    assert all("top_1" in r for r in history["epochs"])
+    assert [r["step"] for r in history["steps"]] == [5, 10, 12, 15, 20, 24, 25, 30]
+    assert [r["epoch"] for r in history["steps"]][-2:] == [pytest.approx(2 + 1 / 6), 3.0]
+    saved = ckpt_io.load_file(str(run / "mobilenetv1-3_6.ckpt"))
+    assert (saved["step"], saved["step_offset"]) == (30, 12)

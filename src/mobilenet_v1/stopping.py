@@ -42,6 +42,8 @@ from typing import Dict, Optional
 import torch
 import torch.distributed as dist
 
+from . import runtime
+
 GRACE_SECONDS = 10.0
 FLUSH_SECONDS = 2.0  # what an exit at once (exit_now) gives the output streams' buffered lines
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -91,12 +93,22 @@ def _in_time(work, *args) -> None:
     thread.join(FLUSH_SECONDS)
 
 
+def _log(line: str) -> None:
+    try:
+        runtime.log0(line)
+    except Exception:  # a log file the main thread was closing: the line is on stderr all the same
+        pass
+
+
 def exit_now(code: int, line: str) -> None:
     """Ends the process at once with ``code``, after the streams' buffered lines (a piped stdout holds the
-    run's last ones: ``os._exit`` flushes nothing) and then ``line`` on stderr, each given
-    :data:`FLUSH_SECONDS` at most, so that neither a stalled stdout nor a stalled stderr holds the exit."""
+    run's last ones: ``os._exit`` flushes nothing) and then ``line`` on stderr and in the run's log.txt, each
+    given :data:`FLUSH_SECONDS` at most, so that neither a stalled stdout nor a stalled stderr holds the exit.
+    ``_say`` writes to the descriptor, which log.txt does not copy: without its line there, a run's log ended
+    with "stopping after the step under way, with a checkpoint there", which this exit never saved."""
     _in_time(_flush_streams)
     _in_time(_say, line)
+    _in_time(_log, line)
     os._exit(code)
 
 

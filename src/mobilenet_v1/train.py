@@ -1143,6 +1143,20 @@ def continues_here(cfg: Config, out_dir: str, resumed_from: str, pre_trained: st
     return bool(pre_trained) and cfg.pretrain_epoch_size > 0 and saved_in(pre_trained, out_dir)
 
 
+def continued_step_offset(source: Dict[str, Any], start_epoch: int, steps_per_epoch: int) -> int:
+    """The ``step_offset`` of a run that continues its folder's history from ``source``, the folder's checkpoint
+    of the end of epoch ``start_epoch`` (the seed's way to go on, ``pretrain_epoch_size``): the global step counts
+    on from the file's, as a resume's does. At another number of steps per epoch the count would otherwise go
+    back: the history's records of the epochs before this run (the last one's, its evaluation among them) were
+    taken for superseded ones, and the checkpoints' steps went back. 0 for a file that records no step (the
+    seed's) or not that epoch's end (the count then starts at the schedule's position, as it always did)."""
+    step, epoch = source.get("step"), source.get("epoch")
+    if (isinstance(step, int) and not isinstance(step, bool) and epoch == start_epoch
+            and not source.get("step_in_epoch")):
+        return step - start_epoch * steps_per_epoch
+    return 0
+
+
 def evaluate_accuracy(model, loader, device: torch.device, precision: str,
                       dist: Optional[distributed.Context] = None,
                       stopper: Optional[StopRequest] = None) -> Dict[str, float]:
@@ -1502,6 +1516,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         print0(f"freeze_layers {cfg.freeze_layers}: no pre_trained (and nothing resumed): the frozen layers keep their "
                f"random initial weights")
     history = continues_here(cfg, out_dir, resumed_from, pre_trained if cfg.pre_trained else "")
+    if ckpt is None and history and source is not None:
+        step_offset = continued_step_offset(source, start_epoch, steps_per_epoch)
     # The best checkpoint, keep_best_max and --patience judge on from this run's history's evaluations (rank 0's
     # records, alike on every rank).
     evaluations = Evaluations(cfg.patience, cfg.patience_min_delta)
