@@ -1823,8 +1823,10 @@ def test_the_python_api_gives_images_in_memory_the_transform_their_files_get(cif
 def test_load_predictor_refuses_what_it_would_misread_and_takes_a_path_object(tmp_path):
     """A Python caller's switch given as text ("False" is true: antialias "False" resized with antialiasing),
     a device_target the command line has no choice for ("cpu" was taken as auto, the GPU where there is one)
-    and an empty list of class names (every output named None: no top-k at all) are refused by name; a
-    pathlib.Path names a model file as its text does (a file's Path raised AttributeError)."""
+    an empty list of class names (every output named None: no top-k at all) and a data set none of the three
+    (taken as CIFAR's for a file that records none) are refused by name; a
+    pathlib.Path names a model file as its text does (a file's Path raised AttributeError); a whole model pickled
+    is named as such."""
     import pathlib
 
     import mobilenet_v1
@@ -1841,6 +1843,15 @@ def test_load_predictor_refuses_what_it_would_misread_and_takes_a_path_object(tm
         with pytest.raises(ValueError, match=said):
             load_predictor(path, **bad)
     assert load_predictor(path, antialias=False).antialias is False
+    # A file that records no data set takes the caller's: a name that is none of the three ("imagenet") was read
+    # as CIFAR's shrink to 32x32 under ImageNet's normalisation, without a word.
+    bare = str(tmp_path / "bare.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict()}, bare)
+    for name in ("imagenet", "CIFAR10", ""):
+        with pytest.raises(ValueError, match=rf"^dataset must be one of cifar10, cifar100, imagenet2012, got "
+                                             rf"{name!r}$"):
+            load_predictor(bare, dataset=name)
+    assert load_predictor(bare, dataset="imagenet2012").dataset == "imagenet2012"
     from_path = load_predictor(pathlib.Path(path))
     assert from_path.source == path
     assert from_path.top_k(image, 2) == load_predictor(path).top_k(image, 2)
@@ -1848,6 +1859,17 @@ def test_load_predictor_refuses_what_it_would_misread_and_takes_a_path_object(tm
     fake.write_bytes(b"not a model")
     with pytest.raises(ckpt_io.CheckpointError, match="model.onnx"):
         mobilenet_v1.load_model(fake)
+    # A whole model pickled (torch.save(model)) is named as such, with the way out; torch's own first line, cut
+    # before its options and holding terminal escapes, was all the error said.
+    whole = tmp_path / "whole.pt"
+    torch.save(model, whole)
+    with pytest.raises(ckpt_io.CheckpointError) as refused:
+        mobilenet_v1.load_model(whole)
+    assert str(refused.value) == (f"checkpoint {whole}: cannot be read as a PyTorch checkpoint (it holds pickled "
+                                  f"Python objects, not only tensors (the first: mobilenet_v1.model.MobileNetV1), "
+                                  f"which are not unpickled here, as that can run code the file holds: a whole model "
+                                  f"saved with torch.save(model)? save its weights instead, "
+                                  f"torch.save(model.state_dict(), path))")
 
 
 def test_an_image_in_memory_after_a_folder_keeps_its_place_among_the_images_given(tmp_path):

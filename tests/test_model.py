@@ -355,6 +355,12 @@ def test_out_indices_pick_layers_and_feature_info_describes_them(tmp_path):
     backbone = load_model(str(tmp_path / "m.pt"), features_only=True, out_indices=STAGE_ENDS[-2:])
     with torch.no_grad():
         assert [torch.equal(a, b) for a, b in zip(backbone(x), picked[-2:])] == [True, True]
+    # A quantization-aware file (train --qat) has no backbone form: said of the file, not of a qat never passed.
+    qat_args = {"class_num": 3, "width_mult": 0.25, "qat": True}
+    torch.save({"model": MobileNetV1(**qat_args).state_dict(), "model_args": qat_args}, tmp_path / "q.pt")
+    with pytest.raises(ValueError, match=r"checkpoint .*q\.pt is quantization-aware \(train --qat True\), which "
+                                         r"has no features_only form: take the backbone from the float"):
+        load_model(str(tmp_path / "q.pt"), features_only=True, out_indices=STAGE_ENDS[-2:])
 
 
 def test_timm_s_classifier_conventions_and_arguments_named(tmp_path):

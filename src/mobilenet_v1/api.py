@@ -166,6 +166,12 @@ def model_from_checkpoint(ckpt: Dict[str, Any], source: str, use_ema: bool = Tru
             no_width = e
             args.update(class_num=int(state["fc.weight"].shape[0]), width_mult=e.last_layer_width)
     args.update(given)
+    if recorded.get("qat") is True and args.get("qat") and args.get("features_only"):
+        # The file's qat meets the caller's features_only: MobileNetV1's own error named neither the file nor
+        # that the file is what made the model quantization-aware.
+        raise ckpt_io.CheckpointError(f"checkpoint {source} is quantization-aware (train --qat True), which has no "
+                                      f"features_only form: take the backbone from the float checkpoint it was "
+                                      f"fine-tuned from (its --pre_trained)")
     model = MobileNetV1(**args)
     try:
         ckpt_io.load_weights(model, state, source, naming=ckpt.get("naming", "ours"))

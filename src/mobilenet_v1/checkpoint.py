@@ -10,6 +10,7 @@ import contextlib
 import glob
 import hashlib
 import os
+import pickle
 import re
 import shutil
 import sys
@@ -806,7 +807,14 @@ def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
                                      ", from a file named .pt2 only (a program can hold pickled code, so one of "
                                      "another name is not unpickled): rename it, or give the checkpoint it was "
                                      "exported from")) from None
-        why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        # torch's own first line ("... you have two options, <ANSI>do those steps only if ...") named neither the
+        # object it refused nor the options, which follow on lines of their own.
+        pickled = re.search(r"Unsupported global: GLOBAL (\S+)", str(e)) if isinstance(e, pickle.UnpicklingError) \
+            else None
+        why = (f"it holds pickled Python objects, not only tensors (the first: {pickled.group(1)}), which are not "
+               f"unpickled here, as that can run code the file holds: a whole model saved with torch.save(model)? "
+               f"save its weights instead, torch.save(model.state_dict(), path)" if pickled else
+               f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         if cut_short(path):
             why = (f"cut short: a zip archive without the directory at its end, {os.path.getsize(path):,} bytes; "
                    f"copied or written in part?")

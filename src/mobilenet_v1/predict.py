@@ -440,12 +440,16 @@ def guess_note(path: str, dataset: str, class_num: int, said: str, again: str) -
 
 def check_options(image_size: Any = None, crop_pct: Any = None, interpolation: Any = None,
                   device_target: str = "auto", background_class: Any = None, exif_orientation: Any = None,
-                  antialias: Any = None) -> None:
+                  antialias: Any = None, dataset: Any = None) -> None:
     """:func:`load_predictor`'s overrides that no model runs with, refused by name before anything is loaded (a
     Python caller's as the command line's): each None or a value the command line takes; the switches True,
     False or None."""
     if device_target not in ("auto", "CPU", "GPU"):  # anything else was taken as auto: "cpu" ran on the GPU
         raise ValueError(f"device_target must be CPU, GPU or auto, got {device_target!r}")
+    if dataset is not None and dataset not in DATASETS:
+        # Any other name ("imagenet") was taken for a file that records none: given CIFAR's shrink to 32x32,
+        # as everything but "imagenet2012" is, and ImageNet's normalisation.
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
     switches = {"background_class": background_class, "exif_orientation": exif_orientation, "antialias": antialias}
     for name, value in switches.items():  # "False" is true: the resize would antialias against the caller's word
         if value not in (None, True, False):
@@ -474,7 +478,8 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
     ``device_target`` (CPU, GPU or auto) is where a checkpoint's model runs; an ONNX file runs in ONNX
     Runtime on the CPU, a ``.pte`` program in ExecuTorch on the CPU, a ``.pt2`` program in PyTorch on the CPU."""
     check_options(image_size=image_size, crop_pct=crop_pct, interpolation=interpolation, device_target=device_target,
-                  background_class=background_class, exif_orientation=exif_orientation, antialias=antialias)
+                  background_class=background_class, exif_orientation=exif_orientation, antialias=antialias,
+                  dataset=dataset)
     path = ckpt_io.resolve_checkpoint_path(path)
     device = torch.device("cpu")
     if is_deployed_file(path):
