@@ -16,7 +16,7 @@ DATA=/tmp/mobilenet_v1_bench_jpegs
 
 if [ "${1:-first}" = second ]; then
   echo "== step, compiled: ours vs timm vs ours with the depthwise convs as sums of their taps (never measured on a GPU)"
-  timeout 220 python3 benchmarks/train_throughput.py --modes default --taps \
+  timeout 205 python3 benchmarks/train_throughput.py --modes default --taps \
     --json "$OUT/step_taps.json" 2>&1 | grep -v Warning | tail -8
 
   echo "== end-to-end train from JPEGs (GPU pipeline): compiled with the default mode, then with CUDA graphs"
@@ -27,10 +27,10 @@ if [ "${1:-first}" = second ]; then
   timeout 40 python3 benchmarks/exif_check.py --json "$OUT/exif.json" 2>&1 | tail -20
 
   echo "== the optimiser step alone: LARS and LAMB (multi-tensor, with and without found_inf) against fused SGD"
-  timeout 30 python3 benchmarks/large_batch.py --part step --device cuda --json "$OUT/opt_step.json" 2>&1 | tail -9
+  timeout 25 python3 benchmarks/large_batch.py --part step --device cuda --json "$OUT/opt_step.json" 2>&1 | tail -9
 
   echo "== input pipeline: the pin thread pinning the workers' bytes; the stacked crops; alternated over 3 rounds"
-  timeout 130 python3 benchmarks/input_pipeline.py --images 8192 --passes 2 --pinned_bytes --stacked_crops \
+  timeout 150 python3 benchmarks/input_pipeline.py --images 8192 --passes 2 --pinned_bytes --stacked_crops \
     --rounds 3 --stages 0 \
     --json "$OUT/input_pinned.json" 2>&1 | tail -8
   echo "== done"
@@ -65,11 +65,11 @@ timeout 45 bash -c "python3 -m mobilenet_v1 train --dataset imagenet2012 --datas
 echo "smoke exit $?"; grep -E "epoch: |Epoch time|weights:|top_1|rror" "$OUT/smoke.log" | tail -5
 # Measured on 2026-11-29 and left out for room: benchmarks/nvjpeg_stream_check.py (torchvision's decode
 # overwrote memory still read by queued kernels in 59 of 60 rounds, ours in none), the padded path
-# before the flipped frame (train_throughput.py --plain: the same speed compiled) and
+# before the flipped frame (train_throughput.py --plain: the same speed compiled, but on torch 2.11 both took the
+# padded path then: RESULTS.md's correction of 2026-12-03) and
 # benchmarks/cross_device_resume.py (all three optimisers continued on the GPU), the pipeline with 4 workers
-# (10,081 images/s against 9,503 with 16). In the second call: the depthwise taps, CUDA graphs end to end, the EXIF check and
-# the pinned bytes. Left out for room and not settled: the loader stream's priority
+# (10,081 images/s against 9,503 with 16). In the second call: the depthwise taps, CUDA graphs end to end, the
+# EXIF check, the pinned bytes and the stacked crops. Left out for room and not settled: the loader stream's priority
 # end to end (one run: -1 slower, 6,831 against 7,174; on another machine with an experimental build,
-# faster, 8,768 against 8,623), and the stacked crops (input_pipeline.py --stacked_crops: never measured;
-# the alternated pairs of 2026-11-29 ran one build against itself, RESULTS.md's correction of 2026-12-04).
+# faster, 8,768 against 8,623).
 echo "== done"

@@ -1868,8 +1868,8 @@ def test_load_predictor_refuses_what_it_would_misread_and_takes_a_path_object(tm
     assert str(refused.value) == (f"checkpoint {whole}: cannot be read as a PyTorch checkpoint (it holds pickled "
                                   f"Python objects, not only tensors (the first: mobilenet_v1.model.MobileNetV1), "
                                   f"which are not unpickled here, as that can run code the file holds: a whole model "
-                                  f"saved with torch.save(model)? save its weights instead, "
-                                  f"torch.save(model.state_dict(), path))")
+                                  f"saved with torch.save(model), or objects beside the tensors (a script's args, "
+                                  f"NumPy values)? save tensors only, e.g. torch.save(model.state_dict(), path))")
 
 
 def test_an_image_in_memory_after_a_folder_keeps_its_place_among_the_images_given(tmp_path):

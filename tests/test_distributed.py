@@ -805,6 +805,29 @@ def test_ranks_given_other_teachers_are_refused_before_training(cifar_dir, tmp_p
             f"{tmp_path / 'teacher1.ckpt'}: no such file") in r.stderr, r.stderr[-3000:]
 
 
+def test_a_continuation_whose_ranks_read_the_file_from_other_places_counts_steps_alike(cifar_dir, tmp_path):
+    """--pre_trained F --pretrain_epoch_size 2 at another batch size continues the run folder's step count from the
+    file's where F is in rank 0's run folder; rank 1 reads a copy elsewhere (pre_trained may differ by machine).
+    Each rank counted from its own view (rank 0 from the file's step, rank 1 from the schedule's position), so
+    their logging all-reduces fell at other steps, crossing the gradients' (a hang or a collective mismatch)."""
+    opts = [*TINY, f"--dataset_path={cifar_dir}", "--class_num=4", f"--save_checkpoint_path={tmp_path / 'run'}"]
+    r = torchrun("--standalone", "--nproc_per_node=2", "-m", "mobilenet_v1", "train", *opts, "--batch_size=16",
+                 "--epoch_size=2", "--eval_interval=0")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    source = tmp_path / "run" / "ckpt_0" / "mobilenetv1-2_6.ckpt"
+    shutil.copyfile(source, tmp_path / "copy.ckpt")
+    own_copy = tmp_path / "own_copy.py"
+    own_copy.write_text("import os, sys\n"
+                        "from mobilenet_v1 import cli\n"
+                        f"path = {str(source)!r} if os.environ['RANK'] == '0' else {str(tmp_path / 'copy.ckpt')!r}\n"
+                        "sys.exit(cli.main(['train', *sys.argv[1:], '--pre_trained=' + path]))\n")
+    r = torchrun("--standalone", "--nproc_per_node=2", str(own_copy), *opts, "--batch_size=8", "--epoch_size=3",
+                 "--pretrain_epoch_size=2", "--log_interval=5", "--eval_interval=0", timeout=90)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    last = ckpt_io.load_file(str(tmp_path / "run" / "ckpt_0" / "mobilenetv1-3_12.ckpt"))
+    assert last["step"] == 12 + 12  # on from the file's 12 steps (2 epochs of 6), then an epoch of 12
+
+
 def test_an_error_every_rank_raises_is_said_once_for_the_job(cifar_dir, tmp_path):
     """3 processes whose shards (64 samples) make no batch of 80 all stop at that point: one line says it for
     the two ranks whose message is alike, one for rank 2, whose machine has the data at a path of its own (each

@@ -179,6 +179,23 @@ def test_shards_whose_keys_hold_a_dot_are_refused_not_left_out_nor_read_as_class
         with pytest.raises(DataError, match=rf"shard {every / shard}: 2 sample\(s\) whose key holds a dot "
                                             r"\(a_1\.JPEG\.cls, a_2\.JPEG\.cls\)"):
             find_images(str(spec))
+    # A dotted key beside a plain key it starts with (k0.v2 beside k0): its files fell to the sample k0 as fields
+    # and were left out without a word. A dotted label alone beside a whole sample (k1.coarse.cls) is a field of it.
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    with tarfile.open(clash / "s-0.tar", "w") as tf:
+        for i, key in enumerate(["k0", "k0.v2", "k1"]):
+            add(tf, f"{key}.jpg", image)
+            add(tf, f"{key}.cls", str(i % 2).encode())
+        add(tf, "k1.coarse.cls", b"7")
+    with pytest.raises(DataError, match=r"1 sample\(s\) whose key holds a dot \(k0\.v2\.cls\)"):
+        find_images(str(clash / "s-0.tar"))
+    with tarfile.open(clash / "s-1.tar", "w") as tf:
+        for i, key in enumerate(["k0", "k1"]):
+            add(tf, f"{key}.jpg", image)
+            add(tf, f"{key}.cls", str(i % 2).encode())
+        add(tf, "k1.coarse.cls", b"7")
+    assert len(find_images(str(clash / "s-1.tar"))[0]) == 2
 
 
 def test_training_on_shards_gives_the_weights_and_top1_of_the_folders(image_folder, tmp_path, capsys):

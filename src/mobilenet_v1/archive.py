@@ -704,6 +704,7 @@ def _shard_samples(shard: str, extensions: Tuple[str, ...]) -> List[Tuple[int, s
     images: Dict[str, List[Tuple[str, int, int]]] = {}
     labels: Dict[str, Tuple[int, int]] = {}
     dotted: Dict[str, List[str]] = {}  # labels named <key>.<more>.cls, by the key the first dot leaves
+    dotted_images: Set[str] = set()  # images named <key>.<more>.<extension>: <key>.<more> of each
     for name, (offset, size) in _listing(shard).files.items():
         key, suffix = _sample_key(name)
         suffix = suffix.lower()
@@ -713,9 +714,14 @@ def _shard_samples(shard: str, extensions: Tuple[str, ...]) -> List[Tuple[int, s
             dotted.setdefault(key, []).append(name)
         elif "." + suffix in extensions:
             images.setdefault(key, []).append((name, offset, size))
+        elif "." in suffix and "." + suffix.rsplit(".", 1)[1] in extensions:
+            dotted_images.add(name.rsplit(".", 1)[0].lower())
     # A key holding a dot (n01_1.JPEG.jpg beside n01_1.JPEG.cls, as a writer given file names as keys writes them)
-    # leaves a sample of neither an image nor a label, which was left out without a word.
-    astray = sorted(n for k, names in dotted.items() if k not in images and k not in labels for n in names)
+    # leaves a sample of neither an image nor a label, which was left out without a word: a dotted label whose key
+    # has no sample of its own, or one beside an image of its own name (k0.v2.jpg + k0.v2.cls beside a sample k0).
+    # A dotted label alone beside a whole sample (k.coarse.cls) is a field of that sample, left alone.
+    astray = sorted(n for k, names in dotted.items() for n in names
+                    if (k not in images and k not in labels) or n[:-len(LABEL_SUFFIX) - 1].lower() in dotted_images)
     if astray:
         raise ArchiveError(f"shard {shard}: {len(astray)} sample(s) whose key holds a dot "
                            f"({', '.join(astray[:3])}{' ...' if len(astray) > 3 else ''}): a key ends at the first dot "

@@ -812,8 +812,9 @@ def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
         pickled = re.search(r"Unsupported global: GLOBAL (\S+)", str(e)) if isinstance(e, pickle.UnpicklingError) \
             else None
         why = (f"it holds pickled Python objects, not only tensors (the first: {pickled.group(1)}), which are not "
-               f"unpickled here, as that can run code the file holds: a whole model saved with torch.save(model)? "
-               f"save its weights instead, torch.save(model.state_dict(), path)" if pickled else
+               f"unpickled here, as that can run code the file holds: a whole model saved with torch.save(model), "
+               f"or objects beside the tensors (a script's args, NumPy values)? save tensors only, e.g. "
+               f"torch.save(model.state_dict(), path)" if pickled else
                f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         if cut_short(path):
             why = (f"cut short: a zip archive without the directory at its end, {os.path.getsize(path):,} bytes; "

@@ -368,7 +368,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     dist.check_options(cfg)
     # Which kind of file, as rank 0 reads it: a rank whose copy is missing or another kind takes the same branch,
     # where it fails named (same_model, on_every_rank), rather than waiting at a collective the others never reach.
-    if dist.broadcast_object(is_deployed_file(path)):
+    if dist.from_rank0(lambda: is_deployed_file(path), "could not read the file to evaluate"):
         if dist.enabled:
             same_model(dist, path, distributed.file_digest(path))
         model, device, precision, opts = deployed_model_and_data(cfg, path, given)

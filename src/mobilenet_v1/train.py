@@ -1516,8 +1516,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         print0(f"freeze_layers {cfg.freeze_layers}: no pre_trained (and nothing resumed): the frozen layers keep their "
                f"random initial weights")
     history = continues_here(cfg, out_dir, resumed_from, pre_trained if cfg.pre_trained else "")
-    if ckpt is None and history and source is not None:
-        step_offset = continued_step_offset(source, start_epoch, steps_per_epoch)
+    if ckpt is None and cfg.pretrain_epoch_size > 0:  # alike on every rank: pretrain_epoch_size is an option checked
+        # Rank 0's: the ranks' logging and saving steps (collectives) follow it, and each rank's own files may
+        # differ (pre_trained and the run folder are per machine).
+        step_offset = dist.broadcast_object(continued_step_offset(source, start_epoch, steps_per_epoch)
+                                            if history and source is not None else 0)
     # The best checkpoint, keep_best_max and --patience judge on from this run's history's evaluations (rank 0's
     # records, alike on every rank).
     evaluations = Evaluations(cfg.patience, cfg.patience_min_delta)
