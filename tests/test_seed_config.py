@@ -2,6 +2,7 @@
 import os
 
 import pytest
+import torch
 
 from mobilenet_v1 import cli
 from mobilenet_v1.config import SEED_IGNORED_KEYS, ConfigError, load_config, read_yaml
@@ -119,3 +120,57 @@ def test_lr_schedule_scales_the_seed_gpu_rate_to_another_device_count(capsys):
     assert rc == 0 and rates[0] == pytest.approx(1.6) and rates[3] == pytest.approx(1.6 / 2)
     assert ("lr_base_size 1024: the rates are meant for a global batch of 1024; this run's is 2048, so they are "
             "scaled x2 (linear): lr_max 0.8 -> 1.6") in err
+
+
+def test_export_takes_the_seed_exports_device_flags(tmp_path, monkeypatch, capsys):
+    """The seed's export.py takes every key of its configuration as a flag; off Ascend (its files' device) its
+    users pass --device_target GPU or CPU, and --device_id: export refused them (unrecognized arguments)."""
+    from mobilenet_v1 import export
+
+    seen = {}
+
+    def stop(ckpt_file, file_name, height, width, batch_size, **kwargs):
+        seen.update(ckpt_file=ckpt_file, file_name=file_name, file_format=kwargs["file_format"])
+        raise export.ExportError("stopped before exporting")
+
+    monkeypatch.setattr(export, "export_checkpoint", stop)
+    ckpt, name = str(tmp_path / "mobilenetv1-90_625.ckpt"), str(tmp_path / "mobilenetv1")
+    for device in ("GPU", "CPU"):
+        assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", name, "--file_format", "ONNX",
+                         "--device_target", device]) == 1
+        assert seen == {"ckpt_file": ckpt, "file_name": name, "file_format": "ONNX"}
+        assert "stopped before exporting" in capsys.readouterr().err
+        seen.clear()
+    assert cli.main(["export", f"--ckpt_file={ckpt}", "--file_format=ONNX", "--device_target=GPU",
+                     "--device_id=1"]) == 1
+    err = capsys.readouterr().err
+    assert "ignored seed keys with no meaning here: device_id" in err and "stopped before exporting" in err
+    seen.clear()
+    with pytest.raises(SystemExit) as exit_info:  # Ascend is refused, as train, eval and predict refuse it
+        cli.main(["export", "--ckpt_file", ckpt, "--device_target", "Ascend"])
+    assert exit_info.value.code == 2 and "invalid choice: 'Ascend'" in capsys.readouterr().err
+    assert seen == {}
+
+
+def test_a_run_of_ours_continued_the_seeds_way_keeps_its_momentum(cifar_dir, tmp_path, capsys, one_thread):
+    """The seed's way to go on, --pre_trained the epoch's checkpoint with --pretrain_epoch_size that epoch: from
+    a MindSpore file (or one convert wrote of ours) the Momentum buffers went into SGD's state, from our own
+    training checkpoint they were dropped without a word, and the run went elsewhere than one not stopped."""
+    from mobilenet_v1 import checkpoint as ckpt_io
+    from mobilenet_v1 import train
+
+    def run(out, *extra):
+        cfg = load_config(["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU",
+                           "--num_workers=0", "--class_num=4", "--epoch_size=3", "--save_checkpoint_epochs=1",
+                           f"--dataset_path={cifar_dir}", f"--save_checkpoint_path={tmp_path / out}", *extra])
+        return ckpt_io.load_file(train.run(cfg)["checkpoint"])["model"]
+
+    straight = run("straight")
+    capsys.readouterr()
+    went_on = run("went_on", f"--pre_trained={tmp_path / 'straight' / 'mobilenetv1-2_12.ckpt'}",
+                  "--pretrain_epoch_size=2")
+    out = capsys.readouterr().out
+    assert "momentum buffers of 83 parameters restored (its global_step 24); continuing at epoch 3" in out
+    assert "epochs 3..3" in out
+    for name, tensor in straight.items():
+        assert torch.equal(went_on[name], tensor), name

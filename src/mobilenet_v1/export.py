@@ -668,7 +668,15 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--config_path", default=None,
                    help="a config file (the seed's too) whose export keys (ckpt_file, file_name, file_format, "
                         "batch_size, width, height) stand in for flags not given")
+    # The seed's export.py takes every key of its configuration as a flag, and its users off Ascend pass
+    # --device_target GPU or CPU (its files say Ascend), with --device_id on a machine of several: as unrecognized
+    # arguments they failed the seed's command here. The file is built and checked on the CPU whatever they say.
+    p.add_argument("--device_target", choices=("auto", "CPU", "GPU"), default=None,
+                   help="the seed's flag, taken and not used: the file is built and checked on the CPU")
+    p.add_argument("--device_id", type=int, default=None, help="the seed's flag, taken and not used")
     a = p.parse_args(list(argv))
+    if a.device_id is not None:  # as train and eval name it (config.SEED_IGNORED_KEYS)
+        print("ignored seed keys with no meaning here: device_id", file=sys.stderr, flush=True)
     if a.atol is not None and not (math.isfinite(a.atol) and a.atol >= 0):
         # A negative or NaN limit fails every export, and only once it has run; infinity checks nothing.
         p.error(f"--atol must be a finite number >= 0, got {a.atol:g}")

@@ -580,10 +580,11 @@ def training_moments(ckpt: Dict[str, Any], model: nn.Module, state: Dict[str, to
     """A training checkpoint of ours as a seed training checkpoint holds its optimiser: SGD's momentum buffers
     under the parameters' names (``moments``: MindSpore Momentum's, the same update), zeros where SGD holds none
     yet (a frozen layer's, as MindSpore starts them), and the optimiser steps taken (``global_step``), which
-    ``--pre_trained`` with ``--pretrain_epoch_size`` continues. Written beside the trained weights only
-    (``trained_weights``): a weight average has no buffers of its own. ``model``: the file's network, whose
-    parameters training's own grouping (:func:`engine.param_groups`) orders as the optimiser held them.
-    Returns them and, where the file's optimiser state is not written, a note that says why ("" otherwise)."""
+    ``--pre_trained`` with ``--pretrain_epoch_size`` continues (convert writes them; train takes them from the file
+    itself). Given with the trained weights only (``trained_weights``): a weight average has no buffers of its own.
+    ``model``: the file's network, whose parameters training's own grouping (:func:`engine.param_groups`) orders
+    as the optimiser held them.
+    Returns them and, where the file's optimiser state is left out, a note that says why ("" otherwise)."""
     from .engine import param_groups
 
     optimizer, config = ckpt.get("optimizer"), ckpt.get("config")
@@ -595,10 +596,10 @@ def training_moments(ckpt: Dict[str, Any], model: nn.Module, state: Dict[str, to
         out["global_step"] = step
     opt = config.get("opt", "momentum")
     if opt != "momentum":
-        return out, f"its {opt} optimiser's state has no MindSpore Momentum counterpart and is not written"
+        return out, f"its {opt} optimiser's state has no MindSpore Momentum counterpart and is left out"
     if not trained_weights:
-        return out, ("the momentum buffers of its trained weights are not written beside their weight average "
-                     "(--use_ema False writes the trained weights, and them)")
+        return out, ("the momentum buffers of its trained weights are left out beside their weight average "
+                     "(--use_ema False takes the trained weights, and them)")
     groups, saved = optimizer.get("param_groups"), optimizer.get("state")
     ids = [i for g in groups or [] if isinstance(g, dict) for i in g.get("params") or []]
     # The parameters that trained (the frozen layers' left out), in the order training gave the optimiser them.
@@ -612,7 +613,7 @@ def training_moments(ckpt: Dict[str, Any], model: nn.Module, state: Dict[str, to
     params = {n: state[n] for n in names.values()}
     if not isinstance(saved, dict) or len(ids) != len(order):
         return out, (f"its optimiser state ({len(ids)} parameters) does not match the model's {len(order)} that "
-                     f"train, and is not written")
+                     f"train, and is left out")
     moments = {n: torch.zeros_like(t) for n, t in params.items()}
     found = 0
     for name, i in zip(order, ids):
@@ -620,7 +621,7 @@ def training_moments(ckpt: Dict[str, Any], model: nn.Module, state: Dict[str, to
         if isinstance(buffer, torch.Tensor):
             if buffer.shape != params[name].shape:
                 return out, (f"its momentum buffer of {name} is {tuple(buffer.shape)}, the parameter "
-                             f"{tuple(params[name].shape)}: not written")
+                             f"{tuple(params[name].shape)}: left out")
             moments[name] = buffer.detach().to(device="cpu", dtype=params[name].dtype)
             found += 1
     if found:

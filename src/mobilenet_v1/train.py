@@ -1,5 +1,6 @@
 """``mobilenet-v1 train``: wires configuration, data, model, optimiser and checkpoints together."""
 import contextlib
+import copy
 import dataclasses
 import functools
 import hashlib
@@ -1107,8 +1108,8 @@ def _choose_resume(cfg: Config, run_dir: str, validate: Callable[[Dict[str, Any]
 
 def restore_moments(cfg: Config, source: Dict[str, Any], model, optimizer, skipped: List[str],
                     steps_per_epoch: int, say: Callable[[str], Any] = print0) -> None:
-    """A MindSpore training checkpoint's Momentum buffers go into the SGD state when the run continues
-    (``pretrain_epoch_size`` > 0); a run from epoch 0 starts with fresh buffers. Each line goes to ``say``."""
+    """A seed training checkpoint's Momentum buffers (or ours, read as such) go into the SGD state when the run
+    continues (``pretrain_epoch_size`` > 0); a run from epoch 0 starts with fresh buffers. Each line goes to ``say``."""
     step = source.get("global_step")
     at = f" (its global_step {step})" if step is not None else ""
     if cfg.pretrain_epoch_size == 0:
@@ -1393,6 +1394,16 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         say_pre_trained(f"pre_trained: loaded {pre_trained}"
                         + (f"; left out {', '.join(skipped)} (another class count), the classifier starts fresh"
                            if skipped else ""))
+        if cfg.pretrain_epoch_size and not source.get("moments"):
+            # A training checkpoint of ours continued the seed's way: its SGD buffers go on as the seed's moments,
+            # as they do from the file convert writes of it (from this very file the momentum restarted, without a
+            # word). A copy of the network: training_moments freezes and unfreezes the one it reads the order of.
+            moments, why = mindspore_io.training_moments(source, copy.deepcopy(model),
+                                                         ckpt_io.weights_to_use(source, cfg.use_ema),
+                                                         ckpt_io.which_weights(source, cfg.use_ema) != "ema")
+            source = {**source, **moments}
+            if why:
+                say_pre_trained(f"pre_trained: {why}")
         theirs_named = source.get("classes")
         if not skipped and labelling and isinstance(theirs_named, list) and list(theirs_named) != list(labelling):
             # The same count: the classifier is kept, each output now standing for this data set's class.
