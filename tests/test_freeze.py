@@ -1,6 +1,7 @@
 """--freeze_layers: fine-tuning with the first layers kept as they are (weights and BatchNorm statistics)."""
 import pytest
 import torch
+from safetensors.torch import save_file
 from torch import nn
 
 from mobilenet_v1 import checkpoint as ckpt_io
@@ -191,6 +192,18 @@ def test_a_mindspore_file_of_another_width_is_refused_by_its_width(cifar_dir, tm
                                                       rf"model of another width learns from it with --teacher\)$"):
         train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", f"--pre_trained={seed_file}",
                                        f"--save_checkpoint_path={tmp_path / 'run'}"]))
+    # timm's weights record no width either (mobilenetv1_125 is 1.25): its names mapped, each a MobileNetV1's, it is
+    # named by its width too, not by a list of shapes.
+    from test_mindspore_io import timm_names
+
+    timm_file = str(tmp_path / "model.safetensors")
+    ours = MobileNetV1(4, 0.5, padding="symmetric").state_dict()
+    save_file({theirs + k[len(prefix):]: t.contiguous() for theirs, prefix in timm_names() for k, t in ours.items()
+               if k.startswith(prefix + ".")}, timm_file)
+    with pytest.raises(ckpt_io.CheckpointError, match=rf"^pre_trained {timm_file}: a MobileNetV1 of width_mult 0.5, "
+                                                      rf"this run's is 0.25 \(--width_mult 0.5 fine-tunes it"):
+        train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", f"--pre_trained={timm_file}",
+                                       "--padding=symmetric", f"--save_checkpoint_path={tmp_path / 'run3'}"]))
     # A file of another network that records no width is no MobileNetV1 of some width: its tensors are named.
     other = str(tmp_path / "other.pt")
     torch.save({"conv.weight": torch.zeros(8, 3, 3, 3), "fc.weight": torch.zeros(4, 512), "fc.bias": torch.zeros(4)},

@@ -235,6 +235,25 @@ def test_pre_trained_across_float_and_quantization_aware(digits, tmp_path, capsy
     assert int(load_model(digits["qat"]).quant.observed) > 0  # the fine-tune went on from there
 
 
+def test_range_epochs_past_which_a_run_from_float_weights_starts_are_refused_naming_those_that_measure(digits,
+                                                                                                        tmp_path):
+    # qat_range_epochs counts from epoch 1: a run that goes on the seed's way (pretrain_epoch_size 4) from the float
+    # model with N 2 had its ranges fixed before any batch measured them; it trained against none, and export
+    # refused its checkpoint ("ranges never measured"). Refused before anything is written, with the N that works.
+    continued = digits["base"] + ["--qat=True", f"--pre_trained={digits['float']}", "--pretrain_epoch_size=4",
+                                  "--epoch_size=5", "--lr_max=0.01", "--save_checkpoint_epochs=1"]
+    with pytest.raises(ConfigError, match=r"option --qat_range_epochs: qat_range_epochs 2 fixes the activation ranges "
+                                          r"after epoch 2, and this run starts at epoch 5 \(pretrain_epoch_size 4\) "
+                                          r"from .*float.*never measured.*; --qat_range_epochs 6 lets epochs 5 to 6 "
+                                          r"measure them"):
+        train.run(load_config(continued + ["--qat_range_epochs=2", f"--save_checkpoint_path={tmp_path / 'no'}"]))
+    assert not (tmp_path / "no").exists() or not ckpt_io.training_files(str(tmp_path / "no"))
+    # Counted so, epoch 5 measures them, and export writes its INT8 file.
+    run = train.run(load_config(continued + ["--qat_range_epochs=5", f"--save_checkpoint_path={tmp_path / 'yes'}"]))
+    assert int(ckpt_io.load_file(run["checkpoint"])["model"]["quant.observed"]) > 0
+    assert os.path.isfile(export_checkpoint(run["checkpoint"], str(tmp_path / "int8.onnx"))["path"])
+
+
 @pytest.mark.parametrize("extra,key", [
     (["--qat=True"], "pre_trained"),
     (["--qat=True", "--pre_trained=x.ckpt", "--compile=True"], "compile"),

@@ -1374,7 +1374,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         if note:
             say_pre_trained(f"pre_trained: {note}")
         width = (source.get("model_args") or {}).get("width_mult")
-        if width is None and ckpt_io.seed_trained(source):  # a MindSpore file records none: read off its shapes
+        # A MindSpore file records none, nor timm's (imported: its names mapped, each of them a MobileNetV1's, as
+        # no other network's file is): read off its shapes, as eval reads them.
+        if width is None and (ckpt_io.seed_trained(source) or source.get("imported")):
             try:
                 width = infer_model_args(ckpt_io.weights_to_use(source, cfg.use_ema), pre_trained)["width_mult"]
             except ckpt_io.CheckpointError:  # no one width gives its shapes: load_weights names them
@@ -1520,6 +1522,19 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         raise ValueError(f"option --qat: --resume {cfg.resume} found no checkpoint in {out_dir} to continue, and "
                          f"no --pre_trained is given to start quantization-aware training from (a float run's "
                          f"checkpoint)")
+    if (ckpt is None and cfg.qat and 0 < cfg.qat_range_epochs <= start_epoch
+            and not int(ckpt_io.unwrap(model).quant.observed)):
+        # qat_range_epochs counts the run's epochs from 1, pretrain_epoch_size's included: ranges not measured yet
+        # would be fixed before any batch moved them (its steps rounding to ranges of zeros, its evaluations not
+        # rounding the activations at all), and export would refuse the checkpoint.
+        first = start_epoch + 1
+        raise dist.alike(ConfigError(
+            f"option --qat_range_epochs: qat_range_epochs {cfg.qat_range_epochs} fixes the activation ranges after "
+            f"epoch {cfg.qat_range_epochs}, and this run starts at epoch {first} (pretrain_epoch_size "
+            f"{cfg.pretrain_epoch_size}) from {pre_trained}, whose ranges were never measured: they would stay so (its "
+            f"steps rounding against no range, and export with none to write the INT8 file from); --qat_range_epochs "
+            f"{start_epoch + cfg.qat_range_epochs} lets epochs {first} to {start_epoch + cfg.qat_range_epochs} "
+            f"measure them, 0 every epoch"))
     note = bn_momentum_note(cfg)
     if note:
         print0(note)
