@@ -263,6 +263,10 @@ def test_train_and_eval_check_a_config_built_in_python_and_training_refuses_a_ba
                             ({"lr_max": "0.1"}, "Config.lr_max: lr_max must be a float, got '0.1' (str)"),
                             ({"image_size": 32.0}, "Config.image_size: image_size must be an int, got 32.0"),
                             ({"qat": 1}, "Config.qat: qat must be a bool, got 1 (int)"),
+                            # the command line's --mean 2,2,2 and --std 0 are refused; from Python they reached the
+                            # loader, refused there under the bare name (a std of 0 divides by zero)
+                            ({"mean": "2,2,2"}, "Config.mean: mean 2, 2, 2: each value must be in [0, 1]"),
+                            ({"std": "0"}, "Config.std: std 0, 0, 0: each value must be in (0, 1]"),
                             ({"keep_best_max": 2}, "Config.keep_best_max: keep_best_max 2 is a setting of evaluation's"),
                             ({"batch_size": 1}, "batch_size 1: training takes at least 2 images a batch in each "
                                                 "process")):
@@ -270,6 +274,8 @@ def test_train_and_eval_check_a_config_built_in_python_and_training_refuses_a_ba
             train.run(dataclasses.replace(base, **change))
     with pytest.raises(ConfigError, match=re.escape("Config.eval_batch_size: eval_batch_size must be >= 0")):
         evaluate.run(dataclasses.replace(base, eval_batch_size=-1, checkpoint_path=str(tmp_path / "none.ckpt")))
+    with pytest.raises(ConfigError, match=re.escape("Config.mean: mean must be three numbers (R,G,B) or one")):
+        evaluate.run(dataclasses.replace(base, mean="0.5,0.5", checkpoint_path=str(tmp_path / "none.ckpt")))
     assert not os.path.exists(tmp_path / "run")
     validate(dataclasses.replace(base, lr_max=1))  # an int where a float is: as the command line takes it
     with pytest.raises(ConfigError, match=r"^option --keep_best_max: keep_best_max 2 is a setting of the checkpoints "

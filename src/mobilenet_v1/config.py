@@ -1143,7 +1143,8 @@ def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] =
 def validate(cfg: Config) -> None:
     """The checks :func:`load_config` makes, for a :class:`Config` built or changed in Python (``train.run`` and
     ``evaluate.run`` make them): each value of its key's type (an int where a float is: as the command line
-    takes it), then the ranges and combinations; an :class:`OptionError` naming ``Config.key`` otherwise."""
+    takes it), ``mean`` and ``std`` as the command line reads them, then the ranges and combinations; an
+    :class:`OptionError` naming ``Config.key`` otherwise."""
     if not isinstance(cfg, Config):
         raise OptionError(f"a Config is needed (mobilenet_v1.config.load_config builds one), got {type(cfg).__name__}")
     for key, kind in _field_types().items():
@@ -1154,6 +1155,10 @@ def validate(cfg: Config) -> None:
         if not fits:
             raise OptionError(f"Config.{key}: {key} must be {'an' if kind is int else 'a'} {kind.__name__}, got "
                               f"{value!r} ({type(value).__name__})")
+    # The command line's mean and std are read by coerce (channel_values), which a Python value skipped: a mean of
+    # "2,2,2" or a std of "0,0,0" got through, to fail deep in the run under the key's bare name.
+    for key in NORMALISATION_KEYS:
+        channel_values(key, getattr(cfg, key), f"Config.{key}")
     _validate(cfg, {}, lambda key: f"Config.{key}")
 
 
