@@ -334,3 +334,21 @@ def test_every_key_has_a_help_line_and_help_lists_them(capsys):
     out = capsys.readouterr().out
     assert "--per_class" in out and "--confusion_csv F" in out
     assert "  --crop_pct (0.875)  image folders' evaluation: centre crop's share of the resized shorter side" in out
+
+
+def test_train_run_leaves_cudnn_autotuning_as_it_found_it(monkeypatch):
+    """train.run turns cuDNN's autotuning on for a GPU run (fixed shapes); it stayed on after the run, for the
+    rest of a notebook's session (other shapes, another model). Restored however the run ends."""
+    import torch
+
+    from mobilenet_v1 import train
+
+    def gpu_run(*args, **kwargs):
+        torch.backends.cudnn.benchmark = True  # as _run does on a GPU
+        raise RuntimeError("ended")
+
+    monkeypatch.setattr(train, "_run", gpu_run)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    with pytest.raises(RuntimeError, match="^ended$"):
+        train.run(load_config(["--save_checkpoint=False", "--device_target=CPU"]))
+    assert torch.backends.cudnn.benchmark is False

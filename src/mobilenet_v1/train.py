@@ -1226,6 +1226,7 @@ def run(cfg: Config) -> Dict[str, Any]:
     folder = cfg.save_checkpoint_path if cfg.save_checkpoint and not os.path.exists(cfg.save_checkpoint_path) else ""
     stderr = sys.stderr
     sys.stderr = runtime.CopiedToLogs(stderr)  # the run's warnings in its log.txt too
+    autotune = torch.backends.cudnn.benchmark  # the run turns it on for a GPU; a notebook's later work gets its own
     try:
         dist = distributed.setup(cfg, "train")
         with contextlib.ExitStack() as loaders:  # their worker processes end with the run, however it ends
@@ -1236,6 +1237,7 @@ def run(cfg: Config) -> Dict[str, Any]:
         raise
     finally:
         sys.stderr = stderr
+        torch.backends.cudnn.benchmark = autotune
         runtime.remove_log_file(early)
         if dist is not None:
             dist.cleanup()
