@@ -579,6 +579,23 @@ def test_an_image_input_takes_bgr_and_four_channel_pixels_as_the_rgb_file_takes_
         cli.main(["export", "--ckpt_file", digits_run["ckpt"], "--image_input", "True", "--pixel_format", "ARGB"])
 
 
+def test_quantize_names_a_truncated_program_as_cut_short_and_writes_nothing(tmp_path, cifar_dir, capsys):
+    """A .pt2 copied in part is a program cut short, not "not a torch.export program" (which sent its user to
+    export one first), as eval says of it; nothing is written."""
+    model = MobileNetV1(class_num=4, width_mult=0.25)
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    pt2 = export_checkpoint(ckpt, str(tmp_path / "m"), file_format="PT2")["path"]
+    cut = tmp_path / "cut.pt2"
+    with open(pt2, "rb") as f:
+        cut.write_bytes(f.read()[: os.path.getsize(pt2) // 2])
+    out = tmp_path / "cut_int8.pte"
+    assert cli.main(["quantize", "--program", str(cut), "--calib_data", str(cifar_dir), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"{cut}: not a readable torch.export program (truncated or damaged: cut short" in err, err
+    assert "export it again" in err and not out.exists()
+
+
 def test_eval_reads_onnx_by_content_and_checks_its_input_size(digits_run, tmp_path):
     renamed = tmp_path / "model.bin"
     shutil.copy(digits_run["fp32"], renamed)

@@ -792,6 +792,18 @@ def cut_short(path: str) -> bool:
     return head == b"PK\x03\x04" and not zipfile.is_zipfile(path)
 
 
+def cut_short_text(path: str) -> str:
+    """What :func:`cut_short` found, said with the file's size."""
+    return (f"cut short: a zip archive without the directory at its end, {os.path.getsize(path):,} bytes; copied "
+            f"or written in part?")
+
+
+def unreadable_program(path: str, why: str) -> CheckpointError:
+    """The error of a ``.pt2`` program whose archive cannot be read, for ``why``."""
+    return CheckpointError(f"{path}: not a readable torch.export program (truncated or damaged: {why}); export it "
+                           f"again (export --file_format PT2)")
+
+
 def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     """Read a checkpoint of ours with ``weights_only=True`` (no pickled code is ever run)."""
     if not os.path.isfile(path):
@@ -817,11 +829,9 @@ def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
                f"torch.save(model.state_dict(), path)" if pickled else
                f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         if cut_short(path):
-            why = (f"cut short: a zip archive without the directory at its end, {os.path.getsize(path):,} bytes; "
-                   f"copied or written in part?")
+            why = cut_short_text(path)
         if path.lower().endswith(".pt2"):  # by its name, a program: one whose archive cannot be read
-            raise CheckpointError(f"{path}: not a readable torch.export program (truncated or damaged: {why}); "
-                                  f"export it again (export --file_format PT2)") from None
+            raise unreadable_program(path, why) from None
         raise CheckpointError(f"checkpoint {path}: cannot be read as a PyTorch checkpoint ({why})") from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         if "config" in obj and not isinstance(obj["config"], dict):

@@ -32,7 +32,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, is_executorch_program, is_exported_program, program_pickles
+from .checkpoint import (CheckpointError, cut_short, cut_short_text, is_executorch_program, is_exported_program,
+                         program_pickles, unreadable_program)
 
 META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "padding", "mean", "std",
              "source", "quantization", "weights", "held_out", "crop_pct", "exif_orientation", "input",
@@ -293,6 +294,8 @@ class ProgramModel(DeployedModel):
         if not os.path.isfile(path):
             raise CheckpointError(f"program {path}: no such file")
         if not is_exported_program(path):
+            if cut_short(path):  # its zip directory, at the end, is missing: a copy in part, not another kind of file
+                raise unreadable_program(f"program {path}", cut_short_text(path))
             raise CheckpointError(f"program {path}: not a torch.export program (a zip archive with an "
                                   f"archive_format entry, as export --file_format PT2 writes)")
         # torch.export.load unpickles some entries without weights_only: a file with any is refused unread.
