@@ -164,14 +164,7 @@ class Context:
         at a collective rank 0 never reaches. Not distributed: ``work()``."""
         if not self.enabled:
             return work()
-        result, error = None, None
-        if self.is_rank0:
-            try:
-                result = work()
-            except BaseException as e:  # a Ctrl-C too: raised again below, once the others are told
-                error = e
-        said = (None if error is None else str(error) if isinstance(error, (ValueError, OSError))
-                else f"{type(error).__name__}: {error}")
+        result, error, said = _attempt(work) if self.is_rank0 else (None, None, None)
         shared, message = self.broadcast_object((share(result) if self.is_rank0 and error is None else None, said))
         if error is not None:
             raise error
@@ -207,13 +200,7 @@ class Context:
         A collective: call it on every rank or on none. Not distributed: ``work()``."""
         if not self.enabled:
             return work()
-        result, error = None, None
-        try:
-            result = work()
-        except BaseException as e:  # a Ctrl-C too: raised again below, once the others are told
-            error = e
-        said = (None if error is None else str(error) if isinstance(error, (ValueError, OSError))
-                else f"{type(error).__name__}: {error}")
+        result, error, said = _attempt(work)
         failed: Dict[str, List[int]] = {}  # each reason with the ranks that gave it: "ranks 1-7 cannot ..."
         for rank, text in enumerate(self.gather_objects(said)):
             if text is not None:
@@ -359,6 +346,16 @@ class Context:
         if self.owns_group and dist.is_initialized():
             dist.destroy_process_group()
         self.owns_group = False
+
+
+def _attempt(work: Callable[[], Any]) -> Tuple[Any, Optional[BaseException], Optional[str]]:
+    """``work()``'s result, or the error it raised (a Ctrl-C too: the caller raises it again once the other ranks
+    are told) and what to tell them of it: a user's error (ValueError, OSError) by its message, others by type."""
+    try:
+        return work(), None, None
+    except BaseException as e:
+        said = str(e) if isinstance(e, (ValueError, OSError)) else f"{type(e).__name__}: {e}"
+        return None, e, said
 
 
 def setup(cfg, command: str = "train") -> Context:
