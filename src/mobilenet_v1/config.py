@@ -1168,9 +1168,14 @@ def _check_ignored(ignored: Dict[str, Any], file_choices: Dict[str, Any], config
         allowed = file_choices.get(key)
         if isinstance(allowed, (list, tuple)) and str(value) not in [str(a) for a in allowed]:
             raise OptionError(f"config file {config_path}: {key}={value!r} is not one of {list(allowed)}")
-    if ignored and int(os.environ.get("RANK", "0")) == 0:
+    say_ignored(list(ignored))
+
+
+def say_ignored(keys: Sequence[str]) -> None:
+    """The one line naming seed keys given that mean nothing here (rank 0 alone; none for no keys)."""
+    if keys and int(os.environ.get("RANK", "0")) == 0:
         # stderr: lr-schedule writes its table to stdout.
-        print(f"ignored seed keys with no meaning here: {', '.join(ignored)}", file=sys.stderr, flush=True)
+        print(f"ignored seed keys with no meaning here: {', '.join(keys)}", file=sys.stderr, flush=True)
 
 
 def to_dict(cfg: Config) -> Dict[str, Any]:

@@ -51,7 +51,7 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
-from .config import DATASETS, add_normalisation_options, bool_option
+from .config import DATASETS, add_normalisation_options, bool_option, say_ignored
 from .model import MobileNetV1
 from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, PTE_METADATA, DeployedModel, ExecutorchModel, OnnxModel,
                       ProgramModel, image_input_note, write_metadata)
@@ -675,8 +675,8 @@ def main(argv: Sequence[str]) -> int:
                    help="the seed's flag, taken and not used: the file is built and checked on the CPU")
     p.add_argument("--device_id", type=int, default=None, help="the seed's flag, taken and not used")
     a = p.parse_args(list(argv))
-    if a.device_id is not None:  # as train and eval name it (config.SEED_IGNORED_KEYS)
-        print("ignored seed keys with no meaning here: device_id", file=sys.stderr, flush=True)
+    if a.device_id is not None:  # named as train and eval name it
+        say_ignored(["device_id"])
     if a.atol is not None and not (math.isfinite(a.atol) and a.atol >= 0):
         # A negative or NaN limit fails every export, and only once it has run; infinity checks nothing.
         p.error(f"--atol must be a finite number >= 0, got {a.atol:g}")

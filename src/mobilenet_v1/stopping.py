@@ -96,7 +96,7 @@ def _in_time(work, *args) -> None:
 def _log(line: str) -> None:
     try:
         runtime.log0(line)
-    except Exception:  # a log file the main thread was closing: the line is on stderr all the same
+    except (OSError, ValueError):  # a log file the main thread was closing: the line is on stderr all the same
         pass
 
 
