@@ -634,6 +634,40 @@ def test_timm_weights_load_with_their_normalisation_folded_into_the_first_layer(
         load_model(str(tmp_path / "h.bin"))
 
 
+def test_a_bare_state_dict_without_batchnorm_counters_loads_as_pytorch_loads_it(tmp_path):
+    """A bare state dict saved without BatchNorm's num_batches_tracked (timm's hub files can be) loads, the
+    counters 0 as PyTorch's BatchNorm sets them, ours and timm's names alike, for fine-tuning too; any other
+    name missing is still refused, and named."""
+    from safetensors.torch import save_file
+
+    reference = trained_looking(5, 0.25).eval()
+    counted = {k for k in reference.state_dict() if k.endswith(".num_batches_tracked")}
+    state = {k: v for k, v in reference.state_dict().items() if k not in counted}
+    torch.save(state, str(tmp_path / "bare.pt"))
+    timm_state = {theirs + name[len(ours):]: t for theirs, ours in timm_names() for name, t in state.items()
+                  if name.startswith(ours + ".")}
+    assert len(timm_state) == len(state) and not any("num_batches" in k for k in timm_state)
+    torch.save(timm_state, str(tmp_path / "pytorch_model.bin"))
+    save_file(timm_state, str(tmp_path / "model.safetensors"))
+    x = torch.rand(2, 3, 32, 32)
+    model = load_model(str(tmp_path / "bare.pt"))
+    assert all(int(model.state_dict()[k]) == 0 for k in counted)
+    with torch.no_grad():
+        assert torch.equal(model(x), reference(x))
+    for f in ("pytorch_model.bin", "model.safetensors"):
+        loaded = load_model(str(tmp_path / f)).state_dict()
+        assert all(int(loaded[k]) == 0 for k in counted), f
+        assert torch.equal(loaded["network.5.1.running_var"], state["network.5.1.running_var"]), f
+    # Fine-tuning's loading (another class count: the classifier left out) takes it too.
+    other = MobileNetV1(class_num=3, width_mult=0.25)
+    assert ckpt_io.load_weights(other, state, "bare.pt", skip_head_mismatch=True) == ["fc.weight", "fc.bias"]
+    assert torch.equal(other.network[5][1].running_var, state["network.5.1.running_var"])
+    cut = {k: v for k, v in state.items() if k != "network.5.1.running_var"}
+    with pytest.raises(ckpt_io.CheckpointError, match=r"^checkpoint cut.pt does not fit this model \(missing 1: "
+                                                      r"network\.5\.1\.running_var \(32,\)\)$"):
+        ckpt_io.load_weights(MobileNetV1(class_num=5, width_mult=0.25), cut, "cut.pt")
+
+
 def test_a_safetensors_header_length_ending_in_0x80_is_no_pickle_and_bad_model_args_are_named(tmp_path, capsys):
     """safetensors begins with its header's length (8 bytes, little-endian): one in 256 files begins with
     0x80, a pickle's first byte. Such a file, ours, is read as safetensors (its names mapped, its metadata

@@ -893,6 +893,9 @@ def load_weights(model: nn.Module, state: Dict[str, torch.Tensor], source: str,
     With ``skip_head_mismatch`` a classifier of another class count is left out (fine-tuning); the
     names left out are returned. ``naming="mindspore"`` (a MindSpore file, the ``naming`` of its
     checkpoint dict) reports names as that file spells them (``moving_variance``, not ``running_var``).
+    BatchNorm's ``num_batches_tracked`` counters a file lacks (a bare state dict saved without them, timm's
+    hub files) are set to 0, as PyTorch's BatchNorm sets them for a state dict of before the counter: they
+    are no weights (our BatchNorms' fixed momentum never reads them); any other name missing is refused.
     """
     if naming == "mindspore":
         from .mindspore_io import to_seed_name
@@ -903,6 +906,10 @@ def load_weights(model: nn.Module, state: Dict[str, torch.Tensor], source: str,
         def show(name: str) -> str:
             return name
     target = unwrap(model).state_dict()
+    counters = {k: torch.zeros((), dtype=target[k].dtype) for k in target
+                if k.endswith(".num_batches_tracked") and k not in state}
+    if counters:
+        state = {**state, **counters}
     skipped = []
     if skip_head_mismatch:
         for name in ("fc.weight", "fc.bias"):
