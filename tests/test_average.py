@@ -1,6 +1,7 @@
 """mobilenet-v1 average: the mean of several checkpoints' weights, checked before anything is written."""
 import hashlib
 import os
+import re
 import shutil
 
 import pytest
@@ -273,6 +274,69 @@ def test_keep_best_max_keeps_the_best_epochs_and_average_best_takes_them(cifar_d
     empty.mkdir()
     with pytest.raises(ckpt_io.CheckpointError, match="holds no mobilenetv1-top-E.ckpt file"):
         average([str(empty)], str(tmp_path / "y.pt"), best=2)
+
+
+def test_a_recalibration_all_files_record_alike_is_kept_and_any_other_mix_is_said(tmp_path, capsys):
+    """recalibrate-bn's record (bn_recalibration) was dropped from every mean, so info said the mean was trained
+    at the size its statistics were measured at. Recorded alike by every file (but the file each was measured
+    for), it is kept; recorded by some only, or otherwise, none is, and a warning says why."""
+    def measured(name, seed, **record):
+        bn = {"images": 96, "image_size": 40, "dataset_path": "/data", "seed": 1, "source": f"{name}.ckpt",
+              "trained_at": 32, **record}
+        return save(tmp_path / f"{name}.pt", random_model(seed), image_size=40, bn_recalibration=bn)
+
+    a, b = measured("a", 1), measured("b", 2)
+    out = str(tmp_path / "avg.pt")
+    assert cli.main(["average", a, b, "--out", out]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert ckpt_io.load_file(out)["config"]["bn_recalibration"] == {"images": 96, "image_size": 40,
+                                                                    "dataset_path": "/data", "seed": 1,
+                                                                    "trained_at": 32}
+    assert cli.main(["info", out]) == 0
+    assert "statistics measured anew (recalibrate-bn) at 40 on 96 images, trained at 32" in capsys.readouterr().out
+    plain = save(tmp_path / "plain.pt", random_model(3), image_size=40)
+    for paths, said in (([a, plain], f"{a} records BatchNorm statistics measured anew by recalibrate-bn at 40, "
+                                     f"{plain} no such measurement: the mean mixes statistics of both kinds "
+                                     f"(recalibrate-bn the mean to measure them); {out} records none"),
+                        ([a, measured("c", 3, trained_at=48)],
+                         f"{tmp_path / 'c.pt'} and {a} had their BatchNorm statistics measured otherwise by "
+                         f"recalibrate-bn (trained_at 48 vs 32): the mean's statistics are of no one measurement "
+                         f"(recalibrate-bn the mean to measure them); {out} records none")):
+        assert cli.main(["average", *paths, "--out", out]) == 0
+        assert f"mobilenet-v1 average: warning: {said}\n" in capsys.readouterr().err, paths
+        assert "bn_recalibration" not in ckpt_io.load_file(out)["config"], paths
+        os.remove(out)
+
+
+def test_a_run_folder_without_numbered_checkpoints_says_what_it_holds_and_what_to_do(tmp_path, capsys):
+    """A folder holding only mobilenetv1-best.ckpt was said to hold no mobilenetv1-*.ckpt file, which that
+    one is: the error names the folder, says it holds the best checkpoint alone, and what to do with it."""
+    run = tmp_path / "run"
+    run.mkdir()
+    best = save(run / ckpt_io.BEST_NAME, random_model(1))
+    out = str(tmp_path / "avg.pt")
+    assert cli.main(["average", str(run), "--out", out]) == 1
+    assert capsys.readouterr().err == (
+        f"mobilenet-v1 average: error: checkpoint folder {run}: holds no numbered checkpoint "
+        f"(mobilenetv1-EPOCH_STEP.ckpt) to average, only mobilenetv1-best.ckpt: one checkpoint alone is no average; "
+        f"use {best} as it is, or name it beside other checkpoint files to average it with them\n")
+    # Named beside another file, it averages.
+    assert cli.main(["average", best, save(tmp_path / "b.pt", random_model(2)), "--out", out]) == 0
+    os.remove(out)
+    # Best epochs' files kept (--keep_best_max): --best takes them.
+    for epoch in (2, 3):
+        save(run / ckpt_io.top_name(epoch), random_model(epoch))
+    with pytest.raises(ckpt_io.CheckpointError, match=rf"^checkpoint folder {re.escape(str(run))}: holds no numbered "
+                                                      rf"checkpoint .*, but 2 best epochs' checkpoints "
+                                                      rf"\(mobilenetv1-top-E\.ckpt\): --best 2 averages them$"):
+        average([str(run)], out)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ckpt_io.CheckpointError, match=rf"^checkpoint folder {re.escape(str(empty))}: holds no "
+                                                      rf"numbered checkpoint \(mobilenetv1-EPOCH_STEP\.ckpt\) to "
+                                                      rf"average$"):
+        average([str(empty)], out)
+    assert not os.path.exists(out)
 
 
 def test_a_resume_ranks_only_the_best_epochs_whose_files_are_there(cifar_dir, tmp_path, one_thread):

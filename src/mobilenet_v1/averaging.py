@@ -48,7 +48,7 @@ def sources(paths: Sequence[str], last: int = 0, best: int = 0, use_ema: bool = 
             folder = ckpt_io.run_folder(path)
             found = [p for _, p in ckpt_io.list_checkpoints(folder)]
             if not found:
-                raise ckpt_io.CheckpointError(f"checkpoint folder {folder}: holds no {ckpt_io.CKPT_PREFIX}-*.ckpt file")
+                raise ckpt_io.CheckpointError(no_numbered(folder))
             files.extend(found)
         else:
             files.append(path)
@@ -72,6 +72,22 @@ def sources(paths: Sequence[str], last: int = 0, best: int = 0, use_ema: bool = 
         raise ValueError(f"averaging needs two checkpoints or more, got {len(files)} ({', '.join(files) or 'none'}); "
                          f"`mobilenet-v1 convert` rewrites one")
     return files
+
+
+def no_numbered(folder: str) -> str:
+    """The error of a run folder without numbered checkpoints to average, saying what it holds instead: best
+    epochs' files (``--best N`` takes them), or its best checkpoint alone, one model, nothing to average."""
+    numbered = f"no numbered checkpoint ({ckpt_io.CKPT_PREFIX}-EPOCH_STEP.ckpt) to average"
+    top = ckpt_io.list_top(folder)
+    if len(top) > 1:
+        return (f"checkpoint folder {folder}: holds {numbered}, but {len(top)} best epochs' checkpoints "
+                f"({ckpt_io.CKPT_PREFIX}-top-E.ckpt): --best {len(top)} averages them")
+    best = os.path.join(folder, ckpt_io.BEST_NAME)
+    if os.path.isfile(best):
+        return (f"checkpoint folder {folder}: holds {numbered}, only {ckpt_io.BEST_NAME}: one checkpoint alone "
+                f"is no average; use {best} as it is, or name it beside other checkpoint files to average it with "
+                f"them")
+    return f"checkpoint folder {folder}: holds {numbered}"
 
 
 def best_of(folder: str, n: int, use_ema: bool = True) -> List[str]:
@@ -121,6 +137,7 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     recorded: Dict[str, Any] = {}
     unrecorded, own = "", ""  # a file that records no normalisation; one whose run had its own (--mean/--std)
     renamed = ""  # the first CIFAR checkpoint whose class names are not the first one's
+    measured: List[Tuple[str, Optional[Dict[str, Any]]]] = []  # each file's recalibrate-bn record (None: none)
     for f in files:
         ckpt = read_any(f)
         model, args = model_from_checkpoint(ckpt, f, use_ema)
@@ -129,6 +146,8 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
         args = {"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"]}
         classes = ckpt.get("classes")
         config = ckpt.get("config")
+        bn = config.get("bn_recalibration") if isinstance(config, dict) else None
+        measured.append((f, bn if isinstance(bn, dict) else None))
         # CIFAR's class names name the numbers in its files: the run's data (data set and folder) says whose.
         cifar = (config.get("dataset"), os.path.realpath(str(config.get("dataset_path") or "")))\
             if isinstance(config, dict) and is_cifar(str(config.get("dataset") or "")) else None
@@ -192,8 +211,11 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
                 continue
             value = value.double()
             sums[name] = sums[name] + value if name in sums else value
-    if "bn_recalibration" in recorded.get("config", {}):  # the mean's statistics are no file's measurement
+    kept, recalibration_warning = recalibration_kept(measured)
+    if "bn_recalibration" in recorded.get("config", {}) or kept:
         recorded["config"] = {k: v for k, v in recorded["config"].items() if k != "bn_recalibration"}
+        if kept:
+            recorded["config"]["bn_recalibration"] = kept
     mean = {name: (sums[name] / len(files)).float() if name in sums else latest[name] for name in model.state_dict()}
     # The file says what it is the mean of (info shows it); a MindSpore .ckpt has no place for it.
     made = {"averaged": {"sources": files, "weights": [w or "trained" for w in weights]}} if fmt != "ckpt" else {}
@@ -202,7 +224,37 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
             "ema": held.count("ema"), "renamed": renamed and (first["classes_file"], renamed),
             "dropped": sorted(recorded) + ["averaged"] if fmt == "ckpt" else [],
             "warning": mindspore_warning(f"the mean of {', '.join(files)}", fmt, first["args"]["padding"],
-                                         recorded.get("config"))}
+                                         recorded.get("config")),
+            "recalibration_warning": recalibration_warning and f"{recalibration_warning}; {dst} records none"}
+
+
+def recalibration_kept(measured: Sequence[Tuple[str, Optional[Dict[str, Any]]]]) -> Tuple[Dict[str, Any], str]:
+    """What the mean records of ``recalibrate-bn`` (its ``bn_recalibration``), from each file's record (None:
+    none): where every file records one alike (the size measured at and trained at, the images, their folder
+    and seed), the mean's statistics are the mean of statistics measured so, and that record is kept, less the
+    file it was measured for (``averaged`` names the sources); else none, and a warning saying why ("" where no
+    file records one). Recalibrated at another size than the others' the files are refused before
+    (:func:`input_settings`); one recalibrated at the size the others were trained at is not."""
+    records = [(f, {k: v for k, v in bn.items() if k != "source"} if bn is not None else None) for f, bn in measured]
+    held = [(f, bn) for f, bn in records if bn is not None]
+    if not held:
+        return {}, ""
+    lacking = [f for f, bn in records if bn is None]
+    if lacking:
+        f, bn = held[0]
+        at = ckpt_io.trained_image_size(bn)
+        return {}, (f"{f} records BatchNorm statistics measured anew by recalibrate-bn{f' at {at}' if at else ''}, "
+                    f"{lacking[0]} no such measurement: the mean mixes statistics of both kinds (recalibrate-bn the "
+                    f"mean to measure them)")
+    first_file, first = held[0]
+    for f, bn in held[1:]:
+        if bn != first:
+            said = ", ".join(f"{k} {bn.get(k)} vs {first.get(k)}" for k in sorted(set(first) | set(bn))
+                             if first.get(k) != bn.get(k))
+            return {}, (f"{f} and {first_file} had their BatchNorm statistics measured otherwise by recalibrate-bn "
+                        f"({said}): the mean's statistics are of no one measurement (recalibrate-bn the mean to "
+                        f"measure them)")
+    return first, ""
 
 
 def input_settings(ckpt: Dict[str, Any]) -> Dict[str, Any]:

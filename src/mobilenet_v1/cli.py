@@ -283,6 +283,8 @@ def cmd_average(argv: List[str]) -> int:
               file=sys.stderr)
     if out["warning"]:
         print(f"mobilenet-v1 average: warning: {out['warning']}", file=sys.stderr)
+    if out["recalibration_warning"]:
+        print(f"mobilenet-v1 average: warning: {out['recalibration_warning']}", file=sys.stderr)
     if out["renamed"]:
         print(f"mobilenet-v1 average: note: {out['renamed'][1]} names its CIFAR classes otherwise than "
               f"{out['renamed'][0]} (its names file changed; the labels are the files' numbers): {a.out} records the "
