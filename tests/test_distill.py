@@ -269,6 +269,17 @@ def test_a_torch_export_program_of_another_network_teaches_and_one_that_cannot_i
     assert not list((tmp_path / "no").rglob("*.ckpt"))
 
 
+def test_a_missing_teacher_or_pre_trained_file_is_named_with_its_option(cifar_dir, tmp_path, capsys, one_thread):
+    """Said "checkpoint X: no such file", which named neither option: a run with both would leave the user to
+    guess which of the two was mistyped."""
+    missing = tmp_path / "missing.ckpt"
+    for option in ("teacher", "pre_trained"):
+        argv = ["train", *SMALL, f"--dataset_path={cifar_dir}", f"--{option}={missing}",
+                f"--save_checkpoint_path={tmp_path / option}"]
+        assert cli.main(argv) == 1, option
+        assert capsys.readouterr().err.endswith(f"error: --{option} {missing}: no such file or run folder\n"), option
+
+
 def test_an_onnx_or_executorch_teacher_is_refused_saying_what_teaches(tmp_path):
     onnx = tmp_path / "model.onnx"
     onnx.write_bytes(b"\x08\x07junk")  # an ONNX ModelProto's first bytes: ir_version 7

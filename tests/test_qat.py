@@ -200,7 +200,9 @@ def test_a_quantization_aware_run_resumes_with_its_ranges(digits, tmp_path, caps
     assert int(fixed["model"]["quant.observed"]) == 2 * spe
     assert not torch.equal(fixed["model"]["network.3.0.weight"], resumed["model"]["network.3.0.weight"])
     assert load_model(third["checkpoint"]).quant.frozen is False  # a loaded model rounds as before, its ranges kept
-    capsys.readouterr()
+    # It said the ranges "follow the batches of epochs 1 to 2", of a run that trains epoch 3 alone.
+    assert ("qat_range_epochs 2: the ranges are fixed after epoch 2, and this run starts at epoch 3: they stay as "
+            "the checkpoint it goes on from left them while the weights train on") in capsys.readouterr().out
     assert cli.main(["info", third["checkpoint"]]) == 0
     assert ("quantization-aware (INT8 simulated), its activation ranges fixed after epoch 2 (qat_range_epochs)"
             in capsys.readouterr().out)
@@ -217,6 +219,26 @@ def test_a_quantization_aware_run_resumes_with_its_ranges(digits, tmp_path, caps
         train.run(load_config(unfed + [f"--save_checkpoint_path={tmp_path / 'empty'}", "--resume=auto"]))
     with pytest.raises(ckpt_io.CheckpointError, match="moved.*float.ckpt: no such file"):
         train.run(load_config(gone + [f"--save_checkpoint_path={tmp_path / 'empty'}", "--resume=auto"]))
+
+
+@pytest.mark.parametrize("range_epochs,epoch_size,start_epoch,said", [
+    (0, 5, 0, ""),
+    (2, 5, 0, "the ranges follow the batches of epochs 1 to 2, then stay as they are while the weights train on"),
+    (3, 5, 1, "the ranges follow the batches of epochs 2 to 3 (this run starts at epoch 2), then stay as they are "
+              "while the weights train on"),
+    (2, 5, 2, "the ranges are fixed after epoch 2, and this run starts at epoch 3: they stay as the checkpoint it "
+              "goes on from left them while the weights train on"),
+    (2, 5, 4, "the ranges are fixed after epoch 2, and this run starts at epoch 5: they stay as the checkpoint it "
+              "goes on from left them while the weights train on"),
+    (5, 5, 0, "the ranges follow the batches of all 5 epochs of this run (epoch_size 5): none is trained with them "
+              "fixed"),
+    (9, 5, 3, "the ranges follow the batches of epochs 4 to 5, all of this run (epoch_size 5): none is trained "
+              "with them fixed"),
+    (2, 5, 5, ""),  # nothing left to train
+])
+def test_the_range_epochs_line_says_what_the_epochs_this_run_trains_do(range_epochs, epoch_size, start_epoch, said):
+    line = train.qat_range_line(range_epochs, epoch_size, start_epoch)
+    assert line == (f"qat_range_epochs {range_epochs}: {said}" if said else "")
 
 
 def test_pre_trained_across_float_and_quantization_aware(digits, tmp_path, capsys):

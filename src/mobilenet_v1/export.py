@@ -620,7 +620,27 @@ def _finish_qat(tmp: str, out_path: str, model: MobileNetV1, meta: Dict[str, Any
             "quantization": meta["quantization"]}
 
 
-def mindspore_format_message(fmt: str) -> str:
+def quantization_aware_file(path: Optional[str]) -> str:
+    """The checkpoint ``path`` names (a run folder: its newest) where it is quantization-aware (``train --qat``),
+    else "": one that cannot be read is left to the command that reads it."""
+    if not path:
+        return ""
+    try:
+        path = ckpt_io.resolve_checkpoint_path(path)
+        args = ckpt_io.load_file(path).get("model_args")
+    except (ckpt_io.CheckpointError, OSError):
+        return ""
+    return path if isinstance(args, dict) and args.get("qat") is True else ""
+
+
+def mindspore_format_message(fmt: str, ckpt_file: Optional[str] = None) -> str:
+    qat = quantization_aware_file(ckpt_file)
+    if qat:  # the way below, convert, refuses it
+        return (f"--file_format {fmt}: checkpoint {qat} is quantization-aware (train --qat True), and MindSpore's "
+                f"{fmt} of it cannot be made: 'mobilenet-v1 convert', the way to MindSpore, writes float models "
+                f"only and refuses it; its INT8 form is the ONNX file 'mobilenet-v1 export --ckpt_file {qat} "
+                f"--file_format ONNX' writes (a float {fmt}: convert the float checkpoint it was fine-tuned from, "
+                f"its --pre_trained)")
     return (f"--file_format {fmt}: {fmt} files are MindSpore's own format and only MindSpore can write "
             f"them. To deploy with MindSpore, write a MindSpore checkpoint with "
             f"'mobilenet-v1 convert MODEL.ckpt mindspore.ckpt' and run the seed's "
@@ -699,7 +719,7 @@ def main(argv: Sequence[str]) -> int:
                 setattr(a, key, value.upper() if key == "file_format" else value)
     fmt = a.file_format or "ONNX"
     if fmt in MINDSPORE_FORMATS:
-        raise ExportError(mindspore_format_message(fmt))
+        raise ExportError(mindspore_format_message(fmt, a.ckpt_file))
     if fmt not in FORMATS:
         raise ExportError(f"--file_format {fmt!r}: expected ONNX, PTE or PT2 (or the seed's MINDIR/AIR)")
     if not a.ckpt_file:

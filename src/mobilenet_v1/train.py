@@ -123,6 +123,26 @@ def pre_trained_state(state: Dict[str, torch.Tensor], model: MobileNetV1,
     return state, ""
 
 
+def qat_range_line(range_epochs: int, epoch_size: int, start_epoch: int) -> str:
+    """What ``qat_range_epochs`` does to the epochs a quantization-aware run trains, ``start_epoch`` + 1 to
+    ``epoch_size`` (a resumed or continued run starts past 0): which of them move the activation ranges, and
+    whether the weights train against them fixed. "" for 0 (every epoch's batches move them, as by default) or
+    a run with no epoch left to train."""
+    if not range_epochs or start_epoch >= epoch_size:
+        return ""
+    said, first = f"qat_range_epochs {range_epochs}: ", start_epoch + 1
+    starts = f" (this run starts at epoch {first})" if start_epoch else ""
+    if range_epochs >= epoch_size:
+        epochs = f"all {epoch_size} epochs" if not start_epoch else f"epochs {first} to {epoch_size}, all"
+        return (f"{said}the ranges follow the batches of {epochs} of this run (epoch_size {epoch_size}): none is "
+                f"trained with them fixed")
+    if start_epoch >= range_epochs:
+        return (f"{said}the ranges are fixed after epoch {range_epochs}, and this run starts at epoch {first}: they "
+                f"stay as the checkpoint it goes on from left them while the weights train on")
+    return (f"{said}the ranges follow the batches of epochs {first} to {range_epochs}{starts}, then stay as they "
+            f"are while the weights train on")
+
+
 def build_criterion(cfg: Config) -> torch.nn.Module:
     """The seed's losses: its CrossEntropySmooth for ImageNet, smoothed with ``use_label_smooth``, and
     plain cross entropy for CIFAR-10 (and CIFAR-100), where the seed ignores ``use_label_smooth``; here a
@@ -166,6 +186,8 @@ def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.dev
                           f"into another one")
 
     def load() -> Tuple[torch.nn.Module, str, Any, str]:
+        if not os.path.exists(path):  # named by its option: "checkpoint X: no such file" said not whose it was
+            raise ckpt_io.CheckpointError(f"--teacher {path}: no such file or run folder")
         if path.lower().endswith(".pt2") or ckpt_io.is_exported_program(path):
             teacher, about, record = program_teacher(cfg, path, classes, device, memory_format)
         elif os.path.isfile(path) and (is_onnx_file(path) or ckpt_io.is_executorch_program(path)):
@@ -1357,6 +1379,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     if cfg.pre_trained:
         pre_trained = cfg.pre_trained
         try:
+            if not os.path.exists(pre_trained):  # named by its option, as the teacher is
+                raise ckpt_io.CheckpointError(f"--pre_trained {pre_trained}: no such file or run folder")
             pre_trained = ckpt_io.resolve_checkpoint_path(pre_trained)  # a run folder: its newest, as eval takes
             source = ckpt_io.load_file(pre_trained)
         except ckpt_io.CheckpointError as e:
@@ -1447,12 +1471,6 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                f"convs, their weights rounded to int8 per channel{' (7-bit)' if cfg.qat_reduce_range else ''}, the "
                f"input, each layer's output and the pooled features to uint8 within ranges that follow the batches; "
                f"float32 throughout. 'mobilenet-v1 export' writes the INT8 ONNX file this model computes")
-        if cfg.qat_range_epochs >= cfg.epoch_size:
-            print0(f"qat_range_epochs {cfg.qat_range_epochs}: the ranges follow the batches of all {cfg.epoch_size} "
-                   f"epochs of this run (epoch_size {cfg.epoch_size}): none is trained with them fixed")
-        elif cfg.qat_range_epochs:
-            print0(f"qat_range_epochs {cfg.qat_range_epochs}: the ranges follow the batches of epochs 1 to "
-                   f"{cfg.qat_range_epochs}, then stay as they are while the weights train on")
     if cfg.freeze_layers:
         frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
         trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -1537,6 +1555,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             f"steps rounding against no range, and export with none to write the INT8 file from); --qat_range_epochs "
             f"{start_epoch + cfg.qat_range_epochs} lets epochs {first} to {start_epoch + cfg.qat_range_epochs} "
             f"measure them, 0 every epoch"))
+    ranges_line = qat_range_line(cfg.qat_range_epochs, cfg.epoch_size, start_epoch) if cfg.qat else ""
+    if ranges_line:  # said once the epoch it starts at is known: a resume past the range epochs measures none
+        print0(ranges_line)
     note = bn_momentum_note(cfg)
     if note:
         print0(note)
