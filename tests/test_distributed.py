@@ -625,9 +625,28 @@ def test_a_batch_emptied_by_unreadable_files_on_one_rank_does_not_stall_the_othe
     assert "mobilenet-v1 train (all 2 ranks): error: " in r.stderr, r.stderr[-3000:]
 
 
-def run_script(name, *args, cwd, extra="", shell="bash"):
+def run_script(name, *args, cwd, extra="", shell="bash", **env):
     return subprocess.run([shell, os.path.join(ROOT, "scripts", name), *map(str, args)], cwd=cwd,
-                          env=child_env(EXTRA_ARGS=extra), capture_output=True, text=True, timeout=180)
+                          env=child_env(EXTRA_ARGS=extra, **env), capture_output=True, text=True, timeout=180)
+
+
+def test_the_distributed_script_names_the_seed_files_ignored_keys_once(tmp_path):
+    """run_distribute_train.sh with the seed's file: the script's own reading of its device_num named the keys
+    with no meaning here, and the run's rank 0 named them again (twice a run, once outside log.txt). torchrun
+    is a stand-in here that runs rank 0 alone (the others say nothing: config.say_ignored), stopped at once by
+    a refused option after the line (a real 2-process launch costs 10 s)."""
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\nif [ "$1 $2" = "-m torch.distributed.run" ]; then\n'
+                      f'    shift 4  # -m torch.distributed.run --standalone --nproc_per_node=N\n'
+                      f'    RANK=0 exec "{sys.executable}" "$@"\nfi\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    (tmp_path / "data").mkdir()
+    r = run_script("run_distribute_train.sh", "cifar10", os.path.join(ROOT, "tests", "fixtures", "seed",
+                                                                      "default_config.yaml"), tmp_path / "data",
+                   cwd=tmp_path, extra="--device_target=CPU --batch_size=0", PYTHON=str(python))
+    assert r.returncode == 1 and "batch_size must be at least 1, got 0" in r.stdout, r.stdout + r.stderr
+    assert (r.stdout + r.stderr).count("ignored seed keys with no meaning here: enable_modelarts, ") == 1
+    assert "ignored seed keys with no meaning here" in (tmp_path / "train_parallel" / "log.txt").read_text()
 
 
 def test_scripts_train_distributed_standalone_and_eval_on_the_demo_data(tmp_path):

@@ -152,6 +152,58 @@ def test_export_takes_the_seed_exports_device_flags(tmp_path, monkeypatch, capsy
     assert seen == {}
 
 
+def test_export_takes_the_seed_exports_class_num_and_checks_it(tmp_path, monkeypatch, capsys):
+    """The seed's export.py takes --class_num (its network's outputs, into which it loads the file): export
+    refused the flag (unrecognized arguments). Now the checkpoint's own count passes without a word, another
+    is refused in one line naming the option, the value and the file's count, before anything is exported."""
+    from mobilenet_v1 import checkpoint as ckpt_io
+    from mobilenet_v1 import export
+    from mobilenet_v1.model import MobileNetV1
+
+    model = MobileNetV1(class_num=4, width_mult=0.25)
+    ckpt = str(tmp_path / "m.ckpt")
+    torch.save({"format": ckpt_io.FORMAT, "model": model.state_dict(),
+                "model_args": {"class_num": 4, "width_mult": 0.25, "padding": "same"},
+                "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+
+    def stop(*args, **kwargs):
+        raise export.ExportError("stopped before exporting")
+
+    monkeypatch.setattr(export, "to_onnx", stop)
+    name = str(tmp_path / "mobilenetv1")
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", name, "--class_num", "10"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (f"mobilenet-v1 export: error: --class_num 10: {ckpt} has 4 classes (its classifier's "
+                           f"outputs); give --class_num 4 or leave it out")
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", name, "--class_num=4"]) == 1
+    err = capsys.readouterr().err
+    assert "stopped before exporting" in err and "class_num" not in err
+    assert os.listdir(tmp_path) == ["m.ckpt"]
+
+
+def test_export_names_the_seed_files_keys_it_does_not_use_in_one_line(monkeypatch, capsys):
+    """train and eval name the seed's keys with no meaning here (enable_modelarts, ...) in one line; export read
+    the seed's file for its own keys and said nothing of the rest. The line is train's, the keys export takes
+    (ckpt_file, file_name, file_format, width, height) not in it; a --device_id given joins it, once."""
+    from mobilenet_v1 import export
+
+    seen = {}
+
+    def stop(ckpt_file, file_name, height, width, batch_size, **kwargs):
+        seen.update(ckpt_file=ckpt_file, file_name=file_name, height=height, width=width)
+        raise export.ExportError("stopped before exporting")
+
+    monkeypatch.setattr(export, "export_checkpoint", stop)
+    for extra in ([], ["--device_id", "1"]):
+        assert cli.main(["export", "--config_path", seed_file("default_config_gpu_imagenet.yaml"),
+                         "--file_format", "ONNX", *extra]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == ["ignored seed keys with no meaning here: " + ", ".join(IGNORED),
+                       "mobilenet-v1 export: error: stopped before exporting"]
+        assert seen == {"ckpt_file": "/cache/data/mobilenetv1-90_1251.ckpt", "file_name": "mobilenetv1",
+                        "height": 224, "width": 224}
+
+
 def test_a_run_of_ours_continued_the_seeds_way_keeps_its_momentum(cifar_dir, tmp_path, capsys, one_thread):
     """The seed's way to go on, --pre_trained the epoch's checkpoint with --pretrain_epoch_size that epoch: from
     a MindSpore file (or one convert wrote of ours) the Momentum buffers went into SGD's state, from our own

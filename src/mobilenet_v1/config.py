@@ -1103,7 +1103,7 @@ def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] =
             raise unknown_key(key, f"config file {config_path}")
     ignored = {k: v for k, v in file_values.items() if k not in types}
     ignored.update((k, v) for k, v in overrides if k in SEED_IGNORED_KEYS and k not in types)
-    _check_ignored(ignored, file_choices, config_path)
+    check_ignored(ignored, file_choices, config_path)
     file_values = {k: v for k, v in file_values.items() if k not in ignored}
     overrides = [(k, v) for k, v in overrides if k not in ignored]
 
@@ -1162,7 +1162,7 @@ def validate(cfg: Config) -> None:
     _validate(cfg, {}, lambda key: f"Config.{key}")
 
 
-def _check_ignored(ignored: Dict[str, Any], file_choices: Dict[str, Any], config_path: Optional[str]) -> None:
+def check_ignored(ignored: Dict[str, Any], file_choices: Dict[str, Any], config_path: Optional[str]) -> None:
     """Seed keys with no meaning here still obey the file's choices; then they are named in one line."""
     for key, value in ignored.items():
         allowed = file_choices.get(key)

@@ -51,7 +51,7 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
-from .config import DATASETS, add_normalisation_options, bool_option, say_ignored
+from .config import DATASETS, SEED_IGNORED_KEYS, add_normalisation_options, bool_option, check_ignored
 from .model import MobileNetV1
 from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, PTE_METADATA, DeployedModel, ExecutorchModel, OnnxModel,
                       ProgramModel, image_input_note, write_metadata)
@@ -281,7 +281,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                       batch_size: int = 1, dynamic_batch: bool = True, atol: Optional[float] = None,
                       dataset: Optional[str] = None, use_ema: bool = True, image_input: bool = False,
                       file_format: str = "ONNX", pixel_format: str = "RGB", mean: Optional[str] = None,
-                      std: Optional[str] = None) -> Dict[str, Any]:
+                      std: Optional[str] = None, class_num: Optional[int] = None) -> Dict[str, Any]:
     """Export a checkpoint to ``file_name`` (``.onnx``, ``.pte`` or ``.pt2``, appended when missing) and check
     it; returns the path, the input size, the largest difference from PyTorch per checked batch size, the data set
     whose normalisation the file records and ``weights``, the line saying which weights a checkpoint
@@ -301,7 +301,10 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     rounding moves by more, as near its float64 logits as rounding puts PyTorch's (:func:`_check_float`).
     ``file_format`` PT2: a ``torch.export`` program in a ``.pt2`` file instead (:func:`export_program`);
     PTE: an ExecuTorch program for XNNPACK in a ``.pte`` file (:func:`export_executorch`), its batch
-    ``batch_size`` whatever ``dynamic_batch`` says."""
+    ``batch_size`` whatever ``dynamic_batch`` says.
+    ``class_num``: the classes the caller expects (the seed's ``--class_num``, with which its export.py builds
+    the network the checkpoint is loaded into); another count than the checkpoint's is an error, None checks
+    nothing."""
     # None means "the default"; 0 or less is a mistake, not a request for the default.
     bad = [f"--{name} {value}" for name, value in (("batch_size", batch_size), ("height", height), ("width", width))
            if value is not None and value < 1]
@@ -318,6 +321,10 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     path = ckpt_io.resolve_checkpoint_path(ckpt_file)
     ckpt = ckpt_io.load_file(path)
     model, args = model_from_checkpoint(ckpt, path, use_ema)
+    if class_num is not None and class_num != args["class_num"]:
+        # The seed's export.py fails here too, loading the file into a network of class_num outputs.
+        raise ExportError(f"--class_num {class_num}: {path} has {args['class_num']} classes (its classifier's "
+                          f"outputs); give --class_num {args['class_num']} or leave it out")
     config = ckpt.get("config") or {}
     dataset = ckpt_io.trained_dataset(path, config.get("dataset"), dataset)
     guessed = dataset is None
@@ -694,18 +701,26 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--device_target", choices=("auto", "CPU", "GPU"), default=None,
                    help="the seed's flag, taken and not used: the file is built and checked on the CPU")
     p.add_argument("--device_id", type=int, default=None, help="the seed's flag, taken and not used")
+    # The seed's export.py builds its network with class_num outputs before loading the file; here the file
+    # says its count, and a --class_num given is checked against it.
+    p.add_argument("--class_num", type=int, default=None,
+                   help="the seed's flag: the class count the checkpoint must have (an error otherwise); the "
+                        "network is built as the checkpoint says")
     a = p.parse_args(list(argv))
-    if a.device_id is not None:  # named as train and eval name it
-        say_ignored(["device_id"])
     if a.atol is not None and not (math.isfinite(a.atol) and a.atol >= 0):
         # A negative or NaN limit fails every export, and only once it has run; infinity checks nothing.
         p.error(f"--atol must be a finite number >= 0, got {a.atol:g}")
     if a.config_path is not None and not a.config_path.strip():
         p.error("--config_path is empty: give a YAML file")
+    # The seed's keys with no meaning here, named in one line as train and eval name them: the config file's,
+    # and a --device_id given.
+    ignored: Dict[str, Any] = {}
+    choices: Dict[str, Any] = {}
     if a.config_path:
         from .config import _field_types, coerce, read_yaml
 
-        values, _ = read_yaml(a.config_path)
+        values, choices = read_yaml(a.config_path)
+        ignored = {key: value for key, value in values.items() if key in SEED_IGNORED_KEYS}
         keys = ["ckpt_file", "file_name", "file_format", "batch_size", "width", "height"]
         if set(values) >= set(_field_types()):  # a run's config.yaml (train writes every key): its batch_size is
             # training's, its width and height the defaults 224, not the size it trained at
@@ -717,6 +732,9 @@ def main(argv: Sequence[str]) -> int:
             if getattr(a, key) is None and values.get(key) not in (None, ""):
                 value = coerce(key, values[key], f"config file {a.config_path}")  # `file_name: 2024`: a str
                 setattr(a, key, value.upper() if key == "file_format" else value)
+    if a.device_id is not None:
+        ignored["device_id"] = a.device_id
+    check_ignored(ignored, choices, a.config_path)
     fmt = a.file_format or "ONNX"
     if fmt in MINDSPORE_FORMATS:
         raise ExportError(mindspore_format_message(fmt, a.ckpt_file))
@@ -729,7 +747,7 @@ def main(argv: Sequence[str]) -> int:
     result = export_checkpoint(a.ckpt_file, a.file_name or "mobilenetv1", height, width, batch_size,
                                dynamic_batch=not a.static_batch, atol=a.atol, dataset=a.dataset,
                                use_ema=a.use_ema, image_input=a.image_input, file_format=fmt,
-                               pixel_format=a.pixel_format, mean=a.mean, std=a.std)
+                               pixel_format=a.pixel_format, mean=a.mean, std=a.std, class_num=a.class_num)
     if result["weights"]:
         print0(result["weights"])
     if result["dataset_guessed"]:
