@@ -143,6 +143,21 @@ def test_best_checkpoint_is_the_highest_recorded_top1(short_run):
     assert ckpt_io.resolve_checkpoint_path(str(short_run["dir"])).endswith("mobilenetv1-4_12.ckpt")
 
 
+def test_lr_schedule_numbers_the_steps_as_metrics_and_tensorboard_do(short_run, capsys):
+    """lr-schedule counted the steps from 0 where metrics.jsonl and TensorBoard count them from 1: overlaid on a
+    run's records by step, its curve stood one step ahead. Row N is now the rate the run's records give step N."""
+    assert cli.main(["lr-schedule", *short_run["args"], "--steps_per_epoch", "12"]) == 0
+    rows = [line.split(",") for line in capsys.readouterr().out.splitlines()[1:]]
+    table = {int(step): (int(epoch), float(lr)) for step, epoch, lr in rows}
+    assert sorted(table) == list(range(1, 4 * 12 + 1))
+    history = read_metrics(str(short_run["dir"]))
+    records = history["steps"] + [r for r in history["epochs"] if r["kind"] == "epoch"]
+    assert len(records) > 8 and len({r["lr"] for r in records}) > 8  # a schedule that moves every step
+    for r in records:
+        assert table[r["step"]][1] == r["lr"], r
+        assert table[r["step"]][0] == math.ceil(r["step"] / 12)  # the epoch the step is in, from 1
+
+
 def test_plot_writes_a_png_of_the_expected_size(short_run, tmp_path, capsys):
     other = tmp_path / "other"
     other.mkdir()
@@ -183,6 +198,22 @@ def test_plot_writes_a_png_of_the_expected_size(short_run, tmp_path, capsys):
     assert orange[:, 1800:].sum() > 600 and orange[:, :1800].sum() > 200  # its norms, and its loss and lr
     (clipped / ckpt_io.RUN_CONFIG).write_text("clip_grad_norm: [\n")  # not YAML: no threshold, still a picture
     assert plot.plot_runs([str(clipped)], str(tmp_path / "norms.png"))["runs"]["clipped"]["clip_grad_norm"] == 0
+
+
+def test_plot_of_a_run_given_twice_labels_the_curves_apart(tmp_path, capsys):
+    """`plot r1 r1` (say, a shell glob that named it twice) labelled both curves alike, with the full path
+    (parents were added in vain to tell them apart), and printed one line for the two. A name that collides
+    takes #2; different folders of the same name keep their parents."""
+    run = tmp_path / "r1"
+    run.mkdir()
+    rows = [{"kind": "step", "step": s, "epoch": s / 4, "loss": 1.0 / s, "lr": 0.1} for s in (1, 2, 3, 4)]
+    (run / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert plot.run_names([str(run), str(run) + os.sep]) == ["r1", "r1 #2"]
+    a, b = str(tmp_path / "a" / "r1"), str(tmp_path / "b" / "r1")
+    assert plot.run_names([a, b, a]) == ["a/r1", "b/r1", "a/r1 #2"]
+    assert cli.main(["plot", str(run), str(run), "--out", str(tmp_path / "c.png")]) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == ["r1: 0 epochs, 4 logged steps, 0 evaluations",
+                                                        "r1 #2: 0 epochs, 4 logged steps, 0 evaluations"]
 
 
 def test_plot_errors_name_the_file(tmp_path, capsys, monkeypatch):

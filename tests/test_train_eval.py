@@ -16,6 +16,7 @@ from mobilenet_v1 import cli, load_model, train
 from mobilenet_v1.config import ConfigError, load_config, to_dict
 from mobilenet_v1.data import CIFAR_EVAL_FOLDER, BadSampleWarning, DataError, write_cifar_bin
 from mobilenet_v1.model import MobileNetV1
+from mobilenet_v1.schedules import schedule
 
 from conftest import jpeg_bytes, smooth_image
 
@@ -1126,11 +1127,57 @@ def test_info_and_lr_schedule_commands(tmp_path, capsys):
     assert [float(r.split(",")[2]) for r in rows[1:3]] == pytest.approx([0.01, 0.055])
 
 
+def lr_table(cfg, steps_per_epoch):
+    """lr-schedule's table as it was made whole before it was written a part at a time (its steps from 1)."""
+    lr = schedule(cfg, steps_per_epoch)
+    return "step,epoch,lr\n" + "".join(f"{i + 1},{i // steps_per_epoch + 1},{repr(float(v))}\n"
+                                        for i, v in enumerate(lr))
+
+
+def test_lr_schedule_writes_its_table_a_part_at_a_time_byte_for_byte(tmp_path, monkeypatch, capsys):
+    """The table, made whole as text before it was written, filled the memory near its 200,000,000 steps; it is
+    written LR_ROWS_AT_ONCE rows at a time, byte for byte the table made whole, the parts ending inside epochs."""
+    monkeypatch.setattr(cli, "LR_ROWS_AT_ONCE", 5)
+    for keys in (["--lr_decay_mode=poly", "--warmup_epochs=1"], ["--lr_decay_mode=cosine", "--warmup_epochs=2"],
+                 ["--lr_decay_mode=exponential", "--lr_decay_rate=0.5", "--lr_per_epoch=True"]):
+        argv = ["--epoch_size=4", *keys]
+        expected = lr_table(load_config(argv), 3)
+        cfg = load_config(argv)
+        assert schedule(cfg, 3, start=4, stop=9).tolist() == schedule(cfg, 3)[4:9].tolist()
+        assert cli.main(["lr-schedule", *argv, "--steps_per_epoch", "3"]) == 0
+        assert capsys.readouterr().out == expected
+        out = tmp_path / "lr.csv"
+        assert cli.main(["lr-schedule", *argv, "--steps_per_epoch", "3", "--out", str(out)]) == 0
+        assert out.read_bytes() == expected.encode()
+        rates = [float(row.split(",")[2]) for row in expected.splitlines()[1:]]
+        mode = load_config(argv).lr_decay_mode
+        assert capsys.readouterr().out == (f"wrote 12 steps (4 epochs x 3) of lr_decay_mode {mode} to {out}: first "
+                                           f"{rates[0]:.6g}, max {max(rates):.6g}, last {rates[-1]:.6g}\n")
+
+
+def test_lr_schedule_memory_does_not_grow_with_the_steps(tmp_path):
+    """Near its 200,000,000-step limit the table, made whole as text first, ran out of memory: its memory
+    is now that of a part of it, four times the steps taking no more."""
+    import tracemalloc
+
+    peaks = {}
+    for steps in (8_192, 32_768):  # 2 and 8 parts of 4,096 rows
+        out = tmp_path / f"lr{steps}.csv"
+        tracemalloc.start()
+        try:
+            assert cli.main(["lr-schedule", "--epoch_size=1", "--steps_per_epoch", str(steps), "--out", str(out)]) == 0
+            peaks[steps] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    small, big = peaks.values()
+    assert big < 1.5 * small and big < os.path.getsize(out), peaks
+
+
 def test_lr_schedule_takes_its_own_options_with_dashes_as_the_keys(tmp_path, capsys):
     """`lr-schedule --steps-per-epoch 2` said "unknown key 'steps_per_epoch'" (the option its help names), where
     `--lr-max` is taken; and `--config-path F --out F` wrote the table over the file it read."""
     assert cli.main(["lr-schedule", "--steps-per-epoch", "2", "--epoch-size=1", "--warmup_epochs=0"]) == 0
-    assert capsys.readouterr().out.splitlines()[1:] == ["0,1,0.10000000149011612", "1,1,0.02500000037252903"]
+    assert capsys.readouterr().out.splitlines()[1:] == ["1,1,0.10000000149011612", "2,1,0.02500000037252903"]
     assert cli.main(["lr-schedule", "--steps-per-epoch=3", "--epoch_size=1", "--warmup_epochs=0"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 4
     config = tmp_path / "c.csv"

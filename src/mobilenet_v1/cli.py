@@ -4,6 +4,7 @@
 (``--config_path F`` for a YAML file); the other sub-commands have their own flags.
 """
 import argparse
+import math
 import os
 import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -145,12 +146,15 @@ def _info_file(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
 
 
 def cmd_lr_schedule(argv: List[str]) -> int:
+    import numpy as np
+
     from .config import is_cifar, load_config
     from .schedules import global_batch, schedule, schedule_notes
 
     if pop_flag(argv, "--help") or pop_flag(argv, "-h"):
         print("usage: mobilenet-v1 lr-schedule [--config_path F] [--key=value ...] [--steps_per_epoch N] "
-              "[--out lr.csv]\n\nWrites step,epoch,lr for every global step (stdout without --out). "
+              "[--out lr.csv]\n\nWrites step,epoch,lr for every global step (stdout without --out), the steps "
+              "counted from 1 as metrics.jsonl and TensorBoard count them: row N is the rate step N trains at. "
               "steps_per_epoch defaults to the full data set's: 50,000 CIFAR-10 or CIFAR-100, or 1,281,167 ImageNet "
               "images over batch_size x device_num, over grad_accum_steps. With lr_base_size, the rates are "
               "scaled to the global batch batch_size x device_num x grad_accum_steps.")
@@ -178,19 +182,41 @@ def cmd_lr_schedule(argv: List[str]) -> int:
         if steps < 1:
             raise SystemExit(f"mobilenet-v1 lr-schedule: error: --steps_per_epoch must be a whole number >= 1, got "
                              f"{spe!r}")
-    lr = schedule(cfg, steps)
-    for note in schedule_notes(cfg, lr, global_batch(cfg)):
+    total = cfg.epoch_size * steps
+    # The first and last steps' rates, for the notes said before the table (the limit on the steps checked).
+    ends = np.concatenate([schedule(cfg, steps, stop=1), schedule(cfg, steps, start=total - 1)])
+    for note in schedule_notes(cfg, ends, global_batch(cfg)):
         print(note, file=sys.stderr)
-    lines = ["step,epoch,lr"] + [f"{i},{i // steps + 1},{repr(float(v))}" for i, v in enumerate(lr)]
-    text = "\n".join(lines) + "\n"
     if out:
-        from .checkpoint import atomic_save_text
-        atomic_save_text(text, out)
-        print(f"wrote {len(lr)} steps ({cfg.epoch_size} epochs x {steps}) of lr_decay_mode {cfg.lr_decay_mode} "
-              f"to {out}: first {float(lr[0]):.6g}, max {float(lr.max()):.6g}, last {float(lr[-1]):.6g}")
+        from .checkpoint import atomic_write
+        with atomic_write(out, "w", encoding="utf-8") as f:
+            peak = write_lr_rows(f, cfg, steps)
+        print(f"wrote {total} steps ({cfg.epoch_size} epochs x {steps}) of lr_decay_mode {cfg.lr_decay_mode} "
+              f"to {out}: first {float(ends[0]):.6g}, max {peak:.6g}, last {float(ends[-1]):.6g}")
     else:
-        sys.stdout.write(text)
+        write_lr_rows(sys.stdout, cfg, steps)
     return 0
+
+
+LR_ROWS_AT_ONCE = 4096  # lr-schedule's rows made and written at a time: its memory, whatever the steps
+
+
+def write_lr_rows(f, cfg, steps_per_epoch: int) -> float:
+    """lr-schedule's table of the schedule ``cfg`` trains with at ``steps_per_epoch``, written to the text file
+    ``f`` :data:`LR_ROWS_AT_ONCE` rows at a time (its 200 million steps at most, as text, filled the memory):
+    ``step,epoch,lr``, a row a step. The steps count from 1, as metrics.jsonl and TensorBoard count them:
+    row ``step`` N holds the rate step N trains at, the ``lr`` those records give step N. Returns the
+    largest rate."""
+    from .schedules import schedule
+
+    f.write("step,epoch,lr\n")
+    total, peak = cfg.epoch_size * steps_per_epoch, -math.inf
+    for start in range(0, total, LR_ROWS_AT_ONCE):
+        lr = schedule(cfg, steps_per_epoch, start=start, stop=start + LR_ROWS_AT_ONCE)
+        peak = max(peak, float(lr.max()))
+        f.write("".join(f"{i + 1},{i // steps_per_epoch + 1},{repr(float(v))}\n"
+                        for i, v in enumerate(lr.tolist(), start)))
+    return peak
 
 
 # What convert and average call the format they wrote.

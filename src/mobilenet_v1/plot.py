@@ -33,14 +33,25 @@ def _matplotlib():
 
 
 def run_names(run_dirs: Sequence[str]) -> List[str]:
-    """Short names that tell the runs apart: the folder name, with parents added while two are equal."""
+    """Short names that tell the runs apart: the folder name, with parents added while two folders' are
+    equal. A folder given again (``plot r1 r1``, ``r1 ./r1/``) is ``r1 #2`` the second time: no path tells
+    the two apart (both curves were labelled alike, and the summary, by name, held one of them)."""
     parts = [os.path.normpath(os.path.abspath(d)).split(os.sep) for d in run_dirs]
+    folders = list(dict.fromkeys(tuple(p) for p in parts))  # each folder once, in order
     depth = 1
     while True:
-        names = ["/".join(p[-depth:]) for p in parts]
-        if len(set(names)) == len(names) or depth >= max(len(p) for p in parts):
-            return names
+        short = {p: "/".join(p[-depth:]) for p in folders}
+        if len(set(short.values())) == len(folders) or depth >= max(len(p) for p in folders):
+            break
         depth += 1
+    names: List[str] = []
+    for p in parts:
+        name, again = short[tuple(p)], 1
+        while name in names:
+            again += 1
+            name = f"{short[tuple(p)]} #{again}"
+        names.append(name)
+    return names
 
 
 def _spread(ys: List[float], gap: float) -> List[float]:

@@ -9,7 +9,7 @@ step; the seed's ``cosine`` is another curve (TensorFlow's linear cosine decay, 
 Pure functions of their arguments.
 """
 import math
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
@@ -94,11 +94,13 @@ MAX_STEPS = 200_000_000
 
 def get_lr(lr_init: float, lr_end: float, lr_max: float, warmup_epochs: int, total_epochs: int,
            steps_per_epoch: int, lr_decay_mode: str, decay_rate: float = 1.0,
-           decay_epochs: float = 1.0, per_epoch: bool = False) -> np.ndarray:
+           decay_epochs: float = 1.0, per_epoch: bool = False, start: int = 0,
+           stop: Optional[int] = None) -> np.ndarray:
     """The per-step schedule over ``total_epochs * steps_per_epoch`` steps, as float32 (the seed's
     signature; ``decay_rate`` and ``decay_epochs`` are ``exponential``'s). ``per_epoch``: every step of
     an epoch takes the rate of its first step (a scheduler stepped once an epoch, torchvision's and
-    timm's default)."""
+    timm's default). ``start``, ``stop``: the values of those steps alone, ``get_lr(...)[start:stop]``
+    bit for bit without the rest (``lr-schedule`` writes a table of millions of steps a part at a time)."""
     if steps_per_epoch < 1 or total_epochs < 1:
         raise ValueError(f"steps_per_epoch and total_epochs must be >= 1, got {steps_per_epoch}, {total_epochs}")
     total_steps = steps_per_epoch * total_epochs
@@ -109,8 +111,9 @@ def get_lr(lr_init: float, lr_end: float, lr_max: float, warmup_epochs: int, tot
     # T - W only after the warm-up), the rate climbing toward lr_max without reaching it.
     warmup_steps = steps_per_epoch * warmup_epochs
     period = decay_period(decay_epochs, steps_per_epoch)
+    steps = range(total_steps)[start:stop]
     values = [lr_at(i - i % steps_per_epoch if per_epoch else i, lr_init, lr_end, lr_max, warmup_steps, total_steps,
-                    lr_decay_mode, decay_rate, period) for i in range(total_steps)]
+                    lr_decay_mode, decay_rate, period) for i in steps]
     return np.array(values).astype(np.float32)
 
 
@@ -184,9 +187,11 @@ def warmup_note(cfg, lr: np.ndarray, scale: float = 1.0) -> str:
             f"rate climbs from {float(lr[0]):.6g} to {float(lr[-1]):.6g}{short}), as in the seed's schedule")
 
 
-def schedule(cfg, steps_per_epoch: int, batch: int = 0) -> np.ndarray:
+def schedule(cfg, steps_per_epoch: int, batch: int = 0, start: int = 0, stop: Optional[int] = None) -> np.ndarray:
     """The schedule a configuration (``config.Config``) trains with, at ``steps_per_epoch`` steps of a
-    global batch of ``batch`` (0: :func:`global_batch`), which only ``lr_base_size`` looks at."""
+    global batch of ``batch`` (0: :func:`global_batch`), which only ``lr_base_size`` looks at; ``start``,
+    ``stop``: the steps ``[start:stop]`` of it alone (:func:`get_lr`)."""
     k = lr_scale(cfg, batch or global_batch(cfg))
     return get_lr(cfg.lr_init * k, cfg.lr_end * k, cfg.lr_max * k, cfg.warmup_epochs, cfg.epoch_size,
-                  steps_per_epoch, cfg.lr_decay_mode, cfg.lr_decay_rate, cfg.lr_decay_epochs, cfg.lr_per_epoch)
+                  steps_per_epoch, cfg.lr_decay_mode, cfg.lr_decay_rate, cfg.lr_decay_epochs, cfg.lr_per_epoch,
+                  start, stop)
