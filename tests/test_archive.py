@@ -4,6 +4,7 @@ import gzip
 import io
 import json
 import os
+import re
 import tarfile
 import warnings
 from pathlib import Path
@@ -258,6 +259,41 @@ def test_links_repeated_names_and_empty_classes_read_as_once_extracted(tmp_path)
         read_member(next(m for m, _ in got[0] if str(m).endswith("abs.png")))
 
 
+def test_class_folders_packed_under_folders_of_other_names_are_refused_naming_where_they_are(image_folder,
+                                                                                              tmp_path, capsys):
+    """tar cf train.tar data/imagenet/train: the one top folder, data/, is named neither as the archive nor as a
+    split, so it is one class (it may be one class's folders of images: it is not taken apart), and training
+    refused '1 class folder' without saying where the classes were; now the refusal, and eval's for a model's
+    classes, name the folder holding them and the tar command that packs them at the top."""
+    archive = tmp_path / "train.tar"
+    with tarfile.open(archive, "w") as tf:
+        tf.add(str(image_folder / "train"), arcname="data/imagenet/train")
+    assert find_images(str(archive))[1] == ["data"]
+    hint = ("its one class folder data/ holds only data/imagenet/train/, whose 2 folders (n01, n02) look like the "
+            "classes (a top folder is passed through only when named as the archive or as a split): pack them at "
+            "the archive's top (tar cf train.tar -C data/imagenet/train .)")
+    assert cli.main(["train", "--dataset", "imagenet2012", "--dataset_path", str(archive), "--class_num", "2",
+                     "--image_size", "32", "--num_workers", "0", "--device_target", "CPU",
+                     "--save_checkpoint_path", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert f"a classifier needs two classes or more; {hint}\n" in err and not (tmp_path / "run").exists()
+    with pytest.raises(DataError, match=r"class folder\(s\) data are not among the 2 classes .*\(n01, n02\); "
+                                        + re.escape(hint) + "$"):
+        find_images(str(archive), ["n01", "n02"])
+    direct = tmp_path / "val.tar"  # one folder, data/, holding the classes
+    with tarfile.open(direct, "w") as tf:
+        tf.add(str(image_folder / "train"), arcname="data")
+    with pytest.raises(DataError, match=re.escape("its one class folder data/ holds 2 folders (n01, n02) alone, "
+                                                  "which look like the classes") + r".*\(tar cf val.tar -C data \.\)$"):
+        find_images(str(direct), ["n01", "n02"])
+    one = tmp_path / "one.tar"  # a class of images beside its folders: no such hint
+    with tarfile.open(one, "w") as tf:
+        tf.add(str(image_folder / "train"), arcname="n01")
+        tf.add(str(image_folder / "train" / "n01" / "img_0.JPEG"), arcname="n01/img_0.JPEG")
+    with pytest.raises(DataError, match=r"are not among the 2 classes [^;]*$"):
+        find_images(str(one), ["n00", "n02"])
+
+
 def test_class_folders_packed_as_links_to_what_the_archive_does_not_hold_are_named(image_folder, tmp_path):
     """tar stores a class folder that is a symbolic link as the link (without -h), not its images: such a class
     (a link to an absolute path, or up out of the archive) was left out without a word, the labels of the
@@ -491,6 +527,36 @@ def test_odd_member_names_later_copies_and_link_loops_read_as_once_extracted(tmp
                                    ("dog/cats", (tarfile.SYMTYPE, "../cat"))])
     assert read(loop) == (["cat", "dog"], [("cat/0.png", 0, png[0]), ("dog/1.png", 1, png[1]),
                                            ("dog/cats/0.png", 1, png[0])])
+
+
+def test_a_folder_a_class_reaches_twice_through_links_is_read_once_as_the_folders_walk_reads_it(tmp_path):
+    """A class folder holding a link to a sub-folder of its own (cat/best -> 2023) read that sub-folder's images
+    twice from the archive, once from the folder (c077ec4): now once, under the name the folder's walk keeps (the
+    first in name order: cat/2023, but cat/a for cat/a -> z), in training's, val_split's and predict's listings,
+    from the walk and from the listing kept. A link to another class's folder is that class's images again, as
+    in the folder."""
+    from mobilenet_v1 import archive as archive_mod
+    from mobilenet_v1.data import image_files_under
+
+    folder = tmp_path / "train"
+    for i, name in enumerate(("cat/2023/0.png", "cat/2023/1.png", "cat/z/2.png", "cat/3.png", "dog/4.png")):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(jpeg_bytes(smooth_image(20, 20, i), fmt="PNG"))
+    (folder / "cat" / "best").symlink_to("2023", target_is_directory=True)
+    (folder / "cat" / "a").symlink_to("z", target_is_directory=True)
+    (folder / "dog" / "more").symlink_to("../cat/2023", target_is_directory=True)
+    archive = pack(folder, tmp_path / "train.tar", "train")
+    want = relative(find_images(str(folder))[0], folder)
+    assert want == [("cat/3.png", 0), ("cat/2023/0.png", 0), ("cat/2023/1.png", 0), ("cat/a/2.png", 0),
+                    ("dog/4.png", 1), ("dog/more/0.png", 1), ("dog/more/1.png", 1)]
+    for _ in ("walked", "kept"):
+        archive_mod.forget_indexes()
+        assert relative(find_images(archive)[0], archive) == want
+        for held in (True, False):
+            assert relative(find_images(archive, holdout=Holdout(0.5, held))[0], archive) == \
+                relative(find_images(str(folder), holdout=Holdout(0.5, held))[0], folder)
+        predicted = [os.path.relpath(m, archive) for m in archive_mod.archive_images(archive, (".png",))]
+        assert predicted == [os.path.join("train", os.path.relpath(f, folder)) for f in image_files_under(str(folder))]
 
 
 def test_folder_links_resolve_as_a_pass_over_every_file_for_each_link_resolved_them():

@@ -148,9 +148,11 @@ def _members(tf: tarfile.TarFile, path: str):
 
 class _Listing(NamedTuple):
     """What an archive holds: its files' (offset, size) by name (a link's: its target's; a link to nothing
-    in the archive: offset -1), and its folders' names (a class archive's ``<class>`` among them)."""
+    in the archive: offset -1), its folders' names (a class archive's ``<class>`` among them), and its links
+    to folders (name: the folder it names; their files are listed under the link's name too)."""
     files: Dict[str, Tuple[int, int]]
     folders: Set[str]
+    folder_links: Dict[str, str]
 
 
 def _walk(path: str) -> _Listing:
@@ -173,8 +175,7 @@ def _walk(path: str) -> _Listing:
                 _walk_class_tar(tf, path, cls, member, files, folders, links)
             else:
                 _add(member, name, "", path, files, folders, links)
-    _resolve_links(links, files)
-    return _Listing(files, folders)
+    return _Listing(files, folders, _resolve_links(links, files))
 
 
 def _add(member: tarfile.TarInfo, name: str, prefix: str, path: str, files: Dict[str, Tuple[int, int]],
@@ -203,13 +204,14 @@ def _add(member: tarfile.TarInfo, name: str, prefix: str, path: str, files: Dict
                                                                  member.linkname))
 
 
-def _resolve_links(links: Dict[str, str], files: Dict[str, Tuple[int, int]]) -> None:
+def _resolve_links(links: Dict[str, str], files: Dict[str, Tuple[int, int]]) -> Dict[str, str]:
     """Each link's name given its target's bytes (``files``), whatever the order the archive stores them in, as
     extracting it leaves them: links to files first, over passes until one resolves nothing more (a link to a
     link stored before it), then links to folders, each given the files under its target (those under
     another folder link's name left out, so that a link back to a folder above it is read once); a link to
     a folder it lies in adds nothing (a folder walk has read that folder already, and reads it once); a
-    link to nothing in the archive is a file that cannot be read (offset -1)."""
+    link to nothing in the archive is a file that cannot be read (offset -1). Returns the links that gave
+    files, by name: the folder each names."""
     pending = list(links.items())
     while pending:
         left = [(name, target) for name, target in pending if target not in files]
@@ -230,6 +232,7 @@ def _resolve_links(links: Dict[str, str], files: Dict[str, Tuple[int, int]]) -> 
     # hours for a thousand class links among ImageNet's 1.28 million files. Taken in the files' own order.
     place = {n: i for i, n in enumerate(files)}
     readable = sorted(n for n in files if not through_link(n))
+    to_folders = {}
     for name, target in pending:
         if name.startswith(target + "/"):  # a loop (cat/again -> .): a folder walk reads that folder once
             continue
@@ -239,11 +242,46 @@ def _resolve_links(links: Dict[str, str], files: Dict[str, Tuple[int, int]]) -> 
         inside = [(n, files[n]) for n in sorted(found, key=place.__getitem__)]
         if inside:  # a link to a folder: its files, under the link's name
             files.update((name + "/" + n[len(under):], where) for n, where in inside)
+            to_folders[name] = target
         else:
             if name not in place and not through_link(name):  # a link to nothing: a file a later link can hold
                 bisect.insort(readable, name)
             place.setdefault(name, len(place))
             files[name] = (-1, 0)
+    return to_folders
+
+
+def _read_again(names: Sequence[str], folder_links: Dict[str, str], root: str) -> Set[str]:
+    """Of ``names`` (files under the folder ``root``: a class folder, or "" for the whole archive), those that a
+    walk of ``root`` does not read (:func:`data.image_files_under`): the files of a folder it reaches a second time
+    through links to folders (``cat/best`` a link to ``cat/2023``), or above ``root`` through one. The walk goes
+    in name order, a folder before what it holds, and reads each folder under the first name it reaches it by
+    (``cat/2023``, not ``cat/best``)."""
+    def real(folder: str) -> str:  # a link's target holds no link to a folder in its path (_resolve_links)
+        parts = folder.split("/")
+        for k in range(len(parts), 0, -1):
+            head = "/".join(parts[:k])
+            if head in folder_links:
+                return folder_links[head] + folder[len(head):]
+        return folder
+
+    def parent(name: str) -> str:
+        return name.rsplit("/", 1)[0] if "/" in name else ""
+
+    top = real(root).split("/") if root else []
+    seen = {"/".join(top[:k]) for k in range(len(top))}  # the folders above root, the archive's top among them
+    folders = {root}
+    depth = len(root.split("/")) if root else 1
+    for name in names:
+        parts = name.split("/")
+        folders.update("/".join(parts[:k]) for k in range(depth, len(parts)))
+    skipped: Set[str] = set()
+    for folder in sorted(folders, key=lambda f: f.split("/") if f else []):  # os.walk's order, names sorted
+        if folder != root and parent(folder) in skipped or real(folder) in seen:
+            skipped.add(folder)
+        else:
+            seen.add(real(folder))
+    return {n for n in names if parent(n) in skipped}
 
 
 def _walk_class_tar(outer: tarfile.TarFile, path: str, cls: str, member: tarfile.TarInfo,
@@ -296,9 +334,9 @@ def _wrappers(names: Set[str], folders: Set[str], path: str, splits: Sequence[st
 
 # Where listings are kept between processes (:func:`cache_folder`); the version changes with their layout or
 # with what a listing holds (2: links resolved in any stored order, absolute links listed as unreadable; 3: names
-# cleaned of a leading /, . and empty parts, links to a folder they lie in adding nothing).
+# cleaned of a leading /, . and empty parts, links to a folder they lie in adding nothing; 4: links to folders kept).
 CACHE_ENV = "MOBILENET_V1_CACHE"
-_CACHE_VERSION = 3
+_CACHE_VERSION = 4
 # A kept listing unread this long is removed when a process writes its first (an archive replaced or gone leaves
 # its old versions' behind: for ImageNet's, 58 MB each).
 CACHE_UNUSED_DAYS = 30
@@ -345,31 +383,36 @@ def _read_cache(cached: str) -> Optional[_Listing]:
     """The listing kept in ``cached``, or None where there is none or it cannot be read whole."""
     try:
         with open(cached, "rb") as f, np.load(f, allow_pickle=False) as kept:  # arrays only: nothing in it runs
-            arrays = {k: kept[k] for k in ("version", "offsets", "sizes", "names", "folders", "folder_count")}
+            arrays = {k: kept[k] for k in ("version", "offsets", "sizes", "names", "folders", "folder_count",
+                                           "link_names", "link_targets", "link_count")}
     except (OSError, ValueError, KeyError, IndexError, EOFError, TypeError, AttributeError, zipfile.BadZipFile):
         return None  # none, cut short, or not a listing (a .npy holds no arrays by name)
     if any(a.ndim != 1 for a in arrays.values()) or arrays["offsets"].dtype != np.int64 \
             or arrays["sizes"].dtype != np.int64 or arrays["names"].dtype != np.uint8 \
-            or arrays["folders"].dtype != np.uint8 or int(arrays["version"][0]) != _CACHE_VERSION:
+            or arrays["folders"].dtype != np.uint8 or arrays["link_names"].dtype != np.uint8 \
+            or arrays["link_targets"].dtype != np.uint8 or int(arrays["version"][0]) != _CACHE_VERSION:
         return None
     offsets, sizes = arrays["offsets"].tolist(), arrays["sizes"].tolist()
     try:
         names = _split(arrays["names"], len(offsets))
         folders = _split(arrays["folders"], int(arrays["folder_count"][0]))
+        link_count = int(arrays["link_count"][0])
+        links = dict(zip(_split(arrays["link_names"], link_count), _split(arrays["link_targets"], link_count)))
     except (ValueError, IndexError):
         return None
     if len(sizes) != len(names):
         return None
     with contextlib.suppress(OSError):
         os.utime(cached)  # read: kept another CACHE_UNUSED_DAYS
-    return _Listing(dict(zip(names, zip(offsets, sizes))), set(folders))
+    return _Listing(dict(zip(names, zip(offsets, sizes))), set(folders), links)
 
 
 def _write_cache(cached: str, listing: _Listing) -> None:
     """Keep ``listing`` in ``cached`` (written whole, then renamed); nothing where that cannot be done: a
     listing kept is only time saved. Names holding a line break are not kept."""
     names, folders = list(listing.files), sorted(listing.folders)
-    if any("\n" in n for n in names + folders):
+    links = list(listing.folder_links)
+    if any("\n" in n for n in names + folders + list(listing.folder_links.values())):
         return
     tmp = f"{cached}.{os.getpid()}.tmp"
     try:
@@ -378,7 +421,8 @@ def _write_cache(cached: str, listing: _Listing) -> None:
             np.savez(f, version=np.array([_CACHE_VERSION]), names=_join(names),
                      offsets=np.array([listing.files[n][0] for n in names], np.int64),
                      sizes=np.array([listing.files[n][1] for n in names], np.int64),
-                     folders=_join(folders), folder_count=np.array([len(folders)]))
+                     folders=_join(folders), folder_count=np.array([len(folders)]), link_names=_join(links),
+                     link_targets=_join([listing.folder_links[n] for n in links]), link_count=np.array([len(links)]))
         os.replace(tmp, cached)
     except OSError:
         with contextlib.suppress(OSError):
@@ -446,10 +490,18 @@ def _index(path: str, identity: Tuple[int, int, int, int], extensions: Tuple[str
         raise ArchiveError(f"archive {path} holds the splits {', '.join(s + '/' for s in in_splits)}: an archive "
                            f"is read as one split of class folders; pack each split as an archive of its own "
                            f"({', '.join(s + ARCHIVE_SUFFIX for s in in_splits)}) beside each other")
+    # A folder a class reaches twice through links to folders is read once, as a folder walk reads it; only the
+    # classes holding such a link are looked through.
+    linking = {n[strip:].split("/", 1)[0] for n in listing.folder_links if n.startswith(prefix) and "/" in n[strip:]}
+    in_class: Dict[str, List[str]] = {c: [] for c in linking}
+    for name in listing.files if linking else ():
+        if name.startswith(prefix) and name[strip:].split("/", 1)[0] in in_class and "/" in name[strip:]:
+            in_class[name[strip:].split("/", 1)[0]].append(name)
+    again = set().union(*(_read_again(names, listing.folder_links, prefix + cls) for cls, names in in_class.items()))
     by_class: Dict[str, List[Tuple[str, int, int]]] = {c: [] for c in classes}
     for name, (offset, size) in listing.files.items():
         rel = name[strip:]
-        if name.startswith(prefix) and "/" in rel and _is_image(rel, extensions):
+        if name.startswith(prefix) and "/" in rel and _is_image(rel, extensions) and name not in again:
             by_class[rel.split("/", 1)[0]].append((rel, offset, size))
     index = {}
     for cls in sorted(by_class):
@@ -490,6 +542,28 @@ def links_out(path: str, extensions: Tuple[str, ...], splits: Tuple[str, ...] = 
     return _stat_index(path, extensions, splits)[1]
 
 
+def lone_class_wrapping(path: str, splits: Tuple[str, ...] = ()) -> Tuple[str, List[str]]:
+    """Where the archive at ``path`` holds one class folder (as :func:`archive_index` finds them) that holds
+    nothing but one folder in another down to one of several folders (``tar cf train.tar data/imagenet/train``
+    writes ``data/imagenet/train/<class>/...``, and ``data`` is neither the archive's name nor a split's): the
+    path of that last folder in the archive and its sub-folders' names, sorted; else ``("", [])``. Such a
+    folder is not passed through as a wrapper named so is: it may as well be one class's folders of images."""
+    listing = _listing(path)
+    names = set(listing.files) | listing.folders
+    prefix = _wrappers(names, listing.folders, path, splits)
+    folder = prefix
+    while True:
+        rest = [n[len(folder):] for n in names if n.startswith(folder) and len(n) > len(folder)]
+        inside = {r.split("/", 1)[0] for r in rest}
+        below = {r.split("/", 1)[0] for r in rest if "/" in r or folder + r in listing.folders}
+        # The top's files are no class's (beside the classes); a class's are its images.
+        if len(below) == 1 and (folder == prefix or inside == below):
+            folder += below.pop() + "/"
+            continue
+        lone = folder != prefix and len(below) > 1 and inside == below
+        return (folder.rstrip("/"), sorted(below)) if lone else ("", [])
+
+
 def forget_indexes() -> None:
     """Drop the archives' listings kept in this process (the next :func:`archive_index` reads the one kept
     between processes, or walks anew): for timing the walk."""
@@ -500,8 +574,11 @@ def forget_indexes() -> None:
 
 def archive_images(path: str, extensions: Tuple[str, ...]) -> List[ArchiveMember]:
     """Every image file in the archive at ``path`` (class archives' included, as ``<class>/<file>``), in
-    or out of class folders, sorted by folder then name, as a folder's files are listed."""
-    found = [(n, where) for n, where in _listing(path).files.items() if _is_image(n, tuple(extensions))]
+    or out of class folders, sorted by folder then name, as a folder's files are listed (a folder reached twice
+    through links read once: :func:`_read_again`)."""
+    listing = _listing(path)
+    again = _read_again(list(listing.files), listing.folder_links, "") if listing.folder_links else set()
+    found = [(n, where) for n, where in listing.files.items() if _is_image(n, tuple(extensions)) and n not in again]
     found.sort(key=_folder_order)
     return [ArchiveMember(f"{path}/{name}", path, offset, size) for name, (offset, size) in found]
 

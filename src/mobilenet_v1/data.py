@@ -33,8 +33,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 from . import transforms as T
 from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, ArchiveImages, ArchiveMember,
                       ClassFiles, archive_images, archive_index, class_archives_index, folder_of_shards,
-                      holds_labels, is_archive, is_shard_pattern, is_shard_split, links_out, member_size,
-                      read_member, shard_index, tar_files)
+                      holds_labels, is_archive, is_shard_pattern, is_shard_split, links_out, lone_class_wrapping,
+                      member_size, read_member, shard_index, tar_files)
 from .autoaugment import Augment, make_augment
 from .config import is_cifar, normalisation
 from .stopping import ignore_in_worker
@@ -736,6 +736,26 @@ def packed_classes(root: str):
         raise DataError(str(e)) from None
 
 
+def wrapped_classes(root: str) -> str:
+    """For a split's archive whose one class folder wraps several folders in folders named neither as the
+    archive nor as a split (:func:`archive.lone_class_wrapping`): what it holds and how to pack it so that they
+    are the classes, for the message that refuses it; "" for any other split."""
+    if not is_archive(root):
+        return ""
+    try:
+        folder, inside = lone_class_wrapping(root, SPLIT_FOLDERS)
+    except ArchiveError:
+        return ""
+    if not folder:
+        return ""
+    top = folder.split("/", 1)[0]
+    listed = f"{len(inside)} folders ({', '.join(inside[:3])}{' ...' if len(inside) > 3 else ''})"
+    holds = (f"holds only {folder}/, whose {listed} look" if folder != top else f"holds {listed} alone, which look")
+    return (f"its one class folder {top}/ {holds} like the classes (a top folder is passed through only when named "
+            f"as the archive or as a split): pack them at the archive's top (tar cf {os.path.basename(root)} "
+            f"-C {folder} .)")
+
+
 def split_at(root: str, name: str) -> Optional[str]:
     """``root/name`` where it is a folder, else ``root/name.tar`` where that is an archive (the split
     packed), else WebDataset shards in ``root`` with ``name`` in their names (:func:`named_shards`), else
@@ -906,10 +926,11 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
         alike = [f"{f} is {composed[unicodedata.normalize('NFC', f)]} written in other Unicode code points "
                  f"(NFD against NFC: a copy through macOS?)" for f in unknown if unicodedata.normalize("NFC", f)
                  in composed]
+        wrapped = wrapped_classes(root) if packed is not None and len(folders) == 1 else ""
         raise DataError(f"image folder {root!r}: class folder(s) {', '.join(unknown[:5])}"
                         f"{' ...' if len(unknown) > 5 else ''} are not among the {len(classes)} classes "
                         f"the model was trained on ({', '.join(list(classes)[:5])}{' ...' if len(classes) > 5 else ''})"
-                        + (f"; {'; '.join(alike[:3])}" if alike else ""))
+                        + (f"; {'; '.join(alike[:3])}" if alike else "") + (f"; {wrapped}" if wrapped else ""))
     samples = []
     for cls in folders:
         files = packed[cls].names if packed is not None else image_files_under(os.path.join(root, cls))

@@ -21,7 +21,7 @@ from .batch_augment import BatchAugment
 from .config import (DATASET_PRESETS, NORMALISATION_KEYS, Config, ConfigError, OptionError, channels_text, cifar_name,
                      dump_yaml, is_cifar, load_config, names_text, normalisation_text, to_dict, validate)
 from .data import (IMAGE_EXTENSIONS, DataError, DataOptions, TooManyBadSamples, UnsortedImagesError, balance_line,
-                   build_loader, held_out_record, imagenet_folder, sample_labels)
+                   build_loader, held_out_record, imagenet_folder, sample_labels, wrapped_classes)
 from .ema import WeightAverage
 from .engine import (EpochResult, LossTally, evaluate, few_outputs_note, make_optimizer, make_scaler,
                      nonfinite_note, resolve_device, resolve_precision, train_one_epoch)
@@ -368,8 +368,9 @@ def check_class_num(cfg: Config, loader, evaluates: bool, eval_loader=None) -> N
     else:
         where = f"labels 0..{found - 1} in {loader.labels_in}"
     if found < 2:
+        wrapped = wrapped_classes(folder) if loader.classes is not None and not cifar and found == 1 else ""
         raise ConfigError(f"dataset_path {cfg.dataset_path}: it has {where}; a classifier needs two classes or "
-                          f"more")
+                          f"more" + (f"; {wrapped}" if wrapped else ""))
     # CIFAR-100's coarse labels (20 superclasses) are not what is read: its fine ones are.
     coarse = (" (CIFAR-100's fine labels are read, not its 20 coarse ones)"
               if cfg.dataset == "cifar100" and cfg.class_num == 20 else "")
