@@ -211,6 +211,15 @@ def test_plans_draw_each_operation_and_bin_evenly_from_the_seed_alone():
         assert load_config([f"--auto_augment={policy}"]).auto_augment == policy
     with pytest.raises(ConfigError, match="auto_augment='rand-m9' is not one of"):
         load_config(["--auto_augment=rand-m9"])
+    # timm's value under our option's name is told what --aa (timm's option's name) is told.
+    with pytest.raises(ConfigError, match=r"option --auto_augment: auto_augment='rand-m9-mstd0.5' is not one of "
+                                          r"\[[^]]*\]; timm's rand-mN is about ra with ra_magnitude 3N \(.*\)$"):
+        load_config(["--auto_augment", "rand-m9-mstd0.5"])
+    with pytest.raises(ConfigError, match=r"unknown key 'aa' \(timm's name: here it is auto_augment, where timm's "
+                                          r"rand-mN is about ra with ra_magnitude 3N \(.*\)\)$"):
+        load_config(["--aa", "rand-m9-mstd0.5"])
+    with pytest.raises(ConfigError, match=r"is not one of \[[^]]*\]$"):  # no word of timm for another value
+        load_config(["--auto_augment", "trivial"])
     with pytest.raises(ConfigError, match=r"option --ra_magnitude: ra_magnitude must be in \[0, 30\]"):
         load_config(["--auto_augment=ra", "--ra_magnitude=40"])
 

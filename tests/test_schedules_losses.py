@@ -274,3 +274,43 @@ def test_use_label_smooth_is_honoured_for_cifar10_too():
     assert (smooth.on_value, smooth.off_value) == pytest.approx((0.8, 0.2 / 9))
     plain = build_criterion(load_config(["--dataset=imagenet2012", "--use_label_smooth=False"]))
     assert isinstance(plain, CrossEntropySmooth) and plain.off_value == 0.0
+
+
+def test_a_smoothing_factor_that_lifts_the_wrong_classes_to_the_true_ones_target_is_warned_of(cifar_dir, tmp_path,
+                                                                                                capsys, one_thread):
+    """At label_smooth_factor >= (C - 1) / C the seed's smoothing gives each wrong class a target no lower than the
+    true class's (1 - e against e / (C - 1)); such a factor is accepted, as the seed accepts it, and a run says so in
+    one warning line at its start. The seed's and our presets say nothing."""
+    import glob
+    import os
+
+    from mobilenet_v1 import train
+    from mobilenet_v1.train import build_criterion, label_smoothing_warning
+
+    smooth = ["--use_label_smooth=True", "--class_num=4"]
+    warned = label_smoothing_warning(load_config(smooth + ["--label_smooth_factor=0.75"]))
+    assert warned == ("warning: --label_smooth_factor 0.75 is at or above 3/4 = 0.75, the limit for class_num 4: each "
+                      "wrong class's target, 0.25, is no lower than the true class's, 0.25")
+    criterion = build_criterion(load_config(smooth + ["--label_smooth_factor=0.75"]))
+    assert criterion.off_value >= criterion.on_value  # what the warning says
+    assert label_smoothing_warning(load_config(smooth + ["--label_smooth_factor=0.74"])) == ""
+    assert label_smoothing_warning(load_config(["--use_label_smooth=True", "--label_smooth_factor=0.9"])).startswith(
+        "warning: --label_smooth_factor 0.9 is at or above 9/10 = 0.9, the limit for class_num 10")
+    assert "class_num 2" in label_smoothing_warning(load_config(["--use_label_smooth=True", "--class_num=2",
+                                                                 "--label_smooth_factor=0.5"]))
+    here = os.path.dirname(__file__)
+    presets = [load_config([]), load_config(["--dataset=imagenet2012"]), load_config(["--dataset=cifar100"])]
+    files = sorted(glob.glob(os.path.join(here, "..", "configs", "*.yaml"))
+                   + glob.glob(os.path.join(here, "fixtures", "seed", "*.yaml")))
+    presets += [load_config(["--config_path", f]) for f in files]
+    assert len(files) >= 8 and any(c.use_label_smooth for c in presets)
+    assert [label_smoothing_warning(c) for c in presets] == [""] * len(presets)
+    capsys.readouterr()
+    train.run(load_config(smooth + ["--width_mult=0.25", "--image_size=32", "--batch_size=64", "--device_target=CPU",
+                                    "--num_workers=0", "--epoch_size=1", "--warmup_epochs=0", "--eval_interval=0",
+                                    "--label_smooth_factor=0.8", f"--dataset_path={cifar_dir}",
+                                    f"--save_checkpoint_path={tmp_path / 'run'}"]))
+    out = capsys.readouterr().out.splitlines()
+    said = [i for i, line in enumerate(out) if "label_smooth_factor 0.8 is at or above" in line]
+    start = next(i for i, line in enumerate(out) if line.startswith("training: "))  # before the first step
+    assert len(said) == 1 and said[0] < start and out[said[0]].startswith("warning: --label_smooth_factor 0.8 ")

@@ -521,6 +521,10 @@ TORCHVISION_NAMES = {"label_smoothing": f"label_smooth_factor, with use_label_sm
                      "val_resize_size": "crop_pct (the resize is eval_image_size / crop_pct)",
                      "ra_sampler": "aug_repeats", "ra_reps": "aug_repeats"}
 
+# What timm's --aa rand-mN-... is here: said for --aa, and for that value given as --auto_augment.
+RAND_AUGMENT_NOTE = ("timm's rand-mN is about ra with ra_magnitude 3N (torchvision's 31 bins, each op always "
+                     "applied, black fill: timm's p 0.5, noise and grey fill are not taken)")
+
 # timm's train.py options (its names, dashes as underscores) that a key here stands for.
 TIMM_NAMES = {"epochs": "epoch_size", "lr": "lr_max", "num_classes": "class_num", "drop": "drop_rate",
               "smoothing": f"label_smooth_factor, with use_label_smooth True ({SMOOTHING_NOTE})",
@@ -528,8 +532,7 @@ TIMM_NAMES = {"epochs": "epoch_size", "lr": "lr_max", "num_classes": "class_num"
               "warmup_lr": "lr_init", "min_lr": "lr_end", "decay_epochs": "lr_decay_epochs",
               "decay_rate": "lr_decay_rate", "model_ema": "ema_decay", "model_ema_decay": "ema_decay",
               "mixup": "mixup_alpha", "cutmix": "cutmix_alpha", "reprob": "random_erase",
-              "aa": "auto_augment, where timm's rand-mN is about ra with ra_magnitude 3N (torchvision's 31 bins, "
-                    "each op always applied, black fill: timm's p 0.5, noise and grey fill are not taken)",
+              "aa": f"auto_augment, where {RAND_AUGMENT_NOTE}",
               "remode": "random_erase_mode", "clip_grad": "clip_grad_norm", "amp": "precision",
               "torchcompile": "compile", "data_dir": "dataset_path",
               "output": "save_checkpoint_path", "initial_checkpoint": "pre_trained",
@@ -807,7 +810,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
             continue
         value = getattr(cfg, key)
         if value not in allowed and value not in CHOICE_EXTENSIONS.get(key, ()):
-            fail(key, f"{key}={value!r} is not one of {list(allowed)}")
+            timm = key == "auto_augment" and isinstance(value, str) and value.lower().startswith("rand")
+            fail(key, f"{key}={value!r} is not one of {list(allowed)}" + (f"; {RAND_AUGMENT_NOTE}" if timm else ""))
     for f in fields(Config):
         value = getattr(cfg, f.name)
         if isinstance(value, float) and not math.isfinite(value):

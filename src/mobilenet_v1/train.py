@@ -99,6 +99,18 @@ def bn_momentum_note(cfg: Config) -> str:
             f"BatchNorm's running ones (PyTorch's convention){counterpart}")
 
 
+def label_smoothing_warning(cfg: Config) -> str:
+    """A warning for a ``label_smooth_factor`` that gives each wrong class a target as high as the true one's or
+    higher (the seed's smoothing: ``1 - e`` on it, ``e / (class_num - 1)`` on each other), at ``e >= (C - 1) / C``;
+    accepted, as the seed accepts any factor in [0, 1). "" otherwise, or without ``use_label_smooth``."""
+    factor, classes = cfg.label_smooth_factor, cfg.class_num
+    if not cfg.use_label_smooth or classes < 2 or factor * classes < classes - 1:
+        return ""
+    return (f"warning: --label_smooth_factor {factor:g} is at or above {classes - 1}/{classes} = "
+            f"{(classes - 1) / classes:.6g}, the limit for class_num {classes}: each wrong class's target, "
+            f"{factor / (classes - 1):.6g}, is no lower than the true class's, {1 - factor:.6g}")
+
+
 def model_args(cfg: Config) -> Dict[str, Any]:
     args = {"class_num": cfg.class_num, "width_mult": cfg.width_mult, "padding": cfg.padding}
     if cfg.qat:
@@ -1494,6 +1506,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     if cfg.use_label_smooth and cfg.dataset == "cifar10":
         print0(f"use_label_smooth: label smoothing {cfg.label_smooth_factor} on cifar10, as set (the seed "
                f"smooths only ImageNet's labels and ignores the key for cifar10)")
+    if label_smoothing_warning(cfg):
+        print0(label_smoothing_warning(cfg))
     augment = BatchAugment(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mix_prob, cfg.random_erase, cfg.seed, dist.rank,
                            cfg.random_erase_mode, cfg.mixup_off_epoch)
     optimizer = make_optimizer(model, float(lr[0]), cfg.momentum, cfg.weight_decay, device, cfg.opt, cfg.opt_eps,
