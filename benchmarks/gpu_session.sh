@@ -2,8 +2,8 @@
 # The one prepared call on a lent GPU machine (nothing installed there: PYTHONPATH=src).
 # Parts run in order of importance, each under its own time limit (about 590 s in all, inside one
 # 600 s call), so one that runs long leaves the others their figures; no part runs past the call's budget
-# (GPU_SESSION_SECONDS, 585 s from the script's start, imports included): the last parts get what is left. A second call, if the session's
-# device time allows one, runs the experiments that did not fit in the first.
+# (GPU_SESSION_SECONDS, 585 s from the script's start, imports included): the last parts get what is left.
+# A second call, if the session's device time allows one, runs the experiments that did not fit in the first.
 #   bash benchmarks/gpu_session.sh           (the first call; writes logs and JSON under $OUT)
 #   bash benchmarks/gpu_session.sh second    (the second call: about 590 s)
 set -u
