@@ -339,6 +339,24 @@ def test_a_run_folder_without_numbered_checkpoints_says_what_it_holds_and_what_t
     assert not os.path.exists(out)
 
 
+def test_a_run_folder_with_one_best_epochs_file_and_no_numbered_ones_names_both(tmp_path, capsys):
+    """--keep_best_max 1 leaves one best epoch's file beside mobilenetv1-best.ckpt: the folder was said to hold
+    "only mobilenetv1-best.ckpt". Both files are named (the best epoch's alone where that is all)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    save(run / ckpt_io.top_name(3), random_model(3))
+    for best in (False, True):
+        if best:
+            save(run / ckpt_io.BEST_NAME, random_model(3))
+        kept = "mobilenetv1-top-3.ckpt" + (" and mobilenetv1-best.ckpt" if best else "")
+        assert cli.main(["average", str(run), "--out", str(tmp_path / "avg.pt")]) == 1
+        assert capsys.readouterr().err == (
+            f"mobilenet-v1 average: error: checkpoint folder {run}: holds no numbered checkpoint "
+            f"(mobilenetv1-EPOCH_STEP.ckpt) to average, only {kept} (one best epoch's file is no --best average): "
+            f"name the checkpoint files to average instead of the folder\n"), best
+    assert not (tmp_path / "avg.pt").exists()
+
+
 def test_a_resume_ranks_only_the_best_epochs_whose_files_are_there(cifar_dir, tmp_path, one_thread):
     """keep_best_max 1, epochs 1-3 (top-1 0.25, 0.25, 0.725), then a resume from epoch 2's numbered
     checkpoint with a rate that spoils epoch 3: epoch 3's best-epoch file moves aside with the superseded

@@ -76,13 +76,18 @@ def sources(paths: Sequence[str], last: int = 0, best: int = 0, use_ema: bool = 
 
 def no_numbered(folder: str) -> str:
     """The error of a run folder without numbered checkpoints to average, saying what it holds instead: best
-    epochs' files (``--best N`` takes them), or its best checkpoint alone, one model, nothing to average."""
+    epochs' files (``--best N`` takes them), one best epoch's file (beside its best checkpoint or not), or its best
+    checkpoint alone, one model, nothing to average."""
     numbered = f"no numbered checkpoint ({ckpt_io.CKPT_PREFIX}-EPOCH_STEP.ckpt) to average"
     top = ckpt_io.list_top(folder)
     if len(top) > 1:
         return (f"checkpoint folder {folder}: holds {numbered}, but {len(top)} best epochs' checkpoints "
                 f"({ckpt_io.CKPT_PREFIX}-top-E.ckpt): --best {len(top)} averages them")
     best = os.path.join(folder, ckpt_io.BEST_NAME)
+    if top:  # one best epoch's file (--keep_best_max 1): beside it, the best checkpoint is not "only" one
+        kept = [os.path.basename(top[0][1])] + ([ckpt_io.BEST_NAME] if os.path.isfile(best) else [])
+        return (f"checkpoint folder {folder}: holds {numbered}, only {' and '.join(kept)} (one best epoch's file "
+                f"is no --best average): name the checkpoint files to average instead of the folder")
     if os.path.isfile(best):
         return (f"checkpoint folder {folder}: holds {numbered}, only {ckpt_io.BEST_NAME}: one checkpoint alone "
                 f"is no average; use {best} as it is, or name it beside other checkpoint files to average it with "
