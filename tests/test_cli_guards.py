@@ -409,3 +409,73 @@ def test_the_readme_shows_every_command_and_only_options_its_command_takes(capsy
             known |= keys
         assert shown[name] <= known, f"README: mobilenet-v1 {name} with {sorted(shown[name] - known)}"
     assert len(shown["train"]) > 30 and {"ckpt_file", "top_k"} <= shown["predict"]  # the lines were found
+
+
+NO_CHECKPOINT = "the folder holds no numbered checkpoint (mobilenetv1-EPOCH_STEP.ckpt)"
+TRAIN = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU", "--num_workers=0",
+         "--epoch_size=1", "--dataset_path={data}", "--save_checkpoint_path={tmp}/run"]
+
+
+MISSING_PATHS = [  # (command line, what names the path, what is not there, whether an empty folder is refused)
+    (["eval", "--dataset_path={data}", "--checkpoint_path", "{path}"], "--checkpoint_path", "file or run folder", True),
+    (["export", "--ckpt_file", "{path}", "--file_name", "{tmp}/out"], "--ckpt_file", "file or run folder", True),
+    (["predict", "{tmp}/cat.png", "--ckpt_file", "{path}"], "--ckpt_file", "file or run folder", True),
+    (["info", "{path}"], "model file", "file or run folder", True),
+    (["benchmark", "{path}"], "model file", "file or run folder", True),
+    (["convert", "{path}", "{tmp}/out.pt"], "checkpoint", "file or run folder", True),
+    (["recalibrate-bn", "{path}", "--dataset_path", "{data}", "--out", "{tmp}/out.pt"], "checkpoint",
+     "file or run folder", True),
+    (["quantize", "--onnx", "{path}", "--calib_data", "{data}", "--out", "{tmp}/q.onnx"], "--onnx", "file", False),
+    (["quantize", "--program", "{path}", "--calib_data", "{data}", "--out", "{tmp}/q.pte"], "--program", "file",
+     False),
+    (["train", *TRAIN, "--teacher={path}"], "--teacher", "file or run folder", True),
+    (["train", *TRAIN, "--pre_trained={path}"], "--pre_trained", "file or run folder", True),
+    (["train", *TRAIN, "--resume={path}"], "--resume", "file or run folder", False),  # a folder: starts afresh
+    (["train", "--config_path", "{path}"], "--config_path", "file", False),
+    (["export", "--config_path", "{path}", "--ckpt_file", "{tmp}/m.pt"], "--config_path", "file", False),
+    (["lr-schedule", "--config_path", "{path}"], "--config_path", "file", False),
+]
+
+
+@pytest.mark.parametrize("argv, named, gone, folder", MISSING_PATHS,
+                         ids=[f"{argv[0]} {named}" for argv, named, _, _ in MISSING_PATHS])
+def test_a_path_given_that_is_not_there_is_named_by_its_option(argv, named, gone, folder, cifar_dir, tmp_path,
+                                                                capsys):
+    """Said "checkpoint X: no such file" (the reader's words, also of an .onnx given to benchmark), "config file X:
+    No such file or directory", or "checkpoint folder X: holds no numbered checkpoint": not which option was
+    given it. Refused in one line before anything is loaded, named as --teacher and --pre_trained are."""
+    (tmp_path / "cat.png").write_bytes(b"an image to predict")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for path, what in ((tmp_path / "missing.model", f"no such {gone}"), (empty, NO_CHECKPOINT))[:1 + folder]:
+        args = [a.format(path=path, tmp=tmp_path, data=cifar_dir) for a in argv]
+        assert cli.main(args) == 1, args
+        assert capsys.readouterr().err.splitlines()[-1] == f"mobilenet-v1 {argv[0]}: error: {named} {path}: {what}"
+    assert not (tmp_path / "run").exists() and not list(tmp_path.glob("out*")) and not list(tmp_path.glob("q.*"))
+
+
+def test_a_run_folder_given_is_named_by_its_option_in_each_of_its_faults(tmp_path):
+    """A distributed run's folder whose ckpt_0/ holds no checkpoint, and a link to nothing, named by the option
+    with what is there; without an option, the reader after it is left to name a missing path."""
+    (tmp_path / "run" / ckpt_io.DISTRIBUTED_SUBFOLDER).mkdir(parents=True)
+    with pytest.raises(ckpt_io.CheckpointError) as raised:
+        ckpt_io.resolve_checkpoint_path(str(tmp_path / "run"), "--ckpt_file")
+    assert str(raised.value) == (f"--ckpt_file {tmp_path / 'run'}: its ckpt_0/ holds no numbered checkpoint "
+                                 f"(mobilenetv1-EPOCH_STEP.ckpt)")
+    os.symlink(tmp_path / "gone.ckpt", tmp_path / "link.ckpt")
+    with pytest.raises(ckpt_io.CheckpointError) as raised:
+        ckpt_io.resolve_checkpoint_path(tmp_path / "link.ckpt", "--teacher")
+    assert str(raised.value) == f"--teacher {tmp_path / 'link.ckpt'}: a link to nothing"
+    assert ckpt_io.resolve_checkpoint_path(tmp_path / "gone.ckpt") == str(tmp_path / "gone.ckpt")
+
+
+def test_an_image_folder_that_is_not_there_is_named_as_dataset_path(tmp_path, capsys):
+    """Said "image folder X does not exist", where CIFAR's binaries were named as dataset_path: which of the
+    paths given was missing went unsaid."""
+    missing = tmp_path / "photos"
+    for argv in (["data-stats", "--dataset", "imagenet2012"], ["train", "--dataset=imagenet2012", "--val_split=0.1",
+                                                                f"--save_checkpoint_path={tmp_path / 'run'}"]):
+        assert cli.main([*argv, "--dataset_path", str(missing)]) == 1, argv
+        assert capsys.readouterr().err.splitlines()[-1] == (f"mobilenet-v1 {argv[0]}: error: dataset_path "
+                                                            f"'{missing}' does not exist"), argv
+    assert not (tmp_path / "run").exists()

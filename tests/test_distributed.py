@@ -820,8 +820,8 @@ def test_ranks_given_other_teachers_are_refused_before_training(cifar_dir, tmp_p
     r = torchrun("--standalone", "--nproc_per_node=2", str(own_teacher), *TINY, f"--dataset_path={cifar_dir}",
                  "--class_num=4", "--batch_size=16", "--epoch_size=1", f"--save_checkpoint_path={tmp_path / 'run'}")
     assert r.returncode != 0 and "another process" not in r.stderr, r.stdout[-3000:] + r.stderr[-3000:]
-    assert (f"mobilenet-v1 train (all 2 ranks): error: rank 1 cannot load the teacher: checkpoint "
-            f"{tmp_path / 'teacher1.ckpt'}: no such file") in r.stderr, r.stderr[-3000:]
+    assert (f"mobilenet-v1 train (all 2 ranks): error: rank 1 cannot load the teacher: --teacher "
+            f"{tmp_path / 'teacher1.ckpt'}: no such file or run folder") in r.stderr, r.stderr[-3000:]
 
 
 def test_a_continuation_whose_ranks_read_the_file_from_other_places_counts_steps_alike(cifar_dir, tmp_path):

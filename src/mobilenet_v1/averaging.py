@@ -30,8 +30,7 @@ def sources(paths: Sequence[str], last: int = 0, best: int = 0, use_ema: bool = 
     if last and best:
         raise ValueError("--last and --best choose a run folder's checkpoints two ways: give one")
     for path in paths:  # first: "needs two checkpoints" or "give the run folder" (a misspelt one) would hide it
-        if not os.path.exists(path):
-            raise ckpt_io.CheckpointError(f"checkpoint {path}: no such file or run folder")
+        ckpt_io.check_given(path, "checkpoint")
     if best and not any(os.path.isdir(p) for p in paths):
         raise ValueError(f"--best {best} picks a run folder's best epochs' checkpoints: give the run folder "
                          f"(files are averaged as they are named)")

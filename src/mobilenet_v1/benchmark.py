@@ -594,7 +594,7 @@ def _time(a: argparse.Namespace, files: Sequence[str], image_size: Optional[int]
     thread counts it sets are put back afterwards (for a caller in the same process)."""
     found: Dict[str, str] = {}  # a file named twice (or a run folder and its newest checkpoint) is timed once
     for f in files:
-        path = ckpt_io.resolve_checkpoint_path(f)
+        path = ckpt_io.resolve_checkpoint_path(f, "model file")
         found.setdefault(os.path.realpath(path), path)
     paths = list(found.values())
     torch_threads = torch.get_num_threads()

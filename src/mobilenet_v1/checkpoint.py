@@ -221,18 +221,32 @@ def run_folder(path: str) -> str:
     return sub if os.path.isdir(sub) and not own else path
 
 
-def resolve_checkpoint_path(path: str) -> str:
+def check_given(path: str, option: str, kinds: str = "file or run folder") -> None:
+    """Refuse ``path``, given as ``option`` (``--ckpt_file``; a positional argument: its role, ``checkpoint``),
+    where nothing is there, named by it: the reader after it said "checkpoint X: no such file", not which option
+    gave it (a run given --teacher and --pre_trained left the user to guess which was mistyped)."""
+    if not os.path.exists(path):
+        raise CheckpointError(f"{option} {path}: " + ("a link to nothing" if os.path.islink(path) else
+                                                      f"no such {kinds}"))
+
+
+def resolve_checkpoint_path(path: str, option: str = "") -> str:
     """A checkpoint file, or a run folder standing for its newest ``mobilenetv1-*.ckpt`` (a distributed
     run's ``save_checkpoint_path``: the newest in its ``ckpt_0/``); a ``pathlib.Path`` comes back as text, as
-    the readers after it take it."""
+    the readers after it take it. ``option``: how the command was given ``path`` (:func:`check_given`), which
+    names a path where nothing is and a folder without checkpoints; without it a missing path comes back as
+    it is, for the reader to refuse."""
     path = os.fspath(path)
+    if option:
+        check_given(path, option)
     if os.path.isdir(path):
-        path = run_folder(path)
-        found = list_checkpoints(path)
+        folder = run_folder(path)
+        found = list_checkpoints(folder)
         if not found:
-            best = os.path.join(path, BEST_NAME)
-            raise CheckpointError(f"checkpoint folder {path}: holds no numbered checkpoint "
-                                  f"({CKPT_PREFIX}-EPOCH_STEP.ckpt)"
+            best = os.path.join(folder, BEST_NAME)
+            where = (f"checkpoint folder {folder}: holds" if not option else f"{option} {path}: the folder holds"
+                     if folder == path else f"{option} {path}: its {DISTRIBUTED_SUBFOLDER}/ holds")
+            raise CheckpointError(f"{where} no numbered checkpoint ({CKPT_PREFIX}-EPOCH_STEP.ckpt)"
                                   + (f"; its best one is {best}: pass that file" if os.path.isfile(best) else ""))
         return found[-1][1]
     return path

@@ -777,6 +777,8 @@ def read_yaml(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
             docs = [d for d in yaml.load_all(f, Loader=_OnceEach)]
     except ConfigError as e:
         raise OptionError(f"config file {path}: {e}") from None
+    except FileNotFoundError:  # named by its option, as every path given that is not there
+        raise OptionError(f"--config_path {path}: no such file") from None
     except OSError as e:
         raise OptionError(f"config file {path}: {e.strerror or e}") from None
     except yaml.YAMLError as e:

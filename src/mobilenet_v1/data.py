@@ -1230,6 +1230,8 @@ def held_out_for(record: Any, root: str, source: str, dataset: str) -> Tuple[flo
 def image_split(root: str, train: bool, val_split: float = 0.0) -> Tuple[str, Optional[Holdout]]:
     """The folder a split of ``--dataset_path root`` reads, and which of its images (``val_split``: both
     splits read the training folder, the evaluation split the share it holds out, training the rest)."""
+    if not os.path.exists(root) and not is_shard_pattern(root):  # as CIFAR's: "image folder X" named not the key
+        raise DataError(f"dataset_path {root!r} does not exist")
     if not val_split:
         folder, holdout = imagenet_folder(root, train), None
     else:

@@ -357,7 +357,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     # rank 0 chooses and every rank evaluates that file (summed counts of two models mean nothing).
     def choose() -> str:
         try:
-            return ckpt_io.resolve_checkpoint_path(cfg.checkpoint_path)
+            return ckpt_io.resolve_checkpoint_path(cfg.checkpoint_path, "--checkpoint_path")
         except OSError as e:  # the folder unreadable, or gone between the look and the listing
             raise ckpt_io.CheckpointError(f"checkpoint_path {cfg.checkpoint_path}: cannot list it: "
                                           f"{e.strerror or e}") from None

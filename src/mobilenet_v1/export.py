@@ -318,7 +318,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     if pixel_format != "RGB" and not image_input:
         raise ExportError(f"--pixel_format {pixel_format}: is the image input's (--image_input True); a file "
                           f"without one takes normalised float (N, 3, H, W) RGB")
-    path = ckpt_io.resolve_checkpoint_path(ckpt_file)
+    path = ckpt_io.resolve_checkpoint_path(ckpt_file, "--ckpt_file")
     ckpt = ckpt_io.load_file(path)
     model, args = model_from_checkpoint(ckpt, path, use_ema)
     if class_num is not None and class_num != args["class_num"]:

@@ -65,9 +65,7 @@ def describe(path: str, image_size: Optional[int] = None) -> Dict[str, Any]:
     from . import checkpoint as ckpt_io
     from .onnx_io import is_deployed_file
 
-    file = ckpt_io.resolve_checkpoint_path(path)
-    if not os.path.exists(file):
-        raise ckpt_io.CheckpointError(f"{path}: no such file")
+    file = ckpt_io.resolve_checkpoint_path(path, "model file")
     if not os.path.isfile(file):
         raise ckpt_io.CheckpointError(f"{path}: not a regular file")
     out: Dict[str, Any] = {"file": file, "bytes": os.path.getsize(file)}

@@ -757,7 +757,7 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True,
     from .api import model_from_checkpoint, refuse_quantization_aware
 
     fmt = output_format(dst, fmt)
-    src = ckpt_io.resolve_checkpoint_path(src)  # a run folder: its newest checkpoint, as eval takes it
+    src = ckpt_io.resolve_checkpoint_path(src, "checkpoint")  # a run folder: its newest, as eval takes it
     ckpt_io.check_output("DST", dst, [src])
     ckpt = read_any(src)
     model, args = model_from_checkpoint(ckpt, src, use_ema)

@@ -636,7 +636,8 @@ def main(argv: Sequence[str]) -> int:
     missing = [f.reason for f in images if isinstance(f, BadSample)]
     if len(missing) == len(images):  # nothing to predict: said before the model is loaded
         raise ValueError("; ".join(missing[:10]) + (f" ... ({len(missing)} paths)" if len(missing) > 10 else ""))
-    predictor = load_predictor(a.ckpt_file, a.labels, a.background_class, a.dataset, a.image_size, a.use_ema,
+    path = ckpt_io.resolve_checkpoint_path(a.ckpt_file, "--ckpt_file")  # named by its option where it is not there
+    predictor = load_predictor(path, a.labels, a.background_class, a.dataset, a.image_size, a.use_ema,
                                a.device_target, a.crop_pct, a.exif_orientation, a.antialias, a.interpolation,
                                a.mean, a.std)
     results = predictor.top_k(images, a.top_k, a.num_workers, a.batch_size)

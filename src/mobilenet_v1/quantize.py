@@ -474,6 +474,7 @@ def main(argv: Sequence[str]) -> int:
         raise QuantizeError(f"--calib_data {a.calib_data}: not a folder, a .tar archive nor a shard pattern (the "
                             f"data set's, as --dataset_path in training)")
     option, src = ("--program", a.program) if a.program else ("--onnx", a.onnx)
+    ckpt_io.check_given(src, option, "file")
     if a.program:
         if not a.program.lower().endswith(".pt2"):
             raise QuantizeError(f"--program {a.program}: not a .pt2 program (export a checkpoint with "

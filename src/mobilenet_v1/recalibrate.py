@@ -109,7 +109,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
         raise ValueError(f"--crop_pct {crop_pct:g}: must be in (0, 1]")
     if val_split is not None and not 0 <= val_split < 1:
         raise ValueError(f"--val_split {val_split:g}: must be in [0, 1)")
-    path = ckpt_io.resolve_checkpoint_path(src)
+    path = ckpt_io.resolve_checkpoint_path(src, "checkpoint")
     ckpt_io.check_output("--out", dst, [path], inside=[dataset_path])
     fmt = output_format(dst, fmt)
     ckpt = read_any(path)

@@ -188,8 +188,8 @@ def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.dev
     from .onnx_io import is_onnx_file
 
     dist = dist or distributed.Context()
-    path = dist.file_from_rank0(lambda: ckpt_io.resolve_checkpoint_path(cfg.teacher), "could not choose the teacher",
-                                [cfg.teacher])
+    path = dist.file_from_rank0(lambda: ckpt_io.resolve_checkpoint_path(cfg.teacher, "--teacher"),
+                                "could not choose the teacher", [cfg.teacher])
     folders = (out_dir, ckpt_io.other_layout_folder(cfg.save_checkpoint_path, out_dir))
     if cfg.save_checkpoint and ckpt_io.is_run_checkpoint_name(path) and any(saved_in(path, f) for f in folders):
         raise ConfigError(f"teacher {path}: a checkpoint of save_checkpoint_path {cfg.save_checkpoint_path}, where "
@@ -198,8 +198,7 @@ def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.dev
                           f"into another one")
 
     def load() -> Tuple[torch.nn.Module, str, Any, str]:
-        if not os.path.exists(path):  # named by its option: "checkpoint X: no such file" said not whose it was
-            raise ckpt_io.CheckpointError(f"--teacher {path}: no such file or run folder")
+        ckpt_io.check_given(path, "--teacher")  # this rank's own copy (rank 0 chose it)
         if path.lower().endswith(".pt2") or ckpt_io.is_exported_program(path):
             teacher, about, record = program_teacher(cfg, path, classes, device, memory_format)
         elif os.path.isfile(path) and (is_onnx_file(path) or ckpt_io.is_executorch_program(path)):
@@ -1127,6 +1126,7 @@ def _choose_resume(cfg: Config, run_dir: str, validate: Callable[[Dict[str, Any]
                 f"resume {cfg.resume}: none of the {len(passed)} checkpoints in {folder} can continue this "
                 f"run (each is named above with what is wrong); move them away to start afresh")
     else:
+        ckpt_io.check_given(cfg.resume, "--resume")
         path, ckpt = cfg.resume, ckpt_io.load_file(cfg.resume)
         position = validate(ckpt, cfg.resume)
     if restarted and cfg.resume != "auto" and os.path.isdir(run_dir):
@@ -1392,9 +1392,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     if cfg.pre_trained:
         pre_trained = cfg.pre_trained
         try:
-            if not os.path.exists(pre_trained):  # named by its option, as the teacher is
-                raise ckpt_io.CheckpointError(f"--pre_trained {pre_trained}: no such file or run folder")
-            pre_trained = ckpt_io.resolve_checkpoint_path(pre_trained)  # a run folder: its newest, as eval takes
+            pre_trained = ckpt_io.resolve_checkpoint_path(pre_trained, "--pre_trained")  # a run folder: its newest
             source = ckpt_io.load_file(pre_trained)
         except ckpt_io.CheckpointError as e:
             if not cfg.resume:
