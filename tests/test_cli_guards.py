@@ -142,6 +142,63 @@ def test_no_command_writes_over_a_training_checkpoint(tmp_path, cifar_dir, capsy
     assert not ckpt_io.holds_training_state(str(weights)) and not ckpt_io.holds_training_state(ckpt)
 
 
+def test_eval_writes_no_table_over_its_labels_file(tmp_path, capsys):
+    """--eval_labels is often a CSV beside the data set (Kaggle's LOC_val_solution.csv): --per_image or
+    --confusion_csv naming it wrote the results over the labels."""
+    ckpt = save(tmp_path / "m.ckpt", class_num=2, dataset="imagenet2012")
+    (tmp_path / "val").mkdir()
+    (tmp_path / "val" / "ILSVRC2012_val_00000001.JPEG").write_bytes(jpeg_bytes(smooth_image(40, 40, 1)))
+    labels = tmp_path / "LOC_val_solution.csv"
+    labels.write_text("ImageId,PredictionString\nILSVRC2012_val_00000001,n01 1 2 3 4\n")
+    before = labels.read_text()
+    for option in ("--per_image", "--confusion_csv"):
+        assert cli.main(["eval", "--dataset", "imagenet2012", "--dataset_path", str(tmp_path / "val"),
+                         "--checkpoint_path", ckpt, "--eval_labels", str(labels), option, str(labels)]) == 1
+        assert f"{option} {labels}: is the file this command reads; write to another file" in capsys.readouterr().err
+    assert labels.read_text() == before
+
+
+def test_a_write_that_fails_leaves_the_file_as_it_was_and_names_it(tmp_path, monkeypatch, capsys):
+    """A full disk met once the bytes are written (at the flush or fsync of any writer: torch.save's,
+    safetensors', MindSpore's, a CSV's) leaves the file of that name as it was and no temporary file, and the
+    error names the file: it said only "[Errno 28] No space left on device"."""
+    ckpt = save(tmp_path / "m.ckpt")
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    for name, argv in (("w.pt", ["convert", ckpt]), ("w.safetensors", ["convert", ckpt]),
+                       ("w.ckpt", ["convert", ckpt]), ("lr.csv", ["lr-schedule", "--steps_per_epoch", "3", "--out"])):
+        dst = out / name
+        dst.write_bytes(b"kept")
+        with monkeypatch.context() as m:
+            m.setattr(os, "fsync", full)
+            assert cli.main(argv + [str(dst)]) == 1, name
+        assert f"error: [Errno 28] No space left on device: '{dst}'" in capsys.readouterr().err, name
+        assert dst.read_bytes() == b"kept" and not [n for n in os.listdir(out) if n.startswith(".")], name
+
+
+def test_the_demo_writes_no_digits_over_a_data_set_of_its_own(tmp_path, capsys):
+    """python -m mobilenet_v1.demo --out naming a CIFAR-10 folder wrote the digits over its data_batch_1.bin
+    (and the seed's test_batch.bin), leaving a data set of both; its own files it rewrites, atomically."""
+    from mobilenet_v1 import demo
+    from mobilenet_v1.data import CIFAR_EVAL_FOLDER, CIFAR_RECORD, CIFAR_TRAIN_FOLDER
+
+    real = tmp_path / "cifar" / CIFAR_TRAIN_FOLDER / "data_batch_1.bin"
+    real.parent.mkdir(parents=True)
+    real.write_bytes(bytes(3 * CIFAR_RECORD))
+    assert demo.main(["--out", str(tmp_path / "cifar")]) == 1
+    assert f"{real} holds {3 * CIFAR_RECORD} bytes, not the demo's 1438 records" in capsys.readouterr().err
+    assert real.read_bytes() == bytes(3 * CIFAR_RECORD) and not (tmp_path / "cifar" / CIFAR_EVAL_FOLDER).exists()
+    digits = tmp_path / "digits"
+    assert demo.main(["--out", str(digits)]) == 0 and demo.main(["--out", str(digits)]) == 0
+    assert [sorted(os.listdir(digits / f)) for f in (CIFAR_TRAIN_FOLDER, CIFAR_EVAL_FOLDER)] == \
+        [["data_batch_1.bin"], ["test_batch.bin"]]
+    assert os.path.getsize(digits / CIFAR_EVAL_FOLDER / "test_batch.bin") == 359 * CIFAR_RECORD
+
+
 def test_a_reader_of_the_output_that_went_away_is_no_error(tmp_path):
     """`mobilenet-v1 info F | head -2` printed "error: [Errno 32] Broken pipe" and exited 1: a reader that took
     what it wanted is no fault of the command, which ends quietly, as cat does (141: as SIGPIPE ends one)."""

@@ -126,11 +126,15 @@ def atomic_output(path: str):
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        # A full disk met at a write, flush or fsync names no file ("[Errno 28] No space left on device"), an
+        # error of the temporary file its hidden name: both are said of the file asked for.
+        if isinstance(e, OSError) and e.errno and e.filename in (None, tmp) and e.filename2 is None:
+            raise OSError(e.errno, e.strerror or os.strerror(e.errno), path) from None
         raise
     fsync_dir(folder)
 

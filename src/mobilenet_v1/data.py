@@ -119,7 +119,10 @@ def read_cifar_bin(path: str, dataset: str = "cifar10") -> Tuple[np.ndarray, np.
 def write_cifar_bin(path: str, images: np.ndarray, labels: np.ndarray,
                     coarse: Optional[np.ndarray] = None) -> None:
     """Write (N, 3, 32, 32) uint8 images and labels in the CIFAR-10 binary record format; given ``coarse``
-    labels too, in CIFAR-100's (coarse, then fine label byte)."""
+    labels too, in CIFAR-100's (coarse, then fine label byte). Atomically: a file of that name stays whole
+    if the write fails, and a run reading it meanwhile keeps reading the one it opened."""
+    from .checkpoint import atomic_write
+
     images = np.asarray(images, dtype=np.uint8)
     labels = np.asarray(labels)
     if images.shape[1:] != (3, 32, 32) or len(images) != len(labels):
@@ -127,7 +130,8 @@ def write_cifar_bin(path: str, images: np.ndarray, labels: np.ndarray,
     columns = [labels.astype(np.uint8)[:, None], images.reshape(len(images), -1)]
     if coarse is not None:
         columns.insert(0, np.asarray(coarse).astype(np.uint8)[:, None])
-    np.concatenate(columns, axis=1).tofile(path)
+    with atomic_write(path) as f:
+        f.write(np.concatenate(columns, axis=1).tobytes())
 
 
 def cifar_files(root: str, train: bool, dataset: str = "cifar10", quiet: bool = False) -> List[str]:

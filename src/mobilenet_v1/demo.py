@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import CIFAR_EVAL_FOLDER, CIFAR_TRAIN_FOLDER, write_cifar_bin
+from .data import CIFAR_EVAL_FOLDER, CIFAR_RECORD, CIFAR_TRAIN_FOLDER, write_cifar_bin
 
 
 def digits_as_cifar(seed: int = 0):
@@ -28,11 +28,21 @@ def digits_as_cifar(seed: int = 0):
 
 
 def write_demo_data(out_dir: str) -> None:
+    """The digits as CIFAR-10 binaries under ``out_dir``. A file of those names that holds another number of
+    records than the demo's (a CIFAR-10 folder's own data_batch_1.bin, given as --out by a slip) is refused
+    before anything is written: digits in its place would leave a data set that mixes the two."""
     (xtr, ytr), (xte, yte) = digits_as_cifar()
-    os.makedirs(os.path.join(out_dir, CIFAR_TRAIN_FOLDER), exist_ok=True)
-    os.makedirs(os.path.join(out_dir, CIFAR_EVAL_FOLDER), exist_ok=True)
-    write_cifar_bin(os.path.join(out_dir, CIFAR_TRAIN_FOLDER, "data_batch_1.bin"), xtr, ytr)
-    write_cifar_bin(os.path.join(out_dir, CIFAR_EVAL_FOLDER, "test_batch.bin"), xte, yte)
+    files = [(os.path.join(out_dir, CIFAR_TRAIN_FOLDER, "data_batch_1.bin"), xtr, ytr),
+             (os.path.join(out_dir, CIFAR_EVAL_FOLDER, "test_batch.bin"), xte, yte)]
+    for path, _, labels in files:
+        size = os.path.getsize(path) if os.path.isfile(path) else None
+        if size is not None and size != len(labels) * CIFAR_RECORD:
+            raise ValueError(f"--out {out_dir}: {path} holds {size} bytes, not the demo's {len(labels)} records "
+                             f"of {CIFAR_RECORD} bytes (a data set's own file?): not written over; give another "
+                             f"folder")
+    for path, images, labels in files:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_cifar_bin(path, images, labels)
     print(f"wrote {len(ytr)} training and {len(yte)} evaluation digits as CIFAR-10 binaries under {out_dir}")
 
 
@@ -42,6 +52,9 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     try:
         write_demo_data(a.out)
+    except (ValueError, OSError) as e:
+        print(f"python -m mobilenet_v1.demo: error: {e}", file=sys.stderr)
+        return 1
     except ModuleNotFoundError as e:
         from .runtime import missing_extra
 

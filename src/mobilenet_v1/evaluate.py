@@ -624,7 +624,8 @@ def main(argv: Sequence[str]) -> int:
             raise ValueError(f"{option} {path!r}: needs a file name")
         if not os.path.isdir(folder):
             raise ValueError(f"{option} {path!r}: {folder} is not a folder")
-        ckpt_io.check_output(option, path, [cfg.checkpoint_path], [cfg.dataset_path], ".csv")
+        # --eval_labels: a CSV (Kaggle's LOC_val_solution.csv) this command reads, often beside the data set
+        ckpt_io.check_output(option, path, [cfg.checkpoint_path, cfg.eval_labels], [cfg.dataset_path], ".csv")
     if csv_path is not None and images_path is not None and os.path.abspath(csv_path) == os.path.abspath(images_path):
         raise ValueError(f"--confusion_csv and --per_image name the same file, {csv_path}: give two")
     note = unused_options_note(argv, is_deployed_file(cfg.checkpoint_path))
