@@ -159,3 +159,43 @@ def test_a_mid_epoch_file_from_before_samples_per_step_is_refused_at_another_bat
     train.run(load_config(args + ["--grad_accum_steps=5", f"--save_checkpoint_path={tmp_path / 'same'}",
                                   f"--resume={old}"]))
     assert (tmp_path / "same" / "mobilenetv1-2_4.ckpt").exists()
+
+
+def test_a_step_left_out_for_a_batch_of_one_still_reaches_on_step_and_stop():
+    """One process, 2 batches a step: a batch that unreadable files left with one sample leaves its step
+    out (BatchNorm cannot train on it), but on_step (train's save_checkpoint_steps and logs) and stop (a
+    signal) still see that step, as they do on every rank of a distributed run; its gradient norm is NaN,
+    not the step before's. The other steps train as without it."""
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    start = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Linear(8, 3))
+    good = [(torch.randn(4, 6), torch.randint(0, 3, (4,))) for _ in range(6)]
+    one = (torch.randn(1, 6), torch.randint(0, 3, (1,)))
+
+    def epoch(batches, lrs, stop_at=None):
+        model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Linear(8, 3))
+        model.load_state_dict(start.state_dict())
+        opt = make_optimizer(model, 0.1, 0.9, 0.0, cpu)
+        guard = NonFiniteGuard(model, opt, cpu)
+        seen, asked = [], []
+
+        def stop(i):
+            asked.append(i)
+            return i == stop_at
+
+        r = train_one_epoch(model, batches, nn.CrossEntropyLoss(), opt, make_scaler("fp32", cpu, 1.0), lrs, cpu,
+                            "fp32", on_step=lambda i, loss, lr: seen.append((i, lr, float(guard.grad_norm()))),
+                            guard=guard, accumulate=2, stop=stop)
+        return model, r, seen, asked
+
+    model, r, seen, asked = epoch(good[:2] + [good[2], one] + good[4:], [0.3, 0.2, 0.1])
+    assert [(i, lr) for i, lr, _ in seen] == [(0, 0.3), (1, 0.2), (2, 0.1)] and asked == [0, 1, 2]
+    assert seen[1][2] != seen[1][2] and seen[0][2] == seen[0][2] and seen[2][2] == seen[2][2]  # NaN at the step left out
+    assert r.steps == 2 and r.images == 16 and r.stopped_after is None
+    # The same weights as an epoch of the two good steps at their rates.
+    reference, _, _, _ = epoch(good[:2] + good[4:], [0.3, 0.1])
+    for k, v in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+    # A stop asked at the step left out ends the epoch there.
+    _, r, seen, asked = epoch(good[:2] + [one, good[3]] + good[4:], [0.3, 0.2, 0.1], stop_at=1)
+    assert r.stopped_after == 2 and asked == [0, 1] and [i for i, _, _ in seen] == [0, 1]

@@ -234,8 +234,17 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
             # schedule stays in step. In a distributed run the other ranks would wait for this one in
             # the gradient all-reduce: it runs a stand-in batch instead and the guard has every rank
             # skip the step together (with fp16 the loss scale then halves once, as after an overflow).
+            # Alone, it runs nothing; on_step (a checkpoint due at this step, the logs) and stop still
+            # see the step, as every rank's do in a distributed run.
             if not distributed:
+                if guard is not None:
+                    guard.left_out()
+                if on_step is not None:
+                    on_step(i, loss, float(lrs[i]))
                 i += 1
+                if stop is not None and stop(i - 1):
+                    stopped_after = i
+                    break
                 continue
             group = [stand_in_batch(x, y) if x.shape[0] < 2 else (x, y) for x, y in group]
         prev = loss

@@ -207,6 +207,13 @@ class NonFiniteGuard:
             torch.maximum(self.overflow_longest, self.overflow_in_a_row, out=self.overflow_longest)
         self.poll()
 
+    def left_out(self) -> None:
+        """In place of :meth:`step` for a step this process leaves out without running it (in a run of one
+        process, a batch that unreadable files left with one sample, :func:`engine.train_one_epoch`): nothing
+        changes or is counted; :meth:`grad_norm` gives NaN, not the norm of the step before."""
+        self._clipped_from = None
+        self._stand_in = True
+
     def _check_weights(self, bad: torch.Tensor) -> None:
         """After the optimiser step: remember the first step taken (not ``bad``) that left a weight or statistic
         non-finite. A skipped step changed nothing: weights non-finite before it are not its doing."""
@@ -232,7 +239,8 @@ class NonFiniteGuard:
         """The last step's global gradient norm (0-dim, on the device; nothing read back): unscaled, before
         clipping, of the gradients all ranks stepped with (all-reduced), whether or not the step was
         skipped (a skipped step's is usually NaN or infinite; a step skipped on purpose, ``skip``, has NaN:
-        its gradients are a stand-in batch's). Read it after :meth:`step` and before the next backward pass."""
+        its gradients are a stand-in batch's; so has one :meth:`left_out`). Read it after :meth:`step` and
+        before the next backward pass."""
         if self._stand_in:
             return torch.tensor(float("nan"))
         return self._clipped_from if self._clipped_from is not None else grad_norm(self.optimizer)
