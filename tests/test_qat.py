@@ -234,6 +234,8 @@ def test_a_quantization_aware_run_resumes_with_its_ranges(digits, tmp_path, caps
               "fixed"),
     (9, 5, 3, "the ranges follow the batches of epochs 4 to 5, all of this run (epoch_size 5): none is trained "
               "with them fixed"),
+    (9, 5, 4, "the ranges follow the batches of epoch 5 of this run (epoch_size 5): none is trained with them fixed"),
+    (1, 1, 0, "the ranges follow the batches of epoch 1 of this run (epoch_size 1): none is trained with them fixed"),
     (2, 5, 5, ""),  # nothing left to train
 ])
 def test_the_range_epochs_line_says_what_the_epochs_this_run_trains_do(range_epochs, epoch_size, start_epoch, said):

@@ -53,6 +53,18 @@ def test_a_warmup_as_long_as_the_run_is_all_warmup_as_in_the_seed(mode):
     assert warmup_note(load_config([f"--lr_decay_mode={mode}", "--warmup_epochs=1", "--epoch_size=2"]), lr) == ""
 
 
+def test_a_warmup_of_one_step_says_the_rate_stays_where_it_is():
+    """A run of one step whose warm-up is as long: its one rate is said as such, not "climbs from 0.01 to 0.01";
+    the seed's cosine warm-up (from i + 1) is at lr_max at that step."""
+    args = ["--lr_init=0.01", "--lr_max=0.1", "--warmup_epochs=1", "--epoch_size=1"]
+    cfg = load_config(["--lr_decay_mode=linear"] + args)
+    assert warmup_note(cfg, schedule(cfg, 1)) == ("warmup_epochs 1 >= epoch_size 1: every step is a warm-up step (the "
+                                                  "rate stays at 0.01, short of lr_max 0.1), as in the seed's schedule")
+    cfg = load_config(["--lr_decay_mode=cosine"] + args)
+    assert "(the rate stays at 0.1), as in" in warmup_note(cfg, schedule(cfg, 1))
+    assert "(the rate climbs from 0.055 to 0.1), as in" in warmup_note(cfg, schedule(cfg, 2))
+
+
 def test_seed_imagenet_linear_without_warmup():
     lr = get_lr(0.0, 0.0, 0.8, 0, 90, 5004, "linear")
     assert lr.shape == (450360,)

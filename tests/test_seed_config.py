@@ -226,3 +226,29 @@ def test_a_run_of_ours_continued_the_seeds_way_keeps_its_momentum(cifar_dir, tmp
     assert "epochs 3..3" in out
     for name, tensor in straight.items():
         assert torch.equal(went_on[name], tensor), name
+
+
+@pytest.mark.skipif(os.path.exists("/cache/data"), reason="the seed's ModelArts folder is there")
+def test_a_dataset_path_from_a_seed_file_that_is_not_there_names_the_file(tmp_path, monkeypatch, capsys):
+    """The seed's files name dataset_path /cache/data (its ModelArts folder): train, eval and data-stats said
+    "dataset_path '/cache/data' does not exist" as if it had been typed; now the file is named, and the option
+    that gives another. A path given on the command line is said as before."""
+    from mobilenet_v1 import checkpoint as ckpt_io
+    from mobilenet_v1.model import MobileNetV1
+
+    monkeypatch.chdir(tmp_path)  # save_checkpoint_path "./": nothing may be written there
+    path = seed_file("default_config.yaml")
+    ckpt = tmp_path / "m.ckpt"
+    ckpt_io.atomic_save({"model": MobileNetV1(class_num=10, width_mult=0.25).state_dict(),
+                         "model_args": {"class_num": 10, "width_mult": 0.25}}, str(ckpt))
+    for command, extra in (("train", ["--device_target=CPU"]), ("data-stats", []),
+                           ("eval", ["--device_target=CPU", f"--checkpoint_path={ckpt}"])):
+        assert cli.main([command, "--config_path", path, *extra]) == 1
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"mobilenet-v1 {command}: error: dataset_path '/cache/data' (from config file {path}) does not exist: "
+            f"pass --dataset_path")
+    missing = tmp_path / "nowhere"
+    assert cli.main(["train", "--config_path", path, "--device_target=CPU", f"--dataset_path={missing}"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"mobilenet-v1 train: error: dataset_path '{missing}' does not exist")
+    assert sorted(os.listdir(tmp_path)) == ["m.ckpt"]

@@ -225,7 +225,7 @@ def test_plot_errors_name_the_file(tmp_path, capsys, monkeypatch):
     (tmp_path / METRICS_FILE).write_text('{"kind": "step", "step": 1, "epoch": 1, "loss": 1, "lr": 1}\n')
     # The run's metrics.jsonl stands for its folder; another file is named as not a run folder.
     assert cli.main(["plot", str(tmp_path / METRICS_FILE), "--out", str(tmp_path / "m.png")]) == 0
-    assert f"{tmp_path.name}: 0 epochs, 1 logged steps" in capsys.readouterr().out
+    assert f"{tmp_path.name}: 0 epochs, 1 logged step, 0 evaluations" in capsys.readouterr().out  # not "1 logged steps"
     assert cli.main(["plot", str(tmp_path / "m.png"), "--out", str(tmp_path / "n.png")]) == 1
     assert f"{tmp_path / 'm.png'}: a file; give the run folder" in capsys.readouterr().err
     # An --out that is a folder (said as a temporary file's rename, after drawing) or a training checkpoint
@@ -287,7 +287,7 @@ def test_plot_names_the_line_of_a_record_without_a_drawn_key(tmp_path, capsys):
     assert not (tmp_path / "c.png").exists()
     metrics.write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
     assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 0
-    assert "1 epochs" in capsys.readouterr().out and (tmp_path / "c.png").exists()
+    assert ": 1 epoch, 0 logged steps" in capsys.readouterr().out and (tmp_path / "c.png").exists()
 
 
 def test_plots_best_is_the_best_checkpoints_rule(tmp_path, capsys):

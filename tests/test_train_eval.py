@@ -745,6 +745,27 @@ def three_class_photos(data, per_class: int):
     return data
 
 
+def test_a_run_of_one_step_an_epoch_says_its_counts_in_the_singular(tmp_path, capsys):
+    """6 images at batch_size 4 make one step an epoch: the training line said "1 steps per epoch", and a warm-up
+    as long as that one step said its rate "climbs from 0.01 to 0.01"."""
+    from mobilenet_v1.runtime import plural
+
+    data = three_class_photos(tmp_path / "photos", 2)
+    train.run(load_config(SMALL + [f"--dataset_path={data}", "--dataset=imagenet2012", "--class_num=3",
+                                   "--batch_size=4", "--epoch_size=1", "--warmup_epochs=1", "--lr_init=0.01",
+                                   "--save_checkpoint=False"]))
+    out = capsys.readouterr().out
+    assert "training: 6 samples, 1 step per epoch, epochs 1..1," in out
+    assert ("warmup_epochs 1 >= epoch_size 1: every step is a warm-up step (the rate stays at 0.01, short of lr_max "
+            "0.05), as in the seed's schedule") in out
+    # The helper those lines and the others of a count that can be 1 go through.
+    assert [plural(1, "step"), plural(0, "step"), plural(2, "process", "processes"), plural(1, "process", "processes"),
+            plural(1251, "image", spec=",")] == ["1 step", "0 steps", "2 processes", "1 process", "1,251 images"]
+    ckpt = {"steps_per_epoch": 1, "samples_per_step": 4, "epoch": 1, "step": 1}
+    assert train.steps_change(ckpt, "f.ckpt", 2, 2, [0.1, 0.1, 0.1, 0.1], 2).startswith(
+        "resume: f.ckpt was written at 1 step per epoch of 4 samples, this run makes 2 of 2:")
+
+
 def test_pre_trained_of_other_classes_of_the_same_count_is_said(tmp_path, capsys):
     """A classifier of the same class count is kept: where the file names other classes (or these in
     another order), its outputs now stand for this data set's, which a note says; the same names, none."""

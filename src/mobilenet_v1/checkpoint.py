@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .config import DATASETS, ConfigError, channel_values, channels_text, crop_pct_problem, is_cifar, normalisation
+from .runtime import plural
 
 FORMAT = "mobilenet-v1/1"
 CKPT_PREFIX = "mobilenetv1"
@@ -1184,7 +1185,7 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
                             f"device count): resume from an epoch's end, which continues at any count (or with the "
                             f"settings it ran with; --pre_trained {source} starts a new run from its weights)")
         elif in_epoch and samples_per_step is not None and ckpt.get("samples_per_step") not in (None, samples_per_step):
-            problems.append(f"saved after {in_epoch} steps of {ckpt['samples_per_step']} samples into epoch "
+            problems.append(f"saved after {plural(in_epoch, 'step')} of {ckpt['samples_per_step']} samples into epoch "
                             f"{epoch + 1}, this run's steps take {samples_per_step} (another batch_size, "
                             f"grad_accum_steps or device count): it would skip or repeat samples of that epoch; "
                             f"resume from an epoch's end")
@@ -1193,7 +1194,7 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
                 and samples_per_step % per_process:
             # A file from before samples_per_step: its configuration's batch_size x grad_accum_steps are a
             # process's samples a step, so its job's were a multiple of them (processes it does not record).
-            problems.append(f"saved after {in_epoch} steps into epoch {epoch + 1} of a run whose steps took "
+            problems.append(f"saved after {plural(in_epoch, 'step')} into epoch {epoch + 1} of a run whose steps took "
                             f"{per_process} samples a process (batch_size x grad_accum_steps), this run's take "
                             f"{samples_per_step}, which no process count makes of those (another batch_size or "
                             f"grad_accum_steps): it would skip or repeat samples of that epoch; resume from an "
@@ -1205,10 +1206,10 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
 
             theirs = ", ".join(f"{key} {shown(was)}" for key, was, _ in moved)
             ours = ", ".join(f"{key} {shown(now)}" for key, _, now in moved)
-            problems.append(f"saved after {in_epoch} steps into epoch {epoch + 1} of a run with {theirs}, this run "
-                            f"has {ours}, which orders that epoch's samples otherwise: it would skip or repeat some; "
-                            f"pass {' '.join(f'--{key} {shown(was)}' for key, was, _ in moved)}, or resume from an "
-                            f"epoch's end")
+            problems.append(f"saved after {plural(in_epoch, 'step')} into epoch {epoch + 1} of a run with {theirs}, "
+                            f"this run has {ours}, which orders that epoch's samples otherwise: it would skip or "
+                            f"repeat some; pass {' '.join(f'--{key} {shown(was)}' for key, was, _ in moved)}, or "
+                            f"resume from an epoch's end")
         else:
             position = (epoch, in_epoch)
     recorded = ckpt.get("classes")

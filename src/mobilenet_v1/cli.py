@@ -189,10 +189,11 @@ def cmd_lr_schedule(argv: List[str]) -> int:
         print(note, file=sys.stderr)
     if out:
         from .checkpoint import atomic_write
+        from .runtime import plural
         with atomic_write(out, "w", encoding="utf-8") as f:
             peak = write_lr_rows(f, cfg, steps)
-        print(f"wrote {total} steps ({cfg.epoch_size} epochs x {steps}) of lr_decay_mode {cfg.lr_decay_mode} "
-              f"to {out}: first {float(ends[0]):.6g}, max {peak:.6g}, last {float(ends[-1]):.6g}")
+        print(f"wrote {plural(total, 'step')} ({plural(cfg.epoch_size, 'epoch')} x {steps}) of lr_decay_mode "
+              f"{cfg.lr_decay_mode} to {out}: first {float(ends[0]):.6g}, max {peak:.6g}, last {float(ends[-1]):.6g}")
     else:
         write_lr_rows(sys.stdout, cfg, steps)
     return 0

@@ -2097,6 +2097,7 @@ class DataOptions:
     interpolation: str = "bilinear"  # image folders' resizes: bilinear (the seed's) or bicubic (timm's)
     eval_labels: str = ""  # an evaluation split without class folders: its labels' file (read_image_labels)
     norm: Optional[Normalisation] = None  # the per-channel (mean, std) batches are normalised by; None: the data set's
+    dataset_path_from: str = ""  # "config file F" where that file gave dataset_path: named if the path is not there
 
 
 def default_workers(requested: int) -> int:
@@ -2118,6 +2119,10 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
     """
     if not opts.dataset_path:
         raise DataError("dataset_path is not set: pass --dataset_path PATH")
+    if opts.dataset_path_from and not os.path.exists(opts.dataset_path) and not is_shard_pattern(opts.dataset_path):
+        # A path nobody typed (the seed's config files name /cache/data, ModelArts' folder) is said as the file's.
+        raise DataError(f"dataset_path {opts.dataset_path!r} (from {opts.dataset_path_from}) does not exist: "
+                        f"pass --dataset_path")
     if split not in (None, "train", "eval"):
         raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
     train_files = train if split is None else split == "train"

@@ -12,13 +12,13 @@ given).
 """
 import argparse
 import dataclasses
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Set
 
 import torch
 
 from .config import channels_text, is_cifar
 from .data import NO_LIMIT, CifarLoader, build_loader, default_workers, sample_labels
-from .runtime import json_text
+from .runtime import json_text, plural
 
 # Images sampled by default: photos' own means spread by about 0.1, so a sample's mean lands within about
 # 0.1 / sqrt(10,000) x 2 = 0.002 of the whole set's (an estimate).
@@ -28,14 +28,15 @@ DATA_KEYS = ("config_path", "dataset", "dataset_path", "image_size", "crop_pct",
              "interpolation", "val_split", "num_workers", "max_bad_samples", "seed", "batch_size")
 
 
-def measure(cfg, images: int = DEFAULT_IMAGES) -> Dict[str, Any]:
-    """The statistics of ``cfg``'s training split (see the module's notes); ``images`` 0: every image."""
+def measure(cfg, images: int = DEFAULT_IMAGES, given: Optional[Set[str]] = None) -> Dict[str, Any]:
+    """The statistics of ``cfg``'s training split (see the module's notes); ``images`` 0: every image;
+    ``given``: the keys set and where (``config.load_config_and_given``), for messages naming a config file."""
     from .train import data_options
 
     if images < 0:
         raise ValueError(f"--images must be >= 0 (0: every image), got {images}")
     cfg = dataclasses.replace(cfg, eval_image_size=0)  # at image_size, the size it reports
-    opts = dataclasses.replace(data_options(cfg, torch.device("cpu"), train=False), pipeline="cpu",
+    opts = dataclasses.replace(data_options(cfg, torch.device("cpu"), train=False, given=given), pipeline="cpu",
                                channels_last=False, norm=((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)))
     if images:  # no more loader workers than the sample has batches (--images 10: none of 8 idle)
         opts = dataclasses.replace(opts, num_workers=min(default_workers(opts.num_workers),
@@ -79,9 +80,9 @@ def lines(stats: Dict[str, Any]) -> List[str]:
     counts = stats["classes"]
     present = {k: v for k, v in counts.items() if v}
     empty = len(counts) - len(present)
-    out = [f"{stats['dataset_path']} ({stats['dataset']}): its training split holds {stats['images']:,} images in "
-           f"{len(present)} classes" + (f" ({empty} of its {len(counts)} labels {'has' if empty == 1 else 'have'} none)"
-                                        if empty else "")]
+    out = [f"{stats['dataset_path']} ({stats['dataset']}): its training split holds "
+           f"{plural(stats['images'], 'image', spec=',')} in {plural(len(present), 'class', 'classes')}"
+           + (f" ({empty} of its {len(counts)} labels {'has' if empty == 1 else 'have'} none)" if empty else "")]
     if present:
         low, high = min(present, key=present.get), max(present, key=present.get)
         ratio = present[high] / present[low]
@@ -90,10 +91,10 @@ def lines(stats: Dict[str, Any]) -> List[str]:
                    f"  images per class: {present[low]:,} ({shown[low]}) to {present[high]:,} ({shown[high]})"
                    + (f", {ratio:.1f} to 1: --class_balance 0.5 (or 1) draws the rare classes more often"
                       if ratio >= 4 else ""))
-    out.append(f"  pixels (0-1 RGB) of {stats['measured']:,} images through the evaluation transform at "
-               f"image_size {stats['image_size']}: mean {channels_text(stats['mean'])}, "
+    out.append(f"  pixels (0-1 RGB) of {plural(stats['measured'], 'image', spec=',')} through the evaluation "
+               f"transform at image_size {stats['image_size']}: mean {channels_text(stats['mean'])}, "
                f"std {channels_text(stats['std'])}"
-               + (f" ({stats['unreadable']} unreadable file{'s' if stats['unreadable'] > 1 else ''} left out)"
+               + (f" ({plural(stats['unreadable'], 'unreadable file')} left out)"
                   if stats["unreadable"] else ""))
     out.append(f"  to train with them: --mean {channels_text(stats['mean'])} --std {channels_text(stats['std'])}")
     return out
@@ -126,7 +127,7 @@ def main(argv: Sequence[str]) -> int:
         cfg = dataclasses.replace(cfg, max_bad_samples=NO_LIMIT)
     if not cfg.dataset_path:
         raise ValueError("dataset_path is not set: pass --dataset_path PATH")
-    stats = measure(cfg, count)
+    stats = measure(cfg, count, given)
     print(json_text(stats) if as_json else "\n".join(lines(stats)))
     return 0
 

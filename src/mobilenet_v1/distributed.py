@@ -22,7 +22,7 @@ from torch import nn
 
 from .checkpoint import (DISTRIBUTED_SUBFOLDER, RUN_CONFIG, file_sha256, list_checkpoints, other_layout_folder,
                          unwrap)
-from .runtime import JOB_MESSAGES, log0, print0, ranks_text
+from .runtime import JOB_MESSAGES, log0, plural, print0, ranks_text
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 # Keys the machines of one job may give otherwise: where each finds the data, the run folder and the files it
@@ -91,7 +91,7 @@ class Context:
         per_step = (f"{batch_size * self.world_size} per step" if accumulate == 1 else
                     f"{batch_size * self.world_size} per batch, x grad_accum_steps {accumulate} = "
                     f"{batch_size * self.world_size * accumulate} per step")
-        return (f"distributed: {self.world_size} process{'es' if self.world_size > 1 else ''} ({self.backend}), "
+        return (f"distributed: {plural(self.world_size, 'process', 'processes')} ({self.backend}), "
                 f"batch_size {batch_size} per "
                 f"process = {per_step}; rank 0 prints and saves")
 

@@ -21,7 +21,7 @@ from .data import build_loader, held_out_for
 from .engine import evaluate, few_outputs_note, nonfinite_note, resolve_device, resolve_precision
 from .onnx_io import is_deployed_file, load_deployed
 from .predict import imagenet_classes, readable
-from .runtime import csv_text, is_rank0, json_text, print0
+from .runtime import csv_text, is_rank0, json_text, plural, print0
 from .train import data_options, data_seen
 from .transforms import INTERPOLATIONS
 
@@ -65,7 +65,7 @@ def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = 
     if note:
         print0(note, file=sys.stderr)
     device = torch.device("cpu")
-    opts = dataclasses.replace(data_options(cfg, device, train=False), channels_last=False)
+    opts = dataclasses.replace(data_options(cfg, device, train=False, given=given), channels_last=False)
     return model, device, "fp32", opts
 
 
@@ -408,7 +408,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
                                     given)
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(device=device, memory_format=memory_format)
-        opts = data_options(cfg, device, train=False)
+        opts = data_options(cfg, device, train=False, given=given)
     dist.note_eval_drop_last(cfg.eval_drop_last)
     # An image folder is labelled by the class list the model was trained on, where the file records it.
     loader = build_loader(opts, train=False, device=device, drop_last=cfg.eval_drop_last,
@@ -655,7 +655,7 @@ def main(argv: Sequence[str]) -> int:
                                      errors="surrogateescape")  # a name's bytes as the folder has them
         except OSError as e:
             raise ValueError(f"--per_image {images_path}: cannot write it: {e.strerror or e}") from None
-        print0(f"per-image results ({len(result['images'])} images, in the split's order; sorted by "
+        print0(f"per-image results ({plural(len(result['images']), 'image')}, in the split's order; sorted by "
                f"label_probability, they show the likeliest mislabelled first) written to {images_path}",
                file=sys.stderr)
     if result["nonfinite"]:

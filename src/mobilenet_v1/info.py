@@ -5,6 +5,7 @@ import os
 from typing import Any, Dict, List, Optional, Tuple
 
 from .model import layer_specs
+from .runtime import plural
 
 
 def count_macs(width_mult: float = 1.0, image_size: int = 224, class_num: int = 1000,
@@ -358,11 +359,11 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
     t = d.get("training")
     if t and "epoch" in t:
         of = f" of {t['epochs']}" if t["epochs"] else ""
-        steps = f"{t['step_in_epoch']} step{'s' if t['step_in_epoch'] > 1 else ''}"
+        steps = plural(t["step_in_epoch"], "step")
         where = f"{steps} into epoch {t['epoch'] + 1}{of}" if t["step_in_epoch"] else f"epoch {t['epoch']}{of}"
         if t["step"] is not None:
-            where += f", step {t['step']}" + (f" ({t['steps_per_epoch']} steps an epoch)" if t["steps_per_epoch"]
-                                              else "")
+            where += f", step {t['step']}" + (f" ({plural(t['steps_per_epoch'], 'step')} an epoch)"
+                                              if t["steps_per_epoch"] else "")
         row("training", where)
         recipe = ", ".join(f"{k} {t[k]}" for k in ("batch_size", "opt", "lr_decay_mode", "lr_max", "lr_per_epoch",
                                                    "precision") if k in t)
@@ -443,7 +444,7 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
         shown = ", ".join(f"{label} {e[k]:.4f}" for k, label in (("top_1", "top-1"), ("top_5", "top-5")) if k in e)
         raw = ", ".join(f"{label} {e[k]:.4f}" for k, label in (("raw_top_1", "top-1"), ("raw_top_5", "top-5"))
                         if k in e)
-        images = f" ({e['eval_images']} images)" if "eval_images" in e else ""
+        images = f" ({plural(e['eval_images'], 'image')})" if "eval_images" in e else ""
         row("evaluated", (shown or "no top-1 recorded") + images
             + (f"; that of the weight average; the trained weights: {raw}" if raw else ""))
     if d.get("skipped_nonfinite_steps"):

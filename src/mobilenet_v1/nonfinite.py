@@ -156,7 +156,7 @@ class NonFiniteGuard:
             forced = found.new_full((1,), float(skip))
             if self.world_size > 1:
                 # One rank's non-finite loss with finite gradients, or its stand-in batch, would make it
-                # alone skip while the others step: decide together (one 2-element all-reduce a step).
+                # alone skip while the others step: decide together (one 3-element all-reduce a step).
                 flags = torch.cat([found, forced, loss_bad])
                 torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
                 found, forced, loss_bad = flags[0:1], flags[1:2], flags[2:3]

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from .checkpoint import RUN_CONFIG, atomic_write, check_output, run_folder
+from .runtime import plural
 from .tracking import METRICS_FILE, read_metrics
 
 WIDTH_IN, HEIGHT_IN = 12.0, 3.6  # three panels in a row: wide enough for a README
@@ -237,6 +238,7 @@ def main(argv: Sequence[str]) -> int:
     for name, r in result["runs"].items():
         best = f", best top-1 {100 * r['best_top_1']:.2f}%" if r["best_top_1"] is not None else ""
         clip = f", clip_grad_norm {r['clip_grad_norm']:g}" if r["clip_grad_norm"] else ""
-        print(f"{name}: {r['epochs']} epochs, {r['steps']} logged steps, {r['evaluations']} evaluations{best}{clip}")
+        print(f"{name}: {plural(r['epochs'], 'epoch')}, {plural(r['steps'], 'logged step')}, "
+              f"{plural(r['evaluations'], 'evaluation')}{best}{clip}")
     print(f"wrote {a.out} ({result['width']}x{result['height']} pixels)")
     return 0

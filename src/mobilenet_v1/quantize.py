@@ -34,7 +34,7 @@ from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, Data
 from .onnx_io import (ExecutorchModel, OnnxModel, ProgramModel, add_image_input, is_onnx_file, read_metadata,
                       strip_image_input, write_metadata,
                       x86_without_vnni)
-from .runtime import print0
+from .runtime import plural, print0
 from .transforms import CROP_PCT, recorded_interpolation
 
 DEFAULT_CALIB_IMAGES = 300
@@ -231,7 +231,7 @@ def quantize_file(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torc
         add_image_input(proto, meta["mean"], meta["std"], meta.get("pixel_format", "RGB"))
     meta["quantization"] = (f"INT8 static, QDQ, {'per-channel' if per_channel else 'per-tensor'} int8 weights"
                             f"{' (7-bit range)' if reduce_range else ''}, uint8 activations, "
-                            f"min/max over {reader.images} images")
+                            f"min/max over {plural(reader.images, 'image')}")
     write_metadata(proto, meta)
     with ckpt_io.atomic_write(dst) as f:
         f.write(proto.SerializeToString())
@@ -318,7 +318,7 @@ def quantize_program(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, t
     meta = dict(fp32.metadata)
     meta["quantization"] = (f"INT8 static, ExecuTorch XNNPACK quantizer (PT2E), "
                             f"{'per-channel' if per_channel else 'per-tensor'} int8 weights, int8 activations, "
-                            f"ranges observed over {images} images")
+                            f"ranges observed over {plural(images, 'image')}")
     data = lower_to_executorch(program, meta)
     folder = os.path.dirname(os.path.abspath(dst))
     os.makedirs(folder, exist_ok=True)
@@ -559,9 +559,10 @@ def main(argv: Sequence[str]) -> int:
                             else f"--calib_data {a.calib_data}: {text}") from None
     print0(f"wrote {result['path']}: {result['bytes'] / 1e6:.2f} MB ({result['bytes'] / result['fp32_bytes']:.2f}x "
            f"the fp32 file's {result['fp32_bytes'] / 1e6:.2f} MB), activation ranges from "
-           f"{result['calib_images']} training images of {a.calib_data}")
-    print0(f"on those {check['images']} images: top-1 {check['reference_top1']:.2%} fp32, "
-           f"{check['candidate_top1']:.2%} INT8; the two agree on {check['agreement']:.2%}. Evaluation accuracy: "
+           f"{plural(result['calib_images'], 'training image')} of {a.calib_data}")
+    print0(f"on {'that' if check['images'] == 1 else 'those'} {plural(check['images'], 'image')}: top-1 "
+           f"{check['reference_top1']:.2%} fp32, {check['candidate_top1']:.2%} INT8; the two agree on "
+           f"{check['agreement']:.2%}. Evaluation accuracy: "
            f"`mobilenet-v1 eval --checkpoint_path {shlex.quote(a.out)} --dataset {dataset} "
            f"--dataset_path ... --image_size {hw[0]}`")  # quoted: a name with spaces pastes as one argument
     used = result["calib_images"]
@@ -571,8 +572,8 @@ def main(argv: Sequence[str]) -> int:
         print(f"mobilenet-v1 quantize: note: {a.calib_data} gave {used} training images of {asked}: all it has"
               + (" in whole batches" if fp32.fixed_batch else ""), file=sys.stderr)
     if used < FEW_CALIB_IMAGES:
-        print(f"mobilenet-v1 quantize: warning: activation ranges from only {used} images: what other images reach "
-              f"beyond them is clipped, and the agreement above, on those same images, cannot show it; a few "
-              f"hundred images of every class (the default {DEFAULT_CALIB_IMAGES}) set ranges that hold",
+        print(f"mobilenet-v1 quantize: warning: activation ranges from only {plural(used, 'image')}: what other "
+              f"images reach beyond them is clipped, and the agreement above, on those same images, cannot show it; "
+              f"a few hundred images of every class (the default {DEFAULT_CALIB_IMAGES}) set ranges that hold",
               file=sys.stderr)
     return 0

@@ -161,6 +161,13 @@ def rank_label() -> str:
 JOB_MESSAGES = "job_messages"
 
 
+def plural(count: int, noun: str, nouns: str = "", spec: str = "") -> str:
+    """``count`` and its noun, plural unless it is 1: "1 step", "3 steps"; ``nouns``: a plural other than
+    ``noun`` + "s" ("processes"); ``spec``: the count's format ("," writes "1,251 images"). For the counts
+    that a small run (one epoch, one step an epoch, one image) brings down to 1."""
+    return f"{count:{spec}} {noun if count == 1 else nouns or noun + 's'}"
+
+
 def ranks_text(ranks: Sequence[int], world: int) -> str:
     """"all 3 ranks", "rank 1", "ranks 0, 2-4": which processes of a job of ``world`` said a message."""
     if len(ranks) == world > 1:

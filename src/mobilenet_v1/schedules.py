@@ -178,13 +178,17 @@ def schedule_notes(cfg, lr: np.ndarray, batch: int) -> List[str]:
 
 def warmup_note(cfg, lr: np.ndarray, scale: float = 1.0) -> str:
     """A line for a configuration whose warm-up is as long as its run (every step a warm-up one, as in
-    the seed), with the rates it runs from and to; "" otherwise. ``scale``: :func:`lr_scale`."""
+    the seed), with the rates it runs from and to (the one rate where they are alike: a run of one step);
+    "" otherwise. ``scale``: :func:`lr_scale`."""
     if cfg.warmup_epochs < cfg.epoch_size:
         return ""
     peak = cfg.lr_max * scale
     short = f", short of lr_max {peak:.6g}" if float(lr[-1]) != float(np.float32(peak)) else ""
-    return (f"warmup_epochs {cfg.warmup_epochs} >= epoch_size {cfg.epoch_size}: every step is a warm-up step (the "
-            f"rate climbs from {float(lr[0]):.6g} to {float(lr[-1]):.6g}{short}), as in the seed's schedule")
+    first, last = f"{float(lr[0]):.6g}", f"{float(lr[-1]):.6g}"
+    # One step (or lr_init at lr_max): the rate does not climb, and "from 0.01 to 0.01" would say it does.
+    rate = f"the rate stays at {first}" if first == last else f"the rate climbs from {first} to {last}"
+    return (f"warmup_epochs {cfg.warmup_epochs} >= epoch_size {cfg.epoch_size}: every step is a warm-up step "
+            f"({rate}{short}), as in the seed's schedule")
 
 
 def schedule(cfg, steps_per_epoch: int, batch: int = 0, start: int = 0, stop: Optional[int] = None) -> np.ndarray:

@@ -9,7 +9,7 @@ import os
 import random
 import signal
 import sys
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
@@ -19,7 +19,8 @@ from . import distributed, mindspore_io, runtime
 from .api import infer_model_args, model_from_checkpoint
 from .batch_augment import BatchAugment
 from .config import (DATASET_PRESETS, NORMALISATION_KEYS, Config, ConfigError, OptionError, channels_text, cifar_name,
-                     dump_yaml, is_cifar, load_config, names_text, normalisation_text, to_dict, validate)
+                     dump_yaml, is_cifar, load_config_and_given, names_text, normalisation_text, to_dict,
+                     validate)
 from .data import (IMAGE_EXTENSIONS, DataError, DataOptions, TooManyBadSamples, UnsortedImagesError, balance_line,
                    build_loader, held_out_record, imagenet_folder, sample_labels, wrapped_classes)
 from .ema import WeightAverage
@@ -29,7 +30,7 @@ from .engine import autocast as engine_autocast
 from .losses import BinaryCrossEntropy, CrossEntropySmooth, Distiller, ProgramTeacher, Renormalised
 from .model import MobileNetV1, layer_specs
 from .nonfinite import NonFiniteError, NonFiniteGuard, init_momentum_buffers
-from .runtime import header, print0
+from .runtime import header, plural, print0
 from .schedules import SCHEDULE_KEYS, global_batch, lr_scale, schedule, schedule_notes, training_size, uses
 from .stopping import StopRequest, signal_name
 from .tracking import RunLogger, read_metrics
@@ -62,7 +63,11 @@ def resizing_line(cfg: Config) -> str:
         f"{s} (epoch{f' {a}' if a == b else f's {a}-{b}'})" for s, a, b in spans)
 
 
-def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataOptions:
+def data_options(cfg: Config, device: torch.device, train: bool = True, given: Optional[Set[str]] = None
+                 ) -> DataOptions:
+    """What the loaders of ``cfg`` read; ``given``: the keys the user set and where
+    (``config.load_config_and_given``), whose config file is named where its dataset_path is not there."""
+    origin = getattr(given, "origin", {}).get("dataset_path", "")
     batch = cfg.batch_size if train or not cfg.eval_batch_size else cfg.eval_batch_size
     size = cfg.image_size if train else cfg.eval_size
     return DataOptions(dataset=cfg.dataset, dataset_path=cfg.dataset_path, batch_size=batch,
@@ -76,7 +81,8 @@ def data_options(cfg: Config, device: torch.device, train: bool = True) -> DataO
                        crop_ratio_min=cfg.crop_ratio_min, crop_ratio_max=cfg.crop_ratio_max,
                        exif_orientation=cfg.exif_orientation, antialias=cfg.antialias,
                        aug_repeats=cfg.aug_repeats, interpolation=cfg.interpolation, eval_labels=cfg.eval_labels,
-                       class_balance=cfg.class_balance, norm=cfg.normalisation)
+                       class_balance=cfg.class_balance, norm=cfg.normalisation,
+                       dataset_path_from=origin if origin.startswith("config file") else "")
 
 
 def build_model(cfg: Config) -> MobileNetV1:
@@ -145,7 +151,8 @@ def qat_range_line(range_epochs: int, epoch_size: int, start_epoch: int) -> str:
     said, first = f"qat_range_epochs {range_epochs}: ", start_epoch + 1
     starts = f" (this run starts at epoch {first})" if start_epoch else ""
     if range_epochs >= epoch_size:
-        epochs = f"all {epoch_size} epochs" if not start_epoch else f"epochs {first} to {epoch_size}, all"
+        epochs = (f"epoch {epoch_size}" if first == epoch_size else
+                  f"all {epoch_size} epochs" if not start_epoch else f"epochs {first} to {epoch_size}, all")
         return (f"{said}the ranges follow the batches of {epochs} of this run (epoch_size {epoch_size}): none is "
                 f"trained with them fixed")
     if start_epoch >= range_epochs:
@@ -262,7 +269,7 @@ def teacher_line(accuracy: Dict[str, Any], classes: int) -> str:
     """What the teacher scores on the eval split, said once before training: a teacher near chance there
     (another class order, another input normalisation: a program's cannot be checked) teaches nothing."""
     line = (f"teacher: top-1 {accuracy['top_1']:.4f} top-5 {accuracy['top_5']:.4f} on the eval split "
-            f"({accuracy['eval_images']} images)")
+            f"({plural(accuracy['eval_images'], 'image')})")
     if accuracy["eval_images"] and classes > 1 and accuracy["top_1"] < 2.0 / classes:
         line += (f"\nwarning: the teacher scores little better than chance (1/{classes}) on this data: its classes, "
                  f"their order or its input normalisation may not be this run's")
@@ -374,7 +381,7 @@ def check_class_num(cfg: Config, loader, evaluates: bool, eval_loader=None) -> N
     known = (len(loader.classes) if loader.classes else 100 if cfg.dataset == "cifar100" else 10) if cifar else found
     if loader.classes is not None and not is_cifar(cfg.dataset):
         folder = imagenet_folder(cfg.dataset_path, True)
-        where = (f"{found} class folder{'s' if found != 1 else ''}"
+        where = (plural(found, "class folder")
                  + (f" in {folder}" if folder != cfg.dataset_path else ""))
     else:
         where = f"labels 0..{found - 1} in {loader.labels_in}"
@@ -712,8 +719,8 @@ class Evaluations:
 
     def line(self) -> str:
         by = f" by more than {self.min_delta:g}" if self.min_delta else ""
-        return (f"top-1 has not improved on {self.best:.4f} (epoch {self.best_epoch}){by} in {self.since} "
-                f"evaluation{'s' if self.since != 1 else ''} (patience {self.patience})")
+        return (f"top-1 has not improved on {self.best:.4f} (epoch {self.best_epoch}){by} in "
+                f"{plural(self.since, 'evaluation')} (patience {self.patience})")
 
     @classmethod
     def before(cls, patience: int, min_delta: float, run_dir: str, start_epoch: int) -> "Evaluations":
@@ -880,7 +887,7 @@ def steps_change(ckpt: Dict[str, Any], source: str, steps_per_epoch: int, batch:
         return ""
     their_batch = ckpt.get("samples_per_step")
     rate = f" at {float(lr[position]):.6g}" if position < len(lr) else ""
-    return (f"resume: {source} was written at {theirs} steps per epoch"
+    return (f"resume: {source} was written at {plural(theirs, 'step')} per epoch"
             + (f" of {their_batch} samples" if their_batch else "")
             + f", this run makes {steps_per_epoch} of {batch}: the schedule continues{rate} from the start of "
               f"epoch {ckpt['epoch'] + 1} (step {position + 1} of this run's), the global step from "
@@ -907,16 +914,17 @@ def processes_change(ckpt: Dict[str, Any], source: str, cfg: Config, done_epochs
 
     then, then_how = statistics(theirs, their_batch, bool(recorded.get("sync_bn", False)))
     now, now_how = statistics(cfg.device_num, cfg.batch_size, cfg.sync_bn)
-    where = f"{in_epoch} steps into epoch {done_epochs + 1}" if in_epoch else f"at the end of epoch {done_epochs}"
-    text = (f"resume: {source} was written {where} by a run of {theirs} process{'es' if theirs > 1 else ''} at "
+    where = (f"{plural(in_epoch, 'step')} into epoch {done_epochs + 1}" if in_epoch else
+             f"at the end of epoch {done_epochs}")
+    text = (f"resume: {source} was written {where} by a run of {plural(theirs, 'process', 'processes')} at "
             f"batch_size {their_batch}, this run has {cfg.device_num} at {cfg.batch_size}: ")
     if then == now:
         text += (f"BatchNorm's training statistics are over {now} images a batch as that run's were ({then_how}; "
                  f"{now_how} here), summed in another order (float rounding)")
     else:
         text += (f"BatchNorm's training statistics are over {now} images a batch ({now_how}) where that run's were "
-                 f"over {then} ({then_how}), so it does not go on as that run would have (resume it on {theirs} "
-                 f"process{'es' if theirs > 1 else ''} at batch_size {their_batch} for that)")
+                 f"over {then} ({then_how}), so it does not go on as that run would have (resume it on "
+                 f"{plural(theirs, 'process', 'processes')} at batch_size {their_batch} for that)")
     if (cfg.mixup_alpha or cfg.cutmix_alpha) and their_batch != cfg.batch_size:
         text += (f"; mixup and cutmix pair the images of a process's batch, now of {cfg.batch_size} where they were "
                  f"of {their_batch}")
@@ -1123,8 +1131,11 @@ def _choose_resume(cfg: Config, run_dir: str, validate: Callable[[Dict[str, Any]
             print0(f"resume: passed over {why}")
         if path is None and passed:
             raise ckpt_io.CheckpointError(
-                f"resume {cfg.resume}: none of the {len(passed)} checkpoints in {folder} can continue this "
-                f"run (each is named above with what is wrong); move them away to start afresh")
+                f"resume {cfg.resume}: "
+                + (f"none of the {len(passed)} checkpoints in {folder} can continue this run (each is named above "
+                   f"with what is wrong); move them away" if len(passed) > 1 else
+                   f"the one checkpoint in {folder} cannot continue this run (named above with what is wrong); "
+                   f"move it away") + " to start afresh")
     else:
         ckpt_io.check_given(cfg.resume, "--resume")
         path, ckpt = cfg.resume, ckpt_io.load_file(cfg.resume)
@@ -1160,7 +1171,7 @@ def restore_moments(cfg: Config, source: Dict[str, Any], model, optimizer, skipp
         + f"; continuing at epoch {cfg.pretrain_epoch_size + 1}")
     if step is not None and step != cfg.pretrain_epoch_size * steps_per_epoch:
         say(f"pre_trained: note: global_step {step} is not pretrain_epoch_size {cfg.pretrain_epoch_size} x "
-            f"{steps_per_epoch} steps per epoch here; the schedule continues at step "
+            f"{plural(steps_per_epoch, 'step')} per epoch here; the schedule continues at step "
             f"{cfg.pretrain_epoch_size * steps_per_epoch}")
 
 
@@ -1250,8 +1261,9 @@ def judged_accuracy(model, average, loader, device: torch.device, precision: str
     return accuracy
 
 
-def run(cfg: Config) -> Dict[str, Any]:
-    """Train as configured; returns the last epoch's figures and the last checkpoint's path.
+def run(cfg: Config, given: Optional[Set[str]] = None) -> Dict[str, Any]:
+    """Train as configured; returns the last epoch's figures and the last checkpoint's path. ``given``: the
+    keys the user set and where (``config.load_config_and_given``), for messages that name a config file.
 
     Started by torchrun, every process calls this: DDP over a shard of the data each, rank 0 prints and
     saves under ``ckpt_0/``; the process group is left on return and on error."""
@@ -1265,7 +1277,7 @@ def run(cfg: Config) -> Dict[str, Any]:
     try:
         dist = distributed.setup(cfg, "train")
         with contextlib.ExitStack() as loaders:  # their worker processes end with the run, however it ends
-            return _run(dist.apply(cfg), dist, early, loaders)
+            return _run(dist.apply(cfg), dist, early, loaders, given)
     except BaseException:
         if folder and runtime.is_rank0():  # a run that failed before writing anything leaves no empty folder
             remove_empty_folders(folder)
@@ -1279,7 +1291,7 @@ def run(cfg: Config) -> Dict[str, Any]:
 
 
 def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
-         loaders: contextlib.ExitStack) -> Dict[str, Any]:
+         loaders: contextlib.ExitStack, given: Optional[Set[str]] = None) -> Dict[str, Any]:
     dist.check_options(cfg)
     if cfg.batch_size < 2:  # eval takes batches of one; a training step of one image was skipped without a word
         raise OptionError(f"batch_size {cfg.batch_size}: training takes at least 2 images a batch in each process "
@@ -1325,7 +1337,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                + (f"(--resume {cfg.resume})" if cfg.resume == "auto" else
                   f"if it is further on than --resume {cfg.resume}"))
     try:
-        loader = build_loader(data_options(cfg, device), train=True, device=device, drop_last=True, **dist.shard())
+        loader = build_loader(data_options(cfg, device, given=given), train=True, device=device, drop_last=True,
+                              **dist.shard())
     except UnsortedImagesError as e:  # eval's way out (--eval_labels) is not training's
         raise e.instead(f"which training takes its labels from: a sub-folder a class "
                         f"({os.path.join(e.root, '<class>', '*.jpg')})") from None
@@ -1337,7 +1350,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     labelling = None if is_cifar(cfg.dataset) else classes
     # Built before training so that a missing eval split stops the run at once, not epochs later.
     # An image folder's eval split takes the training split's labels (a folder of another name is an error).
-    eval_loader = (build_loader(data_options(cfg, device, train=False), train=False, device=device,
+    eval_loader = (build_loader(data_options(cfg, device, train=False, given=given), train=False, device=device,
                                 drop_last=cfg.eval_drop_last, classes=labelling, **dist.shard())
                    if cfg.eval_interval else None)
     dist.check_same(data_seen(loader, eval_loader), "data")
@@ -1598,7 +1611,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     if (start_epoch >= cfg.epoch_size and not owed) or evaluations.exhausted:
         # Nothing to train: nothing in the run folder is touched (no checkpoint moved aside, no record cut).
         if start_epoch >= cfg.epoch_size:
-            print0(f"resume: training is complete ({cfg.epoch_size} epoch{'s' if cfg.epoch_size > 1 else ''}); "
+            print0(f"resume: training is complete ({plural(cfg.epoch_size, 'epoch')}); "
                    f"nothing to do")
         else:
             print0(f"resume: --patience {cfg.patience} is used up by the evaluations up to epoch {start_epoch}: "
@@ -1734,8 +1747,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                    if cfg.grad_accum_steps > 1 else "")
     if start_epoch < cfg.epoch_size:
         each = f" per process ({loader.sampler.size} in all)" if dist.enabled else ""  # a shard's
-        print0(f"training: {loader.num_samples} samples{each}, {steps_per_epoch} steps per epoch{accumulated}, epochs "
-               f"{start_epoch + 1}..{cfg.epoch_size}, precision {precision}, device {device}")
+        print0(f"training: {plural(loader.num_samples, 'sample')}{each}, {plural(steps_per_epoch, 'step')} per "
+               f"epoch{accumulated}, epochs {start_epoch + 1}..{cfg.epoch_size}, precision {precision}, "
+               f"device {device}")
     seed_rate = DATASET_PRESETS["imagenet2012"]["lr_max"]
     if (cfg.dataset == "imagenet2012" and cfg.lr_max == seed_rate and cfg.opt == "momentum" and not cfg.lr_base_size
             and step_images < 256 and start_epoch == 0 and start_step == 0):
@@ -1805,7 +1819,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         trained = (f"; weight average; the trained weights: top-1 {accuracy['raw_top_1']:.4f} "
                    f"top-5 {accuracy['raw_top_5']:.4f}" if ema is not None else "")
         print0(f"eval: epoch {done} top-1 {accuracy['top_1']:.4f} top-5 {accuracy['top_5']:.4f} "
-               f"({accuracy['eval_images']} images{size}{trained})" + (", best so far" if best else ""))
+               f"({plural(accuracy['eval_images'], 'image')}{size}{trained})" + (", best so far" if best else ""))
         say_top5_note()
         if accuracy.get("nonfinite_outputs"):
             judged = f"epoch {done}'s model" + (" (its weight average)" if ema is not None else "")
@@ -2016,7 +2030,7 @@ def run_result(checkpoint: str, resumed_from: str, steps_per_epoch: int, step_im
 
 
 def main(argv: Sequence[str]) -> int:
-    cfg = load_config(argv)
-    result = run(cfg)
+    cfg, given = load_config_and_given(argv)
+    result = run(cfg, given)
     # Stopped by a signal: the exit status of a process that signal ended (a scheduler requeues on it).
     return 128 + int(signal.Signals[result["stopped"]]) if result["stopped"] else 0
