@@ -316,6 +316,49 @@ def test_out_of_range_values_name_where_they_came_from(tmp_path):
             load_config([option])
 
 
+@pytest.mark.parametrize("args, message", [
+    # int64 overflows in torch (a traceback), or an out-of-memory error naming batch_size and image_size
+    (["--class_num=99999999999999999999"], r"class_num 99999999999999999999 is above 10,000,000: no labelled"),
+    (["--image_size=65537"], r"image_size 65537 is above 65536 pixels a side"),
+    (["--eval_image_size=3037000500"], r"eval_image_size 3037000500 is above 65536 pixels a side"),
+    (["--width_mult=1e300"], r"width_mult must be in \(0, 1e\+06\] \(the paper's alpha: 0.25 to 1\), got 1e\+300"),
+    # SGD's, RMSprop's and LARS's momentum: the updates grew without end, or trained on as the seed's would not
+    (["--momentum=1.5"], r"momentum must be below 1 \(the share of the last update each step keeps; .*got 1.5"),
+    (["--momentum=1"], r"momentum must be below 1 .*got 1$"),
+    (["--opt=rmsprop", "--momentum=1"], r"momentum must be below 1"),
+    # past float32, which the optimisers hold them in: a traceback in the first step, or no update at all
+    (["--weight_decay=1e39"], r"weight_decay 1e\+39 is above float32's largest number, 3.40282e\+38"),
+    (["--opt=adamw", "--opt_eps=1e300"], r"opt_eps 1e\+300 is above float32's largest number"),
+    (["--lr_max=1e39"], r"lr_max 1e\+39 is above float32's largest number"),
+])
+def test_values_past_any_use_are_refused_naming_the_key(args, message, tmp_path):
+    """Each was taken, and failed deep in the run: a traceback (class_num, image_size and width_mult past int64
+    in torch, weight_decay past float32 in the optimiser's step), an out-of-memory error that named batch_size
+    and image_size, or training that went on with updates growing without end (momentum 1 or more)."""
+    key = args[-1].split("=")[0]
+    with pytest.raises(ConfigError, match=f"^option {key}: {message}"):
+        load_config(args)
+    f = tmp_path / "c.yaml"  # from a file alike, blamed on it
+    f.write_text("".join(f"{a[2:].split('=')[0]}: {a.split('=')[1]}\n" for a in args))
+    with pytest.raises(ConfigError, match=f"^config file .*c\\.yaml: {message}"):
+        load_config(["--config_path", str(f)])
+
+
+def test_sizes_and_rates_within_range_still_load():
+    cfg = load_config(["--class_num=10000000", "--image_size=65536", "--width_mult=1e6", "--momentum=0.999",
+                       "--weight_decay=3e38", "--color_jitter=10"])
+    assert (cfg.class_num, cfg.image_size, cfg.width_mult, cfg.momentum) == (10 ** 7, 65536, 1e6, 0.999)
+
+
+def test_a_yaml_int_is_taken_exactly_as_the_command_line_takes_it(tmp_path):
+    """A YAML int went through a float: 2**53 + 1 became 2**53, and 99999999999999999999 was told as 1e20."""
+    f = tmp_path / "c.yaml"
+    f.write_text("save_checkpoint_steps: 9007199254740993\nepoch_size: 99999999999999999999\n")
+    cfg = load_config(["--config_path", str(f)])
+    assert cfg.save_checkpoint_steps == 2 ** 53 + 1 and cfg.epoch_size == 99999999999999999999
+    assert cfg == load_config(["--save_checkpoint_steps=9007199254740993", "--epoch_size=99999999999999999999"])
+
+
 def test_seed_three_document_file_validates_choices(tmp_path):
     f = tmp_path / "seed.yaml"
     f.write_text("dataset: cifar10\nlr_decay_mode: poly\n---\nlr_decay_mode: 'schedule'\n---\n"

@@ -613,8 +613,16 @@ def crop_pct_problem(value: Any) -> str:
 # logits of spread 4 over 1000 classes it is 0.1% off at T 1000, 12% at 1e4, negative at 1e5; at 1e20,
 # 0 x inf: NaN). Hinton et al. used T up to 20.
 MAX_DISTILL_TEMPERATURE = 1000.0
-# The largest float32: GradScaler keeps its scale in one, and a larger loss_scale becomes inf there.
-MAX_LOSS_SCALE = 3.4028234663852886e38
+# The largest float32: GradScaler keeps its scale in one, and a larger loss_scale becomes inf there; the
+# optimisers take their settings (weight_decay, eps, ...) in float32 too, where a larger one fails deep in a step.
+MAX_LOSS_SCALE = MAX_FLOAT32 = 3.4028234663852886e38
+# Sizes past any use, refused before they fail deep in the run with a traceback (an int64 overflow in torch)
+# or an out-of-memory error naming other keys: a 65536x65536 image's first layer alone is 137 GB of float32
+# activations; no labelled data set has 10 million classes (ImageNet-21k: 21,841; the largest face sets, a few
+# million identities), whose classifier would be 10 billion weights; info counts widths up to MAX_WIDTH_MULT.
+MAX_IMAGE_SIZE = 65536
+MAX_CLASS_NUM = 10 ** 7
+MAX_WIDTH_MULT = 1e6
 
 
 def temperature_problem(value: float) -> str:
@@ -711,6 +719,8 @@ def coerce(key: str, value: Any, source: str) -> Any:
         if want is int:
             if isinstance(value, bool):
                 raise ValueError
+            if isinstance(value, int):  # a YAML int, exactly: through a float, 99999999999999999999 was 1e20
+                return value
             if isinstance(value, str):
                 try:  # exactly, however many digits (a float would round 99999999999999999999), with the digit
                     return int(value)  # groups of the seed's argparse int() and YAML 1.1 (1_000_000)
@@ -827,6 +837,13 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("save_checkpoint_path", "save_checkpoint_path is empty (the run folder; the seed's default is ./)")
     if cfg.class_num < 2:
         fail("class_num", f"class_num must be at least 2 (a classifier tells classes apart), got {cfg.class_num}")
+    if cfg.class_num > MAX_CLASS_NUM:
+        fail("class_num", f"class_num {cfg.class_num} is above {MAX_CLASS_NUM:,}: no labelled data set has as many "
+                          f"classes, and the classifier alone would hold billions of weights")
+    for key in ("image_size", "eval_image_size"):
+        if getattr(cfg, key) > MAX_IMAGE_SIZE:
+            fail(key, f"{key} {getattr(cfg, key)} is above {MAX_IMAGE_SIZE} pixels a side: no device holds one "
+                      f"image's activations at that size")
     for key in ("log_interval", "eval_interval", "patience", "keep_best_max"):
         if getattr(cfg, key) < 0:
             fail(key, f"{key} must be >= 0 (0: off), got {getattr(cfg, key)}")
@@ -849,8 +866,9 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("eval_image_size", f"eval_image_size must be >= 0 (0: image_size), got {cfg.eval_image_size}")
     if cfg.eval_batch_size < 0:
         fail("eval_batch_size", f"eval_batch_size must be >= 0 (0: batch_size), got {cfg.eval_batch_size}")
-    if cfg.width_mult <= 0:
-        fail("width_mult", f"width_mult must be positive, got {cfg.width_mult}")
+    if not 0 < cfg.width_mult <= MAX_WIDTH_MULT:
+        fail("width_mult", f"width_mult must be in (0, {MAX_WIDTH_MULT:g}] (the paper's alpha: 0.25 to 1), got "
+                           f"{cfg.width_mult:g}")
     if not 0 < cfg.loss_scale <= MAX_LOSS_SCALE:
         fail("loss_scale", f"loss_scale must be positive, got {cfg.loss_scale}" if cfg.loss_scale <= 0 else
              f"loss_scale {cfg.loss_scale:g} is above float32's largest number, {MAX_LOSS_SCALE:g}: the scaler "
@@ -874,6 +892,9 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     for key in ("mixup_alpha", "cutmix_alpha", "clip_grad_norm", "opt_eps", "weight_decay", "momentum"):
         if getattr(cfg, key) < 0:
             fail(key, f"{key} must be >= 0 (0: off), got {getattr(cfg, key)}")
+    if cfg.momentum >= 1:  # the update is the gradient plus momentum x the last one: at 1 or more it never fades
+        fail("momentum", f"momentum must be below 1 (the share of the last update each step keeps; at 1 or more the "
+                         f"updates grow without end; the seed's 0.9), got {cfg.momentum:g}")
     for key in ("lr_init", "lr_max", "lr_end"):
         if getattr(cfg, key) < 0:  # a negative rate climbs the loss
             fail(key, f"{key} must be >= 0, got {getattr(cfg, key)}")
@@ -969,6 +990,12 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("bce_target_thresh", f"bce_target_thresh must be in [0, 1) (0: off), got {cfg.bce_target_thresh}")
     if not 0 <= cfg.label_smooth_factor < 1:
         fail("label_smooth_factor", f"label_smooth_factor must be in [0, 1), got {cfg.label_smooth_factor}")
+    # After the keys' own ranges (color_jitter 1e39 is told its [0, 10]): the rest computed in float32.
+    for f in fields(Config):
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and abs(value) > MAX_FLOAT32:  # weight_decay 1e39: a traceback in the step
+            fail(f.name, f"{f.name} {value:g} is above float32's largest number, {MAX_FLOAT32:g}, in which the run "
+                         f"computes")
     # Keys that only one setting of another key uses, set while it is another: they would be ignored
     # silently. (keys, whether this configuration uses them, whose they are, why not here)
     blank = chr(39) * 2

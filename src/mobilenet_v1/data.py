@@ -36,7 +36,7 @@ from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, Archive
                       holds_labels, is_archive, is_shard_pattern, is_shard_split, links_out, lone_class_wrapping,
                       member_size, read_member, shard_index, tar_files)
 from .autoaugment import Augment, make_augment
-from .config import is_cifar, normalisation
+from .config import ConfigError, is_cifar, normalisation
 from .stopping import ignore_in_worker
 
 CIFAR_RECORD = 1 + 3 * 32 * 32  # label byte + 3,072 pixel bytes
@@ -356,6 +356,9 @@ def split_sampler(size: int, batch_size: int, train: bool, drop_last: bool, shuf
     """The :class:`ShardSampler` of a split of ``size`` samples as every loader builds it (training: even
     shards, ``repeats``, ``class_balance`` over ``labels()``, asked for only then; evaluation: every sample,
     the seed's count under ``drop_last``: :func:`seed_eval_count`), and the loader's ``drop_last``."""
+    if train and 0 < size < repeats:  # its index tensor took repeats entries: a traceback past int64
+        raise ConfigError(f"aug_repeats {repeats} is more than the {size} training samples: every epoch would train "
+                          f"on copies of one (timm's and DeiT's is 3)")
     keep, drop_last = seed_eval_count(size, batch_size, train, drop_last, num_shards)
     sampler = ShardSampler(size, shuffle=train if shuffle is None else shuffle, seed=seed, num_shards=num_shards,
                            shard_id=shard_id, even=train, repeats=repeats if train else 1,

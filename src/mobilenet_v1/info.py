@@ -4,6 +4,7 @@ import math
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
+from .config import MAX_WIDTH_MULT
 from .model import layer_specs
 from .runtime import plural
 
@@ -25,9 +26,10 @@ def count_macs(width_mult: float = 1.0, image_size: int = 224, class_num: int = 
 
 
 def counted_width(width_mult: Any) -> bool:
-    """Whether ``width_mult`` is a width the layer table can be counted at: a number in (0, 1e6]."""
+    """Whether ``width_mult`` is a width the layer table can be counted at: a number in (0, 1e6], the
+    configuration's range (``config.MAX_WIDTH_MULT``)."""
     return not isinstance(width_mult, bool) and isinstance(width_mult, (int, float)) and \
-        math.isfinite(width_mult) and 0 < width_mult <= 1e6
+        math.isfinite(width_mult) and 0 < width_mult <= MAX_WIDTH_MULT
 
 
 def macs_if_known(width_mult: Any, hw: Optional[Tuple[int, int]], class_num: Any) -> Optional[int]:
