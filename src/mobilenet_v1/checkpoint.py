@@ -817,6 +817,41 @@ def cut_short_text(path: str) -> str:
             f"or written in part?")
 
 
+def zip_damage(path: str) -> str:
+    """What in the zip archive ``path`` (torch.save's format, torch.export's) is not as written, or "" where
+    nothing is (or it is no zip): an entry whose bytes do not match the CRC-32 its directory records (bytes
+    changed on disk or on the way), or whose header is not the directory's. torch reads neither check, so bytes
+    changed inside a tensor loaded as other weights without a word. An entry of CRC-32 0 records none
+    (torch.save with ``compute_crc32`` off) and is not checked."""
+    import zipfile
+    import zlib
+
+    try:
+        if not zipfile.is_zipfile(path):
+            return ""
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if info.CRC == 0 and info.file_size:
+                    continue
+                try:
+                    with z.open(info) as f:
+                        while f.read(1 << 24):
+                            pass
+                except (zipfile.BadZipFile, EOFError, zlib.error, UnicodeDecodeError) as e:
+                    if str(e).startswith("Bad CRC-32"):
+                        return (f"entry {info.filename} does not match the CRC-32 its zip directory records: bytes "
+                                f"changed since it was written")
+                    if isinstance(e, UnicodeDecodeError) or str(e).startswith("File name in directory"):
+                        # the name its own header repeats, changed (to bytes that do not decode, or others)
+                        return f"entry {info.filename}: the name in its header is not the directory's ({e})"
+                    return f"entry {info.filename}: {e}"
+    except (zipfile.BadZipFile, EOFError) as e:
+        return f"a zip archive that cannot be read ({e})"
+    except (OSError, NotImplementedError):  # unreadable here, or a compression Python lacks: said by the reader
+        return ""
+    return ""
+
+
 def unreadable_program(path: str, why: str) -> CheckpointError:
     """The error of a ``.pt2`` program whose archive cannot be read, for ``why``."""
     return CheckpointError(f"{path}: not a readable torch.export program (truncated or damaged: {why}); export it "
@@ -849,9 +884,14 @@ def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
                f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         if cut_short(path):
             why = cut_short_text(path)
+        else:
+            why = zip_damage(path) or why
         if path.lower().endswith(".pt2"):  # by its name, a program: one whose archive cannot be read
             raise unreadable_program(path, why) from None
         raise CheckpointError(f"checkpoint {path}: cannot be read as a PyTorch checkpoint ({why})") from None
+    damage = zip_damage(path)
+    if damage:  # read, but not as written: its weights would be others
+        raise CheckpointError(f"checkpoint {path}: damaged: {damage}; copy it again, or use another")
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         if "config" in obj and not isinstance(obj["config"], dict):
             obj = {**obj, "config": {}}  # not a configuration of ours (a foreign file's): read as none recorded

@@ -796,8 +796,9 @@ def read_yaml(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     except UnicodeDecodeError as e:
         raise OptionError(f"config file {path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
     docs = [d for d in docs if d is not None]
-    if not docs:
-        return {}, {}
+    if not docs:  # a file cut to nothing, or not the one meant: run on the defaults instead, without a word
+        what = "the file is empty" if not os.path.getsize(path) else "nothing but comments, blank lines or nulls"
+        raise OptionError(f"config file {path}: sets no key ({what}); give a YAML file of key: value lines")
     if not all(isinstance(d, dict) for d in docs):
         raise OptionError(f"config file {path}: each YAML document must be a mapping of key: value")
     values = docs[0]

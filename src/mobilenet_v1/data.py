@@ -97,6 +97,8 @@ def read_cifar_bin(path: str, dataset: str = "cifar10") -> Tuple[np.ndarray, np.
     one (``dataset`` "cifar100": a coarse and a fine label byte a record; the fine label, of 100, is read)."""
     hundred = dataset == "cifar100"
     name, record, classes = ("CIFAR-100", CIFAR100_RECORD, 100) if hundred else ("CIFAR-10", CIFAR_RECORD, 10)
+    if os.path.isdir(path):  # (its size is the folder's own, which is no number of records to count)
+        raise DataError(f"{name} file {path}: a folder, not a file")
     size = os.path.getsize(path)
     if size == 0:
         raise DataError(f"{name} file {path}: empty (0 bytes)")
@@ -151,7 +153,7 @@ def cifar_files(root: str, train: bool, dataset: str = "cifar10", quiet: bool = 
         sub = os.path.join(root, CIFAR100_FOLDER)
         root = sub if os.path.isdir(sub) else root
         path = os.path.join(root, "train.bin" if train else "test.bin")
-        if not os.path.isfile(path):
+        if not os.path.exists(path):  # a folder of that name: read_cifar_bin says what it is
             raise DataError(f"dataset_path {root!r}: no CIFAR-100 {os.path.basename(path)} (the binary version's "
                             f"{CIFAR100_FOLDER}/train.bin and test.bin)"
                             f"{_other_cifar(root, 'cifar100') or _unread_cifar(root)}")

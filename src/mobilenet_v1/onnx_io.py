@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .checkpoint import (CheckpointError, cut_short, cut_short_text, is_executorch_program, is_exported_program,
-                         program_pickles, unreadable_program)
+                         program_pickles, unreadable_program, zip_damage)
 
 META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "padding", "mean", "std",
              "source", "quantization", "weights", "held_out", "crop_pct", "exif_orientation", "input",
@@ -298,6 +298,9 @@ class ProgramModel(DeployedModel):
                 raise unreadable_program(f"program {path}", cut_short_text(path))
             raise CheckpointError(f"program {path}: not a torch.export program (a zip archive with an "
                                   f"archive_format entry, as export --file_format PT2 writes)")
+        damage = zip_damage(path)  # torch.export.load reads no CRC-32: changed weights would load as others
+        if damage:
+            raise unreadable_program(f"program {path}", damage)
         # torch.export.load unpickles some entries without weights_only: a file with any is refused unread.
         pickled = program_pickles(path)
         if pickled:
