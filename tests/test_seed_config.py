@@ -102,6 +102,25 @@ def test_values_outside_the_files_choices_are_refused(tmp_path):
         assert load_config([f"--file_format={fmt}"]).file_format == fmt
 
 
+def test_train_names_the_export_keys_typed_on_its_command_line(monkeypatch, capsys):
+    """train takes the seed's export keys (its files carry them) and uses none: --file_name, --ckpt_file or
+    --file_format typed on train's command line passed without a word. They join the line of the seed's keys with
+    no meaning here; the same keys in a seed file, which holds them by design, are not named."""
+    from mobilenet_v1 import train
+
+    seen = []
+    monkeypatch.setattr(train, "run", lambda cfg, given: seen.append(cfg) or {"stopped": ""})
+    assert cli.main(["train", "--file_name", "net", "--enable_modelarts=False", "--ckpt_file=x.ckpt",
+                     "--file_format", "PTE", "--epoch_size=2"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["ignored seed keys with no meaning here: enable_modelarts, file_name, ckpt_file, file_format"]
+    assert (seen[0].file_name, seen[0].ckpt_file, seen[0].file_format) == ("net", "x.ckpt", "PTE")  # still recorded
+    assert cli.main(["train", "--config_path", seed_file("default_config.yaml"), "--device_target=CPU"]) == 0
+    assert capsys.readouterr().err.strip().splitlines() == ["ignored seed keys with no meaning here: "
+                                                            + ", ".join(IGNORED)]
+    assert cli.main(["train", "--epoch_size=2"]) == 0 and "ignored" not in capsys.readouterr().err
+
+
 def test_lr_schedule_from_a_seed_file_keeps_stdout_a_table(capsys):
     rc = cli.main(["lr-schedule", "--config_path", seed_file("default_config_gpu_imagenet.yaml"), "--epoch_size=2",
                    "--steps_per_epoch", "3"])

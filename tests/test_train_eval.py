@@ -13,7 +13,7 @@ import torch
 from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import evaluate as evaluate_mod
 from mobilenet_v1 import cli, load_model, train
-from mobilenet_v1.config import ConfigError, load_config, to_dict
+from mobilenet_v1.config import ConfigError, Given, load_config, to_dict
 from mobilenet_v1.data import CIFAR_EVAL_FOLDER, BadSampleWarning, DataError, write_cifar_bin
 from mobilenet_v1.model import MobileNetV1
 from mobilenet_v1.schedules import schedule
@@ -685,14 +685,49 @@ def test_eval_takes_the_image_size_the_checkpoint_was_trained_at_unless_told(tmp
     assert sizes == [40, 48]
     # Options evaluation ignores are named (a config file shared with training may hold them silently).
     assert cli.main(base + ["--lr_max=0.3", "--width_mult=0.5", "--seed=3", "--epoch_size=2"]) == 0
-    assert ("eval: not used here: --width_mult (the model is the checkpoint's, read off the file); --lr_max, "
-            "--seed, --epoch_size (training's or export's)") in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "eval: not used here: --lr_max, --seed, --epoch_size (training's or export's)" in err
+    assert f"note: --width_mult 0.5 given; {path} has width_mult 0.25, which eval uses" in err
     # An ONNX file fixes its precision, layout, device and weights too; a checkpoint takes those options.
     assert evaluate_mod.unused_options_note(["--precision=bf16", "--use_ema=False", "--dataset_path=d"]) == ""
     assert evaluate_mod.unused_options_note(["--precision=bf16", "--use_ema=False", "--device_num=2"], onnx=True) == (
         "eval: not used here: --precision, --use_ema (an ONNX, .pte or .pt2 file runs on the CPU, as exported or "
         "quantized); "
         "--device_num (training's or export's)")
+
+
+def test_eval_says_the_files_class_num_width_and_padding_over_those_given(tmp_path, capsys):
+    """eval --class_num 7 (--width_mult 0.5, --padding symmetric) on a checkpoint of other values ran the file's
+    network under a note that named the option alone, and named it as much where it agreed with the file: now
+    one given on the command line that differs is named beside the file's value, in one line; one that agrees,
+    or one a config file gives (the seed's carry class_num), is not named."""
+    model = MobileNetV1(class_num=4, width_mult=0.25)
+    path = tmp_path / "m.ckpt"
+    ckpt_io.atomic_save({"format": ckpt_io.FORMAT, "model": model.state_dict(),
+                         "model_args": {"class_num": 4, "width_mult": 0.25, "padding": "same"},
+                         "config": {"dataset": "cifar10", "image_size": 32}}, str(path))
+    data = tmp_path / "d" / CIFAR_EVAL_FOLDER
+    data.mkdir(parents=True)
+    write_cifar_bin(str(data / "test_batch.bin"), np.zeros((4, 3, 32, 32), np.uint8), np.arange(4))
+    base = ["eval", f"--dataset_path={tmp_path / 'd'}", f"--checkpoint_path={path}", "--device_target=CPU"]
+
+    def said(*extra):
+        assert cli.main(base + list(extra)) == 0
+        return [line for line in capsys.readouterr().err.splitlines() if "given" in line or "not used" in line]
+
+    assert said("--class_num", "7") == [f"note: --class_num 7 given; {path} has 4 classes, which eval uses"]
+    assert said("--width_mult=0.5", "--padding=symmetric", "--class_num=4") == [
+        f"note: --width_mult 0.5, --padding symmetric given; {path} has width_mult 0.25 and padding same, which eval "
+        f"uses"]
+    assert said("--class_num=4", "--width_mult=0.25", "--padding=same") == []
+    config = tmp_path / "shared.yaml"
+    config.write_text("class_num: 7\nwidth_mult: 0.5\n")
+    assert said(f"--config_path={config}") == []
+    # An exported file that records neither (a graph of another toolkit's): its own network, said so.
+    typed = Given({"width_mult": "option --width_mult", "class_num": "option --class_num"})
+    note = evaluate_mod.model_options_note(load_config(["--width_mult=0.5", "--class_num=4"]), typed,
+                                           {"class_num": 4, "width_mult": None, "padding": None}, "m.onnx")
+    assert note == "note: --width_mult 0.5 given; m.onnx records no width_mult: its own network is what eval runs"
 
 
 def test_pre_trained_with_another_head_is_fine_tuned(cifar_dir, tmp_path, capsys):

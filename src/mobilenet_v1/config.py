@@ -447,6 +447,10 @@ SEED_IGNORED_KEYS: Tuple[str, ...] = (
     "only_create_dataset", "do_train", "do_eval", "result_dir", "label_dir", "dataset_name", "result_path",
 )
 
+# The seed's export keys (export.py's): its config files carry them, and export reads them from one; train takes
+# them there, records them in its config.yaml and uses none. Typed on train's command line they are named.
+EXPORT_KEYS: Tuple[str, ...] = ("ckpt_file", "width", "height", "file_name", "file_format")
+
 # Values we add to a seed key's choices; accepted where a seed file's choice list does not name them.
 CHOICE_EXTENSIONS: Dict[str, Tuple[Any, ...]] = {"device_target": ("auto",), "file_format": ("PT2", "PTE"),
                                                   "dataset": ("cifar100",),
@@ -1117,12 +1121,14 @@ class Given(set):
 
 
 def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] = None,
-                          dataset_of: Optional[Callable[[Dict[str, Any]], Optional[str]]] = None
-                          ) -> Tuple[Config, Set[str]]:
+                          dataset_of: Optional[Callable[[Dict[str, Any]], Optional[str]]] = None,
+                          unused: Sequence[str] = ()) -> Tuple[Config, Set[str]]:
     """:func:`load_config`, and the keys the user set (on the command line or in the config file),
     as opposed to those left at their defaults. Where neither names the data set, ``dataset_of(values)``
     (the values given) may, in place of the default (a command that reads a model file: the one the file
-    records), so that the data set's presets and checks apply; it is still not among the keys set."""
+    records), so that the data set's presets and checks apply; it is still not among the keys set.
+    ``unused``: keys the command takes and does not use (train: :data:`EXPORT_KEYS`); given on the command line,
+    they join the line naming the seed's keys with no meaning here (a config file holds them without a word)."""
     overrides = parse_overrides(argv)
     for key, value in overrides:
         if key == "config_path":
@@ -1137,7 +1143,7 @@ def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] =
             raise unknown_key(key, f"config file {config_path}")
     ignored = {k: v for k, v in file_values.items() if k not in types}
     ignored.update((k, v) for k, v in overrides if k in SEED_IGNORED_KEYS and k not in types)
-    check_ignored(ignored, file_choices, config_path)
+    check_ignored(ignored, file_choices, config_path, [k for k, _ in overrides if k in unused])
     file_values = {k: v for k, v in file_values.items() if k not in ignored}
     overrides = [(k, v) for k, v in overrides if k not in ignored]
 
@@ -1196,13 +1202,15 @@ def validate(cfg: Config) -> None:
     _validate(cfg, {}, lambda key: f"Config.{key}")
 
 
-def check_ignored(ignored: Dict[str, Any], file_choices: Dict[str, Any], config_path: Optional[str]) -> None:
-    """Seed keys with no meaning here still obey the file's choices; then they are named in one line."""
+def check_ignored(ignored: Dict[str, Any], file_choices: Dict[str, Any], config_path: Optional[str],
+                  also: Sequence[str] = ()) -> None:
+    """Seed keys with no meaning here still obey the file's choices; then they are named in one line, with
+    ``also`` (keys of the configuration that the command leaves unused, given on its command line)."""
     for key, value in ignored.items():
         allowed = file_choices.get(key)
         if isinstance(allowed, (list, tuple)) and str(value) not in [str(a) for a in allowed]:
             raise OptionError(f"config file {config_path}: {key}={value!r} is not one of {list(allowed)}")
-    say_ignored(list(ignored))
+    say_ignored(list(dict.fromkeys([*ignored, *also])))
 
 
 def say_ignored(keys: Sequence[str]) -> None:

@@ -4,6 +4,7 @@ With ``--per_class``, each class's figures from the confusion matrix (``--confus
 import contextlib
 import dataclasses
 import io
+import math
 import os
 import re
 import sys
@@ -377,6 +378,8 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         # Which of the formats, and in what precision (fp32, or the INT8 scheme it was quantized with, which
         # runs in fp32's place in engine.evaluate): a file's name need not say (eval reads ONNX by its content).
         evaluated = {"format": FORMATS.get(model.kind, model.kind), "precision": model.weights}
+        recorded = {"class_num": outputs, "width_mult": model.metadata.get("width_mult"),
+                    "padding": model.metadata.get("padding")}
     else:
         device = resolve_device(cfg.device_target)
         precision = resolve_precision(cfg.precision, device)
@@ -391,6 +394,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
             same_model(dist, path, distributed.state_digest(model.state_dict())[:16])
         outputs = args["class_num"]
         evaluated = {"format": "checkpoint", "precision": precision}
+        recorded = {key: args[key] for key in MODEL_KEYS}
         note = ckpt_io.weights_note(ckpt, cfg.use_ema)
         if note:
             print0(note, file=sys.stderr)  # stdout is the result (one JSON object with --json)
@@ -409,6 +413,9 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(device=device, memory_format=memory_format)
         opts = data_options(cfg, device, train=False, given=given)
+    note = model_options_note(cfg, given, recorded, path)
+    if note:
+        print0(note, file=sys.stderr)
     dist.note_eval_drop_last(cfg.eval_drop_last)
     # An image folder is labelled by the class list the model was trained on, where the file records it.
     loader = build_loader(opts, train=False, device=device, drop_last=cfg.eval_drop_last,
@@ -468,7 +475,8 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
 
 # The configuration keys evaluation reads. The others are training's or export's, or (class_num,
 # width_mult, padding) read off the checkpoint. A config file shared with training holds them by design;
-# given on eval's command line they are named, as the seed's keys with no meaning here are.
+# given on eval's command line they are named, as the seed's keys with no meaning here are (the model's
+# where the file's value differs: model_options_note).
 EVAL_KEYS = frozenset({"config_path", "dataset", "dataset_path", "checkpoint_path", "batch_size", "eval_batch_size",
                        "image_size", "eval_image_size", "crop_pct", "exif_orientation", "antialias", "interpolation",
                        "mean", "std",
@@ -489,12 +497,44 @@ def unused_options_note(argv: Sequence[str], onnx: bool = False) -> str:
     """A line naming the ``--key`` options of ``argv`` that evaluation (of an ONNX file: ``onnx``) does
     not use, or ""."""
     keys = list(dict.fromkeys(k for k, _ in parse_overrides(argv)))
-    groups = (([k for k in keys if k in MODEL_KEYS], "the model is the checkpoint's, read off the file"),
-              ([k for k in keys if onnx and k in ONNX_FIXED],
+    groups = (([k for k in keys if onnx and k in ONNX_FIXED],
                "an ONNX, .pte or .pt2 file runs on the CPU, as exported or quantized"),
               ([k for k in keys if k not in EVAL_KEYS and k not in MODEL_KEYS], "training's or export's"))
     parts = [f"{', '.join('--' + k for k in group)} ({why})" for group, why in groups if group]
     return f"eval: not used here: {'; '.join(parts)}" if parts else ""
+
+
+def model_options_note(cfg: Config, given: Optional[Set[str]], recorded: Dict[str, Any], path: str) -> str:
+    """A line for the model's keys (:data:`MODEL_KEYS`) given on the command line (``given``'s origins) with a
+    value other than the one of the file at ``path`` (``recorded``: its class_num, width_mult and padding, None
+    where it says none), whose network eval runs whatever they say; "" where there are none. A config file's are
+    not named: the seed's carry class_num, and one shared with training holds all three by design."""
+    origin = getattr(given, "origin", {}) if given is not None else {}
+    typed = [k for k in MODEL_KEYS if origin.get(k) == f"option --{k}"]
+
+    def same(key: str) -> bool:
+        ours, theirs = getattr(cfg, key), recorded[key]
+        return math.isclose(ours, theirs) if key == "width_mult" else ours == theirs
+
+    def option(key: str) -> str:
+        value = getattr(cfg, key)
+        return f"--{key} {format(value, 'g') if key == 'width_mult' else value}"
+
+    def has(key: str) -> str:
+        value = recorded[key]
+        return (plural(value, "class", "classes") if key == "class_num" else
+                f"width_mult {value:g}" if key == "width_mult" else f"{key} {value}")
+
+    other = [k for k in typed if recorded.get(k) is not None and not same(k)]
+    unknown = [k for k in typed if recorded.get(k) is None]
+    parts = []
+    if other:
+        parts.append(f"{', '.join(map(option, other))} given; {path} has {' and '.join(map(has, other))}, which "
+                     f"eval uses")
+    if unknown:
+        parts.append(f"{', '.join(map(option, unknown))} given; {path} records no {' or '.join(unknown)}: its own "
+                     f"network is what eval runs")
+    return f"note: {'; '.join(parts)}" if parts else ""
 
 
 def image_sizes(argv: List[str]) -> Optional[List[int]]:

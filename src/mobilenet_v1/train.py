@@ -18,8 +18,8 @@ from . import checkpoint as ckpt_io
 from . import distributed, mindspore_io, runtime
 from .api import infer_model_args, model_from_checkpoint
 from .batch_augment import BatchAugment
-from .config import (DATASET_PRESETS, NORMALISATION_KEYS, Config, ConfigError, OptionError, channels_text, cifar_name,
-                     dump_yaml, is_cifar, load_config_and_given, names_text, normalisation_text, to_dict,
+from .config import (DATASET_PRESETS, EXPORT_KEYS, NORMALISATION_KEYS, Config, ConfigError, OptionError, channels_text,
+                     cifar_name, dump_yaml, is_cifar, load_config_and_given, names_text, normalisation_text, to_dict,
                      validate)
 from .data import (IMAGE_EXTENSIONS, DataError, DataOptions, TooManyBadSamples, UnsortedImagesError, balance_line,
                    build_loader, held_out_record, imagenet_folder, sample_labels, wrapped_classes)
@@ -2030,7 +2030,7 @@ def run_result(checkpoint: str, resumed_from: str, steps_per_epoch: int, step_im
 
 
 def main(argv: Sequence[str]) -> int:
-    cfg, given = load_config_and_given(argv)
+    cfg, given = load_config_and_given(argv, unused=EXPORT_KEYS)  # a --file_name typed here is named as unused
     result = run(cfg, given)
     # Stopped by a signal: the exit status of a process that signal ended (a scheduler requeues on it).
     return 128 + int(signal.Signals[result["stopped"]]) if result["stopped"] else 0
