@@ -190,7 +190,8 @@ def test_a_step_left_out_for_a_batch_of_one_still_reaches_on_step_and_stop():
 
     model, r, seen, asked = epoch(good[:2] + [good[2], one] + good[4:], [0.3, 0.2, 0.1])
     assert [(i, lr) for i, lr, _ in seen] == [(0, 0.3), (1, 0.2), (2, 0.1)] and asked == [0, 1, 2]
-    assert seen[1][2] != seen[1][2] and seen[0][2] == seen[0][2] and seen[2][2] == seen[2][2]  # NaN at the step left out
+    # NaN at the step left out
+    assert seen[1][2] != seen[1][2] and seen[0][2] == seen[0][2] and seen[2][2] == seen[2][2]
     assert r.steps == 2 and r.images == 16 and r.stopped_after is None
     # The same weights as an epoch of the two good steps at their rates.
     reference, _, _, _ = epoch(good[:2] + good[4:], [0.3, 0.1])
