@@ -411,6 +411,45 @@ def test_running_out_of_memory_is_one_line_and_other_errors_still_surface(monkey
         cli.main(["info"])
 
 
+def test_the_advice_on_memory_names_a_width_or_class_num_that_makes_the_network_large(monkeypatch, capsys, tmp_path):
+    """Running out of memory said "a smaller batch_size or image_size" even where width_mult 1e4 (3e14 weights)
+    or a million classes was the cause: each is named where above its usual size, weighed against the batch."""
+    from mobilenet_v1 import model, runtime, train
+
+    said = ("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+            "1255836267978752 bytes")
+
+    def oom(*args, **kwargs):
+        raise RuntimeError(said)
+
+    monkeypatch.setattr(train, "_run", oom)
+    argv = ["train", "--device_target=CPU", "--num_workers=0", f"--save_checkpoint_path={tmp_path / 'run'}"]
+    plain = "; a smaller batch_size or image_size needs less"
+    assert cli.main(argv) == 1
+    assert capsys.readouterr().err == f"mobilenet-v1 train: error: out of memory ({said}){plain}\n"
+    assert cli.main(argv + ["--width_mult=10000"]) == 1
+    assert capsys.readouterr().err.endswith(f"{plain}, as does a smaller width_mult (10000 here: 3.1e+14 weights, "
+                                            f"3.2 million at 1)\n")
+    assert cli.main(argv + ["--class_num=1000000", "--batch_size=16"]) == 1
+    assert capsys.readouterr().err.endswith(
+        f"{plain}, as does a smaller class_num (1,000,000 here: the classifier's 1.0 billion weights, with their "
+        f"gradients and optimiser state, take more than the other layers and a batch's activations)\n")
+    # ImageNet-21k's 21,841 classes (22 million weights) at 224 in batches of 256: the activations are what is large.
+    for width, classes, batch, size, named in ((1.0, 21841, 256, 224, ""), (1.0, 100000, 128, 32, "class_num"),
+                                               (1.25, 1001, 256, 224, "width_mult (1.25 here")):
+        try:
+            with runtime.network_sized(width, classes, batch, size):
+                oom()
+        except RuntimeError as e:
+            advice = runtime.memory_advice(e)
+        assert advice.startswith(plain[2:]) and (named in advice if named else advice == plain[2:])
+    # benchmark --width_mult builds each network (of 1000 classes): the same advice.
+    monkeypatch.setattr(model, "MobileNetV1", oom)
+    assert cli.main(["benchmark", "--width_mult", "10000", "--image_size", "32"]) == 1
+    assert capsys.readouterr().err.endswith(f"{plain}, as does a smaller width_mult (10000 here: 3.1e+14 weights, "
+                                            f"4.2 million at 1)\n")
+
+
 def test_an_export_that_differs_by_rounding_of_large_logits_points_to_atol(tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
     model = save(tmp_path / "m.pt")

@@ -269,6 +269,31 @@ def test_a_torch_export_program_of_another_network_teaches_and_one_that_cannot_i
     assert not list((tmp_path / "no").rglob("*.ckpt"))
 
 
+def test_a_program_teaches_only_under_the_name_eval_and_predict_run_one_by(tmp_path, capsys, one_thread):
+    """train --teacher took a torch.export program under any name (.bin, or .pte: ExecuTorch's), which eval and
+    predict refuse, asking for .pt2 (torch.export.load unpickles some entries: a crafted file named otherwise is
+    not sent there): one rule for all three, the same refusal."""
+    from mobilenet_v1.onnx_io import is_deployed_file
+
+    program = save_program(Answers().eval(), tmp_path / "answers.pt2")
+
+    def distil(path):
+        cfg = load_config(SMALL + [f"--teacher={path}", f"--save_checkpoint_path={tmp_path / 'run'}"])
+        return train.build_distiller(cfg, None, CPU, torch.contiguous_format, str(tmp_path / "run"))
+
+    assert is_deployed_file(program) and isinstance(distil(program), Distiller)
+    for name in ("answers.bin", "answers.pte"):
+        other = shutil.copy(program, str(tmp_path / name))
+        assert not is_deployed_file(other)  # eval and predict read it as a checkpoint, which refuses it
+        with pytest.raises(ckpt_io.CheckpointError) as as_checkpoint:
+            ckpt_io.load_file(other)
+        assert "from a file named .pt2 only" in str(as_checkpoint.value) and "rename it" in str(as_checkpoint.value)
+        with pytest.raises(ckpt_io.CheckpointError) as as_teacher:
+            distil(other)
+        assert str(as_teacher.value) == str(as_checkpoint.value)
+        assert "train --teacher" in str(as_teacher.value)
+
+
 def test_a_missing_teacher_or_pre_trained_file_is_named_with_its_option(cifar_dir, tmp_path, capsys, one_thread):
     """Said "checkpoint X: no such file", which named neither option: a run with both would leave the user to
     guess which of the two was mistyped."""

@@ -14,11 +14,11 @@ from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import evaluate as evaluate_mod
 from mobilenet_v1 import cli, load_model, train
 from mobilenet_v1.config import ConfigError, Given, load_config, to_dict
-from mobilenet_v1.data import CIFAR_EVAL_FOLDER, BadSampleWarning, DataError, write_cifar_bin
+from mobilenet_v1.data import CIFAR100_FOLDER, CIFAR_EVAL_FOLDER, BadSampleWarning, DataError, write_cifar_bin
 from mobilenet_v1.model import MobileNetV1
 from mobilenet_v1.schedules import schedule
 
-from conftest import jpeg_bytes, smooth_image
+from conftest import class_images, jpeg_bytes, smooth_image
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 SMALL = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU", "--num_workers=0",
@@ -1328,3 +1328,25 @@ def test_the_readmes_python_evaluation_follows_the_file_as_the_eval_command_does
     recipe = readme[readme.index("# Training and evaluating from Python"):]
     recipe = recipe[:recipe.index("```")]
     assert "evaluate.run(*load_config_and_given([" in recipe and "evaluate.run(load_config(" not in recipe
+    # A CIFAR-100 file, with options that name no data set: refused under the default (cifar10); the recipe passes
+    # eval's dataset_of, which takes the file's, with its presets (100 classes), and scores as the command does.
+    assert "dataset_of=evaluate.recorded_dataset))" in recipe
+    folder = tmp_path / "c100" / CIFAR100_FOLDER
+    folder.mkdir(parents=True)
+    fine = np.array([0, 1, 2, 3, 97, 99] * 4)
+    write_cifar_bin(str(folder / "test.bin"), class_images(fine, 2), fine, coarse=fine % 20)
+    hundred = str(tmp_path / "c100.ckpt")
+    ckpt_io.atomic_save({"model": MobileNetV1(class_num=100, width_mult=0.25).state_dict(),
+                         "model_args": {"class_num": 100, "width_mult": 0.25},
+                         "config": {"dataset": "cifar100", "image_size": 32}}, hundred)
+    options = [f"--dataset_path={tmp_path / 'c100'}", "--num_workers=0", "--device_target=CPU",
+               f"--checkpoint_path={hundred}"]
+    with pytest.raises(ckpt_io.CheckpointError, match=f"{hundred} was trained on cifar100 .* pass --dataset cifar100"):
+        evaluate_mod.run(*load_config_and_given(options))
+    scores = evaluate_mod.run(*load_config_and_given(options, dataset_of=evaluate_mod.recorded_dataset))
+    capsys.readouterr()
+    assert cli.main(["eval", *options, "--json"]) == 0
+    command = json.loads(capsys.readouterr().out)
+    assert scores["total"] == command["total"] == 24
+    assert (scores["top_1_accuracy"], scores["top_5_accuracy"]) == (command["top_1_accuracy"],
+                                                                    command["top_5_accuracy"])

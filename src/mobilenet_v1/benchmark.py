@@ -54,7 +54,7 @@ from .engine import autocast, resolve_device, resolve_precision
 from .onnx_io import (PIXEL_FORMATS, DeployedModel, ExecutorchModel, OnnxModel, is_deployed_file, is_onnx_file,
                       load_deployed, refuse_gpu)
 from .info import macs_if_known
-from .runtime import json_text
+from .runtime import json_text, network_sized
 
 DEFAULT_SIZE = 224
 MAX_SECONDS = 86400.0  # --seconds at most: a day of timed calls a file (1e308 overflowed the count of calls a round)
@@ -260,31 +260,34 @@ def make_variants(folder: str, widths: Sequence[float], sizes: Sequence[int], fo
     made = []
     for width in widths:
         for size in sizes:
-            start = time.perf_counter()
-            stem = os.path.join(folder, f"mobilenet_v1_{width!r}_{size}")  # TF-slim's names: mobilenet_v1_1.0_224
-            with torch.random.fork_rng():  # the caller's random state left as it was
-                torch.manual_seed(0)
-                model = MobileNetV1(class_num=class_num, width_mult=width, padding=padding)
-            ckpt_io.atomic_save({"model": model.state_dict(),
-                                 "model_args": {"class_num": class_num, "width_mult": width, "padding": padding},
-                                 "config": {"dataset": "imagenet2012", "image_size": size}}, stem + ".ckpt")
-            files = {"pytorch": stem + ".ckpt"}
-            if "onnx" in formats or "onnx_int8" in formats:
-                files["onnx"] = export_checkpoint(stem + ".ckpt", stem, batch_size=batch_size)["path"]
-            if "onnx_int8" in formats:
-                quantize_file(files["onnx"], stem + "_int8.onnx", random_batches(4, 8, size))
-                files["onnx_int8"] = stem + "_int8.onnx"
-            if "pte" in formats:
-                files["pte"] = export_checkpoint(stem + ".ckpt", stem, batch_size=batch_size, file_format="PTE")["path"]
-            if "pte_int8" in formats:
-                pt2 = export_checkpoint(stem + ".ckpt", stem, batch_size=batch_size, dynamic_batch=False,
-                                        file_format="PT2")["path"]
-                quantize_program(pt2, stem + "_int8.pte", random_batches(max(1, 32 // batch_size), batch_size,
-                                                                     size))
-                files["pte_int8"] = stem + "_int8.pte"
-            made += [files[f] for f in formats]
-            print(f"benchmark: made {os.path.basename(stem)} ({', '.join(formats)}) in "
-                  f"{time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+            # (an error on the way names width_mult and class_num where they make it run out of memory)
+            with network_sized(width, class_num, batch_size, size):
+                start = time.perf_counter()
+                stem = os.path.join(folder, f"mobilenet_v1_{width!r}_{size}")  # TF-slim's names: mobilenet_v1_1.0_224
+                with torch.random.fork_rng():  # the caller's random state left as it was
+                    torch.manual_seed(0)
+                    model = MobileNetV1(class_num=class_num, width_mult=width, padding=padding)
+                ckpt_io.atomic_save({"model": model.state_dict(),
+                                     "model_args": {"class_num": class_num, "width_mult": width, "padding": padding},
+                                     "config": {"dataset": "imagenet2012", "image_size": size}}, stem + ".ckpt")
+                files = {"pytorch": stem + ".ckpt"}
+                if "onnx" in formats or "onnx_int8" in formats:
+                    files["onnx"] = export_checkpoint(stem + ".ckpt", stem, batch_size=batch_size)["path"]
+                if "onnx_int8" in formats:
+                    quantize_file(files["onnx"], stem + "_int8.onnx", random_batches(4, 8, size))
+                    files["onnx_int8"] = stem + "_int8.onnx"
+                if "pte" in formats:
+                    files["pte"] = export_checkpoint(stem + ".ckpt", stem, batch_size=batch_size,
+                                                     file_format="PTE")["path"]
+                if "pte_int8" in formats:
+                    pt2 = export_checkpoint(stem + ".ckpt", stem, batch_size=batch_size, dynamic_batch=False,
+                                            file_format="PT2")["path"]
+                    quantize_program(pt2, stem + "_int8.pte", random_batches(max(1, 32 // batch_size), batch_size,
+                                                                         size))
+                    files["pte_int8"] = stem + "_int8.pte"
+                made += [files[f] for f in formats]
+                print(f"benchmark: made {os.path.basename(stem)} ({', '.join(formats)}) in "
+                      f"{time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     return made
 
 

@@ -761,6 +761,21 @@ def is_exported_program(path: str) -> bool:
         return False
 
 
+def named_program(path: str) -> bool:
+    """Whether ``path`` is named as a ``torch.export`` program (``.pt2``): the one name under which every
+    command takes a file for one (eval, predict, info, benchmark, quantize --program, train --teacher).
+    ``torch.export.load`` unpickles some entries without ``weights_only`` (:func:`program_pickles` refuses
+    those), so a file of another name (a crafted one named .ckpt) is read as a checkpoint, with
+    ``weights_only``, and a program among them is refused, asked to be renamed (:func:`load_torch_file`);
+    named .pte, ExecuTorch's name, it would also be taken for an ExecuTorch program."""
+    return path.lower().endswith(".pt2")
+
+
+def is_program_file(path: str) -> bool:
+    """A file that commands run as a ``torch.export`` program: named so (:func:`named_program`) and one."""
+    return named_program(path) and os.path.isfile(path) and is_exported_program(path)
+
+
 def is_executorch_program(path: str) -> bool:
     """Whether ``path`` starts as an ExecuTorch program (``.pte``) does: its flatbuffer's identifier,
     ``ET`` and two digits, at byte 4."""
@@ -866,9 +881,9 @@ def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for damaged or foreign files
         if is_exported_program(path):
-            named = path.lower().endswith(".pt2")
+            named = named_program(path)
             raise CheckpointError(f"{path}: a torch.export program (export --file_format PT2), not a checkpoint: "
-                                  f"eval and predict run it (and torch.export.load, or ExecuTorch)"
+                                  f"eval, predict and train --teacher run it (and torch.export.load, or ExecuTorch)"
                                   + ("; this needs the checkpoint it was exported from" if named else
                                      ", from a file named .pt2 only (a program can hold pickled code, so one of "
                                      "another name is not unpickled): rename it, or give the checkpoint it was "
@@ -886,7 +901,7 @@ def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
             why = cut_short_text(path)
         else:
             why = zip_damage(path) or why
-        if path.lower().endswith(".pt2"):  # by its name, a program: one whose archive cannot be read
+        if named_program(path):  # by its name, a program: one whose archive cannot be read
             raise unreadable_program(path, why) from None
         raise CheckpointError(f"checkpoint {path}: cannot be read as a PyTorch checkpoint ({why})") from None
     damage = zip_damage(path)

@@ -25,6 +25,16 @@ def count_macs(width_mult: float = 1.0, image_size: int = 224, class_num: int = 
     return macs + in_ch * class_num
 
 
+def count_activations(width_mult: float = 1.0, image_size: int = 224) -> int:
+    """Values the layers output for one ``image_size`` square (each convolution's; BatchNorm and ReLU output
+    as many again each): what a batch's activations grow with (:func:`runtime.memory_advice`)."""
+    h, values = image_size, 0
+    for _, _, cout, stride in layer_specs(width_mult):
+        h = math.ceil(h / stride)
+        values += h * h * cout
+    return values
+
+
 def counted_width(width_mult: Any) -> bool:
     """Whether ``width_mult`` is a width the layer table can be counted at: a number in (0, 1e6], the
     configuration's range (``config.MAX_WIDTH_MULT``)."""

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .checkpoint import (CheckpointError, cut_short, cut_short_text, is_executorch_program, is_exported_program,
-                         program_pickles, unreadable_program, zip_damage)
+                         is_program_file, program_pickles, unreadable_program, zip_damage)
 
 META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "padding", "mean", "std",
              "source", "quantization", "weights", "held_out", "crop_pct", "exif_orientation", "input",
@@ -504,13 +504,14 @@ def to_pixel_format(rgb: torch.Tensor, pixel_format: str) -> torch.Tensor:
 
 def is_deployed_file(path: str) -> bool:
     """An ONNX file (by its name or content), an ExecuTorch program (by its content) or a ``.pt2`` program
-    (by its name and content: a program named otherwise is read as a checkpoint, with ``weights_only``): a
-    file that ``eval`` and ``predict`` run as :func:`load_deployed` gives it."""
+    (by its name and content, :func:`checkpoint.is_program_file`: a program named otherwise is read as a
+    checkpoint, with ``weights_only``, and refused): a file that ``eval`` and ``predict`` run as
+    :func:`load_deployed` gives it."""
     # An ExecuTorch program by its content, whatever its name: a file named .pte that is not one is read
     # as a checkpoint, which names it; handed to ExecuTorch, other bytes can end the process (its log of
     # the identifier it found fails to decode) rather than raise.
     return (is_onnx_file(path) or is_executorch_program(path)
-            or (path.lower().endswith(".pt2") and os.path.isfile(path) and is_exported_program(path)))
+            or is_program_file(path))
 
 
 def refuse_gpu(path: str, device_target: str, instead: str) -> None:

@@ -476,7 +476,7 @@ def main(argv: Sequence[str]) -> int:
     option, src = ("--program", a.program) if a.program else ("--onnx", a.onnx)
     ckpt_io.check_given(src, option, "file")
     if a.program:
-        if not a.program.lower().endswith(".pt2"):
+        if not ckpt_io.named_program(a.program):
             raise QuantizeError(f"--program {a.program}: not a .pt2 program (export a checkpoint with "
                                 f"'mobilenet-v1 export --ckpt_file C --file_name N --file_format PT2' first)")
         if a.reduce_range:

@@ -1,4 +1,5 @@
 """What every run prints first: versions, device, git revision; rank-0-only printing; strict JSON."""
+import contextlib
 import io
 import json
 import math
@@ -6,7 +7,7 @@ import os
 import platform
 import subprocess
 import sys
-from typing import IO, Any, Iterable, List, Optional, Sequence
+from typing import IO, Any, Iterable, Iterator, List, Optional, Sequence
 
 import torch
 
@@ -218,6 +219,59 @@ def missing_extra(error: BaseException) -> Optional[str]:
             f"'mobilenet-v1[{extra}]' (from a checkout: pip install -e '.[{extra}]')")
 
 
+# The attribute of an error raised while a command built or ran a network (:func:`network_sized`): its
+# width_mult, class_num, batch_size and image_size, for the advice on running out of memory (:func:`memory_advice`).
+NETWORK = "mobilenet_v1_network"
+
+
+@contextlib.contextmanager
+def network_sized(width_mult: float, class_num: int, batch_size: int, image_size: int) -> Iterator[None]:
+    """Marks an error raised inside the block with the network the command builds and runs there, on batches of
+    ``batch_size`` images of ``image_size``, which :func:`error_line` weighs where the memory ran out; an inner
+    block's mark (another network's) stays."""
+    try:
+        yield
+    except BaseException as e:
+        if getattr(e, NETWORK, None) is None:
+            setattr(e, NETWORK, (width_mult, class_num, batch_size, image_size))
+        raise
+
+
+def _weights_text(count: int) -> str:
+    return (f"{count:.1e}" if count >= 10 ** 12 else f"{count / 1e9:,.1f} billion" if count >= 10 ** 9
+            else f"{count / 1e6:,.1f} million" if count >= 10 ** 6 else f"{count:,}")
+
+
+def memory_advice(error: BaseException) -> str:
+    """What needs less memory where ``error`` says it ran out: a smaller batch_size or image_size, and, where it
+    was raised in a network (:func:`network_sized`) larger than usual, a smaller width_mult (above 1: the
+    paper's are 0.25 to 1; the weights grow with its square, the activations with it) or class_num (where the
+    classifier's weights, as many as 1024 x width_mult x class_num, with their gradients and optimiser state,
+    take more than the rest: the other layers' and a batch's activations, roughly counted)."""
+    advice = "a smaller batch_size or image_size needs less"
+    network = getattr(error, NETWORK, None)
+    if network is None:
+        return advice
+    from .info import count_activations, count_params  # (info imports this module)
+    from .model import layer_specs
+
+    width_mult, class_num, batch_size, image_size = network
+    total = count_params(width_mult, class_num)["params"]
+    classifier = (layer_specs(width_mult)[-1][2] + 1) * class_num
+    # Floats held in training: each weight with its gradient and up to two optimiser states; each layer's
+    # convolution, BatchNorm and ReLU outputs, kept for the backward pass.
+    weights, activations = 4 * total, 3 * batch_size * count_activations(width_mult, image_size)
+    named = []
+    if width_mult > 1:
+        named.append(f"width_mult ({width_mult:g} here: {_weights_text(total)} weights, "
+                     f"{_weights_text(count_params(1.0, class_num)['params'])} at 1)")
+    if 4 * classifier > weights + activations - 4 * classifier:
+        named.append(f"class_num ({class_num:,} here: the classifier's {_weights_text(classifier)} weights, with "
+                     f"their gradients and optimiser state, take more than the other layers and a batch's "
+                     f"activations)")
+    return f"{advice}, as does a smaller {' or '.join(named)}" if named else advice
+
+
 def error_line(command: str, error: BaseException) -> Optional[str]:
     """The one line a command ends with, on stderr and in a run's log.txt, where ``error`` is the input's or the
     machine's (a configuration, data set or checkpoint refused, a file that cannot be read or written, memory
@@ -237,7 +291,7 @@ def error_line(command: str, error: BaseException) -> Optional[str]:
         text = str(error)
         if isinstance(error, MemoryError) or "out of memory" in text.lower() or "can't allocate" in text:
             first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
-            return f"{head} out of memory ({first[:200]}); a smaller batch_size or image_size needs less"
+            return f"{head} out of memory ({first[:200]}); {memory_advice(error)}"
         lost = peer_lost(error)
         if lost:
             return (f"{head} another process of this job ended or cannot be reached ({lost})"

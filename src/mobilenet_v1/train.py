@@ -206,7 +206,9 @@ def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.dev
 
     def load() -> Tuple[torch.nn.Module, str, Any, str]:
         ckpt_io.check_given(path, "--teacher")  # this rank's own copy (rank 0 chose it)
-        if path.lower().endswith(".pt2") or ckpt_io.is_exported_program(path):
+        # A program by its name only, as eval and predict take one (ckpt_io.named_program): one named otherwise
+        # is read as a checkpoint, which refuses it asking for the name.
+        if ckpt_io.named_program(path):
             teacher, about, record = program_teacher(cfg, path, classes, device, memory_format)
         elif os.path.isfile(path) and (is_onnx_file(path) or ckpt_io.is_executorch_program(path)):
             kind = "an ONNX model" if is_onnx_file(path) else "an ExecuTorch program"
@@ -1276,7 +1278,10 @@ def run(cfg: Config, given: Optional[Set[str]] = None) -> Dict[str, Any]:
     autotune = torch.backends.cudnn.benchmark  # the run turns it on for a GPU; a notebook's later work gets its own
     try:
         dist = distributed.setup(cfg, "train")
-        with contextlib.ExitStack() as loaders:  # their worker processes end with the run, however it ends
+        # The loaders' worker processes end with the run, however it ends; its error is marked with the network
+        # (for the advice on memory) before the stack's log.txt says it.
+        with contextlib.ExitStack() as loaders, runtime.network_sized(cfg.width_mult, cfg.class_num,
+                                                                          cfg.batch_size, cfg.image_size):
             return _run(dist.apply(cfg), dist, early, loaders, given)
     except BaseException:
         if folder and runtime.is_rank0():  # a run that failed before writing anything leaves no empty folder
