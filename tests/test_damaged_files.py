@@ -3,7 +3,9 @@ bytes changed inside a zip archive (a checkpoint, a .pt2 program) that torch wou
 folder where a CIFAR .bin file is expected, a config file cut to nothing."""
 import os
 import re
+import struct
 import zipfile
+from typing import Dict
 
 import pytest
 import torch
@@ -118,3 +120,50 @@ def test_a_config_file_that_sets_nothing_is_refused_not_read_as_the_defaults(tmp
         assert cli.main([*command, "--config_path", str(path)]) == 1
         assert capsys.readouterr().err.strip() == f"mobilenet-v1 {command[0]}: error: {said}", command
     assert sorted(os.listdir(tmp_path)) == ["run.yaml"]
+
+
+def test_a_legacy_format_checkpoint_ending_in_bytes_like_a_zip_end_record_loads(tmp_path):
+    """A checkpoint in torch's legacy format (before 1.6; ``_use_new_zipfile_serialization=False``) ends in its
+    last tensor's raw bytes; where those hold what reads as a zip directory's end record (a 4-byte signature in the
+    last 64 KiB, which weights can hold by chance), ``zipfile.is_zipfile`` took the file for an archive and the
+    CRC-32 check refused it whole ("damaged: a zip archive that cannot be read"). As torch does, the check now
+    tells a zip by its first bytes."""
+    end_record = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, 1, 1, 46, 3, 0)
+    tail = torch.frombuffer(bytearray(bytes(range(64)) + end_record), dtype=torch.uint8)
+    path = str(tmp_path / "legacy.pth")
+    torch.save({"model": {"tail": tail}}, path, _use_new_zipfile_serialization=False)
+    assert zipfile.is_zipfile(path)  # the look-alike
+    assert torch.equal(ckpt_io.load_file(path)["model"]["tail"], tail)
+    assert not ckpt_io.cut_short(path) and ckpt_io.zip_damage(path) == ""
+
+
+def end_records(data: bytes) -> Dict[str, int]:
+    """Where a zip's zip64 end record and its locator start (torch.save writes both)."""
+    return {"zip64 end": data.rindex(b"PK\x06\x06"), "locator": data.rindex(b"PK\x06\x07")}
+
+
+@pytest.mark.parametrize("where", ["a name in the directory", "the directory's offset", "the count of disks"])
+def test_a_checkpoint_whose_zip_directory_changed_is_refused_naming_it(damaged, tmp_path, capsys, where):
+    """Bytes changed in the zip directory at a checkpoint's end: a name no longer UTF-8, the directory's offset
+    past int64, the count of disks the archive spans. The CRC-32 check met them as a UnicodeDecodeError or a
+    ValueError (and the cut-short check a BadZipFile), a traceback without the file's name; now each command
+    refuses the file in one line naming it, and an output of that name is judged without a traceback."""
+    _, whole, _ = damaged
+    data = open(whole["pt"], "rb").read()
+    with zipfile.ZipFile(whole["pt"]) as z:
+        first = z.start_dir + 46  # the first directory entry's name, after its 46 fixed bytes
+    ends = end_records(data)
+    at = {"a name in the directory": first + 3, "the directory's offset": ends["zip64 end"] + 55,
+          "the count of disks": ends["locator"] + 16}[where]
+    path = str(tmp_path / "changed.ckpt")
+    with open(path, "wb") as f:
+        f.write(data[:at] + b"\xff" + data[at + 1:])
+    with pytest.raises(ckpt_io.CheckpointError, match=f"^checkpoint {re.escape(path)}: "):
+        ckpt_io.load_file(path)
+    assert cli.main(["info", path]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and path in err[0], err
+    try:
+        ckpt_io.check_output("DST", path)
+    except ValueError as e:  # refused as a training checkpoint: said, not a traceback
+        assert str(e).startswith(f"DST {path}: "), e

@@ -298,9 +298,7 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
 def holds_training_state(path: str) -> bool:
     """Whether ``path`` is a training checkpoint of ours (every one of :data:`TRAINING_KEYS`), which no other
     command's output may replace; read without its tensors (memory-mapped)."""
-    import zipfile
-
-    if not os.path.isfile(path) or not zipfile.is_zipfile(path):
+    if not os.path.isfile(path) or not starts_as_zip(path):  # (zipfile.is_zipfile raised on a damaged directory)
         return False
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -818,12 +816,23 @@ def cut_short(path: str) -> bool:
     seek."""
     import zipfile
 
+    if not starts_as_zip(path):
+        return False
+    try:
+        return not zipfile.is_zipfile(path)
+    except zipfile.BadZipFile:  # a directory at its end, damaged ("span multiple disks"): zip_damage says so
+        return False
+
+
+def starts_as_zip(path: str) -> bool:
+    """Whether ``path`` begins with a zip archive's first entry header, torch's own test of its zip format
+    (``torch.serialization._is_zipfile``). ``zipfile.is_zipfile`` looks for a directory's end record anywhere in
+    the last 64 KiB, which the raw tensor bytes ending a legacy-format (torch < 1.6) checkpoint can hold."""
     try:
         with open(path, "rb") as f:
-            head = f.read(4)
+            return f.read(4) == b"PK\x03\x04"
     except OSError:
         return False
-    return head == b"PK\x03\x04" and not zipfile.is_zipfile(path)
 
 
 def cut_short_text(path: str) -> str:
@@ -842,7 +851,7 @@ def zip_damage(path: str) -> str:
     import zlib
 
     try:
-        if not zipfile.is_zipfile(path):
+        if not starts_as_zip(path):
             return ""
         with zipfile.ZipFile(path) as z:
             for info in z.infolist():
@@ -852,7 +861,7 @@ def zip_damage(path: str) -> str:
                     with z.open(info) as f:
                         while f.read(1 << 24):
                             pass
-                except (zipfile.BadZipFile, EOFError, zlib.error, UnicodeDecodeError) as e:
+                except (zipfile.BadZipFile, EOFError, zlib.error, ValueError) as e:  # an offset past int64 too
                     if str(e).startswith("Bad CRC-32"):
                         return (f"entry {info.filename} does not match the CRC-32 its zip directory records: bytes "
                                 f"changed since it was written")
@@ -860,7 +869,7 @@ def zip_damage(path: str) -> str:
                         # the name its own header repeats, changed (to bytes that do not decode, or others)
                         return f"entry {info.filename}: the name in its header is not the directory's ({e})"
                     return f"entry {info.filename}: {e}"
-    except (zipfile.BadZipFile, EOFError) as e:
+    except (zipfile.BadZipFile, EOFError, ValueError) as e:  # a name in its directory that does not decode too
         return f"a zip archive that cannot be read ({e})"
     except (OSError, NotImplementedError):  # unreadable here, or a compression Python lacks: said by the reader
         return ""
