@@ -359,6 +359,15 @@ def test_a_yaml_int_is_taken_exactly_as_the_command_line_takes_it(tmp_path):
     assert cfg == load_config(["--save_checkpoint_steps=9007199254740993", "--epoch_size=99999999999999999999"])
 
 
+def test_a_yaml_int_beyond_any_float_for_a_float_key_is_refused_naming_it(tmp_path):
+    """float() of a YAML int of over 308 digits raised OverflowError, a traceback."""
+    f = tmp_path / "c.yaml"
+    f.write_text("lr_max: 1" + "0" * 400 + "\n")
+    with pytest.raises(ConfigError, match=rf"^config file {re.escape(str(f))}: lr_max 100000000000\.\.\. \(401 "
+                                          r"digits\) is beyond any float$"):
+        load_config(["--config_path", str(f)])
+
+
 def test_seed_three_document_file_validates_choices(tmp_path):
     f = tmp_path / "seed.yaml"
     f.write_text("dataset: cifar10\nlr_decay_mode: poly\n---\nlr_decay_mode: 'schedule'\n---\n"

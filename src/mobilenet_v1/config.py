@@ -743,6 +743,9 @@ def coerce(key: str, value: Any, source: str) -> Any:
         if isinstance(value, (list, tuple, dict, set)):  # `dataset_path: [a, b]`: not the path "['a', 'b']"
             raise ValueError
         return str(value)
+    except OverflowError:  # a YAML int of over 308 digits for a float key: float() of it raised, a traceback
+        raise OptionError(f"{source}: {key} {str(value)[:12]}... ({len(str(value))} digits) is beyond any float"
+                          ) from None
     except (TypeError, ValueError):
         raise OptionError(f"{source}: {key} must be {want.__name__}, got {value!r}") from None
 
