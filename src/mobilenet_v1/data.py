@@ -1239,8 +1239,6 @@ def held_out_for(record: Any, root: str, source: str, dataset: str) -> Tuple[flo
 def image_split(root: str, train: bool, val_split: float = 0.0) -> Tuple[str, Optional[Holdout]]:
     """The folder a split of ``--dataset_path root`` reads, and which of its images (``val_split``: both
     splits read the training folder, the evaluation split the share it holds out, training the rest)."""
-    if not os.path.exists(root) and not is_shard_pattern(root):  # as CIFAR's: "image folder X" named not the key
-        raise DataError(f"dataset_path {root!r} does not exist")
     if not val_split:
         folder, holdout = imagenet_folder(root, train), None
     else:
@@ -2124,10 +2122,12 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
     """
     if not opts.dataset_path:
         raise DataError("dataset_path is not set: pass --dataset_path PATH")
-    if opts.dataset_path_from and not os.path.exists(opts.dataset_path) and not is_shard_pattern(opts.dataset_path):
-        # A path nobody typed (the seed's config files name /cache/data, ModelArts' folder) is said as the file's.
-        raise DataError(f"dataset_path {opts.dataset_path!r} (from {opts.dataset_path_from}) does not exist: "
-                        f"pass --dataset_path")
+    if not os.path.exists(opts.dataset_path) and not is_shard_pattern(opts.dataset_path):
+        # Every data set's one check; a path nobody typed (the seed's config files name /cache/data, ModelArts'
+        # folder) is said as the file's.
+        raise DataError(f"dataset_path {opts.dataset_path!r} (from {opts.dataset_path_from}) does not exist: pass "
+                        f"--dataset_path" if opts.dataset_path_from else
+                        f"dataset_path {opts.dataset_path!r} does not exist")
     if split not in (None, "train", "eval"):
         raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
     train_files = train if split is None else split == "train"

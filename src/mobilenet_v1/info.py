@@ -9,15 +9,22 @@ from .model import layer_specs
 from .runtime import plural
 
 
+def layer_outputs(width_mult: float, image_size: int, image_width: Optional[int] = None):
+    """Each layer of :func:`model.layer_specs` with the height and width of its output for an ``image_size``
+    square (``image_size`` high and ``image_width`` wide where given): (kind, cin, cout, h, w)."""
+    h, w = image_size, image_size if image_width is None else image_width
+    for kind, cin, cout, stride in layer_specs(width_mult):
+        h, w = math.ceil(h / stride), math.ceil(w / stride)  # SAME and padding=1 give the same output size
+        yield kind, cin, cout, h, w
+
+
 def count_macs(width_mult: float = 1.0, image_size: int = 224, class_num: int = 1000,
                image_width: Optional[int] = None) -> int:
     """Multiply-adds of one forward pass of an ``image_size`` square (``image_size`` high and
     ``image_width`` wide where given): convs and the FC layer (BatchNorm, ReLU and pooling excluded, as in
     the paper's Table 1)."""
-    h, w, macs = image_size, image_size if image_width is None else image_width, 0
-    in_ch = 3
-    for kind, cin, cout, stride in layer_specs(width_mult):
-        h, w = math.ceil(h / stride), math.ceil(w / stride)  # SAME and padding=1 give the same output size
+    macs, in_ch = 0, 3
+    for kind, cin, cout, h, w in layer_outputs(width_mult, image_size, image_width):
         kernel = 1 if kind == "pw" else 3
         per_out = (1 if kind == "dw" else cin) * kernel * kernel
         macs += h * w * cout * per_out
@@ -28,11 +35,7 @@ def count_macs(width_mult: float = 1.0, image_size: int = 224, class_num: int = 
 def count_activations(width_mult: float = 1.0, image_size: int = 224) -> int:
     """Values the layers output for one ``image_size`` square (each convolution's; BatchNorm and ReLU output
     as many again each): what a batch's activations grow with (:func:`runtime.memory_advice`)."""
-    h, values = image_size, 0
-    for _, _, cout, stride in layer_specs(width_mult):
-        h = math.ceil(h / stride)
-        values += h * h * cout
-    return values
+    return sum(h * w * cout for _, _, cout, h, w in layer_outputs(width_mult, image_size))
 
 
 def counted_width(width_mult: Any) -> bool:

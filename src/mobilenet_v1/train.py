@@ -1522,8 +1522,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     if cfg.use_label_smooth and cfg.dataset == "cifar10":
         print0(f"use_label_smooth: label smoothing {cfg.label_smooth_factor} on cifar10, as set (the seed "
                f"smooths only ImageNet's labels and ignores the key for cifar10)")
-    if label_smoothing_warning(cfg):
-        print0(label_smoothing_warning(cfg))
+    smoothing = label_smoothing_warning(cfg)
+    if smoothing:
+        print0(smoothing)
     augment = BatchAugment(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mix_prob, cfg.random_erase, cfg.seed, dist.rank,
                            cfg.random_erase_mode, cfg.mixup_off_epoch)
     optimizer = make_optimizer(model, float(lr[0]), cfg.momentum, cfg.weight_decay, device, cfg.opt, cfg.opt_eps,
