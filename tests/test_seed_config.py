@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mobilenet_v1 import cli
-from mobilenet_v1.config import SEED_IGNORED_KEYS, ConfigError, load_config, read_yaml
+from mobilenet_v1.config import ASCEND_REFUSAL, SEED_IGNORED_KEYS, ConfigError, load_config, read_yaml
 from mobilenet_v1.engine import resolve_device
 
 SEED = os.path.join(os.path.dirname(__file__), "fixtures", "seed")
@@ -165,10 +165,31 @@ def test_export_takes_the_seed_exports_device_flags(tmp_path, monkeypatch, capsy
     err = capsys.readouterr().err
     assert "ignored seed keys with no meaning here: device_id" in err and "stopped before exporting" in err
     seen.clear()
-    with pytest.raises(SystemExit) as exit_info:  # Ascend is refused, as train, eval and predict refuse it
-        cli.main(["export", "--ckpt_file", ckpt, "--device_target", "Ascend"])
-    assert exit_info.value.code == 2 and "invalid choice: 'Ascend'" in capsys.readouterr().err
-    assert seen == {}
+    # Ascend too (the seed's default there): taken and not used, as the others, since export runs on the CPU alone
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_format", "ONNX", "--device_target", "Ascend"]) == 1
+    assert seen["ckpt_file"] == ckpt and "stopped before exporting" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["predict", "benchmark", "recalibrate-bn"])
+def test_every_device_target_option_refuses_ascend_in_trains_line(command, tmp_path, capsys):
+    """The seed's device (its configuration files'), typed by a user coming from it: every command's own
+    --device_target refused it as argparse's "invalid choice" after its usage block; now in the one line train
+    and eval say, exit status 2 as argparse's errors. Another value is still argparse's refusal."""
+    operands = {"predict": ["x.png", "--ckpt_file", "m.ckpt"], "benchmark": ["m.ckpt"],
+                "recalibrate-bn": ["m.ckpt", "--dataset_path", str(tmp_path), "--image_size", "32", "--out",
+                                   str(tmp_path / "out.ckpt")]}[command]
+    for spelling in (["--device_target", "Ascend"], ["--device_target=Ascend"]):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([command, *operands, *spelling])
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err == f"mobilenet-v1 {command}: error: {ASCEND_REFUSAL}\n"
+    assert cli.main(["train", "--device_target", "Ascend", f"--dataset_path={tmp_path}"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"mobilenet-v1 train: error: {ASCEND_REFUSAL}"
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, *operands, "--device_target", "TPU"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "usage:" in err
+    assert "argument --device_target: invalid choice: 'TPU'" in err and "Ascend" not in err
 
 
 def test_export_takes_the_seed_exports_class_num_and_checks_it(tmp_path, monkeypatch, capsys):
@@ -242,7 +263,7 @@ def test_a_run_of_ours_continued_the_seeds_way_keeps_its_momentum(cifar_dir, tmp
                   "--pretrain_epoch_size=2")
     out = capsys.readouterr().out
     assert "momentum buffers of 83 parameters restored (its global_step 24); continuing at epoch 3" in out
-    assert "epochs 3..3" in out
+    assert ", epoch 3, precision" in out
     for name, tensor in straight.items():
         assert torch.equal(went_on[name], tensor), name
 

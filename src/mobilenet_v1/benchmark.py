@@ -49,7 +49,7 @@ import torch
 
 from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
-from .config import bool_option
+from .config import add_device_target_option, bool_option
 from .engine import autocast, resolve_device, resolve_precision
 from .onnx_io import (PIXEL_FORMATS, DeployedModel, ExecutorchModel, OnnxModel, is_deployed_file, is_onnx_file,
                       load_deployed, refuse_gpu)
@@ -515,9 +515,8 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--warmup", type=int, default=10,
                    help="untimed calls a file before the rounds, at least 1: their median shares --seconds out "
                         "(default 10)")
-    p.add_argument("--device_target", choices=("auto", "CPU", "GPU"), default="auto",
-                   help="where a checkpoint's model runs (default auto: the GPU when CUDA is present); an "
-                        "exported file runs on the CPU")
+    add_device_target_option(p, "auto", "where a checkpoint's model runs (default auto: the GPU when CUDA is "
+                                        "present); an exported file runs on the CPU")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=None,
                    help="a checkpoint's autocast precision (default auto: bf16 on a GPU, fp32 on the CPU)")
     p.add_argument("--channels_last", type=bool_option, default=None, metavar="True|False",

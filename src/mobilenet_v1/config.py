@@ -678,6 +678,33 @@ def add_num_workers_option(parser: Any, help: str) -> None:
     parser.add_argument("--num_workers", type=workers, default=-1, help=help)
 
 
+# The seed's device (its configuration files' and its export.py's default), refused alike by train and eval
+# (engine.resolve_device) and by every command's own --device_target (add_device_target_option).
+ASCEND_REFUSAL = ("device_target Ascend: this toolkit runs on CUDA GPUs and CPUs; pass --device_target GPU, CPU or "
+                  "auto (the GPU where there is one), or set one of them in a configuration file that says Ascend "
+                  "(the seed's do)")
+DEVICE_TARGETS = ("auto", "CPU", "GPU")
+
+
+def add_device_target_option(parser: Any, default: Optional[str], help: str) -> None:
+    """``--device_target`` of a command outside the configuration (predict, benchmark, recalibrate-bn): auto, CPU
+    or GPU; the seed's Ascend refused in train's one line (:data:`ASCEND_REFUSAL`), another value as argparse
+    refuses a choice, exit status 2 both (argparse's ``choices`` would refuse Ascend after its usage block)."""
+    import argparse
+
+    class Target(argparse.Action):
+        def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Optional[str] = None) -> None:
+            if values == "Ascend":
+                parser.exit(2, f"{parser.prog}: error: {ASCEND_REFUSAL}\n")
+            if values not in DEVICE_TARGETS:
+                parser.error(f"argument --device_target: invalid choice: {values!r} (choose from "
+                             f"{', '.join(map(repr, DEVICE_TARGETS))})")
+            setattr(namespace, self.dest, values)
+
+    parser.add_argument("--device_target", action=Target, default=default, metavar="{%s}" % ",".join(DEVICE_TARGETS),
+                        help=help)
+
+
 def add_normalisation_options(parser: Any, what: str) -> None:
     """``--mean`` and ``--std`` of a command that reads a model file (``what``: what they are for), each
     replacing the file's record (:func:`checkpoint.trained_normalisation`)."""
@@ -974,8 +1001,15 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
                                 f"evaluates on images held out of training, labelled by their class folders: "
                                 f"give one of them")
         elif not os.path.isfile(cfg.eval_labels):
-            fail("eval_labels", f"eval_labels {cfg.eval_labels}: "
-                                f"{'a folder, not a file' if os.path.isdir(cfg.eval_labels) else 'no such file'}")
+            # Named once, as every path given that is not there (checkpoint.check_given): "--eval_labels F: no
+            # such file", not "option --eval_labels: eval_labels F"; a config file's, "config file C: eval_labels F".
+            where = origin("eval_labels")
+            if where.endswith("eval_labels"):  # the option's, or a Python Config's (validate)
+                where = where.replace("option ", "", 1)
+            else:
+                where += ": eval_labels"
+            raise OptionError(f"{where} {cfg.eval_labels}: "
+                              f"{'a folder, not a file' if os.path.isdir(cfg.eval_labels) else 'no such file'}")
     if cfg.qat_range_epochs < 0:
         fail("qat_range_epochs", f"qat_range_epochs must be >= 0 (0: the ranges follow every epoch), got "
                                  f"{cfg.qat_range_epochs}")

@@ -695,10 +695,10 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--config_path", default=None,
                    help="a config file (the seed's too) whose export keys (ckpt_file, file_name, file_format, "
                         "batch_size, width, height) stand in for flags not given")
-    # The seed's export.py takes every key of its configuration as a flag, and its users off Ascend pass
-    # --device_target GPU or CPU (its files say Ascend), with --device_id on a machine of several: as unrecognized
-    # arguments they failed the seed's command here. The file is built and checked on the CPU whatever they say.
-    p.add_argument("--device_target", choices=("auto", "CPU", "GPU"), default=None,
+    # The seed's export.py takes every key of its configuration as a flag: --device_target (its default, and its
+    # files', Ascend), with --device_id on a machine of several: as unrecognized arguments they failed the seed's
+    # command here. The file is built and checked on the CPU whatever they say, Ascend included.
+    p.add_argument("--device_target", choices=("auto", "CPU", "GPU", "Ascend"), default=None,
                    help="the seed's flag, taken and not used: the file is built and checked on the CPU")
     p.add_argument("--device_id", type=int, default=None, help="the seed's flag, taken and not used")
     # The seed's export.py builds its network with class_num outputs before loading the file; here the file

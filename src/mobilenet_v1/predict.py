@@ -40,8 +40,8 @@ from torch.utils.data import DataLoader, Dataset
 from . import checkpoint as ckpt_io
 from . import transforms as T
 from .api import model_from_checkpoint
-from .config import (DATASETS, add_normalisation_options, add_num_workers_option, bool_option, cifar_name,
-                     crop_pct_problem, is_cifar, normalisation)
+from .config import (DATASETS, add_device_target_option, add_normalisation_options, add_num_workers_option, bool_option,
+                     cifar_name, crop_pct_problem, is_cifar, normalisation)
 from .archive import COMPRESSED_SUFFIXES, ArchiveMember, archive_images, is_archive
 from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
 from .engine import resolve_device
@@ -603,9 +603,9 @@ def main(argv: Sequence[str]) -> int:
     add_num_workers_option(p, "loader processes that read and decode the files (default -1: min(8, CPU count) "
                               "with the model on a GPU and more than one batch of files, else none: on the CPU the "
                               "model uses the cores)")
-    p.add_argument("--device_target", choices=("auto", "CPU", "GPU"), default="auto",
-                   help="where a checkpoint's model runs (default auto: the GPU when CUDA is present); an "
-                        "exported file runs on the CPU: .onnx in ONNX Runtime, .pte in ExecuTorch, .pt2 in PyTorch")
+    add_device_target_option(p, "auto", "where a checkpoint's model runs (default auto: the GPU when CUDA is "
+                                        "present); an exported file runs on the CPU: .onnx in ONNX Runtime, .pte in "
+                                        "ExecuTorch, .pt2 in PyTorch")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", default=None, metavar="F.csv|F.json",
                    help="write the results to this file (CSV or JSON, by extension) and print a summary")

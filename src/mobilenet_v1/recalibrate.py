@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt_io
-from .config import (DATASETS, add_max_bad_samples_option, add_normalisation_options, add_num_workers_option,
-                     cifar_name, is_cifar, normalisation_keys)
+from .config import (DATASETS, add_device_target_option, add_max_bad_samples_option, add_normalisation_options,
+                     add_num_workers_option, cifar_name, is_cifar, normalisation_keys)
 from .data import held_out_for
 from .mindspore_io import (RECORDED_KEYS, average_taken, dropped_note, mindspore_warning, output_format, read_any,
                            write_checkpoint)
@@ -204,8 +204,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--batch_size", type=int, default=DEFAULT_BATCH, help=f"default {DEFAULT_BATCH}")
     p.add_argument("--seed", type=int, default=1, help="which training images are drawn (default 1)")
     add_num_workers_option(p, "image decoding workers (default min(8, CPUs))")
-    p.add_argument("--device_target", choices=("auto", "CPU", "GPU"), default="auto",
-                   help="where the model runs (auto: CUDA when present)")
+    add_device_target_option(p, "auto", "where the model runs (auto: CUDA when present)")
     add_writer_options(p, "a checkpoint of a run with --ema_decay: recalibrate its weight average (True, the "
                           "default) or its trained weights")
     add_max_bad_samples_option(p)
