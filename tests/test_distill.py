@@ -272,7 +272,8 @@ def test_a_torch_export_program_of_another_network_teaches_and_one_that_cannot_i
 def test_a_program_teaches_only_under_the_name_eval_and_predict_run_one_by(tmp_path, capsys, one_thread):
     """train --teacher took a torch.export program under any name (.bin, or .pte: ExecuTorch's), which eval and
     predict refuse, asking for .pt2 (torch.export.load unpickles some entries: a crafted file named otherwise is
-    not sent there): one rule for all three, the same refusal."""
+    not sent there): one rule for all three, the same refusal, train's naming --teacher first (it began with the
+    path, where the other teacher errors name the option)."""
     from mobilenet_v1.onnx_io import is_deployed_file
 
     program = save_program(Answers().eval(), tmp_path / "answers.pt2")
@@ -290,7 +291,8 @@ def test_a_program_teaches_only_under_the_name_eval_and_predict_run_one_by(tmp_p
         assert "from a file named .pt2 only" in str(as_checkpoint.value) and "rename it" in str(as_checkpoint.value)
         with pytest.raises(ckpt_io.CheckpointError) as as_teacher:
             distil(other)
-        assert str(as_teacher.value) == str(as_checkpoint.value)
+        assert str(as_teacher.value) == f"--teacher {str(as_checkpoint.value)}"
+        assert str(as_teacher.value).startswith(f"--teacher {other}: a torch.export program")
         assert "train --teacher" in str(as_teacher.value)
 
 

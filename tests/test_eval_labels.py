@@ -180,6 +180,27 @@ def test_labels_that_do_not_fit_the_images_are_refused_naming_the_file(image_fol
         load_config(["--dataset=imagenet2012", f"--dataset_path={tmp_path}", f"--eval_labels={tmp_path / 'none.csv'}"])
 
 
+def test_an_eval_labels_file_that_is_not_there_is_named_once(tmp_path, capsys):
+    """A missing --eval_labels said "option --eval_labels: eval_labels F: no such file", its key twice; now as
+    every path given that is not there (checkpoint.check_given), "--eval_labels F: no such file"; a config
+    file's names the file and then the key, once."""
+    from mobilenet_v1.config import Config, validate
+
+    none = tmp_path / "none.csv"
+    data = ["--dataset=imagenet2012", f"--dataset_path={tmp_path}"]
+    with pytest.raises(ConfigError, match=rf"^--eval_labels {none}: no such file$"):
+        load_config([*data, f"--eval_labels={none}"])
+    assert cli.main(["eval", *data, f"--eval_labels={none}", f"--checkpoint_path={tmp_path}"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"mobilenet-v1 eval: error: --eval_labels {none}: " \
+                                                              f"no such file"
+    config = tmp_path / "c.yaml"
+    config.write_text(f"eval_labels: {tmp_path}\n")
+    with pytest.raises(ConfigError, match=rf"^config file {config}: eval_labels {tmp_path}: a folder, not a file$"):
+        load_config([*data, f"--config_path={config}"])
+    with pytest.raises(ConfigError, match=rf"^Config\.eval_labels {none}: no such file$"):
+        validate(Config(dataset="imagenet2012", eval_labels=str(none)))
+
+
 def test_subsets_byte_order_marks_and_names_that_clash(image_folder, tmp_path):
     """A subset of the images (one class's) with the whole file: without a class list, names are numbered
     by every class the file names, and Caffe's form is still told from its lines; a byte order mark is no

@@ -342,7 +342,7 @@ def test_seed_training_checkpoint_continues_here(cifar_dir, tmp_path, capsys):
     log = capsys.readouterr().out
     n = len(list(model.parameters()))
     assert f"momentum buffers of {n} parameters restored (its global_step 24); continuing at epoch 3" in log
-    assert "epochs 3..3" in log and "epoch: 3 step: 12" in log and "epoch: 1 " not in log
+    assert ", epoch 3, precision" in log and "epoch: 3 step: 12" in log and "epoch: 1 " not in log
     assert "note: global_step" not in log  # 24 = 2 x 12
     # The buffers matter: zeroed buffers (a fresh optimizer) end elsewhere.
     zero = dict(entries, **{k: torch.zeros_like(v) for k, v in entries.items() if k.startswith("moments.")})
@@ -389,7 +389,7 @@ def test_seed_training_checkpoint_continues_here(cifar_dir, tmp_path, capsys):
     # Resumed, the run takes nothing from pre_trained: its buffers are not said to be restored.
     run(path, "a", "--epoch_size=4", "--resume=auto")
     out = capsys.readouterr().out
-    assert "momentum buffers" not in out and f"pre_trained {path} is not used" in out and "epochs 4..4" in out
+    assert "momentum buffers" not in out and f"pre_trained {path} is not used" in out and ", epoch 4, precision" in out
 
 
 def test_convert_cli_both_directions_and_errors(tmp_path, capsys):

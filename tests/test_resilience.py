@@ -1083,7 +1083,7 @@ def test_a_second_run_into_a_folder_in_use_is_refused_with_nothing_changed(cifar
         assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--resume=auto")]) == 0
     finally:
         os.kill(worker, signal.SIGKILL)
-    assert "epochs 2..2" in capsys.readouterr().out and not (run / ckpt_io.RUN_LOCK).exists()
+    assert ", epoch 2, precision" in capsys.readouterr().out and not (run / ckpt_io.RUN_LOCK).exists()
 
 
 def test_a_run_continued_from_another_folder_or_a_later_epoch_keeps_the_folders_earlier_run_apart(
@@ -1682,6 +1682,19 @@ def test_guard_stops_after_max_in_a_row_and_counts(one_thread):
     with pytest.raises(NonFiniteError, match=r"3 training steps in a row had a non-finite loss or gradient .* steps "
                                              r"were skipped in all\. Look at the teacher\.$"):
         train_one_epoch(model, Batches([nan, ok]), *args, guard=guard)
+
+
+def test_guard_that_stops_at_one_step_says_it_in_the_singular(one_thread):
+    """max_nonfinite_steps 1: the stop said "1 training steps in a row ... 1 steps were skipped in all"."""
+    model = MobileNetV1(class_num=4, width_mult=0.25)
+    optimizer = make_optimizer(model, 0.05, 0.9, 1e-4, torch.device("cpu"))
+    guard = NonFiniteGuard(model, optimizer, torch.device("cpu"), max_in_a_row=1)
+    nan = (torch.full((4, 3, 32, 32), float("nan")), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(NonFiniteError, match=r"^1 training step in a row had a non-finite loss or gradient "
+                                             r"\(max_nonfinite_steps 1\); .* 1 step was skipped in all\.$"):
+        train_one_epoch(model, Batches([nan]), torch.nn.CrossEntropyLoss(), optimizer,
+                        make_scaler("fp32", torch.device("cpu"), 1.0), [0.01], torch.device("cpu"), "fp32",
+                        guard=guard)
 
 
 @pytest.mark.parametrize("opt,fused", [("momentum", True), ("momentum", False), ("lars", None)])

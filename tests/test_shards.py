@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mobilenet_v1 import cli, train
-from mobilenet_v1.archive import ArchiveMember, expand_braces
+from mobilenet_v1.archive import ArchiveError, ArchiveMember, expand_braces, shard_files
 from mobilenet_v1.checkpoint import load_file
 from mobilenet_v1.config import load_config
 from mobilenet_v1.data import DataError, Holdout, find_images, image_split
@@ -282,3 +282,15 @@ def test_what_tells_shards_from_class_archives_and_patterns_from_files(image_fol
     with pytest.raises(DataError, match=r"it has a training split of shards \(ds\{v2\}-train-\*\.tar\) but no "
                                         r"evaluation split .*shards named \*-val-\*\.tar"):
         image_split(str(plain), False)
+
+
+def test_missing_shards_are_counted_in_the_singular_for_one(tmp_path):
+    """A brace pattern of one shard that is not there said "1 of its 1 files are not there"."""
+    (tmp_path / "s-0.tar").write_bytes(b"")
+    with pytest.raises(ArchiveError, match=r"^shards .*s-\{9\.\.9\}\.tar: 1 of its 1 file is not there "
+                                           r"\(.*s-9\.tar\)$"):
+        shard_files(str(tmp_path / "s-{9..9}.tar"))
+    with pytest.raises(ArchiveError, match=r": 1 of its 2 files is not there \(.*s-1\.tar\)$"):
+        shard_files(str(tmp_path / "s-{0..1}.tar"))
+    with pytest.raises(ArchiveError, match=r": 2 of its 3 files are not there \(.*s-1\.tar, .*s-2\.tar\)$"):
+        shard_files(str(tmp_path / "s-{0..2}.tar"))

@@ -546,6 +546,14 @@ def test_evaluations_count_the_images_whose_outputs_are_not_finite(capsys):
     assert "--precision bf16 or fp32" in nonfinite_note("m", 2, 6, "fp16")
 
 
+def test_the_note_on_outputs_that_are_not_finite_counts_one_image_in_the_singular():
+    """An evaluation of one image said "for 1 of 1 images"."""
+    from mobilenet_v1.engine import nonfinite_note
+
+    assert "(NaN or infinite) for 1 of 1 image, whose hits" in nonfinite_note("m", 1, 1, "fp32")
+    assert "(NaN or infinite) for 1 of 2 images, whose hits" in nonfinite_note("m", 1, 2, "fp32")
+
+
 def test_eval_per_image_names_each_evaluated_image_with_its_label_and_prediction(tmp_path, capsys):
     """--per_image F.csv over a folder with an unreadable file, through both pipelines: a row per image that
     was evaluated, in the split's order, with the probabilities predict gives that file and the counts
@@ -790,7 +798,7 @@ def test_a_run_of_one_step_an_epoch_says_its_counts_in_the_singular(tmp_path, ca
                                    "--batch_size=4", "--epoch_size=1", "--warmup_epochs=1", "--lr_init=0.01",
                                    "--save_checkpoint=False"]))
     out = capsys.readouterr().out
-    assert "training: 6 samples, 1 step per epoch, epochs 1..1," in out
+    assert "training: 6 samples, 1 step per epoch, epoch 1, precision" in out  # was "epochs 1..1"
     assert ("warmup_epochs 1 >= epoch_size 1: every step is a warm-up step (the rate stays at 0.01, short of lr_max "
             "0.05), as in the seed's schedule") in out
     # The helper those lines and the others of a count that can be 1 go through.
@@ -1074,6 +1082,7 @@ def test_a_resume_that_moves_the_resizing_ramp_says_the_size_its_next_epoch_trai
     capsys.readouterr()
     train.run(load_config(ramp + ["--epoch_size=4", "--resume=auto"]))
     out = capsys.readouterr().out
+    assert ", epochs 3..4, precision" in out  # several epochs: their range
     assert ("epoch_size 2 -> 4; epoch 3 trains at image_size 16, where that run's would train at 32 (its epoch 2 "
             "trained at 32)") in out
     assert "epoch 3: training at image_size 16" in out and "epoch 4: training at image_size 32" in out
@@ -1118,7 +1127,7 @@ def test_pretrain_epoch_size_continues_the_schedule(cifar_dir, tmp_path, capsys)
                                "--class_num=4", f"--save_checkpoint_path={tmp_path / 'c'}"])
     train.run(cfg)
     log = capsys.readouterr().out
-    assert "epochs 4..4" in log and "epoch: 4 step: 12" in log and "epoch: 1 " not in log
+    assert ", epoch 4, precision" in log and "epoch: 4 step: 12" in log and "epoch: 1 " not in log
 
 
 def test_seed_invocations_train_then_eval(cifar_dir, tmp_path, capsys):

@@ -675,7 +675,10 @@ def shard_files(spec: str) -> List[str]:
         found = [os.path.join(folder, n) for n in expand_braces(name)]
         missing = [f for f in found if not os.path.isfile(f)]
         if missing:
-            raise ArchiveError(f"shards {spec}: {len(missing)} of its {len(found)} files are not there "
+            from .runtime import plural  # here only: runtime imports torch, which reading archives does not need
+
+            raise ArchiveError(f"shards {spec}: {len(missing)} of its {plural(len(found), 'file')} "
+                               f"{'is' if len(missing) == 1 else 'are'} not there "
                                f"({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})")
     if not found:
         raise ArchiveError(f"shards {spec}: no .tar files there")

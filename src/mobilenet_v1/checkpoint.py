@@ -882,6 +882,17 @@ def unreadable_program(path: str, why: str) -> CheckpointError:
                            f"again (export --file_format PT2)")
 
 
+def program_not_checkpoint(path: str, option: str = "") -> CheckpointError:
+    """The refusal of a ``torch.export`` program ``path`` where a checkpoint is read; ``option``: the one that
+    gave it (``--teacher``), named first as the other errors of a path given name it."""
+    return CheckpointError(f"{option + ' ' if option else ''}{path}: a torch.export program (export --file_format "
+                           f"PT2), not a checkpoint: eval, predict and train --teacher run it (and torch.export.load, "
+                           f"or ExecuTorch)"
+                           + ("; this needs the checkpoint it was exported from" if named_program(path) else
+                              ", from a file named .pt2 only (a program can hold pickled code, so one of another "
+                              "name is not unpickled): rename it, or give the checkpoint it was exported from"))
+
+
 def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     """Read a checkpoint of ours with ``weights_only=True`` (no pickled code is ever run)."""
     if not os.path.isfile(path):
@@ -890,13 +901,7 @@ def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for damaged or foreign files
         if is_exported_program(path):
-            named = named_program(path)
-            raise CheckpointError(f"{path}: a torch.export program (export --file_format PT2), not a checkpoint: "
-                                  f"eval, predict and train --teacher run it (and torch.export.load, or ExecuTorch)"
-                                  + ("; this needs the checkpoint it was exported from" if named else
-                                     ", from a file named .pt2 only (a program can hold pickled code, so one of "
-                                     "another name is not unpickled): rename it, or give the checkpoint it was "
-                                     "exported from")) from None
+            raise program_not_checkpoint(path) from None
         # torch's own first line ("... you have two options, <ANSI>do those steps only if ...") named neither the
         # object it refused nor the options, which follow on lines of their own.
         pickled = re.search(r"Unsupported global: GLOBAL (\S+)", str(e)) if isinstance(e, pickle.UnpicklingError) \

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional,
 import torch
 from torch import nn
 
-from .config import OPTIMIZERS
+from .config import ASCEND_REFUSAL, OPTIMIZERS
 from .optimizers import Lamb, Lars
+from .runtime import plural
 
 if TYPE_CHECKING:
     from .ema import WeightAverage
@@ -23,9 +24,7 @@ AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 def resolve_device(device_target: str) -> torch.device:
     """``GPU`` is CUDA; ``auto`` takes CUDA when present. The seed's ``Ascend`` does not exist here."""
     if device_target == "Ascend":
-        raise ValueError("device_target Ascend: this toolkit runs on CUDA GPUs and CPUs; pass --device_target GPU, "
-                         "CPU or auto (the GPU where there is one), or set one of them in a configuration file that "
-                         "says Ascend (the seed's do)")
+        raise ValueError(ASCEND_REFUSAL)
     if device_target == "GPU":
         if not torch.cuda.is_available():
             raise ValueError("device_target GPU: no CUDA device is visible; use --device_target CPU")
@@ -429,7 +428,8 @@ def nonfinite_note(path: str, bad: int, total: int, precision: str) -> str:
     finite: the accuracy counts them as hits or misses by chance."""
     why = ("; in fp16, logits past 65504 overflow: --precision bf16 or fp32" if precision == "fp16" else
            ": its weights are damaged or the run they are from diverged")
-    return (f"warning: {path} gave outputs that are not finite (NaN or infinite) for {bad} of {total} images, "
+    return (f"warning: {path} gave outputs that are not finite (NaN or infinite) for {bad} of "
+            f"{plural(total, 'image')}, "
             f"whose hits and misses mean nothing{why}")
 
 

@@ -51,6 +51,7 @@ from torch import nn
 from .checkpoint import unwrap
 from .engine import clip_gradients, grad_norm, gradients
 from .qat import ActivationRanges
+from .runtime import plural
 
 
 class NonFiniteError(ValueError):
@@ -274,9 +275,10 @@ class NonFiniteGuard:
                 cause = ("each was skipped, so the weights are those from before them, but training is not "
                          "recovering: lower lr_max, check the data, or use another precision")
             raise NonFiniteError(
-                f"{self.seen['longest']} training steps in a row had a non-finite loss or gradient "
-                f"(max_nonfinite_steps {self.max_in_a_row}); {cause}. {self.seen['total']} steps were skipped "
-                f"in all." + self._last_good() + (f" {self.hint}" if self.hint else ""))
+                f"{plural(self.seen['longest'], 'training step')} in a row had a non-finite loss or gradient "
+                f"(max_nonfinite_steps {self.max_in_a_row}); {cause}. {plural(self.seen['total'], 'step')} "
+                f"{'was' if self.seen['total'] == 1 else 'were'} skipped in all." + self._last_good()
+                + (f" {self.hint}" if self.hint else ""))
 
     def _last_good(self) -> str:
         newest = self.last_good()

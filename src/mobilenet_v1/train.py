@@ -215,6 +215,8 @@ def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.dev
             raise ConfigError(f"teacher {path}: {kind}, which does not teach: a teacher is a checkpoint (or run "
                               f"folder), a MindSpore .ckpt, a .safetensors or a torch.export .pt2 program (export "
                               f"--file_format PT2 writes one from the checkpoint it was exported from)")
+        elif os.path.isfile(path) and ckpt_io.is_exported_program(path):  # a program named otherwise: unread
+            raise ckpt_io.program_not_checkpoint(path, "--teacher")
         else:
             teacher, about, record = checkpoint_teacher(cfg, path, classes)
             teacher = teacher.to(device=device, memory_format=memory_format)
@@ -1753,9 +1755,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                    if cfg.grad_accum_steps > 1 else "")
     if start_epoch < cfg.epoch_size:
         each = f" per process ({loader.sampler.size} in all)" if dist.enabled else ""  # a shard's
+        epochs = (f"epoch {cfg.epoch_size}" if start_epoch + 1 == cfg.epoch_size else
+                  f"epochs {start_epoch + 1}..{cfg.epoch_size}")  # one epoch: not "epochs 4..4"
         print0(f"training: {plural(loader.num_samples, 'sample')}{each}, {plural(steps_per_epoch, 'step')} per "
-               f"epoch{accumulated}, epochs {start_epoch + 1}..{cfg.epoch_size}, precision {precision}, "
-               f"device {device}")
+               f"epoch{accumulated}, {epochs}, precision {precision}, device {device}")
     seed_rate = DATASET_PRESETS["imagenet2012"]["lr_max"]
     if (cfg.dataset == "imagenet2012" and cfg.lr_max == seed_rate and cfg.opt == "momentum" and not cfg.lr_base_size
             and step_images < 256 and start_epoch == 0 and start_step == 0):
