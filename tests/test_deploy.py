@@ -1019,6 +1019,113 @@ def test_a_failed_check_leaves_an_earlier_file_untouched(tmp_path, capsys):
     assert "not a faithful export" in err and "keep.onnx is left as it was" in err
 
 
+def test_a_failed_export_leaves_no_folder_or_temporary_file_it_made(tmp_path, monkeypatch, capsys):
+    """A failure once the export began writing (its check over the limit; the runtime that checks it failing)
+    into a folder it made: the folder stayed behind, empty. Nothing it made stays; a file of that name already
+    there is left as it was."""
+    from mobilenet_v1 import export
+
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": MobileNetV1(class_num=4, width_mult=0.25).state_dict(),
+                         "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "m.onnx").write_bytes(b"an earlier export")
+    with monkeypatch.context() as m:
+        m.setattr(export, "max_difference", lambda *a, **k: ({1: 0.5, 2: 0.5}, 3.0))
+        m.setattr(export, "float64_distances", lambda *a, **k: (1e-5, 0.5))
+        for folder in (tmp_path / "new" / "sub", old):
+            assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(folder / "m")]) == 1
+            assert "not a faithful export, not written" in capsys.readouterr().err
+
+    def broken(path):
+        raise RuntimeError("the runtime crashed")
+
+    monkeypatch.setattr(export, "OnnxModel", broken)
+    with pytest.raises(RuntimeError, match="the runtime crashed"):
+        export_checkpoint(ckpt, str(tmp_path / "new" / "m"))
+    assert sorted(os.listdir(tmp_path)) == ["m.ckpt", "old"]
+    assert os.listdir(old) == ["m.onnx"] and (old / "m.onnx").read_bytes() == b"an earlier export"
+
+
+def stale_and_live_temporaries(folder) -> list:
+    """In ``folder``: what a killed export left (a temporary file with its work folder), one of another file
+    of export's kinds, and names export does not take for its own (training's, no random part, a folder, a
+    link); and a temporary file a live export holds (its lock, taken through a file of this process's own).
+    Returns the open file holding the lock."""
+    import fcntl
+
+    (folder / ".m.onnx.k3j_x9a1.tmp").write_bytes(b"half a file")
+    (folder / ".m.onnx.k3j_x9a1.tmp.d").mkdir()
+    (folder / ".m.onnx.k3j_x9a1.tmp.d" / "prepared.onnx").write_bytes(b"")
+    (folder / ".x.pte.aaaabbbb.tmp").write_bytes(b"")
+    for name in (".mobilenetv1-1_2.ckpt.abcd1234.tmp", ".m.onnx.tmp", "m.onnx.abcd1234.tmp"):
+        (folder / name).write_bytes(b"not export's")
+    (folder / ".y.onnx.abcd1234.tmp").mkdir()
+    os.symlink(folder / "missing", folder / ".z.onnx.abcd1234.tmp")
+    (folder / ".m.onnx.live1234.tmp").write_bytes(b"being written")
+    live = open(folder / ".m.onnx.live1234.tmp", "rb")
+    fcntl.flock(live.fileno(), fcntl.LOCK_EX)
+    return live
+
+
+LEFT_ALONE = [".m.onnx.live1234.tmp", ".m.onnx.tmp", ".mobilenetv1-1_2.ckpt.abcd1234.tmp", ".y.onnx.abcd1234.tmp",
+              ".z.onnx.abcd1234.tmp", "m.onnx.abcd1234.tmp"]
+
+
+def test_export_removes_what_a_killed_export_left_and_nothing_a_live_one_writes(tmp_path, capsys):
+    """A kill -9 inside an export leaves its hidden temporary file (and the work folder of a quantization-aware
+    one): the next export into the folder removes those of its kinds whose writer ended (their lock free), and
+    says so; one a live process writes stays, as does any other name."""
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": MobileNetV1(class_num=4, width_mult=0.25).state_dict(),
+                         "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    out = tmp_path / "out"
+    out.mkdir()
+    live = stale_and_live_temporaries(out)
+    try:
+        assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(out / "m")]) == 0
+        err = capsys.readouterr().err
+        assert (f"note: removed 2 temporary files that an interrupted export or quantize left in {out} (never a "
+                f"finished file): .m.onnx.k3j_x9a1.tmp, .x.pte.aaaabbbb.tmp") in err, err
+        assert sorted(os.listdir(out)) == sorted(LEFT_ALONE + ["m.onnx"])
+    finally:
+        live.close()
+
+
+def test_a_failed_quantize_leaves_no_file_and_removes_what_a_killed_one_left(cifar_dir, tmp_path, monkeypatch,
+                                                                            capsys):
+    """The INT8 file is compared with the float one under its temporary name: a comparison that failed (an
+    image unreadable on its second reading) had already put it over an earlier file of that name, and the
+    calibration's errors left an empty folder made for it. What a killed export or quantize left goes first."""
+    from mobilenet_v1 import quantize
+    from mobilenet_v1.data import DataError
+
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": MobileNetV1(class_num=4, width_mult=0.25).state_dict(),
+                         "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    fp32 = export_checkpoint(ckpt, str(tmp_path / "m"))["path"]
+    out = tmp_path / "int8"
+    out.mkdir()
+    (out / "m.onnx").write_bytes(b"an earlier INT8 file")
+    live = stale_and_live_temporaries(out)
+
+    def unreadable(*args, **kwargs):
+        raise DataError(f"dataset_path {cifar_dir}: an image could not be read")
+
+    monkeypatch.setattr(quantize, "compare_top1", unreadable)
+    try:
+        for dst in (out / "m.onnx", tmp_path / "new" / "q.onnx"):
+            assert cli.main(["quantize", "--onnx", fp32, "--calib_data", str(cifar_dir), "--out", str(dst),
+                             "--calib_images", "8", "--num_workers", "0"]) == 1
+            assert capsys.readouterr().err.endswith(f"error: --calib_data {cifar_dir}: an image could not be read\n")
+            assert (out / "m.onnx").read_bytes() == b"an earlier INT8 file"
+        assert sorted(os.listdir(out)) == sorted(LEFT_ALONE + ["m.onnx"])
+    finally:
+        live.close()
+    assert sorted(os.listdir(tmp_path)) == ["cifar", "int8", "m.ckpt", "m.onnx"]
+
+
 def test_export_sizes_below_1_are_refused_naming_the_option(tmp_path, capsys):
     """0 or a negative size is a mistake, not a request for the default (batch 1, the training size)."""
     model = MobileNetV1(class_num=4, width_mult=0.25)

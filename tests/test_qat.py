@@ -87,6 +87,41 @@ def test_the_simulation_is_the_int8_graph_export_writes(tmp_path, reduce_range, 
         assert (kernels - simulated).abs().mean() < 1e-4 * simulated.abs().mean()
 
 
+def test_a_failed_int8_export_leaves_no_work_folder_and_the_next_removes_a_killed_ones(tmp_path, monkeypatch):
+    """Export of a quantization-aware checkpoint quantizes in a work folder beside its temporary file (it was a
+    hidden .export-* folder, which a kill -9 left for good): a failure inside leaves neither, nor the folder made
+    for them; those a killed export left go at the next export into the folder."""
+    import onnx
+
+    import mobilenet_v1.export as export
+    import mobilenet_v1.quantize as quantize
+
+    ckpt = str(tmp_path / "q.ckpt")
+    ckpt_io.atomic_save({"model": observed_model(0).state_dict(), "config": {"dataset": "cifar10", "image_size": 32},
+                         "model_args": {"class_num": 10, "width_mult": 0.25, "padding": "same", "qat": True}}, ckpt)
+    seen = []
+
+    def interrupted(src, qparams, tmp, reduce_range=False):
+        seen.append(sorted(os.listdir(os.path.dirname(tmp))))
+        raise KeyboardInterrupt  # a Ctrl-C inside ONNX Runtime's quantizer
+
+    monkeypatch.setattr(export, "to_onnx", lambda *a, **k: onnx.ModelProto())  # the graph is not read here
+    monkeypatch.setattr(quantize, "quantize_with_ranges", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export_checkpoint(ckpt, str(tmp_path / "new" / "q"))
+    assert len(seen) == 1 and len(seen[0]) == 2 and seen[0][1] == seen[0][0] + ".d", seen
+    assert sorted(os.listdir(tmp_path)) == ["q.ckpt"]
+    # What a kill -9 there leaves: the temporary file, locked by nobody now, and its work folder.
+    out = tmp_path / "out"
+    (out / ".q.onnx.x1y2z3w4.tmp.d").mkdir(parents=True)
+    (out / ".q.onnx.x1y2z3w4.tmp.d" / "prepared.onnx").write_bytes(b"")
+    (out / ".q.onnx.x1y2z3w4.tmp").write_bytes(b"")
+    with pytest.raises(KeyboardInterrupt):
+        export_checkpoint(ckpt, str(out / "q"))
+    assert len(seen) == 2 and not [name for name in seen[1] if "x1y2z3w4" in name], seen
+    assert os.listdir(out) == []
+
+
 def test_weights_and_activations_land_on_their_grids_and_gradients_pass_inside_the_range():
     w = torch.randn(6, 4, 3, 3)
     w[2] = 0  # an all-zero channel: scale 1, as ONNX Runtime gives it

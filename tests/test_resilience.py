@@ -1086,6 +1086,29 @@ def test_a_second_run_into_a_folder_in_use_is_refused_with_nothing_changed(cifar
     assert ", epoch 2, precision" in capsys.readouterr().out and not (run / ckpt_io.RUN_LOCK).exists()
 
 
+def test_a_temporary_file_is_removed_once_its_writer_is_killed_and_never_while_it_lives(tmp_path):
+    """atomic_output's temporary file (and the work folder beside it) is locked while its process writes it: the
+    next export or quantize into the folder (remove_partial_files without a run's lock) leaves it while that
+    process lives, and removes both once a kill -9 ended it. A folder it made stays while the file is in it."""
+    out = tmp_path / "new" / "m.onnx"
+    code = (f"import sys, time; sys.path.insert(0, {SRC!r}); from mobilenet_v1 import checkpoint as c\n"
+            f"with c.atomic_output({str(out)!r}) as tmp, c.work_folder(tmp) as work:\n"
+            f"    open(tmp, 'wb').write(b'half'); print(tmp, flush=True); time.sleep(60)\n")
+    writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        tmp = writer.stdout.readline().strip()
+        assert os.path.dirname(tmp) == str(out.parent) and os.path.isdir(tmp + ".d"), tmp
+        for held in (False, True):
+            assert ckpt_io.remove_partial_files(str(out.parent), ckpt_io.DEPLOYED_PARTIALS, held=held) == []
+        assert sorted(os.listdir(out.parent)) == [os.path.basename(tmp), os.path.basename(tmp) + ".d"]
+    finally:
+        writer.kill()
+        writer.wait()
+    assert writer.returncode == -signal.SIGKILL
+    assert ckpt_io.remove_partial_files(str(out.parent), ckpt_io.DEPLOYED_PARTIALS, held=False) == [tmp]
+    assert os.listdir(out.parent) == []
+
+
 def test_a_run_continued_from_another_folder_or_a_later_epoch_keeps_the_folders_earlier_run_apart(
         cifar_dir, tmp_path, capsys, one_thread):
     """--resume FILE of another folder into a folder holding another run: that run's checkpoints before

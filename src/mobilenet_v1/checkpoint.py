@@ -13,6 +13,7 @@ import os
 import pickle
 import re
 import shutil
+import stat
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -106,38 +107,138 @@ def fsync_dir(path: str) -> None:
 
 @contextlib.contextmanager
 def atomic_output(path: str):
-    """A temporary path beside ``path`` for the caller to write, and to check before it takes the name:
+    """A temporary path beside ``path`` for the caller to write in place, and to check before it takes the name:
     when the block ends without an error the file is fsynced, renamed over ``path`` and the folder
-    fsynced. On any error (a failed check included) the temporary file is removed and ``path`` is left
-    as it was."""
+    fsynced. On any error (a failed check included) the temporary file is removed, with the folders made for
+    it, and ``path`` is left as it was. The temporary file is locked while it is in use (:func:`_flock`, which
+    a kill -9 lets go), so that the next writer into the folder can tell one a killed process left
+    (:func:`remove_partial_files`) from one a live process writes."""
     folder = os.path.dirname(os.path.abspath(path))
+    made: List[str] = []
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+        made = _make_folders(folder)
+        fd, tmp = _locked_temporary(folder, "." + os.path.basename(path) + ".")
     except OSError as e:  # named for the file asked for, not the temporary one
+        _remove_empty_folders(made)
         raise OSError(e.errno, f"cannot write {path} in {folder}: {e.strerror}") from None
-    # mkstemp makes the file private (0600); give it the mode any new file of this user gets.
-    os.fchmod(fd, 0o666 & ~_umask())
-    os.close(fd)
     try:
+        # mkstemp makes the file private (0600); give it the mode any new file of this user gets.
+        os.fchmod(fd, 0o666 & ~_umask())
         yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        os.fsync(fd)
         os.replace(tmp, path)
     except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        _remove_empty_folders(made)  # a failed export into a new folder leaves no empty one behind
         # A full disk met at a write, flush or fsync names no file ("[Errno 28] No space left on device"), an
         # error of the temporary file its hidden name: both are said of the file asked for.
         if isinstance(e, OSError) and e.errno and e.filename in (None, tmp) and e.filename2 is None:
             raise OSError(e.errno, e.strerror or os.strerror(e.errno), path) from None
         raise
+    finally:  # after the rename or the removal: the lock is let go only once no temporary file is left
+        _HELD_LOCKS.discard(fd)
+        os.close(fd)
     fsync_dir(folder)
+
+
+def _make_folders(folder: str) -> List[str]:
+    """``folder`` made as ``os.makedirs`` makes it; returns the folders this call made, innermost first (what
+    :func:`_remove_empty_folders` takes away again), and leaves none of them where it fails."""
+    missing = []
+    while not os.path.isdir(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    made: List[str] = []
+    try:
+        for each in reversed(missing):
+            try:
+                os.mkdir(each)
+                made.insert(0, each)
+            except FileExistsError:  # made meanwhile by another process: not ours to remove
+                if not os.path.isdir(each):
+                    raise
+    except OSError:
+        _remove_empty_folders(made)
+        raise
+    return made
+
+
+def _remove_empty_folders(made: Sequence[str]) -> None:
+    """Remove the folders :func:`_make_folders` made, innermost first, as long as they are empty (another
+    process may have put a file in one since)."""
+    for folder in made:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+
+
+def _flock(fd: int, block: bool = False) -> Optional[bool]:
+    """An exclusive ``flock`` on ``fd``: True once taken, False while another process holds it (without
+    ``block``), None where the system or file system takes no locks. The system lets it go when the process
+    ends, however it ends (a kill -9 included), as it does :class:`RunLock`'s."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    except OSError:  # ENOLCK: no locks on this file system
+        return None
+    return True
+
+
+def _locked_temporary(folder: str, prefix: str) -> Tuple[int, str]:
+    """A new temporary file ``prefix``XXXXXXXX``.tmp`` in ``folder``, open and locked (:func:`_flock`; not
+    locked where no locks are taken). A file :func:`remove_partial_files` took for a killed process's in the
+    moment between its creation and its lock is not used: another is made."""
+    while True:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
+        _HELD_LOCKS.add(fd)  # a loader worker forked meanwhile holds no copy (as of a RunLock's)
+        try:
+            if _flock(fd, block=True) is None:
+                return fd, tmp
+            try:
+                here = os.stat(tmp)
+            except FileNotFoundError:
+                here = None
+            mine = os.fstat(fd)
+            if here is not None and (here.st_ino, here.st_dev) == (mine.st_ino, mine.st_dev):
+                return fd, tmp
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            _HELD_LOCKS.discard(fd)
+            os.close(fd)
+            raise
+        _HELD_LOCKS.discard(fd)
+        os.close(fd)
+
+
+def work_folder_of(tmp: str) -> str:
+    """The folder :func:`work_folder` makes beside the temporary file ``tmp``."""
+    return tmp + ".d"
+
+
+@contextlib.contextmanager
+def work_folder(tmp: str):
+    """A folder for the files a write makes on its way (ONNX Runtime's quantizer works in files), beside the
+    temporary file ``tmp`` of :func:`atomic_output` and named after it, removed at the end: one a killed
+    process left goes with its temporary file (:func:`remove_partial_files`), under the same lock."""
+    folder = work_folder_of(tmp)
+    os.mkdir(folder)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _umask() -> int:
@@ -459,7 +560,7 @@ def check_writable(folder: str) -> None:
 
 
 RUN_LOCK = ".mobilenetv1.lock"
-_HELD_LOCKS: set = set()  # the descriptors of this process's RunLocks
+_HELD_LOCKS: set = set()  # the descriptors of this process's RunLocks and atomic_output's temporary files
 
 
 def _forked() -> None:
@@ -1033,24 +1134,64 @@ def load_weights(model: nn.Module, state: Dict[str, torch.Tensor], source: str,
 TRAINING_KEYS = ("format", "model", "optimizer", "scaler", "epoch", "step", "rng")
 
 
-def partial_files(folder: str) -> List[str]:
-    """Temporary files that an interrupted :func:`atomic_write` of a checkpoint or of config.yaml left."""
-    found = glob.glob(os.path.join(folder, "." + CKPT_PREFIX + "-*.ckpt.*.tmp"))
-    found += glob.glob(os.path.join(folder, ".config.yaml.*.tmp"))
-    return sorted(found)
+# The temporary files of atomic_output in a run folder: a checkpoint's and config.yaml's (check_writable's
+# ".config.yaml.write-test.*.tmp" among them).
+RUN_PARTIALS = ("." + CKPT_PREFIX + "-*.ckpt.*.tmp", ".config.yaml.*.tmp")
+# Those of the files export and quantize write: ".NAME.XXXXXXXX.tmp", mkstemp's eight characters (each with its
+# work_folder beside it while it lives).
+_MKSTEMP = "[a-z0-9_]" * 8
+DEPLOYED_PARTIALS = tuple(f".*.{ext}.{_MKSTEMP}.tmp" for ext in ("onnx", "pt2", "pte"))
 
 
-def remove_partial_files(folder: str) -> List[str]:
-    """Remove what :func:`partial_files` lists; returns the removed paths. They are never a checkpoint:
-    a save is complete only once renamed to its checkpoint name."""
+def partial_files(folder: str, patterns: Sequence[str] = RUN_PARTIALS) -> List[str]:
+    """Temporary files that an interrupted :func:`atomic_write` left in ``folder``: of a checkpoint or of
+    config.yaml, or of the names ``patterns`` (globs, :data:`DEPLOYED_PARTIALS`)."""
+    found: List[str] = []
+    for pattern in patterns:
+        found += glob.glob(os.path.join(glob.escape(folder), pattern))
+    return sorted(set(found))
+
+
+def remove_partial_files(folder: str, patterns: Sequence[str] = RUN_PARTIALS, held: bool = True) -> List[str]:
+    """Remove what :func:`partial_files` lists, and the :func:`work_folder` beside each; returns the removed
+    paths. They are never a finished file: a write is complete only once renamed to its name. One whose lock
+    a live process holds (:func:`atomic_output`: a write in progress) stays. ``held``: the caller holds the
+    folder (a run's :class:`RunLock`), and a file whose writer cannot be told (a file system without locks)
+    goes too; without it (export, quantize: a folder anyone may write in) only those a process that ended
+    left go."""
     removed = []
-    for path in partial_files(folder):
+    for path in partial_files(folder, patterns):
         try:
+            if not stat.S_ISREG(os.lstat(path).st_mode):  # a folder or a link of that name is no file of ours
+                continue
+            fd = os.open(path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            continue
+        except OSError:  # another user's: whether its writer lives cannot be told
+            if not held:
+                continue
+            fd = None
+        try:
+            state = None if fd is None else _flock(fd)
+            if state is False or (state is None and not held):
+                continue
+            # Under the lock: the writer of the file is gone, and no other remover takes it meanwhile.
+            shutil.rmtree(work_folder_of(path), ignore_errors=True)
             os.unlink(path)
             removed.append(path)
         except FileNotFoundError:
             pass
+        finally:
+            if fd is not None:
+                os.close(fd)
     return removed
+
+
+def removed_note(removed: Sequence[str]) -> str:
+    """What :func:`remove_partial_files` removed from the folder of an exported or quantized file, said."""
+    folder = os.path.dirname(removed[0]) if removed else ""
+    return (f"removed {plural(len(removed), 'temporary file')} that an interrupted export or quantize left in "
+            f"{folder or '.'} (never a finished file): {_listing([os.path.basename(p) for p in removed])}")
 
 
 def _listing(items: List[str], limit: int = 8) -> str:

@@ -12,7 +12,9 @@ by more than 1e-4, or, for a model float32 rounding itself moves by more than th
 from the model's float64 logits than rounding puts PyTorch (:func:`_check_float`); by more than ``--atol``
 where it is given.
 The file is written and checked under a temporary name in the same
-folder and takes its name only once it passes, so a failed export leaves any earlier file untouched.
+folder and takes its name only once it passes, so a failed export leaves any earlier file untouched, and
+nothing of its own (:func:`checkpoint.atomic_output`); what an export killed outright left there, the next
+one removes (:func:`checkpoint.remove_partial_files`).
 
 A quantization-aware checkpoint (``train --qat True``, :mod:`qat`) is exported as its INT8 file: the
 float graph as above, quantized with the ranges the run learned (:func:`quantize.quantize_with_ranges`),
@@ -40,7 +42,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import threading
 import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -382,6 +383,9 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                                 f"{' (7-bit range)' if reduced else ''}, uint8 activations, ranges from "
                                 f"{int(model.quant.observed)} training batches")
 
+    # What an export or quantize killed in this folder left (never a finished file), before this one writes.
+    removed = ckpt_io.remove_partial_files(os.path.dirname(os.path.abspath(out_path)), ckpt_io.DEPLOYED_PARTIALS,
+                                           held=False)
     if file_format == "PTE":
         dynamic_batch = False  # ExecuTorch plans the program's memory for one batch size
     sizes: List[int] = [batch_size] if not dynamic_batch else sorted({1, max(batch_size, 2)})
@@ -391,7 +395,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
               "image_size_said": ckpt_io.image_size_said(config), "dynamic_batch": dynamic_batch, "ckpt": path,
               "dataset": dataset, "dataset_guessed": guessed, "class_num": args["class_num"],
               "weights": ckpt_io.weights_note(ckpt, use_ema), "image_input": image_input, "format": file_format,
-              "pixel_format": pixel_format if image_input else None}
+              "pixel_format": pixel_format if image_input else None, "removed": removed}
     if file_format == "PT2":
         return export_program(model, out_path, meta, sizes, height, width, batch_size, dynamic_batch, atol,
                               image_input, result, pixel_format)
@@ -589,7 +593,7 @@ def _finish_qat(tmp: str, out_path: str, model: MobileNetV1, meta: Dict[str, Any
 
     points = model.quant.ranges.shape[0]
     qparams = [tuple(t.item() for t in model.quant.qparams(i)) for i in range(points)]
-    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(tmp)), prefix=".export-") as work:
+    with ckpt_io.work_folder(tmp) as work:
         proto = quantize_with_ranges(tmp, qparams, work, reduce_range=model.quant.reduce_range)
     # The rounding the file does must be the one the model learned, scale for scale, bias for bias.
     qmax = model.quant.weight_qmax
@@ -748,6 +752,8 @@ def main(argv: Sequence[str]) -> int:
                                dynamic_batch=not a.static_batch, atol=a.atol, dataset=a.dataset,
                                use_ema=a.use_ema, image_input=a.image_input, file_format=fmt,
                                pixel_format=a.pixel_format, mean=a.mean, std=a.std, class_num=a.class_num)
+    if result["removed"]:
+        print(f"mobilenet-v1 export: note: {ckpt_io.removed_note(result['removed'])}", file=sys.stderr)
     if result["weights"]:
         print0(result["weights"])
     if result["dataset_guessed"]:

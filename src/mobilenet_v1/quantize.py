@@ -19,8 +19,7 @@ import itertools
 import os
 import shlex
 import sys
-import tempfile
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -194,13 +193,16 @@ def _quantize_static(src: str, reader, tmp: str, per_channel: bool = True, reduc
 
 
 def quantize_file(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torch.Tensor]], per_channel: bool = True,
-                  reduce_range: bool = False) -> Dict[str, Any]:
+                  reduce_range: bool = False, check: Optional[Callable[[str], Any]] = None) -> Dict[str, Any]:
     """Static INT8 quantization of ``src`` into ``dst`` (QDQ; see the module's docstring).
 
     ``batches`` are the calibration inputs, (images, labels) pairs; the labels are not used. The metadata of ``src`` is kept and a ``quantization``
-    entry added. Returns the sizes of both files and the number of calibration images. A file with an
-    image input (``export --image_input``) is quantized behind it: the float graph is calibrated on the
-    normalised batches and the image input put back in front of the INT8 graph.
+    entry added. Returns the sizes of both files, the number of calibration images and ``removed``, the temporary
+    files an interrupted export or quantize had left in the folder (:func:`checkpoint.remove_partial_files`). A
+    file with an image input (``export --image_input``) is quantized behind it: the float graph is calibrated on
+    the normalised batches and the image input put back in front of the INT8 graph. ``check``: called with the
+    INT8 file under its temporary name before it takes ``dst`` (what it returns is the result's ``check``); where
+    anything fails, nothing is written and no earlier ``dst`` replaced.
     """
     import onnx
 
@@ -208,35 +210,40 @@ def quantize_file(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torc
     fp32.check_classifier()  # its calibration check compares class scores
     source_proto = onnx.load(src)
     meta = read_metadata({p.key: p.value for p in source_proto.metadata_props})
-    folder = os.path.dirname(os.path.abspath(dst))
-    os.makedirs(folder, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".quantize-") as tmp:
-        core = src
-        if fp32.image_input:
-            # The float graph behind the image input is quantized, and the image input put back in front.
-            if not strip_image_input(source_proto):
-                raise QuantizeError(f"{src}: a uint8 input that is not the image input of mobilenet-v1 export")
-            core = os.path.join(tmp, "float.onnx")
-            onnx.save(source_proto, core)
-            fp32 = OnnxModel(core)
-        # A first batch the graph takes, before ONNX Runtime, whose words for none are "No data is collected.";
-        # not an empty one (every file of a loader batch unreadable), which it calibrates on without a word.
-        batches = iter(batches)
-        first = next((b for b in batches if b[0].shape[0] and fp32.fixed_batch in (None, b[0].shape[0])), None)
-        if first is None:
-            raise NoCalibrationImages()
-        reader = _reader(itertools.chain([first], batches), fp32.input_name, fp32.fixed_batch)
-        proto = _quantize_static(core, reader, tmp, per_channel, reduce_range)
-    if core != src:
-        add_image_input(proto, meta["mean"], meta["std"], meta.get("pixel_format", "RGB"))
-    meta["quantization"] = (f"INT8 static, QDQ, {'per-channel' if per_channel else 'per-tensor'} int8 weights"
-                            f"{' (7-bit range)' if reduce_range else ''}, uint8 activations, "
-                            f"min/max over {plural(reader.images, 'image')}")
-    write_metadata(proto, meta)
-    with ckpt_io.atomic_write(dst) as f:
-        f.write(proto.SerializeToString())
-    return {"path": dst, "bytes": os.path.getsize(dst), "fp32_bytes": os.path.getsize(src),
-            "calib_images": reader.images}
+    removed = ckpt_io.remove_partial_files(os.path.dirname(os.path.abspath(dst)), ckpt_io.DEPLOYED_PARTIALS,
+                                           held=False)
+    with ckpt_io.atomic_output(dst) as tmp:
+        with ckpt_io.work_folder(tmp) as work:
+            core = src
+            if fp32.image_input:
+                # The float graph behind the image input is quantized, and the image input put back in front.
+                if not strip_image_input(source_proto):
+                    raise QuantizeError(f"{src}: a uint8 input that is not the image input of mobilenet-v1 export")
+                core = os.path.join(work, "float.onnx")
+                onnx.save(source_proto, core)
+                fp32 = OnnxModel(core)
+            # A first batch the graph takes, before ONNX Runtime, whose words for none are "No data is
+            # collected."; not an empty one (every file of a loader batch unreadable), which it calibrates on
+            # without a word.
+            batches = iter(batches)
+            first = next((b for b in batches if b[0].shape[0] and fp32.fixed_batch in (None, b[0].shape[0])), None)
+            if first is None:
+                raise NoCalibrationImages()
+            reader = _reader(itertools.chain([first], batches), fp32.input_name, fp32.fixed_batch)
+            proto = _quantize_static(core, reader, work, per_channel, reduce_range)
+        if core != src:
+            add_image_input(proto, meta["mean"], meta["std"], meta.get("pixel_format", "RGB"))
+        meta["quantization"] = (f"INT8 static, QDQ, {'per-channel' if per_channel else 'per-tensor'} int8 weights"
+                                f"{' (7-bit range)' if reduce_range else ''}, uint8 activations, "
+                                f"min/max over {plural(reader.images, 'image')}")
+        write_metadata(proto, meta)
+        with open(tmp, "wb") as f:
+            f.write(proto.SerializeToString())
+        result = {"path": dst, "bytes": os.path.getsize(tmp), "fp32_bytes": os.path.getsize(src),
+                  "calib_images": reader.images, "removed": removed}
+        if check is not None:
+            result["check"] = check(tmp)
+    return result
 
 
 def _pads_on_int8(gm):
@@ -278,21 +285,23 @@ def _pads_on_int8(gm):
 
 
 def quantize_program(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torch.Tensor]],
-                     per_channel: bool = True) -> Dict[str, Any]:
+                     per_channel: bool = True, check: Optional[Callable[[str], Any]] = None) -> Dict[str, Any]:
     """Static INT8 quantization of the ``.pt2`` float program ``src`` (``export --file_format PT2``) into
     the ExecuTorch program ``dst`` (``.pte``), as ExecuTorch quantizes for XNNPACK: PyTorch's PT2E
     quantization with ExecuTorch's ``XNNPACKQuantizer`` (int8 weights, per channel unless ``per_channel``
     is False; int8 activations, their ranges observed on ``batches``), then lowered to XNNPACK
     (:func:`export.lower_to_executorch`). A program with an image input is quantized behind it, its
     normalisation left in float. The batch of ``dst`` is ``src``'s fixed batch, or 1 for a dynamic one.
-    The metadata of ``src`` is kept and a ``quantization`` entry added. Returns both files' sizes and the
-    number of calibration images."""
+    The metadata of ``src`` is kept and a ``quantization`` entry added. Returns what :func:`quantize_file`
+    returns, ``check`` as there."""
     from .export import lower_to_executorch
     from .onnx_io import executorch_quiet, executorch_runtime
 
     executorch_runtime()  # installed, or an error that says how
     fp32 = ProgramModel(src)
     fp32.check_classifier()
+    removed = ckpt_io.remove_partial_files(os.path.dirname(os.path.abspath(dst)), ckpt_io.DEPLOYED_PARTIALS,
+                                           held=False)
     images = 0
     example = None
     with executorch_quiet():  # the quantization passes announce their own internals
@@ -320,11 +329,14 @@ def quantize_program(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, t
                             f"{'per-channel' if per_channel else 'per-tensor'} int8 weights, int8 activations, "
                             f"ranges observed over {plural(images, 'image')}")
     data = lower_to_executorch(program, meta)
-    folder = os.path.dirname(os.path.abspath(dst))
-    os.makedirs(folder, exist_ok=True)
-    with ckpt_io.atomic_write(dst) as f:
-        f.write(data)
-    return {"path": dst, "bytes": os.path.getsize(dst), "fp32_bytes": os.path.getsize(src), "calib_images": images}
+    with ckpt_io.atomic_output(dst) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        result = {"path": dst, "bytes": len(data), "fp32_bytes": os.path.getsize(src), "calib_images": images,
+                  "removed": removed}
+        if check is not None:
+            result["check"] = check(tmp)
+    return result
 
 
 def activation_tensors(proto) -> List[str]:
@@ -540,13 +552,16 @@ def main(argv: Sequence[str]) -> int:
                          if dataset == "imagenet2012" else (None, ""))
         if note:
             print(f"mobilenet-v1 quantize: note: {note}", file=sys.stderr)
-        if a.program:
-            result = quantize_program(a.program, a.out, batches(), per_channel=not a.per_tensor)
-            check = compare_top1(fp32, ExecutorchModel(a.out), batches())  # fp32: the program unquantized
+        # The INT8 file is run under its temporary name: a comparison that fails (or a Ctrl-C in it) leaves
+        # no file, and an earlier one of that name as it was.
+        if a.program:  # fp32: the program unquantized
+            result = quantize_program(a.program, a.out, batches(), per_channel=not a.per_tensor,
+                                      check=lambda path: compare_top1(fp32, ExecutorchModel(path), batches()))
         else:
             result = quantize_file(a.onnx, a.out, batches(), per_channel=not a.per_tensor,
-                                   reduce_range=a.reduce_range)
-            check = compare_top1(fp32, OnnxModel(a.out), batches())
+                                   reduce_range=a.reduce_range,
+                                   check=lambda path: compare_top1(fp32, OnnxModel(path), batches()))
+        check = result["check"]
     except NoCalibrationImages:
         # A file of --static_batch takes no partial batch: a data set of fewer images than one gives it none.
         raise QuantizeError(f"--calib_data {a.calib_data}: no calibration images were read" + (
@@ -557,6 +572,8 @@ def main(argv: Sequence[str]) -> int:
         text = str(e)
         raise QuantizeError(f"--calib_data {text[len('dataset_path '):]}" if text.startswith("dataset_path ")
                             else f"--calib_data {a.calib_data}: {text}") from None
+    if result["removed"]:
+        print(f"mobilenet-v1 quantize: note: {ckpt_io.removed_note(result['removed'])}", file=sys.stderr)
     print0(f"wrote {result['path']}: {result['bytes'] / 1e6:.2f} MB ({result['bytes'] / result['fp32_bytes']:.2f}x "
            f"the fp32 file's {result['fp32_bytes'] / 1e6:.2f} MB), activation ranges from "
            f"{plural(result['calib_images'], 'training image')} of {a.calib_data}")
