@@ -171,14 +171,17 @@ def test_the_cpu_is_named_from_proc_cpuinfo_on_x86_and_on_arm_boards(tmp_path):
         assert benchmark.cpu_name(str(fake)) == want
 
 
-def test_widths_and_sizes_are_made_timed_and_removed_and_wrong_requests_refused(tmp_path, monkeypatch, capsys,
-                                                                               one_thread):
+def test_widths_and_sizes_are_made_timed_and_removed_and_wrong_requests_refused(tmp_path, tmp_path_factory,
+                                                                               monkeypatch, capsys, one_thread):
     """--width_mult: MobileNetV1 at each width and size, random weights, made as export and quantize make
     files, in a temporary folder that is gone afterwards; each row names the network and gives its
     multiply-adds. Giving FILEs too, a format that does not exist, or the variants' options without
     --width_mult, is refused."""
     from mobilenet_v1.info import count_macs
 
+    # PyTorch's compiler makes its cache folder in the temporary folder where no earlier test of the process had
+    # it made (the file run alone): kept out of the folder this test watches.
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path_factory.mktemp("inductor")))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     timing = ["--seconds", "0.1", "--rounds", "1", "--warmup", "1"]
     seed = torch.initial_seed()
