@@ -1093,6 +1093,34 @@ def test_export_removes_what_a_killed_export_left_and_nothing_a_live_one_writes(
         live.close()
 
 
+def test_a_killed_exports_file_this_user_may_not_remove_is_left_and_the_export_goes_on(tmp_path, monkeypatch,
+                                                                                        capsys):
+    """What another user's killed export left in a shared folder with the sticky bit (/tmp), writable by all but
+    not removable by this user (EPERM): the export into the folder failed on it, "Operation not permitted" of
+    a file it had not asked to write; it is left, unsaid, and the export writes its own file."""
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": MobileNetV1(class_num=4, width_mult=0.25).state_dict(),
+                         "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    out = tmp_path / "shared"
+    out.mkdir()
+    theirs = out / ".m.onnx.k3j_x9a1.tmp"
+    theirs.write_bytes(b"half a file")
+    unlink = os.unlink
+
+    def sticky(path, *args, **kwargs):  # the kernel's answer to a file of another user in a sticky folder
+        if os.fspath(path) == str(theirs):
+            raise PermissionError(1, "Operation not permitted", os.fspath(path))
+        return unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", sticky)
+    assert ckpt_io.remove_partial_files(str(out), ckpt_io.DEPLOYED_PARTIALS, held=False) == []
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(out / "mine")]) == 0
+    assert "removed" not in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == [theirs.name, "mine.onnx"] and theirs.read_bytes() == b"half a file"
+    with pytest.raises(PermissionError):  # a run's own folder (held): said, as before (train: cannot write there)
+        ckpt_io.remove_partial_files(str(out), ckpt_io.DEPLOYED_PARTIALS, held=True)
+
+
 def test_a_failed_quantize_leaves_no_file_and_removes_what_a_killed_one_left(cifar_dir, tmp_path, monkeypatch,
                                                                             capsys):
     """The INT8 file is compared with the float one under its temporary name: a comparison that failed (an

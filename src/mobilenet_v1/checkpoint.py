@@ -1158,7 +1158,7 @@ def remove_partial_files(folder: str, patterns: Sequence[str] = RUN_PARTIALS, he
     a live process holds (:func:`atomic_output`: a write in progress) stays. ``held``: the caller holds the
     folder (a run's :class:`RunLock`), and a file whose writer cannot be told (a file system without locks)
     goes too; without it (export, quantize: a folder anyone may write in) only those a process that ended
-    left go."""
+    left go, and one this user may not remove (another's, in a sticky folder) stays unsaid."""
     removed = []
     for path in partial_files(folder, patterns):
         try:
@@ -1181,6 +1181,9 @@ def remove_partial_files(folder: str, patterns: Sequence[str] = RUN_PARTIALS, he
             removed.append(path)
         except FileNotFoundError:
             pass
+        except OSError:  # one this process may not remove (another user's in a sticky folder such as /tmp):
+            if held:  # left, as another user's is, where the write asked for does not depend on it
+                raise
         finally:
             if fd is not None:
                 os.close(fd)
