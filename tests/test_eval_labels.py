@@ -201,6 +201,16 @@ def test_an_eval_labels_file_that_is_not_there_is_named_once(tmp_path, capsys):
         validate(Config(dataset="imagenet2012", eval_labels=str(none)))
 
 
+def test_a_config_file_named_eval_labels_still_names_the_key(tmp_path):
+    """The key is named after a config file's name by where the value came from, not by how that name ends: a
+    file named "eval_labels" (no extension) said "config file C F: no such file", without the key."""
+    none = tmp_path / "none.csv"
+    config = tmp_path / "eval_labels"
+    config.write_text(f"eval_labels: {none}\n")
+    with pytest.raises(ConfigError, match=rf"^config file {config}: eval_labels {none}: no such file$"):
+        load_config(["--dataset=imagenet2012", f"--dataset_path={tmp_path}", f"--config_path={config}"])
+
+
 def test_subsets_byte_order_marks_and_names_that_clash(image_folder, tmp_path):
     """A subset of the images (one class's) with the whole file: without a class list, names are numbered
     by every class the file names, and Caffe's form is still told from its lines; a byte order mark is no

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mobilenet_v1 import cli
-from mobilenet_v1.config import ASCEND_REFUSAL, SEED_IGNORED_KEYS, ConfigError, load_config, read_yaml
+from mobilenet_v1.config import ASCEND, ASCEND_REFUSAL, SEED_IGNORED_KEYS, ConfigError, load_config, read_yaml
 from mobilenet_v1.engine import resolve_device
 
 SEED = os.path.join(os.path.dirname(__file__), "fixtures", "seed")
@@ -182,7 +182,7 @@ def test_every_device_target_option_refuses_ascend_in_trains_line(command, tmp_p
         with pytest.raises(SystemExit) as exit_info:
             cli.main([command, *operands, *spelling])
         assert exit_info.value.code == 2
-        assert capsys.readouterr().err == f"mobilenet-v1 {command}: error: {ASCEND_REFUSAL}\n"
+        assert capsys.readouterr().err == f"mobilenet-v1 {command}: error: {ASCEND}\n"
     assert cli.main(["train", "--device_target", "Ascend", f"--dataset_path={tmp_path}"]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"mobilenet-v1 train: error: {ASCEND_REFUSAL}"
     with pytest.raises(SystemExit) as exit_info:

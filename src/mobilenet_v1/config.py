@@ -679,23 +679,25 @@ def add_num_workers_option(parser: Any, help: str) -> None:
 
 
 # The seed's device (its configuration files' and its export.py's default), refused alike by train and eval
-# (engine.resolve_device) and by every command's own --device_target (add_device_target_option).
-ASCEND_REFUSAL = ("device_target Ascend: this toolkit runs on CUDA GPUs and CPUs; pass --device_target GPU, CPU or "
-                  "auto (the GPU where there is one), or set one of them in a configuration file that says Ascend "
-                  "(the seed's do)")
+# (engine.resolve_device) and by the --device_target of predict, benchmark and recalibrate-bn
+# (add_device_target_option); export takes it, unused.
+ASCEND = ("device_target Ascend: this toolkit runs on CUDA GPUs and CPUs; pass --device_target GPU, CPU or auto "
+          "(the GPU where there is one)")
+# train's and eval's, whose configuration files say it too
+ASCEND_REFUSAL = ASCEND + ", or set one of them in a configuration file that says Ascend (the seed's do)"
 DEVICE_TARGETS = ("auto", "CPU", "GPU")
 
 
 def add_device_target_option(parser: Any, default: Optional[str], help: str) -> None:
     """``--device_target`` of a command outside the configuration (predict, benchmark, recalibrate-bn): auto, CPU
-    or GPU; the seed's Ascend refused in train's one line (:data:`ASCEND_REFUSAL`), another value as argparse
+    or GPU; the seed's Ascend refused in train's words (:data:`ASCEND`), another value as argparse
     refuses a choice, exit status 2 both (argparse's ``choices`` would refuse Ascend after its usage block)."""
     import argparse
 
     class Target(argparse.Action):
         def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Optional[str] = None) -> None:
             if values == "Ascend":
-                parser.exit(2, f"{parser.prog}: error: {ASCEND_REFUSAL}\n")
+                parser.exit(2, f"{parser.prog}: error: {ASCEND}\n")
             if values not in DEVICE_TARGETS:
                 parser.error(f"argument --device_target: invalid choice: {values!r} (choose from "
                              f"{', '.join(map(repr, DEVICE_TARGETS))})")
@@ -1004,10 +1006,10 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
             # Named once, as every path given that is not there (checkpoint.check_given): "--eval_labels F: no
             # such file", not "option --eval_labels: eval_labels F"; a config file's, "config file C: eval_labels F".
             where = origin("eval_labels")
-            if where.endswith("eval_labels"):  # the option's, or a Python Config's (validate)
-                where = where.replace("option ", "", 1)
-            else:
+            if where.startswith("config file "):  # by its origin, not its end: a file may be named "eval_labels"
                 where += ": eval_labels"
+            else:  # the option's, or a Python Config's (validate)
+                where = where.replace("option ", "", 1)
             raise OptionError(f"{where} {cfg.eval_labels}: "
                               f"{'a folder, not a file' if os.path.isdir(cfg.eval_labels) else 'no such file'}")
     if cfg.qat_range_epochs < 0:
