@@ -1059,6 +1059,7 @@ def stale_and_live_temporaries(folder) -> list:
     (folder / ".m.onnx.k3j_x9a1.tmp.d").mkdir()
     (folder / ".m.onnx.k3j_x9a1.tmp.d" / "prepared.onnx").write_bytes(b"")
     (folder / ".x.pte.aaaabbbb.tmp").write_bytes(b"")
+    (folder / ".x.ONNX.ccccdddd.tmp").write_bytes(b"")  # export --file_name x.ONNX keeps the name
     for name in (".mobilenetv1-1_2.ckpt.abcd1234.tmp", ".m.onnx.tmp", "m.onnx.abcd1234.tmp"):
         (folder / name).write_bytes(b"not export's")
     (folder / ".y.onnx.abcd1234.tmp").mkdir()
@@ -1086,8 +1087,8 @@ def test_export_removes_what_a_killed_export_left_and_nothing_a_live_one_writes(
     try:
         assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(out / "m")]) == 0
         err = capsys.readouterr().err
-        assert (f"note: removed 2 temporary files that an interrupted export or quantize left in {out} (never a "
-                f"finished file): .m.onnx.k3j_x9a1.tmp, .x.pte.aaaabbbb.tmp") in err, err
+        assert (f"note: removed 3 temporary files that an interrupted export or quantize left in {out} (never a "
+                f"finished file): .m.onnx.k3j_x9a1.tmp, .x.ONNX.ccccdddd.tmp, .x.pte.aaaabbbb.tmp") in err, err
         assert sorted(os.listdir(out)) == sorted(LEFT_ALONE + ["m.onnx"])
     finally:
         live.close()

@@ -1140,7 +1140,9 @@ RUN_PARTIALS = ("." + CKPT_PREFIX + "-*.ckpt.*.tmp", ".config.yaml.*.tmp")
 # Those of the files export and quantize write: ".NAME.XXXXXXXX.tmp", mkstemp's eight characters (each with its
 # work_folder beside it while it lives).
 _MKSTEMP = "[a-z0-9_]" * 8
-DEPLOYED_PARTIALS = tuple(f".*.{ext}.{_MKSTEMP}.tmp" for ext in ("onnx", "pt2", "pte"))
+# The extension in either case, as export keeps a --file_name ending in it (m.ONNX).
+DEPLOYED_PARTIALS = tuple(".*." + "".join(f"[{c}{c.upper()}]" if c.isalpha() else c for c in ext) + f".{_MKSTEMP}.tmp"
+                          for ext in ("onnx", "pt2", "pte"))
 
 
 def partial_files(folder: str, patterns: Sequence[str] = RUN_PARTIALS) -> List[str]:
