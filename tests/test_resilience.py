@@ -2076,3 +2076,17 @@ def test_g_full_disk_stops_with_a_clear_error_and_earlier_checkpoints_intact(cif
     monkeypatch.setattr(torch, "save", real_save)
     for _, p in ckpt_io.list_checkpoints(str(run)):
         assert ckpt_io.load_file(p)["format"] == ckpt_io.FORMAT
+
+
+def test_a_ctrl_c_before_the_temporary_file_is_made_leaves_no_folder_made_for_it(tmp_path, monkeypatch):
+    """atomic_output makes the folders a file needs, then its locked temporary file: a Ctrl-C between the two
+    left the folders (only an OSError took them away again)."""
+    def interrupted(folder, prefix):
+        assert os.path.isdir(folder)  # made by then
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt_io, "_locked_temporary", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with ckpt_io.atomic_output(str(tmp_path / "a" / "b" / "m.onnx")):
+            pass
+    assert os.listdir(tmp_path) == []

@@ -118,9 +118,11 @@ def atomic_output(path: str):
     try:
         made = _make_folders(folder)
         fd, tmp = _locked_temporary(folder, "." + os.path.basename(path) + ".")
-    except OSError as e:  # named for the file asked for, not the temporary one
+    except BaseException as e:  # a Ctrl-C too leaves no folder made for the file
         _remove_empty_folders(made)
-        raise OSError(e.errno, f"cannot write {path} in {folder}: {e.strerror}") from None
+        if isinstance(e, OSError):  # named for the file asked for, not the temporary one
+            raise OSError(e.errno, f"cannot write {path} in {folder}: {e.strerror}") from None
+        raise
     try:
         # mkstemp makes the file private (0600); give it the mode any new file of this user gets.
         os.fchmod(fd, 0o666 & ~_umask())
@@ -163,7 +165,7 @@ def _make_folders(folder: str) -> List[str]:
             except FileExistsError:  # made meanwhile by another process: not ours to remove
                 if not os.path.isdir(each):
                     raise
-    except OSError:
+    except BaseException:  # an error or a Ctrl-C: none of them left
         _remove_empty_folders(made)
         raise
     return made
