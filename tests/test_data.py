@@ -1,5 +1,6 @@
 import dataclasses
 import io
+import math
 import os
 import shutil
 import subprocess
@@ -305,7 +306,6 @@ def test_image_folder_decodes_gray_cmyk_and_png_to_rgb(image_folder):
             assert label == 0  # the odd files sit in class folder n01
     gray, _ = ds[(names["gray.JPEG"], 7)]
     assert torch.equal(gray[0], gray[1]) and torch.equal(gray[1], gray[2])
-
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "TIFF", "PPM"])  # PIL writes a grayscale PPM as PGM (P5)
@@ -699,6 +699,10 @@ def test_an_odd_crop_margin_is_split_as_the_seed_splits_it_without_antialias_and
                     T.batch_resize_center_crop([img, img.flip(-1)], 32, antialias=antialias)[0]):
             assert torch.equal(got, want), antialias
     assert torch.equal(T.resize_center_crop(img, 32), TF.center_crop(TF.resize(img, [37]), [32, 32]))
+    # the longer side truncated as torchvision's Resize truncates it: 30x50 -> 37x61 (61.67), not 37x62
+    for hw in ((30, 50), (50, 30)):
+        other = torch.randint(0, 256, (3, *hw), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+        assert torch.equal(T.resize_center_crop(other, 32), TF.center_crop(TF.resize(other, [37]), [32, 32])), hw
     # A crop larger than the resized image (a crop_pct over 1, which only a hand-edited file records) is padded
     # as torchvision pads it, not cut short.
     assert torch.equal(T.resize_center_crop(img, 32, crop_pct=1.2, antialias=False),
@@ -901,6 +905,27 @@ def test_random_resized_crop_box_within_seed_ranges():
         area = h * w / (375 * 500)
         assert 0.08 * 0.97 <= area <= 1.0
         assert 0.75 * 0.97 <= w / h <= 1.333 * 1.03
+
+
+def test_random_resized_crop_draws_as_torchvisions_algorithm():
+    """The seed's RandomResizedCrop is Szegedy et al.'s as torchvision writes it: the aspect ratio log-uniform
+    in the range, up to ten tries, a box that spans a whole side accepted, and after ten failures the largest
+    centred box whose ratio is clamped into the range (w = width, h = round(w / 0.75) for a tall image)."""
+    import statistics
+
+    # log-uniform: log(w/h) centred on 0 (a ratio uniform in (0.75, 1.333) would centre it on 0.029); a scale
+    # of at most 0.5 never fails a try on a square image, so no retry skews the draws
+    logs = [math.log(w / h) for (_, _, h, w), _ in (T.crop_and_flip(1000, 1000, s, (0.08, 0.5)) for s in range(2000))]
+    assert abs(statistics.mean(logs)) < 0.012 and 0.45 < sum(x < 0 for x in logs) / len(logs) < 0.55
+    # a 375x500 photo fails about one try in four (h > 375): ten tries leave none to the whole-image fallback
+    assert not any(T.crop_and_flip(375, 500, s)[0] == (0, 0, 375, 500) for s in range(400))
+    # every try fails on a 1000x10 strip (and its transpose): the fallback's box, centred
+    for seed in range(3):
+        assert T.crop_and_flip(1000, 10, seed)[0] == (493, 0, 13, 10)
+        assert T.crop_and_flip(10, 1000, seed)[0] == (0, 493, 10, 13)
+    # a box as high as the image but narrower (0 < h <= height) is a try that succeeded, not a fallback
+    boxes = [T.crop_and_flip(8, 8, s)[0] for s in range(400)]
+    assert any(h == 8 and w < 8 for _, _, h, w in boxes) and any(w == 8 and h < 8 for _, _, h, w in boxes)
 
 
 def gradient_folder(root):

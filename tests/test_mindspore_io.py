@@ -155,6 +155,25 @@ def test_slices_of_one_parameter_and_crc_trailer_are_read(tmp_path):
         load_model(str(tmp_path / "badcrc.ckpt"))
 
 
+def test_dims_0_is_a_scalar_with_one_element_and_an_empty_vector_without(tmp_path):
+    """MindSpore writes a scalar as dims [0] and one element's bytes; dims [0] with no bytes is an empty vector."""
+    path = tmp_path / "e.ckpt"
+    path.write_bytes(mindspore_io.mindspore_bytes({"empty": torch.empty(0), "scalar": torch.tensor(2.5)}))
+    raw, _ = mindspore_io.read_mindspore_ckpt(str(path))
+    assert raw["empty"].shape == (0,) and raw["scalar"].shape == () and raw["scalar"].item() == 2.5
+
+
+def test_a_seed_files_step_counts_its_batchnorms_and_is_written_back_as_mindspores_int32_step(tmp_path):
+    """num_batches_tracked, which MindSpore has not, is the file's global_step; convert writes the step back as
+    the seed's optimiser holds it (global_step: Int32, one element)."""
+    path = write_seed_ckpt(tmp_path / "mobilenetv1-2_12.ckpt", seed_entries(trained_looking(4, 0.25), True, 24))
+    counters = {k: v for k, v in mindspore_io.read_any(path)["model"].items() if k.endswith("num_batches_tracked")}
+    assert len(counters) == 27 and all(v.dtype == torch.long and v.item() == 24 for v in counters.values())
+    assert cli.main(["convert", path, str(tmp_path / "back.ckpt")]) == 0
+    raw, _ = mindspore_io.read_mindspore_ckpt(str(tmp_path / "back.ckpt"))
+    assert raw["global_step"].dtype == torch.int32 and raw["global_step"].tolist() == [24]
+
+
 def test_mismatches_are_named_and_nothing_is_half_loaded(tmp_path):
     model = trained_looking(10, 0.5)
     entries = seed_entries(model)
@@ -247,6 +266,7 @@ def test_a_damaged_name_is_refused_naming_the_file(tmp_path, capsys):
     assert cli.main(["convert", str(tmp_path / "name.ckpt"), str(tmp_path / "out.pt")]) == 1
     assert "name.ckpt: the name of entry 2 is not UTF-8 text" in capsys.readouterr().err
     assert not (tmp_path / "out.pt").exists()
+
 
 def test_dtypes_survive_and_unknown_types_are_refused(tmp_path):
     tensors = {"f16": torch.randn(3, 2).half(), "bf16": torch.randn(4).bfloat16(), "i64": torch.arange(5),

@@ -33,6 +33,9 @@ def test_paper_channel_counts_exact():
     assert scale_channels(32, 0.1) == 8
     assert scale_channels(1024, 0.35) == 360
     assert scale_channels(100, 0.35) % 8 == 0
+    # 32 x 0.3 = 9.6: 8 is the nearest multiple but 17% under, so 16; 64 x 0.3 = 19.2: 16 is 17% under, so 24
+    # (torchvision's _make_divisible)
+    assert scale_channels(32, 0.3) == 16 and scale_channels(64, 0.3) == 24
 
 
 def test_parameter_and_mac_counts_match_paper():
@@ -120,6 +123,34 @@ def test_training_forward_in_the_flipped_frame_equals_the_padded_path(size):
         assert (g - p.grad).abs().max() <= 1e-7 * p.grad.abs().max() + 1e-12
     # the two paths share nothing but the parameters: a wrong flip would be far off, not 1e-9
     assert fast.abs().max() > 1e-3
+
+
+def test_training_features_in_the_flipped_frame_are_the_direct_paths_the_right_way_round():
+    """forward_features in a training step (the flipped frame) gives the layers' own map, not a mirror of it:
+    the logits cannot tell (the pool averages it), a head on the features can."""
+    torch.manual_seed(0)
+    model = MobileNetV1(class_num=6, width_mult=0.25).double().train()
+    x = torch.randn(2, 3, 97, 64, dtype=torch.float64)
+    feats = model.forward_features(x)
+    direct = model.network(x)
+    assert feats.shape == (2, 256, 4, 2)
+    assert torch.allclose(feats, direct, rtol=0, atol=1e-9)
+    assert (direct - direct.flip(-1)).abs().max() > 1e-3 and (direct - direct.flip(-2)).abs().max() > 1e-3
+
+
+def test_batchnorm_takes_a_tenth_of_each_training_batch_into_its_running_statistics():
+    """MindSpore's BatchNorm momentum 0.9 keeps 0.9 of the running statistics and takes 0.1 of the batch's
+    (PyTorch's momentum 0.1), the variance unbiased; eps 1e-5."""
+    torch.manual_seed(0)
+    model = MobileNetV1(class_num=4, width_mult=0.25).train()
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        model(x)
+        conv, bn = model.network[0][0], model.network[0][1]
+        y = F.conv2d(F.pad(x, (0, 1, 0, 1)), conv.weight, stride=2)  # SAME at stride 2 on an even size
+    torch.testing.assert_close(bn.running_mean, 0.1 * y.mean(dim=(0, 2, 3)), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(bn.running_var, 0.9 + 0.1 * y.var(dim=(0, 2, 3), unbiased=True), rtol=1e-5, atol=1e-6)
+    assert bn.eps == 1e-5
 
 
 @pytest.mark.parametrize("padding", ["same", "symmetric"])

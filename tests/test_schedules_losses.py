@@ -89,6 +89,13 @@ def test_exponential_staircase_after_a_linear_warmup():
     assert set(get_lr(0.0, 0.0, 0.3, 0, 3, 4, "exponential", 1.0, 1.0).tolist()) == {np.float32(0.3)}
 
 
+def test_an_exponential_decay_period_of_a_fraction_of_steps_is_truncated_as_tf_slims():
+    """TF-slim's int(steps_per_epoch * num_epochs_per_decay): 0.9 epochs of 3 steps decay every 2 steps (2.7
+    truncated), not every 3."""
+    lr = get_lr(0.0, 0.0, 1.0, 0, 2, 3, "exponential", 0.5, 0.9)
+    assert lr.tolist() == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+
+
 def test_cosine_annealing_is_torchs_cosine_annealing_after_a_linear_warmup():
     """Warm-up as the seed's linear mode, then the rates of torch's CosineAnnealingLR stepped once a
     step (T_max: the steps after the warm-up, eta_min: lr_end), from lr_max down toward lr_end; not the
@@ -244,6 +251,18 @@ def test_bce_target_threshold_makes_mixed_and_smoothed_targets_whole_and_train_m
                     make_scaler("fp32", cpu, 1.0), [0.1], cpu, "fp32",
                     augment=lambda pos, images, labels: (images, labels.flip(0), 0.7))
     assert calls == [0.7]
+
+
+def test_a_bce_target_at_the_threshold_is_not_above_it():
+    """timm's --bce-target-thresh keeps a target strictly above it (target.gt(thresh)): an even mix of two
+    classes (0.5 each) at a threshold of 0.5 counts neither."""
+    from mobilenet_v1.losses import BinaryCrossEntropy
+
+    logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+    loss = BinaryCrossEntropy(0.0, 3, target_threshold=0.5).mixed(logits, torch.tensor([0, 2]), torch.tensor([1, 0]),
+                                                                  0.5)
+    none = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.zeros(2, 3))
+    assert loss.item() == pytest.approx(none.item(), rel=1e-6)
 
 
 def test_a_run_trains_with_bce_and_a_resume_to_cross_entropy_is_named(cifar_dir, tmp_path, capsys, one_thread):
