@@ -224,6 +224,26 @@ def test_plans_draw_each_operation_and_bin_evenly_from_the_seed_alone():
         load_config(["--auto_augment=ra", "--ra_magnitude=40"])
 
 
+@pytest.mark.parametrize("policy", ["ta_wide", "ra"])
+def test_each_operation_is_signed_where_torchvisions_is(policy):
+    """torchvision's augmentation space marks which operations take a random sign (shears, translations,
+    rotation and the four enhancements): those are negative for about half the samples, the others never."""
+    from torchvision.transforms.v2 import RandAugment, TrivialAugmentWide
+
+    space = {"ta_wide": TrivialAugmentWide, "ra": RandAugment}[policy]._AUGMENTATION_SPACE
+    seeds = torch.arange(20000, dtype=torch.int64) * 7919 + 12345
+    plan = AutoAugment(policy, level=9).plans(seeds, 224, 224)[0]
+    for op, (_, signed) in space.items():
+        values = plan.values[plan.ops == OPS.index(op)]
+        assert len(values) > 1000, op
+        negative = float((values < 0).float().mean())
+        if signed:
+            zero = float((values == 0).float().mean())  # ta_wide's bin 0: magnitude 0, no sign to see
+            assert negative == pytest.approx((1 - zero) / 2, abs=0.05), op
+        else:
+            assert negative == 0, op
+
+
 def test_apply_gives_each_sample_its_own_operation():
     images = sample_images().repeat(4, 1, 1, 1)  # 16
     ops = torch.tensor([OPS.index(n) for n in ("Identity", "Rotate", "Solarize", "Equalize")] * 4)
@@ -298,6 +318,7 @@ def test_a_seed_draws_alike_as_a_python_int_and_as_the_samplers_int64():
 
 
 # --- AugMix -------------------------------------------------------------------------------------------
+
 
 def test_augmix_magnitude_table_is_torchvisions():
     from torchvision.transforms.v2 import AugMix as TvAugMix

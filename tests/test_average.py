@@ -214,7 +214,6 @@ def test_recorded_facts_survive_a_last_file_without_them_and_a_lost_padding_is_w
     assert load_model(str(tmp_path / "s.pt")).padding == "symmetric"
 
 
-
 def test_keep_best_max_keeps_the_best_epochs_and_average_best_takes_them(cifar_dir, tmp_path, capsys, one_thread):
     """train --keep_best_max 2 keeps the two best evaluated epochs (by the top-1 metrics.jsonl records) as
     mobilenetv1-top-E.ckpt, whatever keep_checkpoint_max removes, each recording its figures; a resume
@@ -274,6 +273,26 @@ def test_keep_best_max_keeps_the_best_epochs_and_average_best_takes_them(cifar_d
     empty.mkdir()
     with pytest.raises(ckpt_io.CheckpointError, match="holds no mobilenetv1-top-E.ckpt file"):
         average([str(empty)], str(tmp_path / "y.pt"), best=2)
+
+
+def test_best_takes_the_highest_top_1_first_the_earlier_epoch_of_a_tie(tmp_path):
+    """average --best N: of more best epochs' files than N, the N of highest recorded top-1, best first
+    (a tie: the earlier epoch first); --use_ema False ranks by the trained weights' top-1 where recorded."""
+    from mobilenet_v1.averaging import best_of
+
+    model = random_model(0)
+    tops = {1: (0.5, None), 2: (0.7, 0.4), 3: (0.6, 0.9), 4: (0.7, None)}  # epoch: (top_1, raw_top_1)
+    for epoch, (top_1, raw) in tops.items():
+        metrics = {"top_1": top_1, **({"raw_top_1": raw} if raw is not None else {})}
+        torch.save({"format": ckpt_io.FORMAT, "model": model.state_dict(), "epoch": epoch, "metrics": metrics},
+                   str(tmp_path / ckpt_io.top_name(epoch)))
+
+    def named(*epochs):
+        return [str(tmp_path / ckpt_io.top_name(e)) for e in epochs]
+
+    assert best_of(str(tmp_path), 2) == named(2, 4)
+    assert best_of(str(tmp_path), 3) == named(2, 4, 3)
+    assert best_of(str(tmp_path), 2, use_ema=False) == named(3, 4)  # raw 0.9, then 0.7 (no raw), 0.6 ...
 
 
 def test_a_recalibration_all_files_record_alike_is_kept_and_any_other_mix_is_said(tmp_path, capsys):

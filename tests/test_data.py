@@ -605,6 +605,24 @@ def test_val_split_holds_out_a_share_of_each_class_chosen_by_file_name(tmp_path)
     assert any(os.fsencode(p).endswith(b"caf\xe9.png") for p, _ in held + rest)
 
 
+def test_val_split_holds_out_the_files_whose_names_hash_lowest(tmp_path):
+    """The rule a run's recorded val_split is found again by (eval, recalibrate-bn and quantize of its
+    checkpoint recompute the held-out files): of each class, the round(share x n) files whose path under
+    the folder has the lowest 8-byte BLAKE2b digest. Computed here with hashlib, apart from the code."""
+    import hashlib
+
+    sizes = [10, 7]
+    class_tree(tmp_path / "a", sizes)
+    samples = find_images(str(tmp_path / "a"), holdout=Holdout(0.3, True))[0]
+    held = {os.path.relpath(p, tmp_path / "a") for p, _ in samples}
+    expected = set()
+    for c, n in enumerate(sizes):
+        names = [f"c{c}/img{i:03d}.png" for i in range(n)]
+        lowest = sorted(names, key=lambda name: hashlib.blake2b(name.encode(), digest_size=8).digest())
+        expected |= {name.replace("/", os.sep) for name in lowest[:round(0.3 * n)]}  # 3 and 2
+    assert held == expected
+
+
 def test_image_split_finds_val_folders_and_refuses_what_would_mislead(tmp_path):
     """The seed's validation_preprocess/, then torchvision's val/ and validation/; a train/ folder with
     no evaluation folder is an error (it used to be read as one class named "train") that points to

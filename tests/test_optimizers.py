@@ -70,6 +70,20 @@ def test_adamw_decays_weights_apart_from_the_gradient_and_not_the_bias():
     assert all(torch.allclose(a, b, rtol=1e-6, atol=1e-7) for pa, pb in zip(params, fused) for a, b in zip(pa, pb))
 
 
+def test_adamw_takes_pytorchs_eps_where_opt_eps_is_0():
+    """opt_eps 0: AdamW's eps is PyTorch's default, 1e-8. Gradients of 1e-7 make it matter: the first step
+    moves each parameter by lr g / (|g| + eps) = 0.1 / 1.1 (weight decay 0.01 first, on the weight alone)."""
+    torch.manual_seed(0)
+    layer = nn.Linear(3, 2)
+    before = [p.detach().clone().double() for p in layer.parameters()]
+    optimizer = make_optimizer(layer, 0.1, 0.9, 0.01, CPU, "adamw")
+    layer.weight.grad, layer.bias.grad = torch.full((2, 3), 1e-7), torch.full((2,), 1e-7)
+    optimizer.step()
+    expected = [before[0] * (1 - 0.1 * 0.01) - 0.1 / 1.1, before[1] - 0.1 / 1.1]
+    for p, want in zip(layer.parameters(), expected):
+        assert torch.allclose(p.detach().double(), want, rtol=0, atol=1e-6)
+
+
 def test_momentum_is_the_seeds_sgd_and_bad_values_name_the_option():
     params, grads, optimizer = two_steps("momentum")
     assert type(optimizer) is torch.optim.SGD and optimizer.param_groups[1]["weight_decay"] == 0.0

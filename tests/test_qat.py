@@ -154,6 +154,29 @@ def test_weights_and_activations_land_on_their_grids_and_gradients_pass_inside_t
     assert torch.equal(x.grad, inside.float())  # straight through inside the range, nothing outside
 
 
+def test_the_ranges_move_as_pytorchs_moving_average_observer_and_always_hold_zero():
+    """Each batch moves a range 0.01 of the way to its own minimum and maximum, as PyTorch's
+    MovingAverageMinMaxObserver (averaging_constant 0.01); and the quantization parameters are ONNX
+    Runtime's for uint8, the range widened to hold 0: (0.5, 2) quantizes as (0, 2), scale 2/255 and zero
+    point 0; (-3, -1) as (-3, 0), scale 3/255 and zero point 255."""
+    from torch.ao.quantization import MovingAverageMinMaxObserver
+
+    observer = MovingAverageMinMaxObserver()
+    ranges = qat.ActivationRanges(3).train()
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        x = torch.randn(200, generator=g) * 3 + 1
+        ranges(1, x)
+        ranges.observed += 1
+        observer(x)
+    assert ranges.ranges[1].tolist() == pytest.approx([float(observer.min_val), float(observer.max_val)], rel=1e-6)
+    ranges.ranges[0] = torch.tensor([0.5, 2.0])
+    ranges.ranges[2] = torch.tensor([-3.0, -1.0])
+    for i, scale, zero_point in ((0, 2.0 / 255, 0), (2, 3.0 / 255, 255)):
+        got = ranges.qparams(i)
+        assert float(got[0]) == pytest.approx(scale, rel=1e-6) and int(got[1]) == zero_point, i
+
+
 def test_the_model_refuses_what_it_does_not_simulate():
     with pytest.raises(ValueError, match="features_only"):
         MobileNetV1(10, qat=True, features_only=True)

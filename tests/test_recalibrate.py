@@ -65,6 +65,17 @@ def test_the_statistics_become_the_mean_of_every_batchs_and_nothing_else_changes
         recalibrate(nn.Conv2d(3, 2, 1), batches, torch.device("cpu"))
 
 
+def test_num_batches_tracked_counts_the_measured_batches_not_the_training_ones():
+    """A trained model's BatchNorm layers have counted thousands of batches; after recalibrate-bn each
+    counts the batches its statistics were measured on (a batch of one image passed over)."""
+    net = small_net()
+    for bn in (net[1], net[4]):
+        bn.num_batches_tracked.fill_(5000)
+    batches = [(torch.randn(n, 3, 9, 9), None) for n in (5, 1, 3)]
+    recalibrate(net, batches, torch.device("cpu"))
+    assert [int(bn.num_batches_tracked) for bn in (net[1], net[4])] == [2, 2]
+
+
 def save(path, image_size=32, config=True) -> str:
     torch.manual_seed(3)
     model = MobileNetV1(class_num=4, width_mult=0.25)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mobilenet_v1.batch_augment import BatchAugment, erase, erase_boxes
+from mobilenet_v1.batch_augment import BatchAugment, cutmix_box, erase, erase_boxes
 from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.engine import make_optimizer, make_scaler, train_one_epoch
 from mobilenet_v1.losses import CrossEntropySmooth
@@ -60,6 +60,28 @@ def test_cutmix_pastes_one_box_of_the_partner_and_lam_is_the_share_left_as_it_wa
         assert partner.tolist() == [6, 9, 8, 7]
         clipped += top == 0 or left == 0 or bottom == h or right == w
     assert clipped > 0  # boxes centred near an edge are cut there
+
+
+class _Centre:
+    """A generator whose integers(n) is the centre row (n the height) or column (n the width) asked for."""
+
+    def __init__(self, height: int, width: int, cy: int, cx: int):
+        self.at = {height: cy, width: cx}
+
+    def integers(self, n):
+        return self.at[n]
+
+
+def test_the_cutmix_box_has_sides_sqrt_1_minus_lam_of_the_image_halved_about_its_centre_and_clipped():
+    """timm's rand_bbox: cut = int(side * sqrt(1 - lam)), the box centre -/+ cut // 2 on each axis, clipped
+    to [0, side]. By hand for a 20x28 image: lam 0.75 gives sides 10 and 14 (halves 5, 7); lam 0.36 sides
+    int(16.0) and int(22.4), 16 and 22 (halves 8, 11)."""
+    h, w = 20, 28
+    cases = [(0.75, 10, 14, (5, 15, 7, 21)),  # inside: a quarter of the image
+             (0.75, 1, 27, (0, 6, 20, 28)),  # cut at the top and the right edge
+             (0.36, 19, 0, (11, 20, 0, 11))]  # cut at the bottom and the left edge
+    for lam, cy, cx, box in cases:
+        assert cutmix_box(h, w, lam, _Centre(h, w, cy, cx)) == box, (lam, cy, cx)
 
 
 @pytest.mark.parametrize("criterion", [CrossEntropySmooth(smooth_factor=0.1, num_classes=7), nn.CrossEntropyLoss()],
@@ -271,6 +293,7 @@ def test_mix_and_clip_options_are_checked():
 
 # --- dropout --------------------------------------------------------------------------------------
 
+
 def test_drop_rate_drops_pooled_features_in_training_only():
     torch.manual_seed(0)
     plain = MobileNetV1(class_num=7, width_mult=0.25)
@@ -297,6 +320,7 @@ def test_drop_rate_drops_pooled_features_in_training_only():
 
 
 # --- clipping -------------------------------------------------------------------------------------
+
 
 def _one_step(max_norm, guard, scale=None, criterion=None, fused=False):
     """One SGD step (lr 1, no momentum, no decay) of a small net; returns the weights before, after, and
