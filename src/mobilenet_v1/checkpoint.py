@@ -590,21 +590,16 @@ class RunLock:
 
     def __init__(self, folder: str):
         self.path, self.fd = os.path.join(folder, RUN_LOCK), None
-        try:
-            import fcntl
-        except ImportError:  # not a POSIX system
-            return
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            state = _flock(fd)
+            if state is False:
                 holder = os.read(fd, 200).decode("utf-8", "replace").strip()
                 os.close(fd)
                 raise CheckpointError(f"save_checkpoint_path {folder}: another run is training there"
                                       + (f" ({holder})" if holder else "") + "; nothing was trained or changed: "
-                                      "let it end or stop it, or give another folder") from None
-            except OSError:  # no locks on this file system (ENOLCK): as before there were any
+                                      "let it end or stop it, or give another folder")
+            if state is None:  # not a POSIX system, or no locks on this file system (ENOLCK): as before locks
                 os.close(fd)
                 return
             try:  # the file a run that ended removed is no lock: take the one now at the path
