@@ -2014,6 +2014,9 @@ def test_load_predictor_refuses_what_it_would_misread_and_takes_a_path_object(tm
                       ({"exif_orientation": "False"}, r"^exif_orientation must be True, False or None, got 'False'$"),
                       ({"background_class": "False"}, r"^background_class must be True, False or None, got 'False'$"),
                       ({"device_target": "cpu"}, r"^device_target must be CPU, GPU or auto, got 'cpu'$"),
+                      ({"device_target": "Ascend"}, r"^device_target Ascend: this toolkit runs on CUDA GPUs and "
+                                                    r"CPUs; pass --device_target GPU, CPU or auto \(the GPU where "
+                                                    r"there is one\)$"),
                       ({"labels": []}, r"^labels: a list of class names must hold non-empty text only, got \[\]$")):
         with pytest.raises(ValueError, match=said):
             load_predictor(path, **bad)

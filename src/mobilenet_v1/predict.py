@@ -40,8 +40,8 @@ from torch.utils.data import DataLoader, Dataset
 from . import checkpoint as ckpt_io
 from . import transforms as T
 from .api import model_from_checkpoint
-from .config import (DATASETS, add_device_target_option, add_normalisation_options, add_num_workers_option, bool_option,
-                     cifar_name, crop_pct_problem, is_cifar, normalisation)
+from .config import (ASCEND, DATASETS, DEVICE_TARGETS, add_device_target_option, add_normalisation_options,
+                     add_num_workers_option, bool_option, cifar_name, crop_pct_problem, is_cifar, normalisation)
 from .archive import COMPRESSED_SUFFIXES, ArchiveMember, archive_images, is_archive
 from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
 from .engine import resolve_device
@@ -444,7 +444,9 @@ def check_options(image_size: Any = None, crop_pct: Any = None, interpolation: A
     """:func:`load_predictor`'s overrides that no model runs with, refused by name before anything is loaded (a
     Python caller's as the command line's): each None or a value the command line takes; the switches True,
     False or None."""
-    if device_target not in ("auto", "CPU", "GPU"):  # anything else was taken as auto: "cpu" ran on the GPU
+    if device_target == "Ascend":  # the seed's device, in the command line's words
+        raise ValueError(ASCEND)
+    if device_target not in DEVICE_TARGETS:  # anything else was taken as auto: "cpu" ran on the GPU
         raise ValueError(f"device_target must be CPU, GPU or auto, got {device_target!r}")
     if dataset is not None and dataset not in DATASETS:
         # Any other name ("imagenet") was taken for a file that records none: given CIFAR's shrink to 32x32,
