@@ -299,10 +299,11 @@ class Config:
         return self.eval_image_size or self.image_size
 
 
+DEVICE_TARGETS = ("auto", "CPU", "GPU")  # where a model runs: auto takes CUDA where present
 CHOICES: Dict[str, Tuple[Any, ...]] = {
     "dataset": DATASETS,
     "lr_decay_mode": SCHEDULES,
-    "device_target": ("auto", "CPU", "GPU", "Ascend"),
+    "device_target": DEVICE_TARGETS + ("Ascend",),  # Ascend taken from the seed's files, refused where it is used
     "file_format": ("ONNX", "PT2", "PTE", "AIR", "MINDIR"),
     "padding": ("same", "symmetric"),
     "precision": ("auto", "fp32", "bf16", "fp16"),
@@ -685,7 +686,6 @@ ASCEND = ("device_target Ascend: this toolkit runs on CUDA GPUs and CPUs; pass -
           "(the GPU where there is one)")
 # train's and eval's, whose configuration files say it too
 ASCEND_REFUSAL = ASCEND + ", or set one of them in a configuration file that says Ascend (the seed's do)"
-DEVICE_TARGETS = ("auto", "CPU", "GPU")
 
 
 def add_device_target_option(parser: Any, default: Optional[str], help: str) -> None:

@@ -52,7 +52,7 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
-from .config import DATASETS, SEED_IGNORED_KEYS, add_normalisation_options, bool_option, check_ignored
+from .config import CHOICES, DATASETS, SEED_IGNORED_KEYS, add_normalisation_options, bool_option, check_ignored
 from .model import MobileNetV1
 from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, PTE_METADATA, DeployedModel, ExecutorchModel, OnnxModel,
                       ProgramModel, image_input_note, write_metadata)
@@ -702,7 +702,7 @@ def main(argv: Sequence[str]) -> int:
     # The seed's export.py takes every key of its configuration as a flag: --device_target (its default, and its
     # files', Ascend), with --device_id on a machine of several: as unrecognized arguments they failed the seed's
     # command here. The file is built and checked on the CPU whatever they say, Ascend included.
-    p.add_argument("--device_target", choices=("auto", "CPU", "GPU", "Ascend"), default=None,
+    p.add_argument("--device_target", choices=CHOICES["device_target"], default=None,
                    help="the seed's flag, taken and not used: the file is built and checked on the CPU")
     p.add_argument("--device_id", type=int, default=None, help="the seed's flag, taken and not used")
     # The seed's export.py builds its network with class_num outputs before loading the file; here the file
