@@ -1189,6 +1189,12 @@ def remove_partial_files(folder: str, patterns: Sequence[str] = RUN_PARTIALS, he
     return removed
 
 
+def remove_deployed_partials(path: str) -> List[str]:
+    """What an export or quantize killed in the folder of ``path`` (the file about to be written) left, removed
+    (:func:`remove_partial_files` of :data:`DEPLOYED_PARTIALS`, the folder not held); returns the removed paths."""
+    return remove_partial_files(os.path.dirname(os.path.abspath(path)), DEPLOYED_PARTIALS, held=False)
+
+
 def removed_note(removed: Sequence[str]) -> str:
     """What :func:`remove_partial_files` removed from the folder of an exported or quantized file, said."""
     folder = os.path.dirname(removed[0]) if removed else ""

@@ -384,8 +384,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                                 f"{int(model.quant.observed)} training batches")
 
     # What an export or quantize killed in this folder left (never a finished file), before this one writes.
-    removed = ckpt_io.remove_partial_files(os.path.dirname(os.path.abspath(out_path)), ckpt_io.DEPLOYED_PARTIALS,
-                                           held=False)
+    removed = ckpt_io.remove_deployed_partials(out_path)
     if file_format == "PTE":
         dynamic_batch = False  # ExecuTorch plans the program's memory for one batch size
     sizes: List[int] = [batch_size] if not dynamic_batch else sorted({1, max(batch_size, 2)})

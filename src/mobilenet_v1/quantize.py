@@ -210,8 +210,7 @@ def quantize_file(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torc
     fp32.check_classifier()  # its calibration check compares class scores
     source_proto = onnx.load(src)
     meta = read_metadata({p.key: p.value for p in source_proto.metadata_props})
-    removed = ckpt_io.remove_partial_files(os.path.dirname(os.path.abspath(dst)), ckpt_io.DEPLOYED_PARTIALS,
-                                           held=False)
+    removed = ckpt_io.remove_deployed_partials(dst)
     with ckpt_io.atomic_output(dst) as tmp:
         with ckpt_io.work_folder(tmp) as work:
             core = src
@@ -300,8 +299,7 @@ def quantize_program(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, t
     executorch_runtime()  # installed, or an error that says how
     fp32 = ProgramModel(src)
     fp32.check_classifier()
-    removed = ckpt_io.remove_partial_files(os.path.dirname(os.path.abspath(dst)), ckpt_io.DEPLOYED_PARTIALS,
-                                           held=False)
+    removed = ckpt_io.remove_deployed_partials(dst)
     images = 0
     example = None
     with executorch_quiet():  # the quantization passes announce their own internals
