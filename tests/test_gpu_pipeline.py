@@ -759,3 +759,33 @@ def test_cifar_on_device_eval_batches_equal_per_sample_reference(cifar_dir):
             assert (x[i] - ref).abs().max() <= 1 / (255 * 0.1994) + 1e-5
         seen += len(y)
     assert seen == 40
+
+
+def test_cifar_training_batches_on_cuda_pin_no_device_tensor(cifar_dir, monkeypatch):
+    """The CIFAR loader's CUDA branch, traced on fake CUDA tensors (FakeTensorMode: shapes and devices, no
+    GPU): its flips are drawn on the device, and only host memory can be pinned (torch raises "only dense CPU
+    tensors can be pinned" for a CUDA tensor's ``pin_memory()``); the stand-in raises as torch does."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    pinned = []
+
+    def pin(t, *args):
+        pinned.append(t.device.type)
+        if t.device.type != "cpu":
+            raise RuntimeError(f"cannot pin {t.device} memory: only dense CPU tensors can be pinned")
+        return t  # (fake mode cannot pin at all: the host tensor is used as it is)
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", pin)
+    images, labels = load_cifar(str(cifar_dir), train=True)
+    loader = CifarLoader(images, labels, 8, train=True, image_size=32, device=CPU, seed=1, channels_last=True,
+                         vflip=0.5)
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        cuda = torch.device("cuda", 0)
+        # What __init__ does with a CUDA device (its label count reads a value back, which fake tensors have not)
+        loader.images, loader.labels, loader.device = loader.images.to(cuda), loader.labels.to(cuda), cuda
+        loader.normalize = T.Normalize(T.CIFAR_MEAN, T.CIFAR_STD, cuda, channels_last=True)
+        x, y = next(iter(loader))
+        assert (x.device, y.device, tuple(x.shape)) == (cuda, cuda, (8, 3, 32, 32))
+        assert pinned == []
+        # A host tensor still goes through pinned memory.
+        assert T.to_device_nowait(torch.zeros(3), cuda).device == cuda and pinned == ["cpu"]

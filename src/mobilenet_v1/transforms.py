@@ -499,8 +499,10 @@ def _bilinear_crops(canvas: torch.Tensor, extents: torch.Tensor, size: int) -> t
 
 def to_device_nowait(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     """A small host tensor (draws, indices) on ``device``: through pinned memory on CUDA, so the copy
-    does not wait for the work queued there."""
-    if device.type == "cuda":
+    does not wait for the work queued there. A tensor already off the host (the CIFAR loader's flips,
+    drawn on the device) is moved as it is: only host memory can be pinned, a CUDA tensor's
+    ``pin_memory()`` raises."""
+    if device.type == "cuda" and t.device.type == "cpu":
         return t.pin_memory().to(device, non_blocking=True)
     return t.to(device)
 
