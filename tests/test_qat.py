@@ -430,6 +430,35 @@ def test_a_bad_batch_leaves_the_ranges_as_they_were(digits):
     assert torch.equal(model.quant.ranges, ranges) and int(model.quant.observed) == observed
 
 
+def test_a_bad_step_takes_back_the_ranges_on_the_device_path_too(digits, monkeypatch):
+    """On CUDA the guard puts the statistics back with torch.where on its flag (the host never asks the
+    device), the counter ``observed`` (0-dim) among them: run here on the CPU by telling the guard it is on
+    CUDA, with a stand-in for the CUDA event it reads its counters behind."""
+    from mobilenet_v1.nonfinite import NonFiniteGuard
+
+    class Event:
+        def record(self, stream=None):
+            pass
+
+        def query(self):
+            return True
+
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    model = load_model(digits["qat"]).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    guard = NonFiniteGuard(model, optimizer, torch.device("cpu"))
+    guard._on_cuda = True
+    ranges, observed = model.quant.ranges.clone(), model.quant.observed.clone()
+    for _ in range(2):  # the second reads the first's counters behind the event
+        guard.begin()
+        loss = model(torch.randn(4, 3, 32, 32) * 3).sum() * float("nan")
+        loss.backward()
+        guard.step(loss, torch.amp.GradScaler("cpu", enabled=False))
+        assert torch.equal(model.quant.ranges, ranges)
+        assert model.quant.observed.shape == () and torch.equal(model.quant.observed, observed)
+    assert guard.seen["total"] == 1  # read one step late
+
+
 def test_a_resume_keeps_to_the_weight_grid_it_trained_on(digits, tmp_path):
     folder = tmp_path / "qat"
     saved = train.run(load_config(digits["qat_args"] + [f"--save_checkpoint_path={folder}"]))["checkpoint"]

@@ -233,6 +233,9 @@ class NonFiniteGuard:
             if host_bad:
                 torch._foreach_copy_(self.stats, self.saved)
             return
+        # The flag as a 0-dim tensor: broadcast as a (1,) one, it would make the 0-dim ``observed`` of
+        # quantization-aware training's ranges a (1,) result, which its out= cannot hold (a RuntimeError).
+        bad = bad.reshape(())
         for stat, saved in zip(self.stats, self.saved):
             torch.where(bad, saved, stat, out=stat)
 
