@@ -4,6 +4,7 @@ The issue's tests (a)-(g) are marked in each test's name. The kill tests fork th
 from one helper process that imported torch once (``Zygote``): a run starts in a fraction of a second
 rather than the seconds of a fresh interpreter, so twenty kills fit the time budget.
 """
+import copy
 import dataclasses
 import errno
 import json
@@ -1298,6 +1299,77 @@ def test_what_a_resume_point_supersedes(tmp_path):
         "mobilenetv1-1_10.ckpt", "mobilenetv1-2_5.ckpt", "mobilenetv1-2_10.ckpt"]
 
 
+def test_the_best_epochs_checkpoints_up_to_a_resume_point_stay(tmp_path):
+    """mobilenetv1-top-E.ckpt holds the state at epoch E's end: a resume from epoch 2's end, or from inside
+    epoch 3, keeps top-2 (of the history it continues) and moves top-3 aside."""
+    for e in (1, 2, 3):
+        (tmp_path / ckpt_io.top_name(e)).write_bytes(b"")
+    assert ckpt_io.superseded_files(str(tmp_path), 2, 0, 10) == ["mobilenetv1-top-3.ckpt"]
+    assert ckpt_io.superseded_files(str(tmp_path), 2, 5, 10) == ["mobilenetv1-top-3.ckpt"]
+    assert ckpt_io.superseded_files(str(tmp_path), 1, 5, 10) == ["mobilenetv1-top-2.ckpt", "mobilenetv1-top-3.ckpt"]
+
+
+def test_pruning_keeps_the_newest_two_even_at_keep_checkpoint_max_1_and_the_spare(tmp_path):
+    """keep_checkpoint_max 1 is allowed, and pruning still keeps two: the file being written next replaces
+    none of them until it is whole."""
+    names = ["mobilenetv1-1_10.ckpt", "mobilenetv1-2_10.ckpt", "mobilenetv1-3_4.ckpt", "mobilenetv1-3_8.ckpt"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    removed = ckpt_io.prune_checkpoints(str(tmp_path), 1, spare=str(tmp_path / "mobilenetv1-2_10.ckpt"))
+    assert [os.path.basename(p) for p in removed] == ["mobilenetv1-1_10.ckpt"]
+    assert sorted(os.listdir(tmp_path)) == names[1:]
+
+
+def test_a_folder_with_checkpoints_of_its_own_stands_for_itself_beside_an_empty_ckpt_0(tmp_path):
+    """A distributed run stopped before its first save leaves an empty ckpt_0/: a run of one process in the same
+    folder since is still that folder's run; without checkpoints of its own the folder stands for its ckpt_0/."""
+    (tmp_path / "ckpt_0").mkdir()
+    (tmp_path / "mobilenetv1-1_10.ckpt").write_bytes(b"")
+    assert ckpt_io.run_folder(str(tmp_path)) == str(tmp_path)
+    os.unlink(tmp_path / "mobilenetv1-1_10.ckpt")
+    assert ckpt_io.run_folder(str(tmp_path)) == str(tmp_path / "ckpt_0")
+
+
+def hand_made_checkpoint(model, optimizer, /, **changes):
+    """A training checkpoint of ``model`` and ``optimizer`` after 3 of the 12 steps of epoch 2, as train writes
+    one, with ``changes``."""
+    ckpt = {"format": ckpt_io.FORMAT, "model": copy.deepcopy(model.state_dict()),
+            "optimizer": copy.deepcopy(optimizer.state_dict()), "scaler": {}, "epoch": 1, "step": 15,
+            "step_in_epoch": 3, "steps_per_epoch": 12, "rng": {"torch": torch.get_rng_state()}, "config": {}}
+    ckpt.update(changes)
+    return ckpt
+
+
+def test_a_position_scale_or_buffer_no_run_writes_is_refused_and_an_old_file_continues_on_more_processes(
+        one_thread):
+    model, optimizer = fresh_model_and_optimizer(load_config(SMALL))
+
+    def validate(samples_per_step=None, **changes):
+        return ckpt_io.validate_training_checkpoint(hand_made_checkpoint(model, optimizer, **changes), "x.ckpt",
+                                                    model, optimizer, 12, samples_per_step=samples_per_step)
+
+    def problem(samples_per_step=None, **changes):
+        with pytest.raises(ckpt_io.CheckpointError, match=r"^checkpoint x\.ckpt: cannot continue this run: ") as e:
+            validate(samples_per_step, **changes)
+        return str(e.value)
+
+    assert validate() == (1, 3)
+    # All 12 steps of epoch 2 done is epoch 2's end, which train saves as epoch 2 and step 0 of epoch 3.
+    assert "position: step_in_epoch 12 is not below steps_per_epoch 12" in problem(step=24, step_in_epoch=12)
+    # GradScaler multiplies the loss by its scale: at 0 or below every gradient is 0 or turned round.
+    for scale in (0.0, -1024.0):
+        assert f"scaler: loss scale {scale!r} is not a positive finite number" in problem(scaler={"scale": scale})
+    assert validate(scaler={"scale": 1024.0}) == (1, 3)
+    state = copy.deepcopy(optimizer.state_dict())
+    state["state"][0]["momentum_buffer"] = state["state"][0]["momentum_buffer"].double()
+    assert "optimizer: momentum_buffer of parameter 0 is torch.float64" in problem(optimizer=state)
+    # A file from before samples_per_step: its config's 8 x 5 are one process's 40 samples a step, so 80 is two
+    # such processes and continues it; 48 is no count of them.
+    old = {"config": {"batch_size": 8, "grad_accum_steps": 5}}
+    assert validate(80, **old) == validate(40, **old) == (1, 3)
+    assert "of a run whose steps took 40 samples a process" in problem(48, **old)
+
+
 def test_a_refused_resume_leaves_the_runs_config_yaml(cifar_dir, tmp_path, capsys, one_thread):
     run = tmp_path / "run"
     assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=1")]) == 0
@@ -2022,6 +2094,30 @@ def test_written_files_get_the_users_usual_mode(tmp_path):
         os.umask(old)
     modes = {n: os.stat(tmp_path / n).st_mode & 0o777 for n in ("a.ckpt", "config.yaml", "b.ckpt")}
     assert modes == {"a.ckpt": 0o644, "config.yaml": 0o644, "b.ckpt": 0o640}
+
+
+def test_a_file_its_caller_writes_in_place_is_synced_before_it_takes_its_name(tmp_path, monkeypatch):
+    """atomic_output's callers (export's writers, keep_aside's copy) write the temporary file themselves and close
+    it unsynced: its own fsync before the rename keeps a crash from leaving an empty file under the name."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.fstat(fd).st_ino))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", os.stat(src).st_ino))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    with ckpt_io.atomic_output(str(tmp_path / "m.onnx")) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(b"model")
+    inode = os.stat(tmp_path / "m.onnx").st_ino
+    renamed = events.index(("replace", inode))
+    assert ("fsync", inode) in events[:renamed]
 
 
 def test_a_ctrl_c_inside_a_checkpoints_write_is_the_ctrl_c_and_leaves_the_file_as_it_was(tmp_path, monkeypatch):

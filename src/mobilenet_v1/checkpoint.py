@@ -1287,7 +1287,10 @@ def state_problems(ckpt: Dict[str, Any], steps_per_epoch: Optional[int] = None
                         f"steps_per_epoch {fields[3]!r}, step_offset {offset!r} are not counts")
         return problems, None
     epoch, step, in_epoch, spe = fields
-    if step != GlobalSteps(spe, offset).at(epoch, in_epoch) or in_epoch >= spe:
+    if in_epoch >= spe:  # an epoch's last step ends it: train saves that point as the next epoch, step 0
+        problems.append(f"position: step_in_epoch {in_epoch} is not below steps_per_epoch {spe}")
+        return problems, None
+    if step != GlobalSteps(spe, offset).at(epoch, in_epoch):
         problems.append(f"position: step {step} is not epoch {epoch} x {spe} + {in_epoch}"
                         + (f" + step_offset {offset}" if offset else ""))
         return problems, None
