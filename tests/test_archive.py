@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from mobilenet_v1 import cli, train
-from mobilenet_v1.archive import ArchiveMember, read_member
+from mobilenet_v1.archive import ArchiveMember, is_archive, read_member
 from mobilenet_v1.checkpoint import load_file
 from mobilenet_v1.config import load_config
 from mobilenet_v1.data import (BadSample, DataError, DataOptions, DataWarning, Holdout, ImageFolderDataset,
@@ -489,8 +489,8 @@ def test_kept_listings_unread_for_30_days_are_removed_when_one_is_written(image_
 
 def test_odd_member_names_later_copies_and_link_loops_read_as_once_extracted(tmp_path):
     """Names tar writes otherwise than it extracts them (a leading / from ``tar -P``, ``.`` and empty parts)
-    are the files they extract to, each once; a name stored again after a hard link of it, or after the link's
-    target, is read as extracting leaves it; a symbolic link to a folder it lies in (a loop) adds nothing, as
+    are the files they extract to, each once; a name stored again after a (hard or symbolic) link of it, or after
+    the link's target, is read as extracting leaves it; a symbolic link to a folder it lies in (a loop) adds nothing, as
     a folder walk reads that folder once."""
     png = {i: jpeg_bytes(smooth_image(20, 20, i), fmt="PNG") for i in range(6)}
 
@@ -522,6 +522,10 @@ def test_odd_member_names_later_copies_and_link_loops_read_as_once_extracted(tmp
                                      ("dog/a.png", png[4]), ("cat/0.png", png[5])])
     assert read(later) == (["cat", "dog"], [("cat/0.png", 0, png[5]), ("dog/a.png", 1, png[4]),
                                             ("dog/b.png", 1, png[0])])
+    # A symbolic link stored, then a file of its name: extracting leaves the file.
+    relinked = archive_of("relinked.tar", [("cat/0.png", png[0]), ("dog/a.png", (tarfile.SYMTYPE, "../cat/0.png")),
+                                           ("dog/a.png", png[1])])
+    assert read(relinked) == (["cat", "dog"], [("cat/0.png", 0, png[0]), ("dog/a.png", 1, png[1])])
     loop = archive_of("loop.tar", [("cat/0.png", png[0]), ("cat/again", (tarfile.SYMTYPE, ".")),
                                    ("cat/s/up", (tarfile.SYMTYPE, "../..")), ("dog/1.png", png[1]),
                                    ("dog/cats", (tarfile.SYMTYPE, "../cat"))])
@@ -636,3 +640,13 @@ def test_a_folder_of_class_archives_is_listed_once_a_process_until_an_archive_ch
             tf.add(str(source / "img_0.JPEG"), arcname=name)
     samples, _ = find_images(str(split))
     assert str(split / "n02.tar") in listed[3:] and len(samples) == 4
+
+
+def test_an_archive_is_named_tar_in_any_case_and_is_a_file(tmp_path):
+    """A split copied from a system that names files in capitals (TRAIN.TAR) is an archive as train.tar is."""
+    for name in ("TRAIN.TAR", "val.Tar"):
+        with tarfile.open(tmp_path / name, "w"):
+            pass
+        assert is_archive(str(tmp_path / name))
+    (tmp_path / "folder.tar").mkdir()
+    assert not is_archive(str(tmp_path / "folder.tar")) and not is_archive(str(tmp_path / "missing.tar"))

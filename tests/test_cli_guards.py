@@ -142,6 +142,17 @@ def test_no_command_writes_over_a_training_checkpoint(tmp_path, cifar_dir, capsy
     assert not ckpt_io.holds_training_state(str(weights)) and not ckpt_io.holds_training_state(ckpt)
 
 
+def test_an_output_beside_the_data_folder_is_not_inside_it_under_a_longer_name(tmp_path):
+    """The data folder's path is a prefix of data.csv's and of data2/'s: neither is inside it."""
+    data = tmp_path / "data"
+    (data / "cat").mkdir(parents=True)
+    (tmp_path / "data2").mkdir()
+    for beside in (tmp_path / "data.csv", tmp_path / "data2" / "out.csv"):
+        ckpt_io.check_output("--per_image", str(beside), inside=[str(data)])
+    with pytest.raises(ValueError, match=r"is inside .*data, the data this command reads"):
+        ckpt_io.check_output("--per_image", str(data / "cat" / "out.csv"), inside=[str(data)])
+
+
 def test_eval_writes_no_table_over_its_labels_file(tmp_path, capsys):
     """--eval_labels is often a CSV beside the data set (Kaggle's LOC_val_solution.csv): --per_image or
     --confusion_csv naming it wrote the results over the labels."""

@@ -301,6 +301,11 @@ def test_out_of_range_values_name_where_they_came_from(tmp_path):
                             ("--eval_batch_size=-4", "eval_batch_size must be >= 0"),
                             ("--aug_repeats=0", "aug_repeats must be at least 1, got 0"),
                             ("--pretrain_epoch_size=-1", "pretrain_epoch_size must be in"),
+                            # nothing left to train: the schedule would start past its end
+                            ("--pretrain_epoch_size=90", r"pretrain_epoch_size must be in \[0, epoch_size\), got 90 "
+                                                         r"with epoch_size 90"),
+                            # no share of the loss for the teacher: a distillation that distils nothing
+                            ("--distill_alpha=0", r"distill_alpha must be in \(0, 1\]"),
                             # numpy's seeding refused it with a traceback once the data was loaded
                             ("--seed=-3", r"seed must be in \[0, 2\*\*32 - 1\], got -3"),
                             ("--seed=4294967296", "seed must be in"),
@@ -348,6 +353,9 @@ def test_sizes_and_rates_within_range_still_load():
     cfg = load_config(["--class_num=10000000", "--image_size=65536", "--width_mult=1e6", "--momentum=0.999",
                        "--weight_decay=3e38", "--color_jitter=10"])
     assert (cfg.class_num, cfg.image_size, cfg.width_mult, cfg.momentum) == (10 ** 7, 65536, 1e6, 0.999)
+    # One aspect ratio for every training crop (square crops): the bounds may meet.
+    cfg = load_config(["--dataset=imagenet2012", "--crop_ratio_min=1", "--crop_ratio_max=1"])
+    assert (cfg.crop_ratio_min, cfg.crop_ratio_max) == (1.0, 1.0)
 
 
 def test_a_yaml_int_is_taken_exactly_as_the_command_line_takes_it(tmp_path):

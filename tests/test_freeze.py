@@ -72,6 +72,7 @@ def test_layers_constant_matches_the_architecture():
     assert LAYERS == len(ARCH)
     with pytest.raises(ConfigError, match=r"option --freeze_layers: freeze_layers must be in \[0, 27\]"):
         load_config(["--freeze_layers=28"])
+    assert load_config(["--freeze_layers=27"]).freeze_layers == LAYERS  # a linear probe: the classifier alone
 
 
 def test_fine_tuning_with_frozen_layers_and_a_resume_that_would_change_them(cifar_dir, tmp_path, capsys, one_thread):

@@ -294,3 +294,12 @@ def test_missing_shards_are_counted_in_the_singular_for_one(tmp_path):
         shard_files(str(tmp_path / "s-{0..1}.tar"))
     with pytest.raises(ArchiveError, match=r": 2 of its 3 files are not there \(.*s-1\.tar, .*s-2\.tar\)$"):
         shard_files(str(tmp_path / "s-{0..2}.tar"))
+
+
+def test_a_folder_of_shards_leaves_out_hidden_files_and_takes_the_suffix_in_any_case(tmp_path):
+    """macOS leaves an AppleDouble ._NAME beside each file it copies onto a disk of another system: ._s-0.tar
+    holds no samples, nor does a hidden .s-2.tar, a folder named .tar or a file of another suffix."""
+    for name in ("s-1.tar", "s-0.TAR", "._s-0.tar", ".s-2.tar", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "sub.tar").mkdir()
+    assert shard_files(str(tmp_path)) == [str(tmp_path / "s-0.TAR"), str(tmp_path / "s-1.tar")]

@@ -1006,6 +1006,10 @@ def test_progressive_resizing_sizes_grow_to_image_size_in_steps_of_16_and_then_s
         load_config(["--image_size_ramp=0.5"])
     with pytest.raises(ConfigError, match="image_size_ramp 0.1 of epoch_size 8 is 0.8 epoch.s.: every epoch would"):
         load_config(["--image_size_start=32", "--image_size_ramp=0.1", "--epoch_size=8"])
+    # A ramp of exactly one epoch: that epoch is the ramp's last, at image_size, so image_size_start is never used.
+    with pytest.raises(ConfigError, match="image_size_ramp 0.125 of epoch_size 8 is 1 epoch.s.: every epoch would"):
+        load_config(["--image_size_start=32", "--image_size_ramp=0.125", "--epoch_size=8"])
+    assert load_config(["--image_size_start=32", "--image_size_ramp=0.25", "--epoch_size=8"]).image_size_start == 32
     with pytest.raises(ConfigError, match="option --image_size_start: quantization-aware training fine-tunes"):
         load_config(["--image_size_start=32", "--qat=True"])
 
