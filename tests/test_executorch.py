@@ -131,6 +131,36 @@ def test_without_executorch_a_pte_is_refused_saying_how_to_install_it(tmp_path, 
     assert os.listdir(tmp_path) == ["m.ckpt"]
 
 
+def test_a_runtime_that_fails_to_run_a_program_is_said_with_both_versions_naming_the_file(tmp_path, monkeypatch,
+                                                                                           capsys):
+    """pip installs the newest executorch beside any torch, and a runtime built for another PyTorch release
+    fails on every input with a C++ stack (executorch 1.5.1 under torch 2.11: "tensor does not have a
+    device"): export says so in one line naming the file it was writing and both versions, and writes nothing."""
+    from importlib.metadata import version
+
+    from executorch.runtime import Method
+
+    model = MobileNetV1(class_num=10, width_mult=0.25)
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+
+    def execute(self, inputs, real=Method.execute):
+        if not inputs:  # the metadata method, which takes no tensor, ran
+            return real(self, inputs)
+        raise RuntimeError("tensor does not have a device\nException raised from device_default at TensorImpl.h:1303")
+
+    monkeypatch.setattr(Method, "execute", execute)
+    out = str(tmp_path / "m.pte")
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", out, "--file_format", "PTE"]) == 1
+    err = capsys.readouterr().err
+    # (torch may log a line first, on its first import of ExecuTorch)
+    err = err[err.index("mobilenet-v1 export: error:"):]
+    assert err.startswith(f"mobilenet-v1 export: error: ExecuTorch program {out}: ExecuTorch {version('executorch')}'s "
+                          f"runtime failed to run it under torch {torch.__version__} (tensor does not have a device); ")
+    assert "TensorImpl" not in err and len(err.splitlines()) == 1
+    assert os.listdir(tmp_path) == ["m.ckpt"]
+
+
 def test_int8_programs_pad_on_the_int8_scale_and_keep_relu6_on_it():
     """What keeps our INT8 .pte as fast as timm's network (benchmarks/RESULTS.md): exported, ReLU6 is
     hardtanh, which the XNNPACK quantizer keeps on its input's scale (relu6_, which it does not know, ran in

@@ -509,8 +509,8 @@ def export_executorch(model: MobileNetV1, out_path: str, meta: Dict[str, Any], h
     with ckpt_io.atomic_output(out_path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
-        result.update(_check_float(ExecutorchModel(tmp), "ExecuTorch (XNNPACK)", out_path, model, [batch_size],
-                                   height, width, atol), bytes=os.path.getsize(tmp))
+        result.update(_check_float(ExecutorchModel(tmp, out_path), "ExecuTorch (XNNPACK)", out_path, model,
+                                   [batch_size], height, width, atol), bytes=os.path.getsize(tmp))
     return result
 
 

@@ -446,16 +446,18 @@ def executorch_runtime():
 class ExecutorchModel(DeployedModel):
     """A ``.pte`` file of ``export --file_format PTE`` (an ExecuTorch program, its network delegated to
     XNNPACK, as it runs on phones), run in ExecuTorch's runtime on the CPU (:class:`DeployedModel`). Its
-    metadata is the JSON its constant method :data:`PTE_METADATA` returns; its batch is fixed."""
+    metadata is the JSON its constant method :data:`PTE_METADATA` returns; its batch is fixed. ``name``: the
+    file its errors name (export and quantize run the temporary file they write under it), ``path`` if None."""
 
     kind = "ExecuTorch program"
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, name: Optional[str] = None):
         super().__init__()
+        self.name = shown = name or path
         if not os.path.isfile(path):
-            raise CheckpointError(f"ExecuTorch program {path}: no such file")
+            raise CheckpointError(f"ExecuTorch program {shown}: no such file")
         if not is_executorch_program(path):
-            raise CheckpointError(f"ExecuTorch program {path}: not an ExecuTorch program (its bytes 4 to 7 are "
+            raise CheckpointError(f"ExecuTorch program {shown}: not an ExecuTorch program (its bytes 4 to 7 are "
                                   f"not a .pte file's identifier, ET and two digits)")
         runtime = executorch_runtime()
         with open(path, "rb") as f:  # from memory: the runtime keeps no handle on the file
@@ -471,14 +473,14 @@ class ExecutorchModel(DeployedModel):
         except RuntimeError as e:  # the runtime's one error type for damaged or foreign programs; its
             # message is an error code, the reason is what it logged
             reason = "; ".join(said) or (str(e).splitlines()[0] if str(e) else "RuntimeError")
-            raise CheckpointError(f"ExecuTorch program {path}: ExecuTorch cannot load it ({reason})") from None
+            raise CheckpointError(f"ExecuTorch program {shown}: ExecuTorch cannot load it ({reason})") from None
         if forward is None or meta.num_inputs() != 1 or len(meta.input_tensor_meta(0).sizes()) != 4:
-            raise CheckpointError(f"ExecuTorch program {path}: expected a method 'forward' with one (N, 3, H, W) "
+            raise CheckpointError(f"ExecuTorch program {shown}: expected a method 'forward' with one (N, 3, H, W) "
                                   f"input (or uint8 (N, H, W, 3)): not a classifier of mobilenet-v1 export")
-        self.metadata = self._json_metadata(stored[0], path, PTE_METADATA)
+        self.metadata = self._json_metadata(stored[0], shown, PTE_METADATA)
         spec = meta.input_tensor_meta(0)
         if spec.dtype() not in (_ET_UINT8, _ET_FLOAT):
-            raise CheckpointError(f"ExecuTorch program {path}: its input is neither float32 nor uint8 (ExecuTorch "
+            raise CheckpointError(f"ExecuTorch program {shown}: its input is neither float32 nor uint8 (ExecuTorch "
                                   f"scalar type {spec.dtype()}): not a classifier of mobilenet-v1 export")
         logits = meta.output_tensor_meta(0).sizes() if meta.num_outputs() == 1 else ()
         self.output_dims = len(logits) if meta.num_outputs() == 1 else None
@@ -490,7 +492,23 @@ class ExecutorchModel(DeployedModel):
         self.program, self.method = program, forward  # the method needs its program alive
 
     def _run(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.method.execute([batch])[0]
+        try:
+            return self.method.execute([batch])[0]
+        except RuntimeError as e:
+            # ExecuTorch's runtime takes tensors across PyTorch's C++ interface, which changes between PyTorch
+            # releases, and pip installs the newest executorch beside any torch: executorch 1.5.1 under torch
+            # 2.11 failed so on float and uint8 inputs ("tensor does not have a device", then a C++ stack).
+            from importlib.metadata import PackageNotFoundError, version
+
+            try:
+                made = version("executorch")
+            except PackageNotFoundError:
+                made = "(version unknown)"
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise CheckpointError(
+                f"ExecuTorch program {self.name}: ExecuTorch {made}'s runtime failed to run it under torch "
+                f"{torch.__version__} ({reason}); its runtime is built for one PyTorch release: install torch and "
+                f"executorch releases made together (executorch 1.5.1 runs with torch 2.14.1)") from None
 
 
 def to_pixel_format(rgb: torch.Tensor, pixel_format: str) -> torch.Tensor:

@@ -554,7 +554,7 @@ def main(argv: Sequence[str]) -> int:
         # no file, and an earlier one of that name as it was.
         if a.program:  # fp32: the program unquantized
             result = quantize_program(a.program, a.out, batches(), per_channel=not a.per_tensor,
-                                      check=lambda path: compare_top1(fp32, ExecutorchModel(path), batches()))
+                                      check=lambda path: compare_top1(fp32, ExecutorchModel(path, a.out), batches()))
         else:
             result = quantize_file(a.onnx, a.out, batches(), per_channel=not a.per_tensor,
                                    reduce_range=a.reduce_range,
