@@ -1263,11 +1263,5 @@ def to_dict(cfg: Config) -> Dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def from_dict(values: Dict[str, Any], source: str = "checkpoint") -> Config:
-    """Rebuild a Config saved by :func:`to_dict`; keys this version does not know are dropped."""
-    known = {f.name for f in fields(Config)}
-    return Config(**{k: coerce(k, v, source) for k, v in values.items() if k in known})
-
-
 def dump_yaml(cfg: Config) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
