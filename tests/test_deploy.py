@@ -1193,6 +1193,8 @@ def test_export_at_another_size_says_so_and_records_it_and_outputs_are_checked_f
     said = capsys.readouterr().err
     assert "takes 32x40 as asked; eval, predict, quantize and recalibrate-bn take square sizes only" in said
     assert "recalibrate-bn` measures" not in said
+    with pytest.raises(ValueError, match=r"^--image_size 32: .*m32x40\.onnx takes 32x40 inputs only$"):
+        OnnxModel(str(tmp_path / "m32x40.onnx")).check_size(32)  # its height alone is not its size
     (tmp_path / "out").mkdir()
     (tmp_path / "taken.onnx").mkdir()
     for name, shown in ((str(tmp_path / "out") + os.sep, str(tmp_path / "out") + os.sep),
@@ -1250,9 +1252,17 @@ def test_export_atol_must_be_finite_and_not_negative(tmp_path, capsys):
         assert exit_info.value.code == 2, flags
         assert "mobilenet-v1 export: error: --atol must be a finite number >= 0" in err, err
     assert os.listdir(tmp_path) == ["m.ckpt"]
-    for atol in (-1e-4, float("nan")):
-        with pytest.raises(ExportError, match="atol"):
+    for atol in (-1e-4, float("nan"), float("inf")):  # from Python, as from the command line
+        with pytest.raises(ExportError, match=rf"^atol {re.escape(f'{atol:g}')}: must be a finite number >= 0$"):
             export_checkpoint(str(tmp_path / "missing.ckpt"), str(tmp_path / "m"), atol=atol)
+
+
+def test_a_file_name_ending_in_the_formats_extension_in_capitals_is_written_as_named(tmp_path):
+    model = MobileNetV1(class_num=4, width_mult=0.25)
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    assert export_checkpoint(ckpt, str(tmp_path / "M.ONNX"))["path"] == str(tmp_path / "M.ONNX")
+    assert sorted(os.listdir(tmp_path)) == ["M.ONNX", "m.ckpt"]
 
 
 def test_export_config_file_values_are_read_as_their_keys_are(tmp_path, monkeypatch, capsys):
@@ -1378,6 +1388,68 @@ def test_quantize_names_an_output_with_spaces_as_one_argument_of_its_eval_comman
     assert command, said
     argv = shlex.split(command.group(1))
     assert argv[argv.index("--checkpoint_path") + 1] == out and os.path.isfile(out)
+
+
+def test_quantize_file_leaves_out_the_batches_a_static_batch_graph_cannot_take(tmp_path):
+    """quantize_file takes batches from any caller: for a graph exported with a static batch of 2, a batch of 3
+    among them is left out (ONNX Runtime refuses it), and the count recorded is that of the images used."""
+    import onnx
+
+    from mobilenet_v1.quantize import quantize_file
+
+    model = randomise_batchnorm(MobileNetV1(class_num=4, width_mult=0.25), seed=6)
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    static = export_checkpoint(ckpt, str(tmp_path / "static"), batch_size=2, dynamic_batch=False)["path"]
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(n, 3, 32, 32, generator=g), torch.zeros(n, dtype=torch.long)) for n in (2, 3, 2)]
+    result = quantize_file(static, str(tmp_path / "int8.onnx"), batches)
+    assert result["calib_images"] == 4
+    recorded = {p.key: p.value for p in onnx.load(str(tmp_path / "int8.onnx")).metadata_props}["quantization"]
+    assert recorded.endswith("min/max over 4 images")
+
+
+def test_a_foreign_onnx_file_whose_output_is_not_n_by_classes_is_refused(tmp_path):
+    """An ONNX file taking (N, 3, H, W) whose output is (N,) (one score an image, no classes) is no classifier:
+    eval, predict and quantize would index class scores that are not there."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from mobilenet_v1.checkpoint import CheckpointError
+
+    graph = helper.make_graph([helper.make_node("ReduceMean", ["x"], ["y"], axes=[1, 2, 3], keepdims=0)], "foreign",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N"])])
+    path = str(tmp_path / "foreign.onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    with pytest.raises(CheckpointError, match=r"its output has 1 dimensions, not a classifier's \(N, classes\)"):
+        OnnxModel(path).check_classifier()
+
+
+def test_write_metadata_replaces_a_keys_earlier_value_and_keeps_the_others():
+    import onnx
+
+    from mobilenet_v1.onnx_io import read_metadata, write_metadata
+
+    proto = onnx.ModelProto()
+    write_metadata(proto, {"dataset": "cifar10", "classes": ["cat", "dog"], "crop_pct": None})
+    write_metadata(proto, {"dataset": "imagenet2012", "image_size": 224})
+    assert [(p.key, p.value) for p in proto.metadata_props] == [
+        ("classes", '["cat", "dog"]'), ("dataset", "imagenet2012"), ("image_size", "224")]
+    assert read_metadata({p.key: p.value for p in proto.metadata_props}) == {
+        "dataset": "imagenet2012", "image_size": 224, "classes": ["cat", "dog"]}
+
+
+def test_compare_top1_counts_each_models_hits_and_their_agreement_apart():
+    """Labels all 0; the reference answers 0, 1, 2, 3 and the candidate 0, 1, 2, 0 (in two batches): top-1
+    1/4 and 2/4, and the two agree on 3 of the 4 images."""
+    def answering(classes):
+        return lambda x: torch.nn.functional.one_hot(torch.tensor(classes)[x[:, 0].long()], 4).float()
+
+    batches = [(torch.tensor([[0.0], [1.0]]), torch.zeros(2, dtype=torch.long)),
+               (torch.tensor([[2.0], [3.0]]), torch.zeros(2, dtype=torch.long))]
+    got = compare_top1(answering([0, 1, 2, 3]), answering([0, 1, 2, 0]), batches)
+    assert got == {"images": 4, "reference_top1": 0.25, "candidate_top1": 0.5, "agreement": 0.75}
 
 
 def test_x86_without_vnni_reads_the_cpu_flags(tmp_path, monkeypatch):
@@ -2048,6 +2120,59 @@ def test_load_predictor_refuses_what_it_would_misread_and_takes_a_path_object(tm
                                   f"which are not unpickled here, as that can run code the file holds: a whole model "
                                   f"saved with torch.save(model), or objects beside the tensors (a script's args, "
                                   f"NumPy values)? save tensors only, e.g. torch.save(model.state_dict(), path))")
+
+
+def test_top_k_ranks_only_the_outputs_that_are_classes():
+    """Outputs 3 and 4 are no class (a model trained with class_num above its folders' count; the seed's
+    1001st logit): top_k never names them, even asked for every output, though their logits are the largest,
+    and the probabilities are the softmax over the three classes alone."""
+    import math
+
+    from mobilenet_v1.predict import Predictor
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x):
+            return torch.tensor([[1.0, 3.0, 2.0, 9.0, 8.0]]).expand(x.shape[0], -1)
+
+    predictor = Predictor(model=Fixed(), source="fixed", dataset="cifar10", image_size=32,
+                          names=["a", "b", "c", None, None])
+    [result] = predictor.top_k(torch.zeros(3, 32, 32, dtype=torch.uint8), k=5)
+    z = math.exp(1) + math.exp(2) + math.exp(3)
+    assert [(t["label"], t["index"]) for t in result["top_k"]] == [("b", 1), ("c", 2), ("a", 0)]
+    assert [t["probability"] for t in result["top_k"]] == pytest.approx([math.exp(3) / z, math.exp(2) / z,
+                                                                         math.exp(1) / z])
+
+
+def test_image_files_lists_a_file_named_twice_once_however_its_path_is_spelt(tmp_path):
+    from PIL import Image
+
+    from mobilenet_v1.predict import image_files
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    spelt = [str(tmp_path / "a.png"), os.path.join(str(tmp_path), ".", "a.png"), str(tmp_path)]
+    assert image_files(spelt) == [str(tmp_path / "a.png")]
+
+
+def test_labels_given_for_fewer_outputs_than_the_model_has_are_refused_beside_recorded_names():
+    """Only the names a model records may be fewer than its outputs (trained with class_num above its folders'
+    count); a labels list or file given for it must name every output."""
+    with pytest.raises(ValueError, match=r"^labels: 3 names, but the model has 5 outputs$"):
+        class_names(5, ["a", "b", "c"], ["x", "y", "z"], False)
+
+
+def test_a_cifar_models_photo_is_cropped_to_its_centre_square():
+    """A CIFAR model's photo is centre-cropped to a square before it is shrunk to 32x32: a 32x64 image gives
+    its middle 32 columns (a 32x32 image passes through unchanged), a 64x32 one its middle 32 rows."""
+    from mobilenet_v1.predict import eval_image
+
+    g = torch.Generator().manual_seed(0)
+    middle = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8, generator=g)
+    wide = torch.zeros(3, 32, 64, dtype=torch.uint8)
+    wide[:, :, 16:48] = middle
+    tall = torch.full((3, 64, 32), 255, dtype=torch.uint8)
+    tall[:, 16:48, :] = middle
+    assert torch.equal(eval_image(wide, "cifar10", 32), middle)
+    assert torch.equal(eval_image(tall, "cifar10", 32), middle)
 
 
 def test_an_image_in_memory_after_a_folder_keeps_its_place_among_the_images_given(tmp_path):

@@ -499,6 +499,27 @@ def test_sigterm_to_the_loader_workers_too_still_stops_with_a_checkpoint(image_f
         capsys.readouterr().out
 
 
+_WORKER = r'''
+import os, signal, sys, time
+sys.path.insert(0, sys.argv[1])
+from mobilenet_v1 import stopping
+stopping.ignore_in_worker(0)
+os.kill(os.getpid(), signal.SIGINT)  # the terminal's Ctrl-C reaches the loader workers too
+os.kill(os.getpid(), signal.SIGTERM)  # a scheduler's, sent to every process of the job
+time.sleep(0.2)
+print("serving", flush=True)
+os.kill(os.getpid(), signal.SIGTERM)  # multiprocessing's exit terminating its daemonic children
+time.sleep(20)
+print("still there", flush=True)
+'''
+
+
+def test_a_loader_worker_serves_on_after_ctrl_c_and_a_first_sigterm_and_ends_quietly_at_the_second():
+    # Ended by the second SIGTERM: a worker that outlived it would say "still there" after its sleep.
+    r = subprocess.run([sys.executable, "-c", _WORKER, SRC], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "serving\n", "")
+
+
 _BLOCKED = r'''
 import datetime, os, signal, sys, threading, time
 sys.path.insert(0, sys.argv[1])
@@ -1898,6 +1919,70 @@ def test_a_resume_with_a_lower_limit_is_not_stopped_by_a_streak_that_ended_befor
     guard.load_state_dict({"in_a_row": 4, "total": 6, "longest": 6})
     with pytest.raises(NonFiniteError, match=r"^5 training steps in a row"):
         train_one_epoch(model, Batches([nan, ok]), *args, guard=guard)
+
+
+def test_a_step_skipped_on_purpose_is_not_counted_even_when_not_finite_and_has_no_gradient_norm(one_thread):
+    """``skip`` (a stand-in batch, engine.train_one_epoch): the step changes nothing and is not counted against
+    max_nonfinite_steps, even where the stand-in's own loss is NaN; its gradient norm is NaN, not the norm of
+    the stand-in's gradients."""
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    optimizer = make_optimizer(model, 0.1, 0.9, 0.0, cpu)
+    guard = NonFiniteGuard(model, optimizer, cpu, max_in_a_row=1)  # one counted step would stop it
+    scaler = make_scaler("fp32", cpu, 1.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for value in (1.0, float("nan")):  # a stand-in of finite values, then one of NaN
+        guard.begin()
+        loss = model(torch.full((4, 3), value)).sum()
+        loss.backward()
+        guard.step(loss, scaler, skip=True)
+        assert math.isnan(float(guard.grad_norm()))
+        optimizer.zero_grad()
+    assert guard.sync() == {"in_a_row": 0, "total": 0, "longest": 0}
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_a_fused_sgd_whose_first_step_is_skipped_then_steps_from_zero_momentum(one_thread):
+    """SGD's fused kernel skips a step through found_inf; at a first step it would leave freshly allocated
+    momentum buffers unwritten, which the next step reads. The guard gives SGD zero buffers before any step,
+    so the first good step after a skipped one is a plain first step: buffer = gradient."""
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2, bias=False)
+    start = model.weight.detach().clone()
+    optimizer = make_optimizer(model, 0.5, 0.9, 0.0, cpu, fused=True)
+    guard = NonFiniteGuard(model, optimizer, cpu)
+    assert torch.equal(optimizer.state[model.weight]["momentum_buffer"], torch.zeros(2, 3))
+    scaler = make_scaler("fp32", cpu, 1.0)
+    for value in (float("nan"), 1.0):
+        loss = model(torch.full((1, 3), value)).sum()
+        loss.backward()
+        guard.step(loss, scaler)
+        optimizer.zero_grad()
+    assert guard.sync() == {"in_a_row": 0, "total": 1, "longest": 1}
+    # d(sum(W x))/dW is 1 everywhere for x of ones: W - lr * 1
+    assert torch.allclose(model.weight.detach(), start - 0.5)
+
+
+def test_non_finite_losses_after_one_loss_scale_overflow_are_not_blamed_on_the_loss_scale(one_thread):
+    """A streak whose first step overflowed the fp16 gradients at a finite loss and whose others had a NaN
+    loss is not the loss scale's doing: only a streak of such overflows as long as the limit is."""
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    model = MobileNetV1(class_num=4, width_mult=0.25)
+    optimizer = make_optimizer(model, 0.05, 0.9, 1e-4, cpu)
+    guard = NonFiniteGuard(model, optimizer, cpu, max_in_a_row=3)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(8, 3, 32, 32, generator=g), torch.randint(0, 4, (8,), generator=g)
+    batches = [(x, y)] + [(torch.full_like(x, float("nan")), y)] * 2
+    losses = []
+    with pytest.raises(NonFiniteError, match=r"^3 training steps in a row") as e:
+        train_one_epoch(model, Batches(batches), torch.nn.CrossEntropyLoss(), optimizer,
+                        make_scaler("fp16", cpu, 1e30), [0.05] * 3, cpu, "fp16", guard=guard,
+                        on_step=lambda i, loss, lr: losses.append(float(loss)))
+    assert math.isfinite(losses[0]) and math.isnan(losses[1])  # the first an overflow at a finite loss
+    assert "lower lr_max, check the data" in str(e.value) and "loss scale" not in str(e.value)
 
 
 def test_distributed_epoch_without_guard_is_refused_before_any_step(one_thread, monkeypatch):

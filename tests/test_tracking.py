@@ -396,6 +396,23 @@ def test_continuation_keeps_history_and_best(tmp_path):
     assert runtime._log_files == []  # closed loggers stop copying print0 into their log.txt
 
 
+def test_images_per_s_of_a_step_record_counts_the_images_since_the_record_before(tmp_path, monkeypatch):
+    """8 images a step, one step a second, a record every 2 steps: 16 images in 2 s, 8 images/s in each
+    record, not the epoch's images so far over the 2 s since the record before."""
+    import types
+
+    now = [0.0]
+    monkeypatch.setattr(tracking, "time", types.SimpleNamespace(perf_counter=lambda: now[0], time=time.time))
+    logger = RunLogger(str(tmp_path), epochs=1, steps_per_epoch=4, log_interval=2, progress=False, tensorboard=False)
+    logger.begin_epoch(1)
+    for i in range(4):
+        now[0] = i + 1.0
+        logger.log_step(i, torch.tensor(1.0), 0.1, 8)
+    logger.close()
+    steps = read_metrics(str(tmp_path))["steps"]
+    assert [(r["step"], r["images_per_s"]) for r in steps] == [(2, 8.0), (4, 8.0)]
+
+
 def test_an_owed_evaluation_of_a_checkpoint_from_another_folder_stays_in_the_records(tmp_path, capsys):
     """A run resumed from another folder's checkpoint that owes its epoch 3's evaluation (a signal left it
     out) makes it first: that eval record has no epoch record to join in this folder (history false). It
