@@ -154,6 +154,28 @@ def test_weights_and_activations_land_on_their_grids_and_gradients_pass_inside_t
     assert torch.equal(x.grad, inside.float())  # straight through inside the range, nothing outside
 
 
+def test_rounding_the_weights_reads_nothing_back_from_the_device():
+    """Every layer's weights are rounded in every step: on a GPU a value read back there waits for all the work
+    queued (torch checks an int32 zero point of per-channel rounding against the range with two .item() calls a
+    layer, 56 host waits a step for the 28 layers). The profiler sees such reads on the CPU too; the values are
+    the int8 grid's, computed here apart: round(w * (1 / scale)), clipped, times the scale."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(3)
+    w = torch.randn(8, 4, 3, 3, requires_grad=True)
+    for qmax in (qat.W_QMAX, qat.W_QMAX_REDUCED):
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            rounded, scale = qat.quantize_weight(w, qmax)
+        reads = [e.name for e in prof.events() if e.name in ("aten::item", "aten::_local_scalar_dense")]
+        assert reads == []
+        s = (w.detach().abs().amax((1, 2, 3)).double() / qmax).float().reshape(-1, 1, 1, 1)
+        expected = torch.round(w.detach() * (1.0 / s)).clamp(-qmax, qmax) * s
+        assert torch.equal(rounded.detach(), expected)
+        w.grad = None
+        rounded.sum().backward()
+        assert torch.equal(w.grad, torch.ones_like(w))  # the grid's ends are the weights' own: nothing clipped
+
+
 def test_the_ranges_move_as_pytorchs_moving_average_observer_and_always_hold_zero():
     """Each batch moves a range 0.01 of the way to its own minimum and maximum, as PyTorch's
     MovingAverageMinMaxObserver (averaging_constant 0.01); and the quantization parameters are ONNX

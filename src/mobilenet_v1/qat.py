@@ -96,7 +96,9 @@ def weight_scales(w: torch.Tensor, qmax: int = W_QMAX) -> torch.Tensor:
 def quantize_weight(w: torch.Tensor, qmax: int = W_QMAX) -> Tuple[torch.Tensor, torch.Tensor]:
     """``w`` rounded to int8 in [-qmax, qmax] per output channel (gradients straight through), and its scales."""
     scale = weight_scales(w, qmax)
-    zero = torch.zeros(w.shape[0], dtype=torch.int32, device=w.device)
+    # A float zero point: torch checks an int32 one against [-qmax, qmax] with two .item() calls, which on a GPU
+    # wait for all the work queued (two host waits a layer a step); a zero point of 0.0 rounds to the same values.
+    zero = torch.zeros(w.shape[0], device=w.device)
     return torch.fake_quantize_per_channel_affine(w, scale, zero, 0, -qmax, qmax), scale
 
 
