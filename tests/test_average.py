@@ -3,6 +3,7 @@ import hashlib
 import os
 import re
 import shutil
+import types
 
 import pytest
 import torch
@@ -273,6 +274,36 @@ def test_keep_best_max_keeps_the_best_epochs_and_average_best_takes_them(cifar_d
     empty.mkdir()
     with pytest.raises(ckpt_io.CheckpointError, match="holds no mobilenetv1-top-E.ckpt file"):
         average([str(empty)], str(tmp_path / "y.pt"), best=2)
+
+
+def test_keep_best_keeps_the_earlier_epoch_of_a_tie_and_leaves_the_files_it_cannot_rank(tmp_path):
+    """keep_best_max 1 with epochs 1 and 2 both at top-1 0.5: epoch 1 holds the place, epoch 2 is not saved;
+    a later, better epoch 3 takes it and epoch 1's file goes, while epoch 7's, which this run never ranked
+    (a file of another history), stays."""
+    from mobilenet_v1 import train
+
+    saved = []
+    writer = types.SimpleNamespace(folder=str(tmp_path), writes=True,
+                                   save=lambda epoch, step, name, extra: saved.append((epoch, name)))
+    for epoch in (1, 7):
+        (tmp_path / ckpt_io.top_name(epoch)).write_bytes(b"a checkpoint")
+    train.keep_best(writer, {1: 0.5, 2: 0.5}, 2, {"top_1": 0.5}, 1)
+    assert saved == [] and sorted(p.name for p in tmp_path.iterdir()) == [ckpt_io.top_name(1), ckpt_io.top_name(7)]
+    train.keep_best(writer, {1: 0.5, 2: 0.5, 3: 0.75}, 3, {"top_1": 0.75}, 1)
+    assert saved == [(3, ckpt_io.top_name(3))]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [ckpt_io.top_name(7)]
+
+
+def test_an_evaluation_whose_outputs_are_not_finite_is_neither_ranked_nor_an_improvement():
+    """Epoch 2's top-1 0.9 came with non-finite outputs (a broken model): no best checkpoint, no place among
+    keep_best_max's epochs, and one more evaluation without improvement for --patience."""
+    from mobilenet_v1 import train
+
+    evaluations = train.Evaluations(patience=2)
+    assert evaluations.judge(1, {"top_1": 0.25}) is True
+    assert evaluations.judge(2, {"top_1": 0.9, "nonfinite_outputs": 3}) is False
+    assert evaluations.ranked == {1: 0.25} and (evaluations.best, evaluations.best_saved, evaluations.since) == \
+        (0.25, 0.25, 1)
 
 
 def test_best_takes_the_highest_top_1_first_the_earlier_epoch_of_a_tie(tmp_path):

@@ -45,6 +45,44 @@ def test_files_of_other_batches_are_compared_per_image(monkeypatch):
     assert [r["calls"] for r in rows] == [4, 2]
 
 
+def test_a_files_figures_are_the_median_and_percentiles_of_its_timed_calls(monkeypatch):
+    """An outlying call (a page fault, another process) moves the mean, not the median the row gives; p10 and
+    p90 are the 10th and 90th percentiles, interpolated between calls, worked out here by hand; images/s is
+    the batch over the median."""
+    monkeypatch.setattr(benchmark, "measure", lambda calls, rounds, per_round, settle: {
+        "one": [[4.0, 1.0, 100.0], [3.0, 2.0]]})
+    subject = Subject("one", "made up", "fp32", "", 2, None, 0.0, lambda: None, None)
+    row = benchmark.run([subject], seconds=0.01, rounds=2, warmup=1)[0]
+    # sorted 1, 2, 3, 4, 100: the median is the third; p10 lies at place 0.4 (1 + 0.4 x 1), p90 at 3.6 (4 + 0.6 x 96)
+    assert (row["calls"], row["median_ms"]) == (5, 3.0)
+    assert row["p10_ms"] == pytest.approx(1.4) and row["p90_ms"] == pytest.approx(61.6)
+    assert row["images_per_s"] == pytest.approx(2 * 1000 / 3.0)
+
+
+def test_a_call_slower_than_a_rounds_share_of_the_seconds_is_still_timed_once_a_round():
+    """However short --seconds is against a call, each round times one call of each file: a row of no timed
+    call has no median."""
+    subject = Subject("one", "made up", "fp32", "", 1, None, 0.0, lambda: None, None)
+    row = benchmark.run([subject], seconds=1e-9, rounds=3, warmup=1)[0]
+    assert row["calls"] == 3 and row["median_ms"] >= 0
+
+
+def test_the_table_gives_multiply_adds_in_millions_and_a_width_that_is_no_number_is_refused(capsys):
+    """MMACs: MobileNetV1's 568,740,352 multiply-adds at 224 read 568.7, a row without them "-"; --width_mult
+    inf is no width, refused as 0 is."""
+    row = {"file": "m.onnx", "runtime": "ONNX Runtime, CPU", "weights": "fp32", "input": "float (1, 3, 224, 224)",
+           "bytes": 2_500_000, "macs": 568_740_352, "load_s": 0.5, "first_call_ms": 9.0, "median_ms": 4.0,
+           "p10_ms": 3.5, "p90_ms": 5.0, "images_per_s": 250.0, "vs_first": 1.0}
+    lines = benchmark.table([row, {**row, "macs": None}]).splitlines()
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    assert [cells[2][cells[0].index("MMACs")], cells[3][cells[0].index("MMACs")]] == ["568.7", "-"]
+    assert cells[2][cells[0].index("MB")] == "2.50"
+    for value in ("inf", "0.5,inf", "nan"):
+        with pytest.raises(SystemExit):
+            cli.main(["benchmark", "--width_mult", value])
+        assert f"--width_mult {value!r}: needs numbers above 0" in capsys.readouterr().err
+
+
 def test_a_checkpoint_and_its_exported_files_are_timed_each_on_its_own_input(tmp_path, capsys, one_thread):
     """A checkpoint (as its run folder), its ONNX file with a dynamic batch and its image-input ONNX file,
     batch 4: each row says its runtime and input, timed calls in every round, medians inside their

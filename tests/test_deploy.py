@@ -433,6 +433,26 @@ def test_eval_at_several_image_sizes_gives_each_what_eval_at_that_size_gives(dig
     assert out.out == "" and f"--image_size 48,32: {digits_run['fp32']} takes 48x48 inputs only" in out.err
 
 
+def test_eval_at_several_sizes_ends_1_where_a_size_met_outputs_that_are_not_finite(tmp_path, capsys, monkeypatch):
+    """As eval at one size does: a size whose outputs were not all finite measured nothing, which the exit
+    status says (0 where every size's were). The evaluations are stand-ins: the figures of each size."""
+    ckpt = str(tmp_path / "m.ckpt")
+
+    def evaluations(nonfinite):
+        return iter([{"ckpt": ckpt, "top_1_accuracy": 0.5, "top_5_accuracy": 0.75, "total": 4, "nonfinite": 0,
+                      "format": "checkpoint", "precision": "fp32"},
+                     {"ckpt": ckpt, "top_1_accuracy": 0.25, "top_5_accuracy": 0.5, "total": 4, "nonfinite": nonfinite,
+                      "format": "checkpoint", "precision": "fp32"}])
+
+    base = [f"--checkpoint_path={ckpt}", f"--dataset_path={tmp_path}", "--device_target=CPU", "--image_size=32,48"]
+    for nonfinite, status in ((0, 0), (1, 1)):
+        canned = evaluations(nonfinite)
+        monkeypatch.setattr(evaluate, "_run", lambda cfg, dist, given: next(canned))
+        assert evaluate.main(base + ["--json"]) == status
+        rows = json.loads(capsys.readouterr().out)["sizes"]
+        assert [r.get("nonfinite_outputs", 0) for r in rows] == [0, nonfinite]
+
+
 def test_int8_is_small_and_as_accurate_as_fp32(digits_run):
     fp32, int8 = digits_run["fp32"], digits_run["int8"]
     assert os.path.getsize(int8) < os.path.getsize(fp32) / 3

@@ -58,6 +58,26 @@ def test_parameter_and_mac_counts_match_paper():
         assert count_macs(alpha, h, 10, w) == counter.get_total_flops() // 2, (alpha, h, w)
 
 
+def test_bn_buffers_and_activations_are_those_of_the_built_network():
+    """count_params' bn_buffers are the BatchNorm running means and variances of the network built at that
+    width, and count_activations the values its convolutions output for one image (what memory_advice weighs
+    a batch by): both counted here on the network itself, its buffers and hooks on a forward pass."""
+    from mobilenet_v1.info import count_activations
+
+    for alpha, size in ((0.25, 32), (0.5, 45)):  # 45: odd sizes round up at each stride
+        model = MobileNetV1(10, alpha).eval()
+        running = sum(b.numel() for name, b in model.named_buffers() if name.endswith(("running_mean", "running_var")))
+        assert count_params(alpha, 10)["bn_buffers"] == running
+        outputs = []
+        hooks = [m.register_forward_hook(lambda m, i, o: outputs.append(o.numel()))
+                 for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size))
+        for h in hooks:
+            h.remove()
+        assert len(outputs) == 27 and count_activations(alpha, size) == sum(outputs), (alpha, size)
+
+
 def test_layer_structure_and_names():
     model = MobileNetV1(class_num=10)
     assert len(model.network) == 27

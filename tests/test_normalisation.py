@@ -288,6 +288,26 @@ def test_data_stats_gives_the_pixels_mean_and_std_and_the_images_per_class(cifar
     (image_folder / "train" / "n01" / "img_0.JPEG").write_bytes(b"not an image")
     with pytest.warns(BadSampleWarning, match=r"img_0\.JPEG.* \(1 so far, no limit here\)$"):
         assert cli.main(folder + ["--images=0"]) == 0
+    assert "(1 unreadable file left out)" in capsys.readouterr().out
+    with pytest.warns(BadSampleWarning):  # n01's 9 and the one left in n02: all but the unreadable one measured
+        assert cli.main(folder + ["--images=0", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert (stats["images"], stats["measured"], stats["unreadable"]) == (10, 9, 1)
+
+
+def test_data_stats_points_out_a_class_four_times_another_and_not_less():
+    """--class_balance is suggested from a largest class 4 times the smallest (the module's rule: at 4 too),
+    not below it; labels without images are counted apart."""
+    from mobilenet_v1 import datastats
+
+    stats = {"dataset": "imagenet2012", "dataset_path": "d", "image_size": 32, "images": 10, "measured": 10,
+             "unreadable": 0, "classes": {"a": 8, "b": 2, "c": 0}, "mean": [0.5] * 3, "std": [0.25] * 3}
+    out = datastats.lines(stats)
+    assert out[0] == "d (imagenet2012): its training split holds 10 images in 2 classes (1 of its 3 labels has none)"
+    assert out[1] == ("  images per class: 2 (b) to 8 (a), 4.0 to 1: --class_balance 0.5 (or 1) draws the rare "
+                      "classes more often")
+    stats["classes"] = {"a": 7, "b": 2, "c": 0}
+    assert datastats.lines(stats)[1] == "  images per class: 2 (b) to 7 (a)"
 
 
 def test_data_stats_decodes_only_the_images_of_its_sample(image_folder, capsys, monkeypatch):

@@ -149,6 +149,16 @@ def test_eval_on_a_case_with_a_known_answer(tmp_path):
     assert res["total"] == 16
 
 
+def test_accuracy_is_the_hits_over_the_images_one_image_included():
+    """One image ranked right is a top-1 of 1.0, not a half; no image is 0.0, not a ZeroDivisionError."""
+    assert evaluate_mod.accuracy({"total": 1, "top_1_correct": 1, "top_5_correct": 1}) == \
+        {"top_1_accuracy": 1.0, "top_5_accuracy": 1.0}
+    assert evaluate_mod.accuracy({"total": 8, "top_1_correct": 2, "top_5_correct": 6}) == \
+        {"top_1_accuracy": 0.25, "top_5_accuracy": 0.75}
+    assert evaluate_mod.accuracy({"total": 0, "top_1_correct": 0, "top_5_correct": 0}) == \
+        {"top_1_accuracy": 0.0, "top_5_accuracy": 0.0}
+
+
 def test_eval_names_the_format_says_a_top5_of_few_classes_and_a_batch_that_drops_every_image(tmp_path, capsys):
     """--json names the file's format and precision beside it; a model of 5 classes or fewer gets a top-5 of
     1.0 whatever it does, said on stderr (not for 10); an eval_drop_last batch larger than the split drops
@@ -384,6 +394,14 @@ def test_a_run_resumed_from_the_best_checkpoint_keeps_that_file_before_a_new_bes
             f"its name\n") in said and said.count("is kept as it was") == 1
     # The run's log.txt, which outlives the terminal, says so too (print0: stdout and the log files).
     assert f"is kept as it was in {kept}" in (out / "log.txt").read_text()
+
+
+def test_the_run_evaluates_every_eval_interval_epochs_and_after_the_last():
+    """eval_interval 2 over 5 epochs: after epochs 2 and 4, and after 5, the last, which no interval reaches;
+    eval_interval 0: never."""
+    every_two = types.SimpleNamespace(eval_interval=2, epoch_size=5)
+    assert [e for e in range(1, 6) if train.evaluates_after(every_two, e)] == [2, 4, 5]
+    assert not any(train.evaluates_after(types.SimpleNamespace(eval_interval=0, epoch_size=5), e) for e in range(1, 6))
 
 
 def test_a_resume_names_another_patience_min_delta_only_where_both_runs_stop_early():
@@ -1178,6 +1196,10 @@ def test_info_and_lr_schedule_commands(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["info", "--width_mult", "1e308"])  # its channel counts overflowed into a traceback
     assert "--width_mult 1e+308: must be a number in (0, 1e6]" in capsys.readouterr().err
+    for width in ("0", "-0.5"):  # no network has a width of none or below
+        with pytest.raises(SystemExit):
+            cli.main(["info", "--width_mult", width])
+        assert f"--width_mult {float(width):g}: must be a number in (0, 1e6]" in capsys.readouterr().err
     for option, value in (("--image_size", "-3"), ("--class_num", "0")):  # said together, neither named
         with pytest.raises(SystemExit):
             cli.main(["info", option, value])
@@ -1194,6 +1216,24 @@ def test_info_and_lr_schedule_commands(tmp_path, capsys):
     rows = out.read_text().splitlines()
     assert rows[0] == "step,epoch,lr" and len(rows) == 11
     assert [float(r.split(",")[2]) for r in rows[1:3]] == pytest.approx([0.01, 0.055])
+
+
+def test_info_of_a_file_counts_multiply_adds_at_the_size_asked_else_at_the_one_it_records(tmp_path, capsys):
+    """info FILE --image_size N: the network's multiply-adds at N, not at the size the file records (without
+    the option, at that one), each as PyTorch's FLOP counter counts them (2 FLOPs a multiply-add)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = MobileNetV1(class_num=10, width_mult=0.25)
+    path = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "model_args": {"class_num": 10, "width_mult": 0.25},
+                         "config": {"dataset": "cifar10", "image_size": 32}}, path)
+    for extra, size in (([], 32), (["--image_size", "48"], 48)):
+        assert cli.main(["info", path, "--json", *extra]) == 0
+        got = json.loads(capsys.readouterr().out)
+        with FlopCounterMode(display=False) as counter:
+            model.eval()(torch.zeros(1, 3, size, size))
+        assert (got["image_size"], got["macs_image_size"]) == (32, [size, size])
+        assert got["macs"] == counter.get_total_flops() // 2, size
 
 
 def lr_table(cfg, steps_per_epoch):
