@@ -52,19 +52,20 @@ echo "== step, compiled (batch 256, bf16, channels_last): ours vs timm"
 part 140 python3 benchmarks/train_throughput.py --modes default \
   --json "$OUT/step.json" 2>&1 | grep -v Warning | tail -8
 
-echo "== smoke: CIFAR-10 held on the device, 1 epoch, then --qat True from it, 1 epoch (two CUDA-only bugs of 2026-12-04)"
+echo "== smoke: CIFAR-10 held on the device, 1 epoch, then --qat True from it (two CUDA-only bugs of 2026-12-04)"
+SMOKE="python3 -m mobilenet_v1 train --dataset_path /tmp/cifar_smoke --class_num 10 --width_mult 0.25 --image_size 32 \
+  --batch_size 128 --epoch_size 1 --device_target ${SMOKE_DEVICE:-GPU}"
 part 50 bash -c "python3 -c '
 import os, numpy as np
 r = np.random.default_rng(0)
-for sub, name, n in ((\"cifar-10-batches-bin\", \"data_batch_1.bin\", 1024), (\"cifar-10-verify-bin\", \"test_batch.bin\", 256)):
+for sub, name, n in ((\"cifar-10-batches-bin\", \"data_batch_1.bin\", 1024),
+                     (\"cifar-10-verify-bin\", \"test_batch.bin\", 256)):
     os.makedirs(os.path.join(\"/tmp/cifar_smoke\", sub), exist_ok=True)
     rec = r.integers(0, 256, (n, 3073), dtype=np.uint8); rec[:, 0] %= 10
     rec.tofile(os.path.join(\"/tmp/cifar_smoke\", sub, name))
-' && python3 -m mobilenet_v1 train --dataset_path /tmp/cifar_smoke --class_num 10 --width_mult 0.25 --image_size 32 --batch_size 128 \
-    --epoch_size 1 --device_target ${SMOKE_DEVICE:-GPU} --vflip 0.5 --save_checkpoint_path /tmp/smoke_cifar && \
-  python3 -m mobilenet_v1 train --dataset_path /tmp/cifar_smoke --class_num 10 --width_mult 0.25 --image_size 32 --batch_size 128 \
-    --epoch_size 1 --device_target ${SMOKE_DEVICE:-GPU} --qat True --pre_trained /tmp/smoke_cifar/mobilenetv1-1_8.ckpt \
-    --save_checkpoint_path /tmp/smoke_qat" > "$OUT/smoke_cifar.log" 2>&1
+' && $SMOKE --vflip 0.5 --save_checkpoint_path /tmp/smoke_cifar && \
+  $SMOKE --qat True --pre_trained /tmp/smoke_cifar/mobilenetv1-1_8.ckpt --save_checkpoint_path /tmp/smoke_qat" \
+  > "$OUT/smoke_cifar.log" 2>&1
 echo "smoke exit $?"; grep -E "epoch: |Epoch time|rror" "$OUT/smoke_cifar.log" | tail -4
 
 echo "== input pipeline: CPU workers vs GPU, four experiments alternated over 3 rounds, stages"
