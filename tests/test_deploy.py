@@ -142,6 +142,13 @@ def test_static_batch_export_and_its_batches(tmp_path, capsys):
         assert (session(x) - model(x)).abs().max().item() <= 1e-4
 
 
+def saved_checkpoint(tmp_path, model) -> str:
+    """``model`` saved as a CIFAR-10 checkpoint trained at 32x32, ``tmp_path``/m.ckpt: its path."""
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    return ckpt
+
+
 def named_classes_checkpoint(tmp_path):
     """A 10-class CIFAR-style model at 40x40 (BatchNorm randomised), its classes named c0..c9, saved as
     ``m.ckpt``: the model and the file's path."""
@@ -625,8 +632,7 @@ def test_quantize_names_a_truncated_program_as_cut_short_and_writes_nothing(tmp_
     """A .pt2 copied in part is a program cut short, not "not a torch.export program" (which sent its user to
     export one first), as eval says of it; nothing is written."""
     model = MobileNetV1(class_num=4, width_mult=0.25)
-    ckpt = str(tmp_path / "m.ckpt")
-    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    ckpt = saved_checkpoint(tmp_path, model)
     pt2 = export_checkpoint(ckpt, str(tmp_path / "m"), file_format="PT2")["path"]
     cut = tmp_path / "cut.pt2"
     with open(pt2, "rb") as f:
@@ -1026,8 +1032,7 @@ def test_predict_over_folders_writes_a_results_file_and_skips_unreadable_files(d
 def test_a_failed_check_leaves_an_earlier_file_untouched(tmp_path, capsys):
     """The ONNX file is checked under a temporary name and renamed only once it passes."""
     model = randomise_batchnorm(MobileNetV1(class_num=4, width_mult=0.25), seed=5)
-    ckpt = str(tmp_path / "m.ckpt")
-    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    ckpt = saved_checkpoint(tmp_path, model)
     keep = tmp_path / "keep.onnx"
     keep.write_bytes(b"an earlier, good export")
     # Logits of order 1-10 through 27 layers: float rounding alone is far above 1e-12.
@@ -1178,8 +1183,7 @@ def test_a_failed_quantize_leaves_no_file_and_removes_what_a_killed_one_left(cif
 def test_export_sizes_below_1_are_refused_naming_the_option(tmp_path, capsys):
     """0 or a negative size is a mistake, not a request for the default (batch 1, the training size)."""
     model = MobileNetV1(class_num=4, width_mult=0.25)
-    ckpt = str(tmp_path / "m.ckpt")
-    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    ckpt = saved_checkpoint(tmp_path, model)
     for flags, named in ((["--batch_size", "0"], "--batch_size 0"), (["--height", "0"], "--height 0"),
                          (["--width", "-3"], "--width -3"), (["--batch_size=-1", "--height=0"], "--height 0")):
         rc = cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m"), *flags])
@@ -1199,8 +1203,7 @@ def test_export_at_another_size_says_so_and_records_it_and_outputs_are_checked_f
     from onnx import TensorProto, helper
 
     model = MobileNetV1(class_num=4, width_mult=0.25)
-    ckpt = str(tmp_path / "m.ckpt")
-    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    ckpt = saved_checkpoint(tmp_path, model)
     assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m40"), "--height", "40",
                      "--width", "40"]) == 0
     assert f"image_size 32 is the size {ckpt} was trained at; {tmp_path / 'm40.onnx'} takes 40x40" \
@@ -1263,8 +1266,7 @@ def test_export_atol_must_be_finite_and_not_negative(tmp_path, capsys):
     from mobilenet_v1.export import ExportError
 
     model = MobileNetV1(class_num=4, width_mult=0.25)
-    ckpt = str(tmp_path / "m.ckpt")
-    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    ckpt = saved_checkpoint(tmp_path, model)
     for flags in (["--atol", "-0.5"], ["--atol=-1e-4"], ["--atol", "nan"], ["--atol", "inf"]):
         with pytest.raises(SystemExit) as exit_info:
             cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m"), *flags])
@@ -1279,8 +1281,7 @@ def test_export_atol_must_be_finite_and_not_negative(tmp_path, capsys):
 
 def test_a_file_name_ending_in_the_formats_extension_in_capitals_is_written_as_named(tmp_path):
     model = MobileNetV1(class_num=4, width_mult=0.25)
-    ckpt = str(tmp_path / "m.ckpt")
-    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    ckpt = saved_checkpoint(tmp_path, model)
     assert export_checkpoint(ckpt, str(tmp_path / "M.ONNX"))["path"] == str(tmp_path / "M.ONNX")
     assert sorted(os.listdir(tmp_path)) == ["M.ONNX", "m.ckpt"]
 
@@ -1324,8 +1325,7 @@ def test_static_batch_calibration_uses_whole_batches_and_says_how_many(cifar_dir
     import onnx
 
     model = randomise_batchnorm(MobileNetV1(class_num=4, width_mult=0.25), seed=6)
-    ckpt = str(tmp_path / "m.ckpt")
-    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    ckpt = saved_checkpoint(tmp_path, model)
     static = export_checkpoint(ckpt, str(tmp_path / "static"), batch_size=10, dynamic_batch=False)["path"]
     dynamic = export_checkpoint(ckpt, str(tmp_path / "dynamic"))["path"]
 
@@ -1397,8 +1397,7 @@ def test_quantize_names_an_output_with_spaces_as_one_argument_of_its_eval_comman
     import shlex
 
     model = randomise_batchnorm(MobileNetV1(class_num=4, width_mult=0.25), seed=6)
-    ckpt = str(tmp_path / "m.ckpt")
-    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    ckpt = saved_checkpoint(tmp_path, model)
     fp32 = export_checkpoint(ckpt, str(tmp_path / "my model"))["path"]
     out = str(tmp_path / "my model é int8.onnx")
     assert cli.main(["quantize", "--onnx", fp32, "--calib_data", str(cifar_dir), "--out", out, "--calib_images", "8",
@@ -1418,8 +1417,7 @@ def test_quantize_file_leaves_out_the_batches_a_static_batch_graph_cannot_take(t
     from mobilenet_v1.quantize import quantize_file
 
     model = randomise_batchnorm(MobileNetV1(class_num=4, width_mult=0.25), seed=6)
-    ckpt = str(tmp_path / "m.ckpt")
-    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    ckpt = saved_checkpoint(tmp_path, model)
     static = export_checkpoint(ckpt, str(tmp_path / "static"), batch_size=2, dynamic_batch=False)["path"]
     g = torch.Generator().manual_seed(0)
     batches = [(torch.randn(n, 3, 32, 32, generator=g), torch.zeros(n, dtype=torch.long)) for n in (2, 3, 2)]

@@ -15,7 +15,8 @@ from mobilenet_v1.onnx_io import PTE_METADATA, ExecutorchModel, executorch_runti
 from mobilenet_v1.predict import load_predictor
 from mobilenet_v1.transforms import CIFAR_MEAN, CIFAR_STD, Normalize
 
-from test_deploy import named_classes_checkpoint, predicted_and_evaluated_as_the_checkpoint, randomise_batchnorm
+from test_deploy import (named_classes_checkpoint, predicted_and_evaluated_as_the_checkpoint, randomise_batchnorm,
+                         saved_checkpoint)
 
 
 def run_pte(path, x):
@@ -121,8 +122,7 @@ def test_without_executorch_a_pte_is_refused_saying_how_to_install_it(tmp_path, 
     """Where the executorch package is missing, export --file_format PTE and predict with a .pte say what
     to install, and write nothing."""
     model = MobileNetV1(class_num=10, width_mult=0.25)
-    ckpt = str(tmp_path / "m.ckpt")
-    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    ckpt = saved_checkpoint(tmp_path, model)
     monkeypatch.setitem(sys.modules, "executorch.runtime", None)  # import fails as if not installed
     with pytest.raises(CheckpointError, match=r"pip install 'mobilenet-v1\[executorch\]'"):
         executorch_runtime()
@@ -141,8 +141,7 @@ def test_a_runtime_that_fails_to_run_a_program_is_said_with_both_versions_naming
     from executorch.runtime import Method
 
     model = MobileNetV1(class_num=10, width_mult=0.25)
-    ckpt = str(tmp_path / "m.ckpt")
-    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    ckpt = saved_checkpoint(tmp_path, model)
 
     def execute(self, inputs, real=Method.execute):
         if not inputs:  # the metadata method, which takes no tensor, ran
