@@ -4,7 +4,6 @@ The issue's tests (a)-(g) are marked in each test's name. The kill tests fork th
 from one helper process that imported torch once (``Zygote``): a run starts in a fraction of a second
 rather than the seconds of a fresh interpreter, so twenty kills fit the time budget.
 """
-import copy
 import dataclasses
 import errno
 import json
@@ -900,11 +899,11 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
     good = ckpt_io.load_file(str(run / "mobilenetv1-2_12.ckpt"))
     assert ckpt_io.validate_training_checkpoint(good, "g", model, optimizer, 12) == (2, 0)
 
-    def problem(mutate, spe=12):
+    def problem(mutate, spe=12, **given):
         ck = ckpt_io.load_file(str(run / "mobilenetv1-2_12.ckpt"))
         mutate(ck)
         with pytest.raises(ckpt_io.CheckpointError) as e:
-            ckpt_io.validate_training_checkpoint(ck, "x.ckpt", model, optimizer, spe)
+            ckpt_io.validate_training_checkpoint(ck, "x.ckpt", model, optimizer, spe, **given)
         assert "x.ckpt" in str(e.value)
         return str(e.value)
 
@@ -915,6 +914,32 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
         lambda c: c["optimizer"]["state"][0]["momentum_buffer"].fill_(float("nan")))
     assert "missing 1: fc.bias" in problem(lambda c: c["model"].pop("fc.bias"))
     assert "not a training checkpoint (no optimizer)" in problem(lambda c: c.pop("optimizer"))
+    # A position, loss scale or buffer no run writes. All 12 steps of epoch 2 done is epoch 2's end, which train
+    # saves as epoch 2 and step 0 of epoch 3.
+    assert "position: step_in_epoch 12 is not below steps_per_epoch 12" in problem(
+        lambda c: c.update({"epoch": 1, "step": 24, "step_in_epoch": 12}))
+    for scale in (0.0, -1024.0):  # GradScaler multiplies the loss by it: every gradient 0 or turned round
+        assert f"scaler: loss scale {scale!r} is not a positive finite number" in problem(
+            lambda c: c.update({"scaler": {"scale": scale}}))
+    scaled = ckpt_io.load_file(str(run / "mobilenetv1-2_12.ckpt"))
+    scaled["scaler"] = {"scale": 1024.0}
+    assert ckpt_io.validate_training_checkpoint(scaled, "g", model, optimizer, 12) == (2, 0)
+    def double_buffer(c):
+        state = c["optimizer"]["state"][0]
+        state["momentum_buffer"] = state["momentum_buffer"].double()
+
+    assert "optimizer: momentum_buffer of parameter 0 is torch.float64" in problem(double_buffer)
+
+    def old_file(c):  # from before samples_per_step, 3 steps into epoch 2: its config's 8 x 5 are one process's 40
+        c.update({"epoch": 1, "step": 15, "step_in_epoch": 3, "config": {"batch_size": 8, "grad_accum_steps": 5}})
+        c.pop("samples_per_step", None)
+
+    old = ckpt_io.load_file(str(run / "mobilenetv1-2_12.ckpt"))
+    old_file(old)
+    # 80 samples a step are two such processes and continue it; 48 is no count of them.
+    assert (ckpt_io.validate_training_checkpoint(old, "g", model, optimizer, 12, samples_per_step=80)
+            == ckpt_io.validate_training_checkpoint(old, "g", model, optimizer, 12, samples_per_step=40) == (1, 3))
+    assert "of a run whose steps took 40 samples a process" in problem(old_file, samples_per_step=48)
     # Another count of steps per epoch (a bad file removed from a small folder, another batch size or
     # process count): an epoch's end continues there, a point inside an epoch does not, and what does is said.
     assert ckpt_io.validate_training_checkpoint(good, "g", model, optimizer, 6) == (2, 0)
@@ -1349,46 +1374,6 @@ def test_a_folder_with_checkpoints_of_its_own_stands_for_itself_beside_an_empty_
     assert ckpt_io.run_folder(str(tmp_path)) == str(tmp_path)
     os.unlink(tmp_path / "mobilenetv1-1_10.ckpt")
     assert ckpt_io.run_folder(str(tmp_path)) == str(tmp_path / "ckpt_0")
-
-
-def hand_made_checkpoint(model, optimizer, /, **changes):
-    """A training checkpoint of ``model`` and ``optimizer`` after 3 of the 12 steps of epoch 2, as train writes
-    one, with ``changes``."""
-    ckpt = {"format": ckpt_io.FORMAT, "model": copy.deepcopy(model.state_dict()),
-            "optimizer": copy.deepcopy(optimizer.state_dict()), "scaler": {}, "epoch": 1, "step": 15,
-            "step_in_epoch": 3, "steps_per_epoch": 12, "rng": {"torch": torch.get_rng_state()}, "config": {}}
-    ckpt.update(changes)
-    return ckpt
-
-
-def test_a_position_scale_or_buffer_no_run_writes_is_refused_and_an_old_file_continues_on_more_processes(
-        one_thread):
-    model, optimizer = fresh_model_and_optimizer(load_config(SMALL))
-
-    def validate(samples_per_step=None, **changes):
-        return ckpt_io.validate_training_checkpoint(hand_made_checkpoint(model, optimizer, **changes), "x.ckpt",
-                                                    model, optimizer, 12, samples_per_step=samples_per_step)
-
-    def problem(samples_per_step=None, **changes):
-        with pytest.raises(ckpt_io.CheckpointError, match=r"^checkpoint x\.ckpt: cannot continue this run: ") as e:
-            validate(samples_per_step, **changes)
-        return str(e.value)
-
-    assert validate() == (1, 3)
-    # All 12 steps of epoch 2 done is epoch 2's end, which train saves as epoch 2 and step 0 of epoch 3.
-    assert "position: step_in_epoch 12 is not below steps_per_epoch 12" in problem(step=24, step_in_epoch=12)
-    # GradScaler multiplies the loss by its scale: at 0 or below every gradient is 0 or turned round.
-    for scale in (0.0, -1024.0):
-        assert f"scaler: loss scale {scale!r} is not a positive finite number" in problem(scaler={"scale": scale})
-    assert validate(scaler={"scale": 1024.0}) == (1, 3)
-    state = copy.deepcopy(optimizer.state_dict())
-    state["state"][0]["momentum_buffer"] = state["state"][0]["momentum_buffer"].double()
-    assert "optimizer: momentum_buffer of parameter 0 is torch.float64" in problem(optimizer=state)
-    # A file from before samples_per_step: its config's 8 x 5 are one process's 40 samples a step, so 80 is two
-    # such processes and continues it; 48 is no count of them.
-    old = {"config": {"batch_size": 8, "grad_accum_steps": 5}}
-    assert validate(80, **old) == validate(40, **old) == (1, 3)
-    assert "of a run whose steps took 40 samples a process" in problem(48, **old)
 
 
 def test_a_refused_resume_leaves_the_runs_config_yaml(cifar_dir, tmp_path, capsys, one_thread):
