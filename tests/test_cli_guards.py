@@ -363,6 +363,10 @@ def test_a_launcher_setting_world_size_alone_breaks_nothing(monkeypatch, capsys)
         assert cli.main(["info", "--width_mult", "0.25", "--json"]) == 0
         assert cli.main(["convert", "nowhere.pt", "x.pt"]) == 1
         assert "mobilenet-v1 convert: error: checkpoint nowhere.pt: no such file" in capsys.readouterr().err
+    monkeypatch.setenv("WORLD_SIZE", "1")  # torchrun --nproc_per_node=1: the one process has no rank to name
+    monkeypatch.setenv("RANK", "0")
+    assert cli.main(["convert", "nowhere.pt", "x.pt"]) == 1
+    assert "mobilenet-v1 convert: error: checkpoint nowhere.pt: no such file" in capsys.readouterr().err
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     assert cli.main(["convert", "nowhere.pt", "x.pt"]) == 1
@@ -398,6 +402,20 @@ def test_running_out_of_memory_is_one_line_and_other_errors_still_surface(monkey
     assert err.startswith("mobilenet-v1 info: error: out of memory ([enforce fail")
     assert "a smaller batch_size or image_size needs less" in err
 
+    said = ("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.11 GiB of which 1.56 GiB "
+            "is free. Including non-PyTorch memory, this process has 77.54 GiB memory in use. Of the allocated memory "
+            "75.92 GiB is allocated by PyTorch")
+
+    def cuda_oom(argv):  # CUDA's message says where the memory went, in one long line: the error line keeps 200
+        raise torch.OutOfMemoryError(said)
+
+    monkeypatch.setitem(cli.COMMANDS, "info", cuda_oom)
+    assert cli.main(["info"]) == 1
+    assert capsys.readouterr().err == ("mobilenet-v1 info: error: out of memory (CUDA out of memory. Tried to allocate "
+                                       "2.00 GiB. GPU 0 has a total capacity of 79.11 GiB of which 1.56 GiB is free. "
+                                       "Including non-PyTorch memory, this process has 77.54 GiB memory in use. Of "
+                                       "the alloca); a smaller batch_size or image_size needs less\n")
+
     def peer_gone(argv):  # a torchrun job's rank 0 after rank 1 was killed (kill -9) in a step's collective
         raise RuntimeError("[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:545] Read error "
                            "[127.0.0.1]:36738: Connection reset by peer. This is typically caused by a remote worker "
@@ -413,6 +431,14 @@ def test_running_out_of_memory_is_one_line_and_other_errors_still_surface(monkey
     assert cli.main(["eval"]) == 1
     assert capsys.readouterr().err == ("mobilenet-v1 eval: error: another process of this job ended or cannot be "
                                        "reached (gloo: Connection reset by peer)\n")
+
+    def store_gone(argv):  # the rendezvous store's message names no backend: torch.distributed's error type says it
+        raise torch.distributed.DistNetworkError("failed to recv, got 0 bytes: Connection reset by peer")
+
+    monkeypatch.setitem(cli.COMMANDS, "eval", store_gone)
+    assert cli.main(["eval"]) == 1
+    assert capsys.readouterr().err == ("mobilenet-v1 eval: error: another process of this job ended or cannot be "
+                                       "reached (torch.distributed: Connection reset by peer)\n")
 
     def bug(argv):
         raise RuntimeError("a bug of ours")

@@ -5,6 +5,7 @@ one run can answer several questions, and torchrun's workers are forked from a p
 torch and the package once (tests/forked_worker.py), as they run but for those imports. The seed's
 scripts (test_scripts_...) start theirs as a user's launch does, each a Python process of its own.
 """
+import hashlib
 import itertools
 import json
 import os
@@ -13,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import types
 import warnings
 
 import numpy as np
@@ -24,8 +26,8 @@ from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import cli, distributed, evaluate, runtime, train
 from mobilenet_v1 import transforms as T
 from mobilenet_v1.config import load_config
-from mobilenet_v1.data import (CIFAR_EVAL_FOLDER, CIFAR_TRAIN_FOLDER, CifarLoader, build_loader, sample_seed,
-                               write_cifar_bin)
+from mobilenet_v1.data import (CIFAR_EVAL_FOLDER, CIFAR_TRAIN_FOLDER, BadSamples, CifarLoader, build_loader,
+                               sample_seed, write_cifar_bin)
 from mobilenet_v1.tracking import read_metrics
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -209,6 +211,7 @@ def test_an_error_every_rank_raises_is_said_once_naming_the_ranks_of_each_messag
     assert runtime.job_error_lines("eval", error) == [
         "mobilenet-v1 eval (all 3 ranks): error: 8 image files could not be read, more than max_bad_samples 5"]
     assert runtime.ranks_text([0, 2, 3, 4, 7], 8) == "ranks 0, 2-4, 7"
+    assert runtime.ranks_text([0], 1) == "rank 0"  # torchrun --nproc_per_node=1: not "all 1 ranks"
     alone = ValueError("no batch")
     assert distributed.Context().alike(alone) is alone and runtime.job_error_lines("train", alone) is None
 
@@ -228,6 +231,7 @@ def test_the_file_rank_0_chooses_is_read_under_each_machines_own_path(monkeypatc
               "/data/run/ckpt_0/mobilenetv1-2_6.ckpt"),
              (["runs/x/", "/mnt/a/m.ckpt"], "/mnt/a/m.ckpt", ["/b/x", "/b/m.ckpt"], "/b/m.ckpt"),  # a file: itself
              (["/mnt/a/run"], "/elsewhere/m.ckpt", ["/data/run"], "/elsewhere/m.ckpt"),  # under none: as it is
+             (["", "run"], "run/m.ckpt", ["", "/data/run"], "/data/run/m.ckpt"),  # "": no base, not the working folder
              (["/mnt/a/run"], "", ["/data/run"], "")]  # none chosen
     for bases, chosen, theirs, expected in cases:
         found = (chosen, {"step": 6})
@@ -295,6 +299,142 @@ def test_a_file_one_rank_cannot_load_stops_every_rank_naming_it(monkeypatch, tmp
                                  f"{tmp_path / 'run' / 'mobilenetv1-1_3.ckpt'}: no such file")
 
 
+def test_the_configuration_as_run_holds_the_processes_torchrun_started(monkeypatch, capsys):
+    """Context.apply: under torchrun device_num is the number of processes and run_distribute True (config.yaml and
+    the checkpoints record the run as it ran), a device_num given otherwise said; describe: the images of a step;
+    eval_drop_last's count said where processes share it. In one process sync_bn has nothing to synchronise with,
+    and says so."""
+    monkeypatch.delenv("RANK", raising=False)
+    job = distributed.Context(rank=0, world_size=2, backend="gloo")
+    for given, said in ((1, ""), (2, ""), (4, "device_num 4: torchrun started 2 processes; using 2\n")):
+        cfg = job.apply(load_config(TINY + [f"--device_num={given}"]))
+        assert (cfg.device_num, cfg.run_distribute, capsys.readouterr().out) == (2, True, said)
+    assert job.describe(8) == "distributed: 2 processes (gloo), batch_size 8 per process = 16 per step; rank 0 " \
+                              "prints and saves"
+    assert job.describe(8, 4) == ("distributed: 2 processes (gloo), batch_size 8 per process = 16 per batch, x "
+                                  "grad_accum_steps 4 = 64 per step; rank 0 prints and saves")
+    job.note_eval_drop_last(True)
+    assert capsys.readouterr().out == ("eval_drop_last: the images of one process's full batches (the seed's count), "
+                                       "shared by the 2 processes\n")
+    alone = distributed.Context()
+    alone.note_eval_drop_last(True)
+    job.note_eval_drop_last(False)
+    model = torch.nn.Sequential(torch.nn.BatchNorm2d(3))
+    assert alone.wrap(model, torch.device("cpu"), sync_bn=True) is model
+    assert capsys.readouterr().out == "sync_bn: a single process has nothing to synchronise with; plain BatchNorm\n"
+
+
+def test_ranks_given_other_values_are_told_each_key_and_paths_of_their_own_pass(monkeypatch, tmp_path):
+    """Context.check_same names each key whose value differs from rank 0's, a key one rank alone has too, with
+    both values and the rank, the first 6 of them; check_options leaves out what may differ by machine (paths,
+    loader workers); file_digest stands for a file that cannot be read with why, not an error of that rank alone
+    (the others waited for it in the comparison's collective)."""
+    def context(rank, everyone):
+        ctx = distributed.Context(rank=rank, world_size=len(everyone), backend="gloo")
+        monkeypatch.setattr(ctx, "gather_objects", lambda obj: [obj] * len(everyone) if isinstance(obj, str) else
+                            [obj if r == rank else theirs for r, theirs in enumerate(everyone)])
+        return ctx
+
+    advice = "every machine must run the same command on the same data (its paths may differ)"
+    with pytest.raises(distributed.DistributedError) as raised:
+        context(0, [{"a": 1, "b": 2}, {"a": 1, "b": 3, "c": 4}, {"a": 5, "b": 2}]).check_same({"a": 1, "b": 2}, "data")
+    assert str(raised.value) == ("the processes of this job were given different data: b 2 on rank 0, 3 on rank 1; "
+                                 f"c None on rank 0, 4 on rank 1; a 1 on rank 0, 5 on rank 2; {advice}")
+    mine = {f"k{i}": 0 for i in range(7)}
+    for count, more in ((6, ""), (7, " ...")):
+        theirs = {**mine, **{f"k{i}": 1 for i in range(count)}}
+        with pytest.raises(distributed.DistributedError) as raised:
+            context(1, [mine, theirs]).check_same(theirs, "options", "the same command")
+        listed = "; ".join(f"k{i} 0 on rank 0, 1 on rank 1" for i in range(6))
+        assert str(raised.value) == f"the processes of this job were given different options: {listed}{more}; " \
+                                    "the same command"
+    context(1, [mine, mine]).check_same(mine, "options")  # alike: nothing said
+
+    # What rank 1 sends (gathered from a job of one view), then rank 0's comparison with its own.
+    sent = []
+    probe = distributed.Context(rank=1, world_size=2, backend="gloo")
+    monkeypatch.setattr(probe, "gather_objects", lambda obj: sent.append(obj) or [obj, obj])
+    machine = ["--dataset_path={}/data", "--save_checkpoint_path={}/run", "--pre_trained={}/m.ckpt",
+               "--checkpoint_path={}/run"]
+    probe.check_options(load_config(TINY + [a.format("/b") for a in machine] + ["--num_workers=8"]))
+    rank0 = distributed.Context(rank=0, world_size=2, backend="gloo")
+    monkeypatch.setattr(rank0, "gather_objects", lambda obj: [obj] * 2 if isinstance(obj, str) else [obj, sent[0]])
+    rank0.check_options(load_config(TINY + [a.format("/a") for a in machine]))
+    with pytest.raises(distributed.DistributedError, match="different options: lr_max 0.1 on rank 0, 0.05 on rank 1;"):
+        rank0.check_options(load_config(TINY + [a.format("/b") for a in machine] + ["--lr_max=0.1"]))
+
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"\x08\x07model")
+    assert distributed.file_digest(str(onnx)) == hashlib.sha256(b"\x08\x07model").hexdigest()[:16]
+    assert distributed.file_digest(str(tmp_path / "gone.onnx")) == "cannot read it: No such file or directory"
+
+
+def test_replicas_that_differ_are_warned_of_naming_each_ranks_digest(monkeypatch, capsys):
+    """Context.check_replicas: rank 0 prints every rank's digest of the weights and buffers, and a warning where
+    they differ (a broken job: the checkpoint holds rank 0's)."""
+    monkeypatch.delenv("RANK", raising=False)
+    model = train.build_model(load_config(TINY + ["--class_num=4"]))
+    mine = distributed.state_digest(model.state_dict())
+    ctx = distributed.Context(rank=0, world_size=2, backend="gloo")
+    for theirs, said in ((mine, f"replicas: sha256 of the average per rank 0:{mine[:16]} 1:{mine[:16]} (identical)"),
+                         ("f" * 64, f"WARNING replicas differ: sha256 of the average per rank 0:{mine[:16]} "
+                                    f"1:{'f' * 16}; the checkpoint holds rank 0's")):
+        monkeypatch.setattr(distributed.dist, "all_gather_object",
+                            lambda gathered, obj: gathered.__setitem__(slice(None), [obj, theirs]))
+        assert ctx.check_replicas(model, "the average") == [mine, theirs]
+        assert capsys.readouterr().out == said + "\n"
+
+
+def test_sync_bn_on_the_cpu_keeps_each_batchnorms_weights_statistics_and_mode():
+    """convert_sync_batchnorm (sync_bn where torch's SyncBatchNorm refuses CPU tensors) replaces each BatchNorm2d
+    by one sharing its parameters and buffers: the weights and statistics a pre-trained or resumed model loaded
+    before DDP wraps it stay, and so does each layer's mode (a frozen layer's evaluation mode)."""
+    model = train.build_model(load_config(TINY + ["--class_num=4"]))
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for m in norms:
+            for t in (m.weight, m.bias, m.running_mean):
+                t.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+            m.num_batches_tracked.fill_(7)
+    norms[0].eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    synced = distributed.convert_sync_batchnorm(model)
+    converted = [m for m in synced.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(converted) == len(norms) and all(type(m) is distributed.SyncBatchNorm2d for m in converted)
+    after = synced.state_dict()
+    assert list(after) == list(before) and all(torch.equal(after[k], v) for k, v in before.items())
+    assert [m.training for m in converted] == [False] + [True] * (len(norms) - 1)
+
+
+def test_the_jobs_unreadable_files_are_one_list_in_one_order_on_every_rank(monkeypatch):
+    """Context.check_bad_samples: each rank's unreadable files join every rank's list, which is checked against the
+    job's limit: past it, every rank stops with the same list, in one order though each rank met its own files
+    first, so that the job says it once (two ranks' lists in two orders were two messages)."""
+    shards = [{"/d/n01/b.JPEG": "/d/n01/b.JPEG: cut short", "/d/n02/c.JPEG": "/d/n02/c.JPEG: empty"},
+              {"/d/n01/a.JPEG": "/d/n01/a.JPEG: empty"}]
+    monkeypatch.setattr(distributed.dist, "all_gather_object", lambda gathered, obj: gathered.__setitem__(
+        slice(None), [obj] * 2 if isinstance(obj, str) else shards))
+    listing = "\n  /d/n01/a.JPEG: empty\n  /d/n01/b.JPEG: cut short\n  /d/n02/c.JPEG: empty"
+    for rank in (0, 1):
+        ctx = distributed.Context(rank=rank, world_size=2, backend="gloo")
+        for limit in (3, 2):
+            loader = types.SimpleNamespace(bad_samples=BadSamples(1000, limit))
+            loader.bad_samples.files.update(shards[rank])
+            ctx.defer_bad_samples(loader)
+            if limit == 3:
+                ctx.check_bad_samples(loader)  # 3 files in the job: not past its limit
+                assert len(loader.bad_samples) == 3
+                continue
+            with pytest.raises(ValueError) as raised:
+                ctx.check_bad_samples(loader)
+            assert str(raised.value) == ("3 image files could not be read, more than max_bad_samples 2; fix or remove "
+                                         f"them, or raise --max_bad_samples:{listing}"), rank
+            assert runtime.job_error_lines("train", raised.value) == [
+                f"mobilenet-v1 train (all 2 ranks): error: {raised.value}"]
+
+
 def test_run_distribute_without_torchrun_says_how_to_launch(cifar_dir, monkeypatch, capsys):
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(key, raising=False)
@@ -302,10 +442,25 @@ def test_run_distribute_without_torchrun_says_how_to_launch(cifar_dir, monkeypat
     err = capsys.readouterr().err
     assert "run_distribute is True but this process was not started by torchrun" in err
     assert "torchrun --standalone --nproc_per_node=NUM_PROCESSES -m mobilenet_v1 train" in err
+    with pytest.raises(distributed.DistributedError, match=r"-m mobilenet_v1 eval \[--key=value \.\.\.\] on one "
+                                                           r"machine .* --rdzv_id=JOB -m mobilenet_v1 eval \[--key"):
+        distributed.setup(load_config(TINY + ["--run_distribute=True"]), "eval")
+    for key, value in (("WORLD_SIZE", "2"), ("RANK", "1")):  # one alone (another launcher's): not torchrun's job
+        monkeypatch.setenv(key, value)
+        assert not distributed.setup(load_config(TINY)).enabled
+        monkeypatch.delenv(key)
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(distributed.DistributedError, match="LOCAL_RANK, MASTER_ADDR, MASTER_PORT are not"):
         distributed.setup(load_config(TINY))
+    # More processes on a machine than it has GPUs: the one past them is told so (LOCAL_RANK counts from 0).
+    for key, value in (("RANK", "2"), ("WORLD_SIZE", "4"), ("LOCAL_RANK", "2"), ("MASTER_ADDR", "127.0.0.1"),
+                       ("MASTER_PORT", "29500")):
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(distributed.DistributedError, match=r"^LOCAL_RANK 2: this machine shows 2 GPUs; start at most"):
+        distributed.setup(load_config(TINY[:2] + ["--device_target=GPU"]))
 
 
 def test_a_sample_is_augmented_alike_in_any_number_of_shards():

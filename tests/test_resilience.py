@@ -791,9 +791,11 @@ def test_a_run_whose_output_reader_went_away_still_stops_on_ctrl_c_with_a_checkp
     the run's next lines meet a closed pipe. It goes on, stops after the step under way, saves there and
     exits 130, its log.txt whole, where it stopped at the next line with BrokenPipeError (exit 1)."""
     run = tmp_path / "run"
+    # stdout buffered, as a user's is: its flush meets the closed pipe too (PYTHONUNBUFFERED hid that path).
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}, "PYTHONPATH": SRC}
     p = subprocess.Popen([sys.executable, "-m", "mobilenet_v1", "train", *run_args(cifar_dir, run, "--epoch_size=50",
                                                                                  "--log_interval=1")],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=SRC))
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     p.stdout.readline()
     p.stdout.close()  # the reader is gone
     log, deadline = run / "log.txt", time.monotonic() + 60

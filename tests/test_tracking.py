@@ -618,6 +618,13 @@ def test_log_txt_holds_the_runs_warnings_and_the_error_that_stopped_it(tmp_path,
     early = tmp_path / "early"
     assert cli.main(["train"] + args[:-1] + [f"--save_checkpoint_path={early}", "--epoch_size=1"]) == 1
     assert (early / "log.txt").read_text().endswith("mobilenet-v1 train: error: [Errno 5] Input/output error\n")
+    # A run started with stderr closed (`2>&-`): what it writes there still reaches its log.txt, and nothing fails.
+    kept = runtime.capture_output()
+    try:
+        closed = runtime.CopiedToLogs(None)
+        assert closed.write("warning: w\n") == 11 and closed.flush() is None and kept.getvalue() == "warning: w\n"
+    finally:
+        runtime.remove_log_file(kept)
     assert runtime._log_files == []
     # A run that ends well ends its log with no error line, though its caller handles an exception of its own
     # (sys.exc_info() in a finally would hand the logger that one).

@@ -663,6 +663,15 @@ def test_csv_text_quotes_what_it_must_and_reads_back_whole():
         [["" if v is None else str(v) for v in row] for row in ordinary + odd]
 
 
+def test_json_text_writes_each_float_that_is_not_finite_as_null():
+    """runtime.json_text: JSON has no NaN or Infinity; a skipped step's loss (an fp16 overflow's inf), NaN
+    probabilities, in dicts, lists and tuples, are null, which strict readers take (Python's tokens they refuse)."""
+    from mobilenet_v1.runtime import json_text
+
+    value = {"loss": float("inf"), "top": [(0.5, float("nan")), (float("-inf"), 2)], "name": "NaN", "ok": 1e308}
+    assert json_text(value) == '{"loss": null, "top": [[0.5, null], [null, 2]], "name": "NaN", "ok": 1e+308}'
+
+
 def test_eval_of_an_image_folder_uses_the_class_list_the_model_was_trained_on(tmp_path):
     """An evaluation folder holding some of the training classes keeps their training labels: the
     model below always answers "cat", the third of its classes, and the folder holds only cats. A folder
