@@ -674,7 +674,10 @@ def test_a_killed_worker_restarts_and_resumes_to_the_same_weights(cifar_dir, tmp
                                      os.path.join(ROOT, "tests", "fault_worker.py"), f"--save_checkpoint_path={killed}",
                                      *opts), cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert "failed (exitcode: -9) local_rank: 1" in r.stderr, r.stderr[-3000:]  # rank 1 died of SIGKILL
+    # Rank 1 died of SIGKILL; torchrun names the first failure it sees, which on a loaded machine can be rank 0
+    # stopping on the lost peer a moment later (seen once, 2026-12-04).
+    assert ("failed (exitcode: -9) local_rank: 1" in r.stderr or "failed (exitcode: 1) local_rank: 0" in r.stderr
+            and "train (rank 0): error: another process of this job ended" in r.stderr), r.stderr[-3000:]
     log = r.stdout
     assert log.count("torchrun restart 1: continuing from the newest complete checkpoint") == 1
     resumed = re.search(r"resume: continuing from (\S+) after epoch (\d+)(?: and (\d+) of the 6 steps)?", log)
