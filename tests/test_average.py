@@ -144,6 +144,8 @@ def test_the_command_names_what_it_averaged(tmp_path, capsys):
     assert "1 of them hold a weight average (--ema_decay)" in out
     assert cli.main(["average", a, b, "--last", "3", "--out", str(tmp_path / "m.pt")]) == 0
     assert "note: --last 3: there are 2 checkpoints, all of them averaged" in capsys.readouterr().err
+    assert cli.main(["average", a, b, "--last", "2", "--out", str(tmp_path / "m.pt")]) == 0
+    assert "note: --last" not in capsys.readouterr().err  # as many as there are: nothing to say
     assert cli.main(["info", str(tmp_path / "m.pt")]) == 0  # the file says what it is the mean of
     mean = (f"weights:        the mean of 2 checkpoints' trained weights and weight averages (mobilenet-v1 average): "
             f"{a}, {b}")

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -208,6 +209,17 @@ def test_the_demo_writes_no_digits_over_a_data_set_of_its_own(tmp_path, capsys):
     assert [sorted(os.listdir(digits / f)) for f in (CIFAR_TRAIN_FOLDER, CIFAR_EVAL_FOLDER)] == \
         [["data_batch_1.bin"], ["test_batch.bin"]]
     assert os.path.getsize(digits / CIFAR_EVAL_FOLDER / "test_batch.bin") == 359 * CIFAR_RECORD
+    # A data set's evaluation file alone is refused too; an --out that is a file is said in one line.
+    alone = tmp_path / "verify" / CIFAR_EVAL_FOLDER / "test_batch.bin"
+    alone.parent.mkdir(parents=True)
+    alone.write_bytes(bytes(2 * CIFAR_RECORD))
+    assert demo.main(["--out", str(tmp_path / "verify")]) == 1
+    assert f"{alone} holds {2 * CIFAR_RECORD} bytes, not the demo's 359 records" in capsys.readouterr().err
+    assert alone.read_bytes() == bytes(2 * CIFAR_RECORD) and not (tmp_path / "verify" / CIFAR_TRAIN_FOLDER).exists()
+    (tmp_path / "a_file").write_text("not a folder")
+    assert demo.main(["--out", str(tmp_path / "a_file")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("python -m mobilenet_v1.demo: error: ") and f"{tmp_path / 'a_file'}" in err
 
 
 def test_a_reader_of_the_output_that_went_away_is_no_error(tmp_path):
@@ -341,8 +353,10 @@ def test_our_warnings_are_one_line_and_a_one_class_folder_is_refused_for_trainin
     assert r.returncode == 0, r.stderr
     assert "mobilenet-v1 eval: warning: skipped unreadable image file" in r.stderr and "empty.JPEG" in r.stderr
     assert ".py:" not in r.stderr and "BadSampleWarning" not in r.stderr
+    formatted = warnings.formatwarning
     with pytest.warns(BadSampleWarning, match="empty.JPEG"):
         assert cli.main(argv) == 0
+    assert warnings.formatwarning is formatted  # a Python caller's format is its own again after the command
     # A folder of one class: training says a classifier needs two, where it used to advise --class_num 1.
     one = tmp_path / "one" / "train" / "a"
     one.mkdir(parents=True)
@@ -542,6 +556,20 @@ def test_the_readme_shows_every_command_and_only_options_its_command_takes(capsy
             known |= keys
         assert shown[name] <= known, f"README: mobilenet-v1 {name} with {sorted(shown[name] - known)}"
     assert len(shown["train"]) > 30 and {"ckpt_file", "top_k"} <= shown["predict"]  # the lines were found
+
+
+def test_no_command_or_an_unknown_one_shows_the_usage_with_a_shells_status_2(capsys):
+    """No command is a slip (status 2, as argparse's); --help, -h and help ask for the usage (0); an unknown
+    command is named on stderr, the usage after it, status 2."""
+    assert cli.main([]) == 2
+    usage = capsys.readouterr().out
+    assert usage.startswith("usage: mobilenet-v1 COMMAND [options]\n") and "\n  lr-schedule " in usage
+    for flag in ("--help", "-h", "help"):
+        assert cli.main([flag]) == 0
+        assert capsys.readouterr().out == usage, flag
+    assert cli.main(["trian", "--epoch_size=1"]) == 2
+    said = capsys.readouterr()
+    assert said.out == "" and said.err == f"mobilenet-v1: unknown command 'trian'\n\n{usage}"
 
 
 NO_CHECKPOINT = "the folder holds no numbered checkpoint (mobilenetv1-EPOCH_STEP.ckpt)"

@@ -394,6 +394,12 @@ def test_every_key_has_a_help_line_and_help_lists_them(capsys):
     out = capsys.readouterr().out
     assert "--per_class" in out and "--confusion_csv F" in out
     assert "  --crop_pct (0.875)  image folders' evaluation: centre crop's share of the resized shorter side" in out
+    # train -h as --help; a key of a few values names them (padding: the seed's SAME or PyTorch's symmetric).
+    assert cli.main(["train", "-h"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: mobilenet-v1 train ") and "  --padding ('same')  " in out
+    assert next(line for line in out.splitlines() if line.startswith("  --padding ")).endswith(
+        "; one of ['same', 'symmetric']")
 
 
 def test_train_run_leaves_cudnn_autotuning_as_it_found_it(monkeypatch):

@@ -105,7 +105,7 @@ def test_training_evaluates_and_saves_the_average_and_eval_takes_it(ema_run, cap
 
 
 def test_load_model_convert_and_export_take_the_average_unless_told(ema_run, tmp_path, capsys):
-    cifar_dir, _, result = ema_run
+    cifar_dir, out, result = ema_run
     path = result["checkpoint"]
     ck = ckpt_io.load_file(path)
     x = torch.randn(2, 3, 32, 32)
@@ -114,6 +114,7 @@ def test_load_model_convert_and_export_take_the_average_unless_told(ema_run, tmp
         return all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
 
     assert same(load_model(path), ck["ema"]["model"])
+    assert same(load_model(str(out)), ck["ema"]["model"])  # the run folder: its newest checkpoint, the last
     assert same(load_model(path, use_ema=False), ck["model"])
     with pytest.raises(TypeError, match="use_ema must be True or False, got 'False'"):  # a string, true
         load_model(path, use_ema="False")

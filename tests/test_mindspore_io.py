@@ -418,12 +418,14 @@ def test_convert_cli_both_directions_and_errors(tmp_path, capsys):
     assert cli.main(["convert", seed, str(tmp_path / "ours.pt")]) == 0
     out, err = capsys.readouterr()
     assert f"note: learning_rate, momentum in {seed} (the MindSpore run's optimiser settings" in err
-    assert "wrote" in out and "PyTorch checkpoint" in out and "1001 classes" in out and "global_step 1251" in out
+    assert out.startswith(f"wrote {tmp_path / 'ours.pt'}: PyTorch checkpoint, ") and \
+        "(MobileNetV1 width_mult 0.25, 1001 classes, momentum buffers, global_step 1251) from " in out
     assert mindspore_io.detect_format(str(tmp_path / "ours.pt")) == "torch"
     ck = ckpt_io.load_file(str(tmp_path / "ours.pt"))
     assert ck["model_args"] == {"class_num": 1001, "width_mult": 0.25, "padding": "same"}
     # Back to MindSpore, named .ckpt like our own training checkpoints, but written as protobuf.
     assert cli.main(["convert", str(tmp_path / "ours.pt"), str(tmp_path / "again.ckpt")]) == 0
+    assert capsys.readouterr().out.startswith(f"wrote {tmp_path / 'again.ckpt'}: MindSpore checkpoint, ")
     assert mindspore_io.detect_format(str(tmp_path / "again.ckpt")) == "mindspore"
     raw, _ = mindspore_io.read_mindspore_ckpt(str(tmp_path / "again.ckpt"))
     original, _ = mindspore_io.read_mindspore_ckpt(seed)
@@ -526,6 +528,9 @@ def test_any_width_round_trips_through_a_mindspore_file(tmp_path, width_mult):
     torch.save(state, bare)  # a bare state dict: no model_args either
     assert mindspore_io.convert(bare, ms)["width_mult"] == width_mult
     assert mindspore_io.convert(ms, back)["width_mult"] == width_mult
+    # A file recording its class count but not its width (written by hand) has the width read off it too.
+    ckpt_io.atomic_save({"model": state, "model_args": {"class_num": 10}}, str(tmp_path / "half.pt"))
+    assert load_model(str(tmp_path / "half.pt")).width_mult == width_mult
     again = ckpt_io.load_file(back)["model"]
     assert set(again) == set(state)
     for name, t in state.items():
@@ -552,6 +557,12 @@ def test_channel_counts_of_no_single_width_are_refused(tmp_path):
                                                       r"\(304, 152, 1, 1\).*no width_mult gives every layer"):
         load_model(ms)
     assert cli.main(["convert", ms, str(tmp_path / "never.pt")]) == 1
+    # Classifier inputs of no width's count (300, not a multiple of 8): nothing to build the network at.
+    mindspore_io.write_mindspore_ckpt(ms, mindspore_io.to_seed_state({"model": dict(state, **{
+        "fc.weight": torch.zeros(10, 300)})}))
+    with pytest.raises(ckpt_io.CheckpointError, match=r"mixed\.ckpt: fc \(its inputs\) has 300 channels, which no "
+                                                      r"width_mult gives .*: not a MobileNetV1 of one width$"):
+        load_model(ms)
     assert not (tmp_path / "never.pt").exists()
 
 
@@ -707,7 +718,8 @@ def test_a_safetensors_header_length_ending_in_0x80_is_no_pickle_and_bad_model_a
     for k, v in model.state_dict().items():
         assert k.endswith("num_batches_tracked") or torch.equal(back["model"][k], v), k  # the seed has none
     capsys.readouterr()
-    for key, value in (("class_num", '"10"'), ("width_mult", "null")):
+    for key, value in (("class_num", '"10"'), ("class_num", "10.0"), ("class_num", "0"), ("width_mult", "null"),
+                       ("width_mult", "0")):  # a count of none, or not a whole number, builds no classifier
         meta = {mindspore_io._MODEL_ARGS_KEY: f'{{"class_num": 10, "width_mult": 0.25, "{key}": {value}}}'}
         mindspore_io.write_safetensors(str(path), seed_entries(model), meta)
         assert cli.main(["convert", str(path), str(tmp_path / "never.pt")]) == 1

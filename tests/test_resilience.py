@@ -715,6 +715,13 @@ def test_a_ctrl_c_before_the_training_loop_or_in_eval_ends_the_command_in_one_li
         out, err = p.communicate(timeout=60)
         assert (p.returncode, out, err) == (-signal.SIGINT, "", f"mobilenet-v1 {name}: interrupted (Ctrl-C)\n"), \
             (name, err)
+    # Where the signal cannot end the process (blocked in its mask), its status says it: 128 + 2, as a shell's.
+    blocked = subprocess.run([sys.executable, "-c", "import signal, sys; sys.path.insert(0, sys.argv[1]); "
+                              "from mobilenet_v1 import cli; signal.pthread_sigmask(signal.SIG_BLOCK, "
+                              "{signal.SIGINT}); sys.exit(cli.end_by_signal(signal.SIGINT))", SRC],
+                             capture_output=True, timeout=60)
+    assert blocked.returncode == 130, blocked.stderr
+
     def interrupted(rest):
         raise KeyboardInterrupt
 

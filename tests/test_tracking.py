@@ -63,6 +63,23 @@ def short_run(data_dir, tmp_path_factory):
     return {"dir": out, "cfg": cfg, "args": args, "stdout": capture.read_text()}
 
 
+@pytest.fixture
+def figures(monkeypatch):
+    """The matplotlib figures plot draws (the PNG is still written), kept to read their axes back."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    kept = []
+
+    class Kept(Figure):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            kept.append(self)
+
+    monkeypatch.setattr(plot, "_matplotlib", lambda: (Kept, FigureCanvasAgg))
+    return kept
+
+
 def test_run_folder_holds_every_file(short_run):
     names = sorted(os.listdir(short_run["dir"]))
     events = glob.glob(str(short_run["dir"] / "events.out.tfevents.*"))
@@ -158,7 +175,7 @@ def test_lr_schedule_numbers_the_steps_as_metrics_and_tensorboard_do(short_run, 
         assert table[r["step"]][0] == math.ceil(r["step"] / 12)  # the epoch the step is in, from 1
 
 
-def test_plot_writes_a_png_of_the_expected_size(short_run, tmp_path, capsys):
+def test_plot_writes_a_png_of_the_expected_size(short_run, tmp_path, capsys, figures):
     other = tmp_path / "other"
     other.mkdir()
     # A second run by hand: an older history superseded by a restart (start record at step 0).
@@ -178,6 +195,7 @@ def test_plot_writes_a_png_of_the_expected_size(short_run, tmp_path, capsys):
     assert (pixels < 250).any(axis=2).mean() > 0.02  # something is drawn, not a blank canvas
     printed = capsys.readouterr().out
     assert "short: 4 epochs" in printed and "other: 3 epochs" in printed and "best top-1 90.00%" in printed
+    assert printed.endswith(f"wrote {out} (2400x540 pixels)\n")
     assert cli.main(["plot", str(other), "--out", str(tmp_path / "small.png"), "--dpi", "100"]) == 0
     with Image.open(tmp_path / "small.png") as img:
         assert img.size == (1200, 360)  # no gradient norms: three panels
@@ -192,6 +210,30 @@ def test_plot_writes_a_png_of_the_expected_size(short_run, tmp_path, capsys):
     assert (result["width"], result["runs"]["clipped"]["grad_norms"], result["runs"]["other"]["grad_norms"]) == \
         (2400, 3, 0)
     assert result["runs"]["clipped"]["clip_grad_norm"] == 2.0 and result["runs"]["other"]["clip_grad_norm"] == 0
+    loss, lr, top1, norm = figures[-1].axes
+    # Every panel spans the longest run (other's 3 epochs, drawn first), and 30% more for the names.
+    assert [ax.get_xlim() for ax in (loss, lr, top1, norm)] == [pytest.approx((0, 3 * 1.3))] * 4
+    # Each curve ends in its run's name (loss: other's alone, clipped has no epoch means); top-1's with its value.
+    assert ([t.get_text() for t in loss.texts], [t.get_text() for t in lr.texts]) == (["other"], ["other", "clipped"])
+    assert [t.get_text() for t in top1.texts] == ["other 90.0%"]
+    # Losses and norms, all positive, on log axes: labelled at every minor tick within a decade (losses 0.67 to
+    # 2.2), at 2 and 5 only over more (norms 0.25 to 8, the 2.0 threshold between).
+    assert (loss.get_yscale(), lr.get_yscale(), top1.get_yscale(), norm.get_yscale()) == ("log", "linear", "linear",
+                                                                                          "log")
+    assert [[ax.yaxis.get_minor_formatter()(v, 0) for v in (0.2, 0.3, 0.5, 3.0)] for ax in (loss, norm)] == \
+        [["0.2", "0.3", "0.5", "3"], ["0.2", "", "0.5", ""]]
+    assert cli.main(["plot", str(clipped), "--out", str(tmp_path / "clipped.png")]) == 0
+    assert capsys.readouterr().out.splitlines()[-2] == "clipped: 0 epochs, 4 logged steps, 0 evaluations, " \
+                                                       "clip_grad_norm 2"
+    # A zero (a step that had no gradient) has no place on a log axis; names a line apart are moved apart about
+    # where they were, in their order (display units: 5 and 0 with a gap of 10 go to 10 and 0, all less 5/3).
+    from matplotlib.figure import Figure
+
+    zero = Figure().subplots()
+    zero.plot([1, 2], [0.0, 1.0])
+    plot._log_scale(zero)
+    assert zero.get_yscale() == "linear"
+    assert plot._spread([5.0, 0.0, 100.0], gap=10.0) == pytest.approx([10 - 5 / 3, -5 / 3, 100 - 5 / 3])
     with Image.open(tmp_path / "norms.png") as img:
         rgb = np.asarray(img.convert("RGB")).astype(int)
     orange = (np.abs(rgb - [255, 127, 14]).sum(axis=2) < 60)  # matplotlib's C1: the second run's colour
@@ -237,6 +279,9 @@ def test_plot_errors_name_the_file(tmp_path, capsys, monkeypatch):
         assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / out)]) == 1
         assert f"--out {tmp_path / out}: {message}" in capsys.readouterr().err
     assert (tmp_path / "ck.png").read_bytes() == before and os.listdir(tmp_path / "dir.png") == []
+    with pytest.raises(SystemExit):  # argparse's exit, before anything is drawn
+        cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png"), "--dpi", "9"])
+    assert "--dpi must be at least 10" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # as if matplotlib were not installed
     assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 1
     assert "pip install 'mobilenet-v1[plot]'" in capsys.readouterr().err
@@ -290,7 +335,7 @@ def test_plot_names_the_line_of_a_record_without_a_drawn_key(tmp_path, capsys):
     assert ": 1 epoch, 0 logged steps" in capsys.readouterr().out and (tmp_path / "c.png").exists()
 
 
-def test_plots_best_is_the_best_checkpoints_rule(tmp_path, capsys):
+def test_plots_best_is_the_best_checkpoints_rule(tmp_path, capsys, figures):
     """The star and the best top-1 said are the best checkpoint's epoch: an evaluation of non-finite outputs
     (train never takes it for the best) is drawn but not starred, and a tie is the earlier epoch. Epoch 2's
     0.9 of non-finite outputs used to be called the best."""
@@ -304,6 +349,13 @@ def test_plots_best_is_the_best_checkpoints_rule(tmp_path, capsys):
     (tmp_path / METRICS_FILE).write_text("".join(json.dumps(dict(r, nonfinite_outputs=1)) + "\n" for r in rows))
     drawn = plot.plot_runs([str(tmp_path)], str(tmp_path / "c.png"))["runs"][tmp_path.name]
     assert drawn["evaluations"] == 3 and drawn["best_top_1"] is None  # none to star
+    # A tie: the star at epoch 1, the first to reach 0.6, whose checkpoint train keeps.
+    rows = rows[:1] + [dict(r, top_1=t) for r, t in zip(rows[1:], (0.6, 0.5, 0.6))]
+    (tmp_path / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert train.Evaluations.before(0, 0, str(tmp_path), 3).best_epoch == 1
+    assert plot.plot_runs([str(tmp_path)], str(tmp_path / "c.png"))["runs"][tmp_path.name]["best_top_1"] == 0.6
+    stars = [line for line in figures[-1].axes[2].get_lines() if line.get_marker() == "*"]
+    assert [list(line.get_xdata()) for line in stars] == [[1]]
 
 
 def test_training_without_tensorboard_says_so_once(data_dir, tmp_path, capsys, monkeypatch):

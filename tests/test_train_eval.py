@@ -1200,6 +1200,11 @@ def test_info_and_lr_schedule_commands(tmp_path, capsys):
     assert cli.main(["info", "--width_mult", "0.5", "--image_size", "160", "--json"]) == 0
     half = json.loads(capsys.readouterr().out)
     assert half["macs"] < 149e6 * 0.6 and (half["layers"], half["feature_channels"]) == (27, 512)
+    # Without --json, for a reader: the paper's 1.32 M parameters and 76 M multiply-adds of 0.5 MobileNet-160.
+    assert cli.main(["info", "--width_mult", "0.5", "--image_size", "160"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "MobileNetV1 width_mult 0.5, 160x160, 1000 classes", "  parameters:     1,331,592",
+        "  multiply-adds:  76,524,800 (76.5 M)", "  layers:         27 conv + 1 fc, 512 features"]
     assert cli.main(["info", "--width_mult", "1e6", "--json"]) == 0  # counted from the table: nothing built
     assert json.loads(capsys.readouterr().out)["params"] > 1e15
     with pytest.raises(SystemExit):
@@ -1219,6 +1224,11 @@ def test_info_and_lr_schedule_commands(tmp_path, capsys):
             cli.main(["lr-schedule", "--steps_per_epoch", steps])
     with pytest.raises(SystemExit, match=r"50,000 images make no step of batch_size 100000 .* pass --steps_per_epoch"):
         cli.main(["lr-schedule", "--batch_size=100000"])
+    # An epoch's steps: CIFAR's 50,000 images over batch_size x device_num x grad_accum_steps, 50,000 / (1000 x 2 x 5).
+    assert cli.main(["lr-schedule", "--batch_size=1000", "--device_num=2", "--grad_accum_steps=5",
+                     "--epoch_size=2"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert [row.rsplit(",", 1)[0] for row in rows] == ["step,epoch"] + [f"{s},{1 + (s > 5)}" for s in range(1, 11)]
     out = tmp_path / "lr.csv"
     assert cli.main(["lr-schedule", "--config_path", os.path.join(ROOT, "configs", "cifar10.yaml"), "--epoch_size=5",
                      "--warmup_epochs=1", "--steps_per_epoch", "2", "--out", str(out)]) == 0
@@ -1243,6 +1253,12 @@ def test_info_of_a_file_counts_multiply_adds_at_the_size_asked_else_at_the_one_i
             model.eval()(torch.zeros(1, 3, size, size))
         assert (got["image_size"], got["macs_image_size"]) == (32, [size, size])
         assert got["macs"] == counter.get_total_flops() // 2, size
+    # The network is the file's: --width_mult or --class_num beside it is refused, as is a size of none.
+    for extra, said in ((["--class_num", "4", "--width_mult", "0.25"], "--width_mult and --class_num: with FILE the "
+                         "network is the file's"), (["--image_size", "0"], "--image_size must be at least 1")):
+        with pytest.raises(SystemExit):
+            cli.main(["info", path, *extra])
+        assert said in capsys.readouterr().err, extra
 
 
 def lr_table(cfg, steps_per_epoch):
@@ -1256,9 +1272,11 @@ def test_lr_schedule_writes_its_table_a_part_at_a_time_byte_for_byte(tmp_path, m
     """The table, made whole as text before it was written, filled the memory near its 200,000,000 steps; it is
     written LR_ROWS_AT_ONCE rows at a time, byte for byte the table made whole, the parts ending inside epochs."""
     monkeypatch.setattr(cli, "LR_ROWS_AT_ONCE", 5)
-    for keys in (["--lr_decay_mode=poly", "--warmup_epochs=1"], ["--lr_decay_mode=cosine", "--warmup_epochs=2"],
-                 ["--lr_decay_mode=exponential", "--lr_decay_rate=0.5", "--lr_per_epoch=True"]):
-        argv = ["--epoch_size=4", *keys]
+    for epochs, keys in ((4, ["--lr_decay_mode=poly", "--warmup_epochs=1"]),
+                         (4, ["--lr_decay_mode=cosine", "--warmup_epochs=2"]),
+                         (4, ["--lr_decay_mode=exponential", "--lr_decay_rate=0.5", "--lr_per_epoch=True"]),
+                         (2, ["--lr_decay_mode=linear"])):  # 6 steps: a last part of one row
+        argv = [f"--epoch_size={epochs}", *keys]
         expected = lr_table(load_config(argv), 3)
         cfg = load_config(argv)
         assert schedule(cfg, 3, start=4, stop=9).tolist() == schedule(cfg, 3)[4:9].tolist()
@@ -1269,8 +1287,8 @@ def test_lr_schedule_writes_its_table_a_part_at_a_time_byte_for_byte(tmp_path, m
         assert out.read_bytes() == expected.encode()
         rates = [float(row.split(",")[2]) for row in expected.splitlines()[1:]]
         mode = load_config(argv).lr_decay_mode
-        assert capsys.readouterr().out == (f"wrote 12 steps (4 epochs x 3) of lr_decay_mode {mode} to {out}: first "
-                                           f"{rates[0]:.6g}, max {max(rates):.6g}, last {rates[-1]:.6g}\n")
+        assert capsys.readouterr().out == (f"wrote {3 * epochs} steps ({epochs} epochs x 3) of lr_decay_mode {mode} to "
+                                           f"{out}: first {rates[0]:.6g}, max {max(rates):.6g}, last {rates[-1]:.6g}\n")
 
 
 def test_lr_schedule_memory_does_not_grow_with_the_steps(tmp_path):
@@ -1307,6 +1325,15 @@ def test_lr_schedule_takes_its_own_options_with_dashes_as_the_keys(tmp_path, cap
     argv = ["--per-class", "--per-image=a.csv", "--confusion-csv", "b.csv", "--lr-max=0.1"]
     assert cli.pop_flag(argv, "--per_class") and cli.pop_option(argv, "--per_image") == "a.csv"
     assert cli.pop_option(argv, "--confusion_csv") == "b.csv" and argv == ["--lr-max=0.1"]
+    # The last value given wins, as a key's does; a value may hold '=' (a sweep's file name); a value left off is said.
+    argv = ["--out", "a.csv", "--json", "--out", "b.csv"]
+    assert cli.pop_option(argv, "--out") == "b.csv" and argv == ["--json"]
+    assert cli.pop_option(["--out=runs/lr=0.1.csv"], "--out") == "runs/lr=0.1.csv"
+    with pytest.raises(SystemExit, match="^mobilenet-v1: option --steps_per_epoch needs a value$"):
+        cli.main(["lr-schedule", "--epoch_size=1", "--steps_per_epoch"])
+    for flag in ("--help", "-h"):
+        assert cli.main(["lr-schedule", flag]) == 0
+        assert capsys.readouterr().out.startswith("usage: mobilenet-v1 lr-schedule [--config_path F]"), flag
 
 
 def test_an_eval_split_labelled_past_class_num_is_refused_before_training(cifar_dir, tmp_path, capsys):
