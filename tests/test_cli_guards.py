@@ -198,24 +198,22 @@ def test_the_demo_writes_no_digits_over_a_data_set_of_its_own(tmp_path, capsys):
     from mobilenet_v1 import demo
     from mobilenet_v1.data import CIFAR_EVAL_FOLDER, CIFAR_RECORD, CIFAR_TRAIN_FOLDER
 
-    real = tmp_path / "cifar" / CIFAR_TRAIN_FOLDER / "data_batch_1.bin"
-    real.parent.mkdir(parents=True)
-    real.write_bytes(bytes(3 * CIFAR_RECORD))
-    assert demo.main(["--out", str(tmp_path / "cifar")]) == 1
-    assert f"{real} holds {3 * CIFAR_RECORD} bytes, not the demo's 1438 records" in capsys.readouterr().err
-    assert real.read_bytes() == bytes(3 * CIFAR_RECORD) and not (tmp_path / "cifar" / CIFAR_EVAL_FOLDER).exists()
+    # A data set's training file, or its evaluation file alone, is refused, and nothing is written beside it.
+    cases = (("cifar", CIFAR_TRAIN_FOLDER, "data_batch_1.bin", CIFAR_EVAL_FOLDER, 1438),
+             ("verify", CIFAR_EVAL_FOLDER, "test_batch.bin", CIFAR_TRAIN_FOLDER, 359))
+    for name, folder, file, other, records in cases:
+        real = tmp_path / name / folder / file
+        real.parent.mkdir(parents=True)
+        real.write_bytes(bytes(3 * CIFAR_RECORD))
+        assert demo.main(["--out", str(tmp_path / name)]) == 1
+        assert f"{real} holds {3 * CIFAR_RECORD} bytes, not the demo's {records} records" in capsys.readouterr().err
+        assert real.read_bytes() == bytes(3 * CIFAR_RECORD) and not (tmp_path / name / other).exists()
     digits = tmp_path / "digits"
     assert demo.main(["--out", str(digits)]) == 0 and demo.main(["--out", str(digits)]) == 0
     assert [sorted(os.listdir(digits / f)) for f in (CIFAR_TRAIN_FOLDER, CIFAR_EVAL_FOLDER)] == \
         [["data_batch_1.bin"], ["test_batch.bin"]]
     assert os.path.getsize(digits / CIFAR_EVAL_FOLDER / "test_batch.bin") == 359 * CIFAR_RECORD
-    # A data set's evaluation file alone is refused too; an --out that is a file is said in one line.
-    alone = tmp_path / "verify" / CIFAR_EVAL_FOLDER / "test_batch.bin"
-    alone.parent.mkdir(parents=True)
-    alone.write_bytes(bytes(2 * CIFAR_RECORD))
-    assert demo.main(["--out", str(tmp_path / "verify")]) == 1
-    assert f"{alone} holds {2 * CIFAR_RECORD} bytes, not the demo's 359 records" in capsys.readouterr().err
-    assert alone.read_bytes() == bytes(2 * CIFAR_RECORD) and not (tmp_path / "verify" / CIFAR_TRAIN_FOLDER).exists()
+    # An --out that is a file is said in one line.
     (tmp_path / "a_file").write_text("not a folder")
     assert demo.main(["--out", str(tmp_path / "a_file")]) == 1
     err = capsys.readouterr().err
