@@ -11,6 +11,7 @@ and timm's windows alternate, and "paired" is the median of the per-window ratio
     python benchmarks/train_throughput.py                       # GPU: batch 256, bf16, channels_last
     python benchmarks/train_throughput.py --device cpu         # CPU: batch 32, fp32, channels_last, eager
     python benchmarks/train_throughput.py --device cpu --no-timm --freeze 13,27   # fine-tuning's frozen layers
+    python benchmarks/train_throughput.py --device cpu --no-timm --qat          # quantization-aware training
 """
 import argparse
 import itertools
@@ -60,14 +61,16 @@ def plain_layers(model):
     return model
 
 
-def ours_stepper(args, device, compile_mode, plain=False, taps=False, ema=False, augment=False, freeze=0):
+def ours_stepper(args, device, compile_mode, plain=False, taps=False, ema=False, augment=False, freeze=0, qat=False):
     """Our step, warmed up; returns run(n): images/s of n more steps. ``taps``: compiled, the
     depthwise convs run as sums of their taps (model.depthwise_taps, an experiment). ``ema``: with the
     weight average of ``--ema_decay`` (ema.WeightAverage) updated after every step, as train runs it.
     ``augment``: with torchvision's recipe extras as train runs them: ``--mixup_alpha 0.2
     --cutmix_alpha 1.0 --random_erase 0.25 --clip_grad_norm 5``. ``freeze``: ``--freeze_layers`` (the
-    first layers frozen for fine-tuning, MobileNetV1.freeze)."""
-    model = MobileNetV1(class_num=1000, padding=args.padding).freeze(freeze).to(device, memory_format=args.memory_format)
+    first layers frozen for fine-tuning, MobileNetV1.freeze). ``qat``: quantization-aware (``train --qat
+    True``: the INT8 model simulated in float32, :mod:`qat`; eager only, as train runs it)."""
+    model = MobileNetV1(class_num=1000, padding=args.padding, qat=qat).freeze(freeze).to(
+        device, memory_format=args.memory_format)
     if plain:
         plain_layers(model)
     model.depthwise_taps = taps
@@ -196,6 +199,8 @@ def main():
     p.add_argument("--augment", action="store_true",
                    help="also time our step with mixup/cutmix 0.2/1.0, random erasing 0.25 and gradient clipping "
                         "(as 'aug', against ours)")
+    p.add_argument("--qat", action="store_true",
+                   help="also time ours with --qat True (quantization-aware; eager mode only, as train runs it)")
     p.add_argument("--freeze", type=lambda v: [int(n) for n in v.split(",") if n], default=[],
                    help="also time the step with these --freeze_layers (comma-separated, e.g. 13,27)")
     p.add_argument("--e2e_images", type=int, default=0, help="JPEGs for the end-to-end run (0: skip)")
@@ -254,6 +259,8 @@ def main():
             runners["aug"] = ours_stepper(args, device, compile_mode, augment=True)
         for n in args.freeze:
             runners[f"freeze{n}"] = ours_stepper(args, device, compile_mode, freeze=n)
+        if args.qat and not compile_mode:
+            runners["qat"] = ours_stepper(args, device, None, qat=True)
         with_timm = not args.no_timm and mode in TIMM_MODES
         if with_timm:
             runners["timm"] = timm_stepper(args, device, compile_mode)
@@ -285,7 +292,7 @@ def main():
                 payload["step"][f"taps_over_timm_paired_{mode}"] = median(
                     [a / b for a, b in zip(rates["taps"], rates["timm"])])
                 row["taps / timm"] = f"{payload['step'][f'taps_over_timm_paired_{mode}']:.3f}"
-        for variant in ("ema", "aug") + tuple(f"freeze{n}" for n in args.freeze):  # ours with an addition, against ours
+        for variant in ("ema", "aug", "qat") + tuple(f"freeze{n}" for n in args.freeze):  # ours with an addition, against ours
             if variant in rates:
                 payload["step"][f"{variant}_{mode}"] = median(rates[variant])
                 paired = median([a / b for a, b in zip(rates[variant], rates["ours"])])
@@ -305,7 +312,7 @@ def main():
                     f"median of {args.windows} x {args.steps} steps", rows,
                     [c for c in ("setting", "ours img/s", "timm img/s", "ours / timm", "paired", "plain img/s",
                                  "ours / plain", "taps img/s", "taps / ours", "taps / timm", "ema img/s",
-                                 "ema / ours", "aug img/s", "aug / ours")
+                                 "ema / ours", "aug img/s", "aug / ours", "qat img/s", "qat / ours")
                      + tuple(c for n in args.freeze for c in (f"freeze{n} img/s", f"freeze{n} / ours"))
                      if any(c in r for r in rows)])
 
