@@ -176,6 +176,75 @@ def test_rounding_the_weights_reads_nothing_back_from_the_device():
         assert torch.equal(w.grad, torch.ones_like(w))  # the grid's ends are the weights' own: nothing clipped
 
 
+def test_rounding_the_activations_is_torchs_fake_quantize_without_reading_back_the_zero_point():
+    """torch.fake_quantize_per_tensor_affine with tensor parameters reads the zero point back (.item(), three
+    host waits a call on a GPU, 29 calls a step): each activation is rounded by the same arithmetic without it.
+    Its values and gradients are torch's to the bit, ties between two levels and values far past the range
+    included; ``levels`` gives what the next layer's conv takes, the rounded value divided by the scale and
+    rounded (exact integers), with the gradients of that division. A NaN stays NaN (torch's op makes it an
+    end of the range, a finite value the step guard would not see)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    g = torch.Generator().manual_seed(5)
+    ranges = qat.ActivationRanges(3).eval()
+    ranges.ranges.copy_(torch.tensor([[0.0, 6.0], [-1.3, 4.1], [-7.0, -0.2]]))  # zero points 0, mid, 255
+    zero_points = []
+    for i in range(3):
+        scale, zero_point = ranges.qparams(i)
+        zero_points.append(int(zero_point))
+        ties = (torch.arange(-300, 300).float() + 0.5) * scale - float(zero_point) * scale
+        x = torch.cat([torch.randn(3000, generator=g) * 5, ties, torch.tensor([0.0, 1e30, -1e30, 3e9])])
+        x.requires_grad_(True)
+        weights = torch.randn(x.shape, generator=g)
+        expected = torch.fake_quantize_per_tensor_affine(x, scale, zero_point, 0, 255)
+        (expected_grad,) = torch.autograd.grad((expected * weights).sum(), x, retain_graph=True)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            got, got_scale = ranges(i, x)
+            (grad,) = torch.autograd.grad((got * weights).sum(), x)
+            levels, _ = ranges(i, x, levels=True)
+            (levels_grad,) = torch.autograd.grad((levels * weights).sum(), x)
+        assert [e.name for e in prof.events() if e.name in ("aten::item", "aten::_local_scalar_dense")] == []
+        assert torch.equal(got_scale, scale) and torch.equal(got, expected) and torch.equal(grad, expected_grad)
+        v = expected.detach() / scale
+        assert torch.equal(levels, v.round()) and torch.equal(levels, levels.round())
+        v = expected / scale  # the gradients of the rounded values divided by the scale
+        (division_grad,) = torch.autograd.grad((v * weights).sum(), x)
+        assert torch.equal(levels_grad, division_grad)
+        assert 0 < int((grad == 0).sum()) < x.numel()  # the grid's ends are reached: clipped values pass nothing
+        nan = ranges(i, torch.tensor([float("nan"), 1.0]))[0]
+        assert nan[0].isnan() and not nan[1].isnan()
+    assert zero_points[0] == 0 and 0 < zero_points[1] < 255 and zero_points[2] == 255
+
+
+def test_a_quantization_aware_training_step_reads_nothing_back_and_observes_channels_last_batches_in_place():
+    """No value of a whole training step (forward, backward, the optimiser) is read back to the host, in
+    either memory format; and a range is observed on the batch as it lies in memory (torch.aminmax of a
+    whole channels_last tensor copies it to contiguous first, which took 16 times the reduction here)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        torch.manual_seed(11)
+        model = MobileNetV1(10, 0.25, qat=True).to(memory_format=memory_format).train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, foreach=True)
+        x = torch.randn(4, 3, 40, 40).contiguous(memory_format=memory_format)
+        for step in range(2):
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                torch.nn.functional.cross_entropy(model(x), torch.tensor([1, 2, 3, 4])).backward()
+                optimizer.step()
+                optimizer.zero_grad()
+            reads = [e.name for e in prof.events() if e.name in ("aten::item", "aten::_local_scalar_dense")]
+            assert reads == [], (memory_format, step)
+        assert int(model.quant.observed) == 2
+    batch = torch.randn(8, 16, 9, 7) * 3 + 1
+    expected = torch.stack(torch.aminmax(batch))
+    for layout in (batch, batch.contiguous(memory_format=torch.channels_last)):
+        ranges = qat.ActivationRanges(1).train()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            ranges(0, layout)
+        assert [e.name for e in prof.events() if e.name in ("aten::clone", "aten::contiguous")] == []
+        assert torch.equal(ranges.ranges[0], expected)
+
+
 def test_the_ranges_move_as_pytorchs_moving_average_observer_and_always_hold_zero():
     """Each batch moves a range 0.01 of the way to its own minimum and maximum, as PyTorch's
     MovingAverageMinMaxObserver (averaging_constant 0.01); and the quantization parameters are ONNX
