@@ -6,7 +6,8 @@
 # the last parts get what is left.
 # A second call, if the session's device time allows one, runs the experiments that did not fit in the first.
 #   bash benchmarks/gpu_session.sh           (the first call; writes logs and JSON under $OUT)
-#   bash benchmarks/gpu_session.sh second    (the second call: about 590 s)
+#   bash benchmarks/gpu_session.sh second    (the second call: its parts' limits sum to 630 s; the last, the QAT
+#                                            step, gets what the budget leaves)
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_out}
@@ -44,6 +45,10 @@ if [ "${1:-first}" = second ]; then
   part 150 python3 benchmarks/input_pipeline.py --images 8192 --passes 2 --pinned_bytes --stacked_crops \
     --rounds 3 --stages 0 \
     --json "$OUT/input_pinned.json" 2>&1 | tail -8
+
+  echo "== the quantization-aware step (eager, fp32 inside) beside ours: nothing read back since 200860a"
+  part 40 python3 benchmarks/train_throughput.py --modes eager --no-timm --qat --steps 10 --warmup 5 \
+    --json "$OUT/qat_step.json" 2>&1 | tail -5
   echo "== done"
   exit 0
 fi
