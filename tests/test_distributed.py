@@ -573,6 +573,35 @@ def test_two_ranks_shards_sync_bn_and_eval(odd_cifar, tmp_path, capsys):
         pytest.approx([p for r in single["images"] for p in r[4:]], abs=1e-5)
 
 
+def test_quantization_aware_training_on_two_ranks(odd_cifar, tmp_path, capsys):
+    """A quantization-aware run on 2 processes: DDP gives every rank rank 0's activation ranges before each
+    forward pass, so the replicas end identical, ranges included, and the checkpoint's ranges count every
+    step's batch once; the 2-process evaluation gives the single process's top-1 of the checkpoint; and
+    export writes its INT8 file (which it checks rounds as the model does). The conv weights' gradients have
+    the weights' own strides: DDP warned at every such run while they did not."""
+    common = TINY + [f"--dataset_path={odd_cifar}", "--class_num=4", "--batch_size=8", "--epoch_size=1"]
+    float_run = train.run(load_config(common + [f"--save_checkpoint_path={tmp_path / 'float'}"]))
+    capsys.readouterr()
+    r = torchrun("--standalone", "--nproc_per_node=2", "-m", "mobilenet_v1", "train", *common, "--qat=True",
+                 f"--pre_trained={float_run['checkpoint']}", "--lr_max=0.005", "--eval_interval=1",
+                 f"--save_checkpoint_path={tmp_path / 'qat'}")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "Grad strides do not match" not in r.stderr, r.stderr[-3000:]
+    digests = replica_digests(r.stdout)
+    ckpt = str(tmp_path / "qat" / "ckpt_0" / "mobilenetv1-1_12.ckpt")
+    assert digests["0"] == digests["1"] and checkpoint_digest(ckpt).startswith(digests["0"])
+    state = ckpt_io.load_file(ckpt)["model"]
+    assert int(state["quant.observed"]) == 12  # 12 steps, rank 0's batch counted once each
+    ranges = state["quant.ranges"]
+    assert torch.isfinite(ranges).all() and (ranges[:, 1] > ranges[:, 0]).all()
+    single = evaluate.run(load_config(TINY + [f"--dataset_path={odd_cifar}", "--batch_size=8",
+                                              f"--checkpoint_path={ckpt}"]))
+    assert read_metrics(str(tmp_path / "qat"))["epochs"][0]["top_1"] == single["top_1_accuracy"]
+    from mobilenet_v1.export import export_checkpoint
+
+    assert os.path.isfile(export_checkpoint(ckpt, str(tmp_path / "int8.onnx"))["path"])
+
+
 def test_two_single_node_launches_form_a_two_node_job(cifar_dir, tmp_path):
     port = free_port()
     args = ["--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}",

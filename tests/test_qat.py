@@ -218,8 +218,9 @@ def test_rounding_the_activations_is_torchs_fake_quantize_without_reading_back_t
 
 def test_a_quantization_aware_training_step_reads_nothing_back_and_observes_channels_last_batches_in_place():
     """No value of a whole training step (forward, backward, the optimiser) is read back to the host, in
-    either memory format; and a range is observed on the batch as it lies in memory (torch.aminmax of a
-    whole channels_last tensor copies it to contiguous first, which took 16 times the reduction here)."""
+    either memory format, and each weight's gradient has the weight's strides; and a range is observed on
+    the batch as it lies in memory (torch.aminmax of a whole channels_last tensor copies it to contiguous
+    first, which took 16 times the reduction here)."""
     from torch.profiler import ProfilerActivity, profile
 
     for memory_format in (torch.contiguous_format, torch.channels_last):
@@ -230,8 +231,11 @@ def test_a_quantization_aware_training_step_reads_nothing_back_and_observes_chan
         for step in range(2):
             with profile(activities=[ProfilerActivity.CPU]) as prof:
                 torch.nn.functional.cross_entropy(model(x), torch.tensor([1, 2, 3, 4])).backward()
+                # Each gradient laid out as its weight (DDP's buckets are; tests/test_distributed.py)
+                strides = {n: (p.stride(), p.grad.stride()) for n, p in model.named_parameters()}
                 optimizer.step()
                 optimizer.zero_grad()
+            assert [n for n, (a, b) in strides.items() if a != b] == [], (memory_format, strides)
             reads = [e.name for e in prof.events() if e.name in ("aten::item", "aten::_local_scalar_dense")]
             assert reads == [], (memory_format, step)
         assert int(model.quant.observed) == 2

@@ -159,9 +159,33 @@ def folded(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> Tuple[torch.Tensor, torch.Ten
     ``torch.nn.utils.fusion.fuse_conv_bn_weights`` (``export``'s folding), so the exported weights are
     these to the bit. Differentiable in the conv's weight and BatchNorm's gamma and beta."""
     rsqrt = torch.rsqrt(bn.running_var + bn.eps)
-    weight = conv.weight * (bn.weight * rsqrt).reshape(-1, 1, 1, 1)
+    weight = _ScaleChannels.apply(conv.weight, (bn.weight * rsqrt).reshape(-1, 1, 1, 1))
     bias = (torch.zeros_like(bn.running_mean) - bn.running_mean) * rsqrt * bn.weight + bn.bias
     return weight, bias
+
+
+class _ScaleChannels(torch.autograd.Function):
+    """``weight * factor`` (one factor an output channel), whose gradient for ``weight`` has ``weight``'s own
+    strides. Autograd's product gives it the strides elementwise operations choose, which differ from a
+    channels_last weight's in its dimensions of size 1 (a depthwise conv's input channel, a pointwise conv's
+    kernel): DDP, which lays out its buckets by the weights' strides, then warned at every quantization-aware
+    run ("Grad strides do not match bucket view strides ... may impair performance") and copied the
+    gradients into its buckets by another path."""
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(weight, factor)
+        return weight * factor
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        weight, factor = ctx.saved_tensors
+        grad_weight = grad_factor = None
+        if ctx.needs_input_grad[0]:
+            grad_weight = torch.mul(grad, factor, out=torch.empty_like(weight))
+        if ctx.needs_input_grad[1]:
+            grad_factor = (grad * weight).sum_to_size(factor.shape)
+        return grad_weight, grad_factor
 
 
 def _on_grid(t: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
