@@ -292,7 +292,8 @@ def main():
                 payload["step"][f"taps_over_timm_paired_{mode}"] = median(
                     [a / b for a, b in zip(rates["taps"], rates["timm"])])
                 row["taps / timm"] = f"{payload['step'][f'taps_over_timm_paired_{mode}']:.3f}"
-        for variant in ("ema", "aug", "qat") + tuple(f"freeze{n}" for n in args.freeze):  # ours with an addition, against ours
+        # ours with an addition, against ours
+        for variant in ("ema", "aug", "qat") + tuple(f"freeze{n}" for n in args.freeze):
             if variant in rates:
                 payload["step"][f"{variant}_{mode}"] = median(rates[variant])
                 paired = median([a / b for a, b in zip(rates[variant], rates["ours"])])
