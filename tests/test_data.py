@@ -902,6 +902,22 @@ def test_png_of_every_kind_decodes_as_torchvision_does_and_a_damaged_one_is_refu
     assert done.returncode == 0 and done.stdout.startswith("refused: damaged.png: not a readable image"), done
 
 
+@pytest.mark.parametrize("dataset,pipeline", [("cifar10", "cpu"), ("imagenet2012", "cpu"), ("imagenet2012", "gpu")])
+def test_every_loader_gives_the_memory_format_asked_for(dataset, pipeline, cifar_dir, image_folder):
+    """channels_last or NCHW as ``channels_last`` says, in training and evaluation: CIFAR's batched crop and flip
+    left a channels_last batch with channels_last False, so an NCHW model ran its convs channels_last (and
+    DDP warned of its weights' gradients)."""
+    root = cifar_dir if dataset == "cifar10" else image_folder
+    for channels_last in (False, True):
+        opts = DataOptions(dataset, str(root), batch_size=4, image_size=32, seed=1, num_workers=0,
+                           channels_last=channels_last, pipeline=pipeline)
+        for train in (True, False):
+            with build_loader(opts, train=train, device=torch.device("cpu"), drop_last=train) as loader:
+                x, _ = next(iter(loader))
+            layout = torch.channels_last if channels_last else torch.contiguous_format
+            assert x.is_contiguous(memory_format=layout), (channels_last, train, x.stride())
+
+
 def test_image_folder_loader_end_to_end(image_folder):
     opts = DataOptions("imagenet2012", str(image_folder), batch_size=4, image_size=32, seed=1, num_workers=0,
                        channels_last=True)

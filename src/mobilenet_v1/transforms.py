@@ -374,7 +374,10 @@ def batch_resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 class Normalize:
-    """uint8 (N, 3, H, W) -> float32, ``(x / 255 - mean) / std``, optionally channels_last."""
+    """uint8 (N, 3, H, W) -> float32, ``(x / 255 - mean) / std``, channels_last or contiguous (NCHW) as
+    asked, whatever the layout of the batch given: CIFAR's batched crop and flip leave theirs channels_last,
+    and a conv given a channels_last batch runs channels_last, its weights' gradients too, in a model kept
+    NCHW (``--channels_last False``; DDP then warned that the gradients' strides were not its buckets')."""
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device,
                  channels_last: bool = False):
@@ -385,8 +388,7 @@ class Normalize:
         self.channels_last = channels_last
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last) if self.channels_last else images.contiguous()
         out = torch.addcmul(self.shift, images.float(), self.scale)
         if self.channels_last:
             out = out.contiguous(memory_format=torch.channels_last)
