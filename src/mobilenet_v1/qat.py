@@ -93,7 +93,9 @@ class _RoundToGrid(torch.autograd.Function):
     but without its check of the zero point against the range, which reads the zero point back with
     ``.item()`` at every call: on a GPU a wait for all the work queued, once an activation, 29 times a
     step (the zero points here are ``qparams``', always inside the range). A NaN stays NaN (torch's
-    kernels turn it into an end of the range), so the step guard sees it.
+    kernels turn it into an end of the range), so the step guard sees it. Otherwise the same numbers as
+    torch's op, but for the sign of a zero, and for a clipped value's gradient where the gradient arriving
+    is not finite: 0 here, NaN in torch's (its backward multiplies by the mask).
 
     ``levels``: the result before the product with the scale, whose gradients are those of the rounded
     value divided by the scale: the integer levels a layer's conv takes (:func:`_forward`), without
