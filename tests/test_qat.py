@@ -180,9 +180,9 @@ def test_rounding_the_activations_is_torchs_fake_quantize_without_reading_back_t
     """torch.fake_quantize_per_tensor_affine with tensor parameters reads the zero point back (.item(), three
     host waits a call on a GPU, 29 calls a step): each activation is rounded by the same arithmetic without it.
     Its values and gradients are torch's (the same numbers; a zero's sign may differ), ties between two
-    levels and values far past the range included; ``levels`` gives what the next layer's conv takes, the rounded value divided by the scale and
-    rounded (exact integers), with the gradients of that division. A NaN stays NaN (torch's op makes it an
-    end of the range, a finite value the step guard would not see)."""
+    levels and values far past the range included; ``levels`` gives what the next layer's conv takes, the
+    rounded value divided by the scale and rounded (exact integers), with the gradients of that division.
+    A NaN stays NaN (torch's op makes it an end of the range, a finite value the step guard would not see)."""
     from torch.profiler import ProfilerActivity, profile
 
     g = torch.Generator().manual_seed(5)
