@@ -200,8 +200,8 @@ def main():
                    help="also time our step with mixup/cutmix 0.2/1.0, random erasing 0.25 and gradient clipping "
                         "(as 'aug', against ours)")
     p.add_argument("--qat", action="store_true",
-                   help="also time ours with --qat True (quantization-aware; eager mode only, as train runs it; float32 "
-                        "whatever --precision, so on a GPU qat / ours is against ours in bf16)")
+                   help="also time ours with --qat True (quantization-aware; eager mode only, as train runs it; "
+                        "float32 whatever --precision, so on a GPU qat / ours is against ours in bf16)")
     p.add_argument("--freeze", type=lambda v: [int(n) for n in v.split(",") if n], default=[],
                    help="also time the step with these --freeze_layers (comma-separated, e.g. 13,27)")
     p.add_argument("--e2e_images", type=int, default=0, help="JPEGs for the end-to-end run (0: skip)")
