@@ -1,4 +1,5 @@
 """Quantization-aware training: the simulated rounding, fine-tuning, the INT8 file export writes of it."""
+import copy
 import os
 
 import numpy as np
@@ -247,6 +248,33 @@ def test_a_quantization_aware_training_step_reads_nothing_back_and_observes_chan
             ranges(0, layout)
         assert [e.name for e in prof.events() if e.name in ("aten::clone", "aten::contiguous")] == []
         assert torch.equal(ranges.ranges[0], expected)
+
+
+def test_evaluation_reads_whether_the_ranges_were_observed_once_until_they_are_written():
+    """An evaluation (or a quantization-aware teacher) reads ``observed`` back once, not at every forward pass
+    (on a GPU each read waits for the work queued: evaluate reads nothing else until its end); a write to it
+    (load_state_dict, an in-place change as the step guard's restore makes) is seen at the next pass."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model = observed_model(4).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            first = [model(x) for _ in range(3)]
+        assert len([e for e in prof.events() if e.name == "aten::_local_scalar_dense"]) == 1
+        assert torch.equal(first[0], first[2])
+        state = {k: v.clone() for k, v in model.state_dict().items()}
+        model.quant.observed.zero_()  # never observed: the weights alone are rounded
+        unrounded = model(x)
+        assert not torch.equal(unrounded, first[0])
+        assert torch.equal(unrounded, copy.deepcopy(model)(x))
+        model.load_state_dict(state)
+        assert torch.equal(model(x), first[0])
+        model.train()(x)  # a training batch counts itself (observed += 1): the next evaluation reads it again
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            model.eval()(x)
+            model(x)
+        assert len([e for e in prof.events() if e.name == "aten::_local_scalar_dense"]) == 1
 
 
 def test_the_ranges_move_as_pytorchs_moving_average_observer_and_always_hold_zero():

@@ -60,6 +60,19 @@ class ActivationRanges(nn.Module):
         self.weight_qmax = W_QMAX_REDUCED if reduce_range else W_QMAX
         self.register_buffer("ranges", torch.zeros(points, 2))
         self.register_buffer("observed", torch.zeros((), dtype=torch.long))
+        self._read: Optional[Tuple[torch.Tensor, int, bool]] = None  # (observed, its version, > 0), see was_observed
+
+    def was_observed(self) -> bool:
+        """Whether the ranges were observed (``observed`` > 0): true in training without a read; in
+        evaluation ``observed`` is read back once, then again only once written (its version counter, which
+        every in-place write moves: training, ``load_state_dict``, the step guard's restore, DDP's broadcast)
+        or replaced (``.to``). A teacher's or an evaluation's forward passes then wait for no GPU work."""
+        if self.training:
+            return True
+        t, read = self.observed, getattr(self, "_read", None)
+        if read is None or read[0] is not t or read[1] != t._version:
+            read = self._read = (t, t._version, bool(int(t)))
+        return read[2]
 
     def qparams(self, i: int) -> Tuple[torch.Tensor, torch.Tensor]:
         """Scale (float32) and zero point (int32) of activation ``i``, by ONNX Runtime's rule for uint8:
@@ -205,9 +218,8 @@ def forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     q = model.quant
-    # Ranges never observed (a model not trained yet) round nothing but the weights. Read once a forward
-    # pass, and never in training (no wait for the GPU there).
-    observed = bool(q.training) or bool(int(q.observed))
+    # Ranges never observed (a model not trained yet) round nothing but the weights.
+    observed = q.was_observed()
 
     def rounded(i: int, t: torch.Tensor, levels: bool = False) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         return q(i, t, levels) if observed else (t, None)
