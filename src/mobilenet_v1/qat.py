@@ -65,8 +65,10 @@ class ActivationRanges(nn.Module):
     def was_observed(self) -> bool:
         """Whether the ranges were observed (``observed`` > 0): true in training without a read; in
         evaluation ``observed`` is read back once, then again only once written (its version counter, which
-        every in-place write moves: training, ``load_state_dict``, the step guard's restore, DDP's broadcast)
-        or replaced (``.to``). A teacher's or an evaluation's forward passes then wait for no GPU work."""
+        every in-place write moves: training, ``load_state_dict``, the step guard's restore) or replaced
+        (``.to``). A teacher's or an evaluation's forward passes then wait for no GPU work. (A collective
+        writing into it, as torch.distributed's broadcast of rank 0's buffers, moves no version; but it brings
+        a rank the count its own training batches and restores, which do, have kept in step.)"""
         if self.training:
             return True
         t, read = self.observed, getattr(self, "_read", None)
