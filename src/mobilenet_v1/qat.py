@@ -71,7 +71,7 @@ class ActivationRanges(nn.Module):
         a rank the count its own training batches and restores, which do, have kept in step.)"""
         if self.training:
             return True
-        t, read = self.observed, getattr(self, "_read", None)
+        t, read = self.observed, getattr(self, "_read", None)  # (a model pickled whole before it had none)
         if read is None or read[0] is not t or read[1] != t._version:
             read = self._read = (t, t._version, bool(int(t)))
         return read[2]
