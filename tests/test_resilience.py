@@ -859,6 +859,23 @@ def test_loaders_resume_inside_an_epoch_with_the_same_batches(cifar_dir, image_f
         assert len(list(loader)) == len(whole)
 
 
+@pytest.mark.parametrize("pipeline", ["cpu", "gpu"])
+@pytest.mark.parametrize("workers", [0, 1])
+def test_an_image_folders_loaders_leave_the_global_generator_as_it_was(image_folder, pipeline, workers, one_thread):
+    """A DataLoader draws its workers' base seed when an iteration starts; from torch's global generator, that
+    drew once more in a run resumed inside an epoch (its checkpoint's generator state was saved after the
+    epoch's draw), so its later checkpoints' rng["torch"] differed from a run's never stopped."""
+    opts = DataOptions("imagenet2012", str(image_folder), 3, 32, seed=3, num_workers=workers, channels_last=False,
+                       pipeline=pipeline)
+    for train_split in (True, False):
+        with build_loader(opts, train=train_split, device=torch.device("cpu"), drop_last=train_split) as loader:
+            before = torch.get_rng_state()
+            for epoch in (1, 2):
+                loader.set_epoch(epoch)
+                assert len(list(loader)) == len(loader)
+            assert torch.equal(torch.get_rng_state(), before), (pipeline, workers, train_split)
+
+
 # ---------------------------------------------------------------------------------------------------
 # (c) untrusted files
 

@@ -1465,7 +1465,8 @@ class ImageFolderLoader(DeviceLoader):
         self.loader = DataLoader(self.dataset, batch_size=batch_size, sampler=self.sampler,
                                  num_workers=num_workers, drop_last=drop_last, collate_fn=CollateImages(image_size),
                                  pin_memory=device.type == "cuda", persistent_workers=num_workers > 0,
-                                 prefetch_factor=4 if num_workers > 0 else None, worker_init_fn=ignore_in_worker)
+                                 prefetch_factor=4 if num_workers > 0 else None, worker_init_fn=ignore_in_worker,
+                                 generator=own_generator())
         self._len = len(self.loader)
         self._close_at_exit()
 
@@ -1731,6 +1732,14 @@ def collate_encoded(batch, slots: Optional[SharedSlots] = None) -> EncodedBatch:
                         turns=list(turns) if any(turns) else [])
 
 
+def own_generator() -> torch.Generator:
+    """The generator a DataLoader draws its workers' base seed from as each iteration starts, instead of torch's
+    global one: a run resumed inside an epoch would draw there once more than a run never stopped (the
+    checkpoint's state was saved after that epoch's draw), and every later checkpoint's ``rng`` would differ.
+    The samples' augmentations draw from seeds of their own (seed, epoch, position), not from the workers'."""
+    return torch.Generator()
+
+
 def encoded_loader(dataset: Dataset, batch_size: int, sampler: Sampler, num_workers: int, drop_last: bool,
                    collate_fn: Optional[Callable] = None, pin_memory: bool = False,
                    slots: Optional[SharedSlots] = None) -> DataLoader:
@@ -1741,7 +1750,8 @@ def encoded_loader(dataset: Dataset, batch_size: int, sampler: Sampler, num_work
         collate_fn = collate_encoded if slots is None else functools.partial(collate_encoded, slots=slots)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=drop_last,
                       collate_fn=collate_fn, pin_memory=pin_memory, persistent_workers=num_workers > 0,
-                      prefetch_factor=PREFETCH_BATCHES if num_workers > 0 else None, worker_init_fn=ignore_in_worker)
+                      prefetch_factor=PREFETCH_BATCHES if num_workers > 0 else None, worker_init_fn=ignore_in_worker,
+                      generator=own_generator())
 
 
 def decode_batch(batch: EncodedBatch, device: torch.device,
