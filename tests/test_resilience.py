@@ -1444,6 +1444,25 @@ def test_a_resume_on_another_number_of_processes_says_what_it_changes(cifar_dir,
     assert "processes at batch_size" not in capsys.readouterr().out  # the same count: nothing to say
 
 
+def test_a_resume_inside_an_epoch_at_another_batch_size_of_the_same_steps_says_what_it_changes(cifar_dir, tmp_path,
+                                                                                                capsys, one_thread):
+    """batch_size 8 x grad_accum_steps 2 resumed inside its epoch as 16 x 1: the same steps, samples a step and
+    data order, so it goes on; yet BatchNorm's statistics now take 16 images a batch where that run's took 8,
+    and it went on without a word (as a resume on another number of processes used to)."""
+    run = tmp_path / "run"
+    assert cli.main(["train", *run_args(cifar_dir, run, "--batch_size=8", "--grad_accum_steps=2", "--epoch_size=1",
+                                        "--save_checkpoint_steps=3")]) == 0  # 6 steps an epoch
+    capsys.readouterr()
+    source = run / "mobilenetv1-1_3.ckpt"
+    assert cli.main(["train", *run_args(cifar_dir, tmp_path / "resumed", "--batch_size=16", "--epoch_size=1",
+                                        f"--resume={source}")]) == 0
+    out = capsys.readouterr().out
+    assert (f"resume: {source} was written 3 steps into epoch 1 by a run of 1 process at batch_size 8, this run has "
+            f"1 at 16: BatchNorm's training statistics are over 16 images a batch (the one process's batch) where "
+            f"that run's were over 8 (the one process's batch), so it does not go on as that run would have (resume "
+            f"it on 1 process at batch_size 8 and grad_accum_steps 2 for that)") in out, out
+
+
 def test_an_epoch_end_resumes_at_another_number_of_steps_per_epoch(cifar_dir, tmp_path, capsys, monkeypatch,
                                                                     one_thread):
     """Twice the batch (say, twice the GPUs): from an epoch's end the schedule goes on from the next

@@ -898,24 +898,31 @@ def steps_change(ckpt: Dict[str, Any], source: str, steps_per_epoch: int, batch:
               f"{ckpt['step'] + 1}")
 
 
-def processes_change(ckpt: Dict[str, Any], source: str, cfg: Config, done_epochs: int, in_epoch: int) -> str:
+def processes_change(ckpt: Dict[str, Any], source: str, cfg: Config, done_epochs: int, in_epoch: int,
+                     steps_said: bool = False) -> str:
     """A line saying that the run resumes on another number of processes than the checkpoint's run trained on
-    (the ``device_num`` its configuration records: the world size it ran at), and what that changes, or "".
+    (the ``device_num`` its configuration records: the world size it ran at), or at another ``batch_size``
+    with the same steps (``grad_accum_steps`` making up the global batch: 8 x 2 resumed as 16 x 1), and what
+    that changes, or "".
     The same global batch keeps the schedule and the data order (``in_epoch`` steps into the epoch after
     ``done_epochs`` included: its position counts global batches), but without ``sync_bn`` BatchNorm's
     statistics are a process's batch (2 processes of 16 resumed as 1 of 32: 16 images -> 32), so the run is
-    not the one that job would have continued; nothing else said so."""
+    not the one that job would have continued; nothing else said so. ``steps_said``: another number of steps
+    per epoch was said already (:func:`steps_change`), which another batch size on as many processes is."""
     recorded = ckpt.get("config") or {}
     theirs, their_batch = recorded.get("device_num"), recorded.get("batch_size")
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (theirs, their_batch)) \
-            or theirs == cfg.device_num:
-        return ""  # a file from before the keys, or the same count
+            or (theirs == cfg.device_num and (their_batch == cfg.batch_size or steps_said)):
+        return ""  # a file from before the keys, or the same count and batch
 
     def statistics(processes: int, batch: int, sync: bool) -> Tuple[int, str]:
         if processes == 1:
             return batch, "the one process's batch"
         return (batch * processes, "the global batch, sync_bn") if sync else (batch, "each process's own batch")
 
+    their_accum = recorded.get("grad_accum_steps")
+    accum = (f" and grad_accum_steps {their_accum}" if isinstance(their_accum, int) and not isinstance(their_accum, bool)
+             and their_accum != cfg.grad_accum_steps else "")
     then, then_how = statistics(theirs, their_batch, bool(recorded.get("sync_bn", False)))
     now, now_how = statistics(cfg.device_num, cfg.batch_size, cfg.sync_bn)
     where = (f"{plural(in_epoch, 'step')} into epoch {done_epochs + 1}" if in_epoch else
@@ -928,7 +935,7 @@ def processes_change(ckpt: Dict[str, Any], source: str, cfg: Config, done_epochs
     else:
         text += (f"BatchNorm's training statistics are over {now} images a batch ({now_how}) where that run's were "
                  f"over {then} ({then_how}), so it does not go on as that run would have (resume it on "
-                 f"{plural(theirs, 'process', 'processes')} at batch_size {their_batch} for that)")
+                 f"{plural(theirs, 'process', 'processes')} at batch_size {their_batch}{accum} for that)")
     if (cfg.mixup_alpha or cfg.cutmix_alpha) and their_batch != cfg.batch_size:
         text += (f"; mixup and cutmix pair the images of a process's batch, now of {cfg.batch_size} where they were "
                  f"of {their_batch}")
@@ -1560,7 +1567,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             spe_change = steps_change(ckpt, resumed_from, steps_per_epoch, step_images, lr, position)
             if is_cifar(cfg.dataset):
                 classes, renamed = resumed_names(ckpt.get("classes"), classes, resumed_from, cfg.class_num)
-            for line in (spe_change, processes_change(ckpt, resumed_from, cfg, done_epochs, in_epoch), change,
+            for line in (spe_change, processes_change(ckpt, resumed_from, cfg, done_epochs, in_epoch,
+                                                      bool(spe_change)), change,
                          recipe_change(ckpt, resumed_from, cfg),
                          resizing_change(ckpt, resumed_from, cfg, done_epochs),
                          teacher_change(ckpt, resumed_from, cfg, distill), evaluation_change(ckpt, resumed_from, cfg),
