@@ -2301,3 +2301,19 @@ def test_a_ctrl_c_before_the_temporary_file_is_made_leaves_no_folder_made_for_it
         with ckpt_io.atomic_output(str(tmp_path / "a" / "b" / "m.onnx")):
             pass
     assert os.listdir(tmp_path) == []
+
+
+def test_a_resume_inside_the_first_epoch_names_no_epoch_end(cifar_dir, tmp_path, one_thread):
+    """A checkpoint saved inside the first epoch has no epoch's end before it (``epoch_end`` ""): the run resumed
+    from it named the end of an epoch 0 (a file that never exists) in the checkpoints it saved, as the one the
+    pruning spares, where the run never stopped names none."""
+    run = tmp_path / "run"
+    common = ("--batch_size=32", "--epoch_size=1", "--save_checkpoint_steps=2", "--keep_checkpoint_max=9")
+    assert cli.main(["train", *run_args(cifar_dir, run, *common)]) == 0  # 6 steps: saves at 2, 4, 6
+    twin = ckpt_io.load_file(str(run / "mobilenetv1-1_4.ckpt"))["epoch_end"]
+    assert twin == ""
+    resumed = tmp_path / "resumed"
+    assert cli.main(["train", *run_args(cifar_dir, resumed, *common),
+                     f"--resume={run / 'mobilenetv1-1_2.ckpt'}"]) == 0
+    assert ckpt_io.load_file(str(resumed / "mobilenetv1-1_4.ckpt"))["epoch_end"] == twin
+    assert ckpt_io.load_file(str(resumed / "mobilenetv1-1_6.ckpt"))["epoch_end"] == "mobilenetv1-1_6.ckpt"

@@ -1720,9 +1720,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     epoch_end = ""
     if ckpt is not None:
         named = ckpt.get("epoch_end")
-        if not isinstance(named, str) or not named:
-            named = ckpt_io.checkpoint_name(start_epoch, steps_per_epoch)
-        epoch_end = resumed_from if start_step == 0 else os.path.join(os.path.dirname(resumed_from), named)
+        if not isinstance(named, str):  # ("": saved inside the first epoch, with no epoch's end before it)
+            named = ckpt_io.checkpoint_name(start_epoch, steps_per_epoch) if start_epoch else ""
+        epoch_end = (resumed_from if start_step == 0 else
+                     os.path.join(os.path.dirname(resumed_from), named) if named else "")
     elif history:  # pre_trained, an epoch's end of the run's folder (the seed's way to go on)
         epoch_end = continued_from
     # A resumed run started from the file its checkpoint's run started from, not from this command's
