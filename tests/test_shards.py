@@ -157,6 +157,32 @@ def test_shards_that_are_not_samples_are_refused_naming_the_shard_and_key(image_
     assert classes == ["n01", "n02"] and [y for _, y in samples] == [0, 1]
 
 
+def test_a_shard_whose_first_sample_has_no_label_is_refused_not_read_as_a_class_or_flat_archive(tmp_path):
+    """Shards are told from archives of images by their first sample's .cls; one without it made a folder of
+    one shard a class archive (every sample labelled 0: top-1 1.0 where the model said class 0) and a shard
+    given as the split a flat archive ("no class folders"), the other samples' labels left out unread."""
+    image = jpeg_bytes(smooth_image(30, 30, 1))
+    members = [("a.jpg", image), ("b.jpg", image), ("b.cls", b"1"), ("c.jpg", image), ("c.cls", b"2")]
+    folder = tmp_path / "val"
+    folder.mkdir()
+    with tarfile.open(folder / "v-00.tar", "w") as tf:
+        for member, data in members:
+            add(tf, member, data)
+    for root in (folder, folder / "v-00.tar"):
+        with pytest.raises(DataError, match=rf"archive {folder / 'v-00.tar'} holds WebDataset samples .*1 of them "
+                                            rf"have no \.cls \(a\)"):
+            find_images(str(root))
+    # Class archives and tars of class folders without labels are read as before.
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with tarfile.open(plain / "n01.tar", "w") as tf:
+        add(tf, "img.jpg", image)
+    assert find_images(str(plain))[1] == ["n01"]
+    with tarfile.open(tmp_path / "packed.tar", "w") as tf:
+        add(tf, "n01/img.jpg", image)
+    assert find_images(str(tmp_path / "packed.tar"))[1] == ["n01"]
+
+
 def test_shards_whose_keys_hold_a_dot_are_refused_not_left_out_nor_read_as_class_archives(tmp_path):
     """Keys that hold a dot (a writer given the files' names, n01_1.JPEG, as keys): each sample's files are
     neither an image nor a .cls (the key ends at the first dot), so they were left out without a word (all but

@@ -478,7 +478,7 @@ def _listing(path: str) -> _Listing:
 
 @functools.lru_cache(maxsize=16)
 def _index(path: str, identity: Tuple[int, int, int, int], extensions: Tuple[str, ...],
-           splits: Tuple[str, ...]) -> Tuple[Dict[str, ClassFiles], List[str]]:
+           splits: Tuple[str, ...]) -> Tuple[Dict[str, ClassFiles], List[str], List[str]]:
     listing = _listing(path)
     names = set(listing.files) | listing.folders
     prefix = _wrappers(names, listing.folders, path, splits)
@@ -513,11 +513,11 @@ def _index(path: str, identity: Tuple[int, int, int, int], extensions: Tuple[str
     # (tar stores a link, not its folder's files, without -h), which no class lists.
     outside = sorted(n[strip:] for n, (offset, _) in listing.files.items()
                      if offset < 0 and n.startswith(prefix) and n[strip:] and "/" not in n[strip:])
-    return index, outside
+    return index, outside, _unlabelled(listing.files)
 
 
 def _stat_index(path: str, extensions: Tuple[str, ...],
-                splits: Tuple[str, ...]) -> Tuple[Dict[str, ClassFiles], List[str]]:
+                splits: Tuple[str, ...]) -> Tuple[Dict[str, ClassFiles], List[str], List[str]]:
     try:
         st = os.stat(path)
     except OSError as e:
@@ -540,6 +540,34 @@ def links_out(path: str, extensions: Tuple[str, ...], splits: Tuple[str, ...] = 
     links to what it does not hold (a class folder linked to another disk, packed without ``tar -h``), sorted:
     no class lists them."""
     return _stat_index(path, extensions, splits)[1]
+
+
+def _unlabelled(files: Sequence[str]) -> List[str]:
+    """The sample keys (:func:`_sample_key`) of the files in ``files`` that have no ``.cls`` label beside
+    them where others have: a WebDataset shard whose first sample lacks its label, which :func:`holds_labels`
+    (reading that sample only) takes for a tar of images; empty where no file is a label."""
+    if not any(n.lower().endswith("." + LABEL_SUFFIX) for n in files):
+        return []
+    labelled, keys = set(), set()
+    for name in files:
+        key, suffix = _sample_key(name)
+        (labelled if suffix.lower() == LABEL_SUFFIX else keys).add(key)
+    return sorted(keys - labelled) if labelled else []
+
+
+def unlabelled_refusal(path: str, keys: Sequence[str]) -> ArchiveError:
+    """The error for an archive read as images (a split's, or a class archive) that holds WebDataset labels,
+    some samples without (:func:`_unlabelled`): read as class folders, the labels would be left out."""
+    return ArchiveError(f"archive {path} holds WebDataset samples (<key>.{LABEL_SUFFIX} labels), and "
+                        f"{len(keys)} of them have no .{LABEL_SUFFIX} ({', '.join(keys[:3])}"
+                        f"{' ...' if len(keys) > 3 else ''}): a .tar is read as shards where its first sample "
+                        f"has its label, else as images in class folders; give each sample its .{LABEL_SUFFIX}")
+
+
+def unlabelled_samples(path: str, extensions: Tuple[str, ...], splits: Tuple[str, ...] = ()) -> List[str]:
+    """The keys of the archive's samples without a ``.cls`` label, where others have one (:func:`_unlabelled`),
+    from the listing :func:`archive_index` keeps."""
+    return _stat_index(path, extensions, splits)[2]
 
 
 def lone_class_wrapping(path: str, splits: Tuple[str, ...] = ()) -> Tuple[str, List[str]]:
@@ -572,11 +600,12 @@ def forget_indexes() -> None:
     _class_archives.cache_clear()
 
 
-def archive_images(path: str, extensions: Tuple[str, ...]) -> List[ArchiveMember]:
+def archive_images(path: str, extensions: Tuple[str, ...],
+                   listing: Optional[_Listing] = None) -> List[ArchiveMember]:
     """Every image file in the archive at ``path`` (class archives' included, as ``<class>/<file>``), in
     or out of class folders, sorted by folder then name, as a folder's files are listed (a folder reached twice
     through links read once: :func:`_read_again`)."""
-    listing = _listing(path)
+    listing = _listing(path) if listing is None else listing
     again = _read_again(list(listing.files), listing.folder_links, "") if listing.folder_links else set()
     found = [(n, where) for n, where in listing.files.items() if _is_image(n, tuple(extensions)) and n not in again]
     found.sort(key=_folder_order)
@@ -588,7 +617,11 @@ def _class_archives(archives: Tuple[Tuple[str, Tuple[int, int, int, int]], ...],
                     extensions: Tuple[str, ...]) -> Dict[str, ClassFiles]:
     found = {}
     for path, _ in archives:
-        members = archive_images(path, extensions)
+        listing = _listing(path)
+        unlabelled = _unlabelled(listing.files)
+        if unlabelled:  # a shard whose first sample has no label, not a class archive
+            raise unlabelled_refusal(path, unlabelled)
+        members = archive_images(path, extensions, listing)
         found[os.path.basename(path)[:-len(ARCHIVE_SUFFIX)]] = ClassFiles(
             [str(m) for m in members], np.array([m.offset for m in members], np.int64),
             np.array([m.size for m in members], np.int64), path)
