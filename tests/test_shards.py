@@ -183,6 +183,27 @@ def test_a_shard_whose_first_sample_has_no_label_is_refused_not_read_as_a_class_
     assert find_images(str(tmp_path / "packed.tar"))[1] == ["n01"]
 
 
+def test_shards_named_another_way_hold_out_the_share_their_run_held_out(image_folder, tmp_path):
+    """A run's val_split is found again on the same shards named by a folder, a brace pattern or a glob (eval
+    took them for another folder, held nothing out and counted the training samples in its top-1)."""
+    from mobilenet_v1.data import held_out_for, held_out_record
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    write_shards(image_folder / "train", [shards / "s-0.tar", shards / "s-1.tar"])
+    names = [str(shards), str(shards / "s-{0..1}.tar"), str(shards / "s-*.tar"), str(shards) + "/"]
+    for trained in names:
+        record = held_out_record(trained, 0.25)
+        for evaluated in names:
+            assert held_out_for(record, evaluated, "m.ckpt", "imagenet2012") == (0.25, "")
+    held = {tuple(sorted(map(str, find_images(n, holdout=Holdout(0.25, True))[0].names))) for n in names}
+    assert len(held) == 1
+    (tmp_path / "other").mkdir()
+    write_shards(image_folder / "train", [tmp_path / "other" / "s-0.tar"])
+    share, note = held_out_for(held_out_record(names[1], 0.25), str(tmp_path / "other"), "m.ckpt", "imagenet2012")
+    assert share == 0.0 and "another folder" in note
+
+
 def test_shards_whose_keys_hold_a_dot_are_refused_not_left_out_nor_read_as_class_archives(tmp_path):
     """Keys that hold a dot (a writer given the files' names, n01_1.JPEG, as keys): each sample's files are
     neither an image nor a .cls (the key ends at the first dot), so they were left out without a word (all but

@@ -34,7 +34,7 @@ from . import transforms as T
 from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, ArchiveImages, ArchiveMember,
                       ClassFiles, archive_images, archive_index, class_archives_index, folder_of_shards,
                       holds_labels, is_archive, is_shard_pattern, is_shard_split, links_out, lone_class_wrapping,
-                      member_size, read_member, shard_index, tar_files, unlabelled_refusal,
+                      member_size, read_member, shard_files, shard_index, tar_files, unlabelled_refusal,
                       unlabelled_samples)
 from .autoaugment import Augment, make_augment
 from .config import ConfigError, is_cifar, normalisation
@@ -1224,6 +1224,18 @@ def held_out_record(root: str, val_split: float) -> Optional[Dict[str, Any]]:
     return {"val_split": val_split, "folder": os.path.realpath(imagenet_folder(root, True))}
 
 
+def _shards_named(split: Any) -> Optional[Tuple[str, ...]]:
+    """The shard files (real paths, sorted) of a WebDataset split given as a folder, a brace pattern or a glob:
+    one split named in two ways (``P/train/``, ``'P/train/*.tar'``, ``'P/train/s-{0..3}.tar'``) holds out the
+    same samples (their names hashed under the shards' folder); None for any other split, or none there."""
+    if not isinstance(split, str):
+        return None
+    try:
+        return tuple(sorted(map(os.path.realpath, shard_files(split)))) if is_shard_split(split) else None
+    except (ArchiveError, OSError):
+        return None
+
+
 def held_out_for(record: Any, root: str, source: str, dataset: str) -> Tuple[float, str]:
     """The share of each class to hold out of ``--dataset_path root`` for the model file ``source``, whose
     run recorded ``record`` (:func:`held_out_record`): its ``val_split`` where ``root`` is the folder it
@@ -1234,7 +1246,9 @@ def held_out_for(record: Any, root: str, source: str, dataset: str) -> Tuple[flo
             or not record["val_split"] or eval_folder(root) is not None:
         return 0.0, ""
     share = record["val_split"]
-    if os.path.realpath(imagenet_folder(root, True)) == record.get("folder"):
+    here = os.path.realpath(imagenet_folder(root, True))
+    shards = _shards_named(here) if here != record.get("folder") else None  # the same shards named another way
+    if here == record.get("folder") or shards is not None and shards == _shards_named(record.get("folder")):
         return share, ""
     return 0.0, (f"{source}'s run held out val_split {share:g} of another folder, so none is held out of {root} "
                  f"(--val_split {share:g} holds out files of the same names)")
