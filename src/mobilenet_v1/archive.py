@@ -133,7 +133,10 @@ def _members(tf: tarfile.TarFile, path: str):
         try:
             member = tf.next()
         except tarfile.TarError as e:
-            raise ArchiveError(f"archive {path}: its headers cannot be read ({e}); cut short? copy it again, "
+            size = os.path.getsize(path)
+            where = (f"its next header is due at byte {tf.offset}, past its end ({size} bytes)" if tf.offset >= size
+                     else f"at byte {tf.offset} of its {size} bytes")
+            raise ArchiveError(f"archive {path}: its headers cannot be read ({e}): {where}; cut short? copy it again, "
                                f"or make it anew") from None
         tf.members = []
         if member is None:
