@@ -504,3 +504,22 @@ def test_a_format_the_commands_would_not_read_under_the_name_is_refused_and_the_
     for name, fmt in (("m.safetensors", "safetensors"), ("m.bin", "pt"), ("m.pt", "safetensors")):
         assert cli.main(["average", a, b, "--out", str(tmp_path / name), "--format", fmt]) == 0, name
         assert load_model(str(tmp_path / name)).width_mult == 0.25
+
+
+def test_the_mean_of_mindspore_files_without_buffers_records_their_weights_as_unknown(tmp_path, capsys):
+    """A MindSpore .ckpt without Momentum buffers may hold a run's moving average (convert of an --ema_decay run
+    writes that): info says its weights are not recorded, but the mean of such files was recorded, and shown, as
+    one of trained weights. Files with their buffers hold trained weights, as before."""
+    a = save(tmp_path / "a.pt", random_model(1), classes=None, ema=random_model(2))
+    b = save(tmp_path / "b.pt", random_model(3), classes=None)
+    mindspore_io.convert(a, str(tmp_path / "a.ckpt"))  # its moving average, no buffers and no record
+    mindspore_io.convert(b, str(tmp_path / "b.ckpt"))  # its trained weights (a file of weights: no buffers either)
+    assert cli.main(["average", str(tmp_path / "a.ckpt"), str(tmp_path / "b.ckpt"), "--out", str(tmp_path / "m.pt")]) == 0
+    assert ckpt_io.load_file(str(tmp_path / "m.pt"))["averaged"]["weights"] == ["unrecorded", "unrecorded"]
+    capsys.readouterr()
+    assert cli.main(["info", str(tmp_path / "m.pt")]) == 0
+    text = capsys.readouterr().out
+    assert "the mean of 2 checkpoints' weights of no record (MindSpore files without Momentum buffers" in text
+    assert "trained weights" not in text
+    assert cli.main(["average", str(tmp_path / "a.ckpt"), b, "--out", str(tmp_path / "n.pt")]) == 0
+    assert ckpt_io.load_file(str(tmp_path / "n.pt"))["averaged"]["weights"] == ["unrecorded", "trained"]

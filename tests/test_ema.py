@@ -295,3 +295,24 @@ def test_info_checks_the_optimizer_state_as_a_resume_does():
     assert info._nonfinite_parts({"model": weights, "optimizer": state}) == ["optimizer state"]
     scalar = {"fc.weight": torch.zeros(2, 2), "bn.scale": torch.tensor(float("inf"))}
     assert info._nonfinite_parts({"model": scalar}) == ["trained weights"]
+
+
+def test_use_ema_false_for_a_file_holding_only_a_moving_average_is_named_as_not_used(ema_run, tmp_path, capsys):
+    """convert writes a run's weight average as a file's only weights: eval, convert and predict of that file with
+    --use_ema False took the average without a word, where the user asked for the trained weights it does not
+    hold (an exported file's --use_ema is named as not used)."""
+    cifar_dir, _, result = ema_run
+    avg = str(tmp_path / "avg.pt")
+    assert cli.main(["convert", result["checkpoint"], avg]) == 0
+    capsys.readouterr()
+    said = f"weights: not used here: --use_ema False (convert wrote this file's only weights from the exponential " \
+           f"moving average of {result['checkpoint']}; it holds no trained weights)"
+    evaluate.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", f"--checkpoint_path={avg}", "--use_ema=False"]))
+    assert said in capsys.readouterr().err
+    evaluate.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", f"--checkpoint_path={avg}"]))
+    assert "weights:" not in capsys.readouterr().err  # the default: nothing to choose, nothing said
+    assert cli.main(["convert", avg, str(tmp_path / "again.pt"), "--use_ema", "False"]) == 0
+    assert said in capsys.readouterr().out
+    from mobilenet_v1.predict import load_predictor
+    load_predictor(avg, use_ema=False)
+    assert said in capsys.readouterr().err

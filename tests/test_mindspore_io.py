@@ -735,3 +735,81 @@ def test_a_safetensors_header_length_ending_in_0x80_is_no_pickle_and_bad_model_a
     assert (f"checkpoint {tmp_path / 'bad.pt'}: its model_args have padding 'SAME': padding a name (same or "
             f"symmetric) is needed") in capsys.readouterr().err
     assert not (tmp_path / "never.pt").exists()
+
+
+def test_nonfinite_momentum_buffers_are_never_continued_nor_written(cifar_dir, tmp_path, capsys):
+    """Momentum buffers holding NaN: convert copied them into the file it wrote (from a MindSpore file, or from a
+    training checkpoint of ours whose optimizer state info says --resume refuses), info called that file one whose
+    buffers continue, and --pre_trained with --pretrain_epoch_size took them: the run died at its first step with an
+    error blaming the learning rate. Now convert leaves them out with a note, --pre_trained refuses them by name,
+    and info says so."""
+    import json
+
+    entries = seed_entries(trained_looking(4, 0.25), moments=True, global_step=24)
+    entries["moments.network.3.0.weight"].view(-1)[0] = float("nan")
+    path = write_seed_ckpt(tmp_path / "nan.ckpt", entries)
+    assert cli.main(["info", path, "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["momentum_buffers"] is False and got["nonfinite_tensors"] == ["momentum buffers"]
+    assert cli.main(["info", path]) == 0
+    text = capsys.readouterr().out
+    assert "resume:         no: its momentum buffers hold NaN or infinite values" in text
+    assert "weights:        trained\n" in text  # buffers beside them: trained weights, as of any seed training file
+    with pytest.raises(ckpt_io.CheckpointError, match=r"momentum buffers hold NaN or infinite values \(moments\."
+                                                      r"network\.3\.0\.weight\).*--pretrain_epoch_size 0"):
+        train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--class_num=4", "--epoch_size=3",
+                                       "--pretrain_epoch_size=2", f"--pre_trained={path}",
+                                       f"--save_checkpoint_path={tmp_path / 'run'}"]))
+    capsys.readouterr()
+    for dst in ("a.pt", "a.ckpt"):
+        assert cli.main(["convert", path, str(tmp_path / dst)]) == 0
+        assert "momentum buffers hold NaN or infinite values (moments.network.3.0.weight)" in capsys.readouterr().err
+        back = ckpt_io.load_file(str(tmp_path / dst))
+        assert "moments" not in back and back["global_step"] == 24
+    # A training checkpoint of ours with a damaged optimizer state: its buffers are not written either.
+    result = train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--class_num=4", "--epoch_size=1",
+                                            f"--save_checkpoint_path={tmp_path / 'ours'}"]))
+    ours = ckpt_io.load_file(result["checkpoint"])
+    buffer = ours["optimizer"]["state"][0]["momentum_buffer"]  # the first parameter's: network.0.0.weight
+    buffer[(0,) * buffer.dim()] = float("inf")
+    ckpt_io.atomic_save(ours, str(tmp_path / "damaged.pt"))
+    capsys.readouterr()
+    assert cli.main(["convert", str(tmp_path / "damaged.pt"), str(tmp_path / "b.ckpt")]) == 0
+    assert "its momentum buffers hold NaN or infinite values (network.0.0.weight)" in capsys.readouterr().err
+    assert "moments" not in ckpt_io.load_file(str(tmp_path / "b.ckpt"))
+
+
+def test_info_of_a_file_written_from_a_mindspore_file_without_buffers_does_not_call_its_weights_trained(tmp_path,
+                                                                                                       capsys):
+    """A MindSpore .ckpt without Momentum buffers may hold a run's moving average (convert of an --ema_decay run
+    writes that), and info says its weights are not recorded; the .pt and .safetensors convert wrote from it were
+    called "weights: trained", which nothing in them records."""
+    path = write_seed_ckpt(tmp_path / "w.ckpt", seed_entries(trained_looking(4, 0.25)))
+    for dst in ("w.pt", "w.safetensors"):
+        assert cli.main(["convert", path, str(tmp_path / dst)]) == 0
+        capsys.readouterr()
+        assert cli.main(["info", str(tmp_path / dst)]) == 0
+        text = capsys.readouterr().out
+        assert "weights:        not recorded: a MindSpore .ckpt without Momentum buffers" in text, dst
+        assert "weights:        trained" not in text
+    # With its buffers beside them the weights are trained ones, in any format.
+    path = write_seed_ckpt(tmp_path / "m.ckpt", seed_entries(trained_looking(4, 0.25), moments=True, global_step=24))
+    assert cli.main(["convert", path, str(tmp_path / "m.pt")]) == 0
+    capsys.readouterr()
+    assert cli.main(["info", str(tmp_path / "m.pt")]) == 0
+    assert "weights:        trained\n" in capsys.readouterr().out
+
+
+def test_resume_of_a_file_with_momentum_buffers_says_how_they_continue(cifar_dir, tmp_path):
+    """--resume of a seed training file (or convert's of ours) is refused, as a file without the training state; it
+    said to pass the weights with --pre_trained, and not that --pretrain_epoch_size continues its buffers."""
+    path = write_seed_ckpt(tmp_path / "m.ckpt", seed_entries(trained_looking(4, 0.25), moments=True, global_step=24))
+    with pytest.raises(ckpt_io.CheckpointError, match=r"pass weights with --pre_trained instead; with "
+                                                      r"--pretrain_epoch_size N, the epochs its run completed \(its "
+                                                      r"global_step 24\), its momentum buffers continue"):
+        train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--class_num=4", "--epoch_size=3",
+                                       f"--resume={path}", f"--save_checkpoint_path={tmp_path / 'run'}"]))
+    bare = write_seed_ckpt(tmp_path / "w.ckpt", seed_entries(trained_looking(4, 0.25)))
+    with pytest.raises(ckpt_io.CheckpointError, match=r"pass weights with --pre_trained instead$"):
+        train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--class_num=4", "--epoch_size=3",
+                                       f"--resume={bare}", f"--save_checkpoint_path={tmp_path / 'run2'}"]))

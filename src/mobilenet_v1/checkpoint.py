@@ -1061,9 +1061,16 @@ def weights_to_use(ckpt: Dict[str, Any], use_ema: bool = True) -> Dict[str, torc
 
 
 def weights_note(ckpt: Dict[str, Any], use_ema: bool = True) -> str:
-    """One line saying which weights :func:`weights_to_use` took; "" for a file without an average."""
+    """One line saying which weights :func:`weights_to_use` took; "" for a file without an average, unless
+    ``use_ema`` is False for a file whose only weights are a run's moving average (``taken_average``: convert and
+    recalibrate-bn write one), which has no trained weights to take."""
     which = which_weights(ckpt, use_ema)
     if not which:
+        taken = ckpt.get("taken_average")
+        if use_ema is False and isinstance(taken, dict):
+            return (f"weights: not used here: --use_ema False ({taken.get('by') or 'convert'} wrote this file's only "
+                    f"weights from the exponential moving average of {taken.get('source')}; it holds no trained "
+                    f"weights)")
         return ""
     what = f"ema_decay {ckpt['ema'].get('decay')}, {ckpt['ema'].get('updates')} updates"
     if which == "ema":
@@ -1350,8 +1357,12 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
         raise CheckpointError(f"checkpoint {source}: not a dict")
     missing = [k for k in TRAINING_KEYS if k not in ckpt]
     if missing:
+        step = ckpt.get("global_step")
+        moments = (f"; with --pretrain_epoch_size N, the epochs its run completed"
+                   f"{f' (its global_step {step})' if step is not None else ''}, its momentum buffers continue"
+                   if ckpt.get("moments") else "")
         raise CheckpointError(f"checkpoint {source}: not a training checkpoint (no {', '.join(missing)}); "
-                              f"pass weights with --pre_trained instead")
+                              f"pass weights with --pre_trained instead{moments}")
     problems = []
     if ckpt["format"] != FORMAT:
         problems.append(f"format {ckpt['format']!r}, expected {FORMAT!r}")

@@ -258,12 +258,19 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
     # tensors finite (the rest is checked against the run when it resumes). Trained weights that diverged
     # beside a finite weight average load for eval and export (which take the average), never for --resume.
     # A MindSpore file's Momentum buffers continue with --pre_trained and --pretrain_epoch_size.
+    from .mindspore_io import nonfinite_moments
+
     nonfinite = _nonfinite_parts(ckpt) if ours else []
+    moments = ckpt.get("moments") if isinstance(ckpt.get("moments"), dict) else {}
+    if nonfinite_moments(moments):  # which --pre_trained with --pretrain_epoch_size refuses to continue
+        nonfinite.append("momentum buffers")
     if nonfinite:
         out["nonfinite_tensors"] = nonfinite
     out["resumable"] = (ours and not problems and not nonfinite and all(k in ckpt for k in ckpt_io.TRAINING_KEYS)
                         and isinstance(ckpt.get("optimizer"), dict))
-    out["momentum_buffers"] = isinstance(ckpt.get("moments"), dict) and len(ckpt["moments"]) > 0
+    out["momentum_buffers"] = len(moments) > 0 and "momentum buffers" not in nonfinite
+    if fmt != "mindspore" and ckpt_io.seed_trained(ckpt):  # a .pt or .safetensors of a MindSpore file's tensors
+        out["trained_by"] = "mindspore"
     averaged = ckpt.get("averaged")  # mobilenet-v1 average's record: the files (and which of their weights)
     if isinstance(averaged, dict) and _names(averaged.get("sources")):
         out["averaged"] = {"sources": averaged["sources"],
@@ -432,15 +439,19 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
                        f"from {taken['source']} ({taken['by']})")
     elif d.get("averaged"):
         files, which = d["averaged"]["sources"], d["averaged"]["weights"]
-        kinds = " and ".join(sorted({"weight averages" if w == "ema" else "trained weights" for w in which}))
+        kind = {"ema": "weight averages", "unrecorded": "weights of no record (MindSpore files without Momentum "
+                "buffers: trained ones or a run's moving average)"}
+        kinds = " and ".join(sorted({kind.get(w, "trained weights") for w in which}))
         row("weights", f"the mean of {len(files)} checkpoints' {kinds or 'weights'} (mobilenet-v1 average): "
                        + ", ".join(files[:4]) + (f" ... ({len(files)})" if len(files) > 4 else ""))
-    elif d.get("format") == "MindSpore checkpoint" and not d["momentum_buffers"]:
+    elif ((d.get("format") == "MindSpore checkpoint" or d.get("trained_by") == "mindspore")
+          and not d["momentum_buffers"] and "momentum buffers" not in (d.get("nonfinite_tensors") or [])):
         # convert, average and recalibrate-bn write a run's moving average there without a record of it (a
         # MindSpore file holds only tensors); the seed's files, and convert's of trained weights, hold the
-        # Momentum buffers beside trained weights.
+        # Momentum buffers beside trained weights. A .pt or .safetensors written from such a file knows no more.
         row("weights", "not recorded: a MindSpore .ckpt without Momentum buffers may hold trained weights or a "
-                       "run's moving average (convert of a checkpoint with --ema_decay writes that)")
+                       "run's moving average (convert of a checkpoint with --ema_decay writes that)"
+            + ("" if d.get("format") == "MindSpore checkpoint" else "; this file's are such a file's"))
     else:
         row("weights", "trained")
     if d["quantization_aware"]:
@@ -464,7 +475,11 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
             + (f"; that of the weight average; the trained weights: {raw}" if raw else ""))
     if d.get("skipped_nonfinite_steps"):
         row("skipped steps", f"{d['skipped_nonfinite_steps']} non-finite")
-    if d.get("nonfinite_tensors"):
+    if d.get("nonfinite_tensors") == ["momentum buffers"]:
+        row("resume", "no: its momentum buffers hold NaN or infinite values, which train --pre_trained with "
+                      "--pretrain_epoch_size refuses to continue (with --pretrain_epoch_size 0 it starts from its "
+                      "weights)")
+    elif d.get("nonfinite_tensors"):
         parts = d["nonfinite_tensors"]
         start = "its weight average" if d["weight_average"] else "its weights"
         row("resume", f"no: its {' and '.join(parts)} {'holds' if parts == ['optimizer state'] else 'hold'} NaN or "

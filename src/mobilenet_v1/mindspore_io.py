@@ -536,9 +536,16 @@ def timm_checkpoint(ckpt: Dict[str, Any], source: str) -> Dict[str, Any]:
 
 # ------------------------------------------------------------------------------------- momentum buffers
 
+def nonfinite_moments(moments: Dict[str, torch.Tensor]) -> List[str]:
+    """The names of the buffers in ``moments`` that hold NaN or infinite values."""
+    return [n for n, t in moments.items() if isinstance(t, torch.Tensor) and t.is_floating_point()
+            and not bool(torch.isfinite(t).all())]
+
+
 def check_moments(model: nn.Module, moments: Dict[str, torch.Tensor], source: str,
-                  skip: Iterable[str] = ()) -> List[str]:
-    """The parameter names whose buffers ``moments`` provides, after checking every name and shape."""
+                  skip: Iterable[str] = (), finite: bool = True) -> List[str]:
+    """The parameter names whose buffers ``moments`` provides, after checking every name and shape and, with
+    ``finite``, that none holds NaN or infinite values (a run continuing them would step to NaN at once)."""
     params = dict(ckpt_io.unwrap(model).named_parameters())
     skip = set(skip)
     wanted = [n for n in params if n not in skip]
@@ -555,6 +562,12 @@ def check_moments(model: nn.Module, moments: Dict[str, torch.Tensor], source: st
         problems.append(f"wrong shape: {'; '.join(wrong[:8])}")
     if problems:
         raise CheckpointError(f"checkpoint {source}: momentum buffers do not fit this model ({'; '.join(problems)})")
+    bad = nonfinite_moments({n: moments[n] for n in wanted}) if finite else []
+    if bad:
+        raise CheckpointError(f"checkpoint {source}: momentum buffers hold NaN or infinite values (moments."
+                              f"{', moments.'.join(bad[:8])}{' ...' if len(bad) > 8 else ''}): a run continuing them "
+                              f"would step its weights to NaN; --pretrain_epoch_size 0 starts from its weights with "
+                              f"fresh buffers")
     return wanted
 
 
@@ -624,6 +637,10 @@ def training_moments(ckpt: Dict[str, Any], model: nn.Module, state: Dict[str, to
                              f"{tuple(params[name].shape)}: left out")
             moments[name] = buffer.detach().to(device="cpu", dtype=params[name].dtype)
             found += 1
+    bad = nonfinite_moments(moments)
+    if bad:  # what --resume refuses of the file itself: a run continuing them would step to NaN at once
+        return out, (f"its momentum buffers hold NaN or infinite values ({', '.join(bad[:4])}"
+                     f"{' ...' if len(bad) > 4 else ''}), which train --resume refuses, and are left out")
     if found:
         out["moments"] = moments
     return out, ""
@@ -764,11 +781,16 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True,
     refuse_quantization_aware(model, src, "convert writes float models; its INT8 form is the ONNX file "
                                           "'mobilenet-v1 export' writes")
     if ckpt.get("moments"):
-        check_moments(model, ckpt["moments"], src)
+        check_moments(model, ckpt["moments"], src, finite=False)
     state, weights = ckpt_io.weights_to_use(ckpt, use_ema), ckpt_io.weights_note(ckpt, use_ema)
     extra = {k: ckpt[k] for k in ("moments", "global_step") if ckpt.get(k) is not None and not weights_only}
     optimizer_note = ""
-    if not extra and not weights_only:  # a training checkpoint of ours: its SGD buffers as the seed's moments
+    bad = nonfinite_moments(extra.get("moments") or {})
+    if bad:  # as of a training checkpoint of ours (training_moments): no file that continues them to NaN
+        del extra["moments"]
+        optimizer_note = (f"its momentum buffers hold NaN or infinite values (moments.{', moments.'.join(bad[:4])}"
+                          f"{' ...' if len(bad) > 4 else ''}), which a continued run refuses, and are left out")
+    if not extra and not weights_only and not bad:  # a training checkpoint of ours: its SGD buffers as the seed's moments
         extra, optimizer_note = training_moments(ckpt, model, state, ckpt_io.which_weights(ckpt, use_ema) != "ema")
     args = {"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"]}
     # What predict and export read beside the weights: without it they fall back to 224x224 and

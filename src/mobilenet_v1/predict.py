@@ -522,6 +522,8 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
             print(ckpt_io.weights_note(ckpt, use_ema), file=sys.stderr)
         elif ckpt.get("taken_average"):  # a file convert wrote from a run's moving average: its only weights
             weights = "ema"
+            if not use_ema:  # --use_ema False given: no trained weights here to take
+                print(ckpt_io.weights_note(ckpt, use_ema), file=sys.stderr)
         config = ckpt.get("config") or {}
         class_num = args["class_num"]
         size = image_size or ckpt_io.recorded_image_size(config) or 224
