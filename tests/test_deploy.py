@@ -20,7 +20,7 @@ from mobilenet_v1.demo import write_demo_data
 from mobilenet_v1.export import export_checkpoint
 from mobilenet_v1.model import MobileNetV1
 from mobilenet_v1.onnx_io import OnnxModel, is_onnx_file, x86_without_vnni
-from mobilenet_v1.predict import class_names, load_predictor
+from mobilenet_v1.predict import class_names, imagenet_classes, load_predictor
 from mobilenet_v1.quantize import calibration_loader, compare_top1
 
 # The exporter runs once per model and size (conftest.exported_once); export itself runs in every test.
@@ -314,6 +314,12 @@ def test_class_names_for_each_layout(tmp_path, capsys):
     assert class_names(1000, None, None, False)[1] == "goldfish (n01443537)"
     recorded = class_names(3, ["n01443537", "cats", "dogs"], None, False)
     assert recorded == ["goldfish (n01443537)", "cats", "dogs"]
+    # A run's recorded names are its outputs': a background in front would name every output by the class before
+    # it (a 1001-output run of 3 folders, or of ImageNet's 1000, took the flag without a word).
+    for count, names in ((1001, ["apple", "bird", "cat"]), (1001, [w for w, _ in imagenet_classes()])):
+        with pytest.raises(ValueError, match=r"^--background_class: the model file records its class names by "
+                                             r"output \((apple, bird, cat|n01440764, .*\.\.\.)\), output 0 its first"):
+            class_names(count, names, None, True)
     assert class_names(10, None, "cifar10", False)[3] == "cat"
     assert class_names(4, None, None, False) == ["0", "1", "2", "3"]
     labels = tmp_path / "labels.txt"

@@ -110,6 +110,13 @@ def class_names(class_num: int, recorded: Optional[Sequence[str]], labels: Union
     ``labels`` is a file of names, one of the built-in lists ``imagenet``, ``cifar10`` and ``cifar100``, or
     (from Python) a list of the names.
     """
+    if background_class and recorded and not labels:
+        # The run's class k is output k (its k-th class folder): shifting the names by a background would name
+        # every prediction by the class before it, without a word.
+        shown = ", ".join(recorded[:3]) + (" ..." if len(recorded) > 3 else "")
+        raise ValueError(f"--background_class: the model file records its class names by output ({shown}), output 0 "
+                         f"its first class, not a background; leave the flag out (it is for a file of TF-slim's "
+                         f"1001-output layout that records no names)")
     synsets = dict(imagenet_classes())
     if labels == "imagenet":
         names: Optional[List[str]] = [n for _, n in imagenet_classes()]
