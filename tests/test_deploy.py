@@ -690,11 +690,16 @@ def test_a_recorded_size_that_is_no_size_counts_as_none_and_bad_metadata_names_t
     for entry, value, kind in (("image_size", "1.5", "a positive integer"), ("image_size", "-3", "a positive integer"),
                                ("width_mult", "wide", "a positive number"), ("width_mult", "inf", "a positive number"),
                                ("mean", "[0.5, 0.5", "a JSON list of three finite numbers"),
-                               ("std", "[0.2, 0, 0.2]", "a JSON list of three positive numbers")):
+                               ("std", "[0.2, 0, 0.2]", "a JSON list of three positive numbers"),
+                               # (were read as False and as bilinear: resized otherwise than the run, unsaid)
+                               ("antialias", "maybe", "True or False"),
+                               ("interpolation", "lanczos", "bilinear or bicubic")):
         proto = onnx.load(digits_run["fp32"])
         for prop in proto.metadata_props:
             if prop.key == entry:
                 prop.value = value
+        if entry not in {prop.key for prop in proto.metadata_props}:  # (a CIFAR run's file records no antialias)
+            proto.metadata_props.add(key=entry, value=value)
         bad = str(tmp_path / f"bad_{entry}.onnx")
         onnx.save(proto, bad)
         assert cli.main(["predict", digits_run["fp32"], "--ckpt_file", bad]) == 1

@@ -591,6 +591,23 @@ def _channel_values(text: str, positive: bool = False) -> list:
 
 
 # How each metadata entry is read, and what it must be: a value that is not is refused, naming the entry.
+def _true_or_false(value: str) -> bool:
+    """A flag as export writes it: "True"/"False" (JSON's "true"/"false" in a .pt2); anything else (a "maybe"
+    read as False resized otherwise than its run without a word) a ValueError."""
+    if value.lower() not in ("true", "false"):
+        raise ValueError(value)
+    return value.lower() == "true"
+
+
+def _interpolation(value: str) -> str:
+    """The resize's interpolation as export writes it; another ("lanczos") a ValueError, not bilinear unsaid."""
+    from .transforms import INTERPOLATIONS
+
+    if value not in INTERPOLATIONS:
+        raise ValueError(value)
+    return value
+
+
 _DECODERS = {"classes": (_names, "a JSON list of names"),
              "mean": (_channel_values, "a JSON list of three finite numbers"),
              "std": (lambda v: _channel_values(v, positive=True), "a JSON list of three positive numbers"),
@@ -599,7 +616,8 @@ _DECODERS = {"classes": (_names, "a JSON list of names"),
              "trained_image_size": (_positive_int, "a positive integer"),
              "width_mult": (_positive_number, "a positive number"), "crop_pct": (_positive_number, "a positive number"),
              # "True" in ONNX metadata, JSON's "true" in a .pt2
-             "exif_orientation": (lambda v: v.lower() == "true", ""), "antialias": (lambda v: v.lower() == "true", "")}
+             "exif_orientation": (_true_or_false, "True or False"), "antialias": (_true_or_false, "True or False"),
+             "interpolation": (_interpolation, "bilinear or bicubic")}
 
 
 def read_metadata(props: Dict[str, str]) -> Dict[str, Any]:
