@@ -514,7 +514,8 @@ def test_the_mean_of_mindspore_files_without_buffers_records_their_weights_as_un
     b = save(tmp_path / "b.pt", random_model(3), classes=None)
     mindspore_io.convert(a, str(tmp_path / "a.ckpt"))  # its moving average, no buffers and no record
     mindspore_io.convert(b, str(tmp_path / "b.ckpt"))  # its trained weights (a file of weights: no buffers either)
-    assert cli.main(["average", str(tmp_path / "a.ckpt"), str(tmp_path / "b.ckpt"), "--out", str(tmp_path / "m.pt")]) == 0
+    assert cli.main(["average", str(tmp_path / "a.ckpt"), str(tmp_path / "b.ckpt"),
+                     "--out", str(tmp_path / "m.pt")]) == 0
     assert ckpt_io.load_file(str(tmp_path / "m.pt"))["averaged"]["weights"] == ["unrecorded", "unrecorded"]
     capsys.readouterr()
     assert cli.main(["info", str(tmp_path / "m.pt")]) == 0

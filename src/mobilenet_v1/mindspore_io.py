@@ -790,7 +790,7 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True,
         del extra["moments"]
         optimizer_note = (f"its momentum buffers hold NaN or infinite values (moments.{', moments.'.join(bad[:4])}"
                           f"{' ...' if len(bad) > 4 else ''}), which a continued run refuses, and are left out")
-    if not extra and not weights_only and not bad:  # a training checkpoint of ours: its SGD buffers as the seed's moments
+    if not extra and not weights_only and not bad:  # ours: its SGD buffers as the seed's moments
         extra, optimizer_note = training_moments(ckpt, model, state, ckpt_io.which_weights(ckpt, use_ema) != "ema")
     args = {"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"]}
     # What predict and export read beside the weights: without it they fall back to 224x224 and

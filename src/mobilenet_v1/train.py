@@ -921,8 +921,8 @@ def processes_change(ckpt: Dict[str, Any], source: str, cfg: Config, done_epochs
         return (batch * processes, "the global batch, sync_bn") if sync else (batch, "each process's own batch")
 
     their_accum = recorded.get("grad_accum_steps")
-    accum = (f" and grad_accum_steps {their_accum}" if isinstance(their_accum, int) and not isinstance(their_accum, bool)
-             and their_accum != cfg.grad_accum_steps else "")
+    accum = (f" and grad_accum_steps {their_accum}" if isinstance(their_accum, int)
+             and not isinstance(their_accum, bool) and their_accum != cfg.grad_accum_steps else "")
     then, then_how = statistics(theirs, their_batch, bool(recorded.get("sync_bn", False)))
     now, now_how = statistics(cfg.device_num, cfg.batch_size, cfg.sync_bn)
     where = (f"{plural(in_epoch, 'step')} into epoch {done_epochs + 1}" if in_epoch else
