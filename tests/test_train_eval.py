@@ -1046,12 +1046,15 @@ def test_progressive_resizing_compiles_a_graph_per_size_and_makes_room_for_them(
     limit the last sizes, the final one among them, would train uncompiled. (The last epoch alone runs.)"""
     compiled = []
     monkeypatch.setattr(torch, "compile", lambda model, **options: compiled.append(options) or model)
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)
-    train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--class_num=4", "--image_size=176",
-                                   "--image_size_start=16", "--image_size_ramp=1.0", "--epoch_size=12",
-                                   "--pretrain_epoch_size=11", "--compile=True", "--save_checkpoint=False"]))
-    assert compiled == [{"mode": "default", "dynamic": False}]
-    assert torch._dynamo.config.recompile_limit == 11 + 8
+    # (Dynamo's own patch: pytest's monkeypatch finds no attribute in the config module's __dict__ and undoes
+    # by deleting it, which hides the key from every later torch.compile in the process: "does not exist".)
+    with torch._dynamo.config.patch(recompile_limit=8):
+        train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--class_num=4", "--image_size=176",
+                                       "--image_size_start=16", "--image_size_ramp=1.0", "--epoch_size=12",
+                                       "--pretrain_epoch_size=11", "--compile=True", "--save_checkpoint=False"]))
+        assert compiled == [{"mode": "default", "dynamic": False}]
+        assert torch._dynamo.config.recompile_limit == 11 + 8
+    assert torch._dynamo.config.recompile_limit == 8
 
 
 @pytest.mark.parametrize("data,pipeline,workers", [("cifar", "cpu", 0), ("photos", "cpu", 2), ("photos", "gpu", 0)])
