@@ -449,6 +449,25 @@ def test_timm_s_classifier_conventions_and_arguments_named(tmp_path):
         load_model(str(tmp_path / "m.pt"), map_location="cpu")
 
 
+def test_timm_s_reset_classifier_and_factory_arguments_are_taken():
+    """timm's spellings of the same calls: reset_classifier(num_classes=..., global_pool="avg") and the factory's
+    pretrained=False; what this model cannot do (another pooling, bundled weights) is refused by name."""
+    model = MobileNetV1(class_num=4, width_mult=0.25).eval()
+    model.reset_classifier(num_classes=6)
+    assert model.fc.out_features == 6 and model.class_num == 6
+    model.reset_classifier(3, "avg")
+    assert model.fc.out_features == 3
+    model.reset_classifier(num_classes=0)
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 256)
+    with pytest.raises(ValueError, match="global_pool 'max': this model pools by average only"):
+        model.reset_classifier(5, "max")
+    with pytest.raises(ValueError, match="give class_num or num_classes"):
+        model.reset_classifier(5, num_classes=5)
+    assert mobilenet_v1(pretrained=False, num_classes=10, width_mult=0.25).fc.out_features == 10
+    with pytest.raises(ValueError, match=r"pretrained: no weights come with mobilenet_v1 .*load_model\(path\)"):
+        mobilenet_v1(pretrained=True, num_classes=10)
+
+
 def test_the_package_imports_its_modules_when_asked():
     """`import mobilenet_v1` imports nothing heavy (the command line imports torch inside its Ctrl-C handling);
     its names and modules come when first asked for, as eager imports gave them."""

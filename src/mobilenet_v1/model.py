@@ -306,9 +306,19 @@ class MobileNetV1(nn.Module):
         """The classifier, ``fc`` (timm's name for it)."""
         return self.fc
 
-    def reset_classifier(self, class_num: int) -> None:
+    def reset_classifier(self, class_num: Optional[int] = None, global_pool: Optional[str] = None, *,
+                         num_classes: Optional[int] = None) -> None:
         """A new classifier of ``class_num`` outputs, initialised as the seed's (to fine-tune for other classes,
-        as timm's ``reset_classifier``); 0: none, the model gives the pooled features."""
+        as timm's ``reset_classifier``); 0: none, the model gives the pooled features. timm's arguments are
+        taken: ``num_classes`` for ``class_num``, and ``global_pool`` "avg" (the only pooling here)."""
+        if num_classes is not None:
+            if class_num is not None:
+                raise ValueError("give class_num or num_classes (timm's name for it), not both")
+            class_num = num_classes
+        if class_num is None:
+            raise TypeError("reset_classifier: give the number of classes (0: no classifier, the pooled features)")
+        if global_pool not in (None, "avg"):
+            raise ValueError(f"global_pool {global_pool!r}: this model pools by average only ('avg', timm's default)")
         if not _is_index(class_num) or class_num < 0:
             raise ValueError(f"class_num must be a whole number, at least 0, got {class_num!r}")
         old = self.fc if isinstance(self.fc, nn.Linear) else None
@@ -406,6 +416,9 @@ class MobileNetV1(nn.Module):
 
     def forward(self, x: torch.Tensor):
         if self.quant is not None:
+            if _exporting():  # its ranges are read back as it runs: torch.export failed on a data-dependent guard
+                raise RuntimeError("a quantization-aware model (qat) has no torch.export form: `mobilenet-v1 export` "
+                                   "writes its INT8 file, and model.without_quant() is its float network")
             return qat_sim.forward(self, x)
         if self.features_only:
             return self.forward_intermediates(x)
@@ -414,7 +427,12 @@ class MobileNetV1(nn.Module):
 
 def mobilenet_v1(class_num: Optional[int] = None, features_only: bool = False, **kwargs) -> MobileNetV1:
     """The seed's factory: ``mobilenet_v1(class_num=1001)`` (its default); ``num_classes``, timm's name, is
-    taken for it."""
+    taken for it, and timm's ``pretrained=False``. No weights come with the package: ``pretrained=True`` is
+    refused, naming :func:`load_model`, which reads them from a file."""
+    if kwargs.pop("pretrained", False):
+        raise ValueError("pretrained: no weights come with mobilenet_v1 and none are downloaded; read them from a "
+                         "file with mobilenet_v1.load_model(path) (a checkpoint, a MindSpore .ckpt, timm's "
+                         "model.safetensors)")
     if "num_classes" in kwargs:
         if class_num is not None:
             raise ValueError("give class_num or num_classes (timm's name for it), not both")
