@@ -2078,6 +2078,9 @@ def test_the_python_api_gives_images_in_memory_the_transform_their_files_get(cif
     for k in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match=r"^k must be a whole number of classes, at least 1, got "):
             photo.top_k([path], k)
+    for size in (0, 2.5, True):  # (0 was DataLoader's own error, naming no option of ours)
+        with pytest.raises(ValueError, match=r"^batch_size must be a whole number of images, at least 1, got "):
+            photo.top_k([path], 1, batch_size=size)
     import numpy as np  # numpy's numbers are numbers
     assert len(photo.top_k([path], np.int64(2))[0]["top_k"]) == 2
     assert load_predictor(plain_ckpt, image_size=np.int64(40), crop_pct=np.float32(0.5)).image_size == 40

@@ -333,6 +333,8 @@ class Predictor:
         the model runs on batches of ``batch_size``; the results are the same whatever the number."""
         if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
             raise ValueError(f"k must be a whole number of classes, at least 1, got {k!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number of images, at least 1, got {batch_size!r}")
         images, places = image_list(images)
         valid = torch.tensor([n is not None for n in self.names])
         k = min(k, int(valid.sum()))
