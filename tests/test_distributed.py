@@ -981,6 +981,24 @@ def test_two_ranks_evaluate_the_checkpoint_rank_0_chose_in_a_folder(odd_cifar, t
             f"{os.path.join('run1', 'ckpt_0', 'mobilenetv1-1_12.ckpt')}: ") in r.stderr, r.stderr[-3000:]
 
 
+def test_an_eval_split_smaller_than_a_batch_under_eval_drop_last_is_said_once_with_the_way_out(odd_cifar, tmp_path):
+    """eval_drop_last with a batch larger than the eval split (41 images, batch 64) evaluates nothing: on 2 ranks
+    as in one process, one line for the job that names the split's images and what to change (each rank said
+    only "no evaluation samples", its shard of one process's full batches being empty)."""
+    torch.manual_seed(0)
+    cfg = load_config(TINY + ["--class_num=4"])
+    ckpt_io.atomic_save({"model": train.build_model(cfg).state_dict(), "model_args": train.model_args(cfg)},
+                        str(tmp_path / "model.ckpt"))
+    r = torchrun("--standalone", "--nproc_per_node=2", "-m", "mobilenet_v1", "eval", *TINY,
+                 f"--dataset_path={odd_cifar}", "--batch_size=64", "--eval_drop_last=True",
+                 f"--checkpoint_path={tmp_path / 'model.ckpt'}")
+    why = (f"dataset_path {odd_cifar}: no evaluation samples: eval_drop_last leaves out the last partial batch, and "
+           f"the 41 images of the eval split are fewer than one batch of 64: a smaller --eval_batch_size, or "
+           f"--eval_drop_last False")
+    assert r.returncode != 0 and f"mobilenet-v1 eval (all 2 ranks): error: {why}" in r.stderr, r.stderr[-3000:]
+    assert r.stderr.count("no evaluation samples") == 1, r.stderr[-3000:]
+
+
 def test_ranks_given_other_teachers_are_refused_before_training(cifar_dir, tmp_path):
     """--teacher may differ by machine (a path of its own to the same file); another file behind it, whose
     targets the ranks' losses would follow apart, is refused on every rank before a step (it trained)."""

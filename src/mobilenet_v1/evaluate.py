@@ -443,13 +443,16 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     rows = image_rows(loader, samples, cfg.eval_drop_last) if samples is not None else None
     counts = dist.all_reduce_counts(counts, device)
     dist.check_bad_samples(loader)
-    if counts["total"] == 0:
-        if cfg.eval_drop_last and loader.num_samples:  # there were images: all of them in the dropped batch
-            raise ValueError(f"dataset_path {cfg.dataset_path}: no evaluation samples: eval_drop_last leaves out the "
-                             f"last partial batch, and the {loader.num_samples} images of the eval split"
-                             + (" (this process's share)" if dist.enabled else "") + f" are fewer than one batch of "
-                             f"{opts.batch_size}: a smaller --eval_batch_size, or --eval_drop_last False")
-        raise ValueError(f"dataset_path {cfg.dataset_path}: no evaluation samples")
+    if counts["total"] == 0:  # on every rank alike (the counts are summed): said once for the job
+        # The split's images: under torchrun with eval_drop_last each shard keeps a share of one process's full
+        # batches (data.seed_eval_count), none where the split is smaller than a batch, so a shard counts 0.
+        split = getattr(getattr(loader, "sampler", None), "size", loader.num_samples)
+        if cfg.eval_drop_last and split:  # there were images: all of them in the dropped batch
+            raise dist.alike(ValueError(
+                f"dataset_path {cfg.dataset_path}: no evaluation samples: eval_drop_last leaves out the last partial "
+                f"batch, and the {split} images of the eval split are fewer than one batch of {opts.batch_size}: "
+                f"a smaller --eval_batch_size, or --eval_drop_last False"))
+        raise dist.alike(ValueError(f"dataset_path {cfg.dataset_path}: no evaluation samples"))
     # The model's class names (an image folder's labels follow them), else the data's (an image folder's, CIFAR's
     # names file's): shards' and CIFAR's labels are numbers, the places of the model's classes.
     names = classes if isinstance(classes, list) and classes else loader.classes
