@@ -385,6 +385,25 @@ def test_replicas_that_differ_are_warned_of_naming_each_ranks_digest(monkeypatch
         assert capsys.readouterr().out == said + "\n"
 
 
+def test_a_resume_that_turns_sync_bn_off_on_as_many_processes_says_what_it_changes():
+    """A sync_bn job resumed on as many processes at the same batch without --sync_bn (or the other way) normalises
+    over each process's batch where it normalised over the global one: said, with the option to resume with, as
+    for another process count (it said nothing). The same options say nothing."""
+    import dataclasses
+
+    cfg = dataclasses.replace(load_config(TINY + ["--batch_size=8"]), device_num=2)
+    ckpt = {"config": {"device_num": 2, "batch_size": 8, "sync_bn": True, "grad_accum_steps": 1}}
+    line = train.processes_change(ckpt, "a.ckpt", cfg, 0, 4)
+    assert line == ("resume: a.ckpt was written 4 steps into epoch 1 by a run of 2 processes at batch_size 8, this run "
+                    "has 2 at 8: BatchNorm's training statistics are over 8 images a batch (each process's own batch) "
+                    "where that run's were over 16 (the global batch, sync_bn), so it does not go on as that run would "
+                    "have (resume it on 2 processes at batch_size 8 with --sync_bn True for that)"), line
+    assert train.processes_change(ckpt, "a.ckpt", dataclasses.replace(cfg, sync_bn=True), 0, 4) == ""
+    # On one process sync_bn changes nothing: a run of one recorded with it resumed without is said nothing of.
+    one = {"config": {"device_num": 1, "batch_size": 8, "sync_bn": True}}
+    assert train.processes_change(one, "a.ckpt", dataclasses.replace(cfg, device_num=1), 0, 4) == ""
+
+
 def test_sync_bn_on_the_cpu_keeps_each_batchnorms_weights_statistics_and_mode():
     """convert_sync_batchnorm (sync_bn where torch's SyncBatchNorm refuses CPU tensors) replaces each BatchNorm2d
     by one sharing its parameters and buffers: the weights and statistics a pre-trained or resumed model loaded

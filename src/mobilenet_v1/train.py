@@ -911,9 +911,12 @@ def processes_change(ckpt: Dict[str, Any], source: str, cfg: Config, done_epochs
     per epoch was said already (:func:`steps_change`), which another batch size on as many processes is."""
     recorded = ckpt.get("config") or {}
     theirs, their_batch = recorded.get("device_num"), recorded.get("batch_size")
+    their_sync = bool(recorded.get("sync_bn", False))
+    # sync_bn turned on or off on as many processes (several): each process's batch against the global one
+    sync_changed = theirs == cfg.device_num and isinstance(theirs, int) and theirs > 1 and their_sync != cfg.sync_bn
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (theirs, their_batch)) \
-            or (theirs == cfg.device_num and (their_batch == cfg.batch_size or steps_said)):
-        return ""  # a file from before the keys, or the same count and batch
+            or (theirs == cfg.device_num and (their_batch == cfg.batch_size or steps_said) and not sync_changed):
+        return ""  # a file from before the keys, or the same count, batch and sync_bn
 
     def statistics(processes: int, batch: int, sync: bool) -> Tuple[int, str]:
         if processes == 1:
@@ -923,7 +926,8 @@ def processes_change(ckpt: Dict[str, Any], source: str, cfg: Config, done_epochs
     their_accum = recorded.get("grad_accum_steps")
     accum = (f" and grad_accum_steps {their_accum}" if isinstance(their_accum, int)
              and not isinstance(their_accum, bool) and their_accum != cfg.grad_accum_steps else "")
-    then, then_how = statistics(theirs, their_batch, bool(recorded.get("sync_bn", False)))
+    sync = f" with --sync_bn {their_sync}" if theirs > 1 and their_sync != cfg.sync_bn else ""
+    then, then_how = statistics(theirs, their_batch, their_sync)
     now, now_how = statistics(cfg.device_num, cfg.batch_size, cfg.sync_bn)
     where = (f"{plural(in_epoch, 'step')} into epoch {done_epochs + 1}" if in_epoch else
              f"at the end of epoch {done_epochs}")
@@ -935,7 +939,7 @@ def processes_change(ckpt: Dict[str, Any], source: str, cfg: Config, done_epochs
     else:
         text += (f"BatchNorm's training statistics are over {now} images a batch ({now_how}) where that run's were "
                  f"over {then} ({then_how}), so it does not go on as that run would have (resume it on "
-                 f"{plural(theirs, 'process', 'processes')} at batch_size {their_batch}{accum} for that)")
+                 f"{plural(theirs, 'process', 'processes')} at batch_size {their_batch}{accum}{sync} for that)")
     if (cfg.mixup_alpha or cfg.cutmix_alpha) and their_batch != cfg.batch_size:
         text += (f"; mixup and cutmix pair the images of a process's batch, now of {cfg.batch_size} where they were "
                  f"of {their_batch}")
