@@ -65,6 +65,14 @@ def test_a_warmup_of_one_step_says_the_rate_stays_where_it_is():
     assert "(the rate climbs from 0.055 to 0.1), as in" in warmup_note(cfg, schedule(cfg, 2))
 
 
+def test_a_warmup_down_to_a_lower_lr_max_says_the_rate_falls():
+    """A warm-up as long as the run from an lr_init above lr_max goes down, and the note says so (it said
+    "climbs from 0.01 to 0.0065")."""
+    cfg = load_config(["--lr_decay_mode=poly", "--lr_init=0.01", "--lr_max=0", "--warmup_epochs=5", "--epoch_size=2"])
+    note = warmup_note(cfg, schedule(cfg, 4))
+    assert "(the rate falls from 0.01 to 0.0065, short of lr_max 0), as in" in note and "climbs" not in note
+
+
 def test_seed_imagenet_linear_without_warmup():
     lr = get_lr(0.0, 0.0, 0.8, 0, 90, 5004, "linear")
     assert lr.shape == (450360,)

@@ -186,7 +186,9 @@ def warmup_note(cfg, lr: np.ndarray, scale: float = 1.0) -> str:
     short = f", short of lr_max {peak:.6g}" if float(lr[-1]) != float(np.float32(peak)) else ""
     first, last = f"{float(lr[0]):.6g}", f"{float(lr[-1]):.6g}"
     # One step (or lr_init at lr_max): the rate does not climb, and "from 0.01 to 0.01" would say it does.
-    rate = f"the rate stays at {first}" if first == last else f"the rate climbs from {first} to {last}"
+    # A warm-up from an lr_init above lr_max (lr_max 0, say) goes down: "climbs" would say the opposite.
+    way = "climbs" if float(lr[-1]) > float(lr[0]) else "falls"
+    rate = f"the rate stays at {first}" if first == last else f"the rate {way} from {first} to {last}"
     return (f"warmup_epochs {cfg.warmup_epochs} >= epoch_size {cfg.epoch_size}: every step is a warm-up step "
             f"({rate}{short}), as in the seed's schedule")
 
