@@ -638,3 +638,27 @@ def test_an_image_folder_that_is_not_there_is_named_as_dataset_path(tmp_path, ca
         assert capsys.readouterr().err.splitlines()[-1] == (f"mobilenet-v1 {argv[0]}: error: dataset_path "
                                                             f"'{missing}' does not exist"), argv
     assert not (tmp_path / "run").exists()
+
+
+def test_a_sigterm_to_lr_schedule_leaves_no_partial_file(tmp_path):
+    """`timeout` (a scheduler) ends a long `lr-schedule --out` with SIGTERM: its hidden temporary file (gigabytes
+    at the most steps it takes) was left beside the table, and no later command removed it. It goes, as on
+    Ctrl-C, and the process still ends by the signal."""
+    import signal
+    import subprocess
+    import time
+
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+    proc = subprocess.Popen([sys.executable, "-m", "mobilenet_v1", "lr-schedule", "--dataset", "cifar10",
+                             "--epoch_size", "100", "--steps_per_epoch", "1000000", "--out", str(tmp_path / "lr.csv")],
+                            env=dict(os.environ, PYTHONPATH=src, OMP_NUM_THREADS="1"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".lr.csv.*.tmp")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert list(tmp_path.glob(".lr.csv.*.tmp")), proc.communicate()[1]
+    time.sleep(0.5)  # writing rows now
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM, err
+    assert list(tmp_path.iterdir()) == [], err

@@ -29,17 +29,14 @@ others').
 the resident memory it added, loaded and at its peak (:func:`memory_child`).
 """
 import argparse
-import contextlib
 import gc
 import importlib
 import json
 import math
 import os
 import platform
-import signal
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -558,36 +555,12 @@ def main(argv: Sequence[str]) -> int:
         p.error(f"--formats {a.formats}: each one of {', '.join(FORMATS)}")
     if widths is None:  # no folder of its own: nothing to leave behind when the process is killed
         return _time(a, a.files, sizes[0] if sizes else None)
-    with _unwound_by_sigterm(), tempfile.TemporaryDirectory(prefix="mobilenet_v1_benchmark-") as folder:
+    from .cli import unwound_by_sigterm
+
+    with unwound_by_sigterm(), tempfile.TemporaryDirectory(prefix="mobilenet_v1_benchmark-") as folder:
         made = make_variants(folder, widths, sizes or [DEFAULT_SIZE], list(dict.fromkeys(formats)),
                              a.batch_size or 1, a.class_num or 1000)
         return _time(a, made, None, short_names=True)
-
-
-class _Terminated(BaseException):
-    """A SIGTERM, raised where the main thread is so that the blocks it is in unwind."""
-
-
-@contextlib.contextmanager
-def _unwound_by_sigterm():
-    """A SIGTERM inside the block (``timeout``, a scheduler) unwinds it, so that the files --width_mult made
-    (megabytes each) are removed as on Ctrl-C, then ends the process by that signal, as it would have."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def raise_terminated(signum, frame):
-        raise _Terminated()
-
-    before = signal.signal(signal.SIGTERM, raise_terminated)
-    try:
-        yield
-    except _Terminated:
-        from .cli import end_by_signal
-
-        raise SystemExit(end_by_signal(signal.SIGTERM))
-    finally:
-        signal.signal(signal.SIGTERM, before)
 
 
 def _time(a: argparse.Namespace, files: Sequence[str], image_size: Optional[int],

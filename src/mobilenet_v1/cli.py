@@ -4,6 +4,7 @@
 (``--config_path F`` for a YAML file); the other sub-commands have their own flags.
 """
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -190,7 +191,9 @@ def cmd_lr_schedule(argv: List[str]) -> int:
     if out:
         from .checkpoint import atomic_write
         from .runtime import plural
-        with atomic_write(out, "w", encoding="utf-8") as f:
+        # A SIGTERM (`timeout`, a scheduler) unwinds the write as Ctrl-C does: its hidden temporary file, gigabytes
+        # at 200 million steps, was left behind, and nothing removes it later.
+        with unwound_by_sigterm(), atomic_write(out, "w", encoding="utf-8") as f:
             peak = write_lr_rows(f, cfg, steps)
         print(f"wrote {plural(total, 'step')} ({plural(cfg.epoch_size, 'epoch')} x {steps}) of lr_decay_mode "
               f"{cfg.lr_decay_mode} to {out}: first {float(ends[0]):.6g}, max {peak:.6g}, last {float(ends[-1]):.6g}")
@@ -456,6 +459,34 @@ def end_by_signal(signum: int) -> int:
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
     return 128 + signum
+
+
+class _Terminated(BaseException):
+    """A SIGTERM, raised where the main thread is so that the blocks it is in unwind."""
+
+
+@contextlib.contextmanager
+def unwound_by_sigterm():
+    """A SIGTERM inside the block (``timeout``, a scheduler) unwinds it, so that what it made (benchmark's
+    files, lr-schedule's temporary table) is removed as on Ctrl-C, then ends the process by that signal, as it
+    would have."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum, frame):
+        raise _Terminated()
+
+    before = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    except _Terminated:
+        raise SystemExit(end_by_signal(signal.SIGTERM))
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) -> int:
