@@ -168,6 +168,9 @@ def test_a_schedule_of_absurdly_many_steps_is_refused_at_once():
     with pytest.raises(ValueError, match="epoch_size 10000000000 x 44 steps per epoch is 440,000,000,000 steps, "
                                          "more than 200,000,000: check --epoch_size"):
         get_lr(0.0, 0.0, 0.1, 0, 10_000_000_000, 44, "cosine")
+    # (where the steps per epoch are the slip: lr-schedule's option for them named too)
+    with pytest.raises(ValueError, match=r"check --epoch_size and the steps per epoch \(lr-schedule's --steps_per_epoch"):
+        get_lr(0.0, 0.0, 0.1, 0, 2, 10 ** 20, "cosine")
 
 
 def test_cross_entropy_smooth_against_hand_computation():

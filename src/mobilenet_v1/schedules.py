@@ -106,7 +106,8 @@ def get_lr(lr_init: float, lr_end: float, lr_max: float, warmup_epochs: int, tot
     total_steps = steps_per_epoch * total_epochs
     if total_steps > MAX_STEPS:  # a slip of the keyboard, which would fill the memory step by step
         raise ValueError(f"epoch_size {total_epochs} x {steps_per_epoch} steps per epoch is {total_steps:,} steps, "
-                         f"more than {MAX_STEPS:,}: check --epoch_size")
+                         f"more than {MAX_STEPS:,}: check --epoch_size and the steps per epoch (lr-schedule's "
+                         f"--steps_per_epoch)")
     # warmup_epochs >= total_epochs: every step is a warm-up one, as in the seed (whose formulas divide by
     # T - W only after the warm-up), the rate climbing toward lr_max without reaching it.
     warmup_steps = steps_per_epoch * warmup_epochs
