@@ -134,6 +134,21 @@ def test_what_cannot_be_averaged_is_refused_before_anything_is_written(tmp_path,
         average([a, b], str(tmp_path / "out.pt"), last=-1)
 
 
+def test_an_evaluation_size_refused_is_named_as_eval_image_size(tmp_path):
+    """Two files trained at 32, one of whose runs evaluated at 48 (eval_image_size): refused, as the mean would
+    record one size of the two, but named as what the file records. The error said "b.pt records image_size 48"
+    of a file whose image_size is 32."""
+    a = save(tmp_path / "a.pt", random_model(1))
+    b = save(tmp_path / "b.pt", random_model(2), eval_image_size=48)
+    with pytest.raises(ckpt_io.CheckpointError, match=r"b.pt records eval_image_size 48 \(trained at image_size 32\), "
+                                                      r".*a.pt image_size 32: the mean would be of models that take"):
+        average([a, b], str(tmp_path / "out.pt"))
+    with pytest.raises(ckpt_io.CheckpointError, match=r"a.pt records image_size 32, .*b.pt eval_image_size 48 "
+                                                      r"\(trained at image_size 32\): the mean would be"):
+        average([b, a], str(tmp_path / "out.pt"))
+    assert not os.path.exists(tmp_path / "out.pt")
+
+
 def test_the_command_names_what_it_averaged(tmp_path, capsys):
     a = save(tmp_path / "a.pt", random_model(1))
     b = save(tmp_path / "b.pt", random_model(2), ema=random_model(3))

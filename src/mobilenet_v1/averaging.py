@@ -190,11 +190,15 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
         for key, value in input_settings(ckpt).items():  # how each reads its images: one way for the mean
             if value is None:
                 continue
+            said = f"{key} {value}"
+            trained = ckpt_io.trained_image_size(config)
+            if key == "image_size" and trained not in (None, value):  # its run's evaluation size, not its training's
+                said = f"eval_image_size {value} (trained at image_size {trained})"
             if key not in first:
-                first[key] = (value, f)
+                first[key] = (value, f, said)
             elif value != first[key][0]:
                 raise ckpt_io.CheckpointError(
-                    f"checkpoint {f} records {key} {value}, {first[key][1]} {key} {first[key][0]}: the mean would "
+                    f"checkpoint {f} records {said}, {first[key][1]} {first[key][2]}: the mean would "
                     f"be of models that take their images otherwise, and record one way of the two (the last "
                     f"file's); average files of one {key}")
         if classes and "classes" not in first:
