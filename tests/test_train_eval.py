@@ -304,6 +304,27 @@ def test_patience_stops_a_run_whose_top1_stopped_improving_and_a_resume_counts_o
         load_config(["--patience=-1", "--eval_interval=1"])
 
 
+def test_a_gain_of_exactly_patience_min_delta_is_no_improvement():
+    """--patience_min_delta D: better is more than D above the best (README). Top-1s are ratios of counts, whose
+    float difference can round above D: 8 of 10 images after 7 (0.8 - 0.7 > 0.1 in floats) used to restart the
+    count with D 0.1, while 6 after 5 did not; any gain of an image more than D does."""
+    for before, after in ((0.7, 0.8), (0.5, 0.6), (7 / 20, 9 / 20)):
+        evaluations = train.Evaluations(patience=1, min_delta=0.1)
+        evaluations.judge(1, {"top_1": before})
+        assert evaluations.judge(2, {"top_1": after})  # the best checkpoint follows every gain
+        assert (evaluations.best, evaluations.best_epoch, evaluations.since) == (before, 1, 1), (before, after)
+        assert evaluations.exhausted
+    evaluations = train.Evaluations(patience=1, min_delta=0.1)
+    evaluations.judge(1, {"top_1": 0.7})
+    evaluations.judge(2, {"top_1": 0.9})  # 2 images more than 0.1 above, of 10
+    assert (evaluations.best, evaluations.since) == (0.9, 0)
+    evaluations = train.Evaluations(patience=1)  # no D: a tie is none, one image of a million is a gain
+    evaluations.judge(1, {"top_1": 0.7})
+    assert evaluations.judge(2, {"top_1": 0.7 + 1e-6}) and evaluations.since == 0
+    evaluations.judge(3, {"top_1": 0.7 + 1e-6})
+    assert evaluations.since == 1
+
+
 def test_a_resume_judges_its_evaluations_against_its_history(cifar_dir, tmp_path, capsys, monkeypatch, one_thread):
     """Without --patience as with it: a resume's best checkpoint and keep_best_max's ranking go on from its
     history's records; an evaluation of non-finite outputs is neither, whatever its count. A resume sent

@@ -705,7 +705,9 @@ class Evaluations:
         self.last_epoch = epoch
         top_1 = accuracy["top_1"]
         finite = not accuracy.get("nonfinite_outputs")
-        if finite and top_1 > self.best + self.min_delta:
+        # More than min_delta above: a gain of exactly it is none, though the float difference of two ratios of
+        # counts may round above it (0.8 - 0.7 > 0.1); 12 decimals are far finer than one image of any eval split.
+        if finite and round(top_1 - self.best, 12) > self.min_delta:
             self.best, self.best_epoch, self.since = top_1, epoch, 0
         else:
             self.since += 1
