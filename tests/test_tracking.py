@@ -422,6 +422,27 @@ def test_other_ranks_write_nothing(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "r1").exists() and capsys.readouterr().out == ""
 
 
+def test_a_resume_says_it_judges_without_a_damaged_metrics_file(tmp_path, capsys):
+    """A metrics.jsonl damaged before its last line: the resume judges without its evaluations (its --patience
+    counts from none, it used to without a word) and a warning names the file and line; an absent file (the
+    seed's way to go on, a checkpoint copied into a folder) is said by nothing."""
+    rows = [{"kind": "start", "epoch": 0, "step": 0}]
+    rows += [{"kind": "epoch", "epoch": e, "step": 10 * e, "loss": 1.0, "mean_loss": 1.0, "lr": 0.1,
+              "top_1": t} for e, t in ((1, 0.6), (2, 0.5), (3, 0.5))]
+    lines = [json.dumps(r) + "\n" for r in rows]
+    (tmp_path / METRICS_FILE).write_text("".join(lines))
+    assert train.Evaluations.before(2, 0, str(tmp_path), 3).exhausted
+    assert capsys.readouterr().err == ""
+    (tmp_path / METRICS_FILE).write_text("".join(lines[:2] + ['{"kind": "ep\n'] + lines[2:]))
+    evaluations = train.Evaluations.before(2, 0, str(tmp_path), 3)
+    assert (evaluations.since, evaluations.best_saved, evaluations.exhausted) == (0, -float("inf"), False)
+    err = capsys.readouterr().err
+    assert f"warning: {tmp_path / METRICS_FILE} line 3: not JSON" in err
+    assert "up to epoch 3 are left out: the best checkpoint, keep_best_max and --patience judge" in err
+    (tmp_path / METRICS_FILE).unlink()
+    assert train.Evaluations.before(2, 0, str(tmp_path), 3).since == 0 and capsys.readouterr().err == ""
+
+
 def test_continuation_keeps_history_and_best(tmp_path):
     """A restart after epoch 2 (pretrain_epoch_size=2) supersedes what a crashed run logged after it."""
     rows = [{"kind": "start", "epoch": 0, "step": 0}]

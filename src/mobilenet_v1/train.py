@@ -33,7 +33,7 @@ from .nonfinite import NonFiniteError, NonFiniteGuard, init_momentum_buffers
 from .runtime import header, plural, print0
 from .schedules import SCHEDULE_KEYS, global_batch, lr_scale, schedule, schedule_notes, training_size, uses
 from .stopping import StopRequest, signal_name
-from .tracking import RunLogger, read_metrics
+from .tracking import METRICS_FILE, RunLogger, read_metrics
 
 
 def seed_everything(seed: int) -> None:
@@ -731,11 +731,16 @@ class Evaluations:
     @classmethod
     def before(cls, patience: int, min_delta: float, run_dir: str, start_epoch: int) -> "Evaluations":
         """A continued run's: the evaluations of epochs up to ``start_epoch`` that ``run_dir``'s
-        metrics.jsonl records, judged in order (none where it cannot be read), by this run's rule."""
+        metrics.jsonl records, judged in order, by this run's rule; none where it is absent (the seed's way to go
+        on, from a checkpoint copied there) or cannot be read, which a warning names."""
         evaluations = cls(patience, min_delta)
         try:
             epochs = read_metrics(run_dir, exact=True)["epochs"]  # this run's folder, whatever its ckpt_0/ holds
-        except ValueError:
+        except ValueError as e:
+            if os.path.isfile(os.path.join(run_dir, METRICS_FILE)):  # damaged, not absent: judged without it
+                print(f"warning: {e}: the evaluations it records up to epoch {start_epoch} are left out: the "
+                      f"best checkpoint, keep_best_max and --patience judge this run's own from here",
+                      file=sys.stderr)
             return evaluations
         records = [r for r in epochs if isinstance(r.get("top_1"), (int, float)) and isinstance(r.get("epoch"), int)
                    and r["epoch"] <= start_epoch]
