@@ -90,8 +90,15 @@ def test_momentum_is_the_seeds_sgd_and_bad_values_name_the_option():
     expected = params[0][1] - 0.1 * grads[0][1]  # first step: the buffer is the gradient
     assert torch.allclose(params[1][1], expected)
     with pytest.raises(ConfigError, match=r"option --opt: opt='adam' is not one of \['momentum', 'rmsprop', 'adamw', "
-                                          r"'lars', 'lamb'\]"):
+                                          r"'lars', 'lamb'\]$"):
         load_config(["--opt=adam"])
+    # torchvision's and timm's names for it are pointed here (timm's sgd is Nesterov's)
+    with pytest.raises(ConfigError, match=r"opt='SGD' is not one of .*'lamb'\]; SGD with momentum is opt momentum "
+                                          r"\(the seed's name; torchvision's --opt sgd\), with --nesterov True for "
+                                          r"timm's sgd$"):
+        load_config(["--opt=SGD"])
+    with pytest.raises(ConfigError, match=r"; Nesterov's momentum is opt momentum with --nesterov True"):
+        load_config(["--opt=nesterov"])
     with pytest.raises(ConfigError, match="option --opt_eps: opt_eps must be >= 0"):
         load_config(["--opt=rmsprop", "--opt_eps=-1"])
     with pytest.raises(ConfigError, match=r"option --opt_eps: opt_eps 0.5 is RMSprop's, AdamW's and LAMB's; opt "

@@ -527,6 +527,12 @@ TORCHVISION_NAMES = {"label_smoothing": f"label_smooth_factor, with use_label_sm
                      "ra_sampler": "aug_repeats", "ra_reps": "aug_repeats"}
 
 # What timm's --aa rand-mN-... is here: said for --aa, and for that value given as --auto_augment.
+# What other tools call this project's optimisers (a refused --opt says which it is here).
+OPT_NAMES_ELSEWHERE = {
+    "sgd": "SGD with momentum is opt momentum (the seed's name; torchvision's --opt sgd), with --nesterov True for "
+           "timm's sgd",
+    "nesterov": "Nesterov's momentum is opt momentum with --nesterov True (timm's nesterov and sgd)",
+}
 RAND_AUGMENT_NOTE = ("timm's rand-mN is about ra with ra_magnitude 3N (torchvision's 31 bins, each op always "
                      "applied, black fill: timm's p 0.5, noise and grey fill are not taken)")
 
@@ -860,7 +866,9 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         value = getattr(cfg, key)
         if value not in allowed and value not in CHOICE_EXTENSIONS.get(key, ()):
             timm = key == "auto_augment" and isinstance(value, str) and value.lower().startswith("rand")
-            fail(key, f"{key}={value!r} is not one of {list(allowed)}" + (f"; {RAND_AUGMENT_NOTE}" if timm else ""))
+            hint = OPT_NAMES_ELSEWHERE.get(value.lower()) if key == "opt" and isinstance(value, str) else None
+            fail(key, f"{key}={value!r} is not one of {list(allowed)}" + (f"; {RAND_AUGMENT_NOTE}" if timm else "")
+                 + (f"; {hint}" if hint else ""))
     for f in fields(Config):
         value = getattr(cfg, f.name)
         if isinstance(value, float) and not math.isfinite(value):
