@@ -307,6 +307,28 @@ def test_a_missing_teacher_or_pre_trained_file_is_named_with_its_option(cifar_di
         assert capsys.readouterr().err.endswith(f"error: --{option} {missing}: no such file or run folder\n"), option
 
 
+def test_a_program_of_ours_trained_at_another_size_is_named_as_its_checkpoint_is(tmp_path, capsys, one_thread):
+    """A teacher trained at another size than the run's image_size is named in the log: a .pt2 that export wrote at
+    another size (--height/--width) records the one it trained at (trained_image_size), which went unsaid."""
+    from mobilenet_v1.export import export_checkpoint
+
+    path = str(tmp_path / "teacher.ckpt")
+    ckpt_io.atomic_save({"model": MobileNetV1(4, 0.25).state_dict(),
+                         "config": {"dataset": "cifar10", "image_size": 32}}, path)
+    program = export_checkpoint(path, str(tmp_path / "at48"), height=48, width=48, file_format="PT2",
+                                atol=0.01)["path"]
+    for teacher in (path, program):
+        cfg = load_config(SMALL + ["--image_size=48", f"--teacher={teacher}",
+                                   f"--save_checkpoint_path={tmp_path / 'run'}"])
+        train.build_distiller(cfg, None, CPU, torch.contiguous_format, str(tmp_path / "run"))
+        assert "trained at image_size 32, here fed 48" in capsys.readouterr().out, teacher
+    # One exported at the size it trained at says nothing of sizes.
+    same = export_checkpoint(path, str(tmp_path / "at32"), file_format="PT2", atol=0.01)["path"]
+    train.build_distiller(load_config(SMALL + [f"--teacher={same}", f"--save_checkpoint_path={tmp_path / 'run'}"]),
+                          None, CPU, torch.contiguous_format, str(tmp_path / "run"))
+    assert "trained at image_size" not in capsys.readouterr().out
+
+
 def test_an_onnx_or_executorch_teacher_is_refused_saying_what_teaches(tmp_path):
     onnx = tmp_path / "model.onnx"
     onnx.write_bytes(b"\x08\x07junk")  # an ONNX ModelProto's first bytes: ir_version 7

@@ -365,6 +365,9 @@ def program_teacher(cfg: Config, path: str, classes: Optional[List[str]], device
     about = ("a torch.export program of mobilenet-v1 export" if meta else
              f"a torch.export program; its input taken to be normalised as this run's are, by "
              f"{normalisation_text(cfg.normalisation)}")
+    trained_at = meta.get("trained_image_size")  # ours, exported at another size than its weights trained at
+    if trained_at and trained_at != cfg.image_size:
+        about += f", trained at image_size {trained_at}, here fed {cfg.image_size}"
     # Ours record the normalisation their run trained with (build_distiller hands them batches in it).
     return teacher, about, (meta if meta.get("mean") and meta.get("std") else None)
 
