@@ -86,6 +86,7 @@ def test_fine_tuning_with_frozen_layers_and_a_resume_that_would_change_them(cifa
                                              f"--save_checkpoint_path={out}"]))
     text = capsys.readouterr().out
     assert "freeze_layers 27: network.0 to network.26 keep their weights (" in text
+    assert "BatchNorm statistics measured at" not in text  # the size they were measured at
     assert f"pre_trained: loaded {base['checkpoint']}" in text
     ckpt = ckpt_io.load_file(result["checkpoint"])
     for k, v in ckpt["model"].items():
@@ -121,6 +122,13 @@ def test_fine_tuning_with_frozen_layers_and_a_resume_that_would_change_them(cifa
         assert cli.main(["info", path]) == 0
         assert row in capsys.readouterr().out
     assert cli.main(["info", base["checkpoint"]]) == 0 and "started from" not in capsys.readouterr().out
+    # At another size the frozen layers keep statistics measured at 32: said, with the way to measure them anew.
+    train.run(load_config(common + ["--epoch_size=1", "--image_size=40", f"--pre_trained={base['checkpoint']}",
+                                    "--freeze_layers=3", f"--save_checkpoint_path={tmp_path / 'at40'}"]))
+    assert (f"pre_trained: note: {base['checkpoint']} has its BatchNorm statistics measured at image_size 32; this "
+            f"run trains at 40 with them frozen (freeze_layers: network.0 to network.2's): mobilenet-v1 "
+            f"recalibrate-bn {base['checkpoint']} --image_size 40 --dataset_path {cifar_dir} --out FILE measures them "
+            f"at this run's size first (then --pre_trained FILE)") in capsys.readouterr().out
 
 
 def test_frozen_random_weights_are_named_even_under_resume_auto_with_nothing_to_resume(cifar_dir, tmp_path, capsys,

@@ -1507,8 +1507,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                             f"{normalisation_text(theirs)}, this run normalises by "
                             f"{normalisation_text(cfg.normalisation)} (--mean and --std keep to its)")
         measured_at = ckpt_io.trained_image_size(recorded)  # the size of its BatchNorm statistics
-        if cfg.qat and measured_at is not None and measured_at != cfg.image_size:
-            # Quantization-aware training keeps them frozen: they stay those of the other size.
+        if (cfg.qat or cfg.freeze_layers) and measured_at is not None and measured_at != cfg.image_size:
+            # Quantization-aware training keeps them frozen, as --freeze_layers keeps its layers': they stay those
+            # of the other size.
             if (source.get("model_args") or {}).get("qat"):  # recalibrate-bn refuses a quantization-aware file
                 remedy = (f"recalibrate the float model it was fine-tuned from at this size (mobilenet-v1 "
                           f"recalibrate-bn --image_size {cfg.image_size}) and fine-tune that")
@@ -1516,8 +1517,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 remedy = (f"mobilenet-v1 recalibrate-bn {pre_trained} --image_size {cfg.image_size} --dataset_path "
                           f"{cfg.dataset_path} --out FILE measures them at this run's size first (then --pre_trained "
                           f"FILE)")
+            frozen = ("qat" if cfg.qat else "freeze_layers: network.0's" if cfg.freeze_layers == 1 else
+                      f"freeze_layers: network.0 to network.{cfg.freeze_layers - 1}'s")
             say_pre_trained(f"pre_trained: note: {pre_trained} has its BatchNorm statistics measured at image_size "
-                            f"{measured_at}; this run trains at {cfg.image_size} with them frozen (qat): {remedy}")
+                            f"{measured_at}; this run trains at {cfg.image_size} with them frozen ({frozen}): {remedy}")
     if cfg.qat:
         print0(f"qat: quantization-aware training: BatchNorm frozen at its running statistics and folded into the "
                f"convs, their weights rounded to int8 per channel{' (7-bit)' if cfg.qat_reduce_range else ''}, the "
