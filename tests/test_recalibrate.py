@@ -265,3 +265,39 @@ def test_calibrating_commands_skip_unreadable_files_as_asked_and_name_unsorted_i
             cli.main(argv + [str(flat), "--max_bad_samples", "-2"])
         assert "--max_bad_samples: max_bad_samples must be >= 0, or -1 for 0.1% of the data set, got -2" in \
             capsys.readouterr().err
+
+
+def test_a_batch_an_unreadable_file_shortened_is_filled_from_the_next_not_passed_over(tmp_path, capsys):
+    """--images 4 in batches of 2 with an unreadable file among the first drawn: the loader gives a batch of
+    one and the image that tops the sample up as another; each was passed over as a batch of one (2 images
+    measured of the 4 asked, 8 readable there). They make one batch of 2 now: the statistics are those of the
+    4 images in batches of 2."""
+    from conftest import jpeg_bytes, smooth_image
+
+    folder = tmp_path / "photos" / "any"
+    folder.mkdir(parents=True)
+    for i in range(8):
+        (folder / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(40, 48, seed=i)))
+    (folder / "cut.jpg").write_bytes(b"\xff\xd8\xff")
+    src = save(tmp_path / "m.pt")
+    ckpt = ckpt_io.load_file(src)
+    ckpt["config"] = {"dataset": "imagenet2012", "image_size": 32}
+    torch.save(ckpt, src)
+    data = str(tmp_path / "photos")
+    with pytest.warns(BadSampleWarning, match="cut.jpg"):  # seed 2 draws it among the first 4
+        batches = [x for x, _ in calibration_loader("imagenet2012", data, 32, 4, 2, 2, num_workers=0,
+                                                    max_bad_samples=1)]
+    assert [x.shape[0] for x in batches] == [2, 1, 1]
+    with pytest.warns(BadSampleWarning, match="cut.jpg"):
+        assert cli.main(["recalibrate-bn", src, "--dataset_path", data, "--images", "4", "--batch_size", "2",
+                         "--seed", "2", "--num_workers", "0", "--max_bad_samples", "1",
+                         "--out", str(tmp_path / "o.pt")]) == 0
+    assert "measured on 4 training images" in capsys.readouterr().out
+    written = ckpt_io.load_file(str(tmp_path / "o.pt"))
+    assert written["config"]["bn_recalibration"]["images"] == 4
+    reference = MobileNetV1(class_num=4, width_mult=0.25)
+    reference.load_state_dict(ckpt["model"])
+    images = torch.cat(batches)
+    assert recalibrate(reference, [(images[:2], None), (images[2:], None)], torch.device("cpu")) == 4
+    for name, value in reference.state_dict().items():
+        assert torch.allclose(written["model"][name].float(), value.float(), atol=1e-6), name

@@ -21,7 +21,7 @@ out of a copy). The result records the new image size, so ``eval``, ``export`` a
 import argparse
 import os
 import sys
-from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -83,6 +83,27 @@ def recalibrate(model: nn.Module, batches: Iterable[Tuple[torch.Tensor, Any]], d
         m.running_mean.copy_(mean / seen)
         m.running_var.copy_(var / seen)
     return seen
+
+
+def refilled(batches: Iterable[Tuple[torch.Tensor, Any]], size: int) -> Iterator[Tuple[torch.Tensor, None]]:
+    """``batches`` as batches of ``size`` images, the last of what is left: a batch that unreadable files
+    shortened, and the images that top the sample up after them (``quantize.calibration_loader``), are
+    filled from the next rather than measured alone (a batch of one image passed over). Whole batches pass
+    as they are."""
+    held: List[torch.Tensor] = []
+    count = 0
+    for x, _ in batches:
+        if not count and x.shape[0] == size:
+            yield x, None
+            continue
+        held.append(x)
+        count += x.shape[0]
+        while count >= size:
+            joined = torch.cat(held)
+            yield joined[:size], None
+            held, count = [joined[size:]], count - size
+    if count:
+        yield torch.cat(held), None
 
 
 def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, image_size: Optional[int] = None,
@@ -153,7 +174,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
                                  exif_orientation=reading.get("exif_orientation") is True, antialias=antialias,
                                  interpolation=interpolation,
                                  norm=norm)
-    seen = recalibrate(model, batches, device)
+    seen = recalibrate(model, refilled(batches, batch_size), device)
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     recorded = {k: ckpt[k] for k in RECORDED_KEYS if k != "config" and ckpt.get(k) is not None}
