@@ -258,22 +258,23 @@ def test_aug_repeats_puts_differently_augmented_copies_in_a_batch_in_both_data_s
             assert loader.sampler.repeats == 1 and sum(len(y) for _, y in loader) == loader.num_samples
 
 
-@pytest.mark.parametrize("repeats", [193, 2 ** 63, 10 ** 20])
+@pytest.mark.parametrize("repeats", [192, 193, 2 ** 63, 10 ** 20])
 def test_aug_repeats_above_the_training_samples_is_refused_naming_it(repeats, cifar_dir):
-    """aug_repeats past the training samples made every epoch copies of one image, and from int64's limit on
-    a traceback at the first epoch (the index tensor took aug_repeats entries); 192 samples take 192."""
+    """aug_repeats of the training samples or more made every epoch copies of one image (192 of 192 too), and
+    from int64's limit on a traceback at the first epoch (the index tensor took aug_repeats entries); 192
+    samples take 191: two images an epoch."""
     from mobilenet_v1.config import ConfigError, load_config
     from mobilenet_v1.train import data_options
 
     base = [f"--dataset_path={cifar_dir}", "--batch_size=16", "--image_size=32", "--num_workers=0", "--class_num=4"]
     cfg = load_config(base + [f"--aug_repeats={repeats}"])
-    with pytest.raises(ConfigError, match=f"^aug_repeats {repeats} is more than the 192 training samples: every "
+    with pytest.raises(ConfigError, match=f"^aug_repeats {repeats} is not below the 192 training samples: every "
                                           f"epoch would train on copies of one"):
         build_loader(data_options(cfg, torch.device("cpu")), True, torch.device("cpu"))
-    with build_loader(data_options(load_config(base + ["--aug_repeats=192"]), torch.device("cpu")), True,
+    with build_loader(data_options(load_config(base + ["--aug_repeats=191"]), torch.device("cpu")), True,
                       torch.device("cpu")) as loader:
         loader.set_epoch(0)
-        assert len({i for i, _ in loader.sampler}) == 1
+        assert len({i for i, _ in loader.sampler}) == 2
 
 
 @pytest.mark.parametrize("seed", [1, 920_000, 1_000_000, 2_000_000, 2**32 - 1])

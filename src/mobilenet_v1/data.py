@@ -359,8 +359,8 @@ def split_sampler(size: int, batch_size: int, train: bool, drop_last: bool, shuf
     """The :class:`ShardSampler` of a split of ``size`` samples as every loader builds it (training: even
     shards, ``repeats``, ``class_balance`` over ``labels()``, asked for only then; evaluation: every sample,
     the seed's count under ``drop_last``: :func:`seed_eval_count`), and the loader's ``drop_last``."""
-    if train and 0 < size < repeats:  # its index tensor took repeats entries: a traceback past int64
-        raise ConfigError(f"aug_repeats {repeats} is more than the {size} training samples: every epoch would train "
+    if train and 1 < repeats and 0 < size <= repeats:  # its index tensor took repeats entries: a traceback past int64
+        raise ConfigError(f"aug_repeats {repeats} is not below the {size} training samples: every epoch would train "
                           f"on copies of one (timm's and DeiT's is 3)")
     keep, drop_last = seed_eval_count(size, batch_size, train, drop_last, num_shards)
     sampler = ShardSampler(size, shuffle=train if shuffle is None else shuffle, seed=seed, num_shards=num_shards,
