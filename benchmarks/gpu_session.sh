@@ -43,7 +43,7 @@ if [ "${1:-first}" = second ]; then
 
   echo "== input pipeline: the pin thread pinning the workers' bytes; the stacked crops; alternated over 3 rounds"
   part 150 python3 benchmarks/input_pipeline.py --images 8192 --passes 2 --pinned_bytes --stacked_crops \
-    --rounds 3 --stages 0 \
+    --rounds 3 --stages 0 --peer 0 \
     --json "$OUT/input_pinned.json" 2>&1 | tail -8
 
   echo "== the quantization-aware step (eager, fp32 inside) beside ours: nothing read back since 200860a"
@@ -73,9 +73,9 @@ for sub, name, n in ((\"cifar-10-batches-bin\", \"data_batch_1.bin\", 1024),
   > "$OUT/smoke_cifar.log" 2>&1
 echo "smoke exit $?"; grep -E "epoch: |Epoch time|rror" "$OUT/smoke_cifar.log" | tail -4
 
-echo "== input pipeline: CPU workers vs GPU, four experiments alternated over 3 rounds, stages"
+echo "== input pipeline: CPU workers vs GPU vs the torchvision+PIL peer, four experiments alternated (3 rounds), stages"
 part 160 python3 benchmarks/input_pipeline.py --images 8192 --passes 2 --canvas_per_crop \
-  --received_inline --decoded_ahead --tensor_per_batch --rounds 3 --json "$OUT/input_pipeline.json" 2>&1 | tail -19
+  --received_inline --decoded_ahead --tensor_per_batch --rounds 3 --json "$OUT/input_pipeline.json" 2>&1 | tail -20
 
 echo "== the pipeline's threads deliver what one thread does (decode on its own stream; control without record_stream)"
 part 45 python3 benchmarks/pipeline_threads_check.py --images 8192 --settings 2:0,2:2 \

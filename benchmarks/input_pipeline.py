@@ -1,9 +1,12 @@
 """Input pipeline throughput: the CPU pipeline (loader workers decode and augment with PIL-free
 torchvision ops) against the GPU pipeline (workers read bytes; batched nvJPEG decode, roi_align crop
-and resize, flip, normalise on the GPU) over the same JPEG files, training transforms, batch 256.
+and resize, flip, normalise on the GPU) over the same JPEG files, training transforms, batch 256; and
+the peer of ../shared/ANCHORS.md on them too (torchvision's ImageFolder, PIL decode and transforms in
+the loader workers: ``TorchvisionPeer``), with each pipeline's images/s over the peer's ("over peer").
 Images/s of a full pass after one warm-up pass; output is the normalised batch on the device.
 
     python benchmarks/input_pipeline.py --images 8192
+    python benchmarks/input_pipeline.py --images 8192 --peer 0                 # without the peer
     python benchmarks/input_pipeline.py --images 8192 --auto_augment ta_wide   # also both with TrivialAugment
     python benchmarks/input_pipeline.py --images 8192 --color_jitter 0.4       # also both with colour jitter
     python benchmarks/input_pipeline.py --images 8192 --stages 0 --pinned_bytes --stacked_crops --rounds 3
@@ -76,6 +79,43 @@ def rate_of(loader, device, passes):
         if epoch:  # the first pass starts the workers
             rates.append(n / (time.perf_counter() - t))
     return median(rates)
+
+
+class TorchvisionPeer:
+    """The peer of ``../shared/ANCHORS.md`` ("PIL + torchvision transforms, DataLoader with 16 workers"), as
+    a torchvision user writes it: ``torchvision.datasets.ImageFolder`` (PIL decode, RGB) with
+    RandomResizedCrop(image_size, scale (0.08, 1), ratio (3/4, 4/3)) + RandomHorizontalFlip + PILToTensor
+    in the loader workers (uint8, as the anchor's), batches shuffled, the last one dropped, pinned on CUDA;
+    then, in this process as the CPU pipeline does, the same last step as ours: to the device, float,
+    normalise, channels_last (``transforms.Normalize``). Its workers persist, as ours do, so rate_of's
+    warm-up pass is the one that starts them; DataLoader's other settings are its defaults. Takes the
+    loaders' keywords (``common``); ``set_epoch`` is for rate_of (shuffle draws anew each pass)."""
+
+    def __init__(self, root, batch_size, image_size, device, seed, num_workers, channels_last=False, **_):
+        from torch.utils.data import DataLoader
+        from torchvision import datasets, transforms
+
+        augment = transforms.Compose([
+            transforms.RandomResizedCrop(image_size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)),
+            transforms.RandomHorizontalFlip(),
+            transforms.PILToTensor(),
+        ])
+        self.dataset = datasets.ImageFolder(root, transform=augment)
+        self.loader = DataLoader(self.dataset, batch_size=batch_size, shuffle=True, num_workers=num_workers,
+                                 drop_last=True, pin_memory=device.type == "cuda",
+                                 persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(seed))
+        self.device = device
+        self.normalize = T.Normalize(T.IMAGENET_MEAN, T.IMAGENET_STD, device, channels_last)
+
+    def set_epoch(self, epoch):
+        pass
+
+    def __iter__(self):
+        for images, labels in self.loader:
+            yield self.normalize(images.to(self.device, non_blocking=True)), labels.to(self.device, non_blocking=True)
+
+
+PEER = "peer: torchvision ImageFolder + PIL (workers decode+augment)"
 
 
 class PinnableBatch(EncodedBatch):
@@ -512,6 +552,8 @@ def main():
     p.add_argument("--color_jitter", type=float, default=0.0,
                    help="also time both pipelines with colour jitter of this strength (as train --color_jitter)")
     p.add_argument("--color_jitter_hue", type=float, default=0.0, help="and of this hue (train --color_jitter_hue)")
+    p.add_argument("--peer", type=int, default=1, choices=(0, 1),
+                   help="0: leave out the peer (torchvision ImageFolder, PIL decode and transforms in the workers)")
     p.add_argument("--stages", type=int, default=1, help="0: leave out the per-stage and decode-only rows")
     p.add_argument("--pinned_bytes", action="store_true",
                    help="CUDA: the GPU pipeline with each batch's bytes pinned by the DataLoader's pin thread "
@@ -592,6 +634,7 @@ def main():
     rows, payload = [], {"machine": machine(), "files": info["files"], "mean_kb": info["mean_kb"],
                          "workers": args.workers, "images_per_s": {}}
     jitter = args.color_jitter or args.color_jitter_hue
+    compared = {}  # {images_per_s key: its row}, the rows of the peer's transforms, for their ratio to it
     policies = [""] + ([args.auto_augment] if args.auto_augment else []) + (["color_jitter"] if jitter else [])
     for policy in policies:
         for name, cls in (("cpu", ImageFolderLoader), ("gpu", BatchedImageLoader)):
@@ -602,6 +645,14 @@ def main():
             payload["images_per_s"][key] = rate
             where = "workers decode+augment" if name == "cpu" else "batched on " + device.type
             rows.append({"pipeline": f"{key} ({where})", "images/s": f"{rate:,.0f}"})
+            if not policy:
+                compared[key] = rows[-1]
+            print(rows[-1], flush=True)
+        if not policy and args.peer:
+            rate = pipeline_with(TorchvisionPeer)(args.data_dir, args.passes, **common)
+            payload["images_per_s"]["peer"] = rate
+            rows.append({"pipeline": f"{PEER}, normalise on {device.type}", "images/s": f"{rate:,.0f}"})
+            compared["peer"] = rows[-1]
             print(rows[-1], flush=True)
     for policy in policies[1:]:
         for name in ("cpu", "gpu"):
@@ -648,6 +699,7 @@ def main():
             payload.setdefault("rounds", {})[name] = values
             rows.append({"pipeline": f"{name} (median of {len(values)}: "
                                      f"{', '.join(f'{v:,.0f}' for v in values)})", "images/s": f"{median(values):,.0f}"})
+            compared[name] = rows[-1]
             print(rows[-1], flush=True)
     if args.stages:
         gpu_loader = BatchedImageLoader(args.data_dir, **common)
@@ -659,9 +711,16 @@ def main():
         payload["images_per_s"]["decode_only"] = rate
         rows.append({"pipeline": f"decode only, batched decode_jpeg on {device.type}", "images/s": f"{rate:,.0f}"})
     payload["gpu_over_cpu"] = payload["images_per_s"]["gpu"] / payload["images_per_s"]["cpu"]
+    columns, peer_note = ["pipeline", "images/s"], ""
+    if args.peer:
+        payload["over_peer"] = {key: payload["images_per_s"][key] / payload["images_per_s"]["peer"] for key in compared}
+        for key, row in compared.items():
+            row["over peer"] = f"{payload['over_peer'][key]:.2f}x"
+        columns.append("over peer")
+        peer_note = "; over peer: images/s over the peer's (the same files, batch, workers and passes)"
     print_table(f"Input pipeline, {machine()}: {info['files']} JPEGs {width}x{height} (mean {info['mean_kb']:.0f} KB), "
                 f"RandomResizedCrop {args.image_size} + flip + normalise, batch {args.batch_size}, "
-                f"{args.workers} workers", rows, ["pipeline", "images/s"])
+                f"{args.workers} workers{peer_note}", rows, columns)
     emit_json(args.json, payload)
 
 
