@@ -1159,6 +1159,62 @@ def test_a_second_run_into_a_folder_in_use_is_refused_with_nothing_changed(cifar
     assert ", epoch 2, precision" in capsys.readouterr().out and not (run / ckpt_io.RUN_LOCK).exists()
 
 
+def test_a_second_train_run_while_one_is_under_way_in_the_process_is_refused(cifar_dir, tmp_path, monkeypatch,
+                                                                             one_thread):
+    """Two train.run at once in one process (a sweep's thread pool, a web service) share its global random
+    generators, which each run seeds and draws from, and the output print0 copies into each run's log.txt: both
+    finished, each with other weights than the same run alone, each log.txt holding the other's lines, and
+    sys.stderr left as a run's copy of it. The second is refused, naming the thread of the first; the first goes
+    on, alone."""
+    import threading
+
+    from mobilenet_v1 import tracking
+
+    alone = train.run(load_config(run_args(cifar_dir, tmp_path / "alone", "--epoch_size=1")))
+    stderr = sys.stderr
+    under_way, tried, first = threading.Event(), threading.Event(), {}
+    log_step = tracking.RunLogger.log_step
+
+    def waiting(self, *args, **kwargs):  # the first run, at its first step, waits for the second's try
+        under_way.set()
+        assert tried.wait(300)
+        return log_step(self, *args, **kwargs)
+
+    def train_first():
+        try:
+            first["result"] = train.run(load_config(run_args(cifar_dir, tmp_path / "first", "--epoch_size=1")))
+        finally:
+            under_way.set()
+
+    monkeypatch.setattr(tracking.RunLogger, "log_step", waiting)
+    thread = threading.Thread(target=train_first, name="sweep-1")
+    thread.start()
+    try:
+        assert under_way.wait(300)
+        monkeypatch.setattr(tracking.RunLogger, "log_step", log_step)
+        pid = os.fork()  # a process forked meanwhile (a sweep's pool) is free to train
+        if pid == 0:
+            code = 1
+            try:
+                code = 0 if train._UNDER_WAY.acquire(blocking=False) else 1
+            finally:
+                os._exit(code)  # never back into pytest
+        assert os.waitpid(pid, 0)[1] == 0
+        with pytest.raises(RuntimeError, match=r"^train.run: another run is under way in this process \(thread "
+                                               r"sweep-1\): .* one after another, or each in a process of its own"):
+            train.run(load_config(run_args(cifar_dir, tmp_path / "second", "--epoch_size=1")))
+    finally:
+        tried.set()
+        thread.join()
+    assert not (tmp_path / "second").exists() and sys.stderr is stderr
+    assert str(tmp_path / "second") not in (tmp_path / "first" / "log.txt").read_text()
+    trained, expected = (ckpt_io.load_file(r["checkpoint"])["model"] for r in (first["result"], alone))
+    assert all(torch.equal(trained[k], expected[k]) for k in expected)
+    # That run over, the next one trains.
+    after = train.run(load_config(run_args(cifar_dir, tmp_path / "next", "--epoch_size=1")))
+    assert os.path.isfile(after["checkpoint"])
+
+
 def test_a_temporary_file_is_removed_once_its_writer_is_killed_and_never_while_it_lives(tmp_path):
     """atomic_output's temporary file (and the work folder beside it) is locked while its process writes it: the
     next export or quantize into the folder (remove_partial_files without a run's lock) leaves it while that

@@ -9,6 +9,7 @@ import os
 import random
 import signal
 import sys
+import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
@@ -1286,13 +1287,46 @@ def judged_accuracy(model, average, loader, device: torch.device, precision: str
     return accuracy
 
 
+# One run at a time in a process. Runs share its global random generators (each run seeds them; its model's
+# initialisation and dropout draw from them), the output print0 copies into log.txt, and sys.stderr: two at once
+# (threads of a sweep or a web service) each trained other weights than alone, each log.txt held the other's
+# lines, and sys.stderr was left as a run's copy of it.
+_UNDER_WAY = threading.Lock()
+_under_way_in = ""  # the thread of the run under way
+
+
+def _forked() -> None:
+    """A process forked while a run was under way (a sweep's pool, from another thread) holds none of it."""
+    global _UNDER_WAY, _under_way_in
+    _UNDER_WAY, _under_way_in = threading.Lock(), ""
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 def run(cfg: Config, given: Optional[Set[str]] = None) -> Dict[str, Any]:
     """Train as configured; returns the last epoch's figures and the last checkpoint's path. ``given``: the
     keys the user set and where (``config.load_config_and_given``), for messages that name a config file.
 
     Started by torchrun, every process calls this: DDP over a shard of the data each, rank 0 prints and
-    saves under ``ckpt_0/``; the process group is left on return and on error."""
+    saves under ``ckpt_0/``; the process group is left on return and on error. One run at a time in a
+    process: another, from another thread, is refused while one is under way."""
+    global _under_way_in
     validate(cfg)  # a Config built in Python gets load_config's checks
+    if not _UNDER_WAY.acquire(blocking=False):
+        raise RuntimeError(f"train.run: another run is under way in this process (thread {_under_way_in}): runs "
+                           f"in one process share its global random generators and the output copied to their "
+                           f"log.txt, so a second would change the first's weights and records; run them one "
+                           f"after another, or each in a process of its own")
+    _under_way_in = threading.current_thread().name
+    try:
+        return _run_alone(cfg, given)
+    finally:
+        _under_way_in = ""
+        _UNDER_WAY.release()
+
+
+def _run_alone(cfg: Config, given: Optional[Set[str]]) -> Dict[str, Any]:
     early = runtime.capture_output()  # printed before the run folder's log.txt is open; written there then
     dist = None
     folder = cfg.save_checkpoint_path if cfg.save_checkpoint and not os.path.exists(cfg.save_checkpoint_path) else ""
