@@ -120,8 +120,8 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     class names where they are recorded, finite values: :func:`checkpoint.load_weights`) before
     anything is written; the means are taken in float64 and stored as float32, counters (BatchNorm's
     ``num_batches_tracked``) are the last file's (in the order named; a folder's newest; ``best``'s N-th
-    best). A training checkpoint with a weight average gives that average unless ``use_ema`` is False. The training
-    configuration, class names and held-out record are those of the last file that records them; files
+    best). A training checkpoint with a weight average gives that average unless ``use_ema`` is False. The
+    training configuration, class names and held-out record are those of the last file that records them; files
     that record other ways of taking their images (:func:`input_settings`) are refused, as are other
     normalisations.
     ``dst`` may not be one of the sources; the write is atomic. ``best_short``: the run folders that kept

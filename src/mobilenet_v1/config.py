@@ -526,13 +526,13 @@ TORCHVISION_NAMES = {"label_smoothing": f"label_smooth_factor, with use_label_sm
                      "val_resize_size": "crop_pct (the resize is eval_image_size / crop_pct)",
                      "ra_sampler": "aug_repeats", "ra_reps": "aug_repeats"}
 
-# What timm's --aa rand-mN-... is here: said for --aa, and for that value given as --auto_augment.
 # What other tools call this project's optimisers (a refused --opt says which it is here).
 OPT_NAMES_ELSEWHERE = {
     "sgd": "SGD with momentum is opt momentum (the seed's name; torchvision's --opt sgd), with --nesterov True for "
            "timm's sgd",
     "nesterov": "Nesterov's momentum is opt momentum with --nesterov True (timm's nesterov and sgd)",
 }
+# What timm's --aa rand-mN-... is here: said for --aa, and for that value given as --auto_augment.
 RAND_AUGMENT_NOTE = ("timm's rand-mN is about ra with ra_magnitude 3N (torchvision's 31 bins, each op always "
                      "applied, black fill: timm's p 0.5, noise and grey fill are not taken)")
 
