@@ -534,8 +534,12 @@ def archive_index(path: str, extensions: Tuple[str, ...], splits: Tuple[str, ...
     (``<class>.tar`` at the top); one folder wrapping them all, named as the archive or one of
     ``splits``, is passed through (:func:`_wrappers`). An archive holding several of ``splits`` is refused.
     Walked once while the file stays as it is: the listing is kept in this process, and between processes in
-    :func:`cache_folder`."""
-    return _stat_index(path, extensions, splits)[0]
+    :func:`cache_folder`. WebDataset samples some of which lack their ``.cls`` are refused
+    (:func:`unlabelled_refusal`): read as class folders, the labels would be left out."""
+    index, _, unlabelled = _stat_index(path, extensions, splits)
+    if unlabelled:  # a shard whose first sample has no label (holds_labels took it for a tar of images)
+        raise unlabelled_refusal(path, unlabelled)
+    return index
 
 
 def links_out(path: str, extensions: Tuple[str, ...], splits: Tuple[str, ...] = ()) -> List[str]:
@@ -565,12 +569,6 @@ def unlabelled_refusal(path: str, keys: Sequence[str]) -> ArchiveError:
                         f"{len(keys)} of them have no .{LABEL_SUFFIX} ({', '.join(keys[:3])}"
                         f"{' ...' if len(keys) > 3 else ''}): a .tar is read as shards where its first sample "
                         f"has its label, else as images in class folders; give each sample its .{LABEL_SUFFIX}")
-
-
-def unlabelled_samples(path: str, extensions: Tuple[str, ...], splits: Tuple[str, ...] = ()) -> List[str]:
-    """The keys of the archive's samples without a ``.cls`` label, where others have one (:func:`_unlabelled`),
-    from the listing :func:`archive_index` keeps."""
-    return _stat_index(path, extensions, splits)[2]
 
 
 def lone_class_wrapping(path: str, splits: Tuple[str, ...] = ()) -> Tuple[str, List[str]]:

@@ -34,8 +34,7 @@ from . import transforms as T
 from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, ArchiveImages, ArchiveMember,
                       ClassFiles, archive_images, archive_index, class_archives_index, folder_of_shards,
                       holds_labels, is_archive, is_shard_pattern, is_shard_split, links_out, lone_class_wrapping,
-                      member_size, read_member, shard_files, shard_index, tar_files, unlabelled_refusal,
-                      unlabelled_samples)
+                      member_size, read_member, shard_files, shard_index, tar_files)
 from .autoaugment import Augment, make_augment
 from .config import ConfigError, is_cifar, normalisation
 from .stopping import ignore_in_worker
@@ -741,9 +740,6 @@ def held_out(files: Sequence[str], root: str, share: float) -> Set[str]:
 def packed_classes(root: str):
     """The classes of a split packed as a tar archive (:func:`archive.archive_index`), as DataErrors."""
     try:
-        unlabelled = unlabelled_samples(root, IMAGE_EXTENSIONS, SPLIT_FOLDERS)
-        if unlabelled:  # a shard whose first sample has no label: its labels are not to be left out
-            raise unlabelled_refusal(root, unlabelled)
         return archive_index(root, IMAGE_EXTENSIONS, SPLIT_FOLDERS)
     except ArchiveError as e:
         raise DataError(str(e)) from None
