@@ -25,7 +25,7 @@ import json
 import math
 import os
 import re
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -542,6 +542,13 @@ def nonfinite_moments(moments: Dict[str, torch.Tensor]) -> List[str]:
             and not bool(torch.isfinite(t).all())]
 
 
+def nonfinite_moments_left_out(bad: Sequence[str]) -> str:
+    """convert's note on buffers :func:`nonfinite_moments` found (a MindSpore file's, or ours turned into its
+    moments): not written, as a continued run refuses them."""
+    return (f"its momentum buffers hold NaN or infinite values (moments.{', moments.'.join(bad[:4])}"
+            f"{' ...' if len(bad) > 4 else ''}), which a continued run refuses, and are left out")
+
+
 def check_moments(model: nn.Module, moments: Dict[str, torch.Tensor], source: str,
                   skip: Iterable[str] = (), finite: bool = True) -> List[str]:
     """The parameter names whose buffers ``moments`` provides, after checking every name and shape and, with
@@ -639,8 +646,7 @@ def training_moments(ckpt: Dict[str, Any], model: nn.Module, state: Dict[str, to
             found += 1
     bad = nonfinite_moments(moments)
     if bad:  # what --resume refuses of the file itself: a run continuing them would step to NaN at once
-        return out, (f"its momentum buffers hold NaN or infinite values ({', '.join(bad[:4])}"
-                     f"{' ...' if len(bad) > 4 else ''}), which train --resume refuses, and are left out")
+        return out, nonfinite_moments_left_out(bad)
     if found:
         out["moments"] = moments
     return out, ""
@@ -788,8 +794,7 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True,
     bad = nonfinite_moments(extra.get("moments") or {})
     if bad:  # as of a training checkpoint of ours (training_moments): no file that continues them to NaN
         del extra["moments"]
-        optimizer_note = (f"its momentum buffers hold NaN or infinite values (moments.{', moments.'.join(bad[:4])}"
-                          f"{' ...' if len(bad) > 4 else ''}), which a continued run refuses, and are left out")
+        optimizer_note = nonfinite_moments_left_out(bad)
     if not extra and not weights_only and not bad:  # ours: its SGD buffers as the seed's moments
         extra, optimizer_note = training_moments(ckpt, model, state, ckpt_io.which_weights(ckpt, use_ema) != "ema")
     args = {"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"]}
