@@ -2,7 +2,8 @@
 # The scripts call the package as `python -m mobilenet_v1` with the repository's src/ on PYTHONPATH,
 # so they work from a checkout without installing it.
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# CDPATH off: with one in the environment, cd prints the folder it finds through it, which REPO_ROOT then held too.
+REPO_ROOT="$(CDPATH= cd -- "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PYTHONPATH="$REPO_ROOT/src${PYTHONPATH:+:$PYTHONPATH}"
 
 # $PYTHON if set, else the repository's .venv (what `make` builds), else python3.
@@ -13,6 +14,12 @@ if [ -z "${PYTHON:-}" ]; then
         PYTHON=python3
     fi
 fi
+# A relative path (PYTHON=.venv/bin/python) is from where the script was started: the scripts run it in a work
+# folder of their own. Made absolute, not resolved: a virtual environment's python is a link it needs by name.
+case "$PYTHON" in
+    /*) ;;
+    */*) PYTHON="$PWD/$PYTHON" ;;
+esac
 
 # Absolute form of a path given relative to where the script was started (the seed's get_real_path):
 # the scripts run in a work folder of their own, so relative paths must be resolved first.

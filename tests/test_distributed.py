@@ -920,6 +920,48 @@ def test_scripts_train_distributed_standalone_and_eval_on_the_demo_data(tmp_path
         assert "Usage: bash " + name in r.stderr
 
 
+def stand_in_python(folder):
+    """A PYTHON for the scripts that runs their torch check (-c) and otherwise says where it ran and with what,
+    and fails with status 3."""
+    (folder / "bin").mkdir()
+    python = folder / "bin" / "python"
+    python.write_text(f'#!/bin/sh\nif [ "$1" = "-c" ]; then exec "{sys.executable}" "$@"; fi\n'
+                      f'echo "ran in $PWD: $*"\nexit 3\n')
+    python.chmod(0o755)
+    return python
+
+
+def test_scripts_run_a_relative_python_from_where_they_were_started(tmp_path):
+    """PYTHON given relative (PYTHON=bin/python), as the scripts' paths may be: they ran it after changing into
+    their work folder (./eval/, ./train/, ./train_parallel/), where it is not: "No such file or directory",
+    status 127 (run_distribute_train.sh's torch check ran it before the change, and passed). The scripts end
+    with the stand-in's status."""
+    stand_in_python(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "run").mkdir()
+    config = os.path.join(ROOT, "configs", "cifar10.yaml")
+    for name, args, folder in (("run_eval.sh", ["data", "run"], "eval"),
+                               ("run_standalone_train.sh", ["data"], "train"),
+                               ("run_distribute_train.sh", [config, "data"], "train_parallel")):
+        r = run_script(name, "cifar10", *args, cwd=tmp_path, PYTHON=os.path.join("bin", "python"), DEVICE_NUM="2")
+        assert r.returncode == 3, (name, r.stdout + r.stderr)
+        assert f"ran in {tmp_path / folder}: -m " in r.stdout, (name, r.stdout + r.stderr)
+
+
+def test_scripts_find_the_repository_with_a_cdpath_in_the_environment(tmp_path):
+    """An exported CDPATH (here "."), the script started by a path relative to it: common.sh's cd to the
+    repository printed the folder it found, and REPO_ROOT held it twice, on two lines: the configuration
+    configs/cifar10.yaml under that was no such file."""
+    (tmp_path / "repo").symlink_to(ROOT)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "run").mkdir()
+    r = subprocess.run(["bash", os.path.join("repo", "scripts", "run_eval.sh"), "cifar10", "data", "run"],
+                       cwd=tmp_path, env=child_env(CDPATH=".", PYTHON=str(stand_in_python(tmp_path))),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert f" --config_path={tmp_path / 'repo' / 'configs' / 'cifar10.yaml'} " in r.stdout, r.stdout + r.stderr
+
+
 def test_two_ranks_evaluate_the_checkpoint_rank_0_chose_in_a_folder(odd_cifar, tmp_path):
     """eval --checkpoint_path FOLDER on 2 ranks while training goes on there: a checkpoint that lands
     after rank 0 took the newest, but before rank 1 looked, must not be evaluated on rank 1's shard
