@@ -60,7 +60,6 @@ mkdir -p ./train_parallel && cd ./train_parallel || exit 1
 seed_log log.txt
 echo "start training with $DEVICE_NUM processes ($WHY) in $PWD, log in $PWD/log.txt (and log, the seed's name)"
 # `python -m torch.distributed.run` is torchrun, run by the same Python as the workers.
-# shellcheck disable=SC2086  # EXTRA_ARGS is a list of options
 "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node="$DEVICE_NUM" \
-    -m mobilenet_v1 train "${ARGS[@]}" ${EXTRA_ARGS:-} 2>&1 | tee -a -i log.txt
+    -m mobilenet_v1 train "${ARGS[@]}" "${EXTRA[@]}" 2>&1 | tee -a -i log.txt
 exit "${PIPESTATUS[0]}"

@@ -19,7 +19,6 @@ fi
 mkdir -p ./eval && cd ./eval || exit 1
 seed_log log.txt
 echo "start evaluation in $PWD, log in $PWD/log.txt (and log, the seed's name)"
-# shellcheck disable=SC2086  # EXTRA_ARGS is a list of options
 "$PYTHON" -m mobilenet_v1 eval --config_path="$(config_for "$1")" --dataset="$1" --dataset_path="$DATASET_PATH" \
-    --checkpoint_path="$CHECKPOINT_PATH" ${EXTRA_ARGS:-} 2>&1 | tee -i log.txt
+    --checkpoint_path="$CHECKPOINT_PATH" "${EXTRA[@]}" 2>&1 | tee -i log.txt
 exit "${PIPESTATUS[0]}"

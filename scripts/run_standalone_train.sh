@@ -25,6 +25,5 @@ fi
 mkdir -p ./train && cd ./train || exit 1
 seed_log console.log
 echo "start training in $PWD, log in $PWD/log.txt, console in $PWD/console.log (and log, the seed's name)"
-# shellcheck disable=SC2086  # EXTRA_ARGS is a list of options
-"$PYTHON" -m mobilenet_v1 train "${ARGS[@]}" ${EXTRA_ARGS:-} 2>&1 | tee -a -i console.log
+"$PYTHON" -m mobilenet_v1 train "${ARGS[@]}" "${EXTRA[@]}" 2>&1 | tee -a -i console.log
 exit "${PIPESTATUS[0]}"

@@ -962,6 +962,20 @@ def test_scripts_find_the_repository_with_a_cdpath_in_the_environment(tmp_path):
     assert f" --config_path={tmp_path / 'repo' / 'configs' / 'cifar10.yaml'} " in r.stdout, r.stdout + r.stderr
 
 
+def test_scripts_pass_extra_args_as_words_not_file_patterns(tmp_path):
+    """EXTRA_ARGS is split at white space; a word that reads as a file pattern ([0.5,0.5,0.5] matches a file
+    named 5) reached the command as the file it matched in the work folder."""
+    stand_in_python(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "5").write_text("")
+    r = run_script("run_eval.sh", "cifar10", "data", "run", cwd=tmp_path, PYTHON=str(tmp_path / "bin" / "python"),
+                   extra="--mean  [0.5,0.5,0.5]\t--batch_size 8")
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert r.stdout.rstrip().endswith(" --mean [0.5,0.5,0.5] --batch_size 8"), r.stdout + r.stderr
+
+
 def test_two_ranks_evaluate_the_checkpoint_rank_0_chose_in_a_folder(odd_cifar, tmp_path):
     """eval --checkpoint_path FOLDER on 2 ranks while training goes on there: a checkpoint that lands
     after rank 0 took the newest, but before rank 1 looked, must not be evaluated on rank 1's shard
