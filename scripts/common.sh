@@ -22,7 +22,7 @@ case "$PYTHON" in
 esac
 
 # EXTRA_ARGS split into words at white space, but not read as file patterns: unquoted, "--mean [0.5,0.5,0.5]" became "--mean 5" in a work folder holding a file named 5.
-read -r -a EXTRA <<< "${EXTRA_ARGS:-}"
+read -r -d "" -a EXTRA <<< "${EXTRA_ARGS:-}"  # -d "": to the end, over line breaks too
 
 # Absolute form of a path given relative to where the script was started (the seed's get_real_path):
 # the scripts run in a work folder of their own, so relative paths must be resolved first.

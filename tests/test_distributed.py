@@ -963,7 +963,7 @@ def test_scripts_find_the_repository_with_a_cdpath_in_the_environment(tmp_path):
 
 
 def test_scripts_pass_extra_args_as_words_not_file_patterns(tmp_path):
-    """EXTRA_ARGS is split at white space; a word that reads as a file pattern ([0.5,0.5,0.5] matches a file
+    """EXTRA_ARGS is split at white space, line breaks included; a word that reads as a file pattern ([0.5,0.5,0.5] matches a file
     named 5) reached the command as the file it matched in the work folder."""
     stand_in_python(tmp_path)
     (tmp_path / "data").mkdir()
@@ -971,7 +971,7 @@ def test_scripts_pass_extra_args_as_words_not_file_patterns(tmp_path):
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "5").write_text("")
     r = run_script("run_eval.sh", "cifar10", "data", "run", cwd=tmp_path, PYTHON=str(tmp_path / "bin" / "python"),
-                   extra="--mean  [0.5,0.5,0.5]\t--batch_size 8")
+                   extra="--mean  [0.5,0.5,0.5]\t--batch_size\n8")
     assert r.returncode == 3, r.stdout + r.stderr
     assert r.stdout.rstrip().endswith(" --mean [0.5,0.5,0.5] --batch_size 8"), r.stdout + r.stderr
 
