@@ -593,6 +593,64 @@ def test_the_note_on_outputs_that_are_not_finite_counts_one_image_in_the_singula
     assert "(NaN or infinite) for 1 of 2 images, whose hits" in nonfinite_note("m", 1, 2, "fp32")
 
 
+def test_tied_outputs_rank_the_lower_class_first_in_every_path(tmp_path, capsys):
+    """A model whose 100 outputs all tie (an INT8 file's outputs take few levels and tie often): eval's counts,
+    its per-class and per-image figures, predict's top-k whatever k, and quantize's agreement all rank the lower
+    class first. topk ranked ties as its kernel happened to: on the CPU, class 65 first with k 5 (eval's, whose
+    top-1 then disagreed with predict --top_k 1's class 0 and quantize's argmax)."""
+    import csv
+    from PIL import Image
+    from mobilenet_v1.predict import load_predictor
+    from mobilenet_v1.quantize import compare_top1
+
+    model = MobileNetV1(class_num=100, width_mult=0.25).eval()
+    with torch.no_grad():
+        model.fc.weight.zero_()
+        model.fc.bias.zero_()
+    path = tmp_path / "tied.ckpt"
+    ckpt_io.atomic_save({"model": model.state_dict()}, str(path))
+    labels = np.array([0] * 3 + [65] * 4 + [3] * 2 + [70])
+    data = tmp_path / "d" / CIFAR100_FOLDER
+    data.mkdir(parents=True)
+    for name in ("train.bin", "test.bin"):
+        write_cifar_bin(str(data / name), class_images(labels, 1), labels, coarse=np.zeros(10, np.int64))
+    args = ["eval", *SMALL, "--dataset=cifar100", f"--dataset_path={tmp_path / 'd'}", f"--checkpoint_path={path}"]
+    assert cli.main(args + ["--per_class", "--json", f"--per_image={tmp_path / 'i.csv'}"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert (got["top_1_accuracy"], got["top_5_accuracy"]) == (0.3, 0.5)  # class 0 first; classes 0-4 the top 5
+    assert sum(round(r["images"] * r["top_1"]) for r in got["per_class"]) == 3
+    with open(tmp_path / "i.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["top1"] for r in rows} == {"0"} and sum(int(r["correct"]) for r in rows) == 3
+    image = tmp_path / "x.png"
+    Image.new("RGB", (32, 32), (90, 140, 30)).save(image)
+    predictor = load_predictor(str(path))
+    for k in (1, 5):
+        assert [t["index"] for t in predictor.top_k([str(image)], k)[0]["top_k"]] == list(range(k))
+    batches = [(torch.zeros(10, 3, 32, 32), torch.from_numpy(labels))]
+    assert compare_top1(model, model, batches) == {"images": 10, "reference_top1": 0.3, "candidate_top1": 0.3,
+                                                   "agreement": 1.0}
+
+
+def test_an_image_whose_outputs_are_not_finite_is_a_miss_in_every_count():
+    """NaN outputs rank no class: topk ranked NaN first, so an all-NaN row's top 5 were classes 8, 6, 7, 5, 9 (on
+    the CPU) and half of a 10-class data set's images counted as top-5 hits. Such an image is a miss in eval's
+    counts, has no top-1 (-1) in its per-image row, is in no cell of the confusion matrix, and neither a hit
+    nor an agreement in quantize's comparison."""
+    from mobilenet_v1.engine import evaluate
+    from mobilenet_v1.quantize import compare_top1
+
+    x = torch.full((4, 10), float("nan"))
+    x[1] = torch.arange(10.0)
+    x[1, 9] = float("nan")  # one NaN among numbers: its class 8 would be first after the NaN
+    y = torch.tensor([8, 8, 0, 5])
+    res = evaluate(torch.nn.Identity(), [(x, y)], torch.device("cpu"), confusion_classes=10, per_sample=True)
+    assert (res["top_1_correct"], res["top_5_correct"], res["nonfinite"], res["total"]) == (0, 0, 4, 4)
+    assert res["samples"]["top1"].tolist() == [-1] * 4 and int(res["confusion"].sum()) == 0
+    assert compare_top1(torch.nn.Identity(), torch.nn.Identity(), [(x, y)]) == {
+        "images": 4, "reference_top1": 0.0, "candidate_top1": 0.0, "agreement": 0.0}
+
+
 def test_eval_per_image_names_each_evaluated_image_with_its_label_and_prediction(tmp_path, capsys):
     """--per_image F.csv over a folder with an unreadable file, through both pipelines: a row per image that
     was evaluated, in the split's order, with the probabilities predict gives that file and the counts

@@ -361,20 +361,33 @@ def stand_in_batch(x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torc
     return x.new_zeros((2, *x.shape[1:])), y.new_zeros((2,))
 
 
+def ranked(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """The indices of each row's ``k`` largest ``logits``, largest first: a tie goes to the lower index (as
+    ``argmax``) and a NaN ranks below every number. Every path that ranks outputs (eval's counts, its per-class
+    and per-image figures, predict's top-k, quantize's agreement) ranks them here, so that they agree: ``topk``
+    orders ties as its kernel happens to (on the CPU, 10 tied outputs put index 8 first and 100 put 65 first
+    with k 5, 0 with k 1; an INT8 file's outputs take few levels and tie often) and ranks NaN first."""
+    values = torch.where(torch.isnan(logits), float("-inf"), logits)
+    return torch.sort(values, dim=1, descending=True, stable=True).indices[:, :k]
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision: str = "fp32",
              confusion_classes: int = 0, stop: Optional[Callable[[], bool]] = None,
              per_sample: bool = False) -> Dict[str, Any]:
     """Top-1 and top-5 hits over every batch of ``loader``, the sample count, and ``nonfinite``: the samples
-    whose outputs are not all finite (a model with NaN weights, fp16 overflow), whose hits mean nothing.
+    whose outputs are not all finite (a model with NaN weights, fp16 overflow), which are never hits (an
+    all-NaN row's top 5 would otherwise be whatever the ranking puts first). Outputs are ranked by
+    :func:`ranked` (a tie: the lower index).
 
     ``confusion_classes``: the model's outputs; then also ``"confusion"``, a (classes, classes) int64
-    CPU tensor counting each (label, top-1 prediction) pair (a label past the outputs is not counted
-    there), counted on the device without reading anything back until the end. ``stop``: asked before
-    the first batch and after each; True leaves the loader there, the counts those of the batches so far
-    (none: the loader is not even started, its workers may have left on the signal that stops it).
-    ``per_sample``: also ``"samples"``, CPU tensors of each sample's ``label``, ``top1`` (the top-1
-    prediction), ``top1_probability`` and ``label_probability`` (softmax; NaN for a label past the
+    CPU tensor counting each (label, top-1 prediction) pair (a label past the outputs, and a sample whose
+    outputs are not finite, are not counted there: its diagonal is the top-1 hits), counted on the device
+    without reading anything back until the end. ``stop``: asked before the first batch and after each; True
+    leaves the loader there, the counts those of the batches so far (none: the loader is not even started,
+    its workers may have left on the signal that stops it). ``per_sample``: also ``"samples"``, CPU tensors of
+    each sample's ``label``, ``top1`` (the top-1 prediction; -1 where the outputs are not finite, which
+    predict nothing), ``top1_probability`` and ``label_probability`` (softmax; NaN for a label past the
     outputs), in the order the loader yields them."""
     model.eval()
     rows: List[torch.Tensor] = []  # per_sample: (label, top1, p(top1), p(label)) a row, on the device
@@ -391,9 +404,11 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
             logits = model(x)
         k = min(5, logits.shape[1])
         logits = logits.float()
-        nonfinite += (~torch.isfinite(logits).all(dim=1)).sum()
-        top = logits.topk(k, dim=1).indices
-        hit = top == y[:, None]
+        finite = torch.isfinite(logits).all(dim=1)
+        nonfinite += (~finite).sum()
+        top = ranked(logits, k)
+        hit = (top == y[:, None].to(top.device)) & finite[:, None]
+        first = torch.where(finite, top[:, 0], -1)  # the top-1 prediction; -1: none
         correct1 += hit[:, 0].sum()
         correct5 += hit.any(dim=1).sum()
         total += y.shape[0]
@@ -402,13 +417,13 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
             y_dev = y.to(logits.device).long()
             inside = y_dev < logits.shape[1]
             p_label = probs.gather(1, torch.where(inside, y_dev, 0)[:, None])[:, 0]
-            rows.append(torch.stack([y_dev.double(), top[:, 0].double(), probs.gather(1, top[:, :1])[:, 0].double(),
+            rows.append(torch.stack([y_dev.double(), first.double(), probs.gather(1, top[:, :1])[:, 0].double(),
                                      torch.where(inside, p_label, float("nan")).double()], dim=1))
         if pairs is not None:
             if logits.shape[1] != c:
                 raise ValueError(f"evaluate: the model has {logits.shape[1]} outputs, not confusion_classes {c}")
-            y, first = y.to(device).long(), top[:, 0].to(device)
-            index = torch.where(y < c, y * c + first, c * c)
+            y, first = y.to(device).long(), first.to(device)
+            index = torch.where((y < c) & (first >= 0), y * c + first, c * c)
             pairs.scatter_add_(0, index, torch.ones_like(index))  # not bincount, which reads its max back
         if stop is not None and stop():
             break
@@ -425,12 +440,12 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
 
 def nonfinite_note(path: str, bad: int, total: int, precision: str) -> str:
     """What eval and train's evaluations say when ``bad`` of ``total`` images got outputs that are not
-    finite: the accuracy counts them as hits or misses by chance."""
+    finite: the accuracy counts them as misses (:func:`evaluate`)."""
     why = ("; in fp16, logits past 65504 overflow: --precision bf16 or fp32" if precision == "fp16" else
            ": its weights are damaged or the run they are from diverged")
     return (f"warning: {path} gave outputs that are not finite (NaN or infinite) for {bad} of "
             f"{plural(total, 'image')}, "
-            f"whose hits and misses mean nothing{why}")
+            f"whose hits are not counted (they count as misses){why}")
 
 
 def few_outputs_note(what: str, outputs: int) -> str:

@@ -44,7 +44,7 @@ from .config import (ASCEND, DATASETS, DEVICE_TARGETS, add_device_target_option,
                      add_num_workers_option, bool_option, cifar_name, crop_pct_problem, is_cifar, normalisation)
 from .archive import COMPRESSED_SUFFIXES, ArchiveMember, archive_images, is_archive
 from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
-from .engine import resolve_device
+from .engine import ranked, resolve_device
 from .onnx_io import DeployedModel, is_deployed_file, load_deployed, refuse_gpu
 from .runtime import csv_text, json_text, print0
 
@@ -357,8 +357,12 @@ class Predictor:
             if not batch:
                 continue
             logits = self.model(normalize(torch.stack(batch).to(self.device))).float().cpu()
-            probs = torch.softmax(logits.masked_fill(~valid, float("-inf")), dim=1)
-            values, indices = probs.topk(k, dim=1)
+            masked = logits.masked_fill(~valid, float("-inf"))
+            probs = torch.softmax(masked, dim=1)
+            # Ranked by the logits, as eval ranks them (engine.ranked: a tie to the lower index, whatever k);
+            # softmax can round two close logits to one probability.
+            indices = ranked(masked, k)
+            values = probs.gather(1, indices)
             finite = torch.isfinite(logits[:, valid]).all(dim=1).tolist()
             for row, vs, ids, ok in zip(rows, values.tolist(), indices.tolist(), finite):
                 results[row]["top_k"] = [{"index": i, "label": self.names[i], "probability": v}

@@ -30,6 +30,7 @@ from .archive import is_archive, is_shard_pattern
 from .config import DATASETS, add_max_bad_samples_option, add_num_workers_option
 from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, DeviceLoader, Normalisation,
                    UnsortedImagesError, build_loader, class_folders, default_workers, held_out_for, image_split)
+from .engine import ranked
 from .onnx_io import (ExecutorchModel, OnnxModel, ProgramModel, add_image_input, is_onnx_file, read_metadata,
                       strip_image_input, write_metadata,
                       x86_without_vnni)
@@ -440,14 +441,16 @@ def calibration_classes(calib_data: str, recorded: Optional[Sequence[str]],
 def compare_top1(reference: nn.Module, candidate: nn.Module,
                  loader: Iterable[Tuple[torch.Tensor, torch.Tensor]]) -> Dict[str, float]:
     """Top-1 accuracy of two models over the same batches, and the share of images on which their top-1
-    classes agree (whether right or wrong)."""
+    classes agree (whether right or wrong). Ranked as eval ranks (:func:`engine.ranked`: a tie, frequent in
+    INT8 outputs, to the lower index); an image whose outputs are not finite has no top-1, as in eval: no hit,
+    and no agreement."""
     ref_hits = cand_hits = same = total = 0
     for x, y in loader:
-        a = reference(x).argmax(1).to(y.device)
-        b = candidate(x).argmax(1).to(y.device)
+        outputs = [reference(x), candidate(x)]
+        a, b = (torch.where(torch.isfinite(o).all(dim=1), ranked(o, 1)[:, 0], -1).to(y.device) for o in outputs)
         ref_hits += int((a == y).sum())
         cand_hits += int((b == y).sum())
-        same += int((a == b).sum())
+        same += int(((a == b) & (a >= 0)).sum())
         total += y.shape[0]
     n = max(total, 1)
     return {"images": total, "reference_top1": ref_hits / n, "candidate_top1": cand_hits / n, "agreement": same / n}
