@@ -70,7 +70,7 @@ def test_cifar100_files_give_their_fine_labels_and_a_mix_up_of_formats_is_named(
         read_cifar_bin(str(bad), "cifar100")
 
 
-def test_a_cifar100_run_trains_100_classes_and_its_files_say_cifar100(cifar100_dir, tmp_path, capsys):
+def test_a_cifar100_run_trains_100_classes_and_its_files_say_cifar100(cifar100_dir, cifar_dir, tmp_path, capsys):
     cfg = load_config(["--dataset=cifar100", f"--dataset_path={cifar100_dir}", "--width_mult=0.25", "--image_size=32",
                        "--batch_size=16", "--epoch_size=1", "--warmup_epochs=0", "--device_target=CPU",
                        "--num_workers=0", "--eval_interval=1", f"--save_checkpoint_path={tmp_path / 'run'}"])
@@ -87,11 +87,26 @@ def test_a_cifar100_run_trains_100_classes_and_its_files_say_cifar100(cifar100_d
                      "--num_workers=0", f"--checkpoint_path={run['checkpoint']}"]) != 0
     assert ("was trained on cifar100 (the file records it), whose classes are others: pass --dataset cifar100"
             in capsys.readouterr().err)
+    # CIFAR-10's files for it, --dataset given or not: named as such. The data set's own message said "it holds
+    # CIFAR-10's: --dataset cifar10", which the check above then refused: the two sent the user back and forth.
+    wrong = (f"holds CIFAR-10's binary files, not CIFAR-100's, which {run['checkpoint']} was trained on (the file "
+             f"records it), whose classes are others: give it CIFAR-100's")
+    for given in ([], ["--dataset=cifar10"], ["--dataset=cifar100"]):
+        assert cli.main(["eval", *given, f"--dataset_path={cifar_dir}", "--device_target=CPU", "--num_workers=0",
+                         f"--checkpoint_path={run['checkpoint']}"]) != 0
+        assert f"dataset_path {cifar_dir}: {wrong}" in capsys.readouterr().err, given
+    assert cli.main(["recalibrate-bn", run["checkpoint"], "--dataset_path", str(cifar_dir), "--out",
+                     str(tmp_path / "r.pt")]) != 0
+    assert f"--dataset_path {cifar_dir}: {wrong}" in capsys.readouterr().err
+    assert not (tmp_path / "r.pt").exists()
     onnx = str(tmp_path / "model")
     assert cli.main(["export", "--ckpt_file", run["checkpoint"], "--file_name", onnx]) == 0
     meta = OnnxModel(onnx + ".onnx").metadata
     assert meta["dataset"] == "cifar100" and meta["mean"] == list(CIFAR_MEAN) and meta["std"] == list(CIFAR_STD)
     capsys.readouterr()
+    assert cli.main(["quantize", "--onnx", onnx + ".onnx", "--calib_data", str(cifar_dir), "--out",
+                     str(tmp_path / "q.onnx")]) != 0
+    assert f"--calib_data {cifar_dir}: {wrong.replace(run['checkpoint'], onnx + '.onnx')}" in capsys.readouterr().err
     image = tmp_path / "one.png"
     from PIL import Image
     Image.fromarray(class_images(np.array([2]), 5)[0].transpose(1, 2, 0)).save(image)

@@ -23,7 +23,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .config import DATASETS, ConfigError, channel_values, channels_text, crop_pct_problem, is_cifar, normalisation
+from .config import (DATASETS, ConfigError, channel_values, channels_text, cifar_name, crop_pct_problem, is_cifar,
+                     normalisation)
 from .runtime import plural
 
 FORMAT = "mobilenet-v1/1"
@@ -410,15 +411,26 @@ def holds_training_state(path: str) -> bool:
     return isinstance(obj, dict) and all(k in obj for k in TRAINING_KEYS)
 
 
-def trained_dataset(path: str, recorded: Any, asked: Optional[str], asked_in: str = "") -> Optional[str]:
+def trained_dataset(path: str, recorded: Any, asked: Optional[str], asked_in: str = "",
+                    data: Tuple[str, str] = ("", "")) -> Optional[str]:
     """The data set a model file is for: the one it records (``recorded``: its configuration's or ONNX
     metadata's), which ``asked`` (the command's --dataset; ``asked_in`` a config file that set it) must match;
     else ``asked``; None where neither says. Another data set's images are read and normalised
-    otherwise: the outputs would mean nothing."""
+    otherwise: the outputs would mean nothing. ``data``: (option, path) of the images the command reads; a
+    CIFAR model's refused where they are the other CIFAR's (the data set's own message would send the user
+    to the other --dataset, which this check then refused)."""
     if recorded and recorded not in DATASETS:  # eval, export, predict ... alike
         raise CheckpointError(f"{path} records the data set {recorded!r}, none of {', '.join(DATASETS)} (not a "
                               f"file this tool wrote, or one edited since): its inputs cannot be made as its run's "
                               f"were")
+    option, data_path = data
+    if is_cifar(recorded) and data_path:
+        from .data import other_cifar  # data imports this module
+        other = other_cifar(data_path, recorded)
+        if other:
+            raise CheckpointError(f"{option} {data_path}: holds {cifar_name(other)}'s binary files, not "
+                                  f"{cifar_name(recorded)}'s, which {path} was trained on (the file records it), "
+                                  f"whose classes are others: give it {cifar_name(recorded)}'s")
     if recorded and asked and recorded != asked:
         why = ("whose classes are others" if is_cifar(recorded) and is_cifar(asked) else
                "whose inputs are read and normalised differently")

@@ -255,6 +255,17 @@ def _warn_missing_batches(root: str, files: Sequence[str]) -> None:
 def _other_cifar(root: str, dataset: str) -> str:
     """For a folder without ``dataset``'s CIFAR files: the words naming the other CIFAR's (its folders or
     files there) and the --dataset that reads them, or "" where there are none, or ``dataset``'s too."""
+    other = other_cifar(root, dataset)
+    if other == "cifar100":
+        return ": it holds CIFAR-100's binary version (train.bin, test.bin): --dataset cifar100"
+    if other == "cifar10":
+        return ": it holds CIFAR-10's (data_batch_*.bin, test_batch.bin): --dataset cifar10"
+    return ""
+
+
+def other_cifar(root: str, dataset: str) -> str:
+    """The other CIFAR (``cifar10`` or ``cifar100``) whose binary files folder ``root`` holds where it holds
+    none of CIFAR ``dataset``'s; "" otherwise."""
     def holds(folder: str, *patterns: str) -> bool:
         return any(glob.glob(os.path.join(folder, p)) for p in patterns)
 
@@ -262,14 +273,16 @@ def _other_cifar(root: str, dataset: str) -> str:
         size = os.path.getsize(path) if os.path.isfile(path) else 0
         return size > 0 and size % CIFAR100_RECORD == 0 and size % CIFAR_RECORD != 0
 
+    if not os.path.isdir(root):
+        return ""
     tens = [root] + [os.path.join(root, f) for f in (CIFAR_TRAIN_FOLDER, CIFAR_EVAL_FOLDER)]
     ten = any(holds(f, "data_batch_*.bin", "test_batch.bin") for f in tens)
     hundred = any(cifar100_sized(os.path.join(f, name)) for f in (root, os.path.join(root, CIFAR100_FOLDER))
                   for name in ("train.bin", "test.bin"))
     if dataset == "cifar10" and hundred and not ten:
-        return ": it holds CIFAR-100's binary version (train.bin, test.bin): --dataset cifar100"
+        return "cifar100"
     if dataset == "cifar100" and ten and not hundred:
-        return ": it holds CIFAR-10's (data_batch_*.bin, test_batch.bin): --dataset cifar10"
+        return "cifar10"
     return ""
 
 

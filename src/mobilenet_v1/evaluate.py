@@ -215,7 +215,8 @@ def check_dataset(cfg: Config, recorded: Any, path: str, given: Optional[Set[str
     if given is not None and "dataset" not in given and recorded == cfg.dataset != Config.dataset:
         print0(f"dataset {recorded}: what {path} was trained on (the file records it)", file=sys.stderr)
     origin = getattr(given, "origin", {}).get("dataset", "")
-    ckpt_io.trained_dataset(path, recorded, cfg.dataset, origin if origin.startswith("config file") else "")
+    ckpt_io.trained_dataset(path, recorded, cfg.dataset, origin if origin.startswith("config file") else "",
+                            ("dataset_path", cfg.dataset_path))
 
 
 def trained_size(cfg: Config, ckpt: Dict, path: str, given: Optional[Set[str]]) -> Config:

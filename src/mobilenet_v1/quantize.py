@@ -508,7 +508,8 @@ def main(argv: Sequence[str]) -> int:
     hw = fp32.image_hw
     if hw is None or hw[0] != hw[1]:
         raise QuantizeError(f"{option} {src}: needs a fixed square input size, found {fp32.input_shape}")
-    dataset = ckpt_io.trained_dataset(src, fp32.metadata.get("dataset"), a.dataset)
+    dataset = ckpt_io.trained_dataset(src, fp32.metadata.get("dataset"), a.dataset,
+                                      data=("--calib_data", a.calib_data))
     if dataset is None:
         raise QuantizeError(f"{option} {src} does not record its data set: pass --dataset {'|'.join(DATASETS)}")
     batch = fp32.fixed_batch or CALIB_BATCH

@@ -139,7 +139,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
                                            "froze; recalibrate the float model it was fine-tuned from, then "
                                            "fine-tune that with --qat True")
     config = dict(ckpt.get("config") or {})
-    dataset = ckpt_io.trained_dataset(path, config.get("dataset"), dataset)
+    dataset = ckpt_io.trained_dataset(path, config.get("dataset"), dataset, data=("--dataset_path", dataset_path))
     if dataset is None:
         raise ValueError(f"{path} does not record its data set: pass --dataset {'|'.join(DATASETS)}")
     recorded = ckpt_io.recorded_image_size(config)
