@@ -281,6 +281,10 @@ def test_train_and_eval_check_a_config_built_in_python_and_training_refuses_a_ba
     with pytest.raises(ConfigError, match=r"^option --keep_best_max: keep_best_max 2 is a setting of the checkpoints "
                                           r"written; save_checkpoint is False, so none is written"):
         load_config(["--save_checkpoint=False", "--eval_interval=1", "--keep_best_max=2"])
+    # Mid-epoch saves of a run that writes no checkpoint: a preemptible job's safety net that was not there.
+    with pytest.raises(ConfigError, match=r"^option --save_checkpoint_steps: save_checkpoint_steps 100 is a setting of "
+                                          r"the checkpoints written; save_checkpoint is False, so none is written"):
+        load_config(["--save_checkpoint=False", "--save_checkpoint_steps=100"])
 
 
 def test_out_of_range_values_name_where_they_came_from(tmp_path):

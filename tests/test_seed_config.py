@@ -247,7 +247,8 @@ def test_export_names_the_seed_files_keys_it_does_not_use_in_one_line(monkeypatc
 def test_a_run_of_ours_continued_the_seeds_way_keeps_its_momentum(cifar_dir, tmp_path, capsys, one_thread):
     """The seed's way to go on, --pre_trained the epoch's checkpoint with --pretrain_epoch_size that epoch: from
     a MindSpore file (or one convert wrote of ours) the Momentum buffers went into SGD's state, from our own
-    training checkpoint they were dropped without a word, and the run went elsewhere than one not stopped."""
+    training checkpoint they were dropped without a word, and the run went elsewhere than one not stopped. Without a
+    --pre_trained the same option trained the schedule's tail from random weights, without a word either."""
     from mobilenet_v1 import checkpoint as ckpt_io
     from mobilenet_v1 import train
 
@@ -263,9 +264,12 @@ def test_a_run_of_ours_continued_the_seeds_way_keeps_its_momentum(cifar_dir, tmp
                   "--pretrain_epoch_size=2")
     out = capsys.readouterr().out
     assert "momentum buffers of 83 parameters restored (its global_step 24); continuing at epoch 3" in out
-    assert ", epoch 3, precision" in out
+    assert ", epoch 3, precision" in out and "random initial weights" not in out
     for name, tensor in straight.items():
         assert torch.equal(went_on[name], tensor), name
+    run("from_nothing", "--pretrain_epoch_size=2")
+    assert ("warning: pretrain_epoch_size 2: no pre_trained (and nothing resumed): the run starts at epoch 3 of the "
+            "schedule from random initial weights") in capsys.readouterr().out
 
 
 @pytest.mark.skipif(os.path.exists("/cache/data"), reason="the seed's ModelArts folder is there")

@@ -1075,7 +1075,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          f"opt {cfg.opt} has no such setting" + (" (LAMB's ratio is |w| / |update|)" if cfg.opt == "lamb" else "")),
         (("keep_best_max", "patience"), cfg.eval_interval > 0, "a setting of evaluation's (the best evaluated epochs)",
          "eval_interval is 0, so no epoch is evaluated (--eval_interval N)"),
-        (("keep_best_max",), cfg.save_checkpoint, "a setting of the checkpoints written",
+        (("keep_best_max", "save_checkpoint_steps"), cfg.save_checkpoint, "a setting of the checkpoints written",
          "save_checkpoint is False, so none is written"),
         (("patience_min_delta",), cfg.patience > 0, "a setting of early stopping's",
          "patience is 0, so the run never stops early (--patience N)"),
