@@ -1657,6 +1657,12 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     if cfg.freeze_layers and not cfg.pre_trained and not resumed_from:
         print0(f"freeze_layers {cfg.freeze_layers}: no pre_trained (and nothing resumed): the frozen layers keep their "
                f"random initial weights")
+    if cfg.pretrain_epoch_size and not cfg.pre_trained and not resumed_from:
+        # The seed's way to go on needs the file it goes on from: without one the schedule's tail trains a fresh
+        # network, whose lines and checkpoint names (from epoch N + 1 on) read as a continuation.
+        print0(f"warning: pretrain_epoch_size {cfg.pretrain_epoch_size}: no pre_trained (and nothing resumed): the "
+               f"run starts at epoch {cfg.pretrain_epoch_size + 1} of the schedule from random initial weights "
+               f"(--pre_trained CKPT continues a run; --pretrain_epoch_size 0 trains afresh)")
     history = continues_here(cfg, out_dir, resumed_from, pre_trained if cfg.pre_trained else "")
     if ckpt is None and cfg.pretrain_epoch_size > 0:  # alike on every rank: pretrain_epoch_size is an option checked
         # Rank 0's: the ranks' logging and saving steps (collectives) follow it, and each rank's own files may
