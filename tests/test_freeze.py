@@ -139,6 +139,9 @@ def test_frozen_random_weights_are_named_even_under_resume_auto_with_nothing_to_
     assert "freeze_layers 1: network.0 keeps its weights (" in out
     assert ("freeze_layers 1: no pre_trained (and nothing resumed): the frozen layers keep their random initial "
             "weights") in out
+    assert cli.main(["info", str(tmp_path / "r")]) == 0  # which info said nothing of without a pre_trained
+    assert "its first 1 layers (freeze_layers), at their random initial weights: no pre_trained" in \
+        capsys.readouterr().out
     train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=2", "--freeze_layers=1",
                                    "--resume=auto", f"--save_checkpoint_path={tmp_path / 'r'}"]))
     assert "random initial weights" not in capsys.readouterr().out  # resumed: its own trained state

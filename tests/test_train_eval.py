@@ -1027,6 +1027,12 @@ def test_a_run_trained_smaller_evaluates_and_records_its_eval_image_size(tmp_pat
     assert "(3 images at image_size 40)" in capsys.readouterr().out
     best = ckpt_io.load_file(str(run_dir / ckpt_io.BEST_NAME))
     assert (best["config"]["image_size"], best["config"]["eval_image_size"]) == (32, 40)
+    # info names the share held out, which eval of the folder evaluates again (it said nothing of it).
+    assert cli.main(["info", str(run_dir / ckpt_io.BEST_NAME), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["held_out"] == {"val_split": 0.25, "folder": os.path.realpath(data)}
+    assert cli.main(["info", str(run_dir / ckpt_io.BEST_NAME)]) == 0
+    assert (f"val_split 0.25 of each class of {os.path.realpath(data)}: its run's evaluation images, which eval of "
+            f"that folder evaluates again") in capsys.readouterr().out
 
     sizes = []
     real_eval = evaluate_mod.build_loader

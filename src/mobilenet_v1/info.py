@@ -195,6 +195,9 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
         out["image_reading"] = reading
     if size is not None and ckpt_io.trained_image_size(config) not in (None, size):  # eval_image_size
         out["trained_image_size"] = ckpt_io.trained_image_size(config)
+    held = ckpt.get("held_out")  # the share of each class its run evaluated on (--val_split), found again by eval
+    if isinstance(held, dict) and isinstance(held.get("val_split"), float) and 0 < held["val_split"] < 1:
+        out["held_out"] = {"val_split": held["val_split"], "folder": _text(held.get("folder"))}
     at = image_size or size
     if at is not None:
         out.update(macs=count_macs(out["width_mult"], at, out["class_num"]), macs_image_size=[at, at])
@@ -240,8 +243,11 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
         if config:
             training["regularisation"] = _regularisation(config)
         started = _text(config.get("pre_trained"))
+        frozen = _count(config.get("freeze_layers")) or 0
         if started:  # fine-tuned: from which file, with how many layers frozen
-            training["pre_trained"] = {"file": started, "freeze_layers": _count(config.get("freeze_layers")) or 0}
+            training["pre_trained"] = {"file": started, "freeze_layers": frozen}
+        elif frozen:  # frozen at their random initial weights (train says so when it starts)
+            training["freeze_layers"] = frozen
         teacher = _text(config.get("teacher"))
         if teacher:
             taught: Dict[str, Any] = {"teacher": teacher}
@@ -377,6 +383,11 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
         row("images", ", ".join(f"{k} {v}" for k, v in d["image_reading"].items())
             + (" (MindSpore's plain bilinear, as the seed resized)" if seed else "")
             + ", which eval, predict and export follow")
+    if d.get("held_out"):
+        held = d["held_out"]
+        of = f" of {held['folder']}" if held["folder"] else ""
+        row("held out", f"val_split {held['val_split']:g} of each class{of}: its run's evaluation images, which eval "
+                        f"of that folder evaluates again")
     row("classes", names(d["classes"]) if d["classes"] else "not named (indices)")
     t = d.get("training")
     if t and "epoch" in t:
@@ -416,6 +427,9 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
             frozen = t["pre_trained"]["freeze_layers"]
             row("started from", t["pre_trained"]["file"] + (f" (pre_trained), its first {frozen} layers frozen "
                                                               f"(freeze_layers)" if frozen else " (pre_trained)"))
+        if "freeze_layers" in t:
+            row("frozen", f"its first {t['freeze_layers']} layers (freeze_layers), at their random initial weights: "
+                          f"no pre_trained")
         if "teacher" in t:
             taught = t["teacher"]
             file = "" if taught.get("file") in (None, taught["teacher"]) else f"{taught['file']}, "
