@@ -725,6 +725,42 @@ def test_eval_per_image_names_each_evaluated_image_with_its_label_and_prediction
         assert said in capsys.readouterr().err, extra
 
 
+def test_outputs_past_the_class_folders_are_not_named_as_a_class_folder_named_by_a_number(tmp_path, capsys):
+    """A run on folders 001, 10, 9 with class_num 11: outputs 3 to 10 are no class, and were named by their
+    index, so output 9 was "9" as the folder 9 (output 2) is: the confusion CSV had two columns "9" (csv's
+    DictReader took the second), and images taken for output 9 were "most often taken for 9", the class."""
+    import csv
+
+    model = MobileNetV1(class_num=11, width_mult=0.25).eval()
+    with torch.no_grad():  # every image's top-1 is output 9, which no folder is
+        model.fc.weight.zero_()
+        model.fc.bias.zero_()
+        model.fc.bias[9] = 5.0
+    path = str(tmp_path / "m.ckpt")
+    classes = ["001", "10", "9"]
+    ckpt_io.atomic_save({"model": model.state_dict(), "classes": classes,
+                         "config": {"dataset": "imagenet2012", "image_size": 32}}, path)
+    folder = tmp_path / "data" / "validation_preprocess"
+    for c, name in enumerate(classes):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "0.jpg").write_bytes(jpeg_bytes(smooth_image(40, 40, c)))
+    matrix, images = tmp_path / "cm.csv", tmp_path / "images.csv"
+    assert cli.main(["eval", "--dataset=imagenet2012", f"--dataset_path={tmp_path / 'data'}",
+                     f"--checkpoint_path={path}", "--num_workers=0", "--per_class", "--json",
+                     f"--confusion_csv={matrix}", f"--per_image={images}"]) == 0
+    rows = json.loads(capsys.readouterr().out)["per_class"]
+    named = {r["index"]: r["class"] for r in rows}
+    assert [named[i] for i in range(3)] == classes and named[9] not in classes
+    assert {r["taken_for"]["class"] for r in rows if r["taken_for"]} == {named[9]}
+    with open(matrix, newline="", encoding="utf-8") as f:
+        table = list(csv.reader(f))
+    header = table[0][1:]
+    assert len(header) == 11 and len(set(header)) == 11 and header[:3] == classes
+    assert [r[0] for r in table[1:]] == header and [int(r[1 + 2]) for r in table[1:4]] == [0, 0, 0]
+    with open(images, newline="", encoding="utf-8") as f:
+        assert {(r["top1"], r["top1_name"]) for r in csv.DictReader(f)} == {("9", named[9])}
+
+
 def test_csv_text_quotes_what_it_must_and_reads_back_whole():
     """runtime.csv_text: what the csv module writes for ordinary rows, byte for byte; a field with a carriage
     return quoted too; every field read back as written."""
@@ -892,6 +928,30 @@ def three_class_photos(data, per_class: int):
         for i in range(per_class):
             (data / name / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(36, 44, 10 * c + i)))
     return data
+
+
+def test_a_class_folder_whose_name_is_not_utf8_trains_and_keeps_its_bytes(tmp_path, capsys):
+    """A class folder named in Latin-1 (caf\\xe9, from an old archive): training stopped before its first step on
+    "'utf-8' codec can't encode character '\\udce9'" (the digest of the class names that the processes of a job
+    compare); the run records the name as the folder has it, and eval's confusion CSV holds its bytes."""
+    data = tmp_path / "photos"
+    latin = os.path.join(os.fsencode(data), b"caf\xe9")
+    os.makedirs(latin)
+    (data / "tea").mkdir()
+    for i in range(2):
+        for folder in (latin, os.fsencode(data / "tea")):
+            with open(os.path.join(folder, f"{i}.jpg".encode()), "wb") as f:
+                f.write(jpeg_bytes(smooth_image(36, 44, i)))
+    run_dir = tmp_path / "run"
+    train.run(load_config(SMALL + ["--dataset=imagenet2012", f"--dataset_path={data}", "--class_num=2",
+                                   "--batch_size=4", "--epoch_size=1", f"--save_checkpoint_path={run_dir}"]))
+    capsys.readouterr()
+    ckpt = ckpt_io.load_file(str(run_dir / "mobilenetv1-1_1.ckpt"))
+    assert ckpt["classes"] == [os.fsdecode(b"caf\xe9"), "tea"]
+    matrix = tmp_path / "cm.csv"
+    assert cli.main(["eval", "--dataset=imagenet2012", f"--dataset_path={data}", f"--checkpoint_path={run_dir}",
+                     "--num_workers=0", f"--confusion_csv={matrix}"]) == 0
+    assert matrix.read_bytes().splitlines()[0] == b"label \\ top-1 prediction,caf\xe9,tea"
 
 
 def test_a_run_of_one_step_an_epoch_says_its_counts_in_the_singular(tmp_path, capsys):

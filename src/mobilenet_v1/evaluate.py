@@ -71,13 +71,17 @@ def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = 
 
 
 def class_labels(classes: Optional[Sequence[str]], n: int) -> List[str]:
-    """A name for each of ``n`` outputs: its class name (a synset folder's with its English name), else the
-    index; the seed's 1001st ImageNet output, which no label uses, is "(no class)"."""
+    """A name for each of ``n`` outputs: its class name (a synset folder's with its English name), else (a
+    model that records none) the index. An output past the recorded names, which no label uses (the seed's
+    1001st ImageNet output, those of a ``class_num`` above the class folders' count), is "(no class)", with its
+    index where there are several: named by its index, output 9 read as the class folder named ``9`` (at
+    another place), two columns of one name in the confusion CSV."""
     synsets = dict(imagenet_classes())
     names = [readable(str(c), synsets) for c in classes] if classes else []
-    if n == 1001 and len(names) == 1000:
-        return names + ["(no class)"]
-    return names[:n] + [str(i) for i in range(len(names), n)]
+    if not names:
+        return [str(i) for i in range(n)]
+    unused = range(len(names), n)
+    return names[:n] + (["(no class)"] if len(unused) == 1 else [f"(no class {i})" for i in unused])
 
 
 def per_class(confusion: Any, names: Sequence[str]) -> List[Dict[str, Any]]:
@@ -426,12 +430,18 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         raise ValueError(f"{path} has {outputs} outputs, and dataset_path {cfg.dataset_path} has "
                          f"{loader.num_classes} classes (labelled by {loader.labels_in}): not the data set the "
                          f"model was trained for")
-    # A file that names no classes (a MindSpore one) with far more outputs than the data's classes (+ 1: the seed's
-    # 1001 for ImageNet's 1000); a run of ours that trained more outputs than classes (a preset's) says its own.
-    if outputs and outputs > loader.num_classes + 1 and not (isinstance(classes, list) and classes):
+    # A file that names no classes (a MindSpore one, one converted from a run of ours) with more outputs than the
+    # data's classes (but the seed's 1001 for ImageNet's 1000); a run of ours that trained more outputs than
+    # classes (a preset's) says its own. Class folders are then labelled by their places in sorted order, not by
+    # the model's list: a folder that lacks one of the model's classes labels every class after it as the next.
+    if (outputs and outputs > loader.num_classes and not (outputs == 1001 and loader.num_classes == 1000)
+            and not (isinstance(classes, list) and classes)):
         print0(f"note: {path} has {outputs} outputs, dataset_path {cfg.dataset_path} {loader.num_classes} classes: "
                f"a prediction past class {loader.num_classes - 1} is always wrong; is it the model of this data "
-               f"set?", file=sys.stderr)
+               f"set?" + (f" {path} records no class names, so the class folders are labelled by their places in "
+                          f"sorted order: one of the model's classes missing from the folder shifts the labels of "
+                          f"those after it, and the figures are another class's"
+                          if loader.labels_in == "its class folders" else ""), file=sys.stderr)
     if confusion and not outputs:
         raise ValueError(f"{path}: its number of classes is not fixed in the graph nor recorded, which the "
                          f"per-class figures need")

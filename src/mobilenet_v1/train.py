@@ -1264,7 +1264,8 @@ def data_seen(*loaders: Any) -> Dict[str, Any]:
     seen: Dict[str, Any] = {}
     for name, loader in zip(("training", "evaluation"), loaders):
         if loader is not None:
-            names = "\n".join(map(str, loader.classes or [])).encode()
+            # A class folder's name that is not UTF-8 holds surrogates (os.fsdecode): its bytes as the folder has them
+            names = "\n".join(map(str, loader.classes or [])).encode("utf-8", "surrogateescape")
             seen[f"{name} images"] = loader.sampler.size
             seen[f"{name} classes"] = f"{loader.num_classes} ({hashlib.sha256(names).hexdigest()[:12]})"
     return seen
