@@ -446,6 +446,45 @@ def test_header_claiming_a_decompression_bomb_is_an_unreadable_file(tmp_path):
     assert [len(y) for _, y in batches] == [2] and len(loader.bad_samples) == 1
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "GIF", "WEBP"])
+def test_a_file_torchvision_decodes_is_held_to_the_pixel_limit_a_png_is(tmp_path, monkeypatch, fmt):
+    """torchvision's decoders have no decompression-bomb limit and make the whole image first: a JPEG whose
+    frame header was damaged to claim 60000x60000 took 11.5 GB and was "predicted" (and nvJPEG would have
+    made it on the GPU), where a PNG of that size was an unreadable file. With the limit lowered to 2,000
+    pixels, a 60x60 image is refused in every format, by the CPU pipeline's decode and the GPU pipeline's
+    workers alike; a 40x40 one (1,600) is decoded. A GIF of two such frames, which torchvision makes both of
+    (a 499-byte GIF of twenty 1x1 frames on an 8000x8000 screen took 4.7 GB), is PIL's to decode."""
+    from mobilenet_v1.data import BAD, DECODED, ENCODED, EncodedImageDataset
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL refuses twice this: 2,000
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # PIL's note past 1,000 (pytest restores it)
+    root = tmp_path / "photos"
+    (root / "a").mkdir(parents=True)
+    for side in (60, 40):
+        for f in (fmt, "PNG"):
+            buf = io.BytesIO()
+            Image.fromarray(np.full((side, side, 3), 90, np.uint8)).save(buf, format=f)
+            (root / "a" / f"{side}.{f.lower()}").write_bytes(buf.getvalue())
+            data = torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
+            if side == 60:
+                with pytest.raises(T.DecodeError, match=f"{side}.{f.lower()}: not a readable image .*decompression"):
+                    T.decode_rgb(data, f"{side}.{f.lower()}")
+            else:
+                assert T.decode_rgb(data, f"{side}.{f.lower()}").shape == (3, side, side)
+    if fmt == "GIF":  # torchvision's decoder makes every frame, two of 40x40 3,200 pixels: PIL makes the first
+        buf = io.BytesIO()
+        frames = [Image.fromarray(np.full((40, 40, 3), v, np.uint8)) for v in (90, 160)]
+        frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+        tv = T.torchvision_ops()
+        monkeypatch.setattr(tv, "decode_image", lambda *a, **k: pytest.fail("torchvision decoded every frame"))
+        img = T.decode_rgb(torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8), "anim.gif")
+        assert img.shape == (3, 40, 40) and img.eq(90).all()
+    if fmt == "JPEG":
+        samples, _ = find_images(str(root))
+        kinds = {os.path.basename(p): EncodedImageDataset(samples)[(i, 1)][0] for i, (p, _) in enumerate(samples)}
+        assert kinds == {"60.jpeg": BAD, "60.png": BAD, "40.jpeg": ENCODED, "40.png": DECODED}
+
+
 def _bmp(arr: np.ndarray) -> bytes:
     import io
 

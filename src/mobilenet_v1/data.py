@@ -1563,8 +1563,12 @@ class EncodedImageDataset(Dataset):
             frame = T.jpeg_frame(raw)
             turn = frame.orientation if self.exif and frame.orientation > 1 else 0
             # A JPEG without its end-of-image marker (cut short) is decoded here, as the CPU pipeline
-            # decodes it: nvJPEG would hand back an image that is not the file's, without an error.
-            if frame.gpu_decodable and not (self.exif and frame.orientation < 0) and frame.complete:
+            # decodes it: nvJPEG would hand back an image that is not the file's, without an error. So is
+            # one whose header claims more pixels than the CPU pipeline takes (decode_rgb refuses it): nvJPEG
+            # would make the whole image first, gigabytes for a damaged header's 60000x60000.
+            limit = T.pixel_limit()
+            if (frame.gpu_decodable and not (self.exif and frame.orientation < 0) and frame.complete
+                    and (limit is None or frame.height * frame.width <= limit)):
                 size = (frame.width, frame.height) if turn >= 5 else (frame.height, frame.width)  # 5-8: turned
                 return ENCODED, data, label, seed, path, self._draw(size, seed), turn
             img = T.decode_rgb(data, path, self.exif)

@@ -66,7 +66,9 @@ def decode_rgb(data: torch.Tensor, name: str = "<bytes>", exif: bool = False) ->
     a JPEG or PNG is turned upright by its EXIF orientation tag (rotated and/or mirrored, as photo viewers
     show it; the ``exif_orientation`` key); without, its pixels come as stored, as PIL and torchvision
     give them by default. JPEG, GIF and WebP go to torchvision, PNG to PIL (below); anything torchvision
-    cannot read falls back to PIL, and :class:`DecodeError` naming ``name`` is raised if neither can.
+    cannot read falls back to PIL, and :class:`DecodeError` naming ``name`` is raised if neither can, or
+    where the header claims more pixels than PIL takes (:func:`pixel_limit`, in any format; an animated GIF
+    whose frames together pass it goes to PIL, which makes the first frame alone).
     """
     if data.numel() == 0:
         raise DecodeError(f"{name}: empty file")
@@ -75,6 +77,8 @@ def decode_rgb(data: torch.Tensor, name: str = "<bytes>", exif: bool = False) ->
         # here, 30 of them with valid chunk CRCs), where 0.26's raised for each of 60; PIL raises, and gives
         # the same pixels for every kind of PNG tried (8- and 16-bit, palette, alpha, interlaced; EXIF
         # turned alike): tests/test_data.py.
+        return _decode_with_pil(data, name, exif)
+    if _for_pil(data, name):
         return _decode_with_pil(data, name, exif)
     tv = torchvision_ops()  # outside the try: a torchvision that cannot load is an error, not a fallback
     try:
@@ -87,6 +91,50 @@ def decode_rgb(data: torch.Tensor, name: str = "<bytes>", exif: bool = False) ->
     except (RuntimeError, ValueError):
         pass
     return _decode_with_pil(data, name, exif)
+
+
+def pixel_limit() -> Optional[int]:
+    """The most pixels a file's header may claim: PIL's decompression-bomb limit (twice
+    ``PIL.Image.MAX_IMAGE_PIXELS``, about 179 million; None where a caller set that to None)."""
+    from PIL import Image
+
+    return None if Image.MAX_IMAGE_PIXELS is None else 2 * int(Image.MAX_IMAGE_PIXELS)
+
+
+def _for_pil(data: torch.Tensor, name: str) -> bool:
+    """Whether a file that torchvision would decode goes to PIL instead; :class:`DecodeError` where its
+    header claims more than :func:`pixel_limit` pixels, as PIL refuses a PNG of them. torchvision's decoders
+    have no limit and make the whole image first: a JPEG whose frame header was damaged to 60000x60000 took
+    11.5 GB and was "predicted", where the same header in a PNG was an unreadable file. Its GIF decoder makes
+    every frame at the full size before :func:`decode_rgb` keeps the first (a 499-byte GIF of twenty 1x1
+    frames on an 8000x8000 screen took 4.7 GB): an animated GIF whose frames together pass the limit goes to
+    PIL, which makes the first alone. Only the headers are read: a JPEG's frame header by :func:`jpeg_frame`
+    (9 us for a 90 KB photo on the 2-core development CPU, whose decode takes 1.3 ms), other files' by PIL's
+    lazy open (30 us)."""
+    import io
+
+    from PIL import Image
+
+    limit = pixel_limit()
+    if limit is None:  # the caller took PIL's limit away: none here either
+        return False
+    raw = data.numpy()
+    if raw.size > 2 and raw[0] == 0xFF and raw[1] == 0xD8:
+        frame = jpeg_frame(raw.tobytes())
+        if frame.height and frame.width:  # else (no frame header found, a DNL's height) PIL reads the headers
+            if frame.height * frame.width > limit:
+                raise DecodeError(f"{name}: not a readable image (its header claims {frame.width}x{frame.height}, "
+                                  f"{frame.width * frame.height:,} pixels, past the decompression-bomb limit of "
+                                  f"{limit:,}: twice PIL.Image.MAX_IMAGE_PIXELS)")
+            return False
+    try:
+        with Image.open(io.BytesIO(raw.tobytes())) as im:
+            (w, h), frames = im.size, (im.n_frames if im.format == "GIF" else 1)
+    except Image.DecompressionBombError as e:
+        raise DecodeError(f"{name}: not a readable image ({e})") from None
+    except Exception:  # headers PIL cannot read: torchvision decodes the file, or says it cannot
+        return False
+    return frames > 1 and frames * w * h > limit
 
 
 def _decode_with_pil(data: torch.Tensor, name: str, exif: bool = False) -> torch.Tensor:
