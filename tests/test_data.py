@@ -1092,6 +1092,31 @@ def test_missing_folder_is_named():
 
 
 @pytest.mark.parametrize("pipeline", ["cpu", "gpu"])
+def test_an_image_folders_batches_are_the_same_whatever_the_number_of_workers(image_folder, pipeline, one_thread):
+    """The README's promise (a sample's crop, flip and augmentation from the seed, the epoch and its position):
+    0, 1 or 2 loader workers give the same batches bit for bit, with repeated augmentation, class-balanced draws,
+    an augmentation policy and a vertical flip, across a resumed epoch and a change of image size (the
+    persistent workers are told it through the sampler's items)."""
+    def passes(workers):
+        opts = DataOptions("imagenet2012", str(image_folder), batch_size=3, image_size=32, seed=5,
+                           num_workers=workers, channels_last=False, pipeline=pipeline, auto_augment="ta_wide",
+                           vflip=0.5, aug_repeats=2, class_balance=1.0)
+        with build_loader(opts, train=True, device=torch.device("cpu")) as loader:
+            loader.set_epoch(1)
+            batches = list(loader)
+            loader.set_image_size(24)
+            loader.set_epoch(2, start_batch=1)
+            return batches + list(loader)
+    alone = passes(0)
+    assert len(alone) == 5 + 4 and alone[-1][0].shape[-1] == 24  # 15 images: 5 batches, less the first
+    for workers in (1, 2):
+        got = passes(workers)
+        assert len(got) == len(alone)
+        for (x, y), (x0, y0) in zip(got, alone):
+            assert torch.equal(x, x0) and torch.equal(y, y0), (pipeline, workers)
+
+
+@pytest.mark.parametrize("pipeline", ["cpu", "gpu"])
 def test_closing_a_loader_ends_its_workers_and_a_script_that_leaves_one_open_still_exits(image_folder, pipeline):
     opts = DataOptions("imagenet2012", str(image_folder), batch_size=4, image_size=32, seed=1, num_workers=2,
                        channels_last=False, pipeline=pipeline)
