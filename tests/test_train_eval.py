@@ -933,7 +933,8 @@ def three_class_photos(data, per_class: int):
 def test_a_class_folder_whose_name_is_not_utf8_trains_and_keeps_its_bytes(tmp_path, capsys):
     """A class folder named in Latin-1 (caf\\xe9, from an old archive): training stopped before its first step on
     "'utf-8' codec can't encode character '\\udce9'" (the digest of the class names that the processes of a job
-    compare); the run records the name as the folder has it, and eval's confusion CSV holds its bytes."""
+    compare); the run records the name as the folder has it, eval's confusion CSV holds its bytes, and eval's
+    per-class table, info and predict print it escaped (a UTF-8 stdout refused it: each ended in an error)."""
     data = tmp_path / "photos"
     latin = os.path.join(os.fsencode(data), b"caf\xe9")
     os.makedirs(latin)
@@ -952,6 +953,16 @@ def test_a_class_folder_whose_name_is_not_utf8_trains_and_keeps_its_bytes(tmp_pa
     assert cli.main(["eval", "--dataset=imagenet2012", f"--dataset_path={data}", f"--checkpoint_path={run_dir}",
                      "--num_workers=0", f"--confusion_csv={matrix}"]) == 0
     assert matrix.read_bytes().splitlines()[0] == b"label \\ top-1 prediction,caf\xe9,tea"
+    # Printed, the name has its byte escaped, as predict prints a file's: a UTF-8 stdout (strict, as capsys's is)
+    # refused the per-class table and info's description, which were lost to the error.
+    capsys.readouterr()
+    assert cli.main(["eval", "--dataset=imagenet2012", f"--dataset_path={data}", f"--checkpoint_path={run_dir}",
+                     "--num_workers=0", "--per_class"]) == 0
+    assert "\ncaf\\xe9 " in capsys.readouterr().out
+    assert cli.main(["info", str(run_dir)]) == 0
+    assert "caf\\xe9, tea" in capsys.readouterr().out
+    assert cli.main(["predict", str(data / "tea" / "0.jpg"), "--ckpt_file", str(run_dir), "--top_k", "2"]) == 0
+    assert "  caf\\xe9  [0]" in capsys.readouterr().out
 
 
 def test_a_run_of_one_step_an_epoch_says_its_counts_in_the_singular(tmp_path, capsys):

@@ -142,7 +142,11 @@ def _info_file(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
     except (CheckpointError, ValueError) as e:
         print(f"mobilenet-v1 info: error: {e}", file=sys.stderr)
         return 1
-    print(json_text(d) if a.json else "\n".join(describe_lines(d)))
+    from .predict import shown_name
+
+    # A name that is not UTF-8 (a Latin-1 class folder's, the folder held out of) with those bytes escaped, as
+    # predict prints file names: a UTF-8 locale's stdout refused it, and the whole description was lost.
+    print(json_text(d) if a.json else shown_name("\n".join(describe_lines(d))))
     return 0
 
 

@@ -21,7 +21,7 @@ from .config import (DATASETS, NORMALISATION_KEYS, Config, ConfigError, Given, c
 from .data import build_loader, held_out_for
 from .engine import evaluate, few_outputs_note, nonfinite_note, resolve_device, resolve_precision
 from .onnx_io import is_deployed_file, load_deployed
-from .predict import imagenet_classes, readable
+from .predict import imagenet_classes, readable, shown_name
 from .runtime import csv_text, is_rank0, json_text, plural, print0
 from .train import data_options, data_seen
 from .transforms import INTERPOLATIONS
@@ -110,13 +110,16 @@ def per_class_table(rows: List[Dict[str, Any]]) -> str:
         return "-" if v is None else f"{v:.4f}"
 
     ordered = sorted(rows, key=lambda r: (r["top_1"] is None, r["top_1"] or 0.0, r["index"]))
-    width = min(40, max([len("class")] + [len(r["class"]) for r in rows]))
+    # A class folder's name that is not UTF-8 (Latin-1 caf\xe9) with those bytes escaped, as predict prints file
+    # names: a UTF-8 locale's stdout refused it, and the figures were lost to the error.
+    shown = {r["index"]: shown_name(r["class"]) for r in rows}
+    width = min(40, max([len("class")] + [len(name) for name in shown.values()]))
     lines = ["per class, worst top-1 first (top-1: the share of the class's images ranked first; precision: "
              "the share of its top-1 predictions that were right)",
              f"{'class':<{width}}  {'images':>7}  {'top-1':>6}  {'precision':>9}  most often taken for"]
     for r in ordered:
-        taken = f"{r['taken_for']['class']} ({r['taken_for']['images']})" if r["taken_for"] else "-"
-        lines.append(f"{r['class'][:width]:<{width}}  {r['images']:>7}  {fmt(r['top_1']):>6}  "
+        taken = f"{shown_name(r['taken_for']['class'])} ({r['taken_for']['images']})" if r["taken_for"] else "-"
+        lines.append(f"{shown[r['index']][:width]:<{width}}  {r['images']:>7}  {fmt(r['top_1']):>6}  "
                      f"{fmt(r['precision']):>9}  {taken}")
     return "\n".join(lines)
 
