@@ -15,6 +15,8 @@ from mobilenet_v1.engine import make_optimizer, make_scaler, train_one_epoch
 from mobilenet_v1.model import MobileNetV1
 from mobilenet_v1.nonfinite import NonFiniteGuard
 
+if not torch.cuda.is_available():  # else a C++ traceback from the first decode on the GPU
+    sys.exit("nonfinite_gpu_check.py: error: needs a CUDA GPU (nvJPEG, CUDA sync debug mode); torch sees none here")
 dev = torch.device("cuda")
 yy, xx = np.mgrid[0:375, 0:500]
 arr = np.stack([(127 + 100 * np.sin(xx * f + yy * g)).astype(np.uint8) for f, g in ((0.01, 0.02), (0.03, 0.01), (0.02, 0.02))], -1)

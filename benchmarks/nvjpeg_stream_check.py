@@ -67,6 +67,8 @@ def main():
     p.add_argument("--spin_cycles", type=int, default=40_000_000, help="~20 ms at 2 GHz")
     p.add_argument("--json", nargs="?", const=True, default=None)
     args = p.parse_args()
+    if not torch.cuda.is_available():  # else a traceback from deep in torch.cuda.Stream
+        p.error("needs a CUDA GPU (nvJPEG decodes there); torch sees none here")
     device = torch.device("cuda")
     rows, payload = [], {"machine": machine(), "results": {}}
     for kind in ("baseline", "progressive"):
