@@ -446,6 +446,19 @@ def test_header_claiming_a_decompression_bomb_is_an_unreadable_file(tmp_path):
     assert [len(y) for _, y in batches] == [2] and len(loader.bad_samples) == 1
 
 
+
+def test_a_file_cut_short_in_its_headers_is_named_by_the_format_it_starts_as():
+    """A JPEG or PNG cut inside its headers was "no image format recognised", as a text file is: the file
+    is one, damaged; its first bytes say which."""
+    for fmt, n, kind in (("JPEG", 20, "JPEG"), ("PNG", 14, "PNG"), ("GIF", 14, "GIF"), ("WEBP", 14, "WebP")):
+        buf = io.BytesIO()
+        Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(buf, format=fmt)
+        with pytest.raises(T.DecodeError, match=rf"^x: not a readable image \(a {kind} by its first bytes, cut short "
+                                                rf"or damaged in its headers\)$"):
+            T.decode_rgb(torch.frombuffer(bytearray(buf.getvalue()[:n]), dtype=torch.uint8), "x")
+    with pytest.raises(T.DecodeError, match=r"^x: not a readable image \(no image format recognised\)$"):
+        T.decode_rgb(torch.frombuffer(bytearray(b"a text file, not an image"), dtype=torch.uint8), "x")
+
 @pytest.mark.parametrize("fmt", ["JPEG", "GIF", "WEBP"])
 def test_a_file_torchvision_decodes_is_held_to_the_pixel_limit_a_png_is(tmp_path, monkeypatch, fmt):
     """torchvision's decoders have no decompression-bomb limit and make the whole image first: a JPEG whose
