@@ -111,9 +111,36 @@ def atomic_output(path: str):
     """A temporary path beside ``path`` for the caller to write in place, and to check before it takes the name:
     when the block ends without an error the file is fsynced, renamed over ``path`` and the folder
     fsynced. On any error (a failed check included) the temporary file is removed, with the folders made for
-    it, and ``path`` is left as it was. The temporary file is locked while it is in use (:func:`_flock`, which
+    it, and ``path`` is left as it was; so it is on a SIGTERM where that signal would end the process outright
+    (:func:`_unwound_by_sigterm`). The temporary file is locked while it is in use (:func:`_flock`, which
     a kill -9 lets go), so that the next writer into the folder can tell one a killed process left
     (:func:`remove_partial_files`) from one a live process writes."""
+    with _unwound_by_sigterm(), _temporary_output(path) as tmp:
+        yield tmp
+
+
+@contextlib.contextmanager
+def _unwound_by_sigterm():
+    """A SIGTERM (`timeout`, a scheduler) that would end the process outright, its default action, unwinds the
+    block as Ctrl-C does, then ends the process by the signal: a convert, average, eval --per_image, predict --out
+    ... so ended left its hidden temporary file (a checkpoint's size) beside the file asked for, which no later
+    command removes. A handler of the process's own (train's, which stops at its step) stays in place."""
+    import signal
+    import threading
+
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+    from .cli import unwound_by_sigterm  # the command line's (lr-schedule, benchmark); no import of ours at its top
+
+    with unwound_by_sigterm():
+        yield
+
+
+@contextlib.contextmanager
+def _temporary_output(path: str):
+    """:func:`atomic_output`'s temporary file, renamed over ``path`` once the block succeeds."""
     folder = os.path.dirname(os.path.abspath(path))
     made: List[str] = []
     try:
@@ -270,8 +297,9 @@ def atomic_save(obj: Any, path: str) -> None:
             torch.save(obj, f)
         except RuntimeError as e:
             cause = e.__cause__ or e.__context__
-            if isinstance(cause, KeyboardInterrupt):  # a Python caller's Ctrl-C inside the write, which
-                # torch.save's writer then reports as stream positions: the Ctrl-C it is (nothing written)
+            if isinstance(cause, BaseException) and not isinstance(cause, Exception):  # a Python caller's
+                # Ctrl-C inside the write (a SIGTERM unwinding it, :func:`atomic_output`), which torch.save's
+                # writer then reports as stream positions: the Ctrl-C it is (nothing written)
                 raise cause from None
             if isinstance(cause, OSError) and cause.errno:
                 raise OSError(cause.errno, cause.strerror, path) from None
