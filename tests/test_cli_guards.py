@@ -709,3 +709,20 @@ def test_a_sigterm_inside_a_commands_write_leaves_the_earlier_file_and_no_partia
                        text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert (r.returncode, r.stdout, r.stderr) == (-signal.SIGTERM, "", ""), r.stderr
     assert {name: digest(tmp_path / name) for name in os.listdir(tmp_path)} == before
+
+
+def test_the_temporary_file_a_killed_write_left_goes_with_the_next_write_of_that_file(tmp_path):
+    """A kill -9 of convert (average, predict --out, ...) mid-write left its hidden temporary file, which no
+    later command removed. The next write of the same file removes it; one whose writer still holds its lock (a
+    write in progress), and another file's, stay."""
+    import fcntl
+
+    src, dst = save(tmp_path / "m.ckpt"), tmp_path / "m.pt"
+    dead, live, other = (tmp_path / ".m.pt.abcd_123.tmp", tmp_path / ".m.pt.zz99zz99.tmp",
+                         tmp_path / ".n.pt.abcd_123.tmp")
+    for leftover in (dead, live, other):
+        leftover.write_bytes(b"\0" * 100)
+    with open(live, "rb+") as held:  # another open file: its lock stands for a live writer's
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        assert cli.main(["convert", src, str(dst)]) == 0
+    assert sorted(os.listdir(tmp_path)) == sorted(["m.ckpt", "m.pt", live.name, other.name])

@@ -145,6 +145,9 @@ def _temporary_output(path: str):
     made: List[str] = []
     try:
         made = _make_folders(folder)
+        # The temporary file of a write of this same file that a kill -9 ended (its lock let go): never a
+        # finished file, and nothing else would take it away (export and quantize remove all of their kinds').
+        remove_partial_files(folder, (glob.escape("." + os.path.basename(path)) + f".{_MKSTEMP}.tmp",), held=False)
         fd, tmp = _locked_temporary(folder, "." + os.path.basename(path) + ".")
     except BaseException as e:  # a Ctrl-C too leaves no folder made for the file
         _remove_empty_folders(made)
