@@ -135,6 +135,28 @@ def test_a_key_given_twice_or_values_after_a_document_break_are_refused(tmp_path
     assert read_yaml(str(f))[0]["run"] == {"batch_size": 8, "lr_max": 0.2}
 
 
+def test_the_seeds_documents_keep_their_places_and_values_past_the_first_are_refused(tmp_path):
+    """A seed file whose help texts were deleted, its `---` lines kept, had its allowed values read as help texts
+    and was refused for giving them values; a value in the third document (read as the allowed values) or in a
+    fourth, as `--- batch_size: 64` added at a seed file's end, was left unused without a word."""
+    f = tmp_path / "c.yaml"
+    f.write_text("batch_size: 16\n---\n# help texts deleted\n---\ndevice_target: ['GPU', 'CPU']\n")
+    assert load_config(["--config_path", str(f)]).batch_size == 16
+    # its allowed values still apply (they were read as help texts)
+    with pytest.raises(ConfigError, match=r"^option --device_target: device_target='Ascend' is not one of \['GPU', "
+                                          r"'CPU'\]$"):
+        load_config(["--config_path", str(f), "--device_target", "Ascend"])
+    f.write_text("batch_size: 16\n---\nbatch_size: images a step\n---\ndevice_target: [GPU]\n---\nbatch_size: 64\n")
+    with pytest.raises(ConfigError, match=r"^config file .*c\.yaml: a YAML document after the seed's three \(values, "
+                                          r"help texts, allowed values\) gives batch_size, which nothing reads: put "
+                                          r"every value in the first document$"):
+        load_config(["--config_path", str(f)])
+    f.write_text("batch_size: 16\n---\n{}\n---\nlr_max: 0.5\n")
+    with pytest.raises(ConfigError, match=r"its third YAML document \(after the second `---`\) is read as the seed's "
+                                          r"allowed values \(a list a key\), and it gives lr_max a value"):
+        load_config(["--config_path", str(f)])
+
+
 def test_text_keys_take_yaml_scalars_as_written_and_an_empty_config_path_is_refused(tmp_path):
     """YAML 1.1 reads `007` as 7, `0123` as octal 83, `1.10` as 1.1 and `no` as False: a run folder, file or
     checkpoint named so was another (`resume: no` looked for the checkpoint "False"), and a list became the
@@ -285,6 +307,30 @@ def test_train_and_eval_check_a_config_built_in_python_and_training_refuses_a_ba
     with pytest.raises(ConfigError, match=r"^option --save_checkpoint_steps: save_checkpoint_steps 100 is a setting of "
                                           r"the checkpoints written; save_checkpoint is False, so none is written"):
         load_config(["--save_checkpoint=False", "--save_checkpoint_steps=100"])
+
+
+def test_a_python_callers_numpy_values_are_recorded_as_plain_ones(tmp_path):
+    """validate takes NumPy's float64 for a float and its str_ for a str (subclasses), and train.run went on to
+    stop with YAML's "cannot represent an object" traceback at its first line (the configuration it prints and
+    writes to config.yaml); the checkpoint's record of them would not have read back with weights_only."""
+    import io
+
+    import numpy as np
+    import torch
+
+    from mobilenet_v1.config import dump_yaml, to_dict
+
+    cfg = dataclasses.replace(load_config([]), lr_max=np.float64(0.05), dataset_path=np.str_("data/yes"))
+    validate(cfg)
+    recorded = to_dict(cfg)
+    assert (type(recorded["lr_max"]), type(recorded["dataset_path"])) == (float, str)
+    f = tmp_path / "config.yaml"
+    f.write_text(dump_yaml(cfg))
+    assert load_config(["--config_path", str(f)]) == cfg
+    buffer = io.BytesIO()
+    torch.save({"config": recorded}, buffer)
+    buffer.seek(0)
+    assert torch.load(buffer, weights_only=True)["config"] == recorded
 
 
 def test_out_of_range_values_name_where_they_came_from(tmp_path):

@@ -837,12 +837,19 @@ def read_yaml(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
         raise OptionError(f"config file {path}: not valid YAML: {e}") from None
     except UnicodeDecodeError as e:
         raise OptionError(f"config file {path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
-    docs = [d for d in docs if d is not None]
+    # Empty documents (comments alone) before the values and after the last are none; one between others keeps
+    # their places: a seed file whose help texts were deleted, its `---` lines kept, had its allowed values read
+    # as help texts, and was refused for giving them values.
+    while docs and docs[-1] is None:
+        docs.pop()
+    while docs and docs[0] is None:
+        docs.pop(0)
     if not docs:  # a file cut to nothing, or not the one meant: run on the defaults instead, without a word
         what = "the file is empty" if not os.path.getsize(path) else "nothing but comments, blank lines or nulls"
         raise OptionError(f"config file {path}: sets no key ({what}); give a YAML file of key: value lines")
-    if not all(isinstance(d, dict) for d in docs):
+    if not all(d is None or isinstance(d, dict) for d in docs):
         raise OptionError(f"config file {path}: each YAML document must be a mapping of key: value")
+    docs = [{} if d is None else d for d in docs]
     values = docs[0]
     helps = docs[1] if len(docs) >= 2 else {}
     given = [k for k, v in helps.items() if not isinstance(v, str)]
@@ -851,6 +858,18 @@ def read_yaml(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
                           f"texts (a line of text a key), and it gives {', '.join(map(str, given[:4]))} a value: put "
                           f"every value in the first document")
     choices = docs[2] if len(docs) >= 3 else {}
+    # Values in the third document (read as the allowed values: a list a key) or in a fourth (read as nothing),
+    # such as `--- batch_size: 64` added at the end of a seed file, were left unused without a word.
+    given = [k for k, v in choices.items() if not isinstance(v, list)]
+    if given:
+        raise OptionError(f"config file {path}: its third YAML document (after the second `---`) is read as the "
+                          f"seed's allowed values (a list a key), and it gives {', '.join(map(str, given[:4]))} a "
+                          f"value: put every value in the first document")
+    given = [k for d in docs[3:] for k in d]
+    if given:
+        raise OptionError(f"config file {path}: a YAML document after the seed's three (values, help texts, allowed "
+                          f"values) gives {', '.join(map(str, given[:4]))}, which nothing reads: put every value in "
+                          f"the first document")
     return values, choices
 
 
@@ -1268,7 +1287,13 @@ def say_ignored(keys: Sequence[str]) -> None:
 
 
 def to_dict(cfg: Config) -> Dict[str, Any]:
-    return dataclasses.asdict(cfg)
+    """The keys and values, each of its key's own type: a subclass a Python caller set that :func:`validate`
+    takes (NumPy's float64 is a float, its str_ a str) made the plain one, as config.yaml (YAML's safe dumper
+    stopped the run with a traceback at its first line) and a checkpoint (read back with weights_only) record
+    them."""
+    types = _field_types()
+    return {key: types[key](value) if type(value) is not types[key] and isinstance(value, types[key]) else value
+            for key, value in dataclasses.asdict(cfg).items()}
 
 
 def dump_yaml(cfg: Config) -> str:
