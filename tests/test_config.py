@@ -468,3 +468,15 @@ def test_train_run_leaves_cudnn_autotuning_as_it_found_it(monkeypatch):
     with pytest.raises(RuntimeError, match="^ended$"):
         train.run(load_config(["--save_checkpoint=False", "--device_target=CPU"]))
     assert torch.backends.cudnn.benchmark is False
+
+
+def test_a_tab_in_a_config_file_is_named_as_one(tmp_path):
+    """PyYAML refuses a tab after a key's colon or in an indent with "found character '\\t' that cannot start any
+    token", which a reader who cannot see the tab does not take for one; the error says so, and where."""
+    f = tmp_path / "c.yaml"
+    f.write_text("batch_size:\t16\n")
+    with pytest.raises(ConfigError, match=r"^config file .*c\.yaml: not valid YAML \(a tab: YAML takes spaces, in "
+                                          r"indents and after the colon\): (.|\n)*line 1, column 12"):
+        load_config(["--config_path", str(f)])
+    f.write_text("batch_size: 16 # a comment\n")  # no tab: no word of one
+    assert load_config(["--config_path", str(f)]).batch_size == 16

@@ -834,7 +834,10 @@ def read_yaml(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     except OSError as e:
         raise OptionError(f"config file {path}: {e.strerror or e}") from None
     except yaml.YAMLError as e:
-        raise OptionError(f"config file {path}: not valid YAML: {e}") from None
+        # PyYAML's words for a tab say nothing of tabs to a reader who cannot see one ("found character '\t'
+        # that cannot start any token"): the way out said too.
+        tab = " (a tab: YAML takes spaces, in indents and after the colon)" if "'\\t'" in str(e) else ""
+        raise OptionError(f"config file {path}: not valid YAML{tab}: {e}") from None
     except UnicodeDecodeError as e:
         raise OptionError(f"config file {path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
     # Empty documents (comments alone) before the values and after the last are none; one between others keeps
