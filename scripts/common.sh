@@ -21,7 +21,8 @@ case "$PYTHON" in
     */*) PYTHON="$PWD/$PYTHON" ;;
 esac
 
-# EXTRA_ARGS split into words at white space, but not read as file patterns: unquoted, "--mean [0.5,0.5,0.5]" became "--mean 5" in a work folder holding a file named 5.
+# EXTRA_ARGS split into words at white space, but not read as file patterns: unquoted, "--mean [0.5,0.5,0.5]"
+# became "--mean 5" in a work folder holding a file named 5.
 read -r -d "" -a EXTRA <<< "${EXTRA_ARGS:-}"  # -d "": to the end, over line breaks too
 
 # Absolute form of a path given relative to where the script was started (the seed's get_real_path):

@@ -963,8 +963,8 @@ def test_scripts_find_the_repository_with_a_cdpath_in_the_environment(tmp_path):
 
 
 def test_scripts_pass_extra_args_as_words_not_file_patterns(tmp_path):
-    """EXTRA_ARGS is split at white space, line breaks included; a word that reads as a file pattern ([0.5,0.5,0.5] matches a file
-    named 5) reached the command as the file it matched in the work folder."""
+    """EXTRA_ARGS is split at white space, line breaks included; a word that reads as a file pattern
+    ([0.5,0.5,0.5] matches a file named 5) reached the command as the file it matched in the work folder."""
     stand_in_python(tmp_path)
     (tmp_path / "data").mkdir()
     (tmp_path / "run").mkdir()
