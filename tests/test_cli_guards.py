@@ -711,6 +711,61 @@ def test_a_sigterm_inside_a_commands_write_leaves_the_earlier_file_and_no_partia
     assert {name: digest(tmp_path / name) for name in os.listdir(tmp_path)} == before
 
 
+_SIGTERM_WITH_A_STALLED_READER = r"""
+import os, signal, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from mobilenet_v1 import checkpoint
+
+os.set_blocking(1, False)  # a reader of stdout that stopped reading (a pager left unscrolled): the pipe full
+try:
+    while True:
+        os.write(1, b"x" * 512)
+except BlockingIOError:
+    pass
+try:
+    while True:
+        os.write(1, b"x")
+except BlockingIOError:
+    pass
+os.set_blocking(1, True)
+sys.stdout.write("a line of the command's, in stdout's buffer\n")
+
+
+def again():  # the signal repeated (a scheduler's, a second Ctrl-C) while the output flushes
+    time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+with checkpoint.atomic_output(sys.argv[2]) as tmp:
+    with open(tmp, "w") as f:
+        f.write("partial")
+    threading.Thread(target=again, daemon=True).start()
+    os.kill(os.getpid(), signal.SIGTERM)
+"""
+
+
+def test_a_sigterm_inside_a_write_ends_the_command_while_its_output_reader_has_stopped(tmp_path):
+    """The SIGTERM that unwinds a command's write ended the process only after its buffered output was flushed,
+    and a reader that stopped reading (`timeout 1h mobilenet-v1 predict --out F | less`, left unscrolled) held
+    that flush for ever: `timeout` ended nothing, where the signal's default action had ended it at once. The
+    flush is given a moment; the process ends by the signal, without its temporary file, and the signal again
+    meanwhile ends it outright (it raised our handler's exception, in a traceback)."""
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as a pipe's is
+    with open(tmp_path / "stderr", "w") as err:
+        p = subprocess.Popen([sys.executable, "-c", _SIGTERM_WITH_A_STALLED_READER, SRC, str(tmp_path / "out.csv")],
+                             stdout=subprocess.PIPE, stderr=err, env=dict(env, OMP_NUM_THREADS="1"))
+        try:
+            assert p.wait(timeout=30) == -signal.SIGTERM
+        finally:
+            p.kill()
+            p.wait()
+            p.stdout.close()
+    assert (tmp_path / "stderr").read_text() == ""
+    assert os.listdir(tmp_path) == ["stderr"]
+
+
 def test_the_temporary_file_a_killed_write_left_goes_with_the_next_write_of_that_file(tmp_path):
     """A kill -9 of convert (average, predict --out, ...) mid-write left its hidden temporary file, which no
     later command removed. The next write of the same file removes it; one whose writer still holds its lock (a

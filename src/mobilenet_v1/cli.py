@@ -449,18 +449,36 @@ def output_reader_gone() -> int:
     return 128 + 13
 
 
+_FLUSH_SECONDS = 2.0  # what end_by_signal gives the output streams' buffered lines (stopping.FLUSH_SECONDS)
+
+
 def end_by_signal(signum: int) -> int:
     """End the process by ``signum``'s default action, its output flushed first, as a process the signal
     ended outright (Ctrl-C; benchmark's SIGTERM once its files are removed); the status ``128 + signum``
     where the signal cannot end it."""
     import signal
+    import threading
 
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
+    def flush() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+
+    # The same signal again (a second Ctrl-C, a scheduler's repeated SIGTERM) while the output flushes ends the
+    # process outright, not in a traceback of our own handler's.
     signal.signal(signum, signal.SIG_DFL)
+    # A reader of the output that stopped reading (a pager left unscrolled) holds a flush for ever, and with it
+    # the end the signal asked for (`timeout`'s SIGTERM ended nothing): the flush is given a moment, as
+    # stopping.exit_now gives it, in a thread of its own; where none can start (the interpreter's exit), here.
+    flusher = threading.Thread(target=flush, name="end-flush", daemon=True)
+    try:
+        flusher.start()
+    except RuntimeError:
+        flush()
+    else:
+        flusher.join(_FLUSH_SECONDS)
     os.kill(os.getpid(), signum)
     return 128 + signum
 
