@@ -963,6 +963,12 @@ def test_a_class_folder_whose_name_is_not_utf8_trains_and_keeps_its_bytes(tmp_pa
     assert "caf\\xe9, tea" in capsys.readouterr().out
     assert cli.main(["predict", str(data / "tea" / "0.jpg"), "--ckpt_file", str(run_dir), "--top_k", "2"]) == 0
     assert "  caf\\xe9  [0]" in capsys.readouterr().out
+    # data-stats names a class 4 or more times another's: it ended in that error too (the printing is escaped
+    # for every command now, not in each that was found to print a name).
+    for i in range(2, 8):
+        (data / "tea" / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(36, 44, i)))
+    assert cli.main(["data-stats", "--dataset=imagenet2012", f"--dataset_path={data}", "--image_size=32"]) == 0
+    assert "caf\\xe9" in capsys.readouterr().out
 
 
 def test_a_run_of_one_step_an_epoch_says_its_counts_in_the_singular(tmp_path, capsys):

@@ -142,11 +142,7 @@ def _info_file(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
     except (CheckpointError, ValueError) as e:
         print(f"mobilenet-v1 info: error: {e}", file=sys.stderr)
         return 1
-    from .predict import shown_name
-
-    # A name that is not UTF-8 (a Latin-1 class folder's, the folder held out of) with those bytes escaped, as
-    # predict prints file names: a UTF-8 locale's stdout refused it, and the whole description was lost.
-    print(json_text(d) if a.json else shown_name("\n".join(describe_lines(d))))
+    print(json_text(d) if a.json else "\n".join(describe_lines(d)))  # names not UTF-8: escaping_output
     return 0
 
 
@@ -511,10 +507,43 @@ def unwound_by_sigterm():
         signal.signal(signal.SIGTERM, before)
 
 
+ESCAPE_ERRORS = "mobilenet_v1.escape"
+
+
+def _escape(error: UnicodeError) -> Tuple[str, int]:
+    """The codec error handler of :func:`escaping_output`: a byte a name that is not UTF-8 held (os.fsdecode's
+    surrogate, caf\\udce9) as ``\\xe9``, any other character the stream cannot take as backslashreplace writes it."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    bad = error.object[error.start:error.end]
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else
+                   c.encode("ascii", "backslashreplace").decode("ascii") for c in bad), error.end
+
+
+def escaping_output() -> None:
+    """stdout and stderr made to print a name that is not UTF-8 (a Latin-1 class folder's or file's) with its
+    bytes escaped, as :func:`predict.shown_name` does, rather than fail: a UTF-8 locale's stdout is strict (the C
+    locale's is not), and a command that printed such a name (eval --per_class, info, predict, data-stats'
+    classes) ended in an error, its output lost."""
+    import codecs
+
+    try:
+        codecs.lookup_error(ESCAPE_ERRORS)
+    except LookupError:
+        codecs.register_error(ESCAPE_ERRORS, _escape)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors=ESCAPE_ERRORS)
+        except (AttributeError, ValueError, OSError):  # not a text stream of io's (a caller's own object)
+            pass
+
+
 def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) -> int:
     """:func:`main`'s command ``name`` with its arguments ``rest``: its errors as one line each, its warnings
     our one-line format, a train from the command line with Ctrl-C and output readers of its own."""
     import warnings
+
+    escaping_output()
     from .data import BadSampleWarning, DataWarning
     from .runtime import error_line, rank_label
 

@@ -687,8 +687,7 @@ def main(argv: Sequence[str]) -> int:
                 continue
             print0(shown_name(r["image"]))
             for t in r["top_k"]:
-                # A class folder's name that is not UTF-8 escaped too, as the file's: a UTF-8 stdout refused it
-                print0(f"  {t['probability']:7.2%}  {shown_name(str(t['label']))}  [{t['index']}]")
+                print0(f"  {t['probability']:7.2%}  {t['label']}  [{t['index']}]")
     if failed:
         others = " (the others were predicted)" if len(failed) < len(results) else ""
         print(f"mobilenet-v1 predict: {len(failed)} of {len(results)} image file(s) could not be read or decoded"
