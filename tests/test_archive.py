@@ -650,3 +650,18 @@ def test_an_archive_is_named_tar_in_any_case_and_is_a_file(tmp_path):
         assert is_archive(str(tmp_path / name))
     (tmp_path / "folder.tar").mkdir()
     assert not is_archive(str(tmp_path / "folder.tar")) and not is_archive(str(tmp_path / "missing.tar"))
+
+
+def test_class_archives_packed_inside_a_folder_are_named_not_said_to_be_missing(image_folder, tmp_path):
+    """ImageNet's training archive extracted one level (train/n01.tar, ...) and packed again (tar cf train.tar
+    train): class archives are read at an archive's top only, and this one was said to hold "no class folders
+    or class archives"."""
+    extracted = tmp_path / "train"
+    extracted.mkdir()
+    with tarfile.open(pack_per_class(image_folder / "train", tmp_path / "outer.tar")) as tf:
+        tf.extractall(extracted, filter="data")
+    packed = pack(extracted, tmp_path / "again.tar", "train")
+    with pytest.raises(DataError, match=rf"image archive '{packed}' has no class folders or class archives at its "
+                                        r"top; it holds class archives in train/ \(n01\.tar, n02\.tar\).*"
+                                        r"tar cf again\.tar -C train \.\)$"):
+        find_images(packed)

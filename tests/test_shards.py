@@ -350,3 +350,40 @@ def test_a_folder_of_shards_leaves_out_hidden_files_and_takes_the_suffix_in_any_
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "sub.tar").mkdir()
     assert shard_files(str(tmp_path)) == [str(tmp_path / "s-0.TAR"), str(tmp_path / "s-1.tar")]
+
+
+def test_compressed_shards_in_a_folder_or_a_pattern_are_named_as_compressed(tmp_path, capsys):
+    """Shards gzipped as webdataset writes them too (s-0.tar.gz): a folder of them (or of a split's, side by side)
+    said it "has no class sub-folders", and a pattern of them that it "does not exist", the files being there."""
+    image = jpeg_bytes(smooth_image(30, 30, 1))
+    folder, hub = tmp_path / "train", tmp_path / "hub"  # hub: the splits' shards side by side
+    for root, names in ((folder, ["ds-train-0", "ds-train-1"]), (hub, ["ds-train-0", "ds-train-1", "ds-val-0"])):
+        root.mkdir()
+        for i, name in enumerate(names):
+            with tarfile.open(root / f"{name}.tar.gz", "w:gz") as tf:
+                add(tf, f"k{i}.jpg", image)
+                add(tf, f"k{i}.cls", b"0")
+        with pytest.raises(DataError, match=rf"image folder '{root}' has no class sub-folders; it holds compressed "
+                                            r"tar archives \(ds-train-0\.tar\.gz, ds-train-1\.tar\.gz.*\): "
+                                            r".*decompress"):
+            find_images(image_split(str(root), True)[0])
+    for pattern in (folder / "ds-train-{0..1}.tar.gz", folder / "ds-train-*.tar.gz"):
+        assert cli.main(["data-stats", "--dataset=imagenet2012", f"--dataset_path={pattern}"]) == 1
+        err = capsys.readouterr().err
+        assert f"dataset_path '{pattern}' names compressed shards" in err and "does not exist" not in err
+
+
+def test_shards_beside_a_sub_folder_are_refused_naming_both(tmp_path):
+    """A folder of shards that also held a sub-folder (notes/, __MACOSX/) was read as class folders: the one
+    sub-folder a class, the shards left out with a warning about class archives half extracted."""
+    image = jpeg_bytes(smooth_image(30, 30, 1))
+    folder = tmp_path / "train"
+    (folder / "notes").mkdir(parents=True)
+    (folder / "notes" / "look.jpg").write_bytes(image)
+    for i in range(2):
+        with tarfile.open(folder / f"s-{i}.tar", "w") as tf:
+            add(tf, f"k{i}.jpg", image)
+            add(tf, f"k{i}.cls", b"1")
+    with pytest.raises(DataError, match=rf"image folder '{folder}' holds WebDataset shards \(s-0\.tar, s-1\.tar\) and "
+                                        r"folders \(notes/\)"):
+        find_images(str(folder))

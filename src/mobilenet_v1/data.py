@@ -829,6 +829,16 @@ def refuse_compressed(path: str) -> None:
                         f"needs an uncompressed .tar; decompress it (gunzip, unxz, unzstd, ...) or extract it")
 
 
+def refuse_compressed_pattern(spec: str) -> None:
+    """A DataError where ``spec`` is a pattern of shards (braces or a glob in the file's name) named as compressed
+    tars (``s-{0..9}.tar.gz``): not one, which :func:`archive.is_shard_pattern` takes as ``.tar`` files only."""
+    name = os.path.basename(os.fspath(spec))
+    if name.lower().endswith(COMPRESSED_SUFFIXES) and any(c in name for c in "{*?["):
+        raise DataError(f"dataset_path {spec!r} names compressed shards: their images are read in place, at their "
+                        f"offsets, which needs uncompressed .tar files; decompress each (gunzip, unxz, unzstd, ...) "
+                        f"and name the .tar files")
+
+
 def class_folders(root: str, tars: Optional[Sequence[str]] = None) -> List[str]:
     """The class folders of an image folder's split, sorted: its sub-folders (links to folders too), the
     hidden ones (``.git``, ``.ipynb_checkpoints``) left out; none where ``root`` is not a folder. A split
@@ -899,6 +909,12 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
     # Only archives whose class has no folder: one kept after extracting it loses nothing.
     beside = ([t for t in tar_files(root) if os.path.basename(t)[:-len(ARCHIVE_SUFFIX)] not in folders]
               if packed is None and folders and not tars else [])
+    shards = [os.path.basename(t) for t in beside if holds_labels(t)]
+    if shards:  # folder_of_shards takes a folder with sub-folders for class folders: the shards were left out
+        raise DataError(f"image folder {root!r} holds WebDataset shards ({', '.join(shards[:3])}"
+                        f"{' ...' if len(shards) > 3 else ''}) and folders ({', '.join(f + '/' for f in folders[:3])}"
+                        f"{' ...' if len(folders) > 3 else ''}), read as class folders; move the folders out to read "
+                        f"the shards (or the shards out to read the folders)")
     if beside:
         # One class archive a class, partly extracted (a loop of tar xf interrupted): the classes still in
         # theirs would be left out without a word, the labels of the others numbered without them.
@@ -934,6 +950,22 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
         flat = (any(map(is_image_name, os.listdir(root))) if packed is None
                 else bool(archive_images(root, IMAGE_EXTENSIONS)))
         message = f"image {kind} {root!r} has no class {classes_are}"
+        compressed = sorted(n for n in os.listdir(root) if n.lower().endswith(COMPRESSED_SUFFIXES)
+                            and not n.startswith(".")) if packed is None else []
+        # ImageNet's class archives extracted one level (train/n01.tar, ...) and packed again: read at the top only.
+        inner = [str(m)[len(root) + 1:] for m in archive_images(root, (ARCHIVE_SUFFIX,))] if packed is not None else []
+        if inner and not flat:
+            folder = os.path.dirname(inner[0])
+            names = [os.path.basename(n) for n in inner if os.path.dirname(n) == folder]
+            raise DataError(message + f" at its top; it holds class archives in {folder}/ ({', '.join(names[:3])}"
+                            f"{' ...' if len(names) > 3 else ''}), which are read at an archive's top only, as "
+                            f"ImageNet's training archive holds them: pack them there (tar cf "
+                            f"{os.path.basename(root)} -C {folder} .)")
+        if compressed and not flat:  # WebDataset shards or class archives gzipped (s-0.tar.gz): left out, unread
+            raise DataError(message + f"; it holds compressed tar archives ({', '.join(compressed[:3])}"
+                            f"{' ...' if len(compressed) > 3 else ''}): their images are read in place, at their "
+                            f"offsets, which needs uncompressed .tar files; decompress each (gunzip, unxz, "
+                            f"unzstd, ...)")
         if flat:
             raise UnsortedImagesError(message + "; its images are not sorted into class folders: give their labels "
                                       "with --eval_labels FILE to evaluate on them (see README)", root)
@@ -2164,6 +2196,7 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
     if not opts.dataset_path:
         raise DataError("dataset_path is not set: pass --dataset_path PATH")
     if not os.path.exists(opts.dataset_path) and not is_shard_pattern(opts.dataset_path):
+        refuse_compressed_pattern(opts.dataset_path)
         # Every data set's one check; a path nobody typed (the seed's config files name /cache/data, ModelArts'
         # folder) is said as the file's.
         raise DataError(f"dataset_path {opts.dataset_path!r} (from {opts.dataset_path_from}) does not exist: pass "
