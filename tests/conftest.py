@@ -1,6 +1,7 @@
 import io
 import os
 import random
+import struct
 import sys
 import zlib
 
@@ -122,6 +123,47 @@ def cifar_dir(tmp_path):
     y = np.arange(40) % 4
     write_cifar_bin(str(root / CIFAR_EVAL_FOLDER / "test_batch.bin"), class_images(y, 9), y)
     return root
+
+
+def py2_pickle(content: dict) -> bytes:
+    """``content`` (str keys; ints, strs, lists of them and uint8 arrays as values) pickled as Python 2's cPickle
+    wrote CIFAR's Python version: protocol 2, byte strings (SHORT_BINSTRING, BINSTRING) for text and the
+    pixels, arrays rebuilt by numpy.core.multiarray._reconstruct, as torchvision's CIFAR10 reads the files."""
+    out = bytearray(b"\x80\x02")
+
+    def string(s: bytes) -> None:
+        out.extend((b"U" + bytes([len(s)]) if len(s) < 256 else b"T" + struct.pack("<i", len(s))) + s)
+
+    def value(v) -> None:
+        if isinstance(v, (int, np.integer)):
+            out.extend(b"J" + struct.pack("<i", int(v)))
+        elif isinstance(v, str):
+            string(v.encode("latin1"))
+        elif isinstance(v, list):
+            out.extend(b"](")
+            for x in v:
+                value(x)
+            out.extend(b"e")
+        else:  # _reconstruct(ndarray, (0,), 'b'), then its state: (1, shape, dtype('u1'), False, bytes)
+            out.extend(b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85")
+            string(b"b")
+            out.extend(b"\x87R(K\x01(")
+            for d in v.shape:
+                value(d)
+            out.extend(b"tcnumpy\ndtype\n")
+            string(b"u1")
+            out.extend(b"K\x00K\x01\x87R(K\x03")
+            string(b"|")
+            out.extend(b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89")
+            string(np.ascontiguousarray(v, dtype=np.uint8).tobytes())
+            out.extend(b"tb")
+
+    out.extend(b"}(")
+    for k, v in content.items():
+        string(k.encode("latin1"))
+        value(v)
+    out.extend(b"u.")
+    return bytes(out)
 
 
 def without_top5_note(text: str) -> str:

@@ -89,7 +89,7 @@ def test_a_cifar100_run_trains_100_classes_and_its_files_say_cifar100(cifar100_d
             in capsys.readouterr().err)
     # CIFAR-10's files for it, --dataset given or not: named as such. The data set's own message said "it holds
     # CIFAR-10's: --dataset cifar10", which the check above then refused: the two sent the user back and forth.
-    wrong = (f"holds CIFAR-10's binary files, not CIFAR-100's, which {run['checkpoint']} was trained on (the file "
+    wrong = (f"holds CIFAR-10's files, not CIFAR-100's, which {run['checkpoint']} was trained on (the file "
              f"records it), whose classes are others: give it CIFAR-100's")
     for given in ([], ["--dataset=cifar10"], ["--dataset=cifar100"]):
         assert cli.main(["eval", *given, f"--dataset_path={cifar_dir}", "--device_target=CPU", "--num_workers=0",

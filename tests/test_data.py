@@ -1,7 +1,9 @@
 import dataclasses
 import io
+import json
 import math
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -12,10 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import py2_pickle
 from mobilenet_v1 import transforms as T
 from mobilenet_v1.data import (CIFAR_TRAIN_FOLDER, CifarLoader, DataError, DataOptions, DataWarning, Holdout,
                                ImageFolderDataset, ShardSampler, build_loader, cifar_files, find_images, image_split,
-                               load_cifar, is_image_name, read_cifar_bin, write_cifar_bin)
+                               load_cifar, is_image_name, read_cifar_bin, read_cifar_file, write_cifar_bin)
 
 
 def test_cifar_round_trip(tmp_path):
@@ -95,21 +98,30 @@ def test_a_cifar_path_that_holds_no_bin_files_says_what_it_is_and_what_to_pass(c
         load_cifar(str(tmp_path), False)
     with pytest.raises(DataError, match=r"'.*nowhere' does not exist$"):
         load_cifar(str(tmp_path / "nowhere"), True)
-    # The Python versions (pickles): the folder that holds one, and one itself.
+    # The Python versions (pickles) without the split read, or the other CIFAR's: the folder that holds one,
+    # and one itself.
     py = tmp_path / "py" / "cifar-10-batches-py"
     py.mkdir(parents=True)
     (py / "data_batch_1").write_bytes(b"\x80")
     for root in (py.parent, py):
-        with pytest.raises(DataError, match=r"no CIFAR-10 .bin files \(data_batch_\*.bin\) found: it holds "
-                                            r"CIFAR-10's Python version \(pickles, cifar-10-batches-py\)"):
-            load_cifar(str(root), True)
+        with pytest.raises(DataError, match=r"no CIFAR-10 .bin files \(test_batch.bin\) found: its Python version "
+                                            r"\(pickles, cifar-10-batches-py\) is there, without this split's "
+                                            r"\(data_batch_1 ... and test_batch\)"):
+            load_cifar(str(root), False)
+        with pytest.raises(DataError, match=r"no CIFAR-100 train.bin .*: it holds CIFAR-10's Python version "
+                                            r"\(pickles, cifar-10-batches-py\): --dataset cifar10"):
+            load_cifar(str(root), True, "cifar100")
+    with pytest.raises(DataError, match=r"data_batch_1' is one file of CIFAR's Python version: pass the folder "
+                                        rf"that holds it, {py} \(its data_batch_1 ... and test_batch are"):
+        load_cifar(str(py / "data_batch_1"), True)
     hundred = tmp_path / "cifar-100-python"
     hundred.mkdir()
     for name in ("train", "test", "meta"):
         (hundred / name).write_bytes(b"\x80")
     for root in (tmp_path, hundred):
-        with pytest.raises(DataError, match=r"no CIFAR-100 train.bin .*: it holds CIFAR-100's Python version"):
-            load_cifar(str(root), True, "cifar100")
+        with pytest.raises(DataError, match=r"no CIFAR-10 .bin files.*: it holds CIFAR-100's Python version "
+                                            r"\(pickles, cifar-100-python\): --dataset cifar100"):
+            load_cifar(str(root), True)
     # The official archive's folder without its test_batch.bin: the sub-folder looked in is named, since
     # "no CIFAR-10 .bin files" of a folder holding five reads as the wrong folder given.
     official = tmp_path / "official"
@@ -117,6 +129,86 @@ def test_a_cifar_path_that_holds_no_bin_files_says_what_it_is_and_what_to_pass(c
     with pytest.raises(DataError, match=rf"no CIFAR-10 .bin files \(test_batch.bin\) found \(nor in "
                                         rf"{official / CIFAR_TRAIN_FOLDER}\)$"):
         load_cifar(str(official), False)
+
+
+def write_cifar_py(folder, files, names_file, names_key, names, cifar100=False):
+    """CIFAR's Python version in ``folder``: ``files`` maps a file name to (images, labels), written as Python
+    2 pickled them (CIFAR-100's with coarse labels beside the fine ones), and ``names`` as its names pickle."""
+    folder.mkdir(parents=True)
+    for name, (x, y) in files.items():
+        content = {"batch_label": f"{name} of the test", "data": x.reshape(len(x), -1),
+                   "filenames": [f"img_{i}.png" for i in range(len(y))]}
+        if cifar100:
+            content.update(fine_labels=[int(v) for v in y], coarse_labels=[int(v) % 20 for v in y])
+        else:
+            content["labels"] = [int(v) for v in y]
+        (folder / name).write_bytes(py2_pickle(content))
+    (folder / names_file).write_bytes(py2_pickle({names_key: names, "num_vis": 3072}))
+
+
+def test_cifars_python_version_reads_as_the_binary_one(cifar_dir, tmp_path, capsys):
+    """torchvision's CIFAR10 and CIFAR100 download the Python version (pickles, cifar-10-batches-py), which
+    was refused: the same images and labels as the binary version's, its names and record names, through
+    every command; a pickle naming any other global than numpy's array rebuilding is refused unrun."""
+    from mobilenet_v1 import cli
+    from mobilenet_v1.data import cifar_class_names, cifar_record_names, other_cifar
+
+    batches = cifar_dir / CIFAR_TRAIN_FOLDER
+    split = {f"data_batch_{k}": read_cifar_bin(str(batches / f"data_batch_{k}.bin")) for k in (1, 2)}
+    split["test_batch"] = read_cifar_bin(str(cifar_dir / "cifar-10-verify-bin" / "test_batch.bin"))
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    py = tmp_path / "tv" / "cifar-10-batches-py"  # torchvision's root holds it
+    write_cifar_py(py, split, "batches.meta", "label_names", names)
+    for root in (py.parent, py):
+        for train in (True, False):
+            x, y = load_cifar(str(root), train)
+            x0, y0 = load_cifar(str(cifar_dir), train)
+            assert torch.equal(x, x0) and torch.equal(y, y0) and x.dtype == torch.uint8 and y.dtype == torch.int64
+        assert cifar_class_names(str(root), False) == names
+        assert cifar_record_names(str(root), True)[95:97] == ["data_batch_1#95", "data_batch_2#0"]
+    stats = []
+    (batches / "batches.meta.txt").write_text("\n".join(names) + "\n")  # the binary version's names
+    for root in (cifar_dir, py.parent):
+        assert cli.main(["data-stats", "--dataset=cifar10", f"--dataset_path={root}", "--json"]) == 0
+        stats.append(json.loads(capsys.readouterr().out))
+        stats[-1].pop("dataset_path")
+    assert stats[0] == stats[1] and stats[0]["images"] == 2 * 96
+    # CIFAR-100's: train, test and meta in cifar-100-python, fine labels read.
+    fine = np.arange(30) % 7 * 14
+    hundred = tmp_path / "c100" / "cifar-100-python"
+    write_cifar_py(hundred, {"train": (split["test_batch"][0][:30], fine), "test": (split["test_batch"][0][:5],
+                                                                                  fine[:5])},
+                   "meta", "fine_label_names", [f"c{i}" for i in range(100)], cifar100=True)
+    x, y = load_cifar(str(hundred.parent), True, "cifar100")
+    assert torch.equal(y, torch.from_numpy(fine)) and torch.equal(x, torch.from_numpy(split["test_batch"][0][:30]))
+    assert cifar_class_names(str(hundred), False, "cifar100")[:2] == ["c0", "c1"]
+    # Each named as the other's where the other is asked for (a CIFAR-100 model given CIFAR-10's, ...).
+    assert other_cifar(str(py.parent), "cifar100") == "cifar10" and other_cifar(str(hundred), "cifar10") == "cifar100"
+    with pytest.raises(DataError, match=rf"CIFAR-10 file {hundred / 'train'}: no 'labels' in it: a CIFAR-100 file\? "
+                                        r"\(--dataset cifar100\)"):
+        read_cifar_file(str(hundred / "train"))
+    # A crafted pickle is refused, its call not made; a damaged one named.
+    marker = tmp_path / "ran"
+    (py / "data_batch_1").write_bytes(pickle.dumps(Crafted(str(marker)), protocol=2))
+    with pytest.raises(DataError, match=rf"CIFAR file {py / 'data_batch_1'}: not a file of CIFAR's Python version "
+                                        r"\(UnpicklingError: it names (posix|nt|os)\.mkdir, which a CIFAR file does "
+                                        r"not hold\)"):
+        load_cifar(str(py), True)
+    assert not marker.exists()
+    one = {"labels": [1], "data": split["test_batch"][0][:1].reshape(1, -1)}
+    (py / "data_batch_1").write_bytes(py2_pickle(one)[:-40])
+    with pytest.raises(DataError, match=rf"CIFAR file {py / 'data_batch_1'}: not a file of CIFAR's Python version"):
+        load_cifar(str(py), True)
+
+
+class Crafted:
+    """A pickle that calls a function when loaded: os.mkdir(path)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return os.mkdir, (self.path,)
 
 
 def test_a_gap_in_the_training_batches_numbers_is_warned_of(cifar_dir):

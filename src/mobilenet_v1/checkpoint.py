@@ -459,7 +459,7 @@ def trained_dataset(path: str, recorded: Any, asked: Optional[str], asked_in: st
         from .data import other_cifar  # data imports this module
         other = other_cifar(data_path, recorded)
         if other:
-            raise CheckpointError(f"{option} {data_path}: holds {cifar_name(other)}'s binary files, not "
+            raise CheckpointError(f"{option} {data_path}: holds {cifar_name(other)}'s files, not "
                                   f"{cifar_name(recorded)}'s, which {path} was trained on (the file records it), "
                                   f"whose classes are others: give it {cifar_name(recorded)}'s")
     if recorded and asked and recorded != asked:

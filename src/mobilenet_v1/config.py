@@ -318,9 +318,10 @@ CHOICES: Dict[str, Tuple[Any, ...]] = {
 
 # One line of `train --help` / `eval --help` for each key (tests/test_config.py checks none is missing).
 KEY_HELP: Dict[str, str] = {
-    "dataset": "CIFAR-10 or CIFAR-100 .bin files, or an ImageNet-style folder of class folders (or WebDataset "
-               "shards)",
-    "dataset_path": "the data: CIFAR-10's or CIFAR-100's binaries' folder, or an image folder (train/ + val/, "
+    "dataset": "CIFAR-10 or CIFAR-100 .bin files (or their Python version's pickles), or an ImageNet-style folder "
+               "of class folders (or WebDataset shards)",
+    "dataset_path": "the data: CIFAR-10's or CIFAR-100's binaries' folder (or cifar-10-batches-py, "
+                    "cifar-100-python), or an image folder (train/ + val/, "
                     "or class folders; a split may be a .tar of them: train.tar, val.tar, or this path itself; or "
                     "WebDataset shards: a folder of them, *-train-*.tar beside *-val-*.tar, or a pattern "
                     "x-{000..009}.tar)",

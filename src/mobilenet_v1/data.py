@@ -13,8 +13,10 @@ import glob
 import hashlib
 import inspect
 import itertools
+import codecs
 import multiprocessing.util
 import os
+import pickle
 import queue
 import re
 import stat
@@ -36,8 +38,13 @@ from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, Archive
                       holds_labels, is_archive, is_shard_pattern, is_shard_split, links_out, lone_class_wrapping,
                       member_size, read_member, shard_files, shard_index, tar_files)
 from .autoaugment import Augment, make_augment
-from .config import ConfigError, is_cifar, normalisation
+from .config import ConfigError, cifar_name, is_cifar, normalisation
 from .stopping import ignore_in_worker
+
+try:  # where numpy's pickles name the functions that rebuild arrays: numpy._core from numpy 2 on
+    from numpy._core import multiarray as np_multiarray, numeric as np_numeric
+except ImportError:  # numpy 1
+    from numpy.core import multiarray as np_multiarray, numeric as np_numeric
 
 CIFAR_RECORD = 1 + 3 * 32 * 32  # label byte + 3,072 pixel bytes
 CIFAR100_RECORD = 2 + 3 * 32 * 32  # coarse and fine label bytes + 3,072 pixel bytes
@@ -45,6 +52,8 @@ CIFAR_CROP_PADDING = 4  # the seed's RandomCrop(32, padding=4)
 CIFAR_TRAIN_FOLDER = "cifar-10-batches-bin"
 CIFAR_EVAL_FOLDER = "cifar-10-verify-bin"
 CIFAR100_FOLDER = "cifar-100-binary"  # both splits: train.bin and test.bin, as the archive unpacks
+# The Python versions (torchvision's): pickles without a suffix, in the folders their archives unpack to.
+CIFAR_PY_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 IMAGENET_TRAIN_FOLDER = "train"
 IMAGENET_EVAL_FOLDER = "validation_preprocess"
 # Where an image folder's evaluation split is looked for: the seed's name, then torchvision's and timm's.
@@ -136,6 +145,99 @@ def write_cifar_bin(path: str, images: np.ndarray, labels: np.ndarray,
         f.write(np.concatenate(columns, axis=1).tobytes())
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles what CIFAR's Python version holds (dicts, lists, strings, numbers, numpy arrays) and
+    nothing else: another global (a function a crafted file would call) is refused, never looked up."""
+
+    ALLOWED = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype, ("_codecs", "encode"): codecs.encode,
+               **{(f"numpy.{core}.multiarray", "_reconstruct"): np_multiarray._reconstruct
+                  for core in ("core", "_core")},
+               **{(f"numpy.{core}.numeric", "_frombuffer"): np_numeric._frombuffer for core in ("core", "_core")}}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR file does not hold")
+        return self.ALLOWED[(module, name)]
+
+
+def is_pickle(path: str) -> bool:
+    """Whether ``path`` is a file that starts as a pickle of protocol 2 or later does (CIFAR's Python version:
+    its binary records start with a label byte, below 100)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(1) == b"\x80"
+    except OSError:
+        return False
+
+
+def read_cifar_pickle(path: str, key: str) -> Any:
+    """``key`` of the dict one of CIFAR's Python-version files holds (read with :class:`_CifarUnpickler`)."""
+    try:
+        with open(path, "rb") as f:
+            content = _CifarUnpickler(f, encoding="latin1").load()
+    except OSError as e:
+        raise DataError(f"CIFAR file {path}: {e.strerror or e}") from None
+    except Exception as e:  # pickle's errors are of many kinds: a damaged or foreign file
+        raise DataError(f"CIFAR file {path}: not a file of CIFAR's Python version ({type(e).__name__}: {e})") from None
+    if not isinstance(content, dict) or key not in content:
+        raise DataError(f"CIFAR file {path}: not a file of CIFAR's Python version (no {key!r} in it)")
+    return content[key], content
+
+
+def read_cifar_py(path: str, dataset: str = "cifar10") -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`read_cifar_bin` for a file of CIFAR's Python version (``data_batch_1``, ``test_batch``;
+    CIFAR-100's ``train``, ``test``): the same images and labels (CIFAR-100's fine ones)."""
+    hundred = dataset == "cifar100"
+    name, key, classes = ("CIFAR-100", "fine_labels", 100) if hundred else ("CIFAR-10", "labels", 10)
+    data, content = read_cifar_pickle(path, "data")
+    labels = content.get(key)
+    if labels is None:  # the other CIFAR's file, whose labels are under the other key
+        other = "labels" if hundred else "fine_labels"
+        hint = (f": a {'CIFAR-10' if hundred else 'CIFAR-100'} file? "
+                f"(--dataset {'cifar10' if hundred else 'cifar100'})" if other in content else "")
+        raise DataError(f"{name} file {path}: no {key!r} in it{hint}")
+    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072):
+        shape = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise DataError(f"{name} file {path}: its 'data' is {shape}, not uint8 rows of 3,072 pixel bytes")
+    try:
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError, OverflowError):
+        raise DataError(f"{name} file {path}: its {key!r} are not whole numbers") from None
+    if len(labels) != len(data):
+        raise DataError(f"{name} file {path}: {len(labels)} labels for {len(data)} images")
+    bad = np.flatnonzero((labels < 0) | (labels >= classes))
+    if bad.size:
+        raise DataError(f"{name} file {path}: record {int(bad[0])} has {'fine ' if hundred else ''}label "
+                        f"{int(labels[bad[0]])}, outside 0..{classes - 1} ({bad.size} such records)")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def read_cifar_file(path: str, dataset: str = "cifar10") -> Tuple[np.ndarray, np.ndarray]:
+    """One file of a CIFAR split, of the binary version (``.bin``) or the Python one (pickles)."""
+    if not path.lower().endswith(".bin") and is_pickle(path):
+        return read_cifar_py(path, dataset)
+    return read_cifar_bin(path, dataset)
+
+
+def python_cifar_files(root: str, train: bool, dataset: str = "cifar10") -> List[str]:
+    """The split's files of CIFAR's Python version in ``root`` or its ``cifar-10-batches-py`` (CIFAR-100:
+    ``cifar-100-python``), as torchvision's CIFAR10 and CIFAR100 read them: ``data_batch_1`` ... and
+    ``test_batch``; ``train`` and ``test``. Files of those names that are not pickles are not; [] for none."""
+    sub = os.path.join(root, CIFAR_PY_FOLDERS["cifar100" if dataset == "cifar100" else "cifar10"])
+    folder = sub if os.path.isdir(sub) else root
+    if not os.path.isdir(folder):
+        return []
+    if dataset == "cifar100":
+        names = ["train" if train else "test"]
+    elif train:
+        names = sorted((n for n in os.listdir(folder) if re.fullmatch(r"data_batch_\d+", n)),
+                       key=lambda n: int(n[len("data_batch_"):]))
+    else:
+        names = ["test_batch"]
+    return [os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))
+            and is_pickle(os.path.join(folder, n))]
+
+
 def cifar_files(root: str, train: bool, dataset: str = "cifar10", quiet: bool = False) -> List[str]:
     """The ``.bin`` files of the train or eval split under ``root``.
 
@@ -149,14 +251,17 @@ def cifar_files(root: str, train: bool, dataset: str = "cifar10", quiet: bool = 
     """
     if not os.path.isdir(root):
         raise _not_a_cifar_folder(root, dataset)
+    given = root
     if dataset == "cifar100":
         sub = os.path.join(root, CIFAR100_FOLDER)
         root = sub if os.path.isdir(sub) else root
         path = os.path.join(root, "train.bin" if train else "test.bin")
+        if not os.path.exists(path) and python_cifar_files(given, train, dataset):
+            return python_cifar_files(given, train, dataset)
         if not os.path.exists(path):  # a folder of that name: read_cifar_bin says what it is
             raise DataError(f"dataset_path {root!r}: no CIFAR-100 {os.path.basename(path)} (the binary version's "
                             f"{CIFAR100_FOLDER}/train.bin and test.bin)"
-                            f"{_other_cifar(root, 'cifar100') or _unread_cifar(root)}")
+                            f"{_other_cifar(root, 'cifar100') or _unread_cifar(root, 'cifar100')}")
         return [path]
     if _other_cifar(root, "cifar10"):  # CIFAR-100's files, and none of CIFAR-10's: not read as CIFAR-10's
         raise DataError(f"dataset_path {root!r}: no CIFAR-10 .bin files{_other_cifar(root, 'cifar10')}")
@@ -168,6 +273,9 @@ def cifar_files(root: str, train: bool, dataset: str = "cifar10", quiet: bool = 
     elif not train and not glob.glob(os.path.join(root, pattern)) and glob.glob(os.path.join(archive, pattern)):
         root = archive
     files = sorted(glob.glob(os.path.join(root, pattern)))
+    if not files and python_cifar_files(given, train, dataset):
+        files = python_cifar_files(given, train, dataset)
+        root = os.path.dirname(files[0])
     if train and not quiet:
         _warn_missing_batches(root, files)
     if not files:
@@ -184,7 +292,7 @@ def cifar_files(root: str, train: bool, dataset: str = "cifar10", quiet: bool = 
         parent = os.path.dirname(os.path.abspath(root))
         beside = os.path.join(parent, CIFAR_TRAIN_FOLDER if train else CIFAR_EVAL_FOLDER)
         hint = (f"; {beside} beside it holds them: pass the folder that holds both, {parent}"
-                if glob.glob(os.path.join(beside, pattern)) else _unread_cifar(root))
+                if glob.glob(os.path.join(beside, pattern)) else _unread_cifar(root, 'cifar10'))
         # Where the split was looked for, when that was more than the folder given (the seed's and the
         # official archive's sub-folders), so that a lone missing test_batch.bin is not read as "no data".
         looked = [f for f in (sub, archive) if os.path.isdir(f)] if root not in (sub, archive) else []
@@ -196,6 +304,9 @@ def cifar_files(root: str, train: bool, dataset: str = "cifar10", quiet: bool = 
 # The archives CIFAR's binary versions are downloaded as, and the folders they unpack to.
 CIFAR_ARCHIVES = {"cifar10": ("cifar-10-binary.tar.gz", CIFAR_TRAIN_FOLDER),
                   "cifar100": ("cifar-100-binary.tar.gz", CIFAR100_FOLDER)}
+# Every archive the CIFARs are downloaded as (the Python versions are torchvision's), and its folder.
+CIFAR_DOWNLOADS = dict([*CIFAR_ARCHIVES.values(), ("cifar-10-python.tar.gz", CIFAR_PY_FOLDERS["cifar10"]),
+                        ("cifar-100-python.tar.gz", CIFAR_PY_FOLDERS["cifar100"])])
 
 
 def _not_a_cifar_folder(root: str, dataset: str) -> DataError:
@@ -203,7 +314,7 @@ def _not_a_cifar_folder(root: str, dataset: str) -> DataError:
     file (whose folder is what is read: a split may be several files), or another file."""
     name = "CIFAR-100" if dataset == "cifar100" else "CIFAR-10"
     # The archive's own folder where it is one of CIFAR's by name (the other data set's, given by mistake too).
-    archive, folder = next((a for a in CIFAR_ARCHIVES.values() if a[0] == os.path.basename(root)),
+    archive, folder = next((a for a in CIFAR_DOWNLOADS.items() if a[0] == os.path.basename(root)),
                            CIFAR_ARCHIVES["cifar100" if dataset == "cifar100" else "cifar10"])
     if not os.path.exists(root):
         return DataError(f"dataset_path {root!r} does not exist")
@@ -214,27 +325,39 @@ def _not_a_cifar_folder(root: str, dataset: str) -> DataError:
                          f"(tar -xf {root} -C {where}) and pass the folder it unpacks to "
                          f"({os.path.join(where, folder)} for {archive})")
     if lower.endswith(".bin"):
-        files = "train.bin and test.bin" if dataset == "cifar100" else "data_batch_*.bin and test_batch.bin"
-        return DataError(f"dataset_path {root!r} is one .bin file: pass the folder that holds it, "
+        one, files = "one .bin file", ("train.bin and test.bin" if dataset == "cifar100"
+                                       else "data_batch_*.bin and test_batch.bin")
+    elif is_pickle(root):
+        one, files = "one file of CIFAR's Python version", ("train and test" if dataset == "cifar100"
+                                                            else "data_batch_1 ... and test_batch")
+    else:
+        one = files = ""
+    if one:
+        return DataError(f"dataset_path {root!r} is {one}: pass the folder that holds it, "
                          f"{os.path.dirname(os.path.abspath(root))} (its {files} are the training and evaluation "
                          f"splits)")
     return DataError(f"dataset_path {root!r} is a file, not a folder of {name}'s .bin files ({archive} unpacked)")
 
 
-def _unread_cifar(root: str) -> str:
-    """For a folder without CIFAR .bin files: the words naming what it holds instead that this reads
-    not (CIFAR's Python version, pickles; an archive not unpacked), or ""."""
+def _unread_cifar(root: str, dataset: str) -> str:
+    """For a folder without CIFAR ``dataset``'s files of the split read: the words naming what it holds instead
+    (the other CIFAR's Python version; this one's without the split's files; an archive not unpacked), or ""."""
     def there(*names: str) -> bool:
         return all(os.path.isfile(os.path.join(root, n)) for n in names)
 
     # The Python versions: the folders they unpack to, or one of them itself (pickles without a suffix).
-    if os.path.isdir(os.path.join(root, "cifar-10-batches-py")) or there("data_batch_1") or there("test_batch"):
-        return (": it holds CIFAR-10's Python version (pickles, cifar-10-batches-py); the binary version is read "
-                "(cifar-10-binary.tar.gz, unpacked to cifar-10-batches-bin)")
-    if os.path.isdir(os.path.join(root, "cifar-100-python")) or there("train", "meta") or there("test", "meta"):
-        return (": it holds CIFAR-100's Python version (pickles, cifar-100-python); the binary version is read "
-                "(cifar-100-binary.tar.gz, unpacked to cifar-100-binary)")
-    packed = [a for a, _ in CIFAR_ARCHIVES.values() if os.path.isfile(os.path.join(root, a))]
+    ten = (os.path.isdir(os.path.join(root, CIFAR_PY_FOLDERS["cifar10"])) or there("data_batch_1")
+           or there("test_batch"))
+    hundred = (os.path.isdir(os.path.join(root, CIFAR_PY_FOLDERS["cifar100"])) or there("train", "meta")
+               or there("test", "meta"))
+    if dataset == "cifar100" and ten and not hundred:
+        return f": it holds CIFAR-10's Python version (pickles, {CIFAR_PY_FOLDERS['cifar10']}): --dataset cifar10"
+    if dataset != "cifar100" and hundred and not ten:
+        return f": it holds CIFAR-100's Python version (pickles, {CIFAR_PY_FOLDERS['cifar100']}): --dataset cifar100"
+    if hundred if dataset == "cifar100" else ten:
+        names = "train and test" if dataset == "cifar100" else "data_batch_1 ... and test_batch"
+        return f": its Python version (pickles, {CIFAR_PY_FOLDERS[dataset]}) is there, without this split's ({names})"
+    packed = [a for a in CIFAR_DOWNLOADS if os.path.isfile(os.path.join(root, a))]
     if packed:
         return f": it holds {packed[0]}, not unpacked: tar -xf {os.path.join(root, packed[0])} -C {root}"
     return ""
@@ -243,12 +366,13 @@ def _unread_cifar(root: str) -> str:
 def _warn_missing_batches(root: str, files: Sequence[str]) -> None:
     """A training split whose data_batch_N.bin numbers skip one (1, 2, 4, 5) has lost a file, which
     training would otherwise go on without, on a fifth less data and said nowhere."""
-    numbers = sorted(int(m.group(1)) for m in (re.fullmatch(r"data_batch_(\d+)\.bin", os.path.basename(f))
-                                                for f in files) if m)
+    found = [m for m in (re.fullmatch(r"data_batch_(\d+)(\.bin)?", os.path.basename(f)) for f in files) if m]
+    numbers = sorted(int(m.group(1)) for m in found)
+    suffix = found[0].group(2) or "" if found else ""  # the Python version's have none
     missing = sorted(set(range(1, numbers[-1] + 1)) - set(numbers)) if numbers else []
     if missing:
-        warnings.warn(f"dataset_path {root!r}: {', '.join(f'data_batch_{n}.bin' for n in missing)} missing (found "
-                      f"{', '.join(f'data_batch_{n}.bin' for n in numbers)}); training reads the "
+        warnings.warn(f"dataset_path {root!r}: {', '.join(f'data_batch_{n}{suffix}' for n in missing)} missing "
+                      f"(found {', '.join(f'data_batch_{n}{suffix}' for n in numbers)}); training reads the "
                       f"{len(numbers)} there", DataWarning)
 
 
@@ -256,6 +380,9 @@ def _other_cifar(root: str, dataset: str) -> str:
     """For a folder without ``dataset``'s CIFAR files: the words naming the other CIFAR's (its folders or
     files there) and the --dataset that reads them, or "" where there are none, or ``dataset``'s too."""
     other = other_cifar(root, dataset)
+    if other and (python_cifar_files(root, True, other) or python_cifar_files(root, False, other)):
+        return (f": it holds {cifar_name(other)}'s Python version (pickles, {CIFAR_PY_FOLDERS[other]}): "
+                f"--dataset {other}")
     if other == "cifar100":
         return ": it holds CIFAR-100's binary version (train.bin, test.bin): --dataset cifar100"
     if other == "cifar10":
@@ -264,8 +391,8 @@ def _other_cifar(root: str, dataset: str) -> str:
 
 
 def other_cifar(root: str, dataset: str) -> str:
-    """The other CIFAR (``cifar10`` or ``cifar100``) whose binary files folder ``root`` holds where it holds
-    none of CIFAR ``dataset``'s; "" otherwise."""
+    """The other CIFAR (``cifar10`` or ``cifar100``) whose files (binary or Python version) folder ``root`` holds
+    where it holds none of CIFAR ``dataset``'s; "" otherwise."""
     def holds(folder: str, *patterns: str) -> bool:
         return any(glob.glob(os.path.join(folder, p)) for p in patterns)
 
@@ -279,6 +406,8 @@ def other_cifar(root: str, dataset: str) -> str:
     ten = any(holds(f, "data_batch_*.bin", "test_batch.bin") for f in tens)
     hundred = any(cifar100_sized(os.path.join(f, name)) for f in (root, os.path.join(root, CIFAR100_FOLDER))
                   for name in ("train.bin", "test.bin"))
+    ten = ten or any(python_cifar_files(root, train) for train in (True, False))
+    hundred = hundred or any(python_cifar_files(root, train, "cifar100") for train in (True, False))
     if dataset == "cifar10" and hundred and not ten:
         return "cifar100"
     if dataset == "cifar100" and ten and not hundred:
@@ -290,12 +419,20 @@ def cifar_record_names(root: str, train: bool, dataset: str = "cifar10") -> List
     """A name for each record :func:`load_cifar` reads, in its order: its file's name and its place there
     (``test_batch.bin#17``)."""
     record = CIFAR100_RECORD if dataset == "cifar100" else CIFAR_RECORD
+
+    def count(path: str) -> int:  # a pickle's records are counted by reading it (the Python version's)
+        if path.lower().endswith(".bin"):
+            return os.path.getsize(path) // record
+        return len(read_cifar_file(path, dataset)[1])
+
     files = cifar_files(root, train, dataset, quiet=True)
-    return [f"{os.path.basename(f)}#{k}" for f in files for k in range(os.path.getsize(f) // record)]
+    return [f"{os.path.basename(f)}#{k}" for f in files for k in range(count(f))]
 
 
 # The class names the binary versions ship beside their .bin files, one per line in label order.
 CIFAR_NAMES_FILES = {"cifar10": "batches.meta.txt", "cifar100": "fine_label_names.txt"}
+# The Python versions': a pickle beside the split's files, and the key of its list of names.
+CIFAR_PY_NAMES_FILES = {"cifar10": ("batches.meta", "label_names"), "cifar100": ("meta", "fine_label_names")}
 
 
 def cifar_class_names(root: str, train: bool, dataset: str = "cifar10",
@@ -307,9 +444,11 @@ def cifar_class_names(root: str, train: bool, dataset: str = "cifar10",
     classes once (10 or 100 distinct non-empty lines; fewer, down to the highest of ``labels`` plus one,
     for data of one's own in CIFAR's format) is named in a warning and not used. The names label the
     numbers in the files; a model of fewer outputs takes the first ones (``train``)."""
-    name = CIFAR_NAMES_FILES.get(dataset, "")
-    folder = os.path.abspath(os.path.dirname(cifar_files(root, train, dataset, quiet=True)[0]))
-    places = [folder, os.path.abspath(root)]
+    first = cifar_files(root, train, dataset, quiet=True)[0]
+    folder = os.path.abspath(os.path.dirname(first))
+    pickles = not first.lower().endswith(".bin")  # the Python version: its names in a pickle beside its files
+    name = CIFAR_PY_NAMES_FILES.get(dataset, ("", ""))[0] if pickles else CIFAR_NAMES_FILES.get(dataset, "")
+    places = [folder] if pickles else [folder, os.path.abspath(root)]
     if os.path.basename(folder) == CIFAR_EVAL_FOLDER:
         places.append(os.path.join(os.path.dirname(folder), CIFAR_TRAIN_FOLDER))
     path = next((os.path.join(p, name) for p in places if os.path.isfile(os.path.join(p, name))), None)
@@ -318,10 +457,19 @@ def cifar_class_names(root: str, train: bool, dataset: str = "cifar10",
     most = 100 if dataset == "cifar100" else 10
     least = int(labels.max()) + 1 if labels is not None and len(labels) else most
     try:
-        with open(path, "rb") as f:
-            names = [line.strip() for line in f.read().decode("utf-8-sig").splitlines()]
+        if pickles:
+            key = CIFAR_PY_NAMES_FILES[dataset][1]
+            listed = read_cifar_pickle(path, key)[0]
+            if not isinstance(listed, list) or not all(isinstance(n, str) for n in listed):
+                raise DataError(f"its {key!r} is not a list of names")
+            names = [n.strip() for n in listed]
+        else:
+            with open(path, "rb") as f:
+                names = [line.strip() for line in f.read().decode("utf-8-sig").splitlines()]
     except (OSError, UnicodeDecodeError) as e:
         problem = getattr(e, "strerror", None) or f"not UTF-8 text ({e.reason})"
+    except DataError as e:
+        problem = str(e).replace(f"CIFAR file {path}: ", "")
     else:
         while names and not names[-1]:
             names.pop()
@@ -339,7 +487,7 @@ def cifar_class_names(root: str, train: bool, dataset: str = "cifar10",
 
 
 def load_cifar(root: str, train: bool, dataset: str = "cifar10") -> Tuple[torch.Tensor, torch.Tensor]:
-    parts = [read_cifar_bin(f, dataset) for f in cifar_files(root, train, dataset)]
+    parts = [read_cifar_file(f, dataset) for f in cifar_files(root, train, dataset)]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
     return torch.from_numpy(images), torch.from_numpy(labels)
@@ -2211,7 +2359,7 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
     norm = opts.norm or normalisation(opts.dataset)
     if is_cifar(opts.dataset):
         images, labels = load_cifar(opts.dataset_path, train_files, opts.dataset)
-        return CifarLoader(images, labels, opts.batch_size, train, opts.image_size, device, opts.seed,
+        loader = CifarLoader(images, labels, opts.batch_size, train, opts.image_size, device, opts.seed,
                            drop_last=drop_last, num_shards=num_shards, shard_id=shard_id,
                            channels_last=opts.channels_last, flip=opts.flip, shuffle=shuffle,
                            auto_augment=auto_augment, repeats=opts.aug_repeats if train else 1,
@@ -2219,6 +2367,9 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
                            vflip=opts.vflip if train else 0.0,
                            names=functools.partial(cifar_record_names, opts.dataset_path, train_files, opts.dataset),
                            classes=cifar_class_names(opts.dataset_path, train_files, opts.dataset, labels))
+        if not cifar_files(opts.dataset_path, train_files, opts.dataset, quiet=True)[0].lower().endswith(".bin"):
+            loader.labels_in = "its files (CIFAR's Python version)"
+        return loader
     root, holdout = image_split(opts.dataset_path, train_files, opts.val_split)
     pipeline = opts.pipeline if opts.pipeline != "auto" else ("gpu" if device.type == "cuda" else "cpu")
     cls = BatchedImageLoader if pipeline == "gpu" else ImageFolderLoader
