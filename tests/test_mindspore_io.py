@@ -837,3 +837,61 @@ def test_resume_of_a_file_with_momentum_buffers_says_how_they_continue(cifar_dir
     with pytest.raises(ckpt_io.CheckpointError, match=r"pass weights with --pre_trained instead$"):
         train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--class_num=4", "--epoch_size=3",
                                        f"--resume={bare}", f"--save_checkpoint_path={tmp_path / 'run2'}"]))
+
+
+def test_a_timm_train_py_checkpoint_loads_its_weights_average_and_normalisation(tmp_path, capsys):
+    """timm's train.py writes model_best.pth.tar: state_dict, state_dict_ema (--model-ema), epoch, arch, metric,
+    the optimiser's state and its args, an argparse.Namespace, which weights_only refused ("pickled Python
+    objects"), so a model trained with timm could not be brought here. Its weights and average load, folded
+    from the run's own --mean/--std, resized as its --interpolation at its --img-size; its args' objects are
+    still unpickled as weights_only does (another class is refused)."""
+    import argparse
+    import pathlib
+
+    torch.manual_seed(0)
+    nets = [MobileNetV1(class_num=5, width_mult=0.25, padding="symmetric").eval() for _ in range(2)]
+    with torch.no_grad():
+        for net in nets:
+            for name, t in net.state_dict().items():
+                if t.is_floating_point():
+                    t.uniform_(0.5, 1.5) if "running_var" in name else t.normal_()
+    trained, average = [{theirs + name[len(ours):]: t.clone() for theirs, ours in timm_names()
+                         for name, t in net.state_dict().items() if name.startswith(ours + ".")} for net in nets]
+    optimizer = torch.optim.SGD(nets[0].parameters(), lr=0.1, momentum=0.9)
+    mean, std = [0.4, 0.45, 0.5], [0.2, 0.25, 0.3]
+    args = argparse.Namespace(model="mobilenetv1_100", mean=mean, std=std, interpolation="bilinear", img_size=160,
+                              model_ema=True, model_ema_decay=0.9998, data_dir="/data/imagenet", scale=[0.08, 1.0],
+                              aa="rand-m9-mstd0.5-inc1", smoothing=0.1, amp=True, epochs=300)
+    path = tmp_path / "model_best.pth.tar"
+    torch.save({"epoch": 7, "arch": "mobilenetv1_100", "state_dict": trained, "optimizer": optimizer.state_dict(),
+                "version": 2, "args": args, "metric": 61.25, "state_dict_ema": average}, str(path))
+    x = torch.rand(2, 3, 40, 40)
+    imagenet = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(
+        1, 3, 1, 1)
+    theirs = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    for use_ema, reference in ((False, nets[0]), (True, nets[1])):
+        model = load_model(str(path), use_ema=use_ema)
+        assert torch.equal(model.fc.weight, reference.fc.weight)
+        with torch.no_grad():
+            got, want = model.network[0](imagenet), reference.network[0](theirs)
+        assert torch.allclose(got[..., 1:-1, 1:-1], want[..., 1:-1, 1:-1], atol=1e-4)
+    assert cli.main(["info", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "data:           imagenet2012, image_size 160" in text and "interpolation bilinear" in text
+    assert "exponential moving average (ema_decay 0.9998), which eval, export and predict take" in text
+    assert ("imported:       timm's train.py checkpoint (arch mobilenetv1_100, epoch 7, metric 61.25): its MobileNetV1 "
+            "weights (ReLU6, padding symmetric); its first convolution rescaled from timm's input normalisation (mean "
+            "0.4,0.45,0.5, std 0.2,0.25,0.3) to ImageNet's") in text
+    assert cli.main(["convert", str(path), str(tmp_path / "ours.pt"), "--use_ema", "False"]) == 0
+    assert "the trained weights (--use_ema False; the file also holds their average, ema_decay 0.9998)" in \
+        capsys.readouterr().out
+    assert torch.equal(ckpt_io.load_file(str(tmp_path / "ours.pt"))["model"]["fc.weight"], nets[0].fc.weight)
+    # Other objects among the args are refused as before, named; a std that is no normalisation too.
+    torch.save({"state_dict": trained, "args": argparse.Namespace(output=pathlib.PurePosixPath("/out"))},
+               str(tmp_path / "path.pth.tar"))
+    with pytest.raises(ckpt_io.CheckpointError, match=r"pickled Python objects, not only tensors \(the first: "
+                                                      r"pathlib.*PurePosixPath\)"):
+        load_model(str(tmp_path / "path.pth.tar"))
+    torch.save({"state_dict": trained, "args": argparse.Namespace(std=[0.0])}, str(tmp_path / "std.pth.tar"))
+    with pytest.raises(ckpt_io.CheckpointError, match=r"std.pth.tar: its train.py args give std 0, not positive"):
+        load_model(str(tmp_path / "std.pth.tar"))

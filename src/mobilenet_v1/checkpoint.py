@@ -6,6 +6,7 @@ A training checkpoint holds ``model``, ``optimizer``, ``scaler``, ``epoch``, ``s
 then renamed over the target, and the folder is fsynced: an interrupted save never leaves a partial
 file under a checkpoint's name.
 """
+import argparse
 import contextlib
 import glob
 import hashlib
@@ -1039,7 +1040,10 @@ def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path}: no such file")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        # timm's train.py saves its options beside the weights as an argparse.Namespace: an object of no code
+        # (its attributes set from the file's plain values), unpickled as weights_only unpickles the rest.
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for damaged or foreign files
         if is_exported_program(path):
             raise program_not_checkpoint(path) from None
@@ -1068,7 +1072,40 @@ def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
         return obj
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return {"model": obj}  # a bare state dict
+    if isinstance(obj, dict) and tensors_only(obj.get("state_dict")):
+        return foreign_training_checkpoint(obj)
     raise CheckpointError(f"checkpoint {path}: holds no model state dict")
+
+
+def tensors_only(state: Any) -> bool:
+    """Whether ``state`` is a state dict: a dict of tensors, not empty."""
+    return isinstance(state, dict) and bool(state) and all(isinstance(v, torch.Tensor) for v in state.values())
+
+
+def foreign_training_checkpoint(obj: Dict[str, Any]) -> Dict[str, Any]:
+    """A training checkpoint of timm's train.py (``model_best.pth.tar``, ``checkpoint-N.pth.tar``, ``last.pth.tar``:
+    ``state_dict``, ``state_dict_ema`` with --model-ema, ``epoch``, ``arch``, ``metric``, its ``args``) as ours:
+    ``model``, ``ema`` (the average, of decay ``args.model_ema_decay``) and ``trained_by_timm`` (what
+    :func:`mindspore_io.timm_checkpoint` reads: epoch, arch, metric and the plain values of its args). Its
+    optimiser state is not taken: the run is not continued, its weights are."""
+    args = obj.get("args")
+    args = vars(args) if isinstance(args, argparse.Namespace) else args if isinstance(args, dict) else {}
+    args = {k: v for k, v in args.items() if isinstance(k, str) and _plain(v)}
+    out: Dict[str, Any] = {"model": obj["state_dict"],
+                           "trained_by_timm": {"epoch": obj.get("epoch"), "arch": obj.get("arch"),
+                                               "metric": obj.get("metric"), "args": args}}
+    if tensors_only(obj.get("state_dict_ema")):
+        decay = args.get("model_ema_decay")
+        out["ema"] = {"model": obj["state_dict_ema"],
+                      "decay": decay if isinstance(decay, float) else None, "updates": None}
+    return out
+
+
+def _plain(value: Any) -> bool:
+    """A value as JSON writes it: None, a bool, number or string, or a list or tuple of those."""
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
 
 
 def model_state(ckpt: Dict[str, Any]) -> Dict[str, torch.Tensor]:
@@ -1115,7 +1152,9 @@ def weights_note(ckpt: Dict[str, Any], use_ema: bool = True) -> str:
                     f"weights from the exponential moving average of {taken.get('source')}; it holds no trained "
                     f"weights)")
         return ""
-    what = f"ema_decay {ckpt['ema'].get('decay')}, {ckpt['ema'].get('updates')} updates"
+    decay, updates = ckpt["ema"].get("decay"), ckpt["ema"].get("updates")  # unknown for timm's train.py files
+    what = ", ".join(([f"ema_decay {decay}"] if decay is not None else [])
+                     + ([f"{updates} updates"] if updates is not None else [])) or "its decay and updates not recorded"
     if which == "ema":
         return (f"weights: the exponential moving average of the trained weights ({what}); "
                 f"--use_ema False takes the trained weights")

@@ -517,21 +517,60 @@ def fold_normalisation(state: Dict[str, torch.Tensor], mean_from: Iterable[float
 
 def timm_checkpoint(ckpt: Dict[str, Any], source: str) -> Dict[str, Any]:
     """``ckpt`` as it is, or, where its ``model`` has timm's names, our checkpoint of those weights:
-    padding symmetric (timm's), normalisation folded from timm's mean and std (0.5) into our ImageNet
-    one (:func:`fold_normalisation`), recorded as an ImageNet model resized bicubic (as timm trains and
-    evaluates its weights: eval and predict follow it), with ``imported`` saying so."""
+    padding symmetric (timm's), normalisation folded from timm's mean and std (0.5; a train.py run's own
+    --mean and --std where its args give them) into our ImageNet one (:func:`fold_normalisation`), recorded
+    as an ImageNet model resized bicubic (as timm trains and evaluates its weights: eval and predict follow
+    it; a train.py run's --interpolation and --img-size where given), with ``imported`` saying so. A train.py
+    checkpoint's weight average (--model-ema) is converted alike and kept as ours (``ema``)."""
     if not is_timm_state(ckpt.get("model") or {}):
         return ckpt
     from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
-    state = from_timm_state(ckpt["model"], source)
-    if "network.0.0.weight" not in state or "network.0.1.running_mean" not in state:
-        raise CheckpointError(f"checkpoint {source}: timm's names without conv_stem and bn1 statistics")
-    fold_normalisation(state, TIMM_MEAN, TIMM_STD, IMAGENET_MEAN, IMAGENET_STD)
-    return {"format": ckpt_io.FORMAT, "model": state, "model_args": {"padding": "symmetric"},
-            "config": {"dataset": "imagenet2012", "interpolation": "bicubic"},
-            "imported": ("timm's MobileNetV1 weights (ReLU6, padding symmetric); its first convolution rescaled "
-                         "from timm's input normalisation (mean and std 0.5) to ImageNet's, this toolkit's")}
+    run = ckpt.get("trained_by_timm")  # a train.py checkpoint's (checkpoint.foreign_training_checkpoint)
+    args = run["args"] if isinstance(run, dict) else {}
+    mean, std = _timm_channels(args.get("mean"), TIMM_MEAN), _timm_channels(args.get("std"), TIMM_STD)
+    if min(std) <= 0:
+        raise CheckpointError(f"checkpoint {source}: its train.py args give std {_channels_words(std)}, not positive: "
+                              f"no normalisation the weights could have been trained with")
+
+    def ours(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        state = from_timm_state(state, source)
+        if "network.0.0.weight" not in state or "network.0.1.running_mean" not in state:
+            raise CheckpointError(f"checkpoint {source}: timm's names without conv_stem and bn1 statistics")
+        fold_normalisation(state, mean, std, IMAGENET_MEAN, IMAGENET_STD)
+        return state
+
+    interpolation = args.get("interpolation") if args.get("interpolation") in ("bilinear", "bicubic") else "bicubic"
+    config: Dict[str, Any] = {"dataset": "imagenet2012", "interpolation": interpolation}
+    size = args.get("img_size") or (args.get("input_size") or [None])[-1]
+    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+        config["image_size"] = size
+    normalised = (f"timm's input normalisation (mean {_channels_words(mean)}, std {_channels_words(std)})"
+                  if (mean, std) != (TIMM_MEAN, TIMM_STD) else "timm's input normalisation (mean and std 0.5)")
+    what = "timm's MobileNetV1 weights"
+    if isinstance(run, dict):
+        facts = [f"{k} {run[k]}" for k in ("arch", "epoch", "metric") if isinstance(run.get(k), (str, int, float))]
+        what = f"timm's train.py checkpoint ({', '.join(facts)}): its MobileNetV1 weights" if facts else \
+            "timm's train.py checkpoint: its MobileNetV1 weights"
+    out = {"format": ckpt_io.FORMAT, "model": ours(ckpt["model"]), "model_args": {"padding": "symmetric"},
+           "config": config,
+           "imported": (f"{what} (ReLU6, padding symmetric); its first convolution rescaled from {normalised} "
+                        f"to ImageNet's, this toolkit's")}
+    if ckpt_io.ema_state(ckpt) is not None:
+        out["ema"] = {**ckpt["ema"], "model": ours(ckpt_io.ema_state(ckpt))}
+    return out
+
+
+def _timm_channels(value: Any, default: Tuple[float, ...]) -> Tuple[float, ...]:
+    """timm's --mean or --std as train.py's args hold it (None, or one value or three) as three values."""
+    if isinstance(value, (list, tuple)) and len(value) in (1, 3) and \
+            all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return tuple(float(v) for v in (value * 3 if len(value) == 1 else value))
+    return default
+
+
+def _channels_words(values: Tuple[float, ...]) -> str:
+    return f"{values[0]:g}" if len(set(values)) == 1 else ",".join(f"{v:g}" for v in values)
 
 
 # ------------------------------------------------------------------------------------- momentum buffers
