@@ -161,7 +161,9 @@ def test_cifars_python_version_reads_as_the_binary_one(cifar_dir, tmp_path, caps
     write_cifar_py(py, split, "batches.meta", "label_names", names)
     for root in (py.parent, py):
         for train in (True, False):
-            x, y = load_cifar(str(root), train)
+            with warnings.catch_warnings():  # none: numpy 2.4 warns of an align of 0 (the files') with a dtype
+                warnings.simplefilter("error")
+                x, y = load_cifar(str(root), train)
             x0, y0 = load_cifar(str(cifar_dir), train)
             assert torch.equal(x, x0) and torch.equal(y, y0) and x.dtype == torch.uint8 and y.dtype == torch.int64
         assert cifar_class_names(str(root), False) == names
@@ -199,6 +201,12 @@ def test_cifars_python_version_reads_as_the_binary_one(cifar_dir, tmp_path, caps
     (py / "data_batch_1").write_bytes(py2_pickle(one)[:-40])
     with pytest.raises(DataError, match=rf"CIFAR file {py / 'data_batch_1'}: not a file of CIFAR's Python version"):
         load_cifar(str(py), True)
+    # Labels that are not whole numbers (floats, text, truth values) refused, not cut to the ones below them.
+    for labels in ([1.5], ["1"], [True]):
+        (py / "data_batch_1").write_bytes(pickle.dumps({**one, "labels": labels}, protocol=2))
+        with pytest.raises(DataError, match=rf"CIFAR-10 file {py / 'data_batch_1'}: its 'labels' are not whole "
+                                            r"numbers \((float64|<U1|bool)\)"):
+            load_cifar(str(py), True)
 
 
 class Crafted:
@@ -209,6 +217,42 @@ class Crafted:
 
     def __reduce__(self):
         return os.mkdir, (self.path,)
+
+
+def test_a_pickle_making_numpy_arrays_of_objects_from_its_bytes_is_refused(tmp_path):
+    """The allowed numpy names built arrays of dtype object whose items were pointers read from the file:
+    numpy.ndarray called over its bytes, or a dtype('O') whose state (BUILD) cleared the flags that make numpy
+    refuse raw bytes for objects. Reading the labels crashed the process (a segfault, no message), a pointer of
+    the file's followed. Those, _frombuffer of objects and a dtype of numbers given fields are refused as files
+    that are not CIFAR's, nothing followed."""
+    def labels_made_by(ops: bytes) -> bytes:  # a CIFAR-10 file of one image whose 'labels' pickle opcodes make
+        return py2_pickle({"data": np.zeros((1, 3072), np.uint8)})[:-2] + b"U\x06labels" + ops + b"u."
+
+    pointers = b"C\x08AAAAAAAA"  # 8 bytes (SHORT_BINBYTES) read as a pointer
+    objects = b"cnumpy\ndtype\nU\x02O8\x89\x88\x87R"  # dtype('O8', False, True)
+    payloads = {
+        "ndarray": b"cnumpy\nndarray\n(K\x01\x85U\x01O" + pointers + b"tR",  # numpy.ndarray((1,), 'O', buffer)
+        "flags": (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R(K\x01K\x01\x85"
+                  + objects + b"(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89" + pointers + b"tb"),
+        "frombuffer": b"cnumpy.core.numeric\n_frombuffer\n(" + pointers + objects + b"K\x01\x85U\x01CtR",
+        "fields": (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R(K\x01K\x01\x85"
+                   b"cnumpy\ndtype\nU\x02u8\x89\x88\x87R(K\x03U\x01|N(U\x01atq\x00}U\x01a(U\x01xK\x00tsK\x08K\x01"
+                   b"K\x00tb\x89" + pointers + b"tb"),  # a dtype of numbers given fields that are not dtypes
+    }
+    for name, ops in payloads.items():
+        (tmp_path / name).write_bytes(labels_made_by(ops))
+    code = ("import sys; from mobilenet_v1.data import DataError, read_cifar_file\n"
+            "for path in sys.argv[1:]:\n    try:\n        read_cifar_file(path)\n        print('read', path)\n"
+            "    except DataError as e:\n        print('refused:', e)\n")
+    done = subprocess.run([sys.executable, "-c", code, *(str(tmp_path / name) for name in payloads)],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "src")})
+    assert done.returncode == 0, done  # -11: a segfault
+    said = done.stdout.splitlines()
+    assert len(said) == len(payloads), done
+    for line, name in zip(said, payloads):
+        assert line.startswith(f"refused: CIFAR file {tmp_path / name}: not a file of CIFAR's Python version "
+                               f"(UnpicklingError: "), line
 
 
 def test_a_gap_in_the_training_batches_numbers_is_warned_of(cifar_dir):

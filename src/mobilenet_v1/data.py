@@ -41,11 +41,6 @@ from .autoaugment import Augment, make_augment
 from .config import ConfigError, cifar_name, is_cifar, normalisation
 from .stopping import ignore_in_worker
 
-try:  # where numpy's pickles name the functions that rebuild arrays: numpy._core from numpy 2 on
-    from numpy._core import multiarray as np_multiarray, numeric as np_numeric
-except ImportError:  # numpy 1
-    from numpy.core import multiarray as np_multiarray, numeric as np_numeric
-
 CIFAR_RECORD = 1 + 3 * 32 * 32  # label byte + 3,072 pixel bytes
 CIFAR100_RECORD = 2 + 3 * 32 * 32  # coarse and fine label bytes + 3,072 pixel bytes
 CIFAR_CROP_PADDING = 4  # the seed's RandomCrop(32, padding=4)
@@ -145,14 +140,103 @@ def write_cifar_bin(path: str, images: np.ndarray, labels: np.ndarray,
         f.write(np.concatenate(columns, axis=1).tobytes())
 
 
-class _CifarUnpickler(pickle.Unpickler):
-    """Unpickles what CIFAR's Python version holds (dicts, lists, strings, numbers, numpy arrays) and
-    nothing else: another global (a function a crafted file would call) is refused, never looked up."""
+# The dtypes of numbers a CIFAR pickle's arrays may have (numpy's codes, without the byte order).
+_NUMBER_CODES = {"b1", "i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "f2", "f4", "f8"}
 
-    ALLOWED = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype, ("_codecs", "encode"): codecs.encode,
-               **{(f"numpy.{core}.multiarray", "_reconstruct"): np_multiarray._reconstruct
-                  for core in ("core", "_core")},
-               **{(f"numpy.{core}.numeric", "_frombuffer"): np_numeric._frombuffer for core in ("core", "_core")}}
+
+def _refused(what: str) -> pickle.UnpicklingError:
+    return pickle.UnpicklingError(f"it {what}, which a CIFAR file does not")
+
+
+class _DtypeNamed:
+    """What ``numpy.dtype(code, align, copy)`` in a CIFAR pickle stands for: its code of numbers and (its state,
+    BUILD) byte order, recorded; numpy itself never sees the file's values (a dtype's state sets its flags and
+    fields, with which numpy takes bytes for objects: pointers of the file's)."""
+
+    def __init__(self, code: Any, align: Any = False, copy: Any = True):
+        code = code.decode("latin1") if isinstance(code, bytes) else code
+        if code not in _NUMBER_CODES:
+            raise _refused(f"holds a dtype {code!r}, not one of numbers")
+        self.code, self.order = code, "|"
+
+    def __setstate__(self, state: Any) -> None:  # (3, byte order, None, None, None, -1, -1, 0) for numbers
+        if not (isinstance(state, tuple) and len(state) == 8 and state[1] in ("<", ">", "|", "=")
+                and state[2:] == (None, None, None, -1, -1, 0)):
+            raise _refused(f"sets a dtype's state to {state!r}, not that of numbers")
+        self.order = state[1]
+
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.code).newbyteorder(self.order if self.order in "<>" else "=")
+
+
+class _ArrayNamed:
+    """What an array in a CIFAR pickle stands for (``numpy.core.multiarray._reconstruct``, its state set by
+    BUILD; or protocol 5's ``_frombuffer``): shape, dtype and bytes, recorded and made an array of numbers by
+    :func:`_arrays` after loading."""
+
+    def __init__(self, shape: Any = (0,), dtype: Any = None, raw: Any = b"", fortran: Any = False):
+        self.shape, self.dtype, self.raw, self.fortran = shape, dtype, raw, fortran
+
+    def __setstate__(self, state: Any) -> None:  # (version, shape, dtype, Fortran order, bytes)
+        if not (isinstance(state, tuple) and len(state) == 5 and isinstance(state[2], _DtypeNamed)):
+            raise _refused("sets an array's state to one not of numbers")
+        _, self.shape, self.dtype, self.fortran, self.raw = state
+
+    def array(self) -> np.ndarray:
+        raw = self.raw.encode("latin1") if isinstance(self.raw, str) else self.raw  # Python 2's str: latin1
+        shape = self.shape
+        if not (isinstance(self.dtype, _DtypeNamed) and isinstance(raw, (bytes, bytearray))
+                and isinstance(shape, tuple) and all(isinstance(d, int) and d >= 0 for d in shape)):
+            raise _refused("holds an array not of numbers")
+        dtype = self.dtype.dtype()
+        if len(raw) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+            raise _refused(f"holds an array of shape {shape} and {len(raw)} bytes")
+        return np.frombuffer(bytes(raw), dtype=dtype).reshape(shape, order="F" if self.fortran else "C").astype(
+            dtype.newbyteorder("="))
+
+
+def _reconstruct(subtype: Any, shape: Any, code: Any) -> _ArrayNamed:
+    """numpy's ``_reconstruct(ndarray, (0,), b'b')`` as a CIFAR pickle calls it: an array whose state follows."""
+    if subtype is not _ndarray:
+        raise _refused(f"rebuilds a {type(subtype).__name__}, not a numpy.ndarray")
+    return _ArrayNamed()
+
+
+def _frombuffer(buffer: Any, dtype: Any, shape: Any, order: Any) -> _ArrayNamed:
+    """numpy's ``_frombuffer`` (protocol 5's arrays) as a CIFAR pickle calls it."""
+    if not isinstance(dtype, _DtypeNamed):
+        raise _refused("builds an array of no dtype of numbers")
+    return _ArrayNamed(shape, dtype, bytes(buffer), order == "F")
+
+
+def _ndarray(*args: Any, **kwargs: Any) -> None:
+    """``numpy.ndarray``, named in a CIFAR pickle as :func:`_reconstruct`'s argument: never called (over the
+    file's bytes, as objects, it would make pointers of them)."""
+    raise _refused("calls numpy.ndarray")
+
+
+def _arrays(obj: Any) -> Any:
+    """``obj`` (a loaded CIFAR pickle) with each :class:`_ArrayNamed` made a numpy array of numbers."""
+    if isinstance(obj, _ArrayNamed):
+        return obj.array()
+    if isinstance(obj, dict):
+        return {k: _arrays(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_arrays(v) for v in obj]
+    if isinstance(obj, _DtypeNamed):
+        raise _refused("holds a dtype outside an array")
+    return obj
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles what CIFAR's Python version holds (dicts, lists, strings, numbers, numpy arrays of numbers) and
+    nothing else: another global (a function a crafted file would call) is refused, never looked up; numpy's
+    names stand for records of this module's (:class:`_ArrayNamed`, :class:`_DtypeNamed`), numpy itself given
+    only the bytes of an array of numbers, its shape and its dtype, once the file is read."""
+
+    ALLOWED = {("numpy", "ndarray"): _ndarray, ("numpy", "dtype"): _DtypeNamed, ("_codecs", "encode"): codecs.encode,
+               **{(f"numpy.{core}.multiarray", "_reconstruct"): _reconstruct for core in ("core", "_core")},
+               **{(f"numpy.{core}.numeric", "_frombuffer"): _frombuffer for core in ("core", "_core")}}
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self.ALLOWED:
@@ -174,7 +258,7 @@ def read_cifar_pickle(path: str, key: str) -> Any:
     """``key`` of the dict one of CIFAR's Python-version files holds (read with :class:`_CifarUnpickler`)."""
     try:
         with open(path, "rb") as f:
-            content = _CifarUnpickler(f, encoding="latin1").load()
+            content = _arrays(_CifarUnpickler(f, encoding="latin1").load())
     except OSError as e:
         raise DataError(f"CIFAR file {path}: {e.strerror or e}") from None
     except Exception as e:  # pickle's errors are of many kinds: a damaged or foreign file
@@ -199,10 +283,13 @@ def read_cifar_py(path: str, dataset: str = "cifar10") -> Tuple[np.ndarray, np.n
     if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072):
         shape = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
         raise DataError(f"{name} file {path}: its 'data' is {shape}, not uint8 rows of 3,072 pixel bytes")
-    try:
-        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    try:  # as they are: numpy made floats, text and truth values int64 (1.5 read as 1, "3" as 3)
+        values = np.asarray(labels)
     except (TypeError, ValueError, OverflowError):
         raise DataError(f"{name} file {path}: its {key!r} are not whole numbers") from None
+    if values.size and values.dtype.kind not in "iu":
+        raise DataError(f"{name} file {path}: its {key!r} are not whole numbers ({values.dtype})")
+    labels = values.astype(np.int64).reshape(-1)
     if len(labels) != len(data):
         raise DataError(f"{name} file {path}: {len(labels)} labels for {len(data)} images")
     bad = np.flatnonzero((labels < 0) | (labels >= classes))
