@@ -378,6 +378,8 @@ def resolve_checkpoint_path(path: str, option: str = "") -> str:
     names a path where nothing is and a folder without checkpoints; without it a missing path comes back as
     it is, for the reader to refuse."""
     path = os.fspath(path)
+    if not os.path.exists(path) and os.path.isfile(path + ".index"):  # a TensorFlow checkpoint's prefix
+        path += ".index"
     if option:
         check_given(path, option)
     if os.path.isdir(path):

@@ -243,7 +243,8 @@ def cmd_convert(argv: List[str]) -> int:
     p = argparse.ArgumentParser(
         prog="mobilenet-v1 convert",
         description="Rewrite a MobileNetV1 checkpoint in another format. SRC may be ours (PyTorch), a MindSpore "
-                    ".ckpt, a .safetensors (told apart by content) or timm's MobileNetV1 weights. DST's format comes from its extension: "
+                    ".ckpt, a .safetensors (told apart by content), timm's MobileNetV1 weights or TF-slim's TensorFlow "
+                    "checkpoint (its prefix or .index). DST's format comes from its extension: "
                     ".ckpt is written as a MindSpore checkpoint (what a MindSpore deployment loads), .pt/.pth as "
                     "ours, .safetensors with MindSpore's names.")
     p.add_argument("src", metavar="SRC", help="checkpoint to read (or a run folder: its newest)")

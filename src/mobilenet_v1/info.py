@@ -175,7 +175,9 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
     model, args = model_from_checkpoint(ckpt, path)
     fmt = detect_format(path)
     ours = fmt == "torch" and ckpt.get("format") == ckpt_io.FORMAT
-    if isinstance(ckpt.get("imported"), str):
+    if fmt == "tensorflow":
+        container = "TF-slim's MobileNetV1 (TensorFlow checkpoint)"
+    elif isinstance(ckpt.get("imported"), str):
         container = f"timm's weights ({'PyTorch' if fmt == 'torch' else FORMAT_NAMES.get(fmt, fmt)})"
     elif fmt != "torch":
         container = FORMAT_NAMES.get(fmt, fmt)

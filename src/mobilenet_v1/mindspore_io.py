@@ -54,7 +54,8 @@ MS_DTYPES: Dict[str, torch.dtype] = {
 }
 _TORCH_TO_MS = {v: k for k, v in MS_DTYPES.items()}
 
-FORMAT_NAMES = {"torch": "PyTorch checkpoint", "mindspore": "MindSpore checkpoint", "safetensors": "safetensors"}
+FORMAT_NAMES = {"torch": "PyTorch checkpoint", "mindspore": "MindSpore checkpoint", "safetensors": "safetensors",
+                "tensorflow": "TensorFlow checkpoint"}
 # Output formats of `convert`, by file extension.
 OUTPUT_FORMATS = {".ckpt": "ckpt", ".pt": "pt", ".pth": "pt", ".safetensors": "safetensors"}
 # safetensors metadata (JSON strings): how to rebuild the model exactly, and what the training run
@@ -146,7 +147,12 @@ def message_class(name: str):
 # --------------------------------------------------------------------------------- format detection
 
 def detect_format(path: str) -> str:
-    """``torch``, ``safetensors``, ``mindspore``, ``empty`` or ``unknown``, from the file's first bytes."""
+    """``torch``, ``safetensors``, ``mindspore``, ``tensorflow``, ``empty`` or ``unknown``, from the file's first
+    bytes (a TensorFlow checkpoint's index by its last, its data file by its name beside the index)."""
+    from .tf_checkpoint import bundle_prefix
+
+    if bundle_prefix(path) is not None and os.path.isfile(path):
+        return "tensorflow"
     with open(path, "rb") as f:
         head = f.read(64)
     if not head:
@@ -409,14 +415,28 @@ def recorded_metadata(meta: Dict[str, str], path: str) -> Dict[str, Any]:
     return out
 
 
+def tf_index(path: str) -> str:
+    """``path``, or where it is a TensorFlow checkpoint's prefix (``model.ckpt``: no file, ``model.ckpt.index``
+    beside it), its index, which names the checkpoint as a file."""
+    return path + ".index" if not os.path.exists(path) and os.path.isfile(path + ".index") else path
+
+
 def read_any(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     """A checkpoint dict with ``model`` (our names) from any supported file: ours, a MindSpore ``.ckpt`` or
     a ``.safetensors``; MindSpore files add ``moments`` and ``global_step`` when they hold them."""
     if os.path.isdir(path):
         raise CheckpointError(f"checkpoint {path}: a folder, not a file")
+    path = tf_index(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path}: no such file")
     fmt = detect_format(path)
+    if fmt == "tensorflow":
+        from .tf_checkpoint import bundle_prefix, read_tf_checkpoint
+
+        ckpt = read_tf_checkpoint(bundle_prefix(path))
+        if map_location not in (None, "cpu"):
+            ckpt["model"] = {k: v.to(map_location) for k, v in ckpt["model"].items()}
+        return ckpt
     if fmt == "torch":
         return timm_checkpoint(ckpt_io.load_torch_file(path, map_location), path)
     if fmt == "empty":

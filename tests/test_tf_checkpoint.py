@@ -1,0 +1,179 @@
+"""TF-slim's MobileNetV1 checkpoints (TensorFlow's second format: PREFIX.index, PREFIX.data-00000-of-00001), read
+without TensorFlow. The files here are written by a writer of the format's own (LevelDB's table layout, the
+bundle protos' wire format), from a network of ours made TF-slim's: eps 0.001, 1001 outputs, inputs in [-1, 1]."""
+
+import numpy as np
+import pytest
+import torch
+
+from mobilenet_v1 import checkpoint as ckpt_io
+from mobilenet_v1 import cli, load_model
+from mobilenet_v1.model import MobileNetV1
+from mobilenet_v1.tf_checkpoint import TABLE_MAGIC, crc32c, masked
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def field(number: int, payload: bytes) -> bytes:  # length-delimited
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def block(entries) -> bytes:
+    """A table block of (key, value), keys sharing prefixes with the one before, one restart point."""
+    out, previous = bytearray(), b""
+    for key, value in entries:
+        shared = 0
+        while shared < min(len(key), len(previous)) and key[shared] == previous[shared]:
+            shared += 1
+        out += varint(shared) + varint(len(key) - shared) + varint(len(value)) + key[shared:] + value
+        previous = key
+    return bytes(out) + (0).to_bytes(4, "little") + (1).to_bytes(4, "little")
+
+
+def write_bundle(prefix, tensors):
+    """TensorFlow's checkpoint of ``tensors`` (name: a float32 or int64 array, DT_FLOAT or DT_INT64): its data
+    file and its index, a table of one data block, an empty metaindex block, an index block and the footer."""
+    data, entries = bytearray(), []
+    for name in sorted(tensors):
+        tf_dtype = 9 if tensors[name].dtype == np.int64 else 1
+        raw = np.ascontiguousarray(tensors[name]).astype("<i8" if tf_dtype == 9 else "<f4").tobytes()
+        shape = b"".join(field(2, varint(1 << 3) + varint(d)) for d in tensors[name].shape)
+        entry = (varint(1 << 3) + varint(tf_dtype) + field(2, shape) + varint(4 << 3) + varint(len(data))
+                 + varint(5 << 3) + varint(len(raw)) + varint(6 << 3 | 5) + masked(crc32c(raw)).to_bytes(4, "little"))
+        entries.append((name.encode(), entry))
+        data += raw
+    with open(f"{prefix}.data-00000-of-00001", "wb") as f:
+        f.write(bytes(data))
+    table = bytearray()
+
+    def put(contents: bytes) -> bytes:  # a block and its trailer; returns its handle
+        handle = varint(len(table)) + varint(len(contents))
+        table.extend(contents + b"\0" + masked(crc32c(b"\0", crc32c(contents))).to_bytes(4, "little"))
+        return handle
+
+    header = varint(1 << 3) + varint(1)  # BundleHeaderProto: num_shards 1, little-endian
+    data_handle = put(block([(b"", header)] + entries))
+    meta_handle = put(block([]))
+    index_handle = put(block([(entries[-1][0], data_handle)]))
+    footer = (meta_handle + index_handle).ljust(40, b"\0") + TABLE_MAGIC.to_bytes(8, "little")
+    with open(f"{prefix}.index", "wb") as f:
+        f.write(bytes(table) + footer)
+
+
+def slim_tensors(net: MobileNetV1, scale: bool = True) -> dict:
+    """TF-slim's variables of ``net`` (1001 outputs, its BatchNorms of eps 0.001 as TF-slim's): HWIO kernels,
+    depthwise ones (3, 3, C, 1), the logits a 1x1 convolution."""
+    state = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    out = {}
+    for layer in range(27):
+        if layer == 0:
+            scope, kind = "Conv2d_0", "weights"
+        else:
+            scope = f"Conv2d_{(layer + 1) // 2}_{'depthwise' if layer % 2 else 'pointwise'}"
+            kind = "depthwise_weights" if layer % 2 else "weights"
+        w = state[f"network.{layer}.0.weight"]
+        out[f"MobilenetV1/{scope}/{kind}"] = w.transpose(2, 3, 0, 1) if layer % 2 else w.transpose(2, 3, 1, 0)
+        bn = f"network.{layer}.1."
+        for theirs, ours in (("moving_mean", "running_mean"), ("moving_variance", "running_var"), ("beta", "bias"),
+                             ("gamma", "weight")):
+            if theirs != "gamma" or scale:
+                out[f"MobilenetV1/{scope}/BatchNorm/{theirs}"] = state[bn + ours]
+    out["MobilenetV1/Logits/Conv2d_1c_1x1/weights"] = state["fc.weight"].T.reshape(1, 1, *state["fc.weight"].T.shape)
+    out["MobilenetV1/Logits/Conv2d_1c_1x1/biases"] = state["fc.bias"]
+    return out
+
+
+def slim_net(seed: int, scale: bool = True) -> MobileNetV1:
+    """A network as TF-slim's computes (SAME padding, BatchNorm eps 0.001, 1001 outputs), of random weights."""
+    torch.manual_seed(seed)
+    net = MobileNetV1(class_num=1001, width_mult=0.25).eval()
+    with torch.no_grad():
+        for name, t in net.state_dict().items():
+            if t.is_floating_point():
+                t.uniform_(0.5, 1.5) if "running_var" in name else t.normal_(0, 0.5)
+            if name.endswith(".weight") and ".1." in name and not scale:
+                t.fill_(1.0)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eps = 1e-3
+    return net
+
+
+def test_tf_slim_checkpoint_loads_as_the_same_network_its_background_output_dropped(tmp_path, capsys):
+    """A TF-slim checkpoint (the paper's MobileNetV1 at every width: SAME padding, eps 0.001, 1001 outputs of
+    which 0 is background, inputs in [-1, 1]) gives TF-slim's outputs: the layers after the first exactly
+    (eps folded into the running variance), the first up to the image's edge (the input scaling folded in),
+    ImageNet's 1000 classes (background dropped); as a prefix, its index or its data file, everywhere a
+    checkpoint is read; its moving averages as the weight average; optimiser slots and others unread."""
+    net = slim_net(0)
+    tensors = slim_tensors(net)
+    averaged = slim_net(1)
+    for name, t in slim_tensors(averaged).items():
+        tensors[name + "/ExponentialMovingAverage"] = t
+        tensors[name + "/RMSProp"] = np.full_like(t, np.nan)  # an optimiser's slot: never read
+    tensors["global_step"] = np.array(906808, dtype=np.int64)
+    prefix = tmp_path / "mobilenet_v1_0.25_128.ckpt"
+    write_bundle(prefix, tensors)
+    x = torch.rand(2, 3, 48, 48)
+    imagenet = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(
+        1, 3, 1, 1)
+    for use_ema, reference in ((False, net), (True, averaged)):
+        model = load_model(str(prefix), use_ema=use_ema).eval()
+        assert (model.class_num, model.width_mult, model.padding) == (1000, 0.25, "same")
+        with torch.no_grad():
+            got, want = model.network[0](imagenet), reference.network[0](x * 2 - 1)
+            assert torch.allclose(got[..., 1:-1, 1:-1], want[..., 1:-1, 1:-1], atol=1e-4)
+            features = reference.network[0](x * 2 - 1)
+            theirs = reference.fc(reference.network[1:](features).mean((2, 3)))
+            ours = model.fc(model.network[1:](features).mean((2, 3)))
+        assert torch.allclose(ours, theirs[:, 1:], rtol=1e-4, atol=1e-4)
+    for given in (prefix, f"{prefix}.index", f"{prefix}.data-00000-of-00001"):
+        assert cli.main(["info", str(given)]) == 0
+        text = capsys.readouterr().out
+        assert "TF-slim's MobileNetV1 (TensorFlow checkpoint)" in text and "1000 classes, padding same" in text
+        assert "its output 0, background, dropped: ImageNet's 1000 classes remain; trained 906,808 steps" in text
+    assert cli.main(["convert", str(prefix), str(tmp_path / "ours.pt")]) == 0
+    capsys.readouterr()
+    saved = ckpt_io.load_file(str(tmp_path / "ours.pt"))
+    assert torch.equal(saved["model"]["fc.weight"], load_model(str(prefix)).fc.weight)
+    assert saved["config"]["dataset"] == "imagenet2012"
+
+
+def test_tf_slim_checkpoint_without_gamma_and_damaged_ones(tmp_path):
+    """TF-slim's BatchNorm without scale (no gamma) is a scale of 1; a byte changed in the data file or the index
+    fails its CRC-32C check, a missing data file and another network's checkpoint are named."""
+    net = slim_net(2, scale=False)
+    tensors = slim_tensors(net, scale=False)
+    prefix = tmp_path / "m.ckpt"
+    write_bundle(prefix, tensors)
+    model = load_model(str(prefix), use_ema=False)
+    assert torch.equal(model.network[5][1].weight, torch.ones_like(model.network[5][1].weight))
+    data = tmp_path / "m.ckpt.data-00000-of-00001"
+    raw = bytearray(data.read_bytes())
+    raw[100] ^= 1
+    data.write_bytes(bytes(raw))
+    with pytest.raises(ckpt_io.CheckpointError, match=r"m.ckpt.data-00000-of-00001: MobilenetV1/\S+ fails its "
+                                                      r"CRC-32C check \(damaged\)"):
+        load_model(str(prefix))
+    write_bundle(prefix, tensors)
+    index = tmp_path / "m.ckpt.index"
+    raw = bytearray(index.read_bytes())
+    raw[30] ^= 1
+    index.write_bytes(bytes(raw))
+    with pytest.raises(ckpt_io.CheckpointError, match=r"m.ckpt.index: a block of its index fails its CRC-32C check"):
+        load_model(str(prefix))
+    write_bundle(prefix, tensors)
+    data.unlink()
+    with pytest.raises(ckpt_io.CheckpointError, match=r"its data file .*m.ckpt.data-00000-of-00001 is missing"):
+        load_model(str(prefix))
+    write_bundle(tmp_path / "other.ckpt", {"resnet_v1_50/conv1/weights": np.zeros((7, 7, 3, 64), np.float32)})
+    with pytest.raises(ckpt_io.CheckpointError, match=r"a TensorFlow checkpoint without MobilenetV1's variables \(it "
+                                                      r"holds resnet_v1_50/conv1/weights\): not TF-slim's MobileNetV1"):
+        load_model(str(tmp_path / "other.ckpt"))
