@@ -34,6 +34,8 @@ EMA_SUFFIX = "/ExponentialMovingAverage"
 TF_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8, 9: np.int64,
              10: np.bool_, 17: np.uint16, 19: np.float16, 22: np.uint32, 23: np.uint64}
 DATA_NAME = re.compile(r"^(.*)\.data-\d{5}-of-\d{5}$")
+# TF-slim's release names: width and the image size the weights were trained and evaluated at.
+RELEASE_NAME = re.compile(r"^mobilenet_v1_(\d+(?:\.\d+)?)_(\d+)(?:_quant)?\.ckpt$")
 # The variables a network's weights are (and their moving averages); an optimiser's slots (.../RMSProp,
 # .../Momentum) and quantization ranges are left unread: their bytes are most of a training checkpoint's.
 NETWORK_VARIABLE = re.compile(r"/(weights|depthwise_weights|biases|gamma|beta|moving_mean|moving_variance)"
@@ -320,6 +322,9 @@ def read_tf_checkpoint(prefix: str) -> Dict[str, Any]:
     averages = {name[:-len(EMA_SUFFIX)]: t for name, t in raw.items() if name.endswith(EMA_SUFFIX)}
     if averages:  # each variable's average where it has one, else itself: what TF-slim's evaluation restores
         ckpt["ema"] = {"model": from_tf_slim({**raw, **averages}, shown), "decay": None, "updates": None}
+    named = RELEASE_NAME.match(os.path.basename(prefix))  # mobilenet_v1_0.5_160.ckpt: trained at 160
+    if named and int(named.group(2)) > 0:
+        ckpt["config"]["image_size"] = int(named.group(2))
     step = raw.get("global_step")
     if step is not None and step.numel() == 1:
         ckpt["imported"] += f"; trained {int(step.reshape(-1)[0]):,} steps"
