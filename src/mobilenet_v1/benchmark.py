@@ -180,7 +180,8 @@ def _deployed_subject(path: str, model: DeployedModel, batch_size: Optional[int]
     else:
         x = torch.randn(batch, 3, *hw, generator=g)
     runtime = ("ONNX Runtime, CPU" if isinstance(model, OnnxModel) else "ExecuTorch, XNNPACK"
-               if isinstance(model, ExecutorchModel) else "PyTorch, CPU (.pt2 program)")
+               if isinstance(model, ExecutorchModel) else "LiteRT, CPU (XNNPACK)"
+               if model.kind == "TensorFlow Lite file" else "PyTorch, CPU (.pt2 program)")
     macs = macs_if_known(model.metadata.get("width_mult"), hw, model.class_num)
     return Subject(path, runtime, model.weights.split(",")[0], model.input_text(batch, hw), batch,
                    os.path.getsize(path), load_s, lambda: model._run(x), model, macs)
@@ -390,6 +391,8 @@ def memory_child(spec: str) -> int:
     set_threads(threads, executorch=pte, asked=opts.pop("asked"))
     if is_onnx_file(path):
         importlib.import_module("onnxruntime")
+    elif path.lower().endswith(".tflite"):
+        importlib.import_module("ai_edge_litert.interpreter")
     gc.collect()
     exact = _reset_peak() and _status_kb("VmHWM") is not None
 
@@ -489,7 +492,7 @@ def main(argv: Sequence[str]) -> int:
         "MobileNetV1 at those widths and --image_size sizes are made first (random weights), to choose a "
         "network for a device before training it."))
     p.add_argument("files", nargs="*", metavar="FILE",
-                   help="checkpoints (or run folders: the newest), .onnx, .pte or .pt2 files")
+                   help="checkpoints (or run folders: the newest), .onnx, .pte, .pt2 or .tflite files")
     p.add_argument("--width_mult", default=None, metavar="A[,B...]",
                    help="instead of FILEs: MobileNetV1 at these widths (the paper's alpha: 0.25,0.5,0.75,1.0), "
                         "made here with random weights as export and quantize make files")

@@ -14,8 +14,9 @@ USAGE = """usage: mobilenet-v1 COMMAND [options]
 
 commands:
   train          train on CIFAR-10/100 binaries or an ImageNet-style folder (--config_path, --key=value ...)
-  eval           top-1/top-5 of a checkpoint, .onnx, .pte or .pt2 file (--checkpoint_path CKPT --dataset_path PATH
-                 [--json] [--per_class] [--confusion_csv F] [--per_image F] [--image_size 128,160,...: a row a size])
+  eval           top-1/top-5 of a checkpoint, .onnx, .pte, .pt2 or .tflite file (--checkpoint_path CKPT
+                 --dataset_path PATH [--json] [--per_class] [--confusion_csv F] [--per_image F]
+                 [--image_size 128,160,...: a row a size])
   info           parameters and multiply-adds (--width_mult A --image_size R --class_num K [--json]); or what a
                  model file holds: network, data, training, weights, input (FILE [--json])
   data-stats     a data set's classes, images per class and pixel mean and std, as --mean/--std take them
@@ -27,12 +28,12 @@ commands:
                  (CKPT --dataset_path PATH --image_size N --out F)
   plot           loss, lr, top-1 and gradient-norm curves of run folders, overlaid
                  (RUN_DIR [RUN_DIR ...] --out curves.png)
-  export         checkpoint -> ONNX (checked in ONNX Runtime), ExecuTorch .pte or .pt2 program
-                 (--ckpt_file C --file_name N --file_format ONNX|PTE|PT2)
+  export         checkpoint -> ONNX (checked in ONNX Runtime), ExecuTorch .pte, .pt2 program or .tflite
+                 (--ckpt_file C --file_name N --file_format ONNX|PTE|PT2|TFLITE)
   quantize       ONNX -> INT8 ONNX, or .pt2 -> INT8 ExecuTorch .pte, calibrated on training images
                  (--onnx F | --program F.pt2, --calib_data PATH --out G)
-  predict        top-k classes of image files or folders of them (IMAGE|FOLDER... --ckpt_file C|F.onnx|F.pte|F.pt2
-                 [--top_k 5] [--json] [--out F.csv|F.json])
+  predict        top-k classes of image files or folders of them (IMAGE|FOLDER...
+                 --ckpt_file C|F.onnx|F.pte|F.pt2|F.tflite [--top_k 5] [--json] [--out F.csv|F.json])
   benchmark      how fast model files run here, timed in turns in one process (FILE... [--batch_size N]
                  [--threads T] [--memory] [--json]); or networks made here (--width_mult 0.25,0.5 --image_size
                  128,160)

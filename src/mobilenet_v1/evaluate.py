@@ -507,7 +507,7 @@ ONNX_FIXED = ("channels_last", "precision", "device_target", "use_ema")
 
 
 # The formats as eval's --json names them (DeployedModel.kind: the class's own name for the file).
-FORMATS = {"ONNX file": "ONNX", "ExecuTorch program": "PTE", "program": "PT2"}
+FORMATS = {"ONNX file": "ONNX", "ExecuTorch program": "PTE", "program": "PT2", "TensorFlow Lite file": "TFLITE"}
 
 
 def unused_options_note(argv: Sequence[str], onnx: bool = False) -> str:
@@ -515,7 +515,7 @@ def unused_options_note(argv: Sequence[str], onnx: bool = False) -> str:
     not use, or ""."""
     keys = list(dict.fromkeys(k for k, _ in parse_overrides(argv)))
     groups = (([k for k in keys if onnx and k in ONNX_FIXED],
-               "an ONNX, .pte or .pt2 file runs on the CPU, as exported or quantized"),
+               "an ONNX, .pte, .pt2 or .tflite file runs on the CPU, as exported or quantized"),
               ([k for k in keys if k not in EVAL_KEYS and k not in MODEL_KEYS], "training's or export's"))
     parts = [f"{', '.join('--' + k for k in group)} ({why})" for group, why in groups if group]
     return f"eval: not used here: {'; '.join(parts)}" if parts else ""

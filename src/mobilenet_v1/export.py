@@ -74,7 +74,7 @@ QAT_RTOL = 0.01
 # given is the limit as given.
 ROUNDING_FACTOR = 4.0
 MINDSPORE_FORMATS = ("MINDIR", "AIR")
-FORMATS = ("ONNX", "PT2", "PTE")
+FORMATS = ("ONNX", "PT2", "PTE", "TFLITE")
 
 
 class ExportError(ValueError):
@@ -385,8 +385,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
 
     # What an export or quantize killed in this folder left (never a finished file), before this one writes.
     removed = ckpt_io.remove_deployed_partials(out_path)
-    if file_format == "PTE":
-        dynamic_batch = False  # ExecuTorch plans the program's memory for one batch size
+    if file_format in ("PTE", "TFLITE"):
+        dynamic_batch = False  # ExecuTorch and LiteRT plan the program's memory for one batch size
     sizes: List[int] = [batch_size] if not dynamic_batch else sorted({1, max(batch_size, 2)})
     result = {"path": out_path, "height": height, "width": width,
               "trained_image_size": meta.get("trained_image_size"),
@@ -401,6 +401,9 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     if file_format == "PTE":
         return export_executorch(model, out_path, meta, height, width, batch_size, atol, image_input, result,
                                  pixel_format)
+    if file_format == "TFLITE":
+        return export_tflite(model, out_path, meta, height, width, batch_size, atol, image_input, result,
+                             pixel_format)
     # A quantization-aware model: its float graph first, quantized below with the ranges it learned.
     proto = to_onnx(model.without_quant() if qat else model, height, width, batch_size, dynamic_batch)
     write_metadata(proto, meta)
@@ -511,6 +514,24 @@ def export_executorch(model: MobileNetV1, out_path: str, meta: Dict[str, Any], h
             f.write(data)
         result.update(_check_float(ExecutorchModel(tmp, out_path), "ExecuTorch (XNNPACK)", out_path, model,
                                    [batch_size], height, width, atol), bytes=os.path.getsize(tmp))
+    return result
+
+
+def export_tflite(model: MobileNetV1, out_path: str, meta: Dict[str, Any], height: int, width: int,
+                  batch_size: int, atol: Optional[float], image_input: bool, result: Dict[str, Any],
+                  pixel_format: str = "RGB") -> Dict[str, Any]:
+    """``model`` folded and written as a TensorFlow Lite file for batches of ``batch_size``
+    (:func:`tflite_io.to_tflite`), run in LiteRT as eval and predict run it (:class:`tflite_io.TfliteModel`) and
+    checked as a float ONNX file is (:func:`_check_float`; with an image input, on the pixels its batches were
+    made from), or nothing is written. Returns ``result`` completed."""
+    from .tflite_io import load_tflite, to_tflite
+
+    data = to_tflite(fold_batchnorm(model), height, width, batch_size, meta, pixel_format if image_input else None)
+    with ckpt_io.atomic_output(out_path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        result.update(_check_float(load_tflite(tmp, name=out_path), "LiteRT", out_path, model, [batch_size], height,
+                                   width, atol), bytes=os.path.getsize(tmp))
     return result
 
 
@@ -665,10 +686,12 @@ def main(argv: Sequence[str]) -> int:
         "torch.export program (--file_format PT2) checked in PyTorch, or to an ExecuTorch program for phones "
         "(--file_format PTE) checked in ExecuTorch."))
     p.add_argument("--ckpt_file", default=None, help="checkpoint (or a run folder: its newest)")
-    p.add_argument("--file_name", default=None, help="output name; .onnx (.pte, .pt2) is appended (mobilenetv1)")
+    p.add_argument("--file_name", default=None,
+                   help="output name; .onnx (.pte, .pt2, .tflite) is appended (mobilenetv1)")
     p.add_argument("--file_format", default=None, type=str.upper,
                    help="ONNX (default), PTE (an ExecuTorch program on XNNPACK, for phones and boards; batch fixed at "
-                        "--batch_size) or PT2 (a torch.export program, for AOTInductor); the seed's "
+                        "--batch_size), PT2 (a torch.export program, for AOTInductor) or TFLITE (a TensorFlow Lite "
+                        "file, NHWC, batch fixed); the seed's "
                         "MINDIR and AIR need MindSpore (see the error they give)")
     p.add_argument("--batch_size", type=int, default=None,
                    help="batch of the check (and of the graph with --static_batch); default 1")
@@ -777,7 +800,8 @@ def main(argv: Sequence[str]) -> int:
     n = "N" if result["dynamic_batch"] else batch_size  # a fixed batch is the shape's first number
     shape = (f"uint8 {result['pixel_format']} image ({n}, {result['height']}, {result['width']}, {fmt_channels}), "
              f"normalised inside"
-             if result["image_input"] else f"({n}, 3, {result['height']}, {result['width']})")
+             if result["image_input"] else f"({n}, {result['height']}, {result['width']}, 3) NHWC" if fmt == "TFLITE"
+             else f"({n}, 3, {result['height']}, {result['width']})")
     print0(f"wrote {result['path']} ({result['bytes'] / 1e6:.2f} MB, input {shape}, batch "
            f"{'dynamic' if result['dynamic_batch'] else 'fixed'}) from {result['ckpt']}")
     if "qat" in result:
@@ -792,7 +816,7 @@ def main(argv: Sequence[str]) -> int:
             print(f"mobilenet-v1 export: {note}", file=sys.stderr)
         return 0
     diffs = ", ".join(f"batch {n}: {d:.2e}" for n, d in result["max_abs_diff"].items())
-    runner = {"PT2": "torch.export.load", "PTE": "ExecuTorch (XNNPACK)"}.get(fmt, "ONNX Runtime")
+    runner = {"PT2": "torch.export.load", "PTE": "ExecuTorch (XNNPACK)", "TFLITE": "LiteRT"}.get(fmt, "ONNX Runtime")
     far = result.get("float64")
     if far is None:
         print0(f"{runner} vs PyTorch, largest logit difference: {diffs} (limit {result['limit']:g})")

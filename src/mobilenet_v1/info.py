@@ -313,7 +313,7 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
 
 
 KINDS = {"ONNX file": "ONNX file", "ExecuTorch program": "ExecuTorch program (.pte)",
-         "program": "torch.export program (.pt2)"}
+         "program": "torch.export program (.pt2)", "TensorFlow Lite file": "TensorFlow Lite file (.tflite)"}
 
 
 def _describe_deployed(path: str, image_size: Optional[int]) -> Dict[str, Any]:

@@ -528,7 +528,9 @@ def is_deployed_file(path: str) -> bool:
     # An ExecuTorch program by its content, whatever its name: a file named .pte that is not one is read
     # as a checkpoint, which names it; handed to ExecuTorch, other bytes can end the process (its log of
     # the identifier it found fails to decode) rather than raise.
-    return (is_onnx_file(path) or is_executorch_program(path)
+    from .tflite_io import is_tflite_file
+
+    return (is_onnx_file(path) or is_executorch_program(path) or is_tflite_file(path)
             or is_program_file(path))
 
 
@@ -542,9 +544,14 @@ def refuse_gpu(path: str, device_target: str, instead: str) -> None:
 
 def load_deployed(path: str, threads: int = 0):
     """:class:`OnnxModel` of an ONNX file (on ``threads`` intra-op threads; 0: ONNX Runtime's choice),
-    :class:`ExecutorchModel` of a ``.pte`` program, :class:`ProgramModel` of a ``.pt2`` program."""
+    :class:`tflite_io.TfliteModel` of a ``.tflite`` file (as many LiteRT threads), :class:`ExecutorchModel` of a
+    ``.pte`` program, :class:`ProgramModel` of a ``.pt2`` program."""
+    from .tflite_io import is_tflite_file, load_tflite
+
     if is_onnx_file(path):
         return OnnxModel(path, threads)
+    if is_tflite_file(path):
+        return load_tflite(path, threads)
     return ExecutorchModel(path) if is_executorch_program(path) else ProgramModel(path)
 
 

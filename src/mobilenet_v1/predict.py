@@ -585,11 +585,12 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
 
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="mobilenet-v1 predict", description=(
-        "Top-k classes with probabilities for image files, from a checkpoint, an ONNX file, an ExecuTorch .pte "
-        "or a .pt2 program."))
+        "Top-k classes with probabilities for image files, from a checkpoint, an ONNX file, an ExecuTorch .pte, "
+        "a .pt2 program or a TensorFlow Lite file."))
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="image files (JPEG, PNG, ...) or folders of them (searched recursively)")
-    p.add_argument("--ckpt_file", required=True, help="checkpoint, run folder (its newest), .onnx, .pte or .pt2 file")
+    p.add_argument("--ckpt_file", required=True,
+                   help="checkpoint, run folder (its newest), .onnx, .pte, .pt2 or .tflite file")
     p.add_argument("--top_k", type=int, default=5, help="classes per image (default 5)")
     p.add_argument("--labels", default=None,
                    help="class names: a file with one per line in label order, or 'imagenet' / 'cifar10' / "

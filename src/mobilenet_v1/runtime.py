@@ -202,6 +202,7 @@ _ONNX_FILES = "ONNX files (export, quantize, and eval, predict, info and benchma
 EXTRAS = {"onnx": ("onnx", _ONNX_FILES), "onnxruntime": ("onnx", _ONNX_FILES),
           "onnxscript": ("onnx", "ONNX export (torch.onnx builds its graphs with it)"),
           "executorch": ("executorch", ".pte files"), "matplotlib": ("plot", "plot"),
+          "ai_edge_litert": ("tflite", ".tflite files"), "flatbuffers": ("tflite", ".tflite files"),
           "tensorboard": ("tensorboard", "TensorBoard files"), "sklearn": ("demo", "the demo's digits")}
 
 

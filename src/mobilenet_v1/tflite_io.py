@@ -1,0 +1,417 @@
+"""TensorFlow Lite files (``.tflite``) of a MobileNetV1: written here, op by op, and run in LiteRT.
+
+A ``.tflite`` file is a FlatBuffer of TensorFlow Lite's schema (``tensorflow/lite/schema/schema.fbs``): a
+model of buffers, operator codes and a subgraph of tensors and operators. The network needs five of its
+builtin operators, in the layout they take (NHWC): ``CONV_2D`` (filters OHWI) and ``DEPTHWISE_CONV_2D``
+(filters 1HWC), each with its folded BatchNorm as a bias and ReLU6 fused; ``PAD`` before a stride-2
+convolution of ``padding symmetric`` (TensorFlow Lite's ``SAME`` is TensorFlow's, this toolkit's default,
+which needs none); ``MEAN`` over height and width; ``FULLY_CONNECTED``. They are written with the
+``flatbuffers`` package's builder, slot by slot, so no converter (TensorFlow, ai-edge-torch) is needed; the
+file is then run in LiteRT (``ai-edge-litert``, TensorFlow Lite's runtime) and checked against PyTorch.
+
+The input is NHWC, as TensorFlow Lite's image models take it: normalised float32 (N, H, W, 3) RGB, or with
+an image input uint8 (N, H, W, C) pixels in RGB, BGR, RGBA or BGRA, which ``CAST``, ``MUL`` and ``ADD``
+normalise channel by channel, the first convolution's filter taking the channels in the file's order (an
+alpha channel's weights zero): the same normalised values, the same zero padding. The file's own metadata
+(the data set, normalisation, class names ... as an ONNX file's) is a JSON object in a ``Metadata`` entry
+named :data:`METADATA_NAME`, which LiteRT ignores and :func:`read_metadata` reads."""
+
+import contextlib
+import json
+import os
+import struct
+import sys
+import tempfile
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import CheckpointError
+from .onnx_io import PIXEL_FORMATS, DeployedModel, image_input_note
+
+IDENTIFIER = b"TFL3"
+METADATA_NAME = "mobilenet_v1_json"
+SCHEMA_VERSION = 3
+# Schema numbers: tensor types, builtin operators, the BuiltinOptions union's members, and enums.
+FLOAT32, INT32, UINT8 = 0, 2, 3
+CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MUL, PAD, MEAN, ADD, CAST = 3, 4, 9, 18, 34, 40, 0, 53
+OPTIONS = {CONV_2D: 1, DEPTHWISE_CONV_2D: 2, FULLY_CONNECTED: 8, ADD: 11, MUL: 21, PAD: 22, MEAN: 27, CAST: 39}
+SAME, VALID = 0, 1
+NO_ACTIVATION, RELU6 = 0, 3
+
+
+def flatbuffers_module():
+    """The ``flatbuffers`` package, or a :class:`CheckpointError` saying how to install it."""
+    try:
+        import flatbuffers
+    except ImportError as e:
+        raise CheckpointError(f"the flatbuffers package is not installed ({e}), which .tflite files need: pip "
+                              f"install 'mobilenet-v1[tflite]' (from a checkout: pip install -e '.[tflite]')") from None
+    return flatbuffers
+
+
+def litert_interpreter():
+    """LiteRT's ``Interpreter`` class, or a :class:`CheckpointError` saying how to install it."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as e:
+        raise CheckpointError(f"LiteRT (the ai-edge-litert package) is not installed ({e}), which runs .tflite "
+                              f"files: pip install 'mobilenet-v1[tflite]' (from a checkout: pip install -e "
+                              f"'.[tflite]')") from None
+    return Interpreter
+
+
+@contextlib.contextmanager
+def _native_log(lines: List[str]):
+    """What LiteRT's C++ code writes to file descriptor 2 inside the block, taken into ``lines`` (the reasons
+    behind a failed load): its note that it made an XNNPACK delegate is dropped, anything else written on to
+    the standard error once the block ends, unless the block failed (it is then the error's)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    failed = False
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode("utf-8", errors="replace")
+            lines.extend(line.strip() for line in text.splitlines()
+                         if line.strip() and not line.startswith("INFO: Created TensorFlow Lite XNNPACK delegate"))
+            if lines and not failed:
+                print("\n".join(lines), file=sys.stderr)
+
+
+def is_tflite_file(path: str) -> bool:
+    """Whether ``path`` is a file whose FlatBuffer identifier (bytes 4 to 7) is TensorFlow Lite's."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return False
+    return len(head) == 8 and head[4:8] == IDENTIFIER
+
+
+# ------------------------------------------------------------------------------------------------ writing
+
+class _Graph:
+    """The tensors, buffers and operators of a subgraph, as the builder writes them afterwards."""
+
+    def __init__(self):
+        self.buffers: List[bytes] = [b""]  # buffer 0: the empty one tensors without data point to
+        self.tensors: List[Tuple[str, List[int], int, int]] = []  # name, shape, type, buffer
+        self.ops: List[Tuple[int, List[int], List[int], Dict[str, int]]] = []  # builtin, inputs, outputs, options
+        self.codes: List[int] = []
+
+    def tensor(self, name: str, shape: Sequence[int], kind: int = FLOAT32, data: Optional[np.ndarray] = None) -> int:
+        buffer = 0
+        if data is not None:
+            dtype = {FLOAT32: "<f4", INT32: "<i4"}[kind]
+            self.buffers.append(np.ascontiguousarray(data, dtype=dtype).tobytes())
+            buffer = len(self.buffers) - 1
+        self.tensors.append((name, [int(d) for d in shape], kind, buffer))
+        return len(self.tensors) - 1
+
+    def op(self, builtin: int, inputs: List[int], outputs: List[int], **options: int) -> None:
+        if builtin not in self.codes:
+            self.codes.append(builtin)
+        self.ops.append((builtin, inputs, outputs, options))
+
+
+# Each options table's fields by slot (schema.fbs), each a 4-byte int but padding and activation (1 byte).
+_OPTION_SLOTS = {
+    CONV_2D: ["padding", "stride_w", "stride_h", "fused_activation_function"],
+    DEPTHWISE_CONV_2D: ["padding", "stride_w", "stride_h", "depth_multiplier", "fused_activation_function"],
+    FULLY_CONNECTED: ["fused_activation_function"], ADD: ["fused_activation_function"],
+    MUL: ["fused_activation_function"], PAD: [], MEAN: ["keep_dims"], CAST: ["in_data_type", "out_data_type"]}
+_BYTE_FIELDS = {"padding", "fused_activation_function", "keep_dims", "in_data_type", "out_data_type"}
+
+
+def _same_size(size: int, stride: int) -> int:
+    return (size + stride - 1) // stride
+
+
+def build_graph(model: nn.Module, height: int, width: int, batch: int, mean: Sequence[float], std: Sequence[float],
+                pixel_format: Optional[str] = None) -> _Graph:
+    """The subgraph of ``model`` (a MobileNetV1 with its BatchNorms folded, in evaluation mode) for batches of
+    ``batch`` (N, ``height``, ``width``, C); with ``pixel_format`` a uint8 image input of that format normalised
+    by ``mean`` and ``std`` (on the [0, 1] scale)."""
+    g = _Graph()
+    padding = getattr(model, "padding", "same")
+    channels = PIXEL_FORMATS[pixel_format][1] if pixel_format else 3
+    x = g.tensor("input", [batch, height, width, channels], UINT8 if pixel_format else FLOAT32)
+    first_input = x
+    order = list(range(3))
+    if pixel_format:
+        picks = PIXEL_FORMATS[pixel_format][0]  # the input channel of R, G and B
+        scale, shift = np.zeros(channels, np.float32), np.zeros(channels, np.float32)
+        for c, k in enumerate(picks):  # normalised = pixel / (255 std) - mean / std
+            scale[k], shift[k] = 1.0 / (255.0 * std[c]), -mean[c] / std[c]
+        cast = g.tensor("pixels_float", [batch, height, width, channels])
+        g.op(CAST, [x], [cast], in_data_type=UINT8, out_data_type=FLOAT32)
+        scaled = g.tensor("pixels_scaled", [batch, height, width, channels])
+        g.op(MUL, [cast, g.tensor("scale", [channels], data=scale)], [scaled], fused_activation_function=NO_ACTIVATION)
+        x = g.tensor("normalised", [batch, height, width, channels])
+        g.op(ADD, [scaled, g.tensor("shift", [channels], data=shift)], [x], fused_activation_function=NO_ACTIVATION)
+        order = list(picks)
+    h, w = height, width
+    for layer, block in enumerate(model.network):
+        conv = block[0]
+        weight = conv.weight.detach().to(torch.float32).cpu().numpy()  # (O, I/groups, kh, kw)
+        bias = conv.bias.detach().to(torch.float32).cpu().numpy() if conv.bias is not None else \
+            np.zeros(weight.shape[0], np.float32)
+        stride = conv.stride[0]
+        depthwise = conv.groups > 1
+        if layer == 0 and pixel_format:  # the filter takes the file's channels: R, G, B where they are, alpha 0
+            full = np.zeros((weight.shape[0], channels, *weight.shape[2:]), np.float32)
+            for c, k in enumerate(order):
+                full[:, k] = weight[:, c]
+            weight = full
+        pad = VALID if padding == "symmetric" and stride > 1 else SAME
+        if pad == VALID:  # PyTorch's padding=1 on each side, then the convolution over what is there
+            padded = g.tensor(f"layer{layer}_padded", [batch, h + 2, w + 2, weight.shape[1] if not depthwise
+                                                       else weight.shape[0]])
+            g.op(PAD, [x, g.tensor(f"layer{layer}_pads", [4, 2], INT32, np.array([[0, 0], [1, 1], [1, 1], [0, 0]]))],
+                 [padded])
+            x = padded
+        h, w = _same_size(h, stride), _same_size(w, stride)
+        out = g.tensor(f"layer{layer}", [batch, h, w, weight.shape[0]])
+        b = g.tensor(f"layer{layer}_bias", [weight.shape[0]], data=bias)
+        if depthwise:
+            filt = g.tensor(f"layer{layer}_weights", [1, *weight.shape[2:], weight.shape[0]],
+                            data=weight[:, 0].transpose(1, 2, 0)[None])
+            g.op(DEPTHWISE_CONV_2D, [x, filt, b], [out], padding=pad, stride_w=stride, stride_h=stride,
+                 depth_multiplier=1, fused_activation_function=RELU6)
+        else:
+            filt = g.tensor(f"layer{layer}_weights", [weight.shape[0], *weight.shape[2:], weight.shape[1]],
+                            data=weight.transpose(0, 2, 3, 1))
+            g.op(CONV_2D, [x, filt, b], [out], padding=pad, stride_w=stride, stride_h=stride,
+                 fused_activation_function=RELU6)
+        x = out
+    features = model.fc.in_features
+    pooled = g.tensor("pooled", [batch, features])
+    g.op(MEAN, [x, g.tensor("pool_axes", [2], INT32, np.array([1, 2]))], [pooled], keep_dims=0)
+    fc_w = model.fc.weight.detach().to(torch.float32).cpu().numpy()
+    fc_b = model.fc.bias.detach().to(torch.float32).cpu().numpy()
+    logits = g.tensor("logits", [batch, fc_w.shape[0]])
+    g.op(FULLY_CONNECTED, [pooled, g.tensor("fc_weights", fc_w.shape, data=fc_w),
+                           g.tensor("fc_bias", fc_b.shape, data=fc_b)], [logits],
+         fused_activation_function=NO_ACTIVATION)
+    g.inputs, g.outputs = [first_input], [logits]
+    return g
+
+
+def write_flatbuffer(g: _Graph, metadata: Dict[str, Any], description: str) -> bytes:
+    """The ``.tflite`` file of ``g``, with ``metadata`` as :data:`METADATA_NAME`'s JSON."""
+    fb = flatbuffers_module()
+    b = fb.Builder(1024)
+    b.ForceDefaults(True)  # every field given is written, a default value too (FLOAT32, padding SAME: 0)
+
+    def ints(values: Sequence[int]) -> int:
+        b.StartVector(4, len(values), 4)
+        for v in reversed(values):
+            b.PrependInt32(int(v))
+        return b.EndVector()
+
+    def offsets(values: Sequence[int]) -> int:
+        b.StartVector(4, len(values), 4)
+        for v in reversed(values):
+            b.PrependUOffsetTRelative(v)
+        return b.EndVector()
+
+    def data_vector(data: bytes) -> int:  # force_align 16: the runtime may map the file and read it in place
+        b.StartVector(1, len(data), 16)
+        b.head -= len(data)
+        b.Bytes[b.head:b.head + len(data)] = data
+        return b.EndVector()
+
+    buffers = g.buffers + [json.dumps(metadata).encode()]
+    made_buffers = []
+    for data in buffers:
+        vec = data_vector(data) if data else None
+        b.StartObject(1)
+        if vec is not None:
+            b.PrependUOffsetTRelativeSlot(0, vec, 0)
+        made_buffers.append(b.EndObject())
+    tensors = []
+    for name, shape, kind, buffer in g.tensors:
+        name_off, shape_off = b.CreateString(name), ints(shape)
+        b.StartObject(4)
+        b.PrependUOffsetTRelativeSlot(0, shape_off, 0)
+        b.PrependInt8Slot(1, kind, 0)
+        b.PrependUint32Slot(2, buffer, 0)
+        b.PrependUOffsetTRelativeSlot(3, name_off, 0)
+        tensors.append(b.EndObject())
+    operators = []
+    for builtin, inputs, outputs, options in g.ops:
+        fields = _OPTION_SLOTS[builtin]
+        b.StartObject(len(fields))
+        for slot, name in enumerate(fields):
+            if name in options:
+                (b.PrependInt8Slot if name in _BYTE_FIELDS else b.PrependInt32Slot)(slot, options[name], 0)
+        opts = b.EndObject()
+        ins, outs = ints(inputs), ints(outputs)
+        b.StartObject(5)
+        b.PrependUint32Slot(0, g.codes.index(builtin), 0)
+        b.PrependUOffsetTRelativeSlot(1, ins, 0)
+        b.PrependUOffsetTRelativeSlot(2, outs, 0)
+        b.PrependUint8Slot(3, OPTIONS[builtin], 0)
+        b.PrependUOffsetTRelativeSlot(4, opts, 0)
+        operators.append(b.EndObject())
+    t_vec, o_vec = offsets(tensors), offsets(operators)
+    in_vec, out_vec, sg_name = ints(g.inputs), ints(g.outputs), b.CreateString("main")
+    b.StartObject(5)
+    b.PrependUOffsetTRelativeSlot(0, t_vec, 0)
+    b.PrependUOffsetTRelativeSlot(1, in_vec, 0)
+    b.PrependUOffsetTRelativeSlot(2, out_vec, 0)
+    b.PrependUOffsetTRelativeSlot(3, o_vec, 0)
+    b.PrependUOffsetTRelativeSlot(4, sg_name, 0)
+    subgraph = b.EndObject()
+    codes = []
+    for builtin in g.codes:
+        b.StartObject(4)
+        b.PrependInt8Slot(0, builtin, 0)  # deprecated_builtin_code (below 127), then builtin_code
+        b.PrependInt32Slot(2, 1, 0)
+        b.PrependInt32Slot(3, builtin, 0)
+        codes.append(b.EndObject())
+    meta_name = b.CreateString(METADATA_NAME)
+    b.StartObject(2)
+    b.PrependUOffsetTRelativeSlot(0, meta_name, 0)
+    b.PrependUint32Slot(1, len(buffers) - 1, 0)
+    meta_entry = b.EndObject()
+    codes_vec, sg_vec, buf_vec = offsets(codes), offsets([subgraph]), offsets(made_buffers)
+    meta_vec, desc = offsets([meta_entry]), b.CreateString(description)
+    b.StartObject(7)
+    b.PrependUint32Slot(0, SCHEMA_VERSION, 0)
+    b.PrependUOffsetTRelativeSlot(1, codes_vec, 0)
+    b.PrependUOffsetTRelativeSlot(2, sg_vec, 0)
+    b.PrependUOffsetTRelativeSlot(3, desc, 0)
+    b.PrependUOffsetTRelativeSlot(4, buf_vec, 0)
+    b.PrependUOffsetTRelativeSlot(6, meta_vec, 0)
+    b.Finish(b.EndObject(), file_identifier=IDENTIFIER)
+    return bytes(b.Output())
+
+
+def to_tflite(model: nn.Module, height: int, width: int, batch: int, meta: Dict[str, Any],
+              pixel_format: Optional[str] = None) -> bytes:
+    """The ``.tflite`` file of ``model`` (folded, evaluation mode) with ``meta`` (entries that are not None)."""
+    g = build_graph(model, height, width, batch, meta["mean"], meta["std"], pixel_format)
+    if pixel_format:
+        meta = dict(meta, input=image_input_note(pixel_format), pixel_format=pixel_format)
+    written = {k: v for k, v in meta.items() if v is not None}
+    return write_flatbuffer(g, written, "MobileNetV1 of mobilenet-v1 export")
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+def read_metadata(path: str) -> str:
+    """The JSON text of :data:`METADATA_NAME` in the ``.tflite`` file ``path`` ("" where it holds none)."""
+    fb = flatbuffers_module()
+    from flatbuffers import table
+
+    with open(path, "rb") as f:
+        buf = bytearray(f.read())
+    try:
+        model = table.Table(buf, fb.encode.Get(fb.packer.uoffset, buf, 0))
+
+        def vector(t, slot: int) -> List[int]:
+            o = t.Offset(4 + 2 * slot)
+            if not o:
+                return []
+            start = t.Vector(o)
+            return [start + 4 * i for i in range(t.VectorLen(o))]
+
+        def field(t, slot: int) -> int:
+            return t.Offset(4 + 2 * slot)
+
+        buffers = vector(model, 4)
+        for at in vector(model, 6):
+            entry = table.Table(buf, model.Indirect(at))
+            name = entry.String(field(entry, 0) + entry.Pos) if field(entry, 0) else b""
+            if name.decode("utf-8", "replace") != METADATA_NAME or not field(entry, 1):
+                continue
+            index = entry.Get(fb.number_types.Uint32Flags, field(entry, 1) + entry.Pos)
+            if index >= len(buffers):
+                return ""
+            buffer = table.Table(buf, model.Indirect(buffers[index]))
+            o = field(buffer, 0)
+            if not o:
+                return ""
+            start, length = buffer.Vector(o), buffer.VectorLen(o)
+            return bytes(buf[start:start + length]).decode("utf-8")
+    except (IndexError, ValueError, UnicodeDecodeError, struct.error):
+        return ""
+    return ""
+
+
+class TfliteModel(DeployedModel):
+    """A ``.tflite`` file of ``export --file_format TFLITE``, run in LiteRT on the CPU
+    (:class:`onnx_io.DeployedModel`): its input NHWC (a float batch is handed over transposed), its batch
+    fixed, its metadata the JSON of :data:`METADATA_NAME`. ``name``: the file its errors name."""
+
+    kind = "TensorFlow Lite file"
+
+    def __init__(self, path: str, threads: int = 0, name: Optional[str] = None):
+        super().__init__()
+        self.name = shown = name or path
+        if not os.path.isfile(path):
+            raise CheckpointError(f"TensorFlow Lite file {shown}: no such file")
+        if not is_tflite_file(path):
+            raise CheckpointError(f"TensorFlow Lite file {shown}: not a .tflite file (its bytes 4 to 7 are not "
+                                  f"TFL3)")
+        interpreter_class = litert_interpreter()
+        said: List[str] = []
+        try:
+            with _native_log(said):
+                self.interpreter = interpreter_class(model_path=path, num_threads=threads or None)
+                self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            reason = "; ".join(said) or (str(e).splitlines()[0] if str(e) else type(e).__name__)
+            raise CheckpointError(f"TensorFlow Lite file {shown}: LiteRT cannot load it ({reason})") from None
+        inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        if len(inputs) != 1 or len(inputs[0]["shape"]) != 4 or len(outputs) != 1:
+            raise CheckpointError(f"TensorFlow Lite file {shown}: expected one (N, H, W, C) input and one "
+                                  f"output: not a classifier of mobilenet-v1 export")
+        spec = inputs[0]
+        if spec["dtype"] not in (np.float32, np.uint8):
+            raise CheckpointError(f"TensorFlow Lite file {shown}: its input is neither float32 nor uint8 "
+                                  f"({np.dtype(spec['dtype']).name}): not a classifier of mobilenet-v1 export")
+        self.metadata = self._json_metadata(read_metadata(path), shown, f"metadata {METADATA_NAME}")
+        n, h, w, c = (int(d) for d in spec["shape"])
+        self.image_input = spec["dtype"] == np.uint8
+        self.input_shape = [n, h, w, c] if self.image_input else [n, c, h, w]
+        self.path = path
+        self._input, self._output = spec["index"], outputs[0]["index"]
+        shape = outputs[0]["shape"]
+        self.output_dims = len(shape)
+        self._class_num = int(shape[-1]) if len(shape) == 2 else None
+        self._check_image_input()
+
+    def input_text(self, batch: Optional[int] = None, hw: Optional[Tuple[int, int]] = None) -> str:
+        """As :meth:`DeployedModel.input_text` says it, a float input in the layout the file takes: NHWC."""
+        if self.image_input:
+            return super().input_text(batch, hw)
+        n = batch if batch is not None else self.fixed_batch or "N"
+        h, w = hw if hw is not None else self.image_hw or ("?", "?")
+        return f"float ({n}, {h}, {w}, 3) NHWC"
+
+    def _run(self, batch: torch.Tensor) -> torch.Tensor:
+        x = batch.numpy()
+        if not self.image_input:
+            x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        self.interpreter.set_tensor(self._input, x)
+        self.interpreter.invoke()
+        return torch.from_numpy(self.interpreter.get_tensor(self._output).copy())
+
+
+
+def load_tflite(path: str, threads: int = 0, name: Optional[str] = None):
+    """The ``.tflite`` file ``path`` as a :class:`onnx_io.DeployedModel` run in LiteRT."""
+    return TfliteModel(path, threads, name)

@@ -1,0 +1,150 @@
+"""Shipping to phones and boards: TensorFlow Lite files (.tflite), written here op by op, run in LiteRT."""
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from ai_edge_litert.interpreter import Interpreter  # make test installs it (the tflite extra): never skipped
+
+from mobilenet_v1 import checkpoint as ckpt_io
+from mobilenet_v1 import cli
+from mobilenet_v1.model import MobileNetV1
+from mobilenet_v1.onnx_io import is_deployed_file
+from mobilenet_v1.tflite_io import load_tflite, read_metadata
+from mobilenet_v1.transforms import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, Normalize
+
+from test_deploy import predicted_and_evaluated_as_the_checkpoint
+
+
+def lively(model: MobileNetV1, seed: int) -> MobileNetV1:
+    """BatchNorm's scales and shifts drawn, its statistics measured on random images (as recalibrate-bn does),
+    the classifier drawn: logits that follow the input (with statistics drawn at random, ReLU6 leaves a random
+    network's logits nearly the same for every image, which would let a wrong padding or channel order pass)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.3)
+                m.momentum = None  # a cumulative average of the batches below
+        model.fc.weight.normal_(0, 1, generator=g)
+        model.train()
+        for _ in range(4):
+            model(torch.randn(8, 3, 40, 40, generator=g))
+    return model.eval()
+
+
+def lively_checkpoint(tmp_path, padding: str = "same"):
+    """A lively 10-class CIFAR-style model at 40x40, its classes named c0..c9, saved as ``m.ckpt``: the model and
+    the file's path."""
+    model = lively(MobileNetV1(class_num=10, width_mult=0.25, padding=padding), seed=5)
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "model_args": {"padding": padding},
+                         "config": {"dataset": "cifar10", "image_size": 40}, "classes": [f"c{i}" for i in range(10)]},
+                        ckpt)
+    x = torch.randn(2, 3, 40, 40, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        logits = model(x)
+    assert (logits[0] - logits[1]).abs().max() > 0.5  # the logits follow the input
+    return model, ckpt
+
+
+def close(got, want: torch.Tensor) -> bool:
+    """Float32 logits of another runtime's kernels (XNNPACK's sums in another order): within 1e-4 of the largest."""
+    return float(np.abs(np.asarray(got) - want.numpy()).max()) <= 1e-4 * max(1.0, float(want.abs().max()))
+
+
+def run_tflite(path, x: np.ndarray) -> np.ndarray:
+    """The file's logits of ``x`` (NHWC), straight from LiteRT's interpreter (not through TfliteModel)."""
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+def test_tflite_export_is_the_model_in_litert_and_eval_predict_info_benchmark_run_it(tmp_path, cifar_dir, capsys):
+    """--file_format TFLITE: the folded network as TensorFlow Lite's builtin ops (NHWC, ReLU6 fused, SAME
+    padding), the batch fixed at --batch_size, our metadata inside; in LiteRT its logits are the model's. With
+    --image_input it takes uint8 BGRA pixels. predict, eval, info and benchmark run it as they run the
+    checkpoint; a damaged file is refused naming it."""
+    model, ckpt = lively_checkpoint(tmp_path)
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m"), "--file_format", "tflite",
+                     "--batch_size", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "input (3, 40, 40, 3) NHWC, batch fixed) from" in out
+    assert "LiteRT vs PyTorch, largest logit difference: batch 3:" in out
+    data = (tmp_path / "m.tflite").read_bytes()
+    assert data[4:8] == b"TFL3" and is_deployed_file(str(tmp_path / "m.tflite"))
+    x = torch.randn(3, 3, 40, 40, generator=torch.Generator().manual_seed(1))
+    got = run_tflite(tmp_path / "m.tflite", np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy()))
+    with torch.no_grad():
+        want = model(x)
+    assert want.abs().max() > 1.0 and close(got, want)
+    meta = json.loads(read_metadata(str(tmp_path / "m.tflite")))
+    assert (meta["dataset"], meta["image_size"], meta["classes"][3]) == ("cifar10", 40, "c3")
+    # TfliteModel cuts other batches into the file's: 7 = 3 + 3 + 1 padded.
+    x7 = torch.randn(7, 3, 40, 40, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert close(load_tflite(str(tmp_path / "m.tflite"))(x7), model(x7))
+
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "pixels.tflite"), "--file_format",
+                     "TFLITE", "--image_input", "True", "--pixel_format", "BGRA"]) == 0
+    pixels = torch.randint(0, 256, (1, 3, 40, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    bgra = torch.cat([pixels.flip(1), torch.full_like(pixels[:, :1], 255)], 1).permute(0, 2, 3, 1).contiguous()
+    got = run_tflite(tmp_path / "pixels.tflite", bgra.numpy())
+    with torch.no_grad():
+        want = model(Normalize(CIFAR_MEAN, CIFAR_STD, torch.device("cpu"))(pixels))
+    assert close(got, want)
+
+    # Logits of up to about 20: XNNPACK's float32 sums move the probabilities by up to a few 1e-5.
+    image = predicted_and_evaluated_as_the_checkpoint(ckpt, [str(tmp_path / n) for n in ("m.tflite", "pixels.tflite")],
+                                                      cifar_dir, tmp_path, capsys, tolerance=1e-4)
+    assert cli.main(["info", str(tmp_path / "pixels.tflite"), "--json"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert (described["kind"], described["input"]) == ("TensorFlow Lite file (.tflite)", "uint8 BGRA (1, 40, 40, 4)")
+    assert described["metadata"]["classes"][3] == "c3" and described["macs"] > 0
+    timing = ["--seconds", "0.2", "--rounds", "2", "--warmup", "1", "--threads", "1", "--json"]
+    assert cli.main(["benchmark", str(tmp_path / "m.tflite"), *timing]) == 0
+    row = json.loads(capsys.readouterr().out)["results"][0]
+    assert (row["runtime"], row["input"], row["weights"]) == ("LiteRT, CPU (XNNPACK)", "float (3, 40, 40, 3) NHWC",
+                                                              "fp32")
+    # Damaged: cut short, named; a .tflite where a checkpoint is needed.
+    (tmp_path / "cut.tflite").write_bytes(data[: len(data) // 2])
+    assert cli.main(["predict", image, "--ckpt_file", str(tmp_path / "cut.tflite")]) == 1
+    assert f"TensorFlow Lite file {tmp_path / 'cut.tflite'}: LiteRT cannot load it (" in capsys.readouterr().err
+
+
+def test_tflite_of_padding_symmetric_pads_before_its_stride_2_convolutions(tmp_path, capsys):
+    """timm's weights (padding symmetric): TensorFlow Lite's SAME pads a stride-2 convolution of an even size
+    (0, 1), PyTorch's padding=1 (1, 1): a PAD op and VALID convolutions give the model's logits."""
+    model, ckpt = lively_checkpoint(tmp_path, "symmetric")
+    ckpt_io.atomic_save({**ckpt_io.load_file(ckpt), "config": {"dataset": "imagenet2012", "image_size": 48}}, ckpt)
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "s"), "--file_format",
+                     "TFLITE"]) == 0
+    x = torch.randn(1, 3, 48, 48, generator=torch.Generator().manual_seed(4))
+    got = run_tflite(tmp_path / "s.tflite", np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy()))
+    with torch.no_grad():
+        want = model(x)
+    assert close(got, want)
+    meta = json.loads(read_metadata(str(tmp_path / "s.tflite")))
+    assert meta["padding"] == "symmetric" and meta["mean"] == pytest.approx(list(IMAGENET_MEAN)) and \
+        meta["std"] == pytest.approx(list(IMAGENET_STD)) and meta["class_num"] == 10
+
+
+def test_without_litert_a_tflite_is_refused_saying_how_to_install_it(tmp_path, monkeypatch, capsys):
+    """Without ai-edge-litert (the tflite extra) export, eval and predict of .tflite say what to install, in one
+    line, and write nothing."""
+    model, ckpt = lively_checkpoint(tmp_path)
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m"), "--file_format",
+                     "TFLITE"]) == 0
+    capsys.readouterr()
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # its import then fails
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "n"), "--file_format",
+                     "TFLITE"]) == 1
+    err = capsys.readouterr().err
+    assert "LiteRT (the ai-edge-litert package) is not installed" in err and "pip install 'mobilenet-v1[tflite]'" in err
+    assert not (tmp_path / "n.tflite").exists()
+    assert cli.main(["eval", "--checkpoint_path", str(tmp_path / "m.tflite"), "--dataset_path", str(tmp_path)]) == 1
+    assert "pip install 'mobilenet-v1[tflite]'" in capsys.readouterr().err
