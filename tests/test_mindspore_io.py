@@ -846,6 +846,7 @@ def test_a_timm_train_py_checkpoint_loads_its_weights_average_and_normalisation(
     from the run's own --mean/--std, resized as its --interpolation at its --img-size; its args' objects are
     still unpickled as weights_only does (another class is refused)."""
     import argparse
+    import copy
     import pathlib
 
     torch.manual_seed(0)
@@ -886,6 +887,28 @@ def test_a_timm_train_py_checkpoint_loads_its_weights_average_and_normalisation(
     assert "the trained weights (--use_ema False; the file also holds their average, ema_decay 0.9998)" in \
         capsys.readouterr().out
     assert torch.equal(ckpt_io.load_file(str(tmp_path / "ours.pt"))["model"]["fc.weight"], nets[0].fc.weight)
+    # Names of a parallel model's (module., which timm's clean_state_dict strips) or a compiled one's load alike.
+    for prefix in ("module.", "_orig_mod."):
+        torch.save({"epoch": 7, "state_dict": {prefix + k: t for k, t in trained.items()}, "version": 2, "args": args,
+                    "state_dict_ema": {prefix + k: t for k, t in average.items()}}, str(tmp_path / "wrapped.pth.tar"))
+        for use_ema, reference in ((False, nets[0]), (True, nets[1])):
+            model = load_model(str(tmp_path / "wrapped.pth.tar"), use_ema=use_ema)
+            assert torch.equal(model.fc.weight, reference.fc.weight)
+            assert torch.equal(model.network[5][0].weight, reference.network[5][0].weight)
+    # --input-size, where given, is the size timm's train.py takes, before --img-size (resolve_data_config).
+    torch.save({"state_dict": trained, "args": argparse.Namespace(**{**vars(args), "input_size": [3, 192, 192]})},
+               str(tmp_path / "size.pth.tar"))
+    assert mindspore_io.read_any(str(tmp_path / "size.pth.tar"))["config"]["image_size"] == 192
+    # A run with --bn-eps (timm's MobileNetV1 takes it): its BatchNorm's eps folded into the running variances.
+    torch.save({"state_dict": trained, "args": argparse.Namespace(**{**vars(args), "bn_eps": 1e-3})},
+               str(tmp_path / "eps.pth.tar"))
+    model, reference = load_model(str(tmp_path / "eps.pth.tar")), copy.deepcopy(nets[0])
+    for m in reference.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eps = 1e-3
+    h = torch.rand(2, reference.network[1][0].in_channels, 10, 10)
+    with torch.no_grad():
+        assert torch.allclose(model.network[1:](h), reference.network[1:](h), atol=1e-4)
     # Other objects among the args are refused as before, named; a std that is no normalisation too.
     torch.save({"state_dict": trained, "args": argparse.Namespace(output=pathlib.PurePosixPath("/out"))},
                str(tmp_path / "path.pth.tar"))
@@ -895,3 +918,6 @@ def test_a_timm_train_py_checkpoint_loads_its_weights_average_and_normalisation(
     torch.save({"state_dict": trained, "args": argparse.Namespace(std=[0.0])}, str(tmp_path / "std.pth.tar"))
     with pytest.raises(ckpt_io.CheckpointError, match=r"std.pth.tar: its train.py args give std 0, not positive"):
         load_model(str(tmp_path / "std.pth.tar"))
+    torch.save({"state_dict": trained, "args": argparse.Namespace(bn_eps=-1.0)}, str(tmp_path / "eps.pth.tar"))
+    with pytest.raises(ckpt_io.CheckpointError, match=r"eps.pth.tar: its train.py args give bn_eps -1, not positive"):
+        load_model(str(tmp_path / "eps.pth.tar"))

@@ -37,9 +37,40 @@ def block(entries) -> bytes:
     return bytes(out) + (0).to_bytes(4, "little") + (1).to_bytes(4, "little")
 
 
-def write_bundle(prefix, tensors):
+def snappy(raw: bytes) -> bytes:
+    """``raw`` compressed in Snappy's raw format: its length, literals and copies of 4 or more bytes seen before
+    (1-byte offsets where they fit, else 2-byte ones)."""
+    out, seen, start, i = bytearray(varint(len(raw))), {}, 0, 0
+
+    def literal(b: bytes) -> None:
+        n = len(b) - 1
+        out.extend((bytes([n << 2]) if n < 60 else bytes([60 << 2, n]) if n < 256
+                    else bytes([61 << 2]) + n.to_bytes(2, "little")) + b)
+
+    while i + 4 <= len(raw):
+        j = seen.get(raw[i:i + 4])
+        seen[raw[i:i + 4]] = i
+        if j is None or i - j > 0xFFFF:
+            i += 1
+            continue
+        if start < i:
+            literal(raw[start:i])
+        n = 4
+        while i + n < len(raw) and n < 64 and raw[j + n] == raw[i + n]:
+            n += 1
+        offset = i - j
+        out.extend(bytes([1 | (n - 4) << 2 | offset >> 8 << 5, offset & 0xFF]) if n <= 11 and offset < 2048
+                   else bytes([2 | (n - 1) << 2]) + offset.to_bytes(2, "little"))
+        i = start = i + n
+    if start < len(raw):
+        literal(raw[start:])
+    return bytes(out)
+
+
+def write_bundle(prefix, tensors, compress: bool = False):
     """TensorFlow's checkpoint of ``tensors`` (name: a float32 or int64 array, DT_FLOAT or DT_INT64): its data
-    file and its index, a table of one data block, an empty metaindex block, an index block and the footer."""
+    file and its index, a table of one data block, an empty metaindex block, an index block and the footer;
+    with ``compress``, its blocks Snappy-compressed (a merged save's before TensorFlow 1.2)."""
     data, entries = bytearray(), []
     for name in sorted(tensors):
         tf_dtype = 9 if tensors[name].dtype == np.int64 else 1
@@ -54,8 +85,10 @@ def write_bundle(prefix, tensors):
     table = bytearray()
 
     def put(contents: bytes) -> bytes:  # a block and its trailer; returns its handle
+        kind = b"\1" if compress else b"\0"
+        contents = snappy(contents) if compress else contents
         handle = varint(len(table)) + varint(len(contents))
-        table.extend(contents + b"\0" + masked(crc32c(b"\0", crc32c(contents))).to_bytes(4, "little"))
+        table.extend(contents + kind + masked(crc32c(kind, crc32c(contents))).to_bytes(4, "little"))
         return handle
 
     header = varint(1 << 3) + varint(1)  # BundleHeaderProto: num_shards 1, little-endian
@@ -178,3 +211,22 @@ def test_tf_slim_checkpoint_without_gamma_and_damaged_ones(tmp_path):
     with pytest.raises(ckpt_io.CheckpointError, match=r"a TensorFlow checkpoint without MobilenetV1's variables \(it "
                                                       r"holds resnet_v1_50/conv1/weights\): not TF-slim's MobileNetV1"):
         load_model(str(tmp_path / "other.ckpt"))
+
+
+def test_tf_checkpoint_whose_index_is_snappy_compressed_reads_the_same(tmp_path):
+    """TensorFlow before 1.2 wrote a sharded save's index Snappy-compressed (format.cc reads either): the same
+    weights load from it; a compressed block that copies bytes it does not hold is refused."""
+    tensors = slim_tensors(slim_net(3))
+    write_bundle(tmp_path / "plain.ckpt", tensors)
+    write_bundle(tmp_path / "snappy.ckpt", tensors, compress=True)
+    index = (tmp_path / "snappy.ckpt.index").read_bytes()
+    assert len(index) < 0.7 * len((tmp_path / "plain.ckpt.index").read_bytes())  # copies and literals both
+    plain, compressed = load_model(str(tmp_path / "plain.ckpt")), load_model(str(tmp_path / "snappy.ckpt"))
+    for (name, a), (_, b) in zip(plain.state_dict().items(), compressed.state_dict().items()):
+        assert torch.equal(a, b), name
+    from mobilenet_v1.tf_checkpoint import _unsnappy
+
+    assert _unsnappy(snappy(b"x" + b"ab" * 40 + bytes(range(200))), "s") == b"x" + b"ab" * 40 + bytes(range(200))
+    with pytest.raises(ckpt_io.CheckpointError, match=r"s: a compressed block of its index copies bytes it does not "
+                                                      r"hold \(damaged\)"):
+        _unsnappy(varint(8) + bytes([0 << 2]) + b"a" + bytes([2 | 6 << 2]) + (2).to_bytes(2, "little"), "s")

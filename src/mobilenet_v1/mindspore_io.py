@@ -483,6 +483,7 @@ _TIMM_BLOCK = re.compile(r"^blocks\.(\d+)\.(\d+)\.(conv_dw|bn1|conv_pw|bn2)\.(.+
 _TIMM_STEM = re.compile(r"^(conv_stem|bn1)\.(.+)$")
 # The normalisation timm's MobileNetV1 weights were trained with (their pretrained_cfg: the ra4 recipe).
 TIMM_MEAN, TIMM_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+OUR_BN_EPS = 1e-5  # our BatchNorm's eps (model.conv_bn_relu), timm's default too
 
 
 def is_timm_state(state: Dict[str, Any]) -> bool:
@@ -540,9 +541,12 @@ def timm_checkpoint(ckpt: Dict[str, Any], source: str) -> Dict[str, Any]:
     padding symmetric (timm's), normalisation folded from timm's mean and std (0.5; a train.py run's own
     --mean and --std where its args give them) into our ImageNet one (:func:`fold_normalisation`), recorded
     as an ImageNet model resized bicubic (as timm trains and evaluates its weights: eval and predict follow
-    it; a train.py run's --interpolation and --img-size where given), with ``imported`` saying so. A train.py
-    checkpoint's weight average (--model-ema) is converted alike and kept as ours (``ema``)."""
-    if not is_timm_state(ckpt.get("model") or {}):
+    it; a train.py run's --interpolation and --input-size or --img-size where given; its --bn-eps folded into
+    the running variances), with ``imported`` saying so. A train.py checkpoint's weight average (--model-ema)
+    is converted alike and kept as ours (``ema``). Names prefixed as a parallel or compiled model's are read
+    as the model's (``module.``: timm's clean_state_dict strips it too)."""
+    state = ckpt_io.model_state(ckpt) if isinstance(ckpt.get("model"), dict) else {}
+    if not is_timm_state(state):
         return ckpt
     from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
@@ -552,17 +556,23 @@ def timm_checkpoint(ckpt: Dict[str, Any], source: str) -> Dict[str, Any]:
     if min(std) <= 0:
         raise CheckpointError(f"checkpoint {source}: its train.py args give std {_channels_words(std)}, not positive: "
                               f"no normalisation the weights could have been trained with")
+    bn_eps = args.get("bn_eps") if isinstance(args.get("bn_eps"), float) else OUR_BN_EPS
+    if not bn_eps > 0:
+        raise CheckpointError(f"checkpoint {source}: its train.py args give bn_eps {bn_eps:g}, not positive")
 
     def ours(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         state = from_timm_state(state, source)
         if "network.0.0.weight" not in state or "network.0.1.running_mean" not in state:
             raise CheckpointError(f"checkpoint {source}: timm's names without conv_stem and bn1 statistics")
         fold_normalisation(state, mean, std, IMAGENET_MEAN, IMAGENET_STD)
+        if bn_eps != OUR_BN_EPS:  # var + eps as its BatchNorm divides by (timm's models take train.py's --bn-eps)
+            for name in [n for n in state if n.endswith(".running_var")]:
+                state[name] = state[name] + (bn_eps - OUR_BN_EPS)
         return state
 
     interpolation = args.get("interpolation") if args.get("interpolation") in ("bilinear", "bicubic") else "bicubic"
     config: Dict[str, Any] = {"dataset": "imagenet2012", "interpolation": interpolation}
-    size = args.get("img_size") or (args.get("input_size") or [None])[-1]
+    size = (args.get("input_size") or [None])[-1] or args.get("img_size")  # timm's resolve_data_config's order
     if isinstance(size, int) and not isinstance(size, bool) and size > 0:
         config["image_size"] = size
     normalised = (f"timm's input normalisation (mean {_channels_words(mean)}, std {_channels_words(std)})"
@@ -572,10 +582,12 @@ def timm_checkpoint(ckpt: Dict[str, Any], source: str) -> Dict[str, Any]:
         facts = [f"{k} {run[k]}" for k in ("arch", "epoch", "metric") if isinstance(run.get(k), (str, int, float))]
         what = f"timm's train.py checkpoint ({', '.join(facts)}): its MobileNetV1 weights" if facts else \
             "timm's train.py checkpoint: its MobileNetV1 weights"
-    out = {"format": ckpt_io.FORMAT, "model": ours(ckpt["model"]), "model_args": {"padding": "symmetric"},
+    out = {"format": ckpt_io.FORMAT, "model": ours(state), "model_args": {"padding": "symmetric"},
            "config": config,
            "imported": (f"{what} (ReLU6, padding symmetric); its first convolution rescaled from {normalised} "
-                        f"to ImageNet's, this toolkit's")}
+                        f"to ImageNet's, this toolkit's" + (f"; its BatchNorm's eps {bn_eps:g} (train.py's --bn-eps) "
+                                                           f"folded into the running variances"
+                                                           if bn_eps != OUR_BN_EPS else ""))}
     if ckpt_io.ema_state(ckpt) is not None:
         out["ema"] = {**ckpt["ema"], "model": ours(ckpt_io.ema_state(ckpt))}
     return out

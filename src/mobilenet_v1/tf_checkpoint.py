@@ -4,11 +4,11 @@ TF-slim's releases (``mobilenet_v1_1.0_224.tgz`` ... ``mobilenet_v1_0.25_128.tgz
 of the paper, and their ``_quant`` versions) hold a checkpoint in TensorFlow's second format: a prefix
 (``mobilenet_v1_1.0_224.ckpt``) naming an index, ``PREFIX.index``, and the tensors' bytes,
 ``PREFIX.data-00000-of-00001``. The index is a sorted string table as LevelDB writes it (blocks of
-prefix-compressed keys, each followed by a compression byte and a masked CRC-32C; an index block; a
-48-byte footer ending in a magic number); its values are ``BundleEntryProto`` messages (dtype, shape, shard,
-offset, size, CRC-32C of the bytes), its empty key the ``BundleHeaderProto`` (shard count, byte order).
-Both are read here from the protobuf wire format, field by field; every block's and every tensor's CRC is
-checked, so a damaged file is refused, not loaded wrong.
+prefix-compressed keys, each followed by a compression byte, none or Snappy (TensorFlow before 1.2 compressed
+a sharded save's), and a masked CRC-32C; an index block; a 48-byte footer ending in a magic number); its
+values are ``BundleEntryProto`` messages (dtype, shape, shard, offset, size, CRC-32C of the bytes), its empty
+key the ``BundleHeaderProto`` (shard count, byte order). Both are read here from the protobuf wire format,
+field by field; every block's and every tensor's CRC is checked, so a damaged file is refused, not loaded wrong.
 
 TF-slim's network is this one: the same 27 layers with ReLU6, TensorFlow's SAME padding (this toolkit's
 default), BatchNorm of eps 0.001 (ours: 1e-5, the difference folded into the running variance, which gives
@@ -119,10 +119,45 @@ def _block(data: bytes, handle: bytes, source: str) -> bytes:
     stored = int.from_bytes(data[offset + size + 1:offset + size + 5], "little")
     if stored not in (masked(crc32c(bytes([kind]), crc32c(block))), crc32c(bytes([kind]), crc32c(block))):
         raise CheckpointError(f"checkpoint {source}: a block of its index fails its CRC-32C check (damaged)")
+    if kind == 1:  # Snappy: TensorFlow reads it (format.cc); before 1.2 it wrote a merged (sharded) save's so
+        return _unsnappy(block, source)
     if kind != 0:
-        raise CheckpointError(f"checkpoint {source}: its index is compressed ({'snappy' if kind == 1 else kind}), "
-                              f"which is not read here; TensorFlow writes checkpoints uncompressed")
+        raise CheckpointError(f"checkpoint {source}: a block of its index is of compression type {kind}, neither "
+                              f"none (0) nor Snappy (1), the two a table holds (damaged?)")
     return block
+
+
+def _unsnappy(data: bytes, source: str) -> bytes:
+    """A block compressed by Snappy (its raw format: the length, then literals and copies of earlier bytes)."""
+    size, pos = _varint(data, 0, source)
+    out = bytearray()
+    while pos < len(data):
+        tag, pos = data[pos], pos + 1
+        if tag & 3 == 0:  # a literal of (tag >> 2) + 1 bytes, or of a length in the next 1 to 4 bytes
+            n = tag >> 2
+            if n >= 60:
+                n, pos = int.from_bytes(data[pos:pos + n - 59], "little"), pos + n - 59
+            n += 1
+            if pos + n > len(data):
+                raise CheckpointError(f"checkpoint {source}: a compressed block of its index runs past its end "
+                                      f"(damaged)")
+            out += data[pos:pos + n]
+            pos += n
+            continue
+        if tag & 3 == 1:  # 4 to 11 bytes from up to 2047 back
+            n, offset, pos = (tag >> 2 & 7) + 4, (tag >> 5) << 8 | (data[pos] if pos < len(data) else 0), pos + 1
+        else:  # 1 to 64 bytes from an offset in the next 2 (or 4) bytes
+            width = 2 if tag & 3 == 2 else 4
+            n, offset, pos = (tag >> 2) + 1, int.from_bytes(data[pos:pos + width], "little"), pos + width
+        if not 0 < offset <= len(out) or pos > len(data):
+            raise CheckpointError(f"checkpoint {source}: a compressed block of its index copies bytes it does not "
+                                  f"hold (damaged)")
+        for _ in range(n):  # byte by byte: a copy may overlap what it writes
+            out.append(out[-offset])
+    if len(out) != size:
+        raise CheckpointError(f"checkpoint {source}: a compressed block of its index holds {len(out)} bytes, not "
+                              f"the {size} it records (damaged)")
+    return bytes(out)
 
 
 def _entries(block: bytes, source: str) -> Iterator[Tuple[bytes, bytes]]:
