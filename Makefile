@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # tensorboard: event files in each run folder; plot: matplotlib for `mobilenet-v1 plot` (make demo draws its curves);
-# onnx: export, quantize and ONNX evaluation; executorch: .pte files for phones (export --file_format PTE).
+# onnx: export, quantize and ONNX evaluation; executorch: .pte files for phones (export --file_format PTE);
+# tflite: .tflite files (export --file_format TFLITE) and LiteRT, which runs them.
 EXTRAS ?= test,demo,tensorboard,plot,onnx,executorch,tflite
 
 .PHONY: demo test venv clean
