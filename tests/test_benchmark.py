@@ -240,7 +240,7 @@ def test_widths_and_sizes_are_made_timed_and_removed_and_wrong_requests_refused(
     assert os.listdir(tmp_path) == []
 
     for args, said in ((["m.onnx", "--width_mult", "0.5"], "give FILEs or --width_mult, not both"),
-                       (["--width_mult", "0.5", "--formats", "onnx,tflite"], "--formats onnx,tflite: each one of"),
+                       (["--width_mult", "0.5", "--formats", "onnx,coreml"], "--formats onnx,coreml: each one of"),
                        (["--width_mult", "0.5,-1"], "--width_mult '0.5,-1': needs numbers above 0"),
                        (["m.onnx", "--formats", "onnx"], "--formats: for --width_mult only"),
                        (["m.onnx", "--image_size", "128,160"], "one size for FILEs"),

@@ -107,7 +107,9 @@ def test_tflite_export_is_the_model_in_litert_and_eval_predict_info_benchmark_ru
     assert described["metadata"]["classes"][3] == "c3" and described["macs"] > 0
     timing = ["--seconds", "0.2", "--rounds", "2", "--warmup", "1", "--threads", "1", "--json"]
     assert cli.main(["benchmark", str(tmp_path / "m.tflite"), *timing]) == 0
-    row = json.loads(capsys.readouterr().out)["results"][0]
+    timed = json.loads(capsys.readouterr().out)
+    row = timed["results"][0]
+    assert timed["machine"]["ai_edge_litert"]  # the runtime's version beside the figures
     assert (row["runtime"], row["input"], row["weights"]) == ("LiteRT, CPU (XNNPACK)", "float (3, 40, 40, 3) NHWC",
                                                               "fp32")
     # Damaged: cut short, named; a .tflite where a checkpoint is needed.
