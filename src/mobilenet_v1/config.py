@@ -358,9 +358,10 @@ KEY_HELP: Dict[str, str] = {
     "label_smooth_factor": "label smoothing's share",
     "bce_loss": "binary cross entropy: a sigmoid per class (timm's --bce-loss); False: softmax cross entropy",
     "bce_target_thresh": "bce_loss: targets above it become 1, the rest 0 (timm's --bce-target-thresh); 0: off",
-    "pre_trained": "checkpoint (ours, MindSpore .ckpt, .safetensors; a run folder: its newest) to start from; "
-                   "another classifier size is left out; not needed where --resume finds a checkpoint",
-    "checkpoint_path": "eval: checkpoint, run folder (its newest) or .onnx file",
+    "pre_trained": "checkpoint (ours, MindSpore .ckpt, .safetensors, timm's weights or train.py checkpoint, "
+                   "TF-slim's TensorFlow checkpoint; a run folder: its newest) to start from; another classifier "
+                   "size is left out; not needed where --resume finds a checkpoint",
+    "checkpoint_path": "eval: checkpoint, run folder (its newest), .onnx, .pte, .pt2 or .tflite file",
     "run_distribute": "expect torchrun (an error without it)",
     "device_num": "processes (torchrun's count wins)",
     "device_target": "where to run (auto: the GPU when CUDA is present)",
