@@ -12,7 +12,7 @@ all three runtimes alike (default: PyTorch's count, where each runtime would oth
 
 With ``--width_mult`` (a list) the files are made here instead, for choosing the network before training
 it: MobileNetV1 at each width and each ``--image_size``, random weights, as ``export`` and ``quantize``
-make them (``--formats``: the checkpoint in PyTorch, ONNX fp32 and INT8, ExecuTorch fp32 and INT8, TFLite; the
+make them (``--formats``: the checkpoint in PyTorch; ONNX, ExecuTorch and TFLite, fp32 and INT8; the
 INT8 files calibrated on random inputs, which sets their ranges, not their speed), in a temporary folder
 removed afterwards. Each row gives the network's multiply-adds, so latency can be weighed against the
 paper's accuracy table for width and resolution.
@@ -234,7 +234,7 @@ def load_subject(path: str, batch_size: Optional[int] = None, image_size: Option
                                channels_last, compile_model, use_ema, start)
 
 
-FORMATS = ("pytorch", "onnx", "onnx_int8", "pte", "pte_int8", "tflite")
+FORMATS = ("pytorch", "onnx", "onnx_int8", "pte", "pte_int8", "tflite", "tflite_int8")
 
 
 def random_batches(count: int, batch: int, size: int, seed: int = 1) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
@@ -250,8 +250,8 @@ def make_variants(folder: str, widths: Sequence[float], sizes: Sequence[int], fo
     """The files of MobileNetV1 at each width and size, random weights, in ``folder``, as ``export`` and
     ``quantize`` make them: ``mobilenet_v1_{width}_{size}.ckpt`` (``pytorch``), ``.onnx`` (dynamic batch) and
     ``_int8.onnx``, ``.pte`` and ``_int8.pte`` (batch ``batch_size``; the INT8 program from a static-batch
-    ``.pt2``), ``.tflite`` (batch ``batch_size``); the INT8 files calibrated on 4 batches of random inputs.
-    Progress goes to stderr."""
+    ``.pt2``), ``.tflite`` and ``_int8.tflite`` (batch ``batch_size``); the INT8 files calibrated on 4 batches
+    of random inputs. Progress goes to stderr."""
     from .export import export_checkpoint
     from .model import MobileNetV1
     from .quantize import quantize_file, quantize_program
@@ -284,9 +284,14 @@ def make_variants(folder: str, widths: Sequence[float], sizes: Sequence[int], fo
                     quantize_program(pt2, stem + "_int8.pte", random_batches(max(1, 32 // batch_size), batch_size,
                                                                          size))
                     files["pte_int8"] = stem + "_int8.pte"
-                if "tflite" in formats:
+                if "tflite" in formats or "tflite_int8" in formats:
                     files["tflite"] = export_checkpoint(stem + ".ckpt", stem, batch_size=batch_size,
                                                         file_format="TFLITE")["path"]
+                if "tflite_int8" in formats:
+                    from .tflite_quant import quantize_tflite
+
+                    quantize_tflite(files["tflite"], stem + "_int8.tflite", random_batches(4, 8, size))
+                    files["tflite_int8"] = stem + "_int8.tflite"
                 made += [files[f] for f in formats]
                 print(f"benchmark: made {os.path.basename(stem)} ({', '.join(formats)}) in "
                       f"{time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
@@ -506,8 +511,8 @@ def main(argv: Sequence[str]) -> int:
                         "made here with random weights as export and quantize make files")
     p.add_argument("--formats", default=None, metavar="F[,F...]",
                    help=f"with --width_mult: the files made of each network, of {', '.join(FORMATS)} "
-                        f"(default onnx,onnx_int8; pte and pte_int8 need the executorch extra, tflite the tflite "
-                        f"one)")
+                        f"(default onnx,onnx_int8; pte and pte_int8 need the executorch extra, tflite and "
+                        f"tflite_int8 the tflite one)")
     p.add_argument("--class_num", type=int, default=None, help="with --width_mult: classifier outputs (default 1000)")
     p.add_argument("--batch_size", type=int, default=None,
                    help="images a call (default: a file's fixed batch, else 1); a file whose batch was fixed at "

@@ -459,17 +459,20 @@ def compare_top1(reference: nn.Module, candidate: nn.Module,
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="mobilenet-v1 quantize", description=(
         "Static INT8 quantization (ONNX Runtime, QDQ, per-channel weights) of an ONNX file from "
-        "'mobilenet-v1 export', or of a .pt2 program into an ExecuTorch .pte for XNNPACK, calibrated on "
-        "training images through the evaluation transforms."))
+        "'mobilenet-v1 export', of a .pt2 program into an ExecuTorch .pte for XNNPACK, or of a .tflite into a "
+        "full-integer .tflite, calibrated on training images through the evaluation transforms."))
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--onnx", help="fp32 ONNX file (from mobilenet-v1 export): writes an INT8 ONNX file")
     source.add_argument("--program", help="fp32 .pt2 program (from mobilenet-v1 export --file_format PT2): writes "
                                           "an INT8 ExecuTorch program (.pte) for XNNPACK, as phones run it")
+    source.add_argument("--tflite", help="fp32 .tflite (from mobilenet-v1 export --file_format TFLITE): writes a "
+                                         "full-integer INT8 .tflite (int8 weights and activations, float in and out)")
     p.add_argument("--calib_data", required=True,
                    help="the data set's folder (as --dataset_path in training); its training split is read")
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="layout and normalisation of --calib_data (default: what the ONNX file or program records)")
-    p.add_argument("--out", required=True, help="INT8 file to write (.onnx, or .pte with --program)")
+    p.add_argument("--out", required=True, help="INT8 file to write (.onnx; .pte with --program; .tflite with "
+                                                "--tflite)")
     p.add_argument("--calib_images", type=int, default=DEFAULT_CALIB_IMAGES,
                    help=f"training images for the activation ranges (default {DEFAULT_CALIB_IMAGES}; for a file "
                         f"exported with --static_batch, rounded up to whole batches)")
@@ -486,9 +489,22 @@ def main(argv: Sequence[str]) -> int:
     if not os.path.isdir(a.calib_data) and not is_archive(a.calib_data) and not is_shard_pattern(a.calib_data):
         raise QuantizeError(f"--calib_data {a.calib_data}: not a folder, a .tar archive nor a shard pattern (the "
                             f"data set's, as --dataset_path in training)")
-    option, src = ("--program", a.program) if a.program else ("--onnx", a.onnx)
+    option, src = (("--program", a.program) if a.program else ("--tflite", a.tflite) if a.tflite
+                   else ("--onnx", a.onnx))
     ckpt_io.check_given(src, option, "file")
-    if a.program:
+    if a.tflite:
+        from .tflite_io import is_tflite_file, load_tflite
+
+        if not is_tflite_file(a.tflite):
+            raise QuantizeError(f"--tflite {a.tflite}: not a .tflite file (export a checkpoint with "
+                                f"'mobilenet-v1 export --ckpt_file C --file_name N --file_format TFLITE' first)")
+        if a.reduce_range or a.per_tensor:
+            raise QuantizeError(f"{'--reduce_range' if a.reduce_range else '--per_tensor'}: not for --tflite, whose "
+                                f"convolutions' int8 weights are per channel, as TensorFlow Lite's int8 kernels take "
+                                f"them")
+        ckpt_io.check_output("--out", a.out, [a.tflite], inside=[a.calib_data], suffix=".tflite")
+        fp32 = load_tflite(a.tflite)
+    elif a.program:
         if not ckpt_io.named_program(a.program):
             raise QuantizeError(f"--program {a.program}: not a .pt2 program (export a checkpoint with "
                                 f"'mobilenet-v1 export --ckpt_file C --file_name N --file_format PT2' first)")
@@ -520,7 +536,7 @@ def main(argv: Sequence[str]) -> int:
               f"--static_batch): calibrating on {count} images, --calib_images {a.calib_images} rounded up to "
               f"{count // batch} whole batches", file=sys.stderr)
 
-    if not a.reduce_range and not a.program and x86_without_vnni():
+    if not a.reduce_range and not a.program and not a.tflite and x86_without_vnni():
         print("mobilenet-v1 quantize: note: this x86 CPU has no VNNI, where ONNX Runtime's u8 x s8 products "
               "saturate with full-range weights: the comparison below is this CPU's, and an INT8 file meant for "
               "x86 CPUs without VNNI wants --reduce_range (ARM and VNNI CPUs run the full range as it is)",
@@ -556,7 +572,13 @@ def main(argv: Sequence[str]) -> int:
             print(f"mobilenet-v1 quantize: note: {note}", file=sys.stderr)
         # The INT8 file is run under its temporary name: a comparison that fails (or a Ctrl-C in it) leaves
         # no file, and an earlier one of that name as it was.
-        if a.program:  # fp32: the program unquantized
+        if a.tflite:
+            from .tflite_io import load_tflite
+            from .tflite_quant import quantize_tflite
+
+            result = quantize_tflite(a.tflite, a.out, batches(),
+                                     check=lambda path: compare_top1(fp32, load_tflite(path, name=a.out), batches()))
+        elif a.program:  # fp32: the program unquantized
             result = quantize_program(a.program, a.out, batches(), per_channel=not a.per_tensor,
                                       check=lambda path: compare_top1(fp32, ExecutorchModel(path, a.out), batches()))
         else:

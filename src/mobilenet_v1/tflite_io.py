@@ -22,7 +22,7 @@ import os
 import struct
 import sys
 import tempfile
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -35,9 +35,11 @@ IDENTIFIER = b"TFL3"
 METADATA_NAME = "mobilenet_v1_json"
 SCHEMA_VERSION = 3
 # Schema numbers: tensor types, builtin operators, the BuiltinOptions union's members, and enums.
-FLOAT32, INT32, UINT8 = 0, 2, 3
+FLOAT32, INT32, UINT8, INT8 = 0, 2, 3, 9
 CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MUL, PAD, MEAN, ADD, CAST = 3, 4, 9, 18, 34, 40, 0, 53
-OPTIONS = {CONV_2D: 1, DEPTHWISE_CONV_2D: 2, FULLY_CONNECTED: 8, ADD: 11, MUL: 21, PAD: 22, MEAN: 27, CAST: 39}
+QUANTIZE, DEQUANTIZE = 114, 6
+OPTIONS = {CONV_2D: 1, DEPTHWISE_CONV_2D: 2, FULLY_CONNECTED: 8, ADD: 11, MUL: 21, PAD: 22, MEAN: 27, CAST: 39,
+           QUANTIZE: 0, DEQUANTIZE: 0}  # 0: no options table
 SAME, VALID = 0, 1
 NO_ACTIVATION, RELU6 = 0, 3
 
@@ -106,23 +108,35 @@ class _Graph:
 
     def __init__(self):
         self.buffers: List[bytes] = [b""]  # buffer 0: the empty one tensors without data point to
-        self.tensors: List[Tuple[str, List[int], int, int]] = []  # name, shape, type, buffer
+        # name, shape, type, buffer, quantization (scales, zero points, the axis of per-channel ones) or None
+        self.tensors: List[Tuple[str, List[int], int, int, Optional[Quantization]]] = []
         self.ops: List[Tuple[int, List[int], List[int], Dict[str, int]]] = []  # builtin, inputs, outputs, options
         self.codes: List[int] = []
+        self.versions: Dict[int, int] = {}  # an operator's version, where it is not 1 (what its types need)
 
-    def tensor(self, name: str, shape: Sequence[int], kind: int = FLOAT32, data: Optional[np.ndarray] = None) -> int:
+    def tensor(self, name: str, shape: Sequence[int], kind: int = FLOAT32, data: Optional[np.ndarray] = None,
+               quant: Optional["Quantization"] = None) -> int:
         buffer = 0
         if data is not None:
-            dtype = {FLOAT32: "<f4", INT32: "<i4"}[kind]
+            dtype = {FLOAT32: "<f4", INT32: "<i4", INT8: "i1", UINT8: "u1"}[kind]
             self.buffers.append(np.ascontiguousarray(data, dtype=dtype).tobytes())
             buffer = len(self.buffers) - 1
-        self.tensors.append((name, [int(d) for d in shape], kind, buffer))
+        self.tensors.append((name, [int(d) for d in shape], kind, buffer, quant))
         return len(self.tensors) - 1
 
-    def op(self, builtin: int, inputs: List[int], outputs: List[int], **options: int) -> None:
+    def op(self, builtin: int, inputs: List[int], outputs: List[int], version: int = 1, **options: int) -> None:
         if builtin not in self.codes:
             self.codes.append(builtin)
+        self.versions[builtin] = max(version, self.versions.get(builtin, 1))
         self.ops.append((builtin, inputs, outputs, options))
+
+
+class Quantization(NamedTuple):
+    """A tensor's quantization: ``real = scale * (q - zero_point)``, one pair or one per index of ``axis``."""
+
+    scales: Sequence[float]
+    zero_points: Sequence[int]
+    axis: int = 0
 
 
 # Each options table's fields by slot (schema.fbs), each a 4-byte int but padding and activation (1 byte).
@@ -240,30 +254,55 @@ def write_flatbuffer(g: _Graph, metadata: Dict[str, Any], description: str) -> b
         if vec is not None:
             b.PrependUOffsetTRelativeSlot(0, vec, 0)
         made_buffers.append(b.EndObject())
+    def floats(values: Sequence[float]) -> int:
+        b.StartVector(4, len(values), 4)
+        for v in reversed(values):
+            b.PrependFloat32(float(v))
+        return b.EndVector()
+
+    def longs(values: Sequence[int]) -> int:
+        b.StartVector(8, len(values), 8)
+        for v in reversed(values):
+            b.PrependInt64(int(v))
+        return b.EndVector()
+
     tensors = []
-    for name, shape, kind, buffer in g.tensors:
+    for name, shape, kind, buffer, quant in g.tensors:
+        q = None
+        if quant is not None:  # QuantizationParameters: scale (2), zero_point (3), quantized_dimension (6)
+            scale_off, zero_off = floats(quant.scales), longs(quant.zero_points)
+            b.StartObject(7)
+            b.PrependUOffsetTRelativeSlot(2, scale_off, 0)
+            b.PrependUOffsetTRelativeSlot(3, zero_off, 0)
+            b.PrependInt32Slot(6, quant.axis, 0)
+            q = b.EndObject()
         name_off, shape_off = b.CreateString(name), ints(shape)
-        b.StartObject(4)
+        b.StartObject(5)
         b.PrependUOffsetTRelativeSlot(0, shape_off, 0)
         b.PrependInt8Slot(1, kind, 0)
         b.PrependUint32Slot(2, buffer, 0)
         b.PrependUOffsetTRelativeSlot(3, name_off, 0)
+        if q is not None:
+            b.PrependUOffsetTRelativeSlot(4, q, 0)
         tensors.append(b.EndObject())
     operators = []
     for builtin, inputs, outputs, options in g.ops:
-        fields = _OPTION_SLOTS[builtin]
-        b.StartObject(len(fields))
-        for slot, name in enumerate(fields):
-            if name in options:
-                (b.PrependInt8Slot if name in _BYTE_FIELDS else b.PrependInt32Slot)(slot, options[name], 0)
-        opts = b.EndObject()
+        opts = None
+        if OPTIONS[builtin]:
+            fields = _OPTION_SLOTS[builtin]
+            b.StartObject(len(fields))
+            for slot, name in enumerate(fields):
+                if name in options:
+                    (b.PrependInt8Slot if name in _BYTE_FIELDS else b.PrependInt32Slot)(slot, options[name], 0)
+            opts = b.EndObject()
         ins, outs = ints(inputs), ints(outputs)
         b.StartObject(5)
         b.PrependUint32Slot(0, g.codes.index(builtin), 0)
         b.PrependUOffsetTRelativeSlot(1, ins, 0)
         b.PrependUOffsetTRelativeSlot(2, outs, 0)
-        b.PrependUint8Slot(3, OPTIONS[builtin], 0)
-        b.PrependUOffsetTRelativeSlot(4, opts, 0)
+        if opts is not None:
+            b.PrependUint8Slot(3, OPTIONS[builtin], 0)
+            b.PrependUOffsetTRelativeSlot(4, opts, 0)
         operators.append(b.EndObject())
     t_vec, o_vec = offsets(tensors), offsets(operators)
     in_vec, out_vec, sg_name = ints(g.inputs), ints(g.outputs), b.CreateString("main")
@@ -278,7 +317,7 @@ def write_flatbuffer(g: _Graph, metadata: Dict[str, Any], description: str) -> b
     for builtin in g.codes:
         b.StartObject(4)
         b.PrependInt8Slot(0, builtin, 0)  # deprecated_builtin_code (below 127), then builtin_code
-        b.PrependInt32Slot(2, 1, 0)
+        b.PrependInt32Slot(2, g.versions.get(builtin, 1), 0)
         b.PrependInt32Slot(3, builtin, 0)
         codes.append(b.EndObject())
     meta_name = b.CreateString(METADATA_NAME)

@@ -1,0 +1,239 @@
+"""INT8 TensorFlow Lite files: a float ``.tflite`` of ``export --file_format TFLITE`` quantized as TensorFlow
+Lite's full-integer post-training quantization quantizes (``quantize --tflite``).
+
+Weights int8, symmetric, per output channel (``CONV_2D``'s filters along axis 0, ``DEPTHWISE_CONV_2D``'s along
+3; ``FULLY_CONNECTED``'s one scale, as its int8 kernels take it), biases int32 at the input's scale times
+the weight's; activations int8, asymmetric, one scale a tensor, their ranges the largest values the network
+reaches on calibration images (a ReLU6 output from 0, so its zero point is -128 and its padding, real 0,
+exact). The float input is quantized by ``QUANTIZE`` (behind the image input's ``CAST``/``MUL``/``ADD``
+where the file has one) and the logits come back as float by ``DEQUANTIZE``: the file takes and gives
+what the float one does, and runs int8 in between, as TensorFlow Lite for Microcontrollers and integer
+accelerators run MobileNets. Each operator carries the version its int8 types need."""
+
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from .tflite_io import (CAST, CONV_2D, DEPTHWISE_CONV_2D, DEQUANTIZE, FLOAT32, FULLY_CONNECTED, INT8, INT32, MEAN,
+                        MUL, NO_ACTIVATION, PAD, QUANTIZE, RELU6, SAME, UINT8, VALID, ADD, Quantization, _Graph,
+                        _same_size, image_input_note, write_flatbuffer)
+
+# The operator versions of int8 kernels (TensorFlow Lite's op_version.cc): per-channel CONV_2D and
+# DEPTHWISE_CONV_2D 3, int8 FULLY_CONNECTED 4, MEAN and PAD 2, QUANTIZE to int8 2, DEQUANTIZE from int8 2.
+VERSIONS = {CONV_2D: 3, DEPTHWISE_CONV_2D: 3, FULLY_CONNECTED: 4, MEAN: 2, PAD: 2, QUANTIZE: 2, DEQUANTIZE: 2}
+
+
+def folded_model(deployed) -> Tuple[nn.Module, Optional[str]]:
+    """The folded MobileNetV1 a float ``.tflite`` of ours holds (:class:`tflite_io.TfliteModel`), its weights
+    read from LiteRT's tensors by name, and the file's pixel format (None for a float input)."""
+    from .export import fold_batchnorm
+    from .model import MobileNetV1
+    from .onnx_io import PIXEL_FORMATS
+
+    meta = deployed.metadata
+    model = fold_batchnorm(MobileNetV1(class_num=int(meta["class_num"]), width_mult=float(meta["width_mult"]),
+                                       padding=str(meta.get("padding") or "same")))
+    interpreter = deployed.interpreter
+    tensors = {d["name"]: d["index"] for d in interpreter.get_tensor_details()}
+
+    def get(name: str) -> torch.Tensor:
+        if name not in tensors:
+            raise ValueError(f"{deployed.path}: no tensor {name!r}: not a float file of mobilenet-v1 export")
+        return torch.from_numpy(np.array(interpreter.get_tensor(tensors[name]), dtype=np.float32))
+
+    pixel_format = deployed.pixel_format if deployed.image_input else None
+    with torch.no_grad():
+        for layer, block in enumerate(model.network):
+            conv = block[0]
+            w = get(f"layer{layer}_weights")
+            if conv.groups > 1:  # (1, kh, kw, C) as (C, 1, kh, kw)
+                weight = w[0].permute(2, 0, 1).unsqueeze(1)
+            else:  # OHWI as OIHW; the first layer's in the file's channels: R, G, B where they are
+                weight = w.permute(0, 3, 1, 2)
+                if layer == 0 and pixel_format:
+                    weight = weight[:, list(PIXEL_FORMATS[pixel_format][0])]
+            if tuple(weight.shape) != tuple(conv.weight.shape):
+                raise ValueError(f"{deployed.path}: layer {layer}'s weights have shape {tuple(w.shape)}, not the "
+                                 f"recorded network's: not a float file of mobilenet-v1 export")
+            conv.weight.copy_(weight)
+            conv.bias.copy_(get(f"layer{layer}_bias"))
+        model.fc.weight.copy_(get("fc_weights"))
+        model.fc.bias.copy_(get("fc_bias"))
+    return model.eval(), pixel_format
+
+
+def activation_ranges(model: nn.Module, batches: Iterator[Tuple[torch.Tensor, torch.Tensor]]) -> Dict[str, Any]:
+    """The ranges TensorFlow Lite's calibration measures on ``batches`` (normalised float NCHW): the input's
+    lowest and highest value, each layer's highest output (ReLU6's lowest is 0), the pooled features' highest,
+    the logits' lowest and highest; and how many images gave them."""
+    outputs: List[float] = [0.0] * len(model.network)
+    hooks = [block.register_forward_hook(lambda m, i, o, k=k: outputs.__setitem__(k, max(outputs[k],
+                                                                                        float(o.max()))))
+             for k, block in enumerate(model.network)]
+    low = high = pooled = 0.0
+    logit_low = logit_high = 0.0
+    images = 0
+    try:
+        with torch.no_grad():
+            for x, _ in batches:
+                x = x.to("cpu", torch.float32)
+                low, high = min(low, float(x.min())), max(high, float(x.max()))
+                features = model.forward_features(x).mean(dim=(2, 3))
+                logits = model.fc(features)
+                pooled = max(pooled, float(features.max()))
+                logit_low, logit_high = min(logit_low, float(logits.min())), max(logit_high, float(logits.max()))
+                images += x.shape[0]
+    finally:
+        for h in hooks:
+            h.remove()
+    return {"input": (low, high), "layers": outputs, "pooled": pooled, "logits": (logit_low, logit_high),
+            "images": images}
+
+
+def _asymmetric(low: float, high: float) -> Quantization:
+    """int8 of [low, high] widened to hold 0 (which must be exact: padding), one scale."""
+    low, high = min(low, 0.0), max(high, 0.0)
+    scale = max(high - low, 1e-8) / 255.0
+    zero = int(np.clip(round(-128 - low / scale), -128, 127))
+    return Quantization([scale], [zero])
+
+
+def _weights(w: np.ndarray, axis: Optional[int]) -> Tuple[np.ndarray, List[float]]:
+    """Symmetric int8 of ``w``, a scale per index of ``axis`` (None: one for all)."""
+    if axis is None:
+        scales = np.array([max(float(np.abs(w).max()), 1e-12) / 127.0])
+        q = np.clip(np.round(w / scales[0]), -127, 127)
+    else:
+        moved = np.moveaxis(w, axis, 0)
+        scales = np.maximum(np.abs(moved.reshape(moved.shape[0], -1)).max(axis=1), 1e-12) / 127.0
+        shape = [1] * w.ndim
+        shape[axis] = -1
+        q = np.clip(np.round(w / scales.reshape(shape)), -127, 127)
+    return q.astype(np.int8), [float(s) for s in scales]
+
+
+def build_int8_graph(model: nn.Module, ranges: Dict[str, Any], height: int, width: int, batch: int,
+                     mean, std, pixel_format: Optional[str] = None) -> _Graph:
+    """The full-integer subgraph of ``model`` (folded, evaluation mode) with ``ranges``
+    (:func:`activation_ranges`), for batches of ``batch``; float input (or the image input's pixels, normalised
+    in float as the float file does) and float logits."""
+    from .onnx_io import PIXEL_FORMATS
+
+    g = _Graph()
+    channels = PIXEL_FORMATS[pixel_format][1] if pixel_format else 3
+    x = g.tensor("input", [batch, height, width, channels], UINT8 if pixel_format else FLOAT32)
+    first_input = x
+    if pixel_format:
+        picks = PIXEL_FORMATS[pixel_format][0]
+        scale, shift = np.zeros(channels, np.float32), np.zeros(channels, np.float32)
+        for c, k in enumerate(picks):
+            scale[k], shift[k] = 1.0 / (255.0 * std[c]), -mean[c] / std[c]
+        cast = g.tensor("pixels_float", [batch, height, width, channels])
+        g.op(CAST, [x], [cast], in_data_type=UINT8, out_data_type=FLOAT32)
+        scaled = g.tensor("pixels_scaled", [batch, height, width, channels])
+        g.op(MUL, [cast, g.tensor("scale", [channels], data=scale)], [scaled], fused_activation_function=NO_ACTIVATION)
+        x = g.tensor("normalised", [batch, height, width, channels])
+        g.op(ADD, [scaled, g.tensor("shift", [channels], data=shift)], [x], fused_activation_function=NO_ACTIVATION)
+    in_q = _asymmetric(*ranges["input"])
+    q = g.tensor("input_int8", [batch, height, width, channels], INT8, quant=in_q)
+    g.op(QUANTIZE, [x], [q], version=VERSIONS[QUANTIZE])
+    x, x_q = q, in_q
+    h, w = height, width
+    padding = getattr(model, "padding", "same")
+    for layer, block in enumerate(model.network):
+        conv = block[0]
+        weight = conv.weight.detach().to(torch.float32).cpu().numpy()
+        bias = conv.bias.detach().to(torch.float32).cpu().numpy()
+        stride, depthwise = conv.stride[0], conv.groups > 1
+        if layer == 0 and pixel_format:  # the filter takes the file's channels, alpha weighted 0
+            full = np.zeros((weight.shape[0], channels, *weight.shape[2:]), np.float32)
+            for c, k in enumerate(PIXEL_FORMATS[pixel_format][0]):
+                full[:, k] = weight[:, c]
+            weight = full
+        pad = VALID if padding == "symmetric" and stride > 1 else SAME
+        if pad == VALID:
+            padded = g.tensor(f"layer{layer}_padded", [batch, h + 2, w + 2, weight.shape[1] if not depthwise
+                                                       else weight.shape[0]], INT8, quant=x_q)
+            g.op(PAD, [x, g.tensor(f"layer{layer}_pads", [4, 2], INT32, np.array([[0, 0], [1, 1], [1, 1], [0, 0]]))],
+                 [padded], version=VERSIONS[PAD])
+            x = padded
+        h, w = _same_size(h, stride), _same_size(w, stride)
+        out_q = Quantization([max(ranges["layers"][layer], 1e-8) / 255.0], [-128])
+        out = g.tensor(f"layer{layer}", [batch, h, w, weight.shape[0]], INT8, quant=out_q)
+        if depthwise:
+            filt, scales = _weights(weight[:, 0].transpose(1, 2, 0)[None], axis=3)
+            shape = [1, *weight.shape[2:], weight.shape[0]]
+        else:
+            filt, scales = _weights(weight.transpose(0, 2, 3, 1), axis=0)
+            shape = [weight.shape[0], *weight.shape[2:], weight.shape[1]]
+        f = g.tensor(f"layer{layer}_weights", shape, INT8, filt,
+                     quant=Quantization(scales, [0] * len(scales), 3 if depthwise else 0))
+        bias_scales = [x_q.scales[0] * s for s in scales]
+        b = g.tensor(f"layer{layer}_bias", [len(bias)], INT32, np.round(bias / np.array(bias_scales)).astype(np.int64),
+                     quant=Quantization(bias_scales, [0] * len(bias_scales)))
+        if depthwise:
+            g.op(DEPTHWISE_CONV_2D, [x, f, b], [out], version=VERSIONS[DEPTHWISE_CONV_2D], padding=pad,
+                 stride_w=stride, stride_h=stride, depth_multiplier=1, fused_activation_function=RELU6)
+        else:
+            g.op(CONV_2D, [x, f, b], [out], version=VERSIONS[CONV_2D], padding=pad, stride_w=stride, stride_h=stride,
+                 fused_activation_function=RELU6)
+        x, x_q = out, out_q
+    features = model.fc.in_features
+    pooled_q = Quantization([max(ranges["pooled"], 1e-8) / 255.0], [-128])
+    pooled = g.tensor("pooled", [batch, features], INT8, quant=pooled_q)
+    g.op(MEAN, [x, g.tensor("pool_axes", [2], INT32, np.array([1, 2]))], [pooled], version=VERSIONS[MEAN],
+         keep_dims=0)
+    fc_w = model.fc.weight.detach().to(torch.float32).cpu().numpy()
+    fc_b = model.fc.bias.detach().to(torch.float32).cpu().numpy()
+    wq, (w_scale,) = _weights(fc_w, None)
+    logits_q = _asymmetric(*ranges["logits"])
+    logits_int8 = g.tensor("logits_int8", [batch, fc_w.shape[0]], INT8, quant=logits_q)
+    bias_scale = pooled_q.scales[0] * w_scale
+    g.op(FULLY_CONNECTED, [pooled, g.tensor("fc_weights", fc_w.shape, INT8, wq, quant=Quantization([w_scale], [0])),
+                           g.tensor("fc_bias", fc_b.shape, INT32, np.round(fc_b / bias_scale).astype(np.int64),
+                                    quant=Quantization([bias_scale], [0]))],
+         [logits_int8], version=VERSIONS[FULLY_CONNECTED], fused_activation_function=NO_ACTIVATION)
+    logits = g.tensor("logits", [batch, fc_w.shape[0]])
+    g.op(DEQUANTIZE, [logits_int8], [logits], version=VERSIONS[DEQUANTIZE])
+    g.inputs, g.outputs = [first_input], [logits]
+    return g
+
+
+def quantize_tflite(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torch.Tensor]],
+                    check: Optional[Callable[[str], Any]] = None) -> Dict[str, Any]:
+    """The float ``.tflite`` ``src`` (``export --file_format TFLITE``) as a full-integer INT8 ``.tflite``
+    ``dst`` (module docstring), its activation ranges measured on ``batches``; its metadata kept, a
+    ``quantization`` entry added. Returns what :func:`quantize.quantize_file` returns, ``check`` as there."""
+    import os
+
+    from . import checkpoint as ckpt_io
+    from .quantize import NoCalibrationImages
+    from .runtime import plural
+    from .tflite_io import load_tflite
+
+    fp32 = load_tflite(src)
+    fp32.check_classifier()
+    removed = ckpt_io.remove_deployed_partials(dst)
+    model, pixel_format = folded_model(fp32)
+    ranges = activation_ranges(model, batches)
+    if ranges["images"] == 0:
+        raise NoCalibrationImages()
+    meta = dict(fp32.metadata)
+    meta["quantization"] = (f"INT8 full-integer (TensorFlow Lite), per-channel int8 weights, int8 activations, "
+                            f"ranges observed over {plural(ranges['images'], 'image')}")
+    if pixel_format:
+        meta.update(input=image_input_note(pixel_format), pixel_format=pixel_format)
+    n, (h, w) = fp32.fixed_batch or 1, fp32.image_hw
+    g = build_int8_graph(model, ranges, h, w, n, meta["mean"], meta["std"], pixel_format)
+    data = write_flatbuffer(g, {k: v for k, v in meta.items() if v is not None}, "MobileNetV1 of mobilenet-v1 "
+                                                                                  "quantize, INT8")
+    with ckpt_io.atomic_output(dst) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        result = {"path": dst, "bytes": len(data), "fp32_bytes": os.path.getsize(src),
+                  "calib_images": ranges["images"], "removed": removed}
+        if check is not None:
+            result["check"] = check(tmp)
+    return result
