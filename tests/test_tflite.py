@@ -1,17 +1,21 @@
 """Shipping to phones and boards: TensorFlow Lite files (.tflite), written here op by op, run in LiteRT."""
 import json
+import os
+import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
+from ai_edge_litert import schema_py_generated as schema  # LiteRT's own reader of schema.fbs
 from ai_edge_litert.interpreter import Interpreter  # make test installs it (the tflite extra): never skipped
 
 from mobilenet_v1 import checkpoint as ckpt_io
-from mobilenet_v1 import cli
+from mobilenet_v1 import benchmark, cli
+from mobilenet_v1.export import fold_batchnorm
 from mobilenet_v1.model import MobileNetV1
 from mobilenet_v1.onnx_io import is_deployed_file
-from mobilenet_v1.tflite_io import load_tflite, read_metadata
+from mobilenet_v1.tflite_io import load_tflite, read_metadata, to_tflite
 from mobilenet_v1.transforms import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, Normalize
 
 from test_deploy import predicted_and_evaluated_as_the_checkpoint
@@ -214,3 +218,54 @@ def test_quantize_tflite_writes_a_full_integer_file_close_to_the_float_one(tmp_p
     assert cli.main(["quantize", "--tflite", ckpt, "--calib_data", str(cifar_dir), "--out",
                      str(tmp_path / "n.tflite")]) == 1
     assert "not a .tflite file" in capsys.readouterr().err and not (tmp_path / "n.tflite").exists()
+
+
+def test_tflite_operators_carry_the_options_table_of_their_own_kind():
+    """Each operator's builtin_options is the union member schema.fbs gives its op (read back with LiteRT's own
+    schema module): the CAST of an image input takes CastOptions (37), not MaximumMinimumOptions (39), which
+    LiteRT's x86 kernels never look at but converters and other readers take as written."""
+    model = MobileNetV1(class_num=10, width_mult=0.25, padding="symmetric").eval()
+    data = to_tflite(fold_batchnorm(model), 33, 35, 1, {"mean": list(CIFAR_MEAN), "std": list(CIFAR_STD)}, "RGBA")
+    read = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    ops = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    members = {v: k for k, v in vars(schema.BuiltinOptions).items() if not k.startswith("_")}
+    own = {"CAST": "CastOptions", "MUL": "MulOptions", "ADD": "AddOptions", "PAD": "PadOptions",
+           "CONV_2D": "Conv2DOptions", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions", "MEAN": "ReducerOptions",
+           "FULLY_CONNECTED": "FullyConnectedOptions"}
+    written = {(ops[read.operatorCodes[op.opcodeIndex].builtinCode], members[op.builtinOptionsType])
+               for op in read.subgraphs[0].operators}
+    assert written == set(own.items())
+    cast = next(op for op in read.subgraphs[0].operators
+                if read.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.CAST)
+    assert (cast.builtinOptions.inDataType, cast.builtinOptions.outDataType) == \
+        (schema.TensorType.UINT8, schema.TensorType.FLOAT32)
+
+
+def test_tflite_runs_with_stderr_closed(tmp_path):
+    """`mobilenet-v1 info F.tflite 2>&-` (Python's sys.stderr is then None, descriptor 2 closed): LiteRT's notes
+    while it loads the file go nowhere (not into stdout), the description is printed, no traceback."""
+    model = MobileNetV1(class_num=10, width_mult=0.25).eval()
+    path = tmp_path / "m.tflite"
+    path.write_bytes(to_tflite(fold_batchnorm(model), 32, 32, 1, {"mean": list(CIFAR_MEAN), "std": list(CIFAR_STD),
+                                                                    "dataset": "cifar10"}))
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+    p = subprocess.run([sys.executable, "-m", "mobilenet_v1", "info", str(path)], stdout=subprocess.PIPE, text=True,
+                       timeout=120, env=dict(os.environ, PYTHONPATH=src), preexec_fn=lambda: os.close(2))
+    assert p.returncode == 0 and "TensorFlow Lite file (.tflite)" in p.stdout and "Traceback" not in p.stdout, p.stdout
+    assert "XNNPACK" not in p.stdout
+
+
+def test_benchmark_memory_imports_litert_before_its_baseline_for_a_tflite_file_by_its_content(tmp_path, capsys,
+                                                                                               monkeypatch, one_thread):
+    """benchmark --memory's process imports a file's runtime before it measures its baseline, so that the
+    library's own memory is not the file's: a TensorFlow Lite file is known by its content (TFL3), as load_subject
+    knows it, whatever its name (here .bin), as an ONNX file is."""
+    model = MobileNetV1(class_num=10, width_mult=0.25).eval()
+    path = tmp_path / "model.bin"
+    path.write_bytes(to_tflite(fold_batchnorm(model), 32, 32, 1, {"mean": list(CIFAR_MEAN), "std": list(CIFAR_STD)}))
+    imported = []
+    real = benchmark.importlib.import_module
+    monkeypatch.setattr(benchmark.importlib, "import_module", lambda name, *a: imported.append(name) or real(name, *a))
+    assert benchmark.memory_child(json.dumps({"path": str(path), "calls": 1, "threads": 1, "asked": False})) == 0
+    assert "mobilenet-v1 memory: " in capsys.readouterr().out
+    assert "ai_edge_litert.interpreter" in imported

@@ -52,6 +52,7 @@ from .onnx_io import (PIXEL_FORMATS, DeployedModel, ExecutorchModel, OnnxModel, 
                       load_deployed, refuse_gpu)
 from .info import macs_if_known
 from .runtime import json_text, network_sized
+from .tflite_io import is_tflite_file
 
 DEFAULT_SIZE = 224
 MAX_SECONDS = 86400.0  # --seconds at most: a day of timed calls a file (1e308 overflowed the count of calls a round)
@@ -404,7 +405,7 @@ def memory_child(spec: str) -> int:
     set_threads(threads, executorch=pte, asked=opts.pop("asked"))
     if is_onnx_file(path):
         importlib.import_module("onnxruntime")
-    elif path.lower().endswith(".tflite"):
+    elif is_tflite_file(path):  # by content, as load_subject knows it
         importlib.import_module("ai_edge_litert.interpreter")
     gc.collect()
     exact = _reset_peak() and _status_kb("VmHWM") is not None

@@ -38,7 +38,7 @@ SCHEMA_VERSION = 3
 FLOAT32, INT32, UINT8, INT8 = 0, 2, 3, 9
 CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MUL, PAD, MEAN, ADD, CAST = 3, 4, 9, 18, 34, 40, 0, 53
 QUANTIZE, DEQUANTIZE = 114, 6
-OPTIONS = {CONV_2D: 1, DEPTHWISE_CONV_2D: 2, FULLY_CONNECTED: 8, ADD: 11, MUL: 21, PAD: 22, MEAN: 27, CAST: 39,
+OPTIONS = {CONV_2D: 1, DEPTHWISE_CONV_2D: 2, FULLY_CONNECTED: 8, ADD: 11, MUL: 21, PAD: 22, MEAN: 27, CAST: 37,
            QUANTIZE: 0, DEQUANTIZE: 0}  # 0: no options table
 SAME, VALID = 0, 1
 NO_ACTIVATION, RELU6 = 0, 3
@@ -69,11 +69,17 @@ def litert_interpreter():
 def _native_log(lines: List[str]):
     """What LiteRT's C++ code writes to file descriptor 2 inside the block, taken into ``lines`` (the reasons
     behind a failed load): its note that it made an XNNPACK delegate is dropped, anything else written on to
-    the standard error once the block ends, unless the block failed (it is then the error's)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
+    the standard error once the block ends, unless the block failed (it is then the error's). With the standard
+    error closed (``2>&-``: ``sys.stderr`` None), descriptor 2 is the sink's for the block and closed again after,
+    and nothing is written on."""
+    if sys.stderr is not None:
+        sys.stderr.flush()
     failed = False
-    with tempfile.TemporaryFile() as sink:
+    with tempfile.TemporaryFile() as sink:  # before the dup: with 2 closed, the sink may take it
+        try:
+            saved: Optional[int] = os.dup(2)
+        except OSError:  # descriptor 2 closed
+            saved = None
         os.dup2(sink.fileno(), 2)
         try:
             yield
@@ -81,13 +87,16 @@ def _native_log(lines: List[str]):
             failed = True
             raise
         finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+            if saved is None:
+                os.close(2)
+            else:
+                os.dup2(saved, 2)
+                os.close(saved)
             sink.seek(0)
             text = sink.read().decode("utf-8", errors="replace")
             lines.extend(line.strip() for line in text.splitlines()
                          if line.strip() and not line.startswith("INFO: Created TensorFlow Lite XNNPACK delegate"))
-            if lines and not failed:
+            if lines and not failed and sys.stderr is not None:
                 print("\n".join(lines), file=sys.stderr)
 
 
