@@ -88,6 +88,11 @@ def test_tflite_export_is_the_model_in_litert_and_eval_predict_info_benchmark_ru
     assert want.abs().max() > 1.0 and close(got, want)
     meta = json.loads(read_metadata(str(tmp_path / "m.tflite")))
     assert (meta["dataset"], meta["image_size"], meta["classes"][3]) == ("cifar10", 40, "c3")
+    # The signature Android's Interpreter.runSignature and LiteRT's signature runner call it by.
+    interpreter = Interpreter(model_path=str(tmp_path / "m.tflite"))
+    assert interpreter.get_signature_list() == {"serving_default": {"inputs": ["input"], "outputs": ["logits"]}}
+    ran = interpreter.get_signature_runner("serving_default")(input=x.permute(0, 2, 3, 1).contiguous().numpy())
+    assert close(ran["logits"], want)
     # TfliteModel cuts other batches into the file's: 7 = 3 + 3 + 1 padded.
     x7 = torch.randn(7, 3, 40, 40, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():

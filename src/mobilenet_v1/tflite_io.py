@@ -33,6 +33,7 @@ from .onnx_io import PIXEL_FORMATS, DeployedModel, image_input_note
 
 IDENTIFIER = b"TFL3"
 METADATA_NAME = "mobilenet_v1_json"
+SIGNATURE_KEY = "serving_default"
 SCHEMA_VERSION = 3
 # Schema numbers: tensor types, builtin operators, the BuiltinOptions union's members, and enums.
 FLOAT32, INT32, UINT8, INT8 = 0, 2, 3, 9
@@ -334,15 +335,36 @@ def write_flatbuffer(g: _Graph, metadata: Dict[str, Any], description: str) -> b
     b.PrependUOffsetTRelativeSlot(0, meta_name, 0)
     b.PrependUint32Slot(1, len(buffers) - 1, 0)
     meta_entry = b.EndObject()
+    # The signature Android's runSignature and LiteRT's get_signature_runner name: serving_default, as
+    # TensorFlow's converter writes it (SignatureDef: inputs 0, outputs 1, signature_key 2, subgraph_index 4;
+    # TensorMap: name 0, tensor_index 1).
+    maps = []
+    for indices in (g.inputs, g.outputs):
+        entries = []
+        for index in indices:
+            name = b.CreateString(g.tensors[index][0])
+            b.StartObject(2)
+            b.PrependUOffsetTRelativeSlot(0, name, 0)
+            b.PrependUint32Slot(1, index, 0)
+            entries.append(b.EndObject())
+        maps.append(offsets(entries))
+    key = b.CreateString(SIGNATURE_KEY)
+    b.StartObject(5)
+    b.PrependUOffsetTRelativeSlot(0, maps[0], 0)
+    b.PrependUOffsetTRelativeSlot(1, maps[1], 0)
+    b.PrependUOffsetTRelativeSlot(2, key, 0)
+    b.PrependUint32Slot(4, 0, 0)
+    signature = b.EndObject()
     codes_vec, sg_vec, buf_vec = offsets(codes), offsets([subgraph]), offsets(made_buffers)
-    meta_vec, desc = offsets([meta_entry]), b.CreateString(description)
-    b.StartObject(7)
+    meta_vec, desc, sig_vec = offsets([meta_entry]), b.CreateString(description), offsets([signature])
+    b.StartObject(8)
     b.PrependUint32Slot(0, SCHEMA_VERSION, 0)
     b.PrependUOffsetTRelativeSlot(1, codes_vec, 0)
     b.PrependUOffsetTRelativeSlot(2, sg_vec, 0)
     b.PrependUOffsetTRelativeSlot(3, desc, 0)
     b.PrependUOffsetTRelativeSlot(4, buf_vec, 0)
     b.PrependUOffsetTRelativeSlot(6, meta_vec, 0)
+    b.PrependUOffsetTRelativeSlot(7, sig_vec, 0)
     b.Finish(b.EndObject(), file_identifier=IDENTIFIER)
     return bytes(b.Output())
 
