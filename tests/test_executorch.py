@@ -197,3 +197,18 @@ def test_int8_programs_pad_on_the_int8_scale_and_keep_relu6_on_it():
     with torch.no_grad():
         after = converted(x)
     assert (after - before).abs().max() <= 0.1 * before.abs().max()
+
+
+def test_executorchs_native_log_is_taken_with_the_standard_error_closed(tmp_path):
+    """`mobilenet-v1 info F.pte 2>&-`: Python's sys.stderr is then None and descriptor 2 closed; the capture of
+    ExecuTorch's C++ log around a load failed at sys.stderr.flush(), and every .pte command with it. Its lines are
+    taken as before, nothing else is written, and descriptor 2 is closed again after."""
+    import subprocess
+
+    code = ("import os\nfrom mobilenet_v1.onnx_io import _native_log\nlines = []\n"
+            "with _native_log(lines):\n    os.write(2, b'[program.cpp:114] File size is too small\\n')\n"
+            "print(lines)\ntry:\n    os.fstat(2)\nexcept OSError:\n    print('2 closed')\n")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+    done = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=src), preexec_fn=lambda: os.close(2))
+    assert done.returncode == 0 and done.stdout == "['File size is too small']\n2 closed\n", done

@@ -406,17 +406,25 @@ def _native_log(lines: List[str]):
     user and are dropped. Its Python bindings send the log to ``sys.stderr``, and native code may write to
     file descriptor 2: both are caught. Lines of other origins are written on as they came, once the block
     ends."""
-    sys.stderr.flush()
-    stream, saved = sys.stderr, os.dup(2)
-    with tempfile.TemporaryFile() as sink:
+    if sys.stderr is not None:  # None with the standard error closed (2>&-)
+        sys.stderr.flush()
+    stream = sys.stderr
+    with tempfile.TemporaryFile() as sink:  # before the dup: with 2 closed, the sink may take it
+        try:
+            saved: Optional[int] = os.dup(2)
+        except OSError:  # descriptor 2 closed: the sink's for the block, closed again after
+            saved = None
         os.dup2(sink.fileno(), 2)
         sys.stderr = caught = io.StringIO()
         try:
             yield
         finally:
             sys.stderr = stream
-            os.dup2(saved, 2)
-            os.close(saved)
+            if saved is None:
+                os.close(2)
+            else:
+                os.dup2(saved, 2)
+                os.close(saved)
             sink.seek(0)
             other = []
             text = caught.getvalue() + sink.read().decode("utf-8", errors="replace")
@@ -427,7 +435,7 @@ def _native_log(lines: List[str]):
                         lines.append(line[native.end():].strip())
                 else:
                     other.append(line)
-            if any(other):
+            if any(other) and sys.stderr is not None:
                 print("\n".join(other), file=sys.stderr)
 
 
