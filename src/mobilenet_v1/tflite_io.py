@@ -162,6 +162,51 @@ def _same_size(size: int, stride: int) -> int:
     return (size + stride - 1) // stride
 
 
+def image_input(g: _Graph, batch: int, height: int, width: int, mean: Sequence[float], std: Sequence[float],
+                pixel_format: Optional[str]) -> Tuple[int, int]:
+    """The graph's input tensor, and the normalised float (N, H, W, C) tensor the network starts from: the input
+    itself, or with ``pixel_format`` the uint8 pixels ``CAST``, ``MUL`` and ``ADD`` normalise channel by channel
+    (``pixel / (255 std) - mean / std``; an alpha channel scaled by 0)."""
+    channels = PIXEL_FORMATS[pixel_format][1] if pixel_format else 3
+    x = g.tensor("input", [batch, height, width, channels], UINT8 if pixel_format else FLOAT32)
+    if not pixel_format:
+        return x, x
+    scale, shift = np.zeros(channels, np.float32), np.zeros(channels, np.float32)
+    for c, k in enumerate(PIXEL_FORMATS[pixel_format][0]):  # k: the input channel of R, G and B
+        scale[k], shift[k] = 1.0 / (255.0 * std[c]), -mean[c] / std[c]
+    cast = g.tensor("pixels_float", [batch, height, width, channels])
+    g.op(CAST, [x], [cast], in_data_type=UINT8, out_data_type=FLOAT32)
+    scaled = g.tensor("pixels_scaled", [batch, height, width, channels])
+    g.op(MUL, [cast, g.tensor("scale", [channels], data=scale)], [scaled], fused_activation_function=NO_ACTIVATION)
+    normalised = g.tensor("normalised", [batch, height, width, channels])
+    g.op(ADD, [scaled, g.tensor("shift", [channels], data=shift)], [normalised],
+         fused_activation_function=NO_ACTIVATION)
+    return x, normalised
+
+
+def in_file_channels(weight: np.ndarray, pixel_format: Optional[str]) -> np.ndarray:
+    """The first convolution's (O, 3, kh, kw) weights over the file's input channels: R, G and B where
+    ``pixel_format`` has them, an alpha channel's weights 0 (as they are for a float input)."""
+    if not pixel_format:
+        return weight
+    full = np.zeros((weight.shape[0], PIXEL_FORMATS[pixel_format][1], *weight.shape[2:]), weight.dtype)
+    for c, k in enumerate(PIXEL_FORMATS[pixel_format][0]):
+        full[:, k] = weight[:, c]
+    return full
+
+
+def padded(g: _Graph, layer: int, x: int, shape: Sequence[int], quant: Optional[Quantization] = None,
+           version: int = 1) -> int:
+    """``x`` (of NHWC ``shape``) padded by 1 on each side of height and width (PyTorch's ``padding=1``, before
+    a stride-2 convolution of ``padding symmetric``, which then runs VALID); a quantized tensor keeps its
+    ``quant`` (its zero point, real 0, is what pads)."""
+    n, h, w, c = shape
+    out = g.tensor(f"layer{layer}_padded", [n, h + 2, w + 2, c], INT8 if quant else FLOAT32, quant=quant)
+    g.op(PAD, [x, g.tensor(f"layer{layer}_pads", [4, 2], INT32, np.array([[0, 0], [1, 1], [1, 1], [0, 0]]))], [out],
+         version=version)
+    return out
+
+
 def build_graph(model: nn.Module, height: int, width: int, batch: int, mean: Sequence[float], std: Sequence[float],
                 pixel_format: Optional[str] = None) -> _Graph:
     """The subgraph of ``model`` (a MobileNetV1 with its BatchNorms folded, in evaluation mode) for batches of
@@ -169,22 +214,7 @@ def build_graph(model: nn.Module, height: int, width: int, batch: int, mean: Seq
     by ``mean`` and ``std`` (on the [0, 1] scale)."""
     g = _Graph()
     padding = getattr(model, "padding", "same")
-    channels = PIXEL_FORMATS[pixel_format][1] if pixel_format else 3
-    x = g.tensor("input", [batch, height, width, channels], UINT8 if pixel_format else FLOAT32)
-    first_input = x
-    order = list(range(3))
-    if pixel_format:
-        picks = PIXEL_FORMATS[pixel_format][0]  # the input channel of R, G and B
-        scale, shift = np.zeros(channels, np.float32), np.zeros(channels, np.float32)
-        for c, k in enumerate(picks):  # normalised = pixel / (255 std) - mean / std
-            scale[k], shift[k] = 1.0 / (255.0 * std[c]), -mean[c] / std[c]
-        cast = g.tensor("pixels_float", [batch, height, width, channels])
-        g.op(CAST, [x], [cast], in_data_type=UINT8, out_data_type=FLOAT32)
-        scaled = g.tensor("pixels_scaled", [batch, height, width, channels])
-        g.op(MUL, [cast, g.tensor("scale", [channels], data=scale)], [scaled], fused_activation_function=NO_ACTIVATION)
-        x = g.tensor("normalised", [batch, height, width, channels])
-        g.op(ADD, [scaled, g.tensor("shift", [channels], data=shift)], [x], fused_activation_function=NO_ACTIVATION)
-        order = list(picks)
+    first_input, x = image_input(g, batch, height, width, mean, std, pixel_format)
     h, w = height, width
     for layer, block in enumerate(model.network):
         conv = block[0]
@@ -193,18 +223,11 @@ def build_graph(model: nn.Module, height: int, width: int, batch: int, mean: Seq
             np.zeros(weight.shape[0], np.float32)
         stride = conv.stride[0]
         depthwise = conv.groups > 1
-        if layer == 0 and pixel_format:  # the filter takes the file's channels: R, G, B where they are, alpha 0
-            full = np.zeros((weight.shape[0], channels, *weight.shape[2:]), np.float32)
-            for c, k in enumerate(order):
-                full[:, k] = weight[:, c]
-            weight = full
+        if layer == 0:
+            weight = in_file_channels(weight, pixel_format)
         pad = VALID if padding == "symmetric" and stride > 1 else SAME
-        if pad == VALID:  # PyTorch's padding=1 on each side, then the convolution over what is there
-            padded = g.tensor(f"layer{layer}_padded", [batch, h + 2, w + 2, weight.shape[1] if not depthwise
-                                                       else weight.shape[0]])
-            g.op(PAD, [x, g.tensor(f"layer{layer}_pads", [4, 2], INT32, np.array([[0, 0], [1, 1], [1, 1], [0, 0]]))],
-                 [padded])
-            x = padded
+        if pad == VALID:
+            x = padded(g, layer, x, [batch, h, w, weight.shape[0] if depthwise else weight.shape[1]])
         h, w = _same_size(h, stride), _same_size(w, stride)
         out = g.tensor(f"layer{layer}", [batch, h, w, weight.shape[0]])
         b = g.tensor(f"layer{layer}_bias", [weight.shape[0]], data=bias)

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .tflite_io import (CAST, CONV_2D, DEPTHWISE_CONV_2D, DEQUANTIZE, FLOAT32, FULLY_CONNECTED, INT8, INT32, MEAN,
-                        MUL, NO_ACTIVATION, PAD, QUANTIZE, RELU6, SAME, UINT8, VALID, ADD, Quantization, _Graph,
-                        _same_size, image_input_note, write_flatbuffer)
+from .tflite_io import (CONV_2D, DEPTHWISE_CONV_2D, DEQUANTIZE, FULLY_CONNECTED, INT8, INT32, MEAN,
+                        NO_ACTIVATION, PAD, QUANTIZE, RELU6, SAME, VALID, Quantization, _Graph, _same_size,
+                        image_input, image_input_note, in_file_channels, padded, write_flatbuffer)
 
 # The operator versions of int8 kernels (TensorFlow Lite's op_version.cc): per-channel CONV_2D and
 # DEPTHWISE_CONV_2D 3, int8 FULLY_CONNECTED 4, MEAN and PAD 2, QUANTIZE to int8 2, DEQUANTIZE from int8 2.
@@ -123,19 +123,7 @@ def build_int8_graph(model: nn.Module, ranges: Dict[str, Any], height: int, widt
 
     g = _Graph()
     channels = PIXEL_FORMATS[pixel_format][1] if pixel_format else 3
-    x = g.tensor("input", [batch, height, width, channels], UINT8 if pixel_format else FLOAT32)
-    first_input = x
-    if pixel_format:
-        picks = PIXEL_FORMATS[pixel_format][0]
-        scale, shift = np.zeros(channels, np.float32), np.zeros(channels, np.float32)
-        for c, k in enumerate(picks):
-            scale[k], shift[k] = 1.0 / (255.0 * std[c]), -mean[c] / std[c]
-        cast = g.tensor("pixels_float", [batch, height, width, channels])
-        g.op(CAST, [x], [cast], in_data_type=UINT8, out_data_type=FLOAT32)
-        scaled = g.tensor("pixels_scaled", [batch, height, width, channels])
-        g.op(MUL, [cast, g.tensor("scale", [channels], data=scale)], [scaled], fused_activation_function=NO_ACTIVATION)
-        x = g.tensor("normalised", [batch, height, width, channels])
-        g.op(ADD, [scaled, g.tensor("shift", [channels], data=shift)], [x], fused_activation_function=NO_ACTIVATION)
+    first_input, x = image_input(g, batch, height, width, mean, std, pixel_format)
     in_q = _asymmetric(*ranges["input"])
     q = g.tensor("input_int8", [batch, height, width, channels], INT8, quant=in_q)
     g.op(QUANTIZE, [x], [q], version=VERSIONS[QUANTIZE])
@@ -147,18 +135,12 @@ def build_int8_graph(model: nn.Module, ranges: Dict[str, Any], height: int, widt
         weight = conv.weight.detach().to(torch.float32).cpu().numpy()
         bias = conv.bias.detach().to(torch.float32).cpu().numpy()
         stride, depthwise = conv.stride[0], conv.groups > 1
-        if layer == 0 and pixel_format:  # the filter takes the file's channels, alpha weighted 0
-            full = np.zeros((weight.shape[0], channels, *weight.shape[2:]), np.float32)
-            for c, k in enumerate(PIXEL_FORMATS[pixel_format][0]):
-                full[:, k] = weight[:, c]
-            weight = full
+        if layer == 0:
+            weight = in_file_channels(weight, pixel_format)
         pad = VALID if padding == "symmetric" and stride > 1 else SAME
         if pad == VALID:
-            padded = g.tensor(f"layer{layer}_padded", [batch, h + 2, w + 2, weight.shape[1] if not depthwise
-                                                       else weight.shape[0]], INT8, quant=x_q)
-            g.op(PAD, [x, g.tensor(f"layer{layer}_pads", [4, 2], INT32, np.array([[0, 0], [1, 1], [1, 1], [0, 0]]))],
-                 [padded], version=VERSIONS[PAD])
-            x = padded
+            x = padded(g, layer, x, [batch, h, w, weight.shape[0] if depthwise else weight.shape[1]], x_q,
+                       VERSIONS[PAD])
         h, w = _same_size(h, stride), _same_size(w, stride)
         out_q = Quantization([max(ranges["layers"][layer], 1e-8) / 255.0], [-128])
         out = g.tensor(f"layer{layer}", [batch, h, w, weight.shape[0]], INT8, quant=out_q)
