@@ -841,8 +841,8 @@ def test_eval_takes_the_image_size_the_checkpoint_was_trained_at_unless_told(tmp
     # An ONNX file fixes its precision, layout, device and weights too; a checkpoint takes those options.
     assert evaluate_mod.unused_options_note(["--precision=bf16", "--use_ema=False", "--dataset_path=d"]) == ""
     assert evaluate_mod.unused_options_note(["--precision=bf16", "--use_ema=False", "--device_num=2"], onnx=True) == (
-        "eval: not used here: --precision, --use_ema (an ONNX, .pte or .pt2 file runs on the CPU, as exported or "
-        "quantized); "
+        "eval: not used here: --precision, --use_ema (an ONNX, .pte, .pt2 or .tflite file runs on the CPU, as "
+        "exported or quantized); "
         "--device_num (training's or export's)")
 
 
