@@ -223,6 +223,15 @@ def test_quantize_tflite_writes_a_full_integer_file_close_to_the_float_one(tmp_p
     assert cli.main(["quantize", "--tflite", ckpt, "--calib_data", str(cifar_dir), "--out",
                      str(tmp_path / "n.tflite")]) == 1
     assert "not a .tflite file" in capsys.readouterr().err and not (tmp_path / "n.tflite").exists()
+    # A .tflite that records no network (another tool's): named, nothing written, no traceback.
+    from mobilenet_v1.tflite_io import build_graph, write_flatbuffer
+
+    graph = build_graph(fold_batchnorm(model), 40, 40, 1, list(CIFAR_MEAN), list(CIFAR_STD))
+    (tmp_path / "foreign.tflite").write_bytes(write_flatbuffer(graph, {}, "another tool's"))
+    assert cli.main(["quantize", "--tflite", str(tmp_path / "foreign.tflite"), "--calib_data", str(cifar_dir),
+                     "--dataset", "cifar10", "--out", str(tmp_path / "n.tflite")]) == 1
+    assert "its metadata records no class_num and no width_mult" in capsys.readouterr().err
+    assert not (tmp_path / "n.tflite").exists()
 
 
 def test_tflite_operators_carry_the_options_table_of_their_own_kind():

@@ -33,6 +33,10 @@ def folded_model(deployed) -> Tuple[nn.Module, Optional[str]]:
     from .onnx_io import PIXEL_FORMATS
 
     meta = deployed.metadata
+    missing = [k for k in ("class_num", "width_mult") if not isinstance(meta.get(k), (int, float))]
+    if missing:  # a file of another tool's: no network this module can rebuild
+        raise ValueError(f"{deployed.path}: its metadata records no {' and no '.join(missing)}: not a float file of "
+                         f"mobilenet-v1 export, whose network --tflite quantizes")
     model = fold_batchnorm(MobileNetV1(class_num=int(meta["class_num"]), width_mult=float(meta["width_mult"]),
                                        padding=str(meta.get("padding") or "same")))
     interpreter = deployed.interpreter
