@@ -62,8 +62,9 @@ def test_pte_export_is_the_model_on_xnnpack_and_eval_and_predict_run_it(tmp_path
         want = model(Normalize(CIFAR_MEAN, CIFAR_STD, torch.device("cpu"))(pixels))
     assert (got - want).abs().max() <= 1e-4
 
+    # XNNPACK's float32 sums (in another order) move the probabilities by up to about 1e-5.
     image = predicted_and_evaluated_as_the_checkpoint(ckpt, [str(tmp_path / n) for n in ("m.pte", "pixels.pte")],
-                                                      cifar_dir, tmp_path, capsys)
+                                                      cifar_dir, tmp_path, capsys, tolerance=1e-4)
 
     # benchmark: each program in ExecuTorch on its own input, at the batch it was fixed at, XNNPACK's thread
     # pool at --threads; another batch is refused naming the file.
@@ -184,8 +185,10 @@ def test_int8_programs_pad_on_the_int8_scale_and_keep_relu6_on_it():
     for _ in range(4):
         prepared(torch.randn(8, 3, 32, 32, generator=g))
     converted = convert_pt2e(prepared)
+    images = torch.randn(16, 3, 32, 32, generator=g)
     with torch.no_grad():
-        before = converted(x)
+        want = model(images)
+        rounded = (torch.cat([converted(b) for b in images.split(2)]) - want).abs().mean()  # INT8's rounding
     pads = [n for n in converted.graph.nodes if n.target == torch.ops.aten.pad.default]
     assert len(pads) == 5  # the first conv and the four stride-2 depthwise convs on even sizes
     assert all("quantize_per_tensor" in str(next(iter(p.users)).target) for p in pads)
@@ -195,8 +198,9 @@ def test_int8_programs_pad_on_the_int8_scale_and_keep_relu6_on_it():
     assert len(pads) == 4 and all([str(u.target) for u in p.users] == ["aten.conv2d.default"] for p in pads)
     assert all("dequantize_per_tensor" in str(p.args[0].target) for p in pads)
     with torch.no_grad():
-        after = converted(x)
-    assert (after - before).abs().max() <= 0.1 * before.abs().max()
+        # The padded convs now read their producers' int8 scale (coarser than the pads' own, which hold no
+        # negatives), as the convs without a pad do: about as far from the float network as before, no further.
+        assert (torch.cat([converted(b) for b in images.split(2)]) - want).abs().mean() <= 1.5 * rounded
 
 
 def test_executorchs_native_log_is_taken_with_the_standard_error_closed(tmp_path):
