@@ -371,6 +371,11 @@ def test_compressed_shards_in_a_folder_or_a_pattern_are_named_as_compressed(tmp_
         assert cli.main(["data-stats", "--dataset=imagenet2012", f"--dataset_path={pattern}"]) == 1
         err = capsys.readouterr().err
         assert f"dataset_path '{pattern}' names compressed shards" in err and "does not exist" not in err
+    # quantize's calibration data too: one compressed shard, or a pattern of them, is said to be compressed.
+    for given in (folder / "ds-train-0.tar.gz", folder / "ds-train-*.tar.gz"):
+        assert cli.main(["quantize", "--onnx", str(tmp_path / "m.onnx"), "--calib_data", str(given), "--out",
+                         str(tmp_path / "q.onnx")]) == 1
+        assert f"--calib_data {given}: compressed tar archives are not read" in capsys.readouterr().err
 
 
 def test_shards_beside_a_sub_folder_are_refused_naming_both(tmp_path):

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt_io
-from .archive import is_archive, is_shard_pattern
+from .archive import COMPRESSED_SUFFIXES, is_archive, is_shard_pattern
 from .config import DATASETS, add_max_bad_samples_option, add_num_workers_option
 from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, DeviceLoader, Normalisation,
                    UnsortedImagesError, build_loader, class_folders, default_workers, held_out_for, image_split)
@@ -487,6 +487,10 @@ def main(argv: Sequence[str]) -> int:
     if a.calib_images < 1:
         p.error("--calib_images must be at least 1")
     if not os.path.isdir(a.calib_data) and not is_archive(a.calib_data) and not is_shard_pattern(a.calib_data):
+        if os.path.basename(a.calib_data).lower().endswith(COMPRESSED_SUFFIXES):  # a.tar.gz, or a pattern of them
+            raise QuantizeError(f"--calib_data {a.calib_data}: compressed tar archives are not read (their images "
+                                f"are read in place, at their offsets); decompress to .tar (gunzip, unxz, unzstd, "
+                                f"...) and give that")
         raise QuantizeError(f"--calib_data {a.calib_data}: not a folder, a .tar archive nor a shard pattern (the "
                             f"data set's, as --dataset_path in training)")
     option, src = (("--program", a.program) if a.program else ("--tflite", a.tflite) if a.tflite
