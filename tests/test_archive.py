@@ -665,3 +665,17 @@ def test_class_archives_packed_inside_a_folder_are_named_not_said_to_be_missing(
                                         r"top; it holds class archives in train/ \(n01\.tar, n02\.tar\).*"
                                         r"tar cf again\.tar -C train \.\)$"):
         find_images(packed)
+
+
+def test_predict_on_a_folder_of_tars_points_at_the_tars(image_folder, tmp_path):
+    """predict reads a .tar named itself, not one inside a folder it is given: a folder holding only shards or
+    class archives said "no image files in it", true but not what to do; it now names the archives to give."""
+    from mobilenet_v1.predict import image_files
+
+    folder = tmp_path / "packed"
+    folder.mkdir()
+    pack(image_folder / "train", folder / "train.tar", ".")
+    with pytest.raises(ValueError, match=rf"folder {folder}: no image files \(.*\) in it; its \.tar archives "
+                                         r"\(train\.tar\) are read when named themselves: give them, not the folder"):
+        image_files([str(folder)])
+    assert image_files([str(folder / "train.tar")])  # as the message says

@@ -42,7 +42,7 @@ from . import transforms as T
 from .api import model_from_checkpoint
 from .config import (ASCEND, DATASETS, DEVICE_TARGETS, add_device_target_option, add_normalisation_options,
                      add_num_workers_option, bool_option, cifar_name, crop_pct_problem, is_cifar, normalisation)
-from .archive import COMPRESSED_SUFFIXES, ArchiveMember, archive_images, is_archive
+from .archive import COMPRESSED_SUFFIXES, ArchiveMember, archive_images, is_archive, tar_files
 from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
 from .engine import ranked, resolve_device
 from .onnx_io import DeployedModel, is_deployed_file, load_deployed, refuse_gpu
@@ -414,7 +414,10 @@ def _files_of(path: str) -> List[str]:
         raise ValueError(f"image {path}: {gone}")
     found = image_files_under(path)
     if not found:
-        raise ValueError(f"folder {path}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in it")
+        tars = [os.path.basename(t) for t in tar_files(path)]  # shards, class archives: read when named
+        raise ValueError(f"folder {path}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in it"
+                         + (f"; its .tar archives ({', '.join(tars[:3])}{' ...' if len(tars) > 3 else ''}) are read "
+                            f"when named themselves: give them, not the folder" if tars else ""))
     return found
 
 
