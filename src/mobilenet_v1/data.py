@@ -343,8 +343,9 @@ def cifar_files(root: str, train: bool, dataset: str = "cifar10", quiet: bool = 
         sub = os.path.join(root, CIFAR100_FOLDER)
         root = sub if os.path.isdir(sub) else root
         path = os.path.join(root, "train.bin" if train else "test.bin")
-        if not os.path.exists(path) and python_cifar_files(given, train, dataset):
-            return python_cifar_files(given, train, dataset)
+        pickles = [] if os.path.exists(path) else python_cifar_files(given, train, dataset)
+        if pickles:
+            return pickles
         if not os.path.exists(path):  # a folder of that name: read_cifar_bin says what it is
             raise DataError(f"dataset_path {root!r}: no CIFAR-100 {os.path.basename(path)} (the binary version's "
                             f"{CIFAR100_FOLDER}/train.bin and test.bin)"
@@ -360,9 +361,9 @@ def cifar_files(root: str, train: bool, dataset: str = "cifar10", quiet: bool = 
     elif not train and not glob.glob(os.path.join(root, pattern)) and glob.glob(os.path.join(archive, pattern)):
         root = archive
     files = sorted(glob.glob(os.path.join(root, pattern)))
-    if not files and python_cifar_files(given, train, dataset):
+    if not files:
         files = python_cifar_files(given, train, dataset)
-        root = os.path.dirname(files[0])
+        root = os.path.dirname(files[0]) if files else root
     if train and not quiet:
         _warn_missing_batches(root, files)
     if not files:
