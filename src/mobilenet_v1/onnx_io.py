@@ -399,20 +399,18 @@ _NATIVE_LINE = re.compile(r"^\[([\w./-]+\.(?:cpp|cc|c|h|hpp):\d+)\] ")
 
 
 @contextlib.contextmanager
-def _native_log(lines: List[str]):
-    """What ExecuTorch's C++ code logs inside the block, taken into ``lines`` (its ``[file.cpp:N]``
-    prefixes, :data:`_NATIVE_LINE`, cut) instead of the standard error: the reasons behind its error codes.
-    Its notes, once a process, of XNNPACK's thread pool about the CPU (``cpuinfo_utils``) are not for the
-    user and are dropped. Its Python bindings send the log to ``sys.stderr``, and native code may write to
-    file descriptor 2: both are caught. Lines of other origins are written on as they came, once the block
-    ends."""
-    if sys.stderr is not None:  # None with the standard error closed (2>&-)
+def standard_error_taken(text: List[str]):
+    """What is written to the standard error inside the block, by Python (``sys.stderr``) and by native code (file
+    descriptor 2), appended to ``text`` as one string when it ends, instead of shown. With the standard error
+    closed (``2>&-``: ``sys.stderr`` None, descriptor 2 closed), descriptor 2 is the sink's for the block and
+    closed again after."""
+    if sys.stderr is not None:
         sys.stderr.flush()
     stream = sys.stderr
     with tempfile.TemporaryFile() as sink:  # before the dup: with 2 closed, the sink may take it
         try:
             saved: Optional[int] = os.dup(2)
-        except OSError:  # descriptor 2 closed: the sink's for the block, closed again after
+        except OSError:  # descriptor 2 closed
             saved = None
         os.dup2(sink.fileno(), 2)
         sys.stderr = caught = io.StringIO()
@@ -426,17 +424,32 @@ def _native_log(lines: List[str]):
                 os.dup2(saved, 2)
                 os.close(saved)
             sink.seek(0)
-            other = []
-            text = caught.getvalue() + sink.read().decode("utf-8", errors="replace")
-            for line in text.removesuffix("\n").split("\n"):
-                native = _NATIVE_LINE.match(line)
-                if native:
-                    if "cpuinfo_utils" not in native.group(1):
-                        lines.append(line[native.end():].strip())
-                else:
-                    other.append(line)
-            if any(other) and sys.stderr is not None:
-                print("\n".join(other), file=sys.stderr)
+            text.append(caught.getvalue() + sink.read().decode("utf-8", errors="replace"))
+
+
+@contextlib.contextmanager
+def _native_log(lines: List[str]):
+    """What ExecuTorch's C++ code logs inside the block, taken into ``lines`` (its ``[file.cpp:N]``
+    prefixes, :data:`_NATIVE_LINE`, cut) instead of the standard error: the reasons behind its error codes.
+    Its notes, once a process, of XNNPACK's thread pool about the CPU (``cpuinfo_utils``) are not for the
+    user and are dropped. Its Python bindings send the log to ``sys.stderr``, and native code may write to
+    file descriptor 2: both are caught (:func:`standard_error_taken`). Lines of other origins are written on as
+    they came, once the block ends (nowhere with the standard error closed)."""
+    taken: List[str] = []
+    try:
+        with standard_error_taken(taken):
+            yield
+    finally:
+        other = []
+        for line in taken[0].removesuffix("\n").split("\n"):
+            native = _NATIVE_LINE.match(line)
+            if native:
+                if "cpuinfo_utils" not in native.group(1):
+                    lines.append(line[native.end():].strip())
+            else:
+                other.append(line)
+        if any(other) and sys.stderr is not None:
+            print("\n".join(other), file=sys.stderr)
 
 
 def executorch_runtime():

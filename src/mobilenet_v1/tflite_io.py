@@ -21,7 +21,6 @@ import json
 import os
 import struct
 import sys
-import tempfile
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
@@ -29,7 +28,7 @@ import torch
 from torch import nn
 
 from .checkpoint import CheckpointError
-from .onnx_io import PIXEL_FORMATS, DeployedModel, image_input_note
+from .onnx_io import PIXEL_FORMATS, DeployedModel, image_input_note, standard_error_taken
 
 IDENTIFIER = b"TFL3"
 METADATA_NAME = "mobilenet_v1_json"
@@ -68,37 +67,23 @@ def litert_interpreter():
 
 @contextlib.contextmanager
 def _native_log(lines: List[str]):
-    """What LiteRT's C++ code writes to file descriptor 2 inside the block, taken into ``lines`` (the reasons
-    behind a failed load): its note that it made an XNNPACK delegate is dropped, anything else written on to
-    the standard error once the block ends, unless the block failed (it is then the error's). With the standard
-    error closed (``2>&-``: ``sys.stderr`` None), descriptor 2 is the sink's for the block and closed again after,
-    and nothing is written on."""
-    if sys.stderr is not None:
-        sys.stderr.flush()
+    """What LiteRT writes to the standard error inside the block (:func:`onnx_io.standard_error_taken`), taken
+    into ``lines`` (the reasons behind a failed load): its note that it made an XNNPACK delegate is dropped,
+    anything else written on to the standard error once the block ends (nowhere with it closed), unless the
+    block failed (it is then the error's)."""
+    taken: List[str] = []
     failed = False
-    with tempfile.TemporaryFile() as sink:  # before the dup: with 2 closed, the sink may take it
-        try:
-            saved: Optional[int] = os.dup(2)
-        except OSError:  # descriptor 2 closed
-            saved = None
-        os.dup2(sink.fileno(), 2)
-        try:
+    try:
+        with standard_error_taken(taken):
             yield
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            if saved is None:
-                os.close(2)
-            else:
-                os.dup2(saved, 2)
-                os.close(saved)
-            sink.seek(0)
-            text = sink.read().decode("utf-8", errors="replace")
-            lines.extend(line.strip() for line in text.splitlines()
-                         if line.strip() and not line.startswith("INFO: Created TensorFlow Lite XNNPACK delegate"))
-            if lines and not failed and sys.stderr is not None:
-                print("\n".join(lines), file=sys.stderr)
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        lines.extend(line.strip() for line in taken[0].splitlines()
+                     if line.strip() and not line.startswith("INFO: Created TensorFlow Lite XNNPACK delegate"))
+        if lines and not failed and sys.stderr is not None:
+            print("\n".join(lines), file=sys.stderr)
 
 
 def is_tflite_file(path: str) -> bool:
