@@ -613,9 +613,7 @@ def _finish_qat(tmp: str, out_path: str, model: MobileNetV1, meta: Dict[str, Any
 
     points = model.quant.ranges.shape[0]
     qparams = [tuple(t.item() for t in model.quant.qparams(i)) for i in range(points)]
-    with ckpt_io.work_folder(tmp) as work:
-        proto = quantize_with_ranges(tmp, qparams, work, reduce_range=model.quant.reduce_range)
-    # The rounding the file does must be the one the model learned, scale for scale, bias for bias.
+    # The weight scales and biases the model rounds to (the scales given to ONNX Runtime's quantizer).
     qmax = model.quant.weight_qmax
     expected, expected_biases = [], []
     with torch.no_grad():
@@ -623,8 +621,13 @@ def _finish_qat(tmp: str, out_path: str, model: MobileNetV1, meta: Dict[str, Any
         # Their inputs: activation k for layer k, the pooled features (the last) for the classifier.
         inputs = list(range(len(model.network))) + [model.quant.ranges.shape[0] - 1]
         for k, (weight, bias) in zip(inputs, layers):
-            expected.append(qat_sim.weight_scales(weight, qmax))
-            expected_biases.append(qat_sim.quantize_bias(bias, model.quant.qparams(k)[0] * expected[-1]).numpy())
+            x_scale = model.quant.qparams(k)[0]
+            expected.append(qat_sim.bias_fitting_scales(qat_sim.weight_scales(weight, qmax), bias, x_scale))
+            expected_biases.append(qat_sim.quantize_bias(bias, x_scale * expected[-1]).numpy())
+    with ckpt_io.work_folder(tmp) as work:
+        proto = quantize_with_ranges(tmp, qparams, work, reduce_range=model.quant.reduce_range,
+                                     weight_scales=[e.numpy() for e in expected])
+    # The rounding the file does must be the one the model learned, scale for scale, bias for bias.
     activations, weights, biases = roundings(proto)
     learned = [(float(np.float32(scale)), int(zero)) for scale, zero in qparams]
     wrong = [f"activation {i}: file {a}, model {b}" for i, (a, b) in enumerate(zip(activations, learned)) if a != b]

@@ -8,8 +8,8 @@ A model built with ``qat=True`` computes what ONNX Runtime's QDQ INT8 graph of i
   left them (frozen BatchNorm: the folded weights trained are the ones deployed; gamma and beta train);
 - the folded weights are rounded to int8, symmetric, one scale per output channel (``amax / 127``; with
   ``reduce_range``, 7 bits, ``amax / 64``: ONNX Runtime's integer kernels on x86 CPUs without VNNI
-  saturate on full-range weights); each bias to int32 at the scale of its input times its weights',
-  clipped to int32's range;
+  saturate on full-range weights), widened where a channel's bias would not stay within the middle half of
+  int32's range (:func:`bias_fitting_scales`); each bias to int32 at the scale of its input times its weights';
 - the input, every layer's ReLU6 output and the pooled features are rounded to uint8 with one scale and
   zero point each, from ranges that follow a moving average of each training batch's minimum and maximum
   (a batch with a non-finite value moves none), until they are ``frozen`` (``train --qat_range_epochs``);
@@ -154,9 +154,26 @@ def weight_scales(w: torch.Tensor, qmax: int = W_QMAX) -> torch.Tensor:
     return torch.where(scale < torch.finfo(torch.float32).tiny, torch.ones_like(scale), scale)
 
 
-def quantize_weight(w: torch.Tensor, qmax: int = W_QMAX) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``w`` rounded to int8 in [-qmax, qmax] per output channel (gradients straight through), and its scales."""
-    scale = weight_scales(w, qmax)
+def bias_fitting_scales(w_scale: torch.Tensor, bias: torch.Tensor, input_scale: torch.Tensor) -> torch.Tensor:
+    """``w_scale`` (float32, one an output channel, or one for all) widened where ``bias`` at ``input_scale`` x
+    ``w_scale`` would not stay within the middle half of int32's range: there ``2 |bias| / (input_scale x
+    INT32_MAX)`` (the largest |bias| where one scale serves all), its level then about 2**30 (TensorFlow Lite's
+    converter's rule). Such a channel is a dead one (BatchNorm's gamma all but 0: weights near 0, a bias that is
+    its value): its weights round to few levels or none and its bias keeps its value, where one clipped to
+    int32's range lost it; and integer kernels, whose int32 sums add at most fan_in x 255 x 127 to the bias's
+    level, cannot wrap around (a bias clipped to 2**31 - 1 did, wherever a positive sum was added to it)."""
+    wanted = 2 * bias.detach().double().abs() / (input_scale.detach().double().reshape(-1) * INT32_MAX)
+    if w_scale.numel() == 1:
+        wanted = wanted.amax().reshape(w_scale.shape)
+    return torch.maximum(w_scale, wanted.float())
+
+
+def quantize_weight(w: torch.Tensor, qmax: int = W_QMAX,
+                    scale: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``w`` rounded to int8 in [-qmax, qmax] per output channel (gradients straight through), and its scales:
+    ``scale`` where given, else :func:`weight_scales`."""
+    if scale is None:
+        scale = weight_scales(w, qmax)
     # A float zero point: torch checks an int32 one against [-qmax, qmax] with two .item() calls, which on a GPU
     # wait for all the work queued (two host waits a layer a step); a zero point of 0.0 rounds to the same values.
     zero = torch.zeros(w.shape[0], device=w.device)
@@ -165,7 +182,8 @@ def quantize_weight(w: torch.Tensor, qmax: int = W_QMAX) -> Tuple[torch.Tensor, 
 
 def quantize_bias(b: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """``b`` rounded to int32 at ``scale`` (input scale x weight scales, a float32 product), clipped to
-    int32's range, as ONNX Runtime stores a float32 bias; gradients pass straight through."""
+    int32's range, as ONNX Runtime stores a float32 bias; gradients pass straight through. (The weight scales
+    of :func:`bias_fitting_scales` leave nothing to clip.)"""
     q = torch.round(b.detach().double() / scale.double()).clamp(-INT32_MAX - 1, INT32_MAX)
     # Dequantized as DequantizeLinear does: the level in float32 (2**31 - 1 becomes 2**31) times the scale.
     return (q.float() * scale) + (b - b.detach())  # the rounded value exactly; the gradient of b
@@ -231,7 +249,8 @@ def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     x, x_scale = rounded(0, x, levels=True)
     for k, (conv, bn, _) in enumerate(model.network):
         weight, bias = folded(conv, bn)
-        weight, w_scale = quantize_weight(weight, q.weight_qmax)
+        w_scale = bias_fitting_scales(weight_scales(weight, q.weight_qmax), bias, x_scale) if observed else None
+        weight, w_scale = quantize_weight(weight, q.weight_qmax, w_scale)
         if observed:
             # On the integer levels, as integer kernels compute: the products and their sums (below 2**24)
             # are exact in float32, and in TF32, which cuDNN convs use by default on a GPU; then scaled once.
@@ -245,8 +264,9 @@ def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     x, x_scale = rounded(len(model.network) + 1, x.mean(dim=(2, 3)))
     if model.drop_rate:
         x = F.dropout(x, model.drop_rate, model.training)
-    weight, w_scale = quantize_weight(model.fc.weight, q.weight_qmax)
     bias = model.fc.bias
+    w_scale = bias_fitting_scales(weight_scales(model.fc.weight, q.weight_qmax), bias, x_scale) if observed else None
+    weight, w_scale = quantize_weight(model.fc.weight, q.weight_qmax, w_scale)
     if observed:
         bias = quantize_bias(bias, x_scale * w_scale)
     if q.training and not q.frozen:
