@@ -212,6 +212,39 @@ def test_quantize_tflite_writes_a_full_integer_file_close_to_the_float_one(tmp_p
     assert not (tmp_path / "n.tflite").exists()
 
 
+@pytest.mark.filterwarnings("ignore:Warning. Enabling .experimental_preserve_all_tensors")
+def test_quantize_tflite_keeps_a_dead_channels_bias_which_at_its_weights_scale_overflows_int32(tmp_path):
+    """A channel whose BatchNorm gamma is all but 0 (dead channels of trained depthwise layers) is its bias,
+    0.8 here, whose level at its near-0 weights' scale is some 4e10: the int8 file widens that channel's weight
+    scale until the bias sits in the middle half of int32's range (the converter's rule), so LiteRT's layer
+    gives 0.8 there too. (Written as int32 unwidened, the level wrapped around to -1.3e9: the layer gave 0.)"""
+    from mobilenet_v1.tflite_quant import quantize_tflite
+
+    model = randomise_batchnorm(MobileNetV1(class_num=10, width_mult=0.25), seed=5)
+    with torch.no_grad():
+        model.network[5][1].weight[3] = 1e-7
+        model.network[5][1].bias[3] = 0.8
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 40}}, ckpt)
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "f"), "--file_format",
+                     "TFLITE"]) == 0
+    x = torch.randn(8, 3, 40, 40, generator=torch.Generator().manual_seed(0))
+    quantize_tflite(str(tmp_path / "f.tflite"), str(tmp_path / "q.tflite"), iter([(x, torch.zeros(8))]))
+    interpreter = Interpreter(model_path=str(tmp_path / "q.tflite"), experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    tensors = {d["name"]: d for d in interpreter.get_tensor_details()}
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
+                           np.ascontiguousarray(x[:1].permute(0, 2, 3, 1).numpy()))
+    interpreter.invoke()
+    levels = interpreter.get_tensor(tensors["layer5_bias"]["index"])
+    assert 2 ** 29 < levels[3] <= 2 ** 30 + 1 and np.abs(np.delete(levels, 3)).max() < 2 ** 20
+    out, q = interpreter.get_tensor(tensors["layer5"]["index"]), tensors["layer5"]["quantization_parameters"]
+    dead = (out[0, ..., 3].astype(np.float32) - q["zero_points"][0]) * q["scales"][0]
+    assert np.abs(dead - 0.8).max() <= q["scales"][0]  # within a level of the float model's 0.8
+    with torch.no_grad():
+        assert float((model.eval().network[:6](x[:1])[0, 3] - 0.8).abs().max()) < 1e-4
+
+
 def test_tflite_operators_carry_the_options_table_of_their_own_kind():
     """Each operator's builtin_options is the union member schema.fbs gives its op (read back with LiteRT's own
     schema module): the CAST of an image input takes CastOptions (37), not MaximumMinimumOptions (39), which

@@ -104,18 +104,27 @@ def _asymmetric(low: float, high: float) -> Quantization:
     return Quantization([scale], [zero])
 
 
-def _weights(w: np.ndarray, axis: Optional[int]) -> Tuple[np.ndarray, List[float]]:
-    """Symmetric int8 of ``w``, a scale per index of ``axis`` (None: one for all)."""
+def _weights(w: np.ndarray, axis: Optional[int], bias: np.ndarray,
+             input_scale: float) -> Tuple[np.ndarray, List[float], np.ndarray]:
+    """Symmetric int8 of ``w``, a scale per index of ``axis`` (None: one for all), and ``bias`` as int32 at
+    ``input_scale`` times those scales. A scale is widened where the bias would not stay within the middle half
+    of int32's range (the converter's rule, :func:`qat.bias_fitting_scales`: a dead channel's bias, at its
+    near-0 weights' scale, overflowed int32 and wrapped around to the other sign)."""
+    from .qat import INT32_MAX, bias_fitting_scales
+
     if axis is None:
         scales = np.array([max(float(np.abs(w).max()), 1e-12) / 127.0])
-        q = np.clip(np.round(w / scales[0]), -127, 127)
     else:
         moved = np.moveaxis(w, axis, 0)
         scales = np.maximum(np.abs(moved.reshape(moved.shape[0], -1)).max(axis=1), 1e-12) / 127.0
-        shape = [1] * w.ndim
+    scales = bias_fitting_scales(torch.from_numpy(scales), torch.from_numpy(bias),
+                                 torch.tensor([input_scale], dtype=torch.float64)).numpy()
+    shape = [1] * w.ndim
+    if axis is not None:
         shape[axis] = -1
-        q = np.clip(np.round(w / scales.reshape(shape)), -127, 127)
-    return q.astype(np.int8), [float(s) for s in scales]
+    q = np.clip(np.round(w / scales.reshape(shape)), -127, 127)
+    levels = np.clip(np.round(bias / (input_scale * scales)), -INT32_MAX, INT32_MAX).astype(np.int64)
+    return q.astype(np.int8), [float(s) for s in scales], levels
 
 
 def build_int8_graph(model: nn.Module, ranges: Dict[str, Any], height: int, width: int, batch: int,
@@ -149,15 +158,15 @@ def build_int8_graph(model: nn.Module, ranges: Dict[str, Any], height: int, widt
         out_q = Quantization([max(ranges["layers"][layer], 1e-8) / 255.0], [-128])
         out = g.tensor(f"layer{layer}", [batch, h, w, weight.shape[0]], INT8, quant=out_q)
         if depthwise:
-            filt, scales = _weights(weight[:, 0].transpose(1, 2, 0)[None], axis=3)
+            filt, scales, levels = _weights(weight[:, 0].transpose(1, 2, 0)[None], 3, bias, x_q.scales[0])
             shape = [1, *weight.shape[2:], weight.shape[0]]
         else:
-            filt, scales = _weights(weight.transpose(0, 2, 3, 1), axis=0)
+            filt, scales, levels = _weights(weight.transpose(0, 2, 3, 1), 0, bias, x_q.scales[0])
             shape = [weight.shape[0], *weight.shape[2:], weight.shape[1]]
         f = g.tensor(f"layer{layer}_weights", shape, INT8, filt,
                      quant=Quantization(scales, [0] * len(scales), 3 if depthwise else 0))
         bias_scales = [x_q.scales[0] * s for s in scales]
-        b = g.tensor(f"layer{layer}_bias", [len(bias)], INT32, np.round(bias / np.array(bias_scales)).astype(np.int64),
+        b = g.tensor(f"layer{layer}_bias", [len(bias)], INT32, levels,
                      quant=Quantization(bias_scales, [0] * len(bias_scales)))
         if depthwise:
             g.op(DEPTHWISE_CONV_2D, [x, f, b], [out], version=VERSIONS[DEPTHWISE_CONV_2D], padding=pad,
@@ -173,13 +182,12 @@ def build_int8_graph(model: nn.Module, ranges: Dict[str, Any], height: int, widt
          keep_dims=0)
     fc_w = model.fc.weight.detach().to(torch.float32).cpu().numpy()
     fc_b = model.fc.bias.detach().to(torch.float32).cpu().numpy()
-    wq, (w_scale,) = _weights(fc_w, None)
+    wq, (w_scale,), fc_levels = _weights(fc_w, None, fc_b, pooled_q.scales[0])
     logits_q = _asymmetric(*ranges["logits"])
     logits_int8 = g.tensor("logits_int8", [batch, fc_w.shape[0]], INT8, quant=logits_q)
     bias_scale = pooled_q.scales[0] * w_scale
     g.op(FULLY_CONNECTED, [pooled, g.tensor("fc_weights", fc_w.shape, INT8, wq, quant=Quantization([w_scale], [0])),
-                           g.tensor("fc_bias", fc_b.shape, INT32, np.round(fc_b / bias_scale).astype(np.int64),
-                                    quant=Quantization([bias_scale], [0]))],
+                           g.tensor("fc_bias", fc_b.shape, INT32, fc_levels, quant=Quantization([bias_scale], [0]))],
          [logits_int8], version=VERSIONS[FULLY_CONNECTED], fused_activation_function=NO_ACTIVATION)
     logits = g.tensor("logits", [batch, fc_w.shape[0]])
     g.op(DEQUANTIZE, [logits_int8], [logits], version=VERSIONS[DEQUANTIZE])
