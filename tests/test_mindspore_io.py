@@ -861,7 +861,7 @@ def test_a_timm_train_py_checkpoint_loads_its_weights_average_and_normalisation(
     optimizer = torch.optim.SGD(nets[0].parameters(), lr=0.1, momentum=0.9)
     mean, std = [0.4, 0.45, 0.5], [0.2, 0.25, 0.3]
     args = argparse.Namespace(model="mobilenetv1_100", mean=mean, std=std, interpolation="bilinear", img_size=160,
-                              model_ema=True, model_ema_decay=0.9998, data_dir="/data/imagenet", scale=[0.08, 1.0],
+                              crop_pct=0.95, model_ema=True, model_ema_decay=0.9998, data_dir="/data/imagenet", scale=[0.08, 1.0],
                               aa="rand-m9-mstd0.5-inc1", smoothing=0.1, amp=True, epochs=300)
     path = tmp_path / "model_best.pth.tar"
     torch.save({"epoch": 7, "arch": "mobilenetv1_100", "state_dict": trained, "optimizer": optimizer.state_dict(),
@@ -879,6 +879,7 @@ def test_a_timm_train_py_checkpoint_loads_its_weights_average_and_normalisation(
     assert cli.main(["info", str(path)]) == 0
     text = capsys.readouterr().out
     assert "data:           imagenet2012, image_size 160" in text and "interpolation bilinear" in text
+    assert "crop_pct 0.95" in text  # train.py's --crop-pct: its evaluation's centre crop, which eval follows
     assert "exponential moving average (ema_decay 0.9998), which eval, export and predict take" in text
     assert ("imported:       timm's train.py checkpoint (arch mobilenetv1_100, epoch 7, metric 61.25): its MobileNetV1 "
             "weights (ReLU6, padding symmetric); its first convolution rescaled from timm's input normalisation (mean "

@@ -32,7 +32,7 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .checkpoint import CheckpointError
-from .config import normalisation_text
+from .config import crop_pct_problem, normalisation_text
 
 MOMENTS_PREFIX = "moments."
 # Optimiser and loop state a MindSpore training checkpoint may hold beside the network's parameters.
@@ -541,10 +541,10 @@ def timm_checkpoint(ckpt: Dict[str, Any], source: str) -> Dict[str, Any]:
     padding symmetric (timm's), normalisation folded from timm's mean and std (0.5; a train.py run's own
     --mean and --std where its args give them) into our ImageNet one (:func:`fold_normalisation`), recorded
     as an ImageNet model resized bicubic (as timm trains and evaluates its weights: eval and predict follow
-    it; a train.py run's --interpolation and --input-size or --img-size where given; its --bn-eps folded into
-    the running variances), with ``imported`` saying so. A train.py checkpoint's weight average (--model-ema)
-    is converted alike and kept as ours (``ema``). Names prefixed as a parallel or compiled model's are read
-    as the model's (``module.``: timm's clean_state_dict strips it too)."""
+    it; a train.py run's --interpolation, --crop-pct and --input-size or --img-size where given; its --bn-eps
+    folded into the running variances), with ``imported`` saying so. A train.py checkpoint's weight average
+    (--model-ema) is converted alike and kept as ours (``ema``). Names prefixed as a parallel or compiled
+    model's are read as the model's (``module.``: timm's clean_state_dict strips it too)."""
     state = ckpt_io.model_state(ckpt) if isinstance(ckpt.get("model"), dict) else {}
     if not is_timm_state(state):
         return ckpt
@@ -575,6 +575,8 @@ def timm_checkpoint(ckpt: Dict[str, Any], source: str) -> Dict[str, Any]:
     size = (args.get("input_size") or [None])[-1] or args.get("img_size")  # timm's resolve_data_config's order
     if isinstance(size, int) and not isinstance(size, bool) and size > 0:
         config["image_size"] = size
+    if args.get("crop_pct") is not None and not crop_pct_problem(args["crop_pct"]):
+        config["crop_pct"] = float(args["crop_pct"])  # train.py's --crop-pct: its evaluation's centre crop
     normalised = (f"timm's input normalisation (mean {_channels_words(mean)}, std {_channels_words(std)})"
                   if (mean, std) != (TIMM_MEAN, TIMM_STD) else "timm's input normalisation (mean and std 0.5)")
     what = "timm's MobileNetV1 weights"
