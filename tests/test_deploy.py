@@ -212,7 +212,7 @@ def test_pt2_export_is_the_model_as_a_torch_export_program(tmp_path, cifar_dir, 
     """--file_format PT2: the folded network as a torch.export program (.pt2) with our metadata inside,
     loaded back by torch.export.load and equal to the model for any batch; with --image_input it takes
     uint8 pixels (N, H, W, 3). predict runs either program as it runs the checkpoint (so does eval, through
-    the same loader). A quantization-aware checkpoint is refused (its form is the INT8 ONNX file), and a
+    the same loader). A quantization-aware checkpoint is refused (its forms are the INT8 ONNX and TFLite files), and a
     command that needs a checkpoint names a .pt2 for what it is rather than as a damaged checkpoint."""
     from mobilenet_v1.transforms import CIFAR_MEAN, CIFAR_STD, Normalize
 
@@ -244,7 +244,8 @@ def test_pt2_export_is_the_model_as_a_torch_export_program(tmp_path, cifar_dir, 
     capsys.readouterr()
     assert cli.main(["export", "--ckpt_file", str(tmp_path / "qat.ckpt"), "--file_name", str(tmp_path / "q"),
                      "--file_format", "PT2"]) == 1
-    assert "is a quantization-aware checkpoint, whose deployable form is its INT8 ONNX file" in capsys.readouterr().err
+    assert "is a quantization-aware checkpoint, whose deployable forms are its INT8 ONNX file" in \
+        capsys.readouterr().err
     image = predicted_and_evaluated_as_the_checkpoint(ckpt, [str(tmp_path / n) for n in ("m.pt2", "pixels.pt2")],
                                                       cifar_dir, tmp_path, capsys)
     assert cli.main(["convert", str(tmp_path / "m.pt2"), str(tmp_path / "m.safetensors")]) == 1

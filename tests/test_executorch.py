@@ -30,7 +30,7 @@ def test_pte_export_is_the_model_on_xnnpack_and_eval_and_predict_run_it(tmp_path
     as a constant method and the batch fixed at --batch_size; in ExecuTorch's runtime its logits are the
     model's. With --image_input it takes uint8 BGRA pixels. predict and eval run it as they run the
     checkpoint, a damaged file is refused naming it, and a command that needs a checkpoint says what a .pte
-    is. A quantization-aware checkpoint is refused (its form is the INT8 ONNX file)."""
+    is. A quantization-aware checkpoint is refused (its forms are the INT8 ONNX and TFLite files)."""
     model, ckpt = named_classes_checkpoint(tmp_path)
     handlers = list(logging.getLogger().handlers)
     assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m"), "--file_format", "pte",
@@ -113,7 +113,8 @@ def test_pte_export_is_the_model_on_xnnpack_and_eval_and_predict_run_it(tmp_path
                          "config": {"dataset": "cifar10", "image_size": 40}}, str(tmp_path / "qat.ckpt"))
     assert cli.main(["export", "--ckpt_file", str(tmp_path / "qat.ckpt"), "--file_name", str(tmp_path / "q"),
                      "--file_format", "PTE"]) == 1
-    assert "is a quantization-aware checkpoint, whose deployable form is its INT8 ONNX file" in capsys.readouterr().err
+    assert "is a quantization-aware checkpoint, whose deployable forms are its INT8 ONNX file" in \
+        capsys.readouterr().err
     assert not (tmp_path / "q.pte").exists() and not (tmp_path / "m.safetensors").exists()
     # ExecuTorch's partitioner calls logging.basicConfig as it is imported: the root logger is left as it was.
     assert logging.getLogger().handlers == handlers

@@ -16,6 +16,7 @@ from mobilenet_v1.export import ExportError, export_checkpoint, to_onnx
 from mobilenet_v1.model import MobileNetV1
 from mobilenet_v1.onnx_io import OnnxModel
 from mobilenet_v1.quantize import quantize_with_ranges, roundings
+from mobilenet_v1.tflite_io import read_metadata as read_tflite_metadata
 
 # The exporter runs once per model and size (conftest.exported_once); export itself runs in every test.
 pytestmark = pytest.mark.usefixtures("exported_once")
@@ -398,6 +399,89 @@ def test_fine_tuning_keeps_batchnorm_and_export_writes_the_int8_model_it_trained
     # The same INT8 file behind an image input (export --image_input True): the same predictions from pixels.
     assert cli.main(["export", "--ckpt_file", digits["qat"], "--file_name", out + "_image", "--image_input", "True"]) == 0
     assert OnnxModel(out + "_image.onnx").image_input and top1(out + "_image.onnx") == deployed
+
+
+def test_export_writes_the_int8_tflite_of_a_quantization_aware_model_from_its_own_roundings(digits, capsys,
+                                                                                             monkeypatch):
+    """export --file_format TFLITE of a quantization-aware checkpoint: int8 throughout at the scales and zero
+    points it learned (its uint8 zero points less 128) and the weight scales it rounds to, the classifier in float
+    from its int8 weights as the model computes it; LiteRT gives the model's predictions, from floats and from
+    pixels. A file that rounds otherwise is caught on its logits and an earlier file left as it was."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    import mobilenet_v1.tflite_quant as tflite_quant
+
+    out = str(digits["root"] / "digits_qat_tfl")
+    assert cli.main(["export", "--ckpt_file", digits["qat"], "--file_name", out, "--file_format", "TFLITE"]) == 0
+    assert "LiteRT's integer kernels vs the quantization-aware PyTorch model" in capsys.readouterr().out
+    model = load_model(digits["qat"]).eval()
+    interpreter = Interpreter(model_path=out + ".tflite")
+    tensors = {d["name"]: d for d in interpreter.get_tensor_details()}
+    for k in range(len(model.network)):
+        scale, zero = (t.item() for t in model.quant.qparams(k + 1))
+        q = tensors[f"layer{k}"]["quantization_parameters"]
+        assert tensors[f"layer{k}"]["dtype"] == np.int8 and tensors[f"layer{k}_weights"]["dtype"] == np.int8
+        assert q["scales"].tolist() == [scale] and q["zero_points"].tolist() == [zero - 128]
+    classifier = tensors["fc_weights"]["quantization_parameters"]["scales"]
+    assert tensors["fc_weights"]["dtype"] == np.int8 and np.array_equal(classifier, fitted_scales(model)[-1])
+    assert "quantization-aware" in read_tflite_metadata(out + ".tflite")
+    assert cli.main(["quantize", "--tflite", out + ".tflite", "--calib_data", digits["data"], "--out",
+                     out + "_again.tflite"]) == 1
+    assert "is already quantized (INT8 quantization-aware training, TensorFlow Lite" in capsys.readouterr().err
+
+    def top1(path: str) -> float:
+        return evaluate.run(load_config(digits["base"] + [f"--checkpoint_path={path}"]))["top_1_accuracy"]
+
+    simulated = top1(digits["qat"])
+    assert simulated > 0.5 and abs(top1(out + ".tflite") - simulated) <= 2 / 359 + 1e-9  # ties aside
+    assert cli.main(["export", "--ckpt_file", digits["qat"], "--file_name", out + "_image", "--file_format", "TFLITE",
+                     "--image_input", "True"]) == 0
+    assert abs(top1(out + "_image.tflite") - simulated) <= 2 / 359 + 1e-9
+    # A dead channel (observed_model's): its weight scale widened in the file as in the model, or its bias is lost.
+    dead = str(digits["root"] / "dead.ckpt")
+    ckpt_io.atomic_save({"model": observed_model(0).state_dict(), "config": {"dataset": "cifar10", "image_size": 32},
+                         "model_args": {"class_num": 10, "width_mult": 0.25, "padding": "same", "qat": True}}, dead)
+    assert export_checkpoint(dead, out + "_dead", file_format="TFLITE")["qat"]["max"] < 1e-3
+    kept = open(out + ".tflite", "rb").read()
+    real = tflite_quant.learned
+
+    def misread(model):  # one layer's output scale half again as large as learned
+        folded, quant = real(model)
+        quant["layers"][4] = quant["layers"][4]._replace(scales=[quant["layers"][4].scales[0] * 1.5])
+        return folded, quant
+
+    monkeypatch.setattr(tflite_quant, "learned", misread)
+    with pytest.raises(ExportError, match="differ from the quantization-aware model's.*not a faithful export"):
+        export_checkpoint(digits["qat"], out, file_format="TFLITE")
+    assert open(out + ".tflite", "rb").read() == kept
+
+
+def test_the_int8_tflite_holds_the_models_own_weight_and_bias_levels(tmp_path):
+    """Every int8 weight and int32 bias level of a quantization-aware model's .tflite is the one the model rounds
+    to (a division in float64 gave the other level of a weight at a float32 tie; a bias at the float64 product of
+    the scales, a dead channel's some 50 levels off)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mobilenet_v1.tflite_io import write_flatbuffer
+    from mobilenet_v1.tflite_quant import build_int8_graph, learned
+
+    model = observed_model(0, reduce_range=True)
+    path = tmp_path / "q.tflite"
+    path.write_bytes(write_flatbuffer(build_int8_graph(*learned(model), 32, 32, 1, [0.5] * 3, [0.25] * 3), {}, ""))
+    interpreter = Interpreter(model_path=str(path))
+    tensors = {d["name"]: d["index"] for d in interpreter.get_tensor_details()}
+    scales = fitted_scales(model)
+    with torch.no_grad():
+        for k, (conv, bn, _) in enumerate(model.network):
+            weight, bias = qat.folded(conv, bn)
+            scale = torch.from_numpy(scales[k])
+            rounded = qat.quantize_weight(weight, model.quant.weight_qmax, scale)[0]
+            levels = torch.round(rounded / scale.view(-1, 1, 1, 1))
+            stored = torch.from_numpy(interpreter.get_tensor(tensors[f"layer{k}_weights"]).astype(np.float32))
+            stored = stored[0].permute(2, 0, 1)[:, None] if conv.groups > 1 else stored.permute(0, 3, 1, 2)
+            assert torch.equal(stored, levels), k
+            wanted = torch.round(bias.double() / (model.quant.qparams(k)[0] * scale).double())
+            assert torch.equal(torch.from_numpy(interpreter.get_tensor(tensors[f"layer{k}_bias"])).double(), wanted), k
 
 
 def test_a_quantization_aware_run_resumes_with_its_ranges(digits, tmp_path, capsys):

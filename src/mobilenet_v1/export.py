@@ -18,7 +18,9 @@ one removes (:func:`checkpoint.remove_partial_files`).
 
 A quantization-aware checkpoint (``train --qat True``, :mod:`qat`) is exported as its INT8 file: the
 float graph as above, quantized with the ranges the run learned (:func:`quantize.quantize_with_ranges`),
-then checked scale for scale and bias for bias against the model, and on its logits (:func:`_finish_qat`).
+then checked scale for scale and bias for bias against the model, and on its logits (:func:`_finish_qat`);
+with ``--file_format TFLITE``, as its INT8 TensorFlow Lite file, written from the model's own roundings and
+checked on its logits in LiteRT (:func:`_export_qat_tflite`).
 
 ``--image_input True`` puts a uint8 pixel input in front of either file, which normalises inside the graph
 (:func:`onnx_io.add_image_input`, checked by :func:`_finish_image_input`).
@@ -347,10 +349,10 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                           f"{os.path.join(file_name, 'mobilenetv1')})")
     ckpt_io.check_output("--file_name", out_path, [path])
     qat = model.quant is not None
-    if qat and file_format != "ONNX":
+    if qat and file_format not in ("ONNX", "TFLITE"):
         raise ExportError(f"--file_format {file_format}: {path} is a quantization-aware checkpoint, whose deployable "
-                          f"form is its INT8 ONNX file (--file_format ONNX); a .{file_format.lower()} file holds a "
-                          f"float program")
+                          f"forms are its INT8 ONNX file (--file_format ONNX) and its INT8 TensorFlow Lite file "
+                          f"(--file_format TFLITE); a .{file_format.lower()} file holds a float program")
     if qat and not int(model.quant.observed):
         raise ExportError(f"{path}: a quantization-aware model whose activation ranges were never measured "
                           f"(no training step): nothing to write its INT8 file from")
@@ -379,8 +381,10 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
         meta["interpolation"] = recorded_interpolation(reading.get("interpolation"))
     if qat:
         reduced = model.quant.reduce_range
-        meta["quantization"] = (f"INT8 quantization-aware training, QDQ, per-channel int8 weights"
-                                f"{' (7-bit range)' if reduced else ''}, uint8 activations, ranges from "
+        kind = ("TensorFlow Lite, int8 activations, the classifier in float from its int8 weights"
+                if file_format == "TFLITE" else "QDQ, uint8 activations")
+        meta["quantization"] = (f"INT8 quantization-aware training, {kind}, per-channel int8 weights"
+                                f"{' (7-bit range)' if reduced else ''}, ranges from "
                                 f"{int(model.quant.observed)} training batches")
 
     # What an export or quantize killed in this folder left (never a finished file), before this one writes.
@@ -526,12 +530,53 @@ def export_tflite(model: MobileNetV1, out_path: str, meta: Dict[str, Any], heigh
     made from), or nothing is written. Returns ``result`` completed."""
     from .tflite_io import load_tflite, to_tflite
 
+    if model.quant is not None:
+        return _export_qat_tflite(model, out_path, meta, height, width, batch_size, image_input, result, pixel_format)
     data = to_tflite(fold_batchnorm(model), height, width, batch_size, meta, pixel_format if image_input else None)
     with ckpt_io.atomic_output(out_path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
         result.update(_check_float(load_tflite(tmp, name=out_path), "LiteRT", out_path, model, [batch_size], height,
                                    width, atol), bytes=os.path.getsize(tmp))
+    return result
+
+
+def _export_qat_tflite(model: MobileNetV1, out_path: str, meta: Dict[str, Any], height: int, width: int,
+                       batch_size: int, image_input: bool, result: Dict[str, Any],
+                       pixel_format: str = "RGB") -> Dict[str, Any]:
+    """A quantization-aware ``model`` as its INT8 TensorFlow Lite file: int8 throughout at the scales and zero
+    points it learned and the weight scales it rounds to (:func:`tflite_quant.learned`), the classifier in float
+    as the model computes it; run in LiteRT and checked against the model as the INT8 ONNX file is: the mean
+    absolute logit difference at most :data:`QAT_RTOL` of the mean logit (LiteRT's integer kernels round ties
+    otherwise), or nothing is written. Returns ``result`` completed."""
+    from .tflite_io import image_input_note, load_tflite, write_flatbuffer
+    from .tflite_quant import build_int8_graph, learned
+
+    folded, quant = learned(model)
+    shown = pixel_format if image_input else None
+    g = build_int8_graph(folded, quant, height, width, batch_size, meta["mean"], meta["std"], shown)
+    if shown:
+        meta = dict(meta, input=image_input_note(shown), pixel_format=shown)
+    data = write_flatbuffer(g, {k: v for k, v in meta.items() if v is not None},
+                            "MobileNetV1 of mobilenet-v1 export, INT8 quantization-aware")
+    with ckpt_io.atomic_output(out_path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        deployed = load_tflite(tmp, name=out_path)
+        images = (meta["mean"], meta["std"]) if image_input else None
+        total = size = count = largest = 0.0
+        for x, expected in with_logits(model, [batch_size] * 4, height, width, 0, images):
+            diff = (deployed(x) - expected).abs()
+            total, size, count = total + float(diff.sum()), size + float(expected.abs().sum()), count + diff.numel()
+            largest = max(largest, float(diff.max()))
+        diff = {"mean": total / count, "max": largest, "logits": size / count}
+        if not diff["mean"] <= QAT_RTOL * diff["logits"]:  # also catches NaN
+            kept = f"; {out_path} is left as it was" if os.path.exists(out_path) else ""
+            raise ExportError(f"{out_path}: LiteRT's logits of the INT8 file differ from the quantization-aware "
+                              f"model's by {diff['mean']:.3g} on average, {diff['mean'] / diff['logits']:.2%} of the "
+                              f"mean logit (more than {QAT_RTOL:.2%}; largest {diff['max']:.3g}): not a faithful "
+                              f"export, not written{kept}")
+        result.update(qat=diff, max_abs_diff={}, bytes=os.path.getsize(tmp), quantization=meta["quantization"])
     return result
 
 
@@ -807,6 +852,12 @@ def main(argv: Sequence[str]) -> int:
              else f"({n}, 3, {result['height']}, {result['width']})")
     print0(f"wrote {result['path']} ({result['bytes'] / 1e6:.2f} MB, input {shape}, batch "
            f"{'dynamic' if result['dynamic_batch'] else 'fixed'}) from {result['ckpt']}")
+    if "qat" in result and fmt == "TFLITE":
+        diff = result["qat"]
+        print0(f"{result['quantization']}; LiteRT's integer kernels vs the quantization-aware PyTorch model, logit "
+               f"difference: mean {diff['mean']:.2e}, {diff['mean'] / diff['logits']:.3%} of the mean logit (limit "
+               f"{QAT_RTOL:.0%}; --atol is for float files), largest {diff['max']:.2e} (rounding ties)")
+        return 0
     if "qat" in result:
         diff = result["qat"]
         print0(f"{result['quantization']}; ONNX Runtime vs the quantization-aware PyTorch model, logit difference: "

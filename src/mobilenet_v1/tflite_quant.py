@@ -23,6 +23,7 @@ from .tflite_io import (CONV_2D, DEPTHWISE_CONV_2D, DEQUANTIZE, FULLY_CONNECTED,
 # The operator versions of int8 kernels (TensorFlow Lite's op_version.cc): per-channel CONV_2D and
 # DEPTHWISE_CONV_2D 3, int8 FULLY_CONNECTED 4, MEAN and PAD 2, QUANTIZE to int8 2, DEQUANTIZE from int8 2.
 VERSIONS = {CONV_2D: 3, DEPTHWISE_CONV_2D: 3, FULLY_CONNECTED: 4, MEAN: 2, PAD: 2, QUANTIZE: 2, DEQUANTIZE: 2}
+PER_CHANNEL_DEQUANTIZE = 5  # DEQUANTIZE of an int8 tensor with a scale per channel
 
 
 def folded_model(deployed) -> Tuple[nn.Module, Optional[str]]:
@@ -104,40 +105,89 @@ def _asymmetric(low: float, high: float) -> Quantization:
     return Quantization([scale], [zero])
 
 
-def _weights(w: np.ndarray, axis: Optional[int], bias: np.ndarray,
-             input_scale: float) -> Tuple[np.ndarray, List[float], np.ndarray]:
+def _weights(w: np.ndarray, axis: Optional[int], bias: np.ndarray, input_scale: float,
+             scales: Optional[np.ndarray] = None) -> Tuple[np.ndarray, List[float], np.ndarray]:
     """Symmetric int8 of ``w``, a scale per index of ``axis`` (None: one for all), and ``bias`` as int32 at
     ``input_scale`` times those scales. A scale is widened where the bias would not stay within the middle half
     of int32's range (the converter's rule, :func:`qat.bias_fitting_scales`: a dead channel's bias, at its
-    near-0 weights' scale, overflowed int32 and wrapped around to the other sign)."""
+    near-0 weights' scale, overflowed int32 and wrapped around to the other sign). ``scales``: given (a
+    quantization-aware model's), not measured; the bias then rounded as the model rounds it, at the float32
+    product of the scales (:func:`qat.quantize_bias`)."""
     from .qat import INT32_MAX, bias_fitting_scales
 
-    if axis is None:
-        scales = np.array([max(float(np.abs(w).max()), 1e-12) / 127.0])
-    else:
-        moved = np.moveaxis(w, axis, 0)
-        scales = np.maximum(np.abs(moved.reshape(moved.shape[0], -1)).max(axis=1), 1e-12) / 127.0
-    scales = bias_fitting_scales(torch.from_numpy(scales), torch.from_numpy(bias),
-                                 torch.tensor([input_scale], dtype=torch.float64)).numpy()
+    given = scales is not None
+    if not given:
+        if axis is None:
+            scales = np.array([max(float(np.abs(w).max()), 1e-12) / 127.0])
+        else:
+            moved = np.moveaxis(w, axis, 0)
+            scales = np.maximum(np.abs(moved.reshape(moved.shape[0], -1)).max(axis=1), 1e-12) / 127.0
+        scales = bias_fitting_scales(torch.from_numpy(scales), torch.from_numpy(bias),
+                                     torch.tensor([input_scale], dtype=torch.float64)).numpy()
+    scales = np.asarray(scales, np.float64).reshape(-1)
     shape = [1] * w.ndim
     if axis is not None:
         shape[axis] = -1
     q = np.clip(np.round(w / scales.reshape(shape)), -127, 127)
-    levels = np.clip(np.round(bias / (input_scale * scales)), -INT32_MAX, INT32_MAX).astype(np.int64)
+    product = input_scale * scales
+    if given:
+        product = (np.float32(input_scale) * scales.astype(np.float32)).astype(np.float64)
+    levels = np.clip(np.round(bias / product), -INT32_MAX, INT32_MAX).astype(np.int64)
     return q.astype(np.int8), [float(s) for s in scales], levels
 
 
-def build_int8_graph(model: nn.Module, ranges: Dict[str, Any], height: int, width: int, batch: int,
+def calibrated(ranges: Dict[str, Any]) -> Dict[str, Any]:
+    """The quantization of each activation by ``ranges`` (:func:`activation_ranges`), as
+    :func:`build_int8_graph` takes it: ``input``, ``layers`` (one each), ``pooled`` and ``logits``."""
+    return {"input": _asymmetric(*ranges["input"]),
+            "layers": [Quantization([max(r, 1e-8) / 255.0], [-128]) for r in ranges["layers"]],
+            "pooled": Quantization([max(ranges["pooled"], 1e-8) / 255.0], [-128]),
+            "logits": _asymmetric(*ranges["logits"])}
+
+
+def learned(model: nn.Module) -> Tuple[nn.Module, Dict[str, Any]]:
+    """A quantization-aware ``model``'s network folded (float, evaluation mode) and its quantization as it
+    learned it, as :func:`build_int8_graph` takes them: each activation's scale and zero point (its uint8 zero
+    point less 128: the same grid in int8), the weight scales of each layer and of the classifier
+    (:func:`qat.bias_fitting_scales`), and no ``logits``: the model's classifier computes in float, from its
+    rounded pooled features, weights and bias. The weights are the model's rounded ones
+    (:func:`qat.quantize_weight`), whose levels the file's division gives back exactly (a division in float64
+    rounded a weight at a tie of float32 to the other level)."""
+    from . import qat as qat_sim
+    from .export import fold_batchnorm
+
+    quant = model.quant
+    points = [tuple(t.item() for t in quant.qparams(i)) for i in range(quant.ranges.shape[0])]
+    grid = [Quantization([scale], [int(zero) - 128]) for scale, zero in points]
+    network = fold_batchnorm(model.without_quant()).eval()
+    scales = []
+    with torch.no_grad():
+        layers = [qat_sim.folded(conv, bn) for conv, bn, _ in model.network] + [(model.fc.weight, model.fc.bias)]
+        targets = [block[0] for block in network.network] + [network.fc]
+        # Their inputs: activation k for layer k, the pooled features (the last) for the classifier.
+        inputs = list(range(len(model.network))) + [len(points) - 1]
+        for k, (weight, bias), target in zip(inputs, layers, targets):
+            x_scale = quant.qparams(k)[0]
+            scale = qat_sim.bias_fitting_scales(qat_sim.weight_scales(weight, quant.weight_qmax), bias, x_scale)
+            target.weight.copy_(qat_sim.quantize_weight(weight, quant.weight_qmax, scale)[0])
+            scales.append(scale.double().cpu().numpy())
+    return network, {"input": grid[0], "layers": grid[1:-1], "pooled": grid[-1], "logits": None, "weights": scales}
+
+
+def build_int8_graph(model: nn.Module, quant: Dict[str, Any], height: int, width: int, batch: int,
                      mean, std, pixel_format: Optional[str] = None) -> _Graph:
-    """The full-integer subgraph of ``model`` (folded, evaluation mode) with ``ranges``
-    (:func:`activation_ranges`), for batches of ``batch``; float input (or the image input's pixels, normalised
-    in float as the float file does) and float logits."""
+    """The full-integer subgraph of ``model`` (folded, evaluation mode) with the activations quantized as
+    ``quant`` says (:func:`calibrated`, or :func:`learned` with its weight scales), for batches of ``batch``;
+    float input (or the image input's pixels, normalised in float as the float file does) and float logits.
+    Where ``quant`` has no ``logits`` range, the classifier runs in float: the pooled features and its int8
+    weights dequantized (``DEQUANTIZE``), its bias as the quantization-aware model rounds it."""
     from .onnx_io import PIXEL_FORMATS
 
     g = _Graph()
     channels = PIXEL_FORMATS[pixel_format][1] if pixel_format else 3
     first_input, x = image_input(g, batch, height, width, mean, std, pixel_format)
-    in_q = _asymmetric(*ranges["input"])
+    in_q = quant["input"]
+    weight_scales = quant.get("weights") or [None] * (len(model.network) + 1)
     q = g.tensor("input_int8", [batch, height, width, channels], INT8, quant=in_q)
     g.op(QUANTIZE, [x], [q], version=VERSIONS[QUANTIZE])
     x, x_q = q, in_q
@@ -155,13 +205,14 @@ def build_int8_graph(model: nn.Module, ranges: Dict[str, Any], height: int, widt
             x = padded(g, layer, x, [batch, h, w, weight.shape[0] if depthwise else weight.shape[1]], x_q,
                        VERSIONS[PAD])
         h, w = _same_size(h, stride), _same_size(w, stride)
-        out_q = Quantization([max(ranges["layers"][layer], 1e-8) / 255.0], [-128])
+        out_q = quant["layers"][layer]
         out = g.tensor(f"layer{layer}", [batch, h, w, weight.shape[0]], INT8, quant=out_q)
         if depthwise:
-            filt, scales, levels = _weights(weight[:, 0].transpose(1, 2, 0)[None], 3, bias, x_q.scales[0])
+            filt, scales, levels = _weights(weight[:, 0].transpose(1, 2, 0)[None], 3, bias, x_q.scales[0],
+                                            weight_scales[layer])
             shape = [1, *weight.shape[2:], weight.shape[0]]
         else:
-            filt, scales, levels = _weights(weight.transpose(0, 2, 3, 1), 0, bias, x_q.scales[0])
+            filt, scales, levels = _weights(weight.transpose(0, 2, 3, 1), 0, bias, x_q.scales[0], weight_scales[layer])
             shape = [weight.shape[0], *weight.shape[2:], weight.shape[1]]
         f = g.tensor(f"layer{layer}_weights", shape, INT8, filt,
                      quant=Quantization(scales, [0] * len(scales), 3 if depthwise else 0))
@@ -176,14 +227,19 @@ def build_int8_graph(model: nn.Module, ranges: Dict[str, Any], height: int, widt
                  fused_activation_function=RELU6)
         x, x_q = out, out_q
     features = model.fc.in_features
-    pooled_q = Quantization([max(ranges["pooled"], 1e-8) / 255.0], [-128])
+    pooled_q = quant["pooled"]
     pooled = g.tensor("pooled", [batch, features], INT8, quant=pooled_q)
     g.op(MEAN, [x, g.tensor("pool_axes", [2], INT32, np.array([1, 2]))], [pooled], version=VERSIONS[MEAN],
          keep_dims=0)
     fc_w = model.fc.weight.detach().to(torch.float32).cpu().numpy()
     fc_b = model.fc.bias.detach().to(torch.float32).cpu().numpy()
+    if quant["logits"] is None:
+        logits = g.tensor("logits", [batch, fc_w.shape[0]])
+        _float_classifier(g, pooled, logits, fc_w, fc_b, pooled_q.scales[0], weight_scales[-1])
+        g.inputs, g.outputs = [first_input], [logits]
+        return g
     wq, (w_scale,), fc_levels = _weights(fc_w, None, fc_b, pooled_q.scales[0])
-    logits_q = _asymmetric(*ranges["logits"])
+    logits_q = quant["logits"]
     logits_int8 = g.tensor("logits_int8", [batch, fc_w.shape[0]], INT8, quant=logits_q)
     bias_scale = pooled_q.scales[0] * w_scale
     g.op(FULLY_CONNECTED, [pooled, g.tensor("fc_weights", fc_w.shape, INT8, wq, quant=Quantization([w_scale], [0])),
@@ -193,6 +249,26 @@ def build_int8_graph(model: nn.Module, ranges: Dict[str, Any], height: int, widt
     g.op(DEQUANTIZE, [logits_int8], [logits], version=VERSIONS[DEQUANTIZE])
     g.inputs, g.outputs = [first_input], [logits]
     return g
+
+
+def _float_classifier(g: _Graph, pooled: int, logits: int, weight: np.ndarray, bias: np.ndarray, input_scale: float,
+                      scales: np.ndarray) -> None:
+    """``logits`` = ``pooled`` (int8) through the classifier in float, as a quantization-aware model computes it:
+    the features dequantized, the weights int8 per output channel at ``scales``, dequantized, and the bias its
+    int32 level at ``input_scale`` times those scales, in float32 (:func:`qat.quantize_bias`)."""
+    from .qat import quantize_bias
+
+    features = g.tensor("pooled_float", g.tensors[pooled][1])
+    g.op(DEQUANTIZE, [pooled], [features], version=VERSIONS[DEQUANTIZE])
+    levels, scales_list, _ = _weights(weight, 0, bias, input_scale, scales)
+    stored = g.tensor("fc_weights", list(weight.shape), INT8, levels,
+                      quant=Quantization(scales_list, [0] * len(scales_list), 0))
+    dequantized = g.tensor("fc_weights_float", list(weight.shape))
+    g.op(DEQUANTIZE, [stored], [dequantized], version=PER_CHANNEL_DEQUANTIZE)
+    rounded = quantize_bias(torch.from_numpy(bias), torch.tensor([input_scale], dtype=torch.float32) *
+                            torch.from_numpy(np.asarray(scales, np.float32)))
+    b = g.tensor("fc_bias", [len(bias)], data=rounded.numpy())
+    g.op(FULLY_CONNECTED, [features, dequantized, b], [logits], fused_activation_function=NO_ACTIVATION)
 
 
 def quantize_tflite(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torch.Tensor]],
@@ -220,7 +296,7 @@ def quantize_tflite(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, to
     if pixel_format:
         meta.update(input=image_input_note(pixel_format), pixel_format=pixel_format)
     n, (h, w) = fp32.fixed_batch or 1, fp32.image_hw
-    g = build_int8_graph(model, ranges, h, w, n, meta["mean"], meta["std"], pixel_format)
+    g = build_int8_graph(model, calibrated(ranges), h, w, n, meta["mean"], meta["std"], pixel_format)
     data = write_flatbuffer(g, {k: v for k, v in meta.items() if v is not None}, "MobileNetV1 of mobilenet-v1 "
                                                                                   "quantize, INT8")
     with ckpt_io.atomic_output(dst) as tmp:
