@@ -5,12 +5,14 @@
 From a trained float checkpoint, the same fine-tune twice (``--epochs`` at a constant ``--lr``, the
 configuration's data and batch): once in float, then exported and quantized with calibration on
 training images as ``mobilenet-v1 quantize`` does; once with ``--qat True``, then exported as its INT8
-file. Both, and the starting checkpoint quantized without a fine-tune, are evaluated in ONNX Runtime
-over every evaluation image, with the quantization-aware checkpoint's own (simulated) top-1 in PyTorch
-beside its file's. ``--reduce_range``: 7-bit weights for all of them (x86 CPUs without VNNI; the output
+file, and as its INT8 ``.tflite`` (``export --file_format TFLITE``, run in LiteRT; where ``ai-edge-litert``
+is installed). Both, and the starting checkpoint quantized without a fine-tune, are evaluated in ONNX
+Runtime over every evaluation image, with the quantization-aware checkpoint's own (simulated) top-1 in
+PyTorch beside its files'. ``--reduce_range``: 7-bit weights for all of them (x86 CPUs without VNNI; the output
 says whether this CPU has it). ``--json FILE`` also writes the figures.
 """
 import argparse
+import importlib.util
 import os
 import sys
 import tempfile
@@ -76,15 +78,19 @@ def main(argv=None) -> int:
         aware = fine_tune(tmp, "qat", qat=True)
         out["qat_simulated"] = top1(aware)
         out["qat_int8"] = top1(export_checkpoint(aware, os.path.join(tmp, "qat_int8.onnx"))["path"])
+        if importlib.util.find_spec("ai_edge_litert") is not None:
+            out["qat_int8_tflite"] = top1(export_checkpoint(aware, os.path.join(tmp, "qat_int8"),
+                                                            file_format="TFLITE")["path"])
         out["seconds"] = round(time.perf_counter() - t, 1)
     print(f"{out['checkpoint']} ({cfg.image_size}x{cfg.image_size}), fine-tunes of {a.epochs} epochs at lr {a.lr:g}; "
           f"INT8 files{' with 7-bit weights' if a.reduce_range else ''} run on a CPU "
           f"{'without' if out['x86_without_vnni'] else 'with'} VNNI ({out['seconds']} s)")
-    print("| model | top-1 fp32 / simulated | top-1 INT8 (ONNX Runtime) |")
-    print("|---|---|---|")
-    print(f"| the checkpoint, calibrated | {out['start_fp32']:.4f} | {out['start_ptq_int8']:.4f} |")
-    print(f"| fine-tuned in float, calibrated | {out['float_tuned_fp32']:.4f} | {out['float_tuned_ptq_int8']:.4f} |")
-    print(f"| fine-tuned quantization-aware | {out['qat_simulated']:.4f} | {out['qat_int8']:.4f} |")
+    tflite = f"{out['qat_int8_tflite']:.4f}" if "qat_int8_tflite" in out else "(no ai-edge-litert)"
+    print("| model | top-1 fp32 / simulated | top-1 INT8 (ONNX Runtime) | top-1 INT8 .tflite (LiteRT) |")
+    print("|---|---|---|---|")
+    print(f"| the checkpoint, calibrated | {out['start_fp32']:.4f} | {out['start_ptq_int8']:.4f} | |")
+    print(f"| fine-tuned in float, calibrated | {out['float_tuned_fp32']:.4f} | {out['float_tuned_ptq_int8']:.4f} | |")
+    print(f"| fine-tuned quantization-aware | {out['qat_simulated']:.4f} | {out['qat_int8']:.4f} | {tflite} |")
     emit_json(a.json, out)
     return 0
 
