@@ -212,6 +212,55 @@ def test_quantize_tflite_writes_a_full_integer_file_close_to_the_float_one(tmp_p
     assert not (tmp_path / "n.tflite").exists()
 
 
+def test_float16_tflite_stores_half_precision_weights_and_computes_the_model_so_rounded(tmp_path, cifar_dir, capsys):
+    """export --file_format TFLITE --float16 True: weights and biases stored as float16, each DEQUANTIZEd to
+    float32 (TensorFlow Lite's float16 quantization): about half the file; LiteRT computes the model with its
+    weights rounded to float16 (to float32's precision), which is not the float32 model; eval, info run it and
+    quantize refuses it; --float16 for another format, or for a quantization-aware checkpoint, is refused."""
+    import copy
+
+    model, ckpt = lively_checkpoint(tmp_path)
+    for name, extra in (("h", []), ("hpx", ["--image_input", "True"])):
+        assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / name), "--file_format", "TFLITE",
+                         "--float16", "True", *extra]) == 0
+    assert "float16 weights (TensorFlow Lite's float16 quantization)" in capsys.readouterr().out
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "f"), "--file_format", "TFLITE"]) == 0
+    assert os.path.getsize(tmp_path / "h.tflite") < 0.55 * os.path.getsize(tmp_path / "f.tflite")
+    interpreter = Interpreter(model_path=str(tmp_path / "h.tflite"))
+    kinds = {d["name"]: d["dtype"] for d in interpreter.get_tensor_details()}
+    assert all(kinds[f"layer{k}_weights_float16"] == np.float16 and kinds[f"layer{k}_bias_float16"] == np.float16
+               for k in range(27)) and kinds["fc_weights_float16"] == np.float16
+    rounded = copy.deepcopy(fold_batchnorm(model))
+    with torch.no_grad():
+        for t in rounded.parameters():
+            t.copy_(t.half().float())
+        x = torch.randn(4, 3, 40, 40, generator=torch.Generator().manual_seed(2))
+        want, full = rounded(x), model.eval()(x)
+    got = torch.cat([torch.from_numpy(run_tflite(tmp_path / "h.tflite", np.ascontiguousarray(
+        x[i:i + 1].permute(0, 2, 3, 1).numpy()))) for i in range(4)])
+    assert close(got, want) and (want - full).abs().max() > 1e-3  # the rounded model's, not the float32 one's
+    assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", str(tmp_path / "hpx.tflite"),
+                     "--json"]) == 0
+    half = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", ckpt, "--json"]) == 0
+    full_top1 = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["top_1_accuracy"]
+    assert abs(half["top_1_accuracy"] - full_top1) <= 0.05
+    assert cli.main(["info", str(tmp_path / "h.tflite"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["weights"].startswith("float16 weights")
+    assert cli.main(["quantize", "--tflite", str(tmp_path / "h.tflite"), "--calib_data", str(cifar_dir), "--out",
+                     str(tmp_path / "n.tflite")]) == 1
+    assert "is already quantized (float16 weights" in capsys.readouterr().err
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "n"), "--float16", "True"]) == 1
+    assert "--float16 True: is for --file_format TFLITE" in capsys.readouterr().err
+    assert not (tmp_path / "n.onnx").exists()
+    qat = MobileNetV1(class_num=10, width_mult=0.25, qat=True)
+    ckpt_io.atomic_save({"model": qat.state_dict(), "model_args": {"class_num": 10, "width_mult": 0.25, "qat": True},
+                         "config": {"dataset": "cifar10", "image_size": 40}}, str(tmp_path / "qat.ckpt"))
+    assert cli.main(["export", "--ckpt_file", str(tmp_path / "qat.ckpt"), "--file_name", str(tmp_path / "n"),
+                     "--file_format", "TFLITE", "--float16", "True"]) == 1
+    assert "is a quantization-aware checkpoint, whose .tflite is INT8" in capsys.readouterr().err
+
+
 @pytest.mark.filterwarnings("ignore:Warning. Enabling .experimental_preserve_all_tensors")
 def test_quantize_tflite_keeps_a_dead_channels_bias_which_at_its_weights_scale_overflows_int32(tmp_path):
     """A channel whose BatchNorm gamma is all but 0 (dead channels of trained depthwise layers) is its bias,

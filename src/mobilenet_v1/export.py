@@ -284,7 +284,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                       batch_size: int = 1, dynamic_batch: bool = True, atol: Optional[float] = None,
                       dataset: Optional[str] = None, use_ema: bool = True, image_input: bool = False,
                       file_format: str = "ONNX", pixel_format: str = "RGB", mean: Optional[str] = None,
-                      std: Optional[str] = None, class_num: Optional[int] = None) -> Dict[str, Any]:
+                      std: Optional[str] = None, class_num: Optional[int] = None,
+                      float16: bool = False) -> Dict[str, Any]:
     """Export a checkpoint to ``file_name`` (``.onnx``, ``.pte`` or ``.pt2``, appended when missing) and check
     it; returns the path, the input size, the largest difference from PyTorch per checked batch size, the data set
     whose normalisation the file records and ``weights``, the line saying which weights a checkpoint
@@ -307,7 +308,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     ``batch_size`` whatever ``dynamic_batch`` says.
     ``class_num``: the classes the caller expects (the seed's ``--class_num``, with which its export.py builds
     the network the checkpoint is loaded into); another count than the checkpoint's is an error, None checks
-    nothing."""
+    nothing. ``float16`` (TFLITE only): the weights stored as float16 (:func:`export_tflite`)."""
     # None means "the default"; 0 or less is a mistake, not a request for the default.
     bad = [f"--{name} {value}" for name, value in (("batch_size", batch_size), ("height", height), ("width", width))
            if value is not None and value < 1]
@@ -338,6 +339,10 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     width = default_size if width is None else width
     if file_format not in FORMATS:
         raise ExportError(f"--file_format {file_format!r}: expected one of {', '.join(FORMATS)}")
+    if float16 and file_format != "TFLITE":
+        raise ExportError(f"--float16 True: is for --file_format TFLITE (TensorFlow Lite's float16 weights, for GPU "
+                          f"delegates and half the file); a {file_format} file's weights are float32 (or INT8: "
+                          f"'mobilenet-v1 quantize')")
     extension = "." + file_format.lower()
     out_path = file_name if file_name.lower().endswith(extension) else file_name + extension
     # The file written is out_path: a folder named as the stem (a run folder "demo", the file demo.onnx) is no
@@ -353,6 +358,9 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
         raise ExportError(f"--file_format {file_format}: {path} is a quantization-aware checkpoint, whose deployable "
                           f"forms are its INT8 ONNX file (--file_format ONNX) and its INT8 TensorFlow Lite file "
                           f"(--file_format TFLITE); a .{file_format.lower()} file holds a float program")
+    if qat and float16:
+        raise ExportError(f"--float16 True: {path} is a quantization-aware checkpoint, whose .tflite is INT8 "
+                          f"(leave --float16 out)")
     if qat and not int(model.quant.observed):
         raise ExportError(f"{path}: a quantization-aware model whose activation ranges were never measured "
                           f"(no training step): nothing to write its INT8 file from")
@@ -407,7 +415,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                                  pixel_format)
     if file_format == "TFLITE":
         return export_tflite(model, out_path, meta, height, width, batch_size, atol, image_input, result,
-                             pixel_format)
+                             pixel_format, float16)
     # A quantization-aware model: its float graph first, quantized below with the ranges it learned.
     proto = to_onnx(model.without_quant() if qat else model, height, width, batch_size, dynamic_batch)
     write_metadata(proto, meta)
@@ -523,22 +531,50 @@ def export_executorch(model: MobileNetV1, out_path: str, meta: Dict[str, Any], h
 
 def export_tflite(model: MobileNetV1, out_path: str, meta: Dict[str, Any], height: int, width: int,
                   batch_size: int, atol: Optional[float], image_input: bool, result: Dict[str, Any],
-                  pixel_format: str = "RGB") -> Dict[str, Any]:
+                  pixel_format: str = "RGB", float16: bool = False) -> Dict[str, Any]:
     """``model`` folded and written as a TensorFlow Lite file for batches of ``batch_size``
     (:func:`tflite_io.to_tflite`), run in LiteRT as eval and predict run it (:class:`tflite_io.TfliteModel`) and
     checked as a float ONNX file is (:func:`_check_float`; with an image input, on the pixels its batches were
-    made from), or nothing is written. Returns ``result`` completed."""
+    made from), or nothing is written. Returns ``result`` completed.
+
+    ``float16``: the weights and biases stored as float16 (TensorFlow Lite's float16 quantization); the file is
+    checked as above against the folded model with its weights rounded to float16, which is what it computes,
+    and ``float16`` in the result says how far that is from the float32 model (largest logit difference, and
+    the share of the check's images whose top-1 class the rounding kept)."""
     from .tflite_io import load_tflite, to_tflite
 
     if model.quant is not None:
         return _export_qat_tflite(model, out_path, meta, height, width, batch_size, image_input, result, pixel_format)
-    data = to_tflite(fold_batchnorm(model), height, width, batch_size, meta, pixel_format if image_input else None)
+    folded = fold_batchnorm(model)
+    reference: nn.Module = model
+    if float16:
+        meta = dict(meta, quantization="float16 weights (TensorFlow Lite's float16 quantization), float32 compute")
+        reference = copy.deepcopy(folded)
+        with torch.no_grad():
+            for t in reference.parameters():
+                t.copy_(t.half().float())
+        result.update(float16=_rounding_cost(model, reference, batch_size, height, width),
+                      quantization=meta["quantization"])
+    data = to_tflite(folded, height, width, batch_size, meta, pixel_format if image_input else None, float16)
     with ckpt_io.atomic_output(out_path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
-        result.update(_check_float(load_tflite(tmp, name=out_path), "LiteRT", out_path, model, [batch_size], height,
-                                   width, atol), bytes=os.path.getsize(tmp))
+        result.update(_check_float(load_tflite(tmp, name=out_path), "LiteRT", out_path, reference, [batch_size],
+                                   height, width, atol), bytes=os.path.getsize(tmp))
     return result
+
+
+def _rounding_cost(model: nn.Module, rounded: nn.Module, batch_size: int, height: int, width: int) -> Dict[str, float]:
+    """How far ``rounded`` (``model`` with its weights rounded) is from ``model`` on the check's batches (8 of
+    ``batch_size``): the largest logit difference and the share of images whose top-1 class it keeps."""
+    largest, kept, images = 0.0, 0, 0
+    for x, expected in with_logits(model, [batch_size] * max(1, 8 // batch_size), height, width):
+        with torch.no_grad():
+            got = rounded.eval()(x).float()
+        largest = max(largest, float((got - expected).abs().max()))
+        kept += int((got.argmax(1) == expected.argmax(1)).sum())
+        images += x.shape[0]
+    return {"max_abs_diff": largest, "top1_kept": kept / max(images, 1)}
 
 
 def _export_qat_tflite(model: MobileNetV1, out_path: str, meta: Dict[str, Any], height: int, width: int,
@@ -766,6 +802,9 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--pixel_format", type=str.upper, choices=tuple(PIXEL_FORMATS), default="RGB",
                    help="with --image_input True: the pixels' channels, RGB (default), BGR (OpenCV's), RGBA or "
                         "BGRA (Android's and Apple's bitmaps; the alpha is ignored)")
+    p.add_argument("--float16", type=bool_option, default=False, metavar="True|False",
+                   help="with --file_format TFLITE: weights stored as float16 (TensorFlow Lite's float16 "
+                        "quantization: half the file, for GPU delegates; CPUs compute in float32)")
     p.add_argument("--config_path", default=None,
                    help="a config file (the seed's too) whose export keys (ckpt_file, file_name, file_format, "
                         "batch_size, width, height) stand in for flags not given")
@@ -813,7 +852,7 @@ def main(argv: Sequence[str]) -> int:
     if fmt in MINDSPORE_FORMATS:
         raise ExportError(mindspore_format_message(fmt, a.ckpt_file))
     if fmt not in FORMATS:
-        raise ExportError(f"--file_format {fmt!r}: expected ONNX, PTE or PT2 (or the seed's MINDIR/AIR)")
+        raise ExportError(f"--file_format {fmt!r}: expected ONNX, PTE, PT2 or TFLITE (or the seed's MINDIR/AIR)")
     if not a.ckpt_file:
         p.error("--ckpt_file is required")
     batch_size = a.batch_size if a.batch_size is not None else 1  # ints: argparse's, or coerce's for the file's
@@ -821,7 +860,8 @@ def main(argv: Sequence[str]) -> int:
     result = export_checkpoint(a.ckpt_file, a.file_name or "mobilenetv1", height, width, batch_size,
                                dynamic_batch=not a.static_batch, atol=a.atol, dataset=a.dataset,
                                use_ema=a.use_ema, image_input=a.image_input, file_format=fmt,
-                               pixel_format=a.pixel_format, mean=a.mean, std=a.std, class_num=a.class_num)
+                               pixel_format=a.pixel_format, mean=a.mean, std=a.std, class_num=a.class_num,
+                               float16=a.float16)
     if result["removed"]:
         print(f"mobilenet-v1 export: note: {ckpt_io.removed_note(result['removed'])}", file=sys.stderr)
     if result["weights"]:
@@ -871,6 +911,11 @@ def main(argv: Sequence[str]) -> int:
         return 0
     diffs = ", ".join(f"batch {n}: {d:.2e}" for n, d in result["max_abs_diff"].items())
     runner = {"PT2": "torch.export.load", "PTE": "ExecuTorch (XNNPACK)", "TFLITE": "LiteRT"}.get(fmt, "ONNX Runtime")
+    if "float16" in result:
+        cost = result["float16"]
+        print0(f"{result['quantization']}: the file computes the model with its weights rounded to float16, checked "
+               f"below against that; the rounding moved the float32 model's logits by up to "
+               f"{cost['max_abs_diff']:.2e} and kept the top-1 class of {cost['top1_kept']:.0%} of the check's images")
     far = result.get("float64")
     if far is None:
         print0(f"{runner} vs PyTorch, largest logit difference: {diffs} (limit {result['limit']:g})")

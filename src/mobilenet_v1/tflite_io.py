@@ -35,9 +35,10 @@ METADATA_NAME = "mobilenet_v1_json"
 SIGNATURE_KEY = "serving_default"
 SCHEMA_VERSION = 3
 # Schema numbers: tensor types, builtin operators, the BuiltinOptions union's members, and enums.
-FLOAT32, INT32, UINT8, INT8 = 0, 2, 3, 9
+FLOAT32, FLOAT16, INT32, UINT8, INT8 = 0, 1, 2, 3, 9
 CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MUL, PAD, MEAN, ADD, CAST = 3, 4, 9, 18, 34, 40, 0, 53
 QUANTIZE, DEQUANTIZE = 114, 6
+FLOAT16_DEQUANTIZE = 3  # DEQUANTIZE's version for a float16 input
 OPTIONS = {CONV_2D: 1, DEPTHWISE_CONV_2D: 2, FULLY_CONNECTED: 8, ADD: 11, MUL: 21, PAD: 22, MEAN: 27, CAST: 37,
            QUANTIZE: 0, DEQUANTIZE: 0}  # 0: no options table
 SAME, VALID = 0, 1
@@ -113,7 +114,7 @@ class _Graph:
                quant: Optional["Quantization"] = None) -> int:
         buffer = 0
         if data is not None:
-            dtype = {FLOAT32: "<f4", INT32: "<i4", INT8: "i1", UINT8: "u1"}[kind]
+            dtype = {FLOAT32: "<f4", FLOAT16: "<f2", INT32: "<i4", INT8: "i1", UINT8: "u1"}[kind]
             self.buffers.append(np.ascontiguousarray(data, dtype=dtype).tobytes())
             buffer = len(self.buffers) - 1
         self.tensors.append((name, [int(d) for d in shape], kind, buffer, quant))
@@ -193,11 +194,22 @@ def padded(g: _Graph, layer: int, x: int, shape: Sequence[int], quant: Optional[
 
 
 def build_graph(model: nn.Module, height: int, width: int, batch: int, mean: Sequence[float], std: Sequence[float],
-                pixel_format: Optional[str] = None) -> _Graph:
+                pixel_format: Optional[str] = None, float16: bool = False) -> _Graph:
     """The subgraph of ``model`` (a MobileNetV1 with its BatchNorms folded, in evaluation mode) for batches of
     ``batch`` (N, ``height``, ``width``, C); with ``pixel_format`` a uint8 image input of that format normalised
-    by ``mean`` and ``std`` (on the [0, 1] scale)."""
+    by ``mean`` and ``std`` (on the [0, 1] scale). ``float16``: the weights and biases stored as float16, each
+    turned into float32 by a ``DEQUANTIZE`` (TensorFlow Lite's float16 quantization: half the file; CPUs
+    compute in float32, GPU delegates in float16 as stored)."""
     g = _Graph()
+
+    def constant(name: str, shape: Sequence[int], data: np.ndarray) -> int:
+        if not float16:
+            return g.tensor(name, shape, data=data)
+        stored = g.tensor(name + "_float16", shape, FLOAT16, np.asarray(data, np.float32).astype(np.float16))
+        out = g.tensor(name, shape)
+        g.op(DEQUANTIZE, [stored], [out], version=FLOAT16_DEQUANTIZE)
+        return out
+
     padding = getattr(model, "padding", "same")
     first_input, x = image_input(g, batch, height, width, mean, std, pixel_format)
     h, w = height, width
@@ -215,15 +227,15 @@ def build_graph(model: nn.Module, height: int, width: int, batch: int, mean: Seq
             x = padded(g, layer, x, [batch, h, w, weight.shape[0] if depthwise else weight.shape[1]])
         h, w = _same_size(h, stride), _same_size(w, stride)
         out = g.tensor(f"layer{layer}", [batch, h, w, weight.shape[0]])
-        b = g.tensor(f"layer{layer}_bias", [weight.shape[0]], data=bias)
+        b = constant(f"layer{layer}_bias", [weight.shape[0]], bias)
         if depthwise:
-            filt = g.tensor(f"layer{layer}_weights", [1, *weight.shape[2:], weight.shape[0]],
-                            data=weight[:, 0].transpose(1, 2, 0)[None])
+            filt = constant(f"layer{layer}_weights", [1, *weight.shape[2:], weight.shape[0]],
+                            weight[:, 0].transpose(1, 2, 0)[None])
             g.op(DEPTHWISE_CONV_2D, [x, filt, b], [out], padding=pad, stride_w=stride, stride_h=stride,
                  depth_multiplier=1, fused_activation_function=RELU6)
         else:
-            filt = g.tensor(f"layer{layer}_weights", [weight.shape[0], *weight.shape[2:], weight.shape[1]],
-                            data=weight.transpose(0, 2, 3, 1))
+            filt = constant(f"layer{layer}_weights", [weight.shape[0], *weight.shape[2:], weight.shape[1]],
+                            weight.transpose(0, 2, 3, 1))
             g.op(CONV_2D, [x, filt, b], [out], padding=pad, stride_w=stride, stride_h=stride,
                  fused_activation_function=RELU6)
         x = out
@@ -233,8 +245,8 @@ def build_graph(model: nn.Module, height: int, width: int, batch: int, mean: Seq
     fc_w = model.fc.weight.detach().to(torch.float32).cpu().numpy()
     fc_b = model.fc.bias.detach().to(torch.float32).cpu().numpy()
     logits = g.tensor("logits", [batch, fc_w.shape[0]])
-    g.op(FULLY_CONNECTED, [pooled, g.tensor("fc_weights", fc_w.shape, data=fc_w),
-                           g.tensor("fc_bias", fc_b.shape, data=fc_b)], [logits],
+    g.op(FULLY_CONNECTED, [pooled, constant("fc_weights", fc_w.shape, fc_w), constant("fc_bias", fc_b.shape, fc_b)],
+         [logits],
          fused_activation_function=NO_ACTIVATION)
     g.inputs, g.outputs = [first_input], [logits]
     return g
@@ -378,9 +390,10 @@ def write_flatbuffer(g: _Graph, metadata: Dict[str, Any], description: str) -> b
 
 
 def to_tflite(model: nn.Module, height: int, width: int, batch: int, meta: Dict[str, Any],
-              pixel_format: Optional[str] = None) -> bytes:
-    """The ``.tflite`` file of ``model`` (folded, evaluation mode) with ``meta`` (entries that are not None)."""
-    g = build_graph(model, height, width, batch, meta["mean"], meta["std"], pixel_format)
+              pixel_format: Optional[str] = None, float16: bool = False) -> bytes:
+    """The ``.tflite`` file of ``model`` (folded, evaluation mode) with ``meta`` (entries that are not None);
+    ``float16``: its weights stored as float16 (:func:`build_graph`)."""
+    g = build_graph(model, height, width, batch, meta["mean"], meta["std"], pixel_format, float16)
     if pixel_format:
         meta = dict(meta, input=image_input_note(pixel_format), pixel_format=pixel_format)
     written = {k: v for k, v in meta.items() if v is not None}
