@@ -261,6 +261,25 @@ def test_float16_tflite_stores_half_precision_weights_and_computes_the_model_so_
     assert "is a quantization-aware checkpoint, whose .tflite is INT8" in capsys.readouterr().err
 
 
+def test_benchmark_makes_and_times_the_three_tflite_forms_of_a_network(tmp_path, capsys, monkeypatch):
+    """benchmark --width_mult --formats tflite,tflite_fp16,tflite_int8: the network's float, float16-weight and
+    full-integer .tflite, made as export and quantize make them, timed in LiteRT, described by their weights, the
+    float16 file about half the float one, the INT8 a quarter; the temporary folder removed."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert cli.main(["benchmark", "--width_mult", "0.25", "--image_size", "32", "--formats",
+                     "tflite,tflite_fp16,tflite_int8", "--class_num", "10", "--seconds", "0.1", "--rounds", "1",
+                     "--warmup", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["results"]
+    assert [r["file"] for r in rows] == ["mobilenet_v1_0.25_32.tflite", "mobilenet_v1_0.25_32_fp16.tflite",
+                                         "mobilenet_v1_0.25_32_int8.tflite"]
+    assert rows[0]["weights"] == "fp32" and rows[1]["weights"].startswith("float16 weights") and \
+        rows[2]["weights"].startswith("INT8 full-integer")
+    assert rows[1]["bytes"] < 0.55 * rows[0]["bytes"] and rows[2]["bytes"] < 0.35 * rows[0]["bytes"]
+    assert all(r["median_ms"] > 0 for r in rows) and os.listdir(tmp_path) == []
+
+
 @pytest.mark.filterwarnings("ignore:Warning. Enabling .experimental_preserve_all_tensors")
 def test_quantize_tflite_keeps_a_dead_channels_bias_which_at_its_weights_scale_overflows_int32(tmp_path):
     """A channel whose BatchNorm gamma is all but 0 (dead channels of trained depthwise layers) is its bias,

@@ -235,7 +235,7 @@ def load_subject(path: str, batch_size: Optional[int] = None, image_size: Option
                                channels_last, compile_model, use_ema, start)
 
 
-FORMATS = ("pytorch", "onnx", "onnx_int8", "pte", "pte_int8", "tflite", "tflite_int8")
+FORMATS = ("pytorch", "onnx", "onnx_int8", "pte", "pte_int8", "tflite", "tflite_fp16", "tflite_int8")
 
 
 def random_batches(count: int, batch: int, size: int, seed: int = 1) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
@@ -251,8 +251,8 @@ def make_variants(folder: str, widths: Sequence[float], sizes: Sequence[int], fo
     """The files of MobileNetV1 at each width and size, random weights, in ``folder``, as ``export`` and
     ``quantize`` make them: ``mobilenet_v1_{width}_{size}.ckpt`` (``pytorch``), ``.onnx`` (dynamic batch) and
     ``_int8.onnx``, ``.pte`` and ``_int8.pte`` (batch ``batch_size``; the INT8 program from a static-batch
-    ``.pt2``), ``.tflite`` and ``_int8.tflite`` (batch ``batch_size``); the INT8 files calibrated on 4 batches
-    of random inputs. Progress goes to stderr."""
+    ``.pt2``), ``.tflite``, ``_fp16.tflite`` (float16 weights) and ``_int8.tflite`` (batch ``batch_size``); the
+    INT8 files calibrated on 4 batches of random inputs. Progress goes to stderr."""
     from .export import export_checkpoint
     from .model import MobileNetV1
     from .quantize import quantize_file, quantize_program
@@ -288,6 +288,9 @@ def make_variants(folder: str, widths: Sequence[float], sizes: Sequence[int], fo
                 if "tflite" in formats or "tflite_int8" in formats:
                     files["tflite"] = export_checkpoint(stem + ".ckpt", stem, batch_size=batch_size,
                                                         file_format="TFLITE")["path"]
+                if "tflite_fp16" in formats:
+                    files["tflite_fp16"] = export_checkpoint(stem + ".ckpt", stem + "_fp16", batch_size=batch_size,
+                                                             file_format="TFLITE", float16=True)["path"]
                 if "tflite_int8" in formats:
                     from .tflite_quant import quantize_tflite
 
@@ -512,8 +515,8 @@ def main(argv: Sequence[str]) -> int:
                         "made here with random weights as export and quantize make files")
     p.add_argument("--formats", default=None, metavar="F[,F...]",
                    help=f"with --width_mult: the files made of each network, of {', '.join(FORMATS)} "
-                        f"(default onnx,onnx_int8; pte and pte_int8 need the executorch extra, tflite and "
-                        f"tflite_int8 the tflite one)")
+                        f"(default onnx,onnx_int8; pte and pte_int8 need the executorch extra, tflite, tflite_fp16 "
+                        f"and tflite_int8 the tflite one)")
     p.add_argument("--class_num", type=int, default=None, help="with --width_mult: classifier outputs (default 1000)")
     p.add_argument("--batch_size", type=int, default=None,
                    help="images a call (default: a file's fixed batch, else 1); a file whose batch was fixed at "
