@@ -599,6 +599,7 @@ def _export_qat_tflite(model: MobileNetV1, out_path: str, meta: Dict[str, Any], 
         with open(tmp, "wb") as f:
             f.write(data)
         deployed = load_tflite(tmp, name=out_path)
+        _check_roundings(*_tflite_roundings(deployed, len(model.network)), model, out_path, "the .tflite written")
         images = (meta["mean"], meta["std"]) if image_input else None
         total = size = count = largest = 0.0
         for x, expected in with_logits(model, [batch_size] * 4, height, width, 0, images):
@@ -683,50 +684,88 @@ def _finish_image_input(tmp: str, out_path: str, sizes: Sequence[int], height: i
                           f"file fed normalised images by up to {worst:.3g} ({limit}): not written{kept}")
 
 
-def _finish_qat(tmp: str, out_path: str, model: MobileNetV1, meta: Dict[str, Any], sizes: Sequence[int],
-                height: int, width: int, result: Dict[str, Any]) -> Dict[str, Any]:
-    """The fp32 file ``tmp`` of a quantization-aware ``model`` rewritten in place as its INT8 file (the
-    ranges the model learned, :func:`quantize.quantize_with_ranges`) and checked against the model: every
-    scale, zero point and bias of the file must be the model's, and the mean absolute logit difference
-    (:func:`qat_difference`) at most :data:`QAT_RTOL` of the mean logit. Returns ``result`` completed."""
+def _qat_roundings(model: MobileNetV1) -> Tuple[List[Tuple[float, int]], List[torch.Tensor], List[np.ndarray]]:
+    """What a quantization-aware ``model`` rounds to: the (scale, uint8 zero point) of each activation, the weight
+    scales of each layer and of the classifier (:func:`qat.bias_fitting_scales`), and their biases as it adds them
+    (:func:`qat.quantize_bias`: int32 levels times the float32 product of the scales)."""
     from . import qat as qat_sim
-    from .quantize import quantize_with_ranges, roundings
 
     points = model.quant.ranges.shape[0]
     qparams = [tuple(t.item() for t in model.quant.qparams(i)) for i in range(points)]
-    # The weight scales and biases the model rounds to (the scales given to ONNX Runtime's quantizer).
     qmax = model.quant.weight_qmax
-    expected, expected_biases = [], []
+    scales, biases = [], []
     with torch.no_grad():
         layers = [qat_sim.folded(conv, bn) for conv, bn, _ in model.network] + [(model.fc.weight, model.fc.bias)]
         # Their inputs: activation k for layer k, the pooled features (the last) for the classifier.
-        inputs = list(range(len(model.network))) + [model.quant.ranges.shape[0] - 1]
+        inputs = list(range(len(model.network))) + [points - 1]
         for k, (weight, bias) in zip(inputs, layers):
             x_scale = model.quant.qparams(k)[0]
-            expected.append(qat_sim.bias_fitting_scales(qat_sim.weight_scales(weight, qmax), bias, x_scale))
-            expected_biases.append(qat_sim.quantize_bias(bias, x_scale * expected[-1]).numpy())
-    with ckpt_io.work_folder(tmp) as work:
-        proto = quantize_with_ranges(tmp, qparams, work, reduce_range=model.quant.reduce_range,
-                                     weight_scales=[e.numpy() for e in expected])
-    # The rounding the file does must be the one the model learned, scale for scale, bias for bias.
-    activations, weights, biases = roundings(proto)
+            scales.append(qat_sim.bias_fitting_scales(qat_sim.weight_scales(weight, qmax), bias, x_scale))
+            biases.append(qat_sim.quantize_bias(bias, x_scale * scales[-1]).numpy())
+    return qparams, scales, biases
+
+
+def _check_roundings(activations: Sequence[Tuple[float, int]], weights: Sequence[np.ndarray],
+                     biases: Sequence[np.ndarray], model: MobileNetV1, out_path: str, writer: str) -> None:
+    """An error unless an INT8 file's roundings (read off it: each activation's (scale, uint8 zero point), each
+    layer's and the classifier's weight scales, their biases as the file adds them) are the model's
+    (:func:`_qat_roundings`), scale for scale and bias for bias; ``writer``: who wrote them, for the message."""
+    qparams, expected, expected_biases = _qat_roundings(model)
     learned = [(float(np.float32(scale)), int(zero)) for scale, zero in qparams]
     wrong = [f"activation {i}: file {a}, model {b}" for i, (a, b) in enumerate(zip(activations, learned)) if a != b]
     for what, found, wanted in (("weights", weights, [e.numpy() for e in expected]), ("bias", biases, expected_biases)):
         wrong += [f"{what} of {'layer ' + str(k) if k < len(model.network) else 'the classifier'}"
                   for k, (a, b) in enumerate(zip(found, wanted))
                   if not np.array_equal(np.asarray(a, np.float32).reshape(-1), b)]
-    kept = f"; {out_path} is left as it was" if os.path.exists(out_path) else ""
     if wrong or len(activations) != len(learned) or len(weights) != len(expected) or len(biases) != len(expected):
-        raise ExportError(f"{out_path}: ONNX Runtime's quantizer rounds otherwise than the quantization-aware "
+        kept = f"; {out_path} is left as it was" if os.path.exists(out_path) else ""
+        raise ExportError(f"{out_path}: {writer} rounds otherwise than the quantization-aware "
                           f"model learned ({len(activations)} activation and {len(weights)} weight scales, expected "
                           f"{len(learned)} and {len(expected)}; {'; '.join(wrong[:4]) or 'counts differ'}): not "
                           f"written{kept}")
+
+
+def _tflite_roundings(deployed, layers: int) -> Tuple[List[Tuple[float, int]], List[np.ndarray], List[np.ndarray]]:
+    """An INT8 ``.tflite`` of a quantization-aware model's roundings as :func:`_check_roundings` takes them, read
+    off LiteRT's tensors: the int8 zero points plus 128 (the uint8 grid), the biases as int32 levels times the
+    float32 product of their input's and weights' scales (the classifier's, which runs in float, as stored)."""
+    details = {d["name"]: d for d in deployed.interpreter.get_tensor_details()}
+
+    def quant(name: str) -> Tuple[np.ndarray, np.ndarray]:
+        q = details[name]["quantization_parameters"]
+        return np.asarray(q["scales"], np.float32), np.asarray(q["zero_points"])
+
+    names = ["input_int8"] + [f"layer{k}" for k in range(layers)] + ["pooled"]
+    activations = [(float(quant(n)[0][0]), int(quant(n)[1][0]) + 128) for n in names]
+    weights = [quant(f"layer{k}_weights")[0] for k in range(layers)] + [quant("fc_weights")[0]]
+    biases = []
+    for k in range(layers):
+        levels = deployed.interpreter.get_tensor(details[f"layer{k}_bias"]["index"])
+        biases.append(levels.astype(np.float32) * (np.float32(activations[k][0]) * weights[k]))
+    biases.append(np.asarray(deployed.interpreter.get_tensor(details["fc_bias"]["index"]), np.float32))
+    return activations, weights, biases
+
+
+def _finish_qat(tmp: str, out_path: str, model: MobileNetV1, meta: Dict[str, Any], sizes: Sequence[int],
+                height: int, width: int, result: Dict[str, Any]) -> Dict[str, Any]:
+    """The fp32 file ``tmp`` of a quantization-aware ``model`` rewritten in place as its INT8 file (the
+    ranges the model learned, :func:`quantize.quantize_with_ranges`) and checked against the model: every
+    scale, zero point and bias of the file must be the model's, and the mean absolute logit difference
+    (:func:`qat_difference`) at most :data:`QAT_RTOL` of the mean logit. Returns ``result`` completed."""
+    from .quantize import quantize_with_ranges, roundings
+
+    qparams, expected, _ = _qat_roundings(model)
+    with ckpt_io.work_folder(tmp) as work:
+        proto = quantize_with_ranges(tmp, qparams, work, reduce_range=model.quant.reduce_range,
+                                     weight_scales=[e.numpy() for e in expected])
+    # The rounding the file does must be the one the model learned, scale for scale, bias for bias.
+    _check_roundings(*roundings(proto), model, out_path, "ONNX Runtime's quantizer")
     write_metadata(proto, meta)
     with open(tmp, "wb") as f:
         f.write(proto.SerializeToString())
     diff = qat_difference(tmp, model, sizes, height, width)
     if not diff["mean"] <= QAT_RTOL * diff["logits"]:  # also catches NaN
+        kept = f"; {out_path} is left as it was" if os.path.exists(out_path) else ""
         raise ExportError(f"{out_path}: the INT8 file's logits differ from the quantization-aware model's by "
                           f"{diff['mean']:.3g} on average, {diff['mean'] / diff['logits']:.2%} of the mean logit "
                           f"(more than {QAT_RTOL:.2%}; largest {diff['max']:.3g}): not a faithful export, not "
@@ -782,7 +821,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--width", type=int, default=None, help="input width (default: the training image_size)")
     p.add_argument("--height", type=int, default=None, help="input height (default: the training image_size)")
     p.add_argument("--static_batch", action="store_true",
-                   help="fix the batch axis at --batch_size (a .pte's always is)")
+                   help="fix the batch axis at --batch_size (a .pte's and a .tflite's always is)")
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="whose input normalisation the file records, for a checkpoint that does not say (a "
                         "MindSpore .ckpt); default: what the checkpoint records, else cifar10 for 10 classes "
@@ -896,7 +935,8 @@ def main(argv: Sequence[str]) -> int:
         diff = result["qat"]
         print0(f"{result['quantization']}; LiteRT's integer kernels vs the quantization-aware PyTorch model, logit "
                f"difference: mean {diff['mean']:.2e}, {diff['mean'] / diff['logits']:.3%} of the mean logit (limit "
-               f"{QAT_RTOL:.0%}; --atol is for float files), largest {diff['max']:.2e} (rounding ties)")
+               f"{QAT_RTOL:.0%}; --atol is for float files), largest {diff['max']:.2e} (rounding ties); every scale, "
+               f"zero point and bias the model's")
         return 0
     if "qat" in result:
         diff = result["qat"]

@@ -1560,7 +1560,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         print0(f"qat: quantization-aware training: BatchNorm frozen at its running statistics and folded into the "
                f"convs, their weights rounded to int8 per channel{' (7-bit)' if cfg.qat_reduce_range else ''}, the "
                f"input, each layer's output and the pooled features to uint8 within ranges that follow the batches; "
-               f"float32 throughout. 'mobilenet-v1 export' writes the INT8 ONNX file this model computes")
+               f"float32 throughout. 'mobilenet-v1 export' writes the INT8 ONNX file this model computes "
+               f"(--file_format TFLITE: its INT8 .tflite)")
     if cfg.freeze_layers:
         frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
         trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
