@@ -861,8 +861,8 @@ def test_a_timm_train_py_checkpoint_loads_its_weights_average_and_normalisation(
     optimizer = torch.optim.SGD(nets[0].parameters(), lr=0.1, momentum=0.9)
     mean, std = [0.4, 0.45, 0.5], [0.2, 0.25, 0.3]
     args = argparse.Namespace(model="mobilenetv1_100", mean=mean, std=std, interpolation="bilinear", img_size=160,
-                              crop_pct=0.95, model_ema=True, model_ema_decay=0.9998, data_dir="/data/imagenet", scale=[0.08, 1.0],
-                              aa="rand-m9-mstd0.5-inc1", smoothing=0.1, amp=True, epochs=300)
+                              crop_pct=0.95, model_ema=True, model_ema_decay=0.9998, data_dir="/data/imagenet",
+                              scale=[0.08, 1.0], aa="rand-m9-mstd0.5-inc1", smoothing=0.1, amp=True, epochs=300)
     path = tmp_path / "model_best.pth.tar"
     torch.save({"epoch": 7, "arch": "mobilenetv1_100", "state_dict": trained, "optimizer": optimizer.state_dict(),
                 "version": 2, "args": args, "metric": 61.25, "state_dict_ema": average}, str(path))
