@@ -931,6 +931,10 @@ def main(argv: Sequence[str]) -> int:
              else f"({n}, 3, {result['height']}, {result['width']})")
     print0(f"wrote {result['path']} ({result['bytes'] / 1e6:.2f} MB, input {shape}, batch "
            f"{'dynamic' if result['dynamic_batch'] else 'fixed'}) from {result['ckpt']}")
+    if "qat" in result and a.atol is not None:
+        print(f"mobilenet-v1 export: note: --atol {a.atol:g} is not used: it is the limit of a float file's check; "
+              f"an INT8 file of a quantization-aware checkpoint is checked scale for scale against the model and its "
+              f"logits within {QAT_RTOL:.0%} of the mean logit", file=sys.stderr)
     if "qat" in result and fmt == "TFLITE":
         diff = result["qat"]
         print0(f"{result['quantization']}; LiteRT's integer kernels vs the quantization-aware PyTorch model, logit "
