@@ -582,9 +582,10 @@ def _export_qat_tflite(model: MobileNetV1, out_path: str, meta: Dict[str, Any], 
                        pixel_format: str = "RGB") -> Dict[str, Any]:
     """A quantization-aware ``model`` as its INT8 TensorFlow Lite file: int8 throughout at the scales and zero
     points it learned and the weight scales it rounds to (:func:`tflite_quant.learned`), the classifier in float
-    as the model computes it; run in LiteRT and checked against the model as the INT8 ONNX file is: the mean
-    absolute logit difference at most :data:`QAT_RTOL` of the mean logit (LiteRT's integer kernels round ties
-    otherwise), or nothing is written. Returns ``result`` completed."""
+    as the model computes it; run in LiteRT and checked against the model as the INT8 ONNX file is: every scale,
+    zero point and bias read back from the file the model's (:func:`_check_roundings`), and the mean absolute
+    logit difference at most :data:`QAT_RTOL` of the mean logit (LiteRT's integer kernels round ties otherwise),
+    or nothing is written. Returns ``result`` completed."""
     from .tflite_io import image_input_note, load_tflite, write_flatbuffer
     from .tflite_quant import build_int8_graph, learned
 
