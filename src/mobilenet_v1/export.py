@@ -608,12 +608,7 @@ def _export_qat_tflite(model: MobileNetV1, out_path: str, meta: Dict[str, Any], 
             total, size, count = total + float(diff.sum()), size + float(expected.abs().sum()), count + diff.numel()
             largest = max(largest, float(diff.max()))
         diff = {"mean": total / count, "max": largest, "logits": size / count}
-        if not diff["mean"] <= QAT_RTOL * diff["logits"]:  # also catches NaN
-            kept = f"; {out_path} is left as it was" if os.path.exists(out_path) else ""
-            raise ExportError(f"{out_path}: LiteRT's logits of the INT8 file differ from the quantization-aware "
-                              f"model's by {diff['mean']:.3g} on average, {diff['mean'] / diff['logits']:.2%} of the "
-                              f"mean logit (more than {QAT_RTOL:.2%}; largest {diff['max']:.3g}): not a faithful "
-                              f"export, not written{kept}")
+        _refuse_unfaithful(diff, out_path, "LiteRT's logits of the INT8 file")
         result.update(qat=diff, max_abs_diff={}, bytes=os.path.getsize(tmp), quantization=meta["quantization"])
     return result
 
@@ -726,6 +721,17 @@ def _check_roundings(activations: Sequence[Tuple[float, int]], weights: Sequence
                           f"written{kept}")
 
 
+def _refuse_unfaithful(diff: Dict[str, float], out_path: str, what: str) -> None:
+    """An error unless the mean absolute logit difference of an INT8 file (``what``'s) from its quantization-aware
+    model, ``diff`` (``mean``, ``max``, ``logits``: the mean absolute logit), is at most :data:`QAT_RTOL` of the
+    mean logit."""
+    if not diff["mean"] <= QAT_RTOL * diff["logits"]:  # also catches NaN
+        kept = f"; {out_path} is left as it was" if os.path.exists(out_path) else ""
+        raise ExportError(f"{out_path}: {what} differ from the quantization-aware model's by {diff['mean']:.3g} on "
+                          f"average, {diff['mean'] / diff['logits']:.2%} of the mean logit (more than {QAT_RTOL:.2%}; "
+                          f"largest {diff['max']:.3g}): not a faithful export, not written{kept}")
+
+
 def _tflite_roundings(deployed, layers: int) -> Tuple[List[Tuple[float, int]], List[np.ndarray], List[np.ndarray]]:
     """An INT8 ``.tflite`` of a quantization-aware model's roundings as :func:`_check_roundings` takes them, read
     off LiteRT's tensors: the int8 zero points plus 128 (the uint8 grid), the biases as int32 levels times the
@@ -765,12 +771,7 @@ def _finish_qat(tmp: str, out_path: str, model: MobileNetV1, meta: Dict[str, Any
     with open(tmp, "wb") as f:
         f.write(proto.SerializeToString())
     diff = qat_difference(tmp, model, sizes, height, width)
-    if not diff["mean"] <= QAT_RTOL * diff["logits"]:  # also catches NaN
-        kept = f"; {out_path} is left as it was" if os.path.exists(out_path) else ""
-        raise ExportError(f"{out_path}: the INT8 file's logits differ from the quantization-aware model's by "
-                          f"{diff['mean']:.3g} on average, {diff['mean'] / diff['logits']:.2%} of the mean logit "
-                          f"(more than {QAT_RTOL:.2%}; largest {diff['max']:.3g}): not a faithful export, not "
-                          f"written{kept}")
+    _refuse_unfaithful(diff, out_path, "the INT8 file's logits")
     return {**result, "qat": diff, "max_abs_diff": {}, "bytes": os.path.getsize(tmp),
             "quantization": meta["quantization"]}
 
