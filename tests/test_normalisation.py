@@ -265,7 +265,8 @@ def test_data_stats_gives_the_pixels_mean_and_std_and_the_images_per_class(cifar
     assert (stats["images"], stats["measured"]) == (192, 192)
     assert cli.main(base) == 0
     out = capsys.readouterr().out
-    assert "its training split holds 192 images in 4 classes (6 of its 10 labels have none)" in out
+    assert "its training split holds 192 images in 4 classes (6 of its 10 labels have none: class 4, class 5, " \
+        "class 6, class 7, class 8 ...)" in out
     suggested = out.split("to train with them: ")[1].split()
     assert load_config(suggested).normalisation == (tuple(stats["mean"]), tuple(stats["std"]))
     # An image folder's classes by name; a sample of its images; a class 4 times another's is pointed out.
@@ -303,7 +304,8 @@ def test_data_stats_points_out_a_class_four_times_another_and_not_less():
     stats = {"dataset": "imagenet2012", "dataset_path": "d", "image_size": 32, "images": 10, "measured": 10,
              "unreadable": 0, "classes": {"a": 8, "b": 2, "c": 0}, "mean": [0.5] * 3, "std": [0.25] * 3}
     out = datastats.lines(stats)
-    assert out[0] == "d (imagenet2012): its training split holds 10 images in 2 classes (1 of its 3 labels has none)"
+    assert out[0] == ("d (imagenet2012): its training split holds 10 images in 2 classes (1 of its 3 labels has "
+                      "none: c)")  # named: an empty class folder is a class all the same
     assert out[1] == ("  images per class: 2 (b) to 8 (a), 4.0 to 1: --class_balance 0.5 (or 1) draws the rare "
                       "classes more often")
     stats["classes"] = {"a": 7, "b": 2, "c": 0}

@@ -1542,6 +1542,14 @@ def test_a_small_folder_is_told_the_batch_that_fits_and_an_empty_class_folder_is
         f"note: dataset_path {image_folder}: class folder n03 holds no image file (.jpg, .jpeg, .png, .bmp, .gif, "
         f".webp, .tif, .tiff, .ppm, .pgm); the model has an output for it "
         f"that nothing trains (remove the folder to leave it out)\n")
+    # A class_num that counts only the folders with images: the refusal names the empty one, whose removal fits it.
+    cfg = load_config([*SMALL, "--dataset=imagenet2012", f"--dataset_path={image_folder}", "--class_num=2",
+                       "--batch_size=4"])
+    with train.build_loader(train.data_options(cfg, torch.device("cpu")), train=True,
+                            device=torch.device("cpu"), drop_last=True) as loader:
+        with pytest.raises(ConfigError, match=r"it has 3 class folders in .* \(of them, n03 holds no image file: with "
+                                              r"it removed, --class_num 2 fits\); pass --class_num 3$"):
+            train.check_class_num(cfg, loader, evaluates=False)
 
 
 def test_info_says_the_precision_auto_trained_in_and_one_step_into_an_epoch(cifar_dir, tmp_path, capsys):

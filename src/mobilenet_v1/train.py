@@ -406,23 +406,28 @@ def check_class_num(cfg: Config, loader, evaluates: bool, eval_loader=None) -> N
                 f"--class_num {known} ({cifar_name(cfg.dataset)}'s {'named ' if loader.classes else ''}classes), "
                 f"or {labels} for its labels alone")
 
+    images = cfg.dataset == "imagenet2012"  # an image folder, archive or shards, not CIFAR's .bin files
+    samples = getattr(getattr(loader, "dataset", None), "samples", None)
+    empty: List[str] = []
+    if images and loader.classes and samples is not None:  # class folders: an empty one is a class all the same
+        counts = torch.bincount(torch.as_tensor(sample_labels(samples), dtype=torch.long), minlength=found)
+        empty = [loader.classes[i] for i in range(found) if counts[i] == 0]
     if found > cfg.class_num:
+        # A class folder without images counts: say which, where one is why the count is over.
+        emptied = (f" (of them, {', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''} hold"
+                   f"{'s' if len(empty) == 1 else ''} no image file: with {'it' if len(empty) == 1 else 'them'} "
+                   f"removed, --class_num {found - len(empty)} fits)" if empty else "")
         raise ConfigError(f"class_num {cfg.class_num} is too small for dataset_path {cfg.dataset_path}: it has "
-                          f"{where}; pass {fits(found)}{coarse}")
+                          f"{where}{emptied}; pass {fits(found)}{coarse}")
     if eval_loader is not None and eval_loader.num_classes > cfg.class_num:
         raise ConfigError(f"class_num {cfg.class_num} is too small for dataset_path {cfg.dataset_path}'s evaluation "
                           f"split: it has labels 0..{eval_loader.num_classes - 1} in {eval_loader.labels_in}, where "
                           f"training's are 0..{found - 1}; pass {fits(eval_loader.num_classes)}{coarse}")
-    images = cfg.dataset == "imagenet2012"  # an image folder, archive or shards, not CIFAR's .bin files
-    samples = getattr(getattr(loader, "dataset", None), "samples", None)
-    if images and loader.classes and samples is not None:  # class folders: an empty one is a class all the same
-        counts = torch.bincount(torch.as_tensor(sample_labels(samples), dtype=torch.long), minlength=found)
-        empty = [loader.classes[i] for i in range(found) if counts[i] == 0]
-        if empty:
-            print0(f"note: dataset_path {cfg.dataset_path}: class folder{'s' if len(empty) > 1 else ''} "
-                   f"{', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''} hold{'s' if len(empty) == 1 else ''} "
-                   f"no image file ({', '.join(IMAGE_EXTENSIONS)}); the model has an output for "
-                   f"{'each' if len(empty) > 1 else 'it'} that nothing trains (remove the folder to leave it out)")
+    if empty:
+        print0(f"note: dataset_path {cfg.dataset_path}: class folder{'s' if len(empty) > 1 else ''} "
+               f"{', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''} hold{'s' if len(empty) == 1 else ''} "
+               f"no image file ({', '.join(IMAGE_EXTENSIONS)}); the model has an output for "
+               f"{'each' if len(empty) > 1 else 'it'} that nothing trains (remove the folder to leave it out)")
     if images and cfg.class_num > found + 1:
         print0(f"class_num {cfg.class_num}: dataset_path {cfg.dataset_path} has {where}; the other outputs are "
                f"never a label (--class_num {found} fits it)")
