@@ -152,6 +152,8 @@ def test_quantize_tflite_writes_a_full_integer_file_close_to_the_float_one(tmp_p
                          "--out", str(tmp_path / f"{name}_int8.tflite"), "--calib_images", "64"]) == 0
         out = capsys.readouterr().out
         assert f"wrote {tmp_path / f'{name}_int8.tflite'}" in out and "activation ranges from 64 training images" in out
+        # The evaluation it points to is a command to paste: the data set's folder given, not "...".
+        assert f"--dataset cifar10 --dataset_path {cifar_dir}`" in out
     interpreter = Interpreter(model_path=str(tmp_path / "f_int8.tflite"))
     interpreter.allocate_tensors()
     kinds = {d["name"]: d["dtype"] for d in interpreter.get_tensor_details()}

@@ -621,7 +621,7 @@ def main(argv: Sequence[str]) -> int:
            f"{check['reference_top1']:.2%} fp32, {check['candidate_top1']:.2%} INT8; the two agree on "
            f"{check['agreement']:.2%}. Evaluation accuracy: "
            f"`mobilenet-v1 eval --checkpoint_path {shlex.quote(a.out)} --dataset {dataset} "
-           f"--dataset_path ... --image_size {hw[0]}`")  # quoted: a name with spaces pastes as one argument
+           f"--dataset_path {shlex.quote(a.calib_data)}`")  # quoted: a name with spaces pastes as one argument
     used = result["calib_images"]
     if used < count:
         asked = (f"the {count} asked (--calib_images)" if count == a.calib_images else
