@@ -263,6 +263,92 @@ def test_float16_tflite_stores_half_precision_weights_and_computes_the_model_so_
     assert "is a quantization-aware checkpoint, whose .tflite is INT8" in capsys.readouterr().err
 
 
+def support_metadata_of(path) -> dict:
+    """The TFLITE_METADATA of a .tflite (TensorFlow Lite Support's metadata_schema.fbs, identifier M001) as far
+    as the tests read it: the input's name, colour space, size, normalisation (mean, std) and the output's
+    associated files (name, type), read slot by slot with flatbuffers' generic table reader."""
+    from flatbuffers import table as fbtable
+    from flatbuffers.number_types import Float32Flags, Uint32Flags, UOffsetTFlags
+
+    data = open(path, "rb").read()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    entry = next(m for m in model.metadata if m.name == b"TFLITE_METADATA")
+    buf = bytearray(bytes(model.buffers[entry.buffer].data))
+    assert buf[4:8] == b"M001"
+
+    def tab(t, slot):  # the table at a table field
+        o = t.Offset(4 + 2 * slot)
+        return fbtable.Table(t.Bytes, t.Indirect(o + t.Pos)) if o else None
+
+    def items(t, slot):  # the tables of a vector field
+        o = t.Offset(4 + 2 * slot)
+        start, n = t.Vector(o), t.VectorLen(o) if o else 0
+        return [fbtable.Table(t.Bytes, t.Indirect(start + 4 * i)) for i in range(n)] if o else []
+
+    def floats(t, slot):
+        o = t.Offset(4 + 2 * slot)
+        return [t.Get(Float32Flags, t.Vector(o) + 4 * i) for i in range(t.VectorLen(o))] if o else None
+
+    def text(t, slot):
+        o = t.Offset(4 + 2 * slot)
+        return t.String(o + t.Pos).decode() if o else None
+
+    def byte(t, slot):
+        o = t.Offset(4 + 2 * slot)
+        return t.Get(fbtable.N.Int8Flags, o + t.Pos) if o else 0
+
+    root = fbtable.Table(buf, fbtable.encode.Get(UOffsetTFlags.packer_type, buf, 0))
+    sub = items(root, 3)[0]
+    inp, out = items(sub, 2)[0], items(sub, 3)[0]
+    content = tab(inp, 3)
+    image = tab(content, 1)
+    size = tab(image, 1)
+    units = items(inp, 4)
+    norm = tab(units[0], 1) if units else None
+    return {"min_parser_version": text(root, 7), "input": text(inp, 0), "content_type": byte(content, 0),
+            "color_space": byte(image, 0),
+            "size": tuple(size.Get(Uint32Flags, size.Offset(slot) + size.Pos) for slot in (4, 6)),
+            "mean": floats(norm, 0) if norm else None, "std": floats(norm, 1) if norm else None,
+            "output": text(out, 0), "files": [(text(f, 0), byte(f, 2)) for f in items(out, 6)]}
+
+
+def test_tflite_files_carry_the_metadata_androids_task_library_reads_with_their_labels(tmp_path, cifar_dir, capsys):
+    """Every .tflite export writes (float, float16, an image input of RGB pixels; quantize --tflite keeps it)
+    carries TensorFlow Lite Support's TFLITE_METADATA, which Android's Task Library (ImageClassifier) and ML Kit
+    need to feed and name a classifier: an RGB image of the file's size, normalised by the run's mean and std on
+    the 0-255 scale where it takes floats (none for pixels), and the labels file labels.txt (TENSOR_AXIS_LABELS)
+    in a zip after the model, one line per output as predict names them. A file of BGR pixels carries none
+    (those runtimes give RGB). (Checked with TensorFlow Lite Support 0.4.4's MetadataDisplayer and ImageClassifier
+    by hand: benchmarks/RESULTS.md.)"""
+    import zipfile
+
+    model, ckpt = lively_checkpoint(tmp_path)
+    for name, extra in (("f", []), ("h", ["--float16", "True"]), ("px", ["--image_input", "True"]),
+                        ("bgr", ["--image_input", "True", "--pixel_format", "BGR"])):
+        assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / name), "--file_format", "TFLITE",
+                         *extra]) == 0
+    assert cli.main(["quantize", "--tflite", str(tmp_path / "f.tflite"), "--calib_data", str(cifar_dir), "--out",
+                     str(tmp_path / "q.tflite"), "--calib_images", "32"]) == 0
+    capsys.readouterr()
+    for name in ("f", "h", "px", "q"):
+        meta = support_metadata_of(tmp_path / f"{name}.tflite")
+        assert meta["min_parser_version"] == "1.0.0" and meta["input"] == "image" and meta["output"] == "logits"
+        assert (meta["content_type"], meta["color_space"], meta["size"]) == (2, 1, (40, 40))  # ImageProperties, RGB
+        assert meta["files"] == [("labels.txt", 2)]  # TENSOR_AXIS_LABELS
+        with zipfile.ZipFile(tmp_path / f"{name}.tflite") as z:
+            assert z.read("labels.txt").decode().splitlines() == [f"c{i}" for i in range(10)]
+        if name == "px":
+            assert meta["mean"] is None  # pixels: the file normalises them itself
+        else:
+            assert np.allclose(meta["mean"], np.array(CIFAR_MEAN) * 255) and \
+                np.allclose(meta["std"], np.array(CIFAR_STD) * 255)
+    x = np.random.default_rng(0).standard_normal((1, 40, 40, 3)).astype(np.float32)
+    with torch.no_grad():
+        assert close(run_tflite(tmp_path / "f.tflite", x), model.eval()(torch.from_numpy(x).permute(0, 3, 1, 2)))
+    bgr = schema.ModelT.InitFromPackedBuf(bytearray((tmp_path / "bgr.tflite").read_bytes()), 0)
+    assert [m.name for m in bgr.metadata] == [b"mobilenet_v1_json"]
+
+
 def test_benchmark_makes_and_times_the_three_tflite_forms_of_a_network(tmp_path, capsys, monkeypatch):
     """benchmark --width_mult --formats tflite,tflite_fp16,tflite_int8: the network's float, float16-weight and
     full-integer .tflite, made as export and quantize make them, timed in LiteRT, described by their weights, the

@@ -32,6 +32,9 @@ from .onnx_io import PIXEL_FORMATS, DeployedModel, image_input_note, standard_er
 
 IDENTIFIER = b"TFL3"
 METADATA_NAME = "mobilenet_v1_json"
+# TensorFlow Lite Support's metadata (Android's Task Library, ML Kit), the labels file it names, and the oldest
+# metadata parser that reads the fields written.
+SUPPORT_METADATA_NAME, LABELS_FILE, SUPPORT_PARSER_VERSION = "TFLITE_METADATA", "labels.txt", "1.0.0"
 SIGNATURE_KEY = "serving_default"
 SCHEMA_VERSION = 3
 # Schema numbers: tensor types, builtin operators, the BuiltinOptions union's members, and enums.
@@ -252,8 +255,114 @@ def build_graph(model: nn.Module, height: int, width: int, batch: int, mean: Seq
     return g
 
 
+def file_labels(metadata: Dict[str, Any]) -> List[str]:
+    """The class names of a file's outputs as ``predict`` names them (:func:`predict.class_names`: the names it
+    records, an ImageNet synset id with its English name; the built-in ImageNet list for 1000 outputs; else
+    the output's number), for the labels file of its :func:`support_metadata`; the seed's unused 1001st output
+    is "(no class)". [] for a file that records no class count."""
+    from .predict import class_names
+
+    count, recorded = metadata.get("class_num"), metadata.get("classes")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        return []
+    recorded = recorded if isinstance(recorded, list) and all(isinstance(n, str) for n in recorded) else None
+    try:
+        names = class_names(count, recorded, None, False)
+    except ValueError:  # names that do not fit the outputs: none written
+        return []
+    return ["(no class)" if n is None else " ".join(n.split()) for n in names]
+
+
+def support_metadata(g: _Graph, metadata: Dict[str, Any], labels: Sequence[str]) -> Optional[bytes]:
+    """The ``TFLITE_METADATA`` of the file of ``g`` (TensorFlow Lite Support's ``metadata_schema.fbs``, identifier
+    ``M001``), which Android's Task Library (``ImageClassifier``) and ML Kit read to feed and name an image
+    classifier: the input an RGB image of the file's size, normalised by ``metadata``'s mean and std on the
+    0-255 scale (``NormalizationOptions``) where it takes floats, taken as it is where it takes uint8 pixels; the
+    output one score per class (the logits), named by the labels file ``labels.txt`` (``TENSOR_AXIS_LABELS``)
+    where ``labels`` has one name per output. None where those runtimes could not feed the file: no recorded
+    normalisation, or pixels in another order than RGB (the Task Library gives RGB)."""
+    mean, std = metadata.get("mean"), metadata.get("std")
+    pixels = g.tensors[g.inputs[0]][2] == UINT8
+    if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == 3):
+        return None
+    if pixels and metadata.get("pixel_format", "RGB") != "RGB":
+        return None
+    fb = flatbuffers_module()
+    b = fb.Builder(1024)
+
+    def floats(values: Sequence[float]) -> int:
+        b.StartVector(4, len(values), 4)
+        for v in reversed(values):
+            b.PrependFloat32(float(v))
+        return b.EndVector()
+
+    def table(fields: Sequence[Tuple[str, int, Any]]) -> int:  # (kind, slot, value): "offset", "byte", "uint"
+        b.StartObject(max(slot for _, slot, _ in fields) + 1)
+        for kind, slot, value in fields:
+            {"offset": b.PrependUOffsetTRelativeSlot, "byte": b.PrependInt8Slot,
+             "uint": b.PrependUint32Slot}[kind](slot, value, 0)
+        return b.EndObject()
+
+    def vector(items: Sequence[int]) -> int:
+        b.StartVector(4, len(items), 4)
+        for item in reversed(items):
+            b.PrependUOffsetTRelative(item)
+        return b.EndVector()
+
+    _, height, width, _ = g.tensors[g.inputs[0]][1]
+    # The input: ImageProperties (ContentProperties' member 2: color_space RGB 1, default_size), and for floats
+    # NormalizationOptions (ProcessUnitOptions' member 1) and Stats (the normalised values' range).
+    size = table([("uint", 0, width), ("uint", 1, height)])
+    image = table([("byte", 0, 1), ("offset", 1, size)])
+    content = table([("byte", 0, 2), ("offset", 1, image)])
+    units = stats = None
+    if not pixels:
+        norm = table([("offset", 0, floats([m * 255 for m in mean])), ("offset", 1, floats([s * 255 for s in std]))])
+        units = vector([table([("byte", 0, 1), ("offset", 1, norm)])])
+        stats = table([("offset", 0, floats([(1 - m) / s for m, s in zip(mean, std)])),
+                       ("offset", 1, floats([-m / s for m, s in zip(mean, std)]))])
+    fields = [("offset", 0, b.CreateString("image")), ("offset", 3, content),
+              ("offset", 1, b.CreateString(f"{'uint8 RGB pixels' if pixels else 'RGB, normalised'} "
+                                           f"({height}x{width})"))]
+    fields += [("offset", 4, units), ("offset", 5, stats)] if units is not None else []
+    inp = table(fields)
+    # The output: FeatureProperties (member 1, an empty table), the labels file where every output has a name.
+    feature = table([("byte", 0, 1), ("offset", 1, (b.StartObject(0), b.EndObject())[1])])
+    out_fields = [("offset", 0, b.CreateString("logits")), ("offset", 3, feature),
+                  ("offset", 1, b.CreateString("one score a class: the logits (softmax gives probabilities)"))]
+    classes = g.tensors[g.outputs[0]][1][-1]
+    if len(labels) == classes:
+        label_file = table([("offset", 0, b.CreateString(LABELS_FILE)), ("byte", 2, 2),
+                            ("offset", 1, b.CreateString("the class of each output, in order"))])
+        out_fields.append(("offset", 6, vector([label_file])))
+    out = table(out_fields)
+    subgraph = table([("offset", 2, vector([inp])), ("offset", 3, vector([out]))])
+    model = table([("offset", 0, b.CreateString(f"MobileNetV1 {metadata.get('width_mult', '')}".strip())),
+                   ("offset", 1, b.CreateString("image classifier written by mobilenet-v1 export")),
+                   ("offset", 3, vector([subgraph])), ("offset", 7, b.CreateString(SUPPORT_PARSER_VERSION))])
+    b.Finish(model, file_identifier=b"M001")
+    return bytes(b.Output())
+
+
+def with_labels(data: bytes, labels: Sequence[str]) -> bytes:
+    """``data`` (a ``.tflite``) with ``labels`` as :data:`LABELS_FILE` in a zip archive after it, where
+    TensorFlow Lite Support's metadata finds the files it names (LiteRT reads the model before it)."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO(data)
+    buf.seek(0, io.SEEK_END)
+    with zipfile.ZipFile(buf, "a") as z:
+        z.writestr(LABELS_FILE, "\n".join(labels) + "\n")
+    return buf.getvalue()
+
+
 def write_flatbuffer(g: _Graph, metadata: Dict[str, Any], description: str) -> bytes:
-    """The ``.tflite`` file of ``g``, with ``metadata`` as :data:`METADATA_NAME`'s JSON."""
+    """The ``.tflite`` file of ``g``, with ``metadata`` as :data:`METADATA_NAME`'s JSON and, where those
+    runtimes can feed it, the ``TFLITE_METADATA`` of Android's Task Library and ML Kit (:func:`support_metadata`)
+    with its labels file (:func:`with_labels`)."""
+    labels = file_labels(metadata)
+    support = support_metadata(g, metadata, labels)
     fb = flatbuffers_module()
     b = fb.Builder(1024)
     b.ForceDefaults(True)  # every field given is written, a default value too (FLOAT32, padding SAME: 0)
@@ -276,7 +385,7 @@ def write_flatbuffer(g: _Graph, metadata: Dict[str, Any], description: str) -> b
         b.Bytes[b.head:b.head + len(data)] = data
         return b.EndVector()
 
-    buffers = g.buffers + [json.dumps(metadata).encode()]
+    buffers = g.buffers + [json.dumps(metadata).encode()] + ([support] if support else [])
     made_buffers = []
     for data in buffers:
         vec = data_vector(data) if data else None
@@ -350,11 +459,13 @@ def write_flatbuffer(g: _Graph, metadata: Dict[str, Any], description: str) -> b
         b.PrependInt32Slot(2, g.versions.get(builtin, 1), 0)
         b.PrependInt32Slot(3, builtin, 0)
         codes.append(b.EndObject())
-    meta_name = b.CreateString(METADATA_NAME)
-    b.StartObject(2)
-    b.PrependUOffsetTRelativeSlot(0, meta_name, 0)
-    b.PrependUint32Slot(1, len(buffers) - 1, 0)
-    meta_entry = b.EndObject()
+    meta_entries = []
+    for index, name in enumerate([METADATA_NAME] + ([SUPPORT_METADATA_NAME] if support else [])):
+        meta_name = b.CreateString(name)
+        b.StartObject(2)
+        b.PrependUOffsetTRelativeSlot(0, meta_name, 0)
+        b.PrependUint32Slot(1, len(g.buffers) + index, 0)
+        meta_entries.append(b.EndObject())
     # The signature Android's runSignature and LiteRT's get_signature_runner name: serving_default, as
     # TensorFlow's converter writes it (SignatureDef: inputs 0, outputs 1, signature_key 2, subgraph_index 4;
     # TensorMap: name 0, tensor_index 1).
@@ -376,7 +487,7 @@ def write_flatbuffer(g: _Graph, metadata: Dict[str, Any], description: str) -> b
     b.PrependUint32Slot(4, 0, 0)
     signature = b.EndObject()
     codes_vec, sg_vec, buf_vec = offsets(codes), offsets([subgraph]), offsets(made_buffers)
-    meta_vec, desc, sig_vec = offsets([meta_entry]), b.CreateString(description), offsets([signature])
+    meta_vec, desc, sig_vec = offsets(meta_entries), b.CreateString(description), offsets([signature])
     b.StartObject(8)
     b.PrependUint32Slot(0, SCHEMA_VERSION, 0)
     b.PrependUOffsetTRelativeSlot(1, codes_vec, 0)
@@ -386,7 +497,8 @@ def write_flatbuffer(g: _Graph, metadata: Dict[str, Any], description: str) -> b
     b.PrependUOffsetTRelativeSlot(6, meta_vec, 0)
     b.PrependUOffsetTRelativeSlot(7, sig_vec, 0)
     b.Finish(b.EndObject(), file_identifier=IDENTIFIER)
-    return bytes(b.Output())
+    data = bytes(b.Output())
+    return with_labels(data, labels) if support and labels else data
 
 
 def to_tflite(model: nn.Module, height: int, width: int, batch: int, meta: Dict[str, Any],
