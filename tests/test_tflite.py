@@ -305,11 +305,14 @@ def support_metadata_of(path) -> dict:
     size = tab(image, 1)
     units = items(inp, 4)
     norm = tab(units[0], 1) if units else None
+    out_units = [(byte(u, 0), tab(u, 1)) for u in items(out, 4)]  # (options type, options)
+    thresholds = [t.Get(Float32Flags, t.Offset(4) + t.Pos) for kind, t in out_units if kind == 3]
     return {"min_parser_version": text(root, 7), "input": text(inp, 0), "content_type": byte(content, 0),
             "color_space": byte(image, 0),
             "size": tuple(size.Get(Uint32Flags, size.Offset(slot) + size.Pos) for slot in (4, 6)),
             "mean": floats(norm, 0) if norm else None, "std": floats(norm, 1) if norm else None,
-            "output": text(out, 0), "files": [(text(f, 0), byte(f, 2)) for f in items(out, 6)]}
+            "output": text(out, 0), "files": [(text(f, 0), byte(f, 2)) for f in items(out, 6)],
+            "thresholds": thresholds}
 
 
 def test_tflite_files_carry_the_metadata_androids_task_library_reads_with_their_labels(tmp_path, cifar_dir, capsys):
@@ -335,6 +338,9 @@ def test_tflite_files_carry_the_metadata_androids_task_library_reads_with_their_
         assert meta["min_parser_version"] == "1.0.0" and meta["input"] == "image" and meta["output"] == "logits"
         assert (meta["content_type"], meta["color_space"], meta["size"]) == (2, 1, (40, 40))  # ImageProperties, RGB
         assert meta["files"] == [("labels.txt", 2)]  # TENSOR_AXIS_LABELS
+        # Every score returned, the negative logits too (ScoreThresholdingOptions, the lowest float): the Task
+        # Library's default threshold dropped them (all of them for a model whose logits were all below 0).
+        assert meta["thresholds"] == [float(np.finfo(np.float32).min)]
         with zipfile.ZipFile(tmp_path / f"{name}.tflite") as z:
             assert z.read("labels.txt").decode().splitlines() == [f"c{i}" for i in range(10)]
         if name == "px":
@@ -345,8 +351,16 @@ def test_tflite_files_carry_the_metadata_androids_task_library_reads_with_their_
     x = np.random.default_rng(0).standard_normal((1, 40, 40, 3)).astype(np.float32)
     with torch.no_grad():
         assert close(run_tflite(tmp_path / "f.tflite", x), model.eval()(torch.from_numpy(x).permute(0, 3, 1, 2)))
-    bgr = schema.ModelT.InitFromPackedBuf(bytearray((tmp_path / "bgr.tflite").read_bytes()), 0)
-    assert [m.name for m in bgr.metadata] == [b"mobilenet_v1_json"]
+    # None for BGR pixels (those runtimes give RGB), nor for a batch of 4 (ImageClassifier takes one image).
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "b4"), "--file_format", "TFLITE",
+                     "--batch_size", "4"]) == 0
+    for name in ("bgr", "b4"):
+        written = schema.ModelT.InitFromPackedBuf(bytearray((tmp_path / f"{name}.tflite").read_bytes()), 0)
+        assert [m.name for m in written.metadata] == [b"mobilenet_v1_json"], name
+    # The same model, the same bytes (the labels' zip entry carries no clock time).
+    first = (tmp_path / "f.tflite").read_bytes()
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "f"), "--file_format", "TFLITE"]) == 0
+    assert (tmp_path / "f.tflite").read_bytes() == first
 
 
 def test_benchmark_makes_and_times_the_three_tflite_forms_of_a_network(tmp_path, capsys, monkeypatch):

@@ -278,12 +278,15 @@ def support_metadata(g: _Graph, metadata: Dict[str, Any], labels: Sequence[str])
     ``M001``), which Android's Task Library (``ImageClassifier``) and ML Kit read to feed and name an image
     classifier: the input an RGB image of the file's size, normalised by ``metadata``'s mean and std on the
     0-255 scale (``NormalizationOptions``) where it takes floats, taken as it is where it takes uint8 pixels; the
-    output one score per class (the logits), named by the labels file ``labels.txt`` (``TENSOR_AXIS_LABELS``)
-    where ``labels`` has one name per output. None where those runtimes could not feed the file: no recorded
-    normalisation, or pixels in another order than RGB (the Task Library gives RGB)."""
+    output one score per class (the logits, every one returned: ``ScoreThresholdingOptions`` at the lowest
+    float), named by the labels file ``labels.txt`` (``TENSOR_AXIS_LABELS``) where ``labels`` has one name per
+    output. None where those runtimes could not feed the file: no recorded normalisation, a batch other than 1,
+    or pixels in another order than RGB (the Task Library gives RGB)."""
     mean, std = metadata.get("mean"), metadata.get("std")
     pixels = g.tensors[g.inputs[0]][2] == UINT8
     if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == 3):
+        return None
+    if g.tensors[g.inputs[0]][1][0] != 1:  # ImageClassifier takes one image a call (1 x height x width x 3)
         return None
     if pixels and metadata.get("pixel_format", "RGB") != "RGB":
         return None
@@ -328,7 +331,13 @@ def support_metadata(g: _Graph, metadata: Dict[str, Any], labels: Sequence[str])
     inp = table(fields)
     # The output: FeatureProperties (member 1, an empty table), the labels file where every output has a name.
     feature = table([("byte", 0, 1), ("offset", 1, (b.StartObject(0), b.EndObject())[1])])
-    out_fields = [("offset", 0, b.CreateString("logits")), ("offset", 3, feature),
+    # The scores are logits, of either sign: a threshold of the lowest float (ScoreThresholdingOptions, member 3)
+    # keeps the Task Library from dropping the negative ones, which its default threshold did.
+    b.StartObject(1)
+    b.PrependFloat32Slot(0, -3.4028234663852886e38, 0)
+    lowest = b.EndObject()
+    everything = vector([table([("byte", 0, 3), ("offset", 1, lowest)])])
+    out_fields = [("offset", 0, b.CreateString("logits")), ("offset", 3, feature), ("offset", 4, everything),
                   ("offset", 1, b.CreateString("one score a class: the logits (softmax gives probabilities)"))]
     classes = g.tensors[g.outputs[0]][1][-1]
     if len(labels) == classes:
@@ -352,8 +361,8 @@ def with_labels(data: bytes, labels: Sequence[str]) -> bytes:
 
     buf = io.BytesIO(data)
     buf.seek(0, io.SEEK_END)
-    with zipfile.ZipFile(buf, "a") as z:
-        z.writestr(LABELS_FILE, "\n".join(labels) + "\n")
+    with zipfile.ZipFile(buf, "a") as z:  # dated 1980-01-01: the same model, the same bytes
+        z.writestr(zipfile.ZipInfo(LABELS_FILE, (1980, 1, 1, 0, 0, 0)), "\n".join(labels) + "\n")
     return buf.getvalue()
 
 
