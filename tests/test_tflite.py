@@ -261,6 +261,17 @@ def test_float16_tflite_stores_half_precision_weights_and_computes_the_model_so_
     assert cli.main(["export", "--ckpt_file", str(tmp_path / "qat.ckpt"), "--file_name", str(tmp_path / "n"),
                      "--file_format", "TFLITE", "--float16", "True"]) == 1
     assert "is a quantization-aware checkpoint, whose .tflite is INT8" in capsys.readouterr().err
+    # Weights past float16's range (folded: a BatchNorm scale of 1e6) would be infinite: refused, named.
+    huge = copy.deepcopy(model)
+    with torch.no_grad():
+        huge.network[3][1].weight.fill_(1e6)
+    ckpt_io.atomic_save({"model": huge.state_dict(), "config": {"dataset": "cifar10", "image_size": 40}},
+                        str(tmp_path / "huge.ckpt"))
+    assert cli.main(["export", "--ckpt_file", str(tmp_path / "huge.ckpt"), "--file_name", str(tmp_path / "n"),
+                     "--file_format", "TFLITE", "--float16", "True"]) == 1
+    err = capsys.readouterr().err
+    assert "--float16 True: the folded weights reach" in err and "network.3.0.weight" in err
+    assert "past float16's largest, 65504" in err and not (tmp_path / "n.tflite").exists()
 
 
 def support_metadata_of(path) -> dict:

@@ -69,6 +69,7 @@ ATOL = 1e-4
 # of the mean logit, once its scales were found equal to the model's. Rounding ties gave 0.07% to 0.17% on
 # a trained demo model; a misplaced range, or one calibrated instead of learned, gives many times more.
 QAT_RTOL = 0.01
+HALF_MAX = 65504.0  # float16's largest finite value
 # A model whose logits float32 rounding moves by more than ATOL (a diverged or ill-conditioned one: PyTorch's
 # own float32 logits far from its float64 ones) is given a file as faithful as float32 allows: the file's logits
 # within ATOL plus this many times PyTorch's own float32 distance of the float64 logits. Another float32
@@ -548,6 +549,12 @@ def export_tflite(model: MobileNetV1, out_path: str, meta: Dict[str, Any], heigh
     folded = fold_batchnorm(model)
     reference: nn.Module = model
     if float16:
+        big = {name: float(t.abs().max()) for name, t in folded.named_parameters() if t.abs().max() > HALF_MAX}
+        if big:
+            name, value = max(big.items(), key=lambda kv: kv[1])
+            raise ExportError(f"--float16 True: the folded weights reach {value:.4g} ({name}; {len(big)} tensor(s) "
+                              f"past float16's largest, {HALF_MAX:g}), which would be infinite in the file; export "
+                              f"it without --float16")
         meta = dict(meta, quantization="float16 weights (TensorFlow Lite's float16 quantization), float32 compute")
         reference = copy.deepcopy(folded)
         with torch.no_grad():
