@@ -347,7 +347,7 @@ def support_metadata(g: _Graph, metadata: Dict[str, Any], labels: Sequence[str])
     out = table(out_fields)
     subgraph = table([("offset", 2, vector([inp])), ("offset", 3, vector([out]))])
     model = table([("offset", 0, b.CreateString(f"MobileNetV1 {metadata.get('width_mult', '')}".strip())),
-                   ("offset", 1, b.CreateString("image classifier written by mobilenet-v1 export")),
+                   ("offset", 1, b.CreateString("image classifier of mobilenet-v1 (export, quantize)")),
                    ("offset", 3, vector([subgraph])), ("offset", 7, b.CreateString(SUPPORT_PARSER_VERSION))])
     b.Finish(model, file_identifier=b"M001")
     return bytes(b.Output())
