@@ -81,8 +81,8 @@ def lines(stats: Dict[str, Any]) -> List[str]:
     present = {k: v for k, v in counts.items() if v}
     empty = len(counts) - len(present)
     # Named: a class folder without images is a class all the same (train's class_num counts it).
-    missing = ", ".join(f"class {k}" if k.isdigit() else k for k in counts if not counts[k])
-    missing = missing if empty <= 5 else ", ".join(missing.split(", ")[:5]) + " ..."
+    names = [f"class {k}" if k.isdigit() else k for k in counts if not counts[k]]
+    missing = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
     out = [f"{stats['dataset_path']} ({stats['dataset']}): its training split holds "
            f"{plural(stats['images'], 'image', spec=',')} in {plural(len(present), 'class', 'classes')}"
            + (f" ({empty} of its {len(counts)} labels {'has' if empty == 1 else 'have'} none: {missing})"

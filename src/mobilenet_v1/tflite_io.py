@@ -249,8 +249,7 @@ def build_graph(model: nn.Module, height: int, width: int, batch: int, mean: Seq
     fc_b = model.fc.bias.detach().to(torch.float32).cpu().numpy()
     logits = g.tensor("logits", [batch, fc_w.shape[0]])
     g.op(FULLY_CONNECTED, [pooled, constant("fc_weights", fc_w.shape, fc_w), constant("fc_bias", fc_b.shape, fc_b)],
-         [logits],
-         fused_activation_function=NO_ACTIVATION)
+         [logits], fused_activation_function=NO_ACTIVATION)
     g.inputs, g.outputs = [first_input], [logits]
     return g
 
