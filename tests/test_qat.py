@@ -406,7 +406,8 @@ def test_export_writes_the_int8_tflite_of_a_quantization_aware_model_from_its_ow
     """export --file_format TFLITE of a quantization-aware checkpoint: int8 throughout at the scales and zero
     points it learned (its uint8 zero points less 128) and the weight scales it rounds to, the classifier in float
     from its int8 weights as the model computes it; LiteRT gives the model's predictions, from floats and from
-    pixels. A file that rounds otherwise is caught on its logits and an earlier file left as it was."""
+    pixels. A file that rounds otherwise is caught, on the scales read back from it (a 1% slip) or on its logits,
+    and an earlier file left as it was; --atol is said not to be used."""
     from ai_edge_litert.interpreter import Interpreter
 
     import mobilenet_v1.tflite_quant as tflite_quant
