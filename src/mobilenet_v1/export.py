@@ -549,7 +549,8 @@ def export_tflite(model: MobileNetV1, out_path: str, meta: Dict[str, Any], heigh
     folded = fold_batchnorm(model)
     reference: nn.Module = model
     if float16:
-        big = {name: float(t.abs().max()) for name, t in folded.named_parameters() if t.abs().max() > HALF_MAX}
+        largest = {name: float(t.detach().abs().max()) for name, t in folded.named_parameters()}
+        big = {name: value for name, value in largest.items() if value > HALF_MAX}
         if big:
             name, value = max(big.items(), key=lambda kv: kv[1])
             raise ExportError(f"--float16 True: the folded weights reach {value:.4g} ({name}; {len(big)} tensor(s) "
