@@ -368,6 +368,14 @@ def test_tflite_files_carry_the_metadata_androids_task_library_reads_with_their_
     for name in ("bgr", "b4"):
         written = schema.ModelT.InitFromPackedBuf(bytearray((tmp_path / f"{name}.tflite").read_bytes()), 0)
         assert [m.name for m in written.metadata] == [b"mobilenet_v1_json"], name
+    # info says which files carry it, and how many names their labels file holds.
+    capsys.readouterr()
+    for name, said in (("q", 10), ("bgr", None)):
+        assert cli.main(["info", str(tmp_path / f"{name}.tflite"), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["task_library_labels"] == said, name
+    assert cli.main(["info", str(tmp_path / "px.tflite")]) == 0
+    assert "Task Library:   TensorFlow Lite Support metadata for Android's ImageClassifier and ML Kit, labels.txt " \
+           "of 10 names" in capsys.readouterr().out
     # The same model, the same bytes (the labels' zip entry carries no clock time).
     first = (tmp_path / "f.tflite").read_bytes()
     assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "f"), "--file_format", "TFLITE"]) == 0

@@ -338,6 +338,10 @@ def _describe_deployed(path: str, image_size: Optional[int]) -> Dict[str, Any]:
         out.update(macs=macs, macs_image_size=list(macs_hw))
     if model.image_input:
         out["channels"] = PIXEL_FORMATS[model.pixel_format][1]
+    if model.kind == "TensorFlow Lite file":  # what Android's Task Library and ML Kit are given
+        from .tflite_io import task_library_labels
+
+        out["task_library_labels"] = task_library_labels(path)
     out["metadata"] = meta
     return out
 
@@ -369,6 +373,12 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
                 row(key, str(value))
         if _names(meta.get("classes")):
             row("classes", names(meta["classes"]))
+        if "task_library_labels" in d:
+            labels = d["task_library_labels"]
+            row("Task Library", "no TensorFlow Lite Support metadata (what Android's ImageClassifier and ML Kit read "
+                                "to feed it)" if labels is None else
+                "TensorFlow Lite Support metadata for Android's ImageClassifier and ML Kit, "
+                + (f"labels.txt of {labels} names" if labels else "no labels file"))
         return lines
     size = d["image_size"]
     row("model", f"MobileNetV1 width_mult {d['width_mult']:g}, {d['class_num']} classes, padding {d['padding']}")

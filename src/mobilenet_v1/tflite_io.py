@@ -522,13 +522,15 @@ def to_tflite(model: nn.Module, height: int, width: int, batch: int, meta: Dict[
 
 # ------------------------------------------------------------------------------------------------ reading
 
-def read_metadata(path: str) -> str:
-    """The JSON text of :data:`METADATA_NAME` in the ``.tflite`` file ``path`` ("" where it holds none)."""
+def metadata_entries(path: str) -> Dict[str, bytes]:
+    """The ``Metadata`` entries of the ``.tflite`` file ``path``, name to buffer ({} where it holds none or its
+    tables do not read)."""
     fb = flatbuffers_module()
     from flatbuffers import table
 
     with open(path, "rb") as f:
         buf = bytearray(f.read())
+    out: Dict[str, bytes] = {}
     try:
         model = table.Table(buf, fb.encode.Get(fb.packer.uoffset, buf, 0))
 
@@ -546,20 +548,41 @@ def read_metadata(path: str) -> str:
         for at in vector(model, 6):
             entry = table.Table(buf, model.Indirect(at))
             name = entry.String(field(entry, 0) + entry.Pos) if field(entry, 0) else b""
-            if name.decode("utf-8", "replace") != METADATA_NAME or not field(entry, 1):
+            if not field(entry, 1):
                 continue
             index = entry.Get(fb.number_types.Uint32Flags, field(entry, 1) + entry.Pos)
             if index >= len(buffers):
-                return ""
+                continue
             buffer = table.Table(buf, model.Indirect(buffers[index]))
             o = field(buffer, 0)
-            if not o:
-                return ""
-            start, length = buffer.Vector(o), buffer.VectorLen(o)
-            return bytes(buf[start:start + length]).decode("utf-8")
-    except (IndexError, ValueError, UnicodeDecodeError, struct.error):
+            start, length = (buffer.Vector(o), buffer.VectorLen(o)) if o else (0, 0)
+            out[name.decode("utf-8", "replace")] = bytes(buf[start:start + length])
+    except (IndexError, ValueError, struct.error):
+        return {}
+    return out
+
+
+def read_metadata(path: str) -> str:
+    """The JSON text of :data:`METADATA_NAME` in the ``.tflite`` file ``path`` ("" where it holds none)."""
+    try:
+        return metadata_entries(path).get(METADATA_NAME, b"").decode("utf-8")
+    except UnicodeDecodeError:
         return ""
-    return ""
+
+
+def task_library_labels(path: str) -> Optional[int]:
+    """How many class names the ``.tflite`` ``path`` gives Android's Task Library (its ``labels.txt``), 0 for
+    TensorFlow Lite Support metadata without them; None where it carries no such metadata (:func:`support_metadata`)."""
+    import zipfile
+
+    data = metadata_entries(path).get(SUPPORT_METADATA_NAME, b"")
+    if data[4:8] != b"M001":
+        return None
+    try:
+        with zipfile.ZipFile(path) as z:
+            return len(z.read(LABELS_FILE).decode("utf-8").splitlines())
+    except (zipfile.BadZipFile, KeyError, OSError, UnicodeDecodeError):
+        return 0
 
 
 class TfliteModel(DeployedModel):
