@@ -254,6 +254,22 @@ def build_graph(model: nn.Module, height: int, width: int, batch: int, mean: Seq
     return g
 
 
+def _floats(b, values: Sequence[float]) -> int:
+    """A FlatBuffers vector of float32 ``values`` in the builder ``b``."""
+    b.StartVector(4, len(values), 4)
+    for v in reversed(values):
+        b.PrependFloat32(float(v))
+    return b.EndVector()
+
+
+def _offsets(b, items: Sequence[int]) -> int:
+    """A FlatBuffers vector of the tables (or strings) ``items`` already in the builder ``b``."""
+    b.StartVector(4, len(items), 4)
+    for item in reversed(items):
+        b.PrependUOffsetTRelative(item)
+    return b.EndVector()
+
+
 def file_labels(metadata: Dict[str, Any]) -> List[str]:
     """The class names of a file's outputs as ``predict`` names them (:func:`predict.class_names`: the names it
     records, an ImageNet synset id with its English name; the built-in ImageNet list for 1000 outputs; else
@@ -293,10 +309,7 @@ def support_metadata(g: _Graph, metadata: Dict[str, Any], labels: Sequence[str])
     b = fb.Builder(1024)
 
     def floats(values: Sequence[float]) -> int:
-        b.StartVector(4, len(values), 4)
-        for v in reversed(values):
-            b.PrependFloat32(float(v))
-        return b.EndVector()
+        return _floats(b, values)
 
     def table(fields: Sequence[Tuple[str, int, Any]]) -> int:  # (kind, slot, value): "offset", "byte", "uint"
         b.StartObject(max(slot for _, slot, _ in fields) + 1)
@@ -306,10 +319,7 @@ def support_metadata(g: _Graph, metadata: Dict[str, Any], labels: Sequence[str])
         return b.EndObject()
 
     def vector(items: Sequence[int]) -> int:
-        b.StartVector(4, len(items), 4)
-        for item in reversed(items):
-            b.PrependUOffsetTRelative(item)
-        return b.EndVector()
+        return _offsets(b, items)
 
     _, height, width, _ = g.tensors[g.inputs[0]][1]
     # The input: ImageProperties (ContentProperties' member 2: color_space RGB 1, default_size), and for floats
@@ -382,10 +392,7 @@ def write_flatbuffer(g: _Graph, metadata: Dict[str, Any], description: str) -> b
         return b.EndVector()
 
     def offsets(values: Sequence[int]) -> int:
-        b.StartVector(4, len(values), 4)
-        for v in reversed(values):
-            b.PrependUOffsetTRelative(v)
-        return b.EndVector()
+        return _offsets(b, values)
 
     def data_vector(data: bytes) -> int:  # force_align 16: the runtime may map the file and read it in place
         b.StartVector(1, len(data), 16)
@@ -402,10 +409,7 @@ def write_flatbuffer(g: _Graph, metadata: Dict[str, Any], description: str) -> b
             b.PrependUOffsetTRelativeSlot(0, vec, 0)
         made_buffers.append(b.EndObject())
     def floats(values: Sequence[float]) -> int:
-        b.StartVector(4, len(values), 4)
-        for v in reversed(values):
-            b.PrependFloat32(float(v))
-        return b.EndVector()
+        return _floats(b, values)
 
     def longs(values: Sequence[int]) -> int:
         b.StartVector(8, len(values), 8)
