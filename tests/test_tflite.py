@@ -192,6 +192,8 @@ def test_quantize_tflite_writes_a_full_integer_file_close_to_the_float_one(tmp_p
                          "--json"]) == 0
         reference = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert abs(float_file["top_1_accuracy"] - reference["top_1_accuracy"]) <= 0.1
+    assert cli.main(["info", str(tmp_path / "f_int8.tflite")]) == 0  # the float input it takes is rounded inside
+    assert "input:          float (1, 40, 40, 3) NHWC, quantized to int8 inside" in capsys.readouterr().out
     assert cli.main(["info", str(tmp_path / "px_int8.tflite"), "--json"]) == 0
     described = json.loads(capsys.readouterr().out)
     assert described["weights"].startswith("INT8 full-integer (TensorFlow Lite)") and \

@@ -360,7 +360,9 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
     at = d.get("macs_image_size")
     macs = f"{d['macs']:,} ({d['macs'] / 1e6:.1f} M) at {at[0]}x{at[1]}" if "macs" in d else "unknown"
     if d["kind"] != "checkpoint":
-        row("input", d["input"] + ("" if d["batch"] else ", batch dynamic"))
+        inside = ", quantized to int8 inside" if d["kind"].startswith("TensorFlow Lite") and \
+            str(d["weights"]).startswith("INT8") and not d.get("channels") else ""
+        row("input", d["input"] + ("" if d["batch"] else ", batch dynamic") + inside)
         row("output", f"{d['class_num']} classes" if d["class_num"] else "not known")
         row("precision", d["weights"])  # fp32 or the INT8 scheme; the metadata's "weights": which were exported
         row("multiply-adds", macs)
