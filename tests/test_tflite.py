@@ -486,3 +486,24 @@ def test_benchmark_memory_imports_litert_before_its_baseline_for_a_tflite_file_b
     assert benchmark.memory_child(json.dumps({"path": str(path), "calls": 1, "threads": 1, "asked": False})) == 0
     assert "mobilenet-v1 memory: " in capsys.readouterr().out
     assert "ai_edge_litert.interpreter" in imported
+
+
+def test_a_missing_or_foreign_tflite_or_pte_is_named_as_its_kind(tmp_path):
+    """The .tflite and .pte readers refuse a path that is no file, or a file of another kind, naming it as the
+    file they read (DeployedModel._named_file, one check for both)."""
+    from mobilenet_v1.checkpoint import CheckpointError
+    from mobilenet_v1.onnx_io import ExecutorchModel
+    from mobilenet_v1.tflite_io import TfliteModel
+
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"\0" * 64)
+    for reader, kind, foreign in ((TfliteModel, "TensorFlow Lite file", "not a .tflite file (its bytes 4 to 7 are "
+                                   "not TFL3)"),
+                                  (ExecutorchModel, "ExecuTorch program", "not an ExecuTorch program (its bytes 4 to "
+                                   "7 are not a .pte file's identifier, ET and two digits)")):
+        with pytest.raises(CheckpointError) as e:
+            reader(str(tmp_path / "missing"), name="shown.x")
+        assert str(e.value) == f"{kind} shown.x: no such file"
+        with pytest.raises(CheckpointError) as e:
+            reader(str(other))
+        assert str(e.value) == f"{kind} {other}: {foreign}"

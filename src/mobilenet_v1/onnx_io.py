@@ -27,7 +27,7 @@ import re
 import sys
 import tempfile
 import warnings
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -123,6 +123,16 @@ class DeployedModel(nn.Module):
     pixel_format: str = "RGB"
     _class_num: Optional[int] = None
     output_dims: Optional[int] = None  # the logits' number of dimensions, where the file says it
+
+    def _named_file(self, path: str, name: Optional[str], identified: Callable[[str], bool], not_it: str) -> str:
+        """``self.name`` set to ``name`` (else ``path``), the name its errors give, once ``path`` is a file that
+        ``identified`` takes for this kind; else an error naming it: no such file, or ``not_it``."""
+        self.name = name or path
+        if not os.path.isfile(path):
+            raise CheckpointError(f"{self.kind} {self.name}: no such file")
+        if not identified(path):
+            raise CheckpointError(f"{self.kind} {self.name}: {not_it}")
+        return self.name
 
     def check_classifier(self) -> None:
         """Refuse a file whose output is not a classifier's (N, classes) (a segmentation or other foreign
@@ -474,12 +484,8 @@ class ExecutorchModel(DeployedModel):
 
     def __init__(self, path: str, name: Optional[str] = None):
         super().__init__()
-        self.name = shown = name or path
-        if not os.path.isfile(path):
-            raise CheckpointError(f"ExecuTorch program {shown}: no such file")
-        if not is_executorch_program(path):
-            raise CheckpointError(f"ExecuTorch program {shown}: not an ExecuTorch program (its bytes 4 to 7 are "
-                                  f"not a .pte file's identifier, ET and two digits)")
+        shown = self._named_file(path, name, is_executorch_program, "not an ExecuTorch program (its bytes 4 to 7 "
+                                 "are not a .pte file's identifier, ET and two digits)")
         runtime = executorch_runtime()
         with open(path, "rb") as f:  # from memory: the runtime keeps no handle on the file
             data = f.read()

@@ -18,7 +18,6 @@ named :data:`METADATA_NAME`, which LiteRT ignores and :func:`read_metadata` read
 
 import contextlib
 import json
-import os
 import struct
 import sys
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -598,12 +597,7 @@ class TfliteModel(DeployedModel):
 
     def __init__(self, path: str, threads: int = 0, name: Optional[str] = None):
         super().__init__()
-        self.name = shown = name or path
-        if not os.path.isfile(path):
-            raise CheckpointError(f"TensorFlow Lite file {shown}: no such file")
-        if not is_tflite_file(path):
-            raise CheckpointError(f"TensorFlow Lite file {shown}: not a .tflite file (its bytes 4 to 7 are not "
-                                  f"TFL3)")
+        shown = self._named_file(path, name, is_tflite_file, "not a .tflite file (its bytes 4 to 7 are not TFL3)")
         interpreter_class = litert_interpreter()
         said: List[str] = []
         try:
