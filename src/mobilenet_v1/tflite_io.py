@@ -269,6 +269,21 @@ def _offsets(b, items: Sequence[int]) -> int:
     return b.EndVector()
 
 
+_PREPEND = {"offset": "PrependUOffsetTRelativeSlot", "int8": "PrependInt8Slot", "uint8": "PrependUint8Slot",
+            "int32": "PrependInt32Slot", "uint32": "PrependUint32Slot", "float32": "PrependFloat32Slot"}
+
+
+def _table(b, fields: Sequence[Tuple[str, int, Any]], size: Optional[int] = None) -> int:
+    """A FlatBuffers table in the builder ``b`` of ``fields``, (kind, slot, value) with kind one of
+    :data:`_PREPEND`'s, written in the order given (a value already in the builder where it is an offset); its
+    vtable ``size`` slots (default: up to the last slot given). A field whose value is None is left out."""
+    given = [f for f in fields if f[2] is not None]
+    b.StartObject(size if size is not None else max((slot for _, slot, _ in given), default=-1) + 1)
+    for kind, slot, value in given:
+        getattr(b, _PREPEND[kind])(slot, value, 0)
+    return b.EndObject()
+
+
 def file_labels(metadata: Dict[str, Any]) -> List[str]:
     """The class names of a file's outputs as ``predict`` names them (:func:`predict.class_names`: the names it
     records, an ImageNet synset id with its English name; the built-in ImageNet list for 1000 outputs; else
@@ -310,12 +325,8 @@ def support_metadata(g: _Graph, metadata: Dict[str, Any], labels: Sequence[str])
     def floats(values: Sequence[float]) -> int:
         return _floats(b, values)
 
-    def table(fields: Sequence[Tuple[str, int, Any]]) -> int:  # (kind, slot, value): "offset", "byte", "uint"
-        b.StartObject(max(slot for _, slot, _ in fields) + 1)
-        for kind, slot, value in fields:
-            {"offset": b.PrependUOffsetTRelativeSlot, "byte": b.PrependInt8Slot,
-             "uint": b.PrependUint32Slot}[kind](slot, value, 0)
-        return b.EndObject()
+    def table(fields: Sequence[Tuple[str, int, Any]]) -> int:
+        return _table(b, fields)
 
     def vector(items: Sequence[int]) -> int:
         return _offsets(b, items)
@@ -323,13 +334,13 @@ def support_metadata(g: _Graph, metadata: Dict[str, Any], labels: Sequence[str])
     _, height, width, _ = g.tensors[g.inputs[0]][1]
     # The input: ImageProperties (ContentProperties' member 2: color_space RGB 1, default_size), and for floats
     # NormalizationOptions (ProcessUnitOptions' member 1) and Stats (the normalised values' range).
-    size = table([("uint", 0, width), ("uint", 1, height)])
-    image = table([("byte", 0, 1), ("offset", 1, size)])
-    content = table([("byte", 0, 2), ("offset", 1, image)])
+    size = table([("uint32", 0, width), ("uint32", 1, height)])
+    image = table([("int8", 0, 1), ("offset", 1, size)])
+    content = table([("int8", 0, 2), ("offset", 1, image)])
     units = stats = None
     if not pixels:
         norm = table([("offset", 0, floats([m * 255 for m in mean])), ("offset", 1, floats([s * 255 for s in std]))])
-        units = vector([table([("byte", 0, 1), ("offset", 1, norm)])])
+        units = vector([table([("int8", 0, 1), ("offset", 1, norm)])])
         stats = table([("offset", 0, floats([(1 - m) / s for m, s in zip(mean, std)])),
                        ("offset", 1, floats([-m / s for m, s in zip(mean, std)]))])
     fields = [("offset", 0, b.CreateString("image")), ("offset", 3, content),
@@ -338,18 +349,16 @@ def support_metadata(g: _Graph, metadata: Dict[str, Any], labels: Sequence[str])
     fields += [("offset", 4, units), ("offset", 5, stats)] if units is not None else []
     inp = table(fields)
     # The output: FeatureProperties (member 1, an empty table), the labels file where every output has a name.
-    feature = table([("byte", 0, 1), ("offset", 1, (b.StartObject(0), b.EndObject())[1])])
+    feature = table([("int8", 0, 1), ("offset", 1, table([]))])
     # The scores are logits, of either sign: a threshold of the lowest float (ScoreThresholdingOptions, member 3)
     # keeps the Task Library from dropping the negative ones, which its default threshold did.
-    b.StartObject(1)
-    b.PrependFloat32Slot(0, -3.4028234663852886e38, 0)
-    lowest = b.EndObject()
-    everything = vector([table([("byte", 0, 3), ("offset", 1, lowest)])])
+    lowest = table([("float32", 0, -3.4028234663852886e38)])
+    everything = vector([table([("int8", 0, 3), ("offset", 1, lowest)])])
     out_fields = [("offset", 0, b.CreateString("logits")), ("offset", 3, feature), ("offset", 4, everything),
                   ("offset", 1, b.CreateString("one score a class: the logits (softmax gives probabilities)"))]
     classes = g.tensors[g.outputs[0]][1][-1]
     if len(labels) == classes:
-        label_file = table([("offset", 0, b.CreateString(LABELS_FILE)), ("byte", 2, 2),
+        label_file = table([("offset", 0, b.CreateString(LABELS_FILE)), ("int8", 2, 2),
                             ("offset", 1, b.CreateString("the class of each output, in order"))])
         out_fields.append(("offset", 6, vector([label_file])))
     out = table(out_fields)
@@ -402,11 +411,7 @@ def write_flatbuffer(g: _Graph, metadata: Dict[str, Any], description: str) -> b
     buffers = g.buffers + [json.dumps(metadata).encode()] + ([support] if support else [])
     made_buffers = []
     for data in buffers:
-        vec = data_vector(data) if data else None
-        b.StartObject(1)
-        if vec is not None:
-            b.PrependUOffsetTRelativeSlot(0, vec, 0)
-        made_buffers.append(b.EndObject())
+        made_buffers.append(_table(b, [("offset", 0, data_vector(data) if data else None)], size=1))
     def floats(values: Sequence[float]) -> int:
         return _floats(b, values)
 
@@ -421,62 +426,32 @@ def write_flatbuffer(g: _Graph, metadata: Dict[str, Any], description: str) -> b
         q = None
         if quant is not None:  # QuantizationParameters: scale (2), zero_point (3), quantized_dimension (6)
             scale_off, zero_off = floats(quant.scales), longs(quant.zero_points)
-            b.StartObject(7)
-            b.PrependUOffsetTRelativeSlot(2, scale_off, 0)
-            b.PrependUOffsetTRelativeSlot(3, zero_off, 0)
-            b.PrependInt32Slot(6, quant.axis, 0)
-            q = b.EndObject()
+            q = _table(b, [("offset", 2, scale_off), ("offset", 3, zero_off), ("int32", 6, quant.axis)])
         name_off, shape_off = b.CreateString(name), ints(shape)
-        b.StartObject(5)
-        b.PrependUOffsetTRelativeSlot(0, shape_off, 0)
-        b.PrependInt8Slot(1, kind, 0)
-        b.PrependUint32Slot(2, buffer, 0)
-        b.PrependUOffsetTRelativeSlot(3, name_off, 0)
-        if q is not None:
-            b.PrependUOffsetTRelativeSlot(4, q, 0)
-        tensors.append(b.EndObject())
+        tensors.append(_table(b, [("offset", 0, shape_off), ("int8", 1, kind), ("uint32", 2, buffer),
+                                  ("offset", 3, name_off), ("offset", 4, q)], size=5))
     operators = []
     for builtin, inputs, outputs, options in g.ops:
         opts = None
         if OPTIONS[builtin]:
             fields = _OPTION_SLOTS[builtin]
-            b.StartObject(len(fields))
-            for slot, name in enumerate(fields):
-                if name in options:
-                    (b.PrependInt8Slot if name in _BYTE_FIELDS else b.PrependInt32Slot)(slot, options[name], 0)
-            opts = b.EndObject()
+            opts = _table(b, [("int8" if name in _BYTE_FIELDS else "int32", slot, options.get(name))
+                              for slot, name in enumerate(fields)], size=len(fields))
         ins, outs = ints(inputs), ints(outputs)
-        b.StartObject(5)
-        b.PrependUint32Slot(0, g.codes.index(builtin), 0)
-        b.PrependUOffsetTRelativeSlot(1, ins, 0)
-        b.PrependUOffsetTRelativeSlot(2, outs, 0)
-        if opts is not None:
-            b.PrependUint8Slot(3, OPTIONS[builtin], 0)
-            b.PrependUOffsetTRelativeSlot(4, opts, 0)
-        operators.append(b.EndObject())
+        operators.append(_table(b, [("uint32", 0, g.codes.index(builtin)), ("offset", 1, ins), ("offset", 2, outs),
+                                    ("uint8", 3, OPTIONS[builtin] if opts is not None else None),
+                                    ("offset", 4, opts)], size=5))
     t_vec, o_vec = offsets(tensors), offsets(operators)
     in_vec, out_vec, sg_name = ints(g.inputs), ints(g.outputs), b.CreateString("main")
-    b.StartObject(5)
-    b.PrependUOffsetTRelativeSlot(0, t_vec, 0)
-    b.PrependUOffsetTRelativeSlot(1, in_vec, 0)
-    b.PrependUOffsetTRelativeSlot(2, out_vec, 0)
-    b.PrependUOffsetTRelativeSlot(3, o_vec, 0)
-    b.PrependUOffsetTRelativeSlot(4, sg_name, 0)
-    subgraph = b.EndObject()
-    codes = []
-    for builtin in g.codes:
-        b.StartObject(4)
-        b.PrependInt8Slot(0, builtin, 0)  # deprecated_builtin_code (below 127), then builtin_code
-        b.PrependInt32Slot(2, g.versions.get(builtin, 1), 0)
-        b.PrependInt32Slot(3, builtin, 0)
-        codes.append(b.EndObject())
+    subgraph = _table(b, [("offset", 0, t_vec), ("offset", 1, in_vec), ("offset", 2, out_vec), ("offset", 3, o_vec),
+                          ("offset", 4, sg_name)])
+    # deprecated_builtin_code (below 127), then builtin_code
+    codes = [_table(b, [("int8", 0, builtin), ("int32", 2, g.versions.get(builtin, 1)), ("int32", 3, builtin)])
+             for builtin in g.codes]
     meta_entries = []
     for index, name in enumerate([METADATA_NAME] + ([SUPPORT_METADATA_NAME] if support else [])):
         meta_name = b.CreateString(name)
-        b.StartObject(2)
-        b.PrependUOffsetTRelativeSlot(0, meta_name, 0)
-        b.PrependUint32Slot(1, len(g.buffers) + index, 0)
-        meta_entries.append(b.EndObject())
+        meta_entries.append(_table(b, [("offset", 0, meta_name), ("uint32", 1, len(g.buffers) + index)]))
     # The signature Android's runSignature and LiteRT's get_signature_runner name: serving_default, as
     # TensorFlow's converter writes it (SignatureDef: inputs 0, outputs 1, signature_key 2, subgraph_index 4;
     # TensorMap: name 0, tensor_index 1).
@@ -485,29 +460,15 @@ def write_flatbuffer(g: _Graph, metadata: Dict[str, Any], description: str) -> b
         entries = []
         for index in indices:
             name = b.CreateString(g.tensors[index][0])
-            b.StartObject(2)
-            b.PrependUOffsetTRelativeSlot(0, name, 0)
-            b.PrependUint32Slot(1, index, 0)
-            entries.append(b.EndObject())
+            entries.append(_table(b, [("offset", 0, name), ("uint32", 1, index)]))
         maps.append(offsets(entries))
     key = b.CreateString(SIGNATURE_KEY)
-    b.StartObject(5)
-    b.PrependUOffsetTRelativeSlot(0, maps[0], 0)
-    b.PrependUOffsetTRelativeSlot(1, maps[1], 0)
-    b.PrependUOffsetTRelativeSlot(2, key, 0)
-    b.PrependUint32Slot(4, 0, 0)
-    signature = b.EndObject()
+    signature = _table(b, [("offset", 0, maps[0]), ("offset", 1, maps[1]), ("offset", 2, key), ("uint32", 4, 0)])
     codes_vec, sg_vec, buf_vec = offsets(codes), offsets([subgraph]), offsets(made_buffers)
     meta_vec, desc, sig_vec = offsets(meta_entries), b.CreateString(description), offsets([signature])
-    b.StartObject(8)
-    b.PrependUint32Slot(0, SCHEMA_VERSION, 0)
-    b.PrependUOffsetTRelativeSlot(1, codes_vec, 0)
-    b.PrependUOffsetTRelativeSlot(2, sg_vec, 0)
-    b.PrependUOffsetTRelativeSlot(3, desc, 0)
-    b.PrependUOffsetTRelativeSlot(4, buf_vec, 0)
-    b.PrependUOffsetTRelativeSlot(6, meta_vec, 0)
-    b.PrependUOffsetTRelativeSlot(7, sig_vec, 0)
-    b.Finish(b.EndObject(), file_identifier=IDENTIFIER)
+    model = _table(b, [("uint32", 0, SCHEMA_VERSION), ("offset", 1, codes_vec), ("offset", 2, sg_vec),
+                       ("offset", 3, desc), ("offset", 4, buf_vec), ("offset", 6, meta_vec), ("offset", 7, sig_vec)])
+    b.Finish(model, file_identifier=IDENTIFIER)
     data = bytes(b.Output())
     return with_labels(data, labels) if support and labels else data
 
