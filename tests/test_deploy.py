@@ -159,13 +159,15 @@ def saved_checkpoint(tmp_path, model) -> str:
     return ckpt
 
 
-def named_classes_checkpoint(tmp_path):
+def named_classes_checkpoint(tmp_path, padding: str = "same"):
     """A 10-class CIFAR-style model at 40x40 (BatchNorm randomised: logits that follow the input), its classes
-    named c0..c9, saved as ``m.ckpt``: the model and the file's path."""
-    model = randomise_batchnorm(MobileNetV1(class_num=10, width_mult=0.25), seed=5)
+    named c0..c9, saved as ``m.ckpt``: the model and the file's path. ``padding``: the network's (recorded
+    where it is not the default)."""
+    model = randomise_batchnorm(MobileNetV1(class_num=10, width_mult=0.25, padding=padding), seed=5)
     ckpt = str(tmp_path / "m.ckpt")
     ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 40},
-                         "classes": [f"c{i}" for i in range(10)]}, ckpt)
+                         "classes": [f"c{i}" for i in range(10)],
+                         **({"model_args": {"padding": padding}} if padding != "same" else {})}, ckpt)
     return model, ckpt
 
 

@@ -18,18 +18,7 @@ from mobilenet_v1.onnx_io import is_deployed_file
 from mobilenet_v1.tflite_io import load_tflite, read_metadata, to_tflite
 from mobilenet_v1.transforms import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, Normalize
 
-from test_deploy import predicted_and_evaluated_as_the_checkpoint, randomise_batchnorm
-
-
-def lively_checkpoint(tmp_path, padding: str = "same"):
-    """A 10-class CIFAR-style model at 40x40 (BatchNorm randomised: logits that follow the input), its classes
-    named c0..c9, saved as ``m.ckpt``: the model and the file's path."""
-    model = randomise_batchnorm(MobileNetV1(class_num=10, width_mult=0.25, padding=padding), seed=5)
-    ckpt = str(tmp_path / "m.ckpt")
-    ckpt_io.atomic_save({"model": model.state_dict(), "model_args": {"padding": padding},
-                         "config": {"dataset": "cifar10", "image_size": 40}, "classes": [f"c{i}" for i in range(10)]},
-                        ckpt)
-    return model, ckpt
+from test_deploy import named_classes_checkpoint, predicted_and_evaluated_as_the_checkpoint, randomise_batchnorm
 
 
 def close(got, want: torch.Tensor) -> bool:
@@ -51,7 +40,7 @@ def test_tflite_export_is_the_model_in_litert_and_eval_predict_info_benchmark_ru
     padding), the batch fixed at --batch_size, our metadata inside; in LiteRT its logits are the model's. With
     --image_input it takes uint8 BGRA pixels. predict, eval, info and benchmark run it as they run the
     checkpoint; a damaged file is refused naming it."""
-    model, ckpt = lively_checkpoint(tmp_path)
+    model, ckpt = named_classes_checkpoint(tmp_path)
     assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m"), "--file_format", "tflite",
                      "--batch_size", "3"]) == 0
     out = capsys.readouterr().out
@@ -108,7 +97,7 @@ def test_tflite_export_is_the_model_in_litert_and_eval_predict_info_benchmark_ru
 def test_tflite_of_padding_symmetric_pads_before_its_stride_2_convolutions(tmp_path, capsys):
     """timm's weights (padding symmetric): TensorFlow Lite's SAME pads a stride-2 convolution of an even size
     (0, 1), PyTorch's padding=1 (1, 1): a PAD op and VALID convolutions give the model's logits."""
-    model, ckpt = lively_checkpoint(tmp_path, "symmetric")
+    model, ckpt = named_classes_checkpoint(tmp_path, "symmetric")
     ckpt_io.atomic_save({**ckpt_io.load_file(ckpt), "config": {"dataset": "imagenet2012", "image_size": 48}}, ckpt)
     assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "s"), "--file_format",
                      "TFLITE"]) == 0
@@ -125,7 +114,7 @@ def test_tflite_of_padding_symmetric_pads_before_its_stride_2_convolutions(tmp_p
 def test_without_litert_a_tflite_is_refused_saying_how_to_install_it(tmp_path, monkeypatch, capsys):
     """Without ai-edge-litert (the tflite extra) export, eval and predict of .tflite say what to install, in one
     line, and write nothing."""
-    model, ckpt = lively_checkpoint(tmp_path)
+    model, ckpt = named_classes_checkpoint(tmp_path)
     assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m"), "--file_format",
                      "TFLITE"]) == 0
     capsys.readouterr()
@@ -144,7 +133,7 @@ def test_quantize_tflite_writes_a_full_integer_file_close_to_the_float_one(tmp_p
     channel, int8 activations with the ranges calibration measured, int32 biases; float in, QUANTIZE, ...,
     DEQUANTIZE, float out), its image input kept; LiteRT runs it, its logits near the float file's and its
     top-1 the same on nearly every image; eval and info say it is INT8; options it has no use for refused."""
-    model, ckpt = lively_checkpoint(tmp_path)
+    model, ckpt = named_classes_checkpoint(tmp_path)
     for name, extra in (("f", []), ("px", ["--image_input", "True", "--pixel_format", "BGR"])):
         assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / name), "--file_format",
                          "TFLITE", *extra]) == 0
@@ -223,7 +212,7 @@ def test_float16_tflite_stores_half_precision_weights_and_computes_the_model_so_
     quantize refuses it; --float16 for another format, or for a quantization-aware checkpoint, is refused."""
     import copy
 
-    model, ckpt = lively_checkpoint(tmp_path)
+    model, ckpt = named_classes_checkpoint(tmp_path)
     for name, extra in (("h", []), ("hpx", ["--image_input", "True"])):
         assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / name), "--file_format", "TFLITE",
                          "--float16", "True", *extra]) == 0
@@ -338,7 +327,7 @@ def test_tflite_files_carry_the_metadata_androids_task_library_reads_with_their_
     by hand: benchmarks/RESULTS.md.)"""
     import zipfile
 
-    model, ckpt = lively_checkpoint(tmp_path)
+    model, ckpt = named_classes_checkpoint(tmp_path)
     for name, extra in (("f", []), ("h", ["--float16", "True"]), ("px", ["--image_input", "True"]),
                         ("bgr", ["--image_input", "True", "--pixel_format", "BGR"])):
         assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / name), "--file_format", "TFLITE",
