@@ -449,8 +449,8 @@ def test_export_writes_the_int8_tflite_of_a_quantization_aware_model_from_its_ow
     kept = open(out + ".tflite", "rb").read()
     real = tflite_quant.learned
 
-    def misread(model, layer=4, factor=1.01):  # one layer's output scale 1% off what it learned
-        folded, quant = real(model)
+    def misread(model, rounded=None, layer=4, factor=1.01):  # one layer's output scale 1% off what it learned
+        folded, quant = real(model, rounded)
         quant["layers"][layer] = quant["layers"][layer]._replace(scales=[quant["layers"][layer].scales[0] * factor])
         return folded, quant
 
@@ -462,7 +462,7 @@ def test_export_writes_the_int8_tflite_of_a_quantization_aware_model_from_its_ow
     # And with that check out of the way, a scale half again as large is caught on the logits.
     import mobilenet_v1.export as export
 
-    monkeypatch.setattr(tflite_quant, "learned", lambda model: misread(model, 20, 1.5))
+    monkeypatch.setattr(tflite_quant, "learned", lambda model, rounded=None: misread(model, rounded, 20, 1.5))
     monkeypatch.setattr(export, "_check_roundings", lambda *a: None)
     with pytest.raises(ExportError, match="differ from the quantization-aware model's.*not a faithful export"):
         export_checkpoint(digits["qat"], out, file_format="TFLITE")

@@ -594,10 +594,12 @@ def _export_qat_tflite(model: MobileNetV1, out_path: str, meta: Dict[str, Any], 
     zero point and bias read back from the file the model's (:func:`_check_roundings`), and the mean absolute
     logit difference at most :data:`QAT_RTOL` of the mean logit (LiteRT's integer kernels round ties otherwise),
     or nothing is written. Returns ``result`` completed."""
+    from .qat import deployed_roundings
     from .tflite_io import image_input_note, load_tflite, write_flatbuffer
     from .tflite_quant import build_int8_graph, learned
 
-    folded, quant = learned(model)
+    rounded = deployed_roundings(model)
+    folded, quant = learned(model, rounded)
     shown = pixel_format if image_input else None
     g = build_int8_graph(folded, quant, height, width, batch_size, meta["mean"], meta["std"], shown)
     if shown:
@@ -608,7 +610,7 @@ def _export_qat_tflite(model: MobileNetV1, out_path: str, meta: Dict[str, Any], 
         with open(tmp, "wb") as f:
             f.write(data)
         deployed = load_tflite(tmp, name=out_path)
-        _check_roundings(*_tflite_roundings(deployed, len(model.network)), model, out_path, "the .tflite written")
+        _check_roundings(*_tflite_roundings(deployed, len(model.network)), rounded, out_path, "the .tflite written")
         images = (meta["mean"], meta["std"]) if image_input else None
         total = size = count = largest = 0.0
         for x, expected in with_logits(model, [batch_size] * 4, height, width, 0, images):
@@ -688,37 +690,17 @@ def _finish_image_input(tmp: str, out_path: str, sizes: Sequence[int], height: i
                           f"file fed normalised images by up to {worst:.3g} ({limit}): not written{kept}")
 
 
-def _qat_roundings(model: MobileNetV1) -> Tuple[List[Tuple[float, int]], List[torch.Tensor], List[np.ndarray]]:
-    """What a quantization-aware ``model`` rounds to: the (scale, uint8 zero point) of each activation, the weight
-    scales of each layer and of the classifier (:func:`qat.bias_fitting_scales`), and their biases as it adds them
-    (:func:`qat.quantize_bias`: int32 levels times the float32 product of the scales)."""
-    from . import qat as qat_sim
-
-    points = model.quant.ranges.shape[0]
-    qparams = [tuple(t.item() for t in model.quant.qparams(i)) for i in range(points)]
-    qmax = model.quant.weight_qmax
-    scales, biases = [], []
-    with torch.no_grad():
-        layers = [qat_sim.folded(conv, bn) for conv, bn, _ in model.network] + [(model.fc.weight, model.fc.bias)]
-        # Their inputs: activation k for layer k, the pooled features (the last) for the classifier.
-        inputs = list(range(len(model.network))) + [points - 1]
-        for k, (weight, bias) in zip(inputs, layers):
-            x_scale = model.quant.qparams(k)[0]
-            scales.append(qat_sim.bias_fitting_scales(qat_sim.weight_scales(weight, qmax), bias, x_scale))
-            biases.append(qat_sim.quantize_bias(bias, x_scale * scales[-1]).numpy())
-    return qparams, scales, biases
-
-
 def _check_roundings(activations: Sequence[Tuple[float, int]], weights: Sequence[np.ndarray],
-                     biases: Sequence[np.ndarray], model: MobileNetV1, out_path: str, writer: str) -> None:
+                     biases: Sequence[np.ndarray], rounded, out_path: str, writer: str) -> None:
     """An error unless an INT8 file's roundings (read off it: each activation's (scale, uint8 zero point), each
-    layer's and the classifier's weight scales, their biases as the file adds them) are the model's
-    (:func:`_qat_roundings`), scale for scale and bias for bias; ``writer``: who wrote them, for the message."""
-    qparams, expected, expected_biases = _qat_roundings(model)
-    learned = [(float(np.float32(scale)), int(zero)) for scale, zero in qparams]
+    layer's and the classifier's weight scales, their biases as the file adds them) are the model's, ``rounded``
+    (:func:`qat.deployed_roundings`), scale for scale and bias for bias; ``writer``: who wrote them, for the
+    message."""
+    learned = [(float(np.float32(scale)), zero) for scale, zero in rounded.points]
+    expected = [e.numpy() for e in rounded.scales]
     wrong = [f"activation {i}: file {a}, model {b}" for i, (a, b) in enumerate(zip(activations, learned)) if a != b]
-    for what, found, wanted in (("weights", weights, [e.numpy() for e in expected]), ("bias", biases, expected_biases)):
-        wrong += [f"{what} of {'layer ' + str(k) if k < len(model.network) else 'the classifier'}"
+    for what, found, wanted in (("weights", weights, expected), ("bias", biases, [b.numpy() for b in rounded.biases])):
+        wrong += [f"{what} of {'layer ' + str(k) if k < len(expected) - 1 else 'the classifier'}"
                   for k, (a, b) in enumerate(zip(found, wanted))
                   if not np.array_equal(np.asarray(a, np.float32).reshape(-1), b)]
     if wrong or len(activations) != len(learned) or len(weights) != len(expected) or len(biases) != len(expected):
@@ -767,14 +749,15 @@ def _finish_qat(tmp: str, out_path: str, model: MobileNetV1, meta: Dict[str, Any
     ranges the model learned, :func:`quantize.quantize_with_ranges`) and checked against the model: every
     scale, zero point and bias of the file must be the model's, and the mean absolute logit difference
     (:func:`qat_difference`) at most :data:`QAT_RTOL` of the mean logit. Returns ``result`` completed."""
+    from .qat import deployed_roundings
     from .quantize import quantize_with_ranges, roundings
 
-    qparams, expected, _ = _qat_roundings(model)
+    rounded = deployed_roundings(model)
     with ckpt_io.work_folder(tmp) as work:
-        proto = quantize_with_ranges(tmp, qparams, work, reduce_range=model.quant.reduce_range,
-                                     weight_scales=[e.numpy() for e in expected])
+        proto = quantize_with_ranges(tmp, rounded.points, work, reduce_range=model.quant.reduce_range,
+                                     weight_scales=[e.numpy() for e in rounded.scales])
     # The rounding the file does must be the one the model learned, scale for scale, bias for bias.
-    _check_roundings(*roundings(proto), model, out_path, "ONNX Runtime's quantizer")
+    _check_roundings(*roundings(proto), rounded, out_path, "ONNX Runtime's quantizer")
     write_metadata(proto, meta)
     with open(tmp, "wb") as f:
         f.write(proto.SerializeToString())

@@ -26,7 +26,7 @@ PyTorch's rounding multiplies by the inverse scale where ONNX Runtime divides).
 
 This file imports only torch.
 """
-from typing import Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -187,6 +187,33 @@ def quantize_bias(b: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     q = torch.round(b.detach().double() / scale.double()).clamp(-INT32_MAX - 1, INT32_MAX)
     # Dequantized as DequantizeLinear does: the level in float32 (2**31 - 1 becomes 2**31) times the scale.
     return (q.float() * scale) + (b - b.detach())  # the rounded value exactly; the gradient of b
+
+
+class Roundings(NamedTuple):
+    """What a quantization-aware model's INT8 file holds, as the model rounds it (:func:`deployed_roundings`)."""
+
+    points: List[Tuple[float, int]]  # each activation's (scale, uint8 zero point): the input, each layer's, pooled
+    weights: List[torch.Tensor]  # each layer's folded weights, then the classifier's, on their int8 grids
+    scales: List[torch.Tensor]  # their per-output-channel scales (bias_fitting_scales)
+    biases: List[torch.Tensor]  # their biases as the model adds them (quantize_bias)
+
+
+def deployed_roundings(model: nn.Module) -> Roundings:
+    """The roundings of a quantization-aware ``model`` (in evaluation) that its INT8 files must hold: the ONNX and
+    TensorFlow Lite writers take them from here, and their checks compare the files with them."""
+    q = model.quant
+    points = [(float(s), int(z)) for s, z in (q.qparams(i) for i in range(q.ranges.shape[0]))]
+    weights, scales, biases = [], [], []
+    with torch.no_grad():
+        layers = [folded(conv, bn) for conv, bn, _ in model.network] + [(model.fc.weight, model.fc.bias)]
+        # Their inputs: activation k for layer k, the pooled features (the last) for the classifier.
+        inputs = list(range(len(model.network))) + [len(points) - 1]
+        for k, (weight, bias) in zip(inputs, layers):
+            x_scale = q.qparams(k)[0]
+            scales.append(bias_fitting_scales(weight_scales(weight, q.weight_qmax), bias, x_scale))
+            weights.append(quantize_weight(weight, q.weight_qmax, scales[-1])[0])
+            biases.append(quantize_bias(bias, x_scale * scales[-1]))
+    return Roundings(points, weights, scales, biases)
 
 
 def folded(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -149,32 +149,25 @@ def calibrated(ranges: Dict[str, Any]) -> Dict[str, Any]:
             "logits": _asymmetric(*ranges["logits"])}
 
 
-def learned(model: nn.Module) -> Tuple[nn.Module, Dict[str, Any]]:
+def learned(model: nn.Module, rounded=None) -> Tuple[nn.Module, Dict[str, Any]]:
     """A quantization-aware ``model``'s network folded (float, evaluation mode) and its quantization as it
     learned it, as :func:`build_int8_graph` takes them: each activation's scale and zero point (its uint8 zero
     point less 128: the same grid in int8), the weight scales of each layer and of the classifier
     (:func:`qat.bias_fitting_scales`), and no ``logits``: the model's classifier computes in float, from its
     rounded pooled features, weights and bias. The weights are the model's rounded ones
     (:func:`qat.quantize_weight`), whose levels the file's division gives back exactly (a division in float64
-    rounded a weight at a tie of float32 to the other level)."""
-    from . import qat as qat_sim
+    rounded a weight at a tie of float32 to the other level). ``rounded``: the model's
+    :func:`qat.deployed_roundings`, where the caller has them."""
     from .export import fold_batchnorm
+    from .qat import deployed_roundings
 
-    quant = model.quant
-    points = [tuple(t.item() for t in quant.qparams(i)) for i in range(quant.ranges.shape[0])]
-    grid = [Quantization([scale], [int(zero) - 128]) for scale, zero in points]
+    rounded = rounded or deployed_roundings(model)
+    grid = [Quantization([scale], [zero - 128]) for scale, zero in rounded.points]
     network = fold_batchnorm(model.without_quant()).eval()
-    scales = []
     with torch.no_grad():
-        layers = [qat_sim.folded(conv, bn) for conv, bn, _ in model.network] + [(model.fc.weight, model.fc.bias)]
-        targets = [block[0] for block in network.network] + [network.fc]
-        # Their inputs: activation k for layer k, the pooled features (the last) for the classifier.
-        inputs = list(range(len(model.network))) + [len(points) - 1]
-        for k, (weight, bias), target in zip(inputs, layers, targets):
-            x_scale = quant.qparams(k)[0]
-            scale = qat_sim.bias_fitting_scales(qat_sim.weight_scales(weight, quant.weight_qmax), bias, x_scale)
-            target.weight.copy_(qat_sim.quantize_weight(weight, quant.weight_qmax, scale)[0])
-            scales.append(scale.double().cpu().numpy())
+        for target, weight in zip([block[0] for block in network.network] + [network.fc], rounded.weights):
+            target.weight.copy_(weight)
+    scales = [s.double().cpu().numpy() for s in rounded.scales]
     return network, {"input": grid[0], "layers": grid[1:-1], "pooled": grid[-1], "logits": None, "weights": scales}
 
 
