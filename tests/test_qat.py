@@ -646,11 +646,11 @@ def test_export_refuses_ranges_never_measured_and_a_file_that_rounds_otherwise(d
     def shifted(src, qparams, tmp, reduce_range=False, weight_scales=None):
         qparams = list(qparams)
         qparams[5] = (qparams[5][0] * 1.5, qparams[5][1])
-        return real(src, qparams, tmp, reduce_range, weight_scales)
+        return real(src, qparams, tmp, reduce_range, weight_scales=weight_scales)
 
     def altered(suffix, change):
         def quantizer(src, qparams, tmp, reduce_range=False, weight_scales=None):
-            proto = real(src, qparams, tmp, reduce_range, weight_scales)
+            proto = real(src, qparams, tmp, reduce_range, weight_scales=weight_scales)
             found = next(i for i in proto.graph.initializer if i.name.startswith("network.4.0.")
                          and i.name.endswith(suffix))
             found.CopyFrom(numpy_helper.from_array(change(numpy_helper.to_array(found).copy()), found.name))

@@ -400,14 +400,14 @@ def roundings(proto) -> Tuple[List[Tuple[float, int]], List[np.ndarray], List[np
     return activations, weights, biases
 
 
-def quantize_with_ranges(src: str, qparams: Sequence[Tuple[float, int]], tmp: str, reduce_range: bool = False,
-                         weight_scales: Optional[Sequence[np.ndarray]] = None):
+def quantize_with_ranges(src: str, qparams: Sequence[Tuple[float, int]], tmp: str, reduce_range: bool = False, *,
+                         weight_scales: Sequence[np.ndarray]):
     """``src`` (an fp32 file of ``export``) quantized with the activation scales and zero points a
     quantization-aware model learned, one (scale, zero point) for each of :func:`activation_tensors`,
-    instead of calibrated ones; returns the ``onnx.ModelProto``. Weights and biases are quantized by
-    ONNX Runtime as in :func:`quantize_file` (per channel; 7-bit with ``reduce_range``), which is how
-    :mod:`qat` rounds them, at ``weight_scales`` where given (one array of per-output-channel scales for
-    each ``Conv`` and the ``Gemm``, in graph order: :func:`qat.bias_fitting_scales`)."""
+    instead of calibrated ones, and the weight scales it rounds to, ``weight_scales`` (one array of
+    per-output-channel scales for each ``Conv`` and the ``Gemm``, in graph order: :func:`qat.deployed_roundings`);
+    returns the ``onnx.ModelProto``. Weights and biases are rounded by ONNX Runtime at those scales (per channel;
+    7-bit with ``reduce_range``), as :mod:`qat` rounds them."""
     import onnx
 
     fp32 = OnnxModel(src)
@@ -417,15 +417,14 @@ def quantize_with_ranges(src: str, qparams: Sequence[Tuple[float, int]], tmp: st
         raise QuantizeError(f"{src}: {len(names)} activations to quantize, {len(qparams)} ranges given")
     overrides = {name: [{"scale": np.array(scale, np.float32), "zero_point": np.array(zero_point, np.uint8)}]
                  for name, (scale, zero_point) in zip(names, qparams)}
-    if weight_scales is not None:
-        weights = [node.input[1] for node in proto.graph.node if node.op_type in ("Conv", "Gemm")]
-        if len(weights) != len(weight_scales):
-            raise QuantizeError(f"{src}: {len(weights)} weights to quantize, {len(weight_scales)} sets of scales given")
-        for name, scales in zip(weights, weight_scales):
-            # Per channel along axis 0 (a Conv's output channels, the Gemm's rows: its weight is transposed).
-            overrides[name] = [{"scale": np.array(s, np.float32), "zero_point": np.array(0, np.int8)}
-                               for s in np.asarray(scales, np.float32).reshape(-1)]
-            overrides[name][0]["axis"] = 0
+    weights = [node.input[1] for node in proto.graph.node if node.op_type in ("Conv", "Gemm")]
+    if len(weights) != len(weight_scales):
+        raise QuantizeError(f"{src}: {len(weights)} weights to quantize, {len(weight_scales)} sets of scales given")
+    for name, scales in zip(weights, weight_scales):
+        # Per channel along axis 0 (a Conv's output channels, the Gemm's rows: its weight is transposed).
+        overrides[name] = [{"scale": np.array(s, np.float32), "zero_point": np.array(0, np.int8)}
+                           for s in np.asarray(scales, np.float32).reshape(-1)]
+        overrides[name][0]["axis"] = 0
     # The calibrator still reads one batch; every range it measures is overridden.
     shape = [fp32.fixed_batch or 1, 3, *fp32.image_hw]
     one = iter([(torch.zeros(shape), torch.zeros(shape[0], dtype=torch.long))])
