@@ -436,11 +436,27 @@ def test_export_writes_the_int8_tflite_of_a_quantization_aware_model_from_its_ow
     def top1(path: str) -> float:
         return evaluate.run(load_config(digits["base"] + [f"--checkpoint_path={path}"]))["top_1_accuracy"]
 
+    def run(path: str, x: np.ndarray) -> np.ndarray:
+        runner = Interpreter(model_path=path)
+        runner.allocate_tensors()
+        runner.set_tensor(runner.get_input_details()[0]["index"], x)
+        runner.invoke()
+        return runner.get_tensor(runner.get_output_details()[0]["index"])
+
     simulated = top1(digits["qat"])
     assert simulated > 0.5 and abs(top1(out + ".tflite") - simulated) <= 2 / 359 + 1e-9  # ties aside
     assert cli.main(["export", "--ckpt_file", digits["qat"], "--file_name", out + "_image", "--file_format", "TFLITE",
                      "--image_input", "True"]) == 0
     assert abs(top1(out + "_image.tflite") - simulated) <= 2 / 359 + 1e-9
+    # --softmax True: the same INT8 graph, its float logits then SOFTMAX: the probabilities, and the same top-1.
+    assert cli.main(["export", "--ckpt_file", digits["qat"], "--file_name", out + "_softmax", "--file_format",
+                     "TFLITE", "--softmax", "True"]) == 0
+    assert "log-probability difference: mean" in capsys.readouterr().out
+    x = np.random.default_rng(1).standard_normal((1, 32, 32, 3)).astype(np.float32)
+    logits, probabilities = (run(path, x) for path in (out + ".tflite", out + "_softmax.tflite"))
+    assert abs(float(probabilities.sum()) - 1) < 1e-5 and probabilities.max() < 0.999
+    assert float(np.abs(torch.softmax(torch.from_numpy(logits), 1).numpy() - probabilities).max()) < 1e-6
+    assert top1(out + "_softmax.tflite") == top1(out + ".tflite")
     # A dead channel (observed_model's): its weight scale widened in the file as in the model, or its bias is lost.
     dead = str(digits["root"] / "dead.ckpt")
     ckpt_io.atomic_save({"model": observed_model(0).state_dict(), "config": {"dataset": "cifar10", "image_size": 32},

@@ -373,6 +373,60 @@ def test_tflite_files_carry_the_metadata_androids_task_library_reads_with_their_
     assert (tmp_path / "f.tflite").read_bytes() == first
 
 
+def test_softmax_tflite_gives_the_probabilities_which_eval_and_predict_read_as_the_checkpoints(tmp_path, cifar_dir,
+                                                                                               capsys):
+    """export --file_format TFLITE --softmax True: a SOFTMAX after the logits, the file's output (its signature's
+    and the Task Library's, named probabilities) the model's probabilities, which Android's Task Library and ML Kit
+    hand an app as its scores; predict and eval give the checkpoint's probabilities and predictions from it (read
+    back as log-probabilities), info says so; quantize --tflite keeps the softmax after its INT8 logits; other
+    formats refuse the option, naming it."""
+    from mobilenet_v1.onnx_io import read_metadata as decoded
+
+    model, ckpt = named_classes_checkpoint(tmp_path)
+    for name, extra in (("s", []), ("l", ["--softmax", "False"]), ("spx", ["--image_input", "True"])):
+        assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / name), "--file_format", "TFLITE",
+                         *(["--softmax", "True"] if name.startswith("s") else []), *extra]) == 0
+    out = capsys.readouterr().out
+    assert "output the probabilities (softmax)) from" in out
+    assert "LiteRT vs PyTorch, largest log-probability difference: batch 1:" in out
+    x = torch.randn(1, 3, 40, 40, generator=torch.Generator().manual_seed(4)) * 3
+    with torch.no_grad():
+        want = torch.softmax(model.eval()(x), 1)
+    nhwc = np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy())
+    got = run_tflite(tmp_path / "s.tflite", nhwc)
+    assert abs(float(got.sum()) - 1) < 1e-5 and float(np.abs(got - want.numpy()).max()) < 1e-5
+    assert want.max() < 0.99  # probabilities that say something, not one class at 1
+    assert float(np.abs(torch.softmax(torch.from_numpy(run_tflite(tmp_path / "l.tflite", nhwc)), 1).numpy()
+                        - got).max()) < 1e-6  # the float file's logits, then the softmax
+    interpreter = Interpreter(model_path=str(tmp_path / "s.tflite"))
+    assert interpreter.get_signature_list() == {"serving_default": {"inputs": ["input"], "outputs": ["probabilities"]}}
+    assert json.loads(read_metadata(str(tmp_path / "s.tflite")))["output"] == "probabilities"
+    assert "output" not in json.loads(read_metadata(str(tmp_path / "l.tflite")))
+    assert support_metadata_of(tmp_path / "s.tflite")["output"] == "probabilities"
+    assert support_metadata_of(tmp_path / "l.tflite")["output"] == "logits"
+    with pytest.raises(ValueError, match="its metadata entry output 'scores' is not logits or probabilities"):
+        decoded({"output": "scores"})
+    # The same top 3 and probabilities as the checkpoint, the same counts in eval, from floats and from pixels.
+    predicted_and_evaluated_as_the_checkpoint(ckpt, [str(tmp_path / n) for n in ("s.tflite", "spx.tflite")],
+                                              cifar_dir, tmp_path, capsys, tolerance=1e-4)
+    assert cli.main(["info", str(tmp_path / "s.tflite")]) == 0
+    assert "output:         10 classes, their probabilities (a softmax in the file)" in capsys.readouterr().out
+    # INT8: the softmax of its own (int8, dequantized) logits, in float: the logits file's INT8 form, then softmax.
+    for name in ("s", "l"):
+        assert cli.main(["quantize", "--tflite", str(tmp_path / f"{name}.tflite"), "--calib_data", str(cifar_dir),
+                         "--out", str(tmp_path / f"{name}_int8.tflite"), "--calib_images", "32"]) == 0
+    q_probs, q_logits = (run_tflite(tmp_path / f"{name}_int8.tflite", nhwc) for name in ("s", "l"))
+    assert abs(float(q_probs.sum()) - 1) < 1e-5
+    assert float(np.abs(torch.softmax(torch.from_numpy(q_logits), 1).numpy() - q_probs).max()) < 1e-6
+    assert json.loads(read_metadata(str(tmp_path / "s_int8.tflite")))["output"] == "probabilities"
+    capsys.readouterr()
+    for fmt in ("ONNX", "PT2"):
+        assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "n"), "--file_format", fmt,
+                         "--softmax", "True"]) == 1
+        assert "--softmax True: is for --file_format TFLITE" in capsys.readouterr().err
+        assert not (tmp_path / f"n.{fmt.lower()}").exists()
+
+
 def test_benchmark_makes_and_times_the_three_tflite_forms_of_a_network(tmp_path, capsys, monkeypatch):
     """benchmark --width_mult --formats tflite,tflite_fp16,tflite_int8: the network's float, float16-weight and
     full-integer .tflite, made as export and quantize make them, timed in LiteRT, described by their weights, the

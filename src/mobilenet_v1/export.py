@@ -57,7 +57,7 @@ from .api import model_from_checkpoint
 from .config import CHOICES, DATASETS, SEED_IGNORED_KEYS, add_normalisation_options, bool_option, check_ignored
 from .model import MobileNetV1
 from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, PTE_METADATA, DeployedModel, ExecutorchModel, OnnxModel,
-                      ProgramModel, image_input_note, write_metadata)
+                      ProgramModel, image_input_note, log_probabilities, write_metadata)
 from .predict import guess_dataset, guess_note
 from .runtime import print0
 from .transforms import CROP_PCT, recorded_interpolation
@@ -286,7 +286,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                       dataset: Optional[str] = None, use_ema: bool = True, image_input: bool = False,
                       file_format: str = "ONNX", pixel_format: str = "RGB", mean: Optional[str] = None,
                       std: Optional[str] = None, class_num: Optional[int] = None,
-                      float16: bool = False) -> Dict[str, Any]:
+                      float16: bool = False, softmax: bool = False) -> Dict[str, Any]:
     """Export a checkpoint to ``file_name`` (``.onnx``, ``.pte`` or ``.pt2``, appended when missing) and check
     it; returns the path, the input size, the largest difference from PyTorch per checked batch size, the data set
     whose normalisation the file records and ``weights``, the line saying which weights a checkpoint
@@ -309,7 +309,9 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     ``batch_size`` whatever ``dynamic_batch`` says.
     ``class_num``: the classes the caller expects (the seed's ``--class_num``, with which its export.py builds
     the network the checkpoint is loaded into); another count than the checkpoint's is an error, None checks
-    nothing. ``float16`` (TFLITE only): the weights stored as float16 (:func:`export_tflite`)."""
+    nothing. ``float16`` (TFLITE only): the weights stored as float16 (:func:`export_tflite`). ``softmax`` (TFLITE
+    only): the file's output the probabilities, a ``SOFTMAX`` after the logits (:func:`tflite_io.softmax_output`),
+    checked as log-probabilities against the model's (:class:`LogProbabilities`)."""
     # None means "the default"; 0 or less is a mistake, not a request for the default.
     bad = [f"--{name} {value}" for name, value in (("batch_size", batch_size), ("height", height), ("width", width))
            if value is not None and value < 1]
@@ -340,10 +342,15 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     width = default_size if width is None else width
     if file_format not in FORMATS:
         raise ExportError(f"--file_format {file_format!r}: expected one of {', '.join(FORMATS)}")
+    article = "an" if file_format == "ONNX" else "a"
     if float16 and file_format != "TFLITE":
         raise ExportError(f"--float16 True: is for --file_format TFLITE (TensorFlow Lite's float16 weights, for GPU "
-                          f"delegates and half the file); a {file_format} file's weights are float32 (or INT8: "
+                          f"delegates and half the file); {article} {file_format} file's weights are float32 (or INT8: "
                           f"'mobilenet-v1 quantize')")
+    if softmax and file_format != "TFLITE":
+        raise ExportError(f"--softmax True: is for --file_format TFLITE, for apps that take its scores as they are "
+                          f"(Android's Task Library and ML Kit); {article} {file_format} file gives the logits, and "
+                          f"an app that wants probabilities takes their softmax")
     extension = "." + file_format.lower()
     out_path = file_name if file_name.lower().endswith(extension) else file_name + extension
     # The file written is out_path: a folder named as the stem (a run folder "demo", the file demo.onnx) is no
@@ -388,6 +395,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
         meta["exif_orientation"] = reading.get("exif_orientation", False)
         meta["antialias"] = reading.get("antialias") is not False  # a MindSpore file's: the seed's False
         meta["interpolation"] = recorded_interpolation(reading.get("interpolation"))
+    if softmax:
+        meta["output"] = "probabilities"
     if qat:
         reduced = model.quant.reduce_range
         kind = ("TensorFlow Lite, int8 activations, the classifier in float from its int8 weights"
@@ -407,7 +416,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
               "image_size_said": ckpt_io.image_size_said(config), "dynamic_batch": dynamic_batch, "ckpt": path,
               "dataset": dataset, "dataset_guessed": guessed, "class_num": args["class_num"],
               "weights": ckpt_io.weights_note(ckpt, use_ema), "image_input": image_input, "format": file_format,
-              "pixel_format": pixel_format if image_input else None, "removed": removed}
+              "pixel_format": pixel_format if image_input else None, "removed": removed, "softmax": softmax}
     if file_format == "PT2":
         return export_program(model, out_path, meta, sizes, height, width, batch_size, dynamic_batch, atol,
                               image_input, result, pixel_format)
@@ -436,6 +445,25 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                                 pixel_format=pixel_format)
         result["bytes"] = os.path.getsize(tmp)
     return result
+
+
+class LogProbabilities(nn.Module):
+    """``model``'s log-probabilities as a file with a softmax gives them (:func:`onnx_io.log_probabilities`: the
+    logarithms of its probabilities, no lower than float32's smallest normal number's), the reference its check
+    compares them with."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return log_probabilities(torch.softmax(self.model(x), dim=1))
+
+
+def _reference(model: nn.Module, meta: Dict[str, Any]) -> nn.Module:
+    """What the file written with ``meta`` computes from ``model``: its logits, or where ``meta``'s ``output`` says
+    probabilities, :class:`LogProbabilities` (as :class:`onnx_io.DeployedModel` gives them)."""
+    return LogProbabilities(model) if meta.get("output") == "probabilities" else model
 
 
 class KeptDimsPool(nn.Module):
@@ -567,8 +595,8 @@ def export_tflite(model: MobileNetV1, out_path: str, meta: Dict[str, Any], heigh
     with ckpt_io.atomic_output(out_path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
-        result.update(_check_float(load_tflite(tmp, name=out_path), "LiteRT", out_path, reference, [batch_size],
-                                   height, width, atol), bytes=os.path.getsize(tmp))
+        result.update(_check_float(load_tflite(tmp, name=out_path), "LiteRT", out_path, _reference(reference, meta),
+                                   [batch_size], height, width, atol), bytes=os.path.getsize(tmp))
     return result
 
 
@@ -595,13 +623,15 @@ def _export_qat_tflite(model: MobileNetV1, out_path: str, meta: Dict[str, Any], 
     logit difference at most :data:`QAT_RTOL` of the mean logit (LiteRT's integer kernels round ties otherwise),
     or nothing is written. Returns ``result`` completed."""
     from .qat import deployed_roundings
-    from .tflite_io import image_input_note, load_tflite, write_flatbuffer
+    from .tflite_io import PROBABILITIES, image_input_note, load_tflite, softmax_output, write_flatbuffer
     from .tflite_quant import build_int8_graph, learned
 
     rounded = deployed_roundings(model)
     folded, quant = learned(model, rounded)
     shown = pixel_format if image_input else None
     g = build_int8_graph(folded, quant, height, width, batch_size, meta["mean"], meta["std"], shown)
+    if meta.get("output") == PROBABILITIES:
+        softmax_output(g)
     if shown:
         meta = dict(meta, input=image_input_note(shown), pixel_format=shown)
     data = write_flatbuffer(g, {k: v for k, v in meta.items() if v is not None},
@@ -613,12 +643,12 @@ def _export_qat_tflite(model: MobileNetV1, out_path: str, meta: Dict[str, Any], 
         _check_roundings(*_tflite_roundings(deployed, len(model.network)), rounded, out_path, "the .tflite written")
         images = (meta["mean"], meta["std"]) if image_input else None
         total = size = count = largest = 0.0
-        for x, expected in with_logits(model, [batch_size] * 4, height, width, 0, images):
+        for x, expected in with_logits(_reference(model, meta), [batch_size] * 4, height, width, 0, images):
             diff = (deployed(x) - expected).abs()
             total, size, count = total + float(diff.sum()), size + float(expected.abs().sum()), count + diff.numel()
             largest = max(largest, float(diff.max()))
         diff = {"mean": total / count, "max": largest, "logits": size / count}
-        _refuse_unfaithful(diff, out_path, "LiteRT's logits of the INT8 file")
+        _refuse_unfaithful(diff, out_path, f"LiteRT's {_compared(deployed)} of the INT8 file")
         result.update(qat=diff, max_abs_diff={}, bytes=os.path.getsize(tmp), quantization=meta["quantization"])
     return result
 
@@ -653,8 +683,13 @@ def _check_float(deployed: DeployedModel, runner: str, out_path: str, model: nn.
         scale += (f"; PyTorch's own float32 logits are {torch_far:.3g} from the model's float64 ones, the "
                   + (f"file's {file_far:.3g}" if given else
                      f"file's {file_far:.3g} (more than {ROUNDING_FACTOR:g}x that plus {atol:g})"))
-    raise ExportError(f"{out_path}: {runner}'s logits differ from PyTorch's by {worst:.3g} "
+    raise ExportError(f"{out_path}: {runner}'s {_compared(deployed)} differ from PyTorch's by {worst:.3g} "
                       f"(more than {atol:g}){scale}; not a faithful export, not written{kept}")
+
+
+def _compared(deployed: DeployedModel) -> str:
+    """What the check of ``deployed`` compares: its logits, or the log-probabilities of a file with a softmax."""
+    return "log-probabilities" if deployed.probabilities else "logits"
 
 
 def _finish_image_input(tmp: str, out_path: str, sizes: Sequence[int], height: int, width: int, atol: float,
@@ -837,6 +872,9 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--float16", type=bool_option, default=False, metavar="True|False",
                    help="with --file_format TFLITE: weights stored as float16 (TensorFlow Lite's float16 "
                         "quantization: half the file, for GPU delegates; CPUs compute in float32)")
+    p.add_argument("--softmax", type=bool_option, default=False, metavar="True|False",
+                   help="with --file_format TFLITE: the file's output is the probabilities (a SOFTMAX after the "
+                        "logits), the scores Android's Task Library and ML Kit hand an app; default: the logits")
     p.add_argument("--config_path", default=None,
                    help="a config file (the seed's too) whose export keys (ckpt_file, file_name, file_format, "
                         "batch_size, width, height) stand in for flags not given")
@@ -893,7 +931,7 @@ def main(argv: Sequence[str]) -> int:
                                dynamic_batch=not a.static_batch, atol=a.atol, dataset=a.dataset,
                                use_ema=a.use_ema, image_input=a.image_input, file_format=fmt,
                                pixel_format=a.pixel_format, mean=a.mean, std=a.std, class_num=a.class_num,
-                               float16=a.float16)
+                               float16=a.float16, softmax=a.softmax)
     if result["removed"]:
         print(f"mobilenet-v1 export: note: {ckpt_io.removed_note(result['removed'])}", file=sys.stderr)
     if result["weights"]:
@@ -923,15 +961,17 @@ def main(argv: Sequence[str]) -> int:
              if result["image_input"] else f"({n}, {result['height']}, {result['width']}, 3) NHWC" if fmt == "TFLITE"
              else f"({n}, 3, {result['height']}, {result['width']})")
     print0(f"wrote {result['path']} ({result['bytes'] / 1e6:.2f} MB, input {shape}, batch "
-           f"{'dynamic' if result['dynamic_batch'] else 'fixed'}) from {result['ckpt']}")
+           f"{'dynamic' if result['dynamic_batch'] else 'fixed'}"
+           f"{', output the probabilities (softmax)' if result['softmax'] else ''}) from {result['ckpt']}")
     if "qat" in result and a.atol is not None:
         print(f"mobilenet-v1 export: note: --atol {a.atol:g} is not used: it is the limit of a float file's check; "
               f"an INT8 file of a quantization-aware checkpoint is checked scale for scale against the model and its "
               f"logits within {QAT_RTOL:.0%} of the mean logit", file=sys.stderr)
     if "qat" in result and fmt == "TFLITE":
         diff = result["qat"]
-        print0(f"{result['quantization']}; LiteRT's integer kernels vs the quantization-aware PyTorch model, logit "
-               f"difference: mean {diff['mean']:.2e}, {diff['mean'] / diff['logits']:.3%} of the mean logit (limit "
+        what = "log-probability" if result["softmax"] else "logit"
+        print0(f"{result['quantization']}; LiteRT's integer kernels vs the quantization-aware PyTorch model, {what} "
+               f"difference: mean {diff['mean']:.2e}, {diff['mean'] / diff['logits']:.3%} of the mean {what} (limit "
                f"{QAT_RTOL:.0%}; --atol is for float files), largest {diff['max']:.2e} (rounding ties); every scale, "
                f"zero point and bias the model's")
         return 0
@@ -947,6 +987,7 @@ def main(argv: Sequence[str]) -> int:
             print(f"mobilenet-v1 export: {note}", file=sys.stderr)
         return 0
     diffs = ", ".join(f"batch {n}: {d:.2e}" for n, d in result["max_abs_diff"].items())
+    compared = "log-probability" if result["softmax"] else "logit"
     runner = {"PT2": "torch.export.load", "PTE": "ExecuTorch (XNNPACK)", "TFLITE": "LiteRT"}.get(fmt, "ONNX Runtime")
     if "float16" in result:
         cost = result["float16"]
@@ -955,9 +996,9 @@ def main(argv: Sequence[str]) -> int:
                f"{cost['max_abs_diff']:.2e} and kept the top-1 class of {cost['top1_kept']:.0%} of the check's images")
     far = result.get("float64")
     if far is None:
-        print0(f"{runner} vs PyTorch, largest logit difference: {diffs} (limit {result['limit']:g})")
+        print0(f"{runner} vs PyTorch, largest {compared} difference: {diffs} (limit {result['limit']:g})")
     else:
-        print0(f"{runner} vs PyTorch, largest logit difference: {diffs}, more than {ATOL:g}: float32 "
+        print0(f"{runner} vs PyTorch, largest {compared} difference: {diffs}, more than {ATOL:g}: float32 "
                f"rounding moves this model's logits by {far['pytorch']:.2e} (PyTorch's float32 against its "
                f"float64), the file's by {far['file']:.2e} (limit {result['limit']:.2e}, {ATOL:g} plus "
                f"{ROUNDING_FACTOR:g}x PyTorch's); a model this sensitive gives other answers on another CPU too")

@@ -363,7 +363,9 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
         inside = ", quantized to int8 inside" if d["kind"].startswith("TensorFlow Lite") and \
             str(d["weights"]).startswith("INT8") and not d.get("channels") else ""
         row("input", d["input"] + ("" if d["batch"] else ", batch dynamic") + inside)
-        row("output", f"{d['class_num']} classes" if d["class_num"] else "not known")
+        probabilities = d["metadata"].get("output") == "probabilities"
+        row("output", (f"{d['class_num']} classes" if d["class_num"] else "not known")
+            + (", their probabilities (a softmax in the file)" if probabilities else ""))
         row("precision", d["weights"])  # fp32 or the INT8 scheme; the metadata's "weights": which were exported
         row("multiply-adds", macs)
         meta = d["metadata"]
@@ -371,7 +373,8 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
             row("normalisation", f"mean {meta['mean']}, std {meta['std']} of 0-1 RGB values: "
                 + ("inside the file, which takes pixels" if d.get("channels") else "the caller's, before the file"))
         for key, value in meta.items():
-            if key not in ("quantization", "classes", "mean", "std", "held_out", "input", "pixel_format", "class_num"):
+            if key not in ("quantization", "classes", "mean", "std", "held_out", "input", "pixel_format", "class_num",
+                           "output"):
                 row(key, str(value))
         if _names(meta.get("classes")):
             row("classes", names(meta["classes"]))

@@ -37,7 +37,11 @@ from .checkpoint import (CheckpointError, cut_short, cut_short_text, is_executor
 
 META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "padding", "mean", "std",
              "source", "quantization", "weights", "held_out", "crop_pct", "exif_orientation", "input",
-             "trained_image_size", "antialias", "pixel_format", "interpolation")
+             "trained_image_size", "antialias", "pixel_format", "interpolation", "output")
+# What a file's output holds (its metadata's "output"; logits where it says nothing): export --softmax True
+# writes the probabilities, which DeployedModel gives as log-probabilities, no lower than LOG_TINY.
+OUTPUTS = ("logits", "probabilities")
+LOG_TINY = math.log(torch.finfo(torch.float32).tiny)
 # The image input's name, the nodes that normalise it (in order) and their constants.
 IMAGE_INPUT = "image"
 IMAGE_NODES = ("image_to_float", "image_to_nchw", "image_scale", "image_shift")
@@ -111,7 +115,10 @@ class DeployedModel(nn.Module):
     device in, float32 logits on that device out). A file with an image input (uint8, (N, H, W, C)) is
     handed the pixels each batch was made from, with the mean and std its metadata records, in its
     ``pixel_format`` (RGB for a file from before the entry; an alpha channel of 255); a file exported with
-    a static batch (a ``.pte`` always is) is handed batches of exactly that size. Subclasses set ``path``,
+    a static batch (a ``.pte`` always is) is handed batches of exactly that size. A file whose output is
+    probabilities (its metadata's ``output``; ``export --softmax True``) gives their logarithms, no lower than
+    :data:`LOG_TINY` (float32's smallest normal number's): log-probabilities, which are its logits less a
+    number per image, so eval ranks and predict's softmax gives back what the logits give. Subclasses set ``path``,
     ``metadata``, ``input_shape`` (ints, or None for a symbolic size) and ``image_input``, call
     :meth:`_check_image_input`, and give :meth:`_run`."""
 
@@ -236,7 +243,21 @@ class DeployedModel(nn.Module):
         if n is not None and x.shape[0] != n:
             return torch.cat([self.forward(part) for part in _split_fixed(x, n)])[: x.shape[0]]
         batch = self.pixels(x) if self.image_input else x.detach().to("cpu", torch.float32).contiguous()
-        return self._run(batch).float().to(x.device)
+        out = self._run(batch).float()
+        if self.probabilities:
+            out = log_probabilities(out)
+        return out.to(x.device)
+
+    @property
+    def probabilities(self) -> bool:
+        """Whether the file's output is probabilities (a softmax), not logits."""
+        return self.metadata.get("output") == "probabilities"
+
+
+def log_probabilities(probabilities: torch.Tensor) -> torch.Tensor:
+    """The logarithms of ``probabilities``, no lower than :data:`LOG_TINY`: a probability below float32's smallest
+    normal number (underflowed to 0, or subnormal) counts as that number, in float32 and float64 alike."""
+    return probabilities.clamp_min(torch.finfo(torch.float32).tiny).log()
 
 
 class OnnxModel(DeployedModel):
@@ -633,6 +654,13 @@ def _true_or_false(value: str) -> bool:
     return value.lower() == "true"
 
 
+def _output(value: str) -> str:
+    """What the output holds, one of :data:`OUTPUTS`; anything else a ValueError."""
+    if value not in OUTPUTS:
+        raise ValueError(value)
+    return value
+
+
 def _interpolation(value: str) -> str:
     """The resize's interpolation as export writes it; another ("lanczos") a ValueError, not bilinear unsaid."""
     from .transforms import INTERPOLATIONS
@@ -651,7 +679,7 @@ _DECODERS = {"classes": (_names, "a JSON list of names"),
              "width_mult": (_positive_number, "a positive number"), "crop_pct": (_positive_number, "a positive number"),
              # "True" in ONNX metadata, JSON's "true" in a .pt2
              "exif_orientation": (_true_or_false, "True or False"), "antialias": (_true_or_false, "True or False"),
-             "interpolation": (_interpolation, "bilinear or bicubic")}
+             "interpolation": (_interpolation, "bilinear or bicubic"), "output": (_output, "logits or probabilities")}
 
 
 def read_metadata(props: Dict[str, str]) -> Dict[str, Any]:

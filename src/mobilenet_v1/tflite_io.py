@@ -35,14 +35,16 @@ METADATA_NAME = "mobilenet_v1_json"
 # metadata parser that reads the fields written.
 SUPPORT_METADATA_NAME, LABELS_FILE, SUPPORT_PARSER_VERSION = "TFLITE_METADATA", "labels.txt", "1.0.0"
 SIGNATURE_KEY = "serving_default"
+# The output of a file with a softmax (export --softmax True), and what its metadata's "output" says.
+PROBABILITIES = "probabilities"
 SCHEMA_VERSION = 3
 # Schema numbers: tensor types, builtin operators, the BuiltinOptions union's members, and enums.
 FLOAT32, FLOAT16, INT32, UINT8, INT8 = 0, 1, 2, 3, 9
 CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MUL, PAD, MEAN, ADD, CAST = 3, 4, 9, 18, 34, 40, 0, 53
-QUANTIZE, DEQUANTIZE = 114, 6
+QUANTIZE, DEQUANTIZE, SOFTMAX = 114, 6, 25
 FLOAT16_DEQUANTIZE = 3  # DEQUANTIZE's version for a float16 input
-OPTIONS = {CONV_2D: 1, DEPTHWISE_CONV_2D: 2, FULLY_CONNECTED: 8, ADD: 11, MUL: 21, PAD: 22, MEAN: 27, CAST: 37,
-           QUANTIZE: 0, DEQUANTIZE: 0}  # 0: no options table
+OPTIONS = {CONV_2D: 1, DEPTHWISE_CONV_2D: 2, FULLY_CONNECTED: 8, SOFTMAX: 9, ADD: 11, MUL: 21, PAD: 22, MEAN: 27,
+           CAST: 37, QUANTIZE: 0, DEQUANTIZE: 0}  # 0: no options table
 SAME, VALID = 0, 1
 NO_ACTIVATION, RELU6 = 0, 3
 
@@ -108,7 +110,7 @@ class _Graph:
         self.buffers: List[bytes] = [b""]  # buffer 0: the empty one tensors without data point to
         # name, shape, type, buffer, quantization (scales, zero points, the axis of per-channel ones) or None
         self.tensors: List[Tuple[str, List[int], int, int, Optional[Quantization]]] = []
-        self.ops: List[Tuple[int, List[int], List[int], Dict[str, int]]] = []  # builtin, inputs, outputs, options
+        self.ops: List[Tuple[int, List[int], List[int], Dict[str, float]]] = []  # builtin, inputs, outputs, options
         self.codes: List[int] = []
         self.versions: Dict[int, int] = {}  # an operator's version, where it is not 1 (what its types need)
 
@@ -122,7 +124,7 @@ class _Graph:
         self.tensors.append((name, [int(d) for d in shape], kind, buffer, quant))
         return len(self.tensors) - 1
 
-    def op(self, builtin: int, inputs: List[int], outputs: List[int], version: int = 1, **options: int) -> None:
+    def op(self, builtin: int, inputs: List[int], outputs: List[int], version: int = 1, **options: float) -> None:
         if builtin not in self.codes:
             self.codes.append(builtin)
         self.versions[builtin] = max(version, self.versions.get(builtin, 1))
@@ -137,13 +139,16 @@ class Quantization(NamedTuple):
     axis: int = 0
 
 
-# Each options table's fields by slot (schema.fbs), each a 4-byte int but padding and activation (1 byte).
+# Each options table's fields by slot (schema.fbs), each a 4-byte int but padding and activation (1 byte) and
+# softmax's beta (a float).
 _OPTION_SLOTS = {
     CONV_2D: ["padding", "stride_w", "stride_h", "fused_activation_function"],
     DEPTHWISE_CONV_2D: ["padding", "stride_w", "stride_h", "depth_multiplier", "fused_activation_function"],
     FULLY_CONNECTED: ["fused_activation_function"], ADD: ["fused_activation_function"],
-    MUL: ["fused_activation_function"], PAD: [], MEAN: ["keep_dims"], CAST: ["in_data_type", "out_data_type"]}
+    MUL: ["fused_activation_function"], PAD: [], MEAN: ["keep_dims"], CAST: ["in_data_type", "out_data_type"],
+    SOFTMAX: ["beta"]}
 _BYTE_FIELDS = {"padding", "fused_activation_function", "keep_dims", "in_data_type", "out_data_type"}
+_FLOAT_FIELDS = {"beta"}
 
 
 def _same_size(size: int, stride: int) -> int:
@@ -253,6 +258,16 @@ def build_graph(model: nn.Module, height: int, width: int, batch: int, mean: Seq
     return g
 
 
+def softmax_output(g: _Graph) -> None:
+    """``g``'s float logits followed by ``SOFTMAX``, whose probabilities (:data:`PROBABILITIES`) become its output:
+    the file of ``export --softmax True``, for apps that show or threshold its scores as confidences (Android's
+    Task Library and ML Kit hand them the output as it is)."""
+    logits = g.outputs[0]
+    probabilities = g.tensor(PROBABILITIES, g.tensors[logits][1])
+    g.op(SOFTMAX, [logits], [probabilities], beta=1.0)
+    g.outputs = [probabilities]
+
+
 def _floats(b, values: Sequence[float]) -> int:
     """A FlatBuffers vector of float32 ``values`` in the builder ``b``."""
     b.StartVector(4, len(values), 4)
@@ -307,8 +322,8 @@ def support_metadata(g: _Graph, metadata: Dict[str, Any], labels: Sequence[str])
     ``M001``), which Android's Task Library (``ImageClassifier``) and ML Kit read to feed and name an image
     classifier: the input an RGB image of the file's size, normalised by ``metadata``'s mean and std on the
     0-255 scale (``NormalizationOptions``) where it takes floats, taken as it is where it takes uint8 pixels; the
-    output one score per class (the logits, every one returned: ``ScoreThresholdingOptions`` at the lowest
-    float), named by the labels file ``labels.txt`` (``TENSOR_AXIS_LABELS``) where ``labels`` has one name per
+    output one score per class (the logits, or the probabilities of a file with a softmax, every one returned:
+    ``ScoreThresholdingOptions`` at the lowest float), named by the labels file ``labels.txt`` (``TENSOR_AXIS_LABELS``) where ``labels`` has one name per
     output. None where those runtimes could not feed the file: no recorded normalisation, a batch other than 1,
     or pixels in another order than RGB (the Task Library gives RGB)."""
     mean, std = metadata.get("mean"), metadata.get("std")
@@ -350,12 +365,15 @@ def support_metadata(g: _Graph, metadata: Dict[str, Any], labels: Sequence[str])
     inp = table(fields)
     # The output: FeatureProperties (member 1, an empty table), the labels file where every output has a name.
     feature = table([("int8", 0, 1), ("offset", 1, table([]))])
-    # The scores are logits, of either sign: a threshold of the lowest float (ScoreThresholdingOptions, member 3)
-    # keeps the Task Library from dropping the negative ones, which its default threshold did.
+    # Logits are of either sign: a threshold of the lowest float (ScoreThresholdingOptions, member 3) keeps the
+    # Task Library from dropping the negative ones, which its default threshold did (probabilities: every one).
     lowest = table([("float32", 0, -3.4028234663852886e38)])
     everything = vector([table([("int8", 0, 3), ("offset", 1, lowest)])])
-    out_fields = [("offset", 0, b.CreateString("logits")), ("offset", 3, feature), ("offset", 4, everything),
-                  ("offset", 1, b.CreateString("one score a class: the logits (softmax gives probabilities)"))]
+    probabilities = metadata.get("output") == PROBABILITIES
+    scores = ("one probability a class (the softmax of the logits)" if probabilities else
+              "one score a class: the logits (softmax gives probabilities)")
+    out_fields = [("offset", 0, b.CreateString(PROBABILITIES if probabilities else "logits")),
+                  ("offset", 3, feature), ("offset", 4, everything), ("offset", 1, b.CreateString(scores))]
     classes = g.tensors[g.outputs[0]][1][-1]
     if len(labels) == classes:
         label_file = table([("offset", 0, b.CreateString(LABELS_FILE)), ("int8", 2, 2),
@@ -435,8 +453,8 @@ def write_flatbuffer(g: _Graph, metadata: Dict[str, Any], description: str) -> b
         opts = None
         if OPTIONS[builtin]:
             fields = _OPTION_SLOTS[builtin]
-            opts = _table(b, [("int8" if name in _BYTE_FIELDS else "int32", slot, options.get(name))
-                              for slot, name in enumerate(fields)], size=len(fields))
+            opts = _table(b, [("int8" if name in _BYTE_FIELDS else "float32" if name in _FLOAT_FIELDS else "int32",
+                               slot, options.get(name)) for slot, name in enumerate(fields)], size=len(fields))
         ins, outs = ints(inputs), ints(outputs)
         operators.append(_table(b, [("uint32", 0, g.codes.index(builtin)), ("offset", 1, ins), ("offset", 2, outs),
                                     ("uint8", 3, OPTIONS[builtin] if opts is not None else None),
@@ -476,8 +494,11 @@ def write_flatbuffer(g: _Graph, metadata: Dict[str, Any], description: str) -> b
 def to_tflite(model: nn.Module, height: int, width: int, batch: int, meta: Dict[str, Any],
               pixel_format: Optional[str] = None, float16: bool = False) -> bytes:
     """The ``.tflite`` file of ``model`` (folded, evaluation mode) with ``meta`` (entries that are not None);
-    ``float16``: its weights stored as float16 (:func:`build_graph`)."""
+    ``float16``: its weights stored as float16 (:func:`build_graph`); ``meta``'s ``output`` "probabilities": a
+    softmax after the logits (:func:`softmax_output`)."""
     g = build_graph(model, height, width, batch, meta["mean"], meta["std"], pixel_format, float16)
+    if meta.get("output") == PROBABILITIES:
+        softmax_output(g)
     if pixel_format:
         meta = dict(meta, input=image_input_note(pixel_format), pixel_format=pixel_format)
     written = {k: v for k, v in meta.items() if v is not None}

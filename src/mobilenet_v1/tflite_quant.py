@@ -6,8 +6,8 @@ Weights int8, symmetric, per output channel (``CONV_2D``'s filters along axis 0,
 the weight's; activations int8, asymmetric, one scale a tensor, their ranges the largest values the network
 reaches on calibration images (a ReLU6 output from 0, so its zero point is -128 and its padding, real 0,
 exact). The float input is quantized by ``QUANTIZE`` (behind the image input's ``CAST``/``MUL``/``ADD``
-where the file has one) and the logits come back as float by ``DEQUANTIZE``: the file takes and gives
-what the float one does, and runs int8 in between, as TensorFlow Lite for Microcontrollers and integer
+where the file has one) and the logits come back as float by ``DEQUANTIZE`` (followed by the float file's
+``SOFTMAX`` where it has one): the file takes and gives what the float one does, and runs int8 in between, as TensorFlow Lite for Microcontrollers and integer
 accelerators run MobileNets. Each operator carries the version its int8 types need.
 
 The same builder writes a quantization-aware model's file (``export --file_format TFLITE`` of a ``train --qat``
@@ -22,7 +22,8 @@ from torch import nn
 
 from .tflite_io import (CONV_2D, DEPTHWISE_CONV_2D, DEQUANTIZE, FULLY_CONNECTED, INT8, INT32, MEAN,
                         NO_ACTIVATION, PAD, QUANTIZE, RELU6, SAME, VALID, Quantization, _Graph, _same_size,
-                        image_input, image_input_note, in_file_channels, padded, write_flatbuffer)
+                        image_input, image_input_note, in_file_channels, padded, softmax_output,
+                        write_flatbuffer)
 
 # The operator versions of int8 kernels (TensorFlow Lite's op_version.cc): per-channel CONV_2D and
 # DEPTHWISE_CONV_2D 3, int8 FULLY_CONNECTED 4, MEAN and PAD 2, QUANTIZE to int8 2, DEQUANTIZE from int8 2.
@@ -294,6 +295,8 @@ def quantize_tflite(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, to
         meta.update(input=image_input_note(pixel_format), pixel_format=pixel_format)
     n, (h, w) = fp32.fixed_batch or 1, fp32.image_hw
     g = build_int8_graph(model, calibrated(ranges), h, w, n, meta["mean"], meta["std"], pixel_format)
+    if fp32.probabilities:  # the float file's softmax, after the logits' DEQUANTIZE: in float, as there
+        softmax_output(g)
     data = write_flatbuffer(g, {k: v for k, v in meta.items() if v is not None}, "MobileNetV1 of mobilenet-v1 "
                                                                                   "quantize, INT8")
     with ckpt_io.atomic_output(dst) as tmp:
