@@ -323,9 +323,10 @@ def support_metadata(g: _Graph, metadata: Dict[str, Any], labels: Sequence[str])
     classifier: the input an RGB image of the file's size, normalised by ``metadata``'s mean and std on the
     0-255 scale (``NormalizationOptions``) where it takes floats, taken as it is where it takes uint8 pixels; the
     output one score per class (the logits, or the probabilities of a file with a softmax, every one returned:
-    ``ScoreThresholdingOptions`` at the lowest float), named by the labels file ``labels.txt`` (``TENSOR_AXIS_LABELS``) where ``labels`` has one name per
-    output. None where those runtimes could not feed the file: no recorded normalisation, a batch other than 1,
-    or pixels in another order than RGB (the Task Library gives RGB)."""
+    ``ScoreThresholdingOptions`` at the lowest float), named by the labels file ``labels.txt``
+    (``TENSOR_AXIS_LABELS``) where ``labels`` has one name per output. None where those runtimes could not feed
+    the file: no recorded normalisation, a batch other than 1, or pixels in another order than RGB (the Task
+    Library gives RGB)."""
     mean, std = metadata.get("mean"), metadata.get("std")
     pixels = g.tensors[g.inputs[0]][2] == UINT8
     if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == 3):

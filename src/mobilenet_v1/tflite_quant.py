@@ -7,8 +7,9 @@ the weight's; activations int8, asymmetric, one scale a tensor, their ranges the
 reaches on calibration images (a ReLU6 output from 0, so its zero point is -128 and its padding, real 0,
 exact). The float input is quantized by ``QUANTIZE`` (behind the image input's ``CAST``/``MUL``/``ADD``
 where the file has one) and the logits come back as float by ``DEQUANTIZE`` (followed by the float file's
-``SOFTMAX`` where it has one): the file takes and gives what the float one does, and runs int8 in between, as TensorFlow Lite for Microcontrollers and integer
-accelerators run MobileNets. Each operator carries the version its int8 types need.
+``SOFTMAX`` where it has one): the file takes and gives what the float one does, and runs int8 in between,
+as TensorFlow Lite for Microcontrollers and integer accelerators run MobileNets. Each operator carries the
+version its int8 types need.
 
 The same builder writes a quantization-aware model's file (``export --file_format TFLITE`` of a ``train --qat``
 checkpoint, :func:`learned`): its own scales, zero points, weight levels and biases instead of calibrated
