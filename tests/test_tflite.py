@@ -420,11 +420,47 @@ def test_softmax_tflite_gives_the_probabilities_which_eval_and_predict_read_as_t
     assert float(np.abs(torch.softmax(torch.from_numpy(q_logits), 1).numpy() - q_probs).max()) < 1e-6
     assert json.loads(read_metadata(str(tmp_path / "s_int8.tflite")))["output"] == "probabilities"
     capsys.readouterr()
-    for fmt in ("ONNX", "PT2"):
+    for fmt in ("ONNX", "PT2", "PTE"):
         assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "n"), "--file_format", fmt,
                          "--softmax", "True"]) == 1
         assert "--softmax True: is for --file_format TFLITE" in capsys.readouterr().err
         assert not (tmp_path / f"n.{fmt.lower()}").exists()
+    # With float16 weights, for a batch of 2: the rounded model's probabilities, each row summing to 1.
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "sh"), "--file_format", "TFLITE",
+                     "--softmax", "True", "--float16", "True", "--batch_size", "2"]) == 0
+    got = run_tflite(tmp_path / "sh.tflite", np.ascontiguousarray(np.concatenate([nhwc, -nhwc])))
+    assert np.allclose(got.sum(1), 1, atol=1e-5) and float(np.abs(got[:1] - want.numpy()).max()) < 1e-2
+
+
+def test_a_softmax_tflite_ranks_no_class_whose_probability_underflowed(tmp_path, cifar_dir, capsys):
+    """Logits more than about 87 apart: in a --softmax True file every class but the first has probability 0 in
+    float32, all tied. eval counts none of them as a top-5 hit (a tie to the lower index made classes 0 to 3 hits
+    on every image, top-5 1.0 against the checkpoint's 0.6), and predict shows their probability as 0; the top-1
+    is the checkpoint's."""
+    model, _ = named_classes_checkpoint(tmp_path)
+    with torch.no_grad():
+        model.fc.weight.mul_(300)
+        model.fc.bias.mul_(300)
+    ckpt = str(tmp_path / "big.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 40},
+                         "classes": [f"c{i}" for i in range(10)]}, ckpt)
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "big"), "--file_format", "TFLITE",
+                     "--softmax", "True"]) == 0
+    scores = []
+    for path in (ckpt, str(tmp_path / "big.tflite")):
+        capsys.readouterr()
+        assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", path, "--json"]) == 0
+        scores.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+    (checkpoint, deployed) = scores
+    assert deployed["top_1_accuracy"] == checkpoint["top_1_accuracy"]
+    assert checkpoint["top_5_accuracy"] < 0.9 and deployed["top_5_accuracy"] <= checkpoint["top_5_accuracy"]
+    from mobilenet_v1.predict import load_predictor
+    from PIL import Image
+
+    image = tmp_path / "i.png"
+    Image.fromarray(torch.randint(0, 256, (40, 40, 3), dtype=torch.uint8).numpy()).save(image)
+    top = load_predictor(str(tmp_path / "big.tflite")).top_k([str(image)], 3)[0]["top_k"]
+    assert top[0]["probability"] == 1.0 and [t["probability"] for t in top[1:]] == [0.0, 0.0]
 
 
 def test_benchmark_makes_and_times_the_three_tflite_forms_of_a_network(tmp_path, capsys, monkeypatch):

@@ -378,7 +378,9 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
     """Top-1 and top-5 hits over every batch of ``loader``, the sample count, and ``nonfinite``: the samples
     whose outputs are not all finite (a model with NaN weights, fp16 overflow), which are never hits (an
     all-NaN row's top 5 would otherwise be whatever the ranking puts first). Outputs are ranked by
-    :func:`ranked` (a tie: the lower index).
+    :func:`ranked` (a tie: the lower index). A model with an ``output_floor`` (a file whose output is
+    probabilities, :class:`onnx_io.DeployedModel`): a label whose output sits there, a probability that
+    underflowed, tied with every other such class, is no top-k hit, and its probability is 0.
 
     ``confusion_classes``: the model's outputs; then also ``"confusion"``, a (classes, classes) int64
     CPU tensor counting each (label, top-1 prediction) pair (a label past the outputs, and a sample whose
@@ -390,6 +392,7 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
     predict nothing), ``top1_probability`` and ``label_probability`` (softmax; NaN for a label past the
     outputs), in the order the loader yields them."""
     model.eval()
+    floor = getattr(model, "output_floor", None)
     rows: List[torch.Tensor] = []  # per_sample: (label, top1, p(top1), p(label)) a row, on the device
     correct1 = torch.zeros((), dtype=torch.long, device=device)
     correct5 = torch.zeros((), dtype=torch.long, device=device)
@@ -408,12 +411,15 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
         nonfinite += (~finite).sum()
         top = ranked(logits, k)
         hit = (top == y[:, None].to(top.device)) & finite[:, None]
+        if floor is not None:
+            hit &= logits.gather(1, top) > floor
         first = torch.where(finite, top[:, 0], -1)  # the top-1 prediction; -1: none
         correct1 += hit[:, 0].sum()
         correct5 += hit.any(dim=1).sum()
         total += y.shape[0]
         if per_sample:
-            probs = torch.softmax(logits, dim=1)
+            probs = torch.softmax(logits if floor is None else logits.masked_fill(logits <= floor, float("-inf")),
+                                  dim=1)
             y_dev = y.to(logits.device).long()
             inside = y_dev < logits.shape[1]
             p_label = probs.gather(1, torch.where(inside, y_dev, 0)[:, None])[:, 0]

@@ -643,9 +643,12 @@ def _export_qat_tflite(model: MobileNetV1, out_path: str, meta: Dict[str, Any], 
         _check_roundings(*_tflite_roundings(deployed, len(model.network)), rounded, out_path, "the .tflite written")
         images = (meta["mean"], meta["std"]) if image_input else None
         total = size = count = largest = 0.0
-        for x, expected in with_logits(_reference(model, meta), [batch_size] * 4, height, width, 0, images):
+        for x, logits in with_logits(model, [batch_size] * 4, height, width, 0, images):
+            # A file with a softmax: its log-probabilities against the model's, measured against the mean logit
+            # as without it (the mean log-probability, some 2.6 times it on a test model, would be a looser rule).
+            expected = log_probabilities(torch.softmax(logits, dim=1)) if deployed.probabilities else logits
             diff = (deployed(x) - expected).abs()
-            total, size, count = total + float(diff.sum()), size + float(expected.abs().sum()), count + diff.numel()
+            total, size, count = total + float(diff.sum()), size + float(logits.abs().sum()), count + diff.numel()
             largest = max(largest, float(diff.max()))
         diff = {"mean": total / count, "max": largest, "logits": size / count}
         _refuse_unfaithful(diff, out_path, f"LiteRT's {_compared(deployed)} of the INT8 file")
@@ -673,14 +676,15 @@ def _check_float(deployed: DeployedModel, runner: str, out_path: str, model: nn.
         return {"max_abs_diff": diffs, "limit": limit, "float64": {"pytorch": torch_far, "file": file_far}}
     kept = f"; {out_path} is left as it was" if os.path.exists(out_path) else ""
     # Float32 rounding grows with the logits: where they are large, a difference of 1e-4 of them or
-    # less is rounding, and --atol accepts the file.
+    # less is rounding, and --atol accepts the file. (Not so for log-probabilities: the largest is the floor.)
     scale = ""
-    if math.isfinite(worst) and largest > 1:
+    if math.isfinite(worst) and largest > 1 and not deployed.probabilities:
         scale = f"; the logits reach {largest:.3g}, so that is {worst / largest:.2g} of them"
         if worst <= 1e-4 * largest:
             scale += f", float32 rounding (--atol {float(f'{worst * 2:.1g}'):g} accepts it)"
     if math.isfinite(worst):
-        scale += (f"; PyTorch's own float32 logits are {torch_far:.3g} from the model's float64 ones, the "
+        scale += (f"; PyTorch's own float32 {_compared(deployed)} are {torch_far:.3g} from the model's float64 "
+                  f"ones, the "
                   + (f"file's {file_far:.3g}" if given else
                      f"file's {file_far:.3g} (more than {ROUNDING_FACTOR:g}x that plus {atol:g})"))
     raise ExportError(f"{out_path}: {runner}'s {_compared(deployed)} differ from PyTorch's by {worst:.3g} "
@@ -966,7 +970,8 @@ def main(argv: Sequence[str]) -> int:
     if "qat" in result and a.atol is not None:
         print(f"mobilenet-v1 export: note: --atol {a.atol:g} is not used: it is the limit of a float file's check; "
               f"an INT8 file of a quantization-aware checkpoint is checked scale for scale against the model and its "
-              f"logits within {QAT_RTOL:.0%} of the mean logit", file=sys.stderr)
+              f"{'log-probabilities' if result['softmax'] else 'logits'} within {QAT_RTOL:.0%} of the mean logit",
+              file=sys.stderr)
     if "qat" in result and fmt == "TFLITE":
         diff = result["qat"]
         what = "log-probability" if result["softmax"] else "logit"
@@ -999,7 +1004,7 @@ def main(argv: Sequence[str]) -> int:
         print0(f"{runner} vs PyTorch, largest {compared} difference: {diffs} (limit {result['limit']:g})")
     else:
         print0(f"{runner} vs PyTorch, largest {compared} difference: {diffs}, more than {ATOL:g}: float32 "
-               f"rounding moves this model's logits by {far['pytorch']:.2e} (PyTorch's float32 against its "
+               f"rounding moves this model's {compared}s by {far['pytorch']:.2e} (PyTorch's float32 against its "
                f"float64), the file's by {far['file']:.2e} (limit {result['limit']:.2e}, {ATOL:g} plus "
                f"{ROUNDING_FACTOR:g}x PyTorch's); a model this sensitive gives other answers on another CPU too")
     return 0

@@ -39,9 +39,10 @@ META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "pad
              "source", "quantization", "weights", "held_out", "crop_pct", "exif_orientation", "input",
              "trained_image_size", "antialias", "pixel_format", "interpolation", "output")
 # What a file's output holds (its metadata's "output"; logits where it says nothing): export --softmax True
-# writes the probabilities, which DeployedModel gives as log-probabilities, no lower than LOG_TINY.
+# writes the probabilities, which DeployedModel gives as log-probabilities, no lower than LOG_TINY (the float32
+# logarithm of float32's smallest normal number, the value a probability that underflowed is given).
 OUTPUTS = ("logits", "probabilities")
-LOG_TINY = math.log(torch.finfo(torch.float32).tiny)
+LOG_TINY = float(torch.tensor(torch.finfo(torch.float32).tiny).log())
 # The image input's name, the nodes that normalise it (in order) and their constants.
 IMAGE_INPUT = "image"
 IMAGE_NODES = ("image_to_float", "image_to_nchw", "image_scale", "image_shift")
@@ -118,7 +119,8 @@ class DeployedModel(nn.Module):
     a static batch (a ``.pte`` always is) is handed batches of exactly that size. A file whose output is
     probabilities (its metadata's ``output``; ``export --softmax True``) gives their logarithms, no lower than
     :data:`LOG_TINY` (float32's smallest normal number's): log-probabilities, which are its logits less a
-    number per image, so eval ranks and predict's softmax gives back what the logits give. Subclasses set ``path``,
+    number per image, so eval ranks and predict's softmax gives back what the logits give, but for the classes
+    whose probability underflowed float32 (:attr:`output_floor`). Subclasses set ``path``,
     ``metadata``, ``input_shape`` (ints, or None for a symbolic size) and ``image_input``, call
     :meth:`_check_image_input`, and give :meth:`_run`."""
 
@@ -252,6 +254,13 @@ class DeployedModel(nn.Module):
     def probabilities(self) -> bool:
         """Whether the file's output is probabilities (a softmax), not logits."""
         return self.metadata.get("output") == "probabilities"
+
+    @property
+    def output_floor(self) -> Optional[float]:
+        """For a file whose output is probabilities, :data:`LOG_TINY`: an output there is a probability that
+        underflowed float32 (0 in the file; logits more than about 87 below the largest), tied with every other
+        such class, which no ranking can order (eval counts no top-k hit there, predict shows 0); None for logits."""
+        return LOG_TINY if self.probabilities else None
 
 
 def log_probabilities(probabilities: torch.Tensor) -> torch.Tensor:

@@ -358,7 +358,9 @@ class Predictor:
                 continue
             logits = self.model(normalize(torch.stack(batch).to(self.device))).float().cpu()
             masked = logits.masked_fill(~valid, float("-inf"))
-            probs = torch.softmax(masked, dim=1)
+            floor = getattr(self.model, "output_floor", None)  # a probability that underflowed in the file: 0
+            probs = torch.softmax(masked if floor is None else masked.masked_fill(masked <= floor, float("-inf")),
+                                  dim=1)
             # Ranked by the logits, as eval ranks them (engine.ranked: a tie to the lower index, whatever k);
             # softmax can round two close logits to one probability.
             indices = ranked(masked, k)
