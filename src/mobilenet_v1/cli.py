@@ -30,8 +30,8 @@ commands:
                  (RUN_DIR [RUN_DIR ...] --out curves.png)
   export         checkpoint -> ONNX (checked in ONNX Runtime), ExecuTorch .pte, .pt2 program or .tflite
                  (--ckpt_file C --file_name N --file_format ONNX|PTE|PT2|TFLITE)
-  quantize       ONNX -> INT8 ONNX, or .pt2 -> INT8 ExecuTorch .pte, calibrated on training images
-                 (--onnx F | --program F.pt2, --calib_data PATH --out G)
+  quantize       ONNX -> INT8 ONNX, .pt2 -> INT8 ExecuTorch .pte, or .tflite -> INT8 .tflite, calibrated on
+                 training images (--onnx F | --program F.pt2 | --tflite F.tflite, --calib_data PATH --out G)
   predict        top-k classes of image files or folders of them (IMAGE|FOLDER...
                  --ckpt_file C|F.onnx|F.pte|F.pt2|F.tflite [--top_k 5] [--json] [--out F.csv|F.json])
   benchmark      how fast model files run here, timed in turns in one process (FILE... [--batch_size N]
