@@ -463,6 +463,76 @@ def test_a_softmax_tflite_ranks_no_class_whose_probability_underflowed(tmp_path,
     assert top[0]["probability"] == 1.0 and [t["probability"] for t in top[1:]] == [0.0, 0.0]
 
 
+def test_quantize_tflite_int8_io_takes_and_gives_int8_levels_as_microcontrollers_run_it(tmp_path, cifar_dir, capsys):
+    """quantize --tflite --int8_io True: the same full-integer graph without QUANTIZE in front nor DEQUANTIZE behind,
+    as TensorFlow Lite for Microcontrollers runs it: the input the normalised values' int8 levels, the output the
+    logits' (or, after a softmax, TensorFlow Lite's int8 probabilities at 1/256), their scales and zero points in
+    the file. Fed the levels of the float file's QUANTIZE, it gives the float-in INT8 file's logits exactly; eval,
+    predict, info and benchmark feed and read it; it carries no Task Library metadata (which feeds uint8 or float);
+    a pixel input or another format is refused, naming the option."""
+    model, ckpt = named_classes_checkpoint(tmp_path)
+    for name, extra in (("f", []), ("s", ["--softmax", "True"]), ("px", ["--image_input", "True"])):
+        assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / name), "--file_format", "TFLITE",
+                         *extra]) == 0
+    for name, source, io in (("q", "f", "False"), ("qi", "f", "True"), ("si", "s", "True")):
+        assert cli.main(["quantize", "--tflite", str(tmp_path / f"{source}.tflite"), "--calib_data", str(cifar_dir),
+                         "--out", str(tmp_path / f"{name}.tflite"), "--calib_images", "32", "--int8_io", io]) == 0
+    capsys.readouterr()
+    codes = {}
+    for name in ("q", "qi", "si"):
+        written = schema.ModelT.InitFromPackedBuf(bytearray((tmp_path / f"{name}.tflite").read_bytes()), 0)
+        codes[name] = {c.builtinCode for c in written.operatorCodes}
+        if name != "q":
+            assert [m.name for m in written.metadata] == [b"mobilenet_v1_json"]  # no TFLITE_METADATA
+    ops = schema.BuiltinOperator
+    assert {ops.QUANTIZE, ops.DEQUANTIZE} <= codes["q"]
+    assert codes["qi"] == {ops.CONV_2D, ops.DEPTHWISE_CONV_2D, ops.MEAN, ops.FULLY_CONNECTED}
+    assert codes["si"] == codes["qi"] | {ops.SOFTMAX}
+    interpreter = Interpreter(model_path=str(tmp_path / "qi.tflite"))
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    assert inp["dtype"] == np.int8 and out["dtype"] == np.int8
+    (in_scale, in_zero), (out_scale, out_zero) = inp["quantization"], out["quantization"]
+    x = np.random.default_rng(3).standard_normal((1, 40, 40, 3)).astype(np.float32)
+    levels = np.clip(np.sign(x / in_scale) * np.floor(np.abs(x / in_scale) + 0.5) + in_zero, -128, 127).astype(np.int8)
+    got = (run_tflite(tmp_path / "qi.tflite", levels).astype(np.float32) - out_zero) * out_scale
+    assert np.array_equal(got, run_tflite(tmp_path / "q.tflite", x))  # the float-in file's QUANTIZE: the same levels
+    probabilities = Interpreter(model_path=str(tmp_path / "si.tflite")).get_output_details()[0]["quantization"]
+    assert probabilities == (1 / 256, -128)
+    p = (run_tflite(tmp_path / "si.tflite", levels).astype(np.float32) + 128) / 256
+    assert float(np.abs(p - torch.softmax(torch.from_numpy(got), 1).numpy()).max()) <= 1 / 256 + 1e-6
+    # eval and predict quantize the normalised batch as the app does: the float-in file's predictions.
+    scores = []
+    for name in ("q", "qi", "si"):
+        assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path",
+                         str(tmp_path / f"{name}.tflite"), "--json"]) == 0
+        scores.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["top_1_accuracy"])
+    assert scores[0] == scores[1] and abs(scores[2] - scores[1]) <= 0.1  # si: its probabilities tie at 1/256
+    from PIL import Image
+
+    from mobilenet_v1.predict import load_predictor
+
+    image = tmp_path / "i.png"
+    Image.fromarray(torch.randint(0, 256, (40, 40, 3), dtype=torch.uint8).numpy()).save(image)
+    q, qi = (load_predictor(str(tmp_path / f"{name}.tflite")).top_k([str(image)], 3)[0]["top_k"]
+             for name in ("q", "qi"))
+    assert [t["index"] for t in q] == [t["index"] for t in qi]
+    assert max(abs(a["probability"] - b["probability"]) for a, b in zip(q, qi)) < 1e-6
+    assert cli.main(["info", str(tmp_path / "si.tflite")]) == 0
+    said = capsys.readouterr().out
+    assert f"input:          int8 (1, 40, 40, 3) NHWC, the normalised values at scale {in_scale:.6g}, zero point " \
+           f"{in_zero}\n" in said and "int8 levels at scale 0.00390625, zero point -128" in said
+    assert cli.main(["benchmark", str(tmp_path / "qi.tflite"), "--seconds", "0.2", "--rounds", "2", "--warmup", "1",
+                     "--threads", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["input"] == "int8 (1, 40, 40, 3) NHWC"
+    assert cli.main(["quantize", "--tflite", str(tmp_path / "px.tflite"), "--calib_data", str(cifar_dir), "--out",
+                     str(tmp_path / "n.tflite"), "--int8_io", "True"]) == 1
+    assert "--int8_io True: " in capsys.readouterr().err and not (tmp_path / "n.tflite").exists()
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "f")]) == 0
+    assert cli.main(["quantize", "--onnx", str(tmp_path / "f.onnx"), "--calib_data", str(cifar_dir), "--out",
+                     str(tmp_path / "n.onnx"), "--int8_io", "True"]) == 1
+    assert "--int8_io True: is for --tflite" in capsys.readouterr().err and not (tmp_path / "n.onnx").exists()
+
+
 def test_benchmark_makes_and_times_the_three_tflite_forms_of_a_network(tmp_path, capsys, monkeypatch):
     """benchmark --width_mult --formats tflite,tflite_fp16,tflite_int8: the network's float, float16-weight and
     full-integer .tflite, made as export and quantize make them, timed in LiteRT, described by their weights, the

@@ -342,6 +342,8 @@ def _describe_deployed(path: str, image_size: Optional[int]) -> Dict[str, Any]:
         from .tflite_io import task_library_labels
 
         out["task_library_labels"] = task_library_labels(path)
+        # an int8 input's and output's scale and zero point
+        out["input_levels"], out["output_levels"] = (text or None for text in model.levels_text())
     out["metadata"] = meta
     return out
 
@@ -361,17 +363,21 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
     macs = f"{d['macs']:,} ({d['macs'] / 1e6:.1f} M) at {at[0]}x{at[1]}" if "macs" in d else "unknown"
     if d["kind"] != "checkpoint":
         inside = ", quantized to int8 inside" if d["kind"].startswith("TensorFlow Lite") and \
-            str(d["weights"]).startswith("INT8") and not d.get("channels") else ""
-        row("input", d["input"] + ("" if d["batch"] else ", batch dynamic") + inside)
+            str(d["weights"]).startswith("INT8") and not d.get("channels") and d["input"].startswith("float") else ""
+        row("input", d["input"] + ("" if d["batch"] else ", batch dynamic") + inside
+            + (f", {d['input_levels']}" if d.get("input_levels") else ""))
         probabilities = d["metadata"].get("output") == "probabilities"
         row("output", (f"{d['class_num']} classes" if d["class_num"] else "not known")
-            + (", their probabilities (a softmax in the file)" if probabilities else ""))
+            + (", their probabilities (a softmax in the file)" if probabilities else "")
+            + (f", {d['output_levels']}" if d.get("output_levels") else ""))
         row("precision", d["weights"])  # fp32 or the INT8 scheme; the metadata's "weights": which were exported
         row("multiply-adds", macs)
         meta = d["metadata"]
         if meta.get("mean") and meta.get("std"):
             row("normalisation", f"mean {meta['mean']}, std {meta['std']} of 0-1 RGB values: "
-                + ("inside the file, which takes pixels" if d.get("channels") else "the caller's, before the file"))
+                + ("inside the file, which takes pixels" if d.get("channels") else
+                   "the caller's, before quantizing the values to the input's levels" if d["input"].startswith("int8")
+                   else "the caller's, before the file"))
         for key, value in meta.items():
             if key not in ("quantization", "classes", "mean", "std", "held_out", "input", "pixel_format", "class_num",
                            "output"):

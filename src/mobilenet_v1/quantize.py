@@ -27,7 +27,7 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .archive import COMPRESSED_SUFFIXES, is_archive, is_shard_pattern
-from .config import DATASETS, add_max_bad_samples_option, add_num_workers_option
+from .config import DATASETS, add_max_bad_samples_option, add_num_workers_option, bool_option
 from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, DeviceLoader, Normalisation,
                    UnsortedImagesError, build_loader, class_folders, default_workers, held_out_for, image_split)
 from .engine import ranked
@@ -477,7 +477,8 @@ def main(argv: Sequence[str]) -> int:
     source.add_argument("--program", help="fp32 .pt2 program (from mobilenet-v1 export --file_format PT2): writes "
                                           "an INT8 ExecuTorch program (.pte) for XNNPACK, as phones run it")
     source.add_argument("--tflite", help="fp32 .tflite (from mobilenet-v1 export --file_format TFLITE): writes a "
-                                         "full-integer INT8 .tflite (int8 weights and activations, float in and out)")
+                                         "full-integer INT8 .tflite (int8 weights and activations, float in and out "
+                                         "unless --int8_io True)")
     p.add_argument("--calib_data", required=True,
                    help="the data set's folder (as --dataset_path in training); its training split is read")
     p.add_argument("--dataset", choices=DATASETS, default=None,
@@ -491,6 +492,10 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--reduce_range", action="store_true",
                    help="7-bit weights, for x86 CPUs without VNNI where ONNX Runtime's u8 x s8 products can saturate "
                         "(ONNX only)")
+    p.add_argument("--int8_io", type=bool_option, default=False, metavar="True|False",
+                   help="with --tflite: the file takes the normalised values' int8 levels and gives the logits' "
+                        "(its input's and output's scale and zero point in the file), integer arithmetic only, as "
+                        "TensorFlow Lite for Microcontrollers runs it; default: float in and out")
     p.add_argument("--seed", type=int, default=1, help="which training images are drawn (default 1)")
     add_num_workers_option(p, "image decoding workers (default min(8, CPUs))")
     add_max_bad_samples_option(p)
@@ -507,6 +512,9 @@ def main(argv: Sequence[str]) -> int:
     option, src = (("--program", a.program) if a.program else ("--tflite", a.tflite) if a.tflite
                    else ("--onnx", a.onnx))
     ckpt_io.check_given(src, option, "file")
+    if a.int8_io and not a.tflite:
+        raise QuantizeError(f"--int8_io True: is for --tflite (TensorFlow Lite for Microcontrollers' int8 input and "
+                            f"output); {option}'s INT8 file takes and gives floats")
     if a.tflite:
         from .tflite_io import is_tflite_file, load_tflite
 
@@ -519,6 +527,10 @@ def main(argv: Sequence[str]) -> int:
                                 f"them")
         ckpt_io.check_output("--out", a.out, [a.tflite], inside=[a.calib_data], suffix=".tflite")
         fp32 = load_tflite(a.tflite)
+        if a.int8_io and fp32.image_input:
+            raise QuantizeError(f"--int8_io True: {a.tflite} takes uint8 pixels, which it normalises in float before "
+                                f"quantizing them; an int8 input is the normalised values' levels: quantize the file "
+                                f"exported without --image_input")
     elif a.program:
         if not ckpt_io.named_program(a.program):
             raise QuantizeError(f"--program {a.program}: not a .pt2 program (export a checkpoint with "
@@ -592,7 +604,8 @@ def main(argv: Sequence[str]) -> int:
             from .tflite_quant import quantize_tflite
 
             result = quantize_tflite(a.tflite, a.out, batches(),
-                                     check=lambda path: compare_top1(fp32, load_tflite(path, name=a.out), batches()))
+                                     check=lambda path: compare_top1(fp32, load_tflite(path, name=a.out), batches()),
+                                     int8_io=a.int8_io)
         elif a.program:  # fp32: the program unquantized
             result = quantize_program(a.program, a.out, batches(), per_channel=not a.per_tensor,
                                       check=lambda path: compare_top1(fp32, ExecutorchModel(path, a.out), batches()))

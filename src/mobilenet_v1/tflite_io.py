@@ -259,12 +259,18 @@ def build_graph(model: nn.Module, height: int, width: int, batch: int, mean: Seq
 
 
 def softmax_output(g: _Graph) -> None:
-    """``g``'s float logits followed by ``SOFTMAX``, whose probabilities (:data:`PROBABILITIES`) become its output:
+    """``g``'s logits followed by ``SOFTMAX``, whose probabilities (:data:`PROBABILITIES`) become its output:
     the file of ``export --softmax True``, for apps that show or threshold its scores as confidences (Android's
-    Task Library and ML Kit hand them the output as it is)."""
+    Task Library and ML Kit hand them the output as it is). Int8 logits (an int8 output) get TensorFlow Lite's int8
+    softmax, whose probabilities are levels of 1/256."""
     logits = g.outputs[0]
-    probabilities = g.tensor(PROBABILITIES, g.tensors[logits][1])
-    g.op(SOFTMAX, [logits], [probabilities], beta=1.0)
+    _, shape, kind, _, _ = g.tensors[logits]
+    if kind == INT8:  # TensorFlow Lite's int8 softmax (version 2): its output at scale 1/256, zero point -128
+        probabilities = g.tensor(PROBABILITIES, shape, INT8, quant=Quantization([1 / 256], [-128]))
+        g.op(SOFTMAX, [logits], [probabilities], version=2, beta=1.0)
+    else:
+        probabilities = g.tensor(PROBABILITIES, shape)
+        g.op(SOFTMAX, [logits], [probabilities], beta=1.0)
     g.outputs = [probabilities]
 
 
@@ -325,8 +331,8 @@ def support_metadata(g: _Graph, metadata: Dict[str, Any], labels: Sequence[str])
     output one score per class (the logits, or the probabilities of a file with a softmax, every one returned:
     ``ScoreThresholdingOptions`` at the lowest float), named by the labels file ``labels.txt``
     (``TENSOR_AXIS_LABELS``) where ``labels`` has one name per output. None where those runtimes could not feed
-    the file: no recorded normalisation, a batch other than 1, or pixels in another order than RGB (the Task
-    Library gives RGB)."""
+    the file: no recorded normalisation, a batch other than 1, pixels in another order than RGB (the Task
+    Library gives RGB), or an int8 input (it feeds uint8 pixels or floats)."""
     mean, std = metadata.get("mean"), metadata.get("std")
     pixels = g.tensors[g.inputs[0]][2] == UINT8
     if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == 3):
@@ -334,6 +340,8 @@ def support_metadata(g: _Graph, metadata: Dict[str, Any], labels: Sequence[str])
     if g.tensors[g.inputs[0]][1][0] != 1:  # ImageClassifier takes one image a call (1 x height x width x 3)
         return None
     if pixels and metadata.get("pixel_format", "RGB") != "RGB":
+        return None
+    if g.tensors[g.inputs[0]][2] == INT8:  # their image input is uint8 pixels or floats, not int8 levels
         return None
     fb = flatbuffers_module()
     b = fb.Builder(1024)
@@ -595,8 +603,8 @@ class TfliteModel(DeployedModel):
             raise CheckpointError(f"TensorFlow Lite file {shown}: expected one (N, H, W, C) input and one "
                                   f"output: not a classifier of mobilenet-v1 export")
         spec = inputs[0]
-        if spec["dtype"] not in (np.float32, np.uint8):
-            raise CheckpointError(f"TensorFlow Lite file {shown}: its input is neither float32 nor uint8 "
+        if spec["dtype"] not in (np.float32, np.uint8, np.int8):
+            raise CheckpointError(f"TensorFlow Lite file {shown}: its input is neither float32, uint8 nor int8 "
                                   f"({np.dtype(spec['dtype']).name}): not a classifier of mobilenet-v1 export")
         self.metadata = self._json_metadata(read_metadata(path), shown, f"metadata {METADATA_NAME}")
         n, h, w, c = (int(d) for d in spec["shape"])
@@ -604,6 +612,11 @@ class TfliteModel(DeployedModel):
         self.input_shape = [n, h, w, c] if self.image_input else [n, c, h, w]
         self.path = path
         self._input, self._output = spec["index"], outputs[0]["index"]
+        # An int8 input and output (quantize --tflite --int8_io True): the normalised values quantized here, at
+        # the input's scale and zero point, as an app does, and the output's levels read back as reals.
+        self.int8_io = spec["dtype"] == np.int8
+        self._in_q, self._out_q = spec["quantization"], outputs[0]["quantization"]
+        self._out_int8 = outputs[0]["dtype"] == np.int8
         shape = outputs[0]["shape"]
         self.output_dims = len(shape)
         self._class_num = int(shape[-1]) if len(shape) == 2 else None
@@ -615,15 +628,40 @@ class TfliteModel(DeployedModel):
             return super().input_text(batch, hw)
         n = batch if batch is not None else self.fixed_batch or "N"
         h, w = hw if hw is not None else self.image_hw or ("?", "?")
-        return f"float ({n}, {h}, {w}, 3) NHWC"
+        return f"{'int8' if self.int8_io else 'float'} ({n}, {h}, {w}, 3) NHWC"
 
-    def _run(self, batch: torch.Tensor) -> torch.Tensor:
+    def levels_text(self) -> Tuple[str, str]:
+        """What an int8 input's and an int8 output's levels are, with their scale and zero point ("" for floats)."""
+        notes = []
+        for int8, (scale, zero), what in ((self.int8_io, self._in_q, "the normalised values"),
+                                          (self._out_int8, self._out_q, "int8 levels")):
+            notes.append(f"{what} at scale {scale:.6g}, zero point {zero}" if int8 else "")
+        return notes[0], notes[1]
+
+    def fed(self, batch: torch.Tensor) -> np.ndarray:
+        """``batch`` (pixels, or the normalised float NCHW batch) as the file takes it: NHWC, and for an int8 input
+        the values' levels (rounded half away from zero, as TensorFlow Lite's ``QUANTIZE`` rounds)."""
         x = batch.numpy()
         if not self.image_input:
             x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        if self.int8_io:
+            scale, zero = self._in_q
+            v = x.astype(np.float64) / scale
+            x = np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5) + zero, -128, 127).astype(np.int8)
+        return x
+
+    def _run(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.invoke(self.fed(batch))
+
+    def invoke(self, x: np.ndarray) -> torch.Tensor:
+        """The file run on ``x``, an input as it takes it (:meth:`fed`); an int8 output read back as reals."""
         self.interpreter.set_tensor(self._input, x)
         self.interpreter.invoke()
-        return torch.from_numpy(self.interpreter.get_tensor(self._output).copy())
+        out = self.interpreter.get_tensor(self._output).copy()
+        if self._out_int8:
+            scale, zero = self._out_q
+            out = ((out.astype(np.float32) - zero) * np.float32(scale)).astype(np.float32)
+        return torch.from_numpy(out)
 
 
 

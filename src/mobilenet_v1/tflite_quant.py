@@ -174,22 +174,34 @@ def learned(model: nn.Module, rounded=None) -> Tuple[nn.Module, Dict[str, Any]]:
 
 
 def build_int8_graph(model: nn.Module, quant: Dict[str, Any], height: int, width: int, batch: int,
-                     mean, std, pixel_format: Optional[str] = None) -> _Graph:
+                     mean, std, pixel_format: Optional[str] = None, int8_io: bool = False) -> _Graph:
     """The full-integer subgraph of ``model`` (folded, evaluation mode) with the activations quantized as
     ``quant`` says (:func:`calibrated`, or :func:`learned` with its weight scales), for batches of ``batch``;
     float input (or the image input's pixels, normalised in float as the float file does) and float logits.
     Where ``quant`` has no ``logits`` range, the classifier runs in float: the pooled features and its int8
-    weights dequantized (``DEQUANTIZE``), its bias as the quantization-aware model rounds it."""
+    weights dequantized (``DEQUANTIZE``), its bias as the quantization-aware model rounds it.
+
+    ``int8_io``: no ``QUANTIZE`` in front nor ``DEQUANTIZE`` behind; the input (``input``) is the normalised
+    values' int8 levels at ``quant``'s input scale and zero point, which the caller quantizes, and the output
+    (``logits``) the logits' int8 levels, as TensorFlow Lite's converter writes a file with int8 inference input
+    and output types for microcontrollers: integer arithmetic only. Not with a pixel input (normalised in float)
+    nor a float classifier (no logits range)."""
     from .onnx_io import PIXEL_FORMATS
 
+    if int8_io and (pixel_format or quant["logits"] is None):
+        raise ValueError("an int8 input and output need a float input's file and a calibrated logits range")
     g = _Graph()
     channels = PIXEL_FORMATS[pixel_format][1] if pixel_format else 3
-    first_input, x = image_input(g, batch, height, width, mean, std, pixel_format)
     in_q = quant["input"]
     weight_scales = quant.get("weights") or [None] * (len(model.network) + 1)
-    q = g.tensor("input_int8", [batch, height, width, channels], INT8, quant=in_q)
-    g.op(QUANTIZE, [x], [q], version=VERSIONS[QUANTIZE])
-    x, x_q = q, in_q
+    if int8_io:
+        first_input = x = g.tensor("input", [batch, height, width, channels], INT8, quant=in_q)
+    else:
+        first_input, x = image_input(g, batch, height, width, mean, std, pixel_format)
+        q = g.tensor("input_int8", [batch, height, width, channels], INT8, quant=in_q)
+        g.op(QUANTIZE, [x], [q], version=VERSIONS[QUANTIZE])
+        x = q
+    x_q = in_q
     h, w = height, width
     padding = getattr(model, "padding", "same")
     for layer, block in enumerate(model.network):
@@ -239,11 +251,14 @@ def build_int8_graph(model: nn.Module, quant: Dict[str, Any], height: int, width
         return g
     wq, (w_scale,), fc_levels = _weights(fc_w, None, fc_b, pooled_q.scales[0])
     logits_q = quant["logits"]
-    logits_int8 = g.tensor("logits_int8", [batch, fc_w.shape[0]], INT8, quant=logits_q)
+    logits_int8 = g.tensor("logits" if int8_io else "logits_int8", [batch, fc_w.shape[0]], INT8, quant=logits_q)
     bias_scale = pooled_q.scales[0] * w_scale
     g.op(FULLY_CONNECTED, [pooled, g.tensor("fc_weights", fc_w.shape, INT8, wq, quant=Quantization([w_scale], [0])),
                            g.tensor("fc_bias", fc_b.shape, INT32, fc_levels, quant=Quantization([bias_scale], [0]))],
          [logits_int8], version=VERSIONS[FULLY_CONNECTED], fused_activation_function=NO_ACTIVATION)
+    if int8_io:
+        g.inputs, g.outputs = [first_input], [logits_int8]
+        return g
     logits = g.tensor("logits", [batch, fc_w.shape[0]])
     g.op(DEQUANTIZE, [logits_int8], [logits], version=VERSIONS[DEQUANTIZE])
     g.inputs, g.outputs = [first_input], [logits]
@@ -271,10 +286,11 @@ def _float_classifier(g: _Graph, pooled: int, logits: int, weight: np.ndarray, b
 
 
 def quantize_tflite(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, torch.Tensor]],
-                    check: Optional[Callable[[str], Any]] = None) -> Dict[str, Any]:
+                    check: Optional[Callable[[str], Any]] = None, int8_io: bool = False) -> Dict[str, Any]:
     """The float ``.tflite`` ``src`` (``export --file_format TFLITE``) as a full-integer INT8 ``.tflite``
     ``dst`` (module docstring), its activation ranges measured on ``batches``; its metadata kept, a
-    ``quantization`` entry added. Returns what :func:`quantize.quantize_file` returns, ``check`` as there."""
+    ``quantization`` entry added. Returns what :func:`quantize.quantize_file` returns, ``check`` as there.
+    ``int8_io``: its input and output int8 (:func:`build_int8_graph`), a softmax's output too (at 1/256)."""
     import os
 
     from . import checkpoint as ckpt_io
@@ -290,13 +306,14 @@ def quantize_tflite(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, to
     if ranges["images"] == 0:
         raise NoCalibrationImages()
     meta = dict(fp32.metadata)
-    meta["quantization"] = (f"INT8 full-integer (TensorFlow Lite), per-channel int8 weights, int8 activations, "
-                            f"ranges observed over {plural(ranges['images'], 'image')}")
+    meta["quantization"] = (f"INT8 full-integer (TensorFlow Lite), per-channel int8 weights, int8 activations"
+                            f"{', int8 input and output' if int8_io else ''}, ranges observed over "
+                            f"{plural(ranges['images'], 'image')}")
     if pixel_format:
         meta.update(input=image_input_note(pixel_format), pixel_format=pixel_format)
     n, (h, w) = fp32.fixed_batch or 1, fp32.image_hw
-    g = build_int8_graph(model, calibrated(ranges), h, w, n, meta["mean"], meta["std"], pixel_format)
-    if fp32.probabilities:  # the float file's softmax, after the logits' DEQUANTIZE: in float, as there
+    g = build_int8_graph(model, calibrated(ranges), h, w, n, meta["mean"], meta["std"], pixel_format, int8_io)
+    if fp32.probabilities:  # the float file's softmax, after the logits' DEQUANTIZE (float) or their int8 levels
         softmax_output(g)
     data = write_flatbuffer(g, {k: v for k, v in meta.items() if v is not None}, "MobileNetV1 of mobilenet-v1 "
                                                                                   "quantize, INT8")
