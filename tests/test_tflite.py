@@ -109,6 +109,12 @@ def test_tflite_of_padding_symmetric_pads_before_its_stride_2_convolutions(tmp_p
     meta = json.loads(read_metadata(str(tmp_path / "s.tflite")))
     assert meta["padding"] == "symmetric" and meta["mean"] == pytest.approx(list(IMAGENET_MEAN)) and \
         meta["std"] == pytest.approx(list(IMAGENET_STD)) and meta["class_num"] == 10
+    # Its activation peak, read off the file's tensors (the PAD's copy among them), is the network's counted one.
+    from mobilenet_v1.info import peak_activations
+    from mobilenet_v1.tflite_io import activation_peak
+
+    values, _ = peak_activations(0.25, 48, 10, "symmetric")
+    assert activation_peak(str(tmp_path / "s.tflite"))[0] == 4 * values > 4 * peak_activations(0.25, 48, 10)[0]
 
 
 def test_without_litert_a_tflite_is_refused_saying_how_to_install_it(tmp_path, monkeypatch, capsys):
@@ -517,8 +523,16 @@ def test_quantize_tflite_int8_io_takes_and_gives_int8_levels_as_microcontrollers
              for name in ("q", "qi"))
     assert [t["index"] for t in q] == [t["index"] for t in qi]
     assert max(abs(a["probability"] - b["probability"]) for a, b in zip(q, qi)) < 1e-6
+    # Its tensor arena's floor, read off the file: the network's peak in int8 (the float file's in float32).
+    from mobilenet_v1.info import peak_activations
+    from mobilenet_v1.tflite_io import activation_peak
+
+    values, where = peak_activations(0.25, 40, 10)
+    assert activation_peak(str(tmp_path / "qi.tflite")) == (values, "operator 2, CONV_2D") and where == "layer 2"
+    assert activation_peak(str(tmp_path / "f.tflite"))[0] == 4 * values
     assert cli.main(["info", str(tmp_path / "si.tflite")]) == 0
     said = capsys.readouterr().out
+    assert f"activations:    {values / 1024:.1f} KiB at most at once (operator 2, CONV_2D: its inputs and " in said
     assert f"input:          int8 (1, 40, 40, 3) NHWC, the normalised values at scale {in_scale:.6g}, zero point " \
            f"{in_zero}\n" in said and "int8 levels at scale 0.00390625, zero point -128" in said
     assert cli.main(["benchmark", str(tmp_path / "qi.tflite"), "--seconds", "0.2", "--rounds", "2", "--warmup", "1",

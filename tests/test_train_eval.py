@@ -1362,6 +1362,8 @@ def test_info_and_lr_schedule_commands(tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["params"] == 4_231_976 and abs(info["macs"] - 569e6) / 569e6 < 0.01
     assert (info["layers"], info["feature_channels"]) == (27, 1024)
+    # The most values one operator holds at once: layer 2, the pointwise 32 -> 64 at 112x112, input and output.
+    assert (info["peak_activations"], info["peak_at"]) == (112 * 112 * (32 + 64), "layer 2")
     assert cli.main(["info", "--width_mult", "0.5", "--image_size", "160", "--json"]) == 0
     half = json.loads(capsys.readouterr().out)
     assert half["macs"] < 149e6 * 0.6 and (half["layers"], half["feature_channels"]) == (27, 512)
@@ -1369,7 +1371,10 @@ def test_info_and_lr_schedule_commands(tmp_path, capsys):
     assert cli.main(["info", "--width_mult", "0.5", "--image_size", "160"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "MobileNetV1 width_mult 0.5, 160x160, 1000 classes", "  parameters:     1,331,592",
-        "  multiply-adds:  76,524,800 (76.5 M)", "  layers:         27 conv + 1 fc, 512 features"]
+        "  multiply-adds:  76,524,800 (76.5 M)", "  layers:         27 conv + 1 fc, 512 features",
+        "  activations:    307,200 values at most at once (layer 2: its input and output), 300.0 KiB in int8, "
+        "1,200.0 KiB in float32: the floor of a tensor arena (an INT8 .tflite's with --int8_io True; TensorFlow "
+        "Lite for Microcontrollers adds its bookkeeping)"]
     assert cli.main(["info", "--width_mult", "1e6", "--json"]) == 0  # counted from the table: nothing built
     assert json.loads(capsys.readouterr().out)["params"] > 1e15
     with pytest.raises(SystemExit):

@@ -88,7 +88,7 @@ def cmd_eval(argv: List[str]) -> int:
 
 
 def cmd_info(argv: List[str]) -> int:
-    from .info import count_macs, count_params, counted_width
+    from .info import count_macs, count_params, counted_width, peak_activations
     from .model import layer_specs
     from .runtime import json_text
 
@@ -116,8 +116,10 @@ def cmd_info(argv: List[str]) -> int:
     counts = count_params(a.width_mult, a.class_num)  # from the layer table: no model is built
     macs = count_macs(a.width_mult, a.image_size, a.class_num)
     layers = layer_specs(a.width_mult)
+    peak, where = peak_activations(a.width_mult, a.image_size, a.class_num)
     out = {"width_mult": a.width_mult, "image_size": a.image_size, "class_num": a.class_num,
-           "params": counts["params"], "macs": macs, "layers": len(layers), "feature_channels": layers[-1][2]}
+           "params": counts["params"], "macs": macs, "layers": len(layers), "feature_channels": layers[-1][2],
+           "peak_activations": peak, "peak_at": where}
     if a.json:
         print(json_text(out))
     else:
@@ -125,6 +127,9 @@ def cmd_info(argv: List[str]) -> int:
         print(f"  parameters:     {out['params']:,}")
         print(f"  multiply-adds:  {macs:,} ({macs / 1e6:.1f} M)")
         print(f"  layers:         {out['layers']} conv + 1 fc, {out['feature_channels']} features")
+        print(f"  activations:    {peak:,} values at most at once ({where}: its input and output), "
+              f"{peak / 1024:,.1f} KiB in int8, {4 * peak / 1024:,.1f} KiB in float32: the floor of a tensor arena "
+              f"(an INT8 .tflite's with --int8_io True; TensorFlow Lite for Microcontrollers adds its bookkeeping)")
     return 0
 
 

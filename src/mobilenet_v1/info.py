@@ -38,6 +38,33 @@ def count_activations(width_mult: float = 1.0, image_size: int = 224) -> int:
     return sum(h * w * cout for _, _, cout, h, w in layer_outputs(width_mult, image_size))
 
 
+def peak_activations(width_mult: float = 1.0, image_size: int = 224, class_num: int = 1000,
+                     padding: str = "same") -> Tuple[int, str]:
+    """The most activation values one operator of the network reads and writes at once, for one ``image_size``
+    square, and which operator (``layer K``, ``pool``, ``classifier``): each convolution's input and output (with
+    ``padding`` symmetric, a stride-2 convolution's input padded first, a copy 2 pixels larger each way, which
+    the padding and the convolution each hold beside their other tensor), the pool's, the classifier's. In
+    bytes, at one a value (int8) or four (float32), it is the least memory a runtime that frees each tensor once
+    it is read needs for them: the floor of TensorFlow Lite for Microcontrollers' tensor arena, which adds its
+    own bookkeeping (a file's own figure: :func:`tflite_io.activation_peak`)."""
+    h = w = image_size
+    c = 3
+    peak, where = 0, ""
+    for layer, (kind, cin, cout, stride) in enumerate(layer_specs(width_mult)):
+        oh, ow = math.ceil(h / stride), math.ceil(w / stride)
+        seen = [h * w * c + oh * ow * cout]
+        if padding == "symmetric" and stride > 1:
+            padded = (h + 2) * (w + 2) * c
+            seen = [h * w * c + padded, padded + oh * ow * cout]
+        if max(seen) > peak:
+            peak, where = max(seen), f"layer {layer}"
+        h, w, c = oh, ow, cout
+    for values, name in ((h * w * c + c, "pool"), (c + class_num, "classifier")):
+        if values > peak:
+            peak, where = values, name
+    return peak, where
+
+
 def counted_width(width_mult: Any) -> bool:
     """Whether ``width_mult`` is a width the layer table can be counted at: a number in (0, 1e6], the
     configuration's range (``config.MAX_WIDTH_MULT``)."""
@@ -339,9 +366,11 @@ def _describe_deployed(path: str, image_size: Optional[int]) -> Dict[str, Any]:
     if model.image_input:
         out["channels"] = PIXEL_FORMATS[model.pixel_format][1]
     if model.kind == "TensorFlow Lite file":  # what Android's Task Library and ML Kit are given
-        from .tflite_io import task_library_labels
+        from .tflite_io import activation_peak, task_library_labels
 
         out["task_library_labels"] = task_library_labels(path)
+        peak = activation_peak(path)
+        out["peak_activation_bytes"], out["peak_at"] = peak if peak else (None, None)
         # an int8 input's and output's scale and zero point
         out["input_levels"], out["output_levels"] = (text or None for text in model.levels_text())
     out["metadata"] = meta
@@ -384,6 +413,10 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
                 row(key, str(value))
         if _names(meta.get("classes")):
             row("classes", names(meta["classes"]))
+        if d.get("peak_activation_bytes"):
+            row("activations", f"{d['peak_activation_bytes'] / 1024:,.1f} KiB at most at once ({d['peak_at']}: its "
+                               f"inputs and outputs), the floor of a tensor arena (TensorFlow Lite for "
+                               f"Microcontrollers adds its own bookkeeping)")
         if "task_library_labels" in d:
             labels = d["task_library_labels"]
             row("Task Library", "no TensorFlow Lite Support metadata (what Android's ImageClassifier and ML Kit read "

@@ -564,6 +564,40 @@ def read_metadata(path: str) -> str:
         return ""
 
 
+def activation_peak(path: str) -> Optional[Tuple[int, str]]:
+    """The most activation bytes one operator of the ``.tflite`` ``path`` reads and writes at once (its inputs and
+    outputs that follow from the file's input: not its weights and biases, nor what a ``DEQUANTIZE`` makes of
+    them), and which (``operator 3, CONV_2D``: its place and name); the floor of TensorFlow Lite for
+    Microcontrollers' tensor arena for a chain such as ours (:func:`info.peak_activations` for a network's). None
+    where LiteRT's schema reader or the file's tables fail."""
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+
+        with open(path, "rb") as f:
+            model = schema.ModelT.InitFromPackedBuf(bytearray(f.read()), 0)
+        graph = model.subgraphs[0]
+        sizes = {FLOAT32: 4, FLOAT16: 2, INT32: 4, UINT8: 1, INT8: 1}
+        names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+        def size(index: int) -> int:
+            tensor = graph.tensors[index]
+            return int(np.prod([int(d) for d in tensor.shape])) * sizes.get(tensor.type, 4)
+
+        live = {int(i) for i in graph.inputs}  # the tensors that follow from the input, in operator order
+        peak, where = 0, ""
+        for k, op in enumerate(graph.operators):
+            if not any(int(i) in live for i in op.inputs):
+                continue  # a constant's (DEQUANTIZE of float16 or int8 weights)
+            live.update(int(i) for i in op.outputs)
+            held = sum(size(int(i)) for i in list(op.inputs) + list(op.outputs) if int(i) in live)
+            if held > peak:
+                code = model.operatorCodes[op.opcodeIndex]
+                peak, where = held, f"operator {k}, {names.get(max(code.builtinCode, code.deprecatedBuiltinCode), '?')}"
+        return peak, where
+    except Exception:  # a foreign or damaged file's tables: no figure rather than no info
+        return None
+
+
 def task_library_labels(path: str) -> Optional[int]:
     """How many class names the ``.tflite`` ``path`` gives Android's Task Library (its ``labels.txt``), 0 for
     TensorFlow Lite Support metadata without them; None where it carries no such metadata (:func:`support_metadata`)."""
