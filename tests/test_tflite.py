@@ -499,9 +499,17 @@ def test_quantize_tflite_int8_io_takes_and_gives_int8_levels_as_microcontrollers
     assert inp["dtype"] == np.int8 and out["dtype"] == np.int8
     (in_scale, in_zero), (out_scale, out_zero) = inp["quantization"], out["quantization"]
     x = np.random.default_rng(3).standard_normal((1, 40, 40, 3)).astype(np.float32)
-    levels = np.clip(np.sign(x / in_scale) * np.floor(np.abs(x / in_scale) + 0.5) + in_zero, -128, 127).astype(np.int8)
+    # LiteRT's QUANTIZE (XNNPACK): times the float32 inverse of the scale, rounded half to even.
+    levels = np.clip(np.rint(x * (np.float32(1) / np.float32(in_scale))) + in_zero, -128, 127).astype(np.int8)
     got = (run_tflite(tmp_path / "qi.tflite", levels).astype(np.float32) - out_zero) * out_scale
     assert np.array_equal(got, run_tflite(tmp_path / "q.tflite", x))  # the float-in file's QUANTIZE: the same levels
+    # TfliteModel quantizes as that QUANTIZE does, values halfway between two levels too (a division in float64,
+    # rounded half away from zero, put about a third of them on another level).
+    halves = (torch.randint(-100, 100, (2, 3, 40, 40), generator=torch.Generator().manual_seed(5)) + 0.5) \
+        * torch.tensor(in_scale, dtype=torch.float32)
+    int8_in, float_in = load_tflite(str(tmp_path / "qi.tflite")), load_tflite(str(tmp_path / "q.tflite"))
+    for batch in (halves, torch.from_numpy(x).permute(0, 3, 1, 2)):
+        assert torch.equal(int8_in(batch), float_in(batch))
     probabilities = Interpreter(model_path=str(tmp_path / "si.tflite")).get_output_details()[0]["quantization"]
     assert probabilities == (1 / 256, -128)
     p = (run_tflite(tmp_path / "si.tflite", levels).astype(np.float32) + 128) / 256
@@ -533,8 +541,10 @@ def test_quantize_tflite_int8_io_takes_and_gives_int8_levels_as_microcontrollers
     assert cli.main(["info", str(tmp_path / "si.tflite")]) == 0
     said = capsys.readouterr().out
     assert f"activations:    {values / 1024:.1f} KiB at most at once (operator 2, CONV_2D: its inputs and " in said
-    assert f"input:          int8 (1, 40, 40, 3) NHWC, the normalised values at scale {in_scale:.6g}, zero point " \
-           f"{in_zero}\n" in said and "int8 levels at scale 0.00390625, zero point -128" in said
+    assert f"input:          int8 (1, 40, 40, 3) NHWC, the normalised values' levels at scale {in_scale:.9g}, zero " \
+           f"point {in_zero}\n" in said and "int8 levels at scale 0.00390625, zero point -128" in said
+    assert cli.main(["info", str(tmp_path / "si.tflite"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["input_levels"] == {"scale": in_scale, "zero_point": in_zero}
     assert cli.main(["benchmark", str(tmp_path / "qi.tflite"), "--seconds", "0.2", "--rounds", "2", "--warmup", "1",
                      "--threads", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["results"][0]["input"] == "int8 (1, 40, 40, 3) NHWC"

@@ -371,10 +371,14 @@ def _describe_deployed(path: str, image_size: Optional[int]) -> Dict[str, Any]:
         out["task_library_labels"] = task_library_labels(path)
         peak = activation_peak(path)
         out["peak_activation_bytes"], out["peak_at"] = peak if peak else (None, None)
-        # an int8 input's and output's scale and zero point
-        out["input_levels"], out["output_levels"] = (text or None for text in model.levels_text())
+        out["input_levels"], out["output_levels"] = model.levels()  # an int8 input's and output's scale, zero point
     out["metadata"] = meta
     return out
+
+
+def _levels(q: Dict[str, Any]) -> str:
+    """An int8 tensor's quantization as ``info`` prints it: its scale in full (float32's 9 digits), its zero point."""
+    return f"scale {q['scale']:.9g}, zero point {q['zero_point']}"
 
 
 def describe_lines(d: Dict[str, Any]) -> List[str]:
@@ -394,11 +398,11 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
         inside = ", quantized to int8 inside" if d["kind"].startswith("TensorFlow Lite") and \
             str(d["weights"]).startswith("INT8") and not d.get("channels") and d["input"].startswith("float") else ""
         row("input", d["input"] + ("" if d["batch"] else ", batch dynamic") + inside
-            + (f", {d['input_levels']}" if d.get("input_levels") else ""))
+            + (", the normalised values' levels at " + _levels(d["input_levels"]) if d.get("input_levels") else ""))
         probabilities = d["metadata"].get("output") == "probabilities"
         row("output", (f"{d['class_num']} classes" if d["class_num"] else "not known")
             + (", their probabilities (a softmax in the file)" if probabilities else "")
-            + (f", {d['output_levels']}" if d.get("output_levels") else ""))
+            + (", int8 levels at " + _levels(d["output_levels"]) if d.get("output_levels") else ""))
         row("precision", d["weights"])  # fp32 or the INT8 scheme; the metadata's "weights": which were exported
         row("multiply-adds", macs)
         meta = d["metadata"]

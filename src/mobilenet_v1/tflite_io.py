@@ -664,24 +664,26 @@ class TfliteModel(DeployedModel):
         h, w = hw if hw is not None else self.image_hw or ("?", "?")
         return f"{'int8' if self.int8_io else 'float'} ({n}, {h}, {w}, 3) NHWC"
 
-    def levels_text(self) -> Tuple[str, str]:
-        """What an int8 input's and an int8 output's levels are, with their scale and zero point ("" for floats)."""
-        notes = []
-        for int8, (scale, zero), what in ((self.int8_io, self._in_q, "the normalised values"),
-                                          (self._out_int8, self._out_q, "int8 levels")):
-            notes.append(f"{what} at scale {scale:.6g}, zero point {zero}" if int8 else "")
-        return notes[0], notes[1]
+    def levels(self) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, Any]]]:
+        """An int8 input's and an int8 output's ``scale`` (as the file stores it) and ``zero_point`` (None for
+        floats)."""
+        def given(int8: bool, q: Tuple[float, int]) -> Optional[Dict[str, Any]]:
+            return {"scale": float(q[0]), "zero_point": int(q[1])} if int8 else None
+
+        return given(self.int8_io, self._in_q), given(self._out_int8, self._out_q)
 
     def fed(self, batch: torch.Tensor) -> np.ndarray:
         """``batch`` (pixels, or the normalised float NCHW batch) as the file takes it: NHWC, and for an int8 input
-        the values' levels (rounded half away from zero, as TensorFlow Lite's ``QUANTIZE`` rounds)."""
+        the values' levels as LiteRT's ``QUANTIZE`` (XNNPACK's) makes them from floats: times the float32 inverse
+        of the scale, in float32, rounded half to even, plus the zero point. (TensorFlow Lite's reference kernel
+        divides and rounds halves away from zero: another level for about 2 values in a million.)"""
         x = batch.numpy()
         if not self.image_input:
             x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
         if self.int8_io:
             scale, zero = self._in_q
-            v = x.astype(np.float64) / scale
-            x = np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5) + zero, -128, 127).astype(np.int8)
+            v = x.astype(np.float32) * (np.float32(1) / np.float32(scale))
+            x = np.clip(np.rint(v) + zero, -128, 127).astype(np.int8)
         return x
 
     def _run(self, batch: torch.Tensor) -> torch.Tensor:
