@@ -113,8 +113,10 @@ def test_tflite_of_padding_symmetric_pads_before_its_stride_2_convolutions(tmp_p
     from mobilenet_v1.info import peak_activations
     from mobilenet_v1.tflite_io import activation_peak
 
-    values, _ = peak_activations(0.25, 48, 10, "symmetric")
-    assert activation_peak(str(tmp_path / "s.tflite"))[0] == 4 * values > 4 * peak_activations(0.25, 48, 10)[0]
+    values, where = peak_activations(0.25, 48, 10, "symmetric")
+    peak, at = activation_peak(str(tmp_path / "s.tflite"))
+    assert peak == 4 * values > 4 * peak_activations(0.25, 48, 10)[0]
+    assert (where, at) == ("layer 3's padding", "operator 4, PAD")
 
 
 def test_without_litert_a_tflite_is_refused_saying_how_to_install_it(tmp_path, monkeypatch, capsys):
@@ -238,6 +240,11 @@ def test_float16_tflite_stores_half_precision_weights_and_computes_the_model_so_
     got = torch.cat([torch.from_numpy(run_tflite(tmp_path / "h.tflite", np.ascontiguousarray(
         x[i:i + 1].permute(0, 2, 3, 1).numpy()))) for i in range(4)])
     assert close(got, want) and (want - full).abs().max() > 1e-3  # the rounded model's, not the float32 one's
+    # Its activations are the float file's: what each DEQUANTIZE makes of the weights is no activation.
+    from mobilenet_v1.info import peak_activations
+    from mobilenet_v1.tflite_io import activation_peak
+
+    assert activation_peak(str(tmp_path / "h.tflite"))[0] == 4 * peak_activations(0.25, 40, 10)[0]
     assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", str(tmp_path / "hpx.tflite"),
                      "--json"]) == 0
     half = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -417,6 +424,15 @@ def test_softmax_tflite_gives_the_probabilities_which_eval_and_predict_read_as_t
                                               cifar_dir, tmp_path, capsys, tolerance=1e-4)
     assert cli.main(["info", str(tmp_path / "s.tflite")]) == 0
     assert "output:         10 classes, their probabilities (a softmax in the file)" in capsys.readouterr().out
+    # Many classes on a small input: the softmax's input and output are the file's activation peak, as counted.
+    from mobilenet_v1.info import peak_activations
+    from mobilenet_v1.tflite_io import activation_peak
+
+    net = fold_batchnorm(MobileNetV1(class_num=1001, width_mult=0.25)).eval()
+    (tmp_path / "many.tflite").write_bytes(to_tflite(net, 16, 16, 1, {"mean": list(CIFAR_MEAN), "std": list(CIFAR_STD),
+                                                                      "output": "probabilities"}))
+    assert peak_activations(0.25, 16, 1001, softmax=True) == (2 * 1001, "softmax")
+    assert activation_peak(str(tmp_path / "many.tflite")) == (4 * 2 * 1001, "operator 29, SOFTMAX")
     # INT8: the softmax of its own (int8, dequantized) logits, in float: the logits file's INT8 form, then softmax.
     for name in ("s", "l"):
         assert cli.main(["quantize", "--tflite", str(tmp_path / f"{name}.tflite"), "--calib_data", str(cifar_dir),
@@ -459,6 +475,14 @@ def test_a_softmax_tflite_ranks_no_class_whose_probability_underflowed(tmp_path,
         scores.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
     (checkpoint, deployed) = scores
     assert deployed["top_1_accuracy"] == checkpoint["top_1_accuracy"]
+    # Per image (eval --per_image): the label's probability where it underflowed is 0, as in the file.
+    from mobilenet_v1.engine import evaluate
+
+    deployed_model = load_tflite(str(tmp_path / "big.tflite"))
+    x = torch.randn(6, 3, 40, 40, generator=torch.Generator().manual_seed(6))
+    labels = deployed_model(x).argmin(dim=1)  # a class the file gives 0
+    samples = evaluate(deployed_model, [(x, labels)], torch.device("cpu"), per_sample=True)["samples"]
+    assert samples["label_probability"].tolist() == [0.0] * 6 and samples["top1_probability"].min() > 0.5
     assert checkpoint["top_5_accuracy"] < 0.9 and deployed["top_5_accuracy"] <= checkpoint["top_5_accuracy"]
     from mobilenet_v1.predict import load_predictor
     from PIL import Image
@@ -469,7 +493,8 @@ def test_a_softmax_tflite_ranks_no_class_whose_probability_underflowed(tmp_path,
     assert top[0]["probability"] == 1.0 and [t["probability"] for t in top[1:]] == [0.0, 0.0]
 
 
-def test_quantize_tflite_int8_io_takes_and_gives_int8_levels_as_microcontrollers_run_it(tmp_path, cifar_dir, capsys):
+def test_quantize_tflite_int8_io_takes_and_gives_int8_levels_as_microcontrollers_run_it(tmp_path, cifar_dir, capsys,
+                                                                                        monkeypatch):
     """quantize --tflite --int8_io True: the same full-integer graph without QUANTIZE in front nor DEQUANTIZE behind,
     as TensorFlow Lite for Microcontrollers runs it: the input the normalised values' int8 levels, the output the
     logits' (or, after a softmax, TensorFlow Lite's int8 probabilities at 1/256), their scales and zero points in
@@ -545,9 +570,14 @@ def test_quantize_tflite_int8_io_takes_and_gives_int8_levels_as_microcontrollers
            f"point {in_zero}\n" in said and "int8 levels at scale 0.00390625, zero point -128" in said
     assert cli.main(["info", str(tmp_path / "si.tflite"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["input_levels"] == {"scale": in_scale, "zero_point": in_zero}
+    from mobilenet_v1.tflite_io import TfliteModel
+
+    fed, real_fed = [], TfliteModel.fed  # benchmark times the file on its input as it takes it, made once before
+    monkeypatch.setattr(TfliteModel, "fed", lambda self, batch: fed.append(batch.shape) or real_fed(self, batch))
     assert cli.main(["benchmark", str(tmp_path / "qi.tflite"), "--seconds", "0.2", "--rounds", "2", "--warmup", "1",
                      "--threads", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["results"][0]["input"] == "int8 (1, 40, 40, 3) NHWC"
+    assert fed == [(1, 3, 40, 40)]
     assert cli.main(["quantize", "--tflite", str(tmp_path / "px.tflite"), "--calib_data", str(cifar_dir), "--out",
                      str(tmp_path / "n.tflite"), "--int8_io", "True"]) == 1
     assert "--int8_io True: " in capsys.readouterr().err and not (tmp_path / "n.tflite").exists()

@@ -1372,9 +1372,9 @@ def test_info_and_lr_schedule_commands(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines() == [
         "MobileNetV1 width_mult 0.5, 160x160, 1000 classes", "  parameters:     1,331,592",
         "  multiply-adds:  76,524,800 (76.5 M)", "  layers:         27 conv + 1 fc, 512 features",
-        "  activations:    307,200 values at most at once (layer 2: its input and output), 300.0 KiB in int8, "
-        "1,200.0 KiB in float32: the floor of a tensor arena (an INT8 .tflite's with --int8_io True; TensorFlow "
-        "Lite for Microcontrollers adds its bookkeeping)"]
+        "  activations:    307,200 values at most at once for one image (layer 2: its input and output), 300.0 KiB "
+        "in int8, 1,200.0 KiB in float32: the floor of a tensor arena (an INT8 .tflite's with --int8_io True; "
+        "TensorFlow Lite for Microcontrollers adds its bookkeeping)"]
     assert cli.main(["info", "--width_mult", "1e6", "--json"]) == 0  # counted from the table: nothing built
     assert json.loads(capsys.readouterr().out)["params"] > 1e15
     with pytest.raises(SystemExit):

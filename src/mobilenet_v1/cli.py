@@ -127,7 +127,7 @@ def cmd_info(argv: List[str]) -> int:
         print(f"  parameters:     {out['params']:,}")
         print(f"  multiply-adds:  {macs:,} ({macs / 1e6:.1f} M)")
         print(f"  layers:         {out['layers']} conv + 1 fc, {out['feature_channels']} features")
-        print(f"  activations:    {peak:,} values at most at once ({where}: its input and output), "
+        print(f"  activations:    {peak:,} values at most at once for one image ({where}: its input and output), "
               f"{peak / 1024:,.1f} KiB in int8, {4 * peak / 1024:,.1f} KiB in float32: the floor of a tensor arena "
               f"(an INT8 .tflite's with --int8_io True; TensorFlow Lite for Microcontrollers adds its bookkeeping)")
     return 0

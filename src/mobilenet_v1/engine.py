@@ -371,6 +371,13 @@ def ranked(logits: torch.Tensor, k: int) -> torch.Tensor:
     return torch.sort(values, dim=1, descending=True, stable=True).indices[:, :k]
 
 
+def without_underflowed(outputs: torch.Tensor, floor: Optional[float]) -> torch.Tensor:
+    """``outputs`` with those at ``floor`` (a model's ``output_floor``: probabilities that underflowed in its file,
+    :class:`onnx_io.DeployedModel`) at -inf, so that a softmax gives them 0, as the file does; as they are where
+    ``floor`` is None."""
+    return outputs if floor is None else outputs.masked_fill(outputs <= floor, float("-inf"))
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision: str = "fp32",
              confusion_classes: int = 0, stop: Optional[Callable[[], bool]] = None,
@@ -418,8 +425,7 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
         correct5 += hit.any(dim=1).sum()
         total += y.shape[0]
         if per_sample:
-            probs = torch.softmax(logits if floor is None else logits.masked_fill(logits <= floor, float("-inf")),
-                                  dim=1)
+            probs = torch.softmax(without_underflowed(logits, floor), dim=1)
             y_dev = y.to(logits.device).long()
             inside = y_dev < logits.shape[1]
             p_label = probs.gather(1, torch.where(inside, y_dev, 0)[:, None])[:, 0]

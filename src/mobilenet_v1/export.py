@@ -57,7 +57,7 @@ from .api import model_from_checkpoint
 from .config import CHOICES, DATASETS, SEED_IGNORED_KEYS, add_normalisation_options, bool_option, check_ignored
 from .model import MobileNetV1
 from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, PTE_METADATA, DeployedModel, ExecutorchModel, OnnxModel,
-                      ProgramModel, image_input_note, log_probabilities, write_metadata)
+                      PROBABILITIES, ProgramModel, image_input_note, log_probabilities, write_metadata)
 from .predict import guess_dataset, guess_note
 from .runtime import print0
 from .transforms import CROP_PCT, recorded_interpolation
@@ -396,7 +396,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
         meta["antialias"] = reading.get("antialias") is not False  # a MindSpore file's: the seed's False
         meta["interpolation"] = recorded_interpolation(reading.get("interpolation"))
     if softmax:
-        meta["output"] = "probabilities"
+        meta["output"] = PROBABILITIES
     if qat:
         reduced = model.quant.reduce_range
         kind = ("TensorFlow Lite, int8 activations, the classifier in float from its int8 weights"
@@ -463,7 +463,7 @@ class LogProbabilities(nn.Module):
 def _reference(model: nn.Module, meta: Dict[str, Any]) -> nn.Module:
     """What the file written with ``meta`` computes from ``model``: its logits, or where ``meta``'s ``output`` says
     probabilities, :class:`LogProbabilities` (as :class:`onnx_io.DeployedModel` gives them)."""
-    return LogProbabilities(model) if meta.get("output") == "probabilities" else model
+    return LogProbabilities(model) if meta.get("output") == PROBABILITIES else model
 
 
 class KeptDimsPool(nn.Module):
@@ -623,7 +623,7 @@ def _export_qat_tflite(model: MobileNetV1, out_path: str, meta: Dict[str, Any], 
     logit difference at most :data:`QAT_RTOL` of the mean logit (LiteRT's integer kernels round ties otherwise),
     or nothing is written. Returns ``result`` completed."""
     from .qat import deployed_roundings
-    from .tflite_io import PROBABILITIES, image_input_note, load_tflite, softmax_output, write_flatbuffer
+    from .tflite_io import image_input_note, load_tflite, softmax_output, write_flatbuffer
     from .tflite_quant import build_int8_graph, learned
 
     rounded = deployed_roundings(model)
@@ -659,9 +659,10 @@ def _export_qat_tflite(model: MobileNetV1, out_path: str, meta: Dict[str, Any], 
 def _check_float(deployed: DeployedModel, runner: str, out_path: str, model: nn.Module, sizes: Sequence[int],
                  height: int, width: int, atol: Optional[float]) -> Dict[str, Any]:
     """The float file of ``model`` written for ``out_path`` (``deployed``, run by ``runner``): an error
-    unless every logit is within ``atol`` of PyTorch's. ``atol`` None: within :data:`ATOL`, or, for a model
-    float32 rounding moves by more than that, within it plus :data:`ROUNDING_FACTOR` times PyTorch's own
-    float32 distance of the model's float64 logits (:func:`float64_distances`). Returns ``max_abs_diff``,
+    unless every logit (a file with a softmax: log-probability, :func:`_reference`) is within ``atol`` of
+    PyTorch's. ``atol`` None: within :data:`ATOL`, or, for a model float32 rounding moves by more than that,
+    within it plus :data:`ROUNDING_FACTOR` times PyTorch's own float32 distance of the model's float64 logits
+    (:func:`float64_distances`). Returns ``max_abs_diff``,
     the largest difference per batch size, ``limit``, the one a check of the same file after rewriting
     must meet, and for a model so moved, ``float64`` (PyTorch's and the file's distances)."""
     diffs, largest = max_difference(deployed, model, sizes, height, width)
@@ -967,18 +968,19 @@ def main(argv: Sequence[str]) -> int:
     print0(f"wrote {result['path']} ({result['bytes'] / 1e6:.2f} MB, input {shape}, batch "
            f"{'dynamic' if result['dynamic_batch'] else 'fixed'}"
            f"{', output the probabilities (softmax)' if result['softmax'] else ''}) from {result['ckpt']}")
+    # What the checks compared: a file with a softmax gives log-probabilities.
+    compared, compared_plural = ("log-probability", "log-probabilities") if result["softmax"] else ("logit", "logits")
     if "qat" in result and a.atol is not None:
         print(f"mobilenet-v1 export: note: --atol {a.atol:g} is not used: it is the limit of a float file's check; "
               f"an INT8 file of a quantization-aware checkpoint is checked scale for scale against the model and its "
-              f"{'log-probabilities' if result['softmax'] else 'logits'} within {QAT_RTOL:.0%} of the mean logit",
+              f"{compared_plural} within {QAT_RTOL:.0%} of the mean logit",
               file=sys.stderr)
     if "qat" in result and fmt == "TFLITE":
         diff = result["qat"]
-        what = "log-probability" if result["softmax"] else "logit"
-        print0(f"{result['quantization']}; LiteRT's integer kernels vs the quantization-aware PyTorch model, {what} "
-               f"difference: mean {diff['mean']:.2e}, {diff['mean'] / diff['logits']:.3%} of the mean {what} (limit "
-               f"{QAT_RTOL:.0%}; --atol is for float files), largest {diff['max']:.2e} (rounding ties); every scale, "
-               f"zero point and bias the model's")
+        print0(f"{result['quantization']}; LiteRT's integer kernels vs the quantization-aware PyTorch model, "
+               f"{compared} difference: mean {diff['mean']:.2e}, {diff['mean'] / diff['logits']:.3%} of the mean "
+               f"logit (limit {QAT_RTOL:.0%}; --atol is for float files), largest {diff['max']:.2e} (rounding ties); "
+               f"every scale, zero point and bias the model's")
         return 0
     if "qat" in result:
         diff = result["qat"]
@@ -992,7 +994,6 @@ def main(argv: Sequence[str]) -> int:
             print(f"mobilenet-v1 export: {note}", file=sys.stderr)
         return 0
     diffs = ", ".join(f"batch {n}: {d:.2e}" for n, d in result["max_abs_diff"].items())
-    compared = "log-probability" if result["softmax"] else "logit"
     runner = {"PT2": "torch.export.load", "PTE": "ExecuTorch (XNNPACK)", "TFLITE": "LiteRT"}.get(fmt, "ONNX Runtime")
     if "float16" in result:
         cost = result["float16"]
@@ -1004,7 +1005,7 @@ def main(argv: Sequence[str]) -> int:
         print0(f"{runner} vs PyTorch, largest {compared} difference: {diffs} (limit {result['limit']:g})")
     else:
         print0(f"{runner} vs PyTorch, largest {compared} difference: {diffs}, more than {ATOL:g}: float32 "
-               f"rounding moves this model's {compared}s by {far['pytorch']:.2e} (PyTorch's float32 against its "
+               f"rounding moves this model's {compared_plural} by {far['pytorch']:.2e} (PyTorch's float32 against its "
                f"float64), the file's by {far['file']:.2e} (limit {result['limit']:.2e}, {ATOL:g} plus "
                f"{ROUNDING_FACTOR:g}x PyTorch's); a model this sensitive gives other answers on another CPU too")
     return 0

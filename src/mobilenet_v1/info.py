@@ -39,11 +39,12 @@ def count_activations(width_mult: float = 1.0, image_size: int = 224) -> int:
 
 
 def peak_activations(width_mult: float = 1.0, image_size: int = 224, class_num: int = 1000,
-                     padding: str = "same") -> Tuple[int, str]:
+                     padding: str = "same", softmax: bool = False) -> Tuple[int, str]:
     """The most activation values one operator of the network reads and writes at once, for one ``image_size``
-    square, and which operator (``layer K``, ``pool``, ``classifier``): each convolution's input and output (with
-    ``padding`` symmetric, a stride-2 convolution's input padded first, a copy 2 pixels larger each way, which
-    the padding and the convolution each hold beside their other tensor), the pool's, the classifier's. In
+    square, and which operator (``layer K``, ``layer K's padding``, ``pool``, ``classifier``, ``softmax``): each
+    convolution's input and output (with ``padding`` symmetric, a stride-2 convolution's input padded first, a
+    copy 2 pixels larger each way, which the padding and the convolution each hold beside their other tensor),
+    the pool's, the classifier's, and with ``softmax`` the softmax's (``export --softmax True``). In
     bytes, at one a value (int8) or four (float32), it is the least memory a runtime that frees each tensor once
     it is read needs for them: the floor of TensorFlow Lite for Microcontrollers' tensor arena, which adds its
     own bookkeeping (a file's own figure: :func:`tflite_io.activation_peak`)."""
@@ -52,14 +53,14 @@ def peak_activations(width_mult: float = 1.0, image_size: int = 224, class_num: 
     peak, where = 0, ""
     for layer, (kind, cin, cout, stride) in enumerate(layer_specs(width_mult)):
         oh, ow = math.ceil(h / stride), math.ceil(w / stride)
-        seen = [h * w * c + oh * ow * cout]
+        seen = [(h * w * c + oh * ow * cout, f"layer {layer}")]
         if padding == "symmetric" and stride > 1:
             padded = (h + 2) * (w + 2) * c
-            seen = [h * w * c + padded, padded + oh * ow * cout]
-        if max(seen) > peak:
-            peak, where = max(seen), f"layer {layer}"
+            seen = [(h * w * c + padded, f"layer {layer}'s padding"), (padded + oh * ow * cout, f"layer {layer}")]
+        peak, where = max([(peak, where)] + seen, key=lambda s: s[0])  # max keeps the first of a tie: the earlier
         h, w, c = oh, ow, cout
-    for values, name in ((h * w * c + c, "pool"), (c + class_num, "classifier")):
+    tail = [(h * w * c + c, "pool"), (c + class_num, "classifier")] + ([(2 * class_num, "softmax")] if softmax else [])
+    for values, name in tail:
         if values > peak:
             peak, where = values, name
     return peak, where
@@ -399,7 +400,7 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
             str(d["weights"]).startswith("INT8") and not d.get("channels") and d["input"].startswith("float") else ""
         row("input", d["input"] + ("" if d["batch"] else ", batch dynamic") + inside
             + (", the normalised values' levels at " + _levels(d["input_levels"]) if d.get("input_levels") else ""))
-        probabilities = d["metadata"].get("output") == "probabilities"
+        probabilities = d["metadata"].get("output") == "probabilities"  # onnx_io.PROBABILITIES
         row("output", (f"{d['class_num']} classes" if d["class_num"] else "not known")
             + (", their probabilities (a softmax in the file)" if probabilities else "")
             + (", int8 levels at " + _levels(d["output_levels"]) if d.get("output_levels") else ""))

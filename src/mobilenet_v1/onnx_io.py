@@ -41,7 +41,8 @@ META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "pad
 # What a file's output holds (its metadata's "output"; logits where it says nothing): export --softmax True
 # writes the probabilities, which DeployedModel gives as log-probabilities, no lower than LOG_TINY (the float32
 # logarithm of float32's smallest normal number, the value a probability that underflowed is given).
-OUTPUTS = ("logits", "probabilities")
+PROBABILITIES = "probabilities"
+OUTPUTS = ("logits", PROBABILITIES)
 LOG_TINY = float(torch.tensor(torch.finfo(torch.float32).tiny).log())
 # The image input's name, the nodes that normalise it (in order) and their constants.
 IMAGE_INPUT = "image"
@@ -253,7 +254,7 @@ class DeployedModel(nn.Module):
     @property
     def probabilities(self) -> bool:
         """Whether the file's output is probabilities (a softmax), not logits."""
-        return self.metadata.get("output") == "probabilities"
+        return self.metadata.get("output") == PROBABILITIES
 
     @property
     def output_floor(self) -> Optional[float]:

@@ -44,7 +44,7 @@ from .config import (ASCEND, DATASETS, DEVICE_TARGETS, add_device_target_option,
                      add_num_workers_option, bool_option, cifar_name, crop_pct_problem, is_cifar, normalisation)
 from .archive import COMPRESSED_SUFFIXES, ArchiveMember, archive_images, is_archive, tar_files
 from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
-from .engine import ranked, resolve_device
+from .engine import ranked, resolve_device, without_underflowed
 from .onnx_io import DeployedModel, is_deployed_file, load_deployed, refuse_gpu
 from .runtime import csv_text, json_text, print0
 
@@ -359,8 +359,7 @@ class Predictor:
             logits = self.model(normalize(torch.stack(batch).to(self.device))).float().cpu()
             masked = logits.masked_fill(~valid, float("-inf"))
             floor = getattr(self.model, "output_floor", None)  # a probability that underflowed in the file: 0
-            probs = torch.softmax(masked if floor is None else masked.masked_fill(masked <= floor, float("-inf")),
-                                  dim=1)
+            probs = torch.softmax(without_underflowed(masked, floor), dim=1)
             # Ranked by the logits, as eval ranks them (engine.ranked: a tie to the lower index, whatever k);
             # softmax can round two close logits to one probability.
             indices = ranked(masked, k)

@@ -5,14 +5,17 @@ model of buffers, operator codes and a subgraph of tensors and operators. The ne
 builtin operators, in the layout they take (NHWC): ``CONV_2D`` (filters OHWI) and ``DEPTHWISE_CONV_2D``
 (filters 1HWC), each with its folded BatchNorm as a bias and ReLU6 fused; ``PAD`` before a stride-2
 convolution of ``padding symmetric`` (TensorFlow Lite's ``SAME`` is TensorFlow's, this toolkit's default,
-which needs none); ``MEAN`` over height and width; ``FULLY_CONNECTED``. They are written with the
+which needs none); ``MEAN`` over height and width; ``FULLY_CONNECTED``; and with ``export --softmax True``
+``SOFTMAX`` after it (:func:`softmax_output`). They are written with the
 ``flatbuffers`` package's builder, slot by slot, so no converter (TensorFlow, ai-edge-torch) is needed; the
 file is then run in LiteRT (``ai-edge-litert``, TensorFlow Lite's runtime) and checked against PyTorch.
 
 The input is NHWC, as TensorFlow Lite's image models take it: normalised float32 (N, H, W, 3) RGB, or with
 an image input uint8 (N, H, W, C) pixels in RGB, BGR, RGBA or BGRA, which ``CAST``, ``MUL`` and ``ADD``
 normalise channel by channel, the first convolution's filter taking the channels in the file's order (an
-alpha channel's weights zero): the same normalised values, the same zero padding. The file's own metadata
+alpha channel's weights zero): the same normalised values, the same zero padding. (An INT8 file of
+``quantize --tflite --int8_io True`` takes the normalised values' int8 levels: :mod:`tflite_quant`.) The
+file's own metadata
 (the data set, normalisation, class names ... as an ONNX file's) is a JSON object in a ``Metadata`` entry
 named :data:`METADATA_NAME`, which LiteRT ignores and :func:`read_metadata` reads."""
 
@@ -27,7 +30,8 @@ import torch
 from torch import nn
 
 from .checkpoint import CheckpointError
-from .onnx_io import PIXEL_FORMATS, DeployedModel, image_input_note, standard_error_taken
+# PROBABILITIES: the output of a file with a softmax (export --softmax True), and what its metadata's "output" says.
+from .onnx_io import PIXEL_FORMATS, PROBABILITIES, DeployedModel, image_input_note, standard_error_taken
 
 IDENTIFIER = b"TFL3"
 METADATA_NAME = "mobilenet_v1_json"
@@ -35,8 +39,6 @@ METADATA_NAME = "mobilenet_v1_json"
 # metadata parser that reads the fields written.
 SUPPORT_METADATA_NAME, LABELS_FILE, SUPPORT_PARSER_VERSION = "TFLITE_METADATA", "labels.txt", "1.0.0"
 SIGNATURE_KEY = "serving_default"
-# The output of a file with a softmax (export --softmax True), and what its metadata's "output" says.
-PROBABILITIES = "probabilities"
 SCHEMA_VERSION = 3
 # Schema numbers: tensor types, builtin operators, the BuiltinOptions union's members, and enums.
 FLOAT32, FLOAT16, INT32, UINT8, INT8 = 0, 1, 2, 3, 9
@@ -615,8 +617,9 @@ def task_library_labels(path: str) -> Optional[int]:
 
 class TfliteModel(DeployedModel):
     """A ``.tflite`` file of ``export --file_format TFLITE``, run in LiteRT on the CPU
-    (:class:`onnx_io.DeployedModel`): its input NHWC (a float batch is handed over transposed), its batch
-    fixed, its metadata the JSON of :data:`METADATA_NAME`. ``name``: the file its errors name."""
+    (:class:`onnx_io.DeployedModel`): its input NHWC (a float batch is handed over transposed, as int8 levels
+    where the file takes them: :meth:`fed`), its batch fixed, its metadata the JSON of :data:`METADATA_NAME`.
+    ``name``: the file its errors name."""
 
     kind = "TensorFlow Lite file"
 

@@ -8,7 +8,8 @@ reaches on calibration images (a ReLU6 output from 0, so its zero point is -128 
 exact). The float input is quantized by ``QUANTIZE`` (behind the image input's ``CAST``/``MUL``/``ADD``
 where the file has one) and the logits come back as float by ``DEQUANTIZE`` (followed by the float file's
 ``SOFTMAX`` where it has one): the file takes and gives what the float one does, and runs int8 in between,
-as TensorFlow Lite for Microcontrollers and integer accelerators run MobileNets. Each operator carries the
+as TensorFlow Lite for Microcontrollers and integer accelerators run MobileNets; with ``int8_io`` it takes
+and gives the int8 levels themselves, neither op there (:func:`build_int8_graph`). Each operator carries the
 version its int8 types need.
 
 The same builder writes a quantization-aware model's file (``export --file_format TFLITE`` of a ``train --qat``
