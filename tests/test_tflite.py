@@ -515,8 +515,9 @@ def test_quantize_tflite_int8_io_takes_and_gives_int8_levels_as_microcontrollers
                          *extra]) == 0
     for name, source, io in (("q", "f", "False"), ("qi", "f", "True"), ("si", "s", "True")):
         assert cli.main(["quantize", "--tflite", str(tmp_path / f"{source}.tflite"), "--calib_data", str(cifar_dir),
-                         "--out", str(tmp_path / f"{name}.tflite"), "--calib_images", "32", "--int8_io", io]) == 0
-    capsys.readouterr()
+                         "--out", str(tmp_path / f"{name}.tflite"), "--calib_images", "32", "--int8_io", io,
+                         *(["--c_array", str(tmp_path / "qi.h")] if name == "qi" else [])]) == 0
+    assert f"wrote {tmp_path / 'qi.h'}: {tmp_path / 'qi.tflite'} as a C++ array" in capsys.readouterr().out
     codes = {}
     for name in ("q", "qi", "si"):
         written = schema.ModelT.InitFromPackedBuf(bytearray((tmp_path / f"{name}.tflite").read_bytes()), 0)
@@ -586,6 +587,30 @@ def test_quantize_tflite_int8_io_takes_and_gives_int8_levels_as_microcontrollers
                      "--threads", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["results"][0]["input"] == "int8 (1, 40, 40, 3) NHWC"
     assert fed == [(1, 3, 40, 40)]
+    # The C++ header of --c_array: the file's bytes 16-byte aligned, its input's levels, the arena's floor, the
+    # names. Compiled and run where a C++ compiler is (the development machines have g++), else read back here.
+    import re
+    import shutil
+
+    header = (tmp_path / "qi.h").read_text()
+    body = header[header.index("mobilenet_v1_model[] = {"):header.index("};", header.index("mobilenet_v1_model[]"))]
+    assert bytes(int(b, 16) for b in re.findall(r"0x([0-9a-f]{2})", body)) == (tmp_path / "qi.tflite").read_bytes()
+    assert f"#define MOBILENET_V1_INPUT_ZERO_POINT ({in_zero})" in header
+    assert "alignas(16) const unsigned char mobilenet_v1_model[]" in header
+    assert float(re.search(r"MOBILENET_V1_INPUT_SCALE (\S+)f", header).group(1)) == pytest.approx(in_scale, rel=1e-7)
+    assert f"#define MOBILENET_V1_ACTIVATION_BYTES {values}  //" in header and '"c3"' in header
+    if shutil.which("g++"):
+        (tmp_path / "dump.cc").write_text(
+            '#include <cstdio>\n#include "qi.h"\nint main() {\n  FILE* f = fopen("back.tflite", "wb");\n'
+            '  fwrite(mobilenet_v1_model, 1, mobilenet_v1_model_len, f);\n  fclose(f);\n'
+            '  return (reinterpret_cast<unsigned long>(mobilenet_v1_model) % 16 != 0)'
+            ' + (MOBILENET_V1_INPUT_HEIGHT != 40) + (MOBILENET_V1_CLASSES != 10);\n}\n')
+        subprocess.run(["g++", "-std=c++11", "-Wall", "-Werror", "-o", "dump", "dump.cc"], cwd=tmp_path, check=True)
+        subprocess.run(["./dump"], cwd=tmp_path, check=True)
+        assert (tmp_path / "back.tflite").read_bytes() == (tmp_path / "qi.tflite").read_bytes()
+    assert cli.main(["quantize", "--tflite", str(tmp_path / "f.tflite"), "--calib_data", str(cifar_dir), "--out",
+                     str(tmp_path / "n.tflite"), "--c_array", str(tmp_path / "n.txt")]) == 1
+    assert "--c_array " in capsys.readouterr().err and not (tmp_path / "n.tflite").exists()
     assert cli.main(["quantize", "--tflite", str(tmp_path / "px.tflite"), "--calib_data", str(cifar_dir), "--out",
                      str(tmp_path / "n.tflite"), "--int8_io", "True"]) == 1
     assert "--int8_io True: " in capsys.readouterr().err and not (tmp_path / "n.tflite").exists()

@@ -496,6 +496,10 @@ def main(argv: Sequence[str]) -> int:
                    help="with --tflite: the file takes the normalised values' int8 levels and gives the logits' "
                         "(its input's and output's scale and zero point in the file), integer arithmetic only, as "
                         "TensorFlow Lite for Microcontrollers runs it; default: float in and out")
+    p.add_argument("--c_array", default=None, metavar="F.h",
+                   help="with --tflite: also write the INT8 file as a C++ header for TensorFlow Lite for "
+                        "Microcontrollers (16-byte aligned bytes, input size, int8 scales and zero points, "
+                        "normalisation, the tensor arena's floor, class names)")
     p.add_argument("--seed", type=int, default=1, help="which training images are drawn (default 1)")
     add_num_workers_option(p, "image decoding workers (default min(8, CPUs))")
     add_max_bad_samples_option(p)
@@ -515,6 +519,11 @@ def main(argv: Sequence[str]) -> int:
     if a.int8_io and not a.tflite:
         raise QuantizeError(f"--int8_io True: is for --tflite (TensorFlow Lite for Microcontrollers' int8 input and "
                             f"output); {option}'s INT8 file takes and gives floats")
+    if a.c_array is not None and not a.tflite:
+        raise QuantizeError(f"--c_array {a.c_array}: is for --tflite (a C++ array of the INT8 .tflite for TensorFlow "
+                            f"Lite for Microcontrollers)")
+    if a.c_array is not None:
+        ckpt_io.check_output("--c_array", a.c_array, [a.tflite, a.out], inside=[a.calib_data], suffix=".h")
     if a.tflite:
         from .tflite_io import is_tflite_file, load_tflite
 
@@ -634,6 +643,15 @@ def main(argv: Sequence[str]) -> int:
            f"{check['agreement']:.2%}. Evaluation accuracy: "
            f"`mobilenet-v1 eval --checkpoint_path {shlex.quote(a.out)} --dataset {dataset} "
            f"--dataset_path {shlex.quote(a.calib_data)}`")  # quoted: a name with spaces pastes as one argument
+    if a.c_array is not None:
+        from .tflite_io import c_array
+
+        try:
+            ckpt_io.atomic_save_text(c_array(result["path"]), a.c_array)
+        except OSError as e:
+            raise QuantizeError(f"--c_array {a.c_array}: cannot write it: {e.strerror or e} ({result['path']} is "
+                                f"written)") from None
+        print0(f"wrote {a.c_array}: {result['path']} as a C++ array for TensorFlow Lite for Microcontrollers")
     used = result["calib_images"]
     if used < count:
         asked = (f"the {count} asked (--calib_images)" if count == a.calib_images else

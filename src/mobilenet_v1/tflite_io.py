@@ -21,6 +21,7 @@ named :data:`METADATA_NAME`, which LiteRT ignores and :func:`read_metadata` read
 
 import contextlib
 import json
+import os
 import struct
 import sys
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -598,6 +599,53 @@ def activation_peak(path: str) -> Optional[Tuple[int, str]]:
         return peak, where
     except Exception:  # a foreign or damaged file's tables: no figure rather than no info
         return None
+
+
+def c_array(path: str, name: str = "mobilenet_v1") -> str:
+    """The ``.tflite`` file ``path`` as a C++ header for TensorFlow Lite for Microcontrollers, what ``xxd -i``
+    gives with what it leaves to the user: the bytes as ``alignas(16) const unsigned char NAME_model[]`` (the
+    interpreter reads the model in place, 16-byte aligned) and ``NAME_model_len``; the input's size and, for
+    int8 input and output (``--int8_io True``), their scales and zero points; the normalisation the app applies
+    first; the activation peak (:func:`activation_peak`, the tensor arena's floor); the class names. ``name``:
+    the identifiers' prefix."""
+    model = load_tflite(path)
+    n, h, w, c = (model.input_shape if model.image_input else
+                  [model.input_shape[0], model.input_shape[2], model.input_shape[3], model.input_shape[1]])
+    with open(path, "rb") as f:
+        data = f.read()
+    upper = name.upper()
+    meta = model.metadata
+    lines = [f"// {os.path.basename(path)} of mobilenet-v1 as a C++ array, for TensorFlow Lite for Microcontrollers:",
+             f"// tflite::GetModel({name}_model). Include it in one source file.",
+             f"#ifndef {upper}_MODEL_H_", f"#define {upper}_MODEL_H_", "",
+             f"#define {upper}_INPUT_BATCH {n}", f"#define {upper}_INPUT_HEIGHT {h}",
+             f"#define {upper}_INPUT_WIDTH {w}", f"#define {upper}_INPUT_CHANNELS {c}"]
+    if model.class_num:
+        lines.append(f"#define {upper}_CLASSES {model.class_num}")
+    for side, q in zip(("INPUT", "OUTPUT"), model.levels()):
+        if q:  # the file's float32 scale, printed so that it reads back to the same float
+            lines += [f"#define {upper}_{side}_SCALE {np.float32(q['scale']).item():.9g}f",
+                      f"#define {upper}_{side}_ZERO_POINT ({q['zero_point']})"]
+    peak = activation_peak(path)
+    if peak:
+        lines.append(f"#define {upper}_ACTIVATION_BYTES {peak[0]}  // the tensor arena's floor ({peak[1]})")
+    if model.image_input:
+        lines += ["", f"// The file takes uint8 {model.pixel_format} pixels and normalises them itself."]
+    elif isinstance(meta.get("mean"), list) and isinstance(meta.get("std"), list):
+        lines += ["", "// The input's normalisation, on RGB values in [0, 1]: x = (value - mean) / std"
+                  + (",\n// then its int8 level: x / scale rounded half to even, plus the zero point, within "
+                     "[-128, 127]" if model.int8_io else "") + ".",
+                  f"static const float {name}_mean[3] = {{{', '.join(f'{float(v):.9g}f' for v in meta['mean'])}}};",
+                  f"static const float {name}_std[3] = {{{', '.join(f'{float(v):.9g}f' for v in meta['std'])}}};"]
+    labels = file_labels(meta)
+    if labels:
+        quoted = ", ".join(json.dumps(label, ensure_ascii=True) for label in labels)
+        lines += ["", f"static const char* const {name}_labels[] = {{{quoted}}};"]
+    lines += ["", f"alignas(16) const unsigned char {name}_model[] = {{"]
+    for start in range(0, len(data), 12):
+        lines.append("  " + ", ".join(f"0x{b:02x}" for b in data[start:start + 12]) + ",")
+    lines += ["};", f"const unsigned int {name}_model_len = {len(data)};", "", f"#endif  // {upper}_MODEL_H_", ""]
+    return "\n".join(lines)
 
 
 def task_library_labels(path: str) -> Optional[int]:
