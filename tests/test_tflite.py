@@ -555,6 +555,27 @@ def test_quantize_tflite_int8_io_takes_and_gives_int8_levels_as_microcontrollers
                          str(tmp_path / f"{name}.tflite"), "--json"]) == 0
         scores.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["top_1_accuracy"])
     assert scores[0] == scores[1] and abs(scores[2] - scores[1]) <= 0.1  # si: its probabilities tie at 1/256
+    # --litert_kernels reference: LiteRT's reference kernels (whose arithmetic TensorFlow Lite for Microcontrollers'
+    # kernels follow) run the file, as an interpreter made with them does; said, and refused for a checkpoint.
+    from ai_edge_litert.interpreter import OpResolverType
+
+    runner = Interpreter(model_path=str(tmp_path / "qi.tflite"),
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    runner.allocate_tensors()
+    batch = torch.from_numpy(x).permute(0, 3, 1, 2)
+    reference_model = load_tflite(str(tmp_path / "qi.tflite"), reference=True)
+    runner.set_tensor(inp["index"], reference_model.fed(batch))
+    runner.invoke()
+    assert np.array_equal(reference_model.invoke(reference_model.fed(batch)).numpy(),
+                          (runner.get_tensor(out["index"]).astype(np.float32) - out_zero) * out_scale)
+    assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", str(tmp_path / "qi.tflite"),
+                     "--litert_kernels", "reference", "--json"]) == 0
+    printed, err = capsys.readouterr()
+    assert json.loads(printed.strip().splitlines()[-1])["kernels"] == "LiteRT's reference kernels"
+    assert "ran on LiteRT's reference kernels" in err
+    assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", ckpt, "--litert_kernels",
+                     "reference"]) == 1
+    assert "--litert_kernels reference: is for .tflite files" in capsys.readouterr().err
     from PIL import Image
 
     from mobilenet_v1.predict import load_predictor

@@ -16,7 +16,7 @@ commands:
   train          train on CIFAR-10/100 binaries or an ImageNet-style folder (--config_path, --key=value ...)
   eval           top-1/top-5 of a checkpoint, .onnx, .pte, .pt2 or .tflite file (--checkpoint_path CKPT
                  --dataset_path PATH [--json] [--per_class] [--confusion_csv F] [--per_image F]
-                 [--image_size 128,160,...: a row a size])
+                 [--image_size 128,160,...: a row a size] [--litert_kernels reference])
   info           parameters and multiply-adds (--width_mult A --image_size R --class_num K [--json]); or what a
                  model file holds: network, data, training, weights, input (FILE [--json])
   data-stats     a data set's classes, images per class and pixel mean and std, as --mean/--std take them
@@ -403,7 +403,9 @@ def _help(name: str, rest: List[str], argv: List[str]) -> Optional[int]:
                   "  --per_class          each class's images, top-1, precision and most frequent confusion\n"
                   "  --confusion_csv F    write the confusion matrix (rows: labels, columns: predictions)\n"
                   "  --per_image F.csv    write a row per image: file, label, top-1 prediction, their probabilities\n"
-                  "  --image_size A,B,... evaluate at each size in turn, a row each (one size: the key below)\n\n"
+                  "  --image_size A,B,... evaluate at each size in turn, a row each (one size: the key below)\n"
+                  "  --litert_kernels reference  a .tflite on LiteRT's reference kernels, whose arithmetic TensorFlow "
+                  "Lite for Microcontrollers' kernels follow (default: XNNPACK's)\n\n"
                   "the configuration's keys (those of training take no effect here; given as options, they are "
                   "named on stderr):")
         else:

@@ -32,12 +32,18 @@ def accuracy(counts: Dict[str, int]) -> Dict[str, float]:
     return {"top_5_accuracy": counts["top_5_correct"] / total, "top_1_accuracy": counts["top_1_correct"] / total}
 
 
-def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = None):
+def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = None, reference: bool = False):
     """An exported file (:func:`onnx_io.load_deployed`) runs on the CPU, an ONNX file in ONNX Runtime, a
     ``.pte`` program in ExecuTorch and a ``.pt2`` program in PyTorch, so its batches are made there, in fp32
     and NCHW; its graph has a fixed input size, which becomes the ``image_size`` where the user left it at its
-    default (as a checkpoint's training size does) and must be the one they asked for otherwise."""
-    model = load_deployed(path)
+    default (as a checkpoint's training size does) and must be the one they asked for otherwise. ``reference``:
+    a ``.tflite`` on LiteRT's reference kernels (``--litert_kernels reference``, :class:`tflite_io.TfliteModel`)."""
+    if reference:
+        from .tflite_io import load_tflite
+
+        model = load_tflite(path, reference=True)
+    else:
+        model = load_deployed(path)
     model.check_classifier()
     check_dataset(cfg, model.metadata.get("dataset"), path, given)
     cfg = trained_split(cfg, model.metadata.get("held_out"), path, given)
@@ -162,7 +168,7 @@ def per_image_csv(rows: Sequence[Tuple[int, str, int, int, float, float]], names
 
 
 def run(cfg: Config, given: Optional[Set[str]] = None, confusion: bool = False,
-        per_image: bool = False) -> Dict[str, Any]:
+        per_image: bool = False, litert_kernels: str = "xnnpack") -> Dict[str, Any]:
     """Top-1/top-5 of ``checkpoint_path``. Started by torchrun, each process evaluates a disjoint shard
     (together every sample exactly once, no padding) and the hit counts are summed over the ranks, so
     the result equals the single-process one. The result names what was evaluated: ``ckpt`` (the file),
@@ -173,12 +179,16 @@ def run(cfg: Config, given: Optional[Set[str]] = None, confusion: bool = False,
     becomes the one the checkpoint was trained at. None: every value of ``cfg`` is meant as it is.
     ``confusion``: the result also holds ``confusion`` (:func:`engine.evaluate`, summed over the ranks)
     and ``classes``, a name per output (:func:`class_labels`); ``per_image``: ``images``, every process's
-    :func:`image_rows` in the split's order, and ``classes``."""
+    :func:`image_rows` in the split's order, and ``classes``. ``litert_kernels`` "reference": a ``.tflite`` file
+    is run on LiteRT's reference kernels, whose arithmetic TensorFlow Lite for Microcontrollers' kernels follow,
+    rather than XNNPACK's (``kernels`` in the result); another file is an error."""
+    if litert_kernels not in LITERT_KERNELS:
+        raise ValueError(f"--litert_kernels {litert_kernels!r}: expected one of {', '.join(LITERT_KERNELS)}")
     validate(cfg)  # a Config built in Python gets load_config's checks
     cfg, given = evaluated_size(cfg, given)
     dist = distributed.setup(cfg, "eval")
     try:
-        return _run(cfg, dist, given, confusion, per_image)
+        return _run(cfg, dist, given, confusion, per_image, litert_kernels == "reference")
     finally:
         dist.cleanup()
 
@@ -359,7 +369,7 @@ def same_model(dist: distributed.Context, path: str, digest: str) -> None:
 
 
 def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = None,
-         confusion: bool = False, per_image: bool = False) -> Dict[str, Any]:
+         confusion: bool = False, per_image: bool = False, reference: bool = False) -> Dict[str, Any]:
     if not cfg.checkpoint_path:
         raise ValueError("checkpoint_path is not set: pass --checkpoint_path CKPT")
     # A run folder stands for its newest checkpoint, which may change while training goes on there:
@@ -377,15 +387,21 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     dist.check_options(cfg)
     # Which kind of file, as rank 0 reads it: a rank whose copy is missing or another kind takes the same branch,
     # where it fails named (same_model, on_every_rank), rather than waiting at a collective the others never reach.
+    if reference:
+        from .tflite_io import is_tflite_file
+
+        if not dist.from_rank0(lambda: is_tflite_file(path), "could not read the file to evaluate"):
+            raise ValueError(f"--litert_kernels reference: is for .tflite files, which LiteRT runs; {path} is not one")
     if dist.from_rank0(lambda: is_deployed_file(path), "could not read the file to evaluate"):
         if dist.enabled:
             same_model(dist, path, distributed.file_digest(path))
-        model, device, precision, opts = deployed_model_and_data(cfg, path, given)
+        model, device, precision, opts = deployed_model_and_data(cfg, path, given, reference)
         classes = model.metadata.get("classes")
         outputs = model.class_num or model.metadata.get("class_num")
         # Which of the formats, and in what precision (fp32, or the INT8 scheme it was quantized with, which
         # runs in fp32's place in engine.evaluate): a file's name need not say (eval reads ONNX by its content).
-        evaluated = {"format": FORMATS.get(model.kind, model.kind), "precision": model.weights}
+        evaluated = {"format": FORMATS.get(model.kind, model.kind), "precision": model.weights,
+                     **({"kernels": "LiteRT's reference kernels"} if reference else {})}
         recorded = {"class_num": outputs, "width_mult": model.metadata.get("width_mult"),
                     "padding": model.metadata.get("padding")}
     else:
@@ -508,6 +524,7 @@ ONNX_FIXED = ("channels_last", "precision", "device_target", "use_ema")
 
 # The formats as eval's --json names them (DeployedModel.kind: the class's own name for the file).
 FORMATS = {"ONNX file": "ONNX", "ExecuTorch program": "PTE", "program": "PT2", "TensorFlow Lite file": "TFLITE"}
+LITERT_KERNELS = ("xnnpack", "reference")  # eval --litert_kernels: which of LiteRT's kernels run a .tflite
 
 
 def unused_options_note(argv: Sequence[str], onnx: bool = False) -> str:
@@ -659,11 +676,12 @@ def main(argv: Sequence[str]) -> int:
     argv = list(argv)
     as_json, by_class = pop_flag(argv, "--json"), pop_flag(argv, "--per_class")
     csv_path, images_path = pop_option(argv, "--confusion_csv"), pop_option(argv, "--per_image")
+    kernels = pop_option(argv, "--litert_kernels")
     sizes = image_sizes(argv)
     if sizes is not None:
-        if by_class or csv_path is not None or images_path is not None:
-            raise ValueError("--per_class, --confusion_csv and --per_image are figures of one image size; "
-                             f"--image_size gives {len(sizes)}")
+        if by_class or csv_path is not None or images_path is not None or kernels is not None:
+            raise ValueError("--per_class, --confusion_csv, --per_image and --litert_kernels are of one image size "
+                             f"(a .tflite takes one); --image_size gives {len(sizes)}")
         return sweep(argv, sizes, as_json)
     cfg, given = load_config_and_given(argv, dataset_of=recorded_dataset)
     command_line = dict(parse_overrides(argv))
@@ -688,10 +706,15 @@ def main(argv: Sequence[str]) -> int:
     note = unused_options_note(argv, is_deployed_file(cfg.checkpoint_path))
     if note:
         print0(note, file=sys.stderr)
-    result = run(cfg, given, confusion=by_class or csv_path is not None, per_image=images_path is not None)
+    result = run(cfg, given, confusion=by_class or csv_path is not None, per_image=images_path is not None,
+                 litert_kernels=kernels or "xnnpack")
     rows = per_class(result["confusion"], result["classes"]) if by_class else None
+    if "kernels" in result:
+        print0(f"eval: {result['ckpt']} ran on {result['kernels']}, whose arithmetic TensorFlow Lite for "
+               f"Microcontrollers' kernels follow, not XNNPACK's", file=sys.stderr)
     if as_json:
-        out = {**figures(result), "ckpt": result["ckpt"], "format": result["format"], "precision": result["precision"]}
+        out = {**figures(result), "ckpt": result["ckpt"], "format": result["format"], "precision": result["precision"],
+               **({"kernels": result["kernels"]} if "kernels" in result else {})}
         print0(json_text({**out, "per_class": rows} if rows is not None else out))
     else:
         print0("result: {'top_5_accuracy': %r, 'top_1_accuracy': %r} ckpt=%s"

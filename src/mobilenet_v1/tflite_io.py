@@ -671,14 +671,22 @@ class TfliteModel(DeployedModel):
 
     kind = "TensorFlow Lite file"
 
-    def __init__(self, path: str, threads: int = 0, name: Optional[str] = None):
+    def __init__(self, path: str, threads: int = 0, name: Optional[str] = None, reference: bool = False):
         super().__init__()
         shown = self._named_file(path, name, is_tflite_file, "not a .tflite file (its bytes 4 to 7 are not TFL3)")
         interpreter_class = litert_interpreter()
+        # reference: LiteRT's reference kernels, whose arithmetic TensorFlow Lite for Microcontrollers' kernels
+        # follow, in place of XNNPACK's (which round some int8 sums otherwise).
+        self.reference = reference
+        kernels = {}
+        if reference:
+            from ai_edge_litert.interpreter import OpResolverType
+
+            kernels = {"experimental_op_resolver_type": OpResolverType.BUILTIN_REF}
         said: List[str] = []
         try:
             with _native_log(said):
-                self.interpreter = interpreter_class(model_path=path, num_threads=threads or None)
+                self.interpreter = interpreter_class(model_path=path, num_threads=threads or None, **kernels)
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             reason = "; ".join(said) or (str(e).splitlines()[0] if str(e) else type(e).__name__)
@@ -752,6 +760,7 @@ class TfliteModel(DeployedModel):
 
 
 
-def load_tflite(path: str, threads: int = 0, name: Optional[str] = None):
-    """The ``.tflite`` file ``path`` as a :class:`onnx_io.DeployedModel` run in LiteRT."""
-    return TfliteModel(path, threads, name)
+def load_tflite(path: str, threads: int = 0, name: Optional[str] = None, reference: bool = False):
+    """The ``.tflite`` file ``path`` as a :class:`onnx_io.DeployedModel` run in LiteRT (``reference``: on its
+    reference kernels, :class:`TfliteModel`)."""
+    return TfliteModel(path, threads, name, reference)
