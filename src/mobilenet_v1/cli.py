@@ -589,7 +589,7 @@ def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) ->
         if line is None or (isinstance(e, BrokenPipeError) and argv_given is None):
             raise
         from .config import OptionError
-        from .runtime import job_error_lines
+        from .runtime import job_error_lines, ranks_text
 
         job = job_error_lines(name, e)
         if job is not None:  # raised alike by every rank of the job: said once a machine, by its local rank 0
@@ -598,8 +598,13 @@ def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) ->
             return 1
         # Options refused alike by every process of a torchrun job (the same command line): said once a machine,
         # by its local rank 0, not once a GPU. (Other errors, a teacher that fails on one GPU, each process says.)
-        if not (isinstance(e, OptionError) and rank_label() and os.environ.get("LOCAL_RANK", "0") != "0"):
-            print(line, file=sys.stderr)
+        if isinstance(e, OptionError) and rank_label():
+            if os.environ.get("LOCAL_RANK", "0") != "0":
+                return 1
+            # named as the job's, not as local rank 0's own: "(all 16 ranks)", as job_error_lines says them
+            world = int(os.environ["WORLD_SIZE"])
+            line = line.replace(rank_label(), f" ({ranks_text(range(world), world)})", 1)
+        print(line, file=sys.stderr)
         return 1
     finally:
         warnings.formatwarning = formatted

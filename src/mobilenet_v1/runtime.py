@@ -382,6 +382,6 @@ def header(device: torch.device) -> str:
     if device.type == "cuda":
         dev = f"cuda:{device.index} ({torch.cuda.get_device_name(device)})"
     else:
-        dev = f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+        dev = f"cpu ({plural(os.cpu_count() or 1, 'core')}, {plural(torch.get_num_threads(), 'thread')})"
     return (f"mobilenet-v1 {__version__} (git {git_revision()}), python {platform.python_version()}, "
             f"torch {torch.__version__}, torchvision {torchvision_version()}, device {dev}")
