@@ -679,9 +679,12 @@ def main(argv: Sequence[str]) -> int:
     kernels = pop_option(argv, "--litert_kernels")
     sizes = image_sizes(argv)
     if sizes is not None:
-        if by_class or csv_path is not None or images_path is not None or kernels is not None:
-            raise ValueError("--per_class, --confusion_csv, --per_image and --litert_kernels are of one image size "
-                             f"(a .tflite takes one); --image_size gives {len(sizes)}")
+        if by_class or csv_path is not None or images_path is not None:
+            raise ValueError("--per_class, --confusion_csv and --per_image are figures of one image size; "
+                             f"--image_size gives {len(sizes)}")
+        if kernels is not None:
+            raise ValueError(f"--litert_kernels {kernels}: is for a .tflite file, which takes one image size; "
+                             f"--image_size gives {len(sizes)}")
         return sweep(argv, sizes, as_json)
     cfg, given = load_config_and_given(argv, dataset_of=recorded_dataset)
     command_line = dict(parse_overrides(argv))
