@@ -457,7 +457,12 @@ class LogProbabilities(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return log_probabilities(torch.softmax(self.model(x), dim=1))
+        return self.of(self.model(x))
+
+    @staticmethod
+    def of(logits: torch.Tensor) -> torch.Tensor:
+        """The log-probabilities a file with a softmax gives for ``logits``."""
+        return log_probabilities(torch.softmax(logits, dim=1))
 
 
 def _reference(model: nn.Module, meta: Dict[str, Any]) -> nn.Module:
@@ -646,7 +651,7 @@ def _export_qat_tflite(model: MobileNetV1, out_path: str, meta: Dict[str, Any], 
         for x, logits in with_logits(model, [batch_size] * 4, height, width, 0, images):
             # A file with a softmax: its log-probabilities against the model's, measured against the mean logit
             # as without it (the mean log-probability, some 2.6 times it on a test model, would be a looser rule).
-            expected = log_probabilities(torch.softmax(logits, dim=1)) if deployed.probabilities else logits
+            expected = LogProbabilities.of(logits) if deployed.probabilities else logits
             diff = (deployed(x) - expected).abs()
             total, size, count = total + float(diff.sum()), size + float(logits.abs().sum()), count + diff.numel()
             largest = max(largest, float(diff.max()))
