@@ -104,6 +104,12 @@ def test_an_exponential_decay_period_of_a_fraction_of_steps_is_truncated_as_tf_s
     assert lr.tolist() == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
 
 
+def test_an_exponential_decay_period_of_a_whole_number_of_steps_is_not_cut_by_floating_point():
+    """0.29 epochs of 100 steps are 29 steps, though 100 * 0.29 is 28.999999999999996 in float64."""
+    lr = get_lr(0.0, 0.0, 1.0, 0, 2, 100, "exponential", 0.5, 0.29)
+    assert [i for i in range(1, 200) if lr[i] != lr[i - 1]] == [29, 58, 87, 116, 145, 174]
+
+
 def test_cosine_annealing_is_torchs_cosine_annealing_after_a_linear_warmup():
     """Warm-up as the seed's linear mode, then the rates of torch's CosineAnnealingLR stepped once a
     step (T_max: the steps after the warm-up, eta_min: lr_end), from lr_max down toward lr_end; not the

@@ -36,8 +36,9 @@ def training_size(image_size: int, start: int, ramp: float, epoch: int, epochs: 
 
 def decay_period(lr_decay_epochs: float, steps_per_epoch: int) -> int:
     """Steps between two decays of ``exponential``: ``lr_decay_epochs`` epochs' steps, at least one
-    (TF-slim's ``int(steps_per_epoch * num_epochs_per_decay)``)."""
-    return max(1, int(steps_per_epoch * lr_decay_epochs))
+    (TF-slim's ``int(steps_per_epoch * num_epochs_per_decay)``), the product rounded to 9 decimals first: a
+    whole number of steps that floating point lands just below (0.29 x 100 = 28.999999999999996) is that number."""
+    return max(1, int(round(steps_per_epoch * lr_decay_epochs, 9)))
 
 
 def lr_at(i: int, lr_init: float, lr_end: float, lr_max: float, warmup_steps: int, total_steps: int,
