@@ -356,8 +356,17 @@ def test_a_resume_judges_its_evaluations_against_its_history(cifar_dir, tmp_path
     assert (f"resume: {out / ckpt_io.checkpoint_name(2, 12)} was trained with patience 0; continuing with this run's "
             f"patience 1: its evaluations so far count towards this run's patience\n") in said
     scores[:] = [0.1]
-    train.run(load_config(args + ["--epoch_size=4", "--resume=auto"]))
+    moved = tmp_path / "moved"  # the data moved: said, and the run goes on
+    shutil.copytree(cifar_dir, moved)
+    train.run(load_config(args + ["--epoch_size=4", "--resume=auto", f"--dataset_path={moved}"]))
     said = capsys.readouterr().out
+    assert (f"resume: {out / ckpt_io.checkpoint_name(3, 12)} was trained with dataset_path '{cifar_dir}'; continuing "
+            f"with this run's dataset_path '{moved}': the epochs from here read it\n") in said
+    inside = {"config": {"dataset_path": "data/a"}}  # inside an epoch; a path spelled otherwise is the same
+    assert train.data_change(inside, "c.ckpt", load_config(["--dataset_path=data//a/"]), 1, 3) == ""
+    assert train.data_change(inside, "c.ckpt", load_config(["--dataset_path=b"]), 1, 3).endswith(
+        "dataset_path 'b': the rest of epoch 2 takes the samples its order had left after step 3 from this folder "
+        "by their numbers (the same ones only if it holds the same data)")
     assert re.findall(r"eval: epoch (\d+) .*, best so far", said) == ["4"]
     assert "was trained with patience 1; continuing with this run's patience 0: the run does not stop early\n" in said
     assert ckpt_io.load_file(str(out / ckpt_io.BEST_NAME))["epoch"] == 4

@@ -1026,6 +1026,18 @@ def resizing_change(ckpt: Dict[str, Any], source: str, cfg: Config, epoch: int) 
             + (f" (its epoch {epoch} trained at {last})" if last is not None else ""))
 
 
+def data_change(ckpt: Dict[str, Any], source: str, cfg: Config, done_epochs: int, in_epoch: int) -> str:
+    """A line naming another ``dataset_path`` than the checkpoint's run read (the data moved, or other data of
+    the same kind, which the classes and the steps per epoch checked do not tell apart), or ""."""
+    was = (ckpt.get("config") or {}).get("dataset_path")
+    if not isinstance(was, str) or not was or os.path.normpath(was) == os.path.normpath(cfg.dataset_path):
+        return ""
+    return (changes_line(source, {"dataset_path": (was, cfg.dataset_path)}, "trained")
+            + (f": the rest of epoch {done_epochs + 1} takes the samples its order had left after step {in_epoch} "
+               f"from this folder by their numbers (the same ones only if it holds the same data)" if in_epoch
+               else ": the epochs from here read it"))
+
+
 def evaluation_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
     """A line saying that a run which evaluates continues with another evaluation size (``eval_image_size``,
     else ``image_size``) or, for an image folder, ``crop_pct`` than the checkpoint's run evaluated with: its
@@ -1630,6 +1642,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                          recipe_change(ckpt, resumed_from, cfg),
                          resizing_change(ckpt, resumed_from, cfg, done_epochs),
                          teacher_change(ckpt, resumed_from, cfg, distill), evaluation_change(ckpt, resumed_from, cfg),
+                         data_change(ckpt, resumed_from, cfg, done_epochs, in_epoch),
                          renamed if is_cifar(cfg.dataset) else ""):
                 if line:
                     print0(line)
