@@ -330,6 +330,20 @@ def support_metadata_of(path) -> dict:
             "thresholds": thresholds}
 
 
+def test_a_class_folders_name_that_is_not_utf8_goes_into_labels_txt_as_predict_prints_it():
+    """A Latin-1 folder name (caf\\xe9, its byte a surrogate in Python) is written escaped, as predict prints it:
+    labels.txt and the C++ header are UTF-8 text (export failed on it, naming neither the folder nor the file)."""
+    import io
+    import zipfile
+
+    from mobilenet_v1 import tflite_io
+
+    labels = tflite_io.file_labels({"class_num": 3, "classes": ["caf\udce9", "caf\u00e9", "dog"]})
+    assert labels == ["caf\\xe9", "caf\u00e9", "dog"]
+    with zipfile.ZipFile(io.BytesIO(tflite_io.with_labels(b"", labels))) as z:
+        assert z.read("labels.txt").decode("utf-8").splitlines() == labels
+
+
 def test_tflite_files_carry_the_metadata_androids_task_library_reads_with_their_labels(tmp_path, cifar_dir, capsys):
     """Every .tflite export writes (float, float16, an image input of RGB pixels; quantize --tflite keeps it)
     carries TensorFlow Lite Support's TFLITE_METADATA, which Android's Task Library (ImageClassifier) and ML Kit

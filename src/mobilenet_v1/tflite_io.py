@@ -313,7 +313,7 @@ def file_labels(metadata: Dict[str, Any]) -> List[str]:
     records, an ImageNet synset id with its English name; the built-in ImageNet list for 1000 outputs; else
     the output's number), for the labels file of its :func:`support_metadata`; the seed's unused 1001st output
     is "(no class)". [] for a file that records no class count."""
-    from .predict import class_names
+    from .predict import class_names, shown_name
 
     count, recorded = metadata.get("class_num"), metadata.get("classes")
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
@@ -323,7 +323,9 @@ def file_labels(metadata: Dict[str, Any]) -> List[str]:
         names = class_names(count, recorded, None, False)
     except ValueError:  # names that do not fit the outputs: none written
         return []
-    return ["(no class)" if n is None else " ".join(n.split()) for n in names]
+    # A folder's name that is not UTF-8 (its bytes as surrogates) as predict prints it, caf\xe9: the labels file and
+    # the C++ header are UTF-8 text, which could not hold it (export failed on zipfile's encoding).
+    return ["(no class)" if n is None else " ".join(shown_name(n).split()) for n in names]
 
 
 def support_metadata(g: _Graph, metadata: Dict[str, Any], labels: Sequence[str]) -> Optional[bytes]:
