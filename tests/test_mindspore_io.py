@@ -922,3 +922,45 @@ def test_a_timm_train_py_checkpoint_loads_its_weights_average_and_normalisation(
     torch.save({"state_dict": trained, "args": argparse.Namespace(bn_eps=-1.0)}, str(tmp_path / "eps.pth.tar"))
     with pytest.raises(ckpt_io.CheckpointError, match=r"eps.pth.tar: its train.py args give bn_eps -1, not positive"):
         load_model(str(tmp_path / "eps.pth.tar"))
+
+
+def test_a_timm_train_py_checkpoints_outputs_are_read_in_its_folders_natural_class_order(tmp_path, capsys):
+    """timm's train.py numbers a folder's classes in natural order (lower case, digits by value: apple, class2,
+    class10, Zebra), this toolkit sorts them (Zebra, apple, class10, class2): eval took output k as the k-th sorted
+    class, each figure another class's. Its classifier's rows are now put in sorted order (the average's too),
+    said; a run of timm's that read a data set otherwise (torchvision's folder, --class-map) is taken as it is."""
+    import argparse
+    import json
+
+    from conftest import jpeg_bytes, smooth_image
+
+    natural, counts = ["apple", "class2", "class10", "Zebra"], {"class2": 3}
+    root = tmp_path / "photos" / "validation_preprocess"
+    for name in natural:
+        (root / name).mkdir(parents=True)
+        for i in range(counts.get(name, 1)):
+            (root / name / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(40, 40, seed=i)))
+    net = MobileNetV1(class_num=4, width_mult=0.25, padding="symmetric").eval()
+    with torch.no_grad():  # whatever the image: timm's output 1, its class2 (3 of the 6 images)
+        net.fc.weight.zero_()
+        net.fc.bias.copy_(torch.tensor([0.0, 10.0, 0.0, 0.0]))
+    state = {theirs + name[len(ours):]: t.clone() for theirs, ours in timm_names()
+             for name, t in net.state_dict().items() if name.startswith(ours + ".")}
+    path = tmp_path / "model_best.pth.tar"
+    torch.save({"epoch": 3, "state_dict": state, "state_dict_ema": state,
+                "args": argparse.Namespace(model="mobilenetv1_100", img_size=32, dataset="")}, str(path))
+    capsys.readouterr()
+    assert cli.main(["eval", "--dataset", "imagenet2012", "--dataset_path", str(tmp_path / "photos"),
+                     "--checkpoint_path", str(path), "--device_target", "CPU", "--json"]) == 0
+    said = capsys.readouterr()
+    assert json.loads(said.out)["top_1_accuracy"] == pytest.approx(0.5)  # before: sorted's output 1, apple, 1 of 6
+    assert (f"{path}: its run (timm's train.py) numbered the folder's classes in natural order (apple, class2, "
+            f"class10, Zebra), this toolkit sorts them (Zebra, apple, class10, class2): its classifier's outputs are "
+            f"taken in this order") in said.err
+    ckpt = mindspore_io.read_any(str(path))
+    moved, _ = ckpt_io.in_sorted_order(ckpt, sorted(natural), str(path))
+    for weights in (ckpt_io.model_state(moved), ckpt_io.ema_state(moved)):
+        assert weights["fc.bias"].tolist() == [0.0, 0.0, 0.0, 10.0]  # class2, the last sorted
+    for other in ({"dataset": "torch/image_folder"}, {"class_map": "map.txt"}):
+        torch.save({"state_dict": state, "args": argparse.Namespace(img_size=32, **other)}, str(path))
+        assert ckpt_io.in_sorted_order(mindspore_io.read_any(str(path)), sorted(natural), "x")[1] == ""

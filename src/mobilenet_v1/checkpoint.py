@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .config import (DATASETS, ConfigError, channel_values, channels_text, cifar_name, crop_pct_problem, is_cifar,
-                     normalisation)
+                     names_text, normalisation)
 from .runtime import plural
 
 FORMAT = "mobilenet-v1/1"
@@ -1117,6 +1117,43 @@ def model_state(ckpt: Dict[str, Any]) -> Dict[str, torch.Tensor]:
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix):]: v for k, v in state.items()}
     return state
+
+
+# A recorded configuration's key: the run numbered an image folder's classes in "natural" order, as timm's train.py
+# does (its folder reader sorts by the name in lower case, its runs of digits by value: apple, class2, class10,
+# Zebra), where this toolkit, as torchvision's ImageFolder, sorts them (Zebra, apple, class10, class2).
+CLASS_ORDER = "folder_class_order"
+
+
+def natural_key(name: str) -> List[Any]:
+    """The key of timm's "natural" order of class folder names: lower case, runs of digits as numbers."""
+    return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", name.lower()))]
+
+
+def in_sorted_order(ckpt: Dict[str, Any], classes: Optional[Sequence[str]],
+                    source: str) -> Tuple[Dict[str, Any], str]:
+    """``ckpt`` as it is, or, where its run numbered an image folder's classes in natural order
+    (:data:`CLASS_ORDER`, timm's train.py) and it records no names, with its classifier's rows (its weight
+    average's too) put in the order of ``classes``, this toolkit's sorted names of the same folder's classes, and
+    a line saying so; "" where nothing moved (``classes`` None, the orders alike, another count of outputs)."""
+    if classes is None or ckpt.get("classes") is not None \
+            or (ckpt.get("config") or {}).get(CLASS_ORDER) != "natural":
+        return ckpt, ""
+    natural = sorted(classes, key=natural_key)
+    weight = model_state(ckpt).get("fc.weight")
+    if natural == list(classes) or weight is None or weight.shape[0] != len(classes):
+        return ckpt, ""
+    order = torch.tensor([natural.index(name) for name in classes])
+
+    def reordered(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        return {**state, **{k: state[k][order] for k in ("fc.weight", "fc.bias") if k in state}}
+
+    out = {**ckpt, "model": reordered(model_state(ckpt))}
+    if ema_state(ckpt) is not None:
+        out["ema"] = {**ckpt["ema"], "model": reordered(ema_state(ckpt))}
+    return out, (f"{source}: its run (timm's train.py) numbered the folder's classes in natural order "
+                 f"({names_text(natural)}), this toolkit sorts them ({names_text(list(classes))}): its classifier's "
+                 f"outputs are taken in this order")
 
 
 def ema_state(ckpt: Dict[str, Any]) -> Optional[Dict[str, torch.Tensor]]:

@@ -396,6 +396,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         if dist.enabled:
             same_model(dist, path, distributed.file_digest(path))
         model, device, precision, opts = deployed_model_and_data(cfg, path, given, reference)
+        ckpt = None
         classes = model.metadata.get("classes")
         outputs = model.class_num or model.metadata.get("class_num")
         # Which of the formats, and in what precision (fp32, or the INT8 scheme it was quantized with, which
@@ -445,6 +446,11 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     loader = build_loader(opts, train=False, device=device, drop_last=cfg.eval_drop_last,
                           classes=classes if isinstance(classes, list) else None, **dist.shard())
     dist.check_same(data_seen(None, loader), "data")
+    if ckpt is not None and not is_cifar(cfg.dataset):  # timm's train.py numbered the folder's classes otherwise
+        ckpt, reordered = ckpt_io.in_sorted_order(ckpt, loader.classes, path)
+        if reordered:
+            print0(reordered, file=sys.stderr)
+            model = model_from_checkpoint(ckpt, path, cfg.use_ema)[0].to(device=device, memory_format=memory_format)
     if outputs and loader.num_classes > outputs:
         raise ValueError(f"{path} has {outputs} outputs, and dataset_path {cfg.dataset_path} has "
                          f"{loader.num_classes} classes (labelled by {loader.labels_in}): not the data set the "

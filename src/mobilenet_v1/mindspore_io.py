@@ -536,6 +536,11 @@ def fold_normalisation(state: Dict[str, torch.Tensor], mean_from: Iterable[float
     state["network.0.1.running_mean"] = (mean.float() - shift).to(mean.dtype)
 
 
+# timm train.py's --dataset prefixes of data sets read otherwise than by its image folder reader (torchvision's
+# ImageFolder sorts its classes as this toolkit does; the others are labelled by their own data).
+TIMM_OTHER_READERS = ("torch", "hfds", "hfids", "tfds", "wds")
+
+
 def timm_checkpoint(ckpt: Dict[str, Any], source: str) -> Dict[str, Any]:
     """``ckpt`` as it is, or, where its ``model`` has timm's names, our checkpoint of those weights:
     padding symmetric (timm's), normalisation folded from timm's mean and std (0.5; a train.py run's own
@@ -577,6 +582,11 @@ def timm_checkpoint(ckpt: Dict[str, Any], source: str) -> Dict[str, Any]:
         config["image_size"] = size
     if args.get("crop_pct") is not None and not crop_pct_problem(args["crop_pct"]):
         config["crop_pct"] = float(args["crop_pct"])  # train.py's --crop-pct: its evaluation's centre crop
+    dataset = args.get("dataset") if isinstance(args.get("dataset"), str) else ""
+    if isinstance(run, dict) and dataset.lower().split("/")[0] not in TIMM_OTHER_READERS and not args.get("class_map"):
+        # A folder (or tar) read by timm's own reader, which numbers its classes in natural order; eval, a teacher
+        # and pre_trained put its outputs in this toolkit's sorted order of them (checkpoint.in_sorted_order).
+        config[ckpt_io.CLASS_ORDER] = "natural"
     normalised = (f"timm's input normalisation (mean {_channels_words(mean)}, std {_channels_words(std)})"
                   if (mean, std) != (TIMM_MEAN, TIMM_STD) else "timm's input normalisation (mean and std 0.5)")
     what = "timm's MobileNetV1 weights"

@@ -255,7 +255,9 @@ def teacher_change(ckpt: Dict[str, Any], source: str, cfg: Config, distill: Opti
 def checkpoint_teacher(cfg: Config, path: str, classes: Optional[List[str]]) -> Tuple[MobileNetV1, str, Any]:
     """The model of checkpoint ``path`` as a teacher, a few words on it (:func:`build_distiller`) and its
     recorded configuration."""
-    ckpt = ckpt_io.load_file(path)
+    ckpt, reordered = ckpt_io.in_sorted_order(ckpt_io.load_file(path), classes, path)
+    if reordered:
+        print0(f"teacher {reordered}")
     teacher, args = model_from_checkpoint(ckpt, path, cfg.use_ema)
     if args["class_num"] != cfg.class_num:
         raise ConfigError(f"teacher {path}: it has {args['class_num']} outputs, this run's class_num is "
@@ -1518,6 +1520,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             raise ckpt_io.CheckpointError(
                 f"pre_trained {pre_trained}: a MobileNetV1 of width_mult {width:g}, this run's is {cfg.width_mult:g} "
                 f"(--width_mult {width:g} fine-tunes it; a model of another width learns from it with --teacher)")
+        source, reordered = ckpt_io.in_sorted_order(source, labelling, pre_trained)
+        if reordered:
+            say_pre_trained(f"pre_trained: {reordered}")
         state, qat_note = pre_trained_state(ckpt_io.weights_to_use(source, cfg.use_ema), model, pre_trained)
         if qat_note:
             say_pre_trained(f"pre_trained: {qat_note}")
