@@ -296,3 +296,16 @@ def test_a_dataset_path_from_a_seed_file_that_is_not_there_names_the_file(tmp_pa
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"mobilenet-v1 train: error: dataset_path '{missing}' does not exist")
     assert sorted(os.listdir(tmp_path)) == ["m.ckpt"]
+    # The checkpoints they name (./mobilenetv1-90_625.ckpt to evaluate, /cache/data/... to export) likewise.
+    data = tmp_path / "cifar"
+    data.mkdir()
+    for argv, key, value in ((["eval", "--device_target=CPU", f"--dataset_path={data}"], "checkpoint_path",
+                              "./mobilenetv1-90_625.ckpt"),
+                             (["export", "--file_name", str(tmp_path / "e"), "--file_format", "ONNX"], "ckpt_file",
+                              "/cache/data/mobilenetv1-90_625.ckpt")):
+        assert cli.main([*argv, "--config_path", path]) == 1
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"mobilenet-v1 {argv[0]}: error: {key} {value} (from config file {path}): no such file or run folder; "
+            f"pass --{key}")
+    assert cli.main(["eval", "--device_target=CPU", f"--dataset_path={data}", "--checkpoint_path=x.ckpt"]) == 1
+    assert capsys.readouterr().err.strip().endswith("error: --checkpoint_path x.ckpt: no such file or run folder")

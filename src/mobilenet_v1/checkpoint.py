@@ -362,26 +362,30 @@ def run_folder(path: str) -> str:
     return sub if os.path.isdir(sub) and not own else path
 
 
-def check_given(path: str, option: str, kinds: str = "file or run folder") -> None:
+def check_given(path: str, option: str, kinds: str = "file or run folder", origin: str = "") -> None:
     """Refuse ``path``, given as ``option`` (``--ckpt_file``; a positional argument: its role, ``checkpoint``),
     where nothing is there, named by it: the reader after it said "checkpoint X: no such file", not which option
-    gave it (a run given --teacher and --pre_trained left the user to guess which was mistyped)."""
+    gave it (a run given --teacher and --pre_trained left the user to guess which was mistyped). ``origin``: the
+    configuration file that set it (``config file F``), named in place of the option nobody typed (the seed's
+    files name ./mobilenetv1-90_625.ckpt and /cache/data/...)."""
     if not os.path.exists(path):
-        raise CheckpointError(f"{option} {path}: " + ("a link to nothing" if os.path.islink(path) else
-                                                      f"no such {kinds}"))
+        key = option.lstrip("-")
+        raise CheckpointError((f"{key} {path} (from {origin}): " if origin else f"{option} {path}: ")
+                              + ("a link to nothing" if os.path.islink(path) else f"no such {kinds}")
+                              + (f"; pass --{key}" if origin else ""))
 
 
-def resolve_checkpoint_path(path: str, option: str = "") -> str:
+def resolve_checkpoint_path(path: str, option: str = "", origin: str = "") -> str:
     """A checkpoint file, or a run folder standing for its newest ``mobilenetv1-*.ckpt`` (a distributed
     run's ``save_checkpoint_path``: the newest in its ``ckpt_0/``); a ``pathlib.Path`` comes back as text, as
     the readers after it take it. ``option``: how the command was given ``path`` (:func:`check_given`), which
     names a path where nothing is and a folder without checkpoints; without it a missing path comes back as
-    it is, for the reader to refuse."""
+    it is, for the reader to refuse. ``origin``: the configuration file that set it, if one did."""
     path = os.fspath(path)
     if not os.path.exists(path) and os.path.isfile(path + ".index"):  # a TensorFlow checkpoint's prefix
         path += ".index"
     if option:
-        check_given(path, option)
+        check_given(path, option, origin=origin)
     if os.path.isdir(path):
         folder = run_folder(path)
         found = list_checkpoints(folder)

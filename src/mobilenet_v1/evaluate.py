@@ -374,9 +374,12 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         raise ValueError("checkpoint_path is not set: pass --checkpoint_path CKPT")
     # A run folder stands for its newest checkpoint, which may change while training goes on there:
     # rank 0 chooses and every rank evaluates that file (summed counts of two models mean nothing).
+    origin = getattr(given, "origin", {}).get("checkpoint_path", "")
+    from_file = origin if origin.startswith("config file") else ""  # the seed's name ./mobilenetv1-90_625.ckpt
+
     def choose() -> str:
         try:
-            return ckpt_io.resolve_checkpoint_path(cfg.checkpoint_path, "--checkpoint_path")
+            return ckpt_io.resolve_checkpoint_path(cfg.checkpoint_path, "--checkpoint_path", from_file)
         except OSError as e:  # the folder unreadable, or gone between the look and the listing
             raise ckpt_io.CheckpointError(f"checkpoint_path {cfg.checkpoint_path}: cannot list it: "
                                           f"{e.strerror or e}") from None

@@ -286,7 +286,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                       dataset: Optional[str] = None, use_ema: bool = True, image_input: bool = False,
                       file_format: str = "ONNX", pixel_format: str = "RGB", mean: Optional[str] = None,
                       std: Optional[str] = None, class_num: Optional[int] = None,
-                      float16: bool = False, softmax: bool = False) -> Dict[str, Any]:
+                      float16: bool = False, softmax: bool = False, ckpt_file_from: str = "") -> Dict[str, Any]:
     """Export a checkpoint to ``file_name`` (``.onnx``, ``.pte`` or ``.pt2``, appended when missing) and check
     it; returns the path, the input size, the largest difference from PyTorch per checked batch size, the data set
     whose normalisation the file records and ``weights``, the line saying which weights a checkpoint
@@ -311,7 +311,9 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     the network the checkpoint is loaded into); another count than the checkpoint's is an error, None checks
     nothing. ``float16`` (TFLITE only): the weights stored as float16 (:func:`export_tflite`). ``softmax`` (TFLITE
     only): the file's output the probabilities, a ``SOFTMAX`` after the logits (:func:`tflite_io.softmax_output`),
-    checked as log-probabilities against the model's (:class:`LogProbabilities`)."""
+    checked as log-probabilities against the model's (:class:`LogProbabilities`).
+    ``ckpt_file_from``: the configuration file that named ``ckpt_file`` (``config file F``), said where it is not
+    there."""
     # None means "the default"; 0 or less is a mistake, not a request for the default.
     bad = [f"--{name} {value}" for name, value in (("batch_size", batch_size), ("height", height), ("width", width))
            if value is not None and value < 1]
@@ -325,7 +327,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     if pixel_format != "RGB" and not image_input:
         raise ExportError(f"--pixel_format {pixel_format}: is the image input's (--image_input True); a file "
                           f"without one takes normalised float (N, 3, H, W) RGB")
-    path = ckpt_io.resolve_checkpoint_path(ckpt_file, "--ckpt_file")
+    path = ckpt_io.resolve_checkpoint_path(ckpt_file, "--ckpt_file", ckpt_file_from)
     ckpt = ckpt_io.load_file(path)
     model, args = model_from_checkpoint(ckpt, path, use_ema)
     if class_num is not None and class_num != args["class_num"]:
@@ -909,6 +911,7 @@ def main(argv: Sequence[str]) -> int:
     # and a --device_id given.
     ignored: Dict[str, Any] = {}
     choices: Dict[str, Any] = {}
+    ckpt_file_from = ""
     if a.config_path:
         from .config import _field_types, coerce, read_yaml
 
@@ -925,6 +928,8 @@ def main(argv: Sequence[str]) -> int:
             if getattr(a, key) is None and values.get(key) not in (None, ""):
                 value = coerce(key, values[key], f"config file {a.config_path}")  # `file_name: 2024`: a str
                 setattr(a, key, value.upper() if key == "file_format" else value)
+                if key == "ckpt_file":  # the seed's files name /cache/data/mobilenetv1-90_625.ckpt: said as theirs
+                    ckpt_file_from = f"config file {a.config_path}"
     if a.device_id is not None:
         ignored["device_id"] = a.device_id
     check_ignored(ignored, choices, a.config_path)
@@ -941,7 +946,7 @@ def main(argv: Sequence[str]) -> int:
                                dynamic_batch=not a.static_batch, atol=a.atol, dataset=a.dataset,
                                use_ema=a.use_ema, image_input=a.image_input, file_format=fmt,
                                pixel_format=a.pixel_format, mean=a.mean, std=a.std, class_num=a.class_num,
-                               float16=a.float16, softmax=a.softmax)
+                               float16=a.float16, softmax=a.softmax, ckpt_file_from=ckpt_file_from)
     if result["removed"]:
         print(f"mobilenet-v1 export: note: {ckpt_io.removed_note(result['removed'])}", file=sys.stderr)
     if result["weights"]:
