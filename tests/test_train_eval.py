@@ -1086,6 +1086,24 @@ def test_own_folder_with_val_split_trains_on_the_rest_and_eval_takes_the_held_ou
     with pytest.raises(ckpt_io.CheckpointError, match=r"held out val_split 0\.34 of each class .* this run 0: "
                                                       r"pass --val_split 0\.34"):
         train.run(load_config(args + ["--epoch_size=2", f"--resume={run_dir / 'mobilenetv1-1_3.ckpt'}"]))
+    # Fine-tuned from it with a larger share held out: that share holds images it trained on, said.
+    start = str(run_dir / "mobilenetv1-1_3.ckpt")
+    train.run(load_config(args + ["--val_split=0.5", f"--pre_trained={start}",
+                                  f"--save_checkpoint_path={tmp_path / 'tuned'}"]))
+    assert (f"pre_trained: note: {start} trained on this folder's images but the val_split 0.34 its run held out; this "
+            f"run's evaluation share, val_split 0.5, holds images it trained on, so its top-1 reads high (--val_split "
+            f"0.34 or less evaluates on images it never saw)\n") in capsys.readouterr().out
+    source = ckpt_io.load_file(start)
+    for share, said in ((0.34, False), (0.2, False), (0.5, True)):
+        cfg = load_config(args + [f"--val_split={share}"])
+        assert bool(train.seen_evaluation_images(source, "s.ckpt", cfg)) == said, share
+    whole = {"config": {**source["config"], "val_split": 0.0}}  # it trained on every image
+    assert train.seen_evaluation_images(whole, "w.ckpt", load_config(args + ["--val_split=0.1"])).endswith(
+        "w.ckpt trained on this folder's images (its run held none out); this run's evaluation share, val_split 0.1, "
+        "holds images it trained on, so its top-1 reads high (evaluate on images it never saw: an evaluation folder "
+        "of their own)")
+    assert not train.seen_evaluation_images(whole, "w.ckpt", load_config(
+        [a.replace(str(data), str(copy)) for a in args] + ["--val_split=0.1"]))  # another folder
     train.run(load_config(args + ["--class_num=3"]))  # without a split: said, not silent
     assert "has no evaluation folder, so evaluation reads the training images" in capsys.readouterr().out
 

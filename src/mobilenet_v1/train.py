@@ -1028,6 +1028,31 @@ def resizing_change(ckpt: Dict[str, Any], source: str, cfg: Config, epoch: int) 
             + (f" (its epoch {epoch} trained at {last})" if last is not None else ""))
 
 
+def seen_evaluation_images(source: Dict[str, Any], path: str, cfg: Config) -> str:
+    """A note where the run evaluates on a share of its training folder (``val_split``) larger than the one
+    ``pre_trained`` ``source``'s run held out of the same folder (none: it trained on all of it): the share held
+    out is the images of lowest hashes (:func:`data.held_out`), so the larger one holds images ``source`` trained
+    on, and the run's top-1 reads high; or ""."""
+    recorded = source.get("config") if isinstance(source.get("config"), dict) else {}
+    if cfg.dataset != "imagenet2012" or not cfg.val_split or not cfg.eval_interval \
+            or recorded.get("dataset") != "imagenet2012" or not isinstance(recorded.get("dataset_path"), str):
+        return ""
+    held = source.get("held_out") if isinstance(source.get("held_out"), dict) else {}
+    share = held.get("val_split") if isinstance(held.get("val_split"), float) else 0.0
+    try:
+        theirs = held.get("folder") or os.path.realpath(imagenet_folder(recorded["dataset_path"], True))
+        here = os.path.realpath(imagenet_folder(cfg.dataset_path, True))
+    except (DataError, OSError):  # its folder gone, or of another layout: not this one
+        return ""
+    if theirs != here or cfg.val_split <= share:
+        return ""
+    return (f"pre_trained: note: {path} trained on this folder's images "
+            + (f"but the val_split {share:g} its run held out" if share else "(its run held none out)")
+            + f"; this run's evaluation share, val_split {cfg.val_split:g}, holds images it trained on, so its top-1 "
+              f"reads high" + (f" (--val_split {share:g} or less evaluates on images it never saw)" if share else
+                               " (evaluate on images it never saw: an evaluation folder of their own)"))
+
+
 def data_change(ckpt: Dict[str, Any], source: str, cfg: Config, done_epochs: int, in_epoch: int) -> str:
     """A line naming another ``dataset_path`` than the checkpoint's run read (the data moved, or other data of
     the same kind, which the classes and the steps per epoch checked do not tell apart), or ""."""
@@ -1553,6 +1578,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                               "set's k-th class")
         if source.get("imported"):
             say_pre_trained(f"pre_trained: {source['imported']}")
+        seen = seen_evaluation_images(source, pre_trained, cfg)
+        if seen:
+            say_pre_trained(seen)
         padded = (source.get("model_args") or {}).get("padding")
         if padded and padded != cfg.padding:
             say_pre_trained(f"pre_trained: note: {pre_trained} was trained with padding {padded}, this run pads "
