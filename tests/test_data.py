@@ -702,6 +702,8 @@ def test_find_images_with_a_class_list_keeps_its_labels(tmp_path):
     assert [y for _, y in find_images(str(root))[0]] == [0, 1]  # its own sorted folders otherwise
     with pytest.raises(DataError, match=r"class folder\(s\) ant, dog are not among the 2 classes"):
         find_images(str(root), ["cat", "emu"])
+    with pytest.raises(DataError, match=r"; dog is Dog in another case \(class names are case-sensitive\)$"):
+        find_images(str(root), ["ant", "Dog"])
     # A class copied through macOS (café with a combining accent, NFD) against the trained café (NFC): they
     # print alike, so the message says what differs (helper-111).
     (root / "cafe\u0301").mkdir()

@@ -1216,10 +1216,15 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
         alike = [f"{f} is {composed[unicodedata.normalize('NFC', f)]} written in other Unicode code points "
                  f"(NFD against NFC: a copy through macOS?)" for f in unknown if unicodedata.normalize("NFC", f)
                  in composed]
+        # Or in another case (Dog against dog): names are case-sensitive here, as in torchvision's ImageFolder.
+        folded = {c.casefold(): c for c in classes}
+        alike += [f"{f} is {folded[f.casefold()]} in another case (class names are case-sensitive)" for f in unknown
+                  if f.casefold() in folded and unicodedata.normalize("NFC", f) not in composed]
         wrapped = wrapped_classes(root) if packed is not None and len(folders) == 1 else ""
         raise DataError(f"image folder {root!r}: class folder(s) {', '.join(unknown[:5])}"
                         f"{' ...' if len(unknown) > 5 else ''} are not among the {len(classes)} classes "
-                        f"the model was trained on ({', '.join(list(classes)[:5])}{' ...' if len(classes) > 5 else ''})"
+                        f"its labels follow, the model's or the training split's ({', '.join(list(classes)[:5])}"
+                        f"{' ...' if len(classes) > 5 else ''})"
                         + (f"; {'; '.join(alike[:3])}" if alike else "") + (f"; {wrapped}" if wrapped else ""))
     samples = []
     for cls in folders:
