@@ -362,6 +362,9 @@ def test_a_resume_judges_its_evaluations_against_its_history(cifar_dir, tmp_path
     said = capsys.readouterr().out
     assert (f"resume: {out / ckpt_io.checkpoint_name(3, 12)} was trained with dataset_path '{cifar_dir}'; continuing "
             f"with this run's dataset_path '{moved}': the epochs from here read it\n") in said
+    (tmp_path / "link").symlink_to(cifar_dir)  # a link to the same folder is the same folder
+    assert train.data_change({"config": {"dataset_path": str(cifar_dir)}}, "c.ckpt",
+                             load_config([f"--dataset_path={tmp_path / 'link'}"]), 3, 0) == ""
     inside = {"config": {"dataset_path": "data/a"}}  # inside an epoch; a path spelled otherwise is the same
     assert train.data_change(inside, "c.ckpt", load_config(["--dataset_path=data//a/"]), 1, 3) == ""
     assert train.data_change(inside, "c.ckpt", load_config(["--dataset_path=b"]), 1, 3).endswith(

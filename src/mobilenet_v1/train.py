@@ -1053,11 +1053,20 @@ def seen_evaluation_images(source: Dict[str, Any], path: str, cfg: Config) -> st
                                " (evaluate on images it never saw: an evaluation folder of their own)"))
 
 
+def same_folder(one: str, other: str) -> bool:
+    """Whether two dataset_path values name one training folder (a link to it, a path relative to here, the
+    split inside it); compared as written where either cannot be resolved (gone, or of no image folder's layout)."""
+    try:
+        return os.path.realpath(imagenet_folder(one, True)) == os.path.realpath(imagenet_folder(other, True))
+    except (DataError, OSError):
+        return os.path.normpath(one) == os.path.normpath(other)
+
+
 def data_change(ckpt: Dict[str, Any], source: str, cfg: Config, done_epochs: int, in_epoch: int) -> str:
     """A line naming another ``dataset_path`` than the checkpoint's run read (the data moved, or other data of
     the same kind, which the classes and the steps per epoch checked do not tell apart), or ""."""
     was = (ckpt.get("config") or {}).get("dataset_path")
-    if not isinstance(was, str) or not was or os.path.normpath(was) == os.path.normpath(cfg.dataset_path):
+    if not isinstance(was, str) or not was or same_folder(was, cfg.dataset_path):
         return ""
     return (changes_line(source, {"dataset_path": (was, cfg.dataset_path)}, "trained")
             + (f": the rest of epoch {done_epochs + 1} takes the samples its order had left after step {in_epoch} "
