@@ -927,8 +927,10 @@ def test_a_timm_train_py_checkpoint_loads_its_weights_average_and_normalisation(
 def test_a_timm_train_py_checkpoints_outputs_are_read_in_its_folders_natural_class_order(tmp_path, capsys):
     """timm's train.py numbers a folder's classes in natural order (lower case, digits by value: apple, class2,
     class10, Zebra), this toolkit sorts them (Zebra, apple, class10, class2): eval took output k as the k-th sorted
-    class, each figure another class's. Its classifier's rows are now put in sorted order (the average's too),
-    said; a run of timm's that read a data set otherwise (torchvision's folder, --class-map) is taken as it is."""
+    class, each figure another class's. eval now labels the images in that order, for the checkpoint (with more
+    outputs than classes too: timm keeps 1000 without --num-classes) and for a file exported from it; --teacher and
+    --pre_trained take its classifier's rows in sorted order (the average's too). A run of timm's that read a data
+    set otherwise (torchvision's folder, --class-map) is taken as it is; a MindSpore .ckpt cannot keep the record."""
     import argparse
     import json
 
@@ -940,27 +942,50 @@ def test_a_timm_train_py_checkpoints_outputs_are_read_in_its_folders_natural_cla
         (root / name).mkdir(parents=True)
         for i in range(counts.get(name, 1)):
             (root / name / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(40, 40, seed=i)))
-    net = MobileNetV1(class_num=4, width_mult=0.25, padding="symmetric").eval()
-    with torch.no_grad():  # whatever the image: timm's output 1, its class2 (3 of the 6 images)
-        net.fc.weight.zero_()
-        net.fc.bias.copy_(torch.tensor([0.0, 10.0, 0.0, 0.0]))
-    state = {theirs + name[len(ours):]: t.clone() for theirs, ours in timm_names()
-             for name, t in net.state_dict().items() if name.startswith(ours + ".")}
-    path = tmp_path / "model_best.pth.tar"
-    torch.save({"epoch": 3, "state_dict": state, "state_dict_ema": state,
-                "args": argparse.Namespace(model="mobilenetv1_100", img_size=32, dataset="")}, str(path))
+
+    def timm_file(name: str, outputs: int, **args) -> str:
+        net = MobileNetV1(class_num=outputs, width_mult=0.25, padding="symmetric").eval()
+        with torch.no_grad():  # whatever the image: timm's output 1, its class2 (3 of the 6 images)
+            net.fc.weight.zero_()
+            net.fc.bias.copy_(torch.arange(outputs) * 0.01 + 10.0 * (torch.arange(outputs) == 1))
+        state = {theirs + k[len(ours):]: t.clone() for theirs, ours in timm_names()
+                 for k, t in net.state_dict().items() if k.startswith(ours + ".")}
+        torch.save({"epoch": 3, "state_dict": state, "state_dict_ema": state,
+                    "args": argparse.Namespace(model="mobilenetv1_100", img_size=32, **args)}, str(tmp_path / name))
+        return str(tmp_path / name)
+
+    def top_1(path: str) -> float:
+        capsys.readouterr()
+        assert cli.main(["eval", "--dataset", "imagenet2012", "--dataset_path", str(tmp_path / "photos"),
+                         "--checkpoint_path", path, "--device_target", "CPU", "--json", "--image_size", "32"]) == 0
+        said = capsys.readouterr()
+        assert (f"{path}: its run (timm's train.py) numbered the folder's classes in natural order (apple, class2, "
+                f"class10, Zebra), this toolkit sorts them (Zebra, apple, class10, class2): the images are labelled "
+                f"in that order") in said.err
+        return json.loads(said.out)["top_1_accuracy"]
+
+    four, six = timm_file("four.pth.tar", 4, dataset=""), timm_file("six.pth.tar", 6)
+    assert top_1(four) == pytest.approx(0.5) and top_1(six) == pytest.approx(0.5)  # before: sorted's apple, 1 of 6
+    assert cli.main(["export", "--ckpt_file", four, "--file_name", str(tmp_path / "four")]) == 0
+    assert top_1(str(tmp_path / "four.onnx")) == pytest.approx(0.5)
+    ckpt = mindspore_io.read_any(six)
+    moved, said = ckpt_io.in_sorted_order(ckpt, sorted(natural), six)
+    assert said.endswith("its classifier's outputs are taken in this order")
+    for weights in (ckpt_io.model_state(moved), ckpt_io.ema_state(moved)):  # class2, the last sorted; 4, 5 stay
+        assert weights["fc.bias"].tolist() == pytest.approx([0.03, 0.0, 0.02, 10.01, 0.04, 0.05])
+    assert cli.main(["convert", four, str(tmp_path / "m.ckpt")]) == 0
+    assert "record that timm's train.py numbered its folder's classes in natural order" in capsys.readouterr().err
+    # Fine-tuned from it and taught by it on the same folder: its rows put in sorted order, said for each.
+    import shutil
+
+    shutil.copytree(root, tmp_path / "photos" / "train")
     capsys.readouterr()
-    assert cli.main(["eval", "--dataset", "imagenet2012", "--dataset_path", str(tmp_path / "photos"),
-                     "--checkpoint_path", str(path), "--device_target", "CPU", "--json"]) == 0
-    said = capsys.readouterr()
-    assert json.loads(said.out)["top_1_accuracy"] == pytest.approx(0.5)  # before: sorted's output 1, apple, 1 of 6
-    assert (f"{path}: its run (timm's train.py) numbered the folder's classes in natural order (apple, class2, "
-            f"class10, Zebra), this toolkit sorts them (Zebra, apple, class10, class2): its classifier's outputs are "
-            f"taken in this order") in said.err
-    ckpt = mindspore_io.read_any(str(path))
-    moved, _ = ckpt_io.in_sorted_order(ckpt, sorted(natural), str(path))
-    for weights in (ckpt_io.model_state(moved), ckpt_io.ema_state(moved)):
-        assert weights["fc.bias"].tolist() == [0.0, 0.0, 0.0, 10.0]  # class2, the last sorted
+    train.run(load_config(SMALL + ["--dataset=imagenet2012", f"--dataset_path={tmp_path / 'photos'}", "--class_num=4",
+                                   "--batch_size=2", "--epoch_size=1", f"--pre_trained={four}", f"--teacher={four}",
+                                   "--padding=symmetric", f"--save_checkpoint_path={tmp_path / 'tuned'}"]))
+    out = capsys.readouterr().out
+    for who in ("pre_trained: ", "teacher "):
+        assert f"{who}{four}: its run (timm's train.py) numbered the folder's classes in natural order" in out, who
     for other in ({"dataset": "torch/image_folder"}, {"class_map": "map.txt"}):
-        torch.save({"state_dict": state, "args": argparse.Namespace(img_size=32, **other)}, str(path))
-        assert ckpt_io.in_sorted_order(mindspore_io.read_any(str(path)), sorted(natural), "x")[1] == ""
+        path = timm_file("other.pth.tar", 4, **other)
+        assert ckpt_io.in_sorted_order(mindspore_io.read_any(path), sorted(natural), "x")[1] == ""

@@ -1134,20 +1134,35 @@ def natural_key(name: str) -> List[Any]:
     return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", name.lower()))]
 
 
+def natural_order(classes: Optional[Sequence[str]], order: Any) -> Optional[List[str]]:
+    """``classes`` (this toolkit's sorted names of an image folder's classes) in the order a file's run numbered
+    them, where that is timm's natural order (``order``: its recorded :data:`CLASS_ORDER`) and differs; else
+    None."""
+    if order != "natural" or not classes:
+        return None
+    natural = sorted(classes, key=natural_key)
+    return natural if natural != list(classes) else None
+
+
+def natural_order_line(source: str, natural: Sequence[str], classes: Sequence[str], what: str) -> str:
+    """The line saying that ``source``'s outputs are read in timm's natural order of the folder's classes."""
+    return (f"{source}: its run (timm's train.py) numbered the folder's classes in natural order "
+            f"({names_text(list(natural))}), this toolkit sorts them ({names_text(list(classes))}): {what}")
+
+
 def in_sorted_order(ckpt: Dict[str, Any], classes: Optional[Sequence[str]],
                     source: str) -> Tuple[Dict[str, Any], str]:
     """``ckpt`` as it is, or, where its run numbered an image folder's classes in natural order
-    (:data:`CLASS_ORDER`, timm's train.py) and it records no names, with its classifier's rows (its weight
+    (:data:`CLASS_ORDER`, timm's train.py) and it records no names, with its classifier's first rows (its weight
     average's too) put in the order of ``classes``, this toolkit's sorted names of the same folder's classes, and
-    a line saying so; "" where nothing moved (``classes`` None, the orders alike, another count of outputs)."""
-    if classes is None or ckpt.get("classes") is not None \
-            or (ckpt.get("config") or {}).get(CLASS_ORDER) != "natural":
-        return ckpt, ""
-    natural = sorted(classes, key=natural_key)
+    a line saying so; "" where nothing moved (``classes`` None, the orders alike, fewer outputs than classes).
+    Rows past the classes' count (timm's 1000 outputs kept without --num-classes) stay where they are."""
+    natural = None if ckpt.get("classes") is not None else \
+        natural_order(classes, (ckpt.get("config") or {}).get(CLASS_ORDER))
     weight = model_state(ckpt).get("fc.weight")
-    if natural == list(classes) or weight is None or weight.shape[0] != len(classes):
+    if natural is None or weight is None or weight.shape[0] < len(natural):
         return ckpt, ""
-    order = torch.tensor([natural.index(name) for name in classes])
+    order = torch.tensor([natural.index(name) for name in classes] + list(range(len(natural), weight.shape[0])))
 
     def reordered(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         return {**state, **{k: state[k][order] for k in ("fc.weight", "fc.bias") if k in state}}
@@ -1155,9 +1170,7 @@ def in_sorted_order(ckpt: Dict[str, Any], classes: Optional[Sequence[str]],
     out = {**ckpt, "model": reordered(model_state(ckpt))}
     if ema_state(ckpt) is not None:
         out["ema"] = {**ckpt["ema"], "model": reordered(ema_state(ckpt))}
-    return out, (f"{source}: its run (timm's train.py) numbered the folder's classes in natural order "
-                 f"({names_text(natural)}), this toolkit sorts them ({names_text(list(classes))}): its classifier's "
-                 f"outputs are taken in this order")
+    return out, natural_order_line(source, natural, classes, "its classifier's outputs are taken in this order")
 
 
 def ema_state(ckpt: Dict[str, Any]) -> Optional[Dict[str, torch.Tensor]]:

@@ -399,8 +399,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         if dist.enabled:
             same_model(dist, path, distributed.file_digest(path))
         model, device, precision, opts = deployed_model_and_data(cfg, path, given, reference)
-        ckpt = None
-        classes = model.metadata.get("classes")
+        classes, class_order = model.metadata.get("classes"), model.metadata.get(ckpt_io.CLASS_ORDER)
         outputs = model.class_num or model.metadata.get("class_num")
         # Which of the formats, and in what precision (fp32, or the INT8 scheme it was quantized with, which
         # runs in fp32's place in engine.evaluate): a file's name need not say (eval reads ONNX by its content).
@@ -428,7 +427,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
             print0(note, file=sys.stderr)  # stdout is the result (one JSON object with --json)
         if ckpt.get("imported"):
             print0(ckpt["imported"], file=sys.stderr)
-        classes = ckpt.get("classes")
+        classes, class_order = ckpt.get("classes"), (ckpt.get("config") or {}).get(ckpt_io.CLASS_ORDER)
         check_dataset(cfg, (ckpt.get("config") or {}).get("dataset"), path, given)
         cfg = trained_split(trained_size(cfg, ckpt, path, given), ckpt.get("held_out"), path, given)
         reading = ckpt_io.recorded_reading(ckpt)
@@ -448,12 +447,17 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     # An image folder is labelled by the class list the model was trained on, where the file records it.
     loader = build_loader(opts, train=False, device=device, drop_last=cfg.eval_drop_last,
                           classes=classes if isinstance(classes, list) else None, **dist.shard())
+    # A timm train.py run's model (or a file exported from it) numbered the folder's classes in natural order: the
+    # images are labelled in that order, which its outputs follow.
+    natural = None if classes or is_cifar(cfg.dataset) else ckpt_io.natural_order(loader.classes, class_order)
+    if natural is not None:
+        ours = list(loader.classes)
+        loader.close()
+        loader = build_loader(opts, train=False, device=device, drop_last=cfg.eval_drop_last, classes=natural,
+                              **dist.shard())
+        print0(ckpt_io.natural_order_line(path, natural, ours, "the images are labelled in that order"),
+               file=sys.stderr)
     dist.check_same(data_seen(None, loader), "data")
-    if ckpt is not None and not is_cifar(cfg.dataset):  # timm's train.py numbered the folder's classes otherwise
-        ckpt, reordered = ckpt_io.in_sorted_order(ckpt, loader.classes, path)
-        if reordered:
-            print0(reordered, file=sys.stderr)
-            model = model_from_checkpoint(ckpt, path, cfg.use_ema)[0].to(device=device, memory_format=memory_format)
     if outputs and loader.num_classes > outputs:
         raise ValueError(f"{path} has {outputs} outputs, and dataset_path {cfg.dataset_path} has "
                          f"{loader.num_classes} classes (labelled by {loader.labels_in}): not the data set the "

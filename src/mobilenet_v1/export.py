@@ -391,6 +391,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     # None: not written. A file convert wrote from a run's moving average records that it is one.
     meta["weights"] = ckpt_io.which_weights(ckpt, use_ema) or ("ema" if ckpt.get("taken_average") else None)
     meta["held_out"] = ckpt.get("held_out")  # the images its run kept out of training, for eval and quantize
+    meta[ckpt_io.CLASS_ORDER] = (config or {}).get(ckpt_io.CLASS_ORDER)  # timm's: eval labels a folder in its order
     if dataset == "imagenet2012":  # the evaluation crop its run used, and how it read photos, for eval,
         reading = ckpt_io.recorded_reading(ckpt)  # predict, quantize (and apps)
         meta["crop_pct"] = reading.get("crop_pct", CROP_PCT)

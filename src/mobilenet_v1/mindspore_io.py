@@ -818,7 +818,9 @@ def dropped_note(command: str, dropped: List[str], dst: str) -> str:
     what = {"config": "training configuration (image size, normalisation)", "classes": "class names",
             "held_out": "record of the images its run held out (val_split)",
             "averaged": "record of the checkpoints it is the mean of",
-            "taken_average": "record that its weights are a run's moving average"}
+            "taken_average": "record that its weights are a run's moving average",
+            ckpt_io.CLASS_ORDER: "record that timm's train.py numbered its folder's classes in natural order (eval of "
+                                 "it on that folder labels them in sorted order: other classes)"}
     names = [what[k] for k in dropped]
     lost = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
     return (f"mobilenet-v1 {command}: note: a MindSpore .ckpt holds only tensors: the source's {lost} "
@@ -891,4 +893,5 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True,
             "source_format": detect_format(src), "moments": "moments" in extra,
             "global_step": extra.get("global_step"), "warning": warning, "weights": weights,
             "imported": ckpt.get("imported", ""), "ignored": list(ckpt.get("ignored") or []),
-            "dropped": sorted(recorded) if fmt == "ckpt" else [], "optimizer_note": optimizer_note}
+            "dropped": sorted(recorded) + ([ckpt_io.CLASS_ORDER] if (ckpt.get("config") or {}).get(ckpt_io.CLASS_ORDER)
+                                           else []) if fmt == "ckpt" else [], "optimizer_note": optimizer_note}

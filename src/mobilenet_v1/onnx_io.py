@@ -37,7 +37,8 @@ from .checkpoint import (CheckpointError, cut_short, cut_short_text, is_executor
 
 META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "padding", "mean", "std",
              "source", "quantization", "weights", "held_out", "crop_pct", "exif_orientation", "input",
-             "trained_image_size", "antialias", "pixel_format", "interpolation", "output")
+             "trained_image_size", "antialias", "pixel_format", "interpolation", "output",
+             "folder_class_order")  # checkpoint.CLASS_ORDER: timm's train.py numbered a folder's classes "natural"ly
 # What a file's output holds (its metadata's "output"; logits where it says nothing): export --softmax True
 # writes the probabilities, which DeployedModel gives as log-probabilities, no lower than LOG_TINY (the float32
 # logarithm of float32's smallest normal number, the value a probability that underflowed is given).
