@@ -1147,6 +1147,18 @@ def test_an_error_every_rank_raises_is_said_once_for_the_job(cifar_dir, tmp_path
             f"process make no full batch") in r.stderr
 
 
+def test_resume_naming_the_run_folder_goes_on_in_the_layout_its_checkpoints_are_in(cifar_dir, tmp_path):
+    """--resume naming save_checkpoint_path itself continues as --resume auto does, in the folder of the layout
+    its checkpoints are in (a distributed run's ckpt_0/ here, continued by one process): it wrote its own beside
+    them, a folder of two runs that eval and info refuse (helper-241)."""
+    run = tmp_path / "run"
+    opts = TINY + [f"--dataset_path={cifar_dir}", "--class_num=4", "--batch_size=16", "--log_interval=0"]
+    train.run(load_config(opts + ["--epoch_size=1", f"--save_checkpoint_path={run / 'ckpt_0'}"]))
+    train.run(load_config(opts + ["--epoch_size=2", f"--save_checkpoint_path={run}", f"--resume={run}"]))
+    assert ckpt_io.list_checkpoints(str(run)) == []
+    assert ckpt_io.resolve_checkpoint_path(str(run)) == str(run / "ckpt_0" / "mobilenetv1-2_12.ckpt")
+
+
 def test_a_run_of_one_process_continues_on_two_in_its_own_folder(cifar_dir, tmp_path, capsys):
     """One process, 12 steps an epoch, then torchrun with 2 (6 steps an epoch) and --resume auto: the
     job finds the run's checkpoints in save_checkpoint_path itself (a distributed run's own would be in

@@ -1260,6 +1260,19 @@ def saved_in(path: str, folder: str) -> bool:
     return os.path.realpath(where) == os.path.realpath(folder)
 
 
+def resumes_own_folder(cfg: Config) -> bool:
+    """Whether ``--resume`` continues the run of ``save_checkpoint_path``: ``auto``, or that folder named (itself
+    or its ``ckpt_0/``), which goes on in the layout its checkpoints are in, as ``auto`` does (it left the other
+    layout's later files beside this run's, a folder eval and info refuse; helper-241)."""
+    if cfg.resume == "auto":
+        return True
+    if not cfg.resume or not os.path.isdir(cfg.resume):
+        return False
+    base = cfg.save_checkpoint_path
+    return os.path.realpath(cfg.resume) in (os.path.realpath(base),
+                                            os.path.realpath(os.path.join(base, ckpt_io.DISTRIBUTED_SUBFOLDER)))
+
+
 def continues_here(cfg: Config, out_dir: str, resumed_from: str, pre_trained: str) -> bool:
     """Whether the run folder's records before this run's start are its history: resumed from a
     checkpoint of the folder, or (the seed's way to go on) started at ``pretrain_epoch_size`` from
@@ -1422,7 +1435,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         torch.backends.cudnn.benchmark = True
     # Before a restart's resume below: a job started afresh keeps to its own folder when restarted (the
     # other may hold an earlier run's checkpoints, which it never continued).
-    out_dir = dist.checkpoint_dir(cfg.save_checkpoint_path, continuing=cfg.resume == "auto")
+    out_dir = dist.checkpoint_dir(cfg.save_checkpoint_path, continuing=resumes_own_folder(cfg))
     if not cfg.resume and dist.restarted:
         # A worker of this job died and torchrun restarted them all: starting over would discard the run.
         cfg = dataclasses.replace(cfg, resume="auto")
