@@ -24,8 +24,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .config import (DATASETS, ConfigError, channel_values, channels_text, cifar_name, crop_pct_problem, is_cifar,
-                     names_text, normalisation)
+from .config import (DATASETS, ConfigError, OptionError, channel_values, channels_text, cifar_name, crop_pct_problem,
+                     is_cifar, names_text, normalisation)
 from .runtime import plural
 
 FORMAT = "mobilenet-v1/1"
@@ -426,7 +426,8 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
         if folder and os.path.isdir(folder) and real.startswith(os.path.join(os.path.realpath(folder), "")):
             raise ValueError(f"{option} {path}: is inside {folder}, the data this command reads; write elsewhere")
     if suffix and not path.lower().endswith(suffix):
-        raise ValueError(f"{option} {path}: name it {suffix} (it is written as such, over any file of that name)")
+        # The command line's alone: every process of a torchrun job refuses it alike (said once: OptionError).
+        raise OptionError(f"{option} {path}: name it {suffix} (it is written as such, over any file of that name)")
     if holds_training_state(path):
         raise ValueError(f"{option} {path}: is a training checkpoint (a run's weights, optimizer and progress, which "
                          f"train --resume continues from), not overwritten; write to another file, or remove it "

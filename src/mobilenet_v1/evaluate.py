@@ -16,8 +16,8 @@ from . import checkpoint as ckpt_io
 from . import distributed
 from .api import model_from_checkpoint
 from .cli import pop_flag, pop_option
-from .config import (DATASETS, NORMALISATION_KEYS, Config, ConfigError, Given, channel_values, channels_text,
-                     is_cifar, load_config_and_given, names_text, parse_overrides, validate)
+from .config import (DATASETS, NORMALISATION_KEYS, Config, ConfigError, Given, OptionError, channel_values,
+                     channels_text, is_cifar, load_config_and_given, names_text, parse_overrides, validate)
 from .data import build_loader, held_out_for
 from .engine import evaluate, few_outputs_note, nonfinite_note, resolve_device, resolve_precision
 from .onnx_io import is_deployed_file, load_deployed
@@ -693,10 +693,10 @@ def main(argv: Sequence[str]) -> int:
     sizes = image_sizes(argv)
     if sizes is not None:
         if by_class or csv_path is not None or images_path is not None:
-            raise ValueError("--per_class, --confusion_csv and --per_image are figures of one image size; "
+            raise OptionError("--per_class, --confusion_csv and --per_image are figures of one image size; "
                              f"--image_size gives {len(sizes)}")
         if kernels is not None:
-            raise ValueError(f"--litert_kernels {kernels}: is for a .tflite file, which takes one image size; "
+            raise OptionError(f"--litert_kernels {kernels}: is for a .tflite file, which takes one image size; "
                              f"--image_size gives {len(sizes)}")
         return sweep(argv, sizes, as_json)
     cfg, given = load_config_and_given(argv, dataset_of=recorded_dataset)
@@ -712,13 +712,13 @@ def main(argv: Sequence[str]) -> int:
             continue
         folder = os.path.dirname(os.path.abspath(path))
         if not path:
-            raise ValueError(f"{option} {path!r}: needs a file name")
+            raise OptionError(f"{option} {path!r}: needs a file name")
         if not os.path.isdir(folder):
             raise ValueError(f"{option} {path!r}: {folder} is not a folder")
         # --eval_labels: a CSV (Kaggle's LOC_val_solution.csv) this command reads, often beside the data set
         ckpt_io.check_output(option, path, [cfg.checkpoint_path, cfg.eval_labels], [cfg.dataset_path], ".csv")
     if csv_path is not None and images_path is not None and os.path.abspath(csv_path) == os.path.abspath(images_path):
-        raise ValueError(f"--confusion_csv and --per_image name the same file, {csv_path}: give two")
+        raise OptionError(f"--confusion_csv and --per_image name the same file, {csv_path}: give two")
     note = unused_options_note(argv, is_deployed_file(cfg.checkpoint_path))
     if note:
         print0(note, file=sys.stderr)
