@@ -1322,13 +1322,28 @@ def test_export_config_file_values_are_read_as_their_keys_are(tmp_path, monkeypa
 
     def stop(ckpt_file, file_name, height, width, batch_size, **kwargs):
         seen.update(ckpt_file=ckpt_file, file_name=file_name, height=height, width=width, batch_size=batch_size)
+        asked.update(dataset=kwargs.get("dataset"), dataset_from=kwargs.get("dataset_from"))
         raise export.ExportError("stopped before exporting")
+
+    asked = {}
 
     monkeypatch.setattr(export, "export_checkpoint", stop)
     f = tmp_path / "e.yaml"
     f.write_text("ckpt_file: 2024\nfile_name: 0123\nwidth: 40\nheight: 32\nbatch_size: 2\n")
     assert cli.main(["export", "--config_path", str(f)]) == 1
     assert seen == {"ckpt_file": "2024", "file_name": "0123", "height": 32, "width": 40, "batch_size": 2}
+    assert asked == {"dataset": None, "dataset_from": ""}
+    # Its dataset (the seed's files name theirs): the normalisation a file records where the checkpoint does not
+    # say (a MindSpore .ckpt); it was guessed from the class count. --dataset still wins.
+    f.write_text("ckpt_file: m.ckpt\ndataset: imagenet2012\n")
+    assert cli.main(["export", "--config_path", str(f)]) == 1
+    assert asked == {"dataset": "imagenet2012", "dataset_from": f"config file {f}"}
+    assert cli.main(["export", "--config_path", str(f), "--dataset", "cifar10"]) == 1
+    assert asked == {"dataset": "cifar10", "dataset_from": ""}
+    f.write_text("ckpt_file: m.ckpt\ndataset: mnist\n")
+    assert cli.main(["export", "--config_path", str(f)]) == 1
+    assert (f"mobilenet-v1 export: error: dataset 'mnist' (config file {f}): expected one of cifar10, cifar100, "
+            f"imagenet2012") in capsys.readouterr().err
     seen.clear()
     for text, said in (("width: 32.7\n", "width must be int, got 32.7"),
                        ("batch_size: true\n", "batch_size must be int, got True"),

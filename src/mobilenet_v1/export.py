@@ -286,7 +286,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                       dataset: Optional[str] = None, use_ema: bool = True, image_input: bool = False,
                       file_format: str = "ONNX", pixel_format: str = "RGB", mean: Optional[str] = None,
                       std: Optional[str] = None, class_num: Optional[int] = None,
-                      float16: bool = False, softmax: bool = False, ckpt_file_from: str = "") -> Dict[str, Any]:
+                      float16: bool = False, softmax: bool = False, ckpt_file_from: str = "",
+                      dataset_from: str = "") -> Dict[str, Any]:
     """Export a checkpoint to ``file_name`` (``.onnx``, ``.pte`` or ``.pt2``, appended when missing) and check
     it; returns the path, the input size, the largest difference from PyTorch per checked batch size, the data set
     whose normalisation the file records and ``weights``, the line saying which weights a checkpoint
@@ -312,8 +313,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     nothing. ``float16`` (TFLITE only): the weights stored as float16 (:func:`export_tflite`). ``softmax`` (TFLITE
     only): the file's output the probabilities, a ``SOFTMAX`` after the logits (:func:`tflite_io.softmax_output`),
     checked as log-probabilities against the model's (:class:`LogProbabilities`).
-    ``ckpt_file_from``: the configuration file that named ``ckpt_file`` (``config file F``), said where it is not
-    there."""
+    ``ckpt_file_from``, ``dataset_from``: the configuration file that named ``ckpt_file`` or ``dataset`` (``config
+    file F``), said where the file is not there or the data set is not the checkpoint's."""
     # None means "the default"; 0 or less is a mistake, not a request for the default.
     bad = [f"--{name} {value}" for name, value in (("batch_size", batch_size), ("height", height), ("width", width))
            if value is not None and value < 1]
@@ -335,7 +336,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
         raise ExportError(f"--class_num {class_num}: {path} has {args['class_num']} classes (its classifier's "
                           f"outputs); give --class_num {args['class_num']} or leave it out")
     config = ckpt.get("config") or {}
-    dataset = ckpt_io.trained_dataset(path, config.get("dataset"), dataset)
+    dataset = ckpt_io.trained_dataset(path, config.get("dataset"), dataset, dataset_from)
     guessed = dataset is None
     dataset = dataset or guess_dataset(args["class_num"])
     recorded_size = ckpt_io.recorded_image_size(config)  # the size it runs at (its run's eval_image_size)
@@ -912,7 +913,7 @@ def main(argv: Sequence[str]) -> int:
     # and a --device_id given.
     ignored: Dict[str, Any] = {}
     choices: Dict[str, Any] = {}
-    ckpt_file_from = ""
+    ckpt_file_from = dataset_from = ""
     if a.config_path:
         from .config import _field_types, coerce, read_yaml
 
@@ -931,6 +932,13 @@ def main(argv: Sequence[str]) -> int:
                 setattr(a, key, value.upper() if key == "file_format" else value)
                 if key == "ckpt_file":  # the seed's files name /cache/data/mobilenetv1-90_625.ckpt: said as theirs
                     ckpt_file_from = f"config file {a.config_path}"
+        if a.dataset is None and values.get("dataset") not in (None, ""):
+            # The data set whose normalisation the file records, where the checkpoint does not say (a MindSpore
+            # .ckpt): the seed's files name theirs; it was guessed from the class count.
+            if values["dataset"] not in DATASETS:
+                raise ExportError(f"dataset {values['dataset']!r} (config file {a.config_path}): expected one of "
+                                  f"{', '.join(DATASETS)}")
+            a.dataset, dataset_from = values["dataset"], f"config file {a.config_path}"
     if a.device_id is not None:
         ignored["device_id"] = a.device_id
     check_ignored(ignored, choices, a.config_path)
@@ -947,7 +955,8 @@ def main(argv: Sequence[str]) -> int:
                                dynamic_batch=not a.static_batch, atol=a.atol, dataset=a.dataset,
                                use_ema=a.use_ema, image_input=a.image_input, file_format=fmt,
                                pixel_format=a.pixel_format, mean=a.mean, std=a.std, class_num=a.class_num,
-                               float16=a.float16, softmax=a.softmax, ckpt_file_from=ckpt_file_from)
+                               float16=a.float16, softmax=a.softmax, ckpt_file_from=ckpt_file_from,
+                               dataset_from=dataset_from)
     if result["removed"]:
         print(f"mobilenet-v1 export: note: {ckpt_io.removed_note(result['removed'])}", file=sys.stderr)
     if result["weights"]:
