@@ -319,6 +319,11 @@ def test_eval_refuses_a_checkpoint_of_another_data_set_or_of_fewer_outputs(tmp_p
     assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", four]) == 0
     # One refusal for every command that reads a model file: an ONNX file's recorded data set too.
     pytest.importorskip("onnxruntime")
+    # A name of another format's: refused, not written as four.tflite.onnx.
+    assert cli.main(["export", "--ckpt_file", four, "--file_name", str(tmp_path / "four.tflite")]) == 1
+    assert (f"--file_name {tmp_path / 'four.tflite'}: is a name for a TFLITE file, and this export writes ONNX "
+            f"({tmp_path / 'four.tflite'}.onnx): pass --file_format TFLITE, or another name") in capsys.readouterr().err
+    assert not list(tmp_path.glob("four.tflite*"))
     assert cli.main(["export", "--ckpt_file", four, "--file_name", str(tmp_path / "four")]) == 0
     onnx = str(tmp_path / "four.onnx")
     capsys.readouterr()

@@ -355,6 +355,10 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                           f"(Android's Task Library and ML Kit); {article} {file_format} file gives the logits, and "
                           f"an app that wants probabilities takes their softmax")
     extension = "." + file_format.lower()
+    named = [f for f in FORMATS if f != file_format and file_name.lower().endswith("." + f.lower())]
+    if named:  # b.tflite exported as ONNX was written as b.tflite.onnx without a word
+        raise ExportError(f"--file_name {file_name}: is a name for a {named[0]} file, and this export writes "
+                          f"{file_format} ({file_name}{extension}): pass --file_format {named[0]}, or another name")
     out_path = file_name if file_name.lower().endswith(extension) else file_name + extension
     # The file written is out_path: a folder named as the stem (a run folder "demo", the file demo.onnx) is no
     # obstacle; one named as the file is, and so is a name that ends in a separator.
