@@ -478,6 +478,23 @@ def test_dark_16_bit_images_decode_to_their_top_8_bits_too(fmt):
     assert img.shape == (3, 32, 48) and int(img.max()) == 0  # 249 >> 8
 
 
+def test_a_float_tiff_on_the_0_1_scale_decodes_as_its_picture_not_black():
+    """A 32-bit float grayscale TIFF (PIL mode F) of values 0 to 1: convert("RGB") clipped it to black, and
+    predict gave it a confident class (helper-242). It decodes as the 8-bit picture of those values; one on the
+    0-255 scale as PIL converts it."""
+    import io
+
+    from PIL import Image
+
+    ramp = np.linspace(0, 1, 32 * 48).reshape(32, 48).astype(np.float32)
+    for values, expected in ((ramp, np.rint(ramp * 255)), (ramp * 200 + 2, np.rint(ramp * 200 + 2))):
+        buf = io.BytesIO()
+        Image.fromarray(values).save(buf, format="TIFF")  # float32: mode F
+        img = T.decode_rgb(torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8), "ramp.tif")
+        assert img.shape == (3, 32, 48) and all(
+            np.abs(img[c].numpy().astype(int) - expected).max() <= 1 for c in range(3))
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
 @pytest.mark.parametrize("pipeline", ["cpu", "gpu"])
 def test_a_named_pipe_named_as_an_image_is_an_unreadable_file_not_a_hang(tmp_path, pipeline):

@@ -187,6 +187,11 @@ def pil_rgb(im, exif: bool = False) -> torch.Tensor:
         if im.mode != "I" or im.format == "PPM" or gray.max(initial=0) > 255:
             gray = gray >> 8
         arr = np.repeat(gray.clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    elif im.mode == "F" and not np.nanmax(np.asarray(im), initial=0.0) > 1.0:
+        # 32-bit float grayscale (TIFF) on the 0-1 scale: convert("RGB") would clip it to black, not scale it.
+        # (Values past 1 are taken on the 0-255 scale, as PIL converts them.)
+        gray = np.rint(np.nan_to_num(np.asarray(im, dtype=np.float64)).clip(0, 1) * 255).astype(np.uint8)
+        arr = np.repeat(gray[..., None], 3, axis=2)
     else:
         arr = np.asarray(im.convert("RGB"))
     return turn_upright(torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous(), orientation)
