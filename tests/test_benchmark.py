@@ -83,7 +83,8 @@ def test_the_table_gives_multiply_adds_in_millions_and_a_width_that_is_no_number
         assert f"--width_mult {value!r}: needs numbers above 0" in capsys.readouterr().err
 
 
-def test_a_checkpoint_and_its_exported_files_are_timed_each_on_its_own_input(tmp_path, capsys, one_thread):
+def test_a_checkpoint_and_its_exported_files_are_timed_each_on_its_own_input(tmp_path, capsys, one_thread,
+                                                                            monkeypatch):
     """A checkpoint (as its run folder), its ONNX file with a dynamic batch and its image-input ONNX file,
     batch 4: each row says its runtime and input, timed calls in every round, medians inside their
     spread, images/s from the median, the first file the reference. The table names every file. A
@@ -119,6 +120,12 @@ def test_a_checkpoint_and_its_exported_files_are_timed_each_on_its_own_input(tmp
     assert cli.main(["benchmark", onnx, *timing]) == 0
     out = capsys.readouterr().out
     assert "2 threads" in out and f"| {onnx} " in out and "images/s" in out
+    # More threads than the CPUs the process may run on: timed all the same, with a warning (64 on 2 cores took a
+    # minute of waits).
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert cli.main(["benchmark", onnx, *timing]) == 0
+    assert ("benchmark: warning: --threads 2: this process may run on 1 CPU; threads past them wait for each other, "
+            "and the times measure that") in capsys.readouterr().err
     # A recorded size that is not a positive int is not one, as in eval: the default 224.
     for recorded in ("40", -1, 40.0):
         odd = str(tmp_path / "odd.ckpt")

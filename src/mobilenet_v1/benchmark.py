@@ -51,7 +51,7 @@ from .engine import autocast, resolve_device, resolve_precision
 from .onnx_io import (PIXEL_FORMATS, DeployedModel, ExecutorchModel, OnnxModel, is_deployed_file, is_onnx_file,
                       load_deployed, refuse_gpu)
 from .info import macs_if_known
-from .runtime import json_text, network_sized
+from .runtime import json_text, network_sized, plural
 from .tflite_io import is_tflite_file
 
 DEFAULT_SIZE = 224
@@ -601,6 +601,10 @@ def _time(a: argparse.Namespace, files: Sequence[str], image_size: Optional[int]
     paths = list(found.values())
     torch_threads = torch.get_num_threads()
     threads = a.threads or torch_threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
+    if a.threads and cores and a.threads > cores:  # 64 on 2 cores: a minute of waits, no figure of the model's
+        print(f"benchmark: warning: --threads {a.threads}: this process may run on {plural(cores, 'CPU')}; threads "
+              f"past them wait for each other, and the times measure that", file=sys.stderr)
     pool = None
     try:
         pool = set_threads(threads, executorch=any(ckpt_io.is_executorch_program(f) for f in paths),
