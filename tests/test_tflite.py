@@ -330,6 +330,16 @@ def support_metadata_of(path) -> dict:
             "thresholds": thresholds}
 
 
+def test_a_file_named_tflite_that_is_none_is_said_as_such(tmp_path, capsys):
+    """A text file (or any other) named .tflite: info and predict called it a bad checkpoint."""
+    junk = tmp_path / "fake.tflite"
+    junk.write_text("not a model at all\n")
+    for argv in (["info", str(junk)], ["predict", str(junk), "--ckpt_file", str(junk)]):
+        assert cli.main(argv) == 1
+        assert (f"{junk}: named .tflite but not a TensorFlow Lite model (its bytes 4 to 7 are not TFL3), nor a "
+                f"checkpoint; it starts with b'not a mo'") in capsys.readouterr().err, argv
+
+
 def test_a_class_folders_name_that_is_not_utf8_goes_into_labels_txt_as_predict_prints_it():
     """A Latin-1 folder name (caf\\xe9, its byte a surrogate in Python) is written escaped, as predict prints it:
     labels.txt and the C++ header are UTF-8 text (export failed on it, naming neither the folder nor the file)."""

@@ -456,6 +456,9 @@ def read_any(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
         if path.lower().endswith(".pte"):
             raise CheckpointError(f"checkpoint {path}: named .pte but not an ExecuTorch program (its bytes 4 to 7 "
                                   f"are not ET and two digits), nor a checkpoint; it starts with {head!r}")
+        if path.lower().endswith(".tflite"):
+            raise CheckpointError(f"checkpoint {path}: named .tflite but not a TensorFlow Lite model (its bytes 4 to "
+                                  f"7 are not TFL3), nor a checkpoint; it starts with {head!r}")
         encrypted = ("; a MindSpore checkpoint saved encrypted (save_checkpoint's enc_key) is read by MindSpore only: "
                      "load it there with dec_key and save it again without" if path.lower().endswith(".ckpt") else "")
         raise CheckpointError(f"checkpoint {path}: neither a PyTorch checkpoint (zip), a safetensors file nor "
