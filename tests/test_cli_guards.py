@@ -398,8 +398,8 @@ def test_a_launcher_setting_world_size_alone_breaks_nothing(monkeypatch, capsys)
     assert capsys.readouterr().err.startswith("mobilenet-v1 train (all 2 ranks): error: option --lr: unknown key "
                                               "'lr'")
     assert cli.main(["eval", "--confusion_csv", "x.txt"]) == 1  # an output's name: the command line's too
-    assert capsys.readouterr().err == ("mobilenet-v1 eval (all 2 ranks): error: --confusion_csv x.txt: name it .csv (it "
-                                       "is written as such, over any file of that name)\n")
+    assert capsys.readouterr().err == ("mobilenet-v1 eval (all 2 ranks): error: --confusion_csv x.txt: name it .csv "
+                                       "(it is written as such, over any file of that name)\n")
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert cli.main(["convert", "nowhere.pt", "x.pt"]) == 1
     assert "mobilenet-v1 convert (rank 1): error: checkpoint nowhere.pt: no such file" in capsys.readouterr().err
