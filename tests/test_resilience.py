@@ -972,6 +972,17 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
     inside = problem(lambda c: c.update({"epoch": 1, "step": 15, "step_in_epoch": 3}), spe=6)
     assert ("saved after 3 of the 12 steps of epoch 2, this run makes 6 steps an epoch" in inside
             and "resume from an epoch's end" in inside and "--pre_trained x.ckpt starts a new run" in inside)
+    # Which of them, where the file records its samples a step (helper-241: a process count changed, unnamed).
+    def inside_of(c):
+        c.update({"epoch": 1, "step": 15, "step_in_epoch": 3})
+        return c["samples_per_step"]
+
+    ck = ckpt_io.load_file(str(run / "mobilenetv1-2_12.ckpt"))
+    theirs = inside_of(ck)
+    assert (f"(its steps took {theirs} samples, this run's take {2 * theirs}: another batch_size, grad_accum_steps "
+            f"or device count)") in problem(inside_of, spe=6, samples_per_step=2 * theirs)
+    assert f"(the same {theirs} samples a step: the data set holds another number of samples)" in problem(
+        inside_of, spe=6, samples_per_step=theirs)
     # Another seed orders an epoch's samples otherwise: from inside one it would skip or repeat some.
     assert ckpt_io.validate_training_checkpoint(good, "g", model, optimizer, 12, seed=7) == (2, 0)
     reordered = ckpt_io.load_file(str(run / "mobilenetv1-2_12.ckpt"))

@@ -1551,10 +1551,16 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
         if in_epoch and spe != steps_per_epoch:
             # A point inside an epoch is a share of its steps; at another count it falls between two
             # steps, or on one whose checkpoint name would sort before this file's.
+            theirs = ckpt.get("samples_per_step")
+            why = ("another batch size, grad_accum_steps, data set or device count" if not isinstance(theirs, int)
+                   or samples_per_step is None else
+                   f"its steps took {theirs} samples, this run's take {samples_per_step}: another batch_size, "
+                   f"grad_accum_steps or device count" if theirs != samples_per_step else
+                   f"the same {samples_per_step} samples a step: the data set holds another number of samples")
             problems.append(f"saved after {in_epoch} of the {spe} steps of epoch {epoch + 1}, this run makes "
-                            f"{steps_per_epoch} steps an epoch (another batch size, grad_accum_steps, data set or "
-                            f"device count): resume from an epoch's end, which continues at any count (or with the "
-                            f"settings it ran with; --pre_trained {source} starts a new run from its weights)")
+                            f"{steps_per_epoch} steps an epoch ({why}): resume from an epoch's end, which continues "
+                            f"at any count (or with the settings it ran with; --pre_trained {source} starts a new run "
+                            f"from its weights)")
         elif in_epoch and samples_per_step is not None and ckpt.get("samples_per_step") not in (None, samples_per_step):
             problems.append(f"saved after {plural(in_epoch, 'step')} of {ckpt['samples_per_step']} samples into epoch "
                             f"{epoch + 1}, this run's steps take {samples_per_step} (another batch_size, "
