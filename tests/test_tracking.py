@@ -220,8 +220,8 @@ def test_plot_writes_a_png_of_the_expected_size(short_run, tmp_path, capsys, fig
     # 2.2), at 2 and 5 only over more (norms 0.25 to 8, the 2.0 threshold between).
     assert (loss.get_yscale(), lr.get_yscale(), top1.get_yscale(), norm.get_yscale()) == ("log", "linear", "linear",
                                                                                           "log")
-    assert [[ax.yaxis.get_minor_formatter()(v, 0) for v in (0.2, 0.3, 0.5, 3.0)] for ax in (loss, norm)] == \
-        [["0.2", "0.3", "0.5", "3"], ["0.2", "", "0.5", ""]]
+    assert [[ax.yaxis.get_minor_formatter()(v, 0) for v in (0.2, 0.3, 0.5, 3.0, 1.2, 14.0)] for ax in (loss, norm)] == \
+        [["0.2", "0.3", "0.5", "3", "1.2", "14"], ["0.2", "", "0.5", "", "", ""]]  # 1.2: left blank (helper-243)
     assert cli.main(["plot", str(clipped), "--out", str(tmp_path / "clipped.png")]) == 0
     assert capsys.readouterr().out.splitlines()[-2] == "clipped: 0 epochs, 4 logged steps, 0 evaluations, " \
                                                        "clip_grad_norm 2"

@@ -89,10 +89,13 @@ def _log_scale(ax) -> None:
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     low, high = ax.get_ylim()
-    # Over more than a decade, labelling every minor tick (0.2, 0.3, ... 0.9) makes a smear: keep 2 and 5.
-    wanted = (2, 3, 4, 5, 6, 7, 8, 9) if high / low < 10 else (2, 5)
-    ax.yaxis.set_minor_formatter(FuncFormatter(
-        lambda v, _: f"{v:g}" if round(v / 10 ** math.floor(math.log10(v))) in wanted else ""))
+    # Inside a decade every minor tick is labelled (matplotlib puts them at 1.2, 1.4, ... over a short range: those
+    # rounded to 1 were left blank); over more, labelling each of 0.2, 0.3, ... 0.9 makes a smear: keep 2 and 5.
+    def minor(v: float, _: Any) -> str:
+        mantissa = v / 10 ** math.floor(math.log10(v))
+        return f"{v:g}" if high / low < 10 or min(abs(mantissa - 2), abs(mantissa - 5)) < 1e-6 else ""
+
+    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
 
 
 def clip_threshold(run_dir: str) -> float:
