@@ -774,3 +774,31 @@ def test_a_continuation_at_another_batch_size_keeps_its_history_and_counts_steps
     assert [r["epoch"] for r in history["steps"]][-2:] == [pytest.approx(2 + 1 / 6), 3.0]
     saved = ckpt_io.load_file(str(run / "mobilenetv1-3_6.ckpt"))
     assert (saved["step"], saved["step_offset"]) == (30, 12)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a pseudo-terminal sized by ioctl")
+def test_a_terminal_of_no_columns_gets_the_plain_lines_not_a_bar():
+    """A pty left at 0 columns (script, some ssh -t and CI runners): tqdm drew nothing there, and the plain
+    lines went to log.txt alone, so the terminal showed nothing between epochs (helper-243). A sized one gets
+    the bar; a pipe neither."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    try:
+        main, other = pty.openpty()
+    except OSError as e:  # a container without /dev/ptmx
+        pytest.skip(f"no pseudo-terminal here: {e}")
+    try:
+        with os.fdopen(other, "w", closefd=False) as stream:
+            for rows, columns, drawn in ((0, 0, False), (24, 80, True)):
+                fcntl.ioctl(other, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+                assert tracking.redrawable(stream) is drawn, columns
+    finally:
+        os.close(main)
+        os.close(other)
+    read, write = os.pipe()
+    with os.fdopen(write, "w") as pipe:
+        assert not tracking.redrawable(pipe)
+    os.close(read)

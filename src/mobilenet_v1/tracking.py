@@ -175,6 +175,15 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def redrawable(stream: Any) -> bool:
+    """Whether ``stream`` is a terminal a progress bar can be drawn on: one of 0 columns (a pty left at its
+    default size: ``script``, some ``ssh -t`` and CI runners) showed nothing at all, neither bar nor lines."""
+    try:
+        return bool(stream.isatty()) and os.get_terminal_size(stream.fileno()).columns > 0
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 class RunLogger:
     """Logs one training run. ``run_dir`` None writes no files (``save_checkpoint`` off); on ranks other
     than 0 every method does nothing.
@@ -196,7 +205,7 @@ class RunLogger:
         # number of steps per epoch, so that steps, TensorBoard's axis included, count on from the checkpoint's.
         self.steps = GlobalSteps(steps_per_epoch, step_offset)
         # A bar needs a terminal to redraw on; in a log file it would be a smear of carriage returns.
-        self.progress = (sys.stdout.isatty() if progress is None else progress) and self.active
+        self.progress = (redrawable(sys.stdout) if progress is None else progress) and self.active
         self._log = self._metrics = self._writer = self._bar = None
         self._hooked = False  # threading.excepthook is _writer_thread_hook's while the writer is open
         self._epoch, self._first_step = start_epoch, 0
