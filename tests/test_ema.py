@@ -316,3 +316,11 @@ def test_use_ema_false_for_a_file_holding_only_a_moving_average_is_named_as_not_
     from mobilenet_v1.predict import load_predictor
     load_predictor(avg, use_ema=False)
     assert said in capsys.readouterr().err
+    # average's mean of weight averages alike (helper-244: --use_ema False took it silently).
+    mean = str(tmp_path / "mean.pt")
+    assert cli.main(["average", result["checkpoint"], avg, "--out", mean]) == 0
+    capsys.readouterr()
+    evaluate.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", f"--checkpoint_path={mean}", "--use_ema=False"]))
+    assert ("weights: not used here: --use_ema False (average wrote this file's only weights as the mean of 2 "
+            "checkpoints' exponential moving averages; it holds no trained weights)") in capsys.readouterr().err
+    assert load_predictor(mean).weights == "ema"

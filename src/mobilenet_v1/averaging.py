@@ -204,11 +204,12 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
         if classes and "classes" not in first:
             first.update(classes=classes, classes_file=f, classes_data=cifar)
         held.append(ckpt_io.which_weights(ckpt, use_ema))
-        # A file convert or recalibrate-bn wrote from a run's moving average holds that alone: its weights are
-        # "ema" in the record, as export and predict say of the file itself (--use_ema has no choice there).
+        # A file convert or recalibrate-bn wrote from a run's moving average (or average from such averages) holds
+        # that alone: its weights are "ema" in the record, as export and predict say of the file itself (--use_ema
+        # has no choice there).
         # A MindSpore file's tensors without Momentum buffers (or a file written from one) record neither: info
         # says so of such a file, and of the mean.
-        weights.append(held[-1] or ("ema" if ckpt.get("taken_average") else "")
+        weights.append(held[-1] or ("ema" if ckpt_io.average_only(ckpt) else "")
                        or ("unrecorded" if ckpt_io.seed_trained(ckpt) and not ckpt.get("moments") else ""))
         seed.append(ckpt_io.seed_trained(ckpt))
         # What export and predict read beside the weights (image size, normalisation, class names): the

@@ -1197,17 +1197,31 @@ def weights_to_use(ckpt: Dict[str, Any], use_ema: bool = True) -> Dict[str, torc
     return ema_state(ckpt) if which_weights(ckpt, use_ema) == "ema" else model_state(ckpt)
 
 
+def average_only(ckpt: Dict[str, Any]) -> str:
+    """How a file came to hold a moving average of weights as its only weights, in words: written from a run's
+    average (``taken_average``: convert and recalibrate-bn write one), or the mean of such averages alone
+    (``averaged``, by ``average``); "" for any other file."""
+    taken = ckpt.get("taken_average")
+    if isinstance(taken, dict):
+        return (f"{taken.get('by') or 'convert'} wrote this file's only weights from the exponential moving "
+                f"average of {taken.get('source')}")
+    averaged = ckpt.get("averaged")
+    weights = averaged.get("weights") if isinstance(averaged, dict) else None
+    if isinstance(weights, list) and weights and all(w == "ema" for w in weights):
+        return (f"average wrote this file's only weights as the mean of {len(weights)} checkpoints' exponential "
+                f"moving averages")
+    return ""
+
+
 def weights_note(ckpt: Dict[str, Any], use_ema: bool = True) -> str:
     """One line saying which weights :func:`weights_to_use` took; "" for a file without an average, unless
-    ``use_ema`` is False for a file whose only weights are a run's moving average (``taken_average``: convert and
-    recalibrate-bn write one), which has no trained weights to take."""
+    ``use_ema`` is False for a file whose only weights are moving averages (:func:`average_only`), which has no
+    trained weights to take."""
     which = which_weights(ckpt, use_ema)
     if not which:
-        taken = ckpt.get("taken_average")
-        if use_ema is False and isinstance(taken, dict):
-            return (f"weights: not used here: --use_ema False ({taken.get('by') or 'convert'} wrote this file's only "
-                    f"weights from the exponential moving average of {taken.get('source')}; it holds no trained "
-                    f"weights)")
+        why = average_only(ckpt)
+        if use_ema is False and why:
+            return f"weights: not used here: --use_ema False ({why}; it holds no trained weights)"
         return ""
     decay, updates = ckpt["ema"].get("decay"), ckpt["ema"].get("updates")  # unknown for timm's train.py files
     what = ", ".join(([f"ema_decay {decay}"] if decay is not None else [])

@@ -394,7 +394,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     meta.update({"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"],
                  "classes": ckpt.get("classes"), "source": os.path.basename(path)})
     # None: not written. A file convert wrote from a run's moving average records that it is one.
-    meta["weights"] = ckpt_io.which_weights(ckpt, use_ema) or ("ema" if ckpt.get("taken_average") else None)
+    meta["weights"] = ckpt_io.which_weights(ckpt, use_ema) or ("ema" if ckpt_io.average_only(ckpt) else None)
     meta["held_out"] = ckpt.get("held_out")  # the images its run kept out of training, for eval and quantize
     meta[ckpt_io.CLASS_ORDER] = (config or {}).get(ckpt_io.CLASS_ORDER)  # timm's: eval labels a folder in its order
     if dataset == "imagenet2012":  # the evaluation crop its run used, and how it read photos, for eval,

@@ -537,7 +537,7 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
         weights = ckpt_io.which_weights(ckpt, use_ema)
         if weights:
             print(ckpt_io.weights_note(ckpt, use_ema), file=sys.stderr)
-        elif ckpt.get("taken_average"):  # a file convert wrote from a run's moving average: its only weights
+        elif ckpt_io.average_only(ckpt):  # a file convert or average wrote from moving averages: its only weights
             weights = "ema"
             if not use_ema:  # --use_ema False given: no trained weights here to take
                 print(ckpt_io.weights_note(ckpt, use_ema), file=sys.stderr)
