@@ -331,13 +331,20 @@ def support_metadata_of(path) -> dict:
 
 
 def test_a_file_named_tflite_that_is_none_is_said_as_such(tmp_path, capsys):
-    """A text file (or any other) named .tflite: info and predict called it a bad checkpoint."""
+    """A text file (or any other) named .tflite: info and predict called it a bad checkpoint. A .tflite given
+    where a checkpoint is needed is said to be one."""
     junk = tmp_path / "fake.tflite"
     junk.write_text("not a model at all\n")
     for argv in (["info", str(junk)], ["predict", str(junk), "--ckpt_file", str(junk)]):
         assert cli.main(argv) == 1
         assert (f"{junk}: named .tflite but not a TensorFlow Lite model (its bytes 4 to 7 are not TFL3), nor a "
                 f"checkpoint; it starts with b'not a mo'") in capsys.readouterr().err, argv
+    # One that is (its identifier is what says so) where a checkpoint is needed: named as what it is (helper-245).
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"(\x00\x00\x00TFL3" + bytes(32))
+    assert cli.main(["convert", str(model), str(tmp_path / "c.pt")]) == 1
+    assert (f"{model}: a TensorFlow Lite model (export --file_format TFLITE), not a checkpoint: eval, predict and "
+            f"quantize --tflite run it; this needs the checkpoint it was exported from") in capsys.readouterr().err
 
 
 def test_a_class_folders_name_that_is_not_utf8_goes_into_labels_txt_as_predict_prints_it():

@@ -451,6 +451,12 @@ def read_any(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
         if ckpt_io.is_executorch_program(path):
             raise CheckpointError(f"{path}: an ExecuTorch program (export --file_format PTE), not a checkpoint: eval "
                                   f"and predict run it; this needs the checkpoint it was exported from")
+        from .tflite_io import is_tflite_file
+
+        if is_tflite_file(path):
+            raise CheckpointError(f"{path}: a TensorFlow Lite model (export --file_format TFLITE), not a checkpoint: "
+                                  f"eval, predict and quantize --tflite run it; this needs the checkpoint it was "
+                                  f"exported from")
         with open(path, "rb") as f:
             head = f.read(8)
         if path.lower().endswith(".pte"):
