@@ -767,13 +767,22 @@ def test_another_size_than_the_frozen_batchnorm_statistics_is_said_with_a_way_th
     """Quantization-aware training keeps BatchNorm frozen at the statistics it starts from: a run at another size
     than they were measured at says so, and how to measure them there; an export of such a checkpoint at
     another size does not send to recalibrate-bn, which refuses it, but to the float model it came from."""
-    train.run(load_config([a for a in digits["qat_args"] if not a.startswith("--image_size")]
-                          + ["--image_size=24", "--save_checkpoint=False", f"--save_checkpoint_path={tmp_path / 'q'}"]))
+    at_24 = train.run(load_config([a for a in digits["qat_args"] if not a.startswith("--image_size")]
+                                  + ["--image_size=24", f"--save_checkpoint_path={tmp_path / 'q'}"]))
     said = capsys.readouterr().out
     assert (f"pre_trained: note: {digits['float']} has its BatchNorm statistics measured at image_size 32; this run "
             f"trains at 24 with them frozen (qat): mobilenet-v1 recalibrate-bn {digits['float']} --image_size 24 "
             f"--dataset_path {digits['data']} --out FILE measures them at this run's size first (then --pre_trained "
             f"FILE)" in said)
+    # Its checkpoints record where the frozen statistics were measured (32), not its own 24 (helper-245): a run from
+    # it at 32 has nothing to say, one at 24 says it as of the float model's.
+    assert ckpt_io.statistics_size(ckpt_io.load_file(at_24["checkpoint"])) == 32
+    for size, noted in ((32, False), (24, True)):
+        train.run(load_config([a for a in digits["qat_args"] if not a.startswith(("--image_size", "--pre_trained"))]
+                              + [f"--image_size={size}", f"--pre_trained={at_24['checkpoint']}",
+                                 "--save_checkpoint=False", f"--save_checkpoint_path={tmp_path / 'again'}"]))
+        assert ("has its BatchNorm statistics measured at image_size 32; this run trains at 24" in
+                capsys.readouterr().out) is noted, size
     assert cli.main(["export", "--ckpt_file", digits["qat"], "--file_name", str(tmp_path / "q24"), "--height", "24",
                      "--width", "24"]) == 0
     err = capsys.readouterr().err

@@ -536,6 +536,20 @@ def trained_image_size(record: Any) -> Optional[int]:
     return positive_size(record.get("image_size")) if isinstance(record, dict) else None
 
 
+# A quantization-aware checkpoint's key: the image size its BatchNorm statistics were measured at, which its run
+# kept frozen from the checkpoint it started from (the float model's, or a recalibrated one's): not its own
+# image_size where the two differ.
+BN_STATISTICS_SIZE = "bn_statistics_size"
+
+
+def statistics_size(ckpt: Any) -> Optional[int]:
+    """The image size a checkpoint's BatchNorm statistics were measured at: :data:`BN_STATISTICS_SIZE` where its
+    run kept them frozen (quantization-aware training), else :func:`trained_image_size`."""
+    if not isinstance(ckpt, dict):
+        return None
+    return positive_size(ckpt.get(BN_STATISTICS_SIZE)) or trained_image_size(ckpt.get("config"))
+
+
 def positive_size(value: Any) -> Optional[int]:
     """``value`` where it is an image size (a positive int that is no bool), else None: what a hand-edited or
     foreign file holds under a size's key is read through this."""

@@ -1613,7 +1613,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             say_pre_trained(f"pre_trained: note: {pre_trained} was trained on inputs normalised by "
                             f"{normalisation_text(theirs)}, this run normalises by "
                             f"{normalisation_text(cfg.normalisation)} (--mean and --std keep to its)")
-        measured_at = ckpt_io.trained_image_size(recorded)  # the size of its BatchNorm statistics
+        measured_at = ckpt_io.statistics_size(source)  # the size of its BatchNorm statistics
         if (cfg.qat or cfg.freeze_layers) and measured_at is not None and measured_at != cfg.image_size:
             # Quantization-aware training keeps them frozen, as --freeze_layers keeps its layers': they stay those
             # of the other size.
@@ -1868,6 +1868,12 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     every_save: Dict[str, Any] = {"precision_used": precision}
     if distill:
         every_save["teacher_file"] = distill.source
+    # Quantization-aware training keeps BatchNorm's statistics frozen: they stay those of the file it started from,
+    # measured at that file's size, which its checkpoints record beside their own image_size (helper-245: a QAT run
+    # at 32 from a float model at 64 was said to hold statistics of 32).
+    frozen_at = ckpt_io.statistics_size(ckpt if ckpt is not None else source) if cfg.qat else None
+    if frozen_at is not None:
+        every_save[ckpt_io.BN_STATISTICS_SIZE] = frozen_at
     writer = CheckpointWriter(recorded_cfg, model, optimizer, scaler, guard, steps_per_epoch, classes, out_dir,
                               dist=dist, ema=ema, samples_per_step=step_images, step_offset=step_offset,
                               epoch_end=epoch_end, recorded=every_save, source=continued_from)
