@@ -563,6 +563,8 @@ def test_a_quantization_aware_run_resumes_with_its_ranges(digits, tmp_path, caps
     (2, 5, 0, "the ranges follow the batches of epochs 1 to 2, then stay as they are while the weights train on"),
     (3, 5, 1, "the ranges follow the batches of epochs 2 to 3 (this run starts at epoch 2), then stay as they are "
               "while the weights train on"),
+    (2, 3, 1, "the ranges follow the batches of epoch 2 (this run starts at epoch 2), then stay as they are while "
+              "the weights train on"),  # not "epochs 2 to 2" (helper-245)
     (2, 5, 2, "the ranges are fixed after epoch 2, and this run starts at epoch 3: they stay as the checkpoint it "
               "goes on from left them while the weights train on"),
     (2, 5, 4, "the ranges are fixed after epoch 2, and this run starts at epoch 5: they stay as the checkpoint it "

@@ -159,8 +159,9 @@ def qat_range_line(range_epochs: int, epoch_size: int, start_epoch: int) -> str:
     if start_epoch >= range_epochs:
         return (f"{said}the ranges are fixed after epoch {range_epochs}, and this run starts at epoch {first}: they "
                 f"stay as the checkpoint it goes on from left them while the weights train on")
-    return (f"{said}the ranges follow the batches of epochs {first} to {range_epochs}{starts}, then stay as they "
-            f"are while the weights train on")
+    epochs = f"epoch {first}" if first == range_epochs else f"epochs {first} to {range_epochs}"  # not "2 to 2"
+    return (f"{said}the ranges follow the batches of {epochs}{starts}, then stay as they are while the weights "
+            f"train on")
 
 
 def build_criterion(cfg: Config) -> torch.nn.Module:
