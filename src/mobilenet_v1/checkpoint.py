@@ -536,6 +536,13 @@ def trained_image_size(record: Any) -> Optional[int]:
     return positive_size(record.get("image_size")) if isinstance(record, dict) else None
 
 
+def float_model_of(ckpt: Any) -> str:
+    """A quantization-aware checkpoint's float model in words: "the float model it was fine-tuned from", with the
+    file its run's configuration names (``pre_trained``) where it does."""
+    started = (ckpt.get("config") or {}).get("pre_trained") if isinstance(ckpt, dict) else None
+    return "the float model it was fine-tuned from" + (f" ({started})" if isinstance(started, str) and started else "")
+
+
 # A quantization-aware checkpoint's key: the image size its BatchNorm statistics were measured at, which its run
 # kept frozen from the checkpoint it started from (the float model's, or a recalibrated one's): not its own
 # image_size where the two differ.

@@ -135,9 +135,9 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     fmt = output_format(dst, fmt)
     ckpt = read_any(path)
     model, args = model_from_checkpoint(ckpt, path, use_ema)
-    refuse_quantization_aware(model, path, "its weights learned their rounding at the BatchNorm statistics it "
-                                           "froze; recalibrate the float model it was fine-tuned from, then "
-                                           "fine-tune that with --qat True")
+    refuse_quantization_aware(model, path, f"its weights learned their rounding at the BatchNorm statistics it "
+                                           f"froze; recalibrate {ckpt_io.float_model_of(ckpt)}, then fine-tune that "
+                                           f"with --qat True")
     config = dict(ckpt.get("config") or {})
     dataset = ckpt_io.trained_dataset(path, config.get("dataset"), dataset, data=("--dataset_path", dataset_path))
     if dataset is None:

@@ -1619,7 +1619,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             # Quantization-aware training keeps them frozen, as --freeze_layers keeps its layers': they stay those
             # of the other size.
             if (source.get("model_args") or {}).get("qat"):  # recalibrate-bn refuses a quantization-aware file
-                remedy = (f"recalibrate the float model it was fine-tuned from at this size (mobilenet-v1 "
+                remedy = (f"recalibrate {ckpt_io.float_model_of(source)} at this size (mobilenet-v1 "
                           f"recalibrate-bn --image_size {cfg.image_size}) and fine-tune that")
             else:
                 remedy = (f"mobilenet-v1 recalibrate-bn {pre_trained} --image_size {cfg.image_size} --dataset_path "
