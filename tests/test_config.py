@@ -214,6 +214,10 @@ def test_num_workers_below_minus_one_is_refused_by_every_command(tmp_path, capsy
 def test_bad_values_name_the_option():
     with pytest.raises(ConfigError, match="batch_size must be int"):
         load_config(["--batch_size=3.5"])
+    # timm's --val-split validation (a split's name) is pointed to what this key is (helper-238).
+    with pytest.raises(ConfigError, match=r"val_split must be float, got 'validation'; a share of each class held "
+                                          r"out to evaluate on \(0\.1\), not a split's name"):
+        load_config(["--val_split=validation"])
     with pytest.raises(ConfigError, match="lr_decay_mode"):
         load_config(["--lr_decay_mode=exp"])
     with pytest.raises(ConfigError, match="save_checkpoint"):

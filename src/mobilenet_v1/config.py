@@ -784,7 +784,11 @@ def coerce(key: str, value: Any, source: str) -> Any:
         raise OptionError(f"{source}: {key} {str(value)[:12]}... ({len(str(value))} digits) is beyond any float"
                           ) from None
     except (TypeError, ValueError):
-        raise OptionError(f"{source}: {key} must be {want.__name__}, got {value!r}") from None
+        # timm's --val-split names a split (validation); this one is a share of the training folder's images
+        hint = ("; a share of each class held out to evaluate on (0.1), not a split's name: a dataset_path with "
+                "train/ and val/ (or validation/) folders is evaluated on its own" if key == "val_split" and
+                isinstance(value, str) else "")
+        raise OptionError(f"{source}: {key} must be {want.__name__}, got {value!r}{hint}") from None
 
 
 # YAML 1.1's tags of plain scalars that are not text: `yes`, `0123` (octal 83), `1.10`, `1:30` (90), dates.
