@@ -781,6 +781,8 @@ def test_another_size_than_the_frozen_batchnorm_statistics_is_said_with_a_way_th
     # Its checkpoints record where the frozen statistics were measured (32), not its own 24 (helper-245): a run from
     # it at 32 has nothing to say, one at 24 says it as of the float model's.
     assert ckpt_io.statistics_size(ckpt_io.load_file(at_24["checkpoint"])) == 32
+    assert cli.main(["info", at_24["checkpoint"]]) == 0
+    assert "its BatchNorm statistics, frozen, measured at 32 (the file it started from)" in capsys.readouterr().out
     for size, noted in ((32, False), (24, True)):
         train.run(load_config([a for a in digits["qat_args"] if not a.startswith(("--image_size", "--pre_trained"))]
                               + [f"--image_size={size}", f"--pre_trained={at_24['checkpoint']}",

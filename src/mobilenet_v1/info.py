@@ -324,6 +324,9 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
     if out["quantization_aware"] and ranges and not (epochs and ranges >= epochs):  # else: all epochs', as train says
         out["qat_range_epochs"] = ranges
         out["qat_ranges_fixed"] = (_count(ckpt.get("epoch")) or 0) >= ranges
+    frozen = ckpt_io.positive_size(ckpt.get(ckpt_io.BN_STATISTICS_SIZE))  # QAT: the file it started from's
+    if out["quantization_aware"] and frozen is not None and frozen != ckpt_io.trained_image_size(config):
+        out["bn_statistics_size"] = frozen
     bn = config.get("bn_recalibration")
     out["bn_recalibration"] = {"image_size": ckpt_io.trained_image_size(bn), "images": _count(bn.get("images")),
                                "trained_at": ckpt_io.positive_size(bn.get("trained_at"))} \
@@ -533,6 +536,8 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
         row("quantization", "quantization-aware (INT8 simulated)"
             + (f", its activation ranges {'' if d.get('qat_ranges_fixed') else 'to be '}fixed after epoch "
                f"{d['qat_range_epochs']} (qat_range_epochs)" if d.get("qat_range_epochs") else "")
+            + (f"; its BatchNorm statistics, frozen, measured at {d['bn_statistics_size']} (the file it started "
+               f"from)" if d.get("bn_statistics_size") else "")
             + ": export writes its INT8 ONNX file")
     bn = d["bn_recalibration"]
     if bn:
