@@ -1157,6 +1157,11 @@ def test_resume_naming_the_run_folder_goes_on_in_the_layout_its_checkpoints_are_
     train.run(load_config(opts + ["--epoch_size=2", f"--save_checkpoint_path={run}", f"--resume={run}"]))
     assert ckpt_io.list_checkpoints(str(run)) == []
     assert ckpt_io.resolve_checkpoint_path(str(run)) == str(run / "ckpt_0" / "mobilenetv1-2_12.ckpt")
+    # A checkpoint file of either folder names the run as its folder does; one elsewhere, or no --resume, does not.
+    for resume, own in ((run / "ckpt_0" / "mobilenetv1-2_12.ckpt", True), (run / "ckpt_0", True), (run, True),
+                        (cifar_dir, False), ("", False)):
+        cfg = load_config(opts + [f"--save_checkpoint_path={run}", f"--resume={resume}"])
+        assert train.resumes_own_folder(cfg) is own, resume
 
 
 def test_a_run_of_one_process_continues_on_two_in_its_own_folder(cifar_dir, tmp_path, capsys):

@@ -783,6 +783,18 @@ def test_another_size_than_the_frozen_batchnorm_statistics_is_said_with_a_way_th
     assert ckpt_io.statistics_size(ckpt_io.load_file(at_24["checkpoint"])) == 32
     assert cli.main(["info", at_24["checkpoint"]]) == 0
     assert "its BatchNorm statistics, frozen, measured at 32 (the file it started from)" in capsys.readouterr().out
+    # A resume carries the record; from a file of before it, nothing is recorded rather than its own 24 (helper-246).
+    older = tmp_path / "older"
+    older.mkdir()
+    ckpt = ckpt_io.load_file(at_24["checkpoint"])
+    ckpt.pop(ckpt_io.BN_STATISTICS_SIZE)
+    ckpt_io.atomic_save(ckpt, str(older / os.path.basename(at_24["checkpoint"])))
+    for folder, recorded in ((tmp_path / "q", 32), (older, None)):
+        again = train.run(load_config([a for a in digits["qat_args"] if not a.startswith("--image_size")]
+                                      + ["--image_size=24", "--epoch_size=2", "--resume=auto",
+                                         f"--save_checkpoint_path={folder}"]))
+        assert ckpt_io.load_file(again["checkpoint"]).get(ckpt_io.BN_STATISTICS_SIZE) == recorded, folder
+    capsys.readouterr()
     for size, noted in ((32, False), (24, True)):
         train.run(load_config([a for a in digits["qat_args"] if not a.startswith(("--image_size", "--pre_trained"))]
                               + [f"--image_size={size}", f"--pre_trained={at_24['checkpoint']}",

@@ -1263,15 +1263,16 @@ def saved_in(path: str, folder: str) -> bool:
 
 def resumes_own_folder(cfg: Config) -> bool:
     """Whether ``--resume`` continues the run of ``save_checkpoint_path``: ``auto``, or that folder named (itself
-    or its ``ckpt_0/``), which goes on in the layout its checkpoints are in, as ``auto`` does (it left the other
-    layout's later files beside this run's, a folder eval and info refuse; helper-241)."""
+    or its ``ckpt_0/``, or a checkpoint in either), which goes on in the layout its checkpoints are in, as ``auto``
+    does (it left the other layout's later files beside this run's, a folder eval and info refuse; helper-241)."""
     if cfg.resume == "auto":
         return True
-    if not cfg.resume or not os.path.isdir(cfg.resume):
+    if not cfg.resume or not os.path.exists(cfg.resume):
         return False
+    folder = cfg.resume if os.path.isdir(cfg.resume) else os.path.dirname(os.path.abspath(cfg.resume))  # a file's
     base = cfg.save_checkpoint_path
-    return os.path.realpath(cfg.resume) in (os.path.realpath(base),
-                                            os.path.realpath(os.path.join(base, ckpt_io.DISTRIBUTED_SUBFOLDER)))
+    return os.path.realpath(folder) in (os.path.realpath(base),
+                                        os.path.realpath(os.path.join(base, ckpt_io.DISTRIBUTED_SUBFOLDER)))
 
 
 def continues_here(cfg: Config, out_dir: str, resumed_from: str, pre_trained: str) -> bool:
@@ -1460,8 +1461,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     if dist.enabled:
         print0(dist.describe(cfg.batch_size, cfg.grad_accum_steps))
     if out_dir != dist.checkpoint_dir(cfg.save_checkpoint_path):
-        print0(f"resume auto: the checkpoints of this run are in {out_dir}, written by "
-               f"{'one process' if dist.enabled else 'a distributed run'}: it continues there")
+        print0(f"resume{' auto' if cfg.resume == 'auto' else ''}: the checkpoints of this run are in {out_dir}, "
+               f"written by {'one process' if dist.enabled else 'a distributed run'}: it continues there")
     if dist.restarted:
         print0(f"torchrun restart {dist.restarted}: continuing from the newest complete checkpoint in {out_dir} "
                + (f"(--resume {cfg.resume})" if cfg.resume == "auto" else
@@ -1872,7 +1873,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     # Quantization-aware training keeps BatchNorm's statistics frozen: they stay those of the file it started from,
     # measured at that file's size, which its checkpoints record beside their own image_size (helper-245: a QAT run
     # at 32 from a float model at 64 was said to hold statistics of 32).
-    frozen_at = ckpt_io.statistics_size(ckpt if ckpt is not None else source) if cfg.qat else None
+    # A resume carries its checkpoint's record (one from before the key: unknown, not its own image_size).
+    frozen_at = None
+    if cfg.qat:
+        frozen_at = (ckpt_io.positive_size(ckpt.get(ckpt_io.BN_STATISTICS_SIZE)) if ckpt is not None
+                     else ckpt_io.statistics_size(source))
     if frozen_at is not None:
         every_save[ckpt_io.BN_STATISTICS_SIZE] = frozen_at
     writer = CheckpointWriter(recorded_cfg, model, optimizer, scaler, guard, steps_per_epoch, classes, out_dir,
