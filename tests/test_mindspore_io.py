@@ -962,10 +962,13 @@ def test_a_timm_train_py_checkpoints_outputs_are_read_in_its_folders_natural_cla
         assert (f"{path}: its run (timm's train.py) numbered the folder's classes in natural order (apple, class2, "
                 f"class10, Zebra), this toolkit sorts them (Zebra, apple, class10, class2): the images are labelled "
                 f"in that order") in said.err
+        noted.append("labelled by their places in timm's natural order" in said.err)
         return json.loads(said.out)["top_1_accuracy"]
 
+    noted = []
     four, six = timm_file("four.pth.tar", 4, dataset=""), timm_file("six.pth.tar", 6)
     assert top_1(four) == pytest.approx(0.5) and top_1(six) == pytest.approx(0.5)  # before: sorted's apple, 1 of 6
+    assert noted == [False, True]  # the note on more outputs than classes names the order the labels follow
     assert cli.main(["export", "--ckpt_file", four, "--file_name", str(tmp_path / "four")]) == 0
     assert top_1(str(tmp_path / "four.onnx")) == pytest.approx(0.5)
     ckpt = mindspore_io.read_any(six)

@@ -466,12 +466,13 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     # data's classes (but the seed's 1001 for ImageNet's 1000); a run of ours that trained more outputs than
     # classes (a preset's) says its own. Class folders are then labelled by their places in sorted order, not by
     # the model's list: a folder that lacks one of the model's classes labels every class after it as the next.
+    order = "timm's natural" if natural is not None else "sorted"
     if (outputs and outputs > loader.num_classes and not (outputs == 1001 and loader.num_classes == 1000)
             and not (isinstance(classes, list) and classes)):
         print0(f"note: {path} has {outputs} outputs, dataset_path {cfg.dataset_path} {loader.num_classes} classes: "
                f"a prediction past class {loader.num_classes - 1} is always wrong; is it the model of this data "
                f"set?" + (f" {path} records no class names, so the class folders are labelled by their places in "
-                          f"sorted order: one of the model's classes missing from the folder shifts the labels of "
+                          f"{order} order: one of the model's classes missing from the folder shifts the labels of "
                           f"those after it, and the figures are another class's"
                           if loader.labels_in == "its class folders" else ""), file=sys.stderr)
     if confusion and not outputs:

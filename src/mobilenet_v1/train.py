@@ -1049,9 +1049,10 @@ def seen_evaluation_images(source: Dict[str, Any], path: str, cfg: Config) -> st
         return ""
     return (f"pre_trained: note: {path} trained on this folder's images "
             + (f"but the val_split {share:g} its run held out" if share else "(its run held none out)")
-            + f"; this run's evaluation share, val_split {cfg.val_split:g}, holds images it trained on, so its top-1 "
-              f"reads high" + (f" (--val_split {share:g} or less evaluates on images it never saw)" if share else
-                               " (evaluate on images it never saw: an evaluation folder of their own)"))
+            + f"; this run's evaluation share, val_split {cfg.val_split:g}, can hold images it trained on (in classes "
+              f"large enough to hold out more), and its top-1 then reads high"
+            + (f" (--val_split {share:g} or less evaluates on images it never saw)" if share else
+               " (evaluate on images it never saw: an evaluation folder of their own)"))
 
 
 def same_folder(one: str, other: str) -> bool:
