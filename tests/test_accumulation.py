@@ -117,7 +117,8 @@ def test_a_run_counts_steps_of_k_batches_and_resumes_inside_an_epoch_exactly(cif
         assert torch.equal(a["model"][k], b["model"][k]), k
     # Another number of batches per step is another position inside the epoch: refused.
     shutil.copy(straight / "mobilenetv1-2_3.ckpt", tmp_path / "other.ckpt")
-    with pytest.raises(ckpt_io.CheckpointError, match="another batch size, grad_accum_steps"):
+    with pytest.raises(ckpt_io.CheckpointError, match="its steps took 16 samples, this run.s take 24: another "
+                                                      "batch_size, grad_accum_steps"):
         train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--batch_size=8", "--grad_accum_steps=3",
                                        "--epoch_size=2", f"--save_checkpoint_path={tmp_path / 'x'}",
                                        f"--resume={tmp_path / 'other.ckpt'}"]))
