@@ -162,7 +162,7 @@ def stacked_resized_crop(images, boxes, size, antialias=True, interpolation="bil
     device = images[0].device
     by_size = {}
     for i, (img, (_, _, h, w)) in enumerate(zip(images, boxes)):
-        if h > 1 and w > 1 and max(h, w) <= 4 * size and max(img.shape[-2:]) <= max(1024, 4 * size):
+        if max(h, w) <= 4 * size and max(img.shape[-2:]) <= max(1024, 4 * size):
             by_size.setdefault(tuple(img.shape), []).append(i)
     parts, alone = [], set(range(len(images)))
     for shape, same in by_size.items():
@@ -172,10 +172,12 @@ def stacked_resized_crop(images, boxes, size, antialias=True, interpolation="bil
                 continue
             alone.difference_update(group)
             canvas = torch.stack([images[i] for i in group]).float()
-            rois = [(j, left + 0.5, top + 0.5, left + w - 0.5, top + h - 0.5)
-                    for j, (top, left, h, w) in enumerate(boxes[i] for i in group)]
-            parts.append((group, roi_align(canvas, T.to_device_nowait(torch.tensor(rois), device), (size, size),
-                                           spatial_scale=1.0, sampling_ratio=-1, aligned=True)))
+            # each crop edge to edge, as the package's (a sample past its last row or column reads the image's
+            # pixel beside it, where the package's repeats the crop's own: the same work, other values at the edge)
+            rois = [(j, left, top, left + w, top + h) for j, (top, left, h, w) in enumerate(boxes[i] for i in group)]
+            rois_t = T.to_device_nowait(torch.tensor(rois, dtype=torch.float32), device)
+            parts.append((group, roi_align(canvas, rois_t, (size, size), spatial_scale=1.0, sampling_ratio=-1,
+                                           aligned=True)))
     if alone:
         rest = sorted(alone)
         parts.append((rest, PACKAGE_CROP([images[i] for i in rest], [boxes[i] for i in rest], size, torch.float32)))
@@ -206,16 +208,16 @@ def canvas_per_crop(images, boxes, size, dtype=None, antialias=True, interpolati
         if max(h, w) > 4 * size:
             scale = 2 * size / max(h, w)
             crop = TF.resize(crop, [max(2, round(h * scale)), max(2, round(w * scale))], antialias=True)
-        elif h == 1 or w == 1:
-            crop = crop.repeat(1, 2 if h == 1 else 1, 2 if w == 1 else 1)
         crops.append(crop)
-    canvas = torch.zeros((len(crops), 3, max(c.shape[-2] for c in crops), max(c.shape[-1] for c in crops)),
+    canvas = torch.zeros((len(crops), 3, max(c.shape[-2] for c in crops) + 1, max(c.shape[-1] for c in crops) + 1),
                          dtype=dtype, device=device)
     rois = []
     for i, crop in enumerate(crops):
         h, w = crop.shape[-2:]
         canvas[i, :, :h, :w] = crop
-        rois.append((i, 0.5, 0.5, w - 0.5, h - 0.5))
+        canvas[i, :, h, :w] = crop[:, -1]  # the last row and column once more, where the package's clamps
+        canvas[i, :, :h + 1, w] = canvas[i, :, :h + 1, w - 1]
+        rois.append((i, 0.0, 0.0, w, h))
     rois_t = T.to_device_nowait(torch.tensor(rois, dtype=torch.float32), device).to(dtype)
     return roi_align(canvas, rois_t, (size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
 

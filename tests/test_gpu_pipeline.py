@@ -88,6 +88,22 @@ def test_gpu_pipeline_draws_the_cpu_pipelines_boxes(image_folder):
     assert torch.equal(yc, yg)
     # antialiased bilinear resize vs roi_align box-averaged bilinear samples: close, not identical
     assert (xc - xg).abs().mean() < 0.1
+    # within about 2 levels of 255 (0.04 of a std): the region from first to last pixel centre put every sample up
+    # to half a pixel off, 5 levels here and up to 95 on photos (helper-247)
+    assert (xc - xg).abs().max() < 0.04
+
+
+def test_a_batched_crop_of_the_outputs_size_is_the_crop_and_an_upscale_is_the_resizes():
+    """A crop of the output's size comes out as it is (a checkerboard stays one: it came out grey), and an
+    enlarged crop is the resize's (antialiasing does nothing to an upscale) within rounding."""
+    board = ((torch.arange(32)[:, None] + torch.arange(32)) % 2 * 255).to(torch.uint8).expand(3, 32, 32)
+    board = board.contiguous()
+    gen = torch.Generator().manual_seed(7)
+    small = torch.randint(0, 256, (3, 20, 30), dtype=torch.uint8, generator=gen)
+    out = T.batch_resized_crop([board, small], [(0, 0, 32, 32), (2, 3, 10, 12)], 32)
+    assert torch.equal(out[0], board.float())
+    want = TF.resized_crop(small, 2, 3, 10, 12, [32, 32], antialias=True).float()
+    assert (out[1] - want).abs().max() <= 1.0
 
 
 def test_without_antialiasing_both_pipelines_make_the_same_training_batches(image_folder):
@@ -164,9 +180,10 @@ def test_workers_draw_the_training_crops_from_the_file_header(image_folder):
 
 def test_each_batched_crop_is_its_crop_resampled_alone():
     """The batch's canvas is gathered from all the images joined into one tensor: each crop must come
-    out as roi_align makes it of that crop alone, whatever the other images' sizes and crops (an offset
-    one row, channel or image out would read other random pixels), and a crop too large for the canvas
-    (pre-shrunk) must still be that crop resized."""
+    out as roi_align makes it of that crop alone, edge to edge, its last row and column repeated once
+    (where a resize clamps), whatever the other images' sizes and crops (an offset one row, channel or
+    image out would read other random pixels, and a sample past the crop the pixels beside it), and a crop
+    too large for the canvas (pre-shrunk) must still be that crop resized."""
     gen = torch.Generator().manual_seed(3)
     sizes = [(37, 52), (3, 90), (64, 5), (2, 2), (120, 71), (50, 50), (9, 200), (71, 64), (1100, 1000)]
     images = [torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=gen) for h, w in sizes]
@@ -182,11 +199,12 @@ def test_each_batched_crop_is_its_crop_resampled_alone():
         crop = img[:, top:top + h, left:left + w].float()
         if max(h, w) > 4 * 16:  # pre-shrunk: the crop resized, near enough
             want = TF.resized_crop(img, top, left, h, w, [16, 16], antialias=True).float()
-            # (the region from first to last pixel centre zooms in by a pixel: a few levels on this image;
-            # another image's pixels, all noise, would be tens)
-            assert (got - want).abs().mean() < 4.0, (h, w)
+            # (roi_align's box of samples is not resize's filter: a level or two on this image; another image's
+            # pixels, all noise, would be tens)
+            assert (got - want).abs().mean() < 2.0, (h, w)
         else:
-            alone = roi_align(crop[None], torch.tensor([[0, 0.5, 0.5, w - 0.5, h - 0.5]]), (16, 16),
+            padded = torch.nn.functional.pad(crop[None], (0, 1, 0, 1), mode="replicate")
+            alone = roi_align(padded, torch.tensor([[0, 0.0, 0.0, w, h]]), (16, 16),
                               spatial_scale=1.0, sampling_ratio=-1, aligned=True)[0]
             assert torch.equal(got, alone), (h, w)
 
@@ -239,8 +257,11 @@ def test_batched_crops_one_pixel_high_or_wide_keep_their_pixels():
         axis = 1 if h == 1 else 2
         assert torch.equal(got, got.narrow(axis, 0, 1).expand_as(got))
         assert crop.amin() - 0.5 <= got.amin() and got.amax() <= crop.amax() + 0.5
-        if h == 1 or w == 1 and h > 2:  # a long thin crop: the same samples as the per-image resize
-            assert (got - want).abs().max() <= 2.0, (tuple(img.shape), (top, left, h, w))
+        if h == 1 or w == 1 and h > 2:  # a long thin crop: the same samples as the per-image resize, but at its
+            # ends, where roi_align clamps a sample before the first pixel and the resize drops its weight
+            assert (got - want).abs().max() <= 2.5, (tuple(img.shape), (top, left, h, w))
+            if h == 1:
+                assert (got - want)[..., 1:-1].abs().max() <= 0.5
 
 
 @pytest.mark.parametrize("crop_pct,antialias", [(T.CROP_PCT, True), (1.0, True), (T.CROP_PCT, False)])

@@ -476,17 +476,20 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
     two gathers (:func:`_bilinear_crops`: plain bilinear, the values of ``resized_crop`` with
     ``antialias=False``, the seed's).
 
-    roi_align averages ``ceil(crop / size)`` bilinear samples per output pixel and axis, which filters
-    a downscale the way an antialiased resize does. The crops share one canvas, crop ``i`` at the top
-    left of its plane ``i``; each region of interest spans the crop's first to last pixel centre, so no
-    sample reaches the canvas beyond its crop with a non-zero weight (what lies there is other pixels
-    of the batch, or zeros). The canvas is gathered in a few batched operations, whatever the batch
-    size: the images are joined into one flat tensor and each canvas row is the window of it where
-    the crop's row starts. Copying the crops in one by one cost a Python indexing and a copy launch
-    per crop in the thread that feeds the GPU. An image of over :data:`WHOLE_IMAGE_PIXELS` pixels and
-    4 times its crop's is joined as its crop alone (a copy), so a batch of large photos does not join
-    gigabytes of pixels the crops leave out. Returns a (N, 3, size, size) tensor of ``dtype``
-    (float16 on CUDA, float32 on the CPU by default) with values in [0, 255].
+    roi_align averages ``ceil(crop / size)`` bilinear samples per output pixel and axis, which filters a downscale
+    the way an antialiased resize does. The crops share one canvas, crop ``i`` at the top left of its plane ``i``;
+    each region of interest spans the whole crop, edge to edge, so its samples sit where a resize puts them
+    (``(j + 0.5) * crop / size - 0.5``: a crop of the output's size comes out as it is). Samples past the crop's last
+    row or column read a copy of that row or column, one more row and column of the canvas (roi_align clamps those
+    before the first itself), as a resize clamps; the canvas beyond holds other pixels of the batch. (The region
+    was from the crop's first to last pixel centre, which put every sample up to half a pixel off: a crop of the
+    output's size came out blurred, up to 95 of 255 from the CPU pipeline's on photos; helper-247.) The canvas is
+    gathered in a few batched operations, whatever the batch size: the images are joined into one flat tensor and
+    each canvas row is the window of it where the crop's row starts. Copying the crops in one by one cost a Python
+    indexing and a copy launch per crop in the thread that feeds the GPU. An image of over
+    :data:`WHOLE_IMAGE_PIXELS` pixels and 4 times its crop's is joined as its crop alone (a copy), so a batch of
+    large photos does not join gigabytes of pixels the crops leave out. Returns a (N, 3, size, size) tensor of
+    ``dtype`` (float16 on CUDA, float32 on the CPU by default) with values in [0, 255].
 
     ``interpolation`` ``bicubic``: each crop is resized on its own, by the CPU pipeline's :func:`resize`
     (its uint8 values: a few kernel launches per crop on a GPU).
@@ -502,20 +505,16 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
     flats, starts, rois = [], [], []
     offset = height = width = 0
     for i, (img, (top, left, h, w)) in enumerate(zip(images, boxes)):
-        if max(h, w) > 4 * size or (antialias and (h == 1 or w == 1)):
+        if max(h, w) > 4 * size:
             crop = img[:, top:top + h, left:left + w]
-            if max(h, w) > 4 * size and not antialias:
+            if not antialias:
                 # A very large crop would inflate the shared canvas: resized alone (its final values, as
                 # uint8), which the canvas's resize of size to size then keeps as they are.
                 crop = resize(crop, [size, size], antialias=False)
-            elif max(h, w) > 4 * size:
+            else:
                 # A very large crop would inflate the shared canvas: pre-shrink it, antialiased, to 2x.
                 scale = 2 * size / max(h, w)
                 crop = tv.resize(crop, [max(2, round(h * scale)), max(2, round(w * scale))], antialias=True)
-            else:
-                # A region from the first to the last pixel centre of a 1-pixel side has no extent, and
-                # roi_align takes no samples there (all zeros): two copies of the pixel resample alike.
-                crop = crop.repeat(1, 2 if h == 1 else 1, 2 if w == 1 else 1)
             img, (top, left), (h, w) = crop, (0, 0), crop.shape[-2:]
         elif img.shape[-2] * img.shape[-1] > max(4 * h * w, WHOLE_IMAGE_PIXELS):
             # A large photo with a small crop: the crop alone is joined (one copy), not the whole image.
@@ -523,17 +522,23 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
         rows, cols = img.shape[-2:]
         flats.append(img.reshape(-1))
         # where the crop's first row starts in the flat tensor; a channel, and a row, further on
-        starts.append((offset + top * cols + left, rows * cols, cols, h))
-        rois.append((i, 0.5, 0.5, w - 0.5, h - 0.5) if antialias else (h, w))
+        starts.append((offset + top * cols + left, rows * cols, cols, h, w))
+        rois.append((i, 0.0, 0.0, w, h) if antialias else (h, w))
         offset += 3 * rows * cols
         height, width = max(height, h), max(width, w)
-    # The canvas rows below a crop's last row read this run of zeros.
-    flats.append(torch.zeros(width, dtype=torch.uint8, device=device))
-    windows = torch.cat(flats).as_strided((offset + 1, width), (1, 1))  # row r: flat[r:r + width]
-    first, channel, row, crop_h = to_device_nowait(torch.tensor(starts, dtype=torch.long), device).T[:, :, None, None]
-    y = torch.arange(height, device=device)
-    at = first + torch.arange(3, device=device)[:, None] * channel + y * row
-    canvas = windows[torch.where(y < crop_h, at, offset)].to(dtype)  # (N, 3, height, width)
+    # A window reaching past the last image's end reads this run of zeros (its columns are replaced below).
+    flats.append(torch.zeros(width + 1, dtype=torch.uint8, device=device))
+    windows = torch.cat(flats).as_strided((offset + 1, width + 1), (1, 1))  # row r: flat[r:r + width + 1]
+    first, channel, row, crop_h, crop_w = to_device_nowait(torch.tensor(starts, dtype=torch.long),
+                                                           device).T[:, :, None, None]
+    y = torch.arange(height + 1, device=device)  # a row more than the tallest crop, and a column more
+    # Rows past a crop's last read that row again; columns past its last take that column (not the image's pixels
+    # beside the crop, nor another row's).
+    at = first + torch.arange(3, device=device)[:, None] * channel + torch.minimum(y, crop_h - 1) * row
+    canvas = windows[at]  # (N, 3, height + 1, width + 1)
+    crop_w = crop_w[:, None]  # (N, 1, 1, 1)
+    edge = canvas.gather(-1, (crop_w - 1).expand(-1, 3, height + 1, 1))
+    canvas = torch.where(torch.arange(width + 1, device=device) < crop_w, canvas, edge).to(dtype)
     if not antialias:
         return _bilinear_crops(canvas, to_device_nowait(torch.tensor(rois, dtype=torch.float32), device), size)
     # Not waiting for the work just queued (a plain copy from pageable memory would wait for it on the host).

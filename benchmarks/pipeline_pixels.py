@@ -1,0 +1,62 @@
+"""How far the GPU pipeline's training crops are from the CPU pipeline's, in levels of 255, on the same boxes and
+flips (same seeds): both pipelines run on the CPU over a folder of generated photos (``common.natural_image``:
+gradients, soft shapes, texture and noise; JPEG, 40 to 400 pixels a side), batch after batch for a few seeds.
+Prints the largest difference of any pixel, and the median over the crops of each crop's largest, antialiased
+and not.
+
+    PYTHONPATH=src python benchmarks/pipeline_pixels.py --images 24 --image_size 64 --seeds 3
+"""
+import argparse
+import os
+import tempfile
+
+import numpy as np
+import torch
+from PIL import Image
+
+import common  # puts the repository's src/ on the path unless PYTHONPATH holds the package
+from mobilenet_v1.data import BatchedImageLoader, ImageFolderLoader  # noqa: E402
+
+
+def photos(root: str, count: int) -> None:
+    """``count`` photo-like JPEGs of random sizes in two class folders."""
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        folder = os.path.join(root, "ab"[i % 2])
+        os.makedirs(folder, exist_ok=True)
+        h, w = (int(v) for v in rng.integers(40, 400, 2))
+        Image.fromarray(common.natural_image(i, h, w)).save(os.path.join(folder, f"{i}.jpg"), quality=90)
+
+
+def differences(root: str, size: int, seeds: int, antialias: bool) -> torch.Tensor:
+    worst = []
+    for seed in range(seeds):
+        opts = dict(batch_size=8, train=True, image_size=size, device=torch.device("cpu"), seed=seed, num_workers=0,
+                    antialias=antialias)
+        cpu, gpu = ImageFolderLoader(root, **opts), BatchedImageLoader(root, **opts)
+        cpu.normalize = gpu.normalize = lambda x: x  # levels of 255, not normalised values
+        for (xc, yc), (xg, yg) in zip(cpu, gpu):
+            assert torch.equal(yc, yg)
+            worst.append((xc - xg).abs().amax(dim=(1, 2, 3)))
+    return torch.cat(worst)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--images", type=int, default=24)
+    p.add_argument("--image_size", type=int, default=64)
+    p.add_argument("--seeds", type=int, default=3)
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    print(common.machine())
+    with tempfile.TemporaryDirectory() as root:
+        photos(root, a.images)
+        print("| antialias | crops | largest difference | median of each crop's largest |")
+        print("|---|---|---|---|")
+        for antialias in (True, False):
+            d = differences(root, a.image_size, a.seeds, antialias)
+            print(f"| {antialias} | {len(d)} | {d.max().item():.1f} | {d.median().item():.2f} |")
+
+
+if __name__ == "__main__":
+    main()
