@@ -218,6 +218,12 @@ def test_bad_values_name_the_option():
     with pytest.raises(ConfigError, match=r"val_split must be float, got 'validation'; a share of each class held "
                                           r"out to evaluate on \(0\.1\), not a split's name"):
         load_config(["--val_split=validation"])
+    # From Python, a number among the options or one string for all of them (helper-248: AttributeError, or an
+    # error about '-' read a character at a time).
+    with pytest.raises(TypeError, match=r"the options are strings, as on the command line .*got 0\.25 \(float\)"):
+        load_config(["--width_mult", 0.25])
+    with pytest.raises(TypeError, match=r"the options are a list of strings.*got a str: '--epoch_size 3'"):
+        load_config("--epoch_size 3")
     with pytest.raises(ConfigError, match="lr_decay_mode"):
         load_config(["--lr_decay_mode=exp"])
     with pytest.raises(ConfigError, match="save_checkpoint"):

@@ -122,6 +122,14 @@ def test_load_model_convert_and_export_take_the_average_unless_told(ema_run, tmp
 
     with pytest.raises(TypeError, match="use_ema must be True, False or None, got 'False'"):
         load_predictor(path, use_ema="False")
+    # ... of an exported file too (it was taken there and named as not used), and train.run's result given for the
+    # file is named as such (os.fspath's "not dict" named neither; helper-248).
+    with pytest.raises(TypeError, match="use_ema must be True, False or None, got 'False'"):
+        load_predictor(str(tmp_path / "nowhere.onnx"), use_ema="False")
+    for load in (load_model, load_predictor):
+        with pytest.raises(TypeError, match=rf"^{load.__name__}: the model file is a path .*got dict \(train.run's "
+                                            rf"result\? its 'checkpoint' is the file: "):
+            load({"checkpoint": path, "top_1": 0.5})
     assert cli.main(["convert", path, str(tmp_path / "avg.pt")]) == 0
     assert cli.main(["convert", path, str(tmp_path / "raw.pt"), "--use_ema", "False"]) == 0
     assert "weights: the exponential moving average" in capsys.readouterr().out

@@ -315,8 +315,14 @@ def test_drop_rate_drops_pooled_features_in_training_only():
     kept, live = seen[0] != 0, features != 0  # (ReLU6 leaves some features 0 before any dropout)
     torch.testing.assert_close(seen[0][kept], (features * 2)[kept])
     assert int(live.sum()) > 200 and 0.4 < float(kept[live].float().mean()) < 0.6
-    with pytest.raises(ValueError, match=r"drop_rate must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"drop_rate must be a number in \[0, 1\), got 1.0"):
         MobileNetV1(drop_rate=1.0)
+    # A notebook's strings: "0.2" raised a TypeError of '<=', and features_only="False" built a backbone
+    # (helper-248).
+    with pytest.raises(ValueError, match=r"drop_rate must be a number in \[0, 1\), got '0.2'"):
+        MobileNetV1(drop_rate="0.2")
+    with pytest.raises(ValueError, match=r"^features_only='False', qat='no': must be True or False$"):
+        MobileNetV1(features_only="False", qat="no")
 
 
 # --- clipping -------------------------------------------------------------------------------------

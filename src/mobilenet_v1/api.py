@@ -202,6 +202,7 @@ def load_model(path: str, use_ema: bool = True, **overrides) -> MobileNetV1:
     its name)."""
     import inspect
 
+    ckpt_io.check_path_argument(path, "load_model")
     if not isinstance(use_ema, bool):  # "False" is true: the average would be taken against the caller's word
         raise TypeError(f"load_model: use_ema must be True or False, got {use_ema!r}")
     known = [n for n in inspect.signature(MobileNetV1).parameters]

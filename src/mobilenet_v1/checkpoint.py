@@ -362,6 +362,17 @@ def run_folder(path: str) -> str:
     return sub if os.path.isdir(sub) and not own else path
 
 
+def check_path_argument(path: Any, who: str) -> None:
+    """Refuse a model file argument of the Python API (``who``: ``load_model``) that is no path: train.run's result
+    (a dict) raised os.fspath's "expected str, bytes or os.PathLike object, not dict", naming neither."""
+    if isinstance(path, (str, os.PathLike)):
+        return
+    hint = (f" (train.run's result? its 'checkpoint' is the file: {path['checkpoint']})"
+            if isinstance(path, dict) and isinstance(path.get("checkpoint"), str) else "")
+    raise TypeError(f"{who}: the model file is a path (a checkpoint, a run folder or an exported file), got "
+                    f"{type(path).__name__}{hint}")
+
+
 def check_given(path: str, option: str, kinds: str = "file or run folder", origin: str = "") -> None:
     """Refuse ``path``, given as ``option`` (``--ckpt_file``; a positional argument: its role, ``checkpoint``),
     where nothing is there, named by it: the reader after it said "checkpoint X: no such file", not which option

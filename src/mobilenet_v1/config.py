@@ -1144,9 +1144,17 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
 
 
 def parse_overrides(argv: Sequence[str]) -> List[Tuple[str, str]]:
-    """``--key=value`` and ``--key value`` pairs, in order. Anything else is an error."""
+    """``--key=value`` and ``--key value`` pairs, in order. Anything else is an error. ``argv`` is a list of
+    strings, as the command line's (a str was read a character at a time, a number raised an AttributeError)."""
     pairs, i = [], 0
+    if isinstance(argv, (str, bytes)):
+        raise TypeError(f"the options are a list of strings, as on the command line (['--config_path', 'f.yaml', "
+                        f"'--epoch_size=3']), got a {type(argv).__name__}: {argv!r}")
     argv = list(argv)
+    odd = [f"{a!r} ({type(a).__name__})" for a in argv if not isinstance(a, str)]
+    if odd:
+        raise TypeError(f"the options are strings, as on the command line ('--width_mult', '0.25'), got "
+                        f"{', '.join(odd)}")
     while i < len(argv):
         arg = argv[i]
         if not arg.startswith("--") or len(arg) == 2:

@@ -255,8 +255,12 @@ class MobileNetV1(nn.Module):
             raise ValueError(f"width_mult must be a positive number, got {width_mult!r}")
         if not _is_index(class_num) or class_num < 1:
             raise ValueError(f"class_num must be a whole number, at least 1, got {class_num!r}")
-        if not 0 <= drop_rate < 1:
-            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+        if isinstance(drop_rate, bool) or not isinstance(drop_rate, (int, float)) or not 0 <= drop_rate < 1:
+            raise ValueError(f"drop_rate must be a number in [0, 1), got {drop_rate!r}")
+        flags = {"features_only": features_only, "qat": qat, "qat_reduce_range": qat_reduce_range}
+        wrong = [f"{k}={v!r}" for k, v in flags.items() if not isinstance(v, bool)]
+        if wrong:  # "False" is true: a backbone (or a quantization-aware model) against the caller's word
+            raise ValueError(f"{', '.join(wrong)}: must be True or False")
         if qat_reduce_range and not qat:
             raise ValueError("qat_reduce_range sets the weight grid of qat: pass qat=True")
         if qat and features_only:

@@ -499,6 +499,9 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
     check_options(image_size=image_size, crop_pct=crop_pct, interpolation=interpolation, device_target=device_target,
                   background_class=background_class, exif_orientation=exif_orientation, antialias=antialias,
                   dataset=dataset)
+    ckpt_io.check_path_argument(path, "load_predictor")
+    if use_ema not in (None, True, False):  # "False" is true: the average would be taken against its word
+        raise TypeError(f"load_predictor: use_ema must be True, False or None, got {use_ema!r}")
     path = ckpt_io.resolve_checkpoint_path(path)
     device = torch.device("cpu")
     if is_deployed_file(path):
@@ -527,8 +530,6 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
         crop, exif, aa = meta.get("crop_pct"), meta.get("exif_orientation"), meta.get("antialias")
         mode, record = meta.get("interpolation"), meta
     else:
-        if use_ema not in (None, True, False):  # "False" is true: the average would be taken against its word
-            raise TypeError(f"load_predictor: use_ema must be True, False or None, got {use_ema!r}")
         ckpt = ckpt_io.load_file(path)
         use_ema = use_ema is not False
         model, args = model_from_checkpoint(ckpt, path, use_ema)
