@@ -757,6 +757,12 @@ def test_a_safetensors_header_length_ending_in_0x80_is_no_pickle_and_bad_model_a
     assert cli.main(["convert", str(tmp_path / "bad.pt"), str(tmp_path / "never.pt")]) == 1
     assert (f"checkpoint {tmp_path / 'bad.pt'}: its model_args have padding 'SAME': padding a name (same or "
             f"symmetric) is needed") in capsys.readouterr().err
+    # qat 1, hand-edited: named with the file too (the model refuses a flag that is no bool, naming neither).
+    ckpt_io.atomic_save({"model": model.state_dict(), "model_args": {"class_num": 10, "width_mult": 0.25,
+                                                                      "qat": 1}}, str(tmp_path / "bad.pt"))
+    assert cli.main(["convert", str(tmp_path / "bad.pt"), str(tmp_path / "never.pt")]) == 1
+    assert f"checkpoint {tmp_path / 'bad.pt'}: its model_args have qat 1: qat true or false is needed" in \
+        capsys.readouterr().err
     assert not (tmp_path / "never.pt").exists()
 
 

@@ -1126,15 +1126,18 @@ def test_a_fresh_run_of_one_process_sets_a_distributed_runs_folder_aside(cifar_d
         "config.yaml", "log.txt", "metrics.jsonl", "mobilenetv1-1_12.ckpt"]
     assert "events.out.tfevents.1.host.1.0" in moved and not any(n.startswith("events.") for n in os.listdir(run))
     assert ckpt_io.resolve_checkpoint_path(str(run)) == str(dist_run / "mobilenetv1-2_6.ckpt")
-    # A run continued from the other layout's checkpoint (--resume FILE) leaves that run where it is: a
-    # torchrun restart of the job reads the file again.
+    # A run continued from a checkpoint of the other layout's folder (--resume FILE) goes on in that folder, as
+    # --resume auto does: it wrote its own beside that run's, a folder of two runs that eval and info refuse
+    # (helper-246). Nothing moves; a torchrun restart of the job reads the folder again.
     other = tmp_path / "other"
     assert cli.main(["train", *run_args(cifar_dir, other / "ckpt_0", "--epoch_size=1")]) == 0
     capsys.readouterr()
     source = other / "ckpt_0" / "mobilenetv1-1_12.ckpt"
     assert cli.main(["train", *run_args(cifar_dir, other, "--epoch_size=2", f"--resume={source}")]) == 0
-    assert "moved" not in capsys.readouterr().out
-    assert source.is_file() and (other / "mobilenetv1-2_12.ckpt").is_file()
+    out = capsys.readouterr().out
+    assert "moved" not in out and f"resume: the checkpoints of this run are in {other / 'ckpt_0'}" in out
+    assert source.is_file() and not ckpt_io.list_checkpoints(str(other))
+    assert ckpt_io.resolve_checkpoint_path(str(other)) == str(other / "ckpt_0" / "mobilenetv1-2_12.ckpt")
 
 
 def test_a_second_run_into_a_folder_in_use_is_refused_with_nothing_changed(cifar_dir, tmp_path, capsys, one_thread):

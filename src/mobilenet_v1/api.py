@@ -124,12 +124,15 @@ def infer_model_args(state: Dict[str, torch.Tensor], source: str) -> Dict[str, A
 
 # What a file's model_args must hold to build a model, and the words that say so.
 MODEL_ARG_KINDS = {"class_num": "class_num a whole number >= 1", "width_mult": "width_mult a number > 0",
-                   "padding": "padding a name (same or symmetric)"}
+                   "padding": "padding a name (same or symmetric)", "qat": "qat true or false",
+                   "qat_reduce_range": "qat_reduce_range true or false"}
 
 
 def _fits(key: str, value: Any) -> bool:
     if key == "padding":  # "SAME" in a hand-edited file: named with the file here, not by the model's check
         return isinstance(value, str) and value in PADDINGS
+    if key in ("qat", "qat_reduce_range"):  # 1 in a hand-edited file: named with the file, as the others
+        return isinstance(value, bool)
     number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
     return number and (key != "class_num" or isinstance(value, int))
 
