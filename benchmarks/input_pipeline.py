@@ -218,8 +218,10 @@ def canvas_per_crop(images, boxes, size, dtype=None, antialias=True, interpolati
         canvas[i, :, h, :w] = crop[:, -1]  # the last row and column once more, where the package's clamps
         canvas[i, :, :h + 1, w] = canvas[i, :, :h + 1, w - 1]
         rois.append((i, 0.0, 0.0, w, h))
-    rois_t = T.to_device_nowait(torch.tensor(rois, dtype=torch.float32), device).to(dtype)
-    return roi_align(canvas, rois_t, (size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+    work = torch.float32 if dtype == torch.float16 and max(canvas.shape[-2:]) > 1024 else dtype  # as the package
+    rois_t = T.to_device_nowait(torch.tensor(rois, dtype=torch.float32), device).to(work)
+    return roi_align(canvas.to(work), rois_t, (size, size), spatial_scale=1.0, sampling_ratio=-1,
+                     aligned=True).to(dtype)
 
 
 def canvas_check(root, common):

@@ -481,7 +481,7 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
     each region of interest spans the whole crop, edge to edge, so its samples sit where a resize puts them
     (``(j + 0.5) * crop / size - 0.5``: a crop of the output's size comes out as it is). Samples past the crop's last
     row or column read a copy of that row or column, one more row and column of the canvas (roi_align clamps those
-    before the first itself), as a resize clamps; the canvas beyond holds other pixels of the batch. (The region
+    before the first itself), as a resize clamps; the canvas beyond, never read, holds other pixels. (The region
     was from the crop's first to last pixel centre, which put every sample up to half a pixel off: a crop of the
     output's size came out blurred, up to 95 of 255 from the CPU pipeline's on photos; helper-247.) The canvas is
     gathered in a few batched operations, whatever the batch size: the images are joined into one flat tensor and
@@ -532,18 +532,23 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
     first, channel, row, crop_h, crop_w = to_device_nowait(torch.tensor(starts, dtype=torch.long),
                                                            device).T[:, :, None, None]
     y = torch.arange(height + 1, device=device)  # a row more than the tallest crop, and a column more
-    # Rows past a crop's last read that row again; columns past its last take that column (not the image's pixels
-    # beside the crop, nor another row's).
+    # Rows past a crop's last read that row again (not the image's rows below the crop, nor another image's).
     at = first + torch.arange(3, device=device)[:, None] * channel + torch.minimum(y, crop_h - 1) * row
-    canvas = windows[at]  # (N, 3, height + 1, width + 1)
-    crop_w = crop_w[:, None]  # (N, 1, 1, 1)
-    edge = canvas.gather(-1, (crop_w - 1).expand(-1, 3, height + 1, 1))
-    canvas = torch.where(torch.arange(width + 1, device=device) < crop_w, canvas, edge).to(dtype)
-    if not antialias:
-        return _bilinear_crops(canvas, to_device_nowait(torch.tensor(rois, dtype=torch.float32), device), size)
+    canvas = windows[at]  # (N, 3, height + 1, width + 1), a copy
+    if not antialias:  # _bilinear_crops clamps to each crop itself: nothing past it is read
+        return _bilinear_crops(canvas.to(dtype), to_device_nowait(torch.tensor(rois, dtype=torch.float32), device),
+                               size)
+    # The one column past each crop's last that roi_align reads takes that last column's values (not the image's
+    # pixels beside the crop); the columns beyond are never read.
+    column = crop_w[:, None].expand(-1, 3, height + 1, 1)
+    canvas.scatter_(-1, column, canvas.gather(-1, column - 1))
+    # roi_align places its samples in its input's type: in float16 a position past 1024 is not exact (w - 0.5
+    # rounds), so a canvas that wide (crops of over 4 x 256, not pre-shrunk) is resampled in float32.
+    work = torch.float32 if dtype == torch.float16 and max(height, width) >= 1024 else dtype
     # Not waiting for the work just queued (a plain copy from pageable memory would wait for it on the host).
-    rois_t = to_device_nowait(torch.tensor(rois, dtype=torch.float32), device).to(dtype)
-    return tv.roi_align(canvas, rois_t, (size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+    rois_t = to_device_nowait(torch.tensor(rois, dtype=torch.float32), device).to(work)
+    out = tv.roi_align(canvas.to(work), rois_t, (size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+    return out.to(dtype)
 
 
 def _bilinear_crops(canvas: torch.Tensor, extents: torch.Tensor, size: int) -> torch.Tensor:
