@@ -1032,8 +1032,9 @@ def resizing_change(ckpt: Dict[str, Any], source: str, cfg: Config, epoch: int) 
 def seen_evaluation_images(source: Dict[str, Any], path: str, cfg: Config) -> str:
     """A note where the run evaluates on a share of its training folder (``val_split``) larger than the one
     ``pre_trained`` ``source``'s run held out of the same folder (none: it trained on all of it): the share held
-    out is the images of lowest hashes (:func:`data.held_out`), so the larger one holds images ``source`` trained
-    on, and the run's top-1 reads high; or ""."""
+    out is the images of lowest hashes (:func:`data.held_out`), so the larger one can hold images ``source``
+    trained on (a class of a few images holds out one at either share), and the run's top-1 then reads high; or
+    ""."""
     recorded = source.get("config") if isinstance(source.get("config"), dict) else {}
     if cfg.dataset != "imagenet2012" or not cfg.val_split or not cfg.eval_interval \
             or recorded.get("dataset") != "imagenet2012" or not isinstance(recorded.get("dataset_path"), str):

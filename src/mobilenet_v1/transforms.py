@@ -526,7 +526,8 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
         rois.append((i, 0.0, 0.0, w, h) if antialias else (h, w))
         offset += 3 * rows * cols
         height, width = max(height, h), max(width, w)
-    # A window reaching past the last image's end reads this run of zeros (its columns are replaced below).
+    # The strided view's last windows reach past the last image's end, into this run of zeros (no gathered row reads
+    # it: a crop's row of width + 1 ends within its image's pixels or the next image's).
     flats.append(torch.zeros(width + 1, dtype=torch.uint8, device=device))
     windows = torch.cat(flats).as_strided((offset + 1, width + 1), (1, 1))  # row r: flat[r:r + width + 1]
     first, channel, row, crop_h, crop_w = to_device_nowait(torch.tensor(starts, dtype=torch.long),
@@ -542,8 +543,8 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
     # pixels beside the crop); the columns beyond are never read.
     column = crop_w[:, None].expand(-1, 3, height + 1, 1)
     canvas.scatter_(-1, column, canvas.gather(-1, column - 1))
-    # roi_align places its samples in its input's type: in float16 a position past 1024 is not exact (w - 0.5
-    # rounds), so a canvas that wide (crops of over 4 x 256, not pre-shrunk) is resampled in float32.
+    # roi_align places its samples in its input's type: past 1024 float16 steps by whole pixels, so a fractional
+    # position rounds; a canvas that wide (crops of over 4 x 256, not pre-shrunk) is resampled in float32.
     work = torch.float32 if dtype == torch.float16 and max(height, width) >= 1024 else dtype
     # Not waiting for the work just queued (a plain copy from pageable memory would wait for it on the host).
     rois_t = to_device_nowait(torch.tensor(rois, dtype=torch.float32), device).to(work)
