@@ -526,8 +526,8 @@ def batch_resized_crop(images: List[torch.Tensor], boxes: Sequence[Tuple[int, in
         rois.append((i, 0.0, 0.0, w, h) if antialias else (h, w))
         offset += 3 * rows * cols
         height, width = max(height, h), max(width, w)
-    # The strided view's last windows reach past the last image's end, into this run of zeros (gathered only in
-    # columns past a crop's last but one, which roi_align never reads).
+    # The strided view's last windows reach past the last image's end, into this run of zeros (gathered only into
+    # columns past a crop's last: the first of them is written over below, the others roi_align never reads).
     flats.append(torch.zeros(width + 1, dtype=torch.uint8, device=device))
     windows = torch.cat(flats).as_strided((offset + 1, width + 1), (1, 1))  # row r: flat[r:r + width + 1]
     first, channel, row, crop_h, crop_w = to_device_nowait(torch.tensor(starts, dtype=torch.long),
