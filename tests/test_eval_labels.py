@@ -135,6 +135,14 @@ def test_labels_that_do_not_fit_the_images_are_refused_naming_the_file(image_fol
     devkit.write_text("".join(f"{1 + ['n01', 'n02'].index(truth[n])}\n" for n in names))
     with pytest.raises(DataError, match=rf"eval_labels {devkit}: a number a line, as the devkit's"):
         find_images(flat, ["n01", "n02"], labels_file=str(devkit))
+    # Caffe's form with a line that lost its label: that line named, not the file read as TF's list (its image
+    # names taken for labels; helper-251).
+    lost = tmp_path / "lost.txt"
+    lost.write_text("".join(f"{n}.JPEG {'' if i == 3 else ['n01', 'n02'].index(truth[n])}\n"
+                            for i, n in enumerate(names)))
+    with pytest.raises(DataError, match=rf"eval_labels {lost}, line 4: expected <image> <label>, as its other lines, "
+                                        rf"got '{names[3]}.JPEG'"):
+        find_images(flat, ["n01", "n02"], labels_file=str(lost))
     past = tmp_path / "past.txt"
     past.write_text("".join(f"{n} 7\n" for n in names))
     with pytest.raises(DataError, match=rf"eval_labels {past}: label 7 is past the model's 2 classes"):

@@ -1313,7 +1313,8 @@ def read_image_labels(path: str, keys: Sequence[str]) -> Tuple[List[str], List[s
     - CSV, ``<image>,<label> ...`` a row (Kaggle's ``LOC_val_solution.csv``: the first word of its
       ``PredictionString``, whose second word is a number; otherwise the whole field, a name of several
       words), a first row that names no image being a header;
-    - ``<image> <label>`` a line, every line (Caffe's ``val.txt``: ``ILSVRC2012_val_00000001.JPEG 65``);
+    - ``<image> <label>`` a line (Caffe's ``val.txt``: ``ILSVRC2012_val_00000001.JPEG 65``), most lines so and
+      naming images here (a line without its label is an error that names it);
     - ``<label>`` a line, one for each image in the order of their names (TF's
       ``imagenet_2012_validation_synset_labels.txt``); names only: a number a line is how the devkit's
       ground truth numbers the synsets, in an order of its own, and is refused.
@@ -1353,9 +1354,16 @@ def read_image_labels(path: str, keys: Sequence[str]) -> Tuple[List[str], List[s
             # several words (a class folder "golden retriever") whole.
             predictions = len(words) > 1 and words[1].lstrip("-").replace(".", "", 1).isdigit()
             label(i, row[0].strip(), words[0] if predictions else " ".join(words))
-    elif all(len(line.split()) > 1 for _, line in lines):
+    elif sum(len(line.split()) > 1 for _, line in lines) * 2 > len(lines) and \
+            any(_image_key(line.split()[0]) in where for _, line in lines if len(line.split()) > 1):
+        # Caffe's form by most of its lines (images named): one line that lost its label was read as TF's list,
+        # each image's name taken for its label, and no message named the line (helper-251).
         for i, line in lines:
-            label(i, *line.split()[:2])
+            words = line.split()
+            if len(words) < 2:
+                raise DataError(f"eval_labels {path}, line {i}: expected <image> <label>, as its other lines, got "
+                                f"{line!r}")
+            label(i, *words[:2])
     else:
         labels = [line.split()[0] for _, line in lines]
         if all(label.isascii() and label.isdigit() for label in labels):
