@@ -80,6 +80,8 @@ def test_unknown_keys_are_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"^option --model-ema: unknown key 'model_ema' \(timm's name: here it is "
                                           r"ema_decay\)$"):
         load_config(["--model-ema", "--batch_size", "8"])
+    with pytest.raises(ConfigError, match=r"unknown key 'checkpoint_hist' \(timm's name: here it is keep_best_max "):
+        load_config(["--checkpoint-hist", "10"])  # the best ones, as timm keeps (it said keep_checkpoint_max)
     with pytest.raises(ConfigError, match=r"^option --label[-_]smoothing: unknown key 'label_smoothing' \(torchvision's "
                                           r"reference scripts' name: here it is label_smooth_factor, .*1 - e on the "
                                           r"true class and e / \(class_num - 1\) on each other"):

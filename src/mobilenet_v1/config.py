@@ -552,7 +552,8 @@ TIMM_NAMES = {"epochs": "epoch_size", "lr": "lr_max", "num_classes": "class_num"
               "pretrained": "pre_trained, a file (no weights are downloaded)", "mixup_prob": "mix_prob",
               "amp_dtype": "precision",
               "img_size": "image_size", "input_size": "image_size", "train_interpolation": "interpolation",
-              "workers": "num_workers", "checkpoint_hist": "keep_checkpoint_max", "hflip": "random_flip, on or off"}
+              "workers": "num_workers", "hflip": "random_flip, on or off",
+              "checkpoint_hist": "keep_best_max (timm's keeps the best; keep_checkpoint_max, the newest)"}
 
 
 def unknown_key(key: str, source: str) -> OptionError:
