@@ -110,6 +110,30 @@ def test_an_exponential_decay_period_of_a_whole_number_of_steps_is_not_cut_by_fl
     assert [i for i in range(1, 200) if lr[i] != lr[i - 1]] == [29, 58, 87, 116, 145, 174]
 
 
+def test_warmup_prefix_false_counts_the_warmup_in_the_span_as_timms_default_schedulers():
+    """timm's CosineLRScheduler and StepLRScheduler without --warmup-prefix: after a linear warm-up of W epochs,
+    the cosine at epoch e is lr_min + (lr_max - lr_min) (1 + cos(pi e / T)) / 2 and the step schedule
+    lr_max * rate ** (e // decay_t), e counted from 0 (timm's formulas, written out here); the default, True,
+    starts both after the warm-up (timm's --warmup-prefix), as before (helper-250)."""
+    T, W, lo, hi, init = 10, 2, 1e-5, 0.1, 1e-4
+    warm = [init + (hi - init) * e / W for e in range(W)]
+    cosine = get_lr(init, lo, hi, W, T, 3, "cosine_annealing", per_epoch=True, warmup_prefix=False)[::3]
+    timm_cosine = warm + [lo + (hi - lo) * 0.5 * (1 + math.cos(math.pi * e / T)) for e in range(W, T)]
+    np.testing.assert_allclose(cosine, np.array(timm_cosine, dtype=np.float32), rtol=1e-6)
+    assert cosine[2] == pytest.approx(0.0905, abs=1e-4)  # the README's figure; 0.1 with the prefix
+    step = get_lr(init, lo, hi, W, T, 3, "exponential", 0.5, 2, per_epoch=True, warmup_prefix=False)[::3]
+    np.testing.assert_allclose(step, np.array(warm + [hi * 0.5 ** (e // 2) for e in range(W, T)], dtype=np.float32),
+                               rtol=1e-6)
+    prefixed = get_lr(init, lo, hi, W, T, 3, "exponential", 0.5, 2, per_epoch=True)[::3]
+    assert prefixed[2:6].tolist() == pytest.approx([0.1, 0.1, 0.05, 0.05])
+    cfg = load_config(["--lr_decay_mode=cosine_annealing", "--warmup_epochs=2", "--warmup_prefix=False",
+                       "--epoch_size=10", "--lr_per_epoch=True", "--lr_max=0.1", "--lr_end=1e-5", "--lr_init=1e-4"])
+    assert schedule(cfg, 3)[6] == pytest.approx(0.0905, abs=1e-4)
+    with pytest.raises(ConfigError, match="warmup_prefix False is lr_decay_mode cosine_annealing's and exponential's; "
+                                          "lr_decay_mode poly does not use it"):
+        load_config(["--warmup_prefix=False"])
+
+
 def test_cosine_annealing_is_torchs_cosine_annealing_after_a_linear_warmup():
     """Warm-up as the seed's linear mode, then the rates of torch's CosineAnnealingLR stepped once a
     step (T_max: the steps after the warm-up, eta_min: lr_end), from lr_max down toward lr_end; not the

@@ -101,6 +101,9 @@ class Config:
     # Beyond the seed: a new rate once an epoch, the one of its first step, as torchvision's references and
     # timm step their schedulers by default; False: a new rate every step (the seed's).
     lr_per_epoch: bool = False
+    # Beyond the seed: cosine_annealing and exponential start after the warm-up (timm's --warmup-prefix); False: they
+    # count the warm-up epochs in (timm's default): the cosine spans the whole run, the decay periods start at step 0.
+    warmup_prefix: bool = True
     # Beyond the seed: the rates (lr_init, lr_max, lr_end) are meant for a global batch of lr_base_size
     # and are scaled to the run's (batch_size x processes x grad_accum_steps), as timm's --lr-base-size:
     # lr_base_scale "linear" (Goyal et al. 2017), "sqrt", or "auto": sqrt for adamw and lamb, linear otherwise
@@ -352,6 +355,8 @@ KEY_HELP: Dict[str, str] = {
     "lr_decay_rate": "exponential schedule: the factor every lr_decay_epochs",
     "lr_decay_epochs": "exponential schedule: epochs between decays",
     "lr_per_epoch": "the rate changes once an epoch (torchvision's and timm's default); False: every step",
+    "warmup_prefix": "cosine_annealing and exponential start after the warm-up (timm's --warmup-prefix); False: the "
+                     "warm-up counts in their span (timm's default)",
     "lr_base_size": "the global batch the rates are meant for, scaled to the run's; 0: as given",
     "lr_base_scale": "lr_base_size's scaling: linear, sqrt, or auto (sqrt for adamw and lamb, else linear)",
     "use_label_smooth": "label smoothing",
@@ -1094,6 +1099,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          "mixup_alpha and cutmix_alpha are 0, so none runs"),
         (("lr_decay_rate", "lr_decay_epochs"), cfg.lr_decay_mode == "exponential", "lr_decay_mode exponential's",
          f"lr_decay_mode {cfg.lr_decay_mode} does not use it"),
+        (("warmup_prefix",), cfg.lr_decay_mode in ("cosine_annealing", "exponential"),
+         "lr_decay_mode cosine_annealing's and exponential's", f"lr_decay_mode {cfg.lr_decay_mode} does not use it"),
         (("opt_eps",), cfg.opt in ("rmsprop", "adamw", "lamb"), "RMSprop's, AdamW's and LAMB's",
          f"opt {cfg.opt} has none" + (" (SGD)" if cfg.opt == "momentum" else "")),
         (("nesterov",), cfg.opt in ("momentum", "lars"), "SGD's and LARS's (opt momentum, lars)",

@@ -42,7 +42,7 @@ def decay_period(lr_decay_epochs: float, steps_per_epoch: int) -> int:
 
 
 def lr_at(i: int, lr_init: float, lr_end: float, lr_max: float, warmup_steps: int, total_steps: int,
-          lr_decay_mode: str, decay_rate: float = 1.0, decay_steps: int = 1) -> float:
+          lr_decay_mode: str, decay_rate: float = 1.0, decay_steps: int = 1, warmup_prefix: bool = True) -> float:
     """The learning rate of global step ``i`` (a Python float, before the seed's float32 cast).
 
     ``exponential``: a linear warm-up from ``lr_init`` as the seed's ``linear`` mode, then
@@ -50,17 +50,20 @@ def lr_at(i: int, lr_init: float, lr_end: float, lr_max: float, warmup_steps: in
     unused); ``decay_rate`` and ``decay_steps`` mean nothing to the other modes. ``cosine_annealing``:
     the same warm-up, then ``lr_end + (lr_max - lr_end) * (1 + cos(pi * t)) / 2`` at the share ``t``
     of the steps after it that have been taken (``lr_max`` at the first, near ``lr_end`` at the last).
+    ``warmup_prefix`` False (timm's default, without its ``--warmup-prefix``): those two count the warm-up's
+    steps in, the cosine at the share ``t`` of all the steps and the ``k``-th period from step 0.
     """
     lr_init, lr_end, lr_max = float(lr_init), float(lr_end), float(lr_max)
+    after = warmup_steps if warmup_prefix else 0  # where cosine_annealing's and exponential's span starts
     if lr_decay_mode == "cosine_annealing":
         if i < warmup_steps:
             return lr_init + (lr_max - lr_init) * i / warmup_steps
-        done = (i - warmup_steps) / (total_steps - warmup_steps)
+        done = (i - after) / (total_steps - after)
         return lr_end + (lr_max - lr_end) * 0.5 * (1.0 + math.cos(math.pi * done))
     if lr_decay_mode == "exponential":
         if i < warmup_steps:
             return lr_init + (lr_max - lr_init) * i / warmup_steps
-        return lr_max * float(decay_rate) ** ((i - warmup_steps) // decay_steps)
+        return lr_max * float(decay_rate) ** ((i - after) // decay_steps)
     if lr_decay_mode == "steps":
         if i < warmup_steps:
             return lr_init + (lr_max - lr_init) * i / warmup_steps
@@ -96,12 +99,13 @@ MAX_STEPS = 200_000_000
 def get_lr(lr_init: float, lr_end: float, lr_max: float, warmup_epochs: int, total_epochs: int,
            steps_per_epoch: int, lr_decay_mode: str, decay_rate: float = 1.0,
            decay_epochs: float = 1.0, per_epoch: bool = False, start: int = 0,
-           stop: Optional[int] = None) -> np.ndarray:
+           stop: Optional[int] = None, warmup_prefix: bool = True) -> np.ndarray:
     """The per-step schedule over ``total_epochs * steps_per_epoch`` steps, as float32 (the seed's
     signature; ``decay_rate`` and ``decay_epochs`` are ``exponential``'s). ``per_epoch``: every step of
     an epoch takes the rate of its first step (a scheduler stepped once an epoch, torchvision's and
     timm's default). ``start``, ``stop``: the values of those steps alone, ``get_lr(...)[start:stop]``
-    bit for bit without the rest (``lr-schedule`` writes a table of millions of steps a part at a time)."""
+    bit for bit without the rest (``lr-schedule`` writes a table of millions of steps a part at a time).
+    ``warmup_prefix``: :func:`lr_at`'s."""
     if steps_per_epoch < 1 or total_epochs < 1:
         raise ValueError(f"steps_per_epoch and total_epochs must be >= 1, got {steps_per_epoch}, {total_epochs}")
     total_steps = steps_per_epoch * total_epochs
@@ -115,21 +119,24 @@ def get_lr(lr_init: float, lr_end: float, lr_max: float, warmup_epochs: int, tot
     period = decay_period(decay_epochs, steps_per_epoch)
     steps = range(total_steps)[start:stop]
     values = [lr_at(i - i % steps_per_epoch if per_epoch else i, lr_init, lr_end, lr_max, warmup_steps, total_steps,
-                    lr_decay_mode, decay_rate, period) for i in steps]
+                    lr_decay_mode, decay_rate, period, warmup_prefix) for i in steps]
     return np.array(values).astype(np.float32)
 
 
 # The configuration keys a schedule is made of (with the steps per epoch).
 SCHEDULE_KEYS = ("lr_decay_mode", "lr_init", "lr_end", "lr_max", "warmup_epochs", "epoch_size",
-                 "lr_decay_rate", "lr_decay_epochs", "lr_per_epoch")
+                 "lr_decay_rate", "lr_decay_epochs", "lr_per_epoch", "warmup_prefix")
 
 
 def uses(lr_decay_mode: str, warmup_epochs: int, key: str) -> bool:
     """Whether a schedule of ``lr_decay_mode`` with ``warmup_epochs`` depends on the configuration key
     ``key`` (one of :data:`SCHEDULE_KEYS`): ``lr_init`` is the warm-up's, ``lr_end`` the seed's linear
-    mode's and ``cosine_annealing``'s, the decay rate and period ``exponential``'s."""
+    mode's and ``cosine_annealing``'s, the decay rate and period ``exponential``'s, ``warmup_prefix`` those two's
+    after a warm-up."""
     if key in ("lr_decay_rate", "lr_decay_epochs"):
         return lr_decay_mode == "exponential"
+    if key == "warmup_prefix":  # where cosine_annealing's and exponential's span starts: after a warm-up only
+        return lr_decay_mode in ("cosine_annealing", "exponential") and warmup_epochs > 0
     if key == "lr_end":
         return lr_decay_mode not in ("steps", "poly", "cosine", "exponential")
     if key == "lr_init":
@@ -202,4 +209,4 @@ def schedule(cfg, steps_per_epoch: int, batch: int = 0, start: int = 0, stop: Op
     k = lr_scale(cfg, batch or global_batch(cfg))
     return get_lr(cfg.lr_init * k, cfg.lr_end * k, cfg.lr_max * k, cfg.warmup_epochs, cfg.epoch_size,
                   steps_per_epoch, cfg.lr_decay_mode, cfg.lr_decay_rate, cfg.lr_decay_epochs, cfg.lr_per_epoch,
-                  start, stop)
+                  start, stop, cfg.warmup_prefix)

@@ -863,7 +863,7 @@ def schedule_change(ckpt: Dict[str, Any], source: str, cfg: Config, lr: Sequence
     the rate jumps where the two differ, which a loss curve shows without saying why."""
     recorded = ckpt.get("config") or {}
     if recorded:  # a file from before lr_per_epoch changed its rate every step
-        recorded = {"lr_per_epoch": False, **recorded}
+        recorded = {"lr_per_epoch": False, "warmup_prefix": True, **recorded}
     theirs_uses = functools.partial(uses, recorded.get("lr_decay_mode", cfg.lr_decay_mode),
                                     recorded.get("warmup_epochs", cfg.warmup_epochs))
     ours_uses = functools.partial(uses, cfg.lr_decay_mode, cfg.warmup_epochs)
