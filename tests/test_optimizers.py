@@ -474,9 +474,10 @@ def test_the_schedule_note_names_only_keys_both_schedules_use_and_the_recipe_not
     prefixed = load_config(["--lr_decay_mode=cosine_annealing", "--epoch_size=4", "--warmup_epochs=1"])
     counted = dataclasses.replace(prefixed, warmup_prefix=False)
     at = {"config": dataclasses.asdict(prefixed), "step": 20, "steps_per_epoch": 10}
-    assert "warmup_prefix True -> False" in train.schedule_change(at, "p.ckpt", counted, train.schedule(counted, 10), 20)
+    lr = train.schedule(counted, 10)
+    assert "warmup_prefix True -> False" in train.schedule_change(at, "p.ckpt", counted, lr, 20)
     at["config"].pop("warmup_prefix")
-    assert "warmup_prefix" in train.schedule_change(at, "p.ckpt", counted, train.schedule(counted, 10), 20)
+    assert "warmup_prefix" in train.schedule_change(at, "p.ckpt", counted, lr, 20)
     assert train.schedule_change(at, "p.ckpt", prefixed, train.schedule(prefixed, 10), 20) == ""
     # A file from a run that changed its steps per epoch: global step 17 is step 12 of its schedule (10 an
     # epoch after a resume from 5), and this run's next step takes the global number on.
