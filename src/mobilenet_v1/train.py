@@ -1041,12 +1041,8 @@ def seen_evaluation_images(source: Dict[str, Any], path: str, cfg: Config) -> st
         return ""
     held = source.get("held_out") if isinstance(source.get("held_out"), dict) else {}
     share = held.get("val_split") if isinstance(held.get("val_split"), float) else 0.0
-    try:
-        theirs = held.get("folder") or os.path.realpath(imagenet_folder(recorded["dataset_path"], True))
-        here = os.path.realpath(imagenet_folder(cfg.dataset_path, True))
-    except (DataError, OSError):  # its folder gone, or of another layout: not this one
-        return ""
-    if theirs != here or cfg.val_split <= share:
+    theirs = held.get("folder") if isinstance(held.get("folder"), str) else recorded["dataset_path"]
+    if cfg.val_split <= share or not same_folder(theirs, cfg.dataset_path):
         return ""
     return (f"pre_trained: note: {path} trained on this folder's images "
             + (f"but the val_split {share:g} its run held out" if share else "(its run held none out)")
