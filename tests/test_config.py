@@ -447,6 +447,20 @@ def test_seed_three_document_file_validates_choices(tmp_path):
         load_config(["--config_path", str(f), "--lr_decay_mode", "cosine"])
 
 
+def test_a_config_file_shared_with_export_may_name_any_format_export_writes(tmp_path):
+    """train and eval read a file that also holds export's keys: its file_format may be any that export takes
+    (TFLITE was refused by train and eval while export wrote it); an unknown one is still refused."""
+    from mobilenet_v1.export import FORMATS, MINDSPORE_FORMATS
+
+    f = tmp_path / "shared.yaml"
+    for fmt in FORMATS + MINDSPORE_FORMATS:
+        f.write_text(f"dataset: cifar10\nfile_format: {fmt}\n")
+        assert load_config(["--config_path", str(f)]).file_format == fmt
+    f.write_text("file_format: TFLITE2\n")
+    with pytest.raises(ConfigError, match=r"file_format='TFLITE2' is not one of .*'TFLITE'"):
+        load_config(["--config_path", str(f)])
+
+
 def test_every_key_has_a_help_line_and_help_lists_them(capsys):
     from mobilenet_v1 import cli
     from mobilenet_v1.config import KEY_HELP

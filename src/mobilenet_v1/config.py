@@ -307,7 +307,7 @@ CHOICES: Dict[str, Tuple[Any, ...]] = {
     "dataset": DATASETS,
     "lr_decay_mode": SCHEDULES,
     "device_target": DEVICE_TARGETS + ("Ascend",),  # Ascend taken from the seed's files, refused where it is used
-    "file_format": ("ONNX", "PT2", "PTE", "AIR", "MINDIR"),
+    "file_format": ("ONNX", "PT2", "PTE", "TFLITE", "AIR", "MINDIR"),  # export.FORMATS + MINDSPORE_FORMATS
     "padding": ("same", "symmetric"),
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "data_pipeline": ("auto", "cpu", "gpu"),
@@ -374,7 +374,8 @@ KEY_HELP: Dict[str, str] = {
     "width": "export: input width",
     "height": "export: input height",
     "file_name": "export: output file name",
-    "file_format": "export: ONNX, PT2 (a torch.export program) or PTE (ExecuTorch); MINDIR and AIR need MindSpore",
+    "file_format": "export: ONNX, PT2 (a torch.export program), PTE (ExecuTorch) or TFLITE (TensorFlow Lite); MINDIR "
+                   "and AIR need MindSpore",
     "width_mult": "the paper's width multiplier alpha",
     "image_size": "input resolution",
     "eval_image_size": "the evaluations' resolution, recorded for eval, export, predict and the rest; 0: image_size",
