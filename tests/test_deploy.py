@@ -1246,12 +1246,16 @@ def test_export_at_another_size_says_so_and_records_it_and_outputs_are_checked_f
         OnnxModel(str(tmp_path / "m32x40.onnx")).check_size(32)  # its height alone is not its size
     (tmp_path / "out").mkdir()
     (tmp_path / "taken.onnx").mkdir()
-    for name, shown in ((str(tmp_path / "out") + os.sep, str(tmp_path / "out") + os.sep),
-                        (os.path.join(str(tmp_path / "out"), "."), os.path.join(str(tmp_path / "out"), ".")),
-                        (str(tmp_path / "taken"), f"{tmp_path / 'taken'} ({tmp_path / 'taken.onnx'})"),
-                        (str(tmp_path / "taken.onnx"), str(tmp_path / "taken.onnx"))):
+    # The name suggested is in the folder that is in the way (not in a "taken" folder that does not exist).
+    for name, shown, folder in ((str(tmp_path / "out") + os.sep, str(tmp_path / "out") + os.sep, tmp_path / "out"),
+                                (os.path.join(str(tmp_path / "out"), "."), os.path.join(str(tmp_path / "out"), "."),
+                                 os.path.join(str(tmp_path / "out"), ".")),
+                                (str(tmp_path / "taken"), f"{tmp_path / 'taken'} ({tmp_path / 'taken.onnx'})",
+                                 tmp_path / "taken.onnx"),
+                                (str(tmp_path / "taken.onnx"), str(tmp_path / "taken.onnx"), tmp_path / "taken.onnx")):
         assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", name]) == 1
-        assert f"--file_name {shown}: is a folder" in capsys.readouterr().err
+        assert (f"--file_name {shown}: is a folder; name the file to write (say "
+                f"{os.path.join(str(folder), 'mobilenetv1')})") in capsys.readouterr().err
     assert os.listdir(tmp_path / "out") == [] and os.listdir(tmp_path / "taken.onnx") == []
     # A folder named as the stem is no obstacle: the file is out.pt2 beside it (helper-120: refused).
     # A run's config.yaml as --config_path: its batch_size is training's and its width and height the

@@ -366,7 +366,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     if stem_is_folder or os.path.isdir(out_path):
         shown = file_name if out_path == file_name or stem_is_folder else f"{file_name} ({out_path})"
         raise ExportError(f"--file_name {shown}: is a folder; name the file to write (say "
-                          f"{os.path.join(file_name, 'mobilenetv1')})")
+                          f"{os.path.join(file_name if stem_is_folder else out_path, 'mobilenetv1')})")
     ckpt_io.check_output("--file_name", out_path, [path])
     qat = model.quant is not None
     if qat and file_format not in ("ONNX", "TFLITE"):
