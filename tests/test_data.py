@@ -532,6 +532,26 @@ def test_a_named_pipe_named_as_an_image_is_an_unreadable_file_not_a_hang(tmp_pat
     assert len(done[1]) == 1 and "a named pipe, not a regular file" in done[1][0]
 
 
+@pytest.mark.parametrize("pipeline", ["cpu", "gpu"])
+def test_a_link_to_nothing_in_a_class_folder_is_named_as_one(tmp_path, pipeline):
+    """A link whose target is gone (a moved data set) is an unreadable file, said as predict says such a link:
+    "a link to nothing", with its target, not the bare "No such file or directory" of the link's own name."""
+    root = tmp_path / "folder"
+    (root / "a").mkdir(parents=True)
+    for i in range(2):
+        (root / "a" / f"ok{i}.bmp").write_bytes(_bmp(np.full((20, 20, 3), 90, np.uint8)))
+    link = root / "a" / "gone.jpg"
+    link.symlink_to(tmp_path / "moved" / "gone.jpg")
+    opts = DataOptions("imagenet2012", str(root), batch_size=4, image_size=16, seed=1, num_workers=0,
+                       channels_last=False, max_bad_samples=5, pipeline=pipeline)
+    with build_loader(opts, train=False, device=torch.device("cpu"), drop_last=False) as loader:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert [len(y) for _, y in loader] == [2]
+        assert loader.bad_samples.files == {
+            str(link): f"{link}: a link to nothing ({tmp_path / 'moved' / 'gone.jpg'} does not exist)"}
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="file leases (fcntl F_SETLEASE) are Linux's")
 def test_a_regular_file_is_read_as_a_plain_open_reads_it_a_lease_on_it_and_tiered_storage_too(tmp_path, monkeypatch):
     """What keeps a named pipe from hanging the loader must not change how a regular file is read: opened

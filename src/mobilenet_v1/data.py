@@ -1598,7 +1598,12 @@ def file_bytes(path: str) -> bytes:
     # for ever, and a device (a link to /dev/zero) reads for ever, and with them the loader. Looked at first,
     # not opened without waiting: a regular file opened so fails at once where another process holds a lease
     # on it (Samba's oplocks, an NFS server's delegations), where open() waits for the holder to let go.
-    mode = os.stat(path).st_mode
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):  # said as predict says a link given to it: not "No such file or directory"
+            raise OSError(errno.ENOENT, f"a link to nothing ({os.readlink(path)} does not exist)", path) from None
+        raise
     if not stat.S_ISREG(mode):
         kind = "a named pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or \
             stat.S_ISBLK(mode) else "not a file"
