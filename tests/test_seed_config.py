@@ -129,6 +129,29 @@ def test_lr_schedule_from_a_seed_file_keeps_stdout_a_table(capsys):
     assert err.startswith("ignored seed keys with no meaning here: enable_modelarts, ")
 
 
+def test_lr_schedule_says_a_config_files_device_num_is_not_a_one_process_runs(tmp_path, capsys):
+    """configs/imagenet2012_gpu.yaml plans 4 GPUs (device_num 4); `train` in one process trains with 1 (and a
+    quarter of the steps per epoch), so the table of `lr-schedule` from that file does not overlay a one-GPU
+    run's records (README: its one-GPU recipe, --grad_accum_steps 4): said, with the option that gives that
+    run's table. Given on the command line, device_num is the user's plan: nothing said."""
+    config = os.path.join(os.path.dirname(__file__), os.pardir, "configs", "imagenet2012_gpu.yaml")
+    out = str(tmp_path / "lr.csv")
+    assert cli.main(["lr-schedule", "--config_path", config, "--grad_accum_steps", "4", "--out", out]) == 0
+    err = capsys.readouterr().err
+    assert (f"note: device_num 4 (config file {config}): the schedule of 4 processes (torchrun "
+            f"--nproc_per_node=4); train in one process runs with device_num 1: add --device_num 1 for its schedule"
+            in err)
+    rows = sum(1 for _ in open(out)) - 1
+    assert cli.main(["lr-schedule", "--config_path", config, "--grad_accum_steps", "4", "--device_num", "1",
+                     "--out", out]) == 0
+    assert "note: device_num" not in capsys.readouterr().err
+    # One process's epoch: 1,281,167 // 256 // 4 = 1251 steps, four times the file's plan's 312.
+    assert (rows, sum(1 for _ in open(out)) - 1) == (90 * 312, 90 * 1251)
+    assert cli.main(["lr-schedule", "--config_path", config, "--device_num", "4", "--epoch_size", "1",
+                     "--out", out]) == 0
+    assert "note: device_num" not in capsys.readouterr().err
+
+
 def test_lr_schedule_scales_the_seed_gpu_rate_to_another_device_count(capsys):
     """The seed's GPU file: lr_max 0.8 for 4 x 256. Said to be meant for 1,024 images, on 8 GPUs it peaks
     at 1.6, and the note on stderr says why; stdout stays the table."""

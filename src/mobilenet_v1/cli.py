@@ -155,7 +155,7 @@ def _info_file(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
 def cmd_lr_schedule(argv: List[str]) -> int:
     import numpy as np
 
-    from .config import is_cifar, load_config
+    from .config import is_cifar, load_config_and_given
     from .schedules import global_batch, schedule, schedule_notes
 
     if pop_flag(argv, "--help") or pop_flag(argv, "-h"):
@@ -171,9 +171,15 @@ def cmd_lr_schedule(argv: List[str]) -> int:
     out = pop_option(argv, "--out")
     spe = pop_option(argv, "--steps_per_epoch")
     config_path = pop_option(list(argv), "--config_path")
-    cfg = load_config(argv)
+    cfg, given = load_config_and_given(argv)
     if out:
         check_output("--out", out, [config_path or ""], suffix=".csv")
+    if cfg.device_num > 1 and given.origin.get("device_num", "").startswith("config file"):
+        # A file's device_num is a plan for torchrun; `train` in one process replaces it by 1 (distributed.apply),
+        # and with it the steps per epoch and lr_base_size's global batch: this table is not that run's.
+        print(f"note: device_num {cfg.device_num} ({given.origin['device_num']}): the schedule of {cfg.device_num} "
+              f"processes (torchrun --nproc_per_node={cfg.device_num}); train in one process runs with device_num 1: "
+              f"add --device_num 1 for its schedule", file=sys.stderr)
     if spe is None:
         images = 50_000 if is_cifar(cfg.dataset) else 1_281_167
         steps = images // (cfg.batch_size * cfg.device_num) // cfg.grad_accum_steps
