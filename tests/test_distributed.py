@@ -700,6 +700,21 @@ def test_a_checkpoint_rank_0_cannot_write_stops_every_rank_with_the_reason(cifar
     assert "epoch: 3 step:" not in r.stdout
     assert [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(run))] == ["mobilenetv1-1_6.ckpt"]
     assert ckpt_io.load_file(str(run / "mobilenetv1-1_6.ckpt"))["step"] == 6 and not ckpt_io.partial_files(str(run))
+    # The best checkpoint rank 0 cannot write: every rank still saves the epoch trained (a collective, rank 0's
+    # file and reason said by each), then stops.
+    best = tmp_path / "best"
+    r = subprocess.run(torchrun_argv("--standalone", "--nproc_per_node=2",
+                                     os.path.join(ROOT, "tests", "fault_worker.py"),
+                                     *(o for o in opts[:-1] if not o.startswith(("--epoch_size", "--save_checkpoint_e"))),
+                                     "--epoch_size=2",
+                                     "--eval_interval=1", "--save_checkpoint_epochs=5",
+                                     f"--save_checkpoint_path={best}"), cwd=ROOT,
+                       env=child_env(SAVE_FAILS=ckpt_io.BEST_NAME), capture_output=True, text=True, timeout=120)
+    end = best / "ckpt_0" / "mobilenetv1-1_6.ckpt"
+    why = (f"cannot write checkpoint {best / 'ckpt_0' / ckpt_io.BEST_NAME}: No space left on device; training stopped "
+           f"after epoch 1, saved as {end} before its evaluation")
+    assert r.returncode != 0 and f"mobilenet-v1 train (all 2 ranks): error: {why}" in r.stderr, r.stderr[-3000:]
+    assert [p for _, p in ckpt_io.list_checkpoints(str(best / "ckpt_0"))] == [str(end)]
     # Where rank 0 cannot open the run's records at the start, the others stop there too.
     other = tmp_path / "other"
     (other / "ckpt_0" / "metrics.jsonl").mkdir(parents=True)

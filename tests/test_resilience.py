@@ -437,6 +437,59 @@ def test_a_signal_during_an_evaluation_ends_it_there_and_saves_the_epochs_end(ci
     assert "comes first" not in out and "eval: epoch 3 top-1" in out and "eval: epoch 1" not in out
 
 
+def test_a_best_checkpoint_that_cannot_be_written_still_saves_the_epoch_trained(cifar_dir, tmp_path, capsys,
+                                                                                  one_thread):
+    """The best checkpoint (or a best epoch's copy) is written as the evaluation judges it, before the epoch's own
+    checkpoint: where it could not be written (a folder in its place, a full disk), the run stopped there and the
+    epoch trained was lost (helper-256). The epoch's end is now saved first, marked as before its evaluation (as a
+    signal's is, save_checkpoint_epochs notwithstanding), and --resume auto makes that evaluation and its copies:
+    the run then ends as one never stopped. A resume that still cannot write the copy says that nothing was
+    trained and the checkpoint still owes the evaluation."""
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    extra = ["--epoch_size=2", "--eval_interval=1", "--keep_best_max=2", "--save_checkpoint_epochs=5"]
+    assert cli.main(["train", *run_args(cifar_dir, straight, *extra)]) == 0
+    (run / ckpt_io.BEST_NAME).mkdir(parents=True)
+    capsys.readouterr()
+    assert cli.main(["train", *run_args(cifar_dir, run, *extra)]) == 1
+    end = run / "mobilenetv1-1_12.ckpt"
+    assert (f"cannot write checkpoint {run / ckpt_io.BEST_NAME}: Is a directory; training stopped after epoch 1, "
+            f"saved as {end} before its evaluation: free space or make the folder writable, then --resume auto "
+            f"continues from it, that evaluation (and its copy) first") in capsys.readouterr().err
+    assert [p for _, p in ckpt_io.list_checkpoints(str(run))] == [str(end)]
+    assert ckpt_io.load_file(str(end))[train.EVALUATION_LEFT_OUT] is True
+    assert [("top_1" in r, r["epoch"]) for r in read_metrics(str(run))["epochs"]] == [(False, 1)]
+    assert cli.main(["train", *run_args(cifar_dir, run, *extra, "--resume=auto")]) == 1
+    assert (f"cannot write checkpoint {run / ckpt_io.BEST_NAME}: Is a directory; nothing was trained: {end} still "
+            f"owes epoch 1's evaluation") in capsys.readouterr().err
+    assert [p for _, p in ckpt_io.list_checkpoints(str(run))] == [str(end)]
+    (run / ckpt_io.BEST_NAME).rmdir()
+    assert cli.main(["train", *run_args(cifar_dir, run, *extra, "--resume=auto")]) == 0
+    assert "resume: epoch 1's evaluation was left out when the run stopped: it comes first" in capsys.readouterr().out
+    epochs = [read_metrics(str(folder))["epochs"] for folder in (straight, run)]
+    assert [(r["epoch"], r["top_1"]) for r in epochs[1] if "top_1" in r] == \
+        [(r["epoch"], r["top_1"]) for r in epochs[0]] and len(epochs[0]) == 2
+    for name in (ckpt_io.BEST_NAME, ckpt_io.top_name(1), ckpt_io.top_name(2), "mobilenetv1-2_12.ckpt"):
+        a, b = (ckpt_io.load_file(str(folder / name)) for folder in (straight, run))
+        assert (a["epoch"], a.get("metrics")) == (b["epoch"], b.get("metrics")), name
+        assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), name
+
+
+def test_a_first_checkpoint_that_cannot_be_written_says_there_is_none_to_continue_from(cifar_dir, tmp_path,
+                                                                                      monkeypatch, capsys, one_thread):
+    """The error of a checkpoint that could not be written said "--resume auto, which continues from that one"
+    where its "newest" was none: said as it is, the run starts from the beginning (helper-256)."""
+    def full(obj, f, *a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch, "save", full)
+    run = tmp_path / "run"
+    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=1")]) == 1
+    err = capsys.readouterr().err
+    assert (f"The earlier checkpoints in {run} are intact (newest: none); free space or make the folder writable, "
+            f"then run again (there is no checkpoint to continue from: it starts from the beginning)") in err
+    assert "continues from that one" not in err
+
+
 def test_a_signal_to_the_evaluations_loader_workers_too_still_saves_the_epochs_end(image_folder, tmp_path,
                                                                                     monkeypatch, one_thread):
     """A scheduler signals every process of the job: the evaluation's persistent loader worker leaves

@@ -531,6 +531,27 @@ def saved_before_data_error(error: DataError, writer: "CheckpointWriter", epoch:
     return DataError(f"{error}\nthe state {at} is saved as {path}: {then}")
 
 
+class CopyNotWritten(Exception):
+    """An epoch's best checkpoint or best-epoch copy (``keep_best_max``) that could not be written (``path``,
+    ``reason``), raised alike on every rank, before the epoch's own checkpoint is written."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(path, reason)
+        self.path, self.reason = path, reason
+
+
+def saved_before_copy_error(error: CopyNotWritten, writer: "CheckpointWriter", epoch: int) -> Exception:
+    """The error a run stops with when epoch ``epoch``'s evaluation could not write its copy: the epoch's end
+    saved first, marked as before its evaluation (as a signal's is), so that --resume auto, once the folder
+    takes files again, makes that evaluation and its copy rather than training the epoch again. Where that save
+    fails too, its own error, which says what is intact."""
+    path = writer.save(epoch, 0, extra={EVALUATION_LEFT_OUT: True})
+    return ckpt_io.CheckpointError(
+        f"cannot write checkpoint {error.path}: {error.reason}; training stopped after epoch {epoch}, saved as "
+        f"{path} before its evaluation: free space or make the folder writable, then --resume auto continues "
+        f"from it, that evaluation (and its copy) first")
+
+
 def job_tally(tally: LossTally, dist, device: torch.device) -> Dict[str, Any]:
     """What a checkpoint saved inside an epoch keeps of its loss: the job's sum and steps so far (every
     rank's, summed: every rank saves at the same step), which the resume hands to rank 0 alone."""
@@ -663,11 +684,15 @@ class CheckpointWriter:
             ckpt_io.atomic_save(state, path)
         except OSError as e:
             where = f"epoch {epoch + 1}, step {in_epoch} of {spe}" if in_epoch else f"the end of epoch {epoch}"
-            raise ckpt_io.CheckpointError(
+            newest = self.newest()
+            then = ("run again with --resume auto, which continues from that one" if newest != "none" else
+                    "run again (there is no checkpoint to continue from: it starts from the beginning)")
+            error = ckpt_io.CheckpointError(
                 f"cannot write checkpoint {path}: {e.strerror or e}; training stopped at {where}. "
-                f"The earlier checkpoints in {self.folder} are intact (newest: "
-                f"{self.newest()}); free space or make the folder writable, then run again with --resume auto, "
-                f"which continues from that one") from None
+                f"The earlier checkpoints in {self.folder} are intact (newest: {newest}); free space or make "
+                f"the folder writable, then {then}")
+            error.unwritten, error.reason = path, e.strerror or str(e)  # type: ignore[attr-defined]
+            raise error from None
 
 
 def keep_best(writer: "CheckpointWriter", evaluated: Dict[int, float], epoch: int, accuracy: Dict[str, Any],
@@ -1987,10 +2012,19 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         if accuracy.get("raw_nonfinite_outputs"):
             print0(nonfinite_note(f"epoch {done}'s trained weights (beside their average)",
                                   accuracy["raw_nonfinite_outputs"], accuracy["eval_images"], precision))
-        if best and cfg.save_checkpoint:
-            writer.save(done, 0, name=ckpt_io.BEST_NAME, extra={"metrics": accuracy})
-        if cfg.keep_best_max and cfg.save_checkpoint:
-            keep_best(writer, evaluations.ranked, done, accuracy, cfg.keep_best_max)
+        try:
+            if best and cfg.save_checkpoint:
+                writer.save(done, 0, name=ckpt_io.BEST_NAME, extra={"metrics": accuracy})
+            if cfg.keep_best_max and cfg.save_checkpoint:
+                keep_best(writer, evaluations.ranked, done, accuracy, cfg.keep_best_max)
+        except Exception as e:
+            # Raised on every rank (rank 0 writes, the others hear of it: whatever rank 0's error, theirs is a
+            # DistributedError): rank 0's file and reason, where it could not write one, for every rank; the epoch's
+            # own checkpoint is then still written (CopyNotWritten). Anything else goes on as it came.
+            unwritten = dist.broadcast_object((e.unwritten, e.reason) if hasattr(e, "unwritten") else None)
+            if unwritten is None:
+                raise
+            raise CopyNotWritten(*unwritten) from None
         return accuracy, False
 
     def early_stop_line(done: int) -> str:
@@ -2011,6 +2045,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             except DataError as e:  # its checkpoint still owes it
                 raise DataError(f"{e}\n{resumed_from} still owes epoch {start_epoch}'s evaluation: with the files "
                                 f"fixed or --max_bad_samples raised, --resume auto makes it first") from None
+            except CopyNotWritten as e:  # nothing trained; its checkpoint still owes the evaluation
+                raise dist.alike(ckpt_io.CheckpointError(
+                    f"cannot write checkpoint {e.path}: {e.reason}; nothing was trained: {resumed_from} still owes "
+                    f"epoch {start_epoch}'s evaluation: free space or make the folder writable, then --resume auto "
+                    f"makes it (and its copy) first")) from None
             if accuracy is not None:
                 tracker.log_evaluation(start_epoch, accuracy)
             if stopping:  # its checkpoint still says so: the next resume evaluates it
@@ -2112,6 +2151,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                     # Every rank is here (together): the longer message, alike on each, is said once too.
                     raise dist.alike(saved_before_data_error(e, writer, epoch, (start_epoch, start_step), last_path,
                                                              tally, cfg, dist, device, together=together)) from None
+                except CopyNotWritten as e:  # the best or a best-epoch copy: the epoch trained is saved first
+                    images = dist.all_reduce_counts({"images": result.images}, device)["images"]
+                    tracker.log_epoch(done, dataclasses.replace(result, images=images), float(lrs[-1]), None)
+                    raise dist.alike(saved_before_copy_error(e, writer, done)) from None
                 if accuracy is not None and evaluations.exhausted and done < cfg.epoch_size:
                     stopped_early = done  # the job's figures: alike on every rank
             left_out = stopping and eval_loader is not None and evaluates_after(cfg, done)
