@@ -1655,6 +1655,55 @@ def loader_options(monkeypatch, key: str) -> list:
     return seen
 
 
+def test_quantize_leaves_out_the_share_its_run_held_out_or_the_one_val_split_says(tmp_path, capsys):
+    """Calibrated on the folder the run trained on, the share each class held out to evaluate on stays out; on a
+    copy (or a .tar of it) quantize said "--val_split 0.2 holds out files of the same names", an option it did
+    not take (helper-257): it does now, as eval and recalibrate-bn do, and its suggested eval holds them out too."""
+    import numpy as np
+    from conftest import jpeg_bytes, smooth_image
+    from mobilenet_v1.data import held_out_record
+
+    root = tmp_path / "photos"
+    for c in ("a", "b", "c", "d"):
+        (root / c).mkdir(parents=True)
+        for i in range(5):
+            (root / c / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(40, 48, seed=10 * ord(c) + i)))
+    path = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": MobileNetV1(class_num=4, width_mult=0.25).state_dict(), "classes": list("abcd"),
+                         "config": {"dataset": "imagenet2012", "image_size": 32},
+                         "held_out": held_out_record(str(root), 0.2)}, path)  # one image of each class's five
+    export_checkpoint(path, str(tmp_path / "m"))
+    onnx_path, out = str(tmp_path / "m.onnx"), str(tmp_path / "q.onnx")
+    base = ["quantize", "--onnx", onnx_path, "--out", out]
+    assert cli.main(base + ["--calib_data", str(root)]) == 0
+    said = capsys.readouterr()
+    assert "from 16 training images" in said.out and "(val_split 0.2) is left out" in said.err
+    shutil.copytree(root, tmp_path / "copy")
+    copy = str(tmp_path / "copy")
+    assert cli.main(base + ["--calib_data", copy]) == 0
+    said = capsys.readouterr()
+    assert "from 20 training images" in said.out
+    assert "held out val_split 0.2 of another folder, so none is held out of" in said.err
+    assert cli.main(base + ["--calib_data", copy, "--val_split", "0.2"]) == 0
+    said = capsys.readouterr()
+    assert "from 16 training images" in said.out and "the share of each class --val_split 0.2 holds out" in said.err
+    assert f"--dataset_path {copy} --val_split 0.2`" in said.out
+    assert cli.main(base + ["--calib_data", copy, "--val_split", "0"]) == 0  # every image, as asked
+    assert "from 20 training images" in capsys.readouterr().out
+    for bad, message in (("1", r"--val_split 1: must be in \[0, 1\)"), ("-0.1", r"--val_split -0.1: must be")):
+        with pytest.raises(SystemExit):
+            cli.main(base + ["--calib_data", copy, "--val_split", bad])
+        assert re.search(message, capsys.readouterr().err)
+    assert np.isclose(ckpt_io.load_file(path)["held_out"]["val_split"], 0.2)
+    cifar = str(tmp_path / "cifar.ckpt")  # CIFAR's evaluation images are a file of their own: refused, as
+    ckpt_io.atomic_save({"model": MobileNetV1(class_num=10, width_mult=0.25).state_dict(),  # recalibrate-bn does
+                         "config": {"dataset": "cifar10", "image_size": 32}}, cifar)
+    export_checkpoint(cifar, str(tmp_path / "cifar"))
+    assert cli.main(["quantize", "--onnx", str(tmp_path / "cifar.onnx"), "--out", out, "--calib_data", copy,
+                     "--val_split", "0.2"]) == 1
+    assert "--val_split: a CIFAR-10 model's data set has no use for it" in capsys.readouterr().err
+
+
 def test_crop_pct_follows_the_model_through_eval_export_predict_and_quantize(image_folder, tmp_path, capsys,
                                                                               monkeypatch):
     """A run's evaluation crop (crop_pct, recorded in its configuration) is what eval, an exported ONNX

@@ -27,7 +27,7 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .archive import COMPRESSED_SUFFIXES, is_archive, is_shard_pattern
-from .config import DATASETS, add_max_bad_samples_option, add_num_workers_option, bool_option
+from .config import DATASETS, add_max_bad_samples_option, add_num_workers_option, bool_option, cifar_name, is_cifar
 from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, DeviceLoader, Normalisation,
                    UnsortedImagesError, build_loader, class_folders, default_workers, held_out_for, image_split)
 from .engine import ranked
@@ -485,6 +485,10 @@ def main(argv: Sequence[str]) -> int:
                    help="layout and normalisation of --calib_data (default: what the ONNX file or program records)")
     p.add_argument("--out", required=True, help="INT8 file to write (.onnx; .pte with --program; .tflite with "
                                                 "--tflite)")
+    p.add_argument("--val_split", type=float, default=None,
+                   help="an image folder without an evaluation split: the share of each class to leave out of the "
+                        "calibration images (default: the share the file's run held out, where --calib_data is the "
+                        "folder it trained on)")
     p.add_argument("--calib_images", type=int, default=DEFAULT_CALIB_IMAGES,
                    help=f"training images for the activation ranges (default {DEFAULT_CALIB_IMAGES}; for a file "
                         f"exported with --static_batch, rounded up to whole batches)")
@@ -506,6 +510,8 @@ def main(argv: Sequence[str]) -> int:
     a = p.parse_args(list(argv))
     if a.calib_images < 1:
         p.error("--calib_images must be at least 1")
+    if a.val_split is not None and not 0 <= a.val_split < 1:
+        p.error(f"--val_split {a.val_split:g}: must be in [0, 1)")
     if not os.path.isdir(a.calib_data) and not is_archive(a.calib_data) and not is_shard_pattern(a.calib_data):
         if os.path.basename(a.calib_data).lower().endswith(COMPRESSED_SUFFIXES):  # a.tar.gz, or a pattern of them
             raise QuantizeError(f"--calib_data {a.calib_data}: compressed tar archives are not read (their images "
@@ -578,12 +584,18 @@ def main(argv: Sequence[str]) -> int:
               "x86 CPUs without VNNI wants --reduce_range (ARM and VNNI CPUs run the full range as it is)",
               file=sys.stderr)
 
-    val_split, note = held_out_for(fp32.metadata.get("held_out"), a.calib_data, src, dataset)
+    if a.val_split is not None and is_cifar(dataset):
+        raise QuantizeError(f"--val_split: a {cifar_name(dataset)} model's data set has no use for it (its "
+                            f"evaluation images are a file of their own)")
+    val_split, note = (a.val_split, "") if a.val_split is not None else held_out_for(
+        fp32.metadata.get("held_out"), a.calib_data, src, dataset)
     if note:
         print(f"mobilenet-v1 quantize: note: {note}", file=sys.stderr)
     if val_split:
+        whose = (f"--val_split {val_split:g} holds out" if a.val_split is not None else
+                 f"its run held out to evaluate on (val_split {val_split:g})")
         print(f"mobilenet-v1 quantize: calibrating on the training images of {a.calib_data}: the share of each "
-              f"class its run held out to evaluate on (val_split {val_split:g}) is left out", file=sys.stderr)
+              f"class {whose} is left out", file=sys.stderr)
     named = os.path.basename(os.path.normpath(a.calib_data))
     if dataset == "imagenet2012" and named.lower() in IMAGENET_EVAL_FOLDERS + ("test",):
         print(f"mobilenet-v1 quantize: note: --calib_data {a.calib_data} is named as an evaluation split "
@@ -642,7 +654,8 @@ def main(argv: Sequence[str]) -> int:
            f"{check['reference_top1']:.2%} fp32, {check['candidate_top1']:.2%} INT8; the two agree on "
            f"{check['agreement']:.2%}. Evaluation accuracy: "
            f"`mobilenet-v1 eval --checkpoint_path {shlex.quote(a.out)} --dataset {dataset} "
-           f"--dataset_path {shlex.quote(a.calib_data)}`")  # quoted: a name with spaces pastes as one argument
+           f"--dataset_path {shlex.quote(a.calib_data)}"  # quoted: a name with spaces pastes as one argument
+           + (f" --val_split {a.val_split:g}" if a.val_split else "") + "`")  # the share left out here, evaluated
     if a.c_array is not None:
         from .tflite_io import c_array
 
