@@ -601,22 +601,25 @@ def test_info_names_the_augmentations_a_run_trained_with(cifar_dir, tmp_path, ca
                                  "--device_target=CPU", "--num_workers=0", "--warmup_epochs=0", "--class_num=4",
                                  f"--dataset_path={cifar_dir}", f"--save_checkpoint_path={tmp_path / 'run'}",
                                  "--color_jitter=0.4", "--color_jitter_hue=0.1", "--mixup_alpha=0.2",
-                                 "--random_flip=False"]))["checkpoint"]
+                                 "--random_flip=False", "--weight_decay=0.0005"]))["checkpoint"]
     capsys.readouterr()
     assert cli.main(["info", run, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["training"]["regularisation"] == {
-        "random_flip": False, "color_jitter": 0.4, "color_jitter_hue": 0.1, "mixup_alpha": 0.2}
+        "random_flip": False, "color_jitter": 0.4, "color_jitter_hue": 0.1, "mixup_alpha": 0.2, "weight_decay": 0.0005}
     assert cli.main(["info", run]) == 0
-    assert re.search(r"^  regularisation: +random_flip False, color_jitter 0.4, color_jitter_hue 0.1, mixup_alpha 0.2$",
-                     capsys.readouterr().out, re.M)
+    assert re.search(r"^  regularisation: +random_flip False, color_jitter 0.4, color_jitter_hue 0.1, mixup_alpha 0.2, "
+                     r"weight_decay 0.0005$", capsys.readouterr().out, re.M)
     # A plain run's; a hand-edited value of another type is left out.
     state = ckpt_io.load_file(run)
     state["config"] = dict(state["config"], color_jitter=0.0, color_jitter_hue="lots", mixup_alpha=0.0,
-                           random_flip=True)
+                           random_flip=True, weight_decay=1e-4)
+    # Class names with a comma are quoted: "Sky, leaf, green, red apple" read as four of three (helper-257).
+    state["classes"] = ["Sky", "leaf, green", "red apple", " x"]
     ckpt_io.atomic_save(state, str(tmp_path / "plain.ckpt"))
     assert cli.main(["info", str(tmp_path / "plain.ckpt")]) == 0
-    assert re.search(r"^  regularisation: +none beyond the crop and flip \(the seed's\)$", capsys.readouterr().out,
-                     re.M)
+    out = capsys.readouterr().out
+    assert re.search(r"^  regularisation: +none beyond the crop and flip \(the seed's\)$", out, re.M)
+    assert re.search(r'^  classes: +Sky, "leaf, green", red apple, " x"$', out, re.M)
     # An ImageNet run's label smoothing is its data set's default: not named.
     state["config"] = dict(state["config"], dataset="imagenet2012", use_label_smooth=True, label_smooth_factor=0.1)
     ckpt_io.atomic_save(state, str(tmp_path / "in1k.ckpt"))

@@ -1,5 +1,6 @@
 """Parameter and multiply-add counts of MobileNetV1, from the layer table (no forward pass needed); what
 a model file holds (``mobilenet-v1 info FILE``)."""
+import json
 import math
 import os
 from typing import Any, Dict, List, Optional, Tuple
@@ -146,7 +147,7 @@ REGULARISATION_KEYS = ("random_flip", "vflip", "crop_scale_min", "crop_ratio_min
                        "auto_augment", "ra_magnitude", "augmix_severity", "color_jitter", "color_jitter_hue",
                        "random_erase", "random_erase_mode", "mixup_alpha", "cutmix_alpha", "mix_prob",
                        "mixup_off_epoch", "aug_repeats", "use_label_smooth", "label_smooth_factor", "bce_loss",
-                       "bce_target_thresh", "drop_rate", "clip_grad_norm")
+                       "bce_target_thresh", "drop_rate", "clip_grad_norm", "weight_decay", "decay_norm_bias")
 
 
 def _regularisation(config: Dict[str, Any]) -> Dict[str, Any]:
@@ -394,7 +395,11 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
         lines.append(f"  {label + ':':<15} {text}")
 
     def names(classes: List[str]) -> str:
-        return ", ".join(classes[:8]) + (f" ... ({len(classes)})" if len(classes) > 8 else "")
+        # A name with a comma (a folder "leaf, green") or spaces at its ends is quoted: "Sky, leaf, green, red
+        # apple" read as four classes of three.
+        shown = [json.dumps(c, ensure_ascii=False) if "," in c or c != c.strip() or c.startswith('"') else c
+                 for c in classes[:8]]
+        return ", ".join(shown) + (f" ... ({len(classes)})" if len(classes) > 8 else "")
 
     at = d.get("macs_image_size")
     macs = f"{d['macs']:,} ({d['macs'] / 1e6:.1f} M) at {at[0]}x{at[1]}" if "macs" in d else "unknown"
