@@ -1506,6 +1506,15 @@ def imagenet_folder(root: str, train: bool) -> str:
     return root
 
 
+def same_folder(one: str, other: str) -> bool:
+    """Whether two dataset_path values name one training folder (a link to it, a path relative to here, the
+    split inside it); compared as written where either cannot be resolved (gone, or of no image folder's layout)."""
+    try:
+        return os.path.realpath(imagenet_folder(one, True)) == os.path.realpath(imagenet_folder(other, True))
+    except (DataError, OSError):
+        return os.path.normpath(one) == os.path.normpath(other)
+
+
 def held_out_record(root: str, val_split: float) -> Optional[Dict[str, Any]]:
     """What a checkpoint (and an ONNX file exported from it) records of the images its run held out with
     ``val_split`` from ``--dataset_path root``, to find them again (:func:`held_out_for`)."""

@@ -23,7 +23,7 @@ from .config import (DATASET_PRESETS, EXPORT_KEYS, NORMALISATION_KEYS, Config, C
                      cifar_name, dump_yaml, is_cifar, load_config_and_given, names_text, normalisation_text, to_dict,
                      validate)
 from .data import (IMAGE_EXTENSIONS, DataError, DataOptions, TooManyBadSamples, UnsortedImagesError, balance_line,
-                   build_loader, held_out_record, imagenet_folder, sample_labels, wrapped_classes)
+                   build_loader, held_out_record, imagenet_folder, same_folder, sample_labels, wrapped_classes)
 from .ema import WeightAverage
 from .engine import (EpochResult, LossTally, evaluate, few_outputs_note, make_optimizer, make_scaler,
                      nonfinite_note, resolve_device, resolve_precision, train_one_epoch)
@@ -1075,15 +1075,6 @@ def seen_evaluation_images(source: Dict[str, Any], path: str, cfg: Config) -> st
               f"large enough to hold out more), and its top-1 then reads high"
             + (f" (--val_split {share:g} or less evaluates on images it never saw)" if share else
                " (evaluate on images it never saw: an evaluation folder of their own)"))
-
-
-def same_folder(one: str, other: str) -> bool:
-    """Whether two dataset_path values name one training folder (a link to it, a path relative to here, the
-    split inside it); compared as written where either cannot be resolved (gone, or of no image folder's layout)."""
-    try:
-        return os.path.realpath(imagenet_folder(one, True)) == os.path.realpath(imagenet_folder(other, True))
-    except (DataError, OSError):
-        return os.path.normpath(one) == os.path.normpath(other)
 
 
 def data_change(ckpt: Dict[str, Any], source: str, cfg: Config, done_epochs: int, in_epoch: int) -> str:
