@@ -1110,6 +1110,15 @@ def test_own_folder_with_val_split_trains_on_the_rest_and_eval_takes_the_held_ou
         [a.replace(str(data), str(copy)) for a in args] + ["--val_split=0.1"]))  # another folder
     train.run(load_config(args + ["--class_num=3"]))  # without a split: said, not silent
     assert "has no evaluation folder, so evaluation reads the training images" in capsys.readouterr().out
+    # ... and by eval of that run on that folder (any share of it: every image trained), but not of a copy.
+    whole_said = (f"note: {run_dir / 'mobilenetv1-1_4.ckpt'}'s run trained on every image of {{}} (it held none "
+                  f"out: train --val_split holds a share of each class out to evaluate on), so this evaluation counts "
+                  f"images it trained on, which raise its figures")
+    for extra in ([], ["--val_split=0.5"]):
+        assert cli.main(base + extra) == 0
+        assert whole_said.format(data) in capsys.readouterr().err
+    assert cli.main([a.replace(str(data), str(copy)) for a in base]) == 0
+    assert "trained on every image" not in capsys.readouterr().err
 
 
 def test_a_run_trained_smaller_evaluates_and_records_its_eval_image_size(tmp_path, capsys, monkeypatch):

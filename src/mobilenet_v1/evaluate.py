@@ -18,7 +18,7 @@ from .api import model_from_checkpoint
 from .cli import pop_flag, pop_option
 from .config import (DATASETS, NORMALISATION_KEYS, Config, ConfigError, Given, OptionError, channel_values,
                      channels_text, is_cifar, load_config_and_given, names_text, parse_overrides, validate)
-from .data import build_loader, held_out_for
+from .data import build_loader, eval_folder, held_out_for, same_folder
 from .engine import evaluate, few_outputs_note, nonfinite_note, resolve_device, resolve_precision
 from .onnx_io import is_deployed_file, load_deployed
 from .predict import imagenet_classes, readable, shown_name
@@ -333,11 +333,22 @@ def _follow_run(cfg: Config, key: str, recorded: Any, said: str, path: str, give
     return dataclasses.replace(cfg, **{key: recorded})
 
 
-def trained_split(cfg: Config, held_out: Any, path: str, given: Optional[Set[str]]) -> Config:
+def trained_split(cfg: Config, held_out: Any, path: str, given: Optional[Set[str]],
+                  trained_on: Any = None) -> Config:
     """``cfg`` with the ``val_split`` that the run of ``path`` held out (``held_out``, what the file records),
     where the user set none and the image folder is the one it trained on, without an evaluation split:
-    otherwise its training images would count too (:func:`data.held_out_for`)."""
+    otherwise its training images would count too (:func:`data.held_out_for`). ``trained_on``: the image folder
+    the run read (its recorded dataset_path), where it held nothing out: an evaluation of that folder, which has
+    no evaluation split, counts images it trained on (any --val_split share too), which a note says (train said
+    so too)."""
     if given is None:
+        return cfg
+    if (not held_out and cfg.dataset == "imagenet2012" and not cfg.eval_labels
+            and isinstance(trained_on, str) and trained_on and same_folder(trained_on, cfg.dataset_path)
+            and eval_folder(cfg.dataset_path) is None):
+        print0(f"note: {path}'s run trained on every image of {cfg.dataset_path} (it held none out: train "
+               f"--val_split holds a share of each class out to evaluate on), so this evaluation counts images it "
+               f"trained on, which raise its figures", file=sys.stderr)
         return cfg
     share, note = held_out_for(held_out, cfg.dataset_path, path, cfg.dataset)
     if "val_split" in given:
@@ -429,7 +440,9 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
             print0(ckpt["imported"], file=sys.stderr)
         classes, class_order = ckpt.get("classes"), (ckpt.get("config") or {}).get(ckpt_io.CLASS_ORDER)
         check_dataset(cfg, (ckpt.get("config") or {}).get("dataset"), path, given)
-        cfg = trained_split(trained_size(cfg, ckpt, path, given), ckpt.get("held_out"), path, given)
+        trained_on = (ckpt.get("config") or {}).get("dataset_path") \
+            if (ckpt.get("config") or {}).get("dataset") == "imagenet2012" else None
+        cfg = trained_split(trained_size(cfg, ckpt, path, given), ckpt.get("held_out"), path, given, trained_on)
         reading = ckpt_io.recorded_reading(ckpt)
         cfg = trained_crop(cfg, reading.get("crop_pct"), path, given)
         cfg = trained_exif(cfg, reading.get("exif_orientation"), path, given)
