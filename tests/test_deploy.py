@@ -327,6 +327,17 @@ def test_class_names_for_each_layout(tmp_path, capsys):
     tf_slim = class_names(1001, None, None, True)
     assert tf_slim[0] == "background" and tf_slim[1] == "tench (n01440764)"
     assert class_names(1000, None, None, False)[1] == "goldfish (n01443537)"
+    assert class_names(1001, None, None, False, "imagenet2012")[0] == "tench (n01440764)"
+    # A CIFAR run of --class_num 1001 was named by ImageNet's classes (helper-259): its outputs' numbers.
+    for dataset in ("cifar10", "cifar100"):
+        assert class_names(1001, None, None, False, dataset) == [str(i) for i in range(1001)]
+    cifar = str(tmp_path / "cifar1001.ckpt")  # predict and a .tflite's labels file take the run's data set
+    ckpt_io.atomic_save({"model": MobileNetV1(class_num=1001, width_mult=0.25).state_dict(),
+                         "config": {"dataset": "cifar10", "image_size": 32}}, cifar)
+    assert load_predictor(cifar).names[:2] == ["0", "1"]
+    from mobilenet_v1.tflite_io import file_labels
+    assert file_labels({"class_num": 1001, "dataset": "cifar10"})[:2] == ["0", "1"]
+    assert file_labels({"class_num": 1001})[0] == "tench (n01440764)"  # none recorded: the seed's layout
     recorded = class_names(3, ["n01443537", "cats", "dogs"], None, False)
     assert recorded == ["goldfish (n01443537)", "cats", "dogs"]
     # A run's recorded names are its outputs': a background in front would name every output by the class before

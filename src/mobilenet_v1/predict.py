@@ -104,11 +104,13 @@ def read_labels_file(path: str) -> List[str]:
 
 
 def class_names(class_num: int, recorded: Optional[Sequence[str]], labels: Union[str, Sequence[str], None],
-                background_class: bool) -> List[Optional[str]]:
+                background_class: bool, dataset: Optional[str] = None) -> List[Optional[str]]:
     """The name of each output index; None marks an index that is no class (the seed's unused logit).
 
     ``labels`` is a file of names, one of the built-in lists ``imagenet``, ``cifar10`` and ``cifar100``, or
-    (from Python) a list of the names.
+    (from Python) a list of the names. Without them, or names the file records, 1000 or 1001 outputs take the
+    built-in ImageNet list, unless the model's ``dataset`` is another than ImageNet's (a CIFAR run of
+    ``--class_num 1001`` was named by ImageNet's classes): then the outputs' numbers.
     """
     if background_class and recorded and not labels:
         # The run's class k is output k (its k-th class folder): shifting the names by a background would name
@@ -133,7 +135,7 @@ def class_names(class_num: int, recorded: Optional[Sequence[str]], labels: Union
         names, source = read_labels_file(labels), f"--labels {labels}"
     elif recorded:
         names, source = [readable(n, synsets) for n in recorded], "the class names the file records"
-    elif class_num in (1000, 1001):
+    elif class_num in (1000, 1001) and dataset in (None, "imagenet2012"):
         names, source = [f"{n} ({w})" for w, n in imagenet_classes()], "the built-in ImageNet list"
     else:
         return [str(i) for i in range(class_num)]
@@ -583,7 +585,7 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
         raise ValueError(f"--mean/--std: {path} takes uint8 pixels and normalises them itself, by the mean and std "
                          f"it records; leave them out")
     return Predictor(model=model, source=path, dataset=dataset, image_size=int(size), norm=norm,
-                     names=class_names(class_num, recorded, labels, background_class), weights=weights,
+                     names=class_names(class_num, recorded, labels, background_class, dataset), weights=weights,
                      device=device, crop_pct=float(crop_pct or crop or T.CROP_PCT),
                      exif_orientation=exif_orientation, antialias=antialias, interpolation=interpolation)
 

@@ -310,7 +310,8 @@ def _table(b, fields: Sequence[Tuple[str, int, Any]], size: Optional[int] = None
 
 def file_labels(metadata: Dict[str, Any]) -> List[str]:
     """The class names of a file's outputs as ``predict`` names them (:func:`predict.class_names`: the names it
-    records, an ImageNet synset id with its English name; the built-in ImageNet list for 1000 outputs; else
+    records, an ImageNet synset id with its English name; the built-in ImageNet list for 1000 or 1001 outputs of
+    an ImageNet model or one that records no data set; else
     the output's number), for the labels file of its :func:`support_metadata`; the seed's unused 1001st output
     is "(no class)". [] for a file that records no class count."""
     from .predict import class_names, shown_name
@@ -320,7 +321,8 @@ def file_labels(metadata: Dict[str, Any]) -> List[str]:
         return []
     recorded = recorded if isinstance(recorded, list) and all(isinstance(n, str) for n in recorded) else None
     try:
-        names = class_names(count, recorded, None, False)
+        dataset = metadata.get("dataset") if isinstance(metadata.get("dataset"), str) else None
+        names = class_names(count, recorded, None, False, dataset)
     except ValueError:  # names that do not fit the outputs: none written
         return []
     # A folder's name that is not UTF-8 (its bytes as surrogates) as predict prints it, caf\xe9: the labels file and
