@@ -204,6 +204,25 @@ def test_pre_trained_takes_the_average_unless_told(ema_run, tmp_path, capsys):
     assert "pre_trained: weights: the trained weights (--use_ema False" in log
 
 
+def test_train_names_a_use_ema_it_has_no_file_to_read_it_for(ema_run, tmp_path, capsys):
+    """train reads --use_ema for the file --pre_trained (or --teacher) names; without one it was taken and ignored
+    without a word (helper-258), where every other key a run leaves unused is named. A config file shared with
+    eval holds it without a word."""
+    cifar_dir, _, result = ema_run
+    base = ["train", *SMALL, f"--dataset_path={cifar_dir}", "--epoch_size=1", "--save_checkpoint=False"]
+    said = ("note: --use_ema False: train reads it where it takes a file's weights (--pre_trained, --teacher), and "
+            "this run takes none")
+    capsys.readouterr()
+    assert cli.main(base + ["--use_ema=False"]) == 0
+    assert said in capsys.readouterr().err
+    assert cli.main(base + ["--use_ema=False", f"--pre_trained={result['checkpoint']}"]) == 0
+    assert "train reads it where" not in capsys.readouterr().err
+    shared = tmp_path / "shared.yaml"
+    shared.write_text("use_ema: false\n")
+    assert cli.main(base + [f"--config_path={shared}"]) == 0
+    assert "train reads it where" not in capsys.readouterr().err
+
+
 def test_resume_starts_an_average_or_drops_one_and_says_so(cifar_dir, tmp_path, capsys):
     out = tmp_path / "run"
     base = SMALL + [f"--dataset_path={cifar_dir}", f"--save_checkpoint_path={out}", "--save_checkpoint_epochs=1"]

@@ -2225,6 +2225,12 @@ def run_result(checkpoint: str, resumed_from: str, steps_per_epoch: int, step_im
 
 def main(argv: Sequence[str]) -> int:
     cfg, given = load_config_and_given(argv, unused=EXPORT_KEYS)  # a --file_name typed here is named as unused
+    if (getattr(given, "origin", {}).get("use_ema", "").startswith("option") and not cfg.pre_trained
+            and not cfg.teacher and int(os.environ.get("RANK", "0")) == 0):
+        # Read where train takes a file's weights; a config file shared with eval holds it without a word.
+        print(f"note: --use_ema {cfg.use_ema}: train reads it where it takes a file's weights (--pre_trained, "
+              f"--teacher), and this run takes none; its own weight average (--ema_decay) is kept beside the trained "
+              f"weights either way, and eval, export and predict take --use_ema", file=sys.stderr, flush=True)
     result = run(cfg, given)
     # Stopped by a signal: the exit status of a process that signal ended (a scheduler requeues on it).
     return 128 + int(signal.Signals[result["stopped"]]) if result["stopped"] else 0
