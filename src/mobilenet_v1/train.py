@@ -491,6 +491,7 @@ def job_losses(result: EpochResult, dist, device: torch.device) -> EpochResult:
 # The key of an epoch's-end checkpoint saved before that epoch's evaluation (a signal, the unreadable-files
 # limit): a resume from it makes the evaluation first.
 EVALUATION_LEFT_OUT = "evaluation_left_out"
+CPU_HALF_COST = {"fp16": "67x", "bf16": "2.3x"}  # a training step against fp32's on the development CPU
 
 
 def evaluates_after(cfg: Config, epoch: int) -> bool:
@@ -1456,6 +1457,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         # A worker of this job died and torchrun restarted them all: starting over would discard the run.
         cfg = dataclasses.replace(cfg, resume="auto")
     print0(header(device))
+    if device.type == "cpu" and precision in ("fp16", "bf16"):
+        # Measured: a training step's median, 3 runs (benchmarks/RESULTS.md, "Half precision on the CPU").
+        print0(f"note: precision {precision} on the CPU: a training step took {CPU_HALF_COST[precision]} the time of "
+               f"fp32's on the 2-core development CPU, which has AMX and AVX-512 FP16 units (benchmarks/RESULTS.md); "
+               f"fp32 is auto's choice on the CPU")
     print0("configuration:\n" + dump_yaml(cfg).rstrip())
     if cfg.image_size_start:
         print0(resizing_line(cfg))
