@@ -10,6 +10,9 @@ attempts run undisturbed.
 preempting one node would), and no other rank hears of it but through the run's own agreement.
 
 ``SAVE_FAILS=NAME``: rank 0's write of the checkpoint named NAME fails as on a full disk (ENOSPC).
+
+``TOP_LIST_FAILS=1``: rank 0 alone cannot list the run folder where keep_best looks for the best epochs' copies
+(a folder it may write to but not read): an error of rank 0 alone, not a write's.
 """
 import errno
 import os
@@ -43,6 +46,17 @@ def sigterm_self_at(step: int) -> None:
     train.train_one_epoch = wrapped
 
 
+def top_list_fails() -> None:
+    as_is = checkpoint.list_top
+
+    def unreadable(folder):
+        if sys._getframe(1).f_code.co_name != "keep_best":
+            return as_is(folder)
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), folder)
+
+    checkpoint.list_top = unreadable
+
+
 def disk_full_at(name: str) -> None:
     as_is = checkpoint.atomic_save
 
@@ -57,6 +71,8 @@ def disk_full_at(name: str) -> None:
 if __name__ == "__main__":
     if os.environ.get("RANK") == "0" and "SAVE_FAILS" in os.environ:
         disk_full_at(os.environ["SAVE_FAILS"])
+    if os.environ.get("RANK") == "0" and os.environ.get("TOP_LIST_FAILS"):
+        top_list_fails()
     if os.environ.get("RANK") == "1" and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0":
         if "FAULT_AFTER" in os.environ:
             threading.Thread(target=kill_self_once_written, args=(os.environ["FAULT_AFTER"],), daemon=True).start()

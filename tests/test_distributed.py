@@ -159,26 +159,41 @@ def test_what_rank_0_alone_does_reaches_every_rank_and_so_does_its_failure(monke
 
     with pytest.raises(KeyboardInterrupt):  # a Ctrl-C in rank 0's work: the others are told, then it goes on
         context(0).from_rank0(interrupted, "could not choose")
-    assert sent.pop() == (None, "KeyboardInterrupt: ")
+    assert sent.pop() == (None, "KeyboardInterrupt: ", None)
     assert context(0).from_rank0(work, "could not choose", share=first) == work()
-    assert sent == [("/run/mobilenetv1-2_6.ckpt", None)] and len(done) == 2
+    assert sent == [("/run/mobilenetv1-2_6.ckpt", None, None)] and len(done) == 2
     with pytest.raises(ckpt_io.CheckpointError, match="^cannot write checkpoint X: No space left on device$"):
         context(0).from_rank0(failing, "could not save a checkpoint")
-    assert sent[1:] == [(None, "cannot write checkpoint X: No space left on device")] and len(done) == 3
+    assert sent[1:] == [(None, "cannot write checkpoint X: No space left on device", None)] and len(done) == 3
     sent.clear()
     done.clear()
-    rank_0 = ("/run/mobilenetv1-2_6.ckpt", None)
+    rank_0 = ("/run/mobilenetv1-2_6.ckpt", None, None)
     assert context(1).from_rank0(work, "could not choose", share=first) == "/run/mobilenetv1-2_6.ckpt"
-    rank_0 = (None, "cannot write checkpoint X: No space left on device")
+    rank_0 = (None, "cannot write checkpoint X: No space left on device", None)
     with pytest.raises(distributed.DistributedError,
-                       match="^rank 0 could not save a checkpoint: cannot write checkpoint X: No space left"):
+                       match="^rank 0 could not save a checkpoint: cannot write checkpoint X: No space left") as told:
         context(1).from_rank0(failing, "could not save a checkpoint")
     assert len(sent) == 2 and not done  # rank 1 takes part in the broadcast, and does none of the work
+    assert not hasattr(told.value, "unwritten")
+    # A file rank 0 could not write travels with its message, in the same broadcast: every rank knows it.
+    def unwritable():
+        error = ckpt_io.CheckpointError("cannot write checkpoint X: No space left on device")
+        error.unwritten, error.reason = "X", "No space left on device"
+        raise error
+
+    with pytest.raises(ckpt_io.CheckpointError):
+        context(0).from_rank0(unwritable, "could not save a checkpoint")
+    assert sent[-1] == (None, "cannot write checkpoint X: No space left on device", ("X", "No space left on device"))
+    rank_0 = sent[-1]
+    with pytest.raises(distributed.DistributedError) as told:
+        context(1).from_rank0(unwritable, "could not save a checkpoint")
+    assert (told.value.unwritten, told.value.reason) == ("X", "No space left on device")
+    sent.clear()
     alone = distributed.Context()
     assert alone.from_rank0(work, "could not choose", share=first) == work()
     with pytest.raises(ckpt_io.CheckpointError):
         alone.from_rank0(failing, "could not save a checkpoint")
-    assert len(sent) == 2  # nothing broadcast
+    assert not sent  # nothing broadcast
 
 
 def test_an_error_every_rank_raises_is_said_once_naming_the_ranks_of_each_message(monkeypatch, capsys):
@@ -715,6 +730,18 @@ def test_a_checkpoint_rank_0_cannot_write_stops_every_rank_with_the_reason(cifar
            f"after epoch 1, saved as {end} before its evaluation")
     assert r.returncode != 0 and f"mobilenet-v1 train (all 2 ranks): error: {why}" in r.stderr, r.stderr[-3000:]
     assert [p for _, p in ckpt_io.list_checkpoints(str(best / "ckpt_0"))] == [str(end)]
+    # An error of rank 0 alone there that is no write's (its listing of the best epochs' copies): it stops as it
+    # came, the others told by torchrun; a collective of the copy's failure alone had rank 0 wait in it for ever
+    # while the others went on to the next (helper-260).
+    listed = tmp_path / "listed"
+    r = subprocess.run(torchrun_argv("--standalone", "--nproc_per_node=2",
+                                     os.path.join(ROOT, "tests", "fault_worker.py"),
+                                     *(o for o in opts[:-1] if not o.startswith(("--epoch_size", "--save_checkpoint_e"))),
+                                     "--epoch_size=2", "--eval_interval=1", "--keep_best_max=1",
+                                     f"--save_checkpoint_path={listed}"), cwd=ROOT,
+                       env=child_env(TOP_LIST_FAILS="1"), capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "mobilenet-v1 train (rank 0): error: [Errno 13] Permission denied" in r.stderr, \
+        r.stderr[-3000:]
     # Where rank 0 cannot open the run's records at the start, the others stop there too.
     other = tmp_path / "other"
     (other / "ckpt_0" / "metrics.jsonl").mkdir(parents=True)

@@ -165,11 +165,18 @@ class Context:
         if not self.enabled:
             return work()
         result, error, said = _attempt(work) if self.is_rank0 else (None, None, None)
-        shared, message = self.broadcast_object((share(result) if self.is_rank0 and error is None else None, said))
+        # A file rank 0 could not write (checkpoint.CheckpointError's unwritten, reason) travels with the message:
+        # every rank can then tell that failure from another one without a collective of its own.
+        unwritten = (error.unwritten, error.reason) if hasattr(error, "unwritten") else None
+        shared, message, unwritten = self.broadcast_object(
+            (share(result) if self.is_rank0 and error is None else None, said, unwritten))
         if error is not None:
             raise error
         if message is not None:
-            raise DistributedError(f"rank 0 {failure}: {message}")
+            other = DistributedError(f"rank 0 {failure}: {message}")
+            if unwritten is not None:
+                other.unwritten, other.reason = unwritten  # type: ignore[attr-defined]
+            raise other
         return result if self.is_rank0 else shared
 
     def file_from_rank0(self, work: Callable[[], Any], failure: str, bases: Sequence[str],

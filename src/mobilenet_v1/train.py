@@ -2014,14 +2014,13 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 writer.save(done, 0, name=ckpt_io.BEST_NAME, extra={"metrics": accuracy})
             if cfg.keep_best_max and cfg.save_checkpoint:
                 keep_best(writer, evaluations.ranked, done, accuracy, cfg.keep_best_max)
-        except Exception as e:
-            # Raised on every rank (rank 0 writes, the others hear of it: whatever rank 0's error, theirs is a
-            # DistributedError): rank 0's file and reason, where it could not write one, for every rank; the epoch's
-            # own checkpoint is then still written (CopyNotWritten). Anything else goes on as it came.
-            unwritten = dist.broadcast_object((e.unwritten, e.reason) if hasattr(e, "unwritten") else None)
-            if unwritten is None:
+        except (ckpt_io.CheckpointError, distributed.DistributedError) as e:
+            # A file rank 0 could not write is raised on every rank alike (rank 0's CheckpointError, the others'
+            # DistributedError, both with its unwritten path and reason: Context.from_rank0): the epoch's own
+            # checkpoint is then still written (CopyNotWritten). Anything else goes on as it came.
+            if not hasattr(e, "unwritten"):
                 raise
-            raise CopyNotWritten(*unwritten) from None
+            raise CopyNotWritten(e.unwritten, e.reason) from None
         return accuracy, False
 
     def early_stop_line(done: int) -> str:
