@@ -477,10 +477,13 @@ def test_a_best_checkpoint_that_cannot_be_written_still_saves_the_epoch_trained(
 def test_a_first_checkpoint_that_cannot_be_written_says_there_is_none_to_continue_from(cifar_dir, tmp_path,
                                                                                       monkeypatch, capsys, one_thread):
     """The error of a checkpoint that could not be written said "--resume auto, which continues from that one"
-    where its "newest" was none: said as it is, the run starts from the beginning (helper-256)."""
+    where its "newest" was none: said as it is, the run starts from the beginning (helper-256); or, resumed from
+    another folder's checkpoint, the same command continues from that one (helper-260)."""
     def full(obj, f, *a, **k):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
+    first = tmp_path / "first"
+    assert cli.main(["train", *run_args(cifar_dir, first, "--epoch_size=1")]) == 0
     monkeypatch.setattr(torch, "save", full)
     run = tmp_path / "run"
     assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=1")]) == 1
@@ -488,6 +491,10 @@ def test_a_first_checkpoint_that_cannot_be_written_says_there_is_none_to_continu
     assert (f"The earlier checkpoints in {run} are intact (newest: none); free space or make the folder writable, "
             f"then run again (there is no checkpoint to continue from: it starts from the beginning)") in err
     assert "continues from that one" not in err
+    resumed = first / "mobilenetv1-1_12.ckpt"
+    assert cli.main(["train", *run_args(cifar_dir, tmp_path / "other", "--epoch_size=2", f"--resume={resumed}")]) == 1
+    assert (f"intact (newest: none); free space or make the folder writable, then run the same command again, which "
+            f"continues from {resumed}") in capsys.readouterr().err
 
 
 def test_a_signal_to_the_evaluations_loader_workers_too_still_saves_the_epochs_end(image_folder, tmp_path,

@@ -610,7 +610,8 @@ class CheckpointWriter:
                  classes: Optional[List[str]], folder: Optional[str] = None,
                  dist: Optional[distributed.Context] = None,
                  ema: Optional[WeightAverage] = None, samples_per_step: int = 0, step_offset: int = 0,
-                 epoch_end: str = "", recorded: Optional[Dict[str, Any]] = None, source: str = ""):
+                 epoch_end: str = "", recorded: Optional[Dict[str, Any]] = None, source: str = "",
+                 resumed: str = ""):
         self.cfg, self.model, self.optimizer, self.scaler, self.guard = cfg, model, optimizer, scaler, guard
         self.ema = ema
         self.recorded = recorded or {}  # entries every checkpoint holds as they are (the teacher's file)
@@ -630,6 +631,7 @@ class CheckpointWriter:
         # in the run's folder: a save under its name (the best checkpoint's, resumed from) first keeps it aside,
         # untouched, since the command run again, or the user going back to it, expects what it held.
         self.source = os.path.realpath(source) if source else ""
+        self.resumed = resumed  # the checkpoint this run resumed from (another folder's, perhaps), or ""
         self.last = ""
 
     def newest(self) -> str:
@@ -687,6 +689,7 @@ class CheckpointWriter:
             where = f"epoch {epoch + 1}, step {in_epoch} of {spe}" if in_epoch else f"the end of epoch {epoch}"
             newest = self.newest()
             then = ("run again with --resume auto, which continues from that one" if newest != "none" else
+                    f"run the same command again, which continues from {self.resumed}" if self.resumed else
                     "run again (there is no checkpoint to continue from: it starts from the beginning)")
             error = ckpt_io.CheckpointError(
                 f"cannot write checkpoint {path}: {e.strerror or e}; training stopped at {where}. "
@@ -1902,7 +1905,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         every_save[ckpt_io.BN_STATISTICS_SIZE] = frozen_at
     writer = CheckpointWriter(recorded_cfg, model, optimizer, scaler, guard, steps_per_epoch, classes, out_dir,
                               dist=dist, ema=ema, samples_per_step=step_images, step_offset=step_offset,
-                              epoch_end=epoch_end, recorded=every_save, source=continued_from)
+                              epoch_end=epoch_end, recorded=every_save, source=continued_from,
+                              resumed=resumed_from)
     if cfg.save_checkpoint:
         guard.last_good = writer.newest  # named when the guard stops the run
     every = cfg.save_checkpoint_steps if cfg.save_checkpoint else 0
