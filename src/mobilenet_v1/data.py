@@ -1609,9 +1609,10 @@ def file_bytes(path: str) -> bytes:
     # on it (Samba's oplocks, an NFS server's delegations), where open() waits for the holder to let go.
     try:
         mode = os.stat(path).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         if os.path.islink(path):  # said as predict says a link given to it: not "No such file or directory"
-            raise OSError(errno.ENOENT, f"a link to nothing ({os.readlink(path)} does not exist)", path) from None
+            # The path a chain of links ends at, from here (a relative target is its link folder's).
+            raise OSError(errno.ENOENT, f"a link to nothing ({os.path.realpath(path)} does not exist)", path) from None
         raise
     if not stat.S_ISREG(mode):
         kind = "a named pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or \

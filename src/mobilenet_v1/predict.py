@@ -21,7 +21,8 @@ records in its configuration and an exported ONNX file in its metadata:
 
 Class names, first found: ``--labels FILE`` (one name per line, in label order; or the built-in lists
 ``imagenet``, ``cifar10`` and ``cifar100``); the class names the training run recorded (its class folders', synset
-folders shown with their English name; CIFAR's names file's); the built-in ImageNet names for a 1000- or 1001-class model; else the index.
+folders shown with their English name; CIFAR's names file's); the built-in ImageNet names for a 1000- or 1001-class
+ImageNet model (or one that records no data set); else the index.
 The seed's 1001-class layout has labels 0..999 from the sorted synset folders and one logit (1000)
 that no label uses: it is left out. TF-slim's layout puts "background" at 0 (``--background_class``).
 """
