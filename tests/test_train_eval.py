@@ -1060,7 +1060,7 @@ def test_own_folder_with_val_split_trains_on_the_rest_and_eval_takes_the_held_ou
         in capsys.readouterr().out
     train.run(load_config(args + ["--val_split=0.34"]))  # class_num 1001 from the imagenet2012 preset
     out = capsys.readouterr().out
-    assert "class_num 1001: dataset_path" in out and "(--class_num 3 fits it)" in out
+    assert "\nnote: class_num 1001: dataset_path" in out and "(--class_num 3 fits it)" in out
     assert "training: 12 samples, 3 steps per epoch" in out and "(6 images)" in out
     assert "evaluation reads the training images" not in out and "the seed's ImageNet rate" not in out
     base = ["eval", "--dataset=imagenet2012", f"--dataset_path={data}", f"--checkpoint_path={run_dir}",
@@ -1366,7 +1366,7 @@ def test_cifar_class_num_past_the_formats_classes_gets_the_note_image_folders_ge
             train.check_class_num(cfg, loader, evaluates=False)
         return capsys.readouterr().out
 
-    assert note(100) == (f"class_num 100: dataset_path {cifar_dir} has labels 0..3 in its .bin files, of CIFAR-10's "
+    assert note(100) == (f"note: class_num 100: dataset_path {cifar_dir} has labels 0..3 in its .bin files, of CIFAR-10's "
                          f"10 classes; the outputs past 10 are never a label (--class_num 10 fits it)\n")
     assert note(10) == "" and note(4) == ""  # the format's count, or its labels': as the files may be a subset
     assert note(11) != ""  # no background class, as ImageNet's 1001st, is allowed for

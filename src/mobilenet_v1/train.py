@@ -432,10 +432,10 @@ def check_class_num(cfg: Config, loader, evaluates: bool, eval_loader=None) -> N
                f"no image file ({', '.join(IMAGE_EXTENSIONS)}); the model has an output for "
                f"{'each' if len(empty) > 1 else 'it'} that nothing trains (remove the folder to leave it out)")
     if images and cfg.class_num > found + 1:
-        print0(f"class_num {cfg.class_num}: dataset_path {cfg.dataset_path} has {where}; the other outputs are "
+        print0(f"note: class_num {cfg.class_num}: dataset_path {cfg.dataset_path} has {where}; the other outputs are "
                f"never a label (--class_num {found} fits it)")
     if cifar and cfg.class_num > known:  # no background class to allow for, as ImageNet's 1001st
-        print0(f"class_num {cfg.class_num}: dataset_path {cfg.dataset_path} has {where}, of "
+        print0(f"note: class_num {cfg.class_num}: dataset_path {cfg.dataset_path} has {where}, of "
                f"{cifar_name(cfg.dataset)}'s {known} {'named ' if loader.classes else ''}classes; the outputs past "
                f"{known} are never a label (--class_num {known} fits it)")
     if evaluates and images and not cfg.val_split and \
