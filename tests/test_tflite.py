@@ -357,6 +357,13 @@ def test_a_class_folders_name_that_is_not_utf8_goes_into_labels_txt_as_predict_p
 
     labels = tflite_io.file_labels({"class_num": 3, "classes": ["caf\udce9", "caf\u00e9", "dog"]})
     assert labels == ["caf\\xe9", "caf\u00e9", "dog"]
+    # Outputs no class uses, as eval's confusion CSV names them: one "(no class)", several each with its index
+    # (the labels file held "(no class)" twice, where eval names "(no class 3)", "(no class 4)"; helper-262).
+    from mobilenet_v1.evaluate import class_labels
+    for count in (4, 5):
+        assert tflite_io.file_labels({"class_num": count, "classes": ["a", "b", "c"]}) == class_labels(["a", "b", "c"],
+                                                                                                        count)
+    assert tflite_io.file_labels({"class_num": 5, "classes": ["a", "b", "c"]})[3:] == ["(no class 3)", "(no class 4)"]
     with zipfile.ZipFile(io.BytesIO(tflite_io.with_labels(b"", labels))) as z:
         assert z.read("labels.txt").decode("utf-8").splitlines() == labels
 

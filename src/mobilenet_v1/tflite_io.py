@@ -327,7 +327,11 @@ def file_labels(metadata: Dict[str, Any]) -> List[str]:
         return []
     # A folder's name that is not UTF-8 (its bytes as surrogates) as predict prints it, caf\xe9: the labels file and
     # the C++ header are UTF-8 text, which could not hold it (export failed on zipfile's encoding).
-    return ["(no class)" if n is None else " ".join(shown_name(n).split()) for n in names]
+    # Outputs no class uses (a class_num above the folders' count) as eval's confusion CSV names them
+    # (evaluate.class_labels): "(no class)" where there is one, else each with its index, not one name repeated.
+    several = sum(n is None for n in names) > 1
+    return [(f"(no class {i})" if several else "(no class)") if n is None else " ".join(shown_name(n).split())
+            for i, n in enumerate(names)]
 
 
 def support_metadata(g: _Graph, metadata: Dict[str, Any], labels: Sequence[str]) -> Optional[bytes]:
