@@ -1,6 +1,7 @@
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -1085,6 +1086,11 @@ def test_own_folder_with_val_split_trains_on_the_rest_and_eval_takes_the_held_ou
     onnx = tmp_path / "own.onnx"
     assert cli.main(["export", "--ckpt_file", str(run_dir), "--file_name", str(onnx)]) == 0
     capsys.readouterr()
+    # info of the file says what its run held out, as of its checkpoint: eval of that folder takes it (helper-261).
+    for described in (str(run_dir), str(onnx)):
+        assert cli.main(["info", described]) == 0
+        assert re.search(rf"^  held out: +val_split 0\.34 of each class of {re.escape(os.path.realpath(data))}: its "
+                         rf"run's evaluation images", capsys.readouterr().out, re.M), described
     onnx_args = [a if not a.startswith("--checkpoint_path") else f"--checkpoint_path={onnx}" for a in base]
     assert cli.main(onnx_args + ["--image_size=32"]) == 0
     captured = capsys.readouterr()

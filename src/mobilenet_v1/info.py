@@ -394,6 +394,11 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
     def row(label: str, text: str) -> None:
         lines.append(f"  {label + ':':<15} {text}")
 
+    def held_out(held: Dict[str, Any]) -> None:
+        of = f" of {held['folder']}" if held["folder"] else ""
+        row("held out", f"val_split {held['val_split']:g} of each class{of}: its run's evaluation images, which eval "
+                        f"of that folder evaluates again")
+
     def names(classes: List[str]) -> str:
         # A name with a comma (a folder "leaf, green") or spaces at its ends is quoted: "Sky, leaf, green, red
         # apple" read as four classes of three.
@@ -424,6 +429,9 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
             if key not in ("quantization", "classes", "mean", "std", "held_out", "input", "pixel_format", "class_num",
                            "output"):
                 row(key, str(value))
+        held = meta.get("held_out")  # as a checkpoint's: eval of that folder finds them again (helper-261)
+        if isinstance(held, dict) and _number(held.get("val_split")) is not None and 0 < held["val_split"] < 1:
+            held_out({"val_split": held["val_split"], "folder": _text(held.get("folder"))})
         if _names(meta.get("classes")):
             row("classes", names(meta["classes"]))
         if d.get("peak_activation_bytes"):
@@ -453,10 +461,7 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
             + (" (MindSpore's plain bilinear, as the seed resized)" if seed else "")
             + ", which eval, predict and export follow")
     if d.get("held_out"):
-        held = d["held_out"]
-        of = f" of {held['folder']}" if held["folder"] else ""
-        row("held out", f"val_split {held['val_split']:g} of each class{of}: its run's evaluation images, which eval "
-                        f"of that folder evaluates again")
+        held_out(d["held_out"])
     row("classes", names(d["classes"]) if d["classes"] else "not named (indices)")
     t = d.get("training")
     if t and "epoch" in t:
