@@ -307,7 +307,7 @@ def test_a_file_one_rank_cannot_load_stops_every_rank_naming_it(monkeypatch, tmp
     cfg = load_config(TINY + ["--class_num=4", f"--resume={tmp_path / 'run'}"])
     model = train.build_model(cfg)
     ctx = context(1, [None, None])
-    monkeypatch.setattr(ctx, "broadcast_object", lambda obj: ((0, "mobilenetv1-1_3.ckpt"), None))
+    monkeypatch.setattr(ctx, "broadcast_object", lambda obj: ((0, "mobilenetv1-1_3.ckpt"), None, None))
     with pytest.raises(distributed.DistributedError) as raised:
         train.find_resume(cfg, model, torch.optim.SGD(model.parameters(), lr=0.1), 3, str(tmp_path / "run"), ctx)
     assert str(raised.value) == (f"rank 1 cannot resume from the checkpoint rank 0 chose: checkpoint "
