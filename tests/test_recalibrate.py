@@ -175,6 +175,13 @@ def test_an_image_folders_held_out_share_stays_out_and_another_folder_is_named(t
     assert cli.main(["recalibrate-bn", src, "--dataset_path", str(tmp_path / "copy"), "--batch_size", "4",
                      "--val_split", "0.2", "--out", str(tmp_path / "o.pt")]) == 0
     assert "measured on 16 training images" in capsys.readouterr().out
+    # A smaller share of the run's own folder: its statistics see images an eval of the folder scores (helper-261).
+    assert cli.main(["recalibrate-bn", src, "--dataset_path", str(root), "--batch_size", "4", "--val_split", "0",
+                     "--out", str(tmp_path / "o.pt")]) == 0
+    said = capsys.readouterr()
+    assert "measured on 20 training images" in said.out
+    assert (f"note: --val_split 0: {src}'s run held out val_split 0.2 of each class of {root} to evaluate on, so the "
+            f"statistics measured include some of those images") in said.err
 
 
 def test_bad_requests_are_refused_and_the_source_is_left_whole(tmp_path, cifar_dir, capsys):

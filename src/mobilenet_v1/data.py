@@ -1553,6 +1553,19 @@ def held_out_for(record: Any, root: str, source: str, dataset: str) -> Tuple[flo
                  f"(--val_split {share:g} holds out files of the same names)")
 
 
+def held_out_read_note(record: Any, root: str, source: str, dataset: str, asked: float, what: str) -> str:
+    """A note where ``--val_split asked``, given to a command that measures on training images (``what`` it
+    measures: quantize's activation ranges, recalibrate-bn's statistics), is smaller than the share ``source``'s
+    run held out of that same folder: the images it then reads hold some of those evaluation images, which an
+    eval of that folder (taking the run's share, as the file written records) scores afterwards; or ""."""
+    share, _ = held_out_for(record, root, source, dataset)
+    if not share or asked >= share:
+        return ""
+    return (f"--val_split {asked:g}: {source}'s run held out val_split {share:g} of each class of {root} to evaluate "
+            f"on, so {what} include some of those images, which an eval of that folder scores (--val_split {share:g} "
+            f"leaves them out)")
+
+
 def image_split(root: str, train: bool, val_split: float = 0.0) -> Tuple[str, Optional[Holdout]]:
     """The folder a split of ``--dataset_path root`` reads, and which of its images (``val_split``: both
     splits read the training folder, the evaluation split the share it holds out, training the rest)."""

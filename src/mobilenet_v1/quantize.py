@@ -29,7 +29,8 @@ from . import checkpoint as ckpt_io
 from .archive import COMPRESSED_SUFFIXES, is_archive, is_shard_pattern
 from .config import DATASETS, add_max_bad_samples_option, add_num_workers_option, bool_option, cifar_name, is_cifar
 from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, DeviceLoader, Normalisation,
-                   UnsortedImagesError, build_loader, class_folders, default_workers, held_out_for, image_split)
+                   UnsortedImagesError, build_loader, class_folders, default_workers, held_out_for, held_out_read_note,
+                   image_split)
 from .engine import ranked
 from .onnx_io import (ExecutorchModel, OnnxModel, ProgramModel, add_image_input, is_onnx_file, read_metadata,
                       strip_image_input, write_metadata,
@@ -587,8 +588,9 @@ def main(argv: Sequence[str]) -> int:
     if a.val_split is not None and is_cifar(dataset):
         raise QuantizeError(f"--val_split: a {cifar_name(dataset)} model's data set has no use for it (its "
                             f"evaluation images are a file of their own)")
-    val_split, note = (a.val_split, "") if a.val_split is not None else held_out_for(
-        fp32.metadata.get("held_out"), a.calib_data, src, dataset)
+    val_split, note = (a.val_split, held_out_read_note(fp32.metadata.get("held_out"), a.calib_data, src, dataset,
+                                                       a.val_split, "the activation ranges measured")) \
+        if a.val_split is not None else held_out_for(fp32.metadata.get("held_out"), a.calib_data, src, dataset)
     if note:
         print(f"mobilenet-v1 quantize: note: {note}", file=sys.stderr)
     if val_split:

@@ -29,7 +29,7 @@ from torch import nn
 from . import checkpoint as ckpt_io
 from .config import (DATASETS, add_device_target_option, add_max_bad_samples_option, add_normalisation_options,
                      add_num_workers_option, cifar_name, is_cifar, normalisation_keys)
-from .data import held_out_for
+from .data import held_out_for, held_out_read_note
 from .mindspore_io import (RECORDED_KEYS, average_taken, dropped_note, mindspore_warning, output_format, read_any,
                            write_checkpoint)
 from .transforms import CROP_PCT, recorded_interpolation
@@ -165,6 +165,9 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     note = ""
     if val_split is None:
         val_split, note = held_out_for(ckpt.get("held_out"), dataset_path, path, dataset)
+    else:
+        note = held_out_read_note(ckpt.get("held_out"), dataset_path, path, dataset, val_split,
+                                  "the statistics measured")
 
     norm = ckpt_io.trained_normalisation(config, dataset, path, mean, std)
     device = resolve_device(device_target)
