@@ -1707,8 +1707,10 @@ def test_quantize_leaves_out_the_share_its_run_held_out_or_the_one_val_split_say
     said = capsys.readouterr()
     assert "from 20 training images" in said.out
     assert (f"note: --val_split 0: {onnx_path}'s run held out val_split 0.2 of each class of {root} to evaluate on, so "
-            f"the activation ranges measured include some of those images, which an eval of that folder scores "
+            f"the activation ranges measured can include some of those images, which an eval of that folder scores "
             f"(--val_split 0.2 leaves them out)") in said.err
+    assert said.out.rstrip().endswith(f"--dataset_path {root}` (its figure counts images the ranges were measured on: "
+                                      f"quantize without --val_split for a clean one)")
     for bad, message in (("1", r"--val_split 1: must be in \[0, 1\)"), ("-0.1", r"--val_split -0.1: must be")):
         with pytest.raises(SystemExit):
             cli.main(base + ["--calib_data", copy, "--val_split", bad])

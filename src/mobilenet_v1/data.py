@@ -1562,8 +1562,8 @@ def held_out_read_note(record: Any, root: str, source: str, dataset: str, asked:
     if not share or asked >= share:
         return ""
     return (f"--val_split {asked:g}: {source}'s run held out val_split {share:g} of each class of {root} to evaluate "
-            f"on, so {what} include some of those images, which an eval of that folder scores (--val_split {share:g} "
-            f"leaves them out)")
+            f"on, so {what} can include some of those images, which an eval of that folder scores (--val_split "
+            f"{share:g} leaves them out)")
 
 
 def image_split(root: str, train: bool, val_split: float = 0.0) -> Tuple[str, Optional[Holdout]]:

@@ -593,6 +593,7 @@ def main(argv: Sequence[str]) -> int:
         if a.val_split is not None else held_out_for(fp32.metadata.get("held_out"), a.calib_data, src, dataset)
     if note:
         print(f"mobilenet-v1 quantize: note: {note}", file=sys.stderr)
+    read_evaluated = bool(note) and a.val_split == 0  # every image read, the run's evaluation share among them
     if val_split:
         whose = (f"--val_split {val_split:g} holds out" if a.val_split is not None else
                  f"its run held out to evaluate on (val_split {val_split:g})")
@@ -657,7 +658,10 @@ def main(argv: Sequence[str]) -> int:
            f"{check['agreement']:.2%}. Evaluation accuracy: "
            f"`mobilenet-v1 eval --checkpoint_path {shlex.quote(a.out)} --dataset {dataset} "
            f"--dataset_path {shlex.quote(a.calib_data)}"  # quoted: a name with spaces pastes as one argument
-           + (f" --val_split {a.val_split:g}" if a.val_split else "") + "`")  # the share left out here, evaluated
+           + (f" --val_split {a.val_split:g}" if a.val_split else "") + "`"  # the share left out here, evaluated
+           # --val_split 0 on the run's own folder: the file's eval takes the run's share, which calibration read.
+           + (" (its figure counts images the ranges were measured on: quantize without --val_split for a clean one)"
+              if read_evaluated else ""))
     if a.c_array is not None:
         from .tflite_io import c_array
 
