@@ -207,6 +207,16 @@ def smooth_image(h: int, w: int, seed: int) -> np.ndarray:
     return img.clip(0, 255).astype(np.uint8)
 
 
+def class_folders_of_photos(root, classes=("a", "b", "c", "d"), per_class: int = 5):
+    """A flat folder of class folders (``classes``), each with ``per_class`` small JPEGs (48x40), for a run's
+    held-out share (val_split) to be found again; returns ``root``."""
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(per_class):
+            (root / c / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(40, 48, seed=10 * ord(c) + i)))
+    return root
+
+
 @pytest.fixture
 def image_folder(tmp_path):
     """An ImageNet-style folder (train/ and validation_preprocess/, 2 classes) whose odd files are a

@@ -1671,14 +1671,10 @@ def test_quantize_leaves_out_the_share_its_run_held_out_or_the_one_val_split_say
     copy (or a .tar of it) quantize said "--val_split 0.2 holds out files of the same names", an option it did
     not take (helper-257): it does now, as eval and recalibrate-bn do, and its suggested eval holds them out too."""
     import numpy as np
-    from conftest import jpeg_bytes, smooth_image
+    from conftest import class_folders_of_photos
     from mobilenet_v1.data import held_out_record
 
-    root = tmp_path / "photos"
-    for c in ("a", "b", "c", "d"):
-        (root / c).mkdir(parents=True)
-        for i in range(5):
-            (root / c / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(40, 48, seed=10 * ord(c) + i)))
+    root = class_folders_of_photos(tmp_path / "photos")  # one image of each class's five held out at 0.2
     path = str(tmp_path / "m.ckpt")
     ckpt_io.atomic_save({"model": MobileNetV1(class_num=4, width_mult=0.25).state_dict(), "classes": list("abcd"),
                          "config": {"dataset": "imagenet2012", "image_size": 32},

@@ -146,14 +146,10 @@ def test_an_image_folders_held_out_share_stays_out_and_another_folder_is_named(t
     import shutil
 
     import numpy as np
-    from conftest import jpeg_bytes, smooth_image
+    from conftest import class_folders_of_photos
     from mobilenet_v1.data import held_out_record
 
-    root = tmp_path / "photos"
-    for c in ("a", "b", "c", "d"):
-        (root / c).mkdir(parents=True)
-        for i in range(5):
-            (root / c / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(40, 48, seed=10 * ord(c) + i)))
+    root = class_folders_of_photos(tmp_path / "photos")  # one image of each class's five held out at 0.2
     src = save(tmp_path / "m.pt")
     ckpt = ckpt_io.load_file(src)
     ckpt["config"] = {"dataset": "imagenet2012", "image_size": 32, "crop_pct": 1.0, "antialias": False}
