@@ -715,12 +715,13 @@ def test_a_checkpoint_rank_0_cannot_write_stops_every_rank_with_the_reason(cifar
     assert "epoch: 3 step:" not in r.stdout
     assert [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(run))] == ["mobilenetv1-1_6.ckpt"]
     assert ckpt_io.load_file(str(run / "mobilenetv1-1_6.ckpt"))["step"] == 6 and not ckpt_io.partial_files(str(run))
+    KEPT_APART = ("--epoch_size", "--save_checkpoint_epochs")  # given anew below
     # The best checkpoint rank 0 cannot write: every rank still saves the epoch trained (a collective, rank 0's
     # file and reason said by each), then stops.
     best = tmp_path / "best"
     r = subprocess.run(torchrun_argv("--standalone", "--nproc_per_node=2",
                                      os.path.join(ROOT, "tests", "fault_worker.py"),
-                                     *(o for o in opts[:-1] if not o.startswith(("--epoch_size", "--save_checkpoint_e"))),
+                                     *(o for o in opts[:-1] if not o.startswith(KEPT_APART)),
                                      "--epoch_size=2",
                                      "--eval_interval=1", "--save_checkpoint_epochs=5",
                                      f"--save_checkpoint_path={best}"), cwd=ROOT,
@@ -736,7 +737,7 @@ def test_a_checkpoint_rank_0_cannot_write_stops_every_rank_with_the_reason(cifar
     listed = tmp_path / "listed"
     r = subprocess.run(torchrun_argv("--standalone", "--nproc_per_node=2",
                                      os.path.join(ROOT, "tests", "fault_worker.py"),
-                                     *(o for o in opts[:-1] if not o.startswith(("--epoch_size", "--save_checkpoint_e"))),
+                                     *(o for o in opts[:-1] if not o.startswith(KEPT_APART)),
                                      "--epoch_size=2", "--eval_interval=1", "--keep_best_max=1",
                                      f"--save_checkpoint_path={listed}"), cwd=ROOT,
                        env=child_env(TOP_LIST_FAILS="1"), capture_output=True, text=True, timeout=120)

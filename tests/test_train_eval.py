@@ -1372,8 +1372,8 @@ def test_cifar_class_num_past_the_formats_classes_gets_the_note_image_folders_ge
             train.check_class_num(cfg, loader, evaluates=False)
         return capsys.readouterr().out
 
-    assert note(100) == (f"note: class_num 100: dataset_path {cifar_dir} has labels 0..3 in its .bin files, of CIFAR-10's "
-                         f"10 classes; the outputs past 10 are never a label (--class_num 10 fits it)\n")
+    assert note(100) == (f"note: class_num 100: dataset_path {cifar_dir} has labels 0..3 in its .bin files, of "
+                         f"CIFAR-10's 10 classes; the outputs past 10 are never a label (--class_num 10 fits it)\n")
     assert note(10) == "" and note(4) == ""  # the format's count, or its labels': as the files may be a subset
     assert note(11) != ""  # no background class, as ImageNet's 1001st, is allowed for
 
