@@ -2225,6 +2225,16 @@ def test_load_predictor_refuses_what_it_would_misread_and_takes_a_path_object(tm
                       ({"labels": []}, r"^labels: a list of class names must hold non-empty text only, got \[\]$")):
         with pytest.raises(ValueError, match=said):
             load_predictor(path, **bad)
+    # A whole number was a file descriptor to open(): labels=4 (a class count) read the caller's open file as
+    # the names and closed it.
+    with open(tmp_path / "notes.txt", "w+") as mine:
+        with pytest.raises(TypeError, match=rf"^labels must be a file's path, imagenet, cifar10, cifar100 or a "
+                                            rf"list of class names, got {mine.fileno()}$"):
+            load_predictor(path, labels=mine.fileno())
+        mine.write("still open")
+    names = tmp_path / "names.txt"
+    names.write_text("".join(f"class {i}\n" for i in range(10)))
+    assert load_predictor(path, labels=names).names[0] == "class 0"
     assert load_predictor(path, antialias=False).antialias is False
     # A file that records no data set takes the caller's: a name that is none of the three ("imagenet") was read
     # as CIFAR's shrink to 32x32 under ImageNet's normalisation, without a word.

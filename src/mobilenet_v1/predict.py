@@ -460,10 +460,15 @@ def guess_note(path: str, dataset: str, class_num: int, said: str, again: str) -
 
 def check_options(image_size: Any = None, crop_pct: Any = None, interpolation: Any = None,
                   device_target: str = "auto", background_class: Any = None, exif_orientation: Any = None,
-                  antialias: Any = None, dataset: Any = None) -> None:
+                  antialias: Any = None, dataset: Any = None, labels: Any = None) -> None:
     """:func:`load_predictor`'s overrides that no model runs with, refused by name before anything is loaded (a
     Python caller's as the command line's): each None or a value the command line takes; the switches True,
-    False or None."""
+    False or None; ``labels`` a file's path, a built-in list's name or a list of names."""
+    if labels is not None and not isinstance(labels, (str, os.PathLike, list, tuple)):
+        # open() takes a whole number for a file descriptor: labels=4 (a class count) read, then closed, a file
+        # the caller had open.
+        raise TypeError(f"labels must be a file's path, imagenet, cifar10, cifar100 or a list of class names, "
+                        f"got {labels!r}")
     if device_target == "Ascend":  # the seed's device, in the command line's words
         raise ValueError(ASCEND)
     if device_target not in DEVICE_TARGETS:  # anything else was taken as auto: "cpu" ran on the GPU
@@ -501,7 +506,7 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
     Runtime on the CPU, a ``.pte`` program in ExecuTorch on the CPU, a ``.pt2`` program in PyTorch on the CPU."""
     check_options(image_size=image_size, crop_pct=crop_pct, interpolation=interpolation, device_target=device_target,
                   background_class=background_class, exif_orientation=exif_orientation, antialias=antialias,
-                  dataset=dataset)
+                  dataset=dataset, labels=labels)
     ckpt_io.check_path_argument(path, "load_predictor")
     if use_ema not in (None, True, False):  # "False" is true: the average would be taken against its word
         raise TypeError(f"load_predictor: use_ema must be True, False or None, got {use_ema!r}")
