@@ -1318,6 +1318,12 @@ def test_export_atol_must_be_finite_and_not_negative(tmp_path, capsys):
     for atol in (-1e-4, float("nan"), float("inf")):  # from Python, as from the command line
         with pytest.raises(ExportError, match=rf"^atol {re.escape(f'{atol:g}')}: must be a finite number >= 0$"):
             export_checkpoint(str(tmp_path / "missing.ckpt"), str(tmp_path / "m"), atol=atol)
+    # A size given as text ("32") failed in a comparison, naming neither the option nor the value.
+    for size, said in (({"height": "32"}, "--height '32'"), ({"batch_size": 2.0}, "--batch_size 2.0"),
+                       ({"width": True}, "--width True")):
+        with pytest.raises(ExportError, match=rf"^{re.escape(said)}: must be a whole number$"):
+            export_checkpoint(ckpt, str(tmp_path / "m"), **size)
+    assert os.listdir(tmp_path) == ["m.ckpt"]
 
 
 def test_a_file_name_ending_in_the_formats_extension_in_capitals_is_written_as_named(tmp_path):

@@ -42,6 +42,7 @@ import copy
 import io
 import json
 import math
+import numbers
 import os
 import sys
 import threading
@@ -316,8 +317,11 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     ``ckpt_file_from``, ``dataset_from``: the configuration file that named ``ckpt_file`` or ``dataset`` (``config
     file F``), said where the file is not there or the data set is not the checkpoint's."""
     # None means "the default"; 0 or less is a mistake, not a request for the default.
-    bad = [f"--{name} {value}" for name, value in (("batch_size", batch_size), ("height", height), ("width", width))
-           if value is not None and value < 1]
+    sizes = (("batch_size", batch_size), ("height", height), ("width", width))
+    for name, value in sizes:  # a Python caller's "32" failed in the comparison below, naming neither
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+            raise ExportError(f"--{name} {value!r}: must be a whole number")
+    bad = [f"--{name} {value}" for name, value in sizes if value is not None and value < 1]
     if bad:
         raise ExportError(f"{', '.join(bad)}: {'each' if len(bad) > 1 else 'it'} must be at least 1")
     if atol is not None and not (math.isfinite(atol) and atol >= 0):
