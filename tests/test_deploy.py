@@ -1326,6 +1326,21 @@ def test_export_atol_must_be_finite_and_not_negative(tmp_path, capsys):
     assert os.listdir(tmp_path) == ["m.ckpt"]
 
 
+def test_loading_and_exporting_leave_the_callers_random_state_as_it_was(tmp_path):
+    """load_model built the network's initial weights (then overwritten) and export traced a batch drawn from
+    torch's global generator: a caller's seeded run drew other numbers after loading a model than without."""
+    import mobilenet_v1
+
+    ckpt = saved_checkpoint(tmp_path, MobileNetV1(class_num=4, width_mult=0.25))
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    mobilenet_v1.load_model(ckpt)
+    load_predictor(ckpt)
+    export_checkpoint(ckpt, str(tmp_path / "m"))
+    export_checkpoint(ckpt, str(tmp_path / "p"), file_format="PT2", image_input=True)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 def test_a_file_name_ending_in_the_formats_extension_in_capitals_is_written_as_named(tmp_path):
     model = MobileNetV1(class_num=4, width_mult=0.25)
     ckpt = saved_checkpoint(tmp_path, model)

@@ -175,7 +175,8 @@ def model_from_checkpoint(ckpt: Dict[str, Any], source: str, use_ema: bool = Tru
         raise ckpt_io.CheckpointError(f"checkpoint {source} is quantization-aware (train --qat True), which has no "
                                       f"features_only form: take the backbone from the float checkpoint it was "
                                       f"fine-tuned from (its --pre_trained)")
-    model = MobileNetV1(**args)
+    with torch.random.fork_rng(devices=[]):  # its initial weights are overwritten: the caller's random state kept
+        model = MobileNetV1(**args)
     try:
         ckpt_io.load_weights(model, state, source, naming=ckpt.get("naming", "ours"))
     except ckpt_io.CheckpointError as e:

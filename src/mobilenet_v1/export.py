@@ -154,7 +154,8 @@ def to_onnx(model: nn.Module, height: int, width: int, batch_size: int = 1, dyna
     if isinstance(model, MobileNetV1):
         model = fold_batchnorm(model)
     # torch.export specialises a dimension whose example size is 1, so trace a dynamic batch with 2.
-    example = torch.randn(max(batch_size, 2) if dynamic_batch else batch_size, 3, height, width)
+    example = torch.randn(max(batch_size, 2) if dynamic_batch else batch_size, 3, height, width,
+                          generator=torch.Generator().manual_seed(0))  # not the caller's random state
     kwargs: Dict[str, Any] = {}
     if dynamic_batch:
         kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch")},)
@@ -509,9 +510,10 @@ def exported_program(model: MobileNetV1, meta: Dict[str, Any], height: int, widt
         program_model = ImageInput(program_model, meta["mean"], meta["std"], pixel_format).eval()
         meta = dict(meta, input=image_input_note(pixel_format), pixel_format=pixel_format)
     channels = PIXEL_FORMATS[pixel_format][1]
+    g = torch.Generator().manual_seed(0)  # not the caller's random state
     example = (torch.randint(0, 256, (max(batch_size, 2) if dynamic_batch else batch_size, height, width, channels),
-                             dtype=torch.uint8) if image_input
-               else torch.randn(max(batch_size, 2) if dynamic_batch else batch_size, 3, height, width))
+                             dtype=torch.uint8, generator=g) if image_input
+               else torch.randn(max(batch_size, 2) if dynamic_batch else batch_size, 3, height, width, generator=g))
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # torch.export's own internals, as in to_onnx
         program = torch.export.export(program_model, (example,),
