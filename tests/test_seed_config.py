@@ -84,7 +84,8 @@ def test_values_outside_the_files_choices_are_refused(tmp_path):
     # The third document narrows what we would accept.
     f = tmp_path / "ascend_only.yaml"
     f.write_text(open(path).read().replace("device_target: ['Ascend', 'GPU', 'CPU']", "device_target: ['Ascend']"))
-    with pytest.raises(ConfigError, match=r"ascend_only\.yaml: device_target='GPU' is not one of \['Ascend'\]"):
+    with pytest.raises(ConfigError, match=r"ascend_only\.yaml: device_target='GPU' is not one of \['Ascend', "
+                                          r"'auto'\]"):
         load_config(["--config_path", str(f)])
     # A key with no meaning here still obeys the file's choices.
     with pytest.raises(ConfigError, match=r"dataset_name='mnist' is not one of \['cifar10', 'imagenet2012'\]"):
@@ -92,12 +93,14 @@ def test_values_outside_the_files_choices_are_refused(tmp_path):
     # A file whose own value breaks its choices.
     f = tmp_path / "bad.yaml"
     f.write_text(open(path).read().replace("file_format: 'MINDIR'", "file_format: 'PNG'"))
-    with pytest.raises(ConfigError, match=r"bad\.yaml: file_format='PNG' is not one of"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: file_format='PNG' is not one of \['ONNX', 'PT2', 'PTE', "
+                                          r"'TFLITE', 'AIR', 'MINDIR'\]$"):
         load_config(["--config_path", str(f)])
     # Our own addition to a seed key's choices stays accepted.
     assert load_config(["--config_path", path, "--device_target=auto"]).device_target == "auto"
-    # export's formats beyond the seed's: an ExecuTorch program was refused as a configuration's file_format.
-    for fmt in ("PT2", "PTE"):
+    # export's formats beyond the seed's: an ExecuTorch program (and a .tflite, with a seed file) was refused as a
+    # configuration's file_format.
+    for fmt in ("PT2", "PTE", "TFLITE"):
         assert load_config(["--config_path", path, f"--file_format={fmt}"]).file_format == fmt
         assert load_config([f"--file_format={fmt}"]).file_format == fmt
 

@@ -461,7 +461,7 @@ SEED_IGNORED_KEYS: Tuple[str, ...] = (
 EXPORT_KEYS: Tuple[str, ...] = ("ckpt_file", "width", "height", "file_name", "file_format")
 
 # Values we add to a seed key's choices; accepted where a seed file's choice list does not name them.
-CHOICE_EXTENSIONS: Dict[str, Tuple[Any, ...]] = {"device_target": ("auto",), "file_format": ("PT2", "PTE"),
+CHOICE_EXTENSIONS: Dict[str, Tuple[Any, ...]] = {"device_target": ("auto",), "file_format": ("PT2", "PTE", "TFLITE"),
                                                   "dataset": ("cifar100",),
                                                   "lr_decay_mode": ("exponential", "cosine_annealing")}
 
@@ -902,7 +902,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         if value not in allowed and value not in CHOICE_EXTENSIONS.get(key, ()):
             timm = key == "auto_augment" and isinstance(value, str) and value.lower().startswith("rand")
             hint = OPT_NAMES_ELSEWHERE.get(value.lower()) if key == "opt" and isinstance(value, str) else None
-            fail(key, f"{key}={value!r} is not one of {list(allowed)}" + (f"; {RAND_AUGMENT_NOTE}" if timm else "")
+            taken = list(allowed) + [v for v in CHOICE_EXTENSIONS.get(key, ()) if v not in allowed]
+            fail(key, f"{key}={value!r} is not one of {taken}" + (f"; {RAND_AUGMENT_NOTE}" if timm else "")
                  + (f"; {hint}" if hint else ""))
     for f in fields(Config):
         value = getattr(cfg, f.name)
