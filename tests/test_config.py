@@ -476,6 +476,12 @@ def test_every_key_has_a_help_line_and_help_lists_them(capsys):
     assert out.startswith("usage: mobilenet-v1 train ") and "  --padding ('same')  " in out
     assert next(line for line in out.splitlines() if line.startswith("  --padding ")).endswith(
         "; one of ['same', 'symmetric']")
+    # The defaults shown are CIFAR-10's: --dataset's own were not said; Ascend was listed as a choice, refused.
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  --")}
+    assert lines["--class_num"].endswith("; default with --dataset cifar100: 100, imagenet2012: 1001")
+    assert lines["--lr_decay_mode"].endswith("; default with --dataset imagenet2012: 'linear'")
+    assert "default with" not in lines["--label_smooth_factor"]  # ImageNet's is CIFAR-10's
+    assert lines["--device_target"].endswith("; one of ['auto', 'CPU', 'GPU']")
 
 
 def test_train_run_leaves_cudnn_autotuning_as_it_found_it(monkeypatch):

@@ -95,8 +95,8 @@ def cmd_info(argv: List[str]) -> int:
     p = argparse.ArgumentParser(prog="mobilenet-v1 info", description="Parameters and multiply-adds of a "
                                 "MobileNetV1; with FILE, what a model file holds.")
     p.add_argument("file", nargs="?", metavar="FILE",
-                   help="a checkpoint (or a run folder: its newest), MindSpore .ckpt, .safetensors, .onnx, .pte "
-                        "or .pt2 file: its network, data, training, weights and input")
+                   help="a checkpoint (or a run folder: its newest), MindSpore .ckpt, .safetensors, .onnx, .pte, "
+                        ".pt2 or .tflite file: its network, data, training, weights and input")
     p.add_argument("--width_mult", type=float, default=None, help="the paper's alpha (default 1.0)")
     p.add_argument("--image_size", type=int, default=None,
                    help="input resolution (default 224; with FILE, the size it records)")
@@ -400,10 +400,11 @@ def _help(name: str, rest: List[str], argv: List[str]) -> Optional[int]:
         print(f"mobilenet-v1: unknown command {name!r}\n\n{USAGE}", file=sys.stderr)
         return 2
     if name in ("train", "eval") and ("--help" in rest or "-h" in rest):
-        from .config import Config, CHOICES, KEY_HELP
+        from .config import Config, CHOICES, DATASET_PRESETS, KEY_HELP
         import dataclasses
         if name == "eval":
-            print("usage: mobilenet-v1 eval --checkpoint_path CKPT|RUN_DIR|F.onnx --dataset_path PATH [--json] "
+            print("usage: mobilenet-v1 eval --checkpoint_path CKPT|RUN_DIR|F.onnx|F.pte|F.pt2|F.tflite --dataset_path PATH "
+                  "[--json] "
                   "[--per_class] [--confusion_csv F] [--per_image F] [--config_path F] [--key=value ...]\n\n"
                   "  --json               print one JSON object\n"
                   "  --per_class          each class's images, top-1, precision and most frequent confusion\n"
@@ -417,7 +418,12 @@ def _help(name: str, rest: List[str], argv: List[str]) -> Optional[int]:
         else:
             print("usage: mobilenet-v1 train [--config_path F] [--key=value | --key value ...]\n\nkeys (default):")
         for f in dataclasses.fields(Config):
-            extra = f"; one of {list(CHOICES[f.name])}" if f.name in CHOICES else ""
+            # Ascend is a seed file's, refused where it is used
+            extra = f"; one of {[c for c in CHOICES[f.name] if c != 'Ascend']}" if f.name in CHOICES else ""
+            presets = [f"{name}: {values[f.name]!r}" for name, values in DATASET_PRESETS.items()
+                       if values.get(f.name, f.default) != f.default]
+            if presets:  # the defaults shown are CIFAR-10's
+                extra += f"; default with --dataset {', '.join(presets)}"
             print(f"  --{f.name} ({f.default!r})  {KEY_HELP[f.name]}{extra}")
         return 0
     return None

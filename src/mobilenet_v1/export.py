@@ -858,8 +858,9 @@ def mindspore_format_message(fmt: str, ckpt_file: Optional[str] = None) -> str:
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="mobilenet-v1 export", description=(
         "Export a checkpoint to ONNX (the seed's export.py flags) and check the file in ONNX Runtime, or to a "
-        "torch.export program (--file_format PT2) checked in PyTorch, or to an ExecuTorch program for phones "
-        "(--file_format PTE) checked in ExecuTorch."))
+        "torch.export program (--file_format PT2) checked in PyTorch, to an ExecuTorch program for phones "
+        "(--file_format PTE) checked in ExecuTorch, or to a TensorFlow Lite file (--file_format TFLITE) checked in "
+        "LiteRT."))
     p.add_argument("--ckpt_file", default=None, help="checkpoint (or a run folder: its newest)")
     p.add_argument("--file_name", default=None,
                    help="output name; .onnx (.pte, .pt2, .tflite) is appended (mobilenetv1)")
@@ -901,7 +902,7 @@ def main(argv: Sequence[str]) -> int:
                         "logits), the scores Android's Task Library and ML Kit hand an app; default: the logits")
     p.add_argument("--config_path", default=None,
                    help="a config file (the seed's too) whose export keys (ckpt_file, file_name, file_format, "
-                        "batch_size, width, height) stand in for flags not given")
+                        "batch_size, width, height) and dataset stand in for flags not given")
     # The seed's export.py takes every key of its configuration as a flag: --device_target (its default, and its
     # files', Ascend), with --device_id on a machine of several: as unrecognized arguments they failed the seed's
     # command here. The file is built and checked on the CPU whatever they say, Ascend included.
