@@ -213,6 +213,28 @@ def test_tf_slim_checkpoint_without_gamma_and_damaged_ones(tmp_path):
         load_model(str(tmp_path / "other.ckpt"))
 
 
+def test_an_output_named_as_a_tf_checkpoints_weights_file_is_refused_as_an_input(tmp_path, capsys):
+    """A TensorFlow checkpoint read is its index and its data file: convert, average and recalibrate-bn compared
+    their output with the index alone, and wrote over the data file named as the output, the input lost."""
+    prefix = tmp_path / "model.ckpt"
+    write_bundle(prefix, slim_tensors(slim_net(4)))
+    write_bundle(tmp_path / "other.ckpt", slim_tensors(slim_net(5)))
+    data = f"{prefix}.data-00000-of-00001"
+    kept = open(data, "rb").read()
+    for argv in (["convert", str(prefix), data, "--format", "pt"],
+                 ["convert", f"{prefix}.index", data, "--format", "pt"],
+                 ["average", f"{prefix}.index", str(tmp_path / "other.ckpt.index"), "--out", data, "--format", "pt"],
+                 ["recalibrate-bn", str(prefix), "--out", data, "--format", "pt", "--dataset_path", str(tmp_path),
+                  "--image_size", "32"]):
+        assert cli.main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert f"{data}: is the file this command reads (a file of the TensorFlow checkpoint " in err, (argv, err)
+        assert open(data, "rb").read() == kept
+    assert cli.main(["convert", data, f"{prefix}.index", "--format", "pt"]) == 1  # named by its data file
+    assert "is the file this command reads (a file of the TensorFlow checkpoint " in capsys.readouterr().err
+
+
+
 def test_tf_checkpoint_whose_index_is_snappy_compressed_reads_the_same(tmp_path):
     """TensorFlow before 1.2 wrote a sharded save's index Snappy-compressed (format.cc reads either): the same
     weights load from it; a compressed block that copies bytes it does not hold is refused."""

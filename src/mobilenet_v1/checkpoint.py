@@ -430,9 +430,10 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
             raise ValueError(f"{option} {path}: cannot write in {parent}: {e.strerror or e}") from None
     real = os.path.realpath(path)
     for source in reads:
-        if source and os.path.realpath(source) == real:
-            also = "" if os.path.abspath(source) == os.path.abspath(path) else f" (as {source})"
-            raise ValueError(f"{option} {path}: is the file this command reads{also}; write to another file")
+        for read, also in files_read(source) if source else ():
+            if os.path.realpath(read) == real:
+                also = also or ("" if os.path.abspath(source) == os.path.abspath(path) else f" (as {source})")
+                raise ValueError(f"{option} {path}: is the file this command reads{also}; write to another file")
     for folder in inside:
         if folder and os.path.isdir(folder) and real.startswith(os.path.join(os.path.realpath(folder), "")):
             raise ValueError(f"{option} {path}: is inside {folder}, the data this command reads; write elsewhere")
@@ -447,6 +448,21 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
         raise ValueError(f"{option} {path}: a run's checkpoint name in {os.path.dirname(path) or '.'}, which holds a "
                          f"run: the commands that look for the run's checkpoints there (eval, info, average, train "
                          f"--resume) would take it for one of them; give it another name")
+
+
+def files_read(source: str) -> List[Tuple[str, str]]:
+    """The files a read of ``source`` takes, each with how a message names it beside ``source`` ("" for itself): a
+    TensorFlow checkpoint's index and weights (``PREFIX.data-00000-of-00001``, which a path to the index leaves
+    unnamed) too."""
+    from .tf_checkpoint import DATA_NAME, bundle_prefix
+
+    files = [(source, "")]
+    prefix = bundle_prefix(source)
+    if prefix is not None:
+        bundle = [prefix + ".index"] + [f for f in sorted(glob.glob(glob.escape(prefix) + ".data-*"))
+                                        if DATA_NAME.match(f)]
+        files += [(f, f" (a file of the TensorFlow checkpoint {source})") for f in bundle if f != source]
+    return files
 
 
 def holds_training_state(path: str) -> bool:
