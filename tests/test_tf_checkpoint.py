@@ -232,7 +232,11 @@ def test_an_output_named_as_a_tf_checkpoints_weights_file_is_refused_as_an_input
         assert open(data, "rb").read() == kept
     assert cli.main(["convert", data, f"{prefix}.index", "--format", "pt"]) == 1  # named by its data file
     assert "is the file this command reads (a file of the TensorFlow checkpoint " in capsys.readouterr().err
-
+    # average takes the prefixes, as convert and eval do ("no such file or run folder")
+    assert cli.main(["average", str(prefix), str(tmp_path / "other.ckpt"), "--out", str(tmp_path / "mean.pt")]) == 0
+    capsys.readouterr()
+    mean = (load_model(str(prefix)).fc.weight.double() + load_model(str(tmp_path / "other.ckpt")).fc.weight) / 2
+    assert torch.allclose(load_model(str(tmp_path / "mean.pt")).fc.weight, mean.float())
 
 
 def test_tf_checkpoint_whose_index_is_snappy_compressed_reads_the_same(tmp_path):

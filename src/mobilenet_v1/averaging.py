@@ -13,7 +13,7 @@ import torch
 
 from . import checkpoint as ckpt_io
 from .config import is_cifar, normalisation, normalisation_text
-from .mindspore_io import mindspore_warning, output_format, read_any, write_checkpoint
+from .mindspore_io import mindspore_warning, output_format, read_any, tf_index, write_checkpoint
 
 
 def sources(paths: Sequence[str], last: int = 0, best: int = 0, use_ema: bool = True,
@@ -29,6 +29,7 @@ def sources(paths: Sequence[str], last: int = 0, best: int = 0, use_ema: bool = 
             raise ValueError(f"--{name} must be >= 0 (0: all), got {value}")
     if last and best:
         raise ValueError("--last and --best choose a run folder's checkpoints two ways: give one")
+    paths = [tf_index(os.fspath(path)) for path in paths]  # a TensorFlow checkpoint's prefix, as convert takes it
     for path in paths:  # first: "needs two checkpoints" or "give the run folder" (a misspelt one) would hide it
         ckpt_io.check_given(path, "checkpoint")
     if best and not any(os.path.isdir(p) for p in paths):
