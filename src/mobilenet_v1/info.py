@@ -114,7 +114,7 @@ def describe(path: str, image_size: Optional[int] = None) -> Dict[str, Any]:
     if not os.path.isfile(file):
         raise ckpt_io.CheckpointError(f"{path}: not a regular file")
     out: Dict[str, Any] = {"file": file, "bytes": os.path.getsize(file)}
-    if file != path:
+    if file != path and os.path.isdir(path):  # not a TensorFlow checkpoint's prefix, whose index is file
         out["newest_in"] = path
     out.update(_describe_deployed(file, image_size) if is_deployed_file(file) else
                _describe_checkpoint(file, image_size))
