@@ -165,8 +165,9 @@ def test_a_mid_epoch_file_from_before_samples_per_step_is_refused_at_another_bat
 def test_a_step_left_out_for_a_batch_of_one_still_reaches_on_step_and_stop():
     """One process, 2 batches a step: a batch that unreadable files left with one sample leaves its step
     out (BatchNorm cannot train on it), but on_step (train's save_checkpoint_steps and logs) and stop (a
-    signal) still see that step, as they do on every rank of a distributed run; its gradient norm is NaN,
-    not the step before's. The other steps train as without it."""
+    signal) still see that step, as they do on every rank of a distributed run; its gradient norm and loss are
+    NaN (recorded null), not the step before's (or 0.0 for an epoch's first). The other steps train as without
+    it."""
     cpu = torch.device("cpu")
     torch.manual_seed(0)
     start = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Linear(8, 3))
@@ -185,14 +186,16 @@ def test_a_step_left_out_for_a_batch_of_one_still_reaches_on_step_and_stop():
             return i == stop_at
 
         r = train_one_epoch(model, batches, nn.CrossEntropyLoss(), opt, make_scaler("fp32", cpu, 1.0), lrs, cpu,
-                            "fp32", on_step=lambda i, loss, lr: seen.append((i, lr, float(guard.grad_norm()))),
+                            "fp32", on_step=lambda i, loss, lr: seen.append((i, lr, float(guard.grad_norm()),
+                                                                             float(loss))),
                             guard=guard, accumulate=2, stop=stop)
         return model, r, seen, asked
 
     model, r, seen, asked = epoch(good[:2] + [good[2], one] + good[4:], [0.3, 0.2, 0.1])
-    assert [(i, lr) for i, lr, _ in seen] == [(0, 0.3), (1, 0.2), (2, 0.1)] and asked == [0, 1, 2]
-    # NaN at the step left out
+    assert [(i, lr) for i, lr, _, _ in seen] == [(0, 0.3), (1, 0.2), (2, 0.1)] and asked == [0, 1, 2]
+    # NaN at the step left out, its gradient norm and its loss
     assert seen[1][2] != seen[1][2] and seen[0][2] == seen[0][2] and seen[2][2] == seen[2][2]
+    assert seen[1][3] != seen[1][3] and seen[0][3] == seen[0][3] and seen[2][3] == seen[2][3]
     assert r.steps == 2 and r.images == 16 and r.stopped_after is None
     # The same weights as an epoch of the two good steps at their rates.
     reference, _, _, _ = epoch(good[:2] + good[4:], [0.3, 0.1])
@@ -200,4 +203,6 @@ def test_a_step_left_out_for_a_batch_of_one_still_reaches_on_step_and_stop():
         assert torch.equal(model.state_dict()[k], v), k
     # A stop asked at the step left out ends the epoch there.
     _, r, seen, asked = epoch(good[:2] + [one, good[3]] + good[4:], [0.3, 0.2, 0.1], stop_at=1)
-    assert r.stopped_after == 2 and asked == [0, 1] and [i for i, _, _ in seen] == [0, 1]
+    assert r.stopped_after == 2 and asked == [0, 1] and [i for i, _, _, _ in seen] == [0, 1]
+    _, r, seen, _ = epoch([one] + good[1:], [0.3, 0.2, 0.1])  # the epoch's first step: its loss was 0.0
+    assert seen[0][3] != seen[0][3] and r.steps == 2

@@ -214,6 +214,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
     start = time.perf_counter()
     tally = LossTally(device) if tally is None else tally
     loss = torch.zeros((), device=device)
+    left_out = torch.full((), float("nan"), device=device)  # the loss on_step sees of a step that trained nothing
     steps = images = 0
     stopped_after = None
     batches = iter(loader)
@@ -239,7 +240,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
                 if guard is not None:
                     guard.left_out()
                 if on_step is not None:
-                    on_step(i, loss, float(lrs[i]))
+                    on_step(i, left_out, float(lrs[i]))
                 i += 1
                 if stop is not None and stop(i - 1):
                     stopped_after = i
@@ -289,7 +290,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
         if stand_in:
             loss = prev
             if on_step is not None:
-                on_step(i, loss, lr)
+                on_step(i, left_out, lr)
             i += 1
             if stop is not None and stop(i - 1):
                 stopped_after = i
