@@ -63,6 +63,13 @@ def test_each_form_labels_the_flat_images_by_their_names(image_folder, tmp_path)
                 assert got_classes == (None if form == caffe and classes is None else order) and len(samples) == 6
                 named = {os.path.basename(str(p)).split(".")[0]: order[y] for p, y in samples}
                 assert named == truth
+    # Caffe's form under a header line: its "label" was read as a class, the numbers then as names (sorted as
+    # text: 10 before 2 with more classes)
+    headed = tmp_path / "headed.txt"
+    headed.write_text("image label\n" + caffe.read_text())
+    samples, got_classes = find_images(flat, None, labels_file=str(headed))
+    assert got_classes is None and {os.path.basename(str(p)).split(".")[0]: ["n01", "n02"][y]
+                                    for p, y in samples} == truth
 
 
 def test_a_flat_split_packed_under_its_name_reads_as_the_folder_it_extracts_to(image_folder, tmp_path):

@@ -1314,7 +1314,8 @@ def read_image_labels(path: str, keys: Sequence[str]) -> Tuple[List[str], List[s
       ``PredictionString``, whose second word is a number; otherwise the whole field, a name of several
       words), a first row that names no image being a header;
     - ``<image> <label>`` a line (Caffe's ``val.txt``: ``ILSVRC2012_val_00000001.JPEG 65``), most lines so and
-      naming images here (a line without its label is an error that names it);
+      naming images here (a line without its label is an error that names it), a first line that names no image
+      here nor an image file being a header;
     - ``<label>`` a line, one for each image in the order of their names (TF's
       ``imagenet_2012_validation_synset_labels.txt``); names only: a number a line is how the devkit's
       ground truth numbers the synsets, in an order of its own, and is refused.
@@ -1358,6 +1359,9 @@ def read_image_labels(path: str, keys: Sequence[str]) -> Tuple[List[str], List[s
             any(_image_key(line.split()[0]) in where for _, line in lines if len(line.split()) > 1):
         # Caffe's form by most of its lines (images named): one line that lost its label was read as TF's list,
         # each image's name taken for its label, and no message named the line (helper-251).
+        first = lines[0][1].split()[0]
+        if _image_key(first) not in where and not first.lower().endswith(IMAGE_EXTENSIONS):
+            lines = lines[1:]  # a header (`image label`): its "label" was a class, the numbers then names
         for i, line in lines:
             words = line.split()
             if len(words) < 2:
