@@ -148,6 +148,42 @@ def test_archives_that_cannot_be_read_as_a_split_are_refused_naming_them(image_f
         find_images(str(flat))
 
 
+def test_class_archives_cut_short_are_refused_naming_them(image_folder, tmp_path, capsys):
+    """ImageNet's training archive cut inside a class archive failed on a path made up of the two ("Not a
+    directory: 'x.tar/n02.tar'"), and predict stopped at it; a class archive cut short before it was packed read
+    as the images it still held, the rest lost without a word."""
+    whole = open(pack_per_class(image_folder / "train", tmp_path / "whole.tar"), "rb").read()
+    second = [m for m in tarfile.open(tmp_path / "whole.tar").getmembers() if m.name == "n02.tar"][0]
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(whole[:second.offset_data + 1100])
+    with pytest.raises(DataError, match=rf"^archive {cut}: its class archive n02.tar runs past the archive's end "
+                                        rf"\({second.offset_data + 1100} bytes\): cut short\?"):
+        find_images(str(cut))
+    assert cli.main(["data-stats", "--dataset_path", str(cut), "--dataset", "imagenet2012"]) == 1
+    assert "its class archive n02.tar runs past the archive's end" in capsys.readouterr().err
+    # A header damaged inside a class archive: named as the class archive's, at its own byte
+    inner = tarfile.open(tmp_path / "whole.tar").extractfile("n02.tar").read()
+    at = tarfile.open(fileobj=io.BytesIO(inner)).getmembers()[1].offset
+    damaged = tmp_path / "damaged.tar"
+    damaged.write_bytes(whole[:second.offset_data + at] + b"x" * 512 + whole[second.offset_data + at + 512:])
+    with pytest.raises(DataError, match=rf"^archive {damaged}: its class archive n02.tar: no tar header nor "
+                                        rf"end-of-archive block at byte {at}; cut short\?"):
+        find_images(str(damaged))
+    # A class archive cut before it was packed
+    first = tarfile.open(fileobj=io.BytesIO(inner)).getmembers()[0]
+    short = inner[:first.offset_data + first.size + 700]
+    packed = tmp_path / "packed.tar"
+    with tarfile.open(packed, "w") as outer:
+        for name, data in (("n01.tar", tarfile.open(tmp_path / "whole.tar").extractfile("n01.tar").read()),
+                           ("n02.tar", short)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            outer.addfile(info, io.BytesIO(data))
+    with pytest.raises(DataError, match=rf"^archive {packed}: its class archive n02.tar is {len(short)} bytes, not a "
+                                        rf"whole number of 512-byte blocks as a tar is: cut short\?"):
+        find_images(str(packed))
+
+
 def test_training_on_archives_gives_the_weights_and_top1_of_the_folders(image_folder, tmp_path, capsys):
     """One epoch and its evaluation, --dataset_path the folders and then train.tar + val.tar beside
     each other (no folder at all): the same weights bit for bit and the same top-1; eval reads the

@@ -126,24 +126,28 @@ def _clean(name: str) -> str:
     return kept + "/" if kept and name.endswith("/") else kept
 
 
-def _members(tf: tarfile.TarFile, path: str):
+def _members(tf: tarfile.TarFile, path: str, inner: Optional[tarfile.TarInfo] = None):
     """The archive's members one by one, none kept: a TarFile keeps every header it has read, which for
-    ImageNet's 1.28 million files would be gigabytes."""
+    ImageNet's 1.28 million files would be gigabytes. ``inner``: the member of ``path`` that ``tf`` reads (a
+    class archive inside it, whose offsets are the outer file's), which messages name and count bytes in."""
+    what = f"archive {path}" + (f": its class archive {inner.name}" if inner is not None else "")
+    start = inner.offset_data if inner is not None else 0
     while True:
         try:
             member = tf.next()
         except tarfile.TarError as e:
-            size = os.path.getsize(path)
-            where = (f"its next header is due at byte {tf.offset}, past its end ({size} bytes)" if tf.offset >= size
-                     else f"at byte {tf.offset} of its {size} bytes")
-            raise ArchiveError(f"archive {path}: its headers cannot be read ({e}): {where}; cut short? copy it again, "
+            size = inner.size if inner is not None else os.path.getsize(path)
+            at = tf.offset - start
+            where = (f"its next header is due at byte {at}, past its end ({size} bytes)" if at >= size
+                     else f"at byte {at} of its {size} bytes")
+            raise ArchiveError(f"{what}: its headers cannot be read ({e}): {where}; cut short? copy it again, "
                                f"or make it anew") from None
         tf.members = []
         if member is None:
             # tarfile ends its listing quietly at a header cut short or damaged; an archive ends with zeros.
             tf.fileobj.seek(tf.offset)
             if tf.fileobj.read(tarfile.BLOCKSIZE) != bytes(tarfile.BLOCKSIZE):
-                raise ArchiveError(f"archive {path}: no tar header nor end-of-archive block at byte {tf.offset}; "
+                raise ArchiveError(f"{what}: no tar header nor end-of-archive block at byte {tf.offset - start}; "
                                    f"cut short? copy it again, or make it anew")
             return
         yield member
@@ -290,6 +294,15 @@ def _read_again(names: Sequence[str], folder_links: Dict[str, str], root: str) -
 def _walk_class_tar(outer: tarfile.TarFile, path: str, cls: str, member: tarfile.TarInfo,
                     files: Dict[str, Tuple[int, int]], folders: Set[str], links: Dict[str, str]) -> None:
     end = member.offset_data + member.size
+    size = os.path.getsize(path)
+    if end > size:
+        raise ArchiveError(f"archive {path}: its class archive {member.name} runs past the archive's end ({size} "
+                           f"bytes): cut short? copy it again, or make it anew")
+    if member.size % tarfile.BLOCKSIZE:
+        # A tar is whole blocks: one of another size was cut short, its last images lost without a word (its
+        # listing ended at the outer archive's padding, taken for its missing end).
+        raise ArchiveError(f"archive {path}: its class archive {member.name} is {member.size} bytes, not a whole "
+                           f"number of {tarfile.BLOCKSIZE}-byte blocks as a tar is: cut short? make it anew")
     outer.fileobj.seek(member.offset_data)
     head = outer.fileobj.read(6)
     for magic, kind in COMPRESSED:
@@ -301,7 +314,7 @@ def _walk_class_tar(outer: tarfile.TarFile, path: str, cls: str, member: tarfile
         inner = tarfile.open(fileobj=outer.fileobj, mode="r:")  # its offsets are the outer file's
     except tarfile.TarError as e:
         raise ArchiveError(f"archive {path}: its class archive {member.name} is not a tar archive ({e})") from None
-    for m in _members(inner, f"{path}/{member.name}"):
+    for m in _members(inner, path, member):
         if m.offset >= end:  # a class archive without its end blocks: the next header is the outer one's
             break
         if m.offset_data + m.size > end:
