@@ -373,10 +373,21 @@ def test_ranks_given_other_values_are_told_each_key_and_paths_of_their_own_pass(
                "--checkpoint_path={}/run"]
     probe.check_options(load_config(TINY + [a.format("/b") for a in machine] + ["--num_workers=8"]))
     rank0 = distributed.Context(rank=0, world_size=2, backend="gloo")
-    monkeypatch.setattr(rank0, "gather_objects", lambda obj: [obj] * 2 if isinstance(obj, str) else [obj, sent[0]])
+    monkeypatch.setattr(rank0, "gather_objects", lambda obj: [obj] * 2 if isinstance(obj, str) else [obj, sent[-1]])
     rank0.check_options(load_config(TINY + [a.format("/a") for a in machine]))
     with pytest.raises(distributed.DistributedError, match="different options: lr_max 0.1 on rank 0, 0.05 on rank 1;"):
         rank0.check_options(load_config(TINY + [a.format("/b") for a in machine] + ["--lr_max=0.1"]))
+    # A file's path may differ, not whether one is given: rank 1's --pre_trained alone was overwritten by rank 0's
+    # initial weights without a word, --resume on one machine alone hung the job or moved its checkpoints aside.
+    probe.check_options(load_config(TINY + [a.format("/b") for a in machine] + ["--resume=/b/run/x.ckpt"]))
+    rank0.check_options(load_config(TINY + [a.format("/a") for a in machine] + ["--resume=/a/x.ckpt"]))
+    probe.check_options(load_config(TINY + [a.format("/b") for a in machine[:2]] + ["--num_workers=8",
+                                                                                      "--resume=auto"]))
+    with pytest.raises(distributed.DistributedError) as raised:
+        rank0.check_options(load_config(TINY + [a.format("/a") for a in machine]))
+    assert ("different options: checkpoint_path" not in str(raised.value)
+            and "pre_trained '(a file)' on rank 0, '' on rank 1; resume '' on rank 0, 'auto' on rank 1;"
+            in str(raised.value)), str(raised.value)
 
     onnx = tmp_path / "m.onnx"
     onnx.write_bytes(b"\x08\x07model")
@@ -1145,6 +1156,37 @@ def test_ranks_given_other_teachers_are_refused_before_training(cifar_dir, tmp_p
     assert r.returncode != 0 and "another process" not in r.stderr, r.stdout[-3000:] + r.stderr[-3000:]
     assert (f"mobilenet-v1 train (all 2 ranks): error: rank 1 cannot load the teacher: --teacher "
             f"{tmp_path / 'teacher1.ckpt'}: no such file or run folder") in r.stderr, r.stderr[-3000:]
+
+
+def test_a_machine_given_a_missing_data_path_or_resume_alone_is_named_on_every_rank(cifar_dir, tmp_path):
+    """Rank 1's data path missing: it alone said why, rank 0 that a process had ended (and, training, that
+    --resume auto would continue from a checkpoint there was none of). --resume auto on rank 1 alone: rank 0 started
+    afresh, moving the run's checkpoints aside, while rank 1 waited to be told which to resume from (a hang, or a
+    traceback)."""
+    own = tmp_path / "own.py"
+    own.write_text("import os, sys\n"
+                   "from mobilenet_v1 import cli\n"
+                   "extra = sys.argv[1:] if os.environ['RANK'] == '1' else []\n"
+                   "sys.exit(cli.main([*os.environ['ARGS'].split(), *extra]))\n")
+    cfg = load_config(TINY + ["--class_num=4"])
+    ckpt_io.atomic_save({"model": train.build_model(cfg).state_dict(), "model_args": train.model_args(cfg)},
+                        str(tmp_path / "model.ckpt"))
+    args = [*TINY, f"--dataset_path={cifar_dir}", "--class_num=4", "--batch_size=16"]
+    for command in (["train", "--epoch_size=1", f"--save_checkpoint_path={tmp_path / 'run'}"],
+                    ["eval", f"--checkpoint_path={tmp_path / 'model.ckpt'}"]):
+        r = subprocess.run(torchrun_argv("--standalone", "--nproc_per_node=2", str(own),
+                                         f"--dataset_path={tmp_path / 'nowhere'}"),
+                           cwd=ROOT, env=dict(child_env(), ARGS=" ".join(command[:1] + args + command[1:])),
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode != 0 and "another process" not in r.stderr, r.stdout[-3000:] + r.stderr[-3000:]
+        assert (f"mobilenet-v1 {command[0]} (all 2 ranks): error: rank 1 cannot read the data: dataset_path "
+                f"'{tmp_path / 'nowhere'}' does not exist") in r.stderr, r.stderr[-3000:]
+    env = dict(child_env(), ARGS=" ".join(["train", *args, "--epoch_size=1", f"--save_checkpoint_path={tmp_path}/run"]))
+    r = subprocess.run(torchrun_argv("--standalone", "--nproc_per_node=2", str(own), "--resume=auto"),
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "different options: resume '' on rank 0, 'auto' on rank 1;" in r.stderr, \
+        r.stdout[-3000:] + r.stderr[-3000:]
+    assert "epoch: 1 step:" not in r.stdout
 
 
 def test_a_continuation_whose_ranks_read_the_file_from_other_places_counts_steps_alike(cifar_dir, tmp_path):

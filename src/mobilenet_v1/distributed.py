@@ -29,6 +29,8 @@ TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"
 # reads, the loader workers its CPUs allow, and resume (a restart sets it to auto where torchrun restarted).
 PER_MACHINE_KEYS = frozenset({"dataset_path", "save_checkpoint_path", "pre_trained", "checkpoint_path", "ckpt_file",
                               "file_name", "teacher", "eval_labels", "resume", "num_workers", "device_num"})
+# Of those, the files that every machine gives or none does (resume: auto, a file or none).
+GIVEN_ALIKE_KEYS = ("pre_trained", "teacher", "eval_labels", "resume")
 
 
 class DistributedError(ValueError):
@@ -256,7 +258,14 @@ class Context:
         from .config import to_dict
 
         if self.enabled:
-            self.check_same({k: v for k, v in to_dict(cfg).items() if k not in PER_MACHINE_KEYS}, "options")
+            values = {k: v for k, v in to_dict(cfg).items() if k not in PER_MACHINE_KEYS}
+            # A file's path may differ by machine, not whether one is given: rank 1's --pre_trained alone was
+            # loaded, then overwritten by rank 0's initial weights in DDP's broadcast, without a word; --resume on
+            # one machine alone hung the job, or moved its checkpoints aside and left a traceback.
+            for key in GIVEN_ALIKE_KEYS:
+                value = getattr(cfg, key, "")
+                values[key] = value if key == "resume" and value in ("", "auto") else "(a file)" if value else ""
+            self.check_same(values, "options")
 
     def gather_objects(self, obj: Any) -> List[Any]:
         """Every rank's ``obj`` (picklable), in rank order, on every rank."""

@@ -457,9 +457,12 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     if note:
         print0(note, file=sys.stderr)
     dist.note_eval_drop_last(cfg.eval_drop_last)
-    # An image folder is labelled by the class list the model was trained on, where the file records it.
-    loader = build_loader(opts, train=False, device=device, drop_last=cfg.eval_drop_last,
-                          classes=classes if isinstance(classes, list) else None, **dist.shard())
+    # An image folder is labelled by the class list the model was trained on, where the file records it. Read on
+    # every rank together: a machine whose data path is wrong is named on every one (the others said that a
+    # process had ended).
+    loader = dist.on_every_rank(lambda: build_loader(opts, train=False, device=device, drop_last=cfg.eval_drop_last,
+                                                     classes=classes if isinstance(classes, list) else None,
+                                                     **dist.shard()), "cannot read the data")
     # A timm train.py run's model (or a file exported from it) numbered the folder's classes in natural order: the
     # images are labelled in that order, which its outputs follow.
     natural = None if classes or is_cifar(cfg.dataset) else ckpt_io.natural_order(loader.classes, class_order)

@@ -1490,30 +1490,38 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         print0(f"torchrun restart {dist.restarted}: continuing from the newest complete checkpoint in {out_dir} "
                + (f"(--resume {cfg.resume})" if cfg.resume == "auto" else
                   f"if it is further on than --resume {cfg.resume}"))
-    try:
-        loader = build_loader(data_options(cfg, device, given=given), train=True, device=device, drop_last=True,
-                              **dist.shard())
-    except UnsortedImagesError as e:  # eval's way out (--eval_labels) is not training's
-        raise e.instead(f"which training takes its labels from: a sub-folder a class "
-                        f"({os.path.join(e.root, '<class>', '*.jpg')})") from None
-    loaders.callback(loader.close)
-    # The class names the checkpoints record. An image folder's decide its labels: the eval split, a resume and
-    # a teacher must follow them. CIFAR's names file only names the numbers in its files (those past
-    # class_num name no output of this model).
-    classes = loader.classes[:cfg.class_num] if is_cifar(cfg.dataset) and loader.classes else loader.classes
+
+    def build_loaders() -> Tuple[Any, Any, Optional[List[str]]]:
+        try:
+            loader = build_loader(data_options(cfg, device, given=given), train=True, device=device, drop_last=True,
+                                  **dist.shard())
+        except UnsortedImagesError as e:  # eval's way out (--eval_labels) is not training's
+            raise e.instead(f"which training takes its labels from: a sub-folder a class "
+                            f"({os.path.join(e.root, '<class>', '*.jpg')})") from None
+        loaders.callback(loader.close)
+        # The class names the checkpoints record. An image folder's decide its labels: the eval split, a resume
+        # and a teacher must follow them. CIFAR's names file only names the numbers in its files (those past
+        # class_num name no output of this model).
+        classes = loader.classes[:cfg.class_num] if is_cifar(cfg.dataset) and loader.classes else loader.classes
+        # Built before training so that a missing eval split stops the run at once, not epochs later.
+        # An image folder's eval split takes the training split's labels (a folder of another name is an error).
+        eval_loader = (build_loader(data_options(cfg, device, train=False, given=given), train=False, device=device,
+                                    drop_last=cfg.eval_drop_last, classes=None if is_cifar(cfg.dataset) else classes,
+                                    **dist.shard())
+                       if cfg.eval_interval else None)
+        if eval_loader is not None:
+            loaders.callback(eval_loader.close)
+        return loader, eval_loader, classes
+
+    # On every rank together: a machine whose data path is wrong was named on that machine alone, the others
+    # saying a process had ended and that --resume auto would continue from a checkpoint there may not be.
+    loader, eval_loader, classes = dist.on_every_rank(build_loaders, "cannot read the data")
     labelling = None if is_cifar(cfg.dataset) else classes
-    # Built before training so that a missing eval split stops the run at once, not epochs later.
-    # An image folder's eval split takes the training split's labels (a folder of another name is an error).
-    eval_loader = (build_loader(data_options(cfg, device, train=False, given=given), train=False, device=device,
-                                drop_last=cfg.eval_drop_last, classes=labelling, **dist.shard())
-                   if cfg.eval_interval else None)
     dist.check_same(data_seen(loader, eval_loader), "data")
     for each in (loader, eval_loader):  # the limit on unreadable files is the job's: checked together
         dist.defer_bad_samples(each)
     if eval_loader is not None:
         dist.note_eval_drop_last(cfg.eval_drop_last)
-    if eval_loader is not None:
-        loaders.callback(eval_loader.close)
     check_class_num(cfg, loader, eval_loader is not None, eval_loader)
 
     def prepare_folder() -> None:
