@@ -179,8 +179,28 @@ def test_class_archives_cut_short_are_refused_naming_them(image_folder, tmp_path
             info = tarfile.TarInfo(name)
             info.size = len(data)
             outer.addfile(info, io.BytesIO(data))
-    with pytest.raises(DataError, match=rf"^archive {packed}: its class archive n02.tar is {len(short)} bytes, not a "
-                                        rf"whole number of 512-byte blocks as a tar is: cut short\?"):
+    with pytest.raises(DataError, match=rf"^archive {packed}: its class archive n02.tar ends without a tar's "
+                                        rf"end-of-archive block: cut short\?"):
+        find_images(str(packed))
+    # Cut at a block's edge (its second image's header), packed before another class archive and as the last one
+    edge = inner[:tarfile.open(fileobj=io.BytesIO(inner)).getmembers()[1].offset]
+    for order in (("n02.tar", "n01.tar"), ("n01.tar", "n02.tar")):
+        with tarfile.open(packed, "w") as outer:
+            for name in order:
+                data = edge if name == "n02.tar" else tarfile.open(tmp_path / "whole.tar").extractfile(name).read()
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                outer.addfile(info, io.BytesIO(data))
+        with pytest.raises(DataError, match=rf"^archive {packed}: its class archive n02.tar ends without a tar's "
+                                            rf"end-of-archive block: cut short\?"):
+            find_images(str(packed))
+    # A compressed one is said as such (not as cut short: its size is no whole number of blocks either)
+    with tarfile.open(packed, "w") as outer:
+        data = gzip.compress(inner)
+        info = tarfile.TarInfo("n02.tar")
+        info.size = len(data)
+        outer.addfile(info, io.BytesIO(data))
+    with pytest.raises(DataError, match=rf"^archive {packed}: its class archive n02.tar is compressed \(gzip\)"):
         find_images(str(packed))
 
 

@@ -298,30 +298,31 @@ def _walk_class_tar(outer: tarfile.TarFile, path: str, cls: str, member: tarfile
     if end > size:
         raise ArchiveError(f"archive {path}: its class archive {member.name} runs past the archive's end ({size} "
                            f"bytes): cut short? copy it again, or make it anew")
-    if member.size % tarfile.BLOCKSIZE:
-        # A tar is whole blocks: one of another size was cut short, its last images lost without a word (its
-        # listing ended at the outer archive's padding, taken for its missing end).
-        raise ArchiveError(f"archive {path}: its class archive {member.name} is {member.size} bytes, not a whole "
-                           f"number of {tarfile.BLOCKSIZE}-byte blocks as a tar is: cut short? make it anew")
     outer.fileobj.seek(member.offset_data)
     head = outer.fileobj.read(6)
     for magic, kind in COMPRESSED:
         if head.startswith(magic):
             raise ArchiveError(f"archive {path}: its class archive {member.name} is compressed ({kind}), which "
                                f"cannot be read in place; decompress it to a .tar inside the archive")
+    cut = (f"archive {path}: its class archive {member.name} ends without a tar's end-of-archive block: cut short? "
+           f"make it anew")
+    if member.size % tarfile.BLOCKSIZE:  # a tar is whole blocks
+        raise ArchiveError(cut)
     outer.fileobj.seek(member.offset_data)
     try:
         inner = tarfile.open(fileobj=outer.fileobj, mode="r:")  # its offsets are the outer file's
     except tarfile.TarError as e:
         raise ArchiveError(f"archive {path}: its class archive {member.name} is not a tar archive ({e})") from None
     for m in _members(inner, path, member):
-        if m.offset >= end:  # a class archive without its end blocks: the next header is the outer one's
-            break
+        if m.offset >= end:  # past its end, the outer archive's next header: it was cut short before it was packed,
+            raise ArchiveError(cut)  # its last images lost without a word
         if m.offset_data + m.size > end:
             raise ArchiveError(f"archive {path}: its class archive {member.name} runs past its own end")
         name = _clean(m.name).rstrip("/")
         if name and not any(part.startswith(".") for part in name.split("/")):
             _add(m, name, cls + "/", path, files, folders, links)
+    if inner.offset >= end:  # its end-of-archive block the outer archive's (the last member)
+        raise ArchiveError(cut)
     # the outer TarFile seeks back to its own next header
 
 
