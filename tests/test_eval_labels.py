@@ -66,10 +66,18 @@ def test_each_form_labels_the_flat_images_by_their_names(image_folder, tmp_path)
     # Caffe's form under a header line: its "label" was read as a class, the numbers then as names (sorted as
     # text: 10 before 2 with more classes)
     headed = tmp_path / "headed.txt"
-    headed.write_text("image label\n" + caffe.read_text())
-    samples, got_classes = find_images(flat, None, labels_file=str(headed))
-    assert got_classes is None and {os.path.basename(str(p)).split(".")[0]: ["n01", "n02"][y]
-                                    for p, y in samples} == truth
+    for header in ("image label", "ILSVRC2012_val_filename synset_number"):  # a header's words; a word over numbers
+        headed.write_text(f"{header}\n" + caffe.read_text())
+        samples, got_classes = find_images(flat, None, labels_file=str(headed))
+        assert got_classes is None and {os.path.basename(str(p)).split(".")[0]: ["n01", "n02"][y]
+                                        for p, y in samples} == truth, header
+    # A first row for an image not here, named without its extension, is a row: its class (n00, in no other row)
+    # is among the file's, which number the names.
+    named = tmp_path / "named.txt"
+    named.write_text("other_image n00\n" + "".join(f"{n} {truth[n]}\n" for n in sorted(truth)))
+    samples, got_classes = find_images(flat, None, labels_file=str(named))
+    assert got_classes == ["n00", "n01", "n02"]
+    assert {os.path.basename(str(p)).split(".")[0]: got_classes[y] for p, y in samples} == truth
 
 
 def test_a_flat_split_packed_under_its_name_reads_as_the_folder_it_extracts_to(image_folder, tmp_path):

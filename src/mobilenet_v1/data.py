@@ -1304,6 +1304,25 @@ def not_a_folder(root: str) -> DataError:
     return DataError(f"image folder {root!r} does not exist")
 
 
+# The words of a header line over Caffe's `<image> <label>` rows (`image label`, `filename class` ...)
+HEADER_WORDS = frozenset({"image", "images", "img", "file", "filename", "file_name", "name", "path", "id", "image_id",
+                          "imageid", "label", "labels", "class", "class_id", "classid", "category", "target", "synset",
+                          "y"})
+
+
+def _caffe_header(words: List[str], rest: List[List[str]], where: Set[str]) -> bool:
+    """Whether the first line's ``words`` head Caffe's `<image> <label>` rows (``rest``) rather than being one: it
+    names no image here (nor an image file), and its words are a header's, or its label is no number where every
+    other row's is. A row for an image not here stays a row: its class is one of the file's, which name the
+    classes' numbers."""
+    if len(words) < 2 or _image_key(words[0]) in where or words[0].lower().endswith(IMAGE_EXTENSIONS):
+        return False
+    if all(w.lower() in HEADER_WORDS for w in words[:2]):
+        return True
+    labels = [row[1] for row in rest if len(row) > 1]
+    return bool(labels) and all(label.isdigit() for label in labels) and not words[1].isdigit()
+
+
 def read_image_labels(path: str, keys: Sequence[str]) -> Tuple[List[str], List[str]]:
     """The label (a class name, or a class number as text) of each image, known by its ``keys``
     (:func:`_image_key`: its file's name without the extension, names in the file with or without), from
@@ -1314,8 +1333,8 @@ def read_image_labels(path: str, keys: Sequence[str]) -> Tuple[List[str], List[s
       ``PredictionString``, whose second word is a number; otherwise the whole field, a name of several
       words), a first row that names no image being a header;
     - ``<image> <label>`` a line (Caffe's ``val.txt``: ``ILSVRC2012_val_00000001.JPEG 65``), most lines so and
-      naming images here (a line without its label is an error that names it), a first line that names no image
-      here nor an image file being a header;
+      naming images here (a line without its label is an error that names it), a first line of a header's words
+      (``image label``) or a word where every other line has a number being a header (:func:`_caffe_header`);
     - ``<label>`` a line, one for each image in the order of their names (TF's
       ``imagenet_2012_validation_synset_labels.txt``); names only: a number a line is how the devkit's
       ground truth numbers the synsets, in an order of its own, and is refused.
@@ -1359,8 +1378,7 @@ def read_image_labels(path: str, keys: Sequence[str]) -> Tuple[List[str], List[s
             any(_image_key(line.split()[0]) in where for _, line in lines if len(line.split()) > 1):
         # Caffe's form by most of its lines (images named): one line that lost its label was read as TF's list,
         # each image's name taken for its label, and no message named the line (helper-251).
-        first = lines[0][1].split()[0]
-        if _image_key(first) not in where and not first.lower().endswith(IMAGE_EXTENSIONS):
+        if _caffe_header(lines[0][1].split(), [line.split() for _, line in lines[1:]], where):
             lines = lines[1:]  # a header (`image label`): its "label" was a class, the numbers then names
         for i, line in lines:
             words = line.split()
