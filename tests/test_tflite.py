@@ -805,6 +805,14 @@ def test_a_tflites_metadata_is_read_without_a_copy_of_the_file_in_memory(tmp_pat
     assert peak < os.path.getsize(path) / 4, (peak, os.path.getsize(path))
     (tmp_path / "empty.tflite").write_bytes(b"")
     assert metadata_entries(str(tmp_path / "empty.tflite")) == {}
+    # A file that cannot be mapped (a pipe) is read
+    import threading
+
+    os.mkfifo(tmp_path / "pipe.tflite")
+    writer = threading.Thread(target=lambda: (tmp_path / "pipe.tflite").write_bytes(path.read_bytes()))
+    writer.start()
+    assert metadata_entries(str(tmp_path / "pipe.tflite")) == entries
+    writer.join()
 
 
 def test_a_missing_or_foreign_tflite_or_pte_is_named_as_its_kind(tmp_path):

@@ -536,9 +536,11 @@ def metadata_entries(path: str) -> Dict[str, bytes]:
 
     with open(path, "rb") as f:
         try:  # the file's pages, not a copy: benchmark --memory counted the file twice more in a .tflite's peak
-            buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            buf: Any = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except ValueError:  # an empty file
             return {}
+        except OSError:  # one that cannot be mapped (a pipe): read
+            return _metadata_entries(f.read(), fb, table)
     try:
         return _metadata_entries(buf, fb, table)
     finally:
