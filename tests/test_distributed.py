@@ -386,7 +386,7 @@ def test_ranks_given_other_values_are_told_each_key_and_paths_of_their_own_pass(
     with pytest.raises(distributed.DistributedError) as raised:
         rank0.check_options(load_config(TINY + [a.format("/a") for a in machine]))
     assert ("different options: checkpoint_path" not in str(raised.value)
-            and "pre_trained '(a file)' on rank 0, '' on rank 1; resume '' on rank 0, 'auto' on rank 1;"
+            and "pre_trained '(a file)' on rank 0, '(none)' on rank 1; resume '(none)' on rank 0, 'auto' on rank 1;"
             in str(raised.value)), str(raised.value)
 
     onnx = tmp_path / "m.onnx"
@@ -1184,7 +1184,7 @@ def test_a_machine_given_a_missing_data_path_or_resume_alone_is_named_on_every_r
     env = dict(child_env(), ARGS=" ".join(["train", *args, "--epoch_size=1", f"--save_checkpoint_path={tmp_path}/run"]))
     r = subprocess.run(torchrun_argv("--standalone", "--nproc_per_node=2", str(own), "--resume=auto"),
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode != 0 and "different options: resume '' on rank 0, 'auto' on rank 1;" in r.stderr, \
+    assert r.returncode != 0 and "different options: resume '(none)' on rank 0, 'auto' on rank 1;" in r.stderr, \
         r.stdout[-3000:] + r.stderr[-3000:]
     assert "epoch: 1 step:" not in r.stdout
 

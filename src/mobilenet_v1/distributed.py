@@ -253,8 +253,9 @@ class Context:
             raise self.alike(DistributedError(f"the processes of this job were given different {what}: "
                                               f"{'; '.join(differ[:6])}{' ...' if len(differ) > 6 else ''}; {advice}"))
 
-    def check_options(self, cfg) -> None:
-        """:meth:`check_same` on the configuration, less what may differ by machine (:data:`PER_MACHINE_KEYS`)."""
+    def check_options(self, cfg, given_alike: Sequence[str] = GIVEN_ALIKE_KEYS) -> None:
+        """:meth:`check_same` on the configuration, less what may differ by machine (:data:`PER_MACHINE_KEYS`), but
+        whether the files ``given_alike`` (the command's among :data:`GIVEN_ALIKE_KEYS`) are given."""
         from .config import to_dict
 
         if self.enabled:
@@ -262,9 +263,9 @@ class Context:
             # A file's path may differ by machine, not whether one is given: rank 1's --pre_trained alone was
             # loaded, then overwritten by rank 0's initial weights in DDP's broadcast, without a word; --resume on
             # one machine alone hung the job, or moved its checkpoints aside and left a traceback.
-            for key in GIVEN_ALIKE_KEYS:
+            for key in given_alike:
                 value = getattr(cfg, key, "")
-                values[key] = value if key == "resume" and value in ("", "auto") else "(a file)" if value else ""
+                values[key] = "auto" if key == "resume" and value == "auto" else "(a file)" if value else "(none)"
             self.check_same(values, "options")
 
     def gather_objects(self, obj: Any) -> List[Any]:

@@ -398,7 +398,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     # checkpoint_path may differ by machine (the same storage mounted elsewhere): each rank reads rank 0's choice
     # under its own.
     path = dist.file_from_rank0(choose, "could not choose the checkpoint to evaluate", [cfg.checkpoint_path])
-    dist.check_options(cfg)
+    dist.check_options(cfg, given_alike=("eval_labels",))  # training's files are not read here
     # Which kind of file, as rank 0 reads it: a rank whose copy is missing or another kind takes the same branch,
     # where it fails named (same_model, on_every_rank), rather than waiting at a collective the others never reach.
     if reference:
