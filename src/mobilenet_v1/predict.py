@@ -464,7 +464,7 @@ def check_options(image_size: Any = None, crop_pct: Any = None, interpolation: A
     """:func:`load_predictor`'s overrides that no model runs with, refused by name before anything is loaded (a
     Python caller's as the command line's): each None or a value the command line takes; the switches True,
     False or None; ``labels`` a file's path, a built-in list's name or a list of names."""
-    if labels is not None and not isinstance(labels, (str, os.PathLike, list, tuple)):
+    if labels is not None and labels is not False and not isinstance(labels, (str, os.PathLike, list, tuple)):
         # open() takes a whole number for a file descriptor: labels=4 (a class count) read, then closed, a file
         # the caller had open.
         raise TypeError(f"labels must be a file's path, imagenet, cifar10, cifar100 or a list of class names, "
