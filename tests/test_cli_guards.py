@@ -791,3 +791,18 @@ def test_the_temporary_file_a_killed_write_left_goes_with_the_next_write_of_that
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
         assert cli.main(["convert", src, str(dst)]) == 0
     assert sorted(os.listdir(tmp_path)) == sorted(["m.ckpt", "m.pt", live.name, other.name])
+
+
+def test_a_suggested_commands_paths_paste_into_a_shell_as_one_argument_each():
+    """Paths in the commands messages suggest (recalibrate-bn's after a frozen run, export's for a quantization-aware
+    checkpoint, quantize's eval): one with a space was two arguments, one starting with a dash an option."""
+    import shlex
+
+    from mobilenet_v1.runtime import shell_path
+
+    for path in ("run é/m.ckpt", "-run/m.ckpt", "lr=0.1/it's.ckpt", "/abs/-x.ckpt", "plain.ckpt"):
+        line = f"mobilenet-v1 recalibrate-bn {shell_path(path)} --dataset_path {shell_path(path)} --out F"
+        words = shlex.split(line)
+        assert len(words) == 7 and os.path.normpath(words[2]) == os.path.normpath(path), (path, words)
+        assert not words[2].startswith("-") and not words[4].startswith("-")
+    assert shell_path("plain.ckpt") == "plain.ckpt" and shell_path("/abs/-x.ckpt") == "/abs/-x.ckpt"

@@ -300,8 +300,9 @@ def test_mindspore_formats_are_refused_with_a_way_out(tmp_path, capsys):
 
 def test_a_mindspore_format_of_a_quantization_aware_checkpoint_says_what_works(tmp_path, capsys):
     """The MINDIR/AIR advice sent a quantization-aware checkpoint to convert, which refuses it: named, the error
-    says it has no MindSpore form and what export writes of it instead."""
-    run = tmp_path / "run"
+    says it has no MindSpore form and what export writes of it instead, as a command that pastes (a folder name
+    with a space was two arguments)."""
+    run = tmp_path / "my run"
     run.mkdir()
     ckpt = str(run / "mobilenetv1-1_3.ckpt")
     torch.save({"format": ckpt_io.FORMAT, "model": MobileNetV1(4, 0.25, qat=True).state_dict(),
@@ -312,12 +313,12 @@ def test_a_mindspore_format_of_a_quantization_aware_checkpoint_says_what_works(t
         assert capsys.readouterr().err == (
             f"mobilenet-v1 export: error: --file_format MINDIR: checkpoint {ckpt} is quantization-aware (train --qat "
             f"True), and MindSpore's MINDIR of it cannot be made: 'mobilenet-v1 convert', the way to MindSpore, "
-            f"writes float models only and refuses it; its INT8 form is the ONNX file 'mobilenet-v1 export "
-            f"--ckpt_file {ckpt} --file_format ONNX' writes (a float MINDIR: convert the float checkpoint it was "
+            f"writes float models only and refuses it; its INT8 form is the ONNX file `mobilenet-v1 export "
+            f"--ckpt_file '{ckpt}' --file_format ONNX` writes (a float MINDIR: convert the float checkpoint it was "
             f"fine-tuned from, its --pre_trained)\n")
     assert cli.main(["convert", ckpt, str(tmp_path / "m.ckpt")]) == 1  # as the message says
     assert "is quantization-aware" in capsys.readouterr().err
-    assert sorted(os.listdir(tmp_path)) == ["run"]
+    assert sorted(os.listdir(tmp_path)) == ["my run"]
 
 
 def test_class_names_for_each_layout(tmp_path, capsys):

@@ -126,8 +126,8 @@ def test_fine_tuning_with_frozen_layers_and_a_resume_that_would_change_them(cifa
     train.run(load_config(common + ["--epoch_size=1", "--image_size=40", f"--pre_trained={base['checkpoint']}",
                                     "--freeze_layers=3", f"--save_checkpoint_path={tmp_path / 'at40'}"]))
     assert (f"pre_trained: note: {base['checkpoint']} has its BatchNorm statistics measured at image_size 32; this "
-            f"run trains at 40 with them frozen (freeze_layers: network.0 to network.2's): mobilenet-v1 "
-            f"recalibrate-bn {base['checkpoint']} --image_size 40 --dataset_path {cifar_dir} --out FILE measures them "
+            f"run trains at 40 with them frozen (freeze_layers: network.0 to network.2's): `mobilenet-v1 "
+            f"recalibrate-bn {base['checkpoint']} --image_size 40 --dataset_path {cifar_dir} --out FILE` measures them "
             f"at this run's size first (then --pre_trained FILE)") in capsys.readouterr().out
 
 

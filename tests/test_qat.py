@@ -775,8 +775,8 @@ def test_another_size_than_the_frozen_batchnorm_statistics_is_said_with_a_way_th
                                   + ["--image_size=24", f"--save_checkpoint_path={tmp_path / 'q'}"]))
     said = capsys.readouterr().out
     assert (f"pre_trained: note: {digits['float']} has its BatchNorm statistics measured at image_size 32; this run "
-            f"trains at 24 with them frozen (qat): mobilenet-v1 recalibrate-bn {digits['float']} --image_size 24 "
-            f"--dataset_path {digits['data']} --out FILE measures them at this run's size first (then --pre_trained "
+            f"trains at 24 with them frozen (qat): `mobilenet-v1 recalibrate-bn {digits['float']} --image_size 24 "
+            f"--dataset_path {digits['data']} --out FILE` measures them at this run's size first (then --pre_trained "
             f"FILE)" in said)
     # Its checkpoints record where the frozen statistics were measured (32), not its own 24 (helper-245): a run from
     # it at 32 has nothing to say, one at 24 says it as of the float model's.

@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import itertools
 import os
-import shlex
 import sys
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
@@ -35,7 +34,7 @@ from .engine import ranked
 from .onnx_io import (ExecutorchModel, OnnxModel, ProgramModel, add_image_input, is_onnx_file, read_metadata,
                       strip_image_input, write_metadata,
                       x86_without_vnni)
-from .runtime import plural, print0
+from .runtime import plural, print0, shell_path
 from .transforms import CROP_PCT, recorded_interpolation
 
 DEFAULT_CALIB_IMAGES = 300
@@ -656,8 +655,8 @@ def main(argv: Sequence[str]) -> int:
     print0(f"on {'that' if check['images'] == 1 else 'those'} {plural(check['images'], 'image')}: top-1 "
            f"{check['reference_top1']:.2%} fp32, {check['candidate_top1']:.2%} INT8; the two agree on "
            f"{check['agreement']:.2%}. Evaluation accuracy: "
-           f"`mobilenet-v1 eval --checkpoint_path {shlex.quote(a.out)} --dataset {dataset} "
-           f"--dataset_path {shlex.quote(a.calib_data)}"  # quoted: a name with spaces pastes as one argument
+           f"`mobilenet-v1 eval --checkpoint_path {shell_path(a.out)} --dataset {dataset} "
+           f"--dataset_path {shell_path(a.calib_data)}"  # quoted: a name with spaces pastes as one argument
            + (f" --val_split {a.val_split:g}" if a.val_split else "") + "`"  # the share left out here, evaluated
            # --val_split 0 on the run's own folder: the file's eval takes the run's share, which calibration read.
            + (" (its figure counts images the ranges were measured on: quantize without --val_split for a clean one)"

@@ -5,6 +5,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import subprocess
 import sys
 from typing import IO, Any, Iterable, Iterator, List, Optional, Sequence
@@ -160,6 +161,14 @@ def rank_label() -> str:
 # size and each distinct message with the ranks that raised it. Each machine's local rank 0 says them, the other
 # ranks nothing, so that a machine of 8 processes ends with one line, not 8 alike, and every machine's log has it.
 JOB_MESSAGES = "job_messages"
+
+
+def shell_path(path: str) -> str:
+    """``path`` as a command this tool suggests names it, to be pasted into a shell: quoted where it holds spaces
+    or other characters a shell reads, and a relative one that starts with a dash as ``./-run``, which no option
+    parser takes for an option."""
+    path = os.fspath(path)
+    return shlex.quote(os.path.join(os.curdir, path) if path.startswith("-") else path)
 
 
 def plural(count: int, noun: str, nouns: str = "", spec: str = "") -> str:

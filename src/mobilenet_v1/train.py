@@ -31,7 +31,7 @@ from .engine import autocast as engine_autocast
 from .losses import BinaryCrossEntropy, CrossEntropySmooth, Distiller, ProgramTeacher, Renormalised
 from .model import MobileNetV1, layer_specs
 from .nonfinite import NonFiniteError, NonFiniteGuard, init_momentum_buffers
-from .runtime import header, plural, print0
+from .runtime import header, plural, print0, shell_path
 from .schedules import SCHEDULE_KEYS, global_batch, lr_scale, schedule, schedule_notes, training_size, uses
 from .stopping import StopRequest, signal_name
 from .tracking import METRICS_FILE, RunLogger, read_metrics
@@ -1654,8 +1654,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 remedy = (f"recalibrate {ckpt_io.float_model_of(source)} at this size (mobilenet-v1 "
                           f"recalibrate-bn --image_size {cfg.image_size}) and fine-tune that")
             else:
-                remedy = (f"mobilenet-v1 recalibrate-bn {pre_trained} --image_size {cfg.image_size} --dataset_path "
-                          f"{cfg.dataset_path} --out FILE measures them at this run's size first (then --pre_trained "
+                remedy = (f"`mobilenet-v1 recalibrate-bn {shell_path(pre_trained)} --image_size {cfg.image_size} "
+                          f"--dataset_path {shell_path(cfg.dataset_path)} --out FILE` measures them at this run's size first (then --pre_trained "
                           f"FILE)")
             frozen = ("qat" if cfg.qat else "freeze_layers: network.0's" if cfg.freeze_layers == 1 else
                       f"freeze_layers: network.0 to network.{cfg.freeze_layers - 1}'s")
@@ -2194,7 +2194,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             else:  # the last epoch's end: trained in full
                 then = (f"training is complete, in checkpoint {last_path}"
                         + ("; --resume auto makes its evaluation, which the best checkpoint and keep_best_max judge"
-                           if owes else f"; `mobilenet-v1 eval --checkpoint_path {last_path}` evaluates it"
+                           if owes else f"; `mobilenet-v1 eval --checkpoint_path {shell_path(last_path)}` evaluates it"
                            if eval_loader else ""))
             print0(f"stopped by {signal_name(stopper.agreed)} after {stopped_at}: {then}")
         counts = guard.sync()
