@@ -1312,6 +1312,31 @@ def test_a_temporary_file_is_removed_once_its_writer_is_killed_and_never_while_i
     assert os.listdir(out.parent) == []
 
 
+def test_a_file_named_up_to_the_file_systems_limit_is_written_and_a_killed_writers_file_removed(tmp_path):
+    """The temporary file's name is the file's with 14 bytes more: an output named with 242 bytes or more (legal
+    up to 255) could not be written by any command ("File name too long", said of the file asked for). Its
+    shortened name keeps the extension the partial files' patterns look for; the next write of the file removes
+    what a killed one left."""
+    for name in ("é" * 125 + ".onnx", "x" * 255):
+        out = tmp_path / name
+        assert len(os.fsencode(name)) == 255
+        code = (f"import sys, time; sys.path.insert(0, {SRC!r}); from mobilenet_v1 import checkpoint as c\n"
+                f"with c.atomic_output({str(out)!r}) as tmp, c.work_folder(tmp) as work:\n"
+                f"    open(tmp, 'wb').write(b'half'); print(tmp, flush=True); time.sleep(60)\n")
+        writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        try:
+            tmp = writer.stdout.readline().strip()
+            assert os.path.isfile(tmp) and os.path.isdir(tmp + ".d"), tmp
+        finally:
+            writer.kill()
+            writer.wait()
+        if name.endswith(".onnx"):
+            assert ckpt_io.partial_files(str(tmp_path), ckpt_io.DEPLOYED_PARTIALS) == [tmp]
+        ckpt_io.atomic_save_text("whole", str(out))
+        assert os.listdir(tmp_path) == [name] and out.read_text() == "whole"
+        out.unlink()
+
+
 def test_a_run_continued_from_another_folder_or_a_later_epoch_keeps_the_folders_earlier_run_apart(
         cifar_dir, tmp_path, capsys, one_thread):
     """--resume FILE of another folder into a folder holding another run: that run's checkpoints before

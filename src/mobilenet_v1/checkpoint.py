@@ -139,6 +139,26 @@ def _unwound_by_sigterm():
         yield
 
 
+NAME_MAX = 255  # bytes of a file's name: Linux's file systems, macOS's and Windows' (in characters)
+
+
+def _temporary_name(path: str) -> str:
+    """``path``'s temporary files' name before mkstemp's ``.XXXXXXXX.tmp`` (and its work folder's ``.d``):
+    ``.NAME``, NAME shortened where they would pass :data:`NAME_MAX` (its start, a digest of it and its
+    extension kept, which the partial files' patterns look for): a name of 240 bytes or more, which the file
+    system takes, could not be written."""
+    name = os.path.basename(path)
+    if len(os.fsencode(f".{name}.XXXXXXXX.tmp.d")) <= NAME_MAX:
+        return "." + name
+    stem, ext = os.path.splitext(name)
+    if len(os.fsencode(ext)) > 16:
+        stem, ext = name, ""
+    head = stem
+    while len(os.fsencode(f".{head}~{'0' * 12}{ext}.XXXXXXXX.tmp.d")) > NAME_MAX:
+        head = head[:-1]
+    return f".{head}~{hashlib.sha256(os.fsencode(name)).hexdigest()[:12]}{ext}"
+
+
 @contextlib.contextmanager
 def _temporary_output(path: str):
     """:func:`atomic_output`'s temporary file, renamed over ``path`` once the block succeeds."""
@@ -148,8 +168,9 @@ def _temporary_output(path: str):
         made = _make_folders(folder)
         # The temporary file of a write of this same file that a kill -9 ended (its lock let go): never a
         # finished file, and nothing else would take it away (export and quantize remove all of their kinds').
-        remove_partial_files(folder, (glob.escape("." + os.path.basename(path)) + f".{_MKSTEMP}.tmp",), held=False)
-        fd, tmp = _locked_temporary(folder, "." + os.path.basename(path) + ".")
+        temporary = _temporary_name(path)
+        remove_partial_files(folder, (glob.escape(temporary) + f".{_MKSTEMP}.tmp",), held=False)
+        fd, tmp = _locked_temporary(folder, temporary + ".")
     except BaseException as e:  # a Ctrl-C too leaves no folder made for the file
         _remove_empty_folders(made)
         if isinstance(e, OSError):  # named for the file asked for, not the temporary one
