@@ -1319,6 +1319,13 @@ def test_export_atol_must_be_finite_and_not_negative(tmp_path, capsys):
     for atol in (-1e-4, float("nan"), float("inf")):  # from Python, as from the command line
         with pytest.raises(ExportError, match=rf"^atol {re.escape(f'{atol:g}')}: must be a finite number >= 0$"):
             export_checkpoint(str(tmp_path / "missing.ckpt"), str(tmp_path / "m"), atol=atol)
+    # One too large to make failed in torch.randn with a traceback (a config file's width: 99999999999999999999999).
+    for size, said in (({"height": 10 ** 23}, f"--height {10 ** 23}: at most 65,536 (no device holds an image "
+                                               f"larger)"),
+                       ({"batch_size": 2 ** 20 + 1}, f"--batch_size {2 ** 20 + 1}: at most 1,048,576 (no device "
+                                                     f"holds a batch of more images)")):
+        with pytest.raises(ExportError, match=rf"^{re.escape(said)}$"):
+            export_checkpoint(ckpt, str(tmp_path / "m"), **size)
     # A size given as text ("32") failed in a comparison, naming neither the option nor the value.
     for size, said in (({"height": "32"}, "--height '32'"), ({"batch_size": 2.0}, "--batch_size 2.0"),
                        ({"width": True}, "--width True")):
@@ -1384,7 +1391,8 @@ def test_export_config_file_values_are_read_as_their_keys_are(tmp_path, monkeypa
     seen.clear()
     for text, said in (("width: 32.7\n", "width must be int, got 32.7"),
                        ("batch_size: true\n", "batch_size must be int, got True"),
-                       ("file_name: [a, b]\n", "file_name must be str, got ['a', 'b']")):
+                       ("file_name: [a, b]\n", "file_name must be str, got ['a', 'b']"),
+                       ("file_fromat: TFLITE\n", "unknown key 'file_fromat'")):  # a typo went unused
         f.write_text("ckpt_file: m.ckpt\n" + text)
         assert cli.main(["export", "--config_path", str(f)]) == 1
         assert f"mobilenet-v1 export: error: config file {f}: {said}" in capsys.readouterr().err

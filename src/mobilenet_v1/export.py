@@ -283,6 +283,9 @@ def qat_difference(onnx_path: str, model: MobileNetV1, batch_sizes: Sequence[int
     return {"mean": total / count, "max": largest, "logits": size / count, "kernels_max": kernels_largest}
 
 
+MAX_EXPORT_BATCH = 2 ** 20  # images a batch of an exported file at most
+
+
 def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = None, width: Optional[int] = None,
                       batch_size: int = 1, dynamic_batch: bool = True, atol: Optional[float] = None,
                       dataset: Optional[str] = None, use_ema: bool = True, image_input: bool = False,
@@ -323,6 +326,13 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
         if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
             raise ExportError(f"--{name} {value!r}: must be a whole number")
     bad = [f"--{name} {value}" for name, value in sizes if value is not None and value < 1]
+    from .config import MAX_IMAGE_SIZE
+
+    for name, value, most in (("batch_size", batch_size, MAX_EXPORT_BATCH), ("height", height, MAX_IMAGE_SIZE),
+                              ("width", width, MAX_IMAGE_SIZE)):
+        if value is not None and value > most:  # 10**23 failed in torch.randn with a traceback
+            raise ExportError(f"--{name} {value}: at most {most:,} (no device holds "
+                              f"{'a batch of more images' if name == 'batch_size' else 'an image larger'})")
     if bad:
         raise ExportError(f"{', '.join(bad)}: {'each' if len(bad) > 1 else 'it'} must be at least 1")
     if atol is not None and not (math.isfinite(atol) and atol >= 0):
@@ -926,9 +936,12 @@ def main(argv: Sequence[str]) -> int:
     choices: Dict[str, Any] = {}
     ckpt_file_from = dataset_from = ""
     if a.config_path:
-        from .config import _field_types, coerce, read_yaml
+        from .config import _field_types, coerce, read_yaml, unknown_key
 
         values, choices = read_yaml(a.config_path)
+        for key in values:  # a key of no configuration (`file_fromat`, `widht`) went unused without a word
+            if key not in _field_types() and key not in SEED_IGNORED_KEYS:
+                raise unknown_key(key, f"config file {a.config_path}")
         ignored = {key: value for key, value in values.items() if key in SEED_IGNORED_KEYS}
         keys = ["ckpt_file", "file_name", "file_format", "batch_size", "width", "height"]
         if set(values) >= set(_field_types()):  # a run's config.yaml (train writes every key): its batch_size is
