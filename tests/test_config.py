@@ -135,6 +135,10 @@ def test_a_key_given_twice_or_values_after_a_document_break_are_refused(tmp_path
     assert yaml.safe_load(f.read_text())["run"] == {"batch_size": 8, "lr_max": 0.2}
     from mobilenet_v1.config import read_yaml
     assert read_yaml(str(f))[0]["run"] == {"batch_size": 8, "lr_max": 0.2}
+    # Keys a merge brings in are read as written as the mapping's own are: `resume: no` was the checkpoint False.
+    f.write_text("base: &b {resume: no}\nmore: &m {<<: *b, save_checkpoint_path: 007}\n<<: [*m]\nbatch_size: 8\n")
+    values = read_yaml(str(f))[0]
+    assert (values["resume"], values["save_checkpoint_path"], values["batch_size"]) == ("no", "007", 8)
 
 
 def test_the_seeds_documents_keep_their_places_and_values_past_the_first_are_refused(tmp_path):

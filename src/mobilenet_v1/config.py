@@ -816,20 +816,37 @@ class _OnceEach(yaml.SafeLoader):
 
     def construct_mapping(self, node, deep=False):
         seen: Dict[Any, int] = {}
-        types = _field_types()
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: merged, and overridden, by YAML's rule
+                self._merged_as_written(value_node)
                 continue
-            key = self.construct_object(key_node, deep=True)
+            key = self._as_written(key_node, value_node)
             line = key_node.start_mark.line + 1
             if isinstance(key, str) and key in seen:
                 raise OptionError(f"{key} is set twice, on lines {seen[key]} and {line}: keep one")
             if isinstance(key, str):
                 seen[key] = line
-                if (self.documents == 1 and types.get(key) is str and isinstance(value_node, yaml.ScalarNode)
-                        and value_node.style is None and value_node.tag in _TYPED_SCALARS):
-                    value_node.tag = "tag:yaml.org,2002:str"
         return super().construct_mapping(node, deep)
+
+    def _as_written(self, key_node, value_node) -> Any:
+        """The key of ``key_node``; its value's plain scalar taken as text where the key's value is text."""
+        key = self.construct_object(key_node, deep=True)
+        if (self.documents == 1 and isinstance(key, str) and _field_types().get(key) is str
+                and isinstance(value_node, yaml.ScalarNode) and value_node.style is None
+                and value_node.tag in _TYPED_SCALARS):
+            value_node.tag = "tag:yaml.org,2002:str"
+        return key
+
+    def _merged_as_written(self, node) -> None:
+        """:meth:`_as_written` for the mappings a merge key (``<<: *anchor``, or a list of them) brings in, which
+        YAML merges after this loader sees the mapping: `<<: {resume: no}` was the checkpoint False."""
+        for mapping in node.value if isinstance(node, yaml.SequenceNode) else [node]:
+            if isinstance(mapping, yaml.MappingNode):
+                for key_node, value_node in mapping.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        self._merged_as_written(value_node)
+                    else:
+                        self._as_written(key_node, value_node)
 
 
 def read_yaml(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
