@@ -128,6 +128,14 @@ def test_a_key_given_twice_or_values_after_a_document_break_are_refused(tmp_path
     f.write_text("batch_size: 16\n---\nsave_checkpoint_path: 007\n")  # a value there, whatever its key takes
     with pytest.raises(ConfigError, match=r"it gives save_checkpoint_path a value"):
         load_config(["--config_path", str(f)])
+    # The seed's allowed values with its help texts deleted (`---` too): they are no values to move to the first
+    f.write_text("batch_size: 16\n---\ndevice_target: [GPU, CPU]\n")
+    with pytest.raises(ConfigError, match=r"its second YAML document \(after `---`\) gives device_target lists, as the "
+                                          r"seed's allowed values do, .*: put an empty document \(a `---` line\) before "
+                                          r"the allowed values$"):
+        load_config(["--config_path", str(f)])
+    f.write_text("batch_size: 16\n---\n---\ndevice_target: [GPU, CPU]\n")  # as it says
+    assert load_config(["--config_path", str(f)]).batch_size == 16
     f.write_text("batch_size: 16\n---\nbatch_size: the number of images a step\n")  # the seed's form
     assert load_config(["--config_path", str(f)]).batch_size == 16
     # YAML's merge key is no key given twice: what it merges, the mapping's own keys override.
