@@ -158,7 +158,7 @@ def test_the_seeds_documents_keep_their_places_and_values_past_the_first_are_ref
     assert load_config(["--config_path", str(f)]).batch_size == 16
     # its allowed values still apply (they were read as help texts)
     with pytest.raises(ConfigError, match=r"^option --device_target: device_target='Ascend' is not one of \['GPU', "
-                                          r"'CPU', 'auto'\]$"):
+                                          r"'CPU', 'auto'\] \(the allowed values of config file .*c\.yaml\)$"):
         load_config(["--config_path", str(f), "--device_target", "Ascend"])
     f.write_text("batch_size: 16\n---\nbatch_size: images a step\n---\ndevice_target: [GPU]\n---\nbatch_size: 64\n")
     with pytest.raises(ConfigError, match=r"^config file .*c\.yaml: a YAML document after the seed's three \(values, "

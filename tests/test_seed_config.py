@@ -85,7 +85,15 @@ def test_values_outside_the_files_choices_are_refused(tmp_path):
     f = tmp_path / "ascend_only.yaml"
     f.write_text(open(path).read().replace("device_target: ['Ascend', 'GPU', 'CPU']", "device_target: ['Ascend']"))
     with pytest.raises(ConfigError, match=r"ascend_only\.yaml: device_target='GPU' is not one of \['Ascend', "
-                                          r"'auto'\]"):
+                                          r"'auto'\] \(the allowed values of config file .*ascend_only\.yaml\)$"):
+        load_config(["--config_path", str(f)])
+    # A default the allowed values leave out names the file that does; allowed values of no key are refused.
+    f.write_text(open(path).read() + "nesterov: [True]\n")
+    with pytest.raises(ConfigError, match=r"^the default of nesterov: nesterov=False is not one of \[True\] \(the "
+                                          r"allowed values of config file .*ascend_only\.yaml\)$"):
+        load_config(["--config_path", str(f)])
+    f.write_text(open(path).read() + "foo_bar: [1, 2]\n")
+    with pytest.raises(ConfigError, match=r"^config file .*ascend_only\.yaml: unknown key 'foo_bar'"):
         load_config(["--config_path", str(f)])
     # A key with no meaning here still obeys the file's choices.
     with pytest.raises(ConfigError, match=r"dataset_name='mnist' is not one of \['cifar10', 'imagenet2012'\]"):

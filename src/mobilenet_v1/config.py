@@ -912,13 +912,15 @@ def read_yaml(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     return values, choices
 
 
-def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str], str]) -> None:
+def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str], str], choices_from: str = "") -> None:
     """Refuse values no run can use; each message names where the value came from (``origin(key)``:
-    the option, the config file or the default)."""
+    the option, the config file or the default), and ``choices_from`` (the config file) where ``extra_choices``
+    (its allowed values) refuse it."""
     def fail(key: str, what: str) -> None:
         raise OptionError(f"{origin(key)}: {what}")
 
-    for key, allowed in list(CHOICES.items()) + list(extra_choices.items()):
+    for key, allowed, listed_by in ([(k, v, "") for k, v in CHOICES.items()]
+                                    + [(k, v, choices_from) for k, v in extra_choices.items()]):
         if not hasattr(cfg, key) or not isinstance(allowed, (list, tuple)):
             continue
         value = getattr(cfg, key)
@@ -926,8 +928,9 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
             timm = key == "auto_augment" and isinstance(value, str) and value.lower().startswith("rand")
             hint = OPT_NAMES_ELSEWHERE.get(value.lower()) if key == "opt" and isinstance(value, str) else None
             taken = list(allowed) + [v for v in CHOICE_EXTENSIONS.get(key, ()) if v not in allowed]
-            fail(key, f"{key}={value!r} is not one of {taken}" + (f"; {RAND_AUGMENT_NOTE}" if timm else "")
-                 + (f"; {hint}" if hint else ""))
+            fail(key, f"{key}={value!r} is not one of {taken}" + (f" (the allowed values of {listed_by})"
+                                                                    if listed_by else "")
+                 + (f"; {RAND_AUGMENT_NOTE}" if timm else "") + (f"; {hint}" if hint else ""))
     for f in fields(Config):
         value = getattr(cfg, f.name)
         if isinstance(value, float) and not math.isfinite(value):
@@ -1254,7 +1257,7 @@ def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] =
     overrides = [(k, v) for k, v in overrides if k != "config_path"]
     file_values, file_choices = read_yaml(config_path) if config_path else ({}, {})
     types = _field_types()
-    for key in file_values:
+    for key in [*file_values, *file_choices]:  # a key's allowed values of no key were left unused without a word
         if key not in types and key not in SEED_IGNORED_KEYS:
             raise unknown_key(key, f"config file {config_path}")
     ignored = {k: v for k, v in file_values.items() if k not in types}
@@ -1292,7 +1295,7 @@ def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] =
             return f"config file {config_path}"
         return f"the default of {key}"
 
-    _validate(cfg, file_choices, origin)
+    _validate(cfg, file_choices, origin, f"config file {config_path}")
     return cfg, Given({**{key: f"config file {config_path}" for key in file_values}, **given})
 
 
