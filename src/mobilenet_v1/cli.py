@@ -501,14 +501,19 @@ def end_by_signal(signum: int) -> int:
 
 
 class _Terminated(BaseException):
-    """A SIGTERM, raised where the main thread is so that the blocks it is in unwind."""
+    """A SIGTERM (or SIGHUP), raised where the main thread is so that the blocks it is in unwind."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 @contextlib.contextmanager
 def unwound_by_sigterm():
     """A SIGTERM inside the block (``timeout``, a scheduler) unwinds it, so that what it made (benchmark's
-    files, lr-schedule's temporary table) is removed as on Ctrl-C, then ends the process by that signal, as it
-    would have."""
+    files, lr-schedule's temporary table, a write's hidden temporary file) is removed as on Ctrl-C, then ends the
+    process by that signal, as it would have; so does a SIGHUP (the terminal closed) where it would end the
+    process outright (not under nohup, which ignores it): it left them as a kill -9 does."""
     import signal
     import threading
 
@@ -517,15 +522,19 @@ def unwound_by_sigterm():
         return
 
     def raise_terminated(signum, frame):
-        raise _Terminated()
+        raise _Terminated(signum)
 
-    before = signal.signal(signal.SIGTERM, raise_terminated)
+    before = {signal.SIGTERM: signal.signal(signal.SIGTERM, raise_terminated)}
+    hangup = getattr(signal, "SIGHUP", None)  # none on Windows
+    if hangup is not None and signal.getsignal(hangup) is signal.SIG_DFL:
+        before[hangup] = signal.signal(hangup, raise_terminated)
     try:
         yield
-    except _Terminated:
-        raise SystemExit(end_by_signal(signal.SIGTERM))
+    except _Terminated as e:
+        raise SystemExit(end_by_signal(e.signum))
     finally:
-        signal.signal(signal.SIGTERM, before)
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 ESCAPE_ERRORS = "mobilenet_v1.escape"
