@@ -811,3 +811,33 @@ def test_a_suggested_commands_paths_paste_into_a_shell_as_one_argument_each():
         assert len(words) == 7 and os.path.normpath(words[2]) == os.path.normpath(path), (path, words)
         assert not words[2].startswith("-") and not words[4].startswith("-")
     assert shell_path("plain.ckpt") == "plain.ckpt" and shell_path("/abs/-x.ckpt") == "/abs/-x.ckpt"
+
+
+_IMPORT_INTERRUPTED = r"""
+import os, signal, sys
+sys.path.insert(0, sys.argv[1])
+from mobilenet_v1 import cli
+
+
+def export(argv):  # ONNX Runtime's import, a signal landing in it: ImportError("initialization failed") from it
+    try:
+        raise cli._Terminated(signal.SIGTERM) if os.environ["SIGNAL"] == "SIGTERM" else KeyboardInterrupt()
+    except BaseException as e:
+        raise ImportError("initialization failed") from e
+
+
+cli.COMMANDS["export"] = export
+sys.argv = ["mobilenet-v1", "export"]
+sys.exit(cli.main())
+"""
+
+
+def test_a_signal_inside_an_import_ends_the_command_as_the_signal_does(tmp_path):
+    """Ctrl-C or SIGTERM while export imported ONNX Runtime (or LiteRT) came back as the import's ImportError: a
+    traceback, or "LiteRT is not installed"; it ends the command as the signal does elsewhere."""
+    import signal
+
+    for name, said in (("SIGINT", "mobilenet-v1 export: interrupted (Ctrl-C)\n"), ("SIGTERM", "")):
+        r = subprocess.run([sys.executable, "-c", _IMPORT_INTERRUPTED, SRC], capture_output=True, text=True,
+                           timeout=120, env=dict(os.environ, SIGNAL=name))
+        assert (r.returncode, r.stderr) == (-getattr(signal, name), said), (name, r.stderr)

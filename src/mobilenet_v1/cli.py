@@ -500,6 +500,19 @@ def end_by_signal(signum: int) -> int:
     return 128 + signum
 
 
+def interrupted_by(error: BaseException) -> Optional[BaseException]:
+    """The Ctrl-C or SIGTERM (:class:`_Terminated`) that ``error`` was raised from or while handling, if any: an
+    import the signal interrupted (ONNX Runtime's, LiteRT's) raises ImportError("initialization failed") from it,
+    which was a traceback, or said that the package was not installed."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, (KeyboardInterrupt, _Terminated)):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
 class _Terminated(BaseException):
     """A SIGTERM (or SIGHUP), raised where the main thread is so that the blocks it is in unwind."""
 
@@ -605,6 +618,11 @@ def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) ->
     try:
         return COMMANDS[name](rest)
     except Exception as e:  # error_line tells the input's and the machine's from a fault of the code
+        signalled = interrupted_by(e)
+        if isinstance(signalled, _Terminated):
+            return end_by_signal(signalled.signum)
+        if signalled is not None:  # main says it
+            raise signalled from None
         line = error_line(name, e)
         # A fault of the code: its traceback; a reader of the command line's output gone: main's (no error).
         if line is None or (isinstance(e, BrokenPipeError) and argv_given is None):
