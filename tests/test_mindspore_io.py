@@ -1,5 +1,6 @@
 """MindSpore interchange: .ckpt (protobuf) and .safetensors read and written, names mapped, a seed training
 run continued. MindSpore itself is not needed: the files are built with the schema of SPEC.md section 6."""
+import dataclasses
 import os
 import re
 
@@ -995,6 +996,19 @@ def test_a_timm_train_py_checkpoints_outputs_are_read_in_its_folders_natural_cla
     out = capsys.readouterr().out
     for who in ("pre_trained: ", "teacher "):
         assert f"{who}{four}: its run (timm's train.py) numbered the folder's classes in natural order" in out, who
+    # A .pt2 exported from it teaches as the checkpoint does: its outputs were taken as they came, each class
+    # taught by another's.
+    assert cli.main(["export", "--ckpt_file", four, "--file_name", str(tmp_path / "four"), "--file_format", "PT2"]) == 0
+    program = str(tmp_path / "four.pt2")
+    cfg = load_config(SMALL + ["--dataset=imagenet2012", f"--dataset_path={tmp_path / 'photos'}", "--class_num=4",
+                               "--padding=symmetric"])
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    capsys.readouterr()
+    taught = [train.build_distiller(dataclasses.replace(cfg, teacher=teacher), sorted(natural), torch.device("cpu"),
+                                    torch.contiguous_format, str(tmp_path / "out")).logits(x)
+              for teacher in (four, program)]
+    assert torch.allclose(taught[0], taught[1], atol=1e-5) and taught[0].argmax(1).tolist() == [3, 3]  # class2
+    assert f"teacher {program}: its run (timm's train.py) numbered the folder's classes" in capsys.readouterr().out
     for other in ({"dataset": "torch/image_folder"}, {"class_map": "map.txt"}):
         path = timm_file("other.pth.tar", 4, **other)
         assert ckpt_io.in_sorted_order(mindspore_io.read_any(path), sorted(natural), "x")[1] == ""

@@ -88,11 +88,13 @@ class BinaryCrossEntropy(nn.Module):
 class ProgramTeacher(nn.Module):
     """A ``torch.export`` program's module (``ExportedProgram.module()``) as a :class:`Distiller`'s teacher,
     on the run's device: such a module is in evaluation mode for good and refuses ``eval()`` and
-    ``train()``, which this takes and ignores."""
+    ``train()``, which this takes and ignores. ``order``: the program's output of each of the run's outputs, where
+    its run numbered the classes otherwise (timm's natural order of a folder's)."""
 
-    def __init__(self, program: nn.Module):
+    def __init__(self, program: nn.Module, order: Optional[torch.Tensor] = None):
         super().__init__()
         self.program = program
+        self.register_buffer("order", order, persistent=False)
         self.unevaluable = ""  # why it cannot take the run's evaluation batches, where it cannot (train's check)
 
     def train(self, mode: bool = True) -> "ProgramTeacher":
@@ -100,7 +102,8 @@ class ProgramTeacher(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.program(x)
+        out = self.program(x)
+        return out if self.order is None or not isinstance(out, torch.Tensor) else out[:, self.order]
 
 
 class Renormalised(nn.Module):

@@ -333,7 +333,16 @@ def program_teacher(cfg: Config, path: str, classes: Optional[List[str]], device
         raise ConfigError(f"teacher {path}: was exported in training mode ({', '.join(training)} act on each batch "
                           f"and BatchNorm's statistics would move): call model.eval() before torch.export.export")
     check_teacher_classes(path, meta.get("classes"), classes)
-    teacher = ProgramTeacher(program.on_device(device)).to(memory_format=memory_format).requires_grad_(False)
+    # Exported from a timm train.py run's checkpoint: its outputs follow the folder's classes in natural order, which
+    # a checkpoint teacher's classifier is put out of (ckpt_io.in_sorted_order); the program's were taken as they
+    # came, the student taught each class by another's output.
+    natural = None if meta.get("classes") else ckpt_io.natural_order(classes, meta.get(ckpt_io.CLASS_ORDER))
+    order = None
+    if natural is not None and cfg.class_num >= len(natural):
+        order = torch.tensor([natural.index(name) for name in classes] + list(range(len(natural), cfg.class_num)),
+                             device=device)
+        print0("teacher " + ckpt_io.natural_order_line(path, natural, classes, "its outputs are taken in this order"))
+    teacher = ProgramTeacher(program.on_device(device), order).to(memory_format=memory_format).requires_grad_(False)
     precision = resolve_precision(cfg.precision, device)
 
     def answer(n: int, size: int) -> Any:
