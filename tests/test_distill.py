@@ -329,6 +329,19 @@ def test_a_program_of_ours_trained_at_another_size_is_named_as_its_checkpoint_is
     assert "trained at image_size" not in capsys.readouterr().out
 
 
+def test_another_networks_weights_as_a_teacher_are_named_with_the_way_such_a_one_teaches(cifar_dir, tmp_path):
+    """A state dict of another network (timm's resnet18) given to --teacher was "checkpoint F does not fit this model
+    (missing ...)", naming neither the option nor the way another network teaches (a .pt2 program)."""
+    other = torch.nn.Module()
+    other.conv1, other.bn1, other.fc = torch.nn.Conv2d(3, 8, 7), torch.nn.BatchNorm2d(8), torch.nn.Linear(8, 10)
+    torch.save(other.state_dict(), tmp_path / "resnet.bin")
+    cfg = load_config(SMALL + [f"--dataset_path={cifar_dir}", f"--teacher={tmp_path / 'resnet.bin'}"])
+    with pytest.raises(ConfigError, match=rf"^teacher {re.escape(str(tmp_path / 'resnet.bin'))}: its weights are no "
+                                          rf"MobileNetV1's \(checkpoint .* does not fit this model .*\); a teacher of "
+                                          rf"another network is given as a torch.export .pt2 program"):
+        train.build_distiller(cfg, None, torch.device("cpu"), torch.contiguous_format, str(tmp_path / "out"))
+
+
 def test_an_onnx_or_executorch_teacher_is_refused_saying_what_teaches(tmp_path):
     onnx = tmp_path / "model.onnx"
     onnx.write_bytes(b"\x08\x07junk")  # an ONNX ModelProto's first bytes: ir_version 7
