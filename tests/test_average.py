@@ -156,7 +156,7 @@ def test_the_command_names_what_it_averaged(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"wrote {tmp_path / 'm.safetensors'}: safetensors, ")
     assert "the mean of 2 checkpoints: a.pt, b.pt" in out
-    assert "1 of them hold a weight average (--ema_decay)" in out
+    assert "1 of them holds a weight average (--ema_decay)" in out
     assert cli.main(["average", a, b, "--last", "3", "--out", str(tmp_path / "m.pt")]) == 0
     assert "note: --last 3: there are 2 checkpoints, all of them averaged" in capsys.readouterr().err
     assert cli.main(["average", a, b, "--last", "2", "--out", str(tmp_path / "m.pt")]) == 0

@@ -315,7 +315,7 @@ def cmd_average(argv: List[str]) -> int:
     print(f"wrote {a.out}: {written}, {out['tensors']} tensors (MobileNetV1 width_mult {out['width_mult']:g}, "
           f"{out['class_num']} classes), the mean of {len(out['sources'])} checkpoints: {names}")
     if out["ema"]:
-        print(f"{out['ema']} of them hold a weight average (--ema_decay): that is what was averaged from them "
+        print(f"{out['ema']} of them {'holds' if out['ema'] == 1 else 'hold'} a weight average (--ema_decay): that is what was averaged from them "
               f"(--use_ema False for their trained weights)")
     if a.last > len(out["sources"]):
         print(f"mobilenet-v1 average: note: --last {a.last}: there are {len(out['sources'])} checkpoints, all of "
