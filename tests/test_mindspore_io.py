@@ -9,7 +9,7 @@ import torch
 
 from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import cli, engine, load_model, mindspore_io, train
-from mobilenet_v1.config import load_config
+from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.model import MobileNetV1
 
 SRC = os.path.join(os.path.dirname(__file__), "..", "src", "mobilenet_v1")
@@ -1009,6 +1009,11 @@ def test_a_timm_train_py_checkpoints_outputs_are_read_in_its_folders_natural_cla
               for teacher in (four, program)]
     assert torch.allclose(taught[0], taught[1], atol=1e-5) and taught[0].argmax(1).tolist() == [3, 3]  # class2
     assert f"teacher {program}: its run (timm's train.py) numbered the folder's classes" in capsys.readouterr().out
+    # One of another count than the run's classes is refused as before (the reorder had cut 6 outputs to 4)
+    assert cli.main(["export", "--ckpt_file", six, "--file_name", str(tmp_path / "six"), "--file_format", "PT2"]) == 0
+    with pytest.raises(ConfigError, match=r"answers a batch of \d+ image\(s\) with shape \(\d+, 6\), this run needs"):
+        train.build_distiller(dataclasses.replace(cfg, teacher=str(tmp_path / "six.pt2")), sorted(natural),
+                              torch.device("cpu"), torch.contiguous_format, str(tmp_path / "out"))
     for other in ({"dataset": "torch/image_folder"}, {"class_map": "map.txt"}):
         path = timm_file("other.pth.tar", 4, **other)
         assert ckpt_io.in_sorted_order(mindspore_io.read_any(path), sorted(natural), "x")[1] == ""
