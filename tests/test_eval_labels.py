@@ -78,6 +78,11 @@ def test_each_form_labels_the_flat_images_by_their_names(image_folder, tmp_path)
     samples, got_classes = find_images(flat, None, labels_file=str(named))
     assert got_classes == ["n00", "n01", "n02"]
     assert {os.path.basename(str(p)).split(".")[0]: got_classes[y] for p, y in samples} == truth
+    # A header over names, of a header's words however written: not a class of its own
+    for header in ("image_name class_name", "ImageName Label", "filename synset"):
+        named.write_text(f"{header}\n" + "".join(f"{n} {truth[n]}\n" for n in sorted(truth)))
+        samples, got_classes = find_images(flat, None, labels_file=str(named))
+        assert got_classes == ["n01", "n02"], header
 
 
 def test_a_flat_split_packed_under_its_name_reads_as_the_folder_it_extracts_to(image_folder, tmp_path):

@@ -1304,10 +1304,18 @@ def not_a_folder(root: str) -> DataError:
     return DataError(f"image folder {root!r} does not exist")
 
 
-# The words of a header line over Caffe's `<image> <label>` rows (`image label`, `filename class` ...)
-HEADER_WORDS = frozenset({"image", "images", "img", "file", "filename", "file_name", "name", "path", "id", "image_id",
-                          "imageid", "label", "labels", "class", "class_id", "classid", "category", "target", "synset",
-                          "y"})
+# The words a header line over Caffe's `<image> <label>` rows is made of (`image label`, `filename class`,
+# `image_name class_name`, `ImageName Label`: split at `_`, `-` and a capital)
+HEADER_WORDS = frozenset({"image", "images", "img", "file", "filename", "name", "path", "id", "label", "labels", "class",
+                          "category", "target", "synset", "wnid", "y", "number", "num", "index", "idx", "ground",
+                          "truth", "gt"})
+
+
+def _header_word(text: str) -> bool:
+    """Whether ``text`` is made of :data:`HEADER_WORDS` alone (``image_name``, ``ImageName``, ``class-id``)."""
+    parts = re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", text)
+    return bool(parts) and "".join(parts) == re.sub(r"[_\-]", "", text) and all(
+        p.lower() in HEADER_WORDS for p in parts)
 
 
 def _caffe_header(words: List[str], rest: List[List[str]], where: Set[str]) -> bool:
@@ -1317,7 +1325,7 @@ def _caffe_header(words: List[str], rest: List[List[str]], where: Set[str]) -> b
     classes' numbers."""
     if len(words) < 2 or _image_key(words[0]) in where or words[0].lower().endswith(IMAGE_EXTENSIONS):
         return False
-    if all(w.lower() in HEADER_WORDS for w in words[:2]):
+    if all(_header_word(w) for w in words[:2]):
         return True
     labels = [row[1] for row in rest if len(row) > 1]
     return bool(labels) and all(label.isdigit() for label in labels) and not words[1].isdigit()
