@@ -134,6 +134,9 @@ def test_a_key_given_twice_or_values_after_a_document_break_are_refused(tmp_path
                                           r"seed's allowed values do, .*: put an empty document \(a `---` line\) before "
                                           r"the allowed values$"):
         load_config(["--config_path", str(f)])
+    f.write_text("batch_size: 16\n---\n1: [a, b]\n")  # a key that is no text: said, not a traceback
+    with pytest.raises(ConfigError, match=r"its second YAML document \(after `---`\) gives 1 lists"):
+        load_config(["--config_path", str(f)])
     f.write_text("batch_size: 16\n---\n---\ndevice_target: [GPU, CPU]\n")  # as it says
     assert load_config(["--config_path", str(f)]).batch_size == 16
     f.write_text("batch_size: 16\n---\nbatch_size: the number of images a step\n")  # the seed's form

@@ -889,9 +889,10 @@ def read_yaml(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     if given and all(isinstance(helps[k], list) for k in given) and len(docs) == 2:
         # The seed's allowed values with its help texts deleted, `---` and all: told to move them to the first
         # document, which would have made them the keys' values.
-        raise OptionError(f"config file {path}: its second YAML document (after `---`) gives {', '.join(given[:4])} "
-                          f"lists, as the seed's allowed values do, but the seed's second document is its help texts "
-                          f"(a line of text a key): put an empty document (a `---` line) before the allowed values")
+        raise OptionError(f"config file {path}: its second YAML document (after `---`) gives "
+                          f"{', '.join(map(str, given[:4]))} lists, as the seed's allowed values do, but the seed's "
+                          f"second document is its help texts (a line of text a key): put an empty document (a `---` "
+                          f"line) before the allowed values")
     if given:  # a second document of values (after a `---`) would be read as help texts, and left unused
         raise OptionError(f"config file {path}: its second YAML document (after `---`) is read as the seed's help "
                           f"texts (a line of text a key), and it gives {', '.join(map(str, given[:4]))} a value: put "
