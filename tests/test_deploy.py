@@ -1392,7 +1392,8 @@ def test_export_config_file_values_are_read_as_their_keys_are(tmp_path, monkeypa
     for text, said in (("width: 32.7\n", "width must be int, got 32.7"),
                        ("batch_size: true\n", "batch_size must be int, got True"),
                        ("file_name: [a, b]\n", "file_name must be str, got ['a', 'b']"),
-                       ("file_fromat: TFLITE\n", "unknown key 'file_fromat'")):  # a typo went unused
+                       ("file_fromat: TFLITE\n", "unknown key 'file_fromat'"),  # a typo went unused
+                       ("---\n---\nfile_fromat: [ONNX]\n", "unknown key 'file_fromat'")):  # as train refuses it
         f.write_text("ckpt_file: m.ckpt\n" + text)
         assert cli.main(["export", "--config_path", str(f)]) == 1
         assert f"mobilenet-v1 export: error: config file {f}: {said}" in capsys.readouterr().err

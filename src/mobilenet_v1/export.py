@@ -939,7 +939,7 @@ def main(argv: Sequence[str]) -> int:
         from .config import _field_types, coerce, read_yaml, unknown_key
 
         values, choices = read_yaml(a.config_path)
-        for key in values:  # a key of no configuration (`file_fromat`, `widht`) went unused without a word
+        for key in [*values, *choices]:  # a key of no configuration (`file_fromat`, `widht`) went unused
             if key not in _field_types() and key not in SEED_IGNORED_KEYS:
                 raise unknown_key(key, f"config file {a.config_path}")
         ignored = {key: value for key, value in values.items() if key in SEED_IGNORED_KEYS}
