@@ -1313,7 +1313,7 @@ def test_a_temporary_file_is_removed_once_its_writer_is_killed_and_never_while_i
 
 
 def test_a_file_named_up_to_the_file_systems_limit_is_written_and_a_killed_writers_file_removed(tmp_path):
-    """The temporary file's name is the file's with 14 bytes more: an output named with 242 bytes or more (legal
+    """The temporary file's name is the file's with 14 bytes more: an output named with 240 bytes or more (legal
     up to 255) could not be written by any command ("File name too long", said of the file asked for). Its
     shortened name keeps the extension the partial files' patterns look for; the next write of the file removes
     what a killed one left."""

@@ -264,9 +264,10 @@ def checkpoint_teacher(cfg: Config, path: str, classes: Optional[List[str]]) -> 
     except ckpt_io.CheckpointError as e:
         if "does not fit this model" not in str(e) and "not a MobileNetV1 state dict" not in str(e):
             raise
-        # Another network's weights (timm's resnet18): named as the teacher, with the way such a one teaches.
-        raise ConfigError(f"teacher {path}: its weights are no MobileNetV1's ({e}); a teacher of another network is "
-                          f"given as a torch.export .pt2 program (README: Distilling into a smaller model)") from None
+        # Another network's weights (timm's resnet18), or a damaged file of ours: named as the teacher, with the
+        # way another network teaches.
+        raise ConfigError(f"teacher {e}; a teacher of another network than MobileNetV1 is given as a torch.export "
+                          f".pt2 program (README: Distilling into a smaller model)") from None
     if args["class_num"] != cfg.class_num:
         raise ConfigError(f"teacher {path}: it has {args['class_num']} outputs, this run's class_num is "
                           f"{cfg.class_num}; a teacher must score the same classes")
