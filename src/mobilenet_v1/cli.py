@@ -315,8 +315,8 @@ def cmd_average(argv: List[str]) -> int:
     print(f"wrote {a.out}: {written}, {out['tensors']} tensors (MobileNetV1 width_mult {out['width_mult']:g}, "
           f"{out['class_num']} classes), the mean of {len(out['sources'])} checkpoints: {names}")
     if out["ema"]:
-        print(f"{out['ema']} of them {'holds' if out['ema'] == 1 else 'hold'} a weight average (--ema_decay): that is what was averaged from them "
-              f"(--use_ema False for their trained weights)")
+        print(f"{out['ema']} of them {'holds' if out['ema'] == 1 else 'hold'} a weight average (--ema_decay): that "
+              f"is what was averaged from them (--use_ema False for their trained weights)")
     if a.last > len(out["sources"]):
         print(f"mobilenet-v1 average: note: --last {a.last}: there are {len(out['sources'])} checkpoints, all of "
               f"them averaged", file=sys.stderr)
@@ -403,8 +403,8 @@ def _help(name: str, rest: List[str], argv: List[str]) -> Optional[int]:
         from .config import Config, CHOICES, DATASET_PRESETS, KEY_HELP
         import dataclasses
         if name == "eval":
-            print("usage: mobilenet-v1 eval --checkpoint_path CKPT|RUN_DIR|F.onnx|F.pte|F.pt2|F.tflite --dataset_path PATH "
-                  "[--json] "
+            print("usage: mobilenet-v1 eval --checkpoint_path CKPT|RUN_DIR|F.onnx|F.pte|F.pt2|F.tflite "
+                  "--dataset_path PATH [--json] "
                   "[--per_class] [--confusion_csv F] [--per_image F] [--config_path F] [--key=value ...]\n\n"
                   "  --json               print one JSON object\n"
                   "  --per_class          each class's images, top-1, precision and most frequent confusion\n"

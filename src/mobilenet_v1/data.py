@@ -1306,9 +1306,9 @@ def not_a_folder(root: str) -> DataError:
 
 # The words a header line over Caffe's `<image> <label>` rows is made of (`image label`, `filename class`,
 # `image_name class_name`, `ImageName Label`: split at `_`, `-` and a capital)
-HEADER_WORDS = frozenset({"image", "images", "img", "file", "filename", "name", "path", "id", "label", "labels", "class",
-                          "category", "target", "synset", "wnid", "y", "number", "num", "index", "idx", "ground",
-                          "truth", "gt"})
+HEADER_WORDS = frozenset({"image", "images", "img", "file", "filename", "name", "path", "id", "label", "labels",
+                          "class", "category", "target", "synset", "wnid", "y", "number", "num", "index", "idx",
+                          "ground", "truth", "gt"})
 
 
 def _header_word(text: str) -> bool:
