@@ -173,33 +173,29 @@ def test_class_archives_cut_short_are_refused_naming_them(image_folder, tmp_path
     first = tarfile.open(fileobj=io.BytesIO(inner)).getmembers()[0]
     short = inner[:first.offset_data + first.size + 700]
     packed = tmp_path / "packed.tar"
-    with tarfile.open(packed, "w") as outer:
-        for name, data in (("n01.tar", tarfile.open(tmp_path / "whole.tar").extractfile("n01.tar").read()),
-                           ("n02.tar", short)):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            outer.addfile(info, io.BytesIO(data))
+
+    def pack_members(members):
+        """``packed``: a tar of these (name, bytes) members."""
+        with tarfile.open(packed, "w") as outer:
+            for name, data in members:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                outer.addfile(info, io.BytesIO(data))
+
+    pack_members([("n01.tar", tarfile.open(tmp_path / "whole.tar").extractfile("n01.tar").read()), ("n02.tar", short)])
     with pytest.raises(DataError, match=rf"^archive {packed}: its class archive n02.tar ends without a tar's "
                                         rf"end-of-archive block: cut short\?"):
         find_images(str(packed))
     # Cut at a block's edge (its second image's header), packed before another class archive and as the last one
     edge = inner[:tarfile.open(fileobj=io.BytesIO(inner)).getmembers()[1].offset]
     for order in (("n02.tar", "n01.tar"), ("n01.tar", "n02.tar")):
-        with tarfile.open(packed, "w") as outer:
-            for name in order:
-                data = edge if name == "n02.tar" else tarfile.open(tmp_path / "whole.tar").extractfile(name).read()
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                outer.addfile(info, io.BytesIO(data))
+        whole_of = tarfile.open(tmp_path / "whole.tar").extractfile
+        pack_members([(name, edge if name == "n02.tar" else whole_of(name).read()) for name in order])
         with pytest.raises(DataError, match=rf"^archive {packed}: its class archive n02.tar ends without a tar's "
                                             rf"end-of-archive block: cut short\?"):
             find_images(str(packed))
     # A compressed one is said as such (not as cut short: its size is no whole number of blocks either)
-    with tarfile.open(packed, "w") as outer:
-        data = gzip.compress(inner)
-        info = tarfile.TarInfo("n02.tar")
-        info.size = len(data)
-        outer.addfile(info, io.BytesIO(data))
+    pack_members([("n02.tar", gzip.compress(inner))])
     with pytest.raises(DataError, match=rf"^archive {packed}: its class archive n02.tar is compressed \(gzip\)"):
         find_images(str(packed))
 

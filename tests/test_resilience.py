@@ -1289,17 +1289,22 @@ def test_a_second_train_run_while_one_is_under_way_in_the_process_is_refused(cif
     assert os.path.isfile(after["checkpoint"])
 
 
+def writing(out):
+    """A process in the middle of atomic_output's write of ``out`` (its work folder made), and its temporary file."""
+    code = (f"import sys, time; sys.path.insert(0, {SRC!r}); from mobilenet_v1 import checkpoint as c\n"
+            f"with c.atomic_output({str(out)!r}) as tmp, c.work_folder(tmp) as work:\n"
+            f"    open(tmp, 'wb').write(b'half'); print(tmp, flush=True); time.sleep(60)\n")
+    writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    return writer, writer.stdout.readline().strip()
+
+
 def test_a_temporary_file_is_removed_once_its_writer_is_killed_and_never_while_it_lives(tmp_path):
     """atomic_output's temporary file (and the work folder beside it) is locked while its process writes it: the
     next export or quantize into the folder (remove_partial_files without a run's lock) leaves it while that
     process lives, and removes both once a kill -9 ended it. A folder it made stays while the file is in it."""
     out = tmp_path / "new" / "m.onnx"
-    code = (f"import sys, time; sys.path.insert(0, {SRC!r}); from mobilenet_v1 import checkpoint as c\n"
-            f"with c.atomic_output({str(out)!r}) as tmp, c.work_folder(tmp) as work:\n"
-            f"    open(tmp, 'wb').write(b'half'); print(tmp, flush=True); time.sleep(60)\n")
-    writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    writer, tmp = writing(out)
     try:
-        tmp = writer.stdout.readline().strip()
         assert os.path.dirname(tmp) == str(out.parent) and os.path.isdir(tmp + ".d"), tmp
         for held in (False, True):
             assert ckpt_io.remove_partial_files(str(out.parent), ckpt_io.DEPLOYED_PARTIALS, held=held) == []
@@ -1320,12 +1325,8 @@ def test_a_file_named_up_to_the_file_systems_limit_is_written_and_a_killed_write
     for name in ("é" * 125 + ".onnx", "x" * 255):
         out = tmp_path / name
         assert len(os.fsencode(name)) == 255
-        code = (f"import sys, time; sys.path.insert(0, {SRC!r}); from mobilenet_v1 import checkpoint as c\n"
-                f"with c.atomic_output({str(out)!r}) as tmp, c.work_folder(tmp) as work:\n"
-                f"    open(tmp, 'wb').write(b'half'); print(tmp, flush=True); time.sleep(60)\n")
-        writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        writer, tmp = writing(out)
         try:
-            tmp = writer.stdout.readline().strip()
             assert os.path.isfile(tmp) and os.path.isdir(tmp + ".d"), tmp
         finally:
             writer.kill()
