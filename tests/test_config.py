@@ -130,9 +130,9 @@ def test_a_key_given_twice_or_values_after_a_document_break_are_refused(tmp_path
         load_config(["--config_path", str(f)])
     # The seed's allowed values with its help texts deleted (`---` too): they are no values to move to the first
     f.write_text("batch_size: 16\n---\ndevice_target: [GPU, CPU]\n")
-    with pytest.raises(ConfigError, match=r"its second YAML document \(after `---`\) gives device_target lists, as the "
-                                          r"seed's allowed values do, .*: put an empty document \(a `---` line\) before "
-                                          r"the allowed values$"):
+    with pytest.raises(ConfigError, match=r"its second YAML document \(after `---`\) gives device_target lists, as "
+                                          r"the seed's allowed values do, .*: put an empty document \(a `---` line\) "
+                                          r"before the allowed values$"):
         load_config(["--config_path", str(f)])
     f.write_text("batch_size: 16\n---\n1: [a, b]\n")  # a key that is no text: said, not a traceback
     with pytest.raises(ConfigError, match=r"its second YAML document \(after `---`\) gives 1 lists"):

@@ -512,8 +512,8 @@ def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="mobilenet-v1 benchmark", description=(
         "How fast model files run here: a checkpoint in PyTorch, .onnx in ONNX Runtime, .pte in ExecuTorch, .pt2 "
         "in PyTorch, .tflite in LiteRT, timed in one process, in turns, so that their figures compare. With "
-        "--width_mult, files of MobileNetV1 at those widths and --image_size sizes are made first (random weights), to choose a "
-        "network for a device before training it."))
+        "--width_mult, files of MobileNetV1 at those widths and --image_size sizes are made first (random "
+        "weights), to choose a network for a device before training it."))
     p.add_argument("files", nargs="*", metavar="FILE",
                    help="checkpoints (or run folders: the newest), .onnx, .pte, .pt2 or .tflite files")
     p.add_argument("--width_mult", default=None, metavar="A[,B...]",

@@ -855,8 +855,8 @@ def mindspore_format_message(fmt: str, ckpt_file: Optional[str] = None) -> str:
         return (f"--file_format {fmt}: checkpoint {qat} is quantization-aware (train --qat True), and MindSpore's "
                 f"{fmt} of it cannot be made: 'mobilenet-v1 convert', the way to MindSpore, writes float models "
                 f"only and refuses it; its INT8 form is the ONNX file `mobilenet-v1 export --ckpt_file "
-                f"{shell_path(qat)} --file_format ONNX` writes (a float {fmt}: convert the float checkpoint it was fine-tuned from, "
-                f"its --pre_trained)")
+                f"{shell_path(qat)} --file_format ONNX` writes (a float {fmt}: convert the float checkpoint it was "
+                f"fine-tuned from, its --pre_trained)")
     return (f"--file_format {fmt}: {fmt} files are MindSpore's own format and only MindSpore can write "
             f"them. To deploy with MindSpore, write a MindSpore checkpoint with "
             f"'mobilenet-v1 convert MODEL.ckpt mindspore.ckpt' and run the seed's "

@@ -492,7 +492,8 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--calib_images", type=int, default=DEFAULT_CALIB_IMAGES,
                    help=f"training images for the activation ranges (default {DEFAULT_CALIB_IMAGES}; for a file "
                         f"exported with --static_batch, rounded up to whole batches)")
-    p.add_argument("--per_tensor", action="store_true", help="one weight scale per tensor, not per channel (ONNX and .pt2 only)")
+    p.add_argument("--per_tensor", action="store_true",
+                   help="one weight scale per tensor, not per channel (ONNX and .pt2 only)")
     p.add_argument("--reduce_range", action="store_true",
                    help="7-bit weights, for x86 CPUs without VNNI where ONNX Runtime's u8 x s8 products can saturate "
                         "(ONNX only)")

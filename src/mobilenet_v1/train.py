@@ -1672,8 +1672,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                           f"recalibrate-bn --image_size {cfg.image_size}) and fine-tune that")
             else:
                 remedy = (f"`mobilenet-v1 recalibrate-bn {shell_path(pre_trained)} --image_size {cfg.image_size} "
-                          f"--dataset_path {shell_path(cfg.dataset_path)} --out FILE` measures them at this run's size first (then --pre_trained "
-                          f"FILE)")
+                          f"--dataset_path {shell_path(cfg.dataset_path)} --out FILE` measures them at this run's size "
+                          f"first (then --pre_trained FILE)")
             frozen = ("qat" if cfg.qat else "freeze_layers: network.0's" if cfg.freeze_layers == 1 else
                       f"freeze_layers: network.0 to network.{cfg.freeze_layers - 1}'s")
             say_pre_trained(f"pre_trained: note: {pre_trained} has its BatchNorm statistics measured at image_size "
