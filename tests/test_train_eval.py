@@ -662,8 +662,9 @@ def test_tied_outputs_rank_the_lower_class_first_in_every_path(tmp_path, capsys)
 def test_an_image_whose_outputs_are_not_finite_is_a_miss_in_every_count():
     """NaN outputs rank no class: topk ranked NaN first, so an all-NaN row's top 5 were classes 8, 6, 7, 5, 9 (on
     the CPU) and half of a 10-class data set's images counted as top-5 hits. Such an image is a miss in eval's
-    counts, has no top-1 (-1) in its per-image row, is in no cell of the confusion matrix, and neither a hit
-    nor an agreement in quantize's comparison."""
+    counts, has no top-1 (-1) in its per-image row, is in no cell of the confusion matrix but counted among its
+    class's images (--per_class left it out, its class's top-1 too high; the CSV's rows add up to the images with
+    a column of them), and neither a hit nor an agreement in quantize's comparison."""
     from mobilenet_v1.engine import evaluate
     from mobilenet_v1.quantize import compare_top1
 
@@ -674,6 +675,18 @@ def test_an_image_whose_outputs_are_not_finite_is_a_miss_in_every_count():
     res = evaluate(torch.nn.Identity(), [(x, y)], torch.device("cpu"), confusion_classes=10, per_sample=True)
     assert (res["top_1_correct"], res["top_5_correct"], res["nonfinite"], res["total"]) == (0, 0, 4, 4)
     assert res["samples"]["top1"].tolist() == [-1] * 4 and int(res["confusion"].sum()) == 0
+    assert res["unpredicted"].tolist() == [1, 0, 0, 0, 0, 1, 0, 0, 2, 0]
+    from mobilenet_v1 import evaluate as evaluate_module
+
+    names = [f"c{i}" for i in range(10)]
+    rows = {r["class"]: r for r in evaluate_module.per_class(res["confusion"], names, res["unpredicted"])}
+    assert (rows["c8"]["images"], rows["c8"]["top_1"], rows["c0"]["images"]) == (2, 0.0, 1)
+    table = evaluate_module.confusion_csv(res["confusion"], names, res["unpredicted"]).splitlines()
+    assert table[0].endswith(",(outputs not finite)") and table[9] == "c8,0,0,0,0,0,0,0,0,0,0,2"
+    finite = evaluate(torch.nn.Identity(), [(torch.eye(10)[:2], torch.tensor([0, 1]))], torch.device("cpu"),
+                      confusion_classes=10)
+    assert "(outputs not finite)" not in evaluate_module.confusion_csv(finite["confusion"], names,
+                                                                       finite["unpredicted"])
     assert compare_top1(torch.nn.Identity(), torch.nn.Identity(), [(x, y)]) == {
         "images": 4, "reference_top1": 0.0, "candidate_top1": 0.0, "agreement": 0.0}
 

@@ -406,7 +406,8 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
     correct5 = torch.zeros((), dtype=torch.long, device=device)
     nonfinite = torch.zeros((), dtype=torch.long, device=device)  # counted on the device, read at the end
     c = confusion_classes
-    pairs = torch.zeros(c * c + 1, dtype=torch.long, device=device) if c else None  # +1: labels past c
+    # (label, top-1) pairs, then each label's images with no top-1 (outputs not finite), then labels past c
+    pairs = torch.zeros(c * c + c + 1, dtype=torch.long, device=device) if c else None
     total = 0
     for x, y in (() if stop is not None and stop() else loader):
         if y.shape[0] == 0:  # every file of the batch was unreadable (skipped and counted by the loader)
@@ -436,14 +437,15 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
             if logits.shape[1] != c:
                 raise ValueError(f"evaluate: the model has {logits.shape[1]} outputs, not confusion_classes {c}")
             y, first = y.to(device).long(), first.to(device)
-            index = torch.where((y < c) & (first >= 0), y * c + first, c * c)
+            index = torch.where(y < c, torch.where(first >= 0, y * c + first, c * c + y), c * c + c)
             pairs.scatter_add_(0, index, torch.ones_like(index))  # not bincount, which reads its max back
         if stop is not None and stop():
             break
     result: Dict[str, Any] = {"top_1_correct": int(correct1), "top_5_correct": int(correct5), "total": total,
                               "nonfinite": int(nonfinite)}
     if pairs is not None:
-        result["confusion"] = pairs[:-1].reshape(c, c).cpu()
+        result["confusion"] = pairs[:c * c].reshape(c, c).cpu()
+        result["unpredicted"] = pairs[c * c:c * c + c].cpu()
     if per_sample:
         table = torch.cat(rows).cpu() if rows else torch.zeros((0, 4), dtype=torch.float64)
         result["samples"] = {"label": table[:, 0].long(), "top1": table[:, 1].long(),

@@ -90,14 +90,17 @@ def class_labels(classes: Optional[Sequence[str]], n: int) -> List[str]:
     return names[:n] + (["(no class)"] if len(unused) == 1 else [f"(no class {i})" for i in unused])
 
 
-def per_class(confusion: Any, names: Sequence[str]) -> List[Dict[str, Any]]:
+def per_class(confusion: Any, names: Sequence[str], unpredicted: Any = None) -> List[Dict[str, Any]]:
     """Each class that has eval images or was predicted, in class order: its images, top-1 (the share
     of its images ranked first), precision (the share of its top-1 predictions that were right, None
-    if never predicted) and the class its images were most often taken for (None if never wrong)."""
+    if never predicted) and the class its images were most often taken for (None if never wrong).
+    ``unpredicted``: each class's images whose outputs were not finite (no top-1, a miss), counted among its
+    images (the matrix's rows leave them out)."""
     rows = []
     for i in range(confusion.shape[0]):
-        row, images, predicted, right = confusion[i], int(confusion[i].sum()), int(confusion[:, i].sum()), \
-            int(confusion[i, i])
+        missed = int(unpredicted[i]) if unpredicted is not None else 0
+        row, images, predicted, right = confusion[i], int(confusion[i].sum()) + missed, \
+            int(confusion[:, i].sum()), int(confusion[i, i])
         if not images and not predicted:
             continue
         wrong = row.clone()
@@ -130,10 +133,18 @@ def per_class_table(rows: List[Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def confusion_csv(confusion: Any, names: Sequence[str]) -> str:
-    """The matrix as CSV: a row per label, a column per top-1 prediction, both named."""
-    return csv_text([["label \\ top-1 prediction", *names]]
-                    + [[name, *row] for name, row in zip(names, confusion.tolist())])
+def confusion_csv(confusion: Any, names: Sequence[str], unpredicted: Any = None) -> str:
+    """The matrix as CSV: a row per label, a column per top-1 prediction, both named; where an image's outputs
+    were not finite (no top-1: ``unpredicted`` of each label), a last column of them, so that the rows count
+    every image."""
+    if unpredicted is None or not int(unpredicted.sum()):
+        return csv_text([["label \\ top-1 prediction", *names]]
+                        + [[name, *row] for name, row in zip(names, confusion.tolist())])
+    return csv_text([["label \\ top-1 prediction", *names, NO_PREDICTION]]
+                    + [[name, *row, n] for name, row, n in zip(names, confusion.tolist(), unpredicted.tolist())])
+
+
+NO_PREDICTION = "(outputs not finite)"  # the confusion CSV's column of images that got no top-1
 
 
 def image_rows(loader: Any, samples: Dict[str, Any],
@@ -499,6 +510,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         counts = evaluate(model, loader, device, precision, confusion_classes=outputs if confusion else 0,
                           per_sample=per_image)
     matrix, samples = counts.pop("confusion", None), counts.pop("samples", None)
+    unpredicted = counts.pop("unpredicted", None)
     # This process's own rows, before the job's unreadable files join its list (check_bad_samples).
     rows = image_rows(loader, samples, cfg.eval_drop_last) if samples is not None else None
     counts = dist.all_reduce_counts(counts, device)
@@ -525,7 +537,8 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     result: Dict[str, Any] = {**accuracy(counts), "total": counts["total"], "ckpt": path,
                               "nonfinite": counts["nonfinite"], **evaluated}
     if matrix is not None:
-        result.update(confusion=dist.all_reduce_sum(matrix, device), classes=class_labels(names, outputs))
+        result.update(confusion=dist.all_reduce_sum(matrix, device), classes=class_labels(names, outputs),
+                      unpredicted=dist.all_reduce_sum(unpredicted, device))
     if rows is not None:
         parts = dist.gather_objects(rows)
         problems = [p for p in parts if isinstance(p, str)]
@@ -741,7 +754,7 @@ def main(argv: Sequence[str]) -> int:
         print0(note, file=sys.stderr)
     result = run(cfg, given, confusion=by_class or csv_path is not None, per_image=images_path is not None,
                  litert_kernels=kernels or "xnnpack")
-    rows = per_class(result["confusion"], result["classes"]) if by_class else None
+    rows = per_class(result["confusion"], result["classes"], result["unpredicted"]) if by_class else None
     if "kernels" in result:
         print0(f"eval: {result['ckpt']} ran on {result['kernels']}, whose arithmetic TensorFlow Lite for "
                f"Microcontrollers' kernels follow, not XNNPACK's", file=sys.stderr)
@@ -756,7 +769,8 @@ def main(argv: Sequence[str]) -> int:
             print0(per_class_table(rows))
     if csv_path is not None and is_rank0():
         try:
-            ckpt_io.atomic_save_text(confusion_csv(result["confusion"], result["classes"]), csv_path,
+            ckpt_io.atomic_save_text(confusion_csv(result["confusion"], result["classes"], result["unpredicted"]),
+                                     csv_path,
                                      errors="surrogateescape")  # a class folder's name as the folder has it
         except OSError as e:
             raise ValueError(f"--confusion_csv {csv_path}: cannot write it: {e.strerror or e}") from None
