@@ -849,6 +849,15 @@ class _OnceEach(yaml.SafeLoader):
                         self._as_written(key_node, value_node)
 
 
+def refuse_unknown_keys(values: Dict[str, Any], choices: Dict[str, Any], path: Optional[str]) -> None:
+    """A config file's key (of its values, or of the seed's allowed values: :func:`read_yaml`) that is no key of a
+    configuration nor one of the seed's ignored ones, refused: it went unused without a word (`file_fromat`)."""
+    types = _field_types()
+    for key in [*values, *choices]:
+        if key not in types and key not in SEED_IGNORED_KEYS:
+            raise unknown_key(key, f"config file {path}")
+
+
 def read_yaml(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Values and allowed choices of a config file.
 
@@ -1258,9 +1267,7 @@ def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] =
     overrides = [(k, v) for k, v in overrides if k != "config_path"]
     file_values, file_choices = read_yaml(config_path) if config_path else ({}, {})
     types = _field_types()
-    for key in [*file_values, *file_choices]:  # a key's allowed values of no key were left unused without a word
-        if key not in types and key not in SEED_IGNORED_KEYS:
-            raise unknown_key(key, f"config file {config_path}")
+    refuse_unknown_keys(file_values, file_choices, config_path)
     ignored = {k: v for k, v in file_values.items() if k not in types}
     ignored.update((k, v) for k, v in overrides if k in SEED_IGNORED_KEYS and k not in types)
     check_ignored(ignored, file_choices, config_path, [k for k, _ in overrides if k in unused])

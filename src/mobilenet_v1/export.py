@@ -55,7 +55,8 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
-from .config import CHOICES, DATASETS, SEED_IGNORED_KEYS, add_normalisation_options, bool_option, check_ignored
+from .config import (CHOICES, DATASETS, MAX_IMAGE_SIZE, SEED_IGNORED_KEYS, add_normalisation_options, bool_option,
+                     check_ignored)
 from .model import MobileNetV1
 from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, PTE_METADATA, DeployedModel, ExecutorchModel, OnnxModel,
                       PROBABILITIES, ProgramModel, image_input_note, log_probabilities, write_metadata)
@@ -321,18 +322,17 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     ``ckpt_file_from``, ``dataset_from``: the configuration file that named ``ckpt_file`` or ``dataset`` (``config
     file F``), said where the file is not there or the data set is not the checkpoint's."""
     # None means "the default"; 0 or less is a mistake, not a request for the default.
-    sizes = (("batch_size", batch_size), ("height", height), ("width", width))
-    for name, value in sizes:  # a Python caller's "32" failed in the comparison below, naming neither
-        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
-            raise ExportError(f"--{name} {value!r}: must be a whole number")
-    bad = [f"--{name} {value}" for name, value in sizes if value is not None and value < 1]
-    from .config import MAX_IMAGE_SIZE
-
-    for name, value, most in (("batch_size", batch_size, MAX_EXPORT_BATCH), ("height", height, MAX_IMAGE_SIZE),
-                              ("width", width, MAX_IMAGE_SIZE)):
-        if value is not None and value > most:  # 10**23 failed in torch.randn with a traceback
+    sizes = (("batch_size", batch_size, MAX_EXPORT_BATCH), ("height", height, MAX_IMAGE_SIZE),
+             ("width", width, MAX_IMAGE_SIZE))
+    for name, value, most in sizes:
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):  # a Python caller's "32" failed in a
+            raise ExportError(f"--{name} {value!r}: must be a whole number")  # comparison, naming neither
+        if value > most:  # 10**23 failed in torch.randn with a traceback
             raise ExportError(f"--{name} {value}: at most {most:,} (no device holds "
                               f"{'a batch of more images' if name == 'batch_size' else 'an image larger'})")
+    bad = [f"--{name} {value}" for name, value, _ in sizes if value is not None and value < 1]
     if bad:
         raise ExportError(f"{', '.join(bad)}: {'each' if len(bad) > 1 else 'it'} must be at least 1")
     if atol is not None and not (math.isfinite(atol) and atol >= 0):
@@ -936,12 +936,10 @@ def main(argv: Sequence[str]) -> int:
     choices: Dict[str, Any] = {}
     ckpt_file_from = dataset_from = ""
     if a.config_path:
-        from .config import _field_types, coerce, read_yaml, unknown_key
+        from .config import _field_types, coerce, read_yaml, refuse_unknown_keys
 
         values, choices = read_yaml(a.config_path)
-        for key in [*values, *choices]:  # a key of no configuration (`file_fromat`, `widht`) went unused
-            if key not in _field_types() and key not in SEED_IGNORED_KEYS:
-                raise unknown_key(key, f"config file {a.config_path}")
+        refuse_unknown_keys(values, choices, a.config_path)  # as train's and eval's reading of the file does
         ignored = {key: value for key, value in values.items() if key in SEED_IGNORED_KEYS}
         keys = ["ckpt_file", "file_name", "file_format", "batch_size", "width", "height"]
         if set(values) >= set(_field_types()):  # a run's config.yaml (train writes every key): its batch_size is
