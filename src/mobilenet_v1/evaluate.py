@@ -537,8 +537,10 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     result: Dict[str, Any] = {**accuracy(counts), "total": counts["total"], "ckpt": path,
                               "nonfinite": counts["nonfinite"], **evaluated}
     if matrix is not None:
-        result.update(confusion=dist.all_reduce_sum(matrix, device), classes=class_labels(names, outputs),
-                      unpredicted=dist.all_reduce_sum(unpredicted, device))
+        # one collective for the matrix and its images without a top-1
+        summed = dist.all_reduce_sum(torch.cat([matrix.flatten(), unpredicted]), device)
+        result.update(confusion=summed[:matrix.numel()].reshape(matrix.shape), unpredicted=summed[matrix.numel():],
+                      classes=class_labels(names, outputs))
     if rows is not None:
         parts = dist.gather_objects(rows)
         problems = [p for p in parts if isinstance(p, str)]
