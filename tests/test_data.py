@@ -80,6 +80,15 @@ def test_cifar_files_of_other_names_never_take_the_other_splits_files(tmp_path):
     with pytest.warns(DataWarning, match="no test_batch.bin; reading every other .bin file there for evaluation: "
                                          "my_test.bin"):
         assert [os.path.basename(f) for f in cifar_files(str(tmp_path), False)] == ["my_test.bin"]
+    # CIFAR-10's records under CIFAR-100's split names (train.bin, test.bin): each file read for its own split
+    # (both were read for both, the test images trained on and the training ones evaluated).
+    other = tmp_path / "as100"
+    other.mkdir()
+    for name in ("train.bin", "test.bin"):
+        write_cifar_bin(str(other / name), images, labels)
+    for train, name in ((True, "train.bin"), (False, "test.bin")):
+        with pytest.warns(DataWarning, match=f"reading every other .bin file there for .*: {name}$"):
+            assert [os.path.basename(f) for f in cifar_files(str(other), train)] == [name]
 
 
 def test_a_cifar_path_that_holds_no_bin_files_says_what_it_is_and_what_to_pass(cifar_dir, tmp_path):
@@ -207,6 +216,36 @@ def test_cifars_python_version_reads_as_the_binary_one(cifar_dir, tmp_path, caps
         with pytest.raises(DataError, match=rf"CIFAR-10 file {py / 'data_batch_1'}: its 'labels' are not whole "
                                             r"numbers \((float64|<U1|bool)\)"):
             load_cifar(str(py), True)
+
+
+def test_a_damaged_file_of_cifars_python_version_is_named_not_left_out(cifar_dir, tmp_path):
+    """An empty or damaged data_batch_N, test_batch, train or test of the Python version was not a pickle, so
+    not one of the split's files: training went on a batch short without a word (or said data_batch_3 missing,
+    though it was there), and a damaged test file read as a folder without the split. Each is named now."""
+    x, y = read_cifar_bin(str(cifar_dir / CIFAR_TRAIN_FOLDER / "data_batch_1.bin"))
+    py = tmp_path / "cifar-10-batches-py"
+    write_cifar_py(py, {f"data_batch_{k}": (x, y) for k in (1, 2, 3)} | {"test_batch": (x, y)}, "batches.meta",
+                   "label_names", [str(i) for i in range(10)])
+    assert len(load_cifar(str(py), True)[1]) == 3 * len(y)
+    for name, damage, what in (("data_batch_3", b"", "empty \\(0 bytes\\)"),
+                               ("data_batch_2", b"PK\x03\x04", "not a pickle, as the files of CIFAR's Python version "
+                                                                 "are \\(damaged, or another file\\)"),
+                               ("test_batch", b"", "empty")):
+        kept = (py / name).read_bytes()
+        (py / name).write_bytes(damage)
+        with pytest.raises(DataError, match=rf"^CIFAR-10 file {py / name}: {what}"):
+            load_cifar(str(tmp_path), name != "test_batch")
+        (py / name).write_bytes(kept)
+    hundred = tmp_path / "c100" / "cifar-100-python"
+    write_cifar_py(hundred, {"train": (x, y), "test": (x, y)}, "meta", "fine_label_names",
+                   [f"c{i}" for i in range(100)], cifar100=True)
+    (hundred / "test").write_bytes(b"")
+    with pytest.raises(DataError, match=rf"^CIFAR-100 file {hundred / 'test'}: empty"):
+        load_cifar(str(hundred.parent), False, "cifar100")
+    # A folder whose files of those names are none of them pickles is not the Python version's: no data there.
+    (hundred / "train").write_bytes(b"")
+    with pytest.raises(DataError, match="no CIFAR-100 test.bin"):
+        load_cifar(str(hundred.parent), False, "cifar100")
 
 
 class Crafted:

@@ -301,28 +301,48 @@ def read_cifar_py(path: str, dataset: str = "cifar10") -> Tuple[np.ndarray, np.n
 
 def read_cifar_file(path: str, dataset: str = "cifar10") -> Tuple[np.ndarray, np.ndarray]:
     """One file of a CIFAR split, of the binary version (``.bin``) or the Python one (pickles)."""
-    if not path.lower().endswith(".bin") and is_pickle(path):
+    if path.lower().endswith(".bin"):
+        return read_cifar_bin(path, dataset)
+    if is_pickle(path):
         return read_cifar_py(path, dataset)
-    return read_cifar_bin(path, dataset)
+    # A file of the Python version's names that is not a pickle: a copy cut short, or another file.
+    name = "CIFAR-100" if dataset == "cifar100" else "CIFAR-10"
+    if os.path.isdir(path):
+        raise DataError(f"{name} file {path}: a folder, not a file")
+    try:
+        with open(path, "rb") as f:
+            start = f.read(1)
+    except OSError as e:
+        raise DataError(f"{name} file {path}: cannot be read ({e.strerror or e})") from None
+    raise DataError(f"{name} file {path}: " + ("empty (0 bytes)" if not start else
+                    "not a pickle, as the files of CIFAR's Python version are (damaged, or another file)"))
 
 
 def python_cifar_files(root: str, train: bool, dataset: str = "cifar10") -> List[str]:
     """The split's files of CIFAR's Python version in ``root`` or its ``cifar-10-batches-py`` (CIFAR-100:
     ``cifar-100-python``), as torchvision's CIFAR10 and CIFAR100 read them: ``data_batch_1`` ... and
-    ``test_batch``; ``train`` and ``test``. Files of those names that are not pickles are not; [] for none."""
+    ``test_batch``; ``train`` and ``test``; [] for none. A folder where none of those files (either split's)
+    is a pickle is not the Python version's; in one where some are, the others are the split's too, for
+    :func:`read_cifar_file` to name (an empty or damaged copy is not left out without a word)."""
     sub = os.path.join(root, CIFAR_PY_FOLDERS["cifar100" if dataset == "cifar100" else "cifar10"])
     folder = sub if os.path.isdir(sub) else root
     if not os.path.isdir(folder):
         return []
-    if dataset == "cifar100":
-        names = ["train" if train else "test"]
-    elif train:
-        names = sorted((n for n in os.listdir(folder) if re.fullmatch(r"data_batch_\d+", n)),
-                       key=lambda n: int(n[len("data_batch_"):]))
-    else:
-        names = ["test_batch"]
-    return [os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))
-            and is_pickle(os.path.join(folder, n))]
+
+    def split(train: bool) -> List[str]:
+        if dataset == "cifar100":
+            names = ["train" if train else "test"]
+        elif train:
+            names = sorted((n for n in os.listdir(folder) if re.fullmatch(r"data_batch_\d+", n)),
+                           key=lambda n: int(n[len("data_batch_"):]))
+        else:
+            names = ["test_batch"]
+        return [os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))]
+
+    files = split(train)
+    if not any(is_pickle(f) for f in files + split(not train)):
+        return []
+    return files
 
 
 def cifar_files(root: str, train: bool, dataset: str = "cifar10", quiet: bool = False) -> List[str]:
@@ -369,7 +389,9 @@ def cifar_files(root: str, train: bool, dataset: str = "cifar10", quiet: bool = 
     if not files:
         # Files of other names: every .bin file but the other split's, said aloud, since nothing tells
         # a training file from an evaluation one then.
-        theirs = set(glob.glob(os.path.join(root, other)))
+        # CIFAR-100's split names too (train.bin, test.bin), which a data set of CIFAR-10's records may take.
+        theirs = set(glob.glob(os.path.join(root, other)) + glob.glob(os.path.join(root, "test.bin" if train
+                                                                                   else "train.bin")))
         files = sorted(f for f in glob.glob(os.path.join(root, "*.bin")) if f not in theirs)
         if files and not quiet:
             warnings.warn(f"dataset_path {root!r}: no {pattern}; reading every other .bin file there for "
