@@ -50,7 +50,9 @@ def test_no_command_writes_over_what_it_reads(tmp_path, cifar_dir, capsys):
     names.write_text("cat\ndog\nfox\nowl\n")
     image = tmp_path / "x.png"
     Image.new("RGB", (32, 32), (10, 200, 30)).save(image)
-    before = digest(ckpt), config.read_text(), names.read_text()
+    shot = tmp_path / "shot.csv"  # an image named .csv, given itself (not in a folder): was written over
+    shutil.copy(image, shot)
+    before = digest(ckpt), config.read_text(), names.read_text(), digest(shot)
     data = ["--dataset_path", str(cifar_dir), "--checkpoint_path", ckpt]
     cases = [
         (["convert", ckpt, str(tmp_path / "link.ckpt")], f"DST {tmp_path / 'link.ckpt'}: is the file this command "
@@ -65,11 +67,13 @@ def test_no_command_writes_over_what_it_reads(tmp_path, cifar_dir, capsys):
         (["lr-schedule", "--config_path", str(config), "--out", str(tmp_path / "lr.txt")], "lr.txt: name it .csv"),
         (["predict", str(image), "--ckpt_file", ckpt, "--labels", str(names), "--out", str(names)],
          f"--out {names}: is the file this command reads"),
+        (["predict", str(image), str(shot), "--ckpt_file", ckpt, "--out", str(tmp_path / "." / "shot.csv")],
+         "shot.csv: is the file this command reads"),
     ]
     for argv, message in cases:
         assert cli.main(argv) == 1, argv
         assert message in capsys.readouterr().err, argv
-    assert (digest(ckpt), config.read_text(), names.read_text()) == before and not (tmp_path / "other.pt").exists()
+    assert (digest(ckpt), config.read_text(), names.read_text(), digest(shot)) == before and not (tmp_path / "other.pt").exists()
     with pytest.raises(SystemExit):  # argparse's exit, status 2
         cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "metrics.jsonl")])
     assert "plot writes a PNG; name it .png" in capsys.readouterr().err

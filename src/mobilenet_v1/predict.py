@@ -658,8 +658,9 @@ def main(argv: Sequence[str]) -> int:
             raise ValueError(f"--out {a.out}: {os.path.dirname(os.path.abspath(a.out))} is not a folder")
         # As every command's output: not a folder, the model file or the --labels file (a names.csv was written
         # over with the results), a file in a folder of images it reads, or a training checkpoint named .csv
-        # (helper-119: written over).
-        ckpt_io.check_output("--out", a.out, [a.ckpt_file, a.labels or ""],
+        # (helper-119: written over); an image file given itself, named .csv or .json, too.
+        ckpt_io.check_output("--out", a.out, [a.ckpt_file, a.labels or "",
+                                              *(i for i in a.images if not os.path.isdir(i))],
                              inside=[i for i in a.images if os.path.isdir(i)])
     # A path that gives no image (not there, a folder without images) is reported in its place, as a file
     # that cannot be decoded is, and the others predicted: one typo among thousands of files lost every result.
