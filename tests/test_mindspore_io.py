@@ -810,6 +810,40 @@ def test_nonfinite_momentum_buffers_are_never_continued_nor_written(cifar_dir, t
     assert "moments" not in ckpt_io.load_file(str(tmp_path / "b.ckpt"))
 
 
+def test_momentum_buffers_that_do_not_fit_are_named_as_the_file_names_them_and_leave_its_weights_usable(
+        cifar_dir, tmp_path, capsys):
+    """Buffers missing for a layer, or of another shape, beside whole weights (helper-282): convert --weights_only
+    refused the file though it writes no buffers, info said its buffers continue where train refused them, and the
+    errors named entries the file has not (moments.network.3.1.weight for its moments.network.3.1.gamma)."""
+    import json
+
+    entries = seed_entries(trained_looking(4, 0.25), moments=True, global_step=24)
+    for name in ("moments.network.3.0.weight", "moments.network.3.1.gamma", "moments.network.3.1.beta"):
+        del entries[name]
+    entries["moments.fc.weight"] = torch.zeros(5, entries["fc.weight"].shape[1])
+    path = write_seed_ckpt(tmp_path / "part.ckpt", entries)
+    misfit = (r"missing moments\.network\.3\.0\.weight, moments\.network\.3\.1\.gamma, moments\.network\.3\.1\.beta; "
+              r"wrong shape: moments\.fc\.weight: file \(5, 256\) vs model \(4, 256\)")
+    assert cli.main(["info", path, "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["momentum_buffers"] is False and re.fullmatch(misfit, got["momentum_buffers_misfit"])
+    assert cli.main(["info", path]) == 0
+    text = capsys.readouterr().out
+    assert re.search(rf"resume: +no: its momentum buffers do not fit its network \({misfit}\)", text)
+    assert "weights:        trained\n" in text
+    with pytest.raises(ckpt_io.CheckpointError, match=rf"momentum buffers do not fit this model \({misfit}\); "
+                                                      r"--pretrain_epoch_size 0 starts from its weights"):
+        train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--class_num=4", "--epoch_size=3",
+                                       "--pretrain_epoch_size=2", f"--pre_trained={path}",
+                                       f"--save_checkpoint_path={tmp_path / 'run'}"]))
+    assert cli.main(["convert", path, str(tmp_path / "a.pt")]) == 1
+    assert re.search(rf"\({misfit}\); convert --weights_only writes its weights without them", capsys.readouterr().err)
+    assert not (tmp_path / "a.pt").exists()
+    assert cli.main(["convert", "--weights_only", path, str(tmp_path / "w.pt")]) == 0
+    back = ckpt_io.load_file(str(tmp_path / "w.pt"))
+    assert "moments" not in back and torch.equal(back["model"]["fc.weight"], entries["fc.weight"])
+
+
 def test_info_of_a_file_written_from_a_mindspore_file_without_buffers_does_not_call_its_weights_trained(tmp_path,
                                                                                                        capsys):
     """A MindSpore .ckpt without Momentum buffers may hold a run's moving average (convert of an --ema_decay run
@@ -1017,3 +1051,4 @@ def test_a_timm_train_py_checkpoints_outputs_are_read_in_its_folders_natural_cla
     for other in ({"dataset": "torch/image_folder"}, {"class_map": "map.txt"}):
         path = timm_file("other.pth.tar", 4, **other)
         assert ckpt_io.in_sorted_order(mindspore_io.read_any(path), sorted(natural), "x")[1] == ""
+

@@ -295,17 +295,21 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
     # tensors finite (the rest is checked against the run when it resumes). Trained weights that diverged
     # beside a finite weight average load for eval and export (which take the average), never for --resume.
     # A MindSpore file's Momentum buffers continue with --pre_trained and --pretrain_epoch_size.
-    from .mindspore_io import nonfinite_moments
+    from .mindspore_io import moments_misfit, nonfinite_moments
 
     nonfinite = _nonfinite_parts(ckpt) if ours else []
     moments = ckpt.get("moments") if isinstance(ckpt.get("moments"), dict) else {}
-    if nonfinite_moments(moments):  # which --pre_trained with --pretrain_epoch_size refuses to continue
+    # Buffers that do not fit the file's own network (missing, another shape): refused as those that are not finite.
+    misfit = moments_misfit(model, moments) if moments else ""
+    if misfit:
+        out["momentum_buffers_misfit"] = misfit
+    elif nonfinite_moments(moments):  # which --pre_trained with --pretrain_epoch_size refuses to continue
         nonfinite.append("momentum buffers")
     if nonfinite:
         out["nonfinite_tensors"] = nonfinite
     out["resumable"] = (ours and not problems and not nonfinite and all(k in ckpt for k in ckpt_io.TRAINING_KEYS)
                         and isinstance(ckpt.get("optimizer"), dict))
-    out["momentum_buffers"] = len(moments) > 0 and "momentum buffers" not in nonfinite
+    out["momentum_buffers"] = len(moments) > 0 and "momentum buffers" not in nonfinite and not misfit
     if fmt != "mindspore" and ckpt_io.seed_trained(ckpt):  # a .pt or .safetensors of a MindSpore file's tensors
         out["trained_by"] = "mindspore"
     averaged = ckpt.get("averaged")  # mobilenet-v1 average's record: the files (and which of their weights)
@@ -533,7 +537,8 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
         row("weights", f"the mean of {len(files)} checkpoints' {kinds or 'weights'} (mobilenet-v1 average): "
                        + ", ".join(files[:4]) + (f" ... ({len(files)})" if len(files) > 4 else ""))
     elif ((d.get("format") == "MindSpore checkpoint" or d.get("trained_by") == "mindspore")
-          and not d["momentum_buffers"] and "momentum buffers" not in (d.get("nonfinite_tensors") or [])):
+          and not d["momentum_buffers"] and "momentum buffers" not in (d.get("nonfinite_tensors") or [])
+          and not d.get("momentum_buffers_misfit")):
         # convert, average and recalibrate-bn write a run's moving average there without a record of it (a
         # MindSpore file holds only tensors); the seed's files, and convert's of trained weights, hold the
         # Momentum buffers beside trained weights. A .pt or .safetensors written from such a file knows no more.
@@ -565,7 +570,11 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
             + (f"; that of the weight average; the trained weights: {raw}" if raw else ""))
     if d.get("skipped_nonfinite_steps"):
         row("skipped steps", f"{d['skipped_nonfinite_steps']} non-finite")
-    if d.get("nonfinite_tensors") == ["momentum buffers"]:
+    if d.get("momentum_buffers_misfit"):
+        row("resume", f"no: its momentum buffers do not fit its network ({d['momentum_buffers_misfit']}), which "
+                      f"train --pre_trained with --pretrain_epoch_size refuses to continue (with --pretrain_epoch_size "
+                      f"0 it starts from its weights)")
+    elif d.get("nonfinite_tensors") == ["momentum buffers"]:
         row("resume", "no: its momentum buffers hold NaN or infinite values, which train --pre_trained with "
                       "--pretrain_epoch_size refuses to continue (with --pretrain_epoch_size 0 it starts from its "
                       "weights)")

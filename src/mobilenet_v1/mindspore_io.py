@@ -641,32 +641,49 @@ def nonfinite_moments_left_out(bad: Sequence[str]) -> str:
             f"{' ...' if len(bad) > 4 else ''}), which a continued run refuses, and are left out")
 
 
-def check_moments(model: nn.Module, moments: Dict[str, torch.Tensor], source: str,
-                  skip: Iterable[str] = (), finite: bool = True) -> List[str]:
-    """The parameter names whose buffers ``moments`` provides, after checking every name and shape and, with
-    ``finite``, that none holds NaN or infinite values (a run continuing them would step to NaN at once)."""
+# What a file's momentum buffers that cannot be continued leave: its weights, read without them.
+MOMENTS_REMEDY = "--pretrain_epoch_size 0 starts from its weights with fresh buffers"
+
+
+def moments_misfit(model: nn.Module, moments: Dict[str, torch.Tensor], skip: Iterable[str] = ()) -> str:
+    """How ``moments`` do not fit ``model``'s parameters (names missing or unexpected, shapes), in the file's
+    own names (``moments.network.3.1.gamma``); "" where they fit."""
     params = dict(ckpt_io.unwrap(model).named_parameters())
     skip = set(skip)
     wanted = [n for n in params if n not in skip]
+
+    def named(names: Sequence[str]) -> str:
+        return ", ".join(f"{MOMENTS_PREFIX}{to_seed_name(n)}" for n in names[:8]) + (" ..." if len(names) > 8 else "")
+
     missing = [n for n in wanted if n not in moments]
     unexpected = [n for n in moments if n not in params]
-    wrong = [f"{n}: file {tuple(moments[n].shape)} vs model {tuple(params[n].shape)}"
+    wrong = [f"{MOMENTS_PREFIX}{to_seed_name(n)}: file {tuple(moments[n].shape)} vs model {tuple(params[n].shape)}"
              for n in wanted if n in moments and moments[n].shape != params[n].shape]
     problems = []
     if missing:
-        problems.append(f"missing moments.{', moments.'.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
+        problems.append(f"missing {named(missing)}")
     if unexpected:
-        problems.append(f"unexpected moments.{', moments.'.join(unexpected[:8])}")
+        problems.append(f"unexpected {named(unexpected)}")
     if wrong:
-        problems.append(f"wrong shape: {'; '.join(wrong[:8])}")
-    if problems:
-        raise CheckpointError(f"checkpoint {source}: momentum buffers do not fit this model ({'; '.join(problems)})")
+        problems.append(f"wrong shape: {'; '.join(wrong[:8])}{' ...' if len(wrong) > 8 else ''}")
+    return "; ".join(problems)
+
+
+def check_moments(model: nn.Module, moments: Dict[str, torch.Tensor], source: str,
+                  skip: Iterable[str] = (), finite: bool = True, remedy: str = MOMENTS_REMEDY) -> List[str]:
+    """The parameter names whose buffers ``moments`` provides, after checking every name and shape and, with
+    ``finite``, that none holds NaN or infinite values (a run continuing them would step to NaN at once).
+    ``remedy``: what the error says the file's weights can still do."""
+    skip = set(skip)
+    wanted = [n for n, _ in ckpt_io.unwrap(model).named_parameters() if n not in skip]
+    misfit = moments_misfit(model, moments, skip)
+    if misfit:
+        raise CheckpointError(f"checkpoint {source}: momentum buffers do not fit this model ({misfit}); {remedy}")
     bad = nonfinite_moments({n: moments[n] for n in wanted}) if finite else []
     if bad:
         raise CheckpointError(f"checkpoint {source}: momentum buffers hold NaN or infinite values (moments."
                               f"{', moments.'.join(bad[:8])}{' ...' if len(bad) > 8 else ''}): a run continuing them "
-                              f"would step its weights to NaN; --pretrain_epoch_size 0 starts from its weights with "
-                              f"fresh buffers")
+                              f"would step its weights to NaN; {remedy}")
     return wanted
 
 
@@ -880,8 +897,9 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True,
     model, args = model_from_checkpoint(ckpt, src, use_ema)
     refuse_quantization_aware(model, src, "convert writes float models; its INT8 form is the ONNX file "
                                           "'mobilenet-v1 export' writes")
-    if ckpt.get("moments"):
-        check_moments(model, ckpt["moments"], src, finite=False)
+    if ckpt.get("moments") and not weights_only:
+        check_moments(model, ckpt["moments"], src, finite=False,
+                      remedy="convert --weights_only writes its weights without them")
     state, weights = ckpt_io.weights_to_use(ckpt, use_ema), ckpt_io.weights_note(ckpt, use_ema)
     extra = {k: ckpt[k] for k in ("moments", "global_step") if ckpt.get(k) is not None and not weights_only}
     optimizer_note = ""
