@@ -1052,3 +1052,34 @@ def test_a_timm_train_py_checkpoints_outputs_are_read_in_its_folders_natural_cla
         path = timm_file("other.pth.tar", 4, **other)
         assert ckpt_io.in_sorted_order(mindspore_io.read_any(path), sorted(natural), "x")[1] == ""
 
+
+def test_a_checkpoint_removed_while_it_is_read_is_said_so_and_convert_does_not_read_it_after_writing(tmp_path,
+                                                                                                   monkeypatch):
+    """A running train prunes its folder's older checkpoints (helper-285): convert of the run folder read its
+    source again after writing the output, so the file written was followed by an error and exit status 1; and
+    a file gone between the look and torch.load was said to be one that "cannot be read as a PyTorch checkpoint
+    (FileNotFoundError ...)", as a damaged file is."""
+    src = tmp_path / "m.pt"
+    ckpt_io.atomic_save({"model": trained_looking(4, 0.25).state_dict(),
+                         "model_args": {"class_num": 4, "width_mult": 0.25}}, str(src))
+    write = mindspore_io.write_checkpoint
+
+    def write_then_prune(*args, **kwargs):
+        count = write(*args, **kwargs)
+        os.remove(src)
+        return count
+
+    monkeypatch.setattr(mindspore_io, "write_checkpoint", write_then_prune)
+    out = mindspore_io.convert(str(src), str(tmp_path / "m.ckpt"))
+    assert out["source_format"] == "torch" and mindspore_io.detect_format(str(tmp_path / "m.ckpt")) == "mindspore"
+    ckpt_io.atomic_save({"model": {}}, str(src))
+    load = torch.load
+
+    def pruned_meanwhile(path, *args, **kwargs):
+        os.remove(path)
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", pruned_meanwhile)
+    with pytest.raises(ckpt_io.CheckpointError, match=rf"^checkpoint {re.escape(str(src))}: removed while it was "
+                                                      r"being read \(a running train removes its older checkpoints\)$"):
+        ckpt_io.load_torch_file(str(src))

@@ -1121,6 +1121,9 @@ def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
         with torch.serialization.safe_globals([argparse.Namespace]):
             obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for damaged or foreign files
+        if not os.path.exists(path):  # removed between the look and the read (a running train's pruning)
+            raise CheckpointError(f"checkpoint {path}: removed while it was being read (a running train removes "
+                                  f"its older checkpoints)") from None
         if is_exported_program(path):
             raise program_not_checkpoint(path) from None
         # torch's own first line ("... you have two options, <ANSI>do those steps only if ...") named neither the

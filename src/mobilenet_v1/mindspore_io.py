@@ -893,6 +893,9 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True,
     fmt = output_format(dst, fmt)
     src = ckpt_io.resolve_checkpoint_path(src, "checkpoint")  # a run folder: its newest, as eval takes it
     ckpt_io.check_output("DST", dst, [src])
+    # Read before the write, not after: a running train may prune src meanwhile (the output written, an error
+    # said after it; helper-285). A missing src is read_any's to name.
+    source_format = detect_format(src) if os.path.isfile(src) else "unknown"
     ckpt = read_any(src)
     model, args = model_from_checkpoint(ckpt, src, use_ema)
     refuse_quantization_aware(model, src, "convert writes float models; its INT8 form is the ONNX file "
@@ -917,7 +920,7 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True,
     count = write_checkpoint(dst, fmt, state, args, recorded, extra, seed_trained=ckpt_io.seed_trained(ckpt))
     warning = mindspore_warning(src, fmt, args["padding"], ckpt.get("config"))
     return {"source": src, "format": fmt, "tensors": count, "class_num": args["class_num"], "width_mult": args["width_mult"],
-            "source_format": detect_format(src), "moments": "moments" in extra,
+            "source_format": source_format, "moments": "moments" in extra,
             "global_step": extra.get("global_step"), "warning": warning, "weights": weights,
             "imported": ckpt.get("imported", ""), "ignored": list(ckpt.get("ignored") or []),
             "dropped": sorted(recorded) + ([ckpt_io.CLASS_ORDER] if (ckpt.get("config") or {}).get(ckpt_io.CLASS_ORDER)
