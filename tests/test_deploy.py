@@ -2190,9 +2190,22 @@ def test_the_python_api_gives_images_in_memory_the_transform_their_files_get(cif
         photo.preprocess([])
     for bad, said in ((upright.float() / 255, r"images\[1\]: .*float32.*uint8"),
                       (upright[0], r"images\[1\]: .*\(90, 60\)"), (upright[:2], r"images\[1\]: .*\(2, 90, 60\)"),
-                      (upright[:, :0], r"images\[1\]: .*\(3, 0, 60\)"), (3, r"images\[1\]: .*int")):
+                      (upright[:, :0], r"images\[1\]: .*\(3, 0, 60\)"), (3, r"images\[1\]: .*int"),
+                      (upright.permute(1, 2, 0).numpy() / 255.0, r"images\[1\]: a NumPy array of float64; give uint8"),
+                      (upright.numpy()[:2].transpose(1, 2, 0), r"images\[1\]: a NumPy array of shape \(90, 60, 2\)")):
         with pytest.raises(ValueError, match=said):
             photo.top_k([path, bad])
+    import numpy as np
+
+    # NumPy's images, (H, W, C) as numpy.asarray of a PIL image gives (and a batch of them, (N, H, W, C)), were
+    # refused; gray (H, W) too. A dict's keys were taken for paths.
+    hwc = upright.permute(1, 2, 0).numpy()
+    assert torch.equal(photo.preprocess(hwc), photo.preprocess(upright))
+    assert torch.equal(photo.preprocess(np.stack([hwc, hwc[::-1]])), photo.preprocess([upright, upright.flip(1)]))
+    assert torch.equal(photo.preprocess(hwc[..., 0]), photo.preprocess(upright[:1]))
+    assert photo.top_k([hwc], 2)[0]["top_k"] == photo.top_k([upright], 2)[0]["top_k"]
+    with pytest.raises(ValueError, match=r"^images: a dict; give .* \(a dict's values: list\(d.values\(\)\)\)"):
+        photo.top_k({str(path): 1})
     # What a Python caller may get wrong is refused by name before anything runs, as the command line refuses
     # it (an interpolation was reported as every image's error; crop_pct 0 and image_size 0 fell back to the
     # defaults); a folder stands for its images, as on the command line; names may be given as a list.
@@ -2213,7 +2226,7 @@ def test_the_python_api_gives_images_in_memory_the_transform_their_files_get(cif
     for size in (0, 2.5, True):  # (0 was DataLoader's own error, naming no option of ours)
         with pytest.raises(ValueError, match=r"^batch_size must be a whole number of images, at least 1, got "):
             photo.top_k([path], 1, batch_size=size)
-    import numpy as np  # numpy's numbers are numbers
+    # numpy's numbers are numbers
     assert len(photo.top_k([path], np.int64(2))[0]["top_k"]) == 2
     assert load_predictor(plain_ckpt, image_size=np.int64(40), crop_pct=np.float32(0.5)).image_size == 40
     capsys.readouterr()

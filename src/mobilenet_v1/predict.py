@@ -32,8 +32,9 @@ import os
 import sys
 from dataclasses import dataclass
 from numbers import Integral
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -179,9 +180,22 @@ def _is_pil(image: Any) -> bool:
     return type(image).__module__.startswith("PIL.") and hasattr(image, "convert")
 
 
+def _numpy_image(image: np.ndarray, where: str) -> torch.Tensor:
+    """A NumPy image as NumPy holds them, (H, W) or (H, W, C) uint8 (``numpy.asarray`` of a PIL image, imageio's,
+    OpenCV's, whose channels are BGR), as the (C, H, W) tensor of its pixels."""
+    if image.dtype != np.uint8:
+        raise ValueError(f"{where}: a NumPy array of {image.dtype}; give uint8 pixels (0 to 255; from floats in "
+                         f"[0, 1]: (a * 255).round().astype(numpy.uint8))")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) or 0 in image.shape:
+        raise ValueError(f"{where}: a NumPy array of shape {image.shape}; give (H, W) or (H, W, C) with C 1 (gray), "
+                         f"3 (RGB) or 4 (RGBA), as numpy.asarray of a PIL image gives (OpenCV's BGR: a[..., ::-1])")
+    return torch.from_numpy(np.array(image[..., None] if image.ndim == 2 else image)).permute(2, 0, 1)
+
+
 def image_list(images: Any) -> Tuple[List[Any], List[int]]:
-    """``images`` as a list of single images: one image (a path, a PIL image, a (C, H, W) tensor), a
-    (N, C, H, W) tensor, or a sequence of them; a folder or ``.tar`` archive stands for the images in it
+    """``images`` as a list of single images: one image (a path, a PIL image, a (C, H, W) tensor, an (H, W) or
+    (H, W, C) NumPy array), a (N, C, H, W) tensor or (N, H, W, C) array, or a sequence of them; a folder or
+    ``.tar`` archive stands for the images in it
     (:func:`image_files`); tensors on the CPU. With it, the place each came from among ``images`` (a
     folder's files all its place). Something that is none of these, or a
     tensor that is no uint8 (C, H, W) image, raises ValueError naming its place and what is wrong; files
@@ -191,12 +205,17 @@ def image_list(images: Any) -> Tuple[List[Any], List[int]]:
         images = [images]
     elif isinstance(images, torch.Tensor):
         images = [images] if images.dim() == 3 else list(images.unbind(0)) if images.dim() == 4 else [images]
+    elif isinstance(images, np.ndarray):  # NumPy's images are (H, W, C): four dimensions a batch of them
+        images = list(images) if images.ndim == 4 else [images]
+    elif isinstance(images, Mapping):  # iterated, its keys were taken for paths
+        raise ValueError(f"images: a {type(images).__name__}; give a file's path, a PIL image, a uint8 (C, H, W) "
+                         f"tensor, or a list of them (a dict's values: list(d.values()))")
     elif isinstance(images, (bytes, bytearray, memoryview)):
         raise ValueError("images: the bytes of a file? give its path, or a PIL image of them "
                          "(PIL.Image.open(io.BytesIO(data)))")
     elif not isinstance(images, Iterable):
         raise ValueError(f"images: of type {type(images).__name__}; give a file's path, a PIL image, a uint8 "
-                         f"(C, H, W) or (N, C, H, W) tensor, or a list of them")
+                         f"(C, H, W) or (N, C, H, W) tensor, an (H, W, C) NumPy array, or a list of them")
     listed, places = [], []
     # A folder or .tar archive: the images in it, as the command line takes them, each at the folder's place;
     # a path that gives none (not there, an empty folder, a .tar.gz): a BadSample, reported in its result.
@@ -210,9 +229,11 @@ def image_list(images: Any) -> Tuple[List[Any], List[int]]:
         if isinstance(image, (str, os.PathLike, BadSample)) or _is_pil(image):
             continue
         where = f"images[{places[i]}]"  # the caller's place, not one shifted by a folder's files before it
+        if isinstance(image, np.ndarray):
+            image = _numpy_image(image, where)
         if not isinstance(image, torch.Tensor):
-            raise ValueError(f"{where}: of type {type(image).__name__}; give a file's path, a PIL image or a "
-                             f"uint8 (C, H, W) tensor")
+            raise ValueError(f"{where}: of type {type(image).__name__}; give a file's path, a PIL image, a "
+                             f"uint8 (C, H, W) tensor or an (H, W, C) NumPy array")
         if image.dtype != torch.uint8:
             raise ValueError(f"{where}: a tensor of {str(image.dtype).replace('torch.', '')}; give uint8 pixels "
                              f"(0 to 255; from floats in [0, 1]: x.mul(255).round().to(torch.uint8))")
@@ -325,8 +346,8 @@ class Predictor:
     def top_k(self, images: Any, k: int = 5, num_workers: int = 0,
               batch_size: int = BATCH) -> List[Dict[str, Any]]:
         """The ``k`` most probable classes of each image, in order (indices that are no class get 0).
-        An image is a file's path, a PIL image or a uint8 (C, H, W) tensor (C 1, 3 or 4); ``images`` is one,
-        a (N, C, H, W) tensor, or a sequence of them. Each result's ``"image"`` is the file's path, or the
+        An image is a file's path, a PIL image, a uint8 (C, H, W) tensor or (H, W, C) NumPy array (C 1, 3 or 4);
+        ``images`` is one, a (N, C, H, W) tensor or (N, H, W, C) array, or a sequence of them. Each result's ``"image"`` is the file's path, or the
         place of an in-memory image among ``images``; images are given the transform of the model's run
         (a PIL image or tensor as its file would be after decoding). A file that cannot be read or decoded
         gets ``"error"`` instead of ``"top_k"``; an image whose
