@@ -306,6 +306,21 @@ def test_a_gap_in_the_training_batches_numbers_is_warned_of(cifar_dir):
         warnings.simplefilter("error")  # 1 and 2 only, or the evaluation split: nothing to say
         load_cifar(str(cifar_dir), True)
         load_cifar(str(cifar_dir), False)
+    # The official data set's files (10,000 records each) without the last ones: 1 and 2 of its 5 said (files of
+    # that size, made sparse: only their sizes are looked at).
+    official = cifar_dir / "official"
+    official.mkdir()
+    for k in (1, 2):
+        with open(official / f"data_batch_{k}.bin", "wb") as f:
+            f.truncate(10_000 * 3073)
+    with pytest.warns(DataWarning, match=r"data_batch_3.bin, data_batch_4.bin, data_batch_5.bin missing \(found "
+                                         r"data_batch_1.bin, data_batch_2.bin\); training reads the 2 there"):
+        cifar_files(str(official), True)
+    # A copy's name the pattern takes (data_batch_*.bin) is read, and said: its images were counted twice, unsaid.
+    shutil.copy(batches / "data_batch_1.bin", batches / "data_batch_1 (1).bin")
+    with pytest.warns(DataWarning, match=r"data_batch_1 \(1\).bin read as training data too, beside "
+                                         r"data_batch_1.bin, data_batch_2.bin \(a copy's name\?"):
+        assert len(load_cifar(str(cifar_dir), True)[1]) == 3 * 96
 
 
 def test_cifar_loader_batches_drop_last_and_shuffle_by_seed(cifar_dir):

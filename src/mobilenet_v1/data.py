@@ -42,6 +42,8 @@ from .config import ConfigError, cifar_name, is_cifar, normalisation
 from .stopping import ignore_in_worker
 
 CIFAR_RECORD = 1 + 3 * 32 * 32  # label byte + 3,072 pixel bytes
+# The official CIFAR-10 binary's training split: data_batch_1.bin ... data_batch_5.bin of 10,000 records each.
+CIFAR_OFFICIAL_BATCHES, CIFAR_OFFICIAL_BATCH = 5, 10_000
 CIFAR100_RECORD = 2 + 3 * 32 * 32  # coarse and fine label bytes + 3,072 pixel bytes
 CIFAR_CROP_PADDING = 4  # the seed's RandomCrop(32, padding=4)
 CIFAR_TRAIN_FOLDER = "cifar-10-batches-bin"
@@ -475,11 +477,21 @@ def _unread_cifar(root: str, dataset: str) -> str:
 
 def _warn_missing_batches(root: str, files: Sequence[str]) -> None:
     """A training split whose data_batch_N.bin numbers skip one (1, 2, 4, 5) has lost a file, which
-    training would otherwise go on without, on a fifth less data and said nowhere."""
-    found = [m for m in (re.fullmatch(r"data_batch_(\d+)(\.bin)?", os.path.basename(f)) for f in files) if m]
+    training would otherwise go on without, on a fifth less data and said nowhere; so has one of the official
+    data set's files (10,000 records each) without its last (1 to 3 of 5). Another file the pattern takes
+    (``data_batch_1 (1).bin``, a copy's name) is read too, and said."""
+    matched = [(f, re.fullmatch(r"data_batch_(\d+)(\.bin)?", os.path.basename(f))) for f in files]
+    found = [m for _, m in matched if m]
     numbers = sorted(int(m.group(1)) for m in found)
     suffix = found[0].group(2) or "" if found else ""  # the Python version's have none
-    missing = sorted(set(range(1, numbers[-1] + 1)) - set(numbers)) if numbers else []
+    official = bool(found) and suffix == ".bin" and all(
+        os.path.getsize(f) == CIFAR_OFFICIAL_BATCH * CIFAR_RECORD for f, m in matched if m)
+    last = max(numbers[-1], CIFAR_OFFICIAL_BATCHES) if official else numbers[-1] if numbers else 0
+    missing = sorted(set(range(1, last + 1)) - set(numbers))
+    others = [os.path.basename(f) for f, m in matched if not m]
+    if found and others:
+        warnings.warn(f"dataset_path {root!r}: {', '.join(others)} read as training data too, beside "
+                      f"{', '.join(m.group(0) for m in found)} (a copy's name? remove it if it is one)", DataWarning)
     if missing:
         warnings.warn(f"dataset_path {root!r}: {', '.join(f'data_batch_{n}{suffix}' for n in missing)} missing "
                       f"(found {', '.join(f'data_batch_{n}{suffix}' for n in numbers)}); training reads the "
