@@ -58,6 +58,10 @@ def test_an_archive_lists_the_samples_labels_and_held_out_images_of_its_folder(i
     (folder / "n02" / "notes.txt").write_text("not an image")
     (folder / "n02" / ".hidden.JPEG").write_bytes(jpeg_bytes(smooth_image(30, 30, 6)))
     (folder / "README.jpg").write_bytes(jpeg_bytes(smooth_image(30, 30, 7)))  # beside the classes: not a class's
+    (folder / "__MACOSX" / "n01").mkdir(parents=True)  # unzip's of a macOS zip, packed again: no class
+    (folder / "__MACOSX" / "n01" / "a.JPEG").write_bytes(jpeg_bytes(smooth_image(30, 30, 8)))
+    (folder / "n02" / "@eaDir").mkdir()  # a Synology share's thumbnails: no images of the class
+    (folder / "n02" / "@eaDir" / "t.JPEG").write_bytes(jpeg_bytes(smooth_image(30, 30, 9)))
     archives = [pack(folder, tmp_path / "train.tar", "train"), pack(folder, tmp_path / "dot.tar", "."),
                 pack_per_class(image_folder / "validation_preprocess", tmp_path / "per_class.tar")]
     for archive, source in zip(archives, (folder, folder, image_folder / "validation_preprocess")):

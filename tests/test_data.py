@@ -755,6 +755,13 @@ def test_find_images_skips_hidden_entries_and_symlink_loops(tmp_path):
     (root / "cat" / ".git").mkdir()
     (root / "cat" / ".git" / "c.png").write_bytes(b"png")
     (root / "cat" / "._a.png").write_bytes(b"AppleDouble")
+    # What unzip of a macOS zip (__MACOSX), a Synology share (@eaDir: each image's thumbnails, trained on where the
+    # image was held out) and a disk's root (lost+found) leave: __MACOSX was class 0, every label shifted.
+    (root / "__MACOSX" / "cat").mkdir(parents=True)
+    (root / "__MACOSX" / "cat" / "._a.png").write_bytes(b"AppleDouble")
+    (root / "lost+found").mkdir()
+    (root / "cat" / "@eaDir" / "a.png").mkdir(parents=True)
+    (root / "cat" / "@eaDir" / "a.png" / "SYNOFILE_THUMB_M.png").write_bytes(b"png")
     os.symlink("..", root / "cat" / "parent")
     os.symlink(".", root / "dog" / "self1")
     os.symlink(".", root / "dog" / "self2")

@@ -94,9 +94,21 @@ def _folder_order(entry: Tuple[str, ...]) -> Tuple[str, str]:
     return os.path.dirname(entry[0]), os.path.basename(entry[0])
 
 
+# Folders that archivers, file systems and NAS boxes put beside data, never a class nor a class's images: macOS's
+# zip metadata (its ._ files' copies), Synology's thumbnails (cat/@eaDir/1.jpg/SYNOFILE_THUMB_M.jpg: the held-out
+# image's thumbnails trained on), ext4's lost+found, Windows' recycle bin and volume records (a disk's root given).
+SYSTEM_FOLDERS = frozenset({"__MACOSX", "@eaDir", "lost+found", "$RECYCLE.BIN", "System Volume Information"})
+
+
+def is_hidden_name(name: str) -> bool:
+    """A file or folder name that is no data: hidden (``.git``, ``.ipynb_checkpoints``, macOS ``._*`` files) or
+    one of :data:`SYSTEM_FOLDERS`."""
+    return name.startswith(".") or name in SYSTEM_FOLDERS
+
+
 def _is_image(name: str, extensions: Tuple[str, ...]) -> bool:
     parts = name.split("/")
-    return not any(p.startswith(".") for p in parts) and parts[-1].lower().endswith(extensions)
+    return not any(map(is_hidden_name, parts)) and parts[-1].lower().endswith(extensions)
 
 
 def _open(path: str) -> tarfile.TarFile:
@@ -174,7 +186,7 @@ def _walk(path: str) -> _Listing:
     with _open(path) as tf:
         for member in _members(tf, path):
             name = _clean(member.name).rstrip("/")
-            if not name or any(part.startswith(".") for part in name.split("/")):
+            if not name or any(map(is_hidden_name, name.split("/"))):
                 continue
             if "/" not in name and name.lower().endswith(ARCHIVE_SUFFIX) and member.isfile():
                 cls = name[:-len(ARCHIVE_SUFFIX)]
@@ -319,7 +331,7 @@ def _walk_class_tar(outer: tarfile.TarFile, path: str, cls: str, member: tarfile
         if m.offset_data + m.size > end:
             raise ArchiveError(f"archive {path}: its class archive {member.name} runs past its own end")
         name = _clean(m.name).rstrip("/")
-        if name and not any(part.startswith(".") for part in name.split("/")):
+        if name and not any(map(is_hidden_name, name.split("/"))):
             _add(m, name, cls + "/", path, files, folders, links)
     if inner.offset >= end:  # its end-of-archive block the outer archive's (the last member)
         raise ArchiveError(cut)
@@ -705,7 +717,7 @@ def tar_files(folder: str) -> List[str]:
     """The ``.tar`` files in ``folder`` (not in its sub-folders), hidden ones left out, sorted by name."""
     with os.scandir(folder) as entries:
         return sorted(os.path.join(folder, e.name) for e in entries
-                      if not e.name.startswith(".") and e.name.lower().endswith(ARCHIVE_SUFFIX) and e.is_file())
+                      if not is_hidden_name(e.name) and e.name.lower().endswith(ARCHIVE_SUFFIX) and e.is_file())
 
 
 def shard_files(spec: str) -> List[str]:
@@ -743,7 +755,7 @@ def holds_labels(path: str) -> Optional[bool]:
             for member in _members(tf, path):
                 name = _clean(member.name)
                 if not member.isfile() and not member.islnk() and not member.issym() \
-                        or any(part.startswith(".") for part in name.split("/")):
+                        or any(map(is_hidden_name, name.split("/"))):
                     continue
                 key, suffix = _sample_key(name)
                 if first is not None and key != first:
@@ -780,7 +792,7 @@ def folder_of_shards(folder: str) -> Optional[bool]:
     at least holds labels: :func:`holds_labels`), False where they are class archives (none does), and an
     ArchiveError where some are and some are not; None for any other folder (or all its tars empty)."""
     with os.scandir(folder) as entries:
-        entries = [e for e in entries if not e.name.startswith(".")]
+        entries = [e for e in entries if not is_hidden_name(e.name)]
     if any(e.is_dir() for e in entries):
         return None
     tars = []

@@ -35,8 +35,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 from . import transforms as T
 from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, ArchiveImages, ArchiveMember,
                       ClassFiles, archive_images, archive_index, class_archives_index, folder_of_shards,
-                      holds_labels, is_archive, is_shard_pattern, is_shard_split, links_out, lone_class_wrapping,
-                      member_size, read_member, shard_files, shard_index, tar_files)
+                      holds_labels, is_archive, is_hidden_name, is_shard_pattern, is_shard_split, links_out,
+                      lone_class_wrapping, member_size, read_member, shard_files, shard_index, tar_files)
 from .autoaugment import Augment, make_augment
 from .config import ConfigError, cifar_name, is_cifar, normalisation
 from .stopping import ignore_in_worker
@@ -958,12 +958,13 @@ class CifarLoader(DeviceLoader):
 
 def is_image_name(name: str) -> bool:
     """An image file's name (by extension, :data:`IMAGE_EXTENSIONS`), not a hidden one (macOS ``._*``)."""
-    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+    return not is_hidden_name(name) and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
 def image_files_under(folder: str) -> List[str]:
     """The image files (by extension) under ``folder`` and its sub-folders, sorted by folder then name.
-    Hidden folders and files (``.git``, ``.ipynb_checkpoints``, macOS ``._*`` files) are not data;
+    Hidden folders and files (``.git``, ``.ipynb_checkpoints``, macOS ``._*`` files) and system folders
+    (``__MACOSX``, Synology's ``@eaDir``: :data:`archive.SYSTEM_FOLDERS`) are not data;
     symbolic links are followed, and a folder reached twice through them (a loop) is read once. A folder
     that cannot be listed (no permission) is named in a :class:`DataWarning`. A link back to a folder above
     ``folder`` is such a loop too, and is not read: it would bring in the folders beside ``folder`` (in a
@@ -993,7 +994,7 @@ def image_files_under(folder: str) -> List[str]:
         seen.add((st.st_dev, st.st_ino))
         # In name order: of a folder reached twice (cat/best a link to cat/2023), the name kept, which val_split's
         # choice hashes, is then the same on every file system, not whichever its listing gave first.
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not is_hidden_name(d))
         found.append((dirpath, [n for n in names if is_image_name(n)]))
     return [os.path.join(dirpath, name) for dirpath, names in sorted(found) for name in sorted(names)]
 
@@ -1111,7 +1112,7 @@ def refuse_compressed_pattern(spec: str) -> None:
 
 def class_folders(root: str, tars: Optional[Sequence[str]] = None) -> List[str]:
     """The class folders of an image folder's split, sorted: its sub-folders (links to folders too), the
-    hidden ones (``.git``, ``.ipynb_checkpoints``) left out; none where ``root`` is not a folder. A split
+    hidden ones (``.git``, ``.ipynb_checkpoints``) and system folders (``__MACOSX``, ``lost+found``) left out; none where ``root`` is not a folder. A split
     packed as an archive: the classes it holds; a folder of class archives: their names without ``.tar``
     (``tars``: its :func:`class_archives`, where the caller has them already)."""
     if is_archive(root):
@@ -1122,7 +1123,7 @@ def class_folders(root: str, tars: Optional[Sequence[str]] = None) -> List[str]:
     if tars:  # sorted as the folders they extract to would be (a-b.tar before a.tar, but a before a-b)
         return sorted(os.path.basename(t)[:-len(ARCHIVE_SUFFIX)] for t in tars)
     with os.scandir(root) as entries:
-        return sorted(d.name for d in entries if d.is_dir() and not d.name.startswith("."))
+        return sorted(d.name for d in entries if d.is_dir() and not is_hidden_name(d.name))
 
 
 def class_archives(root: str) -> List[str]:
@@ -1195,7 +1196,7 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
     broken, why = [], ""
     if packed is None and not tars:
         with os.scandir(root) as entries:  # is_dir() is False for them: they were left out without a word
-            broken = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_symlink()
+            broken = sorted(e.name for e in entries if not is_hidden_name(e.name) and e.is_symlink()
                             and not os.path.exists(e.path))
         why = "to nothing (a class folder on a disk not mounted?)"
     elif packed is not None:  # tar packs a class folder that is a link as the link (without -h), not its files
@@ -1221,7 +1222,7 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
                 else bool(archive_images(root, IMAGE_EXTENSIONS)))
         message = f"image {kind} {root!r} has no class {classes_are}"
         compressed = sorted(n for n in os.listdir(root) if n.lower().endswith(COMPRESSED_SUFFIXES)
-                            and not n.startswith(".")) if packed is None else []
+                            and not is_hidden_name(n)) if packed is None else []
         # ImageNet's class archives extracted one level (train/n01.tar, ...) and packed again: read at the top only.
         inner = [str(m)[len(root) + 1:] for m in archive_images(root, (ARCHIVE_SUFFIX,))] if packed is not None else []
         if inner and not flat:
@@ -1645,7 +1646,7 @@ def image_split(root: str, train: bool, val_split: float = 0.0) -> Tuple[str, Op
         # Image files right inside a folder beside the split are a class folder's (a split's or a run's
         # are in sub-folders): a class named train or val would have made the split, the others unread.
         left_out = [name for name in sorted(os.listdir(root)) if name.lower() not in SPLIT_FOLDERS
-                    and not name.startswith(".") and holds_images(os.path.join(root, name))]
+                    and not is_hidden_name(name) and holds_images(os.path.join(root, name))]
         if left_out and (root, folder) not in _WARNED_SPLITS:
             _WARNED_SPLITS.add((root, folder))
             split = os.path.basename(folder)
