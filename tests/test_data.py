@@ -815,6 +815,17 @@ def test_find_images_with_a_class_list_keeps_its_labels(tmp_path):
     (root / "cafe\u0301" / "x.png").write_bytes(b"png")
     with pytest.raises(DataError, match="caf\u00e9 written in other Unicode code points \\(NFD against NFC"):
         find_images(str(root), ["ant", "caf\u00e9", "dog"])
+    # Both forms in the training split itself, and Dog beside dog: a class each, as before, said (helper-287).
+    for name in ("caf\u00e9", "Dog"):
+        (root / name).mkdir()
+        (root / name / "x.png").write_bytes(b"png")
+    with pytest.warns(DataWarning, match=r"class folders 'Dog' and 'dog' are one name in other cases; "
+                                         r"'cafe\\u0301' and 'caf\\xe9' are one name in other Unicode code points "
+                                         r"\(NFD against NFC: a copy through macOS\?\): each is a class of its own"):
+        assert len(find_images(str(root))[1]) == 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a model's classes given: each folder is one of them or refused
+        find_images(str(root), ["ant", "cafe\u0301", "caf\u00e9", "Dog", "dog"])
 
 
 def class_tree(root, sizes):

@@ -1126,6 +1126,25 @@ def class_folders(root: str, tars: Optional[Sequence[str]] = None) -> List[str]:
         return sorted(d.name for d in entries if d.is_dir() and not is_hidden_name(d.name))
 
 
+def _warn_alike_classes(root: str, folders: Sequence[str]) -> None:
+    """Class folders whose names are one name written twice, in other Unicode code points (café composed and
+    decomposed, NFC and NFD: two copies, one through macOS) or in another case (Cat, cat), are a class each, as
+    the names differ (case-sensitive, as torchvision's ImageFolder); said, since they print alike and one
+    class's images may be split between them."""
+    groups: Dict[str, List[str]] = {}
+    for name in folders:
+        groups.setdefault(unicodedata.normalize("NFC", name).casefold(), []).append(name)
+    said = []
+    for names in (g for g in groups.values() if len(g) > 1):
+        composed = {unicodedata.normalize("NFC", n) for n in names}
+        how = ("in other cases" if len(composed) == len(names)
+               else "in other Unicode code points (NFD against NFC: a copy through macOS?)")
+        said.append(f"{' and '.join(map(ascii, names))} are one name {how}")
+    if said:
+        warnings.warn(f"image folder {root!r}: class folders {'; '.join(said[:3])}{' ...' if len(said) > 3 else ''}: "
+                      f"each is a class of its own; merge them into one folder if they are one class", DataWarning)
+
+
 def class_archives(root: str) -> List[str]:
     """The class archives of a split folder that holds one tar a class and no folders, as ImageNet's
     training archive leaves them once extracted (``train/n01440764.tar``, ...), sorted; none for any other
@@ -1243,6 +1262,7 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
         raise DataError(message)
     if classes is None:
         classes = folders
+        _warn_alike_classes(root, folders)
     labels = {name: i for i, name in enumerate(classes)}
     unknown = [f for f in folders if f not in labels]
     if unknown:
