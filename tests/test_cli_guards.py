@@ -3,6 +3,7 @@ set, our warnings, running out of memory. Each is refused or said in one line, w
 import hashlib
 import importlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -265,6 +266,26 @@ def test_a_package_of_an_extra_not_installed_is_named_with_the_extra(tmp_path, c
         assert cli.main([command, *args]) == 1
         err = capsys.readouterr().err
         assert err == f"mobilenet-v1 {command}: error: {hint}\n", err
+    # Refused before the work (helper-288): export made the ONNX file (seconds of torch.onnx at 224) and then
+    # found its check's runtime missing; benchmark of networks made every earlier format's files first; a Python
+    # caller of load_predictor got "No module named 'onnxruntime'", no extra named.
+    ckpt = save(tmp_path / "m.ckpt")
+
+    def made(*args, **kwargs):
+        raise AssertionError("exported before the missing package was said")
+
+    monkeypatch.setattr(export, "to_onnx", made)
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "x")]) == 1
+    assert capsys.readouterr().err == f"mobilenet-v1 export: error: {hint}\n"
+    monkeypatch.setattr(export, "export_checkpoint", made)
+    assert cli.main(["benchmark", "--width_mult", "0.25", "--image_size", "32", "--formats", "pytorch,tflite,onnx",
+                     "--class_num", "10"]) == 1
+    assert capsys.readouterr().err == f"mobilenet-v1 benchmark: error: {hint}\n"
+    from mobilenet_v1 import load_predictor
+
+    with pytest.raises(ModuleNotFoundError, match=re.escape(hint)):
+        load_predictor(str(onnx_file))
+    assert sorted(os.listdir(tmp_path)) == ["a.jpg", "cifar", "m.ckpt", "m.onnx"]
 
     monkeypatch.setitem(sys.modules, "sklearn", None)
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)

@@ -51,7 +51,7 @@ from .engine import autocast, resolve_device, resolve_precision
 from .onnx_io import (PIXEL_FORMATS, DeployedModel, ExecutorchModel, OnnxModel, is_deployed_file, is_onnx_file,
                       load_deployed, refuse_gpu)
 from .info import macs_if_known
-from .runtime import json_text, network_sized, plural
+from .runtime import FORMAT_EXTRAS, json_text, network_sized, plural, require_extras
 from .tflite_io import is_tflite_file
 
 DEFAULT_SIZE = 224
@@ -263,6 +263,9 @@ def make_variants(folder: str, widths: Sequence[float], sizes: Sequence[int], fo
     from .model import MobileNetV1
     from .quantize import quantize_file, quantize_program
 
+    # Every format's packages before any file is made: the last format's missing runtime was said after the
+    # others' exports and quantizations (helper-288).
+    require_extras(*sorted({m for f in formats if f != "pytorch" for m in FORMAT_EXTRAS[f.split("_")[0].upper()]}))
     made = []
     for width in widths:
         for size in sizes:

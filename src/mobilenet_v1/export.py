@@ -61,7 +61,7 @@ from .model import MobileNetV1
 from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, PTE_METADATA, DeployedModel, ExecutorchModel, OnnxModel,
                       PROBABILITIES, ProgramModel, image_input_note, log_probabilities, write_metadata)
 from .predict import guess_dataset, guess_note
-from .runtime import print0, shell_path
+from .runtime import FORMAT_EXTRAS, print0, require_extras, shell_path
 from .transforms import CROP_PCT, recorded_interpolation
 
 # The dynamo exporter's lowest opset; ONNX Runtime 1.17+ and current mobile runtimes read it.
@@ -360,6 +360,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     width = default_size if width is None else width
     if file_format not in FORMATS:
         raise ExportError(f"--file_format {file_format!r}: expected one of {', '.join(FORMATS)}")
+    require_extras(*FORMAT_EXTRAS[file_format])  # before the export, not at its check (helper-288)
     article = "an" if file_format == "ONNX" else "a"
     if float16 and file_format != "TFLITE":
         raise ExportError(f"--float16 True: is for --file_format TFLITE (TensorFlow Lite's float16 weights, for GPU "

@@ -34,6 +34,7 @@ from torch import nn
 
 from .checkpoint import (CheckpointError, cut_short, cut_short_text, is_executorch_program, is_exported_program,
                          is_program_file, program_pickles, unreadable_program, zip_damage)
+from .runtime import import_extra
 
 META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "padding", "mean", "std",
              "source", "quantization", "weights", "held_out", "crop_pct", "exif_orientation", "input",
@@ -279,8 +280,7 @@ class OnnxModel(DeployedModel):
 
     def __init__(self, path: str, threads: int = 0, reference: bool = False):
         super().__init__()
-        import onnxruntime as ort
-
+        ort = import_extra("onnxruntime")  # a Python caller told what to install, as the command line is
         if not os.path.isfile(path):
             raise CheckpointError(f"ONNX file {path}: no such file")
         try:

@@ -229,6 +229,36 @@ def missing_extra(error: BaseException) -> Optional[str]:
             f"'mobilenet-v1[{extra}]' (from a checkout: pip install -e '.[{extra}]')")
 
 
+# The optional packages each kind of file export writes (and checks, running it) needs; PT2: none.
+FORMAT_EXTRAS = {"ONNX": ("onnx", "onnxscript", "onnxruntime"), "PTE": ("executorch",),
+                 "TFLITE": ("flatbuffers", "ai_edge_litert"), "PT2": ()}
+
+
+def require_extras(*modules: str) -> None:
+    """Refuse, before any work, where an optional package of ``modules`` (:data:`EXTRAS`) is not installed: a
+    ModuleNotFoundError saying what to install (:func:`missing_extra`), as its import would raise only after the
+    work (an ONNX export made, then its check's ONNX Runtime missing). Found, not imported: the import stays lazy."""
+    import importlib.util
+
+    for name in modules:
+        if importlib.util.find_spec(name) is None:
+            error = ModuleNotFoundError(f"No module named {name!r}", name=name)
+            raise ModuleNotFoundError(missing_extra(error) or str(error), name=name)
+
+
+def import_extra(name: str) -> Any:
+    """The optional package ``name`` imported; not installed, a ModuleNotFoundError saying what to install
+    (a Python caller's, which the command line's error line says too)."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if missing_extra(e):
+            raise ModuleNotFoundError(missing_extra(e), name=e.name) from None
+        raise
+
+
 # The attribute of an error raised while a command built or ran a network (:func:`network_sized`): its
 # width_mult, class_num, batch_size and image_size, for the advice on running out of memory (:func:`memory_advice`).
 NETWORK = "mobilenet_v1_network"
