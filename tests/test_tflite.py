@@ -670,6 +670,17 @@ def test_quantize_tflite_int8_io_takes_and_gives_int8_levels_as_microcontrollers
     assert cli.main(["quantize", "--tflite", str(tmp_path / "f.tflite"), "--calib_data", str(cifar_dir), "--out",
                      str(tmp_path / "n.tflite"), "--c_array", str(tmp_path / "n.txt")]) == 1
     assert "--c_array " in capsys.readouterr().err and not (tmp_path / "n.tflite").exists()
+    # --out's own name: said as the output it is, not as "the file this command reads" (helper-286).
+    assert cli.main(["quantize", "--tflite", str(tmp_path / "f.tflite"), "--calib_data", str(cifar_dir), "--out",
+                     str(tmp_path / "n.tflite"), "--c_array", str(tmp_path / "." / "n.tflite")]) == 1
+    assert "is --out's file, the INT8 .tflite; name the C++ array another file (F.h)" in capsys.readouterr().err
+    # The eval quantize suggests reads the folder given, or, for the seed's training folder, the one that holds it
+    # and its evaluation split (the folder given was refused by eval).
+    from mobilenet_v1.quantize import eval_path
+
+    assert eval_path(str(cifar_dir / "cifar-10-batches-bin"), "cifar10") == str(cifar_dir)
+    assert eval_path(str(cifar_dir), "cifar10") == str(cifar_dir)
+    assert eval_path(str(tmp_path / "photos" / "train"), "imagenet2012") == str(tmp_path / "photos" / "train")
     assert cli.main(["quantize", "--tflite", str(tmp_path / "px.tflite"), "--calib_data", str(cifar_dir), "--out",
                      str(tmp_path / "n.tflite"), "--int8_io", "True"]) == 1
     assert "--int8_io True: " in capsys.readouterr().err and not (tmp_path / "n.tflite").exists()

@@ -467,6 +467,24 @@ def compare_top1(reference: nn.Module, candidate: nn.Module,
     return {"images": total, "reference_top1": ref_hits / n, "candidate_top1": cand_hits / n, "agreement": same / n}
 
 
+def eval_path(calib_data: str, dataset: str) -> str:
+    """The folder whose evaluation split ``eval`` reads, for calibration data given as ``calib_data``: itself, but
+    for the seed's CIFAR training folder (cifar-10-batches-bin), which holds none: the folder that holds it and
+    cifar-10-verify-bin (an eval of the folder given was refused)."""
+    if dataset not in ("cifar10", "cifar100"):
+        return calib_data
+    from .data import cifar_files
+
+    parent = os.path.dirname(os.path.normpath(calib_data)) or os.curdir
+    for folder in (calib_data, parent):
+        try:
+            cifar_files(folder, False, dataset, quiet=True)
+            return folder
+        except DataError:
+            continue
+    return calib_data
+
+
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="mobilenet-v1 quantize", description=(
         "Static INT8 quantization (ONNX Runtime, QDQ, per-channel weights) of an ONNX file from "
@@ -530,7 +548,10 @@ def main(argv: Sequence[str]) -> int:
         raise QuantizeError(f"--c_array {a.c_array}: is for --tflite (a C++ array of the INT8 .tflite for TensorFlow "
                             f"Lite for Microcontrollers)")
     if a.c_array is not None:
-        ckpt_io.check_output("--c_array", a.c_array, [a.tflite, a.out], inside=[a.calib_data], suffix=".h")
+        if os.path.realpath(a.c_array) == os.path.realpath(a.out):  # written, not read: said as what it is
+            raise QuantizeError(f"--c_array {a.c_array}: is --out's file, the INT8 .tflite; name the C++ array "
+                                f"another file (F.h)")
+        ckpt_io.check_output("--c_array", a.c_array, [a.tflite], inside=[a.calib_data], suffix=".h")
     if a.tflite:
         from .tflite_io import is_tflite_file, load_tflite
 
@@ -657,7 +678,7 @@ def main(argv: Sequence[str]) -> int:
            f"{check['reference_top1']:.2%} fp32, {check['candidate_top1']:.2%} INT8; the two agree on "
            f"{check['agreement']:.2%}. Evaluation accuracy: "
            f"`mobilenet-v1 eval --checkpoint_path {shell_path(a.out)} --dataset {dataset} "
-           f"--dataset_path {shell_path(a.calib_data)}"  # quoted: a name with spaces pastes as one argument
+           f"--dataset_path {shell_path(eval_path(a.calib_data, dataset))}"  # quoted: pastes as one argument
            + (f" --val_split {a.val_split:g}" if a.val_split else "") + "`"  # the share left out here, evaluated
            # --val_split 0 on the run's own folder: the file's eval takes the run's share, which calibration read.
            + (" (its figure counts images the ranges were measured on: quantize without --val_split for a clean one)"
@@ -675,8 +696,8 @@ def main(argv: Sequence[str]) -> int:
     if used < count:
         asked = (f"the {count} asked (--calib_images)" if count == a.calib_images else
                  f"the {count} of --calib_images {a.calib_images} in whole batches")
-        print(f"mobilenet-v1 quantize: note: {a.calib_data} gave {used} training images of {asked}: all it has"
-              + (" in whole batches" if fp32.fixed_batch else ""), file=sys.stderr)
+        print(f"mobilenet-v1 quantize: note: {a.calib_data} gave {plural(used, 'training image')} of {asked}: all "
+              f"it has" + (" in whole batches" if fp32.fixed_batch else ""), file=sys.stderr)
     if used < FEW_CALIB_IMAGES:
         print(f"mobilenet-v1 quantize: warning: activation ranges from only {plural(used, 'image')}: what other "
               f"images reach beyond them is clipped, and the agreement above, on those same images, cannot show it; "
