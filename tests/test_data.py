@@ -1264,6 +1264,12 @@ def test_random_resized_crop_draws_as_torchvisions_algorithm():
     for seed in range(3):
         assert T.crop_and_flip(1000, 10, seed)[0] == (493, 0, 13, 10)
         assert T.crop_and_flip(10, 1000, seed)[0] == (0, 493, 10, 13)
+    # ratios above a 1-pixel-wide image's (--crop_ratio_min 3): the fallback's box was 0 high (the CPU pipeline's
+    # traceback, the GPU pipeline's black image; helper-290); at least a pixel now, inside the image
+    for height, width, ratio in ((1, 1, (3.0, 4.0)), (5, 1, (3.0, 4.0)), (1, 5, (0.1, 0.2)), (1, 1, (0.1, 0.2))):
+        for seed in range(20):
+            top, left, h, w = T.crop_and_flip(height, width, seed, T.RRC_SCALE, ratio)[0]
+            assert 1 <= h and 1 <= w and 0 <= top and top + h <= height and 0 <= left and left + w <= width
     # a box as high as the image but narrower (0 < h <= height) is a try that succeeded, not a fallback
     boxes = [T.crop_and_flip(8, 8, s)[0] for s in range(400)]
     assert any(h == 8 and w < 8 for _, _, h, w in boxes) and any(w == 8 and h < 8 for _, _, h, w in boxes)

@@ -249,12 +249,12 @@ def random_resized_crop_box(height: int, width: int, rng: random.Random,
             left = rng.randint(0, width - w)
             return top, left, h, w
     in_ratio = width / height
-    if in_ratio < min(ratio):
+    if in_ratio < min(ratio):  # (at least a pixel: an image 1 wide under ratios above 2 rounded h to 0)
         w = width
-        h = int(round(w / min(ratio)))
+        h = max(1, int(round(w / min(ratio))))
     elif in_ratio > max(ratio):
         h = height
-        w = int(round(h * max(ratio)))
+        w = max(1, int(round(h * max(ratio))))
     else:
         w, h = width, height
     return (height - h) // 2, (width - w) // 2, h, w
