@@ -735,3 +735,29 @@ def test_predict_on_a_folder_of_tars_points_at_the_tars(image_folder, tmp_path):
                                          r"\(train\.tar\) are read when named themselves: give them, not the folder"):
         image_files([str(folder)])
     assert image_files([str(folder / "train.tar")])  # as the message says
+
+
+def test_a_listing_kept_from_before_system_folders_were_left_out_is_not_read(tmp_path, monkeypatch):
+    """Listings are kept between processes (archive.cache_folder): one written before __MACOSX was left out
+    (helper-289) brought it back as class 0, every label shifted, until the archive changed."""
+    from mobilenet_v1 import archive
+
+    folder = tmp_path / "t"
+    for cls in ("cat", "dog"):
+        (folder / cls).mkdir(parents=True)
+        (folder / cls / "0.jpg").write_bytes(jpeg_bytes(smooth_image(16, 16, 1)))
+    (folder / "__MACOSX" / "cat").mkdir(parents=True)
+    (folder / "__MACOSX" / "cat" / "._0.jpg").write_bytes(b"AppleDouble")
+    tar = pack(folder, tmp_path / "t.tar", ".")
+
+    def forget():  # what one process keeps of a listing: the next reads the kept file
+        for value in vars(archive).values():
+            if hasattr(value, "cache_clear"):
+                value.cache_clear()
+
+    with monkeypatch.context() as m:  # the code of before: hidden names only, its listings' version
+        m.setattr(archive, "_CACHE_VERSION", 4)
+        m.setattr(archive, "is_hidden_name", lambda name: name.startswith("."))
+        assert class_folders(tar) == ["__MACOSX", "cat", "dog"]
+    forget()
+    assert class_folders(tar) == ["cat", "dog"]
