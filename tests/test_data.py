@@ -89,6 +89,12 @@ def test_cifar_files_of_other_names_never_take_the_other_splits_files(tmp_path):
     for train, name in ((True, "train.bin"), (False, "test.bin")):
         with pytest.warns(DataWarning, match=f"reading every other .bin file there for .*: {name}$"):
             assert [os.path.basename(f) for f in cifar_files(str(other), train)] == [name]
+    # One of the two alone: the other split's file by its name, said so where the split is asked for (helper-289).
+    (other / "test.bin").unlink()
+    with pytest.raises(DataError, match=r"no CIFAR-10 .bin files \(test_batch.bin\) found; train.bin there is taken "
+                                        r"for the training split's file, by its name \(CIFAR-100's\), and not read for "
+                                        r"evaluation$"):
+        cifar_files(str(other), False)
 
 
 def test_a_cifar_path_that_holds_no_bin_files_says_what_it_is_and_what_to_pass(cifar_dir, tmp_path):

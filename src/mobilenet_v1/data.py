@@ -403,8 +403,12 @@ def cifar_files(root: str, train: bool, dataset: str = "cifar10", quiet: bool = 
         # The seed's two folders, one given where the other split's is read: the folder that holds both.
         parent = os.path.dirname(os.path.abspath(root))
         beside = os.path.join(parent, CIFAR_TRAIN_FOLDER if train else CIFAR_EVAL_FOLDER)
+        split_file = os.path.join(root, "test.bin" if train else "train.bin")  # the other split's by its name
         hint = (f"; {beside} beside it holds them: pass the folder that holds both, {parent}"
-                if glob.glob(os.path.join(beside, pattern)) else _unread_cifar(root, 'cifar10'))
+                if glob.glob(os.path.join(beside, pattern)) else
+                f"; {os.path.basename(split_file)} there is taken for the {'evaluation' if train else 'training'} "
+                f"split's file, by its name (CIFAR-100's), and not read for {'training' if train else 'evaluation'}"
+                if os.path.isfile(split_file) else _unread_cifar(root, 'cifar10'))
         # Where the split was looked for, when that was more than the folder given (the seed's and the
         # official archive's sub-folders), so that a lone missing test_batch.bin is not read as "no data".
         looked = [f for f in (sub, archive) if os.path.isdir(f)] if root not in (sub, archive) else []
