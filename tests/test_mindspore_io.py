@@ -1080,6 +1080,19 @@ def test_a_checkpoint_removed_while_it_is_read_is_said_so_and_convert_does_not_r
         return load(path, *args, **kwargs)
 
     monkeypatch.setattr(torch, "load", pruned_meanwhile)
+    isfile = os.path.isfile
+
+    def pruned_after_the_look(path):  # read_any looks, then reads the format off the file's first bytes
+        found = isfile(path)
+        if found and path == str(src):
+            os.remove(path)
+        return found
+
+    with monkeypatch.context() as m:
+        m.setattr(os.path, "isfile", pruned_after_the_look)
+        with pytest.raises(ckpt_io.CheckpointError, match=r": removed while it was being read"):
+            mindspore_io.read_any(str(src))
+    ckpt_io.atomic_save({"model": {}}, str(src))
     with pytest.raises(ckpt_io.CheckpointError, match=rf"^checkpoint {re.escape(str(src))}: removed while it was "
                                                       r"being read \(a running train removes its older checkpoints\)$"):
         ckpt_io.load_torch_file(str(src))

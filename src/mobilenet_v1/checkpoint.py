@@ -1111,6 +1111,12 @@ def program_not_checkpoint(path: str, option: str = "") -> CheckpointError:
                               "name is not unpickled): rename it, or give the checkpoint it was exported from"))
 
 
+def removed_while_read(path: str) -> CheckpointError:
+    """The error for a checkpoint found and then gone before it was read (helper-285)."""
+    return CheckpointError(f"checkpoint {path}: removed while it was being read (a running train removes its older "
+                           f"checkpoints)")
+
+
 def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     """Read a checkpoint of ours with ``weights_only=True`` (no pickled code is ever run)."""
     if not os.path.isfile(path):
@@ -1122,8 +1128,7 @@ def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
             obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for damaged or foreign files
         if not os.path.exists(path):  # removed between the look and the read (a running train's pruning)
-            raise CheckpointError(f"checkpoint {path}: removed while it was being read (a running train removes "
-                                  f"its older checkpoints)") from None
+            raise removed_while_read(path) from None
         if is_exported_program(path):
             raise program_not_checkpoint(path) from None
         # torch's own first line ("... you have two options, <ANSI>do those steps only if ...") named neither the

@@ -429,7 +429,10 @@ def read_any(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     path = tf_index(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path}: no such file")
-    fmt = detect_format(path)
+    try:
+        fmt = detect_format(path)
+    except FileNotFoundError:  # gone since the look: a running train pruned it
+        raise ckpt_io.removed_while_read(path) from None
     if fmt == "tensorflow":
         from .tf_checkpoint import bundle_prefix, read_tf_checkpoint
 
