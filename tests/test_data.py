@@ -832,6 +832,11 @@ def test_find_images_with_a_class_list_keeps_its_labels(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a model's classes given: each folder is one of them or refused
         find_images(str(root), ["ant", "cafe\u0301", "caf\u00e9", "Dog", "dog"])
+    (root / "Caf\u00e9").mkdir()  # both ways at once: both said
+    (root / "Caf\u00e9" / "x.png").write_bytes(b"png")
+    with pytest.warns(DataWarning, match=r"'Caf\\xe9' and 'cafe\\u0301' and 'caf\\xe9' are one name in other Unicode "
+                                         r"code points \(NFD against NFC: a copy through macOS\?\) and in other cases"):
+        find_images(str(root))
 
 
 def class_tree(root, sizes):

@@ -1140,12 +1140,13 @@ def _warn_alike_classes(root: str, folders: Sequence[str]) -> None:
         groups.setdefault(unicodedata.normalize("NFC", name).casefold(), []).append(name)
     said = []
     for names in (g for g in groups.values() if len(g) > 1):
-        composed = {unicodedata.normalize("NFC", n) for n in names}
-        how = ("in other cases" if len(composed) == len(names)
-               else "in other Unicode code points (NFD against NFC: a copy through macOS?)")
-        said.append(f"{' and '.join(map(ascii, names))} are one name {how}")
+        composed = {unicodedata.normalize("NFC", n) for n in names}  # one a name: the group differs in case only
+        how = [w for w, differ in (("other Unicode code points (NFD against NFC: a copy through macOS?)",
+                                    len(composed) < len(names)), ("other cases", len(composed) > 1)) if differ]
+        said.append(f"{' and '.join(map(ascii, names))} are one name in {' and in '.join(how)}")
     if said:
-        warnings.warn(f"image folder {root!r}: class folders {'; '.join(said[:3])}{' ...' if len(said) > 3 else ''}: "
+        kind = "archive" if is_archive(root) else "folder"
+        warnings.warn(f"image {kind} {root!r}: class folders {'; '.join(said[:3])}{' ...' if len(said) > 3 else ''}: "
                       f"each is a class of its own; merge them into one folder if they are one class", DataWarning)
 
 

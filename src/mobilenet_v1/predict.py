@@ -209,7 +209,7 @@ def image_list(images: Any) -> Tuple[List[Any], List[int]]:
         images = list(images) if images.ndim == 4 else [images]
     elif isinstance(images, Mapping):  # iterated, its keys were taken for paths
         raise ValueError(f"images: a {type(images).__name__}; give a file's path, a PIL image, a uint8 (C, H, W) "
-                         f"tensor, or a list of them (a dict's values: list(d.values()))")
+                         f"tensor, an (H, W, C) NumPy array, or a list of them (a dict's values: list(d.values()))")
     elif isinstance(images, (bytes, bytearray, memoryview)):
         raise ValueError("images: the bytes of a file? give its path, or a PIL image of them "
                          "(PIL.Image.open(io.BytesIO(data)))")
