@@ -395,6 +395,20 @@ def test_our_warnings_are_one_line_and_a_one_class_folder_is_refused_for_trainin
                      "--save_checkpoint_path", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
     assert "has 1 class folder in " in err and "a classifier needs two classes or more" in err
+    assert "its one class folder" not in err  # a folder of images: nothing to pass instead
+    # The class folders one level down (a macOS zip's folder unzipped, its __MACOSX beside it left out): the folder
+    # to pass is named, as an archive's wrapping folder is.
+    wrap = tmp_path / "zip"
+    for cls in ("cat", "dog"):
+        (wrap / "photos" / cls).mkdir(parents=True)
+        (wrap / "photos" / cls / "0.jpg").write_bytes(jpeg_bytes(smooth_image(40, 40, seed=5)))
+    (wrap / "__MACOSX" / "photos" / "cat").mkdir(parents=True)
+    assert cli.main(["train", "--dataset", "imagenet2012", "--dataset_path", str(wrap), "--class_num", "2",
+                     "--image_size", "32", "--num_workers", "0", "--device_target", "CPU",
+                     "--save_checkpoint_path", str(tmp_path / "run")]) == 1
+    assert (f"it has 1 class folder; a classifier needs two classes or more; its one class folder photos/ holds 2 "
+            f"folders of images (cat, dog) and no image of its own: pass {wrap / 'photos'}, whose folders are then "
+            f"the classes\n") in capsys.readouterr().err
 
 
 def test_a_launcher_setting_world_size_alone_breaks_nothing(monkeypatch, capsys):

@@ -39,6 +39,7 @@ from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, Archive
                       lone_class_wrapping, member_size, read_member, shard_files, shard_index, tar_files)
 from .autoaugment import Augment, make_augment
 from .config import ConfigError, cifar_name, is_cifar, normalisation
+from .runtime import shell_path
 from .stopping import ignore_in_worker
 
 CIFAR_RECORD = 1 + 3 * 32 * 32  # label byte + 3,072 pixel bytes
@@ -1036,9 +1037,21 @@ def packed_classes(root: str):
 def wrapped_classes(root: str) -> str:
     """For a split's archive whose one class folder wraps several folders in folders named neither as the
     archive nor as a split (:func:`archive.lone_class_wrapping`): what it holds and how to pack it so that they
-    are the classes, for the message that refuses it; "" for any other split."""
+    are the classes, for the message that refuses it; "" for any other split. A folder's one class folder holding
+    folders of images and no image of its own (a macOS zip's folder unzipped beside __MACOSX): the folder to pass."""
     if not is_archive(root):
-        return ""
+        folders = class_folders(root)
+        if len(folders) != 1:
+            return ""
+        top = os.path.join(root, folders[0])
+        with os.scandir(top) as entries:
+            entries = [e for e in entries if not is_hidden_name(e.name)]
+        inside = sorted(e.name for e in entries if e.is_dir() and holds_images(e.path))
+        if len(inside) < 2 or any(is_image_name(e.name) for e in entries if not e.is_dir()):
+            return ""
+        return (f"its one class folder {folders[0]}/ holds {len(inside)} folders of images ({', '.join(inside[:3])}"
+                f"{' ...' if len(inside) > 3 else ''}) and no image of its own: pass {shell_path(top)}, whose folders "
+                f"are then the classes")
     try:
         folder, inside = lone_class_wrapping(root, SPLIT_FOLDERS)
     except ArchiveError:
