@@ -385,6 +385,22 @@ def test_a_resume_judges_its_evaluations_against_its_history(cifar_dir, tmp_path
     assert train.data_change(inside, "c.ckpt", load_config(["--dataset_path=b"]), 1, 3).endswith(
         "dataset_path 'b': the rest of epoch 2 takes the samples its order had left after step 3 from this folder "
         "by their numbers (the same ones only if it holds the same data)")
+    # Relative paths are compared from where each run started (helper-291): the same folder from another place is
+    # the same (it was said changed), another folder of the same name from another place is another (unsaid).
+    (tmp_path / "a" / "sub").mkdir(parents=True)
+    shutil.copytree(cifar_dir, tmp_path / "a" / "data")
+    shutil.copytree(cifar_dir, tmp_path / "b" / "data")
+    with monkeypatch.context() as m:
+        m.chdir(tmp_path / "a")
+        state = train.training_state(MobileNetV1(class_num=4, width_mult=0.25), torch.optim.SGD([torch.zeros(1)], 0.1),
+                                     torch.amp.GradScaler("cpu", enabled=False), 1, 12,
+                                     load_config(["--dataset_path=data"]), None)
+        m.chdir(tmp_path / "a" / "sub")
+        assert train.data_change(state, "c.ckpt", load_config(["--dataset_path=../data"]), 1, 0) == ""
+        m.chdir(tmp_path / "b")
+        assert train.data_change(state, "c.ckpt", load_config(["--dataset_path=data"]), 1, 0) == (
+            f"resume: c.ckpt was trained with dataset_path '{tmp_path / 'a' / 'data'}'; continuing with this run's "
+            f"dataset_path '{tmp_path / 'b' / 'data'}': the epochs from here read it")
     assert re.findall(r"eval: epoch (\d+) .*, best so far", said) == ["4"]
     assert "was trained with patience 1; continuing with this run's patience 0: the run does not stop early\n" in said
     assert ckpt_io.load_file(str(out / ckpt_io.BEST_NAME))["epoch"] == 4

@@ -598,6 +598,9 @@ def training_state(model, optimizer, scaler, epoch: int, step: int, cfg: Config,
     held = held_out_record(cfg.dataset_path, cfg.val_split)
     if held:
         state["held_out"] = held
+    # The data as a path from anywhere: config's dataset_path is as given, relative to where the run started,
+    # which a resume started elsewhere cannot tell (data_change).
+    state[DATASET_FOLDER] = os.path.abspath(cfg.dataset_path)
     state.update(extra or {})
     return state
 
@@ -1098,13 +1101,30 @@ def seen_evaluation_images(source: Dict[str, Any], path: str, cfg: Config) -> st
                " (evaluate on images it never saw: an evaluation folder of their own)"))
 
 
+# The checkpoint's key for its run's dataset_path made absolute where the run started (:func:`training_state`).
+DATASET_FOLDER = "dataset_folder"
+
+
 def data_change(ckpt: Dict[str, Any], source: str, cfg: Config, done_epochs: int, in_epoch: int) -> str:
     """A line naming another ``dataset_path`` than the checkpoint's run read (the data moved, or other data of
-    the same kind, which the classes and the steps per epoch checked do not tell apart), or ""."""
+    the same kind, which the classes and the steps per epoch checked do not tell apart), or "". Compared as
+    the paths were where each run started (``dataset_folder``; a file of before it: as written, from here)."""
     was = (ckpt.get("config") or {}).get("dataset_path")
-    if not isinstance(was, str) or not was or same_folder(was, cfg.dataset_path):
+    if not isinstance(was, str) or not was:
         return ""
-    return (changes_line(source, {"dataset_path": (was, cfg.dataset_path)}, "trained")
+    absolute = ckpt.get(DATASET_FOLDER)
+    if isinstance(absolute, str) and absolute:
+        if same_folder(absolute, os.path.abspath(cfg.dataset_path)):
+            return ""
+        if not os.path.isabs(was) or not os.path.isabs(cfg.dataset_path):  # relative: said from where they began
+            was, now = absolute, os.path.abspath(cfg.dataset_path)
+        else:
+            now = cfg.dataset_path
+    elif same_folder(was, cfg.dataset_path):
+        return ""
+    else:
+        now = cfg.dataset_path
+    return (changes_line(source, {"dataset_path": (was, now)}, "trained")
             + (f": the rest of epoch {done_epochs + 1} takes the samples its order had left after step {in_epoch} "
                f"from this folder by their numbers (the same ones only if it holds the same data)" if in_epoch
                else ": the epochs from here read it"))
