@@ -385,6 +385,12 @@ def test_a_resume_judges_its_evaluations_against_its_history(cifar_dir, tmp_path
     assert train.data_change(inside, "c.ckpt", load_config(["--dataset_path=b"]), 1, 3).endswith(
         "dataset_path 'b': the rest of epoch 2 takes the samples its order had left after step 3 from this folder "
         "by their numbers (the same ones only if it holds the same data)")
+    # A run that never evaluated has no earlier top-1 measured otherwise (helper-291: said it had).
+    never = {"config": {"eval_interval": 0, "image_size": 32, "dataset": "cifar10"}}
+    assert train.evaluation_change(never, "c.ckpt", load_config(["--eval_interval=1", "--eval_image_size=40"])) == ""
+    assert "were measured otherwise" in train.evaluation_change(
+        {"config": {**never["config"], "eval_interval": 1}}, "c.ckpt",
+        load_config(["--eval_interval=1", "--eval_image_size=40"]))
     # Relative paths are compared from where each run started (helper-291): the same folder from another place is
     # the same (it was said changed), another folder of the same name from another place is another (unsaid).
     (tmp_path / "a" / "sub").mkdir(parents=True)

@@ -1161,7 +1161,7 @@ def evaluation_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
     judged = {k: (was, now) for k, (was, now) in judged.items() if was != now
               and (k == "patience" or (cfg.patience and recorded.get("patience", Config.patience)))}
     lines = []
-    if changed:
+    if changed and recorded.get("eval_interval", Config.eval_interval):  # else no evaluation so far to differ from
         lines.append(changes_line(source, changed, "evaluated")
                      + ": the top-1 of its earlier evaluations, the best checkpoint's among them, were measured "
                        "otherwise, and a new best is judged against them")
