@@ -1105,6 +1105,11 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
                                                       r"of width_mult 0.5 \(pass --width_mult 0.25 to continue it\)$"):
         train.run(load_config(run_args(cifar_dir, run, "--epoch_size=2", "--width_mult=0.5",
                                        f"--resume={run / 'mobilenetv1-1_12.ckpt'}")))
+    # Another class count: said as the option (it was the classifier's and its momentum's shapes; helper-291).
+    with pytest.raises(ckpt_io.CheckpointError, match=r"its run trained a network of class_num 4, this run one of "
+                                                      r"class_num 10 \(pass --class_num 4 to continue it;"):
+        train.run(load_config(run_args(cifar_dir, run, "--epoch_size=2", "--class_num=10",
+                                       f"--resume={run / 'mobilenetv1-1_12.ckpt'}")))
     # Another data set: CIFAR's labels and an image folder's are alike to the network; it went on, on other images.
     other = load_config(run_args(cifar_dir, run, "--dataset=imagenet2012", "--dataset_path=photos", "--class_num=4",
                                  f"--resume={run / 'mobilenetv1-1_12.ckpt'}"))

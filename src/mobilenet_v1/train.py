@@ -1224,6 +1224,14 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
             raise ckpt_io.CheckpointError(
                 f"checkpoint {path}: its run trained a network of width_mult {width:g}, this run one of width_mult "
                 f"{cfg.width_mult:g} (pass --width_mult {width:g} to continue it)")
+        classes_trained = args.get("class_num", cfg.class_num)
+        if (isinstance(classes_trained, int) and not isinstance(classes_trained, bool)
+                and classes_trained != cfg.class_num):
+            # Said as the option, not as the classifier's and its momentum's shapes (helper-291).
+            raise ckpt_io.CheckpointError(
+                f"checkpoint {path}: its run trained a network of class_num {classes_trained}, this run one of "
+                f"class_num {cfg.class_num} (pass --class_num {classes_trained} to continue it; --pre_trained starts "
+                f"another run from its weights, its classifier left out)")
         padded = args.get("padding", cfg.padding)  # files from before the key: not told
         if padded != cfg.padding:
             # The same tensors too, another network: its outputs differ at every stride-2 layer.
