@@ -1718,18 +1718,16 @@ def test_a_resume_with_another_loss_scale_starts_fp16s_scale_there_and_says_so(c
                                                                                one_thread):
     """--loss_scale 64 given to a resume was kept out by the file's dynamic scale (1024 halved on overflow only,
     grown every 2,000 steps) while config.yaml said 64 (helper-291): the scale starts again at the value given,
-    named; the same value goes on from the file's scale, unsaid."""
+    named. (fp16 on a CPU is slow: two short epochs.)"""
     out = tmp_path / "run"
-    args = SMALL + [f"--dataset_path={cifar_dir}", "--class_num=4", "--precision=fp16", f"--save_checkpoint_path={out}"]
+    args = SMALL + [f"--dataset_path={cifar_dir}", "--class_num=4", "--precision=fp16", "--batch_size=64",
+                    f"--save_checkpoint_path={out}"]
     train.run(load_config(args + ["--epoch_size=1"]))
-    saved = ckpt_io.load_file(str(out / ckpt_io.checkpoint_name(1, 12)))["scaler"]["scale"]
+    saved = ckpt_io.load_file(str(out / ckpt_io.checkpoint_name(1, 3)))["scaler"]["scale"]
     assert saved > 64
     capsys.readouterr()
-    train.run(load_config(args + ["--epoch_size=2", "--resume=auto"]))
-    assert "with loss_scale" not in capsys.readouterr().out
-    assert ckpt_io.load_file(str(out / ckpt_io.checkpoint_name(2, 12)))["scaler"]["scale"] == saved
-    train.run(load_config(args + ["--epoch_size=3", "--resume=auto", "--loss_scale=64"]))
-    assert (f"resume: {out / ckpt_io.checkpoint_name(2, 12)} was trained with loss_scale 1024; continuing with this "
+    train.run(load_config(args + ["--epoch_size=2", "--resume=auto", "--loss_scale=64"]))
+    assert (f"resume: {out / ckpt_io.checkpoint_name(1, 3)} was trained with loss_scale 1024; continuing with this "
             f"run's loss_scale 64: fp16's dynamic loss scale starts again at 64 (it had come to {saved:g})\n") in \
         capsys.readouterr().out
-    assert ckpt_io.load_file(str(out / ckpt_io.checkpoint_name(3, 12)))["scaler"]["scale"] <= 64
+    assert ckpt_io.load_file(str(out / ckpt_io.checkpoint_name(2, 3)))["scaler"]["scale"] <= 64
