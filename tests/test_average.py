@@ -300,14 +300,19 @@ def test_keep_best_keeps_the_earlier_epoch_of_a_tie_and_leaves_the_files_it_cann
     from mobilenet_v1 import train
 
     saved = []
-    writer = types.SimpleNamespace(folder=str(tmp_path), writes=True,
+    writer = types.SimpleNamespace(folder=str(tmp_path), writes=True, source="", numbered=True,
                                    save=lambda epoch, step, name, extra: saved.append((epoch, name)))
     for epoch in (1, 7):
         (tmp_path / ckpt_io.top_name(epoch)).write_bytes(b"a checkpoint")
     train.keep_best(writer, {1: 0.5, 2: 0.5}, 2, {"top_1": 0.5}, 1)
     assert saved == [] and sorted(p.name for p in tmp_path.iterdir()) == [ckpt_io.top_name(1), ckpt_io.top_name(7)]
+    # The file the run continues from stays while the run has no numbered checkpoint of its own (helper-293: a run
+    # resumed from a top-E file and killed before one lost the point it started from, --resume auto starting over).
+    writer.source, writer.numbered = os.path.realpath(tmp_path / ckpt_io.top_name(1)), False
     train.keep_best(writer, {1: 0.5, 2: 0.5, 3: 0.75}, 3, {"top_1": 0.75}, 1)
-    assert saved == [(3, ckpt_io.top_name(3))]
+    assert saved == [(3, ckpt_io.top_name(3))] and (tmp_path / ckpt_io.top_name(1)).exists()
+    writer.numbered = True
+    train.keep_best(writer, {1: 0.5, 2: 0.5, 3: 0.75}, 3, {"top_1": 0.75}, 1)
     assert sorted(p.name for p in tmp_path.iterdir()) == [ckpt_io.top_name(7)]
 
 

@@ -651,6 +651,7 @@ class CheckpointWriter:
         # in the run's folder: a save under its name (the best checkpoint's, resumed from) first keeps it aside,
         # untouched, since the command run again, or the user going back to it, expects what it held.
         self.source = os.path.realpath(source) if source else ""
+        self.numbered = False  # whether this run has saved a numbered checkpoint (mobilenetv1-E_S.ckpt)
         self.resumed = resumed  # the checkpoint this run resumed from (another folder's, perhaps), or ""
         self.last = ""
 
@@ -662,7 +663,8 @@ class CheckpointWriter:
         """Save the state after ``in_epoch`` steps of the epoch that follows ``epoch`` completed ones
         (under ``name`` instead of the numbered one when given, e.g. the best checkpoint)."""
         spe = self.steps_per_epoch
-        numbered_end = not name and in_epoch == 0  # the seed's name of an epoch's end
+        numbered = not name  # mobilenetv1-E_S.ckpt, not the best's nor a best epoch's
+        numbered_end = numbered and in_epoch == 0  # the seed's name of an epoch's end
         if not name:
             name = ckpt_io.checkpoint_name(epoch, spe) if in_epoch == 0 else ckpt_io.checkpoint_name(epoch + 1, in_epoch)
         path = os.path.join(self.folder, name)
@@ -670,6 +672,8 @@ class CheckpointWriter:
         self.dist.from_rank0(lambda: self._write(path, epoch, in_epoch, name if numbered_end else "", counters,
                                                  extra), "could not save a checkpoint")
         self.last = path
+        if numbered:
+            self.numbered = True  # a point of this run's own for --resume auto: the file it continues from may go
         if numbered_end:
             self.epoch_end = path
         if self.writes:
@@ -732,6 +736,10 @@ def keep_best(writer: "CheckpointWriter", evaluated: Dict[int, float], epoch: in
     if not writer.writes:
         return
     for e, path in ckpt_io.list_top(writer.folder):
+        # The top-E file this run continues from stays until the run has a numbered checkpoint of its own: a run
+        # killed before one lost the point it started from (helper-293; --resume auto takes numbered files).
+        if not writer.numbered and writer.source and os.path.realpath(path) == writer.source:
+            continue
         if e in evaluated and e not in kept:
             try:
                 os.unlink(path)
