@@ -1767,7 +1767,11 @@ def test_crop_pct_follows_the_model_through_eval_export_predict_and_quantize(ima
     assert cli.main(base + [f"--checkpoint_path={path}"]) == 0
     assert f"crop_pct 1: the evaluation crop of {path}'s run" in capsys.readouterr().err
     assert cli.main(base + [f"--checkpoint_path={path}", "--crop_pct=0.95"]) == 0
-    assert "the evaluation crop of" not in capsys.readouterr().err
+    # Another crop asked: said, as another image size is (it was unsaid, the figure not the run's own crop's).
+    err = capsys.readouterr().err
+    assert f"note: crop_pct 1: the evaluation crop of {path}'s run; evaluating with crop_pct 0.95 as asked\n" in err
+    assert cli.main(base + [f"--checkpoint_path={path}", "--crop_pct=0.95", "--image_size=32,40"]) == 0
+    assert capsys.readouterr().err.count("evaluating with crop_pct 0.95 as asked") == 1
 
     onnx_path = str(tmp_path / "wide.onnx")
     export_checkpoint(path, str(tmp_path / "wide"))
@@ -1779,7 +1783,7 @@ def test_crop_pct_follows_the_model_through_eval_export_predict_and_quantize(ima
     assert f"{onnx_path} takes 32x32 inputs but image_size is 48" in capsys.readouterr().err
     assert cli.main(["quantize", "--onnx", onnx_path, "--calib_data", str(image_folder), "--calib_images", "4",
                      "--out", str(tmp_path / "wide_int8.onnx")]) == 0
-    assert crops == [1.0, 0.95, 1.0, 1.0, 1.0]  # quantize: the calibration pass and the comparison
+    assert crops == [1.0, 0.95, 0.95, 0.95, 1.0, 1.0, 1.0]  # 2 sizes at 0.95; quantize: calibration, comparison
     assert OnnxModel(str(tmp_path / "wide_int8.onnx")).metadata["crop_pct"] == 1.0
     # Calibration images of some of the classes keep the model's labels (n02 is 1, as eval labels it), for
     # the comparison's top-1; a folder that is not the data set's is named as the option gives it.

@@ -338,7 +338,12 @@ def trained_normalisation(cfg: Config, recorded: Tuple[Sequence[float], Sequence
 def _follow_run(cfg: Config, key: str, recorded: Any, said: str, path: str, given: Optional[Set[str]]) -> Config:
     """An image folder's ``cfg`` with ``key`` at the ``recorded`` value of ``path``'s run, where it differs and
     the command line did not set the key (``given``; None: a caller that never follows)."""
-    if is_cifar(cfg.dataset) or recorded == getattr(cfg, key) or given is None or key in given:
+    if is_cifar(cfg.dataset) or recorded == getattr(cfg, key) or given is None:
+        return cfg
+    if key in given:  # said as an image size asked is (trained_size): the figure is not the run's own setting's
+        value = getattr(cfg, key)
+        print0(f"note: {key} {said} {path}'s run; evaluating with {key} "
+               f"{f'{value:g}' if isinstance(value, float) else value} as asked", file=sys.stderr)
         return cfg
     print0(f"{key} {said} {path}'s run (--{key} to evaluate with another)", file=sys.stderr)
     return dataclasses.replace(cfg, **{key: recorded})
