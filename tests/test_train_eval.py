@@ -391,6 +391,9 @@ def test_a_resume_judges_its_evaluations_against_its_history(cifar_dir, tmp_path
     assert "were measured otherwise" in train.evaluation_change(
         {"config": {**never["config"], "eval_interval": 1}}, "c.ckpt",
         load_config(["--eval_interval=1", "--eval_image_size=40"]))
+    # Nor one saved before its first evaluation (epoch 1 of an evaluation every 2; helper-294).
+    assert train.evaluation_change({"config": {**never["config"], "eval_interval": 2}, "epoch": 1}, "c.ckpt",
+                                   load_config(["--eval_interval=1", "--eval_image_size=40"])) == ""
     # Relative paths are compared from where each run started (helper-291): the same folder from another place is
     # the same (it was said changed), another folder of the same name from another place is another (unsaid).
     (tmp_path / "a" / "sub").mkdir(parents=True)

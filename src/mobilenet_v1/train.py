@@ -1168,12 +1168,18 @@ def evaluation_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
     judged = {k: (recorded.get(k, getattr(Config, k)), getattr(cfg, k)) for k in ("patience", "patience_min_delta")}
     judged = {k: (was, now) for k, (was, now) in judged.items() if was != now
               and (k == "patience" or (cfg.patience and recorded.get("patience", Config.patience)))}
+    # Whether its run evaluated before the checkpoint: an evaluation every eval_interval epochs, the first after
+    # that many (none: nothing measured otherwise, nothing to count towards patience).
+    interval = recorded.get("eval_interval", Config.eval_interval)
+    done = ckpt.get("epoch")
+    evaluated = (isinstance(interval, int) and interval > 0
+                 and (not isinstance(done, int) or isinstance(done, bool) or done >= interval))
     lines = []
-    if changed and recorded.get("eval_interval", Config.eval_interval):  # else no evaluation so far to differ from
+    if changed and evaluated:
         lines.append(changes_line(source, changed, "evaluated")
                      + ": the top-1 of its earlier evaluations, the best checkpoint's among them, were measured "
                        "otherwise, and a new best is judged against them")
-    if judged and recorded.get("eval_interval", Config.eval_interval):  # else no evaluation so far to count
+    if judged and evaluated:
         lines.append(changes_line(source, judged)
                      + (": its evaluations so far count towards this run's patience" if cfg.patience else
                         ": the run does not stop early"))
