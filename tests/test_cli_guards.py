@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import warnings
 
 import pytest
@@ -407,8 +408,17 @@ def test_our_warnings_are_one_line_and_a_one_class_folder_is_refused_for_trainin
                      "--image_size", "32", "--num_workers", "0", "--device_target", "CPU",
                      "--save_checkpoint_path", str(tmp_path / "run")]) == 1
     assert (f"it has 1 class folder; a classifier needs two classes or more; its one class folder photos/ holds 2 "
-            f"folders of images (cat, dog) and no image of its own: pass {wrap / 'photos'}, whose folders are then "
-            f"the classes\n") in capsys.readouterr().err
+            f"folders of images (cat, dog) and no image of its own: if those are the classes, pass "
+            f"{wrap / 'photos'}\n") in capsys.readouterr().err
+    # One class archive alone (a folder of class archives): no folder to look into (helper-294: a traceback's line).
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    with tarfile.open(lone / "cat.tar", "w") as tf:
+        tf.add(str(wrap / "photos" / "cat" / "0.jpg"), arcname="0.jpg")
+    assert cli.main(["train", "--dataset", "imagenet2012", "--dataset_path", str(lone), "--class_num", "2",
+                     "--image_size", "32", "--num_workers", "0", "--device_target", "CPU",
+                     "--save_checkpoint_path", str(tmp_path / "run")]) == 1
+    assert capsys.readouterr().err.endswith("it has 1 class folder; a classifier needs two classes or more\n")
 
 
 def test_a_launcher_setting_world_size_alone_breaks_nothing(monkeypatch, capsys):

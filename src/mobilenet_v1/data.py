@@ -1041,17 +1041,21 @@ def wrapped_classes(root: str) -> str:
     folders of images and no image of its own (a macOS zip's folder unzipped beside __MACOSX): the folder to pass."""
     if not is_archive(root):
         folders = class_folders(root)
-        if len(folders) != 1:
+        top = os.path.join(root, folders[0]) if len(folders) == 1 else ""
+        if not os.path.isdir(top):  # (a class archive's name: no folder)
             return ""
-        top = os.path.join(root, folders[0])
-        with os.scandir(top) as entries:
-            entries = [e for e in entries if not is_hidden_name(e.name)]
+        try:
+            with os.scandir(top) as entries:
+                entries = [e for e in entries if not is_hidden_name(e.name)]
+        except OSError:
+            return ""
         inside = sorted(e.name for e in entries if e.is_dir() and holds_images(e.path))
         if len(inside) < 2 or any(is_image_name(e.name) for e in entries if not e.is_dir()):
             return ""
+        # (or one class's images sorted into folders by year: then the data needs its other classes)
         return (f"its one class folder {folders[0]}/ holds {len(inside)} folders of images ({', '.join(inside[:3])}"
-                f"{' ...' if len(inside) > 3 else ''}) and no image of its own: pass {shell_path(top)}, whose folders "
-                f"are then the classes")
+                f"{' ...' if len(inside) > 3 else ''}) and no image of its own: if those are the classes, pass "
+                f"{shell_path(top)}")
     try:
         folder, inside = lone_class_wrapping(root, SPLIT_FOLDERS)
     except ArchiveError:
