@@ -1110,6 +1110,19 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
                                                       r"class_num 10 \(pass --class_num 4 to continue it;"):
         train.run(load_config(run_args(cifar_dir, run, "--epoch_size=2", "--class_num=10",
                                        f"--resume={run / 'mobilenetv1-1_12.ckpt'}")))
+    # ... unless the data's classes changed too (a class folder added): the class list's check names the cause, as
+    # before (helper-294: "pass --class_num 3", which the data then refused).
+    photos = tmp_path / "photos"
+    for cls in ("a", "b", "c"):
+        (photos / cls).mkdir(parents=True)
+        for i in range(2):
+            (photos / cls / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(32, 32, seed=i)))
+    folder_run = ["--dataset=imagenet2012", f"--dataset_path={photos}", "--batch_size=2"]
+    train.run(load_config(run_args(cifar_dir, tmp_path / "frun", *folder_run, "--class_num=3", "--epoch_size=1")))
+    shutil.copytree(photos / "a", photos / "d")
+    with pytest.raises(ckpt_io.CheckpointError, match=r"trained on 3 classes, the data set now names 4 \(new: d\)"):
+        train.run(load_config(run_args(cifar_dir, tmp_path / "frun", *folder_run, "--class_num=4", "--epoch_size=2",
+                                       f"--resume={tmp_path / 'frun' / 'mobilenetv1-1_3.ckpt'}")))
     # Another data set: CIFAR's labels and an image folder's are alike to the network; it went on, on other images.
     other = load_config(run_args(cifar_dir, run, "--dataset=imagenet2012", "--dataset_path=photos", "--class_num=4",
                                  f"--resume={run / 'mobilenetv1-1_12.ckpt'}"))

@@ -1239,8 +1239,11 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
                 f"checkpoint {path}: its run trained a network of width_mult {width:g}, this run one of width_mult "
                 f"{cfg.width_mult:g} (pass --width_mult {width:g} to continue it)")
         classes_trained = args.get("class_num", cfg.class_num)
+        named = ckpt.get("classes")
         if (isinstance(classes_trained, int) and not isinstance(classes_trained, bool)
-                and classes_trained != cfg.class_num):
+                and classes_trained != cfg.class_num
+                # the data's classes changed (a folder added): the class list's check says that, the cause
+                and (classes is None or not isinstance(named, list) or list(named) == list(classes))):
             # Said as the option, not as the classifier's and its momentum's shapes (helper-291).
             raise ckpt_io.CheckpointError(
                 f"checkpoint {path}: its run trained a network of class_num {classes_trained}, this run one of "
