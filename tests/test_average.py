@@ -311,6 +311,7 @@ def test_keep_best_keeps_the_earlier_epoch_of_a_tie_and_leaves_the_files_it_cann
     writer.source, writer.numbered = os.path.realpath(tmp_path / ckpt_io.top_name(1)), False
     train.keep_best(writer, {1: 0.5, 2: 0.5, 3: 0.75}, 3, {"top_1": 0.75}, 1)
     assert saved == [(3, ckpt_io.top_name(3))] and (tmp_path / ckpt_io.top_name(1)).exists()
+    assert writer.owed == str(tmp_path / ckpt_io.top_name(1))  # for the first numbered save to remove
     writer.numbered = True
     train.keep_best(writer, {1: 0.5, 2: 0.5, 3: 0.75}, 3, {"top_1": 0.75}, 1)
     assert sorted(p.name for p in tmp_path.iterdir()) == [ckpt_io.top_name(7)]
@@ -544,3 +545,30 @@ def test_the_mean_of_mindspore_files_without_buffers_records_their_weights_as_un
     assert "trained weights" not in text
     assert cli.main(["average", str(tmp_path / "a.ckpt"), b, "--out", str(tmp_path / "n.pt")]) == 0
     assert ckpt_io.load_file(str(tmp_path / "n.pt"))["averaged"]["weights"] == ["unrecorded", "trained"]
+
+
+def test_a_run_resumed_from_a_best_epochs_file_removes_it_at_its_first_numbered_save(cifar_dir, tmp_path,
+                                                                                   monkeypatch, one_thread):
+    """keep_best_max 1, resumed from mobilenetv1-top-1.ckpt: the file stays while the run continues from it alone,
+    and goes at the run's first numbered save, which may come after its last evaluation (helper-294: the run
+    ended with two best epochs' files, one more than keep_best_max)."""
+    from mobilenet_v1 import train
+    from mobilenet_v1.config import load_config
+
+    scores = [0.5, 0.25]
+    monkeypatch.setattr(train, "judged_accuracy", lambda *a, **k: {"top_1": scores.pop(0), "top_5": 1.0,
+                                                                     "eval_images": 40})
+    run = tmp_path / "run"
+    args = ["--width_mult=0.25", "--image_size=32", "--batch_size=64", "--device_target=CPU", "--num_workers=0",
+            "--warmup_epochs=0", "--lr_max=0.05", f"--dataset_path={cifar_dir}", "--class_num=4", "--eval_interval=1",
+            "--keep_best_max=1", f"--save_checkpoint_path={run}"]
+    train.run(load_config(args + ["--epoch_size=2", "--save_checkpoint_epochs=1"]))
+    assert [e for e, _ in ckpt_io.list_top(str(run))] == [1]
+    for name in os.listdir(run):  # the numbered files gone: the best epoch's is what the run continues from
+        if ckpt_io.is_run_checkpoint_name(name) and "-top-" not in name and name != ckpt_io.BEST_NAME:
+            os.remove(run / name)
+    # epochs 2 (0.3) and 3 (0.75, which takes the place) again; the numbered save comes after the last, at 3
+    scores[:] = [0.3, 0.75]
+    train.run(load_config(args + ["--epoch_size=3", "--save_checkpoint_epochs=3",
+                                  f"--resume={run / ckpt_io.top_name(1)}"]))
+    assert not scores and [e for e, _ in ckpt_io.list_top(str(run))] == [3]

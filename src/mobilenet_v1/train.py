@@ -652,6 +652,7 @@ class CheckpointWriter:
         # untouched, since the command run again, or the user going back to it, expects what it held.
         self.source = os.path.realpath(source) if source else ""
         self.numbered = False  # whether this run has saved a numbered checkpoint (mobilenetv1-E_S.ckpt)
+        self.owed = ""  # a top-E file out of keep_best_max's places, kept while the run continues from it alone
         self.resumed = resumed  # the checkpoint this run resumed from (another folder's, perhaps), or ""
         self.last = ""
 
@@ -674,6 +675,15 @@ class CheckpointWriter:
         self.last = path
         if numbered:
             self.numbered = True  # a point of this run's own for --resume auto: the file it continues from may go
+            if self.owed and self.writes:
+                try:
+                    os.unlink(self.owed)
+                except FileNotFoundError:
+                    pass
+                except OSError as e:  # not fatal: one more file stays
+                    print(f"warning: could not remove {self.owed}, no longer among the best epochs: {e}",
+                          file=sys.stderr)
+            self.owed = ""
         if numbered_end:
             self.epoch_end = path
         if self.writes:
@@ -739,6 +749,8 @@ def keep_best(writer: "CheckpointWriter", evaluated: Dict[int, float], epoch: in
         # The top-E file this run continues from stays until the run has a numbered checkpoint of its own: a run
         # killed before one lost the point it started from (helper-293; --resume auto takes numbered files).
         if not writer.numbered and writer.source and os.path.realpath(path) == writer.source:
+            if e in evaluated and e not in kept:
+                writer.owed = path  # removed at the run's first numbered save (CheckpointWriter.save)
             continue
         if e in evaluated and e not in kept:
             try:
