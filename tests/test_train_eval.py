@@ -410,6 +410,9 @@ def test_a_resume_judges_its_evaluations_against_its_history(cifar_dir, tmp_path
         assert train.data_change(state, "c.ckpt", load_config(["--dataset_path=data"]), 1, 0) == (
             f"resume: c.ckpt was trained with dataset_path '{tmp_path / 'a' / 'data'}'; continuing with this run's "
             f"dataset_path '{tmp_path / 'b' / 'data'}': the epochs from here read it")
+        # A checkpoint copied to another machine, whose folder is not there: compared as written, as before.
+        copied = {**state, ckpt_io.DATASET_FOLDER: str(tmp_path / "gone" / "data")}
+        assert train.data_change(copied, "c.ckpt", load_config(["--dataset_path=data"]), 1, 0) == ""
     assert re.findall(r"eval: epoch (\d+) .*, best so far", said) == ["4"]
     assert "was trained with patience 1; continuing with this run's patience 0: the run does not stop early\n" in said
     assert ckpt_io.load_file(str(out / ckpt_io.BEST_NAME))["epoch"] == 4
@@ -1177,6 +1180,22 @@ def test_own_folder_with_val_split_trains_on_the_rest_and_eval_takes_the_held_ou
         assert whole_said.format(data) in capsys.readouterr().err
     assert cli.main([a.replace(str(data), str(copy)) for a in base]) == 0
     assert "trained on every image" not in capsys.readouterr().err
+    # A run given the folder by a relative path, evaluated from another folder by another spelling of it: the same
+    # folder, said (helper-294: eval resolved the recorded relative path from its own folder, and said nothing).
+    relative = ckpt_io.load_file(str(run_dir / "mobilenetv1-1_4.ckpt"))
+    assert relative[ckpt_io.DATASET_FOLDER] == str(data)
+    relative["config"]["dataset_path"] = os.path.relpath(data, tmp_path)  # as if given so in tmp_path
+    ckpt_io.atomic_save(relative, str(tmp_path / "relative.ckpt"))
+    (tmp_path / "elsewhere").mkdir()
+    here = os.getcwd()
+    os.chdir(tmp_path / "elsewhere")
+    try:
+        assert cli.main(["eval", "--dataset=imagenet2012", f"--dataset_path={os.path.join('..', 'photos')}",
+                         f"--checkpoint_path={tmp_path / 'relative.ckpt'}", "--device_target=CPU",
+                         "--num_workers=0"]) == 0
+    finally:
+        os.chdir(here)
+    assert "run trained on every image of ../photos" in capsys.readouterr().err
 
 
 def test_a_run_trained_smaller_evaluates_and_records_its_eval_image_size(tmp_path, capsys, monkeypatch):

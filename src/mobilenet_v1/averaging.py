@@ -154,7 +154,7 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
         bn = config.get("bn_recalibration") if isinstance(config, dict) else None
         measured.append((f, bn if isinstance(bn, dict) else None))
         # CIFAR's class names name the numbers in its files: the run's data (data set and folder) says whose.
-        cifar = (config.get("dataset"), os.path.realpath(str(config.get("dataset_path") or "")))\
+        cifar = (config.get("dataset"), os.path.realpath(ckpt_io.trained_data_path(ckpt) or ""))\
             if isinstance(config, dict) and is_cifar(str(config.get("dataset") or "")) else None
         if cifar and isinstance(classes, list):
             classes = classes[:args["class_num"]]  # a file recorded before runs kept only their outputs' names

@@ -635,6 +635,22 @@ def trained_antialias(ckpt: Dict[str, Any]) -> Optional[bool]:
     return False if seed_trained(ckpt) else None
 
 
+# A training checkpoint's dataset_path made absolute where its run started (train.training_state): config's is as
+# given, relative to that folder, which a command run elsewhere cannot tell.
+DATASET_FOLDER = "dataset_folder"
+
+
+def trained_data_path(ckpt: Dict[str, Any]) -> Optional[str]:
+    """The data a checkpoint's run read, as a path from here: ``dataset_folder`` where it is recorded and still
+    there (not a checkpoint copied to another machine), else its configuration's ``dataset_path`` as written;
+    None where it records neither."""
+    absolute = ckpt.get(DATASET_FOLDER)
+    if isinstance(absolute, str) and absolute and os.path.exists(absolute):
+        return absolute
+    written = (ckpt.get("config") or {}).get("dataset_path")
+    return written if isinstance(written, str) and written else None
+
+
 def recorded_reading(ckpt: Dict[str, Any]) -> Dict[str, Any]:
     """How the run of ``ckpt`` read and resized image folders' photos, which eval, predict and export follow:
     ``crop_pct``, ``antialias`` (:func:`trained_antialias`: a seed run's file, False), ``interpolation`` and

@@ -456,7 +456,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
             print0(ckpt["imported"], file=sys.stderr)
         classes, class_order = ckpt.get("classes"), (ckpt.get("config") or {}).get(ckpt_io.CLASS_ORDER)
         check_dataset(cfg, (ckpt.get("config") or {}).get("dataset"), path, given)
-        trained_on = (ckpt.get("config") or {}).get("dataset_path") \
+        trained_on = ckpt_io.trained_data_path(ckpt) \
             if (ckpt.get("config") or {}).get("dataset") == "imagenet2012" else None
         cfg = trained_split(trained_size(cfg, ckpt, path, given), ckpt.get("held_out"), path, given, trained_on)
         reading = ckpt_io.recorded_reading(ckpt)

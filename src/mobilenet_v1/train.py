@@ -600,7 +600,7 @@ def training_state(model, optimizer, scaler, epoch: int, step: int, cfg: Config,
         state["held_out"] = held
     # The data as a path from anywhere: config's dataset_path is as given, relative to where the run started,
     # which a resume started elsewhere cannot tell (data_change).
-    state[DATASET_FOLDER] = os.path.abspath(cfg.dataset_path)
+    state[ckpt_io.DATASET_FOLDER] = os.path.abspath(cfg.dataset_path)
     state.update(extra or {})
     return state
 
@@ -1131,19 +1131,16 @@ def seen_evaluation_images(source: Dict[str, Any], path: str, cfg: Config) -> st
                " (evaluate on images it never saw: an evaluation folder of their own)"))
 
 
-# The checkpoint's key for its run's dataset_path made absolute where the run started (:func:`training_state`).
-DATASET_FOLDER = "dataset_folder"
-
-
 def data_change(ckpt: Dict[str, Any], source: str, cfg: Config, done_epochs: int, in_epoch: int) -> str:
     """A line naming another ``dataset_path`` than the checkpoint's run read (the data moved, or other data of
     the same kind, which the classes and the steps per epoch checked do not tell apart), or "". Compared as
-    the paths were where each run started (``dataset_folder``; a file of before it: as written, from here)."""
+    the paths were where each run started (``dataset_folder``; a file of before it, or one whose folder is not
+    here: as written, from here)."""
     was = (ckpt.get("config") or {}).get("dataset_path")
     if not isinstance(was, str) or not was:
         return ""
-    absolute = ckpt.get(DATASET_FOLDER)
-    if isinstance(absolute, str) and absolute:
+    absolute = ckpt.get(ckpt_io.DATASET_FOLDER)
+    if isinstance(absolute, str) and absolute and os.path.exists(absolute):  # (not a file copied elsewhere)
         if same_folder(absolute, os.path.abspath(cfg.dataset_path)):
             return ""
         if not os.path.isabs(was) or not os.path.isabs(cfg.dataset_path):  # relative: said from where they began
