@@ -1157,9 +1157,11 @@ def _warn_alike_classes(root: str, folders: Sequence[str]) -> None:
         groups.setdefault(unicodedata.normalize("NFC", name).casefold(), []).append(name)
     said = []
     for names in (g for g in groups.values() if len(g) > 1):
-        composed = {unicodedata.normalize("NFC", n) for n in names}  # one a name: the group differs in case only
+        composed = {unicodedata.normalize("NFC", n) for n in names}  # one: the group differs in code points only
+        decomposed = any(n != unicodedata.normalize("NFC", n) for n in names)  # Café and cafe\u0301: both ways
         how = [w for w, differ in (("other Unicode code points (NFD against NFC: a copy through macOS?)",
-                                    len(composed) < len(names)), ("other cases", len(composed) > 1)) if differ]
+                                    decomposed or len(composed) < len(names)), ("other cases", len(composed) > 1))
+               if differ]
         said.append(f"{' and '.join(map(ascii, names))} are one name in {' and in '.join(how)}")
     if said:
         kind = "archive" if is_archive(root) else "folder"
