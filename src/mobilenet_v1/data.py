@@ -1133,9 +1133,10 @@ def refuse_compressed_pattern(spec: str) -> None:
 
 def class_folders(root: str, tars: Optional[Sequence[str]] = None) -> List[str]:
     """The class folders of an image folder's split, sorted: its sub-folders (links to folders too), the
-    hidden ones (``.git``, ``.ipynb_checkpoints``) and system folders (``__MACOSX``, ``lost+found``) left out; none where ``root`` is not a folder. A split
-    packed as an archive: the classes it holds; a folder of class archives: their names without ``.tar``
-    (``tars``: its :func:`class_archives`, where the caller has them already)."""
+    hidden ones (``.git``, ``.ipynb_checkpoints``) and system folders (``__MACOSX``, ``lost+found``) left out;
+    none where ``root`` is not a folder. A split packed as an archive: the classes it holds; a folder of class
+    archives: their names without ``.tar`` (``tars``: its :func:`class_archives`, where the caller has them
+    already)."""
     if is_archive(root):
         return list(packed_classes(root))
     if not os.path.isdir(root):

@@ -347,8 +347,9 @@ class Predictor:
               batch_size: int = BATCH) -> List[Dict[str, Any]]:
         """The ``k`` most probable classes of each image, in order (indices that are no class get 0).
         An image is a file's path, a PIL image, a uint8 (C, H, W) tensor or (H, W, C) NumPy array (C 1, 3 or 4);
-        ``images`` is one, a (N, C, H, W) tensor or (N, H, W, C) array, or a sequence of them. Each result's ``"image"`` is the file's path, or the
-        place of an in-memory image among ``images``; images are given the transform of the model's run
+        ``images`` is one, a (N, C, H, W) tensor or (N, H, W, C) array, or a sequence of them. Each result's
+        ``"image"`` is the file's path, or the place of an in-memory image among ``images``; images are given the
+        transform of the model's run
         (a PIL image or tensor as its file would be after decoding). A file that cannot be read or decoded
         gets ``"error"`` instead of ``"top_k"``; an image whose
         outputs are not finite (a damaged model's: its probabilities are NaN, no prediction) gets
