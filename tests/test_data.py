@@ -839,6 +839,12 @@ def test_find_images_with_a_class_list_keeps_its_labels(tmp_path):
     with pytest.warns(DataWarning, match=r"'Caf\\xe9' and 'cafe\\u0301' are one name in other Unicode code points "
                                          r"\(NFD against NFC: a copy through macOS\?\) and in other cases"):
         find_images(str(pair))
+    cased = tmp_path / "cased"  # both decomposed, in two cases: case alone (helper-296: code points said too)
+    for name in ("cafe\u0301", "CAFE\u0301"):
+        (cased / name).mkdir(parents=True)
+        (cased / name / "x.png").write_bytes(b"png")
+    with pytest.warns(DataWarning, match=r"'CAFE\\u0301' and 'cafe\\u0301' are one name in other cases: each"):
+        find_images(str(cased))
     (root / "Caf\u00e9").mkdir()  # both ways at once: both said
     (root / "Caf\u00e9" / "x.png").write_bytes(b"png")
     with pytest.warns(DataWarning, match=r"'Caf\\xe9' and 'cafe\\u0301' and 'caf\\xe9' are one name in other Unicode "

@@ -1120,7 +1120,8 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
     folder_run = ["--dataset=imagenet2012", f"--dataset_path={photos}", "--batch_size=2"]
     train.run(load_config(run_args(cifar_dir, tmp_path / "frun", *folder_run, "--class_num=3", "--epoch_size=1")))
     shutil.copytree(photos / "a", photos / "d")
-    with pytest.raises(ckpt_io.CheckpointError, match=r"trained on 3 classes, the data set now names 4 \(new: d\)"):
+    with pytest.raises(ckpt_io.CheckpointError, match=r"cannot continue this run: trained on 3 classes, the data set "
+                                                      r"now names 4 \(new: d\)"):  # the cause first, then shapes
         train.run(load_config(run_args(cifar_dir, tmp_path / "frun", *folder_run, "--class_num=4", "--epoch_size=2",
                                        f"--resume={tmp_path / 'frun' / 'mobilenetv1-1_3.ckpt'}")))
     # Another data set: CIFAR's labels and an image folder's are alike to the network; it went on, on other images.

@@ -3,6 +3,7 @@ import json
 import os
 import re
 import shutil
+import tarfile
 import subprocess
 import sys
 import types
@@ -394,6 +395,22 @@ def test_a_resume_judges_its_evaluations_against_its_history(cifar_dir, tmp_path
     # Nor one saved before its first evaluation (epoch 1 of an evaluation every 2; helper-294).
     assert train.evaluation_change({"config": {**never["config"], "eval_interval": 2}, "epoch": 1}, "c.ckpt",
                                    load_config(["--eval_interval=1", "--eval_image_size=40"])) == ""
+    # ... but one whose last epoch it was evaluated (the run's end: epoch 1 of 1; helper-296), and one whose
+    # records say it evaluated (an earlier interval of a resumed run), or say it did not, are told as they were.
+    last = {"config": {**never["config"], "eval_interval": 2, "epoch_size": 1}, "epoch": 1}
+    assert "were measured otherwise" in train.evaluation_change(
+        last, "c.ckpt", load_config(["--eval_interval=1", "--eval_image_size=40"]))
+    records = tmp_path / "records"
+    records.mkdir()
+    (records / "metrics.jsonl").write_text('{"kind": "start", "step": 0}\n{"kind": "epoch", "epoch": 1, "step": 12, '
+                                           '"loss": 1.0, "top_1": 0.5}\n')
+    at_two = {"config": {**never["config"], "eval_interval": 3, "epoch_size": 4}, "epoch": 2}
+    assert "were measured otherwise" in train.evaluation_change(
+        at_two, "c.ckpt", load_config(["--eval_interval=1", "--eval_image_size=40"]), str(records))
+    (records / "metrics.jsonl").write_text('{"kind": "start", "step": 0}\n{"kind": "epoch", "epoch": 1, "step": 12, '
+                                           '"loss": 1.0}\n')
+    assert train.evaluation_change({**at_two, "config": {**at_two["config"], "eval_interval": 1}}, "c.ckpt",
+                                   load_config(["--eval_interval=1", "--eval_image_size=40"]), str(records)) == ""
     # Relative paths are compared from where each run started (helper-291): the same folder from another place is
     # the same (it was said changed), another folder of the same name from another place is another (unsaid).
     (tmp_path / "a" / "sub").mkdir(parents=True)
@@ -410,6 +427,20 @@ def test_a_resume_judges_its_evaluations_against_its_history(cifar_dir, tmp_path
         assert train.data_change(state, "c.ckpt", load_config(["--dataset_path=data"]), 1, 0) == (
             f"resume: c.ckpt was trained with dataset_path '{tmp_path / 'a' / 'data'}'; continuing with this run's "
             f"dataset_path '{tmp_path / 'b' / 'data'}': the epochs from here read it")
+        # WebDataset shards by a relative pattern: the same shards from another folder are the same (helper-296).
+        for k in range(2):
+            with tarfile.open(tmp_path / "a" / f"s-{k}.tar", "w"):
+                pass
+        m.chdir(tmp_path / "a")
+        shards = train.training_state(MobileNetV1(class_num=4, width_mult=0.25), torch.optim.SGD([torch.zeros(1)], 0.1),
+                                      torch.amp.GradScaler("cpu", enabled=False), 1, 12,
+                                      load_config(["--dataset=imagenet2012", "--dataset_path=s-{0..1}.tar"]), None)
+        assert ckpt_io.data_there(shards[ckpt_io.DATASET_FOLDER])
+        m.chdir(tmp_path / "a" / "sub")
+        assert train.data_change(shards, "c.ckpt", load_config(["--dataset=imagenet2012",
+                                                                "--dataset_path=../s-{0..1}.tar"]), 1, 0) == ""
+        assert not ckpt_io.data_there(str(tmp_path / "a" / "s-{0..2}.tar"))
+        m.chdir(tmp_path / "b")
         # A checkpoint copied to another machine, whose folder is not there: compared as written, as before.
         copied = {**state, ckpt_io.DATASET_FOLDER: str(tmp_path / "gone" / "data")}
         assert train.data_change(copied, "c.ckpt", load_config(["--dataset_path=data"]), 1, 0) == ""
@@ -1169,6 +1200,18 @@ def test_own_folder_with_val_split_trains_on_the_rest_and_eval_takes_the_held_ou
         "(evaluate on images it never saw: an evaluation folder of their own)")
     assert not train.seen_evaluation_images(whole, "w.ckpt", load_config(
         [a.replace(str(data), str(copy)) for a in args] + ["--val_split=0.1"]))  # another folder
+    # Its run given the folder relatively, this one from elsewhere by another spelling: the same (helper-296).
+    relative = {"config": {**whole["config"], "dataset_path": os.path.relpath(data, tmp_path)},
+                ckpt_io.DATASET_FOLDER: str(data)}
+    (tmp_path / "away").mkdir()
+    here = os.getcwd()
+    os.chdir(tmp_path / "away")
+    try:
+        assert train.seen_evaluation_images(relative, "w.ckpt", load_config(
+            [a.replace(str(data), os.path.join("..", os.path.relpath(data, tmp_path))) for a in args]
+            + ["--val_split=0.1"]))
+    finally:
+        os.chdir(here)
     train.run(load_config(args + ["--class_num=3"]))  # without a split: said, not silent
     assert "has no evaluation folder, so evaluation reads the training images" in capsys.readouterr().out
     # ... and by eval of that run on that folder (any share of it: every image trained), but not of a copy.

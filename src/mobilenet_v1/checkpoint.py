@@ -640,12 +640,24 @@ def trained_antialias(ckpt: Dict[str, Any]) -> Optional[bool]:
 DATASET_FOLDER = "dataset_folder"
 
 
+def data_there(path: str) -> bool:
+    """Whether a dataset_path names data here: a file or folder, or a WebDataset shard pattern whose shards are."""
+    from .archive import ArchiveError, is_shard_pattern, shard_files
+
+    if os.path.exists(path):
+        return True
+    try:
+        return is_shard_pattern(path) and bool(shard_files(path))
+    except (ArchiveError, OSError):
+        return False
+
+
 def trained_data_path(ckpt: Dict[str, Any]) -> Optional[str]:
     """The data a checkpoint's run read, as a path from here: ``dataset_folder`` where it is recorded and still
     there (not a checkpoint copied to another machine), else its configuration's ``dataset_path`` as written;
     None where it records neither."""
     absolute = ckpt.get(DATASET_FOLDER)
-    if isinstance(absolute, str) and absolute and os.path.exists(absolute):
+    if isinstance(absolute, str) and absolute and data_there(absolute):
         return absolute
     written = (ckpt.get("config") or {}).get("dataset_path")
     return written if isinstance(written, str) and written else None
@@ -1700,7 +1712,7 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
     if classes is not None and recorded is not None and list(recorded) != list(classes):
         added = [c for c in classes if c not in recorded]
         gone = [c for c in recorded if c not in classes]
-        problems.append(f"trained on {len(recorded)} classes, the data set now names {len(classes)}"
+        problems.insert(0, f"trained on {len(recorded)} classes, the data set now names {len(classes)}"
                         + (f" (new: {', '.join(added[:5])})" if added else "")
                         + (f" (missing: {', '.join(gone[:5])})" if gone else "")
                         + ("" if added or gone else " in another order")

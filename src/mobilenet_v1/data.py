@@ -1159,7 +1159,8 @@ def _warn_alike_classes(root: str, folders: Sequence[str]) -> None:
     said = []
     for names in (g for g in groups.values() if len(g) > 1):
         composed = {unicodedata.normalize("NFC", n) for n in names}  # one: the group differs in code points only
-        decomposed = any(n != unicodedata.normalize("NFC", n) for n in names)  # Café and cafe\u0301: both ways
+        # composed and decomposed names both (Café and cafe\u0301: both ways; cafe\u0301 and CAFE\u0301: case only)
+        decomposed = len({n == unicodedata.normalize("NFC", n) for n in names}) > 1
         how = [w for w, differ in (("other Unicode code points (NFD against NFC: a copy through macOS?)",
                                     decomposed or len(composed) < len(names)), ("other cases", len(composed) > 1))
                if differ]

@@ -1120,7 +1120,7 @@ def seen_evaluation_images(source: Dict[str, Any], path: str, cfg: Config) -> st
         return ""
     held = source.get("held_out") if isinstance(source.get("held_out"), dict) else {}
     share = held.get("val_split") if isinstance(held.get("val_split"), float) else 0.0
-    theirs = held.get("folder") if isinstance(held.get("folder"), str) else recorded["dataset_path"]
+    theirs = held.get("folder") if isinstance(held.get("folder"), str) else ckpt_io.trained_data_path(source)
     if cfg.val_split <= share or not same_folder(theirs, cfg.dataset_path):
         return ""
     return (f"pre_trained: note: {path} trained on this folder's images "
@@ -1140,7 +1140,7 @@ def data_change(ckpt: Dict[str, Any], source: str, cfg: Config, done_epochs: int
     if not isinstance(was, str) or not was:
         return ""
     absolute = ckpt.get(ckpt_io.DATASET_FOLDER)
-    if isinstance(absolute, str) and absolute and os.path.exists(absolute):  # (not a file copied elsewhere)
+    if isinstance(absolute, str) and absolute and ckpt_io.data_there(absolute):  # (not a file copied elsewhere)
         if same_folder(absolute, os.path.abspath(cfg.dataset_path)):
             return ""
         if not os.path.isabs(was) or not os.path.isabs(cfg.dataset_path):  # relative: said from where they began
@@ -1157,7 +1157,30 @@ def data_change(ckpt: Dict[str, Any], source: str, cfg: Config, done_epochs: int
                else ": the epochs from here read it"))
 
 
-def evaluation_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
+def evaluated_before(ckpt: Dict[str, Any], run_dir: str) -> bool:
+    """Whether the run that saved ``ckpt`` evaluated at or before its epoch: the evaluations ``run_dir``'s
+    metrics.jsonl records (as :meth:`Evaluations.before` reads them), or, without them (a checkpoint copied
+    elsewhere), its configuration's every eval_interval epochs and the last, from the epoch it started at."""
+    recorded = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+    done = ckpt.get("epoch") if isinstance(ckpt.get("epoch"), int) and not isinstance(ckpt.get("epoch"), bool) \
+        else None
+    try:
+        epochs = read_metrics(run_dir, exact=True)["epochs"] if run_dir else []
+    except ValueError:
+        epochs = []
+    if epochs:
+        return any(isinstance(r.get("top_1"), (int, float)) and isinstance(r.get("epoch"), int)
+                   and (done is None or r["epoch"] <= done) for r in epochs)
+    interval, last = recorded.get("eval_interval", Config.eval_interval), recorded.get("epoch_size")
+    first = recorded.get("pretrain_epoch_size", 0)
+    if not isinstance(interval, int) or interval <= 0:
+        return False
+    if done is None or not isinstance(first, int):
+        return True
+    return any(e % interval == 0 or e == last for e in range(first + 1, done + 1))
+
+
+def evaluation_change(ckpt: Dict[str, Any], source: str, cfg: Config, run_dir: str = "") -> str:
     """A line saying that a run which evaluates continues with another evaluation size (``eval_image_size``,
     else ``image_size``) or, for an image folder, ``crop_pct`` than the checkpoint's run evaluated with: its
     earlier top-1 figures, the best checkpoint's among them, were measured otherwise; a line naming another
@@ -1177,12 +1200,8 @@ def evaluation_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
     judged = {k: (recorded.get(k, getattr(Config, k)), getattr(cfg, k)) for k in ("patience", "patience_min_delta")}
     judged = {k: (was, now) for k, (was, now) in judged.items() if was != now
               and (k == "patience" or (cfg.patience and recorded.get("patience", Config.patience)))}
-    # Whether its run evaluated before the checkpoint: an evaluation every eval_interval epochs, the first after
-    # that many (none: nothing measured otherwise, nothing to count towards patience).
-    interval = recorded.get("eval_interval", Config.eval_interval)
-    done = ckpt.get("epoch")
-    evaluated = (isinstance(interval, int) and interval > 0
-                 and (not isinstance(done, int) or isinstance(done, bool) or done >= interval))
+    # None before the checkpoint: nothing measured otherwise, nothing to count towards patience.
+    evaluated = evaluated_before(ckpt, run_dir)
     lines = []
     if changed and evaluated:
         lines.append(changes_line(source, changed, "evaluated")
@@ -1810,7 +1829,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                                                       bool(spe_change)), change,
                          recipe_change(ckpt, resumed_from, cfg),
                          resizing_change(ckpt, resumed_from, cfg, done_epochs),
-                         teacher_change(ckpt, resumed_from, cfg, distill), evaluation_change(ckpt, resumed_from, cfg),
+                         teacher_change(ckpt, resumed_from, cfg, distill),
+                         evaluation_change(ckpt, resumed_from, cfg, out_dir),
                          data_change(ckpt, resumed_from, cfg, done_epochs, in_epoch),
                          renamed if is_cifar(cfg.dataset) else ""):
                 if line:
