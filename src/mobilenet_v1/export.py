@@ -360,7 +360,6 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     width = default_size if width is None else width
     if file_format not in FORMATS:
         raise ExportError(f"--file_format {file_format!r}: expected one of {', '.join(FORMATS)}")
-    require_extras(*FORMAT_EXTRAS[file_format])  # before the export, not at its check (helper-288)
     article = "an" if file_format == "ONNX" else "a"
     if float16 and file_format != "TFLITE":
         raise ExportError(f"--float16 True: is for --file_format TFLITE (TensorFlow Lite's float16 weights, for GPU "
@@ -441,6 +440,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
               "dataset": dataset, "dataset_guessed": guessed, "class_num": args["class_num"],
               "weights": ckpt_io.weights_note(ckpt, use_ema), "image_input": image_input, "format": file_format,
               "pixel_format": pixel_format if image_input else None, "removed": removed, "softmax": softmax}
+    # The options checked, the packages: before the export, not at its check (helper-288).
+    require_extras(*FORMAT_EXTRAS[file_format])
     if file_format == "PT2":
         return export_program(model, out_path, meta, sizes, height, width, batch_size, dynamic_batch, atol,
                               image_input, result, pixel_format)
