@@ -1885,7 +1885,8 @@ def test_exif_orientation_follows_the_model_through_eval_export_predict_and_quan
     assert cli.main(base + [f"--checkpoint_path={path}"]) == 0
     assert f"exif_orientation True: how photos were read in {path}'s run" in capsys.readouterr().err
     assert cli.main(base + [f"--checkpoint_path={path}", "--exif_orientation=False"]) == 0
-    assert "how photos were read" not in capsys.readouterr().err
+    assert (f"note: exif_orientation True: how photos were read in {path}'s run; evaluating with exif_orientation "
+            f"False as asked\n") in capsys.readouterr().err  # followed no longer, said as asked
 
     onnx_path = str(tmp_path / "upright.onnx")
     export_checkpoint(path, str(tmp_path / "upright"))
@@ -1958,6 +1959,7 @@ def test_antialias_follows_the_model_through_eval_export_predict_and_quantize(tm
     assert (f"antialias False: MindSpore's plain bilinear resize, which trained {seed_file}'s run"
             in capsys.readouterr().err)
     assert cli.main(base + [f"--checkpoint_path={seed_file}", "--antialias=True"]) == 0
+    assert "'s run; evaluating with antialias True as asked\n" in capsys.readouterr().err
     assert cli.main(base + [f"--checkpoint_path={before_key}"]) == 0
     assert "antialias" not in without_top5_note(capsys.readouterr().err)
     assert seen == [False, False, True, True]
@@ -2080,6 +2082,7 @@ def test_bicubic_interpolation_is_timms_resize_and_follows_the_model(tmp_path, c
     assert cli.main(base + [f"--checkpoint_path={path}"]) == 0
     assert f"interpolation bicubic: how photos were resized in {path}'s run" in capsys.readouterr().err
     assert cli.main(base + [f"--checkpoint_path={path}", "--interpolation=bilinear"]) == 0
+    assert "'s run; evaluating with interpolation bilinear as asked\n" in capsys.readouterr().err
     assert cli.main(base + [f"--checkpoint_path={before_key}"]) == 0
     assert "how photos were resized in" not in capsys.readouterr().err
     onnx_path = str(tmp_path / "bicubic.onnx")
