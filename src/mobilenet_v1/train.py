@@ -1137,20 +1137,12 @@ def data_change(ckpt: Dict[str, Any], source: str, cfg: Config, done_epochs: int
     the paths were where each run started (``dataset_folder``; a file of before it, or one whose folder is not
     here: as written, from here)."""
     was = (ckpt.get("config") or {}).get("dataset_path")
-    if not isinstance(was, str) or not was:
+    theirs = ckpt_io.trained_data_path(ckpt) if isinstance(was, str) and was else None
+    if theirs is None or same_folder(theirs, cfg.dataset_path):
         return ""
-    absolute = ckpt.get(ckpt_io.DATASET_FOLDER)
-    if isinstance(absolute, str) and absolute and ckpt_io.data_there(absolute):  # (not a file copied elsewhere)
-        if same_folder(absolute, os.path.abspath(cfg.dataset_path)):
-            return ""
-        if not os.path.isabs(was) or not os.path.isabs(cfg.dataset_path):  # relative: said from where they began
-            was, now = absolute, os.path.abspath(cfg.dataset_path)
-        else:
-            now = cfg.dataset_path
-    elif same_folder(was, cfg.dataset_path):
-        return ""
-    else:
-        now = cfg.dataset_path
+    now = cfg.dataset_path
+    if theirs != was and not (os.path.isabs(was) and os.path.isabs(now)):  # relative: said from where they began
+        was, now = theirs, os.path.abspath(now)
     return (changes_line(source, {"dataset_path": (was, now)}, "trained")
             + (f": the rest of epoch {done_epochs + 1} takes the samples its order had left after step {in_epoch} "
                f"from this folder by their numbers (the same ones only if it holds the same data)" if in_epoch
