@@ -460,16 +460,20 @@ def test_a_folder_of_class_archives_reads_as_the_folder_they_were_packed_from(im
     folder's classes, labels, images in the same order, the same images held out by val_split, and the
     same evaluation batches; a model's class list labels it as it labels the folder."""
     folder = image_folder / "train"
-    split = tmp_path / "P" / "train"
-    split.mkdir(parents=True)
-    for cls in ("n01", "n02"):
-        with tarfile.open(split / f"{cls}.tar", "w") as tf:
-            for name in sorted(os.listdir(folder / cls)):
-                tf.add(str(folder / cls / name), arcname=name)
+    split, wrapped = tmp_path / "P" / "train", tmp_path / "W" / "train"
+    for root, inside in ((split, ""), (wrapped, "{}/")):  # W: each packed with its folder (tar cf n01.tar n01)
+        root.mkdir(parents=True)
+        for cls in ("n01", "n02"):
+            with tarfile.open(root / f"{cls}.tar", "w") as tf:
+                for name in sorted(os.listdir(folder / cls)):
+                    tf.add(str(folder / cls / name), arcname=inside.format(cls) + name)
 
     def named(samples, root):  # a class archive's image by the path it extracts to
-        return [(os.path.relpath(str(p), root).replace(".tar/", "/"), y) for p, y in samples]
+        return [(re.sub(r"^(n0[12])\.tar/(n0[12]/)?", r"\1/", os.path.relpath(str(p), root)), y) for p, y in samples]
 
+    for held in (True, False):  # the same images held out, the class's folder in its archive or not
+        assert named(find_images(str(wrapped), None, Holdout(0.34, held))[0], wrapped) == \
+            relative(find_images(str(folder), None, Holdout(0.34, held))[0], folder)
     assert class_folders(str(split)) == ["n01", "n02"]
     for classes in (None, ["x", "n02", "n01"]):
         want, want_classes = find_images(str(folder), classes)

@@ -1322,7 +1322,11 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
         if holdout is not None:
             # A class archive's image is held out as the file it extracts to (root/<class>/...) would be.
             tar = packed[cls].archive if packed is not None and packed[cls].archive != root else ""
-            named = [os.path.join(root, cls) + f[len(tar):] for f in files] if tar else files
+            inner = [f[len(tar):] for f in files]
+            if tar and inner and all(n.startswith(f"/{cls}/") for n in inner):
+                # Packed with its folder (tar cf n01.tar n01): extracted beside the others, it is root/n01/...
+                inner = [n[len(cls) + 1:] for n in inner]
+            named = [os.path.join(root, cls) + n for n in inner] if tar else files
             held = held_out(named, root, holdout.share)
             keep = [i for i, f in enumerate(named) if (f in held) == holdout.eval]
         if packed is not None:
