@@ -392,6 +392,8 @@ def test_out_of_range_values_name_where_they_came_from(tmp_path):
                             # CIFAR-10's training crop is the seed's padded 32x32 crop: it would be ignored
                             ("--crop_scale_min=0.3", "crop_scale_min 0.3 is for image folders' training crops; "
                                                      "CIFAR-10's is the seed's"),
+                            # CIFAR-10 decodes nothing: its own path (on the GPU with CUDA) whatever was asked
+                            ("--data_pipeline=gpu", "data_pipeline gpu is for image folders' decoding; CIFAR-10's"),
                             # CIFAR-10 has its test batch: a share of it would be held out of nothing
                             ("--val_split=0.1", "val_split 0.1 holds out images of an image folder")]:
         with pytest.raises(ConfigError, match=f"^option {option.split('=')[0]}: {message}"):

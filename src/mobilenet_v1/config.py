@@ -1164,6 +1164,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
          f"{cifar}'s is the seed's 32x32 crop of the image padded by 4 pixels"),
         (("exif_orientation",), not is_cifar(cfg.dataset), "for image folders' photos",
          f"{cifar}'s binary files hold pixels, with no EXIF tags"),
+        (("data_pipeline",), not is_cifar(cfg.dataset), "for image folders' decoding",
+         f"{cifar}'s records are pixels, which with CUDA live on the GPU whole and are augmented there"),
         (("compile_mode",), cfg.compile, "torch.compile's", "compile is False (--compile True)"),
         (("image_size_ramp",), cfg.image_size_start > 0, "progressive resizing's",
          "image_size_start is 0, so every epoch trains at image_size (--image_size_start N)"),
