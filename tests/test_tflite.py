@@ -1,6 +1,7 @@
 """Shipping to phones and boards: TensorFlow Lite files (.tflite), written here op by op, run in LiteRT."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -845,3 +846,49 @@ def test_a_missing_or_foreign_tflite_or_pte_is_named_as_its_kind(tmp_path):
         with pytest.raises(CheckpointError) as e:
             reader(str(other))
         assert str(e.value) == f"{kind} {other}: {foreign}"
+
+
+def test_c_array_class_names_are_string_literals_of_their_utf8_bytes_that_compilers_take(tmp_path):
+    """--c_array's class names: a character past U+FFFF (an emoji in a folder's name) was JSON's surrogate
+    pair, which g++ refuses ("\\ud83d is not a valid universal character"); quotes, backslashes, control
+    characters and trigraphs ("??=") stay the name's bytes. Compiled as C++ and C where g++ and gcc are, else
+    read back here."""
+    import shutil
+
+    from mobilenet_v1.tflite_io import c_string
+
+    names = ["fish 🐟", 'say "hi"', "back\\slash", "what??=", "dög é", "tab\tnew\nline", "1\x002", "日本",
+             b"caf\xe9".decode("utf-8", "surrogateescape")]
+    literals = [c_string(n) for n in names]
+    assert all(re.fullmatch(r'"([ -~])*"', lit) and "\\u" not in lit for lit in literals)  # ASCII, no \u
+
+    def read_back(literal):  # the C escapes c_string writes: \" \\ \? and three octal digits
+        out, body, k = bytearray(), literal[1:-1], 0
+        while k < len(body):
+            if body[k] == "\\":
+                if body[k + 1] in '"\\?':
+                    out.append(ord(body[k + 1]))
+                    k += 2
+                else:
+                    out.append(int(body[k + 1:k + 4], 8))
+                    k += 4
+            else:
+                out.append(ord(body[k]))
+                k += 1
+        return bytes(out)
+
+    want = [n.encode("utf-8", "surrogateescape") for n in names]
+    assert [read_back(lit) for lit in literals] == want
+    source = ("#include <stdio.h>\nstatic const char names[][16] = {" + ", ".join(literals) + "};\n"
+              "static const int sizes[] = {" + ", ".join(str(len(w)) for w in want) + "};\n"
+              "int main(void) {\n  FILE* f = fopen(\"names.bin\", \"wb\");\n"
+              "  for (int i = 0; i < " + str(len(names)) + "; i++) fwrite(names[i], 1, sizes[i], f);\n"
+              "  fclose(f);\n  return 0;\n}\n")
+    for compiler, std, suffix in (("g++", "-std=c++11", "cc"), ("gcc", "-std=c99", "c")):
+        if not shutil.which(compiler):
+            continue
+        (tmp_path / f"names.{suffix}").write_text(source)
+        subprocess.run([compiler, std, "-Wall", "-Werror", "-trigraphs", "-o", "names", f"names.{suffix}"],
+                       cwd=tmp_path, check=True)
+        subprocess.run(["./names"], cwd=tmp_path, check=True)
+        assert (tmp_path / "names.bin").read_bytes() == b"".join(want)

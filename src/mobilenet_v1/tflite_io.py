@@ -624,6 +624,20 @@ def activation_peak(path: str) -> Optional[Tuple[int, str]]:
         return None
 
 
+def c_string(text: str) -> str:
+    """``text`` as a C and C++ string literal of its UTF-8 bytes, whatever the compiler's character sets:
+    printable ASCII as it is (``"`` and ``\\`` escaped, ``?`` too: no trigraph), every other byte a three-digit
+    octal escape (a hex escape would take the digits after it; JSON's ``\\ud83d\\udc1f`` for a character past
+    U+FFFF is no character to a C++ compiler). A name that is not UTF-8 (a folder's bytes, surrogate-escaped)
+    is its bytes."""
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate of no file name
+        data = text.encode("utf-8", "backslashreplace")
+    return '"' + "".join("\\" + chr(b) if chr(b) in '"\\?' else chr(b) if 32 <= b < 127 else f"\\{b:03o}"
+                         for b in data) + '"'
+
+
 def c_array(path: str, name: str = "mobilenet_v1") -> str:
     """The ``.tflite`` file ``path`` as a C++ header for TensorFlow Lite for Microcontrollers, what ``xxd -i``
     gives with what it leaves to the user: the bytes as ``alignas(16) const unsigned char NAME_model[]`` (the
@@ -662,7 +676,7 @@ def c_array(path: str, name: str = "mobilenet_v1") -> str:
                   f"static const float {name}_std[3] = {{{', '.join(f'{float(v):.9g}f' for v in meta['std'])}}};"]
     labels = file_labels(meta)
     if labels:
-        quoted = ", ".join(json.dumps(label, ensure_ascii=True) for label in labels)
+        quoted = ", ".join(c_string(label) for label in labels)
         lines += ["", f"static const char* const {name}_labels[] = {{{quoted}}};"]
     lines += ["", f"alignas(16) const unsigned char {name}_model[] = {{"]
     for start in range(0, len(data), 12):
