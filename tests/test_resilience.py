@@ -2064,8 +2064,9 @@ def test_only_an_update_that_overflows_is_blamed_and_fp16_overflow_at_a_finite_l
     batches = [(torch.randn(8, 3, 32, 32, generator=g), torch.randint(0, 4, (8,), generator=g)) for _ in range(4)]
     message, losses = stopped(batches, 1e30)
     assert all(map(math.isfinite, losses))
-    assert re.search(r"overflowed once scaled by the loss scale .*it is [0-9.e+]+ now\): the loss scale is far too "
-                     r"high\. Lower loss_scale \(the seed's is 1024\)", message) and "lr_max" not in message
+    # 1e30, halved after each of the three: the third ran at 2.5e29 (the message said the first's as "now")
+    assert re.search(r"overflowed once scaled by the loss scale .*the last of them ran at 2\.5e\+29\): the loss scale "
+                     r"is far too high\. Lower loss_scale \(the seed's is 1024\)", message) and "lr_max" not in message
     message, losses = stopped([(x * 1e6, y) for x, y in batches], 1024.0)  # past 65504 in the forward pass
     assert "lower lr_max, check the data" in message and "loss scale" not in message
     message, _ = stopped(batches, 1.0, "fp32", nan_weights=True)

@@ -271,7 +271,7 @@ class NonFiniteGuard:
         if self.seen["longest"] >= self.max_in_a_row:
             if overflow_longest >= self.max_in_a_row:
                 cause = (f"each had a finite loss whose fp16 gradients overflowed once scaled by the loss scale "
-                         f"(the scaler halves it at each such step; it is {scale:g} now): the loss scale is far "
+                         f"(the scaler halves it at each such step; the last of them ran at {scale:g}): the loss scale is far "
                          f"too high. Lower loss_scale (the seed's is 1024), or use --precision bf16, which scales "
                          f"nothing")
             else:
