@@ -1072,6 +1072,19 @@ def recipe_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
     return changes_line(source, changed) if changed else ""
 
 
+def precision_change(ckpt: Dict[str, Any], source: str, precision: str, loss_scale: float) -> str:
+    """A line saying that this run trains in another precision than the session that saved ``ckpt`` did (its
+    ``precision_used``: ``precision auto`` is bf16 on a GPU and fp32 on a CPU, so the same configuration can
+    change it), and what becomes of fp16's dynamic loss scale, or "". (The resume's line said the loss scale
+    continued where the file's was dropped, and named no change.)"""
+    then = ckpt.get("precision_used")
+    if not isinstance(then, str) or then == precision:
+        return ""
+    scale = (": the file's fp16 loss scale is not used" if then == "fp16" else
+             f": fp16's dynamic loss scale starts at loss_scale {loss_scale:g}" if precision == "fp16" else "")
+    return changes_line(source, {"precision": (then, precision)}) + scale
+
+
 # The keys progressive resizing's sizes follow (schedules.training_size): another epoch_size moves the ramp.
 RESIZING_KEYS = ("image_size", "image_size_start", "image_size_ramp", "epoch_size")
 
@@ -1811,8 +1824,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             change = schedule_change(ckpt, resumed_from, cfg, lr, position, step_images, step_offset)
             print0(f"resume: continuing from {resumed_from} after epoch {done_epochs}"
                    + (f" and {in_epoch} of the {steps_per_epoch} steps of epoch {done_epochs + 1}" if in_epoch else "")
-                   + f" (global step {ckpt['step']}); model, optimizer, loss scale, schedule, data order and "
-                     f"random state continue from there"
+                   + f" (global step {ckpt['step']}); model, optimizer, "
+                   + ("loss scale, " if scaler.is_enabled() and ckpt.get("scaler") else "")
+                   + "schedule, data order and random state continue from there"
                    + (f"; pre_trained {cfg.pre_trained} is not used" if cfg.pre_trained else ""))
             spe_change = steps_change(ckpt, resumed_from, steps_per_epoch, step_images, lr, position)
             if is_cifar(cfg.dataset):
@@ -1820,6 +1834,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             for line in (spe_change, processes_change(ckpt, resumed_from, cfg, done_epochs, in_epoch,
                                                       bool(spe_change)), change,
                          recipe_change(ckpt, resumed_from, cfg),
+                         precision_change(ckpt, resumed_from, precision, cfg.loss_scale),
                          resizing_change(ckpt, resumed_from, cfg, done_epochs),
                          teacher_change(ckpt, resumed_from, cfg, distill),
                          evaluation_change(ckpt, resumed_from, cfg, out_dir),
