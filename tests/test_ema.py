@@ -1,6 +1,7 @@
 """The weight average (``--ema_decay``): its arithmetic, its place in training, checkpoints and resume,
 and which weights eval, export, convert, predict and load_model take."""
 import json
+import math
 import re
 
 import pytest
@@ -165,6 +166,13 @@ def test_load_model_convert_and_export_take_the_average_unless_told(ema_run, tmp
     with pytest.raises(ckpt_io.CheckpointError, match=r"fc.bias holds NaN .*\(in its weight average, 'ema'; --use_ema False"):
         load_model(str(tmp_path / "damaged.ckpt"))
     assert same(load_model(str(tmp_path / "damaged.ckpt"), use_ema=False), ck["model"])
+    # train --pre_trained says it as eval does (it gave the tensor's name only: helper-304), and with
+    # --use_ema False starts from the trained weights (one step: the file loaded is what is asked here).
+    fine_tune = SMALL + [f"--dataset_path={cifar_dir}", f"--pre_trained={tmp_path / 'damaged.ckpt'}",
+                         "--save_checkpoint=False", "--epoch_size=1"]
+    with pytest.raises(ckpt_io.CheckpointError, match=r"fc.bias holds NaN .*\(in its weight average, 'ema'; --use_ema"):
+        train.run(load_config(fine_tune))
+    assert math.isfinite(train.run(load_config(fine_tune + ["--use_ema=False"]))["last_loss"])
     with pytest.raises(SystemExit):
         cli.main(["convert", path, str(tmp_path / "x.pt"), "--use_ema", "maybe"])
     assert "--use_ema: invalid True or False value: 'maybe'" in capsys.readouterr().err

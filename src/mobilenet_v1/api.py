@@ -143,8 +143,7 @@ def model_from_checkpoint(ckpt: Dict[str, Any], source: str, use_ema: bool = Tru
     ``use_ema``: :func:`checkpoint.weights_to_use`) and the arguments it was built with."""
     state = ckpt_io.weights_to_use(ckpt, use_ema)
     # A fault in the average is named as one: the trained weights beside it may still be sound.
-    where = (" (in its weight average, 'ema'; --use_ema False takes the trained weights)"
-             if ckpt_io.which_weights(ckpt, use_ema) == "ema" else "")
+    where = ckpt_io.average_named(ckpt, use_ema)
     recorded = ckpt.get("model_args") or {}
     if not isinstance(recorded, dict):
         raise ckpt_io.CheckpointError(f"checkpoint {source}: its model_args are {type(recorded).__name__}, not a "

@@ -1297,6 +1297,13 @@ def which_weights(ckpt: Dict[str, Any], use_ema: bool = True) -> str:
     return "ema" if use_ema else "trained"
 
 
+def average_named(ckpt: Dict[str, Any], use_ema: bool = True) -> str:
+    """What an error about the weights :func:`weights_to_use` gives adds where they are the file's weight
+    average: the trained weights beside it may still be sound. "" otherwise."""
+    return (" (in its weight average, 'ema'; --use_ema False takes the trained weights)"
+            if which_weights(ckpt, use_ema) == "ema" else "")
+
+
 def weights_to_use(ckpt: Dict[str, Any], use_ema: bool = True) -> Dict[str, torch.Tensor]:
     """The state dict :func:`which_weights` names."""
     return ema_state(ckpt) if which_weights(ckpt, use_ema) == "ema" else model_state(ckpt)

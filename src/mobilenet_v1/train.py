@@ -1711,8 +1711,13 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         state, qat_note = pre_trained_state(ckpt_io.weights_to_use(source, cfg.use_ema), model, pre_trained)
         if qat_note:
             say_pre_trained(f"pre_trained: {qat_note}")
-        skipped = ckpt_io.load_weights(model, state, pre_trained, skip_head_mismatch=True,
-                                       naming=source.get("naming", "ours"))
+        try:
+            skipped = ckpt_io.load_weights(model, state, pre_trained, skip_head_mismatch=True,
+                                           naming=source.get("naming", "ours"))
+        except ckpt_io.CheckpointError as e:  # as eval says it: a fault of the average, the trained weights beside
+            if not ckpt_io.average_named(source, cfg.use_ema):
+                raise
+            raise ckpt_io.CheckpointError(f"{e}{ckpt_io.average_named(source, cfg.use_ema)}") from None
         say_pre_trained(f"pre_trained: loaded {pre_trained}"
                         + (f"; left out {', '.join(skipped)} (another class count), the classifier starts fresh"
                            if skipped else ""))
