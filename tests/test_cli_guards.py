@@ -583,6 +583,12 @@ def test_quantize_names_its_own_option_for_a_missing_folder(tmp_path, capsys):
     assert cli.main(["quantize", "--onnx", str(tmp_path / "m.onnx"), "--calib_data", str(tmp_path / "nowhere"),
                      "--out", str(tmp_path / "q.onnx")]) == 1
     assert f"--calib_data {tmp_path / 'nowhere'}: not a folder" in capsys.readouterr().err
+    # Each source given empty is named: --tflite "" and --program "" were taken as not given (a traceback).
+    (tmp_path / "data").mkdir()
+    for option in ("--onnx", "--program", "--tflite"):
+        assert cli.main(["quantize", option, "", "--calib_data", str(tmp_path / "data"), "--out",
+                         str(tmp_path / "q.x")]) == 1
+        assert capsys.readouterr().err.splitlines()[-1] == f"mobilenet-v1 quantize: error: {option} is empty: give a file"
 
 
 def test_the_readme_shows_every_command_and_only_options_its_command_takes(capsys):

@@ -402,6 +402,8 @@ def check_given(path: str, option: str, kinds: str = "file or run folder", origi
     files name ./mobilenetv1-90_625.ckpt and /cache/data/...)."""
     if not os.path.exists(path):
         key = option.lstrip("-")
+        if not path:  # "--onnx : no such file"
+            raise CheckpointError((f"{key} (from {origin})" if origin else option) + f" is empty: give a {kinds}")
         raise CheckpointError((f"{key} {path} (from {origin}): " if origin else f"{option} {path}: ")
                               + ("a link to nothing" if os.path.islink(path) else f"no such {kinds}")
                               + (f"; pass --{key}" if origin else ""))

@@ -538,8 +538,9 @@ def main(argv: Sequence[str]) -> int:
                                 f"...) and give that")
         raise QuantizeError(f"--calib_data {a.calib_data}: not a folder, a .tar archive nor a shard pattern (the "
                             f"data set's, as --dataset_path in training)")
-    option, src = (("--program", a.program) if a.program else ("--tflite", a.tflite) if a.tflite
-                   else ("--onnx", a.onnx))
+    # Given, even as "" (which check_given refuses by name; read as not given, it fell to --onnx's None).
+    option, src = (("--program", a.program) if a.program is not None else ("--tflite", a.tflite)
+                   if a.tflite is not None else ("--onnx", a.onnx))
     ckpt_io.check_given(src, option, "file")
     if a.int8_io and not a.tflite:
         raise QuantizeError(f"--int8_io True: is for --tflite (TensorFlow Lite for Microcontrollers' int8 input and "
