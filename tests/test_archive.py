@@ -471,9 +471,15 @@ def test_a_folder_of_class_archives_reads_as_the_folder_they_were_packed_from(im
     def named(samples, root):  # a class archive's image by the path it extracts to
         return [(re.sub(r"^(n0[12])\.tar/(n0[12]/)?", r"\1/", os.path.relpath(str(p), root)), y) for p, y in samples]
 
+    nested = tmp_path / "C" / "train.tar"  # ImageNet's training archive: class archives in one, each with its folder
+    nested.parent.mkdir()
+    with tarfile.open(nested, "w") as tf:
+        for cls in ("n01", "n02"):
+            tf.add(str(wrapped / f"{cls}.tar"), arcname=f"{cls}.tar")
     for held in (True, False):  # the same images held out, the class's folder in its archive or not
-        assert named(find_images(str(wrapped), None, Holdout(0.34, held))[0], wrapped) == \
-            relative(find_images(str(folder), None, Holdout(0.34, held))[0], folder)
+        want = relative(find_images(str(folder), None, Holdout(0.34, held))[0], folder)
+        assert named(find_images(str(wrapped), None, Holdout(0.34, held))[0], wrapped) == want
+        assert relative(find_images(str(nested), None, Holdout(0.34, held))[0], nested) == want
     assert class_folders(str(split)) == ["n01", "n02"]
     for classes in (None, ["x", "n02", "n01"]):
         want, want_classes = find_images(str(folder), classes)

@@ -325,6 +325,7 @@ def _walk_class_tar(outer: tarfile.TarFile, path: str, cls: str, member: tarfile
         inner = tarfile.open(fileobj=outer.fileobj, mode="r:")  # its offsets are the outer file's
     except tarfile.TarError as e:
         raise ArchiveError(f"archive {path}: its class archive {member.name} is not a tar archive ({e})") from None
+    found = []
     for m in _members(inner, path, member):
         if m.offset >= end:  # past its end, the outer archive's next header: it was cut short before it was packed,
             raise ArchiveError(cut)  # its last images lost without a word
@@ -332,7 +333,13 @@ def _walk_class_tar(outer: tarfile.TarFile, path: str, cls: str, member: tarfile
             raise ArchiveError(f"archive {path}: its class archive {member.name} runs past its own end")
         name = _clean(m.name).rstrip("/")
         if name and not any(map(is_hidden_name, name.split("/"))):
-            _add(m, name, cls + "/", path, files, folders, links)
+            found.append((m, name))
+    # Packed with its folder (tar cf n01.tar n01): its images are <cls>/... as extracted beside the others, not
+    # <cls>/<cls>/..., which val_split's choice hashes (the held-out images were others than the folder's).
+    if found and all(name == cls or name.startswith(cls + "/") for _, name in found):
+        found = [(m, name[len(cls) + 1:]) for m, name in found if name != cls]
+    for m, name in found:
+        _add(m, name, cls + "/", path, files, folders, links)
     if inner.offset >= end:  # its end-of-archive block the outer archive's (the last member)
         raise ArchiveError(cut)
     # the outer TarFile seeks back to its own next header
@@ -364,9 +371,9 @@ def _wrappers(names: Set[str], folders: Set[str], path: str, splits: Sequence[st
 # Where listings are kept between processes (:func:`cache_folder`); the version changes with their layout or
 # with what a listing holds (2: links resolved in any stored order, absolute links listed as unreadable; 3: names
 # cleaned of a leading /, . and empty parts, links to a folder they lie in adding nothing; 4: links to folders kept;
-# 5: system folders left out, is_hidden_name).
+# 5: system folders left out, is_hidden_name; 6: a class archive inside packed with its folder named as extracted).
 CACHE_ENV = "MOBILENET_V1_CACHE"
-_CACHE_VERSION = 5
+_CACHE_VERSION = 6
 # A kept listing unread this long is removed when a process writes its first (an archive replaced or gone leaves
 # its old versions' behind: for ImageNet's, 58 MB each).
 CACHE_UNUSED_DAYS = 30
