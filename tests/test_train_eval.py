@@ -1379,7 +1379,7 @@ def test_progressive_resizing_compiles_a_graph_per_size_and_makes_room_for_them(
     assert torch._dynamo.config.recompile_limit == 8
 
 
-@pytest.mark.parametrize("data,pipeline,workers", [("cifar", "cpu", 0), ("photos", "cpu", 2), ("photos", "gpu", 0)])
+@pytest.mark.parametrize("data,pipeline,workers", [("cifar", "auto", 0), ("photos", "cpu", 2), ("photos", "gpu", 0)])
 def test_progressive_resizing_trains_each_epoch_at_its_size_and_evaluates_at_the_full_one(
         data, pipeline, workers, tmp_path, cifar_dir, capsys, monkeypatch):
     """image_size_start 32 to image_size 64 over 4 epochs: the model is fed 32, 32, 48, 64 in training in
