@@ -392,6 +392,13 @@ def test_out_of_range_values_name_where_they_came_from(tmp_path):
                             # CIFAR-10's training crop is the seed's padded 32x32 crop: it would be ignored
                             ("--crop_scale_min=0.3", "crop_scale_min 0.3 is for image folders' training crops; "
                                                      "CIFAR-10's is the seed's"),
+                            # whole numbers past any use (1e30 is one): torch asked for that many loader processes
+                            # (a hang), islice's limit was said without the key
+                            ("--num_workers=1e30", "num_workers 1000000000000000019884624838656 is above 1,024 "),
+                            ("--batch_size=2000000", "batch_size 2000000 is above 1,048,576 images a batch"),
+                            ("--eval_batch_size=1e30", "eval_batch_size 1000000000000000019884624838656 is above"),
+                            ("--max_bad_samples=3e9", r"max_bad_samples 3000000000 is above 2,147,483,647 \(2\*\*31"),
+                            ("--epoch_size=1e12", "epoch_size 1000000000000 is above 2,147,483,647"),
                             # CIFAR-10 decodes nothing: its own path (on the GPU with CUDA) whatever was asked
                             ("--data_pipeline=gpu", "data_pipeline gpu is for image folders' decoding; CIFAR-10's"),
                             # CIFAR-10 has its test batch: a share of it would be held out of nothing
@@ -438,12 +445,16 @@ def test_sizes_and_rates_within_range_still_load():
 
 
 def test_a_yaml_int_is_taken_exactly_as_the_command_line_takes_it(tmp_path):
-    """A YAML int went through a float: 2**53 + 1 became 2**53, and 99999999999999999999 was told as 1e20."""
+    """A YAML int went through a float: 2**53 + 1 became 2**53, and 99999999999999999999 was told as 1e20. (Both
+    are past any count of a run now, refused naming the number as it was written.)"""
     f = tmp_path / "c.yaml"
-    f.write_text("save_checkpoint_steps: 9007199254740993\nepoch_size: 99999999999999999999\n")
-    cfg = load_config(["--config_path", str(f)])
-    assert cfg.save_checkpoint_steps == 2 ** 53 + 1 and cfg.epoch_size == 99999999999999999999
-    assert cfg == load_config(["--save_checkpoint_steps=9007199254740993", "--epoch_size=99999999999999999999"])
+    for key, value in (("save_checkpoint_steps", "9007199254740993"), ("epoch_size", "99999999999999999999")):
+        f.write_text(f"{key}: {value}\n")
+        for args in (["--config_path", str(f)], [f"--{key}={value}"]):
+            with pytest.raises(ConfigError, match=f"{key} {value} is above 2,147,483,647"):
+                load_config(args)
+    f.write_text("save_checkpoint_steps: 2147483647\n")  # the largest taken, exactly
+    assert load_config(["--config_path", str(f)]).save_checkpoint_steps == 2 ** 31 - 1
 
 
 def test_a_yaml_int_beyond_any_float_for_a_float_key_is_refused_naming_it(tmp_path):

@@ -279,9 +279,12 @@ def test_plot_errors_name_the_file(tmp_path, capsys, monkeypatch):
         assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / out)]) == 1
         assert f"--out {tmp_path / out}: {message}" in capsys.readouterr().err
     assert (tmp_path / "ck.png").read_bytes() == before and os.listdir(tmp_path / "dir.png") == []
-    with pytest.raises(SystemExit):  # argparse's exit, before anything is drawn
-        cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png"), "--dpi", "9"])
-    assert "--dpi must be at least 10" in capsys.readouterr().err
+    for dpi, said in (("9", "--dpi must be from 10 to 1200, got 9"),  # argparse's exit, before anything is drawn
+                      ("100000", "--dpi must be from 10 to 1200, got 100000"),  # the canvas ran out of memory
+                      ("99999999999999999999", "argument --dpi: 99999999999999999999 is past 2,147,483,647")):
+        with pytest.raises(SystemExit):  # (the last: a traceback of matplotlib's)
+            cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png"), "--dpi", dpi])
+        assert said in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # as if matplotlib were not installed
     assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 1
     assert "pip install 'mobilenet-v1[plot]'" in capsys.readouterr().err

@@ -46,7 +46,7 @@ import torch
 
 from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
-from .config import add_device_target_option, bool_option
+from .config import MAX_CLASS_NUM, MAX_IMAGE_SIZE, MAX_WIDTH_MULT, add_device_target_option, bool_option, whole_number
 from .engine import autocast, resolve_device, resolve_precision
 from .onnx_io import (PIXEL_FORMATS, DeployedModel, ExecutorchModel, OnnxModel, is_deployed_file, is_onnx_file,
                       load_deployed, refuse_gpu)
@@ -500,14 +500,16 @@ def table(rows: Sequence[Dict[str, Any]]) -> str:
     return markdown_table(head, body)
 
 
-def _numbers(text: str, kind, option: str) -> List:
-    """A comma-separated list of ``kind`` values (ints or floats), each above 0, or an error naming ``option``."""
+def _numbers(text: str, kind, option: str, most: float) -> List:
+    """A comma-separated list of ``kind`` values (ints or floats), each above 0 and at most ``most`` (a network
+    past it overflowed torch's int64 in a traceback), or an error naming ``option``."""
     try:
         values = [kind(v) for v in text.split(",") if v.strip()]
     except ValueError:
         values = []
-    if not values or not all(math.isfinite(v) and v > 0 for v in values):
-        raise argparse.ArgumentTypeError(f"{option} {text!r}: needs numbers above 0, separated by commas")
+    if not values or not all(math.isfinite(v) and 0 < v <= most for v in values):
+        raise argparse.ArgumentTypeError(f"{option} {text!r}: needs numbers above 0 and at most {most:g}, separated "
+                                         f"by commas")
     return list(dict.fromkeys(values))
 
 
@@ -526,20 +528,21 @@ def main(argv: Sequence[str]) -> int:
                    help=f"with --width_mult: the files made of each network, of {', '.join(FORMATS)} "
                         f"(default onnx,onnx_int8; pte and pte_int8 need the executorch extra, tflite, tflite_fp16 "
                         f"and tflite_int8 the tflite one)")
-    p.add_argument("--class_num", type=int, default=None, help="with --width_mult: classifier outputs (default 1000)")
-    p.add_argument("--batch_size", type=int, default=None,
+    p.add_argument("--class_num", type=whole_number, default=None,
+                   help="with --width_mult: classifier outputs (default 1000)")
+    p.add_argument("--batch_size", type=whole_number, default=None,
                    help="images a call (default: a file's fixed batch, else 1); a file whose batch was fixed at "
                         "export takes only its own")
     p.add_argument("--image_size", default=None, metavar="N[,M...]",
                    help="input size (default: a file's fixed size, else the size it records, else 224); with "
                         "--width_mult, the sizes to make (the paper's 128,160,192,224)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=whole_number, default=None,
                    help="CPU threads of PyTorch, ONNX Runtime and ExecuTorch alike (default: PyTorch's count, "
                         f"here {torch.get_num_threads()})")
     p.add_argument("--seconds", type=float, default=5.0,
                    help="timed seconds a file, over the rounds (default 5, at most a day)")
-    p.add_argument("--rounds", type=int, default=5, help="rounds of turns (default 5)")
-    p.add_argument("--warmup", type=int, default=10,
+    p.add_argument("--rounds", type=whole_number, default=5, help="rounds of turns (default 5)")
+    p.add_argument("--warmup", type=whole_number, default=10,
                    help="untimed calls a file before the rounds, at least 1: their median shares --seconds out "
                         "(default 10)")
     add_device_target_option(p, "auto", "where a checkpoint's model runs (default auto: the GPU when CUDA is "
@@ -561,13 +564,15 @@ def main(argv: Sequence[str]) -> int:
         value = getattr(a, name)
         if value is not None and value < 1:
             p.error(f"--{name} must be at least 1, got {value}")
+    if a.class_num is not None and a.class_num > MAX_CLASS_NUM:
+        p.error(f"--class_num {a.class_num} is above {MAX_CLASS_NUM:,}")
     if not 0 < a.seconds <= MAX_SECONDS or a.warmup < 1:  # (NaN fails the comparison)
         p.error(f"--seconds must be a number above 0 (at most {MAX_SECONDS:.0f}, a day) and --warmup at least 1")
     if a.memory and sys.platform == "win32":
         p.error("--memory: measured on Linux and macOS only (Windows has no getrusage)")
     try:
-        sizes = _numbers(a.image_size, int, "--image_size") if a.image_size is not None else None
-        widths = _numbers(a.width_mult, float, "--width_mult") if a.width_mult is not None else None
+        sizes = _numbers(a.image_size, int, "--image_size", MAX_IMAGE_SIZE) if a.image_size is not None else None
+        widths = _numbers(a.width_mult, float, "--width_mult", MAX_WIDTH_MULT) if a.width_mult is not None else None
     except argparse.ArgumentTypeError as e:
         p.error(str(e))
     formats = [f.strip() for f in (a.formats or "onnx,onnx_int8").split(",") if f.strip()]

@@ -90,6 +90,7 @@ def cmd_eval(argv: List[str]) -> int:
 def cmd_info(argv: List[str]) -> int:
     from .info import count_macs, count_params, counted_width, peak_activations
     from .model import layer_specs
+    from .config import whole_number
     from .runtime import json_text
 
     p = argparse.ArgumentParser(prog="mobilenet-v1 info", description="Parameters and multiply-adds of a "
@@ -98,9 +99,9 @@ def cmd_info(argv: List[str]) -> int:
                    help="a checkpoint (or a run folder: its newest), MindSpore .ckpt, .safetensors, .onnx, .pte, "
                         ".pt2 or .tflite file: its network, data, training, weights and input")
     p.add_argument("--width_mult", type=float, default=None, help="the paper's alpha (default 1.0)")
-    p.add_argument("--image_size", type=int, default=None,
+    p.add_argument("--image_size", type=whole_number, default=None,
                    help="input resolution (default 224; with FILE, the size it records)")
-    p.add_argument("--class_num", type=int, default=None, help="classifier outputs (default 1000)")
+    p.add_argument("--class_num", type=whole_number, default=None, help="classifier outputs (default 1000)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
     if a.file is not None:
@@ -293,6 +294,7 @@ def cmd_convert(argv: List[str]) -> int:
 
 def cmd_average(argv: List[str]) -> int:
     from .averaging import average
+    from .config import whole_number
     from .mindspore_io import dropped_note
 
     p = argparse.ArgumentParser(
@@ -303,8 +305,9 @@ def cmd_average(argv: List[str]) -> int:
     p.add_argument("src", metavar="SRC", nargs="+",
                    help="checkpoint files (any format convert reads), or run folders: their numbered checkpoints")
     p.add_argument("--out", required=True, metavar="DST", help="file to write (atomically); not one of the sources")
-    p.add_argument("--last", type=int, default=0, metavar="N", help="only the last N of the checkpoints (0: all)")
-    p.add_argument("--best", type=int, default=0, metavar="N",
+    p.add_argument("--last", type=whole_number, default=0, metavar="N",
+                   help="only the last N of the checkpoints (0: all)")
+    p.add_argument("--best", type=whole_number, default=0, metavar="N",
                    help="a run folder's N best evaluated epochs (train --keep_best_max), by their top-1")
     add_writer_options(p, "checkpoints of a run with --ema_decay: average their weight averages (True, the "
                           "default) or their trained weights")

@@ -643,6 +643,12 @@ MAX_LOSS_SCALE = MAX_FLOAT32 = 3.4028234663852886e38
 MAX_IMAGE_SIZE = 65536
 MAX_CLASS_NUM = 10 ** 7
 MAX_WIDTH_MULT = 1e6
+# A batch as export's largest (export.MAX_EXPORT_BATCH); loader processes past any machine's cores (torch
+# started them one by one: --num_workers 1e30, a whole number to YAML and argparse alike, hung); any other whole
+# number past int32, which no count or step of a run reaches (islice and range said the limit, not the key).
+MAX_BATCH_SIZE = 2 ** 20
+MAX_NUM_WORKERS = 1024
+MAX_WHOLE_NUMBER = 2 ** 31 - 1
 
 
 def temperature_problem(value: float) -> str:
@@ -677,6 +683,18 @@ def add_max_bad_samples_option(parser: Any) -> None:
 NUM_WORKERS_RULE = "num_workers must be >= 0, or -1 for the default (min(8, CPU count))"
 
 
+def whole_number(text: str) -> int:
+    """An argparse type: a whole number of the commands' own options (a batch, a count, a size), at most
+    :data:`MAX_WHOLE_NUMBER` either way: past int64, torch and NumPy failed with a traceback ("Overflow when
+    unpacking long long") or a message naming no option, and none of those counts reaches int32's end."""
+    import argparse
+
+    value = int(text)  # argparse says "invalid whole_number value: 'x'" for what is no number
+    if abs(value) > MAX_WHOLE_NUMBER:
+        raise argparse.ArgumentTypeError(f"{value} is past {MAX_WHOLE_NUMBER:,} (2**31 - 1)")
+    return value
+
+
 def add_num_workers_option(parser: Any, help: str) -> None:
     """``--num_workers`` of a command outside the configuration (predict, quantize, recalibrate-bn), checked as
     the configuration's key is (-2 and below were read as the default, a typo run as -1)."""
@@ -689,6 +707,8 @@ def add_num_workers_option(parser: Any, help: str) -> None:
             raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
         if value < -1:
             raise argparse.ArgumentTypeError(f"{NUM_WORKERS_RULE}, got {value}")
+        if value > MAX_NUM_WORKERS:
+            raise argparse.ArgumentTypeError(f"num_workers {value} is above {MAX_NUM_WORKERS:,} loader processes")
         return value
 
     parser.add_argument("--num_workers", type=workers, default=-1, help=help)
@@ -999,6 +1019,14 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("save_checkpoint_steps", f"save_checkpoint_steps must be >= 0, got {cfg.save_checkpoint_steps}")
     if cfg.num_workers < -1:  # -1 alone means the default: -2 read as it too hid a typo
         fail("num_workers", f"{NUM_WORKERS_RULE}, got {cfg.num_workers}")
+    if cfg.num_workers > MAX_NUM_WORKERS:
+        fail("num_workers", f"num_workers {cfg.num_workers} is above {MAX_NUM_WORKERS:,} loader processes")
+    for key in ("batch_size", "eval_batch_size"):
+        if getattr(cfg, key) > MAX_BATCH_SIZE:
+            fail(key, f"{key} {getattr(cfg, key)} is above {MAX_BATCH_SIZE:,} images a batch")
+    for key, kind in _field_types().items():
+        if kind is int and key != "seed" and getattr(cfg, key) > MAX_WHOLE_NUMBER:
+            fail(key, f"{key} {getattr(cfg, key)} is above {MAX_WHOLE_NUMBER:,} (2**31 - 1)")
     if cfg.max_bad_samples < -1:
         fail("max_bad_samples", f"max_bad_samples must be >= 0, or -1 for 0.1% of the data set, "
                                 f"got {cfg.max_bad_samples}")

@@ -56,7 +56,7 @@ from torch import nn
 from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
 from .config import (CHOICES, DATASETS, MAX_IMAGE_SIZE, SEED_IGNORED_KEYS, add_normalisation_options, bool_option,
-                     check_ignored)
+                     check_ignored, whole_number)
 from .model import MobileNetV1
 from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, PTE_METADATA, DeployedModel, ExecutorchModel, OnnxModel,
                       PROBABILITIES, ProgramModel, image_input_note, log_probabilities, write_metadata)
@@ -881,10 +881,10 @@ def main(argv: Sequence[str]) -> int:
                         "--batch_size), PT2 (a torch.export program, for AOTInductor) or TFLITE (a TensorFlow Lite "
                         "file, NHWC, batch fixed); the seed's "
                         "MINDIR and AIR need MindSpore (see the error they give)")
-    p.add_argument("--batch_size", type=int, default=None,
+    p.add_argument("--batch_size", type=whole_number, default=None,
                    help="batch of the check (and of the graph with --static_batch); default 1")
-    p.add_argument("--width", type=int, default=None, help="input width (default: the training image_size)")
-    p.add_argument("--height", type=int, default=None, help="input height (default: the training image_size)")
+    p.add_argument("--width", type=whole_number, default=None, help="input width (default: the training image_size)")
+    p.add_argument("--height", type=whole_number, default=None, help="input height (default: the training image_size)")
     p.add_argument("--static_batch", action="store_true",
                    help="fix the batch axis at --batch_size (a .pte's and a .tflite's always is)")
     p.add_argument("--dataset", choices=DATASETS, default=None,
@@ -920,10 +920,10 @@ def main(argv: Sequence[str]) -> int:
     # command here. The file is built and checked on the CPU whatever they say, Ascend included.
     p.add_argument("--device_target", choices=CHOICES["device_target"], default=None,
                    help="the seed's flag, taken and not used: the file is built and checked on the CPU")
-    p.add_argument("--device_id", type=int, default=None, help="the seed's flag, taken and not used")
+    p.add_argument("--device_id", type=whole_number, default=None, help="the seed's flag, taken and not used")
     # The seed's export.py builds its network with class_num outputs before loading the file; here the file
     # says its count, and a --class_num given is checked against it.
-    p.add_argument("--class_num", type=int, default=None,
+    p.add_argument("--class_num", type=whole_number, default=None,
                    help="the seed's flag: the class count the checkpoint must have (an error otherwise); the "
                         "network is built as the checkpoint says")
     a = p.parse_args(list(argv))

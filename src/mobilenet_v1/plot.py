@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from .checkpoint import RUN_CONFIG, atomic_write, check_output, run_folder
+from .config import whole_number
 from .runtime import plural
 from .tracking import METRICS_FILE, read_metrics
 
@@ -22,6 +23,9 @@ PANEL_IN = 4.0  # the width a fourth panel (the gradient norm) adds
 LABEL_ROOM = 0.30  # share of the x range kept free right of the curves for the run names
 # What every record drawn needs; top_1 is drawn where an epoch record has it (an eval record on its own: always).
 PLOTTED_KEYS = {"step": ("epoch", "loss", "lr"), "epoch": ("epoch", "mean_loss", "lr"), "eval": ("epoch", "top_1")}
+
+# Print quality is 300 to 600; at 100,000 the canvas ran out of memory, said as batch_size's and image_size's.
+MAX_DPI = 1200
 
 
 def _matplotlib():
@@ -224,13 +228,13 @@ def main(argv: Sequence[str]) -> int:
                                             "epoch, from the metrics.jsonl of one or more run folders, overlaid.")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a training run folder (save_checkpoint_path)")
     p.add_argument("--out", default="curves.png", help="the PNG to write (default curves.png)")
-    p.add_argument("--dpi", type=int, default=150,
+    p.add_argument("--dpi", type=whole_number, default=150,
                    help=f"pixels per inch of the {WIDTH_IN + PANEL_IN:g}x{HEIGHT_IN:g} inch figure, "
                         f"{WIDTH_IN:g} wide without gradient norms (default 150: 2400x540 pixels)")
     p.add_argument("--title", default=None, help="a title above the panels")
     a = p.parse_args(list(argv))
-    if a.dpi < 10:
-        p.error("--dpi must be at least 10")
+    if not 10 <= a.dpi <= MAX_DPI:
+        p.error(f"--dpi must be from 10 to {MAX_DPI}, got {a.dpi}")
     if not a.out.lower().endswith(".png"):
         p.error(f"--out {a.out}: plot writes a PNG; name it .png")
     check_output("--out", a.out)  # a folder, a training checkpoint named .png: refused before drawing

@@ -43,7 +43,8 @@ from . import checkpoint as ckpt_io
 from . import transforms as T
 from .api import model_from_checkpoint
 from .config import (ASCEND, DATASETS, DEVICE_TARGETS, add_device_target_option, add_normalisation_options,
-                     add_num_workers_option, bool_option, cifar_name, crop_pct_problem, is_cifar, normalisation)
+                     add_num_workers_option, bool_option, cifar_name, crop_pct_problem, is_cifar, normalisation,
+                     whole_number)
 from .archive import COMPRESSED_SUFFIXES, ArchiveMember, archive_images, is_archive, tar_files
 from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
 from .engine import ranked, resolve_device, without_underflowed
@@ -626,7 +627,7 @@ def main(argv: Sequence[str]) -> int:
                    help="image files (JPEG, PNG, ...) or folders of them (searched recursively)")
     p.add_argument("--ckpt_file", required=True,
                    help="checkpoint, run folder (its newest), .onnx, .pte, .pt2 or .tflite file")
-    p.add_argument("--top_k", type=int, default=5, help="classes per image (default 5)")
+    p.add_argument("--top_k", type=whole_number, default=5, help="classes per image (default 5)")
     p.add_argument("--labels", default=None,
                    help="class names: a file with one per line in label order, or 'imagenet' / 'cifar10' / "
                         "'cifar100'")
@@ -635,7 +636,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="the evaluation transform to use, for a file that does not record its data set "
                         "(a MindSpore .ckpt); one that does takes only its own")
-    p.add_argument("--image_size", type=int, default=None, help="input size (default: what the file records)")
+    p.add_argument("--image_size", type=whole_number, default=None, help="input size (default: what the file records)")
     p.add_argument("--crop_pct", type=float, default=None,
                    help="ImageNet-style models: the centre crop's share of the resized shorter side (default: "
                         f"what the file records, else {T.CROP_PCT}, the seed's 224 of 256)")
@@ -652,7 +653,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--use_ema", type=bool_option, default=None, metavar="True|False",
                    help="a checkpoint of a run with --ema_decay: its weight average (True, the default) or its "
                         "trained weights (an exported file holds those chosen at export)")
-    p.add_argument("--batch_size", type=int, default=BATCH, help=f"images per forward pass (default {BATCH})")
+    p.add_argument("--batch_size", type=whole_number, default=BATCH, help=f"images per forward pass (default {BATCH})")
     add_num_workers_option(p, "loader processes that read and decode the files (default -1: min(8, CPU count) "
                               "with the model on a GPU and more than one batch of files, else none: on the CPU the "
                               "model uses the cores)")

@@ -26,7 +26,8 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .archive import COMPRESSED_SUFFIXES, is_archive, is_shard_pattern
-from .config import DATASETS, add_max_bad_samples_option, add_num_workers_option, bool_option, cifar_name, is_cifar
+from .config import (DATASETS, add_max_bad_samples_option, add_num_workers_option, bool_option, cifar_name, is_cifar,
+                     whole_number)
 from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, DeviceLoader, Normalisation,
                    UnsortedImagesError, build_loader, class_folders, default_workers, held_out_for, held_out_read_note,
                    image_split)
@@ -507,7 +508,7 @@ def main(argv: Sequence[str]) -> int:
                    help="an image folder without an evaluation split: the share of each class to leave out of the "
                         "calibration images (default: the share the file's run held out, where --calib_data is the "
                         "folder it trained on)")
-    p.add_argument("--calib_images", type=int, default=DEFAULT_CALIB_IMAGES,
+    p.add_argument("--calib_images", type=whole_number, default=DEFAULT_CALIB_IMAGES,
                    help=f"training images for the activation ranges (default {DEFAULT_CALIB_IMAGES}; for a file "
                         f"exported with --static_batch, rounded up to whole batches)")
     p.add_argument("--per_tensor", action="store_true",
