@@ -879,16 +879,28 @@ def test_c_array_class_names_are_string_literals_of_their_utf8_bytes_that_compil
 
     want = [n.encode("utf-8", "surrogateescape") for n in names]
     assert [read_back(lit) for lit in literals] == want
-    source = ("#include <stdio.h>\nstatic const char names[][16] = {" + ", ".join(literals) + "};\n"
-              "static const int sizes[] = {" + ", ".join(str(len(w)) for w in want) + "};\n"
-              "int main(void) {\n  FILE* f = fopen(\"names.bin\", \"wb\");\n"
-              "  for (int i = 0; i < " + str(len(names)) + "; i++) fwrite(names[i], 1, sizes[i], f);\n"
-              "  fclose(f);\n  return 0;\n}\n")
-    for compiler, std, suffix in (("g++", "-std=c++11", "cc"), ("gcc", "-std=c99", "c")):
+    # c_array's header (TensorFlow Lite for Microcontrollers' C++) with those names, as file_labels gives them
+    # for the file's metadata; and the literals alone in C.
+    from mobilenet_v1.tflite_io import c_array, file_labels
+
+    meta = {"mean": list(CIFAR_MEAN), "std": list(CIFAR_STD), "classes": names, "class_num": len(names)}
+    (tmp_path / "n.tflite").write_bytes(to_tflite(fold_batchnorm(MobileNetV1(class_num=len(names), width_mult=0.25)),
+                                                  16, 16, 1, meta))
+    header = c_array(str(tmp_path / "n.tflite"))
+    labels = [n.encode("utf-8", "surrogateescape") for n in file_labels(meta)]
+    assert ", ".join(c_string(n) for n in file_labels(meta)) in header and labels[0] == want[0]
+    (tmp_path / "n.h").write_text(header)
+    programs = {"cc": ("g++", "-std=c++11", '#include "n.h"\n#define NAMES mobilenet_v1_labels\n', labels),
+                "c": ("gcc", "-std=c99", "static const char* const names[] = {" + ", ".join(literals) + "};\n"
+                      "#define NAMES names\n", want)}
+    for suffix, (compiler, std, head, expected) in programs.items():
         if not shutil.which(compiler):
             continue
-        (tmp_path / f"names.{suffix}").write_text(source)
+        (tmp_path / f"names.{suffix}").write_text(
+            "#include <stdio.h>\n" + head + "static const int sizes[] = {" + ", ".join(str(len(w)) for w in expected)
+            + "};\nint main(void) {\n  FILE* f = fopen(\"names.bin\", \"wb\");\n  for (int i = 0; i < "
+            + str(len(expected)) + "; i++) fwrite(NAMES[i], 1, sizes[i], f);\n  fclose(f);\n  return 0;\n}\n")
         subprocess.run([compiler, std, "-Wall", "-Werror", "-trigraphs", "-o", "names", f"names.{suffix}"],
                        cwd=tmp_path, check=True)
         subprocess.run(["./names"], cwd=tmp_path, check=True)
-        assert (tmp_path / "names.bin").read_bytes() == b"".join(want)
+        assert (tmp_path / "names.bin").read_bytes() == b"".join(expected)
