@@ -1792,16 +1792,19 @@ def test_a_resume_with_another_loss_scale_starts_fp16s_scale_there_and_says_so(c
     assert saved > 64
     capsys.readouterr()
     train.run(load_config(args + ["--epoch_size=2", "--resume=auto", "--loss_scale=64"]))
+    said = capsys.readouterr().out
     assert (f"resume: {out / ckpt_io.checkpoint_name(1, 3)} was trained with loss_scale 1024; continuing with this "
-            f"run's loss_scale 64: fp16's dynamic loss scale starts again at 64 (it had come to {saved:g})\n") in \
-        capsys.readouterr().out
+            f"run's loss_scale 64: fp16's dynamic loss scale starts again at 64 (it had come to {saved:g})\n") in said
+    assert "model, optimizer, schedule, data order and random state continue" in said  # not the loss scale
     assert ckpt_io.load_file(str(out / ckpt_io.checkpoint_name(2, 3)))["scaler"]["scale"] <= 64
+    train.run(load_config(args + ["--epoch_size=3", "--resume=auto", "--loss_scale=64"]))  # the same: it goes on
+    assert "model, optimizer, loss scale, schedule, data order and random state continue" in capsys.readouterr().out
     # Another precision (precision auto resolves by device: a GPU run's bf16 is fp32 on a CPU): named, and the
     # resume's line no longer says the loss scale continues where the file's is dropped (helper-304).
     capsys.readouterr()
-    train.run(load_config([a for a in args if a != "--precision=fp16"] + ["--epoch_size=3", "--resume=auto"]))
+    train.run(load_config([a for a in args if a != "--precision=fp16"] + ["--epoch_size=4", "--resume=auto"]))
     said = capsys.readouterr().out
-    assert (f"resume: {out / ckpt_io.checkpoint_name(2, 3)} was trained with precision 'fp16'; continuing with this "
+    assert (f"resume: {out / ckpt_io.checkpoint_name(3, 3)} was trained with precision 'fp16'; continuing with this "
             f"run's precision 'fp32': the file's fp16 loss scale is not used\n") in said
     assert "model, optimizer, schedule, data order and random state continue" in said
     assert train.precision_change({"precision_used": "bf16"}, "a.ckpt", "fp16", 256.0) == (

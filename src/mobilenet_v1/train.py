@@ -876,11 +876,12 @@ RESUMED_SETTINGS = ("momentum", "nesterov", "weight_decay", "eps", "trust_coeffi
 
 
 def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, scaler, guard: NonFiniteGuard,
-                           ema: Optional[WeightAverage] = None, loss_scale: Optional[float] = None) -> None:
+                           ema: Optional[WeightAverage] = None, loss_scale: Optional[float] = None) -> bool:
     """Load a validated training checkpoint into the run's objects (the RNG comes later, just before
     the first step). A run with ``ema`` takes the file's weight average, or starts one at its weights.
     fp16's dynamic loss scale goes on from the file's, unless this run's ``loss_scale`` is another than the
-    file's run was given: it starts again there, named (it was kept without a word, config.yaml saying the new)."""
+    file's run was given: it starts again there, named (it was kept without a word, config.yaml saying the new).
+    Returns whether the file's loss scale goes on (for the resume's line)."""
     ckpt_io.load_weights(model, ckpt_io.model_state(ckpt), source)
     if ema is not None and "ema" in ckpt:
         ema.load_state_dict(ckpt["ema"])
@@ -916,17 +917,19 @@ def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, 
     optimizer.load_state_dict({**saved, "param_groups": [{**g, **settings} for g, settings
                                                            in zip(saved["param_groups"], ours)]})
     init_momentum_buffers(optimizer)  # momentum switched on for the resume: the file's state has no buffers
+    kept = False
     if scaler.is_enabled() and ckpt["scaler"]:
-        state = ckpt["scaler"]
+        state, kept = ckpt["scaler"], True
         given = (ckpt.get("config") or {}).get("loss_scale")
         if (loss_scale is not None and isinstance(given, (int, float)) and not isinstance(given, bool)
                 and given != loss_scale):
             print0(changes_line(source, {"loss_scale": (float(given), float(loss_scale))})
                    + f": fp16's dynamic loss scale starts again at {loss_scale:g} (it had come to "
                      f"{float(state.get('scale', given)):g})")
-            state = {**state, "scale": float(loss_scale), "_growth_tracker": 0}
+            state, kept = {**state, "scale": float(loss_scale), "_growth_tracker": 0}, False
         scaler.load_state_dict(state)
     guard.load_state_dict(ckpt.get("nonfinite") or {})
+    return kept
 
 
 def schedule_change(ckpt: Dict[str, Any], source: str, cfg: Config, lr: Sequence[float], step: int,
@@ -1822,7 +1825,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         resumed_from, ckpt, (done_epochs, in_epoch) = find_resume(cfg, model, optimizer, steps_per_epoch, out_dir,
                                                                          dist, labelling)
         if ckpt is not None:
-            restore_training_state(ckpt, resumed_from, model, optimizer, scaler, guard, ema, cfg.loss_scale)
+            scale_kept = restore_training_state(ckpt, resumed_from, model, optimizer, scaler, guard, ema,
+                                                cfg.loss_scale)
             start_epoch, start_step, rng = done_epochs, in_epoch, ckpt["rng"]
             position = done_epochs * steps_per_epoch + in_epoch
             step_offset = ckpt["step"] - position
@@ -1830,7 +1834,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             print0(f"resume: continuing from {resumed_from} after epoch {done_epochs}"
                    + (f" and {in_epoch} of the {steps_per_epoch} steps of epoch {done_epochs + 1}" if in_epoch else "")
                    + f" (global step {ckpt['step']}); model, optimizer, "
-                   + ("loss scale, " if scaler.is_enabled() and ckpt.get("scaler") else "")
+                   + ("loss scale, " if scale_kept else "")
                    + "schedule, data order and random state continue from there"
                    + (f"; pre_trained {cfg.pre_trained} is not used" if cfg.pre_trained else ""))
             spe_change = steps_change(ckpt, resumed_from, steps_per_epoch, step_images, lr, position)
