@@ -463,6 +463,10 @@ def test_aug_repeats_above_the_training_samples_is_refused_naming_it(repeats, ci
     from mobilenet_v1.train import data_options
 
     base = [f"--dataset_path={cifar_dir}", "--batch_size=16", "--image_size=32", "--num_workers=0", "--class_num=4"]
+    if repeats > 2 ** 31 - 1:  # past any count: refused with the options, before the data is read
+        with pytest.raises(ConfigError, match=f"aug_repeats {repeats} is above 2,147,483,647"):
+            load_config(base + [f"--aug_repeats={repeats}"])
+        return
     cfg = load_config(base + [f"--aug_repeats={repeats}"])
     with pytest.raises(ConfigError, match=f"^aug_repeats {repeats} is not below the 192 training samples: every "
                                           f"epoch would train on copies of one"):
