@@ -153,11 +153,10 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     trained_at = (ckpt_io.positive_size(before.get("trained_at"))
                   if isinstance(before, dict) and "trained_at" in before else ckpt_io.trained_image_size(config))
     if is_cifar(dataset):
-        for name, value in (("crop_pct", crop_pct), ("val_split", val_split)):
+        for name, value, why in (("crop_pct", crop_pct, "its evaluation resizes the whole 32x32 image"),
+                                 ("val_split", val_split, "its evaluation images are a file of their own")):
             if value is not None:
-                raise ValueError(f"--{name}: a {cifar_name(dataset)} model's data set has no use for it (its "
-                                 f"evaluation resizes the whole 32x32 image; its evaluation images are a file of "
-                                 f"their own)")
+                raise ValueError(f"--{name}: a {cifar_name(dataset)} model's data set has no use for it ({why})")
     reading = ckpt_io.recorded_reading(ckpt)
     crop_pct = crop_pct if crop_pct is not None else reading.get("crop_pct", CROP_PCT)
     antialias = reading.get("antialias") is not False  # a MindSpore file's: the seed's plain bilinear
