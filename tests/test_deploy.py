@@ -2459,3 +2459,16 @@ def test_predict_names_a_compressed_tar_and_predicts_past_paths_that_give_no_ima
     # From Python alike: in its result, not raised.
     results = load_predictor(path).top_k([packed, empty, photos / "1.png"], 1)
     assert [r.get("error") for r in results] == [got[2]["error"], got[3]["error"], None]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX's")
+def test_predict_says_a_named_pipe_given_is_one_as_eval_does(tmp_path, capsys):
+    """A named pipe given (<(cat x.jpg) is one, behind a /dev/fd link) was "no such file or folder" or "a link to
+    nothing": it is there. It is read as eval reads one: not at all (open() would wait for a writer), said so."""
+    ckpt = saved_checkpoint(tmp_path, MobileNetV1(class_num=10, width_mult=0.25))
+    os.mkfifo(tmp_path / "x.png")
+    os.symlink(tmp_path / "x.png", tmp_path / "fd")
+    for given in ("x.png", "fd"):
+        assert cli.main(["predict", str(tmp_path / given), "--ckpt_file", ckpt, "--num_workers", "0"]) == 1
+        assert (f"could not be read or decoded: {tmp_path / given}: a named pipe, not a regular file: not read"
+                in capsys.readouterr().err)

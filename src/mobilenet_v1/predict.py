@@ -434,7 +434,9 @@ def _files_of(path: str) -> List[str]:
         if not found:
             raise ValueError(f"archive {path}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in it")
         return found
-    if os.path.isfile(path):
+    if os.path.isfile(path) or (os.path.exists(path) and not os.path.isdir(path)):
+        # A named pipe or a device (<(cat x.jpg) is one) is there: read as files are, it is said as eval says it
+        # (data.file_bytes: "a named pipe, not a regular file"), not "no such file" or "a link to nothing".
         return [path]
     if not os.path.isdir(path):
         gone = "a link to nothing" if os.path.islink(path) else "no such file or folder"
