@@ -125,7 +125,7 @@ def test_a_cifar100_run_trains_100_classes_and_its_files_say_cifar100(cifar100_d
             f"--dataset cifar100") in capsys.readouterr().err
     # CIFAR's keys and refusals hold for it too.
     with pytest.raises(ConfigError, match=r"val_split 0.1 holds out images of an image folder .*CIFAR-100 evaluates "
-                                          r"on its test.bin"):
+                                          r"on its test\.bin \(the Python version's test\)"):  # both versions named
         load_config(["--dataset=cifar100", "--val_split=0.1"])
     with pytest.raises(ConfigError, match="crop_pct 0.9 is for image folders' evaluation; CIFAR-100's resizes"):
         load_config(["--dataset=cifar100", "--crop_pct=0.9"])

@@ -201,7 +201,7 @@ def test_labels_that_do_not_fit_the_images_are_refused_naming_the_file(image_fol
     assert not (tmp_path / "r").exists()
     for extra, message in ((["--dataset=imagenet2012", "--val_split=0.2"],
                             r"eval_labels labels an evaluation split of its own"),
-                           (["--dataset=cifar10"], r"CIFAR-10's labels are in its \.bin files")):
+                           (["--dataset=cifar10"], r"CIFAR-10's labels are in its data files")):
         with pytest.raises(ConfigError, match=message):
             load_config([f"--dataset_path={tmp_path}", f"--eval_labels={short}"] + extra)
     with pytest.raises(ConfigError, match=rf"eval_labels {tmp_path / 'none.csv'}: no such file"):

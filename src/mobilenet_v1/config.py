@@ -1101,11 +1101,12 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     if cfg.val_split and is_cifar(cfg.dataset):
         fail("val_split", f"val_split {cfg.val_split:g} holds out images of an image folder (dataset "
                           f"imagenet2012); {cifar} evaluates on its "
-                          f"{'test.bin' if cfg.dataset == 'cifar100' else 'test_batch.bin'}")
+                          f"{'test.bin' if cfg.dataset == 'cifar100' else 'test_batch.bin'} (the Python version's "
+                          f"{'test' if cfg.dataset == 'cifar100' else 'test_batch'})")
     if cfg.eval_labels:
         if is_cifar(cfg.dataset):
             fail("eval_labels", f"eval_labels labels an image folder's evaluation images (dataset imagenet2012); "
-                                f"{cifar}'s labels are in its .bin files")
+                                f"{cifar}'s labels are in its data files")
         elif cfg.val_split:
             fail("eval_labels", f"eval_labels labels an evaluation split of its own; val_split {cfg.val_split:g} "
                                 f"evaluates on images held out of training, labelled by their class folders: "
