@@ -978,7 +978,10 @@ def set_rng_state(state: Dict[str, Any]) -> None:
     if "torch" in state:
         torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        # One state a visible GPU where the file was saved: a run of an 8-GPU machine resumed where fewer are
+        # visible (CUDA_VISIBLE_DEVICES=0) takes those there are (set_rng_state_all indexed past them: a traceback).
+        for device, device_state in enumerate(list(state["cuda"])[:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(device_state, device)
     if "python" in state:
         version, internal, gauss = state["python"]
         random.setstate((version, tuple(internal), gauss))
