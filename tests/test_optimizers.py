@@ -568,3 +568,31 @@ def test_a_run_trains_at_the_scaled_rates_and_a_resume_names_a_changed_factor(ci
     assert line.startswith("resume: the learning-rate schedule differs from that of old.ckpt's run: the rates' factor "
                            "x1 -> x0.25 (lr_base_size 0 -> 64, global batch 16 -> 16); step 12 trains at ")
     assert line.endswith(f"where that run's last step trained at {0.4 - 0.36 * 11 / 12:.6g}")  # unscaled
+
+
+@pytest.mark.parametrize("opt", ["momentum", "adamw"])
+def test_a_resume_in_another_memory_format_gives_the_optimiser_state_its_parameters_layout(opt, cifar_dir, tmp_path,
+                                                                                          monkeypatch):
+    """A run saved with channels_last False and resumed with the default True (or the other way): the momentum
+    buffers (AdamW's moments) kept the file's strides beside channels-last weights, which multi-tensor kernels
+    take on their slow path only (helper-311); they take each weight's layout."""
+    seen = []
+    real = train.restore_training_state
+
+    def spy(ckpt, source, model, optimizer, *args, **kwargs):
+        kept = real(ckpt, source, model, optimizer, *args, **kwargs)
+        seen.append([(p.stride(), {k: (v.stride(), None) for k, v in s.items() if torch.is_tensor(v) and
+                                   v.shape == p.shape}) for p, s in optimizer.state.items()])
+        return kept
+
+    monkeypatch.setattr(train, "restore_training_state", spy)
+    args = SMALL + [f"--dataset_path={cifar_dir}", f"--opt={opt}", f"--save_checkpoint_path={tmp_path / 'run'}"]
+    if opt == "adamw":
+        args += ["--lr_max=0.001", "--weight_decay=0.05"]
+    for channels_last, epochs in (("False", 1), ("True", 2), ("False", 3)):
+        train.run(load_config(args + [f"--channels_last={channels_last}", f"--epoch_size={epochs}", "--resume=auto"]))
+    assert len(seen) == 2
+    for restored in seen:
+        assert any(len(p_stride) == 4 for p_stride, _ in restored)  # conv weights: a layout to follow
+        assert all(s == p_stride for p_stride, st in restored for s, _ in st.values())
+        assert sum(len(st) for _, st in restored) >= 27  # the buffers (moments) are there, not dropped

@@ -917,6 +917,13 @@ def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, 
     optimizer.load_state_dict({**saved, "param_groups": [{**g, **settings} for g, settings
                                                            in zip(saved["param_groups"], ours)]})
     init_momentum_buffers(optimizer)  # momentum switched on for the resume: the file's state has no buffers
+    # The state in its parameters' layout: a run saved without channels_last and resumed with it (or the other way)
+    # kept the file's strides (load_state_dict moves device and dtype, not layout), which the multi-tensor kernels'
+    # fast path does not take (it needs each parameter's tensors strided alike).
+    for p, state in optimizer.state.items():
+        for k, v in state.items():
+            if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                state[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
     kept = False
     if scaler.is_enabled() and ckpt["scaler"]:
         state, kept = ckpt["scaler"], True
