@@ -476,6 +476,23 @@ def test_a_folder_of_class_archives_reads_as_the_folder_they_were_packed_from(im
     with tarfile.open(nested, "w") as tf:
         for cls in ("n01", "n02"):
             tf.add(str(wrapped / f"{cls}.tar"), arcname=f"{cls}.tar")
+    # A hard link in such an archive names its target with the folder: read as that file's bytes (the folder taken
+    # off the link's name only, it was "a link to a file the archive does not hold").
+    linked = tmp_path / "H" / "train.tar"
+    linked.parent.mkdir()
+    first = sorted(os.listdir(folder / "n01"))[0]
+    with tarfile.open(tmp_path / "H" / "n01.tar", "w") as tf:
+        tf.add(str(folder / "n01" / first), arcname=f"n01/{first}")
+        link = tarfile.TarInfo(f"n01/dup_{first}")
+        link.type, link.linkname = tarfile.LNKTYPE, f"n01/{first}"
+        tf.addfile(link)
+    with tarfile.open(linked, "w") as tf:
+        tf.add(str(tmp_path / "H" / "n01.tar"), arcname="n01.tar")
+        tf.add(str(wrapped / "n02.tar"), arcname="n02.tar")
+    got = dict(relative(find_images(str(linked))[0], linked))
+    assert got[f"n01/dup_{first}"] == got[f"n01/{first}"] == 0
+    assert {p: read_member(p) for p, _ in find_images(str(linked))[0] if "dup_" in str(p)} == {
+        p: (folder / "n01" / first).read_bytes() for p, _ in find_images(str(linked))[0] if "dup_" in str(p)}
     for held in (True, False):  # the same images held out, the class's folder in its archive or not
         want = relative(find_images(str(folder), None, Holdout(0.34, held))[0], folder)
         assert named(find_images(str(wrapped), None, Holdout(0.34, held))[0], wrapped) == want

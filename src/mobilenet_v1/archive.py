@@ -198,7 +198,9 @@ def _walk(path: str) -> _Listing:
 
 
 def _add(member: tarfile.TarInfo, name: str, prefix: str, path: str, files: Dict[str, Tuple[int, int]],
-         folders: Set[str], links: Dict[str, str]) -> None:
+         folders: Set[str], links: Dict[str, str], stripped: str = "") -> None:
+    """``stripped``: the folder taken off the front of the names of the archive ``member`` is in (a class archive's
+    own, :func:`_walk_class_tar`), which a hard link's target names too."""
     if member.issparse():  # its bytes at offset_data are a map of the holes, not the file
         raise ArchiveError(f"archive {path}: {prefix}{name} is stored sparse (tar -S), which cannot be read in "
                            f"place; pack the archive without -S")
@@ -211,7 +213,8 @@ def _add(member: tarfile.TarInfo, name: str, prefix: str, path: str, files: Dict
     if member.isfile():
         files[prefix + name] = (member.offset_data, member.size)
     elif member.islnk():  # a hard link: the name of an earlier member of the same archive
-        target = prefix + _clean(member.linkname).rstrip("/")
+        target = _clean(member.linkname).rstrip("/")
+        target = prefix + (target[len(stripped):] if stripped and target.startswith(stripped) else target)
         if target in files:  # that member's bytes as they are here: a copy stored later does not change them
             files[prefix + name] = files[target]
         else:
@@ -336,10 +339,12 @@ def _walk_class_tar(outer: tarfile.TarFile, path: str, cls: str, member: tarfile
             found.append((m, name))
     # Packed with its folder (tar cf n01.tar n01): its images are <cls>/... as extracted beside the others, not
     # <cls>/<cls>/..., which val_split's choice hashes (the held-out images were others than the folder's).
+    stripped = ""
     if found and all(name == cls or name.startswith(cls + "/") for _, name in found):
-        found = [(m, name[len(cls) + 1:]) for m, name in found if name != cls]
+        stripped = cls + "/"
+        found = [(m, name[len(stripped):]) for m, name in found if name != cls]
     for m, name in found:
-        _add(m, name, cls + "/", path, files, folders, links)
+        _add(m, name, cls + "/", path, files, folders, links, stripped)
     if inner.offset >= end:  # its end-of-archive block the outer archive's (the last member)
         raise ArchiveError(cut)
     # the outer TarFile seeks back to its own next header
@@ -371,9 +376,9 @@ def _wrappers(names: Set[str], folders: Set[str], path: str, splits: Sequence[st
 # Where listings are kept between processes (:func:`cache_folder`); the version changes with their layout or
 # with what a listing holds (2: links resolved in any stored order, absolute links listed as unreadable; 3: names
 # cleaned of a leading /, . and empty parts, links to a folder they lie in adding nothing; 4: links to folders kept;
-# 5: system folders left out, is_hidden_name; 6: a class archive inside packed with its folder named as extracted).
+# 5: system folders left out, is_hidden_name; 6, 7: a class archive inside packed with its folder named as extracted).
 CACHE_ENV = "MOBILENET_V1_CACHE"
-_CACHE_VERSION = 6
+_CACHE_VERSION = 7
 # A kept listing unread this long is removed when a process writes its first (an archive replaced or gone leaves
 # its old versions' behind: for ImageNet's, 58 MB each).
 CACHE_UNUSED_DAYS = 30
