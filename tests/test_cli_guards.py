@@ -591,6 +591,26 @@ def test_quantize_names_its_own_option_for_a_missing_folder(tmp_path, capsys):
         assert capsys.readouterr().err.splitlines()[-1] == f"mobilenet-v1 quantize: error: {option} is empty: give a file"
 
 
+@pytest.mark.parametrize("argv, said", [
+    # NumPy's seeding past int64: "Overflow when unpacking long long", no option named; -1 was taken
+    (["recalibrate-bn", "m.pt", "--out", "o.pt", "--dataset_path", "d", "--seed", "100000000000000000000"],
+     "argument --seed: seed must be in [0, 2**32 - 1], got 100000000000000000000"),
+    (["quantize", "--onnx", "m.onnx", "--calib_data", "d", "--out", "q.onnx", "--seed", "-1"],
+     "argument --seed: seed must be in [0, 2**32 - 1], got -1"),
+    # torch's storage size overflowed (a traceback), or tens of GB asked for
+    (["predict", "x.jpg", "--ckpt_file", "m.pt", "--image_size", "2147483647"],
+     "argument --image_size: 2147483647 is above 65536 pixels a side"),
+    (["recalibrate-bn", "m.pt", "--out", "o.pt", "--dataset_path", "d", "--image_size", "70000"],
+     "argument --image_size: 70000 is above 65536 pixels a side"),
+    (["predict", "x.jpg", "--ckpt_file", "m.pt", "--batch_size", "-2147483648"],
+     "argument --batch_size: -2147483648 is past -2,147,483,647"),
+], ids=["recalibrate seed", "quantize seed", "predict size", "recalibrate size", "negative"])
+def test_a_commands_own_numbers_out_of_their_range_are_refused_naming_the_option(argv, said, capsys):
+    with pytest.raises(SystemExit):  # argparse's, before anything is read
+        cli.main(argv)
+    assert said in capsys.readouterr().err
+
+
 def test_the_readme_shows_every_command_and_only_options_its_command_takes(capsys):
     """README.md's command lines (code blocks and inline, continued lines joined): every command of the CLI
     is shown, and each --option written after ``mobilenet-v1 CMD`` is one that CMD's --help names (train,

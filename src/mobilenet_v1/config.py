@@ -691,7 +691,29 @@ def whole_number(text: str) -> int:
 
     value = int(text)  # argparse says "invalid whole_number value: 'x'" for what is no number
     if abs(value) > MAX_WHOLE_NUMBER:
-        raise argparse.ArgumentTypeError(f"{value} is past {MAX_WHOLE_NUMBER:,} (2**31 - 1)")
+        raise argparse.ArgumentTypeError(f"{value} is past {'-' if value < 0 else ''}{MAX_WHOLE_NUMBER:,} (2**31 - 1)")
+    return value
+
+
+def image_size_number(text: str) -> int:
+    """An argparse type: a command's own ``--image_size`` (predict, recalibrate-bn), at most :data:`MAX_IMAGE_SIZE`
+    as the configuration's (past it torch's storage size overflowed, a traceback, or tens of GB were asked for)."""
+    import argparse
+
+    value = whole_number(text)
+    if value > MAX_IMAGE_SIZE:
+        raise argparse.ArgumentTypeError(f"{value} is above {MAX_IMAGE_SIZE} pixels a side")
+    return value
+
+
+def seed_number(text: str) -> int:
+    """An argparse type: a command's own ``--seed`` (quantize's and recalibrate-bn's draw of training images),
+    in the configuration's range: past int64 NumPy's seeding failed naming no option, and below 0 it was taken."""
+    import argparse
+
+    value = int(text)
+    if not 0 <= value <= 2 ** 32 - 1:
+        raise argparse.ArgumentTypeError(f"seed must be in [0, 2**32 - 1], got {value}")
     return value
 
 

@@ -44,7 +44,7 @@ from . import transforms as T
 from .api import model_from_checkpoint
 from .config import (ASCEND, DATASETS, DEVICE_TARGETS, add_device_target_option, add_normalisation_options,
                      add_num_workers_option, bool_option, cifar_name, crop_pct_problem, is_cifar, normalisation,
-                     whole_number)
+                     image_size_number, whole_number)
 from .archive import COMPRESSED_SUFFIXES, ArchiveMember, archive_images, is_archive, tar_files
 from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
 from .engine import ranked, resolve_device, without_underflowed
@@ -638,7 +638,8 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="the evaluation transform to use, for a file that does not record its data set "
                         "(a MindSpore .ckpt); one that does takes only its own")
-    p.add_argument("--image_size", type=whole_number, default=None, help="input size (default: what the file records)")
+    p.add_argument("--image_size", type=image_size_number, default=None,
+                   help="input size (default: what the file records)")
     p.add_argument("--crop_pct", type=float, default=None,
                    help="ImageNet-style models: the centre crop's share of the resized shorter side (default: "
                         f"what the file records, else {T.CROP_PCT}, the seed's 224 of 256)")

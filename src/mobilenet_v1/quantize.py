@@ -27,7 +27,7 @@ from torch import nn
 from . import checkpoint as ckpt_io
 from .archive import COMPRESSED_SUFFIXES, is_archive, is_shard_pattern
 from .config import (DATASETS, add_max_bad_samples_option, add_num_workers_option, bool_option, cifar_name, is_cifar,
-                     whole_number)
+                     seed_number, whole_number)
 from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, DeviceLoader, Normalisation,
                    UnsortedImagesError, build_loader, class_folders, default_workers, held_out_for, held_out_read_note,
                    image_split)
@@ -524,7 +524,7 @@ def main(argv: Sequence[str]) -> int:
                    help="with --tflite: also write the INT8 file as a C++ header for TensorFlow Lite for "
                         "Microcontrollers (16-byte aligned bytes, input size, int8 scales and zero points, "
                         "normalisation, the tensor arena's floor, class names)")
-    p.add_argument("--seed", type=int, default=1, help="which training images are drawn (default 1)")
+    p.add_argument("--seed", type=seed_number, default=1, help="which training images are drawn (default 1)")
     add_num_workers_option(p, "image decoding workers (default min(8, CPUs))")
     add_max_bad_samples_option(p)
     a = p.parse_args(list(argv))

@@ -28,7 +28,8 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .config import (DATASETS, add_device_target_option, add_max_bad_samples_option, add_normalisation_options,
-                     add_num_workers_option, cifar_name, is_cifar, normalisation_keys, whole_number)
+                     add_num_workers_option, cifar_name, image_size_number, is_cifar, normalisation_keys,
+                     seed_number, whole_number)
 from .data import held_out_for, held_out_read_note
 from .mindspore_io import (RECORDED_KEYS, average_taken, dropped_note, mindspore_warning, output_format, read_any,
                            write_checkpoint)
@@ -212,7 +213,7 @@ def main(argv: Sequence[str]) -> int:
                    help="the data set's folder (as in training); its training split is read")
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="layout and normalisation of --dataset_path (default: what SRC records)")
-    p.add_argument("--image_size", type=whole_number, default=None,
+    p.add_argument("--image_size", type=image_size_number, default=None,
                    help="the size the model will run at (default: the size SRC records: the one it was trained at, "
                         "or recalibrated for)")
     p.add_argument("--crop_pct", type=float, default=None,
@@ -225,7 +226,7 @@ def main(argv: Sequence[str]) -> int:
                    help=f"training images to measure on, drawn at random (default {DEFAULT_IMAGES}; fewer where "
                         f"the data set has fewer)")
     p.add_argument("--batch_size", type=whole_number, default=DEFAULT_BATCH, help=f"default {DEFAULT_BATCH}")
-    p.add_argument("--seed", type=int, default=1, help="which training images are drawn (default 1)")
+    p.add_argument("--seed", type=seed_number, default=1, help="which training images are drawn (default 1)")
     add_num_workers_option(p, "image decoding workers (default min(8, CPUs))")
     add_device_target_option(p, "auto", "where the model runs (auto: CUDA when present)")
     add_writer_options(p, "a checkpoint of a run with --ema_decay: recalibrate its weight average (True, the "
