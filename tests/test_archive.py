@@ -458,7 +458,9 @@ def test_a_listing_is_kept_between_processes_until_the_archive_changes(image_fol
 def test_a_folder_of_class_archives_reads_as_the_folder_they_were_packed_from(image_folder, tmp_path):
     """train/ holding one tar a class (ImageNet's training archive extracted once: n01.tar, n02.tar): the
     folder's classes, labels, images in the same order, the same images held out by val_split, and the
-    same evaluation batches; a model's class list labels it as it labels the folder."""
+    same evaluation batches; a model's class list labels it as it labels the folder. Class archives packed with
+    their folder (tar cf n01.tar n01), in a folder or in train.tar as ImageNet's, hold out the same images (their
+    names were hashed as n01/n01/...), and a hard link in one reads its target."""
     folder = image_folder / "train"
     split, wrapped = tmp_path / "P" / "train", tmp_path / "W" / "train"
     for root, inside in ((split, ""), (wrapped, "{}/")):  # W: each packed with its folder (tar cf n01.tar n01)

@@ -588,7 +588,8 @@ def test_quantize_names_its_own_option_for_a_missing_folder(tmp_path, capsys):
     for option in ("--onnx", "--program", "--tflite"):
         assert cli.main(["quantize", option, "", "--calib_data", str(tmp_path / "data"), "--out",
                          str(tmp_path / "q.x")]) == 1
-        assert capsys.readouterr().err.splitlines()[-1] == f"mobilenet-v1 quantize: error: {option} is empty: give a file"
+        said = capsys.readouterr().err.splitlines()[-1]
+        assert said == f"mobilenet-v1 quantize: error: {option} is empty: give a file"
 
 
 @pytest.mark.parametrize("argv, said", [

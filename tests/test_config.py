@@ -444,7 +444,7 @@ def test_sizes_and_rates_within_range_still_load():
     assert (cfg.crop_ratio_min, cfg.crop_ratio_max) == (1.0, 1.0)
 
 
-def test_a_yaml_int_is_taken_exactly_as_the_command_line_takes_it(tmp_path):
+def test_a_yaml_int_is_read_exactly_as_the_command_line_reads_it(tmp_path):
     """A YAML int went through a float: 2**53 + 1 became 2**53, and 99999999999999999999 was told as 1e20. (Both
     are past any count of a run now, refused naming the number as it was written.)"""
     f = tmp_path / "c.yaml"

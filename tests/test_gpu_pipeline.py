@@ -16,7 +16,6 @@ import pytest
 import torch
 from PIL import Image
 
-from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import data, train
 from mobilenet_v1 import transforms as T
 from mobilenet_v1.config import ConfigError, load_config, to_dict
@@ -812,19 +811,3 @@ def test_cifar_training_batches_on_cuda_pin_no_device_tensor(cifar_dir, monkeypa
         # A host tensor still goes through pinned memory.
         assert T.to_device_nowait(torch.zeros(3), cuda).device == cuda and pinned == ["cpu"]
 
-
-def test_a_resume_where_fewer_gpus_are_visible_takes_the_random_states_of_those_there_are(monkeypatch):
-    """A checkpoint holds one CUDA random state a visible GPU (torch.cuda.get_rng_state_all): saved on an
-    8-GPU machine and resumed with CUDA_VISIBLE_DEVICES=0, set_rng_state_all indexed the GPUs past the one
-    there (IndexError, a traceback; helper-311). Each visible GPU takes its own; a file of fewer leaves the
-    rest as they are. (CUDA pretended: this machine has none.)"""
-    set_states = []
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: set_states.append((int(state[0]), device)))
-    states = [torch.full((8,), k, dtype=torch.uint8) for k in range(8)]
-    ckpt_io.set_rng_state({"cuda": states})
-    assert set_states == [(0, 0), (1, 1)]
-    set_states.clear()
-    ckpt_io.set_rng_state({"cuda": states[:1]})
-    assert set_states == [(0, 0)]

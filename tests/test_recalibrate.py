@@ -191,13 +191,13 @@ def test_bad_requests_are_refused_and_the_source_is_left_whole(tmp_path, cifar_d
         (["--out", str(tmp_path / "o.pt"), "--images", "1"], "--images 1: must be at least 2"),
         (["--out", str(tmp_path / "o.pt"), "--image_size", "0"], "--image_size 0: must be at least 1"),
         (["--out", str(tmp_path / "o.bin")], "cannot tell the format from the extension .bin"),
-        (["--out", str(tmp_path / "o.pt"), "--crop_pct", "0.5"], r"--crop_pct: a CIFAR-10 model's data set has no "
-                                                                   r"use for it \(its evaluation resizes the whole 32x32 "
-                                                                   r"image\)$"),
         # each option its own reason (both were given both: helper-307)
-        (["--out", str(tmp_path / "o.pt"), "--val_split", "0.1"], r"--val_split: a CIFAR-10 model's data set has no use "
-                                                                    r"for it \(its evaluation images are a file of their "
-                                                                    r"own\)$"),
+        (["--out", str(tmp_path / "o.pt"), "--crop_pct", "0.5"],
+         r"--crop_pct: a CIFAR-10 model's data set has no use for it \(its evaluation resizes the whole 32x32 "
+         r"image\)$"),
+        (["--out", str(tmp_path / "o.pt"), "--val_split", "0.1"],
+         r"--val_split: a CIFAR-10 model's data set has no use for it \(its evaluation images are a file of their "
+         r"own\)$"),
         (["--out", str(tmp_path / "o.pt"), "--val_split", "1"], r"--val_split 1: must be in \[0, 1\)"),
         (["--out", str(tmp_path)], f"--out {tmp_path}: is a folder"),
         (["--out", str(cifar_dir)], "is a folder"),

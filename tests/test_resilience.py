@@ -2493,3 +2493,20 @@ def test_a_resume_inside_the_first_epoch_names_no_epoch_end(cifar_dir, tmp_path,
                      f"--resume={run / 'mobilenetv1-1_2.ckpt'}"]) == 0
     assert ckpt_io.load_file(str(resumed / "mobilenetv1-1_4.ckpt"))["epoch_end"] == twin
     assert ckpt_io.load_file(str(resumed / "mobilenetv1-1_6.ckpt"))["epoch_end"] == "mobilenetv1-1_6.ckpt"
+
+
+def test_a_resume_where_fewer_gpus_are_visible_takes_the_random_states_of_those_there_are(monkeypatch):
+    """A checkpoint holds one CUDA random state a visible GPU (torch.cuda.get_rng_state_all): saved on an
+    8-GPU machine and resumed with CUDA_VISIBLE_DEVICES=0, set_rng_state_all indexed the GPUs past the one
+    there (IndexError, a traceback; helper-311). Each visible GPU takes its own; a file of fewer leaves the
+    rest as they are. (CUDA pretended: this machine has none.)"""
+    set_states = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: set_states.append((int(state[0]), device)))
+    states = [torch.full((8,), k, dtype=torch.uint8) for k in range(8)]
+    ckpt_io.set_rng_state({"cuda": states})
+    assert set_states == [(0, 0), (1, 1)]
+    set_states.clear()
+    ckpt_io.set_rng_state({"cuda": states[:1]})
+    assert set_states == [(0, 0)]

@@ -851,8 +851,8 @@ def test_a_missing_or_foreign_tflite_or_pte_is_named_as_its_kind(tmp_path):
 def test_c_array_class_names_are_string_literals_of_their_utf8_bytes_that_compilers_take(tmp_path):
     """--c_array's class names: a character past U+FFFF (an emoji in a folder's name) was JSON's surrogate
     pair, which g++ refuses ("\\ud83d is not a valid universal character"); quotes, backslashes, control
-    characters and trigraphs ("??=") stay the name's bytes. Compiled as C++ and C where g++ and gcc are, else
-    read back here."""
+    characters and trigraphs ("??=") stay the name's bytes: read back here, and compiled as C++ (c_array's header)
+    and C (the literals) where g++ and gcc are."""
     import shutil
 
     from mobilenet_v1.tflite_io import c_string

@@ -376,7 +376,8 @@ def _wrappers(names: Set[str], folders: Set[str], path: str, splits: Sequence[st
 # Where listings are kept between processes (:func:`cache_folder`); the version changes with their layout or
 # with what a listing holds (2: links resolved in any stored order, absolute links listed as unreadable; 3: names
 # cleaned of a leading /, . and empty parts, links to a folder they lie in adding nothing; 4: links to folders kept;
-# 5: system folders left out, is_hidden_name; 6, 7: a class archive inside packed with its folder named as extracted).
+# 5: system folders left out, is_hidden_name; 6: a class archive inside packed with its folder named as extracted;
+# 7: its hard links' targets too).
 CACHE_ENV = "MOBILENET_V1_CACHE"
 _CACHE_VERSION = 7
 # A kept listing unread this long is removed when a process writes its first (an archive replaced or gone leaves

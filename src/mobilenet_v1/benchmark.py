@@ -565,7 +565,7 @@ def main(argv: Sequence[str]) -> int:
         if value is not None and value < 1:
             p.error(f"--{name} must be at least 1, got {value}")
     if a.class_num is not None and a.class_num > MAX_CLASS_NUM:
-        p.error(f"--class_num {a.class_num} is above {MAX_CLASS_NUM:,}")
+        p.error(f"--class_num must be at most {MAX_CLASS_NUM:,}, got {a.class_num}")
     if not 0 < a.seconds <= MAX_SECONDS or a.warmup < 1:  # (NaN fails the comparison)
         p.error(f"--seconds must be a number above 0 (at most {MAX_SECONDS:.0f}, a day) and --warmup at least 1")
     if a.memory and sys.platform == "win32":

@@ -88,9 +88,9 @@ def cmd_eval(argv: List[str]) -> int:
 
 
 def cmd_info(argv: List[str]) -> int:
+    from .config import whole_number
     from .info import count_macs, count_params, counted_width, peak_activations
     from .model import layer_specs
-    from .config import whole_number
     from .runtime import json_text
 
     p = argparse.ArgumentParser(prog="mobilenet-v1 info", description="Parameters and multiply-adds of a "

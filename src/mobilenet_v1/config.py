@@ -643,12 +643,14 @@ MAX_LOSS_SCALE = MAX_FLOAT32 = 3.4028234663852886e38
 MAX_IMAGE_SIZE = 65536
 MAX_CLASS_NUM = 10 ** 7
 MAX_WIDTH_MULT = 1e6
-# A batch as export's largest (export.MAX_EXPORT_BATCH); loader processes past any machine's cores (torch
+# A batch as an exported file's largest too (export); loader processes past any machine's cores (torch
 # started them one by one: --num_workers 1e30, a whole number to YAML and argparse alike, hung); any other whole
 # number past int32, which no count or step of a run reaches (islice and range said the limit, not the key).
 MAX_BATCH_SIZE = 2 ** 20
 MAX_NUM_WORKERS = 1024
 MAX_WHOLE_NUMBER = 2 ** 31 - 1
+MAX_SEED = 2 ** 32 - 1  # NumPy's seeds: a run seeds its generators from it
+SEED_RULE = "seed must be in [0, 2**32 - 1]"
 
 
 def temperature_problem(value: float) -> str:
@@ -689,7 +691,10 @@ def whole_number(text: str) -> int:
     unpacking long long") or a message naming no option, and none of those counts reaches int32's end."""
     import argparse
 
-    value = int(text)  # argparse says "invalid whole_number value: 'x'" for what is no number
+    try:
+        value = int(text)
+    except ValueError:  # said as num_workers' is (argparse's own: "invalid whole_number value")
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if abs(value) > MAX_WHOLE_NUMBER:
         raise argparse.ArgumentTypeError(f"{value} is past {'-' if value < 0 else ''}{MAX_WHOLE_NUMBER:,} (2**31 - 1)")
     return value
@@ -711,9 +716,12 @@ def seed_number(text: str) -> int:
     in the configuration's range: past int64 NumPy's seeding failed naming no option, and below 0 it was taken."""
     import argparse
 
-    value = int(text)
-    if not 0 <= value <= 2 ** 32 - 1:
-        raise argparse.ArgumentTypeError(f"seed must be in [0, 2**32 - 1], got {value}")
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{SEED_RULE}, got {value}")
     return value
 
 
@@ -1146,8 +1154,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     if cfg.qat_range_epochs < 0:
         fail("qat_range_epochs", f"qat_range_epochs must be >= 0 (0: the ranges follow every epoch), got "
                                  f"{cfg.qat_range_epochs}")
-    if not 0 <= cfg.seed < 2**32:
-        fail("seed", f"seed must be in [0, 2**32 - 1], got {cfg.seed}")
+    if not 0 <= cfg.seed <= MAX_SEED:
+        fail("seed", f"{SEED_RULE}, got {cfg.seed}")
     if cfg.qat:
         if not cfg.pre_trained and not cfg.resume:
             fail("qat", "qat fine-tunes a trained model for INT8, with BatchNorm frozen at its statistics: give "

@@ -55,8 +55,8 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
-from .config import (CHOICES, DATASETS, MAX_IMAGE_SIZE, SEED_IGNORED_KEYS, add_normalisation_options, bool_option,
-                     check_ignored, whole_number)
+from .config import (CHOICES, DATASETS, MAX_BATCH_SIZE, MAX_IMAGE_SIZE, SEED_IGNORED_KEYS, add_normalisation_options,
+                     bool_option, check_ignored, whole_number)
 from .model import MobileNetV1
 from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, PTE_METADATA, DeployedModel, ExecutorchModel, OnnxModel,
                       PROBABILITIES, ProgramModel, image_input_note, log_probabilities, write_metadata)
@@ -284,7 +284,7 @@ def qat_difference(onnx_path: str, model: MobileNetV1, batch_sizes: Sequence[int
     return {"mean": total / count, "max": largest, "logits": size / count, "kernels_max": kernels_largest}
 
 
-MAX_EXPORT_BATCH = 2 ** 20  # images a batch of an exported file at most
+MAX_EXPORT_BATCH = MAX_BATCH_SIZE  # images a batch of an exported file at most, as training's
 
 
 def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = None, width: Optional[int] = None,

@@ -271,9 +271,9 @@ class NonFiniteGuard:
         if self.seen["longest"] >= self.max_in_a_row:
             if overflow_longest >= self.max_in_a_row:
                 cause = (f"each had a finite loss whose fp16 gradients overflowed once scaled by the loss scale "
-                         f"(the scaler halves it at each such step; the last of them ran at {scale:g}): the loss scale is far "
-                         f"too high. Lower loss_scale (the seed's is 1024), or use --precision bf16, which scales "
-                         f"nothing")
+                         f"(the scaler halves it at each such step; the last of them ran at {scale:g}): the loss "
+                         f"scale is far too high. Lower loss_scale (the seed's is 1024), or use --precision bf16, "
+                         f"which scales nothing")
             else:
                 cause = ("each was skipped, so the weights are those from before them, but training is not "
                          "recovering: lower lr_max, check the data, or use another precision")

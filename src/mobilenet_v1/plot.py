@@ -24,7 +24,7 @@ LABEL_ROOM = 0.30  # share of the x range kept free right of the curves for the 
 # What every record drawn needs; top_1 is drawn where an epoch record has it (an eval record on its own: always).
 PLOTTED_KEYS = {"step": ("epoch", "loss", "lr"), "epoch": ("epoch", "mean_loss", "lr"), "eval": ("epoch", "top_1")}
 
-# Print quality is 300 to 600; at 100,000 the canvas ran out of memory, said as batch_size's and image_size's.
+# Print quality is 300 to 600; at 100,000 the canvas ran out of memory (an error naming batch_size and image_size).
 MAX_DPI = 1200
 
 

@@ -43,8 +43,8 @@ from . import checkpoint as ckpt_io
 from . import transforms as T
 from .api import model_from_checkpoint
 from .config import (ASCEND, DATASETS, DEVICE_TARGETS, add_device_target_option, add_normalisation_options,
-                     add_num_workers_option, bool_option, cifar_name, crop_pct_problem, is_cifar, normalisation,
-                     image_size_number, whole_number)
+                     add_num_workers_option, bool_option, cifar_name, crop_pct_problem, image_size_number, is_cifar,
+                     normalisation, whole_number)
 from .archive import COMPRESSED_SUFFIXES, ArchiveMember, archive_images, is_archive, tar_files
 from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
 from .engine import ranked, resolve_device, without_underflowed
@@ -434,7 +434,7 @@ def _files_of(path: str) -> List[str]:
         if not found:
             raise ValueError(f"archive {path}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in it")
         return found
-    if os.path.isfile(path) or (os.path.exists(path) and not os.path.isdir(path)):
+    if os.path.exists(path) and not os.path.isdir(path):
         # A named pipe or a device (<(cat x.jpg) is one) is there: read as files are, it is said as eval says it
         # (data.file_bytes: "a named pipe, not a regular file"), not "no such file" or "a link to nothing".
         return [path]

@@ -920,10 +920,10 @@ def restore_training_state(ckpt: Dict[str, Any], source: str, model, optimizer, 
     # The state in its parameters' layout: a run saved without channels_last and resumed with it (or the other way)
     # kept the file's strides (load_state_dict moves device and dtype, not layout), which the multi-tensor kernels'
     # fast path does not take (it needs each parameter's tensors strided alike).
-    for p, state in optimizer.state.items():
-        for k, v in state.items():
+    for p, slots in optimizer.state.items():
+        for k, v in slots.items():
             if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
-                state[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
+                slots[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
     kept = False
     if scaler.is_enabled() and ckpt["scaler"]:
         state, kept = ckpt["scaler"], True
@@ -1724,10 +1724,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         try:
             skipped = ckpt_io.load_weights(model, state, pre_trained, skip_head_mismatch=True,
                                            naming=source.get("naming", "ours"))
-        except ckpt_io.CheckpointError as e:  # as eval says it: a fault of the average, the trained weights beside
-            if not ckpt_io.average_named(source, cfg.use_ema):
+        except ckpt_io.CheckpointError as e:  # a fault of the average said as eval says it (the weights beside it)
+            where = ckpt_io.average_named(source, cfg.use_ema)
+            if not where:
                 raise
-            raise ckpt_io.CheckpointError(f"{e}{ckpt_io.average_named(source, cfg.use_ema)}") from None
+            raise ckpt_io.CheckpointError(f"{e}{where}") from None
         say_pre_trained(f"pre_trained: loaded {pre_trained}"
                         + (f"; left out {', '.join(skipped)} (another class count), the classifier starts fresh"
                            if skipped else ""))
