@@ -358,6 +358,10 @@ def test_a_class_folders_name_that_is_not_utf8_goes_into_labels_txt_as_predict_p
 
     labels = tflite_io.file_labels({"class_num": 3, "classes": ["caf\udce9", "caf\u00e9", "dog"]})
     assert labels == ["caf\\xe9", "caf\u00e9", "dog"]
+    # Spaces stay: collapsed, " a" and "a", "x  y" and "x y" were two classes under one label (helper-313); a
+    # line break, which would make two lines of labels.txt, is a space.
+    odd = [" a", "a", "x  y", "x y", "new\nline", "cr\r\nlf"]
+    assert tflite_io.file_labels({"class_num": 6, "classes": odd}) == [" a", "a", "x  y", "x y", "new line", "cr lf"]
     # Outputs no class uses, as eval's confusion CSV names them: one "(no class)", several each with its index
     # (the labels file held "(no class)" twice, where eval names "(no class 3)", "(no class 4)"; helper-262).
     from mobilenet_v1.evaluate import class_labels

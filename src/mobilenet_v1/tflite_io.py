@@ -330,8 +330,10 @@ def file_labels(metadata: Dict[str, Any]) -> List[str]:
     # the C++ header are UTF-8 text, which could not hold it (export failed on zipfile's encoding).
     # Outputs no class uses (a class_num above the folders' count) as eval's confusion CSV names them
     # (evaluate.class_labels): "(no class)" where there is one, else each with its index, not one name repeated.
+    # A line each: a line break in a name is a space; its other spaces stay (collapsed, " a" and "a", "x  y" and
+    # "x y" were one label twice, two classes an app could not tell apart).
     several = sum(n is None for n in names) > 1
-    return [(f"(no class {i})" if several else "(no class)") if n is None else " ".join(shown_name(n).split())
+    return [(f"(no class {i})" if several else "(no class)") if n is None else " ".join(shown_name(n).splitlines())
             for i, n in enumerate(names)]
 
 
@@ -628,8 +630,8 @@ def c_string(text: str) -> str:
     """``text`` as a C and C++ string literal of its UTF-8 bytes, whatever the compiler's character sets:
     printable ASCII as it is (``"`` and ``\\`` escaped, ``?`` too: no trigraph), every other byte a three-digit
     octal escape (a hex escape would take the digits after it; JSON's ``\\ud83d\\udc1f`` for a character past
-    U+FFFF is no character to a C++ compiler). A name that is not UTF-8 (a folder's bytes, surrogate-escaped)
-    is its bytes."""
+    U+FFFF is no character to a C++ compiler). A name that is not UTF-8 (a folder's bytes, surrogate-escaped) is
+    its bytes (c_array's come escaped already, as predict prints them: :func:`file_labels`)."""
     try:
         data = text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:  # a lone surrogate of no file name
