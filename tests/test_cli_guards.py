@@ -605,7 +605,12 @@ def test_quantize_names_its_own_option_for_a_missing_folder(tmp_path, capsys):
      "argument --image_size: 70000 is above 65536 pixels a side"),
     (["predict", "x.jpg", "--ckpt_file", "m.pt", "--batch_size", "-2147483648"],
      "argument --batch_size: -2147483648 is past -2,147,483,647"),
-], ids=["recalibrate seed", "quantize seed", "predict size", "recalibrate size", "negative"])
+    # the commands' own --num_workers and --max_bad_samples: the configuration's rules (config.num_workers_problem)
+    (["predict", "x.jpg", "--ckpt_file", "m.pt", "--num_workers", "2000"],
+     "argument --num_workers: num_workers 2000 is above 1,024 loader processes"),
+    (["quantize", "--onnx", "m.onnx", "--calib_data", "d", "--out", "q.onnx", "--max_bad_samples",
+      "99999999999999999999"], "argument --max_bad_samples: 99999999999999999999 is past 2,147,483,647"),
+], ids=["recalibrate seed", "quantize seed", "predict size", "recalibrate size", "negative", "workers", "bad samples"])
 def test_a_commands_own_numbers_out_of_their_range_are_refused_naming_the_option(argv, said, capsys):
     with pytest.raises(SystemExit):  # argparse's, before anything is read
         cli.main(argv)

@@ -668,10 +668,7 @@ def add_max_bad_samples_option(parser: Any) -> None:
     import argparse
 
     def limit(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        value = whole_number(text)
         if value < -1:
             raise argparse.ArgumentTypeError(f"max_bad_samples must be >= 0, or -1 for 0.1% of the data set, "
                                              f"got {value}")
@@ -681,8 +678,25 @@ def add_max_bad_samples_option(parser: Any) -> None:
                         help=KEY_HELP["max_bad_samples"].replace("%", "%%") + ", as in training (default -1)")
 
 
-# num_workers' one rule, for the configuration (validate) and the commands with a --num_workers of their own.
-NUM_WORKERS_RULE = "num_workers must be >= 0, or -1 for the default (min(8, CPU count))"
+def num_workers_problem(value: int) -> str:
+    """num_workers' one rule, for the configuration (validate) and the commands with a --num_workers of their own:
+    what is wrong with ``value``, or ""."""
+    if value < -1:  # -1 alone means the default: -2 read as it too hid a typo
+        return f"num_workers must be >= 0, or -1 for the default (min(8, CPU count)), got {value}"
+    if value > MAX_NUM_WORKERS:
+        return f"num_workers {value} is above {MAX_NUM_WORKERS:,} loader processes"
+    return ""
+
+
+def _integer(text: str) -> int:
+    """``text`` as int() reads it, or argparse's error for a value that is no whole number (argparse's own named
+    the type function: "invalid whole_number value")."""
+    import argparse
+
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
 
 
 def whole_number(text: str) -> int:
@@ -691,10 +705,7 @@ def whole_number(text: str) -> int:
     unpacking long long") or a message naming no option, and none of those counts reaches int32's end."""
     import argparse
 
-    try:
-        value = int(text)
-    except ValueError:  # said as num_workers' is (argparse's own: "invalid whole_number value")
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    value = _integer(text)
     if abs(value) > MAX_WHOLE_NUMBER:
         raise argparse.ArgumentTypeError(f"{value} is past {'-' if value < 0 else ''}{MAX_WHOLE_NUMBER:,} (2**31 - 1)")
     return value
@@ -716,10 +727,7 @@ def seed_number(text: str) -> int:
     in the configuration's range: past int64 NumPy's seeding failed naming no option, and below 0 it was taken."""
     import argparse
 
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    value = _integer(text)
     if not 0 <= value <= MAX_SEED:
         raise argparse.ArgumentTypeError(f"{SEED_RULE}, got {value}")
     return value
@@ -731,14 +739,9 @@ def add_num_workers_option(parser: Any, help: str) -> None:
     import argparse
 
     def workers(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if value < -1:
-            raise argparse.ArgumentTypeError(f"{NUM_WORKERS_RULE}, got {value}")
-        if value > MAX_NUM_WORKERS:
-            raise argparse.ArgumentTypeError(f"num_workers {value} is above {MAX_NUM_WORKERS:,} loader processes")
+        value = whole_number(text)
+        if num_workers_problem(value):
+            raise argparse.ArgumentTypeError(num_workers_problem(value))
         return value
 
     parser.add_argument("--num_workers", type=workers, default=-1, help=help)
@@ -1047,10 +1050,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("warmup_epochs", f"warmup_epochs must be >= 0, got {cfg.warmup_epochs}")
     if cfg.save_checkpoint_steps < 0:
         fail("save_checkpoint_steps", f"save_checkpoint_steps must be >= 0, got {cfg.save_checkpoint_steps}")
-    if cfg.num_workers < -1:  # -1 alone means the default: -2 read as it too hid a typo
-        fail("num_workers", f"{NUM_WORKERS_RULE}, got {cfg.num_workers}")
-    if cfg.num_workers > MAX_NUM_WORKERS:
-        fail("num_workers", f"num_workers {cfg.num_workers} is above {MAX_NUM_WORKERS:,} loader processes")
+    if num_workers_problem(cfg.num_workers):
+        fail("num_workers", num_workers_problem(cfg.num_workers))
     for key in ("batch_size", "eval_batch_size"):
         if getattr(cfg, key) > MAX_BATCH_SIZE:
             fail(key, f"{key} {getattr(cfg, key)} is above {MAX_BATCH_SIZE:,} images a batch")

@@ -284,9 +284,6 @@ def qat_difference(onnx_path: str, model: MobileNetV1, batch_sizes: Sequence[int
     return {"mean": total / count, "max": largest, "logits": size / count, "kernels_max": kernels_largest}
 
 
-MAX_EXPORT_BATCH = MAX_BATCH_SIZE  # images a batch of an exported file at most, as training's
-
-
 def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = None, width: Optional[int] = None,
                       batch_size: int = 1, dynamic_batch: bool = True, atol: Optional[float] = None,
                       dataset: Optional[str] = None, use_ema: bool = True, image_input: bool = False,
@@ -322,7 +319,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     ``ckpt_file_from``, ``dataset_from``: the configuration file that named ``ckpt_file`` or ``dataset`` (``config
     file F``), said where the file is not there or the data set is not the checkpoint's."""
     # None means "the default"; 0 or less is a mistake, not a request for the default.
-    sizes = (("batch_size", batch_size, MAX_EXPORT_BATCH), ("height", height, MAX_IMAGE_SIZE),
+    sizes = (("batch_size", batch_size, MAX_BATCH_SIZE), ("height", height, MAX_IMAGE_SIZE),
              ("width", width, MAX_IMAGE_SIZE))
     for name, value, most in sizes:
         if value is None:
