@@ -162,9 +162,17 @@ def test_best_checkpoint_is_the_highest_recorded_top1(short_run):
 
 def test_lr_schedule_numbers_the_steps_as_metrics_and_tensorboard_do(short_run, capsys):
     """lr-schedule counted the steps from 0 where metrics.jsonl and TensorBoard count them from 1: overlaid on a
-    run's records by step, its curve stood one step ahead. Row N is now the rate the run's records give step N."""
-    assert cli.main(["lr-schedule", *short_run["args"], "--steps_per_epoch", "12"]) == 0
-    rows = [line.split(",") for line in capsys.readouterr().out.splitlines()[1:]]
+    run's records by step, its curve stood one step ahead. Row N is now the rate the run's records give step N.
+    Without --steps_per_epoch, the --dataset_path given is counted as train counts it (it was taken and not read:
+    the full CIFAR-10's 50,000 images made the table, 3,125 steps an epoch)."""
+    tables = []
+    for steps in (["--steps_per_epoch", "12"], []):
+        assert cli.main(["lr-schedule", *short_run["args"], *steps]) == 0
+        out, err = capsys.readouterr()
+        assert ("steps per epoch 12: 192 training images of " in err) == (not steps)
+        tables.append(out)
+    assert tables[0] == tables[1]
+    rows = [line.split(",") for line in tables[0].splitlines()[1:]]
     table = {int(step): (int(epoch), float(lr)) for step, epoch, lr in rows}
     assert sorted(table) == list(range(1, 4 * 12 + 1))
     history = read_metrics(str(short_run["dir"]))

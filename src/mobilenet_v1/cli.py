@@ -8,7 +8,7 @@ import contextlib
 import math
 import os
 import sys
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 USAGE = """usage: mobilenet-v1 COMMAND [options]
 
@@ -163,7 +163,8 @@ def cmd_lr_schedule(argv: List[str]) -> int:
         print("usage: mobilenet-v1 lr-schedule [--config_path F] [--key=value ...] [--steps_per_epoch N] "
               "[--out lr.csv]\n\nWrites step,epoch,lr for every global step (stdout without --out), the steps "
               "counted from 1 as metrics.jsonl and TensorBoard count them: row N is the rate step N trains at. "
-              "steps_per_epoch defaults to the full data set's: 50,000 CIFAR-10 or CIFAR-100, or 1,281,167 ImageNet "
+              "steps_per_epoch defaults to those of --dataset_path PATH where it is given (counted as train counts them), "
+              "else to the full data set's: 50,000 CIFAR-10 or CIFAR-100, or 1,281,167 ImageNet "
               "images over batch_size x device_num, over grad_accum_steps. With lr_base_size, the rates are "
               "scaled to the global batch batch_size x device_num x grad_accum_steps.")
         return 0
@@ -181,7 +182,11 @@ def cmd_lr_schedule(argv: List[str]) -> int:
         print(f"note: device_num {cfg.device_num} ({given.origin['device_num']}): the schedule of {cfg.device_num} "
               f"processes (torchrun --nproc_per_node={cfg.device_num}); train in one process runs with device_num 1: "
               f"add --device_num 1 for its schedule", file=sys.stderr)
-    if spe is None:
+    if spe is None and given.origin.get("dataset_path", "").startswith("option"):
+        # The folder named on the command line: its steps, as train counts them (it was taken and not read, the
+        # table the full data set's); a config file's path is a machine's (the seed's /cache/data): not read.
+        steps = data_steps(cfg, given)
+    elif spe is None:
         images = 50_000 if is_cifar(cfg.dataset) else 1_281_167
         steps = images // (cfg.batch_size * cfg.device_num) // cfg.grad_accum_steps
         if steps == 0:
@@ -213,6 +218,29 @@ def cmd_lr_schedule(argv: List[str]) -> int:
     else:
         write_lr_rows(sys.stdout, cfg, steps)
     return 0
+
+
+def data_steps(cfg: Any, given: Any) -> int:
+    """The optimiser steps of an epoch of ``cfg``'s training split, as ``train`` counts them (one process of
+    ``device_num``'s, every image read as a listing, none decoded): for lr-schedule's table of a given folder."""
+    import torch
+
+    from .data import build_loader
+    from .train import data_options
+
+    cpu = torch.device("cpu")
+    with build_loader(data_options(cfg, cpu, given=given), train=True, device=cpu, drop_last=True,
+                      num_shards=cfg.device_num, shard_id=0) as loader:
+        steps = len(loader) // cfg.grad_accum_steps
+        images = loader.num_samples
+    if steps == 0:
+        raise ValueError(f"dataset_path {cfg.dataset_path}: {images} training samples"
+                         f"{' a process' if cfg.device_num > 1 else ''} make no step of batch_size "
+                         f"{cfg.batch_size} x grad_accum_steps {cfg.grad_accum_steps}")
+    print(f"steps per epoch {steps:,}: {images:,} training images{' a process' if cfg.device_num > 1 else ''} of "
+          f"{cfg.dataset_path} over batch_size {cfg.batch_size}"
+          + (f" x grad_accum_steps {cfg.grad_accum_steps}" if cfg.grad_accum_steps > 1 else ""), file=sys.stderr)
+    return steps
 
 
 LR_ROWS_AT_ONCE = 4096  # lr-schedule's rows made and written at a time: its memory, whatever the steps
