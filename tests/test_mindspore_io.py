@@ -929,8 +929,9 @@ def test_a_timm_train_py_checkpoint_loads_its_weights_average_and_normalisation(
     assert "the trained weights (--use_ema False; the file also holds their average, ema_decay 0.9998)" in \
         capsys.readouterr().out
     assert torch.equal(ckpt_io.load_file(str(tmp_path / "ours.pt"))["model"]["fc.weight"], nets[0].fc.weight)
-    # Names of a parallel model's (module., which timm's clean_state_dict strips) or a compiled one's load alike.
-    for prefix in ("module.", "_orig_mod."):
+    # Names of a parallel model's (module., which timm's clean_state_dict strips) or a compiled one's load alike,
+    # and both nested either way: torch.compile(DDP(model)) saves _orig_mod.module. (refused before, naming module.).
+    for prefix in ("module.", "_orig_mod.", "_orig_mod.module.", "module._orig_mod."):
         torch.save({"epoch": 7, "state_dict": {prefix + k: t for k, t in trained.items()}, "version": 2, "args": args,
                     "state_dict_ema": {prefix + k: t for k, t in average.items()}}, str(tmp_path / "wrapped.pth.tar"))
         for use_ema, reference in ((False, nets[0]), (True, nets[1])):

@@ -1227,10 +1227,12 @@ def _plain(value: Any) -> bool:
 
 def model_state(ckpt: Dict[str, Any]) -> Dict[str, torch.Tensor]:
     state = ckpt["model"]
-    # Tolerate state dicts saved from DDP or torch.compile wrappers by other tools.
-    for prefix in ("module.", "_orig_mod."):
-        if state and all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
+    # Tolerate state dicts saved from DDP or torch.compile wrappers by other tools, in either nesting:
+    # torch.compile(DDP(model)) saves "_orig_mod.module.", DDP(torch.compile(model)) "module._orig_mod." (the
+    # first was refused, naming the "module." this strips).
+    while state and (prefix := next((p for p in ("module.", "_orig_mod.") if all(k.startswith(p) for k in state)),
+                                    None)):
+        state = {k[len(prefix):]: v for k, v in state.items()}
     return state
 
 
