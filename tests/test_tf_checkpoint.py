@@ -208,6 +208,19 @@ def test_tf_slim_checkpoint_without_gamma_and_damaged_ones(tmp_path):
     data.unlink()
     with pytest.raises(ckpt_io.CheckpointError, match=r"its data file .*m.ckpt.data-00000-of-00001 is missing"):
         load_model(str(prefix))
+    # The other way round, and an index cut short, are named as TensorFlow's files: both were "neither a PyTorch
+    # checkpoint (zip), a safetensors file nor a MindSpore checkpoint".
+    write_bundle(prefix, tensors)
+    index.unlink()
+    with pytest.raises(ckpt_io.CheckpointError, match=r"m.ckpt.data-00000-of-00001: a TensorFlow checkpoint's data "
+                                                      r"file without its index m.ckpt.index beside it"):
+        load_model(str(data))
+    write_bundle(prefix, tensors)
+    index.write_bytes(index.read_bytes()[:-20])
+    for given in (prefix, index):
+        with pytest.raises(ckpt_io.CheckpointError, match=r"m.ckpt.index: named .index but not a TensorFlow "
+                                                          r"checkpoint's index \(no table footer at its end: cut"):
+            load_model(str(given))
     write_bundle(tmp_path / "other.ckpt", {"resnet_v1_50/conv1/weights": np.zeros((7, 7, 3, 64), np.float32)})
     with pytest.raises(ckpt_io.CheckpointError, match=r"a TensorFlow checkpoint without MobilenetV1's variables \(it "
                                                       r"holds resnet_v1_50/conv1/weights\): not TF-slim's MobileNetV1"):

@@ -462,6 +462,16 @@ def read_any(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
                                   f"exported from")
         with open(path, "rb") as f:
             head = f.read(8)
+        from .tf_checkpoint import DATA_NAME
+
+        data = DATA_NAME.match(path)
+        if data:  # read through its index only, which names its tensors (bundle_prefix: a data file with one)
+            raise CheckpointError(f"checkpoint {path}: a TensorFlow checkpoint's data file without its index "
+                                  f"{os.path.basename(data.group(1))}.index beside it (the index and its data files "
+                                  f"go together)")
+        if path.endswith(".index"):
+            raise CheckpointError(f"checkpoint {path}: named .index but not a TensorFlow checkpoint's index (no "
+                                  f"table footer at its end: cut short?); it starts with {head!r}")
         if path.lower().endswith(".pte"):
             raise CheckpointError(f"checkpoint {path}: named .pte but not an ExecuTorch program (its bytes 4 to 7 "
                                   f"are not ET and two digits), nor a checkpoint; it starts with {head!r}")
