@@ -179,6 +179,12 @@ def test_tf_slim_checkpoint_loads_as_the_same_network_its_background_output_drop
     saved = ckpt_io.load_file(str(tmp_path / "ours.pt"))
     assert torch.equal(saved["model"]["fc.weight"], load_model(str(prefix)).fc.weight)
     assert saved["config"]["dataset"] == "imagenet2012"
+    # The folder the release unpacks to, given for a run folder, names the checkpoint to pass by its prefix (it
+    # said only that it holds no numbered checkpoint).
+    (tmp_path / "ours.pt").unlink()
+    assert cli.main(["info", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.endswith(f"holds no numbered checkpoint (mobilenetv1-EPOCH_STEP.ckpt); it holds "
+                                            f"{prefix}: pass that\n")
 
 
 def test_tf_slim_checkpoint_without_gamma_and_damaged_ones(tmp_path):
