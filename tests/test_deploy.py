@@ -291,6 +291,15 @@ def test_mindspore_formats_are_refused_with_a_way_out(tmp_path, capsys):
         assert f"--file_format {fmt.upper()}" in err and "MindSpore" in err
         assert "mobilenet-v1 convert" in err and "--file_format ONNX" in err
     assert os.listdir(tmp_path) == []
+    # The seed's file sets MINDIR: named as the file's, not as an option nobody typed; a value of no format too.
+    seed = os.path.join(ROOT, "tests", "fixtures", "seed", "default_config.yaml")
+    assert cli.main(["export", "--config_path", seed, "--ckpt_file", str(tmp_path / "none.ckpt")]) == 1
+    assert (f"\nmobilenet-v1 export: error: file_format MINDIR (config file {seed}): MINDIR files are MindSpore's own "
+            f"format") in capsys.readouterr().err
+    (tmp_path / "png.yaml").write_text("file_format: PNG\n")
+    assert cli.main(["export", "--config_path", str(tmp_path / "png.yaml"), "--ckpt_file", "x.ckpt"]) == 1
+    assert capsys.readouterr().err.startswith(f"mobilenet-v1 export: error: file_format 'PNG' (config file "
+                                              f"{tmp_path / 'png.yaml'}): expected ONNX, PTE")
     # The seed's entry point at the repository root says the same.
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
     proc = subprocess.run([sys.executable, "export.py", "--ckpt_file", "x.ckpt", "--file_name", "x",

@@ -848,15 +848,18 @@ def quantization_aware_file(path: Optional[str]) -> str:
     return path if isinstance(args, dict) and args.get("qat") is True else ""
 
 
-def mindspore_format_message(fmt: str, ckpt_file: Optional[str] = None) -> str:
+def mindspore_format_message(fmt: str, ckpt_file: Optional[str] = None, origin: str = "") -> str:
+    """Why MINDIR or AIR is not written, and the way there; ``origin``: the config file that set file_format
+    (the seed's files set MINDIR), named in place of the option nobody typed."""
+    named = f"file_format {fmt} (config file {origin})" if origin else f"--file_format {fmt}"
     qat = quantization_aware_file(ckpt_file)
     if qat:  # the way below, convert, refuses it
-        return (f"--file_format {fmt}: checkpoint {qat} is quantization-aware (train --qat True), and MindSpore's "
+        return (f"{named}: checkpoint {qat} is quantization-aware (train --qat True), and MindSpore's "
                 f"{fmt} of it cannot be made: 'mobilenet-v1 convert', the way to MindSpore, writes float models "
                 f"only and refuses it; its INT8 form is the ONNX file `mobilenet-v1 export --ckpt_file "
                 f"{shell_path(qat)} --file_format ONNX` writes (a float {fmt}: convert the float checkpoint it was "
                 f"fine-tuned from, its --pre_trained)")
-    return (f"--file_format {fmt}: {fmt} files are MindSpore's own format and only MindSpore can write "
+    return (f"{named}: {fmt} files are MindSpore's own format and only MindSpore can write "
             f"them. To deploy with MindSpore, write a MindSpore checkpoint with "
             f"'mobilenet-v1 convert MODEL.ckpt mindspore.ckpt' and run the seed's "
             f"'python export.py --ckpt_file mindspore.ckpt --file_format {fmt}' under MindSpore; "
@@ -933,7 +936,7 @@ def main(argv: Sequence[str]) -> int:
     # and a --device_id given.
     ignored: Dict[str, Any] = {}
     choices: Dict[str, Any] = {}
-    ckpt_file_from = dataset_from = ""
+    ckpt_file_from = dataset_from = format_from = ""
     if a.config_path:
         from .config import _field_types, coerce, read_yaml, refuse_unknown_keys
 
@@ -953,6 +956,8 @@ def main(argv: Sequence[str]) -> int:
                 setattr(a, key, value.upper() if key == "file_format" else value)
                 if key == "ckpt_file":  # the seed's files name /cache/data/mobilenetv1-90_625.ckpt: said as theirs
                     ckpt_file_from = f"config file {a.config_path}"
+                elif key == "file_format":  # the seed's files set MINDIR: not an option anybody typed
+                    format_from = a.config_path
         if a.dataset is None and values.get("dataset") not in (None, ""):
             # The data set whose normalisation the file records, where the checkpoint does not say (a MindSpore
             # .ckpt): the seed's files name theirs; it was guessed from the class count.
@@ -965,9 +970,10 @@ def main(argv: Sequence[str]) -> int:
     check_ignored(ignored, choices, a.config_path)
     fmt = a.file_format or "ONNX"
     if fmt in MINDSPORE_FORMATS:
-        raise ExportError(mindspore_format_message(fmt, a.ckpt_file))
+        raise ExportError(mindspore_format_message(fmt, a.ckpt_file, format_from))
     if fmt not in FORMATS:
-        raise ExportError(f"--file_format {fmt!r}: expected ONNX, PTE, PT2 or TFLITE (or the seed's MINDIR/AIR)")
+        raise ExportError((f"file_format {fmt!r} (config file {format_from})" if format_from else
+                           f"--file_format {fmt!r}") + ": expected ONNX, PTE, PT2 or TFLITE (or the seed's MINDIR/AIR)")
     if not a.ckpt_file:
         p.error("--ckpt_file is required")
     batch_size = a.batch_size if a.batch_size is not None else 1  # ints: argparse's, or coerce's for the file's
