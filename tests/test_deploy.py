@@ -1965,8 +1965,8 @@ def test_antialias_follows_the_model_through_eval_export_predict_and_quantize(tm
     assert cli.main(base + [f"--checkpoint_path={plain}"]) == 0
     assert f"antialias False: how photos were resized in {plain}'s run" in capsys.readouterr().err
     assert cli.main(base + [f"--checkpoint_path={seed_file}"]) == 0
-    assert (f"antialias False: MindSpore's plain bilinear resize, which trained {seed_file}'s run"
-            in capsys.readouterr().err)
+    assert (f"antialias False: MindSpore's plain bilinear resize, as the seed trains (a MindSpore file records "
+            f"none of its run's settings), taken for {seed_file}'s run" in capsys.readouterr().err)
     assert cli.main(base + [f"--checkpoint_path={seed_file}", "--antialias=True"]) == 0
     assert "'s run; evaluating with antialias True as asked\n" in capsys.readouterr().err
     assert cli.main(base + [f"--checkpoint_path={before_key}"]) == 0
@@ -1992,8 +1992,8 @@ def test_antialias_follows_the_model_through_eval_export_predict_and_quantize(tm
     average([seed_file, before_key], str(tmp_path / "mixed_true.pt"))  # a MindSpore file records no resize
     assert ckpt_io.trained_antialias(ckpt_io.load_file(str(tmp_path / "mixed_true.pt"))) is True
     assert cli.main(base + [f"--checkpoint_path={seed_pt}"]) == 0
-    assert (f"antialias False: MindSpore's plain bilinear resize, which trained {seed_pt}'s run"
-            in capsys.readouterr().err)
+    assert (f"antialias False: MindSpore's plain bilinear resize, as the seed trains (a MindSpore file records "
+            f"none of its run's settings), taken for {seed_pt}'s run" in capsys.readouterr().err)
     assert seen[-1] is False
     # info says how each reads its photos, as it says it of an exported file.
     full = str(tmp_path / "full.ckpt")

@@ -294,7 +294,10 @@ def trained_antialias(cfg: Config, recorded: Any, path: str, given: Optional[Set
     off a MindSpore file that records no settings) where the user left it at its default, and said so."""
     if not isinstance(recorded, bool):
         return cfg
-    said = ("False: MindSpore's plain bilinear resize, which trained" if mindspore and not recorded else
+    # A MindSpore file records no settings: the seed's resize is presumed, not known (a run of ours converted to
+    # MindSpore's format resized antialiased; it was said to have trained with the seed's).
+    said = ("False: MindSpore's plain bilinear resize, as the seed trains (a MindSpore file records none of its "
+            "run's settings), taken for" if mindspore and not recorded else
             f"{recorded}: how photos were resized in")
     return _follow_run(cfg, "antialias", recorded, said, path, given)
 
