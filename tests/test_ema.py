@@ -4,8 +4,10 @@ import json
 import math
 import re
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from mobilenet_v1 import checkpoint as ckpt_io
@@ -123,6 +125,20 @@ def test_load_model_convert_and_export_take_the_average_unless_told(ema_run, tmp
 
     with pytest.raises(TypeError, match="use_ema must be True, False or None, got 'False'"):
         load_predictor(path, use_ema="False")
+    # 0 and NumPy's False were equal to False, let through, and then not False: the average taken (helper-316).
+    for false in (0, np.False_):
+        with pytest.raises(TypeError, match=f"use_ema must be True, False or None, got {false!r}"):
+            load_predictor(path, use_ema=false)
+    # top_k leaves torch's global random stream where it was (its DataLoader drew its workers' seed there).
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
+    predictor = load_predictor(path)
+    torch.manual_seed(3)
+    expected = torch.rand(2)
+    for workers in (0, 1):
+        torch.manual_seed(3)
+        predictor.top_k([str(image)], 2, num_workers=workers)
+        assert torch.equal(torch.rand(2), expected), workers
     # ... of an exported file too (it was taken there and named as not used), and train.run's result given for the
     # file is named as such (os.fspath's "not dict" named neither; helper-248).
     with pytest.raises(TypeError, match="use_ema must be True, False or None, got 'False'"):
@@ -149,8 +165,6 @@ def test_load_model_convert_and_export_take_the_average_unless_told(ema_run, tmp
         assert cli.main(["info", str(tmp_path / name)]) == 0
         assert row in capsys.readouterr().out, name
     # predict says which weights it ran (stderr; "weights" in its JSON).
-    from PIL import Image
-
     Image.fromarray(torch.randint(0, 255, (32, 32, 3), dtype=torch.uint8).numpy()).save(tmp_path / "x.png")
     for flag, weights in (("True", "ema"), ("False", "trained")):
         capsys.readouterr()

@@ -46,7 +46,8 @@ from .config import (ASCEND, DATASETS, DEVICE_TARGETS, add_device_target_option,
                      add_num_workers_option, bool_option, cifar_name, crop_pct_problem, image_size_number, is_cifar,
                      normalisation, whole_number)
 from .archive import COMPRESSED_SUFFIXES, ArchiveMember, archive_images, is_archive, tar_files
-from .data import IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, read_bytes, read_failure
+from .data import (IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, own_generator, read_bytes,
+                   read_failure)
 from .engine import ranked, resolve_device, without_underflowed
 from .onnx_io import DeployedModel, is_deployed_file, load_deployed, refuse_gpu
 from .runtime import csv_text, json_text, print0
@@ -367,8 +368,10 @@ class Predictor:
         workers = predict_workers(num_workers, len(images), batch_size, self.device)
         files = self._files(images, places)
         T.torchvision_ops()  # the decoders, imported once here rather than in each worker
+        # Its workers' base seed from a generator of its own: from torch's global one, a notebook's seeded stream
+        # moved on by each top_k (the loader draws it as iteration starts, with no workers too).
         loader = DataLoader(files, batch_size=batch_size, num_workers=workers, collate_fn=list,
-                            prefetch_factor=4 if workers else None)
+                            prefetch_factor=4 if workers else None, generator=own_generator())
         normalize = self.normalizer()
         results: List[Dict[str, Any]] = []
         for items in loader:
@@ -533,7 +536,8 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
                   background_class=background_class, exif_orientation=exif_orientation, antialias=antialias,
                   dataset=dataset, labels=labels)
     ckpt_io.check_path_argument(path, "load_predictor")
-    if use_ema not in (None, True, False):  # "False" is true: the average would be taken against its word
+    if use_ema is not None and not isinstance(use_ema, bool):  # "False" is true, and 0 and numpy.False_ were
+        # equal to False and then not it: the average would be taken against the caller's word
         raise TypeError(f"load_predictor: use_ema must be True, False or None, got {use_ema!r}")
     path = ckpt_io.resolve_checkpoint_path(path)
     device = torch.device("cpu")
