@@ -193,7 +193,7 @@ def test_bn_momentum_reaches_every_batchnorm_and_a_mindspore_reading_is_said(cif
     assert ", bn_momentum 0.9" in recipe and ", lr_per_epoch True, " in recipe  # the rate set once an epoch
 
 
-def test_a_mindspore_file_of_another_width_is_refused_by_its_width(cifar_dir, tmp_path):
+def test_a_mindspore_file_of_another_width_is_refused_by_its_width(cifar_dir, tmp_path, capsys):
     """A MindSpore .ckpt records no width: read off its shapes, it is named as a file of ours is (not each of its
     tensors' shapes), with the way to fine-tune it or learn from it."""
     seed_file = str(tmp_path / "seed.ckpt")
@@ -216,6 +216,26 @@ def test_a_mindspore_file_of_another_width_is_refused_by_its_width(cifar_dir, tm
                                                       rf"this run's is 0.25 \(--width_mult 0.5 fine-tunes it"):
         train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", f"--pre_trained={timm_file}",
                                        "--padding=symmetric", f"--save_checkpoint_path={tmp_path / 'run3'}"]))
+    # timm's backbone (num_classes=0: no classifier) fine-tunes as a file of another class count does, its
+    # classifier fresh (it was refused as missing fc.weight and fc.bias); half a classifier is still refused.
+    narrow = MobileNetV1(4, 0.25, padding="symmetric").state_dict()
+    backbone = {theirs + k[len(prefix):]: t.contiguous() for theirs, prefix in timm_names()[:-1]
+                for k, t in narrow.items() if k.startswith(prefix + ".")}
+    save_file(backbone, str(tmp_path / "backbone.safetensors"))
+    config = load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", "--padding=symmetric",
+                                  f"--pre_trained={tmp_path / 'backbone.safetensors'}", "--lr_max=0",
+                                  f"--save_checkpoint_path={tmp_path / 'run4'}"])
+    capsys.readouterr()
+    trained = ckpt_io.load_file(train.run(config)["checkpoint"])["model"]
+    # lr_max 0 (the schedule's floor, lr_end, moves them by 1e-4): the file's weights, not a fresh network's
+    assert torch.allclose(trained["network.5.0.weight"], narrow["network.5.0.weight"], atol=1e-3)
+    assert (f"pre_trained: loaded {tmp_path / 'backbone.safetensors'}; it holds no classifier (a backbone's "
+            f"weights), which starts fresh\n") in capsys.readouterr().out
+    save_file({**backbone, "classifier.weight": narrow["fc.weight"]}, str(tmp_path / "half.safetensors"))
+    with pytest.raises(ckpt_io.CheckpointError, match=r"does not fit this model \(missing 1: fc.bias \(4,\)\)"):
+        train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", "--padding=symmetric",
+                                       f"--pre_trained={tmp_path / 'half.safetensors'}",
+                                       f"--save_checkpoint_path={tmp_path / 'run5'}"]))
     # A file of another network that records no width is no MobileNetV1 of some width: its tensors are named.
     other = str(tmp_path / "other.pt")
     torch.save({"conv.weight": torch.zeros(8, 3, 3, 3), "fc.weight": torch.zeros(4, 512), "fc.bias": torch.zeros(4)},

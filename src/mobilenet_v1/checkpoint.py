@@ -1380,8 +1380,8 @@ def load_weights(model: nn.Module, state: Dict[str, torch.Tensor], source: str,
                  skip_head_mismatch: bool = False, naming: str = "ours") -> List[str]:
     """Load ``state`` into ``model`` after checking every name and shape; nothing is half-loaded.
 
-    With ``skip_head_mismatch`` a classifier of another class count is left out (fine-tuning); the
-    names left out are returned. ``naming="mindspore"`` (a MindSpore file, the ``naming`` of its
+    With ``skip_head_mismatch`` a classifier of another class count, or none (a backbone's file: timm's
+    ``num_classes=0``), is left out (fine-tuning); the names left out are returned. ``naming="mindspore"`` (a MindSpore file, the ``naming`` of its
     checkpoint dict) reports names as that file spells them (``moving_variance``, not ``running_var``).
     BatchNorm's ``num_batches_tracked`` counters a file lacks (a bare state dict saved without them, timm's
     hub files) are set to 0, as PyTorch's BatchNorm sets them for a state dict of before the counter: they
@@ -1402,8 +1402,10 @@ def load_weights(model: nn.Module, state: Dict[str, torch.Tensor], source: str,
         state = {**state, **counters}
     skipped = []
     if skip_head_mismatch:
-        for name in ("fc.weight", "fc.bias"):
-            if name in state and name in target and state[name].shape != target[name].shape:
+        head = ("fc.weight", "fc.bias")
+        backbone = all(name not in state for name in head)  # no classifier at all, not half of one
+        for name in head:
+            if name in target and (backbone or name in state and state[name].shape != target[name].shape):
                 skipped.append(name)
         state = {k: v for k, v in state.items() if k not in skipped}
     missing = [f"{show(k)} {tuple(target[k].shape)}" for k in target if k not in state and k not in skipped]

@@ -1731,7 +1731,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             raise ckpt_io.CheckpointError(f"{e}{where}") from None
         say_pre_trained(f"pre_trained: loaded {pre_trained}"
                         + (f"; left out {', '.join(skipped)} (another class count), the classifier starts fresh"
-                           if skipped else ""))
+                           if skipped and "fc.weight" in state else
+                           "; it holds no classifier (a backbone's weights), which starts fresh" if skipped else ""))
         if cfg.pretrain_epoch_size and not source.get("moments"):
             # A training checkpoint of ours continued the seed's way: its SGD buffers go on as the seed's moments,
             # as they do from the file convert writes of it (from this very file the momentum restarted, without a
