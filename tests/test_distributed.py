@@ -682,6 +682,40 @@ def test_two_single_node_launches_form_a_two_node_job(cifar_dir, tmp_path):
             "\n".join(log[-2000:] for log in logs)
 
 
+def test_the_data_a_jobs_ranks_compare_holds_its_images_labels(cifar_dir, tmp_path):
+    """An image moved to another class on one machine kept each split's count and class names, the two things the
+    ranks compared: that machine trained it under another label without a word (helper-318). The labels in order
+    are compared too; the same data elsewhere is still the same data. A CIFAR record relabelled and a JPEG moved
+    to another class folder stand for it."""
+    relabelled = tmp_path / "relabelled"
+    shutil.copytree(cifar_dir, relabelled)
+    batch = relabelled / CIFAR_TRAIN_FOLDER / "data_batch_1.bin"
+    raw = bytearray(batch.read_bytes())
+    raw[0] = (raw[0] + 1) % 4  # record 0's label: another of the 4 classes
+    batch.write_bytes(bytes(raw))
+    folders = tmp_path / "folders"
+    for c in "abc":
+        (folders / "train" / c).mkdir(parents=True)
+        for i in range(3):
+            (folders / "train" / c / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(40, 40, seed=i)))
+    moved = tmp_path / "moved"
+    shutil.copytree(folders, moved)
+    os.rename(moved / "train" / "a" / "0.jpg", moved / "train" / "b" / "9.jpg")
+
+    def seen(path, *extra):
+        cfg = load_config(TINY + ["--batch_size=4", f"--dataset_path={path}", *extra])
+        with build_loader(train.data_options(cfg, torch.device("cpu")), train=True,
+                          device=torch.device("cpu")) as loader:
+            return train.data_seen(loader, None)
+
+    for same, other, extra in ((cifar_dir, relabelled, ()), (folders, moved, ("--dataset=imagenet2012",))):
+        ours, theirs = seen(same, *extra), seen(other, *extra)
+        assert [k for k in ours if ours[k] != theirs[k]] == ["training images' labels"], (ours, theirs)
+        copy = tmp_path / f"copy_{os.path.basename(same)}"
+        shutil.copytree(same, copy)
+        assert seen(copy, *extra) == ours
+
+
 def test_a_sigterm_to_one_rank_stops_every_rank_after_the_same_step_with_a_checkpoint(cifar_dir, tmp_path):
     """Rank 1 alone gets SIGTERM during step 3 (a preempted node): the ranks' agreement started after
     step 3 is read after step 4, both stop there, rank 0 saves there, both exit 128 + 15, and --resume

@@ -653,6 +653,7 @@ def split_sampler(size: int, batch_size: int, train: bool, drop_last: bool, shuf
     sampler = ShardSampler(size, shuffle=train if shuffle is None else shuffle, seed=seed, num_shards=num_shards,
                            shard_id=shard_id, even=train, repeats=repeats if train else 1,
                            labels=labels() if class_balance else None, class_balance=class_balance, keep=keep)
+    sampler.all_labels = labels  # every sample's label, in order, when asked for (a job's ranks compare them)
     return sampler, drop_last
 
 

@@ -1461,7 +1461,9 @@ def evaluate_accuracy(model, loader, device: torch.device, precision: str,
 
 def data_seen(*loaders: Any) -> Dict[str, Any]:
     """What the processes of a job must see alike in their data (:meth:`distributed.Context.check_same`): each
-    split's image count and its classes (their count and a digest of their names)."""
+    split's image count, its classes (their count and a digest of their names) and its images' labels in order
+    (a digest: an image moved to another class folder on one machine kept the counts and the names, and was
+    trained there under another label, without a word)."""
     seen: Dict[str, Any] = {}
     for name, loader in zip(("training", "evaluation"), loaders):
         if loader is not None:
@@ -1469,6 +1471,8 @@ def data_seen(*loaders: Any) -> Dict[str, Any]:
             names = "\n".join(map(str, loader.classes or [])).encode("utf-8", "surrogateescape")
             seen[f"{name} images"] = loader.sampler.size
             seen[f"{name} classes"] = f"{loader.num_classes} ({hashlib.sha256(names).hexdigest()[:12]})"
+            labels = torch.as_tensor(loader.sampler.all_labels(), dtype=torch.int64).cpu().numpy()
+            seen[f"{name} images' labels"] = hashlib.sha256(labels.tobytes()).hexdigest()[:12]
     return seen
 
 
