@@ -174,6 +174,12 @@ def model_from_checkpoint(ckpt: Dict[str, Any], source: str, use_ema: bool = Tru
         raise ckpt_io.CheckpointError(f"checkpoint {source} is quantization-aware (train --qat True), which has no "
                                       f"features_only form: take the backbone from the float checkpoint it was "
                                       f"fine-tuned from (its --pre_trained)")
+    if overrides.get("qat") is False and any(k.startswith("quant.") for k in state):
+        # A quantization-aware file asked for in float (model.without_quant()'s): its weights and BatchNorm, its
+        # activation ranges left out, as --pre_trained takes them (it was "unexpected 2: quant.ranges ...").
+        state = {k: v for k, v in state.items() if not k.startswith("quant.")}
+        if "qat_reduce_range" not in overrides:  # the file's rounding grid, of no float model
+            args.pop("qat_reduce_range", None)
     with torch.random.fork_rng(devices=[]):  # its initial weights are overwritten: the caller's random state kept
         model = MobileNetV1(**args)
     try:
