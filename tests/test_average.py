@@ -572,3 +572,39 @@ def test_a_run_resumed_from_a_best_epochs_file_removes_it_at_its_first_numbered_
     train.run(load_config(args + ["--epoch_size=3", "--save_checkpoint_epochs=3",
                                   f"--resume={run / ckpt_io.top_name(1)}"]))
     assert not scores and [e for e, _ in ckpt_io.list_top(str(run))] == [3]
+
+
+def test_a_checkpoint_a_running_train_prunes_while_it_is_read_has_the_folder_listed_again(tmp_path, monkeypatch):
+    """A running train removes its oldest checkpoint as it saves one (keep_checkpoint_max): average of its folder
+    ended naming a file it had itself just listed ("no such file"). The folder is listed again and the mean taken
+    of what it then holds; a folder pruned at every listing is named after a few; a file named that is not there
+    is still "no such file" at once (helper-320)."""
+    from mobilenet_v1 import averaging
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for epoch in (1, 2, 3):
+        save(run / f"mobilenetv1-{epoch}_7.ckpt", random_model(epoch))
+    read, saves = averaging.read_any, []
+
+    def pruning(path):  # the train saves its next epoch and prunes the oldest, as the average reads the folder
+        if len(saves) < prunes:
+            epoch = 4 + len(saves)
+            saves.append(save(run / f"mobilenetv1-{epoch}_7.ckpt", random_model(epoch)))
+            for _, older in ckpt_io.list_checkpoints(str(run))[:-2]:  # keep_checkpoint_max 2
+                os.remove(older)
+        return read(path)
+
+    monkeypatch.setattr(averaging, "read_any", pruning)
+    prunes = 1
+    out = average([str(run)], str(tmp_path / "avg.pt"), last=2)
+    assert [os.path.basename(f) for f in out["sources"]] == ["mobilenetv1-3_7.ckpt", "mobilenetv1-4_7.ckpt"]
+    prunes = 1 + 4 * (averaging.PRUNED_RETRIES + 1)
+    with pytest.raises(ckpt_io.CheckpointError, match=r"removed while the average was taken .*; listed again 3 times, "
+                                                      r"the run removed one each time"):
+        average([str(run)], str(tmp_path / "avg2.pt"), last=2)
+    assert not os.path.exists(tmp_path / "avg2.pt")
+    monkeypatch.setattr(averaging, "read_any", read)
+    named = run / "mobilenetv1-9_7.ckpt"
+    with pytest.raises(ckpt_io.CheckpointError, match=r"no such file"):
+        average([str(named), ckpt_io.list_checkpoints(str(run))[-1][1]], str(tmp_path / "avg3.pt"))

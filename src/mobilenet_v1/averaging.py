@@ -105,7 +105,13 @@ def best_of(folder: str, n: int, use_ema: bool = True) -> List[str]:
                                       f"file (train with --eval_interval and --keep_best_max N to keep them)")
     ranked = []
     for epoch, path in found:
-        metrics = ckpt_io.load_file(path).get("metrics") or {}
+        try:
+            metrics = ckpt_io.load_file(path).get("metrics") or {}
+        except ckpt_io.CheckpointError as e:
+            if os.path.exists(path):
+                raise
+            raise _Pruned(f"checkpoint {path}: removed while the average was taken (a running train keeps its best "
+                          f"epochs' files, keep_best_max)") from e
         top_1 = metrics.get("top_1") if use_ema or "raw_top_1" not in metrics else metrics["raw_top_1"]
         if not isinstance(top_1, (int, float)) or isinstance(top_1, bool):
             raise ckpt_io.CheckpointError(f"checkpoint {path}: records no top-1 (metrics) to rank it by")
@@ -126,13 +132,38 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     that record other ways of taking their images (:func:`input_settings`) are refused, as are other
     normalisations.
     ``dst`` may not be one of the sources; the write is atomic. ``best_short``: the run folders that kept
-    fewer than ``best`` best epochs, with how many (:func:`sources`)."""
+    fewer than ``best`` best epochs, with how many (:func:`sources`).
+
+    A checkpoint of a run folder's that is gone when read (a running train pruned it, keep_checkpoint_max) has
+    the folder's checkpoints listed again and the mean taken anew, a few times: it ended the command, naming a
+    file it had itself just listed."""
+    for attempt in range(PRUNED_RETRIES + 1):
+        try:
+            return _average(paths, dst, fmt, use_ema, last, best)
+        except _Pruned as e:
+            if attempt == PRUNED_RETRIES:
+                raise ckpt_io.CheckpointError(f"{e.args[0]}; listed again {PRUNED_RETRIES} times, the run removed "
+                                              f"one each time: average its folder once it stops saving, or name "
+                                              f"the files (copies of them) to average") from None
+    raise AssertionError("unreachable")
+
+
+PRUNED_RETRIES = 3  # a run folder's listing taken again after a file of it was pruned while read
+
+
+class _Pruned(Exception):
+    """A checkpoint found in a run folder and gone before it was read."""
+
+
+def _average(paths: Sequence[str], dst: str, fmt: Optional[str], use_ema: bool, last: int,
+             best: int) -> Dict[str, Any]:
     from .api import model_from_checkpoint, refuse_quantization_aware
 
     fmt = output_format(dst, fmt)
     short: List[Tuple[str, int]] = []
     files = sources(paths, last, best, use_ema, short)
     ckpt_io.check_output("--out", dst, files)
+    named = {tf_index(os.fspath(p)) for p in paths}  # the files named, not found in a folder
     sums: Dict[str, torch.Tensor] = {}
     latest: Dict[str, torch.Tensor] = {}
     first: Dict[str, Any] = {}
@@ -144,7 +175,13 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     renamed = ""  # the first CIFAR checkpoint whose class names are not the first one's
     measured: List[Tuple[str, Optional[Dict[str, Any]]]] = []  # each file's recalibrate-bn record (None: none)
     for f in files:
-        ckpt = read_any(f)
+        try:
+            ckpt = read_any(f)
+        except ckpt_io.CheckpointError as e:
+            if f in named or os.path.exists(f):
+                raise
+            raise _Pruned(f"checkpoint {f}: removed while the average was taken (a running train removes its "
+                          f"older checkpoints)") from e
         model, args = model_from_checkpoint(ckpt, f, use_ema)
         refuse_quantization_aware(model, f, "an average of weights would not round as any of them learned to; "
                                             "average the float run's checkpoints and fine-tune that with --qat True")
