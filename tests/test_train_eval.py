@@ -321,9 +321,9 @@ def test_patience_stops_a_run_whose_top1_stopped_improving_and_a_resume_counts_o
 
 
 def test_a_gain_of_exactly_patience_min_delta_is_no_improvement():
-    """--patience_min_delta D: better is more than D above the best (README). Top-1s are ratios of counts, whose
-    float difference can round above D: 8 of 10 images after 7 (0.8 - 0.7 > 0.1 in floats) used to restart the
-    count with D 0.1, while 6 after 5 did not; any gain of an image more than D does."""
+    """--patience_min_delta D: better is more than D above the last top-1 that counted as better (README). Top-1s
+    are ratios of counts, whose float difference can round above D: 8 of 10 images after 7 (0.8 - 0.7 > 0.1 in
+    floats) used to restart the count with D 0.1, while 6 after 5 did not; any gain of an image more than D does."""
     for before, after in ((0.7, 0.8), (0.5, 0.6), (7 / 20, 9 / 20)):
         evaluations = train.Evaluations(patience=1, min_delta=0.1)
         evaluations.judge(1, {"top_1": before})

@@ -205,8 +205,8 @@ class Config:
     # Early stopping (Keras' and Lightning's EarlyStopping patience): the run stops after this many evaluations
     # in a row without a better top-1, its best checkpoint kept. 0: it trains all epoch_size epochs.
     patience: int = 0
-    # What counts as better for patience: a top-1 more than this above the best (Keras' and Lightning's
-    # min_delta); a noisy small eval split's one-image gains then do not restart the count. The best
+    # What counts as better for patience: a top-1 more than this above the last top-1 that counted as better
+    # (Keras' and Lightning's min_delta); a noisy small eval split's one-image gains then do not restart the count. The best
     # checkpoint still follows every gain.
     patience_min_delta: float = 0.0
     # An exponential moving average of the weights, updated after every step (timm's default decay is
@@ -410,7 +410,7 @@ KEY_HELP: Dict[str, str] = {
     "log_interval": "steps between logged records; 0: epochs only",
     "eval_interval": "evaluate every N epochs and keep the best; 0: never",
     "patience": "early stopping: stop after N evaluations in a row without a better top-1; 0: never",
-    "patience_min_delta": "patience: a better top-1 is more than this above the best (0.005: half a point)",
+    "patience_min_delta": "patience: a better top-1 is more than this above the last that counted as better (0.005: half a point)",
     "ema_decay": "weight average's decay (timm: 0.9998); 0: none",
     "use_ema": "eval/export/predict/pre_trained/teacher: a checkpoint's weight average when it has one",
     "grad_accum_steps": "batches whose gradients make one step",
