@@ -421,7 +421,8 @@ def test_export_writes_the_int8_tflite_of_a_quantization_aware_model_from_its_ow
     model = load_model(digits["qat"]).eval()
     # Asked for in float, the file gives without_quant()'s model (it was "unexpected 2: quant.ranges ...").
     x = torch.randn(2, 3, 32, 32)
-    assert torch.equal(load_model(digits["qat"], qat=False)(x), model.without_quant()(x))
+    for given in ({}, {"qat_reduce_range": None}):  # None: not given, as every override's
+        assert torch.equal(load_model(digits["qat"], qat=False, **given)(x), model.without_quant()(x))
     interpreter = Interpreter(model_path=out + ".tflite")
     tensors = {d["name"]: d for d in interpreter.get_tensor_details()}
     for k in range(len(model.network)):

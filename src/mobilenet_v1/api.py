@@ -178,7 +178,7 @@ def model_from_checkpoint(ckpt: Dict[str, Any], source: str, use_ema: bool = Tru
         # A quantization-aware file asked for in float (model.without_quant()'s): its weights and BatchNorm, its
         # activation ranges left out, as --pre_trained takes them (it was "unexpected 2: quant.ranges ...").
         state = {k: v for k, v in state.items() if not k.startswith("quant.")}
-        if "qat_reduce_range" not in overrides:  # the file's rounding grid, of no float model
+        if overrides.get("qat_reduce_range") is None:  # the file's rounding grid, of no float model (None: not given)
             args.pop("qat_reduce_range", None)
     with torch.random.fork_rng(devices=[]):  # its initial weights are overwritten: the caller's random state kept
         model = MobileNetV1(**args)
