@@ -180,8 +180,10 @@ def test_tf_slim_checkpoint_loads_as_the_same_network_its_background_output_drop
     assert torch.equal(saved["model"]["fc.weight"], load_model(str(prefix)).fc.weight)
     assert saved["config"]["dataset"] == "imagenet2012"
     # The folder the release unpacks to, given for a run folder, names the checkpoint to pass by its prefix (it
-    # said only that it holds no numbered checkpoint).
+    # said only that it holds no numbered checkpoint); an exported file beside it is not named (export, convert,
+    # --pre_trained and --teacher refuse it).
     (tmp_path / "ours.pt").unlink()
+    (tmp_path / "mobilenet_v1_0.25_128.tflite").write_bytes(b"")
     assert cli.main(["info", str(tmp_path)]) == 1
     assert capsys.readouterr().err.endswith(f"holds no numbered checkpoint (mobilenetv1-EPOCH_STEP.ckpt); it holds "
                                             f"{prefix}: pass that\n")

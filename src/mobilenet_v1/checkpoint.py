@@ -436,14 +436,14 @@ def resolve_checkpoint_path(path: str, option: str = "", origin: str = "") -> st
     return path
 
 
-# The names of model files a folder given for a run folder may hold instead (TF-slim's release unpacks to a folder
-# of mobilenet_v1_1.0_224.ckpt.index, .data-..., .tflite, ...: its checkpoint is passed by the prefix).
-MODEL_FILE_SUFFIXES = (".ckpt", ".pt", ".pth", ".pth.tar", ".safetensors", ".onnx", ".pte", ".pt2",
-                       ".tflite")
+# The names of checkpoints a folder given for a run folder may hold instead (TF-slim's release unpacks to a folder
+# of mobilenet_v1_1.0_224.ckpt.index, .data-..., .tflite, ...: its checkpoint is passed by the prefix). Exported
+# files are not named: export, convert, --pre_trained and --teacher refuse them, and eval takes them by name.
+MODEL_FILE_SUFFIXES = (".ckpt", ".pt", ".pth", ".pth.tar", ".safetensors")
 
 
 def model_files_in(folder: str) -> List[str]:
-    """The paths of model files directly in ``folder`` (a TensorFlow checkpoint by its prefix), sorted."""
+    """The paths of checkpoint files directly in ``folder`` (a TensorFlow checkpoint by its prefix), sorted."""
     try:
         names = sorted(os.listdir(folder))
     except OSError:
