@@ -231,6 +231,14 @@ def test_a_mindspore_file_of_another_width_is_refused_by_its_width(cifar_dir, tm
     assert torch.allclose(trained["network.5.0.weight"], narrow["network.5.0.weight"], atol=1e-3)
     assert (f"pre_trained: loaded {tmp_path / 'backbone.safetensors'}; it holds no classifier (a backbone's "
             f"weights), which starts fresh\n") in capsys.readouterr().out
+    # A file of ours that records its classifier (model_args) and lost it is no backbone's: refused.
+    headless = str(tmp_path / "headless.pt")
+    torch.save({"format": ckpt_io.FORMAT, "model": {k: v for k, v in narrow.items() if not k.startswith("fc.")},
+                "model_args": {"class_num": 4, "width_mult": 0.25, "padding": "symmetric"}}, headless)
+    with pytest.raises(ckpt_io.CheckpointError, match=r"headless.pt records a classifier of 4 classes \(model_args\) "
+                                                      r"and holds none \(fc.weight, fc.bias\): damaged\?"):
+        train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", "--padding=symmetric",
+                                       f"--pre_trained={headless}", f"--save_checkpoint_path={tmp_path / 'run6'}"]))
     save_file({**backbone, "classifier.weight": narrow["fc.weight"]}, str(tmp_path / "half.safetensors"))
     with pytest.raises(ckpt_io.CheckpointError, match=r"does not fit this model \(missing 1: fc.bias \(4,\)\)"):
         train.run(load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", "--padding=symmetric",

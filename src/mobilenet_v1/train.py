@@ -1725,6 +1725,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         state, qat_note = pre_trained_state(ckpt_io.weights_to_use(source, cfg.use_ema), model, pre_trained)
         if qat_note:
             say_pre_trained(f"pre_trained: {qat_note}")
+        recorded_classes = (source.get("model_args") or {}).get("class_num")
+        if recorded_classes and not any(k.startswith("fc.") for k in state):
+            # A backbone's file records no classifier; one that records its class count and holds none lost it.
+            raise ckpt_io.CheckpointError(f"checkpoint {pre_trained} records a classifier of {recorded_classes} "
+                                          f"classes (model_args) and holds none (fc.weight, fc.bias): damaged?")
         try:
             skipped = ckpt_io.load_weights(model, state, pre_trained, skip_head_mismatch=True,
                                            naming=source.get("naming", "ours"))
