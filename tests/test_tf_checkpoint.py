@@ -226,8 +226,8 @@ def test_tf_slim_checkpoint_without_gamma_and_damaged_ones(tmp_path):
     write_bundle(prefix, tensors)
     index.write_bytes(index.read_bytes()[:-20])
     for given in (prefix, index):
-        with pytest.raises(ckpt_io.CheckpointError, match=r"m.ckpt.index: named .index but not a TensorFlow "
-                                                          r"checkpoint's index \(no table footer at its end: cut"):
+        with pytest.raises(ckpt_io.CheckpointError, match=r"m.ckpt.index: not a TensorFlow checkpoint index "
+                                                          r"\(no table footer at its end: cut short\?\)$"):
             load_model(str(given))
     write_bundle(tmp_path / "other.ckpt", {"resnet_v1_50/conv1/weights": np.zeros((7, 7, 3, 64), np.float32)})
     with pytest.raises(ckpt_io.CheckpointError, match=r"a TensorFlow checkpoint without MobilenetV1's variables \(it "

@@ -470,8 +470,8 @@ def read_any(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
                                   f"{os.path.basename(data.group(1))}.index beside it (the index and its data files "
                                   f"go together)")
         if path.endswith(".index"):
-            raise CheckpointError(f"checkpoint {path}: named .index but not a TensorFlow checkpoint's index (no "
-                                  f"table footer at its end: cut short?); it starts with {head!r}")
+            raise CheckpointError(f"checkpoint {path}: not a TensorFlow checkpoint index (no table footer at its end: "
+                                  f"cut short?)")
         if path.lower().endswith(".pte"):
             raise CheckpointError(f"checkpoint {path}: named .pte but not an ExecuTorch program (its bytes 4 to 7 "
                                   f"are not ET and two digits), nor a checkpoint; it starts with {head!r}")

@@ -196,7 +196,8 @@ def read_table(path: str) -> Dict[bytes, bytes]:
     with open(path, "rb") as f:
         data = f.read()
     if len(data) < FOOTER_SIZE or int.from_bytes(data[-8:], "little") != TABLE_MAGIC:
-        raise CheckpointError(f"checkpoint {path}: not a TensorFlow checkpoint index (no table footer at its end)")
+        raise CheckpointError(f"checkpoint {path}: not a TensorFlow checkpoint index (no table footer at its end: "
+                              f"cut short?)")
     footer = data[-FOOTER_SIZE:]
     _, pos = _varint(footer, 0, path)  # the metaindex block's handle: nothing TensorFlow's index uses
     _, pos = _varint(footer, pos, path)
