@@ -160,7 +160,7 @@ def test_best_checkpoint_is_the_highest_recorded_top1(short_run):
     assert ckpt_io.resolve_checkpoint_path(str(short_run["dir"])).endswith("mobilenetv1-4_12.ckpt")
 
 
-def test_lr_schedule_numbers_the_steps_as_metrics_and_tensorboard_do(short_run, capsys):
+def test_lr_schedule_numbers_the_steps_as_metrics_and_tensorboard_do(short_run, data_dir, tmp_path, capsys):
     """lr-schedule counted the steps from 0 where metrics.jsonl and TensorBoard count them from 1: overlaid on a
     run's records by step, its curve stood one step ahead. Row N is now the rate the run's records give step N.
     Without --steps_per_epoch, the --dataset_path given is counted as train counts it (it was taken and not read:
@@ -172,6 +172,16 @@ def test_lr_schedule_numbers_the_steps_as_metrics_and_tensorboard_do(short_run, 
         assert ("steps per epoch 12: 192 training images of " in err) == (not steps)
         tables.append(out)
     assert tables[0] == tables[1]
+    # A config file's dataset_path alike where it is there (configs/demo.yaml's); one that is not here (the seed's
+    # /cache/data) gives the full data set's steps, said.
+    config = tmp_path / "c.yaml"
+    args = [a for a in short_run["args"] if not a.startswith("--dataset_path")]
+    for path, said, rows in ((data_dir, "steps per epoch 12: 192 training images of ", 4 * 12),
+                             (tmp_path / "nowhere", " is not here: the steps of the full cifar10 data set", 4 * 3125)):
+        config.write_text(f"dataset_path: {path}\n")
+        assert cli.main(["lr-schedule", "--config_path", str(config), *args]) == 0
+        out, err = capsys.readouterr()
+        assert said in err and len(out.splitlines()) == rows + 1
     rows = [line.split(",") for line in tables[0].splitlines()[1:]]
     table = {int(step): (int(epoch), float(lr)) for step, epoch, lr in rows}
     assert sorted(table) == list(range(1, 4 * 12 + 1))

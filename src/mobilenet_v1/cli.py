@@ -163,7 +163,8 @@ def cmd_lr_schedule(argv: List[str]) -> int:
         print("usage: mobilenet-v1 lr-schedule [--config_path F] [--key=value ...] [--steps_per_epoch N] "
               "[--out lr.csv]\n\nWrites step,epoch,lr for every global step (stdout without --out), the steps "
               "counted from 1 as metrics.jsonl and TensorBoard count them: row N is the rate step N trains at. "
-              "steps_per_epoch defaults to those of --dataset_path PATH where it is given (counted as train counts them), "
+              "steps_per_epoch defaults to those of the dataset_path given (an option, or a config file's where it is "
+              "there), counted as train counts them, "
               "else to the full data set's: 50,000 CIFAR-10 or CIFAR-100, or 1,281,167 ImageNet "
               "images over batch_size x device_num, over grad_accum_steps. With lr_base_size, the rates are "
               "scaled to the global batch batch_size x device_num x grad_accum_steps.")
@@ -182,11 +183,17 @@ def cmd_lr_schedule(argv: List[str]) -> int:
         print(f"note: device_num {cfg.device_num} ({given.origin['device_num']}): the schedule of {cfg.device_num} "
               f"processes (torchrun --nproc_per_node={cfg.device_num}); train in one process runs with device_num 1: "
               f"add --device_num 1 for its schedule", file=sys.stderr)
-    if spe is None and given.origin.get("dataset_path", "").startswith("option"):
-        # The folder named on the command line: its steps, as train counts them (it was taken and not read, the
-        # table the full data set's); a config file's path is a machine's (the seed's /cache/data): not read.
+    origin = given.origin.get("dataset_path", "")
+    if spe is None and origin.startswith("option"):
+        # The folder named: its steps, as train counts them (it was taken and not read, the table the full data
+        # set's); a config file's too where it is there (configs/demo.yaml's data/digits: 44 steps, not 1,562).
+        steps = data_steps(cfg, given)
+    elif spe is None and origin and os.path.exists(cfg.dataset_path):
         steps = data_steps(cfg, given)
     elif spe is None:
+        if origin:  # a machine's path (the seed's files name /cache/data/...): the full data set's, said
+            print(f"note: dataset_path {cfg.dataset_path} ({origin}) is not here: the steps of the full {cfg.dataset} "
+                  f"data set; --dataset_path PATH or --steps_per_epoch N for yours", file=sys.stderr)
         images = 50_000 if is_cifar(cfg.dataset) else 1_281_167
         steps = images // (cfg.batch_size * cfg.device_num) // cfg.grad_accum_steps
         if steps == 0:
@@ -226,17 +233,13 @@ def data_steps(cfg: Any, given: Any) -> int:
     import torch
 
     from .data import build_loader
-    from .train import data_options
+    from .train import data_options, epoch_steps
 
     cpu = torch.device("cpu")
     with build_loader(data_options(cfg, cpu, given=given), train=True, device=cpu, drop_last=True,
                       num_shards=cfg.device_num, shard_id=0) as loader:
-        steps = len(loader) // cfg.grad_accum_steps
+        steps = epoch_steps(cfg, loader, cfg.device_num > 1)
         images = loader.num_samples
-    if steps == 0:
-        raise ValueError(f"dataset_path {cfg.dataset_path}: {images} training samples"
-                         f"{' a process' if cfg.device_num > 1 else ''} make no step of batch_size "
-                         f"{cfg.batch_size} x grad_accum_steps {cfg.grad_accum_steps}")
     print(f"steps per epoch {steps:,}: {images:,} training images{' a process' if cfg.device_num > 1 else ''} of "
           f"{cfg.dataset_path} over batch_size {cfg.batch_size}"
           + (f" x grad_accum_steps {cfg.grad_accum_steps}" if cfg.grad_accum_steps > 1 else ""), file=sys.stderr)

@@ -1459,6 +1459,22 @@ def evaluate_accuracy(model, loader, device: torch.device, precision: str,
     return out
 
 
+def epoch_steps(cfg: Config, loader: Any, sharded: bool) -> int:
+    """The optimiser steps of an epoch of ``loader`` (``sharded``: one process's shard of a job's data): a step
+    takes grad_accum_steps batches, and those left over at an epoch's end (fewer) are not trained on. A data set
+    that makes none is refused, with the batch that would train (train's and lr-schedule's count)."""
+    steps = len(loader) // cfg.grad_accum_steps
+    if steps == 0:
+        most = loader.num_samples // cfg.grad_accum_steps
+        raise ValueError(
+            f"dataset_path {cfg.dataset_path}: {loader.num_samples} training samples"
+            f"{' a process' if sharded else ''} make no full batch of batch_size {cfg.batch_size}"
+            + (f" x grad_accum_steps {cfg.grad_accum_steps}" if cfg.grad_accum_steps > 1 else "")
+            + (f"; --batch_size {most} or less trains (a batch and a learning rate for a small folder: "
+               f"README, Fine-tuning)" if most >= 2 else ""))  # a batch of 1 does not train
+    return steps
+
+
 def data_seen(*loaders: Any) -> Dict[str, Any]:
     """What the processes of a job must see alike in their data (:meth:`distributed.Context.check_same`): each
     split's image count, its classes (their count and a digest of their names) and its images' labels in order
@@ -1665,17 +1681,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
 
     if cfg.save_checkpoint:  # rank 0 writes; the others stop with it where it cannot
         dist.from_rank0(prepare_folder, "could not prepare the run's folder")
-    # A step takes grad_accum_steps batches; those left over at an epoch's end (fewer) are not trained on.
-    steps_per_epoch = len(loader) // cfg.grad_accum_steps
-    if steps_per_epoch == 0:
-        most = loader.num_samples // cfg.grad_accum_steps
-        # Every rank's shard holds as many samples: every rank stops here, and the job says it once.
-        raise dist.alike(ValueError(
-            f"dataset_path {cfg.dataset_path}: {loader.num_samples} training samples"
-            f"{' a process' if dist.enabled else ''} make no full batch of batch_size {cfg.batch_size}"
-            + (f" x grad_accum_steps {cfg.grad_accum_steps}" if cfg.grad_accum_steps > 1 else "")
-            + (f"; --batch_size {most} or less trains (a batch and a learning rate for a small folder: "
-               f"README, Fine-tuning)" if most >= 2 else "")))  # a batch of 1 does not train
+    try:
+        steps_per_epoch = epoch_steps(cfg, loader, dist.enabled)
+    except ValueError as e:  # every rank's shard holds as many samples: every rank stops here, the job says it once
+        raise dist.alike(e) from None
     step_images = samples_per_step(cfg, dist)  # the job's images per step
     lr = schedule(cfg, steps_per_epoch, step_images)
     for note in schedule_notes(cfg, lr, step_images):
