@@ -1381,8 +1381,9 @@ def load_weights(model: nn.Module, state: Dict[str, torch.Tensor], source: str,
     """Load ``state`` into ``model`` after checking every name and shape; nothing is half-loaded.
 
     With ``skip_head_mismatch`` a classifier of another class count, or none (a backbone's file: timm's
-    ``num_classes=0``), is left out (fine-tuning); the names left out are returned. ``naming="mindspore"`` (a MindSpore file, the ``naming`` of its
-    checkpoint dict) reports names as that file spells them (``moving_variance``, not ``running_var``).
+    ``num_classes=0``), is left out (fine-tuning); the names left out are returned. ``naming="mindspore"`` (a
+    MindSpore file, the ``naming`` of its checkpoint dict) reports names as that file spells them
+    (``moving_variance``, not ``running_var``).
     BatchNorm's ``num_batches_tracked`` counters a file lacks (a bare state dict saved without them, timm's
     hub files) are set to 0, as PyTorch's BatchNorm sets them for a state dict of before the counter: they
     are no weights (our BatchNorms' fixed momentum never reads them); any other name missing is refused.

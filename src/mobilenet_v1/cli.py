@@ -184,11 +184,9 @@ def cmd_lr_schedule(argv: List[str]) -> int:
               f"processes (torchrun --nproc_per_node={cfg.device_num}); train in one process runs with device_num 1: "
               f"add --device_num 1 for its schedule", file=sys.stderr)
     origin = given.origin.get("dataset_path", "")
-    if spe is None and origin.startswith("option"):
+    if spe is None and (origin.startswith("option") or origin and os.path.exists(cfg.dataset_path)):
         # The folder named: its steps, as train counts them (it was taken and not read, the table the full data
         # set's); a config file's too where it is there (configs/demo.yaml's data/digits: 44 steps, not 1,562).
-        steps = data_steps(cfg, given)
-    elif spe is None and origin and os.path.exists(cfg.dataset_path):
         steps = data_steps(cfg, given)
     elif spe is None:
         if origin:  # a machine's path (the seed's files name /cache/data/...): the full data set's, said

@@ -206,8 +206,8 @@ class Config:
     # in a row without a better top-1, its best checkpoint kept. 0: it trains all epoch_size epochs.
     patience: int = 0
     # What counts as better for patience: a top-1 more than this above the last top-1 that counted as better
-    # (Keras' and Lightning's min_delta); a noisy small eval split's one-image gains then do not restart the count. The best
-    # checkpoint still follows every gain.
+    # (Keras' and Lightning's min_delta); a noisy small eval split's one-image gains then do not restart the
+    # count. The best checkpoint still follows every gain.
     patience_min_delta: float = 0.0
     # An exponential moving average of the weights, updated after every step (timm's default decay is
     # 0.9998); evaluated, kept as the best and deployed by default. 0: none (the seed).
@@ -410,7 +410,8 @@ KEY_HELP: Dict[str, str] = {
     "log_interval": "steps between logged records; 0: epochs only",
     "eval_interval": "evaluate every N epochs and keep the best; 0: never",
     "patience": "early stopping: stop after N evaluations in a row without a better top-1; 0: never",
-    "patience_min_delta": "patience: a better top-1 is more than this above the last that counted as better (0.005: half a point)",
+    "patience_min_delta": "patience: a better top-1 is more than this above the last that counted as better "
+                          "(0.005: half a point)",
     "ema_decay": "weight average's decay (timm: 0.9998); 0: none",
     "use_ema": "eval/export/predict/pre_trained/teacher: a checkpoint's weight average when it has one",
     "grad_accum_steps": "batches whose gradients make one step",
