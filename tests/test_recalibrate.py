@@ -140,6 +140,34 @@ def test_the_command_measures_at_the_new_size_and_records_it_for_eval_and_predic
     assert ckpt_io.load_file(again)["config"]["bn_recalibration"]["trained_at"] == 32
 
 
+def test_statistics_that_are_not_finite_are_measured_anew_and_named_elsewhere(tmp_path, cifar_dir, capsys):
+    """A file whose BatchNorm statistics alone overflowed (an fp16 run's variance) was refused as damaged by
+    recalibrate-bn, the command that measures them anew: it measures them as the others, and says so; eval and
+    export name the command where they refuse such a file. Weights that are not finite are still refused."""
+    src = save(tmp_path / "m.pt")
+    ckpt = torch.load(src, weights_only=True)
+    for name in ("network.3.1.running_var", "network.7.1.running_mean"):
+        ckpt["model"][name][0] = float("inf") if "var" in name else float("nan")
+    torch.save(ckpt, str(tmp_path / "overflowed.pt"))
+    with pytest.raises(ckpt_io.CheckpointError, match=r"tensor network.3.1.running_var holds NaN or infinite values "
+                                                      r"\(a BatchNorm statistic: `mobilenet-v1 recalibrate-bn` "
+                                                      r"measures them anew"):
+        load_predictor(str(tmp_path / "overflowed.pt"))
+    for name, out in (("m.pt", "a.pt"), ("overflowed.pt", "b.pt")):
+        assert cli.main(["recalibrate-bn", str(tmp_path / name), "--dataset_path", str(cifar_dir), "--images", "112",
+                         "--batch_size", "16", "--out", str(tmp_path / out)]) == 0
+    said = capsys.readouterr().out
+    assert (f"2 of {tmp_path / 'overflowed.pt'}'s BatchNorm statistics held NaN or infinite values "
+            f"(network.3.1.running_var, network.7.1.running_mean): measured anew here as the others") in said
+    measured, again = ckpt_io.load_file(str(tmp_path / "a.pt")), ckpt_io.load_file(str(tmp_path / "b.pt"))
+    assert all(torch.equal(measured["model"][k], v) for k, v in again["model"].items())
+    ckpt["model"]["network.3.0.weight"][0] = float("nan")
+    torch.save(ckpt, str(tmp_path / "diverged.pt"))
+    assert cli.main(["recalibrate-bn", str(tmp_path / "diverged.pt"), "--dataset_path", str(cifar_dir),
+                     "--out", str(tmp_path / "c.pt")]) == 1
+    assert "tensor network.3.0.weight holds NaN or infinite values\n" in capsys.readouterr().err
+
+
 def test_an_image_folders_held_out_share_stays_out_and_another_folder_is_named(tmp_path, capsys):
     """The share of each class the run held out is left out on the folder it trained on; on a copy the
     command says none is, and --val_split holds out the files of the same names there."""

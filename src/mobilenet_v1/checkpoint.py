@@ -1425,7 +1425,10 @@ def load_weights(model: nn.Module, state: Dict[str, torch.Tensor], source: str,
         raise CheckpointError(f"checkpoint {source} does not fit this model ({'; '.join(problems)})")
     for k, v in state.items():
         if v.is_floating_point() and not torch.isfinite(v).all():
-            raise CheckpointError(f"checkpoint {source}: tensor {show(k)} holds NaN or infinite values")
+            statistic = k.endswith((".running_mean", ".running_var"))  # no weight: measured anew by recalibrate-bn
+            raise CheckpointError(f"checkpoint {source}: tensor {show(k)} holds NaN or infinite values"
+                                  + (" (a BatchNorm statistic: `mobilenet-v1 recalibrate-bn` measures them anew on "
+                                     "training images)" if statistic else ""))
     unwrap(model).load_state_dict(state, strict=not skipped)
     return skipped
 

@@ -134,7 +134,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     path = ckpt_io.resolve_checkpoint_path(src, "checkpoint")
     ckpt_io.check_output("--out", dst, [path], inside=[dataset_path])
     fmt = output_format(dst, fmt)
-    ckpt = read_any(path)
+    ckpt, remeasured = statistics_to_measure(read_any(path), use_ema)
     model, args = model_from_checkpoint(ckpt, path, use_ema)
     refuse_quantization_aware(model, path, f"its weights learned their rounding at the BatchNorm statistics it "
                                            f"froze; recalibrate {ckpt_io.float_model_of(ckpt)}, then fine-tune that "
@@ -193,9 +193,25 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     count = write_checkpoint(dst, fmt, state, args, recorded)
     return {"source": path, "format": fmt, "tensors": count, "images": seen, "image_size": image_size,
             "trained_at": trained_at, "val_split": val_split, "note": note,
-            "weights": ckpt_io.which_weights(ckpt, use_ema),
+            "weights": ckpt_io.which_weights(ckpt, use_ema), "remeasured": remeasured,
             "layers": len(batchnorms(model)), **args, "recorded": sorted(recorded),
             "warning": mindspore_warning(path, fmt, args["padding"], config)}
+
+
+def statistics_to_measure(ckpt: Dict[str, Any], use_ema: bool) -> Tuple[Dict[str, Any], List[str]]:
+    """``ckpt`` with the BatchNorm running statistics of the weights it gives (:func:`checkpoint.weights_to_use`)
+    that hold NaN or infinite values set to a fresh layer's (0 and 1), and their names: they are measured anew
+    here. A file whose statistics alone overflowed (an fp16 run's variance) was refused as damaged by the one
+    command that repairs it."""
+    state = ckpt_io.weights_to_use(ckpt, use_ema)
+    bad = [k for k, v in state.items() if k.endswith((".running_mean", ".running_var")) and v.is_floating_point()
+           and not torch.isfinite(v).all()]
+    if not bad:
+        return ckpt, []
+    fresh = {k: torch.zeros_like(state[k]) if k.endswith("mean") else torch.ones_like(state[k]) for k in bad}
+    if ckpt_io.which_weights(ckpt, use_ema) == "ema":
+        return {**ckpt, "ema": {**ckpt["ema"], "model": {**state, **fresh}}}, bad
+    return {**ckpt, "model": {**state, **fresh}}, bad
 
 
 def main(argv: Sequence[str]) -> int:
@@ -243,6 +259,10 @@ def main(argv: Sequence[str]) -> int:
     if out["weights"] == "ema":
         print(f"{out['source']} holds a weight average (--ema_decay): that is what was recalibrated "
               f"(--use_ema False for its trained weights)")
+    if out["remeasured"]:
+        print(f"{len(out['remeasured'])} of {out['source']}'s BatchNorm statistics held NaN or infinite values "
+              f"({', '.join(out['remeasured'][:4])}{' ...' if len(out['remeasured']) > 4 else ''}): measured anew "
+              f"here as the others")
     if out["val_split"]:
         print(f"the share of each class held out to evaluate on (val_split {out['val_split']:g}) was left out")
     if out["note"]:
