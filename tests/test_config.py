@@ -196,6 +196,21 @@ def test_text_keys_take_yaml_scalars_as_written_and_an_empty_config_path_is_refu
             load_config(empty)
 
 
+def test_a_number_in_a_config_file_reads_as_the_same_digits_on_the_command_line(tmp_path):
+    """YAML 1.1 read `epoch_size: 010` as octal 8, `seed: 0123` as 83 and `1:30` as 90 (base 60), where the
+    command line reads 10 and 123 and refuses 1:30: one file, two runs (helper-324). Hexadecimal says what it is,
+    and is kept."""
+    f = tmp_path / "c.yaml"
+    f.write_text("epoch_size: 010\nseed: 0123\nlr_max: 010\nbatch_size: 0x10\neval_interval: 0\n")
+    cfg = load_config(["--config_path", str(f)])
+    assert (cfg.epoch_size, cfg.seed, cfg.lr_max, cfg.batch_size, cfg.eval_interval) == (10, 123, 10.0, 16, 0)
+    assert load_config(["--epoch_size", "010", "--seed", "0123"]).epoch_size == 10
+    for key in ("epoch_size", "lr_max"):
+        f.write_text(f"{key}: 1:30\n")
+        with pytest.raises(ConfigError, match=rf"c\.yaml: {key} must be (int|float), got '1:30'$"):
+            load_config(["--config_path", str(f)])
+
+
 def test_a_whole_number_is_read_exactly():
     """--seed 99999999999999999999 was read through a float and refused as "got 100000000000000000000"."""
     with pytest.raises(ConfigError, match=r"seed must be in \[0, 2\*\*32 - 1\], got 99999999999999999999$"):

@@ -855,6 +855,10 @@ def coerce(key: str, value: Any, source: str) -> Any:
 # YAML 1.1's tags of plain scalars that are not text: `yes`, `0123` (octal 83), `1.10`, `1:30` (90), dates.
 _TYPED_SCALARS = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
                   "tag:yaml.org,2002:timestamp")
+_NUMBER_SCALARS = _TYPED_SCALARS[1:3]
+# YAML 1.1's numbers that are not the decimal one their digits read as: octal (a leading 0) and base 60 (1:30).
+# Hexadecimal (0x10) says what it is, and is kept.
+_NOT_DECIMAL = re.compile(r"^[-+]?(0[0-7_]+|[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?)$")
 
 
 class _OnceEach(yaml.SafeLoader):
@@ -883,12 +887,16 @@ class _OnceEach(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
     def _as_written(self, key_node, value_node) -> Any:
-        """The key of ``key_node``; its value's plain scalar taken as text where the key's value is text."""
+        """The key of ``key_node``; its value's plain scalar taken as text where the key's value is text, and a
+        number's as the command line reads it where the key's value is a number: YAML 1.1 read `epoch_size: 010`
+        as octal 8 and `1:30` as 90, where --epoch_size 010 is 10 and 1:30 refused."""
         key = self.construct_object(key_node, deep=True)
-        if (self.documents == 1 and isinstance(key, str) and _field_types().get(key) is str
-                and isinstance(value_node, yaml.ScalarNode) and value_node.style is None
-                and value_node.tag in _TYPED_SCALARS):
-            value_node.tag = "tag:yaml.org,2002:str"
+        kind = _field_types().get(key) if isinstance(key, str) else None
+        if (self.documents == 1 and isinstance(value_node, yaml.ScalarNode) and value_node.style is None
+                and (kind is str and value_node.tag in _TYPED_SCALARS
+                     or kind in (int, float) and value_node.tag in _NUMBER_SCALARS
+                     and _NOT_DECIMAL.match(value_node.value))):
+            value_node.tag = "tag:yaml.org,2002:str"  # coerce reads it as int() and float() read an option's text
         return key
 
     def _merged_as_written(self, node) -> None:
