@@ -5,6 +5,7 @@ import io
 import json
 import os
 import re
+import shutil
 import tarfile
 import warnings
 from pathlib import Path
@@ -439,11 +440,38 @@ def test_a_listing_is_kept_between_processes_until_the_archive_changes(image_fol
     Path(archive).write_bytes(bytes(data))
     os.utime(archive, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert os.stat(archive).st_size == before.st_size and listed() == again and len(walks) == 4
-    # Not a listing (a .npy saved under its name): walked anew, not an error.
+    # ... in this process too, whose listings were kept by size and modification time: a class renamed (same
+    # size) was read by the old listing, the old class's name and the image offsets of the file before.
+    renamed = tmp_path / "renamed"
+    shutil.copytree(image_folder / "train", renamed)
+    os.rename(renamed / "n02", renamed / "n09")
+    packed = Path(pack_per_class(renamed, tmp_path / "renamed.tar")).read_bytes()
+    before = os.stat(archive)
+    assert len(packed) == before.st_size
+    with open(archive, "r+b") as f:
+        f.write(packed)
+    os.utime(archive, ns=(before.st_atime_ns, before.st_mtime_ns))
+    samples, classes = find_images(archive)[:2]  # not forgotten in between
+    assert classes == ["n01", "n09"] and len(walks) == 5
+    again = [(str(p), p.offset, p.size, y) for p, y in samples]
+    # Not a listing (a .npy saved under its name): walked anew, not an error; nor a listing damaged in ways
+    # numpy's reader does not call damage (a flag bit of its zip: NotImplementedError; an empty array), which
+    # ended every run with a traceback.
     newest = max(cache.iterdir(), key=os.path.getmtime)
     with open(newest, "wb") as f:
         np.save(f, np.arange(3))
-    assert listed() == again and len(walks) == 5
+    assert listed() == again and len(walks) == 6
+    newest = max(cache.iterdir(), key=os.path.getmtime)
+    raw = bytearray(newest.read_bytes())
+    central = raw.index(b"PK\x01\x02")
+    raw[central + 8] |= 0x20  # the general-purpose flags' bit 5: "compressed patched data"
+    newest.write_bytes(bytes(raw))
+    assert listed() == again and len(walks) == 7
+    newest = max(cache.iterdir(), key=os.path.getmtime)
+    with np.load(newest) as kept:
+        arrays = dict(kept)
+    np.savez(newest.with_suffix(""), **{**arrays, "version": np.zeros(0, np.int64)})
+    assert listed() == again and len(walks) == 8
     # The archive replaced while it is walked: that listing is not kept under the key of the version before.
     for f in cache.iterdir():
         f.unlink()
@@ -790,3 +818,21 @@ def test_a_listing_kept_from_before_system_folders_were_left_out_is_not_read(tmp
         assert class_folders(tar) == ["__MACOSX", "cat", "dog"]
     forget()
     assert class_folders(tar) == ["cat", "dog"]
+
+
+def test_the_listings_folder_follows_the_environment_and_none_is_kept_without_a_home(monkeypatch, tmp_path):
+    """MOBILENET_V1_CACHE, else XDG_CACHE_HOME, else ~/.cache; where ~ is not found (no HOME, a user id without
+    an account) none is kept: the listings went to a folder named ~ under the current one (helper-325)."""
+    from mobilenet_v1 import archive as archive_mod
+
+    monkeypatch.delenv(archive_mod.CACHE_ENV, raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert archive_mod.cache_folder() == str(tmp_path / ".cache" / "mobilenet_v1" / "archives")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert archive_mod.cache_folder() == str(tmp_path / "xdg" / "mobilenet_v1" / "archives")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setattr(os.path, "expanduser", lambda path: path)  # ~ not found: as Python leaves it
+    assert archive_mod.cache_folder() == ""
+    monkeypatch.setenv(archive_mod.CACHE_ENV, str(tmp_path / "mine"))
+    assert archive_mod.cache_folder() == str(tmp_path / "mine")

@@ -18,8 +18,7 @@ import posixpath
 import re
 import tarfile
 import time
-import zipfile
-from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -387,17 +386,24 @@ CACHE_UNUSED_DAYS = 30
 
 def cache_folder() -> str:
     """The folder where archives' listings are kept between processes: ``$MOBILENET_V1_CACHE`` (empty: none
-    kept), else ``$XDG_CACHE_HOME`` or ``~/.cache``, then ``mobilenet_v1/archives``."""
+    kept), else ``$XDG_CACHE_HOME`` or ``~/.cache``, then ``mobilenet_v1/archives``; "" (none kept) where
+    there is no home to find (no HOME, a user id without an account: ``~`` stays ``~``, and the listings went
+    to a folder named ``~`` under the current one)."""
     if CACHE_ENV in os.environ:
         return os.environ[CACHE_ENV]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    home = os.path.expanduser("~")
+    if not os.environ.get("XDG_CACHE_HOME") and not os.path.isabs(home):
+        return ""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
     return os.path.join(base, "mobilenet_v1", "archives")
 
 
 def _version(st: os.stat_result) -> Tuple[int, int, int, int]:
     """What tells one version of a file from another: its inode, size and times. The change time is the
     one no copy can set (``cp -p`` and ``rsync -a`` keep the modification time; tar pads archives to
-    10,240 bytes, so a rewrite can keep the size too)."""
+    10,240 bytes, so a rewrite can keep the size too). The key of the listings kept on disk and of those
+    kept in this process (which left the change time out: a second call in one process read the old
+    listing of an archive rewritten in place with its modification time put back)."""
     return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
@@ -423,30 +429,36 @@ def _split(blob: np.ndarray, count: int) -> List[str]:
 
 
 def _read_cache(cached: str) -> Optional[_Listing]:
-    """The listing kept in ``cached``, or None where there is none or it cannot be read whole."""
+    """The listing kept in ``cached``, or None where there is none or it cannot be read whole, whatever the
+    fault: a listing kept is only time saved, and a damaged one (zipfile's NotImplementedError for a flag bit
+    flipped, an empty array) ended every run with a traceback until the file was found and deleted."""
     try:
-        with open(cached, "rb") as f, np.load(f, allow_pickle=False) as kept:  # arrays only: nothing in it runs
-            arrays = {k: kept[k] for k in ("version", "offsets", "sizes", "names", "folders", "folder_count",
-                                           "link_names", "link_targets", "link_count")}
-    except (OSError, ValueError, KeyError, IndexError, EOFError, TypeError, AttributeError, zipfile.BadZipFile):
-        return None  # none, cut short, or not a listing (a .npy holds no arrays by name)
+        listing = _parse_cache(cached)
+    except Exception:  # none, cut short, not a listing (a .npy holds no arrays by name), damaged in any way
+        return None
+    if listing is not None:
+        with contextlib.suppress(OSError):
+            os.utime(cached)  # read: kept another CACHE_UNUSED_DAYS
+    return listing
+
+
+def _parse_cache(cached: str) -> Optional[_Listing]:
+    """:func:`_read_cache`'s reading, which raises where the file is not a listing; None for another version's."""
+    with open(cached, "rb") as f, np.load(f, allow_pickle=False) as kept:  # arrays only: nothing in it runs
+        arrays = {k: kept[k] for k in ("version", "offsets", "sizes", "names", "folders", "folder_count",
+                                       "link_names", "link_targets", "link_count")}
     if any(a.ndim != 1 for a in arrays.values()) or arrays["offsets"].dtype != np.int64 \
             or arrays["sizes"].dtype != np.int64 or arrays["names"].dtype != np.uint8 \
             or arrays["folders"].dtype != np.uint8 or arrays["link_names"].dtype != np.uint8 \
             or arrays["link_targets"].dtype != np.uint8 or int(arrays["version"][0]) != _CACHE_VERSION:
         return None
     offsets, sizes = arrays["offsets"].tolist(), arrays["sizes"].tolist()
-    try:
-        names = _split(arrays["names"], len(offsets))
-        folders = _split(arrays["folders"], int(arrays["folder_count"][0]))
-        link_count = int(arrays["link_count"][0])
-        links = dict(zip(_split(arrays["link_names"], link_count), _split(arrays["link_targets"], link_count)))
-    except (ValueError, IndexError):
-        return None
+    names = _split(arrays["names"], len(offsets))
+    folders = _split(arrays["folders"], int(arrays["folder_count"][0]))
+    link_count = int(arrays["link_count"][0])
+    links = dict(zip(_split(arrays["link_names"], link_count), _split(arrays["link_targets"], link_count)))
     if len(sizes) != len(names):
         return None
-    with contextlib.suppress(OSError):
-        os.utime(cached)  # read: kept another CACHE_UNUSED_DAYS
     return _Listing(dict(zip(names, zip(offsets, sizes))), set(folders), links)
 
 
@@ -520,7 +532,7 @@ def _listing(path: str) -> _Listing:
 
 
 @functools.lru_cache(maxsize=16)
-def _index(path: str, identity: Tuple[int, int, int, int], extensions: Tuple[str, ...],
+def _index(path: str, identity: Tuple[int, ...], extensions: Tuple[str, ...],
            splits: Tuple[str, ...]) -> Tuple[Dict[str, ClassFiles], List[str], List[str]]:
     listing = _listing(path)
     names = set(listing.files) | listing.folders
@@ -565,7 +577,7 @@ def _stat_index(path: str, extensions: Tuple[str, ...],
         st = os.stat(path)
     except OSError as e:
         raise ArchiveError(f"archive {path}: cannot be read: {e.strerror or e}") from None
-    return _index(path, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns), tuple(extensions), tuple(splits))
+    return _index(path, (st.st_dev,) + _version(st), tuple(extensions), tuple(splits))
 
 
 def archive_index(path: str, extensions: Tuple[str, ...], splits: Tuple[str, ...] = ()) -> Dict[str, ClassFiles]:
@@ -785,8 +797,8 @@ def holds_labels(path: str) -> Optional[bool]:
 
 
 @functools.lru_cache(maxsize=64)
-def _folder_kind(folder: str, tars: Tuple[Tuple[str, int, int], ...]) -> Optional[bool]:
-    kinds = {name: holds_labels(os.path.join(folder, name)) for name, _, _ in tars}
+def _folder_kind(folder: str, tars: Tuple[Tuple[Any, ...], ...]) -> Optional[bool]:
+    kinds = {name: holds_labels(os.path.join(folder, name)) for name, *_ in tars}
     shards = sorted(n for n, k in kinds.items() if k)
     plain = sorted(n for n, k in kinds.items() if k is False)
     if shards and plain:
@@ -795,7 +807,7 @@ def _folder_kind(folder: str, tars: Tuple[Tuple[str, int, int], ...]) -> Optiona
                            f".{LABEL_SUFFIX} label ({', '.join(plain[:3])}{' ...' if len(plain) > 3 else ''}): "
                            f"move those out, or give their samples labels")
     if not shards and not plain:
-        for name, _, _ in tars:  # none readable as a tar (compressed ones named .tar?): the first says why
+        for name, *_ in tars:  # none readable as a tar (compressed ones named .tar?): the first says why
             with _open(os.path.join(folder, name)):
                 pass
     return bool(shards) if (shards or plain) else None
@@ -813,7 +825,7 @@ def folder_of_shards(folder: str) -> Optional[bool]:
     for e in entries:
         if e.name.lower().endswith(ARCHIVE_SUFFIX) and e.is_file():
             st = e.stat()
-            tars.append((e.name, st.st_size, st.st_mtime_ns))
+            tars.append((e.name, st.st_dev) + _version(st))
     return _folder_kind(folder, tuple(sorted(tars))) if tars else None
 
 
@@ -898,7 +910,7 @@ def _shard_samples(shard: str, extensions: Tuple[str, ...]) -> List[Tuple[int, s
 
 
 @functools.lru_cache(maxsize=8)
-def _shard_index(shards: Tuple[str, ...], identity: Tuple[Tuple[int, int, int, int], ...],
+def _shard_index(shards: Tuple[str, ...], identity: Tuple[Tuple[int, ...], ...],
                  extensions: Tuple[str, ...]) -> ArchiveImages:
     which, names, offsets, sizes, labels = [], [], [], [], []
     for i, shard in enumerate(shards):
@@ -918,7 +930,7 @@ def shard_index(spec: str, extensions: Tuple[str, ...]) -> ArchiveImages:
     (its listing kept as an archive's is)."""
     shards = tuple(shard_files(spec))
     try:
-        identity = tuple((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) for st in map(os.stat, shards))
+        identity = tuple((st.st_dev,) + _version(st) for st in map(os.stat, shards))
     except OSError as e:
         raise ArchiveError(f"shard {e.filename}: cannot be read: {e.strerror or e}") from None
     return _shard_index(shards, identity, tuple(extensions))
