@@ -95,9 +95,17 @@ def test_values_outside_the_files_choices_are_refused(tmp_path):
     f.write_text(open(path).read() + "foo_bar: [1, 2]\n")
     with pytest.raises(ConfigError, match=r"^config file .*ascend_only\.yaml: unknown key 'foo_bar'"):
         load_config(["--config_path", str(f)])
-    # A key with no meaning here still obeys the file's choices.
-    with pytest.raises(ConfigError, match=r"dataset_name='mnist' is not one of \['cifar10', 'imagenet2012'\]"):
+    # A key with no meaning here still obeys the file's choices, named as the option given where it was (the
+    # file, which set another value, was named).
+    with pytest.raises(ConfigError, match=r"^option --dataset_name: dataset_name='mnist' is not one of \['cifar10', "
+                                          r"'imagenet2012'\] \(the allowed values of config file "):
         load_config(["--config_path", path, "--dataset_name=mnist"])
+    # One config file is read: a second was dropped without a word.
+    with pytest.raises(ConfigError, match=r"^option --config_path is given 2 times \(.*\): one file is read"):
+        load_config(["--config_path", path, "--config_path", str(f)])
+    # export takes file_format in any case (`onnx`): train and eval refused the file it had read.
+    (tmp_path / "lower.yaml").write_text("file_format: onnx\n")
+    assert load_config(["--config_path", str(tmp_path / "lower.yaml")]).file_format == "ONNX"
     # A file whose own value breaks its choices.
     f = tmp_path / "bad.yaml"
     f.write_text(open(path).read().replace("file_format: 'MINDIR'", "file_format: 'PNG'"))

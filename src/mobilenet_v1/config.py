@@ -11,7 +11,7 @@ import re
 import sys
 from dataclasses import dataclass, fields
 from numbers import Real
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Set, Tuple
 
 import yaml
 
@@ -840,6 +840,8 @@ def coerce(key: str, value: Any, source: str) -> Any:
             return ""
         if isinstance(value, (list, tuple, dict, set)):  # `dataset_path: [a, b]`: not the path "['a', 'b']"
             raise ValueError
+        if key == "file_format":  # export takes `onnx` as ONNX: train and eval refused the file it read
+            return str(value).upper()
         return str(value)
     except OverflowError:  # a YAML int of over 308 digits for a float key: float() of it raised, a traceback
         raise OptionError(f"{source}: {key} {str(value)[:12]}... ({len(str(value))} digits) is beyond any float"
@@ -1330,18 +1332,22 @@ def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] =
     ``unused``: keys the command takes and does not use (train: :data:`EXPORT_KEYS`); given on the command line,
     they join the line naming the seed's keys with no meaning here (a config file holds them without a word)."""
     overrides = parse_overrides(argv)
-    for key, value in overrides:
-        if key == "config_path":
-            if not value.strip():  # `--config_path=$CONFIG` with CONFIG unset: not the defaults without a word
-                raise OptionError("option --config_path is empty: give a YAML file")
-            config_path = value
+    paths = [value for key, value in overrides if key == "config_path"]
+    for value in paths:
+        if not value.strip():  # `--config_path=$CONFIG` with CONFIG unset: not the defaults without a word
+            raise OptionError("option --config_path is empty: give a YAML file")
+        config_path = value
+    if len(paths) > 1:  # the last alone was read, the others dropped without a word (other tools layer them)
+        raise OptionError(f"option --config_path is given {len(paths)} times ({', '.join(paths)}): one file is "
+                          f"read; put the keys in one, or give some of them as options")
     overrides = [(k, v) for k, v in overrides if k != "config_path"]
     file_values, file_choices = read_yaml(config_path) if config_path else ({}, {})
     types = _field_types()
     refuse_unknown_keys(file_values, file_choices, config_path)
     ignored = {k: v for k, v in file_values.items() if k not in types}
-    ignored.update((k, v) for k, v in overrides if k in SEED_IGNORED_KEYS and k not in types)
-    check_ignored(ignored, file_choices, config_path, [k for k, _ in overrides if k in unused])
+    typed = {k: v for k, v in overrides if k in SEED_IGNORED_KEYS and k not in types}
+    ignored.update(typed)
+    check_ignored(ignored, file_choices, config_path, [k for k, _ in overrides if k in unused], typed)
     file_values = {k: v for k, v in file_values.items() if k not in ignored}
     overrides = [(k, v) for k, v in overrides if k not in ignored]
 
@@ -1401,12 +1407,16 @@ def validate(cfg: Config) -> None:
 
 
 def check_ignored(ignored: Dict[str, Any], file_choices: Dict[str, Any], config_path: Optional[str],
-                  also: Sequence[str] = ()) -> None:
+                  also: Sequence[str] = (), typed: Collection[str] = ()) -> None:
     """Seed keys with no meaning here still obey the file's choices; then they are named in one line, with
-    ``also`` (keys of the configuration that the command leaves unused, given on its command line)."""
+    ``also`` (keys of the configuration that the command leaves unused, given on its command line). ``typed``:
+    those given as options, whose refusal names the option (it named the file, which set another value)."""
     for key, value in ignored.items():
         allowed = file_choices.get(key)
         if isinstance(allowed, (list, tuple)) and str(value) not in [str(a) for a in allowed]:
+            if key in typed:
+                raise OptionError(f"option --{key}: {key}={value!r} is not one of {list(allowed)} (the allowed "
+                                  f"values of config file {config_path})")
             raise OptionError(f"config file {config_path}: {key}={value!r} is not one of {list(allowed)}")
     say_ignored(list(dict.fromkeys([*ignored, *also])))
 
