@@ -1293,6 +1293,14 @@ def test_export_at_another_size_says_so_and_records_it_and_outputs_are_checked_f
     from mobilenet_v1.onnx_io import ProgramModel
 
     assert ProgramModel(str(tmp_path / "out.pt2")).input_shape[1:] == [3, 32, 32]
+    # ... one an earlier version wrote too, which holds fewer keys (one added since was enough to take its 224 as
+    # asked; helper-326): its first version's 43 keys, here the newest's first 43.
+    text = run_config.read_text().splitlines(keepends=True)
+    run_config.write_text("".join(text[:43]))
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "older"), "--file_format", "PT2",
+                     "--config_path", str(run_config)]) == 0
+    assert "is a run's configuration" in capsys.readouterr().err
+    assert ProgramModel(str(tmp_path / "older.pt2")).input_shape[1:] == [3, 32, 32]
     before = open(ckpt, "rb").read()
     assert cli.main(["quantize", "--onnx", str(tmp_path / "m40.onnx"), "--calib_data", str(tmp_path / "out"),
                      "--out", ckpt]) == 1

@@ -913,6 +913,19 @@ class _OnceEach(yaml.SafeLoader):
                         self._as_written(key_node, value_node)
 
 
+# The keys train's config.yaml holds at the least: it writes every key of its version, 43 in its first (2026-11-28),
+# 108 by 2026-12-06; a file written by hand holds a few, and the seed's its own keys beside about 30 of ours.
+RUN_CONFIG_KEYS = 40
+
+
+def is_run_config(values: Dict[str, Any], choices: Dict[str, Any]) -> bool:
+    """Whether a config file's ``values`` (and the seed's allowed ``choices``: :func:`read_yaml`) are a run's
+    config.yaml, of this version or an earlier one (whose keys are fewer: every key of this version's was asked
+    for, and one of a day before was taken for a file written by hand)."""
+    return (not choices and not any(k in SEED_IGNORED_KEYS for k in values)
+            and len(set(values) & set(_field_types())) >= RUN_CONFIG_KEYS)
+
+
 def refuse_unknown_keys(values: Dict[str, Any], choices: Dict[str, Any], path: Optional[str]) -> None:
     """A config file's key (of its values, or of the seed's allowed values: :func:`read_yaml`) that is no key of a
     configuration nor one of the seed's ignored ones, refused: it went unused without a word (`file_fromat`)."""

@@ -938,14 +938,14 @@ def main(argv: Sequence[str]) -> int:
     choices: Dict[str, Any] = {}
     ckpt_file_from = dataset_from = format_from = ""
     if a.config_path:
-        from .config import _field_types, coerce, read_yaml, refuse_unknown_keys
+        from .config import coerce, is_run_config, read_yaml, refuse_unknown_keys
 
         values, choices = read_yaml(a.config_path)
         refuse_unknown_keys(values, choices, a.config_path)  # as train's and eval's reading of the file does
         ignored = {key: value for key, value in values.items() if key in SEED_IGNORED_KEYS}
         keys = ["ckpt_file", "file_name", "file_format", "batch_size", "width", "height"]
-        if set(values) >= set(_field_types()):  # a run's config.yaml (train writes every key): its batch_size is
-            # training's, its width and height the defaults 224, not the size it trained at
+        if is_run_config(values, choices):  # a run's config.yaml: its batch_size is training's, its width and
+            # height the defaults 224, not the size it trained at
             keys = keys[:3]
             print(f"export: note: {a.config_path} is a run's configuration: its batch_size, width and height are "
                   f"not export's (the file takes the size its checkpoint was trained at; --batch_size, --height "
