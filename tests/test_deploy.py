@@ -762,6 +762,13 @@ def test_info_says_what_a_checkpoint_and_its_exported_files_hold(digits_run, tmp
     assert got["weight_average"] is None and got["evaluated"] is None and got["quantization_aware"] is False
 
     base = ckpt_io.load_file(digits_run["ckpt"])
+    # A checkpoint of the first versions records no steps_per_epoch: train --resume continues it with its own
+    # count, and info read it as no training state, sending it to --pre_trained (helper-326).
+    first = str(tmp_path / "first.ckpt")
+    torch.save({k: v for k, v in base.items() if k not in ("steps_per_epoch", "step_in_epoch")}, first)
+    assert cli.main(["info", first, "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["resumable"] is True and got["training"]["steps_per_epoch"] == 44
     other = str(tmp_path / "other.ckpt")
     ckpt_io.atomic_save({**{k: v for k, v in base.items() if k != "optimizer"},
                          "ema": {"model": base["model"], "decay": 0.999, "updates": 352},

@@ -194,6 +194,20 @@ def _nonfinite_parts(ckpt: Dict[str, Any]) -> List[str]:
                                              ("optimizer state", moments, False)) if damaged(part, scalars)]
 
 
+def _steps_per_epoch(ckpt: Dict[str, Any]) -> Optional[int]:
+    """The steps per epoch ``ckpt`` records, or those its position gives where it records none (a checkpoint of
+    the first versions, saved at an epoch's end: its step over its epoch), which ``train --resume`` continues
+    with its own count: said to hold no training state, it was sent to --pre_trained, which drops the
+    optimiser's."""
+    recorded = ckpt.get("steps_per_epoch")
+    if recorded is not None:
+        return recorded
+    epoch, step = _count(ckpt.get("epoch")), _count(ckpt.get("step"))
+    if epoch and step and not ckpt.get("step_in_epoch") and not ckpt.get("step_offset") and step % epoch == 0:
+        return step // epoch
+    return None
+
+
 def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]:
     from . import checkpoint as ckpt_io
     from .api import model_from_checkpoint
@@ -234,11 +248,11 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
         out.update(macs=count_macs(out["width_mult"], at, out["class_num"]), macs_image_size=[at, at])
     if isinstance(ckpt.get("imported"), str):
         out["imported"] = ckpt["imported"]
-    problems, position = ckpt_io.state_problems(ckpt, ckpt.get("steps_per_epoch"))
+    problems, position = ckpt_io.state_problems(ckpt, _steps_per_epoch(ckpt))
     if position is not None:
         training: Dict[str, Any] = {"epoch": ckpt["epoch"], "epochs": _count(config.get("epoch_size")),
                                     "step": _count(ckpt.get("step")),
-                                    "steps_per_epoch": _count(ckpt.get("steps_per_epoch")),
+                                    "steps_per_epoch": position[2],
                                     "step_in_epoch": ckpt.get("step_in_epoch", 0)}
         for key in ("batch_size", "opt", "lr_decay_mode", "lr_max", "precision"):
             value = config.get(key)
