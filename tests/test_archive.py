@@ -831,7 +831,11 @@ def test_the_listings_folder_follows_the_environment_and_none_is_kept_without_a_
     assert archive_mod.cache_folder() == str(tmp_path / ".cache" / "mobilenet_v1" / "archives")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert archive_mod.cache_folder() == str(tmp_path / "xdg" / "mobilenet_v1" / "archives")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative")  # to be ignored, says the XDG specification
+    assert archive_mod.cache_folder() == str(tmp_path / ".cache" / "mobilenet_v1" / "archives")
     monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", "")  # the root's .cache is no one's
+    assert archive_mod.cache_folder() == ""
     monkeypatch.setattr(os.path, "expanduser", lambda path: path)  # ~ not found: as Python leaves it
     assert archive_mod.cache_folder() == ""
     monkeypatch.setenv(archive_mod.CACHE_ENV, str(tmp_path / "mine"))

@@ -161,6 +161,12 @@ def test_statistics_that_are_not_finite_are_measured_anew_and_named_elsewhere(tm
             f"(network.3.1.running_var, network.7.1.running_mean): measured anew here as the others") in said
     measured, again = ckpt_io.load_file(str(tmp_path / "a.pt")), ckpt_io.load_file(str(tmp_path / "b.pt"))
     assert all(torch.equal(measured["model"][k], v) for k, v in again["model"].items())
+    # A MindSpore file's are named as it spells them, as eval and info name its tensors.
+    mindspore_io.write_mindspore_ckpt(str(tmp_path / "ms.ckpt"), mindspore_io.to_seed_state({"model": ckpt["model"]}))
+    assert cli.main(["recalibrate-bn", str(tmp_path / "ms.ckpt"), "--dataset_path", str(cifar_dir), "--dataset",
+                     "cifar10", "--image_size", "32", "--images", "112", "--batch_size", "16",
+                     "--out", str(tmp_path / "ms.pt")]) == 0
+    assert "(network.3.1.moving_variance, network.7.1.moving_mean): measured anew" in capsys.readouterr().out
     ckpt["model"]["network.3.0.weight"][0] = float("nan")
     torch.save(ckpt, str(tmp_path / "diverged.pt"))
     assert cli.main(["recalibrate-bn", str(tmp_path / "diverged.pt"), "--dataset_path", str(cifar_dir),

@@ -391,11 +391,13 @@ def cache_folder() -> str:
     to a folder named ``~`` under the current one)."""
     if CACHE_ENV in os.environ:
         return os.environ[CACHE_ENV]
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):  # a relative one is to be ignored (the XDG base directory specification)
+        return os.path.join(xdg, "mobilenet_v1", "archives")
     home = os.path.expanduser("~")
-    if not os.environ.get("XDG_CACHE_HOME") and not os.path.isabs(home):
-        return ""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
-    return os.path.join(base, "mobilenet_v1", "archives")
+    if not os.path.isabs(home) or home == os.path.abspath(os.sep) or os.environ.get("HOME") == "":
+        return ""  # HOME="" is the root: its .cache is no one's
+    return os.path.join(home, ".cache", "mobilenet_v1", "archives")
 
 
 def _version(st: os.stat_result) -> Tuple[int, int, int, int]:

@@ -859,7 +859,7 @@ _TYPED_SCALARS = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.o
                   "tag:yaml.org,2002:timestamp")
 _NUMBER_SCALARS = _TYPED_SCALARS[1:3]
 # YAML 1.1's numbers that are not the decimal one their digits read as: octal (a leading 0) and base 60 (1:30).
-# Hexadecimal (0x10) says what it is, and is kept.
+# Hexadecimal (0x10) and binary (0b101) say what they are, and are kept.
 _NOT_DECIMAL = re.compile(r"^[-+]?(0[0-7_]+|[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?)$")
 
 

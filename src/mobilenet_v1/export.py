@@ -927,6 +927,10 @@ def main(argv: Sequence[str]) -> int:
                    help="the seed's flag: the class count the checkpoint must have (an error otherwise); the "
                         "network is built as the checkpoint says")
     a = p.parse_args(list(argv))
+    configs = [arg for arg in argv if arg == "--config_path" or arg.startswith("--config_path=")]
+    if len(configs) > 1:  # argparse kept the last, the first dropped without a word: one file, as train reads one
+        p.error(f"--config_path is given {len(configs)} times: one file is read; put the keys in one, or give some "
+                f"of them as options")
     if a.atol is not None and not (math.isfinite(a.atol) and a.atol >= 0):
         # A negative or NaN limit fails every export, and only once it has run; infinity checks nothing.
         p.error(f"--atol must be a finite number >= 0, got {a.atol:g}")
@@ -953,7 +957,7 @@ def main(argv: Sequence[str]) -> int:
         for key in keys:
             if getattr(a, key) is None and values.get(key) not in (None, ""):
                 value = coerce(key, values[key], f"config file {a.config_path}")  # `file_name: 2024`: a str
-                setattr(a, key, value.upper() if key == "file_format" else value)
+                setattr(a, key, value)  # (file_format upper-cased by coerce, as train reads it)
                 if key == "ckpt_file":  # the seed's files name /cache/data/mobilenetv1-90_625.ckpt: said as theirs
                     ckpt_file_from = f"config file {a.config_path}"
                 elif key == "file_format":  # the seed's files set MINDIR: not an option anybody typed

@@ -135,6 +135,10 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     ckpt_io.check_output("--out", dst, [path], inside=[dataset_path])
     fmt = output_format(dst, fmt)
     ckpt, remeasured = statistics_to_measure(read_any(path), use_ema)
+    if ckpt.get("naming") == "mindspore":  # named as the file spells them, as eval and info name them
+        from .mindspore_io import to_seed_name
+
+        remeasured = [to_seed_name(k) or k for k in remeasured]
     model, args = model_from_checkpoint(ckpt, path, use_ema)
     refuse_quantization_aware(model, path, f"its weights learned their rounding at the BatchNorm statistics it "
                                            f"froze; recalibrate {ckpt_io.float_model_of(ckpt)}, then fine-tune that "
@@ -260,9 +264,9 @@ def main(argv: Sequence[str]) -> int:
         print(f"{out['source']} holds a weight average (--ema_decay): that is what was recalibrated "
               f"(--use_ema False for its trained weights)")
     if out["remeasured"]:
-        print(f"{len(out['remeasured'])} of {out['source']}'s BatchNorm statistics held NaN or infinite values "
-              f"({', '.join(out['remeasured'][:4])}{' ...' if len(out['remeasured']) > 4 else ''}): measured anew "
-              f"here as the others")
+        names = out["remeasured"]
+        print(f"{len(names)} of {out['source']}'s BatchNorm statistics held NaN or infinite values "
+              f"({', '.join(names[:4])}{' ...' if len(names) > 4 else ''}): measured anew here as the others")
     if out["val_split"]:
         print(f"the share of each class held out to evaluate on (val_split {out['val_split']:g}) was left out")
     if out["note"]:
