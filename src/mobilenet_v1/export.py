@@ -951,9 +951,10 @@ def main(argv: Sequence[str]) -> int:
         if is_run_config(values, choices):  # a run's config.yaml: its batch_size is training's, its width and
             # height the defaults 224, not the size it trained at
             keys = keys[:3]
+            left = ", ".join(f"{k} {values[k]}" for k in ("batch_size", "width", "height") if k in values)
             print(f"export: note: {a.config_path} is a run's configuration: its batch_size, width and height are "
-                  f"not export's (the file takes the size its checkpoint was trained at; --batch_size, --height "
-                  f"and --width set them)", file=sys.stderr)
+                  f"not export's{f' ({left}: not taken)' if left else ''} (the file takes the size its checkpoint "
+                  f"was trained at; --batch_size, --height and --width set them)", file=sys.stderr)
         for key in keys:
             if getattr(a, key) is None and values.get(key) not in (None, ""):
                 value = coerce(key, values[key], f"config file {a.config_path}")  # `file_name: 2024`: a str
