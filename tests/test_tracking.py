@@ -89,6 +89,26 @@ def test_run_folder_holds_every_file(short_run):
         "mobilenetv1-best.ckpt"]  # pruning to 2 kept the best checkpoint
 
 
+def test_the_git_revision_is_this_checkouts_and_unknown_for_a_copy_inside_another_repository(tmp_path):
+    """An installed copy (site-packages) inside a user's repository (a project's .venv) named that project's
+    commit as this tool's in every log.txt's first line (helper-328): "unknown" there; a checkout's commit here."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or runtime.git_revision() == "unknown":
+        pytest.skip("needs git and a checkout")
+    project = tmp_path / "project"
+    shutil.copytree(os.path.dirname(runtime.__file__), project / ".venv" / "mobilenet_v1")
+    for argv in (["init", "-q"], ["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty",
+                                  "-m", "theirs"]):
+        subprocess.run(["git", *argv], cwd=project, check=True)
+    code = "from mobilenet_v1.runtime import git_revision; print(git_revision())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(project / ".venv")})
+    assert out.stdout.strip() == "unknown", out.stderr[-2000:]
+    assert len(runtime.git_revision()) >= 7  # this checkout's
+
+
 def test_log_txt_is_the_printed_output_with_header_and_seed_lines(short_run):
     log = (short_run["dir"] / "log.txt").read_text()
     assert log == short_run["stdout"]

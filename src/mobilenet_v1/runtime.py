@@ -406,8 +406,15 @@ def torchvision_version() -> str:
 
 
 def git_revision() -> str:
+    """The commit of the checkout this package runs from, or "unknown": an installed copy (site-packages) inside
+    another repository, a project's .venv, is no file of it, and that project's commit was named as this
+    tool's."""
     here = os.path.dirname(os.path.abspath(__file__))
     try:
+        ours = subprocess.run(["git", "ls-files", "--error-unmatch", "--", os.path.basename(__file__)], cwd=here,
+                              capture_output=True, text=True, timeout=5)
+        if ours.returncode != 0:
+            return "unknown"
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True,
                              text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
