@@ -129,7 +129,9 @@ def test_without_executorch_a_pte_is_refused_saying_how_to_install_it(tmp_path, 
     with pytest.raises(CheckpointError, match=r"pip install 'mobilenet-v1\[executorch\]'"):
         executorch_runtime()
     assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m"), "--file_format", "PTE"]) == 1
-    assert "ExecuTorch is not installed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert ("ExecuTorch is not installed" in err and "which writes and runs .pte files: pip install "
+            "'mobilenet-v1[executorch]' (from a checkout: pip install -e '.[executorch]')" in err)
     assert os.listdir(tmp_path) == ["m.ckpt"]
 
 

@@ -404,7 +404,8 @@ def test_training_without_tensorboard_says_so_once(data_dir, tmp_path, capsys, m
     out = tmp_path / "notb"
     train.run(load_config(SMALL + [f"--dataset_path={data_dir}", "--epoch_size=1", f"--save_checkpoint_path={out}"]))
     printed = capsys.readouterr().out
-    assert printed.count("TensorBoard files are off") == 1 and "mobilenet-v1[tensorboard]" in printed
+    assert printed.count("TensorBoard files are off") == 1 and ("pip install 'mobilenet-v1[tensorboard]' (from a "
+                                                                "checkout: pip install -e '.[tensorboard]')") in printed
     assert not glob.glob(str(out / "events.out.tfevents.*"))
     assert len(read_metrics(str(out))["epochs"]) == 1 and (out / "log.txt").is_file()
 

@@ -34,7 +34,7 @@ from torch import nn
 
 from .checkpoint import (CheckpointError, cut_short, cut_short_text, is_executorch_program, is_exported_program,
                          is_program_file, program_pickles, unreadable_program, zip_damage)
-from .runtime import import_extra
+from .runtime import import_extra, install_hint
 
 META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "padding", "mean", "std",
              "source", "quantization", "weights", "held_out", "crop_pct", "exif_orientation", "input",
@@ -501,8 +501,8 @@ def executorch_runtime():
         with executorch_quiet():
             from executorch.runtime import Runtime
     except ImportError as e:
-        raise CheckpointError(f"ExecuTorch is not installed ({e}): pip install 'mobilenet-v1[executorch]' "
-                              f"(or pip install executorch) to write and run .pte files") from None
+        raise CheckpointError(f"ExecuTorch is not installed ({e}), which writes and runs .pte files: "
+                              f"{install_hint('executorch')}") from None
     return Runtime.get()
 
 

@@ -225,8 +225,13 @@ def missing_extra(error: BaseException) -> Optional[str]:
         return None
     extra, needed_for = EXTRAS[top]
     package = "scikit-learn" if top == "sklearn" else top
-    return (f"the {package} package is not installed, which {needed_for} needs: pip install "
-            f"'mobilenet-v1[{extra}]' (from a checkout: pip install -e '.[{extra}]')")
+    return f"the {package} package is not installed, which {needed_for} needs: {install_hint(extra)}"
+
+
+def install_hint(extra: str) -> str:
+    """How to install the optional packages of ``extra``, in the one wording every message uses (the package is
+    installed from its checkout: the first form is for a wheel or a mirror of one)."""
+    return f"pip install 'mobilenet-v1[{extra}]' (from a checkout: pip install -e '.[{extra}]')"
 
 
 # The optional packages each kind of file export writes (and checks, running it) needs; PT2: none.

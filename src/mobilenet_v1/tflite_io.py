@@ -34,6 +34,7 @@ from torch import nn
 from .checkpoint import CheckpointError
 # PROBABILITIES: the output of a file with a softmax (export --softmax True), and what its metadata's "output" says.
 from .onnx_io import PIXEL_FORMATS, PROBABILITIES, DeployedModel, image_input_note, standard_error_taken
+from .runtime import install_hint
 
 IDENTIFIER = b"TFL3"
 METADATA_NAME = "mobilenet_v1_json"
@@ -58,8 +59,8 @@ def flatbuffers_module():
     try:
         import flatbuffers
     except ImportError as e:
-        raise CheckpointError(f"the flatbuffers package is not installed ({e}), which .tflite files need: pip "
-                              f"install 'mobilenet-v1[tflite]' (from a checkout: pip install -e '.[tflite]')") from None
+        raise CheckpointError(f"the flatbuffers package is not installed ({e}), which .tflite files need: "
+                              f"{install_hint('tflite')}") from None
     return flatbuffers
 
 
@@ -69,8 +70,7 @@ def litert_interpreter():
         from ai_edge_litert.interpreter import Interpreter
     except ImportError as e:
         raise CheckpointError(f"LiteRT (the ai-edge-litert package) is not installed ({e}), which runs .tflite "
-                              f"files: pip install 'mobilenet-v1[tflite]' (from a checkout: pip install -e "
-                              f"'.[tflite]')") from None
+                              f"files: {install_hint('tflite')}") from None
     return Interpreter
 
 

@@ -39,7 +39,6 @@ from .engine import EpochResult
 
 LOG_FILE = "log.txt"
 METRICS_FILE = "metrics.jsonl"
-TB_INSTALL_HINT = "pip install 'mobilenet-v1[tensorboard]'"
 
 
 def read_metrics(run_dir: str, required: Optional[Dict[str, Sequence[str]]] = None, exact: bool = False
@@ -247,7 +246,7 @@ class RunLogger:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            runtime.print0(f"TensorBoard files are off: the tensorboard package is not installed ({TB_INSTALL_HINT})")
+            runtime.print0(f"TensorBoard files are off: the tensorboard package is not installed ({runtime.install_hint('tensorboard')})")
             return None
         # purge_step: TensorBoard hides what earlier runs in this folder logged from this step on. The
         # checkpoint's own step stays: its records (an epoch's eval/top_1) are the ones this run continues.
