@@ -660,6 +660,12 @@ def test_no_command_or_an_unknown_one_shows_the_usage_with_a_shells_status_2(cap
     assert cli.main(["trian", "--epoch_size=1"]) == 2
     said = capsys.readouterr()
     assert said.out == "" and said.err == f"mobilenet-v1: unknown command 'trian'\n\n{usage}"
+    # --version, as pip's and python's (it was an unknown command, the version in a training log alone)
+    from mobilenet_v1 import __version__
+
+    for flag in ("--version", "-V"):
+        assert cli.main([flag]) == 0
+        assert capsys.readouterr().out.startswith(f"mobilenet-v1 {__version__} (git "), flag
 
 
 NO_CHECKPOINT = "the folder holds no numbered checkpoint (mobilenetv1-EPOCH_STEP.ckpt)"

@@ -38,7 +38,7 @@ commands:
                  [--threads T] [--memory] [--json]); or networks made here (--width_mult 0.25,0.5 --image_size
                  128,160)
 
-'mobilenet-v1 COMMAND --help' describes one command."""
+'mobilenet-v1 COMMAND --help' describes one command; 'mobilenet-v1 --version' says which version runs."""
 
 
 def spellings(name: str) -> Tuple[str, ...]:
@@ -428,6 +428,12 @@ def _help(name: str, rest: List[str], argv: List[str]) -> Optional[int]:
     if not argv or name in ("-h", "--help", "help"):
         print(USAGE)
         return 0 if argv else 2
+    if name in ("--version", "-V"):  # as pip's and python's: the version and where it runs from
+        from . import __version__
+        from .runtime import git_revision
+
+        print(f"mobilenet-v1 {__version__} (git {git_revision()}) from {os.path.dirname(os.path.abspath(__file__))}")
+        return 0
     if name not in COMMANDS:
         print(f"mobilenet-v1: unknown command {name!r}\n\n{USAGE}", file=sys.stderr)
         return 2
