@@ -1812,3 +1812,19 @@ def test_a_resume_with_another_loss_scale_starts_fp16s_scale_there_and_says_so(c
         "dynamic loss scale starts at loss_scale 256")
     assert train.precision_change({"precision_used": "fp32"}, "a.ckpt", "fp32", 1024.0) == ""
     assert train.precision_change({}, "a.ckpt", "fp16", 1024.0) == ""  # a file from before the key
+
+
+def test_a_run_folder_inside_a_split_it_reads_is_refused_before_anything_is_written(image_folder, tmp_path, capsys):
+    """A run folder inside the folder of class folders it trains on became a class of its own at the next read:
+    the run could be neither resumed nor evaluated on that data (helper-329). Refused before anything is
+    written; beside the splits (P/runs beside P/train) it is read by none, and taken."""
+    for split, inside in (("train", image_folder / "train" / "run"),
+                          ("validation_preprocess", image_folder / "validation_preprocess" / "n01" / "run")):
+        assert cli.main(["train", *SMALL, "--dataset=imagenet2012", f"--dataset_path={image_folder}",
+                         "--class_num=2", "--eval_interval=1", f"--save_checkpoint_path={inside}"]) == 1
+        assert (f"save_checkpoint_path {inside} is inside {image_folder / split}, whose folders the run reads as "
+                f"classes") in capsys.readouterr().err
+        assert not inside.exists()
+    beside = types.SimpleNamespace(root=str(image_folder / "train"))
+    train.refuse_run_in_data(str(image_folder / "runs" / "a"), beside, None)  # no error
+    train.refuse_run_in_data(str(image_folder / "train2"), beside)  # a name that starts alike is not inside

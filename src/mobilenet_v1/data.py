@@ -843,6 +843,7 @@ class DeviceLoader:
         ``num_classes`` and ``labels_in`` set from them."""
         samples, self.classes = find_images(root, classes, holdout, labels_file)
         self.samples = samples
+        self.root = root  # the split read: a folder of class folders, an archive, shards
         self.num_classes = len(self.classes) if self.classes is not None else label_count(samples)
         if labels_file:
             self.labels_in = f"eval_labels {labels_file}"

@@ -1459,6 +1459,26 @@ def evaluate_accuracy(model, loader, device: torch.device, precision: str,
     return out
 
 
+def refuse_run_in_data(out_dir: str, *loaders: Any) -> None:
+    """Refuse a run folder inside a split folder the run reads (a folder of class folders): it became a class of
+    its own at the next read, and the run could be neither resumed nor evaluated on that data ("class_num 3 is
+    too small ... run1 holds no image file"). eval, predict, quantize and recalibrate-bn refuse their outputs
+    there too. Beside the splits (P/runs beside P/train) it is read by none."""
+    from .archive import is_archive
+
+    run = os.path.realpath(out_dir)
+    for loader in loaders:
+        root = getattr(loader, "root", None)
+        if not isinstance(root, str) or not os.path.isdir(root) or is_archive(root):
+            continue
+        split = os.path.realpath(root)
+        if run == split or run.startswith(split.rstrip(os.sep) + os.sep):
+            raise ckpt_io.CheckpointError(
+                f"save_checkpoint_path {out_dir} is inside {root}, whose folders the run reads as classes: its "
+                f"own folder would be one (a resume or an evaluation of that data would fail on it); put it "
+                f"elsewhere (runs/...); nothing was trained or written")
+
+
 def epoch_steps(cfg: Config, loader: Any, sharded: bool) -> int:
     """The optimiser steps of an epoch of ``loader`` (``sharded``: one process's shard of a job's data): a step
     takes grad_accum_steps batches, and those left over at an epoch's end (fewer) are not trained on. A data set
@@ -1651,6 +1671,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     # On every rank together: a machine whose data path is wrong was named on that machine alone, the others
     # saying a process had ended and that --resume auto would continue from a checkpoint there may not be.
     loader, eval_loader, classes = dist.on_every_rank(build_loaders, "cannot read the data")
+    if cfg.save_checkpoint:
+        refuse_run_in_data(out_dir, loader, eval_loader)
     labelling = None if is_cifar(cfg.dataset) else classes
     dist.check_same(data_seen(loader, eval_loader), "data")
     for each in (loader, eval_loader):  # the limit on unreadable files is the job's: checked together
