@@ -1821,7 +1821,8 @@ def test_a_run_folder_inside_a_split_it_reads_is_refused_before_anything_is_writ
     for split, inside in (("train", image_folder / "train" / "run"),
                           ("validation_preprocess", image_folder / "validation_preprocess" / "n01" / "run")):
         assert cli.main(["train", *SMALL, "--dataset=imagenet2012", f"--dataset_path={image_folder}",
-                         "--class_num=2", "--eval_interval=1", f"--save_checkpoint_path={inside}"]) == 1
+                         "--class_num=2", "--eval_interval=1", "--batch_size=4", "--epoch_size=1",
+                         f"--save_checkpoint_path={inside}"]) == 1
         assert (f"save_checkpoint_path {inside} is inside {image_folder / split}, whose folders the run reads as "
                 f"classes") in capsys.readouterr().err
         assert not inside.exists()
