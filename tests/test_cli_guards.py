@@ -177,6 +177,22 @@ def test_eval_writes_no_table_over_its_labels_file(tmp_path, capsys):
     assert labels.read_text() == before
 
 
+def test_an_output_named_as_a_folder_or_too_long_is_refused_before_the_work(tmp_path, capsys):
+    """`convert SRC new/ --format pt` (a folder not there yet) and a name past 255 bytes were said at the end, after
+    the work, as the rename of a hidden temporary file: "[Errno 20] Not a directory: '..XXXX.tmp' -> 'new/'"
+    (helper-329). Refused at the start, naming the option; nothing is written."""
+    ckpt, other = save(tmp_path / "m.ckpt"), save(tmp_path / "n.ckpt")
+    long = "c" * 253 + ".pt"
+    for argv, said in ((["convert", ckpt, str(tmp_path / "new") + os.sep, "--format", "pt"], "names a folder"),
+                       (["average", ckpt, other, "--out", str(tmp_path / "new") + os.sep, "--format", "pt"],
+                        "names a folder"),
+                       (["convert", ckpt, str(tmp_path / long)], "its name is 256 bytes, above the 255 a file system "
+                                                                 "takes")):
+        assert cli.main(argv) == 1, argv
+        assert said in capsys.readouterr().err, argv
+    assert sorted(os.listdir(tmp_path)) == ["m.ckpt", "n.ckpt"]
+
+
 def test_a_write_that_fails_leaves_the_file_as_it_was_and_names_it(tmp_path, monkeypatch, capsys):
     """A full disk met once the bytes are written (at the flush or fsync of any writer: torch.save's,
     safetensors', MindSpore's, a CSV's) leaves the file of that name as it was and no temporary file, and the

@@ -466,6 +466,14 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
     one kind (``suffix``: ".csv"), a name without that suffix (a config, a checkpoint, a data file)."""
     if os.path.isdir(path):
         raise ValueError(f"{option} {path}: is a folder; name the file to write")
+    name = os.path.basename(path)
+    # Said at the start: a folder not there yet (out/) and a name no file system takes were said at the end, after
+    # the work, as the rename of a hidden temporary file.
+    if name in ("", ".", ".."):
+        raise ValueError(f"{option} {path}: names a folder; name the file to write")
+    if len(os.fsencode(name)) > NAME_MAX:
+        raise ValueError(f"{option} {path}: its name is {len(os.fsencode(name))} bytes, above the {NAME_MAX} a file "
+                         f"system takes; name it shorter")
     parent = os.path.dirname(os.path.abspath(path))
     while parent and not os.path.exists(parent):  # made when written: the first that exists must be a folder
         parent = os.path.dirname(parent)
