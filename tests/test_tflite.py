@@ -888,9 +888,13 @@ def test_c_array_class_names_are_string_literals_of_their_utf8_bytes_that_compil
     from mobilenet_v1.tflite_io import c_array, file_labels
 
     meta = {"mean": list(CIFAR_MEAN), "std": list(CIFAR_STD), "classes": names, "class_num": len(names)}
-    (tmp_path / "n.tflite").write_bytes(to_tflite(fold_batchnorm(MobileNetV1(class_num=len(names), width_mult=0.25)),
-                                                  16, 16, 1, meta))
-    header = c_array(str(tmp_path / "n.tflite"))
+    # The file's name is in the header's first comment: a line break there ended it, the rest of the name code
+    # (helper-329).
+    model_file = tmp_path / "n\nline.tflite"
+    model_file.write_bytes(to_tflite(fold_batchnorm(MobileNetV1(class_num=len(names), width_mult=0.25)), 16, 16, 1,
+                                     meta))
+    header = c_array(str(model_file))
+    assert header.startswith('// "n\\012line.tflite" of mobilenet-v1 as a C++ array')
     labels = [n.encode("utf-8", "surrogateescape") for n in file_labels(meta)]
     assert ", ".join(c_string(n) for n in file_labels(meta)) in header and labels[0] == want[0]
     (tmp_path / "n.h").write_text(header)

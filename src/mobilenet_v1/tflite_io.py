@@ -654,7 +654,10 @@ def c_array(path: str, name: str = "mobilenet_v1") -> str:
         data = f.read()
     upper = name.upper()
     meta = model.metadata
-    lines = [f"// {os.path.basename(path)} of mobilenet-v1 as a C++ array, for TensorFlow Lite for Microcontrollers:",
+    shown = os.path.basename(path)
+    if not shown.isprintable() or shown.endswith("\\"):  # a line break ends the comment, a last \ joins the next line
+        shown = c_string(shown)
+    lines = [f"// {shown} of mobilenet-v1 as a C++ array, for TensorFlow Lite for Microcontrollers:",
              f"// tflite::GetModel({name}_model). Include it in one source file.",
              f"#ifndef {upper}_MODEL_H_", f"#define {upper}_MODEL_H_", "",
              f"#define {upper}_INPUT_BATCH {n}", f"#define {upper}_INPUT_HEIGHT {h}",
