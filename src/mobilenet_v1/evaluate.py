@@ -750,12 +750,11 @@ def main(argv: Sequence[str]) -> int:
     for option, path in (("--confusion_csv", csv_path), ("--per_image", images_path)):
         if path is None:  # checked before the evaluation, not after it
             continue
-        folder = os.path.dirname(os.path.abspath(path))
         if not path:
             raise OptionError(f"{option} {path!r}: needs a file name")
-        if not os.path.isdir(folder):
-            raise ValueError(f"{option} {path!r}: {folder} is not a folder")
-        # --eval_labels: a CSV (Kaggle's LOC_val_solution.csv) this command reads, often beside the data set
+        # A folder not there yet is made, as every command's output's ("X is not a folder" said of it here);
+        # check_output refuses a file in its way. --eval_labels: a CSV (Kaggle's LOC_val_solution.csv) this
+        # command reads, often beside the data set
         ckpt_io.check_output(option, path, [cfg.checkpoint_path, cfg.eval_labels], [cfg.dataset_path], ".csv")
     if csv_path is not None and images_path is not None and os.path.abspath(csv_path) == os.path.abspath(images_path):
         raise OptionError(f"--confusion_csv and --per_image name the same file, {csv_path}: give two")

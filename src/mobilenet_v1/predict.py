@@ -684,9 +684,7 @@ def main(argv: Sequence[str]) -> int:
             p.error("--json prints the results, --out writes them to a file: give one of the two")
         if not a.out.lower().endswith((".csv", ".json")):
             p.error(f"--out {a.out}: the file name must end in .csv or .json")
-        if not os.path.isdir(os.path.dirname(os.path.abspath(a.out))):
-            raise ValueError(f"--out {a.out}: {os.path.dirname(os.path.abspath(a.out))} is not a folder")
-        # As every command's output: not a folder, the model file or the --labels file (a names.csv was written
+        # As every command's output: its folder made where it is not there yet (it was "X is not a folder"), not a folder, the model file or the --labels file (a names.csv was written
         # over with the results), a file in a folder of images it reads, or a training checkpoint named .csv
         # (helper-119: written over); an image file given itself, named .csv or .json, too.
         ckpt_io.check_output("--out", a.out, [a.ckpt_file, a.labels or "",
