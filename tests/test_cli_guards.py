@@ -177,7 +177,7 @@ def test_eval_writes_no_table_over_its_labels_file(tmp_path, capsys):
     assert labels.read_text() == before
 
 
-def test_an_output_named_as_a_folder_or_too_long_is_refused_before_the_work(tmp_path, capsys):
+def test_an_output_named_as_a_folder_or_too_long_is_refused_before_the_work(tmp_path, capsys, monkeypatch):
     """`convert SRC new/ --format pt` (a folder not there yet) and a name past 255 bytes were said at the end, after
     the work, as the rename of a hidden temporary file: "[Errno 20] Not a directory: '..XXXX.tmp' -> 'new/'"
     (helper-329). Refused at the start, naming the option; nothing is written."""
@@ -187,7 +187,11 @@ def test_an_output_named_as_a_folder_or_too_long_is_refused_before_the_work(tmp_
                        (["average", ckpt, other, "--out", str(tmp_path / "new") + os.sep, "--format", "pt"],
                         "names a folder"),
                        (["convert", ckpt, str(tmp_path / long)], "its name is 256 bytes, above the 255 a file system "
-                                                                 "takes")):
+                                                                 "takes"),
+                       # A ~ quoted (a script's '~/x.pt'): ./~ was made, and "wrote ~/x.pt" said of it.
+                       (["convert", ckpt, "~/x.pt"], "~/x.pt: starts with ~, which the shell expands only where it "
+                                                     "is not quoted: give ")):
+        monkeypatch.chdir(tmp_path)
         assert cli.main(argv) == 1, argv
         assert said in capsys.readouterr().err, argv
     assert sorted(os.listdir(tmp_path)) == ["m.ckpt", "n.ckpt"]

@@ -26,7 +26,7 @@ from torch import nn
 
 from .config import (DATASETS, ConfigError, OptionError, channel_values, channels_text, cifar_name, crop_pct_problem,
                      is_cifar, names_text, normalisation)
-from .runtime import plural
+from .runtime import plural, shell_path
 
 FORMAT = "mobilenet-v1/1"
 CKPT_PREFIX = "mobilenetv1"
@@ -474,6 +474,10 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
     if len(os.fsencode(name)) > NAME_MAX:
         raise ValueError(f"{option} {path}: its name is {len(os.fsencode(name))} bytes, above the {NAME_MAX} a file "
                          f"system takes; name it shorter")
+    top = path.split(os.sep, 1)[0]
+    if top.startswith("~") and not os.path.exists(top):  # `--out '~/x.onnx'` quoted: ./~ made, "wrote ~/x.onnx" said
+        raise ValueError(f"{option} {path}: starts with {top}, which the shell expands only where it is not quoted: "
+                         f"give {shell_path(os.path.expanduser(path))} (or ./{path} for a folder named {top} here)")
     parent = os.path.dirname(os.path.abspath(path))
     while parent and not os.path.exists(parent):  # made when written: the first that exists must be a folder
         parent = os.path.dirname(parent)
