@@ -95,18 +95,26 @@ def test_the_git_revision_is_this_checkouts_and_unknown_for_a_copy_inside_anothe
     import shutil
     import subprocess
 
-    if shutil.which("git") is None or runtime.git_revision() == "unknown":
+    from mobilenet_v1 import git_revision
+
+    if shutil.which("git") is None or git_revision() == "unknown":
         pytest.skip("needs git and a checkout")
     project = tmp_path / "project"
     shutil.copytree(os.path.dirname(runtime.__file__), project / ".venv" / "mobilenet_v1")
+    # A strict editable install's links (build/__editable__.*/mobilenet_v1 -> the checkout's files): followed.
+    (tmp_path / "editable").mkdir()
+    os.symlink(os.path.dirname(runtime.__file__), tmp_path / "editable" / "mobilenet_v1")
     for argv in (["init", "-q"], ["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty",
                                   "-m", "theirs"]):
         subprocess.run(["git", *argv], cwd=project, check=True)
-    code = "from mobilenet_v1.runtime import git_revision; print(git_revision())"
+    code = "from mobilenet_v1 import git_revision; print(git_revision())"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": str(project / ".venv")})
     assert out.stdout.strip() == "unknown", out.stderr[-2000:]
-    assert len(runtime.git_revision()) >= 7  # this checkout's
+    linked = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(tmp_path / "editable")})
+    assert linked.stdout.strip() == git_revision(), linked.stderr[-2000:]
+    assert len(git_revision()) >= 7  # this checkout's
 
 
 def test_log_txt_is_the_printed_output_with_header_and_seed_lines(short_run):

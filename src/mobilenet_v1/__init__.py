@@ -10,6 +10,27 @@ _WHERE = {"MobileNetV1": "model", "mobilenet_v1": "model", "STAGE_ENDS": "model"
           "load_predictor": "predict"}
 
 
+def git_revision() -> str:
+    """The commit of the checkout this package runs from, or "unknown" (without torch: --version says it where
+    torch itself is broken). An installed copy (site-packages) inside another repository, a project's .venv, is
+    no file of it, and that project's commit was named as this tool's; a strict editable install's links are
+    followed to the checkout's files."""
+    import os
+    import subprocess
+
+    here = os.path.dirname(os.path.realpath(__file__))
+    try:
+        ours = subprocess.run(["git", "ls-files", "--error-unmatch", "--", "__init__.py"], cwd=here,
+                              capture_output=True, text=True, timeout=5)
+        if ours.returncode != 0:
+            return "unknown"
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
+                             timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
 def __getattr__(name: str):
     import importlib
     import importlib.util

@@ -429,8 +429,7 @@ def _help(name: str, rest: List[str], argv: List[str]) -> Optional[int]:
         print(USAGE)
         return 0 if argv else 2
     if name in ("--version", "-V"):  # as pip's and python's: the version and where it runs from
-        from . import __version__
-        from .runtime import git_revision
+        from . import __version__, git_revision  # not torch: said where torch itself is broken
 
         print(f"mobilenet-v1 {__version__} (git {git_revision()}) from {os.path.dirname(os.path.abspath(__file__))}")
         return 0

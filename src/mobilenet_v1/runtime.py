@@ -6,7 +6,6 @@ import math
 import os
 import platform
 import shlex
-import subprocess
 import sys
 from typing import IO, Any, Iterable, Iterator, List, Optional, Sequence
 
@@ -410,25 +409,8 @@ def torchvision_version() -> str:
         return sys.modules["torchvision"].__version__ if "torchvision" in sys.modules else "not installed"
 
 
-def git_revision() -> str:
-    """The commit of the checkout this package runs from, or "unknown": an installed copy (site-packages) inside
-    another repository, a project's .venv, is no file of it, and that project's commit was named as this
-    tool's."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    try:
-        ours = subprocess.run(["git", "ls-files", "--error-unmatch", "--", os.path.basename(__file__)], cwd=here,
-                              capture_output=True, text=True, timeout=5)
-        if ours.returncode != 0:
-            return "unknown"
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 else "unknown"
-
-
 def header(device: torch.device) -> str:
-    from . import __version__
+    from . import __version__, git_revision
 
     if device.type == "cuda":
         dev = f"cuda:{device.index} ({torch.cuda.get_device_name(device)})"
