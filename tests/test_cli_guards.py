@@ -189,12 +189,14 @@ def test_an_output_named_as_a_folder_or_too_long_is_refused_before_the_work(tmp_
                        (["convert", ckpt, str(tmp_path / long)], "its name is 256 bytes, above the 255 a file system "
                                                                  "takes"),
                        # A ~ quoted (a script's '~/x.pt'): ./~ was made, and "wrote ~/x.pt" said of it.
-                       (["convert", ckpt, "~/x.pt"], "~/x.pt: starts with ~, which the shell expands only where it "
-                                                     "is not quoted: give ")):
+                       (["convert", ckpt, "~/x.pt"], "~/x.pt: starts with ~, which only a shell expands, and only "
+                                                     "where it is not quoted: give ")):
         monkeypatch.chdir(tmp_path)
         assert cli.main(argv) == 1, argv
         assert said in capsys.readouterr().err, argv
     assert sorted(os.listdir(tmp_path)) == ["m.ckpt", "n.ckpt"]
+    assert cli.main(["convert", ckpt, "~x.pt"]) == 0  # a file's name that starts with ~ is one
+    assert os.path.isfile(tmp_path / "~x.pt")
 
 
 def test_a_write_that_fails_leaves_the_file_as_it_was_and_names_it(tmp_path, monkeypatch, capsys):

@@ -1818,15 +1818,21 @@ def test_a_resume_with_another_loss_scale_starts_fp16s_scale_there_and_says_so(c
 def test_a_run_folder_inside_a_split_it_reads_is_refused_before_anything_is_written(image_folder, tmp_path, capsys):
     """A run folder inside the folder of class folders it trains on became a class of its own at the next read:
     the run could be neither resumed nor evaluated on that data (helper-329). Refused before anything is
-    written; beside the splits (P/runs beside P/train) it is read by none, and taken."""
-    for split, inside in (("train", image_folder / "train" / "run"),
-                          ("validation_preprocess", image_folder / "validation_preprocess" / "n01" / "run")):
+    written, the split folder itself too (its earlier-run-N/ would be classes); inside a class folder, in a hidden
+    folder and beside the splits (P/runs beside P/train) it is read by none, and taken. A quoted ~ is refused
+    too (a folder named ~ was made here)."""
+    for split, run in (("train", image_folder / "train" / "run"),
+                       ("validation_preprocess", image_folder / "validation_preprocess")):
         assert cli.main(["train", *SMALL, "--dataset=imagenet2012", f"--dataset_path={image_folder}",
                          "--class_num=2", "--eval_interval=1", "--batch_size=4", "--epoch_size=1",
-                         f"--save_checkpoint_path={inside}"]) == 1
-        assert (f"save_checkpoint_path {inside} is inside {image_folder / split}, whose folders the run reads as "
-                f"classes") in capsys.readouterr().err
-        assert not inside.exists()
-    beside = types.SimpleNamespace(root=str(image_folder / "train"))
-    train.refuse_run_in_data(str(image_folder / "runs" / "a"), beside, None)  # no error
-    train.refuse_run_in_data(str(image_folder / "train2"), beside)  # a name that starts alike is not inside
+                         f"--save_checkpoint_path={run}"]) == 1
+        where = "is" if run.name == split else "is inside"
+        assert (f"save_checkpoint_path {run} {where} {image_folder / split}, the folder the run reads its images "
+                f"from") in capsys.readouterr().err
+        assert not (run / "config.yaml").exists()
+    loader = types.SimpleNamespace(root=str(image_folder / "train"), classes=["n01", "n02"])
+    for taken in (image_folder / "runs" / "a", image_folder / "train2", image_folder / "train" / "n01" / "run",
+                  image_folder / "train" / ".runs" / "a"):
+        assert train.run_in_data(str(taken), str(taken), loader, None) == "", taken
+    assert cli.main(["train", *SMALL, f"--dataset_path={image_folder}", "--save_checkpoint_path=~/runs/x"]) == 1
+    assert "save_checkpoint_path ~/runs/x: starts with ~, which only a shell expands" in capsys.readouterr().err

@@ -458,6 +458,17 @@ def model_files_in(folder: str) -> List[str]:
     return found
 
 
+def unexpanded_home(path: str) -> str:
+    """Why ``path`` reads as a home folder it does not name (``~/runs``, ``~user/x``: ~ is expanded by a shell
+    where it is not quoted, never in a config file), or "": the folder named ``~`` it would make here, as the
+    outputs that name it, said as written, read as the home folder's. A file named ``~x.csv`` is one."""
+    top, sep, _ = path.partition(os.sep)
+    if not sep or not top.startswith("~") or os.path.exists(top):
+        return ""
+    return (f"starts with {top}, which only a shell expands, and only where it is not quoted: give "
+            f"{shell_path(os.path.expanduser(path))} (or ./{path} for a folder named {top} here)")
+
+
 def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequence[str] = (),
                  suffix: str = "") -> None:
     """Refuse an output ``path`` (given as ``option``) whose write would destroy something: a folder, a
@@ -474,10 +485,9 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
     if len(os.fsencode(name)) > NAME_MAX:
         raise ValueError(f"{option} {path}: its name is {len(os.fsencode(name))} bytes, above the {NAME_MAX} a file "
                          f"system takes; name it shorter")
-    top = path.split(os.sep, 1)[0]
-    if top.startswith("~") and not os.path.exists(top):  # `--out '~/x.onnx'` quoted: ./~ made, "wrote ~/x.onnx" said
-        raise ValueError(f"{option} {path}: starts with {top}, which the shell expands only where it is not quoted: "
-                         f"give {shell_path(os.path.expanduser(path))} (or ./{path} for a folder named {top} here)")
+    home = unexpanded_home(path)
+    if home:  # `--out '~/x.onnx'` quoted: ./~ was made, and "wrote ~/x.onnx" said of it
+        raise ValueError(f"{option} {path}: {home}")
     parent = os.path.dirname(os.path.abspath(path))
     while parent and not os.path.exists(parent):  # made when written: the first that exists must be a folder
         parent = os.path.dirname(parent)

@@ -1459,24 +1459,31 @@ def evaluate_accuracy(model, loader, device: torch.device, precision: str,
     return out
 
 
-def refuse_run_in_data(out_dir: str, *loaders: Any) -> None:
-    """Refuse a run folder inside a split folder the run reads (a folder of class folders): it became a class of
-    its own at the next read, and the run could be neither resumed nor evaluated on that data ("class_num 3 is
-    too small ... run1 holds no image file"). eval, predict, quantize and recalibrate-bn refuse their outputs
-    there too. Beside the splits (P/runs beside P/train) it is read by none."""
-    from .archive import is_archive
+def run_in_data(folder: str, given: str, *loaders: Any) -> str:
+    """Why the run folder ``folder`` (``save_checkpoint_path`` ``given``) may not be where it is, or "": inside a
+    split folder the run reads (a folder of class folders, of class archives or shards, a flat folder of
+    images), it became a class of its own at the next read, or changed what the folder holds: the run could be
+    neither resumed nor evaluated on that data ("class_num 3 is too small ... run1 holds no image file"). eval,
+    predict, quantize and recalibrate-bn refuse their outputs there too. Inside a class folder (among its images,
+    no image itself), in a hidden folder, or beside the splits (P/runs beside P/train) it is read by none."""
+    from .archive import is_archive, is_hidden_name
 
-    run = os.path.realpath(out_dir)
+    run = os.path.realpath(folder)
     for loader in loaders:
         root = getattr(loader, "root", None)
         if not isinstance(root, str) or not os.path.isdir(root) or is_archive(root):
             continue
         split = os.path.realpath(root)
-        if run == split or run.startswith(split.rstrip(os.sep) + os.sep):
-            raise ckpt_io.CheckpointError(
-                f"save_checkpoint_path {out_dir} is inside {root}, whose folders the run reads as classes: its "
-                f"own folder would be one (a resume or an evaluation of that data would fail on it); put it "
-                f"elsewhere (runs/...); nothing was trained or written")
+        if run != split and not run.startswith(split.rstrip(os.sep) + os.sep):
+            continue
+        first = os.path.relpath(run, split).split(os.sep)[0]
+        if run != split and (first in (getattr(loader, "classes", None) or ()) or is_hidden_name(first)):
+            continue
+        where = f"is {root}" if run == split else f"is inside {root}"
+        return (f"save_checkpoint_path {given} {where}, the folder the run reads its images from: the folders it "
+                f"makes there would be read as classes (a resume or an evaluation of that data would fail on them); "
+                f"put it elsewhere (runs/...); nothing was trained or written")
+    return ""
 
 
 def epoch_steps(cfg: Config, loader: Any, sharded: bool) -> int:
@@ -1610,6 +1617,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         torch.backends.cudnn.benchmark = True
     # Before a restart's resume below: a job started afresh keeps to its own folder when restarted (the
     # other may hold an earlier run's checkpoints, which it never continued).
+    home = ckpt_io.unexpanded_home(cfg.save_checkpoint_path) if cfg.save_checkpoint else ""
+    if home:  # a quoted or config file's ~/runs: a folder named ~ was made here
+        raise dist.alike(ckpt_io.CheckpointError(f"save_checkpoint_path {cfg.save_checkpoint_path}: {home}"))
     out_dir = dist.checkpoint_dir(cfg.save_checkpoint_path, continuing=resumes_own_folder(cfg))
     if not cfg.resume and dist.restarted:
         # A worker of this job died and torchrun restarted them all: starting over would discard the run.
@@ -1671,8 +1681,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     # On every rank together: a machine whose data path is wrong was named on that machine alone, the others
     # saying a process had ended and that --resume auto would continue from a checkpoint there may not be.
     loader, eval_loader, classes = dist.on_every_rank(build_loaders, "cannot read the data")
-    if cfg.save_checkpoint:
-        refuse_run_in_data(out_dir, loader, eval_loader)
+    misplaced = run_in_data(out_dir, cfg.save_checkpoint_path, loader, eval_loader) if cfg.save_checkpoint else ""
+    if misplaced:  # every rank's alike: said once a machine
+        raise dist.alike(ckpt_io.CheckpointError(misplaced))
     labelling = None if is_cifar(cfg.dataset) else classes
     dist.check_same(data_seen(loader, eval_loader), "data")
     for each in (loader, eval_loader):  # the limit on unreadable files is the job's: checked together
