@@ -100,10 +100,12 @@ def run_script(main) -> int:
 def import_timm(script: str, without: str = ""):
     """timm, or the script ended with one line saying it is not installed (the ``bench`` extra) and, where
     the script can run without it, the option ``without`` that does."""
+    from mobilenet_v1.runtime import install_hint
+
     try:
         import timm
     except ImportError:
-        sys.exit(f"{script}: error: timm is not installed, which this needs: pip install -e '.[bench]'"
+        sys.exit(f"{script}: error: timm is not installed, which this needs: {install_hint('bench')}"
                  + (f" (or {without}: without timm's model)" if without else ""))
     return timm
 

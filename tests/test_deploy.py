@@ -1300,8 +1300,8 @@ def test_export_at_another_size_says_so_and_records_it_and_outputs_are_checked_f
     run_config.write_text(dump_yaml(load_config(["--image_size=32", "--batch_size=9"])))
     assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "out"), "--file_format", "PT2",
                      "--config_path", str(run_config)]) == 0
-    assert f"{run_config} is a run's configuration: its batch_size, width and height are not export's" in \
-        capsys.readouterr().err
+    assert (f"{run_config} is a run's configuration: its batch_size 9, width 224, height 224 are not export's, not "
+            f"taken") in capsys.readouterr().err
     assert os.path.isfile(tmp_path / "out.pt2") and os.listdir(tmp_path / "out") == []
     from mobilenet_v1.onnx_io import ProgramModel
 

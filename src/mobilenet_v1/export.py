@@ -952,9 +952,10 @@ def main(argv: Sequence[str]) -> int:
             # height the defaults 224, not the size it trained at
             keys = keys[:3]
             left = ", ".join(f"{k} {values[k]}" for k in ("batch_size", "width", "height") if k in values)
-            print(f"export: note: {a.config_path} is a run's configuration: its batch_size, width and height are "
-                  f"not export's{f' ({left}: not taken)' if left else ''} (the file takes the size its checkpoint "
-                  f"was trained at; --batch_size, --height and --width set them)", file=sys.stderr)
+            left = left or "batch_size, width and height"
+            print(f"export: note: {a.config_path} is a run's configuration: its {left} are not export's, not taken "
+                  f"(the file takes the size its checkpoint was trained at; --batch_size, --height and --width set "
+                  f"them)", file=sys.stderr)
         for key in keys:
             if getattr(a, key) is None and values.get(key) not in (None, ""):
                 value = coerce(key, values[key], f"config file {a.config_path}")  # `file_name: 2024`: a str

@@ -684,9 +684,10 @@ def main(argv: Sequence[str]) -> int:
             p.error("--json prints the results, --out writes them to a file: give one of the two")
         if not a.out.lower().endswith((".csv", ".json")):
             p.error(f"--out {a.out}: the file name must end in .csv or .json")
-        # As every command's output: its folder made where it is not there yet (it was "X is not a folder"), not a folder, the model file or the --labels file (a names.csv was written
-        # over with the results), a file in a folder of images it reads, or a training checkpoint named .csv
-        # (helper-119: written over); an image file given itself, named .csv or .json, too.
+        # As every command's output: its folder made where it is not there yet (it was "X is not a folder"); not
+        # a folder, the model file or the --labels file (a names.csv was written over with the results), a file in
+        # a folder of images it reads, or a training checkpoint named .csv (helper-119: written over); an image file
+        # given itself, named .csv or .json, too.
         ckpt_io.check_output("--out", a.out, [a.ckpt_file, a.labels or "",
                                               *(i for i in a.images if not os.path.isdir(i))],
                              inside=[i for i in a.images if os.path.isdir(i)])

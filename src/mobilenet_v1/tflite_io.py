@@ -655,7 +655,7 @@ def c_array(path: str, name: str = "mobilenet_v1") -> str:
     upper = name.upper()
     meta = model.metadata
     shown = os.path.basename(path)
-    if not shown.isprintable() or shown.endswith("\\"):  # a line break ends the comment, a last \ joins the next line
+    if not shown.isprintable():  # a line break ended the comment, the rest of the name read as code
         shown = c_string(shown)
     lines = [f"// {shown} of mobilenet-v1 as a C++ array, for TensorFlow Lite for Microcontrollers:",
              f"// tflite::GetModel({name}_model). Include it in one source file.",

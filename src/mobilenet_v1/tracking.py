@@ -246,7 +246,8 @@ class RunLogger:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            runtime.print0(f"TensorBoard files are off: the tensorboard package is not installed ({runtime.install_hint('tensorboard')})")
+            runtime.print0(f"TensorBoard files are off: the tensorboard package is not installed "
+                           f"({runtime.install_hint('tensorboard')})")
             return None
         # purge_step: TensorBoard hides what earlier runs in this folder logged from this step on. The
         # checkpoint's own step stays: its records (an epoch's eval/top_1) are the ones this run continues.
