@@ -395,8 +395,8 @@ def cache_folder() -> str:
     if os.path.isabs(xdg):  # a relative one is to be ignored (the XDG base directory specification)
         return os.path.join(xdg, "mobilenet_v1", "archives")
     home = os.path.expanduser("~")
-    if not os.path.isabs(home) or home == os.path.abspath(os.sep) or os.environ.get("HOME") == "":
-        return ""  # HOME="" is the root: its .cache is no one's
+    if not os.path.isabs(home) or home == os.path.abspath(os.sep):
+        return ""  # HOME="" is read as the root: its .cache is no one's
     return os.path.join(home, ".cache", "mobilenet_v1", "archives")
 
 

@@ -427,7 +427,7 @@ def resolve_checkpoint_path(path: str, option: str = "", origin: str = "") -> st
             best = os.path.join(folder, BEST_NAME)
             where = (f"checkpoint folder {folder}: holds" if not option else f"{option} {path}: the folder holds"
                      if folder == path else f"{option} {path}: its {DISTRIBUTED_SUBFOLDER}/ holds")
-            others = model_files_in(folder) if not os.path.isfile(best) else []
+            others = checkpoint_files_in(folder) if not os.path.isfile(best) else []
             raise CheckpointError(f"{where} no numbered checkpoint ({CKPT_PREFIX}-EPOCH_STEP.ckpt)"
                                   + (f"; its best one is {best}: pass that file" if os.path.isfile(best) else "")
                                   + (f"; it holds {', '.join(others[:3])}{' ...' if len(others) > 3 else ''}: pass "
@@ -439,10 +439,10 @@ def resolve_checkpoint_path(path: str, option: str = "", origin: str = "") -> st
 # The names of checkpoints a folder given for a run folder may hold instead (TF-slim's release unpacks to a folder
 # of mobilenet_v1_1.0_224.ckpt.index, .data-..., .tflite, ...: its checkpoint is passed by the prefix). Exported
 # files are not named: export, convert, --pre_trained and --teacher refuse them, and eval takes them by name.
-MODEL_FILE_SUFFIXES = (".ckpt", ".pt", ".pth", ".pth.tar", ".safetensors")
+CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth", ".pth.tar", ".safetensors")
 
 
-def model_files_in(folder: str) -> List[str]:
+def checkpoint_files_in(folder: str) -> List[str]:
     """The paths of checkpoint files directly in ``folder`` (a TensorFlow checkpoint by its prefix), sorted."""
     try:
         names = sorted(os.listdir(folder))
@@ -453,7 +453,7 @@ def model_files_in(folder: str) -> List[str]:
         path = os.path.join(folder, name)
         if name.endswith(".index") and os.path.isfile(path):
             found.append(path[:-len(".index")])
-        elif name.lower().endswith(MODEL_FILE_SUFFIXES) and os.path.isfile(path):
+        elif name.lower().endswith(CHECKPOINT_SUFFIXES) and os.path.isfile(path):
             found.append(path)
     return found
 

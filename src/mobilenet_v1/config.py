@@ -1335,6 +1335,13 @@ class Given(set):
         return Given, (self.origin,)
 
 
+def config_paths_problem(paths: Sequence[str]) -> str:
+    """The refusal of --config_path given more than once (train's, eval's and export's): the last alone was read,
+    the others dropped without a word (other tools layer them)."""
+    return (f"option --config_path is given {len(paths)} times ({', '.join(paths)}): one file is read; put the keys "
+            f"in one, or give some of them as options")
+
+
 def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] = None,
                           dataset_of: Optional[Callable[[Dict[str, Any]], Optional[str]]] = None,
                           unused: Sequence[str] = ()) -> Tuple[Config, Set[str]]:
@@ -1350,9 +1357,8 @@ def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] =
         if not value.strip():  # `--config_path=$CONFIG` with CONFIG unset: not the defaults without a word
             raise OptionError("option --config_path is empty: give a YAML file")
         config_path = value
-    if len(paths) > 1:  # the last alone was read, the others dropped without a word (other tools layer them)
-        raise OptionError(f"option --config_path is given {len(paths)} times ({', '.join(paths)}): one file is "
-                          f"read; put the keys in one, or give some of them as options")
+    if len(paths) > 1:
+        raise OptionError(config_paths_problem(paths))
     overrides = [(k, v) for k, v in overrides if k != "config_path"]
     file_values, file_choices = read_yaml(config_path) if config_path else ({}, {})
     types = _field_types()

@@ -652,8 +652,8 @@ def split_sampler(size: int, batch_size: int, train: bool, drop_last: bool, shuf
     keep, drop_last = seed_eval_count(size, batch_size, train, drop_last, num_shards)
     sampler = ShardSampler(size, shuffle=train if shuffle is None else shuffle, seed=seed, num_shards=num_shards,
                            shard_id=shard_id, even=train, repeats=repeats if train else 1,
-                           labels=labels() if class_balance else None, class_balance=class_balance, keep=keep)
-    sampler.all_labels = labels  # every sample's label, in order, when asked for (a job's ranks compare them)
+                           labels=labels() if class_balance else None, class_balance=class_balance, keep=keep,
+                           all_labels=labels)
     return sampler, drop_last
 
 
@@ -681,7 +681,8 @@ class ShardSampler(Sampler):
 
     def __init__(self, size: int, shuffle: bool, seed: int, num_shards: int = 1, shard_id: int = 0,
                  even: bool = True, repeats: int = 1, labels: Optional[Sequence[int]] = None,
-                 class_balance: float = 0.0, keep: Optional[int] = None):
+                 class_balance: float = 0.0, keep: Optional[int] = None,
+                 all_labels: Optional[Callable[[], Any]] = None):
         if repeats > 1 and not even:
             raise ValueError("repeats is for training's sampler (even shards), not evaluation's")
         if keep is not None and even:
@@ -693,6 +694,7 @@ class ShardSampler(Sampler):
         self.repeats = repeats
         self.class_balance = class_balance if labels is not None and shuffle and even else 0.0  # training's only
         self.labels = labels
+        self.all_labels = all_labels  # every sample's label, in order, when asked for (a job's ranks compare them)
         if self.class_balance:
             labels = torch.as_tensor(labels, dtype=torch.long).cpu()
             if len(labels) != size:

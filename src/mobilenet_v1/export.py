@@ -56,7 +56,7 @@ from torch import nn
 from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
 from .config import (CHOICES, DATASETS, MAX_BATCH_SIZE, MAX_IMAGE_SIZE, SEED_IGNORED_KEYS, add_normalisation_options,
-                     bool_option, check_ignored, whole_number)
+                     bool_option, check_ignored, config_paths_problem, whole_number)
 from .model import MobileNetV1
 from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, PTE_METADATA, DeployedModel, ExecutorchModel, OnnxModel,
                       PROBABILITIES, ProgramModel, image_input_note, log_probabilities, write_metadata)
@@ -927,10 +927,11 @@ def main(argv: Sequence[str]) -> int:
                    help="the seed's flag: the class count the checkpoint must have (an error otherwise); the "
                         "network is built as the checkpoint says")
     a = p.parse_args(list(argv))
-    configs = [arg for arg in argv if arg == "--config_path" or arg.startswith("--config_path=")]
+    argv = list(argv)
+    configs = [arg.partition("=")[2] if "=" in arg else (argv[i + 1:i + 2] or [""])[0]
+               for i, arg in enumerate(argv) if arg == "--config_path" or arg.startswith("--config_path=")]
     if len(configs) > 1:  # argparse kept the last, the first dropped without a word: one file, as train reads one
-        p.error(f"--config_path is given {len(configs)} times: one file is read; put the keys in one, or give some "
-                f"of them as options")
+        p.error(config_paths_problem(configs))
     if a.atol is not None and not (math.isfinite(a.atol) and a.atol >= 0):
         # A negative or NaN limit fails every export, and only once it has run; infinity checks nothing.
         p.error(f"--atol must be a finite number >= 0, got {a.atol:g}")
