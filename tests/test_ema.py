@@ -326,6 +326,19 @@ def test_info_of_diverged_trained_weights_beside_a_finite_average_does_not_offer
     assert cli.main(["train", *args, "--epoch_size=2", f"--save_checkpoint_path={tmp_path / 'resumed'}",
                      f"--resume={path}"]) == 1
     assert "model: NaN or infinite values in 1: fc.weight" in capsys.readouterr().err
+    assert "repair:" not in text and "nonfinite_statistics_only" not in described
+    # Its BatchNorm statistics alone not finite (an fp16 run's variance): the command that measures them anew is
+    # named, with the trained weights it repairs (the average is what it takes by default).
+    ck = ckpt_io.load_file(result["checkpoint"])
+    ck["model"]["network.3.1.running_var"][0] = float("inf")
+    torch.save(ck, path)
+    assert cli.main(["info", path]) == 0
+    text = capsys.readouterr().out
+    assert ("repair:         its trained weights' NaN or infinite values are BatchNorm statistics alone (an fp16 "
+            "run's variance, say): mobilenet-v1 recalibrate-bn FILE --use_ema False --dataset_path DATA --out NEW "
+            "measures them anew") in text
+    assert cli.main(["info", path, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["nonfinite_statistics_only"] is True
     # The file it came from: resumable, nothing said of non-finite values.
     assert cli.main(["info", result["checkpoint"], "--json"]) == 0
     described = json.loads(capsys.readouterr().out)

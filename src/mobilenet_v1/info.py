@@ -194,6 +194,19 @@ def _nonfinite_parts(ckpt: Dict[str, Any]) -> List[str]:
                                              ("optimizer state", moments, False)) if damaged(part, scalars)]
 
 
+def _statistics_alone(ckpt: Dict[str, Any]) -> bool:
+    """Whether the trained weights' tensors that hold NaN or infinite values are BatchNorm running statistics
+    alone (an fp16 run's variance overflowed): ``recalibrate-bn`` measures those anew
+    (:func:`recalibrate.statistics_to_measure`), the file's weights sound."""
+    import torch
+    model = ckpt.get("model")
+    if not isinstance(model, dict):
+        return False
+    bad = [k for k, v in model.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
+           and not bool(torch.isfinite(v).all())]
+    return bool(bad) and all(k.endswith((".running_mean", ".running_var")) for k in bad)
+
+
 def _steps_per_epoch(ckpt: Dict[str, Any]) -> Optional[int]:
     """The steps per epoch ``ckpt`` records, or those its position gives where it records none (a checkpoint of
     the first versions, saved at an epoch's end: its step over its epoch), which ``train --resume`` continues
@@ -321,6 +334,8 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
         nonfinite.append("momentum buffers")
     if nonfinite:
         out["nonfinite_tensors"] = nonfinite
+        if "trained weights" in nonfinite and _statistics_alone(ckpt):
+            out["nonfinite_statistics_only"] = True
     out["resumable"] = (ours and not problems and not nonfinite and all(k in ckpt for k in ckpt_io.TRAINING_KEYS)
                         and isinstance(ckpt.get("optimizer"), dict))
     out["momentum_buffers"] = len(moments) > 0 and "momentum buffers" not in nonfinite and not misfit
@@ -584,6 +599,11 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
             + (f"; that of the weight average; the trained weights: {raw}" if raw else ""))
     if d.get("skipped_nonfinite_steps"):
         row("skipped steps", f"{d['skipped_nonfinite_steps']} non-finite")
+    if d.get("nonfinite_statistics_only"):
+        ema = " --use_ema False" if d["weight_average"] else ""
+        row("repair", f"its trained weights' NaN or infinite values are BatchNorm statistics alone (an fp16 run's "
+                      f"variance, say): mobilenet-v1 recalibrate-bn FILE{ema} --dataset_path DATA --out NEW measures "
+                      f"them anew")
     if d.get("momentum_buffers_misfit"):
         row("resume", f"no: its momentum buffers do not fit its network ({d['momentum_buffers_misfit']}), which "
                       f"train --pre_trained with --pretrain_epoch_size refuses to continue (with --pretrain_epoch_size "
