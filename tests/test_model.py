@@ -1,5 +1,6 @@
 import contextlib
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -522,3 +523,21 @@ def test_bad_arguments_are_refused():
         MobileNetV1(padding="valid")
     with pytest.raises(ValueError, match="width_mult"):
         MobileNetV1(width_mult=0)
+
+
+def test_torch_hub_entry_points_build_and_load_the_model(tmp_path):
+    """hubconf.py at the checkout's root: torch.hub.load(checkout, "mobilenet_v1", source="local") builds the
+    seed's factory's network, "load_model" reads a file, as torchvision's and timm's repositories offer."""
+    root = str(Path(__file__).resolve().parents[1])
+    torch.manual_seed(0)
+    direct = mobilenet_v1(width_mult=0.25, class_num=10)
+    torch.manual_seed(0)
+    hub = torch.hub.load(root, "mobilenet_v1", source="local", trust_repo=True, width_mult=0.25, class_num=10)
+    assert type(hub) is MobileNetV1 and hub.state_dict().keys() == direct.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(hub.state_dict().values(), direct.state_dict().values()))
+    with pytest.raises(ValueError, match="pretrained: no weights come with mobilenet_v1"):
+        torch.hub.load(root, "mobilenet_v1", source="local", trust_repo=True, pretrained=True)
+    torch.save({"model": direct.state_dict()}, str(tmp_path / "m.pt"))
+    loaded = torch.hub.load(root, "load_model", str(tmp_path / "m.pt"), source="local", trust_repo=True)
+    assert not loaded.training and loaded.fc.out_features == 10
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), direct.state_dict().values()))
