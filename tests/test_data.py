@@ -1574,3 +1574,54 @@ def test_a_folder_linked_twice_in_a_class_is_read_under_one_name_whatever_the_li
     assert data.image_files_under(str(tmp_path / "cat")) == expected
     monkeypatch.setattr(os, "scandir", Reversed)
     assert data.image_files_under(str(tmp_path / "cat")) == expected
+
+
+def test_folder_samples_are_held_as_arrays_and_round_trip_every_name(tmp_path):
+    """An image folder's samples are a FileSamples (paths in one byte buffer, labels an int64 array), never a list
+    of (str, int) tuples, whose items' reference counts, written as each loader worker reads them, copied the whole
+    list into every worker over an epoch (pytorch/pytorch#13246: 210 MB a worker at ImageNet's 1.28M images).
+    Every path comes back as the listing gave it, a file name that is not UTF-8 (Latin-1) included."""
+    from mobilenet_v1.archive import PathTable
+    from mobilenet_v1.data import EncodedImageDataset, FileSamples
+
+    odd = b"caf\xe9 \xff.png"  # not UTF-8: os.listdir gives it as surrogates
+    root = tmp_path / "split"
+    for cls, names in (("ant", [b"a.png", odd]), ("bee", [b"b.png"])):
+        os.makedirs(os.path.join(os.fsencode(root), cls.encode()))
+        for name in names:
+            with open(os.path.join(os.fsencode(root), cls.encode(), name), "wb") as f:
+                f.write(b"png")
+    samples, classes = find_images(str(root))
+    assert isinstance(samples, FileSamples) and classes == ["ant", "bee"]
+    assert [os.fsencode(os.path.basename(p)) for p, _ in samples] == [b"a.png", odd, b"b.png"]
+    assert [y for _, y in samples] == [0, 0, 1] and samples.labels.dtype == np.int64
+    for path, _ in samples:
+        assert os.path.isfile(path)  # the very file: its bytes went in and came back
+    assert samples[-1] == samples[2] and samples[1][0] == os.path.join(str(root), "ant", os.fsdecode(odd))
+    assert list(samples[1:]) == list(samples)[1:] and samples.subset([2, 0]) == [samples[2], samples[0]]
+    assert pickle.loads(pickle.dumps(samples)) == samples  # as a spawned worker would get it
+
+    table = PathTable(["", "/x/é.JPEG", os.fsdecode(odd)])
+    assert list(table) == ["", "/x/é.JPEG", os.fsdecode(odd)] and table[-1] == os.fsdecode(odd)
+    assert list(table.take([2, 0, 2])) == [os.fsdecode(odd), "", os.fsdecode(odd)] and len(PathTable()) == 0
+    with pytest.raises(IndexError):
+        table[3]
+    # An archive's samples hold their members' names so too.
+    from mobilenet_v1.archive import ArchiveImages
+    packed = ArchiveImages(["s.tar"], [0, 0, 0], ["ant/a.png", "ant/" + os.fsdecode(odd), "bee/b.png"], [0, 512, 1024],
+                           [3, 3, 3], [0, 0, 1])
+    assert isinstance(packed.names, PathTable) and isinstance(packed.subset([2, 1]).names, PathTable)
+    assert [(str(m), m.offset, y) for m, y in packed.subset([2, 1])] == [("bee/b.png", 1024, 1),
+                                                                        ("ant/" + os.fsdecode(odd), 512, 0)]
+
+    # The data sets hold them as they are, and make a given list such a store too (not a list of their own).
+    as_list = list(samples)
+    for ds in (ImageFolderDataset(samples, train=False, image_size=8), ImageFolderDataset(as_list, False, 8),
+               EncodedImageDataset(samples), EncodedImageDataset(as_list)):
+        assert isinstance(ds.samples, FileSamples) and not isinstance(ds.samples, list), type(ds.samples)
+        assert isinstance(ds.samples.paths, PathTable) and isinstance(ds.samples.paths.blob, bytes)
+        assert ds.samples == as_list
+    loader = build_loader(DataOptions("imagenet2012", str(root), batch_size=2, image_size=8, seed=1,
+                                      num_workers=0, channels_last=False), train=True, device=torch.device("cpu"))
+    assert isinstance(loader.samples, FileSamples) and loader.dataset.samples is loader.samples
+    assert np.array_equal(np.asarray(loader.sampler.all_labels()), [0, 0, 1])
