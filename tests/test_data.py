@@ -1,4 +1,5 @@
 import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -1625,3 +1626,24 @@ def test_folder_samples_are_held_as_arrays_and_round_trip_every_name(tmp_path):
                                       num_workers=0, channels_last=False), train=True, device=torch.device("cpu"))
     assert isinstance(loader.samples, FileSamples) and loader.dataset.samples is loader.samples
     assert np.array_equal(np.asarray(loader.sampler.all_labels()), [0, 0, 1])
+
+
+def test_val_splits_relative_names_are_relpaths_own(tmp_path, monkeypatch):
+    """held_out hashes each file's path relative to the split, its folder's part worked out once a folder
+    (os.path.relpath per file was most of val_split's choice at ImageNet's size): the same names as relpath
+    gives, whatever the form of the paths, and so the same files held out."""
+    from mobilenet_v1 import data
+    monkeypatch.chdir(tmp_path)
+    odd = os.fsdecode(b"caf\xe9.png")
+    roots = ["split", "split/", "./split", str(tmp_path / "split"), "other/../split"]
+    files = ["split/a/x.png", "split/a/deep/y.png", "./split/b/" + odd, str(tmp_path / "split" / "b" / "z.png"),
+             "split//a//w.png", "split/../split/a/v.png", "split/top.png"]
+    for root in roots:
+        folders: dict = {}
+        for f in files:
+            assert data._relative(f, root, folders) == os.path.relpath(f, root).replace(os.sep, "/"), (f, root)
+    many = [f"split/c{i % 7}/sub{i % 3}/img{i}.png" for i in range(300)]
+    chosen = data.held_out(many, "split", 0.2)
+    assert len(chosen) == 60
+    keys = {f: hashlib.blake2b(os.fsencode(os.path.relpath(f, "split")), digest_size=8).digest() for f in many}
+    assert chosen == set(sorted(many, key=lambda f: (keys[f], f))[:60])

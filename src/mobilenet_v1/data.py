@@ -1033,9 +1033,23 @@ def held_out(files: Sequence[str], root: str, share: float) -> Set[str]:
         return set()
     k = min(max(round(share * n), 1), n - 1)
     # os.fsencode: a name that is not UTF-8 (Latin-1 from an old archive) hashes as the bytes it is on disk.
-    key = {f: hashlib.blake2b(os.fsencode(os.path.relpath(f, root).replace(os.sep, "/")), digest_size=8).digest()
-           for f in files}
+    folders: Dict[str, str] = {}
+    key = {f: hashlib.blake2b(os.fsencode(_relative(f, root, folders)), digest_size=8).digest() for f in files}
     return set(sorted(files, key=lambda f: (key[f], f))[:k])
+
+
+def _relative(path: str, root: str, folders: Dict[str, str]) -> str:
+    """``os.path.relpath(path, root)`` with "/" between its parts, the folder's worked out once (``folders``:
+    those done, by path): relpath makes both paths absolute and compares them part by part for each file,
+    most of val_split's choice for ImageNet's 1.28 million (25.6 s, 10.0 s so, on the 2-core CPU), where a class
+    folder's images share one folder."""
+    head, tail = os.path.split(path)
+    if not head or not tail or tail in (os.curdir, os.pardir):
+        return os.path.relpath(path, root).replace(os.sep, "/")
+    inner = folders.get(head)
+    if inner is None:
+        inner = folders[head] = os.path.relpath(head, root).replace(os.sep, "/")
+    return tail if inner == os.curdir else f"{inner}/{tail}"
 
 
 def packed_classes(root: str):
