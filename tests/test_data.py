@@ -1647,3 +1647,42 @@ def test_val_splits_relative_names_are_relpaths_own(tmp_path, monkeypatch):
     assert len(chosen) == 60
     keys = {f: hashlib.blake2b(os.fsencode(os.path.relpath(f, "split")), digest_size=8).digest() for f in many}
     assert chosen == set(sorted(many, key=lambda f: (keys[f], f))[:60])
+
+
+def test_cifar_training_crop_takes_every_offset_of_the_4_pixel_padding_and_flips_half():
+    """The seed's CIFAR-10 train transform: RandomCrop 32 with 4 pixels of zero padding (offsets 0 to 8 in each
+    direction, each as likely) and a horizontal flip at p 0.5. Each pixel holds its own column and row (+1; the
+    padding is 0), so the batch shows each sample's crop offset and flip."""
+    n = 576
+    cols = torch.arange(1, 33, dtype=torch.uint8).view(1, 32).expand(32, 32)
+    image = torch.stack([cols, cols.t(), torch.zeros(32, 32, dtype=torch.uint8)])
+    loader = CifarLoader(image.expand(n, 3, 32, 32).contiguous(), torch.arange(n) % 10, batch_size=96, train=True,
+                         image_size=32, device=torch.device("cpu"), seed=1)
+    loader.normalize = lambda x: x  # the pixels as they are
+    loader.set_epoch(0)
+    x = torch.cat([b for b, _ in loader]).long()
+    assert x.shape == (n, 3, 32, 32)
+    step = x[:, 0, 16, 17] - x[:, 0, 16, 16]  # +1 left to right as read, -1 flipped
+    assert set(step.tolist()) == {1, -1}
+    flipped = step == -1
+    # the centre pixel (16, 16) of the 40x40 padded image's window at (dy, dx) is original (12 + dy, 12 + dx)
+    dx = torch.where(flipped, x[:, 0, 16, 15], x[:, 0, 16, 16]) - 13
+    dy = x[:, 1, 16, 16] - 13
+    assert set(dx.tolist()) == set(range(9)) == set(dy.tolist())
+    assert 0.4 < flipped.float().mean().item() < 0.6
+    for d in (dx, dy):
+        counts = torch.bincount(d, minlength=9).float() / n
+        assert float(counts.min()) > 0.5 / 9 and float(counts.max()) < 1.5 / 9
+
+
+def test_an_evaluation_shards_length_is_the_samples_it_yields():
+    """Evaluation's uneven shards (every image once over the ranks, the seed's count under ``keep``): ``len`` is what
+    the loaders make their batch count of, so one short leaves a last batch (an image, where the split is a
+    multiple of the batch plus one) out of every evaluation without a word."""
+    for size in (1, 7, 101, 103):
+        for shards in (1, 2, 3, 4):
+            for keep in (None, size - size % 2):
+                parts = [ShardSampler(size, shuffle=False, seed=1, num_shards=shards, shard_id=r, even=False, keep=keep)
+                         for r in range(shards)]
+                assert [len(p) for p in parts] == [len(list(p)) for p in parts], (size, shards, keep)
+                assert sum(len(p) for p in parts) == (size if keep is None else keep)

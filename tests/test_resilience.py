@@ -13,6 +13,7 @@ import random
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -2510,3 +2511,46 @@ def test_a_resume_where_fewer_gpus_are_visible_takes_the_random_states_of_those_
     set_states.clear()
     ckpt_io.set_rng_state({"cuda": states[:1]})
     assert set_states == [(0, 0)]
+
+
+def _record_syncs(monkeypatch):
+    """os.fsync and os.replace, recorded in order: ("file", inode) / ("dir", inode) / ("replace", dst)."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        st = os.fstat(fd)
+        events.append(("dir" if stat.S_ISDIR(st.st_mode) else "file", st.st_ino))
+        return real_fsync(fd)
+
+    def replace(src, dst, *a, **k):
+        events.append(("replace", os.fspath(dst)))
+        return real_replace(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return events
+
+
+def test_atomic_output_syncs_the_file_before_its_rename_and_the_folder_after(tmp_path, monkeypatch):
+    """A file written through atomic_output (export's, quantize's, convert's) is on disk before it takes its name,
+    and the rename itself is made durable by a sync of the folder: a power cut right after never leaves the name on
+    an empty or partial file, nor the old file back."""
+    events = _record_syncs(monkeypatch)
+    path = tmp_path / "m.onnx"
+    with ckpt_io.atomic_output(str(path)) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(b"x" * 1000)
+    assert path.read_bytes() == b"x" * 1000
+    at = events.index(("replace", str(path)))
+    assert ("file", path.stat().st_ino) in events[:at]
+    assert ("dir", tmp_path.stat().st_ino) in events[at + 1:]
+
+
+def test_atomic_save_syncs_the_checkpoint_before_its_rename_and_the_folder_after(tmp_path, monkeypatch):
+    events = _record_syncs(monkeypatch)
+    path = tmp_path / "mobilenetv1-1_5.ckpt"
+    ckpt_io.atomic_save({"epoch": 1}, str(path))
+    at = events.index(("replace", str(path)))
+    assert ("file", path.stat().st_ino) in events[:at]
+    assert ("dir", tmp_path.stat().st_ino) in events[at + 1:]
