@@ -190,8 +190,9 @@ def cmd_lr_schedule(argv: List[str]) -> int:
         steps = data_steps(cfg, given)
     elif spe is None:
         if origin:  # a machine's path (the seed's files name /cache/data/...): the full data set's, said
-            print(f"note: dataset_path {cfg.dataset_path} ({origin}) is not here: the steps of the full {cfg.dataset} "
-                  f"data set; --dataset_path PATH or --steps_per_epoch N for yours", file=sys.stderr)
+            where = f"{cfg.dataset_path} ({origin}) is not here" if cfg.dataset_path else f"({origin}) is empty"
+            print(f"note: dataset_path {where}: the steps of the full {cfg.dataset} data set; --dataset_path PATH or "
+                  f"--steps_per_epoch N for yours", file=sys.stderr)
         images = 50_000 if is_cifar(cfg.dataset) else 1_281_167
         steps = images // (cfg.batch_size * cfg.device_num) // cfg.grad_accum_steps
         if steps == 0:

@@ -863,8 +863,8 @@ def mindspore_format_message(fmt: str, ckpt_file: Optional[str] = None, origin: 
             f"them. To deploy with MindSpore, write a MindSpore checkpoint with "
             f"'mobilenet-v1 convert MODEL.ckpt mindspore.ckpt' and run the seed's "
             f"'python export.py --ckpt_file mindspore.ckpt --file_format {fmt}' under MindSpore; "
-            f"for ONNX Runtime, TensorRT, OpenVINO or mobile runtimes use --file_format ONNX (or PTE for "
-            f"ExecuTorch)")
+            f"for ONNX Runtime, TensorRT, OpenVINO or mobile runtimes use --file_format ONNX (PTE for "
+            f"ExecuTorch, TFLITE for TensorFlow Lite / LiteRT)")
 
 
 def main(argv: Sequence[str]) -> int:
