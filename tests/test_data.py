@@ -1628,6 +1628,41 @@ def test_folder_samples_are_held_as_arrays_and_round_trip_every_name(tmp_path):
     assert np.array_equal(np.asarray(loader.sampler.all_labels()), [0, 0, 1])
 
 
+def test_loader_workers_freeze_what_they_inherit_out_of_the_garbage_collector(tmp_path):
+    """Both pipelines' workers start with data.start_worker, which freezes the objects they inherit out of the
+    cyclic garbage collector: a full collection writes to every container's header, the parent's included,
+    and copied about 80 MB of its pages into each worker (benchmarks/worker_memory.py)."""
+    import gc
+
+    from mobilenet_v1 import data
+    for cls in ("ant", "bee"):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            Image.new("RGB", (8, 8), (i * 90, 40, 200)).save(tmp_path / cls / f"{i}.png")
+    opts = DataOptions("imagenet2012", str(tmp_path), batch_size=2, image_size=8, seed=1, num_workers=1,
+                       channels_last=False)
+    for pipeline in ("cpu", "gpu"):
+        loader = build_loader(dataclasses.replace(opts, pipeline=pipeline), train=True, device=torch.device("cpu"))
+        try:
+            assert loader.loader.worker_init_fn is data.start_worker, pipeline
+        finally:
+            loader.close()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a worker's start, as the DataLoader forks it
+        try:
+            os.close(read)
+            data.start_worker(0)
+            os.write(write, str(gc.get_freeze_count()).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    frozen = int(os.read(read, 64) or b"0")
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert frozen > 1000 and gc.get_freeze_count() == 0  # the worker's, not this process's
+
+
 def test_val_splits_relative_names_are_relpaths_own(tmp_path, monkeypatch):
     """held_out hashes each file's path relative to the split, its folder's part worked out once a folder
     (os.path.relpath per file was most of val_split's choice at ImageNet's size): the same names as relpath

@@ -9,6 +9,7 @@ import contextlib
 import csv
 import errno
 import functools
+import gc
 import glob
 import hashlib
 import inspect
@@ -1931,6 +1932,17 @@ class FileSamples(Sequence):
         return f"FileSamples({len(self)} samples)"
 
 
+def start_worker(worker_id: int = 0) -> None:
+    """A loader worker's ``worker_init_fn``: signals as the run takes them (:func:`stopping.ignore_in_worker`),
+    and what it inherits frozen out of the cyclic garbage collector (``gc.freeze``, as Python's documentation
+    advises a process that forks without exec): a full collection writes to the header of every container
+    object it goes through, the parent's included, and so copied their pages into each worker, about 80 MB a
+    worker whatever the data set's size (benchmarks/worker_memory.py, an archive's samples: 10 GB a node of 8
+    processes of 16 workers). Nothing inherited is the worker's to collect."""
+    ignore_in_worker(worker_id)
+    gc.freeze()
+
+
 def as_samples(samples: Sequence[Tuple[str, int]]) -> Sequence[Tuple[str, int]]:
     """A data set's own samples, held as arrays (:class:`FileSamples`, an archive's :class:`archive.ArchiveImages`)
     so that its loader workers do not each come to copy them; a sequence of pairs whose paths are not plain
@@ -2011,7 +2023,7 @@ class ImageFolderLoader(DeviceLoader):
         self.loader = DataLoader(self.dataset, batch_size=batch_size, sampler=self.sampler,
                                  num_workers=num_workers, drop_last=drop_last, collate_fn=CollateImages(image_size),
                                  pin_memory=device.type == "cuda", persistent_workers=num_workers > 0,
-                                 prefetch_factor=4 if num_workers > 0 else None, worker_init_fn=ignore_in_worker,
+                                 prefetch_factor=4 if num_workers > 0 else None, worker_init_fn=start_worker,
                                  generator=own_generator())
         self._len = len(self.loader)
         self._close_at_exit()
@@ -2300,7 +2312,7 @@ def encoded_loader(dataset: Dataset, batch_size: int, sampler: Sampler, num_work
         collate_fn = collate_encoded if slots is None else functools.partial(collate_encoded, slots=slots)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=drop_last,
                       collate_fn=collate_fn, pin_memory=pin_memory, persistent_workers=num_workers > 0,
-                      prefetch_factor=PREFETCH_BATCHES if num_workers > 0 else None, worker_init_fn=ignore_in_worker,
+                      prefetch_factor=PREFETCH_BATCHES if num_workers > 0 else None, worker_init_fn=start_worker,
                       generator=own_generator())
 
 
