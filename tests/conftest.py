@@ -110,10 +110,8 @@ def exported_once(monkeypatch):
     monkeypatch.setattr(export, "to_onnx", remembered)
 
 
-@pytest.fixture
-def cifar_dir(tmp_path):
-    """A small CIFAR-10 binary data set: 2 train files of 96 records, 1 eval file of 40 (4 classes)."""
-    root = tmp_path / "cifar"
+def write_cifar_dir(root):
+    """A small CIFAR-10 binary data set at ``root``: 2 train files of 96 records, 1 eval file of 40 (4 classes)."""
     (root / CIFAR_TRAIN_FOLDER).mkdir(parents=True)
     (root / CIFAR_EVAL_FOLDER).mkdir()
     rng = np.random.default_rng(0)
@@ -123,6 +121,12 @@ def cifar_dir(tmp_path):
     y = np.arange(40) % 4
     write_cifar_bin(str(root / CIFAR_EVAL_FOLDER / "test_batch.bin"), class_images(y, 9), y)
     return root
+
+
+@pytest.fixture
+def cifar_dir(tmp_path):
+    """A small CIFAR-10 binary data set (write_cifar_dir) in the test's own folder."""
+    return write_cifar_dir(tmp_path / "cifar")
 
 
 def py2_pickle(content: dict) -> bytes:

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from conftest import write_cifar_dir
 from mobilenet_v1 import checkpoint as ckpt_io
 from mobilenet_v1 import cli, evaluate, info, load_model, train
 from mobilenet_v1.config import ConfigError, load_config
@@ -61,11 +62,13 @@ def test_ema_decay_out_of_range_is_refused_naming_the_option():
             load_config([f"--ema_decay={bad}"])
 
 
-@pytest.fixture
-def ema_run(cifar_dir, tmp_path_factory):
+@pytest.fixture(scope="module")
+def ema_run(tmp_path_factory):
     """Six epochs of the small model with a weight average, evaluated after the 3rd and the 6th (where
-    the average and the trained weights score differently)."""
-    out = tmp_path_factory.mktemp("ema") / "run"
+    the average and the trained weights score differently). Trained once for the module: its tests read
+    the run folder, its data and its checkpoint, and write only into their own folders."""
+    root = tmp_path_factory.mktemp("ema")
+    cifar_dir, out = write_cifar_dir(root / "cifar"), root / "run"
     cfg = load_config(SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=6", "--eval_interval=3",
                                "--ema_decay=0.95", "--save_checkpoint_epochs=1", f"--save_checkpoint_path={out}"])
     result = train.run(cfg)

@@ -2,9 +2,9 @@ import dataclasses
 import json
 import os
 import re
+import runpy
 import shutil
 import tarfile
-import subprocess
 import sys
 import types
 
@@ -27,9 +27,14 @@ SMALL = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_ta
          "--warmup_epochs=0", "--lr_decay_mode=linear", "--lr_max=0.05"]
 
 
-def run_cli(*args, cwd=ROOT):
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+def run_script(monkeypatch, name, *args) -> int:
+    """``python NAME ARGS``, a seed entry point at the repository's root, run as __main__ in this process (a
+    Python start that imports torch costs seconds; the script hands its arguments to cli.main): its exit status."""
+    monkeypatch.setattr(sys, "argv", [name, *args])
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the script puts src/ in front
+    with pytest.raises(SystemExit) as ended:
+        runpy.run_path(os.path.join(ROOT, name), run_name="__main__")
+    return ended.value.code
 
 
 def test_short_training_run_loss_falls_and_checkpoints(cifar_dir, tmp_path, capsys):
@@ -1487,17 +1492,18 @@ def test_pretrain_epoch_size_continues_the_schedule(cifar_dir, tmp_path, capsys)
     assert ", epoch 4, precision" in log and "epoch: 4 step: 12" in log and "epoch: 1 " not in log
 
 
-def test_seed_invocations_train_then_eval(cifar_dir, tmp_path, capsys):
+def test_seed_invocations_train_then_eval(cifar_dir, tmp_path, capsys, monkeypatch):
     out = tmp_path / "seedrun"
-    r = run_cli("train.py", "--dataset", "cifar10", "--dataset_path", str(cifar_dir), "--device_target", "CPU",
-                "--epoch_size=1", "--class_num=4", *SMALL, f"--save_checkpoint_path={out}")
-    assert r.returncode == 0, r.stderr
-    assert "epoch: 1 step: 12, loss is" in r.stdout
+    assert run_script(monkeypatch, "train.py", "--dataset", "cifar10", "--dataset_path", str(cifar_dir),
+                      "--device_target", "CPU", "--epoch_size=1", "--class_num=4", *SMALL,
+                      f"--save_checkpoint_path={out}") == 0, capsys.readouterr().err
+    assert "epoch: 1 step: 12, loss is" in capsys.readouterr().out
     ck = out / "mobilenetv1-1_12.ckpt"
-    r = run_cli("eval.py", "--dataset", "cifar10", "--dataset_path", str(cifar_dir), "--checkpoint_path", str(ck),
-                "--device_target=CPU", "--image_size=32")
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("result: {'top_5_accuracy': ") and f"ckpt={ck}" in r.stdout
+    assert run_script(monkeypatch, "eval.py", "--dataset", "cifar10", "--dataset_path", str(cifar_dir),
+                      "--checkpoint_path", str(ck), "--device_target=CPU", "--image_size=32") == 0, \
+        capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert printed.startswith("result: {'top_5_accuracy': ") and f"ckpt={ck}" in printed
     # The package's own command, in this process (`python -m mobilenet_v1` runs under torchrun in test_distributed).
     assert cli.main(["eval", "--dataset_path", str(cifar_dir), "--checkpoint_path", str(out), "--device_target=CPU",
                      "--image_size=32", "--json"]) == 0
