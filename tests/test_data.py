@@ -1580,7 +1580,7 @@ def test_a_folder_linked_twice_in_a_class_is_read_under_one_name_whatever_the_li
 def test_folder_samples_are_held_as_arrays_and_round_trip_every_name(tmp_path):
     """An image folder's samples are a FileSamples (paths in one byte buffer, labels an int64 array), never a list
     of (str, int) tuples, whose items' reference counts, written as each loader worker reads them, copied the whole
-    list into every worker over an epoch (pytorch/pytorch#13246: 210 MB a worker at ImageNet's 1.28M images).
+    list into every worker over an epoch (pytorch/pytorch#13246: 273 MB a worker at ImageNet's 1.28M images).
     Every path comes back as the listing gave it, a file name that is not UTF-8 (Latin-1) included."""
     from mobilenet_v1.archive import PathTable
     from mobilenet_v1.data import EncodedImageDataset, FileSamples

@@ -70,10 +70,10 @@ class PathTable(Sequence):
     """Strings (file paths, archive members' names) held as one buffer of their bytes and the offsets where each
     ends, not as a list of a million str objects: a loader worker (forked) that reads an item of a list writes
     its reference count, which copies the memory page the item is on into the worker, so that over an epoch
-    every worker came to hold a copy of all of them (pytorch/pytorch#13246: 210 MB a worker for ImageNet's
-    1.28 million paths). Here a read makes a new str and writes nothing shared. Each string is kept as the
-    bytes ``os.fsencode`` makes of it, so a name that is not UTF-8 (its bytes as surrogates, as os.listdir
-    gives them) comes back as it went in."""
+    every worker came to hold a copy of all of them (pytorch/pytorch#13246: 273 MB a worker for ImageNet's
+    1.28 million paths, benchmarks/worker_memory.py). Here a read makes a new str and writes nothing shared.
+    Each string is kept as the bytes ``os.fsencode`` makes of it, so a name that is not UTF-8 (its bytes as
+    surrogates, as os.listdir gives them) comes back as it went in."""
 
     def __init__(self, strings: Iterable[str] = ()):
         encoded = [os.fsencode(s) for s in strings]

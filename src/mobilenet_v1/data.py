@@ -1881,8 +1881,9 @@ class FileSamples(Sequence):
     """An image folder's ``(path, label)`` samples, held as arrays as :class:`archive.ArchiveImages` holds an
     archive's: the paths a :class:`archive.PathTable` (their bytes in one buffer), the labels an int64 array.
     A list of a million ``(str, int)`` tuples was copied into every loader worker over an epoch, each item's
-    reference count written as the worker read it (pytorch/pytorch#13246): 210 MB a worker for ImageNet's
-    1.28 million images, 26 GB on a node of 8 processes of 16 workers. An item is made when it is asked for."""
+    reference count written as the worker read it (pytorch/pytorch#13246): 273 MB a worker for ImageNet's
+    1.28 million images, 34 GB on a node of 8 processes of 16 workers (benchmarks/worker_memory.py). An item is
+    made when it is asked for."""
 
     def __init__(self, paths: Iterable[str], labels: Iterable[int]):
         self.paths = paths if isinstance(paths, PathTable) else PathTable(paths)
