@@ -1670,9 +1670,10 @@ def test_val_splits_relative_names_are_relpaths_own(tmp_path, monkeypatch):
     from mobilenet_v1 import data
     monkeypatch.chdir(tmp_path)
     odd = os.fsdecode(b"caf\xe9.png")
-    roots = ["split", "split/", "./split", str(tmp_path / "split"), "other/../split"]
+    roots = ["split", "split/", "./split", str(tmp_path / "split"), "other/../split", "split/a/deep"]
     files = ["split/a/x.png", "split/a/deep/y.png", "./split/b/" + odd, str(tmp_path / "split" / "b" / "z.png"),
-             "split//a//w.png", "split/../split/a/v.png", "split/top.png"]
+             "split//a//w.png", "split/../split/a/v.png", "split/top.png",
+             "./split", "split/a", "other"]  # the root itself, a folder above one, beside it: never an image, exact
     for root in roots:
         folders: dict = {}
         for f in files:

@@ -1050,6 +1050,8 @@ def _relative(path: str, root: str, folders: Dict[str, str]) -> str:
     inner = folders.get(head)
     if inner is None:
         inner = folders[head] = os.path.relpath(head, root).replace(os.sep, "/")
+    if inner == os.pardir or inner.startswith(os.pardir + "/"):  # the root may be this very path, or under it
+        return os.path.relpath(path, root).replace(os.sep, "/")
     return tail if inner == os.curdir else f"{inner}/{tail}"
 
 
