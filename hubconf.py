@@ -5,7 +5,8 @@
 
 (with ``source="github"`` and the repository's name, torch downloads the code; no weights come with it:
 ``load_model`` reads them from a file, ``pretrained=True`` is refused). The package is taken from this
-checkout's ``src`` where it is not installed or imported already."""
+checkout's ``src``, ahead of an installed copy (that directory stays on ``sys.path``); where ``mobilenet_v1``
+is imported already in the process, that copy is the one used, whichever it is."""
 import os
 import sys
 

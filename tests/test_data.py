@@ -1607,6 +1607,11 @@ def test_folder_samples_are_held_as_arrays_and_round_trip_every_name(tmp_path):
     assert list(table.take([2, 0, 2])) == [os.fsdecode(odd), "", os.fsdecode(odd)] and len(PathTable()) == 0
     with pytest.raises(IndexError):
         table[3]
+    with pytest.raises(IndexError):
+        table.take([-4])  # not wrapped around to the last (whose start is 0: every string as one)
+    # Any str round-trips, whatever the file system's encoding: a PAX member's UTF-8 name under an ASCII locale.
+    wide = ["t.tar/ant/\u65e5\u672c.png", "\ud800", os.fsdecode(odd)]
+    assert list(PathTable(wide)) == wide and PathTable(wide)[0] == wide[0]
     # An archive's samples hold their members' names so too.
     from mobilenet_v1.archive import ArchiveImages
     packed = ArchiveImages(["s.tar"], [0, 0, 0], ["ant/a.png", "ant/" + os.fsdecode(odd), "bee/b.png"], [0, 512, 1024],

@@ -66,17 +66,22 @@ def _positions(n: int, i: Any) -> Union[int, range]:
     return i + n if i < 0 else i
 
 
+_CODEC = ("utf-8", "surrogatepass")  # PathTable's bytes of a str: any str, lone surrogates included, round-trips
+
+
 class PathTable(Sequence):
     """Strings (file paths, archive members' names) held as one buffer of their bytes and the offsets where each
     ends, not as a list of a million str objects: a loader worker (forked) that reads an item of a list writes
     its reference count, which copies the memory page the item is on into the worker, so that over an epoch
     every worker came to hold a copy of all of them (pytorch/pytorch#13246: 273 MB a worker for ImageNet's
     1.28 million paths, benchmarks/worker_memory.py). Here a read makes a new str and writes nothing shared.
-    Each string is kept as the bytes ``os.fsencode`` makes of it, so a name that is not UTF-8 (its bytes as
-    surrogates, as os.listdir gives them) comes back as it went in."""
+    Each string is kept as its UTF-8 bytes with surrogates passed through (:data:`_CODEC`), so every str comes
+    back as it went in: a name that is not UTF-8 (its bytes as surrogates, as os.listdir gives them), and an
+    archive member's name that the file system's encoding cannot write (a PAX header's UTF-8 under an ASCII or
+    Latin-1 locale, which ``os.fsencode`` refused: the archive, read by offsets, never needs the name's bytes)."""
 
     def __init__(self, strings: Iterable[str] = ()):
-        encoded = [os.fsencode(s) for s in strings]
+        encoded = [s.encode(*_CODEC) for s in strings]
         self.blob = b"".join(encoded)
         self.ends = np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), dtype=np.int64)
 
@@ -87,18 +92,21 @@ class PathTable(Sequence):
         at = _positions(len(self.ends), i)
         if isinstance(at, range):
             return self.take(at)
-        return os.fsdecode(self.blob[int(self.ends[at - 1]) if at else 0:int(self.ends[at])])
+        return self.blob[int(self.ends[at - 1]) if at else 0:int(self.ends[at])].decode(*_CODEC)
 
     def __iter__(self) -> Iterator[str]:
         start, blob = 0, self.blob
         for end in self.ends.tolist():
-            yield os.fsdecode(blob[start:end])
+            yield blob[start:end].decode(*_CODEC)
             start = end
 
     def take(self, keep: Iterable[int]) -> "PathTable":
         """The strings at ``keep``, in that order."""
         keep = np.asarray(keep if isinstance(keep, np.ndarray) else list(keep), dtype=np.int64).reshape(-1)
-        keep = np.where(keep < 0, keep + len(self.ends), keep)
+        n = len(self.ends)
+        if keep.size and not (-n <= int(keep.min()) and int(keep.max()) < n):  # -n - 1 wrapped to -1: the whole blob
+            raise IndexError(f"index out of range for {n} strings")
+        keep = np.where(keep < 0, keep + n, keep)
         ends = self.ends[keep]
         starts = np.where(keep > 0, self.ends[np.maximum(keep - 1, 0)], 0)
         table = PathTable()
