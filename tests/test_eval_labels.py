@@ -167,6 +167,10 @@ def test_labels_that_do_not_fit_the_images_are_refused_naming_the_file(image_fol
     past.write_text("".join(f"{n} 7\n" for n in names))
     with pytest.raises(DataError, match=rf"eval_labels {past}: label 7 is past the model's 2 classes"):
         find_images(flat, ["n01", "n02"], labels_file=str(past))
+    # A number no int64 holds, for a model that records no classes: named (a traceback of numpy's before).
+    past.write_text("".join(f"{n} {2 ** 64 if i == 2 else 1}\n" for i, n in enumerate(names)))
+    with pytest.raises(DataError, match=rf"eval_labels {past}: label {2 ** 64} is past any model's classes"):
+        find_images(flat, labels_file=str(past))
     # An image labelled twice: the same label again is let be, another refused naming both lines (in both forms
     # that name the image: which label is right, the file cannot say).
     csv_rows = ["ImageId,PredictionString"] + [f"{n},{truth[n]} 1 2 3 4" for n in names]

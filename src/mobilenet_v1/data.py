@@ -1580,6 +1580,9 @@ def labelled_images(root: str, labels_file: str,
     numbers = all(n.isascii() and n.isdigit() for n in named)
     if numbers and not (classes is not None and set(named) <= set(classes)):
         labels = [int(n) for n in names]
+        if max(labels) > 2 ** 31 - 2:  # no model has that many classes (class_num is at most 2**31 - 1)
+            raise DataError(f"eval_labels {labels_file}: label {max(labels)} is past any model's classes (class_num "
+                            f"is at most 2,147,483,647)")
         if classes is not None and max(labels) >= len(classes):
             raise DataError(f"eval_labels {labels_file}: label {max(labels)} is past the model's {len(classes)} "
                             f"classes")
