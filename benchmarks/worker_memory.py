@@ -59,7 +59,8 @@ def one(form: str, workers: int, total: int, batch: int) -> dict:
     if form.startswith("archive"):
         samples = ArchiveImages(["/data/imagenet/train.tar"], np.zeros(total, np.int64),
                                 (p[len("/data/imagenet/"):] for p, _ in listing(total)),
-                                512 * (2 * np.arange(total) + 1), np.full(total, 110_000), [y for _, y in listing(total)])
+                                512 * (2 * np.arange(total) + 1), np.full(total, 110_000),
+                                [y for _, y in listing(total)])
     elif form == "arrays":
         samples = D.FileSamples((p for p, _ in listing(total)), [y for _, y in listing(total)])
     else:

@@ -206,7 +206,8 @@ def test_lr_schedule_numbers_the_steps_as_metrics_and_tensorboard_do(short_run, 
     args = [a for a in short_run["args"] if not a.startswith("--dataset_path")]
     for path, said, rows in ((data_dir, "steps per epoch 12: 192 training images of ", 4 * 12),
                              (tmp_path / "nowhere", " is not here: the steps of the full cifar10 data set", 4 * 3125),
-                             ("''", f"note: dataset_path (config file {config}) is empty: the steps of the full", 4 * 3125)):
+                             ("''", f"note: dataset_path (config file {config}) is empty: the steps of the full",
+                              4 * 3125)):
         config.write_text(f"dataset_path: {path}\n")
         assert cli.main(["lr-schedule", "--config_path", str(config), *args]) == 0
         out, err = capsys.readouterr()

@@ -69,6 +69,11 @@ def _positions(n: int, i: Any) -> Union[int, range]:
 _CODEC = ("utf-8", "surrogatepass")  # PathTable's bytes of a str: any str, lone surrogates included, round-trips
 
 
+def as_indices(keep: Iterable[int]) -> np.ndarray:
+    """Places in a sequence (a list, a range, an array) as a flat int64 array."""
+    return np.asarray(keep if isinstance(keep, np.ndarray) else list(keep), dtype=np.int64).reshape(-1)
+
+
 class PathTable(Sequence):
     """Strings (file paths, archive members' names) held as one buffer of their bytes and the offsets where each
     ends, not as a list of a million str objects: a loader worker (forked) that reads an item of a list writes
@@ -102,7 +107,7 @@ class PathTable(Sequence):
 
     def take(self, keep: Iterable[int]) -> "PathTable":
         """The strings at ``keep``, in that order."""
-        keep = np.asarray(keep if isinstance(keep, np.ndarray) else list(keep), dtype=np.int64).reshape(-1)
+        keep = as_indices(keep)
         n = len(self.ends)
         if keep.size and not (-n <= int(keep.min()) and int(keep.max()) < n):  # -n - 1 wrapped to -1: the whole blob
             raise IndexError(f"index out of range for {n} strings")
@@ -155,7 +160,7 @@ class ArchiveImages(Sequence):
 
     def subset(self, keep: Sequence[int]) -> "ArchiveImages":
         """The samples at ``keep``, in that order."""
-        keep = np.asarray(keep if isinstance(keep, np.ndarray) else list(keep), dtype=np.int64).reshape(-1)
+        keep = as_indices(keep)
         return ArchiveImages(self.archives, self.which[keep], self.names.take(keep),
                              self.offsets[keep], self.sizes[keep], self.labels[keep])
 

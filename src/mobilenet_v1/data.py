@@ -35,9 +35,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from . import transforms as T
 from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, ArchiveImages, ArchiveMember,
-                      ClassFiles, PathTable, archive_images, archive_index, class_archives_index, folder_of_shards,
-                      holds_labels, is_archive, is_hidden_name, is_shard_pattern, is_shard_split, links_out,
-                      lone_class_wrapping, member_size, read_member, shard_files, shard_index, tar_files)
+                      ClassFiles, PathTable, archive_images, archive_index, as_indices, class_archives_index,
+                      folder_of_shards, holds_labels, is_archive, is_hidden_name, is_shard_pattern, is_shard_split,
+                      links_out, lone_class_wrapping, member_size, read_member, shard_files, shard_index, tar_files)
 from .autoaugment import Augment, make_augment
 from .config import ConfigError, cifar_name, is_cifar, normalisation
 from .runtime import shell_path
@@ -1915,7 +1915,7 @@ class FileSamples(Sequence):
 
     def subset(self, keep: Iterable[int]) -> "FileSamples":
         """The samples at ``keep``, in that order."""
-        keep = np.asarray(keep if isinstance(keep, np.ndarray) else list(keep), dtype=np.int64).reshape(-1)
+        keep = as_indices(keep)
         return FileSamples(self.paths.take(keep), self.labels[keep])
 
     def __eq__(self, other: Any) -> bool:
