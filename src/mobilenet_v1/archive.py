@@ -127,7 +127,7 @@ class PathTable(Sequence):
             return list(self) == list(other)
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]  (mutable as a list is: compared by its strings)
+    __hash__ = None  # type: ignore[assignment]  (compared as a list is, by its strings: unhashable as a list)
 
     def __repr__(self) -> str:
         return f"PathTable({len(self)} strings, {len(self.blob)} bytes)"

@@ -600,10 +600,10 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
     if d.get("skipped_nonfinite_steps"):
         row("skipped steps", f"{d['skipped_nonfinite_steps']} non-finite")
     if d.get("nonfinite_statistics_only"):
-        ema = " --use_ema False" if d["weight_average"] else ""
+        trained = " --use_ema False" if d["weight_average"] else ""
         row("repair", f"its trained weights' NaN or infinite values are BatchNorm statistics alone (an fp16 run's "
-                      f"variance, say): mobilenet-v1 recalibrate-bn FILE{ema} --dataset_path DATA --out NEW measures "
-                      f"them anew")
+                      f"variance, say): mobilenet-v1 recalibrate-bn FILE{trained} --dataset_path DATA --out NEW "
+                      f"measures them anew")
     if d.get("momentum_buffers_misfit"):
         row("resume", f"no: its momentum buffers do not fit its network ({d['momentum_buffers_misfit']}), which "
                       f"train --pre_trained with --pretrain_epoch_size refuses to continue (with --pretrain_epoch_size "
