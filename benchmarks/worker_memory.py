@@ -4,7 +4,7 @@ they were (pytorch/pytorch#13246: a forked worker writes each item's reference c
 copies the pages of the whole list into it over an epoch), and the workers' start (data.start_worker's
 gc.freeze) against none (the garbage collector's full collections write to every inherited container).
 
-    PYTHONPATH=src python benchmarks/worker_memory.py [--workers 4] [--total 1281167] [--archive]
+    PYTHONPATH=src python benchmarks/worker_memory.py [--workers 4] [--total 1281167] [--archive] [--folder N]
 
 Each form runs in a fresh process: the training loader as train builds it (shuffled, persistent workers),
 over a synthetic listing of --total paths in 1,000 class folders that are not on disk, so that each item is
@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
@@ -42,10 +43,18 @@ def listing(total: int, classes: int = 1000, root: str = "/data/imagenet/train")
             yield os.path.join(root, cls, f"{cls}_{10026 + 7 * k}.JPEG"), c
 
 
-def one(form: str, workers: int, total: int, batch: int) -> dict:
+def make_folder(root: str, total: int) -> None:
+    """``total`` empty files in 1,000 class folders under ``root``, named as :func:`listing` names them."""
+    for path, _ in listing(total, root=root):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "wb").close()
+
+
+def one(form: str, workers: int, total: int, batch: int, root: str = "") -> dict:
     """One epoch with the samples in ``form``: "arrays" (as shipped), "list" (as they were), "archive" (a
     split's .tar members, as shipped), "archive-unfrozen" (the same, the workers' inherited objects left to
-    the garbage collector, as they were)."""
+    the garbage collector, as they were), "listed" / "listed-unfrozen" (a real folder of empty files at ``root``,
+    listed by find_images itself, with what its listing frees before the workers start)."""
     import numpy as np
     import torch
     import mobilenet_v1.data as D
@@ -54,9 +63,11 @@ def one(form: str, workers: int, total: int, batch: int) -> dict:
     # Each form made straight from the listing: no objects freed in between, whose memory in Python's allocator
     # the workers' own new objects would take, and whose pages their writes would copy too (not the samples').
     classes = [f"n{1440764 + 1000 * c:08d}" for c in range(1000)]
-    if form in ("list", "archive-unfrozen"):  # as they were: workers started without gc.freeze
+    if form in ("list", "archive-unfrozen", "listed-unfrozen"):  # as they were: workers started without gc.freeze
         D.start_worker = D.ignore_in_worker
-    if form.startswith("archive"):
+    if form.startswith("listed"):
+        loader = D.ImageFolderLoader(root, batch, True, 224, torch.device("cpu"), 0, workers)
+    elif form.startswith("archive"):
         samples = ArchiveImages(["/data/imagenet/train.tar"], np.zeros(total, np.int64),
                                 (p[len("/data/imagenet/"):] for p, _ in listing(total)),
                                 512 * (2 * np.arange(total) + 1), np.full(total, 110_000),
@@ -66,8 +77,9 @@ def one(form: str, workers: int, total: int, batch: int) -> dict:
     else:
         samples = list(listing(total))
         D.as_samples = list  # the data sets kept such a list of their own
-    D.find_images = lambda root, classes_=None, holdout=None, labels_file="": (samples, classes)
-    loader = D.ImageFolderLoader("/data/imagenet/train", batch, True, 224, torch.device("cpu"), 0, workers)
+    if not form.startswith("listed"):
+        D.find_images = lambda root, classes_=None, holdout=None, labels_file="": (samples, classes)
+        loader = D.ImageFolderLoader("/data/imagenet/train", batch, True, 224, torch.device("cpu"), 0, workers)
     # The DataLoader itself: the toolkit's loader stops a run after too many unreadable images.
     it = iter(loader.loader)
     began, batches, pids, start = time.perf_counter(), 0, [], {}
@@ -90,22 +102,31 @@ def main() -> None:
     p.add_argument("--total", type=int, default=1_281_167)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--archive", action="store_true", help="also a split packed as a .tar (its members' names)")
+    p.add_argument("--folder", type=int, default=0, metavar="N",
+                   help="also N empty files in a real folder (made in a temporary folder, removed after), listed "
+                        "by find_images as train lists a folder")
     p.add_argument("--form", help=argparse.SUPPRESS)  # one form, in a process of its own
+    p.add_argument("--root", default="", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.form:
         sys.path.insert(0, SRC)
-        print(json.dumps(one(a.form, a.workers, a.total, a.batch)))
+        print(json.dumps(one(a.form, a.workers, a.total, a.batch, a.root)))
         return
     import torch
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, {a.total:,} samples, {a.workers} workers, "
           f"batch {a.batch}")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     rows = []
-    for form in ["list", "arrays"] + (["archive-unfrozen", "archive"] if a.archive else []):
-        out = subprocess.run([sys.executable, __file__, "--form", form, "--workers", str(a.workers), "--total",
-                              str(a.total), "--batch", str(a.batch)], env=env, check=True, capture_output=True,
-                             text=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
+    with tempfile.TemporaryDirectory() as folder:
+        if a.folder:
+            make_folder(folder, a.folder)
+        for form in (["list", "arrays"] + (["archive-unfrozen", "archive"] if a.archive else [])
+                     + (["listed-unfrozen", "listed"] if a.folder else [])):
+            total = a.folder if form.startswith("listed") else a.total
+            out = subprocess.run([sys.executable, __file__, "--form", form, "--workers", str(a.workers), "--total",
+                                  str(total), "--batch", str(a.batch), "--root", folder], env=env, check=True,
+                                 capture_output=True, text=True).stdout
+            rows.append(json.loads(out.strip().splitlines()[-1]))
     print("| samples held as | data set's samples | worker growth over the epoch (USS, median) | x 16 workers x 8 "
           "processes | epoch s (no decoding) | main RSS MB |")
     print("|---|---|---|---|---|---|")
