@@ -923,7 +923,7 @@ def test_val_split_holds_out_a_share_of_each_class_chosen_by_file_name(tmp_path)
     share = 0.2
     held, rest = (find_images(str(tmp_path / "a"), holdout=Holdout(share, ev))[0] for ev in (True, False))
     all_files, _ = find_images(str(tmp_path / "a"))
-    assert sorted(held + rest) == sorted(all_files) and not set(held) & set(rest)
+    assert sorted([*held, *rest]) == sorted(all_files) and not set(held) & set(rest)
     assert [sum(y == c for _, y in held) for c in range(len(sizes))] == [0, 1, 2, 5, 8]
     assert [s for s in held if s[1] == 4] != [s for s in all_files if s[1] == 4][:8]  # not a class's first files
     class_tree(tmp_path / "b", sizes)
@@ -937,8 +937,8 @@ def test_val_split_holds_out_a_share_of_each_class_chosen_by_file_name(tmp_path)
     with open(os.path.join(os.fsencode(tmp_path / "a" / "c1"), b"caf\xe9.png"), "wb") as f:
         f.write(b"png")
     held, rest = (find_images(str(tmp_path / "a"), holdout=Holdout(0.5, ev))[0] for ev in (True, False))
-    assert sorted(held + rest) == sorted(find_images(str(tmp_path / "a"))[0]) and not set(held) & set(rest)
-    assert any(os.fsencode(p).endswith(b"caf\xe9.png") for p, _ in held + rest)
+    assert sorted([*held, *rest]) == sorted(find_images(str(tmp_path / "a"))[0]) and not set(held) & set(rest)
+    assert any(os.fsencode(p).endswith(b"caf\xe9.png") for p, _ in [*held, *rest])
 
 
 def test_val_split_holds_out_the_files_whose_names_hash_lowest(tmp_path):

@@ -1927,13 +1927,6 @@ class FileSamples(Sequence):
 
     __hash__ = None  # type: ignore[assignment]
 
-    def __add__(self, other: Any) -> List[Tuple[str, int]]:
-        """A list of the pairs, then ``other``'s (as the list it was once did)."""
-        return list(self) + list(other)
-
-    def __radd__(self, other: Any) -> List[Tuple[str, int]]:
-        return list(other) + list(self)
-
     def __repr__(self) -> str:
         return f"FileSamples({len(self)} samples)"
 
