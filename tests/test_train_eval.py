@@ -1739,6 +1739,8 @@ def test_info_says_the_precision_auto_trained_in_and_one_step_into_an_epoch(cifa
     assert cli.main(["info", first, "--json"]) == 0
     held = json.loads(capsys.readouterr().out)["training"]
     assert (held["precision"], held["precision_used"]) == ("auto", "fp32")
+    # the intra-op threads it trained with, which a resume compares (threads_change)
+    assert ckpt_io.load_file(first)["cpu_threads"] == torch.get_num_threads()
 
 
 def test_the_readmes_python_evaluation_follows_the_file_as_the_eval_command_does(cifar_dir, tmp_path, capsys,
@@ -1819,6 +1821,19 @@ def test_a_resume_with_another_loss_scale_starts_fp16s_scale_there_and_says_so(c
         "dynamic loss scale starts at loss_scale 256")
     assert train.precision_change({"precision_used": "fp32"}, "a.ckpt", "fp32", 1024.0) == ""
     assert train.precision_change({}, "a.ckpt", "fp16", 1024.0) == ""  # a file from before the key
+
+
+def test_a_cpu_resume_at_another_thread_count_says_it_does_not_go_on_bit_for_bit():
+    """The CPU kernels split their sums by intra-op thread: a run resumed at another count rounds otherwise
+    and drifts apart from the one it continues (helper-341: BatchNorm's gradients 1% apart after one step
+    at 1 against 2 threads). The checkpoint records the count and a resume at another names it."""
+    cpu, now = torch.device("cpu"), torch.get_num_threads()
+    assert train.threads_change({"cpu_threads": now}, "a.ckpt", cpu) == ""
+    assert train.threads_change({}, "a.ckpt", cpu) == ""  # a file from before the key, or a GPU run's
+    assert train.threads_change({"cpu_threads": now + 1}, "a.ckpt", torch.device("meta")) == ""
+    said = train.threads_change({"cpu_threads": now + 1}, "a.ckpt", cpu)
+    assert said.startswith(f"resume: a.ckpt was trained with {now + 1} CPU threads, this run has {now} ")
+    assert said.endswith(f"OMP_NUM_THREADS={now + 1} to continue it exactly")
 
 
 def test_a_run_folder_inside_a_split_it_reads_is_refused_before_anything_is_written(image_folder, tmp_path, capsys):

@@ -1095,6 +1095,21 @@ def precision_change(ckpt: Dict[str, Any], source: str, precision: str, loss_sca
     return changes_line(source, {"precision": (then, precision)}) + scale
 
 
+def threads_change(ckpt: Dict[str, Any], source: str, device: torch.device) -> str:
+    """A line saying that this CPU run has another number of intra-op threads than the session that saved
+    ``ckpt`` (its ``cpu_threads``), or "". The CPU kernels split their sums by thread, so the same step
+    rounds otherwise: training-mode BatchNorm's gradients, sums of terms that nearly cancel, differ by up
+    to 1% after one step at 1 against 2 threads, and the run drifts apart from the one it continues
+    (helper-341). Not a refusal: the run goes on, only not bit for bit."""
+    then = ckpt.get("cpu_threads")
+    now = torch.get_num_threads() if device.type == "cpu" else None
+    if not isinstance(then, int) or now is None or then == now:
+        return ""
+    return (f"resume: {source} was trained with {plural(then, 'CPU thread')}, this run has {now} "
+            f"(torch.get_num_threads(), OMP_NUM_THREADS): float sums round otherwise, so it does not go on bit "
+            f"for bit as that run would have; OMP_NUM_THREADS={then} to continue it exactly")
+
+
 # The keys progressive resizing's sizes follow (schedules.training_size): another epoch_size moves the ramp.
 RESIZING_KEYS = ("image_size", "image_size_start", "image_size_ramp", "epoch_size")
 
@@ -1904,6 +1919,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                                                       bool(spe_change)), change,
                          recipe_change(ckpt, resumed_from, cfg),
                          precision_change(ckpt, resumed_from, precision, cfg.loss_scale),
+                         threads_change(ckpt, resumed_from, device),
                          resizing_change(ckpt, resumed_from, cfg, done_epochs),
                          teacher_change(ckpt, resumed_from, cfg, distill),
                          evaluation_change(ckpt, resumed_from, cfg, out_dir),
@@ -2076,6 +2092,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     # The precision this session trained in: precision auto is bf16 on a GPU and fp32 on a CPU (and qat fp32),
     # which the recorded configuration's "auto" does not say; info shows it.
     every_save: Dict[str, Any] = {"precision_used": precision}
+    if device.type == "cpu":  # its float sums depend on the intra-op threads: a resume with another count says so
+        every_save["cpu_threads"] = torch.get_num_threads()
     if distill:
         every_save["teacher_file"] = distill.source
     # Quantization-aware training keeps BatchNorm's statistics frozen: they stay those of the file it started from,
