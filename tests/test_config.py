@@ -555,3 +555,21 @@ def test_a_tab_in_a_config_file_is_named_as_one(tmp_path):
         load_config(["--config_path", str(f)])
     f.write_text("batch_size: 16 # a comment\n")  # no tab: no word of one
     assert load_config(["--config_path", str(f)]).batch_size == 16
+
+
+def test_a_misspelt_key_is_answered_with_the_closest_and_a_typed_seed_path_key_is_refused(tmp_path):
+    """--batchsize and a file's lr_mx named the key meant; --data-path (torchvision's, and a ModelArts key of the
+    seed's) was taken as a seed key with no meaning here: a note, and the run read the configuration's data."""
+    with pytest.raises(ConfigError, match=r"unknown key 'batchsize' \(did you mean batch_size\?\)$"):
+        load_config(["--batchsize", "8"])
+    f = tmp_path / "c.yaml"
+    f.write_text("lr_mx: 0.1\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: unknown key 'lr_mx' \(did you mean lr_max\?\)$"):
+        load_config(["--config_path", str(f)])
+    f.write_text("dataset_path: /somewhere\n")
+    for option, meant in (("--data-path", "--dataset_path"), ("--output_path", "--save_checkpoint_path"),
+                          ("--checkpoint_file_path", "--checkpoint_path")):
+        with pytest.raises(ConfigError, match=rf"^option --{option[2:].replace('-', '_')}: .*{meant}"):
+            load_config(["--config_path", str(f), option, "/elsewhere"])
+    f.write_text("data_path: /cache/data\noutput_path: /cache/train\n")  # a seed file's: still taken, unused
+    assert load_config(["--config_path", str(f)]).dataset_path == ""

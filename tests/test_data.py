@@ -17,6 +17,7 @@ from PIL import Image
 
 from conftest import py2_pickle
 from mobilenet_v1 import transforms as T
+from mobilenet_v1.checkpoint import CheckpointError, check_given
 from mobilenet_v1.data import (CIFAR_TRAIN_FOLDER, CifarLoader, DataError, DataOptions, DataWarning, Holdout,
                                ImageFolderDataset, ShardSampler, build_loader, cifar_files, find_images, image_split,
                                load_cifar, is_image_name, read_cifar_bin, read_cifar_file, write_cifar_bin)
@@ -1727,3 +1728,28 @@ def test_an_evaluation_shards_length_is_the_samples_it_yields():
                          for r in range(shards)]
                 assert [len(p) for p in parts] == [len(list(p)) for p in parts], (size, shards, keep)
                 assert sum(len(p) for p in parts) == (size if keep is None else keep)
+
+
+def test_a_folder_of_the_other_kind_names_the_dataset_that_reads_it(cifar_dir, tmp_path, monkeypatch):
+    """--dataset's default is cifar10: a timm or torchvision user's first run on a folder of class folders said
+    "no CIFAR-10 .bin files found", and --dataset imagenet2012 on CIFAR's binaries "no image files in its class
+    sub-folders", neither naming the --dataset that reads the folder. A dataset_path written ~/data in a
+    config file (no shell expands it there) was "does not exist" alone."""
+    photos = tmp_path / "photos"
+    for split in ("train", "val"):
+        (photos / split / "cat").mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(photos / split / "cat" / "0.jpg")
+    for root in (photos, photos / "train"):
+        with pytest.raises(DataError, match=r"no CIFAR-10 .bin files .*: it holds folders of images \(an "
+                                            r"ImageNet-style folder\): --dataset imagenet2012$"):
+            load_cifar(str(root), True)
+    with pytest.raises(DataError, match=r"no image files in its class sub-folders; it holds CIFAR-10's files: "
+                                        r"--dataset cifar10$"):
+        find_images(str(cifar_dir))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(DataError, match=rf"does not exist \(it starts with ~, which only a shell expands.*give "
+                                        rf"{tmp_path / 'photos'}\)$"):  # no ./~/photos to offer: nothing to read there
+        load_cifar("~/photos", True)
+    with pytest.raises(CheckpointError, match=rf"^--checkpoint_path ~/run: no such file or run folder \(it starts "
+                                              rf"with ~, .*give {tmp_path / 'run'}\)$"):
+        check_given("~/run", "--checkpoint_path")

@@ -62,7 +62,7 @@ def test_seed_files_load_unchanged(name, expect, capsys):
             resolve_device(cfg.device_target)
 
 
-def test_ignored_keys_are_seed_keys_only(tmp_path):
+def test_ignored_keys_are_seed_keys_only(tmp_path, capsys):
     assert set(IGNORED) <= set(SEED_IGNORED_KEYS)
     f = tmp_path / "mine.yaml"
     f.write_text(open(seed_file("default_config.yaml")).read().replace("enable_profiling: False",
@@ -73,6 +73,10 @@ def test_ignored_keys_are_seed_keys_only(tmp_path):
     cfg = load_config(["--config_path", seed_file("default_config.yaml"), "--enable_modelarts=False",
                        "--device_id", "3", "--device_target", "CPU"])
     assert cfg.device_target == "CPU"
+    # The seed's --device_id chose the card; here the first visible one is taken, which is said.
+    assert "note: --device_id 3 does not choose the GPU here" in capsys.readouterr().err
+    load_config(["--config_path", seed_file("default_config.yaml"), "--device_id", "0"])
+    assert "--device_id" not in capsys.readouterr().err
 
 
 def test_values_outside_the_files_choices_are_refused(tmp_path):

@@ -404,9 +404,10 @@ def check_given(path: str, option: str, kinds: str = "file or run folder", origi
         key = option.lstrip("-")
         if not path:  # "--onnx : no such file"
             raise CheckpointError((f"{key} (from {origin})" if origin else option) + f" is empty: give a {kinds}")
+        home = unexpanded_home(path, read=True)  # ~/runs quoted, or in a config file: no shell expanded it
         raise CheckpointError((f"{key} {path} (from {origin}): " if origin else f"{option} {path}: ")
                               + ("a link to nothing" if os.path.islink(path) else f"no such {kinds}")
-                              + (f"; pass --{key}" if origin else ""))
+                              + (f" (it {home})" if home else "") + (f"; pass --{key}" if origin else ""))
 
 
 def resolve_checkpoint_path(path: str, option: str = "", origin: str = "") -> str:
@@ -458,15 +459,16 @@ def checkpoint_files_in(folder: str) -> List[str]:
     return found
 
 
-def unexpanded_home(path: str) -> str:
+def unexpanded_home(path: str, read: bool = False) -> str:
     """Why ``path`` reads as a home folder it does not name (``~/runs``, ``~user/x``: ~ is expanded by a shell
     where it is not quoted, never in a config file), or "": the folder named ``~`` it would make here, as the
-    outputs that name it, said as written, read as the home folder's. A file named ``~x.csv`` is one."""
+    outputs that name it, said as written, read as the home folder's. A file named ``~x.csv`` is one. ``read``:
+    ``path`` is one to read, which is not there (no folder named ``~`` here to offer)."""
     top, sep, _ = path.partition(os.sep)
     if not sep or not top.startswith("~") or os.path.exists(top):
         return ""
     return (f"starts with {top}, which only a shell expands, and only where it is not quoted: give "
-            f"{shell_path(os.path.expanduser(path))} (or ./{path} for a folder named {top} here)")
+            f"{shell_path(os.path.expanduser(path))}" + ("" if read else f" (or ./{path} for a folder named {top} here)"))
 
 
 def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequence[str] = (),

@@ -457,6 +457,14 @@ SEED_IGNORED_KEYS: Tuple[str, ...] = (
     "only_create_dataset", "do_train", "do_eval", "result_dir", "label_dir", "dataset_name", "result_path",
 )
 
+# Seed keys above that name a path: typed on the command line (not held by a seed file), they are meant as the
+# key here that reads or writes that path, and are refused with its name rather than ignored.
+TYPED_PATH_KEYS: Dict[str, str] = {
+    "data_path": "the data is --dataset_path (torchvision's --data-path)",
+    "output_path": "train's run folder, where checkpoints and logs go, is --save_checkpoint_path",
+    "checkpoint_file_path": "the checkpoint eval reads is --checkpoint_path (export's: --ckpt_file)",
+    "load_path": "a checkpoint to start from is --pre_trained"}
+
 # The seed's export keys (export.py's): its config files carry them, and export reads them from one; train takes
 # them there, records them in its config.yaml and uses none. Typed on train's command line they are named.
 EXPORT_KEYS: Tuple[str, ...] = ("ckpt_file", "width", "height", "file_name", "file_format")
@@ -546,7 +554,8 @@ RAND_AUGMENT_NOTE = ("timm's rand-mN is about ra with ra_magnitude 3N (torchvisi
                      "applied, black fill: timm's p 0.5, noise and grey fill are not taken)")
 
 # timm's train.py options (its names, dashes as underscores) that a key here stands for.
-TIMM_NAMES = {"epochs": "epoch_size", "lr": "lr_max", "num_classes": "class_num", "drop": "drop_rate",
+TIMM_NAMES = {"model": "width_mult (the network is MobileNetV1 alone: timm's mobilenetv1_100 is width_mult 1.0)",
+              "epochs": "epoch_size", "lr": "lr_max", "num_classes": "class_num", "drop": "drop_rate",
               "smoothing": f"label_smooth_factor, with use_label_smooth True ({SMOOTHING_NOTE})",
               "sched": f"lr_decay_mode ({COSINE_NOTE})",
               "warmup_lr": "lr_init", "min_lr": "lr_end", "decay_epochs": "lr_decay_epochs",
@@ -569,6 +578,11 @@ def unknown_key(key: str, source: str) -> OptionError:
             f" (timm's name: here it is {TIMM_NAMES[key]})" if key in TIMM_NAMES else
             f" (torchvision's reference scripts' name: here it is {TORCHVISION_NAMES[key]})"
             if key in TORCHVISION_NAMES else "")
+    if not hint:
+        import difflib
+
+        close = difflib.get_close_matches(key, [*_field_types(), "config_path"], n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]}?)" if close else ""
     return OptionError(f"{source}: unknown key {key!r}{hint}")
 
 
@@ -1365,6 +1379,16 @@ def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] =
     refuse_unknown_keys(file_values, file_choices, config_path)
     ignored = {k: v for k, v in file_values.items() if k not in types}
     typed = {k: v for k, v in overrides if k in SEED_IGNORED_KEYS and k not in types}
+    for key in typed:
+        if key in TYPED_PATH_KEYS:
+            # Typed, a path the user means to be read or written (torchvision's --data-path): ignored with a
+            # note, the run read the configuration's data (or wrote into ./) and said nothing more.
+            raise OptionError(f"option --{key}: the seed's ModelArts key, not used here: {TYPED_PATH_KEYS[key]}")
+    if str(typed.get("device_id", "0")).strip() not in ("", "0") and int(os.environ.get("RANK", "0")) == 0:
+        # The seed's --device_id chose the card; here the process takes the first visible one, which may be
+        # another job's.
+        print(f"note: --device_id {typed['device_id']} does not choose the GPU here (the first visible one is "
+              f"used): CUDA_VISIBLE_DEVICES={typed['device_id']} before the command does", file=sys.stderr, flush=True)
     ignored.update(typed)
     check_ignored(ignored, file_choices, config_path, [k for k, _ in overrides if k in unused], typed)
     file_values = {k: v for k, v in file_values.items() if k not in ignored}

@@ -435,7 +435,10 @@ def _not_a_cifar_folder(root: str, dataset: str) -> DataError:
     archive, folder = next((a for a in CIFAR_DOWNLOADS.items() if a[0] == os.path.basename(root)),
                            CIFAR_ARCHIVES["cifar100" if dataset == "cifar100" else "cifar10"])
     if not os.path.exists(root):
-        return DataError(f"dataset_path {root!r} does not exist")
+        from .checkpoint import unexpanded_home
+
+        home = unexpanded_home(root, read=True)
+        return DataError(f"dataset_path {root!r} does not exist" + (f" (it {home})" if home else ""))
     lower = root.lower()
     if lower.endswith((".tar.gz", ".tgz", ".tar")):
         where = os.path.dirname(os.path.abspath(root))
@@ -478,7 +481,29 @@ def _unread_cifar(root: str, dataset: str) -> str:
     packed = [a for a in CIFAR_DOWNLOADS if os.path.isfile(os.path.join(root, a))]
     if packed:
         return f": it holds {packed[0]}, not unpacked: tar -xf {os.path.join(root, packed[0])} -C {root}"
+    if _holds_class_folders(root):
+        # A timm or torchvision user's first run on their photos: --dataset's default is cifar10.
+        return ": it holds folders of images (an ImageNet-style folder): --dataset imagenet2012"
     return ""
+
+
+def _holds_class_folders(root: str) -> bool:
+    """Whether ``root`` looks like an image folder: a sub-folder (or train/'s or val/'s) holding an image file
+    directly. A look at the names only, for an error's hint."""
+    def images_in(folder: str) -> bool:
+        try:
+            return any(n.lower().endswith(IMAGE_EXTENSIONS) for n in os.listdir(folder))
+        except OSError:
+            return False
+
+    def subfolders(folder: str) -> List[str]:
+        try:
+            return [os.path.join(folder, n) for n in sorted(os.listdir(folder))
+                    if os.path.isdir(os.path.join(folder, n))][:50]
+        except OSError:
+            return []
+
+    return any(images_in(c) for f in [root] + subfolders(root) for c in subfolders(f))
 
 
 def _warn_missing_batches(root: str, files: Sequence[str]) -> None:
@@ -1368,8 +1393,11 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
                                 [packed[c].names[i] for i, c in samples], [packed[c].offsets[i] for i, c in samples],
                                 [packed[c].sizes[i] for i, c in samples], [labels[c] for _, c in samples])
     if not samples:
+        cifar = next((d for d in ("cifar10", "cifar100") if other_cifar(root, "cifar100" if d == "cifar10" else "cifar10")
+                      == d), "")
         raise DataError(f"image {kind} {root!r}: no image files in its class {classes_are}"
-                        + (" held out by val_split" if holdout is not None and holdout.eval else ""))
+                        + (" held out by val_split" if holdout is not None and holdout.eval else "")
+                        + (f"; it holds {cifar_name(cifar)}'s files: --dataset {cifar}" if cifar else ""))
     return samples, list(classes)
 
 
@@ -2702,9 +2730,12 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
         refuse_compressed_pattern(opts.dataset_path)
         # Every data set's one check; a path nobody typed (the seed's config files name /cache/data, ModelArts'
         # folder) is said as the file's.
-        raise DataError(f"dataset_path {opts.dataset_path!r} (from {opts.dataset_path_from}) does not exist: pass "
-                        f"--dataset_path" if opts.dataset_path_from else
-                        f"dataset_path {opts.dataset_path!r} does not exist")
+        from .checkpoint import unexpanded_home
+
+        home = unexpanded_home(opts.dataset_path, read=True)  # ~/data in a config file, or quoted: no shell expanded it
+        raise DataError((f"dataset_path {opts.dataset_path!r} (from {opts.dataset_path_from}) does not exist: pass "
+                         f"--dataset_path" if opts.dataset_path_from else
+                         f"dataset_path {opts.dataset_path!r} does not exist") + (f" (it {home})" if home else ""))
     if split not in (None, "train", "eval"):
         raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
     train_files = train if split is None else split == "train"

@@ -1362,8 +1362,8 @@ def _choose_resume(cfg: Config, run_dir: str, validate: Callable[[Dict[str, Any]
                 f"resume {cfg.resume}: "
                 + (f"none of the {len(passed)} checkpoints in {folder} can continue this run (each is named above "
                    f"with what is wrong); move them away" if len(passed) > 1 else
-                   f"the one checkpoint in {folder} cannot continue this run (named above with what is wrong); "
-                   f"move it away") + " to start afresh")
+                   f"the one checkpoint in {folder} cannot continue this run: {passed[0][1]}; or move it away")
+                + " to start afresh")
     else:
         ckpt_io.check_given(cfg.resume, "--resume")
         path, ckpt = cfg.resume, ckpt_io.load_file(cfg.resume)
