@@ -1,10 +1,12 @@
-"""What tests/test_distributed.py has torchrun start as each worker: a stand-in process that has a fork
-server (which imported torch, torch._dynamo and the package once) fork the real worker. Each torchrun
-worker would otherwise spend about 7 s of a 2-core CPU importing them; the launches are most of that
-file's time. Not collected by pytest.
+"""What tests/test_distributed.py has torchrun start as each worker, and starts torchrun itself as: a stand-in
+process that has a fork server (which imported torch, torch._dynamo and the package once) fork the real worker
+(or the real ``python -m torch.distributed.run``). Each torchrun worker would otherwise spend about 7 s of a
+2-core CPU importing them, and torchrun itself 2-3 s importing torch; the launches are most of that file's time.
+Not collected by pytest.
 
     python forked_worker.py --serve SOCKET            the server (one per test module); prints "ready"
     python forked_worker.py -m mobilenet_v1 train ... what torchrun runs: the worker, forked by the server
+    python forked_worker.py -m torch.distributed.run ...  torchrun itself, forked by the server alike
     python forked_worker.py SCRIPT.py ...             named by FORK_SERVER; without it, run as itself
 
 The forked worker gets this process's argv, environment, working folder and standard streams, runs

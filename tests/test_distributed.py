@@ -1,8 +1,8 @@
 """Data-parallel training through real torchrun processes on the CPU (gloo), and the seed's scripts.
 
 torchrun launches are the slow part (each process imports torch): the tests share launches where
-one run can answer several questions, and torchrun's workers are forked from a process that imported
-torch and the package once (tests/forked_worker.py), as they run but for those imports. The seed's
+one run can answer several questions, and torchrun itself and its workers are forked from a process that
+imported torch and the package once (tests/forked_worker.py), as they run but for those imports. The seed's
 scripts (test_scripts_...) start theirs as a user's launch does, each a Python process of its own.
 """
 import hashlib
@@ -82,9 +82,12 @@ def fork_server(tmp_path_factory):
 
 def torchrun_argv(*args):
     """``python -m torch.distributed.run ARGS`` with each worker started through tests/forked_worker.py:
-    its options (all --name=value here), then the stand-in, then what it runs (``-m MODULE`` or a script)."""
+    its options (all --name=value here), then the stand-in, then what it runs (``-m MODULE`` or a script).
+    torchrun itself is started through the stand-in too: a process of its own, forked by the server (which
+    imported torch), its exit status and signals passed on as a worker's; its import of torch took seconds
+    a launch."""
     at = next(i for i, a in enumerate(args) if a == "-m" or not a.startswith("-"))
-    return [sys.executable, "-m", "torch.distributed.run", *args[:at], WORKER, *args[at:]]
+    return [sys.executable, WORKER, "-m", "torch.distributed.run", *args[:at], WORKER, *args[at:]]
 
 
 def torchrun(*args, cwd=ROOT, timeout=120):
@@ -671,15 +674,20 @@ def test_two_single_node_launches_form_a_two_node_job(cifar_dir, tmp_path):
     # "collective mismatch"). Paths may differ: the same data elsewhere is the same data.
     fewer = tmp_path / "fewer"  # the first of the two training files
     shutil.copytree(cifar_dir, fewer, ignore=shutil.ignore_patterns("data_batch_2.bin"))
-    for extra, said in ((["--lr_max=0.2"], "options: lr_max 0.05 on rank 0, 0.2 on rank 1"),
-                        ([f"--dataset_path={fewer}"], "data: training images 192 on rank 0, 96 on rank 1")):
+    # c10d numbers the nodes by their launchers' process ids: either node may be rank 0 (forked launchers start
+    # at nearly one moment), and the refusal names each value by its rank, in rank order.
+    for extra, said in ((["--lr_max=0.2"], ("options: lr_max ", "0.05", "0.2")),
+                        ([f"--dataset_path={fewer}"], ("data: training images ", "192", "96"))):
         port = free_port()
         node = [a.replace(str(args[3]), f"--rdzv_endpoint=127.0.0.1:{port}") for a in args]
         nodes = [subprocess.Popen(torchrun_argv(*node, *(extra if k else [])), cwd=ROOT, env=child_env(),
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for k in range(2)]
         logs = [p.communicate(timeout=120)[0] for p in nodes]
-        assert all(p.returncode != 0 and f"were given different {said}" in log for p, log in zip(nodes, logs)), \
+        what, a, b = said
+        either = [f"were given different {what}{x} on rank 0, {y} on rank 1" for x, y in ((a, b), (b, a))]
+        assert all(p.returncode != 0 and any(e in log for e in either) for p, log in zip(nodes, logs)), \
             "\n".join(log[-2000:] for log in logs)
+        assert len({e for e in either for log in logs if e in log}) == 1  # the job's one refusal, said alike
 
 
 def test_the_data_a_jobs_ranks_compare_holds_its_images_labels(cifar_dir, tmp_path):
