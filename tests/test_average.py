@@ -99,6 +99,7 @@ def test_what_cannot_be_averaged_is_refused_before_anything_is_written(tmp_path,
     a = save(tmp_path / "a.pt", random_model(1))
     b = save(tmp_path / "b.pt", random_model(2))
     before = digest(b)
+    (tmp_path / "sub").mkdir()
     cases = [
         ([a, save(tmp_path / "wide.pt", random_model(3, width_mult=0.5))], "is a MobileNetV1 of width_mult 0.5, "
          "4 classes, padding same, .*a.pt one of width_mult 0.25, 4 classes, padding same: only models of one shape"),
@@ -106,6 +107,8 @@ def test_what_cannot_be_averaged_is_refused_before_anything_is_written(tmp_path,
         ([a, save(tmp_path / "other.pt", random_model(3), classes="wxyz")], "other.pt was trained on other classes"),
         ([a], r"averaging needs two checkpoints or more, got 1"),
         ([a, str(tmp_path / "a.pt")], "a.pt is named twice: each is averaged once"),
+        # The same file spelt another way (through "sub/.." here) is the same file: not averaged twice.
+        ([a, b, str(tmp_path / "sub" / ".." / "a.pt")], r"sub/\.\./a\.pt is named twice \(also as .*a\.pt\)"),
         ([a, str(tmp_path / "missing.pt")], "missing.pt: no such file"),
         ([str(tmp_path / "missing")], "missing: no such file or run folder"),  # not "needs two, got 1"
     ]

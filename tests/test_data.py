@@ -1753,3 +1753,31 @@ def test_a_folder_of_the_other_kind_names_the_dataset_that_reads_it(cifar_dir, t
     with pytest.raises(CheckpointError, match=rf"^--checkpoint_path ~/run: no such file or run folder \(it starts "
                                               rf"with ~, .*give {tmp_path / 'run'}\)$"):
         check_given("~/run", "--checkpoint_path")
+
+
+def test_cifar_resize_rounds_to_the_nearest_uint8_as_the_seeds_resize():
+    """batch_resize_uint8 (the CIFAR loaders' resize to image_size, predict's of a CIFAR model's photo) rounds the
+    bilinear values to the nearest integer: a step from 0 to 1 doubled in size is 0, 0, 1, 1 (0.25 and 0.75 in
+    between), not 0, 0, 0, 1 as a cast would truncate it; 255 stays 255."""
+    x = torch.tensor([[0, 1], [0, 1]], dtype=torch.uint8).expand(1, 3, 2, 2)
+    out = T.batch_resize_uint8(x, 4)
+    assert out.dtype == torch.uint8 and out.shape == (1, 3, 4, 4)
+    assert out[0, 0].tolist() == [[0, 0, 1, 1]] * 4
+    bright = torch.tensor([[250, 255], [255, 255]], dtype=torch.uint8).expand(1, 3, 2, 2)
+    up = T.batch_resize_uint8(bright, 4)[0, 0]
+    assert up[0].tolist() == [250, 251, 254, 255] and up[-1].tolist() == [255] * 4
+
+
+def test_a_samples_flip_is_the_draw_after_its_crop_box_below_one_half():
+    """crop_and_flip draws a sample's box, then its flip, from one generator seeded by the sample's seed alone:
+    flipped where that next draw is below 0.5 (torchvision's RandomHorizontalFlip, rand < p). Both pipelines
+    and a resumed epoch take these draws, so which samples are flipped is fixed by their seeds."""
+    import random
+
+    flips = []
+    for seed in range(200):
+        rng = random.Random(seed)
+        box = T.random_resized_crop_box(375, 500, rng)
+        flips.append(rng.random() < 0.5)
+        assert T.crop_and_flip(375, 500, seed) == (box, flips[-1]), seed
+    assert 80 < sum(flips) < 120

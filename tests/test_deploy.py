@@ -2506,3 +2506,14 @@ def test_predict_says_a_named_pipe_given_is_one_as_eval_does(tmp_path, capsys):
         assert cli.main(["predict", str(tmp_path / given), "--ckpt_file", ckpt, "--num_workers", "0"]) == 1
         assert (f"could not be read or decoded: {tmp_path / given}: a named pipe, not a regular file: not read"
                 in capsys.readouterr().err)
+
+
+def test_static_batch_regrouping_keeps_the_images_left_over_after_each_batch():
+    """A static-batch graph's calibration batches are the loader's regrouped into batches of exactly its size, in
+    order: the images a batch leaves over start the next; only those left at the very end are dropped."""
+    from mobilenet_v1.quantize import _whole_batches_of
+
+    x, y = torch.arange(7.0).view(7, 1), torch.arange(7)
+    got = list(_whole_batches_of([(x[:3], y[:3]), (x[3:6], y[3:6]), (x[6:], y[6:])], 2))
+    assert [b.tolist() for _, b in got] == [[0, 1], [2, 3], [4, 5]]
+    assert all(torch.equal(a.flatten().long(), b) for a, b in got)

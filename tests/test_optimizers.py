@@ -596,3 +596,25 @@ def test_a_resume_in_another_memory_format_gives_the_optimiser_state_its_paramet
         assert any(len(p_stride) == 4 for p_stride, _ in restored)  # conv weights: a layout to follow
         assert all(s == p_stride for p_stride, st in restored for s in st.values())
         assert sum(len(st) for _, st in restored) >= 27  # the buffers (moments) are there, not dropped
+
+
+def test_lambs_eps_is_added_to_the_root_of_the_second_moment():
+    """u = m^ / (sqrt(v^) + eps): a large eps (opt_eps 0.5) shrinks the step as the formula says, and a gradient
+    entry that is 0 from the first step (v 0) moves its weight by its decay alone, not by 0 / 0."""
+    layer = nn.Linear(3, 2, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, -2.0, 0.5], [0.25, 1.5, -1.0]]))
+    p0 = layer.weight.detach().clone().double()
+    optimizer = make_optimizer(layer, 0.1, 0.9, 0.01, CPU, "lamb", 0.5)
+    g = torch.tensor([[0.3, 0.0, -0.6], [1.2, -0.1, 0.0]])
+    layer.weight.grad = g.clone()
+    optimizer.step()
+    m, v = 0.1 * g.double(), 0.001 * g.double() ** 2
+    u = (m / 0.1) / ((v / 0.001).sqrt() + 0.5) + 0.01 * p0
+    expected = p0 - 0.1 * (p0.norm() / u.norm()) * u
+    assert torch.isfinite(layer.weight).all()
+    torch.testing.assert_close(layer.weight.detach().double(), expected, rtol=1e-5, atol=1e-7)
+    layer.weight.grad = torch.zeros(2, 3)  # eps 1e-6 (the default): still finite where v is 0
+    default = make_optimizer(layer, 0.1, 0.9, 0.01, CPU, "lamb")
+    default.step()
+    assert torch.isfinite(layer.weight).all()

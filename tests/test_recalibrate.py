@@ -342,3 +342,19 @@ def test_a_batch_an_unreadable_file_shortened_is_filled_from_the_next_not_passed
     assert recalibrate(reference, [(images[:2], None), (images[2:], None)], torch.device("cpu")) == 4
     for name, value in reference.state_dict().items():
         assert torch.allclose(written["model"][name].float(), value.float(), atol=1e-6), name
+
+
+def test_refilled_regroups_short_batches_in_order_and_keeps_every_image():
+    """A short batch is topped up from the next ones, in the loader's order: a whole batch that comes while
+    images are held joins them rather than passing ahead, and what is left over after a batch is made is kept
+    for the next (the last batch: what remains)."""
+    from mobilenet_v1.recalibrate import refilled
+
+    images = torch.arange(8.0).view(8, 1, 1, 1)
+    batches = [(images[:1], None), (images[1:3], None), (images[3:6], None), (images[6:8], None)]
+    got = [x for x, _ in refilled(batches, 2)]
+    assert [x.flatten().tolist() for x in got] == [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [6.0, 7.0]]
+    got = [x for x, _ in refilled([(images[:3], None), (images[3:4], None)], 2)]
+    assert [x.flatten().tolist() for x in got] == [[0.0, 1.0], [2.0, 3.0]]
+    got = [x for x, _ in refilled([(images[:2], None), (images[2:5], None)], 2)]  # whole ones pass as they are
+    assert [x.flatten().tolist() for x in got] == [[0.0, 1.0], [2.0, 3.0], [4.0]]

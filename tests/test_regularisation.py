@@ -427,3 +427,16 @@ def test_dropout_resumes_exactly_from_an_image_folder_and_differs_by_rank(image_
             assert torch.equal(again[k], final[k]), (name, k)
     seeds = {train.step_seed(1, rank, step) for rank in range(4) for step in range(100)}
     assert len(seeds) == 400 and train.step_seed(1, 0, 7) == train.step_seed(1, 0, 7)
+
+
+def test_random_erasing_boxes_stay_smaller_than_the_image_and_reach_every_edge():
+    """As torchvision's RandomErasing: a try fits only strictly inside (h < height, w < width; a box of the whole
+    height is drawn again), and its top and left are uniform over every place it fits, the last included (the
+    box reaches the bottom and right edges)."""
+    boxes = erase_boxes(20000, 10, 12, 1.0, np.random.default_rng(0))
+    drawn = boxes[boxes.any(axis=1)]
+    h, w = drawn[:, 1] - drawn[:, 0], drawn[:, 3] - drawn[:, 2]
+    assert len(drawn) > 19000 and (h > 0).all() and (w > 0).all()
+    assert h.max() == 9 and w.max() == 11  # below the image's sides, and up to one less
+    assert drawn[:, 0].min() == 0 and drawn[:, 2].min() == 0
+    assert drawn[:, 1].max() == 10 and drawn[:, 3].max() == 12  # every fitting place drawn, the last too

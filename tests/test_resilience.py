@@ -1000,6 +1000,18 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
     assert "momentum_buffer of parameter 0 holds NaN" in problem(
         lambda c: c["optimizer"]["state"][0]["momentum_buffer"].fill_(float("nan")))
     assert "missing 1: fc.bias" in problem(lambda c: c["model"].pop("fc.bias"))
+    # A tensor the model has no place for (load_state_dict would raise its own traceback after the check).
+    assert "model: unexpected 1: extra.weight" in problem(lambda c: c["model"].update({"extra.weight": torch.zeros(2)}))
+    # The buffers of 1-dimensional parameters (BatchNorm's gamma and beta, the FC bias) are checked as the weights'.
+    def spoil_bias_buffer(c, fill):
+        pid = c["optimizer"]["param_groups"][1]["params"][-1]
+        c["optimizer"]["state"][pid]["momentum_buffer"] = fill(c["optimizer"]["state"][pid]["momentum_buffer"])
+        return pid
+    bias_id = ckpt_io.load_file(str(run / "mobilenetv1-2_12.ckpt"))["optimizer"]["param_groups"][1]["params"][-1]
+    assert f"momentum_buffer of parameter {bias_id} holds NaN" in problem(
+        lambda c: spoil_bias_buffer(c, lambda b: b.fill_(float("nan"))))
+    assert f"momentum_buffer of parameter {bias_id} is torch.float32 (3,)" in problem(
+        lambda c: spoil_bias_buffer(c, lambda b: torch.zeros(3)))
     assert "not a training checkpoint (no optimizer)" in problem(lambda c: c.pop("optimizer"))
     # A position, loss scale or buffer no run writes. All 12 steps of epoch 2 done is epoch 2's end, which train
     # saves as epoch 2 and step 0 of epoch 3.

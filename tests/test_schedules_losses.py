@@ -386,3 +386,46 @@ def test_a_smoothing_factor_that_lifts_the_wrong_classes_to_the_true_ones_target
     said = [i for i, line in enumerate(out) if "label_smooth_factor 0.8 is at or above" in line]
     start = next(i for i, line in enumerate(out) if line.startswith("training: "))  # before the first step
     assert len(said) == 1 and said[0] < start and out[said[0]].startswith("warning: --label_smooth_factor 0.8 ")
+
+
+def test_progressive_resizing_with_a_ramp_of_exactly_one_epoch_or_an_odd_image_size_ends_at_image_size():
+    """A ramp of exactly one epoch (image_size_ramp 0.1 of 10 epochs) has no epoch to grow over: image_size
+    throughout, not a division by zero; the ramp's last epoch is image_size itself, not rounded down to a
+    multiple of 16 (200, not 192)."""
+    from mobilenet_v1.schedules import training_size
+
+    assert [training_size(224, 128, 0.1, e, 10) for e in range(10)] == [224] * 10
+    assert [training_size(200, 128, 0.5, e, 10) for e in range(10)] == [128, 144, 160, 176, 200] + [200] * 5
+
+
+@pytest.mark.parametrize("mode", ["cosine_annealing", "exponential", "linear", "steps"])
+def test_a_key_the_schedule_does_not_use_leaves_its_rates_as_they_are(mode):
+    """schedules.uses says which keys a schedule depends on (a resume names a change of those alone): a key it
+    calls unused changes no rate. warmup_prefix moves cosine_annealing's and exponential's span only after a
+    warm-up: without one it is unused."""
+    from mobilenet_v1.schedules import uses
+
+    base = dict(lr_init=0.01, lr_end=0.001, lr_max=0.1, total_epochs=6, steps_per_epoch=3, lr_decay_mode=mode,
+                decay_rate=0.5, decay_epochs=1.0, warmup_prefix=True)
+    other = {"lr_init": 0.02, "lr_end": 0.002, "warmup_prefix": False, "lr_decay_rate": 0.25, "lr_decay_epochs": 2.0}
+    arg = {"lr_decay_rate": "decay_rate", "lr_decay_epochs": "decay_epochs"}
+    for warmup in (0, 2):
+        before = get_lr(warmup_epochs=warmup, **base)
+        for key, value in other.items():
+            changed = get_lr(warmup_epochs=warmup, **dict(base, **{arg.get(key, key): value}))
+            if not uses(mode, warmup, key):
+                np.testing.assert_array_equal(changed, before, err_msg=f"{mode} warm-up {warmup}: {key}")
+            else:
+                assert not np.array_equal(changed, before), (mode, warmup, key)
+    assert not uses("cosine_annealing", 0, "warmup_prefix") and uses("cosine_annealing", 1, "warmup_prefix")
+
+
+def test_cross_entropy_smooth_sums_and_keeps_each_samples_loss_as_asked():
+    logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [-0.4, 1.5, 0.0]])
+    labels = torch.tensor([0, 2, 1])
+    per = CrossEntropySmooth(smooth_factor=0.1, num_classes=3, reduction="none")(logits, labels)
+    assert per.shape == (3,)
+    assert CrossEntropySmooth(smooth_factor=0.1, num_classes=3, reduction="sum")(logits, labels).item() == \
+        pytest.approx(per.sum().item(), rel=1e-6)
+    assert CrossEntropySmooth(smooth_factor=0.1, num_classes=3)(logits, labels).item() == \
+        pytest.approx(per.mean().item(), rel=1e-6)

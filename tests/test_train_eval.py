@@ -1857,3 +1857,14 @@ def test_a_run_folder_inside_a_split_it_reads_is_refused_before_anything_is_writ
         assert train.run_in_data(str(taken), str(taken), loader, None) == "", taken
     assert cli.main(["train", *SMALL, f"--dataset_path={image_folder}", "--save_checkpoint_path=~/runs/x"]) == 1
     assert "save_checkpoint_path ~/runs/x: starts with ~, which only a shell expands" in capsys.readouterr().err
+
+
+def test_ranked_puts_nan_below_every_number_and_ties_to_the_lower_index():
+    """engine.ranked, which eval, predict and quantize rank outputs by: a NaN output ranks below every finite
+    one (torch.sort alone puts it first), a tie to the lower index."""
+    from mobilenet_v1.engine import ranked
+
+    nan = float("nan")
+    logits = torch.tensor([[1.0, nan, 3.0, 2.0, -5.0], [nan, 0.5, 0.5, nan, 0.7]])
+    assert ranked(logits, 5).tolist() == [[2, 3, 0, 4, 1], [4, 1, 2, 0, 3]]
+    assert ranked(logits, 1).tolist() == [[2], [4]]
