@@ -364,10 +364,11 @@ def stand_in_batch(x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torc
 
 def ranked(logits: torch.Tensor, k: int) -> torch.Tensor:
     """The indices of each row's ``k`` largest ``logits``, largest first: a tie goes to the lower index (as
-    ``argmax``) and a NaN ranks below every number. Every path that ranks outputs (eval's counts, its per-class
-    and per-image figures, predict's top-k, quantize's agreement) ranks them here, so that they agree: ``topk``
-    orders ties as its kernel happens to (on the CPU, 10 tied outputs put index 8 first and 100 put 65 first
-    with k 5, 0 with k 1; an INT8 file's outputs take few levels and tie often) and ranks NaN first."""
+    ``argmax``) and a NaN ranks as -inf does, below every finite number (an -inf beside it: by index). Every path
+    that ranks outputs (eval's counts, its per-class and per-image figures, predict's top-k, quantize's
+    agreement) ranks them here, so that they agree: ``topk`` orders ties as its kernel happens to (on the CPU, 10
+    tied outputs put index 8 first and 100 put 65 first with k 5, 0 with k 1; an INT8 file's outputs take few
+    levels and tie often) and ranks NaN first."""
     values = torch.where(torch.isnan(logits), float("-inf"), logits)
     return torch.sort(values, dim=1, descending=True, stable=True).indices[:, :k]
 
