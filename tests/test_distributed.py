@@ -431,6 +431,15 @@ def test_a_resume_that_turns_sync_bn_off_on_as_many_processes_says_what_it_chang
     # On one process sync_bn changes nothing: a run of one recorded with it resumed without is said nothing of.
     one = {"config": {"device_num": 1, "batch_size": 8, "sync_bn": True}}
     assert train.processes_change(one, "a.ckpt", dataclasses.replace(cfg, device_num=1), 0, 4) == ""
+    # At another process count the same global batch still gets other random-erasing boxes and dropout masks
+    # (drawn per rank): not float rounding, and said so.
+    two = {"config": {"device_num": 2, "batch_size": 8, "sync_bn": True, "grad_accum_steps": 1}}
+    single = dataclasses.replace(cfg, device_num=1, batch_size=16, sync_bn=True, random_erase=0.25, drop_rate=0.2)
+    line = train.processes_change(two, "a.ckpt", single, 0, 4)
+    assert "(float rounding); random erasing and dropout draw per process, so this run draws otherwise than that " \
+           "run of 2 processes would have" in line, line
+    assert "draw" not in train.processes_change(two, "a.ckpt", dataclasses.replace(single, random_erase=0.0,
+                                                                                      drop_rate=0.0), 0, 4)
 
 
 def test_sync_bn_on_the_cpu_keeps_each_batchnorms_weights_statistics_and_mode():
@@ -811,7 +820,7 @@ def test_a_killed_worker_restarts_and_resumes_to_the_same_weights(cifar_dir, tmp
     resumes by itself from the newest complete checkpoint in ckpt_0/ (no --resume given) and ends with
     the full number of epochs and exactly the weights of a job that was never interrupted."""
     opts = [f"--dataset_path={cifar_dir}", "--class_num=4", "--batch_size=16", "--epoch_size=5",
-            "--save_checkpoint_steps=3", "--keep_checkpoint_max=20", "--log_interval=0"] + TINY
+            "--save_checkpoint_steps=3", "--keep_checkpoint_max=20", "--log_interval=0", "--ema_decay=0.9"] + TINY
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     env = child_env(FAULT_AFTER=str(killed / "ckpt_0" / "mobilenetv1-2_3.ckpt"))  # epoch 2, step 3 of 6
     r = subprocess.run(torchrun_argv("--standalone", "--nproc_per_node=2", "--max-restarts=1",
@@ -839,10 +848,13 @@ def test_a_killed_worker_restarts_and_resumes_to_the_same_weights(cifar_dir, tmp
     assert a["epoch"] == b["epoch"] == 5 and a["step"] == b["step"] == 30
     assert checkpoint_digest(killed / "ckpt_0" / final) == checkpoint_digest(whole / "ckpt_0" / final)
     assert ckpt_io.partial_files(str(killed / "ckpt_0")) == []
+    # The replicas lines (the weights' and the weight average's digests) are those of the job never interrupted.
+    replicas = [re.findall(r"replicas: sha256 of .*", text) for text in (log, r.stdout)]
+    assert len(replicas[0]) == 2 and replicas[0] == replicas[1], replicas
     # Each epoch's mean loss is the job's over all its steps, the resumed epoch's as the whole job's: the
-    # checkpoint kept the ranks' sum so far (float32 sums added in another order: to rounding).
+    # checkpoint kept each rank's sum so far, which each rank takes back (the same float32 additions: exact).
     means = [[r["mean_loss"] for r in read_metrics(str(run))["epochs"]] for run in (killed, whole)]
-    assert len(means[0]) == 5 and means[0] == pytest.approx(means[1], rel=1e-5)
+    assert len(means[0]) == 5 and means[0] == means[1]
 
 
 def test_a_batch_emptied_by_unreadable_files_on_one_rank_does_not_stall_the_others(tmp_path):

@@ -13,7 +13,7 @@ Layout of a distributed run (the seed's): checkpoints and ``config.yaml`` go to
 import dataclasses
 import hashlib
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.distributed as dist
@@ -339,16 +339,17 @@ class Context:
         dist.all_reduce(total, op=dist.ReduceOp.SUM)  # gloo has no AVG
         return total / self.world_size
 
-    def check_replicas(self, model: nn.Module, what: str = "weights and buffers") -> Optional[List[str]]:
-        """Every rank's digest of ``model``'s weights and buffers; rank 0 prints them (as ``what``) and
-        warns if they differ.
+    def check_replicas(self, model: Union[nn.Module, Dict[str, torch.Tensor]],
+                       what: str = "weights and buffers") -> Optional[List[str]]:
+        """Every rank's digest of ``model``'s weights and buffers (or of a state dict given); rank 0 prints
+        them (as ``what``) and warns if they differ.
 
         Data parallelism keeps identical replicas by construction; different digests mean the job is
         broken (a rank saw other weights, or a non-deterministic collective), so the log says so.
         """
         if not self.enabled:
             return None
-        mine = state_digest(unwrap(model).state_dict())
+        mine = state_digest(model if isinstance(model, dict) else unwrap(model).state_dict())
         digests: List[Optional[str]] = [None] * self.world_size
         dist.all_gather_object(digests, mine)
         listed = " ".join(f"{r}:{d[:16]}" for r, d in enumerate(digests))  # type: ignore[index]

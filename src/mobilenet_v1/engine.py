@@ -142,10 +142,12 @@ class LossTally:
         return {"loss_sum": float(self.sum), "steps": self.steps}
 
     @staticmethod
-    def saved(ckpt: Dict[str, Any], in_epoch: int) -> Dict[str, Any]:
-        """The tally a checkpoint saved after ``in_epoch`` steps of its epoch holds (a distributed run's:
-        every rank's steps), as keyword arguments; none (an empty dict: a fresh tally) from a file
-        without one, or one that does not fit."""
+    def saved(ckpt: Dict[str, Any], in_epoch: int, rank: int = 0, world_size: int = 1) -> Dict[str, Any]:
+        """The tally a checkpoint saved after ``in_epoch`` steps of its epoch holds, as keyword arguments, for
+        ``rank`` of a run of ``world_size`` processes: a distributed run's file holds every rank's steps, which
+        rank 0 takes, and each rank's own, which each rank of as many processes takes back (the epoch's mean then
+        adds up as the uninterrupted run's, the float32 sums grouped alike); none (an empty dict: a fresh
+        tally) from a file without one, or one that does not fit, and for the other ranks."""
         saved = ckpt.get("epoch_loss")
         if not in_epoch or not isinstance(saved, dict):
             return {}
@@ -153,7 +155,13 @@ class LossTally:
         if not isinstance(total, float) or not math.isfinite(total) or isinstance(steps, bool) \
                 or not isinstance(steps, int) or steps < 0:
             return {}
-        return {"loss_sum": total, "steps": steps}
+        sums, counts = saved.get("rank_loss_sums"), saved.get("rank_steps")
+        if world_size > 1 and isinstance(sums, list) and isinstance(counts, list) \
+                and len(sums) == len(counts) == world_size \
+                and all(isinstance(x, float) and math.isfinite(x) for x in sums) \
+                and all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+            return {"loss_sum": sums[rank], "steps": counts[rank]}
+        return {"loss_sum": total, "steps": steps} if rank == 0 else {}
 
 
 def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,

@@ -572,12 +572,20 @@ def saved_before_copy_error(error: CopyNotWritten, writer: "CheckpointWriter", e
 
 def job_tally(tally: LossTally, dist, device: torch.device) -> Dict[str, Any]:
     """What a checkpoint saved inside an epoch keeps of its loss: the job's sum and steps so far (every
-    rank's, summed: every rank saves at the same step), which the resume hands to rank 0 alone."""
+    rank's, summed: every rank saves at the same step), which a resume on another number of processes hands
+    to rank 0 alone, and each rank's own (:meth:`LossTally.saved`)."""
     if not dist.enabled:
         return tally.state()
-    total, steps = dist.all_reduce_sum(torch.stack([tally.sum.double(), torch.tensor(
-        float(tally.steps), dtype=torch.float64, device=tally.sum.device)]), device).tolist()
-    return {"loss_sum": total, "steps": int(steps)}
+    # Each rank's own sum and steps too (a float32 sum is exact in float64), so that a resume on as many
+    # processes gives every rank its own tally back and the epoch's mean adds up as the uninterrupted run's
+    # (handing the job's sum to rank 0 alone regroups the float32 additions: the mean differed in its 8th digit).
+    world = dist.world_size
+    own = torch.zeros(2 * world, dtype=torch.float64, device=tally.sum.device)
+    own[dist.rank] = tally.sum.double()
+    own[world + dist.rank] = float(tally.steps)
+    each = dist.all_reduce_sum(own, device).tolist()
+    sums, counts = each[:world], [int(c) for c in each[world:]]
+    return {"loss_sum": float(sum(sums)), "steps": int(sum(counts)), "rank_loss_sums": sums, "rank_steps": counts}
 
 
 def training_state(model, optimizer, scaler, epoch: int, step: int, cfg: Config, classes: Optional[List[str]],
@@ -1051,6 +1059,13 @@ def processes_change(ckpt: Dict[str, Any], source: str, cfg: Config, done_epochs
     if (cfg.mixup_alpha or cfg.cutmix_alpha) and their_batch != cfg.batch_size:
         text += (f"; mixup and cutmix pair the images of a process's batch, now of {cfg.batch_size} where they were "
                  f"of {their_batch}")
+    # The batch augmentations' draws (batch_augment.py: seed, epoch, position, rank) and the dropout masks (seed,
+    # rank, step) are a process's own: at another process count they are other draws, not float rounding.
+    drawn = [name for name, on in (("random erasing", cfg.random_erase), ("mixup/cutmix", cfg.mixup_alpha
+                                    or cfg.cutmix_alpha), ("dropout", cfg.drop_rate)) if on]
+    if drawn and theirs != cfg.device_num:
+        text += (f"; {' and '.join(drawn)} {'draws' if len(drawn) == 1 else 'draw'} per process, so this run draws "
+                 f"otherwise than that run of {plural(theirs, 'process', 'processes')} would have")
     return text
 
 
@@ -2276,10 +2291,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 ckpt_io.unwrap(model).quant.frozen = epoch >= cfg.qat_range_epochs
             lrs = lr[epoch * steps_per_epoch:(epoch + 1) * steps_per_epoch]
             tracker.begin_epoch(epoch + 1, first)
-            # Resumed inside the epoch: its mean loss goes on from the checkpoint's tally, the job's, which
-            # rank 0 takes (job_losses sums the ranks' at the epoch's end).
-            resumed_tally = ckpt is not None and first and dist.is_rank0
-            tally = LossTally(device, **(LossTally.saved(ckpt, first) if resumed_tally else {}))
+            # Resumed inside the epoch: its mean loss goes on from the checkpoint's tally, each rank's own on as many
+            # processes, else the job's, which rank 0 takes (job_losses sums the ranks' at the epoch's end).
+            resumed = LossTally.saved(ckpt, first, dist.rank, dist.world_size) if ckpt is not None and first else {}
+            tally = LossTally(device, **resumed)
 
             def on_step(i: int, loss: torch.Tensor, step_lr: float, epoch: int = epoch,
                         tally: LossTally = tally) -> None:
@@ -2395,7 +2410,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         counts = guard.sync()
         dist.check_replicas(model)
         if ema is not None:
-            dist.check_replicas(ema.module, "the weight average")
+            # What a checkpoint saves of it (its counters the model's): the module's own counters are those it
+            # was built or last loaded with, so a resumed run's digest differed from an uninterrupted one's.
+            dist.check_replicas(ema.state_dict()["model"], "the weight average")
     return run_result(last_path, resumed_from, steps_per_epoch, step_images,
                       last_loss=result.last_loss if result else float("nan"),
                       stopped=signal_name(stopper.agreed) if stopped_at else "", stopped_early=stopped_early,
