@@ -1097,3 +1097,51 @@ def test_a_checkpoint_removed_while_it_is_read_is_said_so_and_convert_does_not_r
     with pytest.raises(ckpt_io.CheckpointError, match=rf"^checkpoint {re.escape(str(src))}: removed while it was "
                                                       r"being read \(a running train removes its older checkpoints\)$"):
         ckpt_io.load_torch_file(str(src))
+
+
+def test_a_classifier_is_left_out_whole_for_another_class_count_and_any_other_shape_is_refused(tmp_path):
+    """pre_trained (skip_head_mismatch) decided fc.weight and fc.bias apart, by shape: a weight of the model's class
+    count and another width's inputs was left out as "another class count" and its bias loaded, half a classifier
+    (helper-342). Another class count leaves out the whole classifier, its bias there or not; any other shape of
+    either is refused, naming it."""
+    entries = seed_entries(trained_looking(10, 0.25))
+    for name, shape in (("fc.weight", (10, 200)), ("fc.bias", (12,))):
+        path = write_seed_ckpt(tmp_path / "odd.ckpt", dict(entries, **{name: torch.zeros(shape)}))
+        with pytest.raises(ckpt_io.CheckpointError, match=rf"{re.escape(name)}: file {re.escape(str(shape))}"):
+            ckpt_io.load_weights(MobileNetV1(class_num=10, width_mult=0.25), ckpt_io.load_file(path)["model"],
+                                 path, skip_head_mismatch=True)
+    imagenet = seed_entries(trained_looking(1001, 0.25))
+    for head in (imagenet, {k: v for k, v in imagenet.items() if k != "fc.bias"}):
+        path = write_seed_ckpt(tmp_path / "in1k.ckpt", head)
+        model = MobileNetV1(class_num=10, width_mult=0.25)
+        fresh = model.fc.bias.clone()
+        skipped = ckpt_io.load_weights(model, ckpt_io.load_file(path)["model"], path, skip_head_mismatch=True)
+        assert skipped == ["fc.weight", "fc.bias"] and torch.equal(model.fc.bias, fresh)
+
+
+def test_a_classifier_saved_with_trailing_ones_loads_as_mindspore_takes_it_and_another_rank_is_named(tmp_path):
+    """MindSpore's load_param_into_net takes an fc.weight saved (n, in, 1, 1), Ascend GE's 4-D form; here such a
+    file was "no fc.weight, not a MobileNetV1 state dict" with 0 of the network's entries missing (helper-342)."""
+    model = trained_looking(10, 0.25)
+    entries = seed_entries(model)
+    flat = write_seed_ckpt(tmp_path / "flat.ckpt", entries)
+    four = write_seed_ckpt(tmp_path / "four.ckpt", dict(entries, **{"fc.weight": entries["fc.weight"][..., None, None]}))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(load_model(flat)(x), load_model(four)(x))
+    odd = write_seed_ckpt(tmp_path / "odd.ckpt", dict(entries, **{"fc.weight": entries["fc.weight"][..., None]
+                                                                  .expand(10, 256, 2).clone()}))
+    with pytest.raises(ckpt_io.CheckpointError, match=r"odd\.ckpt: fc\.weight has shape \(10, 256, 2\), not a "
+                                                      r"MobileNetV1 classifier's"):
+        load_model(odd)
+
+
+def test_convert_to_a_mindspore_file_says_a_width_the_seeds_network_has_not(tmp_path):
+    """The seed's network has no width multiplier: MindSpore's load_param_into_net refuses a width 0.25 file's
+    shapes in it, which convert said nothing of (helper-342)."""
+    narrow = write_seed_ckpt(tmp_path / "narrow.ckpt", seed_entries(trained_looking(10, 0.25)))
+    said = mindspore_io.convert(narrow, str(tmp_path / "out.ckpt"))["warning"]
+    assert "has width_mult 0.25, which the seed's MobileNetV1 lacks" in said
+    assert said.endswith("build its network at this width, or it will not reproduce this model's outputs there")
+    wide = write_seed_ckpt(tmp_path / "wide.ckpt", seed_entries(trained_looking(10, 1.0)))
+    assert "width_mult" not in mindspore_io.convert(wide, str(tmp_path / "out1.ckpt"))["warning"]

@@ -116,7 +116,10 @@ def _what_it_holds(state: Dict[str, Any]) -> str:
 
 def infer_model_args(state: Dict[str, torch.Tensor], source: str) -> Dict[str, Any]:
     """class_num and width_mult read off the tensor shapes of a MobileNetV1 state dict."""
-    if "fc.weight" not in state or state["fc.weight"].dim() != 2:
+    if "fc.weight" in state and state["fc.weight"].dim() != 2:
+        raise ckpt_io.CheckpointError(f"checkpoint {source}: fc.weight has shape {tuple(state['fc.weight'].shape)}, "
+                                      f"not a MobileNetV1 classifier's (class_num, inputs)")
+    if "fc.weight" not in state:
         raise ckpt_io.CheckpointError(f"checkpoint {source}: no fc.weight, not a MobileNetV1 state dict"
                                       f"{_what_it_holds(state)}")
     return {"class_num": int(state["fc.weight"].shape[0]), "width_mult": infer_width_mult(state, source)}

@@ -1429,9 +1429,15 @@ def load_weights(model: nn.Module, state: Dict[str, torch.Tensor], source: str,
     if skip_head_mismatch:
         head = ("fc.weight", "fc.bias")
         backbone = all(name not in state for name in head)  # no classifier at all, not half of one
-        for name in head:
-            if name in target and (backbone or name in state and state[name].shape != target[name].shape):
-                skipped.append(name)
+        weight, bias = state.get("fc.weight"), state.get("fc.bias")
+        want = target.get("fc.weight")
+        # Another class count: a whole classifier [n, in] (+ bias [n]) whose inputs are the model's, n not its
+        # class count. Left out as one, never half of it; any other classifier shape is named below.
+        other_count = (weight is not None and want is not None and weight.dim() == 2 and want.dim() == 2
+                       and weight.shape[1] == want.shape[1] and weight.shape[0] != want.shape[0]
+                       and (bias is None or tuple(bias.shape) == (weight.shape[0],)))
+        if backbone or other_count:
+            skipped = [name for name in head if name in target]
         state = {k: v for k, v in state.items() if k not in skipped}
     missing = [f"{show(k)} {tuple(target[k].shape)}" for k in target if k not in state and k not in skipped]
     unexpected = [f"{show(k)} {tuple(state[k].shape)}" for k in state if k not in target]

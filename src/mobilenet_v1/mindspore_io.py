@@ -310,6 +310,20 @@ def write_safetensors(path: str, tensors: Dict[str, torch.Tensor], metadata: Dic
 
 # ------------------------------------------------------------------------------------- one entry point
 
+def _rank(name: str) -> int:
+    """How many dimensions our parameter ``name`` (ours or the seed's) has: conv weights 4, fc.weight 2, else 1."""
+    return 4 if re.match(r"^network\.\d+\.0\.weight$", name) else 2 if name == "fc.weight" else 1
+
+
+def _squeeze_trailing_ones(name: str, t: torch.Tensor) -> torch.Tensor:
+    """A tensor saved with extra trailing dimensions of 1 (Ascend GE's 4-D form: fc.weight (n, in, 1, 1)), as
+    MindSpore's load_param_into_net takes it (serialization._special_process_par): reshaped to the parameter's."""
+    rank = _rank(name)
+    if t.dim() > rank and all(d == 1 for d in t.shape[rank:]):
+        return t.reshape(t.shape[:rank])
+    return t
+
+
 def from_seed_state(raw: Dict[str, torch.Tensor], source: str, fmt: str,
                     ignored: Iterable[str] = ()) -> Dict[str, Any]:
     """A checkpoint dict of ours from the entries of a MindSpore file: ``model`` (our names), and when the
@@ -321,7 +335,7 @@ def from_seed_state(raw: Dict[str, torch.Tensor], source: str, fmt: str,
     renamed = False
     for name, t in raw.items():
         if name.startswith(MOMENTS_PREFIX):
-            moments[from_seed_name(name[len(MOMENTS_PREFIX):])] = t
+            moments[from_seed_name(name[len(MOMENTS_PREFIX):])] = _squeeze_trailing_ones(name[len(MOMENTS_PREFIX):], t)
         elif name in TRAINING_STATE:
             if name == "global_step" and t.numel() >= 1:
                 global_step = int(t.reshape(-1)[0])
@@ -332,7 +346,7 @@ def from_seed_state(raw: Dict[str, torch.Tensor], source: str, fmt: str,
         else:
             ours = from_seed_name(name)
             renamed = renamed or ours != name
-            model[ours] = t
+            model[ours] = _squeeze_trailing_ones(ours, t)
     if not model:
         raise CheckpointError(f"checkpoint {source}: holds no network parameters, only "
                               f"{', '.join(list(raw)[:8])}")
@@ -866,14 +880,19 @@ def dropped_note(command: str, dropped: List[str], dst: str) -> str:
             f"{'are' if len(dropped) > 1 else 'is'} not kept in {dst}")
 
 
-def mindspore_warning(what: str, fmt: str, padding: str, config: Any = None) -> str:
+def mindspore_warning(what: str, fmt: str, padding: str, config: Any = None, width_mult: Any = None) -> str:
     """A warning for writing a model in MindSpore's names (``fmt`` ckpt or safetensors) that MindSpore's
     network and the seed's pipeline would not run as it was trained: ``padding`` other than SAME (which they
-    and our reader take for SAME), or inputs normalised by its run's own mean and std (its ``config``), where
-    the seed's pipeline normalises by its data set's constants; "" otherwise."""
+    and our reader take for SAME), inputs normalised by its run's own mean and std (its ``config``), where
+    the seed's pipeline normalises by its data set's constants, or (a ``.ckpt``) a ``width_mult`` other than 1,
+    which the seed's network has no option for; "" otherwise."""
     if fmt == "pt":
         return ""
     problems = []
+    if fmt == "ckpt" and isinstance(width_mult, (int, float)) and width_mult != 1:
+        problems.append(f"has width_mult {width_mult:g}, which the seed's MobileNetV1 lacks (its layers are width "
+                        f"1's, whose shapes MindSpore's load_param_into_net holds these to): build its network at "
+                        f"this width")
     if padding != "same":
         problems.append(f"was trained with padding {padding!r}; MindSpore's network pads SAME")
     config = config if isinstance(config, dict) else {}
@@ -931,7 +950,7 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True,
     recorded = {k: ckpt[k] for k in RECORDED_KEYS if ckpt.get(k) is not None}
     recorded.update(average_taken(ckpt, src, use_ema, "convert"))
     count = write_checkpoint(dst, fmt, state, args, recorded, extra, seed_trained=ckpt_io.seed_trained(ckpt))
-    warning = mindspore_warning(src, fmt, args["padding"], ckpt.get("config"))
+    warning = mindspore_warning(src, fmt, args["padding"], ckpt.get("config"), args["width_mult"])
     return {"source": src, "format": fmt, "tensors": count, "class_num": args["class_num"], "width_mult": args["width_mult"],
             "source_format": source_format, "moments": "moments" in extra,
             "global_step": extra.get("global_step"), "warning": warning, "weights": weights,
