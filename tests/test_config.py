@@ -573,3 +573,19 @@ def test_a_misspelt_key_is_answered_with_the_closest_and_a_typed_seed_path_key_i
             load_config(["--config_path", str(f), option, "/elsewhere"])
     f.write_text("data_path: /cache/data\noutput_path: /cache/train\n")  # a seed file's: still taken, unused
     assert load_config(["--config_path", str(f)]).dataset_path == ""
+
+
+def test_no_key_of_another_meaning_is_offered_for_an_unknown_one():
+    """difflib's closest key was another concept: --device (torchvision's and timm's cpu/cuda) got device_num,
+    --dataset_dir the data set's name, --drop_path (timm's stochastic depth) dropout's drop_rate,
+    --lr_decay_step the decay's rate, --checkpoint the save_checkpoint switch."""
+    said = {}
+    for key in ("device", "dataset_dir", "drop_path", "lr_decay_step", "checkpoint", "pretrain", "grad_accum"):
+        with pytest.raises(ConfigError) as e:
+            load_config([f"--{key}", "1"])
+        said[key] = str(e.value)
+    assert "here it is device_target" in said["device"] and "checkpoint_path" in said["checkpoint"]
+    for key in ("dataset_dir", "drop_path", "lr_decay_step"):
+        assert said[key].endswith(f"unknown key {key!r}"), said[key]
+    assert said["pretrain"].endswith("(did you mean pre_trained?)")
+    assert said["grad_accum"].endswith("(did you mean grad_accum_steps?)")

@@ -1750,9 +1750,17 @@ def test_a_folder_of_the_other_kind_names_the_dataset_that_reads_it(cifar_dir, t
     with pytest.raises(DataError, match=rf"does not exist \(it starts with ~, which only a shell expands.*give "
                                         rf"{tmp_path / 'photos'}\)$"):  # no ./~/photos to offer: nothing to read there
         load_cifar("~/photos", True)
+    (tmp_path / "run").mkdir()
     with pytest.raises(CheckpointError, match=rf"^--checkpoint_path ~/run: no such file or run folder \(it starts "
                                               rf"with ~, .*give {tmp_path / 'run'}\)$"):
         check_given("~/run", "--checkpoint_path")
+    # Not under the home folder either: no path to give in its place (it would not be there).
+    with pytest.raises(CheckpointError, match=rf"^--checkpoint_path ~/gone: no such file or run folder \(it starts "
+                                              rf"with ~, .*; {tmp_path / 'gone'}, what a shell makes of it, is not "
+                                              rf"there either\)$"):
+        check_given("~/gone", "--checkpoint_path")
+    with pytest.raises(DataError, match=r"has no class sub-folders; it holds CIFAR-10's files: --dataset cifar10$"):
+        find_images(str(cifar_dir / CIFAR_TRAIN_FOLDER))  # the seed's folder of .bin files itself
 
 
 def test_cifar_resize_rounds_to_the_nearest_uint8_as_the_seeds_resize():

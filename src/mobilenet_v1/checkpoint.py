@@ -467,8 +467,12 @@ def unexpanded_home(path: str, read: bool = False) -> str:
     top, sep, _ = path.partition(os.sep)
     if not sep or not top.startswith("~") or os.path.exists(top):
         return ""
+    home = os.path.expanduser(path)
+    if read and not os.path.exists(home):  # not there either: no path to offer in its place
+        return (f"starts with {top}, which only a shell expands, and only where it is not quoted; "
+                f"{shell_path(home)}, what a shell makes of it, is not there either")
     return (f"starts with {top}, which only a shell expands, and only where it is not quoted: give "
-            f"{shell_path(os.path.expanduser(path))}" + ("" if read else f" (or ./{path} for a folder named {top} here)"))
+            f"{shell_path(home)}" + ("" if read else f" (or ./{path} for a folder named {top} here)"))
 
 
 def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequence[str] = (),

@@ -5,6 +5,7 @@ The defaults are the seed's CIFAR-10 values; ``--dataset imagenet2012`` starts f
 values instead (``DATASET_PRESETS``). Unknown keys are errors.
 """
 import dataclasses
+import difflib
 import math
 import os
 import re
@@ -463,7 +464,7 @@ TYPED_PATH_KEYS: Dict[str, str] = {
     "data_path": "the data is --dataset_path (torchvision's --data-path)",
     "output_path": "train's run folder, where checkpoints and logs go, is --save_checkpoint_path",
     "checkpoint_file_path": "the checkpoint eval reads is --checkpoint_path (export's: --ckpt_file)",
-    "load_path": "a checkpoint to start from is --pre_trained"}
+    "load_path": "a checkpoint to start training from is --pre_trained (the one eval reads: --checkpoint_path)"}
 
 # The seed's export keys (export.py's): its config files carry them, and export reads them from one; train takes
 # them there, records them in its config.yaml and uses none. Typed on train's command line they are named.
@@ -554,7 +555,9 @@ RAND_AUGMENT_NOTE = ("timm's rand-mN is about ra with ra_magnitude 3N (torchvisi
                      "applied, black fill: timm's p 0.5, noise and grey fill are not taken)")
 
 # timm's train.py options (its names, dashes as underscores) that a key here stands for.
-TIMM_NAMES = {"model": "width_mult (the network is MobileNetV1 alone: timm's mobilenetv1_100 is width_mult 1.0)",
+TIMM_NAMES = {"device": "device_target (CPU or GPU; torchvision's --device too)",
+              "checkpoint": "checkpoint_path (timm's validate.py; a checkpoint to start training from is pre_trained)",
+              "model": "width_mult (the network is MobileNetV1 alone: timm's mobilenetv1_100 is width_mult 1.0)",
               "epochs": "epoch_size", "lr": "lr_max", "num_classes": "class_num", "drop": "drop_rate",
               "smoothing": f"label_smooth_factor, with use_label_smooth True ({SMOOTHING_NOTE})",
               "sched": f"lr_decay_mode ({COSINE_NOTE})",
@@ -572,6 +575,19 @@ TIMM_NAMES = {"model": "width_mult (the network is MobileNetV1 alone: timm's mob
               "checkpoint_hist": "keep_best_max (timm's keeps the best; keep_checkpoint_max, the newest)"}
 
 
+def _misspelt(key: str, known: str) -> bool:
+    """Whether ``key`` reads as ``known`` misspelt (batchsize, lr_mx, class_nums, pretrain) or cut short
+    (keep_checkpoint, grad_accum), not as another key with a word in common (lr_decay_step is not lr_decay_rate,
+    dataset_dir not dataset): same words each alike, or the words run together alike."""
+    ours, theirs = key.split("_"), known.split("_")
+    if len(ours) < len(theirs) and theirs[:len(ours)] == ours:
+        return True
+    if len(ours) == len(theirs) and all(difflib.SequenceMatcher(None, a, b).ratio() >= 0.55
+                                        for a, b in zip(ours, theirs)):
+        return True
+    return difflib.SequenceMatcher(None, key.replace("_", ""), known.replace("_", "")).ratio() >= 0.85
+
+
 def unknown_key(key: str, source: str) -> OptionError:
     other = SEED_README_NAMES.get(key)
     hint = (f" (a name from the seed's README: here it is {other})" if other else
@@ -579,9 +595,8 @@ def unknown_key(key: str, source: str) -> OptionError:
             f" (torchvision's reference scripts' name: here it is {TORCHVISION_NAMES[key]})"
             if key in TORCHVISION_NAMES else "")
     if not hint:
-        import difflib
-
-        close = difflib.get_close_matches(key, [*_field_types(), "config_path"], n=1, cutoff=0.75)
+        close = [c for c in difflib.get_close_matches(key, [*_field_types(), "config_path"], n=3, cutoff=0.75)
+                 if _misspelt(key, c)]
         hint = f" (did you mean {close[0]}?)" if close else ""
     return OptionError(f"{source}: unknown key {key!r}{hint}")
 
@@ -1387,8 +1402,14 @@ def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] =
     if str(typed.get("device_id", "0")).strip() not in ("", "0") and int(os.environ.get("RANK", "0")) == 0:
         # The seed's --device_id chose the card; here the process takes the first visible one, which may be
         # another job's.
-        print(f"note: --device_id {typed['device_id']} does not choose the GPU here (the first visible one is "
-              f"used): CUDA_VISIBLE_DEVICES={typed['device_id']} before the command does", file=sys.stderr, flush=True)
+        if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:  # torchrun: each process takes GPU LOCAL_RANK
+            print(f"note: --device_id {typed['device_id']} does not choose the GPUs here: each process takes the "
+                  f"visible one of its LOCAL_RANK, and CUDA_VISIBLE_DEVICES before torchrun chooses which are visible",
+                  file=sys.stderr, flush=True)
+        else:
+            print(f"note: --device_id {typed['device_id']} does not choose the GPU here (the first visible one is "
+                  f"used): CUDA_VISIBLE_DEVICES={typed['device_id']} before the command does", file=sys.stderr,
+                  flush=True)
     ignored.update(typed)
     check_ignored(ignored, file_choices, config_path, [k for k, _ in overrides if k in unused], typed)
     file_values = {k: v for k, v in file_values.items() if k not in ignored}

@@ -489,21 +489,41 @@ def _unread_cifar(root: str, dataset: str) -> str:
 
 def _holds_class_folders(root: str) -> bool:
     """Whether ``root`` looks like an image folder: a sub-folder (or train/'s or val/'s) holding an image file
-    directly. A look at the names only, for an error's hint."""
+    directly. A look at the names only, for an error's hint: at most 50 sub-folders of a folder, found by their
+    directory entries (no stat of each file: a flat folder of a million images costs one listing)."""
     def images_in(folder: str) -> bool:
         try:
-            return any(n.lower().endswith(IMAGE_EXTENSIONS) for n in os.listdir(folder))
+            with os.scandir(folder) as entries:
+                return any(e.name.lower().endswith(IMAGE_EXTENSIONS) for e in entries)
         except OSError:
             return False
 
     def subfolders(folder: str) -> List[str]:
+        found: List[str] = []
         try:
-            return [os.path.join(folder, n) for n in sorted(os.listdir(folder))
-                    if os.path.isdir(os.path.join(folder, n))][:50]
+            with os.scandir(folder) as entries:
+                for e in entries:
+                    try:
+                        if e.is_dir():
+                            found.append(e.path)
+                    except OSError:
+                        continue
+                    if len(found) == 50:
+                        break
         except OSError:
-            return []
+            pass
+        return sorted(found)
 
-    return any(images_in(c) for f in [root] + subfolders(root) for c in subfolders(f))
+    top = subfolders(root)
+    return any(images_in(c) for c in top) or any(images_in(c) for f in top for c in subfolders(f))
+
+
+def _cifar_hint(root: str) -> str:
+    """For an image folder without images: "; it holds CIFAR-10's files: --dataset cifar10" (or CIFAR-100's)
+    where it holds one CIFAR's files alone, else ""."""
+    cifar = next((d for d in ("cifar10", "cifar100") if other_cifar(root, "cifar100" if d == "cifar10" else "cifar10")
+                  == d), "")
+    return f"; it holds {cifar_name(cifar)}'s files: --dataset {cifar}" if cifar else ""
 
 
 def _warn_missing_batches(root: str, files: Sequence[str]) -> None:
@@ -1340,7 +1360,7 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
         if flat:
             raise UnsortedImagesError(message + "; its images are not sorted into class folders: give their labels "
                                       "with --eval_labels FILE to evaluate on them (see README)", root)
-        raise DataError(message)
+        raise DataError(message + _cifar_hint(root))
     if classes is None:
         classes = folders
         _warn_alike_classes(root, folders)
@@ -1393,11 +1413,9 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
                                 [packed[c].names[i] for i, c in samples], [packed[c].offsets[i] for i, c in samples],
                                 [packed[c].sizes[i] for i, c in samples], [labels[c] for _, c in samples])
     if not samples:
-        cifar = next((d for d in ("cifar10", "cifar100") if other_cifar(root, "cifar100" if d == "cifar10" else "cifar10")
-                      == d), "")
         raise DataError(f"image {kind} {root!r}: no image files in its class {classes_are}"
                         + (" held out by val_split" if holdout is not None and holdout.eval else "")
-                        + (f"; it holds {cifar_name(cifar)}'s files: --dataset {cifar}" if cifar else ""))
+                        + _cifar_hint(root))
     return samples, list(classes)
 
 
