@@ -1,6 +1,7 @@
 """What a user's slip meets: an output that would destroy an input, a model evaluated on another data
 set, our warnings, running out of memory. Each is refused or said in one line, with nothing lost."""
 import hashlib
+import json
 import importlib
 import os
 import re
@@ -951,3 +952,44 @@ def test_a_signal_inside_an_import_ends_the_command_as_the_signal_does(tmp_path)
         r = subprocess.run([sys.executable, "-c", _IMPORT_INTERRUPTED, SRC], capture_output=True, text=True,
                            timeout=120, env=dict(os.environ, SIGNAL=name))
         assert (r.returncode, r.stderr) == (-getattr(signal, name), said), (name, r.stderr)
+
+
+def test_the_argparse_commands_take_dashed_option_names_as_train_and_eval_do(capsys):
+    """export --ckpt-file said "unrecognized arguments" and predict --ckpt-file "the following arguments are
+    required: --ckpt_file" where train, eval, lr-schedule and data-stats take timm's dashes (helper-344)."""
+    assert cli.underscored_options(["--ckpt-file", "my-run", "--file-format=ONNX", "-o", "x", "--", "--a-b"]) == [
+        "--ckpt_file", "my-run", "--file_format=ONNX", "-o", "x", "--", "--a-b"]
+    assert cli.underscored_options(["--mean=0.5", "--top-k=3", "--1-x"]) == ["--mean=0.5", "--top_k=3", "--1-x"]
+    assert cli.main(["info", "--width-mult", "0.25", "--image-size", "32", "--class-num", "4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["width_mult"], out["image_size"], out["class_num"]) == (0.25, 32, 4)
+
+
+def test_a_parent_of_run_folders_given_for_one_names_the_runs_in_it(tmp_path):
+    """info runs, export --ckpt_file runs: "the folder holds no numbered checkpoint" with runs/a, runs/b there."""
+    for run in ("a", "b"):
+        (tmp_path / "runs" / run).mkdir(parents=True)
+        (tmp_path / "runs" / run / "mobilenetv1-1_6.ckpt").write_bytes(b"x")
+    (tmp_path / "runs" / "c" / "ckpt_0").mkdir(parents=True)  # a distributed run's layout
+    (tmp_path / "runs" / "c" / "ckpt_0" / "mobilenetv1-2_6.ckpt").write_bytes(b"x")
+    (tmp_path / "runs" / "logs").mkdir()
+    with pytest.raises(ckpt_io.CheckpointError, match=r"its run folders .*runs/a, .*runs/b, .*runs/c hold them: "
+                                                      r"pass one$"):
+        ckpt_io.resolve_checkpoint_path(str(tmp_path / "runs"), "--ckpt_file")
+    with pytest.raises(ckpt_io.CheckpointError) as e:
+        ckpt_io.resolve_checkpoint_path(str(tmp_path / "runs" / "logs"), "--ckpt_file")
+    assert str(e.value).endswith("the folder holds no numbered checkpoint (mobilenetv1-EPOCH_STEP.ckpt)")
+
+
+def test_a_cifar_model_given_a_folder_of_photos_is_asked_for_its_binaries_not_sent_round(tmp_path):
+    """quantize, recalibrate-bn, eval of a CIFAR model on a photo folder said "--dataset imagenet2012", which the
+    model's recorded data set then refused: "pass --dataset cifar10" (helper-344)."""
+    from conftest import class_folders_of_photos, write_cifar_dir
+
+    photos = class_folders_of_photos(tmp_path / "photos", classes=("a", "b"), per_class=1)
+    with pytest.raises(ckpt_io.CheckpointError, match="not CIFAR-10's binaries, which m.onnx was trained on") as e:
+        ckpt_io.trained_dataset("m.onnx", "cifar10", None, data=("--calib_data", str(photos)))
+    assert "imagenet2012" not in str(e.value)
+    cifar = write_cifar_dir(tmp_path / "cifar")
+    assert ckpt_io.trained_dataset("m.onnx", "cifar10", None, data=("--calib_data", str(cifar))) == "cifar10"
+    assert ckpt_io.trained_dataset("m.onnx", "imagenet2012", None, data=("--calib_data", str(photos))) == "imagenet2012"

@@ -2517,3 +2517,23 @@ def test_static_batch_regrouping_keeps_the_images_left_over_after_each_batch():
     got = list(_whole_batches_of([(x[:3], y[:3]), (x[3:6], y[3:6]), (x[6:], y[6:])], 2))
     assert [b.tolist() for _, b in got] == [[0, 1], [2, 3], [4, 5]]
     assert all(torch.equal(a.flatten().long(), b) for a, b in got)
+
+
+def test_labels_given_as_a_json_list_are_read_and_a_csv_of_index_and_name_is_refused(tmp_path):
+    """predict --labels read a pretty-printed JSON list a line a name ('"dog",', ']') and a CSV of index and name
+    as names ('0,cat'), without a word where the count fitted the model's outputs (helper-344)."""
+    from mobilenet_v1.predict import class_names, read_labels_file
+
+    def write(name, text):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        return str(tmp_path / name)
+
+    assert read_labels_file(write("l.json", '["cat", "dog"]')) == ["cat", "dog"]
+    assert class_names(2, None, write("p.json", '[\n  "cat",\n  "dog"\n]\n'), False) == ["cat", "dog"]
+    with pytest.raises(ValueError, match="a JSON dict, not a list of class names"):
+        read_labels_file(write("d.json", '{"0": "cat", "1": "dog"}'))
+    for text in ("0,cat\n1,dog\n", "index,name\n0,cat\n1,dog\n", "0\tcat\n1\tdog\n"):
+        with pytest.raises(ValueError, match=r"l\.csv: its lines start with an index"):
+            class_names(2, None, write("l.csv", text), False)
+    names = "n01440764 tench, Tinca tinca\n7up, a soda\n3d printer\n"  # names with commas and digits: names
+    assert read_labels_file(write("l.txt", names)) == ["n01440764 tench, Tinca tinca", "7up, a soda", "3d printer"]

@@ -429,10 +429,15 @@ def resolve_checkpoint_path(path: str, option: str = "", origin: str = "") -> st
             where = (f"checkpoint folder {folder}: holds" if not option else f"{option} {path}: the folder holds"
                      if folder == path else f"{option} {path}: its {DISTRIBUTED_SUBFOLDER}/ holds")
             others = checkpoint_files_in(folder) if not os.path.isfile(best) else []
+            runs = run_folders_in(folder) if not others and not os.path.isfile(best) else []
             raise CheckpointError(f"{where} no numbered checkpoint ({CKPT_PREFIX}-EPOCH_STEP.ckpt)"
                                   + (f"; its best one is {best}: pass that file" if os.path.isfile(best) else "")
                                   + (f"; it holds {', '.join(others[:3])}{' ...' if len(others) > 3 else ''}: pass "
-                                     f"{'that' if len(others) == 1 else 'one'}" if others else ""))
+                                     f"{'that' if len(others) == 1 else 'one'}" if others else "")
+                                  + (f"; its run folder{'s' if len(runs) > 1 else ''} "
+                                     f"{', '.join(runs[:3])}{' ...' if len(runs) > 3 else ''} hold"
+                                     f"{'' if len(runs) > 1 else 's'} them: pass {'that' if len(runs) == 1 else 'one'}"
+                                     if runs else ""))
         return found[-1][1]
     return path
 
@@ -441,6 +446,23 @@ def resolve_checkpoint_path(path: str, option: str = "", origin: str = "") -> st
 # of mobilenet_v1_1.0_224.ckpt.index, .data-..., .tflite, ...: its checkpoint is passed by the prefix). Exported
 # files are not named: export, convert, --pre_trained and --teacher refuse them, and eval takes them by name.
 CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth", ".pth.tar", ".safetensors")
+
+
+def run_folders_in(folder: str, most: int = 50) -> List[str]:
+    """The sub-folders of ``folder`` (at most ``most`` looked at, sorted) that hold numbered checkpoints, directly
+    or in their ``ckpt_0/``: what a parent of run folders (``runs``) given for one holds."""
+    try:
+        subs = sorted(e.path for e in os.scandir(folder) if e.is_dir())[:most]
+    except OSError:
+        return []
+    found = []
+    for sub in subs:
+        try:
+            if _numbered(sub) or _numbered(os.path.join(sub, DISTRIBUTED_SUBFOLDER)):
+                found.append(sub)
+        except OSError:
+            continue
+    return found
 
 
 def checkpoint_files_in(folder: str) -> List[str]:
@@ -573,6 +595,13 @@ def trained_dataset(path: str, recorded: Any, asked: Optional[str], asked_in: st
             raise CheckpointError(f"{option} {data_path}: holds {cifar_name(other)}'s files, not "
                                   f"{cifar_name(recorded)}'s, which {path} was trained on (the file records it), "
                                   f"whose classes are others: give it {cifar_name(recorded)}'s")
+        from .data import holds_class_folders, holds_cifar_split  # data imports this module
+        if (asked in (None, recorded) and os.path.isdir(data_path) and holds_class_folders(data_path)
+                and not holds_cifar_split(data_path, recorded)):
+            # data's own message sends the user to --dataset imagenet2012, which the check below then refused
+            raise CheckpointError(f"{option} {data_path}: holds folders of images (an ImageNet-style folder), not "
+                                  f"{cifar_name(recorded)}'s binaries, which {path} was trained on (the file records "
+                                  f"it) and reads its inputs as: give it {cifar_name(recorded)}'s")
     if recorded and asked and recorded != asked:
         why = ("whose classes are others" if is_cifar(recorded) and is_cifar(asked) else
                "whose inputs are read and normalised differently")

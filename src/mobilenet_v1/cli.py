@@ -48,6 +48,22 @@ def spellings(name: str) -> Tuple[str, ...]:
     return (name,) if dashed == name else (name, dashed)
 
 
+def underscored_options(argv: List[str]) -> List[str]:
+    """``--ckpt-file F`` as ``--ckpt_file F``: the argparse commands' options in the spelling train, eval,
+    lr-schedule and data-stats take (:func:`spellings`), timm's; export said "unrecognized arguments:
+    --file-format ONNX" and predict "the following arguments are required: --ckpt_file" of a --ckpt-file given.
+    Values (after ``--`` or an option's ``=``) are kept as they are."""
+    out = []
+    for i, a in enumerate(argv):
+        if a == "--":
+            return out + argv[i:]
+        head, eq, value = a.partition("=")
+        if head.startswith("--") and len(head) > 2 and "-" in head[2:] and head[2:3].isalpha():
+            a = "--" + head[2:].replace("-", "_") + eq + value
+        out.append(a)
+    return out
+
+
 def pop_flag(argv: List[str], flag: str) -> bool:
     names = spellings(flag)
     present = any(a in names for a in argv)
@@ -653,6 +669,8 @@ def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) ->
         from .runtime import ReaderMayLeave
 
         sys.stdout, sys.stderr = (None if s is None else ReaderMayLeave(s) for s in streams)  # None: closed
+    if name in COMMANDS and name not in ("train", "eval", "lr-schedule", "data-stats"):  # those read dashes already
+        rest = underscored_options(rest)
     try:
         return COMMANDS[name](rest)
     except Exception as e:  # error_line tells the input's and the machine's from a fault of the code

@@ -481,13 +481,21 @@ def _unread_cifar(root: str, dataset: str) -> str:
     packed = [a for a in CIFAR_DOWNLOADS if os.path.isfile(os.path.join(root, a))]
     if packed:
         return f": it holds {packed[0]}, not unpacked: tar -xf {os.path.join(root, packed[0])} -C {root}"
-    if _holds_class_folders(root):
+    if holds_class_folders(root):
         # A timm or torchvision user's first run on their photos: --dataset's default is cifar10.
         return ": it holds folders of images (an ImageNet-style folder): --dataset imagenet2012"
     return ""
 
 
-def _holds_class_folders(root: str) -> bool:
+def holds_cifar_split(root: str, dataset: str) -> bool:
+    """Whether CIFAR ``dataset``'s training files are found under ``root`` (as :func:`cifar_files` finds them)."""
+    try:
+        return bool(cifar_files(root, True, dataset, quiet=True))
+    except (DataError, OSError):
+        return False
+
+
+def holds_class_folders(root: str) -> bool:
     """Whether ``root`` looks like an image folder: a sub-folder (or train/'s or val/'s) holding an image file
     directly. A look at the names only, for an error's hint: at most 50 sub-folders of a folder, found by their
     directory entries (no stat of each file: a flat folder of a million images costs one listing)."""

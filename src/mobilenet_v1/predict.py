@@ -29,6 +29,7 @@ that no label uses: it is left out. TF-slim's layout puts "background" at 0 (``-
 import argparse
 import codecs
 import os
+import re
 import sys
 from dataclasses import dataclass
 from numbers import Integral
@@ -83,6 +84,19 @@ def readable(name: str, synsets: Dict[str, str]) -> str:
     return f"{synsets[name]} ({name})" if name in synsets else name
 
 
+def _json_labels(path: str, text: str) -> List[str]:
+    """A JSON list of class names in label order; anything else JSON holds is refused, naming the file's form."""
+    import json
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"--labels {path}: not JSON ({e}); a labels file is one class name a line") from None
+    if isinstance(value, list) and value and all(isinstance(n, str) and n.strip() for n in value):
+        return [n.strip() for n in value]
+    raise ValueError(f"--labels {path}: a JSON {type(value).__name__}, not a list of class names in label order; "
+                     f"give that, or a text file of one name a line")
+
+
 def read_labels_file(path: str) -> List[str]:
     try:
         with open(path, "rb") as f:
@@ -99,6 +113,14 @@ def read_labels_file(path: str) -> List[str]:
                          f"save it as UTF-8") from None
     while lines and not lines[-1]:
         lines.pop()
+    if path.lower().endswith(".json") or (lines and lines[0][:1] in ("[", "{")):
+        return _json_labels(path, body.decode("utf-8"))
+    indexed = [line for line in lines if re.match(r"\d+\s*[,;:\t]", line)]
+    if len(indexed) >= 2 and indexed == lines[len(lines) - len(indexed):] and len(lines) - len(indexed) <= 1:
+        # every line, a header line ("index,name") aside, starts with an index: a CSV's two columns
+        raise ValueError(f"--labels {path}: its lines start with an index ({indexed[0]!r}): the file is one class "
+                         f"name a line, in label order, the name alone (line k + 1: class k); keep the names' "
+                         f"column only")
     empty = [i + 1 for i, line in enumerate(lines) if not line]
     if not lines or empty:
         where = (f" (line {', '.join(map(str, empty[:5]))}{' ...' if len(empty) > 5 else ''} "
