@@ -2537,3 +2537,31 @@ def test_labels_given_as_a_json_list_are_read_and_a_csv_of_index_and_name_is_ref
             class_names(2, None, write("l.csv", text), False)
     names = "n01440764 tench, Tinca tinca\n7up, a soda\n3d printer\n"  # names with commas and digits: names
     assert read_labels_file(write("l.txt", names)) == ["n01440764 tench, Tinca tinca", "7up, a soda", "3d printer"]
+
+
+def test_predict_starts_loader_workers_only_on_a_gpu_for_more_than_one_batch():
+    """--num_workers -1 (the default): training's count of workers where the model runs on a GPU and the images
+    fill more than one batch; none on the CPU, nor for one batch (8 images in batches of 8); a count given is
+    kept."""
+    from mobilenet_v1.data import default_workers
+    from mobilenet_v1.predict import predict_workers
+
+    gpu, cpu = torch.device("cuda"), torch.device("cpu")
+    assert predict_workers(-1, 9, 8, gpu) == default_workers(-1) > 0
+    assert predict_workers(-1, 8, 8, gpu) == 0 and predict_workers(-1, 1, 8, gpu) == 0
+    assert predict_workers(-1, 100, 8, cpu) == 0
+    assert predict_workers(3, 1, 8, cpu) == 3 and predict_workers(0, 100, 8, gpu) == 0
+
+
+def test_a_labels_file_with_an_empty_line_names_that_line_counted_from_1(tmp_path):
+    """--labels: one name per line; an empty one among them is named by its line as an editor numbers it (the
+    empty lines at the end are left off; a byte-order mark and CRLF endings are read as the text they frame)."""
+    from mobilenet_v1.predict import read_labels_file
+
+    labels = tmp_path / "labels.txt"
+    labels.write_bytes(b"\xef\xbb\xbfcat\r\n\r\ndog\r\n\r\n")
+    with pytest.raises(ValueError, match=r"expected one non-empty class name per line, in label order \(line 2 is "
+                                         r"empty\)$"):
+        read_labels_file(str(labels))
+    labels.write_text("cat\ndog\n\n\n")
+    assert read_labels_file(str(labels)) == ["cat", "dog"]

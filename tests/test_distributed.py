@@ -1370,3 +1370,11 @@ def test_a_run_of_one_process_continues_on_two_in_its_own_folder(cifar_dir, tmp_
         r.stderr[-3000:]  # every rank refuses it, rank 0 says it for the job (each rank said it: twice)
     assert "mobilenet-v1 train (all 2 ranks): error: the processes of this job were given different" in r.stderr
     assert ckpt_io.resolve_checkpoint_path(str(run)) == str(chosen)  # nothing trained, nothing moved
+
+
+def test_each_rank_reads_the_shard_of_its_global_rank_not_its_local_one():
+    """On two machines of two processes each, rank 3 (local rank 1 on the second machine) reads shard 3 of 4:
+    by its local rank it read shard 1, which rank 1 reads too, and shard 3 went unread."""
+    assert distributed.Context(rank=3, world_size=4, local_rank=1, backend="gloo").shard() == \
+        {"num_shards": 4, "shard_id": 3}
+    assert distributed.Context().shard() == {"num_shards": 1, "shard_id": 0}

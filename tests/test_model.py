@@ -37,6 +37,11 @@ def test_paper_channel_counts_exact():
     # 32 x 0.3 = 9.6: 8 is the nearest multiple but 17% under, so 16; 64 x 0.3 = 19.2: 16 is 17% under, so 24
     # (torchvision's _make_divisible)
     assert scale_channels(32, 0.3) == 16 and scale_channels(64, 0.3) == 24
+    # Exactly 10% under is kept, as _make_divisible keeps it (new_v < 0.9 * v): 32 x 0.2777... = 8.888..., of
+    # which 8 is 0.9 to the last bit; so is 32 of 64 x 0.5555...
+    for c, alpha, kept in ((32, 8 / 0.9 / 32, 8), (64, 32 / 0.9 / 64, 32)):
+        assert 0.9 * (c * alpha) == kept  # (the case itself: a width at the boundary)
+        assert scale_channels(c, alpha) == kept, (c, alpha)
 
 
 def test_parameter_and_mac_counts_match_paper():
@@ -541,3 +546,40 @@ def test_torch_hub_entry_points_build_and_load_the_model(tmp_path):
     loaded = torch.hub.load(root, "load_model", str(tmp_path / "m.pt"), source="local", trust_repo=True)
     assert not loaded.training and loaded.fc.out_features == 10
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), direct.state_dict().values()))
+
+
+def test_peak_activations_names_the_earlier_operator_of_a_tie():
+    """At 8x8 the last depthwise layer (25: 256 values in, 256 out at 1x1) and the pointwise one after it (26)
+    move as many values, and so does the pool (256 in and out): the peak is named by the first of them."""
+    from mobilenet_v1.info import peak_activations
+
+    assert peak_activations(0.25, 8, 10) == (512, "layer 25")
+    assert peak_activations(1.0, 8, 10) == (2048, "layer 25")
+
+
+def test_macs_are_counted_only_for_a_width_in_the_configurations_range():
+    """A file's width_mult of 0 (or below, a bool, NaN, past 1e6) is no width to count multiply-adds at: None,
+    not the figures of a network of 8-channel layers."""
+    from mobilenet_v1.info import counted_width, macs_if_known
+
+    assert macs_if_known(0.25, (32, 32), 10) == count_macs(0.25, 32, 10)
+    assert macs_if_known(0.25, (32, 48), 10) == count_macs(0.25, 32, 10, 48)
+    for width in (0, 0.0, -0.25, True, float("nan"), float("inf"), 1e7, "0.25", None):
+        assert not counted_width(width) and macs_if_known(width, (32, 32), 10) is None, width
+    for hw, classes in ((None, 10), ((32, 32), 0), ((32, 32), True), ((32, 32), None)):
+        assert macs_if_known(0.25, hw, classes) is None, (hw, classes)
+
+
+def test_the_width_read_off_a_files_channel_counts_is_the_simplest_nearest_the_middle():
+    """A file records no width_mult: the widths that rebuild the channel counts of one built at 0.333 lie in about
+    [0.3320, 0.3359) (the 1024-channel layer's 344 bound them below, the 512-channel layers' 168 above); none of
+    fewer than 3 decimals does, and of 0.333, 0.334 and 0.335 the one nearest the interval's middle, 0.334, is
+    taken (not the first found). A width a person types, 0.7 or 0.25, comes back as it is."""
+    from mobilenet_v1.api import infer_width_mult
+
+    state = MobileNetV1(10, 0.333).state_dict()
+    width = infer_width_mult(state, "m.ckpt")
+    assert width == 0.334
+    assert {k: v.shape for k, v in MobileNetV1(10, width).state_dict().items()} == {k: v.shape for k, v in state.items()}
+    for typed in (0.7, 0.25, 1.3):
+        assert infer_width_mult(MobileNetV1(10, typed).state_dict(), "m.ckpt") == typed

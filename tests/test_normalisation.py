@@ -310,6 +310,13 @@ def test_data_stats_points_out_a_class_four_times_another_and_not_less():
                       "classes more often")
     stats["classes"] = {"a": 7, "b": 2, "c": 0}
     assert datastats.lines(stats)[1] == "  images per class: 2 (b) to 7 (a)"
+    # Up to five empty labels are all named; a sixth and more are "...".
+    stats["classes"] = {"a": 7, **{str(k): 0 for k in range(1, 6)}}
+    assert datastats.lines(stats)[0].endswith("(5 of its 6 labels have none: class 1, class 2, class 3, class 4, "
+                                              "class 5)")
+    stats["classes"]["6"] = 0
+    assert datastats.lines(stats)[0].endswith("(6 of its 7 labels have none: class 1, class 2, class 3, class 4, "
+                                              "class 5 ...)")
 
 
 def test_data_stats_decodes_only_the_images_of_its_sample(image_folder, capsys, monkeypatch):
@@ -329,3 +336,45 @@ def test_data_stats_decodes_only_the_images_of_its_sample(image_folder, capsys, 
     assert json.loads(capsys.readouterr().out)["mean"] == stats["mean"] and decoded[3:] == decoded[:3]
     assert cli.main(base + ["--images=100", "--batch_size=8"]) == 0  # more than the split holds: all of it, once
     assert json.loads(capsys.readouterr().out)["measured"] == 15 and len(decoded) == 6 + 15
+
+
+def test_data_stats_starts_no_more_loader_workers_than_its_sample_has_batches(image_folder, monkeypatch):
+    """--images 5 in batches of 8 is one batch: one loader worker, not none (nor 4 idle); 9 images are two
+    batches; --images 0 (every image) keeps num_workers as given."""
+    from mobilenet_v1 import datastats
+
+    class Stop(Exception):
+        pass
+
+    started = []
+
+    def capture(opts, *args, **kwargs):
+        started.append(opts.num_workers)
+        raise Stop
+
+    monkeypatch.setattr(datastats, "build_loader", capture)
+    cfg = load_config(["--dataset=imagenet2012", f"--dataset_path={image_folder}", "--image_size=32",
+                       "--num_workers=4", "--batch_size=8"])
+    for images, workers in ((5, 1), (8, 1), (9, 2), (100, 4), (0, 4)):
+        with pytest.raises(Stop):
+            datastats.measure(cfg, images)
+        assert started[-1] == workers, images
+
+
+def test_data_stats_of_one_colour_images_gives_a_std_of_0_not_nan(tmp_path):
+    """Seven 40x40 images of one grey (22 of 255): the variance, the mean of the squares less the square of the
+    mean, rounds to -9e-19 there; its square root is 0, not NaN (which --std refuses)."""
+    from PIL import Image
+
+    from mobilenet_v1 import datastats
+
+    for split in ("train", "validation_preprocess"):
+        folder = tmp_path / split / "n01"
+        folder.mkdir(parents=True)
+        for i in range(7):
+            Image.new("RGB", (40, 40), (22, 22, 22)).save(folder / f"img_{i}.png")
+    cfg = load_config(["--dataset=imagenet2012", f"--dataset_path={tmp_path}", "--image_size=40", "--num_workers=0",
+                       "--batch_size=7"])
+    stats = datastats.measure(cfg, 0)
+    assert stats["measured"] == 7 and stats["mean"] == [round(22 / 255, 4)] * 3
+    assert stats["std"] == [0.0, 0.0, 0.0]

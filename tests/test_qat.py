@@ -818,3 +818,29 @@ def test_another_size_than_the_frozen_batchnorm_statistics_is_said_with_a_way_th
     # the note's command runs as written, FILE named
     assert cli.main(["recalibrate-bn", digits["float"], "--image_size", "24", "--dataset_path", digits["data"],
                      "--out", str(tmp_path / "f24.pt")]) == 0
+
+
+def test_activation_qparams_follow_onnx_runtimes_uint8_rule():
+    """scale (max - min) / 255 of the range widened to hold 0, zero point round(-min / scale): -1 to 1.3 is
+    110.87 levels above the minimum, so 111 (not 110, which cuts the range's bottom off by most of a level);
+    a range all above 0 starts at 0; an empty one is scale 1, zero point 0."""
+    ranges = qat.ActivationRanges(3)
+    ranges.ranges.copy_(torch.tensor([[-1.0, 1.3], [0.5, 2.55], [0.0, 0.0]]))
+    scale, zero = ranges.qparams(0)
+    assert scale.dtype == torch.float32 and zero.dtype == torch.int32
+    assert float(scale) == pytest.approx(2.3 / 255) and int(zero) == 111
+    scale, zero = ranges.qparams(1)
+    assert float(scale) == pytest.approx(0.01) and int(zero) == 0
+    assert (float(ranges.qparams(2)[0]), int(ranges.qparams(2)[1])) == (1.0, 0)
+
+
+def test_reduce_range_rounds_the_weights_to_seven_bits_of_64_levels_a_side():
+    """qat_reduce_range: ONNX Runtime's 7-bit weights, [-64, 64] (its reduce_range for int8), the largest
+    weight of a channel at level 64; without it [-127, 127]."""
+    w = torch.tensor([0.64, -0.32, 0.01, 0.0]).view(1, 4, 1, 1)
+    for reduce_range, top in ((True, 64), (False, 127)):
+        qmax = qat.ActivationRanges(3, reduce_range=reduce_range).weight_qmax
+        rounded, scale = qat.quantize_weight(w, qmax)
+        assert float(scale) == pytest.approx(0.64 / top)
+        levels = torch.round(rounded / scale.view(-1, 1, 1, 1)).flatten().tolist()
+        assert levels == [top, -round(0.32 / (0.64 / top)), round(0.01 / (0.64 / top)), 0], reduce_range

@@ -278,3 +278,28 @@ def test_tf_checkpoint_whose_index_is_snappy_compressed_reads_the_same(tmp_path)
     with pytest.raises(ckpt_io.CheckpointError, match=r"s: a compressed block of its index copies bytes it does not "
                                                       r"hold \(damaged\)"):
         _unsnappy(varint(8) + bytes([0 << 2]) + b"a" + bytes([2 | 6 << 2]) + (2).to_bytes(2, "little"), "s")
+
+
+def test_crc32c_and_its_mask_are_leveldbs_not_only_consistent_with_this_files_writer():
+    """The table's checksums are checked against TensorFlow's own: CRC-32C's check value (of "123456789",
+    0xE3069283) and RFC 3720's vectors, and LevelDB's mask (rotate right by 15, add 0xA282EAD8) with its unmask
+    undoing it. (The files the tests build use this module's functions: a wrong rotation there read them and
+    refused every real checkpoint.)"""
+    assert crc32c(b"123456789") == 0xE3069283
+    assert crc32c(bytes(32)) == 0x8A9136AA and crc32c(b"\xff" * 32) == 0x62A8AB43
+    assert crc32c(b"56789", crc32c(b"1234")) == 0xE3069283  # continued over pieces
+    assert masked(0xE3069283) == 0xC78AB0E5
+    for crc in (0, 1, 0xE3069283, 0xFFFFFFFF, 0x12345678):
+        rot = (masked(crc) - 0xA282EAD8) & 0xFFFFFFFF
+        assert ((rot >> 17) | (rot << 15)) & 0xFFFFFFFF == crc
+
+
+def test_an_index_message_cut_short_is_a_checkpoint_error_naming_the_file():
+    """A number whose last byte is missing (0x80 says one more follows) and a field that claims more bytes than
+    are left: the damaged file's error, not an IndexError nor a field read short."""
+    from mobilenet_v1.tf_checkpoint import _fields
+
+    assert list(_fields(varint(1 << 3) + varint(300) + field(2, b"ab"), "m.index")) == [(1, 300), (2, b"ab")]
+    for damaged in (varint(1 << 3) + b"\x80", b"\x80", varint(2 << 3 | 2) + varint(5) + b"ab"):
+        with pytest.raises(ckpt_io.CheckpointError, match=r"^checkpoint m\.index: .* runs past its end"):
+            list(_fields(damaged, "m.index"))

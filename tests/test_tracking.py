@@ -854,3 +854,49 @@ def test_a_terminal_of_no_columns_gets_the_plain_lines_not_a_bar():
     with os.fdopen(write, "w") as pipe:
         assert not tracking.redrawable(pipe)
     os.close(read)
+
+
+def test_time_left_past_an_hour_reads_hours_minutes_and_seconds(tmp_path, capsys, monkeypatch):
+    """At 1000 s a step, 8 steps left in the epoch are 2:13:20 (not 133 minutes after the hour), and the
+    run's 18 steps left 5:00:00."""
+    clock = iter(range(0, 100000, 1000))
+    monkeypatch.setattr("mobilenet_v1.tracking.time.perf_counter", lambda: float(next(clock)))
+    logger = RunLogger(str(tmp_path), epochs=2, steps_per_epoch=10, start_epoch=0, log_interval=2,
+                       progress=False, tensorboard=False)
+    logger.begin_epoch(1)
+    for i in (0, 1):
+        logger.log_step(i, torch.tensor(1.0), 0.1, 8)
+    logger.close()
+    assert "epoch 1/2 step 2/10: loss 1.0000, lr 0.1, 0.0 images/s, 2:13:20 left in epoch, 5:00:00 in run" \
+        in capsys.readouterr().out
+
+
+def test_read_metrics_reads_a_null_written_for_a_non_finite_value_as_nan(tmp_path):
+    """metrics.jsonl is strict JSON: a NaN loss or gradient norm is written as null, and read back as NaN
+    (a number the plots and summaries can test), never as None."""
+    (tmp_path / METRICS_FILE).write_text(
+        '{"kind": "start", "step": 0}\n'
+        '{"kind": "step", "step": 1, "epoch": 0.5, "loss": null, "lr": 0.1, "grad_norm": null}\n'
+        '{"kind": "epoch", "step": 2, "epoch": 1, "loss": 1.5, "mean_loss": null}\n')
+    history = read_metrics(str(tmp_path), required={"step": ["loss"], "epoch": ["mean_loss"]}, exact=True)
+    step, epoch = history["steps"][0], history["epochs"][0]
+    assert math.isnan(step["loss"]) and math.isnan(step["grad_norm"]) and math.isnan(epoch["mean_loss"])
+    assert epoch["loss"] == 1.5
+
+
+def test_eval_tags_name_each_figure_by_its_own_tag():
+    """TensorBoard's eval scalars: top-1 and top-5, and with an average's evaluation the raw weights' own pair,
+    each under its own tag (raw_top_5 is not raw_top_1 again)."""
+    assert tracking.eval_tags(None) == {} and tracking.eval_tags({}) == {}
+    assert tracking.eval_tags({"top_1": 0.5, "top_5": 0.9}) == {"eval/top_1": 0.5, "eval/top_5": 0.9}
+    assert tracking.eval_tags({"top_1": 0.5, "top_5": 0.9, "raw_top_1": 0.4, "raw_top_5": 0.8}) == {
+        "eval/top_1": 0.5, "eval/top_5": 0.9, "eval/raw_top_1": 0.4, "eval/raw_top_5": 0.8}
+
+
+def test_plots_clip_threshold_is_a_positive_number_only(tmp_path):
+    """The clip_grad_norm line beside the gradient norms: a hand-edited config.yaml's true (a YAML bool, which
+    Python counts as 1) or a negative or text value draws none; a number above 0 is the threshold."""
+    for text, threshold in (("true", 0.0), ("false", 0.0), ("-1.0", 0.0), ("'2.0'", 0.0), ("0", 0.0), ("2", 2.0),
+                            ("0.5", 0.5)):
+        (tmp_path / ckpt_io.RUN_CONFIG).write_text(f"clip_grad_norm: {text}\n")
+        assert plot.clip_threshold(str(tmp_path)) == threshold, text
