@@ -1125,7 +1125,8 @@ def test_a_classifier_saved_with_trailing_ones_loads_as_mindspore_takes_it_and_a
     model = trained_looking(10, 0.25)
     entries = seed_entries(model)
     flat = write_seed_ckpt(tmp_path / "flat.ckpt", entries)
-    four = write_seed_ckpt(tmp_path / "four.ckpt", dict(entries, **{"fc.weight": entries["fc.weight"][..., None, None]}))
+    four = write_seed_ckpt(tmp_path / "four.ckpt",
+                           dict(entries, **{"fc.weight": entries["fc.weight"][..., None, None]}))
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(load_model(flat)(x), load_model(four)(x))

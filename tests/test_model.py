@@ -580,6 +580,7 @@ def test_the_width_read_off_a_files_channel_counts_is_the_simplest_nearest_the_m
     state = MobileNetV1(10, 0.333).state_dict()
     width = infer_width_mult(state, "m.ckpt")
     assert width == 0.334
-    assert {k: v.shape for k, v in MobileNetV1(10, width).state_dict().items()} == {k: v.shape for k, v in state.items()}
+    shapes = {k: v.shape for k, v in MobileNetV1(10, width).state_dict().items()}
+    assert shapes == {k: v.shape for k, v in state.items()}
     for typed in (0.7, 0.25, 1.3):
         assert infer_width_mult(MobileNetV1(10, typed).state_dict(), "m.ckpt") == typed
