@@ -1781,7 +1781,10 @@ def test_quantize_leaves_out_the_share_its_run_held_out_or_the_one_val_split_say
     ckpt_io.atomic_save({"model": MobileNetV1(class_num=10, width_mult=0.25).state_dict(),  # recalibrate-bn does
                          "config": {"dataset": "cifar10", "image_size": 32}}, cifar)
     export_checkpoint(cifar, str(tmp_path / "cifar"))
-    assert cli.main(["quantize", "--onnx", str(tmp_path / "cifar.onnx"), "--out", out, "--calib_data", copy,
+    from conftest import write_cifar_dir  # its own data: a folder of photos is refused for a CIFAR model first
+
+    binaries = str(write_cifar_dir(tmp_path / "cifar_data"))
+    assert cli.main(["quantize", "--onnx", str(tmp_path / "cifar.onnx"), "--out", out, "--calib_data", binaries,
                      "--val_split", "0.2"]) == 1
     assert "--val_split: a CIFAR-10 model's data set has no use for it" in capsys.readouterr().err
 

@@ -113,7 +113,7 @@ def read_labels_file(path: str) -> List[str]:
                          f"save it as UTF-8") from None
     while lines and not lines[-1]:
         lines.pop()
-    if path.lower().endswith(".json") or (lines and lines[0][:1] in ("[", "{")):
+    if os.fspath(path).lower().endswith(".json") or (lines and lines[0][:1] in ("[", "{")):
         return _json_labels(path, body.decode("utf-8"))
     indexed = [line for line in lines if re.match(r"\d+\s*[,;:\t]", line)]
     if len(indexed) >= 2 and indexed == lines[len(lines) - len(indexed):] and len(lines) - len(indexed) <= 1:
