@@ -25,8 +25,8 @@ demo: $(VENV)/.installed
 
 # Two processes (the CI machine's two cores), a test file each at a time: a file's module fixtures are built
 # once and its multi-process tests keep their order (pytest-xdist), the longest files first (tests/conftest.py).
-# One torch thread each (tests/conftest.py). 2-core development CPU, 2026-12-06, clean clone: 960 tests in 8:47
-# (8:56 at 08:27 UTC and 9:30 at 08:05, commits before; 952 in 9:41 and 8:17, 942 in 8:20, 932 in 9:00, 926 in 8:34 earlier).
+# One torch thread each (tests/conftest.py). 2-core development CPU, 2026-12-06, clean clone: 1000 tests in 6:35
+# (11:09 UTC; 960 in 8:47 and 8:56 earlier that day, torchrun not yet forked in test_distributed; 952 in 9:41, 942 in 8:20).
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 --dist loadfile tests
 
