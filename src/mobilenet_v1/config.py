@@ -1396,8 +1396,8 @@ def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] =
     typed = {k: v for k, v in overrides if k in SEED_IGNORED_KEYS and k not in types}
     for key in typed:
         if key in TYPED_PATH_KEYS:
-            # Typed, a path the user means to be read or written (torchvision's --data-path): ignored with a
-            # note, the run read the configuration's data (or wrote into ./) and said nothing more.
+            # Typed, it is a path the user means to be read or written (torchvision's --data-path); ignored, as a
+            # seed file's, it left the run reading the configuration's data (or writing into ./) after one note.
             raise OptionError(f"option --{key}: the seed's ModelArts key, not used here: {TYPED_PATH_KEYS[key]}")
     if str(typed.get("device_id", "0")).strip() not in ("", "0") and int(os.environ.get("RANK", "0")) == 0:
         # The seed's --device_id chose the card; here the process takes the first visible one, which may be
