@@ -62,7 +62,7 @@ def test_seed_files_load_unchanged(name, expect, capsys):
             resolve_device(cfg.device_target)
 
 
-def test_ignored_keys_are_seed_keys_only(tmp_path, capsys):
+def test_ignored_keys_are_seed_keys_only(tmp_path, capsys, monkeypatch):
     assert set(IGNORED) <= set(SEED_IGNORED_KEYS)
     f = tmp_path / "mine.yaml"
     f.write_text(open(seed_file("default_config.yaml")).read().replace("enable_profiling: False",
@@ -77,6 +77,11 @@ def test_ignored_keys_are_seed_keys_only(tmp_path, capsys):
     assert "note: --device_id 3 does not choose the GPU here" in capsys.readouterr().err
     load_config(["--config_path", seed_file("default_config.yaml"), "--device_id", "0"])
     assert "--device_id" not in capsys.readouterr().err
+    # Under torchrun each process takes the GPU of its LOCAL_RANK: CUDA_VISIBLE_DEVICES=3 would leave one for all.
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    load_config(["--config_path", seed_file("default_config.yaml"), "--device_id", "3"])
+    err = capsys.readouterr().err
+    assert "each process takes the visible one of its LOCAL_RANK" in err and "CUDA_VISIBLE_DEVICES=3" not in err
 
 
 def test_values_outside_the_files_choices_are_refused(tmp_path):
