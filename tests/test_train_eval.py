@@ -1825,7 +1825,7 @@ def test_a_resume_with_another_loss_scale_starts_fp16s_scale_there_and_says_so(c
 
 def test_a_cpu_resume_at_another_thread_count_says_it_does_not_go_on_bit_for_bit():
     """The CPU kernels split their sums by intra-op thread: a run resumed at another count rounds otherwise
-    and drifts apart from the one it continues (helper-341: BatchNorm's gradients 1% apart after one step
+    and drifts apart from the one it continues (helper-341: BatchNorm's gradients 1.6% apart after one step
     at 1 against 2 threads). The checkpoint records the count and a resume at another names it."""
     cpu, now = torch.device("cpu"), torch.get_num_threads()
     assert train.threads_change({"cpu_threads": now}, "a.ckpt", cpu) == ""

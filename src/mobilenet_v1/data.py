@@ -502,7 +502,7 @@ def holds_class_folders(root: str) -> bool:
     def images_in(folder: str) -> bool:
         try:
             with os.scandir(folder) as entries:
-                return any(e.name.lower().endswith(IMAGE_EXTENSIONS) for e in entries)
+                return any(is_image_name(e.name) for e in entries)
         except OSError:
             return False
 

@@ -1114,8 +1114,8 @@ def threads_change(ckpt: Dict[str, Any], source: str, device: torch.device) -> s
     """A line saying that this CPU run has another number of intra-op threads than the session that saved
     ``ckpt`` (its ``cpu_threads``), or "". The CPU kernels split their sums by thread, so the same step
     rounds otherwise: training-mode BatchNorm's gradients, sums of terms that nearly cancel, differ by up
-    to 1% after one step at 1 against 2 threads, and the run drifts apart from the one it continues
-    (helper-340). Not a refusal: the run goes on, only not bit for bit."""
+    to 1.6% after one step at 1 against 2 threads (channels_last; 0.25% in NCHW), and the run drifts apart
+    from the one it continues (helper-340). Not a refusal: the run goes on, only not bit for bit."""
     then = ckpt.get("cpu_threads")
     now = torch.get_num_threads() if device.type == "cpu" else None
     if not isinstance(then, int) or now is None or then == now:
