@@ -486,6 +486,24 @@ def test_a_launcher_setting_world_size_alone_breaks_nothing(monkeypatch, capsys)
                                        "device\n")
 
 
+def test_torchruns_numbers_set_empty_are_unset_and_set_wrong_are_named(monkeypatch, capsys, tmp_path):
+    """A script's `RANK=$X` of an unset X leaves RANK empty: no torchrun job, as if unset (int("") was an error
+    that named no variable); a value no launcher sets is refused naming its variable, before the command works."""
+    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE"):
+        monkeypatch.setenv(name, "")
+    assert cli.main(["train", "--dataset_path", str(tmp_path / "none"), "--device_id", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "--device_id 1 does not choose the GPU" in err and "(rank" not in err  # said by the one process
+    assert err.endswith(f"mobilenet-v1 train: error: dataset_path '{tmp_path / 'none'}' does not exist\n")
+    for name, value in (("RANK", "abc"), ("WORLD_SIZE", "0"), ("LOCAL_RANK", "-1"), ("LOCAL_WORLD_SIZE", "2.5")):
+        monkeypatch.setenv(name, value)
+        assert cli.main(["convert", "nowhere.pt", str(tmp_path / "x.pt")]) == 1
+        err = capsys.readouterr().err
+        assert f"the environment variable {name}={value!r} is not a whole number" in err, err
+        assert f"unset {name}" in err and "nowhere.pt" not in err
+        monkeypatch.setenv(name, "")
+
+
 def test_running_out_of_memory_is_one_line_and_other_errors_still_surface(monkeypatch, capsys):
     def oom(argv):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you "

@@ -672,6 +672,9 @@ def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) ->
     if name in COMMANDS and name not in ("train", "eval", "lr-schedule", "data-stats"):  # those read dashes already
         rest = underscored_options(rest)
     try:
+        from .runtime import check_launcher_env
+
+        check_launcher_env()
         return COMMANDS[name](rest)
     except Exception as e:  # error_line tells the input's and the machine's from a fault of the code
         signalled = interrupted_by(e)
@@ -684,7 +687,7 @@ def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) ->
         if line is None or (isinstance(e, BrokenPipeError) and argv_given is None):
             raise
         from .config import OptionError
-        from .runtime import job_error_lines, ranks_text
+        from .runtime import job_error_lines, launcher_number, ranks_text
 
         job = job_error_lines(name, e)
         if job is not None:  # raised alike by every rank of the job: said once a machine, by its local rank 0
@@ -694,10 +697,10 @@ def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) ->
         # Options refused alike by every process of a torchrun job (the same command line): said once a machine,
         # by its local rank 0, not once a GPU. (Other errors, a teacher that fails on one GPU, each process says.)
         if isinstance(e, OptionError) and rank_label():
-            if os.environ.get("LOCAL_RANK", "0") != "0":
+            if launcher_number("LOCAL_RANK") != 0:
                 return 1
             # named as the job's, not as local rank 0's own: "(all 16 ranks)", as job_error_lines says them
-            world = int(os.environ["WORLD_SIZE"])
+            world = launcher_number("WORLD_SIZE")
             line = line.replace(rank_label(), f" ({ranks_text(range(world), world)})", 1)
         print(line, file=sys.stderr)
         return 1

@@ -1399,10 +1399,12 @@ def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] =
             # Typed, it is a path the user means to be read or written (torchvision's --data-path); ignored, as a
             # seed file's, it left the run reading the configuration's data (or writing into ./) after one note.
             raise OptionError(f"option --{key}: the seed's ModelArts key, not used here: {TYPED_PATH_KEYS[key]}")
-    if str(typed.get("device_id", "0")).strip() not in ("", "0") and int(os.environ.get("RANK", "0")) == 0:
+    from .runtime import is_rank0, launcher_number
+
+    if str(typed.get("device_id", "0")).strip() not in ("", "0") and is_rank0():
         # The seed's --device_id chose the card; here the process takes the first visible one, which may be
         # another job's.
-        if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:  # torchrun: each process takes GPU LOCAL_RANK
+        if launcher_number("WORLD_SIZE") > 1:  # torchrun: each process takes GPU LOCAL_RANK
             print(f"note: --device_id {typed['device_id']} does not choose the GPUs here: each process takes the "
                   f"visible one of its LOCAL_RANK, and CUDA_VISIBLE_DEVICES before torchrun chooses which are visible",
                   file=sys.stderr, flush=True)
@@ -1487,7 +1489,9 @@ def check_ignored(ignored: Dict[str, Any], file_choices: Dict[str, Any], config_
 
 def say_ignored(keys: Sequence[str]) -> None:
     """The one line naming seed keys given that mean nothing here (rank 0 alone; none for no keys)."""
-    if keys and int(os.environ.get("RANK", "0")) == 0:
+    from .runtime import is_rank0
+
+    if keys and is_rank0():
         # stderr: lr-schedule writes its table to stdout.
         print(f"ignored seed keys with no meaning here: {', '.join(keys)}", file=sys.stderr, flush=True)
 

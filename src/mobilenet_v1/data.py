@@ -40,7 +40,7 @@ from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, Archive
                       links_out, lone_class_wrapping, member_size, read_member, shard_files, shard_index, tar_files)
 from .autoaugment import Augment, make_augment
 from .config import ConfigError, cifar_name, is_cifar, normalisation
-from .runtime import shell_path
+from .runtime import launcher_number, shell_path
 from .stopping import ignore_in_worker
 
 CIFAR_RECORD = 1 + 3 * 32 * 32  # label byte + 3,072 pixel bytes
@@ -2293,7 +2293,7 @@ class SharedSlots:
         if os.path.isdir("/dev/shm"):
             shm = os.statvfs("/dev/shm")  # what buffers made already take is no longer free
             try:
-                processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+                processes = max(1, launcher_number("LOCAL_WORLD_SIZE"))
             except ValueError:
                 processes = 1
             room = shm.f_bavail * shm.f_frsize // processes // 2

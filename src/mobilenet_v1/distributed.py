@@ -46,9 +46,9 @@ def launch_hint(command: str) -> str:
 
 def torchrun_env() -> Optional[Dict[str, str]]:
     """The launcher's variables when this process was started by torchrun, else None."""
-    if "WORLD_SIZE" not in os.environ or "RANK" not in os.environ:
+    if not os.environ.get("WORLD_SIZE", "").strip() or not os.environ.get("RANK", "").strip():
         return None
-    missing = [k for k in TORCHRUN_ENV if k not in os.environ]
+    missing = [k for k in TORCHRUN_ENV if not os.environ.get(k, "").strip()]
     if missing:
         raise DistributedError(f"RANK and WORLD_SIZE are set but {', '.join(missing)} are not: start the "
                                f"processes with torchrun, which sets all of {', '.join(TORCHRUN_ENV)}")

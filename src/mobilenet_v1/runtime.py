@@ -13,7 +13,36 @@ import torch
 
 
 def is_rank0() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
+    return launcher_number("RANK") == 0
+
+
+# torchrun's numbers for each process it starts, each with the least it may be, which is also its value where it
+# is not set (or set empty, as a script's `RANK=$X` of an unset X leaves it: no torchrun job).
+LAUNCHER_NUMBERS = {"RANK": 0, "LOCAL_RANK": 0, "WORLD_SIZE": 1, "LOCAL_WORLD_SIZE": 1}
+
+
+def launcher_number(name: str) -> int:
+    """torchrun's number ``name`` (:data:`LAUNCHER_NUMBERS`) for this process; its least where not set or empty."""
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else LAUNCHER_NUMBERS[name]
+
+
+def check_launcher_env() -> None:
+    """A ValueError naming the variable where one of torchrun's numbers (:data:`LAUNCHER_NUMBERS`) is set in the
+    environment but is no whole number at least its least: every command reads them, and int() said only
+    "invalid literal for int() with base 10"."""
+    for name, least in LAUNCHER_NUMBERS.items():
+        value = os.environ.get(name, "")
+        if not value.strip():
+            continue
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+        if number is None or number < least:
+            raise ValueError(f"the environment variable {name}={value!r} is not a whole number of at least {least}: "
+                             f"torchrun sets RANK, LOCAL_RANK, WORLD_SIZE and LOCAL_WORLD_SIZE for each process it "
+                             f"starts; outside torchrun unset it (unset {name})")
 
 
 # Files that receive a copy of what print0 prints to stdout (a run's log.txt), and in-memory ones
@@ -150,10 +179,10 @@ def _give_up(f: IO[str], error: OSError) -> None:
 def rank_label() -> str:
     """" (rank N)" in a process of several (torchrun's WORLD_SIZE and RANK), where each one reports."""
     try:
-        several = int(os.environ.get("WORLD_SIZE") or 1) > 1
+        several = launcher_number("WORLD_SIZE") > 1
     except ValueError:
         several = False
-    return f" (rank {os.environ['RANK']})" if several and "RANK" in os.environ else ""
+    return f" (rank {os.environ['RANK']})" if several and os.environ.get("RANK", "").strip() else ""
 
 
 # The attribute of an error that every rank of a job raised at one point (distributed.Context.alike): the job's
@@ -199,7 +228,7 @@ def job_error_lines(command: str, error: BaseException) -> Optional[List[str]]:
     said = getattr(error, JOB_MESSAGES, None)
     if said is None:
         return None
-    if os.environ.get("LOCAL_RANK", "0") != "0":
+    if launcher_number("LOCAL_RANK") != 0:
         return []
     world, messages = said
     return [f"mobilenet-v1 {command} ({ranks_text(ranks, world)}): error: {text}" for ranks, text in messages]

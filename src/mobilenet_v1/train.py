@@ -2455,7 +2455,7 @@ def run_result(checkpoint: str, resumed_from: str, steps_per_epoch: int, step_im
 def main(argv: Sequence[str]) -> int:
     cfg, given = load_config_and_given(argv, unused=EXPORT_KEYS)  # a --file_name typed here is named as unused
     if (getattr(given, "origin", {}).get("use_ema", "").startswith("option") and not cfg.pre_trained
-            and not cfg.teacher and int(os.environ.get("RANK", "0")) == 0):
+            and not cfg.teacher and runtime.is_rank0()):
         # Read where train takes a file's weights; a config file shared with eval holds it without a word.
         print(f"note: --use_ema {cfg.use_ema}: train reads it where it takes a file's weights (--pre_trained, "
               f"--teacher), and this run takes none; its own weight average (--ema_decay) is kept beside the trained "
