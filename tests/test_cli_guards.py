@@ -658,6 +658,31 @@ def test_a_commands_own_numbers_out_of_their_range_are_refused_naming_the_option
     assert said in capsys.readouterr().err
 
 
+def test_another_tools_option_name_is_answered_with_the_option_here(capsys):
+    """timm's --model, the ONNX exporters' -o/--opset, --img-size given to an argparse command: the error says what
+    does it here, in argparse's "unrecognized" and in its "required" errors alike; every name of the table is one
+    the command refuses (not an option of its, nor short for one)."""
+    from mobilenet_v1.config import FOREIGN_OPTIONS
+
+    for command, names in FOREIGN_OPTIONS.items():
+        for name, ours in names.items():
+            with pytest.raises(SystemExit) as exit:
+                cli.main([command, name, "x"])
+            assert exit.value.code == 2
+            err = capsys.readouterr().err
+            assert err.rstrip().endswith(f"({name} is another tool's option; here: {ours})"), (command, name, err)
+    with pytest.raises(SystemExit):
+        cli.main(["export", "--img-size", "224"])  # timm's dashes: the name as read
+    assert capsys.readouterr().err.rstrip().endswith("(--img_size is another tool's option; here: --width and "
+                                                     "--height (default: the training image_size))")
+    with pytest.raises(SystemExit):  # beside another error, after it
+        cli.main(["predict", "a.jpg", "--top_k", "0", "--model", "m.pt"])
+    assert capsys.readouterr().err.rstrip().endswith("(--model is another tool's option; here: --ckpt_file)")
+    with pytest.raises(SystemExit):  # after --, a file named so
+        cli.main(["export", "--", "-o"])
+    assert "another tool's option" not in capsys.readouterr().err
+
+
 def test_the_readme_shows_every_command_and_only_options_its_command_takes(capsys):
     """README.md's command lines (code blocks and inline, continued lines joined): every command of the CLI
     is shown, and each --option written after ``mobilenet-v1 CMD`` is one that CMD's --help names (train,

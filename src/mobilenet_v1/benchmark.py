@@ -46,7 +46,8 @@ import torch
 
 from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
-from .config import MAX_CLASS_NUM, MAX_IMAGE_SIZE, MAX_WIDTH_MULT, add_device_target_option, bool_option, whole_number
+from .config import (MAX_CLASS_NUM, MAX_IMAGE_SIZE, MAX_WIDTH_MULT, CommandParser, add_device_target_option,
+                     bool_option, whole_number)
 from .engine import autocast, resolve_device, resolve_precision
 from .onnx_io import (PIXEL_FORMATS, DeployedModel, ExecutorchModel, OnnxModel, is_deployed_file, is_onnx_file,
                       load_deployed, refuse_gpu)
@@ -514,7 +515,7 @@ def _numbers(text: str, kind, option: str, most: float) -> List:
 
 
 def main(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="mobilenet-v1 benchmark", description=(
+    p = CommandParser(prog="mobilenet-v1 benchmark", description=(
         "How fast model files run here: a checkpoint in PyTorch, .onnx in ONNX Runtime, .pte in ExecuTorch, .pt2 "
         "in PyTorch, .tflite in LiteRT, timed in one process, in turns, so that their figures compare. With "
         "--width_mult, files of MobileNetV1 at those widths and --image_size sizes are made first (random "

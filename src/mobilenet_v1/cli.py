@@ -104,12 +104,12 @@ def cmd_eval(argv: List[str]) -> int:
 
 
 def cmd_info(argv: List[str]) -> int:
-    from .config import whole_number
+    from .config import CommandParser, whole_number
     from .info import count_macs, count_params, counted_width, peak_activations
     from .model import layer_specs
     from .runtime import json_text
 
-    p = argparse.ArgumentParser(prog="mobilenet-v1 info", description="Parameters and multiply-adds of a "
+    p = CommandParser(prog="mobilenet-v1 info", description="Parameters and multiply-adds of a "
                                 "MobileNetV1; with FILE, what a model file holds.")
     p.add_argument("file", nargs="?", metavar="FILE",
                    help="a checkpoint (or a run folder: its newest), MindSpore .ckpt, .safetensors, .onnx, .pte, "
@@ -297,9 +297,10 @@ def add_writer_options(p: argparse.ArgumentParser, ema_use: str) -> None:
 
 
 def cmd_convert(argv: List[str]) -> int:
+    from .config import CommandParser
     from .mindspore_io import FORMAT_NAMES, convert, dropped_note
 
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="mobilenet-v1 convert",
         description="Rewrite a MobileNetV1 checkpoint in another format. SRC may be ours (PyTorch), a MindSpore "
                     ".ckpt, a .safetensors (told apart by content), timm's MobileNetV1 weights or TF-slim's TensorFlow "
@@ -340,10 +341,10 @@ def cmd_convert(argv: List[str]) -> int:
 
 def cmd_average(argv: List[str]) -> int:
     from .averaging import average
-    from .config import whole_number
+    from .config import CommandParser, whole_number
     from .mindspore_io import dropped_note
 
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="mobilenet-v1 average",
         description="Write one model whose weights (and BatchNorm statistics) are the mean of several "
                     "checkpoints' (timm's avg_checkpoints.py): say the last checkpoints of a run. Every file is "

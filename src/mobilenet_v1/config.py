@@ -4,6 +4,7 @@ Key names are the seed's (``default_config.yaml``), so a migrating user's files 
 The defaults are the seed's CIFAR-10 values; ``--dataset imagenet2012`` starts from the seed's ImageNet
 values instead (``DATASET_PRESETS``). Unknown keys are errors.
 """
+import argparse
 import dataclasses
 import difflib
 import math
@@ -12,7 +13,7 @@ import re
 import sys
 from dataclasses import dataclass, fields
 from numbers import Real
-from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Collection, Dict, List, NoReturn, Optional, Sequence, Set, Tuple
 
 import yaml
 
@@ -690,6 +691,58 @@ def temperature_problem(value: float) -> str:
         return ""
     return (f"distill_temperature must be in (0, {MAX_DISTILL_TEMPERATURE:g}] (above that float32 cannot tell the "
             f"softened outputs apart and T^2 x KL is rounding noise, or NaN), got {value}")
+
+
+# Other tools' option names for what the argparse commands take under another: command -> name -> what does it here.
+_MODEL_FILE = {"export": "--ckpt_file", "predict": "--ckpt_file",
+               "quantize": "--onnx F, --program F.pt2 or --tflite F.tflite",
+               "benchmark": "the files themselves, FILE... (no option)", "info": "the file itself, FILE (no option)",
+               "average": "the checkpoints themselves (no option)", "convert": "SRC (no option)",
+               "recalibrate-bn": "CKPT (no option)"}
+_OUTPUT = {"export": "--file_name (its extension follows --file_format)", "predict": "--out F.csv|F.json",
+           "quantize": "--out", "average": "--out", "recalibrate-bn": "--out", "plot": "--out",
+           "convert": "DST (no option)"}
+_IMAGE_SIZE = {"export": "--width and --height (default: the training image_size)", "predict": "--image_size",
+               "recalibrate-bn": "--image_size", "benchmark": "--image_size", "info": "--image_size"}
+FOREIGN_OPTIONS: Dict[str, Dict[str, str]] = {}
+for _names, _table in ((("--model", "--checkpoint", "--weights", "--input", "-m", "-i"), _MODEL_FILE),
+                       (("--output", "--output_path", "--save", "-o"), _OUTPUT),
+                       (("--img_size", "--input_size", "--size", "--resolution"), _IMAGE_SIZE)):
+    for _command, _ours in _table.items():
+        FOREIGN_OPTIONS.setdefault(_command, {}).update(dict.fromkeys(_names, _ours))
+FOREIGN_OPTIONS["export"].update(dict.fromkeys(("--opset", "--opset_version"), (
+    "none, export writes one opset, the lowest of torch.onnx's dynamo exporter, which ONNX Runtime 1.17+ reads")))
+FOREIGN_OPTIONS["export"].update({"--dynamic": "none, the batch is dynamic unless --static_batch",
+                                  "--format": "--file_format"})
+FOREIGN_OPTIONS["predict"].update({"--topk": "--top_k", "--k": "--top_k", "--class_map": "--labels"})
+FOREIGN_OPTIONS["quantize"].update({"--calibration_data": "--calib_data", "--calib_dir": "--calib_data",
+                                    "--calib_size": "--calib_images", "--num_calib": "--calib_images"})
+FOREIGN_OPTIONS["average"]["-n"] = "--last N"
+del FOREIGN_OPTIONS["convert"]["--weights"]  # argparse reads it as short for --weights_only
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The argparse commands' parser: an option another tool spells so (:data:`FOREIGN_OPTIONS`: timm's and the
+    ONNX exporters' --model, -o, --img-size, --opset; none of them an option of the command's, nor short for one)
+    is named in the error with what does it here; argparse said "unrecognized arguments", or only the required
+    options it missed (quantize --input x.onnx: "required: --calib_data, --out")."""
+
+    _given: Sequence[str] = ()
+
+    def parse_known_args(self, args: Optional[Sequence[str]] = None, namespace: Any = None) -> Any:
+        self._given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str) -> NoReturn:
+        foreign = FOREIGN_OPTIONS.get(self.prog.rpartition(" ")[2], {})
+        for token in self._given:
+            if token == "--":
+                break
+            name = token.partition("=")[0]
+            if name in foreign:
+                message += f" ({name} is another tool's option; here: {foreign[name]})"
+                break
+        super().error(message)
 
 
 def add_max_bad_samples_option(parser: Any) -> None:

@@ -36,7 +36,6 @@ file with our metadata in a constant method (:data:`onnx_io.PTE_METADATA`). Its 
 (``--batch_size``, 1 by default), as ExecuTorch plans a program's memory ahead. It is run in
 ExecuTorch's runtime and checked against the model the same way (:func:`export_executorch`).
 """
-import argparse
 import contextlib
 import copy
 import io
@@ -55,8 +54,8 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .api import model_from_checkpoint
-from .config import (CHOICES, DATASETS, MAX_BATCH_SIZE, MAX_IMAGE_SIZE, SEED_IGNORED_KEYS, add_normalisation_options,
-                     bool_option, check_ignored, config_paths_problem, whole_number)
+from .config import (CHOICES, DATASETS, MAX_BATCH_SIZE, MAX_IMAGE_SIZE, SEED_IGNORED_KEYS, CommandParser,
+                     add_normalisation_options, bool_option, check_ignored, config_paths_problem, whole_number)
 from .model import MobileNetV1
 from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, PTE_METADATA, DeployedModel, ExecutorchModel, OnnxModel,
                       PROBABILITIES, ProgramModel, image_input_note, log_probabilities, write_metadata)
@@ -868,7 +867,7 @@ def mindspore_format_message(fmt: str, ckpt_file: Optional[str] = None, origin: 
 
 
 def main(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="mobilenet-v1 export", description=(
+    p = CommandParser(prog="mobilenet-v1 export", description=(
         "Export a checkpoint to ONNX (the seed's export.py flags) and check the file in ONNX Runtime, or to a "
         "torch.export program (--file_format PT2) checked in PyTorch, to an ExecuTorch program for phones "
         "(--file_format PTE) checked in ExecuTorch, or to a TensorFlow Lite file (--file_format TFLITE) checked in "

@@ -6,7 +6,6 @@ colour in every panel and its name is written at the end of its curves, so overl
 legend. matplotlib is an optional extra (``pip install 'mobilenet-v1[plot]'``), imported only here; the
 figure is drawn with the Agg canvas directly, so no pyplot state or display is involved.
 """
-import argparse
 import math
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -14,7 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from .checkpoint import RUN_CONFIG, atomic_write, check_output, run_folder
-from .config import whole_number
+from .config import CommandParser, whole_number
 from .runtime import plural
 from .tracking import METRICS_FILE, read_metrics
 
@@ -223,7 +222,7 @@ def plot_runs(run_dirs: Sequence[str], out: str, dpi: int = 150, title: Optional
 
 
 def main(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="mobilenet-v1 plot",
+    p = CommandParser(prog="mobilenet-v1 plot",
                                 description="Loss, learning rate, top-1 and the gradient norm against the "
                                             "epoch, from the metrics.jsonl of one or more run folders, overlaid.")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a training run folder (save_checkpoint_path)")

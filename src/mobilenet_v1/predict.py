@@ -26,7 +26,6 @@ ImageNet model (or one that records no data set); else the index.
 The seed's 1001-class layout has labels 0..999 from the sorted synset folders and one logit (1000)
 that no label uses: it is left out. TF-slim's layout puts "background" at 0 (``--background_class``).
 """
-import argparse
 import codecs
 import os
 import re
@@ -43,9 +42,9 @@ from torch.utils.data import DataLoader, Dataset
 from . import checkpoint as ckpt_io
 from . import transforms as T
 from .api import model_from_checkpoint
-from .config import (ASCEND, DATASETS, DEVICE_TARGETS, add_device_target_option, add_normalisation_options,
-                     add_num_workers_option, bool_option, cifar_name, crop_pct_problem, image_size_number, is_cifar,
-                     normalisation, whole_number)
+from .config import (ASCEND, DATASETS, DEVICE_TARGETS, CommandParser, add_device_target_option,
+                     add_normalisation_options, add_num_workers_option, bool_option, cifar_name, crop_pct_problem,
+                     image_size_number, is_cifar, normalisation, whole_number)
 from .archive import COMPRESSED_SUFFIXES, ArchiveMember, archive_images, is_archive, tar_files
 from .data import (IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, own_generator, read_bytes,
                    read_failure)
@@ -648,7 +647,7 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
 
 
 def main(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="mobilenet-v1 predict", description=(
+    p = CommandParser(prog="mobilenet-v1 predict", description=(
         "Top-k classes with probabilities for image files, from a checkpoint, an ONNX file, an ExecuTorch .pte, "
         "a .pt2 program or a TensorFlow Lite file."))
     p.add_argument("images", nargs="+", metavar="IMAGE",

@@ -13,7 +13,6 @@ INT8 too, but its output (the logits) stays float: 256 levels over the logits' r
 classes tie and flip predictions for almost no speed. A program's activations are calibrated on the
 same images, through the same loader.
 """
-import argparse
 import dataclasses
 import itertools
 import os
@@ -26,8 +25,8 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .archive import COMPRESSED_SUFFIXES, is_archive, is_shard_pattern
-from .config import (DATASETS, add_max_bad_samples_option, add_num_workers_option, bool_option, cifar_name, is_cifar,
-                     seed_number, whole_number)
+from .config import (DATASETS, CommandParser, add_max_bad_samples_option, add_num_workers_option, bool_option,
+                     cifar_name, is_cifar, seed_number, whole_number)
 from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, DeviceLoader, Normalisation,
                    UnsortedImagesError, build_loader, class_folders, default_workers, held_out_for, held_out_read_note,
                    image_split)
@@ -487,7 +486,7 @@ def eval_path(calib_data: str, dataset: str) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="mobilenet-v1 quantize", description=(
+    p = CommandParser(prog="mobilenet-v1 quantize", description=(
         "Static INT8 quantization (ONNX Runtime, QDQ, per-channel weights) of an ONNX file from "
         "'mobilenet-v1 export', of a .pt2 program into an ExecuTorch .pte for XNNPACK, or of a .tflite into a "
         "full-integer .tflite, calibrated on training images through the evaluation transforms."))

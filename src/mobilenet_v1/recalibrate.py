@@ -18,7 +18,6 @@ through the evaluation transforms at the new size, the input the model will see,
 held out (``val_split``) stays out where it is the folder the run trained on (``--val_split`` holds it
 out of a copy). The result records the new image size, so ``eval``, ``export`` and ``predict`` take it.
 """
-import argparse
 import os
 import sys
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -27,9 +26,9 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt_io
-from .config import (DATASETS, add_device_target_option, add_max_bad_samples_option, add_normalisation_options,
-                     add_num_workers_option, cifar_name, image_size_number, is_cifar, normalisation_keys,
-                     seed_number, whole_number)
+from .config import (DATASETS, CommandParser, add_device_target_option, add_max_bad_samples_option,
+                     add_normalisation_options, add_num_workers_option, cifar_name, image_size_number, is_cifar,
+                     normalisation_keys, seed_number, whole_number)
 from .data import held_out_for, held_out_read_note
 from .mindspore_io import (RECORDED_KEYS, average_taken, dropped_note, mindspore_warning, output_format, read_any,
                            write_checkpoint)
@@ -221,7 +220,7 @@ def statistics_to_measure(ckpt: Dict[str, Any], use_ema: bool) -> Tuple[Dict[str
 def main(argv: Sequence[str]) -> int:
     from .cli import WRITTEN, add_writer_options
 
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="mobilenet-v1 recalibrate-bn",
         description="Measure a checkpoint's BatchNorm statistics anew on training images, through the evaluation "
                     "transforms at --image_size: for a model run at another size than it was trained at (a phone's "
