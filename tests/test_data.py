@@ -786,6 +786,49 @@ def test_find_images_skips_hidden_entries_and_symlink_loops(tmp_path):
     assert find_images(str(root))[0] == samples
 
 
+def test_photos_of_a_format_not_read_are_said_not_left_out_silently(tmp_path, capsys):
+    """A phone's HEIC and a camera's raw files among a class's JPEGs are not read: counted and said, once for the
+    data set (a folder of iPhone photos half HEIC trained on the other half without a word), and by predict."""
+    from mobilenet_v1.data import labelled_images
+    from mobilenet_v1.predict import image_files
+
+    root = tmp_path / "train"
+    for cls in ("cat", "dog"):
+        (root / cls / "sub").mkdir(parents=True)
+        (root / cls / "a.png").write_bytes(b"png")
+        (root / cls / "sub" / "IMG_1.HEIC").write_bytes(b"heic")
+    (root / "cat" / "b.dng").write_bytes(b"raw")
+    (root / "cat" / "._c.heic").write_bytes(b"AppleDouble")  # not a photo
+    (root / "dog" / "notes.txt").write_bytes(b"text")  # no photo: not counted
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        samples, classes = find_images(str(root))
+    assert [(os.path.relpath(p, root), y) for p, y in samples] == [("cat/a.png", 0), ("dog/a.png", 1)]
+    assert [str(w.message) for w in caught if issubclass(w.category, DataWarning)] == [
+        f"image folder {root}: 3 photos of a format not read here (2 .heic, 1 .dng) left out; convert them to JPEG "
+        f"or PNG to use them"]
+    assert image_files([str(root / "cat")]) == [str(root / "cat" / "a.png")]
+    assert capsys.readouterr().err == (f"predict: warning: folder {root / 'cat'}: 2 photos of a format not read here "
+                                       f"(1 .dng, 1 .heic) left out; convert them to JPEG or PNG to use them\n")
+    with pytest.raises(ValueError, match=r"sub: no image files .* in it; it: 1 photo of a format not read here "
+                                         r"\(1 \.heic\) left out"):
+        image_files([str(root / "dog" / "sub")])
+    labels = tmp_path / "val.txt"  # a flat folder labelled by a file: said too
+    labels.write_text("a.png 0\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert labelled_images(str(root / "cat"), str(labels))[0] == [(str(root / "cat" / "a.png"), 0)]
+    assert [str(w.message) for w in caught] == [
+        f"image folder {root / 'cat'}: 2 photos of a format not read here (1 .dng, 1 .heic) left out; convert them "
+        f"to JPEG or PNG to use them"]
+    for photo in ("dog/sub/IMG_1.HEIC", "cat/sub/IMG_1.HEIC", "cat/b.dng"):
+        (root / photo).unlink()
+    with warnings.catch_warnings(record=True) as caught:  # none left: no word
+        warnings.simplefilter("always")
+        assert find_images(str(root))[0] == samples
+    assert [str(w.message) for w in caught] == []
+
+
 def test_a_file_system_without_inode_numbers_still_lists_its_class_folders(tmp_path, monkeypatch):
     """Where os.stat gives every folder st_ino 0 (Python: "if non-zero, uniquely identifies the file"; some
     Windows network drives), the folders above a class folder, kept out of its walk as loops, must not

@@ -40,7 +40,7 @@ from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, Archive
                       links_out, lone_class_wrapping, member_size, read_member, shard_files, shard_index, tar_files)
 from .autoaugment import Augment, make_augment
 from .config import ConfigError, cifar_name, is_cifar, normalisation
-from .runtime import launcher_number, shell_path
+from .runtime import launcher_number, plural, shell_path
 from .stopping import ignore_in_worker
 
 CIFAR_RECORD = 1 + 3 * 32 * 32  # label byte + 3,072 pixel bytes
@@ -61,6 +61,11 @@ IMAGENET_EVAL_FOLDERS = (IMAGENET_EVAL_FOLDER, "val", "validation")
 # own layout (train/, val/, test/), which no command reads.
 SPLIT_FOLDERS = (IMAGENET_TRAIN_FOLDER,) + IMAGENET_EVAL_FOLDERS + ("test",)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+# Photos' formats a data set does not take (a phone's HEIC, a camera's raw files): left out of a folder's listing
+# as any other file is, but counted and said (:func:`unread_photos_note`): a folder of iPhone photos half HEIC
+# trained on the other half without a word.
+UNREAD_PHOTO_EXTENSIONS = (".heic", ".heif", ".avif", ".jxl", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf",
+                           ".rw2", ".raf")
 
 
 # The per-channel (mean, std) a loader normalises its batches by (config.normalisation).
@@ -1032,8 +1037,9 @@ def is_image_name(name: str) -> bool:
     return not is_hidden_name(name) and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def image_files_under(folder: str) -> List[str]:
-    """The image files (by extension) under ``folder`` and its sub-folders, sorted by folder then name.
+def image_files_under(folder: str, unread: Optional[Dict[str, int]] = None) -> List[str]:
+    """The image files (by extension) under ``folder`` and its sub-folders, sorted by folder then name; the
+    photos of formats not taken (:data:`UNREAD_PHOTO_EXTENSIONS`) counted by extension into ``unread``.
     Hidden folders and files (``.git``, ``.ipynb_checkpoints``, macOS ``._*`` files) and system folders
     (``__MACOSX``, Synology's ``@eaDir``: :data:`archive.SYSTEM_FOLDERS`) are not data;
     symbolic links are followed, and a folder reached twice through them (a loop) is read once. A folder
@@ -1067,7 +1073,21 @@ def image_files_under(folder: str) -> List[str]:
         # choice hashes, is then the same on every file system, not whichever its listing gave first.
         dirnames[:] = sorted(d for d in dirnames if not is_hidden_name(d))
         found.append((dirpath, [n for n in names if is_image_name(n)]))
+        if unread is not None:
+            for name in names:
+                extension = os.path.splitext(name)[1].lower()
+                if extension in UNREAD_PHOTO_EXTENSIONS and not is_hidden_name(name):
+                    unread[extension] = unread.get(extension, 0) + 1
     return [os.path.join(dirpath, name) for dirpath, names in sorted(found) for name in sorted(names)]
+
+
+def unread_photos_note(where: str, unread: Dict[str, int]) -> str:
+    """What :func:`image_files_under` counted into ``unread``, said of ``where``; "" for none."""
+    if not unread:
+        return ""
+    counts = ", ".join(f"{n:,} {e}" for e, n in sorted(unread.items(), key=lambda item: (-item[1], item[0])))
+    return (f"{where}: {plural(sum(unread.values()), 'photo', spec=',')} of a format not read here ({counts}) "
+            f"left out; convert them to JPEG or PNG to use them")
 
 
 class Holdout(NamedTuple):
@@ -1393,8 +1413,9 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
     samples: Any = []
     paths: List[str] = []  # a folder's: its images' paths and labels, held as FileSamples once all are listed
     ids: List[int] = []
+    unread: Dict[str, int] = {}
     for cls in folders:
-        files = packed[cls].names if packed is not None else image_files_under(os.path.join(root, cls))
+        files = packed[cls].names if packed is not None else image_files_under(os.path.join(root, cls), unread)
         keep = range(len(files))
         if holdout is not None:
             # A class archive's image is held out as the file it extracts to (root/<class>/...) would be.
@@ -1411,6 +1432,8 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
         else:
             paths += [files[i] for i in keep]
             ids += [labels[cls]] * len(keep)
+    if unread:
+        warnings.warn(unread_photos_note(f"image {kind} {root}", unread), DataWarning)
     if packed is None:
         samples = FileSamples(paths, ids)
         del paths, ids
@@ -1610,7 +1633,10 @@ def labelled_images(root: str, labels_file: str,
             raise DataError(str(e)) from None
         files: Sequence[str] = members
     elif os.path.isdir(root):
-        files = image_files_under(root)
+        unread: Dict[str, int] = {}
+        files = image_files_under(root, unread)
+        if unread:
+            warnings.warn(unread_photos_note(f"image folder {root}", unread), DataWarning)
     else:
         raise not_a_folder(root)
     folders = class_folders(root)

@@ -47,7 +47,7 @@ from .config import (ASCEND, DATASETS, DEVICE_TARGETS, CommandParser, add_device
                      image_size_number, is_cifar, normalisation, whole_number)
 from .archive import COMPRESSED_SUFFIXES, ArchiveMember, archive_images, is_archive, tar_files
 from .data import (IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, own_generator, read_bytes,
-                   read_failure)
+                   read_failure, unread_photos_note)
 from .engine import ranked, resolve_device, without_underflowed
 from .onnx_io import DeployedModel, is_deployed_file, load_deployed, refuse_gpu
 from .runtime import csv_text, json_text, print0
@@ -465,12 +465,16 @@ def _files_of(path: str) -> List[str]:
     if not os.path.isdir(path):
         gone = "a link to nothing" if os.path.islink(path) else "no such file or folder"
         raise ValueError(f"image {path}: {gone}")
-    found = image_files_under(path)
+    unread: Dict[str, int] = {}
+    found = image_files_under(path, unread)
     if not found:
         tars = [os.path.basename(t) for t in tar_files(path)]  # shards, class archives: read when named
         raise ValueError(f"folder {path}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in it"
                          + (f"; its .tar archives ({', '.join(tars[:3])}{' ...' if len(tars) > 3 else ''}) are read "
-                            f"when named themselves: give them, not the folder" if tars else ""))
+                            f"when named themselves: give them, not the folder" if tars else "")
+                         + (f"; {unread_photos_note('it', unread)}" if unread else ""))
+    if unread:
+        print(f"predict: warning: {unread_photos_note(f'folder {path}', unread)}", file=sys.stderr)
     return found
 
 
