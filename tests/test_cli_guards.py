@@ -631,6 +631,22 @@ def test_quantize_names_its_own_option_for_a_missing_folder(tmp_path, capsys):
                          str(tmp_path / "q.x")]) == 1
         said = capsys.readouterr().err.splitlines()[-1]
         assert said == f"mobilenet-v1 quantize: error: {option} is empty: give a file"
+    # A file of another kind than its option's is pointed to the option that takes it (--onnx x.tflite was told
+    # to export an ONNX file first); one of no kind, to the export that writes the option's.
+    (tmp_path / "f.tflite").write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(32))  # TensorFlow Lite's identifier
+    (tmp_path / "f.onnx").write_bytes(b"\x08\x08")
+    (tmp_path / "f.pt2").write_bytes(b"PK")
+    (tmp_path / "f.bin").write_bytes(b"nothing")
+    for option, file, said in (("--onnx", "f.tflite", ": it is the file --tflite takes (quantize --tflite "),
+                               ("--onnx", "f.pt2", ": it is the file --program takes (quantize --program "),
+                               ("--tflite", "f.onnx", ": it is the file --onnx takes (quantize --onnx "),
+                               ("--program", "f.tflite", ": it is the file --tflite takes (quantize --tflite "),
+                               ("--tflite", "f.bin", " (export a checkpoint with 'mobilenet-v1 export --ckpt_file C "
+                                                     "--file_name N --file_format TFLITE' first)")):
+        assert cli.main(["quantize", option, str(tmp_path / file), "--calib_data", str(tmp_path / "data"), "--out",
+                         str(tmp_path / "q.x")]) == 1
+        err = capsys.readouterr().err
+        assert f"error: {option} {tmp_path / file}: not a" in err and said in err, (option, file, err)
 
 
 @pytest.mark.parametrize("argv, said", [

@@ -485,6 +485,17 @@ def eval_path(calib_data: str, dataset: str) -> str:
     return calib_data
 
 
+def _taken_as(option: str, path: str, export: str) -> str:
+    """What ends the refusal of ``path`` given to ``option``: the option of the file kind it is (--onnx x.tflite
+    said to export an ONNX file), or the ``export`` command that writes the kind ``option`` takes."""
+    from .tflite_io import is_tflite_file
+
+    for other, kind in (("--onnx", is_onnx_file), ("--tflite", is_tflite_file), ("--program", ckpt_io.named_program)):
+        if other != option and kind(path):
+            return f": it is the file {other} takes (quantize {other} {path} ...)"
+    return f" (export a checkpoint with {export} first)"
+
+
 def main(argv: Sequence[str]) -> int:
     p = CommandParser(prog="mobilenet-v1 quantize", description=(
         "Static INT8 quantization (ONNX Runtime, QDQ, per-channel weights) of an ONNX file from "
@@ -557,8 +568,8 @@ def main(argv: Sequence[str]) -> int:
         from .tflite_io import is_tflite_file, load_tflite
 
         if not is_tflite_file(a.tflite):
-            raise QuantizeError(f"--tflite {a.tflite}: not a .tflite file (export a checkpoint with "
-                                f"'mobilenet-v1 export --ckpt_file C --file_name N --file_format TFLITE' first)")
+            raise QuantizeError(f"--tflite {a.tflite}: not a .tflite file" + _taken_as("--tflite", a.tflite, (
+                "'mobilenet-v1 export --ckpt_file C --file_name N --file_format TFLITE'")))
         if a.reduce_range or a.per_tensor:
             raise QuantizeError(f"{'--reduce_range' if a.reduce_range else '--per_tensor'}: not for --tflite, whose "
                                 f"convolutions' int8 weights are per channel, as TensorFlow Lite's int8 kernels take "
@@ -571,8 +582,8 @@ def main(argv: Sequence[str]) -> int:
                                 f"exported without --image_input")
     elif a.program:
         if not ckpt_io.named_program(a.program):
-            raise QuantizeError(f"--program {a.program}: not a .pt2 program (export a checkpoint with "
-                                f"'mobilenet-v1 export --ckpt_file C --file_name N --file_format PT2' first)")
+            raise QuantizeError(f"--program {a.program}: not a .pt2 program" + _taken_as("--program", a.program, (
+                "'mobilenet-v1 export --ckpt_file C --file_name N --file_format PT2'")))
         if a.reduce_range:
             raise QuantizeError("--reduce_range: is for ONNX Runtime's u8 x s8 kernels (--onnx); an ExecuTorch "
                                 "program's XNNPACK kernels are quantized without it")
@@ -580,8 +591,8 @@ def main(argv: Sequence[str]) -> int:
         fp32 = ProgramModel(a.program)
     else:
         if not is_onnx_file(a.onnx):
-            raise QuantizeError(f"--onnx {a.onnx}: not an ONNX file (export a checkpoint with "
-                                f"'mobilenet-v1 export --ckpt_file C --file_name N' first)")
+            raise QuantizeError(f"--onnx {a.onnx}: not an ONNX file" + _taken_as("--onnx", a.onnx, (
+                "'mobilenet-v1 export --ckpt_file C --file_name N'")))
         ckpt_io.check_output("--out", a.out, [a.onnx], inside=[a.calib_data], suffix=".onnx")
         fp32 = OnnxModel(a.onnx)
     if fp32.metadata.get("quantization"):
