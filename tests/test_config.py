@@ -92,8 +92,23 @@ def test_unknown_keys_are_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"^option --input-size: unknown key 'input_size' \(timm's name: here it is "
                                           r"image_size\)$"):
         load_config(["--batch_size", "8", "--input-size", "3", "224", "224"])
-    with pytest.raises(ConfigError, match=r"^unexpected argument '224': options are"):
+    with pytest.raises(ConfigError, match=r"^unexpected argument '224': options are --key=value or --key value$"):
         load_config(["--image_size", "3", "224"])
+    # A configuration file, or a run folder, given as it is (another tool's positional config): --config_path named.
+    (tmp_path / "run").mkdir()
+    with pytest.raises(ConfigError, match=r"^unexpected argument '[^']*run': options are --key=value or --key value$"):
+        load_config([str(tmp_path / "run")])  # no config.yaml in it: no run folder
+    (tmp_path / "run" / "config.yaml").write_text("lr_max: 0.1\n")
+    (tmp_path / "mine.YML").write_text("lr_max: 0.1\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config([str(tmp_path / "run")])
+    run = tmp_path / "run"
+    assert str(refused.value).endswith(f" (a run folder: --config_path {run / 'config.yaml'} reads its configuration, "
+                                       f"eval --checkpoint_path {run} its newest checkpoint, train --resume {run} "
+                                       f"continues it)")
+    with pytest.raises(ConfigError) as refused:
+        load_config(["--lr_max", "0.2", str(tmp_path / "mine.YML")])
+    assert str(refused.value).endswith(f" (a configuration file is read with --config_path {tmp_path / 'mine.YML'})")
 
 
 def test_an_empty_key_in_a_config_file_says_so(tmp_path):

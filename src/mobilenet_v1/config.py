@@ -1357,6 +1357,18 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
                 fail(key, f"{key} {shown} is {whose}; {why}")
 
 
+def _config_file_hint(arg: str) -> str:
+    """Where an argument given without an option is a configuration file, or a run folder that holds one (timm's
+    and other tools' positional config; `lr-schedule runs/a`): the --config_path that reads it; else ""."""
+    run_config = os.path.join(arg, "config.yaml")  # checkpoint.RUN_CONFIG, what a run writes into its folder
+    if os.path.isdir(arg) and os.path.isfile(run_config):
+        return (f" (a run folder: --config_path {run_config} reads its configuration, eval --checkpoint_path {arg} "
+                f"its newest checkpoint, train --resume {arg} continues it)")
+    if arg.lower().endswith((".yaml", ".yml")) and os.path.isfile(arg):
+        return f" (a configuration file is read with --config_path {arg})"
+    return ""
+
+
 def parse_overrides(argv: Sequence[str]) -> List[Tuple[str, str]]:
     """``--key=value`` and ``--key value`` pairs, in order. Anything else is an error. ``argv`` is a list of
     strings, as the command line's (a str was read a character at a time, a number raised an AttributeError)."""
@@ -1379,7 +1391,7 @@ def parse_overrides(argv: Sequence[str]) -> List[Tuple[str, str]]:
                        and all(NUMBER.fullmatch(v) for v in (arg, pairs[-1][1])))
             raise OptionError(f"unexpected argument {arg!r}: options are --key=value or --key value"
                               + (f" (several values in one: --{pairs[-1][0]} {pairs[-1][1]},{arg},...)"
-                                 if several else ""))
+                                 if several else _config_file_hint(arg)))
         body = arg[2:]
         if "=" in body:
             key, value = body.split("=", 1)
