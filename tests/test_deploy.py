@@ -2540,6 +2540,14 @@ def test_labels_given_as_a_json_list_are_read_and_a_csv_of_index_and_name_is_ref
             class_names(2, None, write("l.csv", text), False)
     names = "n01440764 tench, Tinca tinca\n7up, a soda\n3d printer\n"  # names with commas and digits: names
     assert read_labels_file(write("l.txt", names)) == ["n01440764 tench, Tinca tinca", "7up, a soda", "3d printer"]
+    # A built-in list's name in another spelling is no file: pointed to the built-in one.
+    for given, builtin in (("Imagenet", "imagenet"), ("ImageNet2012", "imagenet"), ("CIFAR-10", "cifar10"),
+                           ("cifar_100", "cifar100")):
+        with pytest.raises(ValueError, match=rf"^--labels {given}: No such file or directory \(the built-in list is "
+                                             rf"--labels {builtin}\)$"):
+            class_names(10, None, given, False)
+    with pytest.raises(ValueError, match=r"^--labels imagenet\.txt: No such file or directory$"):
+        read_labels_file("imagenet.txt")
 
 
 def test_predict_starts_loader_workers_only_on_a_gpu_for_more_than_one_batch():

@@ -101,7 +101,11 @@ def read_labels_file(path: str) -> List[str]:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
-        raise ValueError(f"--labels {path}: {e.strerror or e}") from None
+        builtin = path.lower().replace("-", "").replace("_", "")
+        builtin = {"imagenet2012": "imagenet"}.get(builtin, builtin)
+        hint = (f" (the built-in list is --labels {builtin})" if builtin in ("imagenet", "cifar10", "cifar100")
+                and not os.path.exists(path) else "")
+        raise ValueError(f"--labels {path}: {e.strerror or e}{hint}") from None
     body = data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data  # the mark an editor may write
     try:
         lines = [line.strip() for line in body.decode("utf-8").split("\n")]
