@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from mobilenet_v1 import cli, train
+from mobilenet_v1 import cli, datastats, train
 from mobilenet_v1.config import ConfigError, load_config
 from mobilenet_v1.data import DataError, UnsortedImagesError, find_images
 
@@ -203,6 +203,11 @@ def test_labels_that_do_not_fit_the_images_are_refused_naming_the_file(image_fol
         train.run(load_config(["--dataset=imagenet2012", f"--dataset_path={flat}", "--class_num=2",
                                "--device_target=CPU", "--num_workers=0", f"--save_checkpoint_path={tmp_path / 'r'}"]))
     assert not (tmp_path / "r").exists()
+    # nor data-stats', which counts images by class
+    with pytest.raises(DataError, match=rf"^dataset_path {flat}: its images are not sorted into class folders, which "
+                                        rf"data-stats counts by class, as training labels them: a sub-folder a class "
+                                        rf"\({flat}/<class>/"):
+        datastats.main(["--dataset=imagenet2012", f"--dataset_path={flat}", "--num_workers=0"])
     for extra, message in ((["--dataset=imagenet2012", "--val_split=0.2"],
                             r"eval_labels labels an evaluation split of its own"),
                            (["--dataset=cifar10"], r"CIFAR-10's labels are in its data files")):

@@ -12,12 +12,13 @@ given).
 """
 import argparse
 import dataclasses
+import os
 from typing import Any, Dict, List, Optional, Sequence, Set
 
 import torch
 
 from .config import channels_text, is_cifar
-from .data import NO_LIMIT, CifarLoader, build_loader, default_workers, sample_labels
+from .data import NO_LIMIT, CifarLoader, UnsortedImagesError, build_loader, default_workers, sample_labels
 from .runtime import json_text, plural
 
 # Images sampled by default: photos' own means spread by about 0.1, so a sample's mean lands within about
@@ -44,8 +45,13 @@ def measure(cfg, images: int = DEFAULT_IMAGES, given: Optional[Set[str]] = None)
     total = torch.zeros(3, dtype=torch.float64)
     squares = torch.zeros(3, dtype=torch.float64)
     pixels = seen = 0
-    with build_loader(opts, train=False, device=torch.device("cpu"), drop_last=False, split="train",
-                      shuffle=True) as loader:
+    try:
+        loader = build_loader(opts, train=False, device=torch.device("cpu"), drop_last=False, split="train",
+                              shuffle=True)
+    except UnsortedImagesError as e:  # eval's way out (--eval_labels) is not data-stats'
+        raise e.instead(f"which data-stats counts by class, as training labels them: a sub-folder a class "
+                        f"({os.path.join(e.root, '<class>', '*.jpg')})") from None
+    with loader:
         if images:  # the sample's images only are decoded, not the rest of a batch nor the workers' read-ahead
             loader.take_first(images)
         loader.set_epoch(0)
