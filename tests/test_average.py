@@ -95,6 +95,24 @@ def test_files_of_any_format_average_under_our_names_and_ema_is_taken_by_default
     assert torch.equal(got, ((a.state_dict()[w].double() + b.state_dict()[w].double()) / 2).float())
 
 
+def test_a_copy_of_a_source_in_another_format_is_said_to_count_twice(tmp_path, capsys):
+    """A checkpoint and convert's MindSpore rewrite of it are other files holding one model's weights: averaged
+    beside a third, that model weighs twice in the mean, which was taken without a word."""
+    a = save(tmp_path / "a.pt", random_model(1))
+    b = save(tmp_path / "b.pt", random_model(2))
+    assert cli.main(["convert", a, str(tmp_path / "a.ckpt")]) == 0
+    capsys.readouterr()
+    assert cli.main(["average", a, b, str(tmp_path / "a.ckpt"), "--out", str(tmp_path / "m.pt")]) == 0
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"mobilenet-v1 average: warning: {tmp_path / 'a.ckpt'} holds the weights {a} holds (a copy, or another "
+        f"format of it): the mean counts them twice")
+    assert cli.main(["average", a, b, "--out", str(tmp_path / "n.pt")]) == 0
+    assert "warning" not in capsys.readouterr().err
+    copy = str(shutil.copy(a, tmp_path / "c.pt"))  # each alike file is named with the first that held them
+    assert average([b, a, str(tmp_path / "a.ckpt"), copy], str(tmp_path / "o.pt"))["alike"] == [
+        (str(tmp_path / "a.ckpt"), a), (copy, a)]
+
+
 def test_what_cannot_be_averaged_is_refused_before_anything_is_written(tmp_path, capsys):
     a = save(tmp_path / "a.pt", random_model(1))
     b = save(tmp_path / "b.pt", random_model(2))

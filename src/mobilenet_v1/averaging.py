@@ -13,6 +13,7 @@ import torch
 
 from . import checkpoint as ckpt_io
 from .config import is_cifar, normalisation, normalisation_text
+from .distributed import state_digest
 from .mindspore_io import mindspore_warning, output_format, read_any, tf_index, write_checkpoint
 
 
@@ -132,7 +133,8 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     that record other ways of taking their images (:func:`input_settings`) are refused, as are other
     normalisations.
     ``dst`` may not be one of the sources; the write is atomic. ``best_short``: the run folders that kept
-    fewer than ``best`` best epochs, with how many (:func:`sources`).
+    fewer than ``best`` best epochs, with how many (:func:`sources`); ``alike``: (file, earlier file) where a file
+    holds the weights an earlier one does (a copy, convert's rewrite), which the mean counts twice.
 
     A checkpoint of a run folder's that is gone when read (a running train pruned it, keep_checkpoint_max) has
     the folder's checkpoints listed again and the mean taken anew, a few times: it ended the command, naming a
@@ -174,6 +176,8 @@ def _average(paths: Sequence[str], dst: str, fmt: Optional[str], use_ema: bool, 
     unrecorded, own = "", ""  # a file that records no normalisation; one whose run had its own (--mean/--std)
     renamed = ""  # the first CIFAR checkpoint whose class names are not the first one's
     measured: List[Tuple[str, Optional[Dict[str, Any]]]] = []  # each file's recalibrate-bn record (None: none)
+    digests: Dict[str, str] = {}  # the weights averaged, by their digest: the first file that held them
+    alike: List[Tuple[str, str]] = []  # (file, the earlier file whose weights it holds too)
     for f in files:
         try:
             ckpt = read_any(f)
@@ -255,7 +259,12 @@ def _average(paths: Sequence[str], dst: str, fmt: Optional[str], use_ema: bool, 
         recorded.update((k, ckpt[k]) for k in ("config", "classes", "held_out") if ckpt.get(k) is not None)
         if classes:
             recorded["classes"] = list(classes)
-        for name, value in model.state_dict().items():
+        state = model.state_dict()
+        digest = state_digest({k: v for k, v in state.items() if v.is_floating_point()})
+        if digest in digests:  # sources() refused a file named twice; a copy of one (convert's) counts twice
+            alike.append((f, digests[digest]))
+        digests.setdefault(digest, f)
+        for name, value in state.items():
             if not value.is_floating_point():
                 latest[name] = value.clone()
                 continue
@@ -275,7 +284,8 @@ def _average(paths: Sequence[str], dst: str, fmt: Optional[str], use_ema: bool, 
             "dropped": sorted(recorded) + ["averaged"] if fmt == "ckpt" else [],
             "warning": mindspore_warning(f"the mean of {', '.join(files)}", fmt, first["args"]["padding"],
                                          recorded.get("config")),
-            "recalibration_warning": recalibration_warning and f"{recalibration_warning}; {dst} records none"}
+            "recalibration_warning": recalibration_warning and f"{recalibration_warning}; {dst} records none",
+            "alike": alike}
 
 
 def recalibration_kept(measured: Sequence[Tuple[str, Optional[Dict[str, Any]]]]) -> Tuple[Dict[str, Any], str]:

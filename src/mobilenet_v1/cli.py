@@ -378,6 +378,9 @@ def cmd_average(argv: List[str]) -> int:
         print(f"mobilenet-v1 average: warning: {out['warning']}", file=sys.stderr)
     if out["recalibration_warning"]:
         print(f"mobilenet-v1 average: warning: {out['recalibration_warning']}", file=sys.stderr)
+    for file, earlier in out["alike"]:
+        print(f"mobilenet-v1 average: warning: {file} holds the weights {earlier} holds (a copy, or another format "
+              f"of it): the mean counts them twice", file=sys.stderr)
     if out["renamed"]:
         print(f"mobilenet-v1 average: note: {out['renamed'][1]} names its CIFAR classes otherwise than "
               f"{out['renamed'][0]} (its names file changed; the labels are the files' numbers): {a.out} records the "
