@@ -501,13 +501,18 @@ def test_eval_at_several_sizes_ends_1_where_a_size_met_outputs_that_are_not_fini
                      {"ckpt": ckpt, "top_1_accuracy": 0.25, "top_5_accuracy": 0.5, "total": 4, "nonfinite": nonfinite,
                       "format": "checkpoint", "precision": "fp32"}])
 
-    base = [f"--checkpoint_path={ckpt}", f"--dataset_path={tmp_path}", "--device_target=CPU", "--image_size=32,48"]
+    base = [f"--checkpoint_path={ckpt}", f"--dataset_path={tmp_path}", "--device_target=CPU", "--image_size=32,48",
+            "--device_id=2", "--enable_profiling=False"]  # the seed's keys: said once, not once a size
     for nonfinite, status in ((0, 0), (1, 1)):
         canned = evaluations(nonfinite)
         monkeypatch.setattr(evaluate, "_run", lambda cfg, dist, given: next(canned))
         assert evaluate.main(base + ["--json"]) == status
-        rows = json.loads(capsys.readouterr().out)["sizes"]
+        out = capsys.readouterr()
+        rows = json.loads(out.out)["sizes"]
         assert [r.get("nonfinite_outputs", 0) for r in rows] == [0, nonfinite]
+        assert out.err.count("note: --device_id 2 does not choose the GPU") == 1
+        assert out.err.count("ignored seed keys with no meaning here: device_id, enable_profiling\n") == 1
+        assert out.err.count("eval: not used here: --device_id, --enable_profiling") == 1
 
 
 def test_int8_is_small_and_as_accurate_as_fp32(digits_run):

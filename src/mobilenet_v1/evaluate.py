@@ -684,7 +684,9 @@ def sweep(argv: List[str], sizes: List[int], as_json: bool) -> int:
         raise ConfigError("option --eval_image_size: --image_size gives the sizes to evaluate at; leave it out")
     runs = []
     for size in sizes:  # every size's configuration checked before the first evaluation
-        cfg, given = load_config_and_given(argv + [f"--image_size={size}"], dataset_of=recorded_dataset)
+        # its notes (the seed's keys ignored, --device_id's) said once: the first size's are every size's
+        with contextlib.redirect_stderr(io.StringIO()) if runs else contextlib.nullcontext():
+            cfg, given = load_config_and_given(argv + [f"--image_size={size}"], dataset_of=recorded_dataset)
         given.discard("eval_image_size")
         runs.append((dataclasses.replace(cfg, eval_image_size=0), given))
     path = runs[0][0].checkpoint_path
