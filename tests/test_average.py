@@ -527,22 +527,25 @@ def test_a_misspelt_run_folder_is_named_as_missing_with_best_too(tmp_path, capsy
 
 
 def test_a_format_the_commands_would_not_read_under_the_name_is_refused_and_the_file_kept(tmp_path, capsys):
-    """--format under the extension of a file read by its extension (.safetensors, .onnx, .pte, .pt2): the
+    """--format under the extension of a file read by its extension (.safetensors, .onnx, .pte, .pt2, .tflite): the
     written file would be unreadable, over whatever had the name (an exported model). Refused before the
     work; a .ckpt or .pt is read by what it holds, and a name of no kind takes any format."""
     a = save(tmp_path / "a.pt", random_model(1))
     b = save(tmp_path / "b.pt", random_model(2))
     exported = tmp_path / "model.onnx"
     exported.write_bytes(b"an exported model")
+    tflite = tmp_path / "model.tflite"  # an exported TensorFlow Lite model: not written over
+    tflite.write_bytes(b"\x1c\x00\x00\x00TFL3 an exported model")
     for name, fmt in ((exported, "pt"), (tmp_path / "m.safetensors", "pt"), (tmp_path / "m.pte", "ckpt"),
-                      (tmp_path / "m.pt2", "safetensors")):
+                      (tmp_path / "m.pt2", "safetensors"), (tflite, "ckpt")):
         assert cli.main(["average", a, b, "--out", str(name), "--format", fmt]) == 1, name
         err = capsys.readouterr().err
         assert f"--format {fmt} under the extension {name.suffix}" in err
         # A checkpoint named .pte or .pt2 is told by its bytes and reads (load_model, info): not said to be unread.
         assert ("which the commands read as" in err) == (name.suffix in (".onnx", ".safetensors")), err
     assert exported.read_bytes() == b"an exported model"
-    assert sorted(os.listdir(tmp_path)) == ["a.pt", "b.pt", "model.onnx"]
+    assert tflite.read_bytes() == b"\x1c\x00\x00\x00TFL3 an exported model"
+    assert sorted(os.listdir(tmp_path)) == ["a.pt", "b.pt", "model.onnx", "model.tflite"]
     for name, fmt in (("m.safetensors", "safetensors"), ("m.bin", "pt"), ("m.pt", "safetensors")):
         assert cli.main(["average", a, b, "--out", str(tmp_path / name), "--format", fmt]) == 0, name
         assert load_model(str(tmp_path / name)).width_mult == 0.25

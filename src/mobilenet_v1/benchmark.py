@@ -538,7 +538,7 @@ def main(argv: Sequence[str]) -> int:
                    help="input size (default: a file's fixed size, else the size it records, else 224); with "
                         "--width_mult, the sizes to make (the paper's 128,160,192,224)")
     p.add_argument("--threads", type=whole_number, default=None,
-                   help="CPU threads of PyTorch, ONNX Runtime and ExecuTorch alike (default: PyTorch's count, "
+                   help="CPU threads of PyTorch, ONNX Runtime, ExecuTorch and LiteRT alike (default: PyTorch's count, "
                         f"here {torch.get_num_threads()})")
     p.add_argument("--seconds", type=float, default=5.0,
                    help="timed seconds a file, over the rounds (default 5, at most a day)")

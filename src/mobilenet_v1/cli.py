@@ -17,19 +17,20 @@ commands:
   eval           top-1/top-5 of a checkpoint, .onnx, .pte, .pt2 or .tflite file (--checkpoint_path CKPT
                  --dataset_path PATH [--json] [--per_class] [--confusion_csv F] [--per_image F]
                  [--image_size 128,160,...: a row a size] [--litert_kernels reference])
-  info           parameters and multiply-adds (--width_mult A --image_size R --class_num K [--json]); or what a
+  info           parameters and multiply-adds ([--width_mult A] [--image_size R] [--class_num K] [--json]); or what a
                  model file holds: network, data, training, weights, input (FILE [--json])
   data-stats     a data set's classes, images per class and pixel mean and std, as --mean/--std take them
                  (--dataset_path PATH [--dataset D] [--image_size N] [--images N] [--json])
-  lr-schedule    write the per-step learning rate of a configuration (--config_path F --out lr.csv)
+  lr-schedule    write the per-step learning rate of a configuration ([--config_path F] [--key=value ...]
+                 [--steps_per_epoch N] [--out lr.csv])
   convert        rewrite a checkpoint: MindSpore .ckpt, our .pt, .safetensors (SRC DST [--format F])
   average        the mean of several checkpoints' weights (RUN_DIR|CKPT... --out F [--last N | --best N])
   recalibrate-bn measure a checkpoint's BatchNorm statistics anew, say at another image size
-                 (CKPT --dataset_path PATH --image_size N --out F)
+                 (CKPT --dataset_path PATH --out F [--image_size N])
   plot           loss, lr, top-1 and gradient-norm curves of run folders, overlaid
-                 (RUN_DIR [RUN_DIR ...] --out curves.png)
+                 (RUN_DIR [RUN_DIR ...] [--out curves.png])
   export         checkpoint -> ONNX (checked in ONNX Runtime), ExecuTorch .pte, .pt2 program or .tflite
-                 (--ckpt_file C --file_name N --file_format ONNX|PTE|PT2|TFLITE)
+                 (--ckpt_file C [--file_name N] [--file_format ONNX|PTE|PT2|TFLITE])
   quantize       ONNX -> INT8 ONNX, .pt2 -> INT8 ExecuTorch .pte, or .tflite -> INT8 .tflite, calibrated on
                  training images (--onnx F | --program F.pt2 | --tflite F.tflite, --calib_data PATH --out G)
   predict        top-k classes of image files or folders of them (IMAGE|FOLDER...
@@ -291,7 +292,9 @@ def add_writer_options(p: argparse.ArgumentParser, ema_use: str) -> None:
     from .config import bool_option
 
     p.add_argument("--format", choices=("ckpt", "pt", "safetensors"), default=None,
-                   help="output format, overriding DST's extension (.ckpt: MindSpore; .pt/.pth: ours)")
+                   help="output format, overriding DST's extension (.ckpt: MindSpore; .pt/.pth: ours); refused "
+                        "under a name read as another format or an exported file's (.safetensors, .onnx, .pte, "
+                        ".pt2, .tflite)")
     p.add_argument("--use_ema", type=bool_option, default=True, metavar="True|False",
                    help=ema_use)
 

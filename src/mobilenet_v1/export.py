@@ -882,8 +882,12 @@ def main(argv: Sequence[str]) -> int:
                         "MINDIR and AIR need MindSpore (see the error they give)")
     p.add_argument("--batch_size", type=whole_number, default=None,
                    help="batch of the check (and of the graph with --static_batch); default 1")
-    p.add_argument("--width", type=whole_number, default=None, help="input width (default: the training image_size)")
-    p.add_argument("--height", type=whole_number, default=None, help="input height (default: the training image_size)")
+    p.add_argument("--width", type=whole_number, default=None,
+                   help="input width (default: the size the checkpoint records: its run's eval_image_size where it "
+                        "set one, else the training image_size)")
+    p.add_argument("--height", type=whole_number, default=None,
+                   help="input height (default: the size the checkpoint records: its run's eval_image_size where it "
+                        "set one, else the training image_size)")
     p.add_argument("--static_batch", action="store_true",
                    help="fix the batch axis at --batch_size (a .pte's and a .tflite's always is)")
     p.add_argument("--dataset", choices=DATASETS, default=None,

@@ -792,12 +792,13 @@ def training_moments(ckpt: Dict[str, Any], model: nn.Module, state: Dict[str, to
 
 # Names that --format may not take another format under. .safetensors and .onnx are read by their extension,
 # not by what they hold (torch.load, and the commands; a .ckpt, .pt or a name of no kind is told by its bytes):
-# another format written under one would be a file no command reads. .pte and .pt2 are the names of exported
-# programs: a checkpoint under one still reads (it is told by its bytes), but is taken for a program by whoever
-# sees its name, and written over one of that name.
+# another format written under one would be a file no command reads. .pte, .pt2 and .tflite are the names of
+# exported files: a checkpoint under one still reads (it is told by its bytes), but is taken for an exported model
+# by whoever sees its name, and written over one of that name.
 READ_BY_EXTENSION = {".safetensors": "a safetensors file", ".onnx": "an ONNX file"}
 EXPORTED_EXTENSIONS = {".pte": "an ExecuTorch program (export --file_format PTE)",
-                       ".pt2": "a torch.export program (export --file_format PT2)"}
+                       ".pt2": "a torch.export program (export --file_format PT2)",
+                       ".tflite": "a TensorFlow Lite model (export --file_format TFLITE)"}
 
 
 def output_format(dst: str, fmt: Optional[str] = None) -> str:

@@ -664,8 +664,8 @@ def main(argv: Sequence[str]) -> int:
                    help="checkpoint, run folder (its newest), .onnx, .pte, .pt2 or .tflite file")
     p.add_argument("--top_k", type=whole_number, default=5, help="classes per image (default 5)")
     p.add_argument("--labels", default=None,
-                   help="class names: a file with one per line in label order, or 'imagenet' / 'cifar10' / "
-                        "'cifar100'")
+                   help="class names: a file with one per line in label order (or a JSON list of them), or "
+                        "'imagenet' / 'cifar10' / 'cifar100'")
     p.add_argument("--background_class", action="store_true",
                    help="output 0 is 'background' (TF-slim's 1001-class layout), not the seed's layout")
     p.add_argument("--dataset", choices=DATASETS, default=None,

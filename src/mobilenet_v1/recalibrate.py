@@ -233,8 +233,8 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="layout and normalisation of --dataset_path (default: what SRC records)")
     p.add_argument("--image_size", type=image_size_number, default=None,
-                   help="the size the model will run at (default: the size SRC records: the one it was trained at, "
-                        "or recalibrated for)")
+                   help="the size the model will run at (default: the size SRC records: the one it was "
+                        "recalibrated for, else its run's eval_image_size where set, else the one it was trained at)")
     p.add_argument("--crop_pct", type=float, default=None,
                    help="image folders' centre crop (default: SRC's run's, else 0.875)")
     p.add_argument("--val_split", type=float, default=None,
