@@ -1,5 +1,6 @@
 """What a user's slip meets: an output that would destroy an input, a model evaluated on another data
 set, our warnings, running out of memory. Each is refused or said in one line, with nothing lost."""
+import errno
 import hashlib
 import json
 import importlib
@@ -502,6 +503,31 @@ def test_torchruns_numbers_set_empty_are_unset_and_set_wrong_are_named(monkeypat
         assert f"the environment variable {name}={value!r} is not a whole number" in err, err
         assert f"unset {name}" in err and "nowhere.pt" not in err
         monkeypatch.setenv(name, "")
+
+
+def test_a_file_descriptor_shortage_is_one_line_naming_the_limit_and_what_to_do():
+    """The DataLoader's RuntimeError (no errno) and an EMFILE OSError were a traceback and a bare
+    "[Errno 24] Too many open files"."""
+    from mobilenet_v1.runtime import error_line
+
+    loader = RuntimeError("Too many open files. Communication with the workers is no longer possible. Please "
+                          "increase the limit using `ulimit -n` in the shell ...")
+    for e in (loader, OSError(errno.EMFILE, "Too many open files")):
+        line = error_line("train", e)
+        assert line is not None and "limit of open files (ulimit -n) is" in line and "--num_workers" in line
+
+
+def test_the_command_line_raises_its_soft_limit_of_open_files_to_the_hard_one():
+    code = ("import resource, sys; soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE); "
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (min(64, hard), hard)); "
+            "from mobilenet_v1 import cli; sys.argv = ['mobilenet-v1', '--help']; "
+            "import contextlib, io\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try: cli.main()\n"
+            "    except SystemExit: pass\n"
+            "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0] == min(hard, 1 << 20) or hard <= 64)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("True")
 
 
 def test_running_out_of_memory_is_one_line_and_other_errors_still_surface(monkeypatch, capsys):

@@ -492,6 +492,9 @@ def _help(name: str, rest: List[str], argv: List[str]) -> Optional[int]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv_given = argv
+    if argv is None:  # the command line's own process: not a Python caller's, whose limits are its own
+        from .runtime import raise_open_files_limit
+        raise_open_files_limit()
     argv = list(sys.argv[1:] if argv is None else argv)
     name, rest = (argv[0], argv[1:]) if argv else ("", [])
     try:

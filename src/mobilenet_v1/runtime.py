@@ -353,6 +353,8 @@ def error_line(command: str, error: BaseException) -> Optional[str]:
     if isinstance(error, KeyboardInterrupt):
         return f"mobilenet-v1 {command}{rank_label()}: interrupted (Ctrl-C)"
     head = f"mobilenet-v1 {command}{rank_label()}: error:"
+    if too_many_open_files(error):
+        return f"{head} {too_many_open_files(error)}"
     if isinstance(error, (ValueError, OSError)):
         return f"{head} {error}"
     missing = missing_extra(error)
@@ -371,6 +373,41 @@ def error_line(command: str, error: BaseException) -> Optional[str]:
                     + ("; nothing was saved after the newest checkpoint, from which the same command with --resume "
                        "auto continues" if command == "train" else ""))
     return None
+
+
+def raise_open_files_limit() -> None:
+    """Raise this process's soft limit of open files (``ulimit -n``) to its hard limit, as a user may: the
+    DataLoader's workers pass each batch's tensors to the main process as file descriptors (torch's
+    ``file_descriptor`` sharing), and a low soft limit (a container's 1024, or less) ends a run with
+    ``--num_workers`` part way through an epoch or its evaluation."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            hard = 1 << 20
+        if soft != resource.RLIM_INFINITY and soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    except (ImportError, ValueError, OSError):  # no such limit here (Windows), or not ours to change
+        pass
+
+
+def too_many_open_files(error: BaseException) -> str:
+    """Where ``error`` says this process ran out of file descriptors (EMFILE, or the DataLoader's RuntimeError
+    about it): what to do, with the limit; "" for any other error."""
+    import errno
+    text = str(error)
+    if not ((isinstance(error, OSError) and error.errno == errno.EMFILE)
+            or (isinstance(error, RuntimeError) and "Too many open files" in text)):
+        return ""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        limit = f"{soft}" + (f", hard limit {hard}" if hard != soft and hard != resource.RLIM_INFINITY else "")
+    except (ImportError, ValueError, OSError):
+        limit = "unknown"
+    named = f" ({error.filename})" if isinstance(error, OSError) and error.filename else ""
+    return (f"too many open files{named}: this process's limit of open files (ulimit -n) is {limit}; raise it "
+            f"(ulimit -n 4096) or lower --num_workers, then run again (train: with --resume auto)")
 
 
 # What gloo's and NCCL's errors say when a process of the job is gone (killed, its machine lost).
