@@ -786,6 +786,21 @@ def test_find_images_skips_hidden_entries_and_symlink_loops(tmp_path):
     assert find_images(str(root))[0] == samples
 
 
+def test_a_cifar_folder_that_cannot_be_listed_is_named_as_such(cifar_dir, monkeypatch):
+    """glob returns nothing for a folder it cannot list (chmod 000): the error said no .bin files were there."""
+    real = os.listdir
+    folder = str(cifar_dir / CIFAR_TRAIN_FOLDER)
+
+    def listdir(path="."):
+        if os.fspath(path) == folder:
+            raise PermissionError(13, "Permission denied", folder)
+        return real(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    with pytest.raises(DataError, match=r"cannot be listed \(Permission denied\)"):
+        cifar_files(str(cifar_dir), train=True)
+
+
 def test_photos_of_a_format_not_read_are_said_not_left_out_silently(tmp_path, capsys):
     """A phone's HEIC and a camera's raw files among a class's JPEGs are not read: counted and said, once for the
     data set (a folder of iPhone photos half HEIC trained on the other half without a word), and by predict."""

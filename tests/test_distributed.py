@@ -810,7 +810,8 @@ def test_a_checkpoint_rank_0_cannot_write_stops_every_rank_with_the_reason(cifar
     (other / "ckpt_0" / "metrics.jsonl").mkdir(parents=True)
     r = torchrun("--standalone", "--nproc_per_node=2", "-m", "mobilenet_v1", "train", *opts[:-1],
                  f"--save_checkpoint_path={other}")
-    why = f"save_checkpoint_path {other / 'ckpt_0'}: cannot write the run's records there (Is a directory)"
+    why = (f"save_checkpoint_path {other / 'ckpt_0'}: cannot write the run's records there "
+           f"({other / 'ckpt_0' / 'metrics.jsonl'}: Is a directory)")
     assert r.returncode != 0 and f"mobilenet-v1 train (rank 0): error: {why}" in r.stderr, r.stderr[-3000:]
     assert f"mobilenet-v1 train (rank 1): error: rank 0 could not open the run's records: {why}" in r.stderr
 

@@ -2567,3 +2567,37 @@ def test_atomic_save_syncs_the_checkpoint_before_its_rename_and_the_folder_after
     at = events.index(("replace", str(path)))
     assert ("file", path.stat().st_ino) in events[:at]
     assert ("dir", tmp_path.stat().st_ino) in events[at + 1:]
+
+
+def test_a_damaged_best_checkpoint_is_replaced_by_the_next_evaluation_of_a_resumed_run(cifar_dir, tmp_path, capsys,
+                                                                                       one_thread):
+    """A mobilenetv1-best.ckpt that no longer loads (a user's copy gone wrong, a bad block) was kept by every later
+    resume unless an evaluation beat the records' best: eval of it failed for good. It counts as none."""
+    run = tmp_path / "run"
+    args = [*SMALL, "--eval_interval=1", "--save_checkpoint_epochs=1", f"--dataset_path={cifar_dir}",
+            f"--save_checkpoint_path={run}"]
+    assert cli.main(["train", *args, "--epoch_size=1"]) == 0
+    best = run / ckpt_io.BEST_NAME
+    best.write_bytes(b"not a checkpoint")
+    capsys.readouterr()
+    assert cli.main(["train", *args, "--epoch_size=2", "--resume=auto"]) == 0
+    assert f"warning: {best} cannot be read" in capsys.readouterr().err
+    saved = torch.load(best, map_location="cpu", weights_only=False)
+    assert saved["epoch"] == 2 and "top_1" in saved["metrics"]
+
+
+def test_a_full_disk_at_the_runs_config_yaml_names_that_file(cifar_dir, tmp_path, capsys, monkeypatch, one_thread):
+    """The folder is writable; config.yaml is what did not fit (a file size limit, a quota): it is named."""
+    run = tmp_path / "run"
+    real = ckpt_io.atomic_save_text
+
+    def too_large(text, path, *a, **k):
+        if os.path.basename(path) == ckpt_io.RUN_CONFIG:
+            raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), path)
+        return real(text, path, *a, **k)
+
+    monkeypatch.setattr(ckpt_io, "atomic_save_text", too_large)
+    args = [*SMALL, "--eval_interval=1", "--save_checkpoint_epochs=1", f"--dataset_path={cifar_dir}",
+            f"--save_checkpoint_path={run}", "--epoch_size=1"]
+    assert cli.main(["train", *args]) == 1
+    assert f"cannot write there ({run / ckpt_io.RUN_CONFIG}: File too large)" in capsys.readouterr().err

@@ -4,6 +4,7 @@ import glob
 import json
 import math
 import os
+import shutil
 import sys
 import threading
 import time
@@ -596,11 +597,12 @@ def test_a_logger_that_cannot_open_its_files_leaves_nothing_registered(tmp_path)
         RunLogger(str(tmp_path / "file" / "run"), epochs=1, steps_per_epoch=10)
     (tmp_path / METRICS_FILE).mkdir()  # metrics.jsonl cannot be opened
     with pytest.raises(ckpt_io.CheckpointError, match=f"save_checkpoint_path {tmp_path}: cannot write the run's "
-                                                      f"records there \\(Is a directory\\); nothing was trained"):
+                                                      f"records there \\({tmp_path / METRICS_FILE}: Is a "
+                                                      f"directory\\); nothing was trained"):
         RunLogger(str(tmp_path), epochs=1, steps_per_epoch=10, tensorboard=False)
     assert runtime._log_files == []  # print0 no longer copies into that folder's log.txt
     runtime.print0("after the failed start")
-    assert "after the failed start" not in (tmp_path / "log.txt").read_text()
+    assert not (tmp_path / "log.txt").exists()  # a preamble without the line of why it stopped: taken back
 
 
 def test_a_disk_full_at_the_start_is_one_error_without_the_writer_threads_traceback(tmp_path, monkeypatch):
@@ -620,7 +622,7 @@ def test_a_disk_full_at_the_start_is_one_error_without_the_writer_threads_traceb
                                                       f"records there \\(No space left on device\\); nothing was"):
         RunLogger(str(tmp_path), epochs=1, steps_per_epoch=10)
     assert not unhandled and threading.excepthook is hook and runtime._log_files == []
-    assert sorted(os.listdir(tmp_path)) == ["log.txt", METRICS_FILE]
+    assert sorted(os.listdir(tmp_path)) == [METRICS_FILE]  # log.txt's preamble, of a run never started: taken back
 
 
 class FillsUp:
@@ -900,3 +902,54 @@ def test_plots_clip_threshold_is_a_positive_number_only(tmp_path):
                             ("0.5", 0.5)):
         (tmp_path / ckpt_io.RUN_CONFIG).write_text(f"clip_grad_norm: {text}\n")
         assert plot.clip_threshold(str(tmp_path)) == threshold, text
+
+
+def test_a_run_folder_deleted_between_epochs_is_said_and_its_records_written_anew(cifar_dir, tmp_path, capsys,
+                                                                                  monkeypatch, one_thread):
+    """rm -rf of the run's folder while it trains: the checkpoints came back (their writes make the folder), but
+    log.txt and metrics.jsonl went on into the removed files, without a word, and the run ended with status 0."""
+    run = tmp_path / "run"
+    real = train.train_one_epoch
+    calls = [0]
+
+    def deleting(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 2:
+            shutil.rmtree(run)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_one_epoch", deleting)
+    args = [*SMALL, "--eval_interval=1", "--save_checkpoint_epochs=1", f"--dataset_path={cifar_dir}",
+            f"--save_checkpoint_path={run}", "--epoch_size=3"]
+    assert cli.main(["train", *args]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {run / 'metrics.jsonl'} was removed while the run wrote it" in err
+    assert f"warning: {run / 'log.txt'} was removed while the run wrote it" in err
+    epochs = [r["epoch"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+              if r["kind"] == "epoch"]
+    assert epochs == [2, 3] and "eval: epoch 3" in (run / "log.txt").read_text()
+
+
+def test_records_that_cannot_be_opened_are_named_and_leave_log_txt_as_it_was(cifar_dir, tmp_path, capsys,
+                                                                           monkeypatch, one_thread):
+    """A read-only metrics.jsonl (chmod 444; simulated, root may write anything) at a resume: the error said
+    "cannot write the run's records there (Permission denied)", naming no file, and log.txt kept the refused run's
+    header and configuration with no line of why it stopped."""
+    run = tmp_path / "run"
+    args = [*SMALL, "--eval_interval=1", "--save_checkpoint_epochs=1", f"--dataset_path={cifar_dir}",
+            f"--save_checkpoint_path={run}"]
+    assert cli.main(["train", *args, "--epoch_size=1"]) == 0
+    log = (run / "log.txt").read_bytes()
+    real = tracking._open_for_append
+
+    def read_only(path):
+        if os.path.basename(path) == "metrics.jsonl":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return real(path)
+
+    monkeypatch.setattr(tracking, "_open_for_append", read_only)
+    capsys.readouterr()
+    assert cli.main(["train", *args, "--epoch_size=2", "--resume=auto"]) == 1
+    said = capsys.readouterr().err
+    assert f"cannot write the run's records there ({run / 'metrics.jsonl'}: Permission denied)" in said
+    assert (run / "log.txt").read_bytes() == log

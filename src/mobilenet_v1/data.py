@@ -389,6 +389,10 @@ def cifar_files(root: str, train: bool, dataset: str = "cifar10", quiet: bool = 
         root = sub
     elif not train and not glob.glob(os.path.join(root, pattern)) and glob.glob(os.path.join(archive, pattern)):
         root = archive
+    try:  # glob says nothing of a folder it cannot list: that is no "no .bin files found"
+        os.listdir(root)
+    except OSError as e:
+        raise DataError(f"dataset_path {given!r}: {root} cannot be listed ({e.strerror or e})") from None
     files = sorted(glob.glob(os.path.join(root, pattern)))
     if not files:
         files = python_cifar_files(given, train, dataset)

@@ -563,9 +563,18 @@ def lower_to_executorch(program, meta: Dict[str, Any]) -> bytes:
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         from executorch.exir import to_edge_transform_and_lower
 
-        edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()],
-                                           constant_methods={PTE_METADATA: written})
-        return bytes(edge.to_executorch().buffer)
+        try:
+            edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()],
+                                               constant_methods={PTE_METADATA: written})
+            return bytes(edge.to_executorch().buffer)
+        except OSError as e:
+            # XNNPACK's serialiser writes its graph to a temporary folder (flatc's input): a full or read-only
+            # TMPDIR is an error that names no file ("[Errno 28] No space left on device").
+            if e.filename is not None:
+                raise
+            import tempfile
+            raise OSError(e.errno, f"lowering for ExecuTorch needs room for temporary files in "
+                                   f"{tempfile.gettempdir()} (TMPDIR): {e.strerror or e}") from None
 
 
 def export_executorch(model: MobileNetV1, out_path: str, meta: Dict[str, Any], height: int, width: int,

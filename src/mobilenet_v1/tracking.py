@@ -214,6 +214,11 @@ class RunLogger:
         if self.run_dir is None:
             return
         there = _listing(self.run_dir)
+        log_path = os.path.join(self.run_dir, LOG_FILE)
+        try:  # log.txt's length before this run's preamble: a run that cannot open its records leaves it so
+            log_size: Optional[int] = os.path.getsize(log_path) if LOG_FILE in there else None
+        except OSError:
+            log_size = None
         try:
             os.makedirs(self.run_dir, exist_ok=True)
             self._log = runtime.add_log_file(os.path.join(self.run_dir, LOG_FILE))
@@ -230,6 +235,13 @@ class RunLogger:
                 self._writer = self._open_tensorboard(start_step if history else 0)
         except BaseException as e:
             self.close()  # or print0 would go on copying this process's output into a run that never started
+            try:  # the preamble written into log.txt, of a run that never started, with no line of why: taken back
+                if log_size is not None:
+                    os.truncate(log_path, log_size)
+                elif LOG_FILE not in there and os.path.isfile(log_path):
+                    os.unlink(log_path)
+            except OSError:  # left as it is: the error below is the one to say
+                pass
             for name in _listing(self.run_dir) - there:  # an events file begun and not written: no record
                 path = os.path.join(self.run_dir, name)
                 try:
@@ -238,8 +250,9 @@ class RunLogger:
                 except OSError:  # left as it is: the error below is the one to say
                     pass
             if isinstance(e, OSError):
+                named = f"{e.filename}: " if isinstance(e.filename, str) else ""
                 raise CheckpointError(f"save_checkpoint_path {self.run_dir}: cannot write the run's records there "
-                                      f"({e.strerror or e}); nothing was trained") from None
+                                      f"({named}{e.strerror or e}); nothing was trained") from None
             raise
 
     def _open_tensorboard(self, start_step: int):
@@ -340,10 +353,43 @@ class RunLogger:
             # On a terminal the bar shows this; log.txt keeps it either way.
             (runtime.log0 if self.progress else runtime.print0)(line)
 
+    def _reopen_if_removed(self) -> None:
+        """A record file removed while the run writes it (its folder deleted, a clean-up's ``rm``) took every line
+        after that into a file no one can open again, without a word, and the run ended with status 0 (helper-348).
+        Said once, and the file opened anew at its path (its folder made again): the records from here on are
+        kept, and a resume's history starts at them."""
+        if self.run_dir is None:
+            return
+        for attr, what in (("_log", "its lines"), ("_metrics", "its records")):
+            f = getattr(self, attr)
+            if f is None:
+                continue
+            try:
+                path = f.name
+                if os.fstat(f.fileno()).st_nlink > 0:
+                    continue
+            except (OSError, ValueError, AttributeError):  # not a plain open file (closed, a stream): as it is
+                continue
+            try:
+                os.makedirs(self.run_dir, exist_ok=True)
+                new = runtime.add_log_file(path) if attr == "_log" else open(path, "a", encoding="utf-8")
+            except OSError as e:
+                runtime.record_lost(path, e, what)
+                new = None
+            else:
+                print(f"warning: {path} was removed while the run wrote it (its folder deleted?): {what} up to here "
+                      f"are lost; it is written anew from here", file=sys.stderr, flush=True)
+            if attr == "_log":
+                runtime.remove_log_file(f)
+            else:
+                _closed(f)
+            setattr(self, attr, new)
+
     def log_epoch(self, epoch: int, result: EpochResult, lr: float,
                   accuracy: Optional[Dict[str, float]] = None) -> None:
         if not self.active:
             return
+        self._reopen_if_removed()
         if self._bar is not None:  # an epoch that ended early
             self._bar.close()
             self._bar = None

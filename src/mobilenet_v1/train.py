@@ -854,19 +854,22 @@ class Evaluations:
         self.ranked = {e: t for e, t in self.ranked.items() if e in there}
 
 
-def best_recorded(folder: str) -> Tuple[Optional[float], int]:
-    """The top-1 and epoch that ``folder``'s mobilenetv1-best.ckpt records (None: no such file, or no top-1 it
-    records; epoch 0: none)."""
+def best_recorded(folder: str) -> Tuple[bool, Optional[float], int]:
+    """Whether ``folder`` holds a mobilenetv1-best.ckpt that loads, and the top-1 and epoch it records (None: no
+    top-1 it records; epoch 0: none). A damaged one (cut short, not a checkpoint, unreadable) counts as none, which
+    a warning names: the next evaluation saves a new best over it, as into a folder without one."""
     path = os.path.join(folder, ckpt_io.BEST_NAME)
     if not os.path.isfile(path):
-        return None, 0
+        return False, None, 0
     try:
         saved = ckpt_io.load_file(path)
-    except ckpt_io.CheckpointError:  # a damaged file: the next evaluation replaces it
-        return None, 0
+    except (ckpt_io.CheckpointError, OSError) as e:
+        print(f"warning: {path} cannot be read ({str(e).splitlines()[0]}): the next evaluation saves a new best "
+              f"checkpoint over it", file=sys.stderr)
+        return False, None, 0
     top_1, epoch = (saved.get("metrics") or {}).get("top_1"), saved.get("epoch")
     epoch = epoch if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch > 0 else 0
-    return (float(top_1) if isinstance(top_1, (int, float)) and not isinstance(top_1, bool) else None), epoch
+    return True, (float(top_1) if isinstance(top_1, (int, float)) and not isinstance(top_1, bool) else None), epoch
 
 
 def changes_line(source: str, changed: Dict[str, Tuple[Any, Any]], verb: str = "trained") -> str:
@@ -2070,8 +2073,12 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                               f"auto would take for this one's: moved that folder to {other}"))
             ckpt_io.atomic_save_text(dump_yaml(cfg), os.path.join(out_dir, ckpt_io.RUN_CONFIG))
         except OSError as e:
+            # The file that failed where it is not the folder itself (a full disk at config.yaml's write: the folder
+            # is writable, the file is what did not fit).
+            named = (f"{e.filename}: " if isinstance(e.filename, str)
+                     and os.path.normpath(e.filename) != os.path.normpath(out_dir) else "")
             raise ckpt_io.CheckpointError(f"save_checkpoint_path {out_dir}: cannot write there "
-                                          f"({e.strerror or e}); nothing was trained") from None
+                                          f"({named}{e.strerror or e}); nothing was trained") from None
 
     if cfg.save_checkpoint:
         dist.from_rank0(set_folder_for_this_run, "could not prepare the run's folder")
@@ -2142,10 +2149,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     loaders.push(lambda kind, error, traceback: tracker.close(error))
     runtime.remove_log_file(early)  # from here on print0 writes to the log itself
     if cfg.save_checkpoint and start_epoch > 0:  # what rank 0's folder holds now, alike on every rank
-        evaluations.keep_only(*dist.from_rank0(
-            lambda: (os.path.isfile(os.path.join(out_dir, ckpt_io.BEST_NAME)),
-                     [e for e, _ in ckpt_io.list_top(out_dir)], *best_recorded(out_dir)),
-            "could not list the run's folder"))
+        def folder_state() -> Tuple[bool, List[int], Optional[float], int]:
+            whole, top_1, epoch = best_recorded(out_dir)
+            return whole, [e for e, _ in ckpt_io.list_top(out_dir)], top_1, epoch
+
+        evaluations.keep_only(*dist.from_rank0(folder_state, "could not list the run's folder"))
     accumulated = (f" (each step adds up the gradients of {cfg.grad_accum_steps} batches of {cfg.batch_size})"
                    if cfg.grad_accum_steps > 1 else "")
     if start_epoch < cfg.epoch_size:
