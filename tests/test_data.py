@@ -1847,3 +1847,11 @@ def test_a_samples_flip_is_the_draw_after_its_crop_box_below_one_half():
         flips.append(rng.random() < 0.5)
         assert T.crop_and_flip(375, 500, seed) == (box, flips[-1]), seed
     assert 80 < sum(flips) < 120
+
+
+def test_an_image_model_on_cifar_binaries_is_told_they_are_cifar_files(cifar_dir):
+    # eval of a model trained on class folders (4 classes) given a folder of CIFAR-10's binaries read its two
+    # split folders as classes and said only that cifar-10-batches-bin and cifar-10-verify-bin are not among them.
+    with pytest.raises(DataError, match=r"are not among the 4 classes .*; it holds CIFAR-10's files, not class "
+                                        r"folders of images$"):
+        find_images(str(cifar_dir), ["10", "2", "A", "b"])

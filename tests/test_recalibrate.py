@@ -358,3 +358,46 @@ def test_refilled_regroups_short_batches_in_order_and_keeps_every_image():
     assert [x.flatten().tolist() for x in got] == [[0.0, 1.0], [2.0, 3.0]]
     got = [x for x, _ in refilled([(images[:2], None), (images[2:5], None)], 2)]  # whole ones pass as they are
     assert [x.flatten().tolist() for x in got] == [[0.0, 1.0], [2.0, 3.0], [4.0]]
+
+
+def test_predict_says_it_assumes_224_for_a_file_that_records_no_image_size(tmp_path, capsys):
+    # eval says "records no image size (as a MindSpore .ckpt)"; predict ran such a file at 224 without a word
+    # (a model trained at 48, converted to MindSpore's .ckpt and back, answered with other classes).
+    bare = save(tmp_path / "bare.pt", config=False)
+    capsys.readouterr()
+    assert load_predictor(bare).image_size == 224
+    err = capsys.readouterr().err
+    assert f"predict: note: {bare} records no image size (as a MindSpore .ckpt): predicting at image_size 224" in err
+    assert load_predictor(bare, image_size=48).image_size == 48  # given: nothing assumed, no such note
+    assert "records no image size" not in capsys.readouterr().err
+    # export too: the file it writes would record 224 as its own size for every later eval and predict
+    out = str(tmp_path / "bare")
+    assert cli.main(["export", "--ckpt_file", bare, "--file_name", out, "--file_format", "PT2", "--dataset",
+                     "imagenet2012"]) == 0
+    assert (f"export: note: {bare} records no image size (as a MindSpore .ckpt): {out}.pt2 takes 224x224 and "
+            f"records that size for eval and predict") in capsys.readouterr().err
+    assert cli.main(["export", "--ckpt_file", bare, "--file_name", out, "--file_format", "PT2", "--dataset",
+                     "imagenet2012", "--width", "48", "--height", "48"]) == 0
+    assert "records no image size" not in capsys.readouterr().err
+
+
+def test_recalibrating_on_a_folder_of_other_classes_is_noted(tmp_path, image_folder, capsys):
+    # quantize notes calibration folders whose classes are not the model's; recalibrate-bn measured a model of
+    # classes 10, 2, A, b on a folder of x, y, z without a word.
+    torch.manual_seed(3)
+    src = str(tmp_path / "m.pt")
+    torch.save({"format": ckpt_io.FORMAT, "model": MobileNetV1(class_num=2, width_mult=0.25).state_dict(),
+                "classes": ["cat", "dog"], "model_args": {"class_num": 2, "width_mult": 0.25, "padding": "same"},
+                "config": {"dataset": "imagenet2012", "image_size": 32}}, src)
+    out = str(tmp_path / "r.pt")
+    assert cli.main(["recalibrate-bn", src, "--dataset_path", str(image_folder), "--out", out, "--num_workers", "0",
+                     "--batch_size", "4"]) == 0
+    err = capsys.readouterr().err
+    assert (f"class folder(s) n01, n02 of {image_folder} are not among the 2 classes of {src} (cat, dog): its "
+            f"BatchNorm statistics are measured on images of another data set than the one it classifies") in err
+    ckpt = ckpt_io.load_file(src)
+    ckpt["classes"] = ["n01", "n02"]
+    torch.save(ckpt, src)
+    assert cli.main(["recalibrate-bn", src, "--dataset_path", str(image_folder), "--out", out, "--num_workers", "0",
+                     "--batch_size", "4"]) == 0
+    assert "not among" not in capsys.readouterr().err

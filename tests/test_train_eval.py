@@ -1868,3 +1868,46 @@ def test_ranked_puts_nan_below_every_number_and_ties_to_the_lower_index():
     logits = torch.tensor([[1.0, nan, 3.0, 2.0, -5.0], [nan, 0.5, 0.5, nan, 0.7]])
     assert ranked(logits, 5).tolist() == [[2, 3, 0, 4, 1], [4, 1, 2, 0, 3]]
     assert ranked(logits, 1).tolist() == [[2], [4]]
+
+
+def test_eval_builds_a_file_that_records_no_padding_with_the_padding_given(tmp_path, capsys, cifar_dir, monkeypatch):
+    # A symmetric run converted to MindSpore's .ckpt (convert warns that MindSpore pads SAME) lost its padding:
+    # eval said "--padding symmetric given; m.ckpt has padding same, which eval uses", and nothing ran it as trained.
+    from mobilenet_v1 import mindspore_io
+    torch.manual_seed(0)
+    model = MobileNetV1(class_num=4, width_mult=0.25, padding="symmetric").eval()
+    path = str(tmp_path / "m.ckpt")
+    mindspore_io.write_mindspore_ckpt(path, mindspore_io.to_seed_state({"model": model.state_dict()}))
+    ckpt = ckpt_io.load_file(path)
+    assert "padding" not in (ckpt.get("model_args") or {})
+    typed = Given({"padding": "option --padding"})
+    note = evaluate_mod.model_options_note(load_config(["--padding=symmetric"]), typed,
+                                           {"class_num": 4, "width_mult": 0.25, "padding": None}, path, ("padding",))
+    assert note == (f"note: --padding symmetric given; {path} records no padding (a MindSpore .ckpt's network pads "
+                    f"SAME): eval builds it with padding symmetric as asked")
+    from mobilenet_v1.api import model_from_checkpoint
+    built, args = model_from_checkpoint(ckpt, path, padding="symmetric")
+    x = torch.randn(1, 3, 40, 40)
+    assert args["padding"] == "symmetric" and torch.allclose(built(x), model(x), atol=1e-5)
+    # The command: the typed --padding reaches the network built for a file that records none, not for one that
+    # records its own (whose padding eval keeps, and says so).
+    built_with = []
+    real = evaluate_mod.model_from_checkpoint
+    monkeypatch.setattr(evaluate_mod, "model_from_checkpoint",
+                        lambda *a, **k: built_with.append(k.get("padding")) or real(*a, **k))
+    ten = MobileNetV1(class_num=10, width_mult=0.25, padding="symmetric").eval()
+    mindspore_io.write_mindspore_ckpt(path, mindspore_io.to_seed_state({"model": ten.state_dict()}))
+    recorded = str(tmp_path / "m.pt")
+    torch.save({"format": ckpt_io.FORMAT, "model": ten.state_dict(),
+                "model_args": {"class_num": 10, "width_mult": 0.25, "padding": "same"}}, recorded)
+    base = [f"--dataset_path={cifar_dir}", "--device_target=CPU", "--num_workers=0", "--image_size=32", "--json"]
+    for ckpt_path, extra, padding in ((path, ["--padding=symmetric"], "symmetric"), (path, [], None),
+                                      (recorded, ["--padding=symmetric"], None)):
+        assert evaluate_mod.main([f"--checkpoint_path={ckpt_path}", *base, *extra]) == 0
+        assert built_with[-1] == padding, (ckpt_path, extra)
+    assert f"--padding symmetric given; {recorded} has padding same, which eval uses" in capsys.readouterr().err
+    assert cli.main(["info", path]) == 0 and cli.main(["info", recorded]) == 0  # info: presumed, not read
+    shown = [line.strip() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("model:")]
+    assert shown == ["model:          MobileNetV1 width_mult 0.25, 10 classes, padding same (not recorded: MindSpore's "
+                     "network pads SAME; eval --padding builds it otherwise)",
+                     "model:          MobileNetV1 width_mult 0.25, 10 classes, padding same"]

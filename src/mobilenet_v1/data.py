@@ -535,12 +535,25 @@ def holds_class_folders(root: str) -> bool:
     return any(images_in(c) for c in top) or any(images_in(c) for f in top for c in subfolders(f))
 
 
+def _cifar_held(root: str) -> str:
+    """The CIFAR (cifar10, cifar100) whose files alone folder ``root`` holds, else ""."""
+    return next((d for d in ("cifar10", "cifar100") if other_cifar(root, "cifar100" if d == "cifar10" else "cifar10")
+                 == d), "")
+
+
 def _cifar_hint(root: str) -> str:
     """For an image folder without images: "; it holds CIFAR-10's files: --dataset cifar10" (or CIFAR-100's)
     where it holds one CIFAR's files alone, else ""."""
-    cifar = next((d for d in ("cifar10", "cifar100") if other_cifar(root, "cifar100" if d == "cifar10" else "cifar10")
-                  == d), "")
+    cifar = _cifar_held(root)
     return f"; it holds {cifar_name(cifar)}'s files: --dataset {cifar}" if cifar else ""
+
+
+def _cifar_binaries_note(root: str) -> str:
+    """For an image folder whose class folders are not the model's: "; it holds CIFAR-10's files, not class
+    folders of images" where its folders are one CIFAR's (cifar-10-batches-bin, ...), which read as classes named
+    after them; else ""."""
+    cifar = _cifar_held(root)
+    return f"; it holds {cifar_name(cifar)}'s files, not class folders of images" if cifar else ""
 
 
 def _warn_missing_batches(root: str, files: Sequence[str]) -> None:
@@ -1413,7 +1426,8 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
                         f"{' ...' if len(unknown) > 5 else ''} are not among the {len(classes)} classes "
                         f"its labels follow, the model's or the training split's ({', '.join(list(classes)[:5])}"
                         f"{' ...' if len(classes) > 5 else ''})"
-                        + (f"; {'; '.join(alike[:3])}" if alike else "") + (f"; {wrapped}" if wrapped else ""))
+                        + (f"; {'; '.join(alike[:3])}" if alike else "") + (f"; {wrapped}" if wrapped else "")
+                        + _cifar_binaries_note(root))
     samples: Any = []
     paths: List[str] = []  # a folder's: its images' paths and labels, held as FileSamples once all are listed
     ids: List[int] = []

@@ -441,9 +441,15 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         device = resolve_device(cfg.device_target)
         precision = resolve_precision(cfg.precision, device)
 
+        typed_padding = getattr(given, "origin", {}).get("padding") == "option --padding"
+
         def load() -> Tuple[Dict[str, Any], Any, Dict[str, Any]]:
             ckpt = ckpt_io.load_file(path)
-            return (ckpt, *model_from_checkpoint(ckpt, path, cfg.use_ema))
+            # A file that records no padding (a MindSpore .ckpt, or one converted back from it: a symmetric run's
+            # weights among them, which convert warned of) is built as --padding says, where it is typed.
+            unrecorded = "padding" not in (ckpt.get("model_args") or {})
+            padding = cfg.padding if typed_padding and unrecorded else None
+            return (ckpt, *model_from_checkpoint(ckpt, path, cfg.use_ema, padding=padding))
 
         # Each rank reads its own copy: one that is missing or damaged on a machine stops every rank, named.
         ckpt, model, args = dist.on_every_rank(load, "cannot load the checkpoint to evaluate")
@@ -452,6 +458,8 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         outputs = args["class_num"]
         evaluated = {"format": "checkpoint", "precision": precision}
         recorded = {key: args[key] for key in MODEL_KEYS}
+        if "padding" not in (ckpt.get("model_args") or {}):
+            recorded["padding"] = None  # SAME, the seed's, was presumed, not read: not "the file's"
         note = ckpt_io.weights_note(ckpt, cfg.use_ema)
         if note:
             print0(note, file=sys.stderr)  # stdout is the result (one JSON object with --json)
@@ -472,7 +480,8 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(device=device, memory_format=memory_format)
         opts = data_options(cfg, device, train=False, given=given)
-    note = model_options_note(cfg, given, recorded, path)
+    note = model_options_note(cfg, given, recorded, path,
+                              () if is_deployed_file(path) else ("padding",))
     if note:
         print0(note, file=sys.stderr)
     dist.note_eval_drop_last(cfg.eval_drop_last)
@@ -591,7 +600,8 @@ def unused_options_note(argv: Sequence[str], onnx: bool = False) -> str:
     return f"eval: not used here: {'; '.join(parts)}" if parts else ""
 
 
-def model_options_note(cfg: Config, given: Optional[Set[str]], recorded: Dict[str, Any], path: str) -> str:
+def model_options_note(cfg: Config, given: Optional[Set[str]], recorded: Dict[str, Any], path: str,
+                       built_as_given: Sequence[str] = ()) -> str:
     """A line for the model's keys (:data:`MODEL_KEYS`) given on the command line (``given``'s origins) with a
     value other than the one of the file at ``path`` (``recorded``: its class_num, width_mult and padding, None
     where it says none), whose network eval runs whatever they say; "" where there are none. A config file's are
@@ -618,6 +628,11 @@ def model_options_note(cfg: Config, given: Optional[Set[str]], recorded: Dict[st
     if other:
         parts.append(f"{', '.join(map(option, other))} given; {path} has {' and '.join(map(has, other))}, which "
                      f"eval uses")
+    taken = [k for k in unknown if k in built_as_given]  # a checkpoint's network built as given: the file cannot say
+    unknown = [k for k in unknown if k not in built_as_given]
+    if taken:
+        parts.append(f"--padding {cfg.padding} given; {path} records no padding (a MindSpore .ckpt's network pads "
+                     f"SAME): eval builds it with padding {cfg.padding} as asked")
     if unknown:
         parts.append(f"{', '.join(map(option, unknown))} given; {path} records no {' or '.join(unknown)}: its own "
                      f"network is what eval runs")

@@ -352,6 +352,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     dataset = dataset or guess_dataset(args["class_num"])
     recorded_size = ckpt_io.recorded_image_size(config)  # the size it runs at (its run's eval_image_size)
     default_size = recorded_size or 224
+    given_hw = (height, width)
     height = default_size if height is None else height
     width = default_size if width is None else width
     if file_format not in FORMATS:
@@ -432,6 +433,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     result = {"path": out_path, "height": height, "width": width,
               "trained_image_size": meta.get("trained_image_size"),
               "recorded_image_size": recorded_size if other_size else None,
+              "image_size_assumed": default_size if recorded_size is None and None in given_hw else None,
               "image_size_said": ckpt_io.image_size_said(config), "dynamic_batch": dynamic_batch, "ckpt": path,
               "dataset": dataset, "dataset_guessed": guessed, "class_num": args["class_num"],
               "weights": ckpt_io.weights_note(ckpt, use_ema), "image_input": image_input, "format": file_format,
@@ -1012,6 +1014,10 @@ def main(argv: Sequence[str]) -> int:
             result["ckpt"], result["dataset"], result["class_num"],
             f"{result['path']} records {result['dataset']}'s input normalisation", "export again with"),
             file=sys.stderr)
+    if result.get("image_size_assumed"):  # a MindSpore .ckpt records no size: the file would record 224 as its own
+        print(f"mobilenet-v1 export: note: {result['ckpt']} records no image size (as a MindSpore .ckpt): "
+              f"{result['path']} takes {result['height']}x{result['width']} and records that size for eval and "
+              f"predict; give the size it was trained at with --width and --height", file=sys.stderr)
     if result["recorded_image_size"]:  # exported at another size than the one it records
         square = result["height"] == result["width"]
         # recalibrate-bn refuses a quantization-aware checkpoint: its float model is what is measured anew

@@ -245,6 +245,8 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
                            "class_num": int(args["class_num"]), "padding": args["padding"],
                            "params": sum(p.numel() for p in model.parameters()), "image_size": size,
                            "dataset": _text(config.get("dataset")), "classes": _names(ckpt.get("classes"))}
+    if "padding" not in (ckpt.get("model_args") or {}):  # a MindSpore .ckpt: SAME presumed (its network's), not read
+        out["padding_recorded"] = False
     if config.get("mean") or config.get("std"):  # its run's own (--mean, --std); else its data set's constants
         mean, std = ckpt_io.trained_normalisation(config, "", path)
         out["normalisation"] = {"mean": list(mean), "std": list(std)}
@@ -479,7 +481,9 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
                 + (f"labels.txt of {labels} names" if labels else "no labels file"))
         return lines
     size = d["image_size"]
-    row("model", f"MobileNetV1 width_mult {d['width_mult']:g}, {d['class_num']} classes, padding {d['padding']}")
+    row("model", f"MobileNetV1 width_mult {d['width_mult']:g}, {d['class_num']} classes, padding {d['padding']}"
+                 + (" (not recorded: MindSpore's network pads SAME; eval --padding builds it otherwise)"
+                    if d.get("padding_recorded") is False else ""))
     row("parameters", f"{d['params']:,}")
     row("multiply-adds", macs if at else macs + " (no image size recorded: --image_size N)")
     row("data", f"{d['dataset'] or 'not recorded'}, " + (f"image_size {size}" if size else "no image size recorded")

@@ -611,6 +611,11 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
         config = ckpt.get("config") or {}
         class_num = args["class_num"]
         size = image_size or ckpt_io.recorded_image_size(config) or 224
+        if image_size is None and ckpt_io.recorded_image_size(config) is None:
+            # as eval says it: a MindSpore .ckpt (or one converted back from it) records no size, and 224 is a
+            # guess that a model trained at 48 answers with other classes
+            print(f"predict: note: {path} records no image size (as a MindSpore .ckpt): predicting at image_size "
+                  f"{size}; give the size it was trained at with --image_size", file=sys.stderr)
         recorded, trained_on = ckpt.get("classes"), config.get("dataset")
         reading = ckpt_io.recorded_reading(ckpt)
         crop, exif, aa = reading.get("crop_pct"), reading.get("exif_orientation"), reading.get("antialias")
