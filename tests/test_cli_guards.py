@@ -505,9 +505,12 @@ def test_torchruns_numbers_set_empty_are_unset_and_set_wrong_are_named(monkeypat
         monkeypatch.setenv(name, "")
 
 
-def test_a_file_descriptor_shortage_is_one_line_naming_the_limit_and_what_to_do():
+def test_a_file_descriptor_shortage_is_one_line_naming_the_limit_and_what_to_do(monkeypatch):
     """The DataLoader's RuntimeError (no errno) and an EMFILE OSError were a traceback and a bare
-    "[Errno 24] Too many open files"."""
+    "[Errno 24] Too many open files"; the number to raise the limit to is above it, and up to the hard limit, which
+    a user cannot raise."""
+    import resource
+
     from mobilenet_v1.runtime import error_line
 
     loader = RuntimeError("Too many open files. Communication with the workers is no longer possible. Please "
@@ -515,7 +518,12 @@ def test_a_file_descriptor_shortage_is_one_line_naming_the_limit_and_what_to_do(
     for e in (loader, OSError(errno.EMFILE, "Too many open files")):
         line = error_line("train", e)
         assert line is not None and "limit of open files (ulimit -n) is" in line and "--num_workers" in line
-
+    for limits, said in (((20000, resource.RLIM_INFINITY), "is 20000; raise it (ulimit -n 40000), or lower"),
+                         ((1024, 2048), "is 1024 (hard limit 2048); raise it (ulimit -n 2048), or lower"),
+                         ((1024, 1024), "is 1024, its hard limit too (only root or the container's settings")):
+        monkeypatch.setattr(resource, "getrlimit", lambda which, limits=limits: limits)
+        assert said in error_line("train", loader)
+    assert error_line("train", RuntimeError("something else")) is None  # a fault of the code: its traceback
 
 def test_the_command_line_raises_its_soft_limit_of_open_files_to_the_hard_one():
     code = ("import resource, sys; soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE); "
@@ -525,7 +533,7 @@ def test_the_command_line_raises_its_soft_limit_of_open_files_to_the_hard_one():
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             "    try: cli.main()\n"
             "    except SystemExit: pass\n"
-            "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0] == min(hard, 1 << 20) or hard <= 64)")
+            "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0] == min(hard, 1 << 16) or hard <= 64)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("True")
 
@@ -716,7 +724,7 @@ def test_another_tools_option_name_is_answered_with_the_option_here(capsys):
     with pytest.raises(SystemExit):
         cli.main(["export", "--img-size", "224"])  # timm's dashes: the name as read
     assert capsys.readouterr().err.rstrip().endswith("(--img_size is another tool's option; here: --width and "
-                                                     "--height (default: the training image_size))")
+                                                     "--height (default: the size the checkpoint records))")
     with pytest.raises(SystemExit):  # beside another error, after it
         cli.main(["predict", "a.jpg", "--top_k", "0", "--model", "m.pt"])
     assert capsys.readouterr().err.rstrip().endswith("(--model is another tool's option; here: --ckpt_file)")

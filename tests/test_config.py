@@ -104,8 +104,8 @@ def test_unknown_keys_are_errors(tmp_path):
         load_config([str(tmp_path / "run")])
     run = tmp_path / "run"
     assert str(refused.value).endswith(f" (a run folder: --config_path {run / 'config.yaml'} reads its configuration, "
-                                       f"eval --checkpoint_path {run} its newest checkpoint, train --resume {run} "
-                                       f"continues it)")
+                                       f"eval --checkpoint_path {run} its newest checkpoint, train --config_path "
+                                       f"{run / 'config.yaml'} --resume auto continues it)")
     with pytest.raises(ConfigError) as refused:
         load_config(["--lr_max", "0.2", str(tmp_path / "mine.YML")])
     assert str(refused.value).endswith(f" (a configuration file is read with --config_path {tmp_path / 'mine.YML'})")

@@ -815,6 +815,7 @@ def test_photos_of_a_format_not_read_are_said_not_left_out_silently(tmp_path, ca
     (root / "cat" / "b.dng").write_bytes(b"raw")
     (root / "cat" / "._c.heic").write_bytes(b"AppleDouble")  # not a photo
     (root / "dog" / "notes.txt").write_bytes(b"text")  # no photo: not counted
+    (root / "dog" / "a.CR2").write_bytes(b"raw")  # a camera's RAW+JPEG pair: the image of it is read, not counted
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         samples, classes = find_images(str(root))

@@ -702,7 +702,7 @@ _MODEL_FILE = {"export": "--ckpt_file", "predict": "--ckpt_file",
 _OUTPUT = {"export": "--file_name (its extension follows --file_format)", "predict": "--out F.csv|F.json",
            "quantize": "--out", "average": "--out", "recalibrate-bn": "--out", "plot": "--out",
            "convert": "DST (no option)"}
-_IMAGE_SIZE = {"export": "--width and --height (default: the training image_size)", "predict": "--image_size",
+_IMAGE_SIZE = {"export": "--width and --height (default: the size the checkpoint records)", "predict": "--image_size",
                "recalibrate-bn": "--image_size", "benchmark": "--image_size", "info": "--image_size"}
 FOREIGN_OPTIONS: Dict[str, Dict[str, str]] = {}
 for _names, _table in ((("--model", "--checkpoint", "--weights", "--input", "-m", "-i"), _MODEL_FILE),
@@ -1362,8 +1362,9 @@ def _config_file_hint(arg: str) -> str:
     and other tools' positional config; `lr-schedule runs/a`): the --config_path that reads it; else ""."""
     run_config = os.path.join(arg, "config.yaml")  # checkpoint.RUN_CONFIG, what a run writes into its folder
     if os.path.isdir(arg) and os.path.isfile(run_config):
+        # train --resume FOLDER alone takes none of the run's configuration (nor its folder: it saves into ./)
         return (f" (a run folder: --config_path {run_config} reads its configuration, eval --checkpoint_path {arg} "
-                f"its newest checkpoint, train --resume {arg} continues it)")
+                f"its newest checkpoint, train --config_path {run_config} --resume auto continues it)")
     if arg.lower().endswith((".yaml", ".yml")) and os.path.isfile(arg):
         return f" (a configuration file is read with --config_path {arg})"
     return ""

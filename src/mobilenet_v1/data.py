@@ -1056,7 +1056,8 @@ def is_image_name(name: str) -> bool:
 
 def image_files_under(folder: str, unread: Optional[Dict[str, int]] = None) -> List[str]:
     """The image files (by extension) under ``folder`` and its sub-folders, sorted by folder then name; the
-    photos of formats not taken (:data:`UNREAD_PHOTO_EXTENSIONS`) counted by extension into ``unread``.
+    photos of formats not taken (:data:`UNREAD_PHOTO_EXTENSIONS`) counted by extension into ``unread``, but for
+    those with an image of their name beside them (a camera's RAW+JPEG pair), which is read.
     Hidden folders and files (``.git``, ``.ipynb_checkpoints``, macOS ``._*`` files) and system folders
     (``__MACOSX``, Synology's ``@eaDir``: :data:`archive.SYSTEM_FOLDERS`) are not data;
     symbolic links are followed, and a folder reached twice through them (a loop) is read once. A folder
@@ -1089,12 +1090,16 @@ def image_files_under(folder: str, unread: Optional[Dict[str, int]] = None) -> L
         # In name order: of a folder reached twice (cat/best a link to cat/2023), the name kept, which val_split's
         # choice hashes, is then the same on every file system, not whichever its listing gave first.
         dirnames[:] = sorted(d for d in dirnames if not is_hidden_name(d))
-        found.append((dirpath, [n for n in names if is_image_name(n)]))
+        images = [n for n in names if is_image_name(n)]
+        found.append((dirpath, images))
         if unread is not None:
+            # A camera's RAW+JPEG (IMG_1.CR2 beside IMG_1.JPG), a phone's HEIC kept beside its JPEG: read already
+            read = {os.path.splitext(n)[0].lower() for n in images}
             for name in names:
-                extension = os.path.splitext(name)[1].lower()
-                if extension in UNREAD_PHOTO_EXTENSIONS and not is_hidden_name(name):
-                    unread[extension] = unread.get(extension, 0) + 1
+                stem, extension = os.path.splitext(name)
+                if (extension.lower() in UNREAD_PHOTO_EXTENSIONS and not is_hidden_name(name)
+                        and stem.lower() not in read):
+                    unread[extension.lower()] = unread.get(extension.lower(), 0) + 1
     return [os.path.join(dirpath, name) for dirpath, names in sorted(found) for name in sorted(names)]
 
 

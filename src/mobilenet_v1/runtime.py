@@ -375,6 +375,9 @@ def error_line(command: str, error: BaseException) -> Optional[str]:
     return None
 
 
+OPEN_FILES_WANTED = 1 << 16  # what raise_open_files_limit asks for: loader workers' batches, with room to spare
+
+
 def raise_open_files_limit() -> None:
     """Raise this process's soft limit of open files (``ulimit -n``) to its hard limit, as a user may: the
     DataLoader's workers pass each batch's tensors to the main process as file descriptors (torch's
@@ -383,10 +386,11 @@ def raise_open_files_limit() -> None:
     try:
         import resource
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if hard == resource.RLIM_INFINITY:
-            hard = 1 << 20
-        if soft != resource.RLIM_INFINITY and soft < hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        # At most OPEN_FILES_WANTED: a hard limit of 2^30 (containerd's "infinity") made the soft one that high,
+        # inherited by every child, and a child that closes each descriptor up to it (no close_range) stalls.
+        wanted = OPEN_FILES_WANTED if hard == resource.RLIM_INFINITY else min(hard, OPEN_FILES_WANTED)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     except (ImportError, ValueError, OSError):  # no such limit here (Windows), or not ours to change
         pass
 
@@ -402,12 +406,22 @@ def too_many_open_files(error: BaseException) -> str:
     try:
         import resource
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        limit = f"{soft}" + (f", hard limit {hard}" if hard != soft and hard != resource.RLIM_INFINITY else "")
     except (ImportError, ValueError, OSError):
-        limit = "unknown"
+        soft = hard = None
+    if soft is None:
+        limit, raise_it = "unknown", "; raise it (ulimit -n)"
+    else:
+        unlimited = hard == resource.RLIM_INFINITY
+        limit = f"{soft}" + ("" if unlimited or hard == soft else f" (hard limit {hard})")
+        more = max(4096, 2 * soft)
+        if unlimited or soft < hard:  # a user may raise the soft limit up to the hard one
+            raise_it = f"; raise it (ulimit -n {more if unlimited else min(more, hard)})"
+        else:  # at the hard limit already: only root, or the container's --ulimit nofile, raises that
+            raise_it = (", its hard limit too (only root or the container's settings, docker run --ulimit "
+                        "nofile=N:N, raise that)")
     named = f" ({error.filename})" if isinstance(error, OSError) and error.filename else ""
-    return (f"too many open files{named}: this process's limit of open files (ulimit -n) is {limit}; raise it "
-            f"(ulimit -n 4096) or lower --num_workers, then run again (train: with --resume auto)")
+    return (f"too many open files{named}: this process's limit of open files (ulimit -n) is {limit}{raise_it}, "
+            f"or lower --num_workers, then run again (train: with --resume auto)")
 
 
 # What gloo's and NCCL's errors say when a process of the job is gone (killed, its machine lost).

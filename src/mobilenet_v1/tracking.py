@@ -215,8 +215,12 @@ class RunLogger:
             return
         there = _listing(self.run_dir)
         log_path = os.path.join(self.run_dir, LOG_FILE)
-        try:  # log.txt's length before this run's preamble: a run that cannot open its records leaves it so
-            log_size: Optional[int] = os.path.getsize(log_path) if LOG_FILE in there else None
+        # log.txt's length before this run's preamble: a run that cannot open its records leaves it so. Asked of
+        # the file itself, not of the listing: a folder that cannot be listed (chmod -r) lists no log.txt, whose
+        # earlier runs' lines were then deleted with the preamble.
+        existed = os.path.lexists(log_path)
+        try:
+            log_size: Optional[int] = os.path.getsize(log_path) if existed else None
         except OSError:
             log_size = None
         try:
@@ -238,7 +242,7 @@ class RunLogger:
             try:  # the preamble written into log.txt, of a run that never started, with no line of why: taken back
                 if log_size is not None:
                     os.truncate(log_path, log_size)
-                elif LOG_FILE not in there and os.path.isfile(log_path):
+                elif not existed and os.path.isfile(log_path):
                     os.unlink(log_path)
             except OSError:  # left as it is: the error below is the one to say
                 pass
