@@ -489,6 +489,8 @@ def test_last_refuses_to_leave_a_named_source_out_entirely(tmp_path):
     for paths in ([other, str(run)], [str(narrow), str(run)]):
         with pytest.raises(ValueError, match=f"--last 2 .* leaves out {paths[0]} entirely"):
             average(paths, str(tmp_path / "out.pt"), last=2)
+    with pytest.raises(ValueError, match=f"--last 3 .* leaves out {other} entirely"):  # the folder's 3 are the newest 3
+        average([other, str(run)], str(tmp_path / "out.pt"), last=3)
     assert not os.path.exists(tmp_path / "out.pt")
     out = average([str(run), other], str(tmp_path / "out.pt"), last=2)  # the folder's newest and the file
     assert [os.path.basename(f) for f in out["sources"]] == ["mobilenetv1-3_7.ckpt", "other.pt"]

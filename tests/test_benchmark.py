@@ -266,6 +266,30 @@ def test_widths_and_sizes_are_made_timed_and_removed_and_wrong_requests_refused(
         assert said in capsys.readouterr().err, args
 
 
+def test_a_width_or_size_given_twice_is_made_once_and_one_of_0_is_refused_naming_the_option(capsys, monkeypatch):
+    """--width_mult 0.25,0.5,0.25 --image_size 32,32: two networks made (and timed), once each, not the first
+    twice; a width or size of 0 is no network: refused before anything is made, naming the option."""
+    asked = []
+
+    class Made(Exception):
+        pass
+
+    def capture(folder, widths, sizes, *rest):
+        asked.append((widths, sizes))
+        raise Made
+
+    monkeypatch.setattr(benchmark, "make_variants", capture)
+    with pytest.raises(Made):
+        benchmark.main(["--width_mult", "0.25,0.5,0.25", "--image_size", "32,32", "--formats", "pytorch"])
+    assert asked == [([0.25, 0.5], [32])]
+    for args, said in ((["--width_mult", "0.25,0"], "--width_mult '0.25,0': needs numbers above 0"),
+                       (["--width_mult", "0.25", "--image_size", "0"], "--image_size '0': needs numbers above 0")):
+        with pytest.raises(SystemExit):
+            cli.main(["benchmark", *args])
+        assert said in capsys.readouterr().err, args
+    assert len(asked) == 1
+
+
 def test_seconds_too_large_to_count_calls_for_is_refused_naming_the_option(capsys):
     """--seconds 1e308 is finite, but the calls a round it asks for are not: refused as a NaN is, naming
     the option, not an OverflowError after loading and warming up every file."""

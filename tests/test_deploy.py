@@ -400,6 +400,35 @@ def test_class_names_for_each_layout(tmp_path, capsys):
         class_names(3, ["a", "b", "c", "d"], None, False)
 
 
+def test_predict_background_class_names_a_1001_output_models_outputs_as_tf_slims_layout(tmp_path, capsys):
+    """predict --background_class of a 1001-output ImageNet model that records no names: output 0 is
+    "background" and output k + 1 ImageNet's class k (TF-slim's layout), where without the flag output k is class
+    k and output 1000 no class (the seed's layout)."""
+    from PIL import Image
+
+    path = str(tmp_path / "m1001.ckpt")
+    ckpt_io.atomic_save({"model": MobileNetV1(class_num=1001, width_mult=0.25).state_dict(),
+                         "config": {"dataset": "imagenet2012", "image_size": 32}}, path)
+    image = tmp_path / "i.png"
+    Image.fromarray(torch.randint(0, 256, (32, 32, 3), dtype=torch.uint8,
+                                  generator=torch.Generator().manual_seed(0)).numpy()).save(image)
+    labels = {}
+    for layout, flag in (("seed", []), ("tf_slim", ["--background_class"])):
+        assert cli.main(["predict", str(image), "--ckpt_file", path, "--top_k", "1001", "--device_target", "CPU",
+                         "--json", *flag]) == 0
+        top = json.loads(capsys.readouterr().out)["predictions"][0]["top_k"]
+        labels[layout] = {t["index"]: t["label"] for t in top}
+    assert len(labels["seed"]) == 1000 and 1000 not in labels["seed"] and len(labels["tf_slim"]) == 1001
+    assert labels["tf_slim"][0] == "background" and labels["seed"][0] == "tench (n01440764)"
+    assert all(labels["tf_slim"][k + 1] == labels["seed"][k] for k in range(1000))
+    # With the background in front, 999 names given are one short of the 1001 outputs: refused, not padded with
+    # the seed layout's unused last output.
+    with pytest.raises(ValueError, match=r"^labels: 999 names \(and background\), but the model has 1001 outputs$"):
+        class_names(1001, None, [f"n{k}" for k in range(999)], True)
+    # Names given replace those the file records: the flag then places them after the background.
+    assert class_names(4, ["a", "b", "c", "d"], ["x", "y", "z"], True) == ["background", "x", "y", "z"]
+
+
 # ---------------------------------------------------------------------------------------------------
 # a model trained here, on scikit-learn's handwritten digits
 
@@ -1582,6 +1611,26 @@ def test_write_metadata_replaces_a_keys_earlier_value_and_keeps_the_others():
         ("classes", '["cat", "dog"]'), ("dataset", "imagenet2012"), ("image_size", "224")]
     assert read_metadata({p.key: p.value for p in proto.metadata_props}) == {
         "dataset": "imagenet2012", "image_size": 224, "classes": ["cat", "dog"]}
+
+
+def test_metadata_of_a_size_or_width_of_0_or_a_true_or_number_among_values_or_names_is_refused_naming_the_entry():
+    """A size, class count or width of 0 is none (predict resized to 0 pixels, info counted 0 classes), JSON's
+    true among mean's or std's values is no number (Python reads it as 1), and a number among the class names is
+    no name: each refused, naming its entry, as a negative size is; the smallest values that are sizes and channel
+    values still read."""
+    from mobilenet_v1.onnx_io import read_metadata
+
+    for entry, value, kind in (("image_size", "0", "a positive integer"), ("class_num", "0", "a positive integer"),
+                               ("trained_image_size", "0", "a positive integer"),
+                               ("width_mult", "0", "a positive number"), ("crop_pct", "0.0", "a positive number"),
+                               ("mean", "[true, 0.5, 0.5]", "a JSON list of three finite numbers"),
+                               ("std", "[0.2, true, 0.2]", "a JSON list of three positive numbers"),
+                               ("classes", '["cat", 7]', "a JSON list of names")):
+        with pytest.raises(ValueError, match=f"^its metadata entry {entry} {re.escape(repr(value))} is not {kind}$"):
+            read_metadata({entry: value})
+    assert read_metadata({"image_size": "1", "class_num": "1", "width_mult": "0.25", "mean": "[0, 0.5, 1]",
+                          "std": "[1, 1, 1]"}) == {"image_size": 1, "class_num": 1, "width_mult": 0.25,
+                                                   "mean": [0, 0.5, 1], "std": [1, 1, 1]}
 
 
 def test_compare_top1_counts_each_models_hits_and_their_agreement_apart():

@@ -285,6 +285,8 @@ def test_data_stats_gives_the_pixels_mean_and_std_and_the_images_per_class(cifar
             "often") in capsys.readouterr().out
     assert cli.main(folder + ["--lr_max=3"]) != 0
     assert "--lr_max: not used by data-stats, which reads --config_path, --dataset" in capsys.readouterr().err
+    assert cli.main(folder + ["--images=-1"]) != 0  # no sample size (0 is every image)
+    assert "--images must be >= 0 (0: every image), got -1" in capsys.readouterr().err
     # An unreadable file is counted and left out, with no limit to stop at (not "max_bad_samples 4611686018427387904").
     (image_folder / "train" / "n01" / "img_0.JPEG").write_bytes(b"not an image")
     with pytest.warns(BadSampleWarning, match=r"img_0\.JPEG.* \(1 so far, no limit here\)$"):
@@ -317,6 +319,26 @@ def test_data_stats_points_out_a_class_four_times_another_and_not_less():
     stats["classes"]["6"] = 0
     assert datastats.lines(stats)[0].endswith("(6 of its 7 labels have none: class 1, class 2, class 3, class 4, "
                                               "class 5 ...)")
+
+
+def test_data_stats_of_cifar100_counts_its_100_labels_whichever_its_files_hold(tmp_path, capsys):
+    """CIFAR-100's files whose fine labels are 0 to 3 only: its training split has 100 labels all the same, 96
+    of them without images (said, as train's class_num 100 counts them), not 4 labels of 4."""
+    from mobilenet_v1.data import CIFAR100_FOLDER, write_cifar_bin
+
+    folder = tmp_path / "c100" / CIFAR100_FOLDER
+    folder.mkdir(parents=True)
+    fine = np.arange(24) % 4
+    for name, seed in (("train.bin", 1), ("test.bin", 2)):
+        write_cifar_bin(str(folder / name), class_images(fine, seed), fine, coarse=fine)
+    base = ["data-stats", "--dataset=cifar100", f"--dataset_path={tmp_path / 'c100'}", "--image_size=32",
+            "--num_workers=0"]
+    assert cli.main(base + ["--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["classes"] == {str(k): 6 if k < 4 else 0 for k in range(100)}
+    assert cli.main(base) == 0
+    assert "holds 24 images in 4 classes (96 of its 100 labels have none: class 4, class 5, class 6, class 7, " \
+        "class 8 ...)" in capsys.readouterr().out
 
 
 def test_data_stats_decodes_only_the_images_of_its_sample(image_folder, capsys, monkeypatch):

@@ -616,6 +616,60 @@ def test_a_process_blocked_on_a_dead_peer_exits_after_the_grace_period(tmp_path)
     assert took < 30, took  # not the collective's 60 s timeout
 
 
+def test_the_grace_period_grows_with_the_longest_training_step_and_not_with_an_evaluation(monkeypatch):
+    """Steps of 5 s make the watchdog's grace 15 s (three times the longest, above GRACE_SECONDS' 10); the 100 s
+    an evaluation takes between two steps (after agree_now) is no step's time: the grace stays 15 s, where taking
+    it for a step made it 300 s, five minutes a blocked process lingered after a preemption's signal."""
+    import types
+
+    from mobilenet_v1 import stopping
+
+    now = [0.0]
+    monkeypatch.setattr(stopping, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    stop = stopping.StopRequest()
+    for step, at in enumerate((1.0, 6.0, 11.0), 1):
+        now[0] = at
+        assert not stop.should_stop(step)
+    assert stop.grace() == 15.0
+    stop.agree_now()  # the epoch's end: an evaluation follows
+    now[0] = 111.0
+    assert not stop.should_stop(4)
+    now[0] = 113.0
+    assert not stop.should_stop(5)
+    assert stop.grace() == 15.0
+
+
+_LATE = r'''
+import os, signal, sys, time
+sys.path.insert(0, sys.argv[1])
+from mobilenet_v1 import stopping
+stopping.GRACE_SECONDS = 1.0
+signal.signal(signal.SIGINT, stopping.quit_on_interrupt)  # the command line's
+with stopping.StopRequest() as stop:
+    if sys.argv[2] == "late":
+        time.sleep(1.5)  # a step (or an evaluation) longer than the grace, before any signal
+        os.kill(os.getpid(), signal.SIGTERM)
+    else:  # Ctrl-C, then a scheduler's SIGTERM during the same step
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.5)  # the step under way ends well within the grace after the signal
+    print("stops after its step:", stop.should_stop(1), stop.agreed, flush=True)
+'''
+
+
+def test_the_grace_runs_from_the_signal_and_the_run_stops_for_the_first_signal_heard():
+    """A SIGTERM that comes 1.5 s into a step, with a grace of 1 s: the step that ends 0.5 s after it is the run's
+    last, saved (the grace counts from the signal, not from the step before it: the watchdog exited at once,
+    unsaved). Ctrl-C and then a SIGTERM during one step: the run stops for the first, SIGINT (exit status 130)."""
+    started = {mode: subprocess.Popen([sys.executable, "-c", _LATE, SRC, mode], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True) for mode in ("late", "two")}
+    for mode, agreed in (("late", signal.SIGTERM), ("two", signal.SIGINT)):
+        out, err = started[mode].communicate(timeout=60)
+        said = (started[mode].returncode, out)
+        assert said == (0, f"stops after its step: True {int(agreed)}\n"), (mode, err[-2000:])
+
+
 _BLOCKED_STEP = r'''
 import os, signal, sys, threading, time
 sys.path.insert(0, sys.argv[1])

@@ -120,6 +120,26 @@ def test_tflite_of_padding_symmetric_pads_before_its_stride_2_convolutions(tmp_p
     assert (where, at) == ("layer 3's padding", "operator 4, PAD")
 
 
+def test_a_tflite_of_an_odd_size_holds_the_sizes_same_padding_gives_and_the_networks_peak(tmp_path):
+    """At an odd size a stride-2 convolution with SAME padding gives half the size rounded up (33: 17, as
+    PyTorch's padding=1 does): the file's tensors hold those sizes, so its activation peak (info's, the C++
+    header's tensor arena floor) is the network's counted one, and LiteRT gives the model's logits."""
+    from mobilenet_v1.info import peak_activations
+    from mobilenet_v1.tflite_io import activation_peak, build_graph, write_flatbuffer
+
+    model = MobileNetV1(class_num=10, width_mult=0.25).eval()
+    graph = build_graph(fold_batchnorm(model), 33, 33, 1, list(CIFAR_MEAN), list(CIFAR_STD))
+    (tmp_path / "odd.tflite").write_bytes(write_flatbuffer(graph, {}, "33x33"))
+    written = schema.ModelT.InitFromPackedBuf(bytearray((tmp_path / "odd.tflite").read_bytes()), 0)
+    shapes = {t.name: list(t.shape) for t in written.subgraphs[0].tensors}
+    assert shapes[b"layer0"] == [1, 17, 17, 8] and shapes[b"layer26"] == [1, 2, 2, 256]
+    values, where = peak_activations(0.25, 33, 10)
+    assert activation_peak(str(tmp_path / "odd.tflite")) == (4 * values, "operator 2, CONV_2D") and where == "layer 2"
+    x = torch.randn(1, 3, 33, 33, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        assert close(run_tflite(tmp_path / "odd.tflite", np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy())), model(x))
+
+
 def test_without_litert_a_tflite_is_refused_saying_how_to_install_it(tmp_path, monkeypatch, capsys):
     """Without ai-edge-litert (the tflite extra) export, eval and predict of .tflite say what to install, in one
     line, and write nothing."""
@@ -748,6 +768,93 @@ def test_quantize_tflite_keeps_a_dead_channels_bias_which_at_its_weights_scale_o
         assert float((model.eval().network[:6](x[:1])[0, 3] - 0.8).abs().max()) < 1e-4
 
 
+def test_a_pixel_input_tflites_activation_peak_names_the_earlier_operator_of_a_tie(tmp_path):
+    """At 40x40 a BGR file's MUL and ADD (normalising the pixels, float32 in and out) move as many bytes as layer 2
+    (8 channels in, 16 out, at 20x20): its peak is named by the first of them, MUL, as info.peak_activations names
+    the earlier operator of a tie."""
+    from mobilenet_v1.tflite_io import activation_peak, build_graph, write_flatbuffer
+
+    graph = build_graph(fold_batchnorm(MobileNetV1(class_num=10, width_mult=0.25).eval()), 40, 40, 1,
+                        list(CIFAR_MEAN), list(CIFAR_STD), "BGR")
+    (tmp_path / "bgr.tflite").write_bytes(write_flatbuffer(graph, {}, "BGR pixels"))
+    assert activation_peak(str(tmp_path / "bgr.tflite")) == (2 * 40 * 40 * 3 * 4, "operator 1, MUL")
+    assert 2 * 40 * 40 * 3 == (20 * 20 * 8 + 20 * 20 * 16)  # layer 2's values: the tie
+
+
+def test_quantize_tflite_keeps_the_batch_the_float_file_fixes(tmp_path, capsys):
+    """A float .tflite exported with --batch_size 3 takes batches of 3: its INT8 file does too (not batches of 1,
+    which an app feeding it 3 images at once could not run), and eval's cutting of 7 images into 3 + 3 + 1
+    padded gives 7 rows."""
+    from mobilenet_v1.tflite_quant import quantize_tflite
+
+    model, ckpt = named_classes_checkpoint(tmp_path)
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "f3"), "--file_format", "TFLITE",
+                     "--batch_size", "3"]) == 0
+    x = torch.randn(7, 3, 40, 40, generator=torch.Generator().manual_seed(0))
+    quantize_tflite(str(tmp_path / "f3.tflite"), str(tmp_path / "q3.tflite"), iter([(x, torch.zeros(7))]))
+    assert list(Interpreter(model_path=str(tmp_path / "q3.tflite")).get_input_details()[0]["shape"]) == [3, 40, 40, 3]
+    int8 = load_tflite(str(tmp_path / "q3.tflite"))
+    assert int8.fixed_batch == 3 and int8(x).shape == (7, 10)
+
+
+def test_quantize_tflite_puts_each_calibrated_range_on_int8s_levels_and_the_float_weights_within_half_a_level(
+        tmp_path):
+    """The INT8 file's grids, as TensorFlow Lite's full-integer quantization makes them: the input's range over the
+    calibration images, widened to hold 0, spans int8's 256 levels (level -128 its lowest value, 127 its highest;
+    an input of positive values only starts at real 0, level -128); a ReLU6 layer's output and the pooled features
+    run from level -128 (real 0) to 127 (their largest value); each weight and bias is its float value's nearest
+    level, the weights at their channel's largest magnitude / 127 (level 127 reached in every channel), the biases
+    at the input's scale times the weights'."""
+    from mobilenet_v1.tflite_quant import quantize_tflite
+
+    model = randomise_batchnorm(MobileNetV1(class_num=10, width_mult=0.25), seed=5)
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 40}}, ckpt)
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "f"), "--file_format",
+                     "TFLITE"]) == 0
+    x = torch.randn(8, 3, 40, 40, generator=torch.Generator().manual_seed(0))
+    float_file = Interpreter(model_path=str(tmp_path / "f.tflite"))
+    floats = {d["name"]: float_file.get_tensor(d["index"]) for d in float_file.get_tensor_details()
+              if d["name"].endswith(("_weights", "_bias"))}
+    for name, calibration in (("q", x), ("positive", x.abs() + 0.5)):
+        quantize_tflite(str(tmp_path / "f.tflite"), str(tmp_path / f"{name}.tflite"),
+                        iter([(calibration, torch.zeros(8))]))
+    interpreter = Interpreter(model_path=str(tmp_path / "positive.tflite"))
+    q = next(d for d in interpreter.get_tensor_details() if d["name"] == "input_int8")["quantization_parameters"]
+    assert list(q["zero_points"]) == [-128] and (127 + 128) * q["scales"][0] == pytest.approx(float(x.abs().max())
+                                                                                               + 0.5, rel=1e-6)
+    interpreter = Interpreter(model_path=str(tmp_path / "q.tflite"))
+    tensors = {d["name"]: d for d in interpreter.get_tensor_details()}
+
+    def grid(name):
+        q = tensors[name]["quantization_parameters"]
+        return q["scales"], q["zero_points"]
+
+    (scale,), (zero,) = grid("input_int8")
+    assert abs((-128 - zero) * scale - float(x.min())) <= scale / 2 and abs((127 - zero) * scale - float(x.max())) \
+        <= scale / 2
+    with torch.no_grad():
+        outputs = [model.eval().network[:k + 1](x) for k in range(len(model.network))]
+        pooled = float(outputs[-1].mean(dim=(2, 3)).max())
+    for name, largest in [(f"layer{k}", float(out.max())) for k, out in enumerate(outputs)] + [("pooled", pooled)]:
+        (scale,), (zero,) = grid(name)
+        assert zero == -128 and 255 * scale == pytest.approx(largest, rel=1e-4), name
+    for k in [*range(len(model.network)), "fc"]:
+        prefix = f"layer{k}" if k != "fc" else "fc"
+        levels = interpreter.get_tensor(tensors[f"{prefix}_weights"]["index"]).astype(np.float64)
+        scales, zeros = grid(f"{prefix}_weights")
+        axis = 3 if k != "fc" and model.network[k][0].groups > 1 else 0
+        shape = [1] * levels.ndim
+        shape[axis] = -1
+        assert not zeros.any() and np.abs(levels - floats[f"{prefix}_weights"] / scales.reshape(shape)).max() <= 0.5
+        assert (np.abs(np.moveaxis(levels, axis, 0)).reshape(len(scales), -1).max(axis=1) == 127).all(), prefix
+        bias_scales, _ = grid(f"{prefix}_bias")
+        input_scale = grid(f"layer{k - 1}" if k not in (0, "fc") else "input_int8" if k == 0 else "pooled")[0][0]
+        assert np.allclose(bias_scales, input_scale * scales, rtol=1e-6), prefix
+        bias = interpreter.get_tensor(tensors[f"{prefix}_bias"]["index"]).astype(np.float64)
+        assert np.abs(bias - floats[f"{prefix}_bias"] / bias_scales).max() <= 0.5 + 1e-6, prefix
+
+
 def test_tflite_operators_carry_the_options_table_of_their_own_kind():
     """Each operator's builtin_options is the union member schema.fbs gives its op (read back with LiteRT's own
     schema module): the CAST of an image input takes CastOptions (37), not MaximumMinimumOptions (39), which
@@ -862,7 +969,7 @@ def test_c_array_class_names_are_string_literals_of_their_utf8_bytes_that_compil
     from mobilenet_v1.tflite_io import c_string
 
     names = ["fish 🐟", 'say "hi"', "back\\slash", "what??=", "dög é", "tab\tnew\nline", "1\x002", "日本",
-             b"caf\xe9".decode("utf-8", "surrogateescape")]
+             b"caf\xe9".decode("utf-8", "surrogateescape"), "rub\x7fout"]  # DEL: a control character too
     literals = [c_string(n) for n in names]
     assert all(re.fullmatch(r'"([ -~])*"', lit) and "\\u" not in lit for lit in literals)  # ASCII, no \u
 

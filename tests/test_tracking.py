@@ -381,6 +381,10 @@ def test_plot_names_the_line_of_a_record_without_a_drawn_key(tmp_path, capsys):
     metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 1
     assert 'line 5: the epoch record has "2.1" as \'mean_loss\'' in capsys.readouterr().err
+    rows[-1] = dict(rows[-1], mean_loss=True)  # JSON's true is no number (Python counts it as 1)
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 1
+    assert "line 5: the epoch record has true as 'mean_loss'" in capsys.readouterr().err
     assert not (tmp_path / "c.png").exists()
     metrics.write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
     assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 0
@@ -520,6 +524,21 @@ def test_continuation_keeps_history_and_best(tmp_path):
     assert read_metrics(str(tmp_path)) == {"steps": [], "epochs": []}
     fresh.close()
     assert runtime._log_files == []  # closed loggers stop copying print0 into their log.txt
+
+
+def test_a_run_whose_earlier_steps_are_not_the_folders_drops_the_folders_records_before_it(tmp_path):
+    """A folder holding another run's epochs 1 to 3, and a run started at epoch 3 whose earlier steps are not
+    this folder's (history false: resumed from another folder's checkpoint, or pretrain_epoch_size): none of the
+    folder's records stays in its history (patience and plot would count another run's epochs as its own), where
+    a continuation of the folder's own run keeps those up to its checkpoint."""
+    rows = [{"kind": "start", "epoch": 0, "step": 0}]
+    rows += [{"kind": "epoch", "epoch": e, "step": 10 * e, "loss": 1.0, "mean_loss": 1.0, "lr": 0.1, "top_1": 0.5}
+             for e in (1, 2, 3)]
+    (tmp_path / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    RunLogger(str(tmp_path), epochs=6, steps_per_epoch=10, start_epoch=3, tensorboard=False).close()
+    assert [r["epoch"] for r in read_metrics(str(tmp_path))["epochs"]] == [1, 2, 3]
+    RunLogger(str(tmp_path), epochs=6, steps_per_epoch=10, start_epoch=3, tensorboard=False, history=False).close()
+    assert read_metrics(str(tmp_path)) == {"steps": [], "epochs": []}
 
 
 def test_images_per_s_of_a_step_record_counts_the_images_since_the_record_before(tmp_path, monkeypatch):

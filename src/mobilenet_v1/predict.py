@@ -187,7 +187,7 @@ def class_names(class_num: int, recorded: Optional[Sequence[str]], labels: Union
         # Trained with class_num above its folders' count (training said so): the outputs past the
         # folders were never a label, as the seed's 1001st is not.
         return list(names) + [None] * (class_num - len(names))
-    raise ValueError(f"{source}: {len(names)} names{' with background' if background_class else ''}, "
+    raise ValueError(f"{source}: {len(given)} names{' (and background)' if background_class else ''}, "
                      f"but the model has {class_num} outputs")
 
 
