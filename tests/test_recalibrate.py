@@ -393,11 +393,26 @@ def test_recalibrating_on_a_folder_of_other_classes_is_noted(tmp_path, image_fol
     assert cli.main(["recalibrate-bn", src, "--dataset_path", str(image_folder), "--out", out, "--num_workers", "0",
                      "--batch_size", "4"]) == 0
     err = capsys.readouterr().err
-    assert (f"class folder(s) n01, n02 of {image_folder} are not among the 2 classes of {src} (cat, dog): its "
+    train_split = image_folder / "train"
+    assert (f"class folder(s) n01, n02 of {train_split} are not among the 2 classes of {src} (cat, dog): its "
             f"BatchNorm statistics are measured on images of another data set than the one it classifies") in err
+    # quantize: its note, and no eval command offered, which would refuse the file on that folder
+    assert cli.main(["export", "--ckpt_file", src, "--file_name", str(tmp_path / "m")]) == 0
+    quantize = ["quantize", "--onnx", str(tmp_path / "m.onnx"), "--calib_data", str(image_folder), "--out",
+                str(tmp_path / "q.onnx"), "--calib_images", "8", "--num_workers", "0"]
+    capsys.readouterr()
+    assert cli.main(quantize) == 0
+    said = capsys.readouterr()
+    assert f"note: class folder(s) n01, n02 of {train_split} are not among the model's 2 classes" in said.err
+    assert "Evaluation accuracy" not in said.out and "the two agree on" in said.out
     ckpt = ckpt_io.load_file(src)
     ckpt["classes"] = ["n01", "n02"]
     torch.save(ckpt, src)
     assert cli.main(["recalibrate-bn", src, "--dataset_path", str(image_folder), "--out", out, "--num_workers", "0",
                      "--batch_size", "4"]) == 0
     assert "not among" not in capsys.readouterr().err
+    assert cli.main(["export", "--ckpt_file", src, "--file_name", str(tmp_path / "m")]) == 0
+    capsys.readouterr()
+    assert cli.main(quantize) == 0
+    said = capsys.readouterr()
+    assert "not among" not in said.err and "Evaluation accuracy: `mobilenet-v1 eval --checkpoint_path" in said.out

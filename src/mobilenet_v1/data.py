@@ -1823,6 +1823,15 @@ def held_out_read_note(record: Any, root: str, source: str, dataset: str, asked:
             f"{share:g} leaves them out)")
 
 
+def foreign_class_folders(root: str, classes: Sequence[str], val_split: float = 0.0) -> Tuple[str, str]:
+    """The training split of image folder ``root`` and a text naming its class folders that are not among
+    ``classes`` (a model's), the first five; "" where there are none (quantize's and recalibrate-bn's notes)."""
+    split, _ = image_split(root, True, val_split)
+    unknown = [f for f in class_folders(split) if f not in classes]
+    return split, (f"class folder(s) {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} of {split}"
+                   if unknown else "")
+
+
 def image_split(root: str, train: bool, val_split: float = 0.0) -> Tuple[str, Optional[Holdout]]:
     """The folder a split of ``--dataset_path root`` reads, and which of its images (``val_split``: both
     splits read the training folder, the evaluation split the share it holds out, training the rest)."""

@@ -28,8 +28,8 @@ from .archive import COMPRESSED_SUFFIXES, is_archive, is_shard_pattern
 from .config import (DATASETS, CommandParser, add_max_bad_samples_option, add_num_workers_option, bool_option,
                      cifar_name, is_cifar, seed_number, whole_number)
 from .data import (IMAGENET_EVAL_FOLDERS, IMAGENET_TRAIN_FOLDER, DataError, DataOptions, DeviceLoader, Normalisation,
-                   UnsortedImagesError, build_loader, class_folders, default_workers, held_out_for, held_out_read_note,
-                   image_split)
+                   UnsortedImagesError, build_loader, default_workers, foreign_class_folders, held_out_for,
+                   held_out_read_note)
 from .engine import ranked
 from .onnx_io import (ExecutorchModel, OnnxModel, ProgramModel, add_image_input, is_onnx_file, read_metadata,
                       strip_image_input, write_metadata,
@@ -439,13 +439,11 @@ def calibration_classes(calib_data: str, recorded: Optional[Sequence[str]],
     own sorted order: the ranges need no labels) and a note that the top-1 compared then means nothing."""
     if not recorded:
         return None, ""
-    root, _ = image_split(calib_data, True, val_split)
-    unknown = [f for f in class_folders(root) if f not in recorded]
-    if not unknown:
+    _, foreign = foreign_class_folders(calib_data, recorded, val_split)
+    if not foreign:
         return list(recorded), ""
-    return None, (f"class folder(s) {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} of {root} are not "
-                  f"among the model's {len(recorded)} classes: the activation ranges are measured on every image, "
-                  f"but the top-1 below labels the folders by their own order and means nothing")
+    return None, (f"{foreign} are not among the model's {len(recorded)} classes: the activation ranges are measured "
+                  f"on every image, but the top-1 below labels the folders by their own order and means nothing")
 
 
 @torch.no_grad()
@@ -686,15 +684,20 @@ def main(argv: Sequence[str]) -> int:
     print0(f"wrote {result['path']}: {result['bytes'] / 1e6:.2f} MB ({result['bytes'] / result['fp32_bytes']:.2f}x "
            f"the fp32 file's {result['fp32_bytes'] / 1e6:.2f} MB), activation ranges from "
            f"{plural(result['calib_images'], 'training image')} of {a.calib_data}")
-    print0(f"on {'that' if check['images'] == 1 else 'those'} {plural(check['images'], 'image')}: top-1 "
-           f"{check['reference_top1']:.2%} fp32, {check['candidate_top1']:.2%} INT8; the two agree on "
-           f"{check['agreement']:.2%}. Evaluation accuracy: "
-           f"`mobilenet-v1 eval --checkpoint_path {shell_path(a.out)} --dataset {dataset} "
-           f"--dataset_path {shell_path(eval_path(a.calib_data, dataset))}"  # quoted: pastes as one argument
-           + (f" --val_split {a.val_split:g}" if a.val_split else "") + "`"  # the share left out here, evaluated
-           # --val_split 0 on the run's own folder: the file's eval takes the run's share, which calibration read.
-           + (" (its figure counts images the ranges were measured on: quantize without --val_split for a clean one)"
-              if read_evaluated else ""))
+    agreement = (f"on {'that' if check['images'] == 1 else 'those'} {plural(check['images'], 'image')}: top-1 "
+                 f"{check['reference_top1']:.2%} fp32, {check['candidate_top1']:.2%} INT8; the two agree on "
+                 f"{check['agreement']:.2%}")
+    if note:  # calibrated on folders of other classes (said above): an eval there refuses the file, not offered
+        print0(agreement)
+    else:
+        print0(agreement + ". Evaluation accuracy: "
+               f"`mobilenet-v1 eval --checkpoint_path {shell_path(a.out)} --dataset {dataset} "
+               f"--dataset_path {shell_path(eval_path(a.calib_data, dataset))}"  # quoted: pastes as one argument
+               + (f" --val_split {a.val_split:g}" if a.val_split else "") + "`"  # the share left out here, evaluated
+               # --val_split 0 on the run's own folder: the file's eval takes the run's share, which calibration
+               # read.
+               + (" (its figure counts images the ranges were measured on: quantize without --val_split for a "
+                  "clean one)" if read_evaluated else ""))
     if a.c_array is not None:
         from .tflite_io import c_array
 

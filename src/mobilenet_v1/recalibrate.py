@@ -29,7 +29,7 @@ from . import checkpoint as ckpt_io
 from .config import (DATASETS, CommandParser, add_device_target_option, add_max_bad_samples_option,
                      add_normalisation_options, add_num_workers_option, cifar_name, image_size_number, is_cifar,
                      normalisation_keys, seed_number, whole_number)
-from .data import class_folders, held_out_for, held_out_read_note, image_split
+from .data import foreign_class_folders, held_out_for, held_out_read_note
 from .mindspore_io import (RECORDED_KEYS, average_taken, dropped_note, mindspore_warning, output_format, read_any,
                            write_checkpoint)
 from .transforms import CROP_PCT, recorded_interpolation
@@ -174,14 +174,12 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
 
     recorded_classes = ckpt.get("classes")
     if dataset == "imagenet2012" and recorded_classes:  # as quantize notes it of its calibration images
-        unknown = [f for f in class_folders(image_split(dataset_path, True, val_split or 0.0)[0])
-                   if f not in recorded_classes]
-        if unknown:
+        _, foreign = foreign_class_folders(dataset_path, recorded_classes, val_split or 0.0)
+        if foreign:
             note = "; ".join(filter(None, [note, (
-                f"class folder(s) {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} of {dataset_path} are "
-                f"not among the {len(recorded_classes)} classes of {path} ({', '.join(recorded_classes[:5])}"
-                f"{' ...' if len(recorded_classes) > 5 else ''}): its BatchNorm statistics are measured on images of "
-                f"another data set than the one it classifies")]))
+                f"{foreign} are not among the {len(recorded_classes)} classes of {path} "
+                f"({', '.join(recorded_classes[:5])}{' ...' if len(recorded_classes) > 5 else ''}): its BatchNorm "
+                f"statistics are measured on images of another data set than the one it classifies")]))
     norm = ckpt_io.trained_normalisation(config, dataset, path, mean, std)
     device = resolve_device(device_target)
     model = model.to(device)
