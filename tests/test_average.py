@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mobilenet_v1 import checkpoint as ckpt_io
-from mobilenet_v1 import cli, load_model, mindspore_io
+from mobilenet_v1 import api, cli, export, info, load_model, mindspore_io
 from mobilenet_v1.averaging import average
 from mobilenet_v1.model import MobileNetV1
 
@@ -625,7 +625,7 @@ def test_a_checkpoint_a_running_train_prunes_while_it_is_read_has_the_folder_lis
     prunes = 1
     out = average([str(run)], str(tmp_path / "avg.pt"), last=2)
     assert [os.path.basename(f) for f in out["sources"]] == ["mobilenetv1-3_7.ckpt", "mobilenetv1-4_7.ckpt"]
-    prunes = 1 + 4 * (averaging.PRUNED_RETRIES + 1)
+    prunes = 1 + 4 * (ckpt_io.PRUNED_RETRIES + 1)
     with pytest.raises(ckpt_io.CheckpointError, match=r"removed while the average was taken .*; listed again 3 times, "
                                                       r"the run removed one each time"):
         average([str(run)], str(tmp_path / "avg2.pt"), last=2)
@@ -634,3 +634,90 @@ def test_a_checkpoint_a_running_train_prunes_while_it_is_read_has_the_folder_lis
     named = run / "mobilenetv1-9_7.ckpt"
     with pytest.raises(ckpt_io.CheckpointError, match=r"no such file"):
         average([str(named), ckpt_io.list_checkpoints(str(run))[-1][1]], str(tmp_path / "avg3.pt"))
+
+
+# Commands reading a run folder that a train running there keeps rotating (keep_checkpoint_max): the newest they
+# chose may be pruned before they read it (helper-351). Simulated: the read saves the train's next checkpoint and
+# prunes to two, as a train saving every few steps does between the reader's look and its read.
+
+def busy_run(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    for epoch in (1, 2):
+        save(run / f"mobilenetv1-{epoch}_7.ckpt", random_model(epoch))
+    return run
+
+
+def train_saves_twice(run):
+    """The train running in ``run`` saves two checkpoints and prunes to two: the newest a reader chose is gone."""
+    newest = ckpt_io.list_checkpoints(str(run))[-1][0]
+    for epoch in (newest + 1, newest + 2):
+        save(run / f"mobilenetv1-{epoch}_7.ckpt", random_model(epoch))
+    for _, older in ckpt_io.list_checkpoints(str(run))[:-2]:
+        os.remove(older)
+
+
+def pruning_once(monkeypatch, module, name, run):
+    read, done = getattr(module, name), []
+
+    def pruning(path, *args, **kwargs):
+        if not done:
+            done.append(path)
+            train_saves_twice(run)
+        return read(path, *args, **kwargs)
+
+    monkeypatch.setattr(module, name, pruning)
+    return done
+
+
+def test_info_of_a_busy_run_folder_describes_its_newest_after_a_prune(tmp_path, monkeypatch):
+    run = busy_run(tmp_path)
+    done = pruning_once(monkeypatch, ckpt_io, "load_file", run)
+    out = info.describe(str(run))
+    assert done and os.path.basename(done[0]) == "mobilenetv1-2_7.ckpt"
+    assert os.path.basename(out["file"]) == "mobilenetv1-4_7.ckpt" and out["newest_in"] == str(run)
+
+
+def test_info_of_a_checkpoint_pruned_while_its_model_is_built_names_the_prune(tmp_path, monkeypatch):
+    """info read the file's format again after loading it and building its model, the widest window: a bare
+    "[Errno 2] No such file or directory" where a train was saving every few steps."""
+    run = busy_run(tmp_path)
+    named = str(run / "mobilenetv1-2_7.ckpt")
+    build = api.model_from_checkpoint
+
+    def building(ckpt, path, *args, **kwargs):
+        train_saves_twice(run)
+        return build(ckpt, path, *args, **kwargs)
+
+    monkeypatch.setattr(api, "model_from_checkpoint", building)
+    out = info.describe(named)  # read whole before the prune: described, as eval would have evaluated it
+    assert out["file"] == named
+
+
+def test_export_of_a_busy_run_folder_exports_its_newest_after_a_prune(tmp_path, monkeypatch):
+    run = busy_run(tmp_path)
+    done = pruning_once(monkeypatch, ckpt_io, "load_file", run)
+    captured = []
+
+    def stop_after_load(ckpt, path, *args, **kwargs):
+        captured.append(path)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(export, "model_from_checkpoint", stop_after_load)
+    with pytest.raises(RuntimeError, match="stop here"):
+        export.export_checkpoint(str(run), str(tmp_path / "m"))
+    assert done and os.path.basename(captured[0]) == "mobilenetv1-4_7.ckpt"
+
+
+def test_convert_of_a_busy_run_folder_converts_its_newest_after_a_prune(tmp_path, monkeypatch):
+    run = busy_run(tmp_path)
+    done = pruning_once(monkeypatch, mindspore_io, "read_any", run)
+    out = mindspore_io.convert(str(run), str(tmp_path / "c.pt"))
+    assert done and os.path.basename(out["source"]) == "mobilenetv1-4_7.ckpt"
+
+
+def test_a_named_checkpoint_that_is_pruned_is_still_an_error(tmp_path, monkeypatch):
+    run = busy_run(tmp_path)
+    pruning_once(monkeypatch, ckpt_io, "load_file", run)
+    with pytest.raises(ckpt_io.CheckpointError, match="no such file|removed while it was being read"):
+        info.describe(str(run / "mobilenetv1-2_7.ckpt"))

@@ -139,18 +139,15 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     A checkpoint of a run folder's that is gone when read (a running train pruned it, keep_checkpoint_max) has
     the folder's checkpoints listed again and the mean taken anew, a few times: it ended the command, naming a
     file it had itself just listed."""
-    for attempt in range(PRUNED_RETRIES + 1):
+    for attempt in range(ckpt_io.PRUNED_RETRIES + 1):
         try:
             return _average(paths, dst, fmt, use_ema, last, best)
         except _Pruned as e:
-            if attempt == PRUNED_RETRIES:
-                raise ckpt_io.CheckpointError(f"{e.args[0]}; listed again {PRUNED_RETRIES} times, the run removed "
-                                              f"one each time: average its folder once it stops saving, or name "
-                                              f"the files (copies of them) to average") from None
+            if attempt == ckpt_io.PRUNED_RETRIES:
+                raise ckpt_io.CheckpointError(f"{e.args[0]}; listed again {ckpt_io.PRUNED_RETRIES} times, the run "
+                                              f"removed one each time: average its folder once it stops saving, or "
+                                              f"name the files (copies of them) to average") from None
     raise AssertionError("unreachable")
-
-
-PRUNED_RETRIES = 3  # a run folder's listing taken again after a file of it was pruned while read
 
 
 class _Pruned(Exception):

@@ -1232,6 +1232,27 @@ def removed_while_read(path: str) -> CheckpointError:
                            f"checkpoints)")
 
 
+PRUNED_RETRIES = 3  # a run folder's newest chosen (average: its listing taken) again after a prune while read
+
+
+def read_newest(path: str, read: Callable[[str], Any], option: str = "", origin: str = "") -> Tuple[str, Any]:
+    """``(file, read(file))`` for ``path`` resolved (:func:`resolve_checkpoint_path`: a run folder, its newest
+    checkpoint). A run folder's file gone when read (a train running there saved twice since it was chosen and
+    pruned it, keep_checkpoint_max) has the folder's newest chosen again, a few times, as ``average`` lists its
+    folder again: info, export and convert of a busy run folder ended naming a file they had themselves just
+    chosen ("no such file", "removed while it was being read", or a bare ``[Errno 2]``). A file named that is
+    gone stays an error at once."""
+    for attempt in range(PRUNED_RETRIES + 1):
+        file = resolve_checkpoint_path(path, option, origin)
+        try:
+            return file, read(file)
+        except (CheckpointError, FileNotFoundError):
+            if attempt == PRUNED_RETRIES or file == os.fspath(path) or not os.path.isdir(path) \
+                    or os.path.exists(file):
+                raise
+    raise AssertionError("unreachable")
+
+
 def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     """Read a checkpoint of ours with ``weights_only=True`` (no pickled code is ever run)."""
     if not os.path.isfile(path):

@@ -339,8 +339,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     if pixel_format != "RGB" and not image_input:
         raise ExportError(f"--pixel_format {pixel_format}: is the image input's (--image_input True); a file "
                           f"without one takes normalised float (N, 3, H, W) RGB")
-    path = ckpt_io.resolve_checkpoint_path(ckpt_file, "--ckpt_file", ckpt_file_from)
-    ckpt = ckpt_io.load_file(path)
+    # A run folder's newest, read: where a train running there pruned the one chosen first, its newest then.
+    path, ckpt = ckpt_io.read_newest(ckpt_file, ckpt_io.load_file, "--ckpt_file", ckpt_file_from)
     model, args = model_from_checkpoint(ckpt, path, use_ema)
     if class_num is not None and class_num != args["class_num"]:
         # The seed's export.py fails here too, loading the file into a network of class_num outputs.

@@ -110,14 +110,25 @@ def describe(path: str, image_size: Optional[int] = None) -> Dict[str, Any]:
     from . import checkpoint as ckpt_io
     from .onnx_io import is_deployed_file
 
-    file = ckpt_io.resolve_checkpoint_path(path, "model file")
-    if not os.path.isfile(file):
-        raise ckpt_io.CheckpointError(f"{path}: not a regular file")
-    out: Dict[str, Any] = {"file": file, "bytes": os.path.getsize(file)}
+    def read(file: str) -> Dict[str, Any]:
+        if not os.path.isfile(file):
+            if not os.path.exists(file) and os.path.isdir(path):  # chosen, then pruned: read_newest chooses again
+                raise ckpt_io.removed_while_read(file)
+            raise ckpt_io.CheckpointError(f"{path}: not a regular file")
+        try:
+            out: Dict[str, Any] = {"file": file, "bytes": os.path.getsize(file)}
+            out.update(_describe_deployed(file, image_size) if is_deployed_file(file) else
+                       _describe_checkpoint(file, image_size))
+        except FileNotFoundError:  # gone between the look and a read (a running train's pruning)
+            raise ckpt_io.removed_while_read(file) from None
+        return out
+
+    # A run folder's newest may be pruned by a train running there before it is read: its newest then.
+    file, described = ckpt_io.read_newest(path, read, "model file")
+    out = {k: described[k] for k in ("file", "bytes")}
     if file != path and os.path.isdir(path):  # not a TensorFlow checkpoint's prefix, whose index is file
         out["newest_in"] = path
-    out.update(_describe_deployed(file, image_size) if is_deployed_file(file) else
-               _describe_checkpoint(file, image_size))
+    out.update(described)
     return out
 
 
@@ -227,9 +238,9 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
     from .config import is_cifar
     from .mindspore_io import FORMAT_NAMES, detect_format
 
+    fmt = detect_format(path)  # before the load and the model's build: read after them, a pruned file's was gone
     ckpt = ckpt_io.load_file(path)
     model, args = model_from_checkpoint(ckpt, path)
-    fmt = detect_format(path)
     ours = fmt == "torch" and ckpt.get("format") == ckpt_io.FORMAT
     if fmt == "tensorflow":
         container = "TF-slim's MobileNetV1 (TensorFlow checkpoint)"

@@ -924,12 +924,20 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True,
     from .api import model_from_checkpoint, refuse_quantization_aware
 
     fmt = output_format(dst, fmt)
-    src = ckpt_io.resolve_checkpoint_path(src, "checkpoint")  # a run folder: its newest, as eval takes it
+    ckpt_io.check_output("DST", dst, [ckpt_io.resolve_checkpoint_path(src, "checkpoint")])
+
+    def read(file: str) -> Tuple[str, Dict[str, Any]]:
+        # Read before the write, not after: a running train may prune src meanwhile (the output written, an error
+        # said after it; helper-285). A missing src is read_any's to name.
+        try:
+            source_format = detect_format(file) if os.path.isfile(file) else "unknown"
+        except FileNotFoundError:  # gone since the look: a running train pruned it
+            raise ckpt_io.removed_while_read(file) from None
+        return source_format, read_any(file)
+
+    # A run folder: its newest, as eval takes it; where a train running there pruned the one chosen, its newest then.
+    src, (source_format, ckpt) = ckpt_io.read_newest(src, read, "checkpoint")
     ckpt_io.check_output("DST", dst, [src])
-    # Read before the write, not after: a running train may prune src meanwhile (the output written, an error
-    # said after it; helper-285). A missing src is read_any's to name.
-    source_format = detect_format(src) if os.path.isfile(src) else "unknown"
-    ckpt = read_any(src)
     model, args = model_from_checkpoint(ckpt, src, use_ema)
     refuse_quantization_aware(model, src, "convert writes float models; its INT8 form is the ONNX file "
                                           "'mobilenet-v1 export' writes")
