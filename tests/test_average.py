@@ -370,6 +370,28 @@ def test_best_takes_the_highest_top_1_first_the_earlier_epoch_of_a_tie(tmp_path)
     assert best_of(str(tmp_path), 2, use_ema=False) == named(3, 4)  # raw 0.9, then 0.7 (no raw), 0.6 ...
 
 
+def test_best_notes_a_run_folder_only_where_it_kept_fewer_than_n(tmp_path, capsys):
+    """--best N of a folder that kept N best epochs' files is said by nothing; of folders that kept fewer, each is
+    named with how many it kept (one: "1 best epochs' checkpoint")."""
+    runs = []
+    for r, epochs in enumerate(((1, 2), (3,), (4,))):
+        run = tmp_path / f"run{r}"
+        run.mkdir()
+        for e in epochs:
+            path = save(run / ckpt_io.top_name(e), random_model(10 * r + e))
+            ckpt = torch.load(path, weights_only=False)
+            torch.save({**ckpt, "epoch": e, "metrics": {"top_1": 0.5 + e / 100}}, path)
+        runs.append(str(run))
+    assert average([runs[0]], str(tmp_path / "a.pt"), best=2)["best_short"] == []
+    assert cli.main(["average", runs[0], "--best", "2", "--out", str(tmp_path / "b.pt")]) == 0
+    assert "note" not in capsys.readouterr().err
+    assert cli.main(["average", runs[1], runs[2], "--best", "2", "--out", str(tmp_path / "c.pt")]) == 0
+    err = capsys.readouterr().err
+    for run in runs[1:]:
+        assert (f"mobilenet-v1 average: note: --best 2: the run folder {run} kept 1 best epochs' checkpoint, all of "
+                f"them averaged") in err
+
+
 def test_a_recalibration_all_files_record_alike_is_kept_and_any_other_mix_is_said(tmp_path, capsys):
     """recalibrate-bn's record (bn_recalibration) was dropped from every mean, so info said the mean was trained
     at the size its statistics were measured at. Recorded alike by every file (but the file each was measured

@@ -505,6 +505,14 @@ def test_torchruns_numbers_set_empty_are_unset_and_set_wrong_are_named(monkeypat
         monkeypatch.setenv(name, "")
 
 
+def test_torchruns_numbers_set_to_blanks_are_unset_too(monkeypatch, capsys):
+    """RANK=" " (a script's quoted "$X " of an unset X) reads as unset, as an empty one does: not refused."""
+    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE"):
+        monkeypatch.setenv(name, " ")
+    assert cli.main(["info", "--width_mult", "0.25", "--json"]) == 0
+    assert "environment variable" not in capsys.readouterr().err
+
+
 def test_a_file_descriptor_shortage_is_one_line_naming_the_limit_and_what_to_do(monkeypatch):
     """The DataLoader's RuntimeError (no errno) and an EMFILE OSError were a traceback and a bare
     "[Errno 24] Too many open files"; the number to raise the limit to is above it, and up to the hard limit, which
@@ -524,6 +532,26 @@ def test_a_file_descriptor_shortage_is_one_line_naming_the_limit_and_what_to_do(
         monkeypatch.setattr(resource, "getrlimit", lambda which, limits=limits: limits)
         assert said in error_line("train", loader)
     assert error_line("train", RuntimeError("something else")) is None  # a fault of the code: its traceback
+    # the file being opened is named, where the error names one
+    assert error_line("train", OSError(errno.EMFILE, "Too many open files", "/data/cat/1.jpg")).startswith(
+        "mobilenet-v1 train: error: too many open files (/data/cat/1.jpg): this process's limit")
+
+def test_the_soft_limit_of_open_files_is_raised_to_at_most_65536_and_never_lowered(monkeypatch):
+    """A hard limit of 2^20 or 'infinity' (containerd's) raises the soft one to 65,536, not to it: every child
+    inherits it; a soft limit already at or above that, or unlimited, is left as it is."""
+    import resource
+
+    from mobilenet_v1 import runtime
+
+    inf = resource.RLIM_INFINITY
+    for limits, wanted in (((1024, 1 << 20), (1 << 16, 1 << 20)), ((1024, inf), (1 << 16, inf)),
+                           ((1024, 4096), (4096, 4096)), ((1 << 17, 1 << 20), None), ((inf, inf), None)):
+        set_to = []
+        monkeypatch.setattr(resource, "getrlimit", lambda which, limits=limits: limits)
+        monkeypatch.setattr(resource, "setrlimit", lambda which, value: set_to.append(tuple(value)))
+        runtime.raise_open_files_limit()
+        assert set_to == ([wanted] if wanted else []), limits
+
 
 def test_the_command_line_raises_its_soft_limit_of_open_files_to_the_hard_one():
     code = ("import resource, sys; soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE); "
@@ -708,6 +736,20 @@ def test_a_commands_own_numbers_out_of_their_range_are_refused_naming_the_option
     assert said in capsys.readouterr().err
 
 
+def test_a_commands_own_numbers_at_the_ends_of_their_range_are_taken():
+    """--seed 0 and 2**32 - 1, --image_size 65,536 and --batch_size -(2**31 - 1) are inside their ranges (the
+    refusals one past them are the test above's)."""
+    import argparse
+
+    from mobilenet_v1.config import image_size_number, seed_number, whole_number
+
+    assert seed_number("0") == 0 and seed_number(str(2 ** 32 - 1)) == 2 ** 32 - 1
+    assert image_size_number("65536") == 65536 and whole_number(str(-(2 ** 31 - 1))) == -(2 ** 31 - 1)
+    for number, text in ((seed_number, "-1"), (seed_number, str(2 ** 32)), (image_size_number, "65537")):
+        with pytest.raises(argparse.ArgumentTypeError):
+            number(text)
+
+
 def test_another_tools_option_name_is_answered_with_the_option_here(capsys):
     """timm's --model, the ONNX exporters' -o/--opset, --img-size given to an argparse command: the error says what
     does it here, in argparse's "unrecognized" and in its "required" errors alike; every name of the table is one
@@ -730,6 +772,23 @@ def test_another_tools_option_name_is_answered_with_the_option_here(capsys):
     assert capsys.readouterr().err.rstrip().endswith("(--model is another tool's option; here: --ckpt_file)")
     with pytest.raises(SystemExit):  # after --, a file named so
         cli.main(["export", "--", "-o"])
+    assert "another tool's option" not in capsys.readouterr().err
+
+
+def test_another_tools_option_given_with_its_value_after_an_equals_sign_is_answered_once(capsys):
+    """--model=m.pt (one token) is answered as --model m.pt is; where several such names are given, the first is
+    answered, once; convert's --weights is argparse's short for --weights_only, no other tool's name there."""
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["export", "--model=m.pt"])
+    assert exit.value.code == 2
+    assert capsys.readouterr().err.rstrip().endswith("(--model is another tool's option; here: --ckpt_file)")
+    with pytest.raises(SystemExit):
+        cli.main(["predict", "a.jpg", "--model", "m.pt", "-o", "out.csv"])
+    err = capsys.readouterr().err
+    assert err.rstrip().endswith("(--model is another tool's option; here: --ckpt_file)")
+    assert err.count("another tool's option") == 1
+    with pytest.raises(SystemExit):
+        cli.main(["convert", "--weights", "w.pt"])
     assert "another tool's option" not in capsys.readouterr().err
 
 

@@ -111,6 +111,23 @@ def test_unknown_keys_are_errors(tmp_path):
     assert str(refused.value).endswith(f" (a configuration file is read with --config_path {tmp_path / 'mine.YML'})")
 
 
+def test_a_configuration_file_that_is_not_there_is_not_offered_to_config_path(tmp_path):
+    """An argument that names a .yaml file no one wrote (a typo) gets no advice to read it with --config_path."""
+    with pytest.raises(ConfigError, match=r"^unexpected argument '[^']*none\.yaml': options are --key=value or "
+                                          r"--key value$"):
+        load_config([str(tmp_path / "none.yaml")])
+
+
+def test_a_value_holding_an_equals_sign_is_kept_whole_and_bools_take_every_spelling():
+    """--dataset_path=/data/lr=0.1 (a folder named by a sweep's setting) is that path, not its last part; a key of
+    True or False reads true/yes/on/1 and false/no/off/0 in any case."""
+    assert load_config(["--dataset_path=/data/lr=0.1"]).dataset_path == "/data/lr=0.1"
+    assert load_config(["--dataset_path", "/data/a=b"]).dataset_path == "/data/a=b"
+    for spelling, value in (("True", True), ("yes", True), ("ON", True), ("1", True), ("false", False),
+                            ("No", False), ("off", False), ("0", False)):
+        assert load_config([f"--nesterov={spelling}"]).nesterov is value, spelling
+
+
 def test_an_empty_key_in_a_config_file_says_so(tmp_path):
     """`dataset:` with nothing after it (YAML's null) was refused as "dataset=''"; a key of a string that may be
     empty (pre_trained: no file) takes it as empty."""

@@ -1634,6 +1634,18 @@ def test_pruning_keeps_the_newest_two_even_at_keep_checkpoint_max_1_and_the_spar
     assert sorted(os.listdir(tmp_path)) == names[1:]
 
 
+def test_pruning_keeps_exactly_the_newest_keep_checkpoint_max_by_epoch_then_step_as_a_number(tmp_path):
+    """keep_checkpoint_max 3 of six saves: the three newest stay, ordered by epoch and then by the step in the name
+    as a number (3_10 is after 3_8), the others are removed, oldest first."""
+    names = ["mobilenetv1-1_10.ckpt", "mobilenetv1-2_10.ckpt", "mobilenetv1-3_4.ckpt", "mobilenetv1-3_8.ckpt",
+             "mobilenetv1-3_10.ckpt", "mobilenetv1-10_10.ckpt"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    removed = ckpt_io.prune_checkpoints(str(tmp_path), 3)
+    assert [os.path.basename(p) for p in removed] == names[:3]
+    assert sorted(os.listdir(tmp_path)) == sorted(names[3:])
+
+
 def test_a_folder_with_checkpoints_of_its_own_stands_for_itself_beside_an_empty_ckpt_0(tmp_path):
     """A distributed run stopped before its first save leaves an empty ckpt_0/: a run of one process in the same
     folder since is still that folder's run; without checkpoints of its own the folder stands for its ckpt_0/."""
@@ -2638,6 +2650,19 @@ def test_a_damaged_best_checkpoint_is_replaced_by_the_next_evaluation_of_a_resum
     assert f"warning: {best} cannot be read" in capsys.readouterr().err
     saved = torch.load(best, map_location="cpu", weights_only=False)
     assert saved["epoch"] == 2 and "top_1" in saved["metrics"]
+
+
+def test_the_best_checkpoints_record_is_read_as_a_number_and_an_epoch_or_as_none(tmp_path, capsys):
+    """What a resume takes from mobilenetv1-best.ckpt: none where there is no file; its top-1 and epoch where they
+    are a number and an epoch from 1 (a hand-edited true, or an epoch of 0 or less, counts as none recorded)."""
+    best = tmp_path / ckpt_io.BEST_NAME
+    assert train.best_recorded(str(tmp_path)) == (False, None, 0)
+    state = MobileNetV1(class_num=4, width_mult=0.25).state_dict()
+    for epoch, top_1, read in ((3, 0.5, (True, 0.5, 3)), (True, True, (True, None, 0)), (0, 1, (True, 1.0, 0)),
+                               (-2, "0.5", (True, None, 0))):
+        ckpt_io.atomic_save({"model": state, "epoch": epoch, "metrics": {"top_1": top_1}}, str(best))
+        assert train.best_recorded(str(tmp_path)) == read, (epoch, top_1)
+    assert capsys.readouterr().err == ""
 
 
 def test_a_full_disk_at_the_runs_config_yaml_names_that_file(cifar_dir, tmp_path, capsys, monkeypatch, one_thread):

@@ -84,6 +84,20 @@ def test_ignored_keys_are_seed_keys_only(tmp_path, capsys, monkeypatch):
     assert "each process takes the visible one of its LOCAL_RANK" in err and "CUDA_VISIBLE_DEVICES=3" not in err
 
 
+def test_the_seed_keys_notes_are_said_by_rank_0_alone(capsys, monkeypatch):
+    """Under torchrun the --device_id note and the ignored seed keys' line are rank 0's: every other process
+    reads the same command line and printed them again (one line a GPU)."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    args = ["--config_path", seed_file("default_config.yaml"), "--device_id", "3", "--enable_modelarts=False"]
+    monkeypatch.setenv("RANK", "1")
+    load_config(args)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("RANK", "0")
+    load_config(args)
+    err = capsys.readouterr().err
+    assert "--device_id 3 does not choose the GPUs" in err and "ignored seed keys with no meaning here" in err
+
+
 def test_values_outside_the_files_choices_are_refused(tmp_path):
     path = seed_file("default_config_gpu_imagenet.yaml")
     _, choices = read_yaml(path)

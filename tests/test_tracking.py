@@ -469,6 +469,54 @@ def test_progress_bar_on_a_terminal_and_lines_in_the_log(tmp_path, capsys):
     assert "\r" not in log
 
 
+def test_a_first_run_that_cannot_open_its_records_leaves_no_log_txt(tmp_path, monkeypatch):
+    """The records of a new run folder cannot be opened: the log.txt begun with its preamble is taken back, not
+    left holding a header of a run that never started (an earlier run's log.txt is cut back to its own length)."""
+    real = tracking._open_for_append
+
+    def read_only(path):
+        if os.path.basename(path) == tracking.METRICS_FILE:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return real(path)
+
+    monkeypatch.setattr(tracking, "_open_for_append", read_only)
+    for earlier in (None, "earlier run\n"):
+        run = tmp_path / f"r{earlier is None}"
+        if earlier is not None:
+            run.mkdir()
+            (run / tracking.LOG_FILE).write_text(earlier)
+        with pytest.raises(ckpt_io.CheckpointError, match="metrics.jsonl: Permission denied"):
+            tracking.RunLogger(str(run), epochs=1, steps_per_epoch=2, log_interval=1, preamble="header\n")
+        if earlier is None:
+            assert not (run / tracking.LOG_FILE).exists()
+        else:
+            assert (run / tracking.LOG_FILE).read_text() == earlier
+
+
+def test_a_removed_record_file_is_said_once_and_files_left_in_place_are_not_reopened(tmp_path, capsys):
+    """log.txt and metrics.jsonl written in place are kept open without a word; removed (rm -rf of the folder)
+    they are said once and written anew, the later epochs' records in the new files."""
+    run = tmp_path / "run"
+    logger = RunLogger(str(run), epochs=4, steps_per_epoch=2, log_interval=1, preamble="header\n", tensorboard=False)
+    for epoch in (1, 2):
+        logger.begin_epoch(epoch)
+        logger.log_epoch(epoch, EpochResult(1.0, 1.0, 2, 0.1, 8), 0.1)
+        runtime.print0(f"said after epoch {epoch}")
+    assert "was removed" not in capsys.readouterr().err
+    shutil.rmtree(run)
+    for epoch in (3, 4):
+        logger.begin_epoch(epoch)
+        logger.log_epoch(epoch, EpochResult(1.0, 1.0, 2, 0.1, 8), 0.1)
+        runtime.print0(f"said after epoch {epoch}")
+    logger.close()
+    err = capsys.readouterr().err
+    assert err.count(f"warning: {run / 'log.txt'} was removed while the run wrote it") == 1
+    assert err.count(f"warning: {run / 'metrics.jsonl'} was removed while the run wrote it") == 1
+    epochs = [r["epoch"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+              if r["kind"] == "epoch"]
+    assert epochs == [3, 4] and (run / "log.txt").read_text() == "said after epoch 3\nsaid after epoch 4\n"
+
+
 def test_other_ranks_write_nothing(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("RANK", "1")
     logger = RunLogger(str(tmp_path / "r1"), epochs=1, steps_per_epoch=2, log_interval=1, preamble="header\n")

@@ -1345,6 +1345,21 @@ def test_a_run_trained_smaller_evaluates_and_records_its_eval_image_size(tmp_pat
             "top-1 of its earlier evaluations") in capsys.readouterr().out
 
 
+def test_a_recorded_image_size_is_a_positive_whole_number_and_said_by_where_it_comes_from():
+    """A hand-edited or foreign record's true, 0 or text under a size's key is no size; eval_image_size is the
+    size to run at where it is one, said as the evaluation's only beside a training size it differs from."""
+    assert ckpt_io.recorded_image_size({"image_size": True}) is None
+    assert ckpt_io.recorded_image_size({"image_size": 0}) is None
+    assert ckpt_io.recorded_image_size({"image_size": "32"}) is None
+    assert ckpt_io.recorded_image_size({"eval_image_size": True, "image_size": 32}) == 32
+    assert ckpt_io.recorded_image_size({"eval_image_size": 40, "image_size": 32}) == 40
+    assert ckpt_io.image_size_said({"eval_image_size": 40, "image_size": 32}) == (
+        "records for evaluation (eval_image_size; trained at 32)")
+    assert ckpt_io.image_size_said({"eval_image_size": 40}) == "was trained at"
+    assert ckpt_io.image_size_said({"image_size": 32, "bn_recalibration": {"images": 8}}) == (
+        "has its BatchNorm statistics measured at (recalibrate-bn)")
+
+
 def test_progressive_resizing_sizes_grow_to_image_size_in_steps_of_16_and_then_stay():
     from mobilenet_v1.schedules import training_size
 
