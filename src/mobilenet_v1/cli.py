@@ -111,7 +111,7 @@ def cmd_info(argv: List[str]) -> int:
     from .runtime import json_text
 
     p = CommandParser(prog="mobilenet-v1 info", description="Parameters and multiply-adds of a "
-                                "MobileNetV1; with FILE, what a model file holds.")
+                      "MobileNetV1; with FILE, what a model file holds.")
     p.add_argument("file", nargs="?", metavar="FILE",
                    help="a checkpoint (or a run folder: its newest), MindSpore .ckpt, .safetensors, .onnx, .pte, "
                         ".pt2 or .tflite file: its network, data, training, weights and input")

@@ -223,8 +223,8 @@ def plot_runs(run_dirs: Sequence[str], out: str, dpi: int = 150, title: Optional
 
 def main(argv: Sequence[str]) -> int:
     p = CommandParser(prog="mobilenet-v1 plot",
-                                description="Loss, learning rate, top-1 and the gradient norm against the "
-                                            "epoch, from the metrics.jsonl of one or more run folders, overlaid.")
+                      description="Loss, learning rate, top-1 and the gradient norm against the "
+                                  "epoch, from the metrics.jsonl of one or more run folders, overlaid.")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a training run folder (save_checkpoint_path)")
     p.add_argument("--out", default="curves.png", help="the PNG to write (default curves.png)")
     p.add_argument("--dpi", type=whole_number, default=150,
