@@ -25,8 +25,8 @@ demo: $(VENV)/.installed
 
 # Two processes (the CI machine's two cores), a test file each at a time: a file's module fixtures are built
 # once and its multi-process tests keep their order (pytest-xdist), the longest files first (tests/conftest.py).
-# One torch thread each (tests/conftest.py). 2-core development CPU, 2026-12-06, clean clone: 1000 tests in 6:35
-# (11:09 UTC; 960 in 8:47 and 8:56 earlier that day, torchrun not yet forked in test_distributed; 952 in 9:41, 942 in 8:20).
+# One torch thread each (tests/conftest.py). 2-core development CPU, 2026-12-06, clean clone: 1044 tests in 8:21
+# (13:52 UTC; 1000 in 6:35 at 11:09; 960 in 8:47 and 8:56 earlier that day, torchrun not yet forked in test_distributed).
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 --dist loadfile tests
 
