@@ -379,7 +379,7 @@ def test_best_notes_a_run_folder_only_where_it_kept_fewer_than_n(tmp_path, capsy
         run.mkdir()
         for e in epochs:
             path = save(run / ckpt_io.top_name(e), random_model(10 * r + e))
-            ckpt = torch.load(path, weights_only=False)
+            ckpt = ckpt_io.load_file(path)
             torch.save({**ckpt, "epoch": e, "metrics": {"top_1": 0.5 + e / 100}}, path)
         runs.append(str(run))
     assert average([runs[0]], str(tmp_path / "a.pt"), best=2)["best_short"] == []
