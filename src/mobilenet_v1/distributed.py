@@ -22,7 +22,7 @@ from torch import nn
 
 from .checkpoint import (DISTRIBUTED_SUBFOLDER, RUN_CONFIG, file_sha256, list_checkpoints, other_layout_folder,
                          unwrap)
-from .runtime import JOB_MESSAGES, log0, plural, print0, ranks_text
+from .runtime import JOB_MESSAGES, launcher_value, log0, plural, print0, ranks_text
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 # Keys the machines of one job may give otherwise: where each finds the data, the run folder and the files it
@@ -46,13 +46,13 @@ def launch_hint(command: str) -> str:
 
 def torchrun_env() -> Optional[Dict[str, str]]:
     """The launcher's variables when this process was started by torchrun, else None."""
-    if not os.environ.get("WORLD_SIZE", "").strip() or not os.environ.get("RANK", "").strip():
+    if not launcher_value("WORLD_SIZE") or not launcher_value("RANK"):
         return None
-    missing = [k for k in TORCHRUN_ENV if not os.environ.get(k, "").strip()]
+    missing = [k for k in TORCHRUN_ENV if not launcher_value(k)]
     if missing:
         raise DistributedError(f"RANK and WORLD_SIZE are set but {', '.join(missing)} are not: start the "
                                f"processes with torchrun, which sets all of {', '.join(TORCHRUN_ENV)}")
-    return {k: os.environ[k] for k in TORCHRUN_ENV}
+    return {k: launcher_value(k) for k in TORCHRUN_ENV}
 
 
 @dataclasses.dataclass

@@ -21,9 +21,14 @@ def is_rank0() -> bool:
 LAUNCHER_NUMBERS = {"RANK": 0, "LOCAL_RANK": 0, "WORLD_SIZE": 1, "LOCAL_WORLD_SIZE": 1}
 
 
+def launcher_value(name: str) -> str:
+    """A launcher's variable ``name`` as set for this process, "" where it is not set or set empty (blanks)."""
+    return os.environ.get(name, "").strip()
+
+
 def launcher_number(name: str) -> int:
     """torchrun's number ``name`` (:data:`LAUNCHER_NUMBERS`) for this process; its least where not set or empty."""
-    value = os.environ.get(name, "").strip()
+    value = launcher_value(name)
     return int(value) if value else LAUNCHER_NUMBERS[name]
 
 
@@ -32,8 +37,8 @@ def check_launcher_env() -> None:
     environment but is no whole number at least its least: every command reads them, and int() said only
     "invalid literal for int() with base 10"."""
     for name, least in LAUNCHER_NUMBERS.items():
-        value = os.environ.get(name, "")
-        if not value.strip():
+        value = launcher_value(name)
+        if not value:
             continue
         try:
             number = int(value)
@@ -182,7 +187,7 @@ def rank_label() -> str:
         several = launcher_number("WORLD_SIZE") > 1
     except ValueError:
         several = False
-    return f" (rank {os.environ['RANK']})" if several and os.environ.get("RANK", "").strip() else ""
+    return f" (rank {launcher_value('RANK')})" if several and launcher_value("RANK") else ""
 
 
 # The attribute of an error that every rank of a job raised at one point (distributed.Context.alike): the job's
