@@ -743,3 +743,33 @@ def test_a_named_checkpoint_that_is_pruned_is_still_an_error(tmp_path, monkeypat
     pruning_once(monkeypatch, ckpt_io, "load_file", run)
     with pytest.raises(ckpt_io.CheckpointError, match="no such file|removed while it was being read"):
         info.describe(str(run / "mobilenetv1-2_7.ckpt"))
+
+
+def test_a_file_gone_while_read_is_said_as_removed_not_a_bare_errno(tmp_path):
+    """read_newest: a read that meets the file gone (FileNotFoundError, "[Errno 2]") names it as pruned while read,
+    for a file named and, after its retries, for a run folder whose newest goes each time; another error passes."""
+    run = busy_run(tmp_path)
+
+    def gone(path):
+        os.remove(path)
+        raise FileNotFoundError(2, "No such file or directory", path)
+
+    named = str(run / "mobilenetv1-2_7.ckpt")
+    with pytest.raises(ckpt_io.CheckpointError, match=rf"^checkpoint {named}: removed while it was being read"):
+        ckpt_io.read_newest(named, gone)
+    tries = []
+
+    def always_gone(path):
+        tries.append(path)
+        train_saves_twice(run)
+        raise FileNotFoundError(2, "No such file or directory", path)
+
+    with pytest.raises(ckpt_io.CheckpointError, match="removed while it was being read"):
+        ckpt_io.read_newest(str(run), always_gone)
+    assert len(tries) == ckpt_io.PRUNED_RETRIES + 1 and len(set(tries)) == len(tries)
+
+    def elsewhere(path):  # a file of another name missing: not this one's prune
+        raise FileNotFoundError(2, "No such file or directory", "other.bin")
+
+    with pytest.raises(FileNotFoundError):
+        ckpt_io.read_newest(str(run), elsewhere)

@@ -1241,14 +1241,16 @@ def read_newest(path: str, read: Callable[[str], Any], option: str = "", origin:
     pruned it, keep_checkpoint_max) has the folder's newest chosen again, a few times, as ``average`` lists its
     folder again: info, export and convert of a busy run folder ended naming a file they had themselves just
     chosen ("no such file", "removed while it was being read", or a bare ``[Errno 2]``). A file named that is
-    gone stays an error at once."""
+    gone stays an error at once; ``read``'s FileNotFoundError of a file gone is said as :func:`removed_while_read`."""
     for attempt in range(PRUNED_RETRIES + 1):
         file = resolve_checkpoint_path(path, option, origin)
         try:
             return file, read(file)
-        except (CheckpointError, FileNotFoundError):
-            if attempt == PRUNED_RETRIES or file == os.fspath(path) or not os.path.isdir(path) \
-                    or os.path.exists(file):
+        except (CheckpointError, FileNotFoundError) as e:
+            gone = not os.path.exists(file)
+            if attempt == PRUNED_RETRIES or file == os.fspath(path) or not os.path.isdir(path) or not gone:
+                if isinstance(e, FileNotFoundError) and gone:  # between the look and a read of it
+                    raise removed_while_read(file) from None
                 raise
     raise AssertionError("unreachable")
 

@@ -111,16 +111,11 @@ def describe(path: str, image_size: Optional[int] = None) -> Dict[str, Any]:
     from .onnx_io import is_deployed_file
 
     def read(file: str) -> Dict[str, Any]:
-        if not os.path.isfile(file):
-            if not os.path.exists(file) and os.path.isdir(path):  # chosen, then pruned: read_newest chooses again
-                raise ckpt_io.removed_while_read(file)
+        if os.path.lexists(file) and not os.path.isfile(file):  # one gone (pruned): read_newest's to say
             raise ckpt_io.CheckpointError(f"{path}: not a regular file")
-        try:
-            out: Dict[str, Any] = {"file": file, "bytes": os.path.getsize(file)}
-            out.update(_describe_deployed(file, image_size) if is_deployed_file(file) else
-                       _describe_checkpoint(file, image_size))
-        except FileNotFoundError:  # gone between the look and a read (a running train's pruning)
-            raise ckpt_io.removed_while_read(file) from None
+        out: Dict[str, Any] = {"file": file, "bytes": os.path.getsize(file)}
+        out.update(_describe_deployed(file, image_size) if is_deployed_file(file) else
+                   _describe_checkpoint(file, image_size))
         return out
 
     # A run folder's newest may be pruned by a train running there before it is read: its newest then.

@@ -929,11 +929,7 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True,
     def read(file: str) -> Tuple[str, Dict[str, Any]]:
         # Read before the write, not after: a running train may prune src meanwhile (the output written, an error
         # said after it; helper-285). A missing src is read_any's to name.
-        try:
-            source_format = detect_format(file) if os.path.isfile(file) else "unknown"
-        except FileNotFoundError:  # gone since the look: a running train pruned it
-            raise ckpt_io.removed_while_read(file) from None
-        return source_format, read_any(file)
+        return detect_format(file) if os.path.isfile(file) else "unknown", read_any(file)
 
     # A run folder: its newest, as eval takes it; where a train running there pruned the one chosen, its newest then.
     src, (source_format, ckpt) = ckpt_io.read_newest(src, read, "checkpoint")
