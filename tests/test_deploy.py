@@ -2630,3 +2630,85 @@ def test_a_labels_file_with_an_empty_line_names_that_line_counted_from_1(tmp_pat
         read_labels_file(str(labels))
     labels.write_text("cat\ndog\n\n\n")
     assert read_labels_file(str(labels)) == ["cat", "dog"]
+
+
+def test_a_file_that_records_no_padding_is_built_as_padding_says_by_predict_export_convert_and_recalibrate(
+        tmp_path, capsys, cifar_dir, exported_once):
+    """A symmetric run's weights written as a MindSpore .ckpt (convert warns: MindSpore pads SAME) record no
+    padding. eval took --padding for such a file; predict, export, convert and recalibrate-bn had no such option,
+    and convert, average and recalibrate-bn wrote the SAME they presumed as if the file had said it, after which
+    nothing could build the network as it was trained."""
+    from PIL import Image
+
+    from mobilenet_v1 import mindspore_io
+
+    (tmp_path / "run").mkdir()
+    _, original = named_classes_checkpoint(tmp_path / "run", "symmetric")
+    seed_file = str(tmp_path / "sym.ckpt")
+    assert cli.main(["convert", original, seed_file]) == 0
+    assert "pads SAME" in capsys.readouterr().err and mindspore_io.detect_format(seed_file) == "mindspore"
+    image = tmp_path / "photo.png"
+    Image.fromarray(torch.randint(0, 256, (40, 40, 3), dtype=torch.uint8).numpy()).save(image)
+
+    said = []  # each predict's stderr
+
+    def probabilities(path, *options):
+        assert cli.main(["predict", str(image), "--ckpt_file", path, "--json", "--device_target", "CPU",
+                         "--dataset", "cifar10", "--image_size", "40", *options]) == 0
+        out, err = capsys.readouterr()
+        said.append(err)
+        out = json.loads(out)
+        return [t["index"] for t in out["predictions"][0]["top_k"]], [t["probability"] for t in
+                                                                        out["predictions"][0]["top_k"]]
+
+    def same(got, tolerance=1e-5):
+        return got[0] == trained[0] and got[1] == pytest.approx(trained[1], abs=tolerance)
+
+    trained = probabilities(original)
+    assert not same(probabilities(seed_file))  # built SAME: another network's outputs
+    assert same(probabilities(seed_file, "--padding", "symmetric"))
+    assert (f"predict: note: --padding symmetric given; {seed_file} records no padding (a MindSpore .ckpt's network "
+            f"pads SAME): predict builds it with padding symmetric as asked") in said[-1]
+    # Convert: a presumed padding is not written as the file's; a given one is, and a recorded one wins.
+    for name, options, recorded in (("plain.pt", [], None), ("sym.pt", ["--padding", "symmetric"], "symmetric")):
+        assert cli.main(["convert", seed_file, str(tmp_path / name), *options]) == 0
+        err = capsys.readouterr().err
+        assert ("convert builds it with padding symmetric as asked" in err) == bool(options)
+        assert (ckpt_io.load_file(str(tmp_path / name))["model_args"].get("padding")) == recorded, name
+    assert same(probabilities(str(tmp_path / "sym.pt")))
+    assert cli.main(["convert", str(tmp_path / "sym.pt"), str(tmp_path / "again.pt"), "--padding", "same"]) == 0
+    assert (f"mobilenet-v1 convert: not used here: --padding same ({tmp_path / 'sym.pt'} has padding symmetric, "
+            f"which convert uses)") in capsys.readouterr().err
+    assert ckpt_io.load_file(str(tmp_path / "again.pt"))["model_args"]["padding"] == "symmetric"
+    assert same(probabilities(str(tmp_path / "sym.pt"), "--padding", "same"))
+    assert f"predict: not used here: --padding same ({tmp_path / 'sym.pt'} has padding symmetric" in said[-1]
+    # Average: files that all record none give one that records none.
+    assert cli.main(["average", seed_file, str(tmp_path / "plain.pt"), "--out", str(tmp_path / "mean.pt")]) == 0
+    assert "padding" not in ckpt_io.load_file(str(tmp_path / "mean.pt"))["model_args"]
+    # Export: the ONNX file computes the symmetric network and records its padding.
+    capsys.readouterr()
+    assert cli.main(["export", "--ckpt_file", seed_file, "--file_name", str(tmp_path / "sym"), "--dataset",
+                     "cifar10", "--height", "40", "--width", "40", "--padding", "symmetric"]) == 0
+    assert "export builds it with padding symmetric as asked" in capsys.readouterr().err
+    assert OnnxModel(str(tmp_path / "sym.onnx")).metadata["padding"] == "symmetric"
+    assert same(probabilities(str(tmp_path / "sym.onnx")), 1e-4)
+    assert same(probabilities(str(tmp_path / "sym.onnx"), "--padding", "same"), 1e-4)
+    assert (f"not used here: --padding same ({tmp_path / 'sym.onnx'} is an exported file, its network built, padding "
+            f"symmetric when it was exported)") in said[-1]
+    # recalibrate-bn measures the statistics through the network given, and records its padding.
+    measured = {}
+    for name, options in (("re_plain.pt", []), ("re_sym.pt", ["--padding", "symmetric"])):
+        assert cli.main(["recalibrate-bn", seed_file, "--out", str(tmp_path / name), "--dataset_path",
+                         str(cifar_dir), "--dataset", "cifar10", "--image_size", "32", "--images", "16",
+                         "--num_workers", "0", "--device_target", "CPU", *options]) == 0
+        measured[name] = ckpt_io.load_file(str(tmp_path / name))
+    assert "padding" not in measured["re_plain.pt"]["model_args"]
+    assert measured["re_sym.pt"]["model_args"]["padding"] == "symmetric"
+    direct = str(tmp_path / "re_direct.pt")
+    assert cli.main(["recalibrate-bn", original, "--out", direct, "--dataset_path", str(cifar_dir), "--image_size",
+                     "32", "--images", "16", "--num_workers", "0", "--device_target", "CPU"]) == 0
+    want = ckpt_io.load_file(direct)["model"]
+    statistics = [k for k in want if k.endswith(("running_mean", "running_var"))]
+    assert len(statistics) == 54
+    assert all(torch.allclose(measured["re_sym.pt"]["model"][k], want[k], rtol=1e-4, atol=1e-5) for k in statistics)
+    assert not torch.allclose(measured["re_plain.pt"]["model"][statistics[0]], want[statistics[0]], atol=1e-3)

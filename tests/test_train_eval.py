@@ -1924,5 +1924,6 @@ def test_eval_builds_a_file_that_records_no_padding_with_the_padding_given(tmp_p
     assert cli.main(["info", path]) == 0 and cli.main(["info", recorded]) == 0  # info: presumed, not read
     shown = [line.strip() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("model:")]
     assert shown == ["model:          MobileNetV1 width_mult 0.25, 10 classes, padding same (not recorded: MindSpore's "
-                     "network pads SAME; eval --padding builds it otherwise)",
+                     "network pads SAME; --padding builds it otherwise in eval, predict, export, convert and "
+                     "recalibrate-bn)",
                      "model:          MobileNetV1 width_mult 0.25, 10 classes, padding same"]

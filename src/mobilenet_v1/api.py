@@ -1,6 +1,6 @@
 """Loading a trained model from a file: ``mobilenet_v1.load_model(path)``."""
 import math
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
@@ -194,6 +194,27 @@ def model_from_checkpoint(ckpt: Dict[str, Any], source: str, use_ema: bool = Tru
     if no_width is not None and "width_mult" not in given:
         raise no_width
     return model.eval(), args
+
+
+def padding_option(ckpt: Dict[str, Any], padding: Optional[str], source: str,
+                   command: str) -> Tuple[Optional[str], str]:
+    """A command's ``--padding`` for the checkpoint ``ckpt`` read from ``source``, as eval takes it: the padding to
+    build its network with where the file records none (a MindSpore ``.ckpt``, or a file converted from one: a
+    symmetric run's weights among them, which convert warned of), else None (the file's own); and the line that says
+    so on stderr, after the command's name ("" where ``padding`` is None or the file's)."""
+    if padding is None:
+        return None, ""
+    if padding not in PADDINGS:
+        raise ValueError(f"--padding {padding!r}: expected one of {', '.join(PADDINGS)}")
+    args = ckpt.get("model_args")
+    recorded = args.get("padding") if isinstance(args, dict) else None
+    if recorded is None:
+        return padding, (f"note: --padding {padding} given; {source} records no padding (a MindSpore "
+                         f".ckpt's network pads SAME): {command} builds it with padding {padding} as asked")
+    if recorded == padding:
+        return None, ""
+    return None, (f"not used here: --padding {padding} ({source} has padding {recorded}, which {command} "
+                  f"uses)")
 
 
 def refuse_quantization_aware(model: MobileNetV1, source: str, instead: str) -> None:

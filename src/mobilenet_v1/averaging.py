@@ -175,6 +175,7 @@ def _average(paths: Sequence[str], dst: str, fmt: Optional[str], use_ema: bool, 
     measured: List[Tuple[str, Optional[Dict[str, Any]]]] = []  # each file's recalibrate-bn record (None: none)
     digests: Dict[str, str] = {}  # the weights averaged, by their digest: the first file that held them
     alike: List[Tuple[str, str]] = []  # (file, the earlier file whose weights it holds too)
+    padded = False  # a file records its padding: else SAME was presumed of them all (MindSpore .ckpt files)
     for f in files:
         try:
             ckpt = read_any(f)
@@ -187,6 +188,7 @@ def _average(paths: Sequence[str], dst: str, fmt: Optional[str], use_ema: bool, 
         refuse_quantization_aware(model, f, "an average of weights would not round as any of them learned to; "
                                             "average the float run's checkpoints and fine-tune that with --qat True")
         args = {"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"]}
+        padded = padded or "padding" in (ckpt.get("model_args") or {})
         classes = ckpt.get("classes")
         config = ckpt.get("config")
         bn = config.get("bn_recalibration") if isinstance(config, dict) else None
@@ -275,7 +277,8 @@ def _average(paths: Sequence[str], dst: str, fmt: Optional[str], use_ema: bool, 
     mean = {name: (sums[name] / len(files)).float() if name in sums else latest[name] for name in model.state_dict()}
     # The file says what it is the mean of (info shows it); a MindSpore .ckpt has no place for it.
     made = {"averaged": {"sources": files, "weights": [w or "trained" for w in weights]}} if fmt != "ckpt" else {}
-    count = write_checkpoint(dst, fmt, mean, first["args"], {**recorded, **made}, seed_trained=all(seed))
+    written = {k: v for k, v in first["args"].items() if padded or k != "padding"}  # a presumed one not recorded
+    count = write_checkpoint(dst, fmt, mean, written, {**recorded, **made}, seed_trained=all(seed))
     return {"sources": files, "format": fmt, "tensors": count, **first["args"], "best_short": short,
             "ema": held.count("ema"), "renamed": renamed and (first["classes_file"], renamed),
             "dropped": sorted(recorded) + ["averaged"] if fmt == "ckpt" else [],

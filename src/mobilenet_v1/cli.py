@@ -302,6 +302,7 @@ def add_writer_options(p: argparse.ArgumentParser, ema_use: str) -> None:
 def cmd_convert(argv: List[str]) -> int:
     from .config import CommandParser
     from .mindspore_io import FORMAT_NAMES, convert, dropped_note
+    from .model import PADDINGS
 
     p = CommandParser(
         prog="mobilenet-v1 convert",
@@ -317,8 +318,13 @@ def cmd_convert(argv: List[str]) -> int:
     p.add_argument("--weights_only", action="store_true",
                    help="write the weights alone, without a training checkpoint's SGD momentum buffers (the seed's "
                         "moments.*) and global_step, which a continued run reads (a file to deploy is half the size)")
+    p.add_argument("--padding", choices=PADDINGS, default=None,
+                   help="the padding of a SRC that records none (a MindSpore .ckpt, whose network pads SAME), "
+                        "recorded in DST; a SRC that records its own keeps it")
     a = p.parse_args(argv)
-    out = convert(a.src, a.dst, a.format, a.use_ema, weights_only=a.weights_only)
+    out = convert(a.src, a.dst, a.format, a.use_ema, weights_only=a.weights_only, padding=a.padding)
+    if out["padding_note"]:
+        print(f"mobilenet-v1 convert: {out['padding_note']}", file=sys.stderr)
     written = WRITTEN[out["format"]]
     extra = (", momentum buffers" if out["moments"] else "") + (
         f", global_step {out['global_step']}" if out["global_step"] is not None else "")

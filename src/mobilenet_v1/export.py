@@ -53,10 +53,10 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt_io
-from .api import model_from_checkpoint
+from .api import model_from_checkpoint, padding_option
 from .config import (CHOICES, DATASETS, MAX_BATCH_SIZE, MAX_IMAGE_SIZE, SEED_IGNORED_KEYS, CommandParser,
                      add_normalisation_options, bool_option, check_ignored, config_paths_problem, whole_number)
-from .model import MobileNetV1
+from .model import PADDINGS, MobileNetV1
 from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, PTE_METADATA, DeployedModel, ExecutorchModel, OnnxModel,
                       PROBABILITIES, ProgramModel, image_input_note, log_probabilities, write_metadata)
 from .predict import guess_dataset, guess_note
@@ -289,7 +289,7 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                       file_format: str = "ONNX", pixel_format: str = "RGB", mean: Optional[str] = None,
                       std: Optional[str] = None, class_num: Optional[int] = None,
                       float16: bool = False, softmax: bool = False, ckpt_file_from: str = "",
-                      dataset_from: str = "") -> Dict[str, Any]:
+                      dataset_from: str = "", padding: Optional[str] = None) -> Dict[str, Any]:
     """Export a checkpoint to ``file_name`` (``.onnx``, ``.pte`` or ``.pt2``, appended when missing) and check
     it; returns the path, the input size, the largest difference from PyTorch per checked batch size, the data set
     whose normalisation the file records and ``weights``, the line saying which weights a checkpoint
@@ -315,6 +315,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     nothing. ``float16`` (TFLITE only): the weights stored as float16 (:func:`export_tflite`). ``softmax`` (TFLITE
     only): the file's output the probabilities, a ``SOFTMAX`` after the logits (:func:`tflite_io.softmax_output`),
     checked as log-probabilities against the model's (:class:`LogProbabilities`).
+    ``padding``: the network's for a checkpoint that records none (a MindSpore ``.ckpt``; ``padding_note`` in the
+    result says it: :func:`api.padding_option`).
     ``ckpt_file_from``, ``dataset_from``: the configuration file that named ``ckpt_file`` or ``dataset`` (``config
     file F``), said where the file is not there or the data set is not the checkpoint's."""
     # None means "the default"; 0 or less is a mistake, not a request for the default.
@@ -341,7 +343,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                           f"without one takes normalised float (N, 3, H, W) RGB")
     # A run folder's newest, read: where a train running there pruned the one chosen first, its newest then.
     path, ckpt = ckpt_io.read_newest(ckpt_file, ckpt_io.load_file, "--ckpt_file", ckpt_file_from)
-    model, args = model_from_checkpoint(ckpt, path, use_ema)
+    built, padding_note = padding_option(ckpt, padding, path, "export")
+    model, args = model_from_checkpoint(ckpt, path, use_ema, padding=built)
     if class_num is not None and class_num != args["class_num"]:
         # The seed's export.py fails here too, loading the file into a network of class_num outputs.
         raise ExportError(f"--class_num {class_num}: {path} has {args['class_num']} classes (its classifier's "
@@ -437,7 +440,8 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
               "image_size_said": ckpt_io.image_size_said(config), "dynamic_batch": dynamic_batch, "ckpt": path,
               "dataset": dataset, "dataset_guessed": guessed, "class_num": args["class_num"],
               "weights": ckpt_io.weights_note(ckpt, use_ema), "image_input": image_input, "format": file_format,
-              "pixel_format": pixel_format if image_input else None, "removed": removed, "softmax": softmax}
+              "pixel_format": pixel_format if image_input else None, "removed": removed, "softmax": softmax,
+              "padding_note": padding_note}
     # The options checked, the packages: before the export, not at its check (helper-288).
     require_extras(*FORMAT_EXTRAS[file_format])
     if file_format == "PT2":
@@ -913,6 +917,9 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--use_ema", type=bool_option, default=True, metavar="True|False",
                    help="a checkpoint of a run with --ema_decay: export its weight average (True, the default) "
                         "or its trained weights")
+    p.add_argument("--padding", choices=PADDINGS, default=None,
+                   help="the padding of a checkpoint that records none (a MindSpore .ckpt, whose network pads "
+                        "SAME: same, the default there); a file that records its own is built as it says")
     p.add_argument("--image_input", type=bool_option, default=False, metavar="True|False",
                    help="the file takes uint8 pixels (N, H, W, C), resized and cropped, and normalises them "
                         "itself (for apps that hold camera frames or decoded images); default: normalised float "
@@ -1004,7 +1011,9 @@ def main(argv: Sequence[str]) -> int:
                                use_ema=a.use_ema, image_input=a.image_input, file_format=fmt,
                                pixel_format=a.pixel_format, mean=a.mean, std=a.std, class_num=a.class_num,
                                float16=a.float16, softmax=a.softmax, ckpt_file_from=ckpt_file_from,
-                               dataset_from=dataset_from)
+                               dataset_from=dataset_from, padding=a.padding)
+    if result["padding_note"]:
+        print(f"mobilenet-v1 export: {result['padding_note']}", file=sys.stderr)
     if result["removed"]:
         print(f"mobilenet-v1 export: note: {ckpt_io.removed_note(result['removed'])}", file=sys.stderr)
     if result["weights"]:

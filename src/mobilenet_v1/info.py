@@ -488,7 +488,8 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
         return lines
     size = d["image_size"]
     row("model", f"MobileNetV1 width_mult {d['width_mult']:g}, {d['class_num']} classes, padding {d['padding']}"
-                 + (" (not recorded: MindSpore's network pads SAME; eval --padding builds it otherwise)"
+                 + (" (not recorded: MindSpore's network pads SAME; --padding builds it otherwise in eval, "
+                    "predict, export, convert and recalibrate-bn)"
                     if d.get("padding_recorded") is False else ""))
     row("parameters", f"{d['params']:,}")
     row("multiply-adds", macs if at else macs + " (no image size recorded: --image_size N)")

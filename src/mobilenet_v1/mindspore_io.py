@@ -909,7 +909,7 @@ def mindspore_warning(what: str, fmt: str, padding: str, config: Any = None, wid
 
 
 def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True,
-            weights_only: bool = False) -> Dict[str, Any]:
+            weights_only: bool = False, padding: Optional[str] = None) -> Dict[str, Any]:
     """Write ``src`` (any supported file, or a run folder: its newest checkpoint, ``source`` in the
     result) as ``dst`` in ``fmt`` (by default from ``dst``'s extension):
     ``ckpt`` a MindSpore checkpoint, ``pt`` a PyTorch one of ours, ``safetensors`` MindSpore's names.
@@ -920,8 +920,10 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True,
     tensors are written as they are in the file (no dtype change), and the write is atomic. The
     training configuration and class names the source records go into a ``.pt`` as they are and into a
     ``.safetensors`` as JSON metadata; a MindSpore ``.ckpt`` has no place for them (``dropped``). A training
-    file's momentum buffers and step count go along (:func:`training_moments`), unless ``weights_only``."""
-    from .api import model_from_checkpoint, refuse_quantization_aware
+    file's momentum buffers and step count go along (:func:`training_moments`), unless ``weights_only``.
+    A source that records no padding (a MindSpore ``.ckpt``) gives a file that records none either (SAME presumed,
+    as of the source), or ``padding`` where given (``padding_note`` in the result: :func:`api.padding_option`)."""
+    from .api import model_from_checkpoint, padding_option, refuse_quantization_aware
 
     fmt = output_format(dst, fmt)
     ckpt_io.check_output("DST", dst, [ckpt_io.resolve_checkpoint_path(src, "checkpoint")])
@@ -934,7 +936,8 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True,
     # A run folder: its newest, as eval takes it; where a train running there pruned the one chosen, its newest then.
     src, (source_format, ckpt) = ckpt_io.read_newest(src, read, "checkpoint")
     ckpt_io.check_output("DST", dst, [src])
-    model, args = model_from_checkpoint(ckpt, src, use_ema)
+    built, padding_note = padding_option(ckpt, padding, src, "convert")
+    model, args = model_from_checkpoint(ckpt, src, use_ema, padding=built)
     refuse_quantization_aware(model, src, "convert writes float models; its INT8 form is the ONNX file "
                                           "'mobilenet-v1 export' writes")
     if ckpt.get("moments") and not weights_only:
@@ -950,15 +953,19 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True,
     if not extra and not weights_only and not bad:  # ours: its SGD buffers as the seed's moments
         extra, optimizer_note = training_moments(ckpt, model, state, ckpt_io.which_weights(ckpt, use_ema) != "ema")
     args = {"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"]}
+    written = dict(args)
+    if built is None and "padding" not in (ckpt.get("model_args") or {}):  # presumed, not read: not recorded as
+        del written["padding"]  # the file's, which eval --padding and info's "not recorded" would then miss
     # What predict and export read beside the weights: without it they fall back to 224x224 and
     # ImageNet normalisation, silently wrong for a model trained otherwise.
     recorded = {k: ckpt[k] for k in RECORDED_KEYS if ckpt.get(k) is not None}
     recorded.update(average_taken(ckpt, src, use_ema, "convert"))
-    count = write_checkpoint(dst, fmt, state, args, recorded, extra, seed_trained=ckpt_io.seed_trained(ckpt))
+    count = write_checkpoint(dst, fmt, state, written, recorded, extra, seed_trained=ckpt_io.seed_trained(ckpt))
     warning = mindspore_warning(src, fmt, args["padding"], ckpt.get("config"), args["width_mult"])
     return {"source": src, "format": fmt, "tensors": count, "class_num": args["class_num"], "width_mult": args["width_mult"],
             "source_format": source_format, "moments": "moments" in extra,
             "global_step": extra.get("global_step"), "warning": warning, "weights": weights,
             "imported": ckpt.get("imported", ""), "ignored": list(ckpt.get("ignored") or []),
             "dropped": sorted(recorded) + ([ckpt_io.CLASS_ORDER] if (ckpt.get("config") or {}).get(ckpt_io.CLASS_ORDER)
-                                           else []) if fmt == "ckpt" else [], "optimizer_note": optimizer_note}
+                                           else []) if fmt == "ckpt" else [], "optimizer_note": optimizer_note,
+            "padding_note": padding_note}

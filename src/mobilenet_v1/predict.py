@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from . import checkpoint as ckpt_io
 from . import transforms as T
-from .api import model_from_checkpoint
+from .api import model_from_checkpoint, padding_option
 from .config import (ASCEND, DATASETS, DEVICE_TARGETS, CommandParser, add_device_target_option,
                      add_normalisation_options, add_num_workers_option, bool_option, cifar_name, crop_pct_problem,
                      image_size_number, is_cifar, normalisation, whole_number)
@@ -49,6 +49,7 @@ from .archive import COMPRESSED_SUFFIXES, ArchiveMember, archive_images, is_arch
 from .data import (IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, own_generator, read_bytes,
                    read_failure, unread_photos_note)
 from .engine import ranked, resolve_device, without_underflowed
+from .model import PADDINGS
 from .onnx_io import DeployedModel, is_deployed_file, load_deployed, refuse_gpu
 from .runtime import csv_text, json_text, print0
 
@@ -552,19 +553,22 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
                    device_target: str = "CPU", crop_pct: Optional[float] = None,
                    exif_orientation: Optional[bool] = None, antialias: Optional[bool] = None,
                    interpolation: Optional[str] = None, mean: Optional[str] = None,
-                   std: Optional[str] = None) -> Predictor:
+                   std: Optional[str] = None, padding: Optional[str] = None) -> Predictor:
     """A model file and what it takes to run it on image files; ``image_size``, ``crop_pct``,
     ``exif_orientation``, ``antialias``, ``interpolation``, ``mean`` and ``std`` (text as ``--mean`` takes it)
     override what the file records (the last two not for a file that takes pixels), ``dataset``
     must be the one it records (it names a file's that records none). A checkpoint with a weight average predicts with it unless
     ``use_ema`` is False; an exported file holds the weights chosen at export (``use_ema`` given for one
-    is named on stderr as not used).
+    is named on stderr as not used). ``padding`` builds the network of a checkpoint that records none (a MindSpore
+    ``.ckpt``: :func:`api.padding_option`).
     ``device_target`` (CPU, GPU or auto) is where a checkpoint's model runs; an ONNX file runs in ONNX
     Runtime on the CPU, a ``.pte`` program in ExecuTorch on the CPU, a ``.pt2`` program in PyTorch on the CPU."""
     check_options(image_size=image_size, crop_pct=crop_pct, interpolation=interpolation, device_target=device_target,
                   background_class=background_class, exif_orientation=exif_orientation, antialias=antialias,
                   dataset=dataset, labels=labels)
     ckpt_io.check_path_argument(path, "load_predictor")
+    if padding is not None and padding not in PADDINGS:
+        raise ValueError(f"--padding {padding!r}: expected one of {', '.join(PADDINGS)}")
     if use_ema is not None and not isinstance(use_ema, bool):  # "False" is true, and 0 and numpy.False_ were
         # equal to False and then not it: the average would be taken against the caller's word
         raise TypeError(f"load_predictor: use_ema must be True, False or None, got {use_ema!r}")
@@ -590,6 +594,10 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
                                                                                       "the checkpoint's only weights")
             print(f"predict: not used here: --use_ema ({path} is an exported file, which holds {chosen}, chosen "
                   f"when it was exported)", file=sys.stderr)
+        if padding is not None:
+            built = f", padding {meta['padding']}" if meta.get("padding") in PADDINGS else ""
+            print(f"predict: not used here: --padding {padding} ({path} is an exported file, its network built"
+                  f"{built} when it was exported)", file=sys.stderr)
         model: nn.Module = onnx_model
         recorded, trained_on = meta.get("classes"), meta.get("dataset")
         weights = meta.get("weights", "")  # chosen when it was exported
@@ -598,7 +606,10 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
     else:
         ckpt = ckpt_io.load_file(path)
         use_ema = use_ema is not False
-        model, args = model_from_checkpoint(ckpt, path, use_ema)
+        built, note = padding_option(ckpt, padding, path, "predict")
+        if note:
+            print(f"predict: {note}", file=sys.stderr)
+        model, args = model_from_checkpoint(ckpt, path, use_ema, padding=built)
         device = resolve_device(device_target)
         model = model.to(device)
         weights = ckpt_io.which_weights(ckpt, use_ema)
@@ -694,6 +705,9 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--use_ema", type=bool_option, default=None, metavar="True|False",
                    help="a checkpoint of a run with --ema_decay: its weight average (True, the default) or its "
                         "trained weights (an exported file holds those chosen at export)")
+    p.add_argument("--padding", choices=PADDINGS, default=None,
+                   help="the padding of a checkpoint that records none (a MindSpore .ckpt, whose network pads "
+                        "SAME: same, the default there); a file that records its own is built as it says")
     p.add_argument("--batch_size", type=whole_number, default=BATCH, help=f"images per forward pass (default {BATCH})")
     add_num_workers_option(p, "loader processes that read and decode the files (default -1: min(8, CPU count) "
                               "with the model on a GPU and more than one batch of files, else none: on the CPU the "
@@ -734,7 +748,7 @@ def main(argv: Sequence[str]) -> int:
     path = ckpt_io.resolve_checkpoint_path(a.ckpt_file, "--ckpt_file")  # named by its option where it is not there
     predictor = load_predictor(path, a.labels, a.background_class, a.dataset, a.image_size, a.use_ema,
                                a.device_target, a.crop_pct, a.exif_orientation, a.antialias, a.interpolation,
-                               a.mean, a.std)
+                               a.mean, a.std, a.padding)
     results = predictor.top_k(images, a.top_k, a.num_workers, a.batch_size)
     failed = [r for r in results if "error" in r]
     # A model with NaN weights (a diverged run's, a damaged file) gives NaN for every class: no prediction.

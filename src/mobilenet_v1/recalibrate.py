@@ -32,6 +32,7 @@ from .config import (DATASETS, CommandParser, add_device_target_option, add_max_
 from .data import foreign_class_folders, held_out_for, held_out_read_note
 from .mindspore_io import (RECORDED_KEYS, average_taken, dropped_note, mindspore_warning, output_format, read_any,
                            write_checkpoint)
+from .model import PADDINGS
 from .transforms import CROP_PCT, recorded_interpolation
 
 DEFAULT_IMAGES = 2000
@@ -110,16 +111,17 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
         crop_pct: Optional[float] = None, images: int = DEFAULT_IMAGES, batch_size: int = DEFAULT_BATCH,
         seed: int = 1, num_workers: int = -1, fmt: Optional[str] = None, use_ema: bool = True,
         device_target: str = "auto", val_split: Optional[float] = None, mean: Optional[str] = None,
-        std: Optional[str] = None, max_bad_samples: int = -1) -> Dict[str, Any]:
+        std: Optional[str] = None, max_bad_samples: int = -1, padding: Optional[str] = None) -> Dict[str, Any]:
     """Write the model of ``src`` (a checkpoint of any format, or a run folder: its newest) with its
     BatchNorm statistics measured on ``images`` training images of ``dataset_path`` at ``image_size``
     (by default the size it was trained at) as ``dst`` (format from its extension, or ``fmt``).
     ``val_split``: an image folder's share of each class left out (by default the share ``src``'s run
     held out, where ``dataset_path`` is the folder it trained on). ``mean``/``std`` (text as ``--mean``
     takes it): the normalisation, by default the one ``src``'s run trained with; the written file records
-    it. ``max_bad_samples``: unreadable images skipped, as in training. Everything is checked before the
-    measurement."""
-    from .api import model_from_checkpoint, refuse_quantization_aware
+    it. ``max_bad_samples``: unreadable images skipped, as in training. ``padding``: the network's where ``src``
+    records none (a MindSpore ``.ckpt``: :func:`api.padding_option`), which ``dst`` then records; a presumed one
+    is not recorded. Everything is checked before the measurement."""
+    from .api import model_from_checkpoint, padding_option, refuse_quantization_aware
     from .engine import resolve_device
     from .quantize import calibration_loader
 
@@ -138,7 +140,8 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
         from .mindspore_io import to_seed_name
 
         remeasured = [to_seed_name(k) or k for k in remeasured]
-    model, args = model_from_checkpoint(ckpt, path, use_ema)
+    built, padding_note = padding_option(ckpt, padding, path, "recalibrate-bn")
+    model, args = model_from_checkpoint(ckpt, path, use_ema, padding=built)
     refuse_quantization_aware(model, path, f"its weights learned their rounding at the BatchNorm statistics it "
                                            f"froze; recalibrate {ckpt_io.float_model_of(ckpt)}, then fine-tune that "
                                            f"with --qat True")
@@ -201,9 +204,12 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     if dataset == "imagenet2012":
         config.update(crop_pct=crop_pct, antialias=antialias, interpolation=interpolation)
     recorded["config"] = config
-    count = write_checkpoint(dst, fmt, state, args, recorded)
+    written = dict(args)
+    if built is None and "padding" not in (ckpt.get("model_args") or {}):  # presumed (SAME), not the file's
+        del written["padding"]
+    count = write_checkpoint(dst, fmt, state, written, recorded)
     return {"source": path, "format": fmt, "tensors": count, "images": seen, "image_size": image_size,
-            "trained_at": trained_at, "val_split": val_split, "note": note,
+            "trained_at": trained_at, "val_split": val_split, "note": note, "padding_note": padding_note,
             "weights": ckpt_io.which_weights(ckpt, use_ema), "remeasured": remeasured,
             "layers": len(batchnorms(model)), **args, "recorded": sorted(recorded),
             "warning": mindspore_warning(path, fmt, args["padding"], config)}
@@ -259,9 +265,15 @@ def main(argv: Sequence[str]) -> int:
     add_writer_options(p, "a checkpoint of a run with --ema_decay: recalibrate its weight average (True, the "
                           "default) or its trained weights")
     add_max_bad_samples_option(p)
+    p.add_argument("--padding", choices=PADDINGS, default=None,
+                   help="the padding of a SRC that records none (a MindSpore .ckpt, whose network pads SAME), "
+                        "recorded in DST; a SRC that records its own keeps it")
     a = p.parse_args(list(argv))
     out = run(a.src, a.out, a.dataset_path, a.dataset, a.image_size, a.crop_pct, a.images, a.batch_size, a.seed,
-              a.num_workers, a.format, a.use_ema, a.device_target, a.val_split, a.mean, a.std, a.max_bad_samples)
+              a.num_workers, a.format, a.use_ema, a.device_target, a.val_split, a.mean, a.std, a.max_bad_samples,
+              a.padding)
+    if out["padding_note"]:
+        print(f"mobilenet-v1 recalibrate-bn: {out['padding_note']}", file=sys.stderr)
     size = (f"at image_size {out['image_size']} (trained at {out['trained_at']})"
             if out["trained_at"] not in (None, out["image_size"]) else f"at image_size {out['image_size']}")
     print(f"wrote {a.out}: {WRITTEN[out['format']]}, {out['tensors']} tensors (MobileNetV1 width_mult "
