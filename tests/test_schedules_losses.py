@@ -134,6 +134,18 @@ def test_warmup_prefix_false_counts_the_warmup_in_the_span_as_timms_default_sche
         load_config(["--warmup_prefix=False"])
 
 
+def test_timms_warmup_prefix_run_is_epoch_size_plus_the_warmup_here():
+    """timm's --warmup-prefix lengthens its run by the warm-up (create_scheduler_v2: get_cycle_length() adds warmup_t
+    for the cosine, num_epochs += warmup_epochs for the step schedule): --epochs E --warmup-epochs W --warmup-prefix
+    trains E + W epochs, the cosine over the last E. epoch_size here is the whole run, so that is epoch_size E + W
+    (helper-355; the README's table says so)."""
+    E, W, lo, hi, init = 10, 2, 1e-5, 0.1, 1e-4
+    warm = [init + (hi - init) * e / W for e in range(W)]
+    timm_cosine = warm + [lo + (hi - lo) * 0.5 * (1 + math.cos(math.pi * (e - W) / E)) for e in range(W, E + W)]
+    ours = get_lr(init, lo, hi, W, E + W, 3, "cosine_annealing", per_epoch=True)[::3]
+    np.testing.assert_allclose(ours, np.array(timm_cosine, dtype=np.float32), rtol=1e-6)
+
+
 def test_cosine_annealing_is_torchs_cosine_annealing_after_a_linear_warmup():
     """Warm-up as the seed's linear mode, then the rates of torch's CosineAnnealingLR stepped once a
     step (T_max: the steps after the warm-up, eta_min: lr_end), from lr_max down toward lr_end; not the
