@@ -70,6 +70,24 @@ def test_half_precision_asked_for_on_the_cpu_is_said_to_be_slower(cifar_dir, tmp
     assert "on the CPU: a training step took" not in capsys.readouterr().out
 
 
+def test_eval_says_when_auto_evaluates_in_another_precision_than_float32(cifar_dir, tmp_path, capsys, monkeypatch):
+    """On a GPU --precision auto evaluates in bf16, where timm's validate.py, torchvision's references and predict
+    evaluate in float32: only --json said so, and its figures were set beside theirs (helper-355). The GPU's choice
+    stands in for itself here; the note goes where auto chose another precision, not where one was asked for."""
+    model = MobileNetV1(class_num=10, width_mult=0.25).eval()
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    chose = evaluate_mod.resolve_precision
+    monkeypatch.setattr(evaluate_mod, "resolve_precision", lambda p, d: "bf16" if p == "auto" else chose(p, d))
+    base = ["eval", "--checkpoint_path", ckpt, "--dataset_path", str(cifar_dir), "--num_workers", "0", "--json"]
+    for options, said in (([], True), (["--precision", "fp32"], False), (["--precision", "bf16"], False)):
+        assert cli.main(base + options) == 0
+        out, err = capsys.readouterr()
+        assert json.loads(out.strip().splitlines()[-1])["precision"] == ("fp32" if "fp32" in options else "bf16")
+        assert ("note: precision bf16 (--precision auto on a GPU); --precision fp32 for the figures of timm's "
+                "validate.py, torchvision's references and predict, which evaluate in float32" in err) == said, options
+
+
 def test_checkpoint_save_load_identical_logits(tmp_path):
     model = MobileNetV1(class_num=6, width_mult=0.5).eval()
     model.network[4][1].running_mean.uniform_(-1, 1)  # buffers travel too

@@ -440,6 +440,11 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     else:
         device = resolve_device(cfg.device_target)
         precision = resolve_precision(cfg.precision, device)
+        if cfg.precision == "auto" and precision != "fp32":  # timm's validate.py, torchvision's references and
+            # predict evaluate in float32 unless asked: a figure to set beside theirs is said to be another's
+            print0(f"note: precision {precision} (--precision auto on a GPU); --precision fp32 for the figures of "
+                   f"timm's validate.py, torchvision's references and predict, which evaluate in float32",
+                   file=sys.stderr)
 
         typed_padding = getattr(given, "origin", {}).get("padding") == "option --padding"
 
