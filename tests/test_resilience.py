@@ -11,6 +11,7 @@ import math
 import os
 import random
 import re
+import select
 import shutil
 import signal
 import stat
@@ -2680,3 +2681,119 @@ def test_a_full_disk_at_the_runs_config_yaml_names_that_file(cifar_dir, tmp_path
             f"--save_checkpoint_path={run}", "--epoch_size=1"]
     assert cli.main(["train", *args]) == 1
     assert f"cannot write there ({run / ckpt_io.RUN_CONFIG}: File too large)" in capsys.readouterr().err
+
+
+# What Windows lacks or refuses, simulated on Linux (helper-353): the commands must not depend on it.
+
+def test_the_commands_import_without_the_posix_only_os_functions(tmp_path):
+    """Windows' os has no register_at_fork (train, and eval and data-stats through it, failed at import), and no
+    fchmod or set_blocking before Python 3.13 and 3.12."""
+    code = ("import os, torch, torch.utils.data, torchvision\n"
+            "for name in ('register_at_fork', 'fchmod', 'set_blocking'):\n"
+            "    os.__dict__.pop(name, None)\n"
+            "import mobilenet_v1.train, mobilenet_v1.evaluate, mobilenet_v1.datastats, mobilenet_v1.stopping\n"
+            "from mobilenet_v1 import checkpoint\n"
+            "checkpoint.atomic_save_text('a', os.path.join(os.environ['OUT'], 'a.txt'))\n")
+    folder = str(tmp_path)
+    r = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": SRC, "OUT": folder},
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert os.listdir(folder) == ["a.txt"]  # its mode set by os.chmod, as fchmod set it: not mkstemp's private 0600
+    assert stat.S_IMODE(os.stat(os.path.join(folder, "a.txt")).st_mode) == 0o666 & ~_current_umask()
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_an_atomic_write_renames_and_removes_no_open_file_where_the_system_refuses_that(tmp_path, monkeypatch):
+    """Windows refuses to rename or remove a file a handle holds open (WinError 32): every checkpoint, --out file
+    and export failed there, and a failed write left its temporary file behind."""
+    replace, unlink = os.replace, os.unlink
+
+    def held(path) -> bool:
+        return os.path.realpath(path) in {os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")}
+
+    def refusing_replace(src, dst):
+        if held(src):
+            raise PermissionError(13, "[WinError 32] used by another process", src)
+        return replace(src, dst)
+
+    def refusing_unlink(path, *args, **kwargs):
+        if held(path):
+            raise PermissionError(13, "[WinError 32] used by another process", path)
+        return unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(ckpt_io, "RENAME_NEEDS_CLOSE", True)
+    monkeypatch.delattr(os, "fchmod", raising=False)  # none on Windows before Python 3.13
+    monkeypatch.setattr(os, "replace", refusing_replace)
+    monkeypatch.setattr(os, "unlink", refusing_unlink)
+    target = tmp_path / "out.csv"
+    ckpt_io.atomic_save_text("image,label\n", str(target))
+    assert target.read_text(encoding="utf-8") == "image,label\n" and os.listdir(tmp_path) == ["out.csv"]
+    with pytest.raises(RuntimeError, match="failed midway"):
+        with ckpt_io.atomic_output(str(tmp_path / "never.pt")) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(b"half")
+            raise RuntimeError("failed midway")
+    assert os.listdir(tmp_path) == ["out.csv"]  # its temporary file removed
+
+
+def test_a_save_waits_a_moment_for_a_reader_that_holds_the_old_file_open(tmp_path, monkeypatch):
+    """Windows refuses to replace a file another handle holds open: an eval reading the run's best checkpoint
+    while the run saved a new one ended the run."""
+    import threading
+
+    target = tmp_path / "best.ckpt"
+    target.write_bytes(b"old")
+    reader = open(target, "rb")
+    replace = os.replace
+
+    def refusing(src, dst):
+        if not reader.closed:
+            raise PermissionError(13, "[WinError 5] Access is denied", dst)
+        return replace(src, dst)
+
+    monkeypatch.setattr(ckpt_io, "RENAME_NEEDS_CLOSE", True)
+    monkeypatch.setattr(os, "replace", refusing)
+    threading.Timer(0.3, reader.close).start()
+    ckpt_io.atomic_save_text("new", str(target))
+    assert target.read_text() == "new"
+
+
+def test_a_stop_request_hears_a_signal_where_select_takes_sockets_only(monkeypatch):
+    """Windows' select takes sockets only: the watchdog thread of a pipe died at once, and with it the 'stopping
+    after the step' message, the second Ctrl-C and the grace period's end."""
+    from mobilenet_v1 import stopping
+
+    real = select.select
+
+    def sockets_only(r, w, x, *timeout):
+        for f in list(r) + list(w) + list(x):
+            fd = f if isinstance(f, int) else f.fileno()
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                raise OSError(10038, "[WinError 10038] not a socket")
+        return real(r, w, x, *timeout)
+
+    monkeypatch.setattr(select, "select", sockets_only)
+    with stopping.StopRequest() as stop:
+        signal.raise_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while stop.received is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stop._watchdog.is_alive()
+        assert stop.received == signal.SIGTERM
+
+
+def test_ctrl_c_on_windows_gives_the_status_of_a_process_it_ended(monkeypatch):
+    """os.kill on Windows is TerminateProcess with the signal's number as the status: 2 for Ctrl-C, argparse's
+    usage error's. The status 130 is returned instead, without os.kill."""
+    monkeypatch.setattr(cli.sys, "platform", "win32")
+    monkeypatch.setattr(os, "kill", lambda *a: pytest.fail("os.kill called"))
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        assert cli.end_by_signal(signal.SIGINT) == 130
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -139,6 +139,25 @@ def _unwound_by_sigterm():
         yield
 
 
+# Windows refuses to rename or remove a file that any handle holds open (PermissionError, WinError 32).
+RENAME_NEEDS_CLOSE = os.name == "nt"
+
+
+def _replace(src: str, dst: str) -> None:
+    """``os.replace``; where a handle held open elsewhere refuses it (Windows: another process reading ``dst``,
+    an eval of the run's best checkpoint, a virus scanner), tried again for up to 1.5 s before the error."""
+    if RENAME_NEEDS_CLOSE:
+        import time
+
+        for delay in (0.05, 0.1, 0.15, 0.2, 0.4, 0.6):
+            try:
+                os.replace(src, dst)
+                return
+            except PermissionError:
+                time.sleep(delay)
+    os.replace(src, dst)
+
+
 NAME_MAX = 255  # bytes of a file's name: Linux's file systems, macOS's and Windows' (in characters)
 
 
@@ -176,13 +195,29 @@ def _temporary_output(path: str):
         if isinstance(e, OSError):  # named for the file asked for, not the temporary one
             raise OSError(e.errno, f"cannot write {path} in {folder}: {e.strerror}") from None
         raise
+    closed = False
+
+    def close() -> None:
+        nonlocal closed
+        if not closed:
+            closed = True
+            _HELD_LOCKS.discard(fd)
+            os.close(fd)
+
     try:
         # mkstemp makes the file private (0600); give it the mode any new file of this user gets.
-        os.fchmod(fd, 0o666 & ~_umask())
+        if hasattr(os, "fchmod"):  # none on Windows before Python 3.13
+            os.fchmod(fd, 0o666 & ~_umask())
+        else:
+            os.chmod(tmp, 0o666 & ~_umask())
         yield tmp
         os.fsync(fd)
-        os.replace(tmp, path)
+        if RENAME_NEEDS_CLOSE:  # Windows renames no file a handle holds open (it takes no flock either)
+            close()
+        _replace(tmp, path)
     except BaseException as e:
+        if RENAME_NEEDS_CLOSE:  # nor removes one
+            close()
         try:
             os.unlink(tmp)
         except OSError:
@@ -194,8 +229,7 @@ def _temporary_output(path: str):
             raise OSError(e.errno, e.strerror or os.strerror(e.errno), path) from None
         raise
     finally:  # after the rename or the removal: the lock is let go only once no temporary file is left
-        _HELD_LOCKS.discard(fd)
-        os.close(fd)
+        close()
     fsync_dir(folder)
 
 

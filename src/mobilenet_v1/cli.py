@@ -566,6 +566,10 @@ def end_by_signal(signum: int) -> int:
         flush()
     else:
         flusher.join(_FLUSH_SECONDS)
+    if sys.platform == "win32":
+        # os.kill there is TerminateProcess with the signal's number as the exit status (2 for Ctrl-C: argparse's
+        # usage error's), and no signal ends a process by a default action: the status is returned instead.
+        return 128 + signum
     os.kill(os.getpid(), signum)
     return 128 + signum
 

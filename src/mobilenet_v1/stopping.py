@@ -34,6 +34,7 @@ import _thread
 import os
 import select
 import signal
+import socket
 import sys
 import threading
 import time
@@ -180,9 +181,12 @@ class StopRequest:
             self._group = dist.new_group(backend="gloo")  # every rank creates it, in the same order
         if threading.current_thread() is not threading.main_thread():
             return self
-        read, write = os.pipe()
-        os.set_blocking(write, False)
-        self._wakeup = (read, write, signal.set_wakeup_fd(write, warn_on_full_buffer=False))
+        # A socket pair, not a pipe: Windows' select takes sockets only, and its set_wakeup_fd a socket or a
+        # file (os.set_blocking of a pipe: Python 3.12 on); asyncio's self-pipe is a socket pair too.
+        read, write = socket.socketpair()
+        read.setblocking(False)
+        write.setblocking(False)
+        self._wakeup = (read, write, signal.set_wakeup_fd(write.fileno(), warn_on_full_buffer=False))
         for signum in SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
         # Not in a distributed run: its ranks stop together after the same step, or exit (a rank blocked on
@@ -207,8 +211,8 @@ class StopRequest:
             if self._wakeup is not None:
                 read, write, before = self._wakeup
                 signal.set_wakeup_fd(before)
-                os.close(read)
-                os.close(write)
+                read.close()
+                write.close()
                 self._wakeup = None
             _heard = _heard or bool(self.received)
             for signum, handler in self._previous.items():
@@ -240,7 +244,11 @@ class StopRequest:
         while not self._done.is_set():
             ready, _, _ = select.select([read], [], [], 0.2)
             if ready:
-                for signum in os.read(read, 64):
+                try:
+                    received = read.recv(64)
+                except (BlockingIOError, InterruptedError):
+                    received = b""
+                for signum in received:
                     if signum not in SIGNALS:
                         continue
                     if self._signalled_at is None:

@@ -1583,7 +1583,8 @@ def _forked() -> None:
     _UNDER_WAY, _under_way_in = threading.Lock(), ""
 
 
-os.register_at_fork(after_in_child=_forked)
+if hasattr(os, "register_at_fork"):  # none on Windows, which never forks
+    os.register_at_fork(after_in_child=_forked)
 
 
 def run(cfg: Config, given: Optional[Set[str]] = None) -> Dict[str, Any]:
