@@ -2781,7 +2781,7 @@ def test_a_stop_request_hears_a_signal_where_select_takes_sockets_only(monkeypat
     with stopping.StopRequest() as stop:
         signal.raise_signal(signal.SIGTERM)
         deadline = time.monotonic() + 5
-        while stop.received is None and time.monotonic() < deadline:
+        while not stop.received and time.monotonic() < deadline:
             time.sleep(0.05)
         assert stop._watchdog.is_alive()
         assert stop.received == signal.SIGTERM
@@ -2797,3 +2797,79 @@ def test_ctrl_c_on_windows_gives_the_status_of_a_process_it_ended(monkeypatch):
         assert cli.end_by_signal(signal.SIGINT) == 130
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+# Standard streams that cannot be written: full, closed, a terminal gone (helper-354).
+
+def _command(*args):
+    return [sys.executable, "-m", "mobilenet_v1", *args]
+
+
+_ENV = dict(os.environ, PYTHONPATH=SRC, OMP_NUM_THREADS="1")
+
+
+def test_a_run_whose_standard_output_fills_up_goes_on_and_says_so(cifar_dir, tmp_path):
+    """`train ... > train.out` on a disk that fills up (here /dev/full): the run goes on, log.txt keeping its
+    lines and a warning, where it stopped at its next line with ENOSPC and saved nothing more."""
+    run = tmp_path / "run"
+    with open("/dev/full", "w") as full:
+        p = subprocess.run(_command("train", *run_args(cifar_dir, run, "--epoch_size=1")), stdout=full,
+                           stderr=subprocess.PIPE, text=True, env=_ENV, timeout=300)
+    assert p.returncode == 0, p.stderr
+    log = (run / "log.txt").read_text()
+    assert log.count("warning: cannot write standard output (No space left on device): its lines are given up "
+                     "(log.txt keeps them); training goes on") == 1
+    assert any(name.endswith(".ckpt") for name in os.listdir(run))
+
+
+def test_output_closed_or_full_is_an_error_not_a_silent_success():
+    """`info >&-` printed nothing and exited 0, `lr-schedule >&-` ended in a traceback, and `--help > /dev/full`
+    in a traceback (ours) or exit 0 (argparse's): each says it could not write standard output, and exits 1."""
+    for args in (["info"], ["lr-schedule", "--epoch_size", "1"]):
+        p = subprocess.run(_command(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_ENV,
+                           timeout=120, preexec_fn=lambda: os.close(1))
+        assert p.returncode == 1 and "Bad file descriptor" in p.stderr and "Traceback" not in p.stderr, (args, p)
+    for args in (["--help"], ["info", "--help"], ["info"]):
+        with open("/dev/full", "w") as full:
+            p = subprocess.run(_command(*args), stdout=full, stderr=subprocess.PIPE, text=True, env=_ENV, timeout=120)
+        assert p.returncode == 1 and "No space left on device" in p.stderr and "Traceback" not in p.stderr, (args, p)
+        assert "standard output" in p.stderr, (args, p.stderr)
+
+
+def test_standard_error_closed_keeps_notes_out_of_standard_output():
+    """`lr-schedule 2>&-`: Python's print(file=None) printed its notes on stdout, before the table's header."""
+    p = subprocess.run(_command("lr-schedule", "--epoch_size", "1", "--steps_per_epoch", "2"), stdout=subprocess.PIPE,
+                       text=True, env=_ENV, timeout=120, preexec_fn=lambda: os.close(2))
+    assert p.returncode == 0 and p.stdout.splitlines()[0] == "step,epoch,lr", p.stdout
+
+
+def test_a_terminal_closed_stops_a_run_with_a_checkpoint_and_nohup_keeps_it_running(cifar_dir, tmp_path):
+    """SIGHUP (the terminal closed, an ssh session lost) stops a run as SIGTERM does: a checkpoint at the step
+    under way and 129, where it killed the run with everything since its last checkpoint. Under nohup (SIGHUP
+    ignored) the run is not stopped."""
+    from mobilenet_v1 import stopping
+
+    run = tmp_path / "run"
+    p = subprocess.Popen(_command("train", *run_args(cifar_dir, run, "--epoch_size=50", "--log_interval=1")),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_ENV,
+                         preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
+    try:
+        log, deadline = run / "log.txt", time.monotonic() + 120
+        while not (log.is_file() and "epoch 1/50 step 3/" in log.read_text()) and p.poll() is None:
+            assert time.monotonic() < deadline, "the run did not reach step 3"
+            time.sleep(0.05)
+        p.send_signal(signal.SIGHUP)
+        assert p.wait(timeout=120) == 128 + signal.SIGHUP
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert "stopped by SIGHUP after step" in log.read_text()
+    assert any(name.endswith(".ckpt") for name in os.listdir(run))
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup's
+    try:
+        with stopping.StopRequest() as stop:
+            signal.raise_signal(signal.SIGHUP)
+            time.sleep(0.3)
+            assert not stop.received
+    finally:
+        signal.signal(signal.SIGHUP, before)

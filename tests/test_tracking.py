@@ -174,6 +174,19 @@ def test_tensorboard_files_hold_the_scalars(short_run):
     assert [(e.step, e.value) for e in top1] == [(r["step"], pytest.approx(r["top_1"])) for r in history["epochs"]]
 
 
+def test_a_run_folder_whose_path_is_not_utf8_trains_without_tensorboard_files(data_dir, tmp_path, capsys):
+    """TensorBoard's writer takes UTF-8 paths only: a run folder named in Latin-1 (runs/caf\xe9) failed to start,
+    with "'utf-8' codec can't encode character '\\udce9'", and left its config.yaml and metrics.jsonl behind
+    (helper-354). It trains, with its other records, and says the event files are off."""
+    out = os.path.join(str(tmp_path), os.fsdecode(b"caf\xe9"))
+    train.run(load_config(SMALL + [f"--dataset_path={data_dir}", "--epoch_size=1", f"--save_checkpoint_path={out}"]))
+    said = capsys.readouterr().out
+    assert f"TensorBoard files are off: the run folder's path is not UTF-8 ({os.fsencode(out)!r})" in said
+    names = os.listdir(out)
+    assert "metrics.jsonl" in names and any(n.endswith(".ckpt") for n in names)
+    assert not [n for n in names if n.startswith("events.out.tfevents")]
+
+
 def test_best_checkpoint_is_the_highest_recorded_top1(short_run):
     epochs = read_metrics(str(short_run["dir"]))["epochs"]
     tops = [r["top_1"] for r in epochs]

@@ -5,6 +5,8 @@
 """
 import argparse
 import contextlib
+import errno
+import io
 import math
 import os
 import sys
@@ -496,15 +498,59 @@ def _help(name: str, rest: List[str], argv: List[str]) -> Optional[int]:
     return None
 
 
+class ClosedOutput(io.TextIOBase):
+    """sys.stdout of a process started with it closed (`>&-`), where Python makes it None and print() then prints
+    nothing, and the command ended with 0, its output lost: a write is an error that names it (train's
+    ReaderMayLeave gives it up and runs on)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    def fileno(self) -> int:
+        return 1
+
+
+def _standard_streams_opened() -> None:
+    """Descriptors 0-2 closed at the start (`>&-`, `2>&-`, a daemon's) each take os.devnull, so that no file the
+    command opens later (a run's lock file, a checkpoint's temporary file, an export's) becomes descriptor 1 or 2,
+    into which native libraries write their messages; Python's sys.stderr None (print(file=None) prints on stdout:
+    notes and warnings inside eval --json's object, before lr-schedule's header) writes to nothing, and its
+    sys.stdout None is :class:`ClosedOutput`."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")
+    if sys.stdout is None:
+        sys.stdout = ClosedOutput()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv_given = argv
     if argv is None:  # the command line's own process: not a Python caller's, whose limits are its own
         from .runtime import raise_open_files_limit
         raise_open_files_limit()
+        _standard_streams_opened()
     argv = list(sys.argv[1:] if argv is None else argv)
     name, rest = (argv[0], argv[1:]) if argv else ("", [])
     try:
-        status = _help(name, rest, argv)
+        try:
+            status = _help(name, rest, argv)
+        except BrokenPipeError:
+            raise
+        except OSError as e:  # the usage or the version not written (`--help > /dev/full`): said, not a traceback
+            if argv_given is not None:
+                raise
+            print(f"mobilenet-v1: error: cannot write standard output: {e.strerror or e}", file=sys.stderr)
+            return 1
         if status is None:
             status = _command(name, rest, argv_given)
         if argv_given is None and sys.stdout is not None:  # None: started with stdout closed
@@ -688,7 +734,12 @@ def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) ->
     if argv_given is None and name == "train":  # a run outlives a reader of its output that goes away
         from .runtime import ReaderMayLeave
 
-        sys.stdout, sys.stderr = (None if s is None else ReaderMayLeave(s) for s in streams)  # None: closed
+        sys.stdout, sys.stderr = (None if s is None else ReaderMayLeave(s, what)  # None: closed
+                                  for s, what in zip(streams, ("standard output", "standard error")))
+    elif argv_given is None and sys.stdout is not None:  # its errors name it (a full disk is not the --out file's)
+        from .runtime import NamedOutput
+
+        sys.stdout = NamedOutput(sys.stdout)
     if name in COMMANDS and name not in ("train", "eval", "lr-schedule", "data-stats"):  # those read dashes already
         rest = underscored_options(rest)
     try:

@@ -734,6 +734,15 @@ class CommandParser(argparse.ArgumentParser):
         self._given = list(sys.argv[1:] if args is None else args)
         return super().parse_known_args(args, namespace)
 
+    def _print_message(self, message: str, file: Any = None) -> None:
+        """argparse's, but a --help that cannot be written (`> /dev/full`) is an error, as any output's, where
+        argparse passed it over and exited 0."""
+        if file is not None and file is sys.stdout and message:
+            file.write(message)
+            file.flush()
+            return
+        super()._print_message(message, file)
+
     def error(self, message: str) -> NoReturn:
         foreign = FOREIGN_OPTIONS.get(self.prog.rpartition(" ")[2], {})
         for token in self._given:

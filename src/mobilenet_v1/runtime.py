@@ -94,31 +94,83 @@ class ReaderMayLeave:
     the terminal's Ctrl-C ends too, or a ``| head``. A write or flush that meets the closed pipe sends the
     stream's descriptor, and so what it still holds and everything after, to os.devnull, where it raised
     BrokenPipeError at the next line printed and stopped the run before its checkpoint. (log.txt keeps
-    the run's lines.) Anything else is the stream's."""
+    the run's lines.) So does any other error of the stream's own writing: a terminal gone under a run that
+    ignores SIGHUP (``disown``, ``trap '' HUP``: EIO), a redirect's file on a disk that filled up (ENOSPC,
+    ``> /dev/full``), a file over its size limit (EFBIG); those are said once on stderr (and so in
+    log.txt), as a log file that cannot be written is. Anything else is the stream's."""
 
-    def __init__(self, stream: IO[str]):
+    def __init__(self, stream: IO[str], name: str = "standard output"):
         self._stream = stream
+        self._name = name
+        self._dead = False
 
-    def _gone(self) -> None:
-        devnull = os.open(os.devnull, os.O_WRONLY)
+    def _gone(self, error: OSError) -> None:
+        self._dead = True  # no write is tried again (a stream that fails each time: cli.ClosedOutput)
         try:
-            os.dup2(devnull, self._stream.fileno())
-        finally:
-            os.close(devnull)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, self._stream.fileno())
+            finally:
+                os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # no descriptor of its own: _dead is enough
+            pass
+        if not isinstance(error, BrokenPipeError):  # a reader that left said nothing: cat's way
+            try:
+                sys.stderr.write(f"warning: cannot write {self._name} ({error.strerror or error}): its lines are "
+                                 f"given up (log.txt keeps them); training goes on\n")  # one write: one line
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
 
     def write(self, text: str) -> int:
+        if self._dead:
+            return len(text)
         try:
             return self._stream.write(text)
-        except BrokenPipeError:
-            self._gone()
+        except OSError as e:
+            self._gone(e)
             return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
-        except BrokenPipeError:
-            self._gone()
-            self._stream.flush()  # what it held, to os.devnull: not to be tried at exit again
+        except OSError as e:
+            if not self._dead:
+                self._gone(e)
+            try:
+                self._stream.flush()  # what it held, to os.devnull: not to be tried at exit again
+            except OSError:
+                pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class NamedOutput:
+    """A command's standard output whose write errors name it: `convert A B > /dev/full` wrote B whole and
+    then said only "error: [Errno 28] No space left on device", as if B were what did not fit. A closed pipe
+    stays BrokenPipeError (:func:`cli.main` ends quietly on it)."""
+
+    def __init__(self, stream: IO[str], name: str = "standard output"):
+        self._stream = stream
+        self._name = name
+
+    def _named(self, error: OSError) -> OSError:
+        if isinstance(error, BrokenPipeError) or error.filename is not None:
+            return error
+        return OSError(error.errno, error.strerror or str(error), self._name)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as e:
+            raise self._named(e) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as e:
+            raise self._named(e) from None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)

@@ -1,7 +1,8 @@
-"""Stopping a run cleanly on SIGTERM or SIGINT: after the step under way, with a checkpoint there.
+"""Stopping a run cleanly on SIGTERM, SIGINT or SIGHUP: after the step under way, with a checkpoint there.
 
 SIGTERM is how a scheduler preempts a job (SLURM, Kubernetes, a spot instance's notice) and how
-torchrun stops its workers; SIGINT is Ctrl-C. Either one makes ``train`` finish the step under way,
+torchrun stops its workers; SIGINT is Ctrl-C; SIGHUP the terminal closed (an ssh session lost; not where
+the run ignores it, under nohup). Each one makes ``train`` finish the step under way,
 save a checkpoint at that step and exit with 128 + the signal's number, so ``--resume auto`` goes on
 from there and nothing is trained twice. A second Ctrl-C stops at once: also after the run, while the
 command closes its loaders and exits (:func:`quit_on_interrupt`), where Python would raise
@@ -47,7 +48,9 @@ from . import runtime
 
 GRACE_SECONDS = 10.0
 FLUSH_SECONDS = 2.0  # what an exit at once (exit_now) gives the output streams' buffered lines
-SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# SIGHUP: the terminal a run was started from closed (an ssh session lost); not on Windows, and left alone where
+# the run was started to ignore it (nohup).
+SIGNALS = (signal.SIGTERM, signal.SIGINT) + ((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ())
 _heard = False  # whether a run of this process stopped for a signal (:func:`quit_on_interrupt`)
 
 
@@ -140,6 +143,8 @@ def ignore_in_worker(worker_id: int = 0) -> None:
     ends any worker. multiprocessing's exit sends one SIGTERM only: loaders still open at the
     interpreter's exit are shut down before it (``data.DeviceLoader.close``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):  # the terminal closed: sent to the run too, which stops as on Ctrl-C
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _serve_on)
 
 
@@ -188,6 +193,8 @@ class StopRequest:
         write.setblocking(False)
         self._wakeup = (read, write, signal.set_wakeup_fd(write.fileno(), warn_on_full_buffer=False))
         for signum in SIGNALS:
+            if signum not in (signal.SIGTERM, signal.SIGINT) and signal.getsignal(signum) is signal.SIG_IGN:
+                continue  # nohup's: the run goes on as it asked
             self._previous[signum] = signal.signal(signum, self._handle)
         # Not in a distributed run: its ranks stop together after the same step, or exit (a rank blocked on
         # a dead peer takes no KeyboardInterrupt).

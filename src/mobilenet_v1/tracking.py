@@ -266,6 +266,12 @@ class RunLogger:
             runtime.print0(f"TensorBoard files are off: the tensorboard package is not installed "
                            f"({runtime.install_hint('tensorboard')})")
             return None
+        try:
+            os.fsencode(self.run_dir).decode("utf-8")
+        except UnicodeDecodeError:  # TensorBoard's writer takes UTF-8 paths only: the run failed to start
+            runtime.print0(f"TensorBoard files are off: the run folder's path is not UTF-8 "
+                           f"({os.fsencode(self.run_dir)!r}), which TensorBoard's writer cannot open")
+            return None
         # purge_step: TensorBoard hides what earlier runs in this folder logged from this step on. The
         # checkpoint's own step stays: its records (an epoch's eval/top_1) are the ones this run continues.
         _quiet_writer_threads(True)  # before its thread starts: that thread writes the file's first record
