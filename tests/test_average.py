@@ -738,6 +738,28 @@ def test_convert_of_a_busy_run_folder_converts_its_newest_after_a_prune(tmp_path
     assert done and os.path.basename(out["source"]) == "mobilenetv1-4_7.ckpt"
 
 
+def test_eval_of_a_busy_run_folder_evaluates_its_newest_after_a_prune(tmp_path, monkeypatch, image_folder):
+    """eval chose the folder's newest, then read it: pruned meanwhile, it ended "removed while it was being read"
+    where info, export and convert chose the newest again (a process of its own; torchrun's ranks evaluate the
+    file rank 0 chose, read by each)."""
+    from mobilenet_v1 import evaluate
+
+    run = busy_run(tmp_path)
+    done = pruning_once(monkeypatch, ckpt_io, "load_file", run)
+    captured = []
+
+    def stop_after_load(ckpt, path, *args, **kwargs):
+        captured.append(path)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(evaluate, "model_from_checkpoint", stop_after_load)
+    with pytest.raises(RuntimeError, match="stop here"):
+        evaluate.main(["--checkpoint_path", str(run), "--dataset", "imagenet2012", "--dataset_path",
+                       str(image_folder), "--device_target", "CPU", "--num_workers", "0"])
+    assert done and os.path.basename(done[0]) == "mobilenetv1-2_7.ckpt"
+    assert os.path.basename(captured[0]) == "mobilenetv1-4_7.ckpt"
+
+
 def test_a_named_checkpoint_that_is_pruned_is_still_an_error(tmp_path, monkeypatch):
     run = busy_run(tmp_path)
     pruning_once(monkeypatch, ckpt_io, "load_file", run)

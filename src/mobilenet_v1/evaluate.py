@@ -449,7 +449,12 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         typed_padding = getattr(given, "origin", {}).get("padding") == "option --padding"
 
         def load() -> Tuple[Dict[str, Any], Any, Dict[str, Any]]:
-            ckpt = ckpt_io.load_file(path)
+            nonlocal path
+            if dist.enabled:
+                ckpt = ckpt_io.load_file(path)
+            else:  # a run folder's newest pruned since it was chosen (a train saving there): its newest then
+                path, ckpt = ckpt_io.read_newest(cfg.checkpoint_path, ckpt_io.load_file, "--checkpoint_path",
+                                                 from_file)
             # A file that records no padding (a MindSpore .ckpt, or one converted back from it: a symmetric run's
             # weights among them, which convert warned of) is built as --padding says, where it is typed.
             unrecorded = "padding" not in (ckpt.get("model_args") or {})
