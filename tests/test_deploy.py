@@ -2618,6 +2618,32 @@ def test_predict_starts_loader_workers_only_on_a_gpu_for_more_than_one_batch():
     assert predict_workers(3, 1, 8, cpu) == 3 and predict_workers(0, 100, 8, gpu) == 0
 
 
+def test_predicts_loader_workers_start_as_every_loaders_do(tmp_path, monkeypatch):
+    """predict's workers took none of data.start_worker (Ctrl-C left to the main process, a first SIGTERM served
+    through, the inherited objects frozen out of their garbage collection): each worker runs it now."""
+    import signal
+
+    from PIL import Image
+
+    from mobilenet_v1 import predict as predict_mod
+
+    _, ckpt = named_classes_checkpoint(tmp_path)
+    for k in range(3):
+        Image.fromarray(torch.randint(0, 256, (40, 40, 3), dtype=torch.uint8).numpy()).save(tmp_path / f"{k}.png")
+    real = predict_mod.start_worker
+
+    def started(worker_id=0):
+        real(worker_id)
+        (tmp_path / f"worker-{worker_id}").write_text(str(signal.getsignal(signal.SIGINT) is signal.SIG_IGN))
+
+    monkeypatch.setattr(predict_mod, "start_worker", started)
+    rows = load_predictor(ckpt).top_k([str(tmp_path / f"{k}.png") for k in range(3)], 2, num_workers=2,
+                                          batch_size=1)
+    assert len(rows) == 3 and not [r for r in rows if "error" in r]
+    assert sorted(p.name for p in tmp_path.glob("worker-*")) == ["worker-0", "worker-1"]
+    assert {p.read_text() for p in tmp_path.glob("worker-*")} == {"True"}
+
+
 def test_a_labels_file_with_an_empty_line_names_that_line_counted_from_1(tmp_path):
     """--labels: one name per line; an empty one among them is named by its line as an editor numbers it (the
     empty lines at the end are left off; a byte-order mark and CRLF endings are read as the text they frame)."""

@@ -47,7 +47,7 @@ from .config import (ASCEND, DATASETS, DEVICE_TARGETS, CommandParser, add_device
                      image_size_number, is_cifar, normalisation, whole_number)
 from .archive import COMPRESSED_SUFFIXES, ArchiveMember, archive_images, is_archive, tar_files
 from .data import (IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, own_generator, read_bytes,
-                   read_failure, unread_photos_note)
+                   read_failure, start_worker, unread_photos_note)
 from .engine import ranked, resolve_device, without_underflowed
 from .model import PADDINGS
 from .onnx_io import DeployedModel, is_deployed_file, load_deployed, refuse_gpu
@@ -396,8 +396,11 @@ class Predictor:
         T.torchvision_ops()  # the decoders, imported once here rather than in each worker
         # Its workers' base seed from a generator of its own: from torch's global one, a notebook's seeded stream
         # moved on by each top_k (the loader draws it as iteration starts, with no workers too).
+        # start_worker: Ctrl-C the main process's to say, and the parent's objects kept out of each worker's
+        # garbage collection (copied pages), as every other loader's workers
         loader = DataLoader(files, batch_size=batch_size, num_workers=workers, collate_fn=list,
-                            prefetch_factor=4 if workers else None, generator=own_generator())
+                            prefetch_factor=4 if workers else None, generator=own_generator(),
+                            worker_init_fn=start_worker)
         normalize = self.normalizer()
         results: List[Dict[str, Any]] = []
         for items in loader:
