@@ -2873,3 +2873,53 @@ def test_a_terminal_closed_stops_a_run_with_a_checkpoint_and_nohup_keeps_it_runn
             assert not stop.received
     finally:
         signal.signal(signal.SIGHUP, before)
+
+
+# The stop watchdog's grace (mutation sample 6, helper-356).
+
+_STEPS_AFTER_SIGNAL = r'''
+import os, signal, sys, time
+sys.path.insert(0, sys.argv[1])
+import torch.distributed as dist
+from mobilenet_v1 import stopping
+dist.init_process_group("gloo", init_method="file://" + sys.argv[2], rank=0, world_size=1)
+stopping.GRACE_SECONDS = 3.0
+with stopping.StopRequest(distributed=True) as stop:
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(2.0)  # a step under way when the signal came; the ranks agree on it only after the next one
+    first = stop.should_stop(1)
+    time.sleep(2.0)  # the next step: it ends 4 s after the signal, 2 s after the step before
+    print("stops after step 2:", first, stop.should_stop(2), stop.agreed, flush=True)
+dist.destroy_process_group()
+'''
+
+
+def test_a_distributed_rank_that_keeps_completing_steps_after_a_signal_is_not_ended_by_the_watchdog(tmp_path):
+    """The ranks of a distributed run agree on a signal a step or two after it (the all-reduce of the step before
+    is read after the next one): a rank that goes on completing steps meanwhile is not blocked on a dead peer, and
+    the watchdog's grace counts from its last step, not from the signal. With a grace of 3 s and steps of 2 s,
+    the rank stops after step 2 with its checkpoint (exit 0), 4 s after the signal; counting from the signal
+    alone (stopping.py's ``max(self._last_step, self._signalled_at)`` as ``self._signalled_at``) the watchdog
+    exited it unsaved with 143 at 3 s, leaving the other ranks waiting in the next all-reduce (helper-356)."""
+    r = subprocess.run([sys.executable, "-c", _STEPS_AFTER_SIGNAL, SRC, str(tmp_path / "store")],
+                       capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stdout) == (0, f"stops after step 2: False True {int(signal.SIGTERM)}\n"), r.stderr[-2000:]
+
+
+def test_the_grace_is_ten_seconds_while_the_steps_are_short(monkeypatch):
+    """README: a process that "completes no step for 10 s after the signal (or three times its longest step, if
+    longer)" is ended by the watchdog. Steps of 2 s (three times: 6 s) leave the grace at 10 s; with stopping.py's
+    GRACE_SECONDS at 5 it was 6 s, and a run whose step under way needed 7 s more after a preemption's signal was
+    ended by the watchdog, unsaved (helper-356)."""
+    import types
+
+    from mobilenet_v1 import stopping
+
+    now = [0.0]
+    monkeypatch.setattr(stopping, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    stop = stopping.StopRequest()
+    assert stop.grace() == 10.0  # before any step
+    for step, at in enumerate((2.0, 4.0, 6.0), 1):
+        now[0] = at
+        assert not stop.should_stop(step)
+    assert stop.grace() == 10.0
