@@ -1856,3 +1856,21 @@ def test_an_image_model_on_cifar_binaries_is_told_they_are_cifar_files(cifar_dir
     with pytest.raises(DataError, match=r"are not among the 4 classes .*; it holds CIFAR-10's files, not class "
                                         r"folders of images$"):
         find_images(str(cifar_dir), ["10", "2", "A", "b"])
+
+
+def test_a_jpeg_of_thousands_of_repeated_scans_is_an_unreadable_file_not_minutes_of_decoding():
+    """libjpeg makes a pass over the whole image for each scan and only warns at one that repeats another: a
+    331 KB 4096x4096 JPEG of 5,000 repeated scans took 83 s to decode. Such a file is refused by its count."""
+    import time
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(buf, "JPEG", progressive=True)
+    data = buf.getvalue()
+    start = data.rfind(b"\xff\xda")  # the last scan, repeated up to the end-of-image marker
+    last = data[start:data.rfind(b"\xff\xd9")]
+    hostile = data[:start] + last * (T.MAX_JPEG_SCANS + 1) + data[start + len(last):]
+    began = time.monotonic()
+    with pytest.raises(T.DecodeError, match=r"holds 1\d\d scans, past the 100"):
+        T.decode_rgb(torch.frombuffer(bytearray(hostile), dtype=torch.uint8), "x.jpg")
+    assert time.monotonic() - began < 1
+    assert T.decode_rgb(torch.frombuffer(bytearray(data), dtype=torch.uint8), "ok.jpg").shape == (3, 64, 64)

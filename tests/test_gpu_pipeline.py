@@ -740,13 +740,13 @@ def test_shared_buffers_are_sized_from_the_files_and_left_out_without_room(image
 
 def test_jpeg_frame_header_parsing():
     arr = smooth_image(20, 30, 0)
-    assert T.jpeg_frame(jpeg_bytes(arr)) == (0xC0, 3, 20, 30, 0, True)  # 0: no EXIF orientation
-    assert T.jpeg_frame(jpeg_bytes(arr, "L")) == (0xC0, 1, 20, 30, 0, True)
+    assert T.jpeg_frame(jpeg_bytes(arr)) == (0xC0, 3, 20, 30, 0, True, 1)  # 0: no EXIF orientation; 1 scan
+    assert T.jpeg_frame(jpeg_bytes(arr, "L")) == (0xC0, 1, 20, 30, 0, True, 1)
     assert T.jpeg_frame(jpeg_bytes(arr, "CMYK"))[1] == 4
-    assert T.jpeg_frame(jpeg_bytes(arr, "RGB", "PNG")) == (0, 0, 0, 0, 0, False)
+    assert T.jpeg_frame(jpeg_bytes(arr, "RGB", "PNG")) == (0, 0, 0, 0, 0, False, 0)
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="JPEG", progressive=True)
-    assert T.jpeg_frame(buf.getvalue()) == (0xC2, 3, 20, 30, 0, True) and T.gpu_decodable(buf.getvalue())
+    assert T.jpeg_frame(buf.getvalue()) == (0xC2, 3, 20, 30, 0, True, 10) and T.gpu_decodable(buf.getvalue())
     assert not T.gpu_decodable(jpeg_bytes(arr, "L")) and T.gpu_decodable(jpeg_bytes(smooth_image(300, 2, 1)))
     assert T.jpeg_frame(jpeg_bytes(smooth_image(300, 2, 1)))[2:4] == (300, 2)  # two-byte sizes
 

@@ -2210,6 +2210,7 @@ class EncodedImageDataset(Dataset):
             # would make the whole image first, gigabytes for a damaged header's 60000x60000.
             limit = T.pixel_limit()
             if (frame.gpu_decodable and not (self.exif and frame.orientation < 0) and frame.complete
+                    and frame.scans <= T.MAX_JPEG_SCANS  # decode_rgb refuses more, naming the file
                     and (limit is None or frame.height * frame.width <= limit)):
                 size = (frame.width, frame.height) if turn >= 5 else (frame.height, frame.width)  # 5-8: turned
                 return ENCODED, data, label, seed, path, self._draw(size, seed), turn

@@ -78,6 +78,12 @@ def decode_rgb(data: torch.Tensor, name: str = "<bytes>", exif: bool = False) ->
         # the same pixels for every kind of PNG tried (8- and 16-bit, palette, alpha, interlaced; EXIF
         # turned alike): tests/test_data.py.
         return _decode_with_pil(data, name, exif)
+    if data.numel() > 2 and data[0] == 0xFF and data[1] == 0xD8:
+        scans = jpeg_frame(data.numpy().tobytes()).scans
+        if scans > MAX_JPEG_SCANS:
+            raise DecodeError(f"{name}: not a readable image (it holds {scans:,} scans, past the {MAX_JPEG_SCANS} "
+                              f"a JPEG is read with: libjpeg makes a pass over the whole image for each, and a few "
+                              f"hundred KB of them took minutes)")
     if _for_pil(data, name):
         return _decode_with_pil(data, name, exif)
     tv = torchvision_ops()  # outside the try: a torchvision that cannot load is an error, not a fallback
@@ -91,6 +97,14 @@ def decode_rgb(data: torch.Tensor, name: str = "<bytes>", exif: bool = False) ->
     except (RuntimeError, ValueError):
         pass
     return _decode_with_pil(data, name, exif)
+
+
+# The most scans (start-of-scan markers) a JPEG may hold: libjpeg's progressive script writes 10 (6 for grayscale),
+# mozjpeg's and jpegtran's a few more. Each is a pass over every coefficient of the image, and libjpeg only warns
+# at a scan that repeats another ("Inconsistent progression sequence"): a 331 KB 4096x4096 JPEG of 5,000 repeated
+# 33-byte scans took 83 s to decode (PIL's and torchvision's alike), a normal one 0.2 s; 100 at PIL's pixel
+# limit are about 18 s.
+MAX_JPEG_SCANS = 100
 
 
 def pixel_limit() -> Optional[int]:
@@ -180,21 +194,26 @@ def pil_rgb(im, exif: bool = False) -> torch.Tensor:
 
     im.load()  # Pillow turns a TIFF upright as it loads it, and then holds no orientation to turn by again
     orientation = _pil_orientation(im) if exif and im.format in EXIF_FORMATS else 0
+    # Memory: one copy of the pixels at a time besides PIL's own (a 144-million-pixel PNG of 420 KB took 2.0 GB
+    # through int64 grays, np.repeat, a copy and a permuted copy; 3 bytes a pixel is what comes out).
     if im.mode.startswith("I;16") or im.mode == "I":
         # 16- or 32-bit grayscale (TIFF, PGM): convert("RGB") would clip it at 255, not scale it. PIL reads a
         # PGM of over 8 bits as "I" scaled to 16 bits whatever its values: a dark one too is shifted.
-        gray = np.asarray(im).astype(np.int64)
+        gray = np.asarray(im)  # uint16 or int32, shifted in its own type (an arithmetic shift, as int64's)
         if im.mode != "I" or im.format == "PPM" or gray.max(initial=0) > 255:
             gray = gray >> 8
-        arr = np.repeat(gray.clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
-    elif im.mode == "F" and not np.nanmax(np.asarray(im), initial=0.0) > 1.0:
+        gray = torch.from_numpy(gray.clip(0, 255).astype(np.uint8))
+        return turn_upright(gray.expand(3, *gray.shape).contiguous(), orientation)
+    if im.mode == "F" and not np.nanmax(np.asarray(im), initial=0.0) > 1.0:
         # 32-bit float grayscale (TIFF) on the 0-1 scale: convert("RGB") would clip it to black, not scale it.
         # (Values past 1 are taken on the 0-255 scale, as PIL converts them.)
-        gray = np.rint(np.nan_to_num(np.asarray(im, dtype=np.float64)).clip(0, 1) * 255).astype(np.uint8)
-        arr = np.repeat(gray[..., None], 3, axis=2)
-    else:
-        arr = np.asarray(im.convert("RGB"))
-    return turn_upright(torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous(), orientation)
+        gray = torch.from_numpy(np.rint(np.nan_to_num(np.asarray(im, dtype=np.float64)).clip(0, 1) * 255)
+                                .astype(np.uint8))
+        return turn_upright(gray.expand(3, *gray.shape).contiguous(), orientation)
+    rgb = im if im.mode == "RGB" else im.convert("RGB")  # (convert copies an RGB image too)
+    # np.asarray: PIL's bytes (read-only); the planes copied out of it are the tensor's own, the one copy made here
+    chw = np.ascontiguousarray(np.asarray(rgb).transpose(2, 0, 1))
+    return turn_upright(torch.from_numpy(chw), orientation)
 
 
 def turn_upright(img: torch.Tensor, orientation: int) -> torch.Tensor:
@@ -645,6 +664,7 @@ class JpegFrame(NamedTuple):
     width: int = 0
     orientation: int = 0
     complete: bool = False
+    scans: int = 0  # its start-of-scan markers (FF DA; never in scan data, where FF is stuffed as FF 00)
 
     @property
     def gpu_decodable(self) -> bool:
@@ -701,7 +721,7 @@ def jpeg_frame(data: bytes) -> JpegFrame:
     if not frame:
         return JpegFrame()
     # Headers not read to the first scan (stray bytes, a cut file) may hide a block libjpeg would read.
-    return JpegFrame(*frame, orientation if scan or orientation else -1, complete)
+    return JpegFrame(*frame, orientation if scan or orientation else -1, complete, data.count(b"\xff\xda"))
 
 
 def exif_orientation(tiff: bytes) -> int:
