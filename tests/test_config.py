@@ -309,6 +309,31 @@ def test_a_config_file_that_is_not_text_is_named(tmp_path):
         load_config(["--config_path", str(f)])
 
 
+def test_a_config_value_of_billions_of_aliased_items_is_refused_at_once(tmp_path, capsys):
+    """YAML aliases of aliases (a billion laughs): a few hundred bytes load cheaply as shared lists, but the error
+    message that named the value expanded them: 351 MB printed and 1.6 GB from 369 bytes, a MemoryError after 36 s
+    from 455 (helper-357). A value of over 10,000 items, aliases counted, is refused naming the key; a seed
+    config's keys and a short list are not."""
+    import time
+
+    levels = ["&a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    # 9**6 items: a bomb all the same, whose expansion stays small enough should the check be lost (seconds)
+    levels += [f"&a{k} [{', '.join([f'*a{k - 1}'] * 9)}]" for k in range(1, 6)]
+    bomb = tmp_path / "mean.yaml"
+    bomb.write_text(f"mean: [{', '.join(levels)}]\n", encoding="utf-8")
+    assert bomb.stat().st_size < 600
+    began = time.monotonic()
+    assert cli.main(["train", "--config_path", str(bomb)]) == 1
+    err = capsys.readouterr().err
+    assert time.monotonic() - began < 10 and len(err) < 2000
+    assert f"config file {bomb}: mean holds over 10,000 items (YAML aliases" in err
+    near = tmp_path / "near.yaml"  # 9,999 items counted (the list and its 9,998 entries): not refused for its size
+    near.write_text("crop_pct: [" + ", ".join(["0.5"] * 9998) + "]\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_config(["--config_path", str(near)])
+    assert "holds over" not in str(e.value)
+
+
 def test_exponential_decay_keys():
     """lr_decay_rate / lr_decay_epochs: checked, and refused where the schedule would ignore them."""
     cfg = load_config(["--lr_decay_mode=exponential", "--lr_decay_rate=0.973", "--lr_decay_epochs=2.4"])
