@@ -255,6 +255,21 @@ def test_truncated_and_foreign_files_are_refused_naming_the_file(tmp_path):
         ckpt_io.load_file(str(tmp_path / "dims.ckpt"))
 
 
+def test_a_mindspore_tensor_of_no_bytes_and_a_shape_past_any_tensor_is_named_as_damaged(tmp_path):
+    """dims [0, 2**62, 2**62] hold no bytes, as their product says: torch.empty of that shape ended info, eval,
+    predict and convert in a traceback ("Stride calculation overflowed"; helper-357). Named with the file."""
+    Checkpoint = mindspore_io.message_class("Checkpoint")
+    msg = Checkpoint()
+    msg.ParseFromString(mindspore_io.mindspore_bytes({"fc.bias": torch.zeros(0)}))
+    del msg.value[0].tensor.dims[:]
+    msg.value[0].tensor.dims.extend([0, 2 ** 62, 2 ** 62])
+    (tmp_path / "huge.ckpt").write_bytes(msg.SerializeToString())
+    with pytest.raises(ckpt_io.CheckpointError, match=r"huge\.ckpt: tensor fc\.bias has shape \(0, "
+                                                      r"4611686018427387904, 4611686018427387904\), past any "
+                                                      r"tensor's size; the file is damaged$"):
+        ckpt_io.load_file(str(tmp_path / "huge.ckpt"))
+
+
 def test_a_damaged_name_is_refused_naming_the_file(tmp_path, capsys):
     """A flipped byte in a parameter's name makes it invalid UTF-8, which protobuf returns as bytes: a
     clear error naming the file (it was a TypeError traceback from the name mapping)."""

@@ -67,15 +67,17 @@ def snappy(raw: bytes) -> bytes:
     return bytes(out)
 
 
-def write_bundle(prefix, tensors, compress: bool = False):
+def write_bundle(prefix, tensors, compress: bool = False, shapes=None):
     """TensorFlow's checkpoint of ``tensors`` (name: a float32 or int64 array, DT_FLOAT or DT_INT64): its data
     file and its index, a table of one data block, an empty metaindex block, an index block and the footer;
-    with ``compress``, its blocks Snappy-compressed (a merged save's before TensorFlow 1.2)."""
+    with ``compress``, its blocks Snappy-compressed (a merged save's before TensorFlow 1.2). ``shapes``: the
+    shape the index records of a tensor named there, in place of its array's (a damaged file's)."""
     data, entries = bytearray(), []
     for name in sorted(tensors):
         tf_dtype = 9 if tensors[name].dtype == np.int64 else 1
         raw = np.ascontiguousarray(tensors[name]).astype("<i8" if tf_dtype == 9 else "<f4").tobytes()
-        shape = b"".join(field(2, varint(1 << 3) + varint(d)) for d in tensors[name].shape)
+        recorded = (shapes or {}).get(name, tensors[name].shape)
+        shape = b"".join(field(2, varint(1 << 3) + varint(d)) for d in recorded)
         entry = (varint(1 << 3) + varint(tf_dtype) + field(2, shape) + varint(4 << 3) + varint(len(data))
                  + varint(5 << 3) + varint(len(raw)) + varint(6 << 3 | 5) + masked(crc32c(raw)).to_bytes(4, "little"))
         entries.append((name.encode(), entry))
@@ -233,6 +235,21 @@ def test_tf_slim_checkpoint_without_gamma_and_damaged_ones(tmp_path):
     with pytest.raises(ckpt_io.CheckpointError, match=r"a TensorFlow checkpoint without MobilenetV1's variables \(it "
                                                       r"holds resnet_v1_50/conv1/weights\): not TF-slim's MobileNetV1"):
         load_model(str(tmp_path / "other.ckpt"))
+
+
+def test_a_tf_checkpoint_recording_a_shape_past_any_arrays_size_is_named_as_damaged(tmp_path):
+    """An index recording shape (2**32, 2**32) with 0 bytes passed the size check (NumPy's int64 product wrapped
+    to 0), then failed in a bare "cannot reshape array of size 0"; (0, 2**62, 2**62) in NumPy's "array is too
+    big" (helper-357). Both are named with the file."""
+    tensors = slim_tensors(slim_net(2))
+    name = next(n for n in sorted(tensors) if n.endswith("Conv2d_0/weights"))
+    for shape in ((2 ** 32, 2 ** 32), (0, 2 ** 62, 2 ** 62)):
+        prefix = tmp_path / "m.ckpt"
+        write_bundle(prefix, {**tensors, name: np.zeros((0,), np.float32)}, shapes={name: shape})
+        with pytest.raises(ckpt_io.CheckpointError, match=rf"m\.ckpt\.index: {name} (of shape \[4294967296, "
+                                                          rf"4294967296\] records 0 bytes|has shape \[0, "
+                                                          rf"4611686018427387904, 4611686018427387904\], past any)"):
+            load_model(str(prefix))
 
 
 def test_an_output_named_as_a_tf_checkpoints_weights_file_is_refused_as_an_input(tmp_path, capsys):

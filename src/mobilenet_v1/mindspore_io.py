@@ -192,6 +192,9 @@ def _tensor_from_bytes(tag: str, dims: List[int], ttype: str, content: bytes, so
         raise CheckpointError(f"checkpoint {source}: tensor {tag} holds {len(content)} bytes, but shape "
                               f"{shape} of {ttype} needs {expected}; the file is damaged")
     if expected == 0:
+        if math.prod(d for d in shape if d) * item >= 2 ** 63:  # torch.empty((0, 2**62, 2**62)): a traceback
+            raise CheckpointError(f"checkpoint {source}: tensor {tag} has shape {shape}, past any tensor's size; "
+                                  f"the file is damaged")
         return torch.empty(shape, dtype=dtype)
     # A copy into a bytearray: the tensor owns writable memory, not the protobuf's bytes.
     return torch.frombuffer(bytearray(content), dtype=dtype).reshape(shape)

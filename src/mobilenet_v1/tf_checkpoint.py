@@ -16,6 +16,7 @@ the same normalisation), inputs scaled to [-1, 1] (folded into the first convolu
 and std are), and 1001 outputs whose first is "background": dropped, leaving ImageNet's 1000 classes in
 their sorted-synset order, which is this toolkit's (an image folder's sorted class folders)."""
 
+import math
 import os
 import re
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
@@ -263,8 +264,10 @@ def read_bundle(prefix: str, wanted: Callable[[str], bool] = lambda name: True) 
                 continue  # strings and others no network weight is: left out
             shape = _shape(entry.get(2, b""), index)
             shard, offset, size = entry.get(3, 0), entry.get(4, 0), entry.get(5, 0)
-            if size != int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize:
+            if size != math.prod(shape) * np.dtype(dtype).itemsize:  # exact: np.prod wrapped (2**32, 2**32) to 0
                 raise CheckpointError(f"checkpoint {index}: {name} of shape {shape} records {size} bytes (damaged?)")
+            if math.prod(d for d in shape if d) * np.dtype(dtype).itemsize >= 2 ** 63:  # (0, 2**62, 2**62)
+                raise CheckpointError(f"checkpoint {index}: {name} has shape {shape}, past any array's size (damaged?)")
             if shard not in files:
                 data = f"{prefix}.data-{shard:05d}-of-{shards:05d}"
                 if not os.path.isfile(data):
