@@ -2505,6 +2505,35 @@ def test_predict_prints_a_file_name_that_is_not_utf8_where_stdout_is_strict(tmp_
     assert lines[0::2] == [f"{folder}/caf\\xe9.png", f"{folder}/th\u00e9.png"] and len(lines) == 4
 
 
+def test_predict_prints_control_characters_of_names_escaped_not_to_the_terminal(tmp_path, capsys):
+    """A file named a\x1b]0;T\x07\x1b[2Jb.png (an archive's, a scraper's) retitled the terminal and cleared the
+    screen, hiding the lines before it; a label holding them (a --labels file's) and an unreadable file's error
+    line did the same (helper-357). Printed escaped, as a name's undecodable bytes are; the results file keeps
+    the name as the folder has it."""
+    from PIL import Image
+
+    _, ckpt = named_classes_checkpoint(tmp_path)
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    hostile = "a\x1b]0;T\x07\x1b[2Jb.png"
+    Image.new("RGB", (40, 40), (60, 90, 30)).save(folder / hostile)
+    (folder / "bad\rname.png").write_bytes(b"not an image")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"c{i}\x1b[31m\n" for i in range(10)), encoding="utf-8")
+    assert cli.main(["predict", str(folder), "--ckpt_file", ckpt, "--top_k", "1", "--labels", str(labels),
+                     "--device_target", "CPU"]) == 1
+    out, err = capsys.readouterr()
+    assert "\x1b" not in out + err and "\x07" not in out and "\r" not in err
+    assert f"{folder}/a\\x1b]0;T\\x07\\x1b[2Jb.png" in out.splitlines()
+    assert re.search(r"^ +\d+\.\d+%  c\d\\x1b\[31m  \[\d\]$", out.splitlines()[1])
+    assert f"{folder}/bad\\rname.png" in err
+    results = tmp_path / "r.csv"
+    assert cli.main(["predict", str(folder), "--ckpt_file", ckpt, "--out", str(results), "--device_target", "CPU"]) \
+        == 1
+    with open(results, newline="", encoding="utf-8") as f:
+        assert str(folder / hostile) in {row["image"] for row in csv.DictReader(f)}
+
+
 def test_predict_names_a_compressed_tar_and_predicts_past_paths_that_give_no_image(tmp_path, capsys):
     """A .tar.gz was read as an image ("not a readable image"); a path that is not there stopped the whole run,
     the other files unpredicted. Each such path (not there, a link to nothing, a folder without images, a

@@ -490,7 +490,11 @@ def shown_name(name: str) -> str:
     """A file name as the text output prints it: one that is not UTF-8 (Latin-1 ``caf\\xe9.png``) with those
     bytes escaped; a UTF-8 locale's stdout (strict, where the C locale's is not) refused it, and the results of
     every file were lost to the error."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    # Control characters (ESC's terminal sequences, a carriage return, NUL, bidi overrides) escaped too: a name
+    # from an archive or a scraper ("a\x1b]0;T\x07\x1b[2J.jpg") cleared the screen, retitled the terminal or hid
+    # the lines printed before it.
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def results_csv(results: Sequence[Dict[str, Any]], k: int) -> str:
@@ -782,10 +786,10 @@ def main(argv: Sequence[str]) -> int:
                 continue
             print0(shown_name(r["image"]))
             for t in r["top_k"]:
-                print0(f"  {t['probability']:7.2%}  {t['label']}  [{t['index']}]")
+                print0(f"  {t['probability']:7.2%}  {shown_name(str(t['label']))}  [{t['index']}]")
     if failed:
         others = " (the others were predicted)" if len(failed) < len(results) else ""
         print(f"mobilenet-v1 predict: {len(failed)} of {len(results)} image file(s) could not be read or decoded"
-              f"{others}: " + "; ".join(r["error"] for r in failed[:10])
+              f"{others}: " + "; ".join(shown_name(r["error"]) for r in failed[:10])
               + (" ..." if len(failed) > 10 else ""), file=sys.stderr)
     return 1 if failed or nonfinite else 0

@@ -333,7 +333,7 @@ def file_labels(metadata: Dict[str, Any]) -> List[str]:
     # A line each: a line break in a name is a space; its other spaces stay (collapsed, " a" and "a", "x  y" and
     # "x y" were one label twice, two classes an app could not tell apart).
     several = sum(n is None for n in names) > 1
-    return [(f"(no class {i})" if several else "(no class)") if n is None else " ".join(shown_name(n).splitlines())
+    return [(f"(no class {i})" if several else "(no class)") if n is None else shown_name(" ".join(n.splitlines()))
             for i, n in enumerate(names)]
 
 
