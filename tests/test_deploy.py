@@ -2731,6 +2731,10 @@ def test_a_file_that_records_no_padding_is_built_as_padding_says_by_predict_expo
         assert ("convert builds it with padding symmetric as asked" in err) == bool(options)
         assert (ckpt_io.load_file(str(tmp_path / name))["model_args"].get("padding")) == recorded, name
     assert same(probabilities(str(tmp_path / "sym.pt")))
+    # A MindSpore .ckpt written has no place for it: said, with what to do (helper-358).
+    assert cli.main(["convert", seed_file, str(tmp_path / "again.ckpt"), "--padding", "symmetric"]) == 0
+    assert (f"{tmp_path / 'again.ckpt'}, a MindSpore .ckpt, has no place to record it: pass --padding symmetric "
+            f"again where it is read") in capsys.readouterr().err
     assert cli.main(["convert", str(tmp_path / "sym.pt"), str(tmp_path / "again.pt"), "--padding", "same"]) == 0
     assert (f"mobilenet-v1 convert: not used here: --padding same ({tmp_path / 'sym.pt'} has padding symmetric, "
             f"which convert uses)") in capsys.readouterr().err

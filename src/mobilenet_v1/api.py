@@ -196,12 +196,13 @@ def model_from_checkpoint(ckpt: Dict[str, Any], source: str, use_ema: bool = Tru
     return model.eval(), args
 
 
-def padding_option(ckpt: Dict[str, Any], padding: Optional[str], source: str,
-                   command: str) -> Tuple[Optional[str], str]:
+def padding_option(ckpt: Dict[str, Any], padding: Optional[str], source: str, command: str,
+                   mindspore_out: str = "") -> Tuple[Optional[str], str]:
     """A command's ``--padding`` for the checkpoint ``ckpt`` read from ``source``, as eval takes it: the padding to
     build its network with where the file records none (a MindSpore ``.ckpt``, or a file converted from one: a
     symmetric run's weights among them, which convert warned of), else None (the file's own); and the line that says
-    so on stderr, after the command's name ("" where ``padding`` is None or the file's)."""
+    so on stderr, after the command's name ("" where ``padding`` is None or the file's). ``mindspore_out``: the
+    MindSpore ``.ckpt`` the command writes, which has no place to record it (said too)."""
     if padding is None:
         return None, ""
     if padding not in PADDINGS:
@@ -209,8 +210,12 @@ def padding_option(ckpt: Dict[str, Any], padding: Optional[str], source: str,
     args = ckpt.get("model_args")
     recorded = args.get("padding") if isinstance(args, dict) else None
     if recorded is None:
+        unrecorded = (f"; {mindspore_out}, a MindSpore .ckpt, has no place to record it: pass --padding {padding} "
+                      f"again where it is read (or write a .pt or .safetensors, which record it)"
+                      if mindspore_out else "")
         return padding, (f"note: --padding {padding} given; {source} records no padding (a MindSpore "
-                         f".ckpt's network pads SAME): {command} builds it with padding {padding} as asked")
+                         f".ckpt's network pads SAME): {command} builds it with padding {padding} as asked"
+                         + unrecorded)
     if recorded == padding:
         return None, ""
     return None, (f"not used here: --padding {padding} ({source} has padding {recorded}, which {command} "

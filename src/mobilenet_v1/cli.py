@@ -322,7 +322,8 @@ def cmd_convert(argv: List[str]) -> int:
                         "moments.*) and global_step, which a continued run reads (a file to deploy is half the size)")
     p.add_argument("--padding", choices=PADDINGS, default=None,
                    help="the padding of a SRC that records none (a MindSpore .ckpt, whose network pads SAME), "
-                        "recorded in DST; a SRC that records its own keeps it")
+                        "recorded in DST (not in a MindSpore .ckpt, which has no place for it); a SRC that records "
+                        "its own keeps it")
     a = p.parse_args(argv)
     out = convert(a.src, a.dst, a.format, a.use_ema, weights_only=a.weights_only, padding=a.padding)
     if out["padding_note"]:
@@ -549,12 +550,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except OSError as e:  # the usage or the version not written (`--help > /dev/full`): said, not a traceback
             if argv_given is not None:
                 raise
-            print(f"mobilenet-v1: error: cannot write standard output: {e.strerror or e}", file=sys.stderr)
-            return 1
+            return _output_failed("", e)
         if status is None:
             status = _command(name, rest, argv_given)
         if argv_given is None and sys.stdout is not None:  # None: started with stdout closed
-            sys.stdout.flush()  # here, where a reader gone is caught, not in the interpreter's exit
+            try:
+                # here, where a reader gone is caught, not in the interpreter's exit; so is a full disk, whose
+                # error a stdout that is not a terminal held back until here, its lines buffered
+                sys.stdout.flush()
+            except BrokenPipeError:
+                raise
+            except OSError as e:
+                return _output_failed(name if name in COMMANDS else "", e)
         return status
     except BrokenPipeError:  # `info F | head`: the reader took what it wanted and went; said by nothing, as cat
         if argv_given is not None:
@@ -570,6 +577,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         import signal
 
         return end_by_signal(signal.SIGINT)
+
+
+def _output_failed(name: str, error: OSError) -> int:
+    """Standard output that could not be written (a full disk, a file over its size limit): said once, on stderr,
+    what it still holds dropped (not tried again, in a traceback, at the interpreter's exit); the status 1."""
+    from .runtime import discard_output
+
+    discard_output(sys.stdout)
+    print(f"mobilenet-v1{' ' + name if name else ''}: error: cannot write standard output: "
+          f"{error.strerror or error}", file=sys.stderr)
+    return 1
 
 
 def output_reader_gone() -> int:

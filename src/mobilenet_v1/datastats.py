@@ -10,7 +10,6 @@ mean of each image's own). Only the sample's images are read and decoded; the un
 them are counted and left out (fewer are measured), however many (``max_bad_samples`` limits them where
 given).
 """
-import argparse
 import dataclasses
 import os
 from typing import Any, Dict, List, Optional, Sequence, Set
@@ -116,7 +115,9 @@ def main(argv: Sequence[str]) -> int:
 
     argv = list(argv)
     if "--help" in argv or "-h" in argv:
-        argparse.ArgumentParser(prog="mobilenet-v1 data-stats", description=(
+        from .config import CommandParser  # a --help that cannot be written is an error, as every command's
+
+        CommandParser(prog="mobilenet-v1 data-stats", description=(
             "The classes, images per class and per-channel pixel mean and std (as --mean/--std take them) of a "
             "data set's training split."), usage="mobilenet-v1 data-stats --dataset_path PATH [--dataset D] "
             f"[--image_size N] [--images N (default {DEFAULT_IMAGES}; 0: all)] [--json] [--key=value ...: "

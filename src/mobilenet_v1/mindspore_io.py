@@ -939,7 +939,8 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True,
     # A run folder: its newest, as eval takes it; where a train running there pruned the one chosen, its newest then.
     src, (source_format, ckpt) = ckpt_io.read_newest(src, read, "checkpoint")
     ckpt_io.check_output("DST", dst, [src])
-    built, padding_note = padding_option(ckpt, padding, src, "convert")
+    built, padding_note = padding_option(ckpt, padding, src, "convert",
+                                         dst if fmt == "ckpt" else "")
     model, args = model_from_checkpoint(ckpt, src, use_ema, padding=built)
     refuse_quantization_aware(model, src, "convert writes float models; its INT8 form is the ONNX file "
                                           "'mobilenet-v1 export' writes")

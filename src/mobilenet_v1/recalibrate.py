@@ -140,7 +140,8 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
         from .mindspore_io import to_seed_name
 
         remeasured = [to_seed_name(k) or k for k in remeasured]
-    built, padding_note = padding_option(ckpt, padding, path, "recalibrate-bn")
+    built, padding_note = padding_option(ckpt, padding, path, "recalibrate-bn",
+                                         dst if fmt == "ckpt" else "")
     model, args = model_from_checkpoint(ckpt, path, use_ema, padding=built)
     refuse_quantization_aware(model, path, f"its weights learned their rounding at the BatchNorm statistics it "
                                            f"froze; recalibrate {ckpt_io.float_model_of(ckpt)}, then fine-tune that "
@@ -267,7 +268,8 @@ def main(argv: Sequence[str]) -> int:
     add_max_bad_samples_option(p)
     p.add_argument("--padding", choices=PADDINGS, default=None,
                    help="the padding of a SRC that records none (a MindSpore .ckpt, whose network pads SAME), "
-                        "recorded in DST; a SRC that records its own keeps it")
+                        "recorded in DST (not in a MindSpore .ckpt, which has no place for it); a SRC that records "
+                        "its own keeps it")
     a = p.parse_args(list(argv))
     out = run(a.src, a.out, a.dataset_path, a.dataset, a.image_size, a.crop_pct, a.images, a.batch_size, a.seed,
               a.num_workers, a.format, a.use_ema, a.device_target, a.val_split, a.mean, a.std, a.max_bad_samples,

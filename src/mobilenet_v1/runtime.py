@@ -106,14 +106,7 @@ class ReaderMayLeave:
 
     def _gone(self, error: OSError) -> None:
         self._dead = True  # no write is tried again (a stream that fails each time: cli.ClosedOutput)
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(devnull, self._stream.fileno())
-            finally:
-                os.close(devnull)
-        except (OSError, ValueError, AttributeError):  # no descriptor of its own: _dead is enough
-            pass
+        discard_output(self._stream)
         if not isinstance(error, BrokenPipeError):  # a reader that left said nothing: cat's way
             try:
                 sys.stderr.write(f"warning: cannot write {self._name} ({error.strerror or error}): its lines are "
@@ -146,6 +139,20 @@ class ReaderMayLeave:
         return getattr(self._stream, name)
 
 
+def discard_output(stream: Any) -> None:
+    """``stream``'s descriptor sent to os.devnull: after an error of its own (a full disk), what its buffer still
+    holds is dropped at the next flush rather than raising the error again (a traceback at the interpreter's
+    exit, "Exception ignored in: <_io.TextIOWrapper name='<stdout>'>")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no descriptor of its own
+        pass
+
+
 class NamedOutput:
     """A command's standard output whose write errors name it: `convert A B > /dev/full` wrote B whole and
     then said only "error: [Errno 28] No space left on device", as if B were what did not fit. A closed pipe
@@ -158,6 +165,7 @@ class NamedOutput:
     def _named(self, error: OSError) -> OSError:
         if isinstance(error, BrokenPipeError) or error.filename is not None:
             return error
+        discard_output(self._stream)  # what it still holds fails no later flush (main's, the interpreter's exit)
         return OSError(error.errno, error.strerror or str(error), self._name)
 
     def write(self, text: str) -> int:
