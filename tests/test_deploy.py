@@ -2741,7 +2741,12 @@ def test_a_file_that_records_no_padding_is_built_as_padding_says_by_predict_expo
     assert ckpt_io.load_file(str(tmp_path / "again.pt"))["model_args"]["padding"] == "symmetric"
     assert same(probabilities(str(tmp_path / "sym.pt"), "--padding", "same"))
     assert f"predict: not used here: --padding same ({tmp_path / 'sym.pt'} has padding symmetric" in said[-1]
-    # Average: files that all record none give one that records none.
+    # Average: a file that records none beside one that records symmetric is refused, saying how to record it.
+    capsys.readouterr()
+    assert cli.main(["average", seed_file, str(tmp_path / "sym.pt"), "--out", str(tmp_path / "mixed.pt")]) == 1
+    assert (f"({seed_file} records no padding: SAME is presumed; `mobilenet-v1 convert {seed_file} OUT --padding "
+            f"symmetric` writes it with padding symmetric recorded)") in capsys.readouterr().err
+    # Files that all record none give one that records none.
     assert cli.main(["average", seed_file, str(tmp_path / "plain.pt"), "--out", str(tmp_path / "mean.pt")]) == 0
     assert "padding" not in ckpt_io.load_file(str(tmp_path / "mean.pt"))["model_args"]
     # Export: the ONNX file computes the symmetric network and records its padding.

@@ -188,7 +188,8 @@ def _average(paths: Sequence[str], dst: str, fmt: Optional[str], use_ema: bool, 
         refuse_quantization_aware(model, f, "an average of weights would not round as any of them learned to; "
                                             "average the float run's checkpoints and fine-tune that with --qat True")
         args = {"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"]}
-        padded = padded or "padding" in (ckpt.get("model_args") or {})
+        recorded_padding = "padding" in (ckpt.get("model_args") or {})
+        padded = padded or recorded_padding
         classes = ckpt.get("classes")
         config = ckpt.get("config")
         bn = config.get("bn_recalibration") if isinstance(config, dict) else None
@@ -199,10 +200,15 @@ def _average(paths: Sequence[str], dst: str, fmt: Optional[str], use_ema: bool, 
         if cifar and isinstance(classes, list):
             classes = classes[:args["class_num"]]  # a file recorded before runs kept only their outputs' names
         if not first:
-            first = {"file": f, "args": args}
+            first = {"file": f, "args": args, "padded": recorded_padding}
         elif args != first["args"]:
+            presumed = [(name, other) for name, other, said in ((f, first["args"]["padding"], recorded_padding),
+                                                                 (first["file"], args["padding"], first["padded"]))
+                        if not said and args["padding"] != first["args"]["padding"]]
+            hint = "".join(f" ({name} records no padding: SAME is presumed; `mobilenet-v1 convert {name} OUT "
+                           f"--padding {other}` writes it with padding {other} recorded)" for name, other in presumed)
             raise ckpt_io.CheckpointError(f"checkpoint {f} is a MobileNetV1 of {shown(args)}, {first['file']} one of "
-                                          f"{shown(first['args'])}: only models of one shape average")
+                                          f"{shown(first['args'])}: only models of one shape average{hint}")
         if classes and "classes" in first and list(classes) != list(first["classes"]):
             # CIFAR's labels are the numbers in its files: checkpoints of one data whose names file renamed
             # them (train goes on, recording the file's) are one model's; the mean takes the last names.
