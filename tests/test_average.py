@@ -716,16 +716,22 @@ def test_info_of_a_checkpoint_pruned_while_its_model_is_built_names_the_prune(tm
     assert out["file"] == named
 
 
-def test_export_of_a_busy_run_folder_exports_its_newest_after_a_prune(tmp_path, monkeypatch):
-    run = busy_run(tmp_path)
-    done = pruning_once(monkeypatch, ckpt_io, "load_file", run)
+def stopped_after_load(monkeypatch, module):
+    """``module``'s model_from_checkpoint stops the command after its file is read: the paths it was given."""
     captured = []
 
     def stop_after_load(ckpt, path, *args, **kwargs):
         captured.append(path)
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(export, "model_from_checkpoint", stop_after_load)
+    monkeypatch.setattr(module, "model_from_checkpoint", stop_after_load)
+    return captured
+
+
+def test_export_of_a_busy_run_folder_exports_its_newest_after_a_prune(tmp_path, monkeypatch):
+    run = busy_run(tmp_path)
+    done = pruning_once(monkeypatch, ckpt_io, "load_file", run)
+    captured = stopped_after_load(monkeypatch, export)
     with pytest.raises(RuntimeError, match="stop here"):
         export.export_checkpoint(str(run), str(tmp_path / "m"))
     assert done and os.path.basename(captured[0]) == "mobilenetv1-4_7.ckpt"
@@ -746,13 +752,7 @@ def test_eval_of_a_busy_run_folder_evaluates_its_newest_after_a_prune(tmp_path, 
 
     run = busy_run(tmp_path)
     done = pruning_once(monkeypatch, ckpt_io, "load_file", run)
-    captured = []
-
-    def stop_after_load(ckpt, path, *args, **kwargs):
-        captured.append(path)
-        raise RuntimeError("stop here")
-
-    monkeypatch.setattr(evaluate, "model_from_checkpoint", stop_after_load)
+    captured = stopped_after_load(monkeypatch, evaluate)
     with pytest.raises(RuntimeError, match="stop here"):
         evaluate.main(["--checkpoint_path", str(run), "--dataset", "imagenet2012", "--dataset_path",
                        str(image_folder), "--device_target", "CPU", "--num_workers", "0"])
