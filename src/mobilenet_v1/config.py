@@ -358,8 +358,8 @@ KEY_HELP: Dict[str, str] = {
     "lr_decay_epochs": "exponential schedule: epochs between decays",
     "lr_per_epoch": "the rate changes once an epoch (torchvision's and timm's default); False: every step",
     "warmup_prefix": "cosine_annealing and exponential start after the warm-up (timm's --warmup-prefix, whose run is "
-                     "--epochs plus the warm-up: epoch_size here counts it in); False: the warm-up counts in their span "
-                     "(timm's default)",
+                     "--epochs plus the warm-up: epoch_size here counts it in); False: the warm-up counts in their "
+                     "span (timm's default)",
     "lr_base_size": "the global batch the rates are meant for, scaled to the run's; 0: as given",
     "lr_base_scale": "lr_base_size's scaling: linear, sqrt, or auto (sqrt for adamw and lamb, else linear)",
     "use_label_smooth": "label smoothing",
