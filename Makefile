@@ -25,8 +25,8 @@ demo: $(VENV)/.installed
 
 # Two processes (the CI machine's two cores), a test file each at a time: a file's module fixtures are built
 # once and its multi-process tests keep their order (pytest-xdist), the longest files first (tests/conftest.py).
-# One torch thread each (tests/conftest.py). 2-core development CPU, 2026-12-06, clean clone: 1044 tests in 8:21
-# (13:52 UTC; 1000 in 6:35 at 11:09; 960 in 8:47 and 8:56 earlier that day, torchrun not yet forked in test_distributed).
+# One torch thread each (tests/conftest.py). 2-core development CPU, 2026-12-06, clean clone: 1067 tests in 8:20
+# (16:50 UTC; 10:48 at 16:12, the machine slower that hour; 1044 in 8:21 at 13:52; 1000 in 6:35 at 11:09).
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 --dist loadfile tests
 
