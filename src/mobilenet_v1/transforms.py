@@ -78,12 +78,6 @@ def decode_rgb(data: torch.Tensor, name: str = "<bytes>", exif: bool = False) ->
         # the same pixels for every kind of PNG tried (8- and 16-bit, palette, alpha, interlaced; EXIF
         # turned alike): tests/test_data.py.
         return _decode_with_pil(data, name, exif)
-    if data.numel() > 2 and data[0] == 0xFF and data[1] == 0xD8:
-        scans = jpeg_frame(data.numpy().tobytes()).scans
-        if scans > MAX_JPEG_SCANS:
-            raise DecodeError(f"{name}: not a readable image (it holds {scans:,} scans, past the {MAX_JPEG_SCANS} "
-                              f"a JPEG is read with: libjpeg makes a pass over the whole image for each, and a few "
-                              f"hundred KB of them took minutes)")
     if _for_pil(data, name):
         return _decode_with_pil(data, name, exif)
     tv = torchvision_ops()  # outside the try: a torchvision that cannot load is an error, not a fallback
@@ -124,17 +118,22 @@ def _for_pil(data: torch.Tensor, name: str) -> bool:
     frames on an 8000x8000 screen took 4.7 GB): an animated GIF whose frames together pass the limit goes to
     PIL, which makes the first alone. Only the headers are read: a JPEG's frame header by :func:`jpeg_frame`
     (9 us for a 90 KB photo on the 2-core development CPU, whose decode takes 1.3 ms), other files' by PIL's
-    lazy open (30 us)."""
+    lazy open (30 us). A JPEG of more than :data:`MAX_JPEG_SCANS` scans is a :class:`DecodeError` too, by the same
+    reading of its headers."""
     import io
 
     from PIL import Image
 
+    raw = data.numpy()
+    frame = jpeg_frame(raw.tobytes()) if raw.size > 2 and raw[0] == 0xFF and raw[1] == 0xD8 else None
+    if frame is not None and frame.scans > MAX_JPEG_SCANS:
+        raise DecodeError(f"{name}: not a readable image (it holds {frame.scans:,} scans, past the {MAX_JPEG_SCANS} "
+                          f"a JPEG is read with: libjpeg makes a pass over the whole image for each, and a few "
+                          f"hundred KB of them took minutes)")
     limit = pixel_limit()
     if limit is None:  # the caller took PIL's limit away: none here either
         return False
-    raw = data.numpy()
-    if raw.size > 2 and raw[0] == 0xFF and raw[1] == 0xD8:
-        frame = jpeg_frame(raw.tobytes())
+    if frame is not None:
         if frame.height and frame.width:  # else (no frame header found, a DNL's height) PIL reads the headers
             if frame.height * frame.width > limit:
                 raise DecodeError(f"{name}: not a readable image (its header claims {frame.width}x{frame.height}, "
