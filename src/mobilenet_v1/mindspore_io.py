@@ -832,6 +832,15 @@ def average_taken(ckpt: Dict[str, Any], src: str, use_ema: bool, by: str) -> Dic
                               "updates": ckpt["ema"].get("updates"), "by": by}}
 
 
+def model_args_written(args: Dict[str, Any], ckpt: Dict[str, Any], built: Optional[str]) -> Dict[str, Any]:
+    """``args`` as a file written from ``ckpt`` records them: without the padding where ``ckpt`` records none and
+    no ``--padding`` gave one (``built`` None: SAME was presumed, not read; recorded as the file's, eval --padding
+    and info's "not recorded" would miss it)."""
+    if built is None and "padding" not in (ckpt.get("model_args") or {}):
+        return {k: v for k, v in args.items() if k != "padding"}
+    return dict(args)
+
+
 def write_checkpoint(dst: str, fmt: str, state: Dict[str, torch.Tensor], args: Dict[str, Any],
                      recorded: Dict[str, Any], extra: Optional[Dict[str, Any]] = None,
                      seed_trained: bool = False) -> int:
@@ -957,9 +966,7 @@ def convert(src: str, dst: str, fmt: Optional[str] = None, use_ema: bool = True,
     if not extra and not weights_only and not bad:  # ours: its SGD buffers as the seed's moments
         extra, optimizer_note = training_moments(ckpt, model, state, ckpt_io.which_weights(ckpt, use_ema) != "ema")
     args = {"class_num": args["class_num"], "width_mult": args["width_mult"], "padding": args["padding"]}
-    written = dict(args)
-    if built is None and "padding" not in (ckpt.get("model_args") or {}):  # presumed, not read: not recorded as
-        del written["padding"]  # the file's, which eval --padding and info's "not recorded" would then miss
+    written = model_args_written(args, ckpt, built)
     # What predict and export read beside the weights: without it they fall back to 224x224 and
     # ImageNet normalisation, silently wrong for a model trained otherwise.
     recorded = {k: ckpt[k] for k in RECORDED_KEYS if ckpt.get(k) is not None}

@@ -30,8 +30,8 @@ from .config import (DATASETS, CommandParser, add_device_target_option, add_max_
                      add_normalisation_options, add_num_workers_option, cifar_name, image_size_number, is_cifar,
                      normalisation_keys, seed_number, whole_number)
 from .data import foreign_class_folders, held_out_for, held_out_read_note
-from .mindspore_io import (RECORDED_KEYS, average_taken, dropped_note, mindspore_warning, output_format, read_any,
-                           write_checkpoint)
+from .mindspore_io import (RECORDED_KEYS, average_taken, dropped_note, mindspore_warning, model_args_written,
+                           output_format, read_any, write_checkpoint)
 from .model import PADDINGS
 from .transforms import CROP_PCT, recorded_interpolation
 
@@ -205,10 +205,7 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     if dataset == "imagenet2012":
         config.update(crop_pct=crop_pct, antialias=antialias, interpolation=interpolation)
     recorded["config"] = config
-    written = dict(args)
-    if built is None and "padding" not in (ckpt.get("model_args") or {}):  # presumed (SAME), not the file's
-        del written["padding"]
-    count = write_checkpoint(dst, fmt, state, written, recorded)
+    count = write_checkpoint(dst, fmt, state, model_args_written(args, ckpt, built), recorded)
     return {"source": path, "format": fmt, "tensors": count, "images": seen, "image_size": image_size,
             "trained_at": trained_at, "val_split": val_split, "note": note, "padding_note": padding_note,
             "weights": ckpt_io.which_weights(ckpt, use_ema), "remeasured": remeasured,
