@@ -14,7 +14,7 @@ import torch
 
 from . import checkpoint as ckpt_io
 from . import distributed
-from .api import model_from_checkpoint
+from .api import model_from_checkpoint, padding_option
 from .cli import pop_flag, pop_option
 from .config import (DATASETS, NORMALISATION_KEYS, Config, ConfigError, Given, OptionError, channel_values,
                      channels_text, is_cifar, load_config_and_given, names_text, parse_overrides, validate)
@@ -456,9 +456,9 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
                 path, ckpt = ckpt_io.read_newest(cfg.checkpoint_path, ckpt_io.load_file, "--checkpoint_path",
                                                  from_file)
             # A file that records no padding (a MindSpore .ckpt, or one converted back from it: a symmetric run's
-            # weights among them, which convert warned of) is built as --padding says, where it is typed.
-            unrecorded = "padding" not in (ckpt.get("model_args") or {})
-            padding = cfg.padding if typed_padding and unrecorded else None
+            # weights among them, which convert warned of) is built as --padding says, where it is typed, as
+            # predict, export, convert and recalibrate-bn build it (model_options_note says it here).
+            padding, _ = padding_option(ckpt, cfg.padding if typed_padding else None, path, "eval")
             return (ckpt, *model_from_checkpoint(ckpt, path, cfg.use_ema, padding=padding))
 
         # Each rank reads its own copy: one that is missing or damaged on a machine stops every rank, named.
