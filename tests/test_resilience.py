@@ -1300,7 +1300,7 @@ def test_a_second_run_into_a_folder_in_use_is_refused_with_nothing_changed(cifar
         assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=1", *extra)]) == 1
         err = capsys.readouterr().err
         assert re.search(rf"error: save_checkpoint_path {re.escape(str(run))}: another run is training there "
-                         rf"\(process {os.getpid()} on \S+, since 20\d\d-\d\d-\d\d [\d:]+ \w+\); nothing was "
+                         rf"\(process {os.getpid()} on \S+, since 20\d\d-\d\d-\d\d [\d:]+ [+-]\d{{4}}\); nothing was "
                          rf"trained or changed: let it end or stop it, or give another folder$", err.strip()), err
         assert {n: (run / n).read_bytes() for n in os.listdir(run) if n != ckpt_io.RUN_LOCK} == before
     holder.release()

@@ -880,7 +880,7 @@ class RunLock:
 
         os.ftruncate(fd, 0)
         os.write(fd, f"process {os.getpid()} on {socket.gethostname()}, since "
-                     f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n".encode())
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S %z')}\n".encode())  # the offset: another user's TZ reads it
         self.fd = fd
         _HELD_LOCKS.add(fd)
 
