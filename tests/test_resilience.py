@@ -640,6 +640,38 @@ def test_the_grace_period_grows_with_the_longest_training_step_and_not_with_an_e
     assert stop.grace() == 15.0
 
 
+_SUSPENDED = r"""
+import os, signal, sys, time
+sys.path.insert(0, sys.argv[1])
+from mobilenet_v1 import stopping
+stopping.GRACE_SECONDS = 3.0
+with stopping.StopRequest() as stop:
+    os.kill(os.getpid(), signal.SIGTERM)
+    print("signalled", flush=True)
+    time.sleep(6.0)  # the step under way: 1.5 s of its own after the signal, besides the 4.5 s it is stopped for
+    print("stops after its step:", stop.should_stop(1), stop.agreed, flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="POSIX job control")
+def test_a_process_stopped_after_a_signal_is_not_taken_for_a_blocked_one():
+    """A SIGTERM, then the process stopped (Ctrl-Z, SLURM's suspend, a frozen container) longer than the grace
+    and continued: the step under way ends and the run stops after it. The monotonic clock ran on while it was
+    stopped, and the watchdog exited at the continue, without the checkpoint (helper-362)."""
+    p = subprocess.Popen([sys.executable, "-c", _SUSPENDED, SRC], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        assert p.stdout.readline() == "signalled\n"
+        time.sleep(0.5)  # the watchdog has heard of the signal
+        os.kill(p.pid, signal.SIGSTOP)
+        time.sleep(4.5)
+        os.kill(p.pid, signal.SIGCONT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert (p.returncode, out) == (0, f"stops after its step: True {int(signal.SIGTERM)}\n"), err[-2000:]
+
+
 _LATE = r'''
 import os, signal, sys, time
 sys.path.insert(0, sys.argv[1])

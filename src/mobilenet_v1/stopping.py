@@ -47,6 +47,12 @@ import torch.distributed as dist
 from . import runtime
 
 GRACE_SECONDS = 10.0
+WAKE_SECONDS = 0.2  # how often the watchdog looks at the time
+# A watchdog that wakes this much later than it asked was not run: the process was stopped (SIGSTOP, Ctrl-Z, a
+# scheduler's suspend such as SLURM's gang scheduling, a frozen container), while the monotonic clock ran on. That
+# time is taken out of what the watchdog measures (the grace, a step's time): a run stopped longer than the grace
+# after a SIGTERM exited at the continue without the checkpoint its step under way was about to write (helper-362).
+SUSPENDED_SECONDS = 1.0
 FLUSH_SECONDS = 2.0  # what an exit at once (exit_now) gives the output streams' buffered lines
 # SIGHUP: the terminal a run was started from closed (an ssh session lost); not on Windows, and left alone where
 # the run was started to ignore it (nohup).
@@ -164,7 +170,8 @@ class StopRequest:
         self._done = threading.Event()
         self._watchdog: Optional[threading.Thread] = None
         self._signalled_at: Optional[float] = None
-        self._last_step = time.monotonic()
+        self._paused = 0.0  # seconds the process was found not run (stopped): in no duration measured
+        self._last_step = self._now()
         self._longest_step = 0.0
         self._measure = False  # whether the time since the last step is a step's
         self._holding = False  # waiting for the other ranks' evaluation: the grace does not run
@@ -180,6 +187,11 @@ class StopRequest:
         self._handled = 0
         self._raised = False
         self._closing = False  # in __exit__: the handler records, never raises (the handlers are put back)
+
+    def _now(self) -> float:
+        """The monotonic clock less the time the process was found stopped: what the grace and steps are
+        measured in."""
+        return time.monotonic() - self._paused
 
     def __enter__(self) -> "StopRequest":
         if self._distributed and dist.get_backend() != "gloo":
@@ -248,8 +260,13 @@ class StopRequest:
 
     def _watch(self) -> None:
         read = self._wakeup[0]
+        woke = time.monotonic()
         while not self._done.is_set():
-            ready, _, _ = select.select([read], [], [], 0.2)
+            ready, _, _ = select.select([read], [], [], WAKE_SECONDS)
+            now = time.monotonic()
+            if now - woke > WAKE_SECONDS + SUSPENDED_SECONDS:  # before a signal received with it is timed
+                self._paused += now - woke - WAKE_SECONDS
+            woke = now
             if ready:
                 try:
                     received = read.recv(64)
@@ -260,28 +277,28 @@ class StopRequest:
                         continue
                     if self._signalled_at is None:
                         self.received = self.received or signum
-                        self._signalled_at = time.monotonic()
+                        self._signalled_at = self._now()
                         print(f"{signal_name(signum)} received: stopping after the step under way, with a checkpoint "
                               f"there" + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""),
                               file=sys.stderr, flush=True)
                     elif signum == signal.SIGINT and self._raises and not self._give_up:  # a Python caller's:
                         # _handle raises, for this Ctrl-C, or for the first where the main thread sees the two
                         # as one; if it never runs, the check below exits
-                        self._give_up, self._gave_up_at = True, time.monotonic()
+                        self._give_up, self._gave_up_at = True, self._now()
                     elif signum == signal.SIGINT and not self._raises:
                         exit_now(128 + signum, "SIGINT again: stopping now")
             if self._give_up and not self._raised and not self._done.is_set() and \
-                    time.monotonic() - self._gave_up_at > self.grace():
+                    self._now() - self._gave_up_at > self.grace():
                 # The main thread never got back to the interpreter (blocked in C): as the command line's
                 exit_now(128 + signal.SIGINT, f"SIGINT: the run took no KeyboardInterrupt for {self.grace():g} s; "
                                               f"exiting now (the checkpoints written before are whole)")
             if self._signalled_at is not None and not self.agreed and not self._holding and not self._done.is_set() \
                     and not self._give_up:
-                idle = time.monotonic() - max(self._last_step, self._signalled_at)
+                idle = self._now() - max(self._last_step, self._signalled_at)
                 if idle > self.grace() and self._raises and self.received == signal.SIGINT:
                     print(f"SIGINT: no training step completed for {self.grace():g} s after it; raising "
                           f"KeyboardInterrupt (the checkpoints written before are whole)", file=sys.stderr, flush=True)
-                    self._give_up, self._gave_up_at = True, time.monotonic()
+                    self._give_up, self._gave_up_at = True, self._now()
                     _thread.interrupt_main(signal.SIGINT)  # _handle, in the main thread, at its next bytecode
                 elif idle > self.grace():
                     exit_now(128 + self.received,
@@ -289,7 +306,7 @@ class StopRequest:
                              f"after it; exiting now (the checkpoints written before are whole)")
 
     def _stepped(self) -> None:
-        now = time.monotonic()
+        now = self._now()
         if self._measure:
             self._longest_step = max(self._longest_step, now - self._last_step)
         self._last_step, self._measure = now, True
@@ -330,7 +347,7 @@ class StopRequest:
     def agree_now(self) -> bool:
         """:meth:`should_stop` at a point where every rank waits anyway: answered at once. What follows
         until the next step (evaluation) is no step's time."""
-        self._last_step, self._measure, self._holding = time.monotonic(), False, False
+        self._last_step, self._measure, self._holding = self._now(), False, False
         if not self._distributed:
             self.agreed = self.agreed or self.received
             return bool(self.agreed)
