@@ -23,7 +23,7 @@ from torchvision.transforms.v2 import functional as TF
 from mobilenet_v1.data import (BAD, ENCODED, PREFETCH_BATCHES, BackgroundBatches, BadSample, BatchedImageLoader,
                                CifarLoader, CropDraw, DataOptions, DecodedBatch, EncodedImageDataset,
                                ImageFolderDataset, ImageFolderLoader, SharedSlots, build_loader, collate_encoded,
-                               decode_batch, encoded_loader, find_images, load_cifar, run_ahead)
+                               decode_batch, encoded_loader, find_images, join_within, load_cifar, run_ahead)
 
 from conftest import exif_jpeg, jpeg_bytes, smooth_image
 
@@ -479,6 +479,32 @@ def test_run_ahead_keeps_order_raises_where_it_failed_and_stops_its_thread_when_
     assert closed == ["t-all", "t-fail", "t-left"]  # t-bound's generator is not one of these
     assert not [t for t in threading.enumerate() if t.name.startswith("t-")]
 
+
+
+def test_the_wait_for_a_thread_left_is_counted_in_slices_a_stop_of_the_process_uses_one_of():
+    """run_ahead waits up to 60 s for its thread, in quarter-second joins: a process stopped in the wait (Ctrl-Z,
+    a scheduler's suspend; the monotonic clock runs on) loses the join it was stopped in, where one join of 60 s
+    ended at the continue and the thread, stopped too, was reported as never stopping (helper-362)."""
+    class Suspended:  # its first join is the stop; it ends once it has run for two more
+        def __init__(self):
+            self.joins = []
+
+        def join(self, timeout):
+            self.joins.append(timeout)
+
+        def is_alive(self):
+            return len(self.joins) < 3
+
+    thread = Suspended()
+    join_within(thread, 60)
+    assert not thread.is_alive() and thread.joins == [0.25] * 3
+    never = threading.Event()
+    stuck = threading.Thread(target=never.wait, daemon=True)
+    stuck.start()
+    start = time.monotonic()
+    join_within(stuck, 0.5)
+    assert stuck.is_alive() and 0.45 < time.monotonic() - start < 10  # a thread that does not end: the deadline
+    never.set()
 
 class FakeCuda(NamedTuple):
     log: list  # ("wait", event, stream), ("record", event, stream, current stream), ("use", tensor[0], stream), ...
