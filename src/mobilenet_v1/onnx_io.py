@@ -34,7 +34,7 @@ from torch import nn
 
 from .checkpoint import (CheckpointError, cut_short, cut_short_text, is_executorch_program, is_exported_program,
                          is_program_file, program_pickles, unreadable_program, zip_damage)
-from .runtime import import_extra, install_hint
+from .runtime import import_extra, install_hint, missing_extra
 
 META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "padding", "mean", "std",
              "source", "quantization", "weights", "held_out", "crop_pct", "exif_orientation", "input",
@@ -500,9 +500,9 @@ def executorch_runtime():
     try:
         with executorch_quiet():
             from executorch.runtime import Runtime
-    except ImportError as e:
-        raise CheckpointError(f"ExecuTorch is not installed ({e}), which writes and runs .pte files: "
-                              f"{install_hint('executorch')}") from None
+    except ImportError as e:  # not installed: the words of every missing extra (export's check before its work)
+        raise CheckpointError(missing_extra(e) or f"ExecuTorch's runtime cannot be imported ({e}), which writes and "
+                              f"runs .pte files: {install_hint('executorch')}") from None
     return Runtime.get()
 
 
