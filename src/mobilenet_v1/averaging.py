@@ -12,9 +12,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from . import checkpoint as ckpt_io
+from .checkpoint import tf_index
 from .config import is_cifar, normalisation, normalisation_text
 from .distributed import state_digest
-from .mindspore_io import mindspore_warning, output_format, read_any, tf_index, write_checkpoint
+from .mindspore_io import mindspore_warning, output_format, read_any, write_checkpoint
 
 
 def sources(paths: Sequence[str], last: int = 0, best: int = 0, use_ema: bool = True,

@@ -444,15 +444,19 @@ def check_given(path: str, option: str, kinds: str = "file or run folder", origi
                               + (f" (it {home})" if home else "") + (f"; pass --{key}" if origin else ""))
 
 
+def tf_index(path: str) -> str:
+    """``path``, or where it is a TensorFlow checkpoint's prefix (``model.ckpt``: no file, ``model.ckpt.index``
+    beside it), its index, which names the checkpoint as a file."""
+    return path + ".index" if not os.path.exists(path) and os.path.isfile(path + ".index") else path
+
+
 def resolve_checkpoint_path(path: str, option: str = "", origin: str = "") -> str:
     """A checkpoint file, or a run folder standing for its newest ``mobilenetv1-*.ckpt`` (a distributed
     run's ``save_checkpoint_path``: the newest in its ``ckpt_0/``); a ``pathlib.Path`` comes back as text, as
     the readers after it take it. ``option``: how the command was given ``path`` (:func:`check_given`), which
     names a path where nothing is and a folder without checkpoints; without it a missing path comes back as
     it is, for the reader to refuse. ``origin``: the configuration file that set it, if one did."""
-    path = os.fspath(path)
-    if not os.path.exists(path) and os.path.isfile(path + ".index"):  # a TensorFlow checkpoint's prefix
-        path += ".index"
+    path = tf_index(os.fspath(path))
     if option:
         check_given(path, option, origin=origin)
     if os.path.isdir(path):

@@ -432,18 +432,12 @@ def recorded_metadata(meta: Dict[str, str], path: str) -> Dict[str, Any]:
     return out
 
 
-def tf_index(path: str) -> str:
-    """``path``, or where it is a TensorFlow checkpoint's prefix (``model.ckpt``: no file, ``model.ckpt.index``
-    beside it), its index, which names the checkpoint as a file."""
-    return path + ".index" if not os.path.exists(path) and os.path.isfile(path + ".index") else path
-
-
 def read_any(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     """A checkpoint dict with ``model`` (our names) from any supported file: ours, a MindSpore ``.ckpt`` or
     a ``.safetensors``; MindSpore files add ``moments`` and ``global_step`` when they hold them."""
     if os.path.isdir(path):
         raise CheckpointError(f"checkpoint {path}: a folder, not a file")
-    path = tf_index(path)
+    path = ckpt_io.tf_index(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path}: no such file")
     try:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 import torch
 
-from .checkpoint import FORMAT, CheckpointError
+from .checkpoint import FORMAT, CheckpointError, tf_index
 
 TABLE_MAGIC = 0xDB4775248B80FB57  # the last 8 bytes of a LevelDB-format table (TensorFlow's index)
 FOOTER_SIZE = 48  # two block handles (padded to 40 bytes) and the magic
@@ -220,7 +220,7 @@ def bundle_prefix(path: str) -> Optional[str]:
     data = DATA_NAME.match(path)
     if data and os.path.isfile(path) and os.path.isfile(data.group(1) + ".index"):
         return data.group(1)
-    if not os.path.exists(path) and os.path.isfile(path + ".index"):
+    if tf_index(path) != path:  # TensorFlow's own way: the prefix, no file
         return path
     return None
 
