@@ -175,7 +175,7 @@ def _info_file(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
 def cmd_lr_schedule(argv: List[str]) -> int:
     import numpy as np
 
-    from .config import is_cifar, load_config_and_given
+    from .config import is_cifar, load_config_and_given, set_in_config_file
     from .schedules import global_batch, schedule, schedule_notes
 
     if pop_flag(argv, "--help") or pop_flag(argv, "-h"):
@@ -196,7 +196,7 @@ def cmd_lr_schedule(argv: List[str]) -> int:
     cfg, given = load_config_and_given(argv)
     if out:
         check_output("--out", out, [config_path or ""], suffix=".csv")
-    if cfg.device_num > 1 and given.origin.get("device_num", "").startswith("config file"):
+    if cfg.device_num > 1 and set_in_config_file(given, "device_num"):
         # A file's device_num is a plan for torchrun; `train` in one process replaces it by 1 (distributed.apply),
         # and with it the steps per epoch and lr_base_size's global batch: this table is not that run's.
         print(f"note: device_num {cfg.device_num} ({given.origin['device_num']}): the schedule of {cfg.device_num} "

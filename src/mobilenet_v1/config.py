@@ -1469,6 +1469,13 @@ class Given(set):
         return Given, (self.origin,)
 
 
+def set_in_config_file(given: Any, key: str) -> str:
+    """``config file F`` where ``given`` (:class:`Given`) says a config file F set ``key``; else "" (an option set
+    it, it is at its default, or ``given`` is a plain set or None, as a Python caller passes)."""
+    origin = getattr(given, "origin", {}).get(key, "")
+    return origin if origin.startswith("config file") else ""
+
+
 def config_paths_problem(paths: Sequence[str]) -> str:
     """The refusal of --config_path given more than once (train's, eval's and export's): the last alone was read,
     the others dropped without a word (other tools layer them)."""

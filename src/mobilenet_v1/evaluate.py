@@ -17,7 +17,8 @@ from . import distributed
 from .api import model_from_checkpoint, padding_option
 from .cli import pop_flag, pop_option
 from .config import (DATASETS, NORMALISATION_KEYS, Config, ConfigError, Given, OptionError, channel_values,
-                     channels_text, is_cifar, load_config_and_given, names_text, parse_overrides, validate)
+                     channels_text, is_cifar, load_config_and_given, names_text, parse_overrides, set_in_config_file,
+                     validate)
 from .data import build_loader, eval_folder, held_out_for, same_folder
 from .engine import evaluate, few_outputs_note, nonfinite_note, resolve_device, resolve_precision
 from .onnx_io import is_deployed_file, load_deployed
@@ -242,8 +243,7 @@ def check_dataset(cfg: Config, recorded: Any, path: str, given: Optional[Set[str
     with the file's (:func:`recorded_dataset`), as predict and export take it: said here."""
     if given is not None and "dataset" not in given and recorded == cfg.dataset != Config.dataset:
         print0(f"dataset {recorded}: what {path} was trained on (the file records it)", file=sys.stderr)
-    origin = getattr(given, "origin", {}).get("dataset", "")
-    ckpt_io.trained_dataset(path, recorded, cfg.dataset, origin if origin.startswith("config file") else "",
+    ckpt_io.trained_dataset(path, recorded, cfg.dataset, set_in_config_file(given, "dataset"),
                             ("dataset_path", cfg.dataset_path))
 
 
@@ -404,8 +404,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
         raise ValueError("checkpoint_path is not set: pass --checkpoint_path CKPT")
     # A run folder stands for its newest checkpoint, which may change while training goes on there:
     # rank 0 chooses and every rank evaluates that file (summed counts of two models mean nothing).
-    origin = getattr(given, "origin", {}).get("checkpoint_path", "")
-    from_file = origin if origin.startswith("config file") else ""  # the seed's name ./mobilenetv1-90_625.ckpt
+    from_file = set_in_config_file(given, "checkpoint_path")  # the seed's name ./mobilenetv1-90_625.ckpt
 
     def choose() -> str:
         try:

@@ -20,8 +20,8 @@ from . import distributed, mindspore_io, runtime
 from .api import infer_model_args, model_from_checkpoint
 from .batch_augment import BatchAugment
 from .config import (DATASET_PRESETS, EXPORT_KEYS, NORMALISATION_KEYS, Config, ConfigError, OptionError, channels_text,
-                     cifar_name, dump_yaml, is_cifar, load_config_and_given, names_text, normalisation_text, to_dict,
-                     validate)
+                     cifar_name, dump_yaml, is_cifar, load_config_and_given, names_text, normalisation_text,
+                     set_in_config_file, to_dict, validate)
 from .data import (IMAGE_EXTENSIONS, DataError, DataOptions, TooManyBadSamples, UnsortedImagesError, balance_line,
                    build_loader, held_out_record, imagenet_folder, same_folder, sample_labels, wrapped_classes)
 from .ema import WeightAverage
@@ -68,7 +68,6 @@ def data_options(cfg: Config, device: torch.device, train: bool = True, given: O
                  ) -> DataOptions:
     """What the loaders of ``cfg`` read; ``given``: the keys the user set and where
     (``config.load_config_and_given``), whose config file is named where its dataset_path is not there."""
-    origin = getattr(given, "origin", {}).get("dataset_path", "")
     batch = cfg.batch_size if train or not cfg.eval_batch_size else cfg.eval_batch_size
     size = cfg.image_size if train else cfg.eval_size
     return DataOptions(dataset=cfg.dataset, dataset_path=cfg.dataset_path, batch_size=batch,
@@ -83,7 +82,7 @@ def data_options(cfg: Config, device: torch.device, train: bool = True, given: O
                        exif_orientation=cfg.exif_orientation, antialias=cfg.antialias,
                        aug_repeats=cfg.aug_repeats, interpolation=cfg.interpolation, eval_labels=cfg.eval_labels,
                        class_balance=cfg.class_balance, norm=cfg.normalisation,
-                       dataset_path_from=origin if origin.startswith("config file") else "")
+                       dataset_path_from=set_in_config_file(given, "dataset_path"))
 
 
 def build_model(cfg: Config) -> MobileNetV1:
