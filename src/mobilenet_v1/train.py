@@ -1634,6 +1634,106 @@ def _run_alone(cfg: Config, given: Optional[Set[str]]) -> Dict[str, Any]:
             dist.cleanup()
 
 
+def _take_pre_trained(cfg: Config, model: MobileNetV1, source: Dict[str, Any], pre_trained: str,
+                      labelling: Optional[List[str]], say_pre_trained: Callable[[str], Any]
+                      ) -> Tuple[Dict[str, Any], List[str]]:
+    """Load ``pre_trained`` (read as ``source``) into ``model``, checking its width, and say what loading it
+    found (``say_pre_trained``); returns ``source`` as the run goes on with it (in this data set's class order, with
+    the seed's moments where it continues the seed's way) and the weights left out (another class count)."""
+    note = ckpt_io.weights_note(source, cfg.use_ema)  # a run's weight average, by default
+    if note:
+        say_pre_trained(f"pre_trained: {note}")
+    width = (source.get("model_args") or {}).get("width_mult")
+    # A MindSpore file records none, nor timm's (imported: its names mapped, each of them a MobileNetV1's, as
+    # no other network's file is): read off its shapes, as eval reads them.
+    if width is None and (ckpt_io.seed_trained(source) or source.get("imported")):
+        try:
+            width = infer_model_args(ckpt_io.weights_to_use(source, cfg.use_ema), pre_trained)["width_mult"]
+        except ckpt_io.CheckpointError:  # no one width gives its shapes: load_weights names them
+            pass
+    # Said by the widths where their layers differ (widths whose channels round alike build one network:
+    # a MindSpore file's width, worked out by convert, is the simplest that fits); else every shape is listed.
+    if (isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0
+            and layer_specs(width) != layer_specs(cfg.width_mult)):
+        raise ckpt_io.CheckpointError(
+            f"pre_trained {pre_trained}: a MobileNetV1 of width_mult {width:g}, this run's is {cfg.width_mult:g} "
+            f"(--width_mult {width:g} fine-tunes it; a model of another width learns from it with --teacher)")
+    source, reordered = ckpt_io.in_sorted_order(source, labelling, pre_trained)
+    if reordered:
+        say_pre_trained(f"pre_trained: {reordered}")
+    state, qat_note = pre_trained_state(ckpt_io.weights_to_use(source, cfg.use_ema), model, pre_trained)
+    if qat_note:
+        say_pre_trained(f"pre_trained: {qat_note}")
+    recorded_classes = (source.get("model_args") or {}).get("class_num")
+    if recorded_classes and not any(k.startswith("fc.") for k in state):
+        # A backbone's file records no classifier; one that records its class count and holds none lost it.
+        raise ckpt_io.CheckpointError(f"checkpoint {pre_trained} records a classifier of {recorded_classes} "
+                                      f"classes (model_args) and holds none (fc.weight, fc.bias): damaged?")
+    try:
+        skipped = ckpt_io.load_weights(model, state, pre_trained, skip_head_mismatch=True,
+                                       naming=source.get("naming", "ours"))
+    except ckpt_io.CheckpointError as e:  # a fault of the average said as eval says it (the weights beside it)
+        where = ckpt_io.average_named(source, cfg.use_ema)
+        if not where:
+            raise
+        raise ckpt_io.CheckpointError(f"{e}{where}") from None
+    say_pre_trained(f"pre_trained: loaded {pre_trained}"
+                    + (f"; left out {', '.join(skipped)} (another class count), the classifier starts fresh"
+                       if skipped and "fc.weight" in state else
+                       "; it holds no classifier (a backbone's weights), which starts fresh" if skipped else ""))
+    if cfg.pretrain_epoch_size and not source.get("moments"):
+        # A training checkpoint of ours continued the seed's way: its SGD buffers go on as the seed's moments,
+        # as they do from the file convert writes of it (from this very file the momentum restarted, without a
+        # word). A copy of the network: training_moments freezes and unfreezes the one it reads the order of.
+        moments, why = mindspore_io.training_moments(source, copy.deepcopy(model),
+                                                     ckpt_io.weights_to_use(source, cfg.use_ema),
+                                                     ckpt_io.which_weights(source, cfg.use_ema) != "ema")
+        source = {**source, **moments}
+        if why:
+            say_pre_trained(f"pre_trained: {why}")
+    theirs_named = source.get("classes")
+    if not skipped and labelling and isinstance(theirs_named, list) and list(theirs_named) != list(labelling):
+        # The same count: the classifier is kept, each output now standing for this data set's class.
+        same = sorted(map(str, theirs_named)) == sorted(labelling)
+        theirs_text = names_text([str(n) for n in theirs_named])
+        say_pre_trained(f"pre_trained: note: {pre_trained} was trained on "
+                        + (f"this data set's classes in another order ({theirs_text})" if same else
+                           f"the classes {theirs_text}, this data set's are {names_text(labelling)}")
+                        + ": its classifier is kept (the same count), its output k now trained as this data "
+                          "set's k-th class")
+    if source.get("imported"):
+        say_pre_trained(f"pre_trained: {source['imported']}")
+    seen = seen_evaluation_images(source, pre_trained, cfg)
+    if seen:
+        say_pre_trained(seen)
+    padded = (source.get("model_args") or {}).get("padding")
+    if padded and padded != cfg.padding:
+        say_pre_trained(f"pre_trained: note: {pre_trained} was trained with padding {padded}, this run pads "
+                        f"{cfg.padding} (--padding {padded} keeps to its)")
+    recorded = source.get("config")  # a MindSpore file's or timm's records none
+    theirs = ckpt_io.trained_normalisation(recorded, cfg.dataset, pre_trained) if recorded else None
+    if theirs is not None and theirs != cfg.normalisation:
+        say_pre_trained(f"pre_trained: note: {pre_trained} was trained on inputs normalised by "
+                        f"{normalisation_text(theirs)}, this run normalises by "
+                        f"{normalisation_text(cfg.normalisation)} (--mean and --std keep to its)")
+    measured_at = ckpt_io.statistics_size(source)  # the size of its BatchNorm statistics
+    if (cfg.qat or cfg.freeze_layers) and measured_at is not None and measured_at != cfg.image_size:
+        # Quantization-aware training keeps them frozen, as --freeze_layers keeps its layers': they stay those
+        # of the other size.
+        if (source.get("model_args") or {}).get("qat"):  # recalibrate-bn refuses a quantization-aware file
+            remedy = (f"recalibrate {ckpt_io.float_model_of(source)} at this size (mobilenet-v1 "
+                      f"recalibrate-bn --image_size {cfg.image_size}) and fine-tune that")
+        else:
+            remedy = (f"`mobilenet-v1 recalibrate-bn {shell_path(pre_trained)} --image_size {cfg.image_size} "
+                      f"--dataset_path {shell_path(cfg.dataset_path)} --out FILE` measures them at this run's size "
+                      f"first (then --pre_trained FILE)")
+        frozen = ("qat" if cfg.qat else "freeze_layers: network.0's" if cfg.freeze_layers == 1 else
+                  f"freeze_layers: network.0 to network.{cfg.freeze_layers - 1}'s")
+        say_pre_trained(f"pre_trained: note: {pre_trained} has its BatchNorm statistics measured at image_size "
+                        f"{measured_at}; this run trains at {cfg.image_size} with them frozen ({frozen}): {remedy}")
+    return source, skipped
+
+
 def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
          loaders: contextlib.ExitStack, given: Optional[Set[str]] = None) -> Dict[str, Any]:
     dist.check_options(cfg)
@@ -1776,97 +1876,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     pre_trained_lines: List[str] = []
     say_pre_trained = pre_trained_lines.append if cfg.resume else print0
     if source is not None:
-        note = ckpt_io.weights_note(source, cfg.use_ema)  # a run's weight average, by default
-        if note:
-            say_pre_trained(f"pre_trained: {note}")
-        width = (source.get("model_args") or {}).get("width_mult")
-        # A MindSpore file records none, nor timm's (imported: its names mapped, each of them a MobileNetV1's, as
-        # no other network's file is): read off its shapes, as eval reads them.
-        if width is None and (ckpt_io.seed_trained(source) or source.get("imported")):
-            try:
-                width = infer_model_args(ckpt_io.weights_to_use(source, cfg.use_ema), pre_trained)["width_mult"]
-            except ckpt_io.CheckpointError:  # no one width gives its shapes: load_weights names them
-                pass
-        # Said by the widths where their layers differ (widths whose channels round alike build one network:
-        # a MindSpore file's width, worked out by convert, is the simplest that fits); else every shape is listed.
-        if (isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0
-                and layer_specs(width) != layer_specs(cfg.width_mult)):
-            raise ckpt_io.CheckpointError(
-                f"pre_trained {pre_trained}: a MobileNetV1 of width_mult {width:g}, this run's is {cfg.width_mult:g} "
-                f"(--width_mult {width:g} fine-tunes it; a model of another width learns from it with --teacher)")
-        source, reordered = ckpt_io.in_sorted_order(source, labelling, pre_trained)
-        if reordered:
-            say_pre_trained(f"pre_trained: {reordered}")
-        state, qat_note = pre_trained_state(ckpt_io.weights_to_use(source, cfg.use_ema), model, pre_trained)
-        if qat_note:
-            say_pre_trained(f"pre_trained: {qat_note}")
-        recorded_classes = (source.get("model_args") or {}).get("class_num")
-        if recorded_classes and not any(k.startswith("fc.") for k in state):
-            # A backbone's file records no classifier; one that records its class count and holds none lost it.
-            raise ckpt_io.CheckpointError(f"checkpoint {pre_trained} records a classifier of {recorded_classes} "
-                                          f"classes (model_args) and holds none (fc.weight, fc.bias): damaged?")
-        try:
-            skipped = ckpt_io.load_weights(model, state, pre_trained, skip_head_mismatch=True,
-                                           naming=source.get("naming", "ours"))
-        except ckpt_io.CheckpointError as e:  # a fault of the average said as eval says it (the weights beside it)
-            where = ckpt_io.average_named(source, cfg.use_ema)
-            if not where:
-                raise
-            raise ckpt_io.CheckpointError(f"{e}{where}") from None
-        say_pre_trained(f"pre_trained: loaded {pre_trained}"
-                        + (f"; left out {', '.join(skipped)} (another class count), the classifier starts fresh"
-                           if skipped and "fc.weight" in state else
-                           "; it holds no classifier (a backbone's weights), which starts fresh" if skipped else ""))
-        if cfg.pretrain_epoch_size and not source.get("moments"):
-            # A training checkpoint of ours continued the seed's way: its SGD buffers go on as the seed's moments,
-            # as they do from the file convert writes of it (from this very file the momentum restarted, without a
-            # word). A copy of the network: training_moments freezes and unfreezes the one it reads the order of.
-            moments, why = mindspore_io.training_moments(source, copy.deepcopy(model),
-                                                         ckpt_io.weights_to_use(source, cfg.use_ema),
-                                                         ckpt_io.which_weights(source, cfg.use_ema) != "ema")
-            source = {**source, **moments}
-            if why:
-                say_pre_trained(f"pre_trained: {why}")
-        theirs_named = source.get("classes")
-        if not skipped and labelling and isinstance(theirs_named, list) and list(theirs_named) != list(labelling):
-            # The same count: the classifier is kept, each output now standing for this data set's class.
-            same = sorted(map(str, theirs_named)) == sorted(labelling)
-            theirs_text = names_text([str(n) for n in theirs_named])
-            say_pre_trained(f"pre_trained: note: {pre_trained} was trained on "
-                            + (f"this data set's classes in another order ({theirs_text})" if same else
-                               f"the classes {theirs_text}, this data set's are {names_text(labelling)}")
-                            + ": its classifier is kept (the same count), its output k now trained as this data "
-                              "set's k-th class")
-        if source.get("imported"):
-            say_pre_trained(f"pre_trained: {source['imported']}")
-        seen = seen_evaluation_images(source, pre_trained, cfg)
-        if seen:
-            say_pre_trained(seen)
-        padded = (source.get("model_args") or {}).get("padding")
-        if padded and padded != cfg.padding:
-            say_pre_trained(f"pre_trained: note: {pre_trained} was trained with padding {padded}, this run pads "
-                            f"{cfg.padding} (--padding {padded} keeps to its)")
-        recorded = source.get("config")  # a MindSpore file's or timm's records none
-        theirs = ckpt_io.trained_normalisation(recorded, cfg.dataset, pre_trained) if recorded else None
-        if theirs is not None and theirs != cfg.normalisation:
-            say_pre_trained(f"pre_trained: note: {pre_trained} was trained on inputs normalised by "
-                            f"{normalisation_text(theirs)}, this run normalises by "
-                            f"{normalisation_text(cfg.normalisation)} (--mean and --std keep to its)")
-        measured_at = ckpt_io.statistics_size(source)  # the size of its BatchNorm statistics
-        if (cfg.qat or cfg.freeze_layers) and measured_at is not None and measured_at != cfg.image_size:
-            # Quantization-aware training keeps them frozen, as --freeze_layers keeps its layers': they stay those
-            # of the other size.
-            if (source.get("model_args") or {}).get("qat"):  # recalibrate-bn refuses a quantization-aware file
-                remedy = (f"recalibrate {ckpt_io.float_model_of(source)} at this size (mobilenet-v1 "
-                          f"recalibrate-bn --image_size {cfg.image_size}) and fine-tune that")
-            else:
-                remedy = (f"`mobilenet-v1 recalibrate-bn {shell_path(pre_trained)} --image_size {cfg.image_size} "
-                          f"--dataset_path {shell_path(cfg.dataset_path)} --out FILE` measures them at this run's size "
-                          f"first (then --pre_trained FILE)")
-            frozen = ("qat" if cfg.qat else "freeze_layers: network.0's" if cfg.freeze_layers == 1 else
-                      f"freeze_layers: network.0 to network.{cfg.freeze_layers - 1}'s")
-            say_pre_trained(f"pre_trained: note: {pre_trained} has its BatchNorm statistics measured at image_size "
-                            f"{measured_at}; this run trains at {cfg.image_size} with them frozen ({frozen}): {remedy}")
+        source, skipped = _take_pre_trained(cfg, model, source, pre_trained, labelling, say_pre_trained)
     if cfg.qat:
         print0(f"qat: quantization-aware training: BatchNorm frozen at its running statistics and folded into the "
                f"convs, their weights rounded to int8 per channel{' (7-bit)' if cfg.qat_reduce_range else ''}, the "
