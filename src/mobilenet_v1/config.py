@@ -13,7 +13,7 @@ import re
 import sys
 from dataclasses import dataclass, fields
 from numbers import Real
-from typing import Any, Callable, Collection, Dict, List, NoReturn, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Collection, Dict, Iterator, List, NoReturn, Optional, Sequence, Set, Tuple
 
 import yaml
 
@@ -1120,6 +1120,80 @@ def read_yaml(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     return values, choices
 
 
+def _unused_settings(cfg: Config) -> Iterator[Tuple[str, str]]:
+    """(key, refusal) for each key that only one setting of another key uses, set while that key is another:
+    it would be ignored silently."""
+    cifar = cifar_name(cfg.dataset)
+    # (keys, whether this configuration uses them, whose they are, why not here)
+    blank = "''"  # auto_augment's empty value, as a config file writes it
+    owned = (
+        (("ra_magnitude",), cfg.auto_augment == "ra", "RandAugment's",
+         f"auto_augment {cfg.auto_augment or blank} does not use it (--auto_augment ra)"),
+        (("augmix_severity",), cfg.auto_augment == "augmix", "AugMix's",
+         f"auto_augment {cfg.auto_augment or blank} does not use it (--auto_augment augmix)"),
+        (("color_jitter", "color_jitter_hue"), not cfg.auto_augment, "for runs without an auto-augment policy",
+         f"auto_augment {cfg.auto_augment} takes its place (timm turns colour jitter off under one): choose one"),
+        (("random_erase_mode",), cfg.random_erase > 0, "random erasing's", "random_erase is 0, so nothing is erased"),
+        (("mix_prob",), bool(cfg.mixup_alpha or cfg.cutmix_alpha), "the share of batches mixed by Mixup or CutMix",
+         "mixup_alpha and cutmix_alpha are 0, so none is"),
+        (("mixup_off_epoch",), bool(cfg.mixup_alpha or cfg.cutmix_alpha), "when Mixup and CutMix stop",
+         "mixup_alpha and cutmix_alpha are 0, so none runs"),
+        (("lr_decay_rate", "lr_decay_epochs"), cfg.lr_decay_mode == "exponential", "lr_decay_mode exponential's",
+         f"lr_decay_mode {cfg.lr_decay_mode} does not use it"),
+        (("warmup_prefix",), cfg.lr_decay_mode in ("cosine_annealing", "exponential"),
+         "lr_decay_mode cosine_annealing's and exponential's", f"lr_decay_mode {cfg.lr_decay_mode} does not use it"),
+        (("opt_eps",), cfg.opt in ("rmsprop", "adamw", "lamb"), "RMSprop's, AdamW's and LAMB's",
+         f"opt {cfg.opt} has none" + (" (SGD)" if cfg.opt == "momentum" else "")),
+        (("nesterov",), cfg.opt in ("momentum", "lars"), "SGD's and LARS's (opt momentum, lars)",
+         f"opt {cfg.opt} has no such variant"),
+        (("momentum",), cfg.opt not in ("adamw", "lamb"), "SGD's, RMSprop's and LARS's",
+         f"opt {cfg.opt} has none (its betas are 0.9, 0.999)"),
+        (("trust_coefficient", "trust_clip"), cfg.opt == "lars", "LARS's (opt lars)",
+         f"opt {cfg.opt} has no such setting" + (" (LAMB's ratio is |w| / |update|)" if cfg.opt == "lamb" else "")),
+        (("keep_best_max", "patience"), cfg.eval_interval > 0, "a setting of evaluation's (the best evaluated epochs)",
+         "eval_interval is 0, so no epoch is evaluated (--eval_interval N)"),
+        (("keep_best_max", "save_checkpoint_steps"), cfg.save_checkpoint, "a setting of the checkpoints written",
+         "save_checkpoint is False, so none is written"),
+        (("patience_min_delta",), cfg.patience > 0, "a setting of early stopping's",
+         "patience is 0, so the run never stops early (--patience N)"),
+        (("decay_norm_bias",), cfg.weight_decay > 0, "a setting of weight decay's",
+         "weight_decay is 0 (--decay_norm_bias False with it)"),
+        (("distill_alpha", "distill_temperature"), bool(cfg.teacher), "knowledge distillation's",
+         "no teacher is set (--teacher CKPT)"),
+        (("crop_pct",), not is_cifar(cfg.dataset), "for image folders' evaluation",
+         f"{cifar}'s resizes the whole 32x32 image"),
+        (("crop_scale_min", "crop_ratio_min", "crop_ratio_max"), not is_cifar(cfg.dataset),
+         "for image folders' training crops",
+         f"{cifar}'s is the seed's 32x32 crop of the image padded by 4 pixels"),
+        (("exif_orientation",), not is_cifar(cfg.dataset), "for image folders' photos",
+         f"{cifar}'s binary files hold pixels, with no EXIF tags"),
+        (("data_pipeline",), not is_cifar(cfg.dataset), "for image folders' decoding",
+         f"{cifar}'s records are pixels, which with CUDA live on the GPU whole and are augmented there"),
+        (("compile_mode",), cfg.compile, "torch.compile's", "compile is False (--compile True)"),
+        (("image_size_ramp",), cfg.image_size_start > 0, "progressive resizing's",
+         "image_size_start is 0, so every epoch trains at image_size (--image_size_start N)"),
+        (("bce_target_thresh",), cfg.bce_loss, "binary cross entropy's", "bce_loss is False (--bce_loss True)"),
+        (("antialias", "interpolation"), not is_cifar(cfg.dataset), "for image folders' resizes",
+         f"{cifar}'s enlarges its 32x32 images bilinearly, as the seed does (antialiasing changes nothing there)"),
+        (("lr_base_scale",), cfg.lr_base_size > 0, "how the rates follow the global batch",
+         "lr_base_size is 0, so they are used as given (--lr_base_size N: the batch they are meant for)"),
+        (("qat_reduce_range", "qat_range_epochs"), cfg.qat, "quantization-aware training's", "qat is False (--qat True)"),
+        (("label_smooth_factor",), cfg.use_label_smooth, "label smoothing's",
+         "use_label_smooth is False (--use_label_smooth True)"),
+        (("loss_scale",), cfg.precision == "fp16", "fp16's dynamic loss scaling's first scale",
+         f"precision {cfg.precision} scales no loss (bf16 and fp32 need none)"),
+        (("bn_momentum",), not cfg.qat and cfg.freeze_layers < LAYERS, "how BatchNorm's running statistics update",
+         "qat is True, which folds BatchNorm at statistics that no longer update" if cfg.qat else
+         f"freeze_layers {LAYERS} freezes every BatchNorm layer, whose statistics no longer update"),
+    )
+    for keys, used, whose, why in owned:
+        for key in keys:
+            if not used and getattr(cfg, key) != getattr(Config, key):
+                value = getattr(cfg, key)
+                shown = value if isinstance(value, (str, bool)) else format(value, "g")
+                yield key, f"{key} {shown} is {whose}; {why}"
+
+
 def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str], str], choices_from: str = "") -> None:
     """Refuse values no run can use; each message names where the value came from (``origin(key)``:
     the option, the config file or the default), and ``choices_from`` (the config file) where ``extra_choices``
@@ -1325,75 +1399,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         if isinstance(value, float) and abs(value) > MAX_FLOAT32:  # weight_decay 1e39: a traceback in the step
             fail(f.name, f"{f.name} {value:g} is above float32's largest number, {MAX_FLOAT32:g}, in which the run "
                          f"computes")
-    # Keys that only one setting of another key uses, set while it is another: they would be ignored
-    # silently. (keys, whether this configuration uses them, whose they are, why not here)
-    blank = chr(39) * 2
-    owned = (
-        (("ra_magnitude",), cfg.auto_augment == "ra", "RandAugment's",
-         f"auto_augment {cfg.auto_augment or blank} does not use it (--auto_augment ra)"),
-        (("augmix_severity",), cfg.auto_augment == "augmix", "AugMix's",
-         f"auto_augment {cfg.auto_augment or blank} does not use it (--auto_augment augmix)"),
-        (("color_jitter", "color_jitter_hue"), not cfg.auto_augment, "for runs without an auto-augment policy",
-         f"auto_augment {cfg.auto_augment} takes its place (timm turns colour jitter off under one): choose one"),
-        (("random_erase_mode",), cfg.random_erase > 0, "random erasing's", "random_erase is 0, so nothing is erased"),
-        (("mix_prob",), bool(cfg.mixup_alpha or cfg.cutmix_alpha), "the share of batches mixed by Mixup or CutMix",
-         "mixup_alpha and cutmix_alpha are 0, so none is"),
-        (("mixup_off_epoch",), bool(cfg.mixup_alpha or cfg.cutmix_alpha), "when Mixup and CutMix stop",
-         "mixup_alpha and cutmix_alpha are 0, so none runs"),
-        (("lr_decay_rate", "lr_decay_epochs"), cfg.lr_decay_mode == "exponential", "lr_decay_mode exponential's",
-         f"lr_decay_mode {cfg.lr_decay_mode} does not use it"),
-        (("warmup_prefix",), cfg.lr_decay_mode in ("cosine_annealing", "exponential"),
-         "lr_decay_mode cosine_annealing's and exponential's", f"lr_decay_mode {cfg.lr_decay_mode} does not use it"),
-        (("opt_eps",), cfg.opt in ("rmsprop", "adamw", "lamb"), "RMSprop's, AdamW's and LAMB's",
-         f"opt {cfg.opt} has none" + (" (SGD)" if cfg.opt == "momentum" else "")),
-        (("nesterov",), cfg.opt in ("momentum", "lars"), "SGD's and LARS's (opt momentum, lars)",
-         f"opt {cfg.opt} has no such variant"),
-        (("momentum",), cfg.opt not in ("adamw", "lamb"), "SGD's, RMSprop's and LARS's",
-         f"opt {cfg.opt} has none (its betas are 0.9, 0.999)"),
-        (("trust_coefficient", "trust_clip"), cfg.opt == "lars", "LARS's (opt lars)",
-         f"opt {cfg.opt} has no such setting" + (" (LAMB's ratio is |w| / |update|)" if cfg.opt == "lamb" else "")),
-        (("keep_best_max", "patience"), cfg.eval_interval > 0, "a setting of evaluation's (the best evaluated epochs)",
-         "eval_interval is 0, so no epoch is evaluated (--eval_interval N)"),
-        (("keep_best_max", "save_checkpoint_steps"), cfg.save_checkpoint, "a setting of the checkpoints written",
-         "save_checkpoint is False, so none is written"),
-        (("patience_min_delta",), cfg.patience > 0, "a setting of early stopping's",
-         "patience is 0, so the run never stops early (--patience N)"),
-        (("decay_norm_bias",), cfg.weight_decay > 0, "a setting of weight decay's",
-         "weight_decay is 0 (--decay_norm_bias False with it)"),
-        (("distill_alpha", "distill_temperature"), bool(cfg.teacher), "knowledge distillation's",
-         "no teacher is set (--teacher CKPT)"),
-        (("crop_pct",), not is_cifar(cfg.dataset), "for image folders' evaluation",
-         f"{cifar}'s resizes the whole 32x32 image"),
-        (("crop_scale_min", "crop_ratio_min", "crop_ratio_max"), not is_cifar(cfg.dataset),
-         "for image folders' training crops",
-         f"{cifar}'s is the seed's 32x32 crop of the image padded by 4 pixels"),
-        (("exif_orientation",), not is_cifar(cfg.dataset), "for image folders' photos",
-         f"{cifar}'s binary files hold pixels, with no EXIF tags"),
-        (("data_pipeline",), not is_cifar(cfg.dataset), "for image folders' decoding",
-         f"{cifar}'s records are pixels, which with CUDA live on the GPU whole and are augmented there"),
-        (("compile_mode",), cfg.compile, "torch.compile's", "compile is False (--compile True)"),
-        (("image_size_ramp",), cfg.image_size_start > 0, "progressive resizing's",
-         "image_size_start is 0, so every epoch trains at image_size (--image_size_start N)"),
-        (("bce_target_thresh",), cfg.bce_loss, "binary cross entropy's", "bce_loss is False (--bce_loss True)"),
-        (("antialias", "interpolation"), not is_cifar(cfg.dataset), "for image folders' resizes",
-         f"{cifar}'s enlarges its 32x32 images bilinearly, as the seed does (antialiasing changes nothing there)"),
-        (("lr_base_scale",), cfg.lr_base_size > 0, "how the rates follow the global batch",
-         "lr_base_size is 0, so they are used as given (--lr_base_size N: the batch they are meant for)"),
-        (("qat_reduce_range", "qat_range_epochs"), cfg.qat, "quantization-aware training's", "qat is False (--qat True)"),
-        (("label_smooth_factor",), cfg.use_label_smooth, "label smoothing's",
-         "use_label_smooth is False (--use_label_smooth True)"),
-        (("loss_scale",), cfg.precision == "fp16", "fp16's dynamic loss scaling's first scale",
-         f"precision {cfg.precision} scales no loss (bf16 and fp32 need none)"),
-        (("bn_momentum",), not cfg.qat and cfg.freeze_layers < LAYERS, "how BatchNorm's running statistics update",
-         "qat is True, which folds BatchNorm at statistics that no longer update" if cfg.qat else
-         f"freeze_layers {LAYERS} freezes every BatchNorm layer, whose statistics no longer update"),
-    )
-    for keys, used, whose, why in owned:
-        for key in keys:
-            if not used and getattr(cfg, key) != getattr(Config, key):
-                value = getattr(cfg, key)
-                shown = value if isinstance(value, (str, bool)) else format(value, "g")
-                fail(key, f"{key} {shown} is {whose}; {why}")
+    for key, what in _unused_settings(cfg):
+        fail(key, what)
 
 
 def _config_file_hint(arg: str) -> str:
