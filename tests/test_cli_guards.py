@@ -5,6 +5,7 @@ import hashlib
 import json
 import importlib
 import os
+import stat
 import re
 import shutil
 import subprocess
@@ -200,6 +201,27 @@ def test_an_output_named_as_a_folder_or_too_long_is_refused_before_the_work(tmp_
     assert cli.main(["convert", ckpt, "~x.pt"]) == 0  # a file's name that starts with ~ is one
     assert os.path.isfile(tmp_path / "~x.pt")
 
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX's")
+def test_an_output_that_is_a_named_pipe_or_a_link_to_one_is_refused_and_left_as_it_is(tmp_path, capsys):
+    """The write renames a temporary file over the name: root's `convert CKPT /dev/null --format pt` replaced
+    /dev/null by a regular file of the checkpoint's bytes (helper-361), and a named pipe a reader waits on was
+    taken away, exit status 0. Any name that is no regular file (a device, a pipe, a socket; through a link too)
+    is refused before the work, naming what it is; a regular file is still written over."""
+    ckpt = save(tmp_path / "m.ckpt")
+    os.mkfifo(tmp_path / "pipe.pt")
+    os.symlink(tmp_path / "pipe.pt", tmp_path / "link.pt")
+    for name, said in (("pipe.pt", "is a named pipe, not a regular file"),
+                       ("link.pt", f"is a named pipe (a link to {tmp_path / 'pipe.pt'}), not a regular file")):
+        assert cli.main(["convert", ckpt, str(tmp_path / name), "--format", "pt"]) == 1, name
+        err = capsys.readouterr().err
+        assert f"{tmp_path / name}: {said}, which the write would replace with one" in err, err
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "pipe.pt").st_mode) and os.path.islink(tmp_path / "link.pt")
+    assert sorted(os.listdir(tmp_path)) == ["link.pt", "m.ckpt", "pipe.pt"]
+    (tmp_path / "old.pt").write_bytes(b"old")
+    assert cli.main(["convert", ckpt, str(tmp_path / "old.pt"), "--format", "pt"]) == 0
+    assert (tmp_path / "old.pt").stat().st_size > 1000
 
 def test_a_write_that_fails_leaves_the_file_as_it_was_and_names_it(tmp_path, monkeypatch, capsys):
     """A full disk met once the bytes are written (at the flush or fsync of any writer: torch.save's,

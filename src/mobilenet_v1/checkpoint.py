@@ -543,6 +543,19 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
     one kind (``suffix``: ".csv"), a name without that suffix (a config, a checkpoint, a data file)."""
     if os.path.isdir(path):
         raise ValueError(f"{option} {path}: is a folder; name the file to write")
+    try:
+        mode = os.stat(path).st_mode  # through a link: what the name stands for
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        # The write renames a temporary file over the name: /dev/null given as the output (root's convert
+        # CKPT /dev/null --format pt) was replaced by a regular file of the checkpoint's bytes, and a named
+        # pipe a reader waits on was taken away.
+        kind = ("a named pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        via = f" (a link to {os.path.realpath(path)})" if os.path.islink(path) else ""
+        raise ValueError(f"{option} {path}: is {kind}{via}, not a regular file, which the write would replace with "
+                         f"one; name a file to write")
     name = os.path.basename(path)
     # Said at the start: a folder not there yet (out/) and a name no file system takes were said at the end, after
     # the work, as the rename of a hidden temporary file.
