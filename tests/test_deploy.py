@@ -2631,6 +2631,10 @@ def test_labels_given_as_a_json_list_are_read_and_a_csv_of_index_and_name_is_ref
             class_names(10, None, given, False)
     with pytest.raises(ValueError, match=r"^--labels imagenet\.txt: No such file or directory$"):
         read_labels_file("imagenet.txt")
+    if os.path.exists("/dev/zero"):  # a link to it (or to any endless stream) read until memory ran out (helper-361)
+        os.symlink("/dev/zero", tmp_path / "zero.txt")
+        with pytest.raises(ValueError, match=r"zero\.txt: more than 67,108,864 bytes, not a file of class names$"):
+            read_labels_file(str(tmp_path / "zero.txt"))
 
 
 def test_predict_starts_loader_workers_only_on_a_gpu_for_more_than_one_batch():

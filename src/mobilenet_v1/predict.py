@@ -97,16 +97,23 @@ def _json_labels(path: str, text: str) -> List[str]:
                      f"give that, or a text file of one name a line")
 
 
+LABELS_FILE_BYTES = 64 << 20  # a labels file's most bytes (ImageNet-21k's names: under 1 MB)
+
+
 def read_labels_file(path: str) -> List[str]:
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            # At most this much: --labels /dev/zero (a link to it) read until memory ran out, then "out of memory
+            # ... a smaller batch_size"; a pipe (<(cut -f2 names.tsv)) is still read as it comes.
+            data = f.read(LABELS_FILE_BYTES + 1)
     except OSError as e:
         builtin = path.lower().replace("-", "").replace("_", "")
         builtin = {"imagenet2012": "imagenet"}.get(builtin, builtin)
         hint = (f" (the built-in list is --labels {builtin})" if builtin in ("imagenet", "cifar10", "cifar100")
                 and not os.path.exists(path) else "")
         raise ValueError(f"--labels {path}: {e.strerror or e}{hint}") from None
+    if len(data) > LABELS_FILE_BYTES:
+        raise ValueError(f"--labels {path}: more than {LABELS_FILE_BYTES:,} bytes, not a file of class names")
     body = data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data  # the mark an editor may write
     try:
         lines = [line.strip() for line in body.decode("utf-8").split("\n")]
