@@ -561,6 +561,65 @@ def test_a_float_tiff_on_the_0_1_scale_decodes_as_its_picture_not_black():
             np.abs(img[c].numpy().astype(int) - expected).max() <= 1 for c in range(3))
 
 
+def test_a_huge_or_sparse_file_named_as_an_image_is_unreadable_without_being_read(tmp_path):
+    """A 50 GB sparse z.jpg (or a video, a disk image named as a picture) was read whole into memory, copied, and
+    ended the command in "out of memory ... a smaller batch_size", naming no file (helper-361). One larger than any
+    image within the pixel limit holds, or large and starting as no image format, is an unreadable file, named;
+    a large one that starts as an image is read."""
+    from mobilenet_v1.data import SNIFF_FILE_BYTES, file_bytes
+
+    limit = T.pixel_limit()
+    huge, blank, large = tmp_path / "z.jpg", tmp_path / "blank.jpg", tmp_path / "large.bmp"
+    with open(huge, "wb") as f:  # sparse: no disk taken
+        f.write(b"\xff\xd8\xff\xe0")
+        f.truncate(8 * limit + SNIFF_FILE_BYTES + 1)
+    with open(blank, "wb") as f:
+        f.truncate(SNIFF_FILE_BYTES + 1)
+    with open(large, "wb") as f:
+        f.write(b"BM")
+        f.truncate(SNIFF_FILE_BYTES + 1)
+    with pytest.raises(OSError, match=r"more than any image of up to [\d,]+ pixels holds") as e:
+        file_bytes(str(huge))
+    assert e.value.filename == str(huge)
+    with pytest.raises(OSError, match=r"[\d,]+ bytes that start as no image format") as e:
+        file_bytes(str(blank))
+    assert e.value.filename == str(blank)
+    assert len(file_bytes(str(large))) == SNIFF_FILE_BYTES + 1
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="symbolic links")
+def test_class_folders_that_are_one_folder_through_a_link_are_said(tmp_path):
+    """train/fox -> cat: each class folder was walked as a class of its own, and cat's images trained under two
+    labels without a word (helper-361). Said, as are a class folder inside another; folders linked to distinct
+    places (the data on another disk) are not."""
+    from mobilenet_v1.data import find_images
+
+    root = tmp_path / "train"
+    for name in ("cat", "dog", "elsewhere/owl"):
+        (root / name).mkdir(parents=True)
+        (root / name / "a.bmp").write_bytes(_bmp(np.full((8, 8, 3), 90, np.uint8)))
+    os.symlink(root / "cat", root / "fox")
+    os.symlink(root / "dog", root / "dog2")
+    os.symlink(tmp_path / "train" / "elsewhere" / "owl", root / "owl")
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        find_images(str(root))
+    linked = [str(w.message) for w in said if "symbolic links" in str(w.message)]
+    assert len(linked) == 1 and ("class folders cat and fox are one folder; dog and dog2 are one folder; owl is "
+                                 "inside elsewhere (through symbolic links)") in linked[0], linked
+    os.remove(root / "fox")
+    os.remove(root / "dog2")
+    os.remove(root / "owl")
+    shutil.rmtree(root / "elsewhere")
+    (tmp_path / "disk" / "owl").mkdir(parents=True)
+    (tmp_path / "disk" / "owl" / "a.bmp").write_bytes(_bmp(np.full((8, 8, 3), 90, np.uint8)))
+    os.symlink(tmp_path / "disk" / "owl", root / "owl")
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        find_images(str(root))
+    assert not [w for w in said if "symbolic links" in str(w.message)]
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
 @pytest.mark.parametrize("pipeline", ["cpu", "gpu"])
 def test_a_named_pipe_named_as_an_image_is_an_unreadable_file_not_a_hang(tmp_path, pipeline):

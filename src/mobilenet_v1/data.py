@@ -1295,6 +1295,25 @@ def _warn_alike_classes(root: str, folders: Sequence[str]) -> None:
                       f"each is a class of its own; merge them into one folder if they are one class", DataWarning)
 
 
+def _warn_linked_classes(root: str, folders: Sequence[str]) -> None:
+    """Class folders that are one folder, or one inside another, through symbolic links (``fox -> cat``): each is
+    walked as its own class, so the same images were read under two labels without a word."""
+    real: Dict[str, List[str]] = {}
+    for name in folders:
+        real.setdefault(os.path.realpath(os.path.join(root, name)), []).append(name)
+    said = [f"{' and '.join(names)} are one folder" for names in real.values() if len(names) > 1]
+    for inner in real:  # each folder's parents looked up: ImageNet-21k's 21,841 classes are no 477 million pairs
+        outer = os.path.dirname(inner)
+        while outer not in real and os.path.dirname(outer) != outer:
+            outer = os.path.dirname(outer)
+        if outer in real and outer != inner:
+            said.append(f"{real[inner][0]} is inside {real[outer][0]}")
+    if said:
+        warnings.warn(f"image folder {root!r}: class folders {'; '.join(said[:3])}{' ...' if len(said) > 3 else ''} "
+                      f"(through symbolic links): their images are read under each label, the same image as two "
+                      f"classes; replace the link with the class's own images", DataWarning)
+
+
 def class_archives(root: str) -> List[str]:
     """The class archives of a split folder that holds one tar a class and no folders, as ImageNet's
     training archive leaves them once extracted (``train/n01440764.tar``, ...), sorted; none for any other
@@ -1411,6 +1430,8 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
             raise UnsortedImagesError(message + "; its images are not sorted into class folders: give their labels "
                                       "with --eval_labels FILE to evaluate on them (see README)", root)
         raise DataError(message + _cifar_hint(root))
+    if packed is None:
+        _warn_linked_classes(root, folders)
     if classes is None:
         classes = folders
         _warn_alike_classes(root, folders)
@@ -1895,10 +1916,37 @@ def file_bytes(path: str) -> bytes:
         raise
     if not stat.S_ISREG(mode):
         kind = "a named pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or \
-            stat.S_ISBLK(mode) else "not a file"
+            stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file"
         raise OSError(errno.EINVAL, f"{kind}, not a regular file: not read", path)
     with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        _check_image_file_size(path, size, f)
         return f.read()
+
+
+# Past this many bytes a file must start as an image format before it is read whole: a sparse file, a video or a
+# disk image named x.jpg was read into memory entire (and copied twice more) only for its decode to fail.
+SNIFF_FILE_BYTES = 64 << 20
+# The first bytes of the formats image_files_under takes (by extension; PPM/PGM: P1-P6; BigTIFF too).
+_IMAGE_STARTS = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"II+\x00",
+                 b"MM\x00+", b"P1", b"P2", b"P3", b"P4", b"P5", b"P6")
+
+
+def _check_image_file_size(path: str, size: int, f: Any) -> None:
+    """OSError where a regular file is too large to be an image this reads (more bytes than an uncompressed
+    16-bit RGBA image of :func:`transforms.pixel_limit` pixels), or large and not starting as an image: a 50 GB
+    sparse z.jpg ended the whole command in "out of memory ... a smaller batch_size", naming no file."""
+    limit = T.pixel_limit()
+    cap = None if limit is None else 8 * limit + SNIFF_FILE_BYTES
+    if cap is not None and size > cap:
+        raise OSError(errno.EFBIG, f"{size:,} bytes, more than any image of up to {limit:,} pixels holds "
+                                   f"(the decompression-bomb limit): not read", path)
+    if size > SNIFF_FILE_BYTES:
+        head = f.read(16)
+        f.seek(0)
+        if not (head.startswith(_IMAGE_STARTS) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")):
+            raise OSError(errno.EINVAL, f"{size:,} bytes that start as no image format (a sparse or damaged file, "
+                                        f"a video or disk image named as a picture?): not read", path)
 
 
 def read_bytes(path: str) -> torch.Tensor:
