@@ -70,6 +70,45 @@ def test_half_precision_asked_for_on_the_cpu_is_said_to_be_slower(cifar_dir, tmp
     assert "on the CPU: a training step took" not in capsys.readouterr().out
 
 
+
+def test_a_notebooks_own_torch_settings_neither_break_nor_change_train_eval_and_predict(cifar_dir, tmp_path,
+                                                                                       one_thread):
+    """A notebook's torch.autocast around train.run trained in bf16, its backward too, while the checkpoint said
+    fp32; eval and predict's probabilities changed under it alike; torch.set_grad_enabled(False) (or
+    inference_mode) left over failed the run on "element 0 of tensors does not require grad", and
+    torch.set_default_dtype(torch.float64) every command on a float64 model (helper-359). The library runs as
+    its options say, bit for bit as outside them, and the caller's settings are theirs again after it."""
+    from mobilenet_v1 import load_predictor
+
+    base = SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1", "--class_num=4", "--eval_interval=0"]
+    ref = train.run(load_config(base + [f"--save_checkpoint_path={tmp_path / 'ref'}"]))["checkpoint"]
+    ev = load_config([f"--dataset_path={cifar_dir}", f"--checkpoint_path={ref}", "--device_target=CPU",
+                      "--num_workers=0"])
+    images = [smooth_image(40, 48, seed=i) for i in range(3)]  # (H, W, C) uint8 arrays
+    before_eval = evaluate_mod.run(ev, per_image=True)["images"]
+    predictor = load_predictor(ref)
+    before_top = predictor.top_k(images, k=4)
+    torch.set_default_dtype(torch.float64)
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+            got = train.run(load_config(base + [f"--save_checkpoint_path={tmp_path / 'nb'}"]))["checkpoint"]
+            in_eval = evaluate_mod.run(ev, per_image=True)["images"]
+            in_top = predictor.top_k(images, k=4)
+            model = load_model(ref)
+            assert torch.get_default_dtype() == torch.float64 and torch.is_autocast_enabled("cpu")
+            assert not torch.is_grad_enabled()
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert all(torch.equal(a, b) for a, b in zip(ckpt_io.load_file(ref)["model"].values(),
+                                                  ckpt_io.load_file(got)["model"].values()))
+    assert in_eval == before_eval and len(in_eval) > 10
+    assert in_top == before_top and len(in_top) == 3 and len(in_top[0]["top_k"]) == 4
+    assert next(model.parameters()).dtype == torch.float32
+    # cli.main from Python: its streams' escaping of names that are not UTF-8 is the command's, not kept after it
+    errors = (sys.stdout.errors, sys.stderr.errors)
+    assert cli.main(["info", ref]) == 0
+    assert (sys.stdout.errors, sys.stderr.errors) == errors != ("mobilenet_v1.escape",) * 2
+
 def test_eval_says_when_auto_evaluates_in_another_precision_than_float32(cifar_dir, tmp_path, capsys, monkeypatch):
     """On a GPU --precision auto evaluates in bf16, where timm's validate.py, torchvision's references and predict
     evaluate in float32: only --json said so, and its figures were set beside theirs (helper-355). The GPU's choice

@@ -5,6 +5,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 
 from . import checkpoint as ckpt_io
+from . import runtime
 from .model import ARCH, PADDINGS, MobileNetV1, scale_channels
 
 
@@ -183,7 +184,8 @@ def model_from_checkpoint(ckpt: Dict[str, Any], source: str, use_ema: bool = Tru
         state = {k: v for k, v in state.items() if not k.startswith("quant.")}
         if overrides.get("qat_reduce_range") is None:  # the file's rounding grid, of no float model (None: not given)
             args.pop("qat_reduce_range", None)
-    with torch.random.fork_rng(devices=[]):  # its initial weights are overwritten: the caller's random state kept
+    # its initial weights are overwritten: the caller's random state kept; float32 whatever the caller's default
+    with torch.random.fork_rng(devices=[]), runtime.library_defaults():
         model = MobileNetV1(**args)
     try:
         ckpt_io.load_weights(model, state, source, naming=ckpt.get("naming", "ours"))

@@ -701,7 +701,7 @@ def _escape(error: UnicodeError) -> Tuple[str, int]:
                    c.encode("ascii", "backslashreplace").decode("ascii") for c in bad), error.end
 
 
-def escaping_output() -> None:
+def escaping_output() -> List[Tuple[Any, str]]:
     """stdout and stderr made to print a name that is not UTF-8 (a Latin-1 class folder's or file's) with its
     bytes escaped, as :func:`predict.shown_name` does, rather than fail: a UTF-8 locale's stdout is strict (the C
     locale's is not), and a command that printed such a name (eval --per_class, info, predict, data-stats'
@@ -712,11 +712,15 @@ def escaping_output() -> None:
         codecs.lookup_error(ESCAPE_ERRORS)
     except LookupError:
         codecs.register_error(ESCAPE_ERRORS, _escape)
+    before = []  # (stream, its errors before): a Python caller's streams get theirs back (_command)
     for stream in (sys.stdout, sys.stderr):
         try:
+            errors = stream.errors
             stream.reconfigure(errors=ESCAPE_ERRORS)
+            before.append((stream, errors))
         except (AttributeError, ValueError, OSError):  # not a text stream of io's (a caller's own object)
             pass
+    return before
 
 
 def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) -> int:
@@ -724,7 +728,7 @@ def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) ->
     our one-line format, a train from the command line with Ctrl-C and output readers of its own."""
     import warnings
 
-    escaping_output()
+    escaped = escaping_output()
     from .data import BadSampleWarning, DataWarning
     from .runtime import error_line, rank_label
 
@@ -761,10 +765,11 @@ def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) ->
     if name in COMMANDS and name not in ("train", "eval", "lr-schedule", "data-stats"):  # those read dashes already
         rest = underscored_options(rest)
     try:
-        from .runtime import check_launcher_env
+        from .runtime import check_launcher_env, library_defaults
 
         check_launcher_env()
-        return COMMANDS[name](rest)
+        with library_defaults():  # a Python caller's torch.set_default_dtype(torch.float64) not the command's
+            return COMMANDS[name](rest)
     except Exception as e:  # error_line tells the input's and the machine's from a fault of the code
         signalled = interrupted_by(e)
         if isinstance(signalled, _Terminated):
@@ -798,5 +803,12 @@ def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) ->
         sys.stdout, sys.stderr = streams
         if interrupt is not None:  # a host that ran the module (runpy) gets its Ctrl-C back
             signal.signal(signal.SIGINT, interrupt)
+        if argv_given is not None:  # a Python caller's print() of a lone surrogate raises again, as before the call
+            for stream, errors in escaped:
+                try:
+                    stream.flush()
+                    stream.reconfigure(errors=errors)
+                except (ValueError, OSError):
+                    pass
 
 

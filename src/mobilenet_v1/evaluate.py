@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 import torch
 
 from . import checkpoint as ckpt_io
-from . import distributed
+from . import distributed, runtime
 from .api import model_from_checkpoint, padding_option
 from .cli import pop_flag, pop_option
 from .config import (DATASETS, NORMALISATION_KEYS, Config, ConfigError, Given, OptionError, channel_values,
@@ -200,7 +200,8 @@ def run(cfg: Config, given: Optional[Set[str]] = None, confusion: bool = False,
     cfg, given = evaluated_size(cfg, given)
     dist = distributed.setup(cfg, "eval")
     try:
-        return _run(cfg, dist, given, confusion, per_image, litert_kernels == "reference")
+        with runtime.library_defaults():
+            return _run(cfg, dist, given, confusion, per_image, litert_kernels == "reference")
     finally:
         dist.cleanup()
 

@@ -421,7 +421,8 @@ class Predictor:
                 batch.append(img)
             if not batch:
                 continue
-            logits = self.model(normalize(torch.stack(batch).to(self.device))).float().cpu()
+            with torch.autocast(device_type=self.device.type, enabled=False):  # float32, as eval's fp32
+                logits = self.model(normalize(torch.stack(batch).to(self.device))).float().cpu()
             masked = logits.masked_fill(~valid, float("-inf"))
             floor = getattr(self.model, "output_floor", None)  # a probability that underflowed in the file: 0
             probs = torch.softmax(without_underflowed(masked, floor), dim=1)

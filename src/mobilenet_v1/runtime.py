@@ -363,6 +363,29 @@ NETWORK = "mobilenet_v1_network"
 
 
 @contextlib.contextmanager
+def library_defaults(training: bool = False) -> Iterator[None]:
+    """The process-wide torch settings a Python caller (a notebook) may have changed, as the library's own
+    commands take them, for its block: no autocast but the command's own (``--precision``); float32 as the
+    default dtype (``torch.set_default_dtype(torch.float64)`` built a float64 model that the loaders' float32
+    batches could not run in); and for ``training`` gradients on (``torch.set_grad_enabled(False)``,
+    ``torch.inference_mode()``: "element 0 of tensors does not require grad"). The caller's are back after it."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        with contextlib.ExitStack() as stack:
+            # No autocast of the caller's (`with torch.autocast("cpu"):` around train.run trained in bf16, its
+            # backward's matmuls too, while the checkpoint recorded precision_used fp32): --precision decides.
+            for device in ("cpu",) + (("cuda",) if torch.cuda.is_available() else ()):
+                stack.enter_context(torch.autocast(device_type=device, enabled=False))
+            if training:
+                stack.enter_context(torch.inference_mode(False))
+                stack.enter_context(torch.enable_grad())
+            yield
+    finally:
+        torch.set_default_dtype(before)
+
+
+@contextlib.contextmanager
 def network_sized(width_mult: float, class_num: int, batch_size: int, image_size: int) -> Iterator[None]:
     """Marks an error raised inside the block with the network the command builds and runs there, on batches of
     ``batch_size`` images of ``image_size``, which :func:`error_line` weighs where the memory ran out; an inner

@@ -1619,8 +1619,9 @@ def _run_alone(cfg: Config, given: Optional[Set[str]]) -> Dict[str, Any]:
         dist = distributed.setup(cfg, "train")
         # The loaders' worker processes end with the run, however it ends; its error is marked with the network
         # (for the advice on memory) before the stack's log.txt says it.
-        with contextlib.ExitStack() as loaders, runtime.network_sized(cfg.width_mult, cfg.class_num,
-                                                                          cfg.batch_size, cfg.image_size):
+        # A notebook's own autocast, grad mode and default dtype are not the run's (runtime.library_defaults).
+        with runtime.library_defaults(training=True), contextlib.ExitStack() as loaders, \
+                runtime.network_sized(cfg.width_mult, cfg.class_num, cfg.batch_size, cfg.image_size):
             return _run(dist.apply(cfg), dist, early, loaders, given)
     except BaseException:
         if folder and runtime.is_rank0():  # a run that failed before writing anything leaves no empty folder
