@@ -83,6 +83,14 @@ def test_a_cifar100_run_trains_100_classes_and_its_files_say_cifar100(cifar100_d
     said = capsys.readouterr()
     assert json.loads(said.out)["total"] == 24
     assert f"dataset cifar100: what {run['checkpoint']} was trained on (the file records it)" in said.err
+    # A subset whose labels stop below 99 is CIFAR-100 still: its own model is not said to be another's (helper-360)
+    sub = tmp_path / "sub" / CIFAR100_FOLDER
+    sub.mkdir(parents=True)
+    for name in ("train.bin", "test.bin"):
+        write_cifar_bin(str(sub / name), class_images(np.arange(4), 3), np.arange(4), coarse=np.arange(4))
+    assert cli.main(["eval", f"--dataset_path={sub.parent}", "--device_target=CPU", "--num_workers=0",
+                     f"--checkpoint_path={run['checkpoint']}"]) == 0
+    assert "is it the model of this data set" not in capsys.readouterr().err
     assert cli.main(["eval", "--dataset=cifar10", f"--dataset_path={cifar100_dir}", "--device_target=CPU",
                      "--num_workers=0", f"--checkpoint_path={run['checkpoint']}"]) != 0
     assert ("was trained on cifar100 (the file records it), whose classes are others: pass --dataset cifar100"

@@ -1314,6 +1314,15 @@ def _warn_linked_classes(root: str, folders: Sequence[str]) -> None:
                       f"classes; replace the link with the class's own images", DataWarning)
 
 
+def data_set_classes(dataset: str, loader: Any) -> int:
+    """The classes of ``loader``'s data set: a CIFAR format's (10, 100; its names file's where that names fewer,
+    for data of one's own), which a split whose highest label is below it (a subset) still has, since the
+    classes its files lack may be in the other split; an image folder's, its class folders."""
+    if not is_cifar(dataset):
+        return loader.num_classes
+    return len(loader.classes) if loader.classes else 100 if dataset == "cifar100" else 10
+
+
 def class_archives(root: str) -> List[str]:
     """The class archives of a split folder that holds one tar a class and no folders, as ImageNet's
     training archive leaves them once extracted (``train/n01440764.tar``, ...), sorted; none for any other

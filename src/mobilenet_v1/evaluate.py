@@ -19,7 +19,7 @@ from .cli import pop_flag, pop_option
 from .config import (DATASETS, NORMALISATION_KEYS, Config, ConfigError, Given, OptionError, channel_values,
                      channels_text, is_cifar, load_config_and_given, names_text, parse_overrides, set_in_config_file,
                      validate)
-from .data import build_loader, eval_folder, held_out_for, same_folder
+from .data import build_loader, data_set_classes, eval_folder, held_out_for, same_folder
 from .engine import evaluate, few_outputs_note, nonfinite_note, resolve_device, resolve_precision
 from .onnx_io import is_deployed_file, load_deployed
 from .predict import imagenet_classes, readable, shown_name
@@ -520,11 +520,13 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     # data's classes (but the seed's 1001 for ImageNet's 1000); a run of ours that trained more outputs than
     # classes (a preset's) says its own. Class folders are then labelled by their places in sorted order, not by
     # the model's list: a folder that lacks one of the model's classes labels every class after it as the next.
-    order = "timm's natural" if natural is not None else "sorted"
-    if (outputs and outputs > loader.num_classes and not (outputs == 1001 and loader.num_classes == 1000)
+    # CIFAR's count is the format's, as train counts it: a CIFAR-100 subset whose labels stop at 98 is still
+    # CIFAR-100, whose model was said to be another data set's (helper-360).
+    order, known = "timm's natural" if natural is not None else "sorted", data_set_classes(cfg.dataset, loader)
+    if (outputs and outputs > known and not (outputs == 1001 and known == 1000)
             and not (isinstance(classes, list) and classes)):
-        print0(f"note: {path} has {outputs} outputs, dataset_path {cfg.dataset_path} {loader.num_classes} classes: "
-               f"a prediction past class {loader.num_classes - 1} is always wrong; is it the model of this data "
+        print0(f"note: {path} has {outputs} outputs, dataset_path {cfg.dataset_path} {known} classes: "
+               f"a prediction past class {known - 1} is always wrong; is it the model of this data "
                f"set?" + (f" {path} records no class names, so the class folders are labelled by their places in "
                           f"{order} order: one of the model's classes missing from the folder shifts the labels of "
                           f"those after it, and the figures are another class's"

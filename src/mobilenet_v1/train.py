@@ -23,7 +23,8 @@ from .config import (DATASET_PRESETS, EXPORT_KEYS, NORMALISATION_KEYS, Config, C
                      cifar_name, dump_yaml, is_cifar, load_config_and_given, names_text, normalisation_text,
                      set_in_config_file, to_dict, validate)
 from .data import (IMAGE_EXTENSIONS, DataError, DataOptions, TooManyBadSamples, UnsortedImagesError, balance_line,
-                   build_loader, held_out_record, imagenet_folder, same_folder, sample_labels, wrapped_classes)
+                   build_loader, data_set_classes, held_out_record, imagenet_folder, same_folder, sample_labels,
+                   wrapped_classes)
 from .ema import WeightAverage
 from .engine import (EpochResult, LossTally, evaluate, few_outputs_note, make_optimizer, make_scaler,
                      nonfinite_note, resolve_device, resolve_precision, train_one_epoch)
@@ -405,7 +406,7 @@ def check_class_num(cfg: Config, loader, evaluates: bool, eval_loader=None) -> N
     lack may be in the other split. Too few outputs are told both counts; more than it, the note."""
     found = loader.num_classes
     cifar = is_cifar(cfg.dataset)
-    known = (len(loader.classes) if loader.classes else 100 if cfg.dataset == "cifar100" else 10) if cifar else found
+    known = data_set_classes(cfg.dataset, loader)
     if loader.classes is not None and not is_cifar(cfg.dataset):
         folder = imagenet_folder(cfg.dataset_path, True)
         where = (plural(found, "class folder")
