@@ -388,6 +388,9 @@ def without_underflowed(outputs: torch.Tensor, floor: Optional[float]) -> torch.
     return outputs if floor is None else outputs.masked_fill(outputs <= floor, float("-inf"))
 
 
+DENSE_CONFUSION_CLASSES = 4096  # evaluate's confusion matrix: dense (134 MB in int64) up to this many outputs
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision: str = "fp32",
              confusion_classes: int = 0, stop: Optional[Callable[[], bool]] = None,
@@ -402,7 +405,8 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
     ``confusion_classes``: the model's outputs; then also ``"confusion"``, a (classes, classes) int64
     CPU tensor counting each (label, top-1 prediction) pair (a label past the outputs, and a sample whose
     outputs are not finite, are not counted there: its diagonal is the top-1 hits), counted on the device
-    without reading anything back until the end. ``stop``: asked before the first batch and after each; True
+    without reading anything back until the end; past :data:`DENSE_CONFUSION_CLASSES` outputs a sparse (COO)
+    one, of as many cells as the pairs seen at most. ``stop``: asked before the first batch and after each; True
     leaves the loader there, the counts those of the batches so far (none: the loader is not even started,
     its workers may have left on the signal that stops it). ``per_sample``: also ``"samples"``, CPU tensors of
     each sample's ``label``, ``top1`` (the top-1 prediction; -1 where the outputs are not finite, which
@@ -416,7 +420,11 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
     nonfinite = torch.zeros((), dtype=torch.long, device=device)  # counted on the device, read at the end
     c = confusion_classes
     # (label, top-1) pairs, then each label's images with no top-1 (outputs not finite), then labels past c
-    pairs = torch.zeros(c * c + c + 1, dtype=torch.long, device=device) if c else None
+    # A dense matrix up to DENSE_CONFUSION_CLASSES outputs; past it (ImageNet-21k's 21,841: 477 million cells, 3.8 GB
+    # in int64, twice that once summed) each image's pair index is kept (8 bytes an image) and counted at the end.
+    dense = 0 < c <= DENSE_CONFUSION_CLASSES
+    pairs = torch.zeros(c * c + c + 1, dtype=torch.long, device=device) if dense else None
+    pair_list: List[torch.Tensor] = []
     total = 0
     for x, y in (() if stop is not None and stop() else loader):
         if y.shape[0] == 0:  # every file of the batch was unreadable (skipped and counted by the loader)
@@ -442,12 +450,15 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
             p_label = probs.gather(1, torch.where(inside, y_dev, 0)[:, None])[:, 0]
             rows.append(torch.stack([y_dev.double(), first.double(), probs.gather(1, top[:, :1])[:, 0].double(),
                                      torch.where(inside, p_label, float("nan")).double()], dim=1))
-        if pairs is not None:
+        if c:
             if logits.shape[1] != c:
                 raise ValueError(f"evaluate: the model has {logits.shape[1]} outputs, not confusion_classes {c}")
             y, first = y.to(device).long(), first.to(device)
             index = torch.where(y < c, torch.where(first >= 0, y * c + first, c * c + y), c * c + c)
-            pairs.scatter_add_(0, index, torch.ones_like(index))  # not bincount, which reads its max back
+            if pairs is not None:
+                pairs.scatter_add_(0, index, torch.ones_like(index))  # not bincount, which reads its max back
+            else:
+                pair_list.append(index)
         if stop is not None and stop():
             break
     result: Dict[str, Any] = {"top_1_correct": int(correct1), "top_5_correct": int(correct5), "total": total,
@@ -455,6 +466,15 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, precision
     if pairs is not None:
         result["confusion"] = pairs[:c * c].reshape(c, c).cpu()
         result["unpredicted"] = pairs[c * c:c * c + c].cpu()
+    elif c:
+        keys, counts = torch.unique(torch.cat(pair_list).cpu() if pair_list else torch.zeros(0, dtype=torch.long),
+                                    return_counts=True)
+        cells = keys < c * c
+        result["confusion"] = torch.sparse_coo_tensor(
+            torch.stack([keys[cells] // c, keys[cells] % c]), counts[cells], (c, c), check_invariants=True).coalesce()
+        unpredicted = torch.zeros(c + 1, dtype=torch.long)
+        unpredicted.index_add_(0, keys[~cells] - c * c, counts[~cells])
+        result["unpredicted"] = unpredicted[:c]
     if per_sample:
         table = torch.cat(rows).cpu() if rows else torch.zeros((0, 4), dtype=torch.float64)
         result["samples"] = {"label": table[:, 0].long(), "top1": table[:, 1].long(),

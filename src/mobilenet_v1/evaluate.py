@@ -8,7 +8,7 @@ import math
 import os
 import re
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import torch
 
@@ -97,6 +97,8 @@ def per_class(confusion: Any, names: Sequence[str], unpredicted: Any = None) -> 
     if never predicted) and the class its images were most often taken for (None if never wrong).
     ``unpredicted``: each class's images whose outputs were not finite (no top-1, a miss), counted among its
     images (the matrix's rows leave them out)."""
+    if confusion.is_sparse:
+        return _per_class_sparse(confusion, names, unpredicted)
     rows = []
     for i in range(confusion.shape[0]):
         missed = int(unpredicted[i]) if unpredicted is not None else 0
@@ -111,6 +113,31 @@ def per_class(confusion: Any, names: Sequence[str], unpredicted: Any = None) -> 
                      "top_1": right / images if images else None,
                      "precision": right / predicted if predicted else None,
                      "taken_for": {"class": names[j], "images": int(wrong[j])} if int(wrong[j]) else None})
+    return rows
+
+
+def _per_class_sparse(confusion: Any, names: Sequence[str], unpredicted: Any = None) -> List[Dict[str, Any]]:
+    """:func:`per_class` of a sparse (COO) matrix, as the dense one gives it, without ever making it dense."""
+    m = confusion.coalesce()
+    (r, p), v = m.indices(), m.values()
+    c = m.shape[0]
+    images = torch.zeros(c, dtype=torch.long).index_add_(0, r, v)
+    if unpredicted is not None:
+        images += unpredicted
+    predicted = torch.zeros(c, dtype=torch.long).index_add_(0, p, v)
+    right = torch.zeros(c, dtype=torch.long).index_add_(0, r[r == p], v[r == p])
+    off = r != p
+    taken: Dict[int, Tuple[int, int]] = {}
+    # each row's largest off-diagonal count, the lower column on a tie (as argmax of the dense row)
+    for row, col, n in sorted(zip(r[off].tolist(), p[off].tolist(), v[off].tolist()), key=lambda t: (t[0], -t[2], t[1])):
+        taken.setdefault(row, (col, n))
+    rows = []
+    for i in sorted(set(torch.nonzero(images).flatten().tolist()) | set(torch.nonzero(predicted).flatten().tolist())):
+        n_img, n_pred, n_right = int(images[i]), int(predicted[i]), int(right[i])
+        rows.append({"class": names[i], "index": i, "images": n_img,
+                     "top_1": n_right / n_img if n_img else None,
+                     "precision": n_right / n_pred if n_pred else None,
+                     "taken_for": {"class": names[taken[i][0]], "images": taken[i][1]} if i in taken else None})
     return rows
 
 
@@ -137,15 +164,32 @@ def per_class_table(rows: List[Dict[str, Any]]) -> str:
 def confusion_csv(confusion: Any, names: Sequence[str], unpredicted: Any = None) -> str:
     """The matrix as CSV: a row per label, a column per top-1 prediction, both named; where an image's outputs
     were not finite (no top-1: ``unpredicted`` of each label), a last column of them, so that the rows count
-    every image."""
-    if unpredicted is None or not int(unpredicted.sum()):
-        return csv_text([["label \\ top-1 prediction", *names]]
-                        + [[name, *row] for name, row in zip(names, confusion.tolist())])
-    return csv_text([["label \\ top-1 prediction", *names, NO_PREDICTION]]
-                    + [[name, *row, n] for name, row, n in zip(names, confusion.tolist(), unpredicted.tolist())])
+    every image. :func:`confusion_csv_lines` gives it a line at a time."""
+    return "".join(confusion_csv_lines(confusion, names, unpredicted))
 
 
 NO_PREDICTION = "(outputs not finite)"  # the confusion CSV's column of images that got no top-1
+
+
+def confusion_csv_lines(confusion: Any, names: Sequence[str], unpredicted: Any = None) -> Iterator[str]:
+    """:func:`confusion_csv`'s text a line at a time (the same text), a row made dense only as it is written: a
+    matrix of 21,841 classes is 477 million cells, about a gigabyte of text, which is never held at once."""
+    extra = unpredicted is not None and bool(int(unpredicted.sum()))
+    yield csv_text([["label \\ top-1 prediction", *names, *([NO_PREDICTION] if extra else [])]])
+    m = confusion.coalesce() if confusion.is_sparse else None
+    if m is not None:
+        (rows_at, cols_at), values = m.indices(), m.values()
+        starts = torch.searchsorted(rows_at, torch.arange(m.shape[0] + 1))
+    for i, name in enumerate(names):
+        if m is None:
+            row = confusion[i].tolist()
+        else:
+            row = [0] * m.shape[1]
+            a, b = int(starts[i]), int(starts[i + 1])
+            for j, n in zip(cols_at[a:b].tolist(), values[a:b].tolist()):
+                row[j] = n
+        head = csv_text([[name, ""]])[:-2]  # the name's field as csv_text quotes it; the counts joined as they are
+        yield head + "," + ",".join(map(str, row)) + (f",{int(unpredicted[i])}" if extra else "") + "\n"
 
 
 def image_rows(loader: Any, samples: Dict[str, Any],
@@ -566,10 +610,18 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     result: Dict[str, Any] = {**accuracy(counts), "total": counts["total"], "ckpt": path,
                               "nonfinite": counts["nonfinite"], **evaluated}
     if matrix is not None:
-        # one collective for the matrix and its images without a top-1
-        summed = dist.all_reduce_sum(torch.cat([matrix.flatten(), unpredicted]), device)
-        result.update(confusion=summed[:matrix.numel()].reshape(matrix.shape), unpredicted=summed[matrix.numel():],
-                      classes=class_labels(names, outputs))
+        if matrix.is_sparse:  # the ranks' nonzero cells, gathered and added (summed densely it is gigabytes)
+            parts = dist.gather_objects((matrix.indices(), matrix.values(), unpredicted))
+            merged = torch.sparse_coo_tensor(torch.cat([i for i, _, _ in parts], dim=1),
+                                             torch.cat([v for _, v, _ in parts]), matrix.shape,
+                                             check_invariants=True).coalesce()
+            result.update(confusion=merged, unpredicted=sum(u for _, _, u in parts),
+                          classes=class_labels(names, outputs))
+        else:
+            # one collective for the matrix and its images without a top-1
+            summed = dist.all_reduce_sum(torch.cat([matrix.flatten(), unpredicted]), device)
+            result.update(confusion=summed[:matrix.numel()].reshape(matrix.shape),
+                          unpredicted=summed[matrix.numel():], classes=class_labels(names, outputs))
     if rows is not None:
         parts = dist.gather_objects(rows)
         problems = [p for p in parts if isinstance(p, str)]
@@ -807,9 +859,9 @@ def main(argv: Sequence[str]) -> int:
             print0(per_class_table(rows))
     if csv_path is not None and is_rank0():
         try:
-            ckpt_io.atomic_save_text(confusion_csv(result["confusion"], result["classes"], result["unpredicted"]),
-                                     csv_path,
-                                     errors="surrogateescape")  # a class folder's name as the folder has it
+            with ckpt_io.atomic_write(csv_path, "w", encoding="utf-8",
+                                      errors="surrogateescape") as f:  # a class folder's name as the folder has it
+                f.writelines(confusion_csv_lines(result["confusion"], result["classes"], result["unpredicted"]))
         except OSError as e:
             raise ValueError(f"--confusion_csv {csv_path}: cannot write it: {e.strerror or e}") from None
         print0(f"confusion matrix ({len(result['classes'])} classes; rows: labels, columns: top-1 "
