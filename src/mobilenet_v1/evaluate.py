@@ -129,7 +129,8 @@ def _per_class_sparse(confusion: Any, names: Sequence[str], unpredicted: Any = N
     off = r != p
     taken: Dict[int, Tuple[int, int]] = {}
     # each row's largest off-diagonal count, the lower column on a tie (as argmax of the dense row)
-    for row, col, n in sorted(zip(r[off].tolist(), p[off].tolist(), v[off].tolist()), key=lambda t: (t[0], -t[2], t[1])):
+    cells = zip(r[off].tolist(), p[off].tolist(), v[off].tolist())
+    for row, col, n in sorted(cells, key=lambda t: (t[0], -t[2], t[1])):
         taken.setdefault(row, (col, n))
     rows = []
     for i in sorted(set(torch.nonzero(images).flatten().tolist()) | set(torch.nonzero(predicted).flatten().tolist())):
