@@ -4,6 +4,7 @@ import glob
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import threading
@@ -124,6 +125,7 @@ def test_log_txt_is_the_printed_output_with_header_and_seed_lines(short_run):
     first = log.splitlines()[0]
     assert first.startswith("mobilenet-v1 ") and "(git " in first and f"torch {torch.__version__}" in first
     assert "device cpu" in first
+    assert re.search(r", started 20\d\d-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}$", first), first  # when, where read
     assert "\nconfiguration:\n" in log and "eval_interval: 1\n" in log and "log_interval: 5\n" in log
     assert "epoch: 4 step: 12, loss is " in log and "Epoch time: " in log
     assert "epoch 1/4 step 5/12: loss " in log and " images/s, " in log and " left in epoch" in log

@@ -7,6 +7,7 @@ import os
 import platform
 import shlex
 import sys
+import time
 from typing import IO, Any, Iterable, Iterator, List, Optional, Sequence
 
 import torch
@@ -584,5 +585,8 @@ def header(device: torch.device) -> str:
         dev = f"cuda:{device.index} ({torch.cuda.get_device_name(device)})"
     else:
         dev = f"cpu ({plural(os.cpu_count() or 1, 'core')}, {plural(torch.get_num_threads(), 'thread')})"
+    # When, with the UTC offset: a resumed run appends to the same log.txt, whose parts said nothing of when each
+    # ran (helper-362); the seed's lines after it are unchanged.
     return (f"mobilenet-v1 {__version__} (git {git_revision()}), python {platform.python_version()}, "
-            f"torch {torch.__version__}, torchvision {torchvision_version()}, device {dev}")
+            f"torch {torch.__version__}, torchvision {torchvision_version()}, device {dev}, "
+            f"started {time.strftime('%Y-%m-%d %H:%M:%S %z')}")
