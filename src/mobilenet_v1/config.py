@@ -762,13 +762,18 @@ def add_max_bad_samples_option(parser: Any) -> None:
 
     def limit(text: str) -> int:
         value = whole_number(text)
-        if value < -1:
-            raise argparse.ArgumentTypeError(f"max_bad_samples must be >= 0, or -1 for 0.1% of the data set, "
-                                             f"got {value}")
+        if max_bad_samples_problem(value):
+            raise argparse.ArgumentTypeError(max_bad_samples_problem(value))
         return value
 
     parser.add_argument("--max_bad_samples", type=limit, default=-1,
                         help=KEY_HELP["max_bad_samples"].replace("%", "%%") + ", as in training (default -1)")
+
+
+def max_bad_samples_problem(value: int) -> str:
+    """max_bad_samples' one rule, for the configuration (validate) and the commands with an option of their own
+    (add_max_bad_samples_option): what is wrong with ``value``, or ""."""
+    return f"max_bad_samples must be >= 0, or -1 for 0.1% of the data set, got {value}" if value < -1 else ""
 
 
 def num_workers_problem(value: int) -> str:
@@ -847,6 +852,7 @@ ASCEND = ("device_target Ascend: this toolkit runs on CUDA GPUs and CPUs; pass -
           "(the GPU where there is one)")
 # train's and eval's, whose configuration files say it too
 ASCEND_REFUSAL = ASCEND + ", or set one of them in a configuration file that says Ascend (the seed's do)"
+NO_CUDA_REFUSAL = "device_target GPU: no CUDA device is visible; use --device_target CPU"  # one process's or torchrun's
 
 
 def add_device_target_option(parser: Any, default: Optional[str], help: str) -> None:
@@ -1277,9 +1283,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     for key, kind in _field_types().items():
         if kind is int and key != "seed" and getattr(cfg, key) > MAX_WHOLE_NUMBER:
             fail(key, f"{key} {getattr(cfg, key)} is above {MAX_WHOLE_NUMBER:,} (2**31 - 1)")
-    if cfg.max_bad_samples < -1:
-        fail("max_bad_samples", f"max_bad_samples must be >= 0, or -1 for 0.1% of the data set, "
-                                f"got {cfg.max_bad_samples}")
+    if max_bad_samples_problem(cfg.max_bad_samples):
+        fail("max_bad_samples", max_bad_samples_problem(cfg.max_bad_samples))
     if cfg.max_nonfinite_steps < 1:
         fail("max_nonfinite_steps", f"max_nonfinite_steps must be at least 1, got {cfg.max_nonfinite_steps}")
     if not 0 <= cfg.ema_decay < 1:

@@ -22,6 +22,7 @@ from torch import nn
 
 from .checkpoint import (DISTRIBUTED_SUBFOLDER, RUN_CONFIG, file_sha256, list_checkpoints, other_layout_folder,
                          unwrap)
+from .config import NO_CUDA_REFUSAL
 from .runtime import JOB_MESSAGES, launcher_value, log0, plural, print0, ranks_text
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -393,7 +394,7 @@ def setup(cfg, command: str = "train") -> Context:
     use_cuda = cfg.device_target == "GPU" or (cfg.device_target == "auto" and torch.cuda.is_available())
     if use_cuda:
         if not torch.cuda.is_available():
-            raise DistributedError("device_target GPU: no CUDA device is visible; use --device_target CPU")
+            raise DistributedError(NO_CUDA_REFUSAL)
         if local_rank >= torch.cuda.device_count():
             raise DistributedError(f"LOCAL_RANK {local_rank}: this machine shows {torch.cuda.device_count()} "
                                    f"GPUs; start at most that many processes per machine (--nproc_per_node)")

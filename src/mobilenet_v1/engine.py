@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional,
 import torch
 from torch import nn
 
-from .config import ASCEND_REFUSAL, OPTIMIZERS
+from .config import ASCEND_REFUSAL, NO_CUDA_REFUSAL, OPTIMIZERS
 from .optimizers import Lamb, Lars
 from .runtime import plural
 
@@ -27,7 +27,7 @@ def resolve_device(device_target: str) -> torch.device:
         raise ValueError(ASCEND_REFUSAL)
     if device_target == "GPU":
         if not torch.cuda.is_available():
-            raise ValueError("device_target GPU: no CUDA device is visible; use --device_target CPU")
+            raise ValueError(NO_CUDA_REFUSAL)
         return torch.device("cuda", torch.cuda.current_device())
     if device_target == "CPU":
         return torch.device("cpu")
