@@ -840,3 +840,86 @@ def test_the_listings_folder_follows_the_environment_and_none_is_kept_without_a_
     assert archive_mod.cache_folder() == ""
     monkeypatch.setenv(archive_mod.CACHE_ENV, str(tmp_path / "mine"))
     assert archive_mod.cache_folder() == str(tmp_path / "mine")
+
+
+def test_a_listing_is_written_through_a_fresh_file_of_its_own(image_folder, tmp_path, monkeypatch):
+    """Two writers of one PID number (two containers, one NFS home) or a link put beforehand in a shared
+    listings folder: the temporary file is made afresh under a name no one can foretell (O_EXCL), so a
+    file the link names is not written over, and the listing is kept (helper-366)."""
+    from mobilenet_v1 import archive as archive_mod
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv(archive_mod.CACHE_ENV, str(cache))
+    archive = pack(image_folder / "train", tmp_path / "train.tar", "train")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    key = os.path.basename(archive_mod._cache_file(archive, os.stat(archive)))
+    os.symlink(victim, cache / f"{key}.{os.getpid()}.tmp")  # the name the writer used to take
+    walks = []
+    real = archive_mod._walk
+    monkeypatch.setattr(archive_mod, "_walk", lambda path: walks.append(path) or real(path))
+
+    def listed():
+        archive_mod.forget_indexes()
+        return [(str(p), p.offset, p.size, y) for p, y in find_images(archive)[0]]
+
+    first = listed()
+    assert victim.read_text() == "precious"
+    assert (cache / key).is_file() and not (cache / key).is_symlink()
+    assert listed() == first and len(walks) == 1  # read, not walked
+
+
+def test_the_listings_folder_of_the_environment_has_its_tilde_expanded(monkeypatch, tmp_path):
+    """MOBILENET_V1_CACHE=~/x as a Dockerfile's ENV or a unit file gives it (no shell expanded it) is the home's
+    x, not a folder named ~ under the current one; where no home is found, none is kept (helper-366)."""
+    from mobilenet_v1 import archive as archive_mod
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv(archive_mod.CACHE_ENV, "~/listings")
+    assert archive_mod.cache_folder() == str(tmp_path / "listings")
+    monkeypatch.setattr(os.path, "expanduser", lambda path: path)  # ~ not found: as Python leaves it
+    assert archive_mod.cache_folder() == ""
+
+
+@pytest.mark.parametrize("how", ["hole", "concatenated"])
+def test_an_archive_with_data_after_its_end_block_is_refused(image_folder, tmp_path, how):
+    """A download preallocated and not finished (a block of zeros where a piece is still missing) or two archives
+    joined with cat: tar ends its listing at the first end-of-archive block, leaving every image after it out
+    without a word; here it is an error naming the bytes (helper-366)."""
+    from mobilenet_v1 import archive as archive_mod
+
+    archive = pack(image_folder / "train", tmp_path / "train.tar", "train")
+    whole = len(find_images(archive)[0])
+    data = Path(archive).read_bytes()
+    if how == "hole":
+        with tarfile.open(archive) as tf:
+            header = tf.getmembers()[5].offset  # a member's headers (and what follows) not yet downloaded
+        data = data[:header] + bytes(2 * tarfile.BLOCKSIZE) + data[header + 2 * tarfile.BLOCKSIZE:]
+    else:
+        data = data + data
+    broken = tmp_path / "broken" / "train.tar"
+    broken.parent.mkdir()
+    broken.write_bytes(data)
+    archive_mod.forget_indexes()
+    with pytest.raises(DataError, match="end-of-archive block at byte .* then data at byte"):
+        find_images(str(broken))
+    assert whole == 15
+
+
+def test_an_image_is_not_read_from_an_archive_replaced_after_it_was_listed(image_folder, tmp_path):
+    """A data set refreshed under a running job (rsync, or cp to a temporary name then mv): the listing's offsets
+    are the old file's, and the new one holds pieces of other images there, some of which decode; a read says
+    so instead (helper-366)."""
+    from mobilenet_v1 import archive as archive_mod
+
+    archive_mod.forget_indexes()
+    archive = pack(image_folder / "train", tmp_path / "train.tar", "train")
+    samples = find_images(archive)[0]
+    first = samples[0][0]
+    assert read_member(first)
+    (image_folder / "train" / "n01" / "new.JPEG").write_bytes(jpeg_bytes(smooth_image(30, 30, 3)))
+    pack(image_folder / "train", tmp_path / "next.tar", "train")
+    os.replace(tmp_path / "next.tar", archive)
+    with pytest.raises(OSError, match="replaced or rewritten after this process listed it"):
+        read_member(first)

@@ -17,6 +17,7 @@ import operator
 import os
 import posixpath
 import re
+import secrets
 import tarfile
 import time
 from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
@@ -242,8 +243,30 @@ def _members(tf: tarfile.TarFile, path: str, inner: Optional[tarfile.TarInfo] = 
             if tf.fileobj.read(tarfile.BLOCKSIZE) != bytes(tarfile.BLOCKSIZE):
                 raise ArchiveError(f"{what}: no tar header nor end-of-archive block at byte {tf.offset - start}; "
                                    f"cut short? copy it again, or make it anew")
+            if inner is None:
+                _check_tail(tf.fileobj, tf.offset, path)
             return
         yield member
+
+
+def _check_tail(f, mark: int, path: str) -> None:
+    """Refuse an archive that holds data after its end-of-archive block at ``mark``: tar pads an archive with
+    zeros to its record size, so anything else there is images the walk would leave out without a word (a
+    download preallocated and not yet finished, a piece of it zeros; a copy damaged; archives concatenated with
+    cat, which tar too reads only the first of)."""
+    size = os.fstat(f.fileno()).st_size
+    f.seek(mark)
+    at = mark
+    while at < size:
+        chunk = f.read(1 << 20)
+        if not chunk:
+            return
+        if chunk.count(0) != len(chunk):
+            data = at + next(i for i, b in enumerate(chunk) if b)
+            raise ArchiveError(f"archive {path}: an end-of-archive block at byte {mark}, then data at byte {data} "
+                               f"of its {size}: its images after it would be left out; a download not finished, "
+                               f"a damaged copy or archives concatenated? copy it again, or make it anew")
+        at += len(chunk)
 
 
 class _Listing(NamedTuple):
@@ -472,7 +495,10 @@ def cache_folder() -> str:
     there is no home to find (no HOME, a user id without an account: ``~`` stays ``~``, and the listings went
     to a folder named ``~`` under the current one)."""
     if CACHE_ENV in os.environ:
-        return os.environ[CACHE_ENV]
+        # ~ as written in a Dockerfile's ENV, a unit file or quoted: no shell expanded it, and the listings went
+        # to a folder named ~ under the current one; where no home is found, none is kept.
+        folder = os.path.expanduser(os.environ[CACHE_ENV])
+        return "" if folder.startswith("~") else folder
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     if os.path.isabs(xdg):  # a relative one is to be ignored (the XDG base directory specification)
         return os.path.join(xdg, "mobilenet_v1", "archives")
@@ -553,10 +579,18 @@ def _write_cache(cached: str, listing: _Listing) -> None:
     links = list(listing.folder_links)
     if any("\n" in n for n in names + folders + list(listing.folder_links.values())):
         return
-    tmp = f"{cached}.{os.getpid()}.tmp"
+    # A name no other writer has (two processes of one PID number share a folder: containers, one NFS home), made
+    # afresh (O_EXCL: a link put there beforehand in a shared folder is not followed, and another's file not
+    # written into); the mode as open() gives it, so a folder shared by a group stays readable to it.
+    tmp = f"{cached}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
     try:
         os.makedirs(os.path.dirname(cached), exist_ok=True)
-        with open(tmp, "wb") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError:  # none made: nothing of ours to remove (a file already of that name is not ours)
+        return
+    try:
+        with open(fd, "wb") as f:
             np.savez(f, version=np.array([_CACHE_VERSION]), names=_join(names),
                      offsets=np.array([listing.files[n][0] for n in names], np.int64),
                      sizes=np.array([listing.files[n][1] for n in names], np.int64),
@@ -596,6 +630,11 @@ def _prune(folder: str) -> None:
         pass  # a listing not removed is only disk space
 
 
+# The version (:func:`_version`) of each archive as this process listed it, by path: an image is read at the
+# offset that listing gives only from that version (inherited by forked loader workers).
+_LISTED: Dict[str, Tuple[int, int, int, int]] = {}
+
+
 def _listing(path: str) -> _Listing:
     """The archive's files and folders (:func:`_walk`), from the listing kept for it when there is one. The
     archive must be readable either way; a listing is kept only where the file was the same version
@@ -605,6 +644,7 @@ def _listing(path: str) -> _Listing:
             before = os.fstat(f.fileno())
     except OSError as e:
         raise ArchiveError(f"archive {path}: cannot be read: {e.strerror or e}") from None
+    _LISTED[path] = _version(before)
     cached = _cache_file(path, before)
     listing = _read_cache(cached) if cached else None
     if listing is None:
@@ -1026,6 +1066,12 @@ def read_member(member: ArchiveMember) -> bytes:
     if member.offset < 0:
         raise OSError(0, "a link to a file the archive does not hold", str(member))
     with open(member.archive, "rb") as f:
+        listed = _LISTED.get(member.archive)
+        if listed is not None and _version(os.fstat(f.fileno()))[:3] != listed[:3]:
+            # Replaced (rsync, cp to a temporary name then mv) or rewritten since it was listed: its offsets are
+            # another file's, and what they hold is pieces of other images, some of which decode.
+            raise OSError(0, f"the archive {member.archive} was replaced or rewritten after this process listed it "
+                             f"(its offsets are the old file's): restart the run to list it anew", str(member))
         f.seek(member.offset)
         data = f.read(member.size)
     if len(data) < member.size:
