@@ -378,8 +378,10 @@ def library_defaults(training: bool = False) -> Iterator[None]:
             # backward's matmuls too, while the checkpoint recorded precision_used fp32): --precision decides.
             for device in ("cpu",) + (("cuda",) if torch.cuda.is_available() else ()):
                 stack.enter_context(torch.autocast(device_type=device, enabled=False))
+            # Out of a caller's inference_mode whatever the command: a model built in it is of inference tensors,
+            # which a quantization-aware model's forward (qat.was_observed: t._version) cannot read.
+            stack.enter_context(torch.inference_mode(False))
             if training:
-                stack.enter_context(torch.inference_mode(False))
                 stack.enter_context(torch.enable_grad())
             yield
     finally:
