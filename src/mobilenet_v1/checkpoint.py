@@ -535,6 +535,19 @@ def unexpanded_home(path: str, read: bool = False) -> str:
             f"{shell_path(home)}" + ("" if read else f" (or ./{path} for a folder named {top} here)"))
 
 
+def _via_proc(path: str) -> bool:
+    """Whether ``path`` is in /proc or a symbolic link whose chain of links passes through it (a process's open
+    file: /dev/stdout, /proc/self/fd/1)."""
+    here = os.path.abspath(path)
+    for _ in range(40):  # the kernel's own limit on a chain of links
+        if here == "/proc" or here.startswith("/proc/"):
+            return True
+        if not os.path.islink(here):
+            return False
+        here = os.path.normpath(os.path.join(os.path.dirname(here), os.readlink(here)))
+    return False
+
+
 def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequence[str] = (),
                  suffix: str = "") -> None:
     """Refuse an output ``path`` (given as ``option``) whose write would destroy something: a folder, a
@@ -547,6 +560,11 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
         mode = os.stat(path).st_mode  # through a link: what the name stands for
     except OSError:
         mode = None
+    if _via_proc(path):
+        # /dev/stdout -> /proc/self/fd/1 redirected to a regular file (`convert CKPT /dev/stdout > m.pt`): the
+        # rename replaced root's /dev/stdout link by a regular file of the output, the redirect's file got none.
+        raise ValueError(f"{option} {path}: is a link to a process's open file (standard output?), which the write "
+                         f"would replace, not write to; name a file to write")
     if mode is not None and not stat.S_ISREG(mode):
         # The write renames a temporary file over the name: /dev/null given as the output (root's convert
         # CKPT /dev/null --format pt) was replaced by a regular file of the checkpoint's bytes, and a named
