@@ -1936,10 +1936,6 @@ def file_bytes(path: str) -> bytes:
 # Past this many bytes a file must start as an image format before it is read whole: a sparse file, a video or a
 # disk image named x.jpg was read into memory entire (and copied twice more) only for its decode to fail.
 SNIFF_FILE_BYTES = 64 << 20
-# The first bytes of the formats image_files_under takes (by extension; PPM/PGM: P1-P6; BigTIFF too).
-_IMAGE_STARTS = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"II+\x00",
-                 b"MM\x00+", b"P1", b"P2", b"P3", b"P4", b"P5", b"P6")
-
 
 def _check_image_file_size(path: str, size: int, f: Any) -> None:
     """OSError where a regular file is too large to be an image this reads (more bytes than an uncompressed
@@ -1947,13 +1943,14 @@ def _check_image_file_size(path: str, size: int, f: Any) -> None:
     sparse z.jpg ended the whole command in "out of memory ... a smaller batch_size", naming no file."""
     limit = T.pixel_limit()
     cap = None if limit is None else 8 * limit + SNIFF_FILE_BYTES
-    if cap is not None and size > cap:
+    if cap is not None and size > cap:  # a multi-page TIFF too, whose first page alone is read: read whole here
         raise OSError(errno.EFBIG, f"{size:,} bytes, more than any image of up to {limit:,} pixels holds "
-                                   f"(the decompression-bomb limit): not read", path)
+                                   f"(the decompression-bomb limit; a multi-page TIFF this large: save the page to "
+                                   f"read alone): not read", path)
     if size > SNIFF_FILE_BYTES:
         head = f.read(16)
         f.seek(0)
-        if not (head.startswith(_IMAGE_STARTS) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")):
+        if not T.image_signature(head):
             raise OSError(errno.EINVAL, f"{size:,} bytes that start as no image format (a sparse or damaged file, "
                                         f"a video or disk image named as a picture?): not read", path)
 

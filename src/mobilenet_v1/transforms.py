@@ -150,13 +150,15 @@ def _for_pil(data: torch.Tensor, name: str) -> bool:
     return frames > 1 and frames * w * h > limit
 
 
-# The first bytes of each format decode_rgb reads: what a file that no decoder could open set out to be.
+# The first bytes of each format decode_rgb reads (BigTIFF's too; PPM and PGM: P1 to P6): what a file that no
+# decoder could open set out to be, and whether a large file is worth reading at all (data.file_bytes).
 _SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF8", "GIF"), (b"BM", "BMP"),
-               (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+               (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"II+\x00", "BigTIFF"), (b"MM\x00+", "BigTIFF"),
+               *((f"P{k}".encode(), "PNM") for k in range(1, 7)))
 
 
-def _signature(head: bytes) -> str:
-    """The image format ``head`` (a file's first bytes) starts as, or ""."""
+def image_signature(head: bytes) -> str:
+    """The image format ``head`` (a file's first 12 bytes or more) starts as, or ""."""
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WebP"
     return next((kind for magic, kind in _SIGNATURES if head.startswith(magic)), "")
@@ -171,7 +173,7 @@ def _decode_with_pil(data: torch.Tensor, name: str, exif: bool = False) -> torch
         with Image.open(io.BytesIO(data.numpy().tobytes())) as im:
             return pil_rgb(im, exif)
     except UnidentifiedImageError:  # PIL's message holds the address of its buffer: not the same twice
-        kind = _signature(data[:12].numpy().tobytes())
+        kind = image_signature(data[:12].numpy().tobytes())
         raise DecodeError(f"{name}: not a readable image ("
                           + (f"a {kind} by its first bytes, cut short or damaged in its headers" if kind else
                              "no image format recognised") + ")") from None
