@@ -500,9 +500,14 @@ def executorch_runtime():
     try:
         with executorch_quiet():
             from executorch.runtime import Runtime
-    except ImportError as e:  # not installed: the words of every missing extra (export's check before its work)
-        raise CheckpointError(missing_extra(e) or f"ExecuTorch's runtime cannot be imported ({e}), which writes and "
-                              f"runs .pte files: {install_hint('executorch')}") from None
+    except ImportError as e:
+        import importlib.util
+
+        # Not installed: the words of every missing extra (export's check before its work); installed without a
+        # runtime that imports (another release's layout, a native library that does not load): what failed.
+        missing = missing_extra(e) if importlib.util.find_spec("executorch") is None else None
+        raise CheckpointError(missing or f"ExecuTorch's runtime cannot be imported ({e}), which writes and runs "
+                                         f".pte files: {install_hint('executorch')}") from None
     return Runtime.get()
 
 
