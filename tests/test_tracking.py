@@ -1035,3 +1035,44 @@ def test_records_that_cannot_be_opened_are_named_and_leave_log_txt_as_it_was(cif
     said = capsys.readouterr().err
     assert f"cannot write the run's records there ({run / 'metrics.jsonl'}: Permission denied)" in said
     assert (run / "log.txt").read_bytes() == log
+
+
+def test_log_file_takes_a_name_that_is_not_utf8(tmp_path):
+    """A warning naming an unreadable file in a Latin-1 folder (caf\\xe9), copied into log.txt, raised
+    UnicodeEncodeError there and stopped the run (helper-365); so did a resume's preamble in a run folder so named.
+    log.txt escapes its bytes as stdout does."""
+    from mobilenet_v1 import runtime
+
+    path = tmp_path / "log.txt"
+    f = runtime.add_log_file(str(path))
+    try:
+        runtime.log0("skipped unreadable image file data/caf\udce9/x.jpg")
+        runtime.CopiedToLogs(None).write("warning: runs/r\udce9 \u00d7\n")
+    finally:
+        runtime.remove_log_file(f)
+    assert path.read_text(encoding="utf-8") == ("skipped unreadable image file data/caf\\xe9/x.jpg\n"
+                                                "warning: runs/r\\xe9 \u00d7\n")
+
+
+def test_tqdm_disabled_on_a_terminal_prints_plain_lines(tmp_path, monkeypatch, capsys):
+    """TQDM_DISABLE=1 on a terminal (a container's, `docker run -t`) turned tqdm's bar off, and with it every
+    step's line on stdout: an epoch said nothing until its end (helper-365). Plain lines then, as in a file."""
+    import torch
+
+    from mobilenet_v1 import tracking
+
+    import tqdm
+
+    class Disabled(tqdm.tqdm):  # as TQDM_DISABLE=1 makes every bar (tqdm reads it once, at its import)
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "disable": True})
+
+    monkeypatch.setattr(tqdm, "tqdm", Disabled)
+    monkeypatch.setattr(tracking, "redrawable", lambda stream: True)
+    logger = tracking.RunLogger(None, epochs=1, steps_per_epoch=4, log_interval=2, tensorboard=False)
+    assert logger.progress
+    logger.begin_epoch(1)
+    for i in range(4):
+        logger.log_step(i, torch.tensor(1.5), 0.1, 8)
+    logger.close()
+    assert "epoch 1/1 step 2/4: loss 1.5000" in capsys.readouterr().out

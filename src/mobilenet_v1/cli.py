@@ -688,35 +688,19 @@ def unwound_by_sigterm():
             signal.signal(signum, handler)
 
 
-ESCAPE_ERRORS = "mobilenet_v1.escape"
-
-
-def _escape(error: UnicodeError) -> Tuple[str, int]:
-    """The codec error handler of :func:`escaping_output`: a byte a name that is not UTF-8 held (os.fsdecode's
-    surrogate, caf\\udce9) as ``\\xe9``, any other character the stream cannot take as backslashreplace writes it."""
-    if not isinstance(error, UnicodeEncodeError):
-        raise error
-    bad = error.object[error.start:error.end]
-    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else
-                   c.encode("ascii", "backslashreplace").decode("ascii") for c in bad), error.end
-
-
 def escaping_output() -> List[Tuple[Any, str]]:
     """stdout and stderr made to print a name that is not UTF-8 (a Latin-1 class folder's or file's) with its
     bytes escaped, as :func:`predict.shown_name` does, rather than fail: a UTF-8 locale's stdout is strict (the C
     locale's is not), and a command that printed such a name (eval --per_class, info, predict, data-stats'
     classes) ended in an error, its output lost."""
-    import codecs
+    from .runtime import escape_errors
 
-    try:
-        codecs.lookup_error(ESCAPE_ERRORS)
-    except LookupError:
-        codecs.register_error(ESCAPE_ERRORS, _escape)
+    escaping = escape_errors()  # log.txt's too
     before = []  # (stream, its errors before): a Python caller's streams get theirs back (_command)
     for stream in (sys.stdout, sys.stderr):
         try:
             errors = stream.errors
-            stream.reconfigure(errors=ESCAPE_ERRORS)
+            stream.reconfigure(errors=escaping)
             before.append((stream, errors))
         except (AttributeError, ValueError, OSError):  # not a text stream of io's (a caller's own object)
             pass

@@ -56,10 +56,38 @@ def check_launcher_env() -> None:
 _log_files: List[IO[str]] = []
 
 
+ESCAPE_ERRORS = "mobilenet_v1.escape"
+
+
+def _escape(error: UnicodeError):
+    """The codec error handler :data:`ESCAPE_ERRORS`: a byte a name that is not UTF-8 held (os.fsdecode's
+    surrogate, caf\\udce9) as ``\\xe9``, any other character the stream cannot take as backslashreplace writes it."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    bad = error.object[error.start:error.end]
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else
+                   c.encode("ascii", "backslashreplace").decode("ascii") for c in bad), error.end
+
+
+def escape_errors() -> str:
+    """:data:`ESCAPE_ERRORS`, registered: the ``errors`` of every text stream a name that is not UTF-8 (a Latin-1
+    file's or folder's) is written to: standard output and error (:func:`cli.escaping_output`) and log.txt."""
+    import codecs
+
+    try:
+        codecs.lookup_error(ESCAPE_ERRORS)
+    except LookupError:
+        codecs.register_error(ESCAPE_ERRORS, _escape)
+    return ESCAPE_ERRORS
+
+
 def add_log_file(path: str) -> IO[str]:
     """Append everything :func:`print0` prints to stdout to ``path`` as well, until
-    :func:`remove_log_file`. Only call on rank 0: the other ranks print nothing."""
-    f = open(path, "a", encoding="utf-8")
+    :func:`remove_log_file`. Only call on rank 0: the other ranks print nothing. A name that is not UTF-8 is
+    written with its bytes escaped, as on stdout: a strict UTF-8 file raised UnicodeEncodeError at the warning
+    naming an unreadable file in a Latin-1 folder (and at a resume's preamble in a run folder so named), which
+    stopped the run."""
+    f = open(path, "a", encoding="utf-8", errors=escape_errors())
     _log_files.append(f)
     return f
 
