@@ -787,7 +787,7 @@ def main(argv: Sequence[str]) -> int:
         print0(f"{len(results) - len(failed) - len(nonfinite)} image(s) predicted by {predictor.source}: results "
                f"in {a.out}")
     elif a.json:
-        print(json_text(payload))
+        print(json_text(payload), flush=True)  # before the stderr line on unreadable files below (2>&1)
     else:
         for r in results:
             if "top_k" not in r:

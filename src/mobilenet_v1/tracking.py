@@ -311,6 +311,10 @@ class RunLogger:
 
             self._bar = tqdm(total=self.steps_per_epoch, initial=first_step, desc=f"epoch {epoch}/{self.epochs}",
                              unit="step", leave=False, file=sys.stdout, dynamic_ncols=True, mininterval=0.5)
+            if self._bar.disable:  # tqdm's own switch, TQDM_DISABLE (set where a container's terminal, `docker run
+                # -t`, `srun --pty`, keeps every redraw in its logs), left stdout without a line a step: plain lines
+                self._bar = None
+                self.progress = False
 
     def record_due(self, epoch: int, i: int) -> bool:
         """Whether step ``i`` (0-based) of epoch ``epoch`` (from 1) makes a record (and reads its loss
