@@ -89,8 +89,8 @@ def lines(stats: Dict[str, Any]) -> List[str]:
     names = [f"class {k}" if k.isdigit() else k for k in counts if not counts[k]]
     missing = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
     out = [f"{stats['dataset_path']} ({stats['dataset']}): its training split holds "
-           f"{plural(stats['images'], 'image', spec=',')} in {plural(len(present), 'class', 'classes')}"
-           + (f" ({empty} of its {len(counts)} labels {'has' if empty == 1 else 'have'} none: {missing})"
+           f"{plural(stats['images'], 'image', spec=',')} in {plural(len(present), 'class', 'classes', spec=',')}"
+           + (f" ({empty:,} of its {len(counts):,} labels {'has' if empty == 1 else 'have'} none: {missing})"
               if empty else "")]
     if present:
         low, high = min(present, key=present.get), max(present, key=present.get)

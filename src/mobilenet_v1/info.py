@@ -455,7 +455,7 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
         row("input", d["input"] + ("" if d["batch"] else ", batch dynamic") + inside
             + (", the normalised values' levels at " + _levels(d["input_levels"]) if d.get("input_levels") else ""))
         probabilities = d["metadata"].get("output") == "probabilities"  # onnx_io.PROBABILITIES
-        row("output", (f"{d['class_num']} classes" if d["class_num"] else "not known")
+        row("output", (plural(d['class_num'], 'class', 'classes', spec=',') if d["class_num"] else "not known")
             + (", their probabilities (a softmax in the file)" if probabilities else "")
             + (", int8 levels at " + _levels(d["output_levels"]) if d.get("output_levels") else ""))
         row("precision", d["weights"])  # fp32 or the INT8 scheme; the metadata's "weights": which were exported
@@ -487,7 +487,8 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
                 + (f"labels.txt of {labels} names" if labels else "no labels file"))
         return lines
     size = d["image_size"]
-    row("model", f"MobileNetV1 width_mult {d['width_mult']:g}, {d['class_num']} classes, padding {d['padding']}"
+    row("model", f"MobileNetV1 width_mult {d['width_mult']:g}, {plural(d['class_num'], 'class', 'classes', spec=',')}, "
+                 f"padding {d['padding']}"
                  + (" (not recorded: MindSpore's network pads SAME; --padding builds it otherwise in eval, "
                     "predict, export, convert and recalibrate-bn)"
                     if d.get("padding_recorded") is False else ""))
