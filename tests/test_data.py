@@ -1058,6 +1058,11 @@ def test_val_split_holds_out_a_share_of_each_class_chosen_by_file_name(tmp_path)
     held, rest = (find_images(str(tmp_path / "a"), holdout=Holdout(0.5, ev))[0] for ev in (True, False))
     assert sorted([*held, *rest]) == sorted(find_images(str(tmp_path / "a"))[0]) and not set(held) & set(rest)
     assert any(os.fsencode(p).endswith(b"caf\xe9.png") for p, _ in [*held, *rest])
+    # Classes of one image each hold none out: said as the reason, not only "no image files" (helper-360)
+    class_tree(tmp_path / "ones", [1, 1, 1])
+    with pytest.raises(DataError, match=r"held out by val_split \(a class of one image keeps it for training, and "
+                                        r"each class here has one at most"):
+        find_images(str(tmp_path / "ones"), holdout=Holdout(0.5, True))
 
 
 def test_val_split_holds_out_the_files_whose_names_hash_lowest(tmp_path):

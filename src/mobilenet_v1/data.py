@@ -1498,7 +1498,9 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
                                 [packed[c].sizes[i] for i, c in samples], [labels[c] for _, c in samples])
     if not samples:
         raise DataError(f"image {kind} {root!r}: no image files in its class {classes_are}"
-                        + (" held out by val_split" if holdout is not None and holdout.eval else "")
+                        + (" held out by val_split (a class of one image keeps it for training, and each class "
+                           "here has one at most: an evaluation folder of its own instead)"
+                           if holdout is not None and holdout.eval else "")
                         + _cifar_hint(root))
     return samples, list(classes)
 
