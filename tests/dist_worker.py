@@ -26,8 +26,8 @@ CPU = torch.device("cpu")
 
 def shards(ctx: distributed.Context, cfg) -> dict:
     """This rank's indices, built exactly as train.run / evaluate.run build their loaders."""
-    train_loader = build_loader(train.data_options(cfg, CPU), train=True, device=CPU, drop_last=True, **ctx.shard())
-    eval_loader = build_loader(train.data_options(cfg, CPU, train=False), train=False, device=CPU, drop_last=False,
+    train_loader = build_loader(train.data_options(cfg), train=True, device=CPU, drop_last=True, **ctx.shard())
+    eval_loader = build_loader(train.data_options(cfg, train=False), train=False, device=CPU, drop_last=False,
                                **ctx.shard())
     mine = {"rank": ctx.rank}
     for epoch in (0, 1):
@@ -57,8 +57,8 @@ def same_math(ctx: distributed.Context, cfg, steps: int, sync_bn: bool) -> list:
     100x per step at lr 0.05, whatever the arithmetic order. In float64 rounding stays ~1e-14 and only
     a difference in the computation shows."""
     one_cfg, start, job, alone, criterion = job_and_alone(ctx, cfg, sync_bn)
-    loader = build_loader(train.data_options(cfg, CPU), True, CPU, True, **ctx.shard())
-    loader_one = build_loader(train.data_options(one_cfg, CPU), True, CPU, True)
+    loader = build_loader(train.data_options(cfg), True, CPU, True, **ctx.shard())
+    loader_one = build_loader(train.data_options(one_cfg), True, CPU, True)
     lr = schedule(cfg, len(loader))
     optimizers = [make_optimizer(m, float(lr[0]), cfg.momentum, cfg.weight_decay, CPU) for m in (job, alone)]
     diffs = []
@@ -95,7 +95,7 @@ def accumulated_math(ctx: distributed.Context, cfg, steps: int) -> list:
 
     job.register_comm_hook(None, counting)
     for model, run_cfg, shard in ((job, cfg, ctx.shard()), (alone, one_cfg, {})):
-        loader = build_loader(train.data_options(run_cfg, CPU), True, CPU, True, **shard)
+        loader = build_loader(train.data_options(run_cfg), True, CPU, True, **shard)
         loader.set_epoch(0)
         opt = make_optimizer(model, lrs[0], cfg.momentum, cfg.weight_decay, CPU)
         # Both runs take part in the guard's all-reduce (a process group is joined), each on every rank.

@@ -560,11 +560,11 @@ def test_color_jitter_draws_its_order_and_factors_evenly_from_the_seed_alone():
 def test_color_jitter_options_are_checked_and_reach_the_training_loader_only(cifar_dir):
     cfg = load_config(["--color_jitter=0.4", "--color_jitter_hue=0.1", f"--dataset_path={cifar_dir}",
                        "--num_workers=0"])
-    opts = train.data_options(cfg, CPU)
+    opts = train.data_options(cfg)
     jitter = build_loader(opts, train=True, device=CPU).auto_augment
     assert isinstance(jitter, ColorJitter) and (jitter.strength, jitter.hue) == (0.4, 0.1)
-    assert build_loader(train.data_options(cfg, CPU, train=False), train=False, device=CPU).auto_augment is None
-    assert build_loader(train.data_options(load_config([f"--dataset_path={cifar_dir}"]), CPU), train=True,
+    assert build_loader(train.data_options(cfg, train=False), train=False, device=CPU).auto_augment is None
+    assert build_loader(train.data_options(load_config([f"--dataset_path={cifar_dir}"])), train=True,
                         device=CPU).auto_augment is None
     for argv, message in (
             (["--color_jitter=-0.2"], r"option --color_jitter: color_jitter must be in \[0, 10\]"),

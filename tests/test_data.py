@@ -446,12 +446,12 @@ def test_aug_repeats_puts_differently_augmented_copies_in_a_batch_in_both_data_s
     for dataset, path in (("cifar10", cifar_dir), ("imagenet2012", image_folder)):
         cfg = load_config([f"--dataset={dataset}", f"--dataset_path={path}", "--batch_size=6", "--image_size=32",
                            "--num_workers=0", "--aug_repeats=2", "--class_num=4"])
-        with build_loader(data_options(cfg, torch.device("cpu")), True, torch.device("cpu")) as loader:
+        with build_loader(data_options(cfg), True, torch.device("cpu")) as loader:
             loader.set_epoch(1)
             x, y = next(iter(loader))
         assert torch.equal(y[0::2], y[1::2]) and len(set(y[0::2].tolist())) > 1
         assert all(not torch.equal(x[2 * k], x[2 * k + 1]) for k in range(3))
-        with build_loader(data_options(cfg, torch.device("cpu"), train=False), False, torch.device("cpu"),
+        with build_loader(data_options(cfg, train=False), False, torch.device("cpu"),
                           drop_last=False) as loader:
             assert loader.sampler.repeats == 1 and sum(len(y) for _, y in loader) == loader.num_samples
 
@@ -472,8 +472,8 @@ def test_aug_repeats_above_the_training_samples_is_refused_naming_it(repeats, ci
     cfg = load_config(base + [f"--aug_repeats={repeats}"])
     with pytest.raises(ConfigError, match=f"^aug_repeats {repeats} is not below the 192 training samples: every "
                                           f"epoch would train on copies of one"):
-        build_loader(data_options(cfg, torch.device("cpu")), True, torch.device("cpu"))
-    with build_loader(data_options(load_config(base + ["--aug_repeats=191"]), torch.device("cpu")), True,
+        build_loader(data_options(cfg), True, torch.device("cpu"))
+    with build_loader(data_options(load_config(base + ["--aug_repeats=191"])), True,
                       torch.device("cpu")) as loader:
         loader.set_epoch(0)
         assert len({i for i, _ in loader.sampler}) == 2
@@ -1449,7 +1449,7 @@ def test_crop_scale_min_bounds_every_training_crop_of_both_pipelines(tmp_path):
     gradient_folder(tmp_path)
     cfg = load_config(["--dataset=imagenet2012", f"--dataset_path={tmp_path}", "--crop_scale_min=0.5",
                        "--num_workers=0", "--batch_size=2"])
-    opts = data_options(cfg, torch.device("cpu"))
+    opts = data_options(cfg)
     cpu = build_loader(opts, train=True, device=torch.device("cpu"))
     gpu = build_loader(dataclasses.replace(opts, pipeline="gpu"), train=True, device=torch.device("cpu"))
     assert isinstance(cpu, ImageFolderLoader) and isinstance(gpu, BatchedImageLoader)
@@ -1483,7 +1483,7 @@ def test_crop_ratio_bounds_every_training_crop_of_both_pipelines(tmp_path):
     gradient_folder(tmp_path)
     cfg = load_config(["--dataset=imagenet2012", f"--dataset_path={tmp_path}", "--crop_ratio_min=1.0",
                        "--crop_ratio_max=1.2", "--num_workers=0", "--batch_size=2"])
-    opts = data_options(cfg, torch.device("cpu"))
+    opts = data_options(cfg)
     cpu = build_loader(opts, train=True, device=torch.device("cpu"))
     gpu = build_loader(dataclasses.replace(opts, pipeline="gpu"), train=True, device=torch.device("cpu"))
     assert cpu.dataset.crop_ratio == gpu.crop_ratio == gpu.loader.dataset.crop_ratio == (1.0, 1.2)

@@ -721,7 +721,7 @@ def test_the_data_a_jobs_ranks_compare_holds_its_images_labels(cifar_dir, tmp_pa
 
     def seen(path, *extra):
         cfg = load_config(TINY + ["--batch_size=4", f"--dataset_path={path}", *extra])
-        with build_loader(train.data_options(cfg, torch.device("cpu")), train=True,
+        with build_loader(train.data_options(cfg), train=True,
                           device=torch.device("cpu")) as loader:
             return train.data_seen(loader, None)
 
@@ -877,7 +877,7 @@ def test_a_batch_emptied_by_unreadable_files_on_one_rank_does_not_stall_the_othe
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for rank in (0, 1):
-            loader = build_loader(train.data_options(cfg, torch.device("cpu")), True, torch.device("cpu"), True,
+            loader = build_loader(train.data_options(cfg), True, torch.device("cpu"), True,
                                   num_shards=2, shard_id=rank)
             for epoch in (0, 1):
                 loader.set_epoch(epoch)

@@ -142,7 +142,7 @@ def test_vflip_turns_the_samples_its_seeds_draw_upside_down_alike_in_every_pipel
     share = float(T.vflips(loader.sampler.seeds(), 0.5).float().mean())
     assert 0.4 < share < 0.6
     cfg = load_config(["--vflip=0.25"])  # what train hands the loaders; a resume that changes it says so
-    assert train.data_options(cfg, CPU).vflip == 0.25
+    assert train.data_options(cfg).vflip == 0.25
     assert "vflip 0.25; continuing with this run's" in train.recipe_change({"config": to_dict(cfg)}, "a.ckpt",
                                                                             load_config([]))
     # A worker's seeds, hashed in Python, draw what the tensor of them draws (any int64, the chance in float32).

@@ -1570,7 +1570,7 @@ def test_cifar_class_num_past_the_formats_classes_gets_the_note_image_folders_ge
     def note(class_num, dataset="cifar10"):
         cfg = load_config([*SMALL, f"--dataset={dataset}", f"--dataset_path={cifar_dir}",
                            f"--class_num={class_num}"])
-        with train.build_loader(train.data_options(cfg, torch.device("cpu")), train=True,
+        with train.build_loader(train.data_options(cfg), train=True,
                                 device=torch.device("cpu"), drop_last=True) as loader:
             train.check_class_num(cfg, loader, evaluates=False)
         return capsys.readouterr().out
@@ -1804,7 +1804,7 @@ def test_a_small_folder_is_told_the_batch_that_fits_and_an_empty_class_folder_is
     (image_folder / "train" / "n03" / "notes.txt").write_text("no image")
     cfg = load_config([*SMALL, "--dataset=imagenet2012", f"--dataset_path={image_folder}", "--class_num=3",
                        "--batch_size=4"])
-    with train.build_loader(train.data_options(cfg, torch.device("cpu")), train=True,
+    with train.build_loader(train.data_options(cfg), train=True,
                             device=torch.device("cpu"), drop_last=True) as loader:
         train.check_class_num(cfg, loader, evaluates=False)
     assert capsys.readouterr().out == (
@@ -1814,7 +1814,7 @@ def test_a_small_folder_is_told_the_batch_that_fits_and_an_empty_class_folder_is
     # A class_num that counts only the folders with images: the refusal names the empty one, whose removal fits it.
     cfg = load_config([*SMALL, "--dataset=imagenet2012", f"--dataset_path={image_folder}", "--class_num=2",
                        "--batch_size=4"])
-    with train.build_loader(train.data_options(cfg, torch.device("cpu")), train=True,
+    with train.build_loader(train.data_options(cfg), train=True,
                             device=torch.device("cpu"), drop_last=True) as loader:
         with pytest.raises(ConfigError, match=r"it has 3 class folders in .* \(of them, n03 holds no image file: with "
                                               r"it removed, --class_num 2 fits\); pass --class_num 3$"):

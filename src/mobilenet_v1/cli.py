@@ -254,7 +254,7 @@ def data_steps(cfg: Any, given: Any) -> int:
     from .train import data_options, epoch_steps
 
     cpu = torch.device("cpu")
-    with build_loader(data_options(cfg, cpu, given=given), train=True, device=cpu, drop_last=True,
+    with build_loader(data_options(cfg, given=given), train=True, device=cpu, drop_last=True,
                       num_shards=cfg.device_num, shard_id=0) as loader:
         steps = epoch_steps(cfg, loader, cfg.device_num > 1)
         images = loader.num_samples

@@ -36,7 +36,7 @@ def measure(cfg, images: int = DEFAULT_IMAGES, given: Optional[Set[str]] = None)
     if images < 0:
         raise ValueError(f"--images must be >= 0 (0: every image), got {images}")
     cfg = dataclasses.replace(cfg, eval_image_size=0)  # at image_size, the size it reports
-    opts = dataclasses.replace(data_options(cfg, torch.device("cpu"), train=False, given=given), pipeline="cpu",
+    opts = dataclasses.replace(data_options(cfg, train=False, given=given), pipeline="cpu",
                                channels_last=False, norm=((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)))
     if images:  # no more loader workers than the sample has batches (--images 10: none of 8 idle)
         opts = dataclasses.replace(opts, num_workers=min(default_workers(opts.num_workers),

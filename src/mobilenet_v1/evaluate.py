@@ -73,7 +73,7 @@ def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = 
     if note:
         print0(note, file=sys.stderr)
     device = torch.device("cpu")
-    opts = dataclasses.replace(data_options(cfg, device, train=False, given=given), channels_last=False)
+    opts = dataclasses.replace(data_options(cfg, train=False, given=given), channels_last=False)
     return model, device, "fp32", opts
 
 
@@ -534,7 +534,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
                                     given)
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(device=device, memory_format=memory_format)
-        opts = data_options(cfg, device, train=False, given=given)
+        opts = data_options(cfg, train=False, given=given)
     note = model_options_note(cfg, given, recorded, path,
                               () if is_deployed_file(path) else ("padding",))
     if note:

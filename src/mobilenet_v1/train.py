@@ -65,8 +65,7 @@ def resizing_line(cfg: Config) -> str:
         f"{s} (epoch{f' {a}' if a == b else f's {a}-{b}'})" for s, a, b in spans)
 
 
-def data_options(cfg: Config, device: torch.device, train: bool = True, given: Optional[Set[str]] = None
-                 ) -> DataOptions:
+def data_options(cfg: Config, train: bool = True, given: Optional[Set[str]] = None) -> DataOptions:
     """What the loaders of ``cfg`` read; ``given``: the keys the user set and where
     (``config.load_config_and_given``), whose config file is named where its dataset_path is not there."""
     batch = cfg.batch_size if train or not cfg.eval_batch_size else cfg.eval_batch_size
@@ -1793,7 +1792,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
 
     def build_loaders() -> Tuple[Any, Any, Optional[List[str]]]:
         try:
-            loader = build_loader(data_options(cfg, device, given=given), train=True, device=device, drop_last=True,
+            loader = build_loader(data_options(cfg, given=given), train=True, device=device, drop_last=True,
                                   **dist.shard())
         except UnsortedImagesError as e:  # eval's way out (--eval_labels) is not training's
             raise e.instead(f"which training takes its labels from: a sub-folder a class "
@@ -1805,7 +1804,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         classes = loader.classes[:cfg.class_num] if is_cifar(cfg.dataset) and loader.classes else loader.classes
         # Built before training so that a missing eval split stops the run at once, not epochs later.
         # An image folder's eval split takes the training split's labels (a folder of another name is an error).
-        eval_loader = (build_loader(data_options(cfg, device, train=False, given=given), train=False, device=device,
+        eval_loader = (build_loader(data_options(cfg, train=False, given=given), train=False, device=device,
                                     drop_last=cfg.eval_drop_last, classes=None if is_cifar(cfg.dataset) else classes,
                                     **dist.shard())
                        if cfg.eval_interval else None)
