@@ -198,6 +198,18 @@ def model_from_checkpoint(ckpt: Dict[str, Any], source: str, use_ema: bool = Tru
     return model.eval(), args
 
 
+def add_padding_option(parser: Any, writes: bool) -> None:
+    """The ``--padding`` of the commands that read a checkpoint which may record none (:func:`padding_option`):
+    ``writes``, those that write one (convert, recalibrate-bn), which record it; else those that build a network
+    of it (export, predict)."""
+    parser.add_argument(
+        "--padding", choices=PADDINGS, default=None,
+        help="the padding of a SRC that records none (a MindSpore .ckpt, whose network pads SAME), recorded in DST "
+             "(not in a MindSpore .ckpt, which has no place for it); a SRC that records its own keeps it" if writes
+        else "the padding of a checkpoint that records none (a MindSpore .ckpt, whose network pads SAME: same, the "
+             "default there); a file that records its own is built as it says")
+
+
 def padding_option(ckpt: Dict[str, Any], padding: Optional[str], source: str, command: str,
                    mindspore_out: str = "") -> Tuple[Optional[str], str]:
     """A command's ``--padding`` for the checkpoint ``ckpt`` read from ``source``, as eval takes it: the padding to

@@ -303,8 +303,8 @@ def add_writer_options(p: argparse.ArgumentParser, ema_use: str) -> None:
 
 def cmd_convert(argv: List[str]) -> int:
     from .config import CommandParser
+    from .api import add_padding_option
     from .mindspore_io import FORMAT_NAMES, convert, dropped_note
-    from .model import PADDINGS
 
     p = CommandParser(
         prog="mobilenet-v1 convert",
@@ -320,10 +320,7 @@ def cmd_convert(argv: List[str]) -> int:
     p.add_argument("--weights_only", action="store_true",
                    help="write the weights alone, without a training checkpoint's SGD momentum buffers (the seed's "
                         "moments.*) and global_step, which a continued run reads (a file to deploy is half the size)")
-    p.add_argument("--padding", choices=PADDINGS, default=None,
-                   help="the padding of a SRC that records none (a MindSpore .ckpt, whose network pads SAME), "
-                        "recorded in DST (not in a MindSpore .ckpt, which has no place for it); a SRC that records "
-                        "its own keeps it")
+    add_padding_option(p, writes=True)
     a = p.parse_args(argv)
     out = convert(a.src, a.dst, a.format, a.use_ema, weights_only=a.weights_only, padding=a.padding)
     if out["padding_note"]:

@@ -53,10 +53,10 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt_io
-from .api import model_from_checkpoint, padding_option
+from .api import add_padding_option, model_from_checkpoint, padding_option
 from .config import (CHOICES, DATASETS, MAX_BATCH_SIZE, MAX_IMAGE_SIZE, SEED_IGNORED_KEYS, CommandParser,
                      add_normalisation_options, bool_option, check_ignored, config_paths_problem, whole_number)
-from .model import PADDINGS, MobileNetV1
+from .model import MobileNetV1
 from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, PTE_METADATA, DeployedModel, ExecutorchModel, OnnxModel,
                       PROBABILITIES, ProgramModel, image_input_note, log_probabilities, write_metadata)
 from .predict import guess_dataset, guess_note
@@ -917,9 +917,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--use_ema", type=bool_option, default=True, metavar="True|False",
                    help="a checkpoint of a run with --ema_decay: export its weight average (True, the default) "
                         "or its trained weights")
-    p.add_argument("--padding", choices=PADDINGS, default=None,
-                   help="the padding of a checkpoint that records none (a MindSpore .ckpt, whose network pads "
-                        "SAME: same, the default there); a file that records its own is built as it says")
+    add_padding_option(p, writes=False)
     p.add_argument("--image_input", type=bool_option, default=False, metavar="True|False",
                    help="the file takes uint8 pixels (N, H, W, C), resized and cropped, and normalises them "
                         "itself (for apps that hold camera frames or decoded images); default: normalised float "

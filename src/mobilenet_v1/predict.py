@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from . import checkpoint as ckpt_io
 from . import transforms as T
-from .api import model_from_checkpoint, padding_option
+from .api import add_padding_option, model_from_checkpoint, padding_option
 from .config import (ASCEND, DATASETS, DEVICE_TARGETS, CommandParser, add_device_target_option,
                      add_normalisation_options, add_num_workers_option, bool_option, cifar_name, crop_pct_problem,
                      image_size_number, is_cifar, normalisation, whole_number)
@@ -720,9 +720,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--use_ema", type=bool_option, default=None, metavar="True|False",
                    help="a checkpoint of a run with --ema_decay: its weight average (True, the default) or its "
                         "trained weights (an exported file holds those chosen at export)")
-    p.add_argument("--padding", choices=PADDINGS, default=None,
-                   help="the padding of a checkpoint that records none (a MindSpore .ckpt, whose network pads "
-                        "SAME: same, the default there); a file that records its own is built as it says")
+    add_padding_option(p, writes=False)
     p.add_argument("--batch_size", type=whole_number, default=BATCH, help=f"images per forward pass (default {BATCH})")
     add_num_workers_option(p, "loader processes that read and decode the files (default -1: min(8, CPU count) "
                               "with the model on a GPU and more than one batch of files, else none: on the CPU the "

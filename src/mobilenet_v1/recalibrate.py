@@ -32,7 +32,6 @@ from .config import (DATASETS, CommandParser, add_device_target_option, add_max_
 from .data import foreign_class_folders, held_out_for, held_out_read_note
 from .mindspore_io import (RECORDED_KEYS, average_taken, dropped_note, mindspore_warning, model_args_written,
                            output_format, read_any, write_checkpoint)
-from .model import PADDINGS
 from .transforms import CROP_PCT, recorded_interpolation
 
 DEFAULT_IMAGES = 2000
@@ -230,6 +229,7 @@ def statistics_to_measure(ckpt: Dict[str, Any], use_ema: bool) -> Tuple[Dict[str
 
 
 def main(argv: Sequence[str]) -> int:
+    from .api import add_padding_option
     from .cli import WRITTEN, add_writer_options
 
     p = CommandParser(
@@ -263,10 +263,7 @@ def main(argv: Sequence[str]) -> int:
     add_writer_options(p, "a checkpoint of a run with --ema_decay: recalibrate its weight average (True, the "
                           "default) or its trained weights")
     add_max_bad_samples_option(p)
-    p.add_argument("--padding", choices=PADDINGS, default=None,
-                   help="the padding of a SRC that records none (a MindSpore .ckpt, whose network pads SAME), "
-                        "recorded in DST (not in a MindSpore .ckpt, which has no place for it); a SRC that records "
-                        "its own keeps it")
+    add_padding_option(p, writes=True)
     a = p.parse_args(list(argv))
     out = run(a.src, a.out, a.dataset_path, a.dataset, a.image_size, a.crop_pct, a.images, a.batch_size, a.seed,
               a.num_workers, a.format, a.use_ema, a.device_target, a.val_split, a.mean, a.std, a.max_bad_samples,
