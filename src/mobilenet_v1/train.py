@@ -575,9 +575,9 @@ def job_tally(tally: LossTally, dist, device: torch.device) -> Dict[str, Any]:
     to rank 0 alone, and each rank's own (:meth:`LossTally.saved`)."""
     if not dist.enabled:
         return tally.state()
-    # Each rank's own sum and steps too (a float32 sum is exact in float64), so that a resume on as many
+    # Each rank's own sum and steps too (float64, as the tally keeps them), so that a resume on as many
     # processes gives every rank its own tally back and the epoch's mean adds up as the uninterrupted run's
-    # (handing the job's sum to rank 0 alone regroups the float32 additions: the mean differed in its 8th digit).
+    # (handing the job's sum to rank 0 alone regroups the additions: the mean differed in its 8th digit).
     world = dist.world_size
     own = torch.zeros(2 * world, dtype=torch.float64, device=tally.sum.device)
     own[dist.rank] = tally.sum.double()
