@@ -39,13 +39,15 @@ class ArchiveMember(str):
     """An image inside an archive: the string is the path it would have extracted beside the archive
     (what messages and ``val_split`` use); ``archive``, ``offset`` and ``size`` say where its bytes are."""
 
-    def __new__(cls, name: str, archive: str, offset: int, size: int) -> "ArchiveMember":
+    def __new__(cls, name: str, archive: str, offset: int, size: int,
+                version: Optional[Tuple[int, ...]] = None) -> "ArchiveMember":
         member = super().__new__(cls, name)
         member.archive, member.offset, member.size = archive, offset, size
+        member.version = version  # the archive's (inode, size, mtime) as listed: its offsets are that file's
         return member
 
     def __reduce__(self):
-        return ArchiveMember, (str(self), self.archive, self.offset, self.size)
+        return ArchiveMember, (str(self), self.archive, self.offset, self.size, self.version)
 
 
 class ClassFiles(NamedTuple):
@@ -55,6 +57,7 @@ class ClassFiles(NamedTuple):
     offsets: np.ndarray
     sizes: np.ndarray
     archive: str
+    version: Optional[Tuple[int, ...]] = None  # the archive's as listed (ArchiveMember.version)
 
 
 def _positions(n: int, i: Any) -> Union[int, range]:
@@ -141,8 +144,10 @@ class ArchiveImages(Sequence):
     get them as they are, and reading them writes nothing the workers share."""
 
     def __init__(self, archives: Sequence[str], which: Sequence[int], names: Sequence[str],
-                 offsets: Sequence[int], sizes: Sequence[int], labels: Sequence[int]):
+                 offsets: Sequence[int], sizes: Sequence[int], labels: Sequence[int],
+                 versions: Optional[Sequence[Optional[Tuple[int, ...]]]] = None):
         self.archives = list(archives)
+        self.versions = list(versions) if versions is not None else [None] * len(self.archives)
         self.which = np.asarray(which, dtype=np.int32)
         self.names = names if isinstance(names, PathTable) else PathTable(names)
         self.offsets = np.asarray(offsets, dtype=np.int64)
@@ -157,13 +162,13 @@ class ArchiveImages(Sequence):
         if isinstance(at, range):
             return self.subset(at)
         return (ArchiveMember(self.names[at], self.archives[self.which[at]], int(self.offsets[at]),
-                              int(self.sizes[at])), int(self.labels[at]))
+                              int(self.sizes[at]), self.versions[self.which[at]]), int(self.labels[at]))
 
     def subset(self, keep: Sequence[int]) -> "ArchiveImages":
         """The samples at ``keep``, in that order."""
         keep = as_indices(keep)
         return ArchiveImages(self.archives, self.which[keep], self.names.take(keep),
-                             self.offsets[keep], self.sizes[keep], self.labels[keep])
+                             self.offsets[keep], self.sizes[keep], self.labels[keep], self.versions)
 
 
 def is_archive(path: str) -> bool:
@@ -481,9 +486,9 @@ def _wrappers(names: Set[str], folders: Set[str], path: str, splits: Sequence[st
 # with what a listing holds (2: links resolved in any stored order, absolute links listed as unreadable; 3: names
 # cleaned of a leading /, . and empty parts, links to a folder they lie in adding nothing; 4: links to folders kept;
 # 5: system folders left out, is_hidden_name; 6: a class archive inside packed with its folder named as extracted;
-# 7: its hard links' targets too).
+# 7: its hard links' targets too; 8: made only of an archive with nothing after its end, _check_tail).
 CACHE_ENV = "MOBILENET_V1_CACHE"
-_CACHE_VERSION = 7
+_CACHE_VERSION = 8
 # A kept listing unread this long is removed when a process writes its first (an archive replaced or gone leaves
 # its old versions' behind: for ImageNet's, 58 MB each).
 CACHE_UNUSED_DAYS = 30
@@ -659,6 +664,7 @@ def _listing(path: str) -> _Listing:
 def _index(path: str, identity: Tuple[int, ...], extensions: Tuple[str, ...],
            splits: Tuple[str, ...]) -> Tuple[Dict[str, ClassFiles], List[str], List[str]]:
     listing = _listing(path)
+    version = _LISTED[path][:3]
     names = set(listing.files) | listing.folders
     prefix = _wrappers(names, listing.folders, path, splits)
     strip = len(prefix)
@@ -687,7 +693,7 @@ def _index(path: str, identity: Tuple[int, ...], extensions: Tuple[str, ...],
         # Sorted as a folder walk sorts: by folder, then by name.
         files = sorted(by_class[cls], key=_folder_order)
         index[cls] = ClassFiles([f"{path}/{n}" for n, _, _ in files], np.array([o for _, o, _ in files], np.int64),
-                                np.array([s for _, _, s in files], np.int64), path)
+                                np.array([s for _, _, s in files], np.int64), path, version)
     # Links beside the classes to what the archive does not hold: class folders that were links when packed
     # (tar stores a link, not its folder's files, without -h), which no class lists.
     outside = sorted(n[strip:] for n, (offset, _) in listing.files.items()
@@ -783,10 +789,11 @@ def archive_images(path: str, extensions: Tuple[str, ...],
     or out of class folders, sorted by folder then name, as a folder's files are listed (a folder reached twice
     through links read once: :func:`_read_again`)."""
     listing = _listing(path) if listing is None else listing
+    version = _LISTED[path][:3]  # the listing's: _listing(path) just made, or the caller's a moment ago
     again = _read_again(list(listing.files), listing.folder_links, "") if listing.folder_links else set()
     found = [(n, where) for n, where in listing.files.items() if _is_image(n, tuple(extensions)) and n not in again]
     found.sort(key=_folder_order)
-    return [ArchiveMember(f"{path}/{name}", path, offset, size) for name, (offset, size) in found]
+    return [ArchiveMember(f"{path}/{name}", path, offset, size, version) for name, (offset, size) in found]
 
 
 @functools.lru_cache(maxsize=8)
@@ -801,7 +808,7 @@ def _class_archives(archives: Tuple[Tuple[str, Tuple[int, int, int, int]], ...],
         members = archive_images(path, extensions, listing)
         found[os.path.basename(path)[:-len(ARCHIVE_SUFFIX)]] = ClassFiles(
             [str(m) for m in members], np.array([m.offset for m in members], np.int64),
-            np.array([m.size for m in members], np.int64), path)
+            np.array([m.size for m in members], np.int64), path, _LISTED[path][:3])
     return found
 
 
@@ -1037,14 +1044,17 @@ def _shard_samples(shard: str, extensions: Tuple[str, ...]) -> List[Tuple[int, s
 def _shard_index(shards: Tuple[str, ...], identity: Tuple[Tuple[int, ...], ...],
                  extensions: Tuple[str, ...]) -> ArchiveImages:
     which, names, offsets, sizes, labels = [], [], [], [], []
+    versions = []
     for i, shard in enumerate(shards):
-        for offset, name, size, label in _shard_samples(shard, extensions):
+        samples = _shard_samples(shard, extensions)
+        versions.append(_LISTED[shard][:3])
+        for offset, name, size, label in samples:
             which.append(i)
             names.append(f"{shard}/{name}")
             offsets.append(offset)
             sizes.append(size)
             labels.append(label)
-    return ArchiveImages(shards, which, names, offsets, sizes, labels)
+    return ArchiveImages(shards, which, names, offsets, sizes, labels, versions)
 
 
 def shard_index(spec: str, extensions: Tuple[str, ...]) -> ArchiveImages:
@@ -1066,8 +1076,8 @@ def read_member(member: ArchiveMember) -> bytes:
     if member.offset < 0:
         raise OSError(0, "a link to a file the archive does not hold", str(member))
     with open(member.archive, "rb") as f:
-        listed = _LISTED.get(member.archive)
-        if listed is not None and _version(os.fstat(f.fileno()))[:3] != listed[:3]:
+        listed = getattr(member, "version", None) or _LISTED.get(member.archive)  # the member's own listing's
+        if listed is not None and _version(os.fstat(f.fileno()))[:3] != tuple(listed[:3]):
             # Replaced (rsync, cp to a temporary name then mv) or rewritten since it was listed: its offsets are
             # another file's, and what they hold is pieces of other images, some of which decode.
             raise OSError(0, f"the archive {member.archive} was replaced or rewritten after this process listed it "

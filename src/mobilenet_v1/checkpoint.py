@@ -539,6 +539,8 @@ def _via_proc(path: str) -> bool:
     """Whether ``path`` is in /proc or a symbolic link whose chain of links passes through it (a process's open
     file: /dev/stdout, /proc/self/fd/1)."""
     here = os.path.abspath(path)
+    # its folder resolved: /dev/fd/1 is /proc/self/fd/1 through the link /dev/fd, not a link itself to /proc
+    here = os.path.join(os.path.realpath(os.path.dirname(here)), os.path.basename(here))
     for _ in range(40):  # the kernel's own limit on a chain of links
         if here == "/proc" or here.startswith("/proc/"):
             return True

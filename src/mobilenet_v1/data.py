@@ -1493,9 +1493,11 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
     else:
         archives = sorted({packed[c].archive for c in folders})
         which = {a: i for i, a in enumerate(archives)}
+        versions = {packed[c].archive: packed[c].version for c in folders}
         samples = ArchiveImages(archives, [which[packed[c].archive] for _, c in samples],
                                 [packed[c].names[i] for i, c in samples], [packed[c].offsets[i] for i, c in samples],
-                                [packed[c].sizes[i] for i, c in samples], [labels[c] for _, c in samples])
+                                [packed[c].sizes[i] for i, c in samples], [labels[c] for _, c in samples],
+                                [versions[a] for a in archives])
     if not samples:
         raise DataError(f"image {kind} {root!r}: no image files in its class {classes_are}"
                         + (" held out by val_split (a class of one image keeps it for training, and each class "
@@ -1733,7 +1735,7 @@ def labelled_images(root: str, labels_file: str,
         labels = [index[n] for n in names]
     if members is not None:
         return ArchiveImages([root], np.zeros(len(members)), [str(m) for m in members], [m.offset for m in members],
-                             [m.size for m in members], labels), classes
+                             [m.size for m in members], labels, [members[0].version if members else None]), classes
     return FileSamples(files, labels), classes
 
 
