@@ -226,9 +226,9 @@ def test_an_output_that_is_a_named_pipe_or_a_link_to_one_is_refused_and_left_as_
     if os.path.isdir(f"/proc/{os.getpid()}/fd"):
         with open(tmp_path / "redirect.pt", "wb") as f:
             os.symlink(f"/proc/{os.getpid()}/fd/{f.fileno()}", tmp_path / "stdout.pt")
-            for name in ("stdout.pt", f"/proc/{os.getpid()}/fd/{f.fileno()}"):
+            for name in ("stdout.pt", f"/proc/{os.getpid()}/fd/{f.fileno()}", f"/dev/fd/{f.fileno()}"):
                 assert cli.main(["convert", ckpt, str(tmp_path / name), "--format", "pt"]) == 1, name
-                assert ": is a link to a process's open file (standard output?)" in capsys.readouterr().err
+                assert ": is a link to a process's open file (a standard stream?)" in capsys.readouterr().err
         assert os.path.islink(tmp_path / "stdout.pt") and (tmp_path / "redirect.pt").stat().st_size == 0
 
 def test_a_write_that_fails_leaves_the_file_as_it_was_and_names_it(tmp_path, monkeypatch, capsys):

@@ -565,7 +565,7 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
     if _via_proc(path):
         # /dev/stdout -> /proc/self/fd/1 redirected to a regular file (`convert CKPT /dev/stdout > m.pt`): the
         # rename replaced root's /dev/stdout link by a regular file of the output, the redirect's file got none.
-        raise ValueError(f"{option} {path}: is a link to a process's open file (standard output?), which the write "
+        raise ValueError(f"{option} {path}: is a link to a process's open file (a standard stream?), which the write "
                          f"would replace, not write to; name a file to write")
     if mode is not None and not stat.S_ISREG(mode):
         # The write renames a temporary file over the name: /dev/null given as the output (root's convert
