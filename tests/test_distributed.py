@@ -1379,3 +1379,23 @@ def test_each_rank_reads_the_shard_of_its_global_rank_not_its_local_one():
     assert distributed.Context(rank=3, world_size=4, local_rank=1, backend="gloo").shard() == \
         {"num_shards": 4, "shard_id": 3}
     assert distributed.Context().shard() == {"num_shards": 1, "shard_id": 0}
+
+
+def test_two_ranks_gather_a_sparse_confusion_matrix(odd_cifar, tmp_path):
+    """Past DENSE_CONFUSION_CLASSES outputs each rank's confusion matrix is sparse and the ranks' cells are
+    gathered (not summed densely): the per-class table and the CSV are the single process's dense ones."""
+    torch.manual_seed(0)
+    cfg = load_config(TINY + ["--class_num=4"])
+    ckpt_io.atomic_save({"model": train.build_model(cfg).state_dict(), "model_args": train.model_args(cfg)},
+                        str(tmp_path / "m.ckpt"))
+    opts = TINY + [f"--dataset_path={odd_cifar}", "--batch_size=8", f"--checkpoint_path={tmp_path / 'm.ckpt'}"]
+    single = evaluate.run(load_config(opts), confusion=True)
+    assert not single["confusion"].is_sparse
+    r = torchrun("--standalone", "--nproc_per_node=2", os.path.join(ROOT, "tests", "sparse_eval_worker.py"), *opts,
+                 "--json", "--per_class", f"--confusion_csv={tmp_path / 'cm.csv'}")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["total"] == 41
+    assert result["per_class"] == evaluate.per_class(single["confusion"], single["classes"], single["unpredicted"])
+    assert (tmp_path / "cm.csv").read_text() == evaluate.confusion_csv(single["confusion"], single["classes"],
+                                                                        single["unpredicted"])
