@@ -302,8 +302,8 @@ def add_writer_options(p: argparse.ArgumentParser, ema_use: str) -> None:
 
 
 def cmd_convert(argv: List[str]) -> int:
-    from .config import CommandParser
     from .api import add_padding_option
+    from .config import CommandParser
     from .mindspore_io import FORMAT_NAMES, convert, dropped_note
 
     p = CommandParser(

@@ -396,8 +396,9 @@ def library_defaults(training: bool = False) -> Iterator[None]:
     """The process-wide torch settings a Python caller (a notebook) may have changed, as the library's own
     commands take them, for its block: no autocast but the command's own (``--precision``); float32 as the
     default dtype (``torch.set_default_dtype(torch.float64)`` built a float64 model that the loaders' float32
-    batches could not run in); and for ``training`` gradients on (``torch.set_grad_enabled(False)``,
-    ``torch.inference_mode()``: "element 0 of tensors does not require grad"). The caller's are back after it."""
+    batches could not run in); out of ``torch.inference_mode()``; and for ``training`` gradients on
+    (``torch.set_grad_enabled(False)``: "element 0 of tensors does not require grad"). The caller's are back
+    after it."""
     before = torch.get_default_dtype()
     torch.set_default_dtype(torch.float32)
     try:
