@@ -172,7 +172,7 @@ def test_tf_slim_checkpoint_loads_as_the_same_network_its_background_output_drop
     for given in (prefix, f"{prefix}.index", f"{prefix}.data-00000-of-00001"):
         assert cli.main(["info", str(given)]) == 0
         text = capsys.readouterr().out
-        assert "TF-slim's MobileNetV1 (TensorFlow checkpoint)" in text and "1000 classes, padding same" in text
+        assert "TF-slim's MobileNetV1 (TensorFlow checkpoint)" in text and "1,000 classes, padding same" in text
         assert "the newest checkpoint in" not in text  # said of a prefix as of a run folder
         assert "data:           imagenet2012, image_size 128" in text  # as the release's name says
         assert "its output 0, background, dropped: ImageNet's 1000 classes remain; trained 906,808 steps" in text
