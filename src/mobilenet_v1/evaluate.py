@@ -97,30 +97,14 @@ def per_class(confusion: Any, names: Sequence[str], unpredicted: Any = None) -> 
     if never predicted) and the class its images were most often taken for (None if never wrong).
     ``unpredicted``: each class's images whose outputs were not finite (no top-1, a miss), counted among its
     images (the matrix's rows leave them out)."""
-    if confusion.is_sparse:
-        return _per_class_sparse(confusion, names, unpredicted)
-    rows = []
-    for i in range(confusion.shape[0]):
-        missed = int(unpredicted[i]) if unpredicted is not None else 0
-        row, images, predicted, right = confusion[i], int(confusion[i].sum()) + missed, \
-            int(confusion[:, i].sum()), int(confusion[i, i])
-        if not images and not predicted:
-            continue
-        wrong = row.clone()
-        wrong[i] = 0
-        j = int(wrong.argmax())
-        rows.append({"class": names[i], "index": i, "images": images,
-                     "top_1": right / images if images else None,
-                     "precision": right / predicted if predicted else None,
-                     "taken_for": {"class": names[j], "images": int(wrong[j])} if int(wrong[j]) else None})
-    return rows
-
-
-def _per_class_sparse(confusion: Any, names: Sequence[str], unpredicted: Any = None) -> List[Dict[str, Any]]:
-    """:func:`per_class` of a sparse (COO) matrix, as the dense one gives it, without ever making it dense."""
-    m = confusion.coalesce()
-    (r, p), v = m.indices(), m.values()
-    c = m.shape[0]
+    # Its nonzero cells, as a sparse matrix past engine.DENSE_CONFUSION_CLASSES holds them: one way for both
+    m = confusion.coalesce() if confusion.is_sparse else None
+    if m is not None:
+        (r, p), v = m.indices(), m.values()
+    else:
+        r, p = confusion.nonzero().unbind(1)
+        v = confusion[r, p]
+    c = confusion.shape[0]
     images = torch.zeros(c, dtype=torch.long).index_add_(0, r, v)
     if unpredicted is not None:
         images += unpredicted
