@@ -51,7 +51,7 @@ from .data import (IMAGE_EXTENSIONS, BadSample, default_workers, image_files_und
 from .engine import ranked, resolve_device, without_underflowed
 from .model import PADDINGS
 from .onnx_io import DeployedModel, is_deployed_file, load_deployed, refuse_gpu
-from .runtime import csv_text, json_text, print0
+from .runtime import csv_text, json_text, library_defaults, print0
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 # CIFAR-100's fine labels in label order (its fine_label_names.txt).
@@ -421,7 +421,7 @@ class Predictor:
                 batch.append(img)
             if not batch:
                 continue
-            with torch.autocast(device_type=self.device.type, enabled=False):  # float32, as eval's fp32
+            with library_defaults():  # a notebook's autocast is not the model's: float32, as eval's fp32
                 logits = self.model(normalize(torch.stack(batch).to(self.device))).float().cpu()
             masked = logits.masked_fill(~valid, float("-inf"))
             floor = getattr(self.model, "output_floor", None)  # a probability that underflowed in the file: 0
