@@ -281,6 +281,7 @@ class _Listing(NamedTuple):
     files: Dict[str, Tuple[int, int]]
     folders: Set[str]
     folder_links: Dict[str, str]
+    version: Tuple[int, ...] = ()  # the archive's (inode, size, mtime) it was read from (:func:`_listing`)
 
 
 def _walk(path: str) -> _Listing:
@@ -635,11 +636,6 @@ def _prune(folder: str) -> None:
         pass  # a listing not removed is only disk space
 
 
-# The version (:func:`_version`) of each archive as this process listed it, by path: an image is read at the
-# offset that listing gives only from that version (inherited by forked loader workers).
-_LISTED: Dict[str, Tuple[int, int, int, int]] = {}
-
-
 def _listing(path: str) -> _Listing:
     """The archive's files and folders (:func:`_walk`), from the listing kept for it when there is one. The
     archive must be readable either way; a listing is kept only where the file was the same version
@@ -649,7 +645,6 @@ def _listing(path: str) -> _Listing:
             before = os.fstat(f.fileno())
     except OSError as e:
         raise ArchiveError(f"archive {path}: cannot be read: {e.strerror or e}") from None
-    _LISTED[path] = _version(before)
     cached = _cache_file(path, before)
     listing = _read_cache(cached) if cached else None
     if listing is None:
@@ -657,14 +652,15 @@ def _listing(path: str) -> _Listing:
         with contextlib.suppress(OSError):
             if cached and _version(os.stat(path)) == _version(before):
                 _write_cache(cached, listing)
-    return listing
+    # The version it was read from: an image is read at the offsets it gives only from that file (read_member)
+    return listing._replace(version=_version(before)[:3])
 
 
 @functools.lru_cache(maxsize=16)
 def _index(path: str, identity: Tuple[int, ...], extensions: Tuple[str, ...],
            splits: Tuple[str, ...]) -> Tuple[Dict[str, ClassFiles], List[str], List[str]]:
     listing = _listing(path)
-    version = _LISTED[path][:3]
+    version = listing.version
     names = set(listing.files) | listing.folders
     prefix = _wrappers(names, listing.folders, path, splits)
     strip = len(prefix)
@@ -789,7 +785,7 @@ def archive_images(path: str, extensions: Tuple[str, ...],
     or out of class folders, sorted by folder then name, as a folder's files are listed (a folder reached twice
     through links read once: :func:`_read_again`)."""
     listing = _listing(path) if listing is None else listing
-    version = _LISTED[path][:3]  # the listing's: _listing(path) just made, or the caller's a moment ago
+    version = listing.version
     again = _read_again(list(listing.files), listing.folder_links, "") if listing.folder_links else set()
     found = [(n, where) for n, where in listing.files.items() if _is_image(n, tuple(extensions)) and n not in again]
     found.sort(key=_folder_order)
@@ -808,7 +804,7 @@ def _class_archives(archives: Tuple[Tuple[str, Tuple[int, int, int, int]], ...],
         members = archive_images(path, extensions, listing)
         found[os.path.basename(path)[:-len(ARCHIVE_SUFFIX)]] = ClassFiles(
             [str(m) for m in members], np.array([m.offset for m in members], np.int64),
-            np.array([m.size for m in members], np.int64), path, _LISTED[path][:3])
+            np.array([m.size for m in members], np.int64), path, listing.version)
     return found
 
 
@@ -994,7 +990,8 @@ def _read_label(f, shard: str, key: str, offset: int, size: int) -> int:
     return int(number.group(1))
 
 
-def _shard_samples(shard: str, extensions: Tuple[str, ...]) -> List[Tuple[int, str, int, int]]:
+def _shard_samples(shard: str, extensions: Tuple[str, ...],
+                   listing: _Listing) -> List[Tuple[int, str, int, int]]:
     """(offset, name, size, label) of each sample of a shard, by its image's offset: a sample is one
     image (a suffix that is one of ``extensions``, dot left out) and one ``.cls``; other files (``.json``,
     ``.txt``, ...) are left alone. A sample without either, or with two images, is refused."""
@@ -1002,7 +999,7 @@ def _shard_samples(shard: str, extensions: Tuple[str, ...]) -> List[Tuple[int, s
     labels: Dict[str, Tuple[int, int]] = {}
     dotted: Dict[str, List[str]] = {}  # labels named <key>.<more>.cls, by the key the first dot leaves
     dotted_images: Set[str] = set()  # images named <key>.<more>.<extension>: <key>.<more> of each
-    for name, (offset, size) in _listing(shard).files.items():
+    for name, (offset, size) in listing.files.items():
         key, suffix = _sample_key(name)
         suffix = suffix.lower()
         if suffix == LABEL_SUFFIX:
@@ -1046,8 +1043,9 @@ def _shard_index(shards: Tuple[str, ...], identity: Tuple[Tuple[int, ...], ...],
     which, names, offsets, sizes, labels = [], [], [], [], []
     versions = []
     for i, shard in enumerate(shards):
-        samples = _shard_samples(shard, extensions)
-        versions.append(_LISTED[shard][:3])
+        listing = _listing(shard)
+        samples = _shard_samples(shard, extensions, listing)
+        versions.append(listing.version)
         for offset, name, size, label in samples:
             which.append(i)
             names.append(f"{shard}/{name}")
@@ -1076,8 +1074,7 @@ def read_member(member: ArchiveMember) -> bytes:
     if member.offset < 0:
         raise OSError(0, "a link to a file the archive does not hold", str(member))
     with open(member.archive, "rb") as f:
-        listed = getattr(member, "version", None) or _LISTED.get(member.archive)  # the member's own listing's
-        if listed is not None and _version(os.fstat(f.fileno()))[:3] != tuple(listed[:3]):
+        if member.version and _version(os.fstat(f.fileno()))[:3] != tuple(member.version):  # its listing's file?
             # Replaced (rsync, cp to a temporary name then mv) or rewritten since it was listed: its offsets are
             # another file's, and what they hold is pieces of other images, some of which decode.
             raise OSError(0, f"the archive {member.archive} was replaced or rewritten after this process listed it "
