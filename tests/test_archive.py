@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import tarfile
+import time
 import warnings
 from pathlib import Path
 
@@ -403,6 +404,62 @@ def test_sparse_and_compressed_archives_are_refused_by_name(image_folder, tmp_pa
                      torch.device("cpu"))
 
 
+def test_one_process_walks_an_archive_while_the_others_wait_for_its_listing(image_folder, tmp_path, monkeypatch,
+                                                                              capsys):
+    """Processes listing one archive at once (torchrun's ranks on a machine) walk it one at a time: while another
+    holds the walk's lock, a process waits and reads the listing once it is kept, not walking it itself; it says
+    whose walk it waits for after a while. A walker gone without keeping one leaves the walk to the next, and the
+    lock file goes with the walk."""
+    import fcntl
+    import threading
+
+    from mobilenet_v1 import archive as archive_mod
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(archive_mod.CACHE_ENV, str(cache))
+    monkeypatch.setattr(archive_mod, "WALK_WAIT_NOTE_SECONDS", 0.3)
+    archive = pack_per_class(image_folder / "train", tmp_path / "train.tar")
+    real = archive_mod._walk
+    walked = real(archive)
+    walks = []
+    monkeypatch.setattr(archive_mod, "_walk", lambda path: walks.append(path) or real(path))
+    cached = archive_mod._cache_file(archive, os.stat(archive))
+    cache.mkdir()
+
+    def hold():  # another process's walk under way: its lock taken, its number written
+        fd = os.open(cached + ".lock", os.O_RDWR | os.O_CREAT)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, b"4242\n")
+        return fd
+
+    def list_in_thread():
+        got = []
+        thread = threading.Thread(target=lambda: got.append(archive_mod._listing(archive)), daemon=True)
+        thread.start()
+        return thread, got
+
+    holder = hold()
+    thread, got = list_in_thread()
+    time.sleep(0.8)
+    assert thread.is_alive() and walks == []  # waits, walking nothing
+    archive_mod._write_cache(cached, walked)  # the other's listing kept: read at once, its lock still held
+    thread.join(5)
+    assert not thread.is_alive() and walks == [] and got[0].files == walked.files
+    assert f"archive {archive}: waiting for another process (process 4242) that is listing it" \
+        in capsys.readouterr().err
+    os.close(holder)
+
+    os.unlink(cached)
+    holder = hold()
+    thread, got = list_in_thread()
+    time.sleep(0.5)
+    assert thread.is_alive() and walks == []
+    os.close(holder)  # gone without a listing kept: this one walks
+    thread.join(5)
+    assert not thread.is_alive() and walks == [archive] and got[0].files == walked.files
+    assert sorted(os.listdir(cache)) == [os.path.basename(cached)]  # kept; the lock file removed
+
+
 def test_a_listing_is_kept_between_processes_until_the_archive_changes(image_folder, tmp_path, monkeypatch):
     """The walk's listing is kept in MOBILENET_V1_CACHE: a new process (here: the in-process one forgotten)
     reads it instead of walking, and gets the same samples and offsets; a damaged listing is walked anew,
@@ -556,9 +613,8 @@ def test_a_folder_of_class_archives_reads_as_the_folder_they_were_packed_from(im
 
 
 def test_kept_listings_unread_for_30_days_are_removed_when_one_is_written(image_folder, tmp_path, monkeypatch):
-    """Writing a listing removes those unread for CACHE_UNUSED_DAYS and temporary files left a day ago;
+    """Writing a listing removes those unread for CACHE_UNUSED_DAYS and temporary and lock files left a day ago;
     reading one keeps it (its time is refreshed); files not named as listings stay."""
-    import time
 
     from mobilenet_v1 import archive as archive_mod
 
@@ -567,7 +623,7 @@ def test_kept_listings_unread_for_30_days_are_removed_when_one_is_written(image_
     monkeypatch.setenv(archive_mod.CACHE_ENV, str(cache))
     day = 86400
     ages = {"a" * 32 + ".npz": 31, "b" * 32 + ".npz": 29, "c" * 32 + ".npz.77.tmp": 2, "d" * 32 + ".npz.78.tmp": 0.5,
-            "notes.txt": 400, "E" * 32 + ".npz": 400}
+            "notes.txt": 400, "E" * 32 + ".npz": 400, "f" * 32 + ".npz.lock": 2, "0" * 32 + ".npz.lock": 0.5}
     for name, days in ages.items():
         (cache / name).write_bytes(b"x")
         os.utime(cache / name, (time.time() - days * day,) * 2)
@@ -576,13 +632,13 @@ def test_kept_listings_unread_for_30_days_are_removed_when_one_is_written(image_
     left = sorted(p.name for p in cache.iterdir())
     written = [n for n in left if n not in ages]
     assert len(written) == 1 and sorted(set(left) - set(written)) == sorted(
-        ["b" * 32 + ".npz", "d" * 32 + ".npz.78.tmp", "notes.txt", "E" * 32 + ".npz"])
+        ["b" * 32 + ".npz", "d" * 32 + ".npz.78.tmp", "notes.txt", "E" * 32 + ".npz", "0" * 32 + ".npz.lock"])
     os.utime(cache / written[0], (time.time() - 40 * day,) * 2)
     archive_mod.forget_indexes()
     find_images(str(tmp_path / "train.tar"))  # read, so kept
     assert time.time() - os.path.getmtime(cache / written[0]) < 600
     find_images(pack(image_folder / "validation_preprocess", tmp_path / "val.tar", "val"))  # another written
-    assert (cache / written[0]).exists() and len(list(cache.iterdir())) == 6
+    assert (cache / written[0]).exists() and len(list(cache.iterdir())) == 7
     # The folder is looked through once a process, not at each listing written: ImageNet's 1,000 class archives,
     # listed one after the other, each looked through the listings of those before (half a million stats).
     looked = []

@@ -18,6 +18,7 @@ import os
 import posixpath
 import re
 import secrets
+import sys
 import tarfile
 import time
 from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
@@ -618,14 +619,14 @@ _PRUNED: Set[str] = set()  # the cache folders :func:`_prune` has looked through
 
 def _prune(folder: str) -> None:
     """Remove the listings in ``folder`` unread for :data:`CACHE_UNUSED_DAYS` days (each read touches its
-    file), and temporary files a killed process left a day ago or more; only files named as ours."""
+    file), and temporary and lock files a killed process left a day ago or more; only files named as ours."""
     now = time.time()
     try:
         with os.scandir(folder) as entries:
             for entry in entries:
-                name = entry.name  # <32 hex digits>.npz, or <that>.<pid>.tmp
+                name = entry.name  # <32 hex digits>.npz, or <that>.<pid>.tmp, or <that>.lock
                 ours = name[32:36] == ".npz" and all(c in "0123456789abcdef" for c in name[:32])
-                kept, left = ours and len(name) == 36, ours and name.endswith(".tmp")
+                kept, left = ours and len(name) == 36, ours and name.endswith((".tmp", ".lock"))
                 if not (kept or left) or not entry.is_file(follow_symlinks=False):
                     continue
                 age = now - entry.stat(follow_symlinks=False).st_mtime
@@ -647,13 +648,87 @@ def _listing(path: str) -> _Listing:
         raise ArchiveError(f"archive {path}: cannot be read: {e.strerror or e}") from None
     cached = _cache_file(path, before)
     listing = _read_cache(cached) if cached else None
+    lock = None
+    if listing is None and cached:
+        lock, listing = _walk_lock(path, cached)
     if listing is None:
-        listing = _walk(path)
-        with contextlib.suppress(OSError):
-            if cached and _version(os.stat(path)) == _version(before):
-                _write_cache(cached, listing)
+        try:
+            listing = _walk(path)
+            with contextlib.suppress(OSError):
+                if cached and _version(os.stat(path)) == _version(before):
+                    _write_cache(cached, listing)
+        finally:
+            if lock is not None:
+                _release_walk_lock(lock, cached)
     # The version it was read from: an image is read at the offsets it gives only from that file (read_member)
     return listing._replace(version=_version(before)[:3])
+
+
+# A process that waits for another's walk of the same archive says so after this many seconds, naming it.
+WALK_WAIT_NOTE_SECONDS = 10.0
+
+
+def _walk_lock(path: str, cached: str) -> Tuple[Optional[int], Optional[_Listing]]:
+    """One walk of an archive at a time, by the processes that keep its listing in ``cached``: torchrun's ranks
+    on one machine (each used to walk ImageNet's tar at once), or eval started beside train. Returns the
+    descriptor of the lock this process now holds to walk it (:func:`_release_walk_lock` once its listing is
+    kept), or the listing another process kept meanwhile, or (None, None) where no lock can be had (no flock on
+    this system or file system, a cache folder that cannot be written): then each walks, as before.
+
+    While another process holds the lock, this one waits for the listing to be kept, reading it as soon as it
+    is (a loader worker forked during the walk may hold a copy of the lock longer); a walker that ended
+    without keeping one (killed, a name with a line break) leaves the lock to the next, which walks. After
+    :data:`WALK_WAIT_NOTE_SECONDS` it says whose walk it waits for (a process stopped with Ctrl-Z waits it too)."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system
+        return None, None
+    name = cached + ".lock"
+    try:
+        os.makedirs(os.path.dirname(cached), exist_ok=True)
+        # Not through a link placed in a shared folder; the mode as open() gives it, as the listings'.
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0),
+                     0o666)
+    except OSError:
+        return None, None
+    start, said = time.monotonic(), False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass
+        except OSError:  # ENOLCK: no locks on this file system
+            os.close(fd)
+            return None, None
+        else:
+            listing = _read_cache(cached)  # kept by the walk this one waited for
+            if listing is None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                return fd, None
+            os.close(fd)
+            return None, listing
+        listing = _read_cache(cached)
+        if listing is not None:
+            os.close(fd)
+            return None, listing
+        if not said and time.monotonic() - start >= WALK_WAIT_NOTE_SECONDS:
+            said = True
+            holder = ""
+            with contextlib.suppress(OSError, ValueError):
+                holder = f" (process {int(os.pread(fd, 32, 0).decode().strip())})"
+            print(f"archive {path}: waiting for another process{holder} that is listing it; the listing is kept "
+                  f"in {cached}", file=sys.stderr, flush=True)
+        time.sleep(0.25)
+
+
+def _release_walk_lock(fd: int, cached: str) -> None:
+    """Let go of :func:`_walk_lock`'s lock, its file removed first: the listing is kept now (or could not be),
+    and a process that opened the file before it went reads the listing once it takes the lock."""
+    with contextlib.suppress(OSError):
+        os.unlink(cached + ".lock")
+    os.close(fd)
 
 
 @functools.lru_cache(maxsize=16)
