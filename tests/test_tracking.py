@@ -484,6 +484,75 @@ def test_progress_bar_on_a_terminal_and_lines_in_the_log(tmp_path, capsys):
     assert "\r" not in log
 
 
+def test_the_progress_bar_keeps_its_numbers_on_an_80_column_terminal(monkeypatch):
+    """At 80 columns an ImageNet epoch's bar shows its loss, lr and images/s: the numbers come before the bar
+    and the times, which a narrower line cuts first (tqdm's own line put steps/s first and lost lr and
+    images/s at 80 columns)."""
+    import io
+
+    logger = RunLogger(None, epochs=200, steps_per_epoch=5004, log_interval=100, progress=True,
+                       tensorboard=False)
+    shown = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", shown)
+    logger.begin_epoch(120)
+    bar = logger._bar
+    bar.dynamic_ncols, bar.ncols, bar.mininterval = False, 80, 0  # a terminal of 80 columns, each step drawn
+    bar.start_t -= 3700  # an hour into the epoch (its times' widest), at over 1,000 images/s
+    logger._t0 -= 600
+    for i in range(2500):
+        logger.log_step(i, torch.tensor(2.3456), 0.01234, 256)
+    logger.close()
+    lines = [line for line in shown.getvalue().split("\r") if "|" in line]
+    assert lines, shown.getvalue()
+    last = lines[-1].rstrip()
+    assert len(last) <= 80 and last.startswith("epoch 120/200 2500/5004, loss 2.3456, lr 0.01234, ")
+    assert " img/s |" in last and re.search(r"\| 1:0\d:\d\d<", last), last
+
+
+def rendered(output):
+    """The lines a terminal shows for ``output``: a carriage return goes back to the line's start, what follows
+    writing over what is there."""
+    shown = []
+    for line in output.split("\n"):
+        cells, column = [], 0
+        for i, piece in enumerate(line.split("\r")):
+            column = 0 if i else column
+            for char in piece:
+                cells[column:column + 1] = [char]
+                column += 1
+        shown.append("".join(cells).rstrip())
+    return shown
+
+
+def test_a_line_written_during_an_epoch_stands_apart_from_the_progress_bar(monkeypatch):
+    """A warning or message written while the bar is drawn (an unreadable image skipped, a stop signal said)
+    takes a line of its own, the bar drawn again below it: it was written after the bar's numbers, on its
+    line. print's text and its line break, written apart, stay one line; what has no line break yet is written
+    when the bar goes. The streams are given back as they were."""
+    import io
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.setattr(sys, "stderr", terminal)  # a terminal shows both
+    logger = RunLogger(None, epochs=2, steps_per_epoch=6, log_interval=2, progress=True, tensorboard=False)
+    logger.begin_epoch(1)
+    logger._bar.mininterval = 0
+    assert sys.stdout is not terminal and sys.stderr is not terminal
+    for i in range(3):
+        logger.log_step(i, torch.tensor(1.5), 0.1, 8)
+    # As Python shows a warning (pytest records them instead): its text written to stderr.
+    sys.stderr.write(warnings.formatwarning("skipped unreadable image file a.jpg", DataWarning, "data.py", 1, ""))
+    print("stop requested: the run ends after this step", file=sys.stderr, flush=True)
+    print("no line break yet", end="", flush=True)
+    logger.log_step(3, torch.tensor(1.5), 0.1, 8)
+    logger.close()
+    assert sys.stdout is terminal and sys.stderr is terminal
+    lines = rendered(terminal.getvalue())
+    assert "data.py:1: DataWarning: skipped unreadable image file a.jpg" in lines, lines
+    assert "stop requested: the run ends after this step" in lines, lines
+    assert lines[-1] == "no line break yet", lines
+
+
 def test_a_first_run_that_cannot_open_its_records_leaves_no_log_txt(tmp_path, monkeypatch):
     """The records of a new run folder cannot be opened: the log.txt begun with its preamble is taken back, not
     left holding a header of a run that never started (an earlier run's log.txt is cut back to its own length)."""

@@ -29,7 +29,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import torch
 
@@ -174,6 +174,12 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+# The bar's line: the numbers first, the bar and the times last, which a narrow terminal cuts (tqdm cuts a line
+# wider than the terminal at its end). ImageNet's "epoch 120/200 2503/5004, loss 2.3456, lr 0.01234, 1234 img/s"
+# fits 80 columns so with its times; tqdm's own line (steps/s before the numbers) lost lr and images/s there.
+BAR_FORMAT = "{desc} {n_fmt}/{total_fmt}{postfix} |{bar}| {elapsed}<{remaining}"
+
+
 def redrawable(stream: Any) -> bool:
     """Whether ``stream`` is a terminal a progress bar can be drawn on: one of 0 columns (a pty left at its
     default size: ``script``, some ``ssh -t`` and CI runners) showed nothing at all, neither bar nor lines."""
@@ -181,6 +187,39 @@ def redrawable(stream: Any) -> bool:
         return bool(stream.isatty()) and os.get_terminal_size(stream.fileno()).columns > 0
     except (AttributeError, OSError, ValueError):
         return False
+
+
+class _AroundBar:
+    """sys.stdout or sys.stderr while an epoch's progress bar is drawn: a line written there (a warning of an
+    unreadable image, a stop signal said) is written with the bar taken off first and drawn again after it,
+    so that it stands on a line of its own rather than after the bar's numbers. Text after a line's last
+    break waits for the rest of its line (print writes its end apart), or for :meth:`release`."""
+
+    def __init__(self, stream: Any, bar: Any):
+        self.stream, self._bar, self._held = stream, bar, ""
+
+    def write(self, text: str) -> int:
+        lines, _, self._held = (self._held + text).rpartition("\n")
+        if lines or _:
+            with self._bar.get_lock():
+                self._bar.clear(nolock=True)
+                self.stream.write(lines + "\n")
+                self.stream.flush()
+                self._bar.refresh(nolock=True)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def release(self) -> None:
+        """Write what is held (the bar is gone)."""
+        if self._held:
+            held, self._held = self._held, ""
+            self.stream.write(held)
+            self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
 
 
 class RunLogger:
@@ -206,6 +245,7 @@ class RunLogger:
         # A bar needs a terminal to redraw on; in a log file it would be a smear of carriage returns.
         self.progress = (redrawable(sys.stdout) if progress is None else progress) and self.active
         self._log = self._metrics = self._writer = self._bar = None
+        self._streams: Optional[Tuple[Any, Any]] = None  # sys.stdout and stderr as they were before the bar
         self._hooked = False  # threading.excepthook is _writer_thread_hook's while the writer is open
         self._epoch, self._first_step = start_epoch, 0
         self._t0 = self._t_last = time.perf_counter()
@@ -310,11 +350,31 @@ class RunLogger:
             from tqdm import tqdm
 
             self._bar = tqdm(total=self.steps_per_epoch, initial=first_step, desc=f"epoch {epoch}/{self.epochs}",
-                             unit="step", leave=False, file=sys.stdout, dynamic_ncols=True, mininterval=0.5)
+                             unit="step", leave=False, file=sys.stdout, dynamic_ncols=True, mininterval=0.5,
+                             bar_format=BAR_FORMAT)
             if self._bar.disable:  # tqdm's own switch, TQDM_DISABLE (set where a container's terminal, `docker run
                 # -t`, `srun --pty`, keeps every redraw in its logs), left stdout without a line a step: plain lines
                 self._bar = None
                 self.progress = False
+            else:
+                self._streams = (sys.stdout, sys.stderr)
+                sys.stdout, sys.stderr = _AroundBar(sys.stdout, self._bar), _AroundBar(sys.stderr, self._bar)
+
+    def _end_bar(self) -> None:
+        """The epoch's bar taken off the terminal, and the streams written around it given back (with what was
+        written to them after a line's last break)."""
+        if self._bar is None:
+            return
+        bar, self._bar = self._bar, None
+        bar.close()
+        if self._streams is not None:
+            for name, before in zip(("stdout", "stderr"), self._streams):
+                around = getattr(sys, name)
+                if isinstance(around, _AroundBar) and around.stream is before:
+                    setattr(sys, name, before)  # not where the caller has put a stream of its own there since
+                if isinstance(around, _AroundBar):
+                    around.release()
+            self._streams = None
 
     def record_due(self, epoch: int, i: int) -> bool:
         """Whether step ``i`` (0-based) of epoch ``epoch`` (from 1) makes a record (and reads its loss
@@ -347,8 +407,7 @@ class RunLogger:
             if due and not last and not shown:
                 self._bar.refresh()  # a fresh loss: show it now, not at the next timed redraw
             if last:
-                self._bar.close()
-                self._bar = None
+                self._end_bar()
         if not due:
             return
         rate = (self._images - self._images_last) / max(now - self._t_last, 1e-9)
@@ -404,9 +463,7 @@ class RunLogger:
         if not self.active:
             return
         self._reopen_if_removed()
-        if self._bar is not None:  # an epoch that ended early
-            self._bar.close()
-            self._bar = None
+        self._end_bar()  # an epoch that ended early
         step = self.steps.at(epoch)
         rate = result.images / max(result.seconds, 1e-9)
         record: Dict[str, Any] = {"kind": "epoch", "epoch": epoch, "step": step, "loss": result.last_loss,
@@ -428,9 +485,7 @@ class RunLogger:
 
     def close(self, error: Optional[BaseException] = None) -> None:
         """End the run's records; ``error``: what stopped it, whose line log.txt ends with, as stderr does."""
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        self._end_bar()
         if error is not None and self._log is not None:
             line = ("\n".join(runtime.job_error_lines("train", error) or ())  # rank 0's: the job's, as on stderr
                     or runtime.error_line("train", error)
