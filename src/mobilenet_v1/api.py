@@ -244,9 +244,10 @@ def refuse_quantization_aware(model: MobileNetV1, source: str, instead: str) -> 
 
 
 def load_model(path: str, use_ema: bool = True, **overrides) -> MobileNetV1:
-    """An eval-mode model on the CPU from a checkpoint file (ours, a MindSpore ``.ckpt`` or a
-    ``.safetensors``); ``overrides`` (``padding``, ...) win over what the file records. A checkpoint
-    of a run with ``--ema_decay`` gives its weight average, or with ``use_ema=False`` its trained weights.
+    """An eval-mode model on the CPU from a checkpoint file (ours, a MindSpore ``.ckpt``, a ``.safetensors``, timm's
+    weights or TF-slim's TensorFlow checkpoint: any file ``convert`` reads); ``overrides`` (``padding``, ...) win
+    over what the file records. A checkpoint of a run with ``--ema_decay`` gives its weight average, or with
+    ``use_ema=False`` its trained weights.
 
     ``path`` may be a training run folder (``save_checkpoint_path``): it stands for its newest
     ``mobilenetv1-*.ckpt`` (a distributed run's: the newest in its ``ckpt_0/``), as for

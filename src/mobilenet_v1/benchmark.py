@@ -4,11 +4,12 @@ model is meant for, it says which file (fp32 or INT8, ONNX or ``.pte``, batch, s
 
 Each file is loaded as ``eval`` and ``predict`` load it: a checkpoint (or a run folder: its newest) runs in
 PyTorch on ``--device_target`` as ``eval`` runs it (``precision``, ``channels_last``; ``--compile``); an
-``.onnx`` file in ONNX Runtime, a ``.pte`` program in ExecuTorch (XNNPACK) and a ``.pt2`` program in
-PyTorch, on the CPU. Each is handed one batch of its own input, made up, as the latency does not depend on
-the pixels: a normalised float (N, 3, H, W) batch, or uint8 pixels (N, H, W, C) for a file exported with an
-image input; the time is the file's own call, nothing of our loaders. ``--threads`` sets the CPU threads of
-all three runtimes alike (default: PyTorch's count, where each runtime would otherwise pick its own).
+``.onnx`` file in ONNX Runtime, a ``.pte`` program in ExecuTorch (XNNPACK), a ``.pt2`` program in
+PyTorch and a ``.tflite`` file in LiteRT, on the CPU. Each is handed one batch of its own input, made up, as
+the latency does not depend on the pixels: a normalised float (N, 3, H, W) batch (a ``.tflite``'s NHWC), or
+uint8 pixels (N, H, W, C) for a file exported with an image input; the time is the file's own call, nothing
+of our loaders. ``--threads`` sets the CPU threads of all four runtimes alike (default: PyTorch's count,
+where each runtime would otherwise pick its own).
 
 With ``--width_mult`` (a list) the files are made here instead, for choosing the network before training
 it: MobileNetV1 at each width and each ``--image_size``, random weights, as ``export`` and ``quantize``
@@ -146,7 +147,8 @@ def executorch_threads() -> Optional[int]:
 
 def set_threads(threads: int, executorch: bool, asked: bool = True) -> Optional[int]:
     """PyTorch's intra-op threads, and ExecuTorch's XNNPACK thread pool (for ``.pte`` files), ``threads``
-    each; ONNX Runtime's are set per session (:class:`onnx_io.OnnxModel`). An ExecuTorch that cannot resize
+    each; ONNX Runtime's are set per session (:class:`onnx_io.OnnxModel`), LiteRT's per interpreter
+    (:class:`tflite_io.TfliteModel`). An ExecuTorch that cannot resize
     its pool keeps its own, unless the count was ``asked`` for (an error then). Returns the pool's size
     before, to put back with :func:`resize_pool` (None: not touched)."""
     before = None

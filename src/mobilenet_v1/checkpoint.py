@@ -1145,8 +1145,9 @@ def set_rng_state(state: Dict[str, Any]) -> None:
 
 
 def load_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
-    """Read any supported checkpoint: ours (PyTorch), a MindSpore ``.ckpt`` or a ``.safetensors``, told
-    apart by content (``mindspore_io.read_any``). Returns a dict with ``model`` in our names."""
+    """Read any supported checkpoint: ours (PyTorch), a MindSpore ``.ckpt``, a ``.safetensors``, timm's weights
+    or TF-slim's TensorFlow checkpoint, told apart by content (``mindspore_io.read_any``). Returns a dict with
+    ``model`` in our names."""
     from .mindspore_io import read_any
 
     return read_any(path, map_location)

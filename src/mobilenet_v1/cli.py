@@ -1,7 +1,8 @@
 """The ``mobilenet-v1`` command: one sub-command per task.
 
-``train`` and ``eval`` take the seed's configuration keys as ``--key=value`` or ``--key value``
-(``--config_path F`` for a YAML file); the other sub-commands have their own flags.
+``train``, ``eval``, ``lr-schedule`` and ``data-stats`` (the keys it reads) take the seed's configuration keys
+as ``--key=value`` or ``--key value`` (``--config_path F`` for a YAML file); the other sub-commands have their
+own flags.
 """
 import argparse
 import contextlib

@@ -214,7 +214,8 @@ class Config:
     # An exponential moving average of the weights, updated after every step (timm's default decay is
     # 0.9998); evaluated, kept as the best and deployed by default. 0: none (the seed).
     ema_decay: float = 0.0
-    # eval, export: a checkpoint's weight average when it holds one; False: its trained weights.
+    # eval, export, predict, pre_trained, teacher: a checkpoint's weight average when it holds one; False: its
+    # trained weights.
     use_ema: bool = True
     # Batches whose gradients add up to one optimiser step (their mean loss): the step of a global batch
     # batch_size x device count x grad_accum_steps, e.g. the seed's 4 GPUs x 256 on one GPU with 4.

@@ -34,11 +34,12 @@ def accuracy(counts: Dict[str, int]) -> Dict[str, float]:
 
 
 def deployed_model_and_data(cfg: Config, path: str, given: Optional[Set[str]] = None, reference: bool = False):
-    """An exported file (:func:`onnx_io.load_deployed`) runs on the CPU, an ONNX file in ONNX Runtime, a
-    ``.pte`` program in ExecuTorch and a ``.pt2`` program in PyTorch, so its batches are made there, in fp32
-    and NCHW; its graph has a fixed input size, which becomes the ``image_size`` where the user left it at its
-    default (as a checkpoint's training size does) and must be the one they asked for otherwise. ``reference``:
-    a ``.tflite`` on LiteRT's reference kernels (``--litert_kernels reference``, :class:`tflite_io.TfliteModel`)."""
+    """An exported file (:func:`onnx_io.load_deployed`) runs on the CPU, an ONNX file in ONNX Runtime, a ``.pte``
+    program in ExecuTorch, a ``.pt2`` program in PyTorch and a ``.tflite`` file in LiteRT (XNNPACK's kernels unless
+    ``reference``), so its batches are made there, in fp32 and NCHW; its graph has a fixed input size, which becomes
+    the ``image_size`` where the user left it at its default (as a checkpoint's training size does) and must be the
+    one they asked for otherwise. ``reference``: a ``.tflite`` on LiteRT's reference kernels (``--litert_kernels
+    reference``, :class:`tflite_io.TfliteModel`)."""
     if reference:
         from .tflite_io import load_tflite
 
@@ -210,11 +211,11 @@ def per_image_csv(rows: Sequence[Tuple[int, str, int, int, float, float]], names
 
 def run(cfg: Config, given: Optional[Set[str]] = None, confusion: bool = False,
         per_image: bool = False, litert_kernels: str = "xnnpack") -> Dict[str, Any]:
-    """Top-1/top-5 of ``checkpoint_path``. Started by torchrun, each process evaluates a disjoint shard
-    (together every sample exactly once, no padding) and the hit counts are summed over the ranks, so
-    the result equals the single-process one. The result names what was evaluated: ``ckpt`` (the file),
-    ``format`` (checkpoint, ONNX, PT2, PTE) and ``precision`` (a checkpoint's autocast precision; an exported
-    file's fp32 or the INT8 scheme its metadata records).
+    """Top-1/top-5 of ``checkpoint_path``. Started by torchrun, each process evaluates a disjoint shard (together
+    every sample exactly once, no padding) and the hit counts are summed over the ranks, so the result equals the
+    single-process one. The result names what was evaluated: ``ckpt`` (the file), ``format`` (checkpoint, ONNX, PT2,
+    PTE, TFLITE) and ``precision`` (a checkpoint's autocast precision; an exported file's fp32 or the INT8 scheme
+    its metadata records).
 
     ``given``: the keys the user set (``config.load_config_and_given``); an ``image_size`` left at its default
     becomes the one the checkpoint was trained at. None: every value of ``cfg`` is meant as it is.
@@ -628,8 +629,9 @@ EVAL_KEYS = frozenset({"config_path", "dataset", "dataset_path", "checkpoint_pat
                        "num_workers", "data_pipeline", "max_bad_samples", "channels_last", "precision",
                        "device_target", "use_ema", "eval_drop_last", "run_distribute"})
 MODEL_KEYS = ("class_num", "width_mult", "padding")
-# An ONNX file runs in ONNX Runtime on the CPU (a .pte program in ExecuTorch, a .pt2 program in PyTorch), in
-# the precision it was exported (fp32) or quantized (INT8) with, NCHW, with the weights it was exported with.
+# An ONNX file runs in ONNX Runtime on the CPU (a .pte program in ExecuTorch, a .pt2 program in PyTorch, a .tflite
+# in LiteRT), in the precision it was exported (fp32) or quantized (INT8) with, NCHW, with the weights it was
+# exported with.
 ONNX_FIXED = ("channels_last", "precision", "device_target", "use_ema")
 
 

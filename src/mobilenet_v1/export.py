@@ -290,10 +290,10 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
                       std: Optional[str] = None, class_num: Optional[int] = None,
                       float16: bool = False, softmax: bool = False, ckpt_file_from: str = "",
                       dataset_from: str = "", padding: Optional[str] = None) -> Dict[str, Any]:
-    """Export a checkpoint to ``file_name`` (``.onnx``, ``.pte`` or ``.pt2``, appended when missing) and check
-    it; returns the path, the input size, the largest difference from PyTorch per checked batch size, the data set
-    whose normalisation the file records and ``weights``, the line saying which weights a checkpoint
-    with a weight average gave ("" for one without; :func:`checkpoint.weights_note`).
+    """Export a checkpoint to ``file_name`` (``.onnx``, ``.pte``, ``.pt2`` or ``.tflite``, appended when missing)
+    and check it; returns the path, the input size, the largest difference from PyTorch per checked batch size, the
+    data set whose normalisation the file records and ``weights``, the line saying which weights a checkpoint with a
+    weight average gave ("" for one without; :func:`checkpoint.weights_note`).
 
     That data set is the one the checkpoint's training configuration names. A file that records none
     (a MindSpore ``.ckpt`` holds only tensors) takes ``dataset``, or else a guess from its class count

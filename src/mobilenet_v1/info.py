@@ -100,13 +100,13 @@ def count_params(width_mult: float = 1.0, class_num: int = 1000) -> Dict[str, in
 # ------------------------------------------------------------------------------------- what a file holds
 
 def describe(path: str, image_size: Optional[int] = None) -> Dict[str, Any]:
-    """What a model file holds, read as ``eval`` reads it (a run folder: its newest checkpoint): for a
-    checkpoint (ours, a MindSpore ``.ckpt``, a ``.safetensors``, timm's weights) the network, what it was
-    trained on and how far, which weights it holds and whether it holds a training state to resume from;
-    for an exported file (``.onnx``, ``.pte``, ``.pt2``) its input, output, weights and metadata.
-    Multiply-adds at the size it takes or records, or at ``image_size`` (a ValueError for a file that takes
-    another fixed size). A value of a foreign or hand-edited file that is not what mobilenet-v1 writes
-    there is left out (None). Raises :class:`checkpoint.CheckpointError` for a file that is neither."""
+    """What a model file holds, read as ``eval`` reads it (a run folder: its newest checkpoint): for a checkpoint
+    (ours, a MindSpore ``.ckpt``, a ``.safetensors``, timm's weights, TF-slim's TensorFlow checkpoint) the network,
+    what it was trained on and how far, which weights it holds and whether it holds a training state to resume from;
+    for an exported file (``.onnx``, ``.pte``, ``.pt2``, ``.tflite``) its input, output, weights and metadata.
+    Multiply-adds at the size it takes or records, or at ``image_size`` (a ValueError for a file that takes another
+    fixed size). A value of a foreign or hand-edited file that is not what mobilenet-v1 writes there is left out
+    (None). Raises :class:`checkpoint.CheckpointError` for a file that is neither."""
     from . import checkpoint as ckpt_io
     from .onnx_io import is_deployed_file
 

@@ -433,8 +433,10 @@ def recorded_metadata(meta: Dict[str, str], path: str) -> Dict[str, Any]:
 
 
 def read_any(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
-    """A checkpoint dict with ``model`` (our names) from any supported file: ours, a MindSpore ``.ckpt`` or
-    a ``.safetensors``; MindSpore files add ``moments`` and ``global_step`` when they hold them."""
+    """A checkpoint dict with ``model`` (our names) from any supported file: ours, a MindSpore ``.ckpt``, a
+    ``.safetensors``, timm's weights or train.py checkpoint (:func:`timm_checkpoint`) or TF-slim's TensorFlow
+    checkpoint (its prefix or ``.index``: :func:`tf_checkpoint.read_tf_checkpoint`); MindSpore files add
+    ``moments`` and ``global_step`` when they hold them."""
     if os.path.isdir(path):
         raise CheckpointError(f"checkpoint {path}: a folder, not a file")
     path = ckpt_io.tf_index(path)

@@ -585,10 +585,10 @@ def to_pixel_format(rgb: torch.Tensor, pixel_format: str) -> torch.Tensor:
 
 
 def is_deployed_file(path: str) -> bool:
-    """An ONNX file (by its name or content), an ExecuTorch program (by its content) or a ``.pt2`` program
-    (by its name and content, :func:`checkpoint.is_program_file`: a program named otherwise is read as a
-    checkpoint, with ``weights_only``, and refused): a file that ``eval`` and ``predict`` run as
-    :func:`load_deployed` gives it."""
+    """An ONNX file (by its name or content), an ExecuTorch program (by its content), a TensorFlow Lite file
+    (:func:`tflite_io.is_tflite_file`) or a ``.pt2`` program (by its name and content,
+    :func:`checkpoint.is_program_file`: a program named otherwise is read as a checkpoint, with ``weights_only``,
+    and refused): a file that ``eval`` and ``predict`` run as :func:`load_deployed` gives it."""
     # An ExecuTorch program by its content, whatever its name: a file named .pte that is not one is read
     # as a checkpoint, which names it; handed to ExecuTorch, other bytes can end the process (its log of
     # the identifier it found fails to decode) rather than raise.

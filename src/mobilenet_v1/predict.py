@@ -577,7 +577,8 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
     is named on stderr as not used). ``padding`` builds the network of a checkpoint that records none (a MindSpore
     ``.ckpt``: :func:`api.padding_option`).
     ``device_target`` (CPU, GPU or auto) is where a checkpoint's model runs; an ONNX file runs in ONNX
-    Runtime on the CPU, a ``.pte`` program in ExecuTorch on the CPU, a ``.pt2`` program in PyTorch on the CPU."""
+    Runtime on the CPU, a ``.pte`` program in ExecuTorch on the CPU, a ``.pt2`` program in PyTorch on the CPU, a
+    ``.tflite`` file in LiteRT on the CPU."""
     check_options(image_size=image_size, crop_pct=crop_pct, interpolation=interpolation, device_target=device_target,
                   background_class=background_class, exif_orientation=exif_orientation, antialias=antialias,
                   dataset=dataset, labels=labels)
@@ -727,7 +728,7 @@ def main(argv: Sequence[str]) -> int:
                               "model uses the cores)")
     add_device_target_option(p, "auto", "where a checkpoint's model runs (default auto: the GPU when CUDA is "
                                         "present); an exported file runs on the CPU: .onnx in ONNX Runtime, .pte in "
-                                        "ExecuTorch, .pt2 in PyTorch")
+                                        "ExecuTorch, .pt2 in PyTorch, .tflite in LiteRT")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", default=None, metavar="F.csv|F.json",
                    help="write the results to this file (CSV or JSON, by extension) and print a summary")

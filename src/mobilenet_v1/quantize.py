@@ -1,6 +1,7 @@
 """``mobilenet-v1 quantize``: an fp32 ONNX file to a static INT8 one, with ONNX Runtime's quantizer; or
 (``--program``) a float ``.pt2`` program to an INT8 ExecuTorch program for XNNPACK, with ExecuTorch's
-own quantizer (:func:`quantize_program`).
+own quantizer (:func:`quantize_program`); or (``--tflite``) a float ``.tflite`` to a full-integer INT8 one
+(:func:`tflite_quant.quantize_tflite`).
 
 QDQ format (QuantizeLinear/DequantizeLinear pairs around standard ops, which ONNX Runtime fuses into
 integer kernels and other runtimes read as well), int8 weights per output channel, uint8 activations
@@ -10,8 +11,9 @@ loader, so the ranges are those the model sees at evaluation without looking at 
 
 The ReLU6 after each conv is absorbed into the conv's output range. The classifier's weights are
 INT8 too, but its output (the logits) stays float: 256 levels over the logits' range would make close
-classes tie and flip predictions for almost no speed. A program's activations are calibrated on the
-same images, through the same loader.
+classes tie and flip predictions for almost no speed (except ``--tflite`` with ``--int8_io True``, whose
+input and logits are int8 for TensorFlow Lite for Microcontrollers). A program's and a ``.tflite``'s
+activations are calibrated on the same images, through the same loader.
 """
 import dataclasses
 import itertools
@@ -509,7 +511,8 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--calib_data", required=True,
                    help="the data set's folder (as --dataset_path in training); its training split is read")
     p.add_argument("--dataset", choices=DATASETS, default=None,
-                   help="layout and normalisation of --calib_data (default: what the ONNX file or program records)")
+                   help="layout and normalisation of --calib_data (default: what the ONNX file, program or .tflite "
+                        "records)")
     p.add_argument("--out", required=True, help="INT8 file to write (.onnx; .pte with --program; .tflite with "
                                                 "--tflite)")
     p.add_argument("--val_split", type=float, default=None,

@@ -111,15 +111,15 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
         seed: int = 1, num_workers: int = -1, fmt: Optional[str] = None, use_ema: bool = True,
         device_target: str = "auto", val_split: Optional[float] = None, mean: Optional[str] = None,
         std: Optional[str] = None, max_bad_samples: int = -1, padding: Optional[str] = None) -> Dict[str, Any]:
-    """Write the model of ``src`` (a checkpoint of any format, or a run folder: its newest) with its
-    BatchNorm statistics measured on ``images`` training images of ``dataset_path`` at ``image_size``
-    (by default the size it was trained at) as ``dst`` (format from its extension, or ``fmt``).
-    ``val_split``: an image folder's share of each class left out (by default the share ``src``'s run
-    held out, where ``dataset_path`` is the folder it trained on). ``mean``/``std`` (text as ``--mean``
-    takes it): the normalisation, by default the one ``src``'s run trained with; the written file records
-    it. ``max_bad_samples``: unreadable images skipped, as in training. ``padding``: the network's where ``src``
-    records none (a MindSpore ``.ckpt``: :func:`api.padding_option`), which ``dst`` then records; a presumed one
-    is not recorded. Everything is checked before the measurement."""
+    """Write the model of ``src`` (a checkpoint of any format, or a run folder: its newest) with its BatchNorm
+    statistics measured on ``images`` training images of ``dataset_path`` at ``image_size`` (by default the size
+    ``src`` records: :func:`checkpoint.recorded_image_size`, its run's eval_image_size where set, else its
+    image_size) as ``dst`` (format from its extension, or ``fmt``). ``val_split``: an image folder's share of each
+    class left out (by default the share ``src``'s run held out, where ``dataset_path`` is the folder it trained
+    on). ``mean``/``std`` (text as ``--mean`` takes it): the normalisation, by default the one ``src``'s run trained
+    with; the written file records it. ``max_bad_samples``: unreadable images skipped, as in training.
+    ``padding``: the network's where ``src`` records none (a MindSpore ``.ckpt``: :func:`api.padding_option`), which
+    ``dst`` then records; a presumed one is not recorded. Everything is checked before the measurement."""
     from .api import model_from_checkpoint, padding_option, refuse_quantization_aware
     from .engine import resolve_device
     from .quantize import calibration_loader

@@ -19,7 +19,10 @@ only every ``log_interval`` steps and at the end of each epoch.
   ``eval_images``; in a run with ``--ema_decay`` those are the weight average's (what ``eval`` and
   ``export`` take from its checkpoints, and what picks the best one) and ``raw_top_1``, ``raw_top_5``
   the trained weights'; ``nonfinite_outputs`` (``raw_nonfinite_outputs``: the trained weights') where
-  some images got outputs that are not finite.
+  some images got outputs that are not finite;
+- ``eval``: ``epoch``, ``step`` and an evaluation's figures (``top_1``, ``top_5``, ...) of an epoch whose
+  evaluation a stop left out, made when the run was resumed (:meth:`RunLogger.log_evaluation`);
+  :func:`read_metrics` adds them to that epoch's record.
 """
 import functools
 import io
@@ -227,7 +230,7 @@ class RunLogger:
     than 0 every method does nothing.
 
     Use: ``begin_epoch(e)``; ``log_step(i, loss, lr, images)`` after every step (the ``on_step`` hook of
-    :func:`engine.train_one_epoch`); ``log_epoch(e, result, accuracy)``; ``close()`` at the end.
+    :func:`engine.train_one_epoch`); ``log_epoch(e, result, lr, accuracy)``; ``close()`` at the end.
     """
 
     def __init__(self, run_dir: Optional[str], epochs: int, steps_per_epoch: int, start_epoch: int = 0,
