@@ -122,7 +122,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 32])
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                    help="PyTorch and ONNX Runtime intra-op threads (default: all CPUs)")
-    p.add_argument("--calls", type=int, default=300, help="timed calls per variant at batch 1 (default 300)")
+    p.add_argument("--calls", type=int, default=300, help="timed calls per variant at batches up to 8 (default 300)")
     p.add_argument("--calls_large", type=int, default=30,
                    help="timed calls per variant at batches above 8 (default 30)")
     p.add_argument("--calib_batches", type=int, default=4, help="random calibration batches of 8 (default 4)")
@@ -133,6 +133,8 @@ def main(argv=None) -> int:
                    help="also ExecuTorch programs on XNNPACK, fp32 and INT8 (needs the executorch extra)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     a = p.parse_args(argv)
+    if a.threads < 1:
+        p.error(f"--threads must be at least 1, got {a.threads}")
     timm = None if a.no_timm else import_timm("latency.py", "--no_timm")
     kinds = ["PyTorch eager fp32", "ONNX Runtime fp32", "ONNX Runtime INT8"]
     if a.executorch:

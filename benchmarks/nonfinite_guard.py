@@ -38,11 +38,16 @@ def main() -> None:
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--image_size", type=int, default=224)
     p.add_argument("--width_mult", type=float, default=1.0)
-    p.add_argument("--precision", default="bf16", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--precision", default=None, choices=("fp32", "bf16", "fp16"),
+                   help="default: bf16 on a GPU, fp32 on the CPU, as train runs")
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--repeats", type=int, default=5)
     a = p.parse_args()
+    if min(a.steps, a.repeats) < 1 or a.batch_size < 2:
+        p.error(f"--steps and --repeats must be at least 1 and --batch_size 2 (a batch of one is skipped, as train "
+                f"skips it), got {a.steps}, {a.repeats} and {a.batch_size}")
     device = torch.device(a.device)
+    a.precision = a.precision or ("bf16" if device.type == "cuda" else "fp32")
     torch.backends.cudnn.benchmark = True
     model = MobileNetV1(1001, a.width_mult).to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(model, 0.01, 0.9, 1e-4, device)

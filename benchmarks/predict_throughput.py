@@ -35,12 +35,19 @@ def main() -> None:
     args = p.parse_args()
     if args.rounds < 1 or args.images < 1:
         p.error(f"--rounds and --images must be at least 1, got {args.rounds} and {args.images}")
+    try:
+        workers = [int(w) for w in args.workers.split(",")]
+        widths = [float(w) for w in args.widths.split(",")]
+    except ValueError:
+        p.error(f"--workers {args.workers!r} and --widths {args.widths!r}: comma-separated numbers, "
+                f"e.g. 0,2 and 1.0,0.25")
+    if min(workers) < 0 or min(widths) <= 0:
+        p.error("--workers must be 0 or more and --widths above 0")
     info = make_jpeg_folder(args.data_dir, args.images)
     files = image_files([args.data_dir])[:args.images]
-    workers = [int(w) for w in args.workers.split(",")]
     rows, out = [], {"machine": machine(), "images": len(files), "mean_kb": round(info["mean_kb"], 1), "results": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for width in (float(w) for w in args.widths.split(",")):
+        for width in widths:
             path = os.path.join(tmp, f"w{width}.pt")
             ckpt_io.atomic_save({"model": MobileNetV1(1000, width).state_dict(),
                                  "config": {"image_size": args.image_size, "dataset": "imagenet2012"}}, path)

@@ -75,7 +75,8 @@ def ours_stepper(args, device, compile_mode, plain=False, taps=False, ema=False,
         plain_layers(model)
     model.depthwise_taps = taps
     opt = make_optimizer(model, 0.1, 0.9, 1e-4, device)
-    scaler = make_scaler(args.precision, device, 1024.0)
+    precision = "fp32" if qat else args.precision  # as train runs --qat True: fp32, no loss scaler (train.py)
+    scaler = make_scaler(precision, device, 1024.0)
     step_model = torch.compile(model, mode=compile_mode) if compile_mode else model
     x = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device).contiguous(
         memory_format=args.memory_format)
@@ -92,13 +93,13 @@ def ours_stepper(args, device, compile_mode, plain=False, taps=False, ema=False,
     if augment:
         batch_aug = BatchAugment(mixup_alpha=0.2, cutmix_alpha=1.0, erase_prob=0.25)
         extras = {"augment": lambda position, x, y: batch_aug(0, position, x, y), "clip_grad_norm": 5.0}
-    train_one_epoch(step_model, Repeat(x, y, args.warmup), crit, opt, scaler, lrs, device, args.precision,
+    train_one_epoch(step_model, Repeat(x, y, args.warmup), crit, opt, scaler, lrs, device, precision,
                     guard=guard, ema=average, **extras)
 
     def run(n):
         sync(device)
         t = time.perf_counter()
-        r = train_one_epoch(step_model, Repeat(x, y, n), crit, opt, scaler, lrs, device, args.precision,
+        r = train_one_epoch(step_model, Repeat(x, y, n), crit, opt, scaler, lrs, device, precision,
                             guard=guard, ema=average, **extras)
         return r.images / (time.perf_counter() - t)
     return run
@@ -228,15 +229,24 @@ def main():
     p.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "mobilenet_v1_bench_jpegs"))
     p.add_argument("--json", nargs="?", const=True, default=None, help="print JSON (or write it to a file)")
     args = p.parse_args()
+    # None is "the device's default"; 0 or less is an error, not the default (``or`` took 0 for None).
+    if args.batch_size is not None and args.batch_size < 2:
+        p.error(f"--batch_size must be at least 2, got {args.batch_size} (train refuses a batch of one: "
+                f"BatchNorm; its step would be skipped and ours timed at 0 images/s)")
+    for name in ("steps", "warmup"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.windows < 1:
+        p.error(f"--windows must be at least 1, got {args.windows}")
 
     device = pick_device(args.device)
     gpu = device.type == "cuda"
-    args.batch_size = args.batch_size or (256 if gpu else 32)
+    args.batch_size = args.batch_size if args.batch_size is not None else (256 if gpu else 32)
     args.precision = args.precision or ("bf16" if gpu else "fp32")
     cl = args.channels_last
     args.memory_format = torch.channels_last if cl else torch.contiguous_format
-    args.steps = args.steps or (30 if gpu else 5)
-    args.warmup = args.warmup or (15 if gpu else 3)
+    args.steps = args.steps if args.steps is not None else (30 if gpu else 5)
+    args.warmup = args.warmup if args.warmup is not None else (15 if gpu else 3)
     modes = (args.modes if args.modes is not None else ("eager,default,reduce-overhead" if gpu else "eager")).split(",")
     if not args.no_timm and any(mode in TIMM_MODES for mode in modes):
         import_timm("train_throughput.py", "--no-timm")

@@ -108,6 +108,10 @@ def main() -> None:
     p.add_argument("--form", help=argparse.SUPPRESS)  # one form, in a process of its own
     p.add_argument("--root", default="", help=argparse.SUPPRESS)
     a = p.parse_args()
+    for total in [a.total] + ([a.folder] if a.folder else []):
+        if total // a.batch <= 8 * a.workers:  # one() measures from batch 8 x workers on
+            p.error(f"{total:,} samples make {total // a.batch} batches of {a.batch}: more than 8 x --workers "
+                    f"({8 * a.workers}) are needed")
     if a.form:
         sys.path.insert(0, SRC)
         print(json.dumps(one(a.form, a.workers, a.total, a.batch, a.root)))
