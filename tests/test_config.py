@@ -561,11 +561,12 @@ def test_a_config_file_shared_with_export_may_name_any_format_export_writes(tmp_
         load_config(["--config_path", str(f)])
 
 
-def test_every_key_has_a_help_line_and_help_lists_them(capsys):
+def test_every_key_has_a_help_line_and_help_lists_them(capsys, monkeypatch):
     from mobilenet_v1 import cli
     from mobilenet_v1.config import KEY_HELP
 
     assert list(KEY_HELP) == [f.name for f in dataclasses.fields(Config)]
+    monkeypatch.setenv("COLUMNS", "1000")  # a line a key
     assert cli.main(["eval", "--help"]) == 0
     out = capsys.readouterr().out
     assert "--per_class" in out and "--confusion_csv F" in out
@@ -582,6 +583,17 @@ def test_every_key_has_a_help_line_and_help_lists_them(capsys):
     assert lines["--lr_decay_mode"].endswith("; default with --dataset imagenet2012: 'linear'")
     assert "default with" not in lines["--label_smooth_factor"]  # ImageNet's is CIFAR-10's
     assert lines["--device_target"].endswith("; one of ['auto', 'CPU', 'GPU']")
+    # Wrapped at the terminal's width (COLUMNS) as argparse wraps the other commands' help, the words unchanged.
+    monkeypatch.setenv("COLUMNS", "60")
+    for command in ("train", "eval"):
+        assert cli.main([command, "--help"]) == 0
+        narrow = capsys.readouterr().out
+        monkeypatch.setenv("COLUMNS", "1000")
+        assert cli.main([command, "--help"]) == 0
+        wide = capsys.readouterr().out
+        monkeypatch.setenv("COLUMNS", "60")
+        assert narrow.split() == wide.split() and len(narrow.splitlines()) > 2 * len(wide.splitlines())
+        assert all(len(line) <= 58 or " " not in line.strip() for line in narrow.splitlines()), narrow
 
 
 def test_train_run_leaves_cudnn_autotuning_as_it_found_it(monkeypatch):

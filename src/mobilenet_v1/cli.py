@@ -10,7 +10,9 @@ import errno
 import io
 import math
 import os
+import shutil
 import sys
+import textwrap
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 USAGE = """usage: mobilenet-v1 COMMAND [options]
@@ -470,21 +472,32 @@ def _help(name: str, rest: List[str], argv: List[str]) -> Optional[int]:
     if name in ("train", "eval") and ("--help" in rest or "-h" in rest):
         from .config import Config, CHOICES, DATASET_PRESETS, KEY_HELP
         import dataclasses
+        # Wrapped as argparse wraps the other commands' help: at the terminal's width, or COLUMNS, or 80 columns
+        # where there is neither (a pipe, a file).
+        width = max(shutil.get_terminal_size().columns - 2, 40)
+
+        def wrapped(text: str, indent: int) -> str:
+            return textwrap.fill(text, width, subsequent_indent=" " * indent, break_long_words=False,
+                                 break_on_hyphens=False)
+
         if name == "eval":
-            print("usage: mobilenet-v1 eval --checkpoint_path CKPT|RUN_DIR|F.onnx|F.pte|F.pt2|F.tflite "
-                  "--dataset_path PATH [--json] "
-                  "[--per_class] [--confusion_csv F] [--per_image F] [--config_path F] [--key=value ...]\n\n"
-                  "  --json               print one JSON object\n"
-                  "  --per_class          each class's images, top-1, precision and most frequent confusion\n"
-                  "  --confusion_csv F    write the confusion matrix (rows: labels, columns: predictions)\n"
-                  "  --per_image F.csv    write a row per image: file, label, top-1 prediction, their probabilities\n"
-                  "  --image_size A,B,... evaluate at each size in turn, a row each (one size: the key below)\n"
-                  "  --litert_kernels reference  a .tflite on LiteRT's reference kernels, whose arithmetic TensorFlow "
-                  "Lite for Microcontrollers' kernels follow (default: XNNPACK's)\n\n"
-                  "the configuration's keys (those of training take no effect here; given as options, they are "
-                  "named on stderr):")
+            print(wrapped("usage: mobilenet-v1 eval --checkpoint_path CKPT|RUN_DIR|F.onnx|F.pte|F.pt2|F.tflite "
+                          "--dataset_path PATH [--json] [--per_class] [--confusion_csv F] [--per_image F] "
+                          "[--config_path F] [--key=value ...]", 6) + "\n")
+            for flag, text in (
+                    ("--json", "print one JSON object"),
+                    ("--per_class", "each class's images, top-1, precision and most frequent confusion"),
+                    ("--confusion_csv F", "write the confusion matrix (rows: labels, columns: predictions)"),
+                    ("--per_image F.csv", "write a row per image: file, label, top-1 prediction, their probabilities"),
+                    ("--image_size A,B,...", "evaluate at each size in turn, a row each (one size: the key below)"),
+                    ("--litert_kernels reference", "a .tflite on LiteRT's reference kernels, whose arithmetic "
+                     "TensorFlow Lite for Microcontrollers' kernels follow (default: XNNPACK's)")):
+                print(wrapped(f"  {flag}{' ' * (21 - len(flag)) if len(flag) <= 20 else '  '}{text}", 23))
+            print("\n" + wrapped("the configuration's keys (those of training take no effect here; given as options, "
+                                 "they are named on stderr):", 0))
         else:
-            print("usage: mobilenet-v1 train [--config_path F] [--key=value | --key value ...]\n\nkeys (default):")
+            print(wrapped("usage: mobilenet-v1 train [--config_path F] [--key=value | --key value ...]", 6)
+                  + "\n\nkeys (default):")
         for f in dataclasses.fields(Config):
             # Ascend is a seed file's, refused where it is used
             extra = f"; one of {[c for c in CHOICES[f.name] if c != 'Ascend']}" if f.name in CHOICES else ""
@@ -492,7 +505,7 @@ def _help(name: str, rest: List[str], argv: List[str]) -> Optional[int]:
                        if values.get(f.name, f.default) != f.default]
             if presets:  # the defaults shown are CIFAR-10's
                 extra += f"; default with --dataset {', '.join(presets)}"
-            print(f"  --{f.name} ({f.default!r})  {KEY_HELP[f.name]}{extra}")
+            print(wrapped(f"  --{f.name} ({f.default!r})  {KEY_HELP[f.name]}{extra}", 6))
         return 0
     return None
 
