@@ -692,35 +692,39 @@ def _walk_lock(path: str, cached: str) -> Tuple[Optional[int], Optional[_Listing
     except OSError:
         return None, None
     start, said = time.monotonic(), False
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pass
-        except OSError:  # ENOLCK: no locks on this file system
-            os.close(fd)
-            return None, None
-        else:
-            listing = _read_cache(cached)  # kept by the walk this one waited for
-            if listing is None:
-                with contextlib.suppress(OSError):
-                    os.ftruncate(fd, 0)
-                    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-                return fd, None
-            os.close(fd)
-            return None, listing
-        listing = _read_cache(cached)
-        if listing is not None:
-            os.close(fd)
-            return None, listing
-        if not said and time.monotonic() - start >= WALK_WAIT_NOTE_SECONDS:
-            said = True
-            holder = ""
-            with contextlib.suppress(OSError, ValueError):
-                holder = f" (process {int(os.pread(fd, 32, 0).decode().strip())})"
-            print(f"archive {path}: waiting for another process{holder} that is listing it; the listing is kept "
-                  f"in {cached}", file=sys.stderr, flush=True)
-        time.sleep(0.25)
+    try:  # a Ctrl-C while waiting closes the file
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass
+            except OSError:  # ENOLCK: no locks on this file system
+                os.close(fd)
+                return None, None
+            else:
+                listing = _read_cache(cached)  # kept by the walk this one waited for
+                if listing is None:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, 0)
+                        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                    return fd, None
+                os.close(fd)
+                return None, listing
+            listing = _read_cache(cached)
+            if listing is not None:
+                os.close(fd)
+                return None, listing
+            if not said and time.monotonic() - start >= WALK_WAIT_NOTE_SECONDS:
+                said = True
+                holder = ""
+                with contextlib.suppress(OSError, ValueError):
+                    holder = f" (process {int(os.pread(fd, 32, 0).decode().strip())})"
+                print(f"archive {path}: waiting for another process{holder} that is listing it; the listing is kept "
+                      f"in {cached}", file=sys.stderr, flush=True)
+            time.sleep(0.25)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _release_walk_lock(fd: int, cached: str) -> None:
