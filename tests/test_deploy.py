@@ -1372,7 +1372,7 @@ def test_export_at_another_size_says_so_and_records_it_and_outputs_are_checked_f
 
 def test_export_atol_must_be_finite_and_not_negative(tmp_path, capsys):
     """A negative or NaN --atol fails every export and infinity checks nothing: refused by the parser (exit 2)
-    before the checkpoint is read or anything written."""
+    before the checkpoint is read or anything written; so is a --qat_rtol that is no share (0, 1, NaN)."""
     from mobilenet_v1.export import ExportError
 
     model = MobileNetV1(class_num=4, width_mult=0.25)
@@ -1383,7 +1383,16 @@ def test_export_atol_must_be_finite_and_not_negative(tmp_path, capsys):
         err = capsys.readouterr().err
         assert exit_info.value.code == 2, flags
         assert "mobilenet-v1 export: error: --atol must be a finite number >= 0" in err, err
+    for flags in (["--qat_rtol", "0"], ["--qat_rtol", "1"], ["--qat_rtol", "nan"]):  # a share of the mean logit
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m"), *flags])
+        assert exit_info.value.code == 2, flags
+        assert "error: --qat_rtol must be a share of the mean logit above 0 and below 1" in capsys.readouterr().err
     assert os.listdir(tmp_path) == ["m.ckpt"]
+    # A float checkpoint's file is checked within --atol: --qat_rtol is said not to be used.
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m"), "--qat_rtol", "0.02"]) == 0
+    assert "--qat_rtol 0.02 is not used" in capsys.readouterr().err
+    os.remove(tmp_path / "m.onnx")
     for atol in (-1e-4, float("nan"), float("inf")):  # from Python, as from the command line
         with pytest.raises(ExportError, match=rf"^atol {re.escape(f'{atol:g}')}: must be a finite number >= 0$"):
             export_checkpoint(str(tmp_path / "missing.ckpt"), str(tmp_path / "m"), atol=atol)

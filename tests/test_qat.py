@@ -1,6 +1,7 @@
 """Quantization-aware training: the simulated rounding, fine-tuning, the INT8 file export writes of it."""
 import copy
 import os
+import re
 import shutil
 
 import numpy as np
@@ -422,6 +423,7 @@ def test_export_writes_the_int8_tflite_of_a_quantization_aware_model_from_its_ow
     printed, err = capsys.readouterr()
     assert "LiteRT's integer kernels vs the quantization-aware PyTorch model" in printed
     assert "every scale, zero point and bias the model's" in printed and "--atol 0.1 is not used" in err
+    assert "of the mean logit (limit 1.00%; --atol is for float files)" in printed
     model = load_model(digits["qat"]).eval()
     # Asked for in float, the file gives without_quant()'s model (it was "unexpected 2: quant.ranges ...").
     x = torch.randn(2, 3, 32, 32)
@@ -488,9 +490,21 @@ def test_export_writes_the_int8_tflite_of_a_quantization_aware_model_from_its_ow
 
     monkeypatch.setattr(tflite_quant, "learned", lambda model, rounded=None: misread(model, rounded, 20, 1.5))
     monkeypatch.setattr(export, "_check_roundings", lambda *a: None)
-    with pytest.raises(ExportError, match="differ from the quantization-aware model's.*not a faithful export"):
+    with pytest.raises(ExportError, match="differ from the quantization-aware model's.*not a faithful export") as e:
         export_checkpoint(digits["qat"], out, file_format="TFLITE")
     assert open(out + ".tflite", "rb").read() == kept
+    # The limit a user may raise (rounding ties some models carry on), which the refusal names with a value
+    # that accepts this file; a limit out of (0, 1) is refused.
+    share = float(re.search(r", ([\d.]+)% of the mean logit \(more than 1\.00%", str(e.value)).group(1)) / 100
+    looser = float(re.search(r"--qat_rtol ([\d.]+) accepts it$", str(e.value)).group(1))
+    assert share < looser <= share * 1.25 + 1e-3
+    with pytest.raises(ExportError, match="not a faithful export"):
+        export_checkpoint(digits["qat"], out, file_format="TFLITE", qat_rtol=share * 0.9)
+    assert export_checkpoint(digits["qat"], out, file_format="TFLITE", qat_rtol=looser)["qat"]["limit"] == looser
+    assert open(out + ".tflite", "rb").read() != kept
+    for bad in (0.0, 1.0, float("nan")):
+        with pytest.raises(ExportError, match="--qat_rtol .*: must be a share of the mean logit above 0 and below 1"):
+            export_checkpoint(digits["qat"], out, file_format="TFLITE", qat_rtol=bad)
 
 
 def test_the_int8_tflite_holds_the_models_own_weight_and_bias_levels(tmp_path):
