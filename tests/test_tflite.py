@@ -118,6 +118,15 @@ def test_tflite_of_padding_symmetric_pads_before_its_stride_2_convolutions(tmp_p
     peak, at = activation_peak(str(tmp_path / "s.tflite"))
     assert peak == 4 * values > 4 * peak_activations(0.25, 48, 10)[0]
     assert (where, at) == ("layer 3's padding", "operator 4, PAD")
+    # info gives it for the network with --padding symmetric, before any training (a file's padding is its own).
+    capsys.readouterr()
+    assert cli.main(["info", "--width_mult", "0.25", "--image_size", "48", "--class_num", "10", "--padding",
+                     "symmetric", "--json"]) == 0
+    said = json.loads(capsys.readouterr().out)
+    assert (said["peak_activations"], said["peak_at"]) == (values, where)
+    with pytest.raises(SystemExit):
+        cli.main(["info", ckpt, "--padding", "same"])
+    assert "--padding is for a network without FILE" in capsys.readouterr().err
 
 
 def test_a_tflite_of_an_odd_size_holds_the_sizes_same_padding_gives_and_the_networks_peak(tmp_path):

@@ -124,8 +124,13 @@ def cmd_info(argv: List[str]) -> int:
     p.add_argument("--image_size", type=whole_number, default=None,
                    help="input resolution (default 224; with FILE, the size it records)")
     p.add_argument("--class_num", type=whole_number, default=None, help="classifier outputs (default 1000)")
+    p.add_argument("--padding", choices=("same", "symmetric"), default=None,
+                   help="the network's padding (default same); symmetric (timm's) pads each stride-2 layer's input "
+                        "into a copy first, which raises the activations' peak")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
+    if a.file is not None and a.padding is not None:
+        p.error("--padding is for a network without FILE (a file's padding is its own)")
     if a.file is not None:
         return _info_file(p, a)
     a.width_mult = 1.0 if a.width_mult is None else a.width_mult
@@ -139,7 +144,7 @@ def cmd_info(argv: List[str]) -> int:
     counts = count_params(a.width_mult, a.class_num)  # from the layer table: no model is built
     macs = count_macs(a.width_mult, a.image_size, a.class_num)
     layers = layer_specs(a.width_mult)
-    peak, where = peak_activations(a.width_mult, a.image_size, a.class_num)
+    peak, where = peak_activations(a.width_mult, a.image_size, a.class_num, a.padding or "same")
     out = {"width_mult": a.width_mult, "image_size": a.image_size, "class_num": a.class_num,
            "params": counts["params"], "macs": macs, "layers": len(layers), "feature_channels": layers[-1][2],
            "peak_activations": peak, "peak_at": where}
