@@ -657,6 +657,33 @@ def test_a_named_pipe_named_as_an_image_is_an_unreadable_file_not_a_hang(tmp_pat
     assert len(done[1]) == 1 and "a named pipe, not a regular file" in done[1][0]
 
 
+def test_closing_a_loader_ends_a_worker_that_is_stopped(tmp_path, monkeypatch):
+    """A worker stopped (SIGSTOP, a read stalled for good) takes PyTorch's SIGTERM only once continued: a run stopped
+    by SIGTERM during an evaluation saved its checkpoint and then waited for that worker at the interpreter's exit
+    for ever (helper-373). Closing the loader kills it."""
+    import signal
+    import time
+
+    root = tmp_path / "folder"
+    (root / "a").mkdir(parents=True)
+    for i in range(8):
+        (root / "a" / f"{i}.bmp").write_bytes(_bmp(np.full((20, 20, 3), 10 * i, np.uint8)))
+    opts = DataOptions("imagenet2012", str(root), batch_size=2, image_size=16, seed=1, num_workers=1,
+                       channels_last=False)
+    loader = build_loader(opts, train=False, device=torch.device("cpu"), drop_last=False)
+    assert len([y for _, y in loader]) == 4  # a pass: its persistent worker waits for the next
+    worker = loader.loader._iterator._workers[0]
+    os.kill(worker.pid, signal.SIGSTOP)
+    monkeypatch.setattr(torch.utils.data._utils, "MP_STATUS_CHECK_INTERVAL", 0.5)  # PyTorch's waits, 5 s each
+    try:
+        start = time.monotonic()
+        loader.close()
+        assert not worker.is_alive() and time.monotonic() - start < 30
+    finally:
+        if worker.is_alive():
+            os.kill(worker.pid, signal.SIGKILL)
+
+
 @pytest.mark.parametrize("pipeline", ["cpu", "gpu"])
 def test_a_link_to_nothing_in_a_class_folder_is_named_as_one(tmp_path, pipeline):
     """A link whose target is gone (a moved data set) is an unreadable file, said as predict says such a link:

@@ -2686,6 +2686,31 @@ def test_predicts_loader_workers_start_as_every_loaders_do(tmp_path, monkeypatch
     assert {p.read_text() for p in tmp_path.glob("worker-*")} == {"True"}
 
 
+def test_predicts_loader_workers_end_when_a_worker_fails(tmp_path, monkeypatch):
+    """A worker's error (a decoder raising what no unreadable file does) ended top_k with the DataLoader's error,
+    whose traceback kept the loader's workers alive into the interpreter's exit, where multiprocessing sent them one
+    SIGTERM, which they serve on, and waited for ever: predict never exited (helper-373). They end with top_k."""
+    import multiprocessing
+
+    from PIL import Image
+
+    _, ckpt = named_classes_checkpoint(tmp_path)
+    for k in range(6):
+        Image.fromarray(torch.randint(0, 256, (40, 40, 3), dtype=torch.uint8).numpy()).save(tmp_path / f"{k}.png")
+    real = T.decode_rgb
+
+    def failing(data, name="<bytes>", exif=False):  # in the workers, which fork with it
+        if name.endswith("4.png"):
+            raise ZeroDivisionError("a decoder's own fault")
+        return real(data, name, exif)
+
+    monkeypatch.setattr(T, "decode_rgb", failing)
+    predictor = load_predictor(ckpt)
+    with pytest.raises(ZeroDivisionError, match="a decoder's own fault"):
+        predictor.top_k([str(tmp_path / f"{k}.png") for k in range(6)], 2, num_workers=2, batch_size=1)
+    assert multiprocessing.active_children() == []
+
+
 def test_a_labels_file_with_an_empty_line_names_that_line_counted_from_1(tmp_path):
     """--labels: one name per line; an empty one among them is named by its line as an editor numbers it (the
     empty lines at the end are left off; a byte-order mark and CRLF endings are read as the text they frame)."""

@@ -855,6 +855,21 @@ def balance_line(labels: Union[Sequence[int], torch.Tensor], power: float, repea
 # ---------------------------------------------------------------------------------------------------
 # loaders
 
+def end_workers(iterator: Any) -> None:
+    """End the worker processes of a DataLoader's ``iterator`` (one of none: nothing to do) as the DataLoader's own
+    clean-up does, and kill any that did not end then: a worker hung or stopped (SIGSTOP, a stalled read) took
+    its SIGTERM from PyTorch's clean-up only once continued, and multiprocessing's exit waited for it for ever
+    (a run stopped by SIGTERM during an evaluation saved its checkpoint and never exited: helper-373)."""
+    shutdown = getattr(iterator, "_shutdown_workers", None)
+    if shutdown is None:
+        return
+    shutdown()  # the workers end at once; one that does not, after PyTorch's time-outs (5 s, and 5 s)
+    for worker in getattr(iterator, "_workers", ()):
+        if worker.is_alive():
+            worker.kill()
+            worker.join(timeout=1)
+
+
 class DeviceLoader:
     """Common face of the loaders: iterate ``(images, labels)`` on ``device``; ``set_epoch``; ``len``.
 
@@ -885,7 +900,7 @@ class DeviceLoader:
         it = getattr(self.loader, "_iterator", None)
         if it is not None:
             self.loader._iterator = None
-            it._shutdown_workers()  # what the DataLoader's own clean-up calls; the workers end at once
+            end_workers(it)
 
     def __enter__(self) -> "DeviceLoader":
         return self

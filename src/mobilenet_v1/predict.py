@@ -46,8 +46,8 @@ from .config import (ASCEND, DATASETS, DEVICE_TARGETS, CommandParser, add_device
                      add_normalisation_options, add_num_workers_option, bool_option, cifar_name, crop_pct_problem,
                      image_size_number, is_cifar, normalisation, whole_number)
 from .archive import COMPRESSED_SUFFIXES, ArchiveMember, archive_images, is_archive, tar_files
-from .data import (IMAGE_EXTENSIONS, BadSample, default_workers, image_files_under, own_generator, read_bytes,
-                   read_failure, start_worker, unread_photos_note)
+from .data import (IMAGE_EXTENSIONS, BadSample, default_workers, end_workers, image_files_under, own_generator,
+                   read_bytes, read_failure, start_worker, unread_photos_note)
 from .engine import ranked, resolve_device, without_underflowed
 from .model import PADDINGS
 from .onnx_io import DeployedModel, is_deployed_file, load_deployed, refuse_gpu
@@ -410,6 +410,18 @@ class Predictor:
                             worker_init_fn=start_worker)
         normalize = self.normalizer()
         results: List[Dict[str, Any]] = []
+        batches = iter(loader)
+        try:
+            self._predict_batches(batches, results, normalize, valid, k)
+        finally:
+            # Its workers ended here, however the loop ends: an error's traceback keeps the iterator (and them)
+            # alive into the interpreter's exit, where multiprocessing sends them one SIGTERM, which they serve on
+            # (start_worker), and waits for them for ever.
+            end_workers(batches)
+        return results
+
+    def _predict_batches(self, loader, results, normalize, valid, k) -> None:
+        """:meth:`top_k`'s loop over the loader's batches: each image's row appended to ``results``."""
         for items in loader:
             batch, rows = [], []
             for path, img in items:
@@ -436,7 +448,6 @@ class Predictor:
                                          for v, i in zip(vs, ids)]
                 if not ok:
                     results[row]["nonfinite"] = True
-        return results
 
 
 def image_files(paths: Sequence[str], keep_going: bool = False) -> List[Union[str, BadSample]]:
