@@ -5,6 +5,7 @@ import json
 import math
 import os
 import platform
+import re
 import shlex
 import sys
 import time
@@ -487,6 +488,10 @@ def error_line(command: str, error: BaseException) -> Optional[str]:
         if isinstance(error, MemoryError) or "out of memory" in text.lower() or "can't allocate" in text:
             first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
             return f"{head} out of memory ({first[:200]}); {memory_advice(error)}"
+        died = loader_worker_died(error, command)
+        if died:
+            return (f"{head} {died}" + ("; the same command with --resume auto continues from the newest checkpoint"
+                                        if command == "train" else ""))
         lost = peer_lost(error)
         if lost:
             return (f"{head} another process of this job ended or cannot be reached ({lost})"
@@ -547,6 +552,36 @@ def too_many_open_files(error: BaseException) -> str:
 # What gloo's and NCCL's errors say when a process of the job is gone (killed, its machine lost).
 PEER_LOST = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "remote process exited",
              "NCCL communicator was aborted")
+
+
+_WORKER_KILLED = re.compile(r"DataLoader worker \(pid ?(\d+)\) is killed by signal: ([^.]+)")
+_WORKER_EXITED = re.compile(r"DataLoader worker \(pid\(s\) ([\d, ]+)\) exited unexpectedly")
+
+
+def loader_worker_died(error: BaseException, command: str = "") -> str:
+    """Where ``error`` is the DataLoader's RuntimeError for a worker process that ended outright (killed by a
+    signal: the kernel's out-of-memory killer's SIGKILL, a crash's SIGSEGV): what happened and what to do, in
+    one line; "" for any other error (a worker's own exception, "Caught X in DataLoader worker", is not one)."""
+    if not isinstance(error, RuntimeError):
+        return ""
+    text = str(error)
+    killed = _WORKER_KILLED.search(text)
+    exited = None if killed else _WORKER_EXITED.search(text)
+    if not (killed or exited):
+        return ""
+    if killed:
+        pid, how = killed.group(1), killed.group(2).strip()
+        said = f"a data loader worker process (pid {pid}) was killed by signal: {how}"
+        if how.lower().startswith("killed"):
+            said += (" (SIGKILL: the kernel's out-of-memory killer ends processes so, which the system log, "
+                     "dmesg or journalctl -k, says)")
+    else:
+        said = f"a data loader worker process (pid {exited.group(1).strip()}) ended unexpectedly (killed, or crashed)"
+    if killed and not how.lower().startswith(("killed", "terminated")):  # a crash (SIGSEGV, SIGBUS, SIGABRT)
+        return f"{said}: a crash while reading or decoding an image; --num_workers 0 reads the data in this process"
+    smaller = "" if command == "quantize" else " or a smaller batch_size"  # (quantize has none)
+    return (f"{said}; fewer loader workers (--num_workers){smaller} needs less memory, "
+            f"--num_workers 0 reads the data in this process")
 
 
 def peer_lost(error: BaseException) -> str:

@@ -177,10 +177,14 @@ def _decode_with_pil(data: torch.Tensor, name: str, exif: bool = False) -> torch
         raise DecodeError(f"{name}: not a readable image ("
                           + (f"a {kind} by its first bytes, cut short or damaged in its headers" if kind else
                              "no image format recognised") + ")") from None
+    except MemoryError:
+        raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         # A header that claims over ~179 million pixels is PIL's DecompressionBombError: a damaged or
         # hostile file, skipped like any other unreadable one.
         raise DecodeError(f"{name}: not a readable image ({e})") from None
+    except Exception as e:  # PIL's plugins raise others on damaged files too (a TIFF: TypeError in ImageFile.load)
+        raise DecodeError(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
 
 
 # The formats whose EXIF orientation decode_rgb follows (torchvision's JPEG, PIL's PNG and TIFF; not WebP,
