@@ -384,19 +384,26 @@ def _resolve_links(links: Dict[str, str], files: Dict[str, Tuple[int, int]]) -> 
     return to_folders
 
 
+def _real_folder(folder: str, folder_links: Dict[str, str]) -> str:
+    """The folder ``folder`` is once the links to folders in its path are followed (``folder_links``, from
+    :func:`_resolve_links`: a link's target holds no link to a folder in its path), as ``os.path.realpath``
+    gives an extracted one."""
+    parts = folder.split("/")
+    for k in range(len(parts), 0, -1):
+        head = "/".join(parts[:k])
+        if head in folder_links:
+            return folder_links[head] + folder[len(head):]
+    return folder
+
+
 def _read_again(names: Sequence[str], folder_links: Dict[str, str], root: str) -> Set[str]:
     """Of ``names`` (files under the folder ``root``: a class folder, or "" for the whole archive), those that a
     walk of ``root`` does not read (:func:`data.image_files_under`): the files of a folder it reaches a second time
     through links to folders (``cat/best`` a link to ``cat/2023``), or above ``root`` through one. The walk goes
     in name order, a folder before what it holds, and reads each folder under the first name it reaches it by
     (``cat/2023``, not ``cat/best``)."""
-    def real(folder: str) -> str:  # a link's target holds no link to a folder in its path (_resolve_links)
-        parts = folder.split("/")
-        for k in range(len(parts), 0, -1):
-            head = "/".join(parts[:k])
-            if head in folder_links:
-                return folder_links[head] + folder[len(head):]
-        return folder
+    def real(folder: str) -> str:
+        return _real_folder(folder, folder_links)
 
     def parent(name: str) -> str:
         return name.rsplit("/", 1)[0] if "/" in name else ""
@@ -737,7 +744,7 @@ def _release_walk_lock(fd: int, cached: str) -> None:
 
 @functools.lru_cache(maxsize=16)
 def _index(path: str, identity: Tuple[int, ...], extensions: Tuple[str, ...],
-           splits: Tuple[str, ...]) -> Tuple[Dict[str, ClassFiles], List[str], List[str]]:
+           splits: Tuple[str, ...]) -> Tuple[Dict[str, ClassFiles], List[str], List[str], Dict[str, str]]:
     listing = _listing(path)
     version = listing.version
     names = set(listing.files) | listing.folders
@@ -773,11 +780,13 @@ def _index(path: str, identity: Tuple[int, ...], extensions: Tuple[str, ...],
     # (tar stores a link, not its folder's files, without -h), which no class lists.
     outside = sorted(n[strip:] for n, (offset, _) in listing.files.items()
                      if offset < 0 and n.startswith(prefix) and n[strip:] and "/" not in n[strip:])
-    return index, outside, _unlabelled(listing.files)
+    # Where each class's folder is, its links followed (class_locations), where the archive holds links to folders.
+    located = {c: _real_folder(prefix + c, listing.folder_links) for c in index} if listing.folder_links else {}
+    return index, outside, _unlabelled(listing.files), located
 
 
 def _stat_index(path: str, extensions: Tuple[str, ...],
-                splits: Tuple[str, ...]) -> Tuple[Dict[str, ClassFiles], List[str], List[str]]:
+                splits: Tuple[str, ...]) -> Tuple[Dict[str, ClassFiles], List[str], List[str], Dict[str, str]]:
     try:
         st = os.stat(path)
     except OSError as e:
@@ -793,10 +802,17 @@ def archive_index(path: str, extensions: Tuple[str, ...], splits: Tuple[str, ...
     Walked once while the file stays as it is: the listing is kept in this process, and between processes in
     :func:`cache_folder`. WebDataset samples some of which lack their ``.cls`` are refused
     (:func:`unlabelled_refusal`): read as class folders, the labels would be left out."""
-    index, _, unlabelled = _stat_index(path, extensions, splits)
+    index, _, unlabelled, _ = _stat_index(path, extensions, splits)
     if unlabelled:  # a shard whose first sample has no label (holds_labels took it for a tar of images)
         raise unlabelled_refusal(path, unlabelled)
     return index
+
+
+def class_locations(path: str, extensions: Tuple[str, ...], splits: Tuple[str, ...] = ()) -> Dict[str, str]:
+    """Each class of the archive at ``path`` (as :func:`archive_index` finds them) with the folder inside it that
+    its class folder is once links to folders are followed (``fox`` a link to ``cat``: ``cat``); empty where the
+    archive holds no link to a folder."""
+    return _stat_index(path, extensions, splits)[3]
 
 
 def links_out(path: str, extensions: Tuple[str, ...], splits: Tuple[str, ...] = ()) -> List[str]:

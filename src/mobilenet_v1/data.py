@@ -36,8 +36,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 from . import transforms as T
 from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, ArchiveImages, ArchiveMember,
                       ClassFiles, PathTable, archive_images, archive_index, as_indices, class_archives_index,
-                      folder_of_shards, holds_labels, is_archive, is_hidden_name, is_shard_pattern, is_shard_split,
-                      links_out, lone_class_wrapping, member_size, read_member, shard_files, shard_index, tar_files)
+                      class_locations, folder_of_shards, holds_labels, is_archive, is_hidden_name, is_shard_pattern,
+                      is_shard_split, links_out, lone_class_wrapping, member_size, read_member, shard_files,
+                      shard_index, tar_files)
 from .autoaugment import Augment, make_augment
 from .config import ConfigError, cifar_name, is_cifar, normalisation
 from .runtime import launcher_number, plural, shell_path
@@ -1173,6 +1174,14 @@ def packed_classes(root: str):
         raise DataError(str(e)) from None
 
 
+def class_archive_locations(root: str) -> Dict[str, str]:
+    """:func:`archive.class_locations` of a split packed as a tar archive (listed already: :func:`packed_classes`)."""
+    try:
+        return class_locations(root, IMAGE_EXTENSIONS, SPLIT_FOLDERS)
+    except ArchiveError as e:
+        raise DataError(str(e)) from None
+
+
 def wrapped_classes(root: str) -> str:
     """For a split's archive whose one class folder wraps several folders in folders named neither as the
     archive nor as a split (:func:`archive.lone_class_wrapping`): what it holds and how to pack it so that they
@@ -1310,12 +1319,15 @@ def _warn_alike_classes(root: str, folders: Sequence[str]) -> None:
                       f"each is a class of its own; merge them into one folder if they are one class", DataWarning)
 
 
-def _warn_linked_classes(root: str, folders: Sequence[str]) -> None:
+def _warn_linked_classes(root: str, folders: Sequence[str], located: Optional[Dict[str, str]] = None) -> None:
     """Class folders that are one folder, or one inside another, through symbolic links (``fox -> cat``): each is
-    walked as its own class, so the same images were read under two labels without a word."""
+    walked as its own class, so the same images were read under two labels without a word. ``located``: an
+    archive's classes' folders inside it, links followed (:func:`archive.class_locations`); a folder's are found
+    by ``os.path.realpath``."""
     real: Dict[str, List[str]] = {}
     for name in folders:
-        real.setdefault(os.path.realpath(os.path.join(root, name)), []).append(name)
+        where = os.path.join(root, located[name]) if located is not None else os.path.join(root, name)
+        real.setdefault(where if located is not None else os.path.realpath(where), []).append(name)
     said = [f"{' and '.join(names)} are one folder" for names in real.values() if len(names) > 1]
     for inner in real:  # each folder's parents looked up: ImageNet-21k's 21,841 classes are no 477 million pairs
         outer = os.path.dirname(inner)
@@ -1324,7 +1336,8 @@ def _warn_linked_classes(root: str, folders: Sequence[str]) -> None:
         if outer in real and outer != inner:
             said.append(f"{real[inner][0]} is inside {real[outer][0]}")
     if said:
-        warnings.warn(f"image folder {root!r}: class folders {'; '.join(said[:3])}{' ...' if len(said) > 3 else ''} "
+        kind = "folder" if located is None else "archive"
+        warnings.warn(f"image {kind} {root!r}: class folders {'; '.join(said[:3])}{' ...' if len(said) > 3 else ''} "
                       f"(through symbolic links): their images are read under each label, the same image as two "
                       f"classes; replace the link with the class's own images", DataWarning)
 
@@ -1456,6 +1469,10 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
         raise DataError(message + _cifar_hint(root))
     if packed is None:
         _warn_linked_classes(root, folders)
+    elif is_archive(root):  # (a folder of class archives holds no link to a class)
+        located = class_archive_locations(root)
+        if located:
+            _warn_linked_classes(root, folders, located)
     if classes is None:
         classes = folders
         _warn_alike_classes(root, folders)
