@@ -9,6 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+# onnxruntime (1.32) writes a telemetry device id and database into ~/.cache/Microsoft/DeveloperTools/.onnxruntime
+# as it is imported (where HOME cannot be written, it says so on stderr instead): the tests' processes and the
+# commands they start leave the user's home alone. Read at import, so set before any test imports it.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
 from mobilenet_v1.data import CIFAR_EVAL_FOLDER, CIFAR_TRAIN_FOLDER, write_cifar_bin  # noqa: E402

@@ -8,7 +8,6 @@ import re
 import shutil
 import tarfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np

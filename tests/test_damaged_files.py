@@ -29,6 +29,7 @@ def damaged(tmp_path_factory):
     from torch.utils.serialization import config as serialization
 
     root = tmp_path_factory.mktemp("damaged")
+    torch.manual_seed(0)  # a module fixture is made before conftest's seeded: whatever ran before would choose these
     model = MobileNetV1(class_num=4, width_mult=0.25).eval()
     whole = {"pt": str(root / "whole.ckpt"), "pt2": str(root / "whole.pt2")}
     ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}},
