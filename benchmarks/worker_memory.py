@@ -108,6 +108,8 @@ def main() -> None:
     p.add_argument("--form", help=argparse.SUPPRESS)  # one form, in a process of its own
     p.add_argument("--root", default="", help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.batch < 1 or a.workers < 1:
+        p.error(f"--batch and --workers must be at least 1, got {a.batch} and {a.workers}")
     for total in [a.total] + ([a.folder] if a.folder else []):
         if total // a.batch <= 8 * a.workers:  # one() measures from batch 8 x workers on
             p.error(f"{total:,} samples make {total // a.batch} batches of {a.batch}: more than 8 x --workers "

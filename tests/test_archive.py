@@ -461,6 +461,22 @@ def test_one_process_walks_an_archive_while_the_others_wait_for_its_listing(imag
     thread.join(5)
     assert not thread.is_alive() and walks == [archive] and got[0].files == walked.files
     assert sorted(os.listdir(cache)) == [os.path.basename(cached)]  # kept; the lock file removed
+    # A walk that could keep no listing (a name with a line break, a full disk) says so in its lock file as it
+    # lets go: those that waited then walk at once, side by side, not one after another (helper-374).
+    os.unlink(cached)
+    waiting = os.open(cached + ".lock", os.O_RDWR | os.O_CREAT)  # opened by a process waiting for the walk
+    monkeypatch.setattr(archive_mod, "_write_cache", lambda *a: None)
+    archive_mod._listing(archive)
+    assert os.pread(waiting, 32, 0) == b"unkept\n" and not os.path.exists(cached + ".lock")
+    os.close(waiting)
+    holder = hold()
+    got = []
+    thread = threading.Thread(target=lambda: got.append(archive_mod._walk_lock(archive, cached)), daemon=True)
+    thread.start()
+    time.sleep(0.5)
+    archive_mod._release_walk_lock(holder, cached, kept=False)
+    thread.join(5)
+    assert got == [(None, None)]  # no lock taken: its own walk at once
 
 
 def test_a_listing_is_kept_between_processes_until_the_archive_changes(image_folder, tmp_path, monkeypatch):

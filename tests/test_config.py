@@ -594,6 +594,7 @@ def test_every_key_has_a_help_line_and_help_lists_them(capsys, monkeypatch):
         monkeypatch.setenv("COLUMNS", "60")
         assert narrow.split() == wide.split() and len(narrow.splitlines()) > 2 * len(wide.splitlines())
         assert all(len(line) <= 58 or " " not in line.strip() for line in narrow.splitlines()), narrow
+        assert "[--config_path F]" in narrow  # an option and its value on one line, as argparse keeps them
 
 
 def test_train_run_leaves_cudnn_autotuning_as_it_found_it(monkeypatch):

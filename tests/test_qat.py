@@ -507,6 +507,22 @@ def test_export_writes_the_int8_tflite_of_a_quantization_aware_model_from_its_ow
             export_checkpoint(digits["qat"], out, file_format="TFLITE", qat_rtol=bad)
 
 
+def test_a_refused_int8_file_offers_a_qat_rtol_only_where_one_below_1_accepts_it(tmp_path):
+    """The refusal's --qat_rtol: a quarter above the share found; none for outputs that are not finite (a NaN
+    share failed the message itself: "cannot convert float NaN to integer") or for a share no limit below 1
+    accepts, and a mean logit of 0 divides nothing (helper-374)."""
+    from mobilenet_v1.export import _refuse_unfaithful
+
+    out = str(tmp_path / "q.onnx")
+    for diff, offered in (({"mean": 0.0117, "max": 0.5, "logits": 1.0}, "--qat_rtol 0.015 accepts it"),
+                          ({"mean": float("nan"), "max": float("nan"), "logits": 1.0}, None),
+                          ({"mean": 0.9, "max": 2.0, "logits": 1.0}, None),
+                          ({"mean": 0.5, "max": 2.0, "logits": 0.0}, None)):
+        with pytest.raises(ExportError, match="not a faithful export, not written") as e:
+            _refuse_unfaithful(diff, out, "the INT8 file's logits")
+        assert (offered in str(e.value)) if offered else "--qat_rtol" not in str(e.value), str(e.value)
+
+
 def test_the_int8_tflite_holds_the_models_own_weight_and_bias_levels(tmp_path):
     """Every int8 weight and int32 bias level of a quantization-aware model's .tflite is the one the model rounds
     to (a division in float64 gave the other level of a weight at a float32 tie; a bias at the float64 product of

@@ -123,7 +123,7 @@ def test_tflite_of_padding_symmetric_pads_before_its_stride_2_convolutions(tmp_p
     assert cli.main(["info", "--width_mult", "0.25", "--image_size", "48", "--class_num", "10", "--padding",
                      "symmetric", "--json"]) == 0
     said = json.loads(capsys.readouterr().out)
-    assert (said["peak_activations"], said["peak_at"]) == (values, where)
+    assert (said["peak_activations"], said["peak_at"], said["padding"]) == (values, where, "symmetric")
     with pytest.raises(SystemExit):
         cli.main(["info", ckpt, "--padding", "same"])
     assert "--padding is for a network without FILE" in capsys.readouterr().err

@@ -543,6 +543,14 @@ def test_a_line_written_during_an_epoch_stands_apart_from_the_progress_bar(monke
     # As Python shows a warning (pytest records them instead): its text written to stderr.
     sys.stderr.write(warnings.formatwarning("skipped unreadable image file a.jpg", DataWarning, "data.py", 1, ""))
     print("stop requested: the run ends after this step", file=sys.stderr, flush=True)
+    # A loader worker forked during the epoch holds these streams and a copy of the bar: its line erases the
+    # terminal's, and no copy is drawn again (a persistent worker's was epoch 1's bar; helper-374).
+    wrapper, pid = sys.stderr, sys.stderr._pid
+    wrapper._pid = -1  # as in another process
+    before = len(terminal.getvalue())
+    wrapper.write("a worker's line\n")
+    assert terminal.getvalue()[before:] == "\r\x1b[Ka worker's line\n"
+    wrapper._pid = pid
     print("no line break yet", end="", flush=True)
     logger.log_step(3, torch.tensor(1.5), 0.1, 8)
     logger.close()

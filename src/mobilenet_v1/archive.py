@@ -666,7 +666,7 @@ def _listing(path: str) -> _Listing:
                     _write_cache(cached, listing)
         finally:
             if lock is not None:
-                _release_walk_lock(lock, cached)
+                _release_walk_lock(lock, cached, os.path.exists(cached))
     # The version it was read from: an image is read at the offsets it gives only from that file (read_member)
     return listing._replace(version=_version(before)[:3])
 
@@ -710,6 +710,11 @@ def _walk_lock(path: str, cached: str) -> Tuple[Optional[int], Optional[_Listing
                 return None, None
             else:
                 listing = _read_cache(cached)  # kept by the walk this one waited for
+                if listing is None and _UNKEPT == os.pread(fd, len(_UNKEPT), 0):
+                    # The walk it waited for ended without a listing to keep (a name with a line break, a full
+                    # disk, the archive replaced meanwhile): the others that wait walk now too, not one by one.
+                    os.close(fd)
+                    return None, None
                 if listing is None:
                     with contextlib.suppress(OSError):
                         os.ftruncate(fd, 0)
@@ -734,9 +739,17 @@ def _walk_lock(path: str, cached: str) -> Tuple[Optional[int], Optional[_Listing
         raise
 
 
-def _release_walk_lock(fd: int, cached: str) -> None:
+_UNKEPT = b"unkept\n"  # what a walk that could keep no listing leaves in its lock file for those waiting
+
+
+def _release_walk_lock(fd: int, cached: str, kept: bool = True) -> None:
     """Let go of :func:`_walk_lock`'s lock, its file removed first: the listing is kept now (or could not be),
-    and a process that opened the file before it went reads the listing once it takes the lock."""
+    and a process that opened the file before it went reads the listing once it takes the lock, or, where
+    none was ``kept``, walks at once beside the others that waited."""
+    if not kept:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, _UNKEPT, 0)
     with contextlib.suppress(OSError):
         os.unlink(cached + ".lock")
     os.close(fd)

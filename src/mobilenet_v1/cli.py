@@ -10,6 +10,7 @@ import errno
 import io
 import math
 import os
+import re
 import shutil
 import sys
 import textwrap
@@ -146,12 +147,14 @@ def cmd_info(argv: List[str]) -> int:
     layers = layer_specs(a.width_mult)
     peak, where = peak_activations(a.width_mult, a.image_size, a.class_num, a.padding or "same")
     out = {"width_mult": a.width_mult, "image_size": a.image_size, "class_num": a.class_num,
-           "params": counts["params"], "macs": macs, "layers": len(layers), "feature_channels": layers[-1][2],
+           "padding": a.padding or "same", "params": counts["params"], "macs": macs, "layers": len(layers),
+           "feature_channels": layers[-1][2],
            "peak_activations": peak, "peak_at": where}
     if a.json:
         print(json_text(out))
     else:
-        print(f"MobileNetV1 width_mult {a.width_mult:g}, {a.image_size}x{a.image_size}, {a.class_num} classes")
+        print(f"MobileNetV1 width_mult {a.width_mult:g}, {a.image_size}x{a.image_size}, {a.class_num} classes"
+              + (f", padding {a.padding}" if a.padding else ""))
         print(f"  parameters:     {out['params']:,}")
         print(f"  multiply-adds:  {macs:,} ({macs / 1e6:.1f} M)")
         print(f"  layers:         {out['layers']} conv + 1 fc, {out['feature_channels']} features")
@@ -481,14 +484,16 @@ def _help(name: str, rest: List[str], argv: List[str]) -> Optional[int]:
         # where there is neither (a pipe, a file).
         width = max(shutil.get_terminal_size().columns - 2, 40)
 
-        def wrapped(text: str, indent: int) -> str:
-            return textwrap.fill(text, width, subsequent_indent=" " * indent, break_long_words=False,
-                                 break_on_hyphens=False)
+        def wrapped(text: str, indent: int, usage: bool = False) -> str:
+            # A usage line's option and its value stay on one line ("[--config_path F]"), as argparse keeps them.
+            kept = re.sub(r"\[[^\]]*\]", lambda m: m.group(0).replace(" ", "\0"), text) if usage else text
+            return textwrap.fill(kept, width, subsequent_indent=" " * indent, break_long_words=False,
+                                 break_on_hyphens=False).replace("\0", " ")
 
         if name == "eval":
             print(wrapped("usage: mobilenet-v1 eval --checkpoint_path CKPT|RUN_DIR|F.onnx|F.pte|F.pt2|F.tflite "
                           "--dataset_path PATH [--json] [--per_class] [--confusion_csv F] [--per_image F] "
-                          "[--config_path F] [--key=value ...]", 6) + "\n")
+                          "[--config_path F] [--key=value ...]", 6, usage=True) + "\n")
             for flag, text in (
                     ("--json", "print one JSON object"),
                     ("--per_class", "each class's images, top-1, precision and most frequent confusion"),
@@ -501,7 +506,7 @@ def _help(name: str, rest: List[str], argv: List[str]) -> Optional[int]:
             print("\n" + wrapped("the configuration's keys (those of training take no effect here; given as options, "
                                  "they are named on stderr):", 0))
         else:
-            print(wrapped("usage: mobilenet-v1 train [--config_path F] [--key=value | --key value ...]", 6)
+            print(wrapped("usage: mobilenet-v1 train [--config_path F] [--key=value | --key value ...]", 6, usage=True)
                   + "\n\nkeys (default):")
         for f in dataclasses.fields(Config):
             # Ascend is a seed file's, refused where it is used

@@ -809,12 +809,14 @@ def _refuse_unfaithful(diff: Dict[str, float], out_path: str, what: str, rtol: f
     classes on real images all kept), hence the limit the message offers."""
     if not diff["mean"] <= rtol * diff["logits"]:  # also catches NaN
         kept = f"; {out_path} is left as it was" if os.path.exists(out_path) else ""
+        share = diff["mean"] / diff["logits"] if diff["logits"] else math.inf
+        # A --qat_rtol is offered only where one below 1 accepts the file: not for outputs that are not finite.
+        offer = (f". Its scales, zero points and biases are the model's, so the difference is rounding ties the "
+                 f"model carries on; check the file on your images (eval, predict) and, where they agree, "
+                 f"--qat_rtol {_looser(share)} accepts it") if math.isfinite(share) and share * 1.25 < 0.99 else ""
         raise ExportError(f"{out_path}: {what} differ from the quantization-aware model's by {diff['mean']:.3g} on "
-                          f"average, {diff['mean'] / diff['logits']:.2%} of the mean logit (more than {rtol:.2%}; "
-                          f"largest {diff['max']:.3g}): not a faithful export, not written{kept}. Its scales, zero "
-                          f"points and biases are the model's, so the difference is rounding ties the model carries "
-                          f"on; check the file on your images (eval, predict) and, where they agree, "
-                          f"--qat_rtol {_looser(diff['mean'] / diff['logits'])} accepts it")
+                          f"average, {share:.2%} of the mean logit (more than {rtol:.2%}; "
+                          f"largest {diff['max']:.3g}): not a faithful export, not written{kept}{offer}")
     diff["limit"] = rtol
 
 

@@ -24,6 +24,7 @@ only every ``log_interval`` steps and at the end of each epoch.
   evaluation a stop left out, made when the run was resumed (:meth:`RunLogger.log_evaluation`);
   :func:`read_metrics` adds them to that epoch's record.
 """
+import contextlib
 import functools
 import io
 import json
@@ -200,10 +201,20 @@ class _AroundBar:
 
     def __init__(self, stream: Any, bar: Any):
         self.stream, self._bar, self._held = stream, bar, ""
+        self._pid = os.getpid()  # a loader worker forked during an epoch inherits this, and a copy of the bar
 
     def write(self, text: str) -> int:
         lines, _, self._held = (self._held + text).rpartition("\n")
-        if lines or _:
+        if (lines or _) and os.getpid() != self._pid:
+            # A loader worker forked during an epoch, with a copy of that epoch's bar: the line is cleared, not
+            # drawn again from a stale copy (epoch 1's, in a persistent worker), nor under tqdm's lock, which the
+            # fork may have copied held by another thread; the bar's process draws it again at its next step.
+            with contextlib.suppress(Exception):
+                self._bar.fp.write("\r\x1b[K")  # the terminal's line erased (tqdm's clear erases its own copy's)
+                self._bar.fp.flush()
+            self.stream.write(lines + "\n")
+            self.stream.flush()
+        elif lines or _:
             with self._bar.get_lock():
                 self._bar.clear(nolock=True)
                 self.stream.write(lines + "\n")
