@@ -595,6 +595,9 @@ def test_every_key_has_a_help_line_and_help_lists_them(capsys, monkeypatch):
         assert narrow.split() == wide.split() and len(narrow.splitlines()) > 2 * len(wide.splitlines())
         assert all(len(line) <= 58 or " " not in line.strip() for line in narrow.splitlines()), narrow
         assert "[--config_path F]" in narrow  # an option and its value on one line, as argparse keeps them
+    monkeypatch.setenv("COLUMNS", "80")
+    assert cli.main(["eval", "--help"]) == 0
+    assert "--checkpoint_path CKPT|RUN_DIR|" in capsys.readouterr().out  # outside brackets too, where they fit
 
 
 def test_train_run_leaves_cudnn_autotuning_as_it_found_it(monkeypatch):

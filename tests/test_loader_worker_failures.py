@@ -36,6 +36,10 @@ def test_a_tiff_that_pil_fails_on_with_a_type_error_is_an_unreadable_image(exif)
     ("DataLoader worker (pid 6100) is killed by signal: Killed. ", "(pid 6100) was killed by signal: Killed (SIGKILL"),
     ("DataLoader worker (pid 6429) is killed by signal: Segmentation fault. ", "a crash while reading or decoding"),
     ("DataLoader worker (pid(s) 11705) exited unexpectedly", "(pid 11705) ended unexpectedly"),
+    # PyTorch's own hint kept: a container's 64 MB /dev/shm, not a bad image (helper-375).
+    ("DataLoader worker (pid 77) is killed by signal: Bus error. It is possible that dataloader's workers are out "
+     "of shared memory.", "shared memory (/dev/shm) ran out"),
+    ("DataLoader worker (pid 78) is killed by signal: Terminated. ", "sent by another process"),
 ])
 def test_a_loader_worker_that_died_is_one_line_with_what_to_do(text, said):
     line = error_line("train", RuntimeError(text))
@@ -45,3 +49,24 @@ def test_a_loader_worker_that_died_is_one_line_with_what_to_do(text, said):
 
 def test_a_workers_own_exception_is_still_a_traceback():
     assert error_line("train", RuntimeError("Caught RuntimeError in DataLoader worker process 0.")) is None
+
+
+def test_an_error_of_our_own_conversion_is_not_a_damaged_file(monkeypatch):
+    """Only what PIL raises on a file makes it unreadable: a failed allocation in our own conversion (torch's is a
+    RuntimeError, not a MemoryError) went on as an unreadable image, skipped, using up max_bad_samples, where it
+    is out of memory (helper-375)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(png, format="PNG")
+    data = torch.frombuffer(bytearray(png.getvalue()), dtype=torch.uint8)
+
+    def no_memory(im, exif=False):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(T, "pil_rgb", no_memory)
+    with pytest.raises(RuntimeError, match="can't allocate memory"):
+        T._decode_with_pil(data, "photo.png")

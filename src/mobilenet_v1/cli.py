@@ -486,7 +486,10 @@ def _help(name: str, rest: List[str], argv: List[str]) -> Optional[int]:
 
         def wrapped(text: str, indent: int, usage: bool = False) -> str:
             # A usage line's option and its value stay on one line ("[--config_path F]"), as argparse keeps them.
-            kept = re.sub(r"\[[^\]]*\]", lambda m: m.group(0).replace(" ", "\0"), text) if usage else text
+            # (an option outside brackets too, "--dataset_path PATH", where the two fit on a line)
+            kept = (re.sub(r"\[[^\]]*\]|--\w+ [^\s\[-]\S*", lambda m: m.group(0).replace(" ", "\0")
+                           if m.group(0).startswith("[") or len(m.group(0)) <= width - indent else m.group(0), text)
+                    if usage else text)
             return textwrap.fill(kept, width, subsequent_indent=" " * indent, break_long_words=False,
                                  break_on_hyphens=False).replace("\0", " ")
 

@@ -577,7 +577,12 @@ def loader_worker_died(error: BaseException, command: str = "") -> str:
                      "dmesg or journalctl -k, says)")
     else:
         said = f"a data loader worker process (pid {exited.group(1).strip()}) ended unexpectedly (killed, or crashed)"
-    if killed and not how.lower().startswith(("killed", "terminated")):  # a crash (SIGSEGV, SIGBUS, SIGABRT)
+    if killed and how.lower().startswith("bus error"):  # PyTorch's own hint: /dev/shm full (a container's 64 MB)
+        return (f"{said}: shared memory (/dev/shm) ran out, as a container's default 64 MB does; raise it (docker "
+                f"--shm-size), or fewer loader workers (--num_workers), --num_workers 0 reads the data in this process")
+    if killed and how.lower().startswith("terminated"):  # SIGTERM: another process's (the OOM killer's is SIGKILL)
+        return f"{said}, sent by another process (a scheduler, a kill); --num_workers 0 reads the data in this process"
+    if killed and not how.lower().startswith("killed"):  # a crash (SIGSEGV, SIGABRT)
         return f"{said}: a crash while reading or decoding an image; --num_workers 0 reads the data in this process"
     smaller = "" if command == "quantize" else " or a smaller batch_size"  # (quantize has none)
     return (f"{said}; fewer loader workers (--num_workers){smaller} needs less memory, "

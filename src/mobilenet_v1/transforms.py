@@ -184,6 +184,13 @@ def _decode_with_pil(data: torch.Tensor, name: str, exif: bool = False) -> torch
         # hostile file, skipped like any other unreadable one.
         raise DecodeError(f"{name}: not a readable image ({e})") from None
     except Exception as e:  # PIL's plugins raise others on damaged files too (a TIFF: TypeError in ImageFile.load)
+        # Only what PIL itself raised: an error of our own conversion (pil_rgb's numpy and torch, whose failed
+        # CPU allocation is a RuntimeError) is not a damaged file.
+        tb = e.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is None or not str(tb.tb_frame.f_globals.get("__name__", "")).startswith("PIL"):
+            raise
         raise DecodeError(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
 
 
