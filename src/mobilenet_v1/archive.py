@@ -340,7 +340,8 @@ def _add(member: tarfile.TarInfo, name: str, prefix: str, path: str, files: Dict
 def _resolve_links(links: Dict[str, str], files: Dict[str, Tuple[int, int]]) -> Dict[str, str]:
     """Each link's name given its target's bytes (``files``), whatever the order the archive stores them in, as
     extracting it leaves them: links to files first, over passes until one resolves nothing more (a link to a
-    link stored before it), then links to folders, each given the files under its target (those under
+    link stored before it), then links to folders, each given the files under its target (a target reached
+    through another link to a folder named by the folder it is, as extracting follows both; those under
     another folder link's name left out, so that a link back to a folder above it is read once); a link to
     a folder it lies in adds nothing (a folder walk has read that folder already, and reads it once); a
     link to nothing in the archive is a file that cannot be read (offset -1). Returns the links that gave
@@ -354,6 +355,25 @@ def _resolve_links(links: Dict[str, str], files: Dict[str, Tuple[int, int]]) -> 
         if len(left) == len(pending):
             break
         pending = left
+    # A target reached through another link to a folder (fox -> lynx -> cat; dog/x.png -> ../lynx/a.png), as
+    # extracting it follows both: named by the folder it is, so that its files are found below.
+    by_name = dict(pending)
+
+    def followed(target: str) -> str:
+        for _ in range(len(by_name) + 1):  # (a cycle of links ends here: a link to nothing)
+            parts = target.split("/")
+            head = next(("/".join(parts[:k]) for k in range(len(parts), 0, -1) if "/".join(parts[:k]) in by_name),
+                        None)
+            if head is None:
+                break
+            target = posixpath.normpath(by_name[head] + target[len(head):])
+        return target
+
+    pending = [(name, followed(target)) for name, target in pending]
+    for name, target in pending:
+        if target in files:
+            files[name] = files[target]
+    pending = [(name, target) for name, target in pending if name not in files]
     folder_links = {name for name, _ in pending}
 
     def through_link(n: str) -> bool:
@@ -495,9 +515,10 @@ def _wrappers(names: Set[str], folders: Set[str], path: str, splits: Sequence[st
 # with what a listing holds (2: links resolved in any stored order, absolute links listed as unreadable; 3: names
 # cleaned of a leading /, . and empty parts, links to a folder they lie in adding nothing; 4: links to folders kept;
 # 5: system folders left out, is_hidden_name; 6: a class archive inside packed with its folder named as extracted;
-# 7: its hard links' targets too; 8: made only of an archive with nothing after its end, _check_tail).
+# 7: its hard links' targets too; 8: made only of an archive with nothing after its end, _check_tail; 9: links
+# through links to folders followed, as extracting follows them).
 CACHE_ENV = "MOBILENET_V1_CACHE"
-_CACHE_VERSION = 8
+_CACHE_VERSION = 9
 # A kept listing unread this long is removed when a process writes its first (an archive replaced or gone leaves
 # its old versions' behind: for ImageNet's, 58 MB each).
 CACHE_UNUSED_DAYS = 30
