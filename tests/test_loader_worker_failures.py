@@ -40,6 +40,10 @@ def test_a_tiff_that_pil_fails_on_with_a_type_error_is_an_unreadable_image(exif)
     ("DataLoader worker (pid 77) is killed by signal: Bus error. It is possible that dataloader's workers are out "
      "of shared memory.", "shared memory (/dev/shm) ran out"),
     ("DataLoader worker (pid 78) is killed by signal: Terminated. ", "sent by another process"),
+    # (helper-376) torch's other wording of an exit; a closed terminal and a ulimit are no crash while decoding.
+    ("DataLoader worker (pid 79) exited unexpectedly with exit code 1.", "(pid 79) ended unexpectedly"),
+    ("DataLoader worker (pid 80) is killed by signal: Hangup. ", "the terminal or ssh session closed"),
+    ("DataLoader worker (pid 81) is killed by signal: CPU time limit exceeded. ", "a resource limit"),
 ])
 def test_a_loader_worker_that_died_is_one_line_with_what_to_do(text, said):
     line = error_line("train", RuntimeError(text))
@@ -70,3 +74,22 @@ def test_an_error_of_our_own_conversion_is_not_a_damaged_file(monkeypatch):
     monkeypatch.setattr(T, "pil_rgb", no_memory)
     with pytest.raises(RuntimeError, match="can't allocate memory"):
         T._decode_with_pil(data, "photo.png")
+
+
+def test_what_pil_raises_through_the_standard_library_is_a_damaged_file():
+    """A TIFF whose XMP tag (700) is ASCII text, not bytes: PIL's getexif, called as it loads, passes it to re.search,
+    whose TypeError's innermost frame is re's, not PIL's; it is an unreadable file, not a traceback (helper-376)."""
+    import io
+
+    import numpy as np
+    from PIL import Image, TiffImagePlugin
+
+    info = TiffImagePlugin.ImageFileDirectory_v2()
+    info[700] = "<x/>"
+    info.tagtype[700] = 2  # ASCII
+    tif = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tif, format="TIFF", tiffinfo=info)
+    data = torch.frombuffer(bytearray(tif.getvalue()), dtype=torch.uint8)
+    for exif in (False, True):
+        with pytest.raises(T.DecodeError, match="photo.tif: not a readable image"):
+            T.decode_rgb(data, "photo.tif", exif=exif)

@@ -555,7 +555,7 @@ PEER_LOST = ("Connection reset by peer", "Connection closed by peer", "Broken pi
 
 
 _WORKER_KILLED = re.compile(r"DataLoader worker \(pid ?(\d+)\) is killed by signal: ([^.]+)")
-_WORKER_EXITED = re.compile(r"DataLoader worker \(pid\(s\) ([\d, ]+)\) exited unexpectedly")
+_WORKER_EXITED = re.compile(r"DataLoader worker \(pid(?:\(s\))? ?([\d, ]+)\) exited unexpectedly")
 
 
 def loader_worker_died(error: BaseException, command: str = "") -> str:
@@ -582,8 +582,16 @@ def loader_worker_died(error: BaseException, command: str = "") -> str:
                 f"--shm-size), or fewer loader workers (--num_workers), --num_workers 0 reads the data in this process")
     if killed and how.lower().startswith("terminated"):  # SIGTERM: another process's (the OOM killer's is SIGKILL)
         return f"{said}, sent by another process (a scheduler, a kill); --num_workers 0 reads the data in this process"
-    if killed and not how.lower().startswith("killed"):  # a crash (SIGSEGV, SIGABRT)
+    crash = ("segmentation fault", "aborted", "floating point exception", "illegal instruction", "bad system call",
+             "trace/breakpoint trap")
+    if killed and how.lower().startswith(crash):  # a crash (SIGSEGV, SIGABRT, SIGFPE, SIGILL, SIGSYS, SIGTRAP)
         return f"{said}: a crash while reading or decoding an image; --num_workers 0 reads the data in this process"
+    if killed and how.lower().startswith(("cpu time limit", "file size limit")):  # SIGXCPU, SIGXFSZ: ulimit -t / -f
+        return (f"{said}: a resource limit of this process (ulimit -t, ulimit -f, or a scheduler's) was passed; "
+                f"raise it, or --num_workers 0 reads the data in this process")
+    if killed and not how.lower().startswith("killed"):  # SIGHUP (the terminal closed), SIGINT, SIGQUIT, SIGUSR1, ...
+        return (f"{said}, sent by another process or the terminal (Hangup: the terminal or ssh session closed; "
+                f"nohup, tmux or screen keep a run going); --num_workers 0 reads the data in this process")
     smaller = "" if command == "quantize" else " or a smaller batch_size"  # (quantize has none)
     return (f"{said}; fewer loader workers (--num_workers){smaller} needs less memory, "
             f"--num_workers 0 reads the data in this process")

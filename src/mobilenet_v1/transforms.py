@@ -186,10 +186,16 @@ def _decode_with_pil(data: torch.Tensor, name: str, exif: bool = False) -> torch
     except Exception as e:  # PIL's plugins raise others on damaged files too (a TIFF: TypeError in ImageFile.load)
         # Only what PIL itself raised: an error of our own conversion (pil_rgb's numpy and torch, whose failed
         # CPU allocation is a RuntimeError) is not a damaged file.
+        # The innermost frame of PIL's or ours decides: PIL calls the standard library's Python too (a TIFF whose
+        # XMP tag is ASCII text: TypeError in re.search, called by PIL's getexif as it loads the image).
+        last = ""
         tb = e.__traceback__
-        while tb is not None and tb.tb_next is not None:
+        while tb is not None:
+            module = str(tb.tb_frame.f_globals.get("__name__", ""))
+            if module == "PIL" or module.startswith(("PIL.", "mobilenet_v1")):
+                last = module
             tb = tb.tb_next
-        if tb is None or not str(tb.tb_frame.f_globals.get("__name__", "")).startswith("PIL"):
+        if not last.startswith("PIL"):
             raise
         raise DecodeError(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
 
