@@ -762,7 +762,7 @@ def test_folder_links_resolve_as_a_pass_over_every_file_for_each_link_resolved_t
     order as that pass, for links to folders, to files, to links, to nothing, loops and links under links."""
     import random
 
-    from mobilenet_v1.archive import _resolve_links
+    from mobilenet_v1.archive import _followed, _resolve_links
 
     def by_passes(links, files):  # the listing as each link's pass over every file made it
         pending = list(links.items())
@@ -775,19 +775,9 @@ def test_folder_links_resolve_as_a_pass_over_every_file_for_each_link_resolved_t
                 break
             pending = left
         # Targets through links to folders named by the folders they are (fox -> lynx -> cat), as _resolve_links
-        # names them before its bisection: what this reference checks is that bisection.
+        # names them before its bisection (its _followed: what this reference checks is that bisection).
         by_name = dict(pending)
-
-        def followed(target):
-            for _ in range(len(by_name) + 1):
-                parts = target.split("/")
-                heads = ["/".join(parts[:k]) for k in range(len(parts), 0, -1) if "/".join(parts[:k]) in by_name]
-                if not heads:
-                    break
-                target = os.path.normpath(by_name[heads[0]] + target[len(heads[0]):])
-            return target
-
-        pending = [(name, followed(target)) for name, target in pending]
+        pending = [(name, _followed(target, by_name)) for name, target in pending]
         for name, target in pending:
             if target in files:
                 files[name] = files[target]

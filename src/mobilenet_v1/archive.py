@@ -337,6 +337,18 @@ def _add(member: tarfile.TarInfo, name: str, prefix: str, path: str, files: Dict
                                                                  member.linkname))
 
 
+def _followed(target: str, links: Dict[str, str]) -> str:
+    """``target`` with the links to folders in its path (``links``, name to target) followed, as far as they go;
+    a cycle of links ends after as many steps as there are links (a link to nothing, then)."""
+    for _ in range(len(links) + 1):
+        parts = target.split("/")
+        head = next(("/".join(parts[:k]) for k in range(len(parts), 0, -1) if "/".join(parts[:k]) in links), None)
+        if head is None:
+            break
+        target = posixpath.normpath(links[head] + target[len(head):])
+    return target
+
+
 def _resolve_links(links: Dict[str, str], files: Dict[str, Tuple[int, int]]) -> Dict[str, str]:
     """Each link's name given its target's bytes (``files``), whatever the order the archive stores them in, as
     extracting it leaves them: links to files first, over passes until one resolves nothing more (a link to a
@@ -358,18 +370,7 @@ def _resolve_links(links: Dict[str, str], files: Dict[str, Tuple[int, int]]) -> 
     # A target reached through another link to a folder (fox -> lynx -> cat; dog/x.png -> ../lynx/a.png), as
     # extracting it follows both: named by the folder it is, so that its files are found below.
     by_name = dict(pending)
-
-    def followed(target: str) -> str:
-        for _ in range(len(by_name) + 1):  # (a cycle of links ends here: a link to nothing)
-            parts = target.split("/")
-            head = next(("/".join(parts[:k]) for k in range(len(parts), 0, -1) if "/".join(parts[:k]) in by_name),
-                        None)
-            if head is None:
-                break
-            target = posixpath.normpath(by_name[head] + target[len(head):])
-        return target
-
-    pending = [(name, followed(target)) for name, target in pending]
+    pending = [(name, _followed(target, by_name)) for name, target in pending]
     for name, target in pending:
         if target in files:
             files[name] = files[target]
