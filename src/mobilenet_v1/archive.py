@@ -338,8 +338,9 @@ def _add(member: tarfile.TarInfo, name: str, prefix: str, path: str, files: Dict
 
 
 def _followed(target: str, links: Dict[str, str]) -> str:
-    """``target`` with the links to folders in its path (``links``, name to target) followed, as far as they go;
-    a cycle of links ends after as many steps as there are links (a link to nothing, then)."""
+    """``target`` with the links to folders in its path (``links``, name to target) followed, as far as they go,
+    as ``os.path.realpath`` gives an extracted folder; a cycle of links ends after as many steps as there are
+    links (a link to nothing, then)."""
     for _ in range(len(links) + 1):
         parts = target.split("/")
         head = next(("/".join(parts[:k]) for k in range(len(parts), 0, -1) if "/".join(parts[:k]) in links), None)
@@ -405,18 +406,6 @@ def _resolve_links(links: Dict[str, str], files: Dict[str, Tuple[int, int]]) -> 
     return to_folders
 
 
-def _real_folder(folder: str, folder_links: Dict[str, str]) -> str:
-    """The folder ``folder`` is once the links to folders in its path are followed (``folder_links``, from
-    :func:`_resolve_links`: a link's target holds no link to a folder in its path), as ``os.path.realpath``
-    gives an extracted one."""
-    parts = folder.split("/")
-    for k in range(len(parts), 0, -1):
-        head = "/".join(parts[:k])
-        if head in folder_links:
-            return folder_links[head] + folder[len(head):]
-    return folder
-
-
 def _read_again(names: Sequence[str], folder_links: Dict[str, str], root: str) -> Set[str]:
     """Of ``names`` (files under the folder ``root``: a class folder, or "" for the whole archive), those that a
     walk of ``root`` does not read (:func:`data.image_files_under`): the files of a folder it reaches a second time
@@ -424,7 +413,7 @@ def _read_again(names: Sequence[str], folder_links: Dict[str, str], root: str) -
     in name order, a folder before what it holds, and reads each folder under the first name it reaches it by
     (``cat/2023``, not ``cat/best``)."""
     def real(folder: str) -> str:
-        return _real_folder(folder, folder_links)
+        return _followed(folder, folder_links)
 
     def parent(name: str) -> str:
         return name.rsplit("/", 1)[0] if "/" in name else ""
@@ -705,8 +694,9 @@ def _walk_lock(path: str, cached: str) -> Tuple[Optional[int], Optional[_Listing
     this system or file system, a cache folder that cannot be written): then each walks, as before.
 
     While another process holds the lock, this one waits for the listing to be kept, reading it as soon as it
-    is (a loader worker forked during the walk may hold a copy of the lock longer); a walker that ended
-    without keeping one (killed, a name with a line break) leaves the lock to the next, which walks. After
+    is (a loader worker forked during the walk may hold a copy of the lock longer); a walker killed leaves the
+    lock to the next, which walks, and one that could keep no listing (a name with a line break, a full disk)
+    marks the lock file so (:data:`_UNKEPT`): the others that waited then walk at once, side by side. After
     :data:`WALK_WAIT_NOTE_SECONDS` it says whose walk it waits for (a process stopped with Ctrl-Z waits it too)."""
     try:
         import fcntl
@@ -816,7 +806,7 @@ def _index(path: str, identity: Tuple[int, ...], extensions: Tuple[str, ...],
     outside = sorted(n[strip:] for n, (offset, _) in listing.files.items()
                      if offset < 0 and n.startswith(prefix) and n[strip:] and "/" not in n[strip:])
     # Where each class's folder is, its links followed (class_locations), where the archive holds links to folders.
-    located = {c: _real_folder(prefix + c, listing.folder_links) for c in index} if listing.folder_links else {}
+    located = {c: _followed(prefix + c, listing.folder_links) for c in index} if listing.folder_links else {}
     return index, outside, _unlabelled(listing.files), located
 
 

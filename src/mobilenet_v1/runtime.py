@@ -577,24 +577,27 @@ def loader_worker_died(error: BaseException, command: str = "") -> str:
                      "dmesg or journalctl -k, says)")
     else:
         said = f"a data loader worker process (pid {exited.group(1).strip()}) ended unexpectedly (killed, or crashed)"
-    if killed and how.lower().startswith("bus error"):  # PyTorch's own hint: /dev/shm full (a container's 64 MB)
-        return (f"{said}: shared memory (/dev/shm) ran out, as a container's default 64 MB does; raise it (docker "
-                f"--shm-size), or fewer loader workers (--num_workers), --num_workers 0 reads the data in this process")
-    if killed and how.lower().startswith("terminated"):  # SIGTERM: another process's (the OOM killer's is SIGKILL)
-        return f"{said}, sent by another process (a scheduler, a kill); --num_workers 0 reads the data in this process"
-    crash = ("segmentation fault", "aborted", "floating point exception", "illegal instruction", "bad system call",
-             "trace/breakpoint trap")
-    if killed and how.lower().startswith(crash):  # a crash (SIGSEGV, SIGABRT, SIGFPE, SIGILL, SIGSYS, SIGTRAP)
-        return f"{said}: a crash while reading or decoding an image; --num_workers 0 reads the data in this process"
-    if killed and how.lower().startswith(("cpu time limit", "file size limit")):  # SIGXCPU, SIGXFSZ: ulimit -t / -f
-        return (f"{said}: a resource limit of this process (ulimit -t, ulimit -f, or a scheduler's) was passed; "
-                f"raise it, or --num_workers 0 reads the data in this process")
-    if killed and not how.lower().startswith("killed"):  # SIGHUP (the terminal closed), SIGINT, SIGQUIT, SIGUSR1, ...
-        return (f"{said}, sent by another process or the terminal (Hangup: the terminal or ssh session closed; "
-                f"nohup, tmux or screen keep a run going); --num_workers 0 reads the data in this process")
+    if killed and not how.lower().startswith("killed"):
+        what = next((said_of for names, said_of in _WORKER_SIGNALS if how.lower().startswith(names)),
+                    ", sent by another process or the terminal (Hangup: the terminal or ssh session closed; nohup, "
+                    "tmux or screen keep a run going)")  # SIGHUP, SIGINT, SIGQUIT, SIGUSR1, ...
+        return f"{said}{what}; --num_workers 0 reads the data in this process"
     smaller = "" if command == "quantize" else " or a smaller batch_size"  # (quantize has none)
     return (f"{said}; fewer loader workers (--num_workers){smaller} needs less memory, "
             f"--num_workers 0 reads the data in this process")
+
+
+# A worker's signal other than SIGKILL (the out-of-memory killer's), by the first words of torch's name for it:
+# what it says of the worker's end.
+_WORKER_SIGNALS = (
+    (("bus error",), ": shared memory (/dev/shm) ran out, as a container's default 64 MB does (PyTorch's own hint); "
+                     "raise it (docker --shm-size), or fewer loader workers (--num_workers)"),
+    (("terminated",), ", sent by another process (a scheduler, a kill)"),
+    (("segmentation fault", "aborted", "floating point exception", "illegal instruction", "bad system call",
+      "trace/breakpoint trap"), ": a crash while reading or decoding an image"),
+    (("cpu time limit", "file size limit"), ": a resource limit of this process (ulimit -t, ulimit -f, or a "
+                                            "scheduler's) was passed; raise it"),
+)
 
 
 def peer_lost(error: BaseException) -> str:
