@@ -762,26 +762,12 @@ def test_folder_links_resolve_as_a_pass_over_every_file_for_each_link_resolved_t
     order as that pass, for links to folders, to files, to links, to nothing, loops and links under links."""
     import random
 
-    from mobilenet_v1.archive import _followed, _resolve_links
+    from mobilenet_v1.archive import _links_to_files_resolved, _resolve_links
 
     def by_passes(links, files):  # the listing as each link's pass over every file made it
-        pending = list(links.items())
-        while pending:
-            left = [(name, target) for name, target in pending if target not in files]
-            for name, target in pending:
-                if target in files:
-                    files[name] = files[target]
-            if len(left) == len(pending):
-                break
-            pending = left
-        # Targets through links to folders named by the folders they are (fox -> lynx -> cat), as _resolve_links
-        # names them before its bisection (its _followed: what this reference checks is that bisection).
-        by_name = dict(pending)
-        pending = [(name, _followed(target, by_name)) for name, target in pending]
-        for name, target in pending:
-            if target in files:
-                files[name] = files[target]
-        pending = [(name, target) for name, target in pending if name not in files]
+        # (Links to files, and the targets of links to folders, as _resolve_links finds them: what this reference
+        # checks is the bisection that follows.)
+        pending = _links_to_files_resolved(links, files)
         folder_links = {name for name, _ in pending}
 
         def through_link(n):

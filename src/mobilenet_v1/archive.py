@@ -350,15 +350,11 @@ def _followed(target: str, links: Dict[str, str]) -> str:
     return target
 
 
-def _resolve_links(links: Dict[str, str], files: Dict[str, Tuple[int, int]]) -> Dict[str, str]:
-    """Each link's name given its target's bytes (``files``), whatever the order the archive stores them in, as
-    extracting it leaves them: links to files first, over passes until one resolves nothing more (a link to a
-    link stored before it), then links to folders, each given the files under its target (a target reached
-    through another link to a folder named by the folder it is, as extracting follows both; those under
-    another folder link's name left out, so that a link back to a folder above it is read once); a link to
-    a folder it lies in adds nothing (a folder walk has read that folder already, and reads it once); a
-    link to nothing in the archive is a file that cannot be read (offset -1). Returns the links that gave
-    files, by name: the folder each names."""
+def _links_to_files_resolved(links: Dict[str, str], files: Dict[str, Tuple[int, int]]) -> List[Tuple[str, str]]:
+    """:func:`_resolve_links`' first part: each link to a file given its bytes in ``files``, over passes until one
+    resolves nothing more (a link to a link stored before it), then again with the targets followed through
+    links to folders (``dog/x.png -> ../lynx/a.png``, ``lynx -> cat``), as extracting follows them. Returns the
+    links left, to folders or to nothing, with their targets followed (``fox -> lynx -> cat``: ``cat``)."""
     pending = list(links.items())
     while pending:
         left = [(name, target) for name, target in pending if target not in files]
@@ -368,14 +364,24 @@ def _resolve_links(links: Dict[str, str], files: Dict[str, Tuple[int, int]]) -> 
         if len(left) == len(pending):
             break
         pending = left
-    # A target reached through another link to a folder (fox -> lynx -> cat; dog/x.png -> ../lynx/a.png), as
-    # extracting it follows both: named by the folder it is, so that its files are found below.
     by_name = dict(pending)
     pending = [(name, _followed(target, by_name)) for name, target in pending]
     for name, target in pending:
         if target in files:
             files[name] = files[target]
-    pending = [(name, target) for name, target in pending if name not in files]
+    return [(name, target) for name, target in pending if name not in files]
+
+
+def _resolve_links(links: Dict[str, str], files: Dict[str, Tuple[int, int]]) -> Dict[str, str]:
+    """Each link's name given its target's bytes (``files``), whatever the order the archive stores them in, as
+    extracting it leaves them: links to files first, over passes until one resolves nothing more (a link to a
+    link stored before it), then links to folders, each given the files under its target (a target reached
+    through another link to a folder named by the folder it is, as extracting follows both; those under
+    another folder link's name left out, so that a link back to a folder above it is read once); a link to
+    a folder it lies in adds nothing (a folder walk has read that folder already, and reads it once); a
+    link to nothing in the archive is a file that cannot be read (offset -1). Returns the links that gave
+    files, by name: the folder each names."""
+    pending = _links_to_files_resolved(links, files)
     folder_links = {name for name, _ in pending}
 
     def through_link(n: str) -> bool:
