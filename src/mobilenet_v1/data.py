@@ -1326,8 +1326,8 @@ def _warn_linked_classes(root: str, folders: Sequence[str], located: Optional[Di
     by ``os.path.realpath``."""
     real: Dict[str, List[str]] = {}
     for name in folders:
-        where = os.path.join(root, located[name]) if located is not None else os.path.join(root, name)
-        real.setdefault(where if located is not None else os.path.realpath(where), []).append(name)
+        where = os.path.join(root, located[name]) if located is not None else os.path.realpath(os.path.join(root, name))
+        real.setdefault(where, []).append(name)
     said = [f"{' and '.join(names)} are one folder" for names in real.values() if len(names) > 1]
     for inner in real:  # each folder's parents looked up: ImageNet-21k's 21,841 classes are no 477 million pairs
         outer = os.path.dirname(inner)

@@ -204,23 +204,27 @@ class _AroundBar:
         self._pid = os.getpid()  # a loader worker forked during an epoch inherits this, and a copy of the bar
 
     def write(self, text: str) -> int:
-        lines, _, self._held = (self._held + text).rpartition("\n")
-        if (lines or _) and os.getpid() != self._pid:
+        lines, newline, self._held = (self._held + text).rpartition("\n")
+        if not newline:
+            return len(text)
+        if os.getpid() != self._pid:
             # A loader worker forked during an epoch, with a copy of that epoch's bar: the line is cleared, not
             # drawn again from a stale copy (epoch 1's, in a persistent worker), nor under tqdm's lock, which the
             # fork may have copied held by another thread; the bar's process draws it again at its next step.
             with contextlib.suppress(Exception):
                 self._bar.fp.write("\r\x1b[K")  # the terminal's line erased (tqdm's clear erases its own copy's)
                 self._bar.fp.flush()
-            self.stream.write(lines + "\n")
-            self.stream.flush()
-        elif lines or _:
+            self._put(lines)
+        else:
             with self._bar.get_lock():
                 self._bar.clear(nolock=True)
-                self.stream.write(lines + "\n")
-                self.stream.flush()
+                self._put(lines)
                 self._bar.refresh(nolock=True)
         return len(text)
+
+    def _put(self, lines: str) -> None:
+        self.stream.write(lines + "\n")
+        self.stream.flush()
 
     def flush(self) -> None:
         self.stream.flush()
