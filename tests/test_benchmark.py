@@ -254,13 +254,13 @@ def test_widths_and_sizes_are_made_timed_and_removed_and_wrong_requests_refused(
                        ([], "give model FILEs to time, or --width_mult"),
                        # networks past torch's int64 (a traceback: "Overflow when unpacking long long")
                        (["--width_mult", "1e30"], "--width_mult '1e30': needs numbers above 0 and at most 1e+06"),
-                       (["--width_mult", "0.25", "--class_num", "2e7"], "--class_num: not a whole number: '2e7'"),
+                       (["--width_mult", "0.25", "--class_num", "2.5"], "--class_num: not a whole number: '2.5'"),
                        (["--width_mult", "0.25", "--class_num", "20000000"],
                         "--class_num must be at most 10,000,000, got 20000000"),
                        (["--width_mult", "0.25", "--image_size", "70000"], "and at most 65536"),
                        (["m.onnx", "--batch_size", "99999999999999999999"],
                         "argument --batch_size: 99999999999999999999 is past 2,147,483,647"),
-                       (["m.onnx", "--threads", "1e3"], "argument --threads: not a whole number: '1e3'")):
+                       (["m.onnx", "--threads", "1.5"], "argument --threads: not a whole number: '1.5'")):
         with pytest.raises(SystemExit):
             cli.main(["benchmark", *args])
         assert said in capsys.readouterr().err, args

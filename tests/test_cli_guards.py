@@ -780,6 +780,23 @@ def test_a_commands_own_numbers_at_the_ends_of_their_range_are_taken():
             number(text)
 
 
+def test_a_commands_own_whole_numbers_are_read_as_the_configurations_are():
+    """``--image_size 97.0`` and ``1e3`` are whole numbers for predict and export as they are for train (whose
+    options go through the configuration's reading): predict refused them, "not a whole number"; a fraction, inf
+    and nan are still refused, naming the value."""
+    import argparse
+
+    from mobilenet_v1.config import OptionError, coerce, image_size_number, whole_number
+
+    assert image_size_number("97.0") == 97 == coerce("image_size", "97.0", "--image_size")
+    assert whole_number("1e3") == 1000 == coerce("batch_size", "1e3", "--batch_size")
+    for text in ("97.5", "inf", "-inf", "nan", "1e", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match=f"not a whole number: {text!r}"):
+            whole_number(text)
+        with pytest.raises(OptionError):
+            coerce("image_size", text, "--image_size")
+
+
 def test_another_tools_option_name_is_answered_with_the_option_here(capsys):
     """timm's --model, the ONNX exporters' -o/--opset, --img-size given to an argparse command: the error says what
     does it here, in argparse's "unrecognized" and in its "required" errors alike; every name of the table is one

@@ -788,14 +788,22 @@ def num_workers_problem(value: int) -> str:
 
 
 def _integer(text: str) -> int:
-    """``text`` as int() reads it, or argparse's error for a value that is no whole number (argparse's own named
+    """``text`` as int() reads it, or as a float with no fraction (``97.0``, ``1e3``), as the configuration's keys
+    and train's options take it; else argparse's error for a value that is no whole number (argparse's own named
     the type function: "invalid whole_number value")."""
     import argparse
 
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not number.is_integer():  # also inf and nan
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    return int(number)
 
 
 def whole_number(text: str) -> int:
