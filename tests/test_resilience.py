@@ -630,13 +630,13 @@ def test_the_grace_period_grows_with_the_longest_training_step_and_not_with_an_e
     stop = stopping.StopRequest()
     for step, at in enumerate((1.0, 6.0, 11.0), 1):
         now[0] = at
-        assert not stop.should_stop(step)
+        assert not stop.should_stop()
     assert stop.grace() == 15.0
     stop.agree_now()  # the epoch's end: an evaluation follows
     now[0] = 111.0
-    assert not stop.should_stop(4)
+    assert not stop.should_stop()
     now[0] = 113.0
-    assert not stop.should_stop(5)
+    assert not stop.should_stop()
     assert stop.grace() == 15.0
 
 
@@ -649,7 +649,7 @@ with stopping.StopRequest() as stop:
     os.kill(os.getpid(), signal.SIGTERM)
     print("signalled", flush=True)
     time.sleep(6.0)  # the step under way: 1.5 s of its own after the signal, besides the 4.5 s it is stopped for
-    print("stops after its step:", stop.should_stop(1), stop.agreed, flush=True)
+    print("stops after its step:", stop.should_stop(), stop.agreed, flush=True)
 """
 
 
@@ -687,7 +687,7 @@ with stopping.StopRequest() as stop:
         time.sleep(0.3)
         os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(0.5)  # the step under way ends well within the grace after the signal
-    print("stops after its step:", stop.should_stop(1), stop.agreed, flush=True)
+    print("stops after its step:", stop.should_stop(), stop.agreed, flush=True)
 '''
 
 
@@ -2923,9 +2923,9 @@ stopping.GRACE_SECONDS = 3.0
 with stopping.StopRequest(distributed=True) as stop:
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(2.0)  # a step under way when the signal came; the ranks agree on it only after the next one
-    first = stop.should_stop(1)
+    first = stop.should_stop()
     time.sleep(2.0)  # the next step: it ends 4 s after the signal, 2 s after the step before
-    print("stops after step 2:", first, stop.should_stop(2), stop.agreed, flush=True)
+    print("stops after step 2:", first, stop.should_stop(), stop.agreed, flush=True)
 dist.destroy_process_group()
 '''
 
@@ -2957,7 +2957,7 @@ def test_the_grace_is_ten_seconds_while_the_steps_are_short(monkeypatch):
     assert stop.grace() == 10.0  # before any step
     for step, at in enumerate((2.0, 4.0, 6.0), 1):
         now[0] = at
-        assert not stop.should_stop(step)
+        assert not stop.should_stop()
     assert stop.grace() == 10.0
 
 

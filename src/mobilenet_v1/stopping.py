@@ -156,7 +156,7 @@ def ignore_in_worker(worker_id: int = 0) -> None:
 
 class StopRequest:
     """Installs the handlers and the watchdog for its ``with`` block, from the main thread (elsewhere
-    it only answers "no"). ``should_stop(step)`` after every step, on every rank; ``agree_now()``
+    it only answers "no"). ``should_stop()`` after every step, on every rank; ``agree_now()``
     where every rank waits anyway (an epoch's end)."""
 
     def __init__(self, distributed: bool = False):
@@ -311,9 +311,9 @@ class StopRequest:
             self._longest_step = max(self._longest_step, now - self._last_step)
         self._last_step, self._measure = now, True
 
-    def should_stop(self, global_step: int) -> bool:
-        """Whether the run stops after global step ``global_step`` (counted from 1): the same answer on
-        every rank, which must each call this after every step."""
+    def should_stop(self) -> bool:
+        """Whether the run stops after the step it has just taken: the same answer on every rank, which must
+        each call this after every step."""
         self._stepped()
         if self.agreed:
             return True

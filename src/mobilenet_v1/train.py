@@ -2328,9 +2328,6 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                     dist.check_bad_samples(loader)
                     last_path = writer.save(epoch, i + 1, extra={"epoch_loss": job_tally(tally, dist, device)})
 
-            def stop(i: int, epoch: int = epoch) -> bool:
-                return stopper.should_stop(epoch * steps_per_epoch + i + 1)
-
             def seed_of(i: int, epoch: int = epoch) -> int:
                 return step_seed(cfg.seed, dist.rank, steps.at(epoch, i))
 
@@ -2339,7 +2336,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                                          on_step=on_step, start_step=first, guard=guard, ema=ema,
                                          accumulate=cfg.grad_accum_steps,
                                          augment=functools.partial(augment, epoch) if augment.enabled else None,
-                                         clip_grad_norm=cfg.clip_grad_norm, stop=stop, distill=distill,
+                                         clip_grad_norm=cfg.clip_grad_norm, stop=lambda i: stopper.should_stop(), distill=distill,
                                          step_seed=seed_of if cfg.drop_rate else None, tally=tally)
             except DataError as e:
                 raise saved_before_data_error(e, writer, epoch, (start_epoch, start_step), last_path, tally, cfg,
