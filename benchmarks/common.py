@@ -114,10 +114,12 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
-def machine() -> str:
+def machine(on_cpu: bool = False) -> str:
+    """The machine a figure was taken on: the GPU where there is one, unless the work timed ran on the CPU
+    (``on_cpu``), then the CPU."""
     import torch
 
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and not on_cpu:
         return f"{torch.cuda.get_device_name(0)}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
     return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
 

@@ -34,8 +34,8 @@ feeds the model after the decode (crop/resize, flip, normalise of a batch of tin
 per-sample Python and per-call overhead is most of what there is), R alternating rounds each: the
 package; the crops drawn in that process (as before the loader workers drew them); each crop copied
 into the canvas on its own (as before the canvas was gathered); and evaluation's resize and centre crop,
-with the images of one size resized together (the package) and image by image (as before), of the 63
-sizes of those images and of 256 images of one size. It also counts the ATen operations each
+with the images of one size resized together (the package) and image by image (as before), of those
+images (63 sizes in a batch of 63 or more) and of as many images of one size. It also counts the ATen operations each
 dispatches per batch: on CUDA, each that is not a view is a kernel launch, host time that this CPU's
 timing cannot separate from the work itself.
 """
@@ -59,6 +59,7 @@ from mobilenet_v1.archive import CACHE_ENV, forget_indexes
 from mobilenet_v1.autoaugment import POLICIES, make_augment
 from mobilenet_v1.data import (BatchedImageLoader, EncodedBatch, ImageFolderLoader, collate_encoded, encoded_loader,
                                find_images)
+from mobilenet_v1.runtime import plural
 
 
 def sync(device):
@@ -504,10 +505,11 @@ def host_work(batch_size, rounds, data_dir):
         with DispatchCount() as count:
             feed(name)
         ops[name] = (count.ops, count.not_views)
-    # Evaluation's resize and centre crop, of these images (63 sizes among 256) and of 256 of one size.
+    # Evaluation's resize and centre crop, of these images (63 sizes among 63 or more) and of as many of one size.
     one_size = [images[0].clone() for _ in images]
-    evals = {"evaluation, sizes grouped (the package), 63 sizes": lambda: T.batch_resize_center_crop(images, 16),
-             "evaluation, image by image (before), 63 sizes": lambda: per_image_eval(images, 16),
+    sizes = plural(len({tuple(img.shape[-2:]) for img in images}), "size")
+    evals = {f"evaluation, sizes grouped (the package), {sizes}": lambda: T.batch_resize_center_crop(images, 16),
+             f"evaluation, image by image (before), {sizes}": lambda: per_image_eval(images, 16),
              "evaluation, sizes grouped (the package), one size": lambda: T.batch_resize_center_crop(one_size, 16),
              "evaluation, image by image (before), one size": lambda: per_image_eval(one_size, 16)}
     for name in evals:

@@ -45,7 +45,7 @@ def main() -> None:
         p.error("--workers must be 0 or more and --widths above 0")
     info = make_jpeg_folder(args.data_dir, args.images)
     files = image_files([args.data_dir])[:args.images]
-    rows, out = [], {"machine": machine(), "images": len(files), "mean_kb": round(info["mean_kb"], 1), "results": []}
+    rows, out = [], {"machine": machine(on_cpu=True), "images": len(files), "mean_kb": round(info["mean_kb"], 1), "results": []}
     with tempfile.TemporaryDirectory() as tmp:
         for width in widths:
             path = os.path.join(tmp, f"w{width}.pt")
@@ -72,7 +72,7 @@ def main() -> None:
                 rows.append(row)
                 out["results"].append({"width_mult": width, "num_workers": w, "images_per_s": median(kept),
                                        "rounds": kept, "ratio": ratio})
-    print(f"{machine()}; {len(files)} JPEGs of 500x375 ({info['mean_kb']:.0f} KB), {args.image_size}x"
+    print(f"{machine(on_cpu=True)}; {len(files)} JPEGs of 500x375 ({info['mean_kb']:.0f} KB), {args.image_size}x"
           f"{args.image_size}, batch {args.batch_size}, {torch.get_num_threads()} intra-op threads")
     print_table("predict over a folder, images/s", rows, list(rows[0]))
     if args.json:
