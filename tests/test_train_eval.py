@@ -1440,6 +1440,10 @@ def test_a_recorded_image_size_is_a_positive_whole_number_and_said_by_where_it_c
     assert ckpt_io.image_size_said({"eval_image_size": 40}) == "was trained at"
     assert ckpt_io.image_size_said({"image_size": 32, "bn_recalibration": {"images": 8}}) == (
         "has its BatchNorm statistics measured at (recalibrate-bn)")
+    # Progressive resizing: a checkpoint of its first epochs was not trained at image_size yet (helper-371).
+    assert ckpt_io.image_size_said({"image_size": 96, "image_size_start": 48}) == (
+        "records as its run's training size (progressive resizing from 48 up)")
+    assert ckpt_io.image_size_said({"image_size": 96, "image_size_start": 0}) == "was trained at"
 
 
 def test_progressive_resizing_sizes_grow_to_image_size_in_steps_of_16_and_then_stay():

@@ -768,13 +768,18 @@ def positive_size(value: Any) -> Optional[int]:
 
 def image_size_said(record: Any) -> str:
     """How :func:`recorded_image_size` came about, for messages that say "image_size N is the size P ...":
-    "was trained at"; "has its BatchNorm statistics measured at (recalibrate-bn)"; or, where its run set an
-    evaluation size other than its training size, "records for evaluation (eval_image_size; trained at M)"."""
+    "was trained at"; "has its BatchNorm statistics measured at (recalibrate-bn)"; where its run resized
+    progressively, "records as its run's training size (progressive resizing from S up)", which a checkpoint
+    written before the ramp's end was not yet trained at; or, where its run set an evaluation size other than
+    its training size, "records for evaluation (eval_image_size; trained at M)"."""
     size, trained = recorded_image_size(record), trained_image_size(record)
     if size != trained and trained is not None:
         return f"records for evaluation (eval_image_size; trained at {trained})"
     if isinstance(record, dict) and record.get("bn_recalibration"):
         return "has its BatchNorm statistics measured at (recalibrate-bn)"
+    start = positive_size(record.get("image_size_start")) if isinstance(record, dict) else None
+    if start is not None and trained is not None and start < trained:
+        return f"records as its run's training size (progressive resizing from {start} up)"
     return "was trained at"
 
 
