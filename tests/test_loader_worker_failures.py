@@ -93,3 +93,114 @@ def test_what_pil_raises_through_the_standard_library_is_a_damaged_file():
     for exif in (False, True):
         with pytest.raises(T.DecodeError, match="photo.tif: not a readable image"):
             T.decode_rgb(data, "photo.tif", exif=exif)
+
+
+@pytest.fixture
+def quick_stall_notes(monkeypatch):
+    """Stall notes after 0.4 s of waiting for a batch, looked at every 0.05 s (120 s and 1 s in a run)."""
+    from mobilenet_v1 import stalls
+
+    monkeypatch.setattr(stalls, "STALL_NOTE_SECONDS", 0.4)
+    monkeypatch.setattr(stalls, "STALL_CHECK_SECONDS", 0.05)
+
+
+def slow_for(monkeypatch, name: str, seconds: float) -> None:
+    """The loaders' file reading made to take ``seconds`` for the file called ``name`` (a read that does not
+    return at once: a network file system that stopped answering), in this process and in workers forked after."""
+    import time
+
+    from mobilenet_v1 import data
+
+    read = data.file_bytes
+
+    def slow(path):
+        if path.endswith(name):
+            time.sleep(seconds)
+        return read(path)
+    monkeypatch.setattr(data, "file_bytes", slow)
+
+
+@pytest.mark.parametrize("pipeline, workers", [("cpu", 0), ("cpu", 1), ("gpu", 1)])
+def test_a_pass_that_waits_long_for_a_batch_says_what_its_workers_do(tmp_path, capsys, monkeypatch, pipeline, workers,
+                                                                       quick_stall_notes):
+    """A worker whose read does not return held a pass for ever without a word (PyTorch waits with no time-out,
+    helper-373): a wait past STALL_NOTE_SECONDS is said, with each worker's pid and process state (one sleeping in
+    its read: S), again as it doubles, and the pass goes on when the batch comes; quick batches say nothing."""
+    import re
+
+    from conftest import class_folders_of_photos
+    from mobilenet_v1 import data, stalls
+
+    loader_class = data.ImageFolderLoader if pipeline == "cpu" else data.BatchedImageLoader  # on the CPU here
+    root = class_folders_of_photos(tmp_path / "photos", classes=("a", "b"), per_class=2)
+    read = data.file_bytes
+    slow_for(monkeypatch, "b/1.jpg", 2.0)
+    with loader_class(str(root), batch_size=2, train=False, image_size=16, device=torch.device("cpu"), seed=0,
+                           num_workers=workers) as loader:
+        batches = [y.tolist() for _, y in loader]
+        pids = [p.pid for p in loader.loader._iterator._workers] if workers else []
+    assert batches == [[0, 0], [1, 1]]  # the pass went on when the slow file came
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if line.startswith("note: no batch from")]
+    # At 0.4, 0.8 and 1.6 s of the 2 s wait (and of a slow start of the worker on a loaded machine); a note at
+    # each look, not doubling, would be 40.
+    assert 1 <= len(notes) <= 6, err
+    assert all(line.startswith(f"note: no batch from the loader of {root} for ") for line in notes), notes
+    assert all(0.4 <= float(re.search(r" for ([0-9.]+) s;", line)[1]) < 10 for line in notes), notes
+    if workers:
+        assert any(re.search(rf"its 1 loader workers' states: pid {pids[0]} S \(sleeping(: \w+)?\)\. It waits on;",
+                             line) for line in notes), notes
+    else:
+        assert all("it reads the files in this process (num_workers 0); a read that does not return" in line
+                   for line in notes), notes
+    monkeypatch.setattr(data, "file_bytes", read)
+    monkeypatch.setattr(stalls, "STALL_NOTE_SECONDS", 5.0)  # a worker's start on a loaded machine is no stall
+    with loader_class(str(root), batch_size=2, train=False, image_size=16, device=torch.device("cpu"), seed=0,
+                           num_workers=workers) as loader:
+        assert len(list(loader)) == 2
+    assert "no batch from" not in capsys.readouterr().err
+
+
+def test_a_stall_note_names_a_worker_in_a_read_that_has_not_returned_and_a_stopped_one():
+    """The states a stalled pass is most often held in: D (a read of a network file system that stopped answering)
+    and T (SIGSTOP), each with what it means; a process with no /proc entry is said as such."""
+    from mobilenet_v1 import stalls
+
+    class Worker:
+        def __init__(self, pid):
+            self.pid = pid
+
+    class Workers:
+        _workers = [Worker(11), Worker(12), Worker(13)]
+
+    states = {11: "D (in a read or write that has not returned: rpc_wait_bit_killable)", 12: "T (stopped)",
+              13: "state unknown"}
+    original = stalls.process_state
+    try:
+        stalls.process_state = states.__getitem__
+        note = stalls.stall_note(Workers(), "the loader of /nfs/train", 250.4)
+    finally:
+        stalls.process_state = original
+    assert note == ("note: no batch from the loader of /nfs/train for 250 s; its 3 loader workers' states: pid 11 D "
+                    "(in a read or write that has not returned: rpc_wait_bit_killable), pid 12 T (stopped), pid 13 "
+                    "state unknown; a read that does not return (a network file system, a failing disk) or a worker "
+                    "stopped (SIGSTOP: `kill -CONT PID` continues it) holds the pass. It waits on; Ctrl-C or SIGTERM "
+                    "stops it (a training run with its checkpoint)")
+    assert stalls.process_state(2 ** 22 + 12345) == "state unknown"  # past Linux's largest pid
+
+
+def test_predicts_loader_says_a_long_wait_too(tmp_path, capsys, monkeypatch, quick_stall_notes):
+    from conftest import class_folders_of_photos
+    from mobilenet_v1.predict import Predictor
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x):
+            return torch.tensor([[1.0, 3.0]]).expand(x.shape[0], -1)
+
+    root = class_folders_of_photos(tmp_path / "photos", classes=("a",), per_class=2)
+    slow_for(monkeypatch, "a/1.jpg", 1.0)
+    predictor = Predictor(model=Fixed(), source="fixed", dataset="imagenet2012", image_size=16, names=["x", "y"])
+    results = predictor.top_k([str(root / "a" / "0.jpg"), str(root / "a" / "1.jpg")], k=1, batch_size=1,
+                              num_workers=0)
+    assert [r["top_k"][0]["label"] for r in results] == ["y", "y"]
+    assert "note: no batch from predict's loader for " in capsys.readouterr().err

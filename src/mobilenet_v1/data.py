@@ -42,6 +42,7 @@ from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, Archive
 from .autoaugment import Augment, make_augment
 from .config import ConfigError, cifar_name, is_cifar, normalisation
 from .runtime import launcher_number, plural, shell_path
+from .stalls import watched
 from .stopping import ignore_in_worker
 
 CIFAR_RECORD = 1 + 3 * 32 * 32  # label byte + 3,072 pixel bytes
@@ -2240,7 +2241,8 @@ class ImageFolderLoader(DeviceLoader):
         return self._len
 
     def __iter__(self):
-        for images, labels, bad in self.loader:
+        workers = iter(self.loader)
+        for images, labels, bad in watched(workers, workers, f"the loader of {self.root}"):
             if bad:
                 self.bad_samples.record(bad)
             if not len(images) and images.shape[-1] != self.image_size:  # every file of the batch unreadable
@@ -2721,9 +2723,10 @@ class BatchedImageLoader(DeviceLoader):
         # and PyTorch installs its handler for a worker's sudden death (SIGCHLD) only from the main
         # thread; made in a background thread, such a death is seen only at the next 5 s check.
         workers = iter(self.loader)
+        batches = self.batches(watched(workers, workers, f"the loader of {self.root}"))
         if self.device.type == "cuda":
-            return iter(BackgroundBatches(self.batches(workers), self.device))
-        return self.batches(workers)
+            return iter(BackgroundBatches(batches, self.device))
+        return batches
 
 
 class DecodedBatch(NamedTuple):

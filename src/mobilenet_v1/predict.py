@@ -52,6 +52,7 @@ from .engine import ranked, resolve_device, without_underflowed
 from .model import PADDINGS
 from .onnx_io import DeployedModel, is_deployed_file, load_deployed, refuse_gpu
 from .runtime import csv_text, json_text, library_defaults, print0
+from .stalls import watched
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 # CIFAR-100's fine labels in label order (its fine_label_names.txt).
@@ -412,7 +413,7 @@ class Predictor:
         results: List[Dict[str, Any]] = []
         batches = iter(loader)
         try:
-            self._predict_batches(batches, results, normalize, valid, k)
+            self._predict_batches(watched(batches, batches, "predict's loader"), results, normalize, valid, k)
         finally:
             # Its workers ended here, however the loop ends: an error's traceback keeps the iterator (and them)
             # alive into the interpreter's exit, where multiprocessing sends them one SIGTERM, which they serve on

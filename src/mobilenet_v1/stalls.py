@@ -1,0 +1,137 @@
+"""A pass that waits too long for its loader's next batch says so, naming what its workers are doing.
+
+A loader worker whose read does not return (a network file system that stopped answering, a failing disk, a
+worker stopped with SIGSTOP) holds a pass for ever without a word: PyTorch's DataLoader waits with no time-out.
+:func:`watched` times each wait for a batch; one thread for the whole process looks at the waits under way, and
+one longer than :data:`STALL_NOTE_SECONDS` is said on standard error, again each time it doubles, with each
+worker's process state as Linux's ``/proc`` gives it (``D``: in a read or write that has not returned). The
+pass itself goes on waiting: the note only says where the time goes, and Ctrl-C or SIGTERM still stops a run
+with its checkpoint.
+"""
+import itertools
+import sys
+import threading
+import time
+from typing import Any, Dict, Iterator, List, Optional
+
+from .runtime import rank_label
+
+# A wait for one batch after which the pass says what its workers do. A batch of 256 ImageNet photos takes well
+# under a second; the first one of a pass, while the workers start, a few seconds.
+STALL_NOTE_SECONDS = 120.0
+STALL_CHECK_SECONDS = 1.0  # how often the watching thread looks at the waits
+# The watching thread woke this much later than it asked: the process was stopped (SIGSTOP, Ctrl-Z, a suspended
+# virtual machine), and that time was not the workers'.
+_STOPPED_SECONDS = 5.0
+
+_STATES = {"R": "running", "S": "sleeping", "D": "in a read or write that has not returned", "T": "stopped",
+           "t": "stopped by a debugger", "Z": "ended, not yet reaped", "X": "ended", "I": "idle"}
+
+
+class _Wait:
+    def __init__(self, workers: Any, what: str):
+        self.workers, self.what = workers, what
+        self.since = time.monotonic()
+        self.note_at = STALL_NOTE_SECONDS
+
+
+_waits: Dict[int, _Wait] = {}
+_lock = threading.Lock()
+_thread: Optional[threading.Thread] = None
+_keys = itertools.count()
+
+
+def watched(batches: Iterator, workers: Any, what: str) -> Iterator:
+    """``batches`` (a DataLoader's iterator, ``workers``, or what reads from one), each wait for the next one
+    watched as the module says; ``what`` names the loader in the note ("the loader of /data/train")."""
+    key = next(_keys)
+    try:
+        while True:
+            _start(key, workers, what)
+            try:
+                item = next(batches)
+            except StopIteration:
+                return
+            finally:
+                _end(key)
+            yield item
+    finally:
+        _end(key)
+
+
+def _start(key: int, workers: Any, what: str) -> None:
+    global _thread
+    with _lock:
+        _waits[key] = _Wait(workers, what)
+        if _thread is None or not _thread.is_alive():
+            _thread = threading.Thread(target=_watch, name="mobilenet-v1-stalls", daemon=True)
+            _thread.start()
+
+
+def _end(key: int) -> None:
+    with _lock:
+        _waits.pop(key, None)
+
+
+def _watch() -> None:
+    last = time.monotonic()
+    while True:
+        time.sleep(STALL_CHECK_SECONDS)
+        now = time.monotonic()
+        stopped = now - last - STALL_CHECK_SECONDS
+        last = now
+        due = []
+        with _lock:
+            for wait in _waits.values():
+                if stopped > _STOPPED_SECONDS:
+                    wait.since += stopped
+                waited = now - wait.since
+                if waited >= wait.note_at:
+                    wait.note_at *= 2
+                    due.append((wait, waited))
+        for wait, waited in due:
+            try:
+                print(stall_note(wait.workers, wait.what, waited), file=sys.stderr, flush=True)
+            except (OSError, ValueError):  # standard error closed or gone: the pass goes on as before
+                pass
+
+
+def stall_note(workers: Any, what: str, waited: float) -> str:
+    """The note of a wait of ``waited`` seconds for a batch of ``workers`` (a DataLoader's iterator)."""
+    processes = getattr(workers, "_workers", None) or []
+    if processes:
+        states = [process_state(p.pid) for p in processes]
+        held = (f"its {len(processes)} loader workers' states: "
+                + ", ".join(f"pid {p.pid} {s}" for p, s in zip(processes, states)))
+    else:
+        states, held = [], "it reads the files in this process (num_workers 0)"
+    hints = []
+    if any(s.startswith("D") for s in states) or not processes:
+        hints.append("a read that does not return (a network file system, a failing disk)")
+    if any(s.startswith(("T", "t")) for s in states):
+        hints.append("a worker stopped (SIGSTOP: `kill -CONT PID` continues it)")
+    why = f"; {' or '.join(hints)} holds the pass" if hints else ""
+    seconds = f"{waited:.0f}" if waited >= 10 else f"{waited:.1f}"
+    return (f"note{rank_label()}: no batch from {what} for {seconds} s; {held}{why}. It waits on; Ctrl-C or "
+            f"SIGTERM stops it (a training run with its checkpoint)")
+
+
+def process_state(pid: int) -> str:
+    """Process ``pid``'s state from ``/proc`` ("D (in a read or write that has not returned: nfs_wait_bit)"),
+    its kernel wait channel where Linux shows one; "state unknown" where there is no ``/proc`` (macOS) or the
+    process has gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields: List[str] = f.read().rpartition(")")[2].split()  # the name in parentheses may hold spaces
+        state = fields[0]
+    except (OSError, IndexError):
+        return "state unknown"
+    said = _STATES.get(state, "")
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            channel = f.read().strip()
+    except OSError:
+        channel = ""
+    if channel and channel != "0" and state in "DS":
+        said = f"{said}: {channel}" if said else channel
+    return f"{state} ({said})" if said else state
