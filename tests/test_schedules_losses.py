@@ -441,3 +441,22 @@ def test_cross_entropy_smooth_sums_and_keeps_each_samples_loss_as_asked():
         pytest.approx(per.sum().item(), rel=1e-6)
     assert CrossEntropySmooth(smooth_factor=0.1, num_classes=3)(logits, labels).item() == \
         pytest.approx(per.mean().item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("spe", [1, 3, 7, 24, 312])
+def test_exponential_stepped_once_an_epoch_decays_at_timms_epochs_for_a_fractional_period(spe):
+    """timm's --sched step --decay-epochs 2.4: lr_max * rate ** (epoch // 2.4), whatever the steps an epoch
+    (int(steps_per_epoch x 2.4) steps decayed every 2 epochs at 1 step an epoch)."""
+    lr = get_lr(0.0, 0.0, 1.0, 0, 40, spe, "exponential", 0.5, 2.4, per_epoch=True)[::spe]
+    np.testing.assert_array_equal(lr, np.array([0.5 ** (e // 2.4) for e in range(40)], dtype=np.float32))
+
+
+@pytest.mark.parametrize("prefix", [False, True])
+def test_exponential_stepped_once_an_epoch_after_a_warmup_counts_timms_periods(prefix):
+    """After 2 warm-up epochs, timm's periods count from epoch 0 (its default) or from the warm-up's end
+    (--warmup-prefix), as --warmup_prefix False / True say, at 2.4 epochs of 3 steps."""
+    lr = get_lr(0.0, 0.0, 1.0, 2, 30, 3, "exponential", 0.5, 2.4, per_epoch=True, warmup_prefix=prefix)[::3]
+    after = 2 if prefix else 0
+    np.testing.assert_array_equal(lr[2:], np.array([0.5 ** ((e - after) // 2.4) for e in range(2, 30)],
+                                                   dtype=np.float32))
+    assert lr[0] < lr[1] < 1.0

@@ -118,6 +118,20 @@ def get_lr(lr_init: float, lr_end: float, lr_max: float, warmup_epochs: int, tot
     warmup_steps = steps_per_epoch * warmup_epochs
     period = decay_period(decay_epochs, steps_per_epoch)
     steps = range(total_steps)[start:stop]
+    if per_epoch and lr_decay_mode == "exponential":
+        # Stepped once an epoch (timm's StepLRScheduler, torch's StepLR): the k-th decay at the first epoch at or
+        # past k x decay_epochs (timm's epoch // decay_t), counted in epochs, not in int(steps_per_epoch x
+        # decay_epochs) steps, which at a few steps an epoch decays early (2.4 epochs of 1 step: every 2 epochs).
+        after = warmup_epochs if warmup_prefix else 0
+
+        def rate(i: int) -> float:
+            epoch = i // steps_per_epoch
+            if epoch < warmup_epochs:
+                return lr_at(epoch * steps_per_epoch, lr_init, lr_end, lr_max, warmup_steps, total_steps,
+                             lr_decay_mode, decay_rate, period, warmup_prefix)
+            return float(lr_max) * float(decay_rate) ** math.floor(round((epoch - after) / decay_epochs, 9))
+
+        return np.array([rate(i) for i in steps]).astype(np.float32)
     values = [lr_at(i - i % steps_per_epoch if per_epoch else i, lr_init, lr_end, lr_max, warmup_steps, total_steps,
                     lr_decay_mode, decay_rate, period, warmup_prefix) for i in steps]
     return np.array(values).astype(np.float32)
