@@ -1568,6 +1568,32 @@ def test_class_num_below_the_labels_of_cifar_binaries_is_refused(cifar_dir, tmp_
         train.check_class_num(cfg, loader, evaluates=False)
 
 
+def test_a_training_split_whose_images_are_all_of_one_class_is_refused(tmp_path):
+    """An empty class folder beside one class of images, or CIFAR files whose records all hold label 2, trained
+    without a word, every evaluation scoring 1.0 whatever the model did (helper-380), where one class folder, or
+    labels of 0 alone, were refused: it is the classes that hold images that are counted."""
+    from conftest import class_folders_of_photos
+
+    photos = class_folders_of_photos(tmp_path / "photos", classes=("a",), per_class=6)
+    (photos / "b").mkdir()
+    with pytest.raises(ConfigError, match=r"dataset_path .*photos: it has 2 class folders, of which only a holds "
+                                          r"images; a classifier needs images of two classes or more$"):
+        train.run(load_config(["--dataset=imagenet2012", f"--dataset_path={photos}", "--class_num=2",
+                               "--val_split=0.2", "--image_size=32", "--batch_size=2", "--epoch_size=1",
+                               f"--save_checkpoint_path={tmp_path / 'f'}"]))
+    assert not (tmp_path / "f").exists()
+    cifar = tmp_path / "cifar"
+    (cifar / "cifar-10-batches-bin").mkdir(parents=True)
+    (cifar / CIFAR_EVAL_FOLDER).mkdir()
+    y = np.full(8, 2)
+    write_cifar_bin(str(cifar / "cifar-10-batches-bin" / "data_batch_1.bin"), class_images(y, 1), y)
+    write_cifar_bin(str(cifar / CIFAR_EVAL_FOLDER / "test_batch.bin"), class_images(y, 2), y)
+    with pytest.raises(ConfigError, match=r"it has labels 0\.\.2 in its \.bin files, of which only label 2 holds "
+                                          r"images; a classifier needs images of two classes or more$"):
+        train.run(load_config(SMALL + [f"--dataset_path={cifar}", f"--save_checkpoint_path={tmp_path / 'c'}"]))
+    assert not (tmp_path / "c").exists()
+
+
 def test_cifar_class_num_past_the_formats_classes_gets_the_note_image_folders_get(cifar_dir, capsys):
     """train --dataset cifar10 --class_num 100 trained 90 outputs no label reaches without a word, where an
     image folder far below class_num gets a note; the format's own count (a subset's too) gets none."""

@@ -416,6 +416,17 @@ def check_class_num(cfg: Config, loader, evaluates: bool, eval_loader=None) -> N
         wrapped = wrapped_classes(folder) if loader.classes is not None and not cifar and found == 1 else ""
         raise ConfigError(f"dataset_path {cfg.dataset_path}: it has {where}; a classifier needs two classes or "
                           f"more" + (f"; {wrapped}" if wrapped else ""))
+    # Labels that have images: an empty class folder beside one class of images, or a CIFAR file whose records all
+    # hold label 2 (labels 0..2), is still one class to learn: every image has the one label, and the evaluations
+    # score 1.0 whatever the model does (a file of label 0 alone, or one class folder, was refused above).
+    labelled = getattr(getattr(loader, "sampler", None), "all_labels", None)
+    present = torch.unique(torch.as_tensor(labelled(), dtype=torch.long)) if labelled else None
+    if present is not None and len(present) < 2:
+        only = int(present[0]) if len(present) else -1
+        name = loader.classes[only] if loader.classes and 0 <= only < len(loader.classes) else f"label {only}"
+        held = f"only {name} holds images" if len(present) else "no class holds images"
+        raise ConfigError(f"dataset_path {cfg.dataset_path}: it has {where}, of which {held}; a classifier needs "
+                          f"images of two classes or more")
     # CIFAR-100's coarse labels (20 superclasses) are not what is read: its fine ones are.
     coarse = (" (CIFAR-100's fine labels are read, not its 20 coarse ones)"
               if cfg.dataset == "cifar100" and cfg.class_num == 20 else "")
