@@ -371,3 +371,33 @@ def test_an_out_of_range_temperature_is_refused_before_training(value, tmp_path)
             Distiller(Fixed(torch.zeros(2, 4)), 0.5, t)
     d = Distiller(Fixed(torch.zeros(2, 4)), 1.0, 1000.0)  # the largest allowed: still a finite loss
     assert torch.isfinite(d(torch.tensor(1.0), torch.randn(2, 4) * 5, torch.randn(2, 4) * 5))
+
+
+def test_a_sigterm_during_the_teachers_evaluation_stops_the_run_saying_so_in_its_log(cifar_dir, tmp_path):
+    """The teacher's evaluation before the first step (minutes on a large split) ran outside the stop handlers: a
+    SIGTERM there ended the process by its default action, log.txt saying nothing of it (helper-380). Now it is
+    heard as during training: the run stops after its first step, with a checkpoint, and log.txt says why."""
+    import subprocess
+    import sys
+
+    teacher = tmp_path / "teacher.ckpt"
+    ckpt_io.atomic_save({"model": MobileNetV1(4, 0.25).state_dict(),
+                         "config": {"dataset": "cifar10", "image_size": 32}}, str(teacher))
+    script = (
+        "import os, signal, sys\n"
+        "from mobilenet_v1 import cli, train\n"
+        "evaluate = train.evaluate_accuracy\n"
+        "def signalled(*args, **kwargs):\n"
+        "    train.evaluate_accuracy = evaluate\n"  # the first evaluation alone: the teacher's
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return evaluate(*args, **kwargs)\n"
+        "train.evaluate_accuracy = signalled\n"
+        "sys.exit(cli.main(['train'] + sys.argv[1:]))\n")
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-c", script, *SMALL, f"--dataset_path={cifar_dir}", "--epoch_size=2",
+                           "--eval_interval=2", f"--teacher={teacher}", f"--save_checkpoint_path={out}"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    log = (out / "log.txt").read_text() if (out / "log.txt").exists() else ""
+    assert done.returncode != 0 and "SIGTERM received: stopping after the step under way" in log, \
+        (done.returncode, done.stderr[-2000:], log[-2000:])
+    assert "teacher: top-1" in log and list(out.glob("*.ckpt")), log[-2000:]

@@ -2211,21 +2211,6 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             print0(top5_note)
             top5_note = ""
 
-    if distill is not None and eval_loader is not None and not resumed_from:
-        # At the evaluations' size and batch, which a program need not take (it is fed training batches):
-        # program_teacher tried them.
-        why = getattr(distill.teacher, "unevaluable", "")
-        if why:
-            print0(f"teacher: not evaluated on the eval split, whose batches of {cfg.eval_batch_size or cfg.batch_size}"
-                   f" at image_size {cfg.eval_size} it does not take ({why}); it is fed training batches, which it "
-                   f"does")
-        else:
-            with torch.random.fork_rng(devices=[]):  # the loader's workers draw their seeds: keep the run's stream
-                print0(teacher_line(evaluate_accuracy(distill.teacher, eval_loader, device, precision, dist),
-                                    eval_loader.num_classes))
-            say_top5_note()
-    if rng is not None:
-        ckpt_io.set_rng_state(rng)
     last_path, result, epoch_seconds = resumed_from, None, []
     sizes_by_epoch = training_sizes(cfg)
     stopper = StopRequest(dist.enabled)
@@ -2285,6 +2270,25 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         return f"early stopping after epoch {done} of {cfg.epoch_size}: {evaluations.line()}: {saved}"
 
     with stopper:
+        # The teacher's evaluation (minutes on a large split) inside the stop handlers: a SIGTERM there ended the
+        # process by its default action, log.txt without a word of it (helper-380). Now the run stops after its
+        # first step, or the watchdog ends it after its grace, saying why, in log.txt too.
+        if distill is not None and eval_loader is not None and not resumed_from:
+            # At the evaluations' size and batch, which a program need not take (it is fed training batches):
+            # program_teacher tried them.
+            why = getattr(distill.teacher, "unevaluable", "")
+            if why:
+                print0(f"teacher: not evaluated on the eval split, whose batches of "
+                       f"{cfg.eval_batch_size or cfg.batch_size} at image_size {cfg.eval_size} it does not take "
+                       f"({why}); it is fed training batches, which it does")
+            else:
+                # the loader's workers draw their seeds: keep the run's stream
+                with torch.random.fork_rng(devices=[]):
+                    print0(teacher_line(evaluate_accuracy(distill.teacher, eval_loader, device, precision, dist),
+                                        eval_loader.num_classes))
+                say_top5_note()
+        if rng is not None:
+            ckpt_io.set_rng_state(rng)
         stopped_early, done, halted, owes = 0, start_epoch, "", False
         if owed:
             print0(f"resume: epoch {start_epoch}'s evaluation was left out when the run stopped: it comes first")
