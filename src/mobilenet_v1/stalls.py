@@ -12,7 +12,7 @@ import itertools
 import sys
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from .runtime import rank_label
 
@@ -37,46 +37,59 @@ class _Wait:
 
 _waits: Dict[int, _Wait] = {}
 _lock = threading.Lock()
-_thread: Optional[threading.Thread] = None
+_passes = 0  # the watched passes under way: the thread runs while there is one
+_watcher: Optional[Tuple[threading.Thread, threading.Event]] = None
 _keys = itertools.count()
 
 
 def watched(batches: Iterator, workers: Any, what: str) -> Iterator:
     """``batches`` (a DataLoader's iterator, ``workers``, or what reads from one), each wait for the next one
-    watched as the module says; ``what`` names the loader in the note ("the loader of /data/train")."""
+    watched as the module says; ``what`` names the loader in the note ("the loader of /data/train"). The
+    watching thread runs while a pass is under way: it ends with the last one, exhausted or left (closed)."""
     key = next(_keys)
+    _begin_pass()
     try:
         while True:
-            _start(key, workers, what)
+            with _lock:
+                _waits[key] = _Wait(workers, what)
             try:
                 item = next(batches)
             except StopIteration:
                 return
             finally:
-                _end(key)
+                with _lock:
+                    _waits.pop(key, None)
             yield item
     finally:
-        _end(key)
+        _end_pass()
 
 
-def _start(key: int, workers: Any, what: str) -> None:
-    global _thread
+def _begin_pass() -> None:
+    global _passes, _watcher
     with _lock:
-        _waits[key] = _Wait(workers, what)
-        if _thread is None or not _thread.is_alive():
-            _thread = threading.Thread(target=_watch, name="mobilenet-v1-stalls", daemon=True)
-            _thread.start()
+        _passes += 1
+        if _watcher is None:
+            stop = threading.Event()
+            thread = threading.Thread(target=_watch, args=(stop,), name="mobilenet-v1-stalls", daemon=True)
+            thread.start()
+            _watcher = (thread, stop)
 
 
-def _end(key: int) -> None:
+def _end_pass() -> None:
+    global _passes, _watcher
     with _lock:
-        _waits.pop(key, None)
+        _passes -= 1
+        ending, _watcher = (_watcher, None) if _passes == 0 else (None, _watcher)
+    if ending is not None:
+        thread, stop = ending
+        stop.set()
+        if thread is not threading.current_thread():
+            thread.join(timeout=1)
 
 
-def _watch() -> None:
+def _watch(stop: threading.Event) -> None:
     last = time.monotonic()
-    while True:
-        time.sleep(STALL_CHECK_SECONDS)
+    while not stop.wait(STALL_CHECK_SECONDS):
         now = time.monotonic()
         stopped = now - last - STALL_CHECK_SECONDS
         last = now
