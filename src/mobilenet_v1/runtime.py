@@ -410,9 +410,12 @@ def library_defaults(training: bool = False) -> Iterator[None]:
                 stack.enter_context(torch.autocast(device_type=device, enabled=False))
             # Out of a caller's inference_mode whatever the command: a model built in it is of inference tensors,
             # which a quantization-aware model's forward (qat.was_observed: t._version) cannot read.
+            # inference_mode(False) also turns gradients on (c10::InferenceMode(false) sets GradMode to true): the
+            # caller's grad mode is put back, so that a no_grad block around this one (Predictor.top_k's) stays
+            # without gradients; predict's forward recorded an autograd graph, 1.6x its time on the CPU.
+            grad = torch.is_grad_enabled()
             stack.enter_context(torch.inference_mode(False))
-            if training:
-                stack.enter_context(torch.enable_grad())
+            stack.enter_context(torch.enable_grad() if training else torch.set_grad_enabled(grad))
             yield
     finally:
         torch.set_default_dtype(before)
