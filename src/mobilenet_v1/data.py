@@ -1062,7 +1062,7 @@ class CifarLoader(DeviceLoader):
                     x = T.flip_where(x, upside_down[part], dim=-2)
                 if plans:  # at 32x32, before the resize, as torchvision's CIFAR-10 recipes
                     x = self.auto_augment.apply_plans(x, plans, part)
-            x = T.batch_resize_uint8(x, self.image_size)
+            x = T.batch_resize_uint8(x, self.image_size, torch.float32)  # rounded as uint8, normalised next
             yield self.normalize(x), self.labels[idx]
 
 

@@ -469,13 +469,17 @@ def crop_at(images: torch.Tensor, padding: int, dy: torch.Tensor, dx: torch.Tens
     return out.permute(0, 3, 1, 2)
 
 
-def batch_resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Bilinear resize of a uint8 batch to (size, size), rounded back to uint8 as the seed's Resize is."""
+def batch_resize_uint8(images: torch.Tensor, size: int, dtype: torch.dtype = torch.uint8) -> torch.Tensor:
+    """Bilinear resize of a uint8 batch to (size, size), rounded back to uint8 as the seed's Resize is. ``dtype``
+    float32: those rounded values left in float32, for :class:`Normalize` next (CIFAR's loader): the same batch
+    after it, without a pass to uint8 and one back (a batch of 128 at 224: 19 million values a pass). A batch
+    already of that size is returned as it is, uint8."""
     if images.shape[-2:] == (size, size):
         return images
     out = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False,
                         antialias=size < max(images.shape[-2:]))
-    return out.round_().clamp_(0, 255).to(torch.uint8)
+    out = out.round_().clamp_(0, 255)
+    return out if dtype == torch.float32 else out.to(dtype)
 
 
 class Normalize:
@@ -494,7 +498,8 @@ class Normalize:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         images = images.contiguous(memory_format=torch.channels_last) if self.channels_last else images.contiguous()
-        out = torch.addcmul(self.shift, images.float(), self.scale)
+        # uint8 promoted inside addcmul: one pass and one float tensor, not a float copy first (the same values)
+        out = torch.addcmul(self.shift, images if images.dtype == torch.uint8 else images.float(), self.scale)
         if self.channels_last:
             out = out.contiguous(memory_format=torch.channels_last)
         return out
