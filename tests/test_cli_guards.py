@@ -571,7 +571,7 @@ def test_the_soft_limit_of_open_files_is_raised_to_at_most_65536_and_never_lower
     inherits it; a soft limit already at or above that, or unlimited, is left as it is."""
     import resource
 
-    from mobilenet_v1 import runtime
+    from mobilenet_v1 import cli
 
     inf = resource.RLIM_INFINITY
     for limits, wanted in (((1024, 1 << 20), (1 << 16, 1 << 20)), ((1024, inf), (1 << 16, inf)),
@@ -579,7 +579,7 @@ def test_the_soft_limit_of_open_files_is_raised_to_at_most_65536_and_never_lower
         set_to = []
         monkeypatch.setattr(resource, "getrlimit", lambda which, limits=limits: limits)
         monkeypatch.setattr(resource, "setrlimit", lambda which, value: set_to.append(tuple(value)))
-        runtime.raise_open_files_limit()
+        cli.raise_open_files_limit()
         assert set_to == ([wanted] if wanted else []), limits
 
 
@@ -594,6 +594,19 @@ def test_the_command_line_raises_its_soft_limit_of_open_files_to_the_hard_one():
             "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0] == min(hard, 1 << 16) or hard <= 64)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("True")
+
+
+def test_the_command_lines_usage_and_version_print_without_importing_torch():
+    """`mobilenet-v1 --help`, `--version` and `eval --help` import no torch (2-4 s of a 2-core CPU's start, and
+    --version is to answer where torch itself is broken); the open-files limit is still raised first."""
+    code = ("import sys, contextlib, io; from mobilenet_v1 import cli\n"
+            "for argv in (['--help'], ['--version'], ['eval', '--help'], ['train', '--help']):\n"
+            "    sys.argv = ['mobilenet-v1', *argv]\n"
+            "    with contextlib.redirect_stdout(io.StringIO()):\n"
+            "        assert cli.main() == 0, argv\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 def test_running_out_of_memory_is_one_line_and_other_errors_still_surface(monkeypatch, capsys):

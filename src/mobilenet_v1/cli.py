@@ -538,6 +538,26 @@ class ClosedOutput(io.TextIOBase):
         return 1
 
 
+OPEN_FILES_WANTED = 1 << 16  # what raise_open_files_limit asks for: loader workers' batches, with room to spare
+
+
+def raise_open_files_limit() -> None:
+    """Raise this process's soft limit of open files (``ulimit -n``) to its hard limit, as a user may: the
+    DataLoader's workers pass each batch's tensors to the main process as file descriptors (torch's
+    ``file_descriptor`` sharing), and a low soft limit (a container's 1024, or less) ends a run with
+    ``--num_workers`` part way through an epoch or its evaluation."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        # At most OPEN_FILES_WANTED: a hard limit of 2^30 (containerd's "infinity") made the soft one that high,
+        # inherited by every child, and a child that closes each descriptor up to it (no close_range) stalls.
+        wanted = OPEN_FILES_WANTED if hard == resource.RLIM_INFINITY else min(hard, OPEN_FILES_WANTED)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ImportError, ValueError, OSError):  # no such limit here (Windows), or not ours to change
+        pass
+
+
 def _standard_streams_opened() -> None:
     """Descriptors 0-2 closed at the start (`>&-`, `2>&-`, a daemon's) each take os.devnull, so that no file the
     command opens later (a run's lock file, a checkpoint's temporary file, an export's) becomes descriptor 1 or 2,
@@ -561,8 +581,7 @@ def _standard_streams_opened() -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv_given = argv
     if argv is None:  # the command line's own process: not a Python caller's, whose limits are its own
-        from .runtime import raise_open_files_limit
-        raise_open_files_limit()
+        raise_open_files_limit()  # here, not in runtime, which imports torch: the usage and --version print without it
         _standard_streams_opened()
     argv = list(sys.argv[1:] if argv is None else argv)
     name, rest = (argv[0], argv[1:]) if argv else ("", [])

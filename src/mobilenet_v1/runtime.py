@@ -503,26 +503,6 @@ def error_line(command: str, error: BaseException) -> Optional[str]:
     return None
 
 
-OPEN_FILES_WANTED = 1 << 16  # what raise_open_files_limit asks for: loader workers' batches, with room to spare
-
-
-def raise_open_files_limit() -> None:
-    """Raise this process's soft limit of open files (``ulimit -n``) to its hard limit, as a user may: the
-    DataLoader's workers pass each batch's tensors to the main process as file descriptors (torch's
-    ``file_descriptor`` sharing), and a low soft limit (a container's 1024, or less) ends a run with
-    ``--num_workers`` part way through an epoch or its evaluation."""
-    try:
-        import resource
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        # At most OPEN_FILES_WANTED: a hard limit of 2^30 (containerd's "infinity") made the soft one that high,
-        # inherited by every child, and a child that closes each descriptor up to it (no close_range) stalls.
-        wanted = OPEN_FILES_WANTED if hard == resource.RLIM_INFINITY else min(hard, OPEN_FILES_WANTED)
-        if soft != resource.RLIM_INFINITY and soft < wanted:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-    except (ImportError, ValueError, OSError):  # no such limit here (Windows), or not ours to change
-        pass
-
-
 def too_many_open_files(error: BaseException) -> str:
     """Where ``error`` says this process ran out of file descriptors (EMFILE, or the DataLoader's RuntimeError
     about it): what to do, with the limit; "" for any other error."""
