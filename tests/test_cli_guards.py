@@ -476,6 +476,20 @@ def test_our_warnings_are_one_line_and_a_one_class_folder_is_refused_for_trainin
     assert capsys.readouterr().err.endswith("it has 1 class folder; a classifier needs two classes or more\n")
 
 
+def test_a_stale_rank_alone_silences_nothing(monkeypatch, capsys):
+    """RANK without WORLD_SIZE (a stale shell's, a scheduler's) is no torchrun job: the one process reports (eval,
+    predict and train printed nothing and exited 0; train wrote no log.txt)."""
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("RANK", "1")
+    from mobilenet_v1 import runtime
+
+    runtime.print0("said")
+    assert capsys.readouterr().out == "said\n"
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun's rank 1: silent
+    runtime.print0("said")
+    assert capsys.readouterr().out == ""
+
+
 def test_a_launcher_setting_world_size_alone_breaks_nothing(monkeypatch, capsys):
     """WORLD_SIZE without RANK (or empty) is no torchrun job: the command runs, its errors say no rank."""
     for value in ("2", ""):
@@ -1205,3 +1219,32 @@ def test_a_cifar_model_given_a_folder_of_photos_is_asked_for_its_binaries_not_se
     cifar = write_cifar_dir(tmp_path / "cifar")
     assert ckpt_io.trained_dataset("m.onnx", "cifar10", None, data=("--calib_data", str(cifar))) == "cifar10"
     assert ckpt_io.trained_dataset("m.onnx", "imagenet2012", None, data=("--calib_data", str(photos))) == "imagenet2012"
+
+
+def test_a_warning_made_an_error_by_pythonwarnings_is_one_line_and_a_photo_still_decodes(tmp_path, capsys):
+    """Under PYTHONWARNINGS=error (python -W error) a warning of ours ended a command with a traceback (data-stats
+    of a folder with class folders Cat and cat), and torchvision 0.29's notice that its decoders move to TorchCodec
+    ended every command that reads a photo (from a loader worker, predict and data-stats alike)."""
+    import warnings
+
+    import torch
+
+    from conftest import jpeg_bytes, smooth_image
+    from mobilenet_v1 import transforms
+
+    for c in ("Cat", "dog"):
+        (tmp_path / "photos" / c).mkdir(parents=True)
+        (tmp_path / "photos" / c / "0.jpg").write_bytes(jpeg_bytes(smooth_image(40, 48, seed=1)))
+    stats = ["data-stats", "--dataset", "imagenet2012", "--dataset_path", str(tmp_path / "photos"), "--image_size",
+             "32", "--num_workers", "0"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # as PYTHONWARNINGS=error sets it, before the command starts
+        assert cli.main(stats) == 0
+        data = torch.frombuffer(bytearray(jpeg_bytes(smooth_image(40, 48, seed=1))), dtype=torch.uint8)
+        assert transforms.decode_rgb(data, "x.jpg").shape == (3, 40, 48)
+        (tmp_path / "photos" / "Dog").mkdir()  # one name in two cases: warned of
+        capsys.readouterr()
+        assert cli.main(stats) == 1
+    err = capsys.readouterr().err
+    assert "mobilenet-v1 data-stats: error: image folder" in err and "(DataWarning, a warning made an error" in err
+    assert "Traceback" not in err

@@ -610,6 +610,7 @@ def test_a_removed_record_file_is_said_once_and_files_left_in_place_are_not_reop
 
 
 def test_other_ranks_write_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     logger = RunLogger(str(tmp_path / "r1"), epochs=1, steps_per_epoch=2, log_interval=1, preamble="header\n")
     logger.begin_epoch(1)

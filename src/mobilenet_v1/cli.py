@@ -769,6 +769,9 @@ def _command(name: str, rest: List[str], argv_given: Optional[Sequence[str]]) ->
         return formatted(message, category, filename, lineno, line)
 
     warnings.formatwarning = one_line
+    from .transforms import quiet_torchvision_notice
+
+    quiet_torchvision_notice()
     import signal
     interrupt = None
     # The command line's own process (not a Python caller), with Ctrl-C as Python's: quiet after a stopped run,

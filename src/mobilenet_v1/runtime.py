@@ -15,7 +15,8 @@ import torch
 
 
 def is_rank0() -> bool:
-    return launcher_number("RANK") == 0
+    # RANK without WORLD_SIZE (a stale shell's, a scheduler's) starts no job: this process is the only one and reports
+    return launcher_number("RANK") == 0 or not launcher_value("WORLD_SIZE")
 
 
 # torchrun's numbers for each process it starts, each with the least it may be, which is also its value where it
@@ -481,6 +482,8 @@ def error_line(command: str, error: BaseException) -> Optional[str]:
         return f"{head} {too_many_open_files(error)}"
     if isinstance(error, (ValueError, OSError)):
         return f"{head} {error}"
+    if isinstance(error, Warning):  # a warning of ours (or a library's) made an error by -W error / PYTHONWARNINGS
+        return f"{head} {error} ({type(error).__name__}, a warning made an error by PYTHONWARNINGS or -W error)"
     missing = missing_extra(error)
     if missing:
         return f"{head} {missing}"

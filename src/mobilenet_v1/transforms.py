@@ -6,6 +6,7 @@ the GPU JPEG pipeline, so the tests on the CPU check the code the GPU runs.
 import functools
 import math
 import random
+import warnings
 from types import SimpleNamespace
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -19,12 +20,22 @@ CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD = (config.CIFAR_MEAN, config.
                                                       config.IMAGENET_STD)
 
 
+def quiet_torchvision_notice() -> None:
+    """Leave out torchvision 0.29's notice, at every decode, that its decoders move to TorchCodec (they still work),
+    ahead of the filters already set. Under PYTHONWARNINGS=error (python -W error) it ended every command that reads
+    a photo with a traceback from a loader worker; pyproject.toml's pytest configuration leaves it out alike.
+    Called at each command's start (cli) and where torchvision's decoders are first imported."""
+    warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision are "
+                            "deprecated", category=DeprecationWarning)
+
+
 @functools.lru_cache(maxsize=None)
 def torchvision_ops() -> SimpleNamespace:
     """torchvision's decoders and resizes, imported on first use. Importing torchvision imports
     torch._dynamo (for its detection ops), about 3 s of a command's start on a 2-core CPU that a run on
     CIFAR-10 binaries at their own size, and most file commands, never need. Loaders of image files call
     it before they start their workers, which then inherit it."""
+    quiet_torchvision_notice()  # a loader worker started by "spawn" imports this anew
     from torchvision.io import ImageReadMode, decode_image, decode_jpeg
     from torchvision.ops import roi_align
     from torchvision.transforms import InterpolationMode
