@@ -1608,6 +1608,21 @@ def test_a_foreign_onnx_file_whose_output_is_not_n_by_classes_is_refused(tmp_pat
         OnnxModel(path).check_classifier()
 
 
+def test_an_onnx_file_whose_name_is_not_utf8_loads(tmp_path):
+    """ONNX Runtime takes a path as UTF-8 text: a name os.fsdecode holds as surrogates (bytes that are not UTF-8;
+    any name not ASCII under LC_ALL=C with PYTHONUTF8=0, export's own included) was refused, "ONNX Runtime cannot
+    load it (TypeError: __init__(): incompatible constructor arguments ...)"."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("ReduceMean", ["x"], ["y"], axes=[2, 3], keepdims=0)], "pool",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])])
+    path = os.path.join(str(tmp_path), os.fsdecode(b"caf\xe9.onnx"))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    OnnxModel(path).check_classifier()
+
+
 def test_write_metadata_replaces_a_keys_earlier_value_and_keeps_the_others():
     import onnx
 

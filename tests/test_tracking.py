@@ -189,6 +189,23 @@ def test_a_run_folder_whose_path_is_not_utf8_trains_without_tensorboard_files(da
     assert not [n for n in names if n.startswith("events.out.tfevents")]
 
 
+def test_a_run_folder_not_ascii_trains_under_an_ascii_locale(data_dir, tmp_path):
+    """Under LC_ALL=C with PYTHONUTF8=0 os.fsdecode holds runs/résultat as surrogates, which TensorBoard's writer
+    refused ("'utf-8' codec can't encode characters ...: surrogates not allowed"): the run ended at its start,
+    leaving config.yaml and metrics.jsonl. It trains, its event files off, saying so."""
+    import subprocess
+
+    out = os.path.join(str(tmp_path), "résultat 猫")
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONIOENCODING"))}
+    env.update(LC_ALL="C", PYTHONUTF8="0", PYTHONPATH=src, OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-m", "mobilenet_v1", "train", *SMALL, f"--dataset_path={data_dir}",
+                           "--epoch_size=1", "--save_checkpoint_path=" + out], env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode("utf-8", "replace")[-2000:]
+    assert b"TensorBoard files are off: the run folder's path is not ASCII" in done.stdout
+    assert any(n.endswith(".ckpt") for n in os.listdir(out)) and "log.txt" in os.listdir(out)
+
+
 def test_best_checkpoint_is_the_highest_recorded_top1(short_run):
     epochs = read_metrics(str(short_run["dir"]))["epochs"]
     tops = [r["top_1"] for r in epochs]

@@ -284,7 +284,15 @@ class OnnxModel(DeployedModel):
         if not os.path.isfile(path):
             raise CheckpointError(f"ONNX file {path}: no such file")
         try:
-            self.session = ort.InferenceSession(path, session_options(threads, reference),
+            # ONNX Runtime takes a path as UTF-8 text: a name os.fsdecode holds as surrogates (a name not ASCII under
+            # LC_ALL=C with PYTHONUTF8=0, or one that is not UTF-8) it refused ("incompatible constructor
+            # arguments"), export of such a name included; the name's UTF-8 text, or else the file's bytes.
+            try:
+                source: Any = os.fsencode(path).decode("utf-8")
+            except UnicodeDecodeError:
+                with open(path, "rb") as f:
+                    source = f.read()
+            self.session = ort.InferenceSession(source, session_options(threads, reference),
                                                 providers=["CPUExecutionProvider"])
         except Exception as e:  # ONNX Runtime raises its own exception types for damaged or foreign files
             raise CheckpointError(f"ONNX file {path}: ONNX Runtime cannot load it "

@@ -325,16 +325,26 @@ class RunLogger:
                            f"({runtime.install_hint('tensorboard')})")
             return None
         try:
-            os.fsencode(self.run_dir).decode("utf-8")
+            # TensorBoard's writer takes the path as text it encodes as UTF-8 (strict) and also hands to os.makedirs
+            # (in the locale's encoding): the path's UTF-8 text, which an ASCII locale (LC_ALL=C with PYTHONUTF8=0)
+            # cannot give os.makedirs where the path is not ASCII. The str os.fsdecode gives there (surrogates) ended
+            # the run at its start ("'utf-8' codec can't encode characters ...: surrogates not allowed").
+            log_dir = os.fsencode(self.run_dir).decode("utf-8")
+            os.fsencode(log_dir)
         except UnicodeDecodeError:  # TensorBoard's writer takes UTF-8 paths only: the run failed to start
             runtime.print0(f"TensorBoard files are off: the run folder's path is not UTF-8 "
                            f"({os.fsencode(self.run_dir)!r}), which TensorBoard's writer cannot open")
+            return None
+        except UnicodeEncodeError:
+            runtime.print0(f"TensorBoard files are off: the run folder's path is not ASCII and this process's locale "
+                           f"encodes file names as {sys.getfilesystemencoding()} (LC_ALL=C?), in which TensorBoard's "
+                           f"writer cannot name it; set LC_ALL=C.UTF-8 or PYTHONUTF8=1 for them")
             return None
         # purge_step: TensorBoard hides what earlier runs in this folder logged from this step on. The
         # checkpoint's own step stays: its records (an epoch's eval/top_1) are the ones this run continues.
         _quiet_writer_threads(True)  # before its thread starts: that thread writes the file's first record
         self._hooked = True
-        return SummaryWriter(log_dir=self.run_dir, purge_step=start_step + 1)
+        return SummaryWriter(log_dir=log_dir, purge_step=start_step + 1)
 
     def _write(self, record: Dict[str, Any]) -> None:
         if self._metrics is not None:
