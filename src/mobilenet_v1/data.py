@@ -41,7 +41,7 @@ from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, Archive
                       shard_index, tar_files)
 from .autoaugment import Augment, make_augment
 from .config import ConfigError, cifar_name, is_cifar, normalisation
-from .runtime import launcher_number, plural, shell_path
+from .runtime import interrupt_deferred, launcher_number, plural, shell_path
 from .stalls import watched
 from .stopping import ignore_in_worker
 
@@ -2241,7 +2241,8 @@ class ImageFolderLoader(DeviceLoader):
         return self._len
 
     def __iter__(self):
-        workers = iter(self.loader)
+        with interrupt_deferred():  # a Ctrl-C while the workers start left them running, out of close()'s reach
+            workers = iter(self.loader)
         for images, labels, bad in watched(workers, workers, f"the loader of {self.root}"):
             if bad:
                 self.bad_samples.record(bad)
@@ -2722,7 +2723,8 @@ class BatchedImageLoader(DeviceLoader):
         # The workers' iterator is made here, in the caller's thread: the first one starts the workers,
         # and PyTorch installs its handler for a worker's sudden death (SIGCHLD) only from the main
         # thread; made in a background thread, such a death is seen only at the next 5 s check.
-        workers = iter(self.loader)
+        with interrupt_deferred():  # a Ctrl-C while the workers start left them running, out of close()'s reach
+            workers = iter(self.loader)
         batches = self.batches(watched(workers, workers, f"the loader of {self.root}"))
         if self.device.type == "cuda":
             return iter(BackgroundBatches(batches, self.device))

@@ -11,7 +11,7 @@ from torch import nn
 
 from .config import ASCEND_REFUSAL, NO_CUDA_REFUSAL, OPTIMIZERS
 from .optimizers import Lamb, Lars
-from .runtime import plural
+from .runtime import interrupt_deferred, plural
 
 if TYPE_CHECKING:
     from .ema import WeightAverage
@@ -95,6 +95,8 @@ def make_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: f
         return Lamb(groups, lr=lr, eps=eps or DEFAULT_EPS[opt], weight_decay=weight_decay)
     fused = (device.type == "cuda" if fused is None else fused) and opt != "rmsprop"
     how = {"fused": True} if fused else {"foreach": True}
+    with interrupt_deferred():  # torch.optim's first optimizer imports torch._dynamo: not to be left half imported
+        import torch._dynamo  # noqa: F401
     if opt == "rmsprop":
         return torch.optim.RMSprop(groups, lr=lr, alpha=RMSPROP_ALPHA, eps=eps or DEFAULT_EPS[opt],
                                    momentum=momentum, **how)

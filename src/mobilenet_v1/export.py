@@ -60,7 +60,7 @@ from .model import MobileNetV1
 from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, PTE_METADATA, DeployedModel, ExecutorchModel, OnnxModel,
                       PROBABILITIES, ProgramModel, image_input_note, log_probabilities, write_metadata)
 from .predict import guess_dataset, guess_note
-from .runtime import FORMAT_EXTRAS, print0, require_extras, shell_path
+from .runtime import FORMAT_EXTRAS, interrupt_deferred, print0, require_extras, shell_path
 from .transforms import CROP_PCT, recorded_interpolation
 
 # The dynamo exporter's lowest opset; ONNX Runtime 1.17+ and current mobile runtimes read it.
@@ -158,11 +158,14 @@ def to_onnx(model: nn.Module, height: int, width: int, batch_size: int = 1, dyna
                           generator=torch.Generator().manual_seed(0))  # not the caller's random state
     kwargs: Dict[str, Any] = {}
     if dynamic_batch:
-        kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch")},)
+        with interrupt_deferred():  # torch.export's first use imports it (and torch._dynamo): as below
+            kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch")},)
     with warnings.catch_warnings():
         # The exporter announces its own internals (deprecations inside torch.export, onnxscript).
         warnings.simplefilter("ignore")
-        with torch.no_grad(), torchlib_registry_built_once():
+        # interrupt_deferred: the exporter imports torch._dynamo, torch._inductor and onnxscript as it runs; a Ctrl-C
+        # there left them half imported, and every later export of the process failed
+        with torch.no_grad(), interrupt_deferred(), torchlib_registry_built_once():
             program = torch.onnx.export(model, (example,), dynamo=True, input_names=["input"],
                                         output_names=["logits"], opset_version=OPSET, external_data=False,
                                         verbose=False, **kwargs)
@@ -534,7 +537,7 @@ def exported_program(model: MobileNetV1, meta: Dict[str, Any], height: int, widt
     example = (torch.randint(0, 256, (max(batch_size, 2) if dynamic_batch else batch_size, height, width, channels),
                              dtype=torch.uint8, generator=g) if image_input
                else torch.randn(max(batch_size, 2) if dynamic_batch else batch_size, 3, height, width, generator=g))
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), interrupt_deferred():  # its lazy imports: as in to_onnx
         warnings.simplefilter("ignore")  # torch.export's own internals, as in to_onnx
         program = torch.export.export(program_model, (example,),
                                       dynamic_shapes=({0: torch.export.Dim("batch")},) if dynamic_batch else None)

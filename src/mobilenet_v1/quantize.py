@@ -36,7 +36,7 @@ from .engine import ranked
 from .onnx_io import (ExecutorchModel, OnnxModel, ProgramModel, add_image_input, is_onnx_file, read_metadata,
                       strip_image_input, write_metadata,
                       x86_without_vnni)
-from .runtime import plural, print0, shell_path
+from .runtime import interrupt_deferred, plural, print0, shell_path
 from .transforms import CROP_PCT, recorded_interpolation
 
 DEFAULT_CALIB_IMAGES = 300
@@ -323,7 +323,7 @@ def quantize_program(src: str, dst: str, batches: Iterator[Tuple[torch.Tensor, t
     with executorch_quiet():
         converted = _pads_on_int8(convert_pt2e(fp32.program))
         example = fp32.pixels(example) if fp32.image_input else example.to("cpu", torch.float32)
-        with torch.no_grad():
+        with torch.no_grad(), interrupt_deferred():  # its lazy imports: as in export.to_onnx
             program = torch.export.export(converted, (example.contiguous(),))
     meta = dict(fp32.metadata)
     meta["quantization"] = (f"INT8 static, ExecuTorch XNNPACK quantizer (PT2E), "

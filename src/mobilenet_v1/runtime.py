@@ -381,11 +381,44 @@ def import_extra(name: str) -> Any:
     import importlib
 
     try:
-        return importlib.import_module(name)
+        with interrupt_deferred():  # a half-done import breaks every later one in the process
+            return importlib.import_module(name)
     except ModuleNotFoundError as e:
         if missing_extra(e):
             raise ModuleNotFoundError(missing_extra(e), name=e.name) from None
         raise
+
+
+@contextlib.contextmanager
+def interrupt_deferred() -> Iterator[None]:
+    """A Ctrl-C (a notebook's Interrupt, SIGINT) inside the block is raised as KeyboardInterrupt when the block
+    ends, not inside it: for the steps that a KeyboardInterrupt leaves half done for the rest of a Python caller's
+    process. A lazy import of torchvision, torch._dynamo or onnx interrupted half way leaves its finished
+    submodules in sys.modules without their package ("module 'sympy' has no attribute 'logic'" at every later
+    call); a DataLoader's iterator interrupted while it starts its workers leaves them running, which no close()
+    reaches. A second Ctrl-C inside the block raises at once. Only where Python's own handler is in place, from
+    the main thread: a run's StopRequest records Ctrl-C itself, and an ignored SIGINT stays ignored."""
+    import signal
+    import threading
+
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    heard = []
+
+    def hold(signum, frame):
+        if heard:
+            raise KeyboardInterrupt
+        heard.append(signum)
+
+    signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if heard:
+        raise KeyboardInterrupt
 
 
 # The attribute of an error raised while a command built or ran a network (:func:`network_sized`): its

@@ -35,11 +35,14 @@ def torchvision_ops() -> SimpleNamespace:
     torch._dynamo (for its detection ops), about 3 s of a command's start on a 2-core CPU that a run on
     CIFAR-10 binaries at their own size, and most file commands, never need. Loaders of image files call
     it before they start their workers, which then inherit it."""
+    from .runtime import interrupt_deferred
+
     quiet_torchvision_notice()  # a loader worker started by "spawn" imports this anew
-    from torchvision.io import ImageReadMode, decode_image, decode_jpeg
-    from torchvision.ops import roi_align
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms.v2 import functional
+    with interrupt_deferred():  # interrupted half way, the import failed at every later call of the process
+        from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+        from torchvision.ops import roi_align
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms.v2 import functional
     return SimpleNamespace(RGB=ImageReadMode.RGB, decode_image=decode_image, decode_jpeg=decode_jpeg,
                            roi_align=roi_align, BICUBIC=InterpolationMode.BICUBIC, resize=functional.resize,
                            center_crop=functional.center_crop)
