@@ -36,7 +36,10 @@ class _Wait:
 
 
 _waits: Dict[int, _Wait] = {}
-_lock = threading.Lock()
+# Reentrant: a pass left suspended in a reference cycle (a traceback kept by `raise ... from e`) is finalised by the
+# garbage collector at whatever allocation comes next, its finally (_end_pass) taking this lock: one inside the lock,
+# in this thread, deadlocked the process for good with a plain Lock.
+_lock = threading.RLock()
 _passes = 0  # the watched passes under way: the thread runs while there is one
 _watcher: Optional[Tuple[threading.Thread, threading.Event]] = None
 _keys = itertools.count()
@@ -50,8 +53,9 @@ def watched(batches: Iterator, workers: Any, what: str) -> Iterator:
     _begin_pass()
     try:
         while True:
+            wait = _Wait(workers, what)  # made outside the lock (an allocation may run a left pass's finally)
             with _lock:
-                _waits[key] = _Wait(workers, what)
+                _waits[key] = wait
             try:
                 item = next(batches)
             except StopIteration:
@@ -79,7 +83,9 @@ def _end_pass() -> None:
     global _passes, _watcher
     with _lock:
         _passes -= 1
-        ending, _watcher = (_watcher, None) if _passes == 0 else (None, _watcher)
+        ending = _watcher if _passes == 0 else None  # no allocation here: a reentrant call sees this state whole
+        if ending is not None:
+            _watcher = None
     if ending is not None:
         thread, stop = ending
         stop.set()
@@ -114,13 +120,16 @@ def stall_note(workers: Any, what: str, waited: float) -> str:
     processes = getattr(workers, "_workers", None) or []
     if processes:
         states = [process_state(p.pid) for p in processes]
-        held = (f"its {len(processes)} loader workers' states: "
+        whose = "its loader worker's state" if len(processes) == 1 else f"its {len(processes)} loader workers' states"
+        held = (f"{whose}: "
                 + ", ".join(f"pid {p.pid} {s}" for p, s in zip(processes, states)))
     else:
         states, held = [], "it reads the files in this process (num_workers 0)"
     hints = []
-    if any(s.startswith("D") for s in states) or not processes:
+    if any(s.startswith("D") for s in states):
         hints.append("a read that does not return (a network file system, a failing disk)")
+    elif not processes:  # this process reads: where it waits is not to be seen from here
+        hints.append("a read that does not return or is slow (a network file system, a failing disk)")
     if any(s.startswith(("T", "t")) for s in states):
         hints.append("a worker stopped (SIGSTOP: `kill -CONT PID` continues it)")
     why = f"; {' or '.join(hints)} holds the pass" if hints else ""
