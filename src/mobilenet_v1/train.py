@@ -2282,11 +2282,15 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                        f"{cfg.eval_batch_size or cfg.batch_size} at image_size {cfg.eval_size} it does not take "
                        f"({why}); it is fed training batches, which it does")
             else:
-                # the loader's workers draw their seeds: keep the run's stream
+                # the loader's workers draw their seeds: keep the run's stream. With the stopper, a signal ends it
+                # at the batch under way, as the epochs' evaluations: the watchdog ended a long one after its grace
                 with torch.random.fork_rng(devices=[]):
-                    print0(teacher_line(evaluate_accuracy(distill.teacher, eval_loader, device, precision, dist),
-                                        eval_loader.num_classes))
-                say_top5_note()
+                    accuracy = evaluate_accuracy(distill.teacher, eval_loader, device, precision, dist, stopper)
+                if stopper.agree_now():  # on every rank, as after the epochs' evaluations: its counts are partial
+                    print0("teacher: its evaluation on the eval split was left at the stop request")
+                else:
+                    print0(teacher_line(accuracy, eval_loader.num_classes))
+                    say_top5_note()
         if rng is not None:
             ckpt_io.set_rng_state(rng)
         stopped_early, done, halted, owes = 0, start_epoch, "", False
