@@ -8,6 +8,15 @@ import pytest
 from mobilenet_v1.runtime import interrupt_deferred
 
 
+@pytest.fixture(autouse=True)
+def pythons_own_ctrl_c():
+    """Python's own SIGINT handler, as a notebook's kernel and a plain script have it: pytest-xdist's workers ignore
+    SIGINT (the suite's processes), where the block defers nothing and a simulated Ctrl-C is lost."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def test_a_ctrl_c_inside_the_block_is_raised_when_it_ends_and_the_handler_is_put_back():
     done = []
     with pytest.raises(KeyboardInterrupt):
