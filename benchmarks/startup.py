@@ -54,6 +54,8 @@ def main():
                        stdout=subprocess.DEVNULL)
         rows = [("python -c 'import torch'", ["-c", "import torch"]),
                 ("python -c 'import torch, torchvision'", ["-c", "import torch, torchvision"]),
+                ("mobilenet-v1 --help", ["-m", "mobilenet_v1", "--help"]),
+                ("mobilenet-v1 --version", ["-m", "mobilenet_v1", "--version"]),
                 ("mobilenet-v1 info RUN", ["-m", "mobilenet_v1", "info", run]),
                 ("mobilenet-v1 eval (CIFAR-10, 64 images)", ["-m", "mobilenet_v1", "eval", *common,
                                                              "--checkpoint_path", run]),
