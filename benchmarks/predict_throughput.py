@@ -45,7 +45,8 @@ def main() -> None:
         p.error("--workers must be 0 or more and --widths above 0")
     info = make_jpeg_folder(args.data_dir, args.images)
     files = image_files([args.data_dir])[:args.images]
-    rows, out = [], {"machine": machine(on_cpu=True), "images": len(files), "mean_kb": round(info["mean_kb"], 1), "results": []}
+    rows, out = [], {"machine": machine(on_cpu=True), "images": len(files), "mean_kb": round(info["mean_kb"], 1),
+                     "results": []}
     with tempfile.TemporaryDirectory() as tmp:
         for width in widths:
             path = os.path.join(tmp, f"w{width}.pt")

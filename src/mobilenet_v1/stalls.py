@@ -2,8 +2,8 @@
 
 A loader worker whose read does not return (a network file system that stopped answering, a failing disk, a
 worker stopped with SIGSTOP) holds a pass for ever without a word: PyTorch's DataLoader waits with no time-out.
-:func:`watched` times each wait for a batch; one thread for the whole process looks at the waits under way, and
-one longer than :data:`STALL_NOTE_SECONDS` is said on standard error, again each time it doubles, with each
+:func:`watched` times each wait for a batch; one thread, while a watched pass is under way, looks at the waits,
+and one longer than :data:`STALL_NOTE_SECONDS` is said on standard error, again each time it doubles, with each
 worker's process state as Linux's ``/proc`` gives it (``D``: in a read or write that has not returned). The
 pass itself goes on waiting: the note only says where the time goes, and Ctrl-C or SIGTERM still stops a run
 with its checkpoint.

@@ -2271,8 +2271,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
 
     with stopper:
         # The teacher's evaluation (minutes on a large split) inside the stop handlers: a SIGTERM there ended the
-        # process by its default action, log.txt without a word of it (helper-380). Now the run stops after its
-        # first step, or the watchdog ends it after its grace, saying why, in log.txt too.
+        # process by its default action, log.txt without a word of it (helper-380). Now the evaluation ends at the
+        # batch under way, as the epochs' do, and the run stops after its first step with a checkpoint.
         if distill is not None and eval_loader is not None and not resumed_from:
             # At the evaluations' size and batch, which a program need not take (it is fed training batches):
             # program_teacher tried them.
@@ -2282,8 +2282,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                        f"{cfg.eval_batch_size or cfg.batch_size} at image_size {cfg.eval_size} it does not take "
                        f"({why}); it is fed training batches, which it does")
             else:
-                # the loader's workers draw their seeds: keep the run's stream. With the stopper, a signal ends it
-                # at the batch under way, as the epochs' evaluations: the watchdog ended a long one after its grace
+                # the loader's workers draw their seeds: keep the run's stream
                 with torch.random.fork_rng(devices=[]):
                     accuracy = evaluate_accuracy(distill.teacher, eval_loader, device, precision, dist, stopper)
                 if stopper.agree_now():  # on every rank, as after the epochs' evaluations: its counts are partial
@@ -2355,7 +2354,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                                          on_step=on_step, start_step=first, guard=guard, ema=ema,
                                          accumulate=cfg.grad_accum_steps,
                                          augment=functools.partial(augment, epoch) if augment.enabled else None,
-                                         clip_grad_norm=cfg.clip_grad_norm, stop=lambda i: stopper.should_stop(), distill=distill,
+                                         clip_grad_norm=cfg.clip_grad_norm, distill=distill,
+                                         stop=lambda i: stopper.should_stop(),
                                          step_seed=seed_of if cfg.drop_rate else None, tally=tally)
             except DataError as e:
                 raise saved_before_data_error(e, writer, epoch, (start_epoch, start_step), last_path, tally, cfg,
