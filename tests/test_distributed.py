@@ -1399,3 +1399,27 @@ def test_two_ranks_gather_a_sparse_confusion_matrix(odd_cifar, tmp_path):
     assert result["per_class"] == evaluate.per_class(single["confusion"], single["classes"], single["unpredicted"])
     assert (tmp_path / "cm.csv").read_text() == evaluate.confusion_csv(single["confusion"], single["classes"],
                                                                         single["unpredicted"])
+
+
+def test_resume_auto_where_one_machines_run_folder_holds_a_run_and_the_others_none_is_refused(cifar_dir, tmp_path):
+    """Two machines given run folders of their own (local disks): one holds a run's checkpoint, the other none.
+    With c10d rendezvous either may be rank 0; where it was the empty one, --resume auto started the job afresh
+    beside the other's run without a word (helper-383). Either way the job is refused on every rank."""
+    run = tmp_path / "run"
+    opts = [f"--dataset_path={cifar_dir}", "--class_num=4", "--batch_size=16", "--epoch_size=1", "--log_interval=0"]
+    r = torchrun("--standalone", "--nproc_per_node=2", "-m", "mobilenet_v1", "train", f"--save_checkpoint_path={run}",
+                 *opts, *TINY)
+    assert r.returncode == 0, r.stderr[-3000:]
+    port = free_port()
+    nodes = [subprocess.Popen(torchrun_argv("--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=static",
+                                            "--master_addr=127.0.0.1", f"--master_port={port}", f"--node_rank={k}",
+                                            "-m", "mobilenet_v1", "train", "--resume=auto", "--epoch_size=2",
+                                            f"--save_checkpoint_path={tmp_path / 'empty' if k == 0 else run}",
+                                            *opts[:-2], "--log_interval=0", *TINY),
+                              cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for k in range(2)]
+    logs = [p.communicate(timeout=120)[0] for p in nodes]
+    said = ("the processes of this job were given different run folders to resume from: newest checkpoint in the run "
+            "folder 'none' on rank 0, 'mobilenetv1-1_6.ckpt' on rank 1")
+    assert all(p.returncode != 0 and said in log for p, log in zip(nodes, logs)), "\n".join(l[-2000:] for l in logs)
+    assert not os.path.exists(tmp_path / "empty" / "ckpt_0" / "mobilenetv1-2_6.ckpt")

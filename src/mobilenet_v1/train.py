@@ -1360,6 +1360,20 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
         chosen, ckpt, position = found  # rank 0 loaded and validated it while choosing
     else:
         chosen, ckpt, position = found, None, (0, 0)  # the other ranks: the path alone
+    if not chosen:
+        # Rank 0 found no checkpoint to continue: a machine whose own run folder holds some reads another folder
+        # than rank 0's (a disk of its own), and the job started afresh beside that run without a word (with c10d
+        # rendezvous rank 0 lands on either machine from one launch to the next).
+        folder = (run_dir if cfg.resume == "auto" else
+                  ckpt_io.run_folder(cfg.resume) if os.path.isdir(cfg.resume) else "")
+        try:
+            numbered = ckpt_io.list_checkpoints(folder) if folder else []
+            newest = os.path.basename(numbered[-1][1]) if numbered else "none"
+        except OSError as e:
+            newest = f"unreadable ({e.strerror or e})"
+        dist.check_same({"newest checkpoint in the run folder": newest}, "run folders to resume from",
+                        "every machine must read the same run folder: put save_checkpoint_path on storage they "
+                        "share")
     if chosen:  # on every rank alike: rank 0's choice
         def load() -> Tuple[Dict[str, Any], Tuple[int, int]]:
             if dist.is_rank0:
