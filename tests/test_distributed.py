@@ -473,7 +473,8 @@ def test_the_jobs_unreadable_files_are_one_list_in_one_order_on_every_rank(monke
               {"/d/n01/a.JPEG": "/d/n01/a.JPEG: empty"}]
     monkeypatch.setattr(distributed.dist, "all_gather_object", lambda gathered, obj: gathered.__setitem__(
         slice(None), [obj] * 2 if isinstance(obj, str) else shards))
-    listing = "\n  /d/n01/a.JPEG: empty\n  /d/n01/b.JPEG: cut short\n  /d/n02/c.JPEG: empty"
+    listing = ("\n  /d/n01/a.JPEG: empty (read by rank 1)\n  /d/n01/b.JPEG: cut short (read by rank 0)"
+               "\n  /d/n02/c.JPEG: empty (read by rank 0)")
     for rank in (0, 1):
         ctx = distributed.Context(rank=rank, world_size=2, backend="gloo")
         for limit in (3, 2):

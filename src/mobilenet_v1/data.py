@@ -2023,6 +2023,9 @@ class BadSamples:
         self.limit = int(dataset_size * 0.001) if limit < 0 else limit
         self.dataset_size = dataset_size
         self.files: Dict[str, str] = {}
+        # A distributed run's: the ranks that met each file (:meth:`add`), named in the job's list, where one
+        # machine's own copy of the data may be the one damaged (helper-383: "all 2 ranks" said it of each).
+        self.read_by: Dict[str, List[int]] = {}
         self.deferred = False
 
     def __len__(self) -> int:
@@ -2043,18 +2046,23 @@ class BadSamples:
         if not self.deferred:
             self.check()
 
-    def add(self, files: Dict[str, str]) -> List[str]:
+    def add(self, files: Dict[str, str], rank: Optional[int] = None) -> List[str]:
         """Count other ranks' files too (each once), without warning again; returns the reasons of those new
-        here."""
+        here. ``rank``: the rank that met them, named in the list :meth:`check` raises."""
         new = [reason for path, reason in files.items() if path not in self.files]
         for path, reason in files.items():
             self.files.setdefault(path, reason)
+            if rank is not None and rank not in self.read_by.setdefault(path, []):
+                self.read_by[path] = sorted(self.read_by[path] + [rank])
         return new
 
     def check(self) -> None:
         """Stop (:class:`DataError`, with the list) past ``limit`` files."""
         if len(self.files) > self.limit:
-            listing = "\n".join(f"  {reason}" for reason in self.files.values())
+            listing = "\n".join(f"  {reason}" + (f" (read by rank{'s' if len(self.read_by[path]) > 1 else ''} "
+                                                  f"{', '.join(map(str, self.read_by[path]))})"
+                                                  if self.read_by.get(path) else "")
+                                 for path, reason in self.files.items())
             raise TooManyBadSamples(f"{len(self.files)} image files could not be read, more than "
                                     f"{self.describe_limit()}; fix or remove them, or raise --max_bad_samples:\n"
                                     f"{listing}")

@@ -310,7 +310,7 @@ class Context:
             gathered: List[Any] = [None] * self.world_size
             dist.all_gather_object(gathered, dict(bad.files))
             for rank, files in enumerate(gathered):
-                for reason in bad.add(files):  # another rank's, warned on its stderr: named in log.txt too
+                for reason in bad.add(files, rank):  # another rank's, warned on its stderr: named in log.txt too
                     log0(f"skipped unreadable image file {reason} (in the shard of rank {rank})")
             # Each rank met its own files first: one order for all, so that every rank's list reads alike.
             bad.files = dict(sorted(bad.files.items()))
