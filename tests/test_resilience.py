@@ -2970,3 +2970,24 @@ def test_loss_tally_mean_of_an_imagenet_epoch_keeps_its_digits():
         tally.add(v)
     exact = float(losses.double().sum()) / 5005
     assert tally.steps == 5005 and abs(float(tally.sum) / tally.steps - exact) < 1e-9
+
+
+def test_a_signal_heard_by_one_process_of_a_job_is_said_with_its_rank(capsys, monkeypatch):
+    """Under torchrun each process that gets the signal says so: a bare "SIGTERM received" line of several processes
+    (or machines) did not say which one was signalled (helper-383)."""
+    import signal
+    import time
+
+    from mobilenet_v1 import stopping
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    with stopping.StopRequest() as stop:
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # heard here, not the test process's end
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(100):
+            if stop.received:
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)  # the watchdog's line
+    assert "SIGTERM received (rank 1): stopping after the step under way" in capsys.readouterr().err

@@ -278,8 +278,9 @@ class StopRequest:
                     if self._signalled_at is None:
                         self.received = self.received or signum
                         self._signalled_at = self._now()
-                        print(f"{signal_name(signum)} received: stopping after the step under way, with a checkpoint "
-                              f"there" + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""),
+                        print(f"{signal_name(signum)} received{runtime.rank_label()}: stopping after the step under "
+                              f"way, with a checkpoint there"
+                              + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""),
                               file=sys.stderr, flush=True)
                     elif signum == signal.SIGINT and self._raises and not self._give_up:  # a Python caller's:
                         # _handle raises, for this Ctrl-C, or for the first where the main thread sees the two
