@@ -747,7 +747,8 @@ def test_a_sigterm_to_one_rank_stops_every_rank_after_the_same_step_with_a_check
     # its stop and save (-15).
     assert r.returncode != 0 and r.stderr.count("exitcode  : 143") + r.stderr.count("exitcode  : -15") == 2 and \
         "exitcode  : 143" in r.stderr, r.stdout[-3000:] + r.stderr[-3000:]
-    assert "SIGTERM received: stopping after the step under way" in r.stderr
+    # said by the rank that got it (helper-383: the bare line did not say which)
+    assert "SIGTERM received (rank 1): stopping after the step under way" in r.stderr
     assert "replicas differ" not in r.stdout  # BatchNorm statistics given rank 0's, as at an epoch's end
     ckpt = tmp_path / "run" / "ckpt_0" / "mobilenetv1-1_4.ckpt"  # 192 samples / 2 ranks / 4 = 24 steps an epoch
     assert f"stopped by SIGTERM after step 4 of epoch 1: checkpoint {ckpt}; --resume auto" in r.stdout
