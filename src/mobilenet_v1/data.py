@@ -2052,17 +2052,21 @@ class BadSamples:
         new = [reason for path, reason in files.items() if path not in self.files]
         for path, reason in files.items():
             self.files.setdefault(path, reason)
-            if rank is not None and rank not in self.read_by.setdefault(path, []):
-                self.read_by[path] = sorted(self.read_by[path] + [rank])
+            ranks = self.read_by.setdefault(path, [])
+            if rank is not None and rank not in ranks:
+                ranks.append(rank)
+                ranks.sort()
         return new
+
+    def _read_by(self, path: str) -> str:
+        """" (read by rank 1)", " (read by ranks 0, 1)": who met ``path`` in a distributed run; "" elsewhere."""
+        ranks = self.read_by.get(path)
+        return f" (read by rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks))})" if ranks else ""
 
     def check(self) -> None:
         """Stop (:class:`DataError`, with the list) past ``limit`` files."""
         if len(self.files) > self.limit:
-            listing = "\n".join(f"  {reason}" + (f" (read by rank{'s' if len(self.read_by[path]) > 1 else ''} "
-                                                  f"{', '.join(map(str, self.read_by[path]))})"
-                                                  if self.read_by.get(path) else "")
-                                 for path, reason in self.files.items())
+            listing = "\n".join(f"  {reason}{self._read_by(path)}" for path, reason in self.files.items())
             raise TooManyBadSamples(f"{len(self.files)} image files could not be read, more than "
                                     f"{self.describe_limit()}; fix or remove them, or raise --max_bad_samples:\n"
                                     f"{listing}")
