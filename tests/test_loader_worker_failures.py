@@ -219,14 +219,14 @@ class Collecting(dict):
         super().__setitem__(key, value)
 
 def left_in_a_cycle():
-    g = stalls.watched(iter(range(10)), None, "the first loader")
+    g = stalls.watched(iter(range(10)), "the first loader")
     next(g)                      # under way, suspended at its yield
     box = [g]; box.append(box)   # a cycle, as frame -> exception -> traceback -> frame
 
 gc.disable()
 left_in_a_cycle()
 stalls._waits = Collecting()
-assert list(stalls.watched(iter(range(3)), None, "the second loader")) == [0, 1, 2]
+assert list(stalls.watched(iter(range(3)), "the second loader")) == [0, 1, 2]
 assert stalls._passes == 0 and stalls._watcher is None
 print("done")
 '''

@@ -2255,7 +2255,7 @@ class ImageFolderLoader(DeviceLoader):
     def __iter__(self):
         with interrupt_deferred():  # a Ctrl-C while the workers start left them running, out of close()'s reach
             workers = iter(self.loader)
-        for images, labels, bad in watched(workers, workers, f"the loader of {self.root}"):
+        for images, labels, bad in watched(workers, f"the loader of {self.root}"):
             if bad:
                 self.bad_samples.record(bad)
             if not len(images) and images.shape[-1] != self.image_size:  # every file of the batch unreadable
@@ -2737,7 +2737,7 @@ class BatchedImageLoader(DeviceLoader):
         # thread; made in a background thread, such a death is seen only at the next 5 s check.
         with interrupt_deferred():  # a Ctrl-C while the workers start left them running, out of close()'s reach
             workers = iter(self.loader)
-        batches = self.batches(watched(workers, workers, f"the loader of {self.root}"))
+        batches = self.batches(watched(workers, f"the loader of {self.root}"))
         if self.device.type == "cuda":
             return iter(BackgroundBatches(batches, self.device))
         return batches

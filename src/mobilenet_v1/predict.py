@@ -415,7 +415,7 @@ class Predictor:
         results: List[Dict[str, Any]] = []
         batches = iter(loader)
         try:
-            self._predict_batches(watched(batches, batches, "predict's loader"), results, normalize, valid, k)
+            self._predict_batches(watched(batches, "predict's loader"), results, normalize, valid, k)
         finally:
             # Its workers ended here, however the loop ends: an error's traceback keeps the iterator (and them)
             # alive into the interpreter's exit, where multiprocessing sends them one SIGTERM, which they serve on

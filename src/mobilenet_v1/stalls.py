@@ -45,15 +45,15 @@ _watcher: Optional[Tuple[threading.Thread, threading.Event]] = None
 _keys = itertools.count()
 
 
-def watched(batches: Iterator, workers: Any, what: str) -> Iterator:
-    """``batches`` (a DataLoader's iterator, ``workers``, or what reads from one), each wait for the next one
+def watched(batches: Iterator, what: str) -> Iterator:
+    """``batches`` (a DataLoader's iterator, whose worker processes the note names), each wait for the next one
     watched as the module says; ``what`` names the loader in the note ("the loader of /data/train"). The
     watching thread runs while a pass is under way: it ends with the last one, exhausted or left (closed)."""
     key = next(_keys)
     _begin_pass()
     try:
         while True:
-            wait = _Wait(workers, what)  # made outside the lock (an allocation may run a left pass's finally)
+            wait = _Wait(batches, what)  # made outside the lock (an allocation may run a left pass's finally)
             with _lock:
                 _waits[key] = wait
             try:

@@ -1360,7 +1360,7 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
         chosen, ckpt, position = found  # rank 0 loaded and validated it while choosing
     else:
         chosen, ckpt, position = found, None, (0, 0)  # the other ranks: the path alone
-    if not chosen:
+    if not chosen and cfg.resume:
         # Rank 0 found no checkpoint to continue: a machine whose own run folder holds some reads another folder
         # than rank 0's (a disk of its own), and the job started afresh beside that run without a word (with c10d
         # rendezvous rank 0 lands on either machine from one launch to the next).
