@@ -793,6 +793,23 @@ def test_a_commands_own_numbers_out_of_their_range_are_refused_naming_the_option
     assert said in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, said", [
+    (["predict", "x.jpg", "--ckpt_file", "m.pt", "--batch_size", "1e300"],
+     "argument --batch_size: 100000... (301 digits) is past 2,147,483,647"),
+    (["train", "--batch_size", "-1e300"], "batch_size must be at least 1, got -100000... (301 digits)"),
+    (["train", "--epoch_size", "1e30"], "epoch_size 100000... (31 digits) is above 2,147,483,647"),
+], ids=["predict", "train negative", "train"])
+def test_a_number_of_hundreds_of_digits_is_refused_in_a_short_line(argv, said, capsys):
+    """1e300 reads as a whole number (a float with no fraction), and the refusal printed all 301 digits of it."""
+    try:
+        code = cli.main(argv)
+    except SystemExit as exit:  # argparse's own (predict's); train's options are the configuration's
+        code = exit.code
+    assert code in (1, 2)
+    err = capsys.readouterr().err
+    assert said in err and len(err.strip().splitlines()[-1]) < 200, err
+
+
 def test_a_commands_own_numbers_at_the_ends_of_their_range_are_taken():
     """--seed 0 and 2**32 - 1, --image_size 65,536 and --batch_size -(2**31 - 1) are inside their ranges (the
     refusals one past them are the test above's)."""

@@ -684,6 +684,13 @@ MAX_NUM_WORKERS = 1024
 MAX_WHOLE_NUMBER = 2 ** 31 - 1
 MAX_SEED = 2 ** 32 - 1  # NumPy's seeds: a run seeds its generators from it
 SEED_RULE = "seed must be in [0, 2**32 - 1]"
+_LONG_NUMBER = re.compile(r"(?<![\w.])(-?\d{6})(\d{19,})(?![\w.])")
+
+
+def long_numbers_cut(message: str) -> str:
+    """``message`` with each whole number of 25 digits or more shown by its first six and its count of digits:
+    ``--batch_size 1e300`` was refused with all 301 digits of the float the text reads as."""
+    return _LONG_NUMBER.sub(lambda m: f"{m[1]}... ({len(m[1].lstrip('-')) + len(m[2])} digits)", message)
 
 
 def temperature_problem(value: float) -> str:
@@ -753,7 +760,7 @@ class CommandParser(argparse.ArgumentParser):
             if name in foreign:
                 message += f" ({name} is another tool's option; here: {foreign[name]})"
                 break
-        super().error(message)
+        super().error(long_numbers_cut(message))
 
 
 def add_max_bad_samples_option(parser: Any) -> None:
@@ -1214,7 +1221,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     the option, the config file or the default), and ``choices_from`` (the config file) where ``extra_choices``
     (its allowed values) refuse it."""
     def fail(key: str, what: str) -> None:
-        raise OptionError(f"{origin(key)}: {what}")
+        raise OptionError(long_numbers_cut(f"{origin(key)}: {what}"))
 
     for key, allowed, listed_by in ([(k, v, "") for k, v in CHOICES.items()]
                                     + [(k, v, choices_from) for k, v in extra_choices.items()]):
