@@ -8,6 +8,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -662,7 +663,6 @@ def test_closing_a_loader_ends_a_worker_that_is_stopped(tmp_path, monkeypatch):
     by SIGTERM during an evaluation saved its checkpoint and then waited for that worker at the interpreter's exit
     for ever (helper-373). Closing the loader kills it."""
     import signal
-    import time
 
     root = tmp_path / "folder"
     (root / "a").mkdir(parents=True)
@@ -1596,9 +1596,14 @@ def test_closing_a_loader_ends_its_workers_and_a_script_that_leaves_one_open_sti
               f"num_workers=2, channels_last=False, pipeline={pipeline!r})\n"
               "loader = build_loader(opts, train=True, device=torch.device('cpu'))\n"
               "next(iter(loader))\nloader.close()\nbatches = iter(loader)\n"
-              "images, labels = next(batches)\nprint(tuple(images.shape))\n")
+              "images, labels = next(batches)\nprint(tuple(images.shape))\nimport time\n"
+              "print(time.time(), file=sys.stderr)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout == "(4, 3, 32, 32)\n", done
+    # The pass's thread, waiting for a batch, is stopped while the workers still serve: stopped after they had
+    # closed, it waited out PyTorch's queue time-out, and the exit handler (run twice) waited 10 s each time.
+    exit_took = time.time() - float(done.stderr.split()[-1])
+    assert exit_took < 15, exit_took
 
 
 def test_class_balance_draws_classes_by_count_to_one_less_its_power_alike_in_every_shard(tmp_path, image_folder,
@@ -1968,7 +1973,6 @@ def test_an_image_model_on_cifar_binaries_is_told_they_are_cifar_files(cifar_dir
 def test_a_jpeg_of_thousands_of_repeated_scans_is_an_unreadable_file_not_minutes_of_decoding():
     """libjpeg makes a pass over the whole image for each scan and only warns at one that repeats another: a
     331 KB 4096x4096 JPEG of 5,000 repeated scans took 83 s to decode. Such a file is refused by its count."""
-    import time
 
     buf = io.BytesIO()
     Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(buf, "JPEG", progressive=True)
