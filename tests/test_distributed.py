@@ -734,6 +734,71 @@ def test_the_data_a_jobs_ranks_compare_holds_its_images_labels(cifar_dir, tmp_pa
         assert seen(copy, *extra) == ours
 
 
+def test_ranks_given_different_data_are_told_the_classes_and_images_that_differ(cifar_dir, tmp_path, monkeypatch):
+    """The refusal of a job whose machines read different data names where they differ: a class, its counts on
+    the two ranks and the images one holds alone (under the split's folder, or CIFAR records). It named counts and
+    digests: which of a million files a machine lacked was the user's to find (helper-383). Two threads stand
+    for the two ranks (their collectives exchange through a barrier); the same data elsewhere is still alike."""
+    import threading
+
+    folders = tmp_path / "folders"
+    for c in "abc":
+        (folders / "train" / c).mkdir(parents=True)
+        for i in range(3):
+            (folders / "train" / c / f"{i}.jpg").write_bytes(jpeg_bytes(smooth_image(40, 40, seed=i)))
+    moved, copy = tmp_path / "moved", tmp_path / "copy"
+    shutil.copytree(folders, moved)
+    shutil.copytree(folders, copy)
+    os.rename(moved / "train" / "a" / "0.jpg", moved / "train" / "b" / "9.jpg")
+    relabelled = tmp_path / "relabelled"
+    shutil.copytree(cifar_dir, relabelled)
+    batch = relabelled / CIFAR_TRAIN_FOLDER / "data_batch_1.bin"
+    raw = bytearray(batch.read_bytes())
+    label = raw[0]
+    raw[0] = (label + 1) % 4
+    batch.write_bytes(bytes(raw))
+
+    def job(paths, *extra):
+        slots, barrier, said = [None, None], threading.Barrier(2, timeout=60), [None, None]
+
+        def gather(rank, obj):
+            slots[rank] = obj
+            barrier.wait()
+            everyone = list(slots)
+            barrier.wait()
+            return everyone
+
+        def rank_of(rank):
+            ctx = distributed.Context(rank=rank, world_size=2, backend="gloo")
+            ctx.gather_objects = lambda obj: gather(rank, obj)
+            cfg = load_config(TINY + ["--batch_size=4", f"--dataset_path={paths[rank]}", *extra])
+            with build_loader(train.data_options(cfg), train=True, device=torch.device("cpu")) as loader:
+                try:
+                    train.check_same_data(ctx, loader, None)
+                except distributed.DistributedError as error:
+                    said[rank] = str(error)
+
+        threads = [threading.Thread(target=rank_of, args=(r,)) for r in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert said[0] == said[1]  # the job's one refusal, alike
+        return said[0]
+
+    said = job((folders, moved), "--dataset=imagenet2012")
+    assert said.startswith("the processes of this job were given different data: training images' labels ")
+    assert said.endswith("(its paths may differ); where they differ: training class a: 3 images on rank 0, 2 on "
+                         "rank 1 (a/0.jpg on rank 0 alone); training class b: 3 images on rank 0, 4 on rank 1 "
+                         "(b/9.jpg on rank 1 alone)"), said
+    said = job((relabelled, cifar_dir))
+    name = "data_batch_1.bin#0"
+    for was, rank in ((label, 1), ((label + 1) % 4, 0)):  # rank 0 reads the relabelled record
+        assert re.search(rf"training label {was}: \d+ images on rank 0, \d+ on rank 1 \({re.escape(name)} on rank "
+                         rf"{rank} alone\)", said), said
+    assert job((folders, copy), "--dataset=imagenet2012") is None
+
+
 def test_a_sigterm_to_one_rank_stops_every_rank_after_the_same_step_with_a_checkpoint(cifar_dir, tmp_path):
     """Rank 1 alone gets SIGTERM during step 3 (a preempted node): the ranks' agreement started after
     step 3 is read after step 4, both stop there, rank 0 saves there, both exit 128 + 15, and --resume

@@ -921,6 +921,13 @@ class DeviceLoader:
     def _name(self, i: int) -> str:
         return self.samples[i][0]
 
+    def split_names(self) -> List[str]:
+        """Every sample's name in the whole split (every process's), in order, as the split's own: a path
+        under the folder or archive read, relative to it (a job's machines may mount it elsewhere)."""
+        root = getattr(self, "root", "")
+        names = [self._name(i) for i in range(self.sampler.size)]
+        return [os.path.relpath(n, root) if root and n.startswith(root + os.sep) else n for n in names]
+
     def take_first(self, count: int) -> None:
         """An evaluation loader's passes yield the first ``count`` samples of its order only (data-stats'
         random sample of a split): nothing past them is read or decoded, where a pass its caller stopped
@@ -1039,8 +1046,11 @@ class CifarLoader(DeviceLoader):
         self.start_batch = start_batch
 
     def sample_names(self) -> List[Tuple[int, str]]:
-        names = self.names() if self.names is not None else None
-        return [(i, names[i] if names is not None else f"record {i}") for i in self.sampler.indices().tolist()]
+        names = self.split_names()
+        return [(i, names[i]) for i in self.sampler.indices().tolist()]
+
+    def split_names(self) -> List[str]:
+        return list(self.names()) if self.names is not None else [f"record {i}" for i in range(self.sampler.size)]
 
     def __len__(self) -> int:
         n = self.num_samples

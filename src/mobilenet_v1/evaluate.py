@@ -24,7 +24,7 @@ from .engine import evaluate, few_outputs_note, nonfinite_note, resolve_device, 
 from .onnx_io import is_deployed_file, load_deployed
 from .predict import imagenet_classes, readable, shown_name
 from .runtime import csv_text, is_rank0, json_text, plural, print0
-from .train import data_options, data_seen
+from .train import check_same_data, data_options
 from .transforms import INTERPOLATIONS
 
 
@@ -541,7 +541,7 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
                               **dist.shard())
         print0(ckpt_io.natural_order_line(path, natural, ours, "the images are labelled in that order"),
                file=sys.stderr)
-    dist.check_same(data_seen(None, loader), "data")
+    check_same_data(dist, None, loader)
     if outputs and loader.num_classes > outputs:
         raise ValueError(f"{path} has {outputs} outputs, and dataset_path {cfg.dataset_path} has "
                          f"{loader.num_classes} classes (labelled by {loader.labels_in}): not the data set the "

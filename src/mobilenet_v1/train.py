@@ -1576,6 +1576,51 @@ def data_seen(*loaders: Any) -> Dict[str, Any]:
     return seen
 
 
+def check_same_data(dist: distributed.Context, *loaders: Any) -> None:
+    """:meth:`distributed.Context.check_same` on :func:`data_seen` (a collective: every rank or none); where the
+    ranks' data differ, the refusal names up to 3 classes of a split whose images differ between rank 0 and
+    another rank, their counts, and up to 3 images (paths under the split's folder, or CIFAR records) one of
+    them holds alone. It named counts and digests only: which class or file a machine lacked was the user's to
+    find among a million (helper-383)."""
+    try:
+        dist.check_same(data_seen(*loaders), "data")
+    except distributed.DistributedError as error:
+        raise dist.alike(distributed.DistributedError(f"{error}{data_differences(dist, *loaders)}")) from None
+
+
+def data_differences(dist: distributed.Context, *loaders: Any) -> str:
+    """Where the ranks' splits differ, class by class (:func:`check_same_data`); three collectives, the same
+    on every rank (each decides from what every rank sent). "" where they do not (a label order alone)."""
+    def by_class(loader) -> Dict[str, List[str]]:
+        names, labels = loader.split_names(), torch.as_tensor(loader.sampler.all_labels()).tolist()
+        classes = list(loader.classes or [])
+        grouped: Dict[str, List[str]] = {}
+        for name, label in zip(names, labels):
+            grouped.setdefault(f"class {classes[label]}" if label < len(classes) else f"label {label}", []).append(name)
+        return grouped
+
+    said = []
+    for split, loader in zip(("training", "evaluation"), loaders):
+        if loader is None:
+            continue
+        grouped = by_class(loader)
+        everyone = dist.gather_objects({c: (len(v), hashlib.sha256("\n".join(sorted(v)).encode(
+            "utf-8", "surrogateescape")).hexdigest()) for c, v in grouped.items()})
+        pairs = [(rank, c) for rank in range(1, len(everyone)) for c in sorted(set(everyone[0]) | set(everyone[rank]))
+                 if everyone[0].get(c) != everyone[rank].get(c)][:3]
+        # each named pair's names, from the two ranks it compares (the same lists on every rank)
+        wanted = {c for _, c in pairs}
+        theirs = dist.gather_objects({c: grouped.get(c, []) for c in wanted})
+        for rank, c in pairs:
+            mine, other = set(theirs[0][c]), set(theirs[rank][c])
+            alone = ([f"{n} on rank 0 alone" for n in sorted(mine - other)]
+                     + [f"{n} on rank {rank} alone" for n in sorted(other - mine)])[:3]
+            said.append(f"{split} {c}: {everyone[0].get(c, (0,))[0]} images on rank 0, "
+                        f"{everyone[rank].get(c, (0,))[0]} on rank {rank}"
+                        + (f" ({', '.join(alone)})" if alone else ""))
+    return f"; where they differ: {'; '.join(said)}" if said else ""
+
+
 def judged_accuracy(model, average, loader, device: torch.device, precision: str,
                     dist: Optional[distributed.Context] = None,
                     stopper: Optional[StopRequest] = None) -> Dict[str, Any]:
@@ -1844,7 +1889,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     if misplaced:  # every rank's alike: said once a machine
         raise dist.alike(ckpt_io.CheckpointError(misplaced))
     labelling = None if is_cifar(cfg.dataset) else classes
-    dist.check_same(data_seen(loader, eval_loader), "data")
+    check_same_data(dist, loader, eval_loader)
     for each in (loader, eval_loader):  # the limit on unreadable files is the job's: checked together
         dist.defer_bad_samples(each)
     if eval_loader is not None:
