@@ -2,6 +2,9 @@
 without TensorFlow. The files here are written by a writer of the format's own (LevelDB's table layout, the
 bundle protos' wire format), from a network of ours made TF-slim's: eps 0.001, 1001 outputs, inputs in [-1, 1]."""
 
+import json
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -169,7 +172,11 @@ def test_tf_slim_checkpoint_loads_as_the_same_network_its_background_output_drop
             theirs = reference.fc(reference.network[1:](features).mean((2, 3)))
             ours = model.fc(model.network[1:](features).mean((2, 3)))
         assert torch.allclose(ours, theirs[:, 1:], rtol=1e-4, atol=1e-4)
+    # its size, the index's and the data file's together whichever name is given (the index's alone was said)
+    size = os.path.getsize(f"{prefix}.index") + os.path.getsize(f"{prefix}.data-00000-of-00001")
     for given in (prefix, f"{prefix}.index", f"{prefix}.data-00000-of-00001"):
+        assert cli.main(["info", str(given), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["bytes"] == size, given
         assert cli.main(["info", str(given)]) == 0
         text = capsys.readouterr().out
         assert "TF-slim's MobileNetV1 (TensorFlow checkpoint)" in text and "1,000 classes, padding same" in text

@@ -1,5 +1,6 @@
 """Parameter and multiply-add counts of MobileNetV1, from the layer table (no forward pass needed); what
 a model file holds (``mobilenet-v1 info FILE``)."""
+import glob
 import json
 import math
 import os
@@ -99,6 +100,20 @@ def count_params(width_mult: float = 1.0, class_num: int = 1000) -> Dict[str, in
 
 # ------------------------------------------------------------------------------------- what a file holds
 
+def _file_bytes(file: str) -> int:
+    """The bytes of a model file; for a TensorFlow checkpoint named by its index, its prefix or a data file,
+    those of the index and every data file together (its weights are in the data files), the same whichever
+    name was given."""
+    from .tf_checkpoint import bundle_prefix
+
+    prefix = bundle_prefix(file) if os.path.isfile(file) else None
+    if prefix is None:
+        return os.path.getsize(file)
+    digits = "[0-9]" * 5
+    parts = [prefix + ".index"] + glob.glob(f"{glob.escape(prefix)}.data-{digits}-of-{digits}")
+    return sum(os.path.getsize(p) for p in parts if os.path.isfile(p))
+
+
 def describe(path: str, image_size: Optional[int] = None) -> Dict[str, Any]:
     """What a model file holds, read as ``eval`` reads it (a run folder: its newest checkpoint): for a checkpoint
     (ours, a MindSpore ``.ckpt``, a ``.safetensors``, timm's weights, TF-slim's TensorFlow checkpoint) the network,
@@ -113,7 +128,7 @@ def describe(path: str, image_size: Optional[int] = None) -> Dict[str, Any]:
     def read(file: str) -> Dict[str, Any]:
         if os.path.lexists(file) and not os.path.isfile(file):  # one gone (pruned): read_newest's to say
             raise ckpt_io.CheckpointError(f"{path}: not a regular file")
-        out: Dict[str, Any] = {"file": file, "bytes": os.path.getsize(file)}
+        out: Dict[str, Any] = {"file": file, "bytes": _file_bytes(file)}
         out.update(_describe_deployed(file, image_size) if is_deployed_file(file) else
                    _describe_checkpoint(file, image_size))
         return out
