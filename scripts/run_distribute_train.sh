@@ -27,6 +27,20 @@ if [ $# == 4 ]; then
     ARGS+=(--pre_trained="$PRETRAINED")
 fi
 
+# The seed's own CIFAR-10 and Ascend ImageNet files say device_target Ascend, which train refuses: said here, once,
+# before torchrun starts its processes (each of them said it, after torchrun's start-up, with torchrun's traceback).
+ASCEND_LINE=$("$PYTHON" -c "import contextlib, io, sys
+from mobilenet_v1.config import ASCEND, load_config
+try:
+    with contextlib.redirect_stderr(io.StringIO()):
+        cfg = load_config(['--config_path', sys.argv[1]] + sys.argv[2:])
+except BaseException:
+    sys.exit(0)  # any other problem is left to the run, which names it
+if str(cfg.device_target).lower() == 'ascend':
+    print(ASCEND)" "$CONFIG_PATH" "${EXTRA[@]}")
+if [ -n "$ASCEND_LINE" ]; then
+    die "$ASCEND_LINE (add --device_target to EXTRA_ARGS)"
+fi
 GPUS=$("$PYTHON" -c "import torch; print(torch.cuda.device_count())") || die "cannot run $PYTHON with torch"
 if [ -z "${DEVICE_NUM:-}" ]; then
     # Its line naming the seed's keys with no meaning here is left to the run's rank 0, which says it into

@@ -1074,6 +1074,8 @@ def test_scripts_train_distributed_standalone_and_eval_on_the_demo_data(tmp_path
 
     rank_table = tmp_path / "hccl_8p.json"  # the seed's Ascend script's second argument
     rank_table.write_text('{"version": "1.0", "server_count": "1"}')
+    ascend = tmp_path / "default_config.yaml"
+    ascend.write_text("device_target: Ascend\nbatch_size: 4\n")
     refusals = [
         ("run_standalone_train.sh", ["cifar10"], "Usage: bash run_standalone_train.sh [cifar10|imagenet2012] "
                                                  "[DATASET_PATH] [PRETRAINED_CKPT_PATH](optional)"),
@@ -1084,16 +1086,21 @@ def test_scripts_train_distributed_standalone_and_eval_on_the_demo_data(tmp_path
                                                        "[CONFIG_PATH] [DATASET_PATH] [PRETRAINED_CKPT_PATH](optional)"),
         ("run_distribute_train.sh", ["cifar10", tmp_path / "no.yaml", data], "CONFIG_PATH="),
         ("run_distribute_train.sh", ["cifar10", rank_table, data], "is a JSON file, a rank table"),
+        # the seed's own CIFAR-10 file: refused once, before torchrun starts (each process said it after, with
+        # torchrun's traceback; helper-387)
+        ("run_distribute_train.sh", ["cifar10", ascend, data], "device_target Ascend: this toolkit runs on CUDA"),
         ("run_eval.sh", ["cifar10", data], "Usage: bash run_eval.sh [cifar10|imagenet2012] [DATASET_PATH] "
                                            "[CHECKPOINT_PATH]"),
         ("run_eval.sh", ["cifar10", data, tmp_path / "nope.ckpt"], "does not exist"),
         ("run_eval.sh", ["imagenet", data, parallel_ckpt], "neither cifar10 nor imagenet2012"),
     ]
+    log_before = (work / "train_parallel" / "log.txt").read_text()
     # `sh script.sh`, as the seed's README runs them (dash here), goes on in bash: the same refusals.
     for (name, args, message), shell in itertools.product(refusals, ("bash", "sh")):
         r = run_script(name, *args, cwd=work, shell=shell)
         assert r.returncode != 0 and message in r.stderr, (name, args, shell, r.stderr)
         assert "Usage: bash " + name in r.stderr
+    assert (work / "train_parallel" / "log.txt").read_text() == log_before  # refused before the run's work folder
 
 
 def stand_in_python(folder):
