@@ -339,6 +339,20 @@ def test_plot_of_a_run_given_twice_labels_the_curves_apart(tmp_path, capsys):
                                                         "r1 #2: 0 epochs, 4 logged steps, 0 evaluations"]
 
 
+def test_plot_of_a_run_folder_whose_name_is_not_utf8_draws_it(tmp_path, capsys):
+    """A run folder whose name is not UTF-8 (TensorBoard's files are off there, train says so; its curves are
+    plot's to draw): matplotlib's text layout refused the name's escaped byte with a traceback, and so a title."""
+    run = os.path.join(os.fsencode(tmp_path), b"bad\xff")
+    os.mkdir(run)
+    rows = [{"kind": "step", "step": s, "epoch": s / 4, "loss": 1.0 / s, "lr": 0.1} for s in (1, 2, 3, 4)]
+    with open(os.path.join(run, os.fsencode(METRICS_FILE)), "w") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "p.png"
+    assert cli.main(["plot", os.fsdecode(run), "--out", str(out), "--title", "t\udcff"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "bad\ufffd: 0 epochs, 4 logged steps, 0 evaluations"
+    assert out.stat().st_size > 0
+
+
 def test_plot_errors_name_the_file(tmp_path, capsys, monkeypatch):
     assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 1
     assert f"{tmp_path / METRICS_FILE}: no such file" in capsys.readouterr().err
@@ -1023,7 +1037,8 @@ def test_a_terminal_of_no_columns_gets_the_plain_lines_not_a_bar():
         pytest.skip(f"no pseudo-terminal here: {e}")
     try:
         with os.fdopen(other, "w", closefd=False) as stream:
-            for rows, columns, drawn in ((0, 0, False), (24, 80, True)):
+            # 0 rows with the columns set (`stty cols 80` in such a pty): tqdm draws no bar there either
+            for rows, columns, drawn in ((0, 0, False), (24, 80, True), (0, 80, False)):
                 fcntl.ioctl(other, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
                 assert tracking.redrawable(stream) is drawn, columns
     finally:

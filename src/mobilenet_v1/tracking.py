@@ -186,9 +186,13 @@ BAR_FORMAT = "{desc} {n_fmt}/{total_fmt}{postfix} |{bar}| {elapsed}<{remaining}"
 
 def redrawable(stream: Any) -> bool:
     """Whether ``stream`` is a terminal a progress bar can be drawn on: one of 0 columns (a pty left at its
-    default size: ``script``, some ``ssh -t`` and CI runners) showed nothing at all, neither bar nor lines."""
+    default size: ``script``, some ``ssh -t`` and CI runners) showed nothing at all, neither bar nor lines;
+    so did one of 0 rows with its columns set (``stty cols 80`` in such a pty): tqdm draws no bar there."""
     try:
-        return bool(stream.isatty()) and os.get_terminal_size(stream.fileno()).columns > 0
+        if not stream.isatty():
+            return False
+        size = os.get_terminal_size(stream.fileno())
+        return size.columns > 0 and size.lines > 0
     except (AttributeError, OSError, ValueError):
         return False
 
