@@ -151,8 +151,10 @@ def test_what_cannot_be_averaged_is_refused_before_anything_is_written(tmp_path,
     assert cli.main(["average", a, b, "--out", b]) == 1
     assert "--out " + b + ": is the file this command reads; write to another file" in capsys.readouterr().err
     assert digest(b) == before
-    with pytest.raises(ValueError, match="--last must be >= 0"):
+    with pytest.raises(ValueError, match=re.escape("--last must be >= 0 (0: all), got -1")):
         average([a, b], str(tmp_path / "out.pt"), last=-1)
+    with pytest.raises(ValueError, match=re.escape("--best must be >= 0 (0: off: the numbered checkpoints), got -1")):
+        average([a, b], str(tmp_path / "out.pt"), best=-1)  # 0 was said to be "all"
 
 
 def test_an_evaluation_size_refused_is_named_as_eval_image_size(tmp_path):
@@ -409,7 +411,12 @@ def test_a_recalibration_all_files_record_alike_is_kept_and_any_other_mix_is_sai
                                                                     "dataset_path": "/data", "seed": 1,
                                                                     "trained_at": 32}
     assert cli.main(["info", out]) == 0
-    assert "statistics measured anew (recalibrate-bn) at 40 on 96 images, trained at 32" in capsys.readouterr().out
+    # the mean of the statistics, not its mean weights' own (helper-384: "measured anew" read as done)
+    assert ("BatchNorm: the mean of its sources' statistics, each measured anew (recalibrate-bn) at 40 on 96 images, "
+            "trained at 32; not its mean weights' own: recalibrate-bn of this file measures those"
+            in " ".join(capsys.readouterr().out.split()))
+    assert cli.main(["info", a]) == 0
+    assert "statistics measured anew (recalibrate-bn) at 40 on 96 images, trained at 32\n" in capsys.readouterr().out
     plain = save(tmp_path / "plain.pt", random_model(3), image_size=40)
     for paths, said in (([a, plain], f"{a} records BatchNorm statistics measured anew by recalibrate-bn at 40, "
                                      f"{plain} no such measurement: the mean mixes statistics of both kinds "

@@ -99,7 +99,8 @@ def test_momentum_is_the_seeds_sgd_and_bad_values_name_the_option():
         load_config(["--opt=SGD"])
     with pytest.raises(ConfigError, match=r"; Nesterov's momentum is opt momentum with --nesterov True"):
         load_config(["--opt=nesterov"])
-    with pytest.raises(ConfigError, match="option --opt_eps: opt_eps must be >= 0"):
+    # 0 is the recipe's eps, not "off" (a division by zero)
+    with pytest.raises(ConfigError, match=r"option --opt_eps: opt_eps must be >= 0 \(0: the recipe's eps\)"):
         load_config(["--opt=rmsprop", "--opt_eps=-1"])
     with pytest.raises(ConfigError, match=r"option --opt_eps: opt_eps 0.5 is RMSprop's, AdamW's and LAMB's; opt "
                                           r"momentum has none \(SGD\)"):

@@ -26,9 +26,9 @@ def sources(paths: Sequence[str], last: int = 0, best: int = 0, use_ema: bool = 
     ``train --keep_best_max``), ranked by the top-1 each records (the trained weights' where ``use_ema`` is
     False and the file records both), best first; a folder that kept fewer is appended to ``short`` as
     (folder, how many it kept)."""
-    for name, value in (("last", last), ("best", best)):
+    for name, value, zero in (("last", last, "all"), ("best", best, "off: the numbered checkpoints")):
         if value < 0:
-            raise ValueError(f"--{name} must be >= 0 (0: all), got {value}")
+            raise ValueError(f"--{name} must be >= 0 (0: {zero}), got {value}")
     if last and best:
         raise ValueError("--last and --best choose a run folder's checkpoints two ways: give one")
     paths = [tf_index(os.fspath(path)) for path in paths]  # a TensorFlow checkpoint's prefix, as convert takes it

@@ -1307,7 +1307,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("ema_decay", f"ema_decay must be in [0, 1) (0: no weight average), got {cfg.ema_decay}")
     for key in ("mixup_alpha", "cutmix_alpha", "clip_grad_norm", "opt_eps", "weight_decay", "momentum"):
         if getattr(cfg, key) < 0:
-            fail(key, f"{key} must be >= 0 (0: off), got {getattr(cfg, key)}")
+            zero = "the recipe's eps" if key == "opt_eps" else "off"
+            fail(key, f"{key} must be >= 0 (0: {zero}), got {getattr(cfg, key)}")
     if cfg.momentum >= 1:  # the update is the gradient plus momentum x the last one: at 1 or more it never fades
         fail("momentum", f"momentum must be below 1 (the share of the last update each step keeps; at 1 or more the "
                          f"updates grow without end; the seed's 0.9), got {cfg.momentum:g}")

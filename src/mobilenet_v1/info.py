@@ -612,10 +612,15 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
             + ": export writes its INT8 ONNX file")
     bn = d["bn_recalibration"]
     if bn:
-        row("BatchNorm", "statistics measured anew (recalibrate-bn)"
+        # An average of such files holds the mean of their statistics, which are not those of its mean weights:
+        # said so, with what recalibrate-bn does about it (helper-384: "measured anew" told the user it was done)
+        averaged = bool(d.get("averaged"))
+        row("BatchNorm", ("the mean of its sources' statistics, each measured anew (recalibrate-bn)" if averaged
+                          else "statistics measured anew (recalibrate-bn)")
             + (f" at {bn['image_size']}" if bn["image_size"] else "")
             + (f" on {bn['images']} images" if bn["images"] else "")
-            + (f", trained at {bn['trained_at']}" if bn["trained_at"] else ""))
+            + (f", trained at {bn['trained_at']}" if bn["trained_at"] else "")
+            + ("; not its mean weights' own: recalibrate-bn of this file measures those" if averaged else ""))
     e = d["evaluated"]
     if e:
         shown = ", ".join(f"{label} {e[k]:.4f}" for k, label in (("top_1", "top-1"), ("top_5", "top-5")) if k in e)
