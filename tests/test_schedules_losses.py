@@ -73,6 +73,25 @@ def test_a_warmup_down_to_a_lower_lr_max_says_the_rate_falls():
     assert "(the rate falls from 0.01 to 0.0065, short of lr_max 0), as in" in note and "climbs" not in note
 
 
+def test_a_decay_toward_an_lr_end_above_lr_max_is_said_to_climb():
+    """linear and cosine_annealing run from lr_max to lr_end: an lr_end above lr_max (a typo, nearly always) made
+    the rate climb after the warm-up without a word (helper-384). The modes that take no lr_end, and an lr_end at
+    or below lr_max, say nothing."""
+    from mobilenet_v1.schedules import schedule_notes
+
+    for mode, warmup in (("cosine_annealing", 1), ("linear", 0)):
+        cfg = load_config([f"--lr_decay_mode={mode}", "--lr_max=0.1", "--lr_end=0.5", f"--warmup_epochs={warmup}",
+                           "--epoch_size=4"])
+        lr = schedule(cfg, 3)
+        assert lr[-1] > lr[3 * warmup]  # it does climb
+        after = " after the warm-up" if warmup else ""
+        assert (f"lr_end 0.5 is above lr_max 0.1: the rate climbs from lr_max to lr_end{after} ({mode} runs from "
+                f"the one to the other)") in schedule_notes(cfg, lr, 128)
+    for args in (["--lr_decay_mode=steps", "--lr_end=0.5"], ["--lr_decay_mode=linear", "--lr_end=0.1"]):
+        cfg = load_config(args + ["--lr_max=0.1", "--warmup_epochs=0", "--epoch_size=4"])
+        assert not any("climbs" in note for note in schedule_notes(cfg, schedule(cfg, 3), 128)), args
+
+
 def test_seed_imagenet_linear_without_warmup():
     lr = get_lr(0.0, 0.0, 0.8, 0, 90, 5004, "linear")
     assert lr.shape == (450360,)

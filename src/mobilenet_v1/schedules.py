@@ -197,8 +197,21 @@ def scale_note(cfg, batch: int) -> str:
 
 def schedule_notes(cfg, lr: np.ndarray, batch: int) -> List[str]:
     """What ``train`` and ``lr-schedule`` say of the schedule ``lr`` of ``cfg`` at global batch ``batch``:
-    how its rates were scaled (:func:`scale_note`), and a warm-up as long as the run (:func:`warmup_note`)."""
-    return [note for note in (scale_note(cfg, batch), warmup_note(cfg, lr, lr_scale(cfg, batch))) if note]
+    how its rates were scaled (:func:`scale_note`), a warm-up as long as the run (:func:`warmup_note`) and a
+    decay that climbs (:func:`rising_note`)."""
+    return [note for note in (scale_note(cfg, batch), warmup_note(cfg, lr, lr_scale(cfg, batch)), rising_note(cfg))
+            if note]
+
+
+def rising_note(cfg) -> str:
+    """A line for a decay toward an ``lr_end`` above ``lr_max`` (linear, cosine_annealing): after the warm-up the
+    rate climbs to it, as the formula (and torch's CosineAnnealingLR) has it, almost always a typo; "" otherwise."""
+    if cfg.lr_end <= cfg.lr_max or cfg.warmup_epochs >= cfg.epoch_size or not uses(cfg.lr_decay_mode,
+                                                                                    cfg.warmup_epochs, "lr_end"):
+        return ""
+    after = " after the warm-up" if cfg.warmup_epochs else ""
+    return (f"lr_end {cfg.lr_end:g} is above lr_max {cfg.lr_max:g}: the rate climbs from lr_max to lr_end{after} "
+            f"({cfg.lr_decay_mode} runs from the one to the other)")
 
 
 def warmup_note(cfg, lr: np.ndarray, scale: float = 1.0) -> str:
