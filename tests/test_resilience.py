@@ -985,6 +985,49 @@ def test_an_exit_at_once_without_threads_or_without_stderr(tmp_path):
     assert log.read_text() == ""
 
 
+@pytest.mark.skipif(not hasattr(os, "fork") or not hasattr(signal, "pthread_sigmask"), reason="POSIX fork and masks")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_while_a_loader_worker_starts_neither_ends_it_nor_counts_twice_for_the_run(signum):
+    """A signal to the whole process group (a terminal's Ctrl-C, a scheduler's SIGTERM) while a loader worker
+    starts, before its worker_init_fn (helper-386): SIGTERM met PyTorch's worker handler, which ends a worker its
+    parent did not signal, and the run failed ("a data loader worker process ... ended unexpectedly") rather than
+    stop; SIGINT ran the run's handler in the worker, whose inherited wakeup fd told the run of a second Ctrl-C
+    ("SIGINT again: stopping now", no checkpoint). Forked under workers_starting, the worker takes it only once
+    its handlers are in place. The fork here does what PyTorch's worker loop does: its handlers, then ours."""
+    import socket
+
+    from torch.utils.data._utils import signal_handling
+
+    from mobilenet_v1 import stopping
+
+    read, write = socket.socketpair()
+    read.setblocking(False)
+    write.setblocking(False)
+    before_fd = signal.set_wakeup_fd(write.fileno(), warn_on_full_buffer=False)
+    before = signal.signal(signum, lambda *a: None)  # the run's handler (StopRequest's records only)
+    try:
+        with stopping.workers_starting():
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    os.kill(os.getpid(), signum)  # the signal, in the window
+                    signal_handling._set_worker_signal_handlers()
+                    stopping.ignore_in_worker(0)
+                    time.sleep(0.2)
+                    os._exit(7)
+                except BaseException:
+                    os._exit(3)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 7, status  # served on, not ended
+        with pytest.raises(BlockingIOError):  # nothing told the run of a signal it did not get
+            read.recv(64)
+    finally:
+        signal.signal(signum, before)
+        signal.set_wakeup_fd(before_fd)
+        read.close()
+        write.close()
+
+
 def test_loaders_resume_inside_an_epoch_with_the_same_batches(cifar_dir, image_folder, one_thread):
     """Starting an epoch at batch k gives exactly the batches k.. of a whole pass, in every loader, also
     with repeated augmentation and with class-balanced draws."""

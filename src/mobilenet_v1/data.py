@@ -44,7 +44,7 @@ from .autoaugment import Augment, make_augment
 from .config import ConfigError, cifar_name, is_cifar, normalisation
 from .runtime import interrupt_deferred, launcher_number, plural, shell_path
 from .stalls import watched
-from .stopping import ignore_in_worker
+from .stopping import ignore_in_worker, workers_starting
 
 CIFAR_RECORD = 1 + 3 * 32 * 32  # label byte + 3,072 pixel bytes
 # The official CIFAR-10 binary's training split: data_batch_1.bin ... data_batch_5.bin of 10,000 records each.
@@ -2271,8 +2271,8 @@ class ImageFolderLoader(DeviceLoader):
         return self._len
 
     def __iter__(self):
-        with interrupt_deferred():  # a Ctrl-C while the workers start left them running, out of close()'s reach
-            workers = iter(self.loader)
+        with interrupt_deferred(), workers_starting():  # a Ctrl-C while the workers start left them running,
+            workers = iter(self.loader)  # out of close()'s reach; a signal then reached a worker before its handlers
         for images, labels, bad in watched(workers, f"the loader of {self.root}"):
             if bad:
                 self.bad_samples.record(bad)
@@ -2753,8 +2753,8 @@ class BatchedImageLoader(DeviceLoader):
         # The workers' iterator is made here, in the caller's thread: the first one starts the workers,
         # and PyTorch installs its handler for a worker's sudden death (SIGCHLD) only from the main
         # thread; made in a background thread, such a death is seen only at the next 5 s check.
-        with interrupt_deferred():  # a Ctrl-C while the workers start left them running, out of close()'s reach
-            workers = iter(self.loader)
+        with interrupt_deferred(), workers_starting():  # a Ctrl-C while the workers start left them running,
+            workers = iter(self.loader)  # out of close()'s reach; a signal then reached a worker before its handlers
         batches = self.batches(watched(workers, f"the loader of {self.root}"))
         if self.device.type == "cuda":
             return iter(BackgroundBatches(batches, self.device))

@@ -32,6 +32,7 @@ worker there, and the run would fail on the lost worker before it could stop. A 
 one multiprocessing's exit sends its daemonic children) ends the worker quietly.
 """
 import _thread
+import contextlib
 import os
 import select
 import signal
@@ -148,10 +149,35 @@ def ignore_in_worker(worker_id: int = 0) -> None:
     after a scheduler's SIGTERM); the loader's own shutdown, or the run's process dying, ends it as it
     ends any worker. multiprocessing's exit sends one SIGTERM only: loaders still open at the
     interpreter's exit are shut down before it (``data.DeviceLoader.close``)."""
+    # The run's wakeup fd, inherited by the fork: a signal handled here would be counted there as one more
+    # (a single Ctrl-C to the process group read as two: "SIGINT again: stopping now").
+    with contextlib.suppress(ValueError):
+        signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "SIGHUP"):  # the terminal closed: sent to the run too, which stops as on Ctrl-C
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _serve_on)
+    if hasattr(signal, "pthread_sigmask"):  # blocked since the fork (workers_starting): delivered now, to these
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+
+
+@contextlib.contextmanager
+def workers_starting():
+    """Around the fork of loader workers: the stop signals blocked in the forking thread, so that a worker starts
+    with them blocked until :func:`ignore_in_worker` has put its handlers in place. Unblocked, a scheduler's
+    SIGTERM to every process of the job in between met PyTorch's worker handler (installed before the
+    worker_init_fn), which ends a worker that its parent did not signal, and the run failed ("exited
+    unexpectedly") rather than stop; a Ctrl-C there ran the run's handler in the worker, whose inherited
+    wakeup fd told the run of a second Ctrl-C. Signals that come meanwhile reach this process when the
+    block ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 class StopRequest:
