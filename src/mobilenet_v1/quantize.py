@@ -721,6 +721,15 @@ def main(argv: Sequence[str]) -> int:
             raise QuantizeError(f"--c_array {a.c_array}: cannot write it: {e.strerror or e} ({result['path']} is "
                                 f"written)") from None
         print0(f"wrote {a.c_array}: {result['path']} as a C++ array for TensorFlow Lite for Microcontrollers")
+    # An INT8 file that often picks another class than its fp32 model, on enough images to tell (a few could
+    # disagree by chance): --per_tensor's one scale a tensor rounded most of a depthwise layer's channels to 0,
+    # whose folded BatchNorm left one channel hundreds of times larger (top-1 7.7% against 77%; helper-385).
+    if check["images"] >= 50 and check["agreement"] < 0.9:
+        why = ("one weight scale a tensor (--per_tensor) rounds to 0 most channels of a depthwise layer whose folded "
+               "BatchNorm left one channel far larger than the others: quantize without --per_tensor (a scale a "
+               "channel)" if getattr(a, "per_tensor", False) else "check it with eval before deploying it")
+        print(f"mobilenet-v1 quantize: warning: the INT8 file agrees with the fp32 one on only "
+              f"{check['agreement']:.2%} of {check['images']} calibration images: {why}", file=sys.stderr)
     used = result["calib_images"]
     if used < count:
         asked = (f"the {count} asked (--calib_images)" if count == a.calib_images else
