@@ -275,6 +275,24 @@ def test_num_workers_below_minus_one_is_refused_by_every_command(tmp_path, capsy
                 f"got {argv[-1]}\n") in capsys.readouterr().err
 
 
+def test_num_workers_for_cifar_is_said_to_start_no_loader_processes(tmp_path, capsys):
+    """CIFAR is held whole in memory and cropped in batches: its loader starts no workers, and --num_workers 2
+    was taken without a word (helper-386). An image folder's, the default and 0 say nothing."""
+    config = tmp_path / "c.yaml"
+    config.write_text("num_workers: 4\n")
+    for argv, origin in ((["--num_workers=2"], "option --num_workers"),
+                         ([f"--config_path={config}", "--dataset=cifar100"], f"config file {config}")):
+        assert load_config(argv).num_workers in (2, 4)
+        said = capsys.readouterr().err
+        count = 2 if "2" in argv[0] else 4
+        assert said == (f"note: {origin}: num_workers {count} starts no loader processes for "
+                        f"{'CIFAR-100' if 'cifar100' in argv[-1] else 'CIFAR-10'}, held whole in memory and cropped "
+                        f"in batches; it is image folders' key\n"), said
+    for argv in (["--num_workers=2", "--dataset=imagenet2012"], ["--num_workers=0"], []):
+        load_config(argv)
+        assert capsys.readouterr().err == "", argv
+
+
 def test_bad_values_name_the_option():
     with pytest.raises(ConfigError, match="batch_size must be int"):
         load_config(["--batch_size=3.5"])

@@ -398,7 +398,7 @@ KEY_HELP: Dict[str, str] = {
     "padding": "same (the seed's, TensorFlow's SAME) or symmetric (PyTorch's padding=1)",
     "precision": "auto: bf16 on a GPU, fp32 on the CPU",
     "seed": "random seed: weights, data order, augmentation",
-    "num_workers": "loader processes; -1: min(8, CPU count)",
+    "num_workers": "loader processes of image folders (CIFAR, held in memory, starts none); -1: min(8, CPU count)",
     "eval_drop_last": "drop the last partial eval batch (the seed's count)",
     "eval_batch_size": "evaluation batch; 0: batch_size",
     "channels_last": "NHWC memory format",
@@ -1588,6 +1588,10 @@ def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] =
         return f"the default of {key}"
 
     _validate(cfg, file_choices, origin, f"config file {config_path}")
+    if is_cifar(cfg.dataset) and cfg.num_workers > 0 and is_rank0():  # taken without a word (helper-386)
+        print(f"note: {origin('num_workers')}: num_workers {cfg.num_workers} starts no loader processes for "
+              f"{cifar_name(cfg.dataset)}, held whole in memory and cropped in batches; it is image folders' key",
+              file=sys.stderr, flush=True)
     return cfg, Given({**{key: f"config file {config_path}" for key in file_values}, **given})
 
 
