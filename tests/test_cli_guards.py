@@ -808,6 +808,10 @@ def test_a_number_of_hundreds_of_digits_is_refused_in_a_short_line(argv, said, c
     assert code in (1, 2)
     err = capsys.readouterr().err
     assert said in err and len(err.strip().splitlines()[-1]) < 200, err
+    from mobilenet_v1.config import long_numbers_cut
+
+    path = "dataset_path /data/1234567890123456789012345/x: does not exist"  # a path's part is left whole
+    assert long_numbers_cut(path) == path
 
 
 def test_a_commands_own_numbers_at_the_ends_of_their_range_are_taken():

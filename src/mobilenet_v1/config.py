@@ -684,7 +684,7 @@ MAX_NUM_WORKERS = 1024
 MAX_WHOLE_NUMBER = 2 ** 31 - 1
 MAX_SEED = 2 ** 32 - 1  # NumPy's seeds: a run seeds its generators from it
 SEED_RULE = "seed must be in [0, 2**32 - 1]"
-_LONG_NUMBER = re.compile(r"(?<![\w.])(-?\d{6})(\d{19,})(?![\w.])")
+_LONG_NUMBER = re.compile(r"(?<![\w./\\-])(-?\d{6})(\d{19,})(?![\w./\\])")  # a path's part is left whole
 
 
 def long_numbers_cut(message: str) -> str:
