@@ -106,10 +106,10 @@ def main():
     policy = f"{args.policy} {args.color_jitter:g}, hue {args.color_jitter_hue:g}" if jitter else args.policy
     row = {"policy": policy, "ours ms/image": f"{median(times['ours']):.2f}",
            f"{other} ms/image": f"{median(times['torchvision']):.2f}", f"paired ours / {other}": f"{paired:.2f}"}
-    print_table(f"Per-image augmentation, {machine()}: {args.images} random {args.size}x{args.size} uint8 images, "
-                f"one thread, median of {args.rounds} rounds", [row], list(row))
+    print_table(f"Per-image augmentation, {machine(on_cpu=True)}: {args.images} random {args.size}x{args.size} uint8 "
+                f"images, one thread, median of {args.rounds} rounds", [row], list(row))
     key = "ours_affine_grid" if args.grid_ab else "torchvision"  # what the second timings are of
-    emit_json(args.json, {"machine": machine(), "policy": policy, "size": args.size,
+    emit_json(args.json, {"machine": machine(on_cpu=True), "policy": policy, "size": args.size,
                           "ms": {"ours": times["ours"], key: times["torchvision"]}, f"paired_ours_over_{key}": paired})
 
 
@@ -145,9 +145,10 @@ def time_ops(images: torch.Tensor, args) -> None:
                      "ours / float path": f"{ratio['ours, float path']:.2f}",
                      "ours / torchvision": f"{ratio['torchvision']:.2f}"})
         out[name] = {"ms": times, "paired": ratio}
-    print_table(f"Per-operation time, {machine()}: {args.images} random {args.size}x{args.size} uint8 images, one "
-                f"thread, median of {args.rounds} rounds (paired: medians of the per-round ratios)", rows, list(rows[0]))
-    emit_json(args.json, {"machine": machine(), "size": args.size, "operations": out})
+    print_table(f"Per-operation time, {machine(on_cpu=True)}: {args.images} random {args.size}x{args.size} uint8 "
+                f"images, one thread, median of {args.rounds} rounds (paired: medians of the per-round ratios)", rows,
+                list(rows[0]))
+    emit_json(args.json, {"machine": machine(on_cpu=True), "size": args.size, "operations": out})
 
 
 if __name__ == "__main__":

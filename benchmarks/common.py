@@ -1,7 +1,6 @@
 """Shared by the benchmark scripts: synthetic natural-looking JPEGs, timing, table printing."""
 import json
 import os
-import platform
 import statistics
 import sys
 from multiprocessing import Pool
@@ -72,7 +71,15 @@ def pick_device(name: str):
 
     from mobilenet_v1.engine import resolve_device
 
-    return resolve_device("auto") if name == "auto" else torch.device(name)
+    if name == "auto":
+        return resolve_device("auto")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        sys.exit(f"{os.path.basename(sys.argv[0])}: error: --device {name}: {e}")
+    if device.type == "cuda" and not torch.cuda.is_available():  # else torch's traceback at the first CUDA call
+        sys.exit(f"{os.path.basename(sys.argv[0])}: error: --device {name}: torch sees no CUDA GPU here")
+    return device
 
 
 def configured(**settings):
@@ -119,9 +126,13 @@ def machine(on_cpu: bool = False) -> str:
     (``on_cpu``), then the CPU."""
     import torch
 
+    from mobilenet_v1.benchmark import cpu_name
+
     if torch.cuda.is_available() and not on_cpu:
         return f"{torch.cuda.get_device_name(0)}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
-    return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    # the model name ("AMD EPYC ...", "Intel(R) Xeon(R) ..."), not platform.processor()'s "x86_64": RESULTS.md's
+    # figures differ between the AVX2-only and the VNNI machines, which "x86_64" does not tell apart
+    return f"CPU {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
 def print_table(title: str, rows: List[Dict], columns: Sequence[str]) -> None:

@@ -23,6 +23,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--second", default="GPU", choices=("GPU", "CPU"), help="where the run continues")
     args = p.parse_args()
+    if args.second == "GPU":
+        import torch
+
+        if not torch.cuda.is_available():  # else five CPU runs trained for nothing, each then FAILED, exit 0
+            p.error("--second GPU (the default) needs a CUDA GPU, and torch sees none here: --second CPU is the "
+                    "dry run")
     with tempfile.TemporaryDirectory() as tmp:
         rng = np.random.default_rng(0)
         for folder, name, n in ((CIFAR_TRAIN_FOLDER, "data_batch_1.bin", 256), (CIFAR_EVAL_FOLDER, "test_batch.bin", 64)):

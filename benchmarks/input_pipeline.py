@@ -586,6 +586,8 @@ def main():
     args = p.parse_args()
     if min(args.images, args.batch_size, args.passes, args.rounds) < 1:
         p.error("--images, --batch_size, --passes and --rounds must be at least 1")
+    if args.workers < 0:
+        p.error(f"--workers must be 0 or more, got {args.workers}")
     try:
         width, height = (int(v) for v in args.jpeg_size.split("x"))
     except ValueError:
@@ -637,8 +639,10 @@ def main():
     info = make_jpeg_folder(args.data_dir, args.images, size=(height, width))
     common = dict(batch_size=args.batch_size, train=True, image_size=args.image_size, device=device, seed=1,
                   num_workers=args.workers, channels_last=True)
-    rows, payload = [], {"machine": machine(), "files": info["files"], "mean_kb": info["mean_kb"],
-                         "workers": args.workers, "images_per_s": {}}
+    machine_label = machine(on_cpu=device.type == "cpu")  # the CPU a --device cpu run timed, not the GPU beside it
+    rows, payload = [], {"machine": machine_label, "files": info["files"], "mean_kb": info["mean_kb"],
+                         "workers": args.workers, "batch_size": args.batch_size, "image_size": args.image_size,
+                         "jpeg_size": args.jpeg_size, "passes": args.passes, "images_per_s": {}}
     jitter = args.color_jitter or args.color_jitter_hue
     compared = {}  # {images_per_s key: its row}, the rows of the peer's transforms, for their ratio to it
     policies = [""] + ([args.auto_augment] if args.auto_augment else []) + (["color_jitter"] if jitter else [])
@@ -724,9 +728,9 @@ def main():
             row["over peer"] = f"{payload['over_peer'][key]:.2f}x"
         columns.append("over peer")
         peer_note = "; over peer: images/s over the peer's (the same files, batch, workers and passes)"
-    print_table(f"Input pipeline, {machine()}: {info['files']} JPEGs {width}x{height} (mean {info['mean_kb']:.0f} KB), "
-                f"RandomResizedCrop {args.image_size} + flip + normalise, batch {args.batch_size}, "
-                f"{args.workers} workers{peer_note}", rows, columns)
+    print_table(f"Input pipeline, {machine_label}: {info['files']} JPEGs {width}x{height} "
+                f"(mean {info['mean_kb']:.0f} KB), RandomResizedCrop {args.image_size} + flip + normalise, "
+                f"batch {args.batch_size}, {args.workers} workers{peer_note}", rows, columns)
     emit_json(args.json, payload)
 
 

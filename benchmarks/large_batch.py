@@ -122,6 +122,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--json", default="", help="write the figures as JSON to this file ('-': stdout)")
     args = parser.parse_args(argv)
+    if args.batch_size < 2 or args.repeats < 1 or args.threads < 0:
+        parser.error(f"--batch_size must be at least 2, --repeats at least 1 and --threads 0 or more, got "
+                     f"{args.batch_size}, {args.repeats} and {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
     payload = {"machine": machine(), "threads": torch.get_num_threads()}

@@ -135,6 +135,9 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.threads < 1:
         p.error(f"--threads must be at least 1, got {a.threads}")
+    if min(a.batch_sizes) < 1 or min(a.calls, a.calls_large, a.calib_batches, a.image_size) < 1:
+        p.error(f"--batch_sizes, --calls, --calls_large, --calib_batches and --image_size must be at least 1, got "
+                f"{a.batch_sizes}, {a.calls}, {a.calls_large}, {a.calib_batches} and {a.image_size}")
     timm = None if a.no_timm else import_timm("latency.py", "--no_timm")
     kinds = ["PyTorch eager fp32", "ONNX Runtime fp32", "ONNX Runtime INT8"]
     if a.executorch:

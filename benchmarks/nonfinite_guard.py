@@ -75,7 +75,8 @@ def main() -> None:
         plain.append(timed(None))
         guarded.append(timed(guard))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
-    out = {"device": name, "torch": torch.__version__, "batch_size": a.batch_size, "image_size": a.image_size,
+    out = {"device": name, "torch": torch.__version__, "threads": torch.get_num_threads(), "width_mult": a.width_mult,
+           "batch_size": a.batch_size, "image_size": a.image_size,
            "precision": a.precision, "steps_per_repeat": a.steps, "repeats": a.repeats,
            "ms_per_step_plain": round(statistics.median(plain), 3),
            "ms_per_step_guarded": round(statistics.median(guarded), 3),

@@ -68,6 +68,9 @@ def main() -> None:
     p.add_argument("--image_size", type=int, default=64)
     p.add_argument("--seeds", type=int, default=3)
     a = p.parse_args()
+    if a.images < 8 or a.seeds < 1 or a.image_size < 1:  # training batches of 8, the last partial one dropped
+        p.error(f"--images must be at least 8 (one batch), --seeds and --image_size at least 1; got {a.images}, "
+                f"{a.seeds} and {a.image_size}")
     torch.set_num_threads(1)
     print(common.machine())
     with tempfile.TemporaryDirectory() as root:

@@ -16,6 +16,7 @@ batch that differs anywhere beyond ``--atol`` (or is NaN) is counted.
 """
 import argparse
 import os
+import sys
 import tempfile
 import time
 
@@ -82,6 +83,9 @@ def main():
             num_workers=args.workers, channels_last=True)
 
     reference = epoch(loader(0, 0), None)
+    if not reference:  # a training epoch drops its last partial batch: fewer files than a batch check nothing
+        sys.exit(f"pipeline_threads_check.py: error: {info['files']} JPEGs in {args.data_dir} make no training batch "
+                 f"of --batch_size {args.batch_size}: give --images at least {args.batch_size}")
     finish, record_stream = BatchedImageLoader.finish, torch.Tensor.record_stream
     if device.type == "cuda":
         cycles = int(args.crop_delay_ms * 2e6)  # about 2 GHz (H100/H200 SM clocks run 1.6 to 2 GHz)

@@ -151,23 +151,23 @@ def interleaved(runners, windows, steps):
 
 
 def bench_end_to_end(args, device, folder, pipeline, compile_mode="default"):
-    from mobilenet_v1 import train
-    from mobilenet_v1.config import load_config
-
-    out = tempfile.mkdtemp(prefix="e2e_")
-    cfg = load_config([
-        # 1000 classes: the graph of the step benchmark, so a compiled model comes from Inductor's cache
-        "--dataset=imagenet2012", f"--dataset_path={folder}", "--class_num=1000",
-        f"--batch_size={args.batch_size}", f"--image_size={args.image_size}", f"--epoch_size={args.e2e_epochs}",
-        f"--precision={args.precision}", f"--compile={bool(args.e2e_compile)}", "--save_checkpoint=False",
-        f"--data_pipeline={pipeline}", f"--num_workers={args.workers}", f"--save_checkpoint_path={out}",
-        f"--device_target={'GPU' if device.type == 'cuda' else 'CPU'}", f"--padding={args.padding}",
-    ] + ([f"--compile_mode={compile_mode}"] if args.e2e_compile else []))
     import contextlib
     import io
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        result = train.run(cfg)
+    from mobilenet_v1 import train
+    from mobilenet_v1.config import load_config
+
+    with tempfile.TemporaryDirectory(prefix="e2e_") as out:  # save_checkpoint=False: a folder left behind each run
+        cfg = load_config([
+            # 1000 classes: the graph of the step benchmark, so a compiled model comes from Inductor's cache
+            "--dataset=imagenet2012", f"--dataset_path={folder}", "--class_num=1000",
+            f"--batch_size={args.batch_size}", f"--image_size={args.image_size}", f"--epoch_size={args.e2e_epochs}",
+            f"--precision={args.precision}", f"--compile={bool(args.e2e_compile)}", "--save_checkpoint=False",
+            f"--data_pipeline={pipeline}", f"--num_workers={args.workers}", f"--save_checkpoint_path={out}",
+            f"--device_target={'GPU' if device.type == 'cuda' else 'CPU'}", f"--padding={args.padding}",
+        ] + ([f"--compile_mode={compile_mode}"] if args.e2e_compile else []))
+        with contextlib.redirect_stdout(io.StringIO()):
+            result = train.run(cfg)
     steady = result["epoch_seconds"][1:] or result["epoch_seconds"]
     return result["images_per_epoch"] / median(steady)
 
@@ -248,11 +248,15 @@ def main():
     args.steps = args.steps if args.steps is not None else (30 if gpu else 5)
     args.warmup = args.warmup if args.warmup is not None else (15 if gpu else 3)
     modes = (args.modes if args.modes is not None else ("eager,default,reduce-overhead" if gpu else "eager")).split(",")
+    known = ("eager", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+    if any(mode and mode not in known for mode in modes):
+        p.error(f"--modes {args.modes}: each must be one of {', '.join(known)} (or empty: no step benchmark)")
     if not args.no_timm and any(mode in TIMM_MODES for mode in modes):
         import_timm("train_throughput.py", "--no-timm")
     torch.backends.cudnn.benchmark = True
 
-    rows, payload = [], {"machine": machine(), "batch_size": args.batch_size, "precision": args.precision,
+    machine_label = machine(on_cpu=not gpu)  # the CPU a --device cpu run timed, not the GPU beside it
+    rows, payload = [], {"machine": machine_label, "batch_size": args.batch_size, "precision": args.precision,
                          "channels_last": bool(cl), "image_size": args.image_size, "padding": args.padding,
                          "step": {}, "end_to_end": {}}
     for mode in modes:
@@ -319,7 +323,7 @@ def main():
         best = max(v for k, v in payload["step"].items() if k.startswith("ours_") and "_over_" not in k)
         payload["step"]["best_ours_vs_timm_compiled"] = best / payload["step"]["timm_default"]
     if rows:
-        print_table(f"Training step, {machine()}: batch {args.batch_size}, {args.image_size}x{args.image_size}, "
+        print_table(f"Training step, {machine_label}: batch {args.batch_size}, {args.image_size}x{args.image_size}, "
                     f"{args.precision}, {'channels_last' if cl else 'NCHW'}, padding {args.padding}, "
                     f"median of {args.windows} x {args.steps} steps", rows,
                     [c for c in ("setting", "ours img/s", "timm img/s", "ours / timm", "paired", "plain img/s",
