@@ -174,6 +174,8 @@ def test_tf_slim_checkpoint_loads_as_the_same_network_its_background_output_drop
         assert torch.allclose(ours, theirs[:, 1:], rtol=1e-4, atol=1e-4)
     # its size, the index's and the data file's together whichever name is given (the index's alone was said)
     size = os.path.getsize(f"{prefix}.index") + os.path.getsize(f"{prefix}.data-00000-of-00001")
+    # a data file of an earlier save of another shard count, beside: not this checkpoint's (its index names its own)
+    open(f"{prefix}.data-00001-of-00002", "wb").write(b"\0" * 1000)
     for given in (prefix, f"{prefix}.index", f"{prefix}.data-00000-of-00001"):
         assert cli.main(["info", str(given), "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["bytes"] == size, given

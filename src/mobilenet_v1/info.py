@@ -1,6 +1,5 @@
 """Parameter and multiply-add counts of MobileNetV1, from the layer table (no forward pass needed); what
 a model file holds (``mobilenet-v1 info FILE``)."""
-import glob
 import json
 import math
 import os
@@ -104,13 +103,16 @@ def _file_bytes(file: str) -> int:
     """The bytes of a model file; for a TensorFlow checkpoint named by its index, its prefix or a data file,
     those of the index and every data file together (its weights are in the data files), the same whichever
     name was given."""
-    from .tf_checkpoint import bundle_prefix
+    from .checkpoint import CheckpointError
+    from .tf_checkpoint import bundle_prefix, data_files
 
     prefix = bundle_prefix(file) if os.path.isfile(file) else None
     if prefix is None:
         return os.path.getsize(file)
-    digits = "[0-9]" * 5
-    parts = [prefix + ".index"] + glob.glob(f"{glob.escape(prefix)}.data-{digits}-of-{digits}")
+    try:
+        parts = [prefix + ".index"] + data_files(prefix)
+    except (CheckpointError, OSError):  # an index that cannot be read (its reader says why): its own size
+        parts = [prefix + ".index"]
     return sum(os.path.getsize(p) for p in parts if os.path.isfile(p))
 
 

@@ -235,6 +235,14 @@ def _shape(buf: bytes, source: str) -> List[int]:
     return dims
 
 
+def data_files(prefix: str) -> List[str]:
+    """The data files the checkpoint ``prefix``'s index names (``PREFIX.data-K-of-N``; an earlier save of another
+    shard count may have left others of its name beside them)."""
+    index = prefix + ".index"
+    shards = dict(_fields(read_table(index).get(b"", b""), index)).get(1, 1) or 1
+    return [f"{prefix}.data-{k:05d}-of-{shards:05d}" for k in range(shards)]
+
+
 def read_bundle(prefix: str, wanted: Callable[[str], bool] = lambda name: True) -> Dict[str, torch.Tensor]:
     """The tensors of numbers in the checkpoint ``prefix`` (``PREFIX.index`` and its data files) whose names are
     ``wanted``, by name."""
