@@ -797,6 +797,17 @@ def test_ranks_given_different_data_are_told_the_classes_and_images_that_differ(
         assert re.search(rf"training label {was}: \d+ images on rank 0, \d+ on rank 1 \({re.escape(name)} on rank "
                          rf"{rank} alone\)", said), said
     assert job((folders, copy), "--dataset=imagenet2012") is None
+    # the split itself given with a trailing separator (a shell's completion), the machines mounting it apart: the
+    # class that differs is named, not the first three with every image "alone" by its whole path
+    said = job((f"{folders / 'train'}{os.sep}", f"{moved / 'train'}{os.sep}"), "--dataset=imagenet2012")
+    assert said.endswith("where they differ: training class a: 3 images on rank 0, 2 on rank 1 (a/0.jpg on rank 0 "
+                         "alone); training class b: 3 images on rank 0, 4 on rank 1 (b/9.jpg on rank 1 alone)"), said
+    # the same records, a names file on rank 0 alone: no record is said to be one rank's alone
+    named = tmp_path / "named"
+    shutil.copytree(cifar_dir, named)
+    (named / CIFAR_TRAIN_FOLDER / "batches.meta.txt").write_text("\n".join("wxyz") + "\n")
+    said = job((named, cifar_dir))
+    assert "alone" not in said and "label 0 'w' on rank 0, unnamed on rank 1" in said, said
 
 
 def test_a_sigterm_to_one_rank_stops_every_rank_after_the_same_step_with_a_checkpoint(cifar_dir, tmp_path):

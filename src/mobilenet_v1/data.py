@@ -925,8 +925,9 @@ class DeviceLoader:
         """Every sample's name in the whole split (every process's), in order, as the split's own: a path
         under the folder or archive read, relative to it (a job's machines may mount it elsewhere)."""
         root = getattr(self, "root", "")
+        prefix = os.path.join(root, "") if root else ""  # one separator after it, whether root ends in one or not
         names = [self._name(i) for i in range(self.sampler.size)]
-        return [os.path.relpath(n, root) if root and n.startswith(root + os.sep) else n for n in names]
+        return [os.path.relpath(n, root) if prefix and n.startswith(prefix) else n for n in names]
 
     def take_first(self, count: int) -> None:
         """An evaluation loader's passes yield the first ``count`` samples of its order only (data-stats'

@@ -4,6 +4,7 @@ import copy
 import dataclasses
 import functools
 import hashlib
+import itertools
 import io
 import os
 import random
@@ -1588,26 +1589,37 @@ def check_same_data(dist: distributed.Context, *loaders: Any) -> None:
         raise dist.alike(distributed.DistributedError(f"{error}{data_differences(dist, *loaders)}")) from None
 
 
+def _class_name(name: Optional[str]) -> str:
+    return "unnamed" if name is None else repr(name)
+
+
 def data_differences(dist: distributed.Context, *loaders: Any) -> str:
-    """Where the ranks' splits differ, class by class (:func:`check_same_data`); three collectives, the same
-    on every rank (each decides from what every rank sent). "" where they do not (a label order alone)."""
-    def by_class(loader) -> Dict[str, List[str]]:
+    """Where the ranks' splits differ, label by label (:func:`check_same_data`), each label named by its class
+    (rank 0's name, else the other rank's); two collectives a split, the same on every rank (each decides from what
+    every rank sent). Where every label holds the same images on every rank, the class names that differ, if any;
+    "" otherwise (a label order alone)."""
+    def by_label(loader) -> Dict[int, List[str]]:
         names, labels = loader.split_names(), torch.as_tensor(loader.sampler.all_labels()).tolist()
-        classes = list(loader.classes or [])
-        grouped: Dict[str, List[str]] = {}
+        grouped: Dict[int, List[str]] = {}
         for name, label in zip(names, labels):
-            grouped.setdefault(f"class {classes[label]}" if label < len(classes) else f"label {label}", []).append(name)
+            grouped.setdefault(int(label), []).append(name)
         return grouped
 
     said = []
     for split, loader in zip(("training", "evaluation"), loaders):
         if loader is None:
             continue
-        grouped = by_class(loader)
-        everyone = dist.gather_objects({c: (len(v), hashlib.sha256("\n".join(sorted(v)).encode(
-            "utf-8", "surrogateescape")).hexdigest()) for c, v in grouped.items()})
-        pairs = [(rank, c) for rank in range(1, len(everyone)) for c in sorted(set(everyone[0]) | set(everyone[rank]))
-                 if everyone[0].get(c) != everyone[rank].get(c)][:3]
+        grouped = by_label(loader)
+        everyone = dist.gather_objects(({c: (len(v), hashlib.sha256("\n".join(sorted(v)).encode(
+            "utf-8", "surrogateescape")).hexdigest()) for c, v in grouped.items()}, list(loader.classes or [])))
+        counts = [sent[0] for sent in everyone]
+
+        def shown(label: int, rank: int) -> str:
+            named = next((sent[1][label] for sent in (everyone[0], everyone[rank]) if label < len(sent[1])), None)
+            return f"class {named}" if named is not None else f"label {label}"
+
+        pairs = [(rank, c) for rank in range(1, len(everyone)) for c in sorted(set(counts[0]) | set(counts[rank]))
+                 if counts[0].get(c) != counts[rank].get(c)][:3]
         # each named pair's names, from the two ranks it compares (the same lists on every rank)
         wanted = {c for _, c in pairs}
         theirs = dist.gather_objects({c: grouped.get(c, []) for c in wanted})
@@ -1615,9 +1627,18 @@ def data_differences(dist: distributed.Context, *loaders: Any) -> str:
             mine, other = set(theirs[0][c]), set(theirs[rank][c])
             alone = ([f"{n} on rank 0 alone" for n in sorted(mine - other)]
                      + [f"{n} on rank {rank} alone" for n in sorted(other - mine)])[:3]
-            said.append(f"{split} {c}: {everyone[0].get(c, (0,))[0]} images on rank 0, "
-                        f"{everyone[rank].get(c, (0,))[0]} on rank {rank}"
+            said.append(f"{split} {shown(c, rank)}: {counts[0].get(c, (0,))[0]} images on rank 0, "
+                        f"{counts[rank].get(c, (0,))[0]} on rank {rank}"
                         + (f" ({', '.join(alone)})" if alone else ""))
+        if not pairs:  # the same images under every label: the names of the classes may differ
+            for rank in range(1, len(everyone)):
+                ours, theirs_named = everyone[0][1], everyone[rank][1]
+                named = [f"label {i} {_class_name(a)} on rank 0, {_class_name(b)} on rank {rank}" for i, (a, b) in
+                         enumerate(itertools.zip_longest(ours, theirs_named)) if a != b][:3]
+                if named:
+                    said.append(f"{split}: the same images under each label, classes named apart: "
+                                + ", ".join(named))
+                    break
     return f"; where they differ: {'; '.join(said)}" if said else ""
 
 
