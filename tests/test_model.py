@@ -584,3 +584,26 @@ def test_the_width_read_off_a_files_channel_counts_is_the_simplest_nearest_the_m
     assert shapes == {k: v.shape for k, v in state.items()}
     for typed in (0.7, 0.25, 1.3):
         assert infer_width_mult(MobileNetV1(10, typed).state_dict(), "m.ckpt") == typed
+
+
+def test_a_jit_trace_follows_the_input_size_exactly():
+    """SAME padding's pads are traced from the input's size: a trace at one size is exact at others (the README
+    said it kept the traced size's padding; helper-391)."""
+    import warnings
+
+    torch.manual_seed(0)
+    model = MobileNetV1(class_num=10, width_mult=0.25, padding="same").eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, torch.randn(1, 3, 32, 32))
+    with torch.no_grad():
+        for size in [(32, 32), (33, 40), (47, 64)]:
+            x = torch.randn(2, 3, *size)
+            assert torch.equal(traced(x), model(x))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_torch_jit_script_is_refused_with_the_way_out():
+    """TorchScript failed inside SAME padding's size arithmetic with a type error naming no way out (helper-391)."""
+    with pytest.raises(RuntimeError, match="torch.jit.script is not supported.*torch.export"):
+        torch.jit.script(MobileNetV1(class_num=10, width_mult=0.25))

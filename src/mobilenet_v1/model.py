@@ -1,8 +1,8 @@
 """MobileNetV1 (Howard et al. 2017, arXiv 1704.04861) as the MindSpore model zoo builds it.
 
-This file imports only torch. Parameter names mirror the seed's (``network.{k}.0.weight`` for the conv
-of layer k, ``network.{k}.1.*`` for its BatchNorm, ``fc.*``) so that checkpoint interchange is a rename
-of BatchNorm fields only.
+This file imports only torch (and qat.py, which imports only torch). Parameter names mirror the seed's
+(``network.{k}.0.weight`` for the conv of layer k, ``network.{k}.1.*`` for its BatchNorm, ``fc.*``) so that
+checkpoint interchange is a rename of BatchNorm fields only.
 """
 import copy
 import math
@@ -417,6 +417,12 @@ class MobileNetV1(nn.Module):
         plain = copy.deepcopy(self)
         plain.quant = None
         return plain
+
+    def __prepare_scriptable__(self):
+        """torch.jit.script calls this first: refused here with the way out, rather than failing deep inside
+        SAME padding's size arithmetic with a TorchScript type error."""
+        raise RuntimeError("torch.jit.script is not supported (TorchScript is deprecated): use torch.export.export "
+                           "(dynamic height and width: a torch.export.Dim each, from 33) or torch.jit.trace")
 
     def forward(self, x: torch.Tensor):
         if self.quant is not None:
