@@ -684,6 +684,39 @@ def test_closing_a_loader_ends_a_worker_that_is_stopped(tmp_path, monkeypatch):
             os.kill(worker.pid, signal.SIGKILL)
 
 
+def test_an_exit_at_once_kills_the_workers_of_the_loaders_still_open(tmp_path):
+    """The stop watchdog's exit (os._exit: a run stopped while its pass waited on a stopped worker, helper-390)
+    closes no loader: a worker stopped (SIGSTOP) took no other signal and stayed, orphaned, for ever.
+    kill_open_loader_workers, which that exit calls, ends it."""
+    import signal
+
+    from mobilenet_v1.data import kill_open_loader_workers
+
+    root = tmp_path / "folder"
+    (root / "a").mkdir(parents=True)
+    for i in range(8):
+        (root / "a" / f"{i}.bmp").write_bytes(_bmp(np.full((20, 20, 3), 10 * i, np.uint8)))
+    opts = DataOptions("imagenet2012", str(root), batch_size=2, image_size=16, seed=1, num_workers=1,
+                       channels_last=False)
+    loader = build_loader(opts, train=False, device=torch.device("cpu"), drop_last=False)
+    try:
+        assert len([y for _, y in loader]) == 4  # its persistent worker waits for the next pass
+        worker = loader.loader._iterator._workers[0]
+        os.kill(worker.pid, signal.SIGSTOP)
+        # PyTorch's SIGCHLD handler raises for a worker killed (the process ends at once after this, in use)
+        before = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        try:
+            kill_open_loader_workers()
+            worker.join(10)
+        finally:
+            signal.signal(signal.SIGCHLD, before)
+        assert worker.exitcode == -signal.SIGKILL
+    finally:
+        if worker.is_alive():
+            os.kill(worker.pid, signal.SIGKILL)
+        loader.close()
+
+
 @pytest.mark.parametrize("pipeline", ["cpu", "gpu"])
 def test_a_link_to_nothing_in_a_class_folder_is_named_as_one(tmp_path, pipeline):
     """A link whose target is gone (a moved data set) is an unreadable file, said as predict says such a link:

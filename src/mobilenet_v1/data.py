@@ -20,6 +20,7 @@ import os
 import pickle
 import queue
 import re
+import signal
 import stat
 import threading
 import time
@@ -996,6 +997,20 @@ def _close_open_loaders() -> None:
         loader.close()  # nothing to do for one closed already
     for _, thread in ahead:
         thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def kill_open_loader_workers() -> None:
+    """SIGKILL the worker processes of every loader still open, for a process that ends at once (``os._exit``:
+    the stop watchdog's exit after its grace, a second Ctrl-C), whose loaders never close. A worker stopped
+    (SIGSTOP) takes no other signal: orphaned, it stayed stopped for ever (a running one notices its parent
+    gone; a stopped one cannot)."""
+    for loader in list(_WITH_WORKERS):
+        iterator = getattr(getattr(loader, "loader", None), "_iterator", None)
+        for process in getattr(iterator, "_workers", None) or []:
+            try:
+                os.kill(process.pid, signal.SIGKILL)
+            except (OSError, AttributeError, TypeError):
+                pass
 
 
 # Registered twice, so that it runs first whichever order the exit handlers are in. PyTorch shuts down no

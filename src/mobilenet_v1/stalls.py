@@ -5,8 +5,9 @@ worker stopped with SIGSTOP) holds a pass for ever without a word: PyTorch's Dat
 :func:`watched` times each wait for a batch; one thread, while a watched pass is under way, looks at the waits,
 and one longer than :data:`STALL_NOTE_SECONDS` is said on standard error, again each time it doubles, with each
 worker's process state as Linux's ``/proc`` gives it (``D``: in a read or write that has not returned). The
-pass itself goes on waiting: the note only says where the time goes, and Ctrl-C or SIGTERM still stops a run
-with its checkpoint.
+pass itself goes on waiting: the note only says where the time goes; Ctrl-C or SIGTERM stops a run after the
+stop watchdog's grace, without a checkpoint past its newest (no step is under way to save after), and the
+workers are killed at that exit (:func:`data.kill_open_loader_workers`).
 """
 import itertools
 import sys
@@ -135,7 +136,7 @@ def stall_note(workers: Any, what: str, waited: float) -> str:
     why = f"; {' or '.join(hints)} holds the pass" if hints else ""
     seconds = f"{waited:.0f}" if waited >= 10 else f"{waited:.1f}"
     return (f"note{rank_label()}: no batch from {what} for {seconds} s; {held}{why}. It waits on; Ctrl-C or "
-            f"SIGTERM stops it (a training run with its checkpoint)")
+            f"SIGTERM stops it (a training run after its grace, saving nothing past its newest checkpoint)")
 
 
 def process_state(pid: int) -> str:
