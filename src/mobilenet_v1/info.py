@@ -101,8 +101,8 @@ def count_params(width_mult: float = 1.0, class_num: int = 1000) -> Dict[str, in
 
 def _file_bytes(file: str) -> int:
     """The bytes of a model file; for a TensorFlow checkpoint named by its index, its prefix or a data file,
-    those of the index and every data file together (its weights are in the data files), the same whichever
-    name was given."""
+    those of the index and the data files it names together (its weights are in the data files), the same
+    whichever name was given."""
     from .checkpoint import CheckpointError
     from .tf_checkpoint import bundle_prefix, data_files
 

@@ -122,9 +122,9 @@ def exit_now(code: int, line: str) -> None:
     _in_time(_log, line)
     data = sys.modules.get(__package__ + ".data")  # loaded where a loader runs; imported here, never
     if data is not None:
-        try:  # the workers of the pass the main thread is blocked on: a stopped one outlived the process
+        try:  # every open loader's workers (the pass waited on among them): a stopped one outlived the process
             data.kill_open_loader_workers()
-        except Exception:  # noqa: BLE001 - the exit goes on whatever happens here
+        except Exception:  # the exit goes on whatever happens here
             pass
     os._exit(code)
 
