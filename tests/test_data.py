@@ -658,19 +658,24 @@ def test_a_named_pipe_named_as_an_image_is_an_unreadable_file_not_a_hang(tmp_pat
     assert len(done[1]) == 1 and "a named pipe, not a regular file" in done[1][0]
 
 
-def test_closing_a_loader_ends_a_worker_that_is_stopped(tmp_path, monkeypatch):
-    """A worker stopped (SIGSTOP, a read stalled for good) takes PyTorch's SIGTERM only once continued: a run stopped
-    by SIGTERM during an evaluation saved its checkpoint and then waited for that worker at the interpreter's exit
-    for ever (helper-373). Closing the loader kills it."""
-    import signal
-
+def _one_worker_loader(tmp_path):
+    """An evaluation loader of 8 small images with one (persistent) worker."""
     root = tmp_path / "folder"
     (root / "a").mkdir(parents=True)
     for i in range(8):
         (root / "a" / f"{i}.bmp").write_bytes(_bmp(np.full((20, 20, 3), 10 * i, np.uint8)))
     opts = DataOptions("imagenet2012", str(root), batch_size=2, image_size=16, seed=1, num_workers=1,
                        channels_last=False)
-    loader = build_loader(opts, train=False, device=torch.device("cpu"), drop_last=False)
+    return build_loader(opts, train=False, device=torch.device("cpu"), drop_last=False)
+
+
+def test_closing_a_loader_ends_a_worker_that_is_stopped(tmp_path, monkeypatch):
+    """A worker stopped (SIGSTOP, a read stalled for good) takes PyTorch's SIGTERM only once continued: a run stopped
+    by SIGTERM during an evaluation saved its checkpoint and then waited for that worker at the interpreter's exit
+    for ever (helper-373). Closing the loader kills it."""
+    import signal
+
+    loader = _one_worker_loader(tmp_path)
     assert len([y for _, y in loader]) == 4  # a pass: its persistent worker waits for the next
     worker = loader.loader._iterator._workers[0]
     os.kill(worker.pid, signal.SIGSTOP)
@@ -692,13 +697,7 @@ def test_an_exit_at_once_kills_the_workers_of_the_loaders_still_open(tmp_path):
 
     from mobilenet_v1.data import kill_open_loader_workers
 
-    root = tmp_path / "folder"
-    (root / "a").mkdir(parents=True)
-    for i in range(8):
-        (root / "a" / f"{i}.bmp").write_bytes(_bmp(np.full((20, 20, 3), 10 * i, np.uint8)))
-    opts = DataOptions("imagenet2012", str(root), batch_size=2, image_size=16, seed=1, num_workers=1,
-                       channels_last=False)
-    loader = build_loader(opts, train=False, device=torch.device("cpu"), drop_last=False)
+    loader = _one_worker_loader(tmp_path)
     try:
         assert len([y for _, y in loader]) == 4  # its persistent worker waits for the next pass
         worker = loader.loader._iterator._workers[0]

@@ -1019,8 +1019,13 @@ def test_a_stop_signal_while_a_loader_worker_starts_neither_ends_it_nor_counts_t
                     os._exit(3)
         _, status = os.waitpid(pid, 0)
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 7, status  # served on, not ended
-        with pytest.raises(BlockingIOError):  # nothing told the run of a signal it did not get
-            read.recv(64)
+        try:
+            told = read.recv(64)
+        except BlockingIOError:
+            told = b""
+        # nothing told the run of the signal it did not get (SIGCHLD, the child's end, may be there: PyTorch's
+        # handler of it, installed by an earlier loader of this process, is a Python one)
+        assert signum not in told, list(told)
     finally:
         signal.signal(signum, before)
         signal.set_wakeup_fd(before_fd)
