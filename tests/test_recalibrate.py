@@ -288,7 +288,7 @@ def test_calibrating_commands_skip_unreadable_files_as_asked_and_name_unsorted_i
     for name, (argv, option) in commands.items():
         with pytest.warns(BadSampleWarning, match="max_bad_samples 0"):  # named as it is met, then the stop
             assert cli.main(argv + [str(sorted_.parent)]) == 1
-        assert "1 image files could not be read, more than max_bad_samples 0" in capsys.readouterr().err, name
+        assert "1 image file could not be read, more than max_bad_samples 0" in capsys.readouterr().err, name
         with pytest.warns(BadSampleWarning, match=f"skipped unreadable image file {sorted_ / 'cut.jpg'}"):
             assert cli.main(argv + [str(sorted_.parent), "--max_bad_samples", "1"]) == 0, name
         said = capsys.readouterr()

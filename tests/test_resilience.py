@@ -1993,7 +1993,7 @@ def test_d_a_run_stopped_by_the_limit_saves_where_it_stopped_and_goes_on_from_th
         assert cli.main(["train", *args, f"--save_checkpoint_path={run}"]) == 1
     err = capsys.readouterr().err
     saved = [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(run))]
-    assert len(saved) == 1 and "1 image files could not be read, more than max_bad_samples 0" in err, err
+    assert len(saved) == 1 and "1 image file could not be read, more than max_bad_samples 0" in err, err
     epoch, step = (int(n) for n in saved[0][len("mobilenetv1-"):-len(".ckpt")].split("_"))
     at = f"after step {step} of epoch {epoch}" if step < 6 else f"at the end of epoch {epoch}"
     assert (f"the state {at} is saved as {run / saved[0]}: with the files fixed or --max_bad_samples raised, "
@@ -2047,7 +2047,7 @@ def test_d_the_limit_passed_in_an_epochs_leftover_batches_counts_every_step_done
     class StopsAt(Batches):
         def __iter__(self):
             yield from self.batches[:-1]
-            raise DataError("1 image files could not be read, more than max_bad_samples 0")
+            raise DataError("1 image file could not be read, more than max_bad_samples 0")
 
     model = MobileNetV1(class_num=4, width_mult=0.25)
     optimizer = make_optimizer(model, 0.05, 0.9, 1e-4, torch.device("cpu"))

@@ -2101,7 +2101,7 @@ class BadSamples:
         """Stop (:class:`DataError`, with the list) past ``limit`` files."""
         if len(self.files) > self.limit:
             listing = "\n".join(f"  {reason}{self._read_by(path)}" for path, reason in self.files.items())
-            raise TooManyBadSamples(f"{len(self.files)} image files could not be read, more than "
+            raise TooManyBadSamples(f"{plural(len(self.files), 'image file')} could not be read, more than "
                                     f"{self.describe_limit()}; fix or remove them, or raise --max_bad_samples:\n"
                                     f"{listing}")
 
