@@ -341,7 +341,8 @@ def test_plot_of_a_run_given_twice_labels_the_curves_apart(tmp_path, capsys):
 
 def test_plot_of_a_run_folder_whose_name_is_not_utf8_draws_it(tmp_path, capsys):
     """A run folder whose name is not UTF-8 (TensorBoard's files are off there, train says so; its curves are
-    plot's to draw): matplotlib's text layout refused the name's escaped byte with a traceback, and so a title."""
+    plot's to draw): matplotlib's text layout refused the name's escaped byte with a traceback, and so a title.
+    Shown as predict shows such a name (runtime.shown_name: the byte escaped)."""
     run = os.path.join(os.fsencode(tmp_path), b"bad\xff")
     os.mkdir(run)
     rows = [{"kind": "step", "step": s, "epoch": s / 4, "loss": 1.0 / s, "lr": 0.1} for s in (1, 2, 3, 4)]
@@ -349,7 +350,7 @@ def test_plot_of_a_run_folder_whose_name_is_not_utf8_draws_it(tmp_path, capsys):
         f.write("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "p.png"
     assert cli.main(["plot", os.fsdecode(run), "--out", str(out), "--title", "t\udcff"]) == 0
-    assert capsys.readouterr().out.splitlines()[0] == "bad\ufffd: 0 epochs, 4 logged steps, 0 evaluations"
+    assert capsys.readouterr().out.splitlines()[0] == "bad\\xff: 0 epochs, 4 logged steps, 0 evaluations"
     assert out.stat().st_size > 0
 
 

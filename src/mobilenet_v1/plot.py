@@ -14,7 +14,7 @@ import yaml
 
 from .checkpoint import RUN_CONFIG, atomic_write, check_output, run_folder
 from .config import CommandParser, whole_number
-from .runtime import plural
+from .runtime import plural, shown_name
 from .tracking import METRICS_FILE, read_metrics
 
 WIDTH_IN, HEIGHT_IN = 12.0, 3.6  # three panels in a row: wide enough for a README
@@ -36,12 +36,6 @@ def _matplotlib():
     return Figure, FigureCanvasAgg
 
 
-def _shown(text: str) -> str:
-    """``text`` as it can be drawn and printed: a path's bytes that are not UTF-8 (os.fsdecode's surrogate
-    escapes, which matplotlib's text layout and a UTF-8 stdout refuse) shown as U+FFFD."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
 def run_names(run_dirs: Sequence[str]) -> List[str]:
     """Short names that tell the runs apart: the folder name, with parents added while two folders' are
     equal. A folder given again (``plot r1 r1``, ``r1 ./r1/``) is ``r1 #2`` the second time: no path tells
@@ -50,7 +44,7 @@ def run_names(run_dirs: Sequence[str]) -> List[str]:
     folders = list(dict.fromkeys(tuple(p) for p in parts))  # each folder once, in order
     depth = 1
     while True:
-        short = {p: _shown("/".join(p[-depth:])) for p in folders}
+        short = {p: shown_name("/".join(p[-depth:])) for p in folders}
         if len(set(short.values())) == len(folders) or depth >= max(len(p) for p in folders):
             break
         depth += 1
@@ -214,7 +208,7 @@ def plot_runs(run_dirs: Sequence[str], out: str, dpi: int = 150, title: Optional
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     if title:
-        fig.suptitle(_shown(title), fontsize=11)
+        fig.suptitle(shown_name(title), fontsize=11)
     # Label positions are computed in display units: the limits and layout must be final first.
     fig.canvas.draw()
     _label_ends(ax_loss, ends["loss"], dpi, fontsize)

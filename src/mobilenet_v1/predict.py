@@ -51,7 +51,7 @@ from .data import (IMAGE_EXTENSIONS, BadSample, default_workers, end_workers, im
 from .engine import ranked, resolve_device, without_underflowed
 from .model import PADDINGS
 from .onnx_io import DeployedModel, is_deployed_file, load_deployed, refuse_gpu
-from .runtime import csv_text, json_text, library_defaults, print0
+from .runtime import csv_text, json_text, library_defaults, print0, shown_name
 from .stalls import watched
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -506,17 +506,6 @@ def _files_of(path: str) -> List[str]:
     if unread:
         print(f"predict: warning: {unread_photos_note(f'folder {path}', unread)}", file=sys.stderr)
     return found
-
-
-def shown_name(name: str) -> str:
-    """A file name as the text output prints it: one that is not UTF-8 (Latin-1 ``caf\\xe9.png``) with those
-    bytes escaped; a UTF-8 locale's stdout (strict, where the C locale's is not) refused it, and the results of
-    every file were lost to the error."""
-    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    # Control characters (ESC's terminal sequences, a carriage return, NUL, bidi overrides) escaped too: a name
-    # from an archive or a scraper ("a\x1b]0;T\x07\x1b[2J.jpg") cleared the screen, retitled the terminal or hid
-    # the lines printed before it.
-    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def results_csv(results: Sequence[Dict[str, Any]], k: int) -> str:

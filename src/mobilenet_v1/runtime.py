@@ -691,3 +691,14 @@ def header(device: torch.device) -> str:
     return (f"mobilenet-v1 {__version__} (git {git_revision()}), python {platform.python_version()}, "
             f"torch {torch.__version__}, torchvision {torchvision_version()}, device {dev}, "
             f"started {time.strftime('%Y-%m-%d %H:%M:%S %z')}")
+
+
+def shown_name(name: str) -> str:
+    """A file name as the text output prints it: one that is not UTF-8 (Latin-1 ``caf\\xe9.png``) with those
+    bytes escaped; a UTF-8 locale's stdout (strict, where the C locale's is not) refused it, and the results of
+    every file were lost to the error."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    # Control characters (ESC's terminal sequences, a carriage return, NUL, bidi overrides) escaped too: a name
+    # from an archive or a scraper ("a\x1b]0;T\x07\x1b[2J.jpg") cleared the screen, retitled the terminal or hid
+    # the lines printed before it.
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
