@@ -698,9 +698,9 @@ def test_an_exit_at_once_kills_the_workers_of_the_loaders_still_open(tmp_path):
     from mobilenet_v1.data import kill_open_loader_workers
 
     loader = _one_worker_loader(tmp_path)
+    assert len([y for _, y in loader]) == 4  # its persistent worker waits for the next pass
+    worker = loader.loader._iterator._workers[0]
     try:
-        assert len([y for _, y in loader]) == 4  # its persistent worker waits for the next pass
-        worker = loader.loader._iterator._workers[0]
         os.kill(worker.pid, signal.SIGSTOP)
         # PyTorch's SIGCHLD handler raises for a worker killed (the process ends at once after this, in use)
         before = signal.signal(signal.SIGCHLD, signal.SIG_DFL)

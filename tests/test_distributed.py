@@ -734,7 +734,7 @@ def test_the_data_a_jobs_ranks_compare_holds_its_images_labels(cifar_dir, tmp_pa
         assert seen(copy, *extra) == ours
 
 
-def test_ranks_given_different_data_are_told_the_classes_and_images_that_differ(cifar_dir, tmp_path, monkeypatch):
+def test_ranks_given_different_data_are_told_the_classes_and_images_that_differ(cifar_dir, tmp_path):
     """The refusal of a job whose machines read different data names where they differ: a class, its counts on
     the two ranks and the images one holds alone (under the split's folder, or CIFAR records). It named counts and
     digests: which of a million files a machine lacked was the user's to find (helper-383). Two threads stand

@@ -1010,8 +1010,8 @@ def test_a_stop_signal_while_a_loader_worker_starts_neither_ends_it_nor_counts_t
             pid = os.fork()
             if pid == 0:
                 try:
-                    os.kill(os.getpid(), signum)  # the signal, in the window
-                    signal_handling._set_worker_signal_handlers()
+                    signal_handling._set_worker_signal_handlers()  # PyTorch's worker loop starts with them
+                    os.kill(os.getpid(), signum)  # the signal, in the window before the worker_init_fn
                     stopping.ignore_in_worker(0)
                     time.sleep(0.2)
                     os._exit(7)
