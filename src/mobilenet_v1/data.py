@@ -20,7 +20,6 @@ import os
 import pickle
 import queue
 import re
-import signal
 import stat
 import threading
 import time
@@ -1005,12 +1004,9 @@ def kill_open_loader_workers() -> None:
     (SIGSTOP) takes no other signal: orphaned, it stayed stopped for ever (a running one notices its parent
     gone; a stopped one cannot)."""
     for loader in list(_WITH_WORKERS):
-        iterator = getattr(getattr(loader, "loader", None), "_iterator", None)
-        for process in getattr(iterator, "_workers", None) or []:
-            try:
-                os.kill(process.pid, signal.SIGKILL)
-            except (OSError, AttributeError, TypeError):
-                pass
+        for worker in getattr(getattr(loader.loader, "_iterator", None), "_workers", ()):
+            with contextlib.suppress(OSError, ValueError):  # gone already, or its Process closed
+                worker.kill()
 
 
 # Registered twice, so that it runs first whichever order the exit handlers are in. PyTorch shuts down no
