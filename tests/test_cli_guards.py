@@ -957,7 +957,7 @@ MISSING_PATHS = [  # (command line, what names the path, what is not there, whet
      False),
     (["train", *TRAIN, "--teacher={path}"], "--teacher", "file or run folder", True),
     (["train", *TRAIN, "--pre_trained={path}"], "--pre_trained", "file or run folder", True),
-    (["train", *TRAIN, "--resume={path}"], "--resume", "file or run folder", False),  # a folder: starts afresh
+    (["train", *TRAIN, "--resume={path}"], "--resume", "file or run folder", False),  # a folder: the test below
     (["train", "--config_path", "{path}"], "--config_path", "file", False),
     (["export", "--config_path", "{path}", "--ckpt_file", "{tmp}/m.pt"], "--config_path", "file", False),
     (["lr-schedule", "--config_path", "{path}"], "--config_path", "file", False),
@@ -979,6 +979,28 @@ def test_a_path_given_that_is_not_there_is_named_by_its_option(argv, named, gone
         assert cli.main(args) == 1, args
         assert capsys.readouterr().err.splitlines()[-1] == f"mobilenet-v1 {argv[0]}: error: {named} {path}: {what}"
     assert not (tmp_path / "run").exists() and not list(tmp_path.glob("out*")) and not list(tmp_path.glob("q.*"))
+
+
+def test_resume_of_a_folder_without_checkpoints_starts_only_in_the_runs_own_folder(cifar_dir, tmp_path, capsys):
+    """--resume of a folder that holds no checkpoint starts the run from the beginning only where the folder is
+    the run's own (relaunched before its first save: one command for every launch); another folder (the data
+    set's, the one above the run folders, a slip) gains no checkpoint from this run, which started afresh there
+    and wrote into save_checkpoint_path as if nothing had been asked: refused, nothing written."""
+    other = tmp_path / "other"
+    other.mkdir()
+    args = [a.format(data=cifar_dir, tmp=tmp_path) for a in TRAIN]
+    assert cli.main(["train", *args, f"--resume={other}"]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"mobilenet-v1 train: error: --resume {other}: no checkpoint in {other}, which is not this run's folder "
+        f"(save_checkpoint_path {tmp_path / 'run'}): name a run folder or a checkpoint to continue, or --resume auto "
+        f"(or no --resume) to start in {tmp_path / 'run'}")
+    assert not (tmp_path / "run").exists() and os.listdir(other) == []
+    # The run's own folder named before any checkpoint is there: it starts, and saves there.
+    own = tmp_path / "run"
+    own.mkdir()
+    assert cli.main(["train", *args, f"--resume={own}"]) == 0
+    assert f"resume {own}: no checkpoint in {own} yet, starting from the beginning" in capsys.readouterr().out
+    assert ckpt_io.checkpoint_files_in(str(own))
 
 
 def test_a_run_folder_given_is_named_by_its_option_in_each_of_its_faults(tmp_path):

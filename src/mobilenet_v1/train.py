@@ -1417,6 +1417,14 @@ def _choose_resume(cfg: Config, run_dir: str, validate: Callable[[Dict[str, Any]
             print0(f"resume {cfg.resume}: torchrun restart {restarted}: {own}, saved by this job since it "
                    f"started, is further on")
             return own, saved, further
+    if path is None and cfg.resume != "auto":
+        # A folder named that this run never writes (the data set's, the folder above the run folders, a slip)
+        # gains no checkpoint from it: "yet" holds only for the run's own folder, relaunched (helper-390).
+        if not resumes_own_folder(cfg) and os.path.realpath(folder) != os.path.realpath(run_dir):
+            raise ckpt_io.CheckpointError(
+                f"--resume {cfg.resume}: no checkpoint in {folder}, which is not this run's folder "
+                f"(save_checkpoint_path {cfg.save_checkpoint_path}): name a run folder or a checkpoint to continue, "
+                f"or --resume auto (or no --resume) to start in {cfg.save_checkpoint_path}")
     if path is None:
         print0(f"resume {cfg.resume}: no checkpoint in {folder} yet, starting from the beginning")
         return "", None, (0, 0)
