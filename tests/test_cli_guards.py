@@ -19,7 +19,7 @@ from PIL import Image
 
 from conftest import jpeg_bytes, smooth_image
 from mobilenet_v1 import checkpoint as ckpt_io
-from mobilenet_v1 import cli, export
+from mobilenet_v1 import cli, export, onnx_io
 from mobilenet_v1.config import ConfigError
 from mobilenet_v1.data import BadSampleWarning
 from mobilenet_v1.model import MobileNetV1
@@ -979,6 +979,32 @@ def test_a_path_given_that_is_not_there_is_named_by_its_option(argv, named, gone
         assert cli.main(args) == 1, args
         assert capsys.readouterr().err.splitlines()[-1] == f"mobilenet-v1 {argv[0]}: error: {named} {path}: {what}"
     assert not (tmp_path / "run").exists() and not list(tmp_path.glob("out*")) and not list(tmp_path.glob("q.*"))
+
+
+@pytest.mark.parametrize("argv, named, kinds", [(a, n, k) for a, n, k, _ in MISSING_PATHS if n != "--config_path"],
+                         ids=[f"{a[0]} {n}" for a, n, _, _ in MISSING_PATHS if n != "--config_path"])
+def test_a_device_given_as_a_model_file_is_named_for_what_it_is(argv, named, kinds, cifar_dir, tmp_path, capsys):
+    """/dev/null given as a checkpoint (or --onnx, --resume) was "no such file", which it plainly is not."""
+    (tmp_path / "cat.png").write_bytes(b"an image to predict")
+    args = [a.format(path=os.devnull, tmp=tmp_path, data=cifar_dir) for a in argv]
+    assert cli.main(args) == 1, args
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"mobilenet-v1 {argv[0]}: error: {named} {os.devnull}: a device, not a regular file: give a {kinds}")
+    assert not (tmp_path / "run").exists() and not list(tmp_path.glob("out*")) and not list(tmp_path.glob("q.*"))
+
+
+def test_the_readers_name_a_device_or_a_pipe_for_what_it_is(tmp_path):
+    """The readers behind the options (a Python caller's load): not "no such file" either."""
+    fifo = tmp_path / "pipe.onnx"
+    os.mkfifo(fifo)
+    for read, path, said in ((ckpt_io.load_torch_file, os.devnull, "checkpoint"),
+                             (ckpt_io.load_file, os.devnull, "checkpoint"),
+                             (onnx_io.OnnxModel, str(fifo), "ONNX file"),
+                             (onnx_io.ProgramModel, str(fifo), "program")):
+        with pytest.raises(ckpt_io.CheckpointError) as raised:
+            read(path)
+        kind = "a device" if path == os.devnull else "a named pipe"
+        assert str(raised.value) == f"{said} {path}: {kind}, not a regular file"
 
 
 def test_resume_of_a_folder_without_checkpoints_starts_only_in_the_runs_own_folder(cifar_dir, tmp_path, capsys):

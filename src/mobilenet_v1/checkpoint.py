@@ -26,7 +26,7 @@ from torch import nn
 
 from .config import (DATASETS, ConfigError, OptionError, channel_values, channels_text, cifar_name, crop_pct_problem,
                      is_cifar, names_text, normalisation)
-from .runtime import plural, shell_path
+from .runtime import plural, shell_path, special_file_kind
 
 FORMAT = "mobilenet-v1/1"
 CKPT_PREFIX = "mobilenetv1"
@@ -442,6 +442,19 @@ def check_given(path: str, option: str, kinds: str = "file or run folder", origi
         raise CheckpointError((f"{key} {path} (from {origin}): " if origin else f"{option} {path}: ")
                               + ("a link to nothing" if os.path.islink(path) else f"no such {kinds}")
                               + (f" (it {home})" if home else "") + (f"; pass --{key}" if origin else ""))
+    if not os.path.isfile(path) and not os.path.isdir(path):  # /dev/null, a named pipe
+        raise CheckpointError((f"{option.lstrip('-')} {path} (from {origin}): " if origin else f"{option} {path}: ")
+                              + f"{not_a_file(path)}: give a {kinds}")
+
+
+def not_a_file(path: str) -> str:
+    """Why ``path``, which is not a regular file, is not read as one: "no such file", "a link to nothing", "a folder,
+    not a file", or what it is (``/dev/null`` given as a checkpoint was said to be "no such file")."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "a link to nothing" if os.path.islink(path) else "no such file"
+    return "a folder, not a file" if stat.S_ISDIR(mode) else f"{special_file_kind(mode)}, not a regular file"
 
 
 def tf_index(path: str) -> str:
@@ -571,10 +584,8 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
         # The write renames a temporary file over the name: /dev/null given as the output (root's convert
         # CKPT /dev/null --format pt) was replaced by a regular file of the checkpoint's bytes, and a named
         # pipe a reader waits on was taken away.
-        kind = ("a named pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-                else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
         via = f" (a link to {os.path.realpath(path)})" if os.path.islink(path) else ""
-        raise ValueError(f"{option} {path}: is {kind}{via}, not a regular file, which the write would replace with "
+        raise ValueError(f"{option} {path}: is {special_file_kind(mode)}{via}, not a regular file, which the write would replace with "
                          f"one; name a file to write")
     name = os.path.basename(path)
     # Said at the start: a folder not there yet (out/) and a name no file system takes were said at the end, after
@@ -1335,7 +1346,7 @@ def read_newest(path: str, read: Callable[[str], Any], option: str = "", origin:
 def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     """Read a checkpoint of ours with ``weights_only=True`` (no pickled code is ever run)."""
     if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path}: no such file")
+        raise CheckpointError(f"checkpoint {path}: {not_a_file(path)}")
     try:
         # timm's train.py saves its options beside the weights as an argparse.Namespace: an object of no code
         # (its attributes set from the file's plain values), unpickled as weights_only unpickles the rest.

@@ -42,7 +42,7 @@ from .archive import (ARCHIVE_SUFFIX, COMPRESSED_SUFFIXES, ArchiveError, Archive
                       shard_index, tar_files)
 from .autoaugment import Augment, make_augment
 from .config import ConfigError, cifar_name, is_cifar, normalisation
-from .runtime import interrupt_deferred, launcher_number, plural, shell_path
+from .runtime import interrupt_deferred, launcher_number, plural, shell_path, special_file_kind
 from .stalls import watched
 from .stopping import ignore_in_worker, workers_starting
 
@@ -1991,9 +1991,7 @@ def file_bytes(path: str) -> bytes:
             raise OSError(errno.ENOENT, f"a link to nothing ({os.path.realpath(path)} does not exist)", path) from None
         raise
     if not stat.S_ISREG(mode):
-        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or \
-            stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file"
-        raise OSError(errno.EINVAL, f"{kind}, not a regular file: not read", path)
+        raise OSError(errno.EINVAL, f"{special_file_kind(mode)}, not a regular file: not read", path)
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         _check_image_file_size(path, size, f)

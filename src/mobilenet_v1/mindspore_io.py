@@ -441,7 +441,7 @@ def read_any(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
         raise CheckpointError(f"checkpoint {path}: a folder, not a file")
     path = ckpt_io.tf_index(path)
     if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path}: no such file")
+        raise CheckpointError(f"checkpoint {path}: {ckpt_io.not_a_file(path)}")
     try:
         fmt = detect_format(path)
     except FileNotFoundError:  # gone since the look: a running train pruned it

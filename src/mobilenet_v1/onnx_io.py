@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .checkpoint import (CheckpointError, cut_short, cut_short_text, is_executorch_program, is_exported_program,
-                         is_program_file, program_pickles, unreadable_program, zip_damage)
+                         is_program_file, not_a_file, program_pickles, unreadable_program, zip_damage)
 from .runtime import import_extra, install_hint, missing_extra
 
 META_KEYS = ("dataset", "image_size", "classes", "class_num", "width_mult", "padding", "mean", "std",
@@ -144,7 +144,7 @@ class DeployedModel(nn.Module):
         ``identified`` takes for this kind; else an error naming it: no such file, or ``not_it``."""
         self.name = name or path
         if not os.path.isfile(path):
-            raise CheckpointError(f"{self.kind} {self.name}: no such file")
+            raise CheckpointError(f"{self.kind} {self.name}: {not_a_file(path)}")
         if not identified(path):
             raise CheckpointError(f"{self.kind} {self.name}: {not_it}")
         return self.name
@@ -285,7 +285,7 @@ class OnnxModel(DeployedModel):
         super().__init__()
         ort = import_extra("onnxruntime")  # a Python caller told what to install, as the command line is
         if not os.path.isfile(path):
-            raise CheckpointError(f"ONNX file {path}: no such file")
+            raise CheckpointError(f"ONNX file {path}: {not_a_file(path)}")
         try:
             # ONNX Runtime takes a path as UTF-8 text: a name os.fsdecode holds as surrogates (a name not ASCII under
             # LC_ALL=C with PYTHONUTF8=0, or one that is not UTF-8) it refused ("incompatible constructor
@@ -345,7 +345,7 @@ class ProgramModel(DeployedModel):
         if os.path.isdir(path):
             raise CheckpointError(f"program {path}: is a folder, not a .pt2 file")
         if not os.path.isfile(path):
-            raise CheckpointError(f"program {path}: no such file")
+            raise CheckpointError(f"program {path}: {not_a_file(path)}")
         if not is_exported_program(path):
             if cut_short(path):  # its zip directory, at the end, is missing: a copy in part, not another kind of file
                 raise unreadable_program(f"program {path}", cut_short_text(path))

@@ -7,6 +7,7 @@ import os
 import platform
 import re
 import shlex
+import stat
 import sys
 import time
 from typing import IO, Any, Iterable, Iterator, List, Optional, Sequence
@@ -293,6 +294,12 @@ def shell_path(path: str) -> str:
     parser takes for an option."""
     path = os.fspath(path)
     return shlex.quote(os.path.join(os.curdir, path) if path.startswith("-") else path)
+
+
+def special_file_kind(mode: int) -> str:
+    """What a path of ``mode`` (``os.stat``'s) that is neither a regular file nor a folder is, for an error."""
+    return ("a named pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "something else")
 
 
 def plural(count: int, noun: str, nouns: str = "", spec: str = "") -> str:
