@@ -870,6 +870,30 @@ def test_another_tools_option_name_is_answered_with_the_option_here(capsys):
     assert "another tool's option" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, switch, word", [
+    (["export", "--static_batch", "True", "--ckpt_file", "m.pt"], "--static_batch", "True"),
+    (["predict", "--background_class", "False", "a.jpg", "--ckpt_file", "m.pt"], "--background_class", "False"),
+    (["quantize", "--per_tensor", "true", "--onnx", "m.onnx"], "--per_tensor", "true"),
+    (["info", "m.pt", "--json", "FALSE"], "--json", "FALSE"),
+])
+def test_a_switch_given_a_true_or_false_says_it_takes_no_value(argv, switch, word, capsys):
+    """train's keys take True or False (the seed's way), the commands' switches nothing: the word was
+    "unrecognized arguments: True" (export), or an image predict looked for ("image False: no such file")."""
+    with pytest.raises(SystemExit) as exit:
+        cli.main(argv)
+    assert exit.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"mobilenet-v1 {argv[0]}: error: {switch} {word}: {switch} is a switch, taking no value: give {switch} alone "
+        f"for True, leave it out for False")
+    with pytest.raises(SystemExit):  # one token: argparse's own words, and the same way out
+        cli.main([argv[0], f"{switch}={word}", *argv[3:]])
+    assert capsys.readouterr().err.rstrip().endswith(
+        f"ignored explicit argument {word!r} ({switch} is a switch: give {switch} alone for True, leave it out for "
+        f"False)")
+    assert cli.main(["predict", "--ckpt_file", "m.pt", "--", "--background_class", "False"]) == 1  # files named so
+    assert "is a switch" not in capsys.readouterr().err
+
+
 def test_another_tools_option_given_with_its_value_after_an_equals_sign_is_answered_once(capsys):
     """--model=m.pt (one token) is answered as --model m.pt is; where several such names are given, the first is
     answered, once; convert's --weights is argparse's short for --weights_only, no other tool's name there."""

@@ -740,6 +740,17 @@ class CommandParser(argparse.ArgumentParser):
 
     def parse_known_args(self, args: Optional[Sequence[str]] = None, namespace: Any = None) -> Any:
         self._given = list(sys.argv[1:] if args is None else args)
+        switches = {name for action in self._actions if isinstance(action, argparse._StoreTrueAction)
+                    for name in action.option_strings}
+        for token, after in zip(self._given, self._given[1:]):
+            if token == "--":
+                break
+            if token in switches and after.lower() in ("true", "false"):
+                # train's keys take True or False (the seed's way); these switches take nothing, and the word was
+                # "unrecognized" (export --static_batch True) or taken as an image (predict --background_class
+                # False x.jpg: "image False: no such file")
+                self.error(f"{token} {after}: {token} is a switch, taking no value: give {token} alone for True, "
+                           f"leave it out for False")
         return super().parse_known_args(args, namespace)
 
     def _print_message(self, message: str, file: Any = None) -> None:
@@ -760,6 +771,9 @@ class CommandParser(argparse.ArgumentParser):
             if name in foreign:
                 message += f" ({name} is another tool's option; here: {foreign[name]})"
                 break
+        switch = re.match(r"argument (--\w+): ignored explicit argument '(\w+)'$", message)
+        if switch and switch.group(2).lower() in ("true", "false"):  # --static_batch=True
+            message += f" ({switch.group(1)} is a switch: give {switch.group(1)} alone for True, leave it out for False)"
         super().error(long_numbers_cut(message))
 
 
