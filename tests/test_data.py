@@ -2017,3 +2017,18 @@ def test_a_jpeg_of_thousands_of_repeated_scans_is_an_unreadable_file_not_minutes
         T.decode_rgb(torch.frombuffer(bytearray(hostile), dtype=torch.uint8), "x.jpg")
     assert time.monotonic() - began < 1
     assert T.decode_rgb(torch.frombuffer(bytearray(data), dtype=torch.uint8), "ok.jpg").shape == (3, 64, 64)
+
+
+def test_a_one_pixel_image_decodes_without_torch_s_not_writable_warning(tmp_path):
+    """A 1x1 image's transposed planes are contiguous already: np.ascontiguousarray kept PIL's read-only bytes and
+    torch.from_numpy printed its UserWarning (with a source line) in train, eval, predict and data-stats."""
+    import warnings
+
+    from PIL import Image
+
+    path = tmp_path / "one.png"
+    Image.new("RGB", (1, 1), (10, 20, 30)).save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        img = T.decode_rgb(torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8), str(path))
+    assert img.flatten().tolist() == [10, 20, 30]

@@ -244,7 +244,9 @@ def pil_rgb(im, exif: bool = False) -> torch.Tensor:
         return turn_upright(gray.expand(3, *gray.shape).contiguous(), orientation)
     rgb = im if im.mode == "RGB" else im.convert("RGB")  # (convert copies an RGB image too)
     # np.asarray: PIL's bytes (read-only); the planes copied out of it are the tensor's own, the one copy made here
-    chw = np.ascontiguousarray(np.asarray(rgb).transpose(2, 0, 1))
+    # (copy, not ascontiguousarray: a 1x1 image's transposed planes are already contiguous, and a view of PIL's
+    # read-only bytes made torch warn that they are not writable)
+    chw = np.asarray(rgb).transpose(2, 0, 1).copy(order="C")
     return turn_upright(torch.from_numpy(chw), orientation)
 
 
