@@ -2059,3 +2059,20 @@ def test_eval_builds_a_file_that_records_no_padding_with_the_padding_given(tmp_p
                      "network pads SAME; --padding builds it otherwise in eval, predict, export, convert and "
                      "recalibrate-bn)",
                      "model:          MobileNetV1 width_mult 0.25, 10 classes, padding same"]
+
+
+def test_the_gpu_pipeline_names_an_empty_class_folder_too(image_folder, capsys):
+    """The note and the class_num hint read the loader's samples, which the GPU pipeline's loader (the default with
+    CUDA) held in no `dataset`: both were left out there, silently."""
+    (image_folder / "train" / "n03").mkdir()
+    for class_num in (3, 2):
+        cfg = load_config([*SMALL, "--dataset=imagenet2012", f"--dataset_path={image_folder}",
+                           f"--class_num={class_num}", "--batch_size=4", "--data_pipeline=gpu"])
+        with train.build_loader(train.data_options(cfg), train=True,
+                                device=torch.device("cpu"), drop_last=True) as loader:
+            if class_num == 3:
+                train.check_class_num(cfg, loader, evaluates=False)
+                assert "class folder n03 holds no image file" in capsys.readouterr().out
+            else:
+                with pytest.raises(ConfigError, match=r"\(of them, n03 holds no image file"):
+                    train.check_class_num(cfg, loader, evaluates=False)

@@ -887,6 +887,7 @@ class DeviceLoader:
     num_classes: int = 0  # the labels are 0 .. num_classes - 1 (an image folder's class list, CIFAR's labels)
     labels_in: str = "its class folders"  # where the labels come from, for messages
     bad_samples: Optional["BadSamples"] = None
+    samples: Optional[Sequence[Tuple[str, int]]] = None  # the image loaders' (path, label) pairs (_find_images)
     loader: Optional[DataLoader] = None  # the folder loaders' DataLoader, whose persistent workers close() ends
 
     def close(self) -> None:

@@ -55,7 +55,7 @@ def measure(cfg, images: int = DEFAULT_IMAGES, given: Optional[Set[str]] = None)
             loader.take_first(images)
         loader.set_epoch(0)
         labels = (loader.labels.cpu() if isinstance(loader, CifarLoader) else
-                  torch.as_tensor(sample_labels(loader.dataset.samples), dtype=torch.long))
+                  torch.as_tensor(sample_labels(loader.samples), dtype=torch.long))
         for x, _ in loader:
             x = x[: images - seen] if images else x
             # In float64 a few images at a time: the whole batch's float64 copy and its squares (256 images of

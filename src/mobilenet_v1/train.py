@@ -438,7 +438,7 @@ def check_class_num(cfg: Config, loader, evaluates: bool, eval_loader=None) -> N
                 f"or {labels} for its labels alone")
 
     images = cfg.dataset == "imagenet2012"  # an image folder, archive or shards, not CIFAR's .bin files
-    samples = getattr(getattr(loader, "dataset", None), "samples", None)
+    samples = getattr(loader, "samples", None)  # either image pipeline's (the GPU one's loader holds no dataset)
     empty: List[str] = []
     if images and loader.classes and samples is not None:  # class folders: an empty one is a class all the same
         counts = torch.bincount(torch.as_tensor(sample_labels(samples), dtype=torch.long), minlength=found)
