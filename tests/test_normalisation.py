@@ -1,6 +1,7 @@
 """--mean/--std: a run's own per-channel normalisation, recorded with it and followed by everything that reads
 its files (eval, export, predict, quantize, a distilling student's teacher), named where it cannot be kept."""
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -295,7 +296,22 @@ def test_data_stats_gives_the_pixels_mean_and_std_and_the_images_per_class(cifar
     with pytest.warns(BadSampleWarning):  # n01's 9 and the one left in n02: all but the unreadable one measured
         assert cli.main(folder + ["--images=0", "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
-    assert (stats["images"], stats["measured"], stats["unreadable"]) == (10, 9, 1)
+    assert (stats["images"], stats["readable"], stats["measured"], stats["unreadable"]) == (10, 9, 9, 1)
+    assert stats["classes"] == {"n01": 8, "n02": 1}  # every image decoded: the readable ones by class
+    # A class folder of unreadable files alone is a class that nothing trains: counted as one without images
+    # (it was "1 (n02) to 9 (n01)", the files counted).
+    (image_folder / "train" / "n02" / "img_5.JPEG").write_bytes(b"not an image either")
+    with pytest.warns(BadSampleWarning):
+        assert cli.main(folder + ["--images=0"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("its training split holds 10 image files, 8 of them readable, in 1 class (1 of its 2 "
+                           "labels has no readable image: n02)")
+    assert out[1] == "  readable images per class: 8 each"
+    with warnings.catch_warnings():  # a sample: the files counted, as its decoded images cannot tell
+        warnings.simplefilter("ignore", BadSampleWarning)
+        assert cli.main(folder + ["--images=3", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["readable"] is None and stats["classes"] == {"n01": 9, "n02": 1}
 
 
 def test_data_stats_points_out_a_class_four_times_another_and_not_less():

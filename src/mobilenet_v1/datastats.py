@@ -70,6 +70,14 @@ def measure(cfg, images: int = DEFAULT_IMAGES, given: Optional[Set[str]] = None)
                 break
         classes = list(loader.classes) if loader.classes else None
         unreadable = len(loader.bad_samples) if loader.bad_samples is not None else 0
+        # Every image decoded (--images 0, or a sample as large as the split): the classes count what trains, a
+        # class folder of unreadable files alone (train's output that nothing trains) among those with none.
+        readable = None
+        if (not images or images >= len(labels)) and loader.samples is not None:
+            bad = loader.bad_samples.files if unreadable else {}
+            keep = torch.tensor([path not in bad for path, _ in loader.samples]) if bad else None
+            labels = labels[keep] if keep is not None else labels
+            readable = len(labels)
     if not seen:
         raise ValueError(f"dataset_path {cfg.dataset_path}: no training images to measure")
     mean = total / pixels
@@ -78,7 +86,8 @@ def measure(cfg, images: int = DEFAULT_IMAGES, given: Optional[Set[str]] = None)
     counts = torch.bincount(labels, minlength=known).tolist()
     names = classes or [str(i) for i in range(len(counts))]
     return {"dataset": cfg.dataset, "dataset_path": cfg.dataset_path, "image_size": cfg.image_size,
-            "images": len(labels), "measured": seen, "unreadable": unreadable,
+            "images": len(labels) + (unreadable if readable is not None else 0), "readable": readable,
+            "measured": seen, "unreadable": unreadable,
             "classes": dict(zip(names, counts)),
             "mean": [round(float(v), 4) for v in mean], "std": [round(float(v), 4) for v in std]}
 
@@ -91,16 +100,21 @@ def lines(stats: Dict[str, Any]) -> List[str]:
     # Named: a class folder without images is a class all the same (train's class_num counts it).
     names = [f"class {k}" if k.isdigit() else k for k in counts if not counts[k]]
     missing = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+    # Where every image was decoded and some did not read, the classes count the readable ones.
+    readable = stats["unreadable"] and stats.get("readable") is not None
     out = [f"{stats['dataset_path']} ({stats['dataset']}): its training split holds "
-           f"{plural(stats['images'], 'image', spec=',')} in {plural(len(present), 'class', 'classes', spec=',')}"
-           + (f" ({empty:,} of its {len(counts):,} labels {'has' if empty == 1 else 'have'} none: {missing})"
-              if empty else "")]
+           + (f"{plural(stats['images'], 'image file', spec=',')}, {stats['readable']:,} of them readable, "
+              if readable else f"{plural(stats['images'], 'image', spec=',')} ")
+           + f"in {plural(len(present), 'class', 'classes', spec=',')}"
+           + (f" ({empty:,} of its {len(counts):,} labels {'has' if empty == 1 else 'have'} "
+              f"{'no readable image' if readable else 'none'}: {missing})" if empty else "")]
     if present:
         low, high = min(present, key=present.get), max(present, key=present.get)
         ratio = present[high] / present[low]
         shown = {k: f"class {k}" if k.isdigit() else k for k in (low, high)}  # CIFAR's: their labels
-        out.append(f"  images per class: {present[low]:,} each" if ratio == 1 else
-                   f"  images per class: {present[low]:,} ({shown[low]}) to {present[high]:,} ({shown[high]})"
+        what = "readable images" if readable else "images"
+        out.append(f"  {what} per class: {present[low]:,} each" if ratio == 1 else
+                   f"  {what} per class: {present[low]:,} ({shown[low]}) to {present[high]:,} ({shown[high]})"
                    + (f", {ratio:.1f} to 1: --class_balance 0.5 (or 1) draws the rare classes more often"
                       if ratio >= 4 else ""))
     out.append(f"  pixels (0-1 RGB) of {plural(stats['measured'], 'image', spec=',')} through the evaluation "
