@@ -581,6 +581,18 @@ def test_color_jitter_options_are_checked_and_reach_the_training_loader_only(cif
         make_augment("ta_wide", color_jitter=0.4)
 
 
+def test_the_bounds_the_color_jitter_options_allow_build_the_training_jitter(cifar_dir):
+    """What the configuration accepts (color_jitter up to 10, color_jitter_hue up to 0.5, half the hue circle)
+    the training loader builds: a bound the loader drew tighter than the option refused the run after its
+    configuration was taken."""
+    most = autoaugment.MAX_JITTER
+    cfg = load_config([f"--color_jitter={most:g}", "--color_jitter_hue=0.5", f"--dataset_path={cifar_dir}",
+                       "--num_workers=0"])
+    jitter = build_loader(train.data_options(cfg), train=True, device=CPU).auto_augment
+    assert isinstance(jitter, ColorJitter) and (jitter.strength, jitter.hue) == (most, 0.5)
+    assert jitter.low.tolist() == [-1.0, -1.0, -1.0, -0.5] and jitter.high.tolist() == [most] * 3 + [0.5]
+
+
 def test_luma_of_saturation_and_contrast_is_torchvisions_to_the_last_bit():
     """Saturation and contrast blend with the image's luma: the same float32 values as torchvision's
     grayscale on float images, the same levels on uint8 (three products added apart gave a level less

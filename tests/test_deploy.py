@@ -1691,6 +1691,14 @@ def test_compare_top1_counts_each_models_hits_and_their_agreement_apart():
                (torch.tensor([[2.0], [3.0]]), torch.zeros(2, dtype=torch.long))]
     got = compare_top1(answering([0, 1, 2, 3]), answering([0, 1, 2, 0]), batches)
     assert got == {"images": 4, "reference_top1": 0.25, "candidate_top1": 0.5, "agreement": 0.75}
+    # An image whose outputs are not finite in both models has no top-1 in either: no hit, and no agreement
+    # (the two "agreeing" on no class would lift the share of an INT8 file that broke where the float one did).
+    def broken_on_last(classes):
+        answer = answering(classes)
+        return lambda x: torch.where(x[:, :1] == 3.0, float("nan"), answer(x))
+
+    got = compare_top1(broken_on_last([0, 1, 2, 3]), broken_on_last([0, 1, 2, 0]), batches)
+    assert got == {"images": 4, "reference_top1": 0.25, "candidate_top1": 0.25, "agreement": 0.75}
 
 
 def test_x86_without_vnni_reads_the_cpu_flags(tmp_path, monkeypatch):
