@@ -486,6 +486,12 @@ def markdown_table(head: Sequence[str], body: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def _ratio(value: float) -> str:
+    """A file's time over the first's: three decimals, or three significant digits below 0.1, so that files
+    far faster than the first (a checkpoint in eager PyTorch first, say) do not all read 0.001 or 0.000."""
+    return f"{value:.3f}" if value >= 0.1 else f"{value:.3g}"
+
+
 def table(rows: Sequence[Dict[str, Any]]) -> str:
     """The rows as a Markdown table, one line per file."""
     head = ["file", "runs in", "weights", "input", "MB", "MMACs", "load s", "first call ms", "median ms", "p10 ms",
@@ -494,7 +500,7 @@ def table(rows: Sequence[Dict[str, Any]]) -> str:
              f"{r['bytes'] / 1e6:.2f}",
              "-" if r["macs"] is None else f"{r['macs'] / 1e6:.1f}", f"{r['load_s']:.2f}",
              f"{r['first_call_ms']:.2f}", f"{r['median_ms']:.3f}", f"{r['p10_ms']:.3f}", f"{r['p90_ms']:.3f}",
-             f"{r['images_per_s']:.1f}", f"{r['vs_first']:.3f}"] for r in rows]
+             f"{r['images_per_s']:.1f}", _ratio(r['vs_first'])] for r in rows]
     if any("memory" in r for r in rows):
         head += ["init MB", "peak MB"]
         for b, r in zip(body, rows):
