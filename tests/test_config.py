@@ -679,3 +679,116 @@ def test_no_key_of_another_meaning_is_offered_for_an_unknown_one():
         assert said[key].endswith(f"unknown key {key!r}"), said[key]
     assert said["pretrain"].endswith("(did you mean pre_trained?)")
     assert said["grad_accum"].endswith("(did you mean grad_accum_steps?)")
+
+
+@pytest.mark.parametrize("key, reads_as", [("on", "bool"), ("yes", "bool"), ("true", "bool"), ("1", "int"),
+                                           ("1.5", "float"), ("~", "null"), ("2026-01-01", "timestamp")])
+def test_a_key_yaml_reads_as_no_name_is_refused_naming_its_line(tmp_path, key, reads_as):
+    """`on: 1` (YAML 1.1's True), `1: 2` or `~: x` as a key stopped every command with a TypeError traceback."""
+    f = tmp_path / "c.yaml"
+    f.write_text(f"lr_max: 0.1\n{key}: 1\n")
+    with pytest.raises(ConfigError, match=rf"^config file .*c\.yaml: line 2: key '{re.escape(key)}' is not a name "
+                                          rf"\(YAML reads it as {reads_as}\)"):
+        load_config(["--config_path", str(f)])
+    f.write_text(f"lr_max: 0.1\n---\n---\n{key}: [a]\n")  # in the seed's allowed values too
+    with pytest.raises(ConfigError, match=r"line 4: key .* is not a name"):
+        load_config(["--config_path", str(f)])
+    f.write_text(f"'{key}': 1\n")  # quoted: a name, unknown
+    with pytest.raises(ConfigError, match=r"unknown key"):
+        load_config(["--config_path", str(f)])
+
+
+def test_config_file_mistakes_are_said_in_a_line(tmp_path, monkeypatch):
+    f = tmp_path / "c.yaml"
+    f.write_text("config_path: other.yaml\n")  # said "unknown key 'config_path' (did you mean config_path?)"
+    with pytest.raises(ConfigError, match=r"config_path names a config file on the command line; a file cannot "
+                                          r"name another"):
+        load_config(["--config_path", str(f)])
+    f.write_text("LR_MAX: 0.2\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'LR_MAX' \(did you mean lr_max\? keys are lower case\)$"):
+        load_config(["--config_path", str(f)])
+    with pytest.raises(ConfigError, match=r"unknown key 'Batch_Size' \(did you mean batch_size\?"):
+        load_config(["--Batch_Size", "8"])
+    f.write_text("lr_max: " + "[" * 3000 + "]" * 3000 + "\n")  # a RecursionError traceback
+    with pytest.raises(ConfigError, match=r"c\.yaml: nested too deep"):
+        load_config(["--config_path", str(f)])
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(ConfigError, match=r"^config file .*run: a folder, not a YAML file$"):
+        load_config(["--config_path", str(run)])
+    (run / "config.yaml").write_text("lr_max: 0.2\n")
+    with pytest.raises(ConfigError, match=r"a folder, not a YAML file: --config_path .*config\.yaml is its run's"):
+        load_config(["--config_path", str(run)])
+    monkeypatch.setenv("HOME", str(run))  # --config_path=~/config.yaml: no shell expands a ~ after `=`
+    with pytest.raises(ConfigError, match=r"--config_path ~/config\.yaml: no such file \(it starts with ~, which "
+                                          r"only a shell expands.*: give .*config\.yaml\)$"):
+        load_config(["--config_path=~/config.yaml"])
+
+
+def test_a_refused_run_leaves_no_empty_folder_above_its_own(cifar_dir, tmp_path, monkeypatch, one_thread):
+    """save_checkpoint_path runs/new/a, with runs/ not there, refused after its folder was made (no full batch):
+    runs/new/a went, runs/new and runs/ stayed, empty."""
+    from mobilenet_v1 import train
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"no full batch"):
+        train.run(load_config(["--dataset_path", str(cifar_dir), "--image_size", "32", "--width_mult", "0.25",
+                               "--batch_size", "1000", "--save_checkpoint_path", "runs/new/a"]))
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("key", ["pre_trained", "teacher"])
+def test_a_missing_file_a_config_file_names_is_said_as_the_files(cifar_dir, tmp_path, key, one_thread):
+    """`pre_trained: x.ckpt` in a config file was refused as "--pre_trained x.ckpt", an option nobody typed."""
+    from mobilenet_v1 import train
+
+    f = tmp_path / "c.yaml"
+    f.write_text(f"{key}: {tmp_path / 'none.ckpt'}\n")
+    argv = ["--config_path", str(f), "--dataset_path", str(cifar_dir), "--image_size", "32", "--width_mult", "0.25",
+            "--save_checkpoint_path", str(tmp_path / "run")]
+    from mobilenet_v1.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match=rf"^{key} .*none\.ckpt \(from config file .*c\.yaml\): no such file or "
+                                          rf"run folder; pass --{key}$"):
+        train.run(*load_config_and_given(argv))
+
+
+def test_exports_sizes_from_a_config_file_are_said_as_the_files(tmp_path, capsys):
+    f = tmp_path / "c.yaml"
+    f.write_text(f"ckpt_file: {tmp_path / 'none.ckpt'}\nwidth: -5\n")
+    assert cli.main(["export", "--config_path", str(f)]) != 0
+    assert re.search(r"error: width -5 \(config file .*c\.yaml\): must be at least 1$", capsys.readouterr().err.strip())
+
+
+def test_a_relative_dataset_path_of_a_config_file_says_where_it_was_looked_for(cifar_dir, tmp_path, monkeypatch,
+                                                                              capsys):
+    """Read from the folder the command runs in (the seed's way, configs/demo.yaml's data/digits), not the file's:
+    a file's `../cifar` written from its own folder was said "does not exist", without where it was looked for."""
+    (tmp_path / "configs").mkdir()
+    f = tmp_path / "configs" / "c.yaml"
+    f.write_text("dataset_path: ../cifar\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["data-stats", "--config_path", "configs/c.yaml"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"mobilenet-v1 data-stats: error: dataset_path '../cifar' (from config file configs/c.yaml) does not exist: "
+        f"pass --dataset_path (a relative path is read from the folder the command runs in, {os.getcwd()}, not the "
+        f"config file's; beside the file it is cifar)")
+
+
+def test_eval_and_data_stats_take_a_file_shared_with_training_whose_training_keys_they_do_not_read(cifar_dir, tmp_path,
+                                                                                                   one_thread):
+    """`qat: True` (its --pre_trained typed to train) or `opt_eps` (its --opt adamw typed to train) in a file shared
+    with training stopped eval and data-stats, which read neither, with train's advice; train still refuses them."""
+    from mobilenet_v1 import datastats, evaluate
+
+    for text, refusal in (("qat: true\n", r"qat fine-tunes a trained model"), ("opt_eps: 0.001\n", r"opt_eps 0\.001")):
+        f = tmp_path / "c.yaml"
+        f.write_text(f"dataset_path: {cifar_dir}\nimage_size: 32\n{text}")
+        with pytest.raises(ConfigError, match=refusal):
+            load_config(["--config_path", str(f)])
+        load_config_and_given(["--config_path", str(f)], reads=evaluate.EVAL_READS)
+        load_config_and_given(["--config_path", str(f)], reads=datastats.DATA_KEYS)
+        validate(load_config_and_given(["--config_path", str(f)], reads=evaluate.EVAL_READS)[0], evaluate.EVAL_READS)
+    f.write_text(f"dataset_path: {cifar_dir}\ncrop_pct: 0.9\n")  # a key eval reads: still refused with CIFAR
+    with pytest.raises(ConfigError, match=r"crop_pct 0\.9 is for image folders' evaluation"):
+        load_config_and_given(["--config_path", str(f)], reads=evaluate.EVAL_READS)

@@ -597,7 +597,12 @@ def unknown_key(key: str, source: str) -> OptionError:
             f" (timm's name: here it is {TIMM_NAMES[key]})" if key in TIMM_NAMES else
             f" (torchvision's reference scripts' name: here it is {TORCHVISION_NAMES[key]})"
             if key in TORCHVISION_NAMES else "")
-    if not hint:
+    if key == "config_path" and source.startswith("config file"):
+        return OptionError(f"{source}: config_path names a config file on the command line; a file cannot name "
+                           f"another (one file is read): put the keys in this one")
+    if not hint and isinstance(key, str) and key != key.lower() and key.lower() in _field_types():
+        hint = f" (did you mean {key.lower()}? keys are lower case)"
+    if not hint and isinstance(key, str):
         close = [c for c in difflib.get_close_matches(key, [*_field_types(), "config_path"], n=3, cutoff=0.75)
                  if _misspelt(key, c)]
         hint = f" (did you mean {close[0]}?)" if close else ""
@@ -1000,6 +1005,15 @@ class _OnceEach(yaml.SafeLoader):
 
     def construct_document(self, node):
         self.documents += 1  # the values are the first; a second is help texts, checked to be no values
+        if isinstance(node, yaml.MappingNode) and self.documents != 2:  # the help texts' are said as they are
+            for key_node, _ in node.value:
+                # YAML 1.1 reads a plain `on:`, `yes:`, `no:`, `true:`, `1:`, `~:` or `2026-01-01:` as a bool, a
+                # number, a null or a date, not a name: such a key stopped every command with a TypeError.
+                if (isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:str"
+                        and key_node.tag != "tag:yaml.org,2002:merge"):
+                    raise OptionError(f"line {key_node.start_mark.line + 1}: key {key_node.value!r} is not a name "
+                                      f"(YAML reads it as {key_node.tag.rsplit(':', 1)[-1]}): a key is a "
+                                      f"configuration key's name, such as lr_max")
         return super().construct_document(node)
 
     def construct_mapping(self, node, deep=False):
@@ -1097,7 +1111,16 @@ def read_yaml(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     except ConfigError as e:
         raise OptionError(f"config file {path}: {e}") from None
     except FileNotFoundError:  # named by its option, as every path given that is not there
-        raise OptionError(f"--config_path {path}: no such file") from None
+        from .checkpoint import unexpanded_home  # --config_path=~/a.yaml: no shell expands a ~ after `=`
+
+        home = unexpanded_home(path, read=True)
+        raise OptionError(f"--config_path {path}: no such file" + (f" (it {home})" if home else "")) from None
+    except IsADirectoryError:  # a run folder given for its config.yaml
+        run_config = os.path.join(path, "config.yaml")
+        hint = f": --config_path {run_config} is its run's configuration" if os.path.isfile(run_config) else ""
+        raise OptionError(f"config file {path}: a folder, not a YAML file{hint}") from None
+    except RecursionError:  # `lr_max: [[[[...]]]]` a few thousand deep: a traceback
+        raise OptionError(f"config file {path}: nested too deep; a key takes a value or a short list") from None
     except OSError as e:
         raise OptionError(f"config file {path}: {e.strerror or e}") from None
     except yaml.YAMLError as e:
@@ -1230,12 +1253,20 @@ def _unused_settings(cfg: Config) -> Iterator[Tuple[str, str]]:
                 yield key, f"{key} {shown} is {whose}; {why}"
 
 
-def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str], str], choices_from: str = "") -> None:
+def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str], str], choices_from: str = "",
+              reads: Optional[Collection[str]] = None) -> None:
     """Refuse values no run can use; each message names where the value came from (``origin(key)``:
     the option, the config file or the default), and ``choices_from`` (the config file) where ``extra_choices``
-    (its allowed values) refuse it."""
+    (its allowed values) refuse it. ``reads``: the keys a command that does not train reads (eval, data-stats);
+    a combination of training's keys it leaves unread is training's to refuse."""
     def fail(key: str, what: str) -> None:
         raise OptionError(long_numbers_cut(f"{origin(key)}: {what}"))
+
+    def fail_read(key: str, what: str) -> None:
+        # A file shared with training (`qat: True`, `opt_eps` for an --opt adamw typed to train) stopped eval and
+        # data-stats, which read neither, with train's advice (`give --pre_trained CKPT`).
+        if reads is None or key in reads:
+            fail(key, what)
 
     for key, allowed, listed_by in ([(k, v, "") for k, v in CHOICES.items()]
                                     + [(k, v, choices_from) for k, v in extra_choices.items()]):
@@ -1414,7 +1445,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("seed", f"{SEED_RULE}, got {cfg.seed}")
     if cfg.qat:
         if not cfg.pre_trained and not cfg.resume:
-            fail("qat", "qat fine-tunes a trained model for INT8, with BatchNorm frozen at its statistics: give "
+            fail_read("qat", "qat fine-tunes a trained model for INT8, with BatchNorm frozen at its statistics: give "
                         "--pre_trained CKPT (a float run's checkpoint), or --resume to continue such a run")
         # Each of these would run something the INT8 file does not compute, or is not built for it yet.
         for key, on, why in (
@@ -1436,7 +1467,7 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
             fail(f.name, f"{f.name} {value:g} is above float32's largest number, {MAX_FLOAT32:g}, in which the run "
                          f"computes")
     for key, what in _unused_settings(cfg):
-        fail(key, what)
+        fail_read(key, what)
 
 
 def _config_file_hint(arg: str) -> str:
@@ -1528,7 +1559,8 @@ def config_paths_problem(paths: Sequence[str]) -> str:
 
 def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] = None,
                           dataset_of: Optional[Callable[[Dict[str, Any]], Optional[str]]] = None,
-                          unused: Sequence[str] = ()) -> Tuple[Config, Set[str]]:
+                          unused: Sequence[str] = (), reads: Optional[Collection[str]] = None
+                          ) -> Tuple[Config, Set[str]]:
     """:func:`load_config`, and the keys the user set (on the command line or in the config file),
     as opposed to those left at their defaults. Where neither names the data set, ``dataset_of(values)``
     (the values given) may, in place of the default (a command that reads a model file: the one the file
@@ -1601,7 +1633,7 @@ def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] =
             return f"config file {config_path}"
         return f"the default of {key}"
 
-    _validate(cfg, file_choices, origin, f"config file {config_path}")
+    _validate(cfg, file_choices, origin, f"config file {config_path}", reads)
     if is_cifar(cfg.dataset) and cfg.num_workers > 0 and is_rank0():  # taken without a word (helper-386)
         print(f"note: {origin('num_workers')}: num_workers {cfg.num_workers} starts no loader processes for "
               f"{cifar_name(cfg.dataset)}, held whole in memory and cropped in batches; it is image folders' key",
@@ -1609,7 +1641,7 @@ def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] =
     return cfg, Given({**{key: f"config file {config_path}" for key in file_values}, **given})
 
 
-def validate(cfg: Config) -> None:
+def validate(cfg: Config, reads: Optional[Collection[str]] = None) -> None:
     """The checks :func:`load_config` makes, for a :class:`Config` built or changed in Python (``train.run`` and
     ``evaluate.run`` make them): each value of its key's type (an int where a float is: as the command line
     takes it), ``mean`` and ``std`` as the command line reads them, then the ranges and combinations; an
@@ -1628,7 +1660,7 @@ def validate(cfg: Config) -> None:
     # "2,2,2" or a std of "0,0,0" got through, to fail deep in the run under the key's bare name.
     for key in NORMALISATION_KEYS:
         channel_values(key, getattr(cfg, key), f"Config.{key}")
-    _validate(cfg, {}, lambda key: f"Config.{key}")
+    _validate(cfg, {}, lambda key: f"Config.{key}", reads=reads)
 
 
 def check_ignored(ignored: Dict[str, Any], file_choices: Dict[str, Any], config_path: Optional[str],

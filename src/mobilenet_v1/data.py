@@ -2964,9 +2964,19 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
         from .checkpoint import unexpanded_home
 
         home = unexpanded_home(opts.dataset_path, read=True)  # ~/data in a config file, or quoted: no shell expanded it
+        relative = ""
+        if opts.dataset_path_from.startswith("config file ") and not os.path.isabs(opts.dataset_path) and not home:
+            # A config file's relative path is read from the folder the command runs in, as the seed's: one written
+            # from the file's own folder (`../data`) was said "does not exist", without where it was looked for.
+            beside = os.path.normpath(os.path.join(os.path.dirname(opts.dataset_path_from[len("config file "):]),
+                                                   opts.dataset_path))
+            relative = (f" (a relative path is read from the folder the command runs in, {os.getcwd()}, not the "
+                        f"config file's" + (f"; beside the file it is {beside}" if os.path.exists(beside) else "")
+                        + ")")
         raise DataError((f"dataset_path {opts.dataset_path!r} (from {opts.dataset_path_from}) does not exist: pass "
                          f"--dataset_path" if opts.dataset_path_from else
-                         f"dataset_path {opts.dataset_path!r} does not exist") + (f" (it {home})" if home else ""))
+                         f"dataset_path {opts.dataset_path!r} does not exist") + (f" (it {home})" if home else "")
+                        + relative)
     if split not in (None, "train", "eval"):
         raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
     train_files = train if split is None else split == "train"

@@ -150,7 +150,7 @@ def main(argv: Sequence[str]) -> int:
     if other:
         raise ValueError(f"{', '.join('--' + k for k in dict.fromkeys(other))}: not used by data-stats, which reads "
                          f"{', '.join('--' + k for k in DATA_KEYS)}")
-    cfg, given = load_config_and_given(argv)
+    cfg, given = load_config_and_given(argv, reads=DATA_KEYS)
     if "max_bad_samples" not in given:  # an inspection: every unreadable file is counted, none stops it
         cfg = dataclasses.replace(cfg, max_bad_samples=NO_LIMIT)
     if not cfg.dataset_path:

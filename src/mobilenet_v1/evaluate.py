@@ -226,7 +226,7 @@ def run(cfg: Config, given: Optional[Set[str]] = None, confusion: bool = False,
     rather than XNNPACK's (``kernels`` in the result); another file is an error."""
     if litert_kernels not in LITERT_KERNELS:
         raise ValueError(f"--litert_kernels {litert_kernels!r}: expected one of {', '.join(LITERT_KERNELS)}")
-    validate(cfg)  # a Config built in Python gets load_config's checks
+    validate(cfg, EVAL_READS)  # a Config built in Python gets load_config's checks
     cfg, given = evaluated_size(cfg, given)
     dist = distributed.setup(cfg, "eval")
     try:
@@ -629,6 +629,7 @@ EVAL_KEYS = frozenset({"config_path", "dataset", "dataset_path", "checkpoint_pat
                        "num_workers", "data_pipeline", "max_bad_samples", "channels_last", "precision",
                        "device_target", "use_ema", "eval_drop_last", "run_distribute"})
 MODEL_KEYS = ("class_num", "width_mult", "padding")
+EVAL_READS = EVAL_KEYS | set(MODEL_KEYS)  # what its checks of a configuration judge
 # An ONNX file runs in ONNX Runtime on the CPU (a .pte program in ExecuTorch, a .pt2 program in PyTorch, a .tflite
 # in LiteRT), in the precision it was exported (fp32) or quantized (INT8) with, NCHW, with the weights it was
 # exported with.
@@ -752,7 +753,8 @@ def sweep(argv: List[str], sizes: List[int], as_json: bool) -> int:
     for size in sizes:  # every size's configuration checked before the first evaluation
         # its notes (the seed's keys ignored, --device_id's) said once: the first size's are every size's
         with contextlib.redirect_stderr(io.StringIO()) if runs else contextlib.nullcontext():
-            cfg, given = load_config_and_given(argv + [f"--image_size={size}"], dataset_of=recorded_dataset)
+            cfg, given = load_config_and_given(argv + [f"--image_size={size}"], dataset_of=recorded_dataset,
+                                                reads=EVAL_READS)
         given.discard("eval_image_size")
         runs.append((dataclasses.replace(cfg, eval_image_size=0), given))
     path = runs[0][0].checkpoint_path
@@ -807,7 +809,7 @@ def main(argv: Sequence[str]) -> int:
             raise OptionError(f"--litert_kernels {kernels}: is for a .tflite file, which takes one image size; "
                              f"--image_size gives {len(sizes)}")
         return sweep(argv, sizes, as_json)
-    cfg, given = load_config_and_given(argv, dataset_of=recorded_dataset)
+    cfg, given = load_config_and_given(argv, dataset_of=recorded_dataset, reads=EVAL_READS)
     command_line = dict(parse_overrides(argv))
     if "image_size" in command_line and "eval_image_size" not in command_line:
         cfg = dataclasses.replace(cfg, eval_image_size=0)  # the command line's size over a file's eval_image_size

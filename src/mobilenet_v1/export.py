@@ -1010,6 +1010,8 @@ def main(argv: Sequence[str]) -> int:
         for key in keys:
             if getattr(a, key) is None and values.get(key) not in (None, ""):
                 value = coerce(key, values[key], f"config file {a.config_path}")  # `file_name: 2024`: a str
+                if key in ("batch_size", "width", "height") and value < 1:  # said as --width, which nobody typed
+                    raise ExportError(f"{key} {value} (config file {a.config_path}): must be at least 1")
                 setattr(a, key, value)  # (file_format upper-cased by coerce, as train reads it)
                 if key == "ckpt_file":  # the seed's files name /cache/data/mobilenetv1-90_625.ckpt: said as theirs
                     ckpt_file_from = f"config file {a.config_path}"

@@ -182,7 +182,7 @@ def build_criterion(cfg: Config) -> torch.nn.Module:
 
 def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.device,
                     memory_format: torch.memory_format, out_dir: str,
-                    dist: Optional[distributed.Context] = None) -> Distiller:
+                    dist: Optional[distributed.Context] = None, origin: str = "") -> Distiller:
     """The teacher of ``--teacher`` (a checkpoint, or a run folder: its newest; its weight average where
     it holds one and ``use_ema``; or a ``torch.export`` program of any network: :func:`program_teacher`),
     which must have this run's outputs: as many, and for an image folder the same class folders in the
@@ -197,7 +197,7 @@ def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.dev
     from .onnx_io import is_onnx_file
 
     dist = dist or distributed.Context()
-    path = dist.file_from_rank0(lambda: ckpt_io.resolve_checkpoint_path(cfg.teacher, "--teacher"),
+    path = dist.file_from_rank0(lambda: ckpt_io.resolve_checkpoint_path(cfg.teacher, "--teacher", origin),
                                 "could not choose the teacher", [cfg.teacher])
     folders = (out_dir, ckpt_io.other_layout_folder(cfg.save_checkpoint_path, out_dir))
     if cfg.save_checkpoint and ckpt_io.is_run_checkpoint_name(path) and any(saved_in(path, f) for f in folders):
@@ -1711,6 +1711,9 @@ def _run_alone(cfg: Config, given: Optional[Set[str]]) -> Dict[str, Any]:
     early = runtime.capture_output()  # printed before the run folder's log.txt is open; written there then
     dist = None
     folder = cfg.save_checkpoint_path if cfg.save_checkpoint and not os.path.exists(cfg.save_checkpoint_path) else ""
+    while folder and os.path.dirname(folder) not in ("", folder) and not os.path.exists(os.path.dirname(folder)):
+        # runs/new/a: os.makedirs makes runs/new too, which a refused run left behind, empty
+        folder = os.path.dirname(folder)
     stderr = sys.stderr
     sys.stderr = runtime.CopiedToLogs(stderr)  # the run's warnings in its log.txt too
     autotune = torch.backends.cudnn.benchmark  # the run turns it on for a GPU; a notebook's later work gets its own
@@ -1961,7 +1964,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     if cfg.pre_trained:
         pre_trained = cfg.pre_trained
         try:
-            pre_trained = ckpt_io.resolve_checkpoint_path(pre_trained, "--pre_trained")  # a run folder: its newest
+            pre_trained = ckpt_io.resolve_checkpoint_path(  # a run folder: its newest
+                pre_trained, "--pre_trained", set_in_config_file(given, "pre_trained"))
             source = ckpt_io.load_file(pre_trained)
         except ckpt_io.CheckpointError as e:
             if not cfg.resume:
@@ -2001,7 +2005,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     criterion = build_criterion(cfg)
     # Its initial weights are overwritten: keep the RNG stream as a run without a teacher has it.
     with torch.random.fork_rng(devices=[]):
-        distill = build_distiller(cfg, labelling, device, memory_format, out_dir, dist) if cfg.teacher else None
+        distill = build_distiller(cfg, labelling, device, memory_format, out_dir, dist,
+                                  set_in_config_file(given, "teacher")) if cfg.teacher else None
     if cfg.use_label_smooth and cfg.dataset == "cifar10":
         print0(f"use_label_smooth: label smoothing {cfg.label_smooth_factor} on cifar10, as set (the seed "
                f"smooths only ImageNet's labels and ignores the key for cifar10)")
