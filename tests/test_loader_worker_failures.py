@@ -185,7 +185,8 @@ def test_a_stall_note_names_a_worker_in_a_read_that_has_not_returned_and_a_stopp
                     "(in a read or write that has not returned: rpc_wait_bit_killable), pid 12 T (stopped), pid 13 "
                     "state unknown; a read that does not return (a network file system, a failing disk) or a worker "
                     "stopped (SIGSTOP: `kill -CONT PID` continues it) holds the pass. It waits on; Ctrl-C or SIGTERM "
-                    "stops it (a training run after its grace, saving nothing past its newest checkpoint)")
+                    "stops it (a training run of one process whose own loop waits here saves the steps it took; others "
+                    "after the grace, saving nothing past their newest checkpoint)")
     assert stalls.process_state(2 ** 22 + 12345) == "state unknown"  # past Linux's largest pid
 
 

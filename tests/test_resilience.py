@@ -560,6 +560,143 @@ def test_sigterm_to_the_loader_workers_too_still_stops_with_a_checkpoint(image_f
         capsys.readouterr().out
 
 
+_LEFT_WAIT = r"""
+import os, signal, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from mobilenet_v1 import stalls, stopping
+stopping.GRACE_SECONDS = 1.0  # a wait is left after 0.5 s
+
+
+def never():  # a loader whose worker gives no batch
+    while True:
+        time.sleep(3600)
+        yield
+
+
+mode = sys.argv[2]
+with stopping.StopRequest() as stop:
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    start = time.monotonic()
+    try:
+        if mode == "training":
+            with stop.batch_wait():
+                next(stalls.watched(never(), "the loader"))
+        elif mode == "evaluation":  # a watched wait outside batch_wait: the grace ends the process
+            next(stalls.watched(never(), "the loader"))
+        else:  # "step": inside batch_wait but in no watched wait (a step's work): never left
+            with stop.batch_wait():
+                time.sleep(3600)
+    except stopping.WaitAbandoned as e:
+        print(f"left after {time.monotonic() - start:.1f} s:", signal.Signals(e.signum).name, stop.agreed,
+              stop.abandoned, stop.should_stop(), flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["training", "evaluation", "step"])
+def test_only_a_training_loops_wait_for_a_batch_is_left_after_a_signal(mode):
+    """A signal while the main thread waits for a batch that never comes: inside StopRequest.batch_wait (a training
+    loop's wait for its next step's batches) the wait is left half way through the grace, WaitAbandoned raised there
+    and the stop agreed on; a watched wait outside it (an evaluation's) or a wait inside it that is no wait for a
+    batch (a step's own work) is not left, and the grace ends the process as before."""
+    r = subprocess.run([sys.executable, "-c", _LEFT_WAIT, SRC, mode], capture_output=True, text=True, timeout=60)
+    if mode == "training":
+        left = re.fullmatch(r"left after (\d+\.\d) s: SIGTERM 15 True True\n", r.stdout)
+        assert r.returncode == 0 and left, (r.stdout, r.stderr[-2000:])
+        assert 0.5 <= float(left.group(1)) < 5, r.stdout  # from 0.2 s, the signal: 0.5 s after it, once awake
+        assert "no batch from the training loader for 0.5 s after it: leaving that wait" in r.stderr
+    else:
+        assert (r.returncode, r.stdout) == (143, ""), r.stderr
+        assert "leaving that wait" not in r.stderr and "no training step completed for 1 s" in r.stderr
+
+
+_STUCK_WORKER = r"""
+import os, signal, sys, threading
+sys.path.insert(0, sys.argv[1])
+import torch
+torch.set_num_threads(1)
+from mobilenet_v1 import cli, data, stopping, train
+stopping.GRACE_SECONDS = 2.0  # the wait is left after 1 s
+mode, pid_file, args = sys.argv[2], sys.argv[3], sys.argv[4:]
+read, served = data.ImageFolderDataset.__getitem__, [0]
+last = 8 if mode == "mid-epoch" else 14  # batches of 2: the worker gives 4 of them, or epoch 1's 7
+
+
+def stuck(self, item):  # in the loader's worker: after `last` samples it gives no more
+    served[0] += 1
+    if served[0] > last:
+        with open(pid_file, "w") as f:
+            f.write(str(os.getpid()))
+        if mode == "mid-epoch":  # a read that never returns (its batches made before still reach the run)
+            threading.Event().wait()
+        # Stopped (SIGSTOP) at epoch 2's first sample, which the run waits for by now (workers read no epoch ahead)
+        os.kill(os.getppid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return read(self, item)
+
+
+data.ImageFolderDataset.__getitem__ = stuck
+as_is = train.train_one_epoch
+
+
+def signalled(*a, on_step, **k):
+    def hook(i, loss, lr):
+        on_step(i, loss, lr)
+        if mode == "mid-epoch" and i == 3:  # step 4 done: the run waits for batch 5, which never comes
+            threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    return as_is(*a, on_step=hook, **k)
+
+
+train.train_one_epoch = signalled
+sys.exit(cli.main(args))
+"""
+
+
+@pytest.mark.parametrize("mode", ["mid-epoch", "epoch-start"])
+def test_sigterm_while_the_loader_gives_no_batch_saves_the_steps_taken_and_resumes_exactly(image_folder, tmp_path,
+                                                                                            mode, one_thread):
+    """SIGTERM while the run waits for a batch its loader worker never makes (stopped, or in a read of a hung
+    network disk): no step completes, and the watchdog ended the process after its grace, the steps since the newest
+    checkpoint lost. Half way through the grace the wait is now left and the run stops after its last step, as after
+    any step: saved there, the stopped worker killed, exit 143; --resume auto then ends as a run never stopped. At an
+    epoch's first batch, the end of the epoch before is saved (save_checkpoint_epochs 5 had not saved it)."""
+    args = ["train", "--dataset=imagenet2012", f"--dataset_path={image_folder}", "--class_num=2", "--image_size=32",
+            "--width_mult=0.25", "--batch_size=2", "--num_workers=1", "--data_pipeline=cpu", "--device_target=CPU",
+            "--epoch_size=2", "--warmup_epochs=0", "--save_checkpoint_epochs=5", "--ema_decay=0.9"]
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    assert cli.main([*args, f"--save_checkpoint_path={straight}"]) == 0
+    pid_file = tmp_path / "worker.pid"
+    start = time.monotonic()
+    r = subprocess.run([sys.executable, "-c", _STUCK_WORKER, SRC, mode, str(pid_file), *args,
+                        f"--save_checkpoint_path={run}"], capture_output=True, text=True, timeout=120)
+    took = time.monotonic() - start
+    assert r.returncode == 143, r.stderr[-3000:]
+    saved, at = ("mobilenetv1-1_4.ckpt", "step 4 of epoch 1") if mode == "mid-epoch" else \
+        ("mobilenetv1-1_7.ckpt", "the end of epoch 1")
+    assert (f"stopped by SIGTERM after {at}: checkpoint {run / saved}; --resume auto continues from there"
+            in r.stdout), r.stdout[-2000:] + r.stderr[-2000:]
+    assert "SIGTERM: no batch from the training loader for 1 s after it: leaving that wait" in r.stderr
+    assert "no training step completed" not in r.stderr
+    assert [os.path.basename(p) for _, p in ckpt_io.list_checkpoints(str(run))] == [saved]
+    worker = int(pid_file.read_text())
+    for _ in range(100):  # killed, then reaped by init once its parent exited
+        if not os.path.exists(f"/proc/{worker}") or open(f"/proc/{worker}/stat").read().split()[2] == "Z":
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail(f"the stopped loader worker {worker} outlived the run")
+    assert took < 60, took
+    assert cli.main([*args, f"--save_checkpoint_path={run}", "--resume=auto"]) == 0
+    a, b = (ckpt_io.load_file(str(folder / "mobilenetv1-2_7.ckpt")) for folder in (straight, run))
+    assert a["model"].keys() == b["model"].keys()
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+        assert torch.equal(a["ema"]["model"][k], b["ema"]["model"][k]), k
+    for pid in a["optimizer"]["state"]:
+        assert torch.equal(a["optimizer"]["state"][pid]["momentum_buffer"],
+                           b["optimizer"]["state"][pid]["momentum_buffer"])
+
+
 _WORKER = r'''
 import os, signal, sys, time
 sys.path.insert(0, sys.argv[1])

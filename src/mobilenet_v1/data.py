@@ -858,14 +858,29 @@ def balance_line(labels: Union[Sequence[int], torch.Tensor], power: float, repea
 # ---------------------------------------------------------------------------------------------------
 # loaders
 
-def end_workers(iterator: Any) -> None:
+def end_workers(iterator: Any, kill: bool = False) -> None:
     """End the worker processes of a DataLoader's ``iterator`` (one of none: nothing to do) as the DataLoader's own
     clean-up does, and kill any that did not end then: a worker hung or stopped (SIGSTOP, a stalled read) took
     its SIGTERM from PyTorch's clean-up only once continued, and multiprocessing's exit waited for it for ever
-    (a run stopped by SIGTERM during an evaluation saved its checkpoint and never exited: helper-373)."""
+    (a run stopped by SIGTERM during an evaluation saved its checkpoint and never exited: helper-373).
+
+    ``kill``: the workers are known to hang (a pass left its wait for them, :meth:`stopping.StopRequest.batch_wait`):
+    killed first, out of PyTorch's watch for workers that die (its SIGCHLD handler raises in the main thread), where
+    its clean-up gave each one that never ends 5 s."""
     shutdown = getattr(iterator, "_shutdown_workers", None)
     if shutdown is None:
         return
+    forget = getattr(torch._C, "_remove_worker_pids", None)  # PyTorch's own: without it, its clean-up as ever
+    if kill and forget is not None:
+        if getattr(iterator, "_worker_pids_set", False):
+            forget(id(iterator))
+            iterator._worker_pids_set = False
+        for worker in getattr(iterator, "_workers", ()):
+            with contextlib.suppress(OSError, ValueError):  # gone already, or its Process closed
+                worker.kill()
+        for worker in getattr(iterator, "_workers", ()):
+            with contextlib.suppress(OSError, ValueError, AssertionError):
+                worker.join(timeout=1)
     shutdown()  # the workers end at once; one that does not, after PyTorch's time-outs (5 s, and 5 s)
     for worker in getattr(iterator, "_workers", ()):
         if worker.is_alive():
@@ -890,8 +905,9 @@ class DeviceLoader:
     samples: Optional[Sequence[Tuple[str, int]]] = None  # the image loaders' (path, label) pairs (_find_images)
     loader: Optional[DataLoader] = None  # the folder loaders' DataLoader, whose persistent workers close() ends
 
-    def close(self) -> None:
-        """Ends the loader's worker processes now (none: nothing to do); a later pass starts new ones.
+    def close(self, kill: bool = False) -> None:
+        """Ends the loader's worker processes now (none: nothing to do); a later pass starts new ones. ``kill``:
+        at once, without waiting for them (:func:`end_workers`), for workers known to hang.
         A pass under way is to be left first. Used as a context manager, the loader is closed on leaving
         the block.
 
@@ -904,7 +920,7 @@ class DeviceLoader:
         it = getattr(self.loader, "_iterator", None)
         if it is not None:
             self.loader._iterator = None
-            end_workers(it)
+            end_workers(it, kill)
 
     def __enter__(self) -> "DeviceLoader":
         return self

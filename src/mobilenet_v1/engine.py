@@ -12,6 +12,7 @@ from torch import nn
 from .config import ASCEND_REFUSAL, NO_CUDA_REFUSAL, OPTIMIZERS
 from .optimizers import Lamb, Lars
 from .runtime import interrupt_deferred, plural
+from .stopping import WaitAbandoned
 
 if TYPE_CHECKING:
     from .ema import WeightAverage
@@ -179,7 +180,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
                     clip_grad_norm: float = 0.0, stop: Optional[Callable[[int], bool]] = None,
                     distill: Optional["Distiller"] = None,
                     step_seed: Optional[Callable[[int], int]] = None,
-                    tally: Optional[LossTally] = None) -> EpochResult:
+                    tally: Optional[LossTally] = None,
+                    batch_wait: Optional[Callable[[], Any]] = None) -> EpochResult:
     """One pass over ``loader``; step ``i`` of the epoch runs at learning rate ``lrs[i]``.
 
     ``accumulate``: a step adds up the gradients of that many batches of ``loader`` (its loss is their
@@ -208,7 +210,10 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
     before the resume; ``on_step`` may save it); the result's ``mean_loss`` is its mean.
 
     ``stop(i)``, after ``on_step`` of every step: True ends the pass there (a run asked to stop,
-    :mod:`stopping`); the result's ``stopped_after`` is then ``i + 1``.
+    :mod:`stopping`); the result's ``stopped_after`` is then ``i + 1``. ``batch_wait()`` (a run's
+    :meth:`stopping.StopRequest.batch_wait`): the context each wait for a step's batches runs in; a
+    :class:`stopping.WaitAbandoned` raised in it (a stop requested while the loader gives nothing) ends the pass
+    before step ``i``, ``stopped_after`` ``i`` (``start_step`` where it took none).
 
     The loss stays on the device: nothing here waits for the GPU except ``on_step`` when it reads it.
 
@@ -233,10 +238,14 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
     i = start_step
     while i < len(lrs):
         try:
-            group = list(itertools.islice(batches, accumulate))
+            with batch_wait() if batch_wait is not None else contextlib.nullcontext():
+                group = list(itertools.islice(batches, accumulate))
         except ValueError as e:  # the loader's DataError (unreadable files past the limit): the steps done
             e.steps_done = i  # type: ignore[attr-defined]  # (the caller may save them)
             raise
+        except WaitAbandoned:  # before any of step i: the model and optimiser are at step i - 1's end
+            stopped_after = i
+            break
         if len(group) < accumulate:
             break  # the loader's end: the batches of an incomplete step are not trained on
         stand_in = any(x.shape[0] < 2 for x, _ in group)

@@ -5,9 +5,11 @@ worker stopped with SIGSTOP) holds a pass for ever without a word: PyTorch's Dat
 :func:`watched` times each wait for a batch; one thread, while a watched pass is under way, looks at the waits,
 and one longer than :data:`STALL_NOTE_SECONDS` is said on standard error, again each time it doubles, with each
 worker's process state as Linux's ``/proc`` gives it (``D``: in a read or write that has not returned). The
-pass itself goes on waiting: the note only says where the time goes; Ctrl-C or SIGTERM stops a run after the
-stop watchdog's grace, without a checkpoint past its newest (no step is under way to save after), and the
-workers are killed at that exit (:func:`data.kill_open_loader_workers`).
+pass itself goes on waiting: the note only says where the time goes. Ctrl-C or SIGTERM stops it: a training run of
+one process whose main thread waits here for its next step's batches leaves the wait half way through the stop
+watchdog's grace, saves the steps it took and ends its loader's workers (:meth:`stopping.StopRequest.batch_wait`);
+otherwise (an evaluation, a pipeline that waits in a thread of its own, a distributed run) after the grace, without
+a checkpoint past its newest, the workers killed at that exit (:func:`data.kill_open_loader_workers`).
 """
 import itertools
 import sys
@@ -32,6 +34,7 @@ _STATES = {"R": "running", "S": "sleeping", "D": "in a read or write that has no
 class _Wait:
     def __init__(self, workers: Any, what: str):
         self.workers, self.what = workers, what
+        self.thread = threading.get_ident()  # the thread that waits (the main one, or a pipeline's own)
         self.since = time.monotonic()
         self.note_at = STALL_NOTE_SECONDS
 
@@ -67,6 +70,13 @@ def watched(batches: Iterator, what: str) -> Iterator:
             yield item
     finally:
         _end_pass()
+
+
+def waits_in(thread: int) -> bool:
+    """Whether thread ``thread`` (an ident) is now in a watched wait for a batch: the stop watchdog leaves only
+    such a wait of the training loop (:meth:`stopping.StopRequest.batch_wait`), not one of a thread that feeds it."""
+    with _lock:
+        return any(wait.thread == thread for wait in _waits.values())
 
 
 def _begin_pass() -> None:
@@ -136,7 +146,8 @@ def stall_note(workers: Any, what: str, waited: float) -> str:
     why = f"; {' or '.join(hints)} holds the pass" if hints else ""
     seconds = f"{waited:.0f}" if waited >= 10 else f"{waited:.1f}"
     return (f"note{rank_label()}: no batch from {what} for {seconds} s; {held}{why}. It waits on; Ctrl-C or "
-            f"SIGTERM stops it (a training run after its grace, saving nothing past its newest checkpoint)")
+            f"SIGTERM stops it (a training run of one process whose own loop waits here saves the steps it took; "
+            f"others after the grace, saving nothing past their newest checkpoint)")
 
 
 def process_state(pid: int) -> str:

@@ -25,6 +25,14 @@ In a distributed run the ranks that heard no signal (one node preempted) evaluat
 early waits for them to sum the counts: that wait is held out of the grace (:meth:`StopRequest.hold`),
 and a peer that died there is left to the process group's timeout.
 
+A run of one process whose main thread waits for its training loader's next batch when the signal comes
+(a loader worker stopped with SIGSTOP, or in a read of a network disk that does not return) would complete no
+step in the grace: half way through it, the watchdog has the main thread leave that wait
+(:meth:`StopRequest.batch_wait`: :class:`WaitAbandoned` raised there by the signal's handler, which a signal sent
+to the main thread runs at once), and the run saves the steps it took and ends the loader's workers, as it would
+after a step. Only such a wait: never one in the middle of a step, an evaluation's, one in a thread that feeds the
+loop (the GPU pipeline's), nor a distributed run's (its ranks stop after the same step).
+
 Loader worker processes ignore Ctrl-C and keep serving after a first SIGTERM (:func:`ignore_in_worker`,
 their ``worker_init_fn``): a scheduler sends it to every process of the job, and the run, which stops
 after the step under way, may still be waiting for their batches. torch's own handler would end a
@@ -45,7 +53,7 @@ from typing import Dict, Optional
 import torch
 import torch.distributed as dist
 
-from . import runtime
+from . import runtime, stalls
 
 GRACE_SECONDS = 10.0
 WAKE_SECONDS = 0.2  # how often the watchdog looks at the time
@@ -55,6 +63,9 @@ WAKE_SECONDS = 0.2  # how often the watchdog looks at the time
 # after a SIGTERM exited at the continue without the checkpoint its step under way was about to write (helper-362).
 SUSPENDED_SECONDS = 1.0
 FLUSH_SECONDS = 2.0  # what an exit at once (exit_now) gives the output streams' buffered lines
+# The part of the grace after which a training loop that waits for its next batch all the while leaves that wait
+# (:meth:`StopRequest.batch_wait`): a loader that answers at all gives its batch well within it.
+LEAVE_WAIT_AFTER = 0.5
 # SIGHUP: the terminal a run was started from closed (an ssh session lost); not on Windows, and left alone where
 # the run was started to ignore it (nohup).
 SIGNALS = (signal.SIGTERM, signal.SIGINT) + ((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ())
@@ -186,6 +197,27 @@ def workers_starting():
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
+class WaitAbandoned(BaseException):
+    """Raised in the main thread inside :meth:`StopRequest.batch_wait` by the stop handler: the wait for the next
+    step's batches is left, the run stopping after the last step it took. A BaseException, as KeyboardInterrupt
+    is: the loader's code on the way (PyTorch's ``except Exception``) lets it through."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _BatchWait:
+    def __init__(self, stop: "StopRequest"):
+        self.stop = stop
+
+    def __enter__(self) -> None:
+        self.stop._waiting = self.stop._leaves_waits
+
+    def __exit__(self, *exc) -> None:
+        self.stop._waiting = False
+
+
 class StopRequest:
     """Installs the handlers and the watchdog for its ``with`` block, from the main thread (elsewhere
     it only answers "no"). ``should_stop()`` after every step, on every rank; ``agree_now()``
@@ -219,6 +251,15 @@ class StopRequest:
         self._handled = 0
         self._raised = False
         self._closing = False  # in __exit__: the handler records, never raises (the handlers are put back)
+        # batch_wait: whether waits for a batch may be left (a run of one process, handlers in place); whether the
+        # main thread is in one now; the signal sent to it to leave it (the handler is to raise) and the wakeup
+        # bytes of those sent the watchdog is still to pass over; whether a wait was left (``abandoned``).
+        self._leaves_waits = False
+        self._waiting = False
+        self._nudge = 0
+        self._nudged = 0
+        self._nudges = 0
+        self.abandoned = False
 
     def _now(self) -> float:
         """The monotonic clock less the time the process was found stopped: what the grace and steps are
@@ -243,6 +284,7 @@ class StopRequest:
         # Not in a distributed run: its ranks stop together after the same step, or exit (a rank blocked on
         # a dead peer takes no KeyboardInterrupt).
         self._raises = self._previous.get(signal.SIGINT) is signal.default_int_handler and not self._distributed
+        self._leaves_waits = not self._distributed and hasattr(signal, "pthread_kill")
         self._watchdog = threading.Thread(target=self._watch, name="stop-watchdog", daemon=True)
         self._watchdog.start()
         return self
@@ -254,6 +296,7 @@ class StopRequest:
         # the handler only records: a KeyboardInterrupt raised in here would leave ours in place for good.
         # (signal.signal runs the Python handlers of signals pending before it changes one: ours, recording.)
         self._closing = True
+        self._leaves_waits = self._waiting = False
         self._done.set()
         try:
             if self._watchdog is not None:
@@ -278,7 +321,20 @@ class StopRequest:
         signal, so that the step under way is the last; the watchdog, which hears of it through the
         wakeup fd even while the main thread is blocked, does the rest. For a Python caller (``_raises``), a
         Ctrl-C after a signal, or the one the watchdog sends when the grace is over, is a KeyboardInterrupt:
-        the caller's to handle (a notebook's kernel lives on), where the command line's process ends."""
+        the caller's to handle (a notebook's kernel lives on), where the command line's process ends.
+
+        The signal the watchdog sends the main thread to leave a wait for a batch (:meth:`batch_wait`) raises
+        :class:`WaitAbandoned` where that thread is still in the wait, and is otherwise passed over."""
+        if self._nudge and signum == self._nudge:
+            self._nudge = 0
+            if self._waiting and not self._closing:
+                self._waiting = False
+                # Stopped at the step boundary the wait lies on; what is left (a save) has the grace from here.
+                self.agreed = self.agreed or self.received
+                self.abandoned = True
+                self._last_step, self._measure = self._now(), False
+                raise WaitAbandoned(signum)
+            return
         if signum == signal.SIGINT and self._raises and (self._handled or self._give_up) and not self._closing:
             if not self._raised:
                 self._raised = True
@@ -307,6 +363,9 @@ class StopRequest:
                 for signum in received:
                     if signum not in SIGNALS:
                         continue
+                    if self._nudges and signum == self._nudged:  # the one it sent the main thread itself
+                        self._nudges -= 1
+                        continue
                     if self._signalled_at is None:
                         self.received = self.received or signum
                         self._signalled_at = self._now()
@@ -328,6 +387,9 @@ class StopRequest:
             if self._signalled_at is not None and not self.agreed and not self._holding and not self._done.is_set() \
                     and not self._give_up:
                 idle = self._now() - max(self._last_step, self._signalled_at)
+                if (self._waiting and not self._nudged and idle > LEAVE_WAIT_AFTER * self.grace()
+                        and stalls.waits_in(threading.main_thread().ident)):
+                    self._leave_wait()
                 if idle > self.grace() and self._raises and self.received == signal.SIGINT:
                     print(f"SIGINT: no training step completed for {self.grace():g} s after it; raising "
                           f"KeyboardInterrupt (the checkpoints written before are whole)", file=sys.stderr, flush=True)
@@ -337,6 +399,29 @@ class StopRequest:
                     exit_now(128 + self.received,
                              f"{signal_name(self.received)}: no training step completed for {self.grace():g} s "
                              f"after it; exiting now (the checkpoints written before are whole)")
+
+    def _leave_wait(self) -> None:
+        """The watchdog's: has the main thread, blocked in a wait for its training loader's batch since the signal,
+        leave it (:meth:`batch_wait`). A signal sent to that thread interrupts the wait's system call, and its
+        handler, run there at once, raises :class:`WaitAbandoned`. Sent once: a main thread that takes no signal
+        (a read of its own in the kernel) is ended after the grace, as before."""
+        signum = self.received
+        self._nudged, self._nudges, self._nudge = signum, self._nudges + 1, signum
+        print(f"{signal_name(signum)}: no batch from the training loader for {LEAVE_WAIT_AFTER * self.grace():g} s "
+              f"after it: leaving that wait, to save the steps taken", file=sys.stderr, flush=True)
+        try:
+            signal.pthread_kill(threading.main_thread().ident, signum)
+        except (OSError, ValueError):  # the main thread gone: the grace ends the process
+            self._nudge, self._nudges = 0, self._nudges - 1
+
+    def batch_wait(self) -> _BatchWait:
+        """Around a training loop's wait for its next step's batches (none of the step is under way: the model and
+        optimiser are at the last step's end): in a run of one process, a signal after which the main thread stays
+        in this wait for :data:`LEAVE_WAIT_AFTER` of the grace (a loader worker stopped or in a read that does not
+        return) makes it raise :class:`WaitAbandoned` here, the stop agreed on: the loop stops after its last step,
+        as :meth:`should_stop` would have had it, and its caller saves there and ends the loader's workers (which
+        :attr:`abandoned` says). Elsewhere (a distributed run, outside the ``with`` block) it does nothing."""
+        return _BatchWait(self)
 
     def _stepped(self) -> None:
         now = self._now()

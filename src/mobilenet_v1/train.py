@@ -2448,7 +2448,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                                          accumulate=cfg.grad_accum_steps,
                                          augment=functools.partial(augment, epoch) if augment.enabled else None,
                                          clip_grad_norm=cfg.clip_grad_norm, distill=distill,
-                                         stop=lambda i: stopper.should_stop(),
+                                         stop=lambda i: stopper.should_stop(), batch_wait=stopper.batch_wait,
                                          step_seed=seed_of if cfg.drop_rate else None, tally=tally)
             except DataError as e:
                 raise saved_before_data_error(e, writer, epoch, (start_epoch, start_step), last_path, tally, cfg,
@@ -2458,11 +2458,21 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 dist.sync_buffers(model)  # as at an epoch's end: every rank holds what rank 0 saves
                 if ema is not None:
                     dist.sync_buffers(ema.module)
-                name = ckpt_io.checkpoint_name(epoch + 1, result.stopped_after)
-                if cfg.save_checkpoint and os.path.basename(last_path) != name:  # not saved at this step already
-                    last_path = writer.save(epoch, result.stopped_after,
-                                            extra={"epoch_loss": job_tally(tally, dist, device)})
-                stopped_at = f"step {result.stopped_after} of epoch {epoch + 1}"
+                done_steps = result.stopped_after
+                # A wait left at an epoch's first step (0 steps) stops at the end of the epoch before, evaluated.
+                name = (ckpt_io.checkpoint_name(epoch + 1, done_steps) if done_steps else
+                        ckpt_io.checkpoint_name(epoch, steps_per_epoch))
+                trained = (epoch, done_steps) > (start_epoch, start_step)  # a left wait may come before any step
+                if cfg.save_checkpoint and trained and os.path.basename(last_path) != name:  # not saved there already
+                    tallied = {"epoch_loss": job_tally(tally, dist, device)} if done_steps else None
+                    last_path = writer.save(epoch, done_steps, extra=tallied)
+                stopped_at = f"step {done_steps} of epoch {epoch + 1}" if done_steps else f"the end of epoch {epoch}"
+                if not trained and not last_path:
+                    stopped_at = "the start, before any step"
+                if stopper.abandoned:
+                    # The wait for the next step's batches was left (a worker that gives none): its workers are
+                    # ended now, stopped ones too, which PyTorch's own clean-up waits for in vain.
+                    loader.close(kill=True)
                 break
             epoch_seconds.append(result.seconds)
             result = job_losses(result, dist, device)
@@ -2525,6 +2535,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         if stopped_at:
             if not cfg.save_checkpoint:
                 then = "save_checkpoint is off, so nothing was saved"
+            elif not last_path:  # stopped in the wait for the run's first batch
+                then = "nothing was trained, so nothing was saved"
             elif (result is not None and result.stopped_after is not None and result.stopped_after < steps_per_epoch
                   ) or done < cfg.epoch_size:
                 then = (f"checkpoint {last_path}; --resume auto continues from there"
