@@ -1,3 +1,4 @@
+import contextlib
 import dataclasses
 import os
 import re
@@ -614,7 +615,20 @@ def test_every_key_has_a_help_line_and_help_lists_them(capsys, monkeypatch):
         assert "[--config_path F]" in narrow  # an option and its value on one line, as argparse keeps them
     monkeypatch.setenv("COLUMNS", "80")
     assert cli.main(["eval", "--help"]) == 0
-    assert "--checkpoint_path CKPT|RUN_DIR|" in capsys.readouterr().out  # outside brackets too, where they fit
+    out = capsys.readouterr().out
+    assert "--checkpoint_path CKPT|RUN_DIR|" in out  # outside brackets too, where they fit
+    # eval takes these from the model file where they are not given: training's default shown was not eval's.
+    said = " ".join(out.split())
+    assert "--image_size (224) input resolution; eval: default the size the file records" in said
+    assert "--class_num (10)" in said and "eval: the model file's (a value given is checked against it)" in said
+    assert cli.main(["train", "--help"]) == 0
+    assert "eval: default the size the file records" not in capsys.readouterr().out
+    # Every command's help, and the list of commands, within 100 columns (lr-schedule's was one 558-column line).
+    for argv in ([], *([c] for c in cli.COMMANDS)):
+        with contextlib.suppress(SystemExit):
+            assert cli.main([*argv, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert out and max(map(len, out.splitlines())) <= 100, (argv, max(out.splitlines(), key=len))
 
 
 def test_train_run_leaves_cudnn_autotuning_as_it_found_it(monkeypatch):

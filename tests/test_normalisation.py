@@ -286,6 +286,8 @@ def test_data_stats_gives_the_pixels_mean_and_std_and_the_images_per_class(cifar
             "often") in capsys.readouterr().out
     assert cli.main(folder + ["--lr_max=3"]) != 0
     assert "--lr_max: not used by data-stats, which reads --config_path, --dataset" in capsys.readouterr().err
+    assert cli.main(folder + ["--images=1e1", "--json"]) == 0  # a whole number as the keys take one
+    assert json.loads(capsys.readouterr().out)["measured"] == 10
     assert cli.main(folder + ["--images=-1"]) != 0  # no sample size (0 is every image)
     assert "--images must be >= 0 (0: every image), got -1" in capsys.readouterr().err
     # An unreadable file is counted and left out, with no limit to stop at (not "max_bad_samples 4611686018427387904").

@@ -1702,7 +1702,10 @@ def test_info_and_lr_schedule_commands(tmp_path, capsys):
         with pytest.raises(SystemExit):
             cli.main(["info", option, value])
         assert f"{option} {value}: must be at least 1" in capsys.readouterr().err
-    for steps in ("0", "-5", "abc"):  # 0 said "steps_per_epoch and total_epochs must be >= 1, got 0, 90"
+    # A whole number written as the keys take one ("2.0", "1e1"), as every other whole-number option reads it.
+    assert cli.main(["lr-schedule", "--steps_per_epoch", "1e1", "--epoch_size=2"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("20,2,")
+    for steps in ("0", "-5", "abc", "2.5", "nan"):  # 0 said "steps_per_epoch and total_epochs must be >= 1, got 0, 90"
         with pytest.raises(SystemExit, match=f"^mobilenet-v1 lr-schedule: error: --steps_per_epoch must be a whole "
                                              f"number >= 1, got '{steps}'$"):
             cli.main(["lr-schedule", "--steps_per_epoch", steps])

@@ -19,33 +19,42 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 USAGE = """usage: mobilenet-v1 COMMAND [options]
 
 commands:
-  train          train on CIFAR-10/100 binaries or an ImageNet-style folder (--config_path, --key=value ...)
-  eval           top-1/top-5 of a checkpoint, .onnx, .pte, .pt2 or .tflite file (--checkpoint_path CKPT
-                 --dataset_path PATH [--json] [--per_class] [--confusion_csv F] [--per_image F]
-                 [--image_size 128,160,...: a row a size] [--litert_kernels reference])
-  info           parameters and multiply-adds ([--width_mult A] [--image_size R] [--class_num K] [--json]); or what a
-                 model file holds: network, data, training, weights, input (FILE [--json])
-  data-stats     a data set's classes, images per class and pixel mean and std, as --mean/--std take them
-                 (--dataset_path PATH [--dataset D] [--image_size N] [--images N] [--json])
-  lr-schedule    write the per-step learning rate of a configuration ([--config_path F] [--key=value ...]
-                 [--steps_per_epoch N] [--out lr.csv])
-  convert        rewrite a checkpoint: MindSpore .ckpt, our .pt, .safetensors (SRC DST [--format F])
-  average        the mean of several checkpoints' weights (RUN_DIR|CKPT... --out F [--last N | --best N])
-  recalibrate-bn measure a checkpoint's BatchNorm statistics anew, say at another image size
-                 (CKPT --dataset_path PATH --out F [--image_size N])
-  plot           loss, lr, top-1 and gradient-norm curves of run folders, overlaid
-                 (RUN_DIR [RUN_DIR ...] [--out curves.png])
-  export         checkpoint -> ONNX (checked in ONNX Runtime), ExecuTorch .pte, .pt2 program or .tflite
-                 (--ckpt_file C [--file_name N] [--file_format ONNX|PTE|PT2|TFLITE])
-  quantize       ONNX -> INT8 ONNX, .pt2 -> INT8 ExecuTorch .pte, or .tflite -> INT8 .tflite, calibrated on
-                 training images (--onnx F | --program F.pt2 | --tflite F.tflite, --calib_data PATH --out G)
+  train          train on CIFAR-10/100 binaries or an ImageNet-style folder ([--config_path F]
+                 [--key=value ...])
+  eval           top-1/top-5 of a checkpoint, .onnx, .pte, .pt2 or .tflite file
+                 (--checkpoint_path CKPT --dataset_path PATH [--json] [--per_class]
+                 [--confusion_csv F] [--per_image F] [--image_size 128,160,...: a row a size]
+                 [--litert_kernels reference])
+  info           parameters and multiply-adds ([--width_mult A] [--image_size R] [--class_num K]
+                 [--padding P] [--json]); or what a model file holds: network, data, training,
+                 weights, input (FILE [--json])
+  data-stats     a data set's classes, images per class and pixel mean and std, as
+                 --mean/--std take them (--dataset_path PATH [--dataset D] [--image_size N]
+                 [--images N] [--json])
+  lr-schedule    write the per-step learning rate of a configuration ([--config_path F]
+                 [--key=value ...] [--steps_per_epoch N] [--out lr.csv])
+  convert        rewrite a checkpoint: MindSpore .ckpt, our .pt, .safetensors (SRC DST
+                 [--format F])
+  average        the mean of several checkpoints' weights (RUN_DIR|CKPT... --out F
+                 [--last N | --best N])
+  recalibrate-bn measure a checkpoint's BatchNorm statistics anew, say at another image size (CKPT
+                 --dataset_path PATH --out F [--image_size N])
+  plot           loss, lr, top-1 and gradient-norm curves of run folders, overlaid (RUN_DIR
+                 [RUN_DIR ...] [--out curves.png])
+  export         checkpoint -> ONNX (checked in ONNX Runtime), ExecuTorch .pte, .pt2 program or
+                 .tflite (--ckpt_file C [--file_name N] [--file_format ONNX|PTE|PT2|TFLITE])
+  quantize       ONNX -> INT8 ONNX, .pt2 -> INT8 ExecuTorch .pte, or .tflite -> INT8 .tflite,
+                 calibrated on training images (--onnx F | --program F.pt2 | --tflite F.tflite,
+                 --calib_data PATH --out G)
   predict        top-k classes of image files or folders of them (IMAGE|FOLDER...
-                 --ckpt_file C|F.onnx|F.pte|F.pt2|F.tflite [--top_k 5] [--json] [--out F.csv|F.json])
-  benchmark      how fast model files run here, timed in turns in one process (FILE... [--batch_size N]
-                 [--threads T] [--memory] [--json]); or networks made here (--width_mult 0.25,0.5 --image_size
-                 128,160)
+                 --ckpt_file C|F.onnx|F.pte|F.pt2|F.tflite [--top_k 5] [--json]
+                 [--out F.csv|F.json])
+  benchmark      how fast model files run here, timed in turns in one process (FILE...
+                 [--batch_size N] [--threads T] [--memory] [--json]); or networks made here
+                 (--width_mult 0.25,0.5 --image_size 128,160)
 
-'mobilenet-v1 COMMAND --help' describes one command; 'mobilenet-v1 --version' says which version runs."""
+'mobilenet-v1 COMMAND --help' describes one command; 'mobilenet-v1 --version' says which
+version runs."""
 
 
 def spellings(name: str) -> Tuple[str, ...]:
@@ -190,14 +199,28 @@ def cmd_lr_schedule(argv: List[str]) -> int:
     from .schedules import global_batch, schedule, schedule_notes
 
     if pop_flag(argv, "--help") or pop_flag(argv, "-h"):
-        print("usage: mobilenet-v1 lr-schedule [--config_path F] [--key=value ...] [--steps_per_epoch N] "
-              "[--out lr.csv]\n\nWrites step,epoch,lr for every global step (stdout without --out), the steps "
-              "counted from 1 as metrics.jsonl and TensorBoard count them: row N is the rate step N trains at. "
-              "steps_per_epoch defaults to those of the dataset_path given (an option, or a config file's where it is "
-              "there), counted as train counts them, "
-              "else to the full data set's: 50,000 CIFAR-10 or CIFAR-100, or 1,281,167 ImageNet "
-              "images over batch_size x device_num, over grad_accum_steps. With lr_base_size, the rates are "
-              "scaled to the global batch batch_size x device_num x grad_accum_steps.")
+        width = max(min(shutil.get_terminal_size().columns - 2, 98), 40)
+
+        def fill(text: str, indent: int = 0, first: str = "") -> str:
+            return textwrap.fill(text, width, initial_indent=first, subsequent_indent=" " * indent,
+                                 break_long_words=False, break_on_hyphens=False)
+
+        print(fill("usage: mobilenet-v1 lr-schedule [--config_path F] [--key=value ...] [--steps_per_epoch N] "
+                   "[--out lr.csv]", 6) + "\n")
+        print(fill("Writes step,epoch,lr for every global step (stdout without --out), the steps counted from 1 as "
+                   "metrics.jsonl and TensorBoard count them: row N is the rate step N trains at. With "
+                   "lr_base_size, the rates are scaled to the global batch batch_size x device_num x "
+                   "grad_accum_steps.") + "\n\noptions:")
+        for flag, text in (
+                ("--config_path F", "a configuration file, as train reads it"),
+                ("--key=value", "any of train's keys ('mobilenet-v1 train --help')"),
+                ("--steps_per_epoch N", "optimiser steps an epoch (at least 1); default: those of the dataset_path "
+                                        "given (an option, or a config file's where it is there), counted as train "
+                                        "counts them, else the full data set's: 50,000 CIFAR-10 or CIFAR-100, or "
+                                        "1,281,167 ImageNet images over batch_size x device_num, over "
+                                        "grad_accum_steps"),
+                ("--out F.csv", "write the table to this file (default: stdout)")):
+            print(fill(text, 24, f"  {flag:<21} "))
         return 0
     from .checkpoint import check_output
 
@@ -230,9 +253,10 @@ def cmd_lr_schedule(argv: List[str]) -> int:
                              f"make no step of batch_size {cfg.batch_size} x device_num {cfg.device_num} x "
                              f"grad_accum_steps {cfg.grad_accum_steps}: pass --steps_per_epoch N for your data set's")
     else:
-        try:
-            steps = int(spe)
-        except ValueError:
+        from .config import _integer
+        try:  # as the whole-number options and keys read one: "2.0" and "1e3" too
+            steps = _integer(spe)
+        except (argparse.ArgumentTypeError, OverflowError):
             steps = 0
         if steps < 1:
             raise SystemExit(f"mobilenet-v1 lr-schedule: error: --steps_per_epoch must be a whole number >= 1, got "
@@ -375,7 +399,8 @@ def cmd_average(argv: List[str]) -> int:
     p.add_argument("--last", type=whole_number, default=0, metavar="N",
                    help="only the last N of the checkpoints (0: all)")
     p.add_argument("--best", type=whole_number, default=0, metavar="N",
-                   help="a run folder's N best evaluated epochs (train --keep_best_max), by their top-1")
+                   help="a run folder's N best evaluated epochs (train --keep_best_max), by their top-1 (0, the "
+                        "default: its numbered checkpoints instead)")
     add_writer_options(p, "checkpoints of a run with --ema_decay: average their weight averages (True, the "
                           "default) or their trained weights")
     a = p.parse_args(argv)
@@ -463,6 +488,25 @@ COMMANDS: Dict[str, Callable[[List[str]], int]] = {
 }
 
 
+# The keys whose value eval takes from the model file it reads where they are not given (evaluate.py's
+# deployed_model_and_data, trained_size, check_dataset): their defaults in `eval --help` are not eval's.
+EVAL_FOLLOWS: Dict[str, str] = {
+    "dataset": "default the data set the file records",
+    "class_num": "the model file's (a value given is checked against it)",
+    "width_mult": "the model file's",
+    "padding": "the model file's (a MindSpore .ckpt records none: same)",
+    "image_size": "default the size the file records (recalibrate-bn's, else its run's eval_image_size, else its "
+                  "image_size; an exported file's: its input's)",
+    "crop_pct": "default the file's run's",
+    "exif_orientation": "default the file's run's",
+    "antialias": "default the file's run's (a MindSpore .ckpt: False)",
+    "interpolation": "default the file's run's",
+    "mean": "default what the file records",
+    "std": "default what the file records",
+    "val_split": "default the share the file's run held out, on the folder it trained on",
+}
+
+
 def _help(name: str, rest: List[str], argv: List[str]) -> Optional[int]:
     """The usage (no command, or ``--help``), an unknown command's refusal, or train's and eval's ``--help``
     (their keys); None for a command to run."""
@@ -518,6 +562,8 @@ def _help(name: str, rest: List[str], argv: List[str]) -> Optional[int]:
                        if values.get(f.name, f.default) != f.default]
             if presets:  # the defaults shown are CIFAR-10's
                 extra += f"; default with --dataset {', '.join(presets)}"
+            if name == "eval" and f.name in EVAL_FOLLOWS:  # not the default shown: the model file's record
+                extra += f"; eval: {EVAL_FOLLOWS[f.name]}"
             print(wrapped(f"  --{f.name} ({f.default!r})  {KEY_HELP[f.name]}{extra}", 6))
         return 0
     return None

@@ -10,6 +10,7 @@ mean of each image's own). Only the sample's images are read and decoded; the un
 them are counted and left out (fewer are measured), however many (``max_bad_samples`` limits them where
 given).
 """
+import argparse
 import dataclasses
 import os
 from typing import Any, Dict, List, Optional, Sequence, Set
@@ -134,17 +135,23 @@ def main(argv: Sequence[str]) -> int:
     if "--help" in argv or "-h" in argv:
         from .config import CommandParser  # a --help that cannot be written is an error, as every command's
 
-        CommandParser(prog="mobilenet-v1 data-stats", description=(
+        p = CommandParser(prog="mobilenet-v1 data-stats", description=(
             "The classes, images per class and per-channel pixel mean and std (as --mean/--std take them) of a "
             "data set's training split."), usage="mobilenet-v1 data-stats --dataset_path PATH [--dataset D] "
-            f"[--image_size N] [--images N (default {DEFAULT_IMAGES}; 0: all)] [--json] [--key=value ...: "
-            f"{', '.join(DATA_KEYS)}]").print_help()
+            "[--image_size N]\n" + " " * 30 + "[--images N] [--json] [--key=value ...]")
+        p.add_argument("--dataset_path", metavar="PATH", help="the data set (as train's --dataset_path)")
+        p.add_argument("--images", metavar="N", help=f"images sampled at random (default {DEFAULT_IMAGES}; 0: all)")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.add_argument("--key=value", dest="keys", metavar="", help=f"the configuration keys it reads: "
+                                                                    f"{', '.join(DATA_KEYS)}")
+        p.print_help()
         return 0
     as_json = pop_flag(argv, "--json")
     images = pop_option(argv, "--images")
-    try:
-        count = int(images) if images is not None else DEFAULT_IMAGES
-    except ValueError:
+    from .config import _integer
+    try:  # as the whole-number options and keys read one: "1e3" too
+        count = _integer(images) if images is not None else DEFAULT_IMAGES
+    except (argparse.ArgumentTypeError, OverflowError):
         raise ValueError(f"--images {images!r}: expected a whole number (0: every image)") from None
     other = [k for k, _ in parse_overrides(argv) if k not in DATA_KEYS]
     if other:

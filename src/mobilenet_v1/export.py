@@ -913,7 +913,8 @@ def main(argv: Sequence[str]) -> int:
         "LiteRT."))
     p.add_argument("--ckpt_file", default=None, help="checkpoint (or a run folder: its newest)")
     p.add_argument("--file_name", default=None,
-                   help="output name; .onnx (.pte, .pt2, .tflite) is appended (mobilenetv1)")
+                   help="output name (default mobilenetv1); the format's .onnx (.pte, .pt2, .tflite) is appended "
+                        "unless it ends so already (a name ending in another format's is refused)")
     p.add_argument("--file_format", default=None, type=str.upper,
                    help="ONNX (default), PTE (an ExecuTorch program on XNNPACK, for phones and boards; batch fixed at "
                         "--batch_size), PT2 (a torch.export program, for AOTInductor) or TFLITE (a TensorFlow Lite "
@@ -922,11 +923,11 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--batch_size", type=whole_number, default=None,
                    help="batch of the check (and of the graph with --static_batch); default 1")
     p.add_argument("--width", type=whole_number, default=None,
-                   help="input width (default: the size the checkpoint records: its run's eval_image_size where it "
-                        "set one, else the training image_size)")
+                   help="input width (default: the size the checkpoint records: the one recalibrate-bn measured it "
+                        "at, else its run's eval_image_size where it set one, else the training image_size)")
     p.add_argument("--height", type=whole_number, default=None,
-                   help="input height (default: the size the checkpoint records: its run's eval_image_size where it "
-                        "set one, else the training image_size)")
+                   help="input height (default: the size the checkpoint records: the one recalibrate-bn measured it "
+                        "at, else its run's eval_image_size where it set one, else the training image_size)")
     p.add_argument("--static_batch", action="store_true",
                    help="fix the batch axis at --batch_size (a .pte's and a .tflite's always is)")
     p.add_argument("--dataset", choices=DATASETS, default=None,
