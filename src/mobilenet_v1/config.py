@@ -1445,8 +1445,8 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("seed", f"{SEED_RULE}, got {cfg.seed}")
     if cfg.qat:
         if not cfg.pre_trained and not cfg.resume:
-            fail_read("qat", "qat fine-tunes a trained model for INT8, with BatchNorm frozen at its statistics: give "
-                        "--pre_trained CKPT (a float run's checkpoint), or --resume to continue such a run")
+            fail_read("qat", "qat fine-tunes a trained model for INT8, with BatchNorm frozen at its statistics: "
+                             "give --pre_trained CKPT (a float run's checkpoint), or --resume to continue such a run")
         # Each of these would run something the INT8 file does not compute, or is not built for it yet.
         for key, on, why in (
                 ("precision", cfg.precision in ("bf16", "fp16"),
