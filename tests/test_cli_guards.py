@@ -1,5 +1,6 @@
 """What a user's slip meets: an output that would destroy an input, a model evaluated on another data
 set, our warnings, running out of memory. Each is refused or said in one line, with nothing lost."""
+import contextlib
 import errno
 import hashlib
 import json
@@ -894,6 +895,23 @@ def test_a_switch_given_a_true_or_false_says_it_takes_no_value(argv, switch, wor
     assert "is a switch" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, said", [
+    (["export", "--static", "True", "--ckpt_file", "m.pt"], "--static True: --static is a switch"),  # argparse's prefix
+    (["eval", "--json", "True", "--checkpoint_path", "m.pt"], "--json True: --json is a switch"),
+    (["eval", "--per_class=false", "--checkpoint_path", "m.pt"], "--per_class false: --per_class is a switch"),
+    (["data-stats", "--json", "TRUE", "--dataset_path", "d"], "--json TRUE: --json is a switch"),
+])
+def test_every_commands_switches_say_they_take_no_value(argv, said, capsys):
+    """eval's and data-stats' switches (read by pop_flag, not argparse) left the word over ("unexpected argument
+    'True': options are --key=value or --key value", as if that were the way), and argparse took a switch's prefix
+    (--static for --static_batch) past the check."""
+    with contextlib.suppress(SystemExit):
+        assert cli.main(argv) != 0
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.endswith(f"{said}, taking no value: give {said.split(':')[0].split()[0]} alone for True, leave it "
+                        f"out for False"), err
+
+
 def test_another_tools_option_given_with_its_value_after_an_equals_sign_is_answered_once(capsys):
     """--model=m.pt (one token) is answered as --model m.pt is; where several such names are given, the first is
     answered, once; convert's --weights is argparse's short for --weights_only, no other tool's name there."""
@@ -1045,6 +1063,18 @@ def test_resume_of_a_folder_without_checkpoints_starts_only_in_the_runs_own_fold
         f"(save_checkpoint_path {tmp_path / 'run'}): name a run folder or a checkpoint to continue, or --resume auto "
         f"(or no --resume) to start in {tmp_path / 'run'}")
     assert not (tmp_path / "run").exists() and os.listdir(other) == []
+    # A folder that holds a checkpoint not numbered (a release's), or run folders: said, with the one to pass.
+    (other / "mobilenetv1.ckpt").write_bytes(b"")
+    assert cli.main(["train", *args, f"--resume={other}"]) == 1
+    assert (f"--resume {other}: no numbered checkpoint in {other} (it holds {other / 'mobilenetv1.ckpt'}: pass that), "
+            f"which is not this run's folder") in capsys.readouterr().err
+    (other / "mobilenetv1.ckpt").unlink()
+    (other / "a").mkdir()
+    (other / "a" / "mobilenetv1-1_2.ckpt").write_bytes(b"")
+    assert cli.main(["train", *args, f"--resume={other}"]) == 1
+    assert (f"--resume {other}: no checkpoint in {other} (its run folder {other / 'a'} holds them: pass that), "
+            f"which is not this run's folder") in capsys.readouterr().err
+    shutil.rmtree(other / "a")
     # The run's own folder named before any checkpoint is there: it starts, and saves there.
     own = tmp_path / "run"
     own.mkdir()

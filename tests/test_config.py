@@ -765,6 +765,10 @@ def test_a_missing_file_a_config_file_names_is_said_as_the_files(cifar_dir, tmp_
     with pytest.raises(CheckpointError, match=rf"^{key} .*none\.ckpt \(from config file .*c\.yaml\): no such file or "
                                           rf"run folder; pass --{key}$"):
         train.run(*load_config_and_given(argv))
+    (tmp_path / "empty").mkdir()  # a folder without checkpoints, named as the file's too
+    f.write_text(f"{key}: {tmp_path / 'empty'}\n")
+    with pytest.raises(CheckpointError, match=rf"^{key} .*empty \(from config file .*c\.yaml\): the folder holds no "):
+        train.run(*load_config_and_given(argv))
 
 
 def test_exports_sizes_from_a_config_file_are_said_as_the_files(tmp_path, capsys):
@@ -803,6 +807,15 @@ def test_eval_and_data_stats_take_a_file_shared_with_training_whose_training_key
         load_config_and_given(["--config_path", str(f)], reads=evaluate.EVAL_READS)
         load_config_and_given(["--config_path", str(f)], reads=datastats.DATA_KEYS)
         validate(load_config_and_given(["--config_path", str(f)], reads=evaluate.EVAL_READS)[0], evaluate.EVAL_READS)
+    # A run that ramps its size from 48 to 64, its file given to eval at 32: image_size_start is training's.
+    f.write_text(f"dataset_path: {cifar_dir}\nimage_size: 64\nimage_size_start: 48\n")
+    with pytest.raises(ConfigError, match=r"image_size_start must be 0 \(off\) or from 16 up to below image_size 32"):
+        load_config(["--config_path", str(f), "--image_size=32"])
+    cfg, _ = load_config_and_given(["--config_path", str(f), "--image_size=32"], reads=evaluate.EVAL_READS)
+    assert cfg.image_size == 32
+    f.write_text(f"dataset_path: {cifar_dir}\nimage_size_start: 8\n")  # no run's at all: still refused
+    with pytest.raises(ConfigError, match=r"image_size_start must be 0 \(off\) or from 16"):
+        load_config_and_given(["--config_path", str(f)], reads=evaluate.EVAL_READS)
     f.write_text(f"dataset_path: {cifar_dir}\ncrop_pct: 0.9\n")  # a key eval reads: still refused with CIFAR
     with pytest.raises(ConfigError, match=r"crop_pct 0\.9 is for image folders' evaluation"):
         load_config_and_given(["--config_path", str(f)], reads=evaluate.EVAL_READS)

@@ -477,8 +477,11 @@ def resolve_checkpoint_path(path: str, option: str = "", origin: str = "") -> st
         found = list_checkpoints(folder)
         if not found:
             best = os.path.join(folder, BEST_NAME)
-            where = (f"checkpoint folder {folder}: holds" if not option else f"{option} {path}: the folder holds"
-                     if folder == path else f"{option} {path}: its {DISTRIBUTED_SUBFOLDER}/ holds")
+            # A path a config file set is named as the file's key (`pre_trained: runs` was "--pre_trained runs"),
+            # as check_given names it
+            named = f"{option.lstrip('-')} {path} (from {origin})" if origin else f"{option} {path}"
+            where = (f"checkpoint folder {folder}: holds" if not option else f"{named}: the folder holds"
+                     if folder == path else f"{named}: its {DISTRIBUTED_SUBFOLDER}/ holds")
             others = checkpoint_files_in(folder) if not os.path.isfile(best) else []
             runs = run_folders_in(folder) if not others and not os.path.isfile(best) else []
             raise CheckpointError(f"{where} no numbered checkpoint ({CKPT_PREFIX}-EPOCH_STEP.ckpt)"

@@ -82,6 +82,18 @@ def underscored_options(argv: List[str]) -> List[str]:
 
 def pop_flag(argv: List[str], flag: str) -> bool:
     names = spellings(flag)
+    for token, after in zip(argv, argv[1:] + [""]):
+        if token == "--":
+            break
+        head, eq, value = token.partition("=")
+        word = value if eq else after
+        if head in names and word.lower() in ("true", "false"):
+            # eval --json True (train's keys take the word): the word was left over, "unexpected argument 'True':
+            # options are --key=value or --key value", and --json=True was "unknown key 'json'"
+            from .config import OptionError
+
+            raise OptionError(f"{head} {word}: {head} is a switch, taking no value: give {head} alone for True, "
+                              f"leave it out for False")
     present = any(a in names for a in argv)
     argv[:] = [a for a in argv if a not in names]
     return present

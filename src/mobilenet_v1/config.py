@@ -747,10 +747,14 @@ class CommandParser(argparse.ArgumentParser):
         self._given = list(sys.argv[1:] if args is None else args)
         switches = {name for action in self._actions if isinstance(action, argparse._StoreTrueAction)
                     for name in action.option_strings}
+        options = [name for action in self._actions for name in action.option_strings]
         for token, after in zip(self._given, self._given[1:]):
             if token == "--":
                 break
-            if token in switches and after.lower() in ("true", "false"):
+            # argparse takes a switch by a prefix of its name too (export --static True: "unrecognized arguments")
+            hits = [name for name in options if name.startswith(token)] if self.allow_abbrev and \
+                token.startswith("--") and token not in options else [token]
+            if len(hits) == 1 and hits[0] in switches and after.lower() in ("true", "false"):
                 # train's keys take True or False (the seed's way); these switches take nothing, and the word was
                 # "unrecognized" (export --static_batch True) or taken as an image (predict --background_class
                 # False x.jpg: "image False: no such file")
@@ -1307,8 +1311,11 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("patience_min_delta", f"patience_min_delta must be in [0, 1) (a share of the images, as top-1), got "
                                    f"{cfg.patience_min_delta}")
     if cfg.image_size_start and not SIZE_STEP <= cfg.image_size_start < cfg.image_size:
-        fail("image_size_start", f"image_size_start must be 0 (off) or from {SIZE_STEP} up to below image_size "
-                                 f"{cfg.image_size}, got {cfg.image_size_start}")
+        # eval --image_size 128 with the config file of a run that ramps from 160 to 224: eval reads no
+        # image_size_start, and its --image_size is the size it evaluates at, not the one training ramps to
+        refuse = fail if cfg.image_size_start < SIZE_STEP else fail_read
+        refuse("image_size_start", f"image_size_start must be 0 (off) or from {SIZE_STEP} up to below image_size "
+                                   f"{cfg.image_size}, got {cfg.image_size_start}")
     if not 0 < cfg.image_size_ramp <= 1:
         fail("image_size_ramp", f"image_size_ramp must be in (0, 1] (a share of the epochs), got {cfg.image_size_ramp}")
     elif cfg.image_size_start and cfg.image_size_ramp * cfg.epoch_size <= 1:
