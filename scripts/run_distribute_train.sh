@@ -45,10 +45,16 @@ GPUS=$("$PYTHON" -c "import torch; print(torch.cuda.device_count())") || die "ca
 if [ -z "${DEVICE_NUM:-}" ]; then
     # Its line naming the seed's keys with no meaning here is left to the run's rank 0, which says it into
     # log.txt (said here too, it came twice); an error reading the file is still said.
+    # A file the run would refuse (a key YAML reads as no name, an unknown key, a value out of range) is said
+    # as the run says it, in one line: the Python traceback of load_config came before "cannot be read".
     CONFIGURED=$("$PYTHON" -c "import contextlib, io, sys; from mobilenet_v1.config import load_config
-with contextlib.redirect_stderr(io.StringIO()):
-    cfg = load_config(['--config_path', sys.argv[1]])
-print(cfg.device_num)" "$CONFIG_PATH") || die "CONFIG_PATH=$CONFIG_PATH cannot be read"
+try:
+    with contextlib.redirect_stderr(io.StringIO()):
+        cfg = load_config(['--config_path', sys.argv[1]])
+except (ValueError, OSError) as e:
+    print(e)
+    sys.exit(1)
+print(cfg.device_num)" "$CONFIG_PATH") || die "${CONFIGURED:-CONFIG_PATH=$CONFIG_PATH cannot be read}"
     if [ "$CONFIGURED" -gt 1 ] && { [ "$GPUS" -eq 0 ] || [ "$CONFIGURED" -le "$GPUS" ]; }; then
         DEVICE_NUM=$CONFIGURED; WHY="device_num $CONFIGURED of $CONFIG_PATH"
     elif [ "$GPUS" -gt 0 ]; then

@@ -807,6 +807,13 @@ def test_eval_and_data_stats_take_a_file_shared_with_training_whose_training_key
         load_config_and_given(["--config_path", str(f)], reads=evaluate.EVAL_READS)
         load_config_and_given(["--config_path", str(f)], reads=datastats.DATA_KEYS)
         validate(load_config_and_given(["--config_path", str(f)], reads=evaluate.EVAL_READS)[0], evaluate.EVAL_READS)
+    # `qat: true` beside eval's own --precision bf16 or --compile True: the combination is training's to refuse.
+    f.write_text(f"dataset_path: {cifar_dir}\nimage_size: 32\nqat: true\n")
+    for option, refusal in (("--precision=bf16", r"precision bf16 with qat"),
+                            ("--compile=True", r"compile True with qat")):
+        with pytest.raises(ConfigError, match=refusal):
+            load_config(["--config_path", str(f), "--pre_trained=x.ckpt", option])
+        load_config_and_given(["--config_path", str(f), option], reads=evaluate.EVAL_READS)
     # A run that ramps its size from 48 to 64, its file given to eval at 32: image_size_start is training's.
     f.write_text(f"dataset_path: {cifar_dir}\nimage_size: 64\nimage_size_start: 48\n")
     with pytest.raises(ConfigError, match=r"image_size_start must be 0 \(off\) or from 16 up to below image_size 32"):

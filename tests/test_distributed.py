@@ -1023,6 +1023,21 @@ def run_script(name, *args, cwd, extra="", shell="bash", **env):
                           env=child_env(EXTRA_ARGS=extra, **env), capture_output=True, text=True, timeout=180)
 
 
+@pytest.mark.parametrize("text, message", [
+    ("on: 1\n", "line 1: key 'on' is not a name (YAML reads it as bool)"),
+    ("batchsize: 8\n", "unknown key 'batchsize' (did you mean batch_size?)")])
+def test_the_distributed_script_says_a_refused_config_file_in_one_line(tmp_path, text, message):
+    """run_distribute_train.sh reads the file's device_num before torchrun starts (no DEVICE_NUM): a file the run
+    refuses was said with load_config's Python traceback, then "cannot be read"; now in the run's one line."""
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    (tmp_path / "data").mkdir()
+    r = run_script("run_distribute_train.sh", "cifar10", config, tmp_path / "data", cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith(f"error: config file {config}: {message}"), r.stderr
+    assert not (tmp_path / "train_parallel").exists()
+
+
 def test_the_distributed_script_names_the_seed_files_ignored_keys_once(tmp_path):
     """run_distribute_train.sh with the seed's file: the script's own reading of its device_num named the keys
     with no meaning here, and the run's rank 0 named them again (twice a run, once outside log.txt). torchrun

@@ -1461,7 +1461,9 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
                 ("compile", cfg.compile, "the quantization-aware forward pass is not compiled yet"),
                 ("ema_decay", cfg.ema_decay > 0, "an average of weights would not be the weights whose rounding "
                                                  "was learned; average the float run before (mobilenet-v1 average)")):
-            if on:
+            # Training's combinations: eval's --precision bf16 or --compile True beside a shared file's `qat: true`,
+            # which eval does not read (it evaluates the model file as it is), is eval's to take.
+            if on and (reads is None or "qat" in reads):
                 fail(key, f"{key} {getattr(cfg, key)} with qat: {why}")
     if not 0 <= cfg.bce_target_thresh < 1:
         fail("bce_target_thresh", f"bce_target_thresh must be in [0, 1) (0: off), got {cfg.bce_target_thresh}")
