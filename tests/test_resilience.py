@@ -618,7 +618,7 @@ from mobilenet_v1 import cli, data, stopping, train
 stopping.GRACE_SECONDS = 2.0  # the wait is left after 1 s
 mode, pid_file, args = sys.argv[2], sys.argv[3], sys.argv[4:]
 read, served = data.ImageFolderDataset.__getitem__, [0]
-last = 8 if mode == "mid-epoch" else 14  # batches of 2: the worker gives 4 of them, or epoch 1's 7
+last = {"mid-epoch": 8, "epoch-start": 14, "resumed": 0}[mode]  # batches of 2: 4 of them, epoch 1's 7, none
 
 
 def stuck(self, item):  # in the loader's worker: after `last` samples it gives no more
@@ -695,6 +695,27 @@ def test_sigterm_while_the_loader_gives_no_batch_saves_the_steps_taken_and_resum
     for pid in a["optimizer"]["state"]:
         assert torch.equal(a["optimizer"]["state"][pid]["momentum_buffer"],
                            b["optimizer"]["state"][pid]["momentum_buffer"])
+
+
+def test_a_stop_before_a_resumed_runs_first_step_says_the_file_it_started_from_is_still_the_one(image_folder,
+                                                                                                tmp_path, one_thread):
+    """A signal while a run resumed from another folder's checkpoint waits for its first batch (a stopped worker):
+    nothing is trained or saved, and the run says so, naming the file it started from; --resume auto in its own
+    folder would find no checkpoint and start from the beginning."""
+    args = ["train", "--dataset=imagenet2012", f"--dataset_path={image_folder}", "--class_num=2", "--image_size=32",
+            "--width_mult=0.25", "--batch_size=2", "--num_workers=1", "--data_pipeline=cpu", "--device_target=CPU",
+            "--epoch_size=2", "--warmup_epochs=0"]
+    first, run = tmp_path / "first", tmp_path / "run"
+    assert cli.main([*args, f"--save_checkpoint_path={first}", "--save_checkpoint_epochs=1",
+                     "--keep_checkpoint_max=5"]) == 0
+    start = first / "mobilenetv1-1_7.ckpt"
+    r = subprocess.run([sys.executable, "-c", _STUCK_WORKER, SRC, "resumed", str(tmp_path / "worker.pid"), *args,
+                        f"--save_checkpoint_path={run}", f"--resume={start}"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 143, r.stderr[-3000:]
+    assert (f"stopped by SIGTERM after the end of epoch 1: nothing was trained since {start}, so nothing was saved; "
+            f"the same command continues from it" in r.stdout), r.stdout[-2000:]
+    assert ckpt_io.list_checkpoints(str(run)) == []
 
 
 _WORKER = r'''
@@ -2142,6 +2163,32 @@ def test_d_a_run_stopped_by_the_limit_saves_where_it_stopped_and_goes_on_from_th
     assert resumed["resumed_from"] == str(run / saved[0])
     for name, value in ckpt_io.model_state(ckpt_io.load_file(whole["checkpoint"])).items():
         assert torch.equal(value, ckpt_io.model_state(ckpt_io.load_file(resumed["checkpoint"]))[name]), name
+
+
+def test_a_data_error_at_an_epochs_first_batch_saves_its_evaluated_end_owing_nothing():
+    """The limit passed at epoch 2's first batch: epoch 1 ended and was evaluated before it, so its end is saved
+    owing no evaluation (it said "(before its evaluation)", marked the file so, "that evaluation first"); passed in
+    an epoch's leftover batches, after all its steps, the end is saved before its evaluation, which it owes."""
+    from mobilenet_v1 import distributed
+
+    class Writer:
+        steps_per_epoch, saved = 7, []
+
+        def save(self, epoch, done, extra=None):
+            self.saved.append((epoch, done, extra))
+            return f"run/{ckpt_io.checkpoint_name(epoch, 7)}"
+
+    cfg = load_config(["--eval_interval=1", "--epoch_size=3"])
+    then = "with the files fixed or --max_bad_samples raised, --resume auto continues from it"
+    for done, said, extra in ((0, f"at the end of epoch 1 is saved as run/mobilenetv1-1_7.ckpt: {then}", None),
+                              (7, f"at the end of epoch 2 (before its evaluation) is saved as run/mobilenetv1-2_7.ckpt"
+                                  f": {then}, that evaluation first", {train.EVALUATION_LEFT_OUT: True})):
+        error, writer = DataError("unreadable"), Writer()
+        error.steps_done, writer.saved = done, []
+        got = train.saved_before_data_error(error, writer, 1, (0, 0), "", None, cfg, distributed.Context(),
+                                            torch.device("cpu"))
+        assert str(got) == f"unreadable\nthe state {said}"
+        assert writer.saved == [(1 + done // 7, 0, extra)]
 
 
 def test_d_an_unreadable_evaluation_file_saves_the_epoch_before_the_run_stops(image_folder, tmp_path, capsys,

@@ -58,9 +58,9 @@ def watched(batches: Iterator, what: str) -> Iterator:
     try:
         while True:
             wait = _Wait(batches, what)  # made outside the lock (an allocation may run a left pass's finally)
-            with _lock:
-                _waits[key] = wait
-            try:
+            try:  # registered inside: an exception raised between the two (a signal's handler) leaves none behind
+                with _lock:
+                    _waits[key] = wait
                 item = next(batches)
             except StopIteration:
                 return

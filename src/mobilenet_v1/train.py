@@ -541,19 +541,22 @@ def saved_before_data_error(error: DataError, writer: "CheckpointWriter", epoch:
     if not cfg.save_checkpoint or (dist.enabled and not together) or done is None or (epoch, done) <= start:
         return error
     spe = writer.steps_per_epoch
+    # 0 steps: the training loop's first batch of epoch ``epoch + 1``, after the epoch before was evaluated (where
+    # due); all of them: this epoch's end, before its evaluation.
+    owes = done >= spe and evaluates_after(cfg, epoch + 1)
     if done >= spe:  # every step of the epoch trained (the limit passed in its leftover batches): its end,
         epoch, done = epoch + 1, 0  # saved before its evaluation
     at = (f"after step {done} of epoch {epoch + 1}" if done else f"at the end of epoch {epoch}"
-          + (" (before its evaluation)" if evaluates_after(cfg, epoch) else ""))
+          + (" (before its evaluation)" if owes else ""))
     name = ckpt_io.checkpoint_name(epoch + 1, done) if done else ckpt_io.checkpoint_name(epoch, spe)
     then = ("with the files fixed or --max_bad_samples raised, --resume auto continues from it"
-            + ("" if done else ", that evaluation first" if evaluates_after(cfg, epoch) else ""))
+            + (", that evaluation first" if owes else ""))
     if os.path.basename(last_path) == name:  # saved there already (save_checkpoint_steps, an epoch's end)
         return DataError(f"{error}\nthe state {at} is the newest checkpoint, {last_path}: {then}")
     try:
         # An epoch's end saved before its evaluation says so, as a signal's does: the resume makes it first.
         extra = ({"epoch_loss": job_tally(tally, dist, device)} if done else
-                 {EVALUATION_LEFT_OUT: True} if evaluates_after(cfg, epoch) else None)
+                 {EVALUATION_LEFT_OUT: True} if owes else None)
         path = writer.save(epoch, done, extra=extra)
     except (OSError, ValueError) as e:  # the data's error is the one to report; this one is said beside it
         return DataError(f"{error}\n(the state {at} could not be saved: {e})")
@@ -2394,7 +2397,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                     say_top5_note()
         if rng is not None:
             ckpt_io.set_rng_state(rng)
-        stopped_early, done, halted, owes = 0, start_epoch, "", False
+        stopped_early, done, halted, owes, untrained = 0, start_epoch, "", False, False
         if owed:
             print0(f"resume: epoch {start_epoch}'s evaluation was left out when the run stopped: it comes first")
             try:
@@ -2451,6 +2454,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             def seed_of(i: int, epoch: int = epoch) -> int:
                 return step_seed(cfg.seed, dist.rank, steps.at(epoch, i))
 
+            before = result.last_loss if result is not None else float("nan")  # the last step's loss so far
             try:
                 result = train_one_epoch(step_model, loader, criterion, optimizer, scaler, lrs, device, precision,
                                          on_step=on_step, start_step=first, guard=guard, ema=ema,
@@ -2472,6 +2476,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 name = (ckpt_io.checkpoint_name(epoch + 1, done_steps) if done_steps else
                         ckpt_io.checkpoint_name(epoch, steps_per_epoch))
                 trained = (epoch, done_steps) > (start_epoch, start_step)  # a left wait may come before any step
+                untrained = not trained
+                if done_steps == first:  # a wait left before this epoch's first step: no loss of its own
+                    result = dataclasses.replace(result, last_loss=before)
                 if cfg.save_checkpoint and trained and os.path.basename(last_path) != name:  # not saved there already
                     tallied = {"epoch_loss": job_tally(tally, dist, device)} if done_steps else None
                     last_path = writer.save(epoch, done_steps, extra=tallied)
@@ -2546,6 +2553,10 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                 then = "save_checkpoint is off, so nothing was saved"
             elif not last_path:  # stopped in the wait for the run's first batch
                 then = "nothing was trained, so nothing was saved"
+            elif untrained:  # stopped in the wait for a resumed run's first batch: the file it started from is
+                # still the newest state (--resume auto would not find one given by path in another folder)
+                then = (f"nothing was trained since {last_path}, so nothing was saved; the same command "
+                        f"continues from it")
             elif (result is not None and result.stopped_after is not None and result.stopped_after < steps_per_epoch
                   ) or done < cfg.epoch_size:
                 then = (f"checkpoint {last_path}; --resume auto continues from there"
