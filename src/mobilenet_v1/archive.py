@@ -21,7 +21,7 @@ import secrets
 import sys
 import tarfile
 import time
-from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
@@ -1194,9 +1194,11 @@ def shard_index(spec: str, extensions: Tuple[str, ...]) -> ArchiveImages:
     return _shard_index(shards, identity, tuple(extensions))
 
 
-def read_member(member: ArchiveMember) -> bytes:
+def read_member(member: ArchiveMember, check: Optional[Callable[[str, int, Any], None]] = None) -> bytes:
     """The bytes of an image in an archive (the archive opened for this read, as a folder's file would
-    be); an archive cut short before its end raises an OSError naming the image."""
+    be); an archive cut short before its end raises an OSError naming the image. ``check``: called with the
+    member's name, size and the archive positioned at its bytes before they are read (an OSError where they are
+    not to be: a 1 GiB member of zeros named big.png, the archive sparse on disk, was read whole and copied)."""
     if member.offset < 0:
         raise OSError(0, "a link to a file the archive does not hold", str(member))
     with open(member.archive, "rb") as f:
@@ -1206,6 +1208,8 @@ def read_member(member: ArchiveMember) -> bytes:
             raise OSError(0, f"the archive {member.archive} was replaced or rewritten after this process listed it "
                              f"(its offsets are the old file's): restart the run to list it anew", str(member))
         f.seek(member.offset)
+        if check is not None:
+            check(str(member), member.size, f)
         data = f.read(member.size)
     if len(data) < member.size:
         raise OSError(0, f"the archive ends {member.size - len(data)} bytes before this file's end (cut short?)",

@@ -1265,6 +1265,26 @@ def cut_short_text(path: str) -> str:
             f"or written in part?")
 
 
+def zip_inflation(path: str) -> str:
+    """An entry of the zip archive ``path`` that inflates far past its stored bytes ("" where none does, or it is
+    no zip). torch.save and torch.export.save store every entry as it is, uncompressed; a compressed entry is
+    another writer's, and one that inflates a thousandfold (a zip bomb: 1 MB of file, 1 GB in memory) is read
+    whole into memory by torch.load and by the check of a program's configuration."""
+    import zipfile
+
+    if not starts_as_zip(path):
+        return ""
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if info.compress_type != zipfile.ZIP_STORED and info.file_size > max(64 << 20, 16 * info.compress_size):
+                    return (f"its entry {info.filename} inflates from {info.compress_size:,} to {info.file_size:,} "
+                            f"bytes (torch.save stores entries uncompressed): a zip bomb, or not a PyTorch file")
+    except Exception:  # not a zip that reads: its reader says why
+        return ""
+    return ""
+
+
 def zip_damage(path: str) -> str:
     """What in the zip archive ``path`` (torch.save's format, torch.export's) is not as written, or "" where
     nothing is (or it is no zip): an entry whose bytes do not match the CRC-32 its directory records (bytes
@@ -1274,6 +1294,9 @@ def zip_damage(path: str) -> str:
     import zipfile
     import zlib
 
+    inflated = zip_inflation(path)  # before inflating it all to check its CRC-32s
+    if inflated:
+        return inflated
     try:
         if not starts_as_zip(path):
             return ""
@@ -1350,6 +1373,9 @@ def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     """Read a checkpoint of ours with ``weights_only=True`` (no pickled code is ever run)."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path}: {not_a_file(path)}")
+    inflated = zip_inflation(path)
+    if inflated:
+        raise CheckpointError(f"checkpoint {path}: not read: {inflated}")
     try:
         # timm's train.py saves its options beside the weights as an argparse.Namespace: an object of no code
         # (its attributes set from the file's plain values), unpickled as weights_only unpickles the rest.
@@ -1362,8 +1388,10 @@ def load_torch_file(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
             raise program_not_checkpoint(path) from None
         # torch's own first line ("... you have two options, <ANSI>do those steps only if ...") named neither the
         # object it refused nor the options, which follow on lines of their own.
-        pickled = re.search(r"Unsupported global: GLOBAL (\S+)", str(e)) if isinstance(e, pickle.UnpicklingError) \
-            else None
+        # torch words a global it does not know "Unsupported global: GLOBAL x.y", and one of a module it blocks
+        # (os, posix, nt, sys: the payloads of hostile files) "unsupported GLOBAL posix.system whose module ...".
+        pickled = re.search(r"[Uu]nsupported (?:global: )?GLOBAL (\S+)", str(e)) \
+            if isinstance(e, pickle.UnpicklingError) else None
         why = (f"it holds pickled Python objects, not only tensors (the first: {pickled.group(1)}), which are not "
                f"unpickled here, as that can run code the file holds: a whole model saved with torch.save(model), "
                f"or objects beside the tensors (a script's args, NumPy values)? save tensors only, e.g. "
@@ -1755,6 +1783,15 @@ def check_optimizer_state(saved: Any, optimizer: torch.optim.Optimizer) -> List[
     return problems
 
 
+def _short_repr(value: Any) -> str:
+    """``repr`` of a value read from a file, bounded: reprlib's depth and length limits, not recursion without end."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxstring, r.maxother, r.maxlist, r.maxdict = 3, 60, 60, 6, 6
+    return r.repr(value)
+
+
 def state_problems(ckpt: Dict[str, Any], steps_per_epoch: Optional[int] = None
                    ) -> Tuple[List[str], Optional[Tuple[int, int, int]]]:
     """What in a training checkpoint's own state, whatever run continues it, keeps it from being resumed:
@@ -1770,8 +1807,10 @@ def state_problems(ckpt: Dict[str, Any], steps_per_epoch: Optional[int] = None
     offset = ckpt.get("step_offset", 0)
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in fields) \
             or not isinstance(offset, int) or isinstance(offset, bool):
-        problems.append(f"position: epoch {fields[0]!r}, step {fields[1]!r}, step_in_epoch {fields[2]!r}, "
-                        f"steps_per_epoch {fields[3]!r}, step_offset {offset!r} are not counts")
+        short = _short_repr  # a foreign file's value: a list nested a million deep, a 20 MB string
+        problems.append(f"position: epoch {short(fields[0])}, step {short(fields[1])}, step_in_epoch "
+                        f"{short(fields[2])}, steps_per_epoch {short(fields[3])}, step_offset {short(offset)} are not "
+                        f"counts")
         return problems, None
     epoch, step, in_epoch, spe = fields
     if in_epoch >= spe:  # an epoch's last step ends it: train saves that point as the next epoch, step 0

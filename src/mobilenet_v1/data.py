@@ -692,8 +692,29 @@ def cifar_class_names(root: str, train: bool, dataset: str = "cifar10",
     return None
 
 
+def available_memory() -> Optional[int]:
+    """The bytes of memory the kernel counts as available (``MemAvailable``); None where it does not say."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def load_cifar(root: str, train: bool, dataset: str = "cifar10") -> Tuple[torch.Tensor, torch.Tensor]:
-    parts = [read_cifar_file(f, dataset) for f in cifar_files(root, train, dataset)]
+    files = cifar_files(root, train, dataset)
+    # Read whole, then joined: twice their bytes at once. Five 6 GB files (sparse, 20 KB on disk) were read until the
+    # kernel killed the process, with no word, whatever --images data-stats was given.
+    total = sum(os.path.getsize(f) for f in files if os.path.isfile(f))
+    free = available_memory()
+    if free is not None and 2 * total > free:
+        raise DataError(f"{dataset} data {root}: its {'training' if train else 'evaluation'} files hold {total:,} "
+                        f"bytes, read into memory whole and joined (twice that), more than the {free:,} bytes "
+                        f"available (CIFAR-10's hold 184 MB): files of another data set, or damaged (sparse)?")
+    parts = [read_cifar_file(f, dataset) for f in files]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
     return torch.from_numpy(images), torch.from_numpy(labels)
@@ -1994,8 +2015,8 @@ def holds_images(folder: str) -> bool:
 
 def file_bytes(path: str) -> bytes:
     """An image file's bytes, or an archive member's (:class:`archive.ArchiveMember`)."""
-    if isinstance(path, ArchiveMember):
-        return read_member(path)
+    if isinstance(path, ArchiveMember):  # held to a folder's file's limits
+        return read_member(path, _check_image_file_size)
     # Only a regular file is read: open() of a named pipe named x.jpg (or a link to one) waits for a writer
     # for ever, and a device (a link to /dev/zero) reads for ever, and with them the loader. Looked at first,
     # not opened without waiting: a regular file opened so fails at once where another process holds a lease
@@ -2030,8 +2051,9 @@ def _check_image_file_size(path: str, size: int, f: Any) -> None:
                                    f"(the decompression-bomb limit; a multi-page TIFF this large: save the page to "
                                    f"read alone): not read", path)
     if size > SNIFF_FILE_BYTES:
+        start = f.tell()  # an archive member's bytes start where its archive is positioned
         head = f.read(16)
-        f.seek(0)
+        f.seek(start)
         if not T.image_signature(head):
             raise OSError(errno.EINVAL, f"{size:,} bytes that start as no image format (a sparse or damaged file, "
                                         f"a video or disk image named as a picture?): not read", path)

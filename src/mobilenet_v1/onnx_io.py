@@ -112,8 +112,31 @@ def session_options(threads: int = 0, reference: bool = False):
     # batches of 64 at 224 px held 1.64 GB rather than 1.23 GB; without it the arena is reused.
     so.enable_mem_pattern = False
     # Warnings about unused initialisers etc. are for graph authors, not for someone running a model.
-    so.log_severity_level = 3
+    # Errors too (4: fatal only): a file it cannot load raises an exception, said in one line, after ONNX Runtime
+    # had logged the same text, in red, with its C++ source path (an external data length that does not fit).
+    so.log_severity_level = 4
     return so
+
+
+@contextlib.contextmanager
+def _logged_errors(name: str):
+    """The exceptions logged (``exc_info``) on the logger ``name`` meanwhile, kept, not printed."""
+    found: List[BaseException] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.exc_info and record.exc_info[1] is not None:
+                found.append(record.exc_info[1])
+
+    log = logging.getLogger(name)  # torch's logging gives it a handler of its own: set aside meanwhile
+    handlers, propagate, level = log.handlers[:], log.propagate, log.level
+    log.handlers, log.propagate = [Keep()], False
+    log.setLevel(logging.WARNING)
+    try:
+        yield found
+    finally:
+        log.handlers, log.propagate = handlers, propagate
+        log.setLevel(level)
 
 
 class DeployedModel(nn.Module):
@@ -366,7 +389,15 @@ class ProgramModel(DeployedModel):
                 # to end in .pt2. torch 2.11 warns that the weights it reads sit in bytes, which are read-only:
                 # nothing here writes to them.
                 warnings.filterwarnings("ignore", message="The given buffer is not writable", category=UserWarning)
-                program = torch.export.load(io.BytesIO(f.read()), extra_files=extra)
+                # torch.export.load logs a damaged archive's error, a dozen lines of traceback, then raises one that
+                # says "check the warnings above": the error logged is taken into the one line below instead.
+                with _logged_errors("torch.export") as logged:
+                    try:
+                        program = torch.export.load(io.BytesIO(f.read()), extra_files=extra)
+                    except Exception as e:
+                        if logged and "warnings above" in str(e):
+                            raise type(logged[-1])(str(logged[-1])) from None
+                        raise
         except Exception as e:  # damaged archives, or programs of another PyTorch's format
             raise CheckpointError(f"program {path}: torch.export.load cannot load it "
                                   f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None

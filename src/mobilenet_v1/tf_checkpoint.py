@@ -58,11 +58,48 @@ def _crc_table() -> List[int]:
 _CRC_TABLE = _crc_table()
 
 
+_CRC_ARRAY = np.array(_CRC_TABLE, dtype=np.uint32)
+CRC_LANES = 4096  # past 64 bytes a lane, data is checked 4,096 lanes at once (NumPy), not a byte at a time
+
+
+def _zero_bytes_operator(n: int) -> List[List[int]]:
+    """The CRC register after ``n`` zero bytes, as four tables (one a byte of the register before, XORed): the
+    register's update is linear over GF(2), so lanes' CRCs fold into one with it."""
+    reg = np.left_shift(np.uint32(1), np.arange(32, dtype=np.uint32))
+    for _ in range(n):
+        reg = _CRC_ARRAY[reg & 0xFF] ^ (reg >> np.uint32(8))
+    cols = [int(v) for v in reg]
+    tables = []
+    for j in range(4):
+        tab = []
+        for v in range(256):
+            out = 0
+            for bit in range(8):
+                if v >> bit & 1:
+                    out ^= cols[8 * j + bit]
+            tab.append(out)
+        tables.append(tab)
+    return tables
+
+
 def crc32c(data: bytes, crc: int = 0) -> int:
-    """CRC-32C (Castagnoli) of ``data``, continuing ``crc``: what LevelDB and TensorFlow check their bytes with."""
+    """CRC-32C (Castagnoli) of ``data``, continuing ``crc``: what LevelDB and TensorFlow check their bytes with.
+    A byte at a time in Python took 0.2 s a MB (a 1 GB tensor, a sparse file's: minutes before it was refused);
+    longer data is split into :data:`CRC_LANES` lanes run side by side, folded in order."""
     table = _CRC_TABLE
     crc ^= 0xFFFFFFFF
-    for b in data:
+    view = memoryview(data).cast("B")
+    n = len(view) // CRC_LANES
+    if n >= 64:
+        block = np.frombuffer(view[:n * CRC_LANES], dtype=np.uint8).reshape(CRC_LANES, n)
+        lanes = np.zeros(CRC_LANES, dtype=np.uint32)
+        for i in range(n):
+            lanes = _CRC_ARRAY[(lanes ^ block[:, i]) & 0xFF] ^ (lanes >> np.uint32(8))
+        m0, m1, m2, m3 = _zero_bytes_operator(n)
+        for lane in lanes.tolist():
+            crc = m0[crc & 0xFF] ^ m1[crc >> 8 & 0xFF] ^ m2[crc >> 16 & 0xFF] ^ m3[crc >> 24] ^ lane
+        view = view[n * CRC_LANES:]
+    for b in bytes(view):
         crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
     return crc ^ 0xFFFFFFFF
 
@@ -235,11 +272,24 @@ def _shape(buf: bytes, source: str) -> List[int]:
     return dims
 
 
+# More data files than any saver writes (one a device or variable partition): a header recording more is damaged,
+# and naming each of 2**40 files (info's size of a checkpoint) ran for ever, its memory growing past 18 GB.
+MAX_SHARDS = 1 << 16
+
+
+def _shard_count(header: Dict[int, Any], index: str) -> int:
+    shards = header.get(1, 1) or 1
+    if shards > MAX_SHARDS:
+        raise CheckpointError(f"checkpoint {index}: its header records {shards} data files, more than any "
+                              f"TensorFlow save writes ({MAX_SHARDS}); the index is damaged")
+    return shards
+
+
 def data_files(prefix: str) -> List[str]:
     """The data files the checkpoint ``prefix``'s index names (``PREFIX.data-K-of-N``; an earlier save of another
     shard count may have left others of its name beside them)."""
     index = prefix + ".index"
-    shards = dict(_fields(read_table(index).get(b"", b""), index)).get(1, 1) or 1
+    shards = _shard_count(dict(_fields(read_table(index).get(b"", b""), index)), index)
     return [f"{prefix}.data-{k:05d}-of-{shards:05d}" for k in range(shards)]
 
 
@@ -251,7 +301,7 @@ def read_bundle(prefix: str, wanted: Callable[[str], bool] = lambda name: True) 
     header = dict(_fields(table.pop(b"", b""), index))
     if header.get(2, 0) != 0:
         raise CheckpointError(f"checkpoint {index}: written big-endian, which is not read here")
-    shards = header.get(1, 1) or 1
+    shards = _shard_count(header, index)
     files: Dict[int, Any] = {}
     out: Dict[str, torch.Tensor] = {}
     try:
@@ -283,6 +333,8 @@ def read_bundle(prefix: str, wanted: Callable[[str], bool] = lambda name: True) 
                                           f"data files go together)")
                 files[shard] = open(data, "rb")
             f = files[shard]
+            if offset + size > os.fstat(f.fileno()).st_size:  # before reading: f.read(size) allocates size first
+                raise CheckpointError(f"checkpoint {f.name}: {name} runs past the file's end (cut short?)")
             f.seek(offset)
             raw = f.read(size)
             if len(raw) != size:
