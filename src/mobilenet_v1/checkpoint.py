@@ -588,8 +588,8 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
         # CKPT /dev/null --format pt) was replaced by a regular file of the checkpoint's bytes, and a named
         # pipe a reader waits on was taken away.
         via = f" (a link to {os.path.realpath(path)})" if os.path.islink(path) else ""
-        raise ValueError(f"{option} {path}: is {special_file_kind(mode)}{via}, not a regular file, which the write would replace with "
-                         f"one; name a file to write")
+        raise ValueError(f"{option} {path}: is {special_file_kind(mode)}{via}, not a regular file, which the write "
+                         f"would replace with one; name a file to write")
     name = os.path.basename(path)
     # Said at the start: a folder not there yet (out/) and a name no file system takes were said at the end, after
     # the work, as the rename of a hidden temporary file.

@@ -782,7 +782,8 @@ class CommandParser(argparse.ArgumentParser):
                 break
         switch = re.match(r"argument (--\w+): ignored explicit argument '(\w+)'$", message)
         if switch and switch.group(2).lower() in ("true", "false"):  # --static_batch=True
-            message += f" ({switch.group(1)} is a switch: give {switch.group(1)} alone for True, leave it out for False)"
+            name = switch.group(1)
+            message += f" ({name} is a switch: give {name} alone for True, leave it out for False)"
         super().error(long_numbers_cut(message))
 
 
