@@ -428,6 +428,13 @@ def check_path_argument(path: Any, who: str) -> None:
                     f"{type(path).__name__}{hint}")
 
 
+def given_as(option: str, path: str, origin: str = "") -> str:
+    """How a path given to a command is named in its errors: ``--pre_trained X`` (the option typed), or
+    ``pre_trained X (from config file F)`` where a configuration file set it (``origin``) and nobody typed the
+    option."""
+    return f"{option.lstrip('-')} {path} (from {origin})" if origin else f"{option} {path}"
+
+
 def check_given(path: str, option: str, kinds: str = "file or run folder", origin: str = "") -> None:
     """Refuse ``path``, given as ``option`` (``--ckpt_file``; a positional argument: its role, ``checkpoint``),
     where nothing is there, named by it: the reader after it said "checkpoint X: no such file", not which option
@@ -439,12 +446,11 @@ def check_given(path: str, option: str, kinds: str = "file or run folder", origi
         if not path:  # "--onnx : no such file"
             raise CheckpointError((f"{key} (from {origin})" if origin else option) + f" is empty: give a {kinds}")
         home = unexpanded_home(path, read=True)  # ~/runs quoted, or in a config file: no shell expanded it
-        raise CheckpointError((f"{key} {path} (from {origin}): " if origin else f"{option} {path}: ")
+        raise CheckpointError(f"{given_as(option, path, origin)}: "
                               + ("a link to nothing" if os.path.islink(path) else f"no such {kinds}")
                               + (f" (it {home})" if home else "") + (f"; pass --{key}" if origin else ""))
     if not os.path.isfile(path) and not os.path.isdir(path):  # /dev/null, a named pipe
-        raise CheckpointError((f"{option.lstrip('-')} {path} (from {origin}): " if origin else f"{option} {path}: ")
-                              + f"{not_a_file(path)}: give a {kinds}")
+        raise CheckpointError(f"{given_as(option, path, origin)}: {not_a_file(path)}: give a {kinds}")
 
 
 def not_a_file(path: str) -> str:
@@ -477,9 +483,7 @@ def resolve_checkpoint_path(path: str, option: str = "", origin: str = "") -> st
         found = list_checkpoints(folder)
         if not found:
             best = os.path.join(folder, BEST_NAME)
-            # A path a config file set is named as the file's key (`pre_trained: runs` was "--pre_trained runs"),
-            # as check_given names it
-            named = f"{option.lstrip('-')} {path} (from {origin})" if origin else f"{option} {path}"
+            named = given_as(option, path, origin)  # `pre_trained: runs` in a file was "--pre_trained runs"
             where = (f"checkpoint folder {folder}: holds" if not option else f"{named}: the folder holds"
                      if folder == path else f"{named}: its {DISTRIBUTED_SUBFOLDER}/ holds")
             others = checkpoint_files_in(folder) if not os.path.isfile(best) else []
