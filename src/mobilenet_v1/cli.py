@@ -81,19 +81,18 @@ def underscored_options(argv: List[str]) -> List[str]:
 
 
 def pop_flag(argv: List[str], flag: str) -> bool:
+    from .config import OptionError, switch_given_a_word
+
     names = spellings(flag)
     for token, after in zip(argv, argv[1:] + [""]):
         if token == "--":
             break
         head, eq, value = token.partition("=")
         word = value if eq else after
-        if head in names and word.lower() in ("true", "false"):
-            # eval --json True (train's keys take the word): the word was left over, "unexpected argument 'True':
-            # options are --key=value or --key value", and --json=True was "unknown key 'json'"
-            from .config import OptionError
-
-            raise OptionError(f"{head} {word}: {head} is a switch, taking no value: give {head} alone for True, "
-                              f"leave it out for False")
+        if head in names and switch_given_a_word(head, word):
+            # eval --json True: the word was left over, "unexpected argument 'True': options are --key=value or
+            # --key value", and --json=True was "unknown key 'json'"
+            raise OptionError(switch_given_a_word(head, word))
     present = any(a in names for a in argv)
     argv[:] = [a for a in argv if a not in names]
     return present
@@ -265,9 +264,10 @@ def cmd_lr_schedule(argv: List[str]) -> int:
                              f"make no step of batch_size {cfg.batch_size} x device_num {cfg.device_num} x "
                              f"grad_accum_steps {cfg.grad_accum_steps}: pass --steps_per_epoch N for your data set's")
     else:
-        from .config import _integer
-        try:  # as the whole-number options and keys read one: "2.0" and "1e3" too
-            steps = _integer(spe)
+        from .config import whole_number
+
+        try:  # as the commands' whole-number options read one: "2.0" and "1e3" too
+            steps = whole_number(spe)
         except (argparse.ArgumentTypeError, OverflowError):
             steps = 0
         if steps < 1:

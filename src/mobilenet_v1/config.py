@@ -735,6 +735,14 @@ FOREIGN_OPTIONS["average"]["-n"] = "--last N"
 del FOREIGN_OPTIONS["convert"]["--weights"]  # argparse reads it as short for --weights_only
 
 
+def switch_given_a_word(name: str, word: str) -> str:
+    """The refusal of a switch (``--json``, ``--static_batch``) given ``True`` or ``False`` after it, as train's keys
+    take the word (the seed's way); "" for any other word."""
+    if word.lower() not in ("true", "false"):
+        return ""
+    return f"{name} {word}: {name} is a switch, taking no value: give {name} alone for True, leave it out for False"
+
+
 class CommandParser(argparse.ArgumentParser):
     """The argparse commands' parser: an option another tool spells so (:data:`FOREIGN_OPTIONS`: timm's and the
     ONNX exporters' --model, -o, --img-size, --opset; none of them an option of the command's, nor short for one)
@@ -754,12 +762,10 @@ class CommandParser(argparse.ArgumentParser):
             # argparse takes a switch by a prefix of its name too (export --static True: "unrecognized arguments")
             hits = [name for name in options if name.startswith(token)] if self.allow_abbrev and \
                 token.startswith("--") and token not in options else [token]
-            if len(hits) == 1 and hits[0] in switches and after.lower() in ("true", "false"):
-                # train's keys take True or False (the seed's way); these switches take nothing, and the word was
-                # "unrecognized" (export --static_batch True) or taken as an image (predict --background_class
-                # False x.jpg: "image False: no such file")
-                self.error(f"{token} {after}: {token} is a switch, taking no value: give {token} alone for True, "
-                           f"leave it out for False")
+            if len(hits) == 1 and hits[0] in switches and switch_given_a_word(token, after):
+                # The word was "unrecognized" (export --static_batch True) or taken as an image (predict
+                # --background_class False x.jpg: "image False: no such file")
+                self.error(switch_given_a_word(token, after))
         return super().parse_known_args(args, namespace)
 
     def _print_message(self, message: str, file: Any = None) -> None:

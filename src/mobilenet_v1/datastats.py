@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set
 
 import torch
 
-from .config import channels_text, is_cifar
+from .config import channels_text, is_cifar, whole_number
 from .data import NO_LIMIT, CifarLoader, UnsortedImagesError, build_loader, default_workers, sample_labels
 from .runtime import json_text, plural
 
@@ -75,9 +75,9 @@ def measure(cfg, images: int = DEFAULT_IMAGES, given: Optional[Set[str]] = None)
         # class folder of unreadable files alone (train's output that nothing trains) among those with none.
         readable = None
         if (not images or images >= len(labels)) and loader.samples is not None:
-            bad = loader.bad_samples.files if unreadable else {}
-            keep = torch.tensor([path not in bad for path, _ in loader.samples]) if bad else None
-            labels = labels[keep] if keep is not None else labels
+            if unreadable:
+                bad = loader.bad_samples.files
+                labels = labels[torch.tensor([path not in bad for path, _ in loader.samples])]
             readable = len(labels)
     if not seen:
         raise ValueError(f"dataset_path {cfg.dataset_path}: no training images to measure")
@@ -148,9 +148,8 @@ def main(argv: Sequence[str]) -> int:
         return 0
     as_json = pop_flag(argv, "--json")
     images = pop_option(argv, "--images")
-    from .config import _integer
-    try:  # as the whole-number options and keys read one: "1e3" too
-        count = _integer(images) if images is not None else DEFAULT_IMAGES
+    try:  # as the commands' whole-number options read one: "1e3" too
+        count = whole_number(images) if images is not None else DEFAULT_IMAGES
     except (argparse.ArgumentTypeError, OverflowError):
         raise ValueError(f"--images {images!r}: expected a whole number (0: every image)") from None
     other = [k for k, _ in parse_overrides(argv) if k not in DATA_KEYS]
