@@ -1066,14 +1066,16 @@ def test_resume_of_a_folder_without_checkpoints_starts_only_in_the_runs_own_fold
     # A folder that holds a checkpoint not numbered (a release's), or run folders: said, with the one to pass.
     (other / "mobilenetv1.ckpt").write_bytes(b"")
     assert cli.main(["train", *args, f"--resume={other}"]) == 1
-    assert (f"--resume {other}: no numbered checkpoint in {other} (it holds {other / 'mobilenetv1.ckpt'}: pass that), "
-            f"which is not this run's folder") in capsys.readouterr().err
+    assert (f"--resume {other}: no checkpoint in {other}, which is not this run's folder (save_checkpoint_path "
+            f"{tmp_path / 'run'}); it holds {other / 'mobilenetv1.ckpt'}: pass that; or name a run folder"
+            ) in capsys.readouterr().err
     (other / "mobilenetv1.ckpt").unlink()
     (other / "a").mkdir()
     (other / "a" / "mobilenetv1-1_2.ckpt").write_bytes(b"")
     assert cli.main(["train", *args, f"--resume={other}"]) == 1
-    assert (f"--resume {other}: no checkpoint in {other} (its run folder {other / 'a'} holds them: pass that), "
-            f"which is not this run's folder") in capsys.readouterr().err
+    assert (f"--resume {other}: no checkpoint in {other}, which is not this run's folder (save_checkpoint_path "
+            f"{tmp_path / 'run'}); its run folder {other / 'a'} holds them: pass that; or name a run folder"
+            ) in capsys.readouterr().err
     shutil.rmtree(other / "a")
     # The run's own folder named before any checkpoint is there: it starts, and saves there.
     own = tmp_path / "run"

@@ -482,22 +482,28 @@ def resolve_checkpoint_path(path: str, option: str = "", origin: str = "") -> st
         folder = run_folder(path)
         found = list_checkpoints(folder)
         if not found:
-            best = os.path.join(folder, BEST_NAME)
             named = given_as(option, path, origin)  # `pre_trained: runs` in a file was "--pre_trained runs"
             where = (f"checkpoint folder {folder}: holds" if not option else f"{named}: the folder holds"
                      if folder == path else f"{named}: its {DISTRIBUTED_SUBFOLDER}/ holds")
-            others = checkpoint_files_in(folder) if not os.path.isfile(best) else []
-            runs = run_folders_in(folder) if not others and not os.path.isfile(best) else []
             raise CheckpointError(f"{where} no numbered checkpoint ({CKPT_PREFIX}-EPOCH_STEP.ckpt)"
-                                  + (f"; its best one is {best}: pass that file" if os.path.isfile(best) else "")
-                                  + (f"; it holds {', '.join(others[:3])}{' ...' if len(others) > 3 else ''}: pass "
-                                     f"{'that' if len(others) == 1 else 'one'}" if others else "")
-                                  + (f"; its run folder{'s' if len(runs) > 1 else ''} "
-                                     f"{', '.join(runs[:3])}{' ...' if len(runs) > 3 else ''} hold"
-                                     f"{'' if len(runs) > 1 else 's'} them: pass {'that' if len(runs) == 1 else 'one'}"
-                                     if runs else ""))
+                                  + instead_in(folder))
         return found[-1][1]
     return path
+
+
+def instead_in(folder: str) -> str:
+    """What a folder without numbered checkpoints holds instead, and which to pass ("" for nothing): its best
+    checkpoint, other checkpoint files (a release's ``mobilenetv1.ckpt``), or run folders below it."""
+    best = os.path.join(folder, BEST_NAME)
+    if os.path.isfile(best):
+        return f"; its best one is {best}: pass that file"
+    others = checkpoint_files_in(folder)
+    if others:
+        return (f"; it holds {', '.join(others[:3])}{' ...' if len(others) > 3 else ''}: pass "
+                f"{'that' if len(others) == 1 else 'one'}")
+    runs = run_folders_in(folder)
+    return (f"; its run folder{'s' if len(runs) > 1 else ''} {', '.join(runs[:3])}{' ...' if len(runs) > 3 else ''} "
+            f"hold{'' if len(runs) > 1 else 's'} them: pass {'that' if len(runs) == 1 else 'one'}" if runs else "")
 
 
 # The names of checkpoints a folder given for a run folder may hold instead (TF-slim's release unpacks to a folder

@@ -1424,19 +1424,12 @@ def _choose_resume(cfg: Config, run_dir: str, validate: Callable[[Dict[str, Any]
         # A folder named that this run never writes (the data set's, the folder above the run folders, a slip)
         # gains no checkpoint from it: "yet" holds only for the run's own folder, relaunched (helper-390).
         if not resumes_own_folder(cfg) and os.path.realpath(folder) != os.path.realpath(run_dir):
-            # What the folder holds instead, as eval and --pre_trained say it of a folder given for a run folder:
-            # a checkpoint not numbered (mobilenetv1-best.ckpt, a seed release's file) or run folders below it.
-            others = ckpt_io.checkpoint_files_in(folder)
-            runs = ckpt_io.run_folders_in(folder) if not others else []
-            held = (f"no numbered checkpoint in {folder} (it holds {', '.join(others[:3])}"
-                    f"{' ...' if len(others) > 3 else ''}: pass {'that' if len(others) == 1 else 'one'})" if others else
-                    f"no checkpoint in {folder} (its run folder{'s' if len(runs) > 1 else ''} {', '.join(runs[:3])}"
-                    f"{' ...' if len(runs) > 3 else ''} hold{'' if len(runs) > 1 else 's'} them: pass "
-                    f"{'that' if len(runs) == 1 else 'one'})" if runs else f"no checkpoint in {folder}")
+            instead = ckpt_io.instead_in(folder)  # a checkpoint not numbered, run folders below it: as eval says
             raise ckpt_io.CheckpointError(
-                f"--resume {cfg.resume}: {held}, which is not this run's folder "
-                f"(save_checkpoint_path {cfg.save_checkpoint_path}): name a run folder or a checkpoint to continue, "
-                f"or --resume auto (or no --resume) to start in {cfg.save_checkpoint_path}")
+                f"--resume {cfg.resume}: no checkpoint in {folder}, which is not this run's folder "
+                f"(save_checkpoint_path {cfg.save_checkpoint_path}){instead}{'; or' if instead else ':'} name a run "
+                f"folder or a checkpoint to continue, or --resume auto (or no --resume) to start in "
+                f"{cfg.save_checkpoint_path}")
     if path is None:
         print0(f"resume {cfg.resume}: no checkpoint in {folder} yet, starting from the beginning")
         return "", None, (0, 0)
