@@ -624,6 +624,24 @@ def test_the_command_lines_usage_and_version_print_without_importing_torch():
     assert out.strip() == "False"
 
 
+def test_help_followed_by_a_command_is_that_commands_help(capsys):
+    """`mobilenet-v1 help train` printed the general usage, not train's keys, as `git help commit` and `pip help
+    install` would; an unknown name is refused as an unknown command."""
+    for name in ("train", "info"):
+        helped = []
+        for argv in (["help", name], [name, "--help"]):
+            try:
+                status = cli.main(argv)
+            except SystemExit as e:  # argparse's --help
+                status = e.code
+            out = capsys.readouterr().out
+            helped.append((status, out))
+        assert helped[0] == helped[1] and helped[0][0] == 0, name
+        assert f"mobilenet-v1 {name}" in helped[0][1].splitlines()[0], helped[0][1][:200]
+    assert cli.main(["help", "trian"]) == 2
+    assert "unknown command 'trian'" in capsys.readouterr().err
+
+
 def test_running_out_of_memory_is_one_line_and_other_errors_still_surface(monkeypatch, capsys):
     def oom(argv):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you "

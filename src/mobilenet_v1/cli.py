@@ -642,6 +642,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise_open_files_limit()  # here, not in runtime, which imports torch: the usage and --version print without it
         _standard_streams_opened()
     argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 2 and argv[0] == "help":  # `mobilenet-v1 help train`, as git's and pip's: train's --help
+        argv = [argv[1], "--help"]
     name, rest = (argv[0], argv[1:]) if argv else ("", [])
     try:
         try:
