@@ -532,6 +532,19 @@ def test_a_launcher_setting_world_size_alone_breaks_nothing(monkeypatch, capsys)
                                        "device\n")
 
 
+def test_train_without_its_data_says_so_before_printing_its_configuration(capsys, tmp_path):
+    """`mobilenet-v1 train` without --dataset_path (or with one not there) printed its header and the configuration's
+    110 lines, the refusal under them; now the refusal alone, and nothing made."""
+    for extra, said in (([], "dataset_path is not set: pass --dataset_path PATH"),
+                        (["--dataset_path", str(tmp_path / "none")], f"dataset_path '{tmp_path / 'none'}' does not "
+                                                                      "exist")):
+        run = tmp_path / "run"
+        assert cli.main(["train", "--save_checkpoint_path", str(run), *extra]) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and err == f"mobilenet-v1 train: error: {said}\n", (out[:300], err)
+        assert not run.exists()
+
+
 def test_torchruns_numbers_set_empty_are_unset_and_set_wrong_are_named(monkeypatch, capsys, tmp_path):
     """A script's `RANK=$X` of an unset X leaves RANK empty: no torchrun job, as if unset (int("") was an error
     that named no variable); a value no launcher sets is refused naming its variable, before the command works."""

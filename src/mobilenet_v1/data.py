@@ -2982,17 +2982,9 @@ def default_workers(requested: int) -> int:
     return min(8, os.cpu_count() or 1)
 
 
-def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last: bool = True,
-                 num_shards: int = 1, shard_id: int = 0, split: Optional[str] = None,
-                 shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None) -> DeviceLoader:
-    """A loader of the training (``train``: augmented, shuffled) or evaluation transforms.
-
-    ``split`` ("train" or "eval") reads that split's files whatever the transforms, and ``shuffle``
-    overrides the sampling order: INT8 calibration takes a random sample of training images through
-    the evaluation transforms. ``classes``: an image folder's labels follow that class list (the one
-    the model was trained on, see :func:`find_images`); CIFAR's labels are in its files, and its classes'
-    names in the names file beside them, where there is one (:func:`cifar_class_names`).
-    """
+def check_dataset_path(opts: DataOptions) -> None:
+    """A DataError where ``opts.dataset_path`` is not set or not there (a shard pattern aside): said before a
+    loader is built (train checks it before it prints its configuration)."""
     if not opts.dataset_path:
         raise DataError("dataset_path is not set: pass --dataset_path PATH")
     if not os.path.exists(opts.dataset_path) and not is_shard_pattern(opts.dataset_path):
@@ -3015,6 +3007,20 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
                          f"--dataset_path" if opts.dataset_path_from else
                          f"dataset_path {opts.dataset_path!r} does not exist") + (f" (it {home})" if home else "")
                         + relative)
+
+
+def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last: bool = True,
+                 num_shards: int = 1, shard_id: int = 0, split: Optional[str] = None,
+                 shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None) -> DeviceLoader:
+    """A loader of the training (``train``: augmented, shuffled) or evaluation transforms.
+
+    ``split`` ("train" or "eval") reads that split's files whatever the transforms, and ``shuffle``
+    overrides the sampling order: INT8 calibration takes a random sample of training images through
+    the evaluation transforms. ``classes``: an image folder's labels follow that class list (the one
+    the model was trained on, see :func:`find_images`); CIFAR's labels are in its files, and its classes'
+    names in the names file beside them, where there is one (:func:`cifar_class_names`).
+    """
+    check_dataset_path(opts)
     if split not in (None, "train", "eval"):
         raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
     train_files = train if split is None else split == "train"

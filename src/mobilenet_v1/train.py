@@ -24,8 +24,8 @@ from .config import (DATASET_PRESETS, EXPORT_KEYS, NORMALISATION_KEYS, Config, C
                      cifar_name, dump_yaml, is_cifar, load_config_and_given, names_text, normalisation_text,
                      set_in_config_file, to_dict, validate)
 from .data import (IMAGE_EXTENSIONS, DataError, DataOptions, TooManyBadSamples, UnsortedImagesError, balance_line,
-                   build_loader, data_set_classes, held_out_record, imagenet_folder, same_folder, sample_labels,
-                   wrapped_classes)
+                   build_loader, check_dataset_path, data_set_classes, held_out_record, imagenet_folder, same_folder,
+                   sample_labels, wrapped_classes)
 from .ema import WeightAverage
 from .engine import (EpochResult, LossTally, evaluate, few_outputs_note, make_optimizer, make_scaler,
                      nonfinite_note, resolve_device, resolve_precision, train_one_epoch)
@@ -1849,6 +1849,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         raise OptionError(f"batch_size {cfg.batch_size}: training takes at least 2 images a batch in each process "
                           f"(BatchNorm normalises a batch by its own statistics; a step of one image is skipped); "
                           f"where memory is short, batch_size 2 or more with --grad_accum_steps N")
+    if not dist.enabled:  # said before the configuration's 100 lines (under torchrun: on every rank, below)
+        check_dataset_path(data_options(cfg, given=given))
     device = resolve_device(cfg.device_target)
     # Quantization-aware training simulates INT8 arithmetic in float32 (bf16 would round it again).
     precision = "fp32" if cfg.qat else resolve_precision(cfg.precision, device)
