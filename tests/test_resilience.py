@@ -2810,6 +2810,55 @@ def test_g_full_disk_stops_with_a_clear_error_and_earlier_checkpoints_intact(cif
         assert ckpt_io.load_file(p)["format"] == ckpt_io.FORMAT
 
 
+def test_a_full_disk_under_torch_compile_is_one_line_naming_its_folders(cifar_dir, tmp_path, monkeypatch, capsys,
+                                                                          one_thread):
+    """--compile True with a full (or read-only) kernel cache or TMPDIR: Inductor's error, an InductorError whose
+    one line ("OSError: [Errno 28] No space left on device") names no folder, ended the run as a bare "Traceback"
+    and Dynamo's debugging advice, and log.txt said "stopped by InductorError"; a compiler run that could not
+    write its temporary file says so only inside the compiler's output (CppCompileError)."""
+    from torch._inductor.exc import CppCompileError, InductorError
+
+    from mobilenet_v1.runtime import error_line
+
+    def inductor_failed(inner: Exception) -> InductorError:
+        try:
+            try:
+                raise inner
+            except Exception as e:  # as Inductor raises it: from the error met inside it
+                raise InductorError(e, None) from e
+        except InductorError as e:
+            return e
+
+    class FullDiskCompiled(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            raise inductor_failed(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+
+    cache = tmp_path / "inductor"
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(cache))
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: FullDiskCompiled(model))
+    run = tmp_path / "run"
+    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=1", "--compile=True")]) == 1
+    err = capsys.readouterr().err
+    said = (f"mobilenet-v1 train: error: torch.compile (--compile) could not write its files: No space left on "
+            f"device (its kernel cache {cache}, temporary files in ")
+    assert said in err and "TORCHINDUCTOR_CACHE_DIR and TMPDIR" in err and "--resume auto" in err, err
+    assert "Traceback" not in err and said in (run / "log.txt").read_text()
+    # the C++ compiler's temporary file in a full TMPDIR: said only in its output
+    output = "cpp_prefix.h:1508:2: fatal error: error closing /tmp/ccmgbXyU.s: No space left on device"
+    line = error_line("benchmark", inductor_failed(CppCompileError(["g++", "-x", "c++-header"], output)))
+    assert line is not None and "could not write its files: No space left on device" in line
+    assert "--resume" not in line
+    read_only = inductor_failed(OSError(errno.EROFS, os.strerror(errno.EROFS), str(cache / "x.py")))
+    assert f"Read-only file system ({cache / 'x.py'})" in error_line("train", read_only)
+    # a compile that failed for any other reason is a fault whose traceback says it, as before
+    assert error_line("train", inductor_failed(CppCompileError(["g++"], "error: 'x' was not declared"))) is None
+    assert error_line("train", inductor_failed(ValueError("bad graph"))) is None
+
+
 def test_a_ctrl_c_before_the_temporary_file_is_made_leaves_no_folder_made_for_it(tmp_path, monkeypatch):
     """atomic_output makes the folders a file needs, then its locked temporary file: a Ctrl-C between the two
     left the folders (only an OSError took them away again)."""

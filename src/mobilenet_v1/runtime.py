@@ -527,6 +527,9 @@ def error_line(command: str, error: BaseException) -> Optional[str]:
     missing = missing_extra(error)
     if missing:
         return f"{head} {missing}"
+    unwritten = compile_files_unwritten(error)
+    if unwritten:
+        return f"{head} {unwritten}" + (_RESUME_HINT if command == "train" else "")
     if isinstance(error, (MemoryError, RuntimeError)):
         # A CPU allocation that fails is a RuntimeError ("can't allocate memory"), a GPU one torch's
         # OutOfMemoryError: a setting too large for the machine, not a fault of the code.
@@ -544,6 +547,51 @@ def error_line(command: str, error: BaseException) -> Optional[str]:
                     + ("; nothing was saved after the newest checkpoint, from which the same command with --resume "
                        "auto continues" if command == "train" else ""))
     return None
+
+
+_RESUME_HINT = "; the same command with --resume auto then continues from the newest checkpoint"
+
+# Why a file cannot be written (errno), as a compiler's output says it too: the machine's fault, not the code's.
+_UNWRITABLE = ("ENOSPC", "EDQUOT", "EROFS", "EFBIG", "EACCES")
+
+
+def compile_files_unwritten(error: BaseException) -> str:
+    """Where ``error`` is torch.compile's (Dynamo's, Inductor's) for a file it could not write (a full disk, a
+    read-only or over-quota folder): its kernel cache (TORCHINDUCTOR_CACHE_DIR, by default TMPDIR's
+    torchinductor_USER) or the C++ compiler's temporary files (TMPDIR), what to do, in one line; "" for any other
+    error. Said so, not as the exception's one line between "Traceback" and Dynamo's debugging advice: the one
+    OSError under it names no folder, and the compiler's says so only inside its output."""
+    import errno
+
+    chain, seen = [], set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    if not any(type(e).__module__.startswith(("torch._dynamo", "torch._inductor")) for e in chain):
+        return ""
+    codes = [getattr(errno, name) for name in _UNWRITABLE if hasattr(errno, name)]
+    found = next((e for e in chain if isinstance(e, OSError) and e.errno in codes), None)
+    if found is not None:
+        reason = found.strerror or os.strerror(found.errno)
+    else:  # a compiler run that failed (CppCompileError): its output says why ("error closing ccX.s: No space ...")
+        text = "\n".join(str(e) for e in chain)
+        reason = next((os.strerror(code) for code in codes if os.strerror(code) in text), "")
+        if not reason:
+            return ""
+    named = f" ({found.filename})" if found is not None and found.filename else ""
+    import tempfile
+
+    cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    utils = sys.modules.get("torch._inductor.runtime.cache_dir_utils")
+    if not cache and utils is not None:
+        with contextlib.suppress(Exception):
+            cache = utils.default_cache_dir()
+    temporary = os.environ.get("TMPDIR") or tempfile.gettempdir()
+    where = f"its kernel cache {cache}, " if cache else ""
+    return (f"torch.compile (--compile) could not write its files: {reason}{named} ({where}temporary files in "
+            f"{temporary}); free space there, or set TORCHINDUCTOR_CACHE_DIR and TMPDIR to a folder with room, or "
+            f"run without --compile")
 
 
 def too_many_open_files(error: BaseException) -> str:
