@@ -2859,6 +2859,28 @@ def test_a_full_disk_under_torch_compile_is_one_line_naming_its_folders(cifar_di
     assert error_line("train", inductor_failed(ValueError("bad graph"))) is None
 
 
+def test_a_checkpoint_over_the_file_size_limit_says_to_raise_the_limit_not_to_free_space(cifar_dir, tmp_path,
+                                                                                            monkeypatch, capsys,
+                                                                                            one_thread):
+    """A checkpoint larger than this process may write (`ulimit -f`, a scheduler's file-size limit: EFBIG, "File
+    too large") stopped the run with "free space or make the folder writable": neither changes the limit, and
+    the same command failed again on a disk with room. The advice names the limit; a full disk's stays as it was."""
+    def too_large(obj, f, *a, **k):
+        f.write(b"\x00" * 1000)  # part of the file, then the limit
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+
+    run = tmp_path / "run"
+    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=1")]) == 0
+    monkeypatch.setattr(torch, "save", too_large)
+    assert cli.main(["train", *run_args(cifar_dir, run, "--epoch_size=2", "--resume=auto")]) == 1
+    err = capsys.readouterr().err
+    assert (f"cannot write checkpoint {run / 'mobilenetv1-2_12.ckpt'}: File too large; training stopped at the end "
+            f"of epoch 2. The earlier checkpoints in {run} are intact (newest: {run / 'mobilenetv1-1_12.ckpt'}); "
+            f"raise this process's file-size limit (ulimit -f, or the scheduler's)") in err, err
+    assert "free space" not in err and not [n for n in os.listdir(run) if n.endswith(".tmp")]
+    assert ckpt_io.room_advice(os.strerror(errno.ENOSPC)) == "free space or make the folder writable"
+
+
 def test_a_ctrl_c_before_the_temporary_file_is_made_leaves_no_folder_made_for_it(tmp_path, monkeypatch):
     """atomic_output makes the folders a file needs, then its locked temporary file: a Ctrl-C between the two
     left the folders (only an OSError took them away again)."""

@@ -885,6 +885,17 @@ def seed_trained(ckpt: Dict[str, Any]) -> bool:
     return ckpt.get("naming") == "mindspore"
 
 
+def room_advice(reason: str) -> str:
+    """What to do about a write that failed for ``reason`` (its strerror): free space or make the folder writable;
+    but a file over this process's size limit (EFBIG, "File too large": ``ulimit -f``, a scheduler's limit) needs
+    that limit raised, which neither changes (the same write fails again however much room the disk has)."""
+    import errno
+
+    if reason == os.strerror(errno.EFBIG):
+        return "raise this process's file-size limit (ulimit -f, or the scheduler's)"
+    return "free space or make the folder writable"
+
+
 def check_writable(folder: str) -> None:
     """Create and remove a temporary file in ``folder``; raises the OSError if that cannot be done. Named
     as config.yaml's temporary files are, so one left by a kill is among :func:`partial_files`."""

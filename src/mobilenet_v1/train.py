@@ -580,7 +580,7 @@ def saved_before_copy_error(error: CopyNotWritten, writer: "CheckpointWriter", e
     path = writer.save(epoch, 0, extra={EVALUATION_LEFT_OUT: True})
     return ckpt_io.CheckpointError(
         f"cannot write checkpoint {error.path}: {error.reason}; training stopped after epoch {epoch}, saved as "
-        f"{path} before its evaluation: free space or make the folder writable, then --resume auto continues "
+        f"{path} before its evaluation: {ckpt_io.room_advice(error.reason)}, then --resume auto continues "
         f"from it, that evaluation (and its copy) first")
 
 
@@ -749,8 +749,8 @@ class CheckpointWriter:
                     "run again (there is no checkpoint to continue from: it starts from the beginning)")
             error = ckpt_io.CheckpointError(
                 f"cannot write checkpoint {path}: {e.strerror or e}; training stopped at {where}. "
-                f"The earlier checkpoints in {self.folder} are intact (newest: {newest}); free space or make "
-                f"the folder writable, then {then}")
+                f"The earlier checkpoints in {self.folder} are intact (newest: {newest}); "
+                f"{ckpt_io.room_advice(e.strerror or str(e))}, then {then}")
             error.unwritten, error.reason = path, e.strerror or str(e)  # type: ignore[attr-defined]
             raise error from None
 
@@ -2403,7 +2403,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
             except CopyNotWritten as e:  # nothing trained; its checkpoint still owes the evaluation
                 raise dist.alike(ckpt_io.CheckpointError(
                     f"cannot write checkpoint {e.path}: {e.reason}; nothing was trained: {resumed_from} still owes "
-                    f"epoch {start_epoch}'s evaluation: free space or make the folder writable, then --resume auto "
+                    f"epoch {start_epoch}'s evaluation: {ckpt_io.room_advice(e.reason)}, then --resume auto "
                     f"makes it (and its copy) first")) from None
             if accuracy is not None:
                 tracker.log_evaluation(start_epoch, accuracy)
