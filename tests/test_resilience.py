@@ -2881,6 +2881,52 @@ def test_a_checkpoint_over_the_file_size_limit_says_to_raise_the_limit_not_to_fr
     assert ckpt_io.room_advice(os.strerror(errno.ENOSPC)) == "free space or make the folder writable"
 
 
+def test_a_full_shared_memory_at_the_loaders_start_is_said_as_such_without_pytorchs_noise(tmp_path, monkeypatch,
+                                                                                             capsys, one_thread):
+    """Loader workers (--num_workers above 0) need shared memory (/dev/shm) for their queues' semaphores; found full
+    (a container's 64 MB taken by what killed runs left), train, eval, recalibrate-bn and predict ended with "error:
+    [Errno 28] No space left on device", as if the run's disk were full, followed by "Exception ignored in:
+    <function _MultiProcessingDataLoaderIter.__del__ ...>" and a traceback of PyTorch's own AttributeError."""
+    import gc
+    import multiprocessing.synchronize
+
+    from conftest import class_folders_of_photos
+
+    data = class_folders_of_photos(tmp_path / "photos")
+    run = tmp_path / "run"
+    args = SMALL[:] + ["--dataset=imagenet2012", f"--dataset_path={data}", "--batch_size=4", "--epoch_size=1"]
+    assert cli.main(["train", *args, f"--save_checkpoint_path={run}"]) == 0
+    ckpt = ckpt_io.list_checkpoints(str(run))[-1][1]
+
+    def full(self, *a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    monkeypatch.setattr(multiprocessing.synchronize.SemLock, "__init__", full)
+    said = ("error: shared memory (/dev/shm) is full: the data loader's 2 worker processes (--num_workers) need room "
+            "there for their queues; free it")
+    capsys.readouterr()
+    assert cli.main(["train", *args, "--num_workers=2", f"--save_checkpoint_path={tmp_path / 'again'}"]) == 1
+    assert f"mobilenet-v1 train: {said}" in capsys.readouterr().err
+    assert cli.main(["predict", str(data / "a"), "--ckpt_file", ckpt, "--num_workers", "2"]) == 1
+    err = capsys.readouterr().err
+    assert f"mobilenet-v1 predict: {said}" in err and "--num_workers 0 reads the data in this process" in err
+    gc.collect()
+    assert not [u for u in unraisable if "DataLoaderIter" in repr(u.object)], unraisable
+    # a full disk that names its file, or a loader without workers, is not taken for it
+    from torch.utils.data import DataLoader
+
+    from mobilenet_v1.data import SharedMemoryFull, workers_named
+
+    for workers, error in ((2, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/data/x.jpg")),
+                           (0, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))):
+        with pytest.raises(OSError) as raised:
+            with workers_named(DataLoader([1], num_workers=workers)):
+                raise error
+        assert raised.value is error and not isinstance(raised.value, SharedMemoryFull)
+
+
 def test_a_ctrl_c_before_the_temporary_file_is_made_leaves_no_folder_made_for_it(tmp_path, monkeypatch):
     """atomic_output makes the folders a file needs, then its locked temporary file: a Ctrl-C between the two
     left the folders (only an OSError took them away again)."""

@@ -105,6 +105,42 @@ class DataWarning(UserWarning):
     """A data set was read in a way its user may not expect; the message says how."""
 
 
+class SharedMemoryFull(OSError):
+    """The loader's worker processes could not start: the semaphores of their queues, which live in shared memory
+    (/dev/shm on Linux), found it full. Python's error names no file ("[Errno 28] No space left on device"), as if
+    a disk the run writes to were full."""
+
+    def __init__(self, workers: int):
+        super().__init__(errno.ENOSPC, os.strerror(errno.ENOSPC), "/dev/shm")
+        self.workers = workers
+
+    def __str__(self) -> str:
+        return (f"shared memory (/dev/shm) is full: the data loader's {self.workers} worker processes (--num_workers) "
+                f"need room there for their queues; free it (files a killed run left: torch_*, sem.*), give it more "
+                f"(a container's default is 64 MB: docker run --shm-size), or --num_workers 0 reads the data in this "
+                f"process")
+
+
+@contextlib.contextmanager
+def workers_named(loader: DataLoader):
+    """Around the start of ``loader``'s workers (``iter(loader)``): a full shared memory said as what it is
+    (:class:`SharedMemoryFull`). PyTorch's iterator whose construction failed before it started any worker then
+    printed "Exception ignored in: <function _MultiProcessingDataLoaderIter.__del__ ...>" and a traceback of its
+    own AttributeError when collected: marked as shut down, it has nothing to shut."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno != errno.ENOSPC or e.filename is not None or not loader.num_workers:
+            raise
+        tb = e.__traceback__
+        while tb is not None:
+            it = tb.tb_frame.f_locals.get("self")
+            if type(it).__name__ == "_MultiProcessingDataLoaderIter" and not hasattr(it, "_workers"):
+                it._shutdown = True  # no worker started: its __del__ has nothing to shut down
+            tb = tb.tb_next
+        raise SharedMemoryFull(loader.num_workers) from None
+
+
 # ---------------------------------------------------------------------------------------------------
 # CIFAR-10 and CIFAR-100 binary versions
 
@@ -2320,8 +2356,9 @@ class ImageFolderLoader(DeviceLoader):
         return self._len
 
     def __iter__(self):
-        with interrupt_deferred(), workers_starting():  # a Ctrl-C while the workers start left them running,
-            workers = iter(self.loader)  # out of close()'s reach; a signal then reached a worker before its handlers
+        with interrupt_deferred(), workers_starting(), workers_named(self.loader):  # a Ctrl-C while the workers
+            workers = iter(self.loader)  # start left them running, out of close()'s reach; a signal then reached a
+            # worker before its handlers
         for images, labels, bad in watched(workers, f"the loader of {self.root}"):
             if bad:
                 self.bad_samples.record(bad)
@@ -2802,8 +2839,9 @@ class BatchedImageLoader(DeviceLoader):
         # The workers' iterator is made here, in the caller's thread: the first one starts the workers,
         # and PyTorch installs its handler for a worker's sudden death (SIGCHLD) only from the main
         # thread; made in a background thread, such a death is seen only at the next 5 s check.
-        with interrupt_deferred(), workers_starting():  # a Ctrl-C while the workers start left them running,
-            workers = iter(self.loader)  # out of close()'s reach; a signal then reached a worker before its handlers
+        with interrupt_deferred(), workers_starting(), workers_named(self.loader):  # a Ctrl-C while the workers
+            workers = iter(self.loader)  # start left them running, out of close()'s reach; a signal then reached a
+            # worker before its handlers
         batches = self.batches(watched(workers, f"the loader of {self.root}"))
         if self.device.type == "cuda":
             return iter(BackgroundBatches(batches, self.device))

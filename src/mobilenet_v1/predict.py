@@ -47,7 +47,7 @@ from .config import (ASCEND, DATASETS, DEVICE_TARGETS, CommandParser, add_device
                      image_size_number, is_cifar, normalisation, whole_number)
 from .archive import COMPRESSED_SUFFIXES, ArchiveMember, archive_images, is_archive, tar_files
 from .data import (IMAGE_EXTENSIONS, BadSample, default_workers, end_workers, image_files_under, own_generator,
-                   read_bytes, read_failure, start_worker, unread_photos_note)
+                   read_bytes, read_failure, start_worker, unread_photos_note, workers_named)
 from .engine import ranked, resolve_device, without_underflowed
 from .model import PADDINGS
 from .onnx_io import DeployedModel, is_deployed_file, load_deployed, refuse_gpu
@@ -413,7 +413,8 @@ class Predictor:
                             worker_init_fn=start_worker)
         normalize = self.normalizer()
         results: List[Dict[str, Any]] = []
-        batches = iter(loader)
+        with workers_named(loader):  # a full /dev/shm said as such
+            batches = iter(loader)
         try:
             self._predict_batches(watched(batches, "predict's loader"), results, normalize, valid, k)
         finally:
