@@ -204,6 +204,37 @@ def test_an_output_named_as_a_folder_or_too_long_is_refused_before_the_work(tmp_
 
 
 
+def test_a_quoted_home_path_read_is_named_with_the_path_a_shell_would_give(tmp_path, monkeypatch, capsys):
+    """`--labels=~/names.txt` (no shell expands a ~ after `=`) or '~/cat.jpg' quoted in a script: the files
+    read by --checkpoint_path, --config_path and --dataset_path said "it starts with ~ ... give /home/me/...",
+    but predict's images and --labels, --eval_labels, quantize's --calib_data and plot's run folders said only
+    "no such file", of a file that is there, in the home folder (helper-406)."""
+    home = tmp_path / "home"
+    (home / "run").mkdir(parents=True)
+    (home / "data").mkdir()
+    (home / "cat.jpg").write_bytes(jpeg_bytes(smooth_image(40, 40, 1)))
+    (home / "names.txt").write_text("a\nb\nc\nd\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    ckpt = save(tmp_path / "m.ckpt", dataset="imagenet2012")
+    (tmp_path / "val").mkdir()
+    (tmp_path / "val" / "ILSVRC2012_val_00000001.JPEG").write_bytes(jpeg_bytes(smooth_image(40, 40, 2)))
+    for argv, named, there in (
+            (["predict", "~/cat.jpg", "--ckpt_file", ckpt], "image ~/cat.jpg: no such file or folder", "cat.jpg"),
+            (["predict", str(home / "cat.jpg"), "--ckpt_file", ckpt, "--labels=~/names.txt"], "--labels ~/names.txt: ",
+             "names.txt"),
+            (["eval", "--dataset", "imagenet2012", "--dataset_path", "val", "--checkpoint_path", ckpt,
+              "--eval_labels=~/names.txt"], "--eval_labels ~/names.txt: no such file", "names.txt"),
+            (["quantize", "--onnx", "m.onnx", "--calib_data=~/data", "--out", "q.onnx"],
+             "--calib_data ~/data: not a folder", "data"),
+            (["plot", "~/run"], "~/run is not a run folder of mobilenet-v1 train", "run")):
+        assert cli.main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert named in err and "it starts with ~, which only a shell expands" in err, err
+        assert f"give {home / there}" in err, err
+    assert not os.path.exists(tmp_path / "~")
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX's")
 def test_an_output_that_is_a_named_pipe_or_a_link_to_one_is_refused_and_left_as_it_is(tmp_path, capsys):
     """The write renames a temporary file over the name: root's `convert CKPT /dev/null --format pt` replaced

@@ -1450,8 +1450,12 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
                 where += ": eval_labels"
             else:  # the option's, or a Python Config's (validate)
                 where = where.replace("option ", "", 1)
+            from .checkpoint import unexpanded_home  # --eval_labels=~/val.txt: no shell expands a ~ after `=`
+
+            home = unexpanded_home(cfg.eval_labels, read=True)
             raise OptionError(f"{where} {cfg.eval_labels}: "
-                              f"{'a folder, not a file' if os.path.isdir(cfg.eval_labels) else 'no such file'}")
+                              f"{'a folder, not a file' if os.path.isdir(cfg.eval_labels) else 'no such file'}"
+                              + (f" (it {home})" if home else ""))
     if cfg.qat_range_epochs < 0:
         fail("qat_range_epochs", f"qat_range_epochs must be >= 0 (0: the ranges follow every epoch), got "
                                  f"{cfg.qat_range_epochs}")

@@ -110,8 +110,9 @@ def read_labels_file(path: str) -> List[str]:
     except OSError as e:
         builtin = path.lower().replace("-", "").replace("_", "")
         builtin = {"imagenet2012": "imagenet"}.get(builtin, builtin)
+        home = ckpt_io.unexpanded_home(path, read=True)  # --labels=~/names.txt: no shell expands a ~ after `=`
         hint = (f" (the built-in list is --labels {builtin})" if builtin in ("imagenet", "cifar10", "cifar100")
-                and not os.path.exists(path) else "")
+                and not os.path.exists(path) else f" (it {home})" if home else "")
         raise ValueError(f"--labels {path}: {e.strerror or e}{hint}") from None
     if len(data) > LABELS_FILE_BYTES:
         raise ValueError(f"--labels {path}: more than {LABELS_FILE_BYTES:,} bytes, not a file of class names")
@@ -495,7 +496,8 @@ def _files_of(path: str) -> List[str]:
         return [path]
     if not os.path.isdir(path):
         gone = "a link to nothing" if os.path.islink(path) else "no such file or folder"
-        raise ValueError(f"image {path}: {gone}")
+        home = ckpt_io.unexpanded_home(path, read=True)  # '~/cat.jpg' quoted: no shell expanded it
+        raise ValueError(f"image {path}: {gone}" + (f" (it {home})" if home else ""))
     unread: Dict[str, int] = {}
     found = image_files_under(path, unread)
     if not found:

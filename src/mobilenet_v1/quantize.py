@@ -559,8 +559,9 @@ def main(argv: Sequence[str]) -> int:
             raise QuantizeError(f"--calib_data {a.calib_data}: compressed tar archives are not read (their images "
                                 f"are read in place, at their offsets); decompress to .tar (gunzip, unxz, unzstd, "
                                 f"...) and give that")
+        home = ckpt_io.unexpanded_home(a.calib_data, read=True)  # --calib_data=~/data: no shell expanded it
         raise QuantizeError(f"--calib_data {a.calib_data}: not a folder, a .tar archive nor a shard pattern (the "
-                            f"data set's, as --dataset_path in training)")
+                            f"data set's, as --dataset_path in training)" + (f"; it {home}" if home else ""))
     # Given, even as "" (which check_given refuses by name; read as not given, it fell to --onnx's None).
     option, src = (("--program", a.program) if a.program is not None else ("--tflite", a.tflite)
                    if a.tflite is not None else ("--onnx", a.onnx))

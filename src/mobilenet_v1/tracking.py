@@ -62,13 +62,15 @@ def read_metrics(run_dir: str, required: Optional[Dict[str, Sequence[str]]] = No
     lack them); a record without one is a ValueError naming the file, the line and the key. ``exact``:
     ``run_dir`` is the folder itself (a training run's own, in either layout), never its ``ckpt_0/``.
     """
-    from .checkpoint import run_folder
+    from .checkpoint import run_folder, unexpanded_home
 
     if os.path.isfile(run_dir):
         raise ValueError(f"{run_dir}: a file; give the run folder (mobilenet-v1 train's save_checkpoint_path)")
     path = os.path.join(run_dir if exact else run_folder(run_dir), METRICS_FILE)
     if not os.path.isfile(path):
-        raise ValueError(f"{path}: no such file ({run_dir} is not a run folder of mobilenet-v1 train)")
+        home = unexpanded_home(run_dir, read=True)  # plot '~/runs/a': no shell expanded it
+        raise ValueError(f"{path}: no such file ({run_dir} is not a run folder of mobilenet-v1 train"
+                         + (f"; it {home}" if home else "") + ")")
     records: List[Dict[str, Any]] = []
     lines: List[int] = []  # the line of each record, for errors
     try:
