@@ -933,6 +933,40 @@ def test_another_tools_option_name_is_answered_with_the_option_here(capsys):
     assert "another tool's option" not in capsys.readouterr().err
 
 
+def test_a_path_that_starts_with_a_dash_is_told_how_to_give_it(tmp_path, monkeypatch, capsys):
+    """`predict -x.jpg`, `info -m.ckpt` or `--out -o.csv`: argparse takes the path for an option and said only
+    "required: IMAGE", "unrecognized arguments: -m.ckpt" or "expected one argument" (helper-406). The error says
+    how to name it (./-x.jpg, after --), and that way reads it; a mistyped option or a negative number gets no
+    such hint."""
+    ckpt = save(tmp_path / "m.ckpt")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-x.jpg").write_bytes(jpeg_bytes(smooth_image(40, 40, 1)))
+    shutil.copy(ckpt, tmp_path / "-m.ckpt")
+    image_hint = "(-x.jpg starts with a dash, which reads as an option: name it ./-x.jpg, or put it after --)"
+    for argv, said, hint in (
+            (["predict", "--ckpt_file", ckpt, "-x.jpg"], "required: IMAGE", image_hint),
+            (["predict", "--ckpt_file", ckpt, "./-x.jpg", "-x.jpg"], "unrecognized arguments: -x.jpg", image_hint),
+            (["info", "-m.ckpt"], "-m.ckpt", "(-m.ckpt starts with a dash, which reads as an option: name it "
+                                             "./-m.ckpt, or put it after --)"),
+            (["predict", "--ckpt_file", ckpt, "--out", "-o.csv", "./-x.jpg"], "argument --out: expected one argument",
+             "(-o.csv starts with a dash, which reads as an option: give --out ./-o.csv)")):
+        with pytest.raises(SystemExit) as exit:
+            cli.main(argv)
+        assert exit.value.code == 2, argv
+        err = capsys.readouterr().err
+        assert said in err and err.rstrip().endswith(hint), (argv, err)
+    for argv, said in ((["predict", "--ckpt_file", ckpt, "--bogus", "./-x.jpg"], "unrecognized arguments: --bogus"),
+                       (["predict", "--ckpt_file", ckpt, "--top_k", "-1", "./-x.jpg"], "--top_k must be at least 1")):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        err = capsys.readouterr().err
+        assert said in err and "starts with a dash" not in err, (argv, err)
+    # As the hints name them, the paths read and write
+    assert cli.main(["predict", "--ckpt_file", ckpt, "--out", "./-o.csv", "./-x.jpg"]) == 0
+    assert (tmp_path / "-o.csv").read_text().splitlines()[1].startswith("./-x.jpg,")
+    assert cli.main(["info", "--", "-m.ckpt"]) == 0
+
+
 @pytest.mark.parametrize("argv, switch, word", [
     (["export", "--static_batch", "True", "--ckpt_file", "m.pt"], "--static_batch", "True"),
     (["predict", "--background_class", "False", "a.jpg", "--ckpt_file", "m.pt"], "--background_class", "False"),

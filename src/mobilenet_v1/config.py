@@ -778,6 +778,7 @@ class CommandParser(argparse.ArgumentParser):
         super()._print_message(message, file)
 
     def error(self, message: str) -> NoReturn:
+        message += self._dash_path_hint()
         foreign = FOREIGN_OPTIONS.get(self.prog.rpartition(" ")[2], {})
         for token in self._given:
             if token == "--":
@@ -791,6 +792,28 @@ class CommandParser(argparse.ArgumentParser):
             name = switch.group(1)
             message += f" ({name} is a switch: give {name} alone for True, leave it out for False)"
         super().error(long_numbers_cut(message))
+
+    def _dash_path_hint(self) -> str:
+        """Where a path given starts with a dash (`predict -x.jpg`, `--out -o.csv`), which argparse takes for an
+        option: how to name it. argparse said only "required: IMAGE", "unrecognized arguments: -x.jpg" or
+        "argument --out: expected one argument", naming no way through. A token is such a path where a file of
+        that name is there, or where it follows an option that takes a value (an output not written yet)."""
+        from .runtime import shell_path
+
+        options = {name: action.nargs != 0 for action in self._actions for name in action.option_strings}
+        before = ""
+        for token in self._given:
+            if token == "--":
+                break
+            if token.startswith("-") and len(token) > 1 and not self._negative_number_matcher.match(token) \
+                    and token.partition("=")[0] not in options \
+                    and not (self.allow_abbrev and any(name.startswith(token) for name in options)) \
+                    and (os.path.lexists(token) or options.get(before) and not token.startswith("--")):
+                how = (f"give {before} {shell_path(token)}" if options.get(before) else
+                       f"name it {shell_path(token)}, or put it after --")
+                return f" ({token} starts with a dash, which reads as an option: {how})"
+            before = token
+        return ""
 
 
 def add_max_bad_samples_option(parser: Any) -> None:
