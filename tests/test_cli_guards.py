@@ -967,6 +967,48 @@ def test_a_path_that_starts_with_a_dash_is_told_how_to_give_it(tmp_path, monkeyp
     assert cli.main(["info", "--", "-m.ckpt"]) == 0
 
 
+def test_an_option_suggested_names_its_path_as_a_shell_reads_it(tmp_path, monkeypatch, capsys):
+    """`lr-schedule "my run"` answered "--config_path my run/config.yaml ..., train --config_path my run/config.yaml
+    --resume auto continues it": pasted, the shell split the path at its space (helper-406). The paths of the
+    options suggested are quoted as a shell reads them (runtime.shell_path), as the commands suggested at a run's
+    end are; so is a refused resume's --pre_trained."""
+    import shlex
+
+    run = tmp_path / "my run"
+    run.mkdir()
+    (run / "config.yaml").write_text("epoch_size: 3\n")
+    (tmp_path / "my conf.yaml").write_text("epoch_size: 3\n")
+    monkeypatch.chdir(tmp_path)
+
+    def suggested(err, before, after):
+        return shlex.split(err.partition(before)[2].partition(after)[0])
+
+    for argv in (["lr-schedule", "my run"], ["eval", "my run"], ["train", "my conf.yaml"],
+                 ["lr-schedule", "--config_path", "my run"]):
+        try:
+            code = cli.main(argv)
+        except SystemExit as exit:
+            code = exit.code
+        assert code not in (0, None), argv
+        err = capsys.readouterr().err
+        if argv[1] == "my run":
+            assert suggested(err, "train ", " continues it") == ["--config_path", "my run/config.yaml", "--resume",
+                                                                 "auto"], err
+            assert suggested(err, "eval --checkpoint_path ", " its newest") == ["my run"], err
+        elif argv[1] == "my conf.yaml":
+            assert suggested(err, "read with ", ")") == ["--config_path", "my conf.yaml"], err
+        else:
+            assert suggested(err, "a folder, not a YAML file: ", " is its run") == ["--config_path",
+                                                                                   "my run/config.yaml"], err
+    model = MobileNetV1(class_num=4, width_mult=0.25)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    ckpt = {"format": ckpt_io.FORMAT, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": {},
+            "config": {"freeze_layers": 3}, "epoch": 1, "step": 4, "rng": ckpt_io.rng_state()}
+    with pytest.raises(ckpt_io.CheckpointError) as e:
+        ckpt_io.validate_training_checkpoint(ckpt, "my run/x.ckpt", model, optimizer, 4, freeze_layers=0)
+    assert suggested(str(e.value), "; ", " without --resume") == ["--pre_trained", "my run/x.ckpt"], str(e.value)
+
+
 @pytest.mark.parametrize("argv, switch, word", [
     (["export", "--static_batch", "True", "--ckpt_file", "m.pt"], "--static_batch", "True"),
     (["predict", "--background_class", "False", "a.jpg", "--ckpt_file", "m.pt"], "--background_class", "False"),

@@ -1927,7 +1927,8 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
     elif freeze_layers is not None and froze != freeze_layers:
         optimizer_problems = [f"optimizer: its run trained with freeze_layers {froze}, this run {freeze_layers}, so the "
                               f"optimiser trains other parameters (pass --freeze_layers {froze} to continue it; "
-                              f"--pre_trained {source} without --resume starts a new stage from its weights)"]
+                              f"--pre_trained {shell_path(source)} without --resume starts a new stage from its "
+                              f"weights)"]
     else:
         optimizer_problems = check_optimizer_state(ckpt["optimizer"], optimizer)
     if len(optimizer_problems) > 8:  # one per parameter when the model differs: say how many
@@ -1960,8 +1961,8 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
                    f"the same {samples_per_step} samples a step: the data set holds another number of samples")
             problems.append(f"saved after {in_epoch} of the {spe} steps of epoch {epoch + 1}, this run makes "
                             f"{steps_per_epoch} steps an epoch ({why}): resume from an epoch's end, which continues "
-                            f"at any count (or with the settings it ran with; --pre_trained {source} starts a new run "
-                            f"from its weights)")
+                            f"at any count (or with the settings it ran with; --pre_trained {shell_path(source)} "
+                            f"starts a new run from its weights)")
         elif in_epoch and samples_per_step is not None and ckpt.get("samples_per_step") not in (None, samples_per_step):
             problems.append(f"saved after {plural(in_epoch, 'step')} of {ckpt['samples_per_step']} samples into epoch "
                             f"{epoch + 1}, this run's steps take {samples_per_step} (another batch_size, "

@@ -1150,8 +1150,11 @@ def read_yaml(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
         home = unexpanded_home(path, read=True)
         raise OptionError(f"--config_path {path}: no such file" + (f" (it {home})" if home else "")) from None
     except IsADirectoryError:  # a run folder given for its config.yaml
+        from .runtime import shell_path  # the options suggested are pasted into a shell: "runs/my run" quoted
+
         run_config = os.path.join(path, "config.yaml")
-        hint = f": --config_path {run_config} is its run's configuration" if os.path.isfile(run_config) else ""
+        hint = (f": --config_path {shell_path(run_config)} is its run's configuration" if os.path.isfile(run_config)
+                else "")
         raise OptionError(f"config file {path}: a folder, not a YAML file{hint}") from None
     except RecursionError:  # `lr_max: [[[[...]]]]` a few thousand deep: a traceback
         raise OptionError(f"config file {path}: nested too deep; a key takes a value or a short list") from None
@@ -1516,13 +1519,16 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
 def _config_file_hint(arg: str) -> str:
     """Where an argument given without an option is a configuration file, or a run folder that holds one (timm's
     and other tools' positional config; `lr-schedule runs/a`): the --config_path that reads it; else ""."""
+    from .runtime import shell_path  # the options suggested are pasted into a shell: "runs/my run" quoted
+
     run_config = os.path.join(arg, "config.yaml")  # checkpoint.RUN_CONFIG, what a run writes into its folder
     if os.path.isdir(arg) and os.path.isfile(run_config):
         # train --resume FOLDER alone takes none of the run's configuration (nor its folder: it saves into ./)
-        return (f" (a run folder: --config_path {run_config} reads its configuration, eval --checkpoint_path {arg} "
-                f"its newest checkpoint, train --config_path {run_config} --resume auto continues it)")
+        config, folder = shell_path(run_config), shell_path(arg)
+        return (f" (a run folder: --config_path {config} reads its configuration, eval --checkpoint_path {folder} "
+                f"its newest checkpoint, train --config_path {config} --resume auto continues it)")
     if arg.lower().endswith((".yaml", ".yml")) and os.path.isfile(arg):
-        return f" (a configuration file is read with --config_path {arg})"
+        return f" (a configuration file is read with --config_path {shell_path(arg)})"
     return ""
 
 
