@@ -21,10 +21,6 @@ case "$PYTHON" in
     */*) PYTHON="$PWD/$PYTHON" ;;
 esac
 
-# EXTRA_ARGS split into words at white space, but not read as file patterns: unquoted, "--mean [0.5,0.5,0.5]"
-# became "--mean 5" in a work folder holding a file named 5.
-read -r -d "" -a EXTRA <<< "${EXTRA_ARGS:-}"  # -d "": to the end, over line breaks too
-
 # Absolute form of a path given relative to where the script was started (the seed's get_real_path):
 # the scripts run in a work folder of their own, so relative paths must be resolved first.
 get_real_path() {
@@ -41,6 +37,22 @@ die() {
     echo "$USAGE" >&2
     exit 1
 }
+
+# EXTRA_ARGS split into words as a shell splits them, at white space (line breaks too) outside quotes, so that
+# EXTRA_ARGS="--teacher '/data/my teacher.ckpt'" passes the path as one word (split at white space alone, the
+# quotes reached the command as part of two words); nothing is read as a file pattern or expanded: unquoted,
+# "--mean [0.5,0.5,0.5]" became "--mean 5" in a work folder holding a file named 5. Python's shlex splits, and
+# quotes each word again for the array's assignment.
+EXTRA=()
+if [[ "${EXTRA_ARGS:-}" =~ [^[:space:]] ]]; then
+    EXTRA_WORDS=$("$PYTHON" -c 'import shlex, sys
+try:
+    print(shlex.join(shlex.split(sys.argv[1])))
+except ValueError as e:  # an unclosed quote: said on stdout, for die
+    print(f"EXTRA_ARGS cannot be split into words: {e}; close the quote (a quote inside a word: \\\" or \\'"'"')")
+    sys.exit(1)' "$EXTRA_ARGS") || die "${EXTRA_WORDS:-cannot run $PYTHON to read EXTRA_ARGS}"
+    eval "EXTRA=($EXTRA_WORDS)"  # shlex.join's quoting: words only, nothing expanded
+fi
 
 # require_argc GIVEN ALLOWED...: stop with the usage line unless the script got one of ALLOWED arguments.
 require_argc() {

@@ -1185,6 +1185,27 @@ def test_scripts_pass_extra_args_as_words_not_file_patterns(tmp_path):
     assert r.stdout.rstrip().endswith(" --mean [0.5,0.5,0.5] --batch_size 8"), r.stdout + r.stderr
 
 
+def test_scripts_read_quotes_in_extra_args_as_a_shell_does(tmp_path):
+    """EXTRA_ARGS="--teacher '/data/my teacher.ckpt'": split at white space alone, the path reached the command as
+    two words with the quotes in them ("'/data/my", "teacher.ckpt'"), so no path with a space could be passed
+    (helper-406). Words are split as a shell splits them, quotes and backslashes read, nothing expanded; an
+    unclosed quote is refused before anything runs."""
+    python = stand_in_python(tmp_path)
+    python.write_text(python.read_text().replace('echo "ran in $PWD: $*"',
+                                                 'for a in "$@"; do printf "<%s>" "$a"; done; echo'))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "run").mkdir()
+    extra = "--teacher '/data/my teacher.ckpt' --labels \"it's here\" --x a\\ b --mean [0.5] --y $HOME ~/z"
+    r = run_script("run_eval.sh", "cifar10", "data", "run", cwd=tmp_path, PYTHON=str(python), extra=extra)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert r.stdout.rstrip().endswith("<--teacher></data/my teacher.ckpt><--labels><it's here><--x><a b>"
+                                      "<--mean><[0.5]><--y><$HOME><~/z>"), r.stdout + r.stderr
+    r = run_script("run_eval.sh", "cifar10", "data", "run", cwd=tmp_path, PYTHON=str(python),
+                   extra="--teacher '/data/my teacher.ckpt")
+    assert r.returncode == 1 and "<-m>" not in r.stdout, r.stdout + r.stderr
+    assert r.stderr.startswith("error: EXTRA_ARGS cannot be split into words: No closing quotation"), r.stderr
+
+
 def test_two_ranks_evaluate_the_checkpoint_rank_0_chose_in_a_folder(odd_cifar, tmp_path):
     """eval --checkpoint_path FOLDER on 2 ranks while training goes on there: a checkpoint that lands
     after rank 0 took the newest, but before rank 1 looked, must not be evaluated on rank 1's shard
