@@ -1007,6 +1007,16 @@ def test_an_option_suggested_names_its_path_as_a_shell_reads_it(tmp_path, monkey
     with pytest.raises(ckpt_io.CheckpointError) as e:
         ckpt_io.validate_training_checkpoint(ckpt, "my run/x.ckpt", model, optimizer, 4, freeze_layers=0)
     assert suggested(str(e.value), "; ", " without --resume") == ["--pre_trained", "my run/x.ckpt"], str(e.value)
+    # average's refusal of a MindSpore .ckpt (no padding recorded) beside a symmetric one: the convert it suggests
+    seed_file = str(run / "seed.ckpt")
+    assert cli.main(["convert", save(tmp_path / "m.pt"), seed_file]) == 0
+    symmetric = torch.load(save(tmp_path / "sym.pt"), weights_only=False)
+    symmetric["model_args"]["padding"] = "symmetric"
+    torch.save(symmetric, str(tmp_path / "sym.pt"))
+    capsys.readouterr()
+    assert cli.main(["average", seed_file, str(tmp_path / "sym.pt"), "--out", str(tmp_path / "mean.pt")]) == 1
+    err = capsys.readouterr().err
+    assert suggested(err, "`mobilenet-v1 convert ", "` writes") == [seed_file, "OUT", "--padding", "symmetric"], err
 
 
 @pytest.mark.parametrize("argv, switch, word", [

@@ -16,6 +16,7 @@ from .checkpoint import tf_index
 from .config import is_cifar, normalisation, normalisation_text
 from .distributed import state_digest
 from .mindspore_io import mindspore_warning, output_format, read_any, write_checkpoint
+from .runtime import shell_path
 
 
 def sources(paths: Sequence[str], last: int = 0, best: int = 0, use_ema: bool = True,
@@ -206,7 +207,8 @@ def _average(paths: Sequence[str], dst: str, fmt: Optional[str], use_ema: bool, 
             presumed = [(name, other) for name, other, said in ((f, first["args"]["padding"], recorded_padding),
                                                                  (first["file"], args["padding"], first["padded"]))
                         if not said and args["padding"] != first["args"]["padding"]]
-            hint = "".join(f" ({name} records no padding: SAME is presumed; `mobilenet-v1 convert {name} OUT "
+            hint = "".join(f" ({name} records no padding: SAME is presumed; `mobilenet-v1 convert "
+                           f"{shell_path(name)} OUT "
                            f"--padding {other}` writes it with padding {other} recorded)" for name, other in presumed)
             raise ckpt_io.CheckpointError(f"checkpoint {f} is a MobileNetV1 of {shown(args)}, {first['file']} one of "
                                           f"{shown(first['args'])}: only models of one shape average{hint}")
