@@ -253,3 +253,28 @@ def test_a_mindspore_file_of_another_width_is_refused_by_its_width(cifar_dir, tm
                                        f"--save_checkpoint_path={tmp_path / 'run2'}"]))
     said = str(refused.value)
     assert "a MobileNetV1 of width_mult" not in said and "unexpected 1: conv.weight (8, 3, 3, 3)" in said
+
+
+def test_the_recalibrate_bn_command_of_the_frozen_size_note_keeps_the_runs_held_out_share_out(tmp_path, capsys,
+                                                                                              one_thread):
+    # The note's command, run as given, measured the frozen layers' statistics on every image of the folder,
+    # the share this run then evaluates on (val_split) among them: that share must stay out of it.
+    import shlex
+
+    from conftest import class_folders_of_photos
+    photos = class_folders_of_photos(tmp_path / "photos", per_class=6)
+    common = SMALL[:2] + ["--batch_size=8", "--device_target=CPU", "--num_workers=0", "--warmup_epochs=0",
+                          "--lr_max=0.01", "--dataset=imagenet2012", f"--dataset_path={photos}", "--class_num=4",
+                          "--epoch_size=1"]
+    base = train.run(load_config(common + [f"--save_checkpoint_path={tmp_path / 'base'}"]))
+    capsys.readouterr()
+    train.run(load_config([a for a in common if a != "--image_size=32"] + [
+        "--image_size=40", "--val_split=0.2", f"--pre_trained={base['checkpoint']}", "--freeze_layers=3",
+        f"--save_checkpoint_path={tmp_path / 'at40'}"]))
+    out = capsys.readouterr().out
+    command = out.split("`mobilenet-v1 ")[1].split("`")[0]
+    assert f"--dataset_path {photos} --val_split 0.2 --out FILE" in command
+    assert cli.main(shlex.split(command.replace("FILE", str(tmp_path / "at40.pt"))) + ["--images=100"]) == 0
+    out = capsys.readouterr().out
+    assert "the share of each class held out to evaluate on (val_split 0.2) was left out" in out
+    assert "on 20 training images" in out  # 4 classes of 6 images, one of each held out (of 24 without it)

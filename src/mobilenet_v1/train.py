@@ -1832,9 +1832,12 @@ def _take_pre_trained(cfg: Config, model: MobileNetV1, source: Dict[str, Any], p
             remedy = (f"recalibrate {ckpt_io.float_model_of(source)} at this size (mobilenet-v1 "
                       f"recalibrate-bn --image_size {cfg.image_size}) and fine-tune that")
         else:
+            # The share this run holds out to evaluate on stays out of the measurement too: measured on those
+            # images, the frozen layers' statistics saw the evaluation's, and its top-1 read high.
+            held = f" --val_split {cfg.val_split:g}" if cfg.dataset == "imagenet2012" and cfg.val_split else ""
             remedy = (f"`mobilenet-v1 recalibrate-bn {shell_path(pre_trained)} --image_size {cfg.image_size} "
-                      f"--dataset_path {shell_path(cfg.dataset_path)} --out FILE` measures them at this run's size "
-                      f"first (then --pre_trained FILE)")
+                      f"--dataset_path {shell_path(cfg.dataset_path)}{held} --out FILE` measures them at this run's "
+                      f"size first (then --pre_trained FILE)")
         frozen = ("qat" if cfg.qat else "freeze_layers: network.0's" if cfg.freeze_layers == 1 else
                   f"freeze_layers: network.0 to network.{cfg.freeze_layers - 1}'s")
         say_pre_trained(f"pre_trained: note: {pre_trained} has its BatchNorm statistics measured at image_size "
