@@ -126,6 +126,9 @@ def test_a_checkpoint_and_its_exported_files_are_timed_each_on_its_own_input(tmp
     assert cli.main(["benchmark", onnx, *timing]) == 0
     out = capsys.readouterr().out
     assert "2 threads" in out and f"| {onnx} " in out and "images/s" in out
+    # One thread (OMP_NUM_THREADS=1, the default count on such a machine) in the header: "1 thread", not "1 threads".
+    assert cli.main(["benchmark", onnx, *timing[:-1], "1"]) == 0
+    assert ", 1 thread; torch " in capsys.readouterr().out
     # More threads than the CPUs the process may run on: timed all the same, with a warning (64 on 2 cores took a
     # minute of waits).
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)

@@ -660,7 +660,7 @@ def _time(a: argparse.Namespace, files: Sequence[str], image_size: Optional[int]
                          if k in info)
     pool_note = (f" (ExecuTorch's pool: {info['executorch_threads']})"
                  if info.get("executorch_threads") not in (None, threads) else "")
-    print(f"{info['cpu']} ({info['arch']}), {info['cpus']} CPUs, {threads} threads{pool_note}"
+    print(f"{info['cpu']} ({info['arch']}), {plural(info['cpus'], 'CPU')}, {plural(threads, 'thread')}{pool_note}"
           f"{', ' + info['gpu'] if 'gpu' in info else ''}; {versions}; {info['date']}")
     print(table(rows))
     return 1 if failed else 0
