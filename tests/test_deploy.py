@@ -1615,6 +1615,41 @@ def test_quantize_file_leaves_out_the_batches_a_static_batch_graph_cannot_take(t
     assert recorded.endswith("min/max over 4 images")
 
 
+def test_quantize_makes_onnx_runtimes_scratch_copies_in_its_work_folder(tmp_path, monkeypatch):
+    """ONNX Runtime's quantizer copies the model into temporary folders of its own (pre.quant.*, ort.quant.*, the
+    calibration graph among them): made in TMPDIR, those a kill -9 (the out-of-memory killer, in calibration)
+    left stayed there for good, where no later command looks. They are made in the work folder beside the
+    output's temporary file, which the next export or quantize into that folder removes; TMPDIR is left as it was,
+    and so is tempfile's setting."""
+    import tempfile
+
+    from mobilenet_v1.quantize import quantize_file
+
+    model = randomise_batchnorm(MobileNetV1(class_num=4, width_mult=0.25), seed=6)
+    fp32 = export_checkpoint(saved_checkpoint(tmp_path, model), str(tmp_path / "m"))["path"]
+    system_tmp = tmp_path / "system_tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    made = []
+    real = tempfile.mkdtemp
+
+    def recorded(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(tempfile, "mkdtemp", recorded)
+    out = tmp_path / "q" / "int8.onnx"
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(2, 3, 32, 32, generator=g), torch.zeros(2, dtype=torch.long))]
+    quantize_file(fp32, str(out), batches)
+    assert made, "ONNX Runtime made no temporary folder: the test no longer sees what it checks"
+    for path in made:
+        work = os.path.dirname(path)
+        assert work.endswith(".tmp.d") and os.path.dirname(work) == str(out.parent), made
+    assert os.listdir(system_tmp) == [] and tempfile.tempdir == str(system_tmp)
+    assert sorted(os.listdir(out.parent)) == ["int8.onnx"]
+
+
 def test_a_foreign_onnx_file_whose_output_is_not_n_by_classes_is_refused(tmp_path):
     """An ONNX file taking (N, 3, H, W) whose output is (N,) (one score an image, no classes) is no classifier:
     eval, predict and quantize would index class scores that are not there."""

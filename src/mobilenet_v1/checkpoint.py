@@ -330,6 +330,21 @@ def work_folder(tmp: str):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def temporary_files_in(folder: str):
+    """The block's ``tempfile`` files and folders made in ``folder`` (a :func:`work_folder`), not in TMPDIR:
+    ONNX Runtime's quantizer keeps copies of the model there (``pre.quant.*``, ``ort.quant.*``: four of them,
+    the calibration graph among them), which a ``kill -9`` (the out-of-memory killer, whose target calibration
+    is) left in /tmp for good, where no later command looks, while a work folder's go with its temporary file
+    (:func:`remove_partial_files`). ``tempfile.tempdir`` is the process's own: put back at the end."""
+    before = tempfile.tempdir
+    tempfile.tempdir = folder
+    try:
+        yield
+    finally:
+        tempfile.tempdir = before
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

@@ -193,16 +193,18 @@ def _quantize_static(src: str, reader, tmp: str, per_channel: bool = True, reduc
     prepared = os.path.join(tmp, "prepared.onnx")
     # Shape inference and ONNX Runtime's portable (basic-level) graph clean-up, as the quantizer's
     # documentation asks, so that every tensor the quantizer looks at has a known type and shape.
-    quant_pre_process(src, prepared)
+    with ckpt_io.temporary_files_in(tmp):  # its scratch copies of the model in the work folder, not in TMPDIR
+        quant_pre_process(src, prepared)
     out = os.path.join(tmp, "int8.onnx")
     extra: Dict[str, Any] = {"OpTypesToExcludeOutputQuantization": ["Gemm"]}
     if overrides:
         # The weight scales stay max |w| / 127 (or 64) per channel, as the model that learned the ranges had them.
         extra.update(TensorQuantOverrides=overrides, QDQDisableWeightAdjustForInt32Bias=True)
-    quantize_static(prepared, out, reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                    reduce_range=reduce_range, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-                    extra_options=extra)
+    with ckpt_io.temporary_files_in(tmp):  # its calibration graph too
+        quantize_static(prepared, out, reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        reduce_range=reduce_range, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                        extra_options=extra)
     return onnx.load(out)
 
 
