@@ -1010,6 +1010,36 @@ sys.exit(cli.main())
 '''
 
 
+_WHILE_TORCH_IMPORTS_NUMPY = r'''
+import importlib.abc, signal, sys
+sys.path.insert(0, sys.argv[1])
+
+class CtrlC(importlib.abc.MetaPathFinder):  # a Ctrl-C while numpy is first imported (by torch, before)
+    def find_spec(self, name, path, target=None):
+        if name == "numpy.lib":
+            sys.meta_path.remove(self)
+            raise KeyboardInterrupt
+        return None
+
+assert "numpy" not in sys.modules and "torch" not in sys.modules
+sys.meta_path.insert(0, CtrlC())
+from mobilenet_v1 import cli
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a terminal's; under pytest-xdist it is ignored
+sys.argv = ["mobilenet-v1", "info", "--width_mult", "0.25", "--image_size", "32"]
+sys.exit(cli.main())
+'''
+
+
+def test_a_ctrl_c_while_the_command_imports_numpy_ends_it():
+    """torch imports numpy from C++ and clears any error of that import: a Ctrl-C in that moment of a command's
+    start was lost, and the command ran to its end (a convert over the file the user meant to keep, exit 0).
+    Now the command ends in its one line, by the signal."""
+    p = subprocess.run([sys.executable, "-c", _WHILE_TORCH_IMPORTS_NUMPY, SRC], capture_output=True, text=True,
+                       timeout=120)
+    assert (p.returncode, p.stdout, p.stderr) == (-signal.SIGINT, "", "mobilenet-v1 info: interrupted (Ctrl-C)\n"), \
+        (p.returncode, p.stdout[-500:], p.stderr[-2000:])
+
+
 def test_a_ctrl_c_before_the_training_loop_or_in_eval_ends_the_command_in_one_line(monkeypatch):
     """Ctrl-C while train loaded its data (before its loop, where it stops at a step) or while eval or predict
     ran printed Python's traceback and exited 1: now one line, and the process ends by the signal (the shell's

@@ -12,6 +12,10 @@ import sys
 import time
 from typing import IO, Any, Iterable, Iterator, List, Optional, Sequence
 
+# numpy before torch: torch imports it from C++ and clears any error of that import, a KeyboardInterrupt
+# included, so a Ctrl-C in that moment of a command's start (the first second) was lost, and the command ran on to
+# the end, over the file it was to write. Imported here, the Ctrl-C interrupts the command.
+import numpy  # noqa: F401
 import torch
 
 
