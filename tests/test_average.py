@@ -802,3 +802,36 @@ def test_a_file_gone_while_read_is_said_as_removed_not_a_bare_errno(tmp_path):
 
     with pytest.raises(FileNotFoundError):
         ckpt_io.read_newest(str(run), elsewhere)
+
+
+def test_benchmark_of_a_busy_run_folder_times_its_newest_after_a_prune(tmp_path, monkeypatch, capsys, one_thread):
+    """benchmark chose the folder's newest, read it and built its model, then took the file's size by its name:
+    beside a train saving every step it ended with a bare "[Errno 2]" of the file it had chosen, most times (and
+    --memory loaded the file timed again, minutes later). Now a prune before the read has the newest chosen
+    again, the size is the file's that was read, and --memory measures the folder's newest by the folder."""
+    import json
+
+    from mobilenet_v1 import benchmark
+
+    run = busy_run(tmp_path)
+    done = pruning_once(monkeypatch, ckpt_io, "load_file", run)
+    measured = []
+    monkeypatch.setattr(benchmark, "memory_footprint", lambda path, *a, **k: measured.append(path) or None)
+    timing = ["--seconds", "0.05", "--rounds", "1", "--warmup", "1", "--json"]
+    assert cli.main(["benchmark", str(run), *timing, "--memory"]) == 0, capsys.readouterr().err
+    row = json.loads(capsys.readouterr().out)["results"][0]
+    assert done and os.path.basename(done[0]) == "mobilenetv1-2_7.ckpt"
+    assert os.path.basename(row["file"]) == "mobilenetv1-4_7.ckpt" and row["bytes"] > 10_000
+    assert measured == [str(run)]
+    build, pruned = benchmark.model_from_checkpoint, []
+
+    def building(ckpt, path, *args, **kwargs):  # read whole: pruned while its model is built
+        if not pruned:
+            pruned.append(path)
+            train_saves_twice(run)
+        return build(ckpt, path, *args, **kwargs)
+
+    monkeypatch.setattr(benchmark, "model_from_checkpoint", building)
+    assert cli.main(["benchmark", str(run), *timing]) == 0, capsys.readouterr().err
+    row = json.loads(capsys.readouterr().out)["results"][0]
+    assert row["file"] == pruned[0] and not os.path.exists(row["file"]) and row["bytes"] > 10_000

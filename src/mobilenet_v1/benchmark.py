@@ -200,7 +200,9 @@ def _deployed_subject(path: str, model: DeployedModel, batch_size: Optional[int]
 def _checkpoint_subject(path: str, batch_size: Optional[int], image_size: Optional[int], device: torch.device,
                         precision: str, channels_last: bool, compile_model: bool, use_ema: Optional[bool],
                         load_s_from: float) -> Subject:
-    ckpt = ckpt_io.load_file(path)
+    # A run folder's newest may be pruned by a train running there before it is read or its size taken (a bare
+    # "[Errno 2]" of the file benchmark chose, most times beside a train saving every step): its newest then.
+    path, (ckpt, file_bytes) = ckpt_io.read_newest(path, lambda f: (ckpt_io.load_file(f), os.path.getsize(f)))
     model, args = model_from_checkpoint(ckpt, path, use_ema is not False)
     size = image_size or ckpt_io.recorded_image_size(ckpt.get("config")) or DEFAULT_SIZE
     batch = batch_size or 1
@@ -224,7 +226,7 @@ def _checkpoint_subject(path: str, batch_size: Optional[int], image_size: Option
             f"{', compiled' if compile_model else ''}"
     which = ckpt_io.which_weights(ckpt, use_ema is not False)  # "ema" or "trained" where it holds both
     return Subject(path, where, weights + (f" ({which})" if which else ""), f"float ({batch}, 3, {size}, {size})",
-                   batch, os.path.getsize(path), time.perf_counter() - load_s_from, call, model,
+                   batch, file_bytes, time.perf_counter() - load_s_from, call, model,
                    macs_if_known(args["width_mult"], (size, size), args["class_num"]))
 
 
@@ -240,7 +242,7 @@ def load_subject(path: str, batch_size: Optional[int] = None, image_size: Option
         model = load_deployed(resolved, threads)
         return _deployed_subject(resolved, model, batch_size, image_size, time.perf_counter() - start)
     device = resolve_device(device_target)
-    return _checkpoint_subject(resolved, batch_size, image_size, device, resolve_precision(precision, device),
+    return _checkpoint_subject(path, batch_size, image_size, device, resolve_precision(precision, device),
                                channels_last, compile_model, use_ema, start)
 
 
@@ -611,11 +613,13 @@ def _time(a: argparse.Namespace, files: Sequence[str], image_size: Optional[int]
           short_names: bool = False) -> int:
     """Load, time and report ``files`` (main's options ``a``); ``short_names``: rows named by file name. The
     thread counts it sets are put back afterwards (for a caller in the same process)."""
-    found: Dict[str, str] = {}  # a file named twice (or a run folder and its newest checkpoint) is timed once
+    # A file named twice (or a run folder and its newest checkpoint) is timed once. A run folder is loaded, and its
+    # memory measured, by its name: a train running there prunes the newest chosen here (read_newest).
+    found: Dict[str, Tuple[str, str]] = {}
     for f in files:
         path = ckpt_io.resolve_checkpoint_path(f, "model file")
-        found.setdefault(os.path.realpath(path), path)
-    paths = list(found.values())
+        found.setdefault(os.path.realpath(path), (path, f if os.path.isdir(f) else path))
+    paths, named = [p for p, _ in found.values()], [n for _, n in found.values()]
     torch_threads = torch.get_num_threads()
     threads = a.threads or torch_threads
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
@@ -633,7 +637,7 @@ def _time(a: argparse.Namespace, files: Sequence[str], image_size: Optional[int]
         load = dict(batch_size=a.batch_size, image_size=image_size, device_target=a.device_target,
                     precision=a.precision or "auto", channels_last=a.channels_last is not False,
                     compile_model=bool(a.compile), use_ema=a.use_ema)
-        subjects = [load_subject(f, threads=threads, **load) for f in paths]
+        subjects = [load_subject(f, threads=threads, **load) for f in named]
         if short_names:
             for s in subjects:
                 s.file = os.path.basename(s.file)
@@ -641,7 +645,7 @@ def _time(a: argparse.Namespace, files: Sequence[str], image_size: Optional[int]
         info = machine(threads, subjects)
         failed = []
         if a.memory:  # after the timing, which other processes would disturb
-            for row, path in zip(rows, paths):
+            for row, path in zip(rows, named):
                 try:
                     row["memory"] = memory_footprint(path, a.warmup, threads, bool(a.threads), **load)
                 except ValueError as e:  # the timing stands; the file's memory is reported as not measured
