@@ -835,3 +835,40 @@ def test_benchmark_of_a_busy_run_folder_times_its_newest_after_a_prune(tmp_path,
     assert cli.main(["benchmark", str(run), *timing]) == 0, capsys.readouterr().err
     row = json.loads(capsys.readouterr().out)["results"][0]
     assert row["file"] == pruned[0] and not os.path.exists(row["file"]) and row["bytes"] > 10_000
+
+
+def test_predict_load_model_and_recalibrate_of_a_busy_run_folder_read_its_newest_after_a_prune(tmp_path, monkeypatch,
+                                                                                                capsys, one_thread):
+    """predict --ckpt_file RUN, load_model(RUN) and recalibrate-bn RUN chose the folder's newest and read it once:
+    pruned meanwhile by a train running there, they ended "checkpoint RUN/mobilenetv1-2_7.ckpt: no such file", a
+    file the user never named, where eval, info, export, convert and average choose the newest again."""
+    import numpy as np
+    from PIL import Image
+
+    from mobilenet_v1 import recalibrate
+
+    image = tmp_path / "x.png"
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(image)
+    run = busy_run(tmp_path)
+    done = pruning_once(monkeypatch, ckpt_io, "load_file", run)
+    assert cli.main(["predict", str(image), "--ckpt_file", str(run), "--json"]) == 0, capsys.readouterr().err
+    assert done and os.path.basename(done[0]) == "mobilenetv1-2_7.ckpt"
+    assert os.path.basename(json_out(capsys)["model"]) == "mobilenetv1-4_7.ckpt"
+    done.clear()
+    model = load_model(str(run))
+    assert done and os.path.basename(done[0]) == "mobilenetv1-4_7.ckpt"
+    newest = ckpt_io.list_checkpoints(str(run))[-1][1]
+    assert os.path.basename(newest) == "mobilenetv1-6_7.ckpt"
+    assert torch.equal(model.state_dict()["fc.weight"], random_model(6).state_dict()["fc.weight"])
+    done = pruning_once(monkeypatch, recalibrate, "read_any", run)
+    captured = stopped_after_load(monkeypatch, api)
+    with pytest.raises(RuntimeError, match="stop here"):
+        recalibrate.run(str(run), str(tmp_path / "r.ckpt"), str(tmp_path / "data"))
+    assert done and os.path.basename(done[0]) == "mobilenetv1-6_7.ckpt"
+    assert os.path.basename(captured[0]) == "mobilenetv1-8_7.ckpt"
+
+
+def json_out(capsys):
+    import json
+
+    return json.loads(capsys.readouterr().out)

@@ -264,6 +264,7 @@ def load_model(path: str, use_ema: bool = True, **overrides) -> MobileNetV1:
         where = "; it reads the model onto the CPU, model.to(device) moves it" if "map_location" in unknown else ""
         raise TypeError(f"load_model: {', '.join(unknown)} is not an argument of MobileNetV1 ({', '.join(known)})"
                         + where)
-    path = ckpt_io.resolve_checkpoint_path(path)
-    model, _ = model_from_checkpoint(ckpt_io.load_file(path), path, use_ema, **overrides)
+    # A run folder's newest may be pruned by a train running there before it is read: its newest then.
+    path, ckpt = ckpt_io.read_newest(path, ckpt_io.load_file)
+    model, _ = model_from_checkpoint(ckpt, path, use_ema, **overrides)
     return model

@@ -594,7 +594,7 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
     if use_ema is not None and not isinstance(use_ema, bool):  # "False" is true, and 0 and numpy.False_ were
         # equal to False and then not it: the average would be taken against the caller's word
         raise TypeError(f"load_predictor: use_ema must be True, False or None, got {use_ema!r}")
-    path = ckpt_io.resolve_checkpoint_path(path)
+    given, path = path, ckpt_io.resolve_checkpoint_path(path)
     device = torch.device("cpu")
     if is_deployed_file(path):
         refuse_gpu(path, device_target, "predict with")
@@ -626,7 +626,8 @@ def load_predictor(path: str, labels: Union[str, Sequence[str], None] = None, ba
         crop, exif, aa = meta.get("crop_pct"), meta.get("exif_orientation"), meta.get("antialias")
         mode, record = meta.get("interpolation"), meta
     else:
-        ckpt = ckpt_io.load_file(path)
+        # A run folder's newest may be pruned by a train running there before it is read: its newest then.
+        path, ckpt = ckpt_io.read_newest(given, ckpt_io.load_file)
         use_ema = use_ema is not False
         built, note = padding_option(ckpt, padding, path, "predict")
         if note:
@@ -768,8 +769,8 @@ def main(argv: Sequence[str]) -> int:
     missing = [f.reason for f in images if isinstance(f, BadSample)]
     if len(missing) == len(images):  # nothing to predict: said before the model is loaded
         raise ValueError("; ".join(missing[:10]) + (f" ... ({len(missing)} paths)" if len(missing) > 10 else ""))
-    path = ckpt_io.resolve_checkpoint_path(a.ckpt_file, "--ckpt_file")  # named by its option where it is not there
-    predictor = load_predictor(path, a.labels, a.background_class, a.dataset, a.image_size, a.use_ema,
+    ckpt_io.resolve_checkpoint_path(a.ckpt_file, "--ckpt_file")  # named by its option where it is not there
+    predictor = load_predictor(a.ckpt_file, a.labels, a.background_class, a.dataset, a.image_size, a.use_ema,
                                a.device_target, a.crop_pct, a.exif_orientation, a.antialias, a.interpolation,
                                a.mean, a.std, a.padding)
     results = predictor.top_k(images, a.top_k, a.num_workers, a.batch_size)

@@ -134,7 +134,9 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     path = ckpt_io.resolve_checkpoint_path(src, "checkpoint")
     ckpt_io.check_output("--out", dst, [path], inside=[dataset_path])
     fmt = output_format(dst, fmt)
-    ckpt, remeasured = statistics_to_measure(read_any(path), use_ema)
+    # A run folder's newest may be pruned by a train running there before it is read: its newest then.
+    path, ckpt = ckpt_io.read_newest(src, read_any, "checkpoint")
+    ckpt, remeasured = statistics_to_measure(ckpt, use_ema)
     if ckpt.get("naming") == "mindspore":  # named as the file spells them, as eval and info name them
         from .mindspore_io import to_seed_name
 
