@@ -872,3 +872,41 @@ def json_out(capsys):
     import json
 
     return json.loads(capsys.readouterr().out)
+
+
+def test_train_from_a_busy_run_folder_takes_its_newest_after_a_prune(tmp_path, monkeypatch, cifar_dir, one_thread):
+    """train --pre_trained RUN and --teacher RUN (one process) chose the folder's newest and read it once (the
+    teacher's file read a second time for its sha256, after its model was built): pruned meanwhile by the train
+    running there, the run ended "checkpoint RUN/mobilenetv1-2_7.ckpt: no such file" or "--teacher
+    RUN/mobilenetv1-2_7.ckpt: no such file or run folder". Now the newest is chosen again."""
+    from mobilenet_v1 import train
+    from mobilenet_v1.config import load_config
+
+    small = ["--width_mult=0.25", "--image_size=32", "--batch_size=16", "--device_target=CPU", "--num_workers=0",
+             "--class_num=4", f"--dataset_path={cifar_dir}", "--epoch_size=1", "--eval_interval=0"]
+    run = busy_run(tmp_path)
+    done = pruning_once(monkeypatch, ckpt_io, "load_file", run)
+    taken = []
+
+    def stop(cfg, model, source, pre_trained, *args):
+        taken.append(pre_trained)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(train, "_take_pre_trained", stop)
+    with pytest.raises(RuntimeError, match="stop here"):
+        train.run(load_config(small + [f"--pre_trained={run}", f"--save_checkpoint_path={tmp_path / 'a'}"]))
+    assert done and os.path.basename(done[0]) == "mobilenetv1-2_7.ckpt"
+    assert os.path.basename(taken[0]) == "mobilenetv1-4_7.ckpt"
+    hash_of, hashed = ckpt_io.file_sha256, []
+
+    def pruned_before_hashed(path):  # the teacher read and built: its file pruned before it is hashed
+        if not hashed:
+            train_saves_twice(run)
+        hashed.append(path)
+        return hash_of(path)
+
+    monkeypatch.setattr(ckpt_io, "file_sha256", pruned_before_hashed)
+    cfg = load_config(small + [f"--teacher={run}", f"--save_checkpoint_path={tmp_path / 'b'}"])
+    distiller = train.build_distiller(cfg, None, torch.device("cpu"), torch.contiguous_format, str(tmp_path / "b"))
+    assert [os.path.basename(p) for p in hashed] == ["mobilenetv1-4_7.ckpt", "mobilenetv1-6_7.ckpt"]
+    assert distiller.source["path"] == hashed[-1] and distiller.source["sha256"] == hash_of(hashed[-1])

@@ -206,7 +206,7 @@ def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.dev
                           f"resume would distil from another file): copy the teacher out of the folder, or train "
                           f"into another one")
 
-    def load() -> Tuple[torch.nn.Module, str, Any, str]:
+    def load(path: str) -> Tuple[torch.nn.Module, str, Any, str]:
         ckpt_io.check_given(path, "--teacher")  # this rank's own copy (rank 0 chose it)
         # A program by its name only, as eval and predict take one (ckpt_io.named_program): one named otherwise
         # is read as a checkpoint, which refuses it asking for the name.
@@ -224,8 +224,10 @@ def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.dev
             teacher = teacher.to(device=device, memory_format=memory_format)
         return teacher, about, record, ckpt_io.file_sha256(path)
 
-    # Each rank reads its own copy: one that is missing or damaged on a machine stops every rank, named.
-    teacher, about, record, sha256 = dist.on_every_rank(load, "cannot load the teacher")
+    if dist.enabled:  # each rank reads its own copy: one that is missing or damaged on a machine stops every rank
+        teacher, about, record, sha256 = dist.on_every_rank(lambda: load(path), "cannot load the teacher")
+    else:  # a run folder's newest pruned by a train running there before it is read or hashed: its newest then
+        path, (teacher, about, record, sha256) = ckpt_io.read_newest(cfg.teacher, load, "--teacher", origin)
     theirs = ckpt_io.trained_normalisation(record, cfg.dataset, f"teacher {path}") if record is not None else None
     if theirs is not None and theirs != cfg.normalisation:
         teacher = Renormalised(teacher, cfg.normalisation, theirs).to(device)
@@ -1974,9 +1976,9 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     if cfg.pre_trained:
         pre_trained = cfg.pre_trained
         try:
-            pre_trained = ckpt_io.resolve_checkpoint_path(  # a run folder: its newest
-                pre_trained, "--pre_trained", set_in_config_file(given, "pre_trained"))
-            source = ckpt_io.load_file(pre_trained)
+            # A run folder: its newest, chosen again where a train running there prunes it before it is read.
+            pre_trained, source = ckpt_io.read_newest(pre_trained, ckpt_io.load_file, "--pre_trained",
+                                                      set_in_config_file(given, "pre_trained"))
         except ckpt_io.CheckpointError as e:
             if not cfg.resume:
                 raise
