@@ -910,3 +910,16 @@ def test_train_from_a_busy_run_folder_takes_its_newest_after_a_prune(tmp_path, m
     distiller = train.build_distiller(cfg, None, torch.device("cpu"), torch.contiguous_format, str(tmp_path / "b"))
     assert [os.path.basename(p) for p in hashed] == ["mobilenetv1-4_7.ckpt", "mobilenetv1-6_7.ckpt"]
     assert distiller.source["path"] == hashed[-1] and distiller.source["sha256"] == hash_of(hashed[-1])
+
+
+def test_eval_of_a_busy_run_folder_takes_the_data_set_its_newest_records_after_a_prune(tmp_path, monkeypatch):
+    """eval without --dataset reads the one the file records, first of all: where the newest it chose for that was
+    pruned before it was read, it took none, so cifar10's configuration, and then refused the newest it read after
+    all: "--dataset cifar10: RUN/mobilenetv1-3_2.ckpt was trained on imagenet2012 ... pass --dataset imagenet2012",
+    an option the user never gave."""
+    from mobilenet_v1 import evaluate
+
+    run = busy_run(tmp_path)
+    done = pruning_once(monkeypatch, ckpt_io, "load_file", run)
+    assert evaluate.recorded_dataset({"checkpoint_path": str(run)}) == "imagenet2012"
+    assert done and os.path.basename(done[0]) == "mobilenetv1-2_7.ckpt"

@@ -259,9 +259,13 @@ def recorded_dataset(values: Dict[str, Any]) -> Optional[str]:
     path = values.get("checkpoint_path")
     if not isinstance(path, str) or not path:
         return None
-    try:
-        path = ckpt_io.resolve_checkpoint_path(path)
-        record = load_deployed(path).metadata if is_deployed_file(path) else ckpt_io.load_file(path).get("config")
+
+    def read(file: str) -> Any:
+        return load_deployed(file).metadata if is_deployed_file(file) else ckpt_io.load_file(file).get("config")
+
+    try:  # a run folder's newest pruned by a train running there before it is read: its newest then (not none,
+        # which took cifar10's configuration and then refused the file: "--dataset cifar10 ... was trained on")
+        _, record = ckpt_io.read_newest(path, read)
     except (ckpt_io.CheckpointError, OSError, ValueError, RuntimeError):
         return None
     recorded = record.get("dataset") if isinstance(record, dict) else None
