@@ -923,3 +923,38 @@ def test_eval_of_a_busy_run_folder_takes_the_data_set_its_newest_records_after_a
     done = pruning_once(monkeypatch, ckpt_io, "load_file", run)
     assert evaluate.recorded_dataset({"checkpoint_path": str(run)}) == "imagenet2012"
     assert done and os.path.basename(done[0]) == "mobilenetv1-2_7.ckpt"
+
+
+def test_an_eval_sweep_of_a_busy_run_folder_evaluates_the_file_its_first_size_read_at_every_size(tmp_path, monkeypatch,
+                                                                                                  capsys, one_thread):
+    """eval --image_size 32,48 of a run folder evaluates the file its first size chose at every size: the later
+    sizes read that file again by its name, and where a train running there had pruned it meanwhile (minutes of
+    evaluation a size) the sweep ended after its first row, "--checkpoint_path RUN/mobilenetv1-2_7.ckpt: no such
+    file or run folder". Now each later size evaluates the checkpoint as the first size read it."""
+    from conftest import class_folders_of_photos
+
+    from mobilenet_v1 import evaluate
+
+    data = class_folders_of_photos(tmp_path / "data" / "validation_preprocess").parent
+    run = busy_run(tmp_path)
+    evaluated, loads = evaluate._run, []
+    read = ckpt_io.load_file
+
+    def reading(path, *args, **kwargs):
+        loads.append(os.path.basename(path))
+        return read(path, *args, **kwargs)
+
+    def pruned_after(*args, **kwargs):  # each size's evaluation: the train saves twice meanwhile
+        result = evaluated(*args, **kwargs)
+        train_saves_twice(run)
+        return result
+
+    monkeypatch.setattr(ckpt_io, "load_file", reading)
+    monkeypatch.setattr(evaluate, "_run", pruned_after)
+    args = ["eval", "--checkpoint_path", str(run), "--dataset_path", str(data), "--device_target", "CPU",
+            "--num_workers", "0", "--image_size", "32,48,64", "--json"]
+    assert cli.main(args) == 0, capsys.readouterr().err
+    out = json_out(capsys)
+    assert os.path.basename(out["ckpt"]) == "mobilenetv1-2_7.ckpt" and not os.path.exists(out["ckpt"])
+    assert [r["image_size"] for r in out["sizes"]] == [32, 48, 64] and all(r["total"] == 20 for r in out["sizes"])
+    assert set(loads) == {"mobilenetv1-2_7.ckpt"}  # each size's look for its data set, then the first size's read

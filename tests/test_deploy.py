@@ -491,7 +491,7 @@ def test_eval_at_several_image_sizes_gives_each_what_eval_at_that_size_gives(dig
                    {"ckpt": path, "top_1_accuracy": 0.125, "top_5_accuracy": 1.0, "total": 359, "nonfinite": 0}])
     heard = []
 
-    def stand_in(cfg, dist, given):
+    def stand_in(cfg, dist, given, kept):
         print("a note", file=sys.stderr)
         sys.stderr.write(f"evaluating at {cfg.image_size} as asked")
         sys.stderr.write("\n")
@@ -534,7 +534,7 @@ def test_eval_at_several_sizes_ends_1_where_a_size_met_outputs_that_are_not_fini
             "--device_id=2", "--enable_profiling=False"]  # the seed's keys: said once, not once a size
     for nonfinite, status in ((0, 0), (1, 1)):
         canned = evaluations(nonfinite)
-        monkeypatch.setattr(evaluate, "_run", lambda cfg, dist, given: next(canned))
+        monkeypatch.setattr(evaluate, "_run", lambda cfg, dist, given, kept: next(canned))
         assert evaluate.main(base + ["--json"]) == status
         out = capsys.readouterr()
         rows = json.loads(out.out)["sizes"]

@@ -434,7 +434,11 @@ def same_model(dist: distributed.Context, path: str, digest: str) -> None:
 
 
 def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = None,
-         confusion: bool = False, per_image: bool = False, reference: bool = False) -> Dict[str, Any]:
+         confusion: bool = False, per_image: bool = False, reference: bool = False,
+         kept: Optional[Dict[str, Dict[str, Any]]] = None) -> Dict[str, Any]:
+    """One evaluation of ``cfg.checkpoint_path``. ``kept``: the checkpoints read so far, by path (a sweep's): one
+    named again is evaluated as it was read, not read again (a train running in its folder may have pruned it since);
+    each checkpoint read is put there."""
     if not cfg.checkpoint_path:
         raise ValueError("checkpoint_path is not set: pass --checkpoint_path CKPT")
     # A run folder stands for its newest checkpoint, which may change while training goes on there:
@@ -442,6 +446,8 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
     from_file = set_in_config_file(given, "checkpoint_path")  # the seed's name ./mobilenetv1-90_625.ckpt
 
     def choose() -> str:
+        if kept and cfg.checkpoint_path in kept:  # read already: there or not now
+            return cfg.checkpoint_path
         try:
             return ckpt_io.resolve_checkpoint_path(cfg.checkpoint_path, "--checkpoint_path", from_file)
         except OSError as e:  # the folder unreadable, or gone between the look and the listing
@@ -459,7 +465,8 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
 
         if not dist.from_rank0(lambda: is_tflite_file(path), "could not read the file to evaluate"):
             raise ValueError(f"--litert_kernels reference: is for .tflite files, which LiteRT runs; {path} is not one")
-    if dist.from_rank0(lambda: is_deployed_file(path), "could not read the file to evaluate"):
+    if not (kept and path in kept) and dist.from_rank0(lambda: is_deployed_file(path),
+                                                         "could not read the file to evaluate"):
         if dist.enabled:
             same_model(dist, path, distributed.file_digest(path))
         model, device, precision, opts = deployed_model_and_data(cfg, path, given, reference)
@@ -484,11 +491,15 @@ def _run(cfg: Config, dist: distributed.Context, given: Optional[Set[str]] = Non
 
         def load() -> Tuple[Dict[str, Any], Any, Dict[str, Any]]:
             nonlocal path
-            if dist.enabled:
+            if kept and path in kept:
+                ckpt = kept[path]
+            elif dist.enabled:
                 ckpt = ckpt_io.load_file(path)
             else:  # a run folder's newest pruned since it was chosen (a train saving there): its newest then
                 path, ckpt = ckpt_io.read_newest(cfg.checkpoint_path, ckpt_io.load_file, "--checkpoint_path",
                                                  from_file)
+            if kept is not None:
+                kept[path] = ckpt
             # A file that records no padding (a MindSpore .ckpt, or one converted back from it: a symmetric run's
             # weights among them, which convert warned of) is built as --padding says, where it is typed, as
             # predict, export, convert and recalibrate-bn build it (model_options_note says it here).
@@ -750,7 +761,8 @@ class _SaidOnce(io.TextIOBase):
 def sweep(argv: List[str], sizes: List[int], as_json: bool) -> int:
     """``eval --image_size 128,160,...``: the model evaluated at each size in turn (each as ``--image_size N``
     alone would), a row printed as each ends; one JSON object at the end with ``--json``. A run folder stands
-    for the checkpoint the first size chose, for every size; a note is said once, as it comes."""
+    for the checkpoint the first size chose, for every size (as that size read it: a train running there may prune
+    it meanwhile); a note is said once, as it comes."""
     if "eval_image_size" in dict(parse_overrides(argv)):
         raise ConfigError("option --eval_image_size: --image_size gives the sizes to evaluate at; leave it out")
     runs = []
@@ -773,13 +785,15 @@ def sweep(argv: List[str], sizes: List[int], as_json: bool) -> int:
     rows: List[Dict[str, Any]] = []
     seen: Set[str] = set()
     chosen = ""  # the file the first size chose in a run folder, whatever training has saved there since
+    kept: Dict[str, Dict[str, Any]] = {}  # as the first size read it: a train there may prune it before the last size
     dist = distributed.setup(runs[0][0], "eval")
     try:
         for size, (cfg, given) in zip(sizes, runs):
             said = _SaidOnce(sys.stderr, seen)
             try:
                 with contextlib.redirect_stderr(said):
-                    result = _run(dataclasses.replace(cfg, checkpoint_path=chosen) if chosen else cfg, dist, given)
+                    result = _run(dataclasses.replace(cfg, checkpoint_path=chosen) if chosen else cfg, dist, given,
+                                  kept=kept)
             finally:
                 said.end()
             chosen = result["ckpt"]
