@@ -78,7 +78,8 @@ fi
 
 mkdir -p ./train_parallel && cd ./train_parallel || exit 1
 seed_log log.txt
-echo "start training with $DEVICE_NUM processes ($WHY) in $PWD, log in $PWD/log.txt (and log, the seed's name)"
+PROCESSES=processes; [ "$DEVICE_NUM" = 1 ] && PROCESSES=process
+echo "start training with $DEVICE_NUM $PROCESSES ($WHY) in $PWD, log in $PWD/log.txt (and log, the seed's name)"
 # `python -m torch.distributed.run` is torchrun, run by the same Python as the workers.
 "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node="$DEVICE_NUM" \
     -m mobilenet_v1 train "${ARGS[@]}" "${EXTRA[@]}" 2>&1 | tee -a -i log.txt
