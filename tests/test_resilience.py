@@ -2957,6 +2957,40 @@ def test_a_full_shared_memory_at_the_loaders_start_is_said_as_such_without_pytor
         assert raised.value is error and not isinstance(raised.value, SharedMemoryFull)
 
 
+def test_shared_memory_full_after_a_worker_started_ends_it_without_pytorchs_noise(monkeypatch):
+    """/dev/shm with room for the first worker's queue but not the second's: the iterator had started a worker, so
+    workers_named left it unmarked, and its __del__ then printed "Exception ignored in: ... __del__" with an
+    AttributeError (its workers' status is set only at the end of its construction), the worker alive till then."""
+    import gc
+    import multiprocessing
+
+    from torch.utils.data import DataLoader
+
+    from mobilenet_v1.data import SharedMemoryFull, workers_named
+
+    fork = multiprocessing.get_context("fork")
+    made = []
+
+    class SecondQueueFails(type(fork)):
+        def Queue(self, *a, **k):  # the results' queue, worker 0's, then worker 1's: that one finds /dev/shm full
+            made.append(1)
+            if len(made) == 3:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return fork.Queue(*a, **k)
+
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    loader = DataLoader(list(range(4)), num_workers=2, multiprocessing_context=SecondQueueFails())
+    before = {p.pid for p in multiprocessing.active_children()}
+    with pytest.raises(SharedMemoryFull):
+        with workers_named(loader):
+            iter(loader)
+    gc.collect()
+    assert len(made) == 3
+    assert not [u for u in unraisable if "DataLoaderIter" in repr(u.object)], unraisable
+    assert {p.pid for p in multiprocessing.active_children()} <= before  # the worker it started is ended
+
+
 def test_a_ctrl_c_before_the_temporary_file_is_made_leaves_no_folder_made_for_it(tmp_path, monkeypatch):
     """atomic_output makes the folders a file needs, then its locked temporary file: a Ctrl-C between the two
     left the folders (only an OSError took them away again)."""

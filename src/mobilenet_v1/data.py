@@ -126,7 +126,9 @@ def workers_named(loader: DataLoader):
     """Around the start of ``loader``'s workers (``iter(loader)``): a full shared memory said as what it is
     (:class:`SharedMemoryFull`). PyTorch's iterator whose construction failed before it started any worker then
     printed "Exception ignored in: <function _MultiProcessingDataLoaderIter.__del__ ...>" and a traceback of its
-    own AttributeError when collected: marked as shut down, it has nothing to shut."""
+    own AttributeError when collected: marked as shut down, it has nothing to shut. Where the queue of a later
+    worker was the one that failed, the workers started before it are ended here: its __del__ would have ended them
+    only after the same AttributeError (its workers' status is set at the end of its construction)."""
     try:
         yield
     except OSError as e:
@@ -135,8 +137,11 @@ def workers_named(loader: DataLoader):
         tb = e.__traceback__
         while tb is not None:
             it = tb.tb_frame.f_locals.get("self")
-            if type(it).__name__ == "_MultiProcessingDataLoaderIter" and not hasattr(it, "_workers"):
-                it._shutdown = True  # no worker started: its __del__ has nothing to shut down
+            if type(it).__name__ == "_MultiProcessingDataLoaderIter" and not hasattr(it, "_workers_status"):
+                for worker in getattr(it, "_workers", ()):  # started before the next one's queue failed
+                    worker.terminate()
+                    worker.join(timeout=5)
+                it._shutdown = True  # its __del__ has nothing left to shut down
             tb = tb.tb_next
         raise SharedMemoryFull(loader.num_workers) from None
 
