@@ -1019,6 +1019,25 @@ def test_an_option_suggested_names_its_path_as_a_shell_reads_it(tmp_path, monkey
     assert suggested(err, "`mobilenet-v1 convert ", "` writes") == [seed_file, "OUT", "--padding", "symmetric"], err
 
 
+@pytest.mark.parametrize("argv", [["benchmark", "--seconds", "-1e-3"], ["export", "--atol", "-1e-3"],
+                                  ["info", "--width_mult", "-1e0"], ["benchmark", "--width_mult", "-0.25,0.5"]])
+def test_a_negative_number_in_exponent_form_is_told_as_a_value_not_as_a_path(argv, capsys):
+    """argparse reads `-1e-3` or `-0.25,0.5` (no pattern of its negative numbers) as an option: the hint said to give
+    it as a path, `--seconds ./-1e-3`, which is no number; `--seconds=-1e-3` reaches the option's own check."""
+    option, value = argv[1:]
+    with pytest.raises(SystemExit) as exit:
+        cli.main(argv)
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: expected one argument" in err, err
+    assert err.rstrip().endswith(f"({value} starts with a dash, which reads as an option: give {option}={value})")
+    try:  # as the hint gives it, the value is read: refused (or not) for what it is, not for its dash
+        cli.main([argv[0], f"{option}={value}"])
+    except SystemExit:
+        pass
+    assert "expected one argument" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, switch, word", [
     (["export", "--static_batch", "True", "--ckpt_file", "m.pt"], "--static_batch", "True"),
     (["predict", "--background_class", "False", "a.jpg", "--ckpt_file", "m.pt"], "--background_class", "False"),

@@ -809,11 +809,24 @@ class CommandParser(argparse.ArgumentParser):
                     and token.partition("=")[0] not in options \
                     and not (self.allow_abbrev and any(name.startswith(token) for name in options)) \
                     and (os.path.lexists(token) or options.get(before) and not token.startswith("--")):
-                how = (f"give {before} {shell_path(token)}" if options.get(before) else
+                how = (f"give {before}={token}" if options.get(before) and _is_number(token) else
+                       f"give {before} {shell_path(token)}" if options.get(before) else
                        f"name it {shell_path(token)}, or put it after --")
                 return f" ({token} starts with a dash, which reads as an option: {how})"
             before = token
         return ""
+
+
+def _is_number(token: str) -> bool:
+    """Whether ``token`` reads as a float, or a comma list of them: `-1e-3`, `-inf`, `-0.25,0.5` (benchmark
+    --width_mult), which argparse's negative-number pattern (digits and a point only) takes for an option; a value
+    of an option, given as `--seconds=-1e-3`, not a path (`./-1e-3`)."""
+    try:
+        for part in token.split(","):
+            float(part)
+    except ValueError:
+        return False
+    return True
 
 
 def add_max_bad_samples_option(parser: Any) -> None:
