@@ -2911,6 +2911,49 @@ def test_a_checkpoint_over_the_file_size_limit_says_to_raise_the_limit_not_to_fr
     assert ckpt_io.room_advice(os.strerror(errno.ENOSPC)) == "free space or make the folder writable"
 
 
+def test_a_compiler_that_cannot_be_run_under_torch_compile_is_not_said_as_a_disk_problem(tmp_path):
+    """A C++ compiler (CXX) or Triton's ptxas without its execute bit, or on a noexec mount: Inductor's error is
+    the PermissionError of the program's start, and compile_files_unwritten said "could not write its files:
+    Permission denied (.../g++) ...; free space there", a disk problem; it is the error's own line, as before."""
+    import subprocess
+
+    from torch._inductor.exc import InductorError
+
+    from mobilenet_v1.runtime import compile_files_unwritten, error_line
+
+    compiler = tmp_path / "g++"
+    compiler.write_text("#!/bin/sh\n")
+    compiler.chmod(0o644)
+
+    def inductor_failed(run) -> InductorError:
+        try:
+            try:
+                run()
+            except Exception as e:  # as Inductor raises it: from the error met inside it
+                raise InductorError(e, None) from e
+        except InductorError as e:
+            return e
+
+    not_run = inductor_failed(lambda: subprocess.check_output([str(compiler), "--version"]))
+    assert isinstance(not_run.__cause__, PermissionError)
+    assert compile_files_unwritten(not_run) == "" and error_line("train", not_run) is None
+    # the same in one of Inductor's compile workers (Triton's kernels on CUDA): its traceback comes back as text
+    from torch._inductor.compile_worker.subproc_pool import SubprocException
+
+    try:
+        subprocess.check_output([str(compiler)])
+    except PermissionError:
+        import traceback
+
+        in_worker = inductor_failed(lambda: (_ for _ in ()).throw(SubprocException(traceback.format_exc())))
+    assert "Permission denied" in str(in_worker) and compile_files_unwritten(in_worker) == ""
+
+    def unwritable():  # a file it could not write still is one
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(tmp_path / "cache" / "x.py"))
+
+    assert "could not write its files: Permission denied" in compile_files_unwritten(inductor_failed(unwritable))
+
+
 def test_a_full_shared_memory_at_the_loaders_start_is_said_as_such_without_pytorchs_noise(tmp_path, monkeypatch,
                                                                                              capsys, one_thread):
     """Loader workers (--num_workers above 0) need shared memory (/dev/shm) for their queues' semaphores; found full

@@ -574,6 +574,10 @@ def compile_files_unwritten(error: BaseException) -> str:
         error = error.__cause__ or error.__context__
     if not any(type(e).__module__.startswith(("torch._dynamo", "torch._inductor")) for e in chain):
         return ""
+    # A compiler (g++, Triton's ptxas) that could not be run ("Permission denied"): no file unwritten. Raised in one
+    # of Inductor's compile workers, it is here as that worker's traceback, in the text of a SubprocException.
+    if any(isinstance(e, OSError) and _raised_starting_a_program(e) or "in _execute_child\n" in str(e) for e in chain):
+        return ""
     codes = [getattr(errno, name) for name in _UNWRITABLE if hasattr(errno, name)]
     found = next((e for e in chain if isinstance(e, OSError) and e.errno in codes), None)
     if found is not None:
@@ -596,6 +600,17 @@ def compile_files_unwritten(error: BaseException) -> str:
     return (f"torch.compile (--compile) could not write its files: {reason}{named} ({where}temporary files in "
             f"{temporary}); free space there, or set TORCHINDUCTOR_CACHE_DIR and TMPDIR to a folder with room, or "
             f"run without --compile")
+
+
+def _raised_starting_a_program(error: BaseException) -> bool:
+    """Whether ``error`` was raised by subprocess starting a program (its exec failed: EACCES where the file is
+    not executable or its file system is mounted noexec), not by a file's write."""
+    import subprocess
+
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_filename == subprocess.__file__
 
 
 def too_many_open_files(error: BaseException) -> str:
