@@ -1019,6 +1019,20 @@ def test_an_option_suggested_names_its_path_as_a_shell_reads_it(tmp_path, monkey
     assert suggested(err, "`mobilenet-v1 convert ", "` writes") == [seed_file, "OUT", "--padding", "symmetric"], err
 
 
+def test_a_dash_leading_value_with_a_space_read_as_given_gets_no_dash_hint(tmp_path, monkeypatch, capsys):
+    """argparse reads a token with a space as a value, dash or not: `--out "-my out.csv"` is --out's. Another error
+    of the same command (no --ckpt_file) was told "-my out.csv starts with a dash, which reads as an option: give
+    --out './-my out.csv'", which it did not."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-my cat.jpg").write_bytes(jpeg_bytes(smooth_image(40, 40, 1)))
+    for argv in (["predict", "--out", "-my out.csv", "x.jpg"], ["predict", "-my cat.jpg"]):
+        with pytest.raises(SystemExit) as exit:
+            cli.main(argv)
+        assert exit.value.code == 2
+        err = capsys.readouterr().err
+        assert "required: --ckpt_file" in err and "starts with a dash" not in err, (argv, err)
+
+
 @pytest.mark.parametrize("argv", [["benchmark", "--seconds", "-1e-3"], ["export", "--atol", "-1e-3"],
                                   ["info", "--width_mult", "-1e0"], ["benchmark", "--width_mult", "-0.25,0.5"]])
 def test_a_negative_number_in_exponent_form_is_told_as_a_value_not_as_a_path(argv, capsys):

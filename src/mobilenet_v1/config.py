@@ -805,8 +805,9 @@ class CommandParser(argparse.ArgumentParser):
         for token in self._given:
             if token == "--":
                 break
+            # argparse reads a token with a space as a value (`--out "-my out.csv"`), not as an option
             if token.startswith("-") and len(token) > 1 and not self._negative_number_matcher.match(token) \
-                    and token.partition("=")[0] not in options \
+                    and " " not in token and token.partition("=")[0] not in options \
                     and not (self.allow_abbrev and any(name.startswith(token) for name in options)) \
                     and (os.path.lexists(token) or options.get(before) and not token.startswith("--")):
                 how = (f"give {before}={token}" if options.get(before) and _is_number(token) else
