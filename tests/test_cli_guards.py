@@ -81,9 +81,8 @@ def test_no_command_writes_over_what_it_reads(tmp_path, cifar_dir, capsys):
         assert message in capsys.readouterr().err, argv
     assert (digest(ckpt), config.read_text(), names.read_text(), digest(shot)) == before
     assert not (tmp_path / "other.pt").exists()
-    with pytest.raises(SystemExit):  # argparse's exit, status 2
-        cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "metrics.jsonl")])
-    assert "plot writes a PNG; name it .png" in capsys.readouterr().err
+    assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "metrics.jsonl")]) == 1
+    assert "metrics.jsonl: name it .png" in capsys.readouterr().err
     # What may be written still is, atomically.
     assert cli.main(["lr-schedule", "--config_path", str(config), "--steps_per_epoch", "3",
                      "--out", str(tmp_path / "lr.csv")]) == 0
@@ -1554,3 +1553,27 @@ def test_a_warning_made_an_error_by_pythonwarnings_is_one_line_and_a_photo_still
     err = capsys.readouterr().err
     assert "mobilenet-v1 data-stats: error: image folder" in err and "(DataWarning, a warning made an error" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command, option, name, said", [
+    ("plot", "--out", "c.jpg", "name it .png"),  # was argparse's usage and status 2
+    ("predict", "--out", "r.txt", "name it .csv or .json"),  # was too
+    ("lr-schedule", "--out", "lr.txt", "name it .csv"),
+    ("quantize", "--out", "q.jpg", "name it .onnx"),
+    ("eval", "--confusion_csv", "cm.txt", "name it .csv"),
+])
+def test_every_commands_output_of_another_kind_is_refused_in_one_line_with_status_1(
+        command, option, name, said, tmp_path, cifar_dir, capsys):
+    ckpt = save(tmp_path / "m.ckpt")
+    image = tmp_path / "x.png"
+    Image.new("RGB", (32, 32), (10, 200, 30)).save(image)
+    (tmp_path / "m.onnx").write_bytes(b"")
+    out = str(tmp_path / name)
+    argv = {"plot": [str(tmp_path)], "predict": [str(image), "--ckpt_file", ckpt], "lr-schedule": [],
+            "quantize": ["--onnx", str(tmp_path / "m.onnx"), "--calib_data", str(cifar_dir)],
+            "eval": ["--checkpoint_path", ckpt, "--dataset_path", str(cifar_dir)]}[command]
+    assert cli.main([command, *argv, option, out]) == 1
+    err = capsys.readouterr().err
+    assert err == f"mobilenet-v1 {command}: error: {option} {out}: {said} (it is written as such, over any file of " \
+                  f"that name)\n"
+    assert not os.path.exists(out)

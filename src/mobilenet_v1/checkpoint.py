@@ -19,7 +19,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -592,11 +592,12 @@ def _via_proc(path: str) -> bool:
 
 
 def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequence[str] = (),
-                 suffix: str = "") -> None:
+                 suffix: Union[str, Tuple[str, ...]] = "") -> None:
     """Refuse an output ``path`` (given as ``option``) whose write would destroy something: a folder, a
     file the command reads (``reads``) or one under a folder it reads (``inside``: the data set),
     compared by real path (a symbolic link or ``..`` is no way round it); and, where the output is of
-    one kind (``suffix``: ".csv"), a name without that suffix (a config, a checkpoint, a data file)."""
+    one kind (``suffix``: ".csv", or the kinds it writes: (".csv", ".json")), a name without that suffix (a config,
+    a checkpoint, a data file)."""
     if os.path.isdir(path):
         raise ValueError(f"{option} {path}: is a folder; name the file to write")
     try:
@@ -647,7 +648,8 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
             raise ValueError(f"{option} {path}: is inside {folder}, the data this command reads; write elsewhere")
     if suffix and not path.lower().endswith(suffix):
         # The command line's alone: every process of a torchrun job refuses it alike (said once: OptionError).
-        raise OptionError(f"{option} {path}: name it {suffix} (it is written as such, over any file of that name)")
+        kinds = " or ".join((suffix,) if isinstance(suffix, str) else suffix)
+        raise OptionError(f"{option} {path}: name it {kinds} (it is written as such, over any file of that name)")
     if holds_training_state(path):
         raise ValueError(f"{option} {path}: is a training checkpoint (a run's weights, optimizer and progress, which "
                          f"train --resume continues from), not overwritten; write to another file, or remove it "

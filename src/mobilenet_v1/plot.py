@@ -234,9 +234,9 @@ def main(argv: Sequence[str]) -> int:
     a = p.parse_args(list(argv))
     if not 10 <= a.dpi <= MAX_DPI:
         p.error(f"--dpi must be from 10 to {MAX_DPI}, got {a.dpi}")
-    if not a.out.lower().endswith(".png"):
-        p.error(f"--out {a.out}: plot writes a PNG; name it .png")
-    check_output("--out", a.out)  # a folder, a training checkpoint named .png: refused before drawing
+    # A folder, a training checkpoint named .png, another extension: refused before drawing, in one line with
+    # status 1 as every command's output (another extension was argparse's usage and status 2).
+    check_output("--out", a.out, suffix=".png")
     # A run's metrics.jsonl stands for its folder (whose name labels the curves).
     run_dirs = [os.path.dirname(os.path.abspath(d)) if os.path.isfile(d) and os.path.basename(d) == METRICS_FILE
                 else d for d in a.run_dirs]

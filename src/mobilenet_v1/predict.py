@@ -754,15 +754,14 @@ def main(argv: Sequence[str]) -> int:
     if a.out is not None:  # checked before the model runs over a folder of images
         if a.json:
             p.error("--json prints the results, --out writes them to a file: give one of the two")
-        if not a.out.lower().endswith((".csv", ".json")):
-            p.error(f"--out {a.out}: the file name must end in .csv or .json")
         # As every command's output: its folder made where it is not there yet (it was "X is not a folder"); not
         # a folder, the model file or the --labels file (a names.csv was written over with the results), a file in
         # a folder of images it reads, or a training checkpoint named .csv (helper-119: written over); an image file
-        # given itself, named .csv or .json, too.
+        # given itself, named .csv or .json, too. Another extension: one line and status 1, as the other commands'
+        # (it was argparse's usage and status 2).
         ckpt_io.check_output("--out", a.out, [a.ckpt_file, a.labels or "",
                                               *(i for i in a.images if not os.path.isdir(i))],
-                             inside=[i for i in a.images if os.path.isdir(i)])
+                             inside=[i for i in a.images if os.path.isdir(i)], suffix=(".csv", ".json"))
     # A path that gives no image (not there, a folder without images) is reported in its place, as a file
     # that cannot be decoded is, and the others predicted: one typo among thousands of files lost every result.
     images = image_files(a.images, keep_going=True)
