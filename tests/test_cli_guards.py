@@ -1577,3 +1577,23 @@ def test_every_commands_output_of_another_kind_is_refused_in_one_line_with_statu
     assert err == f"mobilenet-v1 {command}: error: {option} {out}: {said} (it is written as such, over any file of " \
                   f"that name)\n"
     assert not os.path.exists(out)
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["lr-schedule", "--epoch_size", "1", "--out"], "--out"),
+    (["lr-schedule", "--steps_per_epoch", "--epoch_size", "1"], "--steps_per_epoch"),
+    (["data-stats", "--dataset_path", "d", "--images"], "--images"),
+    (["eval", "--checkpoint_path", "m.pt", "--dataset_path", "d", "--per_image"], "--per_image"),
+    (["eval", "--checkpoint_path", "m.pt", "--dataset_path", "d", "--confusion_csv", "--per_class"],
+     "--confusion_csv"),  # "--per_class" was taken for the file's name
+    (["eval", "--checkpoint_path", "m.pt", "--dataset_path", "d", "--image_size"], "--image_size"),
+])
+def test_a_commands_own_option_without_its_value_is_said_as_a_keys_is(argv, option, capsys):
+    """train's `--dataset_path` without a value: "mobilenet-v1 train: error: option --dataset_path needs a value",
+    status 1. The commands' own options (cli.pop_option) said "mobilenet-v1: option --out needs a value", naming
+    no command, and raised SystemExit out of cli.main to a Python caller."""
+    assert cli.main(argv) == 1
+    assert capsys.readouterr().err == f"mobilenet-v1 {argv[0]}: error: option {option} needs a value\n"
+    assert cli.main(["train", "--dataset_path"]) == 1
+    assert capsys.readouterr().err == "mobilenet-v1 train: error: option --dataset_path needs a value\n"
+

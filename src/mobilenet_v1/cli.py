@@ -101,13 +101,18 @@ def pop_flag(argv: List[str], flag: str) -> bool:
 def pop_option(argv: List[str], name: str) -> Optional[str]:
     """Remove ``--name value`` / ``--name=value`` from ``argv`` (either :func:`spellings`); return the value
     (the last one)."""
+    from .config import OptionError
+
     names = spellings(name)
     value, out, i = None, [], 0
     while i < len(argv):
         a = argv[i]
         if a in names:
-            if i + 1 >= len(argv):
-                raise SystemExit(f"mobilenet-v1: option {name} needs a value")
+            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+                # As a configuration key's (config.parse_overrides): the command's one-line error, status 1; it
+                # was "mobilenet-v1: option --out needs a value" (no command named, a SystemExit to a Python
+                # caller), and `--confusion_csv --per_class` took "--per_class" for the file.
+                raise OptionError(f"option {name} needs a value")
             value = argv[i + 1]
             i += 2
             continue
