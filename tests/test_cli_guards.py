@@ -1597,3 +1597,26 @@ def test_a_commands_own_option_without_its_value_is_said_as_a_keys_is(argv, opti
     assert cli.main(["train", "--dataset_path"]) == 1
     assert capsys.readouterr().err == "mobilenet-v1 train: error: option --dataset_path needs a value\n"
 
+
+@pytest.mark.parametrize("argv, said", [
+    (["average", "a.pt", "b.pt", "--out", "o.pt", "--last", "-1"], "--last must be >= 0 (0: all), got -1"),
+    (["average", "a.pt", "b.pt", "--out", "o.pt", "--best", "-2"], "--best must be >= 0"),
+    (["recalibrate-bn", "m.pt", "--dataset_path", "d", "--out", "o.pt", "--image_size", "0"],
+     "--image_size 0: must be at least 1"),
+    (["recalibrate-bn", "m.pt", "--dataset_path", "d", "--out", "o.pt", "--batch_size", "1"],
+     "--batch_size 1: must be at least 2"),
+    # the others' alike, before and after
+    (["recalibrate-bn", "m.pt", "--dataset_path", "d", "--out", "o.pt", "--image_size", "70000"],
+     "argument --image_size: 70000 is above 65536 pixels a side"),
+    (["info", "--image_size", "0"], "--image_size 0: must be at least 1"),
+    (["predict", "x.jpg", "--ckpt_file", "m.pt", "--top_k", "0"], "--top_k must be at least 1"),
+])
+def test_a_commands_own_number_out_of_its_range_is_argparses_refusal_in_every_command(argv, said, capsys):
+    """average --last -1 and recalibrate-bn --image_size 0 were refused when the work began (status 1), where
+    every other command's number out of its range, recalibrate-bn's --image_size 70000 too, is argparse's
+    refusal (status 2), before any file is read: here the files named are not there."""
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: mobilenet-v1 {argv[0]}") and f"mobilenet-v1 {argv[0]}: error: {said}" in err

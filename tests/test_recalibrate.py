@@ -222,8 +222,6 @@ def test_bad_requests_are_refused_and_the_source_is_left_whole(tmp_path, cifar_d
         (["--out", src], f"--out {src}: is the file this command reads"),
         (["--out", str(tmp_path / "o.pt"), "--dataset", "imagenet2012"],
          "--dataset imagenet2012: .*m.pt was trained on cifar10"),
-        (["--out", str(tmp_path / "o.pt"), "--images", "1"], "--images 1: must be at least 2"),
-        (["--out", str(tmp_path / "o.pt"), "--image_size", "0"], "--image_size 0: must be at least 1"),
         (["--out", str(tmp_path / "o.bin")], "cannot tell the format from the extension .bin"),
         # each option its own reason (both were given both: helper-307)
         (["--out", str(tmp_path / "o.pt"), "--crop_pct", "0.5"],
@@ -232,7 +230,6 @@ def test_bad_requests_are_refused_and_the_source_is_left_whole(tmp_path, cifar_d
         (["--out", str(tmp_path / "o.pt"), "--val_split", "0.1"],
          r"--val_split: a CIFAR-10 model's data set has no use for it \(its evaluation images are a file of their "
          r"own\)$"),
-        (["--out", str(tmp_path / "o.pt"), "--val_split", "1"], r"--val_split 1: must be in \[0, 1\)"),
         (["--out", str(tmp_path)], f"--out {tmp_path}: is a folder"),
         (["--out", str(cifar_dir)], "is a folder"),
         (["--out", str(cifar_dir / "cifar-10-batches-bin" / "data_batch_1.bin"), "--format", "pt"],
@@ -243,6 +240,15 @@ def test_bad_requests_are_refused_and_the_source_is_left_whole(tmp_path, cifar_d
         err = capsys.readouterr().err
         assert err.startswith("mobilenet-v1 recalibrate-bn: error: ")
         assert re.search(message, err), err
+    # Numbers out of their range: argparse's refusal, status 2, as every command's own options' (and as
+    # --image_size 70000 here)
+    for extra, message in ((["--images", "1"], "--images 1: must be at least 2"),
+                           (["--image_size", "0"], "--image_size 0: must be at least 1"),
+                           (["--val_split", "1"], "--val_split 1: must be in [0, 1)")):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(["recalibrate-bn", src, *data, "--out", str(tmp_path / "o.pt"), *extra])
+        assert exit_.value.code == 2
+        assert f"mobilenet-v1 recalibrate-bn: error: {message}" in capsys.readouterr().err
     assert digest(src) == before and not (tmp_path / "o.pt").exists()
     # A MindSpore file records neither the data set nor the size: both are asked for by name.
     bare = save(tmp_path / "bare.pt", config=False)

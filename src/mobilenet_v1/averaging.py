@@ -19,6 +19,14 @@ from .mindspore_io import mindspore_warning, output_format, read_any, write_chec
 from .runtime import shell_path
 
 
+def counts_problem(last: int, best: int) -> str:
+    """What is wrong with ``--last`` and ``--best`` below 0; "" where nothing is."""
+    for name, value, zero in (("last", last, "all"), ("best", best, "off: the numbered checkpoints")):
+        if value < 0:
+            return f"--{name} must be >= 0 (0: {zero}), got {value}"
+    return ""
+
+
 def sources(paths: Sequence[str], last: int = 0, best: int = 0, use_ema: bool = True,
             short: Optional[List[Tuple[str, int]]] = None) -> List[str]:
     """The checkpoint files ``paths`` name, in order: a file as it is, a run folder (its ``ckpt_0/`` for
@@ -27,9 +35,9 @@ def sources(paths: Sequence[str], last: int = 0, best: int = 0, use_ema: bool = 
     ``train --keep_best_max``), ranked by the top-1 each records (the trained weights' where ``use_ema`` is
     False and the file records both), best first; a folder that kept fewer is appended to ``short`` as
     (folder, how many it kept)."""
-    for name, value, zero in (("last", last, "all"), ("best", best, "off: the numbered checkpoints")):
-        if value < 0:
-            raise ValueError(f"--{name} must be >= 0 (0: {zero}), got {value}")
+    problem = counts_problem(last, best)
+    if problem:
+        raise ValueError(problem)
     if last and best:
         raise ValueError("--last and --best choose a run folder's checkpoints two ways: give one")
     paths = [tf_index(os.fspath(path)) for path in paths]  # a TensorFlow checkpoint's prefix, as convert takes it

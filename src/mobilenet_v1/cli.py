@@ -401,7 +401,7 @@ def cmd_convert(argv: List[str]) -> int:
 
 
 def cmd_average(argv: List[str]) -> int:
-    from .averaging import average
+    from .averaging import average, counts_problem
     from .config import CommandParser, whole_number
     from .mindspore_io import dropped_note
 
@@ -421,6 +421,8 @@ def cmd_average(argv: List[str]) -> int:
     add_writer_options(p, "checkpoints of a run with --ema_decay: average their weight averages (True, the "
                           "default) or their trained weights")
     a = p.parse_args(argv)
+    if counts_problem(a.last, a.best):  # as the other commands' numbers out of range: argparse's, status 2
+        p.error(counts_problem(a.last, a.best))
     out = average(a.src, a.out, a.format, a.use_ema, a.last, a.best)
     written = WRITTEN[out["format"]]
     names = ", ".join(os.path.basename(f) for f in out["sources"])

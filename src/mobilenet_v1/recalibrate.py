@@ -106,6 +106,19 @@ def refilled(batches: Iterable[Tuple[torch.Tensor, Any]], size: int) -> Iterator
         yield torch.cat(held), None
 
 
+def range_problem(images: Optional[int], batch_size: Optional[int], image_size: Optional[int],
+                  crop_pct: Optional[float], val_split: Optional[float]) -> str:
+    """What is wrong with :func:`run`'s numbers, named as recalibrate-bn's options; "" where nothing is."""
+    for name, value, low in (("images", images, 2), ("batch_size", batch_size, 2), ("image_size", image_size, 1)):
+        if value is not None and value < low:
+            return f"--{name} {value}: must be at least {low}"
+    if crop_pct is not None and not 0 < crop_pct <= 1:
+        return f"--crop_pct {crop_pct:g}: must be in (0, 1]"
+    if val_split is not None and not 0 <= val_split < 1:
+        return f"--val_split {val_split:g}: must be in [0, 1)"
+    return ""
+
+
 def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, image_size: Optional[int] = None,
         crop_pct: Optional[float] = None, images: int = DEFAULT_IMAGES, batch_size: int = DEFAULT_BATCH,
         seed: int = 1, num_workers: int = -1, fmt: Optional[str] = None, use_ema: bool = True,
@@ -124,13 +137,9 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     from .engine import resolve_device
     from .quantize import calibration_loader
 
-    for name, value, low in (("images", images, 2), ("batch_size", batch_size, 2), ("image_size", image_size, 1)):
-        if value is not None and value < low:
-            raise ValueError(f"--{name} {value}: must be at least {low}")
-    if crop_pct is not None and not 0 < crop_pct <= 1:
-        raise ValueError(f"--crop_pct {crop_pct:g}: must be in (0, 1]")
-    if val_split is not None and not 0 <= val_split < 1:
-        raise ValueError(f"--val_split {val_split:g}: must be in [0, 1)")
+    problem = range_problem(images, batch_size, image_size, crop_pct, val_split)
+    if problem:
+        raise ValueError(problem)
     path = ckpt_io.resolve_checkpoint_path(src, "checkpoint")
     ckpt_io.check_output("--out", dst, [path], inside=[dataset_path])
     fmt = output_format(dst, fmt)
@@ -267,6 +276,9 @@ def main(argv: Sequence[str]) -> int:
     add_max_bad_samples_option(p)
     add_padding_option(p, writes=True)
     a = p.parse_args(list(argv))
+    problem = range_problem(a.images, a.batch_size, a.image_size, a.crop_pct, a.val_split)
+    if problem:  # as the other commands' numbers out of range (and --image_size 70000 here): argparse's, status 2
+        p.error(problem)
     out = run(a.src, a.out, a.dataset_path, a.dataset, a.image_size, a.crop_pct, a.images, a.batch_size, a.seed,
               a.num_workers, a.format, a.use_ema, a.device_target, a.val_split, a.mean, a.std, a.max_bad_samples,
               a.padding)
