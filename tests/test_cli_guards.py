@@ -1620,3 +1620,23 @@ def test_a_commands_own_number_out_of_its_range_is_argparses_refusal_in_every_co
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith(f"usage: mobilenet-v1 {argv[0]}") and f"mobilenet-v1 {argv[0]}: error: {said}" in err
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["info", "--width_mult", "0.5", "--iamge_size=64"],
+     "unrecognized arguments: --iamge_size=64 (did you mean --image_size?)"),
+    (["average", "a.pt", "b.pt", "--out", "o.pt", "--lsat", "2"], "--lsat 2 (did you mean --last?)"),
+    (["quantize", "--onnx", "m.onnx", "--calib_data", "d", "--out", "q.onnx", "--calib-imgaes=3"],
+     "--calib_imgaes=3 (did you mean --calib_images?)"),  # a dashed spelling is read as the underscored one
+    (["export", "--ckpt_file", "m.pt", "--file_nmae", "x"], "(did you mean --file_name?)"),
+    (["convert", "m.pt", "o.pt", "--formt", "pt"], "(did you mean --format?)"),
+])
+def test_a_misspelt_option_of_an_argparse_command_is_answered_with_the_option_as_a_keys_is(argv, said, capsys):
+    """train --epoch_sise 1: "unknown key 'epoch_sise' (did you mean epoch_size?)"; the argparse commands said only
+    "unrecognized arguments: --iamge_size 64". An option unlike any of the command's gets no guess."""
+    with pytest.raises(SystemExit):
+        cli.main(argv)
+    assert said in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["info", "--bogus"])
+    assert capsys.readouterr().err.endswith("mobilenet-v1 info: error: unrecognized arguments: --bogus\n")

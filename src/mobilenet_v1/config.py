@@ -778,6 +778,7 @@ class CommandParser(argparse.ArgumentParser):
         super()._print_message(message, file)
 
     def error(self, message: str) -> NoReturn:
+        misspelt = self._misspelt_hint(message)
         message += self._dash_path_hint()
         foreign = FOREIGN_OPTIONS.get(self.prog.rpartition(" ")[2], {})
         for token in self._given:
@@ -787,11 +788,31 @@ class CommandParser(argparse.ArgumentParser):
             if name in foreign:
                 message += f" ({name} is another tool's option; here: {foreign[name]})"
                 break
+        else:
+            message += misspelt
         switch = re.match(r"argument (--\w+): ignored explicit argument '(\w+)'$", message)
         if switch and switch.group(2).lower() in ("true", "false"):  # --static_batch=True
             name = switch.group(1)
             message += f" ({name} is a switch: give {name} alone for True, leave it out for False)"
         super().error(long_numbers_cut(message))
+
+    def _misspelt_hint(self, message: str) -> str:
+        """An unrecognized ``--option`` that reads as one of the command's misspelt (``--iamge_size``,
+        ``--calib_imgaes``): "did you mean", as train's and eval's unknown keys say (:func:`unknown_key`); argparse
+        said only "unrecognized arguments"."""
+        if not message.startswith("unrecognized arguments: "):
+            return ""
+        unknown = message[len("unrecognized arguments: "):].split(" ")
+        ours = [name[2:] for action in self._actions for name in action.option_strings
+                if name.startswith("--") and name != "--help"]
+        for token in unknown:
+            name = token.partition("=")[0]
+            if not name.startswith("--") or len(name) < 4 or name[2:] in ours:
+                continue
+            close = [c for c in difflib.get_close_matches(name[2:], ours, n=3, cutoff=0.75) if _misspelt(name[2:], c)]
+            if close:
+                return f" (did you mean --{close[0]}?)"
+        return ""
 
     def _dash_path_hint(self) -> str:
         """Where a path given starts with a dash (`predict -x.jpg`, `--out -o.csv`), which argparse takes for an
