@@ -1986,6 +1986,37 @@ def test_a_cpu_resume_at_another_thread_count_says_it_does_not_go_on_bit_for_bit
     assert said.endswith(f"OMP_NUM_THREADS={now + 1} to continue it exactly")
 
 
+def test_a_resume_in_another_data_pipeline_says_it_does_not_go_on_as_that_run_would_have(image_folder, tmp_path,
+                                                                                          capsys, one_thread):
+    """The two image pipelines draw the same crop boxes and flips but their bilinear crops' pixels differ by a
+    few levels, so a run's weights differ with the pipeline; a resume in the other one (given, or data_pipeline
+    auto on another device) said that data and random state continue, naming nothing (helper-411, a run
+    resumed inside an epoch). The checkpoint records the pipeline and a resume in the other names it."""
+    out = tmp_path / "run"
+    args = [*SMALL, "--dataset=imagenet2012", f"--dataset_path={image_folder}", "--class_num=2", "--batch_size=4",
+            f"--save_checkpoint_path={out}", "--save_checkpoint_epochs=1"]
+    assert cli.main(["train", *args, "--epoch_size=1", "--data_pipeline=cpu"]) == 0
+    first = out / ckpt_io.checkpoint_name(1, 3)
+    assert ckpt_io.load_file(str(first))["data_pipeline_used"] == "cpu"
+    capsys.readouterr()
+    assert cli.main(["train", *args, "--epoch_size=2", "--data_pipeline=gpu", "--resume=auto"]) == 0
+    said = capsys.readouterr().out
+    assert (f"resume: {first} was trained with data_pipeline 'cpu'; continuing with this run's data_pipeline 'gpu': "
+            "the two pipelines' bilinear training crops differ by a few pixel levels, so it does not go on as that "
+            "run would have; --data_pipeline cpu to continue it as it was\n") in said
+    assert ckpt_io.load_file(str(out / ckpt_io.checkpoint_name(2, 3)))["data_pipeline_used"] == "gpu"
+    cpu, cfg = torch.device("cpu"), load_config(args)
+    assert train.pipeline_change({"data_pipeline_used": "cpu"}, "a.ckpt", cfg, cpu) == ""  # auto: cpu here
+    assert train.pipeline_change({"data_pipeline_used": "gpu"}, "a.ckpt", cfg, cpu).startswith(
+        "resume: a.ckpt was trained with data_pipeline 'gpu'; continuing with this run's data_pipeline 'cpu'")
+    assert train.pipeline_change({"config": {"data_pipeline": "gpu"}}, "a.ckpt", cfg, cpu) != ""  # an older file's
+    assert train.pipeline_change({"config": {"data_pipeline": "auto"}}, "a.ckpt", cfg, cpu) == ""  # unknown
+    bicubic = dataclasses.replace(cfg, interpolation="bicubic")  # the same pixels in both
+    assert train.pipeline_change({"data_pipeline_used": "gpu"}, "a.ckpt", bicubic, cpu) == ""
+    cifar = load_config(SMALL)  # CIFAR-10 has no pipeline to choose
+    assert train.pipeline_change({"data_pipeline_used": "gpu"}, "a.ckpt", cifar, cpu) == ""
+
+
 def test_a_run_folder_inside_a_split_it_reads_is_refused_before_anything_is_written(image_folder, tmp_path, capsys):
     """A run folder inside the folder of class folders it trains on became a class of its own at the next read:
     the run could be neither resumed nor evaluated on that data (helper-329). Refused before anything is

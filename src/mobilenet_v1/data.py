@@ -3052,6 +3052,12 @@ def check_dataset_path(opts: DataOptions) -> None:
                         + relative)
 
 
+def resolved_pipeline(pipeline: str, device: torch.device) -> str:
+    """The image-folder pipeline that ``pipeline`` (``data_pipeline``; "auto": gpu with CUDA, else cpu) runs on
+    ``device``."""
+    return pipeline if pipeline != "auto" else ("gpu" if device.type == "cuda" else "cpu")
+
+
 def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last: bool = True,
                  num_shards: int = 1, shard_id: int = 0, split: Optional[str] = None,
                  shuffle: Optional[bool] = None, classes: Optional[Sequence[str]] = None) -> DeviceLoader:
@@ -3085,8 +3091,7 @@ def build_loader(opts: DataOptions, train: bool, device: torch.device, drop_last
             loader.labels_in = "its files (CIFAR's Python version)"
         return loader
     root, holdout = image_split(opts.dataset_path, train_files, opts.val_split)
-    pipeline = opts.pipeline if opts.pipeline != "auto" else ("gpu" if device.type == "cuda" else "cpu")
-    cls = BatchedImageLoader if pipeline == "gpu" else ImageFolderLoader
+    cls = BatchedImageLoader if resolved_pipeline(opts.pipeline, device) == "gpu" else ImageFolderLoader
     return cls(root, opts.batch_size, train, opts.image_size, device, opts.seed, default_workers(opts.num_workers),
                drop_last=drop_last, num_shards=num_shards, shard_id=shard_id, channels_last=opts.channels_last,
                flip=opts.flip, max_bad_samples=opts.max_bad_samples, shuffle=shuffle, classes=classes,

@@ -24,8 +24,8 @@ from .config import (DATASET_PRESETS, EXPORT_KEYS, NORMALISATION_KEYS, Config, C
                      cifar_name, dump_yaml, is_cifar, load_config_and_given, names_text, normalisation_text,
                      set_in_config_file, to_dict, validate)
 from .data import (IMAGE_EXTENSIONS, DataError, DataOptions, TooManyBadSamples, UnsortedImagesError, balance_line,
-                   build_loader, check_dataset_path, data_set_classes, held_out_record, imagenet_folder, same_folder,
-                   sample_labels, wrapped_classes)
+                   build_loader, check_dataset_path, data_set_classes, held_out_record, imagenet_folder,
+                   resolved_pipeline, same_folder, sample_labels, wrapped_classes)
 from .ema import WeightAverage
 from .engine import (EpochResult, LossTally, evaluate, few_outputs_note, make_optimizer, make_scaler,
                      nonfinite_note, resolve_device, resolve_precision, train_one_epoch)
@@ -1144,6 +1144,26 @@ def threads_change(ckpt: Dict[str, Any], source: str, device: torch.device) -> s
             f"for bit as that run would have; OMP_NUM_THREADS={then} to continue it exactly")
 
 
+def pipeline_change(ckpt: Dict[str, Any], source: str, cfg: Config, device: torch.device) -> str:
+    """A line saying that this image-folder run decodes and augments in another pipeline than the session
+    that saved ``ckpt`` (its ``data_pipeline_used``; ``data_pipeline auto`` is gpu with CUDA and cpu without,
+    so the same configuration can change it), or "". The two draw the same crop boxes and flips, but their
+    bilinear training crops' pixels differ by a few levels (bicubic ones are the same), so the run does not go
+    on as that one would have (such a resume used to say that the data and random state continue, naming
+    nothing)."""
+    then = ckpt.get("data_pipeline_used")
+    if then is None:  # a file from before the key: its configuration's setting, where it names one
+        then = (ckpt.get("config") or {}).get("data_pipeline")
+    if is_cifar(cfg.dataset) or then not in ("cpu", "gpu") or cfg.interpolation == "bicubic":
+        return ""
+    now = resolved_pipeline(cfg.data_pipeline, device)
+    if then == now:
+        return ""
+    return (changes_line(source, {"data_pipeline": (then, now)})
+            + f": the two pipelines' bilinear training crops differ by a few pixel levels, so it does not go on as "
+            f"that run would have; --data_pipeline {then} to continue it as it was")
+
+
 # The keys progressive resizing's sizes follow (schedules.training_size): another epoch_size moves the ramp.
 RESIZING_KEYS = ("image_size", "image_size_start", "image_size_ramp", "epoch_size")
 
@@ -2065,6 +2085,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                          recipe_change(ckpt, resumed_from, cfg),
                          precision_change(ckpt, resumed_from, precision, cfg.loss_scale),
                          threads_change(ckpt, resumed_from, device),
+                         pipeline_change(ckpt, resumed_from, cfg, device),
                          resizing_change(ckpt, resumed_from, cfg, done_epochs),
                          teacher_change(ckpt, resumed_from, cfg, distill),
                          evaluation_change(ckpt, resumed_from, cfg, out_dir),
@@ -2243,6 +2264,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     every_save: Dict[str, Any] = {"precision_used": precision}
     if device.type == "cpu":  # its float sums depend on the intra-op threads: a resume with another count says so
         every_save["cpu_threads"] = torch.get_num_threads()
+    if not is_cifar(cfg.dataset):  # an image folder's pipeline ("auto": by device): a resume with another says so
+        every_save["data_pipeline_used"] = resolved_pipeline(cfg.data_pipeline, device)
     if distill:
         every_save["teacher_file"] = distill.source
     # Quantization-aware training keeps BatchNorm's statistics frozen: they stay those of the file it started from,
