@@ -1180,7 +1180,8 @@ def is_image_name(name: str) -> bool:
     return not is_hidden_name(name) and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def image_files_under(folder: str, unread: Optional[Dict[str, int]] = None) -> List[str]:
+def image_files_under(folder: str, unread: Optional[Dict[str, int]] = None,
+                      above: Optional[Dict[str, Set[Tuple[int, int]]]] = None) -> List[str]:
     """The image files (by extension) under ``folder`` and its sub-folders, sorted by folder then name; the
     photos of formats not taken (:data:`UNREAD_PHOTO_EXTENSIONS`) counted by extension into ``unread``, but for
     those with an image of their name beside them (a camera's RAW+JPEG pair), which is read.
@@ -1189,19 +1190,11 @@ def image_files_under(folder: str, unread: Optional[Dict[str, int]] = None) -> L
     symbolic links are followed, and a folder reached twice through them (a loop) is read once. A folder
     that cannot be listed (no permission) is named in a :class:`DataWarning`. A link back to a folder above
     ``folder`` is such a loop too, and is not read: it would bring in the folders beside ``folder`` (in a
-    class folder, the other classes' images, under this class's label)."""
-    found, seen = [], set()
-    above = os.path.dirname(os.path.realpath(folder))
-    while True:
-        try:
-            st = os.stat(above)
-        except OSError:
-            break
-        if st.st_ino:  # 0: a file system that numbers none (Python: "if non-zero, uniquely identifies the file"),
-            seen.add((st.st_dev, st.st_ino))  # where every folder would be taken for this one's parent
-        if os.path.dirname(above) == above:
-            break
-        above = os.path.dirname(above)
+    class folder, the other classes' images, under this class's label). ``above``: the folders above those
+    already walked, kept by the caller that walks many folders of one parent (:func:`find_images`' classes:
+    ImageNet-21k's 21,841 would each resolve its path and stat every folder up to ``/`` again)."""
+    found = []
+    seen = set(_folders_above(folder, {} if above is None else above))
 
     def unreadable(e: OSError) -> None:  # os.walk leaves such a folder out without a word
         warnings.warn(f"folder {e.filename}: cannot be listed ({e.strerror or e}): the images in it are not read",
@@ -1220,13 +1213,39 @@ def image_files_under(folder: str, unread: Optional[Dict[str, int]] = None) -> L
         found.append((dirpath, images))
         if unread is not None:
             # A camera's RAW+JPEG (IMG_1.CR2 beside IMG_1.JPG), a phone's HEIC kept beside its JPEG: read already
-            read = {os.path.splitext(n)[0].lower() for n in images}
-            for name in names:
+            # (the stems worked out only in a folder with such photos: not for each image of 1.28 million)
+            photos = [n for n in names if n.lower().endswith(UNREAD_PHOTO_EXTENSIONS) and not is_hidden_name(n)]
+            read = {os.path.splitext(n)[0].lower() for n in images} if photos else set()
+            for name in photos:
                 stem, extension = os.path.splitext(name)
-                if (extension.lower() in UNREAD_PHOTO_EXTENSIONS and not is_hidden_name(name)
-                        and stem.lower() not in read):
+                if stem.lower() not in read:
                     unread[extension.lower()] = unread.get(extension.lower(), 0) + 1
     return [os.path.join(dirpath, name) for dirpath, names in sorted(found) for name in sorted(names)]
+
+
+def _folders_above(folder: str, known: Dict[str, Set[Tuple[int, int]]]) -> Set[Tuple[int, int]]:
+    """(st_dev, st_ino) of each folder above ``folder``, links resolved, up to ``/``, as :func:`image_files_under`
+    takes them for loops; those of a folder that is no link are its parent's, kept in ``known`` by parent."""
+    path = os.path.abspath(folder)  # (no trailing "/": islink("link/") follows the link)
+    parent = os.path.dirname(path)
+    link = os.path.islink(path)
+    if not link and parent in known:
+        return known[parent]
+    ids = set()
+    up = os.path.dirname(os.path.realpath(path))
+    while True:
+        try:
+            st = os.stat(up)
+        except OSError:
+            break
+        if st.st_ino:  # 0: a file system that numbers none (Python: "if non-zero, uniquely identifies the file"),
+            ids.add((st.st_dev, st.st_ino))  # where every folder would be taken for this one's parent
+        if os.path.dirname(up) == up:
+            break
+        up = os.path.dirname(up)
+    if not link:
+        known[parent] = ids
+    return ids
 
 
 def unread_photos_note(where: str, unread: Dict[str, int]) -> str:
@@ -1435,16 +1454,25 @@ def _warn_linked_classes(root: str, folders: Sequence[str], located: Optional[Di
     archive's classes' folders inside it, links followed (:func:`archive.class_locations`); a folder's are found
     by ``os.path.realpath``."""
     real: Dict[str, List[str]] = {}
+    top = os.path.realpath(root) if located is None else ""
     for name in folders:
-        where = os.path.join(root, located[name]) if located is not None else os.path.realpath(os.path.join(root, name))
+        path = os.path.join(root, name)
+        # A folder that is no link is where its name says, under root's real path: resolved once, not for each of
+        # ImageNet-21k's 21,841 classes (realpath looks up every folder of the path, each time).
+        where = (os.path.join(root, located[name]) if located is not None else
+                 os.path.realpath(path) if os.path.islink(path) else os.path.join(top, name))
         real.setdefault(where, []).append(name)
     said = [f"{' and '.join(names)} are one folder" for names in real.values() if len(names) > 1]
+    clear: Set[str] = set()  # folders with no class folder among them or above them
     for inner in real:  # each folder's parents looked up: ImageNet-21k's 21,841 classes are no 477 million pairs
-        outer = os.path.dirname(inner)
-        while outer not in real and os.path.dirname(outer) != outer:
+        outer, passed = os.path.dirname(inner), []
+        while outer not in real and outer not in clear and os.path.dirname(outer) != outer:
+            passed.append(outer)
             outer = os.path.dirname(outer)
         if outer in real and outer != inner:
             said.append(f"{real[inner][0]} is inside {real[outer][0]}")
+        elif outer not in real:  # (the parents of the others, the class folders' own parent first, not walked again)
+            clear.update(passed + [outer])
     if said:
         kind = "folder" if located is None else "archive"
         warnings.warn(f"image {kind} {root!r}: class folders {'; '.join(said[:3])}{' ...' if len(said) > 3 else ''} "
@@ -1609,8 +1637,9 @@ def find_images(root: str, classes: Optional[Sequence[str]] = None, holdout: Opt
     paths: List[str] = []  # a folder's: its images' paths and labels, held as FileSamples once all are listed
     ids: List[int] = []
     unread: Dict[str, int] = {}
+    above: Dict[str, Set[Tuple[int, int]]] = {}  # the folders above the class folders, looked up once
     for cls in folders:
-        files = packed[cls].names if packed is not None else image_files_under(os.path.join(root, cls), unread)
+        files = packed[cls].names if packed is not None else image_files_under(os.path.join(root, cls), unread, above)
         keep = range(len(files))
         if holdout is not None:
             # A class archive's image is held out as the file it extracts to (root/<class>/...) would be.
