@@ -1,5 +1,6 @@
 """What every run prints first: versions, device, git revision; rank-0-only printing; strict JSON."""
 import contextlib
+import importlib
 import io
 import json
 import math
@@ -15,8 +16,8 @@ from typing import IO, Any, Iterable, Iterator, List, Optional, Sequence
 # numpy before torch: torch imports it from C++ and clears any error of that import, a KeyboardInterrupt
 # included, so a Ctrl-C in that moment of a command's start (the first second) was lost, and the command ran on to
 # the end, over the file it was to write. Imported here, the Ctrl-C interrupts the command.
-import numpy  # noqa: F401
-import torch
+importlib.import_module("numpy")
+import torch  # noqa: E402
 
 
 def is_rank0() -> bool:
