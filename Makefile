@@ -26,8 +26,8 @@ demo: $(VENV)/.installed
 # Two processes (the CI machine's two cores), a test file each at a time: a file's module fixtures are built
 # once and its multi-process tests keep their order (pytest-xdist), the longest files first (tests/conftest.py).
 # One torch thread each (tests/conftest.py); the 12 slowest items listed at the end, to see what the suite's time
-# goes to in a CI log. 2-core development CPU, clean clone, alone: 1206 tests in 8:56 (2026-12-07, 05:40 UTC);
-# 1150 in 8:02 (2026-12-07, 03:03 UTC); the history in benchmarks/RESULTS.md.
+# goes to in a CI log. 2-core development CPU, clean clone, alone: 1206 tests in 8:56 (2026-12-07, 05:40 UTC, an
+# Intel Xeon); 1255 in 6:39 (2026-12-07, 08:12 UTC, an AMD EPYC); the history in benchmarks/RESULTS.md.
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 --dist loadfile --durations=12 tests
 
