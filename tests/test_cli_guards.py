@@ -265,7 +265,8 @@ def test_an_output_that_is_a_named_pipe_or_a_link_to_one_is_refused_and_left_as_
 def test_a_write_that_fails_leaves_the_file_as_it_was_and_names_it(tmp_path, monkeypatch, capsys):
     """A full disk met once the bytes are written (at the flush or fsync of any writer: torch.save's,
     safetensors', MindSpore's, a CSV's) leaves the file of that name as it was and no temporary file, and the
-    error names the file: it said only "[Errno 28] No space left on device"."""
+    error names the option and the file and says what to do: it said only "[Errno 28] No space left on device", then
+    "[Errno 28] No space left on device: 'w.pt'" (the file, but not the option, nor a way out)."""
     ckpt = save(tmp_path / "m.ckpt")
     out = tmp_path / "out"
     out.mkdir()
@@ -280,8 +281,36 @@ def test_a_write_that_fails_leaves_the_file_as_it_was_and_names_it(tmp_path, mon
         with monkeypatch.context() as m:
             m.setattr(os, "fsync", full)
             assert cli.main(argv + [str(dst)]) == 1, name
-        assert f"error: [Errno 28] No space left on device: '{dst}'" in capsys.readouterr().err, name
+        option = "--out" if argv[0] == "lr-schedule" else "DST"
+        assert capsys.readouterr().err == (
+            f"mobilenet-v1 {argv[0]}: error: {option} {dst}: cannot write it: No space left on device; free space or "
+            f"make the folder writable, then run the command again (any earlier file of that name is left as it "
+            f"was)\n"), name
         assert dst.read_bytes() == b"kept" and not [n for n in os.listdir(out) if n.startswith(".")], name
+
+
+def test_an_output_unwritten_for_want_of_room_or_permission_names_the_option_and_what_to_do(tmp_path, monkeypatch,
+                                                                                           capsys):
+    """A file-size limit (EFBIG), a quota, a read-only or unwritable folder met while the output is written: one line
+    with the option, the file and what to do; an error of the same kind reading a file stays as it was."""
+    out = tmp_path / "lr.csv"
+    for code, advice in ((errno.EFBIG, "raise this process's file-size limit (ulimit -f, or the scheduler's)"),
+                         (errno.EDQUOT, "free space or make the folder writable"),
+                         (errno.EACCES, "free space or make the folder writable")):
+        def refused(fd, code=code):
+            raise OSError(code, os.strerror(code))
+
+        with monkeypatch.context() as m:
+            m.setattr(os, "fsync", refused)
+            assert cli.main(["lr-schedule", "--steps_per_epoch", "2", "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"mobilenet-v1 lr-schedule: error: --out {out}: cannot write it: {os.strerror(code)}; "
+                              f"{advice}, then run the command again"), err
+        assert not out.exists() and err.count("\n") == 1
+    from mobilenet_v1.runtime import error_line
+
+    read = OSError(errno.EACCES, os.strerror(errno.EACCES), str(out))
+    assert error_line("eval", read) == f"mobilenet-v1 eval: error: [Errno 13] Permission denied: '{out}'"
 
 
 def test_the_demo_writes_no_digits_over_a_data_set_of_its_own(tmp_path, capsys):

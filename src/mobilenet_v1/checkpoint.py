@@ -26,7 +26,7 @@ from torch import nn
 
 from .config import (DATASETS, ConfigError, OptionError, channel_values, channels_text, cifar_name, crop_pct_problem,
                      is_cifar, names_text, normalisation)
-from .runtime import plural, shell_path, special_file_kind
+from .runtime import _UNWRITABLE, plural, shell_path, special_file_kind
 
 FORMAT = "mobilenet-v1/1"
 CKPT_PREFIX = "mobilenetv1"
@@ -226,7 +226,9 @@ def _temporary_output(path: str):
         # A full disk met at a write, flush or fsync names no file ("[Errno 28] No space left on device"), an
         # error of the temporary file its hidden name: both are said of the file asked for.
         if isinstance(e, OSError) and e.errno and e.filename in (None, tmp) and e.filename2 is None:
-            raise OSError(e.errno, e.strerror or os.strerror(e.errno), path) from None
+            error = OSError(e.errno, e.strerror or os.strerror(e.errno), path)
+            error.unwritten_output = True  # what unwritten_line says, with the option that gave the file
+            raise error from None
         raise
     finally:  # after the rename or the removal: the lock is let go only once no temporary file is left
         close()
@@ -591,6 +593,27 @@ def _via_proc(path: str) -> bool:
     return False
 
 
+# The option each output was given as (check_output's), for unwritten_line to name: the error of a write names the file.
+_OUTPUT_OPTIONS: Dict[str, str] = {}
+
+
+def unwritten_line(error: BaseException) -> str:
+    """Where ``error`` is :func:`atomic_output`'s for a file it could not write for want of room or permission (a
+    full disk, a quota, a read-only folder, a file-size limit): the option and file, why, and what to do, in one
+    line (as train says its checkpoints'); "" for any other error. It said "[Errno 28] No space left on device:
+    'x.onnx'", naming neither the option nor a way out."""
+    import errno
+
+    if not (isinstance(error, OSError) and getattr(error, "unwritten_output", False) and error.filename
+            and errno.errorcode.get(error.errno) in _UNWRITABLE):
+        return ""
+    path = os.fsdecode(error.filename)
+    option = _OUTPUT_OPTIONS.get(os.path.abspath(path))
+    reason = error.strerror or os.strerror(error.errno)
+    return (f"{option + ' ' if option else ''}{path}: cannot write it: {reason}; {room_advice(reason)}, then run the "
+            f"command again (any earlier file of that name is left as it was)")
+
+
 def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequence[str] = (),
                  suffix: Union[str, Tuple[str, ...]] = "") -> None:
     """Refuse an output ``path`` (given as ``option``) whose write would destroy something: a folder, a
@@ -598,6 +621,7 @@ def check_output(option: str, path: str, reads: Sequence[str] = (), inside: Sequ
     compared by real path (a symbolic link or ``..`` is no way round it); and, where the output is of
     one kind (``suffix``: ".csv", or the kinds it writes: (".csv", ".json")), a name without that suffix (a config,
     a checkpoint, a data file)."""
+    _OUTPUT_OPTIONS[os.path.abspath(path)] = option
     if os.path.isdir(path):
         raise ValueError(f"{option} {path}: is a folder; name the file to write")
     try:

@@ -525,6 +525,12 @@ def error_line(command: str, error: BaseException) -> Optional[str]:
     head = f"mobilenet-v1 {command}{rank_label()}: error:"
     if too_many_open_files(error):
         return f"{head} {too_many_open_files(error)}"
+    if isinstance(error, OSError):
+        from .checkpoint import unwritten_line
+
+        unwritten = unwritten_line(error)
+        if unwritten:
+            return f"{head} {unwritten}"
     if isinstance(error, (ValueError, OSError)):
         return f"{head} {error}"
     if isinstance(error, Warning):  # a warning of ours (or a library's) made an error by -W error / PYTHONWARNINGS
