@@ -483,6 +483,25 @@ def test_eval_refuses_a_checkpoint_of_another_data_set_or_of_fewer_outputs(tmp_p
                     f"read and normalised differently: pass --dataset cifar10") in capsys.readouterr().err, argv
 
 
+def test_export_refuses_a_file_name_of_an_image_or_another_non_model_file(tmp_path, capsys):
+    """--file_name is a base name, the format's extension appended: "bad.jpg" was written as bad.jpg.onnx and
+    export exited 0. A name ending in an image's, a table's, a configuration's or a checkpoint's extension is
+    refused in one line naming the option and what export writes; nothing is written."""
+    four = save(tmp_path / "four.pt")
+    for name, file_format, ext in (("bad.jpg", "ONNX", ".onnx"), ("shot.PNG", "ONNX", ".onnx"),
+                                   ("out.csv", "TFLITE", ".tflite"), ("m.pt", "PT2", ".pt2"),
+                                   ("w.safetensors", "PTE", ".pte"), ("c.yaml", "ONNX", ".onnx")):
+        given = str(tmp_path / name)
+        stem, suffix = os.path.splitext(given)
+        assert cli.main(["export", "--ckpt_file", four, "--file_name", given, "--file_format", file_format]) == 1
+        err = capsys.readouterr().err
+        assert (f"--file_name {given}: ends in {suffix.lower()}, not a model file's extension; export writes "
+                f"{given}{ext} (its extension follows --file_format: .onnx, .pt2, .pte, .tflite): pass --file_name "
+                f"{stem}, or another name") in err, name
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert sorted(os.listdir(tmp_path)) == ["four.pt"]
+
+
 def test_our_warnings_are_one_line_and_a_one_class_folder_is_refused_for_training(image_folder, tmp_path, capsys):
     """A skipped unreadable file is said as 'mobilenet-v1 eval: warning: ...', not with Python's file,
     line number and source line (a process of its own: pytest records warnings rather than print them);

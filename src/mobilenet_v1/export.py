@@ -56,6 +56,7 @@ from . import checkpoint as ckpt_io
 from .api import add_padding_option, model_from_checkpoint, padding_option
 from .config import (CHOICES, DATASETS, MAX_BATCH_SIZE, MAX_IMAGE_SIZE, SEED_IGNORED_KEYS, CommandParser,
                      add_normalisation_options, bool_option, check_ignored, config_paths_problem, whole_number)
+from .data import IMAGE_EXTENSIONS
 from .model import MobileNetV1
 from .onnx_io import (PIXEL_FORMATS, PT2_METADATA, PTE_METADATA, DeployedModel, ExecutorchModel, OnnxModel,
                       PROBABILITIES, ProgramModel, image_input_note, log_probabilities, write_metadata)
@@ -79,6 +80,10 @@ HALF_MAX = 65504.0  # float16's largest finite value
 ROUNDING_FACTOR = 4.0
 MINDSPORE_FORMATS = ("MINDIR", "AIR")
 FORMATS = ("ONNX", "PT2", "PTE", "TFLITE")
+# Extensions a --file_name (a base name, the format's extension appended) ending in is a mistake: an image, a
+# table, a configuration, a checkpoint's; "m.jpg" gave m.jpg.onnx without a word.
+NOT_MODEL_EXTENSIONS = IMAGE_EXTENSIONS + (".csv", ".json", ".yaml", ".yml", ".txt", ".ckpt", ".pt", ".pth",
+                                           ".safetensors")
 
 
 class ExportError(ValueError):
@@ -383,6 +388,12 @@ def export_checkpoint(ckpt_file: str, file_name: str, height: Optional[int] = No
     if named:  # b.tflite exported as ONNX was written as b.tflite.onnx without a word
         raise ExportError(f"--file_name {file_name}: is a name for a {named[0]} file, and this export writes "
                           f"{file_format} ({file_name}{extension}): pass --file_format {named[0]}, or another name")
+    foreign = next((e for e in NOT_MODEL_EXTENSIONS if file_name.lower().endswith(e)), None)
+    if foreign and os.path.basename(file_name)[:-len(foreign)]:  # bad.jpg was written as bad.jpg.onnx, exit 0
+        stem = file_name[:-len(foreign)]
+        raise ExportError(f"--file_name {file_name}: ends in {foreign}, not a model file's extension; export writes "
+                          f"{file_name}{extension} (its extension follows --file_format: "
+                          f"{', '.join('.' + f.lower() for f in FORMATS)}): pass --file_name {stem}, or another name")
     out_path = file_name if file_name.lower().endswith(extension) else file_name + extension
     # The file written is out_path: a folder named as the stem (a run folder "demo", the file demo.onnx) is no
     # obstacle; one named as the file is, and so is a name that ends in a separator.
