@@ -1688,3 +1688,21 @@ def test_a_misspelt_option_of_an_argparse_command_is_answered_with_the_option_as
     with pytest.raises(SystemExit):
         cli.main(["info", "--bogus"])
     assert capsys.readouterr().err.endswith("mobilenet-v1 info: error: unrecognized arguments: --bogus\n")
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--setps_per_epoch", "5"], "option --setps_per_epoch: unknown key 'setps_per_epoch' (did you mean "
+                                 "--steps_per_epoch?)"),
+    (["--steps-per-epch=5"], "option --steps_per_epch: unknown key 'steps_per_epch' (did you mean --steps_per_epoch?)"),
+    (["--setps_per_epoch"], "option --setps_per_epoch: unknown key 'setps_per_epoch' (did you mean "
+                            "--steps_per_epoch?)"),  # no value after it: refused as it is read
+    (["--ot", "lr.csv"], "option --ot: unknown key 'ot' (did you mean --out?)"),
+    (["--lr_mx", "0.1"], "option --lr_mx: unknown key 'lr_mx' (did you mean lr_max?)"),  # a key: as train says it
+    (["--stepz", "3"], "option --stepz: unknown key 'stepz'\n"),  # like none: no guess
+])
+def test_lr_schedule_answers_its_own_options_misspelt_with_did_you_mean(argv, said, tmp_path, capsys):
+    """lr-schedule --setps_per_epoch 5 said "unknown key 'setps_per_epoch'" alone, where a key misspelt gets
+    "did you mean": its own options (--steps_per_epoch, --out), which are no keys, are suggested as options."""
+    assert cli.main(["lr-schedule", *argv]) == 1
+    out, err = capsys.readouterr()
+    assert f"mobilenet-v1 lr-schedule: error: {said}" in err and out == ""

@@ -243,7 +243,7 @@ def cmd_lr_schedule(argv: List[str]) -> int:
     out = pop_option(argv, "--out")
     spe = pop_option(argv, "--steps_per_epoch")
     config_path = pop_option(list(argv), "--config_path")
-    cfg, given = load_config_and_given(argv)
+    cfg, given = load_config_and_given(argv, own=("--steps_per_epoch", "--out"))
     if out:
         check_output("--out", out, [config_path or ""], suffix=".csv")
     if cfg.device_num > 1 and set_in_config_file(given, "device_num"):

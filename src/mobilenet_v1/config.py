@@ -13,7 +13,7 @@ import re
 import sys
 from dataclasses import dataclass, fields
 from numbers import Real
-from typing import Any, Callable, Collection, Dict, Iterator, List, NoReturn, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Collection, Dict, Iterable, Iterator, List, NoReturn, Optional, Sequence, Set, Tuple
 
 import yaml
 
@@ -591,7 +591,16 @@ def _misspelt(key: str, known: str) -> bool:
     return difflib.SequenceMatcher(None, key.replace("_", ""), known.replace("_", "")).ratio() >= 0.85
 
 
-def unknown_key(key: str, source: str) -> OptionError:
+def close_name(name: str, known: Iterable[str]) -> str:
+    """The name of ``known`` that ``name`` reads as misspelt or cut short (:func:`_misspelt`), the closest of them;
+    "" where none does."""
+    close = [c for c in difflib.get_close_matches(name, list(known), n=3, cutoff=0.75) if _misspelt(name, c)]
+    return close[0] if close else ""
+
+
+def unknown_key(key: str, source: str, own: Sequence[str] = ()) -> OptionError:
+    """The refusal of ``key`` (from ``source``), with the key it reads as misspelt. ``own``: the command's options
+    that are not configuration keys (lr-schedule's ``--steps_per_epoch``), suggested as options."""
     other = SEED_README_NAMES.get(key)
     hint = (f" (a name from the seed's README: here it is {other})" if other else
             f" (timm's name: here it is {TIMM_NAMES[key]})" if key in TIMM_NAMES else
@@ -603,9 +612,9 @@ def unknown_key(key: str, source: str) -> OptionError:
     if not hint and isinstance(key, str) and key != key.lower() and key.lower() in _field_types():
         hint = f" (did you mean {key.lower()}? keys are lower case)"
     if not hint and isinstance(key, str):
-        close = [c for c in difflib.get_close_matches(key, [*_field_types(), "config_path"], n=3, cutoff=0.75)
-                 if _misspelt(key, c)]
-        hint = f" (did you mean {close[0]}?)" if close else ""
+        options = [name[2:] for name in own]
+        close = close_name(key, [*_field_types(), "config_path", *options])
+        hint = f" (did you mean {'--' if close in options else ''}{close}?)" if close else ""
     return OptionError(f"{source}: unknown key {key!r}{hint}")
 
 
@@ -809,9 +818,9 @@ class CommandParser(argparse.ArgumentParser):
             name = token.partition("=")[0]
             if not name.startswith("--") or len(name) < 4 or name[2:] in ours:
                 continue
-            close = [c for c in difflib.get_close_matches(name[2:], ours, n=3, cutoff=0.75) if _misspelt(name[2:], c)]
+            close = close_name(name[2:], ours)
             if close:
-                return f" (did you mean --{close[0]}?)"
+                return f" (did you mean --{close}?)"
         return ""
 
     def _dash_path_hint(self) -> str:
@@ -1567,9 +1576,10 @@ def _config_file_hint(arg: str) -> str:
     return ""
 
 
-def parse_overrides(argv: Sequence[str]) -> List[Tuple[str, str]]:
+def parse_overrides(argv: Sequence[str], own: Sequence[str] = ()) -> List[Tuple[str, str]]:
     """``--key=value`` and ``--key value`` pairs, in order. Anything else is an error. ``argv`` is a list of
-    strings, as the command line's (a str was read a character at a time, a number raised an AttributeError)."""
+    strings, as the command line's (a str was read a character at a time, a number raised an AttributeError).
+    ``own``: the command's other options, taken out of ``argv`` already, for an unknown key's "did you mean"."""
     pairs, i = [], 0
     if isinstance(argv, (str, bytes)):
         raise TypeError(f"the options are a list of strings, as on the command line (['--config_path', 'f.yaml', "
@@ -1584,7 +1594,7 @@ def parse_overrides(argv: Sequence[str]) -> List[Tuple[str, str]]:
         if not arg.startswith("--") or len(arg) == 2:
             last = pairs[-1][0] if pairs and not argv[i - 1].startswith("--") else ""
             if last and last not in _field_types() and last not in SEED_IGNORED_KEYS and last != "config_path":
-                raise unknown_key(last, f"option {argv[i - 2]}")  # timm's --input_size 3 224 224: the key first
+                raise unknown_key(last, f"option {argv[i - 2]}", own)  # timm's --input_size 3 224 224: the key first
             several = (pairs and pairs[-1][0] in NORMALISATION_KEYS and i >= 1 and not argv[i - 1].startswith("--")
                        and all(NUMBER.fullmatch(v) for v in (arg, pairs[-1][1])))
             raise OptionError(f"unexpected argument {arg!r}: options are --key=value or --key value"
@@ -1597,7 +1607,7 @@ def parse_overrides(argv: Sequence[str]) -> List[Tuple[str, str]]:
             if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
                 key = body.replace("-", "_")
                 if key not in _field_types() and key not in SEED_IGNORED_KEYS and key != "config_path":
-                    raise unknown_key(key, f"option --{body}")  # not a key that wants a value
+                    raise unknown_key(key, f"option --{body}", own)  # not a key that wants a value
                 raise OptionError(f"option --{body} needs a value")
             key, value = body, argv[i + 1]
             i += 1
@@ -1643,15 +1653,17 @@ def config_paths_problem(paths: Sequence[str]) -> str:
 
 def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] = None,
                           dataset_of: Optional[Callable[[Dict[str, Any]], Optional[str]]] = None,
-                          unused: Sequence[str] = (), reads: Optional[Collection[str]] = None
-                          ) -> Tuple[Config, Set[str]]:
+                          unused: Sequence[str] = (), reads: Optional[Collection[str]] = None,
+                          own: Sequence[str] = ()) -> Tuple[Config, Set[str]]:
     """:func:`load_config`, and the keys the user set (on the command line or in the config file),
     as opposed to those left at their defaults. Where neither names the data set, ``dataset_of(values)``
     (the values given) may, in place of the default (a command that reads a model file: the one the file
     records), so that the data set's presets and checks apply; it is still not among the keys set.
     ``unused``: keys the command takes and does not use (train: :data:`EXPORT_KEYS`); given on the command line,
-    they join the line naming the seed's keys with no meaning here (a config file holds them without a word)."""
-    overrides = parse_overrides(argv)
+    they join the line naming the seed's keys with no meaning here (a config file holds them without a word).
+    ``own``: the command's options that are not keys (lr-schedule's ``--steps_per_epoch``, ``--out``), taken out of
+    ``argv`` already: an unknown key that reads as one misspelt is refused with "did you mean" it."""
+    overrides = parse_overrides(argv, own)
     paths = [value for key, value in overrides if key == "config_path"]
     for value in paths:
         if not value.strip():  # `--config_path=$CONFIG` with CONFIG unset: not the defaults without a word
@@ -1702,6 +1714,8 @@ def load_config_and_given(argv: Sequence[str] = (), config_path: Optional[str] =
     for key, value in file_values.items():
         values[key] = coerce(key, value, f"config file {config_path}")
     for key, value in overrides:
+        if key not in types:  # lr-schedule --setps_per_epoch: "unknown key" alone
+            raise unknown_key(key, f"option --{key}", own)
         values[key] = coerce(key, value, f"option --{key}")
     # The data set's own constants given as values are the default: "" (one spelling for one normalisation).
     for key, own in zip(NORMALISATION_KEYS, normalisation(dataset)):
