@@ -1706,3 +1706,24 @@ def test_lr_schedule_answers_its_own_options_misspelt_with_did_you_mean(argv, sa
     assert cli.main(["lr-schedule", *argv]) == 1
     out, err = capsys.readouterr()
     assert f"mobilenet-v1 lr-schedule: error: {said}" in err and out == ""
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--dataset_pth", "d"], "--dataset_pth: not used by data-stats (did you mean --dataset_path?)\n"),
+    (["--dataset_path", "d", "--imgaes", "5"], "--imgaes: not used by data-stats (did you mean --images?)\n"),
+    (["--dataset_pth", "d", "--imgs", "5"],
+     "--dataset_pth, --imgs: not used by data-stats (did you mean --dataset_path, --images?)\n"),
+    (["--dataset_path", "d", "--jsno"], "option --jsno: unknown key 'jsno' (did you mean --json?)\n"),
+    # Like none of its options (a key it does not read, a word): the list of those it reads, as before.
+    (["--dataset_path", "d", "--lr_max", "1"], "--lr_max: not used by data-stats, which reads --config_path, "
+                                                "--dataset, --dataset_path, --image_size,"),
+    (["--dataset_pth", "d", "--lr_max", "1"], "--dataset_pth, --lr_max: not used by data-stats, which reads "
+                                               "--config_path,"),
+])
+def test_data_stats_answers_a_misspelt_option_with_the_one_it_reads_as(argv, said, capsys):
+    """data-stats --dataset_pth d answered with all 15 options it reads; an option that reads as one of them
+    misspelt is named alone, as train's and lr-schedule's are, and the list is kept for one like none."""
+    assert cli.main(["data-stats", *argv]) == 1
+    err = capsys.readouterr().err
+    assert f"mobilenet-v1 data-stats: error: {said}" in err and len(err.splitlines()) == 1
+    assert ("which reads" in said) == ("which reads" in err)

@@ -129,7 +129,7 @@ def lines(stats: Dict[str, Any]) -> List[str]:
 
 def main(argv: Sequence[str]) -> int:
     from .cli import pop_flag, pop_option
-    from .config import load_config_and_given, parse_overrides
+    from .config import close_name, load_config_and_given, parse_overrides
 
     argv = list(argv)
     if "--help" in argv or "-h" in argv:
@@ -152,11 +152,16 @@ def main(argv: Sequence[str]) -> int:
         count = whole_number(images) if images is not None else DEFAULT_IMAGES
     except (argparse.ArgumentTypeError, OverflowError):
         raise ValueError(f"--images {images!r}: expected a whole number (0: every image)") from None
-    other = [k for k, _ in parse_overrides(argv) if k not in DATA_KEYS]
+    own = ("--images", "--json")
+    other = list(dict.fromkeys(k for k, _ in parse_overrides(argv, own) if k not in DATA_KEYS))
+    close = [close_name(k, DATA_KEYS + tuple(o[2:] for o in own)) for k in other]
+    if other and all(close):  # --dataset_pth: the one it reads as, not the list of all 15
+        raise ValueError(f"{', '.join('--' + k for k in other)}: not used by data-stats (did you mean "
+                         f"{', '.join('--' + c for c in close)}?)")
     if other:
-        raise ValueError(f"{', '.join('--' + k for k in dict.fromkeys(other))}: not used by data-stats, which reads "
-                         f"{', '.join('--' + k for k in DATA_KEYS)}")
-    cfg, given = load_config_and_given(argv, reads=DATA_KEYS)
+        raise ValueError(f"{', '.join('--' + k for k in other)}: not used by data-stats, which reads "
+                         f"{', '.join('--' + k for k in DATA_KEYS)}, --images and --json")
+    cfg, given = load_config_and_given(argv, reads=DATA_KEYS, own=own)
     if "max_bad_samples" not in given:  # an inspection: every unreadable file is counted, none stops it
         cfg = dataclasses.replace(cfg, max_bad_samples=NO_LIMIT)
     if not cfg.dataset_path:
