@@ -1708,6 +1708,19 @@ def test_lr_schedule_answers_its_own_options_misspelt_with_did_you_mean(argv, sa
     assert f"mobilenet-v1 lr-schedule: error: {said}" in err and out == ""
 
 
+
+@pytest.mark.parametrize("argv, said", [
+    (["--jsn"], "option --jsn: unknown key 'jsn' (did you mean --json?)"),
+    (["--confusion_cvs", "c.csv"], "option --confusion_cvs: unknown key 'confusion_cvs' (did you mean "
+                                   "--confusion_csv?)"),
+    (["--image_size", "32,64", "--per_imag", "p.csv"], "option --per_imag: unknown key 'per_imag' (did you mean "
+                                                       "--per_image?)"),  # a sweep's too
+])
+def test_eval_answers_its_own_options_misspelt_with_did_you_mean(argv, said, capsys):
+    """eval --jsn said "unknown key 'jsn'" alone: its own options (--json, --per_image, ...) are suggested."""
+    assert cli.main(["eval", "--checkpoint_path", "m.pt", *argv]) == 1
+    assert f"mobilenet-v1 eval: error: {said}\n" in capsys.readouterr().err
+
 @pytest.mark.parametrize("argv, said", [
     (["--dataset_pth", "d"], "--dataset_pth: not used by data-stats (did you mean --dataset_path?)\n"),
     (["--dataset_path", "d", "--imgaes", "5"], "--imgaes: not used by data-stats (did you mean --images?)\n"),

@@ -645,6 +645,9 @@ EVAL_KEYS = frozenset({"config_path", "dataset", "dataset_path", "checkpoint_pat
                        "device_target", "use_ema", "eval_drop_last", "run_distribute"})
 MODEL_KEYS = ("class_num", "width_mult", "padding")
 EVAL_READS = EVAL_KEYS | set(MODEL_KEYS)  # what its checks of a configuration judge
+# eval's options that are not configuration keys (taken out before the keys are read): a key that reads as one
+# misspelt is answered with it (--jsn: did you mean --json?), as lr-schedule's are.
+EVAL_OWN = ("--json", "--per_class", "--confusion_csv", "--per_image", "--litert_kernels")
 # An ONNX file runs in ONNX Runtime on the CPU (a .pte program in ExecuTorch, a .pt2 program in PyTorch, a .tflite
 # in LiteRT), in the precision it was exported (fp32) or quantized (INT8) with, NCHW, with the weights it was
 # exported with.
@@ -763,14 +766,14 @@ def sweep(argv: List[str], sizes: List[int], as_json: bool) -> int:
     alone would), a row printed as each ends; one JSON object at the end with ``--json``. A run folder stands
     for the checkpoint the first size chose, for every size (as that size read it: a train running there may prune
     it meanwhile); a note is said once, as it comes."""
-    if "eval_image_size" in dict(parse_overrides(argv)):
+    if "eval_image_size" in dict(parse_overrides(argv, EVAL_OWN)):
         raise ConfigError("option --eval_image_size: --image_size gives the sizes to evaluate at; leave it out")
     runs = []
     for size in sizes:  # every size's configuration checked before the first evaluation
         # its notes (the seed's keys ignored, --device_id's) said once: the first size's are every size's
         with contextlib.redirect_stderr(io.StringIO()) if runs else contextlib.nullcontext():
             cfg, given = load_config_and_given(argv + [f"--image_size={size}"], dataset_of=recorded_dataset,
-                                                reads=EVAL_READS)
+                                                reads=EVAL_READS, own=EVAL_OWN)
         given.discard("eval_image_size")
         runs.append((dataclasses.replace(cfg, eval_image_size=0), given))
     path = runs[0][0].checkpoint_path
@@ -827,7 +830,7 @@ def main(argv: Sequence[str]) -> int:
             raise OptionError(f"--litert_kernels {kernels}: is for a .tflite file, which takes one image size; "
                              f"--image_size gives {len(sizes)}")
         return sweep(argv, sizes, as_json)
-    cfg, given = load_config_and_given(argv, dataset_of=recorded_dataset, reads=EVAL_READS)
+    cfg, given = load_config_and_given(argv, dataset_of=recorded_dataset, reads=EVAL_READS, own=EVAL_OWN)
     command_line = dict(parse_overrides(argv))
     if "image_size" in command_line and "eval_image_size" not in command_line:
         cfg = dataclasses.replace(cfg, eval_image_size=0)  # the command line's size over a file's eval_image_size
