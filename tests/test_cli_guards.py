@@ -1057,7 +1057,7 @@ def test_an_option_suggested_names_its_path_as_a_shell_reads_it(tmp_path, monkey
     # average's refusal of a MindSpore .ckpt (no padding recorded) beside a symmetric one: the convert it suggests
     seed_file = str(run / "seed.ckpt")
     assert cli.main(["convert", save(tmp_path / "m.pt"), seed_file]) == 0
-    symmetric = torch.load(save(tmp_path / "sym.pt"), weights_only=False)
+    symmetric = ckpt_io.load_file(save(tmp_path / "sym.pt"))
     symmetric["model_args"]["padding"] = "symmetric"
     torch.save(symmetric, str(tmp_path / "sym.pt"))
     capsys.readouterr()
