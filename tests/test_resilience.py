@@ -2884,6 +2884,9 @@ def test_a_full_disk_under_torch_compile_is_one_line_naming_its_folders(cifar_di
     assert "--resume" not in line
     read_only = inductor_failed(OSError(errno.EROFS, os.strerror(errno.EROFS), str(cache / "x.py")))
     assert f"Read-only file system ({cache / 'x.py'})" in error_line("train", read_only)
+    # over the file-size limit: raising it is the way out, not room (runtime.room_advice, as train's checkpoints)
+    too_large = error_line("train", inductor_failed(OSError(errno.EFBIG, os.strerror(errno.EFBIG), str(cache / "y"))))
+    assert "raise this process's file-size limit" in too_large and "free space" not in too_large, too_large
     # a compile that failed for any other reason is a fault whose traceback says it, as before
     assert error_line("train", inductor_failed(CppCompileError(["g++"], "error: 'x' was not declared"))) is None
     assert error_line("train", inductor_failed(ValueError("bad graph"))) is None

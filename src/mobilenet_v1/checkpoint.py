@@ -26,7 +26,7 @@ from torch import nn
 
 from .config import (DATASETS, ConfigError, OptionError, channel_values, channels_text, cifar_name, crop_pct_problem,
                      is_cifar, names_text, normalisation)
-from .runtime import _UNWRITABLE, plural, shell_path, special_file_kind
+from .runtime import UNWRITABLE, plural, room_advice, shell_path, special_file_kind
 
 FORMAT = "mobilenet-v1/1"
 CKPT_PREFIX = "mobilenetv1"
@@ -605,7 +605,7 @@ def unwritten_line(error: BaseException) -> str:
     import errno
 
     if not (isinstance(error, OSError) and getattr(error, "unwritten_output", False) and error.filename
-            and errno.errorcode.get(error.errno) in _UNWRITABLE):
+            and errno.errorcode.get(error.errno) in UNWRITABLE):
         return ""
     path = os.fsdecode(error.filename)
     option = _OUTPUT_OPTIONS.get(os.path.abspath(path))
@@ -924,17 +924,6 @@ def seed_trained(ckpt: Dict[str, Any]) -> bool:
     if TRAINED_BY in ckpt:  # what a file of ours records: a .safetensors of other weights is in MindSpore's names too
         return ckpt[TRAINED_BY] == "mindspore"
     return ckpt.get("naming") == "mindspore"
-
-
-def room_advice(reason: str) -> str:
-    """What to do about a write that failed for ``reason`` (its strerror): free space or make the folder writable;
-    but a file over this process's size limit (EFBIG, "File too large": ``ulimit -f``, a scheduler's limit) needs
-    that limit raised, which neither changes (the same write fails again however much room the disk has)."""
-    import errno
-
-    if reason == os.strerror(errno.EFBIG):
-        return "raise this process's file-size limit (ulimit -f, or the scheduler's)"
-    return "free space or make the folder writable"
 
 
 def check_writable(folder: str) -> None:

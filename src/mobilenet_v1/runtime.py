@@ -562,8 +562,20 @@ def error_line(command: str, error: BaseException) -> Optional[str]:
 
 _RESUME_HINT = "; the same command with --resume auto then continues from the newest checkpoint"
 
-# Why a file cannot be written (errno), as a compiler's output says it too: the machine's fault, not the code's.
-_UNWRITABLE = ("ENOSPC", "EDQUOT", "EROFS", "EFBIG", "EACCES")
+# Why a file cannot be written (errno), as a compiler's output says it too: the machine's fault, not the code's
+# (compile_files_unwritten's, and checkpoint.unwritten_line's for a command's output).
+UNWRITABLE = ("ENOSPC", "EDQUOT", "EROFS", "EFBIG", "EACCES")
+
+
+def room_advice(reason: str) -> str:
+    """What to do about a write that failed for ``reason`` (its strerror): free space or make the folder writable;
+    but a file over this process's size limit (EFBIG, "File too large": ``ulimit -f``, a scheduler's limit) needs
+    that limit raised, which neither changes (the same write fails again however much room the disk has)."""
+    import errno
+
+    if reason == os.strerror(errno.EFBIG):
+        return "raise this process's file-size limit (ulimit -f, or the scheduler's)"
+    return "free space or make the folder writable"
 
 
 def compile_files_unwritten(error: BaseException) -> str:
@@ -585,7 +597,7 @@ def compile_files_unwritten(error: BaseException) -> str:
     # of Inductor's compile workers, it is here as that worker's traceback, in the text of a SubprocException.
     if any(isinstance(e, OSError) and _raised_starting_a_program(e) or "in _execute_child\n" in str(e) for e in chain):
         return ""
-    codes = [getattr(errno, name) for name in _UNWRITABLE if hasattr(errno, name)]
+    codes = [getattr(errno, name) for name in UNWRITABLE if hasattr(errno, name)]
     found = next((e for e in chain if isinstance(e, OSError) and e.errno in codes), None)
     if found is not None:
         reason = found.strerror or os.strerror(found.errno)
@@ -605,8 +617,8 @@ def compile_files_unwritten(error: BaseException) -> str:
     temporary = os.environ.get("TMPDIR") or tempfile.gettempdir()
     where = f"its kernel cache {cache}, " if cache else ""
     return (f"torch.compile (--compile) could not write its files: {reason}{named} ({where}temporary files in "
-            f"{temporary}); free space there, or set TORCHINDUCTOR_CACHE_DIR and TMPDIR to a folder with room, or "
-            f"run without --compile")
+            f"{temporary}); {room_advice(reason)} there, or set TORCHINDUCTOR_CACHE_DIR and TMPDIR to a folder "
+            f"with room, or run without --compile")
 
 
 def _raised_starting_a_program(error: BaseException) -> bool:
