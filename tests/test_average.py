@@ -544,6 +544,29 @@ def test_a_file_written_from_a_runs_moving_average_is_recorded_as_one(tmp_path, 
     assert ckpt_io.load_file(str(tmp_path / "t.pt"))["averaged"]["weights"] == ["ema", "trained"]
 
 
+def test_use_ema_false_for_a_file_holding_only_a_moving_average_is_named_as_not_used(tmp_path, capsys):
+    """average --use_ema False asks for the trained weights; a file convert wrote from a run's weight average holds
+    none, and its average was what the mean took, without a word (eval, convert, predict and train --pre_trained
+    name such a --use_ema False as not used). A file holding both gives its trained weights, unnamed."""
+    a = save(tmp_path / "a.pt", random_model(1), ema=random_model(2))
+    b = save(tmp_path / "b.pt", random_model(3), ema=random_model(4))
+    taken = str(tmp_path / "a_ema.pt")
+    mindspore_io.convert(a, taken)
+    capsys.readouterr()
+    assert cli.main(["average", taken, b, "--use_ema", "False", "--out", str(tmp_path / "m.pt")]) == 0
+    err = capsys.readouterr().err
+    assert err == (f"mobilenet-v1 average: not used here: --use_ema False for {taken} (convert wrote this file's only "
+                   f"weights from the exponential moving average of {a}; it holds no trained weights): that average "
+                   f"is what was averaged from it\n")
+    mean = ckpt_io.load_file(str(tmp_path / "m.pt"))
+    assert mean["averaged"]["weights"] == ["ema", "trained"]
+    want = (random_model(2).state_dict()["fc.bias"].double() + random_model(3).state_dict()["fc.bias"].double()) / 2
+    assert torch.equal(mean["model"]["fc.bias"], want.float())
+    # By default the average is what is asked for: nothing to say.
+    assert cli.main(["average", taken, b, "--out", str(tmp_path / "d.pt")]) == 0
+    assert "not used here" not in capsys.readouterr().err
+
+
 def test_a_misspelt_run_folder_is_named_as_missing_with_best_too(tmp_path, capsys):
     """--best takes run folders: one that does not exist (a typo) is named as missing, as without --best, not
     answered with "give the run folder" (which the user did) or with another folder's error."""
