@@ -140,6 +140,27 @@ def test_the_command_measures_at_the_new_size_and_records_it_for_eval_and_predic
     assert ckpt_io.load_file(again)["config"]["bn_recalibration"]["trained_at"] == 32
 
 
+def test_use_ema_false_for_a_file_holding_only_a_moving_average_is_named_as_not_used(tmp_path, cifar_dir, capsys):
+    """A file convert wrote from a run's weight average holds that average alone: recalibrate-bn --use_ema False
+    recalibrated it without a word, where eval, convert and predict name such a --use_ema False as not used."""
+    torch.manual_seed(5)
+    trained, average = MobileNetV1(class_num=4, width_mult=0.25), MobileNetV1(class_num=4, width_mult=0.25)
+    run_file = str(tmp_path / "run.pt")
+    torch.save({**ckpt_io.load_file(save(tmp_path / "m.pt")), "model": trained.state_dict(),
+                "ema": {"model": average.state_dict(), "decay": 0.9, "updates": 5}}, run_file)
+    taken = str(tmp_path / "taken.pt")
+    mindspore_io.convert(run_file, taken)
+    capsys.readouterr()
+    args = ["recalibrate-bn", taken, "--dataset_path", str(cifar_dir), "--images", "32", "--batch_size", "16"]
+    assert cli.main(args + ["--use_ema", "False", "--out", str(tmp_path / "r.pt")]) == 0
+    said = capsys.readouterr().out
+    assert (f"weights: not used here: --use_ema False (convert wrote this file's only weights from the exponential "
+            f"moving average of {run_file}; it holds no trained weights)") in said
+    assert torch.equal(ckpt_io.load_file(str(tmp_path / "r.pt"))["model"]["fc.weight"], average.fc.weight)
+    assert cli.main(args + ["--out", str(tmp_path / "d.pt")]) == 0  # the default asks for the average: nothing said
+    assert "not used here" not in capsys.readouterr().out
+
+
 def test_statistics_that_are_not_finite_are_measured_anew_and_named_elsewhere(tmp_path, cifar_dir, capsys):
     """A file whose BatchNorm statistics alone overflowed (an fp16 run's variance) was refused as damaged by
     recalibrate-bn, the command that measures them anew: it measures them as the others, and says so; eval and

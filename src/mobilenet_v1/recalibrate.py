@@ -219,6 +219,9 @@ def run(src: str, dst: str, dataset_path: str, dataset: Optional[str] = None, im
     return {"source": path, "format": fmt, "tensors": count, "images": seen, "image_size": image_size,
             "trained_at": trained_at, "val_split": val_split, "note": note, "padding_note": padding_note,
             "weights": ckpt_io.which_weights(ckpt, use_ema), "remeasured": remeasured,
+            # --use_ema False of a file whose only weights are a moving average (convert's of a run's): named as not
+            # used, as eval, convert and predict name it (checkpoint.weights_note); "" otherwise
+            "not_used": "" if ckpt_io.which_weights(ckpt, use_ema) else ckpt_io.weights_note(ckpt, use_ema),
             "layers": len(batchnorms(model)), **args, "recorded": sorted(recorded),
             "warning": mindspore_warning(path, fmt, args["padding"], config)}
 
@@ -292,6 +295,8 @@ def main(argv: Sequence[str]) -> int:
     if out["weights"] == "ema":
         print(f"{out['source']} holds a weight average (--ema_decay): that is what was recalibrated "
               f"(--use_ema False for its trained weights)")
+    if out["not_used"]:
+        print(out["not_used"])
     if out["remeasured"]:
         names = out["remeasured"]
         print(f"{len(names)} of {out['source']}'s BatchNorm statistics held NaN or infinite values "
