@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from mobilenet_v1 import cli
-from mobilenet_v1.config import (TIMM_NAMES, TORCHVISION_NAMES, Config, ConfigError, load_config,
+from mobilenet_v1.config import (TF_SLIM_NAMES, TIMM_NAMES, TORCHVISION_NAMES, Config, ConfigError, load_config,
                                  load_config_and_given, parse_overrides, validate)
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
@@ -677,6 +677,27 @@ def test_a_misspelt_key_is_answered_with_the_closest_and_a_typed_seed_path_key_i
             load_config(["--config_path", str(f), option, "/elsewhere"])
     f.write_text("data_path: /cache/data\noutput_path: /cache/train\n")  # a seed file's: still taken, unused
     assert load_config(["--config_path", str(f)]).dataset_path == ""
+
+
+def test_tf_slims_names_point_to_the_keys_that_do_the_same(tmp_path):
+    """The README gives --ema_decay as TF-slim's --moving_average_decay and exponential as its staircase decay
+    (--num_epochs_per_decay, --learning_rate_decay_factor): those flags, and the rest of the recipe's, were refused
+    as unknown without a word of the key here, where timm's and torchvision's point to theirs."""
+    fields = {f.name for f in dataclasses.fields(Config)}
+    assert not set(TF_SLIM_NAMES) & fields and {re.split(r"[ ,]", v)[0] for v in TF_SLIM_NAMES.values()} <= fields
+    assert not set(TF_SLIM_NAMES) & (set(TIMM_NAMES) | set(TORCHVISION_NAMES))  # each said once, as one tool's
+    with pytest.raises(ConfigError, match=r"^option --moving_average_decay: unknown key 'moving_average_decay' "
+                                          r"\(TF-slim's name: here it is ema_decay \(warmed up as TensorFlow's "
+                                          r"ExponentialMovingAverage with num_updates\)\)$"):
+        load_config(["--moving_average_decay", "0.9999"])
+    f = tmp_path / "slim.yaml"
+    f.write_text("num_epochs_per_decay: 2.5\n")
+    with pytest.raises(ConfigError, match=r"slim\.yaml: unknown key 'num_epochs_per_decay' \(TF-slim's name: here it "
+                                          r"is lr_decay_epochs, with lr_decay_mode exponential\)$"):
+        load_config(["--config_path", str(f)])
+    with pytest.raises(ConfigError, match=r"unknown key 'learning_rate_decay_factor' \(TF-slim's name: here it is "
+                                          r"lr_decay_rate"):
+        load_config(["--learning-rate-decay-factor", "0.94"])
 
 
 def test_no_key_of_another_meaning_is_offered_for_an_unknown_one():

@@ -577,6 +577,17 @@ TIMM_NAMES = {"device": "device_target (CPU or GPU; torchvision's --device too)"
               "workers": "num_workers", "hflip": "random_flip, on or off",
               "checkpoint_hist": "keep_best_max (timm's keeps the best; keep_checkpoint_max, the newest)"}
 
+# TF-slim's train_image_classifier.py flags (the MobileNet paper's training) that a key here stands for: the README's
+# Weight averaging and Optimisers sections name them (--moving_average_decay, its exponential decay).
+TF_SLIM_NAMES = {"moving_average_decay": "ema_decay (warmed up as TensorFlow's ExponentialMovingAverage with "
+                                         "num_updates)",
+                 "num_epochs_per_decay": "lr_decay_epochs, with lr_decay_mode exponential",
+                 "learning_rate_decay_factor": "lr_decay_rate, with lr_decay_mode exponential",
+                 "learning_rate_decay_type": "lr_decay_mode (its exponential is exponential here; its polynomial, of "
+                                             "power 1, linear)",
+                 "learning_rate": "lr_max", "end_learning_rate": "lr_end", "opt_epsilon": "opt_eps",
+                 "optimizer": "opt (momentum and rmsprop by those names)"}
+
 
 def _misspelt(key: str, known: str) -> bool:
     """Whether ``key`` reads as ``known`` misspelt (batchsize, lr_mx, class_nums, pretrain) or cut short
@@ -605,7 +616,8 @@ def unknown_key(key: str, source: str, own: Sequence[str] = ()) -> OptionError:
     hint = (f" (a name from the seed's README: here it is {other})" if other else
             f" (timm's name: here it is {TIMM_NAMES[key]})" if key in TIMM_NAMES else
             f" (torchvision's reference scripts' name: here it is {TORCHVISION_NAMES[key]})"
-            if key in TORCHVISION_NAMES else "")
+            if key in TORCHVISION_NAMES else
+            f" (TF-slim's name: here it is {TF_SLIM_NAMES[key]})" if key in TF_SLIM_NAMES else "")
     if key == "config_path" and source.startswith("config file"):
         return OptionError(f"{source}: config_path names a config file on the command line; a file cannot name "
                            f"another (one file is read): put the keys in this one")
