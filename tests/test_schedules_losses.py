@@ -470,6 +470,19 @@ def test_exponential_stepped_once_an_epoch_decays_at_timms_epochs_for_a_fraction
     np.testing.assert_array_equal(lr, np.array([0.5 ** (e // 2.4) for e in range(40)], dtype=np.float32))
 
 
+def test_exponential_stepped_once_an_epoch_decays_at_the_readmes_epochs():
+    """The README's examples of --lr_per_epoch True with exponential: 2.4 decays at epochs 3, 5, 8 and 10 (from 0);
+    0.4's 5th decay comes at epoch 3, not at 2 as "at or past 5 x 0.4" read in exact arithmetic said (its floating
+    point, timm's, has 2 // 0.4 at 4)."""
+    def first_epochs(decay_epochs, epochs):
+        lr = get_lr(0.0, 0.0, 1.0, 0, epochs, 5, "exponential", 0.5, decay_epochs, per_epoch=True)[::5]
+        decays = np.round(np.log(lr.astype(np.float64)) / np.log(0.5)).astype(int)
+        return [int(np.argmax(decays >= k)) for k in range(1, decays.max() + 1)]
+
+    assert first_epochs(2.4, 11)[:4] == [3, 5, 8, 10]
+    assert first_epochs(0.4, 4)[:5] == [1, 1, 2, 2, 3]  # the 4th at 1.6 -> epoch 2; the 5th at 2.0 -> epoch 3
+
+
 @pytest.mark.parametrize("prefix", [False, True])
 def test_exponential_stepped_once_an_epoch_after_a_warmup_counts_timms_periods(prefix):
     """After 2 warm-up epochs, timm's periods count from epoch 0 (its default) or from the warm-up's end
