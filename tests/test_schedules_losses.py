@@ -337,6 +337,50 @@ def test_a_bce_target_at_the_threshold_is_not_above_it():
     assert loss.item() == pytest.approx(none.item(), rel=1e-6)
 
 
+@pytest.mark.parametrize("thresh, smooth, classes, every", [
+    ("0.9", "0.1", 4, 0.0),  # the true class's 1 - e is 0.9: not above the threshold
+    ("0.89999997", "0.1", 4, 0.0),  # below 0.9 as a double, 0.9 in float32, where the loss compares
+    ("0.95", "0.1", 1000, 0.0),
+    ("0.01", "0.1", 4, 1.0),  # each other class's e / (C - 1) is 0.0333: above the threshold
+    ("0.05", "0.1", 2, 1.0),
+])
+def test_a_bce_threshold_outside_the_smoothed_targets_is_refused(thresh, smooth, classes, every):
+    """--bce_target_thresh beside --use_label_smooth: a threshold not below the true class's smoothed target makes
+    every target 0, one below each other class's makes every target 1, mixed or not (a mixed target lies between
+    the two): the loss no longer tells the classes apart and the run would learn nothing, silently. Refused by
+    name, with the bound; a threshold between the two (timm's 0.2) trains on the label."""
+    from mobilenet_v1.losses import BinaryCrossEntropy
+
+    t, e = float(thresh), float(smooth)
+    on_off = torch.tensor([1 - e, e / (classes - 1)], dtype=torch.float32)
+    assert (on_off > t).float().tolist() == [every, every]  # what the loss would train toward: one value for all
+    args = ["--bce_loss=True", f"--bce_target_thresh={thresh}", "--use_label_smooth=True",
+            f"--label_smooth_factor={smooth}", f"--class_num={classes}"]
+    bound = "not below the true class's smoothed target" if every == 0 else "below each other class's smoothed target"
+    with pytest.raises(ConfigError, match=rf"option --bce_target_thresh: bce_target_thresh {t:g} is {bound}.*"
+                                          rf"every target would count as {int(every)}"):
+        load_config(args)
+    with pytest.raises(ValueError, match=f"every target would count as {int(every)}"):
+        BinaryCrossEntropy(e, classes, target_threshold=t)
+    # Without smoothing the targets are 1 and 0, which any threshold in [0, 1) tells apart.
+    assert load_config(args[:2] + [f"--class_num={classes}"]).bce_target_thresh == t
+
+
+def test_a_bce_threshold_between_the_smoothed_targets_is_taken():
+    """The bounds themselves: a threshold at each other class's float32 target (not above it: 0) and just under
+    the true class's (1) keeps the label, as timm's 0.2 does."""
+    from mobilenet_v1.losses import BinaryCrossEntropy
+
+    logits, labels = torch.tensor([[2.0, 0.5, -1.0, 0.0]]), torch.tensor([2])
+    off = float(torch.tensor(0.1 / 3, dtype=torch.float32))
+    for t in (off, 0.2, 0.8999):
+        cfg = load_config(["--bce_loss=True", f"--bce_target_thresh={t!r}", "--use_label_smooth=True",
+                           "--label_smooth_factor=0.1", "--class_num=4"])
+        loss = BinaryCrossEntropy(0.1, 4, target_threshold=cfg.bce_target_thresh)(logits, labels)
+        expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.eye(4)[labels])
+        assert loss.item() == pytest.approx(expected.item()), t
+
+
 def test_a_run_trains_with_bce_and_a_resume_to_cross_entropy_is_named(cifar_dir, tmp_path, capsys, one_thread):
     from mobilenet_v1 import train
     from mobilenet_v1.tracking import read_metrics

@@ -10,6 +10,7 @@ import difflib
 import math
 import os
 import re
+import struct
 import sys
 from dataclasses import dataclass, fields
 from numbers import Real
@@ -726,6 +727,32 @@ def temperature_problem(value: float) -> str:
         return ""
     return (f"distill_temperature must be in (0, {MAX_DISTILL_TEMPERATURE:g}] (above that float32 cannot tell the "
             f"softened outputs apart and T^2 x KL is rounding noise, or NaN), got {value}")
+
+
+def _float32(value: float) -> float:
+    """``value`` rounded to float32, as a float32 tensor holds it (and as torch compares one with a Python number)."""
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def bce_threshold_problem(threshold: float, smooth_factor: float, num_classes: int) -> str:
+    """What is wrong with ``threshold`` (``bce_target_thresh``, above 0) beside the seed's label smoothing of
+    ``smooth_factor`` over ``num_classes``, or "" (the configuration's check and :class:`losses.BinaryCrossEntropy`'s,
+    a Python caller's). Every target, smoothed and mixed, lies between each other class's ``e / (C - 1)`` and the
+    true class's ``1 - e`` (float32, as the loss builds them): a threshold not below the true class's makes every
+    target 0, one below the others' makes every target 1; either way the loss no longer says which class it is."""
+    if not threshold or not smooth_factor or num_classes < 2:
+        return ""
+    on, off, t = _float32(1.0 - smooth_factor), _float32(smooth_factor / (num_classes - 1)), _float32(threshold)
+    if not on > t:
+        return (f"bce_target_thresh {threshold:g} is not below the true class's smoothed target, {on:.6g} (1 - "
+                f"label_smooth_factor {smooth_factor:g}): every target would count as 0, and the run would learn no "
+                f"class; give a threshold below {on:.6g} (timm's recipes use 0.2) or a smaller label_smooth_factor")
+    if off > t:
+        return (f"bce_target_thresh {threshold:g} is below each other class's smoothed target, {off:.6g} "
+                f"(label_smooth_factor {smooth_factor:g} / (class_num {num_classes} - 1)): every target would count "
+                f"as 1, and the run would learn no class; give a threshold above {off:.6g} or a smaller "
+                f"label_smooth_factor")
+    return ""
 
 
 # Other tools' option names for what the argparse commands take under another: command -> name -> what does it here.
@@ -1562,6 +1589,10 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
         fail("bce_target_thresh", f"bce_target_thresh must be in [0, 1) (0: off), got {cfg.bce_target_thresh}")
     if not 0 <= cfg.label_smooth_factor < 1:
         fail("label_smooth_factor", f"label_smooth_factor must be in [0, 1), got {cfg.label_smooth_factor}")
+    if cfg.bce_loss and cfg.use_label_smooth and cfg.class_num >= 2:
+        problem = bce_threshold_problem(cfg.bce_target_thresh, cfg.label_smooth_factor, cfg.class_num)
+        if problem:
+            fail_read("bce_target_thresh", problem)
     # After the keys' own ranges (color_jitter 1e39 is told its [0, 10]): the rest computed in float32.
     for f in fields(Config):
         value = getattr(cfg, f.name)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import temperature_problem
+from .config import bce_threshold_problem, temperature_problem
 
 
 class CrossEntropySmooth(nn.Module):
@@ -54,13 +54,16 @@ class BinaryCrossEntropy(nn.Module):
     ``target_threshold`` (timm's ``--bce-target-thresh``; None: off): every target, smoothed and mixed, is
     made 1 above it and 0 otherwise, so a class that Mixup or CutMix gave a share of the image above the
     threshold counts as wholly present. The loss is then no longer linear in the target: a mixed batch's
-    goes through :meth:`mixed`, which builds the mixed target first."""
+    goes through :meth:`mixed`, which builds the mixed target first. A threshold that makes every smoothed
+    target alike (all 0 or all 1: :func:`config.bce_threshold_problem`) is refused."""
 
     def __init__(self, smooth_factor: float = 0.0, num_classes: int = 1000,
                  target_threshold: Optional[float] = None):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        if bce_threshold_problem(target_threshold or 0.0, smooth_factor, num_classes):
+            raise ValueError(bce_threshold_problem(target_threshold or 0.0, smooth_factor, num_classes))
         self.on_value = 1.0 - smooth_factor
         self.off_value = smooth_factor / (num_classes - 1)
         self.num_classes = num_classes
