@@ -87,6 +87,14 @@ def test_unknown_keys_are_errors(tmp_path):
                                           r"reference scripts' name: here it is label_smooth_factor, .*1 - e on the "
                                           r"true class and e / \(class_num - 1\) on each other"):
         load_config(["--label-smoothing", "0.1"])
+    # The crop options' timm names, which the README pairs with them: the key, not its second value, is what is wrong.
+    with pytest.raises(ConfigError, match=r"^option --scale: unknown key 'scale' \(timm's name: here it is "
+                                          r"crop_scale_min \(timm's --scale S 1 is --crop_scale_min S"):
+        load_config(["--scale", "0.35", "1"])
+    with pytest.raises(ConfigError, match=r"^option --ratio: unknown key 'ratio' \(timm's name: here it is "
+                                          r"crop_ratio_min and crop_ratio_max \(timm's --ratio R1 R2 is "
+                                          r"--crop_ratio_min R1 --crop_ratio_max R2\)\)$"):
+        load_config(["--ratio", "0.5", "2"])
     with pytest.raises(ConfigError, match=r"^option --foo: unknown key 'foo'$"):
         load_config(["--foo"])
     # timm's --input-size takes three values: the key is what is wrong, not the second of them.

@@ -576,6 +576,10 @@ TIMM_NAMES = {"device": "device_target (CPU or GPU; torchvision's --device too)"
               "amp_dtype": "precision",
               "img_size": "image_size", "input_size": "image_size", "train_interpolation": "interpolation",
               "workers": "num_workers", "hflip": "random_flip, on or off",
+              "scale": "crop_scale_min (timm's --scale S 1 is --crop_scale_min S: a crop's largest share is the whole "
+                       "image)",
+              "ratio": "crop_ratio_min and crop_ratio_max (timm's --ratio R1 R2 is --crop_ratio_min R1 "
+                       "--crop_ratio_max R2)",
               "checkpoint_hist": "keep_best_max (timm's keeps the best; keep_checkpoint_max, the newest)"}
 
 # TF-slim's train_image_classifier.py flags (the MobileNet paper's training) that a key here stands for: the README's
