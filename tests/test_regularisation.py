@@ -272,6 +272,16 @@ def test_mix_and_clip_options_are_checked():
         load_config(["--mix_prob=0.5"])
     assert load_config(["--cutmix_alpha=1", "--mix_prob=0.5"]).mix_prob == 0.5
     assert load_config(["--cutmix_alpha=1", "--mixup_off_epoch=80"]).mixup_off_epoch == 80
+    # mix_prob 0 beside an alpha mixes no batch: the alphas (and a mixup_off_epoch, which README says is refused
+    # without Mixup or CutMix) would be taken, recorded and ignored. The run's BatchAugment would mix nothing:
+    assert not BatchAugment(0.2, 1.0, mix_prob=0.0).mixes
+    for alphas, named in ((["--mixup_alpha=0.2"], "mixup_alpha 0.2"), (["--cutmix_alpha=1"], "cutmix_alpha 1"),
+                          (["--mixup_alpha=0.2", "--cutmix_alpha=1", "--mixup_off_epoch=5"],
+                           "mixup_alpha 0.2 and cutmix_alpha 1")):
+        with pytest.raises(ConfigError, match=f"option --mix_prob: mix_prob 0 mixes no batch, so {named} would do "
+                                              f"nothing: give the share of batches to mix"):
+            load_config(alphas + ["--mix_prob=0"])
+    assert load_config(["--mixup_alpha=0.2", "--mix_prob=0.01"]).mix_prob == 0.01
     for bad, message in ((["--mixup_off_epoch=5"], "mixup_off_epoch 5 is when Mixup and CutMix stop; mixup_alpha and "
                                                    "cutmix_alpha are 0"),
                          (["--mixup_alpha=0.2", "--mixup_off_epoch=-1"], "mixup_off_epoch must be >= 0"),

@@ -1492,6 +1492,11 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     for key in ("mix_prob", "random_erase", "vflip"):
         if not 0 <= getattr(cfg, key) <= 1:
             fail(key, f"{key} must be in [0, 1], got {getattr(cfg, key)}")
+    mixing = [f"{key} {getattr(cfg, key):g}" for key in ("mixup_alpha", "cutmix_alpha") if getattr(cfg, key)]
+    if cfg.mix_prob == 0 and mixing:  # (without either alpha, mix_prob 0 is refused as a key nothing uses)
+        fail_read("mix_prob", f"mix_prob 0 mixes no batch, so {' and '.join(mixing)} would do nothing: give the share "
+                              f"of batches to mix (1, the default, mixes every one), or leave the alphas at 0 to "
+                              f"train without Mixup and CutMix")
     if cfg.mixup_off_epoch < 0:
         fail("mixup_off_epoch", f"mixup_off_epoch must be >= 0 (0: mixing never stops), got {cfg.mixup_off_epoch}")
     if cfg.mixup_off_epoch >= cfg.epoch_size > 0 and (cfg.mixup_alpha or cfg.cutmix_alpha):
