@@ -7,4 +7,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "src
 from mobilenet_v1.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(["eval"] + sys.argv[1:]))
+    # main() reads the command line itself, as for `mobilenet-v1 eval`: an argv handed to it is a Python caller's,
+    # whose BrokenPipeError, Ctrl-C and closed stdout are the caller's to meet (`python eval.py ... | head`
+    # ended in "error: [Errno 32] Broken pipe", status 1).
+    sys.argv.insert(1, "eval")
+    sys.exit(main())

@@ -4,6 +4,7 @@ import os
 import re
 import runpy
 import shutil
+import subprocess
 import tarfile
 import sys
 import types
@@ -1656,6 +1657,30 @@ def test_seed_invocations_train_then_eval(cifar_dir, tmp_path, capsys, monkeypat
                      "--image_size=32", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)  # stdout holds the JSON object alone
     assert result["total"] == 40 and result["ckpt"] == str(ck)  # a folder: its newest
+
+
+def test_seed_entry_points_outlive_a_reader_of_their_output_that_went_away(cifar_dir, tmp_path):
+    """`python train.py ... | head -1` (the seed's command, "the same" as `mobilenet-v1 train`) ended in
+    "mobilenet-v1 train: error: [Errno 32] Broken pipe", status 1, before the run's first checkpoint, and
+    `python eval.py --help | head -1` in a BrokenPipeError's traceback: the scripts handed their arguments to
+    cli.main as a Python caller does. Run as the command line is, train goes on and eval's help ends as cat does."""
+    def gone_reader(script, *args):
+        read, write = os.pipe()
+        os.close(read)  # gone before the first line: every write meets a closed pipe
+        try:
+            return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], stdout=write,
+                                  stderr=subprocess.PIPE, text=True, timeout=300,
+                                  env=dict(os.environ, OMP_NUM_THREADS="1"))
+        finally:
+            os.close(write)
+
+    p = gone_reader("eval.py", "--help")
+    assert (p.returncode, p.stderr) == (141, ""), p.stderr
+    out = tmp_path / "run"
+    p = gone_reader("train.py", "--dataset_path", str(cifar_dir), "--epoch_size=1", "--class_num=4", *SMALL,
+                    f"--save_checkpoint_path={out}")
+    assert p.returncode == 0 and "Broken pipe" not in p.stderr, p.stderr
+    assert (out / "mobilenetv1-1_12.ckpt").is_file()
 
 
 def test_cli_errors_are_clear_and_nonzero(tmp_path, capsys):
