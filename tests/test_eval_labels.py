@@ -238,6 +238,21 @@ def test_an_eval_labels_file_that_is_not_there_is_named_once(tmp_path, capsys):
         validate(Config(dataset="imagenet2012", eval_labels=str(none)))
 
 
+def test_an_eval_labels_pipe_or_dangling_link_is_named_for_what_it_is(tmp_path):
+    """`--eval_labels <(zcat val.txt.gz)` or /dev/stdin from a pipe said "no such file" of a path that is there (a
+    link to nothing said so too); named as what it is, with what to do (it is read at each evaluation's listing)."""
+    data = ["--dataset=imagenet2012", f"--dataset_path={tmp_path}"]
+    pipe = tmp_path / "labels.fifo"
+    os.mkfifo(pipe)
+    with pytest.raises(ConfigError, match=rf"^--eval_labels {pipe}: a named pipe, not a regular file: save its "
+                                          rf"lines to a file and give that$"):
+        load_config([*data, f"--eval_labels={pipe}"])
+    link = tmp_path / "val.txt"
+    link.symlink_to(tmp_path / "gone.txt")
+    with pytest.raises(ConfigError, match=rf"^--eval_labels {link}: a link to nothing$"):
+        load_config([*data, f"--eval_labels={link}"])
+
+
 def test_a_config_file_named_eval_labels_still_names_the_key(tmp_path):
     """The key is named after a config file's name by where the value came from, not by how that name ends: a
     file named "eval_labels" (no extension) said "config file C F: no such file", without the key."""

@@ -1568,12 +1568,15 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
                 where += ": eval_labels"
             else:  # the option's, or a Python Config's (validate)
                 where = where.replace("option ", "", 1)
-            from .checkpoint import unexpanded_home  # --eval_labels=~/val.txt: no shell expands a ~ after `=`
+            from .checkpoint import not_a_file, unexpanded_home  # --eval_labels=~/val.txt: no shell expands a ~
 
             home = unexpanded_home(cfg.eval_labels, read=True)
-            raise OptionError(f"{where} {cfg.eval_labels}: "
-                              f"{'a folder, not a file' if os.path.isdir(cfg.eval_labels) else 'no such file'}"
-                              + (f" (it {home})" if home else ""))
+            why = not_a_file(cfg.eval_labels)
+            # A pipe (<(zcat val.txt.gz), /dev/stdin) was "no such file"; it is not read, as predict's and eval's
+            # images are not: each evaluation's listing, and each process of a torchrun job, reads the file anew.
+            if why.endswith("not a regular file"):
+                why += ": save its lines to a file and give that"
+            raise OptionError(f"{where} {cfg.eval_labels}: {why}" + (f" (it {home})" if home else ""))
     if cfg.qat_range_epochs < 0:
         fail("qat_range_epochs", f"qat_range_epochs must be >= 0 (0: the ranges follow every epoch), got "
                                  f"{cfg.qat_range_epochs}")
