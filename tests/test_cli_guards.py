@@ -341,6 +341,31 @@ def test_the_demo_writes_no_digits_over_a_data_set_of_its_own(tmp_path, capsys):
     assert err.startswith("python -m mobilenet_v1.demo: error: ") and f"{tmp_path / 'a_file'}" in err
 
 
+def test_the_demos_output_gone_or_on_a_full_disk_is_said_as_the_commands(tmp_path):
+    """`python -m mobilenet_v1.demo | head -0` said "error: [Errno 32] Broken pipe", status 1, of digits written
+    whole, and `> /dev/full` "error: [Errno 28] No space left on device", as if they were what did not fit: as
+    mobilenet-v1's commands, a reader gone ends it quietly (141) and a full disk is named as standard output's."""
+    from mobilenet_v1.data import CIFAR_EVAL_FOLDER
+
+    pytest.importorskip("sklearn")
+    env = dict(os.environ, PYTHONPATH=SRC, OMP_NUM_THREADS="1")
+    digits = tmp_path / "digits"
+    read, write = os.pipe()
+    os.close(read)  # gone before the first line
+    try:
+        p = subprocess.run([sys.executable, "-m", "mobilenet_v1.demo", "--out", str(digits)], stdout=write,
+                           stderr=subprocess.PIPE, text=True, timeout=120, env=env)
+    finally:
+        os.close(write)
+    assert (p.returncode, p.stderr) == (141, ""), p.stderr
+    assert os.path.getsize(digits / CIFAR_EVAL_FOLDER / "test_batch.bin") > 0
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([sys.executable, "-m", "mobilenet_v1.demo", "--out", str(digits)], stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=120, env=env)
+    assert (p.returncode, p.stderr) == (1, "python -m mobilenet_v1.demo: error: [Errno 28] No space left on "
+                                           "device: 'standard output'\n"), p.stderr
+
+
 def test_a_reader_of_the_output_that_went_away_is_no_error(tmp_path):
     """`mobilenet-v1 info F | head -2` printed "error: [Errno 32] Broken pipe" and exited 1: a reader that took
     what it wanted is no fault of the command, which ends quietly, as cat does (141: as SIGPIPE ends one)."""

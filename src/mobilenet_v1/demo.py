@@ -50,8 +50,23 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m mobilenet_v1.demo", description=__doc__)
     p.add_argument("--out", default="data/digits", help="folder to write (default data/digits)")
     a = p.parse_args(argv)
+    stdout = sys.stdout
+    if argv is None and stdout is not None:  # the command line's own process, as cli.main's commands
+        from .runtime import NamedOutput
+
+        # `> /dev/full` said "error: [Errno 28] No space left on device" after the digits were written whole,
+        # as if they were what did not fit: said as standard output's, as `mobilenet-v1 convert` says it.
+        sys.stdout = NamedOutput(stdout)
     try:
         write_demo_data(a.out)
+        if argv is None:
+            sys.stdout.flush()  # here, where its errors are caught, not at the interpreter's exit
+    except BrokenPipeError:  # `... | head -0`: the reader took what it wanted and went; said by nothing, as cat
+        if argv is not None:  # a Python caller's
+            raise
+        from .cli import output_reader_gone
+
+        return output_reader_gone()
     except (ValueError, OSError) as e:
         print(f"python -m mobilenet_v1.demo: error: {e}", file=sys.stderr)
         return 1
@@ -62,6 +77,8 @@ def main(argv=None) -> int:
             raise
         print(f"python -m mobilenet_v1.demo: error: {missing_extra(e)}", file=sys.stderr)
         return 1
+    finally:
+        sys.stdout = stdout
     return 0
 
 
