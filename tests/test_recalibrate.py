@@ -1,6 +1,7 @@
 """mobilenet-v1 recalibrate-bn: BatchNorm statistics measured anew, at the size the model will run at."""
 import copy
 import hashlib
+import json
 import re
 
 import pytest
@@ -159,6 +160,25 @@ def test_use_ema_false_for_a_file_holding_only_a_moving_average_is_named_as_not_
     assert torch.equal(ckpt_io.load_file(str(tmp_path / "r.pt"))["model"]["fc.weight"], average.fc.weight)
     assert cli.main(args + ["--out", str(tmp_path / "d.pt")]) == 0  # the default asks for the average: nothing said
     assert "not used here" not in capsys.readouterr().out
+
+
+def test_info_of_a_mean_recalibrated_says_its_statistics_are_its_own(tmp_path, cifar_dir, capsys):
+    """The README's way after `average`: recalibrate-bn of the mean measures its mean weights' own statistics.
+    info said of that file that its statistics were the mean of its sources' and to run recalibrate-bn of it,
+    which it was (its record of the average stays, for the weights): a user told so recalibrated for ever."""
+    src = save(tmp_path / "avg.pt", image_size=32)  # as average writes it: the sources recorded, no measurement
+    out = str(tmp_path / "avg_bn.pt")
+    assert cli.main(["recalibrate-bn", src, "--dataset_path", str(cifar_dir), "--image_size", "24", "--images", "112",
+                     "--batch_size", "16", "--out", out]) == 0
+    capsys.readouterr()
+    assert cli.main(["info", out]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "weights: the mean of 2 checkpoints' trained weights (mobilenet-v1 average): x.ckpt, y.ckpt" in text
+    assert "BatchNorm: statistics measured anew (recalibrate-bn) at 24 on 112 images, trained at 32 resume:" in text
+    assert "sources' statistics" not in text and "recalibrate-bn of this file" not in text
+    assert cli.main(["info", out, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["bn_recalibration"] == {"image_size": 24, "images": 112,
+                                                                       "trained_at": 32, "source": "avg.pt"}
 
 
 def test_statistics_that_are_not_finite_are_measured_anew_and_named_elsewhere(tmp_path, cifar_dir, capsys):

@@ -387,8 +387,11 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
     if out["quantization_aware"] and frozen is not None and frozen != ckpt_io.trained_image_size(config):
         out["bn_statistics_size"] = frozen
     bn = config.get("bn_recalibration")
+    # source: the file recalibrate-bn measured them for; none in average's record of its sources' alike measurements
+    # (averaging.recalibration_kept), which a file recalibrate-bn wrote from a mean (whose own they are) holds
     out["bn_recalibration"] = {"image_size": ckpt_io.trained_image_size(bn), "images": _count(bn.get("images")),
-                               "trained_at": ckpt_io.positive_size(bn.get("trained_at"))} \
+                               "trained_at": ckpt_io.positive_size(bn.get("trained_at")),
+                               "source": _text(bn.get("source"))} \
         if isinstance(bn, dict) else None
     metrics = ckpt.get("metrics")
     evaluated = {k: metrics[k] for k in ("top_1", "top_5", "raw_top_1", "raw_top_5")
@@ -615,8 +618,10 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
     bn = d["bn_recalibration"]
     if bn:
         # An average of such files holds the mean of their statistics, which are not those of its mean weights:
-        # said so, with what recalibrate-bn does about it (helper-384: "measured anew" told the user it was done)
-        averaged = bool(d.get("averaged"))
+        # said so, with what recalibrate-bn does about it (helper-384: "measured anew" told the user it was done).
+        # The mean recalibrate-bn measured since (its record names the file) holds its mean weights' own: told to
+        # run recalibrate-bn of it again, a user would do so for ever.
+        averaged = bool(d.get("averaged")) and not bn.get("source")
         row("BatchNorm", ("the mean of its sources' statistics, each measured anew (recalibrate-bn)" if averaged
                           else "statistics measured anew (recalibrate-bn)")
             + (f" at {bn['image_size']}" if bn["image_size"] else "")
