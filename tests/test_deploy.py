@@ -1370,6 +1370,28 @@ def test_export_at_another_size_says_so_and_records_it_and_outputs_are_checked_f
         OnnxModel(str(tmp_path / "grey.onnx"))
 
 
+def test_a_run_config_given_to_export_names_the_size_the_file_takes(tmp_path, capsys):
+    """A run that trained at 32 and evaluated at 48 (eval_image_size), exported with its config.yaml: the file
+    takes 48, the size its checkpoint records for evaluation, as README says; the note said it took "the size its
+    checkpoint was trained at", 32, which it did not."""
+    from mobilenet_v1.config import dump_yaml
+    from mobilenet_v1.onnx_io import ProgramModel
+
+    model = MobileNetV1(class_num=4, width_mult=0.25)
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(),
+                         "config": {"dataset": "cifar10", "image_size": 32, "eval_image_size": 48}}, ckpt)
+    run_config = tmp_path / "config.yaml"
+    run_config.write_text(dump_yaml(load_config(["--image_size=32", "--eval_image_size=48"])))
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "out"), "--file_format", "PT2",
+                     "--config_path", str(run_config)]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert ("not taken (the file takes the size its checkpoint records for evaluation: eval_image_size where its "
+            "run set one, else the one it was trained or recalibrated at;") in said
+    assert "was trained at;" not in said
+    assert ProgramModel(str(tmp_path / "out.pt2")).input_shape[1:] == [3, 48, 48]
+
+
 def test_export_atol_must_be_finite_and_not_negative(tmp_path, capsys):
     """A negative or NaN --atol fails every export and infinity checks nothing: refused by the parser (exit 2)
     before the checkpoint is read or anything written; so is a --qat_rtol that is no share (0, 1, NaN)."""

@@ -1017,7 +1017,8 @@ def main(argv: Sequence[str]) -> int:
             left = ", ".join(f"{k} {values[k]}" for k in ("batch_size", "width", "height") if k in values)
             left = left or "batch_size, width and height"
             print(f"export: note: {a.config_path} is a run's configuration: its {left} are not export's, not taken "
-                  f"(the file takes the size its checkpoint was trained at; --batch_size, --height and --width set "
+                  f"(the file takes the size its checkpoint records for evaluation: eval_image_size where its run set "
+                  f"one, else the one it was trained or recalibrated at; --batch_size, --height and --width set "
                   f"them)", file=sys.stderr)
         for key in keys:
             if getattr(a, key) is None and values.get(key) not in (None, ""):
