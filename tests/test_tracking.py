@@ -673,6 +673,24 @@ def test_a_resume_says_it_judges_without_a_damaged_metrics_file(tmp_path, capsys
     assert train.Evaluations.before(2, 0, str(tmp_path), 3).since == 0 and capsys.readouterr().err == ""
 
 
+def test_a_resume_after_a_cut_short_line_starts_its_log_txt_header_on_a_line_of_its_own(tmp_path):
+    """log.txt cut mid-line (a full disk gave up on it, a killed run) had the resumed run's header glued onto the
+    fragment ("... loss 1.2, lmobilenet-v1 0.1.0 ..."), where README says a resume appends after the cut line, as
+    metrics.jsonl's is: the fragment stays, ended, and the header starts a line (a whole file is left as it is)."""
+    (tmp_path / "log.txt").write_text("header of the first run\nepoch 3/4 step 6/12: loss 1.2, l")
+    RunLogger(str(tmp_path), epochs=4, steps_per_epoch=12, start_epoch=2, preamble="resumed header\n",
+              tensorboard=False).close()
+    assert (tmp_path / "log.txt").read_text().splitlines() == [
+        "header of the first run", "epoch 3/4 step 6/12: loss 1.2, l", "resumed header"]
+    RunLogger(str(tmp_path), epochs=4, steps_per_epoch=12, start_epoch=2, preamble="again\n",
+              tensorboard=False).close()
+    assert (tmp_path / "log.txt").read_text().endswith("l\nresumed header\nagain\n")  # no empty line
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "log.txt").write_text("")
+    RunLogger(str(tmp_path / "empty"), epochs=1, steps_per_epoch=1, preamble="first\n", tensorboard=False).close()
+    assert (tmp_path / "empty" / "log.txt").read_text() == "first\n"
+
+
 def test_continuation_keeps_history_and_best(tmp_path):
     """A restart after epoch 2 (pretrain_epoch_size=2) supersedes what a crashed run logged after it."""
     rows = [{"kind": "start", "epoch": 0, "step": 0}]

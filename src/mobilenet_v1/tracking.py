@@ -136,6 +136,19 @@ def _open_for_append(path: str):
     return open(path, "a", encoding="utf-8")
 
 
+def _ends_mid_line(path: str) -> bool:
+    """Whether the file at ``path`` ends in a line without its break (False where it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if not f.tell():
+                return False
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+    except OSError:
+        return False
+
+
 def _writer_thread_hook(args, before=None) -> None:
     """``threading.excepthook`` while a run's TensorBoard writer is open: the OSError of its writing thread (a
     full disk) is the logger's to say, in one warning, when the writer raises it again on the main thread
@@ -289,8 +302,10 @@ class RunLogger:
             log_size = None
         try:
             os.makedirs(self.run_dir, exist_ok=True)
+            cut = bool(log_size) and _ends_mid_line(log_path)
             self._log = runtime.add_log_file(os.path.join(self.run_dir, LOG_FILE))
-            self._log.write(preamble)  # already printed before the folder existed
+            # A line cut short (a full disk, a kill) stays, ended: this run's header starts a line of its own.
+            self._log.write(("\n" if cut else "") + preamble)  # already printed before the folder existed
             self._log.flush()
             # A resume from a mid-epoch checkpoint continues after start_in_epoch steps of the next epoch:
             # the records of those steps, which the checkpoint holds, stay.
