@@ -473,6 +473,34 @@ def test_progressive_resizing_with_a_ramp_of_exactly_one_epoch_or_an_odd_image_s
     assert [training_size(200, 128, 0.5, e, 10) for e in range(10)] == [128, 144, 160, 176, 200] + [200] * 5
 
 
+def test_progressive_resizing_sizes_are_those_of_exact_arithmetic_where_floating_point_lands_beside_them():
+    """README: the size rises linearly, rounded down to a multiple of 16, to reach image_size at the last epoch of
+    the ramp. 0.07 of 100 epochs is 7.000000000000001 in floating point: the 7th epoch trained at 48 of 64 and the
+    ramp took an 8th; 16 + 496 / 3.1 is 176, computed 175.99999999999997, and trained at 160. Each size is checked
+    against the rule in exact fractions, and a ramp's last epoch against image_size."""
+    from fractions import Fraction
+
+    from mobilenet_v1.schedules import SIZE_STEP, training_size
+
+    def exact(size, start, share, epoch, epochs):
+        ramp = Fraction(share) * epochs
+        if epoch >= ramp - 1:
+            return size
+        return min(size, max(start, int(start + Fraction(size - start) * epoch / (ramp - 1)) // SIZE_STEP * SIZE_STEP))
+
+    assert [training_size(64, 16, 0.07, e, 100) for e in range(8)] == [16, 16, 32, 32, 48, 48, 64, 64]
+    assert [training_size(512, 16, 0.1, e, 41) for e in range(5)] == [16, 176, 336, 496, 512]
+    for size, start in ((64, 16), (512, 16), (300, 100), (224, 128)):
+        for hundredths in (7, 10, 14, 20, 28, 40, 56, 68, 75, 80):
+            share = hundredths / 100
+            for epochs in range(2, 120):
+                if Fraction(hundredths, 100) * epochs <= 1:
+                    continue
+                got = [training_size(size, start, share, e, epochs) for e in range(epochs)]
+                assert got == [exact(size, start, Fraction(hundredths, 100), e, epochs) for e in range(epochs)], \
+                    (size, start, share, epochs)
+
+
 @pytest.mark.parametrize("mode", ["cosine_annealing", "exponential", "linear", "steps"])
 def test_a_key_the_schedule_does_not_use_leaves_its_rates_as_they_are(mode):
     """schedules.uses says which keys a schedule depends on (a resume names a change of those alone): a key it

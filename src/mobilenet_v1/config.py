@@ -18,7 +18,7 @@ from typing import Any, Callable, Collection, Dict, Iterable, Iterator, List, No
 
 import yaml
 
-from .schedules import LR_BASE_SCALES, SCHEDULES, SIZE_STEP
+from .schedules import LR_BASE_SCALES, SCHEDULES, SIZE_STEP, ramp_length
 
 # The network's layers (model.ARCH, which imports torch; a test checks that they agree).
 LAYERS = 27
@@ -1438,10 +1438,11 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
                                    f"{cfg.image_size}, got {cfg.image_size_start}")
     if not 0 < cfg.image_size_ramp <= 1:
         fail("image_size_ramp", f"image_size_ramp must be in (0, 1] (a share of the epochs), got {cfg.image_size_ramp}")
-    elif cfg.image_size_start and cfg.image_size_ramp * cfg.epoch_size <= 1:
-        fail("image_size_ramp", f"image_size_ramp {cfg.image_size_ramp:g} of epoch_size {cfg.epoch_size} is "
-                                f"{cfg.image_size_ramp * cfg.epoch_size:g} epoch(s): every epoch would train at "
-                                f"image_size; more than one epoch is needed for image_size_start to be used")
+    elif cfg.image_size_start and ramp_length(cfg.image_size_ramp, cfg.epoch_size) <= 1:
+        ramp = ramp_length(cfg.image_size_ramp, cfg.epoch_size)
+        fail("image_size_ramp", f"image_size_ramp {cfg.image_size_ramp:g} of epoch_size {cfg.epoch_size} is {ramp:g} "
+                                f"epoch(s): every epoch would train at image_size; more than one epoch is needed for "
+                                f"image_size_start to be used")
     if cfg.image_size_start and cfg.qat:
         fail("image_size_start", "quantization-aware training fine-tunes at image_size, its BatchNorm statistics "
                                  "frozen at the float run's: progressive resizing is for training from the start")

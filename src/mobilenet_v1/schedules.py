@@ -26,12 +26,21 @@ def training_size(image_size: int, start: int, ramp: float, epoch: int, epochs: 
     """Epoch ``epoch``'s (from 0) training image size under progressive resizing: ``start`` at the first,
     growing linearly to ``image_size`` at the last of the first ``ramp`` share of the ``epochs``, rounded
     down to a multiple of :data:`SIZE_STEP` (never below ``start``); ``image_size`` from there on, and
-    always where ``start`` is 0."""
-    ramp_epochs = ramp * epochs
+    always where ``start`` is 0. Both are rounded to 9 decimals before they are compared or rounded down, as
+    :func:`decay_period` rounds its product: floating point lands a whole number just below or above it (0.07 x
+    100 epochs is 7.000000000000001, which left the ramp's last epoch at 48 of 64; 176 came out 175.99999999999997
+    and trained at 160)."""
+    ramp_epochs = ramp_length(ramp, epochs)
     if not start or epoch >= ramp_epochs - 1:
         return image_size
-    size = start + (image_size - start) * epoch / (ramp_epochs - 1)
+    size = round(start + (image_size - start) * epoch / (ramp_epochs - 1), 9)
     return min(image_size, max(start, int(size) // SIZE_STEP * SIZE_STEP))
+
+
+def ramp_length(ramp: float, epochs: int) -> float:
+    """Progressive resizing's ramp in epochs: the share ``ramp`` of ``epochs``, rounded to 9 decimals (a whole
+    number of epochs that floating point lands beside is that number)."""
+    return round(ramp * epochs, 9)
 
 
 def decay_period(lr_decay_epochs: float, steps_per_epoch: int) -> int:
