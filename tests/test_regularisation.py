@@ -252,6 +252,39 @@ def test_a_run_mixes_until_mixup_off_epoch_and_says_so_once(cifar_dir, tmp_path,
     assert "Mixup and CutMix off" not in capsys.readouterr().out  # mixup_off_epoch 0: mixing never stops
 
 
+def test_a_run_started_with_mix_prob_0_beside_an_alpha_resumes_as_it_was(cifar_dir, tmp_path, capsys):
+    """mix_prob 0 beside an alpha is refused since a23ba27, but a run started before holds it in its config.yaml,
+    and `train --config_path RUN/config.yaml --resume auto` (README's way to continue a run) was refused; the
+    refusal's own advice (the alphas at 0) met mix_prob's unused-key refusal. A resume takes it, as it was (no
+    batch mixed), saying so; a --resume that finds nothing to continue is refused as a fresh run is."""
+    from mobilenet_v1 import cli, train
+
+    run = tmp_path / "run"
+    args = [f"--dataset_path={cifar_dir}", "--width_mult=0.25", "--image_size=32", "--batch_size=64", "--epoch_size=2",
+            "--warmup_epochs=0", "--device_target=CPU", "--num_workers=0", "--class_num=4", "--mixup_alpha=0.2",
+            "--save_checkpoint_epochs=1", f"--save_checkpoint_path={run}"]
+    train.run(load_config(args + ["--mix_prob=0.5"]))
+    (run / "mobilenetv1-2_3.ckpt").unlink()  # stopped after its first epoch
+    config = run / "config.yaml"  # as a run started with --mix_prob 0 wrote it
+    config.write_text(config.read_text().replace("mix_prob: 0.5\n", "mix_prob: 0.0\n"))
+    capsys.readouterr()
+    assert cli.main(["train", f"--config_path={config}", "--resume=auto"]) == 0
+    out = capsys.readouterr().out
+    assert "note: mix_prob 0 mixes no batch: mixup_alpha 0.2 taken for the resume, and unused" in out
+    assert (run / "mobilenetv1-2_3.ckpt").is_file()
+    # Nothing to resume: refused as a fresh run is, nothing written
+    fresh = tmp_path / "fresh"
+    with pytest.raises(ConfigError, match="--resume auto found no checkpoint in .* to continue, and a run started "
+                                          "afresh is refused: mix_prob 0 mixes no batch"):
+        train.run(load_config(args + ["--mix_prob=0", "--resume=auto", f"--save_checkpoint_path={fresh}"]))
+    assert not fresh.exists() or not any(fresh.glob("*.ckpt"))
+    # The refusal's way to train without mixing is taken: mix_prob left at its default beside the alphas at 0
+    with pytest.raises(ConfigError, match="or train without Mixup and CutMix: mixup_alpha 0 and cutmix_alpha 0, with "
+                                          r"mix_prob left at its default \(--mix_prob 1 where a config file sets it\)"):
+        load_config(["--mixup_alpha=0.2", "--mix_prob=0"])
+    assert load_config([f"--config_path={config}", "--mixup_alpha=0", "--mix_prob=1"]).mixup_alpha == 0
+
+
 def test_mix_and_clip_options_are_checked():
     cfg = load_config(["--mixup_alpha=0.2", "--cutmix_alpha=1", "--mix_prob=0.5", "--random_erase=0.2",
                        "--clip_grad_norm=2"])

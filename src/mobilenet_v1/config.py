@@ -733,6 +733,18 @@ def temperature_problem(value: float) -> str:
             f"softened outputs apart and T^2 x KL is rounding noise, or NaN), got {value}")
 
 
+def mix_prob_problem(cfg: Config) -> str:
+    """What is wrong with ``mix_prob`` 0 beside ``mixup_alpha`` or ``cutmix_alpha`` (no batch mixed: the alphas taken,
+    recorded and ignored), or "" (the configuration's check; train's, where a ``--resume`` finds nothing to resume)."""
+    mixing = [f"{key} {getattr(cfg, key):g}" for key in ("mixup_alpha", "cutmix_alpha") if getattr(cfg, key)]
+    if cfg.mix_prob != 0 or not mixing:
+        return ""
+    # mix_prob 0 without an alpha is itself refused (a key nothing uses): the way out sets both
+    return (f"mix_prob 0 mixes no batch, so {' and '.join(mixing)} would do nothing: give the share of batches to "
+            f"mix (1, the default, mixes every one), or train without Mixup and CutMix: mixup_alpha 0 and "
+            f"cutmix_alpha 0, with mix_prob left at its default (--mix_prob 1 where a config file sets it)")
+
+
 def _float32(value: float) -> float:
     """``value`` rounded to float32, as a float32 tensor holds it (and as torch compares one with a Python number)."""
     return struct.unpack("f", struct.pack("f", value))[0]
@@ -1493,11 +1505,10 @@ def _validate(cfg: Config, extra_choices: Dict[str, Any], origin: Callable[[str]
     for key in ("mix_prob", "random_erase", "vflip"):
         if not 0 <= getattr(cfg, key) <= 1:
             fail(key, f"{key} must be in [0, 1], got {getattr(cfg, key)}")
-    mixing = [f"{key} {getattr(cfg, key):g}" for key in ("mixup_alpha", "cutmix_alpha") if getattr(cfg, key)]
-    if cfg.mix_prob == 0 and mixing:  # (without either alpha, mix_prob 0 is refused as a key nothing uses)
-        fail_read("mix_prob", f"mix_prob 0 mixes no batch, so {' and '.join(mixing)} would do nothing: give the share "
-                              f"of batches to mix (1, the default, mixes every one), or leave the alphas at 0 to "
-                              f"train without Mixup and CutMix")
+    # (without either alpha, mix_prob 0 is refused as a key nothing uses). Not with --resume: a run started before
+    # the refusal, its config.yaml so, must resume as it was; train refuses it where nothing is resumed.
+    if mix_prob_problem(cfg) and not cfg.resume:
+        fail_read("mix_prob", mix_prob_problem(cfg))
     if cfg.mixup_off_epoch < 0:
         fail("mixup_off_epoch", f"mixup_off_epoch must be >= 0 (0: mixing never stops), got {cfg.mixup_off_epoch}")
     if cfg.mixup_off_epoch >= cfg.epoch_size > 0 and (cfg.mixup_alpha or cfg.cutmix_alpha):

@@ -22,7 +22,7 @@ from .api import infer_model_args, model_from_checkpoint
 from .batch_augment import BatchAugment
 from .config import (DATASET_PRESETS, EXPORT_KEYS, NORMALISATION_KEYS, Config, ConfigError, OptionError, channels_text,
                      cifar_name, dump_yaml, is_cifar, load_config_and_given, names_text, normalisation_text,
-                     set_in_config_file, to_dict, validate)
+                     mix_prob_problem, set_in_config_file, to_dict, validate)
 from .data import (IMAGE_EXTENSIONS, DataError, DataOptions, TooManyBadSamples, UnsortedImagesError, balance_line,
                    build_loader, check_dataset_path, data_set_classes, held_out_record, imagenet_folder,
                    resolved_pipeline, same_folder, sample_labels, wrapped_classes)
@@ -2102,6 +2102,14 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
         raise ValueError(f"option --qat: --resume {cfg.resume} found no checkpoint in {out_dir} to continue, and "
                          f"no --pre_trained is given to start quantization-aware training from (a float run's "
                          f"checkpoint)")
+    mixing = mix_prob_problem(cfg)  # let pass by the configuration's check for a resume
+    if mixing and ckpt is None:  # rank 0's choice, every rank's: said once a machine
+        raise dist.alike(ConfigError(f"--resume {cfg.resume} found no checkpoint in {out_dir} to continue, and a run "
+                                     f"started afresh is refused: {mixing}"))
+    if mixing:  # a run started before mix_prob 0 beside an alpha was refused: it resumes as it was
+        alphas = " and ".join(f"{k} {getattr(cfg, k):g}" for k in ("mixup_alpha", "cutmix_alpha") if getattr(cfg, k))
+        print0(f"note: mix_prob 0 mixes no batch: {alphas} taken for the resume, and unused (no batch mixed, as in "
+               f"a run started so); --mix_prob 1 mixes every batch from here")
     if (ckpt is None and cfg.qat and 0 < cfg.qat_range_epochs <= start_epoch
             and not int(ckpt_io.unwrap(model).quant.observed)):
         # qat_range_epochs counts the run's epochs from 1, pretrain_epoch_size's included: ranges not measured yet
