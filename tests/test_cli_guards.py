@@ -366,6 +366,22 @@ def test_the_demos_output_gone_or_on_a_full_disk_is_said_as_the_commands(tmp_pat
                                            "device: 'standard output'\n"), p.stderr
 
 
+def test_the_demo_with_its_output_closed_says_so_as_the_commands(tmp_path):
+    """`python -m mobilenet_v1.demo >&-` ended in an AttributeError's traceback ('NoneType' object has no attribute
+    'flush': Python's sys.stdout of a closed descriptor 1 is None) once its output was flushed where its errors are
+    caught; as mobilenet-v1's commands (`info >&-`), it says it could not write standard output, status 1."""
+    from mobilenet_v1.data import CIFAR_EVAL_FOLDER
+
+    pytest.importorskip("sklearn")
+    digits = tmp_path / "digits"
+    p = subprocess.run([sys.executable, "-m", "mobilenet_v1.demo", "--out", str(digits)], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True, timeout=120, preexec_fn=lambda: os.close(1),
+                       env=dict(os.environ, PYTHONPATH=SRC, OMP_NUM_THREADS="1"))
+    assert (p.returncode, p.stderr) == (1, "python -m mobilenet_v1.demo: error: [Errno 9] Bad file descriptor: "
+                                           "'standard output'\n"), p.stderr
+    assert os.path.getsize(digits / CIFAR_EVAL_FOLDER / "test_batch.bin") > 0
+
+
 def test_a_reader_of_the_output_that_went_away_is_no_error(tmp_path):
     """`mobilenet-v1 info F | head -2` printed "error: [Errno 32] Broken pipe" and exited 1: a reader that took
     what it wanted is no fault of the command, which ends quietly, as cat does (141: as SIGPIPE ends one)."""

@@ -50,8 +50,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m mobilenet_v1.demo", description=__doc__)
     p.add_argument("--out", default="data/digits", help="folder to write (default data/digits)")
     a = p.parse_args(argv)
+    if argv is None:  # `>&-`: sys.stdout None, whose flush below was an AttributeError's traceback; as cli.main's
+        from .cli import _standard_streams_opened  # commands, a write to it is an error naming standard output
+
+        _standard_streams_opened()
     stdout = sys.stdout
-    if argv is None and stdout is not None:  # the command line's own process, as cli.main's commands
+    if argv is None:  # the command line's own process, as cli.main's commands
         from .runtime import NamedOutput
 
         # `> /dev/full` said "error: [Errno 28] No space left on device" after the digits were written whole,
