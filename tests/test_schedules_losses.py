@@ -366,6 +366,28 @@ def test_a_bce_threshold_outside_the_smoothed_targets_is_refused(thresh, smooth,
     assert load_config(args[:2] + [f"--class_num={classes}"]).bce_target_thresh == t
 
 
+@pytest.mark.parametrize("thresh, smooth, classes", [("0.25", "0.8", 4), ("0.5", "0.6", 2), ("0.1", "0.8", 4)])
+def test_a_bce_threshold_beside_smoothing_past_its_limit_names_the_factor(thresh, smooth, classes):
+    """label_smooth_factor at or above (C - 1) / C gives each other class a target no lower than the true class's:
+    a threshold between the two (0.25 of 0.2 and 0.267) makes the true class 0 and every other 1, where the refusal
+    said "every target would count as 0" and to give a threshold below 0.2, which was then refused as below 0.267,
+    each bound sending to the other. The factor is what to change, and the refusal says so."""
+    from mobilenet_v1.losses import BinaryCrossEntropy
+
+    t, e = float(thresh), float(smooth)
+    args = ["--bce_loss=True", f"--bce_target_thresh={thresh}", "--use_label_smooth=True",
+            f"--label_smooth_factor={smooth}", f"--class_num={classes}"]
+    limit = f"{(classes - 1) / classes:.6g}"
+    with pytest.raises(ConfigError, match=rf"option --bce_target_thresh: bce_target_thresh {t:g} beside "
+                                          rf"label_smooth_factor {e:g}: each other class's smoothed target, .* is no "
+                                          rf"lower than the true class's.* give a label_smooth_factor below {limit}"
+                                          ) as refused:
+        load_config(args)
+    assert "every target would count" not in str(refused.value)
+    with pytest.raises(ValueError, match=f"give a label_smooth_factor below {limit}"):
+        BinaryCrossEntropy(e, classes, target_threshold=t)
+
+
 def test_a_bce_threshold_between_the_smoothed_targets_is_taken():
     """The bounds themselves: a threshold at each other class's float32 target (not above it: 0) and just under
     the true class's (1) keeps the label, as timm's 0.2 does."""

@@ -759,6 +759,11 @@ def bce_threshold_problem(threshold: float, smooth_factor: float, num_classes: i
     if not threshold or not smooth_factor or num_classes < 2:
         return ""
     on, off, t = _float32(1.0 - smooth_factor), _float32(smooth_factor / (num_classes - 1)), _float32(threshold)
+    if not on > off:  # a factor at or past (C - 1) / C (train warns of it): the bounds below cross, each to the other
+        return (f"bce_target_thresh {threshold:g} beside label_smooth_factor {smooth_factor:g}: each other class's "
+                f"smoothed target, {off:.6g}, is no lower than the true class's, {on:.6g} (the factor is at or above "
+                f"{num_classes - 1}/{num_classes}, its limit for class_num {num_classes}), so no threshold keeps the "
+                f"label: give a label_smooth_factor below {(num_classes - 1) / num_classes:.6g}")
     if not on > t:
         return (f"bce_target_thresh {threshold:g} is not below the true class's smoothed target, {on:.6g} (1 - "
                 f"label_smooth_factor {smooth_factor:g}): every target would count as 0, and the run would learn no "
