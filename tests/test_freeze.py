@@ -278,3 +278,37 @@ def test_the_recalibrate_bn_command_of_the_frozen_size_note_keeps_the_runs_held_
     out = capsys.readouterr().out
     assert "the share of each class held out to evaluate on (val_split 0.2) was left out" in out
     assert "on 20 training images" in out  # 4 classes of 6 images, one of each held out (of 24 without it)
+
+
+def test_a_frozen_layers_statistics_keep_the_size_they_were_measured_at_through_the_next_stage(cifar_dir, tmp_path,
+                                                                                                capsys, one_thread):
+    # A linear probe at 40 from a file of 32 keeps that file's statistics, measured at 32: a next stage from the
+    # probe's checkpoint that froze them again was told nothing at 40 and, at 32, that they were measured at 40.
+    common = SMALL + [f"--dataset_path={cifar_dir}", "--epoch_size=1"]
+    base = train.run(load_config(common + [f"--save_checkpoint_path={tmp_path / 'base'}"]))
+    probe = train.run(load_config([a for a in common if a != "--image_size=32"] + [
+        "--image_size=40", f"--pre_trained={base['checkpoint']}", f"--freeze_layers={LAYERS}",
+        f"--save_checkpoint_path={tmp_path / 'probe'}"]))["checkpoint"]
+    assert ckpt_io.load_file(probe)[ckpt_io.BN_LAYER_SIZES] == [32] * LAYERS
+    capsys.readouterr()
+
+    def note(source: str, size: int, frozen: int, name: str):
+        result = train.run(load_config([a for a in common if a != "--image_size=32"] + [
+            f"--image_size={size}", f"--pre_trained={source}", f"--freeze_layers={frozen}",
+            f"--save_checkpoint_path={tmp_path / name}"]))
+        said = [line for line in capsys.readouterr().out.splitlines() if "BatchNorm statistics measured" in line]
+        return (said or [""])[0], result["checkpoint"]
+
+    said, _ = note(probe, 40, LAYERS, "again40")
+    assert f"{probe} has its BatchNorm statistics measured at image_size 32; this run trains at 40" in said
+    said, at32 = note(probe, 32, LAYERS, "at32")
+    assert said == "" and ckpt_io.BN_LAYER_SIZES not in ckpt_io.load_file(at32)  # of 32, as the run's: all alike
+    said, half = note(probe, 48, 13, "half48")
+    assert f"{probe} has its BatchNorm statistics measured at image_size 32; this run trains at 48" in said
+    half = ckpt_io.load_file(half)
+    assert half[ckpt_io.BN_LAYER_SIZES] == [32] * 13 + [48] * (LAYERS - 13)  # those that trained measured theirs
+    assert ckpt_io.layer_statistics_sizes(half) == half[ckpt_io.BN_LAYER_SIZES]
+    assert ckpt_io.statistics_size(half) is None  # not of one size
+    said, _ = note(str(tmp_path / "half48"), 48, 20, "mixed")
+    assert ("has its BatchNorm statistics measured at several image sizes (network.0 to network.12 at 32, "
+            "network.13 to network.19 at 48); this run trains at 48 with them frozen") in said

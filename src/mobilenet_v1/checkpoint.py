@@ -24,8 +24,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-from .config import (DATASETS, ConfigError, OptionError, channel_values, channels_text, cifar_name, crop_pct_problem,
-                     is_cifar, names_text, normalisation)
+from .config import (DATASETS, LAYERS, ConfigError, OptionError, channel_values, channels_text, cifar_name,
+                     crop_pct_problem, is_cifar, names_text, normalisation)
 from .runtime import UNWRITABLE, plural, room_advice, shell_path, special_file_kind
 
 FORMAT = "mobilenet-v1/1"
@@ -817,12 +817,59 @@ def float_model_of(ckpt: Any) -> str:
 BN_STATISTICS_SIZE = "bn_statistics_size"
 
 
+# A --freeze_layers run's key (or a quantization-aware run's, from such a file): the image size each of the
+# network's LAYERS layers' BatchNorm statistics were measured at, where that is not its own image_size for all:
+# the frozen layers keep those of the file it started from, measured at that file's size (a linear probe at 48
+# from a file of 32 holds statistics of 32, which the next run that froze them was not told of).
+BN_LAYER_SIZES = "bn_statistics_sizes"
+
+
 def statistics_size(ckpt: Any) -> Optional[int]:
     """The image size a checkpoint's BatchNorm statistics were measured at: :data:`BN_STATISTICS_SIZE` where its
-    run kept them frozen (quantization-aware training), else :func:`trained_image_size`."""
+    run kept them frozen (quantization-aware training), else :data:`BN_LAYER_SIZES`'s where every layer's are of
+    one size (None where they are of several), else :func:`trained_image_size`."""
     if not isinstance(ckpt, dict):
         return None
+    sizes = recorded_layer_sizes(ckpt)
+    if positive_size(ckpt.get(BN_STATISTICS_SIZE)) is None and sizes is not None:
+        return sizes[0] if len(set(sizes)) == 1 else None
     return positive_size(ckpt.get(BN_STATISTICS_SIZE)) or trained_image_size(ckpt.get("config"))
+
+
+def recorded_layer_sizes(ckpt: Any) -> Optional[List[int]]:
+    """A checkpoint's :data:`BN_LAYER_SIZES` record, one image size a layer, or None where it holds none (or
+    one that is not that)."""
+    sizes = ckpt.get(BN_LAYER_SIZES) if isinstance(ckpt, dict) else None
+    if not isinstance(sizes, list) or len(sizes) != LAYERS or any(positive_size(s) is None for s in sizes):
+        return None
+    return list(sizes)
+
+
+def layer_statistics_sizes(ckpt: Any) -> Optional[List[int]]:
+    """The image size each of a checkpoint's LAYERS layers' BatchNorm statistics were measured at (its
+    :data:`BN_LAYER_SIZES` record, else :func:`statistics_size`'s for all), or None where it is not known."""
+    sizes = recorded_layer_sizes(ckpt)
+    if sizes is not None:
+        return sizes
+    size = statistics_size(ckpt)
+    return None if size is None else [size] * LAYERS
+
+
+def layer_span(first: int, last: int) -> str:
+    """``network.first`` to ``network.last``, or the one layer."""
+    return f"network.{first}" if first == last else f"network.{first} to network.{last}"
+
+
+def layer_sizes_text(sizes: Sequence[int]) -> str:
+    """Per-layer image sizes in words, a run of layers of one size at a time: "network.0 to network.12 at 32,
+    network.13 at 48"."""
+    runs: List[List[int]] = []
+    for i, size in enumerate(sizes):
+        if runs and runs[-1][2] == size:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i, size])
+    return ", ".join(f"{layer_span(a, b)} at {size}" for a, b, size in runs)
 
 
 def positive_size(value: Any) -> Optional[int]:

@@ -1846,8 +1846,10 @@ def _take_pre_trained(cfg: Config, model: MobileNetV1, source: Dict[str, Any], p
         say_pre_trained(f"pre_trained: note: {pre_trained} was trained on inputs normalised by "
                         f"{normalisation_text(theirs)}, this run normalises by "
                         f"{normalisation_text(cfg.normalisation)} (--mean and --std keep to its)")
-    measured_at = ckpt_io.statistics_size(source)  # the size of its BatchNorm statistics
-    if (cfg.qat or cfg.freeze_layers) and measured_at is not None and measured_at != cfg.image_size:
+    # The sizes the statistics this run keeps were measured at: each frozen layer's (a file of a run that froze
+    # layers holds some of the file it started from, measured at that one's size: ckpt_io.BN_LAYER_SIZES).
+    measured = (ckpt_io.layer_statistics_sizes(source) or [])[:ckpt_io.LAYERS if cfg.qat else cfg.freeze_layers]
+    if any(size != cfg.image_size for size in measured):
         # Quantization-aware training keeps them frozen, as --freeze_layers keeps its layers': they stay those
         # of the other size.
         if (source.get("model_args") or {}).get("qat"):  # recalibrate-bn refuses a quantization-aware file
@@ -1862,8 +1864,10 @@ def _take_pre_trained(cfg: Config, model: MobileNetV1, source: Dict[str, Any], p
                       f"size first (then --pre_trained FILE)")
         frozen = ("qat" if cfg.qat else "freeze_layers: network.0's" if cfg.freeze_layers == 1 else
                   f"freeze_layers: network.0 to network.{cfg.freeze_layers - 1}'s")
-        say_pre_trained(f"pre_trained: note: {pre_trained} has its BatchNorm statistics measured at image_size "
-                        f"{measured_at}; this run trains at {cfg.image_size} with them frozen ({frozen}): {remedy}")
+        measured_at = (f"image_size {measured[0]}" if len(set(measured)) == 1 else
+                       f"several image sizes ({ckpt_io.layer_sizes_text(measured)})")
+        say_pre_trained(f"pre_trained: note: {pre_trained} has its BatchNorm statistics measured at {measured_at}; "
+                        f"this run trains at {cfg.image_size} with them frozen ({frozen}): {remedy}")
     return source, skipped
 
 
@@ -2286,6 +2290,17 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                      else ckpt_io.statistics_size(source))
     if frozen_at is not None:
         every_save[ckpt_io.BN_STATISTICS_SIZE] = frozen_at
+    # --freeze_layers keeps its layers' statistics as they came, measured at the size of the file it started from
+    # (a QAT run all of them): each layer's size, where they are not all its own (a resume: its checkpoint's).
+    layer_sizes = None
+    if ckpt is not None:
+        layer_sizes = ckpt_io.recorded_layer_sizes(ckpt)
+    elif cfg.qat or cfg.freeze_layers:
+        kept = ckpt_io.LAYERS if cfg.qat else cfg.freeze_layers
+        theirs = ckpt_io.layer_statistics_sizes(source) if source else None
+        layer_sizes = theirs[:kept] + [cfg.image_size] * (ckpt_io.LAYERS - kept) if theirs else None
+    if layer_sizes is not None and (len(set(layer_sizes)) > 1 or not cfg.qat and layer_sizes[0] != cfg.image_size):
+        every_save[ckpt_io.BN_LAYER_SIZES] = layer_sizes  # a QAT run's of one size: frozen_at says it
     writer = CheckpointWriter(recorded_cfg, model, optimizer, scaler, guard, steps_per_epoch, classes, out_dir,
                               dist=dist, ema=ema, samples_per_step=step_images, step_offset=step_offset,
                               epoch_end=epoch_end, recorded=every_save, source=continued_from,
