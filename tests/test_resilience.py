@@ -1301,6 +1301,31 @@ def test_c_pickle_payload_is_refused_without_running(cifar_dir, tmp_path, capsys
     assert not marker.exists()
 
 
+def test_resume_inside_an_epoch_of_data_that_changed_size_is_refused(cifar_dir, tmp_path, capsys, one_thread):
+    """8 training records added after a kill keep 12 steps an epoch of 16 (192 -> 200 samples): the resumed
+    epoch's order permuted 200 where the checkpoint's permuted 192, and --resume auto continued from inside it,
+    saying "data order ... continue from there". The point inside the epoch is passed over for the epoch's end."""
+    from mobilenet_v1.data import write_cifar_bin
+
+    from conftest import class_images
+
+    run = tmp_path / "run"
+    argv = run_args(cifar_dir, run, "--epoch_size=2", "--save_checkpoint_epochs=1", "--save_checkpoint_steps=15",
+                    "--resume=auto")
+    assert cli.main(["train", *argv]) == 0
+    inside = run / "mobilenetv1-2_3.ckpt"  # global step 15: 3 steps into epoch 2
+    (run / "mobilenetv1-2_12.ckpt").unlink()  # the run killed after its step 15
+    capsys.readouterr()
+    labels = torch.arange(8).numpy() % 4
+    write_cifar_bin(str(cifar_dir / CIFAR_TRAIN_FOLDER / "data_batch_3.bin"), class_images(labels, 3), labels)
+    assert inside.exists()
+    assert cli.main(["train", *argv]) == 0
+    out = capsys.readouterr().out
+    assert (f"passed over checkpoint {inside}: cannot continue this run: saved after 3 steps into epoch 2 of a run "
+            f"over 192 training samples, this run's data holds 200") in out
+    assert f"continuing from {run / 'mobilenetv1-1_12.ckpt'}" in out and "training: 200 samples, 12 steps" in out
+
+
 def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread):
     run = tmp_path / "run"
     train.run(load_config(run_args(cifar_dir, run, "--epoch_size=2", "--save_checkpoint_epochs=1")))
@@ -1407,6 +1432,20 @@ def test_validation_names_what_is_wrong(cifar_dir, tmp_path, capsys, one_thread)
                                                       r"run has seed 1, class_balance 0.5, .* pass --seed 2 "
                                                       r"--class_balance 0.3333333333333333, or resume"):
         ckpt_io.validate_training_checkpoint(reordered, "x.ckpt", model, optimizer, 12, seed=1, class_balance=0.5)
+    # Another count of training samples at the same steps per epoch (files added to the folder or removed, a version
+    # that read other files as images): the epoch's order permutes another number of them, so from inside an epoch
+    # it would skip or repeat some. The run records its count; an epoch's end continues at any count.
+    assert good[ckpt_io.TRAIN_SAMPLES] == 192  # cifar_dir's two training files of 96
+    counted = ckpt_io.load_file(str(run / "mobilenetv1-2_12.ckpt"))
+    counted.update({"epoch": 1, "step": 15, "step_in_epoch": 3})
+    assert ckpt_io.validate_training_checkpoint(counted, "g", model, optimizer, 12, train_samples=192) == (1, 3)
+    assert ckpt_io.validate_training_checkpoint(good, "g", model, optimizer, 12, train_samples=200) == (2, 0)
+    with pytest.raises(ckpt_io.CheckpointError, match=r"x.ckpt: .*saved after 3 steps into epoch 2 of a run over 192 "
+                                                      r"training samples, this run's data holds 200 .* skip or repeat "
+                                                      r"some; resume from an epoch.s end"):
+        ckpt_io.validate_training_checkpoint(counted, "x.ckpt", model, optimizer, 12, train_samples=200)
+    counted.pop(ckpt_io.TRAIN_SAMPLES)  # a file from before the key does not say: continued as before
+    assert ckpt_io.validate_training_checkpoint(counted, "g", model, optimizer, 12, train_samples=200) == (1, 3)
     assert "step 5 is not epoch 2 x 12 + 0" in problem(lambda c: c.update({"step": 5}))
     assert "step 24 is not epoch 2 x 12 + 0 + step_offset 3" in problem(lambda c: c.update({"step_offset": 3}))
     assert "step_offset '3' are not counts" in problem(lambda c: c.update({"step_offset": "3"}))

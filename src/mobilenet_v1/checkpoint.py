@@ -872,6 +872,12 @@ def layer_sizes_text(sizes: Sequence[int]) -> str:
     return ", ".join(f"{layer_span(a, b)} at {size}" for a, b, size in runs)
 
 
+def recorded_count(value: Any) -> Optional[int]:
+    """``value`` where it is a count (an int that is no bool, 0 or more), else None: a hand-edited or foreign file's
+    value of a count's key is read through this."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def positive_size(value: Any) -> Optional[int]:
     """``value`` where it is an image size (a positive int that is no bool), else None: what a hand-edited or
     foreign file holds under a size's key is read through this."""
@@ -1921,6 +1927,18 @@ def state_problems(ckpt: Dict[str, Any], steps_per_epoch: Optional[int] = None
     return problems, (epoch, in_epoch, spe)
 
 
+# A training checkpoint's key: how many samples its run's training split held, which each epoch's order permutes. A
+# point inside an epoch is a place in that order: another count (images added to the folder or removed from it, a
+# version that reads other files as images) orders the epoch otherwise, at the same steps per epoch too.
+TRAIN_SAMPLES = "train_samples"
+
+
+def data_size(loader: Any) -> Optional[int]:
+    """How many samples a training ``loader``'s order permutes (its sampler's size, the whole data set's in a
+    distributed run too), for :data:`TRAIN_SAMPLES`; None for a loader that does not say."""
+    return recorded_count(getattr(getattr(loader, "sampler", None), "size", None))
+
+
 # The keys that make an epoch's order of samples, with the value a checkpoint from before each meant.
 ORDER_KEYS = {"seed": None, "aug_repeats": 1, "class_balance": 0.0}
 
@@ -1954,7 +1972,8 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
                                  val_split: Optional[float] = None, opt: Optional[str] = None,
                                  freeze_layers: Optional[int] = None, seed: Optional[int] = None,
                                  aug_repeats: Optional[int] = None,
-                                 class_balance: Optional[float] = None) -> Tuple[int, int]:
+                                 class_balance: Optional[float] = None,
+                                 train_samples: Optional[int] = None) -> Tuple[int, int]:
     """Check that ``ckpt`` can continue training ``model`` with ``optimizer`` at ``steps_per_epoch``:
     the keys a training checkpoint needs, its format, every model and optimiser tensor, the scaler,
     the recorded position and RNG state, (an image folder's ``classes``) the class list, whose
@@ -1967,7 +1986,8 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
     must have trained with that optimiser (its configuration says which; none: the seed's momentum);
     with ``freeze_layers``, it must have frozen as many layers (the optimiser holds the others' state);
     with ``seed``, ``aug_repeats`` and ``class_balance``, one saved inside an epoch must have been trained
-    with those (they make the epoch's order).
+    with those (they make the epoch's order); with ``train_samples``, one saved inside an epoch that records
+    its run's (:data:`TRAIN_SAMPLES`) must have had that many (the order permutes them).
     Returns (epochs completed, steps done in the epoch in progress); raises
     :class:`CheckpointError` naming the file and every problem found."""
     if not isinstance(ckpt, dict):
@@ -2055,6 +2075,13 @@ def validate_training_checkpoint(ckpt: Any, source: str, model: nn.Module, optim
                             f"{samples_per_step}, which no process count makes of those (another batch_size or "
                             f"grad_accum_steps): it would skip or repeat samples of that epoch; resume from an "
                             f"epoch's end")
+        elif in_epoch and train_samples is not None and recorded_count(ckpt.get(TRAIN_SAMPLES)) is not None \
+                and ckpt[TRAIN_SAMPLES] != train_samples:
+            problems.append(f"saved after {plural(in_epoch, 'step')} into epoch {epoch + 1} of a run over "
+                            f"{plural(ckpt[TRAIN_SAMPLES], 'training sample')}, this run's data holds "
+                            f"{train_samples} (files added or removed since, or read otherwise): that epoch's "
+                            f"order of samples is another, it would skip or repeat some; resume from an epoch's "
+                            f"end (or with the data as it was)")
         elif in_epoch and (moved := order_changes(ckpt, seed=seed, aug_repeats=aug_repeats,
                                                   class_balance=class_balance)):
             def shown(v: Any) -> str:  # a float as short as it reads back exactly (1/3 is not 0.333333)

@@ -1312,8 +1312,8 @@ def resumed_names(recorded: Any, names: Optional[List[str]], source: str,
 
 
 def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: str,
-                dist: Optional[distributed.Context] = None,
-                classes: Optional[List[str]] = None) -> Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]]:
+                dist: Optional[distributed.Context] = None, classes: Optional[List[str]] = None,
+                train_samples: Optional[int] = None) -> Tuple[str, Optional[Dict[str, Any]], Tuple[int, int]]:
     """The checkpoint ``--resume`` names (``auto``: the newest valid one in the run's checkpoint folder
     ``run_dir``; a folder: its newest valid one; a file: that one), validated against this run. Prints
     which one and why newer ones were passed over. Returns ("", None, (0, 0)) when ``auto`` finds no
@@ -1372,7 +1372,8 @@ def find_resume(cfg: Config, model, optimizer, steps_per_epoch: int, run_dir: st
                                                     samples_per_step=samples_per_step(cfg, dist),
                                                     val_split=cfg.val_split, opt=cfg.opt,
                                                     freeze_layers=cfg.freeze_layers, seed=cfg.seed,
-                                                    aug_repeats=cfg.aug_repeats, class_balance=cfg.class_balance)
+                                                    aug_repeats=cfg.aug_repeats, class_balance=cfg.class_balance,
+                                                    train_samples=train_samples)
 
     if dist is None:
         return _choose_resume(cfg, run_dir, validate, 0)
@@ -2067,7 +2068,7 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     resumed_from, ckpt = "", None
     if cfg.resume:
         resumed_from, ckpt, (done_epochs, in_epoch) = find_resume(cfg, model, optimizer, steps_per_epoch, out_dir,
-                                                                         dist, labelling)
+                                                                         dist, labelling, ckpt_io.data_size(loader))
         if ckpt is not None:
             scale_kept = restore_training_state(ckpt, resumed_from, model, optimizer, scaler, guard, ema,
                                                 cfg.loss_scale)
@@ -2274,6 +2275,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
     # The precision this session trained in: precision auto is bf16 on a GPU and fp32 on a CPU (and qat fp32),
     # which the recorded configuration's "auto" does not say; info shows it.
     every_save: Dict[str, Any] = {"precision_used": precision}
+    if ckpt_io.data_size(loader) is not None:  # the samples each epoch's order permutes: a resume inside one checks it
+        every_save[ckpt_io.TRAIN_SAMPLES] = ckpt_io.data_size(loader)
     if device.type == "cpu":  # its float sums depend on the intra-op threads: a resume with another count says so
         every_save["cpu_threads"] = torch.get_num_threads()
     if not is_cifar(cfg.dataset):  # an image folder's pipeline ("auto": by device): a resume with another says so
