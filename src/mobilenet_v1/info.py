@@ -5,6 +5,7 @@ import math
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
+from .checkpoint import recorded_count as _count  # a count's value, or None where a file holds none there
 from .config import MAX_WIDTH_MULT
 from .model import layer_specs
 from .runtime import plural
@@ -142,11 +143,6 @@ def describe(path: str, image_size: Optional[int] = None) -> Dict[str, Any]:
         out["newest_in"] = path
     out.update(described)
     return out
-
-
-def _count(value: Any) -> Optional[int]:
-    """``value`` where it is a count (an int that is no bool, not negative), else None."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _number(value: Any) -> Optional[float]:
