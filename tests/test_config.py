@@ -766,6 +766,10 @@ def test_config_file_mistakes_are_said_in_a_line(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"--config_path ~/config\.yaml: no such file \(it starts with ~, which "
                                           r"only a shell expands.*: give .*config\.yaml\)$"):
         load_config(["--config_path=~/config.yaml"])
+    monkeypatch.chdir(tmp_path)  # `--config_path -` for standard input, as other tools take it: the path said
+    with pytest.raises(ConfigError, match=r"^--config_path -: no such file \(standard input is read with "
+                                          r"--config_path /dev/stdin\)$"):
+        load_config(["--config_path", "-"])
 
 
 def test_a_refused_run_leaves_no_empty_folder_above_its_own(cifar_dir, tmp_path, monkeypatch, one_thread):

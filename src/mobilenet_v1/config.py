@@ -1252,7 +1252,10 @@ def read_yaml(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
         from .checkpoint import unexpanded_home  # --config_path=~/a.yaml: no shell expands a ~ after `=`
 
         home = unexpanded_home(path, read=True)
-        raise OptionError(f"--config_path {path}: no such file" + (f" (it {home})" if home else "")) from None
+        hint = f" (it {home})" if home else ""
+        if path == "-":  # many tools' name for standard input, not this one's: the path that reads it said
+            hint = " (standard input is read with --config_path /dev/stdin)"
+        raise OptionError(f"--config_path {path}: no such file{hint}") from None
     except IsADirectoryError:  # a run folder given for its config.yaml
         from .runtime import shell_path  # the options suggested are pasted into a shell: "runs/my run" quoted
 
