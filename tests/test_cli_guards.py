@@ -664,6 +664,28 @@ def test_train_without_its_data_says_so_before_printing_its_configuration(capsys
         assert not run.exists()
 
 
+def test_train_refuses_a_pre_trained_or_teacher_it_cannot_read_before_printing_its_configuration(capsys, tmp_path,
+                                                                                                 cifar_dir):
+    """`train --pre_trained <(cat x.ckpt)` printed the header and the configuration's 110 lines, the refusal of the
+    pipe under them, where a missing dataset_path is refused alone: so are the files it starts from."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"pre_trained: {tmp_path / 'none.ckpt'}\n")
+    run = tmp_path / "run"
+    base = ["train", "--dataset_path", str(cifar_dir), "--save_checkpoint_path", str(run)]
+    for extra, said in ((["--pre_trained", str(pipe)], f"--pre_trained {pipe}: a named pipe, not a regular file: "
+                                                       "give a file or run folder"),
+                        (["--teacher", str(tmp_path)], f"--teacher {tmp_path}: the folder holds no numbered "
+                                                       "checkpoint"),
+                        (["--config_path", str(config)], f"pre_trained {tmp_path / 'none.ckpt'} (from config file "
+                                                         f"{config}): no such file or run folder; pass --pre_trained")):
+        assert cli.main([*base, *extra]) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and err.startswith(f"mobilenet-v1 train: error: {said}"), (out[:300], err)
+        assert not run.exists()
+
+
 def test_torchruns_numbers_set_empty_are_unset_and_set_wrong_are_named(monkeypatch, capsys, tmp_path):
     """A script's `RANK=$X` of an unset X leaves RANK empty: no torchrun job, as if unset (int("") was an error
     that named no variable); a value no launcher sets is refused naming its variable, before the command works."""

@@ -1881,6 +1881,11 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                           f"where memory is short, batch_size 2 or more with --grad_accum_steps N")
     if not dist.enabled:  # said before the configuration's 100 lines (under torchrun: on every rank, below)
         check_dataset_path(data_options(cfg, given=given))
+        # The files it starts from, as its data: one not there, a pipe, a folder of no checkpoint (read below, or
+        # a resume's pre_trained, which it may do without, said there). Rank 0 chooses them under torchrun.
+        for key in ("pre_trained",) * (not cfg.resume) + ("teacher",):
+            if getattr(cfg, key):
+                ckpt_io.resolve_checkpoint_path(getattr(cfg, key), f"--{key}", set_in_config_file(given, key))
     device = resolve_device(cfg.device_target)
     # Quantization-aware training simulates INT8 arithmetic in float32 (bf16 would round it again).
     precision = "fp32" if cfg.qat else resolve_precision(cfg.precision, device)
