@@ -1162,3 +1162,23 @@ def test_convert_to_a_mindspore_file_says_a_width_the_seeds_network_has_not(tmp_
     assert said.endswith("build its network at this width, or it will not reproduce this model's outputs there")
     wide = write_seed_ckpt(tmp_path / "wide.ckpt", seed_entries(trained_looking(10, 1.0)))
     assert "width_mult" not in mindspore_io.convert(wide, str(tmp_path / "out1.ckpt"))["warning"]
+
+
+def test_momentum_buffers_are_left_out_where_momentum_is_0_and_said_so():
+    """`--opt momentum --momentum 0` from a file with buffers said they were restored: SGD without momentum reads
+    none. They are left out, and the line says why."""
+    cfg = load_config(["--opt=momentum", "--momentum=0", "--pretrain_epoch_size=2", "--pre_trained=p.ckpt",
+                       "--width_mult=0.25", "--class_num=4"])
+    net = MobileNetV1(class_num=4, width_mult=0.25)
+    source = {"global_step": 24, "moments": {n: torch.ones_like(p) for n, p in net.named_parameters()}}
+    for momentum in (0.0, 0.9):
+        opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=momentum)
+        said = []
+        train.restore_moments(dataclasses.replace(cfg, momentum=momentum), source, net, opt, [], 12, said.append)
+        if momentum:
+            assert said[0].startswith(f"pre_trained: momentum buffers of {len(source['moments'])} parameters restored")
+            assert len(opt.state) == len(source["moments"])
+        else:
+            assert said == ["pre_trained: momentum buffers (its global_step 24) left out: momentum is 0, so SGD keeps "
+                            "none"]
+            assert not opt.state

@@ -1472,6 +1472,9 @@ def restore_moments(cfg: Config, source: Dict[str, Any], model, optimizer, skipp
         say(f"pre_trained: momentum buffers{at} left out: they are the seed's Momentum optimiser's, this run's "
             f"is {cfg.opt}, whose state starts afresh")
         return
+    if cfg.momentum == 0:  # SGD without momentum keeps no buffer: restored, they would be read by nothing
+        say(f"pre_trained: momentum buffers{at} left out: momentum is 0, so SGD keeps none")
+        return
     count = mindspore_io.load_momentum(optimizer, model, source["moments"], cfg.pre_trained, skip=skipped)
     say(f"pre_trained: momentum buffers of {count} parameters restored{at}"
         + (" (the frozen layers' left out)" if cfg.freeze_layers else "")
