@@ -215,6 +215,25 @@ def test_files_that_do_not_fit_the_options_are_refused_naming_them(tmp_path, cap
     assert "benchmark: not used here: --precision, --compile" in err
 
 
+def test_use_ema_false_for_a_file_holding_only_a_moving_average_is_named_as_not_used(tmp_path, capsys, one_thread):
+    """benchmark --use_ema False of a file convert wrote from a run's weight average (its only weights) timed them
+    without a word, where eval, predict and average name the option as not used: so does benchmark, once. A file
+    holding both is timed on its trained weights, its row says so, and nothing more is said."""
+    from mobilenet_v1 import mindspore_io
+    from test_average import random_model, save
+
+    both = save(tmp_path / "a.pt", random_model(1), ema=random_model(2))
+    taken = str(tmp_path / "a_ema.pt")
+    mindspore_io.convert(both, taken)
+    capsys.readouterr()
+    timing = ["--seconds", "0.05", "--rounds", "1", "--warmup", "1", "--use_ema", "False", "--json"]
+    assert cli.main(["benchmark", taken, both, *timing]) == 0
+    out, err = capsys.readouterr()
+    assert err == (f"benchmark: {taken}: weights: not used here: --use_ema False (convert wrote this file's only "
+                   f"weights from the exponential moving average of {both}; it holds no trained weights)\n")
+    assert [r["weights"] for r in json.loads(out)["results"]] == ["fp32", "fp32 (trained)"]
+
+
 def test_the_cpu_is_named_from_proc_cpuinfo_on_x86_and_on_arm_boards(tmp_path):
     """x86's "model name" and a Raspberry Pi's "Model" line name the CPU in the report."""
     for text, want in (("processor\t: 0\nmodel name\t: AMD EPYC 9B14\n", "AMD EPYC 9B14"),

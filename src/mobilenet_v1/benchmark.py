@@ -111,6 +111,9 @@ class Subject:
     model: Any = field(repr=False)  # what runs the file (a DeployedModel, or the PyTorch model)
     macs: Optional[int] = None  # the network's multiply-adds for one image, where the file says its width
     first_call_ms: float = math.nan
+    # what of the options given the file leaves unused ("" for none): --use_ema False of a file whose only weights
+    # are an average (checkpoint.weights_note), said as eval and predict say it
+    not_used: str = ""
 
     def row(self) -> Dict[str, Any]:
         """What is reported of it."""
@@ -227,7 +230,8 @@ def _checkpoint_subject(path: str, batch_size: Optional[int], image_size: Option
     which = ckpt_io.which_weights(ckpt, use_ema is not False)  # "ema" or "trained" where it holds both
     return Subject(path, where, weights + (f" ({which})" if which else ""), f"float ({batch}, 3, {size}, {size})",
                    batch, file_bytes, time.perf_counter() - load_s_from, call, model,
-                   macs_if_known(args["width_mult"], (size, size), args["class_num"]))
+                   macs_if_known(args["width_mult"], (size, size), args["class_num"]),
+                   not_used="" if which else ckpt_io.weights_note(ckpt, use_ema is not False))
 
 
 def load_subject(path: str, batch_size: Optional[int] = None, image_size: Optional[int] = None,
@@ -638,6 +642,9 @@ def _time(a: argparse.Namespace, files: Sequence[str], image_size: Optional[int]
                     precision=a.precision or "auto", channels_last=a.channels_last is not False,
                     compile_model=bool(a.compile), use_ema=a.use_ema)
         subjects = [load_subject(f, threads=threads, **load) for f in named]
+        for s in subjects:
+            if s.not_used:
+                print(f"benchmark: {s.file}: {s.not_used}", file=sys.stderr)
         if short_names:
             for s in subjects:
                 s.file = os.path.basename(s.file)
