@@ -543,6 +543,37 @@ def test_lr_base_keys_are_checked():
         load_config(["--lr_base_size=256", "--lr_base_scale=cube"])
 
 
+def test_the_schedule_note_names_where_the_schedules_part_not_two_equal_rates():
+    """The note said "differs" with the next step's rate under each, which were equal where the changed key shaped
+    steps within the epoch (lr_per_epoch, resumed at an epoch's start), steps already taken (lr_init after the
+    warm-up) or only the length (epoch_size of exponential, whose rates do not follow it)."""
+    base = ["--lr_decay_mode=cosine", "--warmup_epochs=1", "--epoch_size=10"]
+
+    def change(was_options, now_options, step=50):
+        was, now = load_config(base + was_options), load_config(base + now_options)
+        lr = train.schedule(now, 10)
+        return train.schedule_change({"config": dataclasses.asdict(was), "step": step, "steps_per_epoch": 10},
+                                     "p.ckpt", now, lr, step), lr, train.schedule(was, 10)
+
+    line, lr, theirs = change([], ["--lr_per_epoch=True"])
+    assert lr[50] == theirs[50] and lr[51] != theirs[51]
+    assert line == (f"resume: the learning-rate schedule differs from that of p.ckpt's run: lr_per_epoch False -> "
+                    f"True; step 51 trains at {float(lr[50]):.6g}, as that run's would; they part at step 52, which "
+                    f"trains at {float(lr[51]):.6g} where that run's would train at {float(theirs[51]):.6g}")
+    line, lr, theirs = change([], ["--lr_init=0.05"])
+    assert np.array_equal(lr[50:], theirs[50:]) and line == ""
+    longer = ["--lr_decay_mode=exponential", "--warmup_epochs=0"]
+    line, lr, theirs = change(longer, [*longer, "--epoch_size=12"])
+    assert np.array_equal(lr[:100], theirs) and line == ("resume: the learning-rate schedule is that of p.ckpt's run "
+                                                         "from step 51 (epoch_size 10 -> 12), which ended at step "
+                                                         "100; this run goes on to step 120")
+    line, lr, theirs = change(longer, [*longer, "--epoch_size=8"])
+    assert line.endswith("(epoch_size 10 -> 8), cut short: this run ends at step 80, that one went on to step 100")
+    line, lr, theirs = change([], ["--epoch_size=20"])  # the next step's rates differ: said as before
+    assert line.endswith(f"step 51 trains at {float(lr[50]):.6g}, where that run's would train at "
+                         f"{float(theirs[50]):.6g}") and lr[50] != theirs[50]
+
+
 def test_a_run_trains_at_the_scaled_rates_and_a_resume_names_a_changed_factor(cifar_dir, tmp_path, capsys):
     """The optimiser's rate is the scaled schedule's at every step (the last one checked); a resume
     whose global batch gives the rates another factor says so, as a changed key would be."""

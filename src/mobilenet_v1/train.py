@@ -1003,16 +1003,38 @@ def schedule_change(ckpt: Dict[str, Any], source: str, cfg: Config, lr: Sequence
                        f"{was.lr_base_size} -> {cfg.lr_base_size}, global batch {their_batch} -> {batch})")
     if not changed or step >= len(lr):
         return ""
-    text = (f"resume: the learning-rate schedule differs from that of {source}'s run: " + ", ".join(changed)
-            + f"; step {step + 1 + offset} trains at {float(lr[step]):.6g}")
+    head = f"resume: the learning-rate schedule differs from that of {source}'s run: " + ", ".join(changed)
+    text = head + f"; step {step + 1 + offset} trains at {float(lr[step]):.6g}"
+    ours_per_epoch = len(lr) // cfg.epoch_size
+    theirs_per_epoch = int(ckpt.get("steps_per_epoch") or 0) or ours_per_epoch
     try:
-        theirs = schedule(was, int(ckpt.get("steps_per_epoch") or 0) or len(lr) // cfg.epoch_size, their_batch)
+        theirs = schedule(was, theirs_per_epoch, their_batch)
     except (TypeError, ValueError, ZeroDivisionError):  # a schedule that the recorded values do not make
         return text
     at = int(ckpt["step"]) - int(ckpt.get("step_offset") or 0)
-    if at < len(theirs):
+    if at >= len(theirs):
+        return text + f", where that run's last step trained at {float(theirs[-1]):.6g}"
+    if theirs_per_epoch != ours_per_epoch:  # their steps are not this run's one for one (steps_change says so)
         return text + f", where that run's would train at {float(theirs[at]):.6g}"
-    return text + f", where that run's last step trained at {float(theirs[-1]):.6g}"
+    # The next step's rate alone said "differs" of two equal rates: a key changed that shapes only steps already
+    # taken (lr_init after the warm-up), those within the epoch (lr_per_epoch, at an epoch's start), or the length
+    # (epoch_size of exponential, whose rates do not follow it). The steps both have ahead are compared.
+    ahead = min(len(lr) - step, len(theirs) - at)
+    apart = np.flatnonzero(np.asarray(lr[step:step + ahead], dtype=np.float32) != theirs[at:at + ahead])
+    if apart.size and apart[0] == 0:
+        return text + f", where that run's would train at {float(theirs[at]):.6g}"
+    if apart.size:
+        first = int(apart[0])
+        return (text + f", as that run's would; they part at step {step + first + 1 + offset}, which trains at "
+                f"{float(lr[step + first]):.6g} where that run's would train at {float(theirs[at + first]):.6g}")
+    ours_end, theirs_end = len(lr) + offset, step + offset + len(theirs) - at
+    if ours_end == theirs_end:  # the same rates to the end: nothing ahead differs
+        return ""
+    return (f"resume: the learning-rate schedule is that of {source}'s run from step {step + 1 + offset} ("
+            + ", ".join(changed) + "), " + (f"which ended at step {theirs_end}; this run goes on to step {ours_end}"
+                                            if ours_end > theirs_end else
+                                            f"cut short: this run ends at step {ours_end}, that one went on to step "
+                                            f"{theirs_end}"))
 
 
 def steps_change(ckpt: Dict[str, Any], source: str, steps_per_epoch: int, batch: int, lr: Sequence[float],
