@@ -256,6 +256,25 @@ def test_lr_schedule_numbers_the_steps_as_metrics_and_tensorboard_do(short_run, 
         assert table[r["step"]][0] == math.ceil(r["step"] / 12)  # the epoch the step is in, from 1
 
 
+def test_a_missing_loss_leaves_the_loss_panel_on_its_log_scale(tmp_path, figures):
+    """One null loss (a skipped non-finite step's, read as NaN) switched the loss panel to a linear axis: NaN is no
+    positive number. It is a gap in the curve, on a log axis as on a linear one; the scale is the other values'."""
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [{"kind": "step", "step": s, "epoch": s / 4, "loss": loss, "lr": 0.1}
+            for s, loss in ((1, 2.3), (2, None), (3, 0.9), (4, 0.4))]
+    rows.append({"kind": "epoch", "step": 4, "epoch": 1, "mean_loss": 1.2, "lr": 0.1})
+    (run / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plot.plot_runs([str(run)], str(tmp_path / "curves.png"))
+    assert figures[-1].axes[0].get_yscale() == "log"
+    from matplotlib.figure import Figure
+
+    nothing = Figure().subplots()  # no value to place: the axis stays linear
+    nothing.plot([1], [math.nan])
+    plot._log_scale(nothing)
+    assert nothing.get_yscale() == "linear"
+
+
 def test_plot_writes_a_png_of_the_expected_size(short_run, tmp_path, capsys, figures):
     other = tmp_path / "other"
     other.mkdir()

@@ -84,10 +84,12 @@ def _label_ends(ax, ends: List[Tuple[float, float, str, Any]], dpi: float, fonts
 
 
 def _log_scale(ax) -> None:
-    """A logarithmic y axis for ``ax`` where all its curves are positive, labelled 0.4, not 4x10^-1."""
+    """A logarithmic y axis for ``ax`` where all its curves are positive, labelled 0.4, not 4x10^-1. A missing
+    point (NaN: a skipped non-finite step's null loss) is a gap on either axis: it does not choose the scale."""
     from matplotlib.ticker import FuncFormatter
 
-    if not all(y > 0 for line in ax.get_lines() for y in line.get_ydata()):
+    ys = [float(y) for line in ax.get_lines() for y in line.get_ydata() if not math.isnan(y)]
+    if not ys or not all(y > 0 for y in ys):
         return
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
