@@ -410,3 +410,21 @@ def test_a_sigterm_during_the_teachers_evaluation_stops_the_run_saying_so_in_its
     # watchdog ended the run there, without the checkpoint the SIGTERM line promised)
     assert "teacher: its evaluation on the eval split was left at the stop request" in log, log[-2000:]
     assert "teacher: top-1" not in log and list(out.glob("*.ckpt")), log[-2000:]
+
+
+def test_a_teacher_trained_on_the_images_it_is_scored_on_is_said_with_its_top1(tmp_path, capsys, one_thread):
+    """A teacher trained on all of an image folder, scored before training on a share of that same folder:
+    its "teacher: top-1" read high without a word, where a --pre_trained of that file is said (helper-426)."""
+    from test_train_eval import three_class_photos
+
+    data = three_class_photos(tmp_path / "photos", 3)
+    args = SMALL[:-1] + ["--class_num=3", "--dataset=imagenet2012", f"--dataset_path={data}", "--batch_size=4",
+                         "--epoch_size=1", "--eval_interval=1"]
+    teacher = train.run(load_config(args + [f"--save_checkpoint_path={tmp_path / 't'}"]))["checkpoint"]
+    capsys.readouterr()
+    train.run(load_config(args + ["--val_split=0.34", f"--teacher={teacher}", "--save_checkpoint=False"]))
+    out = capsys.readouterr().out
+    assert re.search(rf"^teacher: top-1 \S+ top-5 \S+ on the eval split \(3 images\)(\nwarning: .*)?\nteacher: note: "
+                     rf"{re.escape(teacher)} trained on this folder's images \(its run held none out\); this run's "
+                     rf"evaluation share, val_split 0\.34, can hold images it trained on .* \(evaluate on images it "
+                     rf"never saw: an evaluation folder of their own\)$", out, re.M), out

@@ -154,6 +154,9 @@ class Distiller:
         self.alpha, self.temperature = alpha, temperature
         # The file the teacher was read from: {"path", "sha256"}, recorded in the run's checkpoints.
         self.source = source
+        # A line said with the teacher's top-1 on the eval split (train.teacher_line), or "": that split holds
+        # images the teacher trained on, say.
+        self.note = ""
 
     def divergence(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         """``T**2 * KL(p_teacher || p_student)`` at temperature ``T``, the mean over the batch."""

@@ -238,7 +238,10 @@ def build_distiller(cfg: Config, classes: Optional[List[str]], device: torch.dev
                     "to each")
     print0(f"teacher: {path} ({about}); the loss is {1 - cfg.distill_alpha:g} x the task loss + "
            f"{cfg.distill_alpha:g} x T^2 KL(teacher || student) at T {cfg.distill_temperature:g}")
-    return Distiller(teacher, cfg.distill_alpha, cfg.distill_temperature, source=source)
+    seen = getattr(teacher, "seen_evaluation_images", "")  # read before Renormalised wraps it
+    distiller = Distiller(teacher, cfg.distill_alpha, cfg.distill_temperature, source=source)
+    distiller.note = seen
+    return distiller
 
 
 def teacher_change(ckpt: Dict[str, Any], source: str, cfg: Config, distill: Optional[Distiller]) -> str:
@@ -280,6 +283,9 @@ def checkpoint_teacher(cfg: Config, path: str, classes: Optional[List[str]]) -> 
     size = (f", trained at image_size {trained_at}, here fed {fed}"
             if trained_at is not None and (trained_at != cfg.image_size or smallest != cfg.image_size) else "")
     which = ckpt_io.weights_note(ckpt, cfg.use_ema)
+    # Said with its top-1 on the eval split (teacher_line), which reads high where that split holds images it
+    # trained on, as a --pre_trained's is said (helper-426).
+    teacher.seen_evaluation_images = seen_evaluation_images(ckpt, path, cfg, "teacher")
     return teacher, f"width_mult {args['width_mult']:g}{size}{'; ' + which if which else ''}", ckpt.get("config") or {}
 
 
@@ -1222,12 +1228,12 @@ def resizing_change(ckpt: Dict[str, Any], source: str, cfg: Config, epoch: int) 
             + (f" (its epoch {epoch} trained at {last})" if last is not None else ""))
 
 
-def seen_evaluation_images(source: Dict[str, Any], path: str, cfg: Config) -> str:
+def seen_evaluation_images(source: Dict[str, Any], path: str, cfg: Config, option: str = "pre_trained") -> str:
     """A note where the run evaluates on a share of its training folder (``val_split``) larger than the one
     ``pre_trained`` ``source``'s run held out of the same folder (none: it trained on all of it): the share held
     out is the images of lowest hashes (:func:`data.held_out`), so the larger one can hold images ``source``
     trained on (a class of a few images holds out one at either share), and the run's top-1 then reads high; or
-    ""."""
+    "". ``option``: the key ``source`` was given by (a ``teacher``'s top-1 reads high alike)."""
     recorded = source.get("config") if isinstance(source.get("config"), dict) else {}
     if cfg.dataset != "imagenet2012" or not cfg.val_split or not cfg.eval_interval \
             or recorded.get("dataset") != "imagenet2012" or not isinstance(recorded.get("dataset_path"), str):
@@ -1237,7 +1243,7 @@ def seen_evaluation_images(source: Dict[str, Any], path: str, cfg: Config) -> st
     theirs = held.get("folder") if isinstance(held.get("folder"), str) else ckpt_io.trained_data_path(source)
     if cfg.val_split <= share or not same_folder(theirs, cfg.dataset_path):
         return ""
-    return (f"pre_trained: note: {path} trained on this folder's images "
+    return (f"{option}: note: {path} trained on this folder's images "
             + (f"but the val_split {share:g} its run held out" if share else "(its run held none out)")
             + f"; this run's evaluation share, val_split {cfg.val_split:g}, can hold images it trained on (in classes "
               f"large enough to hold out more), and its top-1 then reads high"
@@ -2473,6 +2479,8 @@ def _run(cfg: Config, dist: distributed.Context, early: io.StringIO,
                     print0("teacher: its evaluation on the eval split was left at the stop request")
                 else:
                     print0(teacher_line(accuracy, eval_loader.num_classes))
+                    if distill.note:
+                        print0(distill.note)
                     say_top5_note()
         if rng is not None:
             ckpt_io.set_rng_state(rng)
