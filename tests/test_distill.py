@@ -1,4 +1,5 @@
 """--teacher: knowledge distillation from a trained checkpoint (losses.Distiller)."""
+import dataclasses
 import os
 import re
 import shutil
@@ -428,3 +429,19 @@ def test_a_teacher_trained_on_the_images_it_is_scored_on_is_said_with_its_top1(t
                      rf"{re.escape(teacher)} trained on this folder's images \(its run held none out\); this run's "
                      rf"evaluation share, val_split 0\.34, can hold images it trained on .* \(evaluate on images it "
                      rf"never saw: an evaluation folder of their own\)$", out, re.M), out
+
+
+def test_a_resume_that_adds_or_drops_the_teacher_names_that_not_a_change_of_its_weights():
+    """A resume adding a teacher to a run that had none named "distill_alpha 0.5" among the changed keys, a
+    value that weighed nothing then: it says the teacher is added, at which weights (helper-426)."""
+    plain = load_config(SMALL)
+    taught = load_config(SMALL + ["--teacher=t.ckpt", "--distill_alpha=0.7", "--distill_temperature=2"])
+    line = train.recipe_change({"config": dataclasses.asdict(plain)}, "a.ckpt", taught)
+    assert line == ("resume: a.ckpt was trained with teacher ''; continuing with this run's teacher 't.ckpt' (a "
+                    "teacher added: distillation from here, at distill_alpha 0.7 and distill_temperature 2)")
+    assert train.recipe_change({"config": dataclasses.asdict(taught)}, "a.ckpt", plain).endswith(
+        "continuing with this run's teacher '' (no teacher: distillation ends here)")
+    # Both with a teacher: a change of its weights is one.
+    other = load_config(SMALL + ["--teacher=t.ckpt", "--distill_alpha=0.3", "--distill_temperature=2"])
+    assert train.recipe_change({"config": dataclasses.asdict(taught)}, "a.ckpt", other) == (
+        "resume: a.ckpt was trained with distill_alpha 0.7; continuing with this run's distill_alpha 0.3")

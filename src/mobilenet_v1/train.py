@@ -1141,7 +1141,17 @@ def recipe_change(ckpt: Dict[str, Any], source: str, cfg: Config) -> str:
                               cfg.normalisation):
         theirs[key], ours[key] = channels_text(then), channels_text(now)
     changed = {k: (theirs[k], ours[k]) for k in RECIPE_KEYS if theirs[k] != ours[k]}
-    return changes_line(source, changed) if changed else ""
+    # Distillation's weights where one of the two runs had no teacher: theirs weighed nothing, or ours weigh nothing
+    # (a resume adding a teacher said "distill_alpha 0.5" was changed, a value that played no part; helper-426).
+    added, ended = bool(ours["teacher"] and not theirs["teacher"]), bool(theirs["teacher"] and not ours["teacher"])
+    if added or ended:
+        for key in ("distill_alpha", "distill_temperature"):
+            changed.pop(key, None)
+    if not changed:
+        return ""
+    return changes_line(source, changed) + (
+        f" (a teacher added: distillation from here, at distill_alpha {cfg.distill_alpha:g} and distill_temperature "
+        f"{cfg.distill_temperature:g})" if added else " (no teacher: distillation ends here)" if ended else "")
 
 
 def precision_change(ckpt: Dict[str, Any], source: str, precision: str, loss_scale: float) -> str:
