@@ -445,3 +445,21 @@ def test_a_resume_that_adds_or_drops_the_teacher_names_that_not_a_change_of_its_
     other = load_config(SMALL + ["--teacher=t.ckpt", "--distill_alpha=0.3", "--distill_temperature=2"])
     assert train.recipe_change({"config": dataclasses.asdict(taught)}, "a.ckpt", other) == (
         "resume: a.ckpt was trained with distill_alpha 0.7; continuing with this run's distill_alpha 0.3")
+
+
+def test_a_teacher_of_other_classes_is_refused_saying_what_to_do(tmp_path):
+    """The refusals of a teacher of other classes said what was wrong, not what to do (helper-426)."""
+    other = tmp_path / "five.ckpt"
+    ckpt_io.atomic_save({"model": MobileNetV1(5, 0.25).state_dict()}, str(other))
+    with pytest.raises(ConfigError) as raised:
+        train.checkpoint_teacher(load_config(SMALL), str(other), None)
+    assert str(raised.value) == (
+        f"teacher {other}: it has 5 outputs, this run's class_num is 4; a teacher must score the same classes: distil "
+        f"from one trained on this data set's classes (train --pre_trained {other} on this data set fine-tunes one: "
+        f"then --teacher that run's checkpoint)")
+    with pytest.raises(ConfigError, match=r"^teacher t\.ckpt: it was trained on the classes .*: its outputs would "
+                                          r"mean other labels; distil from one trained on this data set's classes "
+                                          r"\(train --pre_trained t\.ckpt on this data set fine-tunes one"):
+        train.check_teacher_classes("t.ckpt", ["ant", "bee"], ["cat", "dog"])
+    with pytest.raises(ConfigError, match=r"other labels; export one trained on this data set's classes$"):
+        train.check_teacher_classes("t.pt2", ["ant", "bee"], ["cat", "dog"], program=True)

@@ -275,7 +275,8 @@ def checkpoint_teacher(cfg: Config, path: str, classes: Optional[List[str]]) -> 
                           f".pt2 program (README: Distilling into a smaller model)") from None
     if args["class_num"] != cfg.class_num:
         raise ConfigError(f"teacher {path}: it has {args['class_num']} outputs, this run's class_num is "
-                          f"{cfg.class_num}; a teacher must score the same classes")
+                          f"{cfg.class_num}; a teacher must score the same classes: "
+                          + teacher_way_out(path, program=False))
     check_teacher_classes(path, ckpt.get("classes"), classes)
     trained_at = ckpt_io.trained_image_size(ckpt.get("config"))
     smallest = min(training_sizes(cfg))
@@ -302,11 +303,21 @@ def teacher_line(accuracy: Dict[str, Any], classes: int) -> str:
     return line
 
 
-def check_teacher_classes(path: str, recorded: Any, classes: Optional[List[str]]) -> None:
+def teacher_way_out(path: str, program: bool) -> str:
+    """What to do about teacher ``path`` of other classes than the run's (a refusal's end; a ``program``'s
+    weights are not fine-tuned here)."""
+    if program:
+        return "export one trained on this data set's classes"
+    return (f"distil from one trained on this data set's classes (train --pre_trained {path} on this data set "
+            f"fine-tunes one: then --teacher that run's checkpoint)")
+
+
+def check_teacher_classes(path: str, recorded: Any, classes: Optional[List[str]], program: bool = False) -> None:
     """Refuse a teacher whose recorded classes are not this image folder's (``classes``), in the same order."""
     if classes is not None and recorded is not None and list(recorded) != list(classes):
         raise ConfigError(f"teacher {path}: it was trained on the classes {names_text(recorded)}, this data set's "
-                          f"are {names_text(classes)}: its outputs would mean other labels")
+                          f"are {names_text(classes)}: its outputs would mean other labels; "
+                          + teacher_way_out(path, program))
 
 
 def program_teacher(cfg: Config, path: str, classes: Optional[List[str]], device: torch.device,
@@ -348,7 +359,7 @@ def program_teacher(cfg: Config, path: str, classes: Optional[List[str]], device
     if training:
         raise ConfigError(f"teacher {path}: was exported in training mode ({', '.join(training)} act on each batch "
                           f"and BatchNorm's statistics would move): call model.eval() before torch.export.export")
-    check_teacher_classes(path, meta.get("classes"), classes)
+    check_teacher_classes(path, meta.get("classes"), classes, program=True)
     # Exported from a timm train.py run's checkpoint: its outputs follow the folder's classes in natural order, which
     # a checkpoint teacher's classifier is put out of (ckpt_io.in_sorted_order); the program's were taken as they
     # came, the student taught each class by another's output.
@@ -379,7 +390,8 @@ def program_teacher(cfg: Config, path: str, classes: Optional[List[str]], device
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != (n, cfg.class_num):
             got = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
             raise ConfigError(f"teacher {path}: answers a batch of {n} image(s) with {got}, this run needs "
-                              f"({n}, {cfg.class_num}): a teacher must score the run's class_num classes")
+                              f"({n}, {cfg.class_num}): a teacher must score the run's class_num classes: "
+                              + teacher_way_out(path, program=True))
         if not bool(torch.isfinite(out).all()):
             raise ConfigError(f"teacher {path}: its outputs for a batch of zeros are not finite in {precision}"
                               + (": --precision bf16 or fp32" if precision == "fp16" else ""))
