@@ -1,4 +1,6 @@
 """--freeze_layers: fine-tuning with the first layers kept as they are (weights and BatchNorm statistics)."""
+import json
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -312,3 +314,24 @@ def test_a_frozen_layers_statistics_keep_the_size_they_were_measured_at_through_
     said, _ = note(str(tmp_path / "half48"), 48, 20, "mixed")
     assert ("has its BatchNorm statistics measured at several image sizes (network.0 to network.12 at 32, "
             "network.13 to network.19 at 48); this run trains at 48 with them frozen") in said
+
+
+def test_info_shows_the_sizes_a_frozen_layers_run_s_statistics_were_measured_at(tmp_path, capsys):
+    """info of a --freeze_layers run's checkpoint whose frozen layers kept statistics of another size said nothing
+    of its bn_statistics_sizes record, where it says a QAT file's bn_statistics_size (helper-426)."""
+    from mobilenet_v1.config import to_dict
+
+    config = to_dict(load_config(SMALL + ["--image_size=48", "--freeze_layers=13", "--pre_trained=base.ckpt"]))
+    path = tmp_path / "probe.ckpt"
+    ckpt_io.atomic_save({"format": ckpt_io.FORMAT, "model": MobileNetV1(4, 0.25).state_dict(), "config": config,
+                         ckpt_io.BN_LAYER_SIZES: [32] * 13 + [48] * (LAYERS - 13)}, str(path))
+    assert cli.main(["info", str(path)]) == 0
+    assert ("  BN statistics:  measured at network.0 to network.12 at 32, network.13 to network.26 at 48: the layers "
+            "its run froze kept those of the file it started from\n") in capsys.readouterr().out
+    assert cli.main(["info", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["bn_statistics_sizes"] == [32] * 13 + [48] * (LAYERS - 13)
+    # All of its own size (a record of another file's, hand-copied): nothing to say.
+    ckpt_io.atomic_save({"format": ckpt_io.FORMAT, "model": MobileNetV1(4, 0.25).state_dict(), "config": config,
+                         ckpt_io.BN_LAYER_SIZES: [48] * LAYERS}, str(path))
+    assert cli.main(["info", str(path)]) == 0
+    assert "BN statistics" not in capsys.readouterr().out

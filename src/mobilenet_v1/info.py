@@ -5,6 +5,7 @@ import math
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
+from .checkpoint import layer_sizes_text
 from .checkpoint import recorded_count as _count  # a count's value, or None where a file holds none there
 from .config import MAX_WIDTH_MULT
 from .model import layer_specs
@@ -382,6 +383,11 @@ def _describe_checkpoint(path: str, image_size: Optional[int]) -> Dict[str, Any]
     frozen = ckpt_io.positive_size(ckpt.get(ckpt_io.BN_STATISTICS_SIZE))  # QAT: the file it started from's
     if out["quantization_aware"] and frozen is not None and frozen != ckpt_io.trained_image_size(config):
         out["bn_statistics_size"] = frozen
+    # --freeze_layers (or QAT from such a file): its frozen layers keep the statistics of the file it started from,
+    # measured at that one's size, which train records layer by layer where they are not all its own (helper-426).
+    sizes = ckpt_io.recorded_layer_sizes(ckpt)
+    if sizes is not None and set(sizes) != {ckpt_io.trained_image_size(config)}:
+        out["bn_statistics_sizes"] = sizes
     bn = config.get("bn_recalibration")
     # source: the file recalibrate-bn measured them for; none in average's record of its sources' alike measurements
     # (averaging.recalibration_kept), which a file recalibrate-bn wrote from a mean (whose own they are) holds
@@ -611,6 +617,9 @@ def describe_lines(d: Dict[str, Any]) -> List[str]:
             + (f"; its BatchNorm statistics, frozen, measured at {d['bn_statistics_size']} (the file it started "
                f"from)" if d.get("bn_statistics_size") else "")
             + ": export writes its INT8 ONNX file")
+    if d.get("bn_statistics_sizes"):
+        row("BN statistics", f"measured at {layer_sizes_text(d['bn_statistics_sizes'])}: the layers its run "
+                             f"froze kept those of the file it started from")
     bn = d["bn_recalibration"]
     if bn:
         # An average of such files holds the mean of their statistics, which are not those of its mean weights:
