@@ -5,8 +5,7 @@ import math
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
-from .checkpoint import layer_sizes_text
-from .checkpoint import recorded_count as _count  # a count's value, or None where a file holds none there
+from .checkpoint import layer_sizes_text, recorded_count as _count  # _count: a count's value, or None where none
 from .config import MAX_WIDTH_MULT
 from .model import layer_specs
 from .runtime import plural
