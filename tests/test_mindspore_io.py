@@ -1182,3 +1182,21 @@ def test_momentum_buffers_are_left_out_where_momentum_is_0_and_said_so():
             assert said == ["pre_trained: momentum buffers (its global_step 24) left out: momentum is 0, so SGD keeps "
                             "none"]
             assert not opt.state
+
+
+@pytest.mark.parametrize("opt, momentum", [("adamw", 0.9), ("momentum", 0.0), ("momentum", 0.9)])
+def test_a_global_step_off_pretrain_epoch_size_is_noted_whether_or_not_the_buffers_are_restored(opt, momentum):
+    """The note that the file's global_step is not pretrain_epoch_size epochs of this run's steps is about where the
+    schedule continues: it was said only where the momentum buffers were restored, not for AdamW or momentum 0."""
+    cfg = load_config([f"--opt={opt}", f"--momentum={momentum}", "--pretrain_epoch_size=2", "--pre_trained=p.ckpt",
+                       "--width_mult=0.25", "--class_num=4"])
+    net = MobileNetV1(class_num=4, width_mult=0.25)
+    source = {"global_step": 30, "moments": {n: torch.ones_like(p) for n, p in net.named_parameters()}}
+    opt_ = torch.optim.SGD(net.parameters(), lr=0.1, momentum=momentum)
+    said = []
+    train.restore_moments(cfg, source, net, opt_, [], 12, said.append)
+    assert said[-1] == ("pre_trained: note: global_step 30 is not pretrain_epoch_size 2 x 12 steps per epoch here; "
+                        "the schedule continues at step 24")
+    said.clear()
+    train.restore_moments(cfg, {**source, "global_step": 24}, net, opt_, [], 12, said.append)
+    assert len(said) == 1 and "note" not in said[0]

@@ -1521,14 +1521,14 @@ def restore_moments(cfg: Config, source: Dict[str, Any], model, optimizer, skipp
     if cfg.opt != "momentum":
         say(f"pre_trained: momentum buffers{at} left out: they are the seed's Momentum optimiser's, this run's "
             f"is {cfg.opt}, whose state starts afresh")
-        return
-    if cfg.momentum == 0:  # SGD without momentum keeps no buffer: restored, they would be read by nothing
+    elif cfg.momentum == 0:  # SGD without momentum keeps no buffer: restored, they would be read by nothing
         say(f"pre_trained: momentum buffers{at} left out: momentum is 0, so SGD keeps none")
-        return
-    count = mindspore_io.load_momentum(optimizer, model, source["moments"], cfg.pre_trained, skip=skipped)
-    say(f"pre_trained: momentum buffers of {count} parameters restored{at}"
-        + (" (the frozen layers' left out)" if cfg.freeze_layers else "")
-        + f"; continuing at epoch {cfg.pretrain_epoch_size + 1}")
+    else:
+        count = mindspore_io.load_momentum(optimizer, model, source["moments"], cfg.pre_trained, skip=skipped)
+        say(f"pre_trained: momentum buffers of {count} parameters restored{at}"
+            + (" (the frozen layers' left out)" if cfg.freeze_layers else "")
+            + f"; continuing at epoch {cfg.pretrain_epoch_size + 1}")
+    # About the schedule, not the buffers: said whether or not they were restored.
     if step is not None and step != cfg.pretrain_epoch_size * steps_per_epoch:
         say(f"pre_trained: note: global_step {step} is not pretrain_epoch_size {cfg.pretrain_epoch_size} x "
             f"{plural(steps_per_epoch, 'step')} per epoch here; the schedule continues at step "
