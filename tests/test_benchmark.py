@@ -231,7 +231,26 @@ def test_use_ema_false_for_a_file_holding_only_a_moving_average_is_named_as_not_
     out, err = capsys.readouterr()
     assert err == (f"benchmark: {taken}: weights: not used here: --use_ema False (convert wrote this file's only "
                    f"weights from the exponential moving average of {both}; it holds no trained weights)\n")
-    assert [r["weights"] for r in json.loads(out)["results"]] == ["fp32", "fp32 (trained)"]
+    assert [r["weights"] for r in json.loads(out)["results"]] == ["fp32 (ema)", "fp32 (trained)"]
+
+
+def test_a_file_whose_only_weights_are_an_average_is_named_so_in_the_weights_column(tmp_path, capsys, one_thread):
+    """convert of a run checkpoint with a weight average writes that average as the file's only weights: benchmark's
+    weights column said a bare "fp32" of it, where the run checkpoint's row says "fp32 (ema)" of the same weights.
+    A file without any average stays a bare "fp32"."""
+    from mobilenet_v1 import mindspore_io
+    from test_average import random_model, save
+
+    both = save(tmp_path / "a.pt", random_model(1), ema=random_model(2))
+    plain = save(tmp_path / "b.pt", random_model(3))
+    taken = str(tmp_path / "a_ema.pt")
+    mindspore_io.convert(both, taken)
+    capsys.readouterr()
+    timing = ["--seconds", "0.05", "--rounds", "1", "--warmup", "1", "--json"]
+    assert cli.main(["benchmark", taken, both, plain, *timing]) == 0
+    out, err = capsys.readouterr()
+    assert [r["weights"] for r in json.loads(out)["results"]] == ["fp32 (ema)", "fp32 (ema)", "fp32"]
+    assert err == ""
 
 
 def test_the_cpu_is_named_from_proc_cpuinfo_on_x86_and_on_arm_boards(tmp_path):

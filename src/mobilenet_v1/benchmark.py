@@ -228,7 +228,10 @@ def _checkpoint_subject(path: str, batch_size: Optional[int], image_size: Option
     where = f"PyTorch, {'GPU' if cuda else 'CPU'}, {precision}{', channels_last' if channels_last else ''}" \
             f"{', compiled' if compile_model else ''}"
     which = ckpt_io.which_weights(ckpt, use_ema is not False)  # "ema" or "trained" where it holds both
-    return Subject(path, where, weights + (f" ({which})" if which else ""), f"float ({batch}, 3, {size}, {size})",
+    # A file whose only weights are an average (convert's of a run's, average's of averages) is named so, as export
+    # names it in its metadata: "(ema)" as a run checkpoint's row says, whatever --use_ema (not_used says that).
+    shown = which or ("ema" if ckpt_io.average_only(ckpt) else "")
+    return Subject(path, where, weights + (f" ({shown})" if shown else ""), f"float ({batch}, 3, {size}, {size})",
                    batch, file_bytes, time.perf_counter() - load_s_from, call, model,
                    macs_if_known(args["width_mult"], (size, size), args["class_num"]),
                    not_used="" if which else ckpt_io.weights_note(ckpt, use_ema is not False))
