@@ -574,6 +574,27 @@ def test_the_schedule_note_names_where_the_schedules_part_not_two_equal_rates():
                          f"{float(theirs[50]):.6g}") and lr[50] != theirs[50]
 
 
+
+def test_the_schedule_note_writes_two_rates_that_differ_in_enough_digits_to_tell_them_apart():
+    """lr_max 0.1 -> 0.1000001 on a resume: the note said "step 51 trains at 0.0273537, where that run's would
+    train at 0.0273537", two rates it names as differing written alike at 6 significant digits. It writes them
+    in as many digits as tell them apart; rates apart at 6 digits keep 6."""
+    from mobilenet_v1.runtime import apart_texts
+
+    base = ["--lr_decay_mode=cosine", "--warmup_epochs=0", "--epoch_size=10"]
+    was, now = load_config(base + ["--lr_max=0.1"]), load_config(base + ["--lr_max=0.1000001"])
+    lr, theirs = train.schedule(now, 10), train.schedule(was, 10)
+    line = train.schedule_change({"config": dataclasses.asdict(was), "step": 50, "steps_per_epoch": 10}, "p.ckpt",
+                                 now, lr, 50)
+    assert f"{float(lr[50]):.6g}" == f"{float(theirs[50]):.6g}" and lr[50] != theirs[50]
+    ours, that = line.split("; step 51 trains at ")[1].split(", where that run's would train at ")
+    # Each text is nearer its own rate than the other's.
+    assert ours != that and abs(float(ours) - lr[50]) < abs(float(ours) - theirs[50])
+    assert abs(float(that) - theirs[50]) < abs(float(that) - lr[50])
+    assert apart_texts(0.0500001, 0.05) == ("0.0500001", "0.05") and apart_texts(0.25, 0.25) == ("0.25", "0.25")
+    assert apart_texts(1.0000001, 1.0000002) == ("1.0000001", "1.0000002")
+    assert apart_texts(0.1, 0.1 + 2 ** -56) == ("0.1", "0.10000000000000002")
+
 def test_a_run_trains_at_the_scaled_rates_and_a_resume_names_a_changed_factor(cifar_dir, tmp_path, capsys):
     """The optimiser's rate is the scaled schedule's at every step (the last one checked); a resume
     whose global batch gives the rates another factor says so, as a changed key would be."""

@@ -11,7 +11,7 @@ import shlex
 import stat
 import sys
 import time
-from typing import IO, Any, Iterable, Iterator, List, Optional, Sequence
+from typing import IO, Any, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 # numpy before torch: torch imports it from C++ and clears any error of that import, a KeyboardInterrupt
 # included, so a Ctrl-C in that moment of a command's start (the first second) was lost, and the command ran on to
@@ -312,6 +312,17 @@ def plural(count: int, noun: str, nouns: str = "", spec: str = "") -> str:
     ``noun`` + "s" ("processes"); ``spec``: the count's format ("," writes "1,251 images"). For the counts
     that a small run (one epoch, one step an epoch, one image) brings down to 1."""
     return f"{count:{spec}} {noun if count == 1 else nouns or noun + 's'}"
+
+
+def apart_texts(a: float, b: float, digits: int = 6) -> Tuple[str, str]:
+    """``a`` and ``b`` written with ``digits`` significant digits, or more where those would write two values
+    that differ alike ("0.0273537" of both 0.02735372 and 0.02735375): a line naming two rates as apart shows how."""
+    a, b = float(a), float(b)
+    while a != b and f"{a:.{digits}g}" == f"{b:.{digits}g}":
+        if digits == 16:  # the shortest texts that read back as each: they differ where the values do
+            return repr(a), repr(b)
+        digits += 1
+    return f"{a:.{digits}g}", f"{b:.{digits}g}"
 
 
 def ranks_text(ranks: Sequence[int], world: int) -> str:

@@ -33,7 +33,7 @@ from .engine import autocast as engine_autocast
 from .losses import BinaryCrossEntropy, CrossEntropySmooth, Distiller, ProgramTeacher, Renormalised
 from .model import MobileNetV1, layer_specs
 from .nonfinite import NonFiniteError, NonFiniteGuard, init_momentum_buffers
-from .runtime import header, plural, print0, shell_path
+from .runtime import apart_texts, header, plural, print0, shell_path
 from .schedules import SCHEDULE_KEYS, global_batch, lr_scale, schedule, schedule_notes, training_size, uses
 from .stopping import StopRequest, signal_name
 from .tracking import METRICS_FILE, RunLogger, read_metrics
@@ -1017,34 +1017,41 @@ def schedule_change(ckpt: Dict[str, Any], source: str, cfg: Config, lr: Sequence
     except (TypeError, ValueError, ZeroDivisionError):  # recorded values that make no factor
         theirs_factor = ours
     if theirs_factor != ours:
-        changed.append(f"the rates' factor x{theirs_factor:.6g} -> x{ours:.6g} (lr_base_size "
+        was_text, ours_text = apart_texts(theirs_factor, ours)
+        changed.append(f"the rates' factor x{was_text} -> x{ours_text} (lr_base_size "
                        f"{was.lr_base_size} -> {cfg.lr_base_size}, global batch {their_batch} -> {batch})")
     if not changed or step >= len(lr):
         return ""
     head = f"resume: the learning-rate schedule differs from that of {source}'s run: " + ", ".join(changed)
-    text = head + f"; step {step + 1 + offset} trains at {float(lr[step]):.6g}"
+
+    def text(theirs_rate: Optional[float] = None, tail: str = "") -> str:
+        # The next step's rate, and that run's beside it (``tail`` its words) in as many digits as tell them apart.
+        rates = apart_texts(lr[step], lr[step] if theirs_rate is None else theirs_rate)
+        return head + f"; step {step + 1 + offset} trains at {rates[0]}" + (tail + rates[1] if tail else "")
+
     ours_per_epoch = len(lr) // cfg.epoch_size
     theirs_per_epoch = int(ckpt.get("steps_per_epoch") or 0) or ours_per_epoch
     try:
         theirs = schedule(was, theirs_per_epoch, their_batch)
     except (TypeError, ValueError, ZeroDivisionError):  # a schedule that the recorded values do not make
-        return text
+        return text()
     at = int(ckpt["step"]) - int(ckpt.get("step_offset") or 0)
     if at >= len(theirs):
-        return text + f", where that run's last step trained at {float(theirs[-1]):.6g}"
+        return text(theirs[-1], ", where that run's last step trained at ")
     if theirs_per_epoch != ours_per_epoch:  # their steps are not this run's one for one (steps_change says so)
-        return text + f", where that run's would train at {float(theirs[at]):.6g}"
+        return text(theirs[at], ", where that run's would train at ")
     # The next step's rate alone said "differs" of two equal rates: a key changed that shapes only steps already
     # taken (lr_init after the warm-up), those within the epoch (lr_per_epoch, at an epoch's start), or the length
     # (epoch_size of exponential, whose rates do not follow it). The steps both have ahead are compared.
     ahead = min(len(lr) - step, len(theirs) - at)
     apart = np.flatnonzero(np.asarray(lr[step:step + ahead], dtype=np.float32) != theirs[at:at + ahead])
     if apart.size and apart[0] == 0:
-        return text + f", where that run's would train at {float(theirs[at]):.6g}"
+        return text(theirs[at], ", where that run's would train at ")
     if apart.size:
         first = int(apart[0])
-        return (text + f", as that run's would; they part at step {step + first + 1 + offset}, which trains at "
-                f"{float(lr[step + first]):.6g} where that run's would train at {float(theirs[at + first]):.6g}")
+        part = apart_texts(lr[step + first], theirs[at + first])
+        return (text() + f", as that run's would; they part at step {step + first + 1 + offset}, which trains at "
+                f"{part[0]} where that run's would train at {part[1]}")
     ours_end, theirs_end = len(lr) + offset, step + offset + len(theirs) - at
     if ours_end == theirs_end:  # the same rates to the end: nothing ahead differs
         return ""
