@@ -706,6 +706,14 @@ def test_tf_slims_names_point_to_the_keys_that_do_the_same(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown key 'learning_rate_decay_factor' \(TF-slim's name: here it is "
                                           r"lr_decay_rate"):
         load_config(["--learning-rate-decay-factor", "0.94"])
+    # Its size and length flags: a bare "unknown key" before.
+    with pytest.raises(ConfigError, match=r"^option --train_image_size: unknown key 'train_image_size' \(TF-slim's "
+                                          r"name: here it is image_size\)$"):
+        load_config(["--train_image_size", "160"])
+    with pytest.raises(ConfigError, match=r"^option --max_number_of_steps: unknown key 'max_number_of_steps' "
+                                          r"\(TF-slim's name: here it is epoch_size, counted in epochs, not steps: "
+                                          r"its steps divided by the steps per epoch"):
+        load_config(["--max_number_of_steps", "100000"])
 
 
 def test_no_key_of_another_meaning_is_offered_for_an_unknown_one():

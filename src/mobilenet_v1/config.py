@@ -591,7 +591,11 @@ TF_SLIM_NAMES = {"moving_average_decay": "ema_decay (warmed up as TensorFlow's E
                  "learning_rate_decay_type": "lr_decay_mode (its exponential is exponential here; its polynomial, of "
                                              "power 1, linear)",
                  "learning_rate": "lr_max", "end_learning_rate": "lr_end", "opt_epsilon": "opt_eps",
-                 "optimizer": "opt (momentum and rmsprop by those names)"}
+                 "optimizer": "opt (momentum and rmsprop by those names)",
+                 "train_image_size": "image_size",
+                 "max_number_of_steps": "epoch_size, counted in epochs, not steps: its steps divided by the steps "
+                                        "per epoch (the training images over batch_size x device_num x "
+                                        "grad_accum_steps)"}
 
 
 def _misspelt(key: str, known: str) -> bool:
