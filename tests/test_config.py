@@ -867,3 +867,15 @@ def test_eval_and_data_stats_take_a_file_shared_with_training_whose_training_key
     f.write_text(f"dataset_path: {cifar_dir}\ncrop_pct: 0.9\n")  # a key eval reads: still refused with CIFAR
     with pytest.raises(ConfigError, match=r"crop_pct 0\.9 is for image folders' evaluation"):
         load_config_and_given(["--config_path", str(f)], reads=evaluate.EVAL_READS)
+
+
+def test_timm_short_batch_size_option_names_the_key(capsys):
+    """The README's timm table maps `-b 256` to `--batch_size 256`: given to train, it is refused naming
+    --batch_size (it said only "options are --key=value or --key value"), as timm's long names are; -j too."""
+    with pytest.raises(ConfigError, match=r"^unexpected argument '-b': options are --key=value or --key value "
+                                          r"\(timm's and torchvision's -b: here it is --batch_size\)$"):
+        load_config(["-b", "256"])
+    with pytest.raises(ConfigError, match=r"\(timm's and torchvision's -j: here it is --num_workers\)$"):
+        load_config(["--epoch_size", "2", "-j", "4"])
+    assert cli.main(["train", "-b", "8"]) != 0
+    assert "here it is --batch_size" in capsys.readouterr().err

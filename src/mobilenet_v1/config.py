@@ -582,6 +582,9 @@ TIMM_NAMES = {"device": "device_target (CPU or GPU; torchvision's --device too)"
                        "--crop_ratio_max R2)",
               "checkpoint_hist": "keep_best_max (timm's keeps the best; keep_checkpoint_max, the newest)"}
 
+# timm's and torchvision's train.py short options, refused naming the key (this toolkit takes --key value alone).
+SHORT_OPTION_NAMES = {"-b": "batch_size", "-j": "num_workers"}
+
 # TF-slim's train_image_classifier.py flags (the MobileNet paper's training) that a key here stands for: the README's
 # Weight averaging and Optimisers sections name them (--moving_average_decay, its exponential decay).
 TF_SLIM_NAMES = {"moving_average_decay": "ema_decay (warmed up as TensorFlow's ExponentialMovingAverage with "
@@ -1676,9 +1679,11 @@ def parse_overrides(argv: Sequence[str], own: Sequence[str] = ()) -> List[Tuple[
                 raise unknown_key(last, f"option {argv[i - 2]}", own)  # timm's --input_size 3 224 224: the key first
             several = (pairs and pairs[-1][0] in NORMALISATION_KEYS and i >= 1 and not argv[i - 1].startswith("--")
                        and all(NUMBER.fullmatch(v) for v in (arg, pairs[-1][1])))
+            short = SHORT_OPTION_NAMES.get(arg)
             raise OptionError(f"unexpected argument {arg!r}: options are --key=value or --key value"
                               + (f" (several values in one: --{pairs[-1][0]} {pairs[-1][1]},{arg},...)"
-                                 if several else _config_file_hint(arg)))
+                                 if several else f" (timm's and torchvision's {arg}: here it is --{short})"
+                                 if short else _config_file_hint(arg)))
         body = arg[2:]
         if "=" in body:
             key, value = body.split("=", 1)
