@@ -879,3 +879,14 @@ def test_timm_short_batch_size_option_names_the_key(capsys):
         load_config(["--epoch_size", "2", "-j", "4"])
     assert cli.main(["train", "-b", "8"]) != 0
     assert "here it is --batch_size" in capsys.readouterr().err
+
+
+def test_timm_rmsproptf_is_refused_pointing_at_rmsprop():
+    """The README's timm table: `--opt rmsproptf` is none here, `--opt rmsprop` being PyTorch's RMSprop; the
+    refusal says so (it listed the choices alone)."""
+    with pytest.raises(ConfigError, match=r"opt='rmsproptf' is not one of .*; timm's rmsproptf \(TensorFlow's "
+                                          r"RMSProp\) is not offered: opt rmsprop is PyTorch's RMSprop"):
+        load_config(["--opt", "rmsproptf"])
+    with pytest.raises(ConfigError, match="not offered: opt rmsprop"):
+        load_config(["--opt", "RMSpropTF"])  # timm's class name, as a user may spell it
+    assert load_config(["--opt", "rmsprop"]).opt == "rmsprop"

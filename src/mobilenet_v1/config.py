@@ -553,6 +553,8 @@ OPT_NAMES_ELSEWHERE = {
     "sgd": "SGD with momentum is opt momentum (the seed's name; torchvision's --opt sgd), with --nesterov True for "
            "timm's sgd",
     "nesterov": "Nesterov's momentum is opt momentum with --nesterov True (timm's nesterov and sgd)",
+    "rmsproptf": "timm's rmsproptf (TensorFlow's RMSProp) is not offered: opt rmsprop is PyTorch's RMSprop, with "
+                 "its eps outside the square root (the README's Optimisers)",
 }
 # What timm's --aa rand-mN-... is here: said for --aa, and for that value given as --auto_augment.
 RAND_AUGMENT_NOTE = ("timm's rand-mN is about ra with ra_magnitude 3N (torchvision's 31 bins, each op always "
