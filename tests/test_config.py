@@ -890,3 +890,15 @@ def test_timm_rmsproptf_is_refused_pointing_at_rmsprop():
     with pytest.raises(ConfigError, match="not offered: opt rmsprop"):
         load_config(["--opt", "RMSpropTF"])  # timm's class name, as a user may spell it
     assert load_config(["--opt", "rmsprop"]).opt == "rmsprop"
+
+
+@pytest.mark.parametrize("flag,key", [("--bce-loss", "bce_loss"), ("--channels-last", "channels_last"),
+                                      ("--warmup-prefix", "warmup_prefix")])
+def test_timm_switch_without_a_value_says_true(flag, key):
+    """timm's --bce-loss, --channels-last and --warmup-prefix are switches; the README's table gives them as
+    `--bce_loss True` and so on here. Given bare, the refusal says that form (it said "needs a value" alone); a
+    key that is no switch keeps the plain message."""
+    with pytest.raises(ConfigError, match=rf"^option {flag} needs a value: --{key} True$"):
+        load_config([flag, "--epoch_size", "2"])
+    with pytest.raises(ConfigError, match=r"^option --epoch_size needs a value$"):
+        parse_overrides(["--epoch_size"])

@@ -1694,7 +1694,8 @@ def parse_overrides(argv: Sequence[str], own: Sequence[str] = ()) -> List[Tuple[
                 key = body.replace("-", "_")
                 if key not in _field_types() and key not in SEED_IGNORED_KEYS and key != "config_path":
                     raise unknown_key(key, f"option --{body}", own)  # not a key that wants a value
-                raise OptionError(f"option --{body} needs a value")
+                flag = _field_types().get(key) is bool  # timm's --bce-loss, --channels-last: flags without one
+                raise OptionError(f"option --{body} needs a value" + (f": --{key} True" if flag else ""))
             key, value = body, argv[i + 1]
             i += 1
         pairs.append((key.replace("-", "_"), value))
