@@ -2005,7 +2005,13 @@ def test_crop_pct_follows_the_model_through_eval_export_predict_and_quantize(ima
     held = image_folder / "validation_preprocess"  # the images an evaluation reads: said, not refused
     assert cli.main(["quantize", "--onnx", onnx_path, "--calib_data", str(held), "--calib_images", "4",
                      "--out", str(tmp_path / "held_int8.onnx")]) == 0
-    assert f"--calib_data {held} is named as an evaluation split (validation_preprocess/)" in capsys.readouterr().err
+    said = capsys.readouterr()
+    assert f"--calib_data {held} is named as an evaluation split (validation_preprocess/)" in said.err
+    # The evaluation it then offers reads those same images: said beside it, not offered as a clean figure.
+    assert f"--dataset_path {held} (its figure counts the images the ranges were measured on: calibrate on the " \
+        "training split for a clean one)`" not in said.out
+    assert f"--dataset_path {held}` (its figure counts the images the ranges were measured on: calibrate on the " \
+        "training split for a clean one)" in said.out, said.out
     (tmp_path / "none").mkdir()
     assert cli.main(["quantize", "--onnx", onnx_path, "--calib_data", str(tmp_path / "none"),
                      "--out", str(tmp_path / "never.onnx")]) == 1

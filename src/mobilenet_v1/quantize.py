@@ -648,7 +648,8 @@ def main(argv: Sequence[str]) -> int:
         print(f"mobilenet-v1 quantize: calibrating on the training images of {a.calib_data}: the share of each "
               f"class {whose} is left out", file=sys.stderr)
     named = os.path.basename(os.path.normpath(a.calib_data))
-    if dataset == "imagenet2012" and named.lower() in IMAGENET_EVAL_FOLDERS + ("test",):
+    eval_split = dataset == "imagenet2012" and named.lower() in IMAGENET_EVAL_FOLDERS + ("test",)
+    if eval_split:
         print(f"mobilenet-v1 quantize: note: --calib_data {a.calib_data} is named as an evaluation split "
               f"({named}/): its images set the activation ranges, so an evaluation on them afterwards flatters the "
               f"INT8 file; give the data set's folder (its {IMAGENET_TRAIN_FOLDER}/ is read) or its training split",
@@ -714,7 +715,10 @@ def main(argv: Sequence[str]) -> int:
                # --val_split 0 on the run's own folder: the file's eval takes the run's share, which calibration
                # read.
                + (" (its figure counts images the ranges were measured on: quantize without --val_split for a "
-                  "clean one)" if read_evaluated else ""))
+                  "clean one)" if read_evaluated else "")
+               # A folder named as an evaluation split (said above): its eval reads the calibration images.
+               + (" (its figure counts the images the ranges were measured on: calibrate on the training split "
+                  "for a clean one)" if eval_split else ""))
     if a.c_array is not None:
         from .tflite_io import c_array
 
