@@ -149,6 +149,31 @@ def test_a_tflite_of_an_odd_size_holds_the_sizes_same_padding_gives_and_the_netw
         assert close(run_tflite(tmp_path / "odd.tflite", np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy())), model(x))
 
 
+def test_quantize_tflite_of_batch_1_says_plainly_it_took_every_image(tmp_path, capsys):
+    """A .tflite takes batches of 1: a data set of fewer images than --calib_images asks gives them all, said
+    as such (not "all it has in whole batches", which only a larger fixed batch leaves images out of)."""
+    from mobilenet_v1.data import CIFAR_EVAL_FOLDER, CIFAR_TRAIN_FOLDER, write_cifar_bin
+
+    model = randomise_batchnorm(MobileNetV1(class_num=4, width_mult=0.25), seed=6)
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": {"dataset": "cifar10", "image_size": 32}}, ckpt)
+    assert cli.main(["export", "--ckpt_file", ckpt, "--file_name", str(tmp_path / "m"), "--file_format",
+                     "TFLITE"]) == 0
+    data = tmp_path / "cifar"
+    (data / CIFAR_TRAIN_FOLDER).mkdir(parents=True)
+    (data / CIFAR_EVAL_FOLDER).mkdir()
+    labels = np.arange(5) % 4
+    images = np.random.default_rng(0).integers(0, 255, (5, 3, 32, 32), dtype=np.uint8)
+    write_cifar_bin(str(data / CIFAR_TRAIN_FOLDER / "data_batch_1.bin"), images, labels)
+    write_cifar_bin(str(data / CIFAR_EVAL_FOLDER / "test_batch.bin"), images[:2], labels[:2])
+    capsys.readouterr()
+    assert cli.main(["quantize", "--tflite", str(tmp_path / "m.tflite"), "--calib_data", str(data), "--out",
+                     str(tmp_path / "q.tflite"), "--calib_images", "7", "--num_workers", "0"]) == 0
+    err = capsys.readouterr().err
+    assert f"{data} gave 5 training images of the 7 asked (--calib_images): all it has\n" in err, err
+    assert "whole batches" not in err
+
+
 def test_without_litert_a_tflite_is_refused_saying_how_to_install_it(tmp_path, monkeypatch, capsys):
     """Without ai-edge-litert (the tflite extra) export, eval and predict of .tflite say what to install, in one
     line, and write nothing."""

@@ -742,7 +742,7 @@ def main(argv: Sequence[str]) -> int:
         asked = (f"the {count} asked (--calib_images)" if count == a.calib_images else
                  f"the {count} of --calib_images {a.calib_images} in whole batches")
         print(f"mobilenet-v1 quantize: note: {a.calib_data} gave {plural(used, 'training image')} of {asked}: all "
-              f"it has" + (" in whole batches" if fp32.fixed_batch else ""), file=sys.stderr)
+              f"it has" + (" in whole batches" if (fp32.fixed_batch or 1) > 1 else ""), file=sys.stderr)
     if used < FEW_CALIB_IMAGES:
         print(f"mobilenet-v1 quantize: warning: activation ranges from only {plural(used, 'image')}: what other "
               f"images reach beyond them is clipped, and the agreement above, on those same images, cannot show it; "
