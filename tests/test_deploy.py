@@ -1821,6 +1821,36 @@ def test_a_calibration_whose_every_file_is_unreadable_writes_no_file(image_folde
     assert not os.path.exists(out)
 
 
+def test_one_unreadable_calibration_file_stops_quantize_under_the_default_limit_as_the_readme_says(
+        image_folder, tmp_path, capsys):
+    """An unreadable training image is made up for by the next one only within --max_bad_samples, whose
+    default (training's 0.1% of the files) allows none in a small folder: there quantize stops naming the file
+    and the option, and an INT8 file already at --out is left as it was; the README says so (it said every
+    unreadable image was replaced). With the limit raised, the file is written."""
+    pytest.importorskip("onnxruntime")
+    bad = image_folder / "train" / "n02" / "cut.JPEG"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    ckpt = str(tmp_path / "m.ckpt")
+    ckpt_io.atomic_save({"model": MobileNetV1(class_num=2, width_mult=0.25).state_dict(), "classes": ["n01", "n02"],
+                         "config": {"dataset": "imagenet2012", "image_size": 32}}, ckpt)
+    export_checkpoint(ckpt, str(tmp_path / "m"), height=32, width=32)
+    out = tmp_path / "q.onnx"
+    out.write_bytes(b"an earlier INT8 file")
+    base = ["quantize", "--onnx", str(tmp_path / "m.onnx"), "--calib_data", str(image_folder), "--out", str(out),
+            "--calib_images", "16", "--num_workers", "0"]
+    with pytest.warns(BadSampleWarning, match="cut.JPEG"):
+        assert cli.main(base) == 1
+    err = capsys.readouterr().err
+    assert "more than max_bad_samples 0" in err and "raise --max_bad_samples" in err and str(bad) in err, err
+    assert out.read_bytes() == b"an earlier INT8 file"
+    with pytest.warns(BadSampleWarning, match="cut.JPEG"):
+        assert cli.main(base + ["--max_bad_samples", "1"]) == 0
+    assert "activation ranges from 15 training images" in capsys.readouterr().out
+    readme = " ".join(open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read().split())
+    assert ("an unreadable one is replaced by the next image drawn within `--max_bad_samples`, whose default -1 is "
+            "training's 0.1% of the files, so none under 1,000 images: there one stops quantize") in readme
+
+
 def test_static_batch_calibration_regroups_batches_shortened_by_unreadable_files(image_folder):
     """A loader batch that lost an unreadable file held 3 images, which a graph exported with a static
     batch of 4 refuses (the fp32/INT8 comparison failed in ONNX Runtime; calibration skipped it): the
