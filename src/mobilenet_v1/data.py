@@ -170,7 +170,7 @@ def read_cifar_bin(path: str, dataset: str = "cifar10") -> Tuple[np.ndarray, np.
     bad = np.flatnonzero(labels >= classes)
     if bad.size:
         raise DataError(f"{name} file {path}: record {int(bad[0])} has {'fine ' if hundred else ''}label "
-                        f"{int(labels[bad[0]])}, outside 0..{classes - 1} ({bad.size} such records)")
+                        f"{int(labels[bad[0]])}, outside 0..{classes - 1} ({plural(int(bad.size), 'such record')})")
     images = raw[:, record - 3072:].reshape(-1, 3, 32, 32)
     return images, labels
 
@@ -348,7 +348,7 @@ def read_cifar_py(path: str, dataset: str = "cifar10") -> Tuple[np.ndarray, np.n
     bad = np.flatnonzero((labels < 0) | (labels >= classes))
     if bad.size:
         raise DataError(f"{name} file {path}: record {int(bad[0])} has {'fine ' if hundred else ''}label "
-                        f"{int(labels[bad[0]])}, outside 0..{classes - 1} ({bad.size} such records)")
+                        f"{int(labels[bad[0]])}, outside 0..{classes - 1} ({plural(int(bad.size), 'such record')})")
     return data.reshape(-1, 3, 32, 32), labels
 
 
