@@ -367,7 +367,8 @@ class Predictor:
     def preprocess(self, images: Any) -> torch.Tensor:
         """The model's input for ``images`` (as :meth:`top_k` takes them): the float (N, 3, S, S) batch,
         on the model's device, that its run's evaluation transform and normalisation make of them (timm's
-        ``create_transform(**resolve_data_config(...))``). ``self.model(predictor.preprocess(x))`` gives
+        ``create_transform(**resolve_data_config(...))``, but for the resize: image_size / crop_pct rounded, where
+        timm floors it: 37, not 36, for 32 at 0.875). ``self.model(predictor.preprocess(x))`` gives
         the logits. A file that cannot be read raises ValueError."""
         images, places = image_list(images)
         if not images:
