@@ -66,7 +66,8 @@ def test_cifar100_files_give_their_fine_labels_and_a_mix_up_of_formats_is_named(
         assert len(load_cifar(str(ten), True)[1]) == 4
     bad = tmp_path / "bad.bin"
     write_cifar_bin(str(bad), class_images(np.array([5, 100]), 3), np.array([5, 100]), coarse=np.array([1, 1]))
-    with pytest.raises(DataError, match=r"CIFAR-100 file .*bad.bin: record 1 has fine label 100, outside 0..99 \(1 such record\)$"):
+    with pytest.raises(DataError, match=r"CIFAR-100 file .*bad.bin: record 1 has fine label 100, outside 0..99 "
+                                        r"\(1 such record\)$"):
         read_cifar_bin(str(bad), "cifar100")
 
 
