@@ -492,6 +492,27 @@ def test_convert_cli_both_directions_and_errors(tmp_path, capsys):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
+def test_an_exported_files_name_is_not_answered_with_a_format_option_that_is_refused_too(tmp_path, capsys):
+    """convert to model.onnx (or .pte, .pt2, .tflite) without --format advised `--format ckpt|pt|safetensors`,
+    which is refused under those names: the advice names the extensions that take a checkpoint alone, and a name
+    of no kind still offers --format."""
+    src = str(tmp_path / "a.pt")
+    ckpt_io.atomic_save({"model": MobileNetV1(class_num=10, width_mult=0.25).state_dict(),
+                         "model_args": {"class_num": 10, "width_mult": 0.25}}, src)
+    for ext in (".onnx", ".pte", ".pt2", ".tflite", ".ONNX"):
+        dst = str(tmp_path / f"model{ext}")
+        assert cli.main(["convert", src, dst]) == 1, ext
+        err = capsys.readouterr().err
+        assert f"{dst}: the extension {ext.lower()} is the name of " in err and "not of a checkpoint" in err, err
+        assert "--format" not in err.replace("--file_format", ""), err
+        assert cli.main(["convert", src, dst, "--format", "pt"]) == 1  # what the old advice led to
+        assert "--format pt under the extension" in capsys.readouterr().err
+    assert cli.main(["convert", src, str(tmp_path / "model.weights")]) == 1
+    assert "or pass --format ckpt|pt|safetensors" in capsys.readouterr().err
+    assert cli.main(["convert", src, str(tmp_path / "model.safetensors")]) == 0
+    assert sorted(os.listdir(tmp_path)) == ["a.pt", "model.safetensors"]
+
+
 def test_convert_keeps_what_predict_and_export_read(tmp_path, capsys):
     """A converted file keeps the training run's configuration and class names (in a .safetensors as JSON
     metadata): without them predict and export fall back to 224x224 and a guessed normalisation."""

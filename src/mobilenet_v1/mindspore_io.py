@@ -812,6 +812,11 @@ def output_format(dst: str, fmt: Optional[str] = None) -> str:
                          f"{EXPORTED_EXTENSIONS[ext]}, not of a checkpoint: name it .{fmt}")
     if fmt:
         return fmt
+    if ext not in OUTPUT_FORMATS and (ext in READ_BY_EXTENSION or ext in EXPORTED_EXTENSIONS):
+        # --format is refused under these names (above): advising it sent the user to a second refusal.
+        what = READ_BY_EXTENSION.get(ext) or EXPORTED_EXTENSIONS[ext]
+        raise ValueError(f"{dst}: the extension {ext} is the name of {what}, not of a checkpoint: name it .ckpt "
+                         f"(MindSpore), .pt (PyTorch) or .safetensors")
     if ext not in OUTPUT_FORMATS:
         raise ValueError(f"{dst}: cannot tell the format from the extension {ext or '(none)'}; name it .ckpt "
                          f"(MindSpore), .pt (PyTorch) or .safetensors, or pass --format ckpt|pt|safetensors")
