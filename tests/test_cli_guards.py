@@ -1754,6 +1754,27 @@ def test_a_misspelt_option_of_an_argparse_command_is_answered_with_the_option_as
 
 
 @pytest.mark.parametrize("argv, said", [
+    (["predict", "x.jpg", "--ckpt_file", "m.pt", "--mean", "0.5", "0.4", "0.3"],
+     "unrecognized arguments: 0.4 0.3 (several values in one: --mean 0.5,0.4,0.3)\n"),
+    (["export", "--ckpt_file", "m.pt", "--std", "0.2", "0.25", "0.3"], "(several values in one: --std 0.2,0.25,0.3)"),
+    (["recalibrate-bn", "m.pt", "--dataset_path", "d", "--out", "o.pt", "--mean=0.5", "0.4", "0.3"],
+     "(several values in one: --mean 0.5,0.4,0.3)"),
+    (["predict", "x.jpg", "--ckpt-file", "m.pt", "--std", ".2", "1e-1"], "(several values in one: --std .2,1e-1)"),
+])
+def test_timms_spelling_of_mean_and_std_is_answered_with_the_comma_form_in_the_argparse_commands(argv, said, capsys):
+    """train's and eval's --mean 0.5 0.4 0.3 (timm's spelling) is answered with --mean 0.5,0.4,0.3, as README says of
+    the key; predict, export and recalibrate-bn, which take --mean/--std too, said only "unrecognized arguments:
+    0.4 0.3". A stray word after another option gets no such hint."""
+    with pytest.raises(SystemExit):
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: mobilenet-v1 {argv[0]}") and said in err, err
+    with pytest.raises(SystemExit):
+        cli.main(["predict", "x.jpg", "--ckpt_file", "m.pt", "--top_k", "2", "3"])
+    assert "several values" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, said", [
     (["--setps_per_epoch", "5"], "option --setps_per_epoch: unknown key 'setps_per_epoch' (did you mean "
                                  "--steps_per_epoch?)"),
     (["--steps-per-epch=5"], "option --steps_per_epch: unknown key 'steps_per_epch' (did you mean --steps_per_epoch?)"),

@@ -7,6 +7,7 @@ values instead (``DATASET_PRESETS``). Unknown keys are errors.
 import argparse
 import dataclasses
 import difflib
+import itertools
 import math
 import os
 import re
@@ -867,12 +868,31 @@ class CommandParser(argparse.ArgumentParser):
                 message += f" ({name} is another tool's option; here: {foreign[name]})"
                 break
         else:
-            message += misspelt
+            message += misspelt or self._several_values_hint(message)
         switch = re.match(r"argument (--\w+): ignored explicit argument '(\w+)'$", message)
         if switch and switch.group(2).lower() in ("true", "false"):  # --static_batch=True
             name = switch.group(1)
             message += f" ({name} is a switch: give {name} alone for True, leave it out for False)"
         super().error(long_numbers_cut(message))
+
+    def _several_values_hint(self, message: str) -> str:
+        """timm's ``--mean 0.5 0.4 0.3`` given to predict, export or recalibrate-bn: the comma-separated form,
+        as train's and eval's keys answer it; argparse said only "unrecognized arguments: 0.4 0.3"."""
+        if not message.startswith("unrecognized arguments: "):
+            return ""
+        for k, token in enumerate(self._given):
+            if token == "--":
+                break
+            name, eq, value = token.partition("=")
+            name = name[2:].replace("-", "_") if name.startswith("--") else ""
+            rest = self._given[k + 1:] if eq else self._given[k + 2:]
+            value = value if eq else (self._given[k + 1] if k + 1 < len(self._given) else "")
+            if name not in NORMALISATION_KEYS or not NUMBER.fullmatch(value):
+                continue
+            extra = list(itertools.takewhile(NUMBER.fullmatch, rest))
+            if extra:
+                return f" (several values in one: --{name} {','.join([value, *extra])})"
+        return ""
 
     def _misspelt_hint(self, message: str) -> str:
         """An unrecognized ``--option`` that reads as one of the command's misspelt (``--iamge_size``,
