@@ -626,7 +626,7 @@ def raise_open_files_limit() -> None:
         pass
 
 
-def _standard_streams_opened() -> None:
+def standard_streams_opened() -> None:
     """Descriptors 0-2 closed at the start (`>&-`, `2>&-`, a daemon's) each take os.devnull, so that no file the
     command opens later (a run's lock file, a checkpoint's temporary file, an export's) becomes descriptor 1 or 2,
     into which native libraries write their messages; Python's sys.stderr None (print(file=None) prints on stdout:
@@ -650,7 +650,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv_given = argv
     if argv is None:  # the command line's own process: not a Python caller's, whose limits are its own
         raise_open_files_limit()  # here, not in runtime, which imports torch: the usage and --version print without it
-        _standard_streams_opened()
+        standard_streams_opened()
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) == 2 and argv[0] == "help":  # `mobilenet-v1 help train`, as git's and pip's: train's --help
         argv = [argv[1], "--help"]

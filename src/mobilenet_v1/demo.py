@@ -50,17 +50,16 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m mobilenet_v1.demo", description=__doc__)
     p.add_argument("--out", default="data/digits", help="folder to write (default data/digits)")
     a = p.parse_args(argv)
-    if argv is None:  # `>&-`: sys.stdout None, whose flush below was an AttributeError's traceback; as cli.main's
-        from .cli import _standard_streams_opened  # commands, a write to it is an error naming standard output
-
-        _standard_streams_opened()
     stdout = sys.stdout
     if argv is None:  # the command line's own process, as cli.main's commands
+        from .cli import standard_streams_opened
         from .runtime import NamedOutput
 
-        # `> /dev/full` said "error: [Errno 28] No space left on device" after the digits were written whole,
-        # as if they were what did not fit: said as standard output's, as `mobilenet-v1 convert` says it.
-        sys.stdout = NamedOutput(stdout)
+        # `>&-`: sys.stdout None, whose flush below was an AttributeError's traceback; a write to it is now an error
+        # naming standard output. `> /dev/full` said "error: [Errno 28] No space left on device" after the digits
+        # were written whole, as if they were what did not fit: said as standard output's, as `convert` says it.
+        standard_streams_opened()
+        sys.stdout = NamedOutput(sys.stdout)
     try:
         write_demo_data(a.out)
         if argv is None:
