@@ -27,7 +27,7 @@ demo: $(VENV)/.installed
 # once and its multi-process tests keep their order (pytest-xdist), the longest files first (tests/conftest.py).
 # One torch thread each (tests/conftest.py); the 12 slowest items listed at the end, to see what the suite's time
 # goes to in a CI log. 2-core development CPU, clean clone, alone: 1206 tests in 8:56 (2026-12-07, 05:40 UTC, an
-# Intel Xeon); 1322 in 7:47 (2026-12-07, 11:09 UTC, an AMD EPYC); the history in benchmarks/RESULTS.md.
+# Intel Xeon); 1322 in 7:19 (2026-12-07, 11:23 UTC, an AMD EPYC); the history in benchmarks/RESULTS.md.
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 --dist loadfile --durations=12 tests
 
