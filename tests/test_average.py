@@ -555,9 +555,9 @@ def test_use_ema_false_for_a_file_holding_only_a_moving_average_is_named_as_not_
     capsys.readouterr()
     assert cli.main(["average", taken, b, "--use_ema", "False", "--out", str(tmp_path / "m.pt")]) == 0
     err = capsys.readouterr().err
-    assert err == (f"mobilenet-v1 average: not used here: --use_ema False for {taken} (convert wrote this file's only "
-                   f"weights from the exponential moving average of {a}; it holds no trained weights): that average "
-                   f"is what was averaged from it\n")
+    assert err == (f"mobilenet-v1 average: {taken}: weights: not used here: --use_ema False (convert wrote this file's "
+                   f"only weights from the exponential moving average of {a}; it holds no trained weights): that "
+                   f"average is what was averaged from it\n")
     mean = ckpt_io.load_file(str(tmp_path / "m.pt"))
     assert mean["averaged"]["weights"] == ["ema", "trained"]
     want = (random_model(2).state_dict()["fc.bias"].double() + random_model(3).state_dict()["fc.bias"].double()) / 2

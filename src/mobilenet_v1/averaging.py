@@ -145,8 +145,8 @@ def average(paths: Sequence[str], dst: str, fmt: Optional[str] = None, use_ema: 
     ``dst`` may not be one of the sources; the write is atomic. ``best_short``: the run folders that kept
     fewer than ``best`` best epochs, with how many (:func:`sources`); ``alike``: (file, earlier file) where a file
     holds the weights an earlier one does (a copy, convert's rewrite), which the mean counts twice; ``no_trained``:
-    with ``use_ema`` False, (file, :func:`checkpoint.average_only`) of each file whose only weights are a moving
-    average, which is what is averaged from it.
+    with ``use_ema`` False, (file, :func:`checkpoint.weights_note`'s "not used here" line) of each file whose only
+    weights are a moving average, which is what is averaged from it.
 
     A checkpoint of a run folder's that is gone when read (a running train pruned it, keep_checkpoint_max) has
     the folder's checkpoints listed again and the mean taken anew, a few times: it ended the command, naming a
@@ -180,8 +180,8 @@ def _average(paths: Sequence[str], dst: str, fmt: Optional[str], use_ema: bool, 
     first: Dict[str, Any] = {}
     weights: List[str] = []  # which weights of each file the mean is of ("ema", "trained"), for its record
     held: List[str] = []  # which_weights of each: "ema" where the file holds a moving average beside its weights
-    # (file, how it came to hold one): with use_ema False, files whose only weights are a moving average, taken as
-    # they are (no trained weights there to take), which the command names as eval does
+    # (file, its weights_note): with use_ema False, files whose only weights are a moving average, taken as they are
+    # (no trained weights there to take), which the command names as eval does
     no_trained: List[Tuple[str, str]] = []
     seed: List[bool] = []  # each file's: a seed run's weights, recording no settings
     recorded: Dict[str, Any] = {}
@@ -268,7 +268,7 @@ def _average(paths: Sequence[str], dst: str, fmt: Optional[str], use_ema: bool, 
             first.update(classes=classes, classes_file=f, classes_data=cifar)
         held.append(ckpt_io.which_weights(ckpt, use_ema))
         if not use_ema and not held[-1] and ckpt_io.average_only(ckpt):
-            no_trained.append((f, ckpt_io.average_only(ckpt)))
+            no_trained.append((f, ckpt_io.weights_note(ckpt, use_ema)))
         # A file convert or recalibrate-bn wrote from a run's moving average (or average from such averages) holds
         # that alone: its weights are "ema" in the record, as export and predict say of the file itself (--use_ema
         # has no choice there).

@@ -431,9 +431,8 @@ def cmd_average(argv: List[str]) -> int:
     if out["ema"]:
         print(f"{out['ema']} of them {'holds' if out['ema'] == 1 else 'hold'} a weight average (--ema_decay): that "
               f"is what was averaged from them (--use_ema False for their trained weights)")
-    for file, why in out["no_trained"]:  # as eval and predict say of such a file (checkpoint.weights_note)
-        print(f"mobilenet-v1 average: not used here: --use_ema False for {file} ({why}; it holds no trained "
-              f"weights): that average is what was averaged from it", file=sys.stderr)
+    for file, note in out["no_trained"]:  # checkpoint.weights_note's line, as eval, predict and benchmark say it
+        print(f"mobilenet-v1 average: {file}: {note}: that average is what was averaged from it", file=sys.stderr)
     if a.last > len(out["sources"]):
         print(f"mobilenet-v1 average: note: --last {a.last}: there are {len(out['sources'])} checkpoints, all of "
               f"them averaged", file=sys.stderr)

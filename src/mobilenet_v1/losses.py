@@ -62,8 +62,9 @@ class BinaryCrossEntropy(nn.Module):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
-        if bce_threshold_problem(target_threshold or 0.0, smooth_factor, num_classes):
-            raise ValueError(bce_threshold_problem(target_threshold or 0.0, smooth_factor, num_classes))
+        problem = bce_threshold_problem(target_threshold or 0.0, smooth_factor, num_classes)
+        if problem:
+            raise ValueError(problem)
         self.on_value = 1.0 - smooth_factor
         self.off_value = smooth_factor / (num_classes - 1)
         self.num_classes = num_classes
